@@ -1,0 +1,92 @@
+#include "error.hpp"
+
+#include <array>
+
+namespace ferry {
+
+namespace {
+
+struct CodeName {
+    ErrorCode code;
+    std::string_view name;
+};
+
+constexpr std::array kCodeNames{
+    CodeName{ErrorCode::bad_frame, "bad_frame"},
+    CodeName{ErrorCode::frame_too_large, "frame_too_large"},
+    CodeName{ErrorCode::bad_json, "bad_json"},
+    CodeName{ErrorCode::bad_request, "bad_request"},
+    CodeName{ErrorCode::unknown_op, "unknown_op"},
+    CodeName{ErrorCode::unsupported_version, "unsupported_version"},
+    CodeName{ErrorCode::hello_required, "hello_required"},
+    CodeName{ErrorCode::unexpected_frame, "unexpected_frame"},
+    CodeName{ErrorCode::invalid_name, "invalid_name"},
+    CodeName{ErrorCode::not_found, "not_found"},
+    CodeName{ErrorCode::not_regular_file, "not_regular_file"},
+    CodeName{ErrorCode::bad_offset, "bad_offset"},
+    CodeName{ErrorCode::size_mismatch, "size_mismatch"},
+    CodeName{ErrorCode::hash_mismatch, "hash_mismatch"},
+    CodeName{ErrorCode::busy, "busy"},
+    CodeName{ErrorCode::no_space, "no_space"},
+    CodeName{ErrorCode::io_error, "io_error"},
+    CodeName{ErrorCode::internal, "internal"},
+    CodeName{ErrorCode::aborted, "aborted"},
+    CodeName{ErrorCode::shutting_down, "shutting_down"},
+    CodeName{ErrorCode::connection_lost, "connection_lost"},
+    CodeName{ErrorCode::local_io, "local_io"},
+};
+
+} // namespace
+
+std::string_view to_string(ErrorCode code)
+{
+    for (const auto& entry : kCodeNames) {
+        if (entry.code == code) {
+            return entry.name;
+        }
+    }
+    return "internal";
+}
+
+std::optional<ErrorCode> error_code_from_string(std::string_view text)
+{
+    for (const auto& entry : kCodeNames) {
+        if (entry.name == text) {
+            return entry.code;
+        }
+    }
+    return std::nullopt;
+}
+
+bool closes_connection(ErrorCode code)
+{
+    switch (code) {
+    case ErrorCode::bad_frame:
+    case ErrorCode::frame_too_large:
+    case ErrorCode::unsupported_version:
+    case ErrorCode::shutting_down:
+        return true;
+    case ErrorCode::bad_json:
+    case ErrorCode::bad_request:
+    case ErrorCode::unknown_op:
+    case ErrorCode::hello_required:
+    case ErrorCode::unexpected_frame:
+    case ErrorCode::invalid_name:
+    case ErrorCode::not_found:
+    case ErrorCode::not_regular_file:
+    case ErrorCode::bad_offset:
+    case ErrorCode::size_mismatch:
+    case ErrorCode::hash_mismatch:
+    case ErrorCode::busy:
+    case ErrorCode::no_space:
+    case ErrorCode::io_error:
+    case ErrorCode::internal:
+    case ErrorCode::aborted:
+    case ErrorCode::connection_lost:
+    case ErrorCode::local_io:
+        return false;
+    }
+    return true;
+}
+
+} // namespace ferry

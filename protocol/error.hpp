@@ -1,0 +1,73 @@
+// Ferry's one error vocabulary: a stable code plus a human message. The same
+// pair travels on the wire, goes to the logs and is printed by the client.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+namespace ferry {
+
+// Stable codes; their wire spelling (to_string) is part of docs/PROTOCOL.md.
+// Append new codes, never renumber or rename: clients match on the spelling.
+enum class ErrorCode {
+    bad_frame,           // framing is broken (unknown frame kind); connection closes
+    frame_too_large,     // control frame over the announced limit; connection closes
+    bad_json,            // control frame is not a JSON object
+    bad_request,         // a field is missing, has the wrong type or a bad value
+    unknown_op,          // "op" names no operation
+    unsupported_version, // hello asked for a protocol version we do not speak; closes
+    hello_required,      // first request was not hello
+    unexpected_frame,    // a data frame, commit or abort outside an upload
+    invalid_name,        // not a plain, valid file name
+    not_found,           // no regular file by that name
+    not_regular_file,    // the name exists but is a folder, symlink, FIFO, device
+    bad_offset,          // get offset past the end of the file
+    size_mismatch,       // upload data longer or shorter than the declared size
+    hash_mismatch,       // the bytes do not hash to the digest the sender gave
+    busy,                // another connection is resuming the same partial upload
+    no_space,            // the disk (or a quota) is full
+    io_error,            // any other file system failure
+    internal,            // a bug or resource exhaustion in the server
+    aborted,             // the transfer was abandoned by the peer or the server
+    shutting_down,       // the server is stopping and takes no new work
+    connection_lost,     // client side only: the server went away
+    local_io,            // client side only: a local file could not be read/written
+};
+
+std::string_view to_string(ErrorCode code);
+std::optional<ErrorCode> error_code_from_string(std::string_view text);
+
+// True for the codes after which the server closes the connection: the byte
+// stream can no longer be trusted to be in sync, or the peer is not one we serve.
+bool closes_connection(ErrorCode code);
+
+struct Error {
+    ErrorCode code;
+    std::string message;
+};
+
+// A minimal result type (std::expected is C++23): either a value or an Error.
+template <typename T>
+class Result {
+public:
+    Result(T value) : state_(std::move(value)) {}
+    Result(Error error) : state_(std::move(error)) {}
+
+    bool ok() const { return state_.index() == 0; }
+    explicit operator bool() const { return ok(); }
+    T& value() { return std::get<0>(state_); }
+    const T& value() const { return std::get<0>(state_); }
+    T* operator->() { return &value(); }
+    const T* operator->() const { return &value(); }
+    T& operator*() { return value(); }
+    const T& operator*() const { return value(); }
+    const Error& error() const { return std::get<1>(state_); }
+
+private:
+    std::variant<T, Error> state_;
+};
+
+} // namespace ferry

@@ -1,0 +1,90 @@
+// Ferry's framing: every frame is a 5-byte header (kind, payload length as a
+// big-endian uint32) followed by the payload. Control frames carry one JSON
+// object; data frames carry raw file bytes. The fixed header is what lets a
+// sender write a data frame's body straight from a file (sendfile).
+#pragma once
+
+#include "error.hpp"
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace ferry {
+
+inline constexpr std::size_t kFrameHeaderSize = 5;
+
+enum class FrameKind : std::uint8_t {
+    control = 0x01,
+    data = 0x02,
+};
+
+// Defaults announced in hello; see docs/PROTOCOL.md "Limits".
+inline constexpr std::uint32_t kDefaultMaxControlFrame = 64 * 1024;
+// A data frame may be up to this large; senders in this project use 256 KiB.
+inline constexpr std::uint32_t kMaxDataFrame = 16 * 1024 * 1024;
+inline constexpr std::uint32_t kPreferredDataChunk = 256 * 1024;
+
+using FrameHeader = std::array<std::uint8_t, kFrameHeaderSize>;
+
+FrameHeader encode_frame_header(FrameKind kind, std::uint32_t payload_size);
+
+// A whole control frame (header + JSON text) ready to write.
+std::string encode_control_frame(std::string_view json_text);
+
+// What FrameDecoder::next() found at the front of its input.
+struct DecodeEvent {
+    enum class Kind {
+        need_more, // every byte given was consumed (or none yet usable): feed more
+        control,   // a complete control frame: `text` holds its JSON
+        data,      // a piece of a data frame's payload: `bytes` points into the input
+        error,     // broken framing: the stream is unusable from here on
+    };
+    Kind kind = Kind::need_more;
+    std::size_t consumed = 0;           // input bytes used by this event
+    std::string text;                   // control
+    std::span<const std::uint8_t> bytes; // data: a view into the caller's input
+    bool frame_end = false;             // data: this piece ends its frame
+    Error error{ErrorCode::bad_frame, {}};
+};
+
+// Incremental decoder. A pure function over bytes: feed it any slicing of the
+// stream (one byte at a time included) and it yields the same frames. Data
+// payloads are not buffered: they come back as views into the input, piece by
+// piece, so a 16 MiB data frame costs no memory here. Control payloads are
+// buffered up to the size cap, which the decoder owns.
+class FrameDecoder {
+public:
+    explicit FrameDecoder(std::uint32_t max_control_frame = kDefaultMaxControlFrame)
+        : max_control_frame_(max_control_frame)
+    {
+    }
+
+    // Looks at the front of `input` and returns one event; the caller drops
+    // `event.consumed` bytes and calls again until it gets need_more.
+    DecodeEvent next(std::span<const std::uint8_t> input);
+
+    // True while a frame has begun but not ended (header or payload partial).
+    bool mid_frame() const { return header_filled_ > 0 || remaining_ > 0 || in_payload_; }
+
+    // After an error every call returns that error again.
+    bool failed() const { return failed_; }
+
+private:
+    DecodeEvent fail(ErrorCode code, std::string message, std::size_t consumed);
+
+    std::uint32_t max_control_frame_;
+    FrameHeader header_{};
+    std::size_t header_filled_ = 0;
+    bool in_payload_ = false;
+    FrameKind kind_ = FrameKind::control;
+    std::uint32_t remaining_ = 0;
+    std::string control_;
+    bool failed_ = false;
+    Error error_{ErrorCode::bad_frame, {}};
+};
+
+} // namespace ferry

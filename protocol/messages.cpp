@@ -1,0 +1,505 @@
+#include "messages.hpp"
+
+#include "digest.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <limits>
+
+namespace ferry {
+
+using nlohmann::json;
+
+namespace {
+
+// Parses a control frame's text into a JSON object without ever throwing.
+std::optional<json> parse_object(std::string_view text)
+{
+    json value = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+    if (value.is_discarded() || !value.is_object()) {
+        return std::nullopt;
+    }
+    return value;
+}
+
+// Names are validated as UTF-8 before they get here; `replace` keeps dump()
+// from throwing should anything else slip through.
+std::string dump(const json& value)
+{
+    return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// Reads typed fields out of one JSON object and keeps the first problem, so
+// each decoder reads as a list of fields and checks once at the end.
+class FieldReader {
+public:
+    explicit FieldReader(const json& object) : object_(object) {}
+
+    std::string string(const char* key)
+    {
+        const json* field = find(key, true);
+        if (field == nullptr) {
+            return {};
+        }
+        if (!field->is_string()) {
+            wrong_type(key, "a string");
+            return {};
+        }
+        return field->get<std::string>();
+    }
+
+    std::uint64_t uint(const char* key, std::optional<std::uint64_t> fallback = std::nullopt)
+    {
+        const json* field = find(key, !fallback.has_value());
+        if (field == nullptr) {
+            return fallback.value_or(0);
+        }
+        if (!field->is_number_unsigned()) {
+            wrong_type(key, "a non-negative integer");
+            return 0;
+        }
+        return field->get<std::uint64_t>();
+    }
+
+    std::int64_t integer(const char* key)
+    {
+        const json* field = find(key, true);
+        if (field == nullptr) {
+            return 0;
+        }
+        if (!field->is_number_integer()) {
+            wrong_type(key, "an integer");
+            return 0;
+        }
+        return field->get<std::int64_t>();
+    }
+
+    bool boolean(const char* key, std::optional<bool> fallback = std::nullopt)
+    {
+        const json* field = find(key, !fallback.has_value());
+        if (field == nullptr) {
+            return fallback.value_or(false);
+        }
+        if (!field->is_boolean()) {
+            wrong_type(key, "true or false");
+            return false;
+        }
+        return field->get<bool>();
+    }
+
+    std::optional<std::string> optional_string(const char* key)
+    {
+        const json* field = find(key, false);
+        if (field == nullptr || field->is_null()) {
+            return std::nullopt;
+        }
+        if (!field->is_string()) {
+            wrong_type(key, "a string");
+            return std::nullopt;
+        }
+        return field->get<std::string>();
+    }
+
+    std::vector<std::string> strings(const char* key)
+    {
+        std::vector<std::string> values;
+        const json* field = find(key, true);
+        if (field == nullptr) {
+            return values;
+        }
+        if (!field->is_array()) {
+            wrong_type(key, "an array of strings");
+            return values;
+        }
+        for (const auto& item : *field) {
+            if (!item.is_string()) {
+                wrong_type(key, "an array of strings");
+                return {};
+            }
+            values.push_back(item.get<std::string>());
+        }
+        return values;
+    }
+
+    const json* array(const char* key)
+    {
+        const json* field = find(key, true);
+        if (field != nullptr && !field->is_array()) {
+            wrong_type(key, "an array");
+            return nullptr;
+        }
+        return field;
+    }
+
+    void fail(std::string message)
+    {
+        if (!error_) {
+            error_ = Error{ErrorCode::bad_request, std::move(message)};
+        }
+    }
+
+    const std::optional<Error>& error() const { return error_; }
+
+private:
+    const json* find(const char* key, bool required)
+    {
+        const auto it = object_.find(key);
+        if (it == object_.end()) {
+            if (required) {
+                fail(std::string("missing field \"") + key + "\"");
+            }
+            return nullptr;
+        }
+        return &*it;
+    }
+
+    void wrong_type(const char* key, const char* expected)
+    {
+        fail(std::string("field \"") + key + "\" must be " + expected);
+    }
+
+    const json& object_;
+    std::optional<Error> error_;
+};
+
+json file_json(const FileInfo& file)
+{
+    return json{{"name", file.name}, {"size", file.size}, {"mtime", file.mtime}};
+}
+
+FileInfo read_file_info(FieldReader& fields)
+{
+    FileInfo file;
+    file.name = fields.string("name");
+    file.size = fields.uint("size");
+    file.mtime = fields.integer("mtime");
+    return file;
+}
+
+json reply_json(std::uint64_t id)
+{
+    return json{{"id", id}, {"ok", true}};
+}
+
+// The common part of every reply decoder: a JSON object with an id, and
+// either ok:true (then `read_body` fills T) or ok:false with an error.
+template <typename T, typename ReadBody>
+Result<Reply<T>> parse_reply(std::string_view text, ReadBody read_body)
+{
+    const auto object = parse_object(text);
+    if (!object) {
+        return Error{ErrorCode::bad_json, "server message is not a JSON object"};
+    }
+    FieldReader fields(*object);
+    Reply<T> reply;
+    reply.id = fields.uint("id");
+    const bool ok = fields.boolean("ok");
+    if (fields.error()) {
+        return *fields.error();
+    }
+    if (!ok) {
+        const auto error = object->find("error");
+        if (error == object->end() || !error->is_object()) {
+            return Error{ErrorCode::bad_request, "server error without an \"error\" object"};
+        }
+        FieldReader error_fields(*error);
+        const std::string code = error_fields.string("code");
+        std::string message = error_fields.string("message");
+        if (error_fields.error()) {
+            return *error_fields.error();
+        }
+        const auto known = error_code_from_string(code);
+        if (!known) {
+            // A newer server may add codes; keep its words so the user sees them.
+            return Error{ErrorCode::internal, code + ": " + message};
+        }
+        return Error{*known, std::move(message)};
+    }
+    read_body(fields, *object, reply.body);
+    if (fields.error()) {
+        return *fields.error();
+    }
+    return reply;
+}
+
+Result<Request> read_request_body(FieldReader& fields, std::uint64_t id, const std::string& op)
+{
+    Request request;
+    request.id = id;
+    if (op == "hello") {
+        HelloRequest hello;
+        const std::uint64_t version = fields.uint("version");
+        hello.version = version > std::numeric_limits<std::uint32_t>::max()
+                            ? std::numeric_limits<std::uint32_t>::max()
+                            : static_cast<std::uint32_t>(version);
+        hello.client = fields.optional_string("client").value_or("");
+        request.body = std::move(hello);
+    } else if (op == "list") {
+        request.body = ListRequest{};
+    } else if (op == "stat") {
+        request.body = StatRequest{fields.string("name")};
+    } else if (op == "get") {
+        GetRequest get;
+        get.name = fields.string("name");
+        get.offset = fields.uint("offset", 0);
+        request.body = std::move(get);
+    } else if (op == "put") {
+        PutRequest put;
+        put.name = fields.string("name");
+        put.size = fields.uint("size");
+        put.resume = fields.boolean("resume", false);
+        request.body = std::move(put);
+    } else if (op == "commit") {
+        CommitRequest commit;
+        commit.sha256 = fields.string("sha256");
+        if (!fields.error() && !is_sha256_hex(commit.sha256)) {
+            fields.fail("field \"sha256\" must be 64 lowercase hex digits");
+        }
+        request.body = std::move(commit);
+    } else if (op == "abort") {
+        request.body = AbortRequest{fields.boolean("discard", false)};
+    } else {
+        return Error{ErrorCode::unknown_op, "unknown operation \"" + op + "\""};
+    }
+    if (fields.error()) {
+        return *fields.error();
+    }
+    return request;
+}
+
+} // namespace
+
+std::string_view op_name(const RequestBody& body)
+{
+    struct Namer {
+        std::string_view operator()(const HelloRequest&) const { return "hello"; }
+        std::string_view operator()(const ListRequest&) const { return "list"; }
+        std::string_view operator()(const StatRequest&) const { return "stat"; }
+        std::string_view operator()(const GetRequest&) const { return "get"; }
+        std::string_view operator()(const PutRequest&) const { return "put"; }
+        std::string_view operator()(const CommitRequest&) const { return "commit"; }
+        std::string_view operator()(const AbortRequest&) const { return "abort"; }
+    };
+    return std::visit(Namer{}, body);
+}
+
+ParsedRequest parse_request(std::string_view json_text)
+{
+    const auto object = parse_object(json_text);
+    if (!object) {
+        return {std::nullopt, Error{ErrorCode::bad_json, "control frame is not a JSON object"}};
+    }
+    FieldReader fields(*object);
+    const std::uint64_t id = fields.uint("id");
+    if (fields.error()) {
+        return {std::nullopt, *fields.error()};
+    }
+    const std::string op = fields.string("op");
+    if (fields.error()) {
+        return {id, *fields.error()};
+    }
+    return {id, read_request_body(fields, id, op)};
+}
+
+std::string encode_request(const Request& request)
+{
+    json message{{"op", op_name(request.body)}, {"id", request.id}};
+    struct Filler {
+        json& out;
+        void operator()(const HelloRequest& hello) const
+        {
+            out["version"] = hello.version;
+            out["client"] = hello.client;
+        }
+        void operator()(const ListRequest&) const {}
+        void operator()(const StatRequest& stat) const { out["name"] = stat.name; }
+        void operator()(const GetRequest& get) const
+        {
+            out["name"] = get.name;
+            out["offset"] = get.offset;
+        }
+        void operator()(const PutRequest& put) const
+        {
+            out["name"] = put.name;
+            out["size"] = put.size;
+            out["resume"] = put.resume;
+        }
+        void operator()(const CommitRequest& commit) const { out["sha256"] = commit.sha256; }
+        void operator()(const AbortRequest& abort) const { out["discard"] = abort.discard; }
+    };
+    std::visit(Filler{message}, request.body);
+    return dump(message);
+}
+
+std::string encode_reply(std::uint64_t id, const HelloReply& reply)
+{
+    json message = reply_json(id);
+    message["version"] = reply.version;
+    message["server"] = reply.server;
+    message["capabilities"] = reply.capabilities;
+    message["hashes"] = reply.hashes;
+    message["max_control_frame"] = reply.max_control_frame;
+    message["max_data_frame"] = reply.max_data_frame;
+    return dump(message);
+}
+
+std::string encode_reply(std::uint64_t id, const ListReply& reply)
+{
+    json message = reply_json(id);
+    json files = json::array();
+    for (const auto& file : reply.files) {
+        files.push_back(file_json(file));
+    }
+    message["files"] = std::move(files);
+    message["skipped_invalid_names"] = reply.skipped_invalid_names;
+    return dump(message);
+}
+
+std::string encode_reply(std::uint64_t id, const StatReply& reply)
+{
+    json message = reply_json(id);
+    message.update(file_json(reply.file));
+    return dump(message);
+}
+
+std::string encode_reply(std::uint64_t id, const GetReply& reply)
+{
+    json message = reply_json(id);
+    message.update(file_json(reply.file));
+    message["offset"] = reply.offset;
+    return dump(message);
+}
+
+std::string encode_reply(std::uint64_t id, const Trailer& reply)
+{
+    json message = reply_json(id);
+    message["done"] = true;
+    message["size"] = reply.size;
+    message["sha256"] = reply.sha256;
+    return dump(message);
+}
+
+std::string encode_reply(std::uint64_t id, const PutReply& reply)
+{
+    json message = reply_json(id);
+    message["offset"] = reply.offset;
+    if (reply.prefix_sha256) {
+        message["prefix_sha256"] = *reply.prefix_sha256;
+    }
+    message["token"] = reply.token;
+    return dump(message);
+}
+
+std::string encode_reply(std::uint64_t id, const CommitReply& reply)
+{
+    json message = reply_json(id);
+    message.update(file_json(reply.file));
+    message["sha256"] = reply.sha256;
+    return dump(message);
+}
+
+std::string encode_reply(std::uint64_t id, const AbortReply& reply)
+{
+    json message = reply_json(id);
+    message["kept"] = reply.kept;
+    message["offset"] = reply.offset;
+    return dump(message);
+}
+
+std::string encode_error(std::optional<std::uint64_t> id, const Error& error)
+{
+    json message{{"ok", false}, {"error", {{"code", to_string(error.code)}, {"message", error.message}}}};
+    message["id"] = id ? json(*id) : json(nullptr);
+    return dump(message);
+}
+
+Result<Reply<HelloReply>> parse_hello_reply(std::string_view json_text)
+{
+    return parse_reply<HelloReply>(json_text, [](FieldReader& fields, const json&, HelloReply& body) {
+        const std::uint64_t version = fields.uint("version");
+        body.version = static_cast<std::uint32_t>(std::min<std::uint64_t>(version, UINT32_MAX));
+        body.server = fields.string("server");
+        body.capabilities = fields.strings("capabilities");
+        body.hashes = fields.strings("hashes");
+        body.max_control_frame =
+            static_cast<std::uint32_t>(std::min<std::uint64_t>(fields.uint("max_control_frame"), UINT32_MAX));
+        body.max_data_frame =
+            static_cast<std::uint32_t>(std::min<std::uint64_t>(fields.uint("max_data_frame"), UINT32_MAX));
+    });
+}
+
+Result<Reply<ListReply>> parse_list_reply(std::string_view json_text)
+{
+    return parse_reply<ListReply>(json_text, [](FieldReader& fields, const json&, ListReply& body) {
+        body.skipped_invalid_names = fields.uint("skipped_invalid_names", 0);
+        const json* files = fields.array("files");
+        if (files == nullptr) {
+            return;
+        }
+        for (const auto& item : *files) {
+            if (!item.is_object()) {
+                fields.fail("\"files\" must hold objects");
+                return;
+            }
+            FieldReader file_fields(item);
+            body.files.push_back(read_file_info(file_fields));
+            if (file_fields.error()) {
+                fields.fail(file_fields.error()->message);
+                return;
+            }
+        }
+    });
+}
+
+Result<Reply<StatReply>> parse_stat_reply(std::string_view json_text)
+{
+    return parse_reply<StatReply>(json_text, [](FieldReader& fields, const json&, StatReply& body) {
+        body.file = read_file_info(fields);
+    });
+}
+
+Result<Reply<GetReply>> parse_get_reply(std::string_view json_text)
+{
+    return parse_reply<GetReply>(json_text, [](FieldReader& fields, const json&, GetReply& body) {
+        body.file = read_file_info(fields);
+        body.offset = fields.uint("offset");
+    });
+}
+
+Result<Reply<Trailer>> parse_trailer(std::string_view json_text)
+{
+    return parse_reply<Trailer>(json_text, [](FieldReader& fields, const json&, Trailer& body) {
+        if (!fields.boolean("done")) {
+            fields.fail("a trailer has \"done\": true");
+        }
+        body.size = fields.uint("size");
+        body.sha256 = fields.string("sha256");
+    });
+}
+
+Result<Reply<PutReply>> parse_put_reply(std::string_view json_text)
+{
+    return parse_reply<PutReply>(json_text, [](FieldReader& fields, const json&, PutReply& body) {
+        body.offset = fields.uint("offset");
+        body.prefix_sha256 = fields.optional_string("prefix_sha256");
+        body.token = fields.string("token");
+    });
+}
+
+Result<Reply<CommitReply>> parse_commit_reply(std::string_view json_text)
+{
+    return parse_reply<CommitReply>(json_text, [](FieldReader& fields, const json&, CommitReply& body) {
+        body.file = read_file_info(fields);
+        body.sha256 = fields.string("sha256");
+    });
+}
+
+Result<Reply<AbortReply>> parse_abort_reply(std::string_view json_text)
+{
+    return parse_reply<AbortReply>(json_text, [](FieldReader& fields, const json&, AbortReply& body) {
+        body.kept = fields.boolean("kept");
+        body.offset = fields.uint("offset");
+    });
+}
+
+} // namespace ferry

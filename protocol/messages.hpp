@@ -1,0 +1,142 @@
+// One struct per message of docs/PROTOCOL.md and its JSON mapping. JSON stays
+// behind this header: callers see typed structs and ferry::Error only.
+#pragma once
+
+#include "error.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace ferry {
+
+inline constexpr std::uint32_t kProtocolVersion = 1;
+
+// ---- Requests (client to server) -------------------------------------------
+
+struct HelloRequest {
+    std::uint32_t version = kProtocolVersion;
+    std::string client;
+};
+struct ListRequest {};
+struct StatRequest {
+    std::string name;
+};
+struct GetRequest {
+    std::string name;
+    std::uint64_t offset = 0;
+};
+struct PutRequest {
+    std::string name;
+    std::uint64_t size = 0;
+    bool resume = false;
+};
+struct CommitRequest {
+    std::string sha256;
+};
+struct AbortRequest {
+    bool discard = false;
+};
+
+using RequestBody =
+    std::variant<HelloRequest, ListRequest, StatRequest, GetRequest, PutRequest, CommitRequest, AbortRequest>;
+
+struct Request {
+    std::uint64_t id = 0;
+    RequestBody body;
+};
+
+std::string_view op_name(const RequestBody& body);
+
+// The id is kept even when the rest of the request is bad, so that the error
+// reply can echo it.
+struct ParsedRequest {
+    std::optional<std::uint64_t> id;
+    Result<Request> request;
+};
+
+ParsedRequest parse_request(std::string_view json_text);
+std::string encode_request(const Request& request);
+
+// ---- Replies (server to client) ---------------------------------------------
+
+struct FileInfo {
+    std::string name;
+    std::uint64_t size = 0;
+    std::int64_t mtime = 0; // seconds since the Unix epoch
+};
+
+struct HelloReply {
+    std::uint32_t version = kProtocolVersion;
+    std::string server;
+    std::vector<std::string> capabilities;
+    std::vector<std::string> hashes;
+    std::uint32_t max_control_frame = 0;
+    std::uint32_t max_data_frame = 0;
+};
+struct ListReply {
+    std::vector<FileInfo> files;
+    std::uint64_t skipped_invalid_names = 0;
+};
+struct StatReply {
+    FileInfo file;
+};
+// Sent before the data frames of a get.
+struct GetReply {
+    FileInfo file;
+    std::uint64_t offset = 0;
+};
+// Ends a successful get: its size and the SHA-256 of the whole file.
+struct Trailer {
+    std::uint64_t size = 0;
+    std::string sha256;
+};
+// Accepts a put; data is expected from `offset` on. When resuming, the
+// SHA-256 of the bytes the server already holds lets the client confirm them.
+struct PutReply {
+    std::uint64_t offset = 0;
+    std::optional<std::string> prefix_sha256;
+    std::string token;
+};
+struct CommitReply {
+    FileInfo file;
+    std::string sha256;
+};
+struct AbortReply {
+    bool kept = false;
+    std::uint64_t offset = 0;
+};
+
+std::string encode_reply(std::uint64_t id, const HelloReply& reply);
+std::string encode_reply(std::uint64_t id, const ListReply& reply);
+std::string encode_reply(std::uint64_t id, const StatReply& reply);
+std::string encode_reply(std::uint64_t id, const GetReply& reply);
+std::string encode_reply(std::uint64_t id, const Trailer& reply);
+std::string encode_reply(std::uint64_t id, const PutReply& reply);
+std::string encode_reply(std::uint64_t id, const CommitReply& reply);
+std::string encode_reply(std::uint64_t id, const AbortReply& reply);
+// An error reply; without an id (the request's could not be read) it is null.
+std::string encode_error(std::optional<std::uint64_t> id, const Error& error);
+
+template <typename T>
+struct Reply {
+    std::uint64_t id = 0;
+    T body;
+};
+
+// Each parses a server message expected to be that reply. An error message
+// from the server comes back as its Error; a malformed one as bad_json or
+// bad_request.
+Result<Reply<HelloReply>> parse_hello_reply(std::string_view json_text);
+Result<Reply<ListReply>> parse_list_reply(std::string_view json_text);
+Result<Reply<StatReply>> parse_stat_reply(std::string_view json_text);
+Result<Reply<GetReply>> parse_get_reply(std::string_view json_text);
+Result<Reply<Trailer>> parse_trailer(std::string_view json_text);
+Result<Reply<PutReply>> parse_put_reply(std::string_view json_text);
+Result<Reply<CommitReply>> parse_commit_reply(std::string_view json_text);
+Result<Reply<AbortReply>> parse_abort_reply(std::string_view json_text);
+
+} // namespace ferry
