@@ -44,10 +44,10 @@ struct DecodeEvent {
         error,     // broken framing: the stream is unusable from here on
     };
     Kind kind = Kind::need_more;
-    std::size_t consumed = 0;           // input bytes used by this event
-    std::string text;                   // control
+    std::size_t consumed = 0;            // input bytes used by this event
+    std::string text;                    // control
     std::span<const std::uint8_t> bytes; // data: a view into the caller's input
-    bool frame_end = false;             // data: this piece ends its frame
+    bool frame_end = false;              // data: this piece ends its frame
     Error error{ErrorCode::bad_frame, {}};
 };
 

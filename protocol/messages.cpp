@@ -192,8 +192,13 @@ Result<Reply<T>> parse_reply(std::string_view text, ReadBody read_body)
     }
     FieldReader fields(*object);
     Reply<T> reply;
-    reply.id = fields.uint("id");
     const bool ok = fields.boolean("ok");
+    // An error about a request whose id the server could not read has a
+    // null id; every other message carries the request's id.
+    const auto id = object->find("id");
+    if (ok || id == object->end() || !id->is_null()) {
+        reply.id = fields.uint("id");
+    }
     if (fields.error()) {
         return *fields.error();
     }
@@ -229,9 +234,8 @@ Result<Request> read_request_body(FieldReader& fields, std::uint64_t id, const s
     if (op == "hello") {
         HelloRequest hello;
         const std::uint64_t version = fields.uint("version");
-        hello.version = version > std::numeric_limits<std::uint32_t>::max()
-                            ? std::numeric_limits<std::uint32_t>::max()
-                            : static_cast<std::uint32_t>(version);
+        hello.version = version > std::numeric_limits<std::uint32_t>::max() ? std::numeric_limits<std::uint32_t>::max()
+                                                                            : static_cast<std::uint32_t>(version);
         hello.client = fields.optional_string("client").value_or("");
         request.body = std::move(hello);
     } else if (op == "list") {
@@ -453,9 +457,8 @@ Result<Reply<ListReply>> parse_list_reply(std::string_view json_text)
 
 Result<Reply<StatReply>> parse_stat_reply(std::string_view json_text)
 {
-    return parse_reply<StatReply>(json_text, [](FieldReader& fields, const json&, StatReply& body) {
-        body.file = read_file_info(fields);
-    });
+    return parse_reply<StatReply>(
+        json_text, [](FieldReader& fields, const json&, StatReply& body) { body.file = read_file_info(fields); });
 }
 
 Result<Reply<GetReply>> parse_get_reply(std::string_view json_text)

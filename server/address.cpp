@@ -1,0 +1,70 @@
+#include "address.hpp"
+
+#include <uv.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <charconv>
+#include <cstring>
+
+namespace ferry::server {
+
+Result<sockaddr_storage> parse_listen_address(std::string_view text)
+{
+    const auto bad = [&](const std::string& why) {
+        return Error{ErrorCode::bad_request, "bad address \"" + std::string(text) + "\": " + why};
+    };
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+        return bad("expected HOST:PORT");
+    }
+    std::string host(text.substr(0, colon));
+    const std::string_view port_text = text.substr(colon + 1);
+    unsigned port = 0;
+    const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535 || port_text.empty()) {
+        return bad("port must be a number from 0 to 65535");
+    }
+    sockaddr_storage address{};
+    const bool bracketed = host.size() >= 2 && host.front() == '[' && host.back() == ']';
+    if (bracketed) {
+        host = host.substr(1, host.size() - 2);
+        if (uv_ip6_addr(host.c_str(), static_cast<int>(port), reinterpret_cast<sockaddr_in6*>(&address)) != 0) {
+            return bad("not an IPv6 address");
+        }
+        return address;
+    }
+    if (host == "localhost") {
+        host = "127.0.0.1";
+    }
+    if (uv_ip4_addr(host.c_str(), static_cast<int>(port), reinterpret_cast<sockaddr_in*>(&address)) != 0) {
+        return bad("not an IPv4 address (write IPv6 as [addr]:port)");
+    }
+    return address;
+}
+
+std::string format_address(const sockaddr* address)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (address->sa_family == AF_INET6) {
+        const auto* v6 = reinterpret_cast<const sockaddr_in6*>(address);
+        uv_ip6_name(v6, host, sizeof host);
+        return "[" + std::string(host) + "]:" + std::to_string(ntohs(v6->sin6_port));
+    }
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(address);
+    uv_ip4_name(v4, host, sizeof host);
+    return std::string(host) + ":" + std::to_string(ntohs(v4->sin_port));
+}
+
+bool is_loopback(const sockaddr* address)
+{
+    if (address->sa_family == AF_INET6) {
+        const auto* v6 = reinterpret_cast<const sockaddr_in6*>(address);
+        return IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr);
+    }
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(address);
+    return (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
+}
+
+} // namespace ferry::server

@@ -1,0 +1,238 @@
+#include "connection.hpp"
+
+#include "log.hpp"
+#include "server.hpp"
+
+#include <exception>
+
+namespace ferry::server {
+
+struct Connection::WriteRequest {
+    uv_write_t request{};
+    std::string bytes;
+    Connection* connection = nullptr;
+};
+
+struct Connection::JobRequest {
+    uv_work_t request{};
+    std::function<void()> work;
+    std::function<void()> done;
+    Connection* connection = nullptr;
+};
+
+Connection::Connection(Server& server, uv_loop_t* loop)
+    : server_(server), session_(*this, server.library(), server.config())
+{
+    uv_tcp_init(loop, &tcp_);
+    tcp_.data = this;
+}
+
+void Connection::start()
+{
+    uv_tcp_nodelay(&tcp_, 1);
+    sockaddr_storage address{};
+    int length = sizeof address;
+    if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+        peer_ = format_address(reinterpret_cast<const sockaddr*>(&address));
+    }
+    resume_reading();
+}
+
+template <typename Transition>
+void Connection::guarded(Transition&& transition)
+{
+    try {
+        transition();
+    } catch (const std::exception& error) {
+        log_line(peer_ + " internal error, closing: " + error.what());
+        force_close();
+    } catch (...) {
+        log_line(peer_ + " internal error, closing");
+        force_close();
+    }
+}
+
+void Connection::on_alloc(uv_handle_t* handle, std::size_t, uv_buf_t* buf)
+{
+    // One buffer per loop serves every connection: libuv calls read_cb right
+    // after alloc_cb, and the session copies out what it keeps. An idle
+    // connection therefore holds no read buffer at all.
+    auto* self = static_cast<Connection*>(handle->data);
+    auto& shared = self->server_.read_buffer();
+    *buf = uv_buf_init(shared.data(), static_cast<unsigned int>(shared.size()));
+}
+
+void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf)
+{
+    auto* self = static_cast<Connection*>(stream->data);
+    if (nread > 0) {
+        self->guarded(
+            [&] { self->session_.on_bytes(std::span<const char>(buf->base, static_cast<std::size_t>(nread))); });
+    } else if (nread < 0) {
+        // UV_EOF is the peer's orderly close, anything else a reset; either
+        // way no more bytes will come. (nread == 0 is only EAGAIN.)
+        self->peer_gone();
+    }
+}
+
+void Connection::peer_gone()
+{
+    if (peer_closed_) {
+        return;
+    }
+    peer_closed_ = true;
+    if (reading_) {
+        uv_read_stop(stream());
+        reading_ = false;
+    }
+    guarded([&] { session_.on_peer_closed(); });
+}
+
+void Connection::send(std::string bytes)
+{
+    if (handle_closing_) {
+        return;
+    }
+    auto* write = new WriteRequest;
+    write->bytes = std::move(bytes);
+    write->connection = this;
+    write->request.data = write;
+    uv_buf_t buf = uv_buf_init(write->bytes.data(), static_cast<unsigned int>(write->bytes.size()));
+    const int status = uv_write(&write->request, stream(), &buf, 1, on_write);
+    if (status != 0) {
+        delete write;
+        peer_gone();
+        return;
+    }
+    unsent_ += buf.len;
+    ++pending_writes_;
+}
+
+void Connection::on_write(uv_write_t* request, int status)
+{
+    auto* write = static_cast<WriteRequest*>(request->data);
+    Connection* self = write->connection;
+    self->unsent_ -= write->bytes.size();
+    --self->pending_writes_;
+    delete write;
+    if (status < 0) {
+        if (!self->handle_closing_) {
+            self->peer_gone();
+        }
+    } else if (!self->close_requested_) {
+        self->guarded([&] { self->session_.on_sent(); });
+    }
+    if (self->close_requested_ && self->pending_writes_ == 0) {
+        self->close_handle();
+    }
+}
+
+void Connection::run_job(std::function<void()> work, std::function<void()> done)
+{
+    auto* job = new JobRequest;
+    job->work = std::move(work);
+    job->done = std::move(done);
+    job->connection = this;
+    job->request.data = job;
+    job_running_ = true;
+    const int status = uv_queue_work(tcp_.loop, &job->request, on_work, on_work_done);
+    if (status != 0) {
+        // Cannot happen with a valid loop and callbacks; fail loudly rather
+        // than leave the session waiting forever.
+        job_running_ = false;
+        delete job;
+        log_line(peer_ + " cannot queue work: " + uv_strerror(status));
+        force_close();
+    }
+}
+
+void Connection::on_work(uv_work_t* request)
+{
+    auto* job = static_cast<JobRequest*>(request->data);
+    try {
+        job->work();
+    } catch (...) {
+        // Jobs report failures as values; this is bad_alloc or a bug. The
+        // done callback still runs and sees whatever the job left.
+    }
+}
+
+void Connection::on_work_done(uv_work_t* request, int)
+{
+    auto* job = static_cast<JobRequest*>(request->data);
+    Connection* self = job->connection;
+    auto done = std::move(job->done);
+    delete job;
+    self->job_running_ = false;
+    if (self->handle_closing_) {
+        self->free_if_done();
+        return;
+    }
+    self->guarded(done);
+}
+
+void Connection::pause_reading()
+{
+    if (reading_) {
+        uv_read_stop(stream());
+        reading_ = false;
+    }
+}
+
+void Connection::resume_reading()
+{
+    if (!reading_ && !peer_closed_ && !close_requested_ && !handle_closing_) {
+        if (uv_read_start(stream(), on_alloc, on_read) == 0) {
+            reading_ = true;
+        }
+    }
+}
+
+void Connection::close()
+{
+    close_requested_ = true;
+    pause_reading();
+    if (pending_writes_ == 0) {
+        close_handle();
+    }
+}
+
+void Connection::force_close()
+{
+    close_requested_ = true;
+    close_handle();
+}
+
+void Connection::discard()
+{
+    close_requested_ = true;
+    close_handle();
+}
+
+void Connection::close_handle()
+{
+    if (handle_closing_) {
+        return;
+    }
+    handle_closing_ = true;
+    reading_ = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
+}
+
+void Connection::on_close(uv_handle_t* handle)
+{
+    auto* self = static_cast<Connection*>(handle->data);
+    self->handle_closed_ = true;
+    self->free_if_done();
+}
+
+// The object outlives both its handle and any job that holds a pointer to it.
+void Connection::free_if_done()
+{
+    if (handle_closed_ && !job_running_) {
+        server_.forget(this);
+        delete this;
+    }
+}
+
+} // namespace ferry::server

@@ -1,0 +1,81 @@
+// A client connection on the libuv loop: the SessionIo that moves bytes
+// between a TCP handle and a Session. Callbacks only move bytes and call the
+// session's transitions.
+//
+// Ownership follows libuv: the Connection embeds its uv_tcp_t and is freed
+// only in the close callback, and only once no thread-pool job it started
+// is still running. Each write owns its bytes until its callback.
+#pragma once
+
+#include "session.hpp"
+#include "session_io.hpp"
+
+#include <uv.h>
+
+#include <string>
+
+namespace ferry::server {
+
+class Server;
+
+class Connection final : public SessionIo {
+public:
+    Connection(Server& server, uv_loop_t* loop);
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
+    // Called once the handle has been accepted.
+    void start();
+    // The server is stopping: say so and close after in-flight work.
+    void shutdown() { session_.shutdown(); }
+    // Closes the socket now, dropping unwritten bytes (drain time is over).
+    void force_close();
+    // Closes a handle that was never started (accept failed).
+    void discard();
+
+    // SessionIo
+    void send(std::string bytes) override;
+    std::size_t unsent_bytes() const override { return unsent_; }
+    void run_job(std::function<void()> work, std::function<void()> done) override;
+    void pause_reading() override;
+    void resume_reading() override;
+    void close() override;
+    const std::string& peer() const override { return peer_; }
+
+private:
+    ~Connection() override = default;
+
+    struct WriteRequest;
+    struct JobRequest;
+
+    static void on_alloc(uv_handle_t* handle, std::size_t suggested, uv_buf_t* buf);
+    static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+    static void on_write(uv_write_t* request, int status);
+    static void on_work(uv_work_t* request);
+    static void on_work_done(uv_work_t* request, int status);
+    static void on_close(uv_handle_t* handle);
+
+    void peer_gone();
+    void close_handle();
+    void free_if_done();
+    // Runs a transition; an escaping exception (bad_alloc, a bug) closes
+    // this connection instead of unwinding through libuv's C frames.
+    template <typename Transition>
+    void guarded(Transition&& transition);
+
+    Server& server_;
+    uv_tcp_t tcp_{};
+    Session session_;
+    std::string peer_ = "?";
+    std::size_t unsent_ = 0;
+    std::size_t pending_writes_ = 0;
+    bool reading_ = false;
+    bool peer_closed_ = false;
+    bool close_requested_ = false;
+    bool handle_closing_ = false;
+    bool handle_closed_ = false;
+    bool job_running_ = false;
+};
+
+} // namespace ferry::server

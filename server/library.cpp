@@ -1,0 +1,161 @@
+#include "library.hpp"
+
+#include "names.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace ferry::server {
+
+namespace {
+
+std::string quoted(std::string_view name)
+{
+    return "\"" + std::string(name) + "\"";
+}
+
+} // namespace
+
+Error file_error(int errno_value, std::string_view what, std::string_view name)
+{
+    std::string message = std::string(what) + " " + quoted(name) + ": " + std::strerror(errno_value);
+    switch (errno_value) {
+    case ENOENT:
+        return Error{ErrorCode::not_found, "no file named " + quoted(name)};
+    case ELOOP:
+    case EISDIR:
+    case ENOTDIR:
+    case ENXIO:
+        return Error{ErrorCode::not_regular_file, quoted(name) + " is not a regular file"};
+    case ENOSPC:
+    case EDQUOT:
+    case EFBIG:
+        return Error{ErrorCode::no_space, std::move(message)};
+    default:
+        return Error{ErrorCode::io_error, std::move(message)};
+    }
+}
+
+FileInfo file_info(std::string name, const struct ::stat& st)
+{
+    return FileInfo{std::move(name), static_cast<std::uint64_t>(st.st_size), static_cast<std::int64_t>(st.st_mtime)};
+}
+
+OpenFile::~OpenFile()
+{
+    ::close(fd_);
+}
+
+Result<std::unique_ptr<Library>> Library::open(const std::string& path)
+{
+    const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return Error{ErrorCode::io_error, "cannot open folder " + quoted(path) + ": " + std::strerror(errno)};
+    }
+    return std::unique_ptr<Library>(new Library(fd, path));
+}
+
+Library::~Library()
+{
+    ::close(root_fd_);
+}
+
+Result<ListReply> Library::list() const
+{
+    // A fresh descriptor per listing: readdir's position lives in it, and
+    // several worker threads may list at once.
+    const int dir_fd = ::openat(root_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) {
+        return file_error(errno, "cannot open", ".");
+    }
+    DIR* dir = ::fdopendir(dir_fd);
+    if (dir == nullptr) {
+        const int saved = errno;
+        ::close(dir_fd);
+        return file_error(saved, "cannot read", ".");
+    }
+    ListReply reply;
+    while (const dirent* entry = ::readdir(dir)) {
+        const std::string_view name = entry->d_name;
+        if (name.empty() || name.front() == '.') {
+            continue;
+        }
+        if (entry->d_type != DT_REG && entry->d_type != DT_UNKNOWN) {
+            continue;
+        }
+        struct ::stat st {};
+        if (::fstatat(root_fd_, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
+            continue;
+        }
+        if (check_file_name(name)) {
+            ++reply.skipped_invalid_names;
+            continue;
+        }
+        reply.files.push_back(file_info(std::string(name), st));
+    }
+    ::closedir(dir);
+    std::sort(reply.files.begin(), reply.files.end(),
+              [](const FileInfo& a, const FileInfo& b) { return a.name < b.name; });
+    return reply;
+}
+
+Result<FileInfo> Library::stat(std::string_view name) const
+{
+    if (auto refused = check_file_name(name)) {
+        return *refused;
+    }
+    const std::string path(name);
+    struct ::stat st {};
+    if (::fstatat(root_fd_, path.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        return file_error(errno, "cannot stat", name);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return Error{ErrorCode::not_regular_file, quoted(name) + " is not a regular file"};
+    }
+    return file_info(path, st);
+}
+
+Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view name) const
+{
+    // stat() first so that a FIFO or device is refused without being opened.
+    auto info = stat(name);
+    if (!info) {
+        return info.error();
+    }
+    const std::string path(name);
+    const int fd = ::openat(root_fd_, path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        return file_error(errno, "cannot open", name);
+    }
+    // The entry may have been swapped between stat and open: trust only fstat.
+    struct ::stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        return Error{ErrorCode::not_regular_file, quoted(name) + " is not a regular file"};
+    }
+    return std::make_unique<OpenFile>(fd, file_info(path, st));
+}
+
+std::optional<Error> Library::check_replaceable(std::string_view name) const
+{
+    auto info = stat(name);
+    if (info || info.error().code == ErrorCode::not_found) {
+        return std::nullopt;
+    }
+    return info.error();
+}
+
+std::optional<Error> Library::sync_root() const
+{
+    if (::fsync(root_fd_) != 0) {
+        return file_error(errno, "cannot sync folder", path_);
+    }
+    return std::nullopt;
+}
+
+} // namespace ferry::server

@@ -1,0 +1,73 @@
+// The served folder ("library") and the only code that touches it by name.
+// Every access goes through a descriptor of the root and check_file_name(), so
+// nothing outside the root is reachable: no '/' in names, no symlink is ever
+// followed (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW), nothing but regular files is
+// opened, and FIFOs/devices are refused before open (and opened O_NONBLOCK in
+// case one appears in between, so a FIFO can never hang a worker thread).
+//
+// All methods block on the file system: call them from libuv's thread pool,
+// never from the loop. They never throw.
+#pragma once
+
+#include "error.hpp"
+#include "messages.hpp"
+
+#include <sys/stat.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace ferry::server {
+
+// An open regular file; closes its descriptor when destroyed.
+class OpenFile {
+public:
+    OpenFile(int fd, FileInfo info) : fd_(fd), info_(std::move(info)) {}
+    OpenFile(const OpenFile&) = delete;
+    OpenFile& operator=(const OpenFile&) = delete;
+    ~OpenFile();
+
+    int fd() const { return fd_; }
+    const FileInfo& info() const { return info_; }
+
+private:
+    int fd_;
+    FileInfo info_;
+};
+
+class Library {
+public:
+    // Opens the folder to serve; it must exist and be a directory.
+    static Result<std::unique_ptr<Library>> open(const std::string& path);
+    Library(const Library&) = delete;
+    Library& operator=(const Library&) = delete;
+    ~Library();
+
+    int root_fd() const { return root_fd_; }
+    const std::string& path() const { return path_; }
+
+    Result<ListReply> list() const;
+    Result<FileInfo> stat(std::string_view name) const;
+    Result<std::unique_ptr<OpenFile>> open_for_read(std::string_view name) const;
+
+    // Refuses a name that exists as anything but a regular file, so that an
+    // upload never replaces a folder, link or device.
+    std::optional<Error> check_replaceable(std::string_view name) const;
+
+    // Makes a rename or unlink in the root durable.
+    std::optional<Error> sync_root() const;
+
+private:
+    Library(int root_fd, std::string path) : root_fd_(root_fd), path_(std::move(path)) {}
+
+    int root_fd_;
+    std::string path_;
+};
+
+// Maps an errno from a file operation to the wire's error vocabulary.
+Error file_error(int errno_value, std::string_view what, std::string_view name);
+
+FileInfo file_info(std::string name, const struct ::stat& st);
+
+} // namespace ferry::server

@@ -1,0 +1,111 @@
+// ferryd: serve one folder over the Ferry protocol on one libuv loop.
+#include "config.hpp"
+#include "library.hpp"
+#include "log.hpp"
+#include "partial_upload.hpp"
+#include "server.hpp"
+
+#include <CLI/CLI.hpp>
+#include <uv.h>
+
+#include <sys/stat.h>
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+
+namespace {
+
+constexpr const char* kDefaultRoot = "files";
+
+// The quick start serves ./files; a missing default folder is created with
+// a welcome file so that the first `ferry list` shows something.
+bool create_default_root(const std::string& root)
+{
+    struct stat st {};
+    if (::stat(root.c_str(), &st) == 0) {
+        return true;
+    }
+    if (::mkdir(root.c_str(), 0755) != 0) {
+        return false;
+    }
+    std::ofstream welcome(root + "/WELCOME.txt");
+    welcome << "Welcome to Ferry.\n\n"
+               "This folder is served by ferryd. Try:\n"
+               "  ferry list\n"
+               "  ferry get WELCOME.txt\n"
+               "  ferry put some-file.txt\n";
+    return static_cast<bool>(welcome);
+}
+
+void close_every_handle(uv_loop_t* loop)
+{
+    uv_walk(
+        loop,
+        [](uv_handle_t* handle, void*) {
+            if (!uv_is_closing(handle)) {
+                uv_close(handle, nullptr);
+            }
+        },
+        nullptr);
+    uv_run(loop, UV_RUN_DEFAULT);
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    ferry::server::Config config;
+    config.root = kDefaultRoot;
+    std::uint64_t partial_ttl_seconds = static_cast<std::uint64_t>(config.partial_ttl.count());
+
+    CLI::App app{"ferryd: a small, fast file server speaking the Ferry protocol (docs/PROTOCOL.md)."};
+    app.set_version_flag("--version", std::string("ferryd ") + FERRY_VERSION);
+    app.add_option("--root", config.root, "Folder to serve (./files is created with a welcome file if missing)")
+        ->capture_default_str();
+    app.add_option("--listen", config.listen, "Address to listen on: HOST:PORT or [IPv6]:PORT; port 0 picks a free one")
+        ->capture_default_str();
+    app.add_option("--max-control-frame", config.max_control_frame, "Largest control frame accepted, in bytes")
+        ->capture_default_str()
+        ->check(CLI::Range(1024u, 16u * 1024u * 1024u));
+    app.add_option("--partial-ttl", partial_ttl_seconds,
+                   "Seconds an interrupted upload is kept for resume before it is deleted")
+        ->capture_default_str();
+    CLI11_PARSE(app, argc, argv);
+    config.partial_ttl = std::chrono::seconds(partial_ttl_seconds);
+
+    // libuv reports EPIPE as a write error; the signal would kill us first.
+    std::signal(SIGPIPE, SIG_IGN);
+
+    if (config.root == kDefaultRoot && !create_default_root(config.root)) {
+        std::fprintf(stderr, "ferryd: cannot create folder \"%s\"\n", config.root.c_str());
+        return 1;
+    }
+    auto library = ferry::server::Library::open(config.root);
+    if (!library) {
+        std::fprintf(stderr, "ferryd: %s\n", library.error().message.c_str());
+        return 1;
+    }
+    const std::size_t stale = ferry::server::remove_stale_partials(*library.value(), config.partial_ttl);
+    if (stale > 0) {
+        ferry::server::log_line("removed " + std::to_string(stale) + " stale interrupted upload(s)");
+    }
+
+    uv_loop_t* loop = uv_default_loop();
+    ferry::server::Server server(loop, *library.value(), config);
+    auto bound = server.start();
+    if (!bound) {
+        std::fprintf(stderr, "ferryd: %s\n", bound.error().message.c_str());
+        return 1;
+    }
+    // Tests and scripts read this first line to learn the port.
+    std::printf("listening on %s\n", bound.value().c_str());
+    std::fflush(stdout);
+    ferry::server::log_line("serving \"" + config.root + "\" on " + bound.value());
+
+    uv_run(loop, UV_RUN_DEFAULT);
+    close_every_handle(loop);
+    uv_loop_close(loop);
+    ferry::server::log_line("stopped");
+    return 0;
+}

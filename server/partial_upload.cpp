@@ -1,0 +1,416 @@
+#include "partial_upload.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <sstream>
+#include <vector>
+
+namespace ferry::server {
+
+namespace {
+
+constexpr std::string_view kStateSuffix = ".state";
+constexpr std::string_view kStateMagic = "ferry-partial-state v1";
+
+std::string new_token()
+{
+    std::array<unsigned char, 16> random{};
+    std::size_t filled = 0;
+    while (filled < random.size()) {
+        const ssize_t got = ::getrandom(random.data() + filled, random.size() - filled, 0);
+        if (got > 0) {
+            filled += static_cast<std::size_t>(got);
+        }
+    }
+    return to_hex(random);
+}
+
+std::string from_hex(std::string_view hex)
+{
+    std::string out;
+    if (hex.size() % 2 != 0) {
+        return out;
+    }
+    for (std::size_t i = 0; i < hex.size(); i += 2) {
+        out += static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16));
+    }
+    return out;
+}
+
+struct SavedState {
+    std::string token;
+    std::string name;
+    std::uint64_t size = 0;
+    std::uint64_t durable = 0;
+    std::string hash_state;
+    std::time_t written = 0;
+};
+
+// Reads a whole small file relative to the root; refuses anything odd.
+std::optional<std::string> read_small_file(int root_fd, const std::string& name)
+{
+    const int fd = ::openat(root_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        return std::nullopt;
+    }
+    struct ::stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 64 * 1024) {
+        ::close(fd);
+        return std::nullopt;
+    }
+    std::string text(static_cast<std::size_t>(st.st_size), '\0');
+    const ssize_t got = ::pread(fd, text.data(), text.size(), 0);
+    ::close(fd);
+    if (got != static_cast<ssize_t>(text.size())) {
+        return std::nullopt;
+    }
+    return text;
+}
+
+std::optional<SavedState> parse_state(std::string_view token, const std::string& text, std::time_t written)
+{
+    std::istringstream lines(text);
+    std::string magic;
+    std::getline(lines, magic);
+    if (magic != kStateMagic) {
+        return std::nullopt;
+    }
+    SavedState state;
+    state.token = token;
+    state.written = written;
+    std::string key;
+    std::string value;
+    bool have_name = false;
+    bool have_size = false;
+    bool have_durable = false;
+    while (lines >> key >> value) {
+        try {
+            if (key == "name") {
+                state.name = from_hex(value);
+                have_name = true;
+            } else if (key == "size") {
+                state.size = std::stoull(value);
+                have_size = true;
+            } else if (key == "durable") {
+                state.durable = std::stoull(value);
+                have_durable = true;
+            } else if (key == "hash") {
+                state.hash_state = value;
+            }
+        } catch (const std::exception&) {
+            return std::nullopt;
+        }
+    }
+    if (!have_name || !have_size || !have_durable || state.durable > state.size) {
+        return std::nullopt;
+    }
+    return state;
+}
+
+std::string data_name(std::string_view token)
+{
+    return std::string(kPartialPrefix) + std::string(token);
+}
+
+std::string state_name(std::string_view token)
+{
+    return data_name(token) + std::string(kStateSuffix);
+}
+
+// Every kept upload in the root, by token.
+std::vector<SavedState> saved_states(int root_fd)
+{
+    std::vector<SavedState> states;
+    const int dir_fd = ::openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) {
+        return states;
+    }
+    DIR* dir = ::fdopendir(dir_fd);
+    if (dir == nullptr) {
+        ::close(dir_fd);
+        return states;
+    }
+    while (const dirent* entry = ::readdir(dir)) {
+        const std::string_view name = entry->d_name;
+        if (!name.starts_with(kPartialPrefix) || !name.ends_with(kStateSuffix)) {
+            continue;
+        }
+        const std::string_view token =
+            name.substr(kPartialPrefix.size(), name.size() - kPartialPrefix.size() - kStateSuffix.size());
+        struct ::stat st {};
+        if (::fstatat(root_fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
+            continue;
+        }
+        const auto text = read_small_file(root_fd, entry->d_name);
+        if (!text) {
+            continue;
+        }
+        if (auto state = parse_state(token, *text, st.st_mtime)) {
+            states.push_back(std::move(*state));
+        }
+    }
+    ::closedir(dir);
+    return states;
+}
+
+bool try_lock(int fd)
+{
+    return ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+}
+
+} // namespace
+
+Result<std::unique_ptr<PartialUpload>> PartialUpload::begin(const Library& library, const std::string& name,
+                                                            std::uint64_t size, bool resume)
+{
+    if (auto refused = library.check_replaceable(name)) {
+        return *refused;
+    }
+    const int root = library.root_fd();
+    if (resume) {
+        std::optional<SavedState> newest;
+        for (auto& state : saved_states(root)) {
+            if (state.name == name && state.size == size && (!newest || state.written > newest->written)) {
+                newest = std::move(state);
+            }
+        }
+        if (newest) {
+            const std::string data = data_name(newest->token);
+            const int fd = ::openat(root, data.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+            auto restored = Sha256::restore_state(newest->hash_state);
+            struct ::stat st {};
+            if (fd >= 0 && !try_lock(fd)) {
+                ::close(fd);
+                return Error{ErrorCode::busy, "an upload of \"" + name + "\" is in progress on another connection"};
+            }
+            if (fd >= 0 && restored && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+                static_cast<std::uint64_t>(st.st_size) >= newest->durable &&
+                ::ftruncate(fd, static_cast<off_t>(newest->durable)) == 0) {
+                std::unique_ptr<PartialUpload> upload(new PartialUpload(library, fd, newest->token, name, size));
+                upload->received_ = newest->durable;
+                upload->durable_ = newest->durable;
+                upload->hash_ = *restored;
+                return upload;
+            }
+            // Unusable leftovers (data shorter than recorded, foreign hash
+            // state): drop them and start over.
+            if (fd >= 0) {
+                ::close(fd);
+            }
+            ::unlinkat(root, data.c_str(), 0);
+            ::unlinkat(root, state_name(newest->token).c_str(), 0);
+        }
+    }
+    const std::string token = new_token();
+    const std::string data = data_name(token);
+    const int fd = ::openat(root, data.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return file_error(errno, "cannot create upload file for", name);
+    }
+    if (!try_lock(fd)) {
+        ::close(fd);
+        ::unlinkat(root, data.c_str(), 0);
+        return Error{ErrorCode::io_error, "cannot lock upload file for \"" + name + "\""};
+    }
+    std::unique_ptr<PartialUpload> upload(new PartialUpload(library, fd, token, name, size));
+    if (auto error = upload->write_state()) {
+        upload->discard();
+        return *error;
+    }
+    return upload;
+}
+
+PartialUpload::~PartialUpload()
+{
+    ::close(fd_);
+}
+
+std::string PartialUpload::data_file() const
+{
+    return data_name(token_);
+}
+
+std::string PartialUpload::state_file() const
+{
+    return state_name(token_);
+}
+
+std::optional<Error> PartialUpload::append(std::span<const char> bytes)
+{
+    if (bytes.size() > size_ - received_) {
+        return Error{ErrorCode::size_mismatch, "more data than the declared size of " + std::to_string(size_)};
+    }
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+        const ssize_t wrote =
+            ::pwrite(fd_, bytes.data() + done, bytes.size() - done, static_cast<off_t>(received_ + done));
+        if (wrote < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return file_error(errno, "cannot write upload of", name_);
+        }
+        done += static_cast<std::size_t>(wrote);
+    }
+    hash_.update(bytes.data(), bytes.size());
+    const std::uint64_t before = received_;
+    received_ += bytes.size();
+    if (before / kCheckpointInterval != received_ / kCheckpointInterval) {
+        return checkpoint();
+    }
+    return std::nullopt;
+}
+
+std::optional<Error> PartialUpload::checkpoint()
+{
+    if (durable_ == received_) {
+        return std::nullopt;
+    }
+    if (::fdatasync(fd_) != 0) {
+        return file_error(errno, "cannot sync upload of", name_);
+    }
+    durable_ = received_;
+    return write_state();
+}
+
+std::optional<Error> PartialUpload::write_state()
+{
+    std::string text(kStateMagic);
+    text += "\nname " + to_hex(std::span(reinterpret_cast<const unsigned char*>(name_.data()), name_.size()));
+    text += "\nsize " + std::to_string(size_);
+    text += "\ndurable " + std::to_string(durable_);
+    text += "\nhash " + hash_.save_state() + "\n";
+    // Written beside and renamed over, so a crash leaves the old state or the
+    // new one, never half of one.
+    const std::string temp = state_file() + ".tmp";
+    const int root = library_.root_fd();
+    const int fd = ::openat(root, temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return file_error(errno, "cannot write upload state of", name_);
+    }
+    const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    const int saved_errno = errno;
+    const bool synced = written && ::fdatasync(fd) == 0;
+    ::close(fd);
+    if (!written || !synced || ::renameat(root, temp.c_str(), root, state_file().c_str()) != 0) {
+        const int failure = written && synced ? errno : saved_errno;
+        ::unlinkat(root, temp.c_str(), 0);
+        return file_error(failure == 0 ? EIO : failure, "cannot write upload state of", name_);
+    }
+    return std::nullopt;
+}
+
+Result<FileInfo> PartialUpload::commit(std::string_view expected_sha256)
+{
+    if (received_ != size_) {
+        if (auto error = checkpoint()) {
+            return *error;
+        }
+        return Error{ErrorCode::size_mismatch, "received " + std::to_string(received_) + " of " +
+                                                   std::to_string(size_) + " bytes; the rest can be resumed"};
+    }
+    const std::string digest = hash_.hex_digest();
+    if (digest != expected_sha256) {
+        discard();
+        return Error{ErrorCode::hash_mismatch, "the data received hashes to " + digest + ", not " +
+                                                   std::string(expected_sha256) + "; nothing was published"};
+    }
+    if (::fsync(fd_) != 0) {
+        const int saved = errno;
+        discard();
+        return file_error(saved, "cannot sync upload of", name_);
+    }
+    struct ::stat st {};
+    ::fstat(fd_, &st);
+    const int root = library_.root_fd();
+    if (::renameat(root, data_file().c_str(), root, name_.c_str()) != 0) {
+        const int saved = errno;
+        discard();
+        return file_error(saved, "cannot publish", name_);
+    }
+    ::unlinkat(root, state_file().c_str(), 0);
+    discarded_ = true;
+    if (auto error = library_.sync_root()) {
+        return *error;
+    }
+    return file_info(name_, st);
+}
+
+void PartialUpload::discard()
+{
+    if (discarded_) {
+        return;
+    }
+    discarded_ = true;
+    const int root = library_.root_fd();
+    ::unlinkat(root, data_file().c_str(), 0);
+    ::unlinkat(root, state_file().c_str(), 0);
+}
+
+std::size_t remove_stale_partials(const Library& library, std::chrono::seconds ttl)
+{
+    const int root = library.root_fd();
+    const std::time_t now = std::time(nullptr);
+    const int dir_fd = ::openat(root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) {
+        return 0;
+    }
+    DIR* dir = ::fdopendir(dir_fd);
+    if (dir == nullptr) {
+        ::close(dir_fd);
+        return 0;
+    }
+    // Group by token, keeping the newest modification time of its files.
+    std::map<std::string, std::time_t> newest_by_token;
+    std::vector<std::string> names;
+    while (const dirent* entry = ::readdir(dir)) {
+        const std::string_view name = entry->d_name;
+        if (!name.starts_with(kPartialPrefix)) {
+            continue;
+        }
+        std::string_view token = name.substr(kPartialPrefix.size());
+        token = token.substr(0, token.find('.'));
+        struct ::stat st {};
+        if (::fstatat(root, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            continue;
+        }
+        auto& newest = newest_by_token[std::string(token)];
+        newest = std::max(newest, st.st_mtime);
+        names.emplace_back(name);
+    }
+    ::closedir(dir);
+
+    std::size_t removed = 0;
+    for (const auto& [token, newest] : newest_by_token) {
+        if (now - newest < ttl.count()) {
+            continue;
+        }
+        const std::string data = data_name(token);
+        const int fd = ::openat(root, data.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0 && !try_lock(fd)) {
+            ::close(fd); // in use by a connection, here or on another server
+            continue;
+        }
+        for (const auto& name : names) {
+            if (name.starts_with(data)) {
+                ::unlinkat(root, name.c_str(), 0);
+            }
+        }
+        if (fd >= 0) {
+            ::close(fd);
+        }
+        ++removed;
+    }
+    return removed;
+}
+
+} // namespace ferry::server

@@ -1,0 +1,81 @@
+// An upload in progress, kept on the file system so that it survives the
+// connection and the server: a hidden data file `.ferry-partial-<token>` in
+// the root and its state file `.ferry-partial-<token>.state` (name, declared
+// size, how many bytes are durable, the SHA-256 state of those bytes). Any
+// ferryd sharing the folder can resume it. An flock on the data file marks
+// it as in use by one connection, across processes too.
+//
+// Every method blocks on the file system: run them on the thread pool, one
+// at a time per upload. They never throw.
+#pragma once
+
+#include "digest.hpp"
+#include "error.hpp"
+#include "library.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+namespace ferry::server {
+
+inline constexpr std::string_view kPartialPrefix = ".ferry-partial-";
+// Durability points while data streams in: what a server crash can lose.
+inline constexpr std::uint64_t kCheckpointInterval = 64 * 1024 * 1024;
+
+class PartialUpload {
+public:
+    // A new upload, or with `resume` the most recent kept one of the same
+    // name and size (none kept: a new one). `busy` if that one is in use.
+    static Result<std::unique_ptr<PartialUpload>> begin(const Library& library, const std::string& name,
+                                                        std::uint64_t size, bool resume);
+    PartialUpload(const PartialUpload&) = delete;
+    PartialUpload& operator=(const PartialUpload&) = delete;
+    // Releases the descriptor and its lock; the files stay for a resume.
+    ~PartialUpload();
+
+    const std::string& token() const { return token_; }
+    const std::string& name() const { return name_; }
+    std::uint64_t size() const { return size_; }
+    std::uint64_t received() const { return received_; }
+    std::string received_digest() const { return hash_.hex_digest(); }
+
+    // Writes the next bytes (at offset received()) and hashes them.
+    std::optional<Error> append(std::span<const char> bytes);
+    // Makes what was received durable and records it in the state file.
+    std::optional<Error> checkpoint();
+    // Verifies size and hash and, only if both hold, publishes the file under
+    // its name. A hash mismatch discards the upload; nothing is published.
+    Result<FileInfo> commit(std::string_view expected_sha256);
+    // Deletes the data and state files.
+    void discard();
+
+private:
+    PartialUpload(const Library& library, int fd, std::string token, std::string name, std::uint64_t size)
+        : library_(library), fd_(fd), token_(std::move(token)), name_(std::move(name)), size_(size)
+    {
+    }
+    std::optional<Error> write_state();
+    std::string data_file() const;
+    std::string state_file() const;
+
+    const Library& library_;
+    int fd_;
+    std::string token_;
+    std::string name_;
+    std::uint64_t size_;
+    std::uint64_t received_ = 0;
+    std::uint64_t durable_ = 0;
+    Sha256 hash_;
+    bool discarded_ = false;
+};
+
+// Deletes kept uploads whose state was last written more than `ttl` ago, and
+// stray partial files without a state (or states without data) as old.
+// Uploads in use (locked) are left alone. Returns how many were removed.
+std::size_t remove_stale_partials(const Library& library, std::chrono::seconds ttl);
+
+} // namespace ferry::server

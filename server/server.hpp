@@ -1,0 +1,56 @@
+// The listener, the signal handlers and the set of live connections on one
+// libuv loop. Stopping is graceful: no new connections, every session told
+// to finish (uploads made resumable), then the loop runs dry and returns.
+#pragma once
+
+#include "address.hpp"
+#include "config.hpp"
+#include "library.hpp"
+
+#include <uv.h>
+
+#include <array>
+#include <chrono>
+#include <string>
+#include <unordered_set>
+
+namespace ferry::server {
+
+class Connection;
+
+class Server {
+public:
+    Server(uv_loop_t* loop, const Library& library, const Config& config);
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Binds and listens; returns the bound address ("127.0.0.1:7021").
+    Result<std::string> start();
+    void stop();
+
+    const Library& library() const { return library_; }
+    const Config& config() const { return config_; }
+    std::array<char, 64 * 1024>& read_buffer() { return read_buffer_; }
+    void forget(Connection* connection) { connections_.erase(connection); }
+
+private:
+    static void on_connection(uv_stream_t* listener, int status);
+    static void on_signal(uv_signal_t* handle, int signal);
+    static void on_cleanup_timer(uv_timer_t* timer);
+    static void on_drain_timer(uv_timer_t* timer);
+    void close_handle(uv_handle_t* handle);
+
+    uv_loop_t* loop_;
+    const Library& library_;
+    const Config& config_;
+    uv_tcp_t listener_{};
+    uv_signal_t sigint_{};
+    uv_signal_t sigterm_{};
+    uv_timer_t cleanup_timer_{};
+    uv_timer_t drain_timer_{};
+    bool stopping_ = false;
+    std::unordered_set<Connection*> connections_;
+    std::array<char, 64 * 1024> read_buffer_{};
+};
+
+} // namespace ferry::server

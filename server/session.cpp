@@ -1,0 +1,743 @@
+#include "session.hpp"
+
+#include "log.hpp"
+#include "names.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace ferry::server {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+const std::vector<std::string> kCapabilities{"list", "stat", "get", "put", "resume"};
+
+std::string describe_rate(std::uint64_t bytes, Clock::time_point start)
+{
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    const double mib_per_s = seconds > 0 ? static_cast<double>(bytes) / seconds / (1024.0 * 1024.0) : 0.0;
+    char text[96];
+    std::snprintf(text, sizeof text, "%llu bytes in %.3f s (%.1f MiB/s)", static_cast<unsigned long long>(bytes),
+                  seconds, mib_per_s);
+    return text;
+}
+
+// Reads exactly `size` bytes at `offset`, or says why not.
+std::optional<Error> read_exactly(int fd, char* into, std::size_t size, std::uint64_t offset, const std::string& name)
+{
+    std::size_t done = 0;
+    while (done < size) {
+        const ssize_t got = ::pread(fd, into + done, size - done, static_cast<off_t>(offset + done));
+        if (got < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return file_error(errno, "cannot read", name);
+        }
+        if (got == 0) {
+            return Error{ErrorCode::io_error, "\"" + name + "\" shrank while it was being sent"};
+        }
+        done += static_cast<std::size_t>(got);
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
+// A get in progress: the open file, the next byte to send and the running
+// hash. While a job runs, only that job touches `file` and `hash`.
+struct Session::Download {
+    std::uint64_t id = 0;
+    std::unique_ptr<OpenFile> file;
+    std::uint64_t next_offset = 0;
+    std::uint64_t first_offset = 0;
+    Sha256 hash;
+    Clock::time_point started = Clock::now();
+};
+
+// A put in progress. Bytes from the wire gather in `staging` up to one
+// chunk, then wait in `queue` for the single write job; `backlog` counts
+// both, and is what receive_high_water bounds.
+struct Session::Upload {
+    enum class Finish { none, commit, abort_keep, abort_discard, keep };
+
+    std::uint64_t id = 0;
+    std::unique_ptr<PartialUpload> partial;
+    std::uint64_t size = 0;
+    std::uint64_t first_offset = 0;
+    std::uint64_t accepted = 0; // bytes taken from the wire, counting from 0
+    std::string staging;
+    std::deque<std::string> queue;
+    std::size_t backlog = 0;
+    Finish finish = Finish::none;
+    std::string expected_sha256;
+    std::optional<Error> failure;
+    Clock::time_point started = Clock::now();
+};
+
+std::string_view to_string(Session::State state)
+{
+    switch (state) {
+    case Session::State::awaiting_request:
+        return "awaiting_request";
+    case Session::State::reading_request:
+        return "reading_request";
+    case Session::State::working:
+        return "working";
+    case Session::State::sending_file:
+        return "sending_file";
+    case Session::State::receiving_file:
+        return "receiving_file";
+    case Session::State::finishing_upload:
+        return "finishing_upload";
+    case Session::State::closing:
+        return "closing";
+    case Session::State::closed:
+        return "closed";
+    }
+    return "unknown";
+}
+
+Session::Session(SessionIo& io, const Library& library, const Config& config)
+    : io_(io), library_(library), config_(config), decoder_(config.max_control_frame)
+{
+}
+
+Session::~Session() = default;
+
+// ---- Input -----------------------------------------------------------------
+
+void Session::on_bytes(std::span<const char> bytes)
+{
+    if (state_ == State::closing || state_ == State::closed) {
+        return;
+    }
+    inbox_.append(bytes.data(), bytes.size());
+    pump();
+}
+
+void Session::on_sent()
+{
+    if (state_ == State::sending_file) {
+        continue_sending();
+    }
+}
+
+bool Session::can_consume() const
+{
+    switch (state_) {
+    case State::awaiting_request:
+    case State::reading_request:
+        return true;
+    case State::receiving_file:
+        return upload_->backlog < config_.receive_high_water;
+    case State::working:
+    case State::sending_file:
+    case State::finishing_upload:
+    case State::closing:
+    case State::closed:
+        return false;
+    }
+    return false;
+}
+
+// Decodes and handles frames for as long as the current state takes them.
+void Session::pump()
+{
+    while (can_consume() && inbox_pos_ < inbox_.size()) {
+        const auto input =
+            std::span(reinterpret_cast<const std::uint8_t*>(inbox_.data()) + inbox_pos_, inbox_.size() - inbox_pos_);
+        DecodeEvent event = decoder_.next(input);
+        inbox_pos_ += event.consumed;
+        switch (event.kind) {
+        case DecodeEvent::Kind::need_more:
+            if (state_ == State::awaiting_request && decoder_.mid_frame()) {
+                state_ = State::reading_request;
+            }
+            break;
+        case DecodeEvent::Kind::control:
+            if (state_ == State::reading_request) {
+                state_ = State::awaiting_request;
+            }
+            handle_control(event.text);
+            break;
+        case DecodeEvent::Kind::data:
+            if (state_ == State::reading_request) {
+                state_ = State::awaiting_request;
+            }
+            handle_data(event.bytes, event.frame_end);
+            break;
+        case DecodeEvent::Kind::error:
+            fail_connection(std::nullopt, event.error);
+            return;
+        }
+    }
+    if (inbox_pos_ == inbox_.size()) {
+        inbox_pos_ = 0;
+        if (inbox_.capacity() > 4096) {
+            std::string().swap(inbox_); // idle connections keep no buffer
+        } else {
+            inbox_.clear();
+        }
+    }
+    update_reading();
+}
+
+// Reads stop while unconsumed input waits; that bounds the inbox to about
+// one socket read beyond what the state machine is willing to take.
+void Session::update_reading()
+{
+    if (state_ == State::closing || state_ == State::closed) {
+        return;
+    }
+    const bool waiting_input = inbox_pos_ < inbox_.size();
+    const bool should_pause = waiting_input && !can_consume();
+    if (should_pause && !reading_paused_) {
+        reading_paused_ = true;
+        io_.pause_reading();
+    } else if (!should_pause && reading_paused_) {
+        reading_paused_ = false;
+        io_.resume_reading();
+    }
+}
+
+void Session::handle_control(const std::string& text)
+{
+    ParsedRequest parsed = parse_request(text);
+    if (!parsed.request) {
+        send_error(parsed.id, parsed.request.error());
+        return;
+    }
+    const Request& request = *parsed.request;
+    if (state_ == State::receiving_file) {
+        handle_upload_control(request);
+        return;
+    }
+    handle_request(request);
+}
+
+void Session::handle_data(std::span<const std::uint8_t> bytes, bool frame_end)
+{
+    if (state_ == State::receiving_file) {
+        stage_upload_bytes(bytes);
+        return;
+    }
+    if (frame_end) {
+        send_error(std::nullopt, Error{ErrorCode::unexpected_frame, "data frame outside an upload"});
+    }
+}
+
+void Session::handle_request(const Request& request)
+{
+    if (!hello_done_ && !std::holds_alternative<HelloRequest>(request.body)) {
+        send_error(request.id, Error{ErrorCode::hello_required, "the first request must be hello"});
+        return;
+    }
+    struct Dispatcher {
+        Session& session;
+        std::uint64_t id;
+        void operator()(const HelloRequest& hello) const { session.start_hello(id, hello); }
+        void operator()(const ListRequest&) const { session.start_list(id); }
+        void operator()(const StatRequest& stat) const { session.start_stat(id, stat); }
+        void operator()(const GetRequest& get) const { session.start_get(id, get); }
+        void operator()(const PutRequest& put) const { session.start_put(id, put); }
+        void operator()(const CommitRequest&) const
+        {
+            session.send_error(id, Error{ErrorCode::unexpected_frame, "commit outside an upload"});
+        }
+        void operator()(const AbortRequest&) const
+        {
+            session.send_error(id, Error{ErrorCode::unexpected_frame, "abort outside an upload"});
+        }
+    };
+    std::visit(Dispatcher{*this, request.id}, request.body);
+}
+
+// ---- Simple operations ------------------------------------------------------
+
+void Session::start_hello(std::uint64_t id, const HelloRequest& hello)
+{
+    if (hello.version != kProtocolVersion) {
+        fail_connection(id, Error{ErrorCode::unsupported_version, "this server speaks protocol version " +
+                                                                      std::to_string(kProtocolVersion) + ", not " +
+                                                                      std::to_string(hello.version)});
+        return;
+    }
+    hello_done_ = true;
+    HelloReply reply;
+    reply.server = std::string("ferryd/") + FERRY_VERSION;
+    reply.capabilities = kCapabilities;
+    reply.hashes = {"sha256"};
+    reply.max_control_frame = config_.max_control_frame;
+    reply.max_data_frame = kMaxDataFrame;
+    send_json(encode_reply(id, reply));
+}
+
+void Session::start_list(std::uint64_t id)
+{
+    state_ = State::working;
+    auto result = std::make_shared<std::optional<Result<ListReply>>>();
+    run_job([this, result] { *result = library_.list(); },
+            [this, id, result] {
+                if (result->value()) {
+                    send_json(encode_reply(id, result->value().value()));
+                } else {
+                    send_error(id, result->value().error());
+                }
+                back_to_idle();
+            });
+}
+
+void Session::start_stat(std::uint64_t id, const StatRequest& stat)
+{
+    if (auto refused = check_file_name(stat.name)) {
+        send_error(id, *refused);
+        return;
+    }
+    state_ = State::working;
+    auto result = std::make_shared<std::optional<Result<FileInfo>>>();
+    run_job([this, result, name = stat.name] { *result = library_.stat(name); },
+            [this, id, result] {
+                if (result->value()) {
+                    send_json(encode_reply(id, StatReply{result->value().value()}));
+                } else {
+                    send_error(id, result->value().error());
+                }
+                back_to_idle();
+            });
+}
+
+// ---- get ---------------------------------------------------------------------
+
+void Session::start_get(std::uint64_t id, const GetRequest& get)
+{
+    if (auto refused = check_file_name(get.name)) {
+        send_error(id, *refused);
+        return;
+    }
+    state_ = State::working;
+    auto opened = std::make_shared<std::optional<Result<std::unique_ptr<OpenFile>>>>();
+    run_job([this, opened, name = get.name] { *opened = library_.open_for_read(name); },
+            [this, id, opened, offset = get.offset] {
+                auto& result = opened->value();
+                if (!result) {
+                    send_error(id, result.error());
+                    back_to_idle();
+                    return;
+                }
+                const FileInfo info = result.value()->info();
+                if (offset > info.size) {
+                    send_error(id, Error{ErrorCode::bad_offset, "offset " + std::to_string(offset) +
+                                                                    " is past the end of \"" + info.name + "\" (" +
+                                                                    std::to_string(info.size) + " bytes)"});
+                    back_to_idle();
+                    return;
+                }
+                download_ = std::make_unique<Download>();
+                download_->id = id;
+                download_->file = std::move(result.value());
+                download_->next_offset = offset;
+                download_->first_offset = offset;
+                state_ = State::sending_file;
+                send_json(encode_reply(id, GetReply{info, offset}));
+                if (offset == 0) {
+                    continue_sending();
+                    return;
+                }
+                // The trailer hashes the whole file, so the prefix the client
+                // already holds is hashed first (the client saved its own
+                // state of those bytes and never re-reads them).
+                auto failure = std::make_shared<std::optional<Error>>();
+                run_job(
+                    [download = download_.get(), failure, offset] {
+                        std::string buffer(std::min<std::uint64_t>(offset, 1024 * 1024), '\0');
+                        for (std::uint64_t at = 0; at < offset && !*failure;) {
+                            const std::size_t size = std::min<std::uint64_t>(buffer.size(), offset - at);
+                            *failure = read_exactly(download->file->fd(), buffer.data(), size, at,
+                                                    download->file->info().name);
+                            download->hash.update(buffer.data(), size);
+                            at += size;
+                        }
+                    },
+                    [this, failure] {
+                        if (*failure) {
+                            finish_download(*failure);
+                        } else {
+                            continue_sending();
+                        }
+                    });
+            });
+}
+
+// Reads the next chunk when the socket has room: the read is what the
+// socket's write queue throttles, so a slow reader costs no memory.
+void Session::continue_sending()
+{
+    if (state_ != State::sending_file || job_in_flight_) {
+        return;
+    }
+    const std::uint64_t end = download_->file->info().size;
+    if (download_->next_offset == end) {
+        finish_download(std::nullopt);
+        return;
+    }
+    if (io_.unsent_bytes() >= config_.send_high_water) {
+        return; // on_sent() brings us back
+    }
+    const std::size_t size = std::min<std::uint64_t>(config_.chunk_size, end - download_->next_offset);
+    auto frame = std::make_shared<std::string>(kFrameHeaderSize + size, '\0');
+    const FrameHeader header = encode_frame_header(FrameKind::data, static_cast<std::uint32_t>(size));
+    std::memcpy(frame->data(), header.data(), header.size());
+    auto failure = std::make_shared<std::optional<Error>>();
+    run_job(
+        [download = download_.get(), frame, failure, size] {
+            char* payload = frame->data() + kFrameHeaderSize;
+            *failure =
+                read_exactly(download->file->fd(), payload, size, download->next_offset, download->file->info().name);
+            if (!*failure) {
+                download->hash.update(payload, size);
+            }
+        },
+        [this, frame, failure, size] {
+            if (*failure) {
+                finish_download(*failure);
+                return;
+            }
+            download_->next_offset += size;
+            io_.send(std::move(*frame));
+            continue_sending();
+        });
+}
+
+void Session::finish_download(std::optional<Error> error)
+{
+    const std::uint64_t sent = download_->next_offset - download_->first_offset;
+    const auto& info = download_->file->info();
+    if (error) {
+        log_line(io_.peer() + " get \"" + info.name + "\" failed: " + std::string(to_string(error->code)) + ": " +
+                 error->message);
+        send_error(download_->id, *error);
+    } else {
+        const std::string digest = download_->hash.hex_digest();
+        log_line(io_.peer() + " get \"" + info.name + "\" ok: " + describe_rate(sent, download_->started) + " sha256 " +
+                 digest);
+        send_json(encode_reply(download_->id, Trailer{info.size, digest}));
+    }
+    download_.reset();
+    back_to_idle();
+}
+
+// ---- put ---------------------------------------------------------------------
+
+void Session::start_put(std::uint64_t id, const PutRequest& put)
+{
+    if (auto refused = check_file_name(put.name)) {
+        send_error(id, *refused);
+        return;
+    }
+    state_ = State::working;
+    auto begun = std::make_shared<std::optional<Result<std::unique_ptr<PartialUpload>>>>();
+    auto prefix = std::make_shared<std::string>();
+    run_job(
+        [this, begun, prefix, put] {
+            *begun = PartialUpload::begin(library_, put.name, put.size, put.resume);
+            if (begun->value() && begun->value().value()->received() > 0) {
+                *prefix = begun->value().value()->received_digest();
+            }
+        },
+        [this, id, begun, prefix, size = put.size] {
+            auto& result = begun->value();
+            if (!result) {
+                send_error(id, result.error());
+                back_to_idle();
+                return;
+            }
+            upload_ = std::make_unique<Upload>();
+            upload_->id = id;
+            upload_->partial = std::move(result.value());
+            upload_->size = size;
+            upload_->first_offset = upload_->partial->received();
+            upload_->accepted = upload_->first_offset;
+            state_ = State::receiving_file;
+            PutReply reply;
+            reply.offset = upload_->first_offset;
+            reply.token = upload_->partial->token();
+            if (reply.offset > 0) {
+                reply.prefix_sha256 = *prefix;
+            }
+            send_json(encode_reply(id, reply));
+            pump();
+        });
+}
+
+void Session::handle_upload_control(const Request& request)
+{
+    const bool commit = std::holds_alternative<CommitRequest>(request.body);
+    const bool abort = std::holds_alternative<AbortRequest>(request.body);
+    if (!commit && !abort) {
+        send_error(request.id, Error{ErrorCode::unexpected_frame,
+                                     std::string(op_name(request.body)) + " during an upload; send commit or abort"});
+        return;
+    }
+    if (request.id != upload_->id) {
+        send_error(request.id, Error{ErrorCode::bad_request,
+                                     "commit and abort take the id of the put (" + std::to_string(upload_->id) + ")"});
+        return;
+    }
+    if (commit) {
+        upload_->finish = Upload::Finish::commit;
+        upload_->expected_sha256 = std::get<CommitRequest>(request.body).sha256;
+    } else {
+        upload_->finish =
+            std::get<AbortRequest>(request.body).discard ? Upload::Finish::abort_discard : Upload::Finish::abort_keep;
+    }
+    state_ = State::finishing_upload;
+    flush_staging();
+    continue_receiving();
+}
+
+void Session::stage_upload_bytes(std::span<const std::uint8_t> bytes)
+{
+    Upload& upload = *upload_;
+    if (bytes.size() > upload.size - upload.accepted) {
+        const Error error{ErrorCode::size_mismatch,
+                          "more data than the declared size of " + std::to_string(upload.size) + " bytes"};
+        upload.finish = Upload::Finish::keep;
+        send_error(upload.id, error);
+        log_line(io_.peer() + " put \"" + upload.partial->name() + "\" failed: size_mismatch");
+        begin_close();
+        return;
+    }
+    upload.staging.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    upload.accepted += bytes.size();
+    upload.backlog += bytes.size();
+    if (upload.staging.size() >= config_.chunk_size || upload.accepted == upload.size) {
+        flush_staging();
+        continue_receiving();
+    }
+}
+
+void Session::flush_staging()
+{
+    if (!upload_->staging.empty()) {
+        upload_->queue.push_back(std::move(upload_->staging));
+        upload_->staging = std::string();
+        upload_->staging.reserve(config_.chunk_size);
+    }
+}
+
+// Writes queued chunks one job at a time; once the queue is empty, runs the
+// pending finish (commit, abort, or keep-for-resume when the peer left).
+void Session::continue_receiving()
+{
+    if (job_in_flight_ || !upload_) {
+        return;
+    }
+    Upload& upload = *upload_;
+    if (!upload.queue.empty()) {
+        auto chunk = std::make_shared<std::string>(std::move(upload.queue.front()));
+        upload.queue.pop_front();
+        auto failure = std::make_shared<std::optional<Error>>();
+        run_job([partial = upload.partial.get(), chunk, failure] { *failure = partial->append(*chunk); },
+                [this, chunk, failure] {
+                    upload_->backlog -= chunk->size();
+                    if (*failure) {
+                        fail_upload(**failure);
+                        return;
+                    }
+                    continue_receiving();
+                    if (state_ == State::receiving_file) {
+                        pump();
+                    }
+                });
+        return;
+    }
+    if (upload.finish != Upload::Finish::none) {
+        finish_upload_job();
+    }
+}
+
+void Session::finish_upload_job()
+{
+    // The PartialUpload moves into the job so that its descriptor is closed
+    // (and, on network file systems, flushed) off the loop.
+    auto partial = std::make_shared<std::unique_ptr<PartialUpload>>(std::move(upload_->partial));
+    auto committed = std::make_shared<std::optional<Result<FileInfo>>>();
+    auto kept_error = std::make_shared<std::optional<Error>>();
+    auto kept_bytes = std::make_shared<std::uint64_t>(0);
+    const auto finish = upload_->finish;
+    run_job(
+        [partial, committed, kept_error, kept_bytes, finish, expected = upload_->expected_sha256] {
+            auto& upload = **partial;
+            switch (finish) {
+            case Upload::Finish::commit:
+                *committed = upload.commit(expected);
+                break;
+            case Upload::Finish::abort_discard:
+                upload.discard();
+                break;
+            case Upload::Finish::abort_keep:
+            case Upload::Finish::keep:
+                *kept_error = upload.checkpoint();
+                *kept_bytes = upload.received();
+                break;
+            case Upload::Finish::none:
+                break;
+            }
+            partial->reset();
+        },
+        [this, committed, kept_error, kept_bytes, finish] {
+            Upload& upload = *upload_;
+            const std::string who = io_.peer() + " put";
+            switch (finish) {
+            case Upload::Finish::commit: {
+                auto& result = committed->value();
+                if (result) {
+                    log_line(who + " \"" + result->name +
+                             "\" ok: " + describe_rate(upload.size - upload.first_offset, upload.started) + " sha256 " +
+                             upload.expected_sha256);
+                    send_json(encode_reply(upload.id, CommitReply{result.value(), upload.expected_sha256}));
+                } else {
+                    log_line(who + " failed: " + std::string(to_string(result.error().code)) + ": " +
+                             result.error().message);
+                    send_error(upload.id, result.error());
+                }
+                break;
+            }
+            case Upload::Finish::abort_discard:
+                send_json(encode_reply(upload.id, AbortReply{false, 0}));
+                break;
+            case Upload::Finish::abort_keep:
+                if (*kept_error) {
+                    send_error(upload.id, **kept_error);
+                } else {
+                    send_json(encode_reply(upload.id, AbortReply{true, *kept_bytes}));
+                }
+                break;
+            case Upload::Finish::keep:
+                log_line(who + " interrupted: " + std::to_string(*kept_bytes) + " bytes kept for resume");
+                break;
+            case Upload::Finish::none:
+                break;
+            }
+            upload_.reset();
+            back_to_idle();
+        });
+}
+
+// A write failed (disk full, IO error): the partial is deleted, since the
+// old file must stay intact and a broken partial is worth nothing; the
+// error goes to the client and the connection closes (PROTOCOL.md 4.5).
+void Session::fail_upload(const Error& error)
+{
+    log_line(io_.peer() + " put \"" + upload_->partial->name() + "\" failed: " + std::string(to_string(error.code)) +
+             ": " + error.message);
+    auto partial = std::make_shared<std::unique_ptr<PartialUpload>>(std::move(upload_->partial));
+    const std::uint64_t id = upload_->id;
+    upload_.reset();
+    send_error(id, error);
+    state_ = State::closing;
+    run_job(
+        [partial] {
+            (*partial)->discard();
+            partial->reset();
+        },
+        [this] { advance_close(); });
+}
+
+// ---- Output and endings ----------------------------------------------------------
+
+void Session::send_json(std::string json_text)
+{
+    io_.send(encode_control_frame(json_text));
+}
+
+void Session::send_error(std::optional<std::uint64_t> id, const Error& error)
+{
+    send_json(encode_error(id, error));
+}
+
+void Session::back_to_idle()
+{
+    if (state_ == State::closing) {
+        advance_close();
+        return;
+    }
+    state_ = State::awaiting_request;
+    pump();
+}
+
+void Session::fail_connection(std::optional<std::uint64_t> id, const Error& error)
+{
+    log_line(io_.peer() + " closing: " + std::string(to_string(error.code)) + ": " + error.message);
+    send_error(id, error);
+    begin_close();
+}
+
+void Session::on_peer_closed()
+{
+    begin_close();
+}
+
+void Session::shutdown()
+{
+    if (state_ == State::closing || state_ == State::closed) {
+        return;
+    }
+    const std::optional<std::uint64_t> id = download_ ? std::optional(download_->id)
+                                            : upload_ ? std::optional(upload_->id)
+                                                      : std::nullopt;
+    send_error(id, Error{ErrorCode::shutting_down, "the server is shutting down"});
+    begin_close();
+}
+
+// Stops taking input; whatever is in flight finishes (an upload is made
+// durable for resume) before the connection closes.
+void Session::begin_close()
+{
+    if (state_ == State::closing || state_ == State::closed) {
+        return;
+    }
+    state_ = State::closing;
+    inbox_.clear();
+    inbox_pos_ = 0;
+    if (upload_ && upload_->finish == Upload::Finish::none) {
+        upload_->finish = Upload::Finish::keep;
+    }
+    advance_close();
+}
+
+void Session::advance_close()
+{
+    if (job_in_flight_) {
+        return; // the job's completion calls back here
+    }
+    if (upload_ && upload_->partial) {
+        flush_staging();
+        continue_receiving();
+        return;
+    }
+    download_.reset();
+    upload_.reset();
+    state_ = State::closed;
+    io_.close();
+}
+
+void Session::run_job(std::function<void()> work, std::function<void()> done)
+{
+    job_in_flight_ = true;
+    io_.run_job(std::move(work), [this, done = std::move(done)] {
+        job_in_flight_ = false;
+        if (state_ == State::closing && !upload_) {
+            advance_close();
+            return;
+        }
+        done();
+    });
+}
+
+} // namespace ferry::server

@@ -1,0 +1,114 @@
+// One client's conversation with the server: an explicit state machine over
+// the frames it receives. It does no IO itself: bytes come in through
+// on_bytes(), and everything it does goes out through SessionIo (send bytes,
+// run a file job off the loop, pause or resume reading, close). That keeps
+// every transition testable without sockets (test/server/).
+//
+// Memory is bounded whatever the file size or the peer's speed: a download
+// reads the next chunk only while less than Config::send_high_water is
+// queued on the socket; an upload stops reading the socket while more than
+// Config::receive_high_water waits for the disk.
+#pragma once
+
+#include "config.hpp"
+#include "digest.hpp"
+#include "frame.hpp"
+#include "library.hpp"
+#include "messages.hpp"
+#include "partial_upload.hpp"
+#include "session_io.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+namespace ferry::server {
+
+class Session {
+public:
+    enum class State {
+        awaiting_request, // between requests, nothing buffered
+        reading_request,  // part of a frame has arrived
+        working,          // a list/stat/open job runs on the thread pool
+        sending_file,     // a get streams data frames
+        receiving_file,   // a put takes data frames
+        finishing_upload, // commit or abort waits for the disk
+        closing,          // waiting for the last job, then closes
+        closed,
+    };
+
+    Session(SessionIo& io, const Library& library, const Config& config);
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+    ~Session();
+
+    // IO events. Each one runs the transitions it triggers and returns.
+    void on_bytes(std::span<const char> bytes);
+    void on_sent();
+    void on_peer_closed();
+    void shutdown();
+
+    State state() const { return state_; }
+    bool job_in_flight() const { return job_in_flight_; }
+
+private:
+    struct Download;
+    struct Upload;
+
+    // Input side.
+    void pump();
+    bool can_consume() const;
+    void update_reading();
+    void handle_control(const std::string& text);
+    void handle_data(std::span<const std::uint8_t> bytes, bool frame_end);
+    void handle_request(const Request& request);
+    void handle_upload_control(const Request& request);
+
+    // Operations.
+    void start_hello(std::uint64_t id, const HelloRequest& hello);
+    void start_list(std::uint64_t id);
+    void start_stat(std::uint64_t id, const StatRequest& stat);
+    void start_get(std::uint64_t id, const GetRequest& get);
+    void start_put(std::uint64_t id, const PutRequest& put);
+
+    // Download transitions.
+    void continue_sending();
+    void finish_download(std::optional<Error> error);
+
+    // Upload transitions.
+    void stage_upload_bytes(std::span<const std::uint8_t> bytes);
+    void flush_staging();
+    void continue_receiving();
+    void finish_upload_job();
+    void fail_upload(const Error& error);
+
+    // Output and endings.
+    void send_json(std::string json_text);
+    void send_error(std::optional<std::uint64_t> id, const Error& error);
+    void back_to_idle();
+    void fail_connection(std::optional<std::uint64_t> id, const Error& error);
+    void begin_close();
+    void advance_close();
+    void run_job(std::function<void()> work, std::function<void()> done);
+
+    SessionIo& io_;
+    const Library& library_;
+    const Config& config_;
+    State state_ = State::awaiting_request;
+    bool hello_done_ = false;
+    bool job_in_flight_ = false;
+    bool reading_paused_ = false;
+    FrameDecoder decoder_;
+    std::string inbox_;
+    std::size_t inbox_pos_ = 0;
+    std::unique_ptr<Download> download_;
+    std::unique_ptr<Upload> upload_;
+};
+
+std::string_view to_string(Session::State state);
+
+} // namespace ferry::server

@@ -1,0 +1,152 @@
+// The served folder's rules: what list shows, what may be opened, and how
+// kept uploads are found, resumed and expired.
+#include "library.hpp"
+#include "partial_upload.hpp"
+#include "temp_root.hpp"
+
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <utime.h>
+
+using namespace ferry;
+using namespace ferry::server;
+
+namespace {
+
+std::unique_ptr<Library> open_library(const TempRoot& root)
+{
+    auto library = Library::open(root.path());
+    REQUIRE(library);
+    return std::move(library.value());
+}
+
+} // namespace
+
+TEST_CASE("list shows regular, non-hidden, validly named files only, sorted")
+{
+    TempRoot root;
+    root.write("b.txt", "bb");
+    root.write("a.txt", "a");
+    root.write(".hidden", "secret");
+    root.write("bad\xff", "x");
+    ::mkdir((root.path() + "/folder").c_str(), 0755);
+    ::symlink("a.txt", (root.path() + "/link").c_str());
+    ::symlink("/etc/passwd", (root.path() + "/escape").c_str());
+    ::mkfifo((root.path() + "/pipe").c_str(), 0644);
+    auto library = open_library(root);
+
+    auto listed = library->list();
+    REQUIRE(listed);
+    REQUIRE(listed->files.size() == 2);
+    CHECK(listed->files[0].name == "a.txt");
+    CHECK(listed->files[0].size == 1);
+    CHECK(listed->files[1].name == "b.txt");
+    CHECK(listed->skipped_invalid_names == 1);
+}
+
+TEST_CASE("links, folders, FIFOs and missing names are never opened")
+{
+    TempRoot root;
+    root.write("real", "data");
+    ::mkdir((root.path() + "/folder").c_str(), 0755);
+    ::symlink("real", (root.path() + "/link").c_str());
+    ::symlink("/etc/passwd", (root.path() + "/escape").c_str());
+    ::mkfifo((root.path() + "/pipe").c_str(), 0644);
+    auto library = open_library(root);
+
+    for (const char* name : {"folder", "link", "escape", "pipe"}) {
+        CAPTURE(name);
+        auto opened = library->open_for_read(name);
+        REQUIRE_FALSE(opened);
+        CHECK(opened.error().code == ErrorCode::not_regular_file);
+        CHECK(library->stat(name).error().code == ErrorCode::not_regular_file);
+        CHECK(library->check_replaceable(name).has_value());
+    }
+    CHECK(library->open_for_read("nothing").error().code == ErrorCode::not_found);
+    CHECK(library->open_for_read("../real").error().code == ErrorCode::invalid_name);
+    auto opened = library->open_for_read("real");
+    REQUIRE(opened);
+    CHECK(opened.value()->info().size == 4);
+    CHECK_FALSE(library->check_replaceable("real").has_value());
+    CHECK_FALSE(library->check_replaceable("new-name").has_value());
+}
+
+TEST_CASE("an upload replaces a symlink entry itself, never the file it points to")
+{
+    TempRoot root;
+    TempRoot outside;
+    outside.write("target", "must stay");
+    ::symlink((outside.path() + "/target").c_str(), (root.path() + "/escape").c_str());
+    auto library = open_library(root);
+    auto upload = PartialUpload::begin(*library, "escape", 3, false);
+    REQUIRE_FALSE(upload);
+    CHECK(upload.error().code == ErrorCode::not_regular_file);
+    CHECK(outside.read("target") == "must stay");
+}
+
+TEST_CASE("a kept upload resumes with its bytes and hash state; a wrong size starts afresh")
+{
+    TempRoot root;
+    auto library = open_library(root);
+    {
+        auto upload = PartialUpload::begin(*library, "f.bin", 10, false);
+        REQUIRE(upload);
+        REQUIRE_FALSE(upload.value()->append(std::span("hello", 5)));
+        REQUIRE_FALSE(upload.value()->checkpoint());
+    }
+    {
+        auto other_size = PartialUpload::begin(*library, "f.bin", 11, true);
+        REQUIRE(other_size);
+        CHECK(other_size.value()->received() == 0);
+        other_size.value()->discard();
+    }
+    auto resumed = PartialUpload::begin(*library, "f.bin", 10, true);
+    REQUIRE(resumed);
+    CHECK(resumed.value()->received() == 5);
+
+    SUBCASE("a second connection cannot take it while in use")
+    {
+        auto second = PartialUpload::begin(*library, "f.bin", 10, true);
+        REQUIRE_FALSE(second);
+        CHECK(second.error().code == ErrorCode::busy);
+    }
+    SUBCASE("completing it publishes the whole file")
+    {
+        REQUIRE_FALSE(resumed.value()->append(std::span("world", 5)));
+        // sha256("helloworld")
+        auto committed = resumed.value()->commit("936a185caaa266bb9cbe981e9e05cb78cd732b0b3280eb944412bb6f8f8f07af");
+        REQUIRE(committed);
+        CHECK(root.read("f.bin") == "helloworld");
+        CHECK(root.hidden_entries() == 0);
+    }
+}
+
+TEST_CASE("stale kept uploads are removed, fresh and in-use ones stay")
+{
+    TempRoot root;
+    auto library = open_library(root);
+    {
+        auto old = PartialUpload::begin(*library, "old", 10, false);
+        REQUIRE(old);
+        REQUIRE_FALSE(old.value()->append(std::span("x", 1)));
+        REQUIRE_FALSE(old.value()->checkpoint());
+    }
+    // Age every file of that upload by two hours.
+    const std::time_t past = std::time(nullptr) - 2 * 60 * 60;
+    for (const auto& entry : std::filesystem::directory_iterator(root.path())) {
+        const utimbuf times{past, past};
+        ::utime(entry.path().c_str(), &times);
+    }
+    auto fresh = PartialUpload::begin(*library, "fresh", 10, false);
+    REQUIRE(fresh);
+    CHECK(root.hidden_entries() == 4);
+    CHECK(remove_stale_partials(*library, std::chrono::hours(1)) == 1);
+    CHECK(root.hidden_entries() == 2);
+    // Even an expired one is kept while a connection holds it.
+    CHECK(remove_stale_partials(*library, std::chrono::seconds(0)) == 0);
+    CHECK(root.hidden_entries() == 2);
+}

@@ -1,0 +1,529 @@
+// The connection state machine driven without sockets: a FakeIo records what
+// the Session sends and holds its thread-pool jobs until the test runs them.
+#include "digest.hpp"
+#include "frame.hpp"
+#include "library.hpp"
+#include "messages.hpp"
+#include "session.hpp"
+#include "session_io.hpp"
+#include "temp_root.hpp"
+
+#include <doctest/doctest.h>
+
+#include <deque>
+#include <functional>
+#include <string>
+#include <vector>
+
+using namespace ferry;
+using namespace ferry::server;
+
+namespace {
+
+class FakeIo final : public SessionIo {
+public:
+    void send(std::string bytes) override
+    {
+        outbox.append(bytes);
+        if (hold_writes) {
+            unsent += bytes.size();
+        }
+    }
+    std::size_t unsent_bytes() const override { return unsent; }
+    void run_job(std::function<void()> work, std::function<void()> done) override
+    {
+        jobs.emplace_back(std::move(work), std::move(done));
+    }
+    void pause_reading() override { reading = false; }
+    void resume_reading() override { reading = true; }
+    void close() override { closed = true; }
+    const std::string& peer() const override { return name; }
+
+    // Runs queued jobs (and the jobs their completions queue) to the end.
+    void run_jobs()
+    {
+        while (!jobs.empty()) {
+            auto job = std::move(jobs.front());
+            jobs.pop_front();
+            job.first();
+            job.second();
+        }
+    }
+
+    void run_one_job()
+    {
+        REQUIRE_FALSE(jobs.empty());
+        auto job = std::move(jobs.front());
+        jobs.pop_front();
+        job.first();
+        job.second();
+    }
+
+    // Splits everything sent so far into control texts and data bytes.
+    void drain(std::vector<std::string>& controls, std::string& data)
+    {
+        FrameDecoder decoder(16 * 1024 * 1024);
+        std::size_t at = 0;
+        while (at < outbox.size()) {
+            auto event =
+                decoder.next(std::span(reinterpret_cast<const std::uint8_t*>(outbox.data()) + at, outbox.size() - at));
+            REQUIRE(event.kind != DecodeEvent::Kind::error);
+            at += event.consumed;
+            if (event.kind == DecodeEvent::Kind::control) {
+                controls.push_back(event.text);
+            } else if (event.kind == DecodeEvent::Kind::data) {
+                data.append(reinterpret_cast<const char*>(event.bytes.data()), event.bytes.size());
+            } else {
+                break;
+            }
+        }
+        outbox.clear();
+    }
+
+    std::vector<std::string> controls()
+    {
+        std::vector<std::string> texts;
+        std::string ignored;
+        drain(texts, ignored);
+        return texts;
+    }
+
+    std::string outbox;
+    std::size_t unsent = 0;
+    bool hold_writes = false;
+    std::deque<std::pair<std::function<void()>, std::function<void()>>> jobs;
+    bool reading = true;
+    bool closed = false;
+    std::string name = "test-peer";
+};
+
+std::string control(const Request& request)
+{
+    return encode_control_frame(encode_request(request));
+}
+
+std::string data_frame(std::string_view bytes)
+{
+    const auto header = encode_frame_header(FrameKind::data, static_cast<std::uint32_t>(bytes.size()));
+    return std::string(reinterpret_cast<const char*>(header.data()), header.size()) + std::string(bytes);
+}
+
+std::string sha256_of(std::string_view bytes)
+{
+    Sha256 hash;
+    hash.update(bytes.data(), bytes.size());
+    return hash.hex_digest();
+}
+
+std::string pattern(std::size_t size, unsigned seed)
+{
+    std::string bytes(size, '\0');
+    std::uint32_t state = seed * 2654435761u + 1;
+    for (auto& byte : bytes) {
+        state = state * 1664525u + 1013904223u;
+        byte = static_cast<char>(state >> 24);
+    }
+    return bytes;
+}
+
+struct Fixture {
+    Fixture() : Fixture(std::string()) {}
+    // With a path, serves that folder instead of a fresh one.
+    explicit Fixture(const std::string& served)
+        : library(std::move(Library::open(served.empty() ? root.path() : served).value())),
+          session(io, *library, config)
+    {
+    }
+
+    void feed(std::string_view bytes) { session.on_bytes(std::span(bytes.data(), bytes.size())); }
+
+    void hello()
+    {
+        feed(control(Request{0, HelloRequest{}}));
+        const auto replies = io.controls();
+        REQUIRE(replies.size() == 1);
+        REQUIRE(parse_hello_reply(replies[0]));
+    }
+
+    TempRoot root;
+    Config config;
+    FakeIo io;
+    std::unique_ptr<Library> library;
+    Session session;
+};
+
+} // namespace
+
+TEST_CASE("a request before hello is refused and the connection stays usable")
+{
+    Fixture f;
+    f.feed(control(Request{1, ListRequest{}}));
+    auto replies = f.io.controls();
+    REQUIRE(replies.size() == 1);
+    auto refused = parse_list_reply(replies[0]);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == ErrorCode::hello_required);
+    CHECK_FALSE(f.io.closed);
+
+    f.hello();
+    f.feed(control(Request{2, ListRequest{}}));
+    CHECK(f.session.state() == Session::State::working);
+    f.io.run_jobs();
+    replies = f.io.controls();
+    REQUIRE(replies.size() == 1);
+    auto listed = parse_list_reply(replies[0]);
+    REQUIRE(listed);
+    CHECK(listed->id == 2);
+    CHECK(f.session.state() == Session::State::awaiting_request);
+}
+
+TEST_CASE("hello with another protocol version is refused, then the connection closes")
+{
+    Fixture f;
+    f.feed(control(Request{9, HelloRequest{2, "future"}}));
+    auto replies = f.io.controls();
+    REQUIRE(replies.size() == 1);
+    auto refused = parse_hello_reply(replies[0]);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == ErrorCode::unsupported_version);
+    CHECK(f.io.closed);
+    CHECK(f.session.state() == Session::State::closed);
+}
+
+TEST_CASE("a request fed one byte at a time moves through reading_request")
+{
+    Fixture f;
+    f.hello();
+    f.root.write("a.txt", "hello");
+    const std::string frame = control(Request{3, StatRequest{"a.txt"}});
+    for (std::size_t i = 0; i + 1 < frame.size(); ++i) {
+        f.feed(frame.substr(i, 1));
+        CHECK(f.session.state() == Session::State::reading_request);
+    }
+    f.feed(frame.substr(frame.size() - 1));
+    CHECK(f.session.state() == Session::State::working);
+    f.io.run_jobs();
+    auto replies = f.io.controls();
+    REQUIRE(replies.size() == 1);
+    auto stat = parse_stat_reply(replies[0]);
+    REQUIRE(stat);
+    CHECK(stat->body.file.size == 5);
+}
+
+TEST_CASE("pipelined requests are answered in order; input waits while a job runs")
+{
+    Fixture f;
+    f.hello();
+    f.root.write("a", "1");
+    f.root.write("b", "22");
+    f.feed(control(Request{10, StatRequest{"a"}}) + control(Request{11, StatRequest{"b"}}) +
+           control(Request{12, StatRequest{"missing"}}));
+    // The first stat's job is queued; the rest of the input waits unread.
+    CHECK(f.io.jobs.size() == 1);
+    CHECK_FALSE(f.io.reading);
+    f.io.run_jobs();
+    CHECK(f.io.reading);
+    auto replies = f.io.controls();
+    REQUIRE(replies.size() == 3);
+    CHECK(parse_stat_reply(replies[0])->id == 10);
+    CHECK(parse_stat_reply(replies[1])->body.file.size == 2);
+    auto missing = parse_stat_reply(replies[2]);
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().code == ErrorCode::not_found);
+}
+
+TEST_CASE("bad JSON and unknown operations get an error; broken framing closes")
+{
+    Fixture f;
+    f.hello();
+    f.feed(encode_control_frame("{not json"));
+    f.feed(encode_control_frame(R"({"op":"dance","id":4})"));
+    auto replies = f.io.controls();
+    REQUIRE(replies.size() == 2);
+    CHECK(parse_list_reply(replies[0]).error().code == ErrorCode::bad_json);
+    CHECK(parse_list_reply(replies[1]).error().code == ErrorCode::unknown_op);
+    CHECK_FALSE(f.io.closed);
+
+    f.feed(std::string("\x07\x00\x00\x00\x01x", 6));
+    replies = f.io.controls();
+    REQUIRE(replies.size() == 1);
+    CHECK(parse_list_reply(replies[0]).error().code == ErrorCode::bad_frame);
+    CHECK(f.io.closed);
+}
+
+TEST_CASE("a control frame over the limit is refused and closes the connection")
+{
+    Fixture f;
+    f.hello();
+    const auto header = encode_frame_header(FrameKind::control, f.config.max_control_frame + 1);
+    f.feed(std::string(reinterpret_cast<const char*>(header.data()), header.size()));
+    auto replies = f.io.controls();
+    REQUIRE(replies.size() == 1);
+    CHECK(parse_list_reply(replies[0]).error().code == ErrorCode::frame_too_large);
+    CHECK(f.io.closed);
+}
+
+TEST_CASE("get streams the file in chunks, ends with the whole file's SHA-256")
+{
+    Fixture f;
+    f.config.chunk_size = 1000;
+    f.hello();
+    const std::string content = pattern(4500, 1);
+    f.root.write("data.bin", content);
+
+    SUBCASE("from the start")
+    {
+        f.feed(control(Request{5, GetRequest{"data.bin", 0}}));
+        f.io.run_jobs();
+        std::vector<std::string> controls;
+        std::string data;
+        f.io.drain(controls, data);
+        REQUIRE(controls.size() == 2);
+        auto reply = parse_get_reply(controls[0]);
+        REQUIRE(reply);
+        CHECK(reply->body.file.size == 4500);
+        CHECK(data == content);
+        auto trailer = parse_trailer(controls[1]);
+        REQUIRE(trailer);
+        CHECK(trailer->id == 5);
+        CHECK(trailer->body.sha256 == sha256_of(content));
+    }
+    SUBCASE("from an offset: only the rest is sent, the trailer still covers the whole file")
+    {
+        f.feed(control(Request{6, GetRequest{"data.bin", 1234}}));
+        f.io.run_jobs();
+        std::vector<std::string> controls;
+        std::string data;
+        f.io.drain(controls, data);
+        REQUIRE(controls.size() == 2);
+        CHECK(data == content.substr(1234));
+        CHECK(parse_trailer(controls[1])->body.sha256 == sha256_of(content));
+    }
+    SUBCASE("past the end")
+    {
+        f.feed(control(Request{7, GetRequest{"data.bin", 4501}}));
+        f.io.run_jobs();
+        auto replies = f.io.controls();
+        REQUIRE(replies.size() == 1);
+        CHECK(parse_get_reply(replies[0]).error().code == ErrorCode::bad_offset);
+        CHECK(f.session.state() == Session::State::awaiting_request);
+    }
+}
+
+TEST_CASE("get stops reading the file while the socket's queue is full")
+{
+    Fixture f;
+    f.config.chunk_size = 1000;
+    f.config.send_high_water = 3000;
+    f.hello();
+    f.root.write("big.bin", pattern(20000, 2));
+    f.io.hold_writes = true;
+    f.feed(control(Request{5, GetRequest{"big.bin", 0}}));
+    f.io.run_jobs();
+    // Three chunks (plus the small reply) fill the queue; no read is pending.
+    CHECK(f.session.state() == Session::State::sending_file);
+    CHECK(f.io.jobs.empty());
+    CHECK(f.io.unsent >= 3000);
+    CHECK(f.io.unsent < 3000 + 1000 + 200);
+
+    // The peer reads: each drain lets the session read more, until done.
+    for (int round = 0; round < 100 && f.session.state() == Session::State::sending_file; ++round) {
+        f.io.unsent = 0;
+        f.session.on_sent();
+        f.io.run_jobs();
+    }
+    CHECK(f.session.state() == Session::State::awaiting_request);
+    std::vector<std::string> controls;
+    std::string data;
+    f.io.drain(controls, data);
+    CHECK(data == f.root.read("big.bin"));
+}
+
+TEST_CASE("put publishes only after a matching commit")
+{
+    Fixture f;
+    f.config.chunk_size = 1000;
+    f.hello();
+    f.root.write("doc.txt", "old content");
+    const std::string content = pattern(3500, 3);
+
+    f.feed(control(Request{8, PutRequest{"doc.txt", content.size(), false}}));
+    f.io.run_jobs();
+    auto replies = f.io.controls();
+    REQUIRE(replies.size() == 1);
+    auto accepted = parse_put_reply(replies[0]);
+    REQUIRE(accepted);
+    CHECK(accepted->body.offset == 0);
+    CHECK(f.session.state() == Session::State::receiving_file);
+
+    f.feed(data_frame(content.substr(0, 2000)));
+    f.feed(data_frame(content.substr(2000)));
+    f.io.run_jobs();
+    CHECK(f.root.read("doc.txt") == "old content");
+
+    SUBCASE("matching hash")
+    {
+        f.feed(control(Request{8, CommitRequest{sha256_of(content)}}));
+        f.io.run_jobs();
+        replies = f.io.controls();
+        REQUIRE(replies.size() == 1);
+        auto committed = parse_commit_reply(replies[0]);
+        REQUIRE(committed);
+        CHECK(committed->body.file.size == content.size());
+        CHECK(f.root.read("doc.txt") == content);
+    }
+    SUBCASE("wrong hash: nothing published, no partial left")
+    {
+        f.feed(control(Request{8, CommitRequest{sha256_of("something else")}}));
+        f.io.run_jobs();
+        replies = f.io.controls();
+        REQUIRE(replies.size() == 1);
+        CHECK(parse_commit_reply(replies[0]).error().code == ErrorCode::hash_mismatch);
+        CHECK(f.root.read("doc.txt") == "old content");
+        CHECK(f.root.hidden_entries() == 0);
+        CHECK_FALSE(f.io.closed);
+    }
+    CHECK(f.session.state() == Session::State::awaiting_request);
+}
+
+TEST_CASE("an interrupted put is kept, then resumed from where it stopped")
+{
+    const std::string content = pattern(5000, 4);
+    TempRoot served;
+    {
+        Fixture first(served.path());
+        first.hello();
+        first.feed(control(Request{1, PutRequest{"r.bin", content.size(), false}}));
+        first.io.run_jobs();
+        first.feed(data_frame(content.substr(0, 3000)));
+        first.session.on_peer_closed();
+        first.io.run_jobs();
+        CHECK(first.io.closed);
+        CHECK(first.session.state() == Session::State::closed);
+        CHECK_FALSE(served.exists("r.bin"));
+        CHECK(served.hidden_entries() == 2); // the data and its state
+    }
+    Fixture second(served.path());
+    second.hello();
+    second.feed(control(Request{2, PutRequest{"r.bin", content.size(), true}}));
+    second.io.run_jobs();
+    auto replies = second.io.controls();
+    REQUIRE(replies.size() == 1);
+    auto resumed = parse_put_reply(replies[0]);
+    REQUIRE(resumed);
+    CHECK(resumed->body.offset == 3000);
+    REQUIRE(resumed->body.prefix_sha256);
+    CHECK(*resumed->body.prefix_sha256 == sha256_of(content.substr(0, 3000)));
+
+    second.feed(data_frame(content.substr(3000)));
+    second.feed(control(Request{2, CommitRequest{sha256_of(content)}}));
+    second.io.run_jobs();
+    replies = second.io.controls();
+    REQUIRE(replies.size() == 1);
+    REQUIRE(parse_commit_reply(replies[0]));
+    CHECK(served.read("r.bin") == content);
+    CHECK(served.hidden_entries() == 0);
+}
+
+TEST_CASE("put stops reading the socket while the disk lags")
+{
+    Fixture f;
+    f.config.chunk_size = 1000;
+    f.config.receive_high_water = 2500;
+    f.hello();
+    const std::string content = pattern(10000, 5);
+    f.feed(control(Request{3, PutRequest{"slow.bin", content.size(), false}}));
+    f.io.run_jobs();
+    f.io.controls();
+    std::string frames;
+    for (std::size_t at = 0; at < content.size(); at += 500) {
+        frames += data_frame(content.substr(at, 500));
+    }
+    frames += control(Request{3, CommitRequest{sha256_of(content)}});
+    f.feed(frames); // the disk "lags": no job runs yet
+    CHECK_FALSE(f.io.reading);
+    CHECK(f.session.state() == Session::State::receiving_file);
+    f.io.run_jobs();
+    auto replies = f.io.controls();
+    REQUIRE(replies.size() == 1);
+    REQUIRE(parse_commit_reply(replies[0]));
+    CHECK(f.root.read("slow.bin") == content);
+    CHECK(f.io.reading);
+}
+
+TEST_CASE("data beyond the declared size fails the upload and closes")
+{
+    Fixture f;
+    f.hello();
+    f.feed(control(Request{3, PutRequest{"x", 4, false}}));
+    f.io.run_jobs();
+    f.io.controls();
+    f.feed(data_frame("12345"));
+    f.io.run_jobs();
+    auto replies = f.io.controls();
+    REQUIRE(replies.size() == 1);
+    CHECK(parse_commit_reply(replies[0]).error().code == ErrorCode::size_mismatch);
+    CHECK(f.io.closed);
+    CHECK_FALSE(f.root.exists("x"));
+}
+
+TEST_CASE("requests other than commit or abort during an upload are refused, the upload goes on")
+{
+    Fixture f;
+    f.hello();
+    f.feed(control(Request{3, PutRequest{"y", 2, false}}));
+    f.io.run_jobs();
+    f.io.controls();
+    f.feed(control(Request{4, ListRequest{}}));
+    f.feed(data_frame("ok"));
+    f.feed(control(Request{3, AbortRequest{true}}));
+    f.io.run_jobs();
+    auto replies = f.io.controls();
+    REQUIRE(replies.size() == 2);
+    CHECK(parse_list_reply(replies[0]).error().code == ErrorCode::unexpected_frame);
+    auto aborted = parse_abort_reply(replies[1]);
+    REQUIRE(aborted);
+    CHECK_FALSE(aborted->body.kept);
+    CHECK(f.root.hidden_entries() == 0);
+    CHECK_FALSE(f.root.exists("y"));
+}
+
+TEST_CASE("invalid names never reach the file system")
+{
+    Fixture f;
+    f.hello();
+    for (const char* name : {"../etc/passwd", "/etc/passwd", ".hidden", "a/b", "..", "a\\b"}) {
+        f.feed(control(Request{1, GetRequest{name, 0}}));
+        f.feed(control(Request{2, PutRequest{name, 1, false}}));
+        f.feed(control(Request{3, StatRequest{name}}));
+        CHECK(f.io.jobs.empty());
+        const auto replies = f.io.controls();
+        REQUIRE(replies.size() == 3);
+        for (const auto& reply : replies) {
+            CHECK(parse_stat_reply(reply).error().code == ErrorCode::invalid_name);
+        }
+    }
+}
+
+TEST_CASE("shutdown during a download sends shutting_down and closes after the running job")
+{
+    Fixture f;
+    f.config.chunk_size = 100;
+    f.hello();
+    f.root.write("f", pattern(1000, 6));
+    f.feed(control(Request{1, GetRequest{"f", 0}}));
+    f.io.run_one_job(); // the open; the first read is now in flight
+    REQUIRE(f.session.state() == Session::State::sending_file);
+    REQUIRE(f.session.job_in_flight());
+    f.session.shutdown();
+    CHECK(f.session.state() == Session::State::closing);
+    CHECK_FALSE(f.io.closed);
+    f.io.run_jobs();
+    CHECK(f.io.closed);
+    CHECK(f.session.state() == Session::State::closed);
+    std::vector<std::string> controls;
+    std::string data;
+    f.io.drain(controls, data);
+    CHECK(data.empty()); // the chunk read after shutdown is dropped
+    CHECK(parse_trailer(controls.back()).error().code == ErrorCode::shutting_down);
+}
