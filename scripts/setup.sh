@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what building and testing Ferry needs from Debian's packages (when
+# run as root and something is missing), then configures and builds into
+# ./build. Sourced by serve.sh and test.sh; safe to run again.
+set -euo pipefail
+
+FERRY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+FERRY_BUILD=${FERRY_BUILD:-$FERRY_ROOT/build}
+
+packages=(g++ meson ninja-build pkg-config libuv1-dev nlohmann-json3-dev doctest-dev libssl-dev libcli11-dev)
+missing=()
+for package in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed"; then
+        missing+=("$package")
+    fi
+done
+if ((${#missing[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "setup: missing Debian packages: ${missing[*]}" >&2
+        echo "setup: run this as root, or: sudo apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+    echo "setup: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ ! -f $FERRY_BUILD/build.ninja ]]; then
+    meson setup "$FERRY_BUILD" "$FERRY_ROOT" >/dev/null
+fi
+meson compile -C "$FERRY_BUILD" >/dev/null

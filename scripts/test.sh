@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install, build and run every test (units and integration), then print one
+# line "N passed, M failed" counting the test cases of every suite.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+
+status=0
+meson test -C "$FERRY_BUILD" --print-errorlogs || status=$?
+
+# Each suite prints a summary: doctest's "test cases: N | P passed | F failed"
+# or a plain "N passed, M failed". A suite that failed without a summary (a
+# crash) counts as one failed test case.
+awk -f "$FERRY_ROOT/scripts/count-tests.awk" "$FERRY_BUILD/meson-logs/testlog.json"
+exit "$status"
