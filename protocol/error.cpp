@@ -34,6 +34,12 @@ constexpr std::array kCodeNames{
     CodeName{ErrorCode::shutting_down, "shutting_down"},
     CodeName{ErrorCode::connection_lost, "connection_lost"},
     CodeName{ErrorCode::local_io, "local_io"},
+    CodeName{ErrorCode::server_full, "server_full"},
+    CodeName{ErrorCode::address_limit, "address_limit"},
+    CodeName{ErrorCode::idle_timeout, "idle_timeout"},
+    CodeName{ErrorCode::stalled, "stalled"},
+    CodeName{ErrorCode::upload_too_large, "upload_too_large"},
+    CodeName{ErrorCode::too_many_transfers, "too_many_transfers"},
 };
 
 } // namespace
@@ -65,6 +71,12 @@ bool closes_connection(ErrorCode code)
     case ErrorCode::frame_too_large:
     case ErrorCode::unsupported_version:
     case ErrorCode::shutting_down:
+    case ErrorCode::server_full:
+    case ErrorCode::address_limit:
+    case ErrorCode::idle_timeout:
+    case ErrorCode::stalled:
+    case ErrorCode::upload_too_large:
+    case ErrorCode::too_many_transfers:
         return true;
     case ErrorCode::bad_json:
     case ErrorCode::bad_request:

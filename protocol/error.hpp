@@ -35,6 +35,12 @@ enum class ErrorCode {
     shutting_down,       // the server is stopping and takes no new work
     connection_lost,     // client side only: the server went away
     local_io,            // client side only: a local file could not be read/written
+    server_full,         // the server holds its maximum of connections; closes
+    address_limit,       // this client address holds its maximum of connections; closes
+    idle_timeout,        // no request for too long; closes
+    stalled,             // a frame or transfer made no progress for too long; closes
+    upload_too_large,    // put size over the server's maximum; closes
+    too_many_transfers,  // the server runs its maximum of transfers; closes
 };
 
 std::string_view to_string(ErrorCode code);

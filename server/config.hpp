@@ -22,6 +22,25 @@ struct Config {
     std::size_t send_high_water = 1024 * 1024;
     // Stop reading the socket while this much upload data waits for the disk.
     std::size_t receive_high_water = 2 * 1024 * 1024;
+
+    // Limits against floods and stuck peers; each refusal is its own error
+    // code (PROTOCOL.md section 6), then the connection closes.
+    std::size_t max_connections = 4096;
+    std::size_t max_connections_per_address = 512;
+    std::size_t max_transfers = 256;
+    std::uint64_t max_upload_size = std::uint64_t{1} << 40; // 1 TiB
+    // No request for this long closes a connection.
+    std::chrono::milliseconds idle_timeout{5 * 60 * 1000};
+    // A half-received frame or a transfer that moves no byte for this long
+    // closes the connection. Never a cap on a transfer's total time.
+    std::chrono::milliseconds stall_timeout{60 * 1000};
+    // After SIGTERM, running transfers may finish for this long.
+    std::chrono::milliseconds drain_timeout{30 * 1000};
+};
+
+// Server-wide numbers that sessions share (one loop, so no locking).
+struct Counters {
+    std::size_t active_transfers = 0;
 };
 
 } // namespace ferry::server

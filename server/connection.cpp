@@ -5,6 +5,9 @@
 
 #include <exception>
 
+#include "frame.hpp"
+#include "messages.hpp"
+
 namespace ferry::server {
 
 struct Connection::WriteRequest {
@@ -21,7 +24,7 @@ struct Connection::JobRequest {
 };
 
 Connection::Connection(Server& server, uv_loop_t* loop)
-    : server_(server), session_(*this, server.library(), server.config())
+    : server_(server), session_(*this, server.library(), server.config(), server.counters())
 {
     uv_tcp_init(loop, &tcp_);
     tcp_.data = this;
@@ -34,8 +37,32 @@ void Connection::start()
     int length = sizeof address;
     if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
         peer_ = format_address(reinterpret_cast<const sockaddr*>(&address));
+        address_ = peer_.substr(0, peer_.rfind(':'));
     }
-    resume_reading();
+}
+
+void Connection::refuse(const Error& error)
+{
+    send(encode_control_frame(encode_error(std::nullopt, error)));
+    close();
+}
+
+// Bytes that a peer does not read can hold a close up forever; after this
+// long the socket is closed regardless.
+constexpr std::uint64_t kCloseLingerMs = 2000;
+
+void Connection::check_timeouts(std::uint64_t now_ms)
+{
+    if (handle_closing_) {
+        return;
+    }
+    if (close_requested_) {
+        if (now_ms - close_requested_at_ >= kCloseLingerMs) {
+            force_close();
+        }
+        return;
+    }
+    guarded([&] { session_.check_timeouts(now_ms); });
 }
 
 template <typename Transition>
@@ -190,6 +217,9 @@ void Connection::resume_reading()
 
 void Connection::close()
 {
+    if (!close_requested_) {
+        close_requested_at_ = now_ms();
+    }
     close_requested_ = true;
     pause_reading();
     if (pending_writes_ == 0) {

@@ -25,10 +25,20 @@ public:
     Connection& operator=(const Connection&) = delete;
 
     uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
-    // Called once the handle has been accepted.
+    // Called once the handle has been accepted: learns the peer's address.
     void start();
-    // The server is stopping: say so and close after in-flight work.
+    // Begins reading requests (the connection passed the server's limits).
+    void serve() { resume_reading(); }
+    // The server is stopping: close once the running transfer is done.
     void shutdown() { session_.shutdown(); }
+    // The drain time is over: cut the running transfer.
+    void abandon() { session_.abandon(); }
+    // Turns the connection away (a limit): one error frame, then close.
+    void refuse(const Error& error);
+    // The periodic sweep: timeouts, and a close stuck behind unwritten bytes.
+    void check_timeouts(std::uint64_t now_ms);
+    // The peer's IP address without the port: what per-address limits count.
+    const std::string& address() const { return address_; }
     // Closes the socket now, dropping unwritten bytes (drain time is over).
     void force_close();
     // Closes a handle that was never started (accept failed).
@@ -42,6 +52,7 @@ public:
     void resume_reading() override;
     void close() override;
     const std::string& peer() const override { return peer_; }
+    std::uint64_t now_ms() const override { return uv_now(tcp_.loop); }
 
 private:
     ~Connection() override = default;
@@ -68,6 +79,8 @@ private:
     uv_tcp_t tcp_{};
     Session session_;
     std::string peer_ = "?";
+    std::string address_ = "?";
+    std::uint64_t close_requested_at_ = 0;
     std::size_t unsent_ = 0;
     std::size_t pending_writes_ = 0;
     bool reading_ = false;

@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <uv.h>
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <csignal>
@@ -38,6 +39,17 @@ bool create_default_root(const std::string& root)
     return static_cast<bool>(welcome);
 }
 
+// Each connection is a descriptor; the usual soft limit of 1024 would cap
+// the server far below --max-connections.
+void raise_descriptor_limit()
+{
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &limit);
+    }
+}
+
 void close_every_handle(uv_loop_t* loop)
 {
     uv_walk(
@@ -58,6 +70,9 @@ int main(int argc, char** argv)
     ferry::server::Config config;
     config.root = kDefaultRoot;
     std::uint64_t partial_ttl_seconds = static_cast<std::uint64_t>(config.partial_ttl.count());
+    double idle_timeout = 300;
+    double stall_timeout = 60;
+    double drain_timeout = 30;
 
     CLI::App app{"ferryd: a small, fast file server speaking the Ferry protocol (docs/PROTOCOL.md)."};
     app.set_version_flag("--version", std::string("ferryd ") + FERRY_VERSION);
@@ -71,11 +86,37 @@ int main(int argc, char** argv)
     app.add_option("--partial-ttl", partial_ttl_seconds,
                    "Seconds an interrupted upload is kept for resume before it is deleted")
         ->capture_default_str();
+    app.add_option("--max-connections", config.max_connections, "Connections held at once; more are refused")
+        ->capture_default_str();
+    app.add_option("--max-connections-per-address", config.max_connections_per_address,
+                   "Connections held at once from one client IP address")
+        ->capture_default_str();
+    app.add_option("--max-transfers", config.max_transfers, "Gets and puts running at once, server-wide")
+        ->capture_default_str();
+    app.add_option("--max-upload-size", config.max_upload_size, "Largest upload accepted, in bytes")
+        ->capture_default_str();
+    app.add_option("--idle-timeout", idle_timeout, "Seconds a connection may wait between requests")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--stall-timeout", stall_timeout,
+                   "Seconds a half-sent frame or a transfer may make no progress (never a cap on total time)")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--drain-timeout", drain_timeout, "Seconds running transfers may finish after SIGTERM/SIGINT")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
     CLI11_PARSE(app, argc, argv);
     config.partial_ttl = std::chrono::seconds(partial_ttl_seconds);
+    const auto to_ms = [](double seconds) { return std::chrono::milliseconds(static_cast<long long>(seconds * 1000)); };
+    config.idle_timeout = to_ms(idle_timeout);
+    config.stall_timeout = to_ms(stall_timeout);
+    config.drain_timeout = to_ms(drain_timeout);
 
     // libuv reports EPIPE as a write error; the signal would kill us first.
     std::signal(SIGPIPE, SIG_IGN);
+    // A file size limit (RLIMIT_FSIZE) must fail the write (EFBIG), not kill us.
+    std::signal(SIGXFSZ, SIG_IGN);
+    raise_descriptor_limit();
 
     if (config.root == kDefaultRoot && !create_default_root(config.root)) {
         std::fprintf(stderr, "ferryd: cannot create folder \"%s\"\n", config.root.c_str());

@@ -4,15 +4,13 @@
 #include "log.hpp"
 #include "partial_upload.hpp"
 
+#include <algorithm>
 #include <vector>
 
 namespace ferry::server {
 
 namespace {
 
-// How long stopping waits for sessions to flush their last bytes before
-// sockets are closed regardless.
-constexpr std::uint64_t kDrainMilliseconds = 5000;
 constexpr std::uint64_t kCleanupMilliseconds = 60 * 60 * 1000;
 
 struct CleanupJob {
@@ -61,6 +59,14 @@ Result<std::string> Server::start()
     uv_timer_start(&cleanup_timer_, on_cleanup_timer, kCleanupMilliseconds, kCleanupMilliseconds);
     uv_timer_init(loop_, &drain_timer_);
     drain_timer_.data = this;
+
+    // Timeouts are checked by one sweep over all connections rather than a
+    // timer each: a few times per shortest timeout, at most once a second.
+    const auto shortest = std::min(config_.idle_timeout, config_.stall_timeout).count();
+    const auto sweep_ms = static_cast<std::uint64_t>(std::clamp<long long>(shortest / 4, 50, 1000));
+    uv_timer_init(loop_, &sweep_timer_);
+    sweep_timer_.data = this;
+    uv_timer_start(&sweep_timer_, on_sweep_timer, sweep_ms, sweep_ms);
     return format_address(reinterpret_cast<const sockaddr*>(&bound));
 }
 
@@ -76,8 +82,62 @@ void Server::on_connection(uv_stream_t* listener, int status)
         connection->discard();
         return;
     }
-    self->connections_.insert(connection);
     connection->start();
+    if (auto refused = self->check_limits(*connection)) {
+        connection->refuse(*refused);
+        return;
+    }
+    self->connections_.insert(connection);
+    ++self->connections_per_address_[connection->address()];
+    connection->serve();
+}
+
+// A refused connection costs one small write and a close: no read buffer,
+// no session work.
+std::optional<Error> Server::check_limits(const Connection& connection) const
+{
+    if (connections_.size() >= config_.max_connections) {
+        return Error{ErrorCode::server_full, "the server holds its maximum of " +
+                                                 std::to_string(config_.max_connections) + " connections"};
+    }
+    const auto counted = connections_per_address_.find(connection.address());
+    if (counted != connections_per_address_.end() && counted->second >= config_.max_connections_per_address) {
+        return Error{ErrorCode::address_limit, "your address holds its maximum of " +
+                                                   std::to_string(config_.max_connections_per_address) +
+                                                   " connections"};
+    }
+    return std::nullopt;
+}
+
+void Server::forget(Connection* connection)
+{
+    if (connections_.erase(connection) == 0) {
+        return; // a refused connection was never counted
+    }
+    const auto counted = connections_per_address_.find(connection->address());
+    if (counted != connections_per_address_.end() && --counted->second == 0) {
+        connections_per_address_.erase(counted);
+    }
+    if (stopping_ && connections_.empty()) {
+        close_timers();
+    }
+}
+
+void Server::on_sweep_timer(uv_timer_t* timer)
+{
+    auto* self = static_cast<Server*>(timer->data);
+    const std::uint64_t now = uv_now(self->loop_);
+    // A check may close (but never free) connections, so iterate a copy.
+    const std::vector<Connection*> live(self->connections_.begin(), self->connections_.end());
+    for (Connection* connection : live) {
+        connection->check_timeouts(now);
+    }
+}
+
+void Server::close_timers()
+{
+    close_handle(reinterpret_cast<uv_handle_t*>(&sweep_timer_));
+    close_handle(reinterpret_cast<uv_handle_t*>(&drain_timer_));
 }
 
 void Server::on_signal(uv_signal_t* handle, int signal)
@@ -105,23 +165,22 @@ void Server::stop()
         }
     }
     if (connections_.empty()) {
-        close_handle(reinterpret_cast<uv_handle_t*>(&drain_timer_));
+        close_timers();
     } else {
-        uv_timer_start(&drain_timer_, on_drain_timer, kDrainMilliseconds, 0);
-        uv_unref(reinterpret_cast<uv_handle_t*>(&drain_timer_));
+        log_line("waiting up to " + std::to_string(config_.drain_timeout.count() / 1000) + " s for " +
+                 std::to_string(connections_.size()) + " connection(s) to finish");
+        uv_timer_start(&drain_timer_, on_drain_timer, static_cast<std::uint64_t>(config_.drain_timeout.count()), 0);
     }
 }
 
 void Server::on_drain_timer(uv_timer_t* timer)
 {
     auto* self = static_cast<Server*>(timer->data);
+    log_line("drain time is over; closing " + std::to_string(self->connections_.size()) + " connection(s)");
     const std::vector<Connection*> live(self->connections_.begin(), self->connections_.end());
     for (Connection* connection : live) {
-        if (self->connections_.contains(connection)) {
-            connection->force_close();
-        }
+        connection->abandon();
     }
-    self->close_handle(reinterpret_cast<uv_handle_t*>(timer));
 }
 
 void Server::on_cleanup_timer(uv_timer_t* timer)

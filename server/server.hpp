@@ -12,6 +12,8 @@
 #include <array>
 #include <chrono>
 #include <string>
+#include <optional>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace ferry::server {
@@ -30,14 +32,20 @@ public:
 
     const Library& library() const { return library_; }
     const Config& config() const { return config_; }
+    Counters& counters() { return counters_; }
     std::array<char, 64 * 1024>& read_buffer() { return read_buffer_; }
-    void forget(Connection* connection) { connections_.erase(connection); }
+    std::size_t connection_count() const { return connections_.size(); }
+    // A connection's handle is closed and it is about to be freed.
+    void forget(Connection* connection);
 
 private:
     static void on_connection(uv_stream_t* listener, int status);
     static void on_signal(uv_signal_t* handle, int signal);
     static void on_cleanup_timer(uv_timer_t* timer);
     static void on_drain_timer(uv_timer_t* timer);
+    static void on_sweep_timer(uv_timer_t* timer);
+    std::optional<Error> check_limits(const Connection& connection) const;
+    void close_timers();
     void close_handle(uv_handle_t* handle);
 
     uv_loop_t* loop_;
@@ -48,8 +56,11 @@ private:
     uv_signal_t sigterm_{};
     uv_timer_t cleanup_timer_{};
     uv_timer_t drain_timer_{};
+    uv_timer_t sweep_timer_{};
     bool stopping_ = false;
+    Counters counters_;
     std::unordered_set<Connection*> connections_;
+    std::unordered_map<std::string, std::size_t> connections_per_address_;
     std::array<char, 64 * 1024> read_buffer_{};
 };
 

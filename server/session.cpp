@@ -102,9 +102,10 @@ std::string_view to_string(Session::State state)
     return "unknown";
 }
 
-Session::Session(SessionIo& io, const Library& library, const Config& config)
-    : io_(io), library_(library), config_(config), decoder_(config.max_control_frame)
+Session::Session(SessionIo& io, const Library& library, const Config& config, Counters& counters)
+    : io_(io), library_(library), config_(config), counters_(counters), decoder_(config.max_control_frame)
 {
+    touch();
 }
 
 Session::~Session() = default;
@@ -116,12 +117,14 @@ void Session::on_bytes(std::span<const char> bytes)
     if (state_ == State::closing || state_ == State::closed) {
         return;
     }
+    touch();
     inbox_.append(bytes.data(), bytes.size());
     pump();
 }
 
 void Session::on_sent()
 {
+    touch();
     if (state_ == State::sending_file) {
         continue_sending();
     }
@@ -319,6 +322,9 @@ void Session::start_get(std::uint64_t id, const GetRequest& get)
         send_error(id, *refused);
         return;
     }
+    if (!take_transfer_slot(id)) {
+        return;
+    }
     state_ = State::working;
     auto opened = std::make_shared<std::optional<Result<std::unique_ptr<OpenFile>>>>();
     run_job([this, opened, name = get.name] { *opened = library_.open_for_read(name); },
@@ -437,6 +443,14 @@ void Session::start_put(std::uint64_t id, const PutRequest& put)
 {
     if (auto refused = check_file_name(put.name)) {
         send_error(id, *refused);
+        return;
+    }
+    if (put.size > config_.max_upload_size) {
+        fail_connection(id, Error{ErrorCode::upload_too_large,
+                                  "uploads are limited to " + std::to_string(config_.max_upload_size) + " bytes"});
+        return;
+    }
+    if (!take_transfer_slot(id)) {
         return;
     }
     state_ = State::working;
@@ -661,10 +675,41 @@ void Session::send_error(std::optional<std::uint64_t> id, const Error& error)
     send_json(encode_error(id, error));
 }
 
+bool Session::take_transfer_slot(std::uint64_t id)
+{
+    if (counters_.active_transfers >= config_.max_transfers) {
+        fail_connection(id, Error{ErrorCode::too_many_transfers,
+                                  "the server runs its maximum of " + std::to_string(config_.max_transfers) +
+                                      " transfers; try again later"});
+        return false;
+    }
+    slot_.emplace(counters_);
+    return true;
+}
+
+std::optional<std::uint64_t> Session::transfer_id() const
+{
+    if (download_) {
+        return download_->id;
+    }
+    if (upload_) {
+        return upload_->id;
+    }
+    return std::nullopt;
+}
+
 void Session::back_to_idle()
 {
+    if (!download_ && !upload_) {
+        slot_.reset();
+    }
     if (state_ == State::closing) {
         advance_close();
+        return;
+    }
+    if (draining_) {
+        send_error(std::nullopt, Error{ErrorCode::shutting_down, "the server is shutting down"});
+        begin_close();
         return;
     }
     state_ = State::awaiting_request;
@@ -685,14 +730,48 @@ void Session::on_peer_closed()
 
 void Session::shutdown()
 {
+    draining_ = true;
+    if (state_ == State::awaiting_request || state_ == State::reading_request) {
+        send_error(std::nullopt, Error{ErrorCode::shutting_down, "the server is shutting down"});
+        begin_close();
+    }
+}
+
+void Session::abandon()
+{
     if (state_ == State::closing || state_ == State::closed) {
         return;
     }
-    const std::optional<std::uint64_t> id = download_ ? std::optional(download_->id)
-                                            : upload_ ? std::optional(upload_->id)
-                                                      : std::nullopt;
-    send_error(id, Error{ErrorCode::shutting_down, "the server is shutting down"});
+    send_error(transfer_id(), Error{ErrorCode::shutting_down, "the server is shutting down"});
     begin_close();
+}
+
+void Session::check_timeouts(std::uint64_t now_ms)
+{
+    const std::uint64_t quiet = now_ms - last_activity_ms_;
+    const auto idle_limit = static_cast<std::uint64_t>(config_.idle_timeout.count());
+    const auto stall_limit = static_cast<std::uint64_t>(config_.stall_timeout.count());
+    switch (state_) {
+    case State::awaiting_request:
+        if (quiet >= idle_limit) {
+            fail_connection(std::nullopt,
+                            Error{ErrorCode::idle_timeout, "no request for " + std::to_string(quiet / 1000) + " s"});
+        }
+        break;
+    case State::reading_request:
+    case State::sending_file:
+    case State::receiving_file:
+        if (quiet >= stall_limit) {
+            fail_connection(transfer_id(),
+                            Error{ErrorCode::stalled, "no progress for " + std::to_string(quiet / 1000) + " s"});
+        }
+        break;
+    case State::working:
+    case State::finishing_upload:
+    case State::closing:
+    case State::closed:
+        break; // waiting for our own disk, not for the peer
+    }
 }
 
 // Stops taking input; whatever is in flight finishes (an upload is made
@@ -723,6 +802,7 @@ void Session::advance_close()
     }
     download_.reset();
     upload_.reset();
+    slot_.reset();
     state_ = State::closed;
     io_.close();
 }
@@ -732,6 +812,7 @@ void Session::run_job(std::function<void()> work, std::function<void()> done)
     job_in_flight_ = true;
     io_.run_job(std::move(work), [this, done = std::move(done)] {
         job_in_flight_ = false;
+        touch();
         if (state_ == State::closing && !upload_) {
             advance_close();
             return;

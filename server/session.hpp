@@ -28,6 +28,18 @@
 
 namespace ferry::server {
 
+// Holds one of Config::max_transfers while a get or put runs.
+class TransferSlot {
+public:
+    explicit TransferSlot(Counters& counters) : counters_(&counters) { ++counters_->active_transfers; }
+    TransferSlot(const TransferSlot&) = delete;
+    TransferSlot& operator=(const TransferSlot&) = delete;
+    ~TransferSlot() { --counters_->active_transfers; }
+
+private:
+    Counters* counters_;
+};
+
 class Session {
 public:
     enum class State {
@@ -41,7 +53,7 @@ public:
         closed,
     };
 
-    Session(SessionIo& io, const Library& library, const Config& config);
+    Session(SessionIo& io, const Library& library, const Config& config, Counters& counters);
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
     ~Session();
@@ -50,7 +62,13 @@ public:
     void on_bytes(std::span<const char> bytes);
     void on_sent();
     void on_peer_closed();
+    // The server stops: idle now, or once the running transfer is done.
     void shutdown();
+    // The drain time is over: cut whatever runs (uploads stay resumable).
+    void abandon();
+    // Closes an idle connection or a stalled frame or transfer; called by
+    // the server's periodic sweep with the loop's clock.
+    void check_timeouts(std::uint64_t now_ms);
 
     State state() const { return state_; }
     bool job_in_flight() const { return job_in_flight_; }
@@ -94,10 +112,17 @@ private:
     void begin_close();
     void advance_close();
     void run_job(std::function<void()> work, std::function<void()> done);
+    void touch() { last_activity_ms_ = io_.now_ms(); }
+    bool take_transfer_slot(std::uint64_t id);
+    std::optional<std::uint64_t> transfer_id() const;
 
     SessionIo& io_;
     const Library& library_;
     const Config& config_;
+    Counters& counters_;
+    std::optional<TransferSlot> slot_;
+    std::uint64_t last_activity_ms_ = 0;
+    bool draining_ = false;
     State state_ = State::awaiting_request;
     bool hello_done_ = false;
     bool job_in_flight_ = false;

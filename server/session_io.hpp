@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -35,6 +36,9 @@ public:
 
     // A short description of the peer for logs ("127.0.0.1:51234").
     virtual const std::string& peer() const = 0;
+
+    // The loop's clock in milliseconds (monotonic), for timeouts.
+    virtual std::uint64_t now_ms() const = 0;
 };
 
 } // namespace ferry::server

@@ -38,6 +38,7 @@ public:
     void resume_reading() override { reading = true; }
     void close() override { closed = true; }
     const std::string& peer() const override { return name; }
+    std::uint64_t now_ms() const override { return clock_ms; }
 
     // Runs queued jobs (and the jobs their completions queue) to the end.
     void run_jobs()
@@ -95,6 +96,7 @@ public:
     bool reading = true;
     bool closed = false;
     std::string name = "test-peer";
+    std::uint64_t clock_ms = 1000;
 };
 
 std::string control(const Request& request)
@@ -131,7 +133,7 @@ struct Fixture {
     // With a path, serves that folder instead of a fresh one.
     explicit Fixture(const std::string& served)
         : library(std::move(Library::open(served.empty() ? root.path() : served).value())),
-          session(io, *library, config)
+          session(io, *library, config, counters)
     {
     }
 
@@ -147,6 +149,7 @@ struct Fixture {
 
     TempRoot root;
     Config config;
+    Counters counters;
     FakeIo io;
     std::unique_ptr<Library> library;
     Session session;
@@ -505,25 +508,132 @@ TEST_CASE("invalid names never reach the file system")
     }
 }
 
-TEST_CASE("shutdown during a download sends shutting_down and closes after the running job")
+TEST_CASE("shutdown lets a running download finish, then closes; abandon cuts it")
 {
     Fixture f;
     f.config.chunk_size = 100;
     f.hello();
-    f.root.write("f", pattern(1000, 6));
+    const std::string content = pattern(1000, 6);
+    f.root.write("f", content);
     f.feed(control(Request{1, GetRequest{"f", 0}}));
     f.io.run_one_job(); // the open; the first read is now in flight
     REQUIRE(f.session.state() == Session::State::sending_file);
     REQUIRE(f.session.job_in_flight());
-    f.session.shutdown();
-    CHECK(f.session.state() == Session::State::closing);
-    CHECK_FALSE(f.io.closed);
-    f.io.run_jobs();
-    CHECK(f.io.closed);
-    CHECK(f.session.state() == Session::State::closed);
-    std::vector<std::string> controls;
-    std::string data;
-    f.io.drain(controls, data);
-    CHECK(data.empty()); // the chunk read after shutdown is dropped
-    CHECK(parse_trailer(controls.back()).error().code == ErrorCode::shutting_down);
+
+    SUBCASE("drain")
+    {
+        f.session.shutdown();
+        CHECK(f.session.state() == Session::State::sending_file);
+        f.io.run_jobs();
+        CHECK(f.io.closed);
+        std::vector<std::string> controls;
+        std::string data;
+        f.io.drain(controls, data);
+        CHECK(data == content);
+        REQUIRE(controls.size() == 3); // reply, trailer, shutting_down
+        CHECK(parse_trailer(controls[1]));
+        CHECK(parse_trailer(controls[2]).error().code == ErrorCode::shutting_down);
+    }
+    SUBCASE("abandon")
+    {
+        f.session.abandon();
+        CHECK(f.session.state() == Session::State::closing);
+        CHECK_FALSE(f.io.closed);
+        f.io.run_jobs();
+        CHECK(f.io.closed);
+        std::vector<std::string> controls;
+        std::string data;
+        f.io.drain(controls, data);
+        CHECK(data.empty()); // the chunk read after abandon is dropped
+        CHECK(parse_trailer(controls.back()).error().code == ErrorCode::shutting_down);
+    }
+    CHECK(f.counters.active_transfers == 0);
+}
+
+TEST_CASE("an idle connection times out; a half-sent frame or a quiet transfer stalls")
+{
+    Fixture f;
+    f.config.idle_timeout = std::chrono::milliseconds(5000);
+    f.config.stall_timeout = std::chrono::milliseconds(2000);
+    f.hello();
+
+    SUBCASE("idle")
+    {
+        f.session.check_timeouts(f.io.clock_ms + 4999);
+        CHECK_FALSE(f.io.closed);
+        f.session.check_timeouts(f.io.clock_ms + 5000);
+        CHECK(f.io.closed);
+        CHECK(parse_list_reply(f.io.controls().back()).error().code == ErrorCode::idle_timeout);
+    }
+    SUBCASE("half a frame")
+    {
+        f.feed(control(Request{1, ListRequest{}}).substr(0, 7));
+        f.session.check_timeouts(f.io.clock_ms + 2000);
+        CHECK(f.io.closed);
+        CHECK(parse_list_reply(f.io.controls().back()).error().code == ErrorCode::stalled);
+    }
+    SUBCASE("an upload whose data stops; its bytes are kept")
+    {
+        f.feed(control(Request{2, PutRequest{"u", 100, false}}));
+        f.io.run_jobs();
+        f.feed(data_frame("0123456789"));
+        f.io.clock_ms += 1500;
+        f.feed(data_frame("0123456789")); // progress resets the clock
+        f.session.check_timeouts(f.io.clock_ms + 1999);
+        CHECK_FALSE(f.io.closed);
+        f.session.check_timeouts(f.io.clock_ms + 2000);
+        f.io.run_jobs();
+        CHECK(f.io.closed);
+        CHECK(parse_put_reply(f.io.controls().back()).error().code == ErrorCode::stalled);
+        CHECK(f.root.hidden_entries() == 2);
+    }
+    SUBCASE("a long transfer that keeps moving never times out")
+    {
+        f.root.write("big", pattern(50000, 7));
+        f.config.chunk_size = 1000;
+        f.config.send_high_water = 1000;
+        f.io.hold_writes = true;
+        f.feed(control(Request{3, GetRequest{"big", 0}}));
+        for (int step = 0; step < 200 && f.session.state() != Session::State::awaiting_request; ++step) {
+            f.io.run_jobs();
+            f.io.clock_ms += 1000; // 1 s per chunk: far longer than the stall timeout in total
+            f.io.unsent = 0;
+            f.session.on_sent();
+            f.session.check_timeouts(f.io.clock_ms);
+        }
+        CHECK_FALSE(f.io.closed);
+        CHECK(f.session.state() == Session::State::awaiting_request);
+    }
+}
+
+TEST_CASE("transfer and upload-size limits refuse with their own codes, then close")
+{
+    Fixture f;
+    f.hello();
+    SUBCASE("too many transfers")
+    {
+        f.config.max_transfers = 1;
+        f.counters.active_transfers = 1; // another connection holds the only slot
+        f.root.write("f", "x");
+        f.feed(control(Request{1, GetRequest{"f", 0}}));
+        CHECK(f.io.closed);
+        CHECK(parse_get_reply(f.io.controls().back()).error().code == ErrorCode::too_many_transfers);
+        CHECK(f.counters.active_transfers == 1);
+    }
+    SUBCASE("upload too large")
+    {
+        f.config.max_upload_size = 1000;
+        f.feed(control(Request{1, PutRequest{"f", 1001, false}}));
+        CHECK(f.io.closed);
+        CHECK(parse_put_reply(f.io.controls().back()).error().code == ErrorCode::upload_too_large);
+        CHECK(f.root.hidden_entries() == 0);
+    }
+    SUBCASE("a transfer holds a slot only while it runs")
+    {
+        f.root.write("f", "abc");
+        f.feed(control(Request{1, GetRequest{"f", 0}}));
+        CHECK(f.counters.active_transfers == 1);
+        f.io.run_jobs();
+        CHECK(f.counters.active_transfers == 0);
+    }
 }
