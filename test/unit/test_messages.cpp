@@ -1,0 +1,802 @@
+// Messages of docs/PROTOCOL.md sections 3, 4 and 6: requests and replies in
+// both directions, the wire spelling of the examples in the document, and the
+// error vocabulary of error.hpp.
+#include "error.hpp"
+#include "messages.hpp"
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+using ferry::Error;
+using ferry::ErrorCode;
+using nlohmann::json;
+
+namespace {
+
+constexpr std::uint64_t kMaxId = std::numeric_limits<std::uint64_t>::max();
+const std::string kHashA = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+const std::string kHashB = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+// Every code, in declaration order, with its spelling from PROTOCOL.md section 6
+// (the last two are the client's own).
+struct CodeSpelling {
+    ErrorCode code;
+    std::string_view spelling;
+    bool closes;
+};
+const std::vector<CodeSpelling> kCodes{
+    {ErrorCode::bad_frame, "bad_frame", true},
+    {ErrorCode::frame_too_large, "frame_too_large", true},
+    {ErrorCode::bad_json, "bad_json", false},
+    {ErrorCode::bad_request, "bad_request", false},
+    {ErrorCode::unknown_op, "unknown_op", false},
+    {ErrorCode::unsupported_version, "unsupported_version", true},
+    {ErrorCode::hello_required, "hello_required", false},
+    {ErrorCode::unexpected_frame, "unexpected_frame", false},
+    {ErrorCode::invalid_name, "invalid_name", false},
+    {ErrorCode::not_found, "not_found", false},
+    {ErrorCode::not_regular_file, "not_regular_file", false},
+    {ErrorCode::bad_offset, "bad_offset", false},
+    {ErrorCode::size_mismatch, "size_mismatch", false},
+    {ErrorCode::hash_mismatch, "hash_mismatch", false},
+    {ErrorCode::busy, "busy", false},
+    {ErrorCode::no_space, "no_space", false},
+    {ErrorCode::io_error, "io_error", false},
+    {ErrorCode::internal, "internal", false},
+    {ErrorCode::aborted, "aborted", false},
+    {ErrorCode::shutting_down, "shutting_down", true},
+    {ErrorCode::connection_lost, "connection_lost", false},
+    {ErrorCode::local_io, "local_io", false},
+};
+
+ferry::Request round_trip(const ferry::Request& request)
+{
+    const std::string text = ferry::encode_request(request);
+    INFO(text);
+    const auto parsed = ferry::parse_request(text);
+    REQUIRE(parsed.request.ok());
+    CHECK(parsed.id == std::optional<std::uint64_t>(request.id));
+    CHECK(parsed.request->id == request.id);
+    CHECK(parsed.request->body.index() == request.body.index());
+    return parsed.request.value();
+}
+
+template <typename T>
+const T& body_as(const ferry::Request& request)
+{
+    REQUIRE(std::holds_alternative<T>(request.body));
+    return std::get<T>(request.body);
+}
+
+ferry::Request parse_ok(std::string_view text)
+{
+    INFO(text);
+    const auto parsed = ferry::parse_request(text);
+    REQUIRE(parsed.request.ok());
+    return parsed.request.value();
+}
+
+void check_request_error(std::string_view text, ErrorCode code, std::optional<std::uint64_t> id)
+{
+    INFO("request: " << text);
+    const auto parsed = ferry::parse_request(text);
+    REQUIRE_FALSE(parsed.request.ok());
+    CHECK(ferry::to_string(parsed.request.error().code) == ferry::to_string(code));
+    CHECK(parsed.id.has_value() == id.has_value());
+    if (id && parsed.id) {
+        CHECK(*parsed.id == *id);
+    }
+    CHECK_FALSE(parsed.request.error().message.empty());
+}
+
+bool same_json(std::string_view encoded, std::string_view expected)
+{
+    return json::parse(encoded) == json::parse(expected);
+}
+
+void check_file(const ferry::FileInfo& actual, const ferry::FileInfo& expected)
+{
+    CHECK(actual.name == expected.name);
+    CHECK(actual.size == expected.size);
+    CHECK(actual.mtime == expected.mtime);
+}
+
+template <typename T>
+void check_reply_error(const ferry::Result<T>& result, ErrorCode code)
+{
+    REQUIRE_FALSE(result.ok());
+    CHECK(ferry::to_string(result.error().code) == ferry::to_string(code));
+}
+
+// One entry per reply parser, so error handling is checked for all of them.
+struct ReplyParser {
+    std::string_view name;
+    std::function<std::optional<Error>(std::string_view)> parse_error;
+};
+
+template <typename T>
+std::optional<Error> error_of(const ferry::Result<T>& result)
+{
+    if (result.ok()) {
+        return std::nullopt;
+    }
+    return result.error();
+}
+
+const std::vector<ReplyParser> kReplyParsers{
+    {"hello", [](std::string_view t) { return error_of(ferry::parse_hello_reply(t)); }},
+    {"list", [](std::string_view t) { return error_of(ferry::parse_list_reply(t)); }},
+    {"stat", [](std::string_view t) { return error_of(ferry::parse_stat_reply(t)); }},
+    {"get", [](std::string_view t) { return error_of(ferry::parse_get_reply(t)); }},
+    {"trailer", [](std::string_view t) { return error_of(ferry::parse_trailer(t)); }},
+    {"put", [](std::string_view t) { return error_of(ferry::parse_put_reply(t)); }},
+    {"commit", [](std::string_view t) { return error_of(ferry::parse_commit_reply(t)); }},
+    {"abort", [](std::string_view t) { return error_of(ferry::parse_abort_reply(t)); }},
+};
+
+} // namespace
+
+// ---- error.hpp ---------------------------------------------------------------
+
+TEST_CASE("error codes: wire spelling round trip for every code")
+{
+    REQUIRE(kCodes.size() == static_cast<std::size_t>(ErrorCode::local_io) + 1);
+    for (std::size_t i = 0; i < kCodes.size(); ++i) {
+        const auto& entry = kCodes[i];
+        INFO("code " << entry.spelling);
+        CHECK(static_cast<std::size_t>(entry.code) == i);
+        CHECK(ferry::to_string(entry.code) == entry.spelling);
+        const auto back = ferry::error_code_from_string(entry.spelling);
+        REQUIRE(back.has_value());
+        CHECK(*back == entry.code);
+    }
+}
+
+TEST_CASE("error codes: unknown spellings are refused")
+{
+    CHECK_FALSE(ferry::error_code_from_string("").has_value());
+    CHECK_FALSE(ferry::error_code_from_string("NOT_FOUND").has_value());
+    CHECK_FALSE(ferry::error_code_from_string("not_found ").has_value());
+    CHECK_FALSE(ferry::error_code_from_string("notfound").has_value());
+    CHECK_FALSE(ferry::error_code_from_string("quota_exceeded").has_value());
+}
+
+TEST_CASE("error codes: closes_connection follows PROTOCOL.md section 6")
+{
+    CHECK(ferry::closes_connection(ErrorCode::bad_frame));
+    CHECK(ferry::closes_connection(ErrorCode::frame_too_large));
+    CHECK(ferry::closes_connection(ErrorCode::unsupported_version));
+    CHECK(ferry::closes_connection(ErrorCode::shutting_down));
+    CHECK_FALSE(ferry::closes_connection(ErrorCode::not_found));
+    CHECK_FALSE(ferry::closes_connection(ErrorCode::bad_json));
+    CHECK_FALSE(ferry::closes_connection(ErrorCode::hello_required));
+    for (const auto& entry : kCodes) {
+        INFO("code " << entry.spelling);
+        CHECK(ferry::closes_connection(entry.code) == entry.closes);
+    }
+}
+
+TEST_CASE("Result holds a value or an Error")
+{
+    ferry::Result<int> good(42);
+    CHECK(good.ok());
+    CHECK(static_cast<bool>(good));
+    CHECK(*good == 42);
+    ferry::Result<int> bad(Error{ErrorCode::busy, "held elsewhere"});
+    CHECK_FALSE(bad.ok());
+    CHECK(bad.error().code == ErrorCode::busy);
+    CHECK(bad.error().message == "held elsewhere");
+}
+
+// ---- requests ----------------------------------------------------------------
+
+TEST_CASE("op_name names every request")
+{
+    CHECK(ferry::op_name(ferry::HelloRequest{}) == "hello");
+    CHECK(ferry::op_name(ferry::ListRequest{}) == "list");
+    CHECK(ferry::op_name(ferry::StatRequest{}) == "stat");
+    CHECK(ferry::op_name(ferry::GetRequest{}) == "get");
+    CHECK(ferry::op_name(ferry::PutRequest{}) == "put");
+    CHECK(ferry::op_name(ferry::CommitRequest{}) == "commit");
+    CHECK(ferry::op_name(ferry::AbortRequest{}) == "abort");
+}
+
+TEST_CASE("request round trip: hello")
+{
+    const auto request = round_trip({0, ferry::HelloRequest{1, "ferry/0.1.0"}});
+    CHECK(body_as<ferry::HelloRequest>(request).version == 1);
+    CHECK(body_as<ferry::HelloRequest>(request).client == "ferry/0.1.0");
+
+    const auto other = round_trip({77, ferry::HelloRequest{4000000000u, "b\u00e9ta \"quoted\"\n"}});
+    CHECK(body_as<ferry::HelloRequest>(other).version == 4000000000u);
+    CHECK(body_as<ferry::HelloRequest>(other).client == "b\u00e9ta \"quoted\"\n");
+}
+
+TEST_CASE("request round trip: list")
+{
+    const auto request = round_trip({1, ferry::ListRequest{}});
+    CHECK(request.id == 1);
+    CHECK(std::holds_alternative<ferry::ListRequest>(request.body));
+}
+
+TEST_CASE("request round trip: stat")
+{
+    const auto request = round_trip({2, ferry::StatRequest{"r\u00e9sum\u00e9.pdf"}});
+    CHECK(body_as<ferry::StatRequest>(request).name == "r\u00e9sum\u00e9.pdf");
+}
+
+TEST_CASE("request round trip: get")
+{
+    const auto start = round_trip({3, ferry::GetRequest{"report.pdf", 0}});
+    CHECK(body_as<ferry::GetRequest>(start).name == "report.pdf");
+    CHECK(body_as<ferry::GetRequest>(start).offset == 0);
+
+    const auto far = round_trip({kMaxId, ferry::GetRequest{"big.iso", 0xFFFFFFFFFFFFFFFEull}});
+    CHECK(far.id == kMaxId);
+    CHECK(body_as<ferry::GetRequest>(far).name == "big.iso");
+    CHECK(body_as<ferry::GetRequest>(far).offset == 0xFFFFFFFFFFFFFFFEull);
+}
+
+TEST_CASE("request round trip: put")
+{
+    const auto fresh = round_trip({5, ferry::PutRequest{"data.bin", 1048577, false}});
+    CHECK(body_as<ferry::PutRequest>(fresh).name == "data.bin");
+    CHECK(body_as<ferry::PutRequest>(fresh).size == 1048577);
+    CHECK_FALSE(body_as<ferry::PutRequest>(fresh).resume);
+
+    const auto resumed = round_trip({6, ferry::PutRequest{"\xe6\x97\xa5\xe6\x9c\xac.txt", 5000000000ull, true}});
+    CHECK(body_as<ferry::PutRequest>(resumed).name == "\xe6\x97\xa5\xe6\x9c\xac.txt");
+    CHECK(body_as<ferry::PutRequest>(resumed).size == 5000000000ull);
+    CHECK(body_as<ferry::PutRequest>(resumed).resume);
+
+    const auto empty = round_trip({7, ferry::PutRequest{"empty", 0, false}});
+    CHECK(body_as<ferry::PutRequest>(empty).size == 0);
+}
+
+TEST_CASE("request round trip: commit")
+{
+    const auto request = round_trip({5, ferry::CommitRequest{kHashA}});
+    CHECK(body_as<ferry::CommitRequest>(request).sha256 == kHashA);
+}
+
+TEST_CASE("request round trip: abort")
+{
+    CHECK(body_as<ferry::AbortRequest>(round_trip({5, ferry::AbortRequest{true}})).discard);
+    CHECK_FALSE(body_as<ferry::AbortRequest>(round_trip({5, ferry::AbortRequest{false}})).discard);
+}
+
+TEST_CASE("requests are spelled as in PROTOCOL.md")
+{
+    CHECK(same_json(ferry::encode_request({0, ferry::HelloRequest{1, "ferry/0.1.0"}}),
+                    R"({"op": "hello", "id": 0, "version": 1, "client": "ferry/0.1.0"})"));
+    CHECK(same_json(ferry::encode_request({1, ferry::ListRequest{}}), R"({"op": "list", "id": 1})"));
+    CHECK(same_json(ferry::encode_request({2, ferry::StatRequest{"report.pdf"}}),
+                    R"({"op": "stat", "id": 2, "name": "report.pdf"})"));
+    CHECK(same_json(ferry::encode_request({3, ferry::GetRequest{"report.pdf", 0}}),
+                    R"({"op": "get", "id": 3, "name": "report.pdf", "offset": 0})"));
+    CHECK(same_json(ferry::encode_request({5, ferry::PutRequest{"data.bin", 1048577, false}}),
+                    R"({"op": "put", "id": 5, "name": "data.bin", "size": 1048577, "resume": false})"));
+    CHECK(same_json(ferry::encode_request({5, ferry::CommitRequest{kHashA}}),
+                    R"({"op": "commit", "id": 5, "sha256": ")" + kHashA + "\"}"));
+    CHECK(same_json(ferry::encode_request({5, ferry::AbortRequest{false}}),
+                    R"({"op": "abort", "id": 5, "discard": false})"));
+}
+
+TEST_CASE("the request examples of PROTOCOL.md parse")
+{
+    const auto hello = parse_ok(R"({"op": "hello", "id": 0, "version": 1, "client": "ferry/0.1.0"})");
+    CHECK(hello.id == 0);
+    CHECK(body_as<ferry::HelloRequest>(hello).version == 1);
+    CHECK(body_as<ferry::HelloRequest>(hello).client == "ferry/0.1.0");
+
+    const auto get = parse_ok(R"({"op": "get", "id": 3, "name": "report.pdf", "offset": 0})");
+    CHECK(get.id == 3);
+    CHECK(body_as<ferry::GetRequest>(get).name == "report.pdf");
+
+    const auto put = parse_ok(R"({"op": "put", "id": 5, "name": "data.bin", "size": 1048577, "resume": false})");
+    CHECK(body_as<ferry::PutRequest>(put).size == 1048577);
+
+    const auto abort = parse_ok(R"({"op": "abort", "id": 5, "discard": false})");
+    CHECK(abort.id == 5);
+    CHECK_FALSE(body_as<ferry::AbortRequest>(abort).discard);
+}
+
+TEST_CASE("optional request fields take their defaults")
+{
+    CHECK(body_as<ferry::GetRequest>(parse_ok(R"({"op":"get","id":3,"name":"a"})")).offset == 0);
+    CHECK_FALSE(body_as<ferry::PutRequest>(parse_ok(R"({"op":"put","id":4,"name":"a","size":9})")).resume);
+    CHECK(body_as<ferry::PutRequest>(parse_ok(R"({"op":"put","id":4,"name":"a","size":9})")).size == 9);
+    CHECK_FALSE(body_as<ferry::AbortRequest>(parse_ok(R"({"op":"abort","id":5})")).discard);
+    CHECK(body_as<ferry::HelloRequest>(parse_ok(R"({"op":"hello","id":0,"version":1})")).client == "");
+    CHECK(body_as<ferry::HelloRequest>(parse_ok(R"({"op":"hello","id":0,"version":1,"client":null})")).client == "");
+}
+
+TEST_CASE("unknown extra request fields are ignored")
+{
+    const auto get =
+        parse_ok(R"({"op":"get","id":3,"name":"a.txt","offset":12,"future":{"x":[1,2]},"compress":"zstd","n":-1})");
+    CHECK(get.id == 3);
+    CHECK(body_as<ferry::GetRequest>(get).name == "a.txt");
+    CHECK(body_as<ferry::GetRequest>(get).offset == 12);
+
+    const auto list = parse_ok(R"({"filter":"*.pdf","id":1,"op":"list"})");
+    CHECK(list.id == 1);
+    CHECK(std::holds_alternative<ferry::ListRequest>(list.body));
+}
+
+TEST_CASE("request errors: not a JSON object is bad_json without an id")
+{
+    check_request_error(R"({"op":"list","id":1)", ErrorCode::bad_json, std::nullopt);
+    check_request_error("", ErrorCode::bad_json, std::nullopt);
+    check_request_error("not json", ErrorCode::bad_json, std::nullopt);
+    check_request_error(R"({"op":"list","id":1} {})", ErrorCode::bad_json, std::nullopt);
+    check_request_error(R"({"op":"list","id":1,})", ErrorCode::bad_json, std::nullopt);
+    check_request_error(std::string("{\"op\":\"stat\",\"id\":1,\"name\":\"\xC3\"}"), ErrorCode::bad_json, std::nullopt);
+    check_request_error(R"([{"op":"list","id":1}])", ErrorCode::bad_json, std::nullopt);
+    check_request_error("[]", ErrorCode::bad_json, std::nullopt);
+    check_request_error(R"("list")", ErrorCode::bad_json, std::nullopt);
+    check_request_error("42", ErrorCode::bad_json, std::nullopt);
+    check_request_error("null", ErrorCode::bad_json, std::nullopt);
+}
+
+TEST_CASE("request errors: a missing or mistyped id is bad_request without an id")
+{
+    check_request_error(R"({"op":"list"})", ErrorCode::bad_request, std::nullopt);
+    check_request_error(R"({"op":"list","id":-1})", ErrorCode::bad_request, std::nullopt);
+    check_request_error(R"({"op":"list","id":"1"})", ErrorCode::bad_request, std::nullopt);
+    check_request_error(R"({"op":"list","id":1.5})", ErrorCode::bad_request, std::nullopt);
+    check_request_error(R"({"op":"list","id":null})", ErrorCode::bad_request, std::nullopt);
+    check_request_error(R"({"op":"list","id":true})", ErrorCode::bad_request, std::nullopt);
+    // One past 2^64-1 does not fit the id's range.
+    check_request_error(R"({"op":"list","id":18446744073709551616})", ErrorCode::bad_request, std::nullopt);
+    // The largest id is fine.
+    CHECK(parse_ok(R"({"op":"list","id":18446744073709551615})").id == kMaxId);
+}
+
+TEST_CASE("request errors: a missing or mistyped op keeps the id")
+{
+    check_request_error(R"({"id":9})", ErrorCode::bad_request, 9);
+    check_request_error(R"({"id":9,"op":7})", ErrorCode::bad_request, 9);
+    check_request_error(R"({"id":9,"op":null})", ErrorCode::bad_request, 9);
+}
+
+TEST_CASE("request errors: an unknown op is unknown_op and keeps the id")
+{
+    check_request_error(R"({"op":"delete","id":10})", ErrorCode::unknown_op, 10);
+    check_request_error(R"({"op":"","id":11})", ErrorCode::unknown_op, 11);
+    check_request_error(R"({"op":"LIST","id":12})", ErrorCode::unknown_op, 12);
+    check_request_error(R"({"op":"list ","id":13})", ErrorCode::unknown_op, 13);
+}
+
+TEST_CASE("request errors: wrong field types are bad_request and keep the id")
+{
+    check_request_error(R"({"op":"stat","id":20,"name":5})", ErrorCode::bad_request, 20);
+    check_request_error(R"({"op":"stat","id":20,"name":null})", ErrorCode::bad_request, 20);
+    check_request_error(R"({"op":"stat","id":20,"name":["a"]})", ErrorCode::bad_request, 20);
+    check_request_error(R"({"op":"get","id":21,"name":"a","offset":-1})", ErrorCode::bad_request, 21);
+    check_request_error(R"({"op":"get","id":21,"name":"a","offset":"0"})", ErrorCode::bad_request, 21);
+    check_request_error(R"({"op":"get","id":21,"name":"a","offset":1.5})", ErrorCode::bad_request, 21);
+    check_request_error(R"({"op":"get","id":21,"name":7,"offset":0})", ErrorCode::bad_request, 21);
+    check_request_error(R"({"op":"put","id":22,"name":"a","size":"10"})", ErrorCode::bad_request, 22);
+    check_request_error(R"({"op":"put","id":22,"name":"a","size":-10})", ErrorCode::bad_request, 22);
+    check_request_error(R"({"op":"put","id":22,"name":"a","size":10,"resume":"true"})", ErrorCode::bad_request, 22);
+    check_request_error(R"({"op":"put","id":22,"name":"a","size":10,"resume":1})", ErrorCode::bad_request, 22);
+    check_request_error(R"({"op":"abort","id":23,"discard":"yes"})", ErrorCode::bad_request, 23);
+    check_request_error(R"({"op":"abort","id":23,"discard":0})", ErrorCode::bad_request, 23);
+    check_request_error(R"({"op":"hello","id":0,"version":"1"})", ErrorCode::bad_request, 0);
+    check_request_error(R"({"op":"hello","id":0,"version":-1})", ErrorCode::bad_request, 0);
+    check_request_error(R"({"op":"hello","id":0,"version":1,"client":5})", ErrorCode::bad_request, 0);
+    check_request_error(R"({"op":"commit","id":24,"sha256":5})", ErrorCode::bad_request, 24);
+}
+
+TEST_CASE("request errors: missing required fields are bad_request and keep the id")
+{
+    check_request_error(R"({"op":"hello","id":0})", ErrorCode::bad_request, 0);
+    check_request_error(R"({"op":"stat","id":30})", ErrorCode::bad_request, 30);
+    check_request_error(R"({"op":"get","id":31})", ErrorCode::bad_request, 31);
+    check_request_error(R"({"op":"put","id":32,"size":1})", ErrorCode::bad_request, 32);
+    check_request_error(R"({"op":"put","id":32,"name":"a"})", ErrorCode::bad_request, 32);
+    check_request_error(R"({"op":"commit","id":33})", ErrorCode::bad_request, 33);
+}
+
+TEST_CASE("request errors: commit needs 64 lowercase hex digits")
+{
+    const auto commit = [](const std::string& digest) {
+        return R"({"op":"commit","id":40,"sha256":")" + digest + "\"}";
+    };
+    CHECK(body_as<ferry::CommitRequest>(parse_ok(commit(kHashB))).sha256 == kHashB);
+    check_request_error(commit(""), ErrorCode::bad_request, 40);
+    check_request_error(commit(kHashA.substr(0, 63)), ErrorCode::bad_request, 40);
+    check_request_error(commit(kHashA + "0"), ErrorCode::bad_request, 40);
+    check_request_error(commit(kHashA.substr(0, 32)), ErrorCode::bad_request, 40);
+    check_request_error(commit("g" + kHashA.substr(1)), ErrorCode::bad_request, 40);
+    check_request_error(commit(kHashA.substr(0, 63) + "-"), ErrorCode::bad_request, 40);
+    check_request_error(commit(kHashA.substr(0, 62) + " a"), ErrorCode::bad_request, 40);
+    check_request_error(commit("BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"),
+                        ErrorCode::bad_request, 40);
+}
+
+// ---- replies -----------------------------------------------------------------
+
+TEST_CASE("reply round trip: hello")
+{
+    ferry::HelloReply hello;
+    hello.version = 1;
+    hello.server = "ferryd/0.1.0";
+    hello.capabilities = {"list", "stat", "get", "put", "resume"};
+    hello.hashes = {"sha256"};
+    hello.max_control_frame = 65536;
+    hello.max_data_frame = 16777216;
+    const auto parsed = ferry::parse_hello_reply(ferry::encode_reply(0, hello));
+    REQUIRE(parsed.ok());
+    CHECK(parsed->id == 0);
+    CHECK(parsed->body.version == 1);
+    CHECK(parsed->body.server == "ferryd/0.1.0");
+    CHECK(parsed->body.capabilities == hello.capabilities);
+    CHECK(parsed->body.hashes == hello.hashes);
+    CHECK(parsed->body.max_control_frame == 65536);
+    CHECK(parsed->body.max_data_frame == 16777216);
+
+    ferry::HelloReply bare;
+    bare.version = 3;
+    bare.max_control_frame = 1;
+    bare.max_data_frame = 0xFFFFFFFFu;
+    const auto empty = ferry::parse_hello_reply(ferry::encode_reply(kMaxId, bare));
+    REQUIRE(empty.ok());
+    CHECK(empty->id == kMaxId);
+    CHECK(empty->body.version == 3);
+    CHECK(empty->body.server == "");
+    CHECK(empty->body.capabilities.empty());
+    CHECK(empty->body.hashes.empty());
+    CHECK(empty->body.max_control_frame == 1);
+    CHECK(empty->body.max_data_frame == 0xFFFFFFFFu);
+}
+
+TEST_CASE("reply round trip: list")
+{
+    ferry::ListReply list;
+    list.files = {{"a.txt", 0, 0},
+                  {"r\u00e9sum\u00e9.pdf", 5120, 1764370000},
+                  {"old", 18446744073709551615ull, -86400},
+                  {"\xf0\x9f\x98\x80", 1, 9223372036854775807ll}};
+    list.skipped_invalid_names = 3;
+    const auto parsed = ferry::parse_list_reply(ferry::encode_reply(1, list));
+    REQUIRE(parsed.ok());
+    CHECK(parsed->id == 1);
+    CHECK(parsed->body.skipped_invalid_names == 3);
+    REQUIRE(parsed->body.files.size() == list.files.size());
+    for (std::size_t i = 0; i < list.files.size(); ++i) {
+        INFO("file " << i);
+        check_file(parsed->body.files[i], list.files[i]);
+    }
+
+    const auto empty = ferry::parse_list_reply(ferry::encode_reply(2, ferry::ListReply{}));
+    REQUIRE(empty.ok());
+    CHECK(empty->id == 2);
+    CHECK(empty->body.files.empty());
+    CHECK(empty->body.skipped_invalid_names == 0);
+}
+
+TEST_CASE("reply round trip: stat")
+{
+    const ferry::FileInfo file{"report.pdf", 5120, 1764370000};
+    const auto parsed = ferry::parse_stat_reply(ferry::encode_reply(2, ferry::StatReply{file}));
+    REQUIRE(parsed.ok());
+    CHECK(parsed->id == 2);
+    check_file(parsed->body.file, file);
+}
+
+TEST_CASE("reply round trip: get")
+{
+    const ferry::FileInfo file{"report.pdf", 5120, 1764370000};
+    const auto parsed = ferry::parse_get_reply(ferry::encode_reply(3, ferry::GetReply{file, 4096}));
+    REQUIRE(parsed.ok());
+    CHECK(parsed->id == 3);
+    check_file(parsed->body.file, file);
+    CHECK(parsed->body.offset == 4096);
+}
+
+TEST_CASE("reply round trip: trailer")
+{
+    const auto parsed = ferry::parse_trailer(ferry::encode_reply(3, ferry::Trailer{5120, kHashA}));
+    REQUIRE(parsed.ok());
+    CHECK(parsed->id == 3);
+    CHECK(parsed->body.size == 5120);
+    CHECK(parsed->body.sha256 == kHashA);
+}
+
+TEST_CASE("reply round trip: put")
+{
+    const auto fresh = ferry::parse_put_reply(ferry::encode_reply(5, ferry::PutReply{0, std::nullopt, "9f2c01"}));
+    REQUIRE(fresh.ok());
+    CHECK(fresh->id == 5);
+    CHECK(fresh->body.offset == 0);
+    CHECK_FALSE(fresh->body.prefix_sha256.has_value());
+    CHECK(fresh->body.token == "9f2c01");
+
+    const auto resumed = ferry::parse_put_reply(ferry::encode_reply(6, ferry::PutReply{524288, kHashB, "77aa"}));
+    REQUIRE(resumed.ok());
+    CHECK(resumed->id == 6);
+    CHECK(resumed->body.offset == 524288);
+    REQUIRE(resumed->body.prefix_sha256.has_value());
+    CHECK(*resumed->body.prefix_sha256 == kHashB);
+    CHECK(resumed->body.token == "77aa");
+}
+
+TEST_CASE("reply round trip: commit")
+{
+    const ferry::FileInfo file{"data.bin", 1048577, 1764370000};
+    const auto parsed = ferry::parse_commit_reply(ferry::encode_reply(5, ferry::CommitReply{file, kHashA}));
+    REQUIRE(parsed.ok());
+    CHECK(parsed->id == 5);
+    check_file(parsed->body.file, file);
+    CHECK(parsed->body.sha256 == kHashA);
+}
+
+TEST_CASE("reply round trip: abort")
+{
+    const auto kept = ferry::parse_abort_reply(ferry::encode_reply(5, ferry::AbortReply{true, 524288}));
+    REQUIRE(kept.ok());
+    CHECK(kept->id == 5);
+    CHECK(kept->body.kept);
+    CHECK(kept->body.offset == 524288);
+
+    const auto dropped = ferry::parse_abort_reply(ferry::encode_reply(8, ferry::AbortReply{false, 0}));
+    REQUIRE(dropped.ok());
+    CHECK(dropped->id == 8);
+    CHECK_FALSE(dropped->body.kept);
+    CHECK(dropped->body.offset == 0);
+}
+
+TEST_CASE("replies are spelled as in PROTOCOL.md")
+{
+    ferry::HelloReply hello;
+    hello.server = "ferryd/0.1.0";
+    hello.capabilities = {"list", "stat", "get", "put", "resume"};
+    hello.hashes = {"sha256"};
+    hello.max_control_frame = 65536;
+    hello.max_data_frame = 16777216;
+    CHECK(same_json(ferry::encode_reply(0, hello),
+                    R"({"id": 0, "ok": true, "version": 1, "server": "ferryd/0.1.0",
+                        "capabilities": ["list", "stat", "get", "put", "resume"],
+                        "hashes": ["sha256"], "max_control_frame": 65536, "max_data_frame": 16777216})"));
+
+    ferry::ListReply list;
+    list.files = {{"report.pdf", 5120, 1764370000}};
+    CHECK(same_json(ferry::encode_reply(1, list),
+                    R"({"id": 1, "ok": true, "files": [{"name": "report.pdf", "size": 5120, "mtime": 1764370000}],
+                        "skipped_invalid_names": 0})"));
+
+    const ferry::FileInfo report{"report.pdf", 5120, 1764370000};
+    CHECK(same_json(ferry::encode_reply(2, ferry::StatReply{report}),
+                    R"({"id": 2, "ok": true, "name": "report.pdf", "size": 5120, "mtime": 1764370000})"));
+    CHECK(same_json(ferry::encode_reply(3, ferry::GetReply{report, 0}),
+                    R"({"id": 3, "ok": true, "name": "report.pdf", "size": 5120, "mtime": 1764370000, "offset": 0})"));
+    CHECK(same_json(ferry::encode_reply(3, ferry::Trailer{5120, kHashA}),
+                    R"({"id": 3, "ok": true, "done": true, "size": 5120, "sha256": ")" + kHashA + "\"}"));
+    CHECK(same_json(ferry::encode_reply(5, ferry::PutReply{0, std::nullopt, "9f2c"}),
+                    R"({"id": 5, "ok": true, "offset": 0, "token": "9f2c"})"));
+    CHECK(same_json(ferry::encode_reply(5, ferry::PutReply{10, kHashB, "9f2c"}),
+                    R"({"id": 5, "ok": true, "offset": 10, "prefix_sha256": ")" + kHashB + R"(", "token": "9f2c"})"));
+    CHECK(same_json(ferry::encode_reply(5, ferry::CommitReply{{"data.bin", 1048577, 1764370000}, kHashA}),
+                    R"({"id": 5, "ok": true, "name": "data.bin", "size": 1048577, "mtime": 1764370000, "sha256": ")" +
+                        kHashA + "\"}"));
+    CHECK(same_json(ferry::encode_reply(5, ferry::AbortReply{true, 524288}),
+                    R"({"id": 5, "ok": true, "kept": true, "offset": 524288})"));
+}
+
+TEST_CASE("errors are spelled as in PROTOCOL.md")
+{
+    CHECK(same_json(ferry::encode_error(7, Error{ErrorCode::not_found, "no file named \"a.txt\""}),
+                    R"({"id": 7, "ok": false, "error": {"code": "not_found", "message": "no file named \"a.txt\""}})"));
+    CHECK(same_json(ferry::encode_error(std::nullopt, Error{ErrorCode::bad_json, "broken"}),
+                    R"({"id": null, "ok": false, "error": {"code": "bad_json", "message": "broken"}})"));
+}
+
+TEST_CASE("the reply examples of PROTOCOL.md parse")
+{
+    const auto hello = ferry::parse_hello_reply(
+        R"({"id": 0, "ok": true, "version": 1, "server": "ferryd/0.1.0",
+            "capabilities": ["list", "stat", "get", "put", "resume"],
+            "hashes": ["sha256"], "max_control_frame": 65536, "max_data_frame": 16777216})");
+    REQUIRE(hello.ok());
+    CHECK(hello->body.capabilities == std::vector<std::string>{"list", "stat", "get", "put", "resume"});
+    CHECK(hello->body.max_data_frame == 16777216);
+
+    const auto stat =
+        ferry::parse_stat_reply(R"({"id": 2, "ok": true, "name": "report.pdf", "size": 5120, "mtime": 1764370000})");
+    REQUIRE(stat.ok());
+    check_file(stat->body.file, {"report.pdf", 5120, 1764370000});
+
+    const auto abort = ferry::parse_abort_reply(R"({"id": 5, "ok": true, "kept": true, "offset": 524288})");
+    REQUIRE(abort.ok());
+    CHECK(abort->body.kept);
+    CHECK(abort->body.offset == 524288);
+
+    const auto error = ferry::parse_stat_reply(
+        R"({"id": 7, "ok": false, "error": {"code": "not_found", "message": "no file named \"a.txt\""}})");
+    check_reply_error(error, ErrorCode::not_found);
+    CHECK(error.error().message == "no file named \"a.txt\"");
+}
+
+TEST_CASE("encode_error then any reply parser yields that Error")
+{
+    for (const auto& parser : kReplyParsers) {
+        for (const auto& entry : kCodes) {
+            INFO("parser " << parser.name << ", code " << entry.spelling);
+            const Error sent{entry.code, "message for " + std::string(entry.spelling) + " \xe2\x9c\x93"};
+            const auto error = parser.parse_error(ferry::encode_error(42, sent));
+            REQUIRE(error.has_value());
+            CHECK(error->code == sent.code);
+            CHECK(error->message == sent.message);
+        }
+    }
+}
+
+TEST_CASE("an error reply with a null id parses to its Error")
+{
+    // PROTOCOL.md 3.2: when the server could not read the request's id the
+    // error's id is null, e.g. bad_frame or frame_too_large before the server
+    // closes, or bad_json. The client must still see that code and message.
+    for (const auto& parser : kReplyParsers) {
+        for (const auto code : {ErrorCode::bad_frame, ErrorCode::frame_too_large, ErrorCode::bad_json}) {
+            INFO("parser " << parser.name << ", code " << ferry::to_string(code));
+            const Error sent{code, "the stream broke"};
+            const std::string text = ferry::encode_error(std::nullopt, sent);
+            INFO(text);
+            const auto error = parser.parse_error(text);
+            REQUIRE(error.has_value());
+            CHECK(ferry::to_string(error->code) == ferry::to_string(code));
+            CHECK(error->message == "the stream broke");
+        }
+    }
+}
+
+TEST_CASE("an unknown error code from the server maps to internal and keeps its text")
+{
+    const std::string text =
+        R"({"id": 4, "ok": false, "error": {"code": "quota_exceeded", "message": "over the 10 GiB quota"}})";
+    for (const auto& parser : kReplyParsers) {
+        INFO("parser " << parser.name);
+        const auto error = parser.parse_error(text);
+        REQUIRE(error.has_value());
+        CHECK(error->code == ErrorCode::internal);
+        CHECK(error->message.find("over the 10 GiB quota") != std::string::npos);
+        CHECK(error->message.find("quota_exceeded") != std::string::npos);
+    }
+}
+
+TEST_CASE("unknown extra reply fields are ignored")
+{
+    const auto stat = ferry::parse_stat_reply(
+        R"({"id": 2, "ok": true, "name": "a", "size": 1, "mtime": 2, "mode": "0644", "etag": {"v": [1]}})");
+    REQUIRE(stat.ok());
+    check_file(stat->body.file, {"a", 1, 2});
+
+    const auto list = ferry::parse_list_reply(
+        R"({"id": 1, "ok": true, "files": [{"name": "a", "size": 1, "mtime": 2, "owner": "x"}], "more": false})");
+    REQUIRE(list.ok());
+    REQUIRE(list->body.files.size() == 1);
+    check_file(list->body.files[0], {"a", 1, 2});
+
+    const auto error = ferry::parse_get_reply(
+        R"({"id": 3, "ok": false, "retry_after": 5, "error": {"code": "busy", "message": "m", "detail": 1}})");
+    check_reply_error(error, ErrorCode::busy);
+    CHECK(error.error().message == "m");
+}
+
+TEST_CASE("malformed server messages")
+{
+    SUBCASE("not a JSON object is bad_json for every parser")
+    {
+        for (const auto& parser : kReplyParsers) {
+            for (const std::string_view text : {"", "{", "[]", "null", "\"ok\"", R"([{"id":1,"ok":true}])"}) {
+                INFO("parser " << parser.name << ", text " << text);
+                const auto error = parser.parse_error(text);
+                REQUIRE(error.has_value());
+                CHECK(error->code == ErrorCode::bad_json);
+            }
+        }
+    }
+    SUBCASE("missing or mistyped id or ok is bad_request for every parser")
+    {
+        for (const auto& parser : kReplyParsers) {
+            for (const std::string_view text :
+                 {R"({"ok": true})", R"({"id": 1})", R"({"id": -1, "ok": true})", R"({"id": "1", "ok": true})",
+                  R"({"id": 1, "ok": "true"})", R"({"id": 1, "ok": 1})"}) {
+                INFO("parser " << parser.name << ", text " << text);
+                const auto error = parser.parse_error(text);
+                REQUIRE(error.has_value());
+                CHECK(error->code == ErrorCode::bad_request);
+            }
+        }
+    }
+    SUBCASE("a broken error object is bad_request")
+    {
+        for (const std::string_view text :
+             {R"({"id": 1, "ok": false})", R"({"id": 1, "ok": false, "error": "not_found"})",
+              R"({"id": 1, "ok": false, "error": {"message": "m"}})", R"({"id": 1, "ok": false, "error": {"code": 4}})",
+              R"({"id": 1, "ok": false, "error": {"code": "not_found"}})"}) {
+            INFO(text);
+            check_reply_error(ferry::parse_stat_reply(text), ErrorCode::bad_request);
+        }
+    }
+    SUBCASE("missing or mistyped body fields are bad_request")
+    {
+        check_reply_error(ferry::parse_stat_reply(R"({"id": 2, "ok": true, "name": "a", "size": 1})"),
+                          ErrorCode::bad_request);
+        check_reply_error(ferry::parse_stat_reply(R"({"id": 2, "ok": true, "name": "a", "size": -1, "mtime": 0})"),
+                          ErrorCode::bad_request);
+        check_reply_error(ferry::parse_stat_reply(R"({"id": 2, "ok": true, "name": 1, "size": 1, "mtime": 0})"),
+                          ErrorCode::bad_request);
+        check_reply_error(ferry::parse_stat_reply(R"({"id": 2, "ok": true, "name": "a", "size": 1, "mtime": 1.5})"),
+                          ErrorCode::bad_request);
+        check_reply_error(
+            ferry::parse_get_reply(R"({"id": 3, "ok": true, "name": "a", "size": 1, "mtime": 0, "offset": "0"})"),
+            ErrorCode::bad_request);
+        check_reply_error(ferry::parse_get_reply(R"({"id": 3, "ok": true, "name": "a", "size": 1, "mtime": 0})"),
+                          ErrorCode::bad_request);
+        check_reply_error(ferry::parse_put_reply(R"({"id": 5, "ok": true, "offset": 0})"), ErrorCode::bad_request);
+        check_reply_error(
+            ferry::parse_put_reply(R"({"id": 5, "ok": true, "offset": 0, "token": "t", "prefix_sha256": 5})"),
+            ErrorCode::bad_request);
+        check_reply_error(ferry::parse_commit_reply(R"({"id": 5, "ok": true, "name": "a", "size": 1, "mtime": 0})"),
+                          ErrorCode::bad_request);
+        check_reply_error(ferry::parse_abort_reply(R"({"id": 5, "ok": true, "kept": "yes", "offset": 0})"),
+                          ErrorCode::bad_request);
+        check_reply_error(ferry::parse_hello_reply(R"({"id": 0, "ok": true, "version": 1, "server": "s",
+            "capabilities": ["list", 2], "hashes": [], "max_control_frame": 1, "max_data_frame": 1})"),
+                          ErrorCode::bad_request);
+        check_reply_error(ferry::parse_hello_reply(R"({"id": 0, "ok": true, "version": 1, "server": "s",
+            "capabilities": "list", "hashes": [], "max_control_frame": 1, "max_data_frame": 1})"),
+                          ErrorCode::bad_request);
+        check_reply_error(ferry::parse_hello_reply(R"({"id": 0, "ok": true, "version": 1, "server": "s",
+            "capabilities": [], "hashes": []})"),
+                          ErrorCode::bad_request);
+    }
+    SUBCASE("a list reply with a broken files array is bad_request")
+    {
+        check_reply_error(ferry::parse_list_reply(R"({"id": 1, "ok": true})"), ErrorCode::bad_request);
+        check_reply_error(ferry::parse_list_reply(R"({"id": 1, "ok": true, "files": {}})"), ErrorCode::bad_request);
+        check_reply_error(ferry::parse_list_reply(R"({"id": 1, "ok": true, "files": ["a"]})"), ErrorCode::bad_request);
+        check_reply_error(ferry::parse_list_reply(R"({"id": 1, "ok": true, "files": [{"name": "a", "size": 1}]})"),
+                          ErrorCode::bad_request);
+    }
+    SUBCASE("a trailer must say done: true")
+    {
+        const std::string hash = kHashA;
+        check_reply_error(ferry::parse_trailer(R"({"id": 3, "ok": true, "size": 1, "sha256": ")" + hash + "\"}"),
+                          ErrorCode::bad_request);
+        check_reply_error(
+            ferry::parse_trailer(R"({"id": 3, "ok": true, "done": false, "size": 1, "sha256": ")" + hash + "\"}"),
+            ErrorCode::bad_request);
+        // A get reply is not a trailer: the client must not mistake one for the other.
+        check_reply_error(ferry::parse_trailer(ferry::encode_reply(3, ferry::GetReply{{"a", 1, 0}, 0})),
+                          ErrorCode::bad_request);
+    }
+}
+
+TEST_CASE("a deeply nested unknown field within the control frame limit is harmless")
+{
+    // About 32000 levels of nesting fill a 64 KiB control frame; parsing and
+    // dropping them must neither crash nor change the answer.
+    std::string text = R"({"id":1,"op":"list","x":)";
+    const std::size_t depth = (65536 - text.size() - 1) / 2;
+    text += std::string(depth, '[') + std::string(depth, ']') + "}";
+    REQUIRE(text.size() <= 65536);
+    const auto list = parse_ok(text);
+    CHECK(list.id == 1);
+    CHECK(std::holds_alternative<ferry::ListRequest>(list.body));
+
+    check_request_error(std::string(depth, '[') + std::string(depth, ']'), ErrorCode::bad_json, std::nullopt);
+    std::string unclosed = R"({"id":2,"op":"list","x":)" + std::string(depth, '[');
+    check_request_error(unclosed, ErrorCode::bad_json, std::nullopt);
+}
