@@ -30,6 +30,13 @@ Connection::Connection(Server& server, uv_loop_t* loop)
     tcp_.data = this;
 }
 
+// The session asks for the time while it is constructed, before tcp_ is
+// initialised, so the clock comes from the server's loop.
+std::uint64_t Connection::now_ms() const
+{
+    return uv_now(server_.loop());
+}
+
 void Connection::start()
 {
     uv_tcp_nodelay(&tcp_, 1);
@@ -92,6 +99,12 @@ void Connection::on_alloc(uv_handle_t* handle, std::size_t, uv_buf_t* buf)
 void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf)
 {
     auto* self = static_cast<Connection*>(stream->data);
+    if (self->lingering_) {
+        if (nread < 0) {
+            self->close_handle(); // the peer has read our last words and left
+        }
+        return; // whatever else the peer still sends is dropped
+    }
     if (nread > 0) {
         self->guarded(
             [&] { self->session_.on_bytes(std::span<const char>(buf->base, static_cast<std::size_t>(nread))); });
@@ -150,7 +163,7 @@ void Connection::on_write(uv_write_t* request, int status)
         self->guarded([&] { self->session_.on_sent(); });
     }
     if (self->close_requested_ && self->pending_writes_ == 0) {
-        self->close_handle();
+        self->finish_close();
     }
 }
 
@@ -223,7 +236,39 @@ void Connection::close()
     close_requested_ = true;
     pause_reading();
     if (pending_writes_ == 0) {
+        finish_close();
+    }
+}
+
+// Closing a socket whose peer is still sending makes the kernel answer with
+// a reset, which can destroy our last reply (say, no_space) before the peer
+// reads it. So the server half-closes, drops what still arrives, and closes
+// once the peer does, or when the linger time of the sweep runs out.
+void Connection::finish_close()
+{
+    if (peer_closed_ || handle_closing_ || lingering_) {
+        if (!lingering_) {
+            close_handle();
+        }
+        return;
+    }
+    lingering_ = true;
+    auto* request = new uv_shutdown_t;
+    request->data = this;
+    const int status = uv_shutdown(request, stream(), [](uv_shutdown_t* done, int result) {
+        auto* self = static_cast<Connection*>(done->data);
+        delete done;
+        if (result < 0) {
+            self->close_handle();
+        }
+    });
+    if (status != 0) {
+        delete request;
         close_handle();
+        return;
+    }
+    if (uv_read_start(stream(), on_alloc, on_read) == 0) {
+        reading_ = true;
     }
 }
 

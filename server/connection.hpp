@@ -52,7 +52,7 @@ public:
     void resume_reading() override;
     void close() override;
     const std::string& peer() const override { return peer_; }
-    std::uint64_t now_ms() const override { return uv_now(tcp_.loop); }
+    std::uint64_t now_ms() const override;
 
 private:
     ~Connection() override = default;
@@ -68,6 +68,7 @@ private:
     static void on_close(uv_handle_t* handle);
 
     void peer_gone();
+    void finish_close();
     void close_handle();
     void free_if_done();
     // Runs a transition; an escaping exception (bad_alloc, a bug) closes
@@ -86,6 +87,7 @@ private:
     bool reading_ = false;
     bool peer_closed_ = false;
     bool close_requested_ = false;
+    bool lingering_ = false;
     bool handle_closing_ = false;
     bool handle_closed_ = false;
     bool job_running_ = false;

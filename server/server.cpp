@@ -4,6 +4,8 @@
 #include "log.hpp"
 #include "partial_upload.hpp"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <vector>
 
@@ -97,8 +99,8 @@ void Server::on_connection(uv_stream_t* listener, int status)
 std::optional<Error> Server::check_limits(const Connection& connection) const
 {
     if (connections_.size() >= config_.max_connections) {
-        return Error{ErrorCode::server_full, "the server holds its maximum of " +
-                                                 std::to_string(config_.max_connections) + " connections"};
+        return Error{ErrorCode::server_full,
+                     "the server holds its maximum of " + std::to_string(config_.max_connections) + " connections"};
     }
     const auto counted = connections_per_address_.find(connection.address());
     if (counted != connections_per_address_.end() && counted->second >= config_.max_connections_per_address) {
@@ -118,8 +120,13 @@ void Server::forget(Connection* connection)
     if (counted != connections_per_address_.end() && --counted->second == 0) {
         connections_per_address_.erase(counted);
     }
-    if (stopping_ && connections_.empty()) {
-        close_timers();
+    if (connections_.empty()) {
+        // Transfers leave freed chunk buffers in malloc's arenas; when the
+        // last client leaves, hand them back so an idle server stays small.
+        ::malloc_trim(0);
+        if (stopping_) {
+            close_service_handles();
+        }
     }
 }
 
@@ -134,16 +141,25 @@ void Server::on_sweep_timer(uv_timer_t* timer)
     }
 }
 
-void Server::close_timers()
+void Server::close_service_handles()
 {
     close_handle(reinterpret_cast<uv_handle_t*>(&sweep_timer_));
     close_handle(reinterpret_cast<uv_handle_t*>(&drain_timer_));
+    close_handle(reinterpret_cast<uv_handle_t*>(&sigint_));
+    close_handle(reinterpret_cast<uv_handle_t*>(&sigterm_));
 }
 
 void Server::on_signal(uv_signal_t* handle, int signal)
 {
     auto* self = static_cast<Server*>(handle->data);
-    log_line(std::string("received ") + (signal == SIGINT ? "SIGINT" : "SIGTERM") + ", stopping");
+    const std::string name = signal == SIGINT ? "SIGINT" : "SIGTERM";
+    if (self->stopping_) {
+        // A second signal: the operator does not want to wait for the drain.
+        log_line("received " + name + " again, stopping now");
+        on_drain_timer(&self->drain_timer_);
+        return;
+    }
+    log_line("received " + name + ", stopping");
     self->stop();
 }
 
@@ -154,8 +170,6 @@ void Server::stop()
     }
     stopping_ = true;
     close_handle(reinterpret_cast<uv_handle_t*>(&listener_));
-    close_handle(reinterpret_cast<uv_handle_t*>(&sigint_));
-    close_handle(reinterpret_cast<uv_handle_t*>(&sigterm_));
     close_handle(reinterpret_cast<uv_handle_t*>(&cleanup_timer_));
     // Sessions may finish (and forget themselves) while we iterate.
     const std::vector<Connection*> live(connections_.begin(), connections_.end());
@@ -165,7 +179,7 @@ void Server::stop()
         }
     }
     if (connections_.empty()) {
-        close_timers();
+        close_service_handles();
     } else {
         log_line("waiting up to " + std::to_string(config_.drain_timeout.count() / 1000) + " s for " +
                  std::to_string(connections_.size()) + " connection(s) to finish");

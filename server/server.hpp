@@ -11,8 +11,8 @@
 
 #include <array>
 #include <chrono>
-#include <string>
 #include <optional>
+#include <string>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -30,6 +30,7 @@ public:
     Result<std::string> start();
     void stop();
 
+    uv_loop_t* loop() const { return loop_; }
     const Library& library() const { return library_; }
     const Config& config() const { return config_; }
     Counters& counters() { return counters_; }
@@ -45,7 +46,7 @@ private:
     static void on_drain_timer(uv_timer_t* timer);
     static void on_sweep_timer(uv_timer_t* timer);
     std::optional<Error> check_limits(const Connection& connection) const;
-    void close_timers();
+    void close_service_handles();
     void close_handle(uv_handle_t* handle);
 
     uv_loop_t* loop_;

@@ -678,9 +678,9 @@ void Session::send_error(std::optional<std::uint64_t> id, const Error& error)
 bool Session::take_transfer_slot(std::uint64_t id)
 {
     if (counters_.active_transfers >= config_.max_transfers) {
-        fail_connection(id, Error{ErrorCode::too_many_transfers,
-                                  "the server runs its maximum of " + std::to_string(config_.max_transfers) +
-                                      " transfers; try again later"});
+        fail_connection(id, Error{ErrorCode::too_many_transfers, "the server runs its maximum of " +
+                                                                     std::to_string(config_.max_transfers) +
+                                                                     " transfers; try again later"});
         return false;
     }
     slot_.emplace(counters_);
@@ -786,6 +786,9 @@ void Session::begin_close()
     inbox_pos_ = 0;
     if (upload_ && upload_->finish == Upload::Finish::none) {
         upload_->finish = Upload::Finish::keep;
+    }
+    if (upload_ && upload_->partial) {
+        flush_staging(); // bytes that arrived are kept, even mid-chunk
     }
     advance_close();
 }

@@ -1,0 +1,162 @@
+"""Faults: a full disk, killed clients, stale partials, a stalled reader."""
+
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import unittest
+
+from wire import Peer, Server, hidden_entries, sha256, temp_root, wait_until
+
+FERRYD = os.environ.get("FERRYD", "")
+
+
+def can_mount_tmpfs(path):
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", path],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return result.returncode == 0
+
+
+class DiskFull(unittest.TestCase):
+    """An upload that fills the disk fails cleanly. Uses a 4 MiB tmpfs where
+    the test may mount one, else a 4 MiB RLIMIT_FSIZE on ferryd."""
+
+    def test_upload_on_a_full_disk(self):
+        root = temp_root()
+        mounted = can_mount_tmpfs(root)
+        limit = None
+        if not mounted:
+            def limit():
+                resource.setrlimit(resource.RLIMIT_FSIZE, (4 << 20, 4 << 20))
+        print(f"\n  disk-full test uses {'a 4 MiB tmpfs' if mounted else 'RLIMIT_FSIZE of 4 MiB'}")
+        try:
+            with open(os.path.join(root, "keep.bin"), "wb") as f:
+                f.write(b"old" * 1000)
+            with Server(FERRYD, root, preexec_fn=limit) as server:
+                peer = server.peer()
+                reply = peer.put("keep.bin", os.urandom(6 << 20))
+                self.assertFalse(reply["ok"])
+                self.assertEqual(reply["error"]["code"], "no_space", reply)
+                self.assertTrue(peer.closed_by_server())
+                with open(os.path.join(root, "keep.bin"), "rb") as f:
+                    self.assertEqual(f.read(), b"old" * 1000)
+                self.assertTrue(wait_until(lambda: hidden_entries(root) == []), hidden_entries(root))
+                # The server goes on serving, and space is back.
+                self.assertTrue(server.peer().put("small.bin", b"fits")["ok"])
+        finally:
+            if mounted:
+                subprocess.run(["umount", root])
+            shutil.rmtree(root)
+
+
+class KilledClients(unittest.TestCase):
+    def test_descriptors_and_memory_return_to_baseline(self):
+        root = temp_root()
+        with open(os.path.join(root, "big.bin"), "wb") as f:
+            f.truncate(256 << 20)
+        try:
+            with Server(FERRYD, root) as server:
+                warm = server.peer()
+                warm.get("big.bin")  # let the thread pool and buffers exist
+                warm.close()
+                time.sleep(0.2)
+                descriptors = server.open_descriptors()
+                rss = server.rss_kib()
+                for round in range(10):
+                    getter = server.peer()
+                    getter.send({"op": "get", "name": "big.bin"})
+                    getter.frame()
+                    putter = server.peer()
+                    putter.put(f"up{round}.bin", os.urandom(3 << 20), commit=False)
+                    getter.reset()
+                    putter.reset()
+                self.assertTrue(wait_until(lambda: server.open_descriptors() == descriptors),
+                                f"{server.open_descriptors()} open, baseline {descriptors}")
+                self.assertLess(server.rss_kib() - rss, 16 * 1024)
+                # The killed uploads stay hidden, kept for resume.
+                self.assertEqual([n for n in os.listdir(root) if not n.startswith(".")], ["big.bin"])
+        finally:
+            shutil.rmtree(root)
+
+
+class StalePartials(unittest.TestCase):
+    def test_removed_on_start_up_when_older_than_the_ttl(self):
+        root = temp_root()
+        try:
+            with Server(FERRYD, root) as server:
+                peer = server.peer()
+                peer.put("half.bin", os.urandom(1 << 20), commit=False)
+                peer.close()
+                self.assertTrue(wait_until(lambda: len(hidden_entries(root)) == 2))
+            old = time.time() - 7200
+            for name in hidden_entries(root):
+                os.utime(os.path.join(root, name), (old, old))
+            with Server(FERRYD, root, "--partial-ttl", "3600") as server:
+                self.assertEqual(hidden_entries(root), [])
+        finally:
+            shutil.rmtree(root)
+
+    def test_fresh_partials_survive_a_restart_and_resume(self):
+        root = temp_root()
+        data = os.urandom(3 << 20)
+        try:
+            with Server(FERRYD, root) as server:
+                peer = server.peer()
+                peer.request({"op": "put", "name": "r.bin", "size": len(data)})
+                peer.send_data(data[: 1 << 20])
+                peer.close()
+                self.assertTrue(wait_until(lambda: len(hidden_entries(root)) == 2))
+            with Server(FERRYD, root) as server:
+                peer = server.peer()
+                reply = peer.request({"op": "put", "name": "r.bin", "size": len(data), "resume": True})
+                self.assertEqual(reply["offset"], 1 << 20)
+                self.assertEqual(reply["prefix_sha256"], sha256(data[: 1 << 20]))
+                for at in range(reply["offset"], len(data), 1 << 18):
+                    peer.send_data(data[at:at + (1 << 18)])
+                done = peer.request({"op": "commit", "id": peer.next_id - 1, "sha256": sha256(data)})
+                self.assertTrue(done["ok"], done)
+            with open(os.path.join(root, "r.bin"), "rb") as f:
+                self.assertEqual(f.read(), data)
+        finally:
+            shutil.rmtree(root)
+
+
+class StalledReader(unittest.TestCase):
+    def test_a_reader_that_stops_costs_no_memory_and_no_speed(self):
+        root = temp_root()
+        with open(os.path.join(root, "huge.bin"), "wb") as f:
+            f.truncate(1 << 30)
+        with open(os.path.join(root, "other.bin"), "wb") as f:
+            f.write(os.urandom(64 << 20))
+        try:
+            with Server(FERRYD, root) as server:
+                baseline = server.rss_kib()
+                stalled = server.peer()
+                stalled.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+                stalled.send({"op": "get", "name": "huge.bin"})
+                samples = []
+                for _ in range(10):
+                    time.sleep(0.1)
+                    samples.append(server.rss_kib())
+                # Meanwhile another client downloads at full speed.
+                started = time.time()
+                _, data, trailer = server.peer().get("other.bin")
+                elapsed = time.time() - started
+                self.assertTrue(trailer["ok"])
+                self.assertEqual(len(data), 64 << 20)
+                self.assertLess(elapsed, 10)
+                samples.append(server.rss_kib())
+                print(f"\n  server RSS: baseline {baseline} KiB, with a stalled 1 GiB reader "
+                      f"{min(samples)}..{max(samples)} KiB; other client 64 MiB in {elapsed:.2f} s")
+                # Bounded: a few chunks queued, not the file.
+                self.assertLess(max(samples) - baseline, 12 * 1024)
+                stalled.close()
+        finally:
+            shutil.rmtree(root)
+
+
+if __name__ == "__main__":
+    unittest.main()

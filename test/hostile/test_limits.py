@@ -1,0 +1,121 @@
+"""Each limit is a flag; each refusal is its own error code, then close."""
+
+import os
+import shutil
+import socket
+import struct
+import time
+import unittest
+
+from wire import Closed, Peer, Server, hidden_entries, temp_root, wait_until
+
+FERRYD = os.environ.get("FERRYD", "")
+
+
+class Limits(unittest.TestCase):
+    def setUp(self):
+        self.root = temp_root()
+        with open(os.path.join(self.root, "big.bin"), "wb") as f:
+            f.truncate(512 * 1024 * 1024)  # sparse: costs no disk
+        self.peers = []
+
+    def tearDown(self):
+        for peer in self.peers:
+            peer.close()
+        shutil.rmtree(self.root)
+
+    def connect(self, server, **kwargs):
+        peer = server.peer(**kwargs)
+        self.peers.append(peer)
+        return peer
+
+    def assert_refused_then_closed(self, peer, code):
+        reply = peer.reply()
+        self.assertFalse(reply["ok"], reply)
+        self.assertEqual(reply["error"]["code"], code, reply)
+        self.assertTrue(peer.closed_by_server())
+
+    def test_total_connections(self):
+        with Server(FERRYD, self.root, "--max-connections", "3") as server:
+            held = [self.connect(server) for _ in range(3)]
+            extra = self.connect(server, hello=False)
+            self.assert_refused_then_closed(extra, "server_full")
+            held[0].close()
+            self.peers.remove(held[0])
+            # Once one leaves, a newcomer gets in.
+            self.assertTrue(wait_until(lambda: self._can_connect(server)))
+
+    def _can_connect(self, server):
+        try:
+            peer = server.peer()
+        except (AssertionError, Closed, OSError):
+            return False
+        peer.close()
+        return True
+
+    def test_connections_per_address(self):
+        with Server(FERRYD, self.root, "--max-connections-per-address", "2", listen="0.0.0.0:0") as server:
+            self.connect(server)
+            self.connect(server)
+            extra = self.connect(server, hello=False)
+            self.assert_refused_then_closed(extra, "address_limit")
+            # Another loopback address is another client.
+            self.connect(server, source="127.0.0.2")
+
+    def test_idle_timeout(self):
+        with Server(FERRYD, self.root, "--idle-timeout", "0.3") as server:
+            peer = self.connect(server)
+            self.assert_refused_then_closed(peer, "idle_timeout")
+
+    def test_half_a_frame_stalls(self):
+        with Server(FERRYD, self.root, "--stall-timeout", "0.3") as server:
+            peer = self.connect(server)
+            peer.send_raw(b"\x01\x00\x00")
+            self.assert_refused_then_closed(peer, "stalled")
+
+    def test_control_frame_size(self):
+        with Server(FERRYD, self.root, "--max-control-frame", "1024") as server:
+            peer = self.connect(server)
+            peer.send_raw(struct.pack(">BI", 1, 1025) + b" " * 1025)
+            self.assert_refused_then_closed(peer, "frame_too_large")
+            peer = self.connect(server)
+            padded = b'{"op":"list","id":1' + b" " * (1024 - 20) + b"}"
+            self.assertEqual(len(padded), 1024)
+            peer.send_raw(struct.pack(">BI", 1, 1024) + padded)
+            self.assertTrue(peer.reply()["ok"])
+
+    def test_upload_size(self):
+        with Server(FERRYD, self.root, "--max-upload-size", "1000") as server:
+            peer = self.connect(server)
+            self.assertTrue(peer.put("ok.bin", b"x" * 1000)["ok"])
+            peer.send({"op": "put", "name": "big", "size": 1001})
+            self.assert_refused_then_closed(peer, "upload_too_large")
+            self.assertEqual(hidden_entries(self.root), [])
+
+    def test_concurrent_transfers(self):
+        with Server(FERRYD, self.root, "--max-transfers", "1") as server:
+            busy = self.connect(server)
+            busy.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            self.assertTrue(busy.request({"op": "get", "name": "big.bin"})["ok"])
+            other = self.connect(server)
+            other.send({"op": "get", "name": "big.bin"})
+            self.assert_refused_then_closed(other, "too_many_transfers")
+            # Requests that are no transfers still work meanwhile.
+            third = self.connect(server)
+            self.assertTrue(third.request({"op": "stat", "name": "big.bin"})["ok"])
+
+    def test_refusals_cost_almost_nothing(self):
+        with Server(FERRYD, self.root, "--max-connections", "1") as server:
+            self.connect(server)
+            descriptors = server.open_descriptors()
+            before = server.rss_kib()
+            for _ in range(300):
+                refused = Peer(server.port, hello=False)
+                refused.reply()
+                refused.close()
+            self.assertLess(server.rss_kib() - before, 2048)
+            self.assertTrue(wait_until(lambda: server.open_descriptors() == descriptors))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,75 @@
+"""Races: many uploads of one name, downloads while the file is replaced."""
+
+import os
+import shutil
+import threading
+import unittest
+
+from wire import Server, hidden_entries, sha256, temp_root
+
+FERRYD = os.environ.get("FERRYD", "")
+
+
+class Races(unittest.TestCase):
+    def setUp(self):
+        self.root = temp_root()
+
+    def tearDown(self):
+        shutil.rmtree(self.root)
+
+    def test_ten_uploads_of_one_name_leave_one_whole_file(self):
+        contents = [os.urandom(2 << 20) for _ in range(10)]
+        with Server(FERRYD, self.root) as server:
+            results = [None] * 10
+            barrier = threading.Barrier(10)
+
+            def upload(index):
+                peer = server.peer()
+                barrier.wait()
+                results[index] = peer.put("same.bin", contents[index])
+                peer.close()
+
+            threads = [threading.Thread(target=upload, args=(i,)) for i in range(10)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+            self.assertTrue(all(r and r["ok"] for r in results), results)
+            with open(os.path.join(self.root, "same.bin"), "rb") as f:
+                final = f.read()
+            self.assertIn(final, contents)
+            self.assertEqual(hidden_entries(self.root), [])
+
+    def test_a_download_sees_the_old_or_the_new_file_never_a_mix(self):
+        versions = [os.urandom(8 << 20) for _ in range(4)]
+        hashes = {sha256(v) for v in versions}
+        with open(os.path.join(self.root, "moving.bin"), "wb") as f:
+            f.write(versions[0])
+        with Server(FERRYD, self.root) as server:
+            stop = threading.Event()
+
+            def replace():
+                peer = server.peer()
+                index = 1
+                while not stop.is_set():
+                    peer.put("moving.bin", versions[index % len(versions)])
+                    index += 1
+                peer.close()
+
+            replacer = threading.Thread(target=replace)
+            replacer.start()
+            try:
+                reader = server.peer()
+                for _ in range(15):
+                    reply, data, trailer = reader.get("moving.bin")
+                    self.assertTrue(trailer["ok"], trailer)
+                    self.assertEqual(sha256(data), trailer["sha256"])
+                    self.assertIn(trailer["sha256"], hashes)
+                    self.assertEqual(len(data), reply["size"])
+            finally:
+                stop.set()
+                replacer.join(60)
+
+
+if __name__ == "__main__":
+    unittest.main()
