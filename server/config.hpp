@@ -14,7 +14,7 @@ struct Config {
     std::string root = "files";
     std::string listen = "127.0.0.1:7021";
     std::uint32_t max_control_frame = kDefaultMaxControlFrame;
-    // Kept uploads older than this are deleted (on start-up and hourly).
+    // Kept uploads older than this are deleted (at start-up, then every ttl/2 or hour).
     std::chrono::seconds partial_ttl{24 * 60 * 60};
     // Bytes of one data frame the server sends, and so of one file read.
     std::size_t chunk_size = kPreferredDataChunk;

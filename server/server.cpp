@@ -13,7 +13,12 @@ namespace ferry::server {
 
 namespace {
 
-constexpr std::uint64_t kCleanupMilliseconds = 60 * 60 * 1000;
+// Kept uploads are looked at twice per TTL, at most hourly, at least every second.
+std::uint64_t cleanup_interval_ms(std::chrono::seconds ttl)
+{
+    const auto half = std::chrono::duration_cast<std::chrono::milliseconds>(ttl).count() / 2;
+    return static_cast<std::uint64_t>(std::clamp<long long>(half, 1000, 60LL * 60 * 1000));
+}
 
 struct CleanupJob {
     uv_work_t request{};
@@ -58,7 +63,8 @@ Result<std::string> Server::start()
 
     uv_timer_init(loop_, &cleanup_timer_);
     cleanup_timer_.data = this;
-    uv_timer_start(&cleanup_timer_, on_cleanup_timer, kCleanupMilliseconds, kCleanupMilliseconds);
+    const std::uint64_t cleanup_ms = cleanup_interval_ms(config_.partial_ttl);
+    uv_timer_start(&cleanup_timer_, on_cleanup_timer, cleanup_ms, cleanup_ms);
     uv_timer_init(loop_, &drain_timer_);
     drain_timer_.data = this;
 

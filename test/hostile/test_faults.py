@@ -99,6 +99,18 @@ class StalePartials(unittest.TestCase):
         finally:
             shutil.rmtree(root)
 
+    def test_removed_while_running_once_older_than_the_ttl(self):
+        root = temp_root()
+        try:
+            with Server(FERRYD, root, "--partial-ttl", "1") as server:
+                peer = server.peer()
+                peer.put("half.bin", os.urandom(1 << 20), commit=False)
+                peer.close()
+                self.assertTrue(wait_until(lambda: len(hidden_entries(root)) == 2))
+                self.assertTrue(wait_until(lambda: hidden_entries(root) == [], within=10))
+        finally:
+            shutil.rmtree(root)
+
     def test_fresh_partials_survive_a_restart_and_resume(self):
         root = temp_root()
         data = os.urandom(3 << 20)
