@@ -9,7 +9,7 @@ import threading
 import time
 import unittest
 
-from wire import Peer, Server, hidden_entries, sha256, temp_root, wait_until
+from wire import MEMORY_CHECKS, Peer, Server, hidden_entries, sha256, temp_root, wait_until
 
 FERRYD = os.environ.get("FERRYD", "")
 
@@ -75,7 +75,8 @@ class KilledClients(unittest.TestCase):
                     putter.reset()
                 self.assertTrue(wait_until(lambda: server.open_descriptors() == descriptors),
                                 f"{server.open_descriptors()} open, baseline {descriptors}")
-                self.assertLess(server.rss_kib() - rss, 16 * 1024)
+                if MEMORY_CHECKS:
+                    self.assertLess(server.rss_kib() - rss, 16 * 1024)
                 # The killed uploads stay hidden, kept for resume.
                 self.assertEqual([n for n in os.listdir(root) if not n.startswith(".")], ["big.bin"])
         finally:
@@ -164,7 +165,8 @@ class StalledReader(unittest.TestCase):
                 print(f"\n  server RSS: baseline {baseline} KiB, with a stalled 1 GiB reader "
                       f"{min(samples)}..{max(samples)} KiB; other client 64 MiB in {elapsed:.2f} s")
                 # Bounded: a few chunks queued, not the file.
-                self.assertLess(max(samples) - baseline, 12 * 1024)
+                if MEMORY_CHECKS:
+                    self.assertLess(max(samples) - baseline, 12 * 1024)
                 stalled.close()
         finally:
             shutil.rmtree(root)
