@@ -78,10 +78,10 @@ void Connection::guarded(Transition&& transition)
     try {
         transition();
     } catch (const std::exception& error) {
-        log_line(peer_ + " internal error, closing: " + error.what());
+        log_event("close", {{"peer", peer_}, {"code", "internal"}, {"message", error.what()}});
         force_close();
     } catch (...) {
-        log_line(peer_ + " internal error, closing");
+        log_event("close", {{"peer", peer_}, {"code", "internal"}, {"message", "unknown exception"}});
         force_close();
     }
 }
@@ -181,7 +181,7 @@ void Connection::run_job(std::function<void()> work, std::function<void()> done)
         // than leave the session waiting forever.
         job_running_ = false;
         delete job;
-        log_line(peer_ + " cannot queue work: " + uv_strerror(status));
+        log_event("close", {{"peer", peer_}, {"code", "internal"}, {"message", uv_strerror(status)}});
         force_close();
     }
 }

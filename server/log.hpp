@@ -1,10 +1,36 @@
-// One line per event on stderr: "2026-11-28T10:00:00Z ferryd: <text>".
+// ferryd's log: one line per event, readable text by default or JSON lines
+// (--log-format json), to stderr or --log-file (reopened on SIGHUP, for log
+// rotation). Error codes in it are the wire's codes.
 #pragma once
 
+#include <cstdint>
+#include <initializer_list>
+#include <string>
 #include <string_view>
+#include <variant>
 
 namespace ferry::server {
 
-void log_line(std::string_view text);
+enum class LogFormat { text, json };
+
+struct LogField {
+    std::string_view key;
+    std::variant<std::string_view, std::uint64_t, double> value;
+
+    LogField(std::string_view k, std::string_view v) : key(k), value(v) {}
+    LogField(std::string_view k, const std::string& v) : key(k), value(std::string_view(v)) {}
+    LogField(std::string_view k, const char* v) : key(k), value(std::string_view(v)) {}
+    LogField(std::string_view k, std::uint64_t v) : key(k), value(v) {}
+    LogField(std::string_view k, double v) : key(k), value(v) {}
+};
+
+// Where lines go; false (and stderr is kept) if the file cannot be opened.
+bool configure_log(LogFormat format, const std::string& path);
+// Reopens the log file by name, so a rotated file is let go.
+void reopen_log();
+
+// "2026-11-28T10:00:00Z ferryd: transfer peer=127.0.0.1:5 op=get ..." or
+// {"time":"2026-11-28T10:00:00Z","event":"transfer","peer":"127.0.0.1:5",...}
+void log_event(std::string_view event, std::initializer_list<LogField> fields);
 
 } // namespace ferry::server

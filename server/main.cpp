@@ -73,6 +73,8 @@ int main(int argc, char** argv)
     double idle_timeout = 300;
     double stall_timeout = 60;
     double drain_timeout = 30;
+    std::string log_format = "text";
+    std::string log_file;
 
     CLI::App app{"ferryd: a small, fast file server speaking the Ferry protocol (docs/PROTOCOL.md)."};
     app.set_version_flag("--version", std::string("ferryd ") + FERRY_VERSION);
@@ -105,7 +107,16 @@ int main(int argc, char** argv)
     app.add_option("--drain-timeout", drain_timeout, "Seconds running transfers may finish after SIGTERM/SIGINT")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
+    app.add_option("--log-format", log_format, "Log lines as readable text or JSON (one object per line)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"text", "json"}));
+    app.add_option("--log-file", log_file, "Append the log to this file (reopened on SIGHUP) instead of stderr");
     CLI11_PARSE(app, argc, argv);
+    if (!ferry::server::configure_log(
+            log_format == "json" ? ferry::server::LogFormat::json : ferry::server::LogFormat::text, log_file)) {
+        std::fprintf(stderr, "ferryd: cannot open log file \"%s\"\n", log_file.c_str());
+        return 1;
+    }
     config.partial_ttl = std::chrono::seconds(partial_ttl_seconds);
     const auto to_ms = [](double seconds) { return std::chrono::milliseconds(static_cast<long long>(seconds * 1000)); };
     config.idle_timeout = to_ms(idle_timeout);
@@ -129,7 +140,7 @@ int main(int argc, char** argv)
     }
     const std::size_t stale = ferry::server::remove_stale_partials(*library.value(), config.partial_ttl);
     if (stale > 0) {
-        ferry::server::log_line("removed " + std::to_string(stale) + " stale interrupted upload(s)");
+        ferry::server::log_event("expired_uploads", {{"count", static_cast<std::uint64_t>(stale)}});
     }
 
     uv_loop_t* loop = uv_default_loop();
@@ -142,11 +153,11 @@ int main(int argc, char** argv)
     // Tests and scripts read this first line to learn the port.
     std::printf("listening on %s\n", bound.value().c_str());
     std::fflush(stdout);
-    ferry::server::log_line("serving \"" + config.root + "\" on " + bound.value());
+    ferry::server::log_event("start", {{"version", FERRY_VERSION}, {"root", config.root}, {"listen", bound.value()}});
 
     uv_run(loop, UV_RUN_DEFAULT);
     close_every_handle(loop);
     uv_loop_close(loop);
-    ferry::server::log_line("stopped");
+    ferry::server::log_event("stopped", {});
     return 0;
 }

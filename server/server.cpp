@@ -60,6 +60,8 @@ Result<std::string> Server::start()
     sigint_.data = sigterm_.data = this;
     uv_signal_start(&sigint_, on_signal, SIGINT);
     uv_signal_start(&sigterm_, on_signal, SIGTERM);
+    uv_signal_init(loop_, &sighup_);
+    uv_signal_start(&sighup_, on_sighup, SIGHUP);
 
     uv_timer_init(loop_, &cleanup_timer_);
     cleanup_timer_.data = this;
@@ -82,7 +84,7 @@ void Server::on_connection(uv_stream_t* listener, int status)
 {
     auto* self = static_cast<Server*>(listener->data);
     if (status < 0) {
-        log_line(std::string("accept failed: ") + uv_strerror(status));
+        log_event("accept_failed", {{"message", uv_strerror(status)}});
         return;
     }
     auto* connection = new Connection(*self, self->loop_);
@@ -92,9 +94,11 @@ void Server::on_connection(uv_stream_t* listener, int status)
     }
     connection->start();
     if (auto refused = self->check_limits(*connection)) {
+        log_event("refused", {{"peer", connection->peer()}, {"code", to_string(refused->code)}});
         connection->refuse(*refused);
         return;
     }
+    log_event("connect", {{"peer", connection->peer()}});
     self->connections_.insert(connection);
     ++self->connections_per_address_[connection->address()];
     connection->serve();
@@ -122,6 +126,7 @@ void Server::forget(Connection* connection)
     if (connections_.erase(connection) == 0) {
         return; // a refused connection was never counted
     }
+    log_event("disconnect", {{"peer", connection->peer()}});
     const auto counted = connections_per_address_.find(connection->address());
     if (counted != connections_per_address_.end() && --counted->second == 0) {
         connections_per_address_.erase(counted);
@@ -153,6 +158,7 @@ void Server::close_service_handles()
     close_handle(reinterpret_cast<uv_handle_t*>(&drain_timer_));
     close_handle(reinterpret_cast<uv_handle_t*>(&sigint_));
     close_handle(reinterpret_cast<uv_handle_t*>(&sigterm_));
+    close_handle(reinterpret_cast<uv_handle_t*>(&sighup_));
 }
 
 void Server::on_signal(uv_signal_t* handle, int signal)
@@ -161,12 +167,19 @@ void Server::on_signal(uv_signal_t* handle, int signal)
     const std::string name = signal == SIGINT ? "SIGINT" : "SIGTERM";
     if (self->stopping_) {
         // A second signal: the operator does not want to wait for the drain.
-        log_line("received " + name + " again, stopping now");
+        log_event("stop", {{"signal", name}, {"message", "second signal: stopping now"}});
         on_drain_timer(&self->drain_timer_);
         return;
     }
-    log_line("received " + name + ", stopping");
+    log_event("stop", {{"signal", name}, {"message", "draining running transfers"}});
     self->stop();
+}
+
+// Log rotation: the old file has been moved away; start a new one.
+void Server::on_sighup(uv_signal_t*, int)
+{
+    reopen_log();
+    log_event("log_reopened", {});
 }
 
 void Server::stop()
@@ -187,8 +200,8 @@ void Server::stop()
     if (connections_.empty()) {
         close_service_handles();
     } else {
-        log_line("waiting up to " + std::to_string(config_.drain_timeout.count() / 1000) + " s for " +
-                 std::to_string(connections_.size()) + " connection(s) to finish");
+        log_event("draining", {{"connections", static_cast<std::uint64_t>(connections_.size())},
+                               {"seconds", std::chrono::duration<double>(config_.drain_timeout).count()}});
         uv_timer_start(&drain_timer_, on_drain_timer, static_cast<std::uint64_t>(config_.drain_timeout.count()), 0);
     }
 }
@@ -196,7 +209,7 @@ void Server::stop()
 void Server::on_drain_timer(uv_timer_t* timer)
 {
     auto* self = static_cast<Server*>(timer->data);
-    log_line("drain time is over; closing " + std::to_string(self->connections_.size()) + " connection(s)");
+    log_event("drain_over", {{"connections", static_cast<std::uint64_t>(self->connections_.size())}});
     const std::vector<Connection*> live(self->connections_.begin(), self->connections_.end());
     for (Connection* connection : live) {
         connection->abandon();
@@ -219,7 +232,7 @@ void Server::on_cleanup_timer(uv_timer_t* timer)
         [](uv_work_t* request, int) {
             auto* work = static_cast<CleanupJob*>(request->data);
             if (work->removed > 0) {
-                log_line("removed " + std::to_string(work->removed) + " stale interrupted upload(s)");
+                log_event("expired_uploads", {{"count", static_cast<std::uint64_t>(work->removed)}});
             }
             delete work;
         });

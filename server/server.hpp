@@ -42,6 +42,7 @@ public:
 private:
     static void on_connection(uv_stream_t* listener, int status);
     static void on_signal(uv_signal_t* handle, int signal);
+    static void on_sighup(uv_signal_t* handle, int signal);
     static void on_cleanup_timer(uv_timer_t* timer);
     static void on_drain_timer(uv_timer_t* timer);
     static void on_sweep_timer(uv_timer_t* timer);
@@ -55,6 +56,7 @@ private:
     uv_tcp_t listener_{};
     uv_signal_t sigint_{};
     uv_signal_t sigterm_{};
+    uv_signal_t sighup_{};
     uv_timer_t cleanup_timer_{};
     uv_timer_t drain_timer_{};
     uv_timer_t sweep_timer_{};

@@ -16,14 +16,32 @@ using Clock = std::chrono::steady_clock;
 
 const std::vector<std::string> kCapabilities{"list", "stat", "get", "put", "resume"};
 
-std::string describe_rate(std::uint64_t bytes, Clock::time_point start)
+// One line per finished, failed or interrupted transfer.
+void log_transfer(const std::string& peer, std::string_view op, std::string_view name, std::uint64_t bytes,
+                  Clock::time_point started, std::string_view result, std::string_view sha256 = {},
+                  std::string_view message = {})
 {
-    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    const double mib_per_s = seconds > 0 ? static_cast<double>(bytes) / seconds / (1024.0 * 1024.0) : 0.0;
-    char text[96];
-    std::snprintf(text, sizeof text, "%llu bytes in %.3f s (%.1f MiB/s)", static_cast<unsigned long long>(bytes),
-                  seconds, mib_per_s);
-    return text;
+    const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    const double rate = seconds > 0 ? static_cast<double>(bytes) / seconds / (1024.0 * 1024.0) : 0.0;
+    if (message.empty()) {
+        log_event("transfer", {{"peer", peer},
+                               {"op", op},
+                               {"name", name},
+                               {"bytes", bytes},
+                               {"seconds", seconds},
+                               {"mib_per_s", rate},
+                               {"sha256", sha256},
+                               {"result", result}});
+    } else {
+        log_event("transfer", {{"peer", peer},
+                               {"op", op},
+                               {"name", name},
+                               {"bytes", bytes},
+                               {"seconds", seconds},
+                               {"mib_per_s", rate},
+                               {"result", result},
+                               {"message", message}});
+    }
 }
 
 // Reads exactly `size` bytes at `offset`, or says why not.
@@ -66,6 +84,7 @@ struct Session::Upload {
     enum class Finish { none, commit, abort_keep, abort_discard, keep };
 
     std::uint64_t id = 0;
+    std::string name;
     std::unique_ptr<PartialUpload> partial;
     std::uint64_t size = 0;
     std::uint64_t first_offset = 0;
@@ -424,13 +443,12 @@ void Session::finish_download(std::optional<Error> error)
     const std::uint64_t sent = download_->next_offset - download_->first_offset;
     const auto& info = download_->file->info();
     if (error) {
-        log_line(io_.peer() + " get \"" + info.name + "\" failed: " + std::string(to_string(error->code)) + ": " +
-                 error->message);
+        log_transfer(io_.peer(), "get", info.name, sent, download_->started, to_string(error->code), {},
+                     error->message);
         send_error(download_->id, *error);
     } else {
         const std::string digest = download_->hash.hex_digest();
-        log_line(io_.peer() + " get \"" + info.name + "\" ok: " + describe_rate(sent, download_->started) + " sha256 " +
-                 digest);
+        log_transfer(io_.peer(), "get", info.name, sent, download_->started, "ok", digest);
         send_json(encode_reply(download_->id, Trailer{info.size, digest}));
     }
     download_.reset();
@@ -473,6 +491,7 @@ void Session::start_put(std::uint64_t id, const PutRequest& put)
             upload_ = std::make_unique<Upload>();
             upload_->id = id;
             upload_->partial = std::move(result.value());
+            upload_->name = upload_->partial->name();
             upload_->size = size;
             upload_->first_offset = upload_->partial->received();
             upload_->accepted = upload_->first_offset;
@@ -522,7 +541,8 @@ void Session::stage_upload_bytes(std::span<const std::uint8_t> bytes)
                           "more data than the declared size of " + std::to_string(upload.size) + " bytes"};
         upload.finish = Upload::Finish::keep;
         send_error(upload.id, error);
-        log_line(io_.peer() + " put \"" + upload.partial->name() + "\" failed: size_mismatch");
+        log_transfer(io_.peer(), "put", upload.name, upload.accepted - upload.first_offset, upload.started,
+                     to_string(error.code), {}, error.message);
         begin_close();
         return;
     }
@@ -606,26 +626,27 @@ void Session::finish_upload_job()
         },
         [this, committed, kept_error, kept_bytes, finish] {
             Upload& upload = *upload_;
-            const std::string who = io_.peer() + " put";
+            const std::uint64_t bytes = upload.accepted - upload.first_offset;
             switch (finish) {
             case Upload::Finish::commit: {
                 auto& result = committed->value();
                 if (result) {
-                    log_line(who + " \"" + result->name +
-                             "\" ok: " + describe_rate(upload.size - upload.first_offset, upload.started) + " sha256 " +
-                             upload.expected_sha256);
+                    log_transfer(io_.peer(), "put", upload.name, bytes, upload.started, "ok", upload.expected_sha256);
                     send_json(encode_reply(upload.id, CommitReply{result.value(), upload.expected_sha256}));
                 } else {
-                    log_line(who + " failed: " + std::string(to_string(result.error().code)) + ": " +
-                             result.error().message);
+                    log_transfer(io_.peer(), "put", upload.name, bytes, upload.started, to_string(result.error().code),
+                                 {}, result.error().message);
                     send_error(upload.id, result.error());
                 }
                 break;
             }
             case Upload::Finish::abort_discard:
+                log_transfer(io_.peer(), "put", upload.name, bytes, upload.started, "aborted", {}, "discarded");
                 send_json(encode_reply(upload.id, AbortReply{false, 0}));
                 break;
             case Upload::Finish::abort_keep:
+                log_transfer(io_.peer(), "put", upload.name, bytes, upload.started, "aborted", {},
+                             std::to_string(*kept_bytes) + " bytes kept for resume");
                 if (*kept_error) {
                     send_error(upload.id, **kept_error);
                 } else {
@@ -633,7 +654,8 @@ void Session::finish_upload_job()
                 }
                 break;
             case Upload::Finish::keep:
-                log_line(who + " interrupted: " + std::to_string(*kept_bytes) + " bytes kept for resume");
+                log_transfer(io_.peer(), "put", upload.name, bytes, upload.started, "interrupted", {},
+                             std::to_string(*kept_bytes) + " bytes kept for resume");
                 break;
             case Upload::Finish::none:
                 break;
@@ -648,8 +670,8 @@ void Session::finish_upload_job()
 // error goes to the client and the connection closes (PROTOCOL.md 4.5).
 void Session::fail_upload(const Error& error)
 {
-    log_line(io_.peer() + " put \"" + upload_->partial->name() + "\" failed: " + std::string(to_string(error.code)) +
-             ": " + error.message);
+    log_transfer(io_.peer(), "put", upload_->name, upload_->accepted - upload_->first_offset, upload_->started,
+                 to_string(error.code), {}, error.message);
     auto partial = std::make_shared<std::unique_ptr<PartialUpload>>(std::move(upload_->partial));
     const std::uint64_t id = upload_->id;
     upload_.reset();
@@ -672,6 +694,7 @@ void Session::send_json(std::string json_text)
 
 void Session::send_error(std::optional<std::uint64_t> id, const Error& error)
 {
+    log_event("error", {{"peer", io_.peer()}, {"code", to_string(error.code)}, {"message", error.message}});
     send_json(encode_error(id, error));
 }
 
@@ -718,8 +741,8 @@ void Session::back_to_idle()
 
 void Session::fail_connection(std::optional<std::uint64_t> id, const Error& error)
 {
-    log_line(io_.peer() + " closing: " + std::string(to_string(error.code)) + ": " + error.message);
     send_error(id, error);
+    log_event("close", {{"peer", io_.peer()}, {"code", to_string(error.code)}});
     begin_close();
 }
 

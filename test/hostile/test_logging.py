@@ -1,0 +1,56 @@
+"""The log: one JSON object per line with --log-format json, one line per
+connection event and per transfer, reopened on SIGHUP for rotation."""
+
+import json
+import os
+import shutil
+import signal
+import unittest
+
+from wire import Server, temp_root, wait_until
+
+FERRYD = os.environ.get("FERRYD", "")
+
+
+class Logging(unittest.TestCase):
+    def test_json_lines_and_rotation(self):
+        root = temp_root()
+        log = os.path.join(root, ".log")  # hidden, so never listed
+        try:
+            with open(os.path.join(root, "a.txt"), "wb") as f:
+                f.write(b"hello")
+            with Server(FERRYD, root, "--log-format", "json", "--log-file", log) as server:
+                peer = server.peer()
+                peer.get("a.txt")
+                peer.get("missing.txt")
+                peer.put("b.txt", b"world")
+                peer.close()
+                self.assertTrue(wait_until(lambda: "disconnect" in open(log).read()))
+                os.rename(log, log + ".1")
+                server.process.send_signal(signal.SIGHUP)
+                self.assertTrue(wait_until(lambda: os.path.exists(log)))
+            with open(log + ".1") as f:
+                events = [json.loads(line) for line in f]
+            with open(log) as f:
+                after = [json.loads(line) for line in f]
+        finally:
+            shutil.rmtree(root)
+        kinds = [e["event"] for e in events]
+        self.assertEqual(kinds[0], "start")
+        self.assertIn("connect", kinds)
+        self.assertIn("disconnect", kinds)
+        transfers = [e for e in events if e["event"] == "transfer"]
+        self.assertEqual([(t["op"], t["name"], t["bytes"], t["result"]) for t in transfers],
+                         [("get", "a.txt", 5, "ok"), ("put", "b.txt", 5, "ok")])
+        for transfer in transfers:
+            self.assertEqual(len(transfer["sha256"]), 64)
+            self.assertGreaterEqual(transfer["seconds"], 0)
+            self.assertIn("peer", transfer)
+            self.assertIn("mib_per_s", transfer)
+        errors = [e for e in events if e["event"] == "error"]
+        self.assertEqual([e["code"] for e in errors], ["not_found"])
+        self.assertEqual([e["event"] for e in after], ["log_reopened", "stop", "stopped"])
+
+
+if __name__ == "__main__":
+    unittest.main()
