@@ -227,48 +227,55 @@ Result<Reply<T>> parse_reply(std::string_view text, ReadBody read_body)
     return reply;
 }
 
-Result<Request> read_request_body(FieldReader& fields, std::uint64_t id, const std::string& op)
+RequestBody read_hello(FieldReader& fields)
 {
-    Request request;
-    request.id = id;
+    HelloRequest hello;
+    const std::uint64_t version = fields.uint("version");
+    hello.version = static_cast<std::uint32_t>(std::min<std::uint64_t>(version, UINT32_MAX));
+    hello.client = fields.optional_string("client").value_or("");
+    return hello;
+}
+
+RequestBody read_commit(FieldReader& fields)
+{
+    CommitRequest commit;
+    commit.sha256 = fields.string("sha256");
+    if (!fields.error() && !is_sha256_hex(commit.sha256)) {
+        fields.fail("field \"sha256\" must be 64 lowercase hex digits");
+    }
+    return commit;
+}
+
+// Each operation's fields; an unknown op has none (std::nullopt).
+std::optional<RequestBody> read_request_body(FieldReader& fields, const std::string& op)
+{
     if (op == "hello") {
-        HelloRequest hello;
-        const std::uint64_t version = fields.uint("version");
-        hello.version = version > std::numeric_limits<std::uint32_t>::max() ? std::numeric_limits<std::uint32_t>::max()
-                                                                            : static_cast<std::uint32_t>(version);
-        hello.client = fields.optional_string("client").value_or("");
-        request.body = std::move(hello);
-    } else if (op == "list") {
-        request.body = ListRequest{};
-    } else if (op == "stat") {
-        request.body = StatRequest{fields.string("name")};
-    } else if (op == "get") {
-        GetRequest get;
-        get.name = fields.string("name");
-        get.offset = fields.uint("offset", 0);
-        request.body = std::move(get);
-    } else if (op == "put") {
-        PutRequest put;
-        put.name = fields.string("name");
-        put.size = fields.uint("size");
-        put.resume = fields.boolean("resume", false);
-        request.body = std::move(put);
-    } else if (op == "commit") {
-        CommitRequest commit;
-        commit.sha256 = fields.string("sha256");
-        if (!fields.error() && !is_sha256_hex(commit.sha256)) {
-            fields.fail("field \"sha256\" must be 64 lowercase hex digits");
-        }
-        request.body = std::move(commit);
-    } else if (op == "abort") {
-        request.body = AbortRequest{fields.boolean("discard", false)};
-    } else {
-        return Error{ErrorCode::unknown_op, "unknown operation \"" + op + "\""};
+        return read_hello(fields);
     }
-    if (fields.error()) {
-        return *fields.error();
+    if (op == "list") {
+        return ListRequest{};
     }
-    return request;
+    if (op == "stat") {
+        return StatRequest{fields.string("name")};
+    }
+    if (op == "get") {
+        return GetRequest{fields.string("name"), fields.uint("offset", 0)};
+    }
+    if (op == "put") {
+        // Braced initialisation evaluates left to right, so the first bad
+        // field is the one reported.
+        return PutRequest{fields.string("name"), fields.uint("size"), fields.boolean("resume", false)};
+    }
+    if (op == "commit") {
+        return read_commit(fields);
+    }
+    if (op == "abort") {
+        return AbortRequest{fields.boolean("discard", false)};
+    }
+    if (op == "stats") {
+        return StatsRequest{};
+    }
+    return std::nullopt;
 }
 
 } // namespace
@@ -283,6 +290,7 @@ std::string_view op_name(const RequestBody& body)
         std::string_view operator()(const PutRequest&) const { return "put"; }
         std::string_view operator()(const CommitRequest&) const { return "commit"; }
         std::string_view operator()(const AbortRequest&) const { return "abort"; }
+        std::string_view operator()(const StatsRequest&) const { return "stats"; }
     };
     return std::visit(Namer{}, body);
 }
@@ -302,7 +310,14 @@ ParsedRequest parse_request(std::string_view json_text)
     if (fields.error()) {
         return {id, *fields.error()};
     }
-    return {id, read_request_body(fields, id, op)};
+    auto body = read_request_body(fields, op);
+    if (!body) {
+        return {id, Error{ErrorCode::unknown_op, "unknown operation \"" + op + "\""}};
+    }
+    if (fields.error()) {
+        return {id, *fields.error()};
+    }
+    return {id, Request{id, std::move(*body)}};
 }
 
 std::string encode_request(const Request& request)
@@ -330,6 +345,7 @@ std::string encode_request(const Request& request)
         }
         void operator()(const CommitRequest& commit) const { out["sha256"] = commit.sha256; }
         void operator()(const AbortRequest& abort) const { out["discard"] = abort.discard; }
+        void operator()(const StatsRequest&) const {}
     };
     std::visit(Filler{message}, request.body);
     return dump(message);
@@ -407,6 +423,20 @@ std::string encode_reply(std::uint64_t id, const AbortReply& reply)
     json message = reply_json(id);
     message["kept"] = reply.kept;
     message["offset"] = reply.offset;
+    return dump(message);
+}
+
+std::string encode_reply(std::uint64_t id, const StatsReply& reply)
+{
+    json message = reply_json(id);
+    message["uptime_seconds"] = reply.uptime_seconds;
+    message["connections"] = {{"now", reply.connections_now}, {"total", reply.connections_total}};
+    message["transfers"] = {{"now", reply.transfers_now}, {"total", reply.transfers_total}};
+    message["bytes"] = {{"in", reply.bytes_in}, {"out", reply.bytes_out}};
+    message["errors"] = json::object();
+    for (const auto& [code, count] : reply.errors) {
+        message["errors"][code] = count;
+    }
     return dump(message);
 }
 
@@ -502,6 +532,47 @@ Result<Reply<AbortReply>> parse_abort_reply(std::string_view json_text)
     return parse_reply<AbortReply>(json_text, [](FieldReader& fields, const json&, AbortReply& body) {
         body.kept = fields.boolean("kept");
         body.offset = fields.uint("offset");
+    });
+}
+
+} // namespace ferry
+
+namespace ferry {
+
+Result<Reply<StatsReply>> parse_stats_reply(std::string_view json_text)
+{
+    return parse_reply<StatsReply>(json_text, [](FieldReader& fields, const json& object, StatsReply& body) {
+        body.uptime_seconds = fields.uint("uptime_seconds");
+        // The nested counters: {"now": N, "total": N} and {"in": N, "out": N}.
+        const auto pair = [&](const char* key, const char* first, const char* second, std::uint64_t& a,
+                              std::uint64_t& b) {
+            const auto it = object.find(key);
+            if (it == object.end() || !it->is_object()) {
+                fields.fail(std::string("missing object \"") + key + "\"");
+                return;
+            }
+            FieldReader inner(*it);
+            a = inner.uint(first);
+            b = inner.uint(second);
+            if (inner.error()) {
+                fields.fail(inner.error()->message);
+            }
+        };
+        pair("connections", "now", "total", body.connections_now, body.connections_total);
+        pair("transfers", "now", "total", body.transfers_now, body.transfers_total);
+        pair("bytes", "in", "out", body.bytes_in, body.bytes_out);
+        const auto errors = object.find("errors");
+        if (errors == object.end() || !errors->is_object()) {
+            fields.fail("missing object \"errors\"");
+            return;
+        }
+        for (const auto& [code, count] : errors->items()) {
+            if (!count.is_number_unsigned()) {
+                fields.fail("error counts must be non-negative integers");
+                return;
+            }
+            body.errors[code] = count.get<std::uint64_t>();
+        }
     });
 }
 

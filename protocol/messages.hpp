@@ -5,6 +5,7 @@
 #include "error.hpp"
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,9 +41,10 @@ struct CommitRequest {
 struct AbortRequest {
     bool discard = false;
 };
+struct StatsRequest {};
 
-using RequestBody =
-    std::variant<HelloRequest, ListRequest, StatRequest, GetRequest, PutRequest, CommitRequest, AbortRequest>;
+using RequestBody = std::variant<HelloRequest, ListRequest, StatRequest, GetRequest, PutRequest, CommitRequest,
+                                 AbortRequest, StatsRequest>;
 
 struct Request {
     std::uint64_t id = 0;
@@ -109,6 +111,17 @@ struct AbortReply {
     bool kept = false;
     std::uint64_t offset = 0;
 };
+// What the server has done since it started; see PROTOCOL.md 4.8.
+struct StatsReply {
+    std::uint64_t uptime_seconds = 0;
+    std::uint64_t connections_now = 0;
+    std::uint64_t connections_total = 0;
+    std::uint64_t transfers_now = 0;
+    std::uint64_t transfers_total = 0;
+    std::uint64_t bytes_in = 0;                  // file bytes received by puts
+    std::uint64_t bytes_out = 0;                 // file bytes sent by gets
+    std::map<std::string, std::uint64_t> errors; // error replies sent, by code
+};
 
 std::string encode_reply(std::uint64_t id, const HelloReply& reply);
 std::string encode_reply(std::uint64_t id, const ListReply& reply);
@@ -118,6 +131,7 @@ std::string encode_reply(std::uint64_t id, const Trailer& reply);
 std::string encode_reply(std::uint64_t id, const PutReply& reply);
 std::string encode_reply(std::uint64_t id, const CommitReply& reply);
 std::string encode_reply(std::uint64_t id, const AbortReply& reply);
+std::string encode_reply(std::uint64_t id, const StatsReply& reply);
 // An error reply; without an id (the request's could not be read) it is null.
 std::string encode_error(std::optional<std::uint64_t> id, const Error& error);
 
@@ -138,5 +152,6 @@ Result<Reply<Trailer>> parse_trailer(std::string_view json_text);
 Result<Reply<PutReply>> parse_put_reply(std::string_view json_text);
 Result<Reply<CommitReply>> parse_commit_reply(std::string_view json_text);
 Result<Reply<AbortReply>> parse_abort_reply(std::string_view json_text);
+Result<Reply<StatsReply>> parse_stats_reply(std::string_view json_text);
 
 } // namespace ferry

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 
 namespace ferry::server {
@@ -38,9 +39,17 @@ struct Config {
     std::chrono::milliseconds drain_timeout{30 * 1000};
 };
 
-// Server-wide numbers that sessions share (one loop, so no locking).
+// Server-wide numbers that sessions share (one loop, so no locking); the
+// stats operation reports them.
 struct Counters {
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     std::size_t active_transfers = 0;
+    std::uint64_t transfers_total = 0;
+    std::size_t connections_now = 0;
+    std::uint64_t connections_total = 0;
+    std::uint64_t bytes_in = 0;
+    std::uint64_t bytes_out = 0;
+    std::map<std::string, std::uint64_t> errors;
 };
 
 } // namespace ferry::server

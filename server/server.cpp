@@ -95,12 +95,15 @@ void Server::on_connection(uv_stream_t* listener, int status)
     connection->start();
     if (auto refused = self->check_limits(*connection)) {
         log_event("refused", {{"peer", connection->peer()}, {"code", to_string(refused->code)}});
+        ++self->counters_.errors[std::string(to_string(refused->code))];
         connection->refuse(*refused);
         return;
     }
     log_event("connect", {{"peer", connection->peer()}});
     self->connections_.insert(connection);
     ++self->connections_per_address_[connection->address()];
+    ++self->counters_.connections_total;
+    self->counters_.connections_now = self->connections_.size();
     connection->serve();
 }
 
@@ -127,6 +130,7 @@ void Server::forget(Connection* connection)
         return; // a refused connection was never counted
     }
     log_event("disconnect", {{"peer", connection->peer()}});
+    counters_.connections_now = connections_.size();
     const auto counted = connections_per_address_.find(connection->address());
     if (counted != connections_per_address_.end() && --counted->second == 0) {
         connections_per_address_.erase(counted);

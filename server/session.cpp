@@ -14,7 +14,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-const std::vector<std::string> kCapabilities{"list", "stat", "get", "put", "resume"};
+const std::vector<std::string> kCapabilities{"list", "stat", "get", "put", "resume", "stats"};
 
 // One line per finished, failed or interrupted transfer.
 void log_transfer(const std::string& peer, std::string_view op, std::string_view name, std::uint64_t bytes,
@@ -275,6 +275,7 @@ void Session::handle_request(const Request& request)
         {
             session.send_error(id, Error{ErrorCode::unexpected_frame, "abort outside an upload"});
         }
+        void operator()(const StatsRequest&) const { session.send_stats(id); }
     };
     std::visit(Dispatcher{*this, request.id}, request.body);
 }
@@ -333,6 +334,21 @@ void Session::start_stat(std::uint64_t id, const StatRequest& stat)
             });
 }
 
+void Session::send_stats(std::uint64_t id)
+{
+    StatsReply stats;
+    stats.uptime_seconds = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - counters_.started).count());
+    stats.connections_now = counters_.connections_now;
+    stats.connections_total = counters_.connections_total;
+    stats.transfers_now = counters_.active_transfers;
+    stats.transfers_total = counters_.transfers_total;
+    stats.bytes_in = counters_.bytes_in;
+    stats.bytes_out = counters_.bytes_out;
+    stats.errors = counters_.errors;
+    send_json(encode_reply(id, stats));
+}
+
 // ---- get ---------------------------------------------------------------------
 
 void Session::start_get(std::uint64_t id, const GetRequest& get)
@@ -362,6 +378,7 @@ void Session::start_get(std::uint64_t id, const GetRequest& get)
                     back_to_idle();
                     return;
                 }
+                ++counters_.transfers_total;
                 download_ = std::make_unique<Download>();
                 download_->id = id;
                 download_->file = std::move(result.value());
@@ -433,6 +450,7 @@ void Session::continue_sending()
                 return;
             }
             download_->next_offset += size;
+            counters_.bytes_out += size;
             io_.send(std::move(*frame));
             continue_sending();
         });
@@ -488,6 +506,7 @@ void Session::start_put(std::uint64_t id, const PutRequest& put)
                 back_to_idle();
                 return;
             }
+            ++counters_.transfers_total;
             upload_ = std::make_unique<Upload>();
             upload_->id = id;
             upload_->partial = std::move(result.value());
@@ -549,6 +568,7 @@ void Session::stage_upload_bytes(std::span<const std::uint8_t> bytes)
     upload.staging.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     upload.accepted += bytes.size();
     upload.backlog += bytes.size();
+    counters_.bytes_in += bytes.size();
     if (upload.staging.size() >= config_.chunk_size || upload.accepted == upload.size) {
         flush_staging();
         continue_receiving();
@@ -695,6 +715,7 @@ void Session::send_json(std::string json_text)
 void Session::send_error(std::optional<std::uint64_t> id, const Error& error)
 {
     log_event("error", {{"peer", io_.peer()}, {"code", to_string(error.code)}, {"message", error.message}});
+    ++counters_.errors[std::string(to_string(error.code))];
     send_json(encode_error(id, error));
 }
 

@@ -92,6 +92,7 @@ private:
     void start_stat(std::uint64_t id, const StatRequest& stat);
     void start_get(std::uint64_t id, const GetRequest& get);
     void start_put(std::uint64_t id, const PutRequest& put);
+    void send_stats(std::uint64_t id);
 
     // Download transitions.
     void continue_sending();

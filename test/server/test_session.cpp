@@ -637,3 +637,33 @@ TEST_CASE("transfer and upload-size limits refuse with their own codes, then clo
         CHECK(f.counters.active_transfers == 0);
     }
 }
+
+TEST_CASE("stats count connections, transfers, bytes and errors")
+{
+    Fixture f;
+    f.counters.connections_now = 1;
+    f.counters.connections_total = 1;
+    f.hello();
+    f.root.write("a", "12345");
+    f.feed(control(Request{1, GetRequest{"a", 0}}));
+    f.io.run_jobs();
+    f.feed(control(Request{2, PutRequest{"b", 3, false}}));
+    f.io.run_jobs();
+    f.feed(data_frame("xyz"));
+    f.feed(control(Request{2, CommitRequest{sha256_of("xyz")}}));
+    f.io.run_jobs();
+    f.feed(control(Request{3, StatRequest{"missing"}}));
+    f.io.run_jobs();
+    f.io.controls();
+    f.feed(control(Request{4, StatsRequest{}}));
+    auto replies = f.io.controls();
+    REQUIRE(replies.size() == 1);
+    auto stats = parse_stats_reply(replies[0]);
+    REQUIRE(stats);
+    CHECK(stats->body.connections_now == 1);
+    CHECK(stats->body.transfers_total == 2);
+    CHECK(stats->body.transfers_now == 0);
+    CHECK(stats->body.bytes_out == 5);
+    CHECK(stats->body.bytes_in == 3);
+    CHECK(stats->body.errors == std::map<std::string, std::uint64_t>{{"not_found", 1}});
+}

@@ -26,7 +26,7 @@ const std::string kHashA = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410
 const std::string kHashB = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 // Every code, in declaration order, with its spelling from PROTOCOL.md section 6
-// (the last two are the client's own).
+// (connection_lost and local_io are the client's own).
 struct CodeSpelling {
     ErrorCode code;
     std::string_view spelling;
@@ -55,6 +55,12 @@ const std::vector<CodeSpelling> kCodes{
     {ErrorCode::shutting_down, "shutting_down", true},
     {ErrorCode::connection_lost, "connection_lost", false},
     {ErrorCode::local_io, "local_io", false},
+    {ErrorCode::server_full, "server_full", true},
+    {ErrorCode::address_limit, "address_limit", true},
+    {ErrorCode::idle_timeout, "idle_timeout", true},
+    {ErrorCode::stalled, "stalled", true},
+    {ErrorCode::upload_too_large, "upload_too_large", true},
+    {ErrorCode::too_many_transfers, "too_many_transfers", true},
 };
 
 ferry::Request round_trip(const ferry::Request& request)
@@ -148,7 +154,7 @@ const std::vector<ReplyParser> kReplyParsers{
 
 TEST_CASE("error codes: wire spelling round trip for every code")
 {
-    REQUIRE(kCodes.size() == static_cast<std::size_t>(ErrorCode::local_io) + 1);
+    REQUIRE(kCodes.size() == static_cast<std::size_t>(ErrorCode::too_many_transfers) + 1);
     for (std::size_t i = 0; i < kCodes.size(); ++i) {
         const auto& entry = kCodes[i];
         INFO("code " << entry.spelling);
@@ -207,6 +213,13 @@ TEST_CASE("op_name names every request")
     CHECK(ferry::op_name(ferry::PutRequest{}) == "put");
     CHECK(ferry::op_name(ferry::CommitRequest{}) == "commit");
     CHECK(ferry::op_name(ferry::AbortRequest{}) == "abort");
+    CHECK(ferry::op_name(ferry::StatsRequest{}) == "stats");
+}
+
+TEST_CASE("request round trip: stats")
+{
+    const auto request = round_trip({9, ferry::StatsRequest{}});
+    CHECK(std::holds_alternative<ferry::StatsRequest>(request.body));
 }
 
 TEST_CASE("request round trip: hello")
@@ -554,6 +567,37 @@ TEST_CASE("reply round trip: abort")
     CHECK(dropped->id == 8);
     CHECK_FALSE(dropped->body.kept);
     CHECK(dropped->body.offset == 0);
+}
+
+TEST_CASE("reply round trip: stats")
+{
+    ferry::StatsReply stats;
+    stats.uptime_seconds = 3600;
+    stats.connections_now = 3;
+    stats.connections_total = 120;
+    stats.transfers_now = 1;
+    stats.transfers_total = 87;
+    stats.bytes_in = 1048576;
+    stats.bytes_out = 73400320;
+    stats.errors = {{"not_found", 4}, {"server_full", 1}};
+    const std::string text = ferry::encode_reply(9, stats);
+    // The nesting of PROTOCOL.md 4.8.
+    const json spelled = json::parse(text);
+    CHECK(spelled["connections"]["total"] == 120);
+    CHECK(spelled["bytes"]["out"] == 73400320);
+    CHECK(spelled["errors"]["not_found"] == 4);
+    const auto parsed = ferry::parse_stats_reply(text);
+    REQUIRE(parsed.ok());
+    CHECK(parsed->id == 9);
+    CHECK(parsed->body.uptime_seconds == 3600);
+    CHECK(parsed->body.connections_now == 3);
+    CHECK(parsed->body.connections_total == 120);
+    CHECK(parsed->body.transfers_now == 1);
+    CHECK(parsed->body.transfers_total == 87);
+    CHECK(parsed->body.bytes_in == 1048576);
+    CHECK(parsed->body.bytes_out == 73400320);
+    CHECK(parsed->body.errors == stats.errors);
+    CHECK_FALSE(ferry::parse_stats_reply(R"({"id":1,"ok":true,"uptime_seconds":1})").ok());
 }
 
 TEST_CASE("replies are spelled as in PROTOCOL.md")
