@@ -40,6 +40,8 @@ constexpr std::array kCodeNames{
     CodeName{ErrorCode::stalled, "stalled"},
     CodeName{ErrorCode::upload_too_large, "upload_too_large"},
     CodeName{ErrorCode::too_many_transfers, "too_many_transfers"},
+    CodeName{ErrorCode::unauthorized, "unauthorized"},
+    CodeName{ErrorCode::forbidden, "forbidden"},
 };
 
 } // namespace
@@ -77,6 +79,7 @@ bool closes_connection(ErrorCode code)
     case ErrorCode::stalled:
     case ErrorCode::upload_too_large:
     case ErrorCode::too_many_transfers:
+    case ErrorCode::unauthorized:
         return true;
     case ErrorCode::bad_json:
     case ErrorCode::bad_request:
@@ -96,6 +99,7 @@ bool closes_connection(ErrorCode code)
     case ErrorCode::aborted:
     case ErrorCode::connection_lost:
     case ErrorCode::local_io:
+    case ErrorCode::forbidden:
         return false;
     }
     return true;

@@ -41,6 +41,8 @@ enum class ErrorCode {
     stalled,             // a frame or transfer made no progress for too long; closes
     upload_too_large,    // put size over the server's maximum; closes
     too_many_transfers,  // the server runs its maximum of transfers; closes
+    unauthorized,        // hello without a valid token where the server needs one; closes
+    forbidden,           // a put on a read-only server or with a read-only token
 };
 
 std::string_view to_string(ErrorCode code);

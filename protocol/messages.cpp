@@ -233,6 +233,7 @@ RequestBody read_hello(FieldReader& fields)
     const std::uint64_t version = fields.uint("version");
     hello.version = static_cast<std::uint32_t>(std::min<std::uint64_t>(version, UINT32_MAX));
     hello.client = fields.optional_string("client").value_or("");
+    hello.token = fields.optional_string("token").value_or("");
     return hello;
 }
 
@@ -329,6 +330,9 @@ std::string encode_request(const Request& request)
         {
             out["version"] = hello.version;
             out["client"] = hello.client;
+            if (!hello.token.empty()) {
+                out["token"] = hello.token;
+            }
         }
         void operator()(const ListRequest&) const {}
         void operator()(const StatRequest& stat) const { out["name"] = stat.name; }
@@ -360,6 +364,7 @@ std::string encode_reply(std::uint64_t id, const HelloReply& reply)
     message["hashes"] = reply.hashes;
     message["max_control_frame"] = reply.max_control_frame;
     message["max_data_frame"] = reply.max_data_frame;
+    message["access"] = reply.access;
     return dump(message);
 }
 
@@ -459,6 +464,7 @@ Result<Reply<HelloReply>> parse_hello_reply(std::string_view json_text)
             static_cast<std::uint32_t>(std::min<std::uint64_t>(fields.uint("max_control_frame"), UINT32_MAX));
         body.max_data_frame =
             static_cast<std::uint32_t>(std::min<std::uint64_t>(fields.uint("max_data_frame"), UINT32_MAX));
+        body.access = fields.optional_string("access").value_or("rw");
     });
 }
 

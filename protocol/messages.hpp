@@ -21,6 +21,7 @@ inline constexpr std::uint32_t kProtocolVersion = 1;
 struct HelloRequest {
     std::uint32_t version = kProtocolVersion;
     std::string client;
+    std::string token; // empty: none sent
 };
 struct ListRequest {};
 struct StatRequest {
@@ -78,6 +79,7 @@ struct HelloReply {
     std::vector<std::string> hashes;
     std::uint32_t max_control_frame = 0;
     std::uint32_t max_data_frame = 0;
+    std::string access = "rw"; // "rw", or "ro" when puts are refused
 };
 struct ListReply {
     std::vector<FileInfo> files;

@@ -1,11 +1,13 @@
 #pragma once
 
+#include "access.hpp"
 #include "frame.hpp"
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 
 namespace ferry::server {
@@ -37,6 +39,13 @@ struct Config {
     std::chrono::milliseconds stall_timeout{60 * 1000};
     // After SIGTERM, running transfers may finish for this long.
     std::chrono::milliseconds drain_timeout{30 * 1000};
+
+    // With tokens, hello must carry one of them (--token-file).
+    std::shared_ptr<const AccessList> tokens;
+    // Refuse every put, whatever the token (--read-only).
+    bool read_only = false;
+    // How long a wrong or missing token waits before its refusal.
+    std::chrono::milliseconds auth_failure_delay{1000};
 };
 
 // Server-wide numbers that sessions share (one loop, so no locking); the

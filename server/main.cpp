@@ -1,4 +1,6 @@
 // ferryd: serve one folder over the Ferry protocol on one libuv loop.
+#include "access.hpp"
+#include "address.hpp"
 #include "config.hpp"
 #include "library.hpp"
 #include "log.hpp"
@@ -50,6 +52,26 @@ void raise_descriptor_limit()
     }
 }
 
+// Without tokens anyone who reaches the port reads and writes everything:
+// fine on loopback, worth a loud word anywhere else.
+void warn_about_exposure(const ferry::server::Config& config, const std::string& bound)
+{
+    if (config.tokens) {
+        return;
+    }
+    auto address = ferry::server::parse_listen_address(config.listen);
+    const bool loopback = address && ferry::server::is_loopback(reinterpret_cast<const sockaddr*>(&address.value()));
+    if (loopback) {
+        ferry::server::log_event("notice", {{"message", "no --token-file: serving " + bound +
+                                                            " to this machine only, without authentication"}});
+    } else {
+        ferry::server::log_event(
+            "warning", {{"message", "no --token-file: anyone who can reach " + bound + " can " +
+                                        (config.read_only ? "read every file" : "read and replace every file") +
+                                        ", in clear text; use --token-file or listen on 127.0.0.1"}});
+    }
+}
+
 void close_every_handle(uv_loop_t* loop)
 {
     uv_walk(
@@ -75,6 +97,7 @@ int main(int argc, char** argv)
     double drain_timeout = 30;
     std::string log_format = "text";
     std::string log_file;
+    std::string token_file;
 
     CLI::App app{"ferryd: a small, fast file server speaking the Ferry protocol (docs/PROTOCOL.md)."};
     app.set_version_flag("--version", std::string("ferryd ") + FERRY_VERSION);
@@ -111,6 +134,9 @@ int main(int argc, char** argv)
         ->capture_default_str()
         ->check(CLI::IsMember({"text", "json"}));
     app.add_option("--log-file", log_file, "Append the log to this file (reopened on SIGHUP) instead of stderr");
+    app.add_option("--token-file", token_file,
+                   "Require a token in hello: one \"TOKEN rw\" or \"TOKEN ro\" per line (see README)");
+    app.add_flag("--read-only", config.read_only, "Refuse every upload, whatever the token");
     CLI11_PARSE(app, argc, argv);
     if (!ferry::server::configure_log(
             log_format == "json" ? ferry::server::LogFormat::json : ferry::server::LogFormat::text, log_file)) {
@@ -133,6 +159,14 @@ int main(int argc, char** argv)
         std::fprintf(stderr, "ferryd: cannot create folder \"%s\"\n", config.root.c_str());
         return 1;
     }
+    if (!token_file.empty()) {
+        auto tokens = ferry::server::AccessList::load(token_file);
+        if (!tokens) {
+            std::fprintf(stderr, "ferryd: %s\n", tokens.error().message.c_str());
+            return 1;
+        }
+        config.tokens = std::make_shared<const ferry::server::AccessList>(std::move(tokens.value()));
+    }
     auto library = ferry::server::Library::open(config.root);
     if (!library) {
         std::fprintf(stderr, "ferryd: %s\n", library.error().message.c_str());
@@ -153,7 +187,11 @@ int main(int argc, char** argv)
     // Tests and scripts read this first line to learn the port.
     std::printf("listening on %s\n", bound.value().c_str());
     std::fflush(stdout);
-    ferry::server::log_event("start", {{"version", FERRY_VERSION}, {"root", config.root}, {"listen", bound.value()}});
+    ferry::server::log_event("start", {{"version", FERRY_VERSION},
+                                       {"root", config.root},
+                                       {"listen", bound.value()},
+                                       {"access", config.read_only ? "read-only" : "read-write"}});
+    warn_about_exposure(config, bound.value());
 
     uv_run(loop, UV_RUN_DEFAULT);
     close_every_handle(loop);

@@ -113,6 +113,8 @@ std::string_view to_string(Session::State state)
         return "receiving_file";
     case Session::State::finishing_upload:
         return "finishing_upload";
+    case Session::State::refusing:
+        return "refusing";
     case Session::State::closing:
         return "closing";
     case Session::State::closed:
@@ -160,6 +162,7 @@ bool Session::can_consume() const
     case State::working:
     case State::sending_file:
     case State::finishing_upload:
+    case State::refusing:
     case State::closing:
     case State::closed:
         return false;
@@ -290,8 +293,25 @@ void Session::start_hello(std::uint64_t id, const HelloRequest& hello)
                                                                       std::to_string(hello.version)});
         return;
     }
+    if (config_.tokens) {
+        const auto granted = config_.tokens->check(hello.token);
+        if (!granted) {
+            // Wait before saying no, so guessing tokens is slow; the
+            // connection reads nothing meanwhile.
+            state_ = State::refusing;
+            refuse_at_ms_ = io_.now_ms() + static_cast<std::uint64_t>(config_.auth_failure_delay.count());
+            refused_id_ = id;
+            log_event("auth_failed", {{"peer", io_.peer()}, {"token", hello.token.empty() ? "missing" : "wrong"}});
+            return;
+        }
+        access_ = *granted;
+    }
+    if (config_.read_only) {
+        access_ = Access::read_only;
+    }
     hello_done_ = true;
     HelloReply reply;
+    reply.access = std::string(to_string(access_));
     reply.server = std::string("ferryd/") + FERRY_VERSION;
     reply.capabilities = kCapabilities;
     reply.hashes = {"sha256"};
@@ -479,6 +499,11 @@ void Session::start_put(std::uint64_t id, const PutRequest& put)
 {
     if (auto refused = check_file_name(put.name)) {
         send_error(id, *refused);
+        return;
+    }
+    if (access_ == Access::read_only) {
+        send_error(id, Error{ErrorCode::forbidden,
+                             config_.read_only ? "this server is read-only" : "this token may only read"});
         return;
     }
     if (put.size > config_.max_upload_size) {
@@ -808,6 +833,11 @@ void Session::check_timeouts(std::uint64_t now_ms)
         if (quiet >= stall_limit) {
             fail_connection(transfer_id(),
                             Error{ErrorCode::stalled, "no progress for " + std::to_string(quiet / 1000) + " s"});
+        }
+        break;
+    case State::refusing:
+        if (now_ms >= refuse_at_ms_) {
+            fail_connection(refused_id_, Error{ErrorCode::unauthorized, "a valid token is required"});
         }
         break;
     case State::working:

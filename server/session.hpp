@@ -10,6 +10,7 @@
 // Config::receive_high_water waits for the disk.
 #pragma once
 
+#include "access.hpp"
 #include "config.hpp"
 #include "digest.hpp"
 #include "frame.hpp"
@@ -49,6 +50,7 @@ public:
         sending_file,     // a get streams data frames
         receiving_file,   // a put takes data frames
         finishing_upload, // commit or abort waits for the disk
+        refusing,         // a wrong token waits out its delay, then closes
         closing,          // waiting for the last job, then closes
         closed,
     };
@@ -124,6 +126,9 @@ private:
     std::optional<TransferSlot> slot_;
     std::uint64_t last_activity_ms_ = 0;
     bool draining_ = false;
+    Access access_ = Access::read_write;
+    std::uint64_t refuse_at_ms_ = 0;
+    std::uint64_t refused_id_ = 0;
     State state_ = State::awaiting_request;
     bool hello_done_ = false;
     bool job_in_flight_ = false;

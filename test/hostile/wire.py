@@ -27,14 +27,18 @@ class Closed(Exception):
 
 
 class Peer:
-    def __init__(self, port, host="127.0.0.1", timeout=20.0, hello=True, source=None):
+    def __init__(self, port, host="127.0.0.1", timeout=20.0, hello=True, source=None, token=None):
         self.sock = socket.create_connection((host, port), timeout=timeout,
                                              source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.next_id = 1
         if hello:
-            reply = self.request({"op": "hello", "version": 1})
+            message = {"op": "hello", "version": 1}
+            if token:
+                message["token"] = token
+            reply = self.request(message)
             assert reply["ok"], reply
+            self.access = reply.get("access")
 
     def close(self):
         self.sock.close()

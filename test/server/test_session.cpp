@@ -183,7 +183,7 @@ TEST_CASE("a request before hello is refused and the connection stays usable")
 TEST_CASE("hello with another protocol version is refused, then the connection closes")
 {
     Fixture f;
-    f.feed(control(Request{9, HelloRequest{2, "future"}}));
+    f.feed(control(Request{9, HelloRequest{2, "future", ""}}));
     auto replies = f.io.controls();
     REQUIRE(replies.size() == 1);
     auto refused = parse_hello_reply(replies[0]);
@@ -666,4 +666,59 @@ TEST_CASE("stats count connections, transfers, bytes and errors")
     CHECK(stats->body.bytes_out == 5);
     CHECK(stats->body.bytes_in == 3);
     CHECK(stats->body.errors == std::map<std::string, std::uint64_t>{{"not_found", 1}});
+}
+
+TEST_CASE("with a token file, hello needs a token; a read-only token cannot put")
+{
+    Fixture f;
+    f.config.tokens = std::make_shared<const AccessList>(
+        AccessList::parse("writer-0123456789abcdef rw\nreader-0123456789abcdef ro\n").value());
+    f.config.auth_failure_delay = std::chrono::milliseconds(1000);
+
+    SUBCASE("a wrong or missing token is refused after the delay, then closes")
+    {
+        f.feed(control(Request{0, HelloRequest{1, "", "guess-0123456789abcdef"}}));
+        CHECK(f.io.controls().empty());
+        CHECK(f.session.state() == Session::State::refusing);
+        f.feed(control(Request{1, ListRequest{}})); // ignored while refusing
+        f.session.check_timeouts(f.io.clock_ms + 999);
+        CHECK(f.io.controls().empty());
+        f.session.check_timeouts(f.io.clock_ms + 1000);
+        auto replies = f.io.controls();
+        REQUIRE(replies.size() == 1);
+        CHECK(parse_hello_reply(replies[0]).error().code == ErrorCode::unauthorized);
+        CHECK(f.io.closed);
+    }
+    SUBCASE("a read-write token")
+    {
+        f.feed(control(Request{0, HelloRequest{1, "", "writer-0123456789abcdef"}}));
+        auto hello = parse_hello_reply(f.io.controls().at(0));
+        REQUIRE(hello);
+        CHECK(hello->body.access == "rw");
+        f.feed(control(Request{1, PutRequest{"w", 1, false}}));
+        f.io.run_jobs();
+        CHECK(parse_put_reply(f.io.controls().at(0)));
+    }
+    SUBCASE("a read-only token reads but cannot put")
+    {
+        f.feed(control(Request{0, HelloRequest{1, "", "reader-0123456789abcdef"}}));
+        CHECK(parse_hello_reply(f.io.controls().at(0))->body.access == "ro");
+        f.feed(control(Request{1, PutRequest{"w", 1, false}}));
+        CHECK(parse_put_reply(f.io.controls().at(0)).error().code == ErrorCode::forbidden);
+        CHECK_FALSE(f.io.closed);
+        f.feed(control(Request{2, ListRequest{}}));
+        f.io.run_jobs();
+        CHECK(parse_list_reply(f.io.controls().at(0)));
+    }
+}
+
+TEST_CASE("a read-only server refuses every put")
+{
+    Fixture f;
+    f.config.read_only = true;
+    f.feed(control(Request{0, HelloRequest{}}));
+    CHECK(parse_hello_reply(f.io.controls().at(0))->body.access == "ro");
+    f.feed(control(Request{1, PutRequest{"w", 1, false}}));
+    CHECK(parse_put_reply(f.io.controls().at(0)).error().code == ErrorCode::forbidden);
+    CHECK(f.root.hidden_entries() == 0);
 }

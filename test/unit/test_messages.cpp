@@ -61,6 +61,8 @@ const std::vector<CodeSpelling> kCodes{
     {ErrorCode::stalled, "stalled", true},
     {ErrorCode::upload_too_large, "upload_too_large", true},
     {ErrorCode::too_many_transfers, "too_many_transfers", true},
+    {ErrorCode::unauthorized, "unauthorized", true},
+    {ErrorCode::forbidden, "forbidden", false},
 };
 
 ferry::Request round_trip(const ferry::Request& request)
@@ -154,7 +156,7 @@ const std::vector<ReplyParser> kReplyParsers{
 
 TEST_CASE("error codes: wire spelling round trip for every code")
 {
-    REQUIRE(kCodes.size() == static_cast<std::size_t>(ErrorCode::too_many_transfers) + 1);
+    REQUIRE(kCodes.size() == static_cast<std::size_t>(ErrorCode::forbidden) + 1);
     for (std::size_t i = 0; i < kCodes.size(); ++i) {
         const auto& entry = kCodes[i];
         INFO("code " << entry.spelling);
@@ -224,13 +226,15 @@ TEST_CASE("request round trip: stats")
 
 TEST_CASE("request round trip: hello")
 {
-    const auto request = round_trip({0, ferry::HelloRequest{1, "ferry/0.1.0"}});
+    const auto request = round_trip({0, ferry::HelloRequest{1, "ferry/0.1.0", ""}});
     CHECK(body_as<ferry::HelloRequest>(request).version == 1);
     CHECK(body_as<ferry::HelloRequest>(request).client == "ferry/0.1.0");
 
-    const auto other = round_trip({77, ferry::HelloRequest{4000000000u, "b\u00e9ta \"quoted\"\n"}});
+    const auto other = round_trip({77, ferry::HelloRequest{4000000000u, "b\u00e9ta \"quoted\"\n", "a-token-of-16-chars"}});
     CHECK(body_as<ferry::HelloRequest>(other).version == 4000000000u);
     CHECK(body_as<ferry::HelloRequest>(other).client == "b\u00e9ta \"quoted\"\n");
+    CHECK(body_as<ferry::HelloRequest>(other).token == "a-token-of-16-chars");
+    CHECK(body_as<ferry::HelloRequest>(request).token.empty());
 }
 
 TEST_CASE("request round trip: list")
@@ -288,7 +292,7 @@ TEST_CASE("request round trip: abort")
 
 TEST_CASE("requests are spelled as in PROTOCOL.md")
 {
-    CHECK(same_json(ferry::encode_request({0, ferry::HelloRequest{1, "ferry/0.1.0"}}),
+    CHECK(same_json(ferry::encode_request({0, ferry::HelloRequest{1, "ferry/0.1.0", ""}}),
                     R"({"op": "hello", "id": 0, "version": 1, "client": "ferry/0.1.0"})"));
     CHECK(same_json(ferry::encode_request({1, ferry::ListRequest{}}), R"({"op": "list", "id": 1})"));
     CHECK(same_json(ferry::encode_request({2, ferry::StatRequest{"report.pdf"}}),
@@ -604,14 +608,15 @@ TEST_CASE("replies are spelled as in PROTOCOL.md")
 {
     ferry::HelloReply hello;
     hello.server = "ferryd/0.1.0";
-    hello.capabilities = {"list", "stat", "get", "put", "resume"};
+    hello.capabilities = {"list", "stat", "get", "put", "resume", "stats"};
     hello.hashes = {"sha256"};
     hello.max_control_frame = 65536;
     hello.max_data_frame = 16777216;
     CHECK(same_json(ferry::encode_reply(0, hello),
                     R"({"id": 0, "ok": true, "version": 1, "server": "ferryd/0.1.0",
-                        "capabilities": ["list", "stat", "get", "put", "resume"],
-                        "hashes": ["sha256"], "max_control_frame": 65536, "max_data_frame": 16777216})"));
+                        "capabilities": ["list", "stat", "get", "put", "resume", "stats"],
+                        "hashes": ["sha256"], "max_control_frame": 65536, "max_data_frame": 16777216,
+                        "access": "rw"})"));
 
     ferry::ListReply list;
     list.files = {{"report.pdf", 5120, 1764370000}};
