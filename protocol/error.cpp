@@ -42,6 +42,7 @@ constexpr std::array kCodeNames{
     CodeName{ErrorCode::too_many_transfers, "too_many_transfers"},
     CodeName{ErrorCode::unauthorized, "unauthorized"},
     CodeName{ErrorCode::forbidden, "forbidden"},
+    CodeName{ErrorCode::tls_required, "tls_required"},
 };
 
 } // namespace
@@ -80,6 +81,7 @@ bool closes_connection(ErrorCode code)
     case ErrorCode::upload_too_large:
     case ErrorCode::too_many_transfers:
     case ErrorCode::unauthorized:
+    case ErrorCode::tls_required:
         return true;
     case ErrorCode::bad_json:
     case ErrorCode::bad_request:

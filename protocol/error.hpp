@@ -43,6 +43,7 @@ enum class ErrorCode {
     too_many_transfers,  // the server runs its maximum of transfers; closes
     unauthorized,        // hello without a valid token where the server needs one; closes
     forbidden,           // a put on a read-only server or with a read-only token
+    tls_required,        // a plaintext client on a server that requires TLS; closes
 };
 
 std::string_view to_string(ErrorCode code);

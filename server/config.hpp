@@ -2,6 +2,7 @@
 
 #include "access.hpp"
 #include "frame.hpp"
+#include "tls.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -44,6 +45,8 @@ struct Config {
     std::shared_ptr<const AccessList> tokens;
     // Refuse every put, whatever the token (--read-only).
     bool read_only = false;
+    // With a context, clients must speak TLS (--tls-cert, --tls-key).
+    std::shared_ptr<const TlsContext> tls;
     // How long a wrong or missing token waits before its refusal.
     std::chrono::milliseconds auth_failure_delay{1000};
 };

@@ -50,8 +50,49 @@ void Connection::start()
 
 void Connection::refuse(const Error& error)
 {
-    send(encode_control_frame(encode_error(std::nullopt, error)));
+    // A TLS client could not read a plaintext frame: it just sees the close.
+    if (!server_.config().tls) {
+        write_raw(encode_control_frame(encode_error(std::nullopt, error)));
+    }
     close();
+}
+
+void Connection::deliver(std::span<const char> bytes)
+{
+    if (transport_ == Transport::undecided) {
+        if (!server_.config().tls) {
+            transport_ = Transport::plain;
+        } else if (static_cast<unsigned char>(bytes[0]) == kTlsHandshakeRecord) {
+            transport_ = Transport::tls;
+            tls_ = std::make_unique<TlsChannel>(*server_.config().tls);
+        } else {
+            // Said in plaintext, so that a plaintext client learns why.
+            log_event("refused", {{"peer", peer_}, {"code", "tls_required"}});
+            write_raw(encode_control_frame(encode_error(
+                std::nullopt, Error{ErrorCode::tls_required, "this server requires TLS; connect with --tls"})));
+            close();
+            return;
+        }
+    }
+    if (!tls_) {
+        session_.on_bytes(bytes);
+        return;
+    }
+    std::string plain;
+    std::string cipher;
+    auto failure = tls_->receive(bytes, plain, cipher);
+    if (!cipher.empty()) {
+        write_raw(std::move(cipher));
+    }
+    if (!plain.empty()) {
+        session_.on_bytes(plain);
+    }
+    if (failure) {
+        if (failure->code != ErrorCode::connection_lost) {
+            log_event("close", {{"peer", peer_}, {"code", "tls"}, {"message", failure->message}});
+        }
+        peer_gone();
+    }
 }
 
 // Bytes that a peer does not read can hold a close up forever; after this
@@ -106,8 +147,7 @@ void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
         return; // whatever else the peer still sends is dropped
     }
     if (nread > 0) {
-        self->guarded(
-            [&] { self->session_.on_bytes(std::span<const char>(buf->base, static_cast<std::size_t>(nread))); });
+        self->guarded([&] { self->deliver(std::span<const char>(buf->base, static_cast<std::size_t>(nread))); });
     } else if (nread < 0) {
         // UV_EOF is the peer's orderly close, anything else a reset; either
         // way no more bytes will come. (nread == 0 is only EAGAIN.)
@@ -129,6 +169,21 @@ void Connection::peer_gone()
 }
 
 void Connection::send(std::string bytes)
+{
+    if (!tls_) {
+        write_raw(std::move(bytes));
+        return;
+    }
+    std::string cipher;
+    if (auto failure = tls_->send(bytes, cipher)) {
+        log_event("close", {{"peer", peer_}, {"code", "tls"}, {"message", failure->message}});
+        force_close();
+        return;
+    }
+    write_raw(std::move(cipher));
+}
+
+void Connection::write_raw(std::string bytes)
 {
     if (handle_closing_) {
         return;
@@ -251,6 +306,13 @@ void Connection::finish_close()
             close_handle();
         }
         return;
+    }
+    if (tls_) {
+        std::string cipher;
+        tls_->close_notify(cipher);
+        if (!cipher.empty()) {
+            write_raw(std::move(cipher));
+        }
     }
     lingering_ = true;
     auto* request = new uv_shutdown_t;

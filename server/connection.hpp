@@ -9,6 +9,7 @@
 
 #include "session.hpp"
 #include "session_io.hpp"
+#include "tls.hpp"
 
 #include <uv.h>
 
@@ -68,6 +69,10 @@ private:
     static void on_close(uv_handle_t* handle);
 
     void peer_gone();
+    // Bytes from the socket: decrypted first on a TLS connection.
+    void deliver(std::span<const char> bytes);
+    // Bytes to the socket as they are (ciphertext on a TLS connection).
+    void write_raw(std::string bytes);
     void finish_close();
     void close_handle();
     void free_if_done();
@@ -91,6 +96,9 @@ private:
     bool handle_closing_ = false;
     bool handle_closed_ = false;
     bool job_running_ = false;
+    enum class Transport { undecided, plain, tls };
+    Transport transport_ = Transport::undecided;
+    std::unique_ptr<TlsChannel> tls_;
 };
 
 } // namespace ferry::server

@@ -52,23 +52,24 @@ void raise_descriptor_limit()
     }
 }
 
-// Without tokens anyone who reaches the port reads and writes everything:
-// fine on loopback, worth a loud word anywhere else.
+// Without tokens anyone who reaches the port reads and writes everything,
+// and without TLS tokens and data cross the network in clear: fine on
+// loopback, worth a loud word anywhere else.
 void warn_about_exposure(const ferry::server::Config& config, const std::string& bound)
 {
-    if (config.tokens) {
-        return;
-    }
     auto address = ferry::server::parse_listen_address(config.listen);
     const bool loopback = address && ferry::server::is_loopback(reinterpret_cast<const sockaddr*>(&address.value()));
-    if (loopback) {
+    if (!config.tokens && loopback) {
         ferry::server::log_event("notice", {{"message", "no --token-file: serving " + bound +
                                                             " to this machine only, without authentication"}});
-    } else {
+    } else if (!config.tokens) {
         ferry::server::log_event(
             "warning", {{"message", "no --token-file: anyone who can reach " + bound + " can " +
                                         (config.read_only ? "read every file" : "read and replace every file") +
-                                        ", in clear text; use --token-file or listen on 127.0.0.1"}});
+                                        "; use --token-file (and --tls-cert) or listen on 127.0.0.1"}});
+    } else if (!config.tls && !loopback) {
+        ferry::server::log_event("warning", {{"message", "no --tls-cert: tokens and files cross the network to " +
+                                                             bound + " in clear text"}});
     }
 }
 
@@ -98,6 +99,8 @@ int main(int argc, char** argv)
     std::string log_format = "text";
     std::string log_file;
     std::string token_file;
+    std::string tls_cert;
+    std::string tls_key;
 
     CLI::App app{"ferryd: a small, fast file server speaking the Ferry protocol (docs/PROTOCOL.md)."};
     app.set_version_flag("--version", std::string("ferryd ") + FERRY_VERSION);
@@ -137,6 +140,10 @@ int main(int argc, char** argv)
     app.add_option("--token-file", token_file,
                    "Require a token in hello: one \"TOKEN rw\" or \"TOKEN ro\" per line (see README)");
     app.add_flag("--read-only", config.read_only, "Refuse every upload, whatever the token");
+    auto* cert_option = app.add_option("--tls-cert", tls_cert, "Require TLS 1.3: the certificate chain (PEM)");
+    auto* key_option = app.add_option("--tls-key", tls_key, "The private key (PEM) of --tls-cert");
+    cert_option->needs(key_option);
+    key_option->needs(cert_option);
     CLI11_PARSE(app, argc, argv);
     if (!ferry::server::configure_log(
             log_format == "json" ? ferry::server::LogFormat::json : ferry::server::LogFormat::text, log_file)) {
@@ -167,6 +174,14 @@ int main(int argc, char** argv)
         }
         config.tokens = std::make_shared<const ferry::server::AccessList>(std::move(tokens.value()));
     }
+    if (!tls_cert.empty()) {
+        auto tls = ferry::server::TlsContext::load(tls_cert, tls_key);
+        if (!tls) {
+            std::fprintf(stderr, "ferryd: %s\n", tls.error().message.c_str());
+            return 1;
+        }
+        config.tls = std::move(tls.value());
+    }
     auto library = ferry::server::Library::open(config.root);
     if (!library) {
         std::fprintf(stderr, "ferryd: %s\n", library.error().message.c_str());
@@ -190,7 +205,8 @@ int main(int argc, char** argv)
     ferry::server::log_event("start", {{"version", FERRY_VERSION},
                                        {"root", config.root},
                                        {"listen", bound.value()},
-                                       {"access", config.read_only ? "read-only" : "read-write"}});
+                                       {"access", config.read_only ? "read-only" : "read-write"},
+                                       {"tls", config.tls ? "required" : "off"}});
     warn_about_exposure(config, bound.value());
 
     uv_run(loop, UV_RUN_DEFAULT);

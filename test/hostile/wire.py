@@ -27,10 +27,12 @@ class Closed(Exception):
 
 
 class Peer:
-    def __init__(self, port, host="127.0.0.1", timeout=20.0, hello=True, source=None, token=None):
+    def __init__(self, port, host="127.0.0.1", timeout=20.0, hello=True, source=None, token=None, tls=None):
         self.sock = socket.create_connection((host, port), timeout=timeout,
                                              source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls:  # an ssl.SSLContext
+            self.sock = tls.wrap_socket(self.sock, server_hostname="localhost")
         self.next_id = 1
         if hello:
             message = {"op": "hello", "version": 1}

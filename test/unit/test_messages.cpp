@@ -63,6 +63,7 @@ const std::vector<CodeSpelling> kCodes{
     {ErrorCode::too_many_transfers, "too_many_transfers", true},
     {ErrorCode::unauthorized, "unauthorized", true},
     {ErrorCode::forbidden, "forbidden", false},
+    {ErrorCode::tls_required, "tls_required", true},
 };
 
 ferry::Request round_trip(const ferry::Request& request)
@@ -156,7 +157,7 @@ const std::vector<ReplyParser> kReplyParsers{
 
 TEST_CASE("error codes: wire spelling round trip for every code")
 {
-    REQUIRE(kCodes.size() == static_cast<std::size_t>(ErrorCode::forbidden) + 1);
+    REQUIRE(kCodes.size() == static_cast<std::size_t>(ErrorCode::tls_required) + 1);
     for (std::size_t i = 0; i < kCodes.size(); ++i) {
         const auto& entry = kCodes[i];
         INFO("code " << entry.spelling);
