@@ -44,6 +44,13 @@ void log_transfer(const std::string& peer, std::string_view op, std::string_view
     }
 }
 
+std::string seconds_text(std::uint64_t milliseconds)
+{
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f s", static_cast<double>(milliseconds) / 1000.0);
+    return text;
+}
+
 // Reads exactly `size` bytes at `offset`, or says why not.
 std::optional<Error> read_exactly(int fd, char* into, std::size_t size, std::uint64_t offset, const std::string& name)
 {
@@ -251,8 +258,15 @@ void Session::handle_data(std::span<const std::uint8_t> bytes, bool frame_end)
         stage_upload_bytes(bytes);
         return;
     }
+    // A data frame outside an upload is read to its end (then refused), and
+    // until then it is a frame in progress, which the stall timeout watches.
     if (frame_end) {
+        if (state_ == State::reading_request) {
+            state_ = State::awaiting_request;
+        }
         send_error(std::nullopt, Error{ErrorCode::unexpected_frame, "data frame outside an upload"});
+    } else if (state_ == State::awaiting_request) {
+        state_ = State::reading_request;
     }
 }
 
@@ -823,16 +837,14 @@ void Session::check_timeouts(std::uint64_t now_ms)
     switch (state_) {
     case State::awaiting_request:
         if (quiet >= idle_limit) {
-            fail_connection(std::nullopt,
-                            Error{ErrorCode::idle_timeout, "no request for " + std::to_string(quiet / 1000) + " s"});
+            fail_connection(std::nullopt, Error{ErrorCode::idle_timeout, "no request for " + seconds_text(quiet)});
         }
         break;
     case State::reading_request:
     case State::sending_file:
     case State::receiving_file:
         if (quiet >= stall_limit) {
-            fail_connection(transfer_id(),
-                            Error{ErrorCode::stalled, "no progress for " + std::to_string(quiet / 1000) + " s"});
+            fail_connection(transfer_id(), Error{ErrorCode::stalled, "no progress for " + seconds_text(quiet)});
         }
         break;
     case State::refusing:

@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""Regenerate docs/protocol-vectors/vectors.json from a live ferryd.
+
+    python3 test/conformance/make_vectors.py --ferryd build/server/ferryd
+
+Client vectors are built here; server vectors are the exact frames a real
+ferryd sends for a fixed served folder (hello.txt = b"hello", mtime
+1764370000). Values that differ from run to run (the upload token, the
+commit's mtime) are replaced by fixed ones, and the frame is re-encoded the
+way the server encodes (compact JSON, keys sorted), so every control vector
+is byte-identical to sorted-key compact JSON: both Python's
+json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+and nlohmann::json::dump() reproduce the hex exactly.
+
+It also rewrites the hex dumps of docs/PROTOCOL.md (its appendix A): each
+```hexdump block that follows a line "<!-- vector: NAME -->" becomes the
+dump of that vector.
+
+Not run by the test suite; the suite only checks the files it writes.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True
+import ferry_wire as fw  # noqa: E402
+
+MTIME = 1764370000
+TOKEN = "9f2c4e1a7b3d5c6e8f0a1b2c3d4e5f60"
+
+
+def canon(obj):
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8")
+
+
+def sorted_obj(obj):
+    """obj with keys sorted (recursively), so json.loads keeps that order."""
+    if isinstance(obj, dict):
+        return {k: sorted_obj(obj[k]) for k in sorted(obj)}
+    if isinstance(obj, list):
+        return [sorted_obj(v) for v in obj]
+    return obj
+
+
+def control_vec(name, direction, obj, note=None):
+    obj = sorted_obj(obj)
+    raw = fw.frame(fw.KIND_CONTROL, canon(obj))
+    v = {"name": name, "direction": direction, "kind": "control",
+         "hex": raw.hex(), "json": obj}
+    if note:
+        v["note"] = note
+    return v
+
+
+def data_vec(name, direction, payload, note=None):
+    raw = fw.frame(fw.KIND_DATA, payload)
+    v = {"name": name, "direction": direction, "kind": "data",
+         "hex": raw.hex(), "data_hex": payload.hex()}
+    if note:
+        v["note"] = note
+    return v
+
+
+def invalid_vec(name, raw, kind, error, note):
+    return {"name": name, "direction": "client", "kind": kind,
+            "hex": raw.hex(), "error": error, "note": note}
+
+
+def hexdump(raw):
+    """Header on its own line, then the payload 16 bytes a line; the bytes
+    of a line are the hex before its first '|'."""
+    kind, n = raw[0], int.from_bytes(raw[1:5], "big")
+    what = {1: "control", 2: "data"}.get(kind, "unknown")
+    lines = ["%-48s| kind 0x%02x (%s), payload length 0x%08x = %d"
+             % (" ".join("%02x" % b for b in raw[:5]), kind, what, n, n)]
+    p = raw[5:]
+    for i in range(0, len(p), 16):
+        chunk = p[i:i + 16]
+        lines.append("%-48s|%s|" % (
+            " ".join("%02x" % b for b in chunk),
+            "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)))
+    return "\n".join(lines)
+
+
+def rewrite_worked_example(path, vectors):
+    by_name = {v["name"]: v for v in vectors}
+    with open(path) as f:
+        text = f.read()
+
+    def repl(m):
+        raw = bytes.fromhex(by_name[m.group(1)]["hex"])
+        return "<!-- vector: %s -->\n```hexdump\n%s\n```" % (m.group(1),
+                                                           hexdump(raw))
+    text, n = re.subn(r"<!-- vector: (.*?) -->\n```hexdump\n.*?```", repl,
+                      text, flags=re.S)
+    with open(path, "w") as f:
+        f.write(text)
+    return n
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ferryd", default=os.environ.get("FERRYD"))
+    ap.add_argument("--out", default=os.path.join(
+        HERE, "..", "..", "docs", "protocol-vectors", "vectors.json"))
+    args = ap.parse_args()
+
+    root = tempfile.mkdtemp(prefix="ferry-vectors-")
+    path = os.path.join(root, "hello.txt")
+    with open(path, "wb") as f:
+        f.write(b"hello")
+    os.utime(path, (MTIME, MTIME))
+    proc = subprocess.Popen([args.ferryd, "--root", root, "--listen",
+                             "127.0.0.1:0", "--drain-timeout", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    port = int(proc.stdout.readline().decode().strip().rsplit(":", 1)[1])
+    c = fw.Client("127.0.0.1", port)
+
+    def exchange(obj):
+        c.send(obj)
+        f = c.recv_frame()
+        return f.json()
+
+    out = []
+    hello = {"op": "hello", "id": 0, "version": 1, "client": "ferry/0.1.0"}
+    out.append(control_vec("hello request", "client", hello))
+    out.append(control_vec("hello reply", "server", exchange(hello)))
+    lst = {"op": "list", "id": 1}
+    out.append(control_vec("list request", "client", lst))
+    out.append(control_vec("list reply", "server", exchange(lst)))
+    st = {"op": "stat", "id": 2, "name": "hello.txt"}
+    out.append(control_vec("stat request", "client", st))
+    out.append(control_vec("stat reply", "server", exchange(st)))
+    get = {"op": "get", "id": 3, "name": "hello.txt", "offset": 0}
+    out.append(control_vec("get request", "client", get))
+    c.send(get)
+    out.append(control_vec("get reply", "server", c.recv_frame().json()))
+    f = c.recv_frame()
+    assert f.is_data
+    out.append(data_vec("data frame (server, get)", "server", f.payload,
+                        "the 5 bytes of hello.txt"))
+    out.append(control_vec("get trailer", "server", c.recv_frame().json(),
+                           "sha256 of the whole file, as sha256sum prints it"))
+    get2 = {"op": "get", "id": 4, "name": "hello.txt", "offset": 5}
+    out.append(control_vec("get request at the end", "client", get2,
+                           "offset may equal the size"))
+    c.send(get2)
+    out.append(control_vec("get reply at the end", "server",
+                           c.recv_frame().json()))
+    out.append(control_vec("get trailer at the end", "server",
+                           c.recv_frame().json(),
+                           "no data frame before it; still the whole-file hash"))
+
+    # Upload "abc" in two tries: put, 1 byte, abort (kept), put resume, rest.
+    put = {"op": "put", "id": 5, "name": "abc.txt", "size": 3, "resume": False}
+    out.append(control_vec("put request", "client", put))
+    r = exchange(put)
+    r["token"] = TOKEN
+    out.append(control_vec("put reply", "server", r))
+    c.send_data(b"a")
+    out.append(data_vec("data frame (client, put)", "client", b"a"))
+    ab = {"op": "abort", "id": 5, "discard": False}
+    out.append(control_vec("abort request", "client", ab))
+    out.append(control_vec("abort reply", "server", exchange(ab),
+                           "kept: the byte stays for a resume"))
+    put2 = {"op": "put", "id": 6, "name": "abc.txt", "size": 3, "resume": True}
+    out.append(control_vec("put request with resume", "client", put2))
+    r = exchange(put2)
+    r["token"] = TOKEN
+    assert r["prefix_sha256"] == hashlib.sha256(b"a").hexdigest()
+    out.append(control_vec("put reply with prefix_sha256", "server", r,
+                           "offset 1; prefix_sha256 = sha256(b'a')"))
+    c.send_data(b"bc")
+    out.append(data_vec("data frame (client, rest of put)", "client", b"bc"))
+    out.append(data_vec("empty data frame", "client", b"",
+                        "legal, carries nothing"))
+    c.send_data(b"")
+    com = {"op": "commit", "id": 6,
+           "sha256": hashlib.sha256(b"abc").hexdigest()}
+    out.append(control_vec("commit request", "client", com,
+                           "sha256 of the whole file, id of the put"))
+    r = exchange(com)
+    r["mtime"] = MTIME
+    out.append(control_vec("commit reply", "server", r))
+    nf = {"op": "stat", "id": 7, "name": "missing.txt"}
+    out.append(control_vec("stat request for a missing file", "client", nf))
+    out.append(control_vec("error reply not_found", "server", exchange(nf)))
+    not_json = fw.frame(fw.KIND_CONTROL, b"hello")
+    out.append(invalid_vec("control payload that is not JSON", not_json,
+                           "control", "bad_json",
+                           "the connection stays open"))
+    c.send_raw(not_json)
+    out.append(control_vec("error reply with id null", "server",
+                           c.recv_frame().json(),
+                           "answer to a control frame that is not JSON"))
+    c.close()
+    proc.terminate()
+    proc.wait(10)
+    shutil.rmtree(root, ignore_errors=True)
+
+    out.append(invalid_vec("unknown frame kind", bytes.fromhex("0300000000"),
+                           None, "bad_frame",
+                           "kind byte 0x03; the connection is closed"))
+    out.append(invalid_vec("control frame over the default limit (header only)",
+                           bytes.fromhex("0100010001"), "control",
+                           "frame_too_large",
+                           "length 65537 > 65536; refused from the header "
+                           "alone, then closed"))
+    out.append(invalid_vec("data frame over the limit (header only)",
+                           bytes.fromhex("0201000001"), "data",
+                           "frame_too_large",
+                           "length 16777217 > 16777216; refused from the "
+                           "header alone, then closed"))
+    out.append(invalid_vec("control payload that is a JSON array",
+                           fw.frame(1, b"[1,2]"), "control", "bad_json",
+                           "must be one JSON object"))
+    out.append(invalid_vec("control payload that is not UTF-8",
+                           fw.frame(1, b'{"op":"list","id":1,"x":"\xff"}'),
+                           "control", "bad_json", "JSON text must be UTF-8"))
+
+    with open(args.out, "w") as f:
+        json.dump(out, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    print("wrote %d vectors to %s" % (len(out), os.path.normpath(args.out)))
+    n = rewrite_worked_example(os.path.join(HERE, "..", "..", "docs", "PROTOCOL.md"), out)
+    print("rewrote %d hex dumps in docs/PROTOCOL.md" % n)
+
+
+if __name__ == "__main__":
+    main()
