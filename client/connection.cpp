@@ -1,0 +1,498 @@
+#include "connection.hpp"
+
+#include "interrupt.hpp"
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+namespace ferry::client {
+
+namespace {
+
+// The server's replies are not bound by the max_control_frame it announces
+// (that caps what it accepts); a list of a large folder can be big. This
+// only keeps a broken server from making us buffer without end.
+constexpr std::uint32_t kMaxIncomingControlFrame = 64 * 1024 * 1024;
+constexpr std::size_t kReceiveBuffer = 1024 * 1024;
+// How often a wait wakes to look at the interrupt flag.
+constexpr std::chrono::milliseconds kWakeInterval{200};
+
+std::string seconds_text(std::chrono::milliseconds ms)
+{
+    const auto whole = ms.count() / 1000;
+    const auto tenths = (ms.count() % 1000) / 100;
+    return std::to_string(whole) + (tenths != 0 ? "." + std::to_string(tenths) : "") + " s";
+}
+
+Error interrupted_error()
+{
+    return Error{ErrorCode::aborted, "interrupted"};
+}
+
+// Connects one resolved address, waiting up to `deadline`. Returns the
+// socket, or -1 with errno set.
+int connect_one(const addrinfo& info, std::chrono::steady_clock::time_point deadline, bool& timed_out,
+                bool& was_interrupted)
+{
+    const int fd = ::socket(info.ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, info.ai_protocol);
+    if (fd < 0) {
+        return -1;
+    }
+    if (::connect(fd, info.ai_addr, info.ai_addrlen) == 0) {
+        return fd;
+    }
+    if (errno != EINPROGRESS) {
+        const int saved = errno;
+        ::close(fd);
+        errno = saved;
+        return -1;
+    }
+    for (;;) {
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            ::close(fd);
+            timed_out = true;
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        if (interrupted()) {
+            ::close(fd);
+            was_interrupted = true;
+            errno = EINTR;
+            return -1;
+        }
+        pollfd pfd{fd, POLLOUT, 0};
+        const int ready = ::poll(&pfd, 1, static_cast<int>(std::min(left, kWakeInterval).count()));
+        if (ready < 0 && errno != EINTR) {
+            const int saved = errno;
+            ::close(fd);
+            errno = saved;
+            return -1;
+        }
+        if (ready > 0) {
+            break;
+        }
+    }
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+        err = errno;
+    }
+    if (err != 0) {
+        ::close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
+}
+
+} // namespace
+
+Error unexpected_message(std::string_view json_text)
+{
+    // Every server error has the same shape, which any reply parser reads;
+    // an ok:true message here fails the abort reply's fields instead.
+    const auto parsed = parse_abort_reply(json_text);
+    if (!parsed.ok() && parsed.error().code != ErrorCode::bad_json && parsed.error().code != ErrorCode::bad_request) {
+        return parsed.error();
+    }
+    constexpr std::size_t kShown = 200;
+    std::string shown(json_text.substr(0, kShown));
+    if (json_text.size() > kShown) {
+        shown += "...";
+    }
+    return protocol_error("unexpected message " + shown);
+}
+
+Connection::Connection(Endpoint endpoint, Timeouts timeouts, int fd)
+    : endpoint_(std::move(endpoint)), timeouts_(timeouts), fd_(fd), decoder_(kMaxIncomingControlFrame),
+      buffer_(kReceiveBuffer)
+{
+}
+
+Connection::Connection(Connection&& other) noexcept
+    : endpoint_(std::move(other.endpoint_)), timeouts_(other.timeouts_), fd_(std::exchange(other.fd_, -1)),
+      hello_(std::move(other.hello_)), next_id_(other.next_id_), decoder_(std::move(other.decoder_)),
+      buffer_(std::move(other.buffer_)), begin_(other.begin_), end_(other.end_)
+{
+}
+
+Connection& Connection::operator=(Connection&& other) noexcept
+{
+    if (this != &other) {
+        close();
+        endpoint_ = std::move(other.endpoint_);
+        timeouts_ = other.timeouts_;
+        fd_ = std::exchange(other.fd_, -1);
+        hello_ = std::move(other.hello_);
+        next_id_ = other.next_id_;
+        decoder_ = std::move(other.decoder_);
+        buffer_ = std::move(other.buffer_);
+        begin_ = other.begin_;
+        end_ = other.end_;
+    }
+    return *this;
+}
+
+Connection::~Connection()
+{
+    close();
+}
+
+void Connection::close()
+{
+    if (fd_ >= 0) {
+        ::close(fd_);
+        fd_ = -1;
+    }
+    begin_ = end_ = 0;
+}
+
+Result<Connection> Connection::open(const Endpoint& endpoint, Timeouts timeouts)
+{
+    const std::string address = endpoint.to_string();
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    addrinfo* found = nullptr;
+    const std::string port = std::to_string(endpoint.port);
+    const int rc = ::getaddrinfo(endpoint.host.c_str(), port.c_str(), &hints, &found);
+    if (rc != 0) {
+        return Error{ErrorCode::connection_lost, "cannot connect to " + address + ": cannot resolve \"" +
+                                                     endpoint.host + "\": " + ::gai_strerror(rc)};
+    }
+    const auto deadline = std::chrono::steady_clock::now() + timeouts.connect;
+    int fd = -1;
+    int last_error = ECONNREFUSED;
+    bool timed_out = false;
+    bool was_interrupted = false;
+    for (const addrinfo* info = found; info != nullptr && fd < 0 && !timed_out && !was_interrupted;
+         info = info->ai_next) {
+        fd = connect_one(*info, deadline, timed_out, was_interrupted);
+        if (fd < 0) {
+            last_error = errno;
+        }
+    }
+    ::freeaddrinfo(found);
+    if (was_interrupted) {
+        return interrupted_error();
+    }
+    if (fd < 0) {
+        const std::string why =
+            timed_out ? "no answer within " + seconds_text(timeouts.connect) : std::string(std::strerror(last_error));
+        return Error{ErrorCode::connection_lost, "cannot connect to " + address + ": " + why};
+    }
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+    Connection connection(endpoint, timeouts, fd);
+    auto hello = connection.say_hello();
+    if (!hello) {
+        connection.close();
+        return hello.error();
+    }
+    connection.hello_ = std::move(hello.value());
+    return connection;
+}
+
+Result<HelloReply> Connection::say_hello()
+{
+    const std::uint64_t id = next_id();
+    HelloRequest hello;
+    hello.version = kProtocolVersion;
+    hello.client = std::string("ferry/") + FERRY_VERSION;
+    auto sent = send_request(Request{id, hello});
+    if (!sent) {
+        return sent.error();
+    }
+    auto text = receive_control();
+    if (!text) {
+        return text.error();
+    }
+    auto reply = parse_hello_reply(text.value());
+    if (!reply) {
+        return reply.error();
+    }
+    if (reply->id != id || reply->body.version != kProtocolVersion) {
+        return protocol_error("hello reply with id " + std::to_string(reply->id) + " and version " +
+                              std::to_string(reply->body.version));
+    }
+    return reply->body;
+}
+
+Status Connection::reconnect()
+{
+    close();
+    auto fresh = open(endpoint_, timeouts_);
+    if (!fresh) {
+        return fresh.error();
+    }
+    *this = std::move(fresh.value());
+    return success();
+}
+
+Error Connection::lost(const std::string& what)
+{
+    close();
+    return Error{ErrorCode::connection_lost, "connection to " + endpoint_.to_string() + " lost: " + what};
+}
+
+Result<short> Connection::wait_for(short events, Clock::time_point deadline)
+{
+    for (;;) {
+        if (interrupted()) {
+            close();
+            return interrupted_error();
+        }
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        if (left.count() <= 0) {
+            return lost("no progress for " + seconds_text(timeouts_.io));
+        }
+        pollfd pfd{fd_, events, 0};
+        const int ready = ::poll(&pfd, 1, static_cast<int>(std::min(left, kWakeInterval).count()));
+        if (ready > 0) {
+            return pfd.revents; // readable, writable, or an error the next call reports
+        }
+        if (ready < 0 && errno != EINTR) {
+            return lost(std::strerror(errno));
+        }
+    }
+}
+
+Status Connection::send_request(const Request& request)
+{
+    return send_control(encode_request(request));
+}
+
+Status Connection::send_control(std::string_view json_text)
+{
+    const std::string frame = encode_control_frame(json_text);
+    return send_raw(std::span(reinterpret_cast<const std::uint8_t*>(frame.data()), frame.size()));
+}
+
+Status Connection::send_data(std::span<const std::uint8_t> payload)
+{
+    const auto header = encode_frame_header(FrameKind::data, static_cast<std::uint32_t>(payload.size()));
+    return send_vectors(header, payload);
+}
+
+Status Connection::send_raw(std::span<const std::uint8_t> bytes)
+{
+    return send_vectors(bytes, {});
+}
+
+Status Connection::send_vectors(std::span<const std::uint8_t> head, std::span<const std::uint8_t> body)
+{
+    if (fd_ < 0) {
+        return Error{ErrorCode::connection_lost, "not connected to " + endpoint_.to_string()};
+    }
+    auto deadline = Clock::now() + timeouts_.io;
+    while (!head.empty() || !body.empty()) {
+        std::array<iovec, 2> vectors{};
+        int count = 0;
+        if (!head.empty()) {
+            vectors[count++] = iovec{const_cast<std::uint8_t*>(head.data()), head.size()};
+        }
+        if (!body.empty()) {
+            vectors[count++] = iovec{const_cast<std::uint8_t*>(body.data()), body.size()};
+        }
+        msghdr message{};
+        message.msg_iov = vectors.data();
+        message.msg_iovlen = static_cast<std::size_t>(count);
+        const ssize_t sent = ::sendmsg(fd_, &message, MSG_NOSIGNAL);
+        if (sent < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                // Nothing is expected from the server while we send; if it
+                // speaks (an error in the middle of an upload) it has stopped
+                // reading, and waiting for room to write would be in vain.
+                auto ready = wait_for(POLLOUT | POLLIN, deadline);
+                if (!ready) {
+                    return ready.error();
+                }
+                if ((ready.value() & POLLOUT) == 0 && (ready.value() & POLLIN) != 0) {
+                    auto pending = poll_control();
+                    if (!pending) {
+                        return pending.error();
+                    }
+                    if (pending.value()) {
+                        const Error error = unexpected_message(*pending.value());
+                        close();
+                        return error;
+                    }
+                }
+                continue;
+            }
+            return lost_while_sending(errno);
+        }
+        auto left = static_cast<std::size_t>(sent);
+        const std::size_t from_head = std::min(left, head.size());
+        head = head.subspan(from_head);
+        left -= from_head;
+        body = body.subspan(left);
+        deadline = Clock::now() + timeouts_.io; // progress
+    }
+    return success();
+}
+
+// The server refused something and hung up (EPIPE, ECONNRESET): it normally
+// said why first, in an error frame that is still waiting to be read.
+Error Connection::lost_while_sending(int err)
+{
+    const Error plain{ErrorCode::connection_lost,
+                      "connection to " + endpoint_.to_string() + " lost: " + std::strerror(err)};
+    const auto saved_io = timeouts_.io;
+    timeouts_.io = std::chrono::milliseconds(1000);
+    for (;;) {
+        auto incoming = receive();
+        if (!incoming) {
+            break;
+        }
+        if (incoming->kind == Incoming::Kind::control) {
+            const Error error = unexpected_message(incoming->text);
+            timeouts_.io = saved_io;
+            close();
+            return error;
+        }
+    }
+    timeouts_.io = saved_io;
+    close();
+    return plain;
+}
+
+Status Connection::fill()
+{
+    const auto deadline = Clock::now() + timeouts_.io;
+    for (;;) {
+        if (fd_ < 0) {
+            return Error{ErrorCode::connection_lost, "not connected to " + endpoint_.to_string()};
+        }
+        const ssize_t got = ::recv(fd_, buffer_.data() + end_, buffer_.size() - end_, 0);
+        if (got > 0) {
+            end_ += static_cast<std::size_t>(got);
+            return success();
+        }
+        if (got == 0) {
+            return lost("the server closed the connection");
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            auto ready = wait_for(POLLIN, deadline);
+            if (!ready) {
+                return ready.error();
+            }
+            continue;
+        }
+        return lost(std::strerror(errno));
+    }
+}
+
+Result<Incoming> Connection::receive()
+{
+    for (;;) {
+        auto event = decoder_.next(std::span(buffer_.data() + begin_, end_ - begin_));
+        begin_ += event.consumed;
+        switch (event.kind) {
+        case DecodeEvent::Kind::control: {
+            Incoming incoming;
+            incoming.kind = Incoming::Kind::control;
+            incoming.text = std::move(event.text);
+            return incoming;
+        }
+        case DecodeEvent::Kind::data: {
+            Incoming incoming;
+            incoming.kind = Incoming::Kind::data;
+            incoming.bytes = event.bytes;
+            incoming.frame_end = event.frame_end;
+            return incoming;
+        }
+        case DecodeEvent::Kind::error:
+            close();
+            return Error{event.error.code, "from the server: " + event.error.message};
+        case DecodeEvent::Kind::need_more:
+            break;
+        }
+        // need_more: the decoder took every byte it was given.
+        begin_ = end_ = 0;
+        auto filled = fill();
+        if (!filled) {
+            return filled.error();
+        }
+    }
+}
+
+Result<std::string> Connection::receive_control()
+{
+    auto incoming = receive();
+    if (!incoming) {
+        return incoming.error();
+    }
+    if (incoming->kind != Incoming::Kind::control) {
+        close();
+        return protocol_error("a data frame where a reply was expected");
+    }
+    return std::move(incoming->text);
+}
+
+Result<std::optional<std::string>> Connection::poll_control()
+{
+    for (;;) {
+        if (fd_ < 0) {
+            return Error{ErrorCode::connection_lost, "not connected to " + endpoint_.to_string()};
+        }
+        if (begin_ < end_) {
+            auto event = decoder_.next(std::span(buffer_.data() + begin_, end_ - begin_));
+            begin_ += event.consumed;
+            switch (event.kind) {
+            case DecodeEvent::Kind::control:
+                return std::optional<std::string>(std::move(event.text));
+            case DecodeEvent::Kind::data:
+                close();
+                return protocol_error("a data frame during an upload");
+            case DecodeEvent::Kind::error:
+                close();
+                return Error{event.error.code, "from the server: " + event.error.message};
+            case DecodeEvent::Kind::need_more:
+                break;
+            }
+            begin_ = end_ = 0;
+        }
+        const ssize_t got = ::recv(fd_, buffer_.data() + end_, buffer_.size() - end_, MSG_DONTWAIT);
+        if (got > 0) {
+            end_ += static_cast<std::size_t>(got);
+            continue;
+        }
+        if (got == 0) {
+            return lost("the server closed the connection");
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            return std::optional<std::string>();
+        }
+        return lost(std::strerror(errno));
+    }
+}
+
+bool Connection::has_unsolicited_input()
+{
+    if (fd_ < 0) {
+        return true;
+    }
+    if (begin_ < end_ || decoder_.mid_frame()) {
+        return true;
+    }
+    pollfd pfd{fd_, POLLIN, 0};
+    return ::poll(&pfd, 1, 0) != 0;
+}
+
+} // namespace ferry::client

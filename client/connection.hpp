@@ -1,0 +1,113 @@
+// One blocking TCP connection to ferryd: connect (with a deadline), hello,
+// then frames out and frames in. Every wait is a poll() with a deadline, and
+// wakes often enough to notice Ctrl-C (interrupt.hpp). Nothing here knows
+// what a get or a put is; operations.cpp drives the conversation.
+//
+// Errors: a failed connect, a timeout, EOF or a socket error is
+// connection_lost (the message names the address); an interrupt is aborted;
+// broken framing from the server is its decoder error. After any of these
+// the connection is closed and is_open() is false.
+#pragma once
+
+#include "endpoint.hpp"
+#include "frame.hpp"
+#include "messages.hpp"
+#include "status.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ferry::client {
+
+struct Timeouts {
+    std::chrono::milliseconds connect{10'000};
+    // The longest the server may go without making progress (sending or
+    // taking bytes) before the connection is given up. Long enough for the
+    // server's fsync and hash at commit; a transfer that moves is never cut.
+    std::chrono::milliseconds io{120'000};
+};
+
+// One thing the server sent: a whole control frame, or a piece of a data
+// frame. `bytes` points into the connection's buffer and is valid until the
+// next receive() or poll_control().
+struct Incoming {
+    enum class Kind { control, data };
+    Kind kind = Kind::control;
+    std::string text;
+    std::span<const std::uint8_t> bytes;
+    bool frame_end = false;
+};
+
+class Connection {
+public:
+    // Connects, says hello and checks the server speaks our version.
+    static Result<Connection> open(const Endpoint& endpoint, Timeouts timeouts = {});
+
+    Connection(Connection&& other) noexcept;
+    Connection& operator=(Connection&& other) noexcept;
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+    ~Connection();
+
+    const Endpoint& endpoint() const { return endpoint_; }
+    const HelloReply& server_hello() const { return hello_; }
+    bool is_open() const { return fd_ >= 0; }
+    void close();
+    // Drops the socket (whatever was in flight) and opens a fresh one.
+    Status reconnect();
+
+    // Ids for requests on this connection: unique and increasing (hello is 0).
+    std::uint64_t next_id() { return next_id_++; }
+
+    Status send_request(const Request& request);
+    Status send_control(std::string_view json_text);
+    Status send_data(std::span<const std::uint8_t> payload);
+    // Any bytes at all, framed or not (tests speak broken protocol with it).
+    Status send_raw(std::span<const std::uint8_t> bytes);
+
+    // Waits (up to the io timeout) for the next control frame or data piece.
+    Result<Incoming> receive();
+    // Like receive(), but a data frame here is a protocol error.
+    Result<std::string> receive_control();
+    // Never blocks: a control frame the server has already sent (an error
+    // during an upload), or nothing. A data frame is a protocol error.
+    Result<std::optional<std::string>> poll_control();
+    // True when the server sent something or hung up although no request is
+    // outstanding: an idle_timeout or shutting_down notice, or EOF. Such a
+    // connection should be replaced before it is used again.
+    bool has_unsolicited_input();
+
+private:
+    Connection(Endpoint endpoint, Timeouts timeouts, int fd);
+
+    using Clock = std::chrono::steady_clock;
+    // Polls for `events` until one is ready (returns revents) or the deadline.
+    Result<short> wait_for(short events, Clock::time_point deadline);
+    Status send_vectors(std::span<const std::uint8_t> head, std::span<const std::uint8_t> body);
+    // Reads more bytes into the buffer, waiting up to the io timeout.
+    Status fill();
+    Error lost(const std::string& what);
+    Error lost_while_sending(int err);
+    Result<HelloReply> say_hello();
+
+    Endpoint endpoint_;
+    Timeouts timeouts_;
+    int fd_ = -1;
+    HelloReply hello_;
+    std::uint64_t next_id_ = 0;
+    FrameDecoder decoder_;
+    std::vector<std::uint8_t> buffer_;
+    std::size_t begin_ = 0; // undecoded bytes are buffer_[begin_, end_)
+    std::size_t end_ = 0;
+};
+
+// The Error carried by a server message that was not the reply expected
+// (typically an error sent in the middle of an upload).
+Error unexpected_message(std::string_view json_text);
+
+} // namespace ferry::client

@@ -1,0 +1,17 @@
+// Ctrl-C (SIGINT) and SIGTERM stop a transfer cleanly instead of killing the
+// process: the handler only sets a flag, and every blocking wait of the
+// client wakes at least every few hundred milliseconds to look at it, so a
+// download can record its partial state before it returns. A second signal
+// while the first is pending kills the process the ordinary way.
+#pragma once
+
+namespace ferry::client {
+
+// Installs the handlers (without SA_RESTART, so blocking calls return EINTR).
+void install_interrupt_handlers();
+
+// True once SIGINT or SIGTERM arrived and until clear_interrupt().
+bool interrupted();
+void clear_interrupt();
+
+} // namespace ferry::client

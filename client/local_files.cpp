@@ -1,0 +1,279 @@
+#include "local_files.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <utility>
+#include <vector>
+
+namespace ferry::client {
+
+namespace {
+
+constexpr int kStateVersion = 1;
+
+std::string in_quotes(const std::string& path)
+{
+    return "\"" + path + "\"";
+}
+
+} // namespace
+
+LocalFile::LocalFile(LocalFile&& other) noexcept : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)) {}
+
+LocalFile& LocalFile::operator=(LocalFile&& other) noexcept
+{
+    if (this != &other) {
+        if (fd_ >= 0) {
+            ::close(fd_);
+        }
+        path_ = std::move(other.path_);
+        fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+}
+
+LocalFile::~LocalFile()
+{
+    if (fd_ >= 0) {
+        ::close(fd_);
+    }
+}
+
+Result<LocalFile> LocalFile::open(const std::string& path, int flags, unsigned mode)
+{
+    int fd = -1;
+    do {
+        fd = ::open(path.c_str(), flags | O_CLOEXEC, static_cast<mode_t>(mode));
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+        return local_error("cannot open " + in_quotes(path), errno);
+    }
+    return LocalFile(path, fd);
+}
+
+Result<std::size_t> LocalFile::read_at(std::uint64_t offset, std::span<std::uint8_t> buffer) const
+{
+    for (;;) {
+        const ssize_t got = ::pread(fd_, buffer.data(), buffer.size(), static_cast<off_t>(offset));
+        if (got >= 0) {
+            return static_cast<std::size_t>(got);
+        }
+        if (errno != EINTR) {
+            return local_error("cannot read " + in_quotes(path_), errno);
+        }
+    }
+}
+
+Status LocalFile::write_all(std::span<const std::uint8_t> bytes)
+{
+    while (!bytes.empty()) {
+        const ssize_t wrote = ::write(fd_, bytes.data(), bytes.size());
+        if (wrote < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return local_error("cannot write " + in_quotes(path_), errno);
+        }
+        bytes = bytes.subspan(static_cast<std::size_t>(wrote));
+    }
+    return success();
+}
+
+Status LocalFile::sync()
+{
+    if (::fsync(fd_) != 0) {
+        return local_error("cannot sync " + in_quotes(path_), errno);
+    }
+    return success();
+}
+
+Status LocalFile::truncate(std::uint64_t size)
+{
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
+        return local_error("cannot truncate " + in_quotes(path_), errno);
+    }
+    return success();
+}
+
+Status LocalFile::seek(std::uint64_t offset)
+{
+    if (::lseek(fd_, static_cast<off_t>(offset), SEEK_SET) < 0) {
+        return local_error("cannot seek in " + in_quotes(path_), errno);
+    }
+    return success();
+}
+
+Result<std::uint64_t> LocalFile::size() const
+{
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) {
+        return local_error("cannot stat " + in_quotes(path_), errno);
+    }
+    return static_cast<std::uint64_t>(st.st_size);
+}
+
+Status LocalFile::close()
+{
+    const int fd = std::exchange(fd_, -1);
+    if (fd >= 0 && ::close(fd) != 0 && errno != EINTR) {
+        return local_error("cannot close " + in_quotes(path_), errno);
+    }
+    return success();
+}
+
+std::string part_path(const std::string& dest)
+{
+    return dest + std::string(kPartSuffix);
+}
+
+std::string state_path(const std::string& dest)
+{
+    return part_path(dest) + std::string(kStateSuffix);
+}
+
+Result<DownloadState> read_download_state(const std::string& path)
+{
+    auto file = LocalFile::open(path, O_RDONLY);
+    if (!file) {
+        return file.error();
+    }
+    std::string text;
+    std::vector<std::uint8_t> buffer(4096);
+    constexpr std::size_t kMaxStateSize = 64 * 1024;
+    for (;;) {
+        auto got = file->read_at(text.size(), buffer);
+        if (!got) {
+            return got.error();
+        }
+        if (got.value() == 0) {
+            break;
+        }
+        text.append(reinterpret_cast<const char*>(buffer.data()), got.value());
+        if (text.size() > kMaxStateSize) {
+            return Error{ErrorCode::local_io, in_quotes(path) + " is too large to be a download state"};
+        }
+    }
+    const Error malformed{ErrorCode::local_io, in_quotes(path) + " is not a download state"};
+    const auto json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (!json.is_object()) {
+        return malformed;
+    }
+    const auto field = [&](const char* key) -> const nlohmann::json* {
+        const auto it = json.find(key);
+        return it == json.end() ? nullptr : &*it;
+    };
+    const auto* version = field("version");
+    const auto* name = field("name");
+    const auto* size = field("size");
+    const auto* mtime = field("mtime");
+    const auto* held = field("bytes_held");
+    const auto* hash = field("sha256_state");
+    if (version == nullptr || !version->is_number_integer() || version->get<std::int64_t>() != kStateVersion ||
+        name == nullptr || !name->is_string() || size == nullptr || !size->is_number_unsigned() || mtime == nullptr ||
+        !mtime->is_number_integer() || held == nullptr || !held->is_number_unsigned() || hash == nullptr ||
+        !hash->is_string()) {
+        return malformed;
+    }
+    DownloadState state;
+    state.name = name->get<std::string>();
+    state.remote_size = size->get<std::uint64_t>();
+    state.remote_mtime = mtime->get<std::int64_t>();
+    state.bytes_held = held->get<std::uint64_t>();
+    state.sha256_state = hash->get<std::string>();
+    if (state.bytes_held > state.remote_size) {
+        return malformed;
+    }
+    return state;
+}
+
+Status write_download_state(const std::string& path, const DownloadState& state)
+{
+    const nlohmann::json json{
+        {"version", kStateVersion},       {"name", state.name},
+        {"size", state.remote_size},      {"mtime", state.remote_mtime},
+        {"bytes_held", state.bytes_held}, {"sha256_state", state.sha256_state},
+    };
+    const std::string text = json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    const std::string temporary = path + ".tmp";
+    auto file = LocalFile::open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (!file) {
+        return file.error();
+    }
+    Status done = file->write_all(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+    if (done) {
+        done = file->sync();
+    }
+    if (done) {
+        done = file->close();
+    }
+    if (done) {
+        done = rename_file(temporary, path);
+    }
+    if (!done) {
+        ::unlink(temporary.c_str());
+    }
+    return done;
+}
+
+std::string resolve_download_path(const std::string& name, const std::optional<std::string>& local)
+{
+    if (!local || local->empty()) {
+        return name;
+    }
+    if (is_directory(*local)) {
+        return local->back() == '/' ? *local + name : *local + "/" + name;
+    }
+    return *local;
+}
+
+bool is_directory(const std::string& path)
+{
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::string base_name(std::string_view path)
+{
+    while (path.size() > 1 && path.back() == '/') {
+        path.remove_suffix(1);
+    }
+    const auto slash = path.rfind('/');
+    if (slash != std::string_view::npos && path.size() > 1) {
+        path.remove_prefix(slash + 1);
+    }
+    return std::string(path);
+}
+
+Status remove_file(const std::string& path)
+{
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+        return local_error("cannot remove " + in_quotes(path), errno);
+    }
+    return success();
+}
+
+Status rename_file(const std::string& from, const std::string& to)
+{
+    if (::rename(from.c_str(), to.c_str()) != 0) {
+        return local_error("cannot rename " + in_quotes(from) + " to " + in_quotes(to), errno);
+    }
+    return success();
+}
+
+Status sync_parent_folder(const std::string& path)
+{
+    const auto slash = path.rfind('/');
+    const std::string folder = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    auto dir = LocalFile::open(folder, O_RDONLY | O_DIRECTORY);
+    if (!dir) {
+        return dir.error();
+    }
+    return dir->sync();
+}
+
+} // namespace ferry::client

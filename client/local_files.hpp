@@ -1,0 +1,84 @@
+// The client's local file system work, in plain POSIX calls that never throw:
+// a file descriptor that closes itself, whole reads and writes, and the
+// partial download (`<dest>.ferry-part`) with its state sidecar
+// (`<dest>.ferry-part.state`). Every failure is a local_io Error naming the path.
+#pragma once
+
+#include "status.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace ferry::client {
+
+inline constexpr std::string_view kPartSuffix = ".ferry-part";
+inline constexpr std::string_view kStateSuffix = ".state";
+
+class LocalFile {
+public:
+    LocalFile() = default;
+    LocalFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+    LocalFile(LocalFile&& other) noexcept;
+    LocalFile& operator=(LocalFile&& other) noexcept;
+    LocalFile(const LocalFile&) = delete;
+    LocalFile& operator=(const LocalFile&) = delete;
+    ~LocalFile();
+
+    // open(2) with O_CLOEXEC added.
+    static Result<LocalFile> open(const std::string& path, int flags, unsigned mode = 0644);
+
+    const std::string& path() const { return path_; }
+    int fd() const { return fd_; }
+
+    // Reads up to buffer.size() bytes at `offset`; 0 only at the end of the file.
+    Result<std::size_t> read_at(std::uint64_t offset, std::span<std::uint8_t> buffer) const;
+    // Writes all of `bytes` at the current position.
+    Status write_all(std::span<const std::uint8_t> bytes);
+    Status sync();
+    Status truncate(std::uint64_t size);
+    Status seek(std::uint64_t offset);
+    Result<std::uint64_t> size() const;
+    // Closes now and reports a failing close (which can mean lost writes).
+    Status close();
+
+private:
+    std::string path_;
+    int fd_ = -1;
+};
+
+// The sidecar of a partial download: which remote file the part holds the
+// beginning of, how many bytes of it are durable, and the SHA-256 state of
+// exactly those bytes (Sha256::save_state()).
+struct DownloadState {
+    std::string name;
+    std::uint64_t remote_size = 0;
+    std::int64_t remote_mtime = 0;
+    std::uint64_t bytes_held = 0;
+    std::string sha256_state;
+};
+
+std::string part_path(const std::string& dest);
+std::string state_path(const std::string& dest);
+
+// A missing, unreadable or malformed sidecar is an Error; callers start over.
+Result<DownloadState> read_download_state(const std::string& path);
+// Atomic: written beside, synced, renamed over `path`.
+Status write_download_state(const std::string& path, const DownloadState& state);
+
+// Where `get NAME [LOCAL]` writes: ./NAME, LOCAL, or LOCAL/NAME when LOCAL
+// is an existing folder.
+std::string resolve_download_path(const std::string& name, const std::optional<std::string>& local);
+
+bool is_directory(const std::string& path);
+// The last component of a path ("dir/a.txt" -> "a.txt", "dir/" -> "dir").
+std::string base_name(std::string_view path);
+// unlink(2) that is happy when the file is already gone.
+Status remove_file(const std::string& path);
+Status rename_file(const std::string& from, const std::string& to);
+// fsync of the folder holding `path`, so a rename in it is durable.
+Status sync_parent_folder(const std::string& path);
+
+} // namespace ferry::client

@@ -1,0 +1,567 @@
+#include "operations.hpp"
+
+#include "digest.hpp"
+#include "interrupt.hpp"
+#include "local_files.hpp"
+#include "names.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <thread>
+#include <vector>
+
+namespace ferry::client {
+
+namespace {
+
+constexpr std::size_t kPrefixReadChunk = 1024 * 1024;
+constexpr std::chrono::milliseconds kBusyPatience{5000};
+constexpr std::chrono::milliseconds kBusyRetryInterval{200};
+
+// Sends one request and reads the control frame that answers it.
+Result<std::string> ask(Connection& connection, const Request& request)
+{
+    auto sent = connection.send_request(request);
+    if (!sent) {
+        return sent.error();
+    }
+    return connection.receive_control();
+}
+
+// An error reply ends the request. The connection stays in step unless the
+// server closes after this code, or the "reply" was one we could not read
+// (bad_json / bad_request from the parser mean the stream is suspect).
+Error settle(Connection& connection, Error error)
+{
+    if (closes_connection(error.code) || error.code == ErrorCode::bad_json || error.code == ErrorCode::bad_request) {
+        connection.close();
+    }
+    return error;
+}
+
+Error wrong_id(Connection& connection, std::uint64_t got, std::uint64_t expected)
+{
+    connection.close();
+    return protocol_error("a reply for request " + std::to_string(got) + " where one for request " +
+                          std::to_string(expected) + " was expected");
+}
+
+std::string bytes_text(std::uint64_t n)
+{
+    return std::to_string(n) + (n == 1 ? " byte" : " bytes");
+}
+
+// ---- get --------------------------------------------------------------------------------
+
+// A partial download found on disk whose sidecar is readable and whose
+// part file holds at least the bytes the sidecar vouches for.
+struct Resumable {
+    DownloadState state;
+    Sha256 hash;
+};
+
+std::optional<Resumable> load_resumable(const std::string& name, const std::string& part, const std::string& state_file)
+{
+    auto state = read_download_state(state_file);
+    if (!state || state->name != name) {
+        return std::nullopt;
+    }
+    auto hash = Sha256::restore_state(state->sha256_state);
+    if (!hash) {
+        return std::nullopt;
+    }
+    struct stat st {};
+    if (::lstat(part.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
+        static_cast<std::uint64_t>(st.st_size) < state->bytes_held) {
+        return std::nullopt;
+    }
+    return Resumable{std::move(state.value()), *hash};
+}
+
+// The part file being written, the sidecar that vouches for its beginning,
+// and the hash of every byte in it so far.
+class PartFile {
+public:
+    PartFile(LocalFile file, std::string state_file, DownloadState state, Sha256 hash, bool recorded)
+        : file_(std::move(file)), state_file_(std::move(state_file)), state_(std::move(state)), hash_(hash),
+          held_(state_.bytes_held), recorded_(recorded)
+    {
+    }
+
+    std::uint64_t held() const { return held_; }
+    const Sha256& hash() const { return hash_; }
+    LocalFile& file() { return file_; }
+
+    Status append(std::span<const std::uint8_t> bytes)
+    {
+        auto wrote = file_.write_all(bytes);
+        if (!wrote) {
+            return wrote;
+        }
+        hash_.update(bytes.data(), bytes.size());
+        held_ += bytes.size();
+        return success();
+    }
+
+    // Makes the bytes held durable, then records them in the sidecar.
+    Status checkpoint()
+    {
+        auto synced = file_.sync();
+        if (!synced) {
+            return synced;
+        }
+        state_.bytes_held = held_;
+        state_.sha256_state = hash_.save_state();
+        auto written = write_download_state(state_file_, state_);
+        if (written) {
+            recorded_ = true;
+            durable_ = held_;
+        }
+        return written;
+    }
+
+    std::uint64_t since_checkpoint() const { return held_ - durable_; }
+
+    // After a failure: keep the part only if a sidecar vouches for some of it.
+    void leave_for_resume(bool record_now)
+    {
+        if (record_now && held_ > 0) {
+            (void)checkpoint();
+        }
+        (void)file_.close();
+        if (!recorded_) {
+            (void)remove_file(file_.path());
+        }
+    }
+
+private:
+    LocalFile file_;
+    std::string state_file_;
+    DownloadState state_;
+    Sha256 hash_;
+    std::uint64_t held_;
+    std::uint64_t durable_ = held_;
+    bool recorded_;
+};
+
+Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, std::optional<Resumable> resumable)
+{
+    const std::string part = part_path(options.dest);
+    const std::string state_file = state_path(options.dest);
+    if (resumable) {
+        auto file = LocalFile::open(part, O_WRONLY | O_NOFOLLOW);
+        if (!file) {
+            return file.error();
+        }
+        const std::uint64_t held = resumable->state.bytes_held;
+        if (auto cut = file->truncate(held); !cut) {
+            return cut.error();
+        }
+        if (auto moved = file->seek(held); !moved) {
+            return moved.error();
+        }
+        return PartFile(std::move(file.value()), state_file, std::move(resumable->state), resumable->hash, true);
+    }
+    // A sidecar must never describe bytes it no longer matches: drop it first.
+    if (auto removed = remove_file(state_file); !removed) {
+        return removed.error();
+    }
+    auto file = LocalFile::open(part, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644);
+    if (!file) {
+        return file.error();
+    }
+    DownloadState state{options.name, remote.size, remote.mtime, 0, {}};
+    return PartFile(std::move(file.value()), state_file, std::move(state), Sha256{}, false);
+}
+
+// Reads the data frames and the trailer of an accepted get into the part
+// file, then verifies and publishes it.
+Result<GetResult> receive_file(Connection& connection, const GetOptions& options, std::uint64_t id,
+                               const FileInfo& remote, std::uint64_t offset, std::optional<Resumable> resumable)
+{
+    auto opened = open_part(options, remote, std::move(resumable));
+    if (!opened) {
+        connection.close(); // the server is already sending
+        return opened.error();
+    }
+    PartFile& part = opened.value();
+    const std::uint64_t total = remote.size;
+    if (options.progress) {
+        options.progress(part.held(), total);
+    }
+
+    // Ends the transfer early; the bytes so far stay for a resume.
+    const auto stop = [&](Error error, bool record_now) {
+        connection.close();
+        part.leave_for_resume(record_now);
+        return error;
+    };
+
+    for (;;) {
+        auto incoming = connection.receive();
+        if (!incoming) {
+            // Lost server, timeout or Ctrl-C: what arrived is genuine, keep it.
+            const Error& error = incoming.error();
+            if (error.code == ErrorCode::aborted) {
+                return stop(Error{ErrorCode::aborted, "interrupted after " + std::to_string(part.held()) + " of " +
+                                                          bytes_text(total) + "; get --resume continues"},
+                            true);
+            }
+            return stop(error, true);
+        }
+        if (incoming->kind == Incoming::Kind::data) {
+            auto bytes = incoming->bytes;
+            if (bytes.size() > total - part.held()) {
+                return stop(protocol_error("more than the " + bytes_text(total) + " of \"" + options.name + "\""),
+                            false);
+            }
+            bool limit_reached = false;
+            if (options.stop_after && part.held() + bytes.size() >= *options.stop_after) {
+                bytes = bytes.first(
+                    static_cast<std::size_t>(*options.stop_after - std::min(*options.stop_after, part.held())));
+                limit_reached = true;
+            }
+            if (auto wrote = part.append(bytes); !wrote) {
+                return stop(wrote.error(), true);
+            }
+            if (options.progress) {
+                options.progress(part.held(), total);
+            }
+            if (limit_reached) {
+                return stop(Error{ErrorCode::aborted, "stopped after " + bytes_text(part.held()) + " as asked"}, true);
+            }
+            if (interrupted()) {
+                return stop(Error{ErrorCode::aborted, "interrupted after " + std::to_string(part.held()) + " of " +
+                                                          bytes_text(total) + "; get --resume continues"},
+                            true);
+            }
+            if (part.since_checkpoint() >= options.checkpoint_interval) {
+                if (auto saved = part.checkpoint(); !saved) {
+                    return stop(saved.error(), false);
+                }
+            }
+            continue;
+        }
+
+        // The control frame that ends the transfer.
+        auto trailer = parse_trailer(incoming->text);
+        if (!trailer) {
+            // Failed midway: the data since the last checkpoint is not to be trusted.
+            Error error = settle(connection, trailer.error());
+            part.leave_for_resume(false);
+            return error;
+        }
+        if (trailer->id != id) {
+            Error error = wrong_id(connection, trailer->id, id);
+            part.leave_for_resume(false);
+            return error;
+        }
+        if (trailer->body.size != total || part.held() != total) {
+            connection.close();
+            part.leave_for_resume(false);
+            return protocol_error("the transfer of \"" + options.name + "\" ended after " + bytes_text(part.held()) +
+                                  " of " + std::to_string(total) + " (trailer size " +
+                                  std::to_string(trailer->body.size) + ")");
+        }
+        const std::string digest = part.hash().hex_digest();
+        if (digest != trailer->body.sha256) {
+            (void)part.file().close();
+            (void)remove_file(part_path(options.dest));
+            (void)remove_file(state_path(options.dest));
+            std::string message = "the bytes received hash to " + digest + ", but \"" + options.name + "\" hashes to " +
+                                  trailer->body.sha256 + "; the download was discarded";
+            if (offset > 0) {
+                message += " (the file may have changed since the partial download; get it again without --resume)";
+            }
+            return Error{ErrorCode::hash_mismatch, message};
+        }
+        // Verified: make it durable, then publish it under its name.
+        Status done = part.file().sync();
+        if (done) {
+            done = part.file().close();
+        }
+        if (done) {
+            done = rename_file(part_path(options.dest), options.dest);
+        }
+        if (!done) {
+            return done.error();
+        }
+        (void)remove_file(state_path(options.dest));
+        (void)sync_parent_folder(options.dest);
+        return GetResult{remote, options.dest, digest, offset};
+    }
+}
+
+// ---- put --------------------------------------------------------------------------------
+
+// Hashes the first `length` bytes of the local file; false if it is shorter.
+Result<bool> hash_prefix(const LocalFile& file, std::uint64_t length, Sha256& hash)
+{
+    std::vector<std::uint8_t> buffer(kPrefixReadChunk);
+    std::uint64_t position = 0;
+    while (position < length) {
+        if (interrupted()) {
+            return Error{ErrorCode::aborted, "interrupted"};
+        }
+        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), length - position));
+        auto got = file.read_at(position, std::span(buffer.data(), want));
+        if (!got) {
+            return got.error();
+        }
+        if (got.value() == 0) {
+            return false;
+        }
+        hash.update(buffer.data(), got.value());
+        position += got.value();
+    }
+    return true;
+}
+
+Result<PutReply> request_put(Connection& connection, std::uint64_t id, const PutOptions& options, std::uint64_t size,
+                             bool resume)
+{
+    auto text = ask(connection, Request{id, PutRequest{options.name, size, resume}});
+    if (!text) {
+        return text.error();
+    }
+    auto reply = parse_put_reply(text.value());
+    if (!reply) {
+        return settle(connection, reply.error());
+    }
+    if (reply->id != id) {
+        return wrong_id(connection, reply->id, id);
+    }
+    if (reply->body.offset > size || (!resume && reply->body.offset != 0)) {
+        connection.close();
+        return protocol_error("put reply offset " + std::to_string(reply->body.offset) + " for a file of " +
+                              bytes_text(size));
+    }
+    return std::move(reply->body);
+}
+
+Error interrupted_upload(std::uint64_t sent, std::uint64_t size)
+{
+    return Error{ErrorCode::aborted, "interrupted after sending " + std::to_string(sent) + " of " + bytes_text(size) +
+                                         "; the server keeps what it received for put --resume"};
+}
+
+// Ends the upload without publishing; the server keeps (or with `discard`
+// deletes) what it has. Leaves the connection in step or closed.
+Status send_abort(Connection& connection, std::uint64_t id, bool discard)
+{
+    auto text = ask(connection, Request{id, AbortRequest{discard}});
+    if (!text) {
+        return text.error();
+    }
+    auto reply = parse_abort_reply(text.value());
+    if (!reply) {
+        return settle(connection, reply.error());
+    }
+    if (reply->id != id) {
+        return wrong_id(connection, reply->id, id);
+    }
+    return success();
+}
+
+} // namespace
+
+Result<ListReply> list_files(Connection& connection)
+{
+    const std::uint64_t id = connection.next_id();
+    auto text = ask(connection, Request{id, ListRequest{}});
+    if (!text) {
+        return text.error();
+    }
+    auto reply = parse_list_reply(text.value());
+    if (!reply) {
+        return settle(connection, reply.error());
+    }
+    if (reply->id != id) {
+        return wrong_id(connection, reply->id, id);
+    }
+    return std::move(reply->body);
+}
+
+Result<FileInfo> stat_file(Connection& connection, const std::string& name)
+{
+    const std::uint64_t id = connection.next_id();
+    auto text = ask(connection, Request{id, StatRequest{name}});
+    if (!text) {
+        return text.error();
+    }
+    auto reply = parse_stat_reply(text.value());
+    if (!reply) {
+        return settle(connection, reply.error());
+    }
+    if (reply->id != id) {
+        return wrong_id(connection, reply->id, id);
+    }
+    return std::move(reply->body.file);
+}
+
+Result<GetResult> get_file(Connection& connection, const GetOptions& options)
+{
+    // The name becomes a local path too (./NAME): never let it climb out.
+    if (auto bad = check_file_name(options.name)) {
+        return *bad;
+    }
+    std::optional<Resumable> resumable;
+    if (options.resume) {
+        resumable = load_resumable(options.name, part_path(options.dest), state_path(options.dest));
+    }
+    for (;;) {
+        const std::uint64_t offset = resumable ? resumable->state.bytes_held : 0;
+        const std::uint64_t id = connection.next_id();
+        auto text = ask(connection, Request{id, GetRequest{options.name, offset}});
+        if (!text) {
+            return text.error();
+        }
+        auto reply = parse_get_reply(text.value());
+        if (!reply) {
+            if (resumable && reply.error().code == ErrorCode::bad_offset) {
+                resumable.reset(); // the file shrank: what we hold is of another file
+                continue;
+            }
+            return settle(connection, reply.error());
+        }
+        if (reply->id != id) {
+            return wrong_id(connection, reply->id, id);
+        }
+        const FileInfo& remote = reply->body.file;
+        if (resumable && (remote.size != resumable->state.remote_size ||
+                          remote.mtime != resumable->state.remote_mtime || reply->body.offset != offset)) {
+            // The file changed since the partial download, whose bytes are then
+            // worth nothing. The server is already sending from `offset`: a
+            // fresh connection is quicker than reading all of that.
+            resumable.reset();
+            if (auto again = connection.reconnect(); !again) {
+                return again.error();
+            }
+            continue;
+        }
+        if (reply->body.offset != offset || offset > remote.size) {
+            connection.close();
+            return protocol_error("get reply offset " + std::to_string(reply->body.offset) + " for offset " +
+                                  std::to_string(offset));
+        }
+        return receive_file(connection, options, id, remote, offset, std::move(resumable));
+    }
+}
+
+Result<PutResult> put_file(Connection& connection, const PutOptions& options)
+{
+    auto opened = LocalFile::open(options.local_path, O_RDONLY);
+    if (!opened) {
+        return opened.error();
+    }
+    const LocalFile& file = opened.value();
+    struct stat st {};
+    if (::fstat(file.fd(), &st) != 0) {
+        return local_error("cannot stat \"" + options.local_path + "\"", errno);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return Error{ErrorCode::local_io, "\"" + options.local_path + "\" is not a regular file"};
+    }
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+
+    const std::uint64_t id = connection.next_id();
+    auto accepted = request_put(connection, id, options, size, options.resume);
+    // Right after an upload was cut, the server may still be saving it on the
+    // old connection (`busy`): give it a few seconds before giving up.
+    const auto busy_deadline = std::chrono::steady_clock::now() + kBusyPatience;
+    while (options.resume && !accepted && accepted.error().code == ErrorCode::busy &&
+           std::chrono::steady_clock::now() < busy_deadline && !interrupted()) {
+        std::this_thread::sleep_for(kBusyRetryInterval);
+        accepted = request_put(connection, id, options, size, true);
+    }
+    if (!accepted) {
+        return accepted.error();
+    }
+    std::uint64_t offset = accepted->offset;
+    Sha256 hash;
+    if (offset > 0) {
+        // The server holds `offset` bytes: they must be our file's beginning.
+        auto same = hash_prefix(file, offset, hash);
+        if (!same) {
+            connection.close(); // mid-upload; the server keeps its partial
+            return same.error();
+        }
+        if (!same.value() || !accepted->prefix_sha256 || *accepted->prefix_sha256 != hash.hex_digest()) {
+            if (auto aborted = send_abort(connection, id, true); !aborted) {
+                return aborted.error();
+            }
+            auto fresh = request_put(connection, id, options, size, false);
+            if (!fresh) {
+                return fresh.error();
+            }
+            offset = 0;
+            hash = Sha256{};
+        }
+    }
+
+    std::vector<std::uint8_t> chunk(kPreferredDataChunk);
+    std::uint64_t position = offset;
+    if (options.progress) {
+        options.progress(position, size);
+    }
+    while (position < size) {
+        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), size - position));
+        auto got = file.read_at(position, std::span(chunk.data(), want));
+        if (!got || got.value() == 0) {
+            const Error error = got ? Error{ErrorCode::local_io, "\"" + options.local_path + "\" shrank to " +
+                                                                     bytes_text(position) + " while being sent"}
+                                    : got.error();
+            // The bytes sent are good: the server keeps them for a resume.
+            (void)send_abort(connection, id, false);
+            return error;
+        }
+        const auto piece = std::span<const std::uint8_t>(chunk.data(), got.value());
+        hash.update(piece.data(), piece.size());
+        if (auto sent = connection.send_data(piece); !sent) {
+            if (sent.error().code == ErrorCode::aborted) {
+                return interrupted_upload(position, size);
+            }
+            return sent.error();
+        }
+        position += piece.size();
+        if (options.progress) {
+            options.progress(position, size);
+        }
+        // A server that fails midway says so and closes: stop at once.
+        auto pending = connection.poll_control();
+        if (!pending) {
+            return pending.error();
+        }
+        if (pending.value()) {
+            Error error = unexpected_message(*pending.value());
+            connection.close();
+            return error;
+        }
+        if (interrupted()) {
+            connection.close();
+            return interrupted_upload(position, size);
+        }
+    }
+
+    const std::string digest = hash.hex_digest();
+    auto text = ask(connection, Request{id, CommitRequest{digest}});
+    if (!text) {
+        return text.error();
+    }
+    auto reply = parse_commit_reply(text.value());
+    if (!reply) {
+        return settle(connection, reply.error());
+    }
+    if (reply->id != id) {
+        return wrong_id(connection, reply->id, id);
+    }
+    if (reply->body.sha256 != digest || reply->body.file.size != size) {
+        return protocol_error("commit reply with " + std::to_string(reply->body.file.size) + " bytes and sha256 " +
+                              reply->body.sha256 + " for " + bytes_text(size) + " hashing to " + digest);
+    }
+    return PutResult{std::move(reply->body.file), digest, offset};
+}
+
+} // namespace ferry::client

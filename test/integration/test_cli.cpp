@@ -1,0 +1,94 @@
+// The command line as scripts use it: every --json output is one JSON
+// object (errors too), exit statuses, FERRY_SERVER, --help and --version.
+#include "support.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace ferry::test;
+
+TEST_CASE("every --json output is one JSON object, errors included")
+{
+    Fixture f;
+    write_random_file(f.root_file("a.bin"), 100, 31);
+    write_random_file(f.local_file("b.bin"), 200, 32);
+    const std::string server = f.server.address();
+
+    struct Case {
+        std::vector<std::string> args;
+        int exit_code;
+        std::string error; // "" for success
+    };
+    const std::vector<Case> cases{
+        {{"--json", "list"}, 0, ""},
+        {{"--json", "stat", "a.bin"}, 0, ""},
+        {{"--json", "get", "a.bin", f.local_file("a.bin")}, 0, ""},
+        {{"--json", "put", f.local_file("b.bin")}, 0, ""},
+        {{"list", "--json"}, 0, ""}, // options also after the command
+        {{"--json", "get", "nope.bin", f.local_file("nope.bin")}, 1, "not_found"},
+        {{"--json", "stat", ".hidden"}, 1, "invalid_name"},
+        {{"--json", "put", f.local_file("does-not-exist")}, 1, "local_io"},
+        {{"--json", "put", f.local}, 1, "local_io"}, // a folder is not a file to send
+        {{"--json", "frobnicate"}, 2, "bad_request"},
+        {{"--json", "stat"}, 2, "bad_request"},
+    };
+    for (const auto& c : cases) {
+        std::string joined;
+        for (const auto& arg : c.args) {
+            joined += arg + " ";
+        }
+        CAPTURE(joined);
+        const auto result = run_ferry(server, c.args);
+        const auto json = parse_output(result);
+        CHECK(result.exit_code == c.exit_code);
+        CHECK(error_code(json) == c.error);
+    }
+    CHECK(files_equal(f.root_file("a.bin"), f.local_file("a.bin")));
+    CHECK(files_equal(f.local_file("b.bin"), f.root_file("b.bin")));
+
+    // No server there: connection_lost, naming the address.
+    const auto stopped_port = f.server.port();
+    CHECK(f.server.stop() == 0);
+    const std::string gone = "127.0.0.1:" + std::to_string(stopped_port);
+    const auto lost = run_ferry(gone, {"--json", "list"});
+    const auto json = parse_output(lost);
+    CHECK(lost.exit_code == 1);
+    CHECK(error_code(json) == "connection_lost");
+    CHECK(json["error"]["message"].get<std::string>().find(gone) != std::string::npos);
+
+    const auto bad_address = run_ferry("nowhere:99999", {"--json", "list"});
+    CHECK(bad_address.exit_code == 2);
+    CHECK(error_code(parse_output(bad_address)) == "bad_request");
+}
+
+TEST_CASE("FERRY_SERVER sets the default server")
+{
+    Fixture f;
+    write_file(f.root_file("hello.txt"), "hi");
+    ChildProcess::Options options;
+    options.extra_env = {"FERRY_SERVER=" + f.server.address()};
+    const auto list = run_ferry_with({"--json", "list"}, options);
+    const auto json = parse_output(list);
+    REQUIRE(list.exit_code == 0);
+    REQUIRE(json["files"].size() == 1);
+    CHECK(json["files"][0]["name"] == "hello.txt");
+}
+
+TEST_CASE("usage: no command without a terminal, --help and --version")
+{
+    const auto bare = run_ferry_with({}, {});
+    CHECK(bare.exit_code == 2);
+    CHECK(bare.err.find("list") != std::string::npos);
+
+    const auto help = run_ferry_with({"--help"}, {});
+    CHECK(help.exit_code == 0);
+    for (const char* word : {"list", "stat", "get", "put", "--resume", "--json", "--server", "FERRY_SERVER"}) {
+        CHECK_MESSAGE(help.out.find(word) != std::string::npos, word);
+    }
+
+    const auto version = run_ferry_with({"--version"}, {});
+    CHECK(version.exit_code == 0);
+    CHECK(version.out.starts_with("ferry "));
+
+    const auto wrong = run_ferry_with({"get"}, {});
+    CHECK(wrong.exit_code == 2);
+}

@@ -1,0 +1,94 @@
+// The client's small pure parts, without a server: server addresses, the
+// shell's word splitting, download paths and the download sidecar.
+#include "support.hpp"
+
+#include "digest.hpp"
+#include "endpoint.hpp"
+#include "local_files.hpp"
+#include "shell.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace ferry::client;
+
+TEST_CASE("server addresses")
+{
+    auto plain = parse_endpoint("example.org:8000");
+    REQUIRE(plain.ok());
+    CHECK(plain->host == "example.org");
+    CHECK(plain->port == 8000);
+    CHECK(plain->to_string() == "example.org:8000");
+
+    auto v6 = parse_endpoint("[::1]:9");
+    REQUIRE(v6.ok());
+    CHECK(v6->host == "::1");
+    CHECK(v6->port == 9);
+    CHECK(v6->to_string() == "[::1]:9");
+
+    CHECK(parse_endpoint("host")->port == kDefaultPort);
+    CHECK(parse_endpoint("[::1]")->port == kDefaultPort);
+    CHECK(parse_endpoint("::1")->host == "::1");
+    for (const char* bad : {"", ":80", "host:", "host:0", "host:65536", "host:80x", "[::1", "[::1]x", "[]:80"}) {
+        CAPTURE(bad);
+        const auto parsed = parse_endpoint(bad);
+        REQUIRE_FALSE(parsed.ok());
+        CHECK(parsed.error().code == ferry::ErrorCode::bad_request);
+    }
+}
+
+TEST_CASE("shell word splitting")
+{
+    using Words = std::vector<std::string>;
+    CHECK(split_words("  get  a.txt   b ") == Words{"get", "a.txt", "b"});
+    CHECK(split_words("put \"my file.txt\" 'x y'") == Words{"put", "my file.txt", "x y"});
+    CHECK(split_words("stat a\\ b") == Words{"stat", "a b"});
+    CHECK(split_words("stat \"\"") == Words{"stat", ""});
+    CHECK(split_words("") == Words{});
+    CHECK_FALSE(split_words("get \"open").has_value());
+}
+
+TEST_CASE("download paths")
+{
+    ferry::test::TempDir dir;
+    CHECK(resolve_download_path("a.txt", std::nullopt) == "a.txt");
+    CHECK(resolve_download_path("a.txt", dir.path()) == dir / "a.txt");
+    CHECK(resolve_download_path("a.txt", dir.path() + "/") == dir / "a.txt");
+    CHECK(resolve_download_path("a.txt", dir / "b.txt") == dir / "b.txt");
+    CHECK(part_path("x/b.txt") == "x/b.txt.ferry-part");
+    CHECK(state_path("x/b.txt") == "x/b.txt.ferry-part.state");
+    CHECK(base_name("dir/sub/file.bin") == "file.bin");
+    CHECK(base_name("file.bin") == "file.bin");
+    CHECK(base_name("dir/") == "dir");
+}
+
+TEST_CASE("the download sidecar round-trips and refuses what it did not write")
+{
+    ferry::test::TempDir dir;
+    ferry::Sha256 hash;
+    hash.update("abc", 3);
+    DownloadState state{"name.bin", 1000, 1764370000, 3, hash.save_state()};
+    const std::string path = dir / "s.state";
+    REQUIRE(write_download_state(path, state).ok());
+    const auto back = read_download_state(path);
+    REQUIRE(back.ok());
+    CHECK(back->name == "name.bin");
+    CHECK(back->remote_size == 1000);
+    CHECK(back->remote_mtime == 1764370000);
+    CHECK(back->bytes_held == 3);
+    const auto restored = ferry::Sha256::restore_state(back->sha256_state);
+    REQUIRE(restored.has_value());
+    CHECK(restored->hex_digest() == hash.hex_digest());
+    CHECK_FALSE(ferry::test::exists(path + ".tmp"));
+
+    for (const char* bad :
+         {"", "[]", "{\"version\":1}", "{ not json",
+          "{\"version\":2,\"name\":\"a\",\"size\":1,\"mtime\":0,\"bytes_held\":0,\"sha256_state\":\"\"}",
+          "{\"version\":1,\"name\":\"a\",\"size\":1,\"mtime\":0,\"bytes_held\":5,\"sha256_state\":\"\"}"}) {
+        CAPTURE(bad);
+        ferry::test::write_file(path, bad);
+        const auto read = read_download_state(path);
+        REQUIRE_FALSE(read.ok());
+        CHECK(read.error().code == ferry::ErrorCode::local_io);
+    }
+    CHECK_FALSE(read_download_state(dir / "missing").ok());
+}

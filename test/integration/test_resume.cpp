@@ -1,0 +1,240 @@
+// Interrupted transfers continue where they stopped. Downloads are cut
+// deterministically with the client library's byte limit (GetOptions::
+// stop_after), which leaves the part file and its sidecar exactly as an
+// interrupted `ferry get` does; uploads are cut by closing a raw protocol
+// connection halfway through the data frames.
+#include "support.hpp"
+
+#include "connection.hpp"
+#include "digest.hpp"
+#include "local_files.hpp"
+#include "operations.hpp"
+
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <thread>
+
+using namespace ferry::test;
+using ferry::ErrorCode;
+using ferry::client::Connection;
+using ferry::client::Endpoint;
+
+namespace {
+
+constexpr std::uint64_t kMiB = 1024 * 1024;
+
+Connection connect_to(const ServerProcess& server)
+{
+    auto connection = Connection::open(Endpoint{"127.0.0.1", server.port()});
+    REQUIRE_MESSAGE(connection.ok(), (connection.ok() ? "" : connection.error().message));
+    return std::move(connection.value());
+}
+
+// Downloads `name` into `dest` but stops once `limit` bytes are held.
+void partial_download(const ServerProcess& server, const std::string& name, const std::string& dest,
+                      std::uint64_t limit)
+{
+    Connection connection = connect_to(server);
+    ferry::client::GetOptions options;
+    options.name = name;
+    options.dest = dest;
+    options.stop_after = limit;
+    options.checkpoint_interval = kMiB; // exercise the periodic sidecar too
+    const auto result = ferry::client::get_file(connection, options);
+    REQUIRE_FALSE(result.ok());
+    CHECK(result.error().code == ErrorCode::aborted);
+    REQUIRE(file_size(dest + ".ferry-part") == limit);
+    const auto state = ferry::client::read_download_state(dest + ".ferry-part.state");
+    REQUIRE(state.ok());
+    CHECK(state->bytes_held == limit);
+    CHECK(state->name == name);
+}
+
+// `ferry put --resume`, retried while the server still holds the cut
+// upload on its old connection (busy); bounded by a deadline.
+ProcessResult put_resume(const ServerProcess& server, const std::string& local, const std::string& name)
+{
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    for (;;) {
+        auto result = run_ferry(server.address(), {"--json", "put", "--resume", local, name});
+        const auto json = parse_output(result);
+        if (error_code(json) != "busy" || std::chrono::steady_clock::now() > deadline) {
+            return result;
+        }
+        std::this_thread::sleep_for(100ms);
+    }
+}
+
+// Sends hello, put and the first `frames` data frames of `local`, then
+// drops the connection: an interrupted upload.
+void cut_upload(const ServerProcess& server, const std::string& local, const std::string& name, std::size_t frames)
+{
+    Connection connection = connect_to(server);
+    const std::string content = read_file(local);
+    const std::uint64_t id = connection.next_id();
+    ferry::PutRequest put;
+    put.name = name;
+    put.size = content.size();
+    REQUIRE(connection.send_request(ferry::Request{id, put}).ok());
+    const auto text = connection.receive_control();
+    REQUIRE(text.ok());
+    const auto reply = ferry::parse_put_reply(text.value());
+    REQUIRE(reply.ok());
+    CHECK(reply->body.offset == 0);
+    for (std::size_t i = 0; i < frames; ++i) {
+        const std::size_t at = i * ferry::kPreferredDataChunk;
+        const std::size_t n = std::min<std::size_t>(ferry::kPreferredDataChunk, content.size() - at);
+        REQUIRE(connection.send_data(std::span(reinterpret_cast<const std::uint8_t*>(content.data()) + at, n)).ok());
+    }
+    connection.close();
+}
+
+} // namespace
+
+TEST_CASE("get --resume continues a partial download from its sidecar")
+{
+    Fixture f;
+    const std::uint64_t size = 8 * kMiB + 5;
+    write_random_file(f.root_file("big.bin"), size, 11);
+    const std::string dest = f.local_file("big.bin");
+    const std::uint64_t half = 3 * kMiB + 7;
+    partial_download(f.server, "big.bin", dest, half);
+    CHECK_FALSE(exists(dest));
+
+    const auto get = run_ferry(f.server.address(), {"--json", "get", "--resume", "big.bin", dest});
+    const auto json = parse_output(get);
+    REQUIRE(get.exit_code == 0);
+    CHECK(json["resumed_from"] == half);
+    CHECK(json["size"] == size);
+    CHECK(json["sha256"] == sha256_of_file(f.root_file("big.bin")));
+    CHECK(files_equal(f.root_file("big.bin"), dest));
+    CHECK_FALSE(exists(dest + ".ferry-part"));
+    CHECK_FALSE(exists(dest + ".ferry-part.state"));
+}
+
+TEST_CASE("get --resume starts over when the remote file changed")
+{
+    Fixture f;
+    write_random_file(f.root_file("moving.bin"), 4 * kMiB, 12);
+    const std::string dest = f.local_file("moving.bin");
+    partial_download(f.server, "moving.bin", dest, kMiB + 3);
+
+    // A new file of another size: the partial is of something else.
+    write_random_file(f.root_file("moving.bin"), 3 * kMiB + 1, 13);
+    const auto get = run_ferry(f.server.address(), {"--json", "get", "--resume", "moving.bin", dest});
+    const auto json = parse_output(get);
+    REQUIRE(get.exit_code == 0);
+    CHECK(json["resumed_from"] == 0);
+    CHECK(files_equal(f.root_file("moving.bin"), dest));
+    CHECK_FALSE(exists(dest + ".ferry-part.state"));
+}
+
+TEST_CASE("get --resume starts over when the sidecar is unreadable, and get without --resume overwrites a part")
+{
+    Fixture f;
+    write_random_file(f.root_file("data.bin"), 2 * kMiB, 14);
+    const std::string dest = f.local_file("data.bin");
+
+    partial_download(f.server, "data.bin", dest, kMiB);
+    write_file(dest + ".ferry-part.state", "{ not json");
+    auto get = run_ferry(f.server.address(), {"--json", "get", "--resume", "data.bin", dest});
+    auto json = parse_output(get);
+    REQUIRE(get.exit_code == 0);
+    CHECK(json["resumed_from"] == 0);
+    CHECK(files_equal(f.root_file("data.bin"), dest));
+
+    partial_download(f.server, "data.bin", dest, kMiB);
+    get = run_ferry(f.server.address(), {"--json", "get", "data.bin", dest});
+    json = parse_output(get);
+    REQUIRE(get.exit_code == 0);
+    CHECK(json["resumed_from"] == 0);
+    CHECK(files_equal(f.root_file("data.bin"), dest));
+    CHECK_FALSE(exists(dest + ".ferry-part"));
+    CHECK_FALSE(exists(dest + ".ferry-part.state"));
+}
+
+TEST_CASE("a resumed download of a file changed in place fails the hash and never becomes the file")
+{
+    Fixture f;
+    const std::string remote = f.root_file("data.bin");
+    write_random_file(remote, 3 * kMiB, 15);
+    struct stat before {};
+    REQUIRE(::stat(remote.c_str(), &before) == 0);
+    const std::string dest = f.local_file("data.bin");
+    write_file(dest, "the old local copy");
+    partial_download(f.server, "data.bin", dest, 2 * kMiB);
+    CHECK(read_file(dest) == "the old local copy");
+
+    // New bytes, same size, and the old mtime put back: the get reply
+    // matches the sidecar, so only the trailer's hash can tell.
+    write_random_file(remote, 3 * kMiB, 115);
+    const timespec times[2] = {before.st_atim, before.st_mtim};
+    REQUIRE(::utimensat(AT_FDCWD, remote.c_str(), times, 0) == 0);
+
+    const auto get = run_ferry(f.server.address(), {"--json", "get", "--resume", "data.bin", dest});
+    CHECK(get.exit_code == 1);
+    CHECK(error_code(parse_output(get)) == "hash_mismatch");
+    CHECK(read_file(dest) == "the old local copy");
+    CHECK_FALSE(exists(dest + ".ferry-part"));
+    CHECK_FALSE(exists(dest + ".ferry-part.state"));
+
+    // Without --resume it downloads the new content.
+    const auto again = run_ferry(f.server.address(), {"--json", "get", "data.bin", dest});
+    parse_output(again);
+    CHECK(again.exit_code == 0);
+    CHECK(files_equal(remote, dest));
+}
+
+TEST_CASE("put --resume completes an interrupted upload; until then nothing is published")
+{
+    Fixture f;
+    write_random_file(f.root_file("doc.bin"), 1000, 16); // the old file
+    const std::string old_copy = f.local_file("old.bin");
+    write_random_file(old_copy, 1000, 16);
+    const std::string source = f.local_file("doc.bin");
+    const std::uint64_t size = 8 * kMiB + 123;
+    write_random_file(source, size, 17);
+
+    const std::size_t frames = 16; // half of the 33 frames
+    cut_upload(f.server, source, "doc.bin", frames);
+
+    const auto list = run_ferry(f.server.address(), {"--json", "list"});
+    const auto listed = parse_output(list);
+    REQUIRE(list.exit_code == 0);
+    REQUIRE(listed["files"].size() == 1);
+    CHECK(listed["files"][0]["name"] == "doc.bin");
+    CHECK(listed["files"][0]["size"] == 1000);
+    CHECK(files_equal(old_copy, f.root_file("doc.bin")));
+
+    const auto put = put_resume(f.server, source, "doc.bin");
+    const auto json = parse_output(put);
+    REQUIRE(put.exit_code == 0);
+    CHECK(json["resumed_from"].get<std::uint64_t>() > 0);
+    CHECK(json["resumed_from"].get<std::uint64_t>() <= frames * ferry::kPreferredDataChunk);
+    CHECK(json["size"] == size);
+    CHECK(json["sha256"] == sha256_of_file(source));
+    CHECK(files_equal(source, f.root_file("doc.bin")));
+    CHECK(partial_uploads(f.root).empty());
+}
+
+TEST_CASE("put --resume of a different file with the same name and size starts over")
+{
+    Fixture f;
+    const std::uint64_t size = 2 * kMiB;
+    const std::string first = f.local_file("first.bin");
+    const std::string second = f.local_file("second.bin");
+    write_random_file(first, size, 18);
+    write_random_file(second, size, 19);
+    cut_upload(f.server, first, "same.bin", 4);
+
+    const auto put = put_resume(f.server, second, "same.bin");
+    const auto json = parse_output(put);
+    REQUIRE(put.exit_code == 0);
+    CHECK(json["resumed_from"] == 0);
+    CHECK(files_equal(second, f.root_file("same.bin")));
+    CHECK(partial_uploads(f.root).empty());
+}

@@ -1,0 +1,122 @@
+// The interactive shell, on a pseudo-terminal (it only starts when standard
+// input is one): commands over one connection, reopened after the server
+// dropped it.
+#include "support.hpp"
+
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <thread>
+
+using namespace ferry::test;
+
+namespace {
+
+// The controlling side of a pseudo-terminal; the child opens `slave_path`.
+class Terminal {
+public:
+    Terminal()
+    {
+        master_ = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+        REQUIRE(master_ >= 0);
+        REQUIRE(::grantpt(master_) == 0);
+        REQUIRE(::unlockpt(master_) == 0);
+        slave_path_ = ::ptsname(master_);
+    }
+    ~Terminal() { close(); }
+    Terminal(const Terminal&) = delete;
+    Terminal& operator=(const Terminal&) = delete;
+
+    const std::string& slave_path() const { return slave_path_; }
+    void type(const std::string& text) const
+    {
+        REQUIRE(::write(master_, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+    }
+    void close()
+    {
+        if (master_ >= 0) {
+            ::close(master_);
+            master_ = -1;
+        }
+    }
+
+private:
+    int master_ = -1;
+    std::string slave_path_;
+};
+
+bool wait_for_text(const std::string& path, const std::string& text, std::chrono::seconds timeout)
+{
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (read_file(path).find(text) != std::string::npos) {
+            return true;
+        }
+        std::this_thread::sleep_for(20ms);
+    }
+    return false;
+}
+
+} // namespace
+
+TEST_CASE("the shell runs list, put, get, stat and help until quit")
+{
+    Fixture f;
+    write_file(f.root_file("hello.txt"), "hello");
+    write_random_file(f.local_file("up load.bin"), 300000, 41);
+    Terminal terminal;
+    ChildProcess::Options options;
+    options.stdin_path = terminal.slave_path();
+    ChildProcess shell({FERRY_PATH, "--server", f.server.address()}, options);
+
+    terminal.type("help\nlist\nput \"" + f.local_file("up load.bin") + "\" up.bin\nget up.bin " +
+                  f.local_file("back.bin") + "\nstat up.bin\nstat .nope\nfrobnicate\nquit\n");
+    const auto result = shell.wait(120s);
+    INFO(result.out);
+    INFO(result.err);
+    CHECK(result.exit_code == 0);
+    CHECK(result.out.find("ferry> ") != std::string::npos);
+    CHECK(result.out.find("hello.txt") != std::string::npos);
+    CHECK(result.out.find("put [--resume] LOCAL [NAME]") != std::string::npos);
+    CHECK(result.out.find("300000") != std::string::npos);
+    CHECK(result.err.find("ferry: invalid_name: ") != std::string::npos);
+    CHECK(result.err.find("unknown command") != std::string::npos);
+    CHECK(files_equal(f.local_file("up load.bin"), f.root_file("up.bin")));
+    CHECK(files_equal(f.local_file("up load.bin"), f.local_file("back.bin")));
+}
+
+TEST_CASE("the shell reconnects after the server dropped its idle connection, and ends at end of input")
+{
+    TempDir dir;
+    const std::string root = dir / "root";
+    REQUIRE(::mkdir(root.c_str(), 0755) == 0);
+    write_file(root + "/hello.txt", "hello");
+    const std::string log = dir / "server.log";
+    ServerProcess server(root, log, {"--idle-timeout", "1"});
+    REQUIRE(server.running());
+
+    Terminal terminal;
+    ChildProcess::Options options;
+    options.stdin_path = terminal.slave_path();
+    ChildProcess shell({FERRY_PATH, "--server", server.address()}, options);
+    terminal.type("list\n");
+    // The server closes the shell's connection once it has been idle.
+    REQUIRE_MESSAGE(wait_for_text(log, "idle_timeout", 60s), read_file(log));
+    terminal.type("list\n");
+    terminal.type("\x04"); // Ctrl-D: end of input
+    const auto result = shell.wait(120s);
+    INFO(result.out);
+    INFO(result.err);
+    CHECK(result.exit_code == 0);
+    CHECK(result.err.empty());
+    std::size_t listed = 0;
+    for (std::size_t at = result.out.find("hello.txt"); at != std::string::npos;
+         at = result.out.find("hello.txt", at + 1)) {
+        ++listed;
+    }
+    CHECK(listed == 2);
+}
