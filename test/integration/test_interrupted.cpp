@@ -19,11 +19,15 @@ namespace {
 
 constexpr std::uint64_t kMiB = 1024 * 1024;
 
-// A kept upload's data file (not its .state) holding at least one byte.
+// An upload's data file, ".ferry-partial-<hex token>" (not its state file
+// nor the state's temporary), holding at least one byte.
 bool has_growing_partial(const std::string& root)
 {
+    constexpr std::string_view kPrefix = ".ferry-partial-";
     for (const auto& name : partial_uploads(root)) {
-        if (!name.ends_with(".state") && file_size(root + "/" + name) > 0) {
+        const std::string_view token = std::string_view(name).substr(kPrefix.size());
+        const bool data_file = !token.empty() && token.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+        if (data_file && file_size(root + "/" + name) > 0) {
             return true;
         }
     }
@@ -76,7 +80,12 @@ TEST_CASE("an upload killed midway leaves no half file and the old file intact")
     }
     REQUIRE(put.exit_code == 0);
     CHECK(files_equal(source, f.root_file("victim.bin")));
-    CHECK(partial_uploads(f.root).empty());
+    const auto left = partial_uploads(f.root);
+    std::string shown;
+    for (const auto& name : left) {
+        shown += name + " (" + std::to_string(file_size(f.root_file(name))) + " bytes) ";
+    }
+    CHECK_MESSAGE(left.empty(), shown << "\nput: " << put.out << "\nlog:\n" << read_file(f.log));
 }
 
 TEST_CASE("a commit with the wrong hash is refused: nothing published, no partial left")
