@@ -49,7 +49,7 @@ void append_text_value(std::string& line, std::string_view value)
     line += '"';
 }
 
-std::string text_line(std::string_view event, std::initializer_list<LogField> fields)
+std::string text_line(std::string_view event, std::span<const LogField> fields)
 {
     std::string line = timestamp() + " ferryd: ";
     line += event;
@@ -70,7 +70,7 @@ std::string text_line(std::string_view event, std::initializer_list<LogField> fi
     return line;
 }
 
-std::string json_line(std::string_view event, std::initializer_list<LogField> fields)
+std::string json_line(std::string_view event, std::span<const LogField> fields)
 {
     nlohmann::ordered_json line{{"time", timestamp()}, {"event", event}};
     for (const auto& field : fields) {
@@ -111,7 +111,7 @@ void reopen_log()
     }
 }
 
-void log_event(std::string_view event, std::initializer_list<LogField> fields)
+void log_event(std::string_view event, std::span<const LogField> fields)
 {
     auto& log = target();
     const std::string line = log.format == LogFormat::json ? json_line(event, fields) : text_line(event, fields);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -31,6 +32,10 @@ void reopen_log();
 
 // "2026-11-28T10:00:00Z ferryd: transfer peer=127.0.0.1:5 op=get ..." or
 // {"time":"2026-11-28T10:00:00Z","event":"transfer","peer":"127.0.0.1:5",...}
-void log_event(std::string_view event, std::initializer_list<LogField> fields);
+void log_event(std::string_view event, std::span<const LogField> fields);
+inline void log_event(std::string_view event, std::initializer_list<LogField> fields)
+{
+    log_event(event, std::span(fields.begin(), fields.size()));
+}
 
 } // namespace ferry::server

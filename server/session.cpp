@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 namespace ferry::server {
 
@@ -23,25 +24,17 @@ void log_transfer(const std::string& peer, std::string_view op, std::string_view
 {
     const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
     const double rate = seconds > 0 ? static_cast<double>(bytes) / seconds / (1024.0 * 1024.0) : 0.0;
+    // A finished transfer names its hash, a failed one says why.
+    std::vector<LogField> fields{{"peer", peer},   {"op", op},           {"name", name},
+                                 {"bytes", bytes}, {"seconds", seconds}, {"mib_per_s", rate}};
     if (message.empty()) {
-        log_event("transfer", {{"peer", peer},
-                               {"op", op},
-                               {"name", name},
-                               {"bytes", bytes},
-                               {"seconds", seconds},
-                               {"mib_per_s", rate},
-                               {"sha256", sha256},
-                               {"result", result}});
+        fields.emplace_back("sha256", sha256);
+        fields.emplace_back("result", result);
     } else {
-        log_event("transfer", {{"peer", peer},
-                               {"op", op},
-                               {"name", name},
-                               {"bytes", bytes},
-                               {"seconds", seconds},
-                               {"mib_per_s", rate},
-                               {"result", result},
-                               {"message", message}});
+        fields.emplace_back("result", result);
+        fields.emplace_back("message", message);
     }
+    log_event("transfer", fields);
 }
 
 std::string seconds_text(std::uint64_t milliseconds)
@@ -101,34 +94,8 @@ struct Session::Upload {
     std::size_t backlog = 0;
     Finish finish = Finish::none;
     std::string expected_sha256;
-    std::optional<Error> failure;
     Clock::time_point started = Clock::now();
 };
-
-std::string_view to_string(Session::State state)
-{
-    switch (state) {
-    case Session::State::awaiting_request:
-        return "awaiting_request";
-    case Session::State::reading_request:
-        return "reading_request";
-    case Session::State::working:
-        return "working";
-    case Session::State::sending_file:
-        return "sending_file";
-    case Session::State::receiving_file:
-        return "receiving_file";
-    case Session::State::finishing_upload:
-        return "finishing_upload";
-    case Session::State::refusing:
-        return "refusing";
-    case Session::State::closing:
-        return "closing";
-    case Session::State::closed:
-        return "closed";
-    }
-    return "unknown";
-}
 
 Session::Session(SessionIo& io, const Library& library, const Config& config, Counters& counters)
     : io_(io), library_(library), config_(config), counters_(counters), decoder_(config.max_control_frame)

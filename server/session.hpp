@@ -140,6 +140,4 @@ private:
     std::unique_ptr<Upload> upload_;
 };
 
-std::string_view to_string(Session::State state);
-
 } // namespace ferry::server
