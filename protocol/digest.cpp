@@ -100,9 +100,26 @@ std::string to_hex(std::span<const unsigned char> bytes)
     return text;
 }
 
-bool is_sha256_hex(std::string_view text)
+std::optional<std::string> from_hex(std::string_view text)
 {
-    if (text.size() != 2 * SHA256_DIGEST_LENGTH) {
+    if (text.size() % 2 != 0) {
+        return std::nullopt;
+    }
+    std::string raw(text.size() / 2, '\0');
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+        const int high = hex_value(text[2 * i]);
+        const int low = hex_value(text[2 * i + 1]);
+        if (high < 0 || low < 0) {
+            return std::nullopt;
+        }
+        raw[i] = static_cast<char>(high * 16 + low);
+    }
+    return raw;
+}
+
+bool is_lower_hex(std::string_view text, std::size_t digits)
+{
+    if (text.size() != digits) {
         return false;
     }
     for (const char c : text) {
@@ -111,6 +128,11 @@ bool is_sha256_hex(std::string_view text)
         }
     }
     return true;
+}
+
+bool is_sha256_hex(std::string_view text)
+{
+    return is_lower_hex(text, 2 * SHA256_DIGEST_LENGTH);
 }
 
 } // namespace ferry

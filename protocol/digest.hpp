@@ -36,6 +36,9 @@ private:
 };
 
 std::string to_hex(std::span<const unsigned char> bytes);
+// Lowercase hex only; nothing for an odd length or another character.
+std::optional<std::string> from_hex(std::string_view text);
+bool is_lower_hex(std::string_view text, std::size_t digits);
 bool is_sha256_hex(std::string_view text);
 
 } // namespace ferry

@@ -131,6 +131,8 @@ public:
         return field;
     }
 
+    bool has(const char* key) const { return object_.contains(key); }
+
     void fail(std::string message)
     {
         if (!error_) {
@@ -237,14 +239,70 @@ RequestBody read_hello(FieldReader& fields)
     return hello;
 }
 
+// The optional "hash" of a get or put: absent means sha256.
+HashKind read_hash_choice(FieldReader& fields)
+{
+    const auto name = fields.optional_string("hash");
+    if (!name) {
+        return HashKind::sha256;
+    }
+    const auto kind = hash_from_name(*name);
+    if (!kind) {
+        fields.fail("unknown hash \"" + *name + "\"; hello lists the hashes this server offers");
+        return HashKind::sha256;
+    }
+    return *kind;
+}
+
+// Which hash a message's digest is given for: the one whose name is a key
+// (sha256 when none is, so that a missing digest is reported as such).
+HashKind digest_key(const FieldReader& fields)
+{
+    for (const auto& name : offered_hash_names()) {
+        if (fields.has(name.c_str())) {
+            return *hash_from_name(name);
+        }
+    }
+    return HashKind::sha256;
+}
+
+std::string read_digest(FieldReader& fields, HashKind kind)
+{
+    const std::string key(hash_name(kind));
+    std::string digest = fields.string(key.c_str());
+    if (!fields.error() && !is_digest_hex(kind, digest)) {
+        fields.fail("field \"" + key + "\" must be " + std::to_string(kind == HashKind::sha256 ? 64 : 32) +
+                    " lowercase hex digits");
+    }
+    return digest;
+}
+
 RequestBody read_commit(FieldReader& fields)
 {
     CommitRequest commit;
-    commit.sha256 = fields.string("sha256");
-    if (!fields.error() && !is_sha256_hex(commit.sha256)) {
-        fields.fail("field \"sha256\" must be 64 lowercase hex digits");
-    }
+    commit.hash = digest_key(fields);
+    commit.sha256 = read_digest(fields, commit.hash);
     return commit;
+}
+
+RequestBody read_get(FieldReader& fields)
+{
+    GetRequest get;
+    get.name = fields.string("name");
+    get.offset = fields.uint("offset", 0);
+    get.hash = read_hash_choice(fields);
+    return get;
+}
+
+RequestBody read_put(FieldReader& fields)
+{
+    // In wire order, so that the first bad field is the one reported.
+    PutRequest put;
+    put.name = fields.string("name");
+    put.size = fields.uint("size");
+    put.resume = fields.boolean("resume", false);
+    put.hash = read_hash_choice(fields);
+    return put;
 }
 
 // Each operation's fields; an unknown op has none (std::nullopt).
@@ -260,12 +318,10 @@ std::optional<RequestBody> read_request_body(FieldReader& fields, const std::str
         return StatRequest{fields.string("name")};
     }
     if (op == "get") {
-        return GetRequest{fields.string("name"), fields.uint("offset", 0)};
+        return read_get(fields);
     }
     if (op == "put") {
-        // Braced initialisation evaluates left to right, so the first bad
-        // field is the one reported.
-        return PutRequest{fields.string("name"), fields.uint("size"), fields.boolean("resume", false)};
+        return read_put(fields);
     }
     if (op == "commit") {
         return read_commit(fields);
@@ -336,18 +392,26 @@ std::string encode_request(const Request& request)
         }
         void operator()(const ListRequest&) const {}
         void operator()(const StatRequest& stat) const { out["name"] = stat.name; }
+        // "hash" is sent only when it is not the default, which every
+        // server understands.
         void operator()(const GetRequest& get) const
         {
             out["name"] = get.name;
             out["offset"] = get.offset;
+            if (get.hash != HashKind::sha256) {
+                out["hash"] = hash_name(get.hash);
+            }
         }
         void operator()(const PutRequest& put) const
         {
             out["name"] = put.name;
             out["size"] = put.size;
             out["resume"] = put.resume;
+            if (put.hash != HashKind::sha256) {
+                out["hash"] = hash_name(put.hash);
+            }
         }
-        void operator()(const CommitRequest& commit) const { out["sha256"] = commit.sha256; }
+        void operator()(const CommitRequest& commit) const { out[std::string(hash_name(commit.hash))] = commit.sha256; }
         void operator()(const AbortRequest& abort) const { out["discard"] = abort.discard; }
         void operator()(const StatsRequest&) const {}
     };
@@ -400,7 +464,7 @@ std::string encode_reply(std::uint64_t id, const Trailer& reply)
     json message = reply_json(id);
     message["done"] = true;
     message["size"] = reply.size;
-    message["sha256"] = reply.sha256;
+    message[std::string(hash_name(reply.hash))] = reply.sha256;
     return dump(message);
 }
 
@@ -409,7 +473,7 @@ std::string encode_reply(std::uint64_t id, const PutReply& reply)
     json message = reply_json(id);
     message["offset"] = reply.offset;
     if (reply.prefix_sha256) {
-        message["prefix_sha256"] = *reply.prefix_sha256;
+        message["prefix_" + std::string(hash_name(reply.hash))] = *reply.prefix_sha256;
     }
     message["token"] = reply.token;
     return dump(message);
@@ -419,7 +483,7 @@ std::string encode_reply(std::uint64_t id, const CommitReply& reply)
 {
     json message = reply_json(id);
     message.update(file_json(reply.file));
-    message["sha256"] = reply.sha256;
+    message[std::string(hash_name(reply.hash))] = reply.sha256;
     return dump(message);
 }
 
@@ -512,7 +576,8 @@ Result<Reply<Trailer>> parse_trailer(std::string_view json_text)
             fields.fail("a trailer has \"done\": true");
         }
         body.size = fields.uint("size");
-        body.sha256 = fields.string("sha256");
+        body.hash = digest_key(fields);
+        body.sha256 = read_digest(fields, body.hash);
     });
 }
 
@@ -520,7 +585,13 @@ Result<Reply<PutReply>> parse_put_reply(std::string_view json_text)
 {
     return parse_reply<PutReply>(json_text, [](FieldReader& fields, const json&, PutReply& body) {
         body.offset = fields.uint("offset");
-        body.prefix_sha256 = fields.optional_string("prefix_sha256");
+        for (const auto& name : offered_hash_names()) {
+            const std::string key = "prefix_" + name;
+            if (fields.has(key.c_str())) {
+                body.hash = *hash_from_name(name);
+                body.prefix_sha256 = fields.optional_string(key.c_str());
+            }
+        }
         body.token = fields.string("token");
     });
 }
@@ -529,7 +600,8 @@ Result<Reply<CommitReply>> parse_commit_reply(std::string_view json_text)
 {
     return parse_reply<CommitReply>(json_text, [](FieldReader& fields, const json&, CommitReply& body) {
         body.file = read_file_info(fields);
-        body.sha256 = fields.string("sha256");
+        body.hash = digest_key(fields);
+        body.sha256 = read_digest(fields, body.hash);
     });
 }
 

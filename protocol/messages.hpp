@@ -3,6 +3,7 @@
 #pragma once
 
 #include "error.hpp"
+#include "transfer_hash.hpp"
 
 #include <cstdint>
 #include <map>
@@ -27,17 +28,23 @@ struct ListRequest {};
 struct StatRequest {
     std::string name;
 };
+// `hash` names the transfer hash (PROTOCOL.md 4.1); digests travel under
+// the hash's name, so a field called sha256 below holds the digest of
+// whichever hash the transfer uses.
 struct GetRequest {
     std::string name;
     std::uint64_t offset = 0;
+    HashKind hash = HashKind::sha256;
 };
 struct PutRequest {
     std::string name;
     std::uint64_t size = 0;
     bool resume = false;
+    HashKind hash = HashKind::sha256;
 };
 struct CommitRequest {
     std::string sha256;
+    HashKind hash = HashKind::sha256;
 };
 struct AbortRequest {
     bool discard = false;
@@ -93,21 +100,24 @@ struct GetReply {
     FileInfo file;
     std::uint64_t offset = 0;
 };
-// Ends a successful get: its size and the SHA-256 of the whole file.
+// Ends a successful get: its size and the digest of the whole file.
 struct Trailer {
     std::uint64_t size = 0;
     std::string sha256;
+    HashKind hash = HashKind::sha256;
 };
 // Accepts a put; data is expected from `offset` on. When resuming, the
-// SHA-256 of the bytes the server already holds lets the client confirm them.
+// digest of the bytes the server already holds lets the client confirm them.
 struct PutReply {
     std::uint64_t offset = 0;
     std::optional<std::string> prefix_sha256;
     std::string token;
+    HashKind hash = HashKind::sha256;
 };
 struct CommitReply {
     FileInfo file;
     std::string sha256;
+    HashKind hash = HashKind::sha256;
 };
 struct AbortReply {
     bool kept = false;

@@ -34,18 +34,6 @@ std::string new_token()
     return to_hex(random);
 }
 
-std::string from_hex(std::string_view hex)
-{
-    std::string out;
-    if (hex.size() % 2 != 0) {
-        return out;
-    }
-    for (std::size_t i = 0; i < hex.size(); i += 2) {
-        out += static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16));
-    }
-    return out;
-}
-
 struct SavedState {
     std::string token;
     std::string name;
@@ -95,7 +83,11 @@ std::optional<SavedState> parse_state(std::string_view token, const std::string&
     while (lines >> key >> value) {
         try {
             if (key == "name") {
-                state.name = from_hex(value);
+                auto name = from_hex(value);
+                if (!name) {
+                    return std::nullopt;
+                }
+                state.name = std::move(*name);
                 have_name = true;
             } else if (key == "size") {
                 state.size = std::stoull(value);
@@ -167,10 +159,35 @@ bool try_lock(int fd)
     return ::flock(fd, LOCK_EX | LOCK_NB) == 0;
 }
 
+// The saved hash state when it is of the kind asked for; otherwise the kept
+// bytes are hashed again (a resume that switched hashes, or a state from
+// another build), which costs one read of the prefix.
+std::optional<TransferHash> prefix_hash(int fd, const SavedState& state, HashKind kind)
+{
+    if (auto restored = TransferHash::restore_state(state.hash_state); restored && restored->kind() == kind) {
+        return restored;
+    }
+    TransferHash hash(kind);
+    std::string buffer(1024 * 1024, '\0');
+    for (std::uint64_t at = 0; at < state.durable;) {
+        const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), state.durable - at));
+        const ssize_t got = ::pread(fd, buffer.data(), want, static_cast<off_t>(at));
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got <= 0) {
+            return std::nullopt;
+        }
+        hash.update(buffer.data(), static_cast<std::size_t>(got));
+        at += static_cast<std::uint64_t>(got);
+    }
+    return hash;
+}
+
 } // namespace
 
 Result<std::unique_ptr<PartialUpload>> PartialUpload::begin(const Library& library, const std::string& name,
-                                                            std::uint64_t size, bool resume)
+                                                            std::uint64_t size, bool resume, HashKind hash)
 {
     if (auto refused = library.check_replaceable(name)) {
         return *refused;
@@ -186,23 +203,26 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin(const Library& libra
         if (newest) {
             const std::string data = data_name(newest->token);
             const int fd = ::openat(root, data.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-            auto restored = Sha256::restore_state(newest->hash_state);
             struct ::stat st {};
             if (fd >= 0 && !try_lock(fd)) {
                 ::close(fd);
                 return Error{ErrorCode::busy, "an upload of \"" + name + "\" is in progress on another connection"};
             }
-            if (fd >= 0 && restored && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+            std::optional<TransferHash> restored;
+            if (fd >= 0 && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
                 static_cast<std::uint64_t>(st.st_size) >= newest->durable &&
                 ::ftruncate(fd, static_cast<off_t>(newest->durable)) == 0) {
+                restored = prefix_hash(fd, *newest, hash);
+            }
+            if (restored) {
                 std::unique_ptr<PartialUpload> upload(new PartialUpload(library, fd, newest->token, name, size));
                 upload->received_ = newest->durable;
                 upload->durable_ = newest->durable;
                 upload->hash_ = *restored;
                 return upload;
             }
-            // Unusable leftovers (data shorter than recorded, foreign hash
-            // state): drop them and start over.
+            // Unusable leftovers (data shorter than recorded, unreadable):
+            // drop them and start over.
             if (fd >= 0) {
                 ::close(fd);
             }
@@ -222,6 +242,7 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin(const Library& libra
         return Error{ErrorCode::io_error, "cannot lock upload file for \"" + name + "\""};
     }
     std::unique_ptr<PartialUpload> upload(new PartialUpload(library, fd, token, name, size));
+    upload->hash_ = TransferHash(hash);
     if (auto error = upload->write_state()) {
         upload->discard();
         return *error;
@@ -309,7 +330,7 @@ std::optional<Error> PartialUpload::write_state()
     return std::nullopt;
 }
 
-Result<FileInfo> PartialUpload::commit(std::string_view expected_sha256)
+Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
 {
     if (received_ != size_) {
         if (auto error = checkpoint()) {
@@ -319,10 +340,10 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_sha256)
                                                    std::to_string(size_) + " bytes; the rest can be resumed"};
     }
     const std::string digest = hash_.hex_digest();
-    if (digest != expected_sha256) {
+    if (digest != expected_digest) {
         discard();
         return Error{ErrorCode::hash_mismatch, "the data received hashes to " + digest + ", not " +
-                                                   std::string(expected_sha256) + "; nothing was published"};
+                                                   std::string(expected_digest) + "; nothing was published"};
     }
     if (::fsync(fd_) != 0) {
         const int saved = errno;

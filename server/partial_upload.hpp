@@ -9,9 +9,9 @@
 // at a time per upload. They never throw.
 #pragma once
 
-#include "digest.hpp"
 #include "error.hpp"
 #include "library.hpp"
+#include "transfer_hash.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -30,8 +30,10 @@ class PartialUpload {
 public:
     // A new upload, or with `resume` the most recent kept one of the same
     // name and size (none kept: a new one). `busy` if that one is in use.
+    // The data is checked with `hash`.
     static Result<std::unique_ptr<PartialUpload>> begin(const Library& library, const std::string& name,
-                                                        std::uint64_t size, bool resume);
+                                                        std::uint64_t size, bool resume,
+                                                        HashKind hash = HashKind::sha256);
     PartialUpload(const PartialUpload&) = delete;
     PartialUpload& operator=(const PartialUpload&) = delete;
     // Releases the descriptor and its lock; the files stay for a resume.
@@ -49,7 +51,7 @@ public:
     std::optional<Error> checkpoint();
     // Verifies size and hash and, only if both hold, publishes the file under
     // its name. A hash mismatch discards the upload; nothing is published.
-    Result<FileInfo> commit(std::string_view expected_sha256);
+    Result<FileInfo> commit(std::string_view expected_digest);
     // Deletes the data and state files.
     void discard();
 
@@ -69,7 +71,7 @@ private:
     std::uint64_t size_;
     std::uint64_t received_ = 0;
     std::uint64_t durable_ = 0;
-    Sha256 hash_;
+    TransferHash hash_;
     bool discarded_ = false;
 };
 

@@ -19,8 +19,8 @@ const std::vector<std::string> kCapabilities{"list", "stat", "get", "put", "resu
 
 // One line per finished, failed or interrupted transfer.
 void log_transfer(const std::string& peer, std::string_view op, std::string_view name, std::uint64_t bytes,
-                  Clock::time_point started, std::string_view result, std::string_view sha256 = {},
-                  std::string_view message = {})
+                  Clock::time_point started, std::string_view result, std::string_view message = {},
+                  HashKind hash = HashKind::sha256, std::string_view digest = {})
 {
     const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
     const double rate = seconds > 0 ? static_cast<double>(bytes) / seconds / (1024.0 * 1024.0) : 0.0;
@@ -28,7 +28,7 @@ void log_transfer(const std::string& peer, std::string_view op, std::string_view
     std::vector<LogField> fields{{"peer", peer},   {"op", op},           {"name", name},
                                  {"bytes", bytes}, {"seconds", seconds}, {"mib_per_s", rate}};
     if (message.empty()) {
-        fields.emplace_back("sha256", sha256);
+        fields.emplace_back(hash_name(hash), digest);
         fields.emplace_back("result", result);
     } else {
         fields.emplace_back("result", result);
@@ -73,7 +73,7 @@ struct Session::Download {
     std::unique_ptr<OpenFile> file;
     std::uint64_t next_offset = 0;
     std::uint64_t first_offset = 0;
-    Sha256 hash;
+    TransferHash hash;
     Clock::time_point started = Clock::now();
 };
 
@@ -93,7 +93,8 @@ struct Session::Upload {
     std::deque<std::string> queue;
     std::size_t backlog = 0;
     Finish finish = Finish::none;
-    std::string expected_sha256;
+    HashKind hash = HashKind::sha256;
+    std::string expected_digest;
     Clock::time_point started = Clock::now();
 };
 
@@ -295,7 +296,7 @@ void Session::start_hello(std::uint64_t id, const HelloRequest& hello)
     reply.access = std::string(to_string(access_));
     reply.server = std::string("ferryd/") + FERRY_VERSION;
     reply.capabilities = kCapabilities;
-    reply.hashes = {"sha256"};
+    reply.hashes = offered_hash_names();
     reply.max_control_frame = config_.max_control_frame;
     reply.max_data_frame = kMaxDataFrame;
     send_json(encode_reply(id, reply));
@@ -364,7 +365,7 @@ void Session::start_get(std::uint64_t id, const GetRequest& get)
     state_ = State::working;
     auto opened = std::make_shared<std::optional<Result<std::unique_ptr<OpenFile>>>>();
     run_job([this, opened, name = get.name] { *opened = library_.open_for_read(name); },
-            [this, id, opened, offset = get.offset] {
+            [this, id, opened, offset = get.offset, hash = get.hash] {
                 auto& result = opened->value();
                 if (!result) {
                     send_error(id, result.error());
@@ -382,6 +383,7 @@ void Session::start_get(std::uint64_t id, const GetRequest& get)
                 ++counters_.transfers_total;
                 download_ = std::make_unique<Download>();
                 download_->id = id;
+                download_->hash = TransferHash(hash);
                 download_->file = std::move(result.value());
                 download_->next_offset = offset;
                 download_->first_offset = offset;
@@ -462,13 +464,12 @@ void Session::finish_download(std::optional<Error> error)
     const std::uint64_t sent = download_->next_offset - download_->first_offset;
     const auto& info = download_->file->info();
     if (error) {
-        log_transfer(io_.peer(), "get", info.name, sent, download_->started, to_string(error->code), {},
-                     error->message);
+        log_transfer(io_.peer(), "get", info.name, sent, download_->started, to_string(error->code), error->message);
         send_error(download_->id, *error);
     } else {
         const std::string digest = download_->hash.hex_digest();
-        log_transfer(io_.peer(), "get", info.name, sent, download_->started, "ok", digest);
-        send_json(encode_reply(download_->id, Trailer{info.size, digest}));
+        log_transfer(io_.peer(), "get", info.name, sent, download_->started, "ok", {}, download_->hash.kind(), digest);
+        send_json(encode_reply(download_->id, Trailer{info.size, digest, download_->hash.kind()}));
     }
     download_.reset();
     back_to_idle();
@@ -500,12 +501,12 @@ void Session::start_put(std::uint64_t id, const PutRequest& put)
     auto prefix = std::make_shared<std::string>();
     run_job(
         [this, begun, prefix, put] {
-            *begun = PartialUpload::begin(library_, put.name, put.size, put.resume);
+            *begun = PartialUpload::begin(library_, put.name, put.size, put.resume, put.hash);
             if (begun->value() && begun->value().value()->received() > 0) {
                 *prefix = begun->value().value()->received_digest();
             }
         },
-        [this, id, begun, prefix, size = put.size] {
+        [this, id, begun, prefix, size = put.size, hash = put.hash] {
             auto& result = begun->value();
             if (!result) {
                 send_error(id, result.error());
@@ -515,6 +516,7 @@ void Session::start_put(std::uint64_t id, const PutRequest& put)
             ++counters_.transfers_total;
             upload_ = std::make_unique<Upload>();
             upload_->id = id;
+            upload_->hash = hash;
             upload_->partial = std::move(result.value());
             upload_->name = upload_->partial->name();
             upload_->size = size;
@@ -524,6 +526,7 @@ void Session::start_put(std::uint64_t id, const PutRequest& put)
             PutReply reply;
             reply.offset = upload_->first_offset;
             reply.token = upload_->partial->token();
+            reply.hash = hash;
             if (reply.offset > 0) {
                 reply.prefix_sha256 = *prefix;
             }
@@ -546,9 +549,15 @@ void Session::handle_upload_control(const Request& request)
                                      "commit and abort take the id of the put (" + std::to_string(upload_->id) + ")"});
         return;
     }
+    if (commit && std::get<CommitRequest>(request.body).hash != upload_->hash) {
+        send_error(request.id, Error{ErrorCode::bad_request, "this upload is checked with " +
+                                                                 std::string(hash_name(upload_->hash)) +
+                                                                 "; its commit must carry that digest"});
+        return;
+    }
     if (commit) {
         upload_->finish = Upload::Finish::commit;
-        upload_->expected_sha256 = std::get<CommitRequest>(request.body).sha256;
+        upload_->expected_digest = std::get<CommitRequest>(request.body).sha256;
     } else {
         upload_->finish =
             std::get<AbortRequest>(request.body).discard ? Upload::Finish::abort_discard : Upload::Finish::abort_keep;
@@ -567,7 +576,7 @@ void Session::stage_upload_bytes(std::span<const std::uint8_t> bytes)
         upload.finish = Upload::Finish::keep;
         send_error(upload.id, error);
         log_transfer(io_.peer(), "put", upload.name, upload.accepted - upload.first_offset, upload.started,
-                     to_string(error.code), {}, error.message);
+                     to_string(error.code), error.message);
         begin_close();
         return;
     }
@@ -631,7 +640,7 @@ void Session::finish_upload_job()
     auto kept_bytes = std::make_shared<std::uint64_t>(0);
     const auto finish = upload_->finish;
     run_job(
-        [partial, committed, kept_error, kept_bytes, finish, expected = upload_->expected_sha256] {
+        [partial, committed, kept_error, kept_bytes, finish, expected = upload_->expected_digest] {
             auto& upload = **partial;
             switch (finish) {
             case Upload::Finish::commit:
@@ -657,21 +666,23 @@ void Session::finish_upload_job()
             case Upload::Finish::commit: {
                 auto& result = committed->value();
                 if (result) {
-                    log_transfer(io_.peer(), "put", upload.name, bytes, upload.started, "ok", upload.expected_sha256);
-                    send_json(encode_reply(upload.id, CommitReply{result.value(), upload.expected_sha256}));
+                    log_transfer(io_.peer(), "put", upload.name, bytes, upload.started, "ok", {}, upload.hash,
+                                 upload.expected_digest);
+                    send_json(
+                        encode_reply(upload.id, CommitReply{result.value(), upload.expected_digest, upload.hash}));
                 } else {
                     log_transfer(io_.peer(), "put", upload.name, bytes, upload.started, to_string(result.error().code),
-                                 {}, result.error().message);
+                                 result.error().message);
                     send_error(upload.id, result.error());
                 }
                 break;
             }
             case Upload::Finish::abort_discard:
-                log_transfer(io_.peer(), "put", upload.name, bytes, upload.started, "aborted", {}, "discarded");
+                log_transfer(io_.peer(), "put", upload.name, bytes, upload.started, "aborted", "discarded");
                 send_json(encode_reply(upload.id, AbortReply{false, 0}));
                 break;
             case Upload::Finish::abort_keep:
-                log_transfer(io_.peer(), "put", upload.name, bytes, upload.started, "aborted", {},
+                log_transfer(io_.peer(), "put", upload.name, bytes, upload.started, "aborted",
                              std::to_string(*kept_bytes) + " bytes kept for resume");
                 if (*kept_error) {
                     send_error(upload.id, **kept_error);
@@ -680,7 +691,7 @@ void Session::finish_upload_job()
                 }
                 break;
             case Upload::Finish::keep:
-                log_transfer(io_.peer(), "put", upload.name, bytes, upload.started, "interrupted", {},
+                log_transfer(io_.peer(), "put", upload.name, bytes, upload.started, "interrupted",
                              std::to_string(*kept_bytes) + " bytes kept for resume");
                 break;
             case Upload::Finish::none:
@@ -697,7 +708,7 @@ void Session::finish_upload_job()
 void Session::fail_upload(const Error& error)
 {
     log_transfer(io_.peer(), "put", upload_->name, upload_->accepted - upload_->first_offset, upload_->started,
-                 to_string(error.code), {}, error.message);
+                 to_string(error.code), error.message);
     auto partial = std::make_shared<std::unique_ptr<PartialUpload>>(std::move(upload_->partial));
     const std::uint64_t id = upload_->id;
     upload_.reset();

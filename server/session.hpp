@@ -12,12 +12,12 @@
 
 #include "access.hpp"
 #include "config.hpp"
-#include "digest.hpp"
 #include "frame.hpp"
 #include "library.hpp"
 #include "messages.hpp"
 #include "partial_upload.hpp"
 #include "session_io.hpp"
+#include "transfer_hash.hpp"
 
 #include <chrono>
 #include <cstdint>

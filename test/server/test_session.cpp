@@ -722,3 +722,116 @@ TEST_CASE("a read-only server refuses every put")
     CHECK(parse_put_reply(f.io.controls().at(0)).error().code == ErrorCode::forbidden);
     CHECK(f.root.hidden_entries() == 0);
 }
+
+namespace {
+
+std::string xxh3_of(std::string_view bytes)
+{
+    TransferHash hash(HashKind::xxh3_128);
+    hash.update(bytes.data(), bytes.size());
+    return hash.hex_digest();
+}
+
+} // namespace
+
+TEST_CASE("hello offers sha256 and xxh3-128")
+{
+    Fixture f;
+    f.feed(control(Request{0, HelloRequest{}}));
+    const auto replies = f.io.controls();
+    REQUIRE(replies.size() == 1);
+    const auto hello = parse_hello_reply(replies[0]);
+    REQUIRE(hello);
+    CHECK(hello->body.hashes == std::vector<std::string>{"sha256", "xxh3-128"});
+}
+
+TEST_CASE("a get with xxh3-128 ends with the whole file's XXH3, also from an offset")
+{
+    Fixture f;
+    f.config.chunk_size = 1000;
+    f.hello();
+    const std::string content = pattern(4500, 9);
+    f.root.write("data.bin", content);
+    for (const std::uint64_t offset : {std::uint64_t{0}, std::uint64_t{1234}}) {
+        CAPTURE(offset);
+        f.feed(control(Request{5, GetRequest{"data.bin", offset, HashKind::xxh3_128}}));
+        f.io.run_jobs();
+        std::vector<std::string> controls;
+        std::string data;
+        f.io.drain(controls, data);
+        REQUIRE(controls.size() == 2);
+        CHECK(data == content.substr(offset));
+        const auto trailer = parse_trailer(controls[1]);
+        REQUIRE(trailer);
+        CHECK(trailer->body.hash == HashKind::xxh3_128);
+        CHECK(trailer->body.sha256 == xxh3_of(content));
+    }
+}
+
+TEST_CASE("a put with xxh3-128 commits with an XXH3 digest; a SHA-256 one is refused")
+{
+    Fixture f;
+    f.config.chunk_size = 1000;
+    f.hello();
+    const std::string content = pattern(3500, 10);
+    f.feed(control(Request{8, PutRequest{"fast.bin", content.size(), false, HashKind::xxh3_128}}));
+    f.io.run_jobs();
+    auto replies = f.io.controls();
+    REQUIRE(replies.size() == 1);
+    REQUIRE(parse_put_reply(replies[0]));
+    f.feed(data_frame(content));
+    f.io.run_jobs();
+
+    f.feed(control(Request{8, CommitRequest{sha256_of(content)}}));
+    f.io.run_jobs();
+    replies = f.io.controls();
+    REQUIRE(replies.size() == 1);
+    CHECK(parse_commit_reply(replies[0]).error().code == ErrorCode::bad_request);
+    CHECK(f.session.state() == Session::State::receiving_file);
+    CHECK_FALSE(f.root.exists("fast.bin"));
+
+    f.feed(control(Request{8, CommitRequest{xxh3_of(content), HashKind::xxh3_128}}));
+    f.io.run_jobs();
+    replies = f.io.controls();
+    REQUIRE(replies.size() == 1);
+    const auto committed = parse_commit_reply(replies[0]);
+    REQUIRE(committed);
+    CHECK(committed->body.hash == HashKind::xxh3_128);
+    CHECK(committed->body.sha256 == xxh3_of(content));
+    CHECK(f.root.read("fast.bin") == content);
+}
+
+TEST_CASE("resuming an upload with another hash hashes the kept bytes again")
+{
+    const std::string content = pattern(5000, 11);
+    TempRoot served;
+    {
+        Fixture first(served.path());
+        first.hello();
+        first.feed(control(Request{1, PutRequest{"r.bin", content.size(), false}}));
+        first.io.run_jobs();
+        first.feed(data_frame(content.substr(0, 3000)));
+        first.session.on_peer_closed();
+        first.io.run_jobs();
+    }
+    Fixture second(served.path());
+    second.hello();
+    second.feed(control(Request{2, PutRequest{"r.bin", content.size(), true, HashKind::xxh3_128}}));
+    second.io.run_jobs();
+    auto replies = second.io.controls();
+    REQUIRE(replies.size() == 1);
+    const auto resumed = parse_put_reply(replies[0]);
+    REQUIRE(resumed);
+    CHECK(resumed->body.offset == 3000);
+    CHECK(resumed->body.hash == HashKind::xxh3_128);
+    REQUIRE(resumed->body.prefix_sha256);
+    CHECK(*resumed->body.prefix_sha256 == xxh3_of(content.substr(0, 3000)));
+
+    second.feed(data_frame(content.substr(3000)));
+    second.feed(control(Request{2, CommitRequest{xxh3_of(content), HashKind::xxh3_128}}));
+    second.io.run_jobs();
+    replies = second.io.controls();
+    REQUIRE(replies.size() == 1);
+    REQUIRE(parse_commit_reply(replies[0]));
+    CHECK(served.read("r.bin") == content);
+}
