@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Issue 5's benchmark in one command: ferry beside vsftpd, nginx, pyftpdlib,
+# the fork-per-client seed server and iperf3, in one run, on 127.0.0.1.
+#
+#   1. builds a release ferryd and ferry in build-bench (its own build folder);
+#   2. runs the reference servers through ../shared/bench-anchors/run.sh
+#      (called, not copied; it installs its Debian packages and makes the test
+#      files in /tmp/anchors/root/srv: big.bin 1 GiB, m4.bin 4 MiB, 98 small);
+#   3. starts ferryd on a free port serving the same folder and runs the same
+#      workloads on it (bench/ferry_bench.py): A 1 GiB get, B 1 GiB put,
+#      C 200 and 2,000 clients at once x 4 MiB, D list req/s from 8 clients,
+#      E 10,000 (and 2,000) idle sessions, F a 4 GiB get to a stalled reader;
+#   4. prints one markdown report (medians (min-max), ratios, the issue's
+#      targets met or missed) and keeps it with the raw JSON lines in
+#      bench/results/compare-<date>/ (git-ignored).
+#
+# Env: REPS (3) repetitions; DUR (10) seconds per D run; NCLIS (200,2000);
+#      NIDLES (10000,2000) idle sessions for ferry; NIDLE_ANCHORS (2000);
+#      STALL (20) seconds the F reader stalls; F_GIB (4);
+#      ONLY (A,B,C,D,E,F,S) ferry workloads; ANCHOR_ONLY (A,B,C,D,E,I);
+#      SKIP_ANCHORS=1 ferry only (quick iterations); ANCHORS (path of
+#      bench-anchors, default ../shared/bench-anchors beside the repo);
+#      BUILD (build-bench); SKIP_BUILD=1 use what is built there;
+#      FAST_HASH_ARGS (client flags of the fast integrity option; default
+#      "--hash xxh3-128" when the client has --hash).
+# Needs root (the anchors install packages and run vsftpd), bash 5,
+# python3 (standard library), meson and ninja. About 12 minutes on 2 cores.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+ANCHORS=${ANCHORS:-$REPO/../shared/bench-anchors}
+BUILD=${BUILD:-build-bench}
+case "$BUILD" in /*) BUILD_DIR=$BUILD ;; *) BUILD_DIR=$REPO/$BUILD ;; esac
+export REPS=${REPS:-3} DUR=${DUR:-10}
+export NCLIS=${NCLIS:-200,2000} NIDLES=${NIDLES:-10000,2000} STALL=${STALL:-20} F_GIB=${F_GIB:-4}
+NIDLE_ANCHORS=${NIDLE_ANCHORS:-2000}
+ANCHOR_ONLY=${ANCHOR_ONLY:-A,B,C,D,E,I}
+export ONLY=${ONLY:-A,B,C,D,E,F,S}
+SRV=/tmp/anchors/root/srv          # fixed by the anchors' configs
+PY=/usr/bin/python3                # the interpreter the anchors use too
+
+die() { echo "compare.sh: $*" >&2; exit 1; }
+log() { echo "[$(date +%T)] $*" >&2; }
+
+[[ $REPS =~ ^[1-9][0-9]*$ ]] || die "REPS must be a positive integer (got '$REPS')"
+[[ $(id -u) -eq 0 ]] || die "run as root: the anchors install packages and start vsftpd"
+[[ -x $PY ]] || die "$PY is needed"
+[[ -n ${SKIP_ANCHORS:-} || -x $ANCHORS/run.sh ]] || die "no anchors at $ANCHORS (set ANCHORS=...)"
+# E holds 10,000 client sockets in one process and as many in ferryd.
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+max_idle=$(tr ',' '\n' <<<"$NIDLES" | sort -n | tail -n 1)
+(( $(ulimit -n) > ${max_idle:-0} + 100 )) || die "ulimit -n is $(ulimit -n): too low for $max_idle idle sessions"
+avail_tmp=$(df -Pk /tmp | awk 'NR == 2 { print int($4 / 1048576) }')
+(( avail_tmp >= 4 )) || die "/tmp has ${avail_tmp} GiB free; needs 4 (test files, one upload)"
+
+STAMP=$(date +%Y%m%d-%H%M%S)
+RES=$REPO/bench/results/compare-$STAMP
+RUN=$(mktemp -d /tmp/ferry-compare.XXXXXX)
+mkdir -p "$RES"
+
+# Every child runs in its own session (setsid), so cleanup can stop it and
+# everything it started by its process-group id, and nothing else.
+CHILD=
+cleanup() {
+    local rc=$?
+    trap - INT TERM EXIT
+    if [[ -n $CHILD ]] && kill -0 "$CHILD" 2>/dev/null; then
+        log "stopping process group $CHILD"
+        kill -TERM -- "-$CHILD" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$CHILD" 2>/dev/null || break; sleep 0.2; done
+        kill -KILL -- "-$CHILD" 2>/dev/null || true
+        wait "$CHILD" 2>/dev/null || true
+    fi
+    rm -rf "$RUN"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# run_group LOG TIMEOUT CMD...: runs CMD in a new session, output to LOG and stderr.
+run_group() {
+    local logf=$1 limit=$2
+    shift 2
+    setsid timeout -k 10 "$limit" "$@" > >(tee -a "$logf" >&2) 2>&1 &
+    CHILD=$!
+    local rc=0
+    wait "$CHILD" || rc=$?
+    CHILD=
+    return "$rc"
+}
+
+T0=$SECONDS
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- 1. build ------------------------------------------------------------------
+FERRYD=$BUILD_DIR/server/ferryd FERRY=$BUILD_DIR/client/ferry
+if [[ -z ${SKIP_BUILD:-} ]]; then
+    log "building a release ferry in $BUILD_DIR"
+    if [[ ! -f $BUILD_DIR/build.ninja ]]; then
+        # werror off: GCC 12 at -O3 reports a false -Wrestrict in
+        # server/address.cpp (std::string operator+), which fails the release build.
+        meson setup "$BUILD_DIR" "$REPO" --buildtype=release -Dwerror=false >"$RES/build.log" 2>&1 ||
+            { tail -n 30 "$RES/build.log" >&2; die "meson setup failed"; }
+    fi
+    nice ninja -C "$BUILD_DIR" server/ferryd client/ferry >>"$RES/build.log" 2>&1 ||
+        { grep -E 'error|FAILED' "$RES/build.log" | head -n 20 >&2; die "build failed (see $RES/build.log)"; }
+fi
+[[ -x $FERRYD && -x $FERRY ]] || die "no ferryd/ferry in $BUILD_DIR"
+export FERRYD FERRY
+
+# ---- 2. the references ---------------------------------------------------------
+if [[ -z ${SKIP_ANCHORS:-} ]]; then
+    log "anchors: REPS=$REPS DUR=$DUR NCLI=200 NIDLE=$NIDLE_ANCHORS ONLY=$ANCHOR_ONLY"
+    REPS=$REPS DUR=$DUR NCLI=200 NIDLE=$NIDLE_ANCHORS ONLY=$ANCHOR_ONLY \
+        run_group "$RES/anchors.log" 1500 bash "$ANCHORS/run.sh" || die "the anchors failed (see $RES/anchors.log)"
+    cp /tmp/anchors/out/results.jsonl "$RES/anchors.jsonl"
+    cp /tmp/anchors/out/versions.txt "$RES/versions.txt" 2>/dev/null || true
+else
+    log "SKIP_ANCHORS: ferry only"
+    [[ -f $SRV/m4.bin && -f $SRV/big.bin ]] || die "no test files in $SRV: run once without SKIP_ANCHORS"
+    : >"$RES/anchors.jsonl"
+fi
+n=$(find "$SRV" -maxdepth 1 -type f ! -name '.*' | wc -l)
+[[ $n == 100 ]] || die "$SRV holds $n visible files, expected 100"
+
+# ---- 3. ferry --------------------------------------------------------------------
+log "ferry: REPS=$REPS ONLY=$ONLY NCLIS=$NCLIS NIDLES=$NIDLES STALL=$STALL F_GIB=$F_GIB"
+SRV=$SRV OUT=$RES/ferry.jsonl RUN=$RUN \
+    run_group "$RES/ferry.log" 1500 "$PY" "$REPO/bench/ferry_bench.py" || die "ferry workloads failed (see $RES/ferry.log)"
+
+# ---- 4. report ---------------------------------------------------------------------
+commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=$(git -C "$REPO" status --porcelain --untracked-files=no -- server client protocol meson.build 2>/dev/null | head -c1)
+cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "?"; }
+{
+    echo "## ferry vs the references, $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo
+    echo "- machine: $(nproc) cores (${cpu_model:-?}), $(free -g | awk '/Mem:/ { print $2 }') GiB RAM, Linux $(uname -r), Debian $(cat /etc/debian_version)"
+    echo "- ferry $commit${dirty:+ (uncommitted changes in server/client/protocol)}, release build ($BUILD), $(c++ --version | head -n 1); libuv $(pkgver libuv1), OpenSSL $(openssl version | cut -d' ' -f2)"
+    echo "- references: vsftpd $(pkgver vsftpd), nginx $(pkgver nginx), pyftpdlib $(pkgver python3-pyftpdlib), iperf3 $(pkgver iperf3), curl $(pkgver curl), Python $($PY --version 2>&1 | cut -d' ' -f2)"
+    echo "- REPS=$REPS, DUR=${DUR}s, C clients $NCLIS (references: 200), E sessions $NIDLES (references: $NIDLE_ANCHORS), F ${F_GIB} GiB stalled ${STALL}s"
+    echo "- load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg); whole run $((SECONDS - T0)) s"
+    echo
+    "$PY" "$REPO/bench/compare_report.py" "$RES/anchors.jsonl" "$RES/ferry.jsonl"
+} >"$RES/table.md"
+cat "$RES/table.md"
+log "raw results and the table: $RES"
