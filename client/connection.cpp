@@ -116,16 +116,16 @@ Error unexpected_message(std::string_view json_text)
     return protocol_error("unexpected message " + shown);
 }
 
-Connection::Connection(Endpoint endpoint, Timeouts timeouts, int fd)
-    : endpoint_(std::move(endpoint)), timeouts_(timeouts), fd_(fd), decoder_(kMaxIncomingControlFrame),
-      buffer_(kReceiveBuffer)
+Connection::Connection(Endpoint endpoint, ConnectOptions options, Transport transport)
+    : endpoint_(std::move(endpoint)), options_(std::move(options)), transport_(std::move(transport)),
+      decoder_(kMaxIncomingControlFrame), buffer_(kReceiveBuffer)
 {
 }
 
 Connection::Connection(Connection&& other) noexcept
-    : endpoint_(std::move(other.endpoint_)), timeouts_(other.timeouts_), fd_(std::exchange(other.fd_, -1)),
-      hello_(std::move(other.hello_)), next_id_(other.next_id_), decoder_(std::move(other.decoder_)),
-      buffer_(std::move(other.buffer_)), begin_(other.begin_), end_(other.end_)
+    : endpoint_(std::move(other.endpoint_)), options_(std::move(other.options_)),
+      transport_(std::move(other.transport_)), hello_(std::move(other.hello_)), next_id_(other.next_id_),
+      decoder_(std::move(other.decoder_)), buffer_(std::move(other.buffer_)), begin_(other.begin_), end_(other.end_)
 {
 }
 
@@ -134,8 +134,8 @@ Connection& Connection::operator=(Connection&& other) noexcept
     if (this != &other) {
         close();
         endpoint_ = std::move(other.endpoint_);
-        timeouts_ = other.timeouts_;
-        fd_ = std::exchange(other.fd_, -1);
+        options_ = std::move(other.options_);
+        transport_ = std::move(other.transport_);
         hello_ = std::move(other.hello_);
         next_id_ = other.next_id_;
         decoder_ = std::move(other.decoder_);
@@ -153,15 +153,20 @@ Connection::~Connection()
 
 void Connection::close()
 {
-    if (fd_ >= 0) {
-        ::close(fd_);
-        fd_ = -1;
-    }
+    transport_.close();
     begin_ = end_ = 0;
 }
 
 Result<Connection> Connection::open(const Endpoint& endpoint, Timeouts timeouts)
 {
+    ConnectOptions options;
+    options.timeouts = timeouts;
+    return open(endpoint, options);
+}
+
+Result<Connection> Connection::open(const Endpoint& endpoint, const ConnectOptions& options)
+{
+    const Timeouts& timeouts = options.timeouts;
     const std::string address = endpoint.to_string();
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
@@ -198,7 +203,15 @@ Result<Connection> Connection::open(const Endpoint& endpoint, Timeouts timeouts)
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
-    Connection connection(endpoint, timeouts, fd);
+    Transport transport(fd);
+    if (options.tls) {
+        auto tls = TlsSession::connect(fd, endpoint.host, address, *options.tls, deadline);
+        if (!tls) {
+            return tls.error();
+        }
+        transport.adopt_tls(std::move(tls.value()));
+    }
+    Connection connection(endpoint, options, std::move(transport));
     auto hello = connection.say_hello();
     if (!hello) {
         connection.close();
@@ -214,6 +227,7 @@ Result<HelloReply> Connection::say_hello()
     HelloRequest hello;
     hello.version = kProtocolVersion;
     hello.client = std::string("ferry/") + FERRY_VERSION;
+    hello.token = options_.token;
     auto sent = send_request(Request{id, hello});
     if (!sent) {
         return sent.error();
@@ -236,7 +250,7 @@ Result<HelloReply> Connection::say_hello()
 Status Connection::reconnect()
 {
     close();
-    auto fresh = open(endpoint_, timeouts_);
+    auto fresh = open(endpoint_, options_);
     if (!fresh) {
         return fresh.error();
     }
@@ -259,9 +273,12 @@ Result<short> Connection::wait_for(short events, Clock::time_point deadline)
         }
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
         if (left.count() <= 0) {
-            return lost("no progress for " + seconds_text(timeouts_.io));
+            return lost("no progress for " + seconds_text(options_.timeouts.io));
         }
-        pollfd pfd{fd_, events, 0};
+        if ((events & POLLIN) != 0 && transport_.has_pending()) {
+            return static_cast<short>(POLLIN);
+        }
+        pollfd pfd{transport_.fd(), events, 0};
         const int ready = ::poll(&pfd, 1, static_cast<int>(std::min(left, kWakeInterval).count()));
         if (ready > 0) {
             return pfd.revents; // readable, writable, or an error the next call reports
@@ -296,65 +313,67 @@ Status Connection::send_raw(std::span<const std::uint8_t> bytes)
 
 Status Connection::send_vectors(std::span<const std::uint8_t> head, std::span<const std::uint8_t> body)
 {
-    if (fd_ < 0) {
+    if (!transport_.is_open()) {
         return Error{ErrorCode::connection_lost, "not connected to " + endpoint_.to_string()};
     }
-    auto deadline = Clock::now() + timeouts_.io;
+    auto deadline = Clock::now() + options_.timeouts.io;
     while (!head.empty() || !body.empty()) {
-        std::array<iovec, 2> vectors{};
-        int count = 0;
-        if (!head.empty()) {
-            vectors[count++] = iovec{const_cast<std::uint8_t*>(head.data()), head.size()};
+        const IoResult wrote = transport_.write(head, body);
+        switch (wrote.kind) {
+        case IoResult::Kind::progress: {
+            std::size_t left = wrote.bytes;
+            const std::size_t from_head = std::min(left, head.size());
+            head = head.subspan(from_head);
+            left -= from_head;
+            body = body.subspan(left);
+            deadline = Clock::now() + options_.timeouts.io; // progress
+            break;
         }
-        if (!body.empty()) {
-            vectors[count++] = iovec{const_cast<std::uint8_t*>(body.data()), body.size()};
-        }
-        msghdr message{};
-        message.msg_iov = vectors.data();
-        message.msg_iovlen = static_cast<std::size_t>(count);
-        const ssize_t sent = ::sendmsg(fd_, &message, MSG_NOSIGNAL);
-        if (sent < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-                // Nothing is expected from the server while we send; if it
-                // speaks (an error in the middle of an upload) it has stopped
-                // reading, and waiting for room to write would be in vain.
-                auto ready = wait_for(POLLOUT | POLLIN, deadline);
-                if (!ready) {
-                    return ready.error();
-                }
-                if ((ready.value() & POLLOUT) == 0 && (ready.value() & POLLIN) != 0) {
-                    auto pending = poll_control();
-                    if (!pending) {
-                        return pending.error();
-                    }
-                    if (pending.value()) {
-                        const Error error = unexpected_message(*pending.value());
-                        close();
-                        return error;
-                    }
-                }
-                continue;
+        case IoResult::Kind::would_block:
+            if (auto waited = wait_to_send(wrote.events, deadline); !waited) {
+                return waited;
             }
-            return lost_while_sending(errno);
+            break;
+        case IoResult::Kind::eof:
+            return lost_while_sending("the server closed the connection");
+        case IoResult::Kind::failed:
+            return lost_while_sending(wrote.why);
         }
-        auto left = static_cast<std::size_t>(sent);
-        const std::size_t from_head = std::min(left, head.size());
-        head = head.subspan(from_head);
-        left -= from_head;
-        body = body.subspan(left);
-        deadline = Clock::now() + timeouts_.io; // progress
+    }
+    return success();
+}
+
+Status Connection::wait_to_send(short events, Clock::time_point deadline)
+{
+    // Nothing is expected from the server while we send; if it speaks (an
+    // error in the middle of an upload) it has stopped reading, and waiting
+    // for room to write would be in vain.
+    auto ready = wait_for(static_cast<short>(events | POLLIN), deadline);
+    if (!ready) {
+        return ready.error();
+    }
+    if ((ready.value() & POLLOUT) != 0 || (ready.value() & POLLIN) == 0 || (events & POLLIN) != 0) {
+        return success(); // room to write, an error the write reports, or TLS wanted to read
+    }
+    auto pending = poll_control();
+    if (!pending) {
+        return pending.error();
+    }
+    if (pending.value()) {
+        const Error error = unexpected_message(*pending.value());
+        close();
+        return error;
     }
     return success();
 }
 
 // The server refused something and hung up (EPIPE, ECONNRESET): it normally
 // said why first, in an error frame that is still waiting to be read.
-Error Connection::lost_while_sending(int err)
+Error Connection::lost_while_sending(const std::string& why)
 {
-    const Error plain{ErrorCode::connection_lost,
-                      "connection to " + endpoint_.to_string() + " lost: " + std::strerror(err)};
-    const auto saved_io = timeouts_.io;
-    timeouts_.io = std::chrono::milliseconds(1000);
+    const Error plain{ErrorCode::connection_lost, "connection to " + endpoint_.to_string() + " lost: " + why};
+    const auto saved_io = options_.timeouts.io;
+    options_.timeouts.io = std::chrono::milliseconds(1000);
     for (;;) {
         auto incoming = receive();
         if (!incoming) {
@@ -362,42 +381,41 @@ Error Connection::lost_while_sending(int err)
         }
         if (incoming->kind == Incoming::Kind::control) {
             const Error error = unexpected_message(incoming->text);
-            timeouts_.io = saved_io;
+            options_.timeouts.io = saved_io;
             close();
             return error;
         }
     }
-    timeouts_.io = saved_io;
+    options_.timeouts.io = saved_io;
     close();
     return plain;
 }
 
 Status Connection::fill()
 {
-    const auto deadline = Clock::now() + timeouts_.io;
+    const auto deadline = Clock::now() + options_.timeouts.io;
     for (;;) {
-        if (fd_ < 0) {
+        if (!transport_.is_open()) {
             return Error{ErrorCode::connection_lost, "not connected to " + endpoint_.to_string()};
         }
-        const ssize_t got = ::recv(fd_, buffer_.data() + end_, buffer_.size() - end_, 0);
-        if (got > 0) {
-            end_ += static_cast<std::size_t>(got);
+        const IoResult got = transport_.read(std::span(buffer_.data() + end_, buffer_.size() - end_));
+        switch (got.kind) {
+        case IoResult::Kind::progress:
+            end_ += got.bytes;
             return success();
-        }
-        if (got == 0) {
+        case IoResult::Kind::eof:
             return lost("the server closed the connection");
+        case IoResult::Kind::failed:
+            return lost(got.why);
+        case IoResult::Kind::would_block:
+            break;
         }
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-            auto ready = wait_for(POLLIN, deadline);
-            if (!ready) {
-                return ready.error();
-            }
-            continue;
+        auto ready = wait_for(got.events, deadline);
+        if (!ready) {
+            return ready.error();
         }
-        return lost(std::strerror(errno));
     }
 }
-
 Result<Incoming> Connection::receive()
 {
     for (;;) {
@@ -448,7 +466,7 @@ Result<std::string> Connection::receive_control()
 Result<std::optional<std::string>> Connection::poll_control()
 {
     for (;;) {
-        if (fd_ < 0) {
+        if (!transport_.is_open()) {
             return Error{ErrorCode::connection_lost, "not connected to " + endpoint_.to_string()};
         }
         if (begin_ < end_) {
@@ -466,33 +484,39 @@ Result<std::optional<std::string>> Connection::poll_control()
             case DecodeEvent::Kind::need_more:
                 break;
             }
-            begin_ = end_ = 0;
         }
-        const ssize_t got = ::recv(fd_, buffer_.data() + end_, buffer_.size() - end_, MSG_DONTWAIT);
-        if (got > 0) {
-            end_ += static_cast<std::size_t>(got);
+        begin_ = end_ = 0; // everything buffered was decoded
+        const IoResult got = transport_.read(std::span(buffer_.data() + end_, buffer_.size() - end_));
+        switch (got.kind) {
+        case IoResult::Kind::progress:
+            end_ += got.bytes;
             continue;
-        }
-        if (got == 0) {
+        case IoResult::Kind::eof:
             return lost("the server closed the connection");
-        }
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+        case IoResult::Kind::failed:
+            return lost(got.why);
+        case IoResult::Kind::would_block:
             return std::optional<std::string>();
         }
-        return lost(std::strerror(errno));
     }
 }
 
 bool Connection::has_unsolicited_input()
 {
-    if (fd_ < 0) {
+    if (!transport_.is_open()) {
         return true;
     }
     if (begin_ < end_ || decoder_.mid_frame()) {
         return true;
     }
-    pollfd pfd{fd_, POLLIN, 0};
-    return ::poll(&pfd, 1, 0) != 0;
+    begin_ = end_ = 0;
+    // A read, not a poll: under TLS the socket also carries records that
+    // are no message at all (session tickets), which only OpenSSL can tell.
+    const IoResult got = transport_.read(std::span(buffer_.data() + end_, buffer_.size() - end_));
+    if (got.kind == IoResult::Kind::progress) {
+        end_ += got.bytes;
+    }
+    return got.kind != IoResult::Kind::would_block;
 }
 
 } // namespace ferry::client

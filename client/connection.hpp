@@ -13,6 +13,8 @@
 #include "frame.hpp"
 #include "messages.hpp"
 #include "status.hpp"
+#include "tls.hpp"
+#include "transport.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -32,6 +34,13 @@ struct Timeouts {
     std::chrono::milliseconds io{120'000};
 };
 
+// Everything that says how to reach and talk to the server, beyond its address.
+struct ConnectOptions {
+    Timeouts timeouts;
+    std::string token;              // sent in hello when not empty (PROTOCOL.md 4.1)
+    std::optional<TlsSettings> tls; // nullopt: plaintext
+};
+
 // One thing the server sent: a whole control frame, or a piece of a data
 // frame. `bytes` points into the connection's buffer and is valid until the
 // next receive() or poll_control().
@@ -45,8 +54,10 @@ struct Incoming {
 
 class Connection {
 public:
-    // Connects, says hello and checks the server speaks our version.
-    static Result<Connection> open(const Endpoint& endpoint, Timeouts timeouts = {});
+    // Connects (with TLS when asked), says hello and checks the server
+    // speaks our version. A refused token is the server's unauthorized error.
+    static Result<Connection> open(const Endpoint& endpoint, const ConnectOptions& options = {});
+    static Result<Connection> open(const Endpoint& endpoint, Timeouts timeouts);
 
     Connection(Connection&& other) noexcept;
     Connection& operator=(Connection&& other) noexcept;
@@ -56,7 +67,7 @@ public:
 
     const Endpoint& endpoint() const { return endpoint_; }
     const HelloReply& server_hello() const { return hello_; }
-    bool is_open() const { return fd_ >= 0; }
+    bool is_open() const { return transport_.is_open(); }
     void close();
     // Drops the socket (whatever was in flight) and opens a fresh one.
     Status reconnect();
@@ -83,7 +94,7 @@ public:
     bool has_unsolicited_input();
 
 private:
-    Connection(Endpoint endpoint, Timeouts timeouts, int fd);
+    Connection(Endpoint endpoint, ConnectOptions options, Transport transport);
 
     using Clock = std::chrono::steady_clock;
     // Polls for `events` until one is ready (returns revents) or the deadline.
@@ -92,12 +103,15 @@ private:
     // Reads more bytes into the buffer, waiting up to the io timeout.
     Status fill();
     Error lost(const std::string& what);
-    Error lost_while_sending(int err);
+    Error lost_while_sending(const std::string& why);
+    // Waits for `events` (from a would_block), or for the server to speak
+    // first while we send: then its message (an error) ends the send.
+    Status wait_to_send(short events, Clock::time_point deadline);
     Result<HelloReply> say_hello();
 
     Endpoint endpoint_;
-    Timeouts timeouts_;
-    int fd_ = -1;
+    ConnectOptions options_;
+    Transport transport_;
     HelloReply hello_;
     std::uint64_t next_id_ = 0;
     FrameDecoder decoder_;

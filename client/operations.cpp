@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <thread>
@@ -54,13 +55,6 @@ std::string bytes_text(std::uint64_t n)
 }
 
 // ---- get --------------------------------------------------------------------------------
-
-// A partial download found on disk whose sidecar is readable and whose
-// part file holds at least the bytes the sidecar vouches for.
-struct Resumable {
-    DownloadState state;
-    Sha256 hash;
-};
 
 std::optional<Resumable> load_resumable(const std::string& name, const std::string& part, const std::string& state_file)
 {
@@ -294,6 +288,81 @@ Result<GetResult> receive_file(Connection& connection, const GetOptions& options
     }
 }
 
+Status write_to_stdout(std::span<const std::uint8_t> bytes)
+{
+    while (!bytes.empty()) {
+        const ssize_t wrote = ::write(STDOUT_FILENO, bytes.data(), bytes.size());
+        if (wrote < 0 && errno == EINTR && !interrupted()) {
+            continue;
+        }
+        if (wrote <= 0) {
+            return local_error("cannot write to standard output", wrote < 0 ? errno : EIO);
+        }
+        bytes = bytes.subspan(static_cast<std::size_t>(wrote));
+    }
+    return success();
+}
+
+// Like receive_file, to standard output: nothing to resume, so any failure
+// just ends the transfer (the bytes already written cannot be taken back).
+Result<GetResult> receive_to_stdout(Connection& connection, const GetOptions& options, std::uint64_t id,
+                                    const FileInfo& remote)
+{
+    Sha256 hash;
+    std::uint64_t held = 0;
+    const std::uint64_t total = remote.size;
+    if (options.progress) {
+        options.progress(0, total);
+    }
+    for (;;) {
+        auto incoming = connection.receive();
+        if (!incoming) {
+            return incoming.error();
+        }
+        if (incoming->kind == Incoming::Kind::data) {
+            const auto bytes = incoming->bytes;
+            if (bytes.size() > total - held) {
+                connection.close();
+                return protocol_error("more than the " + bytes_text(total) + " of \"" + options.name + "\"");
+            }
+            if (auto wrote = write_to_stdout(bytes); !wrote) {
+                connection.close();
+                return wrote.error();
+            }
+            hash.update(bytes.data(), bytes.size());
+            held += bytes.size();
+            if (options.progress) {
+                options.progress(held, total);
+            }
+            if (interrupted()) {
+                connection.close();
+                return Error{ErrorCode::aborted,
+                             "interrupted after " + std::to_string(held) + " of " + bytes_text(total)};
+            }
+            continue;
+        }
+        auto trailer = parse_trailer(incoming->text);
+        if (!trailer) {
+            return settle(connection, trailer.error());
+        }
+        if (trailer->id != id) {
+            return wrong_id(connection, trailer->id, id);
+        }
+        if (trailer->body.size != total || held != total) {
+            connection.close();
+            return protocol_error("the transfer of \"" + options.name + "\" ended after " + bytes_text(held) + " of " +
+                                  std::to_string(total));
+        }
+        const std::string digest = hash.hex_digest();
+        if (digest != trailer->body.sha256) {
+            return Error{ErrorCode::hash_mismatch, "the bytes written to standard output hash to " + digest +
+                                                       ", but \"" + options.name + "\" hashes to " +
+                                                       trailer->body.sha256 + ": do not trust them"};
+        }
+        return GetResult{remote, "-", digest, 0};
+    }
+}
+
 // ---- put --------------------------------------------------------------------------------
 
 // Hashes the first `length` bytes of the local file; false if it is shorter.
@@ -319,10 +388,9 @@ Result<bool> hash_prefix(const LocalFile& file, std::uint64_t length, Sha256& ha
     return true;
 }
 
-Result<PutReply> request_put(Connection& connection, std::uint64_t id, const PutOptions& options, std::uint64_t size,
-                             bool resume)
+Result<PutReply> read_put_reply(Connection& connection, std::uint64_t id, std::uint64_t size, bool resume)
 {
-    auto text = ask(connection, Request{id, PutRequest{options.name, size, resume}});
+    auto text = connection.receive_control();
     if (!text) {
         return text.error();
     }
@@ -339,6 +407,15 @@ Result<PutReply> request_put(Connection& connection, std::uint64_t id, const Put
                               bytes_text(size));
     }
     return std::move(reply->body);
+}
+
+Result<PutReply> request_put(Connection& connection, std::uint64_t id, const PutOptions& options, std::uint64_t size,
+                             bool resume)
+{
+    if (auto sent = connection.send_request(Request{id, PutRequest{options.name, size, resume}}); !sent) {
+        return sent.error();
+    }
+    return read_put_reply(connection, id, size, resume);
 }
 
 Error interrupted_upload(std::uint64_t sent, std::uint64_t size)
@@ -401,73 +478,145 @@ Result<FileInfo> stat_file(Connection& connection, const std::string& name)
     return std::move(reply->body.file);
 }
 
-Result<GetResult> get_file(Connection& connection, const GetOptions& options)
+Result<StatsReply> server_stats(Connection& connection)
+{
+    const std::uint64_t id = connection.next_id();
+    auto text = ask(connection, Request{id, StatsRequest{}});
+    if (!text) {
+        return text.error();
+    }
+    auto reply = parse_stats_reply(text.value());
+    if (!reply) {
+        return settle(connection, reply.error());
+    }
+    if (reply->id != id) {
+        return wrong_id(connection, reply->id, id);
+    }
+    return std::move(reply->body);
+}
+
+Result<PendingGet> prepare_get(const GetOptions& options)
 {
     // The name becomes a local path too (./NAME): never let it climb out.
     if (auto bad = check_file_name(options.name)) {
         return *bad;
     }
-    std::optional<Resumable> resumable;
-    if (options.resume) {
-        resumable = load_resumable(options.name, part_path(options.dest), state_path(options.dest));
+    PendingGet pending;
+    pending.options = options;
+    if (options.resume && !options.to_stdout) {
+        pending.resumable = load_resumable(options.name, part_path(options.dest), state_path(options.dest));
+    }
+    pending.offset = pending.resumable ? pending.resumable->state.bytes_held : 0;
+    return pending;
+}
+
+Status send_get(Connection& connection, PendingGet& pending)
+{
+    pending.id = connection.next_id();
+    pending.restart = false;
+    return connection.send_request(Request{pending.id, GetRequest{pending.options.name, pending.offset}});
+}
+
+Result<GetResult> finish_get(Connection& connection, PendingGet& pending)
+{
+    const std::uint64_t id = pending.id;
+    const std::uint64_t offset = pending.offset;
+    auto text = connection.receive_control();
+    if (!text) {
+        return text.error();
+    }
+    auto reply = parse_get_reply(text.value());
+    if (!reply) {
+        if (pending.resumable && reply.error().code == ErrorCode::bad_offset) {
+            // The file shrank: what we hold is of another file.
+            pending.resumable.reset();
+            pending.offset = 0;
+            pending.restart = true;
+        }
+        return settle(connection, reply.error());
+    }
+    if (reply->id != id) {
+        return wrong_id(connection, reply->id, id);
+    }
+    const FileInfo& remote = reply->body.file;
+    if (pending.resumable && (remote.size != pending.resumable->state.remote_size ||
+                              remote.mtime != pending.resumable->state.remote_mtime || reply->body.offset != offset)) {
+        // The file changed since the partial download, whose bytes are then
+        // worth nothing. The server is already sending from `offset`: a
+        // fresh connection is quicker than reading all of that.
+        pending.resumable.reset();
+        pending.offset = 0;
+        pending.restart = true;
+        connection.close();
+        return Error{ErrorCode::aborted, "\"" + pending.options.name + "\" changed since the partial download"};
+    }
+    if (reply->body.offset != offset || offset > remote.size) {
+        connection.close();
+        return protocol_error("get reply offset " + std::to_string(reply->body.offset) + " for offset " +
+                              std::to_string(offset));
+    }
+    if (pending.options.to_stdout) {
+        return receive_to_stdout(connection, pending.options, id, remote);
+    }
+    return receive_file(connection, pending.options, id, remote, offset, std::move(pending.resumable));
+}
+
+Result<GetResult> get_file(Connection& connection, const GetOptions& options)
+{
+    auto pending = prepare_get(options);
+    if (!pending) {
+        return pending.error();
     }
     for (;;) {
-        const std::uint64_t offset = resumable ? resumable->state.bytes_held : 0;
-        const std::uint64_t id = connection.next_id();
-        auto text = ask(connection, Request{id, GetRequest{options.name, offset}});
-        if (!text) {
-            return text.error();
+        if (auto sent = send_get(connection, pending.value()); !sent) {
+            return sent.error();
         }
-        auto reply = parse_get_reply(text.value());
-        if (!reply) {
-            if (resumable && reply.error().code == ErrorCode::bad_offset) {
-                resumable.reset(); // the file shrank: what we hold is of another file
-                continue;
-            }
-            return settle(connection, reply.error());
+        auto result = finish_get(connection, pending.value());
+        if (result || !pending->restart) {
+            return result;
         }
-        if (reply->id != id) {
-            return wrong_id(connection, reply->id, id);
-        }
-        const FileInfo& remote = reply->body.file;
-        if (resumable && (remote.size != resumable->state.remote_size ||
-                          remote.mtime != resumable->state.remote_mtime || reply->body.offset != offset)) {
-            // The file changed since the partial download, whose bytes are then
-            // worth nothing. The server is already sending from `offset`: a
-            // fresh connection is quicker than reading all of that.
-            resumable.reset();
+        if (!connection.is_open()) {
             if (auto again = connection.reconnect(); !again) {
                 return again.error();
             }
-            continue;
         }
-        if (reply->body.offset != offset || offset > remote.size) {
-            connection.close();
-            return protocol_error("get reply offset " + std::to_string(reply->body.offset) + " for offset " +
-                                  std::to_string(offset));
-        }
-        return receive_file(connection, options, id, remote, offset, std::move(resumable));
     }
 }
 
-Result<PutResult> put_file(Connection& connection, const PutOptions& options)
+Result<PendingPut> prepare_put(const PutOptions& options)
 {
     auto opened = LocalFile::open(options.local_path, O_RDONLY);
     if (!opened) {
         return opened.error();
     }
-    const LocalFile& file = opened.value();
     struct stat st {};
-    if (::fstat(file.fd(), &st) != 0) {
+    if (::fstat(opened->fd(), &st) != 0) {
         return local_error("cannot stat \"" + options.local_path + "\"", errno);
     }
     if (!S_ISREG(st.st_mode)) {
         return Error{ErrorCode::local_io, "\"" + options.local_path + "\" is not a regular file"};
     }
-    const auto size = static_cast<std::uint64_t>(st.st_size);
+    PendingPut pending;
+    pending.options = options;
+    pending.file = std::move(opened.value());
+    pending.size = static_cast<std::uint64_t>(st.st_size);
+    return pending;
+}
 
-    const std::uint64_t id = connection.next_id();
-    auto accepted = request_put(connection, id, options, size, options.resume);
+Status send_put(Connection& connection, PendingPut& pending)
+{
+    pending.id = connection.next_id();
+    return connection.send_request(
+        Request{pending.id, PutRequest{pending.options.name, pending.size, pending.options.resume}});
+}
+
+Status send_upload(Connection& connection, PendingPut& pending)
+{
+    const PutOptions& options = pending.options;
+    const LocalFile& file = pending.file;
+    const std::uint64_t size = pending.size;
+    const std::uint64_t id = pending.id;
+    auto accepted = read_put_reply(connection, id, size, options.resume);
     // Right after an upload was cut, the server may still be saving it on the
     // old connection (`busy`): give it a few seconds before giving up.
     const auto busy_deadline = std::chrono::steady_clock::now() + kBusyPatience;
@@ -500,6 +649,7 @@ Result<PutResult> put_file(Connection& connection, const PutOptions& options)
             hash = Sha256{};
         }
     }
+    pending.offset = offset;
 
     std::vector<std::uint8_t> chunk(kPreferredDataChunk);
     std::uint64_t position = offset;
@@ -530,12 +680,12 @@ Result<PutResult> put_file(Connection& connection, const PutOptions& options)
             options.progress(position, size);
         }
         // A server that fails midway says so and closes: stop at once.
-        auto pending = connection.poll_control();
-        if (!pending) {
-            return pending.error();
+        auto early = connection.poll_control();
+        if (!early) {
+            return early.error();
         }
-        if (pending.value()) {
-            Error error = unexpected_message(*pending.value());
+        if (early.value()) {
+            Error error = unexpected_message(*early.value());
             connection.close();
             return error;
         }
@@ -545,8 +695,13 @@ Result<PutResult> put_file(Connection& connection, const PutOptions& options)
         }
     }
 
-    const std::string digest = hash.hex_digest();
-    auto text = ask(connection, Request{id, CommitRequest{digest}});
+    pending.sha256 = hash.hex_digest();
+    return connection.send_request(Request{id, CommitRequest{pending.sha256}});
+}
+
+Result<PutResult> finish_put(Connection& connection, PendingPut& pending)
+{
+    auto text = connection.receive_control();
     if (!text) {
         return text.error();
     }
@@ -554,14 +709,30 @@ Result<PutResult> put_file(Connection& connection, const PutOptions& options)
     if (!reply) {
         return settle(connection, reply.error());
     }
-    if (reply->id != id) {
-        return wrong_id(connection, reply->id, id);
+    if (reply->id != pending.id) {
+        return wrong_id(connection, reply->id, pending.id);
     }
-    if (reply->body.sha256 != digest || reply->body.file.size != size) {
+    if (reply->body.sha256 != pending.sha256 || reply->body.file.size != pending.size) {
         return protocol_error("commit reply with " + std::to_string(reply->body.file.size) + " bytes and sha256 " +
-                              reply->body.sha256 + " for " + bytes_text(size) + " hashing to " + digest);
+                              reply->body.sha256 + " for " + bytes_text(pending.size) + " hashing to " +
+                              pending.sha256);
     }
-    return PutResult{std::move(reply->body.file), digest, offset};
+    return PutResult{std::move(reply->body.file), pending.sha256, pending.offset};
+}
+
+Result<PutResult> put_file(Connection& connection, const PutOptions& options)
+{
+    auto pending = prepare_put(options);
+    if (!pending) {
+        return pending.error();
+    }
+    if (auto sent = send_put(connection, pending.value()); !sent) {
+        return sent.error();
+    }
+    if (auto uploaded = send_upload(connection, pending.value()); !uploaded) {
+        return uploaded.error();
+    }
+    return finish_put(connection, pending.value());
 }
 
 } // namespace ferry::client

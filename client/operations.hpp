@@ -9,6 +9,8 @@
 #pragma once
 
 #include "connection.hpp"
+#include "digest.hpp"
+#include "local_files.hpp"
 #include "messages.hpp"
 
 #include <cstdint>
@@ -26,10 +28,14 @@ inline constexpr std::uint64_t kDownloadCheckpointInterval = 64 * 1024 * 1024;
 
 Result<ListReply> list_files(Connection& connection);
 Result<FileInfo> stat_file(Connection& connection, const std::string& name);
+Result<StatsReply> server_stats(Connection& connection);
 
 struct GetOptions {
     std::string name;
     std::string dest; // the final local path (see resolve_download_path)
+    // Write the bytes to standard output instead: no part file, no resume;
+    // the hash is still checked, and a mismatch is still an error.
+    bool to_stdout = false;
     bool resume = false;
     ProgressFn progress;
     std::uint64_t checkpoint_interval = kDownloadCheckpointInterval;
@@ -51,6 +57,33 @@ struct GetResult {
 // it onto dest. Never creates or replaces dest with anything unverified.
 Result<GetResult> get_file(Connection& connection, const GetOptions& options);
 
+// A partial download found on disk whose sidecar is readable and whose
+// part file holds at least the bytes the sidecar vouches for.
+struct Resumable {
+    DownloadState state;
+    Sha256 hash;
+};
+
+// get_file in three steps, so that several gets can share one connection
+// with their requests sent ahead of the replies (PROTOCOL.md 1 and 4.4).
+struct PendingGet {
+    GetOptions options;
+    std::uint64_t id = 0;
+    std::uint64_t offset = 0;
+    std::optional<Resumable> resumable;
+    // Set by finish_get when the partial turned out to belong to an older
+    // version of the file: send the request again (from 0) instead of failing.
+    bool restart = false;
+};
+
+// Checks the name and looks for a partial to resume; sends nothing.
+Result<PendingGet> prepare_get(const GetOptions& options);
+// Sends the get request under a fresh id of this connection.
+Status send_get(Connection& connection, PendingGet& pending);
+// Reads the sent get's reply, data and trailer, and publishes the file.
+// Replies to requests sent after it stay unread.
+Result<GetResult> finish_get(Connection& connection, PendingGet& pending);
+
 struct PutOptions {
     std::string local_path;
     std::string name;
@@ -68,5 +101,26 @@ struct PutResult {
 // SHA-256 of the whole file. With `resume`, continues a kept upload after
 // checking the server's prefix hash against the local file's beginning.
 Result<PutResult> put_file(Connection& connection, const PutOptions& options);
+
+// put_file in steps, so that the next put's request can follow a commit
+// without waiting for its reply (the server's fsync and hash).
+struct PendingPut {
+    PutOptions options;
+    LocalFile file;
+    std::uint64_t size = 0;
+    std::uint64_t id = 0;
+    std::uint64_t offset = 0; // where the data started, once accepted
+    std::string sha256;       // of the whole file, once sent
+};
+
+// Opens the local file; sends nothing.
+Result<PendingPut> prepare_put(const PutOptions& options);
+// Sends the put request under a fresh id of this connection.
+Status send_put(Connection& connection, PendingPut& pending);
+// Reads the put's reply (waiting out `busy` when resuming), checks what a
+// resume builds on, sends the data and the commit. The commit's reply is
+// left unread: other requests may be sent before finish_put reads it.
+Status send_upload(Connection& connection, PendingPut& pending);
+Result<PutResult> finish_put(Connection& connection, PendingPut& pending);
 
 } // namespace ferry::client

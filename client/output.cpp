@@ -149,3 +149,136 @@ void Output::note(const std::string& text) const
 }
 
 } // namespace ferry::client
+
+namespace ferry::client {
+
+namespace {
+
+std::string seconds_text(double seconds)
+{
+    std::array<char, 32> text{};
+    std::snprintf(text.data(), text.size(), "%.2f s", seconds);
+    return text.data();
+}
+
+double rate_of(std::uint64_t bytes, double seconds)
+{
+    return seconds > 0 ? static_cast<double>(bytes) / seconds : 0.0;
+}
+
+std::string duration_text(std::uint64_t seconds)
+{
+    const std::uint64_t days = seconds / 86400;
+    const std::uint64_t hours = seconds % 86400 / 3600;
+    const std::uint64_t minutes = seconds % 3600 / 60;
+    std::string text;
+    if (days > 0) {
+        text += std::to_string(days) + "d ";
+    }
+    if (days > 0 || hours > 0) {
+        text += std::to_string(hours) + "h ";
+    }
+    if (days > 0 || hours > 0 || minutes > 0) {
+        text += std::to_string(minutes) + "m ";
+    }
+    return text + std::to_string(seconds % 60) + "s";
+}
+
+} // namespace
+
+std::size_t TransferSummary::failed() const
+{
+    std::size_t count = 0;
+    for (const auto& file : files) {
+        count += file.error ? 1 : 0;
+    }
+    return count;
+}
+
+std::uint64_t TransferSummary::moved() const
+{
+    std::uint64_t bytes = 0;
+    for (const auto& file : files) {
+        bytes += file.moved;
+    }
+    return bytes;
+}
+
+void Output::summary(const TransferSummary& summary, bool upload) const
+{
+    const std::size_t failed = summary.failed();
+    const std::size_t ok = summary.files.size() - failed;
+    const std::uint64_t moved = summary.moved();
+    const double rate = rate_of(moved, summary.seconds);
+    if (json_) {
+        Json files = Json::array();
+        const char* local_key = upload ? "local" : "path";
+        for (const auto& file : summary.files) {
+            Json entry{{"name", file.name}, {local_key, file.local}};
+            if (file.error) {
+                entry["error"] =
+                    Json{{"code", std::string(to_string(file.error->code))}, {"message", file.error->message}};
+            } else {
+                entry["size"] = file.size;
+                entry["sha256"] = file.sha256;
+                entry["resumed_from"] = file.resumed_from;
+            }
+            files.push_back(std::move(entry));
+        }
+        Json whole{{"files", std::move(files)},  {"ok", ok},
+                   {"failed", failed},           {"bytes", moved},
+                   {"seconds", summary.seconds}, {"bytes_per_second", rate}};
+        if (failed > 0) {
+            // Scripts test for "error" as for any other command; the first
+            // failure's code says what kind of trouble it was.
+            for (const auto& file : summary.files) {
+                if (file.error) {
+                    whole["error"] =
+                        Json{{"code", std::string(to_string(file.error->code))},
+                             {"message", std::to_string(failed) + " of " + std::to_string(summary.files.size()) +
+                                             " files failed; first \"" + file.name + "\": " + file.error->message}};
+                    break;
+                }
+            }
+        }
+        emit_json(dump(whole));
+        return;
+    }
+    std::fprintf(out_, "%zu file%s %s: %zu ok, %zu failed; %s in %s (%s/s)\n", summary.files.size(),
+                 summary.files.size() == 1 ? "" : "s", upload ? "sent" : "received", ok, failed,
+                 human_size(moved).c_str(), seconds_text(summary.seconds).c_str(),
+                 human_size(static_cast<std::uint64_t>(rate)).c_str());
+    std::fflush(out_);
+}
+
+void Output::stats(const StatsReply& stats) const
+{
+    if (json_) {
+        emit_json(dump(Json{{"uptime_seconds", stats.uptime_seconds},
+                            {"connections", {{"now", stats.connections_now}, {"total", stats.connections_total}}},
+                            {"transfers", {{"now", stats.transfers_now}, {"total", stats.transfers_total}}},
+                            {"bytes", {{"in", stats.bytes_in}, {"out", stats.bytes_out}}},
+                            {"errors", stats.errors}}));
+        return;
+    }
+    std::string errors;
+    for (const auto& [code, count] : stats.errors) {
+        errors += (errors.empty() ? "" : ", ") + code + " " + std::to_string(count);
+    }
+    std::fprintf(
+        out_,
+        "uptime:       %s\n"
+        "connections:  %llu now, %llu since start\n"
+        "transfers:    %llu now, %llu since start\n"
+        "bytes in:     %llu (%s) received by puts\n"
+        "bytes out:    %llu (%s) sent by gets\n"
+        "errors:       %s\n",
+        duration_text(stats.uptime_seconds).c_str(), static_cast<unsigned long long>(stats.connections_now),
+        static_cast<unsigned long long>(stats.connections_total), static_cast<unsigned long long>(stats.transfers_now),
+        static_cast<unsigned long long>(stats.transfers_total), static_cast<unsigned long long>(stats.bytes_in),
+        human_size(stats.bytes_in).c_str(), static_cast<unsigned long long>(stats.bytes_out),
+        human_size(stats.bytes_out).c_str(), errors.empty() ? "none" : errors.c_str());
+    std::fflush(out_);
+}
+
+} // namespace ferry::client

@@ -8,8 +8,29 @@
 #include "operations.hpp"
 
 #include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
 
 namespace ferry::client {
+
+// How one file of a several-file get or put ended.
+struct FileOutcome {
+    std::string name;  // on the server
+    std::string local; // the local path
+    std::optional<Error> error;
+    std::uint64_t size = 0;
+    std::uint64_t moved = 0; // bytes that crossed the network this time
+    std::string sha256;
+    std::uint64_t resumed_from = 0;
+};
+
+struct TransferSummary {
+    std::vector<FileOutcome> files;
+    double seconds = 0;
+    std::size_t failed() const;
+    std::uint64_t moved() const;
+};
 
 class Output {
 public:
@@ -22,6 +43,11 @@ public:
     void got(const GetResult& result) const;
     void put(const PutResult& result, const std::string& local_path) const;
     void error(const Error& error) const;
+    // Several files: with --json the one object of the whole command (the
+    // files, counts, bytes, seconds, and an error when any file failed);
+    // else a closing line for people (the files were shown as they ended).
+    void summary(const TransferSummary& summary, bool upload) const;
+    void stats(const StatsReply& stats) const;
     // A line of information for people (the shell's greeting); nothing with --json.
     void note(const std::string& text) const;
 

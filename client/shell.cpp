@@ -2,6 +2,9 @@
 
 #include "commands.hpp"
 #include "interrupt.hpp"
+#include "line_editor.hpp"
+#include "operations.hpp"
+#include "transfers.hpp"
 
 #include <unistd.h>
 
@@ -16,15 +19,17 @@ constexpr const char* kPrompt = "ferry> ";
 
 constexpr const char* kHelp =
     "Commands:\n"
-    "  list                          the server's files: size, date, name\n"
-    "  stat NAME                     one file's size and date\n"
-    "  get [--resume] NAME [LOCAL]   download NAME to ./NAME, to LOCAL, or into folder LOCAL\n"
-    "  put [--resume] LOCAL [NAME]   upload LOCAL as NAME (default: its file name)\n"
-    "  help                          this list\n"
-    "  quit                          leave (also exit, or Ctrl-D)\n"
-    "Quote names with blanks: get \"my file.txt\". Ctrl-C stops a transfer.\n";
+    "  list                                        the server's files: size, date, name\n"
+    "  stat NAME                                   one file's size and date\n"
+    "  get [--resume] NAME... [-o LOCAL | -C DIR]  download to ./NAME, to LOCAL (one NAME) or into DIR\n"
+    "  put [--resume] LOCAL... [--as NAME]         upload each LOCAL under its file name (or NAME)\n"
+    "  stats                                       the server's counters since it started\n"
+    "  help                                        this list\n"
+    "  quit                                        leave (also exit, or Ctrl-D)\n"
+    "Quote names with blanks: get \"my file.txt\". Tab completes commands and names; Ctrl-C stops a\n"
+    "transfer.\n";
 
-enum class LineStatus { line, end, interrupted };
+const std::vector<std::string> kCommands{"list", "stat", "get", "put", "stats", "help", "quit"};
 
 // Reads standard input with read(2) so that Ctrl-C (EINTR) can be told
 // apart from the end of input, which std::getline cannot do.
@@ -68,19 +73,39 @@ private:
 
 struct Arguments {
     bool resume = false;
+    std::optional<std::string> output; // get -o
+    std::optional<std::string> folder; // get -C
+    std::optional<std::string> as;     // put --as
     std::vector<std::string> positional;
 };
 
-// Takes "--resume" (where allowed) and "--" out of the words after the command.
-std::optional<Arguments> parse_arguments(const std::vector<std::string>& words, bool allow_resume, const Output& output)
+// Takes the options a command allows (each with its value) and "--" out of
+// the words after the command.
+std::optional<Arguments> parse_arguments(const std::vector<std::string>& words, const Output& output)
 {
+    const std::string& command = words.front();
+    const bool transfer = command == "get" || command == "put";
     Arguments arguments;
     bool options_done = false;
     for (std::size_t i = 1; i < words.size(); ++i) {
         const std::string& word = words[i];
-        if (!options_done && word == "--") {
+        std::optional<std::string>* takes_value = nullptr;
+        if (!options_done && command == "get" && (word == "-o" || word == "--output")) {
+            takes_value = &arguments.output;
+        } else if (!options_done && command == "get" && (word == "-C" || word == "--directory")) {
+            takes_value = &arguments.folder;
+        } else if (!options_done && command == "put" && word == "--as") {
+            takes_value = &arguments.as;
+        }
+        if (takes_value != nullptr) {
+            if (i + 1 == words.size()) {
+                output.error(Error{ErrorCode::bad_request, word + " needs a value (type help)"});
+                return std::nullopt;
+            }
+            *takes_value = words[++i];
+        } else if (!options_done && word == "--") {
             options_done = true;
-        } else if (!options_done && allow_resume && word == "--resume") {
+        } else if (!options_done && transfer && word == "--resume") {
             arguments.resume = true;
         } else if (!options_done && word.size() > 1 && word.front() == '-') {
             output.error(Error{ErrorCode::bad_request, "unknown option " + word + " (type help)"});
@@ -92,20 +117,25 @@ std::optional<Arguments> parse_arguments(const std::vector<std::string>& words, 
     return arguments;
 }
 
-bool count_ok(const Arguments& arguments, std::size_t least, std::size_t most, const std::string& usage,
-              const Output& output)
+// The rules the command line enforces too; a usage line when broken.
+std::optional<std::string> misuse(const std::string& command, const Arguments& arguments)
 {
-    if (arguments.positional.size() < least || arguments.positional.size() > most) {
-        output.error(Error{ErrorCode::bad_request, "usage: " + usage});
-        return false;
+    const std::size_t count = arguments.positional.size();
+    if ((command == "list" || command == "ls" || command == "stats") && count != 0) {
+        return command;
     }
-    return true;
-}
-
-std::optional<std::string> optional_at(const Arguments& arguments, std::size_t index)
-{
-    if (index < arguments.positional.size()) {
-        return arguments.positional[index];
+    if (command == "stat" && count != 1) {
+        return "stat NAME";
+    }
+    const std::string get_usage = "get [--resume] NAME... [-o LOCAL | -C DIR]";
+    if (command == "get" && (count == 0 || (arguments.output && arguments.folder) || (arguments.output && count > 1))) {
+        return get_usage;
+    }
+    if (command == "get" && arguments.output == "-") {
+        return get_usage + " (-o - is for the command line)";
+    }
+    if (command == "put" && (count == 0 || (arguments.as && count > 1))) {
+        return "put [--resume] LOCAL... [--as NAME]";
     }
     return std::nullopt;
 }
@@ -154,7 +184,7 @@ std::optional<std::vector<std::string>> split_words(std::string_view line)
     return words;
 }
 
-int run_shell(const Endpoint& endpoint, const Timeouts& timeouts, const Output& output)
+int run_shell(const Endpoint& endpoint, const ConnectOptions& options, const Output& output)
 {
     std::optional<Connection> connection;
     // The shell's one connection, replaced when it dropped or the server
@@ -164,7 +194,7 @@ int run_shell(const Endpoint& endpoint, const Timeouts& timeouts, const Output& 
             return &*connection;
         }
         connection.reset();
-        auto opened = Connection::open(endpoint, timeouts);
+        auto opened = Connection::open(endpoint, options);
         if (!opened) {
             output.error(opened.error());
             return nullptr;
@@ -172,17 +202,41 @@ int run_shell(const Endpoint& endpoint, const Timeouts& timeouts, const Output& 
         connection.emplace(std::move(opened.value()));
         return &*connection;
     };
+    // For completion: a failure only means nothing to offer.
+    const auto remote_names = [&]() {
+        std::vector<std::string> names;
+        if (Connection* server = connected()) {
+            if (auto listed = list_files(*server)) {
+                for (auto& file : listed->files) {
+                    names.push_back(std::move(file.name));
+                }
+            }
+        }
+        return names;
+    };
 
     if (Connection* first = connected()) {
         output.note("connected to " + endpoint.to_string() + " (" + first->server_hello().server +
                     "); type help for commands");
     }
-    LineReader reader;
+    // libedit on a terminal; plain reads when input is a pipe or a file.
+    std::optional<LineEditor> editor;
+    std::optional<LineReader> reader;
+    if (::isatty(STDIN_FILENO) == 1) {
+        editor.emplace(kPrompt, kCommands, remote_names);
+    } else {
+        reader.emplace();
+    }
     std::string line;
     for (;;) {
-        std::fputs(kPrompt, stdout);
-        std::fflush(stdout);
-        const LineStatus status = reader.next(line);
+        LineStatus status = LineStatus::end;
+        if (editor) {
+            status = editor->next(line);
+        } else {
+            std::fputs(kPrompt, stdout);
+            std::fflush(stdout);
+            status = reader->next(line);
+        }
         if (status == LineStatus::end) {
             std::fputs("\n", stdout);
             return 0;
@@ -207,25 +261,17 @@ int run_shell(const Endpoint& endpoint, const Timeouts& timeouts, const Output& 
             std::fputs(kHelp, stdout);
             continue;
         }
-        const bool transfer = command == "get" || command == "put";
-        if (command != "list" && command != "ls" && command != "stat" && !transfer) {
+        if (command != "list" && command != "ls" && command != "stat" && command != "stats" && command != "get" &&
+            command != "put") {
             output.error(Error{ErrorCode::bad_request, "unknown command \"" + command + "\" (type help)"});
             continue;
         }
-        const auto arguments = parse_arguments(*words, transfer, output);
+        const auto arguments = parse_arguments(*words, output);
         if (!arguments) {
             continue;
         }
-        if ((command == "list" || command == "ls") && !count_ok(*arguments, 0, 0, "list", output)) {
-            continue;
-        }
-        if (command == "stat" && !count_ok(*arguments, 1, 1, "stat NAME", output)) {
-            continue;
-        }
-        if (command == "get" && !count_ok(*arguments, 1, 2, "get [--resume] NAME [LOCAL]", output)) {
-            continue;
-        }
-        if (command == "put" && !count_ok(*arguments, 1, 2, "put [--resume] LOCAL [NAME]", output)) {
+        if (const auto usage = misuse(command, *arguments)) {
+            output.error(Error{ErrorCode::bad_request, "usage: " + *usage});
             continue;
         }
         Connection* server = connected();
@@ -236,10 +282,16 @@ int run_shell(const Endpoint& endpoint, const Timeouts& timeouts, const Output& 
             run_list(*server, output);
         } else if (command == "stat") {
             run_stat(*server, output, arguments->positional[0]);
+        } else if (command == "stats") {
+            run_stats(*server, output);
         } else if (command == "get") {
-            run_get(*server, output, arguments->positional[0], optional_at(*arguments, 1), arguments->resume);
+            run_gets(*server, output, arguments->positional, GetPlacement{arguments->output, arguments->folder},
+                     arguments->resume);
         } else {
-            run_put(*server, output, arguments->positional[0], optional_at(*arguments, 1), arguments->resume);
+            run_puts(*server, output, arguments->positional, arguments->as, arguments->resume);
+            if (editor) {
+                editor->forget_names(); // the folder changed
+            }
         }
         clear_interrupt(); // a Ctrl-C that stopped the transfer is spent
     }

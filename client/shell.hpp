@@ -1,7 +1,8 @@
 // The interactive shell (`ferry` with no command, on a terminal): a
-// `ferry> ` prompt running list, stat, get, put, help and quit over one
-// connection, reopened when it drops. Ctrl-C stops the running transfer
-// (a download keeps its partial for get --resume) and returns to the prompt.
+// `ferry> ` prompt running list, stat, get, put, stats, help and quit over
+// one connection, reopened when it drops, with history and tab completion
+// (line_editor.hpp). Ctrl-C stops the running transfer (a download keeps
+// its partial for get --resume) and returns to the prompt.
 #pragma once
 
 #include "connection.hpp"
@@ -17,7 +18,7 @@ namespace ferry::client {
 
 // Reads commands from standard input until quit or end of input; returns
 // the process exit status (0).
-int run_shell(const Endpoint& endpoint, const Timeouts& timeouts, const Output& output);
+int run_shell(const Endpoint& endpoint, const ConnectOptions& options, const Output& output);
 
 // Splits a command line into words: blanks separate, "double" or 'single'
 // quotes keep blanks, a backslash escapes the next character. nullopt when
