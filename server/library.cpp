@@ -138,7 +138,16 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view name) 
         ::close(fd);
         return Error{ErrorCode::not_regular_file, quoted(name) + " is not a regular file"};
     }
-    return std::make_unique<OpenFile>(fd, file_info(path, st));
+    return std::make_unique<OpenFile>(fd, file_info(path, st), FileIdentity::of(st));
+}
+
+std::optional<FileIdentity> OpenFile::current_identity() const
+{
+    struct ::stat st {};
+    if (::fstat(fd_, &st) != 0) {
+        return std::nullopt;
+    }
+    return FileIdentity::of(st);
 }
 
 std::optional<Error> Library::check_replaceable(std::string_view name) const

@@ -9,6 +9,7 @@
 // never from the loop. They never throw.
 #pragma once
 
+#include "digest_cache.hpp"
 #include "error.hpp"
 #include "messages.hpp"
 
@@ -23,17 +24,22 @@ namespace ferry::server {
 // An open regular file; closes its descriptor when destroyed.
 class OpenFile {
 public:
-    OpenFile(int fd, FileInfo info) : fd_(fd), info_(std::move(info)) {}
+    OpenFile(int fd, FileInfo info, FileIdentity identity) : fd_(fd), info_(std::move(info)), identity_(identity) {}
     OpenFile(const OpenFile&) = delete;
     OpenFile& operator=(const OpenFile&) = delete;
     ~OpenFile();
 
     int fd() const { return fd_; }
     const FileInfo& info() const { return info_; }
+    // What the file was when opened; the digest cache's key.
+    const FileIdentity& identity() const { return identity_; }
+    // What it is now (fstat), to tell whether it changed while it was read.
+    std::optional<FileIdentity> current_identity() const;
 
 private:
     int fd_;
     FileInfo info_;
+    FileIdentity identity_;
 };
 
 class Library {
@@ -58,11 +64,15 @@ public:
     // Makes a rename or unlink in the root durable.
     std::optional<Error> sync_root() const;
 
+    // Digests of the files served, shared by every connection.
+    DigestCache& digests() const { return digests_; }
+
 private:
     Library(int root_fd, std::string path) : root_fd_(root_fd), path_(std::move(path)) {}
 
     int root_fd_;
     std::string path_;
+    mutable DigestCache digests_;
 };
 
 // Maps an errno from a file operation to the wire's error vocabulary.

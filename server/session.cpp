@@ -74,6 +74,11 @@ struct Session::Download {
     std::uint64_t next_offset = 0;
     std::uint64_t first_offset = 0;
     TransferHash hash;
+    // The digest cache knew the file: nothing is hashed while sending.
+    std::optional<std::string> known_digest;
+    // Set by the job that reads the last chunk: the file did not change
+    // while it was read, so the digest describes it and may be remembered.
+    bool unchanged_to_end = false;
     Clock::time_point started = Clock::now();
 };
 
@@ -364,58 +369,66 @@ void Session::start_get(std::uint64_t id, const GetRequest& get)
     }
     state_ = State::working;
     auto opened = std::make_shared<std::optional<Result<std::unique_ptr<OpenFile>>>>();
-    run_job([this, opened, name = get.name] { *opened = library_.open_for_read(name); },
-            [this, id, opened, offset = get.offset, hash = get.hash] {
-                auto& result = opened->value();
-                if (!result) {
-                    send_error(id, result.error());
-                    back_to_idle();
-                    return;
-                }
-                const FileInfo info = result.value()->info();
-                if (offset > info.size) {
-                    send_error(id, Error{ErrorCode::bad_offset, "offset " + std::to_string(offset) +
-                                                                    " is past the end of \"" + info.name + "\" (" +
-                                                                    std::to_string(info.size) + " bytes)"});
-                    back_to_idle();
-                    return;
-                }
-                ++counters_.transfers_total;
-                download_ = std::make_unique<Download>();
-                download_->id = id;
-                download_->hash = TransferHash(hash);
-                download_->file = std::move(result.value());
-                download_->next_offset = offset;
-                download_->first_offset = offset;
-                state_ = State::sending_file;
-                send_json(encode_reply(id, GetReply{info, offset}));
-                if (offset == 0) {
-                    continue_sending();
-                    return;
-                }
-                // The trailer hashes the whole file, so the prefix the client
-                // already holds is hashed first (the client saved its own
-                // state of those bytes and never re-reads them).
-                auto failure = std::make_shared<std::optional<Error>>();
-                run_job(
-                    [download = download_.get(), failure, offset] {
-                        std::string buffer(std::min<std::uint64_t>(offset, 1024 * 1024), '\0');
-                        for (std::uint64_t at = 0; at < offset && !*failure;) {
-                            const std::size_t size = std::min<std::uint64_t>(buffer.size(), offset - at);
-                            *failure = read_exactly(download->file->fd(), buffer.data(), size, at,
-                                                    download->file->info().name);
-                            download->hash.update(buffer.data(), size);
-                            at += size;
-                        }
-                    },
-                    [this, failure] {
-                        if (*failure) {
-                            finish_download(*failure);
-                        } else {
-                            continue_sending();
-                        }
-                    });
-            });
+    auto cached = std::make_shared<std::optional<std::string>>();
+    run_job(
+        [this, opened, cached, name = get.name, hash = get.hash] {
+            *opened = library_.open_for_read(name);
+            if (opened->value()) {
+                *cached = library_.digests().find(opened->value().value()->identity(), hash);
+            }
+        },
+        [this, id, opened, cached, offset = get.offset, hash = get.hash] {
+            auto& result = opened->value();
+            if (!result) {
+                send_error(id, result.error());
+                back_to_idle();
+                return;
+            }
+            const FileInfo info = result.value()->info();
+            if (offset > info.size) {
+                send_error(id, Error{ErrorCode::bad_offset, "offset " + std::to_string(offset) +
+                                                                " is past the end of \"" + info.name + "\" (" +
+                                                                std::to_string(info.size) + " bytes)"});
+                back_to_idle();
+                return;
+            }
+            ++counters_.transfers_total;
+            download_ = std::make_unique<Download>();
+            download_->id = id;
+            download_->hash = TransferHash(hash);
+            download_->known_digest = std::move(*cached);
+            download_->file = std::move(result.value());
+            download_->next_offset = offset;
+            download_->first_offset = offset;
+            state_ = State::sending_file;
+            send_json(encode_reply(id, GetReply{info, offset}));
+            if (offset == 0 || download_->known_digest) {
+                continue_sending();
+                return;
+            }
+            // The trailer hashes the whole file, so the prefix the client
+            // already holds is hashed first (the client saved its own
+            // state of those bytes and never re-reads them).
+            auto failure = std::make_shared<std::optional<Error>>();
+            run_job(
+                [download = download_.get(), failure, offset] {
+                    std::string buffer(std::min<std::uint64_t>(offset, 1024 * 1024), '\0');
+                    for (std::uint64_t at = 0; at < offset && !*failure;) {
+                        const std::size_t size = std::min<std::uint64_t>(buffer.size(), offset - at);
+                        *failure =
+                            read_exactly(download->file->fd(), buffer.data(), size, at, download->file->info().name);
+                        download->hash.update(buffer.data(), size);
+                        at += size;
+                    }
+                },
+                [this, failure] {
+                    if (*failure) {
+                        finish_download(*failure);
+                    } else {
+                        continue_sending();
+                    }
+                });
+        });
 }
 
 // Reads the next chunk when the socket has room: the read is what the
@@ -438,13 +451,18 @@ void Session::continue_sending()
     const FrameHeader header = encode_frame_header(FrameKind::data, static_cast<std::uint32_t>(size));
     std::memcpy(frame->data(), header.data(), header.size());
     auto failure = std::make_shared<std::optional<Error>>();
+    const bool last = download_->next_offset + size == end;
     run_job(
-        [download = download_.get(), frame, failure, size] {
+        [download = download_.get(), frame, failure, size, last] {
             char* payload = frame->data() + kFrameHeaderSize;
             *failure =
                 read_exactly(download->file->fd(), payload, size, download->next_offset, download->file->info().name);
-            if (!*failure) {
-                download->hash.update(payload, size);
+            if (*failure || download->known_digest) {
+                return;
+            }
+            download->hash.update(payload, size);
+            if (last) {
+                download->unchanged_to_end = download->file->current_identity() == download->file->identity();
             }
         },
         [this, frame, failure, size] {
@@ -467,7 +485,10 @@ void Session::finish_download(std::optional<Error> error)
         log_transfer(io_.peer(), "get", info.name, sent, download_->started, to_string(error->code), error->message);
         send_error(download_->id, *error);
     } else {
-        const std::string digest = download_->hash.hex_digest();
+        const std::string digest = download_->known_digest.value_or(download_->hash.hex_digest());
+        if (!download_->known_digest && download_->unchanged_to_end) {
+            library_.digests().remember(download_->file->identity(), download_->hash.kind(), digest);
+        }
         log_transfer(io_.peer(), "get", info.name, sent, download_->started, "ok", {}, download_->hash.kind(), digest);
         send_json(encode_reply(download_->id, Trailer{info.size, digest, download_->hash.kind()}));
     }

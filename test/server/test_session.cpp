@@ -13,7 +13,10 @@
 #include <deque>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <sys/stat.h>
 
 using namespace ferry;
 using namespace ferry::server;
@@ -834,4 +837,52 @@ TEST_CASE("resuming an upload with another hash hashes the kept bytes again")
     REQUIRE(replies.size() == 1);
     REQUIRE(parse_commit_reply(replies[0]));
     CHECK(served.read("r.bin") == content);
+}
+
+TEST_CASE("a repeated get of an unchanged file takes its digest from the cache")
+{
+    Fixture f;
+    f.config.chunk_size = 1000;
+    f.hello();
+    const std::string content = pattern(4500, 12);
+    f.root.write("kept.bin", content);
+    // The cache only trusts files whose last change is over a second old.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+
+    const auto get = [&](HashKind hash) {
+        f.feed(control(Request{5, GetRequest{"kept.bin", 0, hash}}));
+        f.io.run_jobs();
+        std::vector<std::string> controls;
+        std::string data;
+        f.io.drain(controls, data);
+        REQUIRE(controls.size() == 2);
+        CHECK(data == content);
+        const auto trailer = parse_trailer(controls[1]);
+        REQUIRE(trailer);
+        return trailer->body.sha256;
+    };
+    CHECK(f.library->digests().size() == 0);
+    CHECK(get(HashKind::sha256) == sha256_of(content));
+    CHECK(f.library->digests().size() == 1);
+
+    // Proof that the second get hashes nothing: a planted entry is what it sends.
+    struct ::stat st {};
+    REQUIRE(::stat((f.root.path() + "/kept.bin").c_str(), &st) == 0);
+    f.library->digests().remember(FileIdentity::of(st), HashKind::sha256, std::string(64, 'a'));
+    CHECK(get(HashKind::sha256) == std::string(64, 'a'));
+    // Another hash is another entry.
+    CHECK(get(HashKind::xxh3_128) == xxh3_of(content));
+    CHECK(f.library->digests().size() == 2);
+
+    // New content (even of the same size) is a new file to the cache.
+    const std::string changed = pattern(4500, 13);
+    f.root.write("kept.bin", changed);
+    f.feed(control(Request{6, GetRequest{"kept.bin", 0}}));
+    f.io.run_jobs();
+    std::vector<std::string> controls;
+    std::string data;
+    f.io.drain(controls, data);
+    REQUIRE(controls.size() == 2);
+    CHECK(data == changed);
+    CHECK(parse_trailer(controls[1])->body.sha256 == sha256_of(changed));
 }
