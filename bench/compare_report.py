@@ -152,6 +152,11 @@ def main():
              lambda a: "%d/%d" % (len([r for r in fr if r.get("ok")]), len(fr)), only=["ferry"])
     print("### Ferry beside the references (median (min–max); MB = 10^6 B)\n")
     print(table(["workload"] + cols, t))
+    if meta:
+        print("\nferry's A downloads went to %s; fast integrity option: %s. The references ran C, D and E "
+              "once (the anchors' script does); ferry ran every workload %d times."
+              % (meta.get("download_sink", "?"), ("`%s`" % fast) if fast else "none in this client",
+                 max([r.get("rep", 1) for r in rows if r.get("anchor") == "ferry"] or [1])))
 
     # ------------------------------------------------------------ limits
     lim = []

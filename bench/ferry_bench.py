@@ -155,8 +155,8 @@ class Ferryd:
         self.proc = None
 
 
-def client_help():
-    rc, out, err, _ = run([FERRY, "get", "--help"], 10)
+def client_help(sub):
+    rc, out, err, _ = run([FERRY, sub, "--help"], 10)
     return out + err
 
 
@@ -205,7 +205,7 @@ def _run_to_devnull(cmd, timeout):
     return rc, "", err, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
-def workload_B(d, rep, variant, extra):
+def workload_B(d, rep, variant, extra, put_as):
     """One 1 GiB upload with `ferry put` (the client always sends a hash; the
     server fsyncs and checks it before the rename)."""
     name = "up_ferry.bin"
@@ -214,8 +214,10 @@ def workload_B(d, rep, variant, extra):
         os.remove(dest)
     c0 = d.cpu()
     t0 = time.monotonic()
+    # newer clients name the remote file with --as (put takes several LOCALs)
+    target = ["--as", name] if put_as else [name]
     rc, out, err, ccpu = run([FERRY, "--server", "127.0.0.1:%d" % d.port] + extra
-                             + ["put", os.path.join(SRV, "big.bin"), name], 150)
+                             + ["put", os.path.join(SRV, "big.bin")] + target, 150)
     secs = time.monotonic() - t0
     time.sleep(0.1)
     cpu = d.cpu() - c0
@@ -305,7 +307,8 @@ def workload_F(rep, d, name, size, sha):
 def main():
     os.makedirs(RUN, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    helptext = client_help()
+    helptext = client_help("get")
+    put_as = "--as" in client_help("put")
     # `get -o -` (write to stdout) is being added to the client; use it once there.
     stdout_ok = re.search(r"(^|\s)-o[,\s]", helptext) is not None
     fast = os.environ.get("FAST_HASH_ARGS")
@@ -314,7 +317,7 @@ def main():
     fast_args = fast.split()
     dl_dir = os.environ.get("DL_DIR") or os.path.join("/dev/shm", "ferry-bench-%d" % os.getpid())
     os.makedirs(dl_dir, exist_ok=True)
-    record(w="meta", anchor="ferry", client_stdout=stdout_ok, fast_hash_args=fast,
+    record(w="meta", anchor="ferry", client_stdout=stdout_ok, fast_hash_args=fast, put_as=put_as,
            download_sink="stdout > /dev/null" if stdout_ok else "file in %s (tmpfs)" % dl_dir)
     servers = []
     t_start = time.monotonic()
@@ -336,7 +339,7 @@ def main():
                     workload_A(d, rep, name, extra, stdout_ok, dl_dir)
             for name, extra in variants:
                 if "B" in ONLY:
-                    workload_B(d, rep, name, extra)
+                    workload_B(d, rep, name, extra, put_as)
         if "C" in ONLY:
             for n in NCLIS:
                 for rep in range(1, REPS + 1):
