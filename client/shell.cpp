@@ -219,10 +219,11 @@ int run_shell(const Endpoint& endpoint, const ConnectOptions& options, const Out
         output.note("connected to " + endpoint.to_string() + " (" + first->server_hello().server +
                     "); type help for commands");
     }
-    // libedit on a terminal; plain reads when input is a pipe or a file.
+    // libedit when a person sits at a terminal; plain reads otherwise (libedit
+    // without a terminal for its output would not even show the prompt).
     std::optional<LineEditor> editor;
     std::optional<LineReader> reader;
-    if (::isatty(STDIN_FILENO) == 1) {
+    if (::isatty(STDIN_FILENO) == 1 && ::isatty(STDOUT_FILENO) == 1) {
         editor.emplace(kPrompt, kCommands, remote_names);
     } else {
         reader.emplace();
