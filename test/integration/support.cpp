@@ -104,7 +104,11 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv, const Options& 
     posix_spawn_file_actions_init(&actions);
     const std::string input = options.stdin_path.empty() ? "/dev/null" : options.stdin_path;
     posix_spawn_file_actions_addopen(&actions, 0, input.c_str(), O_RDWR | O_NOCTTY, 0);
-    posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
+    if (options.stdout_path.empty()) {
+        posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
+    } else {
+        posix_spawn_file_actions_addopen(&actions, 1, options.stdout_path.c_str(), O_RDWR | O_NOCTTY, 0);
+    }
     if (options.stderr_file.empty()) {
         posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
     } else {
@@ -278,7 +282,7 @@ ServerProcess::ServerProcess(const std::string& root, const std::string& log_fil
               argv.insert(argv.end(), extra_args.begin(), extra_args.end());
               return argv;
           }(),
-          ChildProcess::Options{{}, log_file, {}, {}})
+          ChildProcess::Options{{}, log_file, {}, {}, {}})
 {
     const std::string line = process_.read_line(30s);
     constexpr std::string_view kPrefix = "listening on 127.0.0.1:";
@@ -331,7 +335,7 @@ std::vector<std::string> ferry_argv(const std::string& server, const std::vector
 ProcessResult run_ferry(const std::string& server, const std::vector<std::string>& args,
                         std::chrono::milliseconds timeout, std::vector<std::string> extra_env)
 {
-    ChildProcess child(ferry_argv(server, args), ChildProcess::Options{std::move(extra_env), {}, {}, {}});
+    ChildProcess child(ferry_argv(server, args), ChildProcess::Options{std::move(extra_env), {}, {}, {}, {}});
     auto result = child.wait(timeout);
     CHECK_MESSAGE(!result.timed_out, "ferry timed out");
     return result;

@@ -50,6 +50,7 @@ public:
         std::string stderr_file;            // empty: captured
         std::string cwd;                    // empty: ours
         std::string stdin_path;             // empty: /dev/null
+        std::string stdout_path;            // empty: captured
     };
     ChildProcess(const std::vector<std::string>& argv, const Options& options);
     ChildProcess(ChildProcess&& other) noexcept;

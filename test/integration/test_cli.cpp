@@ -21,10 +21,14 @@ TEST_CASE("every --json output is one JSON object, errors included")
     const std::vector<Case> cases{
         {{"--json", "list"}, 0, ""},
         {{"--json", "stat", "a.bin"}, 0, ""},
-        {{"--json", "get", "a.bin", f.local_file("a.bin")}, 0, ""},
+        {{"--json", "get", "a.bin", "-o", f.local_file("a.bin")}, 0, ""},
         {{"--json", "put", f.local_file("b.bin")}, 0, ""},
         {{"list", "--json"}, 0, ""}, // options also after the command
-        {{"--json", "get", "nope.bin", f.local_file("nope.bin")}, 1, "not_found"},
+        {{"--json", "get", "nope.bin", "-o", f.local_file("nope.bin")}, 1, "not_found"},
+        {{"--json", "get", "a.bin", "a.bin", "-o", f.local_file("x")}, 2, "bad_request"}, // -o takes one NAME
+        {{"--json", "get", "a.bin", "-o", "-", "--resume"}, 2, "bad_request"},
+        {{"--json", "put", f.local_file("b.bin"), f.local_file("b.bin"), "--as", "c.bin"}, 2, "bad_request"},
+        {{"--json", "--tls-pin", "sha256:12", "list"}, 2, "bad_request"},
         {{"--json", "stat", ".hidden"}, 1, "invalid_name"},
         {{"--json", "put", f.local_file("does-not-exist")}, 1, "local_io"},
         {{"--json", "put", f.local}, 1, "local_io"}, // a folder is not a file to send
@@ -81,7 +85,28 @@ TEST_CASE("usage: no command without a terminal, --help and --version")
 
     const auto help = run_ferry_with({"--help"}, {});
     CHECK(help.exit_code == 0);
-    for (const char* word : {"list", "stat", "get", "put", "--resume", "--json", "--server", "FERRY_SERVER"}) {
+    for (const char* word : {"list",
+                             "stat",
+                             "get",
+                             "put",
+                             "stats",
+                             "--resume",
+                             "--json",
+                             "--server",
+                             "FERRY_SERVER",
+                             "-o",
+                             "-C",
+                             "--as",
+                             "--token",
+                             "--token-file",
+                             "FERRY_TOKEN",
+                             "--tls",
+                             "--tls-ca",
+                             "--tls-pin",
+                             "FERRY_TLS_CA",
+                             "FERRY_TLS_PIN",
+                             "-fingerprint -sha256",
+                             "Exit status"}) {
         CHECK_MESSAGE(help.out.find(word) != std::string::npos, word);
     }
 

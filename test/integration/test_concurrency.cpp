@@ -20,10 +20,10 @@ TEST_CASE("50 clients at once, half get and half put")
     clients.reserve(kClients);
     for (int i = 0; i < kClients / 2; ++i) {
         const std::string n = std::to_string(i);
-        clients.push_back(start_ferry(f.server.address(),
-                                      {"--json", "get", "served-" + n + ".bin", f.local_file("got-" + n + ".bin")}));
-        clients.push_back(start_ferry(f.server.address(),
-                                      {"--json", "put", f.local_file("upload-" + n + ".bin"), "put-" + n + ".bin"}));
+        clients.push_back(start_ferry(
+            f.server.address(), {"--json", "get", "served-" + n + ".bin", "-o", f.local_file("got-" + n + ".bin")}));
+        clients.push_back(start_ferry(
+            f.server.address(), {"--json", "put", f.local_file("upload-" + n + ".bin"), "--as", "put-" + n + ".bin"}));
     }
     for (auto& client : clients) {
         const auto result = client.wait(kFerryTimeout);

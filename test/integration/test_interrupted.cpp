@@ -45,7 +45,7 @@ TEST_CASE("an upload killed midway leaves no half file and the old file intact")
     const std::string source = f.local_file("big.bin");
     write_random_file(source, 200 * kMiB, 22);
 
-    auto client = start_ferry(f.server.address(), {"--json", "put", source, "victim.bin"});
+    auto client = start_ferry(f.server.address(), {"--json", "put", source, "--as", "victim.bin"});
     const auto deadline = std::chrono::steady_clock::now() + 120s;
     bool seen = false;
     while (!seen && !client.exited() && std::chrono::steady_clock::now() < deadline) {
@@ -70,12 +70,12 @@ TEST_CASE("an upload killed midway leaves no half file and the old file intact")
     CHECK(listed["files"][0]["size"] == 4096);
 
     // And the kept bytes are good for a resume.
-    auto put = run_ferry(f.server.address(), {"--json", "put", "--resume", source, "victim.bin"});
+    auto put = run_ferry(f.server.address(), {"--json", "put", "--resume", source, "--as", "victim.bin"});
     auto json = parse_output(put);
     const auto retry_deadline = std::chrono::steady_clock::now() + 60s;
     while (error_code(json) == "busy" && std::chrono::steady_clock::now() < retry_deadline) {
         std::this_thread::sleep_for(100ms);
-        put = run_ferry(f.server.address(), {"--json", "put", "--resume", source, "victim.bin"});
+        put = run_ferry(f.server.address(), {"--json", "put", "--resume", source, "--as", "victim.bin"});
         json = parse_output(put);
     }
     REQUIRE(put.exit_code == 0);

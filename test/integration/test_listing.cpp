@@ -49,7 +49,7 @@ TEST_CASE("list shows only regular files with valid names, sorted")
         const auto stat = run_ferry(f.server.address(), {"--json", "stat", name});
         CHECK(error_code(parse_output(stat)) == "not_regular_file");
         CHECK(stat.exit_code == 1);
-        const auto get = run_ferry(f.server.address(), {"--json", "get", name, f.local_file("x")});
+        const auto get = run_ferry(f.server.address(), {"--json", "get", name, "-o", f.local_file("x")});
         CHECK(error_code(parse_output(get)) == "not_regular_file");
         CHECK_FALSE(exists(f.local_file("x")));
     }
@@ -77,13 +77,13 @@ TEST_CASE("stat reports size and modification time")
 TEST_CASE("get of a missing name fails with not_found and creates nothing")
 {
     Fixture f;
-    const auto get = run_ferry(f.server.address(), {"--json", "get", "missing.txt", f.local_file("missing.txt")});
+    const auto get = run_ferry(f.server.address(), {"--json", "get", "missing.txt", "-o", f.local_file("missing.txt")});
     CHECK(get.exit_code == 1);
     CHECK(error_code(parse_output(get)) == "not_found");
     CHECK(folder_entries(f.local).empty());
 
     // People read it on stderr, in the one error format.
-    const auto human = run_ferry(f.server.address(), {"get", "missing.txt", f.local_file("missing.txt")});
+    const auto human = run_ferry(f.server.address(), {"get", "missing.txt", "-o", f.local_file("missing.txt")});
     CHECK(human.exit_code == 1);
     CHECK(human.out.empty());
     CHECK(human.err.starts_with("ferry: not_found: "));
@@ -99,13 +99,13 @@ TEST_CASE("invalid names are refused with invalid_name")
     write_file(f.local_file("some.txt"), "content");
     for (const std::string name : {".hidden", "a/b", "..", "back\\slash"}) {
         CAPTURE(name);
-        const auto get = run_ferry(f.server.address(), {"--json", "get", name, f.local_file("out")});
+        const auto get = run_ferry(f.server.address(), {"--json", "get", name, "-o", f.local_file("out")});
         CHECK(get.exit_code == 1);
         CHECK(error_code(parse_output(get)) == "invalid_name");
         const auto stat = run_ferry(f.server.address(), {"--json", "stat", name});
         CHECK(stat.exit_code == 1);
         CHECK(error_code(parse_output(stat)) == "invalid_name");
-        const auto put = run_ferry(f.server.address(), {"--json", "put", f.local_file("some.txt"), name});
+        const auto put = run_ferry(f.server.address(), {"--json", "put", f.local_file("some.txt"), "--as", name});
         CHECK(put.exit_code == 1);
         CHECK(error_code(parse_output(put)) == "invalid_name");
     }

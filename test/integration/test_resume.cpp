@@ -60,7 +60,7 @@ ProcessResult put_resume(const ServerProcess& server, const std::string& local, 
 {
     const auto deadline = std::chrono::steady_clock::now() + 60s;
     for (;;) {
-        auto result = run_ferry(server.address(), {"--json", "put", "--resume", local, name});
+        auto result = run_ferry(server.address(), {"--json", "put", "--resume", local, "--as", name});
         const auto json = parse_output(result);
         if (error_code(json) != "busy" || std::chrono::steady_clock::now() > deadline) {
             return result;
@@ -105,7 +105,7 @@ TEST_CASE("get --resume continues a partial download from its sidecar")
     partial_download(f.server, "big.bin", dest, half);
     CHECK_FALSE(exists(dest));
 
-    const auto get = run_ferry(f.server.address(), {"--json", "get", "--resume", "big.bin", dest});
+    const auto get = run_ferry(f.server.address(), {"--json", "get", "--resume", "big.bin", "-o", dest});
     const auto json = parse_output(get);
     REQUIRE(get.exit_code == 0);
     CHECK(json["resumed_from"] == half);
@@ -125,7 +125,7 @@ TEST_CASE("get --resume starts over when the remote file changed")
 
     // A new file of another size: the partial is of something else.
     write_random_file(f.root_file("moving.bin"), 3 * kMiB + 1, 13);
-    const auto get = run_ferry(f.server.address(), {"--json", "get", "--resume", "moving.bin", dest});
+    const auto get = run_ferry(f.server.address(), {"--json", "get", "--resume", "moving.bin", "-o", dest});
     const auto json = parse_output(get);
     REQUIRE(get.exit_code == 0);
     CHECK(json["resumed_from"] == 0);
@@ -141,14 +141,14 @@ TEST_CASE("get --resume starts over when the sidecar is unreadable, and get with
 
     partial_download(f.server, "data.bin", dest, kMiB);
     write_file(dest + ".ferry-part.state", "{ not json");
-    auto get = run_ferry(f.server.address(), {"--json", "get", "--resume", "data.bin", dest});
+    auto get = run_ferry(f.server.address(), {"--json", "get", "--resume", "data.bin", "-o", dest});
     auto json = parse_output(get);
     REQUIRE(get.exit_code == 0);
     CHECK(json["resumed_from"] == 0);
     CHECK(files_equal(f.root_file("data.bin"), dest));
 
     partial_download(f.server, "data.bin", dest, kMiB);
-    get = run_ferry(f.server.address(), {"--json", "get", "data.bin", dest});
+    get = run_ferry(f.server.address(), {"--json", "get", "data.bin", "-o", dest});
     json = parse_output(get);
     REQUIRE(get.exit_code == 0);
     CHECK(json["resumed_from"] == 0);
@@ -175,7 +175,7 @@ TEST_CASE("a resumed download of a file changed in place fails the hash and neve
     const timespec times[2] = {before.st_atim, before.st_mtim};
     REQUIRE(::utimensat(AT_FDCWD, remote.c_str(), times, 0) == 0);
 
-    const auto get = run_ferry(f.server.address(), {"--json", "get", "--resume", "data.bin", dest});
+    const auto get = run_ferry(f.server.address(), {"--json", "get", "--resume", "data.bin", "-o", dest});
     CHECK(get.exit_code == 1);
     CHECK(error_code(parse_output(get)) == "hash_mismatch");
     CHECK(read_file(dest) == "the old local copy");
@@ -183,7 +183,7 @@ TEST_CASE("a resumed download of a file changed in place fails the hash and neve
     CHECK_FALSE(exists(dest + ".ferry-part.state"));
 
     // Without --resume it downloads the new content.
-    const auto again = run_ferry(f.server.address(), {"--json", "get", "data.bin", dest});
+    const auto again = run_ferry(f.server.address(), {"--json", "get", "data.bin", "-o", dest});
     parse_output(again);
     CHECK(again.exit_code == 0);
     CHECK(files_equal(remote, dest));

@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+
 using namespace ferry::test;
 
 namespace {
@@ -15,7 +17,7 @@ void round_trip(std::uint64_t size, std::uint64_t seed)
     write_random_file(source, size, seed);
     const std::string expected = sha256_of_file(source);
 
-    const auto put = run_ferry(f.server.address(), {"--json", "put", source, "file.bin"});
+    const auto put = run_ferry(f.server.address(), {"--json", "put", source, "--as", "file.bin"});
     const auto put_json = parse_output(put);
     REQUIRE(put.exit_code == 0);
     CHECK(put_json["name"] == "file.bin");
@@ -26,7 +28,7 @@ void round_trip(std::uint64_t size, std::uint64_t seed)
     CHECK(partial_uploads(f.root).empty());
 
     const std::string dest = f.local_file("copy.bin");
-    const auto get = run_ferry(f.server.address(), {"--json", "get", "file.bin", dest});
+    const auto get = run_ferry(f.server.address(), {"--json", "get", "file.bin", "-o", dest});
     const auto get_json = parse_output(get);
     REQUIRE(get.exit_code == 0);
     CHECK(get_json["name"] == "file.bin");
@@ -62,7 +64,7 @@ TEST_CASE("round trip of 200 MiB")
     round_trip(200ULL * 1024 * 1024, 4);
 }
 
-TEST_CASE("get writes ./NAME by default and NAME inside a folder given as LOCAL_PATH")
+TEST_CASE("get writes ./NAME by default, NAME inside a folder given as -o, and into -C DIR")
 {
     Fixture f;
     write_random_file(f.root_file("data.bin"), 12345, 5);
@@ -75,10 +77,18 @@ TEST_CASE("get writes ./NAME by default and NAME inside a folder given as LOCAL_
     CHECK(plain_json["path"] == "data.bin");
     CHECK(files_equal(f.root_file("data.bin"), f.local_file("data.bin")));
 
-    const auto into = run_ferry(f.server.address(), {"--json", "get", "data.bin", f.dir / ""});
+    const auto into = run_ferry(f.server.address(), {"--json", "get", "data.bin", "-o", f.dir / ""});
     const auto into_json = parse_output(into);
     CHECK(into.exit_code == 0);
     CHECK(files_equal(f.root_file("data.bin"), f.dir / "data.bin"));
+
+    const std::string folder = f.dir / "elsewhere";
+    REQUIRE(::mkdir(folder.c_str(), 0755) == 0);
+    const auto into_folder = run_ferry(f.server.address(), {"--json", "get", "-C", folder, "data.bin"});
+    const auto into_folder_json = parse_output(into_folder);
+    CHECK(into_folder.exit_code == 0);
+    CHECK(into_folder_json["path"] == folder + "/data.bin");
+    CHECK(files_equal(f.root_file("data.bin"), folder + "/data.bin"));
 
     // put's NAME defaults to the local file's last component.
     write_random_file(f.local_file("upload.bin"), 777, 6);

@@ -1,11 +1,13 @@
 // The interactive shell, on a pseudo-terminal (it only starts when standard
 // input is one): commands over one connection, reopened after the server
-// dropped it.
+// dropped it; with libedit when its output is a terminal too (completion,
+// history).
 #include "support.hpp"
 
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,6 +38,27 @@ public:
     {
         REQUIRE(::write(master_, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
     }
+    // Reads what the child wrote to the terminal until `text` shows up;
+    // all of it, or "" at the deadline.
+    std::string read_until(const std::string& text, std::chrono::seconds timeout)
+    {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        while (screen_.find(text) == std::string::npos) {
+            if (std::chrono::steady_clock::now() >= deadline) {
+                return {};
+            }
+            pollfd pfd{master_, POLLIN, 0};
+            if (::poll(&pfd, 1, 100) > 0) {
+                char buffer[4096];
+                const ssize_t got = ::read(master_, buffer, sizeof buffer);
+                if (got <= 0) {
+                    return {};
+                }
+                screen_.append(buffer, static_cast<std::size_t>(got));
+            }
+        }
+        return screen_;
+    }
     void close()
     {
         if (master_ >= 0) {
@@ -47,6 +70,7 @@ public:
 private:
     int master_ = -1;
     std::string slave_path_;
+    std::string screen_;
 };
 
 bool wait_for_text(const std::string& path, const std::string& text, std::chrono::seconds timeout)
@@ -71,9 +95,10 @@ TEST_CASE("the shell runs list, put, get, stat and help until quit")
     Terminal terminal;
     ChildProcess::Options options;
     options.stdin_path = terminal.slave_path();
+    options.extra_env = {"HOME=" + f.dir.path(), "XDG_STATE_HOME="};
     ChildProcess shell({FERRY_PATH, "--server", f.server.address()}, options);
 
-    terminal.type("help\nlist\nput \"" + f.local_file("up load.bin") + "\" up.bin\nget up.bin " +
+    terminal.type("help\nlist\nput \"" + f.local_file("up load.bin") + "\" --as up.bin\nget up.bin -o " +
                   f.local_file("back.bin") + "\nstat up.bin\nstat .nope\nfrobnicate\nquit\n");
     const auto result = shell.wait(120s);
     INFO(result.out);
@@ -81,12 +106,39 @@ TEST_CASE("the shell runs list, put, get, stat and help until quit")
     CHECK(result.exit_code == 0);
     CHECK(result.out.find("ferry> ") != std::string::npos);
     CHECK(result.out.find("hello.txt") != std::string::npos);
-    CHECK(result.out.find("put [--resume] LOCAL [NAME]") != std::string::npos);
+    CHECK(result.out.find("put [--resume] LOCAL... [--as NAME]") != std::string::npos);
     CHECK(result.out.find("300000") != std::string::npos);
     CHECK(result.err.find("ferry: invalid_name: ") != std::string::npos);
     CHECK(result.err.find("unknown command") != std::string::npos);
     CHECK(files_equal(f.local_file("up load.bin"), f.root_file("up.bin")));
     CHECK(files_equal(f.local_file("up load.bin"), f.local_file("back.bin")));
+}
+
+TEST_CASE("on a terminal the shell completes commands and remote names with Tab and keeps its history")
+{
+    Fixture f;
+    write_file(f.root_file("quarterly-report.txt"), "numbers");
+    Terminal terminal;
+    ChildProcess::Options options;
+    options.stdin_path = terminal.slave_path();
+    options.stdout_path = terminal.slave_path(); // libedit edits only on a terminal
+    options.extra_env = {"HOME=" + f.dir.path(), "XDG_STATE_HOME=" + f.dir.path() + "/state", "TERM=xterm"};
+    ChildProcess shell({FERRY_PATH, "--server", f.server.address()}, options);
+
+    REQUIRE_FALSE(terminal.read_until("ferry> ", 60s).empty());
+    // "stat" is a prefix of "stats": Tab stops there; "qu" + Tab completes
+    // the one remote name, listed on demand.
+    terminal.type("stat\t");
+    terminal.type(" qu\t\n");
+    const std::string screen = terminal.read_until("name:     quarterly-report.txt", 60s);
+    CHECK_MESSAGE(!screen.empty(), read_file(f.log));
+    terminal.type("quit\n");
+    const auto result = shell.wait(120s);
+    INFO(result.err);
+    CHECK(result.exit_code == 0);
+    // The history outlives the shell, where XDG_STATE_HOME says.
+    CHECK(read_file(f.dir / "state/ferry/history").find("quarterly-report.txt") != std::string::npos);
+    CHECK_FALSE(exists(f.dir / ".ferry_history"));
 }
 
 TEST_CASE("the shell reconnects after the server dropped its idle connection, and ends at end of input")
@@ -102,6 +154,7 @@ TEST_CASE("the shell reconnects after the server dropped its idle connection, an
     Terminal terminal;
     ChildProcess::Options options;
     options.stdin_path = terminal.slave_path();
+    options.extra_env = {"HOME=" + dir.path(), "XDG_STATE_HOME="};
     ChildProcess shell({FERRY_PATH, "--server", server.address()}, options);
     terminal.type("list\n");
     // The server closes the shell's connection once it has been idle.
