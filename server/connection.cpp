@@ -3,10 +3,16 @@
 #include "log.hpp"
 #include "server.hpp"
 
-#include <exception>
-
 #include "frame.hpp"
 #include "messages.hpp"
+
+#include <fcntl.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <exception>
 
 namespace ferry::server {
 
@@ -171,6 +177,11 @@ void Connection::peer_gone()
 void Connection::send(std::string bytes)
 {
     if (!tls_) {
+        if (sending_file_range() || !waiting_.empty()) {
+            unsent_ += bytes.size();
+            waiting_.emplace_back(std::move(bytes));
+            return;
+        }
         write_raw(std::move(bytes));
         return;
     }
@@ -181,6 +192,154 @@ void Connection::send(std::string bytes)
         return;
     }
     write_raw(std::move(cipher));
+}
+
+void Connection::send_file_frame(std::shared_ptr<const OpenFile> file, std::uint64_t offset, std::size_t length)
+{
+    const FrameHeader header = encode_frame_header(FrameKind::data, static_cast<std::uint32_t>(length));
+    std::string header_bytes(reinterpret_cast<const char*>(header.data()), header.size());
+    FileRange range{std::move(file), offset, length};
+    if (sending_file_range() || !waiting_.empty()) {
+        unsent_ += header_bytes.size() + length;
+        waiting_.emplace_back(std::move(header_bytes));
+        waiting_.emplace_back(std::move(range));
+        return;
+    }
+    write_raw(std::move(header_bytes));
+    unsent_ += length;
+    file_range_ = std::move(range);
+    pump_file_range(); // waits for the header's write to complete first
+}
+
+void Connection::pump_file_range()
+{
+    // The range's header (and anything before it) must have left libuv's
+    // write queue, or the file's bytes would overtake it.
+    if (!file_range_ || pending_writes_ > 0 || handle_closing_) {
+        return;
+    }
+    uv_os_fd_t socket_fd = -1;
+    if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &socket_fd) != 0) {
+        force_close();
+        return;
+    }
+    FileRange& range = *file_range_;
+    std::size_t moved = 0;
+    while (range.length > 0) {
+        auto offset = static_cast<off_t>(range.offset);
+        const ssize_t sent = ::sendfile(socket_fd, range.file->fd(), &offset, range.length);
+        if (sent > 0) {
+            range.offset += static_cast<std::uint64_t>(sent);
+            range.length -= static_cast<std::size_t>(sent);
+            unsent_ -= static_cast<std::size_t>(sent);
+            moved += static_cast<std::size_t>(sent);
+            continue;
+        }
+        if (sent < 0 && errno == EINTR) {
+            continue;
+        }
+        if (sent < 0 && errno == EAGAIN) {
+            watch_writable();
+            break;
+        }
+        if (sent < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+            peer_gone();
+            return;
+        }
+        // The file shrank under a frame whose size is already on the wire,
+        // or could not be read: the frame cannot be finished, so neither
+        // can the connection.
+        const std::string reason =
+            sent == 0 ? "the file shrank while it was being sent" : std::string("sendfile: ") + std::strerror(errno);
+        log_event("close", {{"peer", peer_}, {"code", "io_error"}, {"message", reason}});
+        force_close();
+        return;
+    }
+    if (range.length == 0) {
+        file_range_.reset();
+        stop_watching_writable();
+        flush_waiting();
+    }
+    if (moved > 0 && !close_requested_) {
+        guarded([&] { session_.on_sent(); });
+    }
+    if (close_requested_ && pending_writes_ == 0 && !sending_file_range() && waiting_.empty() && !handle_closing_) {
+        finish_close();
+    }
+}
+
+void Connection::flush_waiting()
+{
+    while (!waiting_.empty() && !file_range_) {
+        auto next = std::move(waiting_.front());
+        waiting_.pop_front();
+        if (auto* bytes = std::get_if<std::string>(&next)) {
+            unsent_ -= bytes->size();
+            write_raw(std::move(*bytes));
+        } else {
+            file_range_ = std::move(std::get<FileRange>(next)); // still counted in unsent_
+        }
+    }
+}
+
+void Connection::watch_writable()
+{
+    if (writable_poll_ == nullptr) {
+        uv_os_fd_t socket_fd = -1;
+        if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &socket_fd) != 0) {
+            force_close();
+            return;
+        }
+        writable_fd_ = ::fcntl(socket_fd, F_DUPFD_CLOEXEC, 0);
+        if (writable_fd_ < 0) {
+            log_event("close", {{"peer", peer_}, {"code", "internal"}, {"message", std::strerror(errno)}});
+            force_close();
+            return;
+        }
+        writable_poll_ = new uv_poll_t;
+        writable_poll_->data = this;
+        if (uv_poll_init(tcp_.loop, writable_poll_, writable_fd_) != 0) {
+            delete writable_poll_;
+            writable_poll_ = nullptr;
+            ::close(writable_fd_);
+            writable_fd_ = -1;
+            force_close();
+            return;
+        }
+    }
+    if (!writable_watched_ && uv_poll_start(writable_poll_, UV_WRITABLE, on_writable) == 0) {
+        writable_watched_ = true;
+    }
+}
+
+void Connection::stop_watching_writable()
+{
+    if (writable_watched_) {
+        uv_poll_stop(writable_poll_);
+        writable_watched_ = false;
+    }
+}
+
+void Connection::on_writable(uv_poll_t* poll, int, int)
+{
+    // An error shows again in sendfile's result, which says what to do.
+    static_cast<Connection*>(poll->data)->pump_file_range();
+}
+
+void Connection::release_writable_watch()
+{
+    if (writable_poll_ == nullptr) {
+        return;
+    }
+    writable_watched_ = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(writable_poll_), [](uv_handle_t* handle) {
+        auto* self = static_cast<Connection*>(handle->data);
+        delete reinterpret_cast<uv_poll_t*>(handle);
+        ::close(self->writable_fd_);
+        self->writable_fd_ = -1;
+        self->writable_poll_ = nullptr;
+        self->free_if_done();
+    });
 }
 
 void Connection::write_raw(std::string bytes)
@@ -214,10 +373,16 @@ void Connection::on_write(uv_write_t* request, int status)
         if (!self->handle_closing_) {
             self->peer_gone();
         }
-    } else if (!self->close_requested_) {
-        self->guarded([&] { self->session_.on_sent(); });
+    } else {
+        if (!self->close_requested_) {
+            self->guarded([&] { self->session_.on_sent(); });
+        }
+        if (self->sending_file_range()) {
+            self->pump_file_range(); // it finishes a requested close itself
+            return;
+        }
     }
-    if (self->close_requested_ && self->pending_writes_ == 0) {
+    if (self->close_requested_ && self->pending_writes_ == 0 && !self->sending_file_range() && self->waiting_.empty()) {
         self->finish_close();
     }
 }
@@ -290,7 +455,7 @@ void Connection::close()
     }
     close_requested_ = true;
     pause_reading();
-    if (pending_writes_ == 0) {
+    if (pending_writes_ == 0 && !sending_file_range() && waiting_.empty()) {
         finish_close();
     }
 }
@@ -353,6 +518,9 @@ void Connection::close_handle()
     }
     handle_closing_ = true;
     reading_ = false;
+    file_range_.reset();
+    waiting_.clear();
+    release_writable_watch();
     uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
 }
 
@@ -366,7 +534,7 @@ void Connection::on_close(uv_handle_t* handle)
 // The object outlives both its handle and any job that holds a pointer to it.
 void Connection::free_if_done()
 {
-    if (handle_closed_ && !job_running_) {
+    if (handle_closed_ && !job_running_ && writable_poll_ == nullptr) {
         server_.forget(this);
         delete this;
     }

@@ -13,7 +13,11 @@
 
 #include <uv.h>
 
+#include <deque>
+#include <memory>
+#include <optional>
 #include <string>
+#include <variant>
 
 namespace ferry::server {
 
@@ -48,6 +52,8 @@ public:
     // SessionIo
     void send(std::string bytes) override;
     std::size_t unsent_bytes() const override { return unsent_; }
+    bool supports_file_frames() const override { return transport_ == Transport::plain; }
+    void send_file_frame(std::shared_ptr<const OpenFile> file, std::uint64_t offset, std::size_t length) override;
     void run_job(std::function<void()> work, std::function<void()> done) override;
     void pause_reading() override;
     void resume_reading() override;
@@ -60,6 +66,12 @@ private:
 
     struct WriteRequest;
     struct JobRequest;
+    // Part of a file being sent with sendfile(2).
+    struct FileRange {
+        std::shared_ptr<const OpenFile> file;
+        std::uint64_t offset = 0;
+        std::size_t length = 0;
+    };
 
     static void on_alloc(uv_handle_t* handle, std::size_t suggested, uv_buf_t* buf);
     static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
@@ -67,12 +79,22 @@ private:
     static void on_work(uv_work_t* request);
     static void on_work_done(uv_work_t* request, int status);
     static void on_close(uv_handle_t* handle);
+    static void on_writable(uv_poll_t* poll, int status, int events);
 
     void peer_gone();
     // Bytes from the socket: decrypted first on a TLS connection.
     void deliver(std::span<const char> bytes);
     // Bytes to the socket as they are (ciphertext on a TLS connection).
     void write_raw(std::string bytes);
+    // Sends the current file range while the socket takes it; waits for
+    // writability (a poll handle) when it does not.
+    void pump_file_range();
+    void watch_writable();
+    void stop_watching_writable();
+    void release_writable_watch();
+    // Bytes and file frames queued behind a file range, in order.
+    void flush_waiting();
+    bool sending_file_range() const { return file_range_.has_value(); }
     void finish_close();
     void close_handle();
     void free_if_done();
@@ -99,6 +121,14 @@ private:
     enum class Transport { undecided, plain, tls };
     Transport transport_ = Transport::undecided;
     std::unique_ptr<TlsChannel> tls_;
+    // Zero-copy sending. libuv's stream owns the socket's write readiness,
+    // so a second descriptor of the same socket (dup) is what the poll
+    // handle watches; it exists only while a file range waits for room.
+    std::optional<FileRange> file_range_;
+    std::deque<std::variant<std::string, FileRange>> waiting_;
+    uv_poll_t* writable_poll_ = nullptr;
+    int writable_fd_ = -1;
+    bool writable_watched_ = false;
 };
 
 } // namespace ferry::server

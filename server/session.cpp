@@ -3,6 +3,7 @@
 #include "log.hpp"
 #include "names.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -70,7 +71,8 @@ std::optional<Error> read_exactly(int fd, char* into, std::size_t size, std::uin
 // hash. While a job runs, only that job touches `file` and `hash`.
 struct Session::Download {
     std::uint64_t id = 0;
-    std::unique_ptr<OpenFile> file;
+    // Shared with file frames still on their way to the socket.
+    std::shared_ptr<const OpenFile> file;
     std::uint64_t next_offset = 0;
     std::uint64_t first_offset = 0;
     TransferHash hash;
@@ -446,6 +448,12 @@ void Session::continue_sending()
     if (io_.unsent_bytes() >= config_.send_high_water) {
         return; // on_sent() brings us back
     }
+    // With the digest known nothing needs the bytes in memory: the kernel
+    // moves them from the page cache to the socket.
+    if (download_->known_digest && io_.supports_file_frames()) {
+        send_file_frame(end);
+        return;
+    }
     const std::size_t size = std::min<std::uint64_t>(config_.chunk_size, end - download_->next_offset);
     auto frame = std::make_shared<std::string>(kFrameHeaderSize + size, '\0');
     const FrameHeader header = encode_frame_header(FrameKind::data, static_cast<std::uint32_t>(size));
@@ -473,6 +481,35 @@ void Session::continue_sending()
             download_->next_offset += size;
             counters_.bytes_out += size;
             io_.send(std::move(*frame));
+            continue_sending();
+        });
+}
+
+void Session::send_file_frame(std::uint64_t end)
+{
+    const std::uint64_t offset = download_->next_offset;
+    const std::size_t size = std::min<std::uint64_t>(config_.file_frame_size, end - offset);
+    auto failure = std::make_shared<std::optional<Error>>();
+    run_job(
+        [file = download_->file, offset, size, failure] {
+            // The frame's size goes on the wire before its bytes and cannot be
+            // taken back, so they must still exist; and the copy runs on the
+            // loop, so the pages are brought into memory here, off the loop.
+            const auto now = file->current_identity();
+            if (!now || now->size < offset + size) {
+                *failure = Error{ErrorCode::io_error, "\"" + file->info().name + "\" shrank while it was being sent"};
+                return;
+            }
+            ::readahead(file->fd(), static_cast<off_t>(offset), size); // a failure only costs speed
+        },
+        [this, failure, offset, size] {
+            if (*failure) {
+                finish_download(*failure);
+                return;
+            }
+            io_.send_file_frame(download_->file, offset, size);
+            download_->next_offset += size;
+            counters_.bytes_out += size;
             continue_sending();
         });
 }

@@ -6,9 +6,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 namespace ferry::server {
+
+class OpenFile;
 
 class SessionIo {
 public:
@@ -19,6 +22,16 @@ public:
     virtual void send(std::string bytes) = 0;
     // Bytes handed to send() and not yet written to the socket.
     virtual std::size_t unsent_bytes() const = 0;
+
+    // Zero-copy sending: one data frame whose payload is `length` bytes of
+    // `file` from `offset`, queued after everything sent before it, and
+    // moved by the kernel (sendfile) without passing through the server's
+    // memory. Only where supports_file_frames(): a plain TCP socket, not TLS.
+    // The pages should be in the page cache already (the caller reads ahead
+    // on the thread pool), since the copy runs on the loop. Progress counts
+    // in unsent_bytes() and is reported through Session::on_sent().
+    virtual bool supports_file_frames() const = 0;
+    virtual void send_file_frame(std::shared_ptr<const OpenFile> file, std::uint64_t offset, std::size_t length) = 0;
 
     // Runs `work` off the event loop (it may block on the disk; it must not
     // touch the Session), then `done` back on the loop. A Session keeps at

@@ -20,6 +20,13 @@ class InlineIo final : public ferry::server::SessionIo {
 public:
     void send(std::string bytes) override { sent += bytes.size(); }
     std::size_t unsent_bytes() const override { return 0; }
+    // File frames are only counted: the fuzzer drives the session's paths,
+    // and the bytes of a file are not input it chooses.
+    bool supports_file_frames() const override { return true; }
+    void send_file_frame(std::shared_ptr<const ferry::server::OpenFile>, std::uint64_t, std::size_t length) override
+    {
+        sent += length;
+    }
     void run_job(std::function<void()> work, std::function<void()> done) override
     {
         work();

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 using namespace ferry;
 using namespace ferry::server;
@@ -33,6 +34,21 @@ public:
         }
     }
     std::size_t unsent_bytes() const override { return unsent; }
+    // Like the socket's sendfile: the file's bytes at the time of sending.
+    bool supports_file_frames() const override { return file_frames; }
+    void send_file_frame(std::shared_ptr<const OpenFile> file, std::uint64_t offset, std::size_t length) override
+    {
+        std::string payload(length, '\0');
+        REQUIRE(::pread(file->fd(), payload.data(), length, static_cast<off_t>(offset)) ==
+                static_cast<ssize_t>(length));
+        const auto header = encode_frame_header(FrameKind::data, static_cast<std::uint32_t>(length));
+        outbox.append(reinterpret_cast<const char*>(header.data()), header.size());
+        outbox.append(payload);
+        ++file_frames_sent;
+        if (hold_writes) {
+            unsent += header.size() + length;
+        }
+    }
     void run_job(std::function<void()> work, std::function<void()> done) override
     {
         jobs.emplace_back(std::move(work), std::move(done));
@@ -93,6 +109,8 @@ public:
     }
 
     std::string outbox;
+    bool file_frames = false;
+    int file_frames_sent = 0;
     std::size_t unsent = 0;
     bool hold_writes = false;
     std::deque<std::pair<std::function<void()>, std::function<void()>>> jobs;
@@ -885,4 +903,56 @@ TEST_CASE("a repeated get of an unchanged file takes its digest from the cache")
     REQUIRE(controls.size() == 2);
     CHECK(data == changed);
     CHECK(parse_trailer(controls[1])->body.sha256 == sha256_of(changed));
+}
+
+TEST_CASE("a download whose digest is known goes out as file frames, the rest as read chunks")
+{
+    Fixture f;
+    f.config.chunk_size = 1000;
+    f.config.file_frame_size = 1500;
+    f.io.file_frames = true;
+    f.hello();
+    const std::string content = pattern(4000, 14);
+    f.root.write("zero.bin", content);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+
+    const auto get = [&](std::uint64_t offset) {
+        f.feed(control(Request{5, GetRequest{"zero.bin", offset}}));
+        f.io.run_jobs();
+        std::vector<std::string> controls;
+        std::string data;
+        f.io.drain(controls, data);
+        REQUIRE(controls.size() == 2);
+        CHECK(data == content.substr(offset));
+        const auto trailer = parse_trailer(controls[1]);
+        REQUIRE(trailer);
+        CHECK(trailer->body.sha256 == sha256_of(content));
+    };
+    get(0); // first time: read and hashed, which fills the cache
+    CHECK(f.io.file_frames_sent == 0);
+    get(0);
+    CHECK(f.io.file_frames_sent == 3); // 1500 + 1500 + 1000
+    get(2500);                         // a resumed download needs no prefix hashing either
+    CHECK(f.io.file_frames_sent == 4);
+
+    SUBCASE("a file that shrinks before its frame is sent fails with io_error, not a short frame")
+    {
+        f.io.hold_writes = true;
+        f.config.send_high_water = 1;
+        f.feed(control(Request{6, GetRequest{"zero.bin", 0}}));
+        f.io.run_jobs(); // the first frame goes out, then the queue is full
+        REQUIRE(f.session.state() == Session::State::sending_file);
+        REQUIRE(::truncate((f.root.path() + "/zero.bin").c_str(), 2000) == 0);
+        for (int round = 0; round < 10 && f.session.state() == Session::State::sending_file; ++round) {
+            f.io.unsent = 0;
+            f.session.on_sent();
+            f.io.run_jobs();
+        }
+        std::vector<std::string> controls;
+        std::string data;
+        f.io.drain(controls, data);
+        REQUIRE(controls.size() == 2);
+        CHECK(data == content.substr(0, 1500));
+        CHECK(parse_trailer(controls[1]).error().code == ErrorCode::io_error);
+    }
 }
