@@ -121,7 +121,7 @@ def main():
         def cr(a, n=n):
             return c_rows(a, n)
         line("C %d × 4 MiB burst: ok" % n,
-             lambda a: ", ".join("%d/%d" % (r["ok"], r["clients"]) for r in cr(a)) or "not run")
+             lambda a: ", ".join("%d/%d" % (r["ok"], r["clients"]) for r in cr(a)) or "–")
         line("C %d: wall s" % n, lambda a: [r["wall_s"] for r in cr(a)], "%.2f")
         line("C %d: aggregate MB/s" % n, lambda a: [r["MBps"] for r in cr(a)])
         line("C %d: ferry ÷ this (MB/s)" % n, vs_ferry("C", sel=lambda a, cr=cr: [r["MBps"] for r in cr(a)]))
@@ -137,7 +137,7 @@ def main():
         def er(a, n=n):
             return e_rows(a, n)
         line("E %d idle: held by server" % n,
-             lambda a: ", ".join("%d/%d" % (r["server_held_estab"], r["asked"]) for r in er(a)) or "not run")
+             lambda a: ", ".join("%d/%d" % (r["server_held_estab"], r["asked"]) for r in er(a)) or "–")
         line("E %d: PSS KiB/conn" % n, lambda a: [r["pss_kb_per_conn"] for r in er(a)], "%.2f")
         line("E %d: ferry ÷ this (KiB/conn)" % n, vs_ferry("E", sel=lambda a, er=er: [r["pss_kb_per_conn"] for r in er(a)]))
         line("E %d: time to open s" % n, lambda a: [r["open_secs"] for r in er(a)], "%.1f")
@@ -148,6 +148,8 @@ def main():
              lambda a: "; ".join("%.1f → %.1f → %.1f" % (r["rss_kb_first"] / 1024, r["rss_kb_max"] / 1024,
                                                          r["rss_kb_last"] / 1024)
                                  for r in fr if r.get("rss_kb_first")) or "failed", only=["ferry"])
+        line("F ferryd CPU s during the stall", lambda a: [r.get("server_cpu_during_stall_s") for r in fr],
+             "%.2f", only=["ferry"])
         line("F ok (whole file after the stall, trailer checked)",
              lambda a: "%d/%d" % (len([r for r in fr if r.get("ok")]), len(fr)), only=["ferry"])
     print("### Ferry beside the references (median (min–max); MB = 10^6 B)\n")
