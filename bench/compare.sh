@@ -21,6 +21,7 @@
 #      SKIP_ANCHORS=1 ferry only (quick iterations); ANCHORS (path of
 #      bench-anchors, default ../shared/bench-anchors beside the repo);
 #      BUILD (build-bench); SKIP_BUILD=1 use what is built there;
+#      REV=<commit> (e.g. HEAD) build and measure that commit, not the working tree;
 #      FAST_HASH_ARGS (client flags of the fast integrity option; default
 #      "--hash xxh3-128" when the client has --hash).
 # Needs root (the anchors install packages and run vsftpd), bash 5,
@@ -29,6 +30,15 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 ANCHORS=${ANCHORS:-$REPO/../shared/bench-anchors}
+# REV=<commit> measures a committed revision instead of the working tree:
+# its files are exported (git archive) to /tmp/ferry-bench-src-<sha> and
+# built in build-bench-<sha>, so edits in progress cannot break the run.
+SOURCE=$REPO
+if [[ -n ${REV:-} ]]; then
+    rev=$(git -C "$REPO" rev-parse --short "$REV^{commit}") || { echo "compare.sh: no commit '$REV'" >&2; exit 1; }
+    SOURCE=/tmp/ferry-bench-src-$rev
+    BUILD=${BUILD:-build-bench-$rev}
+fi
 BUILD=${BUILD:-build-bench}
 case "$BUILD" in /*) BUILD_DIR=$BUILD ;; *) BUILD_DIR=$REPO/$BUILD ;; esac
 export REPS=${REPS:-3} DUR=${DUR:-10}
@@ -96,11 +106,17 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 # ---- 1. build ------------------------------------------------------------------
 FERRYD=$BUILD_DIR/server/ferryd FERRY=$BUILD_DIR/client/ferry
 if [[ -z ${SKIP_BUILD:-} ]]; then
-    log "building a release ferry in $BUILD_DIR"
+    if [[ $SOURCE != "$REPO" && ! -f $SOURCE/meson.build ]]; then
+        log "exporting $rev to $SOURCE"
+        rm -rf "$BUILD_DIR"   # it may point at an older export of this revision
+        mkdir -p "$SOURCE"
+        git -C "$REPO" archive "$rev" | tar -x -C "$SOURCE" || die "git archive $rev failed"
+    fi
+    log "building a release ferry from $SOURCE in $BUILD_DIR"
     if [[ ! -f $BUILD_DIR/build.ninja ]]; then
         # werror off: GCC 12 at -O3 reports a false -Wrestrict in
         # server/address.cpp (std::string operator+), which fails the release build.
-        meson setup "$BUILD_DIR" "$REPO" --buildtype=release -Dwerror=false >"$RES/build.log" 2>&1 ||
+        meson setup "$BUILD_DIR" "$SOURCE" --buildtype=release -Dwerror=false >"$RES/build.log" 2>&1 ||
             { tail -n 30 "$RES/build.log" >&2; die "meson setup failed"; }
     fi
     nice ninja -C "$BUILD_DIR" server/ferryd client/ferry >>"$RES/build.log" 2>&1 ||
@@ -130,8 +146,12 @@ SRV=$SRV OUT=$RES/ferry.jsonl RUN=$RUN \
     run_group "$RES/ferry.log" 1500 "$PY" "$REPO/bench/ferry_bench.py" || die "ferry workloads failed (see $RES/ferry.log)"
 
 # ---- 4. report ---------------------------------------------------------------------
-commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git -C "$REPO" status --porcelain --untracked-files=no -- server client protocol meson.build 2>/dev/null | head -c1)
+if [[ $SOURCE != "$REPO" ]]; then
+    commit=$rev dirty=
+else
+    commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    dirty=$(git -C "$REPO" status --porcelain -- server client protocol meson.build 2>/dev/null | head -c1)
+fi
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "?"; }
 {
