@@ -1,11 +1,14 @@
 #include "line_editor.hpp"
 
 #include "interrupt.hpp"
+#include "local_files.hpp"
 #include "shell.hpp"
 
+#include <dirent.h>
 #include <editline/readline.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -36,18 +39,42 @@ char* next_match(const char* /*text*/, int state)
 
 char** complete(const char* text, int start, int /*end*/)
 {
-    bool local_files = false;
-    g_matches = g_editor->candidates(rl_line_buffer != nullptr ? rl_line_buffer : "", static_cast<std::size_t>(start),
-                                     text, local_files);
-    if (local_files) {
-        rl_attempted_completion_over = 0; // libedit's own file name completion
-        return nullptr;
-    }
-    rl_attempted_completion_over = 1;
+    rl_attempted_completion_over = 1; // never libedit's own guesses
+    g_matches =
+        g_editor->candidates(rl_line_buffer != nullptr ? rl_line_buffer : "", static_cast<std::size_t>(start), text);
+    // A folder is completed with its '/', ready for the next component.
+    const bool one_folder = g_matches.size() == 1 && g_matches.front().ends_with('/');
+    rl_completion_append_character = one_folder ? '\0' : ' ';
     if (g_matches.empty()) {
         return nullptr;
     }
     return rl_completion_matches(text, next_match);
+}
+
+// Local paths starting with `text`: folders end in '/', hidden entries
+// show only when asked for with a leading dot.
+std::vector<std::string> local_paths(const std::string& text)
+{
+    const auto slash = text.rfind('/');
+    const std::string folder = slash == std::string::npos ? "" : text.substr(0, slash + 1);
+    const std::string prefix = slash == std::string::npos ? text : text.substr(slash + 1);
+    std::vector<std::string> paths;
+    DIR* dir = ::opendir(folder.empty() ? "." : folder.c_str());
+    if (dir == nullptr) {
+        return paths;
+    }
+    while (const dirent* entry = ::readdir(dir)) {
+        const std::string name = entry->d_name;
+        if (name == "." || name == ".." || !name.starts_with(prefix) ||
+            (name.front() == '.' && !prefix.starts_with('.'))) {
+            continue;
+        }
+        const std::string path = folder + name;
+        paths.push_back(is_directory(path) ? path + "/" : path);
+    }
+    ::closedir(dir);
+    std::sort(paths.begin(), paths.end());
+    return paths;
 }
 
 bool make_folder(const std::string& path)
@@ -130,10 +157,8 @@ const std::vector<std::string>& LineEditor::remote_names()
     return names_;
 }
 
-std::vector<std::string> LineEditor::candidates(const std::string& line, std::size_t start, const std::string& text,
-                                                bool& local_files)
+std::vector<std::string> LineEditor::candidates(const std::string& line, std::size_t start, const std::string& text)
 {
-    local_files = false;
     const auto before = split_words(std::string_view(line).substr(0, std::min(start, line.size())));
     if (!before) {
         return {};
@@ -145,14 +170,12 @@ std::vector<std::string> LineEditor::candidates(const std::string& line, std::si
         const std::string& command = before->front();
         const std::string& previous = before->back();
         if (previous == "-o" || previous == "-C") {
-            local_files = true;
-            return {};
+            return local_paths(text);
         }
         if (command == "get" || command == "stat" || (command == "put" && previous == "--as")) {
             pool = &remote_names();
         } else if (command == "put") {
-            local_files = true;
-            return {};
+            return local_paths(text);
         } else {
             return {};
         }

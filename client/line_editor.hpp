@@ -31,11 +31,9 @@ public:
     // Where the history lives; empty when there is no home to keep it in.
     static std::string history_path();
     // Completions of `text`, the word at `start` in `line`: a command name
-    // for the first word; for a NAME of get and stat (and --as) a remote
-    // name. Sets `local_files` when local file names fit better (put's
-    // arguments, -o and -C).
-    std::vector<std::string> candidates(const std::string& line, std::size_t start, const std::string& text,
-                                        bool& local_files);
+    // for the first word; a remote name for get's and stat's NAME and for
+    // --as; a local path for put's files, -o and -C.
+    std::vector<std::string> candidates(const std::string& line, std::size_t start, const std::string& text);
 
 private:
     const std::vector<std::string>& remote_names();
