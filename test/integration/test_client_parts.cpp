@@ -6,6 +6,7 @@
 #include "endpoint.hpp"
 #include "local_files.hpp"
 #include "shell.hpp"
+#include "tls.hpp"
 
 #include <doctest/doctest.h>
 
@@ -91,4 +92,30 @@ TEST_CASE("the download sidecar round-trips and refuses what it did not write")
         CHECK(read.error().code == ferry::ErrorCode::local_io);
     }
     CHECK_FALSE(read_download_state(dir / "missing").ok());
+}
+
+TEST_CASE("TLS pins: what openssl prints, with or without prefix and colons")
+{
+    const std::string hex = "3f9dd03816f9941703e2e43b5a45ece72184e3e37c68d964fa65efc5586d953c";
+    const auto plain = parse_pin(hex);
+    REQUIRE(plain.ok());
+    CHECK(plain.value()[0] == 0x3f);
+    CHECK(plain.value()[31] == 0x3c);
+    const std::vector<std::string> same_pins{
+        "sha256:" + hex,
+        "SHA256:3F:9D:D0:38:16:F9:94:17:03:E2:E4:3B:5A:45:EC:E7:21:84:E3:E3:7C:68:D9:64:FA:65:EF:C5:58:6D:95:3C"};
+    for (const auto& same : same_pins) {
+        CAPTURE(same);
+        const auto parsed = parse_pin(same);
+        REQUIRE(parsed.ok());
+        CHECK(parsed.value() == plain.value());
+    }
+    const std::vector<std::string> bad_pins{"",         "sha256:",    hex.substr(2),
+                                            hex + "00", "md5:" + hex, hex.substr(0, 63) + "g"};
+    for (const auto& bad : bad_pins) {
+        CAPTURE(bad);
+        const auto parsed = parse_pin(bad);
+        REQUIRE_FALSE(parsed.ok());
+        CHECK(parsed.error().code == ferry::ErrorCode::bad_request);
+    }
 }

@@ -118,6 +118,7 @@ TEST_CASE("on a terminal the shell completes commands and remote names with Tab 
 {
     Fixture f;
     write_file(f.root_file("quarterly-report.txt"), "numbers");
+    write_file(f.local_file("upload-me.txt"), "local bytes");
     Terminal terminal;
     ChildProcess::Options options;
     options.stdin_path = terminal.slave_path();
@@ -132,6 +133,11 @@ TEST_CASE("on a terminal the shell completes commands and remote names with Tab 
     terminal.type(" qu\t\n");
     const std::string screen = terminal.read_until("name:     quarterly-report.txt", 60s);
     CHECK_MESSAGE(!screen.empty(), read_file(f.log));
+    // Local paths for put; after the upload the remote names are fetched again.
+    terminal.type("put " + f.local + "/upl\t--as fresh.txt\n");
+    CHECK_FALSE(terminal.read_until("-> fresh.txt", 60s).empty());
+    terminal.type("stat fre\t\n");
+    CHECK_FALSE(terminal.read_until("name:     fresh.txt", 60s).empty());
     terminal.type("quit\n");
     const auto result = shell.wait(120s);
     INFO(result.err);
@@ -139,6 +145,7 @@ TEST_CASE("on a terminal the shell completes commands and remote names with Tab 
     // The history outlives the shell, where XDG_STATE_HOME says.
     CHECK(read_file(f.dir / "state/ferry/history").find("quarterly-report.txt") != std::string::npos);
     CHECK_FALSE(exists(f.dir / ".ferry_history"));
+    CHECK(read_file(f.root_file("fresh.txt")) == "local bytes");
 }
 
 TEST_CASE("the shell reconnects after the server dropped its idle connection, and ends at end of input")
