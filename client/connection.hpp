@@ -1,10 +1,11 @@
-// One blocking TCP connection to ferryd: connect (with a deadline), hello,
-// then frames out and frames in. Every wait is a poll() with a deadline, and
+// One blocking TCP connection to ferryd: connect (with a deadline), TLS
+// when asked (transport.hpp), hello with the token, then frames out and
+// frames in. Every wait is a poll() with a deadline, and
 // wakes often enough to notice Ctrl-C (interrupt.hpp). Nothing here knows
 // what a get or a put is; operations.cpp drives the conversation.
 //
-// Errors: a failed connect, a timeout, EOF or a socket error is
-// connection_lost (the message names the address); an interrupt is aborted;
+// Errors: a failed connect or TLS handshake, a timeout, EOF or a socket
+// error is connection_lost (the message names the address); an interrupt is aborted;
 // broken framing from the server is its decoder error. After any of these
 // the connection is closed and is_open() is false.
 #pragma once
