@@ -164,14 +164,14 @@ Error explain_failure(int fd, bool server_spoke, const std::string& address, SSL
         return handshake_error(address, std::string("the server's certificate is not trusted: ") +
                                             X509_verify_cert_error_string(verified) + " (see --tls-ca and --tls-pin)");
     }
-    if (!server_spoke) {
-        std::uint8_t first = 0;
-        const ssize_t got = ::recv(fd, &first, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (got == 1 && first == kFerryControlKind) {
-            ERR_clear_error();
-            return handshake_error(address,
-                                   "the server answered in plaintext: it does not speak TLS (leave out --tls)");
-        }
+    std::uint8_t first = 0;
+    const bool ferry_frame_waits =
+        !server_spoke && ::recv(fd, &first, 1, MSG_PEEK | MSG_DONTWAIT) == 1 && first == kFerryControlKind;
+    // When the answer came within the first SSL_connect call, OpenSSL has
+    // read it already and can only say that it was no TLS record.
+    if (ferry_frame_waits || ERR_GET_REASON(ERR_peek_error()) == SSL_R_WRONG_VERSION_NUMBER) {
+        ERR_clear_error();
+        return handshake_error(address, "the server answered in plaintext: it does not speak TLS (leave out --tls)");
     }
     return handshake_error(address, openssl_reason());
 }
