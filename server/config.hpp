@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
 
@@ -52,19 +51,6 @@ struct Config {
     std::shared_ptr<const TlsContext> tls;
     // How long a wrong or missing token waits before its refusal.
     std::chrono::milliseconds auth_failure_delay{1000};
-};
-
-// Server-wide numbers that sessions share (one loop, so no locking); the
-// stats operation reports them.
-struct Counters {
-    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
-    std::size_t active_transfers = 0;
-    std::uint64_t transfers_total = 0;
-    std::size_t connections_now = 0;
-    std::uint64_t connections_total = 0;
-    std::uint64_t bytes_in = 0;
-    std::uint64_t bytes_out = 0;
-    std::map<std::string, std::uint64_t> errors;
 };
 
 } // namespace ferry::server

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <ctime>
+#include <mutex>
 
 namespace ferry::server {
 
@@ -99,8 +100,16 @@ bool configure_log(LogFormat format, const std::string& path)
     return true;
 }
 
+// Worker loops log from their own threads; a line is written whole.
+std::mutex& log_mutex()
+{
+    static std::mutex mutex;
+    return mutex;
+}
+
 void reopen_log()
 {
+    const std::lock_guard lock(log_mutex());
     auto& log = target();
     if (log.path.empty()) {
         return;
@@ -115,6 +124,7 @@ void log_event(std::string_view event, std::span<const LogField> fields)
 {
     auto& log = target();
     const std::string line = log.format == LogFormat::json ? json_line(event, fields) : text_line(event, fields);
+    const std::lock_guard lock(log_mutex());
     std::fprintf(log.file, "%s\n", line.c_str());
     std::fflush(log.file);
 }

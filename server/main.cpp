@@ -1,11 +1,11 @@
-// ferryd: serve one folder over the Ferry protocol on one libuv loop.
+// ferryd: serve one folder over the Ferry protocol with --workers libuv loops.
 #include "access.hpp"
 #include "address.hpp"
 #include "config.hpp"
 #include "library.hpp"
 #include "log.hpp"
 #include "partial_upload.hpp"
-#include "server.hpp"
+#include "supervisor.hpp"
 
 #include <CLI/CLI.hpp>
 #include <uv.h>
@@ -13,8 +13,10 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 
 namespace {
@@ -73,19 +75,6 @@ void warn_about_exposure(const ferry::server::Config& config, const std::string&
     }
 }
 
-void close_every_handle(uv_loop_t* loop)
-{
-    uv_walk(
-        loop,
-        [](uv_handle_t* handle, void*) {
-            if (!uv_is_closing(handle)) {
-                uv_close(handle, nullptr);
-            }
-        },
-        nullptr);
-    uv_run(loop, UV_RUN_DEFAULT);
-}
-
 } // namespace
 
 int main(int argc, char** argv)
@@ -101,6 +90,7 @@ int main(int argc, char** argv)
     std::string token_file;
     std::string tls_cert;
     std::string tls_key;
+    std::size_t workers = std::max(1u, uv_available_parallelism());
 
     CLI::App app{"ferryd: a small, fast file server speaking the Ferry protocol (docs/PROTOCOL.md)."};
     app.set_version_flag("--version", std::string("ferryd ") + FERRY_VERSION);
@@ -140,6 +130,8 @@ int main(int argc, char** argv)
     app.add_option("--token-file", token_file,
                    "Require a token in hello: one \"TOKEN rw\" or \"TOKEN ro\" per line (see README)");
     app.add_flag("--read-only", config.read_only, "Refuse every upload, whatever the token");
+    app.add_option("--workers", workers, "Event loops (threads) serving clients; default: the number of CPU cores")
+        ->check(CLI::Range(1u, 256u));
     auto* cert_option = app.add_option("--tls-cert", tls_cert, "Require TLS 1.3: the certificate chain (PEM)");
     auto* key_option = app.add_option("--tls-key", tls_key, "The private key (PEM) of --tls-cert");
     cert_option->needs(key_option);
@@ -192,9 +184,13 @@ int main(int argc, char** argv)
         ferry::server::log_event("expired_uploads", {{"count", static_cast<std::uint64_t>(stale)}});
     }
 
-    uv_loop_t* loop = uv_default_loop();
-    ferry::server::Server server(loop, *library.value(), config);
-    auto bound = server.start();
+    // Every worker's file jobs share libuv's one thread pool (4 threads
+    // unless UV_THREADPOOL_SIZE says otherwise): at least one per worker.
+    if (std::getenv("UV_THREADPOOL_SIZE") == nullptr) {
+        ::setenv("UV_THREADPOOL_SIZE", std::to_string(std::max<std::size_t>(4, workers)).c_str(), 1);
+    }
+    ferry::server::Supervisor supervisor(*library.value(), config, workers);
+    auto bound = supervisor.start();
     if (!bound) {
         std::fprintf(stderr, "ferryd: %s\n", bound.error().message.c_str());
         return 1;
@@ -206,12 +202,11 @@ int main(int argc, char** argv)
                                        {"root", config.root},
                                        {"listen", bound.value()},
                                        {"access", config.read_only ? "read-only" : "read-write"},
-                                       {"tls", config.tls ? "required" : "off"}});
+                                       {"tls", config.tls ? "required" : "off"},
+                                       {"workers", static_cast<std::uint64_t>(workers)}});
     warn_about_exposure(config, bound.value());
 
-    uv_run(loop, UV_RUN_DEFAULT);
-    close_every_handle(loop);
-    uv_loop_close(loop);
+    supervisor.run();
     ferry::server::log_event("stopped", {});
     return 0;
 }

@@ -1,19 +1,24 @@
-// The listener, the signal handlers and the set of live connections on one
-// libuv loop. Stopping is graceful: no new connections, every session told
-// to finish (uploads made resumable), then the loop runs dry and returns.
+// One worker: a listener and the live connections on one libuv loop, run by
+// one thread. ferryd runs --workers of them over one listening port
+// (SO_REUSEPORT: the kernel spreads new connections over the workers); the
+// Supervisor on the main thread owns the signals and tells each worker to
+// stop. Stopping is graceful: no new connections, every session told to
+// finish (uploads made resumable), then the loop runs dry and returns.
 #pragma once
 
 #include "address.hpp"
 #include "config.hpp"
+#include "counters.hpp"
 #include "library.hpp"
 
 #include <uv.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
+#include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <unordered_set>
 
 namespace ferry::server {
@@ -22,13 +27,18 @@ class Connection;
 
 class Server {
 public:
-    Server(uv_loop_t* loop, const Library& library, const Config& config);
+    Server(uv_loop_t* loop, const Library& library, const Config& config, Counters& counters);
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
 
-    // Binds and listens; returns the bound address ("127.0.0.1:7021").
-    Result<std::string> start();
-    void stop();
+    // Binds and listens on `address`; with `share_port` other workers may
+    // listen on the same port. Returns the bound address ("127.0.0.1:7021").
+    // Call before the loop runs, on any thread.
+    Result<std::string> start(const sockaddr_storage& address, bool share_port);
+
+    // Thread-safe: the supervisor calls these from the main thread.
+    void request_stop();
+    void request_abandon();
 
     uv_loop_t* loop() const { return loop_; }
     const Library& library() const { return library_; }
@@ -41,29 +51,32 @@ public:
 
 private:
     static void on_connection(uv_stream_t* listener, int status);
-    static void on_signal(uv_signal_t* handle, int signal);
-    static void on_sighup(uv_signal_t* handle, int signal);
-    static void on_cleanup_timer(uv_timer_t* timer);
+    static void on_command(uv_async_t* handle);
     static void on_drain_timer(uv_timer_t* timer);
     static void on_sweep_timer(uv_timer_t* timer);
-    std::optional<Error> check_limits(const Connection& connection) const;
+    void stop();
+    void abandon();
     void close_service_handles();
     void close_handle(uv_handle_t* handle);
 
     uv_loop_t* loop_;
     const Library& library_;
     const Config& config_;
+    Counters& counters_;
     uv_tcp_t listener_{};
-    uv_signal_t sigint_{};
-    uv_signal_t sigterm_{};
-    uv_signal_t sighup_{};
-    uv_timer_t cleanup_timer_{};
+    uv_async_t commands_{};
+    // Guards commands_ against a send after the worker closed it.
+    std::mutex commands_mutex_;
+    bool commands_open_ = false;
+    std::atomic<bool> stop_requested_{false};
+    std::atomic<bool> abandon_requested_{false};
     uv_timer_t drain_timer_{};
     uv_timer_t sweep_timer_{};
     bool stopping_ = false;
-    Counters counters_;
     std::unordered_set<Connection*> connections_;
-    std::unordered_map<std::string, std::size_t> connections_per_address_;
+    // Turned away by a limit, saying why before they close: the sweep
+    // closes those whose peer does not, and stop() closes them at once.
+    std::unordered_set<Connection*> refused_;
     std::array<char, 64 * 1024> read_buffer_{};
 };
 

@@ -354,7 +354,7 @@ void Session::send_stats(std::uint64_t id)
     stats.transfers_total = counters_.transfers_total;
     stats.bytes_in = counters_.bytes_in;
     stats.bytes_out = counters_.bytes_out;
-    stats.errors = counters_.errors;
+    stats.errors = counters_.errors();
     send_json(encode_reply(id, stats));
 }
 
@@ -790,13 +790,13 @@ void Session::send_json(std::string json_text)
 void Session::send_error(std::optional<std::uint64_t> id, const Error& error)
 {
     log_event("error", {{"peer", io_.peer()}, {"code", to_string(error.code)}, {"message", error.message}});
-    ++counters_.errors[std::string(to_string(error.code))];
+    counters_.count_error(to_string(error.code));
     send_json(encode_error(id, error));
 }
 
 bool Session::take_transfer_slot(std::uint64_t id)
 {
-    if (counters_.active_transfers >= config_.max_transfers) {
+    if (!counters_.try_take_transfer(config_.max_transfers)) {
         fail_connection(id, Error{ErrorCode::too_many_transfers, "the server runs its maximum of " +
                                                                      std::to_string(config_.max_transfers) +
                                                                      " transfers; try again later"});

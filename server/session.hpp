@@ -12,6 +12,7 @@
 
 #include "access.hpp"
 #include "config.hpp"
+#include "counters.hpp"
 #include "frame.hpp"
 #include "library.hpp"
 #include "messages.hpp"
@@ -29,13 +30,13 @@
 
 namespace ferry::server {
 
-// Holds one of Config::max_transfers while a get or put runs.
+// Holds one of Config::max_transfers (already taken) while a get or put runs.
 class TransferSlot {
 public:
-    explicit TransferSlot(Counters& counters) : counters_(&counters) { ++counters_->active_transfers; }
+    explicit TransferSlot(Counters& counters) : counters_(&counters) {}
     TransferSlot(const TransferSlot&) = delete;
     TransferSlot& operator=(const TransferSlot&) = delete;
-    ~TransferSlot() { --counters_->active_transfers; }
+    ~TransferSlot() { counters_->give_back_transfer(); }
 
 private:
     Counters* counters_;

@@ -53,6 +53,22 @@ class Limits(unittest.TestCase):
         peer.close()
         return True
 
+    def test_refused_peers_that_never_close_are_let_go(self):
+        with Server(FERRYD, self.root, "--max-connections", "1") as server:
+            self.connect(server)
+            baseline = server.open_descriptors()
+            stubborn = [self.connect(server, hello=False) for _ in range(20)]
+            for peer in stubborn:
+                self.assertEqual(peer.reply()["error"]["code"], "server_full")
+            # They keep their sockets open; the server's linger ends anyway.
+            self.assertTrue(wait_until(lambda: server.open_descriptors() <= baseline, within=8))
+            more = [self.connect(server, hello=False) for _ in range(5)]
+            for peer in more:
+                self.assertEqual(peer.reply()["error"]["code"], "server_full")
+            started = time.time()
+            self.assertEqual(server.stop(), 0)
+            self.assertLess(time.time() - started, 8)
+
     def test_connections_per_address(self):
         with Server(FERRYD, self.root, "--max-connections-per-address", "2", listen="0.0.0.0:0") as server:
             self.connect(server)
