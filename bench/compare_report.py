@@ -126,6 +126,8 @@ def main():
         line("C %d: aggregate MB/s" % n, lambda a: [r["MBps"] for r in cr(a)])
         line("C %d: ferry ÷ this (MB/s)" % n, vs_ferry("C", sel=lambda a, cr=cr: [r["MBps"] for r in cr(a)]))
         line("C %d: slowest ok s" % n, lambda a: [r.get("slowest_ok_s") for r in cr(a)], "%.2f")
+        line("C %d: median ok s (ferry)" % n, lambda a: [r.get("median_ok_s") for r in cr(a)], "%.2f")
+        line("C %d: connects ≥ 0.9 s (SYN resent; ferry)" % n, lambda a: [r.get("slow_connects") for r in cr(a)], "%d")
         line("C %d: server CPU s" % n, lambda a: [r["server_cpu_s"] for r in cr(a)], "%.2f")
         line("C %d: listen overflows" % n,
              lambda a: [r.get("tcp", {}).get("ListenOverflows", 0) for r in cr(a)], "%d")

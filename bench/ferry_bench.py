@@ -247,7 +247,8 @@ def workload_C(d, rep, n):
     record(w="C", anchor="ferry", variant="burst (asyncio, SHA-256 checked)", rep=rep, clients=n,
            ok=r["ok"], failed=n - r["ok"], bytes=r["bytes"], wall_s=r["wall_s"],
            MBps=r["bytes"] / r["wall_s"] / 1e6 if r["wall_s"] else 0.0,
-           slowest_ok_s=r.get("slowest_ok_s"), last_connect_s=r.get("last_connect_s"),
+           slowest_ok_s=r.get("slowest_ok_s"), median_ok_s=r.get("median_ok_s"),
+           last_connect_s=r.get("last_connect_s"), slow_connects=r.get("slow_connects"),
            server_cpu_s=cpu, client_cpu_s=ccpu, tcp=tcp_delta(t0d), errors=errs)
 
 

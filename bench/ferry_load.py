@@ -248,11 +248,15 @@ def cmd_burst(a):
         if not r["ok"]:
             errors[r["error"]] = errors.get(r["error"], 0) + 1
     conn = [r["connected_at"] for r in res if "connected_at" in r]
+    done_s = sorted(r["secs"] for r in good)
     print(json.dumps({
         "clients": a.n, "ok": len(good), "failed": a.n - len(good),
         "bytes": sum(r["bytes"] for r in good), "wall_s": wall,
         "slowest_ok_s": max((r["secs"] for r in good), default=None),
         "last_connect_s": max(conn, default=None),
+        "median_ok_s": done_s[len(done_s) // 2] if done_s else None,
+        # a connect that took a second or more had its SYN dropped and resent
+        "slow_connects": sum(1 for c in conn if c >= 0.9),
         "client_cpu_s": cpu_self() - c0, "errors": errors}))
 
 
