@@ -152,6 +152,13 @@ int main(int argc, char** argv)
         ->envname("FERRY_SERVER")
         ->capture_default_str();
     app.add_flag("--json", json, "Print each result or error as one JSON object on stdout");
+    std::string hash_text = "sha256";
+    app.add_option("--hash", hash_text,
+                   "Transfer hash: sha256 (cryptographic, like sha256sum) or xxh3-128 (many times faster; catches "
+                   "corruption, not tampering; like xxh128sum)")
+        ->envname("FERRY_HASH")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"sha256", "xxh3-128"}));
     app.add_option("--timeout", timeout_seconds, "Seconds the server may make no progress before giving up")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
@@ -220,6 +227,7 @@ int main(int argc, char** argv)
         }
         return kExitUsage;
     }
+    const ferry::HashKind hash = ferry::hash_from_name(hash_text).value_or(ferry::HashKind::sha256);
     if (get->parsed() && !output_path.empty() && names.size() > 1) {
         return usage_error("get: -o names one file; use -C DIR for several");
     }
@@ -252,7 +260,7 @@ int main(int argc, char** argv)
             std::fputs(app.help().c_str(), stderr);
             return kExitUsage;
         }
-        return run_shell(endpoint.value(), options.value(), Output(false));
+        return run_shell(endpoint.value(), options.value(), Output(false), hash);
     }
 
     auto connection = Connection::open(endpoint.value(), options.value());
@@ -276,10 +284,10 @@ int main(int argc, char** argv)
         if (!folder.empty()) {
             placement.folder = folder;
         }
-        ok = run_gets(server_connection, output, names, placement, resume);
+        ok = run_gets(server_connection, output, names, placement, resume, hash);
     } else {
         ok = run_puts(server_connection, output, locals, as.empty() ? std::nullopt : std::optional<std::string>(as),
-                      resume);
+                      resume, hash);
     }
     return ok ? 0 : kExitFailure;
 }

@@ -56,14 +56,34 @@ std::string bytes_text(std::uint64_t n)
 
 // ---- get --------------------------------------------------------------------------------
 
-std::optional<Resumable> load_resumable(const std::string& name, const std::string& part, const std::string& state_file)
+// Hashes the first `length` bytes of the local file; false if it is shorter.
+Result<bool> hash_prefix(const LocalFile& file, std::uint64_t length, TransferHash& hash)
+{
+    std::vector<std::uint8_t> buffer(kPrefixReadChunk);
+    std::uint64_t position = 0;
+    while (position < length) {
+        if (interrupted()) {
+            return Error{ErrorCode::aborted, "interrupted"};
+        }
+        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), length - position));
+        auto got = file.read_at(position, std::span(buffer.data(), want));
+        if (!got) {
+            return got.error();
+        }
+        if (got.value() == 0) {
+            return false;
+        }
+        hash.update(buffer.data(), got.value());
+        position += got.value();
+    }
+    return true;
+}
+
+std::optional<Resumable> load_resumable(const std::string& name, const std::string& part, const std::string& state_file,
+                                        HashKind kind)
 {
     auto state = read_download_state(state_file);
     if (!state || state->name != name) {
-        return std::nullopt;
-    }
-    auto hash = Sha256::restore_state(state->sha256_state);
-    if (!hash) {
         return std::nullopt;
     }
     struct stat st {};
@@ -71,21 +91,36 @@ std::optional<Resumable> load_resumable(const std::string& name, const std::stri
         static_cast<std::uint64_t>(st.st_size) < state->bytes_held) {
         return std::nullopt;
     }
-    return Resumable{std::move(state.value()), *hash};
+    auto hash = TransferHash::restore_state(state->sha256_state);
+    if (hash && hash->kind() == kind) {
+        return Resumable{std::move(state.value()), std::move(*hash)};
+    }
+    // Resumed with another hash (or a state from another build): the part
+    // is hashed again, which costs a read of it but no download.
+    TransferHash fresh(kind);
+    auto file = LocalFile::open(part, O_RDONLY | O_NOFOLLOW);
+    if (!file) {
+        return std::nullopt;
+    }
+    auto whole = hash_prefix(file.value(), state->bytes_held, fresh);
+    if (!whole || !whole.value()) {
+        return std::nullopt;
+    }
+    return Resumable{std::move(state.value()), std::move(fresh)};
 }
 
 // The part file being written, the sidecar that vouches for its beginning,
 // and the hash of every byte in it so far.
 class PartFile {
 public:
-    PartFile(LocalFile file, std::string state_file, DownloadState state, Sha256 hash, bool recorded)
-        : file_(std::move(file)), state_file_(std::move(state_file)), state_(std::move(state)), hash_(hash),
+    PartFile(LocalFile file, std::string state_file, DownloadState state, TransferHash hash, bool recorded)
+        : file_(std::move(file)), state_file_(std::move(state_file)), state_(std::move(state)), hash_(std::move(hash)),
           held_(state_.bytes_held), recorded_(recorded)
     {
     }
 
     std::uint64_t held() const { return held_; }
-    const Sha256& hash() const { return hash_; }
+    const TransferHash& hash() const { return hash_; }
     LocalFile& file() { return file_; }
 
     Status append(std::span<const std::uint8_t> bytes)
@@ -134,7 +169,7 @@ private:
     LocalFile file_;
     std::string state_file_;
     DownloadState state_;
-    Sha256 hash_;
+    TransferHash hash_;
     std::uint64_t held_;
     std::uint64_t durable_ = held_;
     bool recorded_;
@@ -156,7 +191,8 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
         if (auto moved = file->seek(held); !moved) {
             return moved.error();
         }
-        return PartFile(std::move(file.value()), state_file, std::move(resumable->state), resumable->hash, true);
+        return PartFile(std::move(file.value()), state_file, std::move(resumable->state), std::move(resumable->hash),
+                        true);
     }
     // A sidecar must never describe bytes it no longer matches: drop it first.
     if (auto removed = remove_file(state_file); !removed) {
@@ -167,7 +203,15 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
         return file.error();
     }
     DownloadState state{options.name, remote.size, remote.mtime, 0, {}};
-    return PartFile(std::move(file.value()), state_file, std::move(state), Sha256{}, false);
+    return PartFile(std::move(file.value()), state_file, std::move(state), TransferHash(options.hash), false);
+}
+
+Error unexpected_hash(const GetOptions& options, HashKind sent)
+{
+    return Error{ErrorCode::hash_mismatch, "the server checked \"" + options.name + "\" with " +
+                                               std::string(hash_name(sent)) + ", not the " +
+                                               std::string(hash_name(options.hash)) +
+                                               " asked for (an older ferryd?): the bytes cannot be verified"};
 }
 
 // Reads the data frames and the trailer of an accepted get into the part
@@ -259,6 +303,13 @@ Result<GetResult> receive_file(Connection& connection, const GetOptions& options
                                   " of " + std::to_string(total) + " (trailer size " +
                                   std::to_string(trailer->body.size) + ")");
         }
+        if (trailer->body.hash != options.hash) {
+            // An older server that ignored "hash": nothing to check against.
+            (void)part.file().close();
+            (void)remove_file(part_path(options.dest));
+            (void)remove_file(state_path(options.dest));
+            return unexpected_hash(options, trailer->body.hash);
+        }
         const std::string digest = part.hash().hex_digest();
         if (digest != trailer->body.sha256) {
             (void)part.file().close();
@@ -284,7 +335,7 @@ Result<GetResult> receive_file(Connection& connection, const GetOptions& options
         }
         (void)remove_file(state_path(options.dest));
         (void)sync_parent_folder(options.dest);
-        return GetResult{remote, options.dest, digest, offset};
+        return GetResult{remote, options.dest, options.hash, digest, offset};
     }
 }
 
@@ -308,7 +359,7 @@ Status write_to_stdout(std::span<const std::uint8_t> bytes)
 Result<GetResult> receive_to_stdout(Connection& connection, const GetOptions& options, std::uint64_t id,
                                     const FileInfo& remote)
 {
-    Sha256 hash;
+    TransferHash hash(options.hash);
     std::uint64_t held = 0;
     const std::uint64_t total = remote.size;
     if (options.progress) {
@@ -353,40 +404,20 @@ Result<GetResult> receive_to_stdout(Connection& connection, const GetOptions& op
             return protocol_error("the transfer of \"" + options.name + "\" ended after " + bytes_text(held) + " of " +
                                   std::to_string(total));
         }
+        if (trailer->body.hash != options.hash) {
+            return unexpected_hash(options, trailer->body.hash);
+        }
         const std::string digest = hash.hex_digest();
         if (digest != trailer->body.sha256) {
             return Error{ErrorCode::hash_mismatch, "the bytes written to standard output hash to " + digest +
                                                        ", but \"" + options.name + "\" hashes to " +
                                                        trailer->body.sha256 + ": do not trust them"};
         }
-        return GetResult{remote, "-", digest, 0};
+        return GetResult{remote, "-", options.hash, digest, 0};
     }
 }
 
 // ---- put --------------------------------------------------------------------------------
-
-// Hashes the first `length` bytes of the local file; false if it is shorter.
-Result<bool> hash_prefix(const LocalFile& file, std::uint64_t length, Sha256& hash)
-{
-    std::vector<std::uint8_t> buffer(kPrefixReadChunk);
-    std::uint64_t position = 0;
-    while (position < length) {
-        if (interrupted()) {
-            return Error{ErrorCode::aborted, "interrupted"};
-        }
-        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), length - position));
-        auto got = file.read_at(position, std::span(buffer.data(), want));
-        if (!got) {
-            return got.error();
-        }
-        if (got.value() == 0) {
-            return false;
-        }
-        hash.update(buffer.data(), got.value());
-        position += got.value();
-    }
-    return true;
-}
 
 Result<PutReply> read_put_reply(Connection& connection, std::uint64_t id, std::uint64_t size, bool resume)
 {
@@ -504,7 +535,8 @@ Result<PendingGet> prepare_get(const GetOptions& options)
     PendingGet pending;
     pending.options = options;
     if (options.resume && !options.to_stdout) {
-        pending.resumable = load_resumable(options.name, part_path(options.dest), state_path(options.dest));
+        pending.resumable =
+            load_resumable(options.name, part_path(options.dest), state_path(options.dest), options.hash);
     }
     pending.offset = pending.resumable ? pending.resumable->state.bytes_held : 0;
     return pending;
@@ -514,7 +546,8 @@ Status send_get(Connection& connection, PendingGet& pending)
 {
     pending.id = connection.next_id();
     pending.restart = false;
-    return connection.send_request(Request{pending.id, GetRequest{pending.options.name, pending.offset}});
+    return connection.send_request(
+        Request{pending.id, GetRequest{pending.options.name, pending.offset, pending.options.hash}});
 }
 
 Result<GetResult> finish_get(Connection& connection, PendingGet& pending)
@@ -606,8 +639,8 @@ Result<PendingPut> prepare_put(const PutOptions& options)
 Status send_put(Connection& connection, PendingPut& pending)
 {
     pending.id = connection.next_id();
-    return connection.send_request(
-        Request{pending.id, PutRequest{pending.options.name, pending.size, pending.options.resume}});
+    return connection.send_request(Request{
+        pending.id, PutRequest{pending.options.name, pending.size, pending.options.resume, pending.options.hash}});
 }
 
 Status send_upload(Connection& connection, PendingPut& pending)
@@ -629,7 +662,7 @@ Status send_upload(Connection& connection, PendingPut& pending)
         return accepted.error();
     }
     std::uint64_t offset = accepted->offset;
-    Sha256 hash;
+    TransferHash hash(options.hash);
     if (offset > 0) {
         // The server holds `offset` bytes: they must be our file's beginning.
         auto same = hash_prefix(file, offset, hash);
@@ -637,7 +670,8 @@ Status send_upload(Connection& connection, PendingPut& pending)
             connection.close(); // mid-upload; the server keeps its partial
             return same.error();
         }
-        if (!same.value() || !accepted->prefix_sha256 || *accepted->prefix_sha256 != hash.hex_digest()) {
+        if (!same.value() || !accepted->prefix_sha256 || accepted->hash != hash.kind() ||
+            *accepted->prefix_sha256 != hash.hex_digest()) {
             if (auto aborted = send_abort(connection, id, true); !aborted) {
                 return aborted.error();
             }
@@ -646,7 +680,7 @@ Status send_upload(Connection& connection, PendingPut& pending)
                 return fresh.error();
             }
             offset = 0;
-            hash = Sha256{};
+            hash = TransferHash(options.hash);
         }
     }
     pending.offset = offset;
@@ -695,8 +729,8 @@ Status send_upload(Connection& connection, PendingPut& pending)
         }
     }
 
-    pending.sha256 = hash.hex_digest();
-    return connection.send_request(Request{id, CommitRequest{pending.sha256}});
+    pending.digest = hash.hex_digest();
+    return connection.send_request(Request{id, CommitRequest{pending.digest, hash.kind()}});
 }
 
 Result<PutResult> finish_put(Connection& connection, PendingPut& pending)
@@ -712,12 +746,13 @@ Result<PutResult> finish_put(Connection& connection, PendingPut& pending)
     if (reply->id != pending.id) {
         return wrong_id(connection, reply->id, pending.id);
     }
-    if (reply->body.sha256 != pending.sha256 || reply->body.file.size != pending.size) {
-        return protocol_error("commit reply with " + std::to_string(reply->body.file.size) + " bytes and sha256 " +
-                              reply->body.sha256 + " for " + bytes_text(pending.size) + " hashing to " +
-                              pending.sha256);
+    if (reply->body.sha256 != pending.digest || reply->body.hash != pending.options.hash ||
+        reply->body.file.size != pending.size) {
+        return protocol_error("commit reply with " + std::to_string(reply->body.file.size) + " bytes and " +
+                              std::string(hash_name(reply->body.hash)) + " " + reply->body.sha256 + " for " +
+                              bytes_text(pending.size) + " hashing to " + pending.digest);
     }
-    return PutResult{std::move(reply->body.file), pending.sha256, pending.offset};
+    return PutResult{std::move(reply->body.file), pending.options.hash, pending.digest, pending.offset};
 }
 
 Result<PutResult> put_file(Connection& connection, const PutOptions& options)

@@ -9,9 +9,9 @@
 #pragma once
 
 #include "connection.hpp"
-#include "digest.hpp"
 #include "local_files.hpp"
 #include "messages.hpp"
+#include "transfer_hash.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -37,6 +37,7 @@ struct GetOptions {
     // the hash is still checked, and a mismatch is still an error.
     bool to_stdout = false;
     bool resume = false;
+    HashKind hash = HashKind::sha256; // the transfer hash asked of the server
     ProgressFn progress;
     std::uint64_t checkpoint_interval = kDownloadCheckpointInterval;
     // Stop as if interrupted once the part file holds this many bytes: its
@@ -48,12 +49,13 @@ struct GetOptions {
 struct GetResult {
     FileInfo file;
     std::string path;
-    std::string sha256;
+    HashKind hash = HashKind::sha256;
+    std::string digest;
     std::uint64_t resumed_from = 0;
 };
 
 // Downloads into <dest>.ferry-part (recording <dest>.ferry-part.state as it
-// goes), checks the trailer's SHA-256 against the whole result, then renames
+// goes), checks the trailer's digest against the whole result, then renames
 // it onto dest. Never creates or replaces dest with anything unverified.
 Result<GetResult> get_file(Connection& connection, const GetOptions& options);
 
@@ -61,7 +63,7 @@ Result<GetResult> get_file(Connection& connection, const GetOptions& options);
 // part file holds at least the bytes the sidecar vouches for.
 struct Resumable {
     DownloadState state;
-    Sha256 hash;
+    TransferHash hash;
 };
 
 // get_file in three steps, so that several gets can share one connection
@@ -88,17 +90,19 @@ struct PutOptions {
     std::string local_path;
     std::string name;
     bool resume = false;
+    HashKind hash = HashKind::sha256;
     ProgressFn progress;
 };
 
 struct PutResult {
     FileInfo file;
-    std::string sha256;
+    HashKind hash = HashKind::sha256;
+    std::string digest;
     std::uint64_t resumed_from = 0;
 };
 
 // Uploads a local regular file under `name` and commits it with the
-// SHA-256 of the whole file. With `resume`, continues a kept upload after
+// digest of the whole file (SHA-256 or XXH3-128). With `resume`, continues a kept upload after
 // checking the server's prefix hash against the local file's beginning.
 Result<PutResult> put_file(Connection& connection, const PutOptions& options);
 
@@ -110,7 +114,7 @@ struct PendingPut {
     std::uint64_t size = 0;
     std::uint64_t id = 0;
     std::uint64_t offset = 0; // where the data started, once accepted
-    std::string sha256;       // of the whole file, once sent
+    std::string digest;       // of the whole file, once sent
 };
 
 // Opens the local file; sends nothing.

@@ -98,12 +98,13 @@ void Output::got(const GetResult& result) const
         emit_json(dump(Json{{"name", result.file.name},
                             {"path", result.path},
                             {"size", result.file.size},
-                            {"sha256", result.sha256},
+                            {std::string(hash_name(result.hash)), result.digest},
                             {"resumed_from", result.resumed_from}}));
         return;
     }
-    std::fprintf(out_, "%s -> %s: %s, sha256 %s", result.file.name.c_str(), result.path.c_str(),
-                 human_size(result.file.size).c_str(), result.sha256.c_str());
+    std::fprintf(out_, "%s -> %s: %s, %s %s", result.file.name.c_str(), result.path.c_str(),
+                 human_size(result.file.size).c_str(), std::string(hash_name(result.hash)).c_str(),
+                 result.digest.c_str());
     if (result.resumed_from > 0) {
         std::fprintf(out_, " (resumed at %s)", human_size(result.resumed_from).c_str());
     }
@@ -116,12 +117,13 @@ void Output::put(const PutResult& result, const std::string& local_path) const
     if (json_) {
         emit_json(dump(Json{{"name", result.file.name},
                             {"size", result.file.size},
-                            {"sha256", result.sha256},
+                            {std::string(hash_name(result.hash)), result.digest},
                             {"resumed_from", result.resumed_from}}));
         return;
     }
-    std::fprintf(out_, "%s -> %s: %s, sha256 %s", local_path.c_str(), result.file.name.c_str(),
-                 human_size(result.file.size).c_str(), result.sha256.c_str());
+    std::fprintf(out_, "%s -> %s: %s, %s %s", local_path.c_str(), result.file.name.c_str(),
+                 human_size(result.file.size).c_str(), std::string(hash_name(result.hash)).c_str(),
+                 result.digest.c_str());
     if (result.resumed_from > 0) {
         std::fprintf(out_, " (resumed at %s)", human_size(result.resumed_from).c_str());
     }
@@ -220,7 +222,7 @@ void Output::summary(const TransferSummary& summary, bool upload) const
                     Json{{"code", std::string(to_string(file.error->code))}, {"message", file.error->message}};
             } else {
                 entry["size"] = file.size;
-                entry["sha256"] = file.sha256;
+                entry[std::string(hash_name(file.hash))] = file.digest;
                 entry["resumed_from"] = file.resumed_from;
             }
             files.push_back(std::move(entry));

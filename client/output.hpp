@@ -21,7 +21,8 @@ struct FileOutcome {
     std::optional<Error> error;
     std::uint64_t size = 0;
     std::uint64_t moved = 0; // bytes that crossed the network this time
-    std::string sha256;
+    HashKind hash = HashKind::sha256;
+    std::string digest;
     std::uint64_t resumed_from = 0;
 };
 

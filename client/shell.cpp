@@ -184,7 +184,7 @@ std::optional<std::vector<std::string>> split_words(std::string_view line)
     return words;
 }
 
-int run_shell(const Endpoint& endpoint, const ConnectOptions& options, const Output& output)
+int run_shell(const Endpoint& endpoint, const ConnectOptions& options, const Output& output, HashKind hash)
 {
     std::optional<Connection> connection;
     // The shell's one connection, replaced when it dropped or the server
@@ -287,9 +287,9 @@ int run_shell(const Endpoint& endpoint, const ConnectOptions& options, const Out
             run_stats(*server, output);
         } else if (command == "get") {
             run_gets(*server, output, arguments->positional, GetPlacement{arguments->output, arguments->folder},
-                     arguments->resume);
+                     arguments->resume, hash);
         } else {
-            run_puts(*server, output, arguments->positional, arguments->as, arguments->resume);
+            run_puts(*server, output, arguments->positional, arguments->as, arguments->resume, hash);
             if (editor) {
                 editor->forget_names(); // the folder changed
             }

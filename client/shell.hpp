@@ -18,7 +18,7 @@ namespace ferry::client {
 
 // Reads commands from standard input until quit or end of input; returns
 // the process exit status (0).
-int run_shell(const Endpoint& endpoint, const ConnectOptions& options, const Output& output);
+int run_shell(const Endpoint& endpoint, const ConnectOptions& options, const Output& output, HashKind hash);
 
 // Splits a command line into words: blanks separate, "double" or 'single'
 // quotes keep blanks, a backslash escapes the next character. nullopt when

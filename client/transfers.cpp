@@ -55,7 +55,7 @@ public:
     void got(std::size_t index, const GetResult& result)
     {
         FileOutcome& outcome = summary_.files[index];
-        fill(outcome, result.file.size, result.sha256, result.resumed_from);
+        fill(outcome, result.file.size, result.hash, result.digest, result.resumed_from);
         if (single() || !output_.json()) {
             output_.got(result);
         }
@@ -63,7 +63,7 @@ public:
     void put(std::size_t index, const PutResult& result)
     {
         FileOutcome& outcome = summary_.files[index];
-        fill(outcome, result.file.size, result.sha256, result.resumed_from);
+        fill(outcome, result.file.size, result.hash, result.digest, result.resumed_from);
         if (single() || !output_.json()) {
             output_.put(result, outcome.local);
         }
@@ -86,11 +86,13 @@ public:
     }
 
 private:
-    static void fill(FileOutcome& outcome, std::uint64_t size, const std::string& sha256, std::uint64_t resumed_from)
+    static void fill(FileOutcome& outcome, std::uint64_t size, HashKind hash, const std::string& digest,
+                     std::uint64_t resumed_from)
     {
         outcome.size = size;
         outcome.moved = size - resumed_from;
-        outcome.sha256 = sha256;
+        outcome.hash = hash;
+        outcome.digest = digest;
         outcome.resumed_from = resumed_from;
     }
 
@@ -108,7 +110,7 @@ Error interrupted_before_start()
 } // namespace
 
 bool run_gets(Connection& connection, const Output& output, const std::vector<std::string>& names,
-              const GetPlacement& placement, bool resume)
+              const GetPlacement& placement, bool resume, HashKind hash)
 {
     Report report(output, names.size(), false);
     std::vector<std::optional<PendingGet>> pending(names.size());
@@ -120,6 +122,7 @@ bool run_gets(Connection& connection, const Output& output, const std::vector<st
         options.dest = download_path(names[i], placement);
         options.to_stdout = options.dest == "-";
         options.resume = resume;
+        options.hash = hash;
         report.file(i).name = names[i];
         report.file(i).local = options.dest;
         auto prepared = prepare_get(options);
@@ -180,7 +183,7 @@ bool run_gets(Connection& connection, const Output& output, const std::vector<st
 }
 
 bool run_puts(Connection& connection, const Output& output, const std::vector<std::string>& locals,
-              const std::optional<std::string>& as, bool resume)
+              const std::optional<std::string>& as, bool resume, HashKind hash)
 {
     Report report(output, locals.size(), true);
     std::size_t next = 0;
@@ -194,6 +197,7 @@ bool run_puts(Connection& connection, const Output& output, const std::vector<st
             options.local_path = locals[index];
             options.name = as.value_or(base_name(locals[index]));
             options.resume = resume;
+            options.hash = hash;
             report.file(index).name = options.name;
             report.file(index).local = options.local_path;
             if (interrupted()) {

@@ -31,9 +31,9 @@ struct GetPlacement {
 // that file's result or error, as it always was; with several, a line per
 // file and a summary (one JSON object in all with --json).
 bool run_gets(Connection& connection, const Output& output, const std::vector<std::string>& names,
-              const GetPlacement& placement, bool resume);
+              const GetPlacement& placement, bool resume, HashKind hash);
 // `as` names the one file on the server (default: each local file's name).
 bool run_puts(Connection& connection, const Output& output, const std::vector<std::string>& locals,
-              const std::optional<std::string>& as, bool resume);
+              const std::optional<std::string>& as, bool resume, HashKind hash);
 
 } // namespace ferry::client
