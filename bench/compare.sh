@@ -96,7 +96,9 @@ run_group() {
     CHILD=$!
     local rc=0
     wait "$CHILD" || rc=$?
-    CHILD=
+    # a signal can end the wait while the child still runs: keep its id for
+    # cleanup then; forget it once it is gone (never signal a reused id)
+    kill -0 "$CHILD" 2>/dev/null || CHILD=
     return "$rc"
 }
 
@@ -128,8 +130,9 @@ export FERRYD FERRY
 # ---- 2. the references ---------------------------------------------------------
 if [[ -z ${SKIP_ANCHORS:-} ]]; then
     log "anchors: REPS=$REPS DUR=$DUR NCLI=200 NIDLE=$NIDLE_ANCHORS ONLY=$ANCHOR_ONLY"
-    REPS=$REPS DUR=$DUR NCLI=200 NIDLE=$NIDLE_ANCHORS ONLY=$ANCHOR_ONLY \
-        run_group "$RES/anchors.log" 1500 bash "$ANCHORS/run.sh" || die "the anchors failed (see $RES/anchors.log)"
+    # (variables go through env rather than VAR=... before the function name)
+    run_group "$RES/anchors.log" 1500 env REPS="$REPS" DUR="$DUR" NCLI=200 NIDLE="$NIDLE_ANCHORS" \
+        ONLY="$ANCHOR_ONLY" bash "$ANCHORS/run.sh" || die "the anchors failed (see $RES/anchors.log)"
     cp /tmp/anchors/out/results.jsonl "$RES/anchors.jsonl"
     cp /tmp/anchors/out/versions.txt "$RES/versions.txt" 2>/dev/null || true
 else
@@ -142,8 +145,8 @@ n=$(find "$SRV" -maxdepth 1 -type f ! -name '.*' | wc -l)
 
 # ---- 3. ferry --------------------------------------------------------------------
 log "ferry: REPS=$REPS ONLY=$ONLY NCLIS=$NCLIS NIDLES=$NIDLES STALL=$STALL F_GIB=$F_GIB"
-SRV=$SRV OUT=$RES/ferry.jsonl RUN=$RUN \
-    run_group "$RES/ferry.log" 1500 "$PY" "$REPO/bench/ferry_bench.py" || die "ferry workloads failed (see $RES/ferry.log)"
+run_group "$RES/ferry.log" 1500 env SRV="$SRV" OUT="$RES/ferry.jsonl" RUN="$RUN" \
+    "$PY" "$REPO/bench/ferry_bench.py" || die "ferry workloads failed (see $RES/ferry.log)"
 
 # ---- 4. report ---------------------------------------------------------------------
 if [[ $SOURCE != "$REPO" ]]; then

@@ -307,7 +307,10 @@ def workload_F(rep, d, name, size, sha):
 
 def main():
     os.makedirs(RUN, exist_ok=True)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    def stop(_signum, _frame):
+        raise KeyboardInterrupt   # unwinds through the finally below, which stops ferryd
+
+    signal.signal(signal.SIGTERM, stop)
     helptext = client_help("get")
     put_as = "--as" in client_help("put")
     # `get -o -` (write to stdout) is being added to the client; use it once there.
@@ -390,4 +393,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(143)
