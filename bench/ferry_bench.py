@@ -308,7 +308,10 @@ def workload_F(rep, d, name, size, sha):
 def main():
     os.makedirs(RUN, exist_ok=True)
     def stop(_signum, _frame):
-        raise KeyboardInterrupt   # unwinds through the finally below, which stops ferryd
+        # once only: compare.sh's cleanup may signal again, which must not
+        # cut short the finally below that stops ferryd and removes files
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
     helptext = client_help("get")
@@ -320,7 +323,8 @@ def main():
         fast = "--hash xxh3-128" if "--hash" in helptext else ""
     fast_args = fast.split()
     dl_dir = os.environ.get("DL_DIR") or os.path.join("/dev/shm", "ferry-bench-%d" % os.getpid())
-    os.makedirs(dl_dir, exist_ok=True)
+    if not stdout_ok:
+        os.makedirs(dl_dir, exist_ok=True)
     record(w="meta", anchor="ferry", client_stdout=stdout_ok, fast_hash_args=fast, put_as=put_as,
            download_sink="stdout > /dev/null" if stdout_ok else "file in %s (tmpfs)" % dl_dir)
     servers = []
@@ -387,7 +391,7 @@ def main():
                 s.stop()
             except Exception as e:  # noqa: BLE001
                 log("stop: %r" % e)
-        if not os.environ.get("DL_DIR"):
+        if not os.environ.get("DL_DIR") and not stdout_ok:
             shutil.rmtree(dl_dir, ignore_errors=True)
         log("ferry workloads done in %.0f s" % (time.monotonic() - t_start))
 
