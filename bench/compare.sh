@@ -22,6 +22,7 @@
 #      bench-anchors, default ../shared/bench-anchors beside the repo);
 #      BUILD (build-bench); SKIP_BUILD=1 use what is built there;
 #      REV=<commit> (e.g. HEAD) build and measure that commit, not the working tree;
+#      FERRYD_ARGS (more ferryd flags, e.g. "--workers 1");
 #      FAST_HASH_ARGS (client flags of the fast integrity option; default
 #      "--hash xxh3-128" when the client has --hash).
 # Needs root (the anchors install packages and run vsftpd), bash 5,

@@ -157,9 +157,10 @@ def main():
     print("### Ferry beside the references (median (min–max); MB = 10^6 B)\n")
     print(table(["workload"] + cols, t))
     if meta:
-        print("\nferry's A downloads went to %s; fast integrity option: %s. The references ran C, D and E "
-              "once (the anchors' script does); ferry ran every workload %d times."
+        print("\nferry's A downloads went to %s; fast integrity option: %s; ferryd flags: `%s`. The references "
+              "ran C, D and E once (the anchors' script does); ferry ran every workload %d times."
               % (meta.get("download_sink", "?"), ("`%s`" % fast) if fast else "none in this client",
+                 meta.get("ferryd_args", "?"),
                  max([r.get("rep", 1) for r in rows if r.get("anchor") == "ferry"] or [1])))
 
     # ------------------------------------------------------------ limits

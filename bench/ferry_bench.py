@@ -17,8 +17,9 @@ Environment (compare.sh sets all of them):
   STALL (20)         seconds the F reader stops reading
   F_GIB (4)          size of the F file
   ONLY (A,B,C,D,E,F,S) workloads to run (S = openssl speed sha256)
+  FERRYD_ARGS        more ferryd flags for every ferryd started, e.g. "--workers 1"
   FAST_HASH_ARGS     client arguments for the fast integrity option; by default
-                     "--hash xxh3-128" when `ferry get --help` mentions --hash
+                     "--hash xxh3-128" when the client's help mentions --hash
   DL_DIR             where A downloads land when the client has no `-o -`
                      (default a folder under /dev/shm: tmpfs, no disk)
 Every process it starts is stopped by PID (SIGTERM, then SIGKILL) on the way
@@ -53,6 +54,8 @@ TCK = os.sysconf("SC_CLK_TCK")
 # 256 transfers: C with 2,000 clients and E with 10,000 need more).
 LIMIT_ARGS = ["--max-connections", "20000", "--max-connections-per-address", "20000",
               "--max-transfers", "4096", "--drain-timeout", "1"]
+# More ferryd flags for the whole run, e.g. FERRYD_ARGS="--workers 1".
+LIMIT_ARGS += os.environ.get("FERRYD_ARGS", "").split()
 
 
 def log(msg):
@@ -315,17 +318,20 @@ def main():
 
     signal.signal(signal.SIGTERM, stop)
     helptext = client_help("get")
+    top_help = run([FERRY, "--help"], 10)[1]
     put_as = "--as" in client_help("put")
     # `get -o -` (write to stdout) is being added to the client; use it once there.
     stdout_ok = re.search(r"(^|\s)-o[,\s]", helptext) is not None
     fast = os.environ.get("FAST_HASH_ARGS")
     if fast is None:
-        fast = "--hash xxh3-128" if "--hash" in helptext else ""
+        # --hash is a global option of the client (before the subcommand)
+        fast = "--hash xxh3-128" if "--hash" in helptext + top_help else ""
     fast_args = fast.split()
     dl_dir = os.environ.get("DL_DIR") or os.path.join("/dev/shm", "ferry-bench-%d" % os.getpid())
     if not stdout_ok:
         os.makedirs(dl_dir, exist_ok=True)
     record(w="meta", anchor="ferry", client_stdout=stdout_ok, fast_hash_args=fast, put_as=put_as,
+           ferryd_args=" ".join(LIMIT_ARGS),
            download_sink="stdout > /dev/null" if stdout_ok else "file in %s (tmpfs)" % dl_dir)
     servers = []
     t_start = time.monotonic()
