@@ -1,5 +1,7 @@
 #include "operations.hpp"
 
+#include "hash_pipeline.hpp"
+
 #include "digest.hpp"
 #include "interrupt.hpp"
 #include "local_files.hpp"
@@ -114,13 +116,13 @@ std::optional<Resumable> load_resumable(const std::string& name, const std::stri
 class PartFile {
 public:
     PartFile(LocalFile file, std::string state_file, DownloadState state, TransferHash hash, bool recorded)
-        : file_(std::move(file)), state_file_(std::move(state_file)), state_(std::move(state)), hash_(std::move(hash)),
-          held_(state_.bytes_held), recorded_(recorded)
+        : file_(std::move(file)), state_file_(std::move(state_file)), state_(std::move(state)),
+          hash_(std::make_unique<HashPipeline>(std::move(hash))), held_(state_.bytes_held), recorded_(recorded)
     {
     }
 
     std::uint64_t held() const { return held_; }
-    const TransferHash& hash() const { return hash_; }
+    const TransferHash& hash() { return hash_->hash(); }
     LocalFile& file() { return file_; }
 
     Status append(std::span<const std::uint8_t> bytes)
@@ -129,7 +131,7 @@ public:
         if (!wrote) {
             return wrote;
         }
-        hash_.update(bytes.data(), bytes.size());
+        hash_->update(bytes);
         held_ += bytes.size();
         return success();
     }
@@ -142,7 +144,7 @@ public:
             return synced;
         }
         state_.bytes_held = held_;
-        state_.sha256_state = hash_.save_state();
+        state_.sha256_state = hash_->hash().save_state();
         auto written = write_download_state(state_file_, state_);
         if (written) {
             recorded_ = true;
@@ -169,7 +171,7 @@ private:
     LocalFile file_;
     std::string state_file_;
     DownloadState state_;
-    TransferHash hash_;
+    std::unique_ptr<HashPipeline> hash_; // a pointer, so that PartFile can move
     std::uint64_t held_;
     std::uint64_t durable_ = held_;
     bool recorded_;
@@ -359,7 +361,7 @@ Status write_to_stdout(std::span<const std::uint8_t> bytes)
 Result<GetResult> receive_to_stdout(Connection& connection, const GetOptions& options, std::uint64_t id,
                                     const FileInfo& remote)
 {
-    TransferHash hash(options.hash);
+    HashPipeline hash{TransferHash(options.hash)};
     std::uint64_t held = 0;
     const std::uint64_t total = remote.size;
     if (options.progress) {
@@ -380,7 +382,7 @@ Result<GetResult> receive_to_stdout(Connection& connection, const GetOptions& op
                 connection.close();
                 return wrote.error();
             }
-            hash.update(bytes.data(), bytes.size());
+            hash.update(bytes);
             held += bytes.size();
             if (options.progress) {
                 options.progress(held, total);
@@ -407,7 +409,7 @@ Result<GetResult> receive_to_stdout(Connection& connection, const GetOptions& op
         if (trailer->body.hash != options.hash) {
             return unexpected_hash(options, trailer->body.hash);
         }
-        const std::string digest = hash.hex_digest();
+        const std::string digest = hash.hash().hex_digest();
         if (digest != trailer->body.sha256) {
             return Error{ErrorCode::hash_mismatch, "the bytes written to standard output hash to " + digest +
                                                        ", but \"" + options.name + "\" hashes to " +

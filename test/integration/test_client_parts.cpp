@@ -4,6 +4,7 @@
 
 #include "digest.hpp"
 #include "endpoint.hpp"
+#include "hash_pipeline.hpp"
 #include "local_files.hpp"
 #include "shell.hpp"
 #include "tls.hpp"
@@ -117,5 +118,32 @@ TEST_CASE("TLS pins: what openssl prints, with or without prefix and colons")
         const auto parsed = parse_pin(bad);
         REQUIRE_FALSE(parsed.ok());
         CHECK(parsed.error().code == ferry::ErrorCode::bad_request);
+    }
+}
+
+TEST_CASE("the hashing thread gives the digest hashing in place would, at every point asked")
+{
+    std::string data(5 * 1024 * 1024 + 123, '\0');
+    std::uint32_t state = 7;
+    for (auto& byte : data) {
+        state = state * 1664525u + 1013904223u;
+        byte = static_cast<char>(state >> 24);
+    }
+    for (const auto kind : {ferry::HashKind::sha256, ferry::HashKind::xxh3_128}) {
+        ferry::client::HashPipeline pipeline{ferry::TransferHash(kind)};
+        ferry::TransferHash direct(kind);
+        std::size_t at = 0;
+        for (std::size_t step = 1; at < data.size(); step = step * 2 + 7) {
+            const std::size_t size = std::min(step, data.size() - at);
+            const auto* bytes = reinterpret_cast<const std::uint8_t*>(data.data() + at);
+            pipeline.update(std::span(bytes, size));
+            direct.update(bytes, size);
+            at += size;
+            if (step % 3 == 0) { // a checkpoint in the middle
+                CHECK(pipeline.hash().hex_digest() == direct.hex_digest());
+            }
+        }
+        CHECK(pipeline.hash().hex_digest() == direct.hex_digest());
+        CHECK(pipeline.hash().save_state() == direct.save_state());
     }
 }
