@@ -185,8 +185,10 @@ void Session::pump()
     }
     if (inbox_pos_ == inbox_.size()) {
         inbox_pos_ = 0;
-        if (inbox_.capacity() > 4096) {
-            std::string().swap(inbox_); // idle connections keep no buffer
+        // Idle connections keep no buffer (a hello's bytes would stay
+        // allocated in each of thousands); busy ones keep a small one.
+        if (state_ == State::awaiting_request || inbox_.capacity() > 4096) {
+            std::string().swap(inbox_);
         } else {
             inbox_.clear();
         }
