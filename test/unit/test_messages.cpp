@@ -231,7 +231,8 @@ TEST_CASE("request round trip: hello")
     CHECK(body_as<ferry::HelloRequest>(request).version == 1);
     CHECK(body_as<ferry::HelloRequest>(request).client == "ferry/0.1.0");
 
-    const auto other = round_trip({77, ferry::HelloRequest{4000000000u, "b\u00e9ta \"quoted\"\n", "a-token-of-16-chars"}});
+    const auto other =
+        round_trip({77, ferry::HelloRequest{4000000000u, "b\u00e9ta \"quoted\"\n", "a-token-of-16-chars"}});
     CHECK(body_as<ferry::HelloRequest>(other).version == 4000000000u);
     CHECK(body_as<ferry::HelloRequest>(other).client == "b\u00e9ta \"quoted\"\n");
     CHECK(body_as<ferry::HelloRequest>(other).token == "a-token-of-16-chars");
@@ -849,4 +850,32 @@ TEST_CASE("a deeply nested unknown field within the control frame limit is harml
     check_request_error(std::string(depth, '[') + std::string(depth, ']'), ErrorCode::bad_json, std::nullopt);
     std::string unclosed = R"({"id":2,"op":"list","x":)" + std::string(depth, '[');
     check_request_error(unclosed, ErrorCode::bad_json, std::nullopt);
+}
+
+TEST_CASE("the list reply, written directly, is byte for byte the JSON tree's dump")
+{
+    ferry::ListReply reply;
+    reply.skipped_invalid_names = 3;
+    const std::vector<std::string> names{"a.txt",          "r\u00e9sum\u00e9.pdf", "quote\"back\\slash",
+                                         "tab\there",      "\u65e5\u672c\u8a9e",   std::string(255, 'x'),
+                                         "emoji\U0001F600"};
+    std::int64_t mtime = -5;
+    std::uint64_t size = 0;
+    for (const auto& name : names) {
+        reply.files.push_back(ferry::FileInfo{name, size, mtime});
+        size = size * 7 + 0xFFFFFFFFFull;
+        mtime += 1764370000;
+    }
+    for (const std::size_t count : {std::size_t{0}, std::size_t{1}, names.size()}) {
+        ferry::ListReply part = reply;
+        part.files.resize(count);
+        json tree{{"id", 42}, {"ok", true}, {"skipped_invalid_names", 3}, {"files", json::array()}};
+        for (const auto& file : part.files) {
+            tree["files"].push_back(json{{"name", file.name}, {"size", file.size}, {"mtime", file.mtime}});
+        }
+        CHECK(ferry::encode_reply(42, part) == tree.dump(-1, ' ', false, json::error_handler_t::replace));
+        const auto parsed = ferry::parse_list_reply(ferry::encode_reply(42, part));
+        REQUIRE(parsed.ok());
+        CHECK(parsed->body.files.size() == count);
+    }
 }
