@@ -176,6 +176,21 @@ struct Fixture {
     Session session;
 };
 
+// A put of `content` whose connection drops after `sent` bytes: what it
+// leaves in `served` is a kept upload to resume.
+void interrupt_upload(const TempRoot& served, const std::string& name, const std::string& content, std::size_t sent)
+{
+    Fixture first(served.path());
+    first.hello();
+    first.feed(control(Request{1, PutRequest{name, content.size(), false}}));
+    first.io.run_jobs();
+    first.feed(data_frame(content.substr(0, sent)));
+    first.session.on_peer_closed();
+    first.io.run_jobs();
+    CHECK(first.io.closed);
+    CHECK(first.session.state() == Session::State::closed);
+}
+
 } // namespace
 
 TEST_CASE("a request before hello is refused and the connection stays usable")
@@ -414,19 +429,9 @@ TEST_CASE("an interrupted put is kept, then resumed from where it stopped")
 {
     const std::string content = pattern(5000, 4);
     TempRoot served;
-    {
-        Fixture first(served.path());
-        first.hello();
-        first.feed(control(Request{1, PutRequest{"r.bin", content.size(), false}}));
-        first.io.run_jobs();
-        first.feed(data_frame(content.substr(0, 3000)));
-        first.session.on_peer_closed();
-        first.io.run_jobs();
-        CHECK(first.io.closed);
-        CHECK(first.session.state() == Session::State::closed);
-        CHECK_FALSE(served.exists("r.bin"));
-        CHECK(served.hidden_entries() == 2); // the data and its state
-    }
+    interrupt_upload(served, "r.bin", content, 3000);
+    CHECK_FALSE(served.exists("r.bin"));
+    CHECK(served.hidden_entries() == 2); // the data and its state
     Fixture second(served.path());
     second.hello();
     second.feed(control(Request{2, PutRequest{"r.bin", content.size(), true}}));
@@ -826,15 +831,7 @@ TEST_CASE("resuming an upload with another hash hashes the kept bytes again")
 {
     const std::string content = pattern(5000, 11);
     TempRoot served;
-    {
-        Fixture first(served.path());
-        first.hello();
-        first.feed(control(Request{1, PutRequest{"r.bin", content.size(), false}}));
-        first.io.run_jobs();
-        first.feed(data_frame(content.substr(0, 3000)));
-        first.session.on_peer_closed();
-        first.io.run_jobs();
-    }
+    interrupt_upload(served, "r.bin", content, 3000);
     Fixture second(served.path());
     second.hello();
     second.feed(control(Request{2, PutRequest{"r.bin", content.size(), true, HashKind::xxh3_128}}));

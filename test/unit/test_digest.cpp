@@ -1,6 +1,7 @@
 // The transfer hash: SHA-256 against the FIPS 180-2 vectors, incremental use,
 // and the saved state that resumed transfers carry on from.
 #include "digest.hpp"
+#include "random_data.hpp"
 
 #include <doctest/doctest.h>
 
@@ -29,17 +30,6 @@ std::string hash_of(const std::string& text)
     Sha256 hash;
     hash.update(text.data(), text.size());
     return hash.hex_digest();
-}
-
-std::string pseudo_random(std::size_t size, std::uint32_t seed)
-{
-    std::mt19937 rng(seed);
-    std::uniform_int_distribution<int> byte(0, 255);
-    std::string out(size, '\0');
-    for (auto& c : out) {
-        c = static_cast<char>(byte(rng));
-    }
-    return out;
 }
 
 // The saved text is "<prefix><sizeof ctx>:<hex of ctx>"; returns the offset of
@@ -76,7 +66,7 @@ TEST_CASE("the std::byte span overload hashes the same bytes")
 
 TEST_CASE("incremental updates in pieces equal one-shot hashing")
 {
-    const std::string message = pseudo_random(10000, 7);
+    const std::string message = ferry::test::random_bytes(10000, 7);
     const std::string expected = hash_of(message);
     REQUIRE(expected != kEmpty);
 
@@ -126,7 +116,7 @@ TEST_CASE("hex_digest leaves the state alone")
     CHECK(hash.hex_digest() == kAbc);
 
     // Across a block boundary too.
-    const std::string message = pseudo_random(200, 3);
+    const std::string message = ferry::test::random_bytes(200, 3);
     Sha256 long_hash;
     long_hash.update(message.data(), 100);
     CHECK(long_hash.hex_digest() == hash_of(message.substr(0, 100)));
@@ -136,7 +126,7 @@ TEST_CASE("hex_digest leaves the state alone")
 
 TEST_CASE("a saved and restored state carries on like uninterrupted hashing")
 {
-    const std::string message = pseudo_random(3000, 11);
+    const std::string message = ferry::test::random_bytes(3000, 11);
     for (const std::size_t cut : {std::size_t{0}, std::size_t{1}, std::size_t{55}, std::size_t{56}, std::size_t{63},
                                   std::size_t{64}, std::size_t{65}, std::size_t{127}, std::size_t{128},
                                   std::size_t{1000}, std::size_t{2999}, std::size_t{3000}}) {
@@ -161,7 +151,7 @@ TEST_CASE("a saved and restored state carries on like uninterrupted hashing")
 
 TEST_CASE("save and restore several times in a row")
 {
-    const std::string message = pseudo_random(5000, 12);
+    const std::string message = ferry::test::random_bytes(5000, 12);
     std::optional<Sha256> hash{Sha256()};
     std::size_t at = 0;
     for (const std::size_t step : {std::size_t{1}, std::size_t{63}, std::size_t{64}, std::size_t{65}, std::size_t{1000},

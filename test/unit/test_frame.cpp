@@ -1,6 +1,7 @@
 // FrameDecoder and the frame encoders against docs/PROTOCOL.md section 2: the
 // decoder must yield the same frames whatever slicing of the stream it is fed.
 #include "frame.hpp"
+#include "random_data.hpp"
 
 #include <doctest/doctest.h>
 
@@ -50,17 +51,6 @@ std::string encode_all(const std::vector<Frame>& frames)
     return out;
 }
 
-std::string random_bytes(std::size_t size, std::uint32_t seed)
-{
-    std::mt19937 rng(seed);
-    std::uniform_int_distribution<int> byte(0, 255);
-    std::string out(size, '\0');
-    for (auto& c : out) {
-        c = static_cast<char>(byte(rng));
-    }
-    return out;
-}
-
 Frame control(std::string text)
 {
     return Frame{FrameKind::control, std::move(text)};
@@ -68,7 +58,7 @@ Frame control(std::string text)
 
 Frame data(std::size_t size, std::uint32_t seed)
 {
-    return Frame{FrameKind::data, random_bytes(size, seed)};
+    return Frame{FrameKind::data, ferry::test::random_bytes(size, seed)};
 }
 
 // Several control and data frames of mixed sizes: zero-length data frames,

@@ -1,5 +1,6 @@
 // The choosable transfer hash: names on the wire, XXH3-128 against its
 // reference value and its one-shot form, and saved states for both kinds.
+#include "random_data.hpp"
 #include "transfer_hash.hpp"
 
 #define XXH_STATIC_LINKING_ONLY
@@ -8,7 +9,6 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
-#include <random>
 #include <string>
 
 using ferry::HashKind;
@@ -19,17 +19,6 @@ namespace {
 // XXH3_128bits("") from xxhash's own sanity table, in canonical (big-endian) order.
 const std::string kXxh3Empty = "99aa06d3014798d86001c324468d497f";
 const std::string kSha256Abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
-
-std::string pseudo_random(std::size_t size, std::uint32_t seed)
-{
-    std::mt19937 rng(seed);
-    std::uniform_int_distribution<int> byte(0, 255);
-    std::string out(size, '\0');
-    for (auto& c : out) {
-        c = static_cast<char>(byte(rng));
-    }
-    return out;
-}
 
 std::string one_shot_xxh3(const std::string& data)
 {
@@ -80,7 +69,7 @@ TEST_CASE("XXH3-128 matches the reference value and the one-shot function")
 {
     CHECK(digest_of(HashKind::xxh3_128, "") == kXxh3Empty);
     for (const std::size_t size : {1u, 3u, 16u, 17u, 128u, 129u, 240u, 241u, 1024u, 100000u}) {
-        const std::string data = pseudo_random(size, static_cast<std::uint32_t>(size));
+        const std::string data = ferry::test::random_bytes(size, static_cast<std::uint32_t>(size));
         CAPTURE(size);
         CHECK(digest_of(HashKind::xxh3_128, data) == one_shot_xxh3(data));
     }
@@ -88,7 +77,7 @@ TEST_CASE("XXH3-128 matches the reference value and the one-shot function")
 
 TEST_CASE("hashing in pieces equals hashing at once, for both kinds")
 {
-    const std::string data = pseudo_random(300000, 7);
+    const std::string data = ferry::test::random_bytes(300000, 7);
     for (const HashKind kind : {HashKind::sha256, HashKind::xxh3_128}) {
         TransferHash pieces(kind);
         std::size_t at = 0;
@@ -115,7 +104,7 @@ TEST_CASE("copies hash on independently")
 
 TEST_CASE("a saved state carries on like uninterrupted hashing, for both kinds")
 {
-    const std::string data = pseudo_random(5000, 11);
+    const std::string data = ferry::test::random_bytes(5000, 11);
     for (const HashKind kind : {HashKind::sha256, HashKind::xxh3_128}) {
         for (const std::size_t cut : {0u, 1u, 63u, 64u, 65u, 255u, 256u, 1000u, 4999u}) {
             TransferHash first(kind);
