@@ -1967,6 +1967,12 @@ class DiskErrorTests(unittest.TestCase):
         d.send({"op": "abort", "id": 2, "discard": True})
         self.assertTrue(d.recv()["ok"])
 
+    # Under UBSan every first check of a C++ object's dynamic type probes
+    # memory through a pipe(2); with no descriptor left that probe fails and
+    # UBSan reports a false "invalid vptr" and exits. The sanitizer run
+    # (FERRY_SANITIZED) leaves this one test to the normal build.
+    @unittest.skipIf(os.environ.get("FERRY_SANITIZED"),
+                     "UBSan needs spare descriptors for its own checks")
     def test_io_error_when_no_file_can_be_opened(self):
         probe = Ferryd(limits={})
         base = fd_count(probe.proc.pid)
