@@ -47,7 +47,8 @@ constexpr const char* kFooter = R"(Commands:
   ferry [OPTIONS]                                       interactive shell (standard input a terminal)
 
 Downloads are written to LOCAL.ferry-part (with its state in LOCAL.ferry-part.state), checked
-against the server's SHA-256 and only then renamed onto LOCAL. --resume continues an interrupted
+against the server's SHA-256 (or XXH3-128 with --hash xxh3-128: faster, catches corruption but not
+tampering) and only then renamed onto LOCAL. --resume continues an interrupted
 download or upload where it stopped. Several files share one connection (gets are pipelined); one
 failed file does not stop the others, and a summary ends the command.
 
@@ -57,7 +58,8 @@ its DER. Get the fingerprint on the server with:
   openssl x509 -in cert.pem -noout -fingerprint -sha256
 
 Environment: FERRY_SERVER (default server, else 127.0.0.1:7021), FERRY_TOKEN (token, when neither
---token nor --token-file is given), FERRY_TLS_CA and FERRY_TLS_PIN (as --tls-ca, --tls-pin).
+--token nor --token-file is given), FERRY_TLS_CA and FERRY_TLS_PIN (as --tls-ca, --tls-pin),
+FERRY_HASH (as --hash).
 --json: every result and every error is one JSON object on stdout (with -o -, on stderr).
 Exit status: 0 on success, 1 on failure (any file of several), 2 for a usage error.)";
 
