@@ -141,6 +141,39 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view name) 
     return std::make_unique<OpenFile>(fd, file_info(path, st), FileIdentity::of(st));
 }
 
+std::optional<Error> read_exactly(int fd, char* into, std::size_t size, std::uint64_t offset, const std::string& name)
+{
+    std::size_t done = 0;
+    while (done < size) {
+        const ssize_t got = ::pread(fd, into + done, size - done, static_cast<off_t>(offset + done));
+        if (got < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return file_error(errno, "cannot read", name);
+        }
+        if (got == 0) {
+            return Error{ErrorCode::io_error, quoted(name) + " shrank while it was being sent"};
+        }
+        done += static_cast<std::size_t>(got);
+    }
+    return std::nullopt;
+}
+
+std::optional<Error> hash_prefix(int fd, std::uint64_t length, TransferHash& hash, const std::string& name)
+{
+    std::string buffer(static_cast<std::size_t>(std::min<std::uint64_t>(length, 1024 * 1024)), '\0');
+    for (std::uint64_t at = 0; at < length;) {
+        const auto size = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), length - at));
+        if (auto failure = read_exactly(fd, buffer.data(), size, at, name)) {
+            return failure;
+        }
+        hash.update(buffer.data(), size);
+        at += size;
+    }
+    return std::nullopt;
+}
+
 std::optional<FileIdentity> OpenFile::current_identity() const
 {
     struct ::stat st {};

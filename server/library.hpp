@@ -12,6 +12,7 @@
 #include "digest_cache.hpp"
 #include "error.hpp"
 #include "messages.hpp"
+#include "transfer_hash.hpp"
 
 #include <sys/stat.h>
 
@@ -79,5 +80,12 @@ private:
 Error file_error(int errno_value, std::string_view what, std::string_view name);
 
 FileInfo file_info(std::string name, const struct ::stat& st);
+
+// Reads exactly `size` bytes at `offset` of `name`'s descriptor, or says why
+// not (a short file is io_error).
+std::optional<Error> read_exactly(int fd, char* into, std::size_t size, std::uint64_t offset, const std::string& name);
+// Feeds the first `length` bytes of the file to `hash`: a resumed download's
+// prefix, or a kept upload resumed with another hash.
+std::optional<Error> hash_prefix(int fd, std::uint64_t length, TransferHash& hash, const std::string& name);
 
 } // namespace ferry::server

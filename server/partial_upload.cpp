@@ -168,18 +168,8 @@ std::optional<TransferHash> prefix_hash(int fd, const SavedState& state, HashKin
         return restored;
     }
     TransferHash hash(kind);
-    std::string buffer(1024 * 1024, '\0');
-    for (std::uint64_t at = 0; at < state.durable;) {
-        const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), state.durable - at));
-        const ssize_t got = ::pread(fd, buffer.data(), want, static_cast<off_t>(at));
-        if (got < 0 && errno == EINTR) {
-            continue;
-        }
-        if (got <= 0) {
-            return std::nullopt;
-        }
-        hash.update(buffer.data(), static_cast<std::size_t>(got));
-        at += static_cast<std::uint64_t>(got);
+    if (hash_prefix(fd, state.durable, hash, state.name)) {
+        return std::nullopt;
     }
     return hash;
 }

@@ -45,26 +45,6 @@ std::string seconds_text(std::uint64_t milliseconds)
     return text;
 }
 
-// Reads exactly `size` bytes at `offset`, or says why not.
-std::optional<Error> read_exactly(int fd, char* into, std::size_t size, std::uint64_t offset, const std::string& name)
-{
-    std::size_t done = 0;
-    while (done < size) {
-        const ssize_t got = ::pread(fd, into + done, size - done, static_cast<off_t>(offset + done));
-        if (got < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return file_error(errno, "cannot read", name);
-        }
-        if (got == 0) {
-            return Error{ErrorCode::io_error, "\"" + name + "\" shrank while it was being sent"};
-        }
-        done += static_cast<std::size_t>(got);
-    }
-    return std::nullopt;
-}
-
 } // namespace
 
 // A get in progress: the open file, the next byte to send and the running
@@ -416,14 +396,7 @@ void Session::start_get(std::uint64_t id, const GetRequest& get)
             auto failure = std::make_shared<std::optional<Error>>();
             run_job(
                 [download = download_.get(), failure, offset] {
-                    std::string buffer(std::min<std::uint64_t>(offset, 1024 * 1024), '\0');
-                    for (std::uint64_t at = 0; at < offset && !*failure;) {
-                        const std::size_t size = std::min<std::uint64_t>(buffer.size(), offset - at);
-                        *failure =
-                            read_exactly(download->file->fd(), buffer.data(), size, at, download->file->info().name);
-                        download->hash.update(buffer.data(), size);
-                        at += size;
-                    }
+                    *failure = hash_prefix(download->file->fd(), offset, download->hash, download->file->info().name);
                 },
                 [this, failure] {
                     if (*failure) {
