@@ -28,6 +28,13 @@ struct Config {
     std::size_t send_high_water = 1024 * 1024;
     // Stop reading the socket while this much upload data waits for the disk.
     std::size_t receive_high_water = 2 * 1024 * 1024;
+    // Stop taking requests while this much output waits for the peer. Every
+    // request may cost a reply, so a client that pipelines requests and never
+    // reads would otherwise make the server hold its replies without limit
+    // (each small request can cost a reply thousands of times larger). Large
+    // enough for a burst of replies (and a listing page) to stay in flight,
+    // small enough that thousands of such connections fit in memory.
+    std::size_t reply_high_water = 256 * 1024;
 
     // Limits against floods and stuck peers; each refusal is its own error
     // code (PROTOCOL.md section 6), then the connection closes.

@@ -86,6 +86,7 @@ private:
     void deliver(std::span<const char> bytes);
     // Bytes to the socket as they are (ciphertext on a TLS connection).
     void write_raw(std::string bytes);
+    void start_write(std::string bytes);
     // Sends the current file range while the socket takes it; waits for
     // writability (a poll handle) when it does not.
     void pump_file_range();
@@ -128,6 +129,9 @@ private:
     // A list, not a deque: an empty deque already holds ~600 bytes, which
     // every idle connection would pay for.
     std::list<std::variant<std::string, FileRange>> waiting_;
+    // Bytes written while a write was in flight, in order; they go out as
+    // one write when it completes. Never non-empty without a write in flight.
+    std::string behind_;
     uv_poll_t* writable_poll_ = nullptr;
     int writable_fd_ = -1;
     bool writable_watched_ = false;

@@ -110,11 +110,23 @@ void Session::on_sent()
     touch();
     if (state_ == State::sending_file) {
         continue_sending();
+        return;
+    }
+    // Requests held back by the reply high-water may go on now.
+    if (reading_paused_ && can_consume()) {
+        pump();
     }
 }
 
+// Whether the next frame may be handled now. Whatever the state, nothing is
+// taken while the peer leaves more than reply_high_water of our output
+// unread: that bounds what replies (list, stat, stats, errors, hello_required
+// before a token) can pile up to one high-water plus one reply.
 bool Session::can_consume() const
 {
+    if (io_.unsent_bytes() >= config_.reply_high_water) {
+        return false;
+    }
     switch (state_) {
     case State::awaiting_request:
     case State::reading_request:

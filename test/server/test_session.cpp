@@ -271,6 +271,41 @@ TEST_CASE("pipelined requests are answered in order; input waits while a job run
     CHECK(missing.error().code == ErrorCode::not_found);
 }
 
+TEST_CASE("requests wait while the peer leaves a high-water of replies unread, before hello and after")
+{
+    for (const bool said_hello : {false, true}) {
+        CAPTURE(said_hello);
+        Fixture f;
+        f.config.reply_high_water = 1000;
+        if (said_hello) {
+            f.hello();
+        }
+        f.io.hold_writes = true;
+        // Each stats reply (or hello_required) is far larger than its request.
+        std::string requests;
+        for (std::uint64_t id = 1; id <= 200; ++id) {
+            requests += control(Request{id, StatsRequest{}});
+        }
+        f.feed(requests);
+        CHECK_FALSE(f.io.reading);
+        const auto first = f.io.controls();
+        CHECK(first.size() < 20);
+        CHECK(f.io.unsent < 1000 + 400);
+        // The peer reads: the waiting requests are taken, in order.
+        std::size_t answered = first.size();
+        while (answered < 200) {
+            f.io.unsent = 0;
+            f.session.on_sent();
+            const auto more = f.io.controls();
+            REQUIRE_FALSE(more.empty());
+            answered += more.size();
+        }
+        CHECK(answered == 200);
+        CHECK(f.io.reading);
+        CHECK_FALSE(f.io.closed);
+    }
+}
+
 TEST_CASE("bad JSON and unknown operations get an error; broken framing closes")
 {
     Fixture f;

@@ -1,0 +1,163 @@
+"""Memory per connection is bounded, before and after authentication: a
+client that pipelines requests and never reads the replies makes the server
+stop reading it (the reply high-water), instead of holding every reply."""
+
+import json
+import os
+import shutil
+import socket
+import struct
+import time
+import unittest
+
+from wire import MEMORY_CHECKS, Server, temp_root, wait_until
+
+FERRYD = os.environ.get("FERRYD", "")
+
+# Well above the bound (a high-water of replies per connection, plus kernel
+# buffers that are not RSS), far below what the unbounded server held.
+GROWTH_LIMIT_KIB = 24 * 1024
+
+
+def frame(message):
+    payload = json.dumps(message).encode()
+    return struct.pack(">BI", 1, len(payload)) + payload
+
+
+def flood(port, requests, hello=True, within=6.0):
+    """Connects, optionally says hello, then sends REQUESTS (bytes) without
+    ever reading. Returns the socket (kept open) and how many bytes went out
+    before the server stopped taking them."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Small buffers: the kernel on our side absorbs little, so what the
+    # server cannot send stays with the server.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    if hello:
+        sock.sendall(frame({"op": "hello", "id": 0, "version": 1}))
+    sock.setblocking(False)
+    sent = 0
+    deadline = time.time() + within
+    stuck_since = None
+    while sent < len(requests) and time.time() < deadline:
+        try:
+            sent += sock.send(requests[sent:sent + 65536])
+            stuck_since = None
+        except BlockingIOError:
+            # The server stopped reading us: that is the point.
+            stuck_since = stuck_since or time.time()
+            if time.time() - stuck_since > 1.5:
+                break
+            time.sleep(0.02)
+    return sock, sent
+
+
+@unittest.skipUnless(MEMORY_CHECKS, "resident size is meaningless under ASan")
+class PipelinedReplies(unittest.TestCase):
+    def setUp(self):
+        self.root = temp_root()
+        self.sockets = []
+
+    def tearDown(self):
+        for sock in self.sockets:
+            sock.close()
+        shutil.rmtree(self.root)
+
+    def fill_folder(self, count, name_length):
+        for i in range(count):
+            name = f"{i:06d}".ljust(name_length, "x")
+            os.close(os.open(os.path.join(self.root, name), os.O_CREAT | os.O_WRONLY, 0o644))
+
+    def measure(self, server, clients, requests, hello=True, within=8.0):
+        """Floods from CLIENTS connections, then watches the server's RSS
+        while it works through what it took in; returns (baseline, peak)."""
+        baseline = server.rss_kib()
+        total = 0
+        for _ in range(clients):
+            sock, sent = flood(server.port, requests, hello=hello)
+            self.sockets.append(sock)
+            total += sent
+        peak = server.rss_kib()
+        deadline = time.time() + within
+        while time.time() < deadline and peak - baseline < 4 * GROWTH_LIMIT_KIB:
+            time.sleep(0.2)
+            peak = max(peak, server.rss_kib())
+        self.assertIsNone(server.process.poll(), "ferryd died")
+        print(f"  {clients} clients sent {total} bytes of requests; RSS {baseline} KiB -> peak {peak} KiB")
+        return baseline, peak
+
+    def test_pipelined_list_without_reading(self):
+        # Each reply is ~230 KB for a 30-byte request.
+        self.fill_folder(1000, 200)
+        requests = b"".join(frame({"op": "list", "id": i}) for i in range(1, 20001))
+        with Server(FERRYD, self.root) as server:
+            baseline, peak = self.measure(server, 4, requests)
+            self.assertLess(peak - baseline, GROWTH_LIMIT_KIB)
+            # Still serving everyone else.
+            other = server.peer()
+            self.assertEqual(len(other.request({"op": "list"})["files"]), 1000)
+            other.close()
+
+    def test_pipelined_stats_without_reading(self):
+        requests = b"".join(frame({"op": "stats", "id": i}) for i in range(1, 50001))
+        with Server(FERRYD, self.root) as server:
+            baseline, peak = self.measure(server, 20, requests)
+            self.assertLess(peak - baseline, GROWTH_LIMIT_KIB)
+
+    def test_hello_required_replies_without_a_token(self):
+        keys = temp_root()
+        self.addCleanup(shutil.rmtree, keys)
+        tokens = os.path.join(keys, "tokens")
+        with open(tokens, "w") as f:
+            f.write("t" * 32 + " rw\n")
+        os.chmod(tokens, 0o600)
+        # Nothing here ever says hello: each request is refused.
+        requests = b"".join(frame({"op": "stats", "id": i}) for i in range(1, 50001))
+        with Server(FERRYD, self.root, "--token-file", tokens) as server:
+            baseline, peak = self.measure(server, 30, requests, hello=False)
+            self.assertLess(peak - baseline, GROWTH_LIMIT_KIB)
+
+    def test_the_server_reads_on_once_the_client_reads(self):
+        count = 100000
+        requests = b"".join(frame({"op": "stats", "id": i}) for i in range(1, count + 1))
+        with Server(FERRYD, self.root) as server:
+            sock, sent = flood(server.port, requests, within=3.0)
+            self.sockets.append(sock)
+            self.assertLess(sent, len(requests), "the server read everything: no backpressure to test")
+            # Reading the replies lets the rest of the requests in; every
+            # request gets its reply, in order.
+            buffer = bytearray()
+            seen = 0
+            deadline = time.time() + 60
+            while seen < count and time.time() < deadline:
+                if sent < len(requests):
+                    try:
+                        sent += sock.send(requests[sent:sent + 65536])
+                    except BlockingIOError:
+                        pass
+                try:
+                    piece = sock.recv(1 << 20)
+                except BlockingIOError:
+                    time.sleep(0.001)
+                    continue
+                self.assertTrue(piece, "the server closed the connection")
+                buffer += piece
+                at = 0
+                while len(buffer) - at >= 5:
+                    kind, size = struct.unpack(">BI", buffer[at:at + 5])
+                    if len(buffer) - at < 5 + size:
+                        break
+                    reply = json.loads(buffer[at + 5:at + 5 + size])
+                    at += 5 + size
+                    if reply["id"] == 0:
+                        continue
+                    seen += 1
+                    self.assertEqual(reply["id"], seen)
+                    self.assertTrue(reply["ok"], reply)
+                del buffer[:at]
+            self.assertEqual(seen, count)
+
+if __name__ == "__main__":
+    unittest.main()
