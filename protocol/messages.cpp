@@ -4,7 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <charconv>
 #include <limits>
+#include <system_error>
 
 namespace ferry {
 
@@ -12,14 +14,134 @@ using nlohmann::json;
 
 namespace {
 
-// Parses a control frame's text into a JSON object without ever throwing.
-std::optional<json> parse_object(std::string_view text)
+// A number JSON allows but a double cannot hold (1e400, a 400-digit integer)
+// stops nlohmann's parser with "number overflow". Such a text is still valid
+// JSON, so each of its numbers out of a double's range is replaced by 1e308:
+// a number that is no integer of any field, so the field that holds it is a
+// bad_request (PROTOCOL.md 3.1), with the id when the id itself is fine.
+// Numbers only occur outside strings, where a token starting with '-' or a
+// digit is a number; a token that is no JSON number is left for the second
+// parse to refuse.
+// RFC 8259's number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+bool is_json_number(std::string_view text)
 {
-    json value = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-    if (value.is_discarded() || !value.is_object()) {
-        return std::nullopt;
+    std::size_t i = 0;
+    const auto digits = [&] {
+        const std::size_t start = i;
+        while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+            ++i;
+        }
+        return i > start;
+    };
+    if (i < text.size() && text[i] == '-') {
+        ++i;
     }
-    return value;
+    if (i < text.size() && text[i] == '0') {
+        ++i;
+    } else if (!digits()) {
+        return false;
+    }
+    if (i < text.size() && text[i] == '.' && (++i, !digits())) {
+        return false;
+    }
+    if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+        ++i;
+        if (i < text.size() && (text[i] == '+' || text[i] == '-')) {
+            ++i;
+        }
+        if (!digits()) {
+            return false;
+        }
+    }
+    return i == text.size();
+}
+
+std::string with_huge_numbers_capped(std::string_view text)
+{
+    std::string out;
+    out.reserve(text.size());
+    bool in_string = false;
+    bool escaped = false;
+    std::size_t i = 0;
+    while (i < text.size()) {
+        const char c = text[i];
+        if (in_string) {
+            in_string = escaped || c != '"';
+            escaped = !escaped && c == '\\';
+            out += c;
+            ++i;
+            continue;
+        }
+        if (c != '-' && (c < '0' || c > '9')) {
+            in_string = c == '"';
+            out += c;
+            ++i;
+            continue;
+        }
+        const std::size_t end = text.find_first_not_of("0123456789+-.eE", i);
+        const std::string_view number = text.substr(i, end == std::string_view::npos ? end : end - i);
+        double value = 0;
+        const auto read = std::from_chars(number.data(), number.data() + number.size(), value);
+        // Out of range also when too small (1e-400): no integer either way.
+        if (read.ec == std::errc::result_out_of_range && read.ptr == number.data() + number.size() &&
+            is_json_number(number)) {
+            out += number.front() == '-' ? "-1e308" : "1e308";
+        } else {
+            out += number;
+        }
+        i += number.size();
+    }
+    return out;
+}
+
+// Parses a control frame's text into one JSON object, the way PROTOCOL.md 2
+// and 3.1 read it; never throws. A key repeated within one object is bad_json:
+// nlohmann would keep one of the values silently, and another receiver
+// another one. A NUL byte is never JSON (not whitespace, and raw in no
+// string), but nlohmann takes it for the end of the text and would ignore what
+// follows; a byte order mark is not the whitespace PROTOCOL.md allows either.
+Result<json> parse_object(std::string_view text)
+{
+    const Error not_json{ErrorCode::bad_json, "control frame is not a JSON object"};
+    if (text.find('\0') != std::string_view::npos || text.starts_with("\xEF\xBB\xBF")) {
+        return not_json;
+    }
+    bool repeated_key = false;
+    std::vector<std::size_t> keys_seen; // per open object
+    const json::parser_callback_t count_keys = [&](int, json::parse_event_t event, json& parsed) {
+        if (event == json::parse_event_t::object_start) {
+            keys_seen.push_back(0);
+        } else if (event == json::parse_event_t::key) {
+            ++keys_seen.back();
+        } else if (event == json::parse_event_t::object_end) {
+            repeated_key = repeated_key || parsed.size() != keys_seen.back();
+            keys_seen.pop_back();
+        }
+        return true;
+    };
+    const auto parse = [&](std::string_view input) -> std::optional<json> {
+        keys_seen.clear();
+        try {
+            return json::parse(input.begin(), input.end(), count_keys);
+        } catch (const json::out_of_range&) {
+            return std::nullopt; // the number overflow above; other errors go on
+        }
+    };
+    try {
+        auto value = parse(text);
+        if (!value) {
+            value = parse(with_huge_numbers_capped(text));
+        }
+        if (!value || !value->is_object()) {
+            return not_json;
+        }
+        if (repeated_key) {
+            return Error{ErrorCode::bad_json, "control frame repeats a key within one object"};
+        }
+        return std::move(*value);
+    } catch (const json::exception&) {
+        return not_json;
+    }
 }
 
 // Names are validated as UTF-8 before they get here; `replace` keeps dump()
@@ -54,8 +176,10 @@ public:
         if (field == nullptr) {
             return fallback.value_or(0);
         }
+        // Only an integer literal is an integer: 7.0, 7e0, -0 and 2^64 are
+        // not (nlohmann reads them as floats or signed integers).
         if (!field->is_number_unsigned()) {
-            wrong_type(key, "a non-negative integer");
+            wrong_type(key, "an integer from 0 to 18446744073709551615, in digits only (no sign, fraction or exponent)");
             return 0;
         }
         return field->get<std::uint64_t>();
@@ -67,8 +191,10 @@ public:
         if (field == nullptr) {
             return 0;
         }
-        if (!field->is_number_integer()) {
-            wrong_type(key, "an integer");
+        if (!field->is_number_integer() ||
+            (field->is_number_unsigned() &&
+             field->get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))) {
+            wrong_type(key, "an integer from -2^63 to 2^63-1, in digits only (no fraction or exponent)");
             return 0;
         }
         return field->get<std::int64_t>();
@@ -89,8 +215,9 @@ public:
 
     std::optional<std::string> optional_string(const char* key)
     {
+        // null is a value of the wrong type, not "absent" (PROTOCOL.md 3.1).
         const json* field = find(key, false);
-        if (field == nullptr || field->is_null()) {
+        if (field == nullptr) {
             return std::nullopt;
         }
         if (!field->is_string()) {
@@ -190,7 +317,7 @@ Result<Reply<T>> parse_reply(std::string_view text, ReadBody read_body)
 {
     const auto object = parse_object(text);
     if (!object) {
-        return Error{ErrorCode::bad_json, "server message is not a JSON object"};
+        return Error{ErrorCode::bad_json, "server message: " + object.error().message};
     }
     FieldReader fields(*object);
     Reply<T> reply;
@@ -356,7 +483,7 @@ ParsedRequest parse_request(std::string_view json_text)
 {
     const auto object = parse_object(json_text);
     if (!object) {
-        return {std::nullopt, Error{ErrorCode::bad_json, "control frame is not a JSON object"}};
+        return {std::nullopt, object.error()};
     }
     FieldReader fields(*object);
     const std::uint64_t id = fields.uint("id");

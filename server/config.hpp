@@ -21,8 +21,9 @@ struct Config {
     std::chrono::seconds partial_ttl{24 * 60 * 60};
     // Bytes of one data frame the server sends, and so of one file read.
     std::size_t chunk_size = kPreferredDataChunk;
-    // Bytes of one data frame sent with sendfile (a download whose digest is
-    // known): they never sit in the server's memory, so frames can be large.
+    // Bytes checked and read ahead at once for sendfile (a download whose
+    // digest is known), then sent as data frames of chunk_size: they never
+    // sit in the server's memory, so the range can be large.
     std::size_t file_frame_size = 4 * 1024 * 1024;
     // Stop reading the file while this much is queued on the socket.
     std::size_t send_high_water = 1024 * 1024;

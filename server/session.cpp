@@ -494,7 +494,15 @@ void Session::send_file_frame(std::uint64_t end)
                 finish_download(*failure);
                 return;
             }
-            io_.send_file_frame(download_->file, offset, size);
+            // One job checks and reads ahead a large range, but it goes out
+            // as data frames of chunk_size, as PROTOCOL.md 2 says senders
+            // do; the frames are queued together, so sendfile still moves
+            // the whole range without a trip through the loop per frame.
+            for (std::size_t sent = 0; sent < size;) {
+                const std::size_t frame = std::min(config_.chunk_size, size - sent);
+                io_.send_file_frame(download_->file, offset + sent, frame);
+                sent += frame;
+            }
             download_->next_offset += size;
             counters_.bytes_out += size;
             continue_sending();

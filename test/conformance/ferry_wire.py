@@ -86,8 +86,18 @@ class Frame:
 
     def json(self):
         """The control frame's object; raises FrameError('bad_json')."""
+        def no_repeats(pairs):   # section 2: a repeated key is bad_json
+            keys = [k for k, _ in pairs]
+            if len(set(keys)) != len(keys):
+                raise ValueError("a key is repeated")
+            return dict(pairs)
+
+        def no_constant(name):   # NaN and Infinity are not JSON
+            raise ValueError("%s is not JSON" % name)
         try:
-            obj = json.loads(self.payload.decode("utf-8"))
+            obj = json.loads(self.payload.decode("utf-8"),
+                             object_pairs_hook=no_repeats,
+                             parse_constant=no_constant)
         except (UnicodeDecodeError, ValueError) as e:
             raise FrameError("bad_json", "control payload is not JSON: %s" % e)
         if not isinstance(obj, dict):

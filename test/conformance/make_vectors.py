@@ -227,6 +227,17 @@ def main():
     out.append(invalid_vec("control payload that is not UTF-8",
                            fw.frame(1, b'{"op":"list","id":1,"x":"\xff"}'),
                            "control", "bad_json", "JSON text must be UTF-8"))
+    out.append(invalid_vec("control payload with a NUL after the object",
+                           fw.frame(1, b'{"op":"stats","id":5}\x00'
+                                       b'{"op":"list","id":6}'),
+                           "control", "bad_json",
+                           "only whitespace may follow the object; never "
+                           "answered as the stats before the NUL"))
+    out.append(invalid_vec("control payload that repeats a key",
+                           fw.frame(1, b'{"op":"stat","id":5,"name":"a",'
+                                       b'"name":"b"}'),
+                           "control", "bad_json",
+                           "a key appears once per object, at any depth"))
 
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1, ensure_ascii=False)

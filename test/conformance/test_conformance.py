@@ -570,6 +570,17 @@ class HelloTests(ServerCase):
         self.assertEqual(r["max_control_frame"], 65536)
         self.assertEqual(r["max_data_frame"], 16777216)
 
+    def test_appendix_a_hello_reply_is_what_the_server_says(self):
+        """Appendix A's worked example is true of a server started with no
+        options: its hello request gets exactly its hello reply."""
+        with open(PROTOCOL_MD) as f:
+            blocks = dict(hexdump_blocks(f.read()))
+        c = self.client(hello=False)
+        c.send_raw(blocks["hello request"])
+        got = c.recv_frame()
+        want = fw.decode_all(blocks["hello reply"])[0]
+        self.assertEqual(got.json(), want.json())
+
     def test_hello_client_field_is_optional(self):
         c = self.client(hello=False)
         r = self.ask(c, {"op": "hello", "id": 0, "version": 1})
@@ -825,6 +836,19 @@ class GetTests(ServerCase):
         self.check_get("big.bin", self.BIG, 0)
         self.check_get("big.bin", self.BIG, 300001)
         self.check_get("big.bin", self.BIG, len(self.BIG) - 1)
+
+    def test_data_frames_are_at_most_256_kib(self):
+        """Section 2: ferryd's data frames carry at most 262,144 bytes, also
+        when it sends a file whose digest it knows straight from the page
+        cache (the second download)."""
+        content = os.urandom(5 * 1024 * 1024 + 17)
+        write_file(self.server.path("frames.bin"), content)
+        time.sleep(1.2)   # a digest is remembered only for a settled file
+        for attempt in range(3):
+            for offset in (0, 100001):
+                with self.subTest(attempt=attempt, offset=offset):
+                    sizes = self.check_get("frames.bin", content, offset)
+                    self.assertLessEqual(max(sizes), 262144)
 
     def test_get_past_the_end(self):
         c = self.client()
@@ -1533,6 +1557,81 @@ class FramingTests(ServerCase):
         for req, rid in cases:
             with self.subTest(req=req):
                 self.assertError(self.ask(c, req), "bad_request", rid)
+                self.assertUsable(c)
+
+    def test_only_whitespace_may_follow_the_object(self):
+        """Section 2: a NUL is not whitespace, so a frame with anything
+        after its object, behind a NUL or not, is bad_json, never answered
+        as the object before it."""
+        c = self.client()
+        for payload in (b'{"op":"stats","id":5}\x00{"op":"list","id":6}',
+                        b'{"op":"stats","id":5}\x00',
+                        b'{"op":"stats","id":5} \x00 ',
+                        b'\x00{"op":"stats","id":5}',
+                        b'\xef\xbb\xbf{"op":"stats","id":5}'):
+            with self.subTest(payload=payload):
+                c.send_raw(fw.frame(1, payload))
+                self.assertError(c.recv(), "bad_json", None)
+                self.assertUsable(c)
+
+    def test_repeated_keys_are_bad_json(self):
+        c = self.client()
+        for payload in (b'{"op":"stats","id":5,"id":6}',
+                        b'{"op":"list","op":"stats","id":5}',
+                        b'{"op":"stats","id":5,"x":{"a":1,"a":2}}',
+                        b'{"op":"stats","id":5,"x":[{"a":1,"a":1}]}'):
+            with self.subTest(payload=payload):
+                c.send_raw(fw.frame(1, payload))
+                self.assertError(c.recv(), "bad_json", None)
+                self.assertUsable(c)
+        c.send_raw(fw.frame(1, b'{"op":"stat","id":5,"name":"hello.txt",'
+                               b'"x":{"id":1,"name":2},"y":[{"a":1},{"a":1}]}'))
+        self.assertEqual(c.recv()["size"], 5)
+
+    def test_integers_are_digits_only_and_in_range(self):
+        """Section 3.1: an integer field takes digits only (no sign,
+        fraction or exponent), 0 to 2^64-1. Any other JSON number, however
+        large, is valid JSON: bad_request, with the id unless the id is the
+        bad field."""
+        c = self.client()
+        huge = ["1e400", "-1e400", "9" * 1000, "-" + "9" * 1000,
+                "18446744073709551616", "1" + "0" * 400 + ".5e3"]
+        for number in ["7.0", "1e2", "-0", "5E0", "-3"] + huge:
+            for template, rid in (
+                    ('{"op":"get","id":31,"name":"hello.txt","offset":%s}', 31),
+                    ('{"op":"put","id":32,"name":"n.txt","size":%s}', 32),
+                    ('{"op":"list","id":%s}', None),
+                    ('{"id":%s,"op":"list"}', None)):
+                payload = (template % number).encode()
+                with self.subTest(payload=payload[:80]):
+                    c.send_raw(fw.frame(1, payload))
+                    self.assertError(c.recv(), "bad_request", rid)
+        self.assertUsable(c)
+        # A huge number in a field nobody reads is just an unknown field.
+        for number in huge:
+            c.send_raw(fw.frame(1, ('{"op":"stat","id":33,"name":"hello.txt",'
+                                    '"later":%s}' % number).encode()))
+            self.assertEqual(c.recv()["size"], 5)
+        # The largest id and offset are fine.
+        c.send_raw(fw.frame(1, b'{"op":"list","id":18446744073709551615}'))
+        self.assertEqual(c.recv()["id"], 2 ** 64 - 1)
+
+    def test_null_is_no_optional_fields_value(self):
+        """Section 3.1: null is not the same as leaving a field out, for
+        every optional field alike."""
+        c = self.client()
+        cases = [
+            {"op": "hello", "id": 40, "version": 1, "client": None},
+            {"op": "hello", "id": 40, "version": 1, "token": None},
+            {"op": "get", "id": 41, "name": "hello.txt", "hash": None},
+            {"op": "get", "id": 41, "name": "hello.txt", "offset": None},
+            {"op": "put", "id": 42, "name": "n.txt", "size": 1, "hash": None},
+            {"op": "put", "id": 42, "name": "n.txt", "size": 1,
+             "resume": None},
+        ]
+        for req in cases:
+            with self.subTest(req=req):
+                self.assertError(self.ask(c, req), "bad_request", req["id"])
                 self.assertUsable(c)
 
     def test_unknown_op_keeps_the_connection(self):

@@ -45,6 +45,7 @@ public:
         outbox.append(reinterpret_cast<const char*>(header.data()), header.size());
         outbox.append(payload);
         ++file_frames_sent;
+        largest_file_frame = std::max(largest_file_frame, length);
         if (hold_writes) {
             unsent += header.size() + length;
         }
@@ -111,6 +112,7 @@ public:
     std::string outbox;
     bool file_frames = false;
     int file_frames_sent = 0;
+    std::size_t largest_file_frame = 0;
     std::size_t unsent = 0;
     bool hold_writes = false;
     std::deque<std::pair<std::function<void()>, std::function<void()>>> jobs;
@@ -963,9 +965,12 @@ TEST_CASE("a download whose digest is known goes out as file frames, the rest as
     get(0); // first time: read and hashed, which fills the cache
     CHECK(f.io.file_frames_sent == 0);
     get(0);
-    CHECK(f.io.file_frames_sent == 3); // 1500 + 1500 + 1000
-    get(2500);                         // a resumed download needs no prefix hashing either
-    CHECK(f.io.file_frames_sent == 4);
+    // Ranges of 1500, 1500 and 1000, each in frames of at most chunk_size
+    // (PROTOCOL.md 2): 1000 + 500, 1000 + 500, 1000.
+    CHECK(f.io.file_frames_sent == 5);
+    CHECK(f.io.largest_file_frame == 1000);
+    get(2500); // a resumed download needs no prefix hashing either
+    CHECK(f.io.file_frames_sent == 7);
 
     SUBCASE("a file that shrinks before its frame is sent fails with io_error, not a short frame")
     {

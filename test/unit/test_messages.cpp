@@ -335,7 +335,81 @@ TEST_CASE("optional request fields take their defaults")
     CHECK(body_as<ferry::PutRequest>(parse_ok(R"({"op":"put","id":4,"name":"a","size":9})")).size == 9);
     CHECK_FALSE(body_as<ferry::AbortRequest>(parse_ok(R"({"op":"abort","id":5})")).discard);
     CHECK(body_as<ferry::HelloRequest>(parse_ok(R"({"op":"hello","id":0,"version":1})")).client == "");
-    CHECK(body_as<ferry::HelloRequest>(parse_ok(R"({"op":"hello","id":0,"version":1,"client":null})")).client == "");
+}
+
+TEST_CASE("request errors: null is no optional field's value, for every optional field (PROTOCOL.md 3.1)")
+{
+    check_request_error(R"({"op":"hello","id":0,"version":1,"client":null})", ErrorCode::bad_request, 0);
+    check_request_error(R"({"op":"hello","id":0,"version":1,"token":null})", ErrorCode::bad_request, 0);
+    check_request_error(R"({"op":"get","id":1,"name":"a","hash":null})", ErrorCode::bad_request, 1);
+    check_request_error(R"({"op":"get","id":1,"name":"a","offset":null})", ErrorCode::bad_request, 1);
+    check_request_error(R"({"op":"put","id":2,"name":"a","size":1,"hash":null})", ErrorCode::bad_request, 2);
+    check_request_error(R"({"op":"put","id":2,"name":"a","size":1,"resume":null})", ErrorCode::bad_request, 2);
+    check_request_error(R"({"op":"abort","id":3,"discard":null})", ErrorCode::bad_request, 3);
+}
+
+TEST_CASE("request errors: only whitespace may follow the object; a NUL or a byte order mark is bad_json")
+{
+    using namespace std::string_literals;
+    check_request_error("{\"op\":\"stats\",\"id\":5}\0{\"op\":\"list\",\"id\":6}"s, ErrorCode::bad_json,
+                        std::nullopt);
+    check_request_error("{\"op\":\"stats\",\"id\":5}\0"s, ErrorCode::bad_json, std::nullopt);
+    check_request_error("{\"op\":\"stats\",\"id\":5} \0 "s, ErrorCode::bad_json, std::nullopt);
+    check_request_error("\0{\"op\":\"stats\",\"id\":5}"s, ErrorCode::bad_json, std::nullopt);
+    check_request_error("\xEF\xBB\xBF{\"op\":\"stats\",\"id\":5}"s, ErrorCode::bad_json, std::nullopt);
+    CHECK(parse_ok(" \t\r\n{\"op\":\"stats\",\"id\":5} \t\r\n").id == 5);
+}
+
+TEST_CASE("request errors: a key repeated within one object is bad_json, at any depth")
+{
+    check_request_error(R"({"op":"stats","id":5,"id":6})", ErrorCode::bad_json, std::nullopt);
+    check_request_error(R"({"op":"stats","op":"stats","id":5})", ErrorCode::bad_json, std::nullopt);
+    check_request_error(R"({"op":"stats","id":5,"x":{"a":1,"a":1}})", ErrorCode::bad_json, std::nullopt);
+    check_request_error(R"({"op":"stats","id":5,"x":[{"a":1},{"b":2,"b":2}]})", ErrorCode::bad_json, std::nullopt);
+    // The same key in different objects is no repetition.
+    CHECK(parse_ok(R"({"op":"stats","id":5,"x":{"id":1,"op":2},"y":[{"id":1},{"id":1}]})").id == 5);
+    CHECK(ferry::parse_stat_reply(R"({"id":1,"ok":true,"name":"a","size":1,"mtime":1,"size":2})").error().code ==
+          ErrorCode::bad_json);
+}
+
+TEST_CASE("request errors: integers are digits only, 0 to 2^64-1; other valid numbers are bad_request")
+{
+    // Not integer literals: a fraction, an exponent, a sign.
+    for (const char* number : {"7.0", "1e2", "1E2", "7e0", "-0", "-7", "0.0", "1.5"}) {
+        const std::string with_id = std::string(R"({"op":"get","id":4,"name":"a","offset":)") + number + "}";
+        check_request_error(with_id, ErrorCode::bad_request, 4);
+        check_request_error(std::string(R"({"op":"stats","id":)") + number + "}", ErrorCode::bad_request,
+                            std::nullopt);
+    }
+    // Valid JSON however large: out of range, never bad_json, and the id is
+    // kept when it is not the bad field.
+    const std::string digits1000(1000, '9');
+    for (const std::string& number :
+         {std::string("1e400"), std::string("-1e400"), std::string("1E+999"), digits1000, "-" + digits1000,
+          std::string("18446744073709551616"), std::string("1e-400"), digits1000 + ".5e10"}) {
+        check_request_error(R"({"op":"get","id":4,"name":"a","offset":)" + number + "}", ErrorCode::bad_request, 4);
+        check_request_error(R"({"op":"put","id":4,"name":"a","size":)" + number + "}", ErrorCode::bad_request, 4);
+        check_request_error(R"({"op":"stats","id":)" + number + "}", ErrorCode::bad_request, std::nullopt);
+        check_request_error(R"({"id":)" + number + R"(,"op":"stats"})", ErrorCode::bad_request, std::nullopt);
+        // In a field nobody reads it is just an unknown field.
+        CHECK(parse_ok(R"({"op":"stats","id":4,"later":[)" + number + "]}").id == 4);
+    }
+    // Numbers in strings are strings; a huge number does not hide broken JSON.
+    CHECK(parse_ok(R"({"op":"stats","id":4,"s":"1e400 \" 1e400"})").id == 4);
+    check_request_error(R"({"op":"stats","id":4,"x":1e400,})", ErrorCode::bad_json, std::nullopt);
+    check_request_error(R"({"op":"stats","id":4,"x":1e400,"x":1})", ErrorCode::bad_json, std::nullopt);
+    for (const char* broken : {"01e400", "1e400-5", "1.e400", "-e400", "1e+", "--1e400", "1e400.5"}) {
+        check_request_error(std::string(R"({"op":"stats","id":4,"x":1e400,"y":)") + broken + "}", ErrorCode::bad_json,
+                            std::nullopt);
+    }
+    CHECK(parse_ok(R"({"op":"get","id":4,"name":"a","offset":18446744073709551615})").id == 4);
+    // A server's signed field (mtime) stays within 64 signed bits.
+    CHECK(ferry::parse_stat_reply(R"({"id":1,"ok":true,"name":"a","size":1,"mtime":9223372036854775808})")
+              .error()
+              .code == ErrorCode::bad_request);
+    CHECK(ferry::parse_stat_reply(R"({"id":1,"ok":true,"name":"a","size":1,"mtime":-9223372036854775808})")
+              .value()
+              .body.file.mtime == std::numeric_limits<std::int64_t>::min());
 }
 
 TEST_CASE("unknown extra request fields are ignored")
