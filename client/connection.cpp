@@ -1,6 +1,7 @@
 #include "connection.hpp"
 
 #include "interrupt.hpp"
+#include "names.hpp"
 
 #include <netdb.h>
 #include <netinet/in.h>
@@ -15,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 #include <utility>
+#include <variant>
 
 namespace ferry::client {
 
@@ -291,6 +293,21 @@ Result<short> Connection::wait_for(short events, Clock::time_point deadline)
 
 Status Connection::send_request(const Request& request)
 {
+    // JSON can only carry UTF-8, and the encoder would replace any other
+    // byte with U+FFFD: two different local names would then reach the
+    // server as one. Such a name is refused instead, whatever sent it.
+    const std::string* name = std::visit(
+        [](const auto& body) -> const std::string* {
+            if constexpr (requires { body.name; }) {
+                return &body.name;
+            } else {
+                return nullptr;
+            }
+        },
+        request.body);
+    if (name != nullptr && !is_valid_utf8(*name)) {
+        return Error{ErrorCode::invalid_name, "file name is not valid UTF-8"};
+    }
     return send_control(encode_request(request));
 }
 

@@ -442,10 +442,18 @@ Result<PutReply> read_put_reply(Connection& connection, std::uint64_t id, std::u
     return std::move(reply->body);
 }
 
+// The one place a put request is built: every attempt of an upload (the
+// first, a retry after `busy`, a fresh start after a mismatched prefix)
+// carries the same name, size and hash, so that its commit matches it.
+Request put_request(std::uint64_t id, const PutOptions& options, std::uint64_t size, bool resume)
+{
+    return Request{id, PutRequest{options.name, size, resume, options.hash}};
+}
+
 Result<PutReply> request_put(Connection& connection, std::uint64_t id, const PutOptions& options, std::uint64_t size,
                              bool resume)
 {
-    if (auto sent = connection.send_request(Request{id, PutRequest{options.name, size, resume}}); !sent) {
+    if (auto sent = connection.send_request(put_request(id, options, size, resume)); !sent) {
         return sent.error();
     }
     return read_put_reply(connection, id, size, resume);
@@ -620,6 +628,12 @@ Result<GetResult> get_file(Connection& connection, const GetOptions& options)
 
 Result<PendingPut> prepare_put(const PutOptions& options)
 {
+    // A local name becomes the server's name unless --as gives one: one that
+    // cannot be a server name (not UTF-8, say) is refused here, before any
+    // byte is sent, rather than altered on the way.
+    if (auto bad = check_file_name(options.name)) {
+        return Error{bad->code, bad->message + "; rename it, or send it alone with --as NAME"};
+    }
     auto opened = LocalFile::open(options.local_path, O_RDONLY);
     if (!opened) {
         return opened.error();
@@ -641,8 +655,7 @@ Result<PendingPut> prepare_put(const PutOptions& options)
 Status send_put(Connection& connection, PendingPut& pending)
 {
     pending.id = connection.next_id();
-    return connection.send_request(Request{
-        pending.id, PutRequest{pending.options.name, pending.size, pending.options.resume, pending.options.hash}});
+    return connection.send_request(put_request(pending.id, pending.options, pending.size, pending.options.resume));
 }
 
 Status send_upload(Connection& connection, PendingPut& pending)

@@ -69,9 +69,11 @@ ProcessResult put_resume(const ServerProcess& server, const std::string& local, 
     }
 }
 
-// Sends hello, put and the first `frames` data frames of `local`, then
-// drops the connection: an interrupted upload.
-void cut_upload(const ServerProcess& server, const std::string& local, const std::string& name, std::size_t frames)
+// Sends hello, put and the first `frames` data frames of `local`, and
+// returns the connection still holding the upload (the server says `busy`
+// to anyone resuming it until it is closed).
+Connection held_upload(const ServerProcess& server, const std::string& local, const std::string& name,
+                       std::size_t frames)
 {
     Connection connection = connect_to(server);
     const std::string content = read_file(local);
@@ -90,7 +92,13 @@ void cut_upload(const ServerProcess& server, const std::string& local, const std
         const std::size_t n = std::min<std::size_t>(ferry::kPreferredDataChunk, content.size() - at);
         REQUIRE(connection.send_data(std::span(reinterpret_cast<const std::uint8_t*>(content.data()) + at, n)).ok());
     }
-    connection.close();
+    return connection;
+}
+
+// The same, then drops the connection: an interrupted upload.
+void cut_upload(const ServerProcess& server, const std::string& local, const std::string& name, std::size_t frames)
+{
+    held_upload(server, local, name, frames).close();
 }
 
 } // namespace
@@ -236,5 +244,57 @@ TEST_CASE("put --resume of a different file with the same name and size starts o
     REQUIRE(put.exit_code == 0);
     CHECK(json["resumed_from"] == 0);
     CHECK(files_equal(second, f.root_file("same.bin")));
+    CHECK(partial_uploads(f.root).empty());
+}
+
+TEST_CASE("put --resume with xxh3-128 starts over cleanly when the kept upload is of another file")
+{
+    Fixture f;
+    const std::uint64_t size = 2 * kMiB;
+    const std::string first = f.local_file("first.bin");
+    const std::string second = f.local_file("second.bin");
+    write_random_file(first, size, 20);
+    write_random_file(second, size, 21);
+    cut_upload(f.server, first, "same.bin", 4);
+
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    ProcessResult put;
+    for (;;) {
+        put = run_ferry(f.server.address(), {"--json", "--hash", "xxh3-128", "put", "--resume", second, "--as",
+                                             "same.bin"});
+        if (error_code(parse_output(put)) != "busy" || std::chrono::steady_clock::now() > deadline) {
+            break;
+        }
+        std::this_thread::sleep_for(100ms);
+    }
+    const auto json = parse_output(put);
+    CAPTURE(put.out);
+    REQUIRE(put.exit_code == 0);
+    CHECK(json["resumed_from"] == 0);
+    CHECK(files_equal(second, f.root_file("same.bin")));
+    CHECK(partial_uploads(f.root).empty());
+}
+
+TEST_CASE("put --resume with xxh3-128 that meets a busy upload resumes it once it is free")
+{
+    Fixture f;
+    const std::string source = f.local_file("doc.bin");
+    const std::uint64_t size = 4 * kMiB + 9;
+    write_random_file(source, size, 22);
+    Connection holder = held_upload(f.server, source, "doc.bin", 8);
+
+    // The client finds the upload busy and retries for a few seconds;
+    // the holder lets go meanwhile.
+    auto child = start_ferry(f.server.address(),
+                             {"--json", "--hash", "xxh3-128", "put", "--resume", source, "--as", "doc.bin"});
+    std::this_thread::sleep_for(1500ms);
+    holder.close();
+    const auto put = child.wait(kFerryTimeout);
+    const auto json = parse_output(put);
+    CAPTURE(put.out);
+    REQUIRE(put.exit_code == 0);
+    CHECK(json["resumed_from"].get<std::uint64_t>() > 0);
+    CHECK(json["xxh3-128"].is_string());
+    CHECK(files_equal(source, f.root_file("doc.bin")));
     CHECK(partial_uploads(f.root).empty());
 }
