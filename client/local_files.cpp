@@ -1,6 +1,10 @@
 #include "local_files.hpp"
 
+#include "digest.hpp"
+
 #include <nlohmann/json.hpp>
+
+#include <climits>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -128,7 +132,22 @@ Status LocalFile::close()
 
 std::string part_path(const std::string& dest)
 {
-    return dest + std::string(kPartSuffix);
+    const auto slash = dest.rfind('/');
+    const std::size_t base_start = slash == std::string::npos ? 0 : slash + 1;
+    const std::size_t base_size = dest.size() - base_start;
+    // The longest name made from the part's is the sidecar's temporary
+    // copy: with it, NAME.ferry-part must fit NAME_MAX, or no checkpoint
+    // could ever be written.
+    constexpr std::size_t kLongestSuffix = kPartSuffix.size() + kStateSuffix.size() + kStateTemporarySuffix.size();
+    if (base_size + kLongestSuffix <= NAME_MAX) {
+        return dest + std::string(kPartSuffix);
+    }
+    // Too long for the suffixes (valid names go up to 255 bytes): a hidden
+    // name fixed by the file's name, in the same folder, so that a resume
+    // finds it again and the rename that publishes it stays in one folder.
+    Sha256 digest;
+    digest.update(dest.data() + base_start, base_size);
+    return dest.substr(0, base_start) + "." + digest.hex_digest() + std::string(kPartSuffix);
 }
 
 std::string state_path(const std::string& dest)
@@ -199,7 +218,7 @@ Status write_download_state(const std::string& path, const DownloadState& state)
         {"bytes_held", state.bytes_held}, {"sha256_state", state.sha256_state},
     };
     const std::string text = json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    const std::string temporary = path + ".tmp";
+    const std::string temporary = path + std::string(kStateTemporarySuffix);
     auto file = LocalFile::open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (!file) {
         return file.error();

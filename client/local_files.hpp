@@ -1,7 +1,7 @@
 // The client's local file system work, in plain POSIX calls that never throw:
 // a file descriptor that closes itself, whole reads and writes, and the
-// partial download (`<dest>.ferry-part`) with its state sidecar
-// (`<dest>.ferry-part.state`). Every failure is a local_io Error naming the path.
+// partial download (`<dest>.ferry-part`, see part_path) with its state
+// sidecar (`<dest>.ferry-part.state`). Every failure is a local_io Error naming the path.
 #pragma once
 
 #include "status.hpp"
@@ -16,6 +16,7 @@ namespace ferry::client {
 
 inline constexpr std::string_view kPartSuffix = ".ferry-part";
 inline constexpr std::string_view kStateSuffix = ".state";
+inline constexpr std::string_view kStateTemporarySuffix = ".tmp";
 
 class LocalFile {
 public:
@@ -60,6 +61,9 @@ struct DownloadState {
     std::string sha256_state;
 };
 
+// DEST.ferry-part, or where DEST's file name is too long for the suffixes
+// (names of 235 bytes and more), .<SHA-256 of that name in hex>.ferry-part
+// in DEST's folder: every valid name fits NAME_MAX either way.
 std::string part_path(const std::string& dest);
 std::string state_path(const std::string& dest);
 

@@ -58,6 +58,15 @@ TEST_CASE("download paths")
     CHECK(resolve_download_path("a.txt", dir / "b.txt") == dir / "b.txt");
     CHECK(part_path("x/b.txt") == "x/b.txt.ferry-part");
     CHECK(state_path("x/b.txt") == "x/b.txt.ferry-part.state");
+    // Too long for the suffixes: a hidden name from the SHA-256 of the name.
+    const std::string longest(255, 'n');
+    ferry::Sha256 digest;
+    digest.update(longest.data(), longest.size());
+    CHECK(part_path("x/" + longest) == "x/." + digest.hex_digest() + ".ferry-part");
+    CHECK(state_path("x/" + longest) == "x/." + digest.hex_digest() + ".ferry-part.state");
+    CHECK(part_path(longest) == "." + digest.hex_digest() + ".ferry-part");
+    CHECK(part_path(std::string(234, 'n')) == std::string(234, 'n') + ".ferry-part");
+    CHECK(part_path(std::string(235, 'n')).starts_with("."));
     CHECK(base_name("dir/sub/file.bin") == "file.bin");
     CHECK(base_name("file.bin") == "file.bin");
     CHECK(base_name("dir/") == "dir");
