@@ -1,6 +1,7 @@
 #include "local_files.hpp"
 
 #include "digest.hpp"
+#include "interrupt.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <utility>
 #include <vector>
 
@@ -248,6 +250,122 @@ std::string resolve_download_path(const std::string& name, const std::optional<s
         return local->back() == '/' ? *local + name : *local + "/" + name;
     }
     return *local;
+}
+
+namespace {
+
+std::string kind_of(mode_t mode)
+{
+    if (S_ISDIR(mode)) {
+        return "a folder";
+    }
+    if (S_ISSOCK(mode)) {
+        return "a socket";
+    }
+    if (S_ISLNK(mode)) {
+        return "a symbolic link";
+    }
+    if (S_ISFIFO(mode)) {
+        return "a FIFO";
+    }
+    if (S_ISCHR(mode) || S_ISBLK(mode)) {
+        return "a device";
+    }
+    return "not a regular file";
+}
+
+} // namespace
+
+Result<DownloadTarget> inspect_download_target(const std::string& dest)
+{
+    int fd = -1;
+    do {
+        fd = ::open(dest.c_str(), O_PATH | O_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+        const int error = errno;
+        struct stat link {};
+        if (error == ENOENT && ::lstat(dest.c_str(), &link) == 0) {
+            return Error{ErrorCode::local_io,
+                         in_quotes(dest) + " is a symbolic link to nothing: ferry does not create files through links"};
+        }
+        if (error == ENOENT) {
+            return DownloadTarget{TargetKind::absent, dest, {}};
+        }
+        return local_error("cannot look at " + in_quotes(dest), error);
+    }
+    LocalFile handle(dest, fd);
+    struct stat st {};
+    if (::fstat(handle.fd(), &st) != 0) {
+        return local_error("cannot stat " + in_quotes(dest), errno);
+    }
+    if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+        return DownloadTarget{TargetKind::stream, dest, std::move(handle)};
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return Error{ErrorCode::local_io,
+                     in_quotes(dest) + " is " + kind_of(st.st_mode) + ": nothing is downloaded onto it"};
+    }
+    struct stat link {};
+    if (::lstat(dest.c_str(), &link) == 0 && S_ISLNK(link.st_mode)) {
+        // Replacing the link would cut it; the file it leads to is replaced
+        // instead, with its part beside it so that the rename stays in one
+        // file system.
+        char* resolved = ::realpath(dest.c_str(), nullptr);
+        if (resolved == nullptr) {
+            return local_error("cannot follow " + in_quotes(dest), errno);
+        }
+        std::string path(resolved);
+        std::free(resolved);
+        return DownloadTarget{TargetKind::regular, std::move(path), {}};
+    }
+    return DownloadTarget{TargetKind::regular, dest, {}};
+}
+
+Result<LocalFile> open_stream_target(const DownloadTarget& target)
+{
+    // Reopening the inspected descriptor through /proc opens that very
+    // FIFO or device, whatever has happened to the name since.
+    const std::string via = "/proc/self/fd/" + std::to_string(target.handle.fd());
+    int fd = -1;
+    do {
+        fd = ::open(via.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC);
+    } while (fd < 0 && errno == EINTR && !interrupted());
+    if (fd < 0 && (errno == ENOENT || errno == ENOTDIR)) {
+        // No /proc: open by name, then make sure it is the same file.
+        do {
+            fd = ::open(target.path.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC);
+        } while (fd < 0 && errno == EINTR && !interrupted());
+        if (fd >= 0) {
+            struct stat inspected {};
+            struct stat opened {};
+            if (::fstat(target.handle.fd(), &inspected) != 0 || ::fstat(fd, &opened) != 0 ||
+                inspected.st_dev != opened.st_dev || inspected.st_ino != opened.st_ino) {
+                ::close(fd);
+                return Error{ErrorCode::local_io, in_quotes(target.path) + " changed while it was being opened"};
+            }
+        }
+    }
+    if (fd < 0) {
+        if (errno == EINTR) {
+            return Error{ErrorCode::aborted, "interrupted while waiting for a reader of " + in_quotes(target.path)};
+        }
+        return local_error("cannot open " + in_quotes(target.path), errno);
+    }
+    return LocalFile(target.path, fd);
+}
+
+Status publish_download(const std::string& part, const std::string& dest)
+{
+    // The target was inspected before the transfer; look again just before
+    // the rename, the one step that works by name.
+    struct stat st {};
+    if (::lstat(dest.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+        return Error{ErrorCode::local_io, in_quotes(dest) + " became " + kind_of(st.st_mode) +
+                                              " during the download; the verified file is kept as " +
+                                              in_quotes(part)};
+    }
+    return rename_file(part, dest);
 }
 
 bool is_directory(const std::string& path)

@@ -76,6 +76,34 @@ Status write_download_state(const std::string& path, const DownloadState& state)
 // is an existing folder.
 std::string resolve_download_path(const std::string& name, const std::optional<std::string>& local);
 
+// What a download's local target is, found on a descriptor (open with
+// O_PATH, then fstat), so that the check and the later open see the same
+// file. A symbolic link is followed: what it leads to is the target.
+enum class TargetKind {
+    absent,  // nothing there yet: the verified part is renamed into place
+    regular, // a regular file: replaced by the verified part, by rename
+    stream,  // a FIFO or a device: written straight through, never replaced
+};
+struct DownloadTarget {
+    TargetKind kind = TargetKind::absent;
+    // absent or regular: where the part is published (DEST, or the file a
+    // symbolic link at DEST leads to, so that the link stays a link).
+    std::string path;
+    // stream: an O_PATH descriptor of the FIFO or device, opened for
+    // writing through it by open_stream_target.
+    LocalFile handle;
+};
+
+// A folder, a socket or a symbolic link to nothing is an Error: ferry
+// never renames a file over what it does not own.
+Result<DownloadTarget> inspect_download_target(const std::string& dest);
+// Opens a stream target for writing, through its descriptor (a FIFO waits
+// here for its reader; Ctrl-C ends the wait).
+Result<LocalFile> open_stream_target(const DownloadTarget& target);
+// Renames a verified part onto `dest`, unless something other than a
+// regular file has appeared there since the target was inspected.
+Status publish_download(const std::string& part, const std::string& dest);
+
 bool is_directory(const std::string& path);
 // The last component of a path ("dir/a.txt" -> "a.txt", "dir/" -> "dir").
 std::string base_name(std::string_view path);

@@ -46,9 +46,10 @@ constexpr const char* kFooter = R"(Commands:
   ferry [OPTIONS] stats                                 the server's counters since it started
   ferry [OPTIONS]                                       interactive shell (standard input a terminal)
 
-Downloads are written to LOCAL.ferry-part (with its state in LOCAL.ferry-part.state), checked
-against the server's SHA-256 (or XXH3-128 with --hash xxh3-128: faster, catches corruption but not
-tampering) and only then renamed onto LOCAL. --resume continues an interrupted
+Downloads are written to LOCAL.ferry-part (with its state in LOCAL.ferry-part.state; a name too
+long for that, .HEX.ferry-part), checked against the server's SHA-256 (or XXH3-128 with --hash
+xxh3-128: faster, catches corruption but not tampering) and only then renamed onto LOCAL; a FIFO
+or device is written straight through, a folder is refused. --resume continues an interrupted
 download or upload where it stopped. Several files share one connection (gets are pipelined); one
 failed file does not stop the others, and a summary ends the command.
 

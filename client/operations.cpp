@@ -182,7 +182,7 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
     const std::string part = part_path(options.dest);
     const std::string state_file = state_path(options.dest);
     if (resumable) {
-        auto file = LocalFile::open(part, O_WRONLY | O_NOFOLLOW);
+        auto file = LocalFile::open(part, O_WRONLY | O_NOFOLLOW | O_NONBLOCK);
         if (!file) {
             return file.error();
         }
@@ -200,9 +200,15 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
     if (auto removed = remove_file(state_file); !removed) {
         return removed.error();
     }
-    auto file = LocalFile::open(part, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644);
+    // O_NONBLOCK: a FIFO planted under the part's name must not hang us;
+    // whatever it is, only a regular file is written as a part.
+    auto file = LocalFile::open(part, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK, 0644);
     if (!file) {
         return file.error();
+    }
+    struct stat st {};
+    if (::fstat(file->fd(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        return Error{ErrorCode::local_io, "\"" + part + "\" is not a regular file: it cannot hold the download"};
     }
     DownloadState state{options.name, remote.size, remote.mtime, 0, {}};
     return PartFile(std::move(file.value()), state_file, std::move(state), TransferHash(options.hash), false);
@@ -330,7 +336,7 @@ Result<GetResult> receive_file(Connection& connection, const GetOptions& options
             done = part.file().close();
         }
         if (done) {
-            done = rename_file(part_path(options.dest), options.dest);
+            done = publish_download(part_path(options.dest), options.dest);
         }
         if (!done) {
             return done.error();
@@ -341,26 +347,28 @@ Result<GetResult> receive_file(Connection& connection, const GetOptions& options
     }
 }
 
-Status write_to_stdout(std::span<const std::uint8_t> bytes)
+Status write_to_stream(int fd, const std::string& where, std::span<const std::uint8_t> bytes)
 {
     while (!bytes.empty()) {
-        const ssize_t wrote = ::write(STDOUT_FILENO, bytes.data(), bytes.size());
+        const ssize_t wrote = ::write(fd, bytes.data(), bytes.size());
         if (wrote < 0 && errno == EINTR && !interrupted()) {
             continue;
         }
         if (wrote <= 0) {
-            return local_error("cannot write to standard output", wrote < 0 ? errno : EIO);
+            return local_error("cannot write to " + where, wrote < 0 ? errno : EIO);
         }
         bytes = bytes.subspan(static_cast<std::size_t>(wrote));
     }
     return success();
 }
 
-// Like receive_file, to standard output: nothing to resume, so any failure
-// just ends the transfer (the bytes already written cannot be taken back).
-Result<GetResult> receive_to_stdout(Connection& connection, const GetOptions& options, std::uint64_t id,
-                                    const FileInfo& remote)
+// Like receive_file, to standard output or to a FIFO or device: nothing to
+// resume, so any failure just ends the transfer (the bytes already written
+// cannot be taken back). `path` is what the result names ("-" for stdout).
+Result<GetResult> receive_to_stream(Connection& connection, const GetOptions& options, std::uint64_t id,
+                                    const FileInfo& remote, int fd, const std::string& path)
 {
+    const std::string where = path == "-" ? std::string("standard output") : "\"" + path + "\"";
     HashPipeline hash{TransferHash(options.hash)};
     std::uint64_t held = 0;
     const std::uint64_t total = remote.size;
@@ -378,7 +386,7 @@ Result<GetResult> receive_to_stdout(Connection& connection, const GetOptions& op
                 connection.close();
                 return protocol_error("more than the " + bytes_text(total) + " of \"" + options.name + "\"");
             }
-            if (auto wrote = write_to_stdout(bytes); !wrote) {
+            if (auto wrote = write_to_stream(fd, where, bytes); !wrote) {
                 connection.close();
                 return wrote.error();
             }
@@ -411,11 +419,11 @@ Result<GetResult> receive_to_stdout(Connection& connection, const GetOptions& op
         }
         const std::string digest = hash.hash().hex_digest();
         if (digest != trailer->body.sha256) {
-            return Error{ErrorCode::hash_mismatch, "the bytes written to standard output hash to " + digest +
+            return Error{ErrorCode::hash_mismatch, "the bytes written to " + where + " hash to " + digest +
                                                        ", but \"" + options.name + "\" hashes to " +
                                                        trailer->body.sha256 + ": do not trust them"};
         }
-        return GetResult{remote, "-", options.hash, digest, 0};
+        return GetResult{remote, path, options.hash, digest, 0};
     }
 }
 
@@ -544,9 +552,19 @@ Result<PendingGet> prepare_get(const GetOptions& options)
     }
     PendingGet pending;
     pending.options = options;
-    if (options.resume && !options.to_stdout) {
+    if (!options.to_stdout) {
+        // Before any byte moves: what is there decides how the file lands.
+        auto target = inspect_download_target(options.dest);
+        if (!target) {
+            return target.error();
+        }
+        pending.target = std::move(target.value());
+        pending.options.dest = pending.target.path;
+    }
+    if (options.resume && !options.to_stdout && pending.target.kind != TargetKind::stream) {
         pending.resumable =
-            load_resumable(options.name, part_path(options.dest), state_path(options.dest), options.hash);
+            load_resumable(options.name, part_path(pending.options.dest), state_path(pending.options.dest),
+                           options.hash);
     }
     pending.offset = pending.resumable ? pending.resumable->state.bytes_held : 0;
     return pending;
@@ -599,7 +617,15 @@ Result<GetResult> finish_get(Connection& connection, PendingGet& pending)
                               std::to_string(offset));
     }
     if (pending.options.to_stdout) {
-        return receive_to_stdout(connection, pending.options, id, remote);
+        return receive_to_stream(connection, pending.options, id, remote, STDOUT_FILENO, "-");
+    }
+    if (pending.target.kind == TargetKind::stream) {
+        auto stream = open_stream_target(pending.target);
+        if (!stream) {
+            connection.close(); // the server is already sending
+            return stream.error();
+        }
+        return receive_to_stream(connection, pending.options, id, remote, stream->fd(), pending.options.dest);
     }
     return receive_file(connection, pending.options, id, remote, offset, std::move(pending.resumable));
 }

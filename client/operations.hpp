@@ -73,6 +73,9 @@ struct PendingGet {
     std::uint64_t id = 0;
     std::uint64_t offset = 0;
     std::optional<Resumable> resumable;
+    // What options.dest was when prepared (options.dest then names the
+    // file to publish onto); a FIFO or device is written straight through.
+    DownloadTarget target;
     // Set by finish_get when the partial turned out to belong to an older
     // version of the file: send the request again (from 0) instead of failing.
     bool restart = false;
