@@ -57,6 +57,12 @@ struct Config {
     bool read_only = false;
     // With a context, clients must speak TLS (--tls-cert, --tls-key).
     std::shared_ptr<const TlsContext> tls;
+    // A TLS handshake not finished this long after connecting closes the
+    // connection (--handshake-timeout). A pending handshake holds the TLS
+    // engine's state (tens of KiB) and a connection slot; without its own
+    // deadline, peers that stop half-way hold both for the idle timeout.
+    // A handshake takes one or two round trips: seconds are plenty.
+    std::chrono::milliseconds handshake_timeout{5 * 1000};
     // How long a wrong or missing token waits before its refusal.
     std::chrono::milliseconds auth_failure_delay{1000};
 };

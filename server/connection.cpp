@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 
@@ -45,6 +46,7 @@ std::uint64_t Connection::now_ms() const
 
 void Connection::start()
 {
+    connected_at_ = now_ms();
     uv_tcp_nodelay(&tcp_, 1);
     sockaddr_storage address{};
     int length = sizeof address;
@@ -70,7 +72,6 @@ void Connection::deliver(std::span<const char> bytes)
             transport_ = Transport::plain;
         } else if (static_cast<unsigned char>(bytes[0]) == kTlsHandshakeRecord) {
             transport_ = Transport::tls;
-            tls_ = std::make_unique<TlsChannel>(*server_.config().tls);
         } else {
             // Said in plaintext, so that a plaintext client learns why.
             log_event("refused", {{"peer", peer_}, {"code", "tls_required"}});
@@ -80,10 +81,38 @@ void Connection::deliver(std::span<const char> bytes)
             return;
         }
     }
-    if (!tls_) {
+    if (transport_ == Transport::plain) {
         session_.on_bytes(bytes);
         return;
     }
+    if (!tls_) {
+        // The TLS engine costs tens of KiB from its first byte on, so it
+        // starts only once the client's first record (its ClientHello, a
+        // few hundred bytes) is whole: a peer that stops half-way holds
+        // just the bytes it sent, until the handshake deadline.
+        first_record_.append(bytes.data(), bytes.size());
+        const auto wanted = tls_record_size(first_record_);
+        if (!wanted) {
+            log_event("close", {{"peer", peer_},
+                                {"code", "tls"},
+                                {"message", "the first TLS record is longer than a ClientHello can be"}});
+            force_close();
+            return;
+        }
+        if (*wanted == 0 || first_record_.size() < *wanted) {
+            return;
+        }
+        tls_ = std::make_unique<TlsChannel>(*server_.config().tls);
+        std::string record;
+        record.swap(first_record_);
+        receive_tls(record);
+        return;
+    }
+    receive_tls(bytes);
+}
+
+void Connection::receive_tls(std::span<const char> bytes)
+{
     std::string plain;
     std::string cipher;
     auto failure = tls_->receive(bytes, plain, cipher);
@@ -105,6 +134,22 @@ void Connection::deliver(std::span<const char> bytes)
 // long the socket is closed regardless.
 constexpr std::uint64_t kCloseLingerMs = 2000;
 
+bool Connection::handshake_pending() const
+{
+    return server_.config().tls && (!tls_ || !tls_->handshake_done());
+}
+
+std::string Connection::handshake_stage() const
+{
+    if (transport_ == Transport::undecided) {
+        return "no byte received";
+    }
+    if (!tls_) {
+        return "ClientHello incomplete: " + std::to_string(first_record_.size()) + " bytes received";
+    }
+    return "stopped at \"" + std::string(tls_->stage()) + "\"";
+}
+
 void Connection::check_timeouts(std::uint64_t now_ms)
 {
     if (handle_closing_) {
@@ -114,6 +159,20 @@ void Connection::check_timeouts(std::uint64_t now_ms)
         if (now_ms - close_requested_at_ >= kCloseLingerMs) {
             force_close();
         }
+        return;
+    }
+    const auto handshake_limit = static_cast<std::uint64_t>(server_.config().handshake_timeout.count());
+    if (handshake_pending() && now_ms - connected_at_ >= handshake_limit) {
+        // Nothing can be said to a peer without a finished handshake.
+        guarded([&] {
+            char waited[32];
+            std::snprintf(waited, sizeof waited, "%.1f s", static_cast<double>(now_ms - connected_at_) / 1000.0);
+            log_event("close", {{"peer", peer_},
+                                {"code", "tls_handshake_timeout"},
+                                {"message", "TLS handshake not finished after " + std::string(waited) + " (" +
+                                                handshake_stage() + ")"}});
+        });
+        force_close();
         return;
     }
     guarded([&] { session_.check_timeouts(now_ms); });
@@ -157,6 +216,14 @@ void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
     } else if (nread < 0) {
         // UV_EOF is the peer's orderly close, anything else a reset; either
         // way no more bytes will come. (nread == 0 is only EAGAIN.)
+        if (self->transport_ == Transport::tls && self->handshake_pending()) {
+            self->guarded([&] {
+                log_event("close", {{"peer", self->peer_},
+                                    {"code", "tls_handshake_incomplete"},
+                                    {"message", "the peer left during the TLS handshake (" +
+                                                    self->handshake_stage() + ")"}});
+            });
+        }
         self->peer_gone();
     }
 }
@@ -171,11 +238,18 @@ void Connection::peer_gone()
         uv_read_stop(stream());
         reading_ = false;
     }
+
     guarded([&] { session_.on_peer_closed(); });
 }
 
 void Connection::send(std::string bytes)
 {
+    if (handshake_pending()) {
+        // The peer could read neither plaintext nor anything before the
+        // handshake ends (an idle timeout or shutdown before it did): the
+        // close that follows says it all.
+        return;
+    }
     if (!tls_) {
         if (sending_file_range() || !waiting_.empty()) {
             unsent_ += bytes.size();

@@ -82,8 +82,13 @@ private:
     static void on_writable(uv_poll_t* poll, int status, int events);
 
     void peer_gone();
+    // On a TLS server: whether the handshake has finished (nothing can be
+    // sent before), and where an unfinished one stands, for logs.
+    bool handshake_pending() const;
+    std::string handshake_stage() const;
     // Bytes from the socket: decrypted first on a TLS connection.
     void deliver(std::span<const char> bytes);
+    void receive_tls(std::span<const char> bytes);
     // Bytes to the socket as they are (ciphertext on a TLS connection).
     void write_raw(std::string bytes);
     void start_write(std::string bytes);
@@ -110,6 +115,7 @@ private:
     std::string peer_ = "?";
     std::string address_ = "?";
     std::uint64_t close_requested_at_ = 0;
+    std::uint64_t connected_at_ = 0;
     std::size_t unsent_ = 0;
     std::size_t pending_writes_ = 0;
     bool reading_ = false;
@@ -122,6 +128,8 @@ private:
     enum class Transport { undecided, plain, tls };
     Transport transport_ = Transport::undecided;
     std::unique_ptr<TlsChannel> tls_;
+    // A TLS client's first record while it is incomplete (see deliver()).
+    std::string first_record_;
     // Zero-copy sending. libuv's stream owns the socket's write readiness,
     // so a second descriptor of the same socket (dup) is what the poll
     // handle watches; it exists only while a file range waits for room.

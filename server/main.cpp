@@ -85,6 +85,7 @@ int main(int argc, char** argv)
     double idle_timeout = 300;
     double stall_timeout = 60;
     double drain_timeout = 30;
+    double handshake_timeout = 5;
     std::string log_format = "text";
     std::string log_file;
     std::string token_file;
@@ -120,6 +121,10 @@ int main(int argc, char** argv)
                    "Seconds a half-sent frame or a transfer may make no progress (never a cap on total time)")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
+    app.add_option("--handshake-timeout", handshake_timeout,
+                   "Seconds a TLS client has to finish its handshake after connecting")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app.add_option("--drain-timeout", drain_timeout, "Seconds running transfers may finish after SIGTERM/SIGINT")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
@@ -147,6 +152,7 @@ int main(int argc, char** argv)
     config.idle_timeout = to_ms(idle_timeout);
     config.stall_timeout = to_ms(stall_timeout);
     config.drain_timeout = to_ms(drain_timeout);
+    config.handshake_timeout = to_ms(handshake_timeout);
 
     // libuv reports EPIPE as a write error; the signal would kill us first.
     std::signal(SIGPIPE, SIG_IGN);

@@ -73,7 +73,10 @@ Result<std::string> Server::start(const sockaddr_storage& address, bool share_po
 
     // Timeouts are checked by one sweep over all connections rather than a
     // timer each: a few times per shortest timeout, at most once a second.
-    const auto shortest = std::min(config_.idle_timeout, config_.stall_timeout).count();
+    auto shortest = std::min(config_.idle_timeout, config_.stall_timeout).count();
+    if (config_.tls) {
+        shortest = std::min(shortest, config_.handshake_timeout.count());
+    }
     const auto sweep_ms = static_cast<std::uint64_t>(std::clamp<long long>(shortest / 4, 50, 1000));
     uv_timer_init(loop_, &sweep_timer_);
     sweep_timer_.data = this;

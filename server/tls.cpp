@@ -30,6 +30,10 @@ Result<std::shared_ptr<TlsContext>> TlsContext::load(const std::string& cert_fil
     }
     std::shared_ptr<TlsContext> context(new TlsContext(ctx));
     SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    // Read and write buffers (about 34 KiB) are freed while a connection
+    // has nothing in them: idle connections and handshakes that stall
+    // half-way then hold only the engine's state.
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1) {
         return Error{ErrorCode::io_error, openssl_error("cannot load certificate \"" + cert_file + "\"")};
     }
@@ -40,6 +44,20 @@ Result<std::shared_ptr<TlsContext>> TlsContext::load(const std::string& cert_fil
         return Error{ErrorCode::io_error, openssl_error("the key does not match the certificate")};
     }
     return context;
+}
+
+std::optional<std::size_t> tls_record_size(std::string_view bytes)
+{
+    constexpr std::size_t header = 5;
+    if (bytes.size() < header) {
+        return std::size_t{0};
+    }
+    const std::size_t length = static_cast<std::size_t>(static_cast<unsigned char>(bytes[3])) << 8 |
+                               static_cast<unsigned char>(bytes[4]);
+    if (length > 16 * 1024) {
+        return std::nullopt;
+    }
+    return header + length;
 }
 
 TlsContext::~TlsContext()

@@ -34,6 +34,11 @@ private:
 // starts with 0x01 or 0x02, so one byte tells which the client speaks.
 inline constexpr unsigned char kTlsHandshakeRecord = 0x16;
 
+// The whole size (header included) of the TLS record at the front of
+// `bytes`: 0 while its 5-byte header is incomplete; nullopt when its length
+// exceeds what a record may carry (RFC 8446 5.1: 2^14 bytes of plaintext).
+std::optional<std::size_t> tls_record_size(std::string_view bytes);
+
 class TlsChannel {
 public:
     explicit TlsChannel(const TlsContext& context);
@@ -49,6 +54,8 @@ public:
     // A close_notify alert onto `cipher`.
     void close_notify(std::string& cipher);
     bool handshake_done() const { return SSL_is_init_finished(ssl_) == 1; }
+    // Where the handshake stands, in OpenSSL's words, for logs.
+    std::string_view stage() const { return SSL_state_string_long(ssl_); }
 
 private:
     void drain(std::string& cipher);

@@ -4,11 +4,13 @@ makes its certificate with `openssl req` at run time."""
 
 import os
 import shutil
+import socket
 import ssl
 import subprocess
+import time
 import unittest
 
-from wire import Peer, Server, sha256, temp_root
+from wire import MEMORY_CHECKS, Peer, Server, sha256, temp_root, wait_until
 
 FERRYD = os.environ.get("FERRYD", "")
 
@@ -75,6 +77,88 @@ class Tls(unittest.TestCase):
                 server.peer(tls=self.client)
             server.peer().close()
 
+    def client_hello(self):
+        """The bytes a TLS 1.3 client sends first, and its engine, which can
+        read the server's answer and go on (or not)."""
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        engine = self.client.wrap_bio(incoming, outgoing, server_hostname="localhost")
+        with self.assertRaises(ssl.SSLWantReadError):
+            engine.do_handshake()
+        return outgoing.read(), engine, incoming
+
+    def open_raw(self, server):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        self.addCleanup(sock.close)
+        return sock
+
+    def test_a_handshake_that_stops_half_way_is_cut_at_its_deadline(self):
+        hello, _, _ = self.client_hello()
+        with Server(FERRYD, self.root, "--tls-cert", self.cert, "--tls-key", self.key,
+                    "--handshake-timeout", "1.5") as server:
+            started = time.time()
+            # Half a ClientHello; a whole one with no Finished after it; nothing.
+            half = self.open_raw(server)
+            half.sendall(hello[:len(hello) // 2])
+            whole = self.open_raw(server)
+            whole.sendall(hello)
+            silent = self.open_raw(server)
+            for sock in (half, whole, silent):
+                sock.settimeout(10)
+                while True:  # the server's handshake messages, then its close
+                    try:
+                        if not sock.recv(65536):
+                            break
+                    except ConnectionResetError:
+                        break
+            waited = time.time() - started
+            # Cut at the deadline (1.5 s, checked a few times a second), long
+            # before the idle timeout; and a real client still gets in.
+            self.assertGreater(waited, 1.2)
+            self.assertLess(waited, 6)
+            server.peer(tls=self.client).close()
+            log = server.log_text()
+            self.assertEqual(log.count("tls_handshake_timeout"), 3, log)
+            self.assertIn("TLS handshake not finished after", log)
+            self.assertIn("no byte received", log)
+            self.assertNotIn("cannot encrypt", log)
+
+    def test_a_peer_leaving_mid_handshake_is_logged_as_such(self):
+        hello, _, _ = self.client_hello()
+        with Server(FERRYD, self.root, "--tls-cert", self.cert, "--tls-key", self.key) as server:
+            sock = self.open_raw(server)
+            sock.sendall(hello[:len(hello) // 2])
+            time.sleep(0.2)
+            sock.close()
+            self.assertTrue(wait_until(lambda: "tls_handshake_incomplete" in server.log_text(), within=5),
+                            server.log_text())
+            self.assertIn("the peer left during the TLS handshake", server.log_text())
+            self.assertNotIn("cannot encrypt", server.log_text())
+
+    @unittest.skipUnless(MEMORY_CHECKS, "resident size is meaningless under ASan")
+    def test_pending_handshakes_cost_little_and_only_until_the_deadline(self):
+        hello, _, _ = self.client_hello()
+        count = 300
+        with Server(FERRYD, self.root, "--tls-cert", self.cert, "--tls-key", self.key,
+                    "--handshake-timeout", "3") as server:
+            per_connection = {}
+            for label, sent in (("half a ClientHello", hello[:len(hello) // 2]), ("a whole one", hello)):
+                baseline = server.rss_kib()
+                socks = []
+                for _ in range(count):
+                    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+                    sock.sendall(sent)
+                    socks.append(sock)
+                time.sleep(0.5)
+                held = server.rss_kib()
+                per_connection[label] = (held - baseline) * 1024 // count
+                print(f"  {count} handshakes stopped after {label}: RSS {baseline} KiB -> {held} KiB, "
+                      f"{per_connection[label]} bytes each")
+                self.assertTrue(wait_until(lambda: server.log_text().count("tls_handshake_timeout") ==
+                                           count * (len(per_connection)), within=15))
+                for sock in socks:
+                    sock.close()
+            # Half a ClientHello holds its bytes, not a TLS engine (~48 KiB).
+            self.assertLess(per_connection["half a ClientHello"], 8 * 1024)
 
 if __name__ == "__main__":
     unittest.main()
