@@ -234,8 +234,19 @@ Result<HelloReply> Connection::say_hello()
     if (!sent) {
         return sent.error();
     }
-    auto text = receive_control();
+    // Within the hello timeout, not the (long) io one.
+    const auto saved_io = options_.timeouts.io;
+    options_.timeouts.io = std::min(options_.timeouts.hello, saved_io);
+    const auto asked = Clock::now();
+    Status first = check_first_bytes();
+    Result<std::string> text = first ? receive_control() : Result<std::string>(first.error());
+    options_.timeouts.io = saved_io;
     if (!text) {
+        if (text.error().code == ErrorCode::connection_lost && Clock::now() - asked + kWakeInterval >= std::min(options_.timeouts.hello, saved_io)) {
+            return Error{ErrorCode::connection_lost, "no answer to hello from " + endpoint_.to_string() + " within " +
+                                                         seconds_text(options_.timeouts.hello) +
+                                                         ": is it a Ferry server? (see --hello-timeout)"};
+        }
         return text.error();
     }
     auto reply = parse_hello_reply(text.value());
@@ -247,6 +258,43 @@ Result<HelloReply> Connection::say_hello()
                               std::to_string(reply->body.version));
     }
     return reply->body;
+}
+
+Status Connection::check_first_bytes()
+{
+    while (end_ == begin_) {
+        if (auto filled = fill(); !filled) {
+            return filled;
+        }
+    }
+    const std::uint8_t first = buffer_[begin_];
+    if (first == static_cast<std::uint8_t>(FrameKind::control)) {
+        return success();
+    }
+    const std::string_view seen(reinterpret_cast<const char*>(buffer_.data() + begin_), end_ - begin_);
+    std::string like;
+    if (seen.starts_with("HTTP/") || seen.starts_with("<")) {
+        like = " (it answered like an HTTP server)";
+    } else if (seen.starts_with("SSH-")) {
+        like = " (it answered like an SSH server)";
+    } else if (first == 0x15 || first == 0x16) {
+        like = " (it answered in TLS: try --tls)";
+    } else {
+        std::string shown;
+        for (const char c : seen.substr(0, 16)) {
+            const auto byte = static_cast<unsigned char>(c);
+            if (byte >= 0x20 && byte < 0x7f) {
+                shown.push_back(c);
+            } else {
+                static constexpr char kHex[] = "0123456789abcdef";
+                shown += std::string("\\x") + kHex[byte >> 4] + kHex[byte & 15];
+            }
+        }
+        like = " (it answered \"" + shown + "\")";
+    }
+    close();
+    return Error{ErrorCode::not_ferry, "the server at " + endpoint_.to_string() +
+                                           " does not speak the Ferry protocol" + like};
 }
 
 Status Connection::reconnect()

@@ -6,7 +6,8 @@
 //
 // Errors: a failed connect or TLS handshake, a timeout, EOF or a socket
 // error is connection_lost (the message names the address); an interrupt is aborted;
-// broken framing from the server is its decoder error. After any of these
+// a peer whose first bytes are no Ferry frame (an HTTP or SSH server) is
+// not_ferry; broken framing from the server is its decoder error. After any of these
 // the connection is closed and is_open() is false.
 #pragma once
 
@@ -33,6 +34,10 @@ struct Timeouts {
     // taking bytes) before the connection is given up. Long enough for the
     // server's fsync and hash at commit; a transfer that moves is never cut.
     std::chrono::milliseconds io{120'000};
+    // The longest to wait for the server's answer to hello. ferryd answers
+    // at once (an unauthorized token after about a second); a peer that
+    // stays silent is likely no Ferry server, and should not cost `io`.
+    std::chrono::milliseconds hello{5'000};
 };
 
 // Everything that says how to reach and talk to the server, beyond its address.
@@ -109,6 +114,9 @@ private:
     // first while we send: then its message (an error) ends the send.
     Status wait_to_send(short events, Clock::time_point deadline);
     Result<HelloReply> say_hello();
+    // Reads the first bytes of the answer to hello: not_ferry when they
+    // cannot begin a Ferry frame (an HTTP or SSH server, a TLS one).
+    Status check_first_bytes();
 
     Endpoint endpoint_;
     ConnectOptions options_;

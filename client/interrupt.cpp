@@ -1,6 +1,7 @@
 #include "interrupt.hpp"
 
 #include <csignal>
+#include <cstdio>
 
 namespace ferry::client {
 
@@ -16,7 +17,7 @@ void on_signal(int signal_number)
         std::raise(signal_number);
         return;
     }
-    g_interrupted = 1;
+    g_interrupted = signal_number;
 }
 
 } // namespace
@@ -34,6 +35,25 @@ void install_interrupt_handlers()
 bool interrupted()
 {
     return g_interrupted != 0;
+}
+
+void end_by_interrupt()
+{
+    const int signal_number = static_cast<int>(g_interrupted);
+    if (signal_number == 0) {
+        return;
+    }
+    // raise() skips exit(): what was printed must reach its reader first.
+    std::fflush(nullptr);
+    struct sigaction action {};
+    action.sa_handler = SIG_DFL;
+    sigemptyset(&action.sa_mask);
+    sigaction(signal_number, &action, nullptr);
+    sigset_t blocked;
+    sigemptyset(&blocked);
+    sigaddset(&blocked, signal_number);
+    sigprocmask(SIG_UNBLOCK, &blocked, nullptr);
+    std::raise(signal_number);
 }
 
 void clear_interrupt()

@@ -1,17 +1,84 @@
 #include "status.hpp"
 
+#include <cerrno>
 #include <cstring>
 
 namespace ferry::client {
 
 Error local_error(const std::string& what, int err)
 {
-    return Error{ErrorCode::local_io, what + ": " + std::strerror(err)};
+    // A full local disk is reported like a full server disk: a script
+    // reacts to both the same way (exit status 7).
+    const ErrorCode code = err == ENOSPC || err == EDQUOT ? ErrorCode::no_space : ErrorCode::local_io;
+    return Error{code, what + ": " + std::strerror(err)};
 }
 
 Error protocol_error(const std::string& what)
 {
     return Error{ErrorCode::internal, "the server broke the protocol: " + what};
+}
+
+int exit_status(ErrorCode code)
+{
+    switch (code) {
+    case ErrorCode::local_io:
+        return kExitLocal;
+    case ErrorCode::bad_request:
+    case ErrorCode::unknown_op:
+    case ErrorCode::invalid_name:
+    case ErrorCode::not_found:
+    case ErrorCode::not_regular_file:
+    case ErrorCode::bad_offset:
+    case ErrorCode::size_mismatch:
+    case ErrorCode::upload_too_large:
+    case ErrorCode::forbidden:
+        return kExitRefused;
+    case ErrorCode::unauthorized:
+    case ErrorCode::tls_required:
+    case ErrorCode::tls_failed:
+        return kExitTrust;
+    // A hash mismatch is a file that changed (or bytes damaged) in transit:
+    // a new transfer normally succeeds. io_error covers the server running
+    // out of descriptors, which passes too.
+    case ErrorCode::hash_mismatch:
+    case ErrorCode::busy:
+    case ErrorCode::io_error:
+    case ErrorCode::aborted:
+    case ErrorCode::shutting_down:
+    case ErrorCode::connection_lost:
+    case ErrorCode::server_full:
+    case ErrorCode::address_limit:
+    case ErrorCode::idle_timeout:
+    case ErrorCode::stalled:
+    case ErrorCode::too_many_transfers:
+        return kExitTransient;
+    case ErrorCode::no_space:
+        return kExitNoSpace;
+    case ErrorCode::bad_frame:
+    case ErrorCode::frame_too_large:
+    case ErrorCode::bad_json:
+    case ErrorCode::unsupported_version:
+    case ErrorCode::hello_required:
+    case ErrorCode::unexpected_frame:
+    case ErrorCode::internal:
+    case ErrorCode::not_ferry:
+        return kExitProtocol;
+    }
+    return kExitProtocol;
+}
+
+int exit_status(std::span<const ErrorCode> failures)
+{
+    if (failures.empty()) {
+        return kExitOk;
+    }
+    const int first = exit_status(failures.front());
+    for (const ErrorCode code : failures) {
+        if (exit_status(code) != first) {
+            return kExitMixed;
+        }
+    }
+    return first;
 }
 
 } // namespace ferry::client

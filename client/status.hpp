@@ -4,6 +4,7 @@
 
 #include "error.hpp"
 
+#include <span>
 #include <string>
 #include <variant>
 
@@ -23,5 +24,26 @@ Error local_error(const std::string& what, int err);
 // The server broke docs/PROTOCOL.md (a reply with the wrong id, too many
 // data bytes...). Reported as `internal`, which clients treat like an unknown code.
 Error protocol_error(const std::string& what);
+
+// ferry's exit statuses (README "Exit status", ferry(1)): like curl's and
+// rsync's, they tell a script whether trying again can help.
+enum ExitStatus : int {
+    kExitOk = 0,
+    kExitMixed = 1,     // several files failed in different ways: see each file's error
+    kExitUsage = 2,     // bad arguments, address or configuration: fix the command
+    kExitLocal = 3,     // a local file could not be read or written
+    kExitRefused = 4,   // the server refused the request (not_found, forbidden...): give up
+    kExitTrust = 5,     // token or TLS trust refused either way: fix the credentials
+    kExitTransient = 6, // the network, a busy or stopping server, a stall: try again
+    kExitNoSpace = 7,   // a disk is full (the server's or ours)
+    kExitProtocol = 8,  // the peer is not ferryd, or broke the protocol
+    kExitInterrupted = 130, // also the status of a death by SIGINT, which is how ferry ends on Ctrl-C
+};
+
+// The one mapping from an error code to its exit status.
+int exit_status(ErrorCode code);
+// Of a command's failures: 0 for none, the shared status when all have the
+// same one, else kExitMixed.
+int exit_status(std::span<const ErrorCode> failures);
 
 } // namespace ferry::client

@@ -88,6 +88,13 @@ Error handshake_error(const std::string& address, const std::string& why)
     return Error{ErrorCode::connection_lost, "TLS with " + address + " failed: " + why};
 }
 
+// A failure that trying again cannot cure: the certificate, the pin, or a
+// server without TLS (exit status 5, not 6).
+Error trust_error(const std::string& address, const std::string& why)
+{
+    return Error{ErrorCode::tls_failed, "TLS with " + address + " failed: " + why};
+}
+
 Result<std::unique_ptr<SSL_CTX, SslCtxFree>> make_context(const TlsSettings& settings)
 {
     std::unique_ptr<SSL_CTX, SslCtxFree> ctx(SSL_CTX_new(TLS_client_method()));
@@ -148,7 +155,7 @@ Status check_pin(SSL* ssl, const Sha256Fingerprint& pin, const std::string& addr
         return handshake_error(address, "cannot hash the server's certificate: " + openssl_reason());
     }
     if (actual != pin) {
-        return handshake_error(address, "the server's certificate has SHA-256 fingerprint sha256:" + hex_text(actual) +
+        return trust_error(address, "the server's certificate has SHA-256 fingerprint sha256:" + hex_text(actual) +
                                             ", not the pinned sha256:" + hex_text(pin));
     }
     return success();
@@ -161,7 +168,7 @@ Error explain_failure(int fd, bool server_spoke, const std::string& address, SSL
     const long verified = SSL_get_verify_result(ssl);
     if (verified != X509_V_OK) {
         ERR_clear_error();
-        return handshake_error(address, std::string("the server's certificate is not trusted: ") +
+        return trust_error(address, std::string("the server's certificate is not trusted: ") +
                                             X509_verify_cert_error_string(verified) + " (see --tls-ca and --tls-pin)");
     }
     std::uint8_t first = 0;
@@ -171,7 +178,7 @@ Error explain_failure(int fd, bool server_spoke, const std::string& address, SSL
     // read it already and can only say that it was no TLS record.
     if (ferry_frame_waits || ERR_GET_REASON(ERR_peek_error()) == SSL_R_WRONG_VERSION_NUMBER) {
         ERR_clear_error();
-        return handshake_error(address, "the server answered in plaintext: it does not speak TLS (leave out --tls)");
+        return trust_error(address, "the server answered in plaintext: it does not speak TLS (leave out --tls)");
     }
     return handshake_error(address, openssl_reason());
 }
@@ -279,8 +286,8 @@ Result<TlsSession> TlsSession::connect(int fd, const std::string& host, const st
             if (::recv(fd, &first, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
                 server_spoke = true;
                 if (first == kFerryControlKind) {
-                    return handshake_error(address,
-                                           "the server answered in plaintext: it does not speak TLS (leave out --tls)");
+                    return trust_error(address,
+                                       "the server answered in plaintext: it does not speak TLS (leave out --tls)");
                 }
             }
         }

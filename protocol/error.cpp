@@ -43,6 +43,8 @@ constexpr std::array kCodeNames{
     CodeName{ErrorCode::unauthorized, "unauthorized"},
     CodeName{ErrorCode::forbidden, "forbidden"},
     CodeName{ErrorCode::tls_required, "tls_required"},
+    CodeName{ErrorCode::not_ferry, "not_ferry"},
+    CodeName{ErrorCode::tls_failed, "tls_failed"},
 };
 
 } // namespace
@@ -101,6 +103,8 @@ bool closes_connection(ErrorCode code)
     case ErrorCode::aborted:
     case ErrorCode::connection_lost:
     case ErrorCode::local_io:
+    case ErrorCode::not_ferry:
+    case ErrorCode::tls_failed:
     case ErrorCode::forbidden:
         return false;
     }

@@ -44,6 +44,8 @@ enum class ErrorCode {
     unauthorized,        // hello without a valid token where the server needs one; closes
     forbidden,           // a put on a read-only server or with a read-only token
     tls_required,        // a plaintext client on a server that requires TLS; closes
+    not_ferry,           // client side only: the peer does not speak the Ferry protocol
+    tls_failed,          // client side only: the server's certificate is not trusted, or it speaks no TLS
 };
 
 std::string_view to_string(ErrorCode code);
