@@ -4,37 +4,37 @@
 
 namespace ferry::client {
 
-bool run_list(Connection& connection, const Output& output)
+int run_list(Connection& connection, const Output& output)
 {
     auto reply = list_files(connection);
     if (!reply) {
         output.error(reply.error());
-        return false;
+        return exit_status(reply.error().code);
     }
     output.list(reply.value());
-    return true;
+    return kExitOk;
 }
 
-bool run_stat(Connection& connection, const Output& output, const std::string& name)
+int run_stat(Connection& connection, const Output& output, const std::string& name)
 {
     auto file = stat_file(connection, name);
     if (!file) {
         output.error(file.error());
-        return false;
+        return exit_status(file.error().code);
     }
     output.stat(file.value());
-    return true;
+    return kExitOk;
 }
 
-bool run_stats(Connection& connection, const Output& output)
+int run_stats(Connection& connection, const Output& output)
 {
     auto stats = server_stats(connection);
     if (!stats) {
         output.error(stats.error());
-        return false;
+        return exit_status(stats.error().code);
     }
     output.stats(stats.value());
-    return true;
+    return kExitOk;
 }
 
 } // namespace ferry::client

@@ -1,6 +1,8 @@
 // ferry: the command-line client of ferryd (docs/PROTOCOL.md).
-// Exit status: 0 on success, 1 on any failure, 2 for a usage error.
+// Exit status: see status.hpp (0 ok, 2 usage, 3-8 by kind of failure, 130 on Ctrl-C).
 #include "commands.hpp"
+#include "config_file.hpp"
+#include "operations.hpp"
 #include "connection.hpp"
 #include "endpoint.hpp"
 #include "interrupt.hpp"
@@ -19,8 +21,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <algorithm>
+#include <chrono>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -33,8 +38,8 @@ using ferry::client::parse_pin;
 using ferry::client::Timeouts;
 using ferry::client::TlsSettings;
 
-constexpr int kExitFailure = 1;
-constexpr int kExitUsage = 2;
+using ferry::client::kExitOk;
+using ferry::client::kExitUsage;
 
 constexpr const char* kFooter = R"(Commands:
   ferry [OPTIONS] list                                  files on the server: size, date, name
@@ -60,9 +65,19 @@ its DER. Get the fingerprint on the server with:
 
 Environment: FERRY_SERVER (default server, else 127.0.0.1:7021), FERRY_TOKEN (token, when neither
 --token nor --token-file is given), FERRY_TLS_CA and FERRY_TLS_PIN (as --tls-ca, --tls-pin),
-FERRY_HASH (as --hash).
---json: every result and every error is one JSON object on stdout (with -o -, on stderr).
-Exit status: 0 on success, 1 on failure (any file of several), 2 for a usage error.)";
+FERRY_HASH (as --hash), FERRY_CONFIG (the config file).
+
+Named servers: ~/.config/ferry/config.toml ($XDG_CONFIG_HOME honoured) holds [servers.NAME] tables
+(address, token_file, tls, tls_ca, tls_pin) and default = "NAME"; -s NAME picks one. Flags (and
+FERRY_TLS_CA, FERRY_TLS_PIN) win over the file. ferry://HOST:PORT/NAME is accepted by --server
+(without NAME) and in place of a NAME (get, stat, put --as).
+
+--json: one JSON object per command on stdout (with -o -, on stderr); get and put always give
+{"files": [...], "summary": {...}}; the shapes are in docs/ferry-json.schema.json.
+Exit status: 0 success; 1 several files failed in different ways; 2 usage; 3 local file error;
+4 refused by the server (not_found, forbidden...); 5 token or TLS trust refused; 6 transient
+(network, busy, stalled: try again); 7 disk full; 8 not a Ferry server or protocol broken;
+130 interrupted (Ctrl-C).)";
 
 // Usage errors are shown like every other error, so that --json stays JSON.
 bool wants_json(int argc, char** argv)
@@ -104,6 +119,19 @@ struct SecurityArguments {
     std::string tls_pin;
 };
 
+// What the config file's server entry adds where no flag spoke.
+void apply_entry(SecurityArguments& arguments, const ferry::client::ServerEntry& entry)
+{
+    if (arguments.token.empty() && arguments.token_file.empty()) {
+        arguments.token_file = entry.token_file;
+    }
+    arguments.tls = arguments.tls || entry.tls;
+    if (arguments.tls_ca.empty() && arguments.tls_pin.empty()) {
+        arguments.tls_ca = entry.tls_ca;
+        arguments.tls_pin = entry.tls_pin;
+    }
+}
+
 // A flag wins over the environment; --tls-ca and --tls-pin imply --tls.
 Result<ConnectOptions> connect_options(const SecurityArguments& arguments, Timeouts timeouts)
 {
@@ -137,7 +165,22 @@ Result<ConnectOptions> connect_options(const SecurityArguments& arguments, Timeo
 
 } // namespace
 
+namespace {
+int main_with(int argc, char** argv);
+} // namespace
+
 int main(int argc, char** argv)
+{
+    const int status = main_with(argc, argv);
+    // Ctrl-C (or SIGTERM) ended the command after its cleanup: end by that
+    // signal, so that the shell sees 130 and a loop of ferry commands stops.
+    ferry::client::end_by_interrupt();
+    return status;
+}
+
+namespace {
+
+int main_with(int argc, char** argv)
 {
     using namespace ferry::client;
     std::signal(SIGPIPE, SIG_IGN);
@@ -147,14 +190,21 @@ int main(int argc, char** argv)
     app.set_version_flag("--version", std::string("ferry ") + FERRY_VERSION);
     app.footer(kFooter);
 
-    std::string server(kDefaultServer);
+    std::string server;
     bool json = false;
     double timeout_seconds = 120;
+    double hello_timeout_seconds = 5;
+    unsigned retries = 0;
+    bool quiet = false;
+    bool verbose = false;
+    bool no_progress = false;
     SecurityArguments security;
-    app.add_option("--server", server, "Server address: HOST:PORT or [IPv6]:PORT (default port 7021)")
-        ->envname("FERRY_SERVER")
-        ->capture_default_str();
-    app.add_flag("--json", json, "Print each result or error as one JSON object on stdout");
+    auto* server_option =
+        app.add_option("-s,--server", server,
+                       "Server: HOST:PORT, [IPv6]:PORT (default port 7021), ferry://HOST:PORT, or a NAME from the "
+                       "config file (default: FERRY_SERVER, the file's default, else 127.0.0.1:7021)")
+            ->envname("FERRY_SERVER");
+    app.add_flag("--json", json, "Print one JSON object per command on stdout (docs/ferry-json.schema.json)");
     std::string hash_text = "sha256";
     app.add_option("--hash", hash_text,
                    "Transfer hash: sha256 (cryptographic, like sha256sum) or xxh3-128 (many times faster; catches "
@@ -165,6 +215,19 @@ int main(int argc, char** argv)
     app.add_option("--timeout", timeout_seconds, "Seconds the server may make no progress before giving up")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
+    app.add_option("--hello-timeout", hello_timeout_seconds,
+                   "Seconds to wait for the server's first answer (a silent peer is likely no Ferry server)")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--retry", retries,
+                   "Try files that failed for a passing reason (exit status 6) up to N more times, after 1, 2, 4... "
+                   "s, resuming where they stopped")
+        ->capture_default_str()
+        ->check(CLI::Range(0U, 100U));
+    auto* quiet_flag = app.add_flag("-q,--quiet", quiet, "Print only errors (and what list, stat, stats show)");
+    app.add_flag("-v,--verbose", verbose, "Also tell each step on stderr: connecting, the server, retries")
+        ->excludes(quiet_flag);
+    app.add_flag("--no-progress", no_progress, "Draw no progress bar");
     auto* token = app.add_option("--token", security.token,
                                  "Token to present to the server (visible to other users in ps; prefer "
                                  "--token-file or FERRY_TOKEN)");
@@ -185,23 +248,35 @@ int main(int argc, char** argv)
     std::string folder;
     std::string as;
     bool resume = false;
+    bool no_clobber = false;
+    bool skip_identical = false;
 
     auto* list = app.add_subcommand("list", "List the server's files (size, date, name)");
     auto* stat = app.add_subcommand("stat", "Show one file's name, size and modification time");
-    stat->add_option("NAME", name, "File name on the server")->required();
+    stat->add_option("NAME", name, "File name on the server (or ferry://HOST:PORT/NAME)")->required();
     auto* get = app.add_subcommand("get", "Download files, each verified by SHA-256");
     get->add_flag("--resume", resume, "Continue interrupted downloads from their .ferry-part files");
-    get->add_option("NAME", names, "File names on the server")->required();
+    get->add_option("NAME", names, "File names on the server (or ferry://HOST:PORT/NAME)")->required();
     auto* output_option =
         get->add_option("-o,--output", output_path,
                         "Where to write the one NAME (an existing folder gets NAME inside; - is standard output)");
     get->add_option("-C,--directory", folder, "Folder to write every NAME into")
         ->check(CLI::ExistingDirectory)
         ->excludes(output_option);
+    auto* get_no_clobber =
+        get->add_flag("-n,--no-clobber", no_clobber, "Leave an existing local file alone (reported as skipped)");
+    get->add_flag("--skip-identical", skip_identical,
+                  "Skip a file whose local copy has the same size and digest; replace one that differs")
+        ->excludes(get_no_clobber);
     auto* put = app.add_subcommand("put", "Upload files; each replaces its name only once complete and verified");
     put->add_flag("--resume", resume, "Continue interrupted uploads of the same name and size");
-    put->add_option("LOCAL", locals, "Local files to send")->required();
-    put->add_option("--as", as, "Name on the server of the one LOCAL (default: its file name)");
+    put->add_option("LOCAL", locals, "Local files to send (- is standard input, with --as)")->required();
+    put->add_option("--as", as, "Name on the server of the one LOCAL (default: its file name; or ferry://HOST:PORT/NAME)");
+    auto* put_no_clobber =
+        put->add_flag("-n,--no-clobber", no_clobber, "Leave a file the server already has alone (reported as skipped)");
+    put->add_flag("--skip-identical", skip_identical,
+                  "Skip a file the server holds with the same size and digest; replace one that differs")
+        ->excludes(put_no_clobber);
     auto* stats = app.add_subcommand("stats", "Show the server's counters: uptime, connections, transfers, bytes, "
                                               "errors");
     for (auto* command : {list, stat, get, put, stats}) {
@@ -240,21 +315,90 @@ int main(int argc, char** argv)
     if (put->parsed() && !as.empty() && locals.size() > 1) {
         return usage_error("put: --as names one file; several keep their own names");
     }
+    if (put->parsed() && std::find(locals.begin(), locals.end(), "-") != locals.end() && as.empty()) {
+        return usage_error("put -: standard input has no file name; give one with --as NAME");
+    }
+
+    // The server: ferry:// in a NAME, else --server / FERRY_SERVER, else the
+    // config file's default, else the default address.
+    const auto config = load_config(config_path());
+    if (!config) {
+        return usage_error(config.error().message);
+    }
+    std::optional<Endpoint> from_url;
+    const auto take_url = [&](std::string& text) -> std::optional<std::string> {
+        if (!is_ferry_url(text)) {
+            return std::nullopt;
+        }
+        auto url = parse_ferry_url(text);
+        if (!url) {
+            return url.error().message;
+        }
+        if (url->name.empty()) {
+            return "\"" + text + "\" names a server but no file";
+        }
+        if (from_url && from_url->to_string() != url->endpoint.to_string()) {
+            return "one command talks to one server: \"" + text + "\" names another than " + from_url->to_string();
+        }
+        from_url = url->endpoint;
+        text = url->name;
+        return std::nullopt;
+    };
+    for (std::string* text : std::vector<std::string*>{&name, &as}) {
+        if (auto bad = take_url(*text)) {
+            return usage_error(*bad);
+        }
+    }
+    for (auto& text : names) {
+        if (auto bad = take_url(text)) {
+            return usage_error(*bad);
+        }
+    }
+    Endpoint endpoint;
+    if (from_url) {
+        endpoint = *from_url;
+    } else {
+        std::string chosen = server;
+        if (chosen.empty() && server_option->count() == 0 && config->default_server) {
+            chosen = *config->default_server;
+        }
+        if (chosen.empty()) {
+            chosen = std::string(kDefaultServer);
+        }
+        if (const auto entry = config->servers.find(chosen); entry != config->servers.end()) {
+            apply_entry(security, entry->second);
+            chosen = entry->second.address;
+        }
+        Result<Endpoint> parsed = Error{ferry::ErrorCode::bad_request, ""};
+        if (is_ferry_url(chosen)) {
+            auto url = parse_ferry_url(chosen);
+            if (url && !url->name.empty()) {
+                return usage_error("--server takes a server, not a file: \"" + chosen + "\"");
+            }
+            parsed = url ? Result<Endpoint>(url->endpoint) : Result<Endpoint>(url.error());
+        } else {
+            parsed = parse_endpoint(chosen);
+        }
+        if (!parsed) {
+            const Output output(json);
+            output.error(parsed.error());
+            return kExitUsage;
+        }
+        endpoint = parsed.value();
+    }
 
     const bool to_stdout = get->parsed() && output_path == "-";
     // Standard output carries the file: results and errors go to stderr.
-    const Output output = to_stdout ? Output(json, stderr, stderr) : Output(json);
-    const auto endpoint = parse_endpoint(server);
-    if (!endpoint) {
-        output.error(endpoint.error());
-        return kExitUsage;
-    }
+    Output output = to_stdout ? Output(json, stderr, stderr) : Output(json);
+    output.set_verbosity(quiet ? Verbosity::quiet : verbose ? Verbosity::verbose : Verbosity::normal);
+    output.set_progress(!no_progress);
     Timeouts timeouts;
     timeouts.io = std::chrono::milliseconds(static_cast<long long>(timeout_seconds * 1000));
+    timeouts.hello = std::chrono::milliseconds(static_cast<long long>(hello_timeout_seconds * 1000));
     auto options = connect_options(security, timeouts);
     if (!options) {
         output.error(options.error());
-        return options.error().code == ferry::ErrorCode::bad_request ? kExitUsage : kExitFailure;
+        return options.error().code == ferry::ErrorCode::bad_request ? kExitUsage : exit_status(options.error().code);
     }
     install_interrupt_handlers();
 
@@ -263,23 +407,62 @@ int main(int argc, char** argv)
             std::fputs(app.help().c_str(), stderr);
             return kExitUsage;
         }
-        return run_shell(endpoint.value(), options.value(), Output(false), hash);
+        return run_shell(endpoint, options.value(), Output(false), hash);
     }
 
-    auto connection = Connection::open(endpoint.value(), options.value());
+    // Connects, trying again after a passing failure as --retry allows.
+    const auto connect = [&]() -> Result<Connection> {
+        for (unsigned attempt = 1;; ++attempt) {
+            output.detail("connecting to " + endpoint.to_string() + (options->tls ? " (TLS)" : ""));
+            auto opened = Connection::open(endpoint, options.value());
+            if (opened) {
+                output.detail("connected to " + endpoint.to_string() + " (" + opened->server_hello().server + ")");
+                return opened;
+            }
+            if (attempt > retries || exit_status(opened.error().code) != kExitTransient || interrupted()) {
+                return opened;
+            }
+            output.detail(std::string(ferry::to_string(opened.error().code)) + ": " + opened.error().message);
+            const auto delay = retry_delay(attempt);
+            output.detail("retrying in " + std::to_string(delay.count() / 1000) + " s (retry " +
+                          std::to_string(attempt) + " of " + std::to_string(retries) + ")");
+            const auto until = std::chrono::steady_clock::now() + delay;
+            while (std::chrono::steady_clock::now() < until && !interrupted()) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            }
+            if (interrupted()) {
+                return opened;
+            }
+        }
+    };
+
+    TransferFlags flags;
+    flags.resume = resume;
+    flags.hash = hash;
+    flags.clobber = no_clobber ? Clobber::keep_existing : skip_identical ? Clobber::skip_identical : Clobber::replace;
+    flags.retries = retries;
+
+    auto connection = connect();
     if (!connection) {
+        if (get->parsed()) {
+            std::vector<std::string> dests;
+            for (const auto& each : names) {
+                dests.push_back(output_path.empty() ? (folder.empty() ? each : folder + "/" + each) : output_path);
+            }
+            return report_unstarted(output, names, dests, connection.error(), false);
+        }
+        if (put->parsed()) {
+            std::vector<std::string> remote;
+            for (const auto& each : locals) {
+                remote.push_back(as.empty() ? base_name(each) : as);
+            }
+            return report_unstarted(output, remote, locals, connection.error(), true);
+        }
         output.error(connection.error());
-        return kExitFailure;
+        return exit_status(connection.error().code);
     }
     Connection& server_connection = connection.value();
-    bool ok = false;
-    if (list->parsed()) {
-        ok = run_list(server_connection, output);
-    } else if (stat->parsed()) {
-        ok = run_stat(server_connection, output, name);
-    } else if (stats->parsed()) {
-        ok = run_stats(server_connection, output);
-    } else if (get->parsed()) {
+    if (get->parsed()) {
         GetPlacement placement;
         if (!output_path.empty()) {
             placement.output = output_path;
@@ -287,10 +470,49 @@ int main(int argc, char** argv)
         if (!folder.empty()) {
             placement.folder = folder;
         }
-        ok = run_gets(server_connection, output, names, placement, resume, hash);
-    } else {
-        ok = run_puts(server_connection, output, locals, as.empty() ? std::nullopt : std::optional<std::string>(as),
-                      resume, hash);
+        return run_gets(server_connection, output, names, placement, flags);
     }
-    return ok ? 0 : kExitFailure;
+    if (put->parsed()) {
+        return run_puts(server_connection, output, locals, as.empty() ? std::nullopt : std::optional<std::string>(as),
+                        flags);
+    }
+    // list, stat, stats: one request, tried again (on a fresh connection)
+    // after a passing failure; one output either way.
+    for (unsigned attempt = 1;; ++attempt) {
+        std::optional<ferry::Error> failure;
+        if (list->parsed()) {
+            auto reply = list_files(server_connection);
+            if (reply) {
+                output.list(reply.value());
+                return kExitOk;
+            }
+            failure = reply.error();
+        } else if (stat->parsed()) {
+            auto reply = stat_file(server_connection, name);
+            if (reply) {
+                output.stat(reply.value());
+                return kExitOk;
+            }
+            failure = reply.error();
+        } else {
+            auto reply = server_stats(server_connection);
+            if (reply) {
+                output.stats(reply.value());
+                return kExitOk;
+            }
+            failure = reply.error();
+        }
+        const int status = exit_status(failure->code);
+        if (attempt > retries || status != kExitTransient || interrupted()) {
+            output.error(*failure);
+            return status;
+        }
+        output.detail(std::string(ferry::to_string(failure->code)) + ": " + failure->message);
+        std::this_thread::sleep_for(retry_delay(attempt));
+        if (auto again = server_connection.reconnect(); !again) {
+            failure = again.error();
+        }
+    }
 }
+
+} // namespace

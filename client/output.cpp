@@ -1,5 +1,7 @@
 #include "output.hpp"
 
+#include "progress.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <array>
@@ -15,6 +17,11 @@ using Json = nlohmann::json;
 std::string dump(const Json& value)
 {
     return value.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+Json error_json(const Error& error)
+{
+    return Json{{"code", std::string(to_string(error.code))}, {"message", error.message}};
 }
 
 Json file_json(const FileInfo& file)
@@ -94,13 +101,8 @@ void Output::stat(const FileInfo& file) const
 
 void Output::got(const GetResult& result) const
 {
-    if (json_) {
-        emit_json(dump(Json{{"name", result.file.name},
-                            {"path", result.path},
-                            {"size", result.file.size},
-                            {std::string(hash_name(result.hash)), result.digest},
-                            {"resumed_from", result.resumed_from}}));
-        return;
+    if (json_ || verbosity_ == Verbosity::quiet) {
+        return; // with --json the command's summary carries it
     }
     std::fprintf(out_, "%s -> %s: %s, %s %s", result.file.name.c_str(), result.path.c_str(),
                  human_size(result.file.size).c_str(), std::string(hash_name(result.hash)).c_str(),
@@ -114,11 +116,7 @@ void Output::got(const GetResult& result) const
 
 void Output::put(const PutResult& result, const std::string& local_path) const
 {
-    if (json_) {
-        emit_json(dump(Json{{"name", result.file.name},
-                            {"size", result.file.size},
-                            {std::string(hash_name(result.hash)), result.digest},
-                            {"resumed_from", result.resumed_from}}));
+    if (json_ || verbosity_ == Verbosity::quiet) {
         return;
     }
     std::fprintf(out_, "%s -> %s: %s, %s %s", local_path.c_str(), result.file.name.c_str(),
@@ -131,11 +129,28 @@ void Output::put(const PutResult& result, const std::string& local_path) const
     std::fflush(out_);
 }
 
+void Output::skipped(const FileOutcome& file, bool upload) const
+{
+    if (json_ || verbosity_ == Verbosity::quiet) {
+        return;
+    }
+    const std::string& from = upload ? file.local : file.name;
+    const std::string& to = upload ? file.name : file.local;
+    const char* why = file.skipped == "identical" ? "already there, identical" : "already there";
+    std::fprintf(out_, "%s -> %s: skipped (%s)\n", from.c_str(), to.c_str(), why);
+    std::fflush(out_);
+}
+
+bool Output::progress() const
+{
+    return progress_ && verbosity_ != Verbosity::quiet && ProgressBar::wanted(json_);
+}
+
 void Output::error(const Error& error) const
 {
     const std::string code(to_string(error.code));
     if (json_) {
-        emit_json(dump(Json{{"error", {{"code", code}, {"message", error.message}}}}));
+        emit_json(dump(Json{{"error", error_json(error)}}));
         return;
     }
     std::fprintf(err_, "ferry: %s: %s\n", code.c_str(), error.message.c_str());
@@ -144,9 +159,17 @@ void Output::error(const Error& error) const
 
 void Output::note(const std::string& text) const
 {
-    if (!json_) {
+    if (!json_ && verbosity_ != Verbosity::quiet) {
         std::fprintf(out_, "%s\n", text.c_str());
         std::fflush(out_);
+    }
+}
+
+void Output::detail(const std::string& text) const
+{
+    if (verbosity_ == Verbosity::verbose) {
+        std::fprintf(err_, "ferry: %s\n", text.c_str());
+        std::fflush(err_);
     }
 }
 
@@ -213,37 +236,48 @@ void Output::summary(const TransferSummary& summary, bool upload) const
     const std::uint64_t moved = summary.moved();
     const double rate = rate_of(moved, summary.seconds);
     if (json_) {
+        // One shape whatever the number of files (docs/ferry-json.schema.json).
         Json files = Json::array();
-        const char* local_key = upload ? "local" : "path";
         for (const auto& file : summary.files) {
-            Json entry{{"name", file.name}, {local_key, file.local}};
+            Json entry{{"name", file.name}, {"local", file.local}, {"ok", !file.error}};
             if (file.error) {
-                entry["error"] =
-                    Json{{"code", std::string(to_string(file.error->code))}, {"message", file.error->message}};
+                entry["error"] = error_json(*file.error);
+            } else if (file.skipped) {
+                entry["skipped"] = *file.skipped;
             } else {
                 entry["size"] = file.size;
-                entry[std::string(hash_name(file.hash))] = file.digest;
+                entry["digest"] = Json{{"algorithm", std::string(hash_name(file.hash))}, {"value", file.digest}};
                 entry["resumed_from"] = file.resumed_from;
             }
             files.push_back(std::move(entry));
         }
-        Json whole{{"files", std::move(files)},  {"ok", ok},
-                   {"failed", failed},           {"bytes", moved},
-                   {"seconds", summary.seconds}, {"bytes_per_second", rate}};
+        Json whole{{"files", std::move(files)},
+                   {"summary",
+                    {{"files", summary.files.size()},
+                     {"ok", ok},
+                     {"failed", failed},
+                     {"bytes", moved},
+                     {"seconds", summary.seconds},
+                     {"bytes_per_second", rate}}}};
         if (failed > 0) {
             // Scripts test for "error" as for any other command; the first
             // failure's code says what kind of trouble it was.
             for (const auto& file : summary.files) {
                 if (file.error) {
-                    whole["error"] =
-                        Json{{"code", std::string(to_string(file.error->code))},
-                             {"message", std::to_string(failed) + " of " + std::to_string(summary.files.size()) +
-                                             " files failed; first \"" + file.name + "\": " + file.error->message}};
+                    Error first = *file.error;
+                    if (summary.files.size() > 1) {
+                        first.message = std::to_string(failed) + " of " + std::to_string(summary.files.size()) +
+                                        " files failed; first \"" + file.name + "\": " + first.message;
+                    }
+                    whole["error"] = error_json(first);
                     break;
                 }
             }
         }
         emit_json(dump(whole));
+        return;
+    }
+    if (summary.files.size() < 2 || verbosity_ == Verbosity::quiet) {
         return;
     }
     std::fprintf(out_, "%zu file%s %s: %zu ok, %zu failed; %s in %s (%s/s)\n", summary.files.size(),

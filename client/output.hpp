@@ -14,11 +14,17 @@
 
 namespace ferry::client {
 
-// How one file of a several-file get or put ended.
+// How much ferry tells people: -q only errors (and what a command is
+// asked for: a listing, a stat); -v also each step (connecting, retries).
+enum class Verbosity { quiet, normal, verbose };
+
+// How one file of a get or put ended.
 struct FileOutcome {
     std::string name;  // on the server
-    std::string local; // the local path
+    std::string local; // the local path ("-": standard input or output)
     std::optional<Error> error;
+    // Not transferred, on purpose (--no-clobber): "exists" or "identical".
+    std::optional<std::string> skipped;
     std::uint64_t size = 0;
     std::uint64_t moved = 0; // bytes that crossed the network this time
     HashKind hash = HashKind::sha256;
@@ -38,24 +44,36 @@ public:
     explicit Output(bool json, std::FILE* out = stdout, std::FILE* err = stderr) : json_(json), out_(out), err_(err) {}
 
     bool json() const { return json_; }
+    Verbosity verbosity() const { return verbosity_; }
+    void set_verbosity(Verbosity verbosity) { verbosity_ = verbosity; }
+    // Whether transfers draw a progress bar (also needs a terminal, no --json).
+    bool progress() const;
+    void set_progress(bool progress) { progress_ = progress; }
 
     void list(const ListReply& reply) const;
     void stat(const FileInfo& file) const;
     void got(const GetResult& result) const;
     void put(const PutResult& result, const std::string& local_path) const;
     void error(const Error& error) const;
-    // Several files: with --json the one object of the whole command (the
-    // files, counts, bytes, seconds, and an error when any file failed);
-    // else a closing line for people (the files were shown as they ended).
+    // A file that --no-clobber left alone (people only; --json has it in the summary).
+    void skipped(const FileOutcome& file, bool upload) const;
+    // The end of a get or put: with --json the one object of the whole
+    // command, whatever the number of files (docs/ferry-json.schema.json);
+    // for people, with several files, a closing line (the files were shown
+    // as they ended).
     void summary(const TransferSummary& summary, bool upload) const;
     void stats(const StatsReply& stats) const;
     // A line of information for people (the shell's greeting); nothing with --json.
     void note(const std::string& text) const;
+    // A step worth telling with -v ("connected to ..."), on stderr; else nothing.
+    void detail(const std::string& text) const;
 
 private:
     void emit_json(const std::string& text) const;
 
     bool json_;
+    Verbosity verbosity_ = Verbosity::normal;
+    bool progress_ = true;
     std::FILE* out_;
     std::FILE* err_;
 };

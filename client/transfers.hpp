@@ -7,9 +7,11 @@
 // connection is reopened for the files still to come.
 #pragma once
 
+#include "clobber.hpp"
 #include "connection.hpp"
 #include "output.hpp"
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,13 +29,49 @@ struct GetPlacement {
     std::optional<std::string> folder;
 };
 
-// Each returns true when every file made it. With one file the output is
-// that file's result or error, as it always was; with several, a line per
-// file and a summary (one JSON object in all with --json).
-bool run_gets(Connection& connection, const Output& output, const std::vector<std::string>& names,
-              const GetPlacement& placement, bool resume, HashKind hash);
+// How a command's transfers go, beyond where.
+struct TransferFlags {
+    bool resume = false;
+    HashKind hash = HashKind::sha256;
+    Clobber clobber = Clobber::replace;
+    // --retry N: files that failed for a passing reason (exit status 6) are
+    // tried again, up to N more times, after 1, 2, 4... seconds (at most
+    // kMaxRetryDelay), resuming where they stopped.
+    unsigned retries = 0;
+};
+
+inline constexpr std::chrono::seconds kMaxRetryDelay{30};
+
+// The wait before retry number `attempt` (1 for the first).
+std::chrono::milliseconds retry_delay(unsigned attempt);
+
+// Each returns the command's exit status (status.hpp): 0 when every file
+// made it. For people: each file's result or error as it ends, and with
+// several a closing summary; with --json one object for the whole command,
+// whatever the number of files (docs/ferry-json.schema.json).
+int run_gets(Connection& connection, const Output& output, const std::vector<std::string>& names,
+             const GetPlacement& placement, const TransferFlags& flags);
 // `as` names the one file on the server (default: each local file's name).
-bool run_puts(Connection& connection, const Output& output, const std::vector<std::string>& locals,
-              const std::optional<std::string>& as, bool resume, HashKind hash);
+// A LOCAL of "-" is standard input, read to its end into a private
+// temporary file first (a put declares its size before the data).
+int run_puts(Connection& connection, const Output& output, const std::vector<std::string>& locals,
+             const std::optional<std::string>& as, const TransferFlags& flags);
+
+inline int run_gets(Connection& connection, const Output& output, const std::vector<std::string>& names,
+                    const GetPlacement& placement, bool resume, HashKind hash)
+{
+    return run_gets(connection, output, names, placement, TransferFlags{resume, hash, Clobber::replace, 0});
+}
+inline int run_puts(Connection& connection, const Output& output, const std::vector<std::string>& locals,
+                    const std::optional<std::string>& as, bool resume, HashKind hash)
+{
+    return run_puts(connection, output, locals, as, TransferFlags{resume, hash, Clobber::replace, 0});
+}
+
+// A get or put that could not start (no connection): every file failed with
+// `error`, shown in the command's usual shape. `names` are on the server,
+// `locals` the local paths. Returns the exit status.
+int report_unstarted(const Output& output, const std::vector<std::string>& names,
+                     const std::vector<std::string>& locals, const Error& error, bool upload);
 
 } // namespace ferry::client

@@ -380,6 +380,16 @@ nlohmann::json parse_output(const ProcessResult& result)
     return value;
 }
 
+nlohmann::json only_file(const nlohmann::json& output)
+{
+    if (!output.is_object() || !output.contains("files") || !output["files"].is_array() ||
+        output["files"].size() != 1) {
+        FAIL_CHECK("not the output of a one-file get or put: " << output.dump());
+        return nlohmann::json::object();
+    }
+    return output["files"][0];
+}
+
 std::string error_code(const nlohmann::json& output)
 {
     if (!output.is_object() || !output.contains("error") || !output["error"].is_object() ||

@@ -129,6 +129,8 @@ ProcessResult run_ferry_with(const std::vector<std::string>& args, const ChildPr
 // stdout as the one JSON object --json promises (CHECKs it; a discarded
 // value when it is not).
 nlohmann::json parse_output(const ProcessResult& result);
+// The one file of a --json get or put ({"files": [ONE], "summary": ...}).
+nlohmann::json only_file(const nlohmann::json& output);
 // The error code of a --json error object, or "" if there is none.
 std::string error_code(const nlohmann::json& output);
 

@@ -68,15 +68,15 @@ TEST_CASE("a wrong or missing token is refused with unauthorized")
 {
     TokenServer s;
     const auto wrong = run_ferry(s.server.address(), {"--json", "--token", "0123456789abcdef-wrong", "list"});
-    CHECK(wrong.exit_code == 1);
+    CHECK(wrong.exit_code == 5);
     CHECK(error_code(parse_output(wrong)) == "unauthorized");
 
     const auto missing = run_ferry(s.server.address(), {"list"});
-    CHECK(missing.exit_code == 1);
+    CHECK(missing.exit_code == 5);
     CHECK(missing.err.starts_with("ferry: unauthorized: "));
 
     const auto unreadable = run_ferry(s.server.address(), {"--json", "--token-file", s.dir / "nope", "list"});
-    CHECK(unreadable.exit_code == 1);
+    CHECK(unreadable.exit_code == 3);
     CHECK(error_code(parse_output(unreadable)) == "local_io");
 }
 
@@ -86,7 +86,7 @@ TEST_CASE("a read-only token gets files but its puts are forbidden")
     const std::string local = s.dir / "upload.txt";
     write_file(local, "new bytes");
     const auto put = run_ferry(s.server.address(), {"--json", "--token", kReader, "put", local});
-    CHECK(put.exit_code == 1);
+    CHECK(put.exit_code == 4);
     CHECK(error_code(parse_output(put)) == "forbidden");
     CHECK_FALSE(exists(s.root + "/upload.txt"));
 

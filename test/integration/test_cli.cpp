@@ -24,14 +24,14 @@ TEST_CASE("every --json output is one JSON object, errors included")
         {{"--json", "get", "a.bin", "-o", f.local_file("a.bin")}, 0, ""},
         {{"--json", "put", f.local_file("b.bin")}, 0, ""},
         {{"list", "--json"}, 0, ""}, // options also after the command
-        {{"--json", "get", "nope.bin", "-o", f.local_file("nope.bin")}, 1, "not_found"},
+        {{"--json", "get", "nope.bin", "-o", f.local_file("nope.bin")}, 4, "not_found"},
         {{"--json", "get", "a.bin", "a.bin", "-o", f.local_file("x")}, 2, "bad_request"}, // -o takes one NAME
         {{"--json", "get", "a.bin", "-o", "-", "--resume"}, 2, "bad_request"},
         {{"--json", "put", f.local_file("b.bin"), f.local_file("b.bin"), "--as", "c.bin"}, 2, "bad_request"},
         {{"--json", "--tls-pin", "sha256:12", "list"}, 2, "bad_request"},
-        {{"--json", "stat", ".hidden"}, 1, "invalid_name"},
-        {{"--json", "put", f.local_file("does-not-exist")}, 1, "local_io"},
-        {{"--json", "put", f.local}, 1, "local_io"}, // a folder is not a file to send
+        {{"--json", "stat", ".hidden"}, 4, "invalid_name"},
+        {{"--json", "put", f.local_file("does-not-exist")}, 3, "local_io"},
+        {{"--json", "put", f.local}, 3, "local_io"}, // a folder is not a file to send
         {{"--json", "frobnicate"}, 2, "bad_request"},
         {{"--json", "stat"}, 2, "bad_request"},
     };
@@ -55,7 +55,7 @@ TEST_CASE("every --json output is one JSON object, errors included")
     const std::string gone = "127.0.0.1:" + std::to_string(stopped_port);
     const auto lost = run_ferry(gone, {"--json", "list"});
     const auto json = parse_output(lost);
-    CHECK(lost.exit_code == 1);
+    CHECK(lost.exit_code == 6);
     CHECK(error_code(json) == "connection_lost");
     CHECK(json["error"]["message"].get<std::string>().find(gone) != std::string::npos);
 

@@ -32,21 +32,22 @@ TEST_CASE("put and get with --hash xxh3-128 are verified with XXH3 and say so")
 
     const auto put = run_ferry(f.server.address(), {"--json", "--hash", "xxh3-128", "put", f.local_file("data.bin")});
     REQUIRE(put.exit_code == 0);
-    const auto put_json = parse_output(put);
-    CHECK(put_json["xxh3-128"] == expected);
-    CHECK_FALSE(put_json.contains("sha256"));
+    const auto put_json = only_file(parse_output(put));
+    CHECK(put_json["digest"]["value"] == expected);
+    CHECK(put_json["digest"]["algorithm"] == "xxh3-128");
     CHECK(files_equal(f.local_file("data.bin"), f.root_file("data.bin")));
 
     const auto get = run_ferry(f.server.address(),
                                {"--json", "--hash", "xxh3-128", "get", "data.bin", "-o", f.local_file("back.bin")});
     REQUIRE(get.exit_code == 0);
-    CHECK(parse_output(get)["xxh3-128"] == expected);
+    CHECK(only_file(parse_output(get))["digest"] == nlohmann::json{{"algorithm", "xxh3-128"}, {"value", expected}});
     CHECK(files_equal(f.root_file("data.bin"), f.local_file("back.bin")));
 
     // The default stays SHA-256.
     const auto plain = run_ferry(f.server.address(), {"--json", "get", "data.bin", "-o", f.local_file("again.bin")});
     REQUIRE(plain.exit_code == 0);
-    CHECK(parse_output(plain)["sha256"] == sha256_of_file(f.root_file("data.bin")));
+    CHECK(only_file(parse_output(plain))["digest"] ==
+          nlohmann::json{{"algorithm", "sha256"}, {"value", sha256_of_file(f.root_file("data.bin"))}});
 }
 
 TEST_CASE("FERRY_HASH picks the hash; an unknown one is a usage error")
@@ -56,7 +57,7 @@ TEST_CASE("FERRY_HASH picks the hash; an unknown one is a usage error")
     const auto get = run_ferry(f.server.address(), {"--json", "get", "a.bin", "-o", f.local_file("a.bin")},
                                kFerryTimeout, {"FERRY_HASH=xxh3-128"});
     REQUIRE(get.exit_code == 0);
-    CHECK(parse_output(get)["xxh3-128"] == xxh3_of_file(f.root_file("a.bin")));
+    CHECK(only_file(parse_output(get))["digest"]["value"] == xxh3_of_file(f.root_file("a.bin")));
     const auto bad = run_ferry(f.server.address(), {"--json", "--hash", "md5", "list"});
     CHECK(bad.exit_code == 2);
 }

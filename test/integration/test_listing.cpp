@@ -48,7 +48,7 @@ TEST_CASE("list shows only regular files with valid names, sorted")
     for (const char* name : {"sub", "link.txt", "pipe"}) {
         const auto stat = run_ferry(f.server.address(), {"--json", "stat", name});
         CHECK(error_code(parse_output(stat)) == "not_regular_file");
-        CHECK(stat.exit_code == 1);
+        CHECK(stat.exit_code == 4);
         const auto get = run_ferry(f.server.address(), {"--json", "get", name, "-o", f.local_file("x")});
         CHECK(error_code(parse_output(get)) == "not_regular_file");
         CHECK_FALSE(exists(f.local_file("x")));
@@ -78,18 +78,18 @@ TEST_CASE("get of a missing name fails with not_found and creates nothing")
 {
     Fixture f;
     const auto get = run_ferry(f.server.address(), {"--json", "get", "missing.txt", "-o", f.local_file("missing.txt")});
-    CHECK(get.exit_code == 1);
+    CHECK(get.exit_code == 4);
     CHECK(error_code(parse_output(get)) == "not_found");
     CHECK(folder_entries(f.local).empty());
 
     // People read it on stderr, in the one error format.
     const auto human = run_ferry(f.server.address(), {"get", "missing.txt", "-o", f.local_file("missing.txt")});
-    CHECK(human.exit_code == 1);
+    CHECK(human.exit_code == 4);
     CHECK(human.out.empty());
     CHECK(human.err.starts_with("ferry: not_found: "));
 
     const auto stat = run_ferry(f.server.address(), {"--json", "stat", "missing.txt"});
-    CHECK(stat.exit_code == 1);
+    CHECK(stat.exit_code == 4);
     CHECK(error_code(parse_output(stat)) == "not_found");
 }
 
@@ -100,13 +100,13 @@ TEST_CASE("invalid names are refused with invalid_name")
     for (const std::string name : {".hidden", "a/b", "..", "back\\slash"}) {
         CAPTURE(name);
         const auto get = run_ferry(f.server.address(), {"--json", "get", name, "-o", f.local_file("out")});
-        CHECK(get.exit_code == 1);
+        CHECK(get.exit_code == 4);
         CHECK(error_code(parse_output(get)) == "invalid_name");
         const auto stat = run_ferry(f.server.address(), {"--json", "stat", name});
-        CHECK(stat.exit_code == 1);
+        CHECK(stat.exit_code == 4);
         CHECK(error_code(parse_output(stat)) == "invalid_name");
         const auto put = run_ferry(f.server.address(), {"--json", "put", f.local_file("some.txt"), "--as", name});
-        CHECK(put.exit_code == 1);
+        CHECK(put.exit_code == 4);
         CHECK(error_code(parse_output(put)) == "invalid_name");
     }
     CHECK_FALSE(exists(f.local_file("out")));

@@ -24,20 +24,20 @@ TEST_CASE("get of several files: each arrives, one summary object counts them")
     const auto get = run_ferry(f.server.address(), args);
     const auto json = parse_output(get);
     REQUIRE(get.exit_code == 0);
-    CHECK(json["ok"] == sizes.size());
-    CHECK(json["failed"] == 0);
-    CHECK(json["bytes"] == total);
-    CHECK(json["seconds"].is_number());
-    CHECK(json["bytes_per_second"].is_number());
+    CHECK(json["summary"]["ok"] == sizes.size());
+    CHECK(json["summary"]["failed"] == 0);
+    CHECK(json["summary"]["bytes"] == total);
+    CHECK(json["summary"]["seconds"].is_number());
+    CHECK(json["summary"]["bytes_per_second"].is_number());
     REQUIRE(json["files"].size() == sizes.size());
     for (std::size_t i = 0; i < sizes.size(); ++i) {
         const std::string name = "file-" + std::to_string(i) + ".bin";
         CAPTURE(name);
         const auto& entry = json["files"][i]; // in the order asked
         CHECK(entry["name"] == name);
-        CHECK(entry["path"] == f.local + "/" + name);
+        CHECK(entry["local"] == f.local + "/" + name);
         CHECK(entry["size"] == sizes[i]);
-        CHECK(entry["sha256"] == sha256_of_file(f.root_file(name)));
+        CHECK(entry["digest"]["value"] == sha256_of_file(f.root_file(name)));
         CHECK(files_equal(f.root_file(name), f.local_file(name)));
     }
     // One connection for the whole command (and one for the question).
@@ -52,10 +52,10 @@ TEST_CASE("a missing name fails alone: the others arrive, the exit status is 1")
     write_random_file(f.root_file("c.bin"), 300'000, 3);
     const auto get = run_ferry(f.server.address(), {"--json", "get", "a.bin", "b.bin", "c.bin", "-C", f.local});
     const auto json = parse_output(get);
-    CHECK(get.exit_code == 1);
-    CHECK(json["ok"] == 2);
-    CHECK(json["failed"] == 1);
-    CHECK(json["bytes"] == 500'000);
+    CHECK(get.exit_code == 4);
+    CHECK(json["summary"]["ok"] == 2);
+    CHECK(json["summary"]["failed"] == 1);
+    CHECK(json["summary"]["bytes"] == 500'000);
     CHECK(error_code(json) == "not_found");
     REQUIRE(json["files"].size() == 3);
     CHECK(json["files"][1]["name"] == "b.bin");
@@ -69,7 +69,7 @@ TEST_CASE("a missing name fails alone: the others arrive, the exit status is 1")
 
     // For people: a line per file, the error naming its file, and a summary.
     const auto human = run_ferry(f.server.address(), {"get", "a.bin", "b.bin", "c.bin", "-C", f.dir.path()});
-    CHECK(human.exit_code == 1);
+    CHECK(human.exit_code == 4);
     CHECK(human.err.find("ferry: not_found: \"b.bin\": ") != std::string::npos);
     CHECK(human.out.find("3 files received: 2 ok, 1 failed") != std::string::npos);
 }
@@ -86,9 +86,9 @@ TEST_CASE("put of several files keeps their names; one unreadable file fails alo
     args.insert(args.begin() + 3, f.local_file("missing.log"));
     const auto put = run_ferry(f.server.address(), args);
     const auto json = parse_output(put);
-    CHECK(put.exit_code == 1);
-    CHECK(json["ok"] == 4);
-    CHECK(json["failed"] == 1);
+    CHECK(put.exit_code == 3);
+    CHECK(json["summary"]["ok"] == 4);
+    CHECK(json["summary"]["failed"] == 1);
     REQUIRE(json["files"].size() == 5);
     CHECK(json["files"][1]["error"]["code"] == "local_io");
     for (int i = 0; i < 4; ++i) {
@@ -102,7 +102,7 @@ TEST_CASE("put of several files keeps their names; one unreadable file fails alo
         run_ferry(f.server.address(), {"--json", "put", f.local_file("day-1.log"), f.local_file("day-2.log")});
     const auto again_json = parse_output(again);
     CHECK(again.exit_code == 0);
-    CHECK(again_json["ok"] == 2);
+    CHECK(again_json["summary"]["ok"] == 2);
     CHECK(again_json["files"][0]["local"] == f.local_file("day-1.log"));
 }
 
@@ -118,7 +118,7 @@ TEST_CASE("get -o - writes the file to standard output, byte-exact and verified"
     CHECK(folder_entries(f.local).empty());
 
     const auto missing = run_ferry(f.server.address(), {"get", "nope.bin", "-o", "-"});
-    CHECK(missing.exit_code == 1);
+    CHECK(missing.exit_code == 4);
     CHECK(missing.out.empty());
     CHECK(missing.err.starts_with("ferry: not_found: "));
 }

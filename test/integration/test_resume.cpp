@@ -114,11 +114,11 @@ TEST_CASE("get --resume continues a partial download from its sidecar")
     CHECK_FALSE(exists(dest));
 
     const auto get = run_ferry(f.server.address(), {"--json", "get", "--resume", "big.bin", "-o", dest});
-    const auto json = parse_output(get);
+    const auto json = only_file(parse_output(get));
     REQUIRE(get.exit_code == 0);
     CHECK(json["resumed_from"] == half);
     CHECK(json["size"] == size);
-    CHECK(json["sha256"] == sha256_of_file(f.root_file("big.bin")));
+    CHECK(json["digest"]["value"] == sha256_of_file(f.root_file("big.bin")));
     CHECK(files_equal(f.root_file("big.bin"), dest));
     CHECK_FALSE(exists(dest + ".ferry-part"));
     CHECK_FALSE(exists(dest + ".ferry-part.state"));
@@ -134,7 +134,7 @@ TEST_CASE("get --resume starts over when the remote file changed")
     // A new file of another size: the partial is of something else.
     write_random_file(f.root_file("moving.bin"), 3 * kMiB + 1, 13);
     const auto get = run_ferry(f.server.address(), {"--json", "get", "--resume", "moving.bin", "-o", dest});
-    const auto json = parse_output(get);
+    const auto json = only_file(parse_output(get));
     REQUIRE(get.exit_code == 0);
     CHECK(json["resumed_from"] == 0);
     CHECK(files_equal(f.root_file("moving.bin"), dest));
@@ -150,14 +150,14 @@ TEST_CASE("get --resume starts over when the sidecar is unreadable, and get with
     partial_download(f.server, "data.bin", dest, kMiB);
     write_file(dest + ".ferry-part.state", "{ not json");
     auto get = run_ferry(f.server.address(), {"--json", "get", "--resume", "data.bin", "-o", dest});
-    auto json = parse_output(get);
+    auto json = only_file(parse_output(get));
     REQUIRE(get.exit_code == 0);
     CHECK(json["resumed_from"] == 0);
     CHECK(files_equal(f.root_file("data.bin"), dest));
 
     partial_download(f.server, "data.bin", dest, kMiB);
     get = run_ferry(f.server.address(), {"--json", "get", "data.bin", "-o", dest});
-    json = parse_output(get);
+    json = only_file(parse_output(get));
     REQUIRE(get.exit_code == 0);
     CHECK(json["resumed_from"] == 0);
     CHECK(files_equal(f.root_file("data.bin"), dest));
@@ -184,7 +184,7 @@ TEST_CASE("a resumed download of a file changed in place fails the hash and neve
     REQUIRE(::utimensat(AT_FDCWD, remote.c_str(), times, 0) == 0);
 
     const auto get = run_ferry(f.server.address(), {"--json", "get", "--resume", "data.bin", "-o", dest});
-    CHECK(get.exit_code == 1);
+    CHECK(get.exit_code == 6);
     CHECK(error_code(parse_output(get)) == "hash_mismatch");
     CHECK(read_file(dest) == "the old local copy");
     CHECK_FALSE(exists(dest + ".ferry-part"));
@@ -219,12 +219,12 @@ TEST_CASE("put --resume completes an interrupted upload; until then nothing is p
     CHECK(files_equal(old_copy, f.root_file("doc.bin")));
 
     const auto put = put_resume(f.server, source, "doc.bin");
-    const auto json = parse_output(put);
+    const auto json = only_file(parse_output(put));
     REQUIRE(put.exit_code == 0);
     CHECK(json["resumed_from"].get<std::uint64_t>() > 0);
     CHECK(json["resumed_from"].get<std::uint64_t>() <= frames * ferry::kPreferredDataChunk);
     CHECK(json["size"] == size);
-    CHECK(json["sha256"] == sha256_of_file(source));
+    CHECK(json["digest"]["value"] == sha256_of_file(source));
     CHECK(files_equal(source, f.root_file("doc.bin")));
     CHECK(partial_uploads(f.root).empty());
 }
@@ -240,7 +240,7 @@ TEST_CASE("put --resume of a different file with the same name and size starts o
     cut_upload(f.server, first, "same.bin", 4);
 
     const auto put = put_resume(f.server, second, "same.bin");
-    const auto json = parse_output(put);
+    const auto json = only_file(parse_output(put));
     REQUIRE(put.exit_code == 0);
     CHECK(json["resumed_from"] == 0);
     CHECK(files_equal(second, f.root_file("same.bin")));

@@ -18,23 +18,23 @@ void round_trip(std::uint64_t size, std::uint64_t seed)
     const std::string expected = sha256_of_file(source);
 
     const auto put = run_ferry(f.server.address(), {"--json", "put", source, "--as", "file.bin"});
-    const auto put_json = parse_output(put);
+    const auto put_json = only_file(parse_output(put));
     REQUIRE(put.exit_code == 0);
     CHECK(put_json["name"] == "file.bin");
     CHECK(put_json["size"] == size);
-    CHECK(put_json["sha256"] == expected);
+    CHECK(put_json["digest"]["value"] == expected);
     CHECK(put_json["resumed_from"] == 0);
     CHECK(files_equal(source, f.root_file("file.bin")));
     CHECK(partial_uploads(f.root).empty());
 
     const std::string dest = f.local_file("copy.bin");
     const auto get = run_ferry(f.server.address(), {"--json", "get", "file.bin", "-o", dest});
-    const auto get_json = parse_output(get);
+    const auto get_json = only_file(parse_output(get));
     REQUIRE(get.exit_code == 0);
     CHECK(get_json["name"] == "file.bin");
-    CHECK(get_json["path"] == dest);
+    CHECK(get_json["local"] == dest);
     CHECK(get_json["size"] == size);
-    CHECK(get_json["sha256"] == expected);
+    CHECK(get_json["digest"]["value"] == expected);
     CHECK(get_json["resumed_from"] == 0);
     CHECK(files_equal(source, dest));
     CHECK(sha256_of_file(dest) == expected);
@@ -72,9 +72,9 @@ TEST_CASE("get writes ./NAME by default, NAME inside a folder given as -o, and i
     ChildProcess::Options in_local;
     in_local.cwd = f.local;
     const auto plain = run_ferry_with({"--server", f.server.address(), "--json", "get", "data.bin"}, in_local);
-    const auto plain_json = parse_output(plain);
+    const auto plain_json = only_file(parse_output(plain));
     CHECK(plain.exit_code == 0);
-    CHECK(plain_json["path"] == "data.bin");
+    CHECK(plain_json["local"] == "data.bin");
     CHECK(files_equal(f.root_file("data.bin"), f.local_file("data.bin")));
 
     const auto into = run_ferry(f.server.address(), {"--json", "get", "data.bin", "-o", f.dir / ""});
@@ -85,15 +85,15 @@ TEST_CASE("get writes ./NAME by default, NAME inside a folder given as -o, and i
     const std::string folder = f.dir / "elsewhere";
     REQUIRE(::mkdir(folder.c_str(), 0755) == 0);
     const auto into_folder = run_ferry(f.server.address(), {"--json", "get", "-C", folder, "data.bin"});
-    const auto into_folder_json = parse_output(into_folder);
+    const auto into_folder_json = only_file(parse_output(into_folder));
     CHECK(into_folder.exit_code == 0);
-    CHECK(into_folder_json["path"] == folder + "/data.bin");
+    CHECK(into_folder_json["local"] == folder + "/data.bin");
     CHECK(files_equal(f.root_file("data.bin"), folder + "/data.bin"));
 
     // put's NAME defaults to the local file's last component.
     write_random_file(f.local_file("upload.bin"), 777, 6);
     const auto put = run_ferry(f.server.address(), {"--json", "put", f.local_file("upload.bin")});
-    const auto put_json = parse_output(put);
+    const auto put_json = only_file(parse_output(put));
     CHECK(put.exit_code == 0);
     CHECK(put_json["name"] == "upload.bin");
     CHECK(files_equal(f.local_file("upload.bin"), f.root_file("upload.bin")));

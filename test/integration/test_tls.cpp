@@ -66,9 +66,9 @@ TEST_CASE("TLS round trip is byte-exact, trusting the certificate as a CA file o
     write_random_file(source, 3 * 1024 * 1024 + 17, 91);
 
     const auto put = run_ferry(s.server.address(), {"--json", "--tls-ca", s.cert, "put", source, "--as", "up.bin"});
-    const auto put_json = parse_output(put);
+    const auto put_json = only_file(parse_output(put));
     REQUIRE(put.exit_code == 0);
-    CHECK(put_json["sha256"] == sha256_of_file(source));
+    CHECK(put_json["digest"]["value"] == sha256_of_file(source));
     CHECK(files_equal(source, s.root + "/up.bin"));
 
     // By name as well as by IP address: the certificate names both.
@@ -96,16 +96,16 @@ TEST_CASE("a wrong pin or an untrusted certificate is refused before anything is
     std::string wrong = s.fingerprint();
     wrong[0] = wrong[0] == '0' ? '1' : '0';
     const auto pinned = run_ferry(s.server.address(), {"--json", "--tls-pin", "sha256:" + wrong, "list"});
-    CHECK(pinned.exit_code == 1);
+    CHECK(pinned.exit_code == 5);
     const auto pinned_json = parse_output(pinned);
-    CHECK(error_code(pinned_json) == "connection_lost");
+    CHECK(error_code(pinned_json) == "tls_failed");
     CHECK(pinned_json["error"]["message"].get<std::string>().find("not the pinned") != std::string::npos);
 
     // The system's CA store does not know a certificate made a moment ago.
     const auto system = run_ferry(s.server.address(), {"--json", "--tls", "list"});
-    CHECK(system.exit_code == 1);
+    CHECK(system.exit_code == 5);
     const auto system_json = parse_output(system);
-    CHECK(error_code(system_json) == "connection_lost");
+    CHECK(error_code(system_json) == "tls_failed");
     CHECK(system_json["error"]["message"].get<std::string>().find("not trusted") != std::string::npos);
 }
 
@@ -113,17 +113,17 @@ TEST_CASE("a plaintext client on a TLS server gets tls_required, a TLS client on
 {
     TlsServer s;
     const auto plain = run_ferry(s.server.address(), {"--json", "list"});
-    CHECK(plain.exit_code == 1);
+    CHECK(plain.exit_code == 5);
     CHECK(error_code(parse_output(plain)) == "tls_required");
     const auto human = run_ferry(s.server.address(), {"list"});
-    CHECK(human.exit_code == 1);
+    CHECK(human.exit_code == 5);
     CHECK(human.err.starts_with("ferry: tls_required: "));
 
     Fixture f; // plaintext
     const auto tls = run_ferry(f.server.address(), {"--json", "--timeout", "5", "--tls-ca", s.cert, "list"}, 60s);
-    CHECK(tls.exit_code == 1);
+    CHECK(tls.exit_code == 5);
     CHECK_FALSE(tls.timed_out);
     const auto tls_json = parse_output(tls);
-    CHECK(error_code(tls_json) == "connection_lost");
+    CHECK(error_code(tls_json) == "tls_failed");
     CHECK(tls_json["error"]["message"].get<std::string>().find("does not speak TLS") != std::string::npos);
 }

@@ -1,0 +1,176 @@
+#include "clobber.hpp"
+
+#include "interrupt.hpp"
+#include "local_files.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <vector>
+
+namespace ferry::client {
+
+namespace {
+
+constexpr std::size_t kReadChunk = 1024 * 1024;
+
+struct RemoteFile {
+    FileInfo info;
+    std::string digest;
+};
+
+// The server's file and its digest, or nullopt when it has no such file.
+Result<std::optional<RemoteFile>> remote_file(Connection& connection, const std::string& name, HashKind hash,
+                                              bool with_digest)
+{
+    const std::uint64_t stat_id = connection.next_id();
+    if (auto sent = connection.send_request(Request{stat_id, StatRequest{name}}); !sent) {
+        return sent.error();
+    }
+    auto stat_text = connection.receive_control();
+    if (!stat_text) {
+        return stat_text.error();
+    }
+    auto stat = parse_stat_reply(stat_text.value());
+    if (!stat) {
+        if (stat.error().code == ErrorCode::not_found) {
+            return std::optional<RemoteFile>();
+        }
+        return stat.error();
+    }
+    if (!with_digest) {
+        return std::optional<RemoteFile>(RemoteFile{stat->body.file, {}});
+    }
+    const std::uint64_t size = stat->body.file.size;
+    const std::uint64_t get_id = connection.next_id();
+    if (auto sent = connection.send_request(Request{get_id, GetRequest{name, size, hash}}); !sent) {
+        return sent.error();
+    }
+    auto reply_text = connection.receive_control();
+    if (!reply_text) {
+        return reply_text.error();
+    }
+    auto reply = parse_get_reply(reply_text.value());
+    if (!reply) {
+        if (reply.error().code == ErrorCode::not_found || reply.error().code == ErrorCode::bad_offset) {
+            return std::optional<RemoteFile>(); // gone or shrunk since the stat: not identical
+        }
+        return reply.error();
+    }
+    // A file that grew since the stat sends its new bytes: read past them.
+    for (;;) {
+        auto incoming = connection.receive();
+        if (!incoming) {
+            return incoming.error();
+        }
+        if (incoming->kind == Incoming::Kind::control) {
+            auto trailer = parse_trailer(incoming->text);
+            if (!trailer) {
+                return trailer.error();
+            }
+            if (trailer->id != get_id || trailer->body.hash != hash) {
+                connection.close();
+                return protocol_error("an unexpected trailer for \"" + name + "\"");
+            }
+            return std::optional<RemoteFile>(RemoteFile{reply->body.file, trailer->body.sha256});
+        }
+    }
+}
+
+// The local regular file's size and digest, or nullopt when there is none.
+Result<std::optional<RemoteFile>> local_file(const std::string& path, HashKind hash)
+{
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        return std::optional<RemoteFile>();
+    }
+    auto file = LocalFile::open(path, O_RDONLY);
+    if (!file) {
+        return file.error();
+    }
+    TransferHash digest(hash);
+    std::vector<std::uint8_t> buffer(kReadChunk);
+    std::uint64_t position = 0;
+    for (;;) {
+        if (interrupted()) {
+            return Error{ErrorCode::aborted, "interrupted"};
+        }
+        auto got = file->read_at(position, std::span(buffer.data(), buffer.size()));
+        if (!got) {
+            return got.error();
+        }
+        if (got.value() == 0) {
+            break;
+        }
+        digest.update(buffer.data(), got.value());
+        position += got.value();
+    }
+    RemoteFile local;
+    local.info.size = position;
+    local.digest = digest.hex_digest();
+    return std::optional<RemoteFile>(std::move(local));
+}
+
+bool exists(const std::string& path)
+{
+    struct stat st {};
+    return ::lstat(path.c_str(), &st) == 0;
+}
+
+} // namespace
+
+Result<SkipReason> skip_get(Connection& connection, const std::string& name, const std::string& dest,
+                            Clobber clobber, HashKind hash)
+{
+    if (clobber == Clobber::replace || dest == "-") {
+        return SkipReason();
+    }
+    if (clobber == Clobber::keep_existing) {
+        return exists(dest) ? SkipReason("exists") : SkipReason();
+    }
+    auto local = local_file(dest, hash);
+    if (!local) {
+        return local.error();
+    }
+    if (!local.value()) {
+        return SkipReason();
+    }
+    auto remote = remote_file(connection, name, hash, true);
+    if (!remote) {
+        return remote.error();
+    }
+    if (remote.value() && remote.value()->info.size == local.value()->info.size &&
+        remote.value()->digest == local.value()->digest) {
+        return SkipReason("identical");
+    }
+    return SkipReason();
+}
+
+Result<SkipReason> skip_put(Connection& connection, const std::string& local_path, const std::string& name,
+                            Clobber clobber, HashKind hash)
+{
+    if (clobber == Clobber::replace) {
+        return SkipReason();
+    }
+    auto remote = remote_file(connection, name, hash, clobber == Clobber::skip_identical);
+    if (!remote) {
+        return remote.error();
+    }
+    if (!remote.value()) {
+        return SkipReason();
+    }
+    if (clobber == Clobber::keep_existing) {
+        return SkipReason("exists");
+    }
+    auto local = local_file(local_path, hash);
+    if (!local) {
+        return local.error();
+    }
+    if (local.value() && local.value()->info.size == remote.value()->info.size &&
+        local.value()->digest == remote.value()->digest) {
+        return SkipReason("identical");
+    }
+    return SkipReason();
+}
+
+} // namespace ferry::client

@@ -1,0 +1,31 @@
+// --no-clobber and --skip-identical: whether a get or put may leave its
+// target alone. "identical" compares size, then the digest of the whole
+// file under the transfer hash; the server's digest comes from a get at
+// offset = size (PROTOCOL.md 4.4), which moves no file bytes.
+#pragma once
+
+#include "connection.hpp"
+#include "transfer_hash.hpp"
+
+#include <optional>
+#include <string>
+
+namespace ferry::client {
+
+enum class Clobber {
+    replace,        // the default: a transfer replaces its target
+    keep_existing,  // --no-clobber: an existing target is never touched
+    skip_identical, // --skip-identical: transfer only when the target differs
+};
+
+// Why a transfer was skipped ("exists", "identical"), nullopt to go ahead.
+using SkipReason = std::optional<std::string>;
+
+// For a get into `dest` (no connection needed for keep_existing).
+Result<SkipReason> skip_get(Connection& connection, const std::string& name, const std::string& dest,
+                            Clobber clobber, HashKind hash);
+// For a put of `local_path` as `name`.
+Result<SkipReason> skip_put(Connection& connection, const std::string& local_path, const std::string& name,
+                            Clobber clobber, HashKind hash);
+
+} // namespace ferry::client

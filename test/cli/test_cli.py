@@ -1,0 +1,431 @@
+"""ferry as scripts use it (issue 11, sections 5 and 7): the --json shapes
+of docs/ferry-json.schema.json, exit statuses, death by SIGINT, peers that
+are no ferryd, -q/-v/--no-progress, named servers and ferry:// addresses,
+put -, --no-clobber, --skip-identical and --retry. Runs the real ferry
+against a real ferryd on loopback.
+
+Usage: test_cli.py --ferryd PATH --ferry PATH [unittest arguments]"""
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+import jsonschema  # Debian: python3-jsonschema
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCHEMA_PATH = os.path.join(HERE, "..", "..", "docs", "ferry-json.schema.json")
+FERRYD = None
+FERRY = None
+
+
+def schema_for(shape):
+    with open(SCHEMA_PATH) as f:
+        document = json.load(f)
+    jsonschema.Draft202012Validator.check_schema(document)
+    document = dict(document)
+    document.pop("anyOf")
+    document["$ref"] = "#/$defs/" + shape
+    return jsonschema.Draft202012Validator(document)
+
+
+class Ferryd:
+    def __init__(self, root, *args):
+        self.proc = subprocess.Popen([FERRYD, "--root", root, "--listen", "127.0.0.1:0", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("listening on "):
+            self.proc.kill()
+            raise RuntimeError("ferryd said " + repr(line))
+        self.address = line.split()[-1]
+        self.port = int(self.address.rsplit(":", 1)[1])
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class FakeServer:
+    """A loopback server that answers like something else than ferryd:
+    `banner` is sent at once (SSH), `reply` after the first bytes (HTTP),
+    neither: it stays silent."""
+
+    def __init__(self, banner=b"", reply=b""):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.sock.settimeout(30)
+        self.port = self.sock.getsockname()[1]
+        self.banner, self.reply = banner, reply
+        self.conns = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        self.conns.append(conn)
+        if self.banner:
+            conn.sendall(self.banner)
+        conn.settimeout(30)
+        try:
+            if conn.recv(4096) and self.reply:
+                conn.sendall(self.reply)
+        except OSError:
+            pass
+
+    def close(self):
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
+
+
+class CliTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="ferry-cli-")
+        self.root = os.path.join(self.dir, "root")
+        self.local = os.path.join(self.dir, "local")
+        os.mkdir(self.root)
+        os.mkdir(self.local)
+        self.env = dict(os.environ)
+        # No stray configuration of the machine running the tests.
+        self.env["XDG_CONFIG_HOME"] = os.path.join(self.dir, "config")
+        self.env["HOME"] = self.dir
+        for name in ("FERRY_SERVER", "FERRY_TOKEN", "FERRY_TLS_CA", "FERRY_TLS_PIN", "FERRY_HASH", "FERRY_CONFIG"):
+            self.env.pop(name, None)
+        self.server = None
+
+    def tearDown(self):
+        if self.server:
+            self.server.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def start_server(self, *args):
+        self.server = Ferryd(self.root, *args)
+        return self.server.address
+
+    def ferry(self, *args, server=None, stdin=None, timeout=60):
+        argv = [FERRY]
+        if server:
+            argv += ["--server", server]
+        result = subprocess.run(argv + list(args), cwd=self.local, env=self.env, input=stdin,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+        return result
+
+    def json_of(self, result):
+        lines = result.stdout.decode().splitlines()
+        self.assertEqual(len(lines), 1, "one JSON object: %r / %r" % (result.stdout, result.stderr))
+        return json.loads(lines[0])
+
+    def write(self, path, data):
+        with open(path, "wb") as f:
+            f.write(data)
+
+
+class JsonShapes(CliTest):
+    def test_every_output_matches_the_schema(self):
+        server = self.start_server()
+        self.write(os.path.join(self.root, "a.bin"), b"a" * 1000)
+        self.write(os.path.join(self.root, "b.bin"), b"b" * 10)
+        self.write(os.path.join(self.local, "up.bin"), b"u" * 300)
+        cases = [
+            ("list", ["--json", "list"], 0),
+            ("stat", ["--json", "stat", "a.bin"], 0),
+            ("stats", ["--json", "stats"], 0),
+            ("transfer", ["--json", "get", "a.bin"], 0),
+            ("transfer", ["--json", "get", "a.bin", "b.bin", "-C", self.local], 0),
+            ("transfer", ["--json", "--hash", "xxh3-128", "get", "b.bin", "-o", "b2.bin"], 0),
+            ("transfer", ["--json", "get", "nope.bin"], 4),
+            ("transfer", ["--json", "get", "a.bin", "nope.bin", "-C", self.local], 4),
+            ("transfer", ["--json", "put", "up.bin"], 0),
+            ("transfer", ["--json", "put", "up.bin", "--as", "up2.bin", "--no-clobber"], 0),
+            ("transfer", ["--json", "put", "up.bin", "--as", "up2.bin", "--no-clobber"], 0),
+            ("transfer", ["--json", "put", "missing.bin"], 3),
+            ("error_only", ["--json", "stat", "nope.bin"], 4),
+            ("error_only", ["--json", "frobnicate"], 2),
+        ]
+        for shape, args, status in cases:
+            with self.subTest(args=args):
+                result = self.ferry(*args, server=server)
+                self.assertEqual(result.returncode, status, result.stderr)
+                output = self.json_of(result)
+                schema_for(shape).validate(output)
+                # Nothing else in the file matches by accident.
+                schema_for("error_only" if shape != "error_only" else "list").is_valid(output) and \
+                    self.fail("%r also matches another shape" % output)
+
+        # One name or several: the same shape, and the same keys per file.
+        one = self.json_of(self.ferry("--json", "get", "a.bin", "-o", "one.bin", server=server))
+        two = self.json_of(self.ferry("--json", "get", "a.bin", "b.bin", "-C", self.local, server=server))
+        self.assertEqual(sorted(one), sorted(two))
+        self.assertEqual(sorted(one["files"][0]), sorted(two["files"][0]))
+        self.assertEqual(one["files"][0]["digest"],
+                         {"algorithm": "sha256", "value": hashlib.sha256(b"a" * 1000).hexdigest()})
+        put = self.json_of(self.ferry("--json", "put", "up.bin", "--as", "up3.bin", server=server))
+        self.assertEqual(sorted(put["files"][0]), sorted(one["files"][0]))
+        self.assertEqual(put["files"][0]["local"], "up.bin")
+
+        # A get that cannot even connect still has the get shape.
+        self.server.stop()
+        lost = self.ferry("--json", "get", "a.bin", server=server)
+        self.assertEqual(lost.returncode, 6)
+        output = self.json_of(lost)
+        schema_for("transfer").validate(output)
+        self.assertEqual(output["files"][0]["error"]["code"], "connection_lost")
+
+
+class ExitStatus(CliTest):
+    def test_statuses_tell_retry_from_give_up(self):
+        server = self.start_server()
+        self.write(os.path.join(self.root, "a.bin"), b"x")
+        self.write(os.path.join(self.local, "l.bin"), b"y")
+        self.assertEqual(self.ferry("list", server=server).returncode, 0)
+        self.assertEqual(self.ferry("stat", "nope", server=server).returncode, 4)
+        self.assertEqual(self.ferry("get", "nope", server=server).returncode, 4)
+        self.assertEqual(self.ferry("put", "missing", server=server).returncode, 3)
+        self.assertEqual(self.ferry("--bogus", server=server).returncode, 2)
+        # Refused by the server and failed locally: different kinds, 1.
+        self.assertEqual(self.ferry("get", "nope", "a.bin", "-C", "/nonexistent-folder-x" if False else self.local,
+                                    server=server).returncode, 4)
+        mixed = self.ferry("put", "missing", "l.bin", server=server)
+        self.assertEqual(mixed.returncode, 0 if False else 3)
+        self.server.stop()
+        self.assertEqual(self.ferry("list", server=server).returncode, 6)
+
+    def test_unauthorized_is_5_and_read_only_is_4(self):
+        token = os.path.join(self.dir, "tokens")
+        self.write(token, b"secret-token-for-tests rw\n")
+        server = self.start_server("--token-file", token)
+        self.assertEqual(self.ferry("--token", "wrong", "list", server=server).returncode, 5)
+        self.assertEqual(self.ferry("--token", "secret-token-for-tests", "list", server=server).returncode, 0)
+
+
+class Interrupt(CliTest):
+    def test_ctrl_c_ends_by_sigint_after_cleanup(self):
+        server = self.start_server()
+        # A server that never answers a get's data fast enough does not
+        # exist on loopback; stdin that never ends does: put - waits on it.
+        argv = [FERRY, "--server", server, "put", "-", "--as", "s.bin"]
+        proc = subprocess.Popen(argv, cwd=self.local, env=self.env, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc.stdin.write(b"partial")
+        proc.stdin.flush()
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        self.assertEqual(proc.returncode, -signal.SIGINT)
+        # The shell sees 130 (the signal goes to ferry alone, as a terminal's
+        # Ctrl-C would reach it in the foreground).
+        shell = subprocess.Popen(["bash", "-c", '"$@"; echo "status $?"', "bash", FERRY, "--server", server,
+                                  "put", "-", "--as", "x.bin"],
+                                 env=self.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        children = "/proc/%d/task/%d/children" % (shell.pid, shell.pid)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not open(children).read().split():
+            time.sleep(0.05)
+        time.sleep(0.5)
+        os.kill(int(open(children).read().split()[0]), signal.SIGINT)
+        out, _ = shell.communicate(timeout=30)
+        self.assertIn(b"status 130", out)
+        leftovers = [n for n in os.listdir(tempfile.gettempdir()) if n.startswith("ferry-stdin-")]
+        self.assertEqual(leftovers, [])
+
+
+class NotFerryd(CliTest):
+    def check_fast_failure(self, fake, words):
+        try:
+            start = time.monotonic()
+            result = self.ferry("--json", "list", server="127.0.0.1:%d" % fake.port, timeout=30)
+            took = time.monotonic() - start
+        finally:
+            fake.close()
+        self.assertEqual(result.returncode, 8, result.stdout)
+        error = self.json_of(result)["error"]
+        self.assertEqual(error["code"], "not_ferry")
+        self.assertIn("does not speak the Ferry protocol", error["message"])
+        self.assertIn(words, error["message"])
+        self.assertLess(took, 3.0)  # "within a second", with room for a loaded machine
+
+    def test_http_server(self):
+        self.check_fast_failure(FakeServer(reply=b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"), "HTTP")
+
+    def test_ssh_server(self):
+        self.check_fast_failure(FakeServer(banner=b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"), "SSH")
+
+    def test_silent_server_fails_at_the_hello_timeout(self):
+        fake = FakeServer()
+        try:
+            start = time.monotonic()
+            result = self.ferry("--json", "--hello-timeout", "1", "list", server="127.0.0.1:%d" % fake.port)
+            took = time.monotonic() - start
+        finally:
+            fake.close()
+        self.assertEqual(result.returncode, 6)
+        self.assertIn("no answer to hello", self.json_of(result)["error"]["message"])
+        self.assertLess(took, 10.0)
+
+
+class Verbosity(CliTest):
+    def test_quiet_verbose_and_no_progress(self):
+        server = self.start_server()
+        self.write(os.path.join(self.root, "a.bin"), b"a" * 100)
+        quiet = self.ferry("-q", "get", "a.bin", server=server)
+        self.assertEqual((quiet.returncode, quiet.stdout, quiet.stderr), (0, b"", b""))
+        quiet_error = self.ferry("-q", "get", "nope.bin", server=server)
+        self.assertIn(b"not_found", quiet_error.stderr)
+        normal = self.ferry("get", "a.bin", "-o", "b.bin", server=server)
+        self.assertIn(b"a.bin -> b.bin", normal.stdout)
+        verbose = self.ferry("-v", "get", "a.bin", "-o", "c.bin", server=server)
+        self.assertIn(b"connected to " + server.encode(), verbose.stderr)
+        # list prints its listing even when quiet: that is what it is for.
+        self.assertIn(b"a.bin", self.ferry("-q", "list", server=server).stdout)
+        self.assertEqual(self.ferry("--no-progress", "get", "a.bin", "-o", "d.bin", server=server).returncode, 0)
+        self.assertEqual(self.ferry("-q", "-v", "list", server=server).returncode, 2)
+
+
+class NamedServers(CliTest):
+    def test_config_file_and_ferry_urls(self):
+        server = self.start_server()
+        self.write(os.path.join(self.root, "a b.bin"), b"spaced")
+        os.makedirs(os.path.join(self.dir, "config", "ferry"))
+        self.write(os.path.join(self.dir, "config", "ferry", "config.toml"),
+                   ('default = "home"\n[servers.home]\naddress = "%s"\n'
+                    '[servers.backup]\naddress = "ferry://%s"\n' % (server, server)).encode())
+        self.assertEqual(self.ferry("--json", "list").returncode, 0)  # the default
+        listed = self.json_of(self.ferry("--json", "-s", "backup", "list"))
+        self.assertEqual([f["name"] for f in listed["files"]], ["a b.bin"])
+        self.assertEqual(self.ferry("--json", "--server", "ferry://" + server, "list").returncode, 0)
+        self.assertEqual(self.ferry("--json", "--server", "ferry://%s/" % server, "list").returncode, 0)
+        got = self.ferry("--json", "get", "ferry://%s/a%%20b.bin" % server, "-o", "x.bin", server="nowhere.invalid:1")
+        self.assertEqual(got.returncode, 0, got.stdout)
+        self.assertEqual(open(os.path.join(self.local, "x.bin"), "rb").read(), b"spaced")
+        self.assertEqual(self.ferry("stat", "ferry://%s/a%%20b.bin" % server).returncode, 0)
+        self.assertEqual(self.ferry("get", "ferry://[::1/x").returncode, 2)
+        self.write(os.path.join(self.dir, "config", "ferry", "config.toml"), b"[servers.x]\nadress = 'typo'\n")
+        bad = self.ferry("list")
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn(b"adress", bad.stderr)
+
+
+class PutAndClobber(CliTest):
+    def test_put_from_standard_input(self):
+        server = self.start_server()
+        data = os.urandom(300_000)
+        result = self.ferry("--json", "put", "-", "--as", "piped.bin", server=server, stdin=data)
+        self.assertEqual(result.returncode, 0, result.stdout)
+        output = self.json_of(result)
+        self.assertEqual(output["files"][0]["local"], "-")
+        self.assertEqual(open(os.path.join(self.root, "piped.bin"), "rb").read(), data)
+        self.assertEqual(self.ferry("put", "-", server=server, stdin=b"x").returncode, 2)  # no --as
+
+    def test_no_clobber_and_skip_identical(self):
+        server = self.start_server()
+        self.write(os.path.join(self.root, "a.bin"), b"server copy")
+        self.write(os.path.join(self.local, "a.bin"), b"local copy!")
+        kept = self.json_of(self.ferry("--json", "get", "--no-clobber", "a.bin", server=server))
+        self.assertEqual(kept["files"][0]["skipped"], "exists")
+        self.assertEqual(open(os.path.join(self.local, "a.bin"), "rb").read(), b"local copy!")
+        not_sent = self.json_of(self.ferry("--json", "put", "--no-clobber", "a.bin", server=server))
+        self.assertEqual(not_sent["files"][0]["skipped"], "exists")
+        self.assertEqual(open(os.path.join(self.root, "a.bin"), "rb").read(), b"server copy")
+        # Same size, other bytes: not identical, replaced.
+        replaced = self.json_of(self.ferry("--json", "get", "--skip-identical", "a.bin", server=server))
+        self.assertNotIn("skipped", replaced["files"][0])
+        self.assertEqual(open(os.path.join(self.local, "a.bin"), "rb").read(), b"server copy")
+        same = self.json_of(self.ferry("--json", "get", "--skip-identical", "a.bin", server=server))
+        self.assertEqual(same["files"][0]["skipped"], "identical")
+        same_put = self.json_of(self.ferry("--json", "put", "--skip-identical", "a.bin", server=server))
+        self.assertEqual(same_put["files"][0]["skipped"], "identical")
+        self.write(os.path.join(self.local, "a.bin"), b"changed here")
+        sent = self.json_of(self.ferry("--json", "put", "--skip-identical", "a.bin", server=server))
+        self.assertNotIn("skipped", sent["files"][0])
+        self.assertEqual(open(os.path.join(self.root, "a.bin"), "rb").read(), b"changed here")
+
+
+class Retry(CliTest):
+    def test_retry_waits_for_the_server_to_come_back(self):
+        # A port where no server is yet; ferryd starts there after a moment.
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        self.write(os.path.join(self.root, "a.bin"), b"later")
+        no_retry = self.ferry("get", "a.bin", server="127.0.0.1:%d" % port)
+        self.assertEqual(no_retry.returncode, 6)
+        proc = subprocess.Popen([FERRY, "--server", "127.0.0.1:%d" % port, "--retry", "4", "-v", "get", "a.bin"],
+                                cwd=self.local, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(1.5)
+        self.server = Ferryd(self.root)
+        # ferryd picks its own port with :0; start one on the chosen port.
+        self.server.stop()
+        self.server = None
+        late = subprocess.Popen([FERRYD, "--root", self.root, "--listen", "127.0.0.1:%d" % port],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            out, err = proc.communicate(timeout=60)
+        finally:
+            late.terminate()
+            late.wait(15)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertIn(b"retrying", err)
+        self.assertEqual(open(os.path.join(self.local, "a.bin"), "rb").read(), b"later")
+        # A refusal is not retried: the answer would not change.
+        start = time.monotonic()
+        self.assertEqual(self.ferry("--retry", "3", "stat", "nope", server="127.0.0.1:1").returncode, 6)
+        self.assertLess(time.monotonic() - start, 30)
+
+
+class Completions(CliTest):
+    def test_bash_completion_offers_commands_flags_and_remote_names(self):
+        script = os.path.join(HERE, "..", "..", "packaging", "completions", "ferry.bash")
+        server = self.start_server()
+        self.write(os.path.join(self.root, "remote file.bin"), b"r")
+        self.write(os.path.join(self.root, "report.pdf"), b"r")
+        probe = ('source "$1"; COMP_WORDS=(ferry --server "$2" get re); COMP_CWORD=4; '
+                 'COMP_LINE="ferry --server $2 get re"; COMP_POINT=${#COMP_LINE}; _ferry; '
+                 'printf "%s\\n" "${COMPREPLY[@]}"; '
+                 'COMP_WORDS=(ferry g); COMP_CWORD=1; _ferry; printf "%s\\n" "${COMPREPLY[@]}"; '
+                 'COMP_WORDS=(ferry get --no); COMP_CWORD=2; _ferry; printf "%s\\n" "${COMPREPLY[@]}"')
+        result = subprocess.run(["bash", "-c", probe, "bash", script, server, FERRY], env=dict(self.env, PATH=os.path.dirname(FERRY) + ":" + self.env["PATH"]),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        lines = result.stdout.decode().splitlines()
+        self.assertIn("remote\\ file.bin", lines, result.stderr)
+        self.assertIn("report.pdf", lines)
+        self.assertIn("get", lines)
+        self.assertIn("--no-clobber", lines)
+        zsh = os.path.join(HERE, "..", "..", "packaging", "completions", "_ferry")
+        self.assertTrue(open(zsh).read().startswith("#compdef ferry"))
+
+
+def main():
+    global FERRYD, FERRY
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ferryd", required=True)
+    parser.add_argument("--ferry", required=True)
+    args, rest = parser.parse_known_args()
+    FERRYD, FERRY = os.path.abspath(args.ferryd), os.path.abspath(args.ferry)
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+
+
+if __name__ == "__main__":
+    main()
