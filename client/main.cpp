@@ -407,7 +407,9 @@ int main_with(int argc, char** argv)
             std::fputs(app.help().c_str(), stderr);
             return kExitUsage;
         }
-        return run_shell(endpoint, options.value(), Output(false), hash);
+        const int status = run_shell(endpoint, options.value(), Output(false), hash);
+        clear_interrupt(); // the shell's Ctrl-C stopped transfers, not the shell
+        return status;
     }
 
     // Connects, trying again after a passing failure as --retry allows.
