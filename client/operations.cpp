@@ -655,10 +655,11 @@ Result<GetResult> get_file(Connection& connection, const GetOptions& options)
 Result<PendingPut> prepare_put(const PutOptions& options)
 {
     // A local name becomes the server's name unless --as gives one: one that
-    // cannot be a server name (not UTF-8, say) is refused here, before any
-    // byte is sent, rather than altered on the way.
+    // cannot be a server name (not UTF-8, say, or not NFC: PROTOCOL.md 5) is
+    // refused here, before any byte is sent, rather than altered on the way.
     if (auto bad = check_file_name(options.name)) {
-        return Error{bad->code, bad->message + "; rename it, or send it alone with --as NAME"};
+        return Error{bad->code, "\"" + printable(options.name) + "\": " + bad->message +
+                                    "; rename it, or send it alone with --as NAME"};
     }
     auto opened = LocalFile::open(options.local_path, O_RDONLY);
     if (!opened) {

@@ -1,5 +1,6 @@
 #include "output.hpp"
 
+#include "names.hpp"
 #include "progress.hpp"
 
 #include <nlohmann/json.hpp>
@@ -78,11 +79,13 @@ void Output::list(const ListReply& reply) const
     }
     for (const auto& file : reply.files) {
         std::fprintf(out_, "%12llu  %s  %s\n", static_cast<unsigned long long>(file.size),
-                     local_date(file.mtime).c_str(), file.name.c_str());
+                     local_date(file.mtime).c_str(), printable(file.name).c_str());
     }
     std::fflush(out_);
     if (reply.skipped_invalid_names > 0) {
-        std::fprintf(err_, "ferry: note: %llu file(s) not shown: their names are not valid UTF-8\n",
+        std::fprintf(err_,
+                     "ferry: note: %llu file(s) not shown: their names break Ferry's rule (not UTF-8, a control or "
+                     "invisible character, not in NFC, ...)\n",
                      static_cast<unsigned long long>(reply.skipped_invalid_names));
     }
 }
@@ -93,7 +96,7 @@ void Output::stat(const FileInfo& file) const
         emit_json(dump(file_json(file)));
         return;
     }
-    std::fprintf(out_, "name:     %s\nsize:     %llu (%s)\nmodified: %s\n", file.name.c_str(),
+    std::fprintf(out_, "name:     %s\nsize:     %llu (%s)\nmodified: %s\n", printable(file.name).c_str(),
                  static_cast<unsigned long long>(file.size), human_size(file.size).c_str(),
                  local_date(file.mtime).c_str());
     std::fflush(out_);
@@ -104,7 +107,7 @@ void Output::got(const GetResult& result) const
     if (json_ || verbosity_ == Verbosity::quiet) {
         return; // with --json the command's summary carries it
     }
-    std::fprintf(out_, "%s -> %s: %s, %s %s", result.file.name.c_str(), result.path.c_str(),
+    std::fprintf(out_, "%s -> %s: %s, %s %s", printable(result.file.name).c_str(), printable(result.path).c_str(),
                  human_size(result.file.size).c_str(), std::string(hash_name(result.hash)).c_str(),
                  result.digest.c_str());
     if (result.resumed_from > 0) {
@@ -119,7 +122,7 @@ void Output::put(const PutResult& result, const std::string& local_path) const
     if (json_ || verbosity_ == Verbosity::quiet) {
         return;
     }
-    std::fprintf(out_, "%s -> %s: %s, %s %s", local_path.c_str(), result.file.name.c_str(),
+    std::fprintf(out_, "%s -> %s: %s, %s %s", printable(local_path).c_str(), printable(result.file.name).c_str(),
                  human_size(result.file.size).c_str(), std::string(hash_name(result.hash)).c_str(),
                  result.digest.c_str());
     if (result.resumed_from > 0) {
@@ -137,7 +140,7 @@ void Output::skipped(const FileOutcome& file, bool upload) const
     const std::string& from = upload ? file.local : file.name;
     const std::string& to = upload ? file.name : file.local;
     const char* why = file.skipped == "identical" ? "already there, identical" : "already there";
-    std::fprintf(out_, "%s -> %s: skipped (%s)\n", from.c_str(), to.c_str(), why);
+    std::fprintf(out_, "%s -> %s: skipped (%s)\n", printable(from).c_str(), printable(to).c_str(), why);
     std::fflush(out_);
 }
 
@@ -153,7 +156,7 @@ void Output::error(const Error& error) const
         emit_json(dump(Json{{"error", error_json(error)}}));
         return;
     }
-    std::fprintf(err_, "ferry: %s: %s\n", code.c_str(), error.message.c_str());
+    std::fprintf(err_, "ferry: %s: %s\n", code.c_str(), printable(error.message).c_str());
     std::fflush(err_);
 }
 
@@ -299,7 +302,7 @@ void Output::stats(const StatsReply& stats) const
     }
     std::string errors;
     for (const auto& [code, count] : stats.errors) {
-        errors += (errors.empty() ? "" : ", ") + code + " " + std::to_string(count);
+        errors += (errors.empty() ? "" : ", ") + printable(code) + " " + std::to_string(count);
     }
     std::fprintf(
         out_,

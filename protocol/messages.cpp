@@ -179,7 +179,8 @@ public:
         // Only an integer literal is an integer: 7.0, 7e0, -0 and 2^64 are
         // not (nlohmann reads them as floats or signed integers).
         if (!field->is_number_unsigned()) {
-            wrong_type(key, "an integer from 0 to 18446744073709551615, in digits only (no sign, fraction or exponent)");
+            wrong_type(key,
+                       "an integer from 0 to 18446744073709551615, in digits only (no sign, fraction or exponent)");
             return 0;
         }
         return field->get<std::uint64_t>();

@@ -1,49 +1,83 @@
 #include "names.hpp"
 
+#include <utf8proc.h>
+
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
 
 namespace ferry {
 
+namespace {
+
+const auto* as_bytes(std::string_view text)
+{
+    return reinterpret_cast<const utf8proc_uint8_t*>(text.data());
+}
+
+// Plain printable ASCII needs no Unicode tables: every such name is NFC and
+// has no character the rule refuses. Most names are, and list checks each.
+bool is_printable_ascii(std::string_view text)
+{
+    for (const char c : text) {
+        if (c < 0x20 || c > 0x7E) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::string code_point_text(std::int32_t code_point)
+{
+    char text[16];
+    std::snprintf(text, sizeof text, "U+%04X", static_cast<unsigned>(code_point));
+    return text;
+}
+
+// Why a code point has no place in a name (PROTOCOL.md 5), if it has none:
+// what it is, for the error message.
+std::optional<std::string> deceptive_character_kind(std::int32_t code_point)
+{
+    const utf8proc_property_t* property = utf8proc_get_property(code_point);
+    switch (property->category) {
+    case UTF8PROC_CATEGORY_CC:
+        return "a control character";
+    case UTF8PROC_CATEGORY_CF:
+        return "an invisible format character (such as a bidirectional override or a zero-width space)";
+    case UTF8PROC_CATEGORY_ZL:
+        return "a line separator";
+    case UTF8PROC_CATEGORY_ZP:
+        return "a paragraph separator";
+    case UTF8PROC_CATEGORY_CS:
+        return "a surrogate";
+    case UTF8PROC_CATEGORY_CO:
+        return "a private-use character";
+    case UTF8PROC_CATEGORY_CN:
+        return std::string("a code point that Unicode ") + utf8proc_unicode_version() + " leaves unassigned";
+    default:
+        break;
+    }
+    if (property->ignorable) {
+        return "an invisible (default-ignorable) character";
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
 bool is_valid_utf8(std::string_view text)
 {
+    // utf8proc refuses overlong forms, surrogates and values past U+10FFFF.
     std::size_t i = 0;
     while (i < text.size()) {
-        const auto lead = static_cast<std::uint8_t>(text[i]);
-        std::size_t length = 0;
-        std::uint32_t code_point = 0;
-        if (lead < 0x80) {
-            ++i;
-            continue;
-        }
-        if ((lead & 0xE0) == 0xC0) {
-            length = 2;
-            code_point = lead & 0x1F;
-        } else if ((lead & 0xF0) == 0xE0) {
-            length = 3;
-            code_point = lead & 0x0F;
-        } else if ((lead & 0xF8) == 0xF0) {
-            length = 4;
-            code_point = lead & 0x07;
-        } else {
+        utf8proc_int32_t code_point = 0;
+        const auto length =
+            utf8proc_iterate(as_bytes(text.substr(i)), static_cast<utf8proc_ssize_t>(text.size() - i), &code_point);
+        if (length <= 0 || code_point < 0) {
             return false;
         }
-        if (i + length > text.size()) {
-            return false;
-        }
-        for (std::size_t k = 1; k < length; ++k) {
-            const auto next = static_cast<std::uint8_t>(text[i + k]);
-            if ((next & 0xC0) != 0x80) {
-                return false;
-            }
-            code_point = (code_point << 6) | (next & 0x3F);
-        }
-        // Overlong forms, UTF-16 surrogates and values past U+10FFFF are not UTF-8.
-        const bool overlong = (length == 2 && code_point < 0x80) || (length == 3 && code_point < 0x800) ||
-                              (length == 4 && code_point < 0x10000);
-        if (overlong || (code_point >= 0xD800 && code_point <= 0xDFFF) || code_point > 0x10FFFF) {
-            return false;
-        }
-        i += length;
+        i += static_cast<std::size_t>(length);
     }
     return true;
 }
@@ -66,11 +100,64 @@ std::optional<Error> check_file_name(std::string_view name)
         if (c == '/' || c == '\\') {
             return Error{ErrorCode::invalid_name, "file name must not contain '/' or '\\'"};
         }
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) {
-            return Error{ErrorCode::invalid_name, "file name must not contain control characters or NUL"};
+    }
+    if (is_printable_ascii(name)) {
+        return std::nullopt;
+    }
+    for (std::size_t i = 0; i < name.size();) {
+        utf8proc_int32_t code_point = 0;
+        i += static_cast<std::size_t>(
+            utf8proc_iterate(as_bytes(name.substr(i)), static_cast<utf8proc_ssize_t>(name.size() - i), &code_point));
+        if (const auto kind = deceptive_character_kind(code_point)) {
+            return Error{ErrorCode::invalid_name,
+                         "file name contains " + code_point_text(code_point) + ", " + *kind +
+                             "; names must not hold characters that can hide or disguise text (PROTOCOL.md section 5)"};
         }
     }
+    // Two spellings of one text (é as one code point or as e and a combining
+    // accent) would be two files that look the same.
+    utf8proc_uint8_t* composed = nullptr;
+    const auto length = utf8proc_map(as_bytes(name), static_cast<utf8proc_ssize_t>(name.size()), &composed,
+                                     static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+    const std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owned(composed, &std::free);
+    if (length < 0) {
+        return Error{ErrorCode::invalid_name,
+                     "file name cannot be normalized: " + std::string(utf8proc_errmsg(length))};
+    }
+    const std::string_view nfc(reinterpret_cast<const char*>(composed), static_cast<std::size_t>(length));
+    if (nfc != name) {
+        return Error{ErrorCode::invalid_name, "file name is not in Unicode normalization form C (NFC); written in NFC "
+                                              "it is \"" +
+                                                  std::string(nfc) + "\""};
+    }
     return std::nullopt;
+}
+
+std::string printable(std::string_view text)
+{
+    std::string out;
+    out.reserve(text.size());
+    char escape[16];
+    for (std::size_t i = 0; i < text.size();) {
+        utf8proc_int32_t code_point = 0;
+        const auto length =
+            utf8proc_iterate(as_bytes(text.substr(i)), static_cast<utf8proc_ssize_t>(text.size() - i), &code_point);
+        if (length <= 0 || code_point < 0) {
+            std::snprintf(escape, sizeof escape, "\\x%02X", static_cast<unsigned char>(text[i]));
+            out += escape;
+            ++i;
+            continue;
+        }
+        const auto step = static_cast<std::size_t>(length);
+        if (deceptive_character_kind(code_point)) {
+            std::snprintf(escape, sizeof escape, "\\u{%04X}", static_cast<unsigned>(code_point));
+            out += escape;
+        } else {
+            out.append(text.substr(i, step));
+        }
+        i += step;
+    }
+    return out;
 }
 
 } // namespace ferry

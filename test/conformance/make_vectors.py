@@ -195,6 +195,30 @@ def main():
     nf = {"op": "stat", "id": 7, "name": "missing.txt"}
     out.append(control_vec("stat request for a missing file", "client", nf))
     out.append(control_vec("error reply not_found", "server", exchange(nf)))
+    # Section 5: names that could pass for another are refused, one vector
+    # per kind, then NFD against NFC of the same text.
+    for rid, (what, name) in enumerate([
+            ("a C1 control U+009B (Cc)", "x\u009b31m.txt"),
+            ("a right-to-left override U+202E (Cf)", "invoice\u202efdp.exe"),
+            ("a zero-width space U+200B (Cf)", "pay\u200bpal.txt"),
+            ("a line separator U+2028 (Zl)", "a\u2028b.txt"),
+            ("a paragraph separator U+2029 (Zp)", "a\u2029b.txt"),
+            ("a private-use character U+E000 (Co)", "a\ue000.txt"),
+            ("an unassigned code point U+0378 (Cn)", "a\u0378.txt"),
+            ("a Hangul filler U+3164 (default-ignorable)", "a\u3164b.txt"),
+            ("cafe.txt in NFD (e, U+0301)", "cafe\u0301.txt")], start=8):
+        req = {"op": "stat", "id": rid, "name": name}
+        out.append(control_vec("stat request for a name with " + what,
+                               "client", req))
+        out.append(control_vec("error reply invalid_name for " + what,
+                               "server", exchange(req),
+                               "the message names the code point, or the "
+                               "NFC form"))
+    nfc = {"op": "stat", "id": 17, "name": "caf\u00e9.txt"}
+    out.append(control_vec("stat request for cafe.txt in NFC (U+00E9)",
+                           "client", nfc, "a valid name; no such file here"))
+    out.append(control_vec("error reply not_found for cafe.txt in NFC",
+                           "server", exchange(nfc)))
     not_json = fw.frame(fw.KIND_CONTROL, b"hello")
     out.append(invalid_vec("control payload that is not JSON", not_json,
                            "control", "bad_json",

@@ -658,9 +658,20 @@ class HelloTests(ServerCase):
 
 # ---------------------------------------------------------------- list/stat
 
-LISTED = ["Z", "_", "a.txt", "b.txt", "e\u0301", "n" * 255, "x\u0085y",
-          "\u00e9"]          # C1 controls (U+0085) are allowed by section 5
-NOT_LISTED_VALID_UTF8_BAD = [b"back\\slash", b"ctl\x01", b"del\x7f"]
+LISTED = ["Z", "_", "a.txt", "b.txt", "n" * 255, "\u00e9", "caf\u00e9.txt",
+          "q\u0303", "a\u00a0b", "\U0001f600.png"]
+# Section 5: valid UTF-8 that could pass for another name. One per kind:
+# C0 and C1 controls (Cc), format characters such as bidi overrides and
+# zero-width spaces (Cf), line and paragraph separators (Zl, Zp), private
+# use (Co), unassigned (Cn), default-ignorable ones (Hangul filler,
+# variation selector), and names that are not NFC.
+DECEPTIVE = ["x\u0085y", "x\u009b31m", "invoice\u202efdp.exe",
+             "pay\u200bpal.txt", "a\u2066b", "\ufeffa.txt", "a\u00adb",
+             "a\u2028b", "a\u2029b", "a\ue000", "a\u0378", "a\uffff",
+             "a\u3164b", "a\ufe0f", "cafe\u0301.txt", "e\u0301",
+             "\u212b", "\u1112\u1161\u11ab"]
+NOT_LISTED_VALID_UTF8_BAD = [b"back\\slash", b"ctl\x01", b"del\x7f"] + \
+    [n.encode("utf-8") for n in DECEPTIVE]
 NOT_LISTED_BAD_UTF8 = [b"bad\xff", b"over\xc0\xaf", b"surr\xed\xa0\x80"]
 
 
@@ -698,9 +709,9 @@ class ListStatTests(ServerCase):
             self.assertIsInstance(f["mtime"], int)
 
     def test_list_counts_skipped_invalid_names(self):
-        # DOC: the document counts only names that are not valid UTF-8;
-        # the server also counts valid UTF-8 names that break section 5 in
-        # other ways ('\\', control characters); dot files are not counted.
+        # Section 4.2: every name that breaks section 5 is counted (not
+        # UTF-8, '\\', control, invisible or other deceptive characters, not
+        # NFC); dot files are not counted.
         c = self.client()
         r = c.request("list")
         self.assertEqual(r["skipped_invalid_names"],
@@ -748,7 +759,7 @@ class ListStatTests(ServerCase):
     INVALID = ["", ".", "..", ".hidden", ".ferry-partial-zzz", "a/b",
                "/etc/passwd", "../x", "a\\b", "\x00", "a\x00b", "a\x01",
                "tab\tname", "new\nline", "a\x1f", "a\x7f", "x" * 256,
-               "\u00e9" * 128]
+               "\u00e9" * 128] + DECEPTIVE
 
     def test_invalid_names(self):
         c = self.client()
@@ -762,6 +773,27 @@ class ListStatTests(ServerCase):
                     self.assertError(self.ask(c, req), "invalid_name", 16)
         self.assertUsable(c)
         self.assertEqual(self.server.partials(), before)
+
+    def test_deceptive_names_are_refused_by_code_point(self):
+        """Section 5: the message names the offending code point, and an NFD
+        name is told its NFC form; never does the message carry a refused
+        character raw."""
+        c = self.client()
+        for name, code_point in (("invoice\u202efdp.exe", "U+202E"),
+                                 ("x\u009b31m", "U+009B"),
+                                 ("pay\u200bpal.txt", "U+200B"),
+                                 ("a\u3164b", "U+3164")):
+            with self.subTest(name=name):
+                r = self.ask(c, {"op": "put", "id": 18, "name": name,
+                                 "size": 1})
+                self.assertError(r, "invalid_name", 18)
+                self.assertIn(code_point, r["error"]["message"])
+                self.assertNotIn(chr(int(code_point[2:], 16)),
+                                 r["error"]["message"])
+        r = self.ask(c, {"op": "stat", "id": 19, "name": "cafe\u0301.txt"})
+        self.assertError(r, "invalid_name", 19)
+        self.assertIn("NFC", r["error"]["message"])
+        self.assertIn("caf\u00e9.txt", r["error"]["message"])
 
     def test_names_not_representable_in_json_are_bad_json(self):
         # DOC: section 5 forbids overlong forms and surrogates, but such a

@@ -117,3 +117,28 @@ TEST_CASE("usage: no command without a terminal, --help and --version")
     const auto wrong = run_ferry_with({"get"}, {});
     CHECK(wrong.exit_code == 2);
 }
+
+TEST_CASE("ferry put of a name PROTOCOL.md 5 refuses says why and how to send it anyway")
+{
+    Fixture f;
+    const std::string nfd = "cafe\xcc\x81.txt"; // e + U+0301: not NFC
+    const std::string rlo = "invoice\xe2\x80\xae"
+                            "fdp.exe";
+    write_file(f.local_file(nfd), "x");
+    write_file(f.local_file(rlo), "y");
+
+    const auto refused = run_ferry(f.server.address(), {"put", f.local_file(nfd)});
+    CHECK(refused.exit_code != 0);
+    CHECK(refused.err.find("invalid_name") != std::string::npos);
+    CHECK(refused.err.find("caf\xc3\xa9.txt") != std::string::npos); // the NFC form
+    CHECK(refused.err.find("--as") != std::string::npos);
+
+    const auto hidden = run_ferry(f.server.address(), {"put", f.local_file(rlo)});
+    CHECK(hidden.exit_code != 0);
+    CHECK(hidden.err.find("U+202E") != std::string::npos);
+    CHECK(hidden.err.find("\xe2\x80\xae") == std::string::npos); // shown escaped, never raw
+
+    const auto renamed = run_ferry(f.server.address(), {"put", f.local_file(nfd), "--as", "caf\xc3\xa9.txt"});
+    CHECK(renamed.exit_code == 0);
+    CHECK(read_file(f.root_file("caf\xc3\xa9.txt")) == "x");
+}

@@ -6,10 +6,15 @@
 #include "endpoint.hpp"
 #include "hash_pipeline.hpp"
 #include "local_files.hpp"
+#include "output.hpp"
 #include "shell.hpp"
 #include "tls.hpp"
 
 #include <doctest/doctest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 
 using namespace ferry::client;
 
@@ -154,5 +159,59 @@ TEST_CASE("the hashing thread gives the digest hashing in place would, at every 
         }
         CHECK(pipeline.hash().hex_digest() == direct.hex_digest());
         CHECK(pipeline.hash().save_state() == direct.save_state());
+    }
+}
+
+namespace {
+
+// What an Output prints in text mode, stdout and stderr, into memory.
+struct Captured {
+    char* out_text = nullptr;
+    std::size_t out_size = 0;
+    char* err_text = nullptr;
+    std::size_t err_size = 0;
+    std::FILE* out = ::open_memstream(&out_text, &out_size);
+    std::FILE* err = ::open_memstream(&err_text, &err_size);
+    Output output{false, out, err};
+
+    std::string text()
+    {
+        std::fflush(out);
+        std::fflush(err);
+        return std::string(out_text, out_size) + std::string(err_text, err_size);
+    }
+    ~Captured()
+    {
+        std::fclose(out);
+        std::fclose(err);
+        std::free(out_text);
+        std::free(err_text);
+    }
+};
+
+} // namespace
+
+TEST_CASE("names and messages from a server never reach the terminal raw")
+{
+    // A hostile or broken server is not bound by PROTOCOL.md 5: whatever it
+    // sends, the terminal gets no control, format or invisible character.
+    const std::string rlo = "invoice\xe2\x80\xae"
+                            "fdp.exe";
+    const std::string csi = "x\xc2\x9b"
+                            "2J\x1b]0;owned\x07";
+    ferry::ListReply list;
+    list.files.push_back({rlo, 1, 0});
+    list.files.push_back({csi, 2, 0});
+    list.files.push_back({"caf\xc3\xa9.txt", 3, 0});
+    Captured shown;
+    shown.output.list(list);
+    shown.output.stat({rlo, 1, 0});
+    shown.output.error(ferry::Error{ferry::ErrorCode::not_found, "no file named \"" + csi + "\""});
+    const std::string text = shown.text();
+    CHECK(text.find("invoice\\u{202E}fdp.exe") != std::string::npos);
+    CHECK(text.find("x\\u{009B}2J\\u{001B}]0;owned\\u{0007}") != std::string::npos);
+    CHECK(text.find("caf\xc3\xa9.txt") != std::string::npos);
+    for (const std::string raw : {"\xe2\x80\xae", "\xc2\x9b", "\x1b", "\x07"}) {
+        CHECK(text.find(raw) == std::string::npos);
     }
 }

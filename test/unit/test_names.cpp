@@ -53,7 +53,15 @@ TEST_CASE("file names that are accepted")
         {"latin with accents", "r\xc3\xa9sum\xc3\xa9.pdf"},
         {"japanese", "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e.txt"},
         {"emoji", "\xf0\x9f\x98\x80.png"},
-        {"highest code point U+10FFFF", "\xf4\x8f\xbf\xbf"},
+        {"latin in NFC: cafe with U+00E9", "caf\xc3\xa9.txt"},
+        {"angstrom as U+00C5, its NFC form", "\xc3\x85ngstr\xc3\xb6m"},
+        {"hangul syllables in NFC", "\xed\x95\x9c\xea\xb8\x80.txt"},
+        {"greek", "\xce\xb1\xce\xb2\xce\xb3"},
+        {"arabic", "\xd9\x85\xd9\x84\xd9\x81.txt"},
+        {"combining mark with no precomposed form (q + U+0303)", "q\xcc\x83.txt"},
+        {"no-break space U+00A0 (a space, category Zs)", "a\xc2\xa0"
+                                                         "b"},
+        {"CJK extension B U+20000", "a\xf0\xa0\x80\x80"},
         {"U+FFFD", "\xef\xbf\xbd"},
         {"exactly 255 ascii bytes", std::string(255, 'a')},
         {"exactly 255 bytes of 3-byte characters", kanji_bytes(255)},
@@ -116,6 +124,45 @@ TEST_CASE("file names that are refused with invalid_name")
         {"byte 0xFE", "a\xfe"},
         {"5-byte lead F8", "\xf8\x88\x80\x80\x80"},
         {"invalid UTF-8 after a leading dot", ".\xff"},
+        // PROTOCOL.md 5: no character that can make a name pass for another.
+        {"C1 control U+009B (CSI)", "a\xc2\x9b"
+                                    "31mb"},
+        {"C1 control U+0085 (NEL)", "a\xc2\x85"
+                                    "b"},
+        {"C1 control U+0080", "\xc2\x80"},
+        {"right-to-left override U+202E (Cf)", "invoice\xe2\x80\xae"
+                                               "fdp.exe"},
+        {"left-to-right isolate U+2066 (Cf)", "a\xe2\x81\xa6"
+                                              "b"},
+        {"zero-width space U+200B (Cf)", "pay\xe2\x80\x8bpal.txt"},
+        {"zero-width joiner U+200D (Cf)", "a\xe2\x80\x8d"
+                                          "b"},
+        {"byte order mark U+FEFF (Cf)", "\xef\xbb\xbf"
+                                        "a.txt"},
+        {"soft hyphen U+00AD (Cf)", "a\xc2\xad"
+                                    "b"},
+        {"line separator U+2028 (Zl)", "a\xe2\x80\xa8"
+                                       "b"},
+        {"paragraph separator U+2029 (Zp)", "a\xe2\x80\xa9"
+                                            "b"},
+        {"private use U+E000 (Co)", "a\xee\x80\x80"},
+        {"private use plane 16 U+10FFFD (Co)", "a\xf4\x8f\xbf\xbd"},
+        {"unassigned U+0378 (Cn)", "a\xcd\xb8"},
+        {"noncharacter U+FFFF (Cn)", "a\xef\xbf\xbf"},
+        {"highest code point U+10FFFF (Cn)", "\xf4\x8f\xbf\xbf"},
+        {"hangul filler U+3164 (invisible letter)", "a\xe3\x85\xa4"
+                                                    "b"},
+        {"hangul choseong filler U+115F (invisible letter)", "a\xe1\x85\x9f"
+                                                             "b"},
+        {"variation selector U+FE0F (default-ignorable)", "a\xef\xb8\x8f"},
+        {"combining grapheme joiner U+034F (default-ignorable)", "a\xcd\x8f"
+                                                                 "b"},
+        {"cafe in NFD: e + U+0301", "cafe\xcc\x81.txt"},
+        {"A + combining ring U+030A (NFD of U+00C5)", "A\xcc\x8angstr\xc3\xb6m"},
+        {"angstrom sign U+212B (NFC is U+00C5)", "\xe2\x84\xab"},
+        {"ohm sign U+2126 (NFC is U+03A9)", "\xe2\x84\xa6"},
+        {"hangul as conjoining jamo (NFD)", "\xe1\x84\x92\xe1\x85\xa1\xe1\x86\xab"},
+        {"combining marks out of canonical order", "a\xcc\x81\xcc\xa3"},
     };
     for (const auto& entry : refused) {
         INFO(entry.what);
@@ -200,4 +247,40 @@ TEST_CASE("is_valid_utf8")
         CHECK_FALSE(ferry::is_valid_utf8(accent.substr(0, 1)));
         CHECK(ferry::check_file_name(accent.substr(0, 1)).has_value());
     }
+}
+
+TEST_CASE("a refused character is named by its code point, an NFD name by its NFC form")
+{
+    const auto rlo = ferry::check_file_name("invoice\xe2\x80\xae"
+                                            "fdp.exe");
+    REQUIRE(rlo.has_value());
+    CHECK(rlo->message.find("U+202E") != std::string::npos);
+    const auto csi = ferry::check_file_name("a\xc2\x9b"
+                                            "b");
+    REQUIRE(csi.has_value());
+    CHECK(csi->message.find("U+009B") != std::string::npos);
+    const auto nfd = ferry::check_file_name("cafe\xcc\x81.txt");
+    REQUIRE(nfd.has_value());
+    CHECK(nfd->message.find("NFC") != std::string::npos);
+    CHECK(nfd->message.find("\"caf\xc3\xa9.txt\"") != std::string::npos);
+    // The message itself never carries the refused character raw.
+    CHECK(rlo->message.find("\xe2\x80\xae") == std::string::npos);
+}
+
+TEST_CASE("printable escapes what a terminal would obey or hide, and keeps the rest")
+{
+    CHECK(ferry::printable("report.pdf") == "report.pdf");
+    CHECK(ferry::printable("caf\xc3\xa9 \xe6\x97\xa5\xf0\x9f\x98\x80") == "caf\xc3\xa9 \xe6\x97\xa5\xf0\x9f\x98\x80");
+    CHECK(ferry::printable("invoice\xe2\x80\xae"
+                           "fdp.exe") == "invoice\\u{202E}fdp.exe");
+    CHECK(ferry::printable("a\x1b[2Jb") == "a\\u{001B}[2Jb");
+    CHECK(ferry::printable("a\xc2\x9b"
+                           "31m") == "a\\u{009B}31m");
+    CHECK(ferry::printable("line\nforged") == "line\\u{000A}forged");
+    CHECK(ferry::printable("a\xe2\x80\x8b"
+                           "b") == "a\\u{200B}b");
+    CHECK(ferry::printable("bad \xff byte") == "bad \\xFF byte");
+    CHECK(ferry::printable(std::string("nul\0", 4)) == "nul\\u{0000}");
+    // An NFD name is shown as it is: it deceives no terminal.
+    CHECK(ferry::printable("cafe\xcc\x81") == "cafe\xcc\x81");
 }
