@@ -20,7 +20,9 @@ namespace ferry::client {
 
 namespace {
 
-constexpr int kStateVersion = 1;
+// 2: the part's identity and the digest of its durable prefix (a version-1
+// sidecar is not trusted: the download starts over).
+constexpr int kStateVersion = 2;
 
 std::string in_quotes(const std::string& path)
 {
@@ -132,6 +134,19 @@ Status LocalFile::close()
     return success();
 }
 
+Result<PartIdentity> identity_of(const LocalFile& file)
+{
+    struct stat st {};
+    if (::fstat(file.fd(), &st) != 0) {
+        return local_error("cannot stat " + in_quotes(file.path()), errno);
+    }
+    constexpr std::int64_t kNano = 1'000'000'000;
+    return PartIdentity{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+                        static_cast<std::uint64_t>(st.st_size),
+                        static_cast<std::int64_t>(st.st_mtim.tv_sec) * kNano + st.st_mtim.tv_nsec,
+                        static_cast<std::int64_t>(st.st_ctim.tv_sec) * kNano + st.st_ctim.tv_nsec};
+}
+
 std::string part_path(const std::string& dest)
 {
     const auto slash = dest.rfind('/');
@@ -194,10 +209,14 @@ Result<DownloadState> read_download_state(const std::string& path)
     const auto* mtime = field("mtime");
     const auto* held = field("bytes_held");
     const auto* hash = field("sha256_state");
+    const auto* digest = field("prefix_digest");
+    const auto* part = field("part");
     if (version == nullptr || !version->is_number_integer() || version->get<std::int64_t>() != kStateVersion ||
         name == nullptr || !name->is_string() || size == nullptr || !size->is_number_unsigned() || mtime == nullptr ||
         !mtime->is_number_integer() || held == nullptr || !held->is_number_unsigned() || hash == nullptr ||
-        !hash->is_string()) {
+        !hash->is_string() || digest == nullptr || !digest->is_string() || part == nullptr || !part->is_array() ||
+        part->size() != 5 || !(*part)[0].is_number_unsigned() || !(*part)[1].is_number_unsigned() ||
+        !(*part)[2].is_number_unsigned() || !(*part)[3].is_number_integer() || !(*part)[4].is_number_integer()) {
         return malformed;
     }
     DownloadState state;
@@ -206,6 +225,10 @@ Result<DownloadState> read_download_state(const std::string& path)
     state.remote_mtime = mtime->get<std::int64_t>();
     state.bytes_held = held->get<std::uint64_t>();
     state.sha256_state = hash->get<std::string>();
+    state.prefix_digest = digest->get<std::string>();
+    state.part = PartIdentity{(*part)[0].get<std::uint64_t>(), (*part)[1].get<std::uint64_t>(),
+                              (*part)[2].get<std::uint64_t>(), (*part)[3].get<std::int64_t>(),
+                              (*part)[4].get<std::int64_t>()};
     if (state.bytes_held > state.remote_size) {
         return malformed;
     }
@@ -218,7 +241,11 @@ Status write_download_state(const std::string& path, const DownloadState& state)
         {"version", kStateVersion},       {"name", state.name},
         {"size", state.remote_size},      {"mtime", state.remote_mtime},
         {"bytes_held", state.bytes_held}, {"sha256_state", state.sha256_state},
+        {"prefix_digest", state.prefix_digest},
+        {"part", {state.part.device, state.part.inode, state.part.size, state.part.mtime_ns, state.part.ctime_ns}},
     };
+    // The name is valid UTF-8 (it came from the server through
+    // check_file_name), so nothing is replaced.
     const std::string text = json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     const std::string temporary = path + std::string(kStateTemporarySuffix);
     auto file = LocalFile::open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0644);

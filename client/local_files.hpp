@@ -50,15 +50,33 @@ private:
     int fd_ = -1;
 };
 
+// Which file a part file was when its sidecar was written: if any of this
+// differs on resume, the part was touched since (or written past the
+// checkpoint before a crash), and its bytes must be read again.
+struct PartIdentity {
+    std::uint64_t device = 0;
+    std::uint64_t inode = 0;
+    std::uint64_t size = 0;
+    std::int64_t mtime_ns = 0;
+    std::int64_t ctime_ns = 0; // no user can set it: a change that kept mtime still shows
+
+    bool operator==(const PartIdentity&) const = default;
+};
+// Of an open file (fstat).
+Result<PartIdentity> identity_of(const LocalFile& file);
+
 // The sidecar of a partial download: which remote file the part holds the
-// beginning of, how many bytes of it are durable, and the SHA-256 state of
-// exactly those bytes (Sha256::save_state()).
+// beginning of, how many bytes of it are durable, the transfer hash's state
+// of exactly those bytes (TransferHash::save_state()) and its digest, and
+// the part file's identity at that checkpoint.
 struct DownloadState {
     std::string name;
     std::uint64_t remote_size = 0;
     std::int64_t remote_mtime = 0;
     std::uint64_t bytes_held = 0;
     std::string sha256_state;
+    std::string prefix_digest; // hex digest of the first bytes_held bytes
+    PartIdentity part;
 };
 
 // DEST.ferry-part, or where DEST's file name is too long for the suffixes

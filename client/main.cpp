@@ -44,19 +44,21 @@ using ferry::client::kExitUsage;
 constexpr const char* kFooter = R"(Commands:
   ferry [OPTIONS] list                                  files on the server: size, date, name
   ferry [OPTIONS] stat NAME                             one file's size and date
-  ferry [OPTIONS] get [--resume] NAME... [-o LOCAL | -C DIR]
+  ferry [OPTIONS] get [--no-resume] NAME... [-o LOCAL | -C DIR]
                                                         download to ./NAME, to LOCAL (one NAME; a folder
                                                         gets NAME inside; - is standard output) or into DIR
-  ferry [OPTIONS] put [--resume] LOCAL... [--as NAME]   upload each LOCAL under its file name (or NAME)
+  ferry [OPTIONS] put [--no-resume] LOCAL... [--as NAME]
+                                                        upload each LOCAL under its file name (or NAME)
   ferry [OPTIONS] stats                                 the server's counters since it started
   ferry [OPTIONS]                                       interactive shell (standard input a terminal)
 
 Downloads are written to LOCAL.ferry-part (with its state in LOCAL.ferry-part.state; a name too
 long for that, .HEX.ferry-part), checked against the server's SHA-256 (or XXH3-128 with --hash
 xxh3-128: faster, catches corruption but not tampering) and only then renamed onto LOCAL; a FIFO
-or device is written straight through, a folder is refused. --resume continues an interrupted
-download or upload where it stopped. Several files share one connection (gets are pipelined); one
-failed file does not stop the others, and a summary ends the command.
+or device is written straight through, a folder is refused. An interrupted download or upload
+continues where it stopped when it is run again (the part's bytes and the server's kept bytes are
+checked first); --no-resume starts over and discards them. Several files share one connection
+(gets are pipelined); one failed file does not stop the others, and a summary ends the command.
 
 TLS: --tls checks the server against the system's CA store and its name; --tls-ca FILE against FILE
 (a CA or the server's own certificate); --tls-pin accepts exactly one certificate, by the SHA-256 of
@@ -247,7 +249,8 @@ int main_with(int argc, char** argv)
     std::string output_path;
     std::string folder;
     std::string as;
-    bool resume = false;
+    bool resume = false;    // --resume: the default, kept for scripts that say it
+    bool no_resume = false; // --no-resume: start over, discarding what an interrupted transfer left
     bool no_clobber = false;
     bool skip_identical = false;
 
@@ -255,7 +258,10 @@ int main_with(int argc, char** argv)
     auto* stat = app.add_subcommand("stat", "Show one file's name, size and modification time");
     stat->add_option("NAME", name, "File name on the server (or ferry://HOST:PORT/NAME)")->required();
     auto* get = app.add_subcommand("get", "Download files, each verified by SHA-256");
-    get->add_flag("--resume", resume, "Continue interrupted downloads from their .ferry-part files");
+    auto* get_resume =
+        get->add_flag("--resume", resume, "Continue interrupted downloads from their .ferry-part files (the default)");
+    get->add_flag("--no-resume", no_resume, "Start over: discard the .ferry-part files of interrupted downloads")
+        ->excludes(get_resume);
     get->add_option("NAME", names, "File names on the server (or ferry://HOST:PORT/NAME)")->required();
     auto* output_option =
         get->add_option("-o,--output", output_path,
@@ -269,7 +275,10 @@ int main_with(int argc, char** argv)
                   "Skip a file whose local copy has the same size and digest; replace one that differs")
         ->excludes(get_no_clobber);
     auto* put = app.add_subcommand("put", "Upload files; each replaces its name only once complete and verified");
-    put->add_flag("--resume", resume, "Continue interrupted uploads of the same name and size");
+    auto* put_resume = put->add_flag(
+        "--resume", resume, "Continue interrupted uploads of the same name and size, once checked (the default)");
+    put->add_flag("--no-resume", no_resume, "Start over: discard the server's kept upload of the same name and size")
+        ->excludes(put_resume);
     put->add_option("LOCAL", locals, "Local files to send (- is standard input, with --as)")->required();
     put->add_option("--as", as, "Name on the server of the one LOCAL (default: its file name; or ferry://HOST:PORT/NAME)");
     auto* put_no_clobber =
@@ -439,7 +448,7 @@ int main_with(int argc, char** argv)
     };
 
     TransferFlags flags;
-    flags.resume = resume;
+    flags.resume = !no_resume;
     flags.hash = hash;
     flags.clobber = no_clobber ? Clobber::keep_existing : skip_identical ? Clobber::skip_identical : Clobber::replace;
     flags.retries = retries;

@@ -81,6 +81,12 @@ Result<bool> hash_prefix(const LocalFile& file, std::uint64_t length, TransferHa
     return true;
 }
 
+// A part is resumed only from bytes known to be the ones the sidecar
+// vouches for. While the part is the very file the last checkpoint saw
+// (same device, inode, size, mtime and ctime), the saved hash state is
+// trusted and nothing is read. Otherwise (touched since, or written past
+// the checkpoint before a crash) its first bytes_held bytes are read again
+// and must hash to the checkpoint's digest, else the download starts over.
 std::optional<Resumable> load_resumable(const std::string& name, const std::string& part, const std::string& state_file,
                                         HashKind kind)
 {
@@ -88,22 +94,35 @@ std::optional<Resumable> load_resumable(const std::string& name, const std::stri
     if (!state || state->name != name) {
         return std::nullopt;
     }
-    struct stat st {};
-    if (::lstat(part.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
-        static_cast<std::uint64_t>(st.st_size) < state->bytes_held) {
-        return std::nullopt;
-    }
-    auto hash = TransferHash::restore_state(state->sha256_state);
-    if (hash && hash->kind() == kind) {
-        return Resumable{std::move(state.value()), std::move(*hash)};
-    }
-    // Resumed with another hash (or a state from another build): the part
-    // is hashed again, which costs a read of it but no download.
-    TransferHash fresh(kind);
-    auto file = LocalFile::open(part, O_RDONLY | O_NOFOLLOW);
+    auto file = LocalFile::open(part, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
     if (!file) {
         return std::nullopt;
     }
+    struct stat st {};
+    if (::fstat(file->fd(), &st) != 0 || !S_ISREG(st.st_mode) ||
+        static_cast<std::uint64_t>(st.st_size) < state->bytes_held) {
+        return std::nullopt;
+    }
+    auto identity = identity_of(file.value());
+    auto saved = TransferHash::restore_state(state->sha256_state);
+    if (!identity || !saved) {
+        return std::nullopt;
+    }
+    if (identity.value() != state->part) {
+        TransferHash reread(saved->kind());
+        auto whole = hash_prefix(file.value(), state->bytes_held, reread);
+        if (!whole || !whole.value() || reread.hex_digest() != state->prefix_digest) {
+            return std::nullopt;
+        }
+    } else if (saved->hex_digest() != state->prefix_digest) {
+        return std::nullopt;
+    }
+    if (saved->kind() == kind) {
+        return Resumable{std::move(state.value()), std::move(*saved)};
+    }
+    // Resumed with another hash: the part is hashed again, which costs a
+    // read of it but no download.
+    TransferHash fresh(kind);
     auto whole = hash_prefix(file.value(), state->bytes_held, fresh);
     if (!whole || !whole.value()) {
         return std::nullopt;
@@ -143,8 +162,14 @@ public:
         if (!synced) {
             return synced;
         }
+        auto identity = identity_of(file_);
+        if (!identity) {
+            return identity.error();
+        }
         state_.bytes_held = held_;
         state_.sha256_state = hash_->hash().save_state();
+        state_.prefix_digest = hash_->hash().hex_digest();
+        state_.part = identity.value();
         auto written = write_download_state(state_file_, state_);
         if (written) {
             recorded_ = true;
@@ -210,7 +235,7 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
     if (::fstat(file->fd(), &st) != 0 || !S_ISREG(st.st_mode)) {
         return Error{ErrorCode::local_io, "\"" + part + "\" is not a regular file: it cannot hold the download"};
     }
-    DownloadState state{options.name, remote.size, remote.mtime, 0, {}};
+    DownloadState state{options.name, remote.size, remote.mtime, 0, {}, {}, {}};
     return PartFile(std::move(file.value()), state_file, std::move(state), TransferHash(options.hash), false);
 }
 
@@ -252,7 +277,7 @@ Result<GetResult> receive_file(Connection& connection, const GetOptions& options
             const Error& error = incoming.error();
             if (error.code == ErrorCode::aborted) {
                 return stop(Error{ErrorCode::aborted, "interrupted after " + std::to_string(part.held()) + " of " +
-                                                          bytes_text(total) + "; get --resume continues"},
+                                                          bytes_text(total) + "; get it again to continue"},
                             true);
             }
             return stop(error, true);
@@ -280,7 +305,7 @@ Result<GetResult> receive_file(Connection& connection, const GetOptions& options
             }
             if (interrupted()) {
                 return stop(Error{ErrorCode::aborted, "interrupted after " + std::to_string(part.held()) + " of " +
-                                                          bytes_text(total) + "; get --resume continues"},
+                                                          bytes_text(total) + "; get it again to continue"},
                             true);
             }
             if (part.since_checkpoint() >= options.checkpoint_interval) {
@@ -326,7 +351,7 @@ Result<GetResult> receive_file(Connection& connection, const GetOptions& options
             std::string message = "the bytes received hash to " + digest + ", but \"" + options.name + "\" hashes to " +
                                   trailer->body.sha256 + "; the download was discarded";
             if (offset > 0) {
-                message += " (the file may have changed since the partial download; get it again without --resume)";
+                message += " (the file may have changed since the partial download; get it again with --no-resume)";
             }
             return Error{ErrorCode::hash_mismatch, message};
         }
@@ -470,7 +495,7 @@ Result<PutReply> request_put(Connection& connection, std::uint64_t id, const Put
 Error interrupted_upload(std::uint64_t sent, std::uint64_t size)
 {
     return Error{ErrorCode::aborted, "interrupted after sending " + std::to_string(sent) + " of " + bytes_text(size) +
-                                         "; the server keeps what it received for put --resume"};
+                                         "; the server keeps what it received: put it again to continue"};
 }
 
 // Ends the upload without publishing; the server keeps (or with `discard`
@@ -682,7 +707,10 @@ Result<PendingPut> prepare_put(const PutOptions& options)
 Status send_put(Connection& connection, PendingPut& pending)
 {
     pending.id = connection.next_id();
-    return connection.send_request(put_request(pending.id, pending.options, pending.size, pending.options.resume));
+    // Always asks for a kept upload (PROTOCOL.md 4.7), even to start over:
+    // one that is not continued is then discarded instead of left behind
+    // for a day, where no command could see or remove it.
+    return connection.send_request(put_request(pending.id, pending.options, pending.size, true));
 }
 
 Status send_upload(Connection& connection, PendingPut& pending)
@@ -691,14 +719,19 @@ Status send_upload(Connection& connection, PendingPut& pending)
     const LocalFile& file = pending.file;
     const std::uint64_t size = pending.size;
     const std::uint64_t id = pending.id;
-    auto accepted = read_put_reply(connection, id, size, options.resume);
+    auto accepted = read_put_reply(connection, id, size, true);
     // Right after an upload was cut, the server may still be saving it on the
-    // old connection (`busy`): give it a few seconds before giving up.
+    // old connection (`busy`): give it a few seconds, so that it is then
+    // continued or discarded. Still busy, it is someone's upload in
+    // progress: a new one leaves it alone.
     const auto busy_deadline = std::chrono::steady_clock::now() + kBusyPatience;
-    while (options.resume && !accepted && accepted.error().code == ErrorCode::busy &&
+    while (!accepted && accepted.error().code == ErrorCode::busy &&
            std::chrono::steady_clock::now() < busy_deadline && !interrupted()) {
         std::this_thread::sleep_for(kBusyRetryInterval);
         accepted = request_put(connection, id, options, size, true);
+    }
+    if (!accepted && accepted.error().code == ErrorCode::busy && !interrupted()) {
+        accepted = request_put(connection, id, options, size, false);
     }
     if (!accepted) {
         return accepted.error();
@@ -706,14 +739,19 @@ Status send_upload(Connection& connection, PendingPut& pending)
     std::uint64_t offset = accepted->offset;
     TransferHash hash(options.hash);
     if (offset > 0) {
-        // The server holds `offset` bytes: they must be our file's beginning.
-        auto same = hash_prefix(file, offset, hash);
-        if (!same) {
-            connection.close(); // mid-upload; the server keeps its partial
-            return same.error();
+        // The server holds `offset` bytes: continued only if they are our
+        // file's beginning (and not with --no-resume); else discarded.
+        bool same = false;
+        if (options.resume) {
+            auto read = hash_prefix(file, offset, hash);
+            if (!read) {
+                connection.close(); // mid-upload; the server keeps its partial
+                return read.error();
+            }
+            same = read.value() && accepted->prefix_sha256 && accepted->hash == hash.kind() &&
+                   *accepted->prefix_sha256 == hash.hex_digest();
         }
-        if (!same.value() || !accepted->prefix_sha256 || accepted->hash != hash.kind() ||
-            *accepted->prefix_sha256 != hash.hex_digest()) {
+        if (!same) {
             if (auto aborted = send_abort(connection, id, true); !aborted) {
                 return aborted.error();
             }

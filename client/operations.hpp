@@ -92,6 +92,9 @@ Result<GetResult> finish_get(Connection& connection, PendingGet& pending);
 struct PutOptions {
     std::string local_path;
     std::string name;
+    // Continue the server's kept upload of this name and size when its
+    // bytes are this file's beginning; false discards it (--no-resume).
+    // Either way no kept upload of this name and size is left behind.
     bool resume = false;
     HashKind hash = HashKind::sha256;
     ProgressFn progress;

@@ -21,8 +21,8 @@ constexpr const char* kHelp =
     "Commands:\n"
     "  list                                        the server's files: size, date, name\n"
     "  stat NAME                                   one file's size and date\n"
-    "  get [--resume] NAME... [-o LOCAL | -C DIR]  download to ./NAME, to LOCAL (one NAME) or into DIR\n"
-    "  put [--resume] LOCAL... [--as NAME]         upload each LOCAL under its file name (or NAME)\n"
+    "  get [--no-resume] NAME... [-o LOCAL | -C DIR]  download to ./NAME, to LOCAL (one NAME) or into DIR\n"
+    "  put [--no-resume] LOCAL... [--as NAME]         upload each LOCAL under its file name (or NAME)\n"
     "  stats                                       the server's counters since it started\n"
     "  help                                        this list\n"
     "  quit                                        leave (also exit, or Ctrl-D)\n"
@@ -72,7 +72,7 @@ private:
 };
 
 struct Arguments {
-    bool resume = false;
+    bool resume = true; // continue what an interrupted transfer left, when sound
     std::optional<std::string> output; // get -o
     std::optional<std::string> folder; // get -C
     std::optional<std::string> as;     // put --as
@@ -107,6 +107,8 @@ std::optional<Arguments> parse_arguments(const std::vector<std::string>& words, 
             options_done = true;
         } else if (!options_done && transfer && word == "--resume") {
             arguments.resume = true;
+        } else if (!options_done && transfer && word == "--no-resume") {
+            arguments.resume = false;
         } else if (!options_done && word.size() > 1 && word.front() == '-') {
             output.error(Error{ErrorCode::bad_request, "unknown option " + word + " (type help)"});
             return std::nullopt;
@@ -127,7 +129,7 @@ std::optional<std::string> misuse(const std::string& command, const Arguments& a
     if (command == "stat" && count != 1) {
         return "stat NAME";
     }
-    const std::string get_usage = "get [--resume] NAME... [-o LOCAL | -C DIR]";
+    const std::string get_usage = "get [--no-resume] NAME... [-o LOCAL | -C DIR]";
     if (command == "get" && (count == 0 || (arguments.output && arguments.folder) || (arguments.output && count > 1))) {
         return get_usage;
     }
@@ -135,7 +137,7 @@ std::optional<std::string> misuse(const std::string& command, const Arguments& a
         return get_usage + " (-o - is for the command line)";
     }
     if (command == "put" && (count == 0 || (arguments.as && count > 1))) {
-        return "put [--resume] LOCAL... [--as NAME]";
+        return "put [--no-resume] LOCAL... [--as NAME]";
     }
     return std::nullopt;
 }

@@ -90,7 +90,7 @@ TEST_CASE("usage: no command without a terminal, --help and --version")
                              "get",
                              "put",
                              "stats",
-                             "--resume",
+                             "--no-resume",
                              "--json",
                              "--server",
                              "FERRY_SERVER",

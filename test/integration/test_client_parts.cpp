@@ -82,7 +82,8 @@ TEST_CASE("the download sidecar round-trips and refuses what it did not write")
     ferry::test::TempDir dir;
     ferry::Sha256 hash;
     hash.update("abc", 3);
-    DownloadState state{"name.bin", 1000, 1764370000, 3, hash.save_state()};
+    DownloadState state{"name.bin", 1000, 1764370000, 3, hash.save_state(), hash.hex_digest(),
+                        PartIdentity{2049, 77, 3, 1764370000123456789, 1764370000987654321}};
     const std::string path = dir / "s.state";
     REQUIRE(write_download_state(path, state).ok());
     const auto back = read_download_state(path);
@@ -91,6 +92,8 @@ TEST_CASE("the download sidecar round-trips and refuses what it did not write")
     CHECK(back->remote_size == 1000);
     CHECK(back->remote_mtime == 1764370000);
     CHECK(back->bytes_held == 3);
+    CHECK(back->prefix_digest == hash.hex_digest());
+    CHECK(back->part == state.part);
     const auto restored = ferry::Sha256::restore_state(back->sha256_state);
     REQUIRE(restored.has_value());
     CHECK(restored->hex_digest() == hash.hex_digest());
@@ -99,7 +102,11 @@ TEST_CASE("the download sidecar round-trips and refuses what it did not write")
     for (const char* bad :
          {"", "[]", "{\"version\":1}", "{ not json",
           "{\"version\":2,\"name\":\"a\",\"size\":1,\"mtime\":0,\"bytes_held\":0,\"sha256_state\":\"\"}",
-          "{\"version\":1,\"name\":\"a\",\"size\":1,\"mtime\":0,\"bytes_held\":5,\"sha256_state\":\"\"}"}) {
+          "{\"version\":1,\"name\":\"a\",\"size\":1,\"mtime\":0,\"bytes_held\":5,\"sha256_state\":\"\"}",
+          // Version 1 vouched for bytes it could not recognise again.
+          "{\"version\":1,\"name\":\"a\",\"size\":9,\"mtime\":0,\"bytes_held\":5,\"sha256_state\":\"\"}",
+          "{\"version\":2,\"name\":\"a\",\"size\":9,\"mtime\":0,\"bytes_held\":5,\"sha256_state\":\"\","
+          "\"prefix_digest\":\"\",\"part\":[1,2,3]}"}) {
         CAPTURE(bad);
         ferry::test::write_file(path, bad);
         const auto read = read_download_state(path);

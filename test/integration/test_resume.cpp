@@ -141,7 +141,7 @@ TEST_CASE("get --resume starts over when the remote file changed")
     CHECK_FALSE(exists(dest + ".ferry-part.state"));
 }
 
-TEST_CASE("get --resume starts over when the sidecar is unreadable, and get without --resume overwrites a part")
+TEST_CASE("get --resume starts over when the sidecar is unreadable, and get --no-resume discards a part")
 {
     Fixture f;
     write_random_file(f.root_file("data.bin"), 2 * kMiB, 14);
@@ -156,7 +156,7 @@ TEST_CASE("get --resume starts over when the sidecar is unreadable, and get with
     CHECK(files_equal(f.root_file("data.bin"), dest));
 
     partial_download(f.server, "data.bin", dest, kMiB);
-    get = run_ferry(f.server.address(), {"--json", "get", "data.bin", "-o", dest});
+    get = run_ferry(f.server.address(), {"--json", "get", "--no-resume", "data.bin", "-o", dest});
     json = only_file(parse_output(get));
     REQUIRE(get.exit_code == 0);
     CHECK(json["resumed_from"] == 0);
@@ -267,7 +267,7 @@ TEST_CASE("put --resume with xxh3-128 starts over cleanly when the kept upload i
         }
         std::this_thread::sleep_for(100ms);
     }
-    const auto json = parse_output(put);
+    const auto json = only_file(parse_output(put));
     CAPTURE(put.out);
     REQUIRE(put.exit_code == 0);
     CHECK(json["resumed_from"] == 0);
@@ -290,7 +290,7 @@ TEST_CASE("put --resume with xxh3-128 that meets a busy upload resumes it once i
     std::this_thread::sleep_for(1500ms);
     holder.close();
     const auto put = child.wait(kFerryTimeout);
-    const auto json = parse_output(put);
+    const auto json = only_file(parse_output(put));
     CAPTURE(put.out);
     REQUIRE(put.exit_code == 0);
     CHECK(json["resumed_from"].get<std::uint64_t>() > 0);
@@ -320,11 +320,121 @@ TEST_CASE("every valid name can be downloaded and resumed, up to 255 bytes")
         // Cut after a checkpoint, then resumed from the part found again.
         partial_download(f.server, name, dest, kMiB + 5);
         get = run_ferry(f.server.address(), {"--json", "get", "--resume", name, "-o", dest});
-        const auto json = parse_output(get);
+        const auto json = only_file(parse_output(get));
         REQUIRE(get.exit_code == 0);
         CHECK(json["resumed_from"] == kMiB + 5);
         CHECK(files_equal(f.root_file(name), dest));
         CHECK(folder_entries(f.local) == std::vector<std::string>{name});
         REQUIRE(::unlink(dest.c_str()) == 0);
     }
+}
+
+TEST_CASE("get --resume never publishes a part whose bytes changed since the checkpoint")
+{
+    Fixture f;
+    const std::uint64_t size = 4 * kMiB + 11;
+    write_random_file(f.root_file("data.bin"), size, 23);
+    const std::string dest = f.local_file("data.bin");
+    const std::string part = ferry::client::part_path(dest);
+
+    // A byte changed inside the part, its mtime put back: only the
+    // content (and the ctime no one can set) tells.
+    partial_download(f.server, "data.bin", dest, 2 * kMiB + 1);
+    struct stat before {};
+    REQUIRE(::stat(part.c_str(), &before) == 0);
+    {
+        const int fd = ::open(part.c_str(), O_RDWR | O_CLOEXEC);
+        REQUIRE(fd >= 0);
+        char byte = 0;
+        REQUIRE(::pread(fd, &byte, 1, 1000) == 1);
+        byte = static_cast<char>(byte ^ 0x5a);
+        REQUIRE(::pwrite(fd, &byte, 1, 1000) == 1);
+        ::close(fd);
+    }
+    const timespec times[2] = {before.st_atim, before.st_mtim};
+    REQUIRE(::utimensat(AT_FDCWD, part.c_str(), times, 0) == 0);
+
+    auto get = run_ferry(f.server.address(), {"--json", "get", "--resume", "data.bin", "-o", dest});
+    auto json = only_file(parse_output(get));
+    REQUIRE(get.exit_code == 0);
+    CHECK(json["resumed_from"] == 0); // detected: started over
+    CHECK(json["sha256"] == sha256_of_file(f.root_file("data.bin")));
+    CHECK(files_equal(f.root_file("data.bin"), dest));
+    REQUIRE(::unlink(dest.c_str()) == 0);
+
+    // Bytes written past the checkpoint (a crash before the next one)
+    // change the part's identity but not its vouched-for prefix: resumed.
+    partial_download(f.server, "data.bin", dest, 2 * kMiB + 1);
+    {
+        const int fd = ::open(part.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+        REQUIRE(fd >= 0);
+        REQUIRE(::write(fd, "tail", 4) == 4);
+        ::close(fd);
+    }
+    get = run_ferry(f.server.address(), {"--json", "get", "--resume", "data.bin", "-o", dest});
+    json = only_file(parse_output(get));
+    REQUIRE(get.exit_code == 0);
+    CHECK(json["resumed_from"] == 2 * kMiB + 1);
+    CHECK(files_equal(f.root_file("data.bin"), dest));
+}
+
+TEST_CASE("a get run again without --resume continues the partial download instead of deleting it")
+{
+    Fixture f;
+    const std::uint64_t size = 4 * kMiB + 3;
+    write_random_file(f.root_file("big.bin"), size, 24);
+    const std::string dest = f.local_file("big.bin");
+    partial_download(f.server, "big.bin", dest, 3 * kMiB);
+
+    const auto get = run_ferry(f.server.address(), {"--json", "get", "big.bin", "-o", dest});
+    const auto json = only_file(parse_output(get));
+    REQUIRE(get.exit_code == 0);
+    CHECK(json["resumed_from"] == 3 * kMiB);
+    CHECK(files_equal(f.root_file("big.bin"), dest));
+    CHECK(folder_entries(f.local) == std::vector<std::string>{"big.bin"});
+
+    // Without a flag on the terminal too: the line says it resumed.
+    REQUIRE(::unlink(dest.c_str()) == 0);
+    partial_download(f.server, "big.bin", dest, kMiB);
+    const auto plain = run_ferry(f.server.address(), {"get", "big.bin", "-o", dest});
+    CHECK(plain.exit_code == 0);
+    CHECK(plain.out.find("resumed at") != std::string::npos);
+}
+
+TEST_CASE("a put run again without --resume continues the kept upload; --no-resume discards it")
+{
+    Fixture f;
+    const std::string source = f.local_file("doc.bin");
+    const std::uint64_t size = 4 * kMiB + 5;
+    write_random_file(source, size, 25);
+    const auto put_again = [&](const std::vector<std::string>& flags) {
+        std::vector<std::string> args{"--json", "put"};
+        args.insert(args.end(), flags.begin(), flags.end());
+        args.insert(args.end(), {source, "--as", "doc.bin"});
+        const auto deadline = std::chrono::steady_clock::now() + 60s;
+        for (;;) {
+            auto result = run_ferry(f.server.address(), args);
+            if (error_code(parse_output(result)) != "busy" || std::chrono::steady_clock::now() > deadline) {
+                return result;
+            }
+            std::this_thread::sleep_for(100ms);
+        }
+    };
+
+    cut_upload(f.server, source, "doc.bin", 8);
+    auto put = put_again({});
+    auto json = only_file(parse_output(put));
+    REQUIRE(put.exit_code == 0);
+    CHECK(json["resumed_from"].get<std::uint64_t>() > 0);
+    CHECK(files_equal(source, f.root_file("doc.bin")));
+    CHECK(partial_uploads(f.root).empty());
+
+    // --no-resume sends it all again and leaves no kept upload behind.
+    cut_upload(f.server, source, "doc.bin", 8);
+    put = put_again({"--no-resume"});
+    json = only_file(parse_output(put));
+    REQUIRE(put.exit_code == 0);
+    CHECK(json["resumed_from"] == 0);
+    CHECK(files_equal(source, f.root_file("doc.bin")));
+    CHECK(partial_uploads(f.root).empty());
 }
