@@ -57,7 +57,9 @@ Result<std::unique_ptr<Library>> Library::open(const std::string& path)
     if (fd < 0) {
         return Error{ErrorCode::io_error, "cannot open folder " + quoted(path) + ": " + std::strerror(errno)};
     }
-    return std::unique_ptr<Library>(new Library(fd, path));
+    const mode_t mask = ::umask(0);
+    ::umask(mask);
+    return std::unique_ptr<Library>(new Library(fd, path, 0666 & ~mask));
 }
 
 Library::~Library()

@@ -68,11 +68,20 @@ public:
     // Digests of the files served, shared by every connection.
     DigestCache& digests() const { return digests_; }
 
+    // The mode a newly uploaded file gets: 0666 less the process's umask at
+    // open() (read once there: umask() cannot be read without setting it,
+    // which would race with files created by other threads).
+    mode_t new_file_mode() const { return new_file_mode_; }
+
 private:
-    Library(int root_fd, std::string path) : root_fd_(root_fd), path_(std::move(path)) {}
+    Library(int root_fd, std::string path, mode_t new_file_mode)
+        : root_fd_(root_fd), path_(std::move(path)), new_file_mode_(new_file_mode)
+    {
+    }
 
     int root_fd_;
     std::string path_;
+    mode_t new_file_mode_;
     mutable DigestCache digests_;
 };
 

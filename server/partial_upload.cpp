@@ -222,7 +222,9 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin(const Library& libra
     }
     const std::string token = new_token();
     const std::string data = data_name(token);
-    const int fd = ::openat(root, data.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    // Private until the commit gives it its final mode: nobody else reads an
+    // upload in progress (nor a replacement of a private file).
+    const int fd = ::openat(root, data.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         return file_error(errno, "cannot create upload file for", name);
     }
@@ -308,7 +310,7 @@ std::optional<Error> PartialUpload::write_state()
     // new one, never half of one.
     const std::string temp = state_file() + ".tmp";
     const int root = library_.root_fd();
-    const int fd = ::openat(root, temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    const int fd = ::openat(root, temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         return file_error(errno, "cannot write upload state of", name_);
     }
@@ -344,6 +346,10 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
         discard();
         return file_error(saved, "cannot sync upload of", name_);
     }
+    if (auto error = take_final_attributes()) {
+        discard();
+        return *error;
+    }
     struct ::stat st {};
     ::fstat(fd_, &st);
     const int root = library_.root_fd();
@@ -358,6 +364,34 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
         return *error;
     }
     return file_info(name_, st);
+}
+
+// A replacement keeps what the replaced file had: its permission bits and,
+// where this process may set them, its owner and group (as root, or a group
+// the server's user belongs to). A new file gets Library::new_file_mode().
+std::optional<Error> PartialUpload::take_final_attributes()
+{
+    struct ::stat old {};
+    if (::fstatat(library_.root_fd(), name_.c_str(), &old, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(old.st_mode)) {
+        if (::fchmod(fd_, library_.new_file_mode()) != 0) {
+            return file_error(errno, "cannot set the mode of the upload of", name_);
+        }
+        return std::nullopt;
+    }
+    struct ::stat own {};
+    if (::fstat(fd_, &own) == 0 && (own.st_uid != old.st_uid || own.st_gid != old.st_gid)) {
+        // Failing to keep the owner is no reason to refuse the upload: a
+        // non-root server could never replace another user's file otherwise.
+        if (::fchown(fd_, old.st_uid, old.st_gid) != 0) {
+            (void)::fchown(fd_, static_cast<uid_t>(-1), old.st_gid);
+        }
+    }
+    // Only the permission bits: new content from a peer must never become a
+    // set-user-ID or set-group-ID program because the old one was.
+    if (::fchmod(fd_, old.st_mode & 0777) != 0) {
+        return file_error(errno, "cannot set the mode of the upload of", name_);
+    }
+    return std::nullopt;
 }
 
 void PartialUpload::discard()

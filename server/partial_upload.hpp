@@ -61,6 +61,7 @@ private:
     {
     }
     std::optional<Error> write_state();
+    std::optional<Error> take_final_attributes();
     std::string data_file() const;
     std::string state_file() const;
 

@@ -125,6 +125,66 @@ TEST_CASE("a kept upload resumes with its bytes and hash state; a wrong size sta
     }
 }
 
+namespace {
+
+// Uploads "hello" as `name` through a PartialUpload and returns the
+// published file's status, checking on the way that the partial is private.
+struct ::stat upload_hello(const TempRoot& root, const Library& library, const std::string& name)
+{
+    auto upload = PartialUpload::begin(library, name, 5, false);
+    REQUIRE(upload);
+    REQUIRE_FALSE(upload.value()->append(std::span("hello", 5)));
+    struct ::stat partial {};
+    REQUIRE(::stat((root.path() + "/" + std::string(kPartialPrefix) + upload.value()->token()).c_str(), &partial) ==
+            0);
+    CHECK((partial.st_mode & 0777) == 0600); // nobody reads an upload in progress
+    struct ::stat state {};
+    REQUIRE(::stat((root.path() + "/" + std::string(kPartialPrefix) + upload.value()->token() + ".state").c_str(),
+                   &state) == 0);
+    CHECK((state.st_mode & 0777) == 0600);
+    // sha256("hello")
+    REQUIRE(upload.value()->commit("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"));
+    CHECK(root.read(name) == "hello");
+    struct ::stat published {};
+    REQUIRE(::stat((root.path() + "/" + name).c_str(), &published) == 0);
+    return published;
+}
+
+} // namespace
+
+TEST_CASE("a replaced file keeps its mode and owner; a new file gets 0666 less the umask")
+{
+    TempRoot root;
+    const mode_t old_mask = ::umask(027);
+    auto library = open_library(root);
+    ::umask(old_mask);
+    CHECK(library->new_file_mode() == 0640);
+
+    SUBCASE("a private file stays private, with its owner and group")
+    {
+        root.write("secret.txt", "old");
+        REQUIRE(::chmod((root.path() + "/secret.txt").c_str(), 0600) == 0);
+        REQUIRE(::chown((root.path() + "/secret.txt").c_str(), 4321, 8765) == 0); // tests run as root
+        const auto st = upload_hello(root, *library, "secret.txt");
+        CHECK((st.st_mode & 07777) == 0600);
+        CHECK(st.st_uid == 4321);
+        CHECK(st.st_gid == 8765);
+    }
+    SUBCASE("set-user-ID and set-group-ID bits are never carried over")
+    {
+        root.write("tool", "old");
+        REQUIRE(::chmod((root.path() + "/tool").c_str(), 06755) == 0);
+        const auto st = upload_hello(root, *library, "tool");
+        CHECK((st.st_mode & 07777) == 0755);
+    }
+    SUBCASE("a new file")
+    {
+        const auto st = upload_hello(root, *library, "new.txt");
+        CHECK((st.st_mode & 07777) == 0640);
+        CHECK(st.st_uid == ::geteuid());
+    }
+}
+
 TEST_CASE("stale kept uploads are removed, fresh and in-use ones stay")
 {
     TempRoot root;
