@@ -319,8 +319,16 @@ Result<GetResult> receive_file(Connection& connection, const GetOptions& options
         // The control frame that ends the transfer.
         auto trailer = parse_trailer(incoming->text);
         if (!trailer) {
-            // Failed midway: the data since the last checkpoint is not to be trusted.
             Error error = settle(connection, trailer.error());
+            if (error.code == ErrorCode::file_changed) {
+                // Old and new bytes mixed: nothing of it is worth resuming.
+                (void)part.file().close();
+                (void)remove_file(part_path(options.dest));
+                (void)remove_file(state_path(options.dest));
+                error.message += "; nothing was kept, get it again";
+                return error;
+            }
+            // Failed midway: the data since the last checkpoint is not to be trusted.
             part.leave_for_resume(false);
             return error;
         }
@@ -429,7 +437,11 @@ Result<GetResult> receive_to_stream(Connection& connection, const GetOptions& op
         }
         auto trailer = parse_trailer(incoming->text);
         if (!trailer) {
-            return settle(connection, trailer.error());
+            Error error = settle(connection, trailer.error());
+            if (error.code == ErrorCode::file_changed) {
+                error.message += "; do not trust the bytes written to standard output";
+            }
+            return error;
         }
         if (trailer->id != id) {
             return wrong_id(connection, trailer->id, id);

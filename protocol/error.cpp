@@ -45,6 +45,7 @@ constexpr std::array kCodeNames{
     CodeName{ErrorCode::tls_required, "tls_required"},
     CodeName{ErrorCode::not_ferry, "not_ferry"},
     CodeName{ErrorCode::tls_failed, "tls_failed"},
+    CodeName{ErrorCode::file_changed, "file_changed"},
 };
 
 } // namespace
@@ -106,6 +107,7 @@ bool closes_connection(ErrorCode code)
     case ErrorCode::not_ferry:
     case ErrorCode::tls_failed:
     case ErrorCode::forbidden:
+    case ErrorCode::file_changed:
         return false;
     }
     return true;

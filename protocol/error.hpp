@@ -46,6 +46,7 @@ enum class ErrorCode {
     tls_required,        // a plaintext client on a server that requires TLS; closes
     not_ferry,           // client side only: the peer does not speak the Ferry protocol
     tls_failed,          // client side only: the server's certificate is not trusted, or it speaks no TLS
+    file_changed,        // a get's file changed while it was sent: no trailer vouches for the bytes
 };
 
 std::string_view to_string(ErrorCode code);

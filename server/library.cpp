@@ -185,6 +185,41 @@ std::optional<FileIdentity> OpenFile::current_identity() const
     return FileIdentity::of(st);
 }
 
+std::optional<Error> Library::check_unchanged(const OpenFile& file) const
+{
+    const auto& name = file.info().name;
+    struct ::stat st {};
+    if (::fstat(file.fd(), &st) != 0) {
+        return file_error(errno, "cannot stat", name);
+    }
+    const FileIdentity now = FileIdentity::of(st);
+    const FileIdentity& then = file.identity();
+    // The name first: removing or replacing it also moves the old file's
+    // change time, and "replaced" says more.
+    std::string what;
+    struct ::stat named {};
+    if (::fstatat(root_fd_, name.c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0) {
+        what = "was removed or renamed";
+    } else if (named.st_dev != st.st_dev || named.st_ino != st.st_ino) {
+        what = "was replaced by another file";
+    } else if (now.size < then.size) {
+        what = "shrank from " + std::to_string(then.size) + " to " + std::to_string(now.size) + " bytes";
+    } else if (now.size > then.size) {
+        what = "grew from " + std::to_string(then.size) + " to " + std::to_string(now.size) + " bytes";
+    } else if (now.modified_ns != then.modified_ns) {
+        what = "was modified";
+    } else if (now.changed_ns != then.changed_ns) {
+        // Also moves on a write whose modification time the file's owner
+        // set back, and on chmod or rename: nothing proves the bytes kept.
+        what = "was changed (its change time moved)";
+    }
+    if (what.empty()) {
+        return std::nullopt;
+    }
+    return Error{ErrorCode::file_changed,
+                 quoted(name) + " " + what + " while it was being sent; the bytes sent are not one version of it"};
+}
+
 std::optional<Error> Library::check_replaceable(std::string_view name) const
 {
     auto info = stat(name);

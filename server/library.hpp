@@ -58,6 +58,12 @@ public:
     Result<FileInfo> stat(std::string_view name) const;
     Result<std::unique_ptr<OpenFile>> open_for_read(std::string_view name) const;
 
+    // `file_changed` when the open file is no longer what was opened: its
+    // size, modification or change time, or the file its name refers to
+    // (replaced, renamed, removed). A get vouches for its bytes only after
+    // this found nothing (PROTOCOL.md 4.4).
+    std::optional<Error> check_unchanged(const OpenFile& file) const;
+
     // Refuses a name that exists as anything but a regular file, so that an
     // upload never replaces a folder, link or device.
     std::optional<Error> check_replaceable(std::string_view name) const;

@@ -58,9 +58,14 @@ struct Session::Download {
     TransferHash hash;
     // The digest cache knew the file: nothing is hashed while sending.
     std::optional<std::string> known_digest;
-    // Set by the job that reads the last chunk: the file did not change
-    // while it was read, so the digest describes it and may be remembered.
-    bool unchanged_to_end = false;
+    // Set by the job that reads the last chunk and then finds the file
+    // unchanged since it was opened (Library::check_unchanged): only then
+    // may a trailer vouch for the bytes, and the digest be remembered.
+    bool verified = false;
+    // The file changed less than a second before it was opened: a write in
+    // that same timestamp tick would move neither its modification nor its
+    // change time, so its bytes are read once more before the trailer.
+    bool freshly_changed = false;
     Clock::time_point started = Clock::now();
 };
 
@@ -366,14 +371,19 @@ void Session::start_get(std::uint64_t id, const GetRequest& get)
     state_ = State::working;
     auto opened = std::make_shared<std::optional<Result<std::unique_ptr<OpenFile>>>>();
     auto cached = std::make_shared<std::optional<std::string>>();
+    auto fresh = std::make_shared<bool>(false);
     run_job(
-        [this, opened, cached, name = get.name, hash = get.hash] {
+        [this, opened, cached, fresh, name = get.name, hash = get.hash] {
             *opened = library_.open_for_read(name);
             if (opened->value()) {
-                *cached = library_.digests().find(opened->value().value()->identity(), hash);
+                const FileIdentity& identity = opened->value().value()->identity();
+                *cached = library_.digests().find(identity, hash);
+                const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                    std::chrono::system_clock::now().time_since_epoch());
+                *fresh = now.count() - identity.changed_ns < 1'000'000'000;
             }
         },
-        [this, id, opened, cached, offset = get.offset, hash = get.hash] {
+        [this, id, opened, cached, fresh, offset = get.offset, hash = get.hash] {
             auto& result = opened->value();
             if (!result) {
                 send_error(id, result.error());
@@ -393,6 +403,7 @@ void Session::start_get(std::uint64_t id, const GetRequest& get)
             download_->id = id;
             download_->hash = TransferHash(hash);
             download_->known_digest = std::move(*cached);
+            download_->freshly_changed = *fresh;
             download_->file = std::move(result.value());
             download_->next_offset = offset;
             download_->first_offset = offset;
@@ -407,8 +418,13 @@ void Session::start_get(std::uint64_t id, const GetRequest& get)
             // state of those bytes and never re-reads them).
             auto failure = std::make_shared<std::optional<Error>>();
             run_job(
-                [download = download_.get(), failure, offset] {
+                [library = &library_, download = download_.get(), failure, offset] {
                     *failure = hash_prefix(download->file->fd(), offset, download->hash, download->file->info().name);
+                    // A file that shrank fails the read: say why.
+                    if (auto changed = library->check_unchanged(*download->file)) {
+                        *failure = std::move(changed);
+                    }
+                    download->verified = !*failure && offset == download->file->info().size;
                 },
                 [this, failure] {
                     if (*failure) {
@@ -429,7 +445,27 @@ void Session::continue_sending()
     }
     const std::uint64_t end = download_->file->info().size;
     if (download_->next_offset == end) {
-        finish_download(std::nullopt);
+        if (download_->verified && download_->freshly_changed && !download_->known_digest) {
+            reread_fresh_file();
+            return;
+        }
+        if (download_->verified) {
+            finish_download(std::nullopt);
+            return;
+        }
+        // No read has looked at the file since its last bytes left: they
+        // went as file frames (the kernel copies them when the socket takes
+        // them, so the check waits until it has) or there were none.
+        if (io_.unsent_bytes() > 0) {
+            return; // on_sent() brings us back
+        }
+        auto failure = std::make_shared<std::optional<Error>>();
+        run_job([library = &library_, file = download_->file,
+                 failure] { *failure = library->check_unchanged(*file); },
+                [this, failure] {
+                    download_->verified = !*failure;
+                    finish_download(*failure);
+                });
         return;
     }
     if (io_.unsent_bytes() >= config_.send_high_water) {
@@ -448,17 +484,20 @@ void Session::continue_sending()
     auto failure = std::make_shared<std::optional<Error>>();
     const bool last = download_->next_offset + size == end;
     run_job(
-        [download = download_.get(), frame, failure, size, last] {
+        [library = &library_, download = download_.get(), frame, failure, size, last] {
             char* payload = frame->data() + kFrameHeaderSize;
             *failure =
                 read_exactly(download->file->fd(), payload, size, download->next_offset, download->file->info().name);
-            if (*failure || download->known_digest) {
-                return;
+            if (!*failure && !download->known_digest) {
+                download->hash.update(payload, size);
             }
-            download->hash.update(payload, size);
-            if (last) {
-                download->unchanged_to_end = download->file->current_identity() == download->file->identity();
+            // After the read, so that a change before or during it is seen
+            // (a shrink, which fails the read, included); every chunk, so
+            // that a changed file stops early.
+            if (auto changed = library->check_unchanged(*download->file)) {
+                *failure = std::move(changed);
             }
+            download->verified = !*failure && last;
         },
         [this, frame, failure, size] {
             if (*failure) {
@@ -472,19 +511,44 @@ void Session::continue_sending()
         });
 }
 
+// The last check cannot see a write within the timestamp tick of the change
+// just before the open; hashing the file again can, when it altered bytes
+// already sent. (A cached digest never belongs to such a file: the cache
+// keeps only files settled for a second.)
+void Session::reread_fresh_file()
+{
+    download_->freshly_changed = false;
+    auto failure = std::make_shared<std::optional<Error>>();
+    run_job(
+        [library = &library_, download = download_.get(), failure] {
+            const OpenFile& file = *download->file;
+            TransferHash again(download->hash.kind());
+            *failure = hash_prefix(file.fd(), file.info().size, again, file.info().name);
+            if (auto changed = library->check_unchanged(file)) {
+                *failure = std::move(changed);
+            }
+            if (!*failure && again.hex_digest() != download->hash.hex_digest()) {
+                *failure = Error{ErrorCode::file_changed,
+                                 "\"" + file.info().name +
+                                     "\" was rewritten while it was being sent (its size and times did not move); "
+                                     "the bytes sent are not one version of it"};
+            }
+        },
+        [this, failure] { finish_download(*failure); });
+}
+
 void Session::send_file_frame(std::uint64_t end)
 {
     const std::uint64_t offset = download_->next_offset;
     const std::size_t size = std::min<std::uint64_t>(config_.file_frame_size, end - offset);
     auto failure = std::make_shared<std::optional<Error>>();
     run_job(
-        [file = download_->file, offset, size, failure] {
+        [library = &library_, file = download_->file, offset, size, failure] {
             // The frame's size goes on the wire before its bytes and cannot be
-            // taken back, so they must still exist; and the copy runs on the
-            // loop, so the pages are brought into memory here, off the loop.
-            const auto now = file->current_identity();
-            if (!now || now->size < offset + size) {
-                *failure = Error{ErrorCode::io_error, "\"" + file->info().name + "\" shrank while it was being sent"};
+            // taken back, so they must still exist (and a changed file is cut
+            // short anyway); and the copy runs on the loop, so the pages are
+            // brought into memory here, off the loop.
+            if ((*failure = library->check_unchanged(*file))) {
                 return;
             }
             ::readahead(file->fd(), static_cast<off_t>(offset), size); // a failure only costs speed
@@ -518,7 +582,7 @@ void Session::finish_download(std::optional<Error> error)
         send_error(download_->id, *error);
     } else {
         const std::string digest = download_->known_digest.value_or(download_->hash.hex_digest());
-        if (!download_->known_digest && download_->unchanged_to_end) {
+        if (!download_->known_digest) {
             library_.digests().remember(download_->file->identity(), download_->hash.kind(), digest);
         }
         log_transfer(io_.peer(), "get", info.name, sent, download_->started, "ok", {}, download_->hash.kind(), digest);

@@ -100,6 +100,7 @@ private:
     // Download transitions.
     void continue_sending();
     void send_file_frame(std::uint64_t end);
+    void reread_fresh_file();
     void finish_download(std::optional<Error> error);
 
     // Upload transitions.

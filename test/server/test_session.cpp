@@ -11,11 +11,14 @@
 #include <doctest/doctest.h>
 
 #include <deque>
+#include <fstream>
 #include <functional>
+#include <tuple>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -972,7 +975,7 @@ TEST_CASE("a download whose digest is known goes out as file frames, the rest as
     get(2500); // a resumed download needs no prefix hashing either
     CHECK(f.io.file_frames_sent == 7);
 
-    SUBCASE("a file that shrinks before its frame is sent fails with io_error, not a short frame")
+    SUBCASE("a file that shrinks before its frame is sent fails with file_changed, not a short frame")
     {
         f.io.hold_writes = true;
         f.config.send_high_water = 1;
@@ -989,7 +992,140 @@ TEST_CASE("a download whose digest is known goes out as file frames, the rest as
         std::string data;
         f.io.drain(controls, data);
         REQUIRE(controls.size() == 2);
-        CHECK(data == content.substr(0, 1500));
-        CHECK(parse_trailer(controls[1]).error().code == ErrorCode::io_error);
+        CHECK(data.empty()); // the change is seen before the first frame's size goes out
+        CHECK(parse_trailer(controls[1]).error().code == ErrorCode::file_changed);
     }
+}
+
+namespace {
+
+// Writes `bytes` over the start of the file without truncating it: an
+// in-place rewrite that keeps the file's inode (and, here, its size).
+void overwrite_in_place(const std::string& path, std::string_view bytes)
+{
+    const int fd = ::open(path.c_str(), O_WRONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(::pwrite(fd, bytes.data(), bytes.size(), 0) == static_cast<ssize_t>(bytes.size()));
+    ::close(fd);
+}
+
+enum class SendPath { read_chunks, file_frames, resumed };
+
+// One get of a 5000-byte file that `change` alters after the first chunk
+// has gone out; returns what the session sent in place of the trailer.
+void check_changed_get(SendPath path_kind, const std::function<void(const std::string&)>& change,
+                       const std::string& expected_message)
+{
+    Fixture f;
+    f.config.chunk_size = 1000;
+    f.config.file_frame_size = 1000;
+    f.config.send_high_water = 1; // one chunk at a time: the file changes between two
+    f.hello();
+    const std::string content = pattern(5000, 21);
+    const std::string path = f.root.path() + "/live.bin";
+    f.root.write("live.bin", content);
+    // Older than any timestamp tick, so that the change below moves the times.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    std::uint64_t offset = 0;
+    if (path_kind == SendPath::file_frames) {
+        f.io.file_frames = true;
+        f.feed(control(Request{4, GetRequest{"live.bin", 0}})); // fills the cache
+        f.io.run_jobs();
+        REQUIRE(parse_trailer(f.io.controls().back()));
+    } else if (path_kind == SendPath::resumed) {
+        offset = 1500;
+    }
+
+    f.io.hold_writes = true;
+    f.feed(control(Request{5, GetRequest{"live.bin", offset}}));
+    f.io.run_jobs();
+    f.io.unsent = 0; // the reply left; one chunk goes out, then the change
+    f.session.on_sent();
+    f.io.run_jobs();
+    REQUIRE(f.session.state() == Session::State::sending_file);
+    change(path);
+    for (int round = 0; round < 20 && f.session.state() == Session::State::sending_file; ++round) {
+        f.io.unsent = 0;
+        f.session.on_sent();
+        f.io.run_jobs();
+    }
+    std::vector<std::string> controls;
+    std::string data;
+    f.io.drain(controls, data);
+    REQUIRE(controls.size() >= 2);
+    const auto ending = parse_trailer(controls.back());
+    REQUIRE_FALSE(ending);
+    CHECK(ending.error().code == ErrorCode::file_changed);
+    CHECK(ending.error().message.find(expected_message) != std::string::npos);
+    CHECK(data.size() == 1000); // stopped at the next chunk, not at the end
+    CHECK_FALSE(f.io.closed);
+    CHECK(f.session.state() == Session::State::awaiting_request);
+    CHECK(f.counters.errors().contains("file_changed"));
+}
+
+} // namespace
+
+TEST_CASE("a get whose file changes while it is sent ends with file_changed, never a trailer")
+{
+    const std::vector<std::tuple<std::string, std::function<void(const std::string&)>, std::string>> changes{
+        {"rewritten in place, same size", [](const std::string& path) { overwrite_in_place(path, pattern(5000, 22)); },
+         "was modified"},
+        {"truncated and written again (cp over it)",
+         [](const std::string& path) { std::ofstream(path, std::ios::binary) << pattern(5000, 23); }, "live.bin"},
+        {"shrunk", [](const std::string& path) { REQUIRE(::truncate(path.c_str(), 1200) == 0); },
+         "shrank from 5000 to 1200 bytes"},
+        {"grown beyond the announced size",
+         [](const std::string& path) {
+             const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND);
+             REQUIRE(::write(fd, "more", 4) == 4);
+             ::close(fd);
+         },
+         "grew from 5000 to 5004 bytes"},
+        {"replaced under its name by another file",
+         [](const std::string& path) {
+             std::ofstream(path + ".new", std::ios::binary) << pattern(5000, 21);
+             REQUIRE(::rename((path + ".new").c_str(), path.c_str()) == 0);
+         },
+         "was replaced by another file"},
+        {"removed", [](const std::string& path) { REQUIRE(::unlink(path.c_str()) == 0); }, "was removed or renamed"},
+    };
+    for (const auto path_kind : {SendPath::read_chunks, SendPath::file_frames, SendPath::resumed}) {
+        for (const auto& [what, change, message] : changes) {
+            CAPTURE(static_cast<int>(path_kind));
+            CAPTURE(what);
+            check_changed_get(path_kind, change, message);
+        }
+    }
+}
+
+TEST_CASE("a change after the last byte left, before the trailer, is seen too")
+{
+    Fixture f;
+    f.config.file_frame_size = 4000;
+    f.io.file_frames = true;
+    f.hello();
+    const std::string content = pattern(4000, 24);
+    const std::string path = f.root.path() + "/tail.bin";
+    f.root.write("tail.bin", content);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    f.feed(control(Request{4, GetRequest{"tail.bin", 0}})); // fills the cache
+    f.io.run_jobs();
+    REQUIRE(parse_trailer(f.io.controls().back()));
+
+    // One file frame: the kernel copies it when the socket takes it, so the
+    // server looks at the file again only once nothing is left unsent.
+    f.io.hold_writes = true;
+    f.feed(control(Request{5, GetRequest{"tail.bin", 0}}));
+    f.io.run_jobs();
+    CHECK(f.io.file_frames_sent == 1);
+    CHECK(f.session.state() == Session::State::sending_file);
+    CHECK(f.io.jobs.empty());
+    overwrite_in_place(path, pattern(100, 25));
+    f.io.unsent = 0;
+    f.session.on_sent();
+    f.io.run_jobs();
+    const auto controls = f.io.controls();
+    REQUIRE(controls.size() == 2);
+    CHECK(parse_trailer(controls.back()).error().code == ErrorCode::file_changed);
+    CHECK(f.session.state() == Session::State::awaiting_request);
 }
