@@ -41,6 +41,7 @@ int exit_status(ErrorCode code)
     // a new transfer normally succeeds. io_error covers the server running
     // out of descriptors, which passes too.
     case ErrorCode::hash_mismatch:
+    case ErrorCode::file_changed:
     case ErrorCode::busy:
     case ErrorCode::io_error:
     case ErrorCode::aborted:
