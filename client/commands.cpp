@@ -2,6 +2,9 @@
 
 #include "operations.hpp"
 
+#include <filesystem>
+#include <system_error>
+
 namespace ferry::client {
 
 int run_list(Connection& connection, const Output& output)
@@ -35,6 +38,19 @@ int run_stats(Connection& connection, const Output& output)
     }
     output.stats(stats.value());
     return kExitOk;
+}
+
+std::optional<Error> make_folders(const std::string& path, const std::string& flag)
+{
+    std::error_code failed;
+    std::filesystem::create_directories(path, failed);
+    if (failed) {
+        return Error{ErrorCode::local_io, flag + " " + path + ": cannot create the folder: " + failed.message()};
+    }
+    if (!std::filesystem::is_directory(path, failed)) {
+        return Error{ErrorCode::local_io, flag + " " + path + ": not a folder"};
+    }
+    return std::nullopt;
 }
 
 } // namespace ferry::client

@@ -2,7 +2,7 @@
 
 #include "interrupt.hpp"
 #include "local_files.hpp"
-#include "shell.hpp"
+#include "shell_words.hpp"
 
 #include <dirent.h>
 #include <editline/readline.h>
@@ -20,35 +20,47 @@ namespace {
 
 constexpr int kHistoryLines = 1000;
 
-// libedit's callbacks take no context: the one editor, and the matches of
-// the completion in progress.
+// libedit's callbacks take no context: the one editor.
 LineEditor* g_editor = nullptr;
-std::vector<std::string> g_matches;
 
-char* next_match(const char* /*text*/, int state)
+char* copy(const std::string& text)
 {
-    static std::size_t index = 0;
-    if (state == 0) {
-        index = 0;
-    }
-    if (index >= g_matches.size()) {
-        return nullptr;
-    }
-    return ::strdup(g_matches[index++].c_str()); // libedit frees it
+    return ::strdup(text.c_str()); // libedit frees what it is given
 }
 
-char** complete(const char* text, int start, int /*end*/)
+// libedit deletes line[start, end) (its own idea of the word, which knows
+// nothing of our quotes) and inserts matches[0]; with one match it appends
+// rl_completion_append_character, else it lists matches[1...] on a second
+// Tab. So matches[0] is our replacement cut or widened to libedit's start,
+// and the blank or closing quote is already in it.
+char** complete_with_quotes(const char* /*text*/, int start, int end)
 {
     rl_attempted_completion_over = 1; // never libedit's own guesses
-    g_matches =
-        g_editor->candidates(rl_line_buffer != nullptr ? rl_line_buffer : "", static_cast<std::size_t>(start), text);
-    // A folder is completed with its '/', ready for the next component.
-    const bool one_folder = g_matches.size() == 1 && g_matches.front().ends_with('/');
-    rl_completion_append_character = one_folder ? '\0' : ' ';
-    if (g_matches.empty()) {
+    rl_completion_append_character = '\0';
+    const std::string line = rl_line_buffer != nullptr ? rl_line_buffer : "";
+    const auto cursor = std::min(static_cast<std::size_t>(std::max(end, 0)), line.size());
+    const auto from = std::min(static_cast<std::size_t>(std::max(start, 0)), cursor);
+    const auto completion = g_editor->complete(line, cursor);
+    if (!completion) {
         return nullptr;
     }
-    return rl_completion_matches(text, next_match);
+    std::string first;
+    if (from >= completion->start) {
+        first = completion->text.substr(std::min(from - completion->start, completion->text.size()));
+    } else {
+        first = line.substr(from, completion->start - from) + completion->text;
+    }
+    const std::size_t listed = completion->names.size() > 1 ? completion->names.size() : 0;
+    // One spare NULL: libedit reads matches[2] even when matches[1] is NULL.
+    auto** matches = static_cast<char**>(std::calloc(listed + 3, sizeof(char*)));
+    if (matches == nullptr) {
+        return nullptr;
+    }
+    matches[0] = copy(first);
+    for (std::size_t i = 0; i < listed; ++i) {
+        matches[i + 1] = copy(completion->names[i]);
+    }
+    return matches;
 }
 
 // Local paths starting with `text`: folders end in '/', hidden entries
@@ -93,8 +105,7 @@ LineEditor::LineEditor(std::string prompt, std::vector<std::string> commands, Na
     // re-raise it at our whole process group.
     rl_catch_signals = 0;
     rl_readline_name = "ferry";
-    rl_attempted_completion_function = complete;
-    rl_completer_quote_characters = "\"'";
+    rl_attempted_completion_function = complete_with_quotes;
     using_history();
     stifle_history(kHistoryLines);
     if (!history_.empty()) {
@@ -106,7 +117,6 @@ LineEditor::~LineEditor()
 {
     rl_attempted_completion_function = nullptr;
     g_editor = nullptr;
-    g_matches.clear();
 }
 
 std::string LineEditor::history_path()
@@ -128,6 +138,7 @@ std::string LineEditor::history_path()
 
 LineStatus LineEditor::next(std::string& line)
 {
+    forget_names(); // the folder may have changed since the last line
     char* read = ::readline(prompt_.c_str());
     if (read == nullptr) {
         if (interrupted()) {
@@ -157,36 +168,71 @@ const std::vector<std::string>& LineEditor::remote_names()
     return names_;
 }
 
-std::vector<std::string> LineEditor::candidates(const std::string& line, std::size_t start, const std::string& text)
+std::vector<std::string> LineEditor::candidates(const std::vector<std::string>& before, const std::string& value)
 {
-    const auto before = split_words(std::string_view(line).substr(0, std::min(start, line.size())));
-    if (!before) {
-        return {};
-    }
     const std::vector<std::string>* pool = nullptr;
-    if (before->empty()) {
+    if (before.empty()) {
         pool = &commands_;
     } else {
-        const std::string& command = before->front();
-        const std::string& previous = before->back();
-        if (previous == "-o" || previous == "-C") {
-            return local_paths(text);
+        const std::string& command = before.front();
+        const std::string& previous = before.back();
+        if (previous == "-o" || previous == "--output" || previous == "-C" || previous == "--directory") {
+            return local_paths(value);
         }
         if (command == "get" || command == "stat" || (command == "put" && previous == "--as")) {
             pool = &remote_names();
         } else if (command == "put") {
-            return local_paths(text);
+            return local_paths(value);
         } else {
             return {};
         }
     }
     std::vector<std::string> matches;
     for (const auto& candidate : *pool) {
-        if (candidate.starts_with(text)) {
+        if (candidate.starts_with(value)) {
             matches.push_back(candidate);
         }
     }
     return matches;
+}
+
+std::optional<LineEditor::Completion> LineEditor::complete(const std::string& line, std::size_t cursor)
+{
+    const std::string_view typed = std::string_view(line).substr(0, std::min(cursor, line.size()));
+    PartialWord word = partial_word(typed);
+    const auto names = candidates(word.before, word.value);
+    if (names.empty()) {
+        return std::nullopt;
+    }
+    // The longest start all candidates share.
+    std::string shared = names.front();
+    for (const auto& name : names) {
+        std::size_t same = 0;
+        while (same < shared.size() && same < name.size() && shared[same] == name[same]) {
+            ++same;
+        }
+        shared.resize(same);
+    }
+    const bool single = names.size() == 1;
+    Completion completion;
+    completion.start = word.start;
+    completion.text = std::string(typed.substr(word.start));
+    const std::string rest = shared.substr(word.value.size());
+    if (word.escaped && rest.empty() && single) {
+        // A lone backslash at the end escapes nothing that is left: drop it
+        // rather than let it escape the closing quote or blank.
+        completion.text.pop_back();
+        word.escaped = false;
+    }
+    // A folder ends in '/': the next component follows, so no closing quote
+    // and no blank yet.
+    const bool finished = single && !shared.ends_with('/');
+    completion.text += continue_word(word, rest, finished);
+    if (finished) {
+        completion.text += ' ';
+    }
+    completion.names = names;
+    return completion;
 }
 
 } // namespace ferry::client

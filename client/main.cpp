@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <clocale>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -23,8 +24,10 @@
 #include <fstream>
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -41,45 +44,164 @@ using ferry::client::TlsSettings;
 using ferry::client::kExitOk;
 using ferry::client::kExitUsage;
 
-constexpr const char* kFooter = R"(Commands:
-  ferry [OPTIONS] list                                  files on the server: size, date, name
-  ferry [OPTIONS] stat NAME                             one file's size and date
-  ferry [OPTIONS] get [--no-resume] NAME... [-o LOCAL | -C DIR]
-                                                        download to ./NAME, to LOCAL (one NAME; a folder
-                                                        gets NAME inside; - is standard output) or into DIR
-  ferry [OPTIONS] put [--no-resume] LOCAL... [--as NAME]
-                                                        upload each LOCAL under its file name (or NAME)
-  ferry [OPTIONS] stats                                 the server's counters since it started
-  ferry [OPTIONS]                                       interactive shell (standard input a terminal)
+// Prose is one line per paragraph: the help formatter wraps it to the width.
+constexpr const char* kFooter = R"(Commands (global options may also follow the command):
+  list                        files on the server: size, date, name
+  stat NAME                   one file's size and date
+  get [--no-resume] NAME... [-o LOCAL | -C DIR]
+                              download to ./NAME, to LOCAL (one NAME; a folder
+                              gets NAME inside; - is standard output) or into
+                              DIR (made when missing)
+  put [--no-resume] LOCAL... [--as NAME]
+                              upload each LOCAL under its file name (or NAME)
+  stats                       the server's counters since it started
+  help [COMMAND]              this help, or a command's: ferry help get
 
-Downloads are written to LOCAL.ferry-part (with its state in LOCAL.ferry-part.state; a name too
-long for that, .HEX.ferry-part), checked against the server's SHA-256 (or XXH3-128 with --hash
-xxh3-128: faster, catches corruption but not tampering) and only then renamed onto LOCAL; a FIFO
-or device is written straight through, a folder is refused. An interrupted download or upload
-continues where it stopped when it is run again (the part's bytes and the server's kept bytes are
-checked first); --no-resume starts over and discards them. Several files share one connection
-(gets are pipelined); one failed file does not stop the others, and a summary ends the command.
+With no command, ferry is a shell on a terminal (type help there); otherwise it reads the same commands from standard input, one a line, like sftp -b: the first that fails ends ferry with its exit status, and a leading - (-get a.txt) lets a command fail.
+  printf 'get a.txt\nput b.txt\n' | ferry --server HOST
 
-TLS: --tls checks the server against the system's CA store and its name; --tls-ca FILE against FILE
-(a CA or the server's own certificate); --tls-pin accepts exactly one certificate, by the SHA-256 of
-its DER. Get the fingerprint on the server with:
+Downloads are written to LOCAL.ferry-part (with its state in LOCAL.ferry-part.state; a name too long for that, .HEX.ferry-part), checked against the server's SHA-256 (or XXH3-128 with --hash xxh3-128: faster, catches corruption but not tampering) and only then renamed onto LOCAL; a FIFO or device is written straight through, a folder is refused. An interrupted download or upload continues where it stopped when it is run again (the part's bytes and the server's kept bytes are checked first); --no-resume starts over and discards them. Several files share one connection (gets are pipelined); one failed file does not stop the others, and a summary ends the command.
+
+TLS: --tls checks the server against the system's CA store and its name; --tls-ca FILE against FILE (a CA or the server's own certificate); --tls-pin accepts exactly one certificate, by the SHA-256 of its DER. Get the fingerprint on the server with:
   openssl x509 -in cert.pem -noout -fingerprint -sha256
 
-Environment: FERRY_SERVER (default server, else 127.0.0.1:7021), FERRY_TOKEN (token, when neither
---token nor --token-file is given), FERRY_TLS_CA and FERRY_TLS_PIN (as --tls-ca, --tls-pin),
-FERRY_HASH (as --hash), FERRY_CONFIG (the config file).
+Environment: FERRY_SERVER (default server, else 127.0.0.1:7021), FERRY_TOKEN (token, when neither --token nor --token-file is given), FERRY_TLS_CA and FERRY_TLS_PIN (as --tls-ca, --tls-pin), FERRY_HASH (as --hash), FERRY_CONFIG (the config file).
 
-Named servers: ~/.config/ferry/config.toml ($XDG_CONFIG_HOME honoured) holds [servers.NAME] tables
-(address, token_file, tls, tls_ca, tls_pin) and default = "NAME"; -s NAME picks one. Flags (and
-FERRY_TLS_CA, FERRY_TLS_PIN) win over the file. ferry://HOST:PORT/NAME is accepted by --server
-(without NAME) and in place of a NAME (get, stat, put --as).
+Named servers: ~/.config/ferry/config.toml ($XDG_CONFIG_HOME honoured) holds [servers.NAME] tables (address, token_file, tls, tls_ca, tls_pin) and default = "NAME"; -s NAME picks one. Flags (and FERRY_TLS_CA, FERRY_TLS_PIN) win over the file. ferry://HOST:PORT/NAME is accepted by --server (without NAME) and in place of a NAME (get, stat, put --as).
 
---json: one JSON object per command on stdout (with -o -, on stderr); get and put always give
-{"files": [...], "summary": {...}}; the shapes are in docs/ferry-json.schema.json.
-Exit status: 0 success; 1 several files failed in different ways; 2 usage; 3 local file error;
-4 refused by the server (not_found, forbidden...); 5 token or TLS trust refused; 6 transient
-(network, busy, stalled: try again); 7 disk full; 8 not a Ferry server or protocol broken;
-130 interrupted (Ctrl-C).)";
+--json: one JSON object per command on stdout (with -o -, on stderr); get and put always give {"files": [...], "summary": {...}}; the shapes are in docs/ferry-json.schema.json.
+Exit status: 0 success; 1 several files failed in different ways; 2 usage; 3 local file error; 4 refused by the server (not_found, forbidden...); 5 token or TLS trust refused; 6 transient (network, busy, stalled: try again); 7 disk full; 8 not a Ferry server or protocol broken; 130 interrupted (Ctrl-C).)";
+
+// A command's own help points at the rest instead of repeating it.
+constexpr const char* kCommandFooter = "ferry --help: the shell, TLS, environment and exit status.";
+
+// Help text fits an 80-column terminal. CLI11 2.1 lays out its columns but
+// never wraps, so this formatter wraps each option's description within its
+// column, and every other line (usage, description, footer) at a blank,
+// continuing at the line's own indentation.
+class FittedFormatter : public CLI::Formatter {
+public:
+    static constexpr std::size_t kWidth = 80;
+
+    std::string make_help(const CLI::App* app, std::string name, CLI::AppFormatMode mode) const override
+    {
+        return fit(CLI::Formatter::make_help(app, std::move(name), mode));
+    }
+    std::string make_option(const CLI::Option* option, bool is_positional) const override
+    {
+        return entry(make_option_name(option, is_positional) + make_option_opts(option), make_option_desc(option));
+    }
+    std::string make_subcommand(const CLI::App* command) const override
+    {
+        return entry(command->get_display_name(true), command->get_description());
+    }
+    // The top level lists its commands in its footer, with their arguments.
+    std::string make_subcommands(const CLI::App* app, CLI::AppFormatMode mode) const override
+    {
+        return app->get_parent() == nullptr ? std::string() : CLI::Formatter::make_subcommands(app, mode);
+    }
+
+private:
+    // Lines of at most `width` columns, broken at blanks (a word longer
+    // than the width keeps its own line).
+    static std::vector<std::string> wrap(const std::string& text, std::size_t width)
+    {
+        std::vector<std::string> lines;
+        std::string line;
+        std::size_t at = 0;
+        while (at < text.size()) {
+            const auto word_start = text.find_first_not_of(' ', at);
+            if (word_start == std::string::npos) {
+                break;
+            }
+            auto word_end = text.find(' ', word_start);
+            if (word_end == std::string::npos) {
+                word_end = text.size();
+            }
+            const std::string word = text.substr(word_start, word_end - word_start);
+            if (!line.empty() && line.size() + 1 + word.size() > width) {
+                lines.push_back(std::move(line));
+                line.clear();
+            }
+            line += (line.empty() ? "" : " ") + word;
+            at = word_end;
+        }
+        if (!line.empty() || lines.empty()) {
+            lines.push_back(std::move(line));
+        }
+        return lines;
+    }
+
+    // Each line that is too long, wrapped at its own indentation.
+    static std::string fit(const std::string& text)
+    {
+        std::string out;
+        std::size_t at = 0;
+        while (at < text.size()) {
+            auto end = text.find('\n', at);
+            const bool newline = end != std::string::npos;
+            if (!newline) {
+                end = text.size();
+            }
+            const std::string line = text.substr(at, end - at);
+            at = newline ? end + 1 : end;
+            if (line.size() <= kWidth) {
+                out += line;
+            } else {
+                const std::size_t indent = std::min(line.find_first_not_of(' '), kWidth / 2);
+                const auto lines = wrap(line.substr(indent), kWidth - indent);
+                for (std::size_t i = 0; i < lines.size(); ++i) {
+                    out += (i == 0 ? "" : "\n") + std::string(indent, ' ') + lines[i];
+                }
+            }
+            if (newline) {
+                out += '\n';
+            }
+        }
+        return out;
+    }
+
+    // "  NAME  description" with the description in its column, on the next
+    // line when the name fills the column.
+    std::string entry(const std::string& name, const std::string& description) const
+    {
+        const std::size_t column = get_column_width();
+        std::string out = "  " + name;
+        if (description.empty()) {
+            return out + "\n";
+        }
+        if (out.size() >= column) {
+            out += "\n" + std::string(column, ' ');
+        } else {
+            out.resize(column, ' ');
+        }
+        const auto lines = wrap(description, kWidth - column);
+        for (std::size_t i = 0; i < lines.size(); ++i) {
+            out += (i == 0 ? "" : "\n" + std::string(column, ' ')) + lines[i];
+        }
+        return out + "\n";
+    }
+};
+
+// The spelling of a flag as the user typed it (the last one wins, as in
+// CLI11), so that an error about its value names what is on the command
+// line: -C or --directory.
+std::string typed_flag(int argc, char** argv, const std::string& short_name, const std::string& long_name)
+{
+    std::string typed = long_name;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg == "--") {
+            break;
+        }
+        if (arg == long_name || arg.starts_with(long_name + "=")) {
+            typed = long_name;
+        } else if (arg.starts_with(short_name)) {
+            typed = short_name;
+        }
+    }
+    return typed;
+}
 
 // Usage errors are shown like every other error, so that --json stays JSON.
 bool wants_json(int argc, char** argv)
@@ -186,11 +308,15 @@ int main_with(int argc, char** argv)
 {
     using namespace ferry::client;
     std::signal(SIGPIPE, SIG_IGN);
+    // The terminal's character set: libedit edits and the progress line
+    // measures UTF-8 names only in a UTF-8 locale. Only LC_CTYPE: numbers
+    // and messages stay as they are.
+    std::setlocale(LC_CTYPE, "");
 
     CLI::App app{"ferry: the Ferry file-transfer client. List, fetch and send files on a ferryd server; every "
                  "transfer is checked end to end with SHA-256 and can be resumed."};
     app.set_version_flag("--version", std::string("ferry ") + FERRY_VERSION);
-    app.footer(kFooter);
+    app.formatter(std::make_shared<FittedFormatter>()); // before the commands, which copy it
 
     std::string server;
     bool json = false;
@@ -266,8 +392,7 @@ int main_with(int argc, char** argv)
     auto* output_option =
         get->add_option("-o,--output", output_path,
                         "Where to write the one NAME (an existing folder gets NAME inside; - is standard output)");
-    get->add_option("-C,--directory", folder, "Folder to write every NAME into")
-        ->check(CLI::ExistingDirectory)
+    get->add_option("-C,--directory", folder, "Folder to write every NAME into (made when missing)")
         ->excludes(output_option);
     auto* get_no_clobber =
         get->add_flag("-n,--no-clobber", no_clobber, "Leave an existing local file alone (reported as skipped)");
@@ -288,9 +413,15 @@ int main_with(int argc, char** argv)
         ->excludes(put_no_clobber);
     auto* stats = app.add_subcommand("stats", "Show the server's counters: uptime, connections, transfers, bytes, "
                                               "errors");
-    for (auto* command : {list, stat, get, put, stats}) {
+    auto* help = app.add_subcommand("help", "Show this help, or a command's (help get)");
+    std::string help_topic;
+    help->add_option("COMMAND", help_topic, "The command to explain")
+        ->check(CLI::IsMember({"list", "stat", "get", "put", "stats", "help"}));
+    for (auto* command : {list, stat, get, put, stats, help}) {
         command->fallthrough(); // global options also after the command
+        command->footer(kCommandFooter);
     }
+    app.footer(kFooter); // after the commands: they would copy it
     app.require_subcommand(0, 1);
 
     const auto usage_error = [&](const std::string& message) {
@@ -313,6 +444,12 @@ int main_with(int argc, char** argv)
             app.exit(error);
         }
         return kExitUsage;
+    }
+    if (help->parsed()) { // ferry help [COMMAND]: what --help prints, on stdout
+        const CLI::App* topic = help_topic.empty() ? &app : app.get_subcommand(help_topic);
+        const std::string name = help_topic.empty() ? app.get_name() : app.get_name() + " " + help_topic;
+        std::fputs(topic->get_formatter()->make_help(topic, name, CLI::AppFormatMode::Normal).c_str(), stdout);
+        return kExitOk;
     }
     const ferry::HashKind hash = ferry::hash_from_name(hash_text).value_or(ferry::HashKind::sha256);
     if (get->parsed() && !output_path.empty() && names.size() > 1) {
@@ -413,8 +550,7 @@ int main_with(int argc, char** argv)
 
     if (app.get_subcommands().empty()) {
         if (::isatty(STDIN_FILENO) != 1) {
-            std::fputs(app.help().c_str(), stderr);
-            return kExitUsage;
+            return run_batch(endpoint, options.value(), output, hash);
         }
         const int status = run_shell(endpoint, options.value(), Output(false), hash);
         clear_interrupt(); // the shell's Ctrl-C stopped transfers, not the shell
@@ -479,6 +615,10 @@ int main_with(int argc, char** argv)
             placement.output = output_path;
         }
         if (!folder.empty()) {
+            if (const auto failed = make_folders(folder, typed_flag(argc, argv, "-C", "--directory"))) {
+                output.error(*failed);
+                return exit_status(failed->code);
+            }
             placement.folder = folder;
         }
         return run_gets(server_connection, output, names, placement, flags);

@@ -3,11 +3,18 @@
 // one connection, reopened when it drops, with history and tab completion
 // (line_editor.hpp). Ctrl-C stops the running transfer (a download keeps
 // its partial for get --resume) and returns to the prompt.
+//
+// Batch mode (`ferry` with no command and standard input not a terminal,
+// like `sftp -b -`): the same commands, one a line, without prompt or
+// greeting; the first command that fails ends ferry with its status,
+// unless the line starts with '-' (as in sftp), which lets that command
+// fail. Blank lines and lines starting with '#' are skipped.
 #pragma once
 
 #include "connection.hpp"
 #include "endpoint.hpp"
 #include "output.hpp"
+#include "shell_words.hpp"
 
 #include <optional>
 #include <string>
@@ -20,9 +27,10 @@ namespace ferry::client {
 // the process exit status (0).
 int run_shell(const Endpoint& endpoint, const ConnectOptions& options, const Output& output, HashKind hash);
 
-// Splits a command line into words: blanks separate, "double" or 'single'
-// quotes keep blanks, a backslash escapes the next character. nullopt when
-// a quote is left open.
-std::optional<std::vector<std::string>> split_words(std::string_view line);
+// Runs the commands of standard input (batch mode); returns 0 when all
+// succeeded (or quit came first), else the exit status of the command that
+// failed (status.hpp; 2 for a line that is no valid command), 130 when
+// interrupted.
+int run_batch(const Endpoint& endpoint, const ConnectOptions& options, const Output& output, HashKind hash);
 
 } // namespace ferry::client

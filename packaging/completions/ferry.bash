@@ -34,7 +34,7 @@ _ferry()
 
     local global_flags="-s --server --json --hash --timeout --hello-timeout --retry -q --quiet -v --verbose
         --no-progress --token --token-file --tls --tls-ca --tls-pin --help --version"
-    local commands="list stat get put stats"
+    local commands="list stat get put stats help"
 
     case $prev in
     --token-file | --tls-ca)
@@ -68,7 +68,7 @@ _ferry()
     local command="" i
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
-        list | stat | get | put | stats)
+        list | stat | get | put | stats | help)
             command=${COMP_WORDS[i]}
             break
             ;;
@@ -90,6 +90,9 @@ _ferry()
     case $command in
     "")
         COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+        ;;
+    help)
+        ((COMP_CWORD == i + 1)) && COMPREPLY=($(compgen -W "$commands" -- "$cur"))
         ;;
     get | stat)
         local name

@@ -1,0 +1,294 @@
+"""The ferry client at a terminal and in scripts: a progress line that fits
+the window (40 and 80 columns, resized, TERM=dumb), Tab completion that
+quotes what it inserts, batch mode on a non-terminal standard input, help
+that fits 80 columns, and get -C making its folder."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from terminal import Terminal, display_width, screen_segments
+from wire import Server
+
+FERRY = os.environ.get("FERRY")
+FERRYD = os.environ.get("FERRYD")
+
+LONG_NAME = "quarterly-report-of-the-northern-region-final-version-2.tar.gz"  # 62 characters
+WIDE_NAME = "\u56db\u534a\u671f\u58f2\u4e0a\u5831\u544a\u66f8-\u6700\u7d42\u7248-\u5317\u90e8\u5730\u57df\u306e\u30c7\u30fc\u30bf.bin"
+
+
+class ServedFolder(unittest.TestCase):
+    """A ferryd serving a fresh folder, and a fresh local folder."""
+
+    def setUp(self):
+        self.base = tempfile.mkdtemp(prefix="ferry-terminal-")
+        self.root = os.path.join(self.base, "root")
+        self.local = os.path.join(self.base, "local")
+        os.mkdir(self.root)
+        os.mkdir(self.local)
+        self.server = Server(FERRYD, self.root)
+        self.address = f"127.0.0.1:{self.server.port}"
+
+    def tearDown(self):
+        self.server.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def local_file(self, name, size=0, content=None):
+        path = os.path.join(self.local, name)
+        with open(path, "wb") as out:
+            if content is not None:
+                out.write(content)
+            else:
+                block = os.urandom(1 << 20)
+                for _ in range(size >> 20):
+                    out.write(block)
+                out.write(block[: size & ((1 << 20) - 1)])
+        return path
+
+    def served_file(self, name, content):
+        with open(os.path.join(self.root, name), "wb") as out:
+            out.write(content)
+
+    def ferry(self, *args, stdin=b"", env=None):
+        child_env = dict(os.environ)
+        child_env.update({"HOME": self.base, "XDG_STATE_HOME": ""})
+        if env:
+            child_env.update(env)
+        return subprocess.run([FERRY, "--server", self.address, *args], input=stdin, capture_output=True,
+                              cwd=self.local, env=child_env, timeout=120)
+
+    def shell(self, columns):
+        return Terminal([FERRY, "--server", self.address], columns, cwd=self.local,
+                        env={"HOME": self.base, "XDG_STATE_HOME": os.path.join(self.base, "state")})
+
+
+class ProgressTests(ServedFolder):
+    def upload(self, name, size, columns, env=None, resize_to=None):
+        """Puts a local file under a pseudo-terminal `columns` wide (stdout
+        in a file, so that only the progress is on the terminal); returns
+        what the terminal showed, and what it showed after the resize."""
+        path = self.local_file(name, size)
+        results = tempfile.TemporaryFile()
+        self.addCleanup(results.close)
+        terminal = Terminal([FERRY, "--server", self.address, "put", path], columns, env=env, stdout_file=results)
+        after = None
+        if resize_to is not None:
+            self.assertIsNotNone(terminal.read_until("%", within=60), terminal.text())
+            before = len(terminal.screen)
+            terminal.resize(resize_to)
+        code = terminal.finish()
+        self.assertEqual(code, 0, terminal.text())
+        text = terminal.text()
+        if resize_to is not None:
+            after = terminal.screen[before:].decode("utf-8", errors="replace")
+        return text, after
+
+    def assert_fits(self, text, columns):
+        segments = [segment for segment in screen_segments(text) if "%" in segment]
+        self.assertTrue(segments, "no progress shown: " + repr(text))
+        for segment in segments:
+            self.assertLessEqual(display_width(segment), columns - 1, repr(segment))
+        return segments
+
+    def test_progress_fits_80_columns_with_a_62_character_name(self):
+        text, _ = self.upload(LONG_NAME, 8 << 20, 80)
+        segments = self.assert_fits(text, 80)
+        self.assertTrue(any("[" in segment and "ETA" in segment for segment in segments), segments)
+
+    def test_progress_fits_40_columns_with_any_name(self):
+        for name in ("a.bin", LONG_NAME, WIDE_NAME):
+            with self.subTest(name=name):
+                text, _ = self.upload(name, 8 << 20, 40)
+                segments = self.assert_fits(text, 40)
+                if name != "a.bin":
+                    # Shortened in the middle: its start and its end show.
+                    self.assertTrue(any("\u2026" in segment for segment in segments), segments)
+                    self.assertTrue(any(name[:3] in segment and name[-4:] in segment for segment in segments),
+                                    segments)
+
+    def test_progress_follows_a_resized_window(self):
+        _, after = self.upload("big.bin", 400 << 20, 80, resize_to=40)
+        # The segment being drawn when the window changed may still be
+        # 80 wide; the redraws after it fit 40, the last one above all.
+        segments = [segment for segment in screen_segments(after) if "%" in segment]
+        self.assertTrue(segments, "the transfer ended before the resize: " + repr(after))
+        self.assertLessEqual(display_width(segments[-1]), 39, segments)
+        self.assertIn("100%", segments[-1])
+
+    def test_dumb_terminal_gets_plain_lines(self):
+        text, _ = self.upload("plain.bin", 8 << 20, 80, env={"TERM": "dumb"})
+        self.assertNotIn("\r\x1b", text)
+        self.assertNotIn("\x1b[", text)
+        lines = [line for line in text.replace("\r\n", "\n").split("\n") if line]
+        self.assertTrue(lines, repr(text))
+        self.assertTrue(lines[-1].startswith("plain.bin: 100%"), lines)
+        self.assertLessEqual(len(lines), 11, lines)
+
+
+class CompletionTests(ServedFolder):
+    def run_shell(self, columns, keys, expect):
+        """Types `keys` (a list of (text, wait-for) pairs) into the shell on
+        a terminal `columns` wide; returns the screen."""
+        terminal = self.shell(columns)
+        self.assertIsNotNone(terminal.read_until("ferry> ", within=60), terminal.text())
+        for text, wait_for in keys:
+            terminal.type(text)
+            if wait_for is not None:
+                self.assertIsNotNone(terminal.read_until(wait_for, within=60),
+                                     f"never saw {wait_for!r}: {terminal.text()!r}")
+        terminal.type("quit\n")
+        self.assertEqual(terminal.finish(), 0, terminal.text())
+        screen = terminal.text()
+        for text in expect:
+            self.assertIn(text, screen)
+        return screen
+
+    def test_completion_quotes_names_with_blanks_and_quotes(self):
+        for columns in (40, 80):
+            with self.subTest(columns=columns):
+                self.served_file("my file.txt", b"blank in the name")
+                self.served_file("it's.txt", b"quote in the name")
+                self.served_file("other.txt", b"other")
+                # libedit redraws only what changed: the inserted part shows.
+                self.run_shell(columns, [
+                    ("get my\t", "\\ file.txt "),
+                    ("\n", "ferry> "),
+                    ("get it\t", "\\'s.txt "),
+                    ("\n", "ferry> "),
+                ], [])
+                with open(os.path.join(self.local, "my file.txt"), "rb") as got:
+                    self.assertEqual(got.read(), b"blank in the name")
+                with open(os.path.join(self.local, "it's.txt"), "rb") as got:
+                    self.assertEqual(got.read(), b"quote in the name")
+                for name in ("my file.txt", "it's.txt"):
+                    os.unlink(os.path.join(self.local, name))
+                self.assertFalse(os.path.exists(os.path.join(self.local, "my")))
+
+    def test_completion_inside_an_open_quote(self):
+        for columns in (40, 80):
+            with self.subTest(columns=columns):
+                self.served_file("my file.txt", b"blank in the name")
+                self.served_file("it's.txt", b"quote in the name")
+                self.run_shell(columns, [
+                    ('get "my f\t', 'ile.txt" '),
+                    ("\n", "ferry> "),
+                    ("get 'it\t", "'\\''s.txt' "),
+                    ("\n", "ferry> "),
+                ], [])
+                for name, content in (("my file.txt", b"blank in the name"), ("it's.txt", b"quote in the name")):
+                    with open(os.path.join(self.local, name), "rb") as got:
+                        self.assertEqual(got.read(), content)
+                    os.unlink(os.path.join(self.local, name))
+
+    def test_completion_sees_names_that_came_after_it_first_listed(self):
+        self.served_file("alpha.txt", b"a")
+        # The first completion loads the names, then the folder changes
+        # behind the shell's back (another client), and list shows it.
+        terminal = self.shell(80)
+        self.assertIsNotNone(terminal.read_until("ferry> ", within=60))
+        terminal.type("stat al\t\n")
+        self.assertIsNotNone(terminal.read_until("alpha.txt", within=60), terminal.text())
+        self.served_file("zebra.txt", b"z")
+        terminal.type("list\n")
+        self.assertIsNotNone(terminal.read_until("zebra.txt", within=60), terminal.text())
+        terminal.type("stat ze\t\n")
+        shown = terminal.read_until("zebra.txt\r\n", within=30)
+        terminal.type("quit\n")
+        terminal.finish()
+        self.assertIsNotNone(shown, terminal.text())
+        self.assertIn("name:     zebra.txt", terminal.text())
+
+    def test_shell_help_lists_every_command_and_a_typo_is_named(self):
+        for columns in (40, 80):
+            with self.subTest(columns=columns):
+                screen = self.run_shell(columns, [("help\n", "quit"), ("lsit\n", "(try: help)")], [])
+                for alias in ("list, ls", "help, ?", "quit, exit"):
+                    self.assertIn(alias, screen)
+                self.assertIn("unknown command 'lsit' (try: help)", screen)
+                self.assertNotIn("bad_request", screen)
+
+
+class BatchTests(ServedFolder):
+    def test_commands_from_a_pipe(self):
+        self.served_file("hello.txt", b"hello")
+        result = self.ferry(stdin=b"list\nquit\n")
+        self.assertEqual(result.returncode, 0, result)
+        self.assertIn(b"hello.txt", result.stdout)
+        self.assertNotIn(b"ferry> ", result.stdout)
+        self.assertNotIn(b"Usage", result.stdout + result.stderr)
+
+    def test_batch_runs_to_the_end_of_input(self):
+        self.served_file("hello.txt", b"hello")
+        result = self.ferry(stdin=b"# fetch it\n\nget hello.txt -C copies\nstat hello.txt")
+        self.assertEqual(result.returncode, 0, result)
+        with open(os.path.join(self.local, "copies", "hello.txt"), "rb") as got:
+            self.assertEqual(got.read(), b"hello")
+        self.assertIn(b"hello.txt", result.stdout)
+
+    def test_the_first_failing_command_ends_the_batch(self):
+        self.served_file("hello.txt", b"hello")
+        result = self.ferry(stdin=b"stat missing.txt\nget hello.txt\n")
+        self.assertEqual(result.returncode, 4, result)  # that command's status: refused by the server
+        self.assertFalse(os.path.exists(os.path.join(self.local, "hello.txt")))
+        result = self.ferry(stdin=b"lsit\nget hello.txt\n")
+        self.assertEqual(result.returncode, 2, result)
+        self.assertIn(b"unknown command 'lsit'", result.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.local, "hello.txt")))
+
+    def test_a_leading_dash_lets_a_command_fail(self):
+        self.served_file("hello.txt", b"hello")
+        result = self.ferry(stdin=b"-stat missing.txt\nget hello.txt\n")
+        self.assertEqual(result.returncode, 0, result)
+        self.assertTrue(os.path.exists(os.path.join(self.local, "hello.txt")))
+
+
+class HelpTests(ServedFolder):
+    def test_help_command_is_help(self):
+        self.assertEqual(self.ferry("help").stdout, self.ferry("--help").stdout)
+        self.assertEqual(self.ferry("help").returncode, 0)
+        for command in ("list", "stat", "get", "put", "stats"):
+            with self.subTest(command=command):
+                result = self.ferry("help", command)
+                self.assertEqual(result.returncode, 0, result)
+                self.assertEqual(result.stdout, self.ferry(command, "--help").stdout)
+        self.assertEqual(self.ferry("help", "nope").returncode, 2)
+
+    def test_help_fits_80_columns_and_says_the_long_part_once(self):
+        top = self.ferry("--help").stdout.decode()
+        self.assertIn("Environment:", top)
+        for args in ((), ("list",), ("stat",), ("get",), ("put",), ("stats",), ("help",)):
+            with self.subTest(args=args):
+                text = self.ferry(*args, "--help").stdout.decode()
+                for line in text.splitlines():
+                    self.assertLessEqual(len(line), 80, line)
+                if args:
+                    self.assertNotIn("Environment:", text)
+                    self.assertNotIn("Named servers:", text)
+
+
+class DirectoryTests(ServedFolder):
+    def test_get_makes_the_folder_of_minus_c(self):
+        self.served_file("hello.txt", b"hello")
+        for flag in ("-C", "--directory"):
+            with self.subTest(flag=flag):
+                target = f"new{flag}/deeper/"
+                result = self.ferry("get", "hello.txt", flag, target)
+                self.assertEqual(result.returncode, 0, result)
+                with open(os.path.join(self.local, target, "hello.txt"), "rb") as got:
+                    self.assertEqual(got.read(), b"hello")
+
+    def test_a_folder_that_cannot_be_made_is_named_with_the_flag_as_typed(self):
+        self.served_file("hello.txt", b"hello")
+        self.local_file("plain-file", content=b"not a folder")
+        for flag in ("-C", "--directory"):
+            with self.subTest(flag=flag):
+                result = self.ferry("get", "hello.txt", flag, "plain-file/sub")
+                self.assertEqual(result.returncode, 3, result)  # a local file error
+                self.assertIn(f"{flag} plain-file/sub".encode(), result.stderr)
+                self.assertNotIn(b"--directory" if flag == "-C" else b"-C ", result.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
