@@ -530,21 +530,40 @@ Status send_abort(Connection& connection, std::uint64_t id, bool discard)
 
 } // namespace
 
+// Asks for pages, so that a folder of any size can be listed: each reply
+// stays small, and the pages come in the directory's order, so the whole is
+// sorted here. A server that does not page sends one reply without "more",
+// which is then the only page.
 Result<ListReply> list_files(Connection& connection)
 {
     const std::uint64_t id = connection.next_id();
-    auto text = ask(connection, Request{id, ListRequest{}});
-    if (!text) {
-        return text.error();
+    if (auto sent = connection.send_request(Request{id, ListRequest{true}}); !sent) {
+        return sent.error();
     }
-    auto reply = parse_list_reply(text.value());
-    if (!reply) {
-        return settle(connection, reply.error());
+    ListReply listed;
+    while (true) {
+        auto text = connection.receive_control();
+        if (!text) {
+            return text.error();
+        }
+        auto reply = parse_list_reply(text.value());
+        if (!reply) {
+            return settle(connection, reply.error());
+        }
+        if (reply->id != id) {
+            return wrong_id(connection, reply->id, id);
+        }
+        auto& page = reply->body;
+        listed.files.insert(listed.files.end(), std::make_move_iterator(page.files.begin()),
+                            std::make_move_iterator(page.files.end()));
+        listed.skipped_invalid_names += page.skipped_invalid_names;
+        if (!page.more) {
+            break;
+        }
     }
-    if (reply->id != id) {
-        return wrong_id(connection, reply->id, id);
-    }
-    return std::move(reply->body);
+    std::sort(listed.files.begin(), listed.files.end(),
+              [](const FileInfo& a, const FileInfo& b) { return a.name < b.name; });
+    return listed;
 }
 
 Result<FileInfo> stat_file(Connection& connection, const std::string& name)

@@ -46,6 +46,7 @@ constexpr std::array kCodeNames{
     CodeName{ErrorCode::not_ferry, "not_ferry"},
     CodeName{ErrorCode::tls_failed, "tls_failed"},
     CodeName{ErrorCode::file_changed, "file_changed"},
+    CodeName{ErrorCode::list_too_large, "list_too_large"},
 };
 
 } // namespace
@@ -108,6 +109,7 @@ bool closes_connection(ErrorCode code)
     case ErrorCode::tls_failed:
     case ErrorCode::forbidden:
     case ErrorCode::file_changed:
+    case ErrorCode::list_too_large:
         return false;
     }
     return true;

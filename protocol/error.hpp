@@ -47,6 +47,7 @@ enum class ErrorCode {
     not_ferry,           // client side only: the peer does not speak the Ferry protocol
     tls_failed,          // client side only: the server's certificate is not trusted, or it speaks no TLS
     file_changed,        // a get's file changed while it was sent: no trailer vouches for the bytes
+    list_too_large,      // a list without "paged" whose reply would exceed the server's cap
 };
 
 std::string_view to_string(ErrorCode code);

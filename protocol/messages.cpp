@@ -440,7 +440,7 @@ std::optional<RequestBody> read_request_body(FieldReader& fields, const std::str
         return read_hello(fields);
     }
     if (op == "list") {
-        return ListRequest{};
+        return ListRequest{fields.boolean("paged", false)};
     }
     if (op == "stat") {
         return StatRequest{fields.string("name")};
@@ -518,7 +518,13 @@ std::string encode_request(const Request& request)
                 out["token"] = hello.token;
             }
         }
-        void operator()(const ListRequest&) const {}
+        // Sent only when set, so an old server sees the request it knows.
+        void operator()(const ListRequest& list) const
+        {
+            if (list.paged) {
+                out["paged"] = true;
+            }
+        }
         void operator()(const StatRequest& stat) const { out["name"] = stat.name; }
         // "hash" is sent only when it is not the default, which every
         // server understands.
@@ -582,6 +588,10 @@ std::string encode_reply(std::uint64_t id, const ListReply& reply)
     }
     text += "],\"id\":";
     text += std::to_string(id);
+    if (reply.more) {
+        text += ",\"more\":true,\"ok\":true}";
+        return text;
+    }
     text += ",\"ok\":true,\"skipped_invalid_names\":";
     text += std::to_string(reply.skipped_invalid_names);
     text += '}';
@@ -680,6 +690,7 @@ Result<Reply<ListReply>> parse_list_reply(std::string_view json_text)
 {
     return parse_reply<ListReply>(json_text, [](FieldReader& fields, const json&, ListReply& body) {
         body.skipped_invalid_names = fields.uint("skipped_invalid_names", 0);
+        body.more = fields.boolean("more", false);
         const json* files = fields.array("files");
         if (files == nullptr) {
             return;

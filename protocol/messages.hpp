@@ -24,7 +24,12 @@ struct HelloRequest {
     std::string client;
     std::string token; // empty: none sent
 };
-struct ListRequest {};
+// With `paged`, the listing comes as several replies of bounded size (the
+// last without "more"); without it, as one reply that the server may refuse
+// with list_too_large. PROTOCOL.md 4.2.
+struct ListRequest {
+    bool paged = false;
+};
 struct StatRequest {
     std::string name;
 };
@@ -88,9 +93,12 @@ struct HelloReply {
     std::uint32_t max_data_frame = 0;
     std::string access = "rw"; // "rw", or "ro" when puts are refused
 };
+// One reply to list; of a paged list, one page: `more` says another page
+// follows, and only the last page carries skipped_invalid_names (the total).
 struct ListReply {
     std::vector<FileInfo> files;
     std::uint64_t skipped_invalid_names = 0;
+    bool more = false;
 };
 struct StatReply {
     FileInfo file;

@@ -36,6 +36,13 @@ struct Config {
     // enough for a burst of replies (and a listing page) to stay in flight,
     // small enough that thousands of such connections fit in memory.
     std::size_t reply_high_water = 256 * 1024;
+    // One page of a paged list (PROTOCOL.md 4.2), in encoded bytes: far below
+    // any client's frame limit, large enough that a page is worth its job.
+    std::size_t list_page_bytes = 64 * 1024;
+    // The largest list sent as one reply (to a client that does not ask for
+    // pages); a larger folder gets list_too_large. What such a list holds
+    // while it is built and sorted is a small multiple of this.
+    std::size_t max_list_reply = 4 * 1024 * 1024;
 
     // Limits against floods and stuck peers; each refusal is its own error
     // code (PROTOCOL.md section 6), then the connection closes.

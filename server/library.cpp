@@ -67,7 +67,7 @@ Library::~Library()
     ::close(root_fd_);
 }
 
-Result<ListReply> Library::list() const
+Result<std::unique_ptr<DirectoryReader>> Library::open_listing() const
 {
     // A fresh descriptor per listing: readdir's position lives in it, and
     // several worker threads may list at once.
@@ -81,8 +81,35 @@ Result<ListReply> Library::list() const
         ::close(dir_fd);
         return file_error(saved, "cannot read", ".");
     }
-    ListReply reply;
-    while (const dirent* entry = ::readdir(dir)) {
+    return std::make_unique<DirectoryReader>(root_fd_, dir);
+}
+
+DirectoryReader::~DirectoryReader()
+{
+    ::closedir(dir_);
+}
+
+std::size_t listed_size(const FileInfo& file)
+{
+    // {"mtime":…,"name":"…","size":…}, and a comma: the numbers at their
+    // longest; of a valid name only '"' is escaped (control characters and
+    // '\\' are invalid).
+    constexpr std::size_t kFixed = 33 + 20 + 20;
+    return kFixed + file.name.size() + static_cast<std::size_t>(std::count(file.name.begin(), file.name.end(), '"'));
+}
+
+Result<bool> DirectoryReader::read_page(std::size_t page_bytes, ListReply& page)
+{
+    std::size_t bytes = 0;
+    while (bytes < page_bytes) {
+        errno = 0;
+        const dirent* entry = ::readdir(dir_);
+        if (entry == nullptr) {
+            if (errno != 0) {
+                return file_error(errno, "cannot read", ".");
+            }
+            return true;
+        }
         const std::string_view name = entry->d_name;
         if (name.empty() || name.front() == '.') {
             continue;
@@ -95,12 +122,33 @@ Result<ListReply> Library::list() const
             continue;
         }
         if (check_file_name(name)) {
-            ++reply.skipped_invalid_names;
+            ++page.skipped_invalid_names;
             continue;
         }
-        reply.files.push_back(file_info(std::string(name), st));
+        page.files.push_back(file_info(std::string(name), st));
+        const std::size_t size = listed_size(page.files.back());
+        bytes += size;
+        bytes_read_ += size;
     }
-    ::closedir(dir);
+    return false;
+}
+
+Result<ListReply> Library::list() const
+{
+    auto reader = open_listing();
+    if (!reader) {
+        return reader.error();
+    }
+    ListReply reply;
+    while (true) {
+        auto ended = reader.value()->read_page(std::size_t{1} << 20, reply);
+        if (!ended) {
+            return ended.error();
+        }
+        if (ended.value()) {
+            break;
+        }
+    }
     std::sort(reply.files.begin(), reply.files.end(),
               [](const FileInfo& a, const FileInfo& b) { return a.name < b.name; });
     return reply;

@@ -14,6 +14,7 @@
 #include "messages.hpp"
 #include "transfer_hash.hpp"
 
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include <memory>
@@ -43,6 +44,32 @@ private:
     FileIdentity identity_;
 };
 
+// One listing of the served folder, read a bounded page at a time: a folder
+// may hold millions of files, and neither a job nor a reply may hold them
+// all. Entries come in the directory's own order. One job at a time uses it.
+class DirectoryReader {
+public:
+    DirectoryReader(int root_fd, DIR* dir) : root_fd_(root_fd), dir_(dir) {}
+    DirectoryReader(const DirectoryReader&) = delete;
+    DirectoryReader& operator=(const DirectoryReader&) = delete;
+    ~DirectoryReader();
+
+    // Adds entries to `page` (files, and invalid names to its
+    // skipped_invalid_names) until their encoded size reaches `page_bytes`
+    // or the folder ends; true once it has ended.
+    Result<bool> read_page(std::size_t page_bytes, ListReply& page);
+    // Encoded bytes added to pages so far.
+    std::size_t bytes_read() const { return bytes_read_; }
+
+private:
+    int root_fd_;
+    DIR* dir_;
+    std::size_t bytes_read_ = 0;
+};
+
+// About the bytes `file` takes in a list reply (never less).
+std::size_t listed_size(const FileInfo& file);
+
 class Library {
 public:
     // Opens the folder to serve; it must exist and be a directory.
@@ -54,7 +81,10 @@ public:
     int root_fd() const { return root_fd_; }
     const std::string& path() const { return path_; }
 
+    // The whole listing, sorted by name (for tests and small folders).
     Result<ListReply> list() const;
+    // A listing to read page by page.
+    Result<std::unique_ptr<DirectoryReader>> open_listing() const;
     Result<FileInfo> stat(std::string_view name) const;
     Result<std::unique_ptr<OpenFile>> open_for_read(std::string_view name) const;
 

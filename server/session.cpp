@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -117,6 +118,10 @@ void Session::on_sent()
         continue_sending();
         return;
     }
+    if (state_ == State::sending_list) {
+        continue_listing();
+        return;
+    }
     // Requests held back by the reply high-water may go on now.
     if (reading_paused_ && can_consume()) {
         pump();
@@ -139,6 +144,7 @@ bool Session::can_consume() const
     case State::receiving_file:
         return upload_->backlog < config_.receive_high_water;
     case State::working:
+    case State::sending_list:
     case State::sending_file:
     case State::finishing_upload:
     case State::refusing:
@@ -254,7 +260,7 @@ void Session::handle_request(const Request& request)
         Session& session;
         std::uint64_t id;
         void operator()(const HelloRequest& hello) const { session.start_hello(id, hello); }
-        void operator()(const ListRequest&) const { session.start_list(id); }
+        void operator()(const ListRequest& list) const { session.start_list(id, list.paged); }
         void operator()(const StatRequest& stat) const { session.start_stat(id, stat); }
         void operator()(const GetRequest& get) const { session.start_get(id, get); }
         void operator()(const PutRequest& put) const { session.start_put(id, put); }
@@ -308,19 +314,119 @@ void Session::start_hello(std::uint64_t id, const HelloRequest& hello)
     send_json(encode_reply(id, reply));
 }
 
-void Session::start_list(std::uint64_t id)
+// A listing in progress. Paged: one page per job, each sent as soon as it
+// is read, the next read only while the peer keeps up. Whole: every entry
+// gathers in `whole`, up to Config::max_list_reply.
+struct Session::Listing {
+    std::uint64_t id = 0;
+    bool paged = false;
+    std::unique_ptr<DirectoryReader> reader;
+    ListReply whole;
+    std::uint64_t skipped = 0; // paged: invalid names so far
+};
+
+void Session::start_list(std::uint64_t id, bool paged)
 {
     state_ = State::working;
-    auto result = std::make_shared<std::optional<Result<ListReply>>>();
-    run_job([this, result] { *result = library_.list(); },
-            [this, id, result] {
-                if (result->value()) {
-                    send_json(encode_reply(id, result->value().value()));
-                } else {
-                    send_error(id, result->value().error());
+    listing_ = std::make_unique<Listing>();
+    listing_->id = id;
+    listing_->paged = paged;
+    auto opened = std::make_shared<std::optional<Result<std::unique_ptr<DirectoryReader>>>>();
+    run_job([this, opened] { *opened = library_.open_listing(); },
+            [this, opened] {
+                auto& result = opened->value();
+                if (!result) {
+                    finish_list(result.error());
+                    return;
                 }
-                back_to_idle();
+                listing_->reader = std::move(result.value());
+                if (!listing_->paged) {
+                    list_whole();
+                    return;
+                }
+                state_ = State::sending_list;
+                continue_listing();
             });
+}
+
+// The next page, once the peer has read enough of the previous ones: the
+// read is what the socket's queue throttles, so a slow reader costs no
+// memory however large the folder.
+void Session::continue_listing()
+{
+    if (state_ != State::sending_list || job_in_flight_) {
+        return;
+    }
+    if (io_.unsent_bytes() >= config_.reply_high_water) {
+        return; // on_sent() brings us back
+    }
+    auto page = std::make_shared<ListReply>();
+    auto ended = std::make_shared<std::optional<Result<bool>>>();
+    run_job([reader = listing_->reader.get(), page, ended, bytes = config_.list_page_bytes] {
+                *ended = reader->read_page(bytes, *page);
+            },
+            [this, page, ended] {
+                auto& result = ended->value();
+                if (!result) {
+                    finish_list(result.error());
+                    return;
+                }
+                listing_->skipped += page->skipped_invalid_names;
+                if (result.value()) {
+                    page->skipped_invalid_names = listing_->skipped;
+                    send_json(encode_reply(listing_->id, *page));
+                    finish_list(std::nullopt);
+                    return;
+                }
+                page->more = true;
+                page->skipped_invalid_names = 0;
+                send_json(encode_reply(listing_->id, *page));
+                continue_listing();
+            });
+}
+
+// One reply for a client that did not ask for pages: bounded by
+// max_list_reply, beyond which reading stops and the client is told to page.
+void Session::list_whole()
+{
+    auto ended = std::make_shared<std::optional<Result<bool>>>();
+    run_job(
+        [listing = listing_.get(), ended, limit = config_.max_list_reply] {
+            while (true) {
+                *ended = listing->reader->read_page(std::size_t{1} << 20, listing->whole);
+                if (!ended->value() || ended->value().value() || listing->reader->bytes_read() > limit) {
+                    break;
+                }
+            }
+            if (ended->value() && ended->value().value()) {
+                std::sort(listing->whole.files.begin(), listing->whole.files.end(),
+                          [](const FileInfo& a, const FileInfo& b) { return a.name < b.name; });
+            }
+        },
+        [this, ended] {
+            auto& result = ended->value();
+            if (!result) {
+                finish_list(result.error());
+                return;
+            }
+            if (!result.value()) {
+                finish_list(Error{ErrorCode::list_too_large,
+                                  "the folder's list is longer than " + std::to_string(config_.max_list_reply) +
+                                      " bytes, the most sent as one reply; ask for it in pages (\"paged\": true)"});
+                return;
+            }
+            send_json(encode_reply(listing_->id, listing_->whole));
+            finish_list(std::nullopt);
+        });
+}
+
+void Session::finish_list(std::optional<Error> error)
+{
+    if (error) {
+        send_error(listing_->id, *error);
+    }
+    listing_.reset();
+    back_to_idle();
 }
 
 void Session::start_stat(std::uint64_t id, const StatRequest& stat)
@@ -942,6 +1048,11 @@ void Session::check_timeouts(std::uint64_t now_ms)
             fail_connection(transfer_id(), Error{ErrorCode::stalled, "no progress for " + seconds_text(quiet)});
         }
         break;
+    case State::sending_list:
+        if (quiet >= stall_limit) {
+            fail_connection(listing_->id, Error{ErrorCode::stalled, "no progress for " + seconds_text(quiet)});
+        }
+        break;
     case State::refusing:
         if (now_ms >= refuse_at_ms_) {
             fail_connection(refused_id_, Error{ErrorCode::unauthorized, "a valid token is required"});
@@ -986,6 +1097,7 @@ void Session::advance_close()
     }
     download_.reset();
     upload_.reset();
+    listing_.reset();
     slot_.reset();
     state_ = State::closed;
     io_.close();

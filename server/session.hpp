@@ -4,10 +4,12 @@
 // run a file job off the loop, pause or resume reading, close). That keeps
 // every transition testable without sockets (test/server/).
 //
-// Memory is bounded whatever the file size or the peer's speed: a download
-// reads the next chunk only while less than Config::send_high_water is
-// queued on the socket; an upload stops reading the socket while more than
-// Config::receive_high_water waits for the disk.
+// Memory is bounded whatever the file size, the folder's size or the peer's
+// speed: a download reads the next chunk only while less than
+// Config::send_high_water is queued on the socket; a paged list reads the
+// next page only while less than Config::reply_high_water is; an upload
+// stops reading the socket while more than Config::receive_high_water waits
+// for the disk; and no request is taken while reply_high_water is unsent.
 #pragma once
 
 #include "access.hpp"
@@ -48,6 +50,7 @@ public:
         awaiting_request, // between requests, nothing buffered
         reading_request,  // part of a frame has arrived
         working,          // a list/stat/open job runs on the thread pool
+        sending_list,     // a paged list sends its pages as the peer reads them
         sending_file,     // a get streams data frames
         receiving_file,   // a put takes data frames
         finishing_upload, // commit or abort waits for the disk
@@ -79,6 +82,7 @@ public:
 private:
     struct Download;
     struct Upload;
+    struct Listing;
 
     // Input side.
     void pump();
@@ -91,7 +95,10 @@ private:
 
     // Operations.
     void start_hello(std::uint64_t id, const HelloRequest& hello);
-    void start_list(std::uint64_t id);
+    void start_list(std::uint64_t id, bool paged);
+    void continue_listing();
+    void list_whole();
+    void finish_list(std::optional<Error> error);
     void start_stat(std::uint64_t id, const StatRequest& stat);
     void start_get(std::uint64_t id, const GetRequest& get);
     void start_put(std::uint64_t id, const PutRequest& put);
@@ -141,6 +148,7 @@ private:
     std::size_t inbox_pos_ = 0;
     std::unique_ptr<Download> download_;
     std::unique_ptr<Upload> upload_;
+    std::unique_ptr<Listing> listing_;
 };
 
 } // namespace ferry::server

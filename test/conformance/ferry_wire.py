@@ -258,6 +258,21 @@ class Client:
     def list(self):
         return self.request("list")
 
+    def list_paged(self):
+        """A list in pages (PROTOCOL.md 4.2): every page until the one
+        without "more"; returns (files of all pages, the last page, pages)."""
+        first = self.request("list", paged=True)
+        rid, pages, files = first["id"], [first], list(first["files"])
+        while pages[-1].get("more"):
+            page = self.recv()
+            if page.get("id") != rid:
+                raise AssertionError("page id %r for list id %r" % (page.get("id"), rid))
+            if not page.get("ok"):
+                raise RemoteError(page)
+            pages.append(page)
+            files.extend(page["files"])
+        return files, pages[-1], len(pages)
+
     def stat(self, name):
         return self.request("stat", name=name)
 

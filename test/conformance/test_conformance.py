@@ -718,6 +718,20 @@ class ListStatTests(ServerCase):
                          len(NOT_LISTED_BAD_UTF8) +
                          len(NOT_LISTED_VALID_UTF8_BAD))
 
+    def test_paged_list_holds_the_same_files_once_each(self):
+        # 4.2: the pages together are the listing, each file once; the last
+        # page has no "more" and counts the skipped names.
+        c = self.client()
+        files, last, _ = c.list_paged()
+        names = [f["name"] for f in files]
+        self.assertEqual(sorted(names, key=lambda n: n.encode("utf-8")),
+                         sorted(LISTED, key=lambda n: n.encode("utf-8")))
+        self.assertFalse(last.get("more", False))
+        self.assertEqual(last["skipped_invalid_names"],
+                         len(NOT_LISTED_BAD_UTF8) + len(NOT_LISTED_VALID_UTF8_BAD))
+        # The connection is in step afterwards.
+        self.assertEqual(c.request("stat", name="b.txt")["name"], "b.txt")
+
     def test_stat_regular_file(self):
         c = self.client()
         r = c.request("stat", id=12, name="b.txt")

@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import struct
+import subprocess
 import time
 import unittest
 
@@ -158,6 +159,66 @@ class PipelinedReplies(unittest.TestCase):
                     self.assertTrue(reply["ok"], reply)
                 del buffer[:at]
             self.assertEqual(seen, count)
+
+
+@unittest.skipUnless(MEMORY_CHECKS, "resident size is meaningless under ASan")
+class LargeFolder(unittest.TestCase):
+    COUNT = 60000
+
+    @classmethod
+    def setUpClass(cls):
+        cls.root = temp_root()
+        # 255-byte names: a single reply would be ~20 MB, over ferryd's
+        # single-reply cap; paged, each frame stays small.
+        for i in range(cls.COUNT):
+            name = f"{i:07d}".ljust(255, "n")
+            os.close(os.open(os.path.join(cls.root, name), os.O_CREAT | os.O_WRONLY, 0o644))
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.root)
+
+    def test_a_paged_listing_costs_the_server_little_per_entry(self):
+        with Server(FERRYD, self.root) as server:
+            peer = server.peer()
+            peer.request({"op": "stats"})
+            baseline = server.rss_kib()
+            peak = baseline
+            peer.send({"op": "list", "paged": True})
+            names, pages = set(), 0
+            while True:
+                reply = peer.reply()
+                self.assertTrue(reply["ok"], reply)
+                pages += 1
+                names.update(f["name"] for f in reply["files"])
+                if pages % 20 == 0:
+                    peak = max(peak, server.rss_kib())
+                if not reply.get("more"):
+                    break
+            peak = max(peak, server.rss_kib())
+            self.assertEqual(len(names), self.COUNT)
+            self.assertEqual(reply["skipped_invalid_names"], 0)
+            per_entry = (peak - baseline) * 1024 / self.COUNT
+            print(f"  {self.COUNT} files in {pages} pages: RSS {baseline} KiB -> peak {peak} KiB, "
+                  f"{per_entry:.1f} bytes per entry")
+            # 1,000,000 entries at this rate stay under 16 MiB.
+            self.assertLess(per_entry * 1000000, 16 * 1024 * 1024)
+            # Without pages, the server refuses rather than build ~20 MB.
+            refused = peer.request({"op": "list"})
+            self.assertEqual(refused["error"]["code"], "list_too_large", refused)
+            self.assertLess(server.rss_kib() - baseline, 16 * 1024)
+            peer.close()
+
+    def test_ferry_lists_a_folder_too_large_for_one_reply(self):
+        ferry = os.path.join(os.path.dirname(FERRYD), "..", "client", "ferry")
+        with Server(FERRYD, self.root) as server:
+            result = subprocess.run([ferry, "--json", "--server", f"127.0.0.1:{server.port}", "list"],
+                                    capture_output=True, timeout=120)
+            self.assertEqual(result.returncode, 0, result.stderr.decode(errors="replace"))
+            listed = json.loads(result.stdout)
+            self.assertEqual(len(listed["files"]), self.COUNT)
+            names = [f["name"] for f in listed["files"]]
+            self.assertEqual(names, sorted(names))
 
 if __name__ == "__main__":
     unittest.main()

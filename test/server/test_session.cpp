@@ -10,8 +10,10 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <deque>
 #include <fstream>
+#include <set>
 #include <functional>
 #include <tuple>
 #include <string>
@@ -309,6 +311,111 @@ TEST_CASE("requests wait while the peer leaves a high-water of replies unread, b
         CHECK(f.io.reading);
         CHECK_FALSE(f.io.closed);
     }
+}
+
+TEST_CASE("a paged list sends bounded pages as the peer reads them; an unpaged one is capped")
+{
+    Fixture f;
+    f.config.list_page_bytes = 2000;
+    f.config.reply_high_water = 3000;
+    f.config.max_list_reply = 20000;
+    std::set<std::string> expected;
+    for (int i = 0; i < 300; ++i) {
+        const std::string name = "file-" + std::to_string(i) + std::string(40, 'x');
+        f.root.write(name, "");
+        expected.insert(name);
+    }
+    f.hello();
+    f.io.hold_writes = true;
+    f.feed(control(Request{5, ListRequest{true}}) + control(Request{6, StatsRequest{}}));
+    std::set<std::string> listed;
+    std::size_t pages = 0;
+    bool last_seen = false;
+    while (!last_seen) {
+        f.io.run_jobs();
+        // Pages stop at the high-water until the peer reads.
+        CHECK(f.io.unsent < f.config.reply_high_water + f.config.list_page_bytes + 200);
+        for (const auto& text : f.io.controls()) {
+            CHECK(text.size() < f.config.list_page_bytes + 200);
+            auto page = parse_list_reply(text);
+            if (!page) {
+                continue;
+            }
+            if (page->id == 6) {
+                FAIL("the stats request was answered before the list ended");
+            }
+            REQUIRE(page->id == 5);
+            ++pages;
+            for (const auto& file : page->body.files) {
+                CHECK(listed.insert(file.name).second);
+            }
+            if (!page->body.more) {
+                last_seen = true;
+            }
+        }
+        if (!last_seen) {
+            CHECK(f.session.state() == Session::State::sending_list);
+            CHECK(f.io.jobs.empty());
+            f.io.unsent = 0;
+            f.session.on_sent();
+        }
+    }
+    CHECK(pages > 5);
+    CHECK(listed == expected);
+    // The pipelined request comes after the last page.
+    f.io.unsent = 0;
+    f.session.on_sent();
+    f.io.run_jobs();
+    auto after = f.io.controls();
+    REQUIRE(after.size() == 1);
+    CHECK(parse_stats_reply(after[0])->id == 6);
+
+    // Without pages: one sorted reply, or list_too_large past the cap.
+    f.io.hold_writes = false;
+    f.feed(control(Request{7, ListRequest{}}));
+    f.io.run_jobs();
+    auto refused = f.io.controls();
+    REQUIRE(refused.size() == 1);
+    auto error = parse_list_reply(refused[0]);
+    REQUIRE_FALSE(error);
+    CHECK(error.error().code == ErrorCode::list_too_large);
+    CHECK(f.session.state() == Session::State::awaiting_request);
+    f.config.max_list_reply = 1 << 20;
+    f.feed(control(Request{8, ListRequest{}}));
+    f.io.run_jobs();
+    auto whole = f.io.controls();
+    REQUIRE(whole.size() == 1);
+    auto reply = parse_list_reply(whole[0]);
+    REQUIRE(reply);
+    CHECK_FALSE(reply->body.more);
+    REQUIRE(reply->body.files.size() == expected.size());
+    CHECK(std::is_sorted(reply->body.files.begin(), reply->body.files.end(),
+                         [](const FileInfo& a, const FileInfo& b) { return a.name < b.name; }));
+}
+
+TEST_CASE("a paged list whose reader stops reading stalls and closes, with the list's id")
+{
+    Fixture f;
+    f.config.list_page_bytes = 500;
+    f.config.reply_high_water = 600;
+    for (int i = 0; i < 100; ++i) {
+        f.root.write("f" + std::to_string(i), "");
+    }
+    f.hello();
+    f.io.hold_writes = true;
+    f.feed(control(Request{5, ListRequest{true}}));
+    f.io.run_jobs();
+    CHECK(f.session.state() == Session::State::sending_list);
+    f.io.controls();
+    f.io.clock_ms += static_cast<std::uint64_t>(f.config.stall_timeout.count()) + 1;
+    f.session.check_timeouts(f.io.clock_ms);
+    auto replies = f.io.controls();
+    REQUIRE(replies.size() == 1);
+    auto stalled = parse_list_reply(replies[0]);
+    REQUIRE_FALSE(stalled);
+    CHECK(stalled.error().code == ErrorCode::stalled);
+    f.io.run_jobs();
+    CHECK(f.io.closed);
 }
 
 TEST_CASE("bad JSON and unknown operations get an error; broken framing closes")

@@ -67,6 +67,7 @@ const std::vector<CodeSpelling> kCodes{
     {ErrorCode::not_ferry, "not_ferry", false},
     {ErrorCode::tls_failed, "tls_failed", false},
     {ErrorCode::file_changed, "file_changed", false},
+    {ErrorCode::list_too_large, "list_too_large", false},
 };
 
 ferry::Request round_trip(const ferry::Request& request)
@@ -579,6 +580,42 @@ TEST_CASE("reply round trip: list")
     CHECK(empty->id == 2);
     CHECK(empty->body.files.empty());
     CHECK(empty->body.skipped_invalid_names == 0);
+}
+
+TEST_CASE("a paged list: the request says so, pages say more, the last one counts skipped names")
+{
+    // An old-style request stays byte for byte what old servers know.
+    CHECK(same_json(ferry::encode_request({1, ferry::ListRequest{}}), R"({"op": "list", "id": 1})"));
+    CHECK(same_json(ferry::encode_request({1, ferry::ListRequest{true}}), R"({"op": "list", "id": 1, "paged": true})"));
+    CHECK(std::get<ferry::ListRequest>(round_trip({1, ferry::ListRequest{true}}).body).paged);
+    CHECK_FALSE(std::get<ferry::ListRequest>(round_trip({1, ferry::ListRequest{}}).body).paged);
+    const auto mistyped = ferry::parse_request(R"({"op": "list", "id": 4, "paged": "yes"})");
+    REQUIRE_FALSE(mistyped.request.ok());
+    CHECK(mistyped.request.error().code == ErrorCode::bad_request);
+
+    ferry::ListReply page;
+    page.files = {{"b", 2, 20}, {"a", 1, 10}};
+    page.more = true;
+    page.skipped_invalid_names = 7; // not sent on a page that is not the last
+    const std::string text = ferry::encode_reply(3, page);
+    CHECK(same_json(text, R"({"id": 3, "ok": true, "more": true,
+        "files": [{"name": "b", "size": 2, "mtime": 20}, {"name": "a", "size": 1, "mtime": 10}]})"));
+    CHECK(text == json::parse(text).dump()); // written as dump() writes it
+    const auto parsed = ferry::parse_list_reply(text);
+    REQUIRE(parsed.ok());
+    CHECK(parsed->body.more);
+    CHECK(parsed->body.files.size() == 2);
+
+    page.more = false;
+    const auto last = ferry::parse_list_reply(ferry::encode_reply(3, page));
+    REQUIRE(last.ok());
+    CHECK_FALSE(last->body.more);
+    CHECK(last->body.skipped_invalid_names == 7);
+    // A reply without "more" (any server's single reply) is the last page.
+    const auto single = ferry::parse_list_reply(R"({"id": 3, "ok": true, "files": []})");
+    REQUIRE(single.ok());
+    CHECK_FALSE(single->body.more);
+    CHECK_FALSE(ferry::parse_list_reply(R"({"id": 3, "ok": true, "files": [], "more": 1})").ok());
 }
 
 TEST_CASE("reply round trip: stat")
