@@ -393,12 +393,13 @@ void Session::list_whole()
     run_job(
         [listing = listing_.get(), ended, limit = config_.max_list_reply] {
             while (true) {
-                *ended = listing->reader->read_page(std::size_t{1} << 20, listing->whole);
+                *ended = listing->reader->read_page(std::min<std::size_t>(std::size_t{1} << 20, limit + 1),
+                                                    listing->whole);
                 if (!ended->value() || ended->value().value() || listing->reader->bytes_read() > limit) {
                     break;
                 }
             }
-            if (ended->value() && ended->value().value()) {
+            if (ended->value() && ended->value().value() && listing->reader->bytes_read() <= limit) {
                 std::sort(listing->whole.files.begin(), listing->whole.files.end(),
                           [](const FileInfo& a, const FileInfo& b) { return a.name < b.name; });
             }
@@ -409,7 +410,7 @@ void Session::list_whole()
                 finish_list(result.error());
                 return;
             }
-            if (!result.value()) {
+            if (listing_->reader->bytes_read() > config_.max_list_reply) {
                 finish_list(Error{ErrorCode::list_too_large,
                                   "the folder's list is longer than " + std::to_string(config_.max_list_reply) +
                                       " bytes, the most sent as one reply; ask for it in pages (\"paged\": true)"});

@@ -1849,6 +1849,29 @@ class ReadOnlyServerTests(ServerCase):
         self.assertEqual(s.stop(), 0)
 
 
+class LargeFolderListTests(ServerCase):
+    # 4.2: a folder whose single list reply would pass ferryd's 4 MiB gets
+    # list_too_large without pages, and is listed whole in pages.
+    COUNT = 14000
+
+    @classmethod
+    def prepare(cls, root):
+        for i in range(cls.COUNT):
+            name = ("%07d" % i).ljust(255, "n")
+            os.close(os.open(os.path.join(root, name), os.O_CREAT | os.O_WRONLY, 0o644))
+
+    def test_a_large_folder_is_refused_whole_and_listed_in_pages(self):
+        c = self.client()
+        with self.assertRaises(fw.RemoteError) as caught:
+            c.list()
+        self.assertEqual(caught.exception.code, "list_too_large")
+        files, last, pages = c.list_paged()
+        self.assertGreater(pages, 1)
+        self.assertEqual(len({f["name"] for f in files}), self.COUNT)
+        self.assertEqual(len(files), self.COUNT)
+        self.assertEqual(last["skipped_invalid_names"], 0)
+
+
 # ---------------------------------------------------------------- limits
 
 class SmallControlFrameTests(ServerCase):

@@ -331,19 +331,23 @@ TEST_CASE("a paged list sends bounded pages as the peer reads them; an unpaged o
     std::set<std::string> listed;
     std::size_t pages = 0;
     bool last_seen = false;
+    bool stats_answered = false;
     while (!last_seen) {
         f.io.run_jobs();
         // Pages stop at the high-water until the peer reads.
         CHECK(f.io.unsent < f.config.reply_high_water + f.config.list_page_bytes + 200);
         for (const auto& text : f.io.controls()) {
             CHECK(text.size() < f.config.list_page_bytes + 200);
-            auto page = parse_list_reply(text);
-            if (!page) {
+            if (last_seen) {
+                // The pipelined request is answered only after the last page.
+                auto stats = parse_stats_reply(text);
+                REQUIRE(stats);
+                CHECK(stats->id == 6);
+                stats_answered = true;
                 continue;
             }
-            if (page->id == 6) {
-                FAIL("the stats request was answered before the list ended");
-            }
+            auto page = parse_list_reply(text);
+            REQUIRE(page);
             REQUIRE(page->id == 5);
             ++pages;
             for (const auto& file : page->body.files) {
@@ -362,13 +366,14 @@ TEST_CASE("a paged list sends bounded pages as the peer reads them; an unpaged o
     }
     CHECK(pages > 5);
     CHECK(listed == expected);
-    // The pipelined request comes after the last page.
-    f.io.unsent = 0;
-    f.session.on_sent();
-    f.io.run_jobs();
-    auto after = f.io.controls();
-    REQUIRE(after.size() == 1);
-    CHECK(parse_stats_reply(after[0])->id == 6);
+    if (!stats_answered) {
+        f.io.unsent = 0;
+        f.session.on_sent();
+        f.io.run_jobs();
+        auto after = f.io.controls();
+        REQUIRE(after.size() == 1);
+        CHECK(parse_stats_reply(after[0])->id == 6);
+    }
 
     // Without pages: one sorted reply, or list_too_large past the cap.
     f.io.hold_writes = false;
