@@ -32,6 +32,7 @@ int exit_status(ErrorCode code)
     case ErrorCode::size_mismatch:
     case ErrorCode::upload_too_large:
     case ErrorCode::forbidden:
+    case ErrorCode::list_too_large:
         return kExitRefused;
     case ErrorCode::unauthorized:
     case ErrorCode::tls_required:
