@@ -47,6 +47,7 @@ constexpr std::array kCodeNames{
     CodeName{ErrorCode::tls_failed, "tls_failed"},
     CodeName{ErrorCode::file_changed, "file_changed"},
     CodeName{ErrorCode::list_too_large, "list_too_large"},
+    CodeName{ErrorCode::too_slow, "too_slow"},
 };
 
 } // namespace
@@ -86,6 +87,7 @@ bool closes_connection(ErrorCode code)
     case ErrorCode::too_many_transfers:
     case ErrorCode::unauthorized:
     case ErrorCode::tls_required:
+    case ErrorCode::too_slow:
         return true;
     case ErrorCode::bad_json:
     case ErrorCode::bad_request:

@@ -48,6 +48,7 @@ enum class ErrorCode {
     tls_failed,          // client side only: the server's certificate is not trusted, or it speaks no TLS
     file_changed,        // a get's file changed while it was sent: no trailer vouches for the bytes
     list_too_large,      // a list without "paged" whose reply would exceed the server's cap
+    too_slow,            // a transfer below the minimum rate lost its slot to a waiting one; closes
 };
 
 std::string_view to_string(ErrorCode code);

@@ -4,6 +4,7 @@
 #include "frame.hpp"
 #include "tls.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -49,11 +50,20 @@ struct Config {
     std::size_t max_connections = 4096;
     std::size_t max_connections_per_address = 512;
     std::size_t max_transfers = 256;
+    // Transfers one client IP address may run at once; 0 means a quarter of
+    // max_transfers (at least 1), so one address never holds every slot.
+    std::size_t max_transfers_per_address = 0;
+    // While every slot (or the address's share) is taken, a new get or put
+    // takes the slot of the slowest transfer that moved fewer than this many
+    // bytes per second over its last stall_timeout window (too_slow); 0 never.
+    std::uint64_t min_rate = 4096;
     std::uint64_t max_upload_size = std::uint64_t{1} << 40; // 1 TiB
     // No request for this long closes a connection.
     std::chrono::milliseconds idle_timeout{5 * 60 * 1000};
-    // A half-received frame or a transfer that moves no byte for this long
-    // closes the connection. Never a cap on a transfer's total time.
+    // A half-received frame or a transfer whose peer takes no byte for this
+    // long closes the connection (a get progresses when the peer's TCP stack
+    // acknowledges bytes). Never a cap on a transfer's total time. Time in
+    // which ferryd itself did not run (stopped, frozen) does not count.
     std::chrono::milliseconds stall_timeout{60 * 1000};
     // After SIGTERM, running transfers may finish for this long.
     std::chrono::milliseconds drain_timeout{30 * 1000};
@@ -72,6 +82,12 @@ struct Config {
     std::chrono::milliseconds handshake_timeout{5 * 1000};
     // How long a wrong or missing token waits before its refusal.
     std::chrono::milliseconds auth_failure_delay{1000};
+
+    std::size_t transfers_per_address() const
+    {
+        return max_transfers_per_address != 0 ? max_transfers_per_address
+                                               : std::max<std::size_t>(1, max_transfers / 4);
+    }
 };
 
 } // namespace ferry::server

@@ -7,9 +7,12 @@
 #include "messages.hpp"
 
 #include <fcntl.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -150,17 +153,21 @@ std::string Connection::handshake_stage() const
     return "stopped at \"" + std::string(tls_->stage()) + "\"";
 }
 
-void Connection::check_timeouts(std::uint64_t now_ms)
+void Connection::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms)
 {
     if (handle_closing_) {
         return;
     }
     if (close_requested_) {
+        close_requested_at_ = std::min(now_ms, close_requested_at_ + unwatched_ms);
         if (now_ms - close_requested_at_ >= kCloseLingerMs) {
             force_close();
         }
         return;
     }
+    // Like the session's clocks, the handshake's deadline skips the time
+    // the server itself did not run.
+    connected_at_ = std::min(now_ms, connected_at_ + unwatched_ms);
     const auto handshake_limit = static_cast<std::uint64_t>(server_.config().handshake_timeout.count());
     if (handshake_pending() && now_ms - connected_at_ >= handshake_limit) {
         // Nothing can be said to a peer without a finished handshake.
@@ -175,7 +182,26 @@ void Connection::check_timeouts(std::uint64_t now_ms)
         force_close();
         return;
     }
-    guarded([&] { session_.check_timeouts(now_ms); });
+    guarded([&] { session_.check_timeouts(now_ms, unwatched_ms); });
+}
+
+// What was written minus what still waits: in libuv's queue, or in the
+// kernel's send queue unacknowledged (SIOCOUTQ counts both the unsent and
+// the unacknowledged bytes there).
+std::uint64_t Connection::acknowledged_bytes() const
+{
+    uv_os_fd_t fd = -1;
+    int queued = 0;
+    if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) != 0 || ::ioctl(fd, SIOCOUTQ, &queued) != 0) {
+        return acknowledged_;
+    }
+    const std::uint64_t waiting =
+        uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&tcp_)) + static_cast<std::uint64_t>(queued);
+    // Acknowledgements never go back; the figure must not either.
+    if (written_ > waiting) {
+        acknowledged_ = std::max(acknowledged_, written_ - waiting);
+    }
+    return acknowledged_;
 }
 
 template <typename Transition>
@@ -306,6 +332,7 @@ void Connection::pump_file_range()
             range.offset += static_cast<std::uint64_t>(sent);
             range.length -= static_cast<std::size_t>(sent);
             unsent_ -= static_cast<std::size_t>(sent);
+            written_ += static_cast<std::uint64_t>(sent);
             moved += static_cast<std::size_t>(sent);
             continue;
         }
@@ -447,6 +474,7 @@ void Connection::start_write(std::string bytes)
         return;
     }
     unsent_ += buf.len;
+    written_ += buf.len;
     ++pending_writes_;
 }
 

@@ -40,10 +40,9 @@ public:
     void abandon() { session_.abandon(); }
     // Turns the connection away (a limit): one error frame, then close.
     void refuse(const Error& error);
-    // The periodic sweep: timeouts, and a close stuck behind unwritten bytes.
-    void check_timeouts(std::uint64_t now_ms);
-    // The peer's IP address without the port: what per-address limits count.
-    const std::string& address() const { return address_; }
+    // The periodic sweep: timeouts, and a close stuck behind unwritten bytes
+    // (`unwatched_ms`: see Session::check_timeouts).
+    void check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms);
     // Closes the socket now, dropping unwritten bytes (drain time is over).
     void force_close();
     // Closes a handle that was never started (accept failed).
@@ -52,6 +51,7 @@ public:
     // SessionIo
     void send(std::string bytes) override;
     std::size_t unsent_bytes() const override { return unsent_; }
+    std::uint64_t acknowledged_bytes() const override;
     bool supports_file_frames() const override { return transport_ == Transport::plain; }
     void send_file_frame(std::shared_ptr<const OpenFile> file, std::uint64_t offset, std::size_t length) override;
     void run_job(std::function<void()> work, std::function<void()> done) override;
@@ -59,6 +59,7 @@ public:
     void resume_reading() override;
     void close() override;
     const std::string& peer() const override { return peer_; }
+    const std::string& address() const override { return address_; }
     std::uint64_t now_ms() const override;
 
 private:
@@ -117,6 +118,9 @@ private:
     std::uint64_t close_requested_at_ = 0;
     std::uint64_t connected_at_ = 0;
     std::size_t unsent_ = 0;
+    // Bytes handed to the kernel's socket or to libuv's write queue for it.
+    std::uint64_t written_ = 0;
+    mutable std::uint64_t acknowledged_ = 0;
     std::size_t pending_writes_ = 0;
     bool reading_ = false;
     bool peer_closed_ = false;

@@ -44,15 +44,60 @@ void Counters::release(const std::string& address)
     }
 }
 
-bool Counters::try_take_transfer(std::size_t max_transfers)
+Result<std::shared_ptr<TransferTicket>> Counters::take_transfer(const std::string& address, const Config& config)
 {
-    std::size_t running = active_transfers.load();
-    do {
-        if (running >= max_transfers) {
-            return false;
+    const std::lock_guard lock(mutex_);
+    const std::size_t share = config.transfers_per_address();
+    const auto held = transfers_per_address_.find(address);
+    const bool address_full = held != transfers_per_address_.end() && held->second >= share;
+    const bool server_full = active_transfers >= config.max_transfers;
+    std::shared_ptr<TransferTicket> victim;
+    if (address_full || server_full) {
+        // The slowest transfer whose slot would let this one in: one of the
+        // same address when the address's share is what blocks.
+        for (const auto& running : transfers_) {
+            const std::int64_t rate = running->slow_rate.load();
+            if (rate < 0 || running->preempted.load() || (address_full && running->address != address)) {
+                continue;
+            }
+            if (!victim || rate < victim->slow_rate.load()) {
+                victim = running;
+            }
         }
-    } while (!active_transfers.compare_exchange_weak(running, running + 1));
-    return true;
+        if (!victim) {
+            return Error{ErrorCode::too_many_transfers,
+                         address_full ? "your address runs its maximum of " + std::to_string(share) +
+                                            " transfers; try again later"
+                                      : "the server runs its maximum of " + std::to_string(config.max_transfers) +
+                                            " transfers; try again later"};
+        }
+        // The slot changes hands: the count stays, the victim ends at its
+        // loop's next sweep.
+        victim->preempted = true;
+        if (--transfers_per_address_[victim->address] == 0) {
+            transfers_per_address_.erase(victim->address);
+        }
+    } else {
+        ++active_transfers;
+    }
+    ++transfers_per_address_[address];
+    auto ticket = std::make_shared<TransferTicket>(address);
+    transfers_.push_back(ticket);
+    return ticket;
+}
+
+void Counters::give_back_transfer(const std::shared_ptr<TransferTicket>& ticket)
+{
+    const std::lock_guard lock(mutex_);
+    std::erase(transfers_, ticket);
+    if (ticket->preempted) {
+        return;
+    }
+    --active_transfers;
+    const auto held = transfers_per_address_.find(ticket->address);
+    if (held != transfers_per_address_.end() && --held->second == 0) {
+        transfers_per_address_.erase(held);
+    }
 }
 
 } // namespace ferry::server

@@ -12,15 +12,31 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace ferry::server {
 
 struct Config;
+
+// One running get or put, as the server-wide slot accounting sees it. The
+// session's loop writes `slow_rate`; any loop may set `preempted` (under
+// Counters' mutex); the owner reads it at its next sweep.
+struct TransferTicket {
+    explicit TransferTicket(std::string client) : address(std::move(client)) {}
+    const std::string address;
+    // Bytes per second over the transfer's last complete window when that
+    // was below Config::min_rate, else -1: only such a transfer can lose its slot.
+    std::atomic<std::int64_t> slow_rate{-1};
+    // Its slot went to a waiting transfer; it must end (too_slow).
+    std::atomic<bool> preempted{false};
+};
 
 class Counters {
 public:
@@ -40,14 +56,23 @@ public:
     std::optional<Error> admit(const std::string& address, const Config& config);
     void release(const std::string& address);
 
-    // Takes one of Config::max_transfers, unless all are taken.
-    bool try_take_transfer(std::size_t max_transfers);
-    void give_back_transfer() { --active_transfers; }
+    // Takes a transfer slot for a client at `address`: a free one, or, when
+    // every slot or the address's share is taken, the slot of the slowest
+    // transfer that reported itself too slow (which its own loop then cuts
+    // with too_slow). Refuses with too_many_transfers when neither exists.
+    Result<std::shared_ptr<TransferTicket>> take_transfer(const std::string& address, const Config& config);
+    // Gives a slot back when its transfer ends (a preempted one was already
+    // handed over, so it only leaves the register).
+    void give_back_transfer(const std::shared_ptr<TransferTicket>& ticket);
 
 private:
     mutable std::mutex mutex_;
     std::map<std::string, std::uint64_t> errors_;
     std::unordered_map<std::string, std::size_t> connections_per_address_;
+    // Running transfers (preempted ones included until they end) and the
+    // slots each address holds; changed only under mutex_.
+    std::vector<std::shared_ptr<TransferTicket>> transfers_;
+    std::unordered_map<std::string, std::size_t> transfers_per_address_;
 };
 
 } // namespace ferry::server

@@ -112,13 +112,22 @@ int main(int argc, char** argv)
         ->capture_default_str();
     app.add_option("--max-transfers", config.max_transfers, "Gets and puts running at once, server-wide")
         ->capture_default_str();
+    app.add_option("--max-transfers-per-address", config.max_transfers_per_address,
+                   "Gets and puts running at once from one client IP address [default: a quarter of "
+                   "--max-transfers, at least 1]");
+    app.add_option("--min-rate", config.min_rate,
+                   "Bytes per second a transfer must move, over each --stall-timeout window, to keep its slot "
+                   "while another get or put waits for one (too_slow); 0: never taken")
+        ->capture_default_str();
     app.add_option("--max-upload-size", config.max_upload_size, "Largest upload accepted, in bytes")
         ->capture_default_str();
     app.add_option("--idle-timeout", idle_timeout, "Seconds a connection may wait between requests")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
     app.add_option("--stall-timeout", stall_timeout,
-                   "Seconds a half-sent frame or a transfer may make no progress (never a cap on total time)")
+                   "Seconds a half-sent frame or a transfer may make no progress: no byte received, or for a "
+                   "get none acknowledged by the peer (never a cap on total time; time ferryd was stopped "
+                   "does not count)")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
     app.add_option("--handshake-timeout", handshake_timeout,

@@ -77,10 +77,12 @@ Result<std::string> Server::start(const sockaddr_storage& address, bool share_po
     if (config_.tls) {
         shortest = std::min(shortest, config_.handshake_timeout.count());
     }
-    const auto sweep_ms = static_cast<std::uint64_t>(std::clamp<long long>(shortest / 4, 50, 1000));
+    sweep_ms_ = static_cast<std::uint64_t>(std::clamp<long long>(shortest / 4, 50, 1000));
     uv_timer_init(loop_, &sweep_timer_);
     sweep_timer_.data = this;
-    uv_timer_start(&sweep_timer_, on_sweep_timer, sweep_ms, sweep_ms);
+    uv_update_time(loop_);
+    last_sweep_ms_ = uv_now(loop_);
+    uv_timer_start(&sweep_timer_, on_sweep_timer, sweep_ms_, sweep_ms_);
     return format_address(reinterpret_cast<const sockaddr*>(&bound));
 }
 
@@ -168,11 +170,22 @@ void Server::on_sweep_timer(uv_timer_t* timer)
 {
     auto* self = static_cast<Server*>(timer->data);
     const std::uint64_t now = uv_now(self->loop_);
+    // The one place that notices the server's own pauses: whatever the gap
+    // between two sweeps holds beyond one period, the server was not
+    // watching, so no timeout counts it (a peer that was fine before the
+    // pause keeps the time it had left).
+    const std::uint64_t gap = now - self->last_sweep_ms_;
+    const std::uint64_t unwatched = gap > self->sweep_ms_ ? gap - self->sweep_ms_ : 0;
+    self->last_sweep_ms_ = now;
+    if (unwatched >= 1000) {
+        log_event("resumed", {{"seconds_not_running", static_cast<double>(unwatched) / 1000.0},
+                              {"connections", static_cast<std::uint64_t>(self->connections_.size())}});
+    }
     // A check may close (but never free) connections, so iterate a copy.
     std::vector<Connection*> live(self->connections_.begin(), self->connections_.end());
     live.insert(live.end(), self->refused_.begin(), self->refused_.end());
     for (Connection* connection : live) {
-        connection->check_timeouts(now);
+        connection->check_timeouts(now, unwatched);
     }
 }
 

@@ -72,6 +72,11 @@ private:
     std::atomic<bool> abandon_requested_{false};
     uv_timer_t drain_timer_{};
     uv_timer_t sweep_timer_{};
+    std::uint64_t sweep_ms_ = 1000;
+    // When the sweep last ran: a sweep much later than its period means the
+    // process did not run in between (SIGSTOP, a cgroup freeze, a debugger,
+    // a paused VM), which no peer is to blame for.
+    std::uint64_t last_sweep_ms_ = 0;
     bool stopping_ = false;
     std::unordered_set<Connection*> connections_;
     // Turned away by a limit, saying why before they close: the sweep

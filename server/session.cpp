@@ -107,6 +107,7 @@ void Session::on_bytes(std::span<const char> bytes)
         return;
     }
     touch();
+    received_bytes_ += bytes.size();
     inbox_.append(bytes.data(), bytes.size());
     pump();
 }
@@ -962,13 +963,15 @@ void Session::send_error(std::optional<std::uint64_t> id, const Error& error)
 
 bool Session::take_transfer_slot(std::uint64_t id)
 {
-    if (!counters_.try_take_transfer(config_.max_transfers)) {
-        fail_connection(id, Error{ErrorCode::too_many_transfers, "the server runs its maximum of " +
-                                                                     std::to_string(config_.max_transfers) +
-                                                                     " transfers; try again later"});
+    auto ticket = counters_.take_transfer(io_.address(), config_);
+    if (!ticket) {
+        fail_connection(id, ticket.error());
         return false;
     }
-    slot_.emplace(counters_);
+    slot_.emplace(counters_, std::move(ticket.value()));
+    // The rate is judged over whole windows of the transfer itself.
+    window_start_ms_ = io_.now_ms();
+    window_start_bytes_ = progress_bytes();
     return true;
 }
 
@@ -1031,9 +1034,31 @@ void Session::abandon()
     begin_close();
 }
 
-void Session::check_timeouts(std::uint64_t now_ms)
+void Session::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms)
 {
-    const std::uint64_t quiet = now_ms - last_activity_ms_;
+    // Time in which the server did not run is nobody's fault: the clocks
+    // move forward by it, so every peer keeps the time it had left.
+    last_activity_ms_ = std::min(now_ms, last_activity_ms_ + unwatched_ms);
+    window_start_ms_ = std::min(now_ms, window_start_ms_ + unwatched_ms);
+    // Bytes received already count when they arrive; what a download's
+    // peer takes shows only here, in its acknowledgements.
+    const std::uint64_t acknowledged = io_.acknowledged_bytes();
+    if (acknowledged != acknowledged_seen_ && state_ == State::sending_file) {
+        last_activity_ms_ = std::max(last_activity_ms_, now_ms);
+    }
+    acknowledged_seen_ = acknowledged;
+    const bool moving = state_ == State::sending_file || state_ == State::receiving_file;
+    if (moving && slot_ && slot_->ticket().preempted) {
+        fail_connection(transfer_id(),
+                        Error{ErrorCode::too_slow, "this transfer moved " +
+                                                       std::to_string(slot_->ticket().slow_rate.load()) +
+                                                       " bytes/s, below the server's minimum of " +
+                                                       std::to_string(config_.min_rate) +
+                                                       " bytes/s, while another waited for its slot"});
+        return;
+    }
+    measure_rate(now_ms);
+    const std::uint64_t quiet = now_ms > last_activity_ms_ ? now_ms - last_activity_ms_ : 0;
     const auto idle_limit = static_cast<std::uint64_t>(config_.idle_timeout.count());
     const auto stall_limit = static_cast<std::uint64_t>(config_.stall_timeout.count());
     switch (state_) {
@@ -1065,6 +1090,34 @@ void Session::check_timeouts(std::uint64_t now_ms)
     case State::closed:
         break; // waiting for our own disk, not for the peer
     }
+}
+
+// A running transfer's rate is judged over windows of stall_timeout; only
+// one whose last whole window was below min_rate may lose its slot, and
+// only to a transfer that would otherwise be refused. Time spent waiting
+// for the server's own disk is never judged.
+void Session::measure_rate(std::uint64_t now_ms)
+{
+    const bool moving = state_ == State::sending_file || state_ == State::receiving_file;
+    const std::uint64_t progress = progress_bytes();
+    if (!slot_ || !moving || config_.min_rate == 0) {
+        window_start_ms_ = now_ms;
+        window_start_bytes_ = progress;
+        if (slot_) {
+            slot_->ticket().slow_rate = -1;
+        }
+        return;
+    }
+    const std::uint64_t elapsed = now_ms - std::min(now_ms, window_start_ms_);
+    const auto window = static_cast<std::uint64_t>(config_.stall_timeout.count());
+    if (elapsed < window || elapsed == 0) {
+        return;
+    }
+    const std::uint64_t moved = progress - std::min(progress, window_start_bytes_);
+    const std::uint64_t rate = moved * 1000 / elapsed;
+    slot_->ticket().slow_rate = rate < config_.min_rate ? static_cast<std::int64_t>(rate) : -1;
+    window_start_ms_ = now_ms;
+    window_start_bytes_ = progress;
 }
 
 // Stops taking input; whatever is in flight finishes (an upload is made

@@ -35,13 +35,19 @@ namespace ferry::server {
 // Holds one of Config::max_transfers (already taken) while a get or put runs.
 class TransferSlot {
 public:
-    explicit TransferSlot(Counters& counters) : counters_(&counters) {}
+    TransferSlot(Counters& counters, std::shared_ptr<TransferTicket> ticket)
+        : counters_(&counters), ticket_(std::move(ticket))
+    {
+    }
     TransferSlot(const TransferSlot&) = delete;
     TransferSlot& operator=(const TransferSlot&) = delete;
-    ~TransferSlot() { counters_->give_back_transfer(); }
+    ~TransferSlot() { counters_->give_back_transfer(ticket_); }
+
+    TransferTicket& ticket() { return *ticket_; }
 
 private:
     Counters* counters_;
+    std::shared_ptr<TransferTicket> ticket_;
 };
 
 class Session {
@@ -72,9 +78,12 @@ public:
     void shutdown();
     // The drain time is over: cut whatever runs (uploads stay resumable).
     void abandon();
-    // Closes an idle connection or a stalled frame or transfer; called by
-    // the server's periodic sweep with the loop's clock.
-    void check_timeouts(std::uint64_t now_ms);
+    // Closes an idle connection or a stalled frame or transfer, measures the
+    // running transfer's rate and ends it if it lost its slot; called by the
+    // server's periodic sweep with the loop's clock. `unwatched_ms` is time
+    // in which the server itself did not run (it was stopped or frozen): it
+    // is not held against the peer, so every clock moves forward by it.
+    void check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms = 0);
 
     State state() const { return state_; }
     bool job_in_flight() const { return job_in_flight_; }
@@ -126,6 +135,10 @@ private:
     void advance_close();
     void run_job(std::function<void()> work, std::function<void()> done);
     void touch() { last_activity_ms_ = io_.now_ms(); }
+    // What the peer has taken so far: bytes received from it plus bytes of
+    // ours its TCP stack acknowledged; a transfer's rate is measured on it.
+    std::uint64_t progress_bytes() const { return received_bytes_ + io_.acknowledged_bytes(); }
+    void measure_rate(std::uint64_t now_ms);
     bool take_transfer_slot(std::uint64_t id);
     std::optional<std::uint64_t> transfer_id() const;
 
@@ -135,6 +148,12 @@ private:
     Counters& counters_;
     std::optional<TransferSlot> slot_;
     std::uint64_t last_activity_ms_ = 0;
+    std::uint64_t received_bytes_ = 0;
+    // acknowledged_bytes() at the last sweep; progress_bytes() at the start
+    // of the current rate window of a running transfer.
+    std::uint64_t acknowledged_seen_ = 0;
+    std::uint64_t window_start_ms_ = 0;
+    std::uint64_t window_start_bytes_ = 0;
     bool draining_ = false;
     Access access_ = Access::read_write;
     std::uint64_t refuse_at_ms_ = 0;

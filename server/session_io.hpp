@@ -22,6 +22,10 @@ public:
     virtual void send(std::string bytes) = 0;
     // Bytes handed to send() and not yet written to the socket.
     virtual std::size_t unsent_bytes() const = 0;
+    // Bytes of this connection's output the peer has acknowledged so far
+    // (TCP acks): where a download's progress is seen, since a slow reader
+    // frees room in the socket's buffers only in large bursts.
+    virtual std::uint64_t acknowledged_bytes() const = 0;
 
     // Zero-copy sending: one data frame whose payload is `length` bytes of
     // `file` from `offset`, queued after everything sent before it, and
@@ -49,6 +53,8 @@ public:
 
     // A short description of the peer for logs ("127.0.0.1:51234").
     virtual const std::string& peer() const = 0;
+    // The peer's IP address without the port: what per-address limits count.
+    virtual const std::string& address() const = 0;
 
     // The loop's clock in milliseconds (monotonic), for timeouts.
     virtual std::uint64_t now_ms() const = 0;

@@ -20,6 +20,7 @@ class InlineIo final : public ferry::server::SessionIo {
 public:
     void send(std::string bytes) override { sent += bytes.size(); }
     std::size_t unsent_bytes() const override { return 0; }
+    std::uint64_t acknowledged_bytes() const override { return sent; }
     // File frames are only counted: the fuzzer drives the session's paths,
     // and the bytes of a file are not input it chooses.
     bool supports_file_frames() const override { return true; }
@@ -36,6 +37,7 @@ public:
     void resume_reading() override {}
     void close() override { closed = true; }
     const std::string& peer() const override { return name; }
+    const std::string& address() const override { return name; }
     std::uint64_t now_ms() const override { return 0; }
 
     std::size_t sent = 0;

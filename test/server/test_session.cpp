@@ -39,6 +39,7 @@ public:
         }
     }
     std::size_t unsent_bytes() const override { return unsent; }
+    std::uint64_t acknowledged_bytes() const override { return acknowledged; }
     // Like the socket's sendfile: the file's bytes at the time of sending.
     bool supports_file_frames() const override { return file_frames; }
     void send_file_frame(std::shared_ptr<const OpenFile> file, std::uint64_t offset, std::size_t length) override
@@ -63,6 +64,7 @@ public:
     void resume_reading() override { reading = true; }
     void close() override { closed = true; }
     const std::string& peer() const override { return name; }
+    const std::string& address() const override { return client_address; }
     std::uint64_t now_ms() const override { return clock_ms; }
 
     // Runs queued jobs (and the jobs their completions queue) to the end.
@@ -124,6 +126,9 @@ public:
     bool reading = true;
     bool closed = false;
     std::string name = "test-peer";
+    std::string client_address = "192.0.2.1";
+    // What the peer's TCP stack acknowledged: tests move it by hand.
+    std::uint64_t acknowledged = 0;
     std::uint64_t clock_ms = 1000;
 };
 
@@ -1240,4 +1245,153 @@ TEST_CASE("a change after the last byte left, before the trailer, is seen too")
     REQUIRE(controls.size() == 2);
     CHECK(parse_trailer(controls.back()).error().code == ErrorCode::file_changed);
     CHECK(f.session.state() == Session::State::awaiting_request);
+
+TEST_CASE("a download progresses while the peer acknowledges bytes, though no write finishes")
+{
+    Fixture f;
+    f.config.stall_timeout = std::chrono::milliseconds(2000);
+    f.config.chunk_size = 1000;
+    f.config.send_high_water = 3000;
+    f.hello();
+    f.root.write("big.bin", pattern(20000, 3));
+    f.io.hold_writes = true; // the socket's buffers are full: no on_sent()
+    f.feed(control(Request{1, GetRequest{"big.bin", 0}}));
+    f.io.run_jobs();
+    REQUIRE(f.session.state() == Session::State::sending_file);
+    // A steady, slow reader: its TCP stack acknowledges a little each second.
+    for (int second = 0; second < 10; ++second) {
+        f.io.clock_ms += 1000;
+        f.io.acknowledged += 300;
+        f.session.check_timeouts(f.io.clock_ms);
+        REQUIRE_FALSE(f.io.closed);
+    }
+    // A reader that takes nothing for the stall timeout is cut.
+    f.session.check_timeouts(f.io.clock_ms + 1999);
+    CHECK_FALSE(f.io.closed);
+    f.session.check_timeouts(f.io.clock_ms + 2000);
+    CHECK(f.io.closed);
+    CHECK(parse_trailer(f.io.controls().back()).error().code == ErrorCode::stalled);
+}
+
+TEST_CASE("a transfer below the minimum rate gives its slot to a waiting one; a steady one keeps it")
+{
+    Fixture f;
+    f.config.max_transfers = 1;
+    f.config.min_rate = 1000;
+    f.config.stall_timeout = std::chrono::milliseconds(2000);
+    f.root.write("f", "content");
+    f.hello();
+    FakeIo other_io;
+    other_io.client_address = "192.0.2.2";
+    Session other(other_io, *f.library, f.config, f.counters);
+    other.on_bytes(control(Request{0, HelloRequest{}}));
+    other_io.controls();
+
+    f.feed(control(Request{1, PutRequest{"up", 100000, false}}));
+    f.io.run_jobs();
+    REQUIRE(f.session.state() == Session::State::receiving_file);
+    f.io.controls();
+    // Half a second apart, `bytes` each time, checked by the sweep.
+    const auto send_for = [&](std::uint64_t milliseconds, std::size_t bytes) {
+        for (std::uint64_t at = 0; at < milliseconds; at += 500) {
+            f.io.clock_ms += 500;
+            other_io.clock_ms = f.io.clock_ms;
+            f.feed(data_frame(std::string(bytes, 'x')));
+            f.io.run_jobs();
+            f.session.check_timeouts(f.io.clock_ms);
+        }
+    };
+    const auto other_get = [&] {
+        other.on_bytes(control(Request{2, GetRequest{"f", 0}}));
+        return other_io.controls();
+    };
+
+    SUBCASE("a trickle is judged only over a whole window, then loses its slot")
+    {
+        send_for(1500, 1); // a trickle, but not yet a whole window of one
+        auto replies = other_get();
+        CHECK(other_io.closed);
+        CHECK(parse_get_reply(replies.back()).error().code == ErrorCode::too_many_transfers);
+    }
+    SUBCASE("a trickle loses its slot once a whole window was too slow")
+    {
+        send_for(2500, 1);
+        other_get();
+        CHECK_FALSE(other_io.closed); // it took the trickle's slot: still one in use
+        CHECK(f.counters.active_transfers == 1);
+        // The trickle learns it at its next sweep; its bytes stay resumable.
+        f.session.check_timeouts(f.io.clock_ms);
+        f.io.run_jobs();
+        CHECK(f.io.closed);
+        CHECK(parse_put_reply(f.io.controls().back()).error().code == ErrorCode::too_slow);
+        CHECK(f.root.hidden_entries() == 2);
+        other_io.run_jobs();
+        CHECK(parse_get_reply(other_io.controls().front()));
+        CHECK(other.state() == Session::State::awaiting_request);
+        CHECK(f.counters.active_transfers == 0);
+    }
+    SUBCASE("a slow but steady transfer above the minimum keeps its slot")
+    {
+        send_for(6000, 600); // 1200 bytes/s
+        auto replies = other_get();
+        CHECK(other_io.closed);
+        CHECK(parse_get_reply(replies.back()).error().code == ErrorCode::too_many_transfers);
+        CHECK_FALSE(f.io.closed);
+    }
+    SUBCASE("with no minimum rate, nothing is taken")
+    {
+        f.config.min_rate = 0;
+        send_for(6000, 1);
+        other_get();
+        CHECK(other_io.closed);
+        CHECK_FALSE(f.io.closed);
+    }
+}
+
+TEST_CASE("one address holds at most its share of the transfer slots")
+{
+    Counters counters;
+    Config config;
+    config.max_transfers = 8; // a share of 2 by default
+    auto first = counters.take_transfer("192.0.2.1", config);
+    auto second = counters.take_transfer("192.0.2.1", config);
+    REQUIRE(first);
+    REQUIRE(second);
+    auto third = counters.take_transfer("192.0.2.1", config);
+    REQUIRE_FALSE(third);
+    CHECK(third.error().code == ErrorCode::too_many_transfers);
+    CHECK(counters.take_transfer("192.0.2.2", config));
+    counters.give_back_transfer(first.value());
+    CHECK(counters.take_transfer("192.0.2.1", config));
+    config.max_transfers_per_address = 5;
+    CHECK(counters.take_transfer("192.0.2.1", config));
+}
+
+TEST_CASE("time in which the server did not run is not held against its peers")
+{
+    Fixture f;
+    f.config.idle_timeout = std::chrono::milliseconds(5000);
+    f.config.stall_timeout = std::chrono::milliseconds(2000);
+    f.hello();
+    SUBCASE("a running upload")
+    {
+        f.feed(control(Request{1, PutRequest{"u", 100, false}}));
+        f.io.run_jobs();
+        f.feed(data_frame("0123456789"));
+        // 1 s watched, then 9 s stopped: the peer still has 1 s left.
+        f.session.check_timeouts(f.io.clock_ms + 10000, 9000);
+        CHECK_FALSE(f.io.closed);
+        f.session.check_timeouts(f.io.clock_ms + 10999);
+        CHECK_FALSE(f.io.closed);
+        f.session.check_timeouts(f.io.clock_ms + 11000);
+        f.io.run_jobs();
+        CHECK(f.io.closed);
+    }
+    SUBCASE("an idle connection")
+    {
+        f.session.check_timeouts(f.io.clock_ms + 60000, 59000);
+        CHECK_FALSE(f.io.closed);
+        f.session.check_timeouts(f.io.clock_ms + 64000);
+        CHECK(f.io.closed);
+    }
 }
