@@ -50,7 +50,7 @@ struct Config {
     std::size_t max_connections = 4096;
     std::size_t max_connections_per_address = 512;
     std::size_t max_transfers = 256;
-    // Transfers one client IP address may run at once; 0 means a quarter of
+    // Transfers one client IP address may run at once; 0 means half of
     // max_transfers (at least 1), so one address never holds every slot.
     std::size_t max_transfers_per_address = 0;
     // While every slot (or the address's share) is taken, a new get or put
@@ -86,7 +86,7 @@ struct Config {
     std::size_t transfers_per_address() const
     {
         return max_transfers_per_address != 0 ? max_transfers_per_address
-                                               : std::max<std::size_t>(1, max_transfers / 4);
+                                               : std::max<std::size_t>(1, max_transfers / 2);
     }
 };
 

@@ -113,7 +113,7 @@ int main(int argc, char** argv)
     app.add_option("--max-transfers", config.max_transfers, "Gets and puts running at once, server-wide")
         ->capture_default_str();
     app.add_option("--max-transfers-per-address", config.max_transfers_per_address,
-                   "Gets and puts running at once from one client IP address [default: a quarter of "
+                   "Gets and puts running at once from one client IP address [default: half of "
                    "--max-transfers, at least 1]");
     app.add_option("--min-rate", config.min_rate,
                    "Bytes per second a transfer must move, over each --stall-timeout window, to keep its slot "

@@ -1964,6 +1964,36 @@ class ConnectionLimitTests(unittest.TestCase):
         _, body, _ = s.client().get("f.txt")
         self.assertEqual(body, b"content")
 
+    def test_too_slow(self):
+        """Section 7: a transfer below the minimum rate over a whole window
+        of the stall timeout gives its slot to one that would otherwise be
+        refused, and ends with too_slow; its upload stays resumable."""
+        s = self.server("--max-transfers", "1", "--stall-timeout", "1",
+                        "--min-rate", "1000")
+        write_file(s.path("f.txt"), b"content")
+        a = s.client()
+        a.send({"op": "put", "id": 1, "name": "slow.bin", "size": 100})
+        self.assertTrue(a.recv()["ok"])
+        deadline = time.time() + TIMEOUT
+        while True:
+            a.send_data(b"x")    # never stalled, far below 1000 bytes/s
+            b = s.client()
+            b.send({"op": "get", "id": 2, "name": "f.txt"})
+            r = b.recv()
+            if r["ok"]:
+                break
+            self.assertEqual((r["id"], r["error"]["code"]),
+                             (2, "too_many_transfers"))
+            self.assertLess(time.time(), deadline)
+            time.sleep(0.3)
+        body, _, end = self.read_transfer(b)
+        self.assertEqual((body, end["ok"]), (b"content", True))
+        r = a.recv()
+        self.assertEqual((r["id"], r["error"]["code"]), (1, "too_slow"))
+        self.assertTrue(a.at_eof())
+
+    read_transfer = ServerCase.read_transfer
+
 
 class TimeoutTests(ServerCase):
     server_args = ("--idle-timeout", "1.5", "--stall-timeout", "1")

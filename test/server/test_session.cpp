@@ -1352,7 +1352,7 @@ TEST_CASE("one address holds at most its share of the transfer slots")
 {
     Counters counters;
     Config config;
-    config.max_transfers = 8; // a share of 2 by default
+    config.max_transfers = 4; // a share of 2 by default
     auto first = counters.take_transfer("192.0.2.1", config);
     auto second = counters.take_transfer("192.0.2.1", config);
     REQUIRE(first);
