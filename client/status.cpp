@@ -53,6 +53,7 @@ int exit_status(ErrorCode code)
     case ErrorCode::idle_timeout:
     case ErrorCode::stalled:
     case ErrorCode::too_many_transfers:
+    case ErrorCode::too_slow:
         return kExitTransient;
     case ErrorCode::no_space:
         return kExitNoSpace;
