@@ -1245,6 +1245,7 @@ TEST_CASE("a change after the last byte left, before the trailer, is seen too")
     REQUIRE(controls.size() == 2);
     CHECK(parse_trailer(controls.back()).error().code == ErrorCode::file_changed);
     CHECK(f.session.state() == Session::State::awaiting_request);
+}
 
 TEST_CASE("a download progresses while the peer acknowledges bytes, though no write finishes")
 {
