@@ -3,7 +3,13 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-#include <fstream>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <optional>
 #include <sstream>
 
@@ -18,6 +24,23 @@ std::array<unsigned char, 32> digest_of(std::string_view token)
     std::array<unsigned char, 32> digest{};
     SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), digest.data());
     return digest;
+}
+
+bool is_mode(const std::string& word)
+{
+    return word == "rw" || word == "ro";
+}
+
+// "#0123456789abcdef rw" is a comment by the rules, but most likely meant
+// as a token: its holder would be refused with no word why.
+bool reads_like_hashed_token(const std::string& comment)
+{
+    std::istringstream words(comment);
+    std::string token;
+    std::string mode;
+    std::string extra;
+    words >> token >> mode >> extra;
+    return token.size() >= kMinTokenLength && is_mode(mode) && (extra.empty() || extra.front() == '#');
 }
 
 } // namespace
@@ -39,14 +62,21 @@ Result<AccessList> AccessList::parse(std::string_view text)
         std::string token;
         std::string mode;
         std::string extra;
-        if (!(words >> token) || token.front() == '#') {
+        if (!(words >> token)) {
+            continue;
+        }
+        const auto where = "token file line " + std::to_string(number);
+        if (token.front() == '#') {
+            if (reads_like_hashed_token(line)) {
+                list.warnings_.push_back(where +
+                                         " is a comment, yet reads like the entry of a token beginning with '#': "
+                                         "tokens may not begin with '#' (write \"# \" to comment an entry out)");
+            }
             continue;
         }
         words >> mode >> extra;
-        const auto bad = [&](const std::string& why) {
-            return Error{ErrorCode::bad_request, "token file line " + std::to_string(number) + ": " + why};
-        };
-        if (mode != "rw" && mode != "ro") {
+        const auto bad = [&](const std::string& why) { return Error{ErrorCode::bad_request, where + ": " + why}; };
+        if (!is_mode(mode)) {
             return bad("expected \"TOKEN rw\" or \"TOKEN ro\"");
         }
         if (!extra.empty() && extra.front() != '#') {
@@ -55,7 +85,14 @@ Result<AccessList> AccessList::parse(std::string_view text)
         if (token.size() < kMinTokenLength) {
             return bad("a token needs at least " + std::to_string(kMinTokenLength) + " characters");
         }
-        list.entries_.push_back(Entry{digest_of(token), mode == "ro" ? Access::read_only : Access::read_write});
+        const auto digest = digest_of(token);
+        for (const auto& entry : list.entries_) {
+            if (entry.digest == digest) {
+                return bad("the same token as on line " + std::to_string(entry.line) +
+                           " (each token is listed once, with one access)");
+            }
+        }
+        list.entries_.push_back(Entry{digest, mode == "ro" ? Access::read_only : Access::read_write, number});
     }
     if (list.entries_.empty()) {
         return Error{ErrorCode::bad_request, "the token file holds no token"};
@@ -65,13 +102,49 @@ Result<AccessList> AccessList::parse(std::string_view text)
 
 Result<AccessList> AccessList::load(const std::string& path)
 {
-    std::ifstream file(path);
-    if (!file) {
-        return Error{ErrorCode::io_error, "cannot read token file \"" + path + "\""};
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        return Error{ErrorCode::io_error, "cannot read token file \"" + path + "\": " + std::strerror(errno)};
     }
-    std::ostringstream text;
-    text << file.rdbuf();
-    return parse(text.str());
+    struct ::stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        return Error{ErrorCode::io_error, "token file \"" + path + "\" is not a regular file"};
+    }
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%03o", static_cast<unsigned>(st.st_mode & 0777));
+    // Anyone who may write the file may grant themselves access.
+    if ((st.st_mode & S_IWOTH) != 0) {
+        ::close(fd);
+        return Error{ErrorCode::forbidden, "token file \"" + path + "\" has mode " + mode +
+                                               ": anyone may write it and so grant themselves access "
+                                               "(chmod 600 it)"};
+    }
+    std::string text;
+    char buffer[4096];
+    for (;;) {
+        const ssize_t got = ::read(fd, buffer, sizeof buffer);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got < 0) {
+            const int error = errno;
+            ::close(fd);
+            return Error{ErrorCode::io_error, "cannot read token file \"" + path + "\": " + std::strerror(error)};
+        }
+        if (got == 0) {
+            break;
+        }
+        text.append(buffer, static_cast<std::size_t>(got));
+    }
+    ::close(fd);
+    auto list = parse(text);
+    if (list && (st.st_mode & (S_IRWXG | S_IROTH | S_IXOTH)) != 0) {
+        list->warnings_.insert(list->warnings_.begin(), "token file \"" + path + "\" has mode " + mode +
+                                                            ": others than its owner may read the tokens "
+                                                            "(chmod 600 it)");
+    }
+    return list;
 }
 
 std::optional<Access> AccessList::check(std::string_view token) const
@@ -84,6 +157,22 @@ std::optional<Access> AccessList::check(std::string_view token) const
         }
     }
     return granted;
+}
+
+TokenTable::TokenTable(std::string path, AccessList list)
+    : path_(std::move(path)), current_(std::make_shared<const AccessList>(std::move(list)))
+{
+}
+
+Result<std::shared_ptr<const AccessList>> TokenTable::reload()
+{
+    auto list = AccessList::load(path_);
+    if (!list) {
+        return list.error();
+    }
+    auto fresh = std::make_shared<const AccessList>(std::move(list.value()));
+    current_.store(fresh);
+    return fresh;
 }
 
 } // namespace ferry::server

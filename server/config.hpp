@@ -68,8 +68,8 @@ struct Config {
     // After SIGTERM, running transfers may finish for this long.
     std::chrono::milliseconds drain_timeout{30 * 1000};
 
-    // With tokens, hello must carry one of them (--token-file).
-    std::shared_ptr<const AccessList> tokens;
+    // With tokens, hello must carry one of them (--token-file; re-read on SIGHUP).
+    std::shared_ptr<TokenTable> tokens;
     // Refuse every put, whatever the token (--read-only).
     bool read_only = false;
     // With a context, clients must speak TLS (--tls-cert, --tls-key).

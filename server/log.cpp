@@ -2,7 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <mutex>
 
@@ -107,17 +109,26 @@ std::mutex& log_mutex()
     return mutex;
 }
 
-void reopen_log()
+std::optional<std::string> reopen_log()
 {
     const std::lock_guard lock(log_mutex());
     auto& log = target();
     if (log.path.empty()) {
-        return;
+        return std::nullopt;
     }
-    if (std::FILE* file = std::fopen(log.path.c_str(), "a")) {
-        std::fclose(log.file);
-        log.file = file;
+    std::FILE* file = std::fopen(log.path.c_str(), "a");
+    if (file == nullptr) {
+        // The old file stays open: a line in a rotated-away file is better
+        // than a lost one, and the operator is told on stderr.
+        const std::string why = "cannot reopen log file \"" + log.path + "\": " + std::strerror(errno) +
+                                "; still writing to the file opened before";
+        std::fprintf(stderr, "ferryd: %s\n", why.c_str());
+        std::fflush(stderr);
+        return why;
     }
+    std::fclose(log.file);
+    log.file = file;
+    return std::nullopt;
 }
 
 void log_event(std::string_view event, std::span<const LogField> fields)

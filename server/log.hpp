@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -27,8 +28,9 @@ struct LogField {
 
 // Where lines go; false (and stderr is kept) if the file cannot be opened.
 bool configure_log(LogFormat format, const std::string& path);
-// Reopens the log file by name, so a rotated file is let go.
-void reopen_log();
+// Reopens the log file by name, so a rotated file is let go. If it cannot
+// be opened, the old file is kept, stderr is told, and the reason returned.
+std::optional<std::string> reopen_log();
 
 // "2026-11-28T10:00:00Z ferryd: transfer peer=127.0.0.1:5 op=get ..." or
 // {"time":"2026-11-28T10:00:00Z","event":"transfer","peer":"127.0.0.1:5",...}

@@ -179,7 +179,10 @@ int main(int argc, char** argv)
             std::fprintf(stderr, "ferryd: %s\n", tokens.error().message.c_str());
             return 1;
         }
-        config.tokens = std::make_shared<const ferry::server::AccessList>(std::move(tokens.value()));
+        for (const auto& warning : tokens->warnings()) {
+            ferry::server::log_event("warning", {{"message", warning}});
+        }
+        config.tokens = std::make_shared<ferry::server::TokenTable>(token_file, std::move(tokens.value()));
     }
     if (!tls_cert.empty()) {
         auto tls = ferry::server::TlsContext::load(tls_cert, tls_key);

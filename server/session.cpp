@@ -289,7 +289,7 @@ void Session::start_hello(std::uint64_t id, const HelloRequest& hello)
         return;
     }
     if (config_.tokens) {
-        const auto granted = config_.tokens->check(hello.token);
+        const auto granted = config_.tokens->current()->check(hello.token);
         if (!granted) {
             // Wait before saying no, so guessing tokens is slow; the
             // connection reads nothing meanwhile.

@@ -4,7 +4,11 @@
 #include "log.hpp"
 #include "partial_upload.hpp"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 
 namespace ferry::server {
 
@@ -31,6 +35,32 @@ void set_port(sockaddr_storage& address, const sockaddr_storage& bound)
     } else {
         reinterpret_cast<sockaddr_in&>(address).sin_port = reinterpret_cast<const sockaddr_in&>(bound).sin_port;
     }
+}
+
+// Binds (and at once closes) a socket without SO_REUSEPORT on `address`,
+// which fails if any socket holds the port; sets the port of `address` to
+// the one bound (port 0: a free one).
+Result<bool> claim_free_port(sockaddr_storage& address)
+{
+    const std::string wanted = format_address(reinterpret_cast<const sockaddr*>(&address));
+    const int fd = ::socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return Error{ErrorCode::io_error, "cannot listen on " + wanted + ": " + uv_strerror(uv_translate_sys_error(errno))};
+    }
+    const int on = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    const socklen_t length = address.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+    sockaddr_storage bound{};
+    socklen_t bound_length = sizeof bound;
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&address), length) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_length) != 0) {
+        const int error = errno;
+        ::close(fd);
+        return Error{ErrorCode::io_error, "cannot listen on " + wanted + ": " + uv_strerror(uv_translate_sys_error(error))};
+    }
+    ::close(fd);
+    set_port(address, bound);
+    return true;
 }
 
 } // namespace
@@ -74,10 +104,20 @@ Result<std::string> Supervisor::start()
     if (!address) {
         return address.error();
     }
-    // One port for all: the first worker binds (perhaps port 0, a free one),
-    // the others join it. A lone worker does not share its port, so that a
-    // second ferryd on the same port fails instead of splitting the clients.
+    // One port for all: the workers' sockets set SO_REUSEPORT so the kernel
+    // spreads connections over them. SO_REUSEPORT would just as well let a
+    // second ferryd (same user) join the port and take part of the clients,
+    // so the port is first proven free by a socket that does not share it:
+    // if anything holds the port, this bind fails with "address already in
+    // use". It also picks the port for port 0. (A lone worker does not share
+    // its port at all.)
     const bool share_port = workers_.size() > 1;
+    if (share_port) {
+        auto claimed = claim_free_port(address.value());
+        if (!claimed) {
+            return claimed.error();
+        }
+    }
     std::string bound;
     for (auto& worker : workers_) {
         auto started = worker->server->start(address.value(), share_port);
@@ -172,11 +212,31 @@ void Supervisor::on_signal(uv_signal_t* handle, int signal)
     }
 }
 
-// Log rotation: the old file has been moved away; start a new one.
-void Supervisor::on_sighup(uv_signal_t*, int)
+// Log rotation: the old file has been moved away; start a new one. Like
+// sshd and nginx, also re-read the token file: connections already
+// admitted keep running, a bad new file leaves the old tokens in force.
+void Supervisor::on_sighup(uv_signal_t* handle, int)
 {
-    reopen_log();
-    log_event("log_reopened", {});
+    auto* self = static_cast<Supervisor*>(handle->data);
+    if (auto failed = reopen_log()) {
+        log_event("log_reopen_failed", {{"message", *failed}});
+    } else {
+        log_event("log_reopened", {});
+    }
+    if (!self->config_.tokens) {
+        return;
+    }
+    auto reloaded = self->config_.tokens->reload();
+    if (!reloaded) {
+        log_event("tokens_kept", {{"code", to_string(reloaded.error().code)},
+                                  {"message", reloaded.error().message + "; the tokens read before stay in force"}});
+        return;
+    }
+    for (const auto& warning : reloaded.value()->warnings()) {
+        log_event("warning", {{"message", warning}});
+    }
+    log_event("tokens_reloaded", {{"path", self->config_.tokens->path()},
+                                  {"tokens", static_cast<std::uint64_t>(reloaded.value()->size())}});
 }
 
 void Supervisor::on_cleanup_timer(uv_timer_t* timer)

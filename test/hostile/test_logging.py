@@ -51,6 +51,33 @@ class Logging(unittest.TestCase):
         self.assertEqual([e["code"] for e in errors], ["not_found"])
         self.assertEqual([e["event"] for e in after], ["log_reopened", "stop", "stopped"])
 
+    def test_a_failed_reopen_keeps_the_old_file_and_says_so(self):
+        root = temp_root()
+        folder = os.path.join(root, ".logs")
+        os.mkdir(folder)
+        log = os.path.join(folder, "ferryd.log")
+        kept = os.path.join(root, ".kept.log")
+        try:
+            server = Server(FERRYD, root, "--log-file", log)
+            try:
+                self.assertTrue(wait_until(lambda: "start" in open(log).read()))
+                os.rename(log, kept)
+                os.rmdir(folder)  # nowhere to reopen the log
+                server.process.send_signal(signal.SIGHUP)
+                self.assertTrue(wait_until(lambda: "log_reopen_failed" in open(kept).read()))
+                server.peer().close()  # later lines still land in the old file
+                self.assertTrue(wait_until(lambda: "disconnect" in open(kept).read()))
+                stderr = server.log_text()
+            finally:
+                server.stop()
+            with open(kept) as f:
+                text = f.read()
+        finally:
+            shutil.rmtree(root)
+        self.assertNotIn("log_reopened", text)
+        self.assertIn("No such file or directory", text)
+        self.assertIn("cannot reopen log file", stderr)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -93,6 +93,24 @@ class Workers(unittest.TestCase):
             self.assertNotEqual(second.returncode, 0)
             self.assertIn(b"cannot listen", second.stderr)
 
+    def test_a_second_server_cannot_take_the_port_of_many_workers(self):
+        other = temp_root()
+        try:
+            with Server(FERRYD, self.root, "--workers", "4") as server:
+                second = subprocess.run(
+                    [FERRYD, "--root", other, "--listen", f"127.0.0.1:{server.port}", "--workers", "4"],
+                    capture_output=True, timeout=10)
+                self.assertNotEqual(second.returncode, 0)
+                self.assertIn(b"address already in use", second.stderr)
+                # Every client still reaches the first server.
+                for _ in range(8):
+                    peer = server.peer()
+                    names = [f["name"] for f in peer.request({"op": "list"})["files"]]
+                    self.assertEqual(names, ["a.bin"])
+                    peer.close()
+        finally:
+            shutil.rmtree(other)
+
 
 if __name__ == "__main__":
     unittest.main()

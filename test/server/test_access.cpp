@@ -1,7 +1,12 @@
 // The token file: its format, and what each token grants.
 #include "access.hpp"
+#include "temp_root.hpp"
+
+#include <unistd.h>
 
 #include <doctest/doctest.h>
+
+#include <fstream>
 
 using namespace ferry;
 using namespace ferry::server;
@@ -31,4 +36,91 @@ TEST_CASE("a malformed token file is refused with the line that is wrong")
         CHECK(list.error().code == ErrorCode::bad_request);
     }
     CHECK(AccessList::parse("\n\nshort rw\n").error().message.find("line 3") != std::string::npos);
+}
+
+TEST_CASE("a token beginning with '#' is a comment, and a line that reads like one is warned about")
+{
+    auto list = AccessList::parse("#hash-0123456789abcdef rw\n"
+                                  "  # plain comment rw\n"
+                                  "# alice-0123456789abcdef rw\n"
+                                  "bob-0123456789abcdef ro\n");
+    REQUIRE(list);
+    CHECK(list->size() == 1);
+    CHECK_FALSE(list->check("#hash-0123456789abcdef").has_value());
+    // "# TOKEN rw" is the documented way to comment an entry out: no warning.
+    REQUIRE(list->warnings().size() == 1);
+    CHECK(list->warnings()[0].find("line 1") != std::string::npos);
+    CHECK(list->warnings()[0].find("may not begin with '#'") != std::string::npos);
+    CHECK(AccessList::parse("bob-0123456789abcdef ro\n")->warnings().empty());
+}
+
+TEST_CASE("a token listed twice is refused, naming both lines")
+{
+    for (const char* text : {"alice-0123456789abcdef rw\n# c\nalice-0123456789abcdef ro\n",
+                             "alice-0123456789abcdef rw\n# c\nalice-0123456789abcdef rw\n"}) {
+        CAPTURE(std::string(text));
+        auto list = AccessList::parse(text);
+        REQUIRE_FALSE(list);
+        CHECK(list.error().message.find("line 3") != std::string::npos);
+        CHECK(list.error().message.find("line 1") != std::string::npos);
+    }
+}
+
+namespace {
+
+std::string write_token_file(const TempRoot& root, const std::string& text, mode_t mode)
+{
+    const std::string path = root.path() + "/tokens";
+    ::unlink(path.c_str());
+    std::ofstream(path) << text;
+    ::chmod(path.c_str(), mode);
+    return path;
+}
+
+} // namespace
+
+TEST_CASE("a token file others may write is refused; one others may read is warned about")
+{
+    TempRoot root;
+    const std::string text = "alice-0123456789abcdef rw\n";
+    auto private_file = AccessList::load(write_token_file(root, text, 0600));
+    REQUIRE(private_file);
+    CHECK(private_file->warnings().empty());
+
+    auto readable = AccessList::load(write_token_file(root, text, 0644));
+    REQUIRE(readable);
+    REQUIRE(readable->warnings().size() == 1);
+    CHECK(readable->warnings()[0].find("mode 644") != std::string::npos);
+    auto group_writable = AccessList::load(write_token_file(root, text, 0660));
+    REQUIRE(group_writable);
+    CHECK(group_writable->warnings().size() == 1);
+
+    for (mode_t mode : {0602, 0666}) {
+        auto writable = AccessList::load(write_token_file(root, text, mode));
+        REQUIRE_FALSE(writable);
+        CHECK(writable.error().message.find("anyone may write") != std::string::npos);
+    }
+    CHECK_FALSE(AccessList::load(root.path() + "/missing"));
+}
+
+TEST_CASE("reloading the token table swaps the list whole, and a bad file keeps the old one")
+{
+    TempRoot root;
+    const std::string path = write_token_file(root, "alice-0123456789abcdef rw\n", 0600);
+    TokenTable table(path, AccessList::load(path).value());
+    auto before = table.current();
+    CHECK(before->check("alice-0123456789abcdef") == Access::read_write);
+
+    write_token_file(root, "bob-0123456789abcdef ro\n", 0600);
+    REQUIRE(table.reload());
+    CHECK_FALSE(table.current()->check("alice-0123456789abcdef").has_value());
+    CHECK(table.current()->check("bob-0123456789abcdef") == Access::read_only);
+    // A list handed out before stays whole for whoever holds it.
+    CHECK(before->check("alice-0123456789abcdef") == Access::read_write);
+
+    write_token_file(root, "bob-0123456789abcdef ro\nbob-0123456789abcdef rw\n", 0600);
+    auto bad = table.reload();
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().message.find("line 1") != std::string::npos);
+    CHECK(table.current()->check("bob-0123456789abcdef") == Access::read_only);
 }

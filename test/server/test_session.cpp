@@ -854,8 +854,8 @@ TEST_CASE("stats count connections, transfers, bytes and errors")
 TEST_CASE("with a token file, hello needs a token; a read-only token cannot put")
 {
     Fixture f;
-    f.config.tokens = std::make_shared<const AccessList>(
-        AccessList::parse("writer-0123456789abcdef rw\nreader-0123456789abcdef ro\n").value());
+    f.config.tokens = std::make_shared<TokenTable>(
+        "", AccessList::parse("writer-0123456789abcdef rw\nreader-0123456789abcdef ro\n").value());
     f.config.auth_failure_delay = std::chrono::milliseconds(1000);
 
     SUBCASE("a wrong or missing token is refused after the delay, then closes")
