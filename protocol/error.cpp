@@ -48,6 +48,8 @@ constexpr std::array kCodeNames{
     CodeName{ErrorCode::file_changed, "file_changed"},
     CodeName{ErrorCode::list_too_large, "list_too_large"},
     CodeName{ErrorCode::too_slow, "too_slow"},
+    CodeName{ErrorCode::too_many_errors, "too_many_errors"},
+    CodeName{ErrorCode::root_unavailable, "root_unavailable"},
 };
 
 } // namespace
@@ -88,6 +90,7 @@ bool closes_connection(ErrorCode code)
     case ErrorCode::unauthorized:
     case ErrorCode::tls_required:
     case ErrorCode::too_slow:
+    case ErrorCode::too_many_errors:
         return true;
     case ErrorCode::bad_json:
     case ErrorCode::bad_request:
@@ -112,6 +115,7 @@ bool closes_connection(ErrorCode code)
     case ErrorCode::forbidden:
     case ErrorCode::file_changed:
     case ErrorCode::list_too_large:
+    case ErrorCode::root_unavailable:
         return false;
     }
     return true;

@@ -49,6 +49,8 @@ enum class ErrorCode {
     file_changed,        // a get's file changed while it was sent: no trailer vouches for the bytes
     list_too_large,      // a list without "paged" whose reply would exceed the server's cap
     too_slow,            // a transfer below the minimum rate lost its slot to a waiting one; closes
+    too_many_errors,     // the peer made more protocol errors than the server allows; closes
+    root_unavailable,    // the served folder is gone (deleted, or no longer a folder)
 };
 
 std::string_view to_string(ErrorCode code);

@@ -65,6 +65,10 @@ struct Config {
     // acknowledges bytes). Never a cap on a transfer's total time. Time in
     // which ferryd itself did not run (stopped, frozen) does not count.
     std::chrono::milliseconds stall_timeout{60 * 1000};
+    // Requests a peer should never send (bad JSON, unknown op, request
+    // before hello, frame outside an upload): past this many on one
+    // connection it is closed with too_many_errors.
+    std::uint64_t max_protocol_errors = 100;
     // After SIGTERM, running transfers may finish for this long.
     std::chrono::milliseconds drain_timeout{30 * 1000};
 

@@ -121,6 +121,10 @@ int main(int argc, char** argv)
         ->capture_default_str();
     app.add_option("--max-upload-size", config.max_upload_size, "Largest upload accepted, in bytes")
         ->capture_default_str();
+    app.add_option("--max-protocol-errors", config.max_protocol_errors,
+                   "Malformed or out-of-place requests one connection may send before it is closed")
+        ->capture_default_str()
+        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 32));
     app.add_option("--idle-timeout", idle_timeout, "Seconds a connection may wait between requests")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);

@@ -97,7 +97,17 @@ Session::Session(SessionIo& io, const Library& library, const Config& config, Co
     touch();
 }
 
-Session::~Session() = default;
+Session::~Session()
+{
+    if (errors_not_logged_ == 0) {
+        return;
+    }
+    try {
+        log_event("errors_not_logged", {{"peer", io_.peer()}, {"count", errors_not_logged_}});
+    } catch (...) {
+        // Out of memory while saying so: the count is in stats anyway.
+    }
+}
 
 // ---- Input -----------------------------------------------------------------
 
@@ -222,7 +232,7 @@ void Session::handle_control(const std::string& text)
 {
     ParsedRequest parsed = parse_request(text);
     if (!parsed.request) {
-        send_error(parsed.id, parsed.request.error());
+        protocol_error(parsed.id, parsed.request.error());
         return;
     }
     const Request& request = *parsed.request;
@@ -245,7 +255,7 @@ void Session::handle_data(std::span<const std::uint8_t> bytes, bool frame_end)
         if (state_ == State::reading_request) {
             state_ = State::awaiting_request;
         }
-        send_error(std::nullopt, Error{ErrorCode::unexpected_frame, "data frame outside an upload"});
+        protocol_error(std::nullopt, Error{ErrorCode::unexpected_frame, "data frame outside an upload"});
     } else if (state_ == State::awaiting_request) {
         state_ = State::reading_request;
     }
@@ -254,7 +264,7 @@ void Session::handle_data(std::span<const std::uint8_t> bytes, bool frame_end)
 void Session::handle_request(const Request& request)
 {
     if (!hello_done_ && !std::holds_alternative<HelloRequest>(request.body)) {
-        send_error(request.id, Error{ErrorCode::hello_required, "the first request must be hello"});
+        protocol_error(request.id, Error{ErrorCode::hello_required, "the first request must be hello"});
         return;
     }
     struct Dispatcher {
@@ -267,11 +277,11 @@ void Session::handle_request(const Request& request)
         void operator()(const PutRequest& put) const { session.start_put(id, put); }
         void operator()(const CommitRequest&) const
         {
-            session.send_error(id, Error{ErrorCode::unexpected_frame, "commit outside an upload"});
+            session.protocol_error(id, Error{ErrorCode::unexpected_frame, "commit outside an upload"});
         }
         void operator()(const AbortRequest&) const
         {
-            session.send_error(id, Error{ErrorCode::unexpected_frame, "abort outside an upload"});
+            session.protocol_error(id, Error{ErrorCode::unexpected_frame, "abort outside an upload"});
         }
         void operator()(const StatsRequest&) const { session.send_stats(id); }
     };
@@ -765,19 +775,20 @@ void Session::handle_upload_control(const Request& request)
     const bool commit = std::holds_alternative<CommitRequest>(request.body);
     const bool abort = std::holds_alternative<AbortRequest>(request.body);
     if (!commit && !abort) {
-        send_error(request.id, Error{ErrorCode::unexpected_frame,
-                                     std::string(op_name(request.body)) + " during an upload; send commit or abort"});
+        protocol_error(request.id,
+                       Error{ErrorCode::unexpected_frame,
+                             std::string(op_name(request.body)) + " during an upload; send commit or abort"});
         return;
     }
     if (request.id != upload_->id) {
-        send_error(request.id, Error{ErrorCode::bad_request,
-                                     "commit and abort take the id of the put (" + std::to_string(upload_->id) + ")"});
+        protocol_error(request.id, Error{ErrorCode::bad_request, "commit and abort take the id of the put (" +
+                                                                     std::to_string(upload_->id) + ")"});
         return;
     }
     if (commit && std::get<CommitRequest>(request.body).hash != upload_->hash) {
-        send_error(request.id, Error{ErrorCode::bad_request, "this upload is checked with " +
-                                                                 std::string(hash_name(upload_->hash)) +
-                                                                 "; its commit must carry that digest"});
+        protocol_error(request.id, Error{ErrorCode::bad_request, "this upload is checked with " +
+                                                                     std::string(hash_name(upload_->hash)) +
+                                                                     "; its commit must carry that digest"});
         return;
     }
     if (commit) {
@@ -954,11 +965,34 @@ void Session::send_json(std::string json_text)
     io_.send(encode_control_frame(json_text));
 }
 
+// Every error is answered and counted in stats, but only the first
+// kLoggedErrorsPerConnection reach the log: a peer that sends a million
+// bad requests must not fill the disk with a million lines. The rest are
+// summed up in one line when the session ends.
 void Session::send_error(std::optional<std::uint64_t> id, const Error& error)
 {
-    log_event("error", {{"peer", io_.peer()}, {"code", to_string(error.code)}, {"message", error.message}});
+    if (errors_logged_ < kLoggedErrorsPerConnection) {
+        ++errors_logged_;
+        log_event("error", {{"peer", io_.peer()}, {"code", to_string(error.code)}, {"message", error.message}});
+    } else {
+        ++errors_not_logged_;
+    }
     counters_.count_error(to_string(error.code));
     send_json(encode_error(id, error));
+}
+
+// A request the peer should never have sent (not a failed operation): past
+// Config::max_protocol_errors of them the peer is broken or hostile, and
+// answering more only costs us; the connection closes.
+void Session::protocol_error(std::optional<std::uint64_t> id, const Error& error)
+{
+    if (++protocol_errors_ > config_.max_protocol_errors) {
+        fail_connection(std::nullopt, Error{ErrorCode::too_many_errors,
+                                            "more than " + std::to_string(config_.max_protocol_errors) +
+                                                " protocol errors on this connection; the last: " + error.message});
+        return;
+    }
+    send_error(id, error);
 }
 
 bool Session::take_transfer_slot(std::uint64_t id)

@@ -52,6 +52,10 @@ private:
 
 class Session {
 public:
+    // Error lines one connection may write to the log; the rest are counted
+    // and summed up in one "errors_not_logged" line when it ends.
+    static constexpr std::uint64_t kLoggedErrorsPerConnection = 20;
+
     enum class State {
         awaiting_request, // between requests, nothing buffered
         reading_request,  // part of a frame has arrived
@@ -129,6 +133,7 @@ private:
     // Output and endings.
     void send_json(std::string json_text);
     void send_error(std::optional<std::uint64_t> id, const Error& error);
+    void protocol_error(std::optional<std::uint64_t> id, const Error& error);
     void back_to_idle();
     void fail_connection(std::optional<std::uint64_t> id, const Error& error);
     void begin_close();
@@ -162,6 +167,9 @@ private:
     bool hello_done_ = false;
     bool job_in_flight_ = false;
     bool reading_paused_ = false;
+    std::uint64_t protocol_errors_ = 0;
+    std::uint64_t errors_logged_ = 0;
+    std::uint64_t errors_not_logged_ = 0;
     FrameDecoder decoder_;
     std::string inbox_;
     std::size_t inbox_pos_ = 0;

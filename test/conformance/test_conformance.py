@@ -1942,6 +1942,23 @@ class ConnectionLimitTests(unittest.TestCase):
                          (2, "upload_too_large"))
         self.assertTrue(c.at_eof())
 
+    def test_too_many_errors(self):
+        s = self.server("--max-protocol-errors", "3")
+        c = s.client()
+        for i in range(3):
+            c.send({"op": "no-such-op", "id": i})
+            self.assertEqual(c.recv()["error"]["code"], "unknown_op")
+        c.send({"op": "no-such-op", "id": 3})
+        r = c.recv()
+        self.assertEqual((r["id"], r["ok"], r["error"]["code"]),
+                         (None, False, "too_many_errors"))
+        self.assertTrue(c.at_eof())
+        # Failed operations are no protocol errors: they never close.
+        d = s.client()
+        for i in range(5):
+            d.send({"op": "stat", "id": i, "name": "missing.txt"})
+            self.assertEqual(d.recv()["error"]["code"], "not_found")
+
     def test_too_many_transfers(self):
         s = self.server("--max-transfers", "1")
         write_file(s.path("f.txt"), b"content")

@@ -5,9 +5,10 @@ import json
 import os
 import shutil
 import signal
+import struct
 import unittest
 
-from wire import Server, temp_root, wait_until
+from wire import Closed, Server, temp_root, wait_until
 
 FERRYD = os.environ.get("FERRYD", "")
 
@@ -77,6 +78,51 @@ class Logging(unittest.TestCase):
         self.assertNotIn("log_reopened", text)
         self.assertIn("No such file or directory", text)
         self.assertIn("cannot reopen log file", stderr)
+
+    def flood(self, server, frame, hello):
+        """Sends 200,000 copies of FRAME; returns the error codes read back."""
+        peer = server.peer(hello=hello)
+        try:
+            peer.send_raw(frame * 200_000)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # closed by the server part way: what we want
+        codes = []
+        try:
+            while True:
+                codes.append(peer.reply()["error"]["code"])
+        except (Closed, ConnectionResetError):
+            pass
+        peer.close()
+        return codes
+
+    def test_a_flood_of_bad_frames_cannot_fill_the_disk(self):
+        root = temp_root()
+        tokens = os.path.join(root, ".tokens")
+        with open(tokens, "w") as f:
+            f.write("writer-0123456789abcdef rw\n")
+        os.chmod(tokens, 0o600)
+        bad_json = struct.pack(">BI", 1, 2) + b"{]"      # 7 bytes: not JSON
+        stray_data = struct.pack(">BI", 2, 2) + b"xx"    # 7 bytes: data outside an upload
+        try:
+            for args, frame, hello in (((), bad_json, True), ((), stray_data, True),
+                                       (("--token-file", tokens), bad_json, False)):
+                with self.subTest(args=args, frame=frame, hello=hello):
+                    with Server(FERRYD, root, *args) as server:
+                        codes = self.flood(server, frame, hello)
+                        # Every error up to the limit is answered, then one
+                        # too_many_errors, then the connection is closed.
+                        self.assertEqual(len(codes), 101, codes[-3:])
+                        self.assertEqual(codes[-1], "too_many_errors")
+                        self.assertTrue(wait_until(lambda: "disconnect" in server.log_text()))
+                        log = server.log_text()
+                        self.assertLess(len(log), 20_000, log[-2000:])
+                        self.assertIn("errors_not_logged", log)
+                        self.assertIn("code=too_many_errors", log)
+                        # The server still serves.
+                        if not args:
+                            self.assertTrue(server.peer().request({"op": "list"})["ok"])
+        finally:
+            shutil.rmtree(root)
 
 
 if __name__ == "__main__":
