@@ -1,5 +1,6 @@
 #include "library.hpp"
 
+#include "log.hpp"
 #include "names.hpp"
 
 #include <dirent.h>
@@ -67,8 +68,39 @@ Library::~Library()
     ::close(root_fd_);
 }
 
+std::optional<Error> Library::check_root() const
+{
+    struct ::stat opened {};
+    struct ::stat named {};
+    std::string why;
+    if (::fstat(root_fd_, &opened) != 0) {
+        why = std::string("cannot stat the folder: ") + std::strerror(errno);
+    } else if (::stat(path_.c_str(), &named) != 0) {
+        why = errno == ENOENT ? std::string("it was deleted or moved away")
+                              : std::string("cannot stat it: ") + std::strerror(errno);
+    } else if (!S_ISDIR(named.st_mode)) {
+        why = "it is no longer a folder";
+    } else if (named.st_dev != opened.st_dev || named.st_ino != opened.st_ino) {
+        why = "it was replaced by another folder; restart ferryd to serve the new one";
+    }
+    if (why.empty()) {
+        if (root_missing_.exchange(false)) {
+            log_event("root_available", {{"root", path_}});
+        }
+        return std::nullopt;
+    }
+    Error error{ErrorCode::root_unavailable, "the served folder " + quoted(path_) + " is unavailable: " + why};
+    if (!root_missing_.exchange(true)) {
+        log_event("root_unavailable", {{"root", path_}, {"message", error.message}});
+    }
+    return error;
+}
+
 Result<std::unique_ptr<DirectoryReader>> Library::open_listing() const
 {
+    if (auto gone = check_root()) {
+        return *gone;
+    }
     // A fresh descriptor per listing: readdir's position lives in it, and
     // several worker threads may list at once.
     const int dir_fd = ::openat(root_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -158,6 +190,9 @@ Result<FileInfo> Library::stat(std::string_view name) const
 {
     if (auto refused = check_file_name(name)) {
         return *refused;
+    }
+    if (auto gone = check_root()) {
+        return *gone;
     }
     const std::string path(name);
     struct ::stat st {};

@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -98,6 +99,16 @@ public:
     // upload never replaces a folder, link or device.
     std::optional<Error> check_replaceable(std::string_view name) const;
 
+    // Whether --root still names the folder opened at start (same st_dev and
+    // st_ino). Deleted, replaced (`mv share share.old; mkdir share`) or no
+    // longer a folder: root_unavailable, so that a client is never told "ok"
+    // about a folder nobody can see, nor uploads into an orphan. list, stat,
+    // get and put check it once per request (a stat and an fstat), never per
+    // chunk. The identity, not the descriptor, is what is compared, so several
+    // ferryd serving one folder on a network file system agree. The first
+    // failure and the recovery are logged once, not per request.
+    std::optional<Error> check_root() const;
+
     // Makes a rename or unlink in the root durable.
     std::optional<Error> sync_root() const;
 
@@ -119,6 +130,8 @@ private:
     std::string path_;
     mode_t new_file_mode_;
     mutable DigestCache digests_;
+    // Whether the last check_root() found the folder gone; only to log changes.
+    mutable std::atomic<bool> root_missing_{false};
 };
 
 // Maps an errno from a file operation to the wire's error vocabulary.

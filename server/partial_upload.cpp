@@ -341,6 +341,11 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
         return Error{ErrorCode::hash_mismatch, "the data received hashes to " + digest + ", not " +
                                                    std::string(expected_digest) + "; nothing was published"};
     }
+    // Published into a folder that --root no longer names, the file would
+    // be lost to every client while the uploader is told "ok".
+    if (auto gone = library_.check_root()) {
+        return *gone;
+    }
     if (::fsync(fd_) != 0) {
         const int saved = errno;
         discard();

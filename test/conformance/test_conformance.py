@@ -1942,6 +1942,23 @@ class ConnectionLimitTests(unittest.TestCase):
                          (2, "upload_too_large"))
         self.assertTrue(c.at_eof())
 
+    def test_root_unavailable(self):
+        parent = tempfile.mkdtemp(prefix="ferry-conformance-")
+        self.addCleanup(shutil.rmtree, parent, True)
+        root = os.path.join(parent, "share")
+        os.mkdir(root)
+        s = Ferryd(root=root)
+        self.addCleanup(s.cleanup)
+        self.addCleanup(lambda: self.assertEqual(s.stop(), 0))
+        c = s.client()
+        os.rename(root, root + ".old")
+        c.send({"op": "list", "id": 1})
+        r = c.recv()
+        self.assertEqual((r["id"], r["ok"], r["error"]["code"]),
+                         (1, False, "root_unavailable"))
+        os.rename(root + ".old", root)   # stays open, and recovers
+        self.assertEqual(c.request("list", id=2)["files"], [])
+
     def test_too_many_errors(self):
         s = self.server("--max-protocol-errors", "3")
         c = s.client()

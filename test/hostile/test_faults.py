@@ -172,5 +172,55 @@ class StalledReader(unittest.TestCase):
             shutil.rmtree(root)
 
 
+class ServedFolderGone(unittest.TestCase):
+    """--root replaced or deleted under a running server: every request says
+    so (root_unavailable), never "ok" about a folder nobody sees."""
+
+    def setUp(self):
+        self.parent = temp_root()
+        self.root = os.path.join(self.parent, "share")
+        os.mkdir(self.root)
+        with open(os.path.join(self.root, "old.txt"), "wb") as f:
+            f.write(b"old")
+
+    def tearDown(self):
+        shutil.rmtree(self.parent)
+
+    def assert_unavailable(self, peer):
+        self.assertEqual(peer.request({"op": "list"})["error"]["code"], "root_unavailable")
+        self.assertEqual(peer.request({"op": "stat", "name": "old.txt"})["error"]["code"], "root_unavailable")
+        self.assertEqual(peer.get("old.txt")[0]["error"]["code"], "root_unavailable")
+        self.assertEqual(peer.put("x.txt", b"x")["error"]["code"], "root_unavailable")
+
+    def test_replaced_folder(self):
+        with Server(FERRYD, self.root) as server:
+            peer = server.peer()
+            pending = server.peer()
+            self.assertTrue(pending.put("late.txt", b"late", commit=False)["ok"])
+            os.rename(self.root, self.root + ".old")
+            os.mkdir(self.root)
+            self.assert_unavailable(peer)
+            # An upload begun before is not published into the orphan.
+            commit = pending.request({"op": "commit", "id": pending.next_id - 1, "sha256": sha256(b"late")})
+            self.assertEqual(commit["error"]["code"], "root_unavailable")
+            self.assertNotIn("late.txt", os.listdir(self.root + ".old"))
+            # Put back, it is served again.
+            os.rmdir(self.root)
+            os.rename(self.root + ".old", self.root)
+            self.assertEqual([f["name"] for f in peer.request({"op": "list"})["files"]], ["old.txt"])
+            log = server.log_text()
+        self.assertEqual(log.count("root_unavailable root="), 1, log)
+        self.assertIn("replaced", log)
+        self.assertIn("root_available", log)
+
+    def test_deleted_folder(self):
+        with Server(FERRYD, self.root) as server:
+            peer = server.peer()
+            shutil.rmtree(self.root)
+            self.assert_unavailable(peer)
+            log = server.log_text()
+        self.assertIn("deleted", log)
+
+
 if __name__ == "__main__":
     unittest.main()
