@@ -2,12 +2,15 @@
 
 #include "connection.hpp"
 #include "log.hpp"
+#include "messages.hpp"
 
+#include <fcntl.h>
 #include <malloc.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <vector>
@@ -45,25 +48,44 @@ int open_listening_socket(const sockaddr_storage& address, bool share_port)
     return fd;
 }
 
+// Held only to be given up: when accept fails for want of a descriptor,
+// closing this one lets the connection be accepted, told server_full and
+// closed, instead of waiting unanswered in the backlog (or, as libuv does,
+// being closed without a word). A directory: nothing can block opening it.
+int open_reserve_descriptor()
+{
+    return ::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
 } // namespace
 
 Result<std::string> Server::start(const sockaddr_storage& address, bool share_port)
 {
     const std::string wanted = format_address(reinterpret_cast<const sockaddr*>(&address));
-    uv_tcp_init(loop_, &listener_);
-    listener_.data = this;
     const int fd = open_listening_socket(address, share_port);
-    int status = fd < 0 ? fd : uv_tcp_open(&listener_, fd);
-    if (status == 0) {
-        status = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), SOMAXCONN, on_connection);
+    int status = fd;
+    if (fd >= 0) {
+        status = ::listen(fd, SOMAXCONN) == 0 ? 0 : uv_translate_sys_error(errno);
+        if (status == 0) {
+            status = uv_poll_init(loop_, &listener_, fd);
+        }
+        if (status != 0) {
+            ::close(fd);
+        }
     }
     if (status != 0) {
-        close_handle(reinterpret_cast<uv_handle_t*>(&listener_));
         return Error{ErrorCode::io_error, "cannot listen on " + wanted + ": " + uv_strerror(status)};
     }
+    listen_fd_ = fd;
+    listener_.data = this;
+    // libuv opens a reserve descriptor of its own with a loop's first stream;
+    // take it now, so that the count of descriptors is flat from the start.
+    uv_tcp_init(loop_, &first_stream_);
+    uv_poll_start(&listener_, UV_READABLE, on_listen_readable);
+    reserve_fd_ = open_reserve_descriptor();
     sockaddr_storage bound{};
-    int length = sizeof bound;
-    uv_tcp_getsockname(&listener_, reinterpret_cast<sockaddr*>(&bound), &length);
+    socklen_t length = sizeof bound;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length);
 
     uv_async_init(loop_, &commands_, on_command);
     commands_.data = this;
@@ -115,30 +137,94 @@ void Server::on_command(uv_async_t* handle)
     }
 }
 
-void Server::on_connection(uv_stream_t* listener, int status)
+// Accepts what the backlog holds, a bounded number per wake-up so that one
+// busy listener cannot starve the connections already served on this loop.
+void Server::on_listen_readable(uv_poll_t* handle, int status, int)
 {
-    auto* self = static_cast<Server*>(listener->data);
+    auto* self = static_cast<Server*>(handle->data);
     if (status < 0) {
         log_event("accept_failed", {{"message", uv_strerror(status)}});
         return;
     }
-    auto* connection = new Connection(*self, self->loop_);
-    if (uv_accept(listener, connection->stream()) != 0) {
+    for (int accepted = 0; accepted < 64 && !self->stopping_; ++accepted) {
+        const int fd = ::accept4(self->listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            self->on_connection(fd);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED) {
+            continue;
+        }
+        if (errno == EMFILE || errno == ENFILE) {
+            if (!self->refuse_for_want_of_descriptors(errno)) {
+                return;
+            }
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            log_event("accept_failed", {{"message", uv_strerror(uv_translate_sys_error(errno))}});
+        }
+        return;
+    }
+}
+
+// Out of descriptors: one connection is accepted with the reserve
+// descriptor, told server_full and closed, counted, and logged at most once
+// a second (with how many were refused since). False if none could be.
+bool Server::refuse_for_want_of_descriptors(int error)
+{
+    if (reserve_fd_ >= 0) {
+        ::close(reserve_fd_);
+        reserve_fd_ = -1;
+    }
+    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        // Nothing waiting, or still no descriptor (another thread took the
+        // one freed): try again on the next wake-up.
+        reserve_fd_ = open_reserve_descriptor();
+        return false;
+    }
+    const std::string frame = encode_control_frame(
+        encode_error(std::nullopt, Error{ErrorCode::server_full, std::string("the server is out of file descriptors (") +
+                                                                     std::strerror(error) + "); try again later"}));
+    // A new socket's send buffer takes this small frame whole; if not, the
+    // peer just sees the close.
+    [[maybe_unused]] const ssize_t sent = ::send(fd, frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    ::close(fd);
+    reserve_fd_ = open_reserve_descriptor();
+    counters_.count_error(to_string(ErrorCode::server_full));
+    ++refused_no_descriptor_;
+    const std::uint64_t now = uv_now(loop_);
+    if (refused_no_descriptor_logged_at_ == 0 || now - refused_no_descriptor_logged_at_ >= 1000) {
+        log_event("refused", {{"code", to_string(ErrorCode::server_full)},
+                              {"message", std::string("out of file descriptors: ") + std::strerror(error)},
+                              {"count", refused_no_descriptor_}});
+        refused_no_descriptor_logged_at_ = now == 0 ? 1 : now;
+        refused_no_descriptor_ = 0;
+    }
+    return true;
+}
+
+void Server::on_connection(int fd)
+{
+    auto* connection = new Connection(*this, loop_);
+    if (uv_tcp_open(reinterpret_cast<uv_tcp_t*>(connection->stream()), fd) != 0) {
+        ::close(fd);
         connection->discard();
         return;
     }
     connection->start();
     // A refused connection costs one small write and a close: no read
     // buffer, no session work.
-    if (auto refused = self->counters_.admit(connection->address(), self->config_)) {
+    if (auto refused = counters_.admit(connection->address(), config_)) {
         log_event("refused", {{"peer", connection->peer()}, {"code", to_string(refused->code)}});
-        self->counters_.count_error(to_string(refused->code));
-        self->refused_.insert(connection);
+        counters_.count_error(to_string(refused->code));
+        refused_.insert(connection);
         connection->refuse(*refused);
         return;
     }
     log_event("connect", {{"peer", connection->peer()}});
-    self->connections_.insert(connection);
+    connections_.insert(connection);
     connection->serve();
 }
 
@@ -204,7 +290,15 @@ void Server::stop()
         return;
     }
     stopping_ = true;
+    // Closing the poll handle stops the polling at once, so the socket may go.
     close_handle(reinterpret_cast<uv_handle_t*>(&listener_));
+    close_handle(reinterpret_cast<uv_handle_t*>(&first_stream_));
+    ::close(listen_fd_);
+    listen_fd_ = -1;
+    if (reserve_fd_ >= 0) {
+        ::close(reserve_fd_);
+        reserve_fd_ = -1;
+    }
     const std::vector<Connection*> refused(refused_.begin(), refused_.end());
     for (Connection* connection : refused) {
         connection->force_close();

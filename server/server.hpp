@@ -50,7 +50,9 @@ public:
     void forget(Connection* connection);
 
 private:
-    static void on_connection(uv_stream_t* listener, int status);
+    static void on_listen_readable(uv_poll_t* handle, int status, int events);
+    void on_connection(int fd);
+    bool refuse_for_want_of_descriptors(int error);
     static void on_command(uv_async_t* handle);
     static void on_drain_timer(uv_timer_t* timer);
     static void on_sweep_timer(uv_timer_t* timer);
@@ -63,7 +65,14 @@ private:
     const Library& library_;
     const Config& config_;
     Counters& counters_;
-    uv_tcp_t listener_{};
+    // The listening socket is accepted by hand (not uv_listen) so that a
+    // want of descriptors can be answered: see refuse_for_want_of_descriptors.
+    uv_poll_t listener_{};
+    uv_tcp_t first_stream_{};
+    int listen_fd_ = -1;
+    int reserve_fd_ = -1;
+    std::uint64_t refused_no_descriptor_ = 0;
+    std::uint64_t refused_no_descriptor_logged_at_ = 0;
     uv_async_t commands_{};
     // Guards commands_ against a send after the worker closed it.
     std::mutex commands_mutex_;

@@ -99,13 +99,18 @@ Session::Session(SessionIo& io, const Library& library, const Config& config, Co
 
 Session::~Session()
 {
-    if (errors_not_logged_ == 0) {
-        return;
-    }
     try {
-        log_event("errors_not_logged", {{"peer", io_.peer()}, {"count", errors_not_logged_}});
+        log_unlogged_errors();
     } catch (...) {
         // Out of memory while saying so: the count is in stats anyway.
+    }
+}
+
+void Session::log_unlogged_errors()
+{
+    if (errors_not_logged_ > 0) {
+        log_event("errors_not_logged", {{"peer", io_.peer()}, {"count", errors_not_logged_}});
+        errors_not_logged_ = 0;
     }
 }
 
@@ -1188,6 +1193,7 @@ void Session::advance_close()
     listing_.reset();
     slot_.reset();
     state_ = State::closed;
+    log_unlogged_errors(); // before the connection's "disconnect" line
     io_.close();
 }
 

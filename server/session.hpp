@@ -134,6 +134,7 @@ private:
     void send_json(std::string json_text);
     void send_error(std::optional<std::uint64_t> id, const Error& error);
     void protocol_error(std::optional<std::uint64_t> id, const Error& error);
+    void log_unlogged_errors();
     void back_to_idle();
     void fail_connection(std::optional<std::uint64_t> id, const Error& error);
     void begin_close();

@@ -172,6 +172,41 @@ class StalledReader(unittest.TestCase):
             shutil.rmtree(root)
 
 
+class OutOfDescriptors(unittest.TestCase):
+    """RLIMIT_NOFILE reached: a connection past it is told server_full (and
+    counted, and logged), not closed without a word."""
+
+    def test_connections_past_the_descriptor_limit_are_told_why(self):
+        root = temp_root()
+        try:
+            with Server(FERRYD, root, "--workers", "1") as probe:
+                base = probe.open_descriptors()
+            room = 3
+
+            def limit():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (base + room, base + room))
+
+            with Server(FERRYD, root, "--workers", "1", preexec_fn=limit) as server:
+                held = [server.peer() for _ in range(room)]
+                for _ in range(3):
+                    refused = server.peer(hello=False)
+                    reply = refused.reply()
+                    self.assertEqual((reply["id"], reply["error"]["code"]), (None, "server_full"))
+                    self.assertIn("file descriptors", reply["error"]["message"])
+                    self.assertTrue(refused.closed_by_server())
+                    refused.close()
+                # The held connections still work, and the refusals are counted.
+                held[0].close()
+                self.assertTrue(wait_until(lambda: "disconnect" in server.log_text()))
+                stats = server.peer().request({"op": "stats"})
+                self.assertGreaterEqual(stats["errors"].get("server_full", 0), 3, stats)
+                log = server.log_text()
+            self.assertIn("code=server_full", log)
+            self.assertIn("out of file descriptors", log)
+        finally:
+            shutil.rmtree(root)
+
+
 class ServedFolderGone(unittest.TestCase):
     """--root replaced or deleted under a running server: every request says
     so (root_unavailable), never "ok" about a folder nobody sees."""
