@@ -54,6 +54,8 @@ int exit_status(ErrorCode code)
     case ErrorCode::stalled:
     case ErrorCode::too_many_transfers:
     case ErrorCode::too_slow:
+    // The server's folder is gone until its operator puts it back.
+    case ErrorCode::root_unavailable:
         return kExitTransient;
     case ErrorCode::no_space:
         return kExitNoSpace;
@@ -65,6 +67,7 @@ int exit_status(ErrorCode code)
     case ErrorCode::unexpected_frame:
     case ErrorCode::internal:
     case ErrorCode::not_ferry:
+    case ErrorCode::too_many_errors:
         return kExitProtocol;
     }
     return kExitProtocol;
