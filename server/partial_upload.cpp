@@ -1,12 +1,17 @@
 #include "partial_upload.hpp"
 
+#include "digest.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <array>
+#include <tuple>
+#include <utility>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -40,8 +45,23 @@ struct SavedState {
     std::uint64_t size = 0;
     std::uint64_t durable = 0;
     std::string hash_state;
-    std::time_t written = 0;
+    // When the state was written (CLOCK_REALTIME, nanoseconds), as recorded
+    // in it; a state of an older build falls back to its file's mtime.
+    std::int64_t written_ns = 0;
 };
+
+// Which of two kept uploads is the more recent: the later written state,
+// then (written in the same nanosecond) the one holding more bytes, then
+// the token, so that every server sharing the folder picks the same.
+bool more_recent(const SavedState& a, const SavedState& b)
+{
+    return std::tie(a.written_ns, a.durable, a.token) > std::tie(b.written_ns, b.durable, b.token);
+}
+
+std::int64_t nanoseconds(const struct timespec& time)
+{
+    return static_cast<std::int64_t>(time.tv_sec) * 1'000'000'000 + time.tv_nsec;
+}
 
 // Reads a whole small file relative to the root; refuses anything odd.
 std::optional<std::string> read_small_file(int root_fd, const std::string& name)
@@ -64,7 +84,7 @@ std::optional<std::string> read_small_file(int root_fd, const std::string& name)
     return text;
 }
 
-std::optional<SavedState> parse_state(std::string_view token, const std::string& text, std::time_t written)
+std::optional<SavedState> parse_state(std::string_view token, const std::string& text, std::int64_t written_ns)
 {
     std::istringstream lines(text);
     std::string magic;
@@ -74,7 +94,7 @@ std::optional<SavedState> parse_state(std::string_view token, const std::string&
     }
     SavedState state;
     state.token = token;
-    state.written = written;
+    state.written_ns = written_ns;
     std::string key;
     std::string value;
     bool have_name = false;
@@ -97,6 +117,8 @@ std::optional<SavedState> parse_state(std::string_view token, const std::string&
                 have_durable = true;
             } else if (key == "hash") {
                 state.hash_state = value;
+            } else if (key == "written") {
+                state.written_ns = std::stoll(value);
             }
         } catch (const std::exception&) {
             return std::nullopt;
@@ -116,6 +138,21 @@ std::string data_name(std::string_view token)
 std::string state_name(std::string_view token)
 {
     return data_name(token) + std::string(kStateSuffix);
+}
+
+// The state of one kept upload, read again (under its lock).
+std::optional<SavedState> saved_state(int root_fd, const std::string& token)
+{
+    const std::string name = state_name(token);
+    struct ::stat st {};
+    if (::fstatat(root_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
+        return std::nullopt;
+    }
+    const auto text = read_small_file(root_fd, name);
+    if (!text) {
+        return std::nullopt;
+    }
+    return parse_state(token, *text, nanoseconds(st.st_mtim));
 }
 
 // Every kept upload in the root, by token.
@@ -146,7 +183,7 @@ std::vector<SavedState> saved_states(int root_fd)
         if (!text) {
             continue;
         }
-        if (auto state = parse_state(token, *text, st.st_mtime)) {
+        if (auto state = parse_state(token, *text, nanoseconds(st.st_mtim))) {
             states.push_back(std::move(*state));
         }
     }
@@ -154,10 +191,106 @@ std::vector<SavedState> saved_states(int root_fd)
     return states;
 }
 
+// Sets aside the disk space for bytes [offset, offset + length) of an
+// upload, so that what cannot fit is refused at the put rather than after
+// gigabytes, and a concurrent upload cannot take the space meanwhile.
+// fallocate(2) with FALLOC_FL_KEEP_SIZE allocates without changing the
+// file's size (which a resume reads as the bytes received). A file system
+// without fallocate gets a check of its free space instead, which reserves
+// nothing.
+std::optional<Error> reserve_space(int fd, std::uint64_t offset, std::uint64_t length, const std::string& name)
+{
+    if (length == 0) {
+        return std::nullopt;
+    }
+    int result = 0;
+    do {
+        result = ::fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset), static_cast<off_t>(length));
+    } while (result != 0 && errno == EINTR);
+    if (result == 0) {
+        return std::nullopt;
+    }
+    const int failure = errno;
+    struct ::statvfs fs {};
+    const bool known_free = ::fstatvfs(fd, &fs) == 0;
+    const std::uint64_t free_bytes = known_free ? static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize : 0;
+    const auto refused = [&] {
+        return Error{ErrorCode::no_space, "the upload of \"" + name + "\" needs " + std::to_string(length) +
+                                              " more bytes; the disk has " + std::to_string(free_bytes) + " free"};
+    };
+    if (failure == ENOSPC || failure == EDQUOT || failure == EFBIG) {
+        return refused();
+    }
+    if (failure == EOPNOTSUPP || failure == ENOSYS) {
+        if (known_free && free_bytes < length) {
+            return refused();
+        }
+        return std::nullopt;
+    }
+    return file_error(failure, "cannot reserve space for the upload of", name);
+}
+
 bool try_lock(int fd)
 {
     return ::flock(fd, LOCK_EX | LOCK_NB) == 0;
 }
+
+// Serializes the start of uploads of one name across connections and
+// servers sharing the folder: an flock on `.ferry-partial-name-<hash of the
+// name>`, held while a put looks for uploads of that name and creates its
+// own. Released when destroyed, and its file removed then (a put that
+// waited on the removed file notices and takes a fresh one), so that no
+// lock file outlives the puts.
+class NameLock {
+public:
+    static Result<NameLock> take(int root, const std::string& name)
+    {
+        Sha256 hash;
+        hash.update(name.data(), name.size());
+        const std::string file = std::string(kPartialPrefix) + "name-" + hash.hex_digest().substr(0, 32);
+        // The holder before us removes the file as it lets go: then our lock
+        // is on a file nobody else will see, so take a fresh one.
+        for (int attempt = 0; attempt < 10; ++attempt) {
+            const int fd = ::openat(root, file.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+            if (fd < 0) {
+                return file_error(errno, "cannot lock uploads of", name);
+            }
+            int locked = 0;
+            do {
+                locked = ::flock(fd, LOCK_EX);
+            } while (locked != 0 && errno == EINTR);
+            struct ::stat held {};
+            struct ::stat named {};
+            if (locked == 0 && ::fstat(fd, &held) == 0 &&
+                ::fstatat(root, file.c_str(), &named, AT_SYMLINK_NOFOLLOW) == 0 && held.st_ino == named.st_ino &&
+                held.st_dev == named.st_dev) {
+                return NameLock(root, file, fd);
+            }
+            ::close(fd);
+        }
+        return Error{ErrorCode::busy, "cannot lock uploads of \"" + name + "\"; try again"};
+    }
+    NameLock(NameLock&& other) noexcept
+        : root_(other.root_), file_(std::move(other.file_)), fd_(std::exchange(other.fd_, -1))
+    {
+    }
+    NameLock(const NameLock&) = delete;
+    NameLock& operator=(const NameLock&) = delete;
+    NameLock& operator=(NameLock&&) = delete;
+    ~NameLock()
+    {
+        if (fd_ >= 0) {
+            ::unlinkat(root_, file_.c_str(), 0);
+            ::close(fd_);
+        }
+    }
+
+private:
+    NameLock(int root, std::string file, int fd) : root_(root), file_(std::move(file)), fd_(fd) {}
+    int root_;
+    std::string file_;
+    int fd_;
+};
 
 // The saved hash state when it is of the kind asked for; otherwise the kept
 // bytes are hashed again (a resume that switched hashes, or a state from
@@ -183,42 +316,82 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin(const Library& libra
         return *refused;
     }
     const int root = library.root_fd();
-    if (resume) {
-        std::optional<SavedState> newest;
-        for (auto& state : saved_states(root)) {
-            if (state.name == name && state.size == size && (!newest || state.written > newest->written)) {
-                newest = std::move(state);
+    auto name_lock = NameLock::take(root, name);
+    if (!name_lock) {
+        return name_lock.error();
+    }
+    // An upload in use holds an flock on its data file (here or on another
+    // server); under the name lock, no other put of the name looks meanwhile.
+    const auto in_use = [&] {
+        return Error{ErrorCode::busy, "an upload of \"" + name + "\" (" + std::to_string(size) +
+                                          " bytes) is in progress on another connection"};
+    };
+    if (!resume) {
+        for (const auto& state : saved_states(root)) {
+            if (state.name != name || state.size != size) {
+                continue;
             }
-        }
-        if (newest) {
-            const std::string data = data_name(newest->token);
-            const int fd = ::openat(root, data.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-            struct ::stat st {};
-            if (fd >= 0 && !try_lock(fd)) {
-                ::close(fd);
-                return Error{ErrorCode::busy, "an upload of \"" + name + "\" is in progress on another connection"};
-            }
-            std::optional<TransferHash> restored;
-            if (fd >= 0 && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-                static_cast<std::uint64_t>(st.st_size) >= newest->durable &&
-                ::ftruncate(fd, static_cast<off_t>(newest->durable)) == 0) {
-                restored = prefix_hash(fd, *newest, hash);
-            }
-            if (restored) {
-                std::unique_ptr<PartialUpload> upload(new PartialUpload(library, fd, newest->token, name, size));
-                upload->received_ = newest->durable;
-                upload->durable_ = newest->durable;
-                upload->hash_ = *restored;
-                return upload;
-            }
-            // Unusable leftovers (data shorter than recorded, unreadable):
-            // drop them and start over.
+            const int fd = ::openat(root, data_name(state.token).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+            const bool busy = fd >= 0 && !try_lock(fd);
             if (fd >= 0) {
                 ::close(fd);
             }
-            ::unlinkat(root, data.c_str(), 0);
-            ::unlinkat(root, state_name(newest->token).c_str(), 0);
+            if (busy) {
+                return in_use();
+            }
         }
+    }
+    for (int attempt = 0; resume && attempt < 10; ++attempt) {
+        std::optional<SavedState> newest;
+        for (auto& state : saved_states(root)) {
+            if (state.name == name && state.size == size && (!newest || more_recent(state, *newest))) {
+                newest = std::move(state);
+            }
+        }
+        if (!newest) {
+            break;
+        }
+        const std::string data = data_name(newest->token);
+        const int fd = ::openat(root, data.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0 && !try_lock(fd)) {
+            ::close(fd);
+            return in_use();
+        }
+        // The state read before the lock may be older than the one its last
+        // holder wrote before letting go: only the one read now counts.
+        auto current = fd >= 0 ? saved_state(root, newest->token) : std::nullopt;
+        if (fd >= 0 && (!current || current->name != name || current->size != size)) {
+            ::close(fd); // finished or discarded meanwhile: look again
+            continue;
+        }
+        struct ::stat st {};
+        std::optional<TransferHash> restored;
+        if (fd >= 0 && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+            static_cast<std::uint64_t>(st.st_size) >= current->durable &&
+            ::ftruncate(fd, static_cast<off_t>(current->durable)) == 0) {
+            restored = prefix_hash(fd, *current, hash);
+        }
+        if (restored) {
+            std::unique_ptr<PartialUpload> upload(new PartialUpload(library, fd, current->token, name, size));
+            upload->received_ = current->durable;
+            upload->durable_ = current->durable;
+            upload->hash_ = *restored;
+            // Refused for space, the kept bytes stay: they are what lets
+            // the client resume once space returns (PROTOCOL.md 4.7).
+            if (auto refused = reserve_space(fd, current->durable, size - current->durable, name)) {
+                return *refused;
+            }
+            upload->reserved_ = true;
+            return upload;
+        }
+        // Unusable leftovers (data shorter than recorded, unreadable):
+        // drop them and start over.
+        if (fd >= 0) {
+            ::close(fd);
+        }
+        ::unlinkat(root, data.c_str(), 0);
+        ::unlinkat(root, state_name(newest->token).c_str(), 0);
+        break;
     }
     const std::string token = new_token();
     const std::string data = data_name(token);
@@ -235,6 +408,11 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin(const Library& libra
     }
     std::unique_ptr<PartialUpload> upload(new PartialUpload(library, fd, token, name, size));
     upload->hash_ = TransferHash(hash);
+    if (auto refused = reserve_space(fd, 0, size, name)) {
+        upload->discard();
+        return *refused;
+    }
+    upload->reserved_ = true;
     if (auto error = upload->write_state()) {
         upload->discard();
         return *error;
@@ -244,6 +422,15 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin(const Library& libra
 
 PartialUpload::~PartialUpload()
 {
+    // A kept upload gives back the space set aside for the bytes it has not
+    // received: others may use it until the client resumes (and reserves it
+    // again). Truncating frees space allocated beyond the end on most file
+    // systems (ext4, XFS); punching a hole there does on the others (tmpfs).
+    if (reserved_ && !discarded_ && received_ < size_) {
+        (void)::ftruncate(fd_, static_cast<off_t>(received_));
+        (void)::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(received_),
+                          static_cast<off_t>(size_ - received_));
+    }
     ::close(fd_);
 }
 
@@ -305,7 +492,10 @@ std::optional<Error> PartialUpload::write_state()
     text += "\nname " + to_hex(std::span(reinterpret_cast<const unsigned char*>(name_.data()), name_.size()));
     text += "\nsize " + std::to_string(size_);
     text += "\ndurable " + std::to_string(durable_);
-    text += "\nhash " + hash_.save_state() + "\n";
+    text += "\nhash " + hash_.save_state();
+    struct timespec now {};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    text += "\nwritten " + std::to_string(nanoseconds(now)) + "\n";
     // Written beside and renamed over, so a crash leaves the old state or the
     // new one, never half of one.
     const std::string temp = state_file() + ".tmp";
@@ -330,6 +520,9 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
 {
     if (received_ != size_) {
         if (auto error = checkpoint()) {
+            if (error->code == ErrorCode::no_space) {
+                discard(); // see Session::finish_upload_job
+            }
             return *error;
         }
         return Error{ErrorCode::size_mismatch, "received " + std::to_string(received_) + " of " +

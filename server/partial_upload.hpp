@@ -30,7 +30,8 @@ class PartialUpload {
 public:
     // A new upload, or with `resume` the most recent kept one of the same
     // name and size (none kept: a new one). `busy` if that one is in use.
-    // The data is checked with `hash`.
+    // The data is checked with `hash`. The disk space the rest of the upload
+    // needs is reserved now: `no_space` if it cannot be.
     static Result<std::unique_ptr<PartialUpload>> begin(const Library& library, const std::string& name,
                                                         std::uint64_t size, bool resume,
                                                         HashKind hash = HashKind::sha256);
@@ -74,6 +75,7 @@ private:
     std::uint64_t durable_ = 0;
     TransferHash hash_;
     bool discarded_ = false;
+    bool reserved_ = false; // disk space set aside up to size_
 };
 
 // Deletes kept uploads whose state was last written more than `ttl` ago, and

@@ -894,6 +894,12 @@ void Session::finish_upload_job()
             case Upload::Finish::keep:
                 *kept_error = upload.checkpoint();
                 *kept_bytes = upload.received();
+                // A partial that cannot be made durable for lack of space
+                // would only keep the disk full until it expires.
+                if (*kept_error && (*kept_error)->code == ErrorCode::no_space) {
+                    upload.discard();
+                    *kept_bytes = 0;
+                }
                 break;
             case Upload::Finish::none:
                 break;
@@ -933,7 +939,8 @@ void Session::finish_upload_job()
                 break;
             case Upload::Finish::keep:
                 log_transfer(io_.peer(), "put", upload.name, bytes, upload.started, "interrupted",
-                             std::to_string(*kept_bytes) + " bytes kept for resume");
+                             *kept_error ? (*kept_error)->message
+                                         : std::to_string(*kept_bytes) + " bytes kept for resume");
                 break;
             case Upload::Finish::none:
                 break;

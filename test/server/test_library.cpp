@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <ctime>
+#include <optional>
+#include <thread>
 #include <utime.h>
 
 using namespace ferry;
@@ -209,4 +211,74 @@ TEST_CASE("stale kept uploads are removed, fresh and in-use ones stay")
     // Even an expired one is kept while a connection holds it.
     CHECK(remove_stale_partials(*library, std::chrono::seconds(0)) == 0);
     CHECK(root.hidden_entries() == 2);
+}
+
+TEST_CASE("a plain put of a name and size being uploaded elsewhere is busy")
+{
+    TempRoot root;
+    auto library = open_library(root);
+    auto first = PartialUpload::begin(*library, "f.bin", 10, false);
+    REQUIRE(first);
+    auto second = PartialUpload::begin(*library, "f.bin", 10, false);
+    REQUIRE_FALSE(second);
+    CHECK(second.error().code == ErrorCode::busy);
+    // Another size is another upload; once the first is kept, a new one may start.
+    CHECK(PartialUpload::begin(*library, "f.bin", 11, false));
+    first.value().reset();
+    CHECK(PartialUpload::begin(*library, "f.bin", 10, false));
+}
+
+TEST_CASE("resume picks the upload kept last, also within the same second")
+{
+    for (int round = 0; round < 6; ++round) {
+        TempRoot root;
+        auto library = open_library(root);
+        for (const std::size_t kept : {3, 5}) {
+            auto upload = PartialUpload::begin(*library, "f.bin", 10, false);
+            REQUIRE(upload);
+            REQUIRE_FALSE(upload.value()->append(std::span("abcdefghij", kept)));
+            REQUIRE_FALSE(upload.value()->checkpoint());
+        }
+        auto resumed = PartialUpload::begin(*library, "f.bin", 10, true);
+        REQUIRE(resumed);
+        CHECK(resumed.value()->received() == 5);
+    }
+}
+
+TEST_CASE("a resume racing the keep of a cut upload gets busy or the kept offset, never 0")
+{
+    TempRoot root;
+    auto library = open_library(root);
+    const std::string bytes(1000, 'x');
+    int offsets_zero = 0;
+    for (int round = 0; round < 200; ++round) {
+        auto cut = PartialUpload::begin(*library, "f.bin", 4000, true);
+        REQUIRE(cut);
+        const std::uint64_t before = cut.value()->received();
+        REQUIRE_FALSE(cut.value()->append(std::span(bytes.data(), bytes.size())));
+        // The cut connection records what it received and lets go, while
+        // the client's resume arrives.
+        bool kept = false;
+        std::thread keeper([&] {
+            kept = !cut.value()->checkpoint();
+            cut.value().reset();
+        });
+        std::optional<std::uint64_t> offset;
+        while (!offset) {
+            auto resumed = PartialUpload::begin(*library, "f.bin", 4000, true);
+            if (resumed) {
+                offset = resumed.value()->received();
+            } else {
+                REQUIRE(resumed.error().code == ErrorCode::busy);
+            }
+        }
+        keeper.join();
+        REQUIRE(kept);
+        offsets_zero += *offset != before + 1000 ? 1 : 0;
+        // Start the next round from nothing.
+        auto fresh = PartialUpload::begin(*library, "f.bin", 4000, true);
+        REQUIRE(fresh);
+        fresh.value()->discard();
+    }
+    CHECK(offsets_zero == 0);
 }

@@ -11,7 +11,10 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <functional>
@@ -21,6 +24,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1398,4 +1402,111 @@ TEST_CASE("time in which the server did not run is not held against its peers")
         f.session.check_timeouts(f.io.clock_ms + 64000);
         CHECK(f.io.closed);
     }
+}
+
+namespace {
+
+// A file system of 8 MiB of its own (tmpfs; the tests run as root), so that
+// a full disk is tested without filling a real one. Unmounted whatever happens.
+class SmallDisk {
+public:
+    SmallDisk()
+    {
+        std::string pattern = (std::filesystem::temp_directory_path() / "ferry-small-XXXXXX").string();
+        path_ = ::mkdtemp(pattern.data());
+        mounted_ = ::mount("tmpfs", path_.c_str(), "tmpfs", 0, "size=8m") == 0;
+        REQUIRE_MESSAGE(mounted_, "mount tmpfs: " << std::strerror(errno));
+    }
+    SmallDisk(const SmallDisk&) = delete;
+    SmallDisk& operator=(const SmallDisk&) = delete;
+    ~SmallDisk()
+    {
+        if (mounted_) {
+            ::umount2(path_.c_str(), MNT_DETACH);
+        }
+        ::rmdir(path_.c_str());
+    }
+    const std::string& path() const { return path_; }
+    int hidden_entries() const
+    {
+        int count = 0;
+        for (const auto& entry : std::filesystem::directory_iterator(path_)) {
+            count += entry.path().filename().string().starts_with(".") ? 1 : 0;
+        }
+        return count;
+    }
+
+private:
+    std::string path_;
+    bool mounted_ = false;
+};
+
+std::optional<Error> put_refusal(Fixture& f, std::uint64_t id, const std::string& name, std::uint64_t size,
+                                 bool resume = false)
+{
+    f.feed(control(Request{id, PutRequest{name, size, resume}}));
+    f.io.run_jobs();
+    const auto replies = f.io.controls();
+    REQUIRE(replies.size() == 1);
+    const auto reply = parse_put_reply(replies[0]);
+    if (reply) {
+        return std::nullopt;
+    }
+    return reply.error();
+}
+
+} // namespace
+
+TEST_CASE("a put that cannot fit is refused at once; an accepted one holds its space")
+{
+    SmallDisk disk;
+    constexpr std::uint64_t MiB = 1024 * 1024;
+
+    Fixture too_big(disk.path());
+    too_big.hello();
+    const auto refused = put_refusal(too_big, 1, "huge.bin", 16 * MiB);
+    REQUIRE(refused);
+    CHECK(refused->code == ErrorCode::no_space);
+    CHECK(too_big.session.state() == Session::State::awaiting_request);
+    CHECK_FALSE(too_big.io.closed);
+    CHECK(disk.hidden_entries() == 0); // nothing left to keep the disk full
+
+    // Two uploads that fit one at a time but not together: the second is
+    // refused at its put, not after the first has filled the disk.
+    Fixture first(disk.path());
+    first.hello();
+    REQUIRE_FALSE(put_refusal(first, 2, "a.bin", 5 * MiB));
+    Fixture second(disk.path());
+    second.hello();
+    const auto crowded = put_refusal(second, 3, "b.bin", 5 * MiB);
+    REQUIRE(crowded);
+    CHECK(crowded->code == ErrorCode::no_space);
+
+    // The first is cut after 1 MiB: kept for resume, it gives back the rest
+    // of its reservation, and the second now fits.
+    const std::string content = pattern(5 * MiB, 31);
+    first.feed(data_frame(content.substr(0, MiB)));
+    first.session.on_peer_closed();
+    first.io.run_jobs();
+    REQUIRE(first.session.state() == Session::State::closed);
+    CHECK(disk.hidden_entries() == 2);
+    REQUIRE_FALSE(put_refusal(second, 4, "b.bin", 5 * MiB));
+
+    // Resuming the first needs 4 MiB more, which the second holds: refused,
+    // and the kept megabyte stays for a resume once space returns.
+    Fixture again(disk.path());
+    again.hello();
+    const auto resume_refused = put_refusal(again, 5, "a.bin", 5 * MiB, true);
+    REQUIRE(resume_refused);
+    CHECK(resume_refused->code == ErrorCode::no_space);
+    second.feed(control(Request{4, AbortRequest{true}}));
+    second.io.run_jobs();
+    CHECK(disk.hidden_entries() == 2);
+    REQUIRE_FALSE(put_refusal(again, 6, "a.bin", 5 * MiB, true));
+    again.feed(data_frame(content.substr(MiB)));
+    again.feed(control(Request{6, CommitRequest{sha256_of(content)}}));
+    again.io.run_jobs();
+    const auto committed = again.io.controls();
+    REQUIRE(committed.size() == 1);
+    CHECK(parse_commit_reply(committed[0]));
 }
