@@ -2,6 +2,8 @@
 # Install, build and run every test (units and integration), then print one
 # line "N passed, M failed" counting the test cases of every suite.
 set -euo pipefail
+# Development and CI build with -Werror; packagers and serve.sh do not.
+export FERRY_MESON_OPTIONS="-Dwerror=true ${FERRY_MESON_OPTIONS:-}"
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
 status=0
