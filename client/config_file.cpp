@@ -1,9 +1,12 @@
 #include "config_file.hpp"
 
+#include "digest.hpp"
+
 #include <toml++/toml.h>
 
 #include <sys/stat.h>
 
+#include <cctype>
 #include <cstdlib>
 
 namespace ferry::client {
@@ -30,20 +33,6 @@ std::string expand_home(const std::string& path)
         }
     }
     return path;
-}
-
-int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
 }
 
 } // namespace
@@ -188,13 +177,16 @@ Result<FerryUrl> parse_ferry_url(std::string_view text)
     // Percent-encoding lets a pasted address carry any name (RFC 3986 2.1).
     for (std::size_t i = 0; i < path.size(); ++i) {
         if (path[i] == '%') {
-            const bool two_follow = i + 2 < path.size();
-            const int high = two_follow ? hex_value(path[i + 1]) : -1;
-            const int low = two_follow ? hex_value(path[i + 2]) : -1;
-            if (high < 0 || low < 0) {
+            // from_hex reads lowercase only; RFC 3986 allows either case.
+            std::string digits = i + 2 < path.size() ? std::string(path.substr(i + 1, 2)) : std::string();
+            for (char& c : digits) {
+                c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            }
+            const auto byte = from_hex(digits);
+            if (!byte || byte->size() != 1) {
                 return bad("'%' must be followed by two hex digits");
             }
-            url.name.push_back(static_cast<char>(high * 16 + low));
+            url.name += *byte;
             i += 2;
         } else if (path[i] == '?' || path[i] == '#') {
             return bad("a name with '" + std::string(1, path[i]) + "' must write it as %" +
