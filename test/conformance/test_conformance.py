@@ -2297,6 +2297,11 @@ class ZzErrorCodeCoverage(unittest.TestCase):
             self.assertIn(code, codes)
         missing = [c for c in codes
                    if c not in OBSERVED_CODES and c not in UNPROVOKABLE]
+        if os.environ.get("FERRY_SANITIZED"):
+            # io_error is provoked only by the descriptor-exhaustion test,
+            # which the sanitizer run skips (see DiskErrorTests); a shrinking
+            # file, which used to give io_error, is file_changed now.
+            missing = [c for c in missing if c != "io_error"]
         self.assertEqual(missing, [], "codes never provoked")
         unknown = OBSERVED_CODES - set(codes)
         self.assertEqual(unknown, set(), "codes the document does not list")
