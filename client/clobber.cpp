@@ -72,7 +72,7 @@ Result<std::optional<RemoteFile>> remote_file(Connection& connection, const std:
                 connection.close();
                 return protocol_error("an unexpected trailer for \"" + name + "\"");
             }
-            return std::optional<RemoteFile>(RemoteFile{reply->body.file, trailer->body.sha256});
+            return std::optional<RemoteFile>(RemoteFile{reply->body.file, trailer->body.digest});
         }
     }
 }

@@ -224,7 +224,7 @@ Result<DownloadState> read_download_state(const std::string& path)
     state.remote_size = size->get<std::uint64_t>();
     state.remote_mtime = mtime->get<std::int64_t>();
     state.bytes_held = held->get<std::uint64_t>();
-    state.sha256_state = hash->get<std::string>();
+    state.digest_state = hash->get<std::string>();
     state.prefix_digest = digest->get<std::string>();
     state.part = PartIdentity{(*part)[0].get<std::uint64_t>(), (*part)[1].get<std::uint64_t>(),
                               (*part)[2].get<std::uint64_t>(), (*part)[3].get<std::int64_t>(),
@@ -240,7 +240,7 @@ Status write_download_state(const std::string& path, const DownloadState& state)
     const nlohmann::json json{
         {"version", kStateVersion},       {"name", state.name},
         {"size", state.remote_size},      {"mtime", state.remote_mtime},
-        {"bytes_held", state.bytes_held}, {"sha256_state", state.sha256_state},
+        {"bytes_held", state.bytes_held}, {"sha256_state", state.digest_state},
         {"prefix_digest", state.prefix_digest},
         {"part", {state.part.device, state.part.inode, state.part.size, state.part.mtime_ns, state.part.ctime_ns}},
     };

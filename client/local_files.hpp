@@ -74,7 +74,7 @@ struct DownloadState {
     std::uint64_t remote_size = 0;
     std::int64_t remote_mtime = 0;
     std::uint64_t bytes_held = 0;
-    std::string sha256_state;
+    std::string digest_state;
     std::string prefix_digest; // hex digest of the first bytes_held bytes
     PartIdentity part;
 };

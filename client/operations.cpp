@@ -104,7 +104,7 @@ std::optional<Resumable> load_resumable(const std::string& name, const std::stri
         return std::nullopt;
     }
     auto identity = identity_of(file.value());
-    auto saved = TransferHash::restore_state(state->sha256_state);
+    auto saved = TransferHash::restore_state(state->digest_state);
     if (!identity || !saved) {
         return std::nullopt;
     }
@@ -167,7 +167,7 @@ public:
             return identity.error();
         }
         state_.bytes_held = held_;
-        state_.sha256_state = hash_->hash().save_state();
+        state_.digest_state = hash_->hash().save_state();
         state_.prefix_digest = hash_->hash().hex_digest();
         state_.part = identity.value();
         auto written = write_download_state(state_file_, state_);
@@ -352,12 +352,12 @@ Result<GetResult> receive_file(Connection& connection, const GetOptions& options
             return unexpected_hash(options, trailer->body.hash);
         }
         const std::string digest = part.hash().hex_digest();
-        if (digest != trailer->body.sha256) {
+        if (digest != trailer->body.digest) {
             (void)part.file().close();
             (void)remove_file(part_path(options.dest));
             (void)remove_file(state_path(options.dest));
             std::string message = "the bytes received hash to " + digest + ", but \"" + options.name + "\" hashes to " +
-                                  trailer->body.sha256 + "; the download was discarded";
+                                  trailer->body.digest + "; the download was discarded";
             if (offset > 0) {
                 message += " (the file may have changed since the partial download; get it again with --no-resume)";
             }
@@ -455,10 +455,10 @@ Result<GetResult> receive_to_stream(Connection& connection, const GetOptions& op
             return unexpected_hash(options, trailer->body.hash);
         }
         const std::string digest = hash.hash().hex_digest();
-        if (digest != trailer->body.sha256) {
+        if (digest != trailer->body.digest) {
             return Error{ErrorCode::hash_mismatch, "the bytes written to " + where + " hash to " + digest +
                                                        ", but \"" + options.name + "\" hashes to " +
-                                                       trailer->body.sha256 + ": do not trust them"};
+                                                       trailer->body.digest + ": do not trust them"};
         }
         return GetResult{remote, path, options.hash, digest, 0};
     }
@@ -779,8 +779,8 @@ Status send_upload(Connection& connection, PendingPut& pending)
                 connection.close(); // mid-upload; the server keeps its partial
                 return read.error();
             }
-            same = read.value() && accepted->prefix_sha256 && accepted->hash == hash.kind() &&
-                   *accepted->prefix_sha256 == hash.hex_digest();
+            same = read.value() && accepted->prefix_digest && accepted->hash == hash.kind() &&
+                   *accepted->prefix_digest == hash.hex_digest();
         }
         if (!same) {
             if (auto aborted = send_abort(connection, id, true); !aborted) {
@@ -857,10 +857,10 @@ Result<PutResult> finish_put(Connection& connection, PendingPut& pending)
     if (reply->id != pending.id) {
         return wrong_id(connection, reply->id, pending.id);
     }
-    if (reply->body.sha256 != pending.digest || reply->body.hash != pending.options.hash ||
+    if (reply->body.digest != pending.digest || reply->body.hash != pending.options.hash ||
         reply->body.file.size != pending.size) {
         return protocol_error("commit reply with " + std::to_string(reply->body.file.size) + " bytes and " +
-                              std::string(hash_name(reply->body.hash)) + " " + reply->body.sha256 + " for " +
+                              std::string(hash_name(reply->body.hash)) + " " + reply->body.digest + " for " +
                               bytes_text(pending.size) + " hashing to " + pending.digest);
     }
     return PutResult{std::move(reply->body.file), pending.options.hash, pending.digest, pending.offset};

@@ -409,7 +409,7 @@ RequestBody read_commit(FieldReader& fields)
 {
     CommitRequest commit;
     commit.hash = digest_key(fields);
-    commit.sha256 = read_digest(fields, commit.hash);
+    commit.digest = read_digest(fields, commit.hash);
     return commit;
 }
 
@@ -545,7 +545,7 @@ std::string encode_request(const Request& request)
                 out["hash"] = hash_name(put.hash);
             }
         }
-        void operator()(const CommitRequest& commit) const { out[std::string(hash_name(commit.hash))] = commit.sha256; }
+        void operator()(const CommitRequest& commit) const { out[std::string(hash_name(commit.hash))] = commit.digest; }
         void operator()(const AbortRequest& abort) const { out["discard"] = abort.discard; }
         void operator()(const StatsRequest&) const {}
     };
@@ -618,7 +618,7 @@ std::string encode_reply(std::uint64_t id, const Trailer& reply)
     json message = reply_json(id);
     message["done"] = true;
     message["size"] = reply.size;
-    message[std::string(hash_name(reply.hash))] = reply.sha256;
+    message[std::string(hash_name(reply.hash))] = reply.digest;
     return dump(message);
 }
 
@@ -626,8 +626,8 @@ std::string encode_reply(std::uint64_t id, const PutReply& reply)
 {
     json message = reply_json(id);
     message["offset"] = reply.offset;
-    if (reply.prefix_sha256) {
-        message["prefix_" + std::string(hash_name(reply.hash))] = *reply.prefix_sha256;
+    if (reply.prefix_digest) {
+        message["prefix_" + std::string(hash_name(reply.hash))] = *reply.prefix_digest;
     }
     message["token"] = reply.token;
     return dump(message);
@@ -637,7 +637,7 @@ std::string encode_reply(std::uint64_t id, const CommitReply& reply)
 {
     json message = reply_json(id);
     message.update(file_json(reply.file));
-    message[std::string(hash_name(reply.hash))] = reply.sha256;
+    message[std::string(hash_name(reply.hash))] = reply.digest;
     return dump(message);
 }
 
@@ -732,7 +732,7 @@ Result<Reply<Trailer>> parse_trailer(std::string_view json_text)
         }
         body.size = fields.uint("size");
         body.hash = digest_key(fields);
-        body.sha256 = read_digest(fields, body.hash);
+        body.digest = read_digest(fields, body.hash);
     });
 }
 
@@ -744,7 +744,7 @@ Result<Reply<PutReply>> parse_put_reply(std::string_view json_text)
             const std::string key = "prefix_" + name;
             if (fields.has(key.c_str())) {
                 body.hash = *hash_from_name(name);
-                body.prefix_sha256 = fields.optional_string(key.c_str());
+                body.prefix_digest = fields.optional_string(key.c_str());
             }
         }
         body.token = fields.string("token");
@@ -756,7 +756,7 @@ Result<Reply<CommitReply>> parse_commit_reply(std::string_view json_text)
     return parse_reply<CommitReply>(json_text, [](FieldReader& fields, const json&, CommitReply& body) {
         body.file = read_file_info(fields);
         body.hash = digest_key(fields);
-        body.sha256 = read_digest(fields, body.hash);
+        body.digest = read_digest(fields, body.hash);
     });
 }
 

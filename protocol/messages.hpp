@@ -34,8 +34,8 @@ struct StatRequest {
     std::string name;
 };
 // `hash` names the transfer hash (PROTOCOL.md 4.1); digests travel under
-// the hash's name, so a field called sha256 below holds the digest of
-// whichever hash the transfer uses.
+// the hash's name ("sha256" or "xxh3-128" on the wire); the fields called
+// `digest` below hold the digest of whichever hash the transfer uses.
 struct GetRequest {
     std::string name;
     std::uint64_t offset = 0;
@@ -48,7 +48,7 @@ struct PutRequest {
     HashKind hash = HashKind::sha256;
 };
 struct CommitRequest {
-    std::string sha256;
+    std::string digest;
     HashKind hash = HashKind::sha256;
 };
 struct AbortRequest {
@@ -111,20 +111,20 @@ struct GetReply {
 // Ends a successful get: its size and the digest of the whole file.
 struct Trailer {
     std::uint64_t size = 0;
-    std::string sha256;
+    std::string digest;
     HashKind hash = HashKind::sha256;
 };
 // Accepts a put; data is expected from `offset` on. When resuming, the
 // digest of the bytes the server already holds lets the client confirm them.
 struct PutReply {
     std::uint64_t offset = 0;
-    std::optional<std::string> prefix_sha256;
+    std::optional<std::string> prefix_digest;
     std::string token;
     HashKind hash = HashKind::sha256;
 };
 struct CommitReply {
     FileInfo file;
-    std::string sha256;
+    std::string digest;
     HashKind hash = HashKind::sha256;
 };
 struct AbortReply {

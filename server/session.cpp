@@ -768,7 +768,7 @@ void Session::start_put(std::uint64_t id, const PutRequest& put)
             reply.token = upload_->partial->token();
             reply.hash = hash;
             if (reply.offset > 0) {
-                reply.prefix_sha256 = *prefix;
+                reply.prefix_digest = *prefix;
             }
             send_json(encode_reply(id, reply));
             pump();
@@ -798,7 +798,7 @@ void Session::handle_upload_control(const Request& request)
     }
     if (commit) {
         upload_->finish = Upload::Finish::commit;
-        upload_->expected_digest = std::get<CommitRequest>(request.body).sha256;
+        upload_->expected_digest = std::get<CommitRequest>(request.body).digest;
     } else {
         upload_->finish =
             std::get<AbortRequest>(request.body).discard ? Upload::Finish::abort_discard : Upload::Finish::abort_keep;

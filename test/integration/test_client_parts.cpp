@@ -94,7 +94,7 @@ TEST_CASE("the download sidecar round-trips and refuses what it did not write")
     CHECK(back->bytes_held == 3);
     CHECK(back->prefix_digest == hash.hex_digest());
     CHECK(back->part == state.part);
-    const auto restored = ferry::Sha256::restore_state(back->sha256_state);
+    const auto restored = ferry::Sha256::restore_state(back->digest_state);
     REQUIRE(restored.has_value());
     CHECK(restored->hex_digest() == hash.hex_digest());
     CHECK_FALSE(ferry::test::exists(path + ".tmp"));

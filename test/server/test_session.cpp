@@ -489,7 +489,7 @@ TEST_CASE("get streams the file in chunks, ends with the whole file's SHA-256")
         auto trailer = parse_trailer(controls[1]);
         REQUIRE(trailer);
         CHECK(trailer->id == 5);
-        CHECK(trailer->body.sha256 == sha256_of(content));
+        CHECK(trailer->body.digest == sha256_of(content));
     }
     SUBCASE("from an offset: only the rest is sent, the trailer still covers the whole file")
     {
@@ -500,7 +500,7 @@ TEST_CASE("get streams the file in chunks, ends with the whole file's SHA-256")
         f.io.drain(controls, data);
         REQUIRE(controls.size() == 2);
         CHECK(data == content.substr(1234));
-        CHECK(parse_trailer(controls[1])->body.sha256 == sha256_of(content));
+        CHECK(parse_trailer(controls[1])->body.digest == sha256_of(content));
     }
     SUBCASE("past the end")
     {
@@ -605,8 +605,8 @@ TEST_CASE("an interrupted put is kept, then resumed from where it stopped")
     auto resumed = parse_put_reply(replies[0]);
     REQUIRE(resumed);
     CHECK(resumed->body.offset == 3000);
-    REQUIRE(resumed->body.prefix_sha256);
-    CHECK(*resumed->body.prefix_sha256 == sha256_of(content.substr(0, 3000)));
+    REQUIRE(resumed->body.prefix_digest);
+    CHECK(*resumed->body.prefix_digest == sha256_of(content.substr(0, 3000)));
 
     second.feed(data_frame(content.substr(3000)));
     second.feed(control(Request{2, CommitRequest{sha256_of(content)}}));
@@ -954,7 +954,7 @@ TEST_CASE("a get with xxh3-128 ends with the whole file's XXH3, also from an off
         const auto trailer = parse_trailer(controls[1]);
         REQUIRE(trailer);
         CHECK(trailer->body.hash == HashKind::xxh3_128);
-        CHECK(trailer->body.sha256 == xxh3_of(content));
+        CHECK(trailer->body.digest == xxh3_of(content));
     }
 }
 
@@ -987,7 +987,7 @@ TEST_CASE("a put with xxh3-128 commits with an XXH3 digest; a SHA-256 one is ref
     const auto committed = parse_commit_reply(replies[0]);
     REQUIRE(committed);
     CHECK(committed->body.hash == HashKind::xxh3_128);
-    CHECK(committed->body.sha256 == xxh3_of(content));
+    CHECK(committed->body.digest == xxh3_of(content));
     CHECK(f.root.read("fast.bin") == content);
 }
 
@@ -1006,8 +1006,8 @@ TEST_CASE("resuming an upload with another hash hashes the kept bytes again")
     REQUIRE(resumed);
     CHECK(resumed->body.offset == 3000);
     CHECK(resumed->body.hash == HashKind::xxh3_128);
-    REQUIRE(resumed->body.prefix_sha256);
-    CHECK(*resumed->body.prefix_sha256 == xxh3_of(content.substr(0, 3000)));
+    REQUIRE(resumed->body.prefix_digest);
+    CHECK(*resumed->body.prefix_digest == xxh3_of(content.substr(0, 3000)));
 
     second.feed(data_frame(content.substr(3000)));
     second.feed(control(Request{2, CommitRequest{xxh3_of(content), HashKind::xxh3_128}}));
@@ -1038,7 +1038,7 @@ TEST_CASE("a repeated get of an unchanged file takes its digest from the cache")
         CHECK(data == content);
         const auto trailer = parse_trailer(controls[1]);
         REQUIRE(trailer);
-        return trailer->body.sha256;
+        return trailer->body.digest;
     };
     CHECK(f.library->digests().size() == 0);
     CHECK(get(HashKind::sha256) == sha256_of(content));
@@ -1063,7 +1063,7 @@ TEST_CASE("a repeated get of an unchanged file takes its digest from the cache")
     f.io.drain(controls, data);
     REQUIRE(controls.size() == 2);
     CHECK(data == changed);
-    CHECK(parse_trailer(controls[1])->body.sha256 == sha256_of(changed));
+    CHECK(parse_trailer(controls[1])->body.digest == sha256_of(changed));
 }
 
 TEST_CASE("a download whose digest is known goes out as file frames, the rest as read chunks")
@@ -1087,7 +1087,7 @@ TEST_CASE("a download whose digest is known goes out as file frames, the rest as
         CHECK(data == content.substr(offset));
         const auto trailer = parse_trailer(controls[1]);
         REQUIRE(trailer);
-        CHECK(trailer->body.sha256 == sha256_of(content));
+        CHECK(trailer->body.digest == sha256_of(content));
     };
     get(0); // first time: read and hashed, which fills the cache
     CHECK(f.io.file_frames_sent == 0);

@@ -73,7 +73,7 @@ TEST_CASE("a commit carries its digest under the hash's name")
 {
     const auto fast = std::get<ferry::CommitRequest>(parse_ok(commit_text("xxh3-128", kXxh)).body);
     CHECK(fast.hash == HashKind::xxh3_128);
-    CHECK(fast.sha256 == kXxh);
+    CHECK(fast.digest == kXxh);
     const json encoded = json::parse(ferry::encode_request({5, ferry::CommitRequest{kXxh, HashKind::xxh3_128}}));
     CHECK(encoded.at("xxh3-128") == kXxh);
     CHECK_FALSE(encoded.contains("sha256"));
@@ -90,7 +90,7 @@ TEST_CASE("trailer, put reply and commit reply round trip with xxh3-128")
     const auto trailer = ferry::parse_trailer(trailer_text);
     REQUIRE(trailer.ok());
     CHECK(trailer->body.hash == HashKind::xxh3_128);
-    CHECK(trailer->body.sha256 == kXxh);
+    CHECK(trailer->body.digest == kXxh);
 
     const ferry::PutReply put{4, kXxh, std::string(16, 't'), HashKind::xxh3_128};
     const auto put_text = ferry::encode_reply(5, put);
@@ -98,14 +98,14 @@ TEST_CASE("trailer, put reply and commit reply round trip with xxh3-128")
     const auto put_parsed = ferry::parse_put_reply(put_text);
     REQUIRE(put_parsed.ok());
     CHECK(put_parsed->body.hash == HashKind::xxh3_128);
-    REQUIRE(put_parsed->body.prefix_sha256.has_value());
-    CHECK(*put_parsed->body.prefix_sha256 == kXxh);
+    REQUIRE(put_parsed->body.prefix_digest.has_value());
+    CHECK(*put_parsed->body.prefix_digest == kXxh);
 
     const auto commit_text = ferry::encode_reply(5, ferry::CommitReply{{"a", 10, 7}, kXxh, HashKind::xxh3_128});
     const auto commit = ferry::parse_commit_reply(commit_text);
     REQUIRE(commit.ok());
     CHECK(commit->body.hash == HashKind::xxh3_128);
-    CHECK(commit->body.sha256 == kXxh);
+    CHECK(commit->body.digest == kXxh);
 }
 
 TEST_CASE("a trailer with a malformed digest is refused")

@@ -290,7 +290,7 @@ TEST_CASE("request round trip: put")
 TEST_CASE("request round trip: commit")
 {
     const auto request = round_trip({5, ferry::CommitRequest{kHashA}});
-    CHECK(body_as<ferry::CommitRequest>(request).sha256 == kHashA);
+    CHECK(body_as<ferry::CommitRequest>(request).digest == kHashA);
 }
 
 TEST_CASE("request round trip: abort")
@@ -512,7 +512,7 @@ TEST_CASE("request errors: commit needs 64 lowercase hex digits")
     const auto commit = [](const std::string& digest) {
         return R"({"op":"commit","id":40,"sha256":")" + digest + "\"}";
     };
-    CHECK(body_as<ferry::CommitRequest>(parse_ok(commit(kHashB))).sha256 == kHashB);
+    CHECK(body_as<ferry::CommitRequest>(parse_ok(commit(kHashB))).digest == kHashB);
     check_request_error(commit(""), ErrorCode::bad_request, 40);
     check_request_error(commit(kHashA.substr(0, 63)), ErrorCode::bad_request, 40);
     check_request_error(commit(kHashA + "0"), ErrorCode::bad_request, 40);
@@ -646,7 +646,7 @@ TEST_CASE("reply round trip: trailer")
     REQUIRE(parsed.ok());
     CHECK(parsed->id == 3);
     CHECK(parsed->body.size == 5120);
-    CHECK(parsed->body.sha256 == kHashA);
+    CHECK(parsed->body.digest == kHashA);
 }
 
 TEST_CASE("reply round trip: put")
@@ -655,15 +655,15 @@ TEST_CASE("reply round trip: put")
     REQUIRE(fresh.ok());
     CHECK(fresh->id == 5);
     CHECK(fresh->body.offset == 0);
-    CHECK_FALSE(fresh->body.prefix_sha256.has_value());
+    CHECK_FALSE(fresh->body.prefix_digest.has_value());
     CHECK(fresh->body.token == "9f2c01");
 
     const auto resumed = ferry::parse_put_reply(ferry::encode_reply(6, ferry::PutReply{524288, kHashB, "77aa"}));
     REQUIRE(resumed.ok());
     CHECK(resumed->id == 6);
     CHECK(resumed->body.offset == 524288);
-    REQUIRE(resumed->body.prefix_sha256.has_value());
-    CHECK(*resumed->body.prefix_sha256 == kHashB);
+    REQUIRE(resumed->body.prefix_digest.has_value());
+    CHECK(*resumed->body.prefix_digest == kHashB);
     CHECK(resumed->body.token == "77aa");
 }
 
@@ -674,7 +674,7 @@ TEST_CASE("reply round trip: commit")
     REQUIRE(parsed.ok());
     CHECK(parsed->id == 5);
     check_file(parsed->body.file, file);
-    CHECK(parsed->body.sha256 == kHashA);
+    CHECK(parsed->body.digest == kHashA);
 }
 
 TEST_CASE("reply round trip: abort")
