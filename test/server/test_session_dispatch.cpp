@@ -1,0 +1,168 @@
+// The Session driven without sockets (see session_fixture.hpp).
+// Framing, hello, pipelining and the reply high-water: how the Session reads
+// requests and answers them in order, before any transfer.
+#include "session_fixture.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+using namespace ferry;
+using namespace ferry::server;
+using namespace ferry::server::session_test;
+
+TEST_CASE("a request before hello is refused and the connection stays usable")
+{
+    Fixture f;
+    f.feed(control(Request{1, ListRequest{}}));
+    auto replies = f.io.replies(1);
+    auto refused = parse_list_reply(replies[0]);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == ErrorCode::hello_required);
+    CHECK_FALSE(f.io.closed);
+
+    f.hello();
+    f.feed(control(Request{2, ListRequest{}}));
+    CHECK(f.session.state() == Session::State::working);
+    f.io.run_jobs();
+    replies = f.io.replies(1);
+    auto listed = parse_list_reply(replies[0]);
+    REQUIRE(listed);
+    CHECK(listed->id == 2);
+    CHECK(f.session.state() == Session::State::awaiting_request);
+}
+
+TEST_CASE("hello with another protocol version is refused, then the connection closes")
+{
+    Fixture f;
+    f.feed(control(Request{9, HelloRequest{2, "future", ""}}));
+    auto replies = f.io.replies(1);
+    auto refused = parse_hello_reply(replies[0]);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == ErrorCode::unsupported_version);
+    CHECK(f.io.closed);
+    CHECK(f.session.state() == Session::State::closed);
+}
+
+TEST_CASE("a request fed one byte at a time moves through reading_request")
+{
+    Fixture f;
+    f.hello();
+    f.root.write("a.txt", "hello");
+    const std::string frame = control(Request{3, StatRequest{"a.txt"}});
+    for (std::size_t i = 0; i + 1 < frame.size(); ++i) {
+        f.feed(frame.substr(i, 1));
+        CHECK(f.session.state() == Session::State::reading_request);
+    }
+    f.feed(frame.substr(frame.size() - 1));
+    CHECK(f.session.state() == Session::State::working);
+    f.io.run_jobs();
+    auto replies = f.io.replies(1);
+    auto stat = parse_stat_reply(replies[0]);
+    REQUIRE(stat);
+    CHECK(stat->body.file.size == 5);
+}
+
+TEST_CASE("pipelined requests are answered in order; input waits while a job runs")
+{
+    Fixture f;
+    f.hello();
+    f.root.write("a", "1");
+    f.root.write("b", "22");
+    f.feed(control(Request{10, StatRequest{"a"}}) + control(Request{11, StatRequest{"b"}}) +
+           control(Request{12, StatRequest{"missing"}}));
+    // The first stat's job is queued; the rest of the input waits unread.
+    CHECK(f.io.jobs.size() == 1);
+    CHECK_FALSE(f.io.reading);
+    f.io.run_jobs();
+    CHECK(f.io.reading);
+    auto replies = f.io.replies(3);
+    CHECK(parse_stat_reply(replies[0])->id == 10);
+    CHECK(parse_stat_reply(replies[1])->body.file.size == 2);
+    auto missing = parse_stat_reply(replies[2]);
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().code == ErrorCode::not_found);
+}
+
+TEST_CASE("requests wait while the peer leaves a high-water of replies unread, before hello and after")
+{
+    for (const bool said_hello : {false, true}) {
+        CAPTURE(said_hello);
+        Fixture f;
+        f.config.reply_high_water = 1000;
+        // 200 hello_required are protocol errors; this test is about the
+        // high-water, not about --max-protocol-errors.
+        f.config.max_protocol_errors = 1000;
+        if (said_hello) {
+            f.hello();
+        }
+        f.io.hold_writes = true;
+        // Each stats reply (or hello_required) is far larger than its request.
+        std::string requests;
+        for (std::uint64_t id = 1; id <= 200; ++id) {
+            requests += control(Request{id, StatsRequest{}});
+        }
+        f.feed(requests);
+        CHECK_FALSE(f.io.reading);
+        const auto first = f.io.controls();
+        CHECK(first.size() < 20);
+        CHECK(f.io.unsent < 1000 + 400);
+        // The peer reads: the waiting requests are taken, in order.
+        std::size_t answered = first.size();
+        while (answered < 200) {
+            f.io.unsent = 0;
+            f.session.on_sent();
+            const auto more = f.io.controls();
+            REQUIRE_FALSE(more.empty());
+            answered += more.size();
+        }
+        CHECK(answered == 200);
+        CHECK(f.io.reading);
+        CHECK_FALSE(f.io.closed);
+    }
+}
+
+TEST_CASE("bad JSON and unknown operations get an error; broken framing closes")
+{
+    Fixture f;
+    f.hello();
+    f.feed(encode_control_frame("{not json"));
+    f.feed(encode_control_frame(R"({"op":"dance","id":4})"));
+    auto replies = f.io.replies(2);
+    CHECK(parse_list_reply(replies[0]).error().code == ErrorCode::bad_json);
+    CHECK(parse_list_reply(replies[1]).error().code == ErrorCode::unknown_op);
+    CHECK_FALSE(f.io.closed);
+
+    f.feed(std::string("\x07\x00\x00\x00\x01x", 6));
+    replies = f.io.replies(1);
+    CHECK(parse_list_reply(replies[0]).error().code == ErrorCode::bad_frame);
+    CHECK(f.io.closed);
+}
+
+TEST_CASE("a control frame over the limit is refused and closes the connection")
+{
+    Fixture f;
+    f.hello();
+    const auto header = encode_frame_header(FrameKind::control, f.config.max_control_frame + 1);
+    f.feed(std::string(reinterpret_cast<const char*>(header.data()), header.size()));
+    auto replies = f.io.replies(1);
+    CHECK(parse_list_reply(replies[0]).error().code == ErrorCode::frame_too_large);
+    CHECK(f.io.closed);
+}
+
+TEST_CASE("invalid names never reach the file system")
+{
+    Fixture f;
+    f.hello();
+    for (const char* name : {"../etc/passwd", "/etc/passwd", ".hidden", "a/b", "..", "a\\b"}) {
+        f.feed(control(Request{1, GetRequest{name, 0}}));
+        f.feed(control(Request{2, PutRequest{name, 1, false}}));
+        f.feed(control(Request{3, StatRequest{name}}));
+        CHECK(f.io.jobs.empty());
+        const auto replies = f.io.replies(3);
+        for (const auto& reply : replies) {
+            CHECK(parse_stat_reply(reply).error().code == ErrorCode::invalid_name);
+        }
+    }
+}

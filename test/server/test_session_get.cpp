@@ -1,0 +1,297 @@
+// The Session driven without sockets (see session_fixture.hpp).
+// Downloads: read chunks and file frames, flow control, and a file that
+// changes while it is sent.
+#include "session_fixture.hpp"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+using namespace ferry;
+using namespace ferry::server;
+using namespace ferry::server::session_test;
+
+namespace {
+
+// Writes `bytes` over the start of the file without truncating it: an
+// in-place rewrite that keeps the file's inode (and, here, its size).
+void overwrite_in_place(const std::string& path, std::string_view bytes)
+{
+    const int fd = ::open(path.c_str(), O_WRONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(::pwrite(fd, bytes.data(), bytes.size(), 0) == static_cast<ssize_t>(bytes.size()));
+    ::close(fd);
+}
+
+enum class SendPath { read_chunks, file_frames, resumed };
+
+// One get of a 5000-byte file that `change` alters after the first chunk
+// has gone out; returns what the session sent in place of the trailer.
+void check_changed_get(SendPath path_kind, const std::function<void(const std::string&)>& change,
+                       const std::string& expected_message)
+{
+    Fixture f;
+    f.config.chunk_size = 1000;
+    f.config.file_frame_size = 1000;
+    f.config.send_high_water = 1; // one chunk at a time: the file changes between two
+    f.hello();
+    const std::string content = pattern(5000, 21);
+    const std::string path = f.root.path() + "/live.bin";
+    f.root.write("live.bin", content);
+    // Older than any timestamp tick, so that the change below moves the times.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    std::uint64_t offset = 0;
+    if (path_kind == SendPath::file_frames) {
+        f.io.file_frames = true;
+        f.feed(control(Request{4, GetRequest{"live.bin", 0}})); // fills the cache
+        f.io.run_jobs();
+        REQUIRE(parse_trailer(f.io.controls().back()));
+    } else if (path_kind == SendPath::resumed) {
+        offset = 1500;
+    }
+
+    f.io.hold_writes = true;
+    f.feed(control(Request{5, GetRequest{"live.bin", offset}}));
+    f.io.run_jobs();
+    f.io.unsent = 0; // the reply left; one chunk goes out, then the change
+    f.session.on_sent();
+    f.io.run_jobs();
+    REQUIRE(f.session.state() == Session::State::sending_file);
+    change(path);
+    for (int round = 0; round < 20 && f.session.state() == Session::State::sending_file; ++round) {
+        f.io.unsent = 0;
+        f.session.on_sent();
+        f.io.run_jobs();
+    }
+    auto [controls, data] = f.io.drain();
+    REQUIRE(controls.size() >= 2);
+    const auto ending = parse_trailer(controls.back());
+    REQUIRE_FALSE(ending);
+    CHECK(ending.error().code == ErrorCode::file_changed);
+    CHECK(ending.error().message.find(expected_message) != std::string::npos);
+    CHECK(data.size() == 1000); // stopped at the next chunk, not at the end
+    CHECK_FALSE(f.io.closed);
+    CHECK(f.session.state() == Session::State::awaiting_request);
+    CHECK(f.counters.errors().contains("file_changed"));
+}
+
+} // namespace
+
+TEST_CASE("get streams the file in chunks, ends with the whole file's SHA-256")
+{
+    Fixture f;
+    f.config.chunk_size = 1000;
+    f.hello();
+    const std::string content = pattern(4500, 1);
+    f.root.write("data.bin", content);
+
+    SUBCASE("from the start")
+    {
+        f.feed(control(Request{5, GetRequest{"data.bin", 0}}));
+        f.io.run_jobs();
+        auto [controls, data] = f.io.drain();
+        REQUIRE(controls.size() == 2);
+        auto reply = parse_get_reply(controls[0]);
+        REQUIRE(reply);
+        CHECK(reply->body.file.size == 4500);
+        CHECK(data == content);
+        auto trailer = parse_trailer(controls[1]);
+        REQUIRE(trailer);
+        CHECK(trailer->id == 5);
+        CHECK(trailer->body.digest == sha256_of(content));
+    }
+    SUBCASE("from an offset: only the rest is sent, the trailer still covers the whole file")
+    {
+        f.feed(control(Request{6, GetRequest{"data.bin", 1234}}));
+        f.io.run_jobs();
+        auto [controls, data] = f.io.drain();
+        REQUIRE(controls.size() == 2);
+        CHECK(data == content.substr(1234));
+        CHECK(parse_trailer(controls[1])->body.digest == sha256_of(content));
+    }
+    SUBCASE("past the end")
+    {
+        f.feed(control(Request{7, GetRequest{"data.bin", 4501}}));
+        f.io.run_jobs();
+        auto replies = f.io.replies(1);
+        CHECK(parse_get_reply(replies[0]).error().code == ErrorCode::bad_offset);
+        CHECK(f.session.state() == Session::State::awaiting_request);
+    }
+}
+
+TEST_CASE("get stops reading the file while the socket's queue is full")
+{
+    Fixture f;
+    f.config.chunk_size = 1000;
+    f.config.send_high_water = 3000;
+    f.hello();
+    f.root.write("big.bin", pattern(20000, 2));
+    f.io.hold_writes = true;
+    f.feed(control(Request{5, GetRequest{"big.bin", 0}}));
+    f.io.run_jobs();
+    // Three chunks (plus the small reply) fill the queue; no read is pending.
+    CHECK(f.session.state() == Session::State::sending_file);
+    CHECK(f.io.jobs.empty());
+    CHECK(f.io.unsent >= 3000);
+    CHECK(f.io.unsent < 3000 + 1000 + 200);
+
+    // The peer reads: each drain lets the session read more, until done.
+    for (int round = 0; round < 100 && f.session.state() == Session::State::sending_file; ++round) {
+        f.io.unsent = 0;
+        f.session.on_sent();
+        f.io.run_jobs();
+    }
+    CHECK(f.session.state() == Session::State::awaiting_request);
+    auto [controls, data] = f.io.drain();
+    CHECK(data == f.root.read("big.bin"));
+}
+
+TEST_CASE("a download whose digest is known goes out as file frames, the rest as read chunks")
+{
+    Fixture f;
+    f.config.chunk_size = 1000;
+    f.config.file_frame_size = 1500;
+    f.io.file_frames = true;
+    f.hello();
+    const std::string content = pattern(4000, 14);
+    f.root.write("zero.bin", content);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+
+    const auto get = [&](std::uint64_t offset) {
+        f.feed(control(Request{5, GetRequest{"zero.bin", offset}}));
+        f.io.run_jobs();
+        auto [controls, data] = f.io.drain();
+        REQUIRE(controls.size() == 2);
+        CHECK(data == content.substr(offset));
+        const auto trailer = parse_trailer(controls[1]);
+        REQUIRE(trailer);
+        CHECK(trailer->body.digest == sha256_of(content));
+    };
+    get(0); // first time: read and hashed, which fills the cache
+    CHECK(f.io.file_frames_sent == 0);
+    get(0);
+    // Ranges of 1500, 1500 and 1000, each in frames of at most chunk_size
+    // (PROTOCOL.md 2): 1000 + 500, 1000 + 500, 1000.
+    CHECK(f.io.file_frames_sent == 5);
+    CHECK(f.io.largest_file_frame == 1000);
+    get(2500); // a resumed download needs no prefix hashing either
+    CHECK(f.io.file_frames_sent == 7);
+
+    SUBCASE("a file that shrinks before its frame is sent fails with file_changed, not a short frame")
+    {
+        f.io.hold_writes = true;
+        f.config.send_high_water = 1;
+        f.feed(control(Request{6, GetRequest{"zero.bin", 0}}));
+        f.io.run_jobs(); // the first frame goes out, then the queue is full
+        REQUIRE(f.session.state() == Session::State::sending_file);
+        REQUIRE(::truncate((f.root.path() + "/zero.bin").c_str(), 2000) == 0);
+        for (int round = 0; round < 10 && f.session.state() == Session::State::sending_file; ++round) {
+            f.io.unsent = 0;
+            f.session.on_sent();
+            f.io.run_jobs();
+        }
+        auto [controls, data] = f.io.drain();
+        REQUIRE(controls.size() == 2);
+        CHECK(data.empty()); // the change is seen before the first frame's size goes out
+        CHECK(parse_trailer(controls[1]).error().code == ErrorCode::file_changed);
+    }
+}
+
+TEST_CASE("a get whose file changes while it is sent ends with file_changed, never a trailer")
+{
+    const std::vector<std::tuple<std::string, std::function<void(const std::string&)>, std::string>> changes{
+        {"rewritten in place, same size", [](const std::string& path) { overwrite_in_place(path, pattern(5000, 22)); },
+         "was modified"},
+        {"truncated and written again (cp over it)",
+         [](const std::string& path) { std::ofstream(path, std::ios::binary) << pattern(5000, 23); }, "live.bin"},
+        {"shrunk", [](const std::string& path) { REQUIRE(::truncate(path.c_str(), 1200) == 0); },
+         "shrank from 5000 to 1200 bytes"},
+        {"grown beyond the announced size",
+         [](const std::string& path) {
+             const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND);
+             REQUIRE(::write(fd, "more", 4) == 4);
+             ::close(fd);
+         },
+         "grew from 5000 to 5004 bytes"},
+        {"replaced under its name by another file",
+         [](const std::string& path) {
+             std::ofstream(path + ".new", std::ios::binary) << pattern(5000, 21);
+             REQUIRE(::rename((path + ".new").c_str(), path.c_str()) == 0);
+         },
+         "was replaced by another file"},
+        {"removed", [](const std::string& path) { REQUIRE(::unlink(path.c_str()) == 0); }, "was removed or renamed"},
+    };
+    for (const auto path_kind : {SendPath::read_chunks, SendPath::file_frames, SendPath::resumed}) {
+        for (const auto& [what, change, message] : changes) {
+            CAPTURE(static_cast<int>(path_kind));
+            CAPTURE(what);
+            check_changed_get(path_kind, change, message);
+        }
+    }
+}
+
+TEST_CASE("a change after the last byte left, before the trailer, is seen too")
+{
+    Fixture f;
+    f.config.file_frame_size = 4000;
+    f.io.file_frames = true;
+    f.hello();
+    const std::string content = pattern(4000, 24);
+    const std::string path = f.root.path() + "/tail.bin";
+    f.root.write("tail.bin", content);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    f.feed(control(Request{4, GetRequest{"tail.bin", 0}})); // fills the cache
+    f.io.run_jobs();
+    REQUIRE(parse_trailer(f.io.controls().back()));
+
+    // One file frame: the kernel copies it when the socket takes it, so the
+    // server looks at the file again only once nothing is left unsent.
+    f.io.hold_writes = true;
+    f.feed(control(Request{5, GetRequest{"tail.bin", 0}}));
+    f.io.run_jobs();
+    CHECK(f.io.file_frames_sent == 1);
+    CHECK(f.session.state() == Session::State::sending_file);
+    CHECK(f.io.jobs.empty());
+    overwrite_in_place(path, pattern(100, 25));
+    f.io.unsent = 0;
+    f.session.on_sent();
+    f.io.run_jobs();
+    const auto controls = f.io.replies(2);
+    CHECK(parse_trailer(controls.back()).error().code == ErrorCode::file_changed);
+    CHECK(f.session.state() == Session::State::awaiting_request);
+}
+
+TEST_CASE("a download progresses while the peer acknowledges bytes, though no write finishes")
+{
+    Fixture f;
+    f.config.stall_timeout = std::chrono::milliseconds(2000);
+    f.config.chunk_size = 1000;
+    f.config.send_high_water = 3000;
+    f.hello();
+    f.root.write("big.bin", pattern(20000, 3));
+    f.io.hold_writes = true; // the socket's buffers are full: no on_sent()
+    f.feed(control(Request{1, GetRequest{"big.bin", 0}}));
+    f.io.run_jobs();
+    REQUIRE(f.session.state() == Session::State::sending_file);
+    // A steady, slow reader: its TCP stack acknowledges a little each second.
+    for (int second = 0; second < 10; ++second) {
+        f.io.clock_ms += 1000;
+        f.io.acknowledged += 300;
+        f.session.check_timeouts(f.io.clock_ms);
+        REQUIRE_FALSE(f.io.closed);
+    }
+    // A reader that takes nothing for the stall timeout is cut.
+    f.session.check_timeouts(f.io.clock_ms + 1999);
+    CHECK_FALSE(f.io.closed);
+    f.session.check_timeouts(f.io.clock_ms + 2000);
+    CHECK(f.io.closed);
+    CHECK(parse_trailer(f.io.controls().back()).error().code == ErrorCode::stalled);
+}

@@ -1,0 +1,137 @@
+// The Session driven without sockets (see session_fixture.hpp).
+// Lifecycle and timeouts: shutdown and abandon, idle and stall timeouts, and
+// time in which the server did not run.
+#include "session_fixture.hpp"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+using namespace ferry;
+using namespace ferry::server;
+using namespace ferry::server::session_test;
+
+TEST_CASE("shutdown lets a running download finish, then closes; abandon cuts it")
+{
+    Fixture f;
+    f.config.chunk_size = 100;
+    f.hello();
+    const std::string content = pattern(1000, 6);
+    f.root.write("f", content);
+    f.feed(control(Request{1, GetRequest{"f", 0}}));
+    f.io.run_one_job(); // the open; the first read is now in flight
+    REQUIRE(f.session.state() == Session::State::sending_file);
+    REQUIRE(f.session.job_in_flight());
+
+    SUBCASE("drain")
+    {
+        f.session.shutdown();
+        CHECK(f.session.state() == Session::State::sending_file);
+        f.io.run_jobs();
+        CHECK(f.io.closed);
+        auto [controls, data] = f.io.drain();
+        CHECK(data == content);
+        REQUIRE(controls.size() == 3); // reply, trailer, shutting_down
+        CHECK(parse_trailer(controls[1]));
+        CHECK(parse_trailer(controls[2]).error().code == ErrorCode::shutting_down);
+    }
+    SUBCASE("abandon")
+    {
+        f.session.abandon();
+        CHECK(f.session.state() == Session::State::closing);
+        CHECK_FALSE(f.io.closed);
+        f.io.run_jobs();
+        CHECK(f.io.closed);
+        auto [controls, data] = f.io.drain();
+        CHECK(data.empty()); // the chunk read after abandon is dropped
+        CHECK(parse_trailer(controls.back()).error().code == ErrorCode::shutting_down);
+    }
+    CHECK(f.counters.active_transfers == 0);
+}
+
+TEST_CASE("an idle connection times out; a half-sent frame or a quiet transfer stalls")
+{
+    Fixture f;
+    f.config.idle_timeout = std::chrono::milliseconds(5000);
+    f.config.stall_timeout = std::chrono::milliseconds(2000);
+    f.hello();
+
+    SUBCASE("idle")
+    {
+        f.session.check_timeouts(f.io.clock_ms + 4999);
+        CHECK_FALSE(f.io.closed);
+        f.session.check_timeouts(f.io.clock_ms + 5000);
+        CHECK(f.io.closed);
+        CHECK(parse_list_reply(f.io.controls().back()).error().code == ErrorCode::idle_timeout);
+    }
+    SUBCASE("half a frame")
+    {
+        f.feed(control(Request{1, ListRequest{}}).substr(0, 7));
+        f.session.check_timeouts(f.io.clock_ms + 2000);
+        CHECK(f.io.closed);
+        CHECK(parse_list_reply(f.io.controls().back()).error().code == ErrorCode::stalled);
+    }
+    SUBCASE("an upload whose data stops; its bytes are kept")
+    {
+        f.feed(control(Request{2, PutRequest{"u", 100, false}}));
+        f.io.run_jobs();
+        f.feed(data_frame("0123456789"));
+        f.io.clock_ms += 1500;
+        f.feed(data_frame("0123456789")); // progress resets the clock
+        f.session.check_timeouts(f.io.clock_ms + 1999);
+        CHECK_FALSE(f.io.closed);
+        f.session.check_timeouts(f.io.clock_ms + 2000);
+        f.io.run_jobs();
+        CHECK(f.io.closed);
+        CHECK(parse_put_reply(f.io.controls().back()).error().code == ErrorCode::stalled);
+        CHECK(f.root.hidden_entries() == 2);
+    }
+    SUBCASE("a long transfer that keeps moving never times out")
+    {
+        f.root.write("big", pattern(50000, 7));
+        f.config.chunk_size = 1000;
+        f.config.send_high_water = 1000;
+        f.io.hold_writes = true;
+        f.feed(control(Request{3, GetRequest{"big", 0}}));
+        for (int step = 0; step < 200 && f.session.state() != Session::State::awaiting_request; ++step) {
+            f.io.run_jobs();
+            f.io.clock_ms += 1000; // 1 s per chunk: far longer than the stall timeout in total
+            f.io.unsent = 0;
+            f.session.on_sent();
+            f.session.check_timeouts(f.io.clock_ms);
+        }
+        CHECK_FALSE(f.io.closed);
+        CHECK(f.session.state() == Session::State::awaiting_request);
+    }
+}
+
+TEST_CASE("time in which the server did not run is not held against its peers")
+{
+    Fixture f;
+    f.config.idle_timeout = std::chrono::milliseconds(5000);
+    f.config.stall_timeout = std::chrono::milliseconds(2000);
+    f.hello();
+    SUBCASE("a running upload")
+    {
+        f.feed(control(Request{1, PutRequest{"u", 100, false}}));
+        f.io.run_jobs();
+        f.feed(data_frame("0123456789"));
+        // 1 s watched, then 9 s stopped: the peer still has 1 s left.
+        f.session.check_timeouts(f.io.clock_ms + 10000, 9000);
+        CHECK_FALSE(f.io.closed);
+        f.session.check_timeouts(f.io.clock_ms + 10999);
+        CHECK_FALSE(f.io.closed);
+        f.session.check_timeouts(f.io.clock_ms + 11000);
+        f.io.run_jobs();
+        CHECK(f.io.closed);
+    }
+    SUBCASE("an idle connection")
+    {
+        f.session.check_timeouts(f.io.clock_ms + 60000, 59000);
+        CHECK_FALSE(f.io.closed);
+        f.session.check_timeouts(f.io.clock_ms + 64000);
+        CHECK(f.io.closed);
+    }
+}
