@@ -28,8 +28,7 @@ struct Connection::WriteRequest {
 
 struct Connection::JobRequest {
     uv_work_t request{};
-    std::function<void()> work;
-    std::function<void()> done;
+    std::unique_ptr<PoolJob> job;
     Connection* connection = nullptr;
 };
 
@@ -509,48 +508,48 @@ void Connection::on_write(uv_write_t* request, int status)
     }
 }
 
-void Connection::run_job(std::function<void()> work, std::function<void()> done)
+void Connection::submit(std::unique_ptr<PoolJob> job)
 {
-    auto* job = new JobRequest;
-    job->work = std::move(work);
-    job->done = std::move(done);
-    job->connection = this;
-    job->request.data = job;
+    auto* request = new JobRequest;
+    request->job = std::move(job);
+    request->connection = this;
+    request->request.data = request;
     job_running_ = true;
-    const int status = uv_queue_work(tcp_.loop, &job->request, on_work, on_work_done);
+    const int status = uv_queue_work(tcp_.loop, &request->request, on_work, on_work_done);
     if (status != 0) {
         // Cannot happen with a valid loop and callbacks; fail loudly rather
-        // than leave the session waiting forever.
+        // than leave the session waiting forever. The completion still goes
+        // to the session, which drops it: the connection is torn down.
         job_running_ = false;
-        delete job;
+        std::unique_ptr<PoolJob> unrun = std::move(request->job);
+        delete request;
         log_event("close", {{"peer", peer_}, {"code", "internal"}, {"message", uv_strerror(status)}});
         force_close();
+        guarded([&] { unrun->done(); });
     }
 }
 
 void Connection::on_work(uv_work_t* request)
 {
-    auto* job = static_cast<JobRequest*>(request->data);
-    try {
-        job->work();
-    } catch (...) {
-        // Jobs report failures as values; this is bad_alloc or a bug. The
-        // done callback still runs and sees whatever the job left.
-    }
+    // PoolJob::work() keeps any exception for done(): nothing unwinds here.
+    static_cast<JobRequest*>(request->data)->job->work();
 }
 
+// Every completion goes to the session, torn down or not; the session's
+// gate decides whether it still acts. The connection only waits for it
+// before it frees itself.
 void Connection::on_work_done(uv_work_t* request, int)
 {
-    auto* job = static_cast<JobRequest*>(request->data);
-    Connection* self = job->connection;
-    auto done = std::move(job->done);
-    delete job;
+    auto* finished = static_cast<JobRequest*>(request->data);
+    Connection* self = finished->connection;
+    std::unique_ptr<PoolJob> job = std::move(finished->job);
+    delete finished;
     self->job_running_ = false;
+    self->guarded([&] { job->done(); });
+    job.reset();
     if (self->handle_closing_) {
         self->free_if_done();
-        return;
     }
-    self->guarded(done);
 }
 
 void Connection::pause_reading()

@@ -54,7 +54,8 @@ public:
     std::uint64_t acknowledged_bytes() const override;
     bool supports_file_frames() const override { return transport_ == Transport::plain; }
     void send_file_frame(std::shared_ptr<const OpenFile> file, std::uint64_t offset, std::size_t length) override;
-    void run_job(std::function<void()> work, std::function<void()> done) override;
+    void submit(std::unique_ptr<PoolJob> job) override;
+    bool torn_down() const override { return handle_closing_; }
     void pause_reading() override;
     void resume_reading() override;
     void close() override;

@@ -91,6 +91,24 @@ struct Session::Upload {
     Clock::time_point started = Clock::now();
 };
 
+// A job on its way through the pool for this session: its completion passes
+// the session's gate before it may act.
+class Session::Gated final : public PoolJob {
+public:
+    Gated(Session& session, std::unique_ptr<PoolJob> job) : session_(session), job_(std::move(job)) {}
+    void work() override { job_->work(); }
+    void done() override
+    {
+        if (session_.take_completion()) {
+            job_->done();
+        }
+    }
+
+private:
+    Session& session_;
+    std::unique_ptr<PoolJob> job_;
+};
+
 Session::Session(SessionIo& io, const Library& library, const Config& config, Counters& counters)
     : io_(io), library_(library), config_(config), counters_(counters), decoder_(config.max_control_frame)
 {
@@ -347,10 +365,8 @@ void Session::start_list(std::uint64_t id, bool paged)
     listing_ = std::make_unique<Listing>();
     listing_->id = id;
     listing_->paged = paged;
-    auto opened = std::make_shared<std::optional<Result<std::unique_ptr<DirectoryReader>>>>();
-    run_job([this, opened] { *opened = library_.open_listing(); },
-            [this, opened] {
-                auto& result = opened->value();
+    submit(make_job([&library = library_] { return library.open_listing(); },
+                    [this](Result<std::unique_ptr<DirectoryReader>> result) {
                 if (!result) {
                     finish_list(result.error());
                     return;
@@ -362,7 +378,7 @@ void Session::start_list(std::uint64_t id, bool paged)
                 }
                 state_ = State::sending_list;
                 continue_listing();
-            });
+            }));
 }
 
 // The next page, once the peer has read enough of the previous ones: the
@@ -376,54 +392,60 @@ void Session::continue_listing()
     if (io_.unsent_bytes() >= config_.reply_high_water) {
         return; // on_sent() brings us back
     }
-    auto page = std::make_shared<ListReply>();
-    auto ended = std::make_shared<std::optional<Result<bool>>>();
-    run_job([reader = listing_->reader.get(), page, ended, bytes = config_.list_page_bytes] {
-                *ended = reader->read_page(bytes, *page);
-            },
-            [this, page, ended] {
-                auto& result = ended->value();
-                if (!result) {
-                    finish_list(result.error());
-                    return;
-                }
-                listing_->skipped += page->skipped_invalid_names;
-                if (result.value()) {
-                    page->skipped_invalid_names = listing_->skipped;
-                    send_json(encode_reply(listing_->id, *page));
-                    finish_list(std::nullopt);
-                    return;
-                }
-                page->more = true;
-                page->skipped_invalid_names = 0;
-                send_json(encode_reply(listing_->id, *page));
-                continue_listing();
-            });
+    struct Page {
+        Result<bool> ended;
+        ListReply reply;
+    };
+    submit(make_job(
+        [reader = listing_->reader.get(), bytes = config_.list_page_bytes] {
+            ListReply reply;
+            Result<bool> ended = reader->read_page(bytes, reply);
+            return Page{std::move(ended), std::move(reply)};
+        },
+        [this](Page page) {
+            if (!page.ended) {
+                finish_list(page.ended.error());
+                return;
+            }
+            listing_->skipped += page.reply.skipped_invalid_names;
+            if (page.ended.value()) {
+                page.reply.skipped_invalid_names = listing_->skipped;
+                send_json(encode_reply(listing_->id, page.reply));
+                finish_list(std::nullopt);
+                return;
+            }
+            page.reply.more = true;
+            page.reply.skipped_invalid_names = 0;
+            send_json(encode_reply(listing_->id, page.reply));
+            continue_listing();
+        }));
 }
 
 // One reply for a client that did not ask for pages: bounded by
 // max_list_reply, beyond which reading stops and the client is told to page.
 void Session::list_whole()
 {
-    auto ended = std::make_shared<std::optional<Result<bool>>>();
-    run_job(
-        [listing = listing_.get(), ended, limit = config_.max_list_reply] {
+    // The job fills the listing's reply; the listing outlives the job
+    // (advance_close waits for it).
+    submit(make_job(
+        [listing = listing_.get(), limit = config_.max_list_reply] {
+            Result<bool> ended = false;
             while (true) {
-                *ended = listing->reader->read_page(std::min<std::size_t>(std::size_t{1} << 20, limit + 1),
-                                                    listing->whole);
-                if (!ended->value() || ended->value().value() || listing->reader->bytes_read() > limit) {
+                ended = listing->reader->read_page(std::min<std::size_t>(std::size_t{1} << 20, limit + 1),
+                                                   listing->whole);
+                if (!ended || ended.value() || listing->reader->bytes_read() > limit) {
                     break;
                 }
             }
-            if (ended->value() && ended->value().value() && listing->reader->bytes_read() <= limit) {
+            if (ended && ended.value() && listing->reader->bytes_read() <= limit) {
                 std::sort(listing->whole.files.begin(), listing->whole.files.end(),
                           [](const FileInfo& a, const FileInfo& b) { return a.name < b.name; });
             }
+            return ended;
         },
-        [this, ended] {
-            auto& result = ended->value();
-            if (!result) {
-                finish_list(result.error());
+        [this](Result<bool> ended) {
+            if (!ended) {
+                finish_list(ended.error());
                 return;
             }
             if (listing_->reader->bytes_read() > config_.max_list_reply) {
@@ -434,7 +456,7 @@ void Session::list_whole()
             }
             send_json(encode_reply(listing_->id, listing_->whole));
             finish_list(std::nullopt);
-        });
+        }));
 }
 
 void Session::finish_list(std::optional<Error> error)
@@ -453,16 +475,15 @@ void Session::start_stat(std::uint64_t id, const StatRequest& stat)
         return;
     }
     state_ = State::working;
-    auto result = std::make_shared<std::optional<Result<FileInfo>>>();
-    run_job([this, result, name = stat.name] { *result = library_.stat(name); },
-            [this, id, result] {
-                if (result->value()) {
-                    send_json(encode_reply(id, StatReply{result->value().value()}));
-                } else {
-                    send_error(id, result->value().error());
-                }
-                back_to_idle();
-            });
+    submit(make_job([&library = library_, name = stat.name] { return library.stat(name); },
+                    [this, id](Result<FileInfo> result) {
+                        if (result) {
+                            send_json(encode_reply(id, StatReply{result.value()}));
+                        } else {
+                            send_error(id, result.error());
+                        }
+                        back_to_idle();
+                    }));
 }
 
 void Session::send_stats(std::uint64_t id)
@@ -492,28 +513,30 @@ void Session::start_get(std::uint64_t id, const GetRequest& get)
         return;
     }
     state_ = State::working;
-    auto opened = std::make_shared<std::optional<Result<std::unique_ptr<OpenFile>>>>();
-    auto cached = std::make_shared<std::optional<std::string>>();
-    auto fresh = std::make_shared<bool>(false);
-    run_job(
-        [this, opened, cached, fresh, name = get.name, hash = get.hash] {
-            *opened = library_.open_for_read(name);
-            if (opened->value()) {
-                const FileIdentity& identity = opened->value().value()->identity();
-                *cached = library_.digests().find(identity, hash);
+    struct Opened {
+        Result<std::unique_ptr<OpenFile>> file;
+        std::optional<std::string> cached_digest;
+        bool fresh = false;
+    };
+    submit(make_job(
+        [&library = library_, name = get.name, hash = get.hash] {
+            Opened opened{library.open_for_read(name), std::nullopt, false};
+            if (opened.file) {
+                const FileIdentity& identity = opened.file.value()->identity();
+                opened.cached_digest = library.digests().find(identity, hash);
                 const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                     std::chrono::system_clock::now().time_since_epoch());
-                *fresh = now.count() - identity.changed_ns < 1'000'000'000;
+                opened.fresh = now.count() - identity.changed_ns < 1'000'000'000;
             }
+            return opened;
         },
-        [this, id, opened, cached, fresh, offset = get.offset, hash = get.hash] {
-            auto& result = opened->value();
-            if (!result) {
-                send_error(id, result.error());
+        [this, id, offset = get.offset, hash = get.hash](Opened opened) {
+            if (!opened.file) {
+                send_error(id, opened.file.error());
                 back_to_idle();
                 return;
             }
-            const FileInfo info = result.value()->info();
+            const FileInfo info = opened.file.value()->info();
             if (offset > info.size) {
                 send_error(id, Error{ErrorCode::bad_offset, "offset " + std::to_string(offset) +
                                                                 " is past the end of \"" + info.name + "\" (" +
@@ -525,9 +548,9 @@ void Session::start_get(std::uint64_t id, const GetRequest& get)
             download_ = std::make_unique<Download>();
             download_->id = id;
             download_->hash = TransferHash(hash);
-            download_->known_digest = std::move(*cached);
-            download_->freshly_changed = *fresh;
-            download_->file = std::move(result.value());
+            download_->known_digest = std::move(opened.cached_digest);
+            download_->freshly_changed = opened.fresh;
+            download_->file = std::move(opened.file.value());
             download_->next_offset = offset;
             download_->first_offset = offset;
             state_ = State::sending_file;
@@ -536,27 +559,32 @@ void Session::start_get(std::uint64_t id, const GetRequest& get)
                 continue_sending();
                 return;
             }
-            // The trailer hashes the whole file, so the prefix the client
-            // already holds is hashed first (the client saved its own
-            // state of those bytes and never re-reads them).
-            auto failure = std::make_shared<std::optional<Error>>();
-            run_job(
-                [library = &library_, download = download_.get(), failure, offset] {
-                    *failure = hash_prefix(download->file->fd(), offset, download->hash, download->file->info().name);
-                    // A file that shrank fails the read: say why.
-                    if (auto changed = library->check_unchanged(*download->file)) {
-                        *failure = std::move(changed);
-                    }
-                    download->verified = !*failure && offset == download->file->info().size;
-                },
-                [this, failure] {
-                    if (*failure) {
-                        finish_download(*failure);
-                    } else {
-                        continue_sending();
-                    }
-                });
-        });
+            hash_resumed_prefix();
+        }));
+}
+
+// The trailer hashes the whole file, so the prefix the client already holds
+// is hashed first (the client saved its own state of those bytes and never
+// re-reads them). A step of its own, started by the open's completion.
+void Session::hash_resumed_prefix()
+{
+    submit(make_job(
+        [&library = library_, file = download_->file, &hash = download_->hash, offset = download_->first_offset] {
+            std::optional<Error> failure = hash_prefix(file->fd(), offset, hash, file->info().name);
+            // A file that shrank fails the read: say why.
+            if (auto changed = library.check_unchanged(*file)) {
+                failure = std::move(changed);
+            }
+            return failure;
+        },
+        [this](std::optional<Error> failure) {
+            if (failure) {
+                finish_download(failure);
+                return;
+            }
+            download_->verified = download_->first_offset == download_->file->info().size;
+            continue_sending();
+        }));
 }
 
 // Reads the next chunk when the socket has room: the read is what the
@@ -582,13 +610,11 @@ void Session::continue_sending()
         if (io_.unsent_bytes() > 0) {
             return; // on_sent() brings us back
         }
-        auto failure = std::make_shared<std::optional<Error>>();
-        run_job([library = &library_, file = download_->file,
-                 failure] { *failure = library->check_unchanged(*file); },
-                [this, failure] {
-                    download_->verified = !*failure;
-                    finish_download(*failure);
-                });
+        submit(make_job([&library = library_, file = download_->file] { return library.check_unchanged(*file); },
+                        [this](std::optional<Error> failure) {
+                            download_->verified = !failure;
+                            finish_download(failure);
+                        }));
         return;
     }
     if (io_.unsent_bytes() >= config_.send_high_water) {
@@ -601,37 +627,40 @@ void Session::continue_sending()
         return;
     }
     const std::size_t size = std::min<std::uint64_t>(config_.chunk_size, end - download_->next_offset);
-    auto frame = std::make_shared<std::string>(kFrameHeaderSize + size, '\0');
-    const FrameHeader header = encode_frame_header(FrameKind::data, static_cast<std::uint32_t>(size));
-    std::memcpy(frame->data(), header.data(), header.size());
-    auto failure = std::make_shared<std::optional<Error>>();
-    const bool last = download_->next_offset + size == end;
-    run_job(
-        [library = &library_, download = download_.get(), frame, failure, size, last] {
-            char* payload = frame->data() + kFrameHeaderSize;
-            *failure =
-                read_exactly(download->file->fd(), payload, size, download->next_offset, download->file->info().name);
-            if (!*failure && !download->known_digest) {
-                download->hash.update(payload, size);
+    struct Chunk {
+        std::optional<Error> failure;
+        std::string frame; // header and payload
+    };
+    submit(make_job(
+        [&library = library_, file = download_->file, &hash = download_->hash,
+         hashing = !download_->known_digest, offset = download_->next_offset, size] {
+            Chunk chunk{std::nullopt, std::string(kFrameHeaderSize + size, '\0')};
+            const FrameHeader header = encode_frame_header(FrameKind::data, static_cast<std::uint32_t>(size));
+            std::memcpy(chunk.frame.data(), header.data(), header.size());
+            char* payload = chunk.frame.data() + kFrameHeaderSize;
+            chunk.failure = read_exactly(file->fd(), payload, size, offset, file->info().name);
+            if (!chunk.failure && hashing) {
+                hash.update(payload, size);
             }
             // After the read, so that a change before or during it is seen
             // (a shrink, which fails the read, included); every chunk, so
             // that a changed file stops early.
-            if (auto changed = library->check_unchanged(*download->file)) {
-                *failure = std::move(changed);
+            if (auto changed = library.check_unchanged(*file)) {
+                chunk.failure = std::move(changed);
             }
-            download->verified = !*failure && last;
+            return chunk;
         },
-        [this, frame, failure, size] {
-            if (*failure) {
-                finish_download(*failure);
+        [this, size](Chunk chunk) {
+            if (chunk.failure) {
+                finish_download(chunk.failure);
                 return;
             }
             download_->next_offset += size;
+            download_->verified = download_->next_offset == download_->file->info().size;
             counters_.bytes_out += size;
-            io_.send(std::move(*frame));
+            io_.send(std::move(chunk.frame));
             continue_sending();
-        });
+        }));
 }
 
 // The last check cannot see a write within the timestamp tick of the change
@@ -641,44 +670,44 @@ void Session::continue_sending()
 void Session::reread_fresh_file()
 {
     download_->freshly_changed = false;
-    auto failure = std::make_shared<std::optional<Error>>();
-    run_job(
-        [library = &library_, download = download_.get(), failure] {
-            const OpenFile& file = *download->file;
-            TransferHash again(download->hash.kind());
-            *failure = hash_prefix(file.fd(), file.info().size, again, file.info().name);
-            if (auto changed = library->check_unchanged(file)) {
-                *failure = std::move(changed);
+    submit(make_job(
+        [&library = library_, file = download_->file, sent = download_->hash.hex_digest(),
+         kind = download_->hash.kind()] {
+            TransferHash again(kind);
+            std::optional<Error> failure = hash_prefix(file->fd(), file->info().size, again, file->info().name);
+            if (auto changed = library.check_unchanged(*file)) {
+                failure = std::move(changed);
             }
-            if (!*failure && again.hex_digest() != download->hash.hex_digest()) {
-                *failure = Error{ErrorCode::file_changed,
-                                 "\"" + file.info().name +
-                                     "\" was rewritten while it was being sent (its size and times did not move); "
-                                     "the bytes sent are not one version of it"};
+            if (!failure && again.hex_digest() != sent) {
+                failure = Error{ErrorCode::file_changed,
+                                "\"" + file->info().name +
+                                    "\" was rewritten while it was being sent (its size and times did not move); "
+                                    "the bytes sent are not one version of it"};
             }
+            return failure;
         },
-        [this, failure] { finish_download(*failure); });
+        [this](std::optional<Error> failure) { finish_download(failure); }));
 }
 
 void Session::send_file_frame(std::uint64_t end)
 {
     const std::uint64_t offset = download_->next_offset;
     const std::size_t size = std::min<std::uint64_t>(config_.file_frame_size, end - offset);
-    auto failure = std::make_shared<std::optional<Error>>();
-    run_job(
-        [library = &library_, file = download_->file, offset, size, failure] {
+    submit(make_job(
+        [&library = library_, file = download_->file, offset, size] {
             // The frame's size goes on the wire before its bytes and cannot be
             // taken back, so they must still exist (and a changed file is cut
             // short anyway); and the copy runs on the loop, so the pages are
             // brought into memory here, off the loop.
-            if ((*failure = library->check_unchanged(*file))) {
-                return;
+            std::optional<Error> failure = library.check_unchanged(*file);
+            if (!failure) {
+                ::readahead(file->fd(), static_cast<off_t>(offset), size); // a failure only costs speed
             }
-            ::readahead(file->fd(), static_cast<off_t>(offset), size); // a failure only costs speed
+            return failure;
         },
-        [this, failure, offset, size] {
-            if (*failure) {
-                finish_download(*failure);
+        [this, offset, size](std::optional<Error> failure) {
+            if (failure) {
+                finish_download(failure);
                 return;
             }
             // One job checks and reads ahead a large range, but it goes out
@@ -693,7 +722,7 @@ void Session::send_file_frame(std::uint64_t end)
             download_->next_offset += size;
             counters_.bytes_out += size;
             continue_sending();
-        });
+        }));
 }
 
 void Session::finish_download(std::optional<Error> error)
@@ -737,17 +766,20 @@ void Session::start_put(std::uint64_t id, const PutRequest& put)
         return;
     }
     state_ = State::working;
-    auto begun = std::make_shared<std::optional<Result<std::unique_ptr<PartialUpload>>>>();
-    auto prefix = std::make_shared<std::string>();
-    run_job(
-        [this, begun, prefix, put] {
-            *begun = PartialUpload::begin(library_, put.name, put.size, put.resume, put.hash);
-            if (begun->value() && begun->value().value()->received() > 0) {
-                *prefix = begun->value().value()->received_digest();
+    struct Begun {
+        Result<std::unique_ptr<PartialUpload>> partial;
+        std::string prefix_digest; // of the bytes kept, when resumed
+    };
+    submit(make_job(
+        [&library = library_, put] {
+            Begun begun{PartialUpload::begin(library, put.name, put.size, put.resume, put.hash), {}};
+            if (begun.partial && begun.partial.value()->received() > 0) {
+                begun.prefix_digest = begun.partial.value()->received_digest();
             }
+            return begun;
         },
-        [this, id, begun, prefix, size = put.size, hash = put.hash] {
-            auto& result = begun->value();
+        [this, id, size = put.size, hash = put.hash](Begun begun) {
+            auto& result = begun.partial;
             if (!result) {
                 send_error(id, result.error());
                 back_to_idle();
@@ -768,11 +800,11 @@ void Session::start_put(std::uint64_t id, const PutRequest& put)
             reply.token = upload_->partial->token();
             reply.hash = hash;
             if (reply.offset > 0) {
-                reply.prefix_digest = *prefix;
+                reply.prefix_digest = std::move(begun.prefix_digest);
             }
             send_json(encode_reply(id, reply));
             pump();
-        });
+        }));
 }
 
 void Session::handle_upload_control(const Request& request)
@@ -849,21 +881,21 @@ void Session::continue_receiving()
     }
     Upload& upload = *upload_;
     if (!upload.queue.empty()) {
-        auto chunk = std::make_shared<std::string>(std::move(upload.queue.front()));
+        std::string chunk = std::move(upload.queue.front());
         upload.queue.pop_front();
-        auto failure = std::make_shared<std::optional<Error>>();
-        run_job([partial = upload.partial.get(), chunk, failure] { *failure = partial->append(*chunk); },
-                [this, chunk, failure] {
-                    upload_->backlog -= chunk->size();
-                    if (*failure) {
-                        fail_upload(**failure);
-                        return;
-                    }
-                    continue_receiving();
-                    if (state_ == State::receiving_file) {
-                        pump();
-                    }
-                });
+        const std::size_t size = chunk.size();
+        submit(make_job([partial = upload.partial.get(), chunk = std::move(chunk)] { return partial->append(chunk); },
+                        [this, size](std::optional<Error> failure) {
+                            upload_->backlog -= size;
+                            if (failure) {
+                                fail_upload(*failure);
+                                return;
+                            }
+                            continue_receiving();
+                            if (state_ == State::receiving_file) {
+                                pump();
+                            }
+                        }));
         return;
     }
     if (upload.finish != Upload::Finish::none) {
@@ -873,45 +905,47 @@ void Session::continue_receiving()
 
 void Session::finish_upload_job()
 {
+    struct Finished {
+        std::optional<Result<FileInfo>> committed;
+        std::optional<Error> kept_error;
+        std::uint64_t kept_bytes = 0;
+    };
+    const auto finish = upload_->finish;
     // The PartialUpload moves into the job so that its descriptor is closed
     // (and, on network file systems, flushed) off the loop.
-    auto partial = std::make_shared<std::unique_ptr<PartialUpload>>(std::move(upload_->partial));
-    auto committed = std::make_shared<std::optional<Result<FileInfo>>>();
-    auto kept_error = std::make_shared<std::optional<Error>>();
-    auto kept_bytes = std::make_shared<std::uint64_t>(0);
-    const auto finish = upload_->finish;
-    run_job(
-        [partial, committed, kept_error, kept_bytes, finish, expected = upload_->expected_digest] {
-            auto& upload = **partial;
+    submit(make_job(
+        [partial = std::move(upload_->partial), finish, expected = upload_->expected_digest]() mutable {
+            Finished finished;
             switch (finish) {
             case Upload::Finish::commit:
-                *committed = upload.commit(expected);
+                finished.committed = partial->commit(expected);
                 break;
             case Upload::Finish::abort_discard:
-                upload.discard();
+                partial->discard();
                 break;
             case Upload::Finish::abort_keep:
             case Upload::Finish::keep:
-                *kept_error = upload.checkpoint();
-                *kept_bytes = upload.received();
+                finished.kept_error = partial->checkpoint();
+                finished.kept_bytes = partial->received();
                 // A partial that cannot be made durable for lack of space
                 // would only keep the disk full until it expires.
-                if (*kept_error && (*kept_error)->code == ErrorCode::no_space) {
-                    upload.discard();
-                    *kept_bytes = 0;
+                if (finished.kept_error && finished.kept_error->code == ErrorCode::no_space) {
+                    partial->discard();
+                    finished.kept_bytes = 0;
                 }
                 break;
             case Upload::Finish::none:
                 break;
             }
-            partial->reset();
+            partial.reset();
+            return finished;
         },
-        [this, committed, kept_error, kept_bytes, finish] {
+        [this, finish](Finished finished) {
             Upload& upload = *upload_;
             const std::uint64_t bytes = upload.accepted - upload.first_offset;
             switch (finish) {
             case Upload::Finish::commit: {
-                auto& result = committed->value();
+                auto& result = *finished.committed;
                 if (result) {
                     log_transfer(io_.peer(), "put", upload.name, bytes, upload.started, "ok", {}, upload.hash,
                                  upload.expected_digest);
@@ -930,24 +964,24 @@ void Session::finish_upload_job()
                 break;
             case Upload::Finish::abort_keep:
                 log_transfer(io_.peer(), "put", upload.name, bytes, upload.started, "aborted",
-                             std::to_string(*kept_bytes) + " bytes kept for resume");
-                if (*kept_error) {
-                    send_error(upload.id, **kept_error);
+                             std::to_string(finished.kept_bytes) + " bytes kept for resume");
+                if (finished.kept_error) {
+                    send_error(upload.id, *finished.kept_error);
                 } else {
-                    send_json(encode_reply(upload.id, AbortReply{true, *kept_bytes}));
+                    send_json(encode_reply(upload.id, AbortReply{true, finished.kept_bytes}));
                 }
                 break;
             case Upload::Finish::keep:
                 log_transfer(io_.peer(), "put", upload.name, bytes, upload.started, "interrupted",
-                             *kept_error ? (*kept_error)->message
-                                         : std::to_string(*kept_bytes) + " bytes kept for resume");
+                             finished.kept_error ? finished.kept_error->message
+                                                 : std::to_string(finished.kept_bytes) + " bytes kept for resume");
                 break;
             case Upload::Finish::none:
                 break;
             }
             upload_.reset();
             back_to_idle();
-        });
+        }));
 }
 
 // A write failed (disk full, IO error): the partial is deleted, since the
@@ -957,17 +991,19 @@ void Session::fail_upload(const Error& error)
 {
     log_transfer(io_.peer(), "put", upload_->name, upload_->accepted - upload_->first_offset, upload_->started,
                  to_string(error.code), error.message);
-    auto partial = std::make_shared<std::unique_ptr<PartialUpload>>(std::move(upload_->partial));
+    std::unique_ptr<PartialUpload> partial = std::move(upload_->partial);
     const std::uint64_t id = upload_->id;
     upload_.reset();
     send_error(id, error);
     state_ = State::closing;
-    run_job(
-        [partial] {
-            (*partial)->discard();
-            partial->reset();
+    // Closing without an upload: take_completion() goes on with the close.
+    submit(make_job(
+        [partial = std::move(partial)]() mutable {
+            partial->discard();
+            partial.reset();
+            return true;
         },
-        [this] { advance_close(); });
+        [](bool) {}));
 }
 
 // ---- Output and endings ----------------------------------------------------------
@@ -1204,18 +1240,32 @@ void Session::advance_close()
     io_.close();
 }
 
-void Session::run_job(std::function<void()> work, std::function<void()> done)
+void Session::submit(std::unique_ptr<PoolJob> job)
 {
     job_in_flight_ = true;
-    io_.run_job(std::move(work), [this, done = std::move(done)] {
-        job_in_flight_ = false;
-        touch();
-        if (state_ == State::closing && !upload_) {
-            advance_close();
-            return;
-        }
-        done();
-    });
+    io_.submit(std::make_unique<Gated>(*this, std::move(job)));
+}
+
+// Every job's completion passes here before it acts, and this is the one
+// place where one is dropped:
+// - the connection was torn down under the session (a forced close): nothing
+//   said would reach the peer, and the connection frees itself next;
+// - the session is closing and has no upload: what the job found (a page, a
+//   chunk, a stat) has nobody to go to, so the close goes on instead. An
+//   upload's jobs still act while closing: they write what arrived and keep
+//   it for a resume.
+bool Session::take_completion()
+{
+    job_in_flight_ = false;
+    if (io_.torn_down()) {
+        return false;
+    }
+    touch();
+    if (state_ == State::closing && !upload_) {
+        advance_close();
+        return false;
+    }
+    return true;
 }
 
 } // namespace ferry::server

@@ -19,6 +19,7 @@
 #include "library.hpp"
 #include "messages.hpp"
 #include "partial_upload.hpp"
+#include "pool_job.hpp"
 #include "session_io.hpp"
 #include "transfer_hash.hpp"
 
@@ -96,6 +97,7 @@ private:
     struct Download;
     struct Upload;
     struct Listing;
+    class Gated;
 
     // Input side.
     void pump();
@@ -118,6 +120,7 @@ private:
     void send_stats(std::uint64_t id);
 
     // Download transitions.
+    void hash_resumed_prefix();
     void continue_sending();
     void send_file_frame(std::uint64_t end);
     void reread_fresh_file();
@@ -139,7 +142,10 @@ private:
     void fail_connection(std::optional<std::uint64_t> id, const Error& error);
     void begin_close();
     void advance_close();
-    void run_job(std::function<void()> work, std::function<void()> done);
+    // Hands a job to the pool; its completion comes back through
+    // take_completion(), the one place that may drop it.
+    void submit(std::unique_ptr<PoolJob> job);
+    bool take_completion();
     void touch() { last_activity_ms_ = io_.now_ms(); }
     // What the peer has taken so far: bytes received from it plus bytes of
     // ours its TCP stack acknowledged; a transfer's rate is measured on it.

@@ -3,9 +3,10 @@
 // containers, which is how the state machine is driven without sockets.
 #pragma once
 
+#include "pool_job.hpp"
+
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 
@@ -37,11 +38,18 @@ public:
     virtual bool supports_file_frames() const = 0;
     virtual void send_file_frame(std::shared_ptr<const OpenFile> file, std::uint64_t offset, std::size_t length) = 0;
 
-    // Runs `work` off the event loop (it may block on the disk; it must not
-    // touch the Session), then `done` back on the loop. A Session keeps at
-    // most one job in flight, which is what lets a job use the transfer's
-    // file and hash state without locks.
-    virtual void run_job(std::function<void()> work, std::function<void()> done) = 0;
+    // Runs job->work() off the event loop (it may block on the disk; it
+    // must not touch the Session), then job->done() back on the loop,
+    // always, even once the connection is torn down: whether a completion
+    // still acts is the Session's one decision (Session::take_completion).
+    // A Session keeps at most one job in flight, which is what lets a job
+    // use the transfer's file and hash state without locks.
+    virtual void submit(std::unique_ptr<PoolJob> job) = 0;
+
+    // Whether the connection was closed under the Session (a forced close:
+    // an internal failure, the drain time over), rather than by its own
+    // close(): nothing sent any more reaches the peer.
+    virtual bool torn_down() const = 0;
 
     // Reading from the peer: the Session stops it while it cannot take
     // more bytes (backpressure) and restarts it when it can.

@@ -28,11 +28,12 @@ public:
     {
         sent += length;
     }
-    void run_job(std::function<void()> work, std::function<void()> done) override
+    void submit(std::unique_ptr<ferry::server::PoolJob> job) override
     {
-        work();
-        done();
+        job->work();
+        job->done();
     }
+    bool torn_down() const override { return false; }
     void pause_reading() override {}
     void resume_reading() override {}
     void close() override { closed = true; }

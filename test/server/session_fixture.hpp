@@ -62,10 +62,8 @@ public:
             unsent += header.size() + length;
         }
     }
-    void run_job(std::function<void()> work, std::function<void()> done) override
-    {
-        jobs.emplace_back(std::move(work), std::move(done));
-    }
+    void submit(std::unique_ptr<PoolJob> job) override { jobs.push_back(std::move(job)); }
+    bool torn_down() const override { return torn; }
     void pause_reading() override { reading = false; }
     void resume_reading() override { reading = true; }
     void close() override { closed = true; }
@@ -79,8 +77,8 @@ public:
         while (!jobs.empty()) {
             auto job = std::move(jobs.front());
             jobs.pop_front();
-            job.first();
-            job.second();
+            job->work();
+            job->done();
         }
     }
 
@@ -89,8 +87,8 @@ public:
         REQUIRE_FALSE(jobs.empty());
         auto job = std::move(jobs.front());
         jobs.pop_front();
-        job.first();
-        job.second();
+        job->work();
+        job->done();
     }
 
     // Splits everything sent so far into control texts and data bytes.
@@ -143,7 +141,9 @@ public:
     std::size_t largest_file_frame = 0;
     std::size_t unsent = 0;
     bool hold_writes = false;
-    std::deque<std::pair<std::function<void()>, std::function<void()>>> jobs;
+    std::deque<std::unique_ptr<PoolJob>> jobs;
+    // The connection closed under the session (a forced close).
+    bool torn = false;
     bool reading = true;
     bool closed = false;
     std::string name = "test-peer";

@@ -135,3 +135,31 @@ TEST_CASE("time in which the server did not run is not held against its peers")
         CHECK(f.io.closed);
     }
 }
+
+TEST_CASE("a completion is dropped once the connection is torn down, or while closing without an upload")
+{
+    SUBCASE("torn down under the session: the stat's answer is never sent, nothing more starts")
+    {
+        Fixture f;
+        f.hello();
+        f.feed(control(Request{1, StatRequest{"missing.txt"}}));
+        REQUIRE(f.io.jobs.size() == 1);
+        f.io.torn = true;
+        f.io.run_jobs();
+        CHECK(f.io.controls().empty());
+        CHECK_FALSE(f.session.job_in_flight());
+    }
+    SUBCASE("closing: the list job's page goes nowhere, the close goes on")
+    {
+        Fixture f;
+        f.hello();
+        f.feed(control(Request{2, ListRequest{}}));
+        REQUIRE(f.io.jobs.size() == 1);
+        f.session.on_peer_closed();
+        CHECK_FALSE(f.io.closed); // waits for the job
+        f.io.run_jobs();
+        CHECK(f.io.controls().empty());
+        CHECK(f.io.closed);
+        CHECK(f.session.state() == Session::State::closed);
+    }
+}
