@@ -1,7 +1,7 @@
 """A small client library for the Ferry wire protocol, version 1.
 
 Written from docs/PROTOCOL.md alone, with the Python standard library only
-(socket, struct, json, hashlib). It is used by test_conformance.py and is
+(socket, struct, json, hashlib). It is used by the conformance suite and is
 meant to be readable as a second description of the protocol.
 
 Frames (PROTOCOL.md section 2): 1 kind byte (0x01 control, 0x02 data),
