@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -18,6 +20,16 @@ namespace ferry::server {
 namespace {
 
 constexpr std::size_t kMinTokenLength = 16;
+constexpr std::size_t kMaxLabelLength = 64;
+
+// A label goes into log lines as one plain word (text and JSON alike).
+bool is_label(const std::string& word)
+{
+    return !word.empty() && word.size() <= kMaxLabelLength &&
+           std::all_of(word.begin(), word.end(), [](unsigned char c) {
+               return std::isalnum(c) != 0 || c == '.' || c == '-' || c == '_' || c == '@';
+           });
+}
 
 std::array<unsigned char, 32> digest_of(std::string_view token)
 {
@@ -40,6 +52,12 @@ bool reads_like_hashed_token(const std::string& comment)
     std::string mode;
     std::string extra;
     words >> token >> mode >> extra;
+    if (is_label(extra)) {
+        words >> extra;
+        if (!words) {
+            extra.clear();
+        }
+    }
     return token.size() >= kMinTokenLength && is_mode(mode) && (extra.empty() || extra.front() == '#');
 }
 
@@ -61,6 +79,7 @@ Result<AccessList> AccessList::parse(std::string_view text)
         std::istringstream words(line);
         std::string token;
         std::string mode;
+        std::string label;
         std::string extra;
         if (!(words >> token)) {
             continue;
@@ -74,13 +93,23 @@ Result<AccessList> AccessList::parse(std::string_view text)
             }
             continue;
         }
-        words >> mode >> extra;
+        words >> mode >> label;
         const auto bad = [&](const std::string& why) { return Error{ErrorCode::bad_request, where + ": " + why}; };
         if (!is_mode(mode)) {
-            return bad("expected \"TOKEN rw\" or \"TOKEN ro\"");
+            return bad("expected \"TOKEN rw\" or \"TOKEN ro\", optionally followed by a label");
+        }
+        if (!label.empty() && label.front() == '#') {
+            label.clear(); // a comment, no label
+        } else if (!label.empty()) {
+            if (!is_label(label)) {
+                // The word is not echoed: a token pasted in the wrong place must not reach the log.
+                return bad("a label is one word of at most " + std::to_string(kMaxLabelLength) +
+                           " letters, digits, '.', '-', '_' or '@'");
+            }
+            words >> extra;
         }
         if (!extra.empty() && extra.front() != '#') {
-            return bad("unexpected \"" + extra + "\" after the access mode");
+            return bad("unexpected text after the label (a comment begins with \"#\")");
         }
         if (token.size() < kMinTokenLength) {
             return bad("a token needs at least " + std::to_string(kMinTokenLength) + " characters");
@@ -92,10 +121,26 @@ Result<AccessList> AccessList::parse(std::string_view text)
                            " (each token is listed once, with one access)");
             }
         }
-        list.entries_.push_back(Entry{digest, mode == "ro" ? Access::read_only : Access::read_write, number});
+        list.entries_.push_back(
+            Entry{digest, mode == "ro" ? Access::read_only : Access::read_write, std::move(label), number});
     }
     if (list.entries_.empty()) {
         return Error{ErrorCode::bad_request, "the token file holds no token"};
+    }
+    // A label is logged; a token pasted where a label goes must not be.
+    for (const auto& entry : list.entries_) {
+        if (entry.label.empty()) {
+            continue;
+        }
+        const auto digest = digest_of(entry.label);
+        for (const auto& other : list.entries_) {
+            if (other.digest == digest) {
+                return Error{ErrorCode::bad_request, "token file line " + std::to_string(entry.line) +
+                                                         ": the label is the token of line " +
+                                                         std::to_string(other.line) +
+                                                         " (labels are logged, tokens never are)"};
+            }
+        }
     }
     return list;
 }
@@ -149,14 +194,23 @@ Result<AccessList> AccessList::load(const std::string& path)
 
 std::optional<Access> AccessList::check(std::string_view token) const
 {
+    const auto granted = grant(token);
+    return granted ? std::optional<Access>(granted->access) : std::nullopt;
+}
+
+std::optional<Grant> AccessList::grant(std::string_view token) const
+{
     const auto digest = digest_of(token);
-    std::optional<Access> granted;
+    const Entry* found = nullptr;
     for (const auto& entry : entries_) {
         if (CRYPTO_memcmp(entry.digest.data(), digest.data(), digest.size()) == 0) {
-            granted = entry.access; // no early exit: every entry costs the same
+            found = &entry; // no early exit: every entry costs the same
         }
     }
-    return granted;
+    if (found == nullptr) {
+        return std::nullopt;
+    }
+    return Grant{found->access, found->label};
 }
 
 TokenTable::TokenTable(std::string path, AccessList list)

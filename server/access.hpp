@@ -19,10 +19,19 @@ enum class Access { read_only, read_write };
 
 std::string_view to_string(Access access);
 
+// What a token grants, and the name its entry gives its holder for the log
+// (empty when the entry has none); never the token itself.
+struct Grant {
+    Access access;
+    std::string label;
+};
+
 class AccessList {
 public:
     // The format (README, PROTOCOL.md 4.1): one entry per line, "TOKEN rw"
-    // or "TOKEN ro", optionally followed by a "#" comment. A line whose
+    // or "TOKEN ro", optionally followed by a label (one word of letters,
+    // digits and ".-_@", at most 64, naming the holder in the log) and by
+    // a "#" comment. A line whose
     // first non-blank character is '#' is a comment, and blank lines are
     // skipped. A token is at least 16 characters, never begins with '#' and
     // appears once: a second entry of the same token is an error naming
@@ -35,6 +44,8 @@ public:
 
     // The access a token grants, or nothing for an unknown token.
     std::optional<Access> check(std::string_view token) const;
+    // The same, with the entry's label.
+    std::optional<Grant> grant(std::string_view token) const;
     std::size_t size() const { return entries_.size(); }
     // What is odd but not wrong about the file, one sentence each.
     const std::vector<std::string>& warnings() const { return warnings_; }
@@ -43,6 +54,7 @@ private:
     struct Entry {
         std::array<unsigned char, 32> digest;
         Access access;
+        std::string label;
         int line;
     };
     std::vector<Entry> entries_;

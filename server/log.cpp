@@ -2,11 +2,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <mutex>
+#include <unordered_map>
 
 namespace ferry::server {
 
@@ -16,6 +21,8 @@ struct LogTarget {
     LogFormat format = LogFormat::text;
     std::string path; // empty: stderr
     std::FILE* file = stderr;
+    // stderr is a stream into systemd's journal: lines start with "<N>".
+    bool journal = false;
 };
 
 LogTarget& target()
@@ -52,9 +59,27 @@ void append_text_value(std::string& line, std::string_view value)
     line += '"';
 }
 
-std::string text_line(std::string_view event, std::span<const LogField> fields)
+// systemd sets JOURNAL_STREAM to the device and inode of the stream it
+// connected to stdout/stderr; a match (not just the variable, which a child
+// of a service inherits with other descriptors) means stderr is the journal.
+bool stderr_is_journal()
 {
-    std::string line = timestamp() + " ferryd: ";
+    const char* stream = std::getenv("JOURNAL_STREAM");
+    unsigned long long device = 0;
+    unsigned long long inode = 0;
+    struct stat st {};
+    if (stream == nullptr || std::sscanf(stream, "%llu:%llu", &device, &inode) != 2 ||
+        ::fstat(STDERR_FILENO, &st) != 0) {
+        return false;
+    }
+    return st.st_dev == device && st.st_ino == inode;
+}
+
+std::string text_line(Severity severity, std::string_view event, std::span<const LogField> fields)
+{
+    std::string line = timestamp() + " ";
+    line += to_string(severity);
+    line += " ferryd: ";
     line += event;
     for (const auto& field : fields) {
         line += ' ';
@@ -73,9 +98,9 @@ std::string text_line(std::string_view event, std::span<const LogField> fields)
     return line;
 }
 
-std::string json_line(std::string_view event, std::span<const LogField> fields)
+std::string json_line(Severity severity, std::string_view event, std::span<const LogField> fields)
 {
-    nlohmann::ordered_json line{{"time", timestamp()}, {"event", event}};
+    nlohmann::ordered_json line{{"time", timestamp()}, {"level", to_string(severity)}, {"event", event}};
     for (const auto& field : fields) {
         std::visit([&](const auto& value) { line[std::string(field.key)] = value; }, field.value);
     }
@@ -86,20 +111,65 @@ std::string json_line(std::string_view event, std::span<const LogField> fields)
 
 } // namespace
 
+std::string_view to_string(Severity severity)
+{
+    switch (severity) {
+    case Severity::error:
+        return "error";
+    case Severity::warning:
+        return "warning";
+    case Severity::notice:
+        return "notice";
+    case Severity::info:
+        break;
+    }
+    return "info";
+}
+
+// What is not listed is info: a connection, a transfer, a client's error.
+// Above it: what an operator should read (notice), what may need action
+// (warning) and what failed on the server's side (error).
+Severity severity_of(std::string_view event)
+{
+    static const std::unordered_map<std::string_view, Severity> table{
+        {"start_failed", Severity::error},     {"accept_failed", Severity::error},
+        {"log_reopen_failed", Severity::error}, {"root_unavailable", Severity::error},
+        {"warning", Severity::warning},         {"tokens_kept", Severity::warning},
+        {"drain_over", Severity::warning},      {"notice", Severity::notice},
+        {"start", Severity::notice},            {"stop", Severity::notice},
+        {"draining", Severity::notice},         {"stopped", Severity::notice},
+        {"log_reopened", Severity::notice},     {"tokens_reloaded", Severity::notice},
+        {"root_available", Severity::notice},   {"resumed", Severity::notice},
+        {"refused", Severity::notice},          {"auth_failed", Severity::notice},
+        {"errors_not_logged", Severity::notice}};
+    const auto found = table.find(event);
+    return found == table.end() ? Severity::info : found->second;
+}
+
 bool configure_log(LogFormat format, const std::string& path)
 {
     auto& log = target();
     log.format = format;
-    log.path = path;
     if (path.empty()) {
+        log.journal = stderr_is_journal();
         return true;
     }
     std::FILE* file = std::fopen(path.c_str(), "a");
     if (file == nullptr) {
+        const int error = errno; // the caller says why
+        log.journal = stderr_is_journal();
+        errno = error;
         return false;
     }
+    log.path = path;
     log.file = file;
+    log.journal = false;
     return true;
+}
+
+bool log_is_stderr()
+{
+    return target().file == stderr;
 }
 
 // Worker loops log from their own threads; a line is written whole.
@@ -134,7 +204,12 @@ std::optional<std::string> reopen_log()
 void log_event(std::string_view event, std::span<const LogField> fields)
 {
     auto& log = target();
-    const std::string line = log.format == LogFormat::json ? json_line(event, fields) : text_line(event, fields);
+    const Severity severity = severity_of(event);
+    std::string line = log.format == LogFormat::json ? json_line(severity, event, fields)
+                                                     : text_line(severity, event, fields);
+    if (log.journal) {
+        line.insert(0, "<" + std::to_string(static_cast<int>(severity)) + ">");
+    }
     const std::lock_guard lock(log_mutex());
     std::fprintf(log.file, "%s\n", line.c_str());
     std::fflush(log.file);

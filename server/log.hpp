@@ -1,6 +1,9 @@
 // ferryd's log: one line per event, readable text by default or JSON lines
 // (--log-format json), to stderr or --log-file (reopened on SIGHUP, for log
-// rotation). Error codes in it are the wire's codes.
+// rotation). Error codes in it are the wire's codes. Every line carries a
+// severity, a property of its event (one table in log.cpp, listed in
+// ferryd(8)); when stderr is systemd's journal, lines start with the
+// journal's "<N>" priority prefix so that `journalctl -p warning` works.
 #pragma once
 
 #include <cstdint>
@@ -26,14 +29,23 @@ struct LogField {
     LogField(std::string_view k, double v) : key(k), value(v) {}
 };
 
+// syslog's numbers, which the journal's "<N>" prefix uses.
+enum class Severity { error = 3, warning = 4, notice = 5, info = 6 };
+
+std::string_view to_string(Severity severity);
+// The severity lines of this event carry.
+Severity severity_of(std::string_view event);
+
 // Where lines go; false (and stderr is kept) if the file cannot be opened.
 bool configure_log(LogFormat format, const std::string& path);
+// Lines go to stderr (no --log-file, or it could not be opened).
+bool log_is_stderr();
 // Reopens the log file by name, so a rotated file is let go. If it cannot
 // be opened, the old file is kept, stderr is told, and the reason returned.
 std::optional<std::string> reopen_log();
 
-// "2026-11-28T10:00:00Z ferryd: transfer peer=127.0.0.1:5 op=get ..." or
-// {"time":"2026-11-28T10:00:00Z","event":"transfer","peer":"127.0.0.1:5",...}
+// "2026-11-28T10:00:00Z info ferryd: transfer peer=127.0.0.1:5 op=get ..." or
+// {"time":"2026-11-28T10:00:00Z","level":"info","event":"transfer","peer":"127.0.0.1:5",...}
 void log_event(std::string_view event, std::span<const LogField> fields);
 inline void log_event(std::string_view event, std::initializer_list<LogField> fields)
 {

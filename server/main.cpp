@@ -14,33 +14,102 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <optional>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 
 namespace {
 
 constexpr const char* kDefaultRoot = "files";
 
-// The quick start serves ./files; a missing default folder is created with
-// a welcome file so that the first `ferry list` shows something.
-bool create_default_root(const std::string& root)
+// ferryd's exit statuses (ferryd(8) lists them): 2 is every usage error,
+// whether on the command line or in --config's file, as for most tools; each
+// start-up failure an operator must fix in a different place has its own.
+namespace exit_status {
+constexpr int failure = 1;     // anything else
+constexpr int usage = 2;       // a bad flag, config key or value
+constexpr int log_file = 3;    // --log-file cannot be opened
+constexpr int root = 4;        // --root cannot be created or opened
+constexpr int token_file = 5;  // --token-file unreadable or invalid
+constexpr int tls = 6;         // --tls-cert / --tls-key cannot be loaded
+constexpr int listen = 7;      // cannot listen (port in use, bad LISTEN_FDS)
+} // namespace exit_status
+
+// A missing --root is created (with its parents), so that a first run and a
+// fresh machine both work; the quick start's default ./files also gets a
+// welcome file so that the first `ferry list` shows something.
+std::optional<std::string> create_root(const std::string& root, bool welcome_file)
 {
-    struct stat st {};
-    if (::stat(root.c_str(), &st) == 0) {
-        return true;
+    std::error_code error;
+    if (std::filesystem::exists(root, error)) {
+        return std::nullopt;
     }
-    if (::mkdir(root.c_str(), 0755) != 0) {
-        return false;
+    std::filesystem::create_directories(root, error);
+    if (error) {
+        return "cannot create folder \"" + root + "\": " + error.message();
     }
-    std::ofstream welcome(root + "/WELCOME.txt");
-    welcome << "Welcome to Ferry.\n\n"
-               "This folder is served by ferryd. Try:\n"
-               "  ferry list\n"
-               "  ferry get WELCOME.txt\n"
-               "  ferry put some-file.txt\n";
-    return static_cast<bool>(welcome);
+    if (welcome_file) {
+        std::ofstream welcome(root + "/WELCOME.txt");
+        welcome << "Welcome to Ferry.\n\n"
+                   "This folder is served by ferryd. Try:\n"
+                   "  ferry list\n"
+                   "  ferry get WELCOME.txt\n"
+                   "  ferry put some-file.txt\n";
+        if (!welcome) {
+            return "cannot write \"" + root + "/WELCOME.txt\"";
+        }
+    }
+    return std::nullopt;
+}
+
+// A start-up failure goes where the log was asked to go, in its format (a
+// service's log is the one place its operator looks); a log file is not
+// where a person at a terminal looks, so stderr hears it too.
+int fail(int status, const std::string& message)
+{
+    ferry::server::log_event("start_failed", {{"message", message}, {"exit_status", static_cast<std::uint64_t>(status)}});
+    if (!ferry::server::log_is_stderr()) {
+        std::fprintf(stderr, "ferryd: %s\n", message.c_str());
+    }
+    return status;
+}
+
+// The last raw value given to an option, read even when the parse stopped
+// on an error before it was stored (a usage error is still logged in the
+// --log-format and --log-file asked for, when those were readable).
+std::string raw_value(const CLI::App& app, const std::string& name)
+{
+    const CLI::Option* option = app.get_option_no_throw(name);
+    if (option == nullptr || option->results().empty()) {
+        return {};
+    }
+    return option->results().back();
+}
+
+// CLI11's words for an unknown key in the config file name its INI parser;
+// an operator needs the key and the file.
+std::string usage_message(const CLI::ParseError& error, const std::string& config_file)
+{
+    std::string message = error.what();
+    const std::string unknown = "INI was not able to parse ";
+    if (message.starts_with(unknown)) {
+        std::string key = message.substr(unknown.size());
+        // CLI11 reports a [section] by the marker "section.++" it opens with.
+        if (key.ends_with(".++")) {
+            return "unknown section [" + key.substr(0, key.size() - 3) + "] in config file \"" + config_file +
+                   "\" (ferryd's keys stand outside any section)";
+        }
+        return "unknown key " + key + " in config file \"" + config_file +
+               "\" (keys are the long options without their dashes; see ferryd --help)";
+    }
+    if (dynamic_cast<const CLI::ConfigError*>(&error) != nullptr || dynamic_cast<const CLI::FileError*>(&error) != nullptr) {
+        return "config file \"" + config_file + "\": " + message;
+    }
+    return message;
 }
 
 // Each connection is a descriptor; the usual soft limit of 1024 would cap
@@ -91,13 +160,25 @@ int main(int argc, char** argv)
     std::string token_file;
     std::string tls_cert;
     std::string tls_key;
-    std::size_t workers = std::max(1u, uv_available_parallelism());
+    std::size_t workers = 0;
 
     CLI::App app{"ferryd: a small, fast file server speaking the Ferry protocol (docs/PROTOCOL.md)."};
     app.set_version_flag("--version", std::string("ferryd ") + FERRY_VERSION);
-    app.add_option("--root", config.root, "Folder to serve (./files is created with a welcome file if missing)")
+    // Every option below may also be set in this file as `key = value`
+    // (the long name without its dashes); the command line wins over it.
+    app.set_config("--config", "",
+                   "Read options from this file, one \"key = value\" per line (e.g. workers = 4, read-only = true); "
+                   "options on the command line override it");
+    // As with most Unix tools, an option given twice takes its last value:
+    // a wrapper's or a drop-in's flag overrides an earlier one.
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    // A misspelt key must stop ferryd, not be silently ignored.
+    app.allow_config_extras(CLI::config_extras_mode::error);
+    app.add_option("--root", config.root, "Folder to serve (created if missing; ./files also gets a welcome file)")
         ->capture_default_str();
-    app.add_option("--listen", config.listen, "Address to listen on: HOST:PORT or [IPv6]:PORT; port 0 picks a free one")
+    app.add_option("--listen", config.listen,
+                   "Address to listen on: HOST:PORT or [IPv6]:PORT; port 0 picks a free one (unused when systemd "
+                   "passes the listening sockets)")
         ->capture_default_str();
     app.add_option("--max-control-frame", config.max_control_frame, "Largest control frame accepted, in bytes")
         ->capture_default_str()
@@ -113,8 +194,9 @@ int main(int argc, char** argv)
     app.add_option("--max-transfers", config.max_transfers, "Gets and puts running at once, server-wide")
         ->capture_default_str();
     app.add_option("--max-transfers-per-address", config.max_transfers_per_address,
-                   "Gets and puts running at once from one client IP address [default: half of "
-                   "--max-transfers, at least 1]");
+                   "Gets and puts running at once from one client IP address; 0: half of --max-transfers, at "
+                   "least 1")
+        ->capture_default_str();
     app.add_option("--min-rate", config.min_rate,
                    "Bytes per second a transfer must move, over each --stall-timeout window, to keep its slot "
                    "while another get or put waits for one (too_slow); 0: never taken")
@@ -144,21 +226,44 @@ int main(int argc, char** argv)
     app.add_option("--log-format", log_format, "Log lines as readable text or JSON (one object per line)")
         ->capture_default_str()
         ->check(CLI::IsMember({"text", "json"}));
-    app.add_option("--log-file", log_file, "Append the log to this file (reopened on SIGHUP) instead of stderr");
+    app.add_option("--log-file", log_file,
+                   "Append the log to this file (reopened on SIGHUP) instead of stderr; empty: stderr");
     app.add_option("--token-file", token_file,
-                   "Require a token in hello: one \"TOKEN rw\" or \"TOKEN ro\" per line (see README)");
+                   "Require a token in hello: one \"TOKEN rw\" or \"TOKEN ro\" per line, optionally followed by a "
+                   "label naming its holder in the log (see README); empty: no tokens");
     app.add_flag("--read-only", config.read_only, "Refuse every upload, whatever the token");
-    app.add_option("--workers", workers, "Event loops (threads) serving clients; default: the number of CPU cores")
-        ->check(CLI::Range(1u, 256u));
-    auto* cert_option = app.add_option("--tls-cert", tls_cert, "Require TLS 1.3: the certificate chain (PEM)");
+    app.add_option("--workers", workers,
+                   "Event loops (threads) serving clients; 0: the number of CPU cores (at least one per socket "
+                   "systemd passes)")
+        ->capture_default_str()
+        ->check(CLI::Range(0u, 256u));
+    auto* cert_option =
+        app.add_option("--tls-cert", tls_cert, "Require TLS 1.3: the certificate chain (PEM); empty: no TLS");
     auto* key_option = app.add_option("--tls-key", tls_key, "The private key (PEM) of --tls-cert");
     cert_option->needs(key_option);
     key_option->needs(cert_option);
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& error) {
+        if (error.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) {
+            return app.exit(error); // --help, --version
+        }
+        const std::string format = raw_value(app, "--log-format");
+        ferry::server::configure_log(format == "json" ? ferry::server::LogFormat::json : ferry::server::LogFormat::text,
+                                     raw_value(app, "--log-file"));
+        const int status = fail(exit_status::usage, usage_message(error, raw_value(app, "--config")));
+        if (ferry::server::log_is_stderr() && format != "json") {
+            std::fprintf(stderr, "Run with --help for the options.\n");
+        }
+        return status;
+    }
     if (!ferry::server::configure_log(
             log_format == "json" ? ferry::server::LogFormat::json : ferry::server::LogFormat::text, log_file)) {
-        std::fprintf(stderr, "ferryd: cannot open log file \"%s\"\n", log_file.c_str());
-        return 1;
+        return fail(exit_status::log_file,
+                    "cannot open log file \"" + log_file + "\": " + std::strerror(errno));
+    }
+    if (workers == 0) {
+        workers = std::max(1u, uv_available_parallelism());
     }
     config.partial_ttl = std::chrono::seconds(partial_ttl_seconds);
     const auto to_ms = [](double seconds) { return std::chrono::milliseconds(static_cast<long long>(seconds * 1000)); };
@@ -173,33 +278,29 @@ int main(int argc, char** argv)
     std::signal(SIGXFSZ, SIG_IGN);
     raise_descriptor_limit();
 
-    if (config.root == kDefaultRoot && !create_default_root(config.root)) {
-        std::fprintf(stderr, "ferryd: cannot create folder \"%s\"\n", config.root.c_str());
-        return 1;
+    if (auto failed = create_root(config.root, config.root == kDefaultRoot)) {
+        return fail(exit_status::root, *failed);
     }
     if (!token_file.empty()) {
         auto tokens = ferry::server::AccessList::load(token_file);
         if (!tokens) {
-            std::fprintf(stderr, "ferryd: %s\n", tokens.error().message.c_str());
-            return 1;
+            return fail(exit_status::token_file, tokens.error().message);
         }
         for (const auto& warning : tokens->warnings()) {
             ferry::server::log_event("warning", {{"message", warning}});
         }
         config.tokens = std::make_shared<ferry::server::TokenTable>(token_file, std::move(tokens.value()));
     }
-    if (!tls_cert.empty()) {
+    if (!tls_cert.empty() || !tls_key.empty()) {
         auto tls = ferry::server::TlsContext::load(tls_cert, tls_key);
         if (!tls) {
-            std::fprintf(stderr, "ferryd: %s\n", tls.error().message.c_str());
-            return 1;
+            return fail(exit_status::tls, tls.error().message);
         }
         config.tls = std::move(tls.value());
     }
     auto library = ferry::server::Library::open(config.root);
     if (!library) {
-        std::fprintf(stderr, "ferryd: %s\n", library.error().message.c_str());
-        return 1;
+        return fail(exit_status::root, library.error().message);
     }
     const std::size_t stale = ferry::server::remove_stale_partials(*library.value(), config.partial_ttl);
     if (stale > 0) {
@@ -214,8 +315,7 @@ int main(int argc, char** argv)
     ferry::server::Supervisor supervisor(*library.value(), config, workers);
     auto bound = supervisor.start();
     if (!bound) {
-        std::fprintf(stderr, "ferryd: %s\n", bound.error().message.c_str());
-        return 1;
+        return fail(exit_status::listen, bound.error().message);
     }
     // Tests and scripts read this first line to learn the port.
     std::printf("listening on %s\n", bound.value().c_str());

@@ -322,7 +322,7 @@ void Session::start_hello(std::uint64_t id, const HelloRequest& hello)
         return;
     }
     if (config_.tokens) {
-        const auto granted = config_.tokens->current()->check(hello.token);
+        const auto granted = config_.tokens->current()->grant(hello.token);
         if (!granted) {
             // Wait before saying no, so guessing tokens is slow; the
             // connection reads nothing meanwhile.
@@ -332,7 +332,8 @@ void Session::start_hello(std::uint64_t id, const HelloRequest& hello)
             log_event("auth_failed", {{"peer", io_.peer()}, {"token", hello.token.empty() ? "missing" : "wrong"}});
             return;
         }
-        access_ = *granted;
+        access_ = granted->access;
+        token_label_ = granted->label;
     }
     if (config_.read_only) {
         access_ = Access::read_only;

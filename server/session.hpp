@@ -92,6 +92,8 @@ public:
 
     State state() const { return state_; }
     bool job_in_flight() const { return job_in_flight_; }
+    // Who acted, for the log: the label of the hello's token, "" if none.
+    const std::string& token_label() const { return token_label_; }
 
 private:
     struct Download;
@@ -168,6 +170,8 @@ private:
     std::uint64_t window_start_bytes_ = 0;
     bool draining_ = false;
     Access access_ = Access::read_write;
+    // The label of the token that said hello (--token-file); empty without one.
+    std::string token_label_;
     std::uint64_t refuse_at_ms_ = 0;
     std::uint64_t refused_id_ = 0;
     State state_ = State::awaiting_request;

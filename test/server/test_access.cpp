@@ -29,13 +29,49 @@ TEST_CASE("a token file grants read-write or read-only access per token")
 TEST_CASE("a malformed token file is refused with the line that is wrong")
 {
     for (const char* text : {"short rw\n", "a-long-enough-token-here\n", "a-long-enough-token-here admin\n",
-                             "a-long-enough-token-here rw extra\n", "# nothing but comments\n", ""}) {
+                             "a-long-enough-token-here rw label extra\n", "# nothing but comments\n", ""}) {
         CAPTURE(std::string(text));
         auto list = AccessList::parse(text);
         REQUIRE_FALSE(list);
         CHECK(list.error().code == ErrorCode::bad_request);
     }
     CHECK(AccessList::parse("\n\nshort rw\n").error().message.find("line 3") != std::string::npos);
+}
+
+TEST_CASE("a token's entry may name its holder with a label, which is all the log may show of it")
+{
+    auto list = AccessList::parse("alice-0123456789abcdef rw alice@laptop  # Alice's laptop\n"
+                                  "reader-0123456789abcdef ro dashboard.prod_2\n"
+                                  "anon-0123456789abcdef ro # no label\n");
+    REQUIRE(list);
+    auto alice = list->grant("alice-0123456789abcdef");
+    REQUIRE(alice);
+    CHECK(alice->access == Access::read_write);
+    CHECK(alice->label == "alice@laptop");
+    CHECK(list->grant("reader-0123456789abcdef")->label == "dashboard.prod_2");
+    CHECK(list->grant("reader-0123456789abcdef")->access == Access::read_only);
+    CHECK(list->grant("anon-0123456789abcdef")->label.empty());
+    CHECK_FALSE(list->grant("nobody-0123456789abcdef").has_value());
+    CHECK(AccessList::parse("bob-0123456789abcdef ro bob # c\n")->grant("bob-0123456789abcdef")->label == "bob");
+}
+
+TEST_CASE("a label that is not one plain word, or is a token, is refused without being echoed")
+{
+    const std::string too_long(65, 'x');
+    for (const std::string& label : {std::string("secret-9876543210fedcba!"), std::string("a\"b"), std::string("x=y"),
+                                     std::string("ü-label"), too_long}) {
+        CAPTURE(label);
+        auto list = AccessList::parse("alice-0123456789abcdef rw " + label + "\n");
+        REQUIRE_FALSE(list);
+        CHECK(list.error().message.find("line 1") != std::string::npos);
+        CHECK(list.error().message.find(label) == std::string::npos);
+    }
+    // Two tokens on one line: the second would be logged as a label.
+    auto pasted = AccessList::parse("alice-0123456789abcdef rw\nbob-0123456789abcdef ro alice-0123456789abcdef\n");
+    REQUIRE_FALSE(pasted);
+    CHECK(pasted.error().message.find("line 2") != std::string::npos);
+    CHECK(pasted.error().message.find("alice-0123456789abcdef") == std::string::npos);
+    CHECK(AccessList::parse(std::string("alice-0123456789abcdef rw ") + std::string(64, 'x') + "\n"));
 }
 
 TEST_CASE("a token beginning with '#' is a comment, and a line that reads like one is warned about")

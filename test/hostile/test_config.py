@@ -1,0 +1,204 @@
+"""ferryd as an operator configures it: --config FILE (every option, the
+command line wins), usage errors exit 2 naming what is wrong, start-up
+failures exit with their documented status in the chosen log format and
+file, --root is created, and the token file's labels reach the log while
+the tokens never do."""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import unittest
+
+from wire import Server, temp_root, wait_until
+
+FERRYD = os.environ.get("FERRYD", "")
+HERE = os.path.dirname(os.path.abspath(__file__))
+EXAMPLE = os.path.join(HERE, "..", "..", "packaging", "ferryd.conf")
+
+
+def run(*args, timeout=20):
+    return subprocess.run([FERRYD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL, timeout=timeout)
+
+
+def help_options():
+    text = run("--help").stdout.decode()
+    names = set(re.findall(r"--([a-z][a-z-]+)", text.split("Options:", 1)[1]))
+    return names - {"help", "version", "config"}
+
+
+class ConfigFile(unittest.TestCase):
+    def setUp(self):
+        self.root = temp_root()
+        self.addCleanup(shutil.rmtree, self.root)
+
+    def write(self, name, text, mode=0o644):
+        path = os.path.join(self.root, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, mode)
+        return path
+
+    def test_settings_come_from_the_file_and_the_command_line_wins(self):
+        files = os.path.join(self.root, "files")
+        config = self.write(".ferryd.conf",
+                            f'root = "{files}"\nlisten = "127.0.0.1:0"\nread-only = true\n'
+                            'log-format = "json"\nmax-upload-size = 4\nworkers = 3\n')
+        # (Server also passes --root and --listen, the same as the file's.)
+        with Server(FERRYD, files, "--config", config) as server:
+            self.assertEqual(server.peer().access, "ro")
+            self.assertTrue(wait_until(lambda: '"event":"start"' in server.log_text()))
+            start = json.loads(server.log_text().splitlines()[0])
+        self.assertEqual((start["workers"], start["access"], start["level"]), (3, "read-only", "notice"))
+        with Server(FERRYD, files, "--config", config, "--log-format", "text", "--read-only=false",
+                    "--workers", "2") as server:
+            self.assertEqual(server.peer().access, "rw")
+            self.assertTrue(wait_until(lambda: " ferryd: start " in server.log_text()))
+            self.assertIn("workers=2", server.log_text())
+
+    def test_an_unknown_key_or_a_bad_value_is_a_usage_error_naming_it(self):
+        cases = [("max-conections = 5\n", "unknown key max-conections"),
+                 ("[server]\nroot = \"x\"\n", "unknown section [server]"),
+                 ("workers = many\n", "--workers"),
+                 ("workers = 999\n", "--workers"),
+                 ('log-format = "xml"\n', "--log-format"),
+                 ("idle-timeout = -1\n", "--idle-timeout"),
+                 ("config = \"other.conf\"\n", "config")]
+        for text, named in cases:
+            with self.subTest(text=text):
+                config = self.write(".bad.conf", text)
+                result = run("--config", config, "--root", self.root, "--listen", "127.0.0.1:0")
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertIn(named, result.stderr.decode())
+                self.assertIn("start_failed", result.stderr.decode())
+        missing = run("--config", os.path.join(self.root, "nowhere.conf"))
+        self.assertEqual(missing.returncode, 2)
+        self.assertIn("nowhere.conf", missing.stderr.decode())
+
+    def test_the_example_config_names_every_option_and_its_defaults_start(self):
+        with open(EXAMPLE) as f:
+            example = f.read()
+        keys = set(re.findall(r"^#?([a-z][a-z-]+) = ", example, re.M))
+        self.assertEqual(keys, help_options())
+        # As shipped, and with every default uncommented, it is accepted.
+        everything = re.sub(r"^#([a-z][a-z-]+ = )", r"\1", example, flags=re.M)
+        for text in (example, everything):
+            config = self.write(".example.conf", text)
+            with Server(FERRYD, self.root, "--config", config) as server:
+                self.assertEqual(server.peer().access, "rw")
+
+    def test_usage_errors_exit_2(self):
+        for args in (["--bogus"], ["--listen"],
+                     ["--tls-cert", "c.pem"], ["--workers", "many"], ["--max-control-frame", "1"],
+                     ["--log-format", "xml"], ["stray"]):
+            with self.subTest(args=args):
+                result = run("--root", self.root, *args)
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertIn("--help", result.stderr.decode())
+        self.assertEqual(run("--help").returncode, 0)
+
+    def test_an_option_given_twice_takes_its_last_value(self):
+        # Server passes --root and --listen first; a later one wins.
+        elsewhere = os.path.join(self.root, "elsewhere")
+        with Server(FERRYD, os.path.join(self.root, "first"), "--root", elsewhere, "--listen", "127.0.0.1:0",
+                    "--log-format", "json") as server:
+            self.assertTrue(wait_until(lambda: '"event":"start"' in server.log_text()))
+            self.assertEqual(json.loads(server.log_text().splitlines()[0])["root"], elsewhere)
+        self.assertEqual(run("--version").returncode, 0)
+
+
+class StartupFailures(unittest.TestCase):
+    def setUp(self):
+        self.root = temp_root()
+        self.addCleanup(shutil.rmtree, self.root)
+
+    def test_each_failure_has_its_status_in_the_chosen_format_and_file(self):
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        self.addCleanup(busy.close)
+        port = busy.getsockname()[1]
+        unreadable = os.path.join(self.root, ".tokens")
+        os.mkdir(unreadable)  # a folder: not a readable token file
+        blocker = os.path.join(self.root, ".file")
+        open(blocker, "w").close()
+        cases = [(["--token-file", os.path.join(self.root, "none")], 5, "token file"),
+                 (["--token-file", unreadable], 5, "not a regular file"),
+                 (["--tls-cert", blocker, "--tls-key", blocker], 6, ""),
+                 (["--listen", f"127.0.0.1:{port}"], 7, "address already in use"),
+                 (["--listen", f"127.0.0.1:{port}", "--workers", "1"], 7, "address already in use"),
+                 (["--root", os.path.join(blocker, "sub")], 4, "cannot create folder"),
+                 (["--bogus"], 2, "--bogus")]
+        for args, status, message in cases:
+            with self.subTest(args=args):
+                log = os.path.join(self.root, ".log")
+                result = run("--root", self.root, "--listen", "127.0.0.1:0", *args,
+                             "--log-format", "json", "--log-file", log)
+                self.assertEqual(result.returncode, status, result.stderr)
+                with open(log) as f:
+                    lines = [json.loads(line) for line in f]
+                os.unlink(log)
+                failed = [line for line in lines if line["event"] == "start_failed"]
+                self.assertEqual(len(failed), 1, lines)
+                self.assertEqual((failed[0]["level"], failed[0]["exit_status"]), ("error", status))
+                self.assertIn(message, failed[0]["message"])
+                # A person at the terminal is told as well.
+                self.assertIn(message, result.stderr.decode())
+        # No --log-file: the JSON line goes to stderr, and nothing else.
+        result = run("--root", self.root, "--listen", f"127.0.0.1:{port}", "--log-format", "json")
+        self.assertEqual(result.returncode, 7)
+        line = json.loads(result.stderr.decode())
+        self.assertEqual((line["event"], line["level"]), ("start_failed", "error"))
+        # An unopenable log file: exit 3, said on stderr.
+        result = run("--root", self.root, "--log-file", os.path.join(blocker, "log"))
+        self.assertEqual(result.returncode, 3)
+        self.assertIn("cannot open log file", result.stderr.decode())
+
+    def test_a_missing_root_is_created_with_its_parents(self):
+        nested = os.path.join(self.root, "a", "b", "share")
+        with Server(FERRYD, nested) as server:
+            server.peer().close()
+            self.assertTrue(os.path.isdir(nested))
+        # Only the default ./files gets a welcome file.
+        self.assertEqual(os.listdir(nested), [])
+
+
+class Labels(unittest.TestCase):
+    def test_the_log_never_holds_a_token(self):
+        root = temp_root()
+        self.addCleanup(shutil.rmtree, root)
+        tokens = os.path.join(root, ".tokens")
+        alice = "alice-token-0123456789abcdef"
+        bob = "bob-token-0123456789abcdef"
+        wrong = "wrong-token-0123456789abcdef"
+        with open(tokens, "w") as f:
+            f.write(f"{alice} rw alice\n{bob} ro  # no label\n")
+        os.chmod(tokens, 0o600)
+        with open(os.path.join(root, "a.txt"), "wb") as f:
+            f.write(b"hello")
+        log = os.path.join(root, ".log")
+        for fmt in ("text", "json"):
+            with Server(FERRYD, root, "--token-file", tokens, "--log-format", fmt, "--log-file", log) as server:
+                peer = server.peer(token=alice)
+                peer.get("a.txt")
+                peer.put("b.txt", b"world")
+                peer.close()
+                server.peer(token=bob).get("a.txt")
+                try:
+                    server.peer(token=wrong)
+                except Exception:
+                    pass
+                self.assertTrue(wait_until(lambda: open(log).read().count("disconnect") >= 2))
+            with open(log) as f:
+                text = f.read()
+            os.unlink(log)
+            for token in (alice, bob, wrong):
+                self.assertNotIn(token, text)
+                self.assertNotIn(token[:16], text)
+
+
+if __name__ == "__main__":
+    unittest.main()
