@@ -2,6 +2,7 @@
 
 #include "digest.hpp"
 #include "interrupt.hpp"
+#include "posix_io.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -54,10 +55,8 @@ LocalFile::~LocalFile()
 
 Result<LocalFile> LocalFile::open(const std::string& path, int flags, unsigned mode)
 {
-    int fd = -1;
-    do {
-        fd = ::open(path.c_str(), flags | O_CLOEXEC, static_cast<mode_t>(mode));
-    } while (fd < 0 && errno == EINTR);
+    const int fd =
+        sys::retry_on_eintr([&] { return ::open(path.c_str(), flags | O_CLOEXEC, static_cast<mode_t>(mode)); });
     if (fd < 0) {
         return local_error("cannot open " + in_quotes(path), errno);
     }
@@ -66,28 +65,18 @@ Result<LocalFile> LocalFile::open(const std::string& path, int flags, unsigned m
 
 Result<std::size_t> LocalFile::read_at(std::uint64_t offset, std::span<std::uint8_t> buffer) const
 {
-    for (;;) {
-        const ssize_t got = ::pread(fd_, buffer.data(), buffer.size(), static_cast<off_t>(offset));
-        if (got >= 0) {
-            return static_cast<std::size_t>(got);
-        }
-        if (errno != EINTR) {
-            return local_error("cannot read " + in_quotes(path_), errno);
-        }
+    const ssize_t got =
+        sys::retry_on_eintr([&] { return ::pread(fd_, buffer.data(), buffer.size(), static_cast<off_t>(offset)); });
+    if (got < 0) {
+        return local_error("cannot read " + in_quotes(path_), errno);
     }
+    return static_cast<std::size_t>(got);
 }
 
 Status LocalFile::write_all(std::span<const std::uint8_t> bytes)
 {
-    while (!bytes.empty()) {
-        const ssize_t wrote = ::write(fd_, bytes.data(), bytes.size());
-        if (wrote < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return local_error("cannot write " + in_quotes(path_), errno);
-        }
-        bytes = bytes.subspan(static_cast<std::size_t>(wrote));
+    if (const auto wrote = sys::write_all(fd_, bytes); !wrote.ok()) {
+        return local_error("cannot write " + in_quotes(path_), wrote.error);
     }
     return success();
 }
@@ -305,10 +294,7 @@ std::string kind_of(mode_t mode)
 
 Result<DownloadTarget> inspect_download_target(const std::string& dest)
 {
-    int fd = -1;
-    do {
-        fd = ::open(dest.c_str(), O_PATH | O_CLOEXEC);
-    } while (fd < 0 && errno == EINTR);
+    const int fd = sys::retry_on_eintr([&] { return ::open(dest.c_str(), O_PATH | O_CLOEXEC); });
     if (fd < 0) {
         const int error = errno;
         struct stat link {};
@@ -354,15 +340,12 @@ Result<LocalFile> open_stream_target(const DownloadTarget& target)
     // Reopening the inspected descriptor through /proc opens that very
     // FIFO or device, whatever has happened to the name since.
     const std::string via = "/proc/self/fd/" + std::to_string(target.handle.fd());
-    int fd = -1;
-    do {
-        fd = ::open(via.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC);
-    } while (fd < 0 && errno == EINTR && !interrupted());
+    // Opening a FIFO waits for a reader: Ctrl-C ends the wait.
+    int fd = sys::retry_on_eintr([&] { return ::open(via.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC); }, interrupted);
     if (fd < 0 && (errno == ENOENT || errno == ENOTDIR)) {
         // No /proc: open by name, then make sure it is the same file.
-        do {
-            fd = ::open(target.path.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC);
-        } while (fd < 0 && errno == EINTR && !interrupted());
+        fd = sys::retry_on_eintr([&] { return ::open(target.path.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC); },
+                                 interrupted);
         if (fd >= 0) {
             struct stat inspected {};
             struct stat opened {};

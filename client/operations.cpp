@@ -6,6 +6,7 @@
 #include "interrupt.hpp"
 #include "local_files.hpp"
 #include "names.hpp"
+#include "posix_io.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -382,15 +383,8 @@ Result<GetResult> receive_file(Connection& connection, const GetOptions& options
 
 Status write_to_stream(int fd, const std::string& where, std::span<const std::uint8_t> bytes)
 {
-    while (!bytes.empty()) {
-        const ssize_t wrote = ::write(fd, bytes.data(), bytes.size());
-        if (wrote < 0 && errno == EINTR && !interrupted()) {
-            continue;
-        }
-        if (wrote <= 0) {
-            return local_error("cannot write to " + where, wrote < 0 ? errno : EIO);
-        }
-        bytes = bytes.subspan(static_cast<std::size_t>(wrote));
+    if (const auto wrote = sys::write_all(fd, bytes, interrupted); !wrote.ok()) {
+        return local_error("cannot write to " + where, wrote.error);
     }
     return success();
 }

@@ -4,6 +4,7 @@
 #include "interrupt.hpp"
 #include "line_editor.hpp"
 #include "operations.hpp"
+#include "posix_io.hpp"
 #include "status.hpp"
 #include "transfers.hpp"
 
@@ -52,18 +53,16 @@ public:
                 return LineStatus::line;
             }
             char buffer[4096];
-            const ssize_t got = ::read(STDIN_FILENO, buffer, sizeof buffer);
+            const ssize_t got =
+                sys::retry_on_eintr([&] { return ::read(STDIN_FILENO, buffer, sizeof buffer); }, interrupted);
             if (got > 0) {
                 pending_.append(buffer, static_cast<std::size_t>(got));
                 continue;
             }
-            if (got < 0 && errno == EINTR) {
-                if (interrupted()) {
-                    clear_interrupt();
-                    pending_.clear();
-                    return LineStatus::interrupted;
-                }
-                continue;
+            if (got < 0 && errno == EINTR) { // only when interrupted() said so
+                clear_interrupt();
+                pending_.clear();
+                return LineStatus::interrupted;
             }
             if (!pending_.empty()) { // a last line without a newline
                 line = std::move(pending_);

@@ -3,6 +3,7 @@
 #include "interrupt.hpp"
 #include "local_files.hpp"
 #include "operations.hpp"
+#include "posix_io.hpp"
 #include "progress.hpp"
 
 #include <fcntl.h>
@@ -188,9 +189,11 @@ public:
             if (interrupted()) {
                 return Error{ErrorCode::aborted, "interrupted while reading standard input"};
             }
-            const ssize_t got = ::read(STDIN_FILENO, buffer.data(), buffer.size());
+            // One read, not read_full: a pipe's bytes are spooled as they come.
+            const ssize_t got =
+                sys::retry_on_eintr([&] { return ::read(STDIN_FILENO, buffer.data(), buffer.size()); }, interrupted);
             if (got < 0 && errno == EINTR) {
-                continue;
+                continue; // interrupted: the check above says so
             }
             if (got < 0) {
                 return local_error("cannot read standard input", errno);

@@ -1,5 +1,7 @@
 #include "access.hpp"
 
+#include "posix_io.hpp"
+
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
@@ -8,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
@@ -166,21 +169,17 @@ Result<AccessList> AccessList::load(const std::string& path)
                                                "(chmod 600 it)"};
     }
     std::string text;
-    char buffer[4096];
+    std::array<char, 4096> buffer;
     for (;;) {
-        const ssize_t got = ::read(fd, buffer, sizeof buffer);
-        if (got < 0 && errno == EINTR) {
-            continue;
-        }
-        if (got < 0) {
-            const int error = errno;
+        const auto got = sys::read_full(fd, std::span(buffer));
+        if (!got.ok()) {
             ::close(fd);
-            return Error{ErrorCode::io_error, "cannot read token file \"" + path + "\": " + std::strerror(error)};
+            return Error{ErrorCode::io_error, "cannot read token file \"" + path + "\": " + std::strerror(got.error)};
         }
-        if (got == 0) {
+        text.append(buffer.data(), got.done);
+        if (got.done < buffer.size()) {
             break;
         }
-        text.append(buffer, static_cast<std::size_t>(got));
     }
     ::close(fd);
     auto list = parse(text);

@@ -3,6 +3,7 @@
 #include "connection.hpp"
 #include "log.hpp"
 #include "messages.hpp"
+#include "posix_io.hpp"
 
 #include <fcntl.h>
 #include <malloc.h>
@@ -147,12 +148,13 @@ void Server::on_listen_readable(uv_poll_t* handle, int status, int)
         return;
     }
     for (int accepted = 0; accepted < 64 && !self->stopping_; ++accepted) {
-        const int fd = ::accept4(self->listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        const int fd = sys::retry_on_eintr(
+            [&] { return ::accept4(self->listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC); });
         if (fd >= 0) {
             self->on_connection(fd);
             continue;
         }
-        if (errno == EINTR || errno == ECONNABORTED) {
+        if (errno == ECONNABORTED) {
             continue;
         }
         if (errno == EMFILE || errno == ENFILE) {

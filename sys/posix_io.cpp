@@ -1,0 +1,66 @@
+#include "posix_io.hpp"
+
+#include <unistd.h>
+
+namespace ferry::sys {
+
+namespace {
+
+// One loop for all four: `step` moves at most `left` bytes at `done` bytes
+// into the span and returns what read(2)/write(2) would. `writing` decides
+// what a zero means: the end of the file for a read, a stuck device (EIO)
+// for a write.
+template <class Step>
+Transfer run(std::size_t size, bool writing, StopCheck stop, Step&& step)
+{
+    Transfer transfer;
+    while (transfer.done < size) {
+        const ssize_t moved = step(transfer.done, size - transfer.done);
+        if (moved > 0) {
+            transfer.done += static_cast<std::size_t>(moved);
+            continue;
+        }
+        if (moved == 0) {
+            if (writing) {
+                transfer.error = EIO;
+            }
+            return transfer;
+        }
+        if (errno == EINTR && (stop == nullptr || !stop())) {
+            continue;
+        }
+        transfer.error = errno;
+        return transfer;
+    }
+    return transfer;
+}
+
+} // namespace
+
+Transfer write_all(int fd, std::span<const std::byte> bytes, StopCheck stop)
+{
+    return run(bytes.size(), true, stop,
+               [&](std::size_t at, std::size_t left) { return ::write(fd, bytes.data() + at, left); });
+}
+
+Transfer pwrite_all(int fd, std::span<const std::byte> bytes, off_t offset)
+{
+    return run(bytes.size(), true, nullptr, [&](std::size_t at, std::size_t left) {
+        return ::pwrite(fd, bytes.data() + at, left, offset + static_cast<off_t>(at));
+    });
+}
+
+Transfer read_full(int fd, std::span<std::byte> buffer, StopCheck stop)
+{
+    return run(buffer.size(), false, stop,
+               [&](std::size_t at, std::size_t left) { return ::read(fd, buffer.data() + at, left); });
+}
+
+Transfer pread_full(int fd, std::span<std::byte> buffer, off_t offset)
+{
+    return run(buffer.size(), false, nullptr, [&](std::size_t at, std::size_t left) {
+        return ::pread(fd, buffer.data() + at, left, offset + static_cast<off_t>(at));
+    });
+}
+
+} // namespace ferry::sys

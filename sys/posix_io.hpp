@@ -1,0 +1,88 @@
+// The one place that retries system calls interrupted by a signal (EINTR) and
+// finishes short reads and writes. Server and client both link it, so the
+// loop is written (and reviewed) once instead of at every call site.
+//
+// Contract: nothing here allocates, throws or logs; failures come back as an
+// errno value for the caller to turn into its own error.
+#pragma once
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <type_traits>
+
+#include <sys/types.h>
+
+namespace ferry::sys {
+
+// Asked between retries; true stops them (the client's Ctrl-C check). A
+// plain function pointer keeps the hot loops free of std::function.
+using StopCheck = bool (*)();
+
+// Calls `call` again while it fails with EINTR, unless `stop` says to give
+// up, in which case the EINTR failure (-1, errno == EINTR) is returned. Fits
+// every call that reports failure as a negative value with errno set.
+template <class Call>
+auto retry_on_eintr(Call&& call, StopCheck stop = nullptr) -> decltype(call())
+{
+    for (;;) {
+        auto result = call();
+        if (result >= 0 || errno != EINTR || (stop != nullptr && stop())) {
+            return result;
+        }
+    }
+}
+
+// How far a whole-span transfer got: `done` bytes moved, and `error` the errno
+// that stopped it (0 when it ran to its end).
+struct Transfer {
+    std::size_t done = 0;
+    int error = 0;
+
+    bool ok() const { return error == 0; }
+};
+
+// Writes all of `bytes`, resuming after short writes and EINTR. A write that
+// moves nothing is reported as EIO rather than retried for ever.
+Transfer write_all(int fd, std::span<const std::byte> bytes, StopCheck stop = nullptr);
+// The same at a file offset (pwrite), leaving the file position alone.
+Transfer pwrite_all(int fd, std::span<const std::byte> bytes, off_t offset);
+
+// Reads until `buffer` is full or the end of the file: `done < size` with no
+// error means the end came first.
+Transfer read_full(int fd, std::span<std::byte> buffer, StopCheck stop = nullptr);
+// The same at a file offset (pread), leaving the file position alone.
+Transfer pread_full(int fd, std::span<std::byte> buffer, off_t offset);
+
+// The call sites hold chars (server) or uint8_t (client); these spell the
+// conversion once.
+template <class Byte, std::size_t Extent>
+    requires(sizeof(Byte) == 1 && !std::is_same_v<std::remove_const_t<Byte>, std::byte>)
+Transfer write_all(int fd, std::span<Byte, Extent> bytes, StopCheck stop = nullptr)
+{
+    return write_all(fd, std::span<const std::byte>(std::as_bytes(bytes)), stop);
+}
+
+template <class Byte, std::size_t Extent>
+    requires(sizeof(Byte) == 1 && !std::is_same_v<std::remove_const_t<Byte>, std::byte>)
+Transfer pwrite_all(int fd, std::span<Byte, Extent> bytes, off_t offset)
+{
+    return pwrite_all(fd, std::span<const std::byte>(std::as_bytes(bytes)), offset);
+}
+
+template <class Byte, std::size_t Extent>
+    requires(sizeof(Byte) == 1 && !std::is_const_v<Byte> && !std::is_same_v<Byte, std::byte>)
+Transfer read_full(int fd, std::span<Byte, Extent> buffer, StopCheck stop = nullptr)
+{
+    return read_full(fd, std::span<std::byte>(std::as_writable_bytes(buffer)), stop);
+}
+
+template <class Byte, std::size_t Extent>
+    requires(sizeof(Byte) == 1 && !std::is_const_v<Byte> && !std::is_same_v<Byte, std::byte>)
+Transfer pread_full(int fd, std::span<Byte, Extent> buffer, off_t offset)
+{
+    return pread_full(fd, std::span<std::byte>(std::as_writable_bytes(buffer)), offset);
+}
+
+} // namespace ferry::sys
