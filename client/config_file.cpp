@@ -1,12 +1,11 @@
 #include "config_file.hpp"
 
-#include "digest.hpp"
+#include "hex.hpp"
 
 #include <toml++/toml.h>
 
 #include <sys/stat.h>
 
-#include <cctype>
 #include <cstdlib>
 
 namespace ferry::client {
@@ -177,12 +176,8 @@ Result<FerryUrl> parse_ferry_url(std::string_view text)
     // Percent-encoding lets a pasted address carry any name (RFC 3986 2.1).
     for (std::size_t i = 0; i < path.size(); ++i) {
         if (path[i] == '%') {
-            // from_hex reads lowercase only; RFC 3986 allows either case.
-            std::string digits = i + 2 < path.size() ? std::string(path.substr(i + 1, 2)) : std::string();
-            for (char& c : digits) {
-                c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-            }
-            const auto byte = from_hex(digits);
+            // Either case, as RFC 3986 allows.
+            const auto byte = from_hex(i + 2 < path.size() ? path.substr(i + 1, 2) : std::string_view());
             if (!byte || byte->size() != 1) {
                 return bad("'%' must be followed by two hex digits");
             }

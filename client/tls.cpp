@@ -1,5 +1,6 @@
 #include "tls.hpp"
 
+#include "hex.hpp"
 #include "interrupt.hpp"
 
 #include <openssl/err.h>
@@ -49,31 +50,6 @@ std::string openssl_reason()
     std::array<char, 256> text{};
     ERR_error_string_n(code, text.data(), text.size());
     return text.data();
-}
-
-int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-std::string hex_text(std::span<const std::uint8_t> bytes)
-{
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string text;
-    for (const auto byte : bytes) {
-        text += kDigits[byte >> 4];
-        text += kDigits[byte & 0x0f];
-    }
-    return text;
 }
 
 bool is_ip_literal(const std::string& host)
@@ -155,8 +131,8 @@ Status check_pin(SSL* ssl, const Sha256Fingerprint& pin, const std::string& addr
         return handshake_error(address, "cannot hash the server's certificate: " + openssl_reason());
     }
     if (actual != pin) {
-        return trust_error(address, "the server's certificate has SHA-256 fingerprint sha256:" + hex_text(actual) +
-                                            ", not the pinned sha256:" + hex_text(pin));
+        return trust_error(address, "the server's certificate has SHA-256 fingerprint sha256:" + to_hex(actual) +
+                                            ", not the pinned sha256:" + to_hex(pin));
     }
     return success();
 }
@@ -195,22 +171,14 @@ Result<Sha256Fingerprint> parse_pin(std::string_view text)
         })) {
         text.remove_prefix(kPrefix.size());
     }
+    std::string digits(text);
+    std::erase(digits, ':');
+    const auto bytes = from_hex(digits);
     Sha256Fingerprint pin{};
-    std::size_t digits = 0;
-    for (const char c : text) {
-        if (c == ':') {
-            continue;
-        }
-        const int value = hex_value(c);
-        if (value < 0 || digits >= pin.size() * 2) {
-            return bad;
-        }
-        pin[digits / 2] = static_cast<std::uint8_t>((pin[digits / 2] << 4) | value);
-        ++digits;
-    }
-    if (digits != pin.size() * 2) {
+    if (!bytes || bytes->size() != pin.size()) {
         return bad;
     }
+    std::copy(bytes->begin(), bytes->end(), pin.begin());
     return pin;
 }
 

@@ -11,17 +11,6 @@ namespace {
 // different OpenSSL or architecture reading it.
 constexpr std::string_view kStatePrefix = "sha256-ctx-v1:";
 
-int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    return -1;
-}
-
 } // namespace
 
 Sha256::Sha256()
@@ -70,17 +59,16 @@ std::optional<Sha256> Sha256::restore_state(std::string_view saved)
     if (saved.size() != 2 * sizeof(SHA256_CTX)) {
         return std::nullopt;
     }
-    std::array<unsigned char, sizeof(SHA256_CTX)> raw{};
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-        const int high = hex_value(saved[2 * i]);
-        const int low = hex_value(saved[2 * i + 1]);
-        if (high < 0 || low < 0) {
-            return std::nullopt;
-        }
-        raw[i] = static_cast<unsigned char>(high * 16 + low);
+    // Saved states are written in lowercase; anything else was not written by us.
+    if (!is_lower_hex(saved, 2 * sizeof(SHA256_CTX))) {
+        return std::nullopt;
+    }
+    const auto raw = from_hex(saved);
+    if (!raw || raw->size() != sizeof(SHA256_CTX)) {
+        return std::nullopt;
     }
     Sha256 restored;
-    std::memcpy(&restored.ctx_, raw.data(), raw.size());
+    std::memcpy(&restored.ctx_, raw->data(), raw->size());
     // A context whose buffered byte count is out of range was not written by us.
     if (restored.ctx_.num >= SHA256_CBLOCK || restored.ctx_.md_len != SHA256_DIGEST_LENGTH) {
         return std::nullopt;
@@ -88,46 +76,9 @@ std::optional<Sha256> Sha256::restore_state(std::string_view saved)
     return restored;
 }
 
-std::string to_hex(std::span<const unsigned char> bytes)
-{
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string text;
-    text.reserve(bytes.size() * 2);
-    for (const unsigned char b : bytes) {
-        text += kDigits[b >> 4];
-        text += kDigits[b & 0x0F];
-    }
-    return text;
-}
-
-std::optional<std::string> from_hex(std::string_view text)
-{
-    if (text.size() % 2 != 0) {
-        return std::nullopt;
-    }
-    std::string raw(text.size() / 2, '\0');
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-        const int high = hex_value(text[2 * i]);
-        const int low = hex_value(text[2 * i + 1]);
-        if (high < 0 || low < 0) {
-            return std::nullopt;
-        }
-        raw[i] = static_cast<char>(high * 16 + low);
-    }
-    return raw;
-}
-
 bool is_lower_hex(std::string_view text, std::size_t digits)
 {
-    if (text.size() != digits) {
-        return false;
-    }
-    for (const char c : text) {
-        if (hex_value(c) < 0) {
-            return false;
-        }
-    }
-    return true;
+    return text.size() == digits && text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
 }
 
 bool is_sha256_hex(std::string_view text)

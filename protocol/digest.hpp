@@ -3,6 +3,8 @@
 // on hashing where it stopped instead of re-reading the bytes it already has.
 #pragma once
 
+#include "hex.hpp"
+
 #include <openssl/sha.h>
 
 #include <cstddef>
@@ -35,9 +37,8 @@ private:
     SHA256_CTX ctx_;
 };
 
-std::string to_hex(std::span<const unsigned char> bytes);
-// Lowercase hex only; nothing for an odd length or another character.
-std::optional<std::string> from_hex(std::string_view text);
+// Whether `text` is exactly `digits` lowercase hex digits, the form the wire
+// and the state files use for digests.
 bool is_lower_hex(std::string_view text, std::size_t digits);
 bool is_sha256_hex(std::string_view text);
 

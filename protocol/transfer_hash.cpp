@@ -154,7 +154,12 @@ std::optional<TransferHash> TransferHash::restore_state(std::string_view saved)
     if (!saved.starts_with(expected_size)) {
         return std::nullopt;
     }
-    const auto raw = from_hex(saved.substr(expected_size.size()));
+    saved.remove_prefix(expected_size.size());
+    // Saved states are written in lowercase; anything else was not written by us.
+    if (!is_lower_hex(saved, 2 * sizeof(XXH3_state_t))) {
+        return std::nullopt;
+    }
+    const auto raw = from_hex(saved);
     if (!raw || raw->size() != sizeof(XXH3_state_t)) {
         return std::nullopt;
     }

@@ -3,6 +3,8 @@
 #include "digest.hpp"
 #include "random_data.hpp"
 
+#include <openssl/err.h>
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -267,4 +269,41 @@ TEST_CASE("to_hex")
     CHECK(hex.substr(0, 8) == "00010203");
     CHECK(hex.substr(2 * 0x9e, 4) == "9e9f");
     CHECK(hex.substr(508) == "feff");
+}
+
+TEST_CASE("from_hex reads what to_hex writes, in either case, and nothing else")
+{
+    std::vector<unsigned char> all(256);
+    for (std::size_t i = 0; i < all.size(); ++i) {
+        all[i] = static_cast<unsigned char>(i);
+    }
+    const std::string hex = ferry::to_hex(all);
+    const auto back = ferry::from_hex(hex);
+    REQUIRE(back.has_value());
+    CHECK(std::equal(back->begin(), back->end(), all.begin(), all.end(),
+                     [](char a, unsigned char b) { return static_cast<unsigned char>(a) == b; }));
+    std::string upper = hex;
+    for (char& c : upper) {
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    CHECK(ferry::from_hex(upper) == back);
+    CHECK(ferry::from_hex("") == std::string());
+    CHECK(ferry::from_hex("4A") == std::string("J"));
+    CHECK(ferry::from_hex("00") == std::string(1, '\0'));
+
+    const std::vector<std::string> bad{"0",    "abc",  "zz",       "0g",         "g0",   "0x",
+                                       "+1",   "-1",   " 1",       "1 ",         "ab:cd", "ab cd",
+                                       "\xc3\xa9", "0x00", std::string("0\0", 2), std::string("00\0\0", 4)};
+    for (const auto& text : bad) {
+        CAPTURE(text);
+        CHECK_FALSE(ferry::from_hex(text).has_value());
+    }
+}
+
+TEST_CASE("a refused hex string leaves nothing on OpenSSL's error queue")
+{
+    ERR_clear_error();
+    CHECK_FALSE(ferry::from_hex("zz").has_value());
+    CHECK_FALSE(ferry::from_hex("abc").has_value());
+    CHECK(ERR_peek_error() == 0);
 }

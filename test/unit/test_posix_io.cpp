@@ -234,8 +234,21 @@ TEST_CASE("a stop check turns an interrupted read into EINTR with what was read 
     REQUIRE(::write(pair.a, "abc", 3) == 3);
     std::vector<char> got(10);
     sys::Transfer transfer;
-    std::thread reader([&] { transfer = sys::read_full(pair.b, std::span(got), [] { return g_signals.load() > 0; }); });
-    interrupt(reader.native_handle(), 1);
+    std::atomic<bool> finished{false};
+    std::thread reader([&] {
+        transfer = sys::read_full(pair.b, std::span(got), [] { return g_signals.load() > 0; });
+        finished = true;
+    });
+    // A signal that lands between two reads interrupts nothing, so signals
+    // go on until the read has returned.
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!finished && std::chrono::steady_clock::now() < give_up) {
+        ::pthread_kill(reader.native_handle(), SIGUSR1);
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (!finished) {
+        REQUIRE(::write(pair.a, "defghij", 7) == 7); // lets the read end, so the test fails instead of hanging
+    }
     reader.join();
     CHECK(transfer.error == EINTR);
     CHECK(transfer.done == 3);

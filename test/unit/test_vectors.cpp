@@ -2,6 +2,7 @@
 // Python conformance suite checks, so the document, this codec and any
 // client written from the document cannot drift apart.
 #include "frame.hpp"
+#include "hex.hpp"
 #include "messages.hpp"
 
 #include <doctest/doctest.h>
@@ -17,11 +18,9 @@ namespace {
 
 std::vector<std::uint8_t> from_hex(const std::string& hex)
 {
-    std::vector<std::uint8_t> bytes;
-    for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
-        bytes.push_back(static_cast<std::uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
-    }
-    return bytes;
+    const auto bytes = ferry::from_hex(hex);
+    REQUIRE(bytes.has_value());
+    return {bytes->begin(), bytes->end()};
 }
 
 json load_vectors()
