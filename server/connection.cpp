@@ -6,25 +6,11 @@
 #include "frame.hpp"
 #include "messages.hpp"
 
-#include <fcntl.h>
-#include <linux/sockios.h>
-#include <sys/ioctl.h>
-#include <sys/sendfile.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <exception>
 
 namespace ferry::server {
-
-struct Connection::WriteRequest {
-    uv_write_t request{};
-    std::string bytes;
-    Connection* connection = nullptr;
-};
 
 struct Connection::JobRequest {
     uv_work_t request{};
@@ -33,7 +19,8 @@ struct Connection::JobRequest {
 };
 
 Connection::Connection(Server& server, uv_loop_t* loop)
-    : server_(server), session_(*this, server.library(), server.config(), server.counters())
+    : server_(server), session_(*this, server.library(), server.config(), server.counters()),
+      output_(stream(), *this)
 {
     uv_tcp_init(loop, &tcp_);
     tcp_.data = this;
@@ -55,6 +42,14 @@ void Connection::start()
     if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
         peer_ = format_address(reinterpret_cast<const sockaddr*>(&address));
         address_ = peer_.substr(0, peer_.rfind(':'));
+    }
+}
+
+void Connection::serve()
+{
+    if (phase_ == Phase::accepted) {
+        phase_ = Phase::serving;
+        uv_read_start(stream(), on_alloc, on_read);
     }
 }
 
@@ -154,14 +149,21 @@ std::string Connection::handshake_stage() const
 
 void Connection::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms)
 {
-    if (handle_closing_) {
-        return;
-    }
-    if (close_requested_) {
+    switch (phase_) {
+    case Phase::accepted:
+    case Phase::serving:
+    case Phase::peer_gone:
+        break;
+    case Phase::flushing:
+    case Phase::flushing_peer_gone:
+    case Phase::lingering:
         close_requested_at_ = std::min(now_ms, close_requested_at_ + unwatched_ms);
         if (now_ms - close_requested_at_ >= kCloseLingerMs) {
             force_close();
         }
+        return;
+    case Phase::closing:
+    case Phase::closed:
         return;
     }
     // Like the session's clocks, the handshake's deadline skips the time
@@ -182,25 +184,6 @@ void Connection::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms
         return;
     }
     guarded([&] { session_.check_timeouts(now_ms, unwatched_ms); });
-}
-
-// What was written minus what still waits: in libuv's queue, or in the
-// kernel's send queue unacknowledged (SIOCOUTQ counts both the unsent and
-// the unacknowledged bytes there).
-std::uint64_t Connection::acknowledged_bytes() const
-{
-    uv_os_fd_t fd = -1;
-    int queued = 0;
-    if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) != 0 || ::ioctl(fd, SIOCOUTQ, &queued) != 0) {
-        return acknowledged_;
-    }
-    const std::uint64_t waiting =
-        uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&tcp_)) + static_cast<std::uint64_t>(queued);
-    // Acknowledgements never go back; the figure must not either.
-    if (written_ > waiting) {
-        acknowledged_ = std::max(acknowledged_, written_ - waiting);
-    }
-    return acknowledged_;
 }
 
 template <typename Transition>
@@ -230,11 +213,21 @@ void Connection::on_alloc(uv_handle_t* handle, std::size_t, uv_buf_t* buf)
 void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf)
 {
     auto* self = static_cast<Connection*>(stream->data);
-    if (self->lingering_) {
+    switch (self->phase_) {
+    case Phase::serving:
+        break;
+    case Phase::lingering:
         if (nread < 0) {
             self->close_handle(); // the peer has read our last words and left
         }
         return; // whatever else the peer still sends is dropped
+    case Phase::accepted:
+    case Phase::peer_gone:
+    case Phase::flushing:
+    case Phase::flushing_peer_gone:
+    case Phase::closing:
+    case Phase::closed:
+        return; // not reading in these phases
     }
     if (nread > 0) {
         self->guarded([&] { self->deliver(std::span<const char>(buf->base, static_cast<std::size_t>(nread))); });
@@ -255,16 +248,25 @@ void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
 
 void Connection::peer_gone()
 {
-    if (peer_closed_) {
+    switch (phase_) {
+    case Phase::accepted:
+    case Phase::serving:
+        phase_ = Phase::peer_gone;
+        uv_read_stop(stream());
+        guarded([&] { session_.on_peer_closed(); });
+        return;
+    case Phase::flushing:
+        // The session has finished; what is queued still goes out (a peer
+        // that only half-closed reads it), then the socket closes.
+        phase_ = Phase::flushing_peer_gone;
+        return;
+    case Phase::peer_gone:
+    case Phase::flushing_peer_gone:
+    case Phase::lingering: // the read side ends it
+    case Phase::closing:
+    case Phase::closed:
         return;
     }
-    peer_closed_ = true;
-    if (reading_) {
-        uv_read_stop(stream());
-        reading_ = false;
-    }
-
-    guarded([&] { session_.on_peer_closed(); });
 }
 
 void Connection::send(std::string bytes)
@@ -276,11 +278,6 @@ void Connection::send(std::string bytes)
         return;
     }
     if (!tls_) {
-        if (sending_file_range() || !waiting_.empty()) {
-            unsent_ += bytes.size();
-            waiting_.emplace_back(std::move(bytes));
-            return;
-        }
         write_raw(std::move(bytes));
         return;
     }
@@ -296,216 +293,43 @@ void Connection::send(std::string bytes)
 void Connection::send_file_frame(std::shared_ptr<const OpenFile> file, std::uint64_t offset, std::size_t length)
 {
     const FrameHeader header = encode_frame_header(FrameKind::data, static_cast<std::uint32_t>(length));
-    std::string header_bytes(reinterpret_cast<const char*>(header.data()), header.size());
-    FileRange range{std::move(file), offset, length};
-    if (sending_file_range() || !waiting_.empty()) {
-        unsent_ += header_bytes.size() + length;
-        waiting_.emplace_back(std::move(header_bytes));
-        waiting_.emplace_back(std::move(range));
-        return;
-    }
-    write_raw(std::move(header_bytes));
-    unsent_ += length;
-    file_range_ = std::move(range);
-    pump_file_range(); // waits for the header's write to complete first
+    output_.send(std::string(reinterpret_cast<const char*>(header.data()), header.size()));
+    output_.send_file(std::move(file), offset, length);
 }
 
-void Connection::pump_file_range()
+void Connection::on_queue_sent()
 {
-    // The range's header (and anything before it) must have left libuv's
-    // write queue, or the file's bytes would overtake it.
-    if (!file_range_ || pending_writes_ > 0 || handle_closing_) {
-        return;
-    }
-    uv_os_fd_t socket_fd = -1;
-    if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &socket_fd) != 0) {
-        force_close();
-        return;
-    }
-    FileRange& range = *file_range_;
-    std::size_t moved = 0;
-    while (range.length > 0) {
-        auto offset = static_cast<off_t>(range.offset);
-        const ssize_t sent = ::sendfile(socket_fd, range.file->fd(), &offset, range.length);
-        if (sent > 0) {
-            range.offset += static_cast<std::uint64_t>(sent);
-            range.length -= static_cast<std::size_t>(sent);
-            unsent_ -= static_cast<std::size_t>(sent);
-            written_ += static_cast<std::uint64_t>(sent);
-            moved += static_cast<std::size_t>(sent);
-            continue;
-        }
-        if (sent < 0 && errno == EINTR) {
-            continue;
-        }
-        if (sent < 0 && errno == EAGAIN) {
-            watch_writable();
-            break;
-        }
-        if (sent < 0 && (errno == EPIPE || errno == ECONNRESET)) {
-            peer_gone();
-            return;
-        }
-        // The file shrank under a frame whose size is already on the wire,
-        // or could not be read: the frame cannot be finished, so neither
-        // can the connection.
-        const std::string reason =
-            sent == 0 ? "the file shrank while it was being sent" : std::string("sendfile: ") + std::strerror(errno);
-        log_event("close", {{"peer", peer_}, {"code", "io_error"}, {"message", reason}});
-        force_close();
-        return;
-    }
-    if (range.length == 0) {
-        file_range_.reset();
-        stop_watching_writable();
-        flush_waiting();
-    }
-    if (moved > 0 && !close_requested_) {
+    switch (phase_) {
+    case Phase::accepted:
+    case Phase::serving:
+    case Phase::peer_gone:
         guarded([&] { session_.on_sent(); });
-    }
-    if (close_requested_ && pending_writes_ == 0 && !sending_file_range() && waiting_.empty() && !handle_closing_) {
-        finish_close();
-    }
-}
-
-void Connection::flush_waiting()
-{
-    while (!waiting_.empty() && !file_range_) {
-        auto next = std::move(waiting_.front());
-        waiting_.pop_front();
-        if (auto* bytes = std::get_if<std::string>(&next)) {
-            unsent_ -= bytes->size();
-            write_raw(std::move(*bytes));
-        } else {
-            file_range_ = std::move(std::get<FileRange>(next)); // still counted in unsent_
-        }
+        return;
+    case Phase::flushing:
+    case Phase::flushing_peer_gone:
+    case Phase::lingering:
+    case Phase::closing:
+    case Phase::closed:
+        return; // the session has closed: nothing more to send
     }
 }
 
-void Connection::watch_writable()
+void Connection::on_queue_drained()
 {
-    if (writable_poll_ == nullptr) {
-        uv_os_fd_t socket_fd = -1;
-        if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &socket_fd) != 0) {
-            force_close();
-            return;
-        }
-        writable_fd_ = ::fcntl(socket_fd, F_DUPFD_CLOEXEC, 0);
-        if (writable_fd_ < 0) {
-            log_event("close", {{"peer", peer_}, {"code", "internal"}, {"message", std::strerror(errno)}});
-            force_close();
-            return;
-        }
-        writable_poll_ = new uv_poll_t;
-        writable_poll_->data = this;
-        if (uv_poll_init(tcp_.loop, writable_poll_, writable_fd_) != 0) {
-            delete writable_poll_;
-            writable_poll_ = nullptr;
-            ::close(writable_fd_);
-            writable_fd_ = -1;
-            force_close();
-            return;
-        }
-    }
-    if (!writable_watched_ && uv_poll_start(writable_poll_, UV_WRITABLE, on_writable) == 0) {
-        writable_watched_ = true;
-    }
+    finish_flushing();
 }
 
-void Connection::stop_watching_writable()
+void Connection::on_queue_failed(const SendFailure& failure)
 {
-    if (writable_watched_) {
-        uv_poll_stop(writable_poll_);
-        writable_watched_ = false;
-    }
-}
-
-void Connection::on_writable(uv_poll_t* poll, int, int)
-{
-    // An error shows again in sendfile's result, which says what to do.
-    static_cast<Connection*>(poll->data)->pump_file_range();
-}
-
-void Connection::release_writable_watch()
-{
-    if (writable_poll_ == nullptr) {
+    if (failure.code != ErrorCode::connection_lost) {
+        guarded([&] {
+            log_event("close", {{"peer", peer_}, {"code", to_string(failure.code)}, {"message", failure.message()}});
+        });
+        force_close();
         return;
     }
-    writable_watched_ = false;
-    uv_close(reinterpret_cast<uv_handle_t*>(writable_poll_), [](uv_handle_t* handle) {
-        auto* self = static_cast<Connection*>(handle->data);
-        delete reinterpret_cast<uv_poll_t*>(handle);
-        ::close(self->writable_fd_);
-        self->writable_fd_ = -1;
-        self->writable_poll_ = nullptr;
-        self->free_if_done();
-    });
-}
-
-void Connection::write_raw(std::string bytes)
-{
-    if (handle_closing_) {
-        return;
-    }
-    // Behind a write in flight, bytes join one buffer instead of a write
-    // request each: thousands of small replies to a peer that does not read
-    // would otherwise cost a request (~250 bytes) apiece beyond their bytes,
-    // memory that unsent_bytes() and so the reply high-water do not see.
-    if (pending_writes_ > 0) {
-        unsent_ += bytes.size();
-        behind_.append(bytes);
-        return;
-    }
-    start_write(std::move(bytes));
-}
-
-void Connection::start_write(std::string bytes)
-{
-    auto* write = new WriteRequest;
-    write->bytes = std::move(bytes);
-    write->connection = this;
-    write->request.data = write;
-    uv_buf_t buf = uv_buf_init(write->bytes.data(), static_cast<unsigned int>(write->bytes.size()));
-    const int status = uv_write(&write->request, stream(), &buf, 1, on_write);
-    if (status != 0) {
-        delete write;
-        peer_gone();
-        return;
-    }
-    unsent_ += buf.len;
-    written_ += buf.len;
-    ++pending_writes_;
-}
-
-void Connection::on_write(uv_write_t* request, int status)
-{
-    auto* write = static_cast<WriteRequest*>(request->data);
-    Connection* self = write->connection;
-    self->unsent_ -= write->bytes.size();
-    --self->pending_writes_;
-    delete write;
-    if (status >= 0 && self->pending_writes_ == 0 && !self->behind_.empty() && !self->handle_closing_) {
-        std::string next;
-        next.swap(self->behind_);
-        self->unsent_ -= next.size(); // start_write counts it again
-        self->start_write(std::move(next));
-    }
-    if (status < 0) {
-        if (!self->handle_closing_) {
-            self->peer_gone();
-        }
-    } else {
-        if (!self->close_requested_) {
-            self->guarded([&] { self->session_.on_sent(); });
-        }
-        if (self->sending_file_range()) {
-            self->pump_file_range(); // it finishes a requested close itself
-            return;
-        }
-    }
-    if (self->close_requested_ && self->pending_writes_ == 0 && !self->sending_file_range() && self->waiting_.empty()) {
-        self->finish_close();
-    }
+    peer_gone();
+    finish_flushing(); // nothing more can leave
 }
 
 void Connection::submit(std::unique_ptr<PoolJob> job)
@@ -547,37 +371,72 @@ void Connection::on_work_done(uv_work_t* request, int)
     self->job_running_ = false;
     self->guarded([&] { job->done(); });
     job.reset();
-    if (self->handle_closing_) {
+    if (self->handle_closing()) {
         self->free_if_done();
     }
 }
 
+// Reading is the session's to pause while it serves; in the other phases
+// the connection itself has stopped it (or, lingering, reads to drop).
 void Connection::pause_reading()
 {
-    if (reading_) {
+    if (phase_ == Phase::serving) {
         uv_read_stop(stream());
-        reading_ = false;
     }
 }
 
 void Connection::resume_reading()
 {
-    if (!reading_ && !peer_closed_ && !close_requested_ && !handle_closing_) {
-        if (uv_read_start(stream(), on_alloc, on_read) == 0) {
-            reading_ = true;
-        }
+    if (phase_ == Phase::serving) {
+        uv_read_start(stream(), on_alloc, on_read); // UV_EALREADY if reading
     }
 }
 
 void Connection::close()
 {
-    if (!close_requested_) {
-        close_requested_at_ = now_ms();
+    switch (phase_) {
+    case Phase::accepted:
+    case Phase::serving:
+        phase_ = Phase::flushing;
+        break;
+    case Phase::peer_gone:
+        phase_ = Phase::flushing_peer_gone;
+        break;
+    case Phase::flushing:
+    case Phase::flushing_peer_gone:
+    case Phase::lingering:
+    case Phase::closing:
+    case Phase::closed:
+        return;
     }
-    close_requested_ = true;
-    pause_reading();
-    if (pending_writes_ == 0 && !sending_file_range() && waiting_.empty()) {
-        finish_close();
+    close_requested_at_ = now_ms();
+    uv_read_stop(stream());
+    if (output_.idle()) {
+        finish_flushing();
+    }
+}
+
+// Everything queued has left (or never will: the queue failed).
+void Connection::finish_flushing()
+{
+    switch (phase_) {
+    case Phase::flushing:
+        if (output_.failed()) {
+            close_handle(); // the socket is broken: no one to linger for
+        } else {
+            begin_linger();
+        }
+        return;
+    case Phase::flushing_peer_gone:
+        close_handle();
+        return;
+    case Phase::accepted:
+    case Phase::serving:
+    case Phase::peer_gone:
+    case Phase::lingering:
+    case Phase::closing:
+    case Phase::closed:
+        return;
     }
 }
 
@@ -585,14 +444,9 @@ void Connection::close()
 // a reset, which can destroy our last reply (say, no_space) before the peer
 // reads it. So the server half-closes, drops what still arrives, and closes
 // once the peer does, or when the linger time of the sweep runs out.
-void Connection::finish_close()
+void Connection::begin_linger()
 {
-    if (peer_closed_ || handle_closing_ || lingering_) {
-        if (!lingering_) {
-            close_handle();
-        }
-        return;
-    }
+    phase_ = Phase::lingering;
     if (tls_) {
         std::string cipher;
         tls_->close_notify(cipher);
@@ -600,7 +454,6 @@ void Connection::finish_close()
             write_raw(std::move(cipher));
         }
     }
-    lingering_ = true;
     auto* request = new uv_shutdown_t;
     request->data = this;
     const int status = uv_shutdown(request, stream(), [](uv_shutdown_t* done, int result) {
@@ -615,48 +468,49 @@ void Connection::finish_close()
         close_handle();
         return;
     }
-    if (uv_read_start(stream(), on_alloc, on_read) == 0) {
-        reading_ = true;
-    }
+    uv_read_start(stream(), on_alloc, on_read);
 }
 
 void Connection::force_close()
 {
-    close_requested_ = true;
     close_handle();
 }
 
 void Connection::discard()
 {
-    close_requested_ = true;
     close_handle();
 }
 
 void Connection::close_handle()
 {
-    if (handle_closing_) {
+    switch (phase_) {
+    case Phase::accepted:
+    case Phase::serving:
+    case Phase::peer_gone:
+    case Phase::flushing:
+    case Phase::flushing_peer_gone:
+    case Phase::lingering:
+        break;
+    case Phase::closing:
+    case Phase::closed:
         return;
     }
-    handle_closing_ = true;
-    reading_ = false;
-    file_range_.reset();
-    waiting_.clear();
-    std::string().swap(behind_);
-    release_writable_watch();
+    phase_ = Phase::closing;
+    output_.close(); // before the stream it writes to
     uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
 }
 
 void Connection::on_close(uv_handle_t* handle)
 {
     auto* self = static_cast<Connection*>(handle->data);
-    self->handle_closed_ = true;
+    self->phase_ = Phase::closed;
     self->free_if_done();
 }
 
 // The object outlives both its handle and any job that holds a pointer to it.
 void Connection::free_if_done()
 {
-    if (handle_closed_ && !job_running_ && writable_poll_ == nullptr) {
+    if (phase_ == Phase::closed && !job_running_) {
         server_.forget(this);
         delete this;
     }

@@ -4,27 +4,43 @@
 //
 // Ownership follows libuv: the Connection embeds its uv_tcp_t and is freed
 // only in the close callback, and only once no thread-pool job it started
-// is still running. Each write owns its bytes until its callback.
+// is still running. Its output, zero-copy file ranges included, is a
+// SendQueue (send_queue.hpp), whose writes own their bytes.
 #pragma once
 
+#include "send_queue.hpp"
 #include "session.hpp"
 #include "session_io.hpp"
 #include "tls.hpp"
 
 #include <uv.h>
 
-#include <list>
 #include <memory>
-#include <optional>
 #include <string>
-#include <variant>
 
 namespace ferry::server {
 
 class Server;
 
-class Connection final : public SessionIo {
+class Connection final : public SessionIo, private SendQueue::Owner {
 public:
+    // Where the connection stands in its life. Each phase says what may
+    // still happen; the transitions are the functions named beside them.
+    enum class Phase {
+        accepted,           // open, nothing read yet: serve() or refuse() decides
+        serving,            // reading (unless the session paused it) and sending
+        peer_gone,          // the peer closed or reset (peer_gone()): no reading; the
+                            // session was told and closes when its job is done
+        flushing,           // close() was asked: no reading; queued output still
+                            // leaves, then begin_linger()
+        flushing_peer_gone, // close() after the peer left, or the peer left while
+                            // flushing: queued output leaves, then close_handle()
+        lingering,          // our side shut down (FIN sent): reading and dropping
+                            // until the peer's EOF or the linger time, then close_handle()
+        closing,            // uv_close was called (close_handle()): waiting for on_close
+        closed,             // the handle is closed; freed once no pool job points here
+    };
+
     Connection(Server& server, uv_loop_t* loop);
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
@@ -33,7 +49,7 @@ public:
     // Called once the handle has been accepted: learns the peer's address.
     void start();
     // Begins reading requests (the connection passed the server's limits).
-    void serve() { resume_reading(); }
+    void serve();
     // The server is stopping: close once the running transfer is done.
     void shutdown() { session_.shutdown(); }
     // The drain time is over: cut the running transfer.
@@ -50,12 +66,12 @@ public:
 
     // SessionIo
     void send(std::string bytes) override;
-    std::size_t unsent_bytes() const override { return unsent_; }
-    std::uint64_t acknowledged_bytes() const override;
+    std::size_t unsent_bytes() const override { return output_.unsent_bytes(); }
+    std::uint64_t acknowledged_bytes() const override { return output_.acknowledged_bytes(); }
     bool supports_file_frames() const override { return transport_ == Transport::plain; }
     void send_file_frame(std::shared_ptr<const OpenFile> file, std::uint64_t offset, std::size_t length) override;
     void submit(std::unique_ptr<PoolJob> job) override;
-    bool torn_down() const override { return handle_closing_; }
+    bool torn_down() const override { return handle_closing(); }
     void pause_reading() override;
     void resume_reading() override;
     void close() override;
@@ -66,24 +82,26 @@ public:
 private:
     ~Connection() override = default;
 
-    struct WriteRequest;
     struct JobRequest;
-    // Part of a file being sent with sendfile(2).
-    struct FileRange {
-        std::shared_ptr<const OpenFile> file;
-        std::uint64_t offset = 0;
-        std::size_t length = 0;
-    };
 
     static void on_alloc(uv_handle_t* handle, std::size_t suggested, uv_buf_t* buf);
     static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
-    static void on_write(uv_write_t* request, int status);
     static void on_work(uv_work_t* request);
     static void on_work_done(uv_work_t* request, int status);
     static void on_close(uv_handle_t* handle);
-    static void on_writable(uv_poll_t* poll, int status, int events);
 
+    // SendQueue::Owner: the queue's events, always from its own callbacks.
+    void on_queue_sent() override;
+    void on_queue_drained() override;
+    void on_queue_failed(const SendFailure& failure) override;
+
+    // Transitions (see Phase).
     void peer_gone();
+    void finish_flushing();
+    void begin_linger();
+    void close_handle();
+    void free_if_done();
+    bool handle_closing() const { return phase_ == Phase::closing || phase_ == Phase::closed; }
     // On a TLS server: whether the handshake has finished (nothing can be
     // sent before), and where an unfinished one stands, for logs.
     bool handshake_pending() const;
@@ -92,20 +110,7 @@ private:
     void deliver(std::span<const char> bytes);
     void receive_tls(std::span<const char> bytes);
     // Bytes to the socket as they are (ciphertext on a TLS connection).
-    void write_raw(std::string bytes);
-    void start_write(std::string bytes);
-    // Sends the current file range while the socket takes it; waits for
-    // writability (a poll handle) when it does not.
-    void pump_file_range();
-    void watch_writable();
-    void stop_watching_writable();
-    void release_writable_watch();
-    // Bytes and file frames queued behind a file range, in order.
-    void flush_waiting();
-    bool sending_file_range() const { return file_range_.has_value(); }
-    void finish_close();
-    void close_handle();
-    void free_if_done();
+    void write_raw(std::string bytes) { output_.send(std::move(bytes)); }
     // Runs a transition; an escaping exception (bad_alloc, a bug) closes
     // this connection instead of unwinding through libuv's C frames.
     template <typename Transition>
@@ -118,36 +123,17 @@ private:
     std::string address_ = "?";
     std::uint64_t close_requested_at_ = 0;
     std::uint64_t connected_at_ = 0;
-    std::size_t unsent_ = 0;
-    // Bytes handed to the kernel's socket or to libuv's write queue for it.
-    std::uint64_t written_ = 0;
-    mutable std::uint64_t acknowledged_ = 0;
-    std::size_t pending_writes_ = 0;
-    bool reading_ = false;
-    bool peer_closed_ = false;
-    bool close_requested_ = false;
-    bool lingering_ = false;
-    bool handle_closing_ = false;
-    bool handle_closed_ = false;
+    Phase phase_ = Phase::accepted;
+    // A pool job holds a pointer to this object until its completion runs,
+    // whether or not the completion is dropped (see on_work_done).
     bool job_running_ = false;
     enum class Transport { undecided, plain, tls };
     Transport transport_ = Transport::undecided;
     std::unique_ptr<TlsChannel> tls_;
     // A TLS client's first record while it is incomplete (see deliver()).
     std::string first_record_;
-    // Zero-copy sending. libuv's stream owns the socket's write readiness,
-    // so a second descriptor of the same socket (dup) is what the poll
-    // handle watches; it exists only while a file range waits for room.
-    std::optional<FileRange> file_range_;
-    // A list, not a deque: an empty deque already holds ~600 bytes, which
-    // every idle connection would pay for.
-    std::list<std::variant<std::string, FileRange>> waiting_;
-    // Bytes written while a write was in flight, in order; they go out as
-    // one write when it completes. Never non-empty without a write in flight.
-    std::string behind_;
-    uv_poll_t* writable_poll_ = nullptr;
-    int writable_fd_ = -1;
-    bool writable_watched_ = false;
+    // Closed (close_handle()) before tcp_ is, and lives as long as this.
+    SendQueue output_;
 };
 
 } // namespace ferry::server

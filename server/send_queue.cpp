@@ -1,0 +1,380 @@
+#include "send_queue.hpp"
+
+#include "library.hpp"
+
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <new>
+
+namespace ferry::server {
+
+struct SendQueue::WriteRequest {
+    uv_write_t request{};
+    std::string bytes;
+    SendQueue* queue = nullptr;
+};
+
+// The poll handle and the descriptor it watches end together, in the
+// handle's close callback (see the header for why not sooner).
+struct SendQueue::WritableWatch {
+    uv_poll_t handle{};
+    int fd = -1;
+
+    WritableWatch() = default;
+    WritableWatch(const WritableWatch&) = delete;
+    WritableWatch& operator=(const WritableWatch&) = delete;
+    ~WritableWatch()
+    {
+        if (fd >= 0) {
+            ::close(fd);
+        }
+    }
+};
+
+// Runs once, on the loop turn after a failure, to report it.
+struct SendQueue::FailureReport {
+    uv_idle_t handle{};
+};
+
+std::string SendFailure::message() const
+{
+    std::string text = reason;
+    if (error_number > 0) {
+        text += std::string(": ") + std::strerror(error_number);
+    } else if (error_number < 0) {
+        text += std::string(": ") + uv_strerror(error_number);
+    }
+    return text;
+}
+
+SendQueue::SendQueue(uv_stream_t* stream, Owner& owner) : stream_(stream), owner_(owner) {}
+
+SendQueue::~SendQueue()
+{
+    close();
+}
+
+void SendQueue::send(std::string bytes)
+{
+    if (state_ != State::open) {
+        return;
+    }
+    if (file_range_ || !waiting_.empty()) {
+        unsent_ += bytes.size();
+        waiting_.emplace_back(std::move(bytes));
+        return;
+    }
+    // Behind a write in flight, bytes join one buffer instead of a write
+    // request each: thousands of small replies to a peer that does not read
+    // would otherwise cost a request (~250 bytes) apiece beyond their bytes,
+    // memory that unsent_bytes() and so the owner's high-water do not see.
+    if (pending_writes_ > 0) {
+        unsent_ += bytes.size();
+        behind_.append(bytes);
+        return;
+    }
+    start_write(std::move(bytes));
+}
+
+void SendQueue::send_file(std::shared_ptr<const OpenFile> file, std::uint64_t offset, std::size_t length)
+{
+    if (state_ != State::open) {
+        return;
+    }
+    FileRange range{std::move(file), offset, length};
+    unsent_ += length;
+    if (file_range_ || !waiting_.empty()) {
+        waiting_.emplace_back(std::move(range));
+        return;
+    }
+    file_range_ = std::move(range);
+    // A write ahead of the range (its frame header, usually) starts it from
+    // its callback. With none, writability does, on a later loop turn: the
+    // range's progress is an event, and events never come from inside a
+    // call the owner made.
+    if (pending_writes_ == 0) {
+        watch_writable();
+    }
+}
+
+void SendQueue::start_write(std::string bytes)
+{
+    auto write = std::make_unique<WriteRequest>();
+    write->bytes = std::move(bytes);
+    write->queue = this;
+    write->request.data = write.get();
+    uv_buf_t buf = uv_buf_init(write->bytes.data(), static_cast<unsigned int>(write->bytes.size()));
+    const int status = uv_write(&write->request, stream_, &buf, 1, on_write);
+    if (status != 0) {
+        fail({ErrorCode::connection_lost, "write", status});
+        return;
+    }
+    write.release(); // on_write frees it
+    unsent_ += buf.len;
+    written_ += buf.len;
+    ++pending_writes_;
+}
+
+void SendQueue::on_write(uv_write_t* request, int status)
+{
+    std::unique_ptr<WriteRequest> write(static_cast<WriteRequest*>(request->data));
+    SendQueue& self = *write->queue;
+    self.unsent_ -= write->bytes.size();
+    --self.pending_writes_;
+    write.reset();
+    if (self.state_ != State::open) {
+        return; // failed (already reported) or closed: nothing to say
+    }
+    try {
+        if (status < 0) {
+            self.fail({ErrorCode::connection_lost, "write", status});
+            return;
+        }
+        if (self.pending_writes_ == 0 && !self.behind_.empty()) {
+            std::string next;
+            next.swap(self.behind_);
+            self.unsent_ -= next.size(); // start_write counts them again
+            self.start_write(std::move(next));
+        }
+        self.owner_.on_queue_sent();
+        if (self.stopped()) {
+            return;
+        }
+        self.pump_file_ranges();
+        if (!self.stopped() && self.idle()) {
+            self.owner_.on_queue_drained();
+        }
+    } catch (...) {
+        self.fail({ErrorCode::internal, "unexpected exception while sending"});
+    }
+}
+
+void SendQueue::on_writable(uv_poll_t* poll, int, int)
+{
+    // An error on the socket shows again in sendfile's result, which says
+    // what it means.
+    SendQueue& self = *static_cast<SendQueue*>(poll->data);
+    if (self.state_ != State::open) {
+        return;
+    }
+    try {
+        self.pump_file_ranges();
+        if (!self.stopped() && self.idle()) {
+            self.owner_.on_queue_drained();
+        }
+    } catch (...) {
+        self.fail({ErrorCode::internal, "unexpected exception while sending"});
+    }
+}
+
+void SendQueue::pump_file_ranges()
+{
+    bool moved = false;
+    // The range's header (and anything before it) must have left libuv's
+    // write queue, or the file's bytes would overtake it.
+    while (file_range_ && pending_writes_ == 0 && state_ == State::open) {
+        uv_os_fd_t socket_fd = -1;
+        if (uv_fileno(reinterpret_cast<const uv_handle_t*>(stream_), &socket_fd) != 0) {
+            fail({ErrorCode::internal, "the socket has no descriptor"});
+            return;
+        }
+        if (!send_current_range(socket_fd, moved)) {
+            break; // waits for room, or failed
+        }
+        file_range_.reset();
+        stop_watching_writable();
+        flush_waiting();
+    }
+    if (moved && state_ == State::open) {
+        owner_.on_queue_sent();
+    }
+}
+
+// True once the range is sent whole; false while it waits for room (the
+// watch is on) or when it failed.
+bool SendQueue::send_current_range(int socket_fd, bool& moved)
+{
+    FileRange& range = *file_range_;
+    while (range.length > 0) {
+        auto offset = static_cast<off_t>(range.offset);
+        const ssize_t sent = ::sendfile(socket_fd, range.file->fd(), &offset, range.length);
+        if (sent > 0) {
+            range.offset += static_cast<std::uint64_t>(sent);
+            range.length -= static_cast<std::size_t>(sent);
+            unsent_ -= static_cast<std::size_t>(sent);
+            written_ += static_cast<std::uint64_t>(sent);
+            moved = true;
+            continue;
+        }
+        if (sent < 0 && errno == EINTR) {
+            continue;
+        }
+        if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            watch_writable();
+            return false;
+        }
+        if (sent < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+            fail({ErrorCode::connection_lost, "sendfile", errno});
+            return false;
+        }
+        // The file shrank under a frame whose size is already on the wire,
+        // or could not be read: the frame cannot be finished, so neither
+        // can the output.
+        if (sent == 0) {
+            fail({ErrorCode::io_error, "the file shrank while it was being sent"});
+        } else {
+            fail({ErrorCode::io_error, "sendfile", errno});
+        }
+        return false;
+    }
+    return true;
+}
+
+void SendQueue::flush_waiting()
+{
+    while (!waiting_.empty() && !file_range_) {
+        auto next = std::move(waiting_.front());
+        waiting_.pop_front();
+        if (auto* bytes = std::get_if<std::string>(&next)) {
+            if (pending_writes_ > 0) {
+                behind_.append(*bytes); // still counted in unsent_
+            } else {
+                unsent_ -= bytes->size(); // start_write counts them
+                start_write(std::move(*bytes));
+            }
+        } else {
+            file_range_ = std::move(std::get<FileRange>(next)); // still counted in unsent_
+        }
+    }
+}
+
+void SendQueue::watch_writable()
+{
+    if (!watch_) {
+        uv_os_fd_t socket_fd = -1;
+        if (uv_fileno(reinterpret_cast<const uv_handle_t*>(stream_), &socket_fd) != 0) {
+            fail({ErrorCode::internal, "the socket has no descriptor"});
+            return;
+        }
+        auto watch = std::make_unique<WritableWatch>();
+        watch->fd = ::fcntl(socket_fd, F_DUPFD_CLOEXEC, 0);
+        if (watch->fd < 0) {
+            fail({ErrorCode::internal, "dup of the socket", errno});
+            return;
+        }
+        const int status = uv_poll_init(stream_->loop, &watch->handle, watch->fd);
+        if (status != 0) {
+            fail({ErrorCode::internal, "watching the socket", status});
+            return; // not a handle yet: the unique_ptr frees it
+        }
+        watch->handle.data = this;
+        watch_ = HandleOwner<WritableWatch>(std::move(watch));
+    }
+    if (!watching_) {
+        const int status = uv_poll_start(&watch_->handle, UV_WRITABLE, on_writable);
+        if (status != 0) {
+            fail({ErrorCode::internal, "watching the socket", status});
+            return;
+        }
+        watching_ = true;
+    }
+}
+
+void SendQueue::stop_watching_writable()
+{
+    if (watching_) {
+        uv_poll_stop(&watch_->handle);
+        watching_ = false;
+    }
+}
+
+void SendQueue::fail(const SendFailure& failure) noexcept
+{
+    if (state_ != State::open) {
+        return;
+    }
+    state_ = State::failed;
+    failure_ = failure;
+    drop_output();
+    watching_ = false;
+    watch_.reset();
+    std::unique_ptr<FailureReport> report(new (std::nothrow) FailureReport);
+    if (!report) {
+        // Out of memory: the report is lost, and the owner's timeouts end
+        // the connection, which is better than changing the owner's state
+        // inside whatever call found the failure.
+        return;
+    }
+    uv_idle_init(stream_->loop, &report->handle); // cannot fail
+    report->handle.data = this;
+    uv_idle_start(&report->handle, on_report);
+    report_ = HandleOwner<FailureReport>(std::move(report));
+}
+
+void SendQueue::on_report(uv_idle_t* idle)
+{
+    SendQueue& self = *static_cast<SendQueue*>(idle->data);
+    self.report_.reset(); // once
+    try {
+        self.owner_.on_queue_failed(self.failure_);
+    } catch (...) {
+        // The owner guards its own transitions; nothing may unwind into
+        // libuv's frames regardless.
+    }
+}
+
+void SendQueue::drop_output() noexcept
+{
+    unsent_ -= behind_.size();
+    std::string().swap(behind_);
+    if (file_range_) {
+        unsent_ -= file_range_->length;
+        file_range_.reset();
+    }
+    for (const auto& item : waiting_) {
+        if (const auto* bytes = std::get_if<std::string>(&item)) {
+            unsent_ -= bytes->size();
+        } else {
+            unsent_ -= std::get<FileRange>(item).length;
+        }
+    }
+    waiting_.clear();
+}
+
+void SendQueue::close()
+{
+    if (state_ == State::closed) {
+        return;
+    }
+    state_ = State::closed;
+    drop_output();
+    watching_ = false;
+    watch_.reset();
+    report_.reset();
+}
+
+// SIOCOUTQ counts both the unsent and the unacknowledged bytes in the
+// kernel's send queue.
+std::uint64_t SendQueue::acknowledged_bytes() const
+{
+    uv_os_fd_t fd = -1;
+    int queued = 0;
+    if (uv_fileno(reinterpret_cast<const uv_handle_t*>(stream_), &fd) != 0 || ::ioctl(fd, SIOCOUTQ, &queued) != 0) {
+        return acknowledged_;
+    }
+    const std::uint64_t waiting = uv_stream_get_write_queue_size(stream_) + static_cast<std::uint64_t>(queued);
+    // Acknowledgements never go back; the figure must not either.
+    if (written_ > waiting) {
+        acknowledged_ = std::max(acknowledged_, written_ - waiting);
+    }
+    return acknowledged_;
+}
+
+} // namespace ferry::server
