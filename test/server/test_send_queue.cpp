@@ -4,6 +4,7 @@
 #include "library.hpp"
 #include "send_queue.hpp"
 #include "temp_root.hpp"
+#include "uv_handle.hpp"
 
 #include <doctest/doctest.h>
 
@@ -369,4 +370,43 @@ TEST_CASE("send queue: the dup'd descriptor is closed in the poll handle's close
     CHECK(open_descriptors() == descriptors);
     CHECK(pair.events.failures.empty());
     CHECK(pair.events.drained == 0);
+}
+
+namespace {
+
+int timer_nodes_freed = 0;
+
+struct TimerNode {
+    uv_timer_t handle{};
+    TimerNode() = default;
+    TimerNode(const TimerNode&) = delete;
+    TimerNode& operator=(const TimerNode&) = delete;
+    ~TimerNode() { ++timer_nodes_freed; }
+};
+
+} // namespace
+
+TEST_CASE("handle owner: the node is freed in the close callback, once, whoever held it last")
+{
+    uv_loop_t loop{};
+    uv_loop_init(&loop);
+    timer_nodes_freed = 0;
+    {
+        auto node = std::make_unique<TimerNode>();
+        uv_timer_init(&loop, &node->handle);
+        HandleOwner<TimerNode> first(std::move(node));
+        CHECK(static_cast<bool>(first));
+        HandleOwner<TimerNode> second(std::move(first));
+        CHECK_FALSE(static_cast<bool>(first));
+        second.reset();
+        CHECK_FALSE(static_cast<bool>(second));
+        CHECK(timer_nodes_freed == 0); // libuv still holds the handle
+        auto other = std::make_unique<TimerNode>();
+        uv_timer_init(&loop, &other->handle);
+        second = HandleOwner<TimerNode>(std::move(other));
+    } // the destructor begins closing the second node
+    CHECK(timer_nodes_freed == 0);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    CHECK(timer_nodes_freed == 2);
+    CHECK(uv_loop_close(&loop) == 0);
 }
