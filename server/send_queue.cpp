@@ -1,6 +1,7 @@
 #include "send_queue.hpp"
 
 #include "library.hpp"
+#include "posix_io.hpp"
 
 #include <fcntl.h>
 #include <linux/sockios.h>
@@ -204,16 +205,14 @@ bool SendQueue::send_current_range(int socket_fd, bool& moved)
     FileRange& range = *file_range_;
     while (range.length > 0) {
         auto offset = static_cast<off_t>(range.offset);
-        const ssize_t sent = ::sendfile(socket_fd, range.file->fd(), &offset, range.length);
+        const ssize_t sent =
+            sys::retry_on_eintr([&] { return ::sendfile(socket_fd, range.file->fd(), &offset, range.length); });
         if (sent > 0) {
             range.offset += static_cast<std::uint64_t>(sent);
             range.length -= static_cast<std::size_t>(sent);
             unsent_ -= static_cast<std::size_t>(sent);
             written_ += static_cast<std::uint64_t>(sent);
             moved = true;
-            continue;
-        }
-        if (sent < 0 && errno == EINTR) {
             continue;
         }
         if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
