@@ -10,7 +10,6 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +22,10 @@ import unittest
 import jsonschema  # Debian: python3-jsonschema
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+import harness  # noqa: E402
+from harness import Scratch, Server  # noqa: E402
+
 SCHEMA_PATH = os.path.join(HERE, "..", "..", "docs", "ferry-json.schema.json")
 FERRYD = None
 FERRY = None
@@ -36,27 +39,6 @@ def schema_for(shape):
     document.pop("anyOf")
     document["$ref"] = "#/$defs/" + shape
     return jsonschema.Draft202012Validator(document)
-
-
-class Ferryd:
-    def __init__(self, root, *args):
-        self.proc = subprocess.Popen([FERRYD, "--root", root, "--listen", "127.0.0.1:0", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        line = self.proc.stdout.readline()
-        if not line.startswith("listening on "):
-            self.proc.kill()
-            raise RuntimeError("ferryd said " + repr(line))
-        self.address = line.split()[-1]
-        self.port = int(self.address.rsplit(":", 1)[1])
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 class FakeServer:
@@ -98,11 +80,8 @@ class FakeServer:
 
 class CliTest(unittest.TestCase):
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="ferry-cli-")
-        self.root = os.path.join(self.dir, "root")
-        self.local = os.path.join(self.dir, "local")
-        os.mkdir(self.root)
-        os.mkdir(self.local)
+        self.scratch = Scratch("ferry-cli-")
+        self.dir, self.root, self.local = self.scratch.base, self.scratch.root, self.scratch.local
         self.env = dict(os.environ)
         # No stray configuration of the machine running the tests.
         self.env["XDG_CONFIG_HOME"] = os.path.join(self.dir, "config")
@@ -114,10 +93,10 @@ class CliTest(unittest.TestCase):
     def tearDown(self):
         if self.server:
             self.server.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.scratch.remove()
 
     def start_server(self, *args):
-        self.server = Ferryd(self.root, *args)
+        self.server = Server(FERRYD, self.root, *args)
         return self.server.address
 
     def ferry(self, *args, server=None, stdin=None, timeout=60):
@@ -375,7 +354,7 @@ class Retry(CliTest):
         proc = subprocess.Popen([FERRY, "--server", "127.0.0.1:%d" % port, "--retry", "4", "-v", "get", "a.bin"],
                                 cwd=self.local, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(1.5)
-        self.server = Ferryd(self.root)
+        self.server = Server(FERRYD, self.root)
         # ferryd picks its own port with :0; start one on the chosen port.
         self.server.stop()
         self.server = None
@@ -420,12 +399,13 @@ class Completions(CliTest):
 def main():
     global FERRYD, FERRY
     parser = argparse.ArgumentParser()
-    parser.add_argument("--ferryd", required=True)
-    parser.add_argument("--ferry", required=True)
+    harness.add_binaries(parser, ["ferryd", "ferry"])
     args, rest = parser.parse_known_args()
-    FERRYD, FERRY = os.path.abspath(args.ferryd), os.path.abspath(args.ferry)
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+    paths = harness.export_binaries(parser, args, ["ferryd", "ferry"])
+    FERRYD, FERRY = paths["ferryd"], paths["ferry"]
+    program = unittest.main(argv=[sys.argv[0]] + rest, verbosity=2, exit=False)
+    return harness.report(program.result)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

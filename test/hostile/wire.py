@@ -6,12 +6,14 @@ import hashlib
 import json
 import os
 import select
-import signal
 import socket
 import struct
-import subprocess
+import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import harness  # noqa: E402
 
 # Under ASan the allocator keeps freed memory in quarantine, so resident
 # size says nothing about the server; .ci/run sets this for that build.
@@ -129,60 +131,12 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
-class Server:
-    """A ferryd on a free loopback port, serving ROOT, stopped on exit."""
-
-    def __init__(self, ferryd, root, *args, listen="127.0.0.1:0", preexec_fn=None):
-        self.root = root
-        # The log goes to a file: a pipe nobody reads would fill and stall
-        # the server's loop.
-        self.log = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(
-            [ferryd, "--root", root, "--listen", listen, *args],
-            stdout=subprocess.PIPE, stderr=self.log, preexec_fn=preexec_fn)
-        line = self.process.stdout.readline().decode()
-        if not line.startswith("listening on "):
-            self.process.kill()
-            raise RuntimeError("ferryd did not start: " + line + self.log_text())
-        self.port = int(line.rsplit(":", 1)[1])
-        self.pid = self.process.pid
+class Server(harness.Server):
+    """harness.Server (a ferryd on a free loopback port) that hands out
+    this module's peers."""
 
     def peer(self, **kwargs):
         return Peer(self.port, **kwargs)
-
-    def log_text(self):
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    def open_descriptors(self):
-        return len(os.listdir(f"/proc/{self.pid}/fd"))
-
-    def rss_kib(self):
-        with open(f"/proc/{self.pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
-
-    def stop(self, timeout=15):
-        """SIGTERM, then waits; returns the exit status."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            return None
-        finally:
-            self.process.stdout.close()
-            self.log.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 def hidden_entries(root):

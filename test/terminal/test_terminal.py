@@ -4,13 +4,12 @@ quotes what it inserts, batch mode on a non-terminal standard input, help
 that fits 80 columns, and get -C making its folder."""
 
 import os
-import shutil
 import subprocess
 import tempfile
 import unittest
 
+from harness import Scratch, Server
 from terminal import Terminal, display_width, screen_segments
-from wire import Server
 
 FERRY = os.environ.get("FERRY")
 FERRYD = os.environ.get("FERRYD")
@@ -23,17 +22,14 @@ class ServedFolder(unittest.TestCase):
     """A ferryd serving a fresh folder, and a fresh local folder."""
 
     def setUp(self):
-        self.base = tempfile.mkdtemp(prefix="ferry-terminal-")
-        self.root = os.path.join(self.base, "root")
-        self.local = os.path.join(self.base, "local")
-        os.mkdir(self.root)
-        os.mkdir(self.local)
+        self.scratch = Scratch("ferry-terminal-")
+        self.base, self.root, self.local = self.scratch.base, self.scratch.root, self.scratch.local
         self.server = Server(FERRYD, self.root)
-        self.address = f"127.0.0.1:{self.server.port}"
+        self.address = self.server.address
 
     def tearDown(self):
         self.server.stop()
-        shutil.rmtree(self.base, ignore_errors=True)
+        self.scratch.remove()
 
     def local_file(self, name, size=0, content=None):
         path = os.path.join(self.local, name)

@@ -1,0 +1,134 @@
+"""What the Python suites that run the real binaries share (test/cli,
+test/terminal, test/hostile): a ferryd on a free loopback port, a scratch
+folder with a served and a local side, and the runner that ends with the one
+line "N passed, M failed" that scripts/count-tests.awk adds up.
+
+Standard library only."""
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import unittest
+
+
+class Server:
+    """A ferryd on a free loopback port, serving ROOT, stopped on exit."""
+
+    def __init__(self, ferryd, root, *args, listen="127.0.0.1:0", preexec_fn=None):
+        self.root = root
+        # The log goes to a file: a pipe nobody reads would fill and stall
+        # the server's loop.
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            [ferryd, "--root", root, "--listen", listen, *args],
+            stdout=subprocess.PIPE, stderr=self.log, preexec_fn=preexec_fn)
+        line = self.process.stdout.readline().decode()
+        if not line.startswith("listening on "):
+            self.process.kill()
+            self.process.wait()
+            raise RuntimeError("ferryd did not start: " + line + self.log_text())
+        self.address = line.split()[-1]
+        self.port = int(self.address.rsplit(":", 1)[1])
+        self.pid = self.process.pid
+
+    def log_text(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def open_descriptors(self):
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def rss_kib(self):
+        with open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self, timeout=15):
+        """SIGTERM, then waits; returns the exit status (None if it had to
+        be killed). A second stop only returns the status again."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return None
+        finally:
+            self.process.stdout.close()
+            self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def temp_folder(prefix):
+    """A fresh folder under the system's temporary folder."""
+    return tempfile.mkdtemp(prefix=prefix)
+
+
+class Scratch:
+    """A fresh folder holding `root` (what a ferryd serves) and `local`
+    (the client's working folder); remove() deletes all of it."""
+
+    def __init__(self, prefix):
+        self.base = temp_folder(prefix)
+        self.root = os.path.join(self.base, "root")
+        self.local = os.path.join(self.base, "local")
+        os.mkdir(self.root)
+        os.mkdir(self.local)
+
+    def remove(self):
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def report(result):
+    """Prints the summary line of a unittest result; returns the exit status."""
+    failed = len(result.failures) + len(result.errors)
+    passed = result.testsRun - failed - len(result.skipped)
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+def add_binaries(parser, names):
+    """--NAME for each binary in `names`, by default env NAME in capitals."""
+    for name in names:
+        parser.add_argument("--" + name, default=os.environ.get(name.upper()))
+
+
+def export_binaries(parser, args, names):
+    """The absolute paths of the parsed binaries, also exported in the
+    environment for the test modules; exits with usage if one is missing."""
+    paths = {}
+    for name in names:
+        path = getattr(args, name)
+        if not path:
+            flags = " and ".join(f"--{n} PATH" for n in names)
+            variables = ", ".join(n.upper() for n in names)
+            parser.error(f"{flags} (or {variables}) {'are' if len(names) > 1 else 'is'} required")
+        paths[name] = os.path.abspath(path)
+        os.environ[name.upper()] = paths[name]
+    return paths
+
+
+def run_folder(folder, names):
+    """The runner of a folder of test_*.py files: --NAME for each binary in
+    `names`, an optional file pattern; runs them all, prints the summary
+    line and returns the exit status."""
+    parser = argparse.ArgumentParser()
+    add_binaries(parser, names)
+    parser.add_argument("pattern", nargs="?", default="test_*.py")
+    args = parser.parse_args()
+    export_binaries(parser, args, names)
+    sys.path.insert(0, folder)
+    suite = unittest.defaultTestLoader.discover(folder, pattern=args.pattern)
+    return report(unittest.TextTestRunner(verbosity=2).run(suite))
