@@ -7,7 +7,9 @@ set -euo pipefail
 FERRY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FERRY_BUILD=${FERRY_BUILD:-$FERRY_ROOT/build}
 
-packages=(g++ python3 openssl meson ninja-build pkg-config libuv1-dev nlohmann-json3-dev doctest-dev libssl-dev libcli11-dev libxxhash-dev libedit-dev libtomlplusplus-dev python3-jsonschema libutf8proc-dev)
+packages=(g++ python3 openssl meson ninja-build pkg-config libuv1-dev nlohmann-json3-dev doctest-dev libssl-dev libcli11-dev libxxhash-dev libedit-dev libtomlplusplus-dev python3-jsonschema libutf8proc-dev libsystemd-dev
+          # the tests start ferryd under systemd-socket-activate
+          systemd)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed"; then
@@ -26,9 +28,16 @@ if ((${#missing[@]})); then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# meson's progress and the compiler's errors go to stderr, so a build that
+# fails says why (and stdout stays for what the sourcing script prints).
 if [[ ! -f $FERRY_BUILD/build.ninja ]]; then
     # FERRY_MESON_OPTIONS: extra options, e.g. -Dwerror=true (scripts/test.sh
     # and CI set it; a plain build must not fail on a newer compiler's warning).
-    meson setup "$FERRY_BUILD" "$FERRY_ROOT" ${FERRY_MESON_OPTIONS:-} >/dev/null
+    echo "setup: configuring $FERRY_BUILD" >&2
+    meson setup "$FERRY_BUILD" "$FERRY_ROOT" ${FERRY_MESON_OPTIONS:-} >&2
 fi
-meson compile -C "$FERRY_BUILD" >/dev/null
+echo "setup: building in $FERRY_BUILD" >&2
+if ! meson compile -C "$FERRY_BUILD" >&2; then
+    echo "setup: the build failed (the compiler's errors are above)" >&2
+    exit 1
+fi

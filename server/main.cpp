@@ -6,6 +6,7 @@
 #include "log.hpp"
 #include "partial_upload.hpp"
 #include "supervisor.hpp"
+#include "systemd.hpp"
 
 #include <CLI/CLI.hpp>
 #include <uv.h>
@@ -128,7 +129,9 @@ void raise_descriptor_limit()
 // loopback, worth a loud word anywhere else.
 void warn_about_exposure(const ferry::server::Config& config, const std::string& bound)
 {
-    auto address = ferry::server::parse_listen_address(config.listen);
+    // The address actually served (systemd's sockets may differ from
+    // --listen); with several, the first decides.
+    auto address = ferry::server::parse_listen_address(bound.substr(0, bound.find(',')));
     const bool loopback = address && ferry::server::is_loopback(reinterpret_cast<const sockaddr*>(&address.value()));
     if (!config.tokens && loopback) {
         ferry::server::log_event("notice", {{"message", "no --token-file: serving " + bound +
@@ -307,13 +310,22 @@ int main(int argc, char** argv)
         ferry::server::log_event("expired_uploads", {{"count", static_cast<std::uint64_t>(stale)}});
     }
 
+    // Socket activation: systemd holds the listening sockets (ferryd.socket)
+    // and passes them; --listen is then not used. Every socket needs a
+    // worker of its own.
+    auto passed = ferry::server::systemd::listening_sockets();
+    if (!passed) {
+        return fail(exit_status::listen, passed.error().message);
+    }
+    workers = std::max(workers, passed->size());
+
     // Every worker's file jobs share libuv's one thread pool (4 threads
     // unless UV_THREADPOOL_SIZE says otherwise): at least one per worker.
     if (std::getenv("UV_THREADPOOL_SIZE") == nullptr) {
         ::setenv("UV_THREADPOOL_SIZE", std::to_string(std::max<std::size_t>(4, workers)).c_str(), 1);
     }
     ferry::server::Supervisor supervisor(*library.value(), config, workers);
-    auto bound = supervisor.start();
+    auto bound = supervisor.start(passed.value());
     if (!bound) {
         return fail(exit_status::listen, bound.error().message);
     }
@@ -323,6 +335,7 @@ int main(int argc, char** argv)
     ferry::server::log_event("start", {{"version", FERRY_VERSION},
                                        {"root", config.root},
                                        {"listen", bound.value()},
+                                       {"sockets", passed->empty() ? "bound" : "systemd"},
                                        {"access", config.read_only ? "read-only" : "read-write"},
                                        {"tls", config.tls ? "required" : "off"},
                                        {"workers", static_cast<std::uint64_t>(workers)}});

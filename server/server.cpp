@@ -77,6 +77,21 @@ Result<std::string> Server::start(const sockaddr_storage& address, bool share_po
     if (status != 0) {
         return Error{ErrorCode::io_error, "cannot listen on " + wanted + ": " + uv_strerror(status)};
     }
+    return serve(fd);
+}
+
+Result<std::string> Server::adopt(int fd)
+{
+    const int status = uv_poll_init(loop_, &listener_, fd);
+    if (status != 0) {
+        ::close(fd);
+        return Error{ErrorCode::io_error, std::string("cannot poll a passed listening socket: ") + uv_strerror(status)};
+    }
+    return serve(fd);
+}
+
+Result<std::string> Server::serve(int fd)
+{
     listen_fd_ = fd;
     listener_.data = this;
     // libuv opens a reserve descriptor of its own with a loop's first stream;

@@ -35,6 +35,9 @@ public:
     // listen on the same port. Returns the bound address ("127.0.0.1:7021").
     // Call before the loop runs, on any thread.
     Result<std::string> start(const sockaddr_storage& address, bool share_port);
+    // Serves `fd`, a socket already listening (one systemd passed, or a
+    // duplicate of it that other workers poll too); takes ownership.
+    Result<std::string> adopt(int fd);
 
     // Thread-safe: the supervisor calls these from the main thread.
     void request_stop();
@@ -50,6 +53,8 @@ public:
     void forget(Connection* connection);
 
 private:
+    // The rest of start() and adopt(): `fd` listens and listener_ polls it.
+    Result<std::string> serve(int fd);
     static void on_listen_readable(uv_poll_t* handle, int status, int events);
     void on_connection(int fd);
     bool refuse_for_want_of_descriptors(int error);

@@ -3,12 +3,15 @@
 #include "address.hpp"
 #include "log.hpp"
 #include "partial_upload.hpp"
+#include "systemd.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 namespace ferry::server {
 
@@ -98,7 +101,22 @@ Supervisor::~Supervisor()
     }
 }
 
-Result<std::string> Supervisor::start()
+Result<std::string> Supervisor::start(const std::vector<int>& passed)
+{
+    auto bound = passed.empty() ? bind_workers() : adopt_passed(passed);
+    if (!bound) {
+        for (auto& opened : workers_) {
+            close_every_handle(&opened->loop);
+            uv_loop_close(&opened->loop);
+        }
+        workers_.clear();
+        return bound;
+    }
+    install_handles();
+    return bound;
+}
+
+Result<std::string> Supervisor::bind_workers()
 {
     auto address = parse_listen_address(config_.listen);
     if (!address) {
@@ -122,11 +140,6 @@ Result<std::string> Supervisor::start()
     for (auto& worker : workers_) {
         auto started = worker->server->start(address.value(), share_port);
         if (!started) {
-            for (auto& opened : workers_) {
-                close_every_handle(&opened->loop);
-                uv_loop_close(&opened->loop);
-            }
-            workers_.clear();
             return started.error();
         }
         if (bound.empty()) {
@@ -137,7 +150,43 @@ Result<std::string> Supervisor::start()
             }
         }
     }
+    return bound;
+}
 
+// Several descriptors of one socket (dup) share its one accept queue: each
+// worker polls its own descriptor and accepts (non-blocking) until the
+// queue is empty, so a connection goes to whichever worker wakes first and
+// a busy worker, slower to wake, takes fewer. Binding more sockets with
+// SO_REUSEPORT next to systemd's instead would spread the load by hash, but
+// those sockets would close with ferryd and drop the connections queued on
+// them, where systemd's socket keeps them for the next start.
+Result<std::string> Supervisor::adopt_passed(const std::vector<int>& passed)
+{
+    std::string bound;
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+        const int socket = passed[i % passed.size()];
+        const int fd = i < passed.size() ? socket : ::fcntl(socket, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0) {
+            return Error{ErrorCode::io_error,
+                         std::string("cannot share a socket systemd passed: ") + std::strerror(errno)};
+        }
+        auto adopted = workers_[i]->server->adopt(fd);
+        if (!adopted) {
+            // The rest were never handed over to a worker.
+            for (std::size_t j = i + 1; j < passed.size(); ++j) {
+                ::close(passed[j]);
+            }
+            return adopted.error();
+        }
+        if (i < passed.size()) {
+            bound += (bound.empty() ? "" : ",") + adopted.value();
+        }
+    }
+    return bound;
+}
+
+void Supervisor::install_handles()
+{
     uv_signal_init(loop_, &sigint_);
     uv_signal_init(loop_, &sigterm_);
     uv_signal_init(loop_, &sighup_);
@@ -151,7 +200,8 @@ Result<std::string> Supervisor::start()
     uv_timer_start(&cleanup_timer_, on_cleanup_timer, cleanup_ms, cleanup_ms);
     uv_async_init(loop_, &worker_finished_, on_worker_finished);
     worker_finished_.data = this;
-    return bound;
+    uv_timer_init(loop_, &status_timer_);
+    status_timer_.data = this;
 }
 
 void Supervisor::run()
@@ -165,6 +215,14 @@ void Supervisor::run()
             ++finished_;
             uv_async_send(&worker_finished_);
         });
+    }
+    // Every worker's socket listens since start(): a connection made from
+    // now on waits in its backlog until the worker's loop, starting now,
+    // takes it. So systemd may order clients after us.
+    if (systemd::notify_wanted()) {
+        last_status_ = status_line();
+        systemd::notify("READY=1\n" + last_status_);
+        uv_timer_start(&status_timer_, on_status_timer, 1000, 1000);
     }
     uv_run(loop_, UV_RUN_DEFAULT);
     for (auto& worker : workers_) {
@@ -185,6 +243,7 @@ void Supervisor::close_handles()
 {
     for (auto* handle : {reinterpret_cast<uv_handle_t*>(&sigint_), reinterpret_cast<uv_handle_t*>(&sigterm_),
                          reinterpret_cast<uv_handle_t*>(&sighup_), reinterpret_cast<uv_handle_t*>(&cleanup_timer_),
+                         reinterpret_cast<uv_handle_t*>(&status_timer_),
                          reinterpret_cast<uv_handle_t*>(&worker_finished_)}) {
         if (!uv_is_closing(handle)) {
             uv_close(handle, nullptr);
@@ -206,6 +265,10 @@ void Supervisor::on_signal(uv_signal_t* handle, int signal)
     }
     self->stopping_ = true;
     log_event("stop", {{"signal", name}, {"message", "draining running transfers"}});
+    if (systemd::notify_wanted()) {
+        self->last_status_ = self->status_line();
+        systemd::notify("STOPPING=1\n" + self->last_status_);
+    }
     uv_timer_stop(&self->cleanup_timer_);
     for (auto& worker : self->workers_) {
         worker->server->request_stop();
@@ -237,6 +300,26 @@ void Supervisor::on_sighup(uv_signal_t* handle, int)
     }
     log_event("tokens_reloaded", {{"path", self->config_.tokens->path()},
                                   {"tokens", static_cast<std::uint64_t>(reloaded.value()->size())}});
+}
+
+std::string Supervisor::status_line() const
+{
+    const auto count = [](std::size_t n, const char* what) {
+        return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
+    };
+    return std::string("STATUS=") + (stopping_ ? "Draining: " : "Serving ") +
+           count(counters_.connections_now.load(), "connection") + ", " +
+           count(counters_.active_transfers.load(), "transfer");
+}
+
+void Supervisor::on_status_timer(uv_timer_t* timer)
+{
+    auto* self = static_cast<Supervisor*>(timer->data);
+    std::string status = self->status_line();
+    if (status != self->last_status_) {
+        systemd::notify(status);
+        self->last_status_ = std::move(status);
+    }
 }
 
 void Supervisor::on_cleanup_timer(uv_timer_t* timer)

@@ -28,9 +28,15 @@ public:
     ~Supervisor();
 
     // Binds every worker's listener to Config::listen (port 0: one free port
-    // for all of them); returns the bound address.
-    Result<std::string> start();
-    // Runs the workers and the signal loop until every worker has stopped.
+    // for all of them); returns the bound address. With `passed` (the
+    // sockets of socket activation, at most one per worker) nothing is
+    // bound: worker i serves passed[i % passed.size()], so every socket has
+    // a worker, and workers that share a socket share its one accept queue
+    // (see ferryd(8)). Returns the addresses, comma-separated.
+    Result<std::string> start(const std::vector<int>& passed = {});
+    // Runs the workers and the signal loop until every worker has stopped;
+    // tells the service manager (if any) READY=1 once they run, their
+    // connections and transfers as they change, and STOPPING=1 at a stop.
     void run();
 
 private:
@@ -40,9 +46,15 @@ private:
         std::thread thread;
     };
 
+    Result<std::string> bind_workers();
+    Result<std::string> adopt_passed(const std::vector<int>& passed);
+    void install_handles();
     static void on_signal(uv_signal_t* handle, int signal);
     static void on_sighup(uv_signal_t* handle, int signal);
     static void on_cleanup_timer(uv_timer_t* timer);
+    static void on_status_timer(uv_timer_t* timer);
+    // "STATUS=Serving 3 connections, 1 transfer" for the service manager.
+    std::string status_line() const;
     static void on_worker_finished(uv_async_t* handle);
     void close_handles();
 
@@ -55,6 +67,10 @@ private:
     uv_signal_t sigterm_{};
     uv_signal_t sighup_{};
     uv_timer_t cleanup_timer_{};
+    // Polls the counters for STATUS= (only under a service manager): at
+    // most one notification a second, and none while nothing changes.
+    uv_timer_t status_timer_{};
+    std::string last_status_;
     uv_async_t worker_finished_{};
     std::atomic<std::size_t> finished_{0};
     bool stopping_ = false;
