@@ -4,7 +4,6 @@
 #include "interrupt.hpp"
 #include "posix_io.hpp"
 
-#include <nlohmann/json.hpp>
 
 #include <climits>
 
@@ -20,10 +19,6 @@
 namespace ferry::client {
 
 namespace {
-
-// 2: the part's identity and the digest of its durable prefix (a version-1
-// sidecar is not trusted: the download starts over).
-constexpr int kStateVersion = 2;
 
 std::string in_quotes(const std::string& path)
 {
@@ -169,7 +164,6 @@ Result<DownloadState> read_download_state(const std::string& path)
     }
     std::string text;
     std::vector<std::uint8_t> buffer(4096);
-    constexpr std::size_t kMaxStateSize = 64 * 1024;
     for (;;) {
         auto got = file->read_at(text.size(), buffer);
         if (!got) {
@@ -179,63 +173,31 @@ Result<DownloadState> read_download_state(const std::string& path)
             break;
         }
         text.append(reinterpret_cast<const char*>(buffer.data()), got.value());
-        if (text.size() > kMaxStateSize) {
+        if (text.size() > kMaxResumeStateSize) {
             return Error{ErrorCode::local_io, in_quotes(path) + " is too large to be a download state"};
         }
     }
-    const Error malformed{ErrorCode::local_io, in_quotes(path) + " is not a download state"};
-    const auto json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (!json.is_object()) {
-        return malformed;
+    auto decoded = decode_resume_state(text);
+    if (!decoded || !decoded->mtime || !decoded->prefix_digest || !decoded->part) {
+        return Error{ErrorCode::local_io, in_quotes(path) + " is not a download state"};
     }
-    const auto field = [&](const char* key) -> const nlohmann::json* {
-        const auto it = json.find(key);
-        return it == json.end() ? nullptr : &*it;
-    };
-    const auto* version = field("version");
-    const auto* name = field("name");
-    const auto* size = field("size");
-    const auto* mtime = field("mtime");
-    const auto* held = field("bytes_held");
-    const auto* hash = field("sha256_state");
-    const auto* digest = field("prefix_digest");
-    const auto* part = field("part");
-    if (version == nullptr || !version->is_number_integer() || version->get<std::int64_t>() != kStateVersion ||
-        name == nullptr || !name->is_string() || size == nullptr || !size->is_number_unsigned() || mtime == nullptr ||
-        !mtime->is_number_integer() || held == nullptr || !held->is_number_unsigned() || hash == nullptr ||
-        !hash->is_string() || digest == nullptr || !digest->is_string() || part == nullptr || !part->is_array() ||
-        part->size() != 5 || !(*part)[0].is_number_unsigned() || !(*part)[1].is_number_unsigned() ||
-        !(*part)[2].is_number_unsigned() || !(*part)[3].is_number_integer() || !(*part)[4].is_number_integer()) {
-        return malformed;
-    }
-    DownloadState state;
-    state.name = name->get<std::string>();
-    state.remote_size = size->get<std::uint64_t>();
-    state.remote_mtime = mtime->get<std::int64_t>();
-    state.bytes_held = held->get<std::uint64_t>();
-    state.digest_state = hash->get<std::string>();
-    state.prefix_digest = digest->get<std::string>();
-    state.part = PartIdentity{(*part)[0].get<std::uint64_t>(), (*part)[1].get<std::uint64_t>(),
-                              (*part)[2].get<std::uint64_t>(), (*part)[3].get<std::int64_t>(),
-                              (*part)[4].get<std::int64_t>()};
-    if (state.bytes_held > state.remote_size) {
-        return malformed;
-    }
-    return state;
+    return DownloadState{std::move(decoded->name),         decoded->size,
+                         *decoded->mtime,                  decoded->bytes_held,
+                         std::move(decoded->hash_state),   std::move(*decoded->prefix_digest),
+                         *decoded->part};
 }
 
 Status write_download_state(const std::string& path, const DownloadState& state)
 {
-    const nlohmann::json json{
-        {"version", kStateVersion},       {"name", state.name},
-        {"size", state.remote_size},      {"mtime", state.remote_mtime},
-        {"bytes_held", state.bytes_held}, {"sha256_state", state.digest_state},
-        {"prefix_digest", state.prefix_digest},
-        {"part", {state.part.device, state.part.inode, state.part.size, state.part.mtime_ns, state.part.ctime_ns}},
-    };
-    // The name is valid UTF-8 (it came from the server through
-    // check_file_name), so nothing is replaced.
-    const std::string text = json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    ResumeState resume;
+    resume.name = state.name;
+    resume.size = state.remote_size;
+    resume.mtime = state.remote_mtime;
+    resume.bytes_held = state.bytes_held;
+    resume.hash_state = state.digest_state;
+    resume.prefix_digest = state.prefix_digest;
+    resume.part = state.part;
+    const std::string text = encode_resume_state(resume);
     const std::string temporary = path + std::string(kStateTemporarySuffix);
     auto file = LocalFile::open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (!file) {

@@ -4,6 +4,7 @@
 // sidecar (`<dest>.ferry-part.state`). Every failure is a local_io Error naming the path.
 #pragma once
 
+#include "resume_state.hpp"
 #include "status.hpp"
 
 #include <cstdint>
@@ -50,18 +51,7 @@ private:
     int fd_ = -1;
 };
 
-// Which file a part file was when its sidecar was written: if any of this
-// differs on resume, the part was touched since (or written past the
-// checkpoint before a crash), and its bytes must be read again.
-struct PartIdentity {
-    std::uint64_t device = 0;
-    std::uint64_t inode = 0;
-    std::uint64_t size = 0;
-    std::int64_t mtime_ns = 0;
-    std::int64_t ctime_ns = 0; // no user can set it: a change that kept mtime still shows
-
-    bool operator==(const PartIdentity&) const = default;
-};
+using ferry::PartIdentity; // the resume state's (protocol/resume_state.hpp)
 // Of an open file (fstat).
 Result<PartIdentity> identity_of(const LocalFile& file);
 
@@ -85,7 +75,9 @@ struct DownloadState {
 std::string part_path(const std::string& dest);
 std::string state_path(const std::string& dest);
 
-// A missing, unreadable or malformed sidecar is an Error; callers start over.
+// The sidecar is protocol/resume_state's format, whose decoder also reads
+// the version-2 sidecars of older builds. A missing, unreadable or malformed
+// sidecar, or one without the download's fields, is an Error; callers start over.
 Result<DownloadState> read_download_state(const std::string& path);
 // Atomic: written beside, synced, renamed over `path`.
 Status write_download_state(const std::string& path, const DownloadState& state);

@@ -1,6 +1,8 @@
 #include "partial_upload.hpp"
 
 #include "digest.hpp"
+#include "posix_io.hpp"
+#include "resume_state.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -16,7 +18,6 @@
 #include <cstring>
 #include <ctime>
 #include <map>
-#include <sstream>
 #include <vector>
 
 namespace ferry::server {
@@ -24,7 +25,6 @@ namespace ferry::server {
 namespace {
 
 constexpr std::string_view kStateSuffix = ".state";
-constexpr std::string_view kStateMagic = "ferry-partial-state v1";
 
 std::string new_token()
 {
@@ -84,49 +84,21 @@ std::optional<std::string> read_small_file(int root_fd, const std::string& name)
     return text;
 }
 
+// Reads a state file in protocol/resume_state's format (or the
+// "ferry-partial-state v1" lines of older builds, which its decoder still reads).
 std::optional<SavedState> parse_state(std::string_view token, const std::string& text, std::int64_t written_ns)
 {
-    std::istringstream lines(text);
-    std::string magic;
-    std::getline(lines, magic);
-    if (magic != kStateMagic) {
+    auto decoded = decode_resume_state(text);
+    if (!decoded) {
         return std::nullopt;
     }
     SavedState state;
     state.token = token;
-    state.written_ns = written_ns;
-    std::string key;
-    std::string value;
-    bool have_name = false;
-    bool have_size = false;
-    bool have_durable = false;
-    while (lines >> key >> value) {
-        try {
-            if (key == "name") {
-                auto name = from_hex(value);
-                if (!name) {
-                    return std::nullopt;
-                }
-                state.name = std::move(*name);
-                have_name = true;
-            } else if (key == "size") {
-                state.size = std::stoull(value);
-                have_size = true;
-            } else if (key == "durable") {
-                state.durable = std::stoull(value);
-                have_durable = true;
-            } else if (key == "hash") {
-                state.hash_state = value;
-            } else if (key == "written") {
-                state.written_ns = std::stoll(value);
-            }
-        } catch (const std::exception&) {
-            return std::nullopt;
-        }
-    }
-    if (!have_name || !have_size || !have_durable || state.durable > state.size) {
-        return std::nullopt;
-    }
+    state.name = std::move(decoded->name);
+    state.size = decoded->size;
+    state.durable = decoded->bytes_held;
+    state.hash_state = std::move(decoded->hash_state);
+    state.written_ns = decoded->written_ns.value_or(written_ns);
     return state;
 }
 
@@ -488,14 +460,15 @@ std::optional<Error> PartialUpload::checkpoint()
 
 std::optional<Error> PartialUpload::write_state()
 {
-    std::string text(kStateMagic);
-    text += "\nname " + to_hex(std::span(reinterpret_cast<const unsigned char*>(name_.data()), name_.size()));
-    text += "\nsize " + std::to_string(size_);
-    text += "\ndurable " + std::to_string(durable_);
-    text += "\nhash " + hash_.save_state();
     struct timespec now {};
     ::clock_gettime(CLOCK_REALTIME, &now);
-    text += "\nwritten " + std::to_string(nanoseconds(now)) + "\n";
+    ResumeState state;
+    state.name = name_;
+    state.size = size_;
+    state.bytes_held = durable_;
+    state.hash_state = hash_.save_state();
+    state.written_ns = nanoseconds(now);
+    const std::string text = encode_resume_state(state);
     // Written beside and renamed over, so a crash leaves the old state or the
     // new one, never half of one.
     const std::string temp = state_file() + ".tmp";
@@ -504,12 +477,12 @@ std::optional<Error> PartialUpload::write_state()
     if (fd < 0) {
         return file_error(errno, "cannot write upload state of", name_);
     }
-    const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-    const int saved_errno = errno;
-    const bool synced = written && ::fdatasync(fd) == 0;
+    const auto written = sys::write_all(fd, std::span<const char>(text));
+    const bool synced = written.ok() && ::fdatasync(fd) == 0;
+    const int saved_errno = written.ok() ? errno : written.error;
     ::close(fd);
-    if (!written || !synced || ::renameat(root, temp.c_str(), root, state_file().c_str()) != 0) {
-        const int failure = written && synced ? errno : saved_errno;
+    if (!synced || ::renameat(root, temp.c_str(), root, state_file().c_str()) != 0) {
+        const int failure = synced ? errno : saved_errno;
         ::unlinkat(root, temp.c_str(), 0);
         return file_error(failure == 0 ? EIO : failure, "cannot write upload state of", name_);
     }

@@ -116,6 +116,24 @@ TEST_CASE("the download sidecar round-trips and refuses what it did not write")
     CHECK_FALSE(read_download_state(dir / "missing").ok());
 }
 
+TEST_CASE("a download sidecar written by an older build (version 2) is still resumed from")
+{
+    ferry::test::TempDir dir;
+    const std::string path = dir / "old.state";
+    ferry::test::write_file(path, "{\"bytes_held\":3,\"mtime\":1764370000,\"name\":\"name.bin\",\"part\":[2049,77,3,"
+                                  "1764370000123456789,1764370000987654321],\"prefix_digest\":\"abc\",\"sha256_state\":"
+                                  "\"sha256-ctx-v1:112:00\",\"size\":1000,\"version\":2}\n");
+    const auto read = read_download_state(path);
+    REQUIRE(read.ok());
+    CHECK(read->name == "name.bin");
+    CHECK(read->remote_size == 1000);
+    CHECK(read->remote_mtime == 1764370000);
+    CHECK(read->bytes_held == 3);
+    CHECK(read->digest_state == "sha256-ctx-v1:112:00");
+    CHECK(read->prefix_digest == "abc");
+    CHECK(read->part == PartIdentity{2049, 77, 3, 1764370000123456789, 1764370000987654321});
+}
+
 TEST_CASE("TLS pins: what openssl prints, with or without prefix and colons")
 {
     const std::string hex = "3f9dd03816f9941703e2e43b5a45ece72184e3e37c68d964fa65efc5586d953c";
