@@ -19,26 +19,6 @@ using Clock = std::chrono::steady_clock;
 
 const std::vector<std::string> kCapabilities{"list", "stat", "get", "put", "resume", "stats"};
 
-// One line per finished, failed or interrupted transfer.
-void log_transfer(const std::string& peer, std::string_view op, std::string_view name, std::uint64_t bytes,
-                  Clock::time_point started, std::string_view result, std::string_view message = {},
-                  HashKind hash = HashKind::sha256, std::string_view digest = {})
-{
-    const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
-    const double rate = seconds > 0 ? static_cast<double>(bytes) / seconds / (1024.0 * 1024.0) : 0.0;
-    // A finished transfer names its hash, a failed one says why.
-    std::vector<LogField> fields{{"peer", peer},   {"op", op},           {"name", name},
-                                 {"bytes", bytes}, {"seconds", seconds}, {"mib_per_s", rate}};
-    if (message.empty()) {
-        fields.emplace_back(hash_name(hash), digest);
-        fields.emplace_back("result", result);
-    } else {
-        fields.emplace_back("result", result);
-        fields.emplace_back("message", message);
-    }
-    log_event("transfer", fields);
-}
-
 std::string seconds_text(std::uint64_t milliseconds)
 {
     char text[32];
@@ -47,49 +27,6 @@ std::string seconds_text(std::uint64_t milliseconds)
 }
 
 } // namespace
-
-// A get in progress: the open file, the next byte to send and the running
-// hash. While a job runs, only that job touches `file` and `hash`.
-struct Session::Download {
-    std::uint64_t id = 0;
-    // Shared with file frames still on their way to the socket.
-    std::shared_ptr<const OpenFile> file;
-    std::uint64_t next_offset = 0;
-    std::uint64_t first_offset = 0;
-    TransferHash hash;
-    // The digest cache knew the file: nothing is hashed while sending.
-    std::optional<std::string> known_digest;
-    // Set by the job that reads the last chunk and then finds the file
-    // unchanged since it was opened (Library::check_unchanged): only then
-    // may a trailer vouch for the bytes, and the digest be remembered.
-    bool verified = false;
-    // The file changed less than a second before it was opened: a write in
-    // that same timestamp tick would move neither its modification nor its
-    // change time, so its bytes are read once more before the trailer.
-    bool freshly_changed = false;
-    Clock::time_point started = Clock::now();
-};
-
-// A put in progress. Bytes from the wire gather in `staging` up to one
-// chunk, then wait in `queue` for the single write job; `backlog` counts
-// both, and is what receive_high_water bounds.
-struct Session::Upload {
-    enum class Finish { none, commit, abort_keep, abort_discard, keep };
-
-    std::uint64_t id = 0;
-    std::string name;
-    std::unique_ptr<PartialUpload> partial;
-    std::uint64_t size = 0;
-    std::uint64_t first_offset = 0;
-    std::uint64_t accepted = 0; // bytes taken from the wire, counting from 0
-    std::string staging;
-    std::deque<std::string> queue;
-    std::size_t backlog = 0;
-    Finish finish = Finish::none;
-    HashKind hash = HashKind::sha256;
-    std::string expected_digest;
-    Clock::time_point started = Clock::now();
-};
 
 // A job on its way through the pool for this session: its completion passes
 // the session's gate before it may act.
@@ -136,7 +73,7 @@ void Session::log_unlogged_errors()
 
 void Session::on_bytes(std::span<const char> bytes)
 {
-    if (state_ == State::closing || state_ == State::closed) {
+    if (ending()) {
         return;
     }
     touch();
@@ -149,7 +86,7 @@ void Session::on_sent()
 {
     touch();
     if (state_ == State::sending_file) {
-        continue_sending();
+        download()->continue_sending();
         return;
     }
     if (state_ == State::sending_list) {
@@ -173,10 +110,9 @@ bool Session::can_consume() const
     }
     switch (state_) {
     case State::awaiting_request:
-    case State::reading_request:
         return true;
     case State::receiving_file:
-        return upload_->backlog < config_.receive_high_water;
+        return std::get<Upload>(transfer_).can_take_data();
     case State::working:
     case State::sending_list:
     case State::sending_file:
@@ -199,20 +135,11 @@ void Session::pump()
         inbox_pos_ += event.consumed;
         switch (event.kind) {
         case DecodeEvent::Kind::need_more:
-            if (state_ == State::awaiting_request && decoder_.mid_frame()) {
-                state_ = State::reading_request;
-            }
             break;
         case DecodeEvent::Kind::control:
-            if (state_ == State::reading_request) {
-                state_ = State::awaiting_request;
-            }
             handle_control(event.text);
             break;
         case DecodeEvent::Kind::data:
-            if (state_ == State::reading_request) {
-                state_ = State::awaiting_request;
-            }
             handle_data(event.bytes, event.frame_end);
             break;
         case DecodeEvent::Kind::error:
@@ -237,7 +164,7 @@ void Session::pump()
 // one socket read beyond what the state machine is willing to take.
 void Session::update_reading()
 {
-    if (state_ == State::closing || state_ == State::closed) {
+    if (ending()) {
         return;
     }
     const bool waiting_input = inbox_pos_ < inbox_.size();
@@ -260,7 +187,7 @@ void Session::handle_control(const std::string& text)
     }
     const Request& request = *parsed.request;
     if (state_ == State::receiving_file) {
-        handle_upload_control(request);
+        handle_upload_control(*upload(), request);
         return;
     }
     handle_request(request);
@@ -269,18 +196,17 @@ void Session::handle_control(const std::string& text)
 void Session::handle_data(std::span<const std::uint8_t> bytes, bool frame_end)
 {
     if (state_ == State::receiving_file) {
-        stage_upload_bytes(bytes);
+        if (auto error = upload()->take_data(bytes)) {
+            send_error(upload()->id(), *error);
+            begin_close();
+        }
         return;
     }
     // A data frame outside an upload is read to its end (then refused), and
-    // until then it is a frame in progress, which the stall timeout watches.
+    // until then it is a frame in progress (the decoder is mid-frame), which
+    // the stall timeout watches.
     if (frame_end) {
-        if (state_ == State::reading_request) {
-            state_ = State::awaiting_request;
-        }
         protocol_error(std::nullopt, Error{ErrorCode::unexpected_frame, "data frame outside an upload"});
-    } else if (state_ == State::awaiting_request) {
-        state_ = State::reading_request;
     }
 }
 
@@ -502,7 +428,7 @@ void Session::send_stats(std::uint64_t id)
     send_json(encode_reply(id, stats));
 }
 
-// ---- get ---------------------------------------------------------------------
+// ---- Transfers ----------------------------------------------------------------
 
 void Session::start_get(std::uint64_t id, const GetRequest& get)
 {
@@ -514,238 +440,27 @@ void Session::start_get(std::uint64_t id, const GetRequest& get)
         return;
     }
     state_ = State::working;
-    struct Opened {
-        Result<std::unique_ptr<OpenFile>> file;
-        std::optional<std::string> cached_digest;
-        bool fresh = false;
-    };
-    submit(make_job(
-        [&library = library_, name = get.name, hash = get.hash] {
-            Opened opened{library.open_for_read(name), std::nullopt, false};
-            if (opened.file) {
-                const FileIdentity& identity = opened.file.value()->identity();
-                opened.cached_digest = library.digests().find(identity, hash);
-                const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                    std::chrono::system_clock::now().time_since_epoch());
-                opened.fresh = now.count() - identity.changed_ns < 1'000'000'000;
-            }
-            return opened;
-        },
-        [this, id, offset = get.offset, hash = get.hash](Opened opened) {
-            if (!opened.file) {
-                send_error(id, opened.file.error());
-                back_to_idle();
-                return;
-            }
-            const FileInfo info = opened.file.value()->info();
-            if (offset > info.size) {
-                send_error(id, Error{ErrorCode::bad_offset, "offset " + std::to_string(offset) +
-                                                                " is past the end of \"" + info.name + "\" (" +
-                                                                std::to_string(info.size) + " bytes)"});
-                back_to_idle();
-                return;
-            }
-            ++counters_.transfers_total;
-            download_ = std::make_unique<Download>();
-            download_->id = id;
-            download_->hash = TransferHash(hash);
-            download_->known_digest = std::move(opened.cached_digest);
-            download_->freshly_changed = opened.fresh;
-            download_->file = std::move(opened.file.value());
-            download_->next_offset = offset;
-            download_->first_offset = offset;
-            state_ = State::sending_file;
-            send_json(encode_reply(id, GetReply{info, offset}));
-            if (offset == 0 || download_->known_digest) {
-                continue_sending();
-                return;
-            }
-            hash_resumed_prefix();
-        }));
+    submit(make_job([&library = library_, name = get.name, hash = get.hash] { return Download::open(library, name, hash); },
+                    [this, id, offset = get.offset, hash = get.hash](Download::Opened opened) {
+                        if (!opened.file) {
+                            send_error(id, opened.file.error());
+                            back_to_idle();
+                            return;
+                        }
+                        const FileInfo& info = opened.file.value()->info();
+                        if (offset > info.size) {
+                            send_error(id, Error{ErrorCode::bad_offset,
+                                                 "offset " + std::to_string(offset) + " is past the end of \"" +
+                                                     info.name + "\" (" + std::to_string(info.size) + " bytes)"});
+                            back_to_idle();
+                            return;
+                        }
+                        state_ = State::sending_file;
+                        transfer_.emplace<Download>(static_cast<TransferHost&>(*this), io_, library_, config_, counters_, token_label_, id, hash,
+                                                    std::move(opened), offset)
+                            .begin();
+                    }));
 }
-
-// The trailer hashes the whole file, so the prefix the client already holds
-// is hashed first (the client saved its own state of those bytes and never
-// re-reads them). A step of its own, started by the open's completion.
-void Session::hash_resumed_prefix()
-{
-    submit(make_job(
-        [&library = library_, file = download_->file, &hash = download_->hash, offset = download_->first_offset] {
-            std::optional<Error> failure = hash_prefix(file->fd(), offset, hash, file->info().name);
-            // A file that shrank fails the read: say why.
-            if (auto changed = library.check_unchanged(*file)) {
-                failure = std::move(changed);
-            }
-            return failure;
-        },
-        [this](std::optional<Error> failure) {
-            if (failure) {
-                finish_download(failure);
-                return;
-            }
-            download_->verified = download_->first_offset == download_->file->info().size;
-            continue_sending();
-        }));
-}
-
-// Reads the next chunk when the socket has room: the read is what the
-// socket's write queue throttles, so a slow reader costs no memory.
-void Session::continue_sending()
-{
-    if (state_ != State::sending_file || job_in_flight_) {
-        return;
-    }
-    const std::uint64_t end = download_->file->info().size;
-    if (download_->next_offset == end) {
-        if (download_->verified && download_->freshly_changed && !download_->known_digest) {
-            reread_fresh_file();
-            return;
-        }
-        if (download_->verified) {
-            finish_download(std::nullopt);
-            return;
-        }
-        // No read has looked at the file since its last bytes left: they
-        // went as file frames (the kernel copies them when the socket takes
-        // them, so the check waits until it has) or there were none.
-        if (io_.unsent_bytes() > 0) {
-            return; // on_sent() brings us back
-        }
-        submit(make_job([&library = library_, file = download_->file] { return library.check_unchanged(*file); },
-                        [this](std::optional<Error> failure) {
-                            download_->verified = !failure;
-                            finish_download(failure);
-                        }));
-        return;
-    }
-    if (io_.unsent_bytes() >= config_.send_high_water) {
-        return; // on_sent() brings us back
-    }
-    // With the digest known nothing needs the bytes in memory: the kernel
-    // moves them from the page cache to the socket.
-    if (download_->known_digest && io_.supports_file_frames()) {
-        send_file_frame(end);
-        return;
-    }
-    const std::size_t size = std::min<std::uint64_t>(config_.chunk_size, end - download_->next_offset);
-    struct Chunk {
-        std::optional<Error> failure;
-        std::string frame; // header and payload
-    };
-    submit(make_job(
-        [&library = library_, file = download_->file, &hash = download_->hash,
-         hashing = !download_->known_digest, offset = download_->next_offset, size] {
-            Chunk chunk{std::nullopt, std::string(kFrameHeaderSize + size, '\0')};
-            const FrameHeader header = encode_frame_header(FrameKind::data, static_cast<std::uint32_t>(size));
-            std::memcpy(chunk.frame.data(), header.data(), header.size());
-            char* payload = chunk.frame.data() + kFrameHeaderSize;
-            chunk.failure = read_exactly(file->fd(), payload, size, offset, file->info().name);
-            if (!chunk.failure && hashing) {
-                hash.update(payload, size);
-            }
-            // After the read, so that a change before or during it is seen
-            // (a shrink, which fails the read, included); every chunk, so
-            // that a changed file stops early.
-            if (auto changed = library.check_unchanged(*file)) {
-                chunk.failure = std::move(changed);
-            }
-            return chunk;
-        },
-        [this, size](Chunk chunk) {
-            if (chunk.failure) {
-                finish_download(chunk.failure);
-                return;
-            }
-            download_->next_offset += size;
-            download_->verified = download_->next_offset == download_->file->info().size;
-            counters_.bytes_out += size;
-            io_.send(std::move(chunk.frame));
-            continue_sending();
-        }));
-}
-
-// The last check cannot see a write within the timestamp tick of the change
-// just before the open; hashing the file again can, when it altered bytes
-// already sent. (A cached digest never belongs to such a file: the cache
-// keeps only files settled for a second.)
-void Session::reread_fresh_file()
-{
-    download_->freshly_changed = false;
-    submit(make_job(
-        [&library = library_, file = download_->file, sent = download_->hash.hex_digest(),
-         kind = download_->hash.kind()] {
-            TransferHash again(kind);
-            std::optional<Error> failure = hash_prefix(file->fd(), file->info().size, again, file->info().name);
-            if (auto changed = library.check_unchanged(*file)) {
-                failure = std::move(changed);
-            }
-            if (!failure && again.hex_digest() != sent) {
-                failure = Error{ErrorCode::file_changed,
-                                "\"" + file->info().name +
-                                    "\" was rewritten while it was being sent (its size and times did not move); "
-                                    "the bytes sent are not one version of it"};
-            }
-            return failure;
-        },
-        [this](std::optional<Error> failure) { finish_download(failure); }));
-}
-
-void Session::send_file_frame(std::uint64_t end)
-{
-    const std::uint64_t offset = download_->next_offset;
-    const std::size_t size = std::min<std::uint64_t>(config_.file_frame_size, end - offset);
-    submit(make_job(
-        [&library = library_, file = download_->file, offset, size] {
-            // The frame's size goes on the wire before its bytes and cannot be
-            // taken back, so they must still exist (and a changed file is cut
-            // short anyway); and the copy runs on the loop, so the pages are
-            // brought into memory here, off the loop.
-            std::optional<Error> failure = library.check_unchanged(*file);
-            if (!failure) {
-                ::readahead(file->fd(), static_cast<off_t>(offset), size); // a failure only costs speed
-            }
-            return failure;
-        },
-        [this, offset, size](std::optional<Error> failure) {
-            if (failure) {
-                finish_download(failure);
-                return;
-            }
-            // One job checks and reads ahead a large range, but it goes out
-            // as data frames of chunk_size, as PROTOCOL.md 2 says senders
-            // do; the frames are queued together, so sendfile still moves
-            // the whole range without a trip through the loop per frame.
-            for (std::size_t sent = 0; sent < size;) {
-                const std::size_t frame = std::min(config_.chunk_size, size - sent);
-                io_.send_file_frame(download_->file, offset + sent, frame);
-                sent += frame;
-            }
-            download_->next_offset += size;
-            counters_.bytes_out += size;
-            continue_sending();
-        }));
-}
-
-void Session::finish_download(std::optional<Error> error)
-{
-    const std::uint64_t sent = download_->next_offset - download_->first_offset;
-    const auto& info = download_->file->info();
-    if (error) {
-        log_transfer(io_.peer(), "get", info.name, sent, download_->started, to_string(error->code), error->message);
-        send_error(download_->id, *error);
-    } else {
-        const std::string digest = download_->known_digest.value_or(download_->hash.hex_digest());
-        if (!download_->known_digest) {
-            library_.digests().remember(download_->file->identity(), download_->hash.kind(), digest);
-        }
-        log_transfer(io_.peer(), "get", info.name, sent, download_->started, "ok", {}, download_->hash.kind(), digest);
-        send_json(encode_reply(download_->id, Trailer{info.size, digest, download_->hash.kind()}));
-    }
-    download_.reset();
-    back_to_idle();
-}
-
-// ---- put ---------------------------------------------------------------------
 
 void Session::start_put(std::uint64_t id, const PutRequest& put)
 {
@@ -767,48 +482,22 @@ void Session::start_put(std::uint64_t id, const PutRequest& put)
         return;
     }
     state_ = State::working;
-    struct Begun {
-        Result<std::unique_ptr<PartialUpload>> partial;
-        std::string prefix_digest; // of the bytes kept, when resumed
-    };
-    submit(make_job(
-        [&library = library_, put] {
-            Begun begun{PartialUpload::begin(library, put.name, put.size, put.resume, put.hash), {}};
-            if (begun.partial && begun.partial.value()->received() > 0) {
-                begun.prefix_digest = begun.partial.value()->received_digest();
-            }
-            return begun;
-        },
-        [this, id, size = put.size, hash = put.hash](Begun begun) {
-            auto& result = begun.partial;
-            if (!result) {
-                send_error(id, result.error());
-                back_to_idle();
-                return;
-            }
-            ++counters_.transfers_total;
-            upload_ = std::make_unique<Upload>();
-            upload_->id = id;
-            upload_->hash = hash;
-            upload_->partial = std::move(result.value());
-            upload_->name = upload_->partial->name();
-            upload_->size = size;
-            upload_->first_offset = upload_->partial->received();
-            upload_->accepted = upload_->first_offset;
-            state_ = State::receiving_file;
-            PutReply reply;
-            reply.offset = upload_->first_offset;
-            reply.token = upload_->partial->token();
-            reply.hash = hash;
-            if (reply.offset > 0) {
-                reply.prefix_digest = std::move(begun.prefix_digest);
-            }
-            send_json(encode_reply(id, reply));
-            pump();
-        }));
+    submit(make_job([&library = library_, put] { return Upload::begin(library, put); },
+                    [this, id, put](Upload::Begun begun) {
+                        if (!begun.partial) {
+                            send_error(id, begun.partial.error());
+                            back_to_idle();
+                            return;
+                        }
+                        state_ = State::receiving_file;
+                        transfer_.emplace<Upload>(static_cast<TransferHost&>(*this), io_, config_, counters_, token_label_, id, put,
+                                                  std::move(begun))
+                            .send_reply();
+                        pump();
+                    }));
 }
 
-void Session::handle_upload_control(const Request& request)
+void Session::handle_upload_control(Upload& upload, const Request& request)
 {
     const bool commit = std::holds_alternative<CommitRequest>(request.body);
     const bool abort = std::holds_alternative<AbortRequest>(request.body);
@@ -818,193 +507,38 @@ void Session::handle_upload_control(const Request& request)
                              std::string(op_name(request.body)) + " during an upload; send commit or abort"});
         return;
     }
-    if (request.id != upload_->id) {
+    if (request.id != upload.id()) {
         protocol_error(request.id, Error{ErrorCode::bad_request, "commit and abort take the id of the put (" +
-                                                                     std::to_string(upload_->id) + ")"});
+                                                                     std::to_string(upload.id()) + ")"});
         return;
     }
-    if (commit && std::get<CommitRequest>(request.body).hash != upload_->hash) {
+    if (commit && std::get<CommitRequest>(request.body).hash != upload.hash()) {
         protocol_error(request.id, Error{ErrorCode::bad_request, "this upload is checked with " +
-                                                                     std::string(hash_name(upload_->hash)) +
+                                                                     std::string(hash_name(upload.hash())) +
                                                                      "; its commit must carry that digest"});
         return;
     }
-    if (commit) {
-        upload_->finish = Upload::Finish::commit;
-        upload_->expected_digest = std::get<CommitRequest>(request.body).digest;
-    } else {
-        upload_->finish =
-            std::get<AbortRequest>(request.body).discard ? Upload::Finish::abort_discard : Upload::Finish::abort_keep;
-    }
     state_ = State::finishing_upload;
-    flush_staging();
-    continue_receiving();
-}
-
-void Session::stage_upload_bytes(std::span<const std::uint8_t> bytes)
-{
-    Upload& upload = *upload_;
-    if (bytes.size() > upload.size - upload.accepted) {
-        const Error error{ErrorCode::size_mismatch,
-                          "more data than the declared size of " + std::to_string(upload.size) + " bytes"};
-        upload.finish = Upload::Finish::keep;
-        send_error(upload.id, error);
-        log_transfer(io_.peer(), "put", upload.name, upload.accepted - upload.first_offset, upload.started,
-                     to_string(error.code), error.message);
-        begin_close();
-        return;
-    }
-    upload.staging.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-    upload.accepted += bytes.size();
-    upload.backlog += bytes.size();
-    counters_.bytes_in += bytes.size();
-    if (upload.staging.size() >= config_.chunk_size || upload.accepted == upload.size) {
-        flush_staging();
-        continue_receiving();
+    if (commit) {
+        upload.commit(std::get<CommitRequest>(request.body).digest);
+    } else {
+        upload.abort(std::get<AbortRequest>(request.body).discard);
     }
 }
 
-void Session::flush_staging()
+// An upload's chunk reached the disk: frames held back may go on.
+void Session::input_room()
 {
-    if (!upload_->staging.empty()) {
-        upload_->queue.push_back(std::move(upload_->staging));
-        upload_->staging = std::string();
-        upload_->staging.reserve(config_.chunk_size);
+    if (state_ == State::receiving_file) {
+        pump();
     }
 }
 
-// Writes queued chunks one job at a time; once the queue is empty, runs the
-// pending finish (commit, abort, or keep-for-resume when the peer left).
-void Session::continue_receiving()
+// The transfer has replied its last word (or failed and been told).
+void Session::transfer_ended()
 {
-    if (job_in_flight_ || !upload_) {
-        return;
-    }
-    Upload& upload = *upload_;
-    if (!upload.queue.empty()) {
-        std::string chunk = std::move(upload.queue.front());
-        upload.queue.pop_front();
-        const std::size_t size = chunk.size();
-        submit(make_job([partial = upload.partial.get(), chunk = std::move(chunk)] { return partial->append(chunk); },
-                        [this, size](std::optional<Error> failure) {
-                            upload_->backlog -= size;
-                            if (failure) {
-                                fail_upload(*failure);
-                                return;
-                            }
-                            continue_receiving();
-                            if (state_ == State::receiving_file) {
-                                pump();
-                            }
-                        }));
-        return;
-    }
-    if (upload.finish != Upload::Finish::none) {
-        finish_upload_job();
-    }
-}
-
-void Session::finish_upload_job()
-{
-    struct Finished {
-        std::optional<Result<FileInfo>> committed;
-        std::optional<Error> kept_error;
-        std::uint64_t kept_bytes = 0;
-    };
-    const auto finish = upload_->finish;
-    // The PartialUpload moves into the job so that its descriptor is closed
-    // (and, on network file systems, flushed) off the loop.
-    submit(make_job(
-        [partial = std::move(upload_->partial), finish, expected = upload_->expected_digest]() mutable {
-            Finished finished;
-            switch (finish) {
-            case Upload::Finish::commit:
-                finished.committed = partial->commit(expected);
-                break;
-            case Upload::Finish::abort_discard:
-                partial->discard();
-                break;
-            case Upload::Finish::abort_keep:
-            case Upload::Finish::keep:
-                finished.kept_error = partial->checkpoint();
-                finished.kept_bytes = partial->received();
-                // A partial that cannot be made durable for lack of space
-                // would only keep the disk full until it expires.
-                if (finished.kept_error && finished.kept_error->code == ErrorCode::no_space) {
-                    partial->discard();
-                    finished.kept_bytes = 0;
-                }
-                break;
-            case Upload::Finish::none:
-                break;
-            }
-            partial.reset();
-            return finished;
-        },
-        [this, finish](Finished finished) {
-            Upload& upload = *upload_;
-            const std::uint64_t bytes = upload.accepted - upload.first_offset;
-            switch (finish) {
-            case Upload::Finish::commit: {
-                auto& result = *finished.committed;
-                if (result) {
-                    log_transfer(io_.peer(), "put", upload.name, bytes, upload.started, "ok", {}, upload.hash,
-                                 upload.expected_digest);
-                    send_json(
-                        encode_reply(upload.id, CommitReply{result.value(), upload.expected_digest, upload.hash}));
-                } else {
-                    log_transfer(io_.peer(), "put", upload.name, bytes, upload.started, to_string(result.error().code),
-                                 result.error().message);
-                    send_error(upload.id, result.error());
-                }
-                break;
-            }
-            case Upload::Finish::abort_discard:
-                log_transfer(io_.peer(), "put", upload.name, bytes, upload.started, "aborted", "discarded");
-                send_json(encode_reply(upload.id, AbortReply{false, 0}));
-                break;
-            case Upload::Finish::abort_keep:
-                log_transfer(io_.peer(), "put", upload.name, bytes, upload.started, "aborted",
-                             std::to_string(finished.kept_bytes) + " bytes kept for resume");
-                if (finished.kept_error) {
-                    send_error(upload.id, *finished.kept_error);
-                } else {
-                    send_json(encode_reply(upload.id, AbortReply{true, finished.kept_bytes}));
-                }
-                break;
-            case Upload::Finish::keep:
-                log_transfer(io_.peer(), "put", upload.name, bytes, upload.started, "interrupted",
-                             finished.kept_error ? finished.kept_error->message
-                                                 : std::to_string(finished.kept_bytes) + " bytes kept for resume");
-                break;
-            case Upload::Finish::none:
-                break;
-            }
-            upload_.reset();
-            back_to_idle();
-        }));
-}
-
-// A write failed (disk full, IO error): the partial is deleted, since the
-// old file must stay intact and a broken partial is worth nothing; the
-// error goes to the client and the connection closes (PROTOCOL.md 4.5).
-void Session::fail_upload(const Error& error)
-{
-    log_transfer(io_.peer(), "put", upload_->name, upload_->accepted - upload_->first_offset, upload_->started,
-                 to_string(error.code), error.message);
-    std::unique_ptr<PartialUpload> partial = std::move(upload_->partial);
-    const std::uint64_t id = upload_->id;
-    upload_.reset();
-    send_error(id, error);
-    state_ = State::closing;
-    // Closing without an upload: take_completion() goes on with the close.
-    submit(make_job(
-        [partial = std::move(partial)]() mutable {
-            partial->discard();
-            partial.reset();
-            return true;
-        },
-        [](bool) {}));
+    transfer_.emplace<std::monostate>();
+    back_to_idle();
 }
 
 // ---- Output and endings ----------------------------------------------------------
@@ -1060,18 +594,18 @@ bool Session::take_transfer_slot(std::uint64_t id)
 
 std::optional<std::uint64_t> Session::transfer_id() const
 {
-    if (download_) {
-        return download_->id;
+    if (const auto* download = std::get_if<Download>(&transfer_)) {
+        return download->id();
     }
-    if (upload_) {
-        return upload_->id;
+    if (const auto* upload = std::get_if<Upload>(&transfer_)) {
+        return upload->id();
     }
     return std::nullopt;
 }
 
 void Session::back_to_idle()
 {
-    if (!download_ && !upload_) {
+    if (std::holds_alternative<std::monostate>(transfer_)) {
         slot_.reset();
     }
     if (state_ == State::closing) {
@@ -1089,6 +623,9 @@ void Session::back_to_idle()
 
 void Session::fail_connection(std::optional<std::uint64_t> id, const Error& error)
 {
+    if (close_reason_.empty()) {
+        close_reason_ = std::string(to_string(error.code)) + ": " + error.message;
+    }
     send_error(id, error);
     log_event("close", {{"peer", io_.peer()}, {"code", to_string(error.code)}});
     begin_close();
@@ -1096,13 +633,16 @@ void Session::fail_connection(std::optional<std::uint64_t> id, const Error& erro
 
 void Session::on_peer_closed()
 {
+    if (close_reason_.empty()) {
+        close_reason_ = "the peer closed the connection";
+    }
     begin_close();
 }
 
 void Session::shutdown()
 {
     draining_ = true;
-    if (state_ == State::awaiting_request || state_ == State::reading_request) {
+    if (state_ == State::awaiting_request) {
         send_error(std::nullopt, Error{ErrorCode::shutting_down, "the server is shutting down"});
         begin_close();
     }
@@ -1110,7 +650,7 @@ void Session::shutdown()
 
 void Session::abandon()
 {
-    if (state_ == State::closing || state_ == State::closed) {
+    if (ending()) {
         return;
     }
     send_error(transfer_id(), Error{ErrorCode::shutting_down, "the server is shutting down"});
@@ -1146,11 +686,12 @@ void Session::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms)
     const auto stall_limit = static_cast<std::uint64_t>(config_.stall_timeout.count());
     switch (state_) {
     case State::awaiting_request:
-        if (quiet >= idle_limit) {
+        if (reading_request() && quiet >= stall_limit) {
+            fail_connection(std::nullopt, Error{ErrorCode::stalled, "no progress for " + seconds_text(quiet)});
+        } else if (!reading_request() && quiet >= idle_limit) {
             fail_connection(std::nullopt, Error{ErrorCode::idle_timeout, "no request for " + seconds_text(quiet)});
         }
         break;
-    case State::reading_request:
     case State::sending_file:
     case State::receiving_file:
         if (quiet >= stall_limit) {
@@ -1207,17 +748,14 @@ void Session::measure_rate(std::uint64_t now_ms)
 // durable for resume) before the connection closes.
 void Session::begin_close()
 {
-    if (state_ == State::closing || state_ == State::closed) {
+    if (ending()) {
         return;
     }
     state_ = State::closing;
     inbox_.clear();
     inbox_pos_ = 0;
-    if (upload_ && upload_->finish == Upload::Finish::none) {
-        upload_->finish = Upload::Finish::keep;
-    }
-    if (upload_ && upload_->partial) {
-        flush_staging(); // bytes that arrived are kept, even mid-chunk
+    if (auto* upload = this->upload()) {
+        upload->keep(close_reason_);
     }
     advance_close();
 }
@@ -1227,13 +765,14 @@ void Session::advance_close()
     if (job_in_flight_) {
         return; // the job's completion calls back here
     }
-    if (upload_ && upload_->partial) {
-        flush_staging();
-        continue_receiving();
+    if (auto* upload = this->upload(); upload && upload->has_work()) {
+        upload->continue_receiving(); // its finish calls back here
         return;
     }
-    download_.reset();
-    upload_.reset();
+    if (auto* download = this->download()) {
+        download->interrupt(close_reason_.empty() ? "the connection closed" : close_reason_);
+    }
+    transfer_.emplace<std::monostate>();
     listing_.reset();
     slot_.reset();
     state_ = State::closed;
@@ -1262,7 +801,7 @@ bool Session::take_completion()
         return false;
     }
     touch();
-    if (state_ == State::closing && !upload_) {
+    if (state_ == State::closing && !upload()) {
         advance_close();
         return false;
     }

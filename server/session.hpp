@@ -1,5 +1,8 @@
 // One client's conversation with the server: an explicit state machine over
-// the frames it receives. It does no IO itself: bytes come in through
+// the frames it receives. It keeps the input pump, the dispatch of requests,
+// the small operations (hello, list, stat, stats), the lifecycle and the
+// timeouts; a get or put is a Download or an Upload (download.hpp,
+// upload.hpp), of which it holds at most one. It does no IO itself: bytes come in through
 // on_bytes(), and everything it does goes out through SessionIo (send bytes,
 // run a file job off the loop, pause or resume reading, close). That keeps
 // every transition testable without sockets (test/server/).
@@ -18,18 +21,19 @@
 #include "frame.hpp"
 #include "library.hpp"
 #include "messages.hpp"
-#include "partial_upload.hpp"
+#include "download.hpp"
 #include "pool_job.hpp"
 #include "session_io.hpp"
-#include "transfer_hash.hpp"
+#include "transfer_host.hpp"
+#include "upload.hpp"
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <variant>
 
 namespace ferry::server {
 
@@ -51,15 +55,14 @@ private:
     std::shared_ptr<TransferTicket> ticket_;
 };
 
-class Session {
+class Session final : private TransferHost {
 public:
     // Error lines one connection may write to the log; the rest are counted
     // and summed up in one "errors_not_logged" line when it ends.
     static constexpr std::uint64_t kLoggedErrorsPerConnection = 20;
 
     enum class State {
-        awaiting_request, // between requests, nothing buffered
-        reading_request,  // part of a frame has arrived
+        awaiting_request, // between requests (part of the next may have arrived)
         working,          // a list/stat/open job runs on the thread pool
         sending_list,     // a paged list sends its pages as the peer reads them
         sending_file,     // a get streams data frames
@@ -91,13 +94,13 @@ public:
     void check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms = 0);
 
     State state() const { return state_; }
-    bool job_in_flight() const { return job_in_flight_; }
+    bool job_in_flight() const override { return job_in_flight_; }
     // Who acted, for the log: the label of the hello's token, "" if none.
     const std::string& token_label() const { return token_label_; }
+    // Idle with part of a frame received: what the stall timeout watches.
+    bool reading_request() const { return state_ == State::awaiting_request && decoder_.mid_frame(); }
 
 private:
-    struct Download;
-    struct Upload;
     struct Listing;
     class Gated;
 
@@ -108,7 +111,7 @@ private:
     void handle_control(const std::string& text);
     void handle_data(std::span<const std::uint8_t> bytes, bool frame_end);
     void handle_request(const Request& request);
-    void handle_upload_control(const Request& request);
+    void handle_upload_control(Upload& upload, const Request& request);
 
     // Operations.
     void start_hello(std::uint64_t id, const HelloRequest& hello);
@@ -121,32 +124,25 @@ private:
     void start_put(std::uint64_t id, const PutRequest& put);
     void send_stats(std::uint64_t id);
 
-    // Download transitions.
-    void hash_resumed_prefix();
-    void continue_sending();
-    void send_file_frame(std::uint64_t end);
-    void reread_fresh_file();
-    void finish_download(std::optional<Error> error);
-
-    // Upload transitions.
-    void stage_upload_bytes(std::span<const std::uint8_t> bytes);
-    void flush_staging();
-    void continue_receiving();
-    void finish_upload_job();
-    void fail_upload(const Error& error);
-
     // Output and endings.
-    void send_json(std::string json_text);
-    void send_error(std::optional<std::uint64_t> id, const Error& error);
+    // TransferHost
+    void submit(std::unique_ptr<PoolJob> job) override;
+    void send_json(std::string json_text) override;
+    void send_error(std::optional<std::uint64_t> id, const Error& error) override;
+    void input_room() override;
+    void end_connection() override { begin_close(); }
+    void transfer_ended() override;
+
     void protocol_error(std::optional<std::uint64_t> id, const Error& error);
     void log_unlogged_errors();
     void back_to_idle();
     void fail_connection(std::optional<std::uint64_t> id, const Error& error);
+    // Closing or closed: no more input, no new work. The one closing guard.
+    bool ending() const { return state_ == State::closing || state_ == State::closed; }
     void begin_close();
     void advance_close();
-    // Hands a job to the pool; its completion comes back through
-    // take_completion(), the one place that may drop it.
-    void submit(std::unique_ptr<PoolJob> job);
+    // Every job's completion comes back through here, the one place that
+    // may drop it.
     bool take_completion();
     void touch() { last_activity_ms_ = io_.now_ms(); }
     // What the peer has taken so far: bytes received from it plus bytes of
@@ -155,6 +151,8 @@ private:
     void measure_rate(std::uint64_t now_ms);
     bool take_transfer_slot(std::uint64_t id);
     std::optional<std::uint64_t> transfer_id() const;
+    Download* download() { return std::get_if<Download>(&transfer_); }
+    Upload* upload() { return std::get_if<Upload>(&transfer_); }
 
     SessionIo& io_;
     const Library& library_;
@@ -181,11 +179,13 @@ private:
     std::uint64_t protocol_errors_ = 0;
     std::uint64_t errors_logged_ = 0;
     std::uint64_t errors_not_logged_ = 0;
+    // Why the connection is closing, for a transfer it cuts short.
+    std::string close_reason_;
     FrameDecoder decoder_;
     std::string inbox_;
     std::size_t inbox_pos_ = 0;
-    std::unique_ptr<Download> download_;
-    std::unique_ptr<Upload> upload_;
+    // The running get or put, if any: one at a time.
+    std::variant<std::monostate, Download, Upload> transfer_;
     std::unique_ptr<Listing> listing_;
 };
 

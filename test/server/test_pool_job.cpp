@@ -45,7 +45,8 @@ TEST_CASE("a job owns what its work captured, and may change it")
 TEST_CASE("an exception in work is kept and rethrown by done, not on the pool thread")
 {
     bool done_ran = false;
-    auto job = make_job([]() -> int { throw std::runtime_error("disk on fire"); }, [&done_ran](int) { done_ran = true; });
+    auto job =
+        make_job([]() -> int { throw std::runtime_error("disk on fire"); }, [&done_ran](int) { done_ran = true; });
     CHECK_NOTHROW(job->work());
     CHECK_THROWS_WITH_AS(job->done(), "disk on fire", std::runtime_error);
     CHECK_FALSE(done_ran);

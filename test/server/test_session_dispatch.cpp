@@ -45,7 +45,7 @@ TEST_CASE("hello with another protocol version is refused, then the connection c
     CHECK(f.session.state() == Session::State::closed);
 }
 
-TEST_CASE("a request fed one byte at a time moves through reading_request")
+TEST_CASE("a request fed one byte at a time is being read (idle with half a frame) until whole")
 {
     Fixture f;
     f.hello();
@@ -53,7 +53,8 @@ TEST_CASE("a request fed one byte at a time moves through reading_request")
     const std::string frame = control(Request{3, StatRequest{"a.txt"}});
     for (std::size_t i = 0; i + 1 < frame.size(); ++i) {
         f.feed(frame.substr(i, 1));
-        CHECK(f.session.state() == Session::State::reading_request);
+        CHECK(f.session.state() == Session::State::awaiting_request);
+        CHECK(f.session.reading_request());
     }
     f.feed(frame.substr(frame.size() - 1));
     CHECK(f.session.state() == Session::State::working);

@@ -1,0 +1,241 @@
+#include "download.hpp"
+
+#include "frame.hpp"
+#include "messages.hpp"
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+namespace ferry::server {
+
+Download::Opened Download::open(const Library& library, const std::string& name, HashKind hash)
+{
+    Opened opened{library.open_for_read(name), std::nullopt, false};
+    if (opened.file) {
+        const FileIdentity& identity = opened.file.value()->identity();
+        opened.cached_digest = library.digests().find(identity, hash);
+        const auto now =
+            std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch());
+        opened.fresh = now.count() - identity.changed_ns < 1'000'000'000;
+    }
+    return opened;
+}
+
+Download::Download(TransferHost& host, SessionIo& io, const Library& library, const Config& config, Counters& counters,
+                   const std::string& token_label, std::uint64_t id, HashKind hash, Opened opened, std::uint64_t offset)
+    : host_(host), io_(io), library_(library), config_(config), counters_(counters), id_(id),
+      file_(std::move(opened.file.value())), next_offset_(offset), first_offset_(offset), hash_(hash),
+      known_digest_(std::move(opened.cached_digest)), freshly_changed_(opened.fresh),
+      line_(io.peer(), "get", file_->info().name, token_label)
+{
+    ++counters_.transfers_total;
+}
+
+Download::~Download()
+{
+    try {
+        interrupt("the connection was closed");
+    } catch (...) {
+        // Out of memory while logging: the transfer is gone either way.
+    }
+}
+
+void Download::interrupt(std::string_view why)
+{
+    // Bytes still in our own send queue never reached the peer.
+    const std::uint64_t queued = next_offset_ - first_offset_;
+    line_.ended(queued - std::min<std::uint64_t>(queued, io_.unsent_bytes()), "interrupted", why);
+}
+
+void Download::begin()
+{
+    host_.send_json(encode_reply(id_, GetReply{file_->info(), next_offset_}));
+    if (first_offset_ == 0 || known_digest_) {
+        continue_sending();
+        return;
+    }
+    hash_resumed_prefix();
+}
+
+// The trailer hashes the whole file, so the prefix the client already holds
+// is hashed first (the client saved its own state of those bytes and never
+// re-reads them). A step of its own, started by begin().
+void Download::hash_resumed_prefix()
+{
+    host_.submit(make_job(
+        [&library = library_, file = file_, &hash = hash_, offset = first_offset_] {
+            std::optional<Error> failure = hash_prefix(file->fd(), offset, hash, file->info().name);
+            // A file that shrank fails the read: say why.
+            if (auto changed = library.check_unchanged(*file)) {
+                failure = std::move(changed);
+            }
+            return failure;
+        },
+        [this](std::optional<Error> failure) {
+            if (failure) {
+                finish(failure);
+                return;
+            }
+            verified_ = first_offset_ == file_->info().size;
+            continue_sending();
+        }));
+}
+
+// Reads the next chunk when the socket has room: the read is what the
+// socket's write queue throttles, so a slow reader costs no memory.
+void Download::continue_sending()
+{
+    if (host_.job_in_flight()) {
+        return;
+    }
+    const std::uint64_t end = file_->info().size;
+    if (next_offset_ == end) {
+        if (verified_ && freshly_changed_ && !known_digest_) {
+            reread_fresh_file();
+            return;
+        }
+        if (verified_) {
+            finish(std::nullopt);
+            return;
+        }
+        // No read has looked at the file since its last bytes left: they
+        // went as file frames (the kernel copies them when the socket takes
+        // them, so the check waits until it has) or there were none.
+        if (io_.unsent_bytes() > 0) {
+            return; // on_sent() brings us back
+        }
+        host_.submit(make_job([&library = library_, file = file_] { return library.check_unchanged(*file); },
+                              [this](std::optional<Error> failure) {
+                                  verified_ = !failure;
+                                  finish(failure);
+                              }));
+        return;
+    }
+    if (io_.unsent_bytes() >= config_.send_high_water) {
+        return; // on_sent() brings us back
+    }
+    // With the digest known nothing needs the bytes in memory: the kernel
+    // moves them from the page cache to the socket.
+    if (known_digest_ && io_.supports_file_frames()) {
+        send_file_frame(end);
+        return;
+    }
+    const std::size_t size = std::min<std::uint64_t>(config_.chunk_size, end - next_offset_);
+    struct Chunk {
+        std::optional<Error> failure;
+        std::string frame; // header and payload
+    };
+    host_.submit(make_job(
+        [&library = library_, file = file_, &hash = hash_, hashing = !known_digest_, offset = next_offset_, size] {
+            Chunk chunk{std::nullopt, std::string(kFrameHeaderSize + size, '\0')};
+            const FrameHeader header = encode_frame_header(FrameKind::data, static_cast<std::uint32_t>(size));
+            std::memcpy(chunk.frame.data(), header.data(), header.size());
+            char* payload = chunk.frame.data() + kFrameHeaderSize;
+            chunk.failure = read_exactly(file->fd(), payload, size, offset, file->info().name);
+            if (!chunk.failure && hashing) {
+                hash.update(payload, size);
+            }
+            // After the read, so that a change before or during it is seen
+            // (a shrink, which fails the read, included); every chunk, so
+            // that a changed file stops early.
+            if (auto changed = library.check_unchanged(*file)) {
+                chunk.failure = std::move(changed);
+            }
+            return chunk;
+        },
+        [this, size](Chunk chunk) {
+            if (chunk.failure) {
+                finish(chunk.failure);
+                return;
+            }
+            next_offset_ += size;
+            verified_ = next_offset_ == file_->info().size;
+            counters_.bytes_out += size;
+            io_.send(std::move(chunk.frame));
+            continue_sending();
+        }));
+}
+
+// The last check cannot see a write within the timestamp tick of the change
+// just before the open; hashing the file again can, when it altered bytes
+// already sent. (A cached digest never belongs to such a file: the cache
+// keeps only files settled for a second.)
+void Download::reread_fresh_file()
+{
+    freshly_changed_ = false;
+    host_.submit(make_job(
+        [&library = library_, file = file_, sent = hash_.hex_digest(), kind = hash_.kind()] {
+            TransferHash again(kind);
+            std::optional<Error> failure = hash_prefix(file->fd(), file->info().size, again, file->info().name);
+            if (auto changed = library.check_unchanged(*file)) {
+                failure = std::move(changed);
+            }
+            if (!failure && again.hex_digest() != sent) {
+                failure = Error{ErrorCode::file_changed,
+                                "\"" + file->info().name +
+                                    "\" was rewritten while it was being sent (its size and times did not move); "
+                                    "the bytes sent are not one version of it"};
+            }
+            return failure;
+        },
+        [this](std::optional<Error> failure) { finish(failure); }));
+}
+
+void Download::send_file_frame(std::uint64_t end)
+{
+    const std::uint64_t offset = next_offset_;
+    const std::size_t size = std::min<std::uint64_t>(config_.file_frame_size, end - offset);
+    host_.submit(make_job(
+        [&library = library_, file = file_, offset, size] {
+            // The frame's size goes on the wire before its bytes and cannot be
+            // taken back, so they must still exist (and a changed file is cut
+            // short anyway); and the copy runs on the loop, so the pages are
+            // brought into memory here, off the loop.
+            std::optional<Error> failure = library.check_unchanged(*file);
+            if (!failure) {
+                ::readahead(file->fd(), static_cast<off_t>(offset), size); // a failure only costs speed
+            }
+            return failure;
+        },
+        [this, offset, size](std::optional<Error> failure) {
+            if (failure) {
+                finish(failure);
+                return;
+            }
+            // One job checks and reads ahead a large range, but it goes out
+            // as data frames of chunk_size, as PROTOCOL.md 2 says senders
+            // do; the frames are queued together, so sendfile still moves
+            // the whole range without a trip through the loop per frame.
+            for (std::size_t sent = 0; sent < size;) {
+                const std::size_t frame = std::min(config_.chunk_size, size - sent);
+                io_.send_file_frame(file_, offset + sent, frame);
+                sent += frame;
+            }
+            next_offset_ += size;
+            counters_.bytes_out += size;
+            continue_sending();
+        }));
+}
+
+void Download::finish(std::optional<Error> error)
+{
+    const std::uint64_t sent = next_offset_ - first_offset_;
+    const auto& info = file_->info();
+    if (error) {
+        line_.ended(sent, to_string(error->code), error->message);
+        host_.send_error(id_, *error);
+    } else {
+        const std::string digest = known_digest_.value_or(hash_.hex_digest());
+        if (!known_digest_) {
+            library_.digests().remember(file_->identity(), hash_.kind(), digest);
+        }
+        line_.ok(sent, hash_.kind(), digest);
+        host_.send_json(encode_reply(id_, Trailer{info.size, digest, hash_.kind()}));
+    }
+    host_.transfer_ended(); // destroys this
+}
+
+} // namespace ferry::server

@@ -1,0 +1,86 @@
+// A get in progress, from the open file to its trailer: the next chunk is
+// read (and hashed) only while the socket has room, or, with the digest
+// known, moved by the kernel (file frames); the file is checked unchanged
+// before the trailer vouches for it. Owns its log line.
+//
+// Memory is bounded whatever the file size or the peer's speed: the next
+// chunk is read only while less than Config::send_high_water is queued.
+#pragma once
+
+#include "config.hpp"
+#include "counters.hpp"
+#include "library.hpp"
+#include "session_io.hpp"
+#include "transfer_hash.hpp"
+#include "transfer_host.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace ferry::server {
+
+class Download {
+public:
+    // What the start's pool job finds: the file, and what is known of it.
+    struct Opened {
+        Result<std::unique_ptr<OpenFile>> file;
+        // The digest cache knew the file: nothing is hashed while sending.
+        std::optional<std::string> cached_digest;
+        // Changed less than a second before it was opened (see below).
+        bool fresh = false;
+    };
+    // On the pool: opens `name` and looks its digest up.
+    static Opened open(const Library& library, const std::string& name, HashKind hash);
+
+    // `file` opened, `offset` checked against its size.
+    // `token_label` names who acted in the log line.
+    Download(TransferHost& host, SessionIo& io, const Library& library, const Config& config, Counters& counters,
+             const std::string& token_label, std::uint64_t id, HashKind hash, Opened opened, std::uint64_t offset);
+    Download(const Download&) = delete;
+    Download& operator=(const Download&) = delete;
+    // Writes the transfer line if nothing did: the connection was cut.
+    ~Download();
+
+    std::uint64_t id() const { return id_; }
+
+    // Sends the get's reply and starts sending data.
+    void begin();
+    // The socket took bytes: the next chunk, or the trailer.
+    void continue_sending();
+    // The connection closes before the trailer: says why in the log line.
+    void interrupt(std::string_view why);
+
+private:
+    void hash_resumed_prefix();
+    void send_file_frame(std::uint64_t end);
+    void reread_fresh_file();
+    void finish(std::optional<Error> error);
+
+    TransferHost& host_;
+    SessionIo& io_;
+    const Library& library_;
+    const Config& config_;
+    Counters& counters_;
+    std::uint64_t id_;
+    // Shared with file frames still on their way to the socket.
+    std::shared_ptr<const OpenFile> file_;
+    std::uint64_t next_offset_;
+    std::uint64_t first_offset_;
+    // While a job runs, only that job touches the hash.
+    TransferHash hash_;
+    std::optional<std::string> known_digest_;
+    // Set once the read of the last chunk, or a check after the last file
+    // frame, found the file unchanged since it was opened
+    // (Library::check_unchanged): only then may a trailer vouch for the
+    // bytes, and the digest be remembered.
+    bool verified_ = false;
+    // The file changed less than a second before it was opened: a write in
+    // that same timestamp tick would move neither its modification nor its
+    // change time, so its bytes are read once more before the trailer.
+    bool freshly_changed_ = false;
+    TransferLine line_;
+};
+
+} // namespace ferry::server

@@ -1,0 +1,215 @@
+#include "upload.hpp"
+
+namespace ferry::server {
+
+Upload::Begun Upload::begin(const Library& library, const PutRequest& put)
+{
+    Begun begun{PartialUpload::begin(library, put.name, put.size, put.resume, put.hash), {}};
+    if (begun.partial && begun.partial.value()->received() > 0) {
+        begun.prefix_digest = begun.partial.value()->received_digest();
+    }
+    return begun;
+}
+
+Upload::Upload(TransferHost& host, SessionIo& io, const Config& config, Counters& counters,
+               const std::string& token_label, std::uint64_t id, const PutRequest& put, Begun begun)
+    : host_(host), config_(config), counters_(counters), id_(id), hash_(put.hash),
+      partial_(std::move(begun.partial.value())), size_(put.size), first_offset_(partial_->received()),
+      accepted_(first_offset_), prefix_digest_(std::move(begun.prefix_digest)),
+      line_(io.peer(), "put", partial_->name(), token_label)
+{
+    ++counters_.transfers_total;
+}
+
+Upload::~Upload()
+{
+    try {
+        line_.ended(moved(), "interrupted", "the connection was closed");
+    } catch (...) {
+        // Out of memory while logging: the upload is kept either way.
+    }
+}
+
+void Upload::send_reply()
+{
+    PutReply reply;
+    reply.offset = first_offset_;
+    reply.token = partial_->token();
+    reply.hash = hash_;
+    if (reply.offset > 0) {
+        reply.prefix_digest = prefix_digest_;
+    }
+    host_.send_json(encode_reply(id_, reply));
+}
+
+std::optional<Error> Upload::take_data(std::span<const std::uint8_t> bytes)
+{
+    if (bytes.size() > size_ - accepted_) {
+        Error error{ErrorCode::size_mismatch,
+                    "more data than the declared size of " + std::to_string(size_) + " bytes"};
+        finish_ = Finish::keep;
+        line_.ended(moved(), to_string(error.code), error.message);
+        return error;
+    }
+    staging_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    accepted_ += bytes.size();
+    backlog_ += bytes.size();
+    counters_.bytes_in += bytes.size();
+    if (staging_.size() >= config_.chunk_size || accepted_ == size_) {
+        flush_staging();
+        continue_receiving();
+    }
+    return std::nullopt;
+}
+
+void Upload::commit(std::string expected_digest)
+{
+    finish_ = Finish::commit;
+    expected_digest_ = std::move(expected_digest);
+    flush_staging();
+    continue_receiving();
+}
+
+void Upload::abort(bool discard)
+{
+    finish_ = discard ? Finish::abort_discard : Finish::abort_keep;
+    flush_staging();
+    continue_receiving();
+}
+
+void Upload::keep(std::string why)
+{
+    if (finish_ == Finish::none) {
+        finish_ = Finish::keep;
+        keep_why_ = std::move(why);
+    }
+    if (partial_) {
+        flush_staging(); // bytes that arrived are kept, even mid-chunk
+    }
+}
+
+void Upload::flush_staging()
+{
+    if (!staging_.empty()) {
+        queue_.push_back(std::move(staging_));
+        staging_ = std::string();
+        staging_.reserve(config_.chunk_size);
+    }
+}
+
+void Upload::continue_receiving()
+{
+    if (host_.job_in_flight() || !partial_) {
+        return;
+    }
+    if (!queue_.empty()) {
+        std::string chunk = std::move(queue_.front());
+        queue_.pop_front();
+        const std::size_t size = chunk.size();
+        host_.submit(make_job([partial = partial_.get(), chunk = std::move(chunk)] { return partial->append(chunk); },
+                              [this, size](std::optional<Error> failure) {
+                                  backlog_ -= size;
+                                  if (failure) {
+                                      fail(*failure);
+                                      return;
+                                  }
+                                  continue_receiving();
+                                  host_.input_room();
+                              }));
+        return;
+    }
+    if (finish_ != Finish::none) {
+        finish_job();
+    }
+}
+
+void Upload::finish_job()
+{
+    struct Finished {
+        std::optional<Result<FileInfo>> committed;
+        std::optional<Error> kept_error;
+        std::uint64_t kept_bytes = 0;
+    };
+    // The PartialUpload moves into the job so that its descriptor is closed
+    // (and, on network file systems, flushed) off the loop.
+    host_.submit(make_job(
+        [partial = std::move(partial_), finish = finish_, expected = expected_digest_]() mutable {
+            Finished finished;
+            switch (finish) {
+            case Finish::commit:
+                finished.committed = partial->commit(expected);
+                break;
+            case Finish::abort_discard:
+            case Finish::fail:
+                partial->discard();
+                break;
+            case Finish::abort_keep:
+            case Finish::keep:
+                finished.kept_error = partial->checkpoint();
+                finished.kept_bytes = partial->received();
+                // A partial that cannot be made durable for lack of space
+                // would only keep the disk full until it expires.
+                if (finished.kept_error && finished.kept_error->code == ErrorCode::no_space) {
+                    partial->discard();
+                    finished.kept_bytes = 0;
+                }
+                break;
+            case Finish::none:
+                break;
+            }
+            partial.reset();
+            return finished;
+        },
+        [this](Finished finished) {
+            switch (finish_) {
+            case Finish::commit: {
+                auto& result = *finished.committed;
+                if (result) {
+                    line_.ok(moved(), hash_, expected_digest_);
+                    host_.send_json(encode_reply(id_, CommitReply{result.value(), expected_digest_, hash_}));
+                } else {
+                    line_.ended(moved(), to_string(result.error().code), result.error().message);
+                    host_.send_error(id_, result.error());
+                }
+                break;
+            }
+            case Finish::abort_discard:
+                line_.ended(moved(), "aborted", "discarded");
+                host_.send_json(encode_reply(id_, AbortReply{false, 0}));
+                break;
+            case Finish::abort_keep:
+                line_.ended(moved(), "aborted", std::to_string(finished.kept_bytes) + " bytes kept for resume");
+                if (finished.kept_error) {
+                    host_.send_error(id_, *finished.kept_error);
+                } else {
+                    host_.send_json(encode_reply(id_, AbortReply{true, finished.kept_bytes}));
+                }
+                break;
+            case Finish::keep:
+                line_.ended(moved(), "interrupted",
+                            finished.kept_error ? finished.kept_error->message
+                                                : keep_why_ + (keep_why_.empty() ? "" : "; ") +
+                                                      std::to_string(finished.kept_bytes) + " bytes kept for resume");
+                break;
+            case Finish::fail:
+            case Finish::none:
+                break;
+            }
+            host_.transfer_ended(); // destroys this
+        }));
+}
+
+// A write failed (disk full, IO error): the partial is deleted, since the
+// old file must stay intact and a broken partial is worth nothing; the
+// error goes to the client and the connection closes (PROTOCOL.md 4.5).
+void Upload::fail(const Error& error)
+{
+    line_.ended(moved(), to_string(error.code), error.message);
+    finish_ = Finish::fail;
+    queue_.clear();
+    staging_.clear();
+    host_.send_error(id_, error);
+    host_.end_connection(); // runs the discard, then closes
+}
+
+} // namespace ferry::server

@@ -1,0 +1,96 @@
+// A put in progress, from its staging file to the commit, abort or keep:
+// bytes from the wire gather in `staging_` up to one chunk, then wait in
+// `queue_` for the single write job; the finish (commit, abort, or keep for
+// a resume when the connection ends) runs once the queue is empty. Owns
+// its log line.
+//
+// Memory is bounded whatever the peer's speed: the session stops reading
+// the socket while can_take_data() is false, that is while more than
+// Config::receive_high_water waits for the disk.
+#pragma once
+
+#include "config.hpp"
+#include "counters.hpp"
+#include "library.hpp"
+#include "messages.hpp"
+#include "partial_upload.hpp"
+#include "session_io.hpp"
+#include "transfer_host.hpp"
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+namespace ferry::server {
+
+class Upload {
+public:
+    // What the start's pool job finds: the staging file, new or resumed.
+    struct Begun {
+        Result<std::unique_ptr<PartialUpload>> partial;
+        std::string prefix_digest; // of the bytes kept, when resumed
+    };
+    // On the pool: begins (or resumes) the upload `put` asks for.
+    static Begun begin(const Library& library, const PutRequest& put);
+
+    // `token_label` names who acted in the log line.
+    Upload(TransferHost& host, SessionIo& io, const Config& config, Counters& counters, const std::string& token_label,
+           std::uint64_t id, const PutRequest& put, Begun begun);
+    Upload(const Upload&) = delete;
+    Upload& operator=(const Upload&) = delete;
+    // Writes the transfer line if nothing did: the connection was cut.
+    ~Upload();
+
+    std::uint64_t id() const { return id_; }
+    HashKind hash() const { return hash_; }
+
+    // Sends the put's reply (where to resume from).
+    void send_reply();
+    // Whether more data frames may be taken now (backpressure).
+    bool can_take_data() const { return backlog_ < config_.receive_high_water; }
+    // Bytes of a data frame; an error (more than the declared size) ends
+    // the upload, kept for resume, and the session must close.
+    std::optional<Error> take_data(std::span<const std::uint8_t> bytes);
+    // The client's commit or abort; runs once what arrived is written.
+    void commit(std::string expected_digest);
+    void abort(bool discard);
+    // The connection ends: keep what arrived for a resume, saying `why`.
+    void keep(std::string why);
+    // Whether the upload still holds its file: it has writes or a finish
+    // to run before it may be dropped.
+    bool has_work() const { return partial_ != nullptr; }
+    // Writes queued chunks one job at a time; once the queue is empty, runs
+    // the pending finish.
+    void continue_receiving();
+
+private:
+    enum class Finish { none, commit, abort_keep, abort_discard, keep, fail };
+
+    void flush_staging();
+    void finish_job();
+    void fail(const Error& error);
+    std::uint64_t moved() const { return accepted_ - first_offset_; }
+
+    TransferHost& host_;
+    const Config& config_;
+    Counters& counters_;
+    std::uint64_t id_;
+    HashKind hash_;
+    std::unique_ptr<PartialUpload> partial_;
+    std::uint64_t size_;
+    std::uint64_t first_offset_;
+    std::uint64_t accepted_; // bytes taken from the wire, counting from 0
+    std::string prefix_digest_;
+    std::string staging_;
+    std::deque<std::string> queue_;
+    std::size_t backlog_ = 0; // staging and queue
+    Finish finish_ = Finish::none;
+    std::string expected_digest_;
+    std::string keep_why_;
+    TransferLine line_;
+};
+
+} // namespace ferry::server
