@@ -440,26 +440,28 @@ void Session::start_get(std::uint64_t id, const GetRequest& get)
         return;
     }
     state_ = State::working;
-    submit(make_job([&library = library_, name = get.name, hash = get.hash] { return Download::open(library, name, hash); },
-                    [this, id, offset = get.offset, hash = get.hash](Download::Opened opened) {
-                        if (!opened.file) {
-                            send_error(id, opened.file.error());
-                            back_to_idle();
-                            return;
-                        }
-                        const FileInfo& info = opened.file.value()->info();
-                        if (offset > info.size) {
-                            send_error(id, Error{ErrorCode::bad_offset,
-                                                 "offset " + std::to_string(offset) + " is past the end of \"" +
-                                                     info.name + "\" (" + std::to_string(info.size) + " bytes)"});
-                            back_to_idle();
-                            return;
-                        }
-                        state_ = State::sending_file;
-                        transfer_.emplace<Download>(static_cast<TransferHost&>(*this), io_, library_, config_, counters_, token_label_, id, hash,
-                                                    std::move(opened), offset)
-                            .begin();
-                    }));
+    submit(make_job(
+        [&library = library_, name = get.name, hash = get.hash] { return Download::open(library, name, hash); },
+        [this, id, offset = get.offset, hash = get.hash](Download::Opened opened) {
+            if (!opened.file) {
+                send_error(id, opened.file.error());
+                back_to_idle();
+                return;
+            }
+            const FileInfo& info = opened.file.value()->info();
+            if (offset > info.size) {
+                send_error(id, Error{ErrorCode::bad_offset, "offset " + std::to_string(offset) +
+                                                                " is past the end of \"" + info.name + "\" (" +
+                                                                std::to_string(info.size) + " bytes)"});
+                back_to_idle();
+                return;
+            }
+            state_ = State::sending_file;
+            transfer_
+                .emplace<Download>(static_cast<TransferHost&>(*this), io_, library_, config_, counters_, token_label_,
+                                   id, hash, std::move(opened), offset)
+                .begin();
+        }));
 }
 
 void Session::start_put(std::uint64_t id, const PutRequest& put)
@@ -490,8 +492,9 @@ void Session::start_put(std::uint64_t id, const PutRequest& put)
                             return;
                         }
                         state_ = State::receiving_file;
-                        transfer_.emplace<Upload>(static_cast<TransferHost&>(*this), io_, config_, counters_, token_label_, id, put,
-                                                  std::move(begun))
+                        transfer_
+                            .emplace<Upload>(static_cast<TransferHost&>(*this), io_, config_, counters_, token_label_,
+                                             id, put, std::move(begun))
                             .send_reply();
                         pump();
                     }));

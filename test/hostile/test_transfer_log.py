@@ -89,6 +89,32 @@ class TransferLog(unittest.TestCase):
         self.assertEqual(len(lines), 1, lines)
         self.assertEqual((lines[0]["op"], lines[0]["result"]), ("put", "size_mismatch"))
 
+    def test_a_transfer_line_names_its_token_by_label(self):
+        tokens = os.path.join(self.root, ".tokens")
+        alice = "alice-token-0123456789abcdef"
+        bob = "bob-token-0123456789abcdef"
+        with open(tokens, "w") as f:
+            f.write(f"{alice} rw alice\n{bob} rw\n")
+        os.chmod(tokens, 0o600)
+        with open(os.path.join(self.root, "a.txt"), "wb") as f:
+            f.write(b"hello")
+        with Server(FERRYD, self.root, "--token-file", tokens, "--log-format", "json",
+                    "--log-file", self.log) as server:
+            peer = server.peer(token=alice)
+            peer.get("a.txt")
+            peer.put("b.txt", b"world")
+            peer.close()
+            peer = server.peer(token=bob)
+            peer.get("a.txt")
+            peer.close()
+            self.assertTrue(self.disconnects(2))
+            lines = transfer_lines(self.log)
+        self.assertEqual([(t["op"], t.get("token")) for t in lines],
+                         [("get", "alice"), ("put", "alice"), ("get", None)])
+        for line in lines:
+            self.assertNotIn(alice, json.dumps(line))
+            self.assertNotIn(bob, json.dumps(line))
+
 
 if __name__ == "__main__":
     unittest.main()
