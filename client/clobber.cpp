@@ -2,6 +2,7 @@
 
 #include "interrupt.hpp"
 #include "local_files.hpp"
+#include "operations.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -23,15 +24,7 @@ struct RemoteFile {
 Result<std::optional<RemoteFile>> remote_file(Connection& connection, const std::string& name, HashKind hash,
                                               bool with_digest)
 {
-    const std::uint64_t stat_id = connection.next_id();
-    if (auto sent = connection.send_request(Request{stat_id, StatRequest{name}}); !sent) {
-        return sent.error();
-    }
-    auto stat_text = connection.receive_control();
-    if (!stat_text) {
-        return stat_text.error();
-    }
-    auto stat = parse_stat_reply(stat_text.value());
+    auto stat = ask(connection, Request{connection.next_id(), StatRequest{name}}, parse_stat_reply);
     if (!stat) {
         if (stat.error().code == ErrorCode::not_found) {
             return std::optional<RemoteFile>();
@@ -39,18 +32,11 @@ Result<std::optional<RemoteFile>> remote_file(Connection& connection, const std:
         return stat.error();
     }
     if (!with_digest) {
-        return std::optional<RemoteFile>(RemoteFile{stat->body.file, {}});
+        return std::optional<RemoteFile>(RemoteFile{stat->file, {}});
     }
-    const std::uint64_t size = stat->body.file.size;
+    const std::uint64_t size = stat->file.size;
     const std::uint64_t get_id = connection.next_id();
-    if (auto sent = connection.send_request(Request{get_id, GetRequest{name, size, hash}}); !sent) {
-        return sent.error();
-    }
-    auto reply_text = connection.receive_control();
-    if (!reply_text) {
-        return reply_text.error();
-    }
-    auto reply = parse_get_reply(reply_text.value());
+    auto reply = ask(connection, Request{get_id, GetRequest{name, size, hash}}, parse_get_reply);
     if (!reply) {
         if (reply.error().code == ErrorCode::not_found || reply.error().code == ErrorCode::bad_offset) {
             return std::optional<RemoteFile>(); // gone or shrunk since the stat: not identical
@@ -72,7 +58,7 @@ Result<std::optional<RemoteFile>> remote_file(Connection& connection, const std:
                 connection.close();
                 return protocol_error("an unexpected trailer for \"" + name + "\"");
             }
-            return std::optional<RemoteFile>(RemoteFile{reply->body.file, trailer->body.digest});
+            return std::optional<RemoteFile>(RemoteFile{reply->file, trailer->body.digest});
         }
     }
 }

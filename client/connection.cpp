@@ -481,33 +481,42 @@ Status Connection::fill()
         }
     }
 }
+Result<std::optional<Incoming>> Connection::decode_buffered()
+{
+    auto event = decoder_.next(std::span(buffer_.data() + begin_, end_ - begin_));
+    begin_ += event.consumed;
+    Incoming incoming;
+    switch (event.kind) {
+    case DecodeEvent::Kind::control:
+        incoming.kind = Incoming::Kind::control;
+        incoming.text = std::move(event.text);
+        return std::optional<Incoming>(std::move(incoming));
+    case DecodeEvent::Kind::data:
+        incoming.kind = Incoming::Kind::data;
+        incoming.bytes = event.bytes;
+        incoming.frame_end = event.frame_end;
+        return std::optional<Incoming>(std::move(incoming));
+    case DecodeEvent::Kind::error:
+        close();
+        return Error{event.error.code, "from the server: " + event.error.message};
+    case DecodeEvent::Kind::need_more:
+        break;
+    }
+    // need_more: the decoder took every byte it was given.
+    begin_ = end_ = 0;
+    return std::optional<Incoming>();
+}
+
 Result<Incoming> Connection::receive()
 {
     for (;;) {
-        auto event = decoder_.next(std::span(buffer_.data() + begin_, end_ - begin_));
-        begin_ += event.consumed;
-        switch (event.kind) {
-        case DecodeEvent::Kind::control: {
-            Incoming incoming;
-            incoming.kind = Incoming::Kind::control;
-            incoming.text = std::move(event.text);
-            return incoming;
+        auto decoded = decode_buffered();
+        if (!decoded) {
+            return decoded.error();
         }
-        case DecodeEvent::Kind::data: {
-            Incoming incoming;
-            incoming.kind = Incoming::Kind::data;
-            incoming.bytes = event.bytes;
-            incoming.frame_end = event.frame_end;
-            return incoming;
+        if (decoded.value()) {
+            return std::move(*decoded.value());
         }
-        case DecodeEvent::Kind::error:
-            close();
-            return Error{event.error.code, "from the server: " + event.error.message};
-        case DecodeEvent::Kind::need_more:
-            break;
-        }
-        // need_more: the decoder took every byte it was given.
-        begin_ = end_ = 0;
         auto filled = fill();
         if (!filled) {
             return filled.error();
@@ -535,19 +544,16 @@ Result<std::optional<std::string>> Connection::poll_control()
             return Error{ErrorCode::connection_lost, "not connected to " + endpoint_.to_string()};
         }
         if (begin_ < end_) {
-            auto event = decoder_.next(std::span(buffer_.data() + begin_, end_ - begin_));
-            begin_ += event.consumed;
-            switch (event.kind) {
-            case DecodeEvent::Kind::control:
-                return std::optional<std::string>(std::move(event.text));
-            case DecodeEvent::Kind::data:
+            auto decoded = decode_buffered();
+            if (!decoded) {
+                return decoded.error();
+            }
+            if (decoded.value() && decoded.value()->kind == Incoming::Kind::data) {
                 close();
                 return protocol_error("a data frame during an upload");
-            case DecodeEvent::Kind::error:
-                close();
-                return Error{event.error.code, "from the server: " + event.error.message};
-            case DecodeEvent::Kind::need_more:
-                break;
+            }
+            if (decoded.value()) {
+                return std::optional<std::string>(std::move(decoded.value()->text));
             }
         }
         begin_ = end_ = 0; // everything buffered was decoded

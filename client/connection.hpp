@@ -108,6 +108,10 @@ private:
     Status send_vectors(std::span<const std::uint8_t> head, std::span<const std::uint8_t> body);
     // Reads more bytes into the buffer, waiting up to the io timeout.
     Status fill();
+    // The next frame (or piece of a data frame) in the buffered bytes;
+    // nothing when they end mid-frame (the decoder keeps what it took, and
+    // the buffer is emptied for the next read). A decoding error closes.
+    Result<std::optional<Incoming>> decode_buffered();
     Error lost(const std::string& what);
     Error lost_while_sending(const std::string& why);
     // Waits for `events` (from a would_block), or for the server to speak

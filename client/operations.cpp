@@ -6,6 +6,7 @@
 #include "interrupt.hpp"
 #include "local_files.hpp"
 #include "names.hpp"
+#include "part_file.hpp"
 #include "posix_io.hpp"
 
 #include <fcntl.h>
@@ -24,16 +25,6 @@ constexpr std::size_t kPrefixReadChunk = 1024 * 1024;
 constexpr std::chrono::milliseconds kBusyPatience{5000};
 constexpr std::chrono::milliseconds kBusyRetryInterval{200};
 
-// Sends one request and reads the control frame that answers it.
-Result<std::string> ask(Connection& connection, const Request& request)
-{
-    auto sent = connection.send_request(request);
-    if (!sent) {
-        return sent.error();
-    }
-    return connection.receive_control();
-}
-
 // An error reply ends the request. The connection stays in step unless the
 // server closes after this code, or the "reply" was one we could not read
 // (bad_json / bad_request from the parser mean the stream is suspect).
@@ -51,6 +42,41 @@ Error wrong_id(Connection& connection, std::uint64_t got, std::uint64_t expected
     return protocol_error("a reply for request " + std::to_string(got) + " where one for request " +
                           std::to_string(expected) + " was expected");
 }
+
+} // namespace
+
+// Every request's reply is read the same way; only the parser differs.
+template <class Body>
+Result<Body> read_reply(Connection& connection, std::uint64_t id, ReplyParser<Body> parse)
+{
+    auto text = connection.receive_control();
+    if (!text) {
+        return text.error();
+    }
+    auto reply = parse(text.value());
+    if (!reply) {
+        return settle(connection, reply.error());
+    }
+    if (reply->id != id) {
+        return wrong_id(connection, reply->id, id);
+    }
+    return std::move(reply->body);
+}
+
+template <class Body>
+Result<Body> ask(Connection& connection, const Request& request, ReplyParser<Body> parse)
+{
+    if (auto sent = connection.send_request(request); !sent) {
+        return sent.error();
+    }
+    return read_reply(connection, request.id, parse);
+}
+
+// clobber.cpp asks with these.
+template Result<StatReply> ask(Connection&, const Request&, ReplyParser<StatReply>);
+template Result<GetReply> ask(Connection&, const Request&, ReplyParser<GetReply>);
+
+namespace {
 
 std::string bytes_text(std::uint64_t n)
 {
@@ -131,78 +157,6 @@ std::optional<Resumable> load_resumable(const std::string& name, const std::stri
     return Resumable{std::move(state.value()), std::move(fresh)};
 }
 
-// The part file being written, the sidecar that vouches for its beginning,
-// and the hash of every byte in it so far.
-class PartFile {
-public:
-    PartFile(LocalFile file, std::string state_file, DownloadState state, TransferHash hash, bool recorded)
-        : file_(std::move(file)), state_file_(std::move(state_file)), state_(std::move(state)),
-          hash_(std::make_unique<HashPipeline>(std::move(hash))), held_(state_.bytes_held), recorded_(recorded)
-    {
-    }
-
-    std::uint64_t held() const { return held_; }
-    const TransferHash& hash() { return hash_->hash(); }
-    LocalFile& file() { return file_; }
-
-    Status append(std::span<const std::uint8_t> bytes)
-    {
-        auto wrote = file_.write_all(bytes);
-        if (!wrote) {
-            return wrote;
-        }
-        hash_->update(bytes);
-        held_ += bytes.size();
-        return success();
-    }
-
-    // Makes the bytes held durable, then records them in the sidecar.
-    Status checkpoint()
-    {
-        auto synced = file_.sync();
-        if (!synced) {
-            return synced;
-        }
-        auto identity = identity_of(file_);
-        if (!identity) {
-            return identity.error();
-        }
-        state_.bytes_held = held_;
-        state_.digest_state = hash_->hash().save_state();
-        state_.prefix_digest = hash_->hash().hex_digest();
-        state_.part = identity.value();
-        auto written = write_download_state(state_file_, state_);
-        if (written) {
-            recorded_ = true;
-            durable_ = held_;
-        }
-        return written;
-    }
-
-    std::uint64_t since_checkpoint() const { return held_ - durable_; }
-
-    // After a failure: keep the part only if a sidecar vouches for some of it.
-    void leave_for_resume(bool record_now)
-    {
-        if (record_now && held_ > 0) {
-            (void)checkpoint();
-        }
-        (void)file_.close();
-        if (!recorded_) {
-            (void)remove_file(file_.path());
-        }
-    }
-
-private:
-    LocalFile file_;
-    std::string state_file_;
-    DownloadState state_;
-    std::unique_ptr<HashPipeline> hash_; // a pointer, so that PartFile can move
-    std::uint64_t held_;
-    std::uint64_t durable_ = held_;
-    bool recorded_;
-};
-
 Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, std::optional<Resumable> resumable)
 {
     const std::string part = part_path(options.dest);
@@ -250,7 +204,7 @@ Error unexpected_hash(const GetOptions& options, HashKind sent)
 
 // Reads the data frames and the trailer of an accepted get into the part
 // file, then verifies and publishes it.
-Result<GetResult> receive_file(Connection& connection, const GetOptions& options, std::uint64_t id,
+Result<TransferResult> receive_file(Connection& connection, const GetOptions& options, std::uint64_t id,
                                const FileInfo& remote, std::uint64_t offset, std::optional<Resumable> resumable)
 {
     auto opened = open_part(options, remote, std::move(resumable));
@@ -377,7 +331,7 @@ Result<GetResult> receive_file(Connection& connection, const GetOptions& options
         }
         (void)remove_file(state_path(options.dest));
         (void)sync_parent_folder(options.dest);
-        return GetResult{remote, options.dest, options.hash, digest, offset};
+        return TransferResult{remote, options.dest, options.hash, digest, offset};
     }
 }
 
@@ -392,7 +346,7 @@ Status write_to_stream(int fd, const std::string& where, std::span<const std::ui
 // Like receive_file, to standard output or to a FIFO or device: nothing to
 // resume, so any failure just ends the transfer (the bytes already written
 // cannot be taken back). `path` is what the result names ("-" for stdout).
-Result<GetResult> receive_to_stream(Connection& connection, const GetOptions& options, std::uint64_t id,
+Result<TransferResult> receive_to_stream(Connection& connection, const GetOptions& options, std::uint64_t id,
                                     const FileInfo& remote, int fd, const std::string& path)
 {
     const std::string where = path == "-" ? std::string("standard output") : "\"" + path + "\"";
@@ -454,7 +408,7 @@ Result<GetResult> receive_to_stream(Connection& connection, const GetOptions& op
                                                        ", but \"" + options.name + "\" hashes to " +
                                                        trailer->body.digest + ": do not trust them"};
         }
-        return GetResult{remote, path, options.hash, digest, 0};
+        return TransferResult{remote, path, options.hash, digest, 0};
     }
 }
 
@@ -462,23 +416,13 @@ Result<GetResult> receive_to_stream(Connection& connection, const GetOptions& op
 
 Result<PutReply> read_put_reply(Connection& connection, std::uint64_t id, std::uint64_t size, bool resume)
 {
-    auto text = connection.receive_control();
-    if (!text) {
-        return text.error();
-    }
-    auto reply = parse_put_reply(text.value());
-    if (!reply) {
-        return settle(connection, reply.error());
-    }
-    if (reply->id != id) {
-        return wrong_id(connection, reply->id, id);
-    }
-    if (reply->body.offset > size || (!resume && reply->body.offset != 0)) {
+    auto reply = read_reply(connection, id, parse_put_reply);
+    if (reply && (reply->offset > size || (!resume && reply->offset != 0))) {
         connection.close();
-        return protocol_error("put reply offset " + std::to_string(reply->body.offset) + " for a file of " +
+        return protocol_error("put reply offset " + std::to_string(reply->offset) + " for a file of " +
                               bytes_text(size));
     }
-    return std::move(reply->body);
+    return reply;
 }
 
 // The one place a put request is built: every attempt of an upload (the
@@ -508,16 +452,8 @@ Error interrupted_upload(std::uint64_t sent, std::uint64_t size)
 // deletes) what it has. Leaves the connection in step or closed.
 Status send_abort(Connection& connection, std::uint64_t id, bool discard)
 {
-    auto text = ask(connection, Request{id, AbortRequest{discard}});
-    if (!text) {
-        return text.error();
-    }
-    auto reply = parse_abort_reply(text.value());
-    if (!reply) {
-        return settle(connection, reply.error());
-    }
-    if (reply->id != id) {
-        return wrong_id(connection, reply->id, id);
+    if (auto reply = ask(connection, Request{id, AbortRequest{discard}}, parse_abort_reply); !reply) {
+        return reply.error();
     }
     return success();
 }
@@ -536,22 +472,14 @@ Result<ListReply> list_files(Connection& connection)
     }
     ListReply listed;
     while (true) {
-        auto text = connection.receive_control();
-        if (!text) {
-            return text.error();
+        auto page = read_reply(connection, id, parse_list_reply);
+        if (!page) {
+            return page.error();
         }
-        auto reply = parse_list_reply(text.value());
-        if (!reply) {
-            return settle(connection, reply.error());
-        }
-        if (reply->id != id) {
-            return wrong_id(connection, reply->id, id);
-        }
-        auto& page = reply->body;
-        listed.files.insert(listed.files.end(), std::make_move_iterator(page.files.begin()),
-                            std::make_move_iterator(page.files.end()));
-        listed.skipped_invalid_names += page.skipped_invalid_names;
-        if (!page.more) {
+        listed.files.insert(listed.files.end(), std::make_move_iterator(page->files.begin()),
+                            std::make_move_iterator(page->files.end()));
+        listed.skipped_invalid_names += page->skipped_invalid_names;
+        if (!page->more) {
             break;
         }
     }
@@ -562,36 +490,16 @@ Result<ListReply> list_files(Connection& connection)
 
 Result<FileInfo> stat_file(Connection& connection, const std::string& name)
 {
-    const std::uint64_t id = connection.next_id();
-    auto text = ask(connection, Request{id, StatRequest{name}});
-    if (!text) {
-        return text.error();
-    }
-    auto reply = parse_stat_reply(text.value());
+    auto reply = ask(connection, Request{connection.next_id(), StatRequest{name}}, parse_stat_reply);
     if (!reply) {
-        return settle(connection, reply.error());
+        return reply.error();
     }
-    if (reply->id != id) {
-        return wrong_id(connection, reply->id, id);
-    }
-    return std::move(reply->body.file);
+    return std::move(reply->file);
 }
 
 Result<StatsReply> server_stats(Connection& connection)
 {
-    const std::uint64_t id = connection.next_id();
-    auto text = ask(connection, Request{id, StatsRequest{}});
-    if (!text) {
-        return text.error();
-    }
-    auto reply = parse_stats_reply(text.value());
-    if (!reply) {
-        return settle(connection, reply.error());
-    }
-    if (reply->id != id) {
-        return wrong_id(connection, reply->id, id);
-    }
-    return std::move(reply->body);
+    return ask(connection, Request{connection.next_id(), StatsRequest{}}, parse_stats_reply);
 }
 
 Result<PendingGet> prepare_get(const GetOptions& options)
@@ -628,15 +536,11 @@ Status send_get(Connection& connection, PendingGet& pending)
         Request{pending.id, GetRequest{pending.options.name, pending.offset, pending.options.hash}});
 }
 
-Result<GetResult> finish_get(Connection& connection, PendingGet& pending)
+Result<TransferResult> finish_get(Connection& connection, PendingGet& pending)
 {
     const std::uint64_t id = pending.id;
     const std::uint64_t offset = pending.offset;
-    auto text = connection.receive_control();
-    if (!text) {
-        return text.error();
-    }
-    auto reply = parse_get_reply(text.value());
+    auto reply = read_reply(connection, id, parse_get_reply);
     if (!reply) {
         if (pending.resumable && reply.error().code == ErrorCode::bad_offset) {
             // The file shrank: what we hold is of another file.
@@ -644,14 +548,11 @@ Result<GetResult> finish_get(Connection& connection, PendingGet& pending)
             pending.offset = 0;
             pending.restart = true;
         }
-        return settle(connection, reply.error());
+        return reply.error();
     }
-    if (reply->id != id) {
-        return wrong_id(connection, reply->id, id);
-    }
-    const FileInfo& remote = reply->body.file;
+    const FileInfo& remote = reply->file;
     if (pending.resumable && (remote.size != pending.resumable->state.remote_size ||
-                              remote.mtime != pending.resumable->state.remote_mtime || reply->body.offset != offset)) {
+                              remote.mtime != pending.resumable->state.remote_mtime || reply->offset != offset)) {
         // The file changed since the partial download, whose bytes are then
         // worth nothing. The server is already sending from `offset`: a
         // fresh connection is quicker than reading all of that.
@@ -661,9 +562,9 @@ Result<GetResult> finish_get(Connection& connection, PendingGet& pending)
         connection.close();
         return Error{ErrorCode::aborted, "\"" + pending.options.name + "\" changed since the partial download"};
     }
-    if (reply->body.offset != offset || offset > remote.size) {
+    if (reply->offset != offset || offset > remote.size) {
         connection.close();
-        return protocol_error("get reply offset " + std::to_string(reply->body.offset) + " for offset " +
+        return protocol_error("get reply offset " + std::to_string(reply->offset) + " for offset " +
                               std::to_string(offset));
     }
     if (pending.options.to_stdout) {
@@ -680,7 +581,7 @@ Result<GetResult> finish_get(Connection& connection, PendingGet& pending)
     return receive_file(connection, pending.options, id, remote, offset, std::move(pending.resumable));
 }
 
-Result<GetResult> get_file(Connection& connection, const GetOptions& options)
+Result<TransferResult> get_file(Connection& connection, const GetOptions& options)
 {
     auto pending = prepare_get(options);
     if (!pending) {
@@ -838,29 +739,22 @@ Status send_upload(Connection& connection, PendingPut& pending)
     return connection.send_request(Request{id, CommitRequest{pending.digest, hash.kind()}});
 }
 
-Result<PutResult> finish_put(Connection& connection, PendingPut& pending)
+Result<TransferResult> finish_put(Connection& connection, PendingPut& pending)
 {
-    auto text = connection.receive_control();
-    if (!text) {
-        return text.error();
-    }
-    auto reply = parse_commit_reply(text.value());
+    auto reply = read_reply(connection, pending.id, parse_commit_reply);
     if (!reply) {
-        return settle(connection, reply.error());
+        return reply.error();
     }
-    if (reply->id != pending.id) {
-        return wrong_id(connection, reply->id, pending.id);
-    }
-    if (reply->body.digest != pending.digest || reply->body.hash != pending.options.hash ||
-        reply->body.file.size != pending.size) {
-        return protocol_error("commit reply with " + std::to_string(reply->body.file.size) + " bytes and " +
-                              std::string(hash_name(reply->body.hash)) + " " + reply->body.digest + " for " +
+    if (reply->digest != pending.digest || reply->hash != pending.options.hash || reply->file.size != pending.size) {
+        return protocol_error("commit reply with " + std::to_string(reply->file.size) + " bytes and " +
+                              std::string(hash_name(reply->hash)) + " " + reply->digest + " for " +
                               bytes_text(pending.size) + " hashing to " + pending.digest);
     }
-    return PutResult{std::move(reply->body.file), pending.options.hash, pending.digest, pending.offset};
+    return TransferResult{std::move(reply->file), pending.options.local_path, pending.options.hash, pending.digest,
+                          pending.offset};
 }
 
-Result<PutResult> put_file(Connection& connection, const PutOptions& options)
+Result<TransferResult> put_file(Connection& connection, const PutOptions& options)
 {
     auto pending = prepare_put(options);
     if (!pending) {

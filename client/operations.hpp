@@ -26,6 +26,16 @@ using ProgressFn = std::function<void(std::uint64_t done, std::uint64_t total)>;
 
 inline constexpr std::uint64_t kDownloadCheckpointInterval = 64 * 1024 * 1024;
 
+// The parser of one kind of reply (parse_stat_reply, ...).
+template <class Body>
+using ReplyParser = Result<Reply<Body>> (*)(std::string_view);
+
+// Sends `request` and reads its reply. An error reply is returned as its
+// Error, the connection left in step unless the code (or an unreadable
+// reply) says otherwise; a reply to another request closes the connection.
+template <class Body>
+Result<Body> ask(Connection& connection, const Request& request, ReplyParser<Body> parse);
+
 Result<ListReply> list_files(Connection& connection);
 Result<FileInfo> stat_file(Connection& connection, const std::string& name);
 Result<StatsReply> server_stats(Connection& connection);
@@ -46,18 +56,24 @@ struct GetOptions {
     std::optional<std::uint64_t> stop_after;
 };
 
-struct GetResult {
+// What a finished get or put did, either way: the file as the server has
+// it, the local path at the other end ("-": standard input or output), the
+// digest both ends agreed on, and where the transfer resumed.
+struct TransferResult {
     FileInfo file;
-    std::string path;
+    std::string local;
     HashKind hash = HashKind::sha256;
     std::string digest;
     std::uint64_t resumed_from = 0;
+
+    // The bytes that crossed the network this time.
+    std::uint64_t moved() const { return file.size - resumed_from; }
 };
 
 // Downloads into <dest>.ferry-part (recording <dest>.ferry-part.state as it
 // goes), checks the trailer's digest against the whole result, then renames
 // it onto dest. Never creates or replaces dest with anything unverified.
-Result<GetResult> get_file(Connection& connection, const GetOptions& options);
+Result<TransferResult> get_file(Connection& connection, const GetOptions& options);
 
 // A partial download found on disk whose sidecar is readable and whose
 // part file holds at least the bytes the sidecar vouches for.
@@ -87,7 +103,7 @@ Result<PendingGet> prepare_get(const GetOptions& options);
 Status send_get(Connection& connection, PendingGet& pending);
 // Reads the sent get's reply, data and trailer, and publishes the file.
 // Replies to requests sent after it stay unread.
-Result<GetResult> finish_get(Connection& connection, PendingGet& pending);
+Result<TransferResult> finish_get(Connection& connection, PendingGet& pending);
 
 struct PutOptions {
     std::string local_path;
@@ -100,17 +116,10 @@ struct PutOptions {
     ProgressFn progress;
 };
 
-struct PutResult {
-    FileInfo file;
-    HashKind hash = HashKind::sha256;
-    std::string digest;
-    std::uint64_t resumed_from = 0;
-};
-
 // Uploads a local regular file under `name` and commits it with the
 // digest of the whole file (SHA-256 or XXH3-128). With `resume`, continues a kept upload after
 // checking the server's prefix hash against the local file's beginning.
-Result<PutResult> put_file(Connection& connection, const PutOptions& options);
+Result<TransferResult> put_file(Connection& connection, const PutOptions& options);
 
 // put_file in steps, so that the next put's request can follow a commit
 // without waiting for its reply (the server's fsync and hash).
@@ -131,6 +140,6 @@ Status send_put(Connection& connection, PendingPut& pending);
 // resume builds on, sends the data and the commit. The commit's reply is
 // left unread: other requests may be sent before finish_put reads it.
 Status send_upload(Connection& connection, PendingPut& pending);
-Result<PutResult> finish_put(Connection& connection, PendingPut& pending);
+Result<TransferResult> finish_put(Connection& connection, PendingPut& pending);
 
 } // namespace ferry::client

@@ -102,27 +102,14 @@ void Output::stat(const FileInfo& file) const
     std::fflush(out_);
 }
 
-void Output::got(const GetResult& result) const
+void Output::transferred(const TransferResult& result, bool upload) const
 {
     if (json_ || verbosity_ == Verbosity::quiet) {
         return; // with --json the command's summary carries it
     }
-    std::fprintf(out_, "%s -> %s: %s, %s %s", printable(result.file.name).c_str(), printable(result.path).c_str(),
-                 human_size(result.file.size).c_str(), std::string(hash_name(result.hash)).c_str(),
-                 result.digest.c_str());
-    if (result.resumed_from > 0) {
-        std::fprintf(out_, " (resumed at %s)", human_size(result.resumed_from).c_str());
-    }
-    std::fprintf(out_, "\n");
-    std::fflush(out_);
-}
-
-void Output::put(const PutResult& result, const std::string& local_path) const
-{
-    if (json_ || verbosity_ == Verbosity::quiet) {
-        return;
-    }
-    std::fprintf(out_, "%s -> %s: %s, %s %s", printable(local_path).c_str(), printable(result.file.name).c_str(),
+    const std::string& from = upload ? result.local : result.file.name;
+    const std::string& to = upload ? result.file.name : result.local;
+    std::fprintf(out_, "%s -> %s: %s, %s %s", printable(from).c_str(), printable(to).c_str(),
                  human_size(result.file.size).c_str(), std::string(hash_name(result.hash)).c_str(),
                  result.digest.c_str());
     if (result.resumed_from > 0) {
@@ -227,7 +214,9 @@ std::uint64_t TransferSummary::moved() const
 {
     std::uint64_t bytes = 0;
     for (const auto& file : files) {
-        bytes += file.moved;
+        if (file.done) {
+            bytes += file.done->moved();
+        }
     }
     return bytes;
 }
@@ -248,9 +237,10 @@ void Output::summary(const TransferSummary& summary, bool upload) const
             } else if (file.skipped) {
                 entry["skipped"] = *file.skipped;
             } else {
-                entry["size"] = file.size;
-                entry["digest"] = Json{{"algorithm", std::string(hash_name(file.hash))}, {"value", file.digest}};
-                entry["resumed_from"] = file.resumed_from;
+                const TransferResult done = file.done.value_or(TransferResult{});
+                entry["size"] = done.file.size;
+                entry["digest"] = Json{{"algorithm", std::string(hash_name(done.hash))}, {"value", done.digest}};
+                entry["resumed_from"] = done.resumed_from;
             }
             files.push_back(std::move(entry));
         }

@@ -25,11 +25,8 @@ struct FileOutcome {
     std::optional<Error> error;
     // Not transferred, on purpose (--no-clobber): "exists" or "identical".
     std::optional<std::string> skipped;
-    std::uint64_t size = 0;
-    std::uint64_t moved = 0; // bytes that crossed the network this time
-    HashKind hash = HashKind::sha256;
-    std::string digest;
-    std::uint64_t resumed_from = 0;
+    // Set once transferred.
+    std::optional<TransferResult> done;
 };
 
 struct TransferSummary {
@@ -52,8 +49,9 @@ public:
 
     void list(const ListReply& reply) const;
     void stat(const FileInfo& file) const;
-    void got(const GetResult& result) const;
-    void put(const PutResult& result, const std::string& local_path) const;
+    // "FROM -> TO: size, hash digest": the server's name on the left of a get,
+    // the local path on the left of a put.
+    void transferred(const TransferResult& result, bool upload) const;
     void error(const Error& error) const;
     // A file that --no-clobber left alone (people only; --json has it in the summary).
     void skipped(const FileOutcome& file, bool upload) const;

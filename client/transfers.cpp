@@ -59,17 +59,14 @@ public:
                                    : Error{error.code, "\"" + summary_.files[index].name + "\": " + error.message});
         }
     }
-    void got(std::size_t index, const GetResult& result)
+    void transferred(std::size_t index, TransferResult result)
     {
         FileOutcome& outcome = summary_.files[index];
-        fill(outcome, result.file.size, result.hash, result.digest, result.resumed_from);
-        output_.got(result);
-    }
-    void put(std::size_t index, const PutResult& result)
-    {
-        FileOutcome& outcome = summary_.files[index];
-        fill(outcome, result.file.size, result.hash, result.digest, result.resumed_from);
-        output_.put(result, outcome.local);
+        if (upload_) {
+            result.local = outcome.local; // "-", not the file standard input was spooled to
+        }
+        output_.transferred(result, upload_);
+        outcome.done = std::move(result);
     }
     void skipped(std::size_t index, const std::string& why)
     {
@@ -118,16 +115,6 @@ public:
     }
 
 private:
-    static void fill(FileOutcome& outcome, std::uint64_t size, HashKind hash, const std::string& digest,
-                     std::uint64_t resumed_from)
-    {
-        outcome.size = size;
-        outcome.moved = size - resumed_from;
-        outcome.hash = hash;
-        outcome.digest = digest;
-        outcome.resumed_from = resumed_from;
-    }
-
     const Output& output_;
     bool upload_;
     Clock::time_point start_;
@@ -308,7 +295,7 @@ void get_pass(Connection& connection, const Output& output, Report& report, cons
         bar.finish();
         get.options.progress = nullptr;
         if (result) {
-            report.got(index, result.value());
+            report.transferred(index, std::move(result.value()));
             continue;
         }
         if (get.restart) {
@@ -410,7 +397,7 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
         auto following = start_next();
         auto committed = finish_put(connection, put);
         if (committed) {
-            report.put(index, committed.value());
+            report.transferred(index, std::move(committed.value()));
         } else {
             report.failed(index, committed.error());
         }

@@ -7,10 +7,13 @@
 #include "hash_pipeline.hpp"
 #include "local_files.hpp"
 #include "output.hpp"
+#include "part_file.hpp"
 #include "shell.hpp"
 #include "tls.hpp"
 
 #include <doctest/doctest.h>
+
+#include <fcntl.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -239,4 +242,44 @@ TEST_CASE("names and messages from a server never reach the terminal raw")
     for (const std::string raw : {"\xe2\x80\xae", "\xc2\x9b", "\x1b", "\x07"}) {
         CHECK(text.find(raw) == std::string::npos);
     }
+}
+
+TEST_CASE("a part file records in its sidecar exactly the bytes it has made durable")
+{
+    ferry::test::TempDir dir;
+    const std::string part = dir / "f.ferry-part";
+    const std::string sidecar = part + ".state";
+    auto file = LocalFile::open(part, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    REQUIRE(file.ok());
+    DownloadState state{"f", 10, 1764370000, 0, {}, {}, {}};
+    PartFile written(std::move(file.value()), sidecar, state, ferry::TransferHash(ferry::HashKind::sha256), false);
+    const std::string text = "abcdef";
+    REQUIRE(written.append(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), 3)).ok());
+    CHECK(written.held() == 3);
+    CHECK(written.since_checkpoint() == 3);
+    CHECK_FALSE(ferry::test::exists(sidecar));
+    REQUIRE(written.checkpoint().ok());
+    CHECK(written.since_checkpoint() == 0);
+    REQUIRE(written.append(std::span(reinterpret_cast<const std::uint8_t*>(text.data()) + 3, 3)).ok());
+    const auto recorded = read_download_state(sidecar);
+    REQUIRE(recorded.ok());
+    CHECK(recorded->bytes_held == 3); // not the three appended since
+    ferry::Sha256 abc;
+    abc.update("abc", 3);
+    CHECK(recorded->prefix_digest == abc.hex_digest());
+    CHECK(written.hash().hex_digest() != abc.hex_digest());
+    // A failure that records now keeps the part, with all six bytes vouched for.
+    written.leave_for_resume(true);
+    CHECK(ferry::test::read_file(part) == text);
+    CHECK(read_download_state(sidecar)->bytes_held == 6);
+
+    // A part that no sidecar vouches for is not kept.
+    const std::string other = dir / "g.ferry-part";
+    auto second = LocalFile::open(other, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    REQUIRE(second.ok());
+    PartFile unrecorded(std::move(second.value()), other + ".state", state,
+                        ferry::TransferHash(ferry::HashKind::sha256), false);
+    REQUIRE(unrecorded.append(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), 2)).ok());
+    unrecorded.leave_for_resume(false);
+    CHECK_FALSE(ferry::test::exists(other));
 }
