@@ -66,6 +66,15 @@ struct Fds {
     }
 };
 
+// A connected AF_UNIX stream pair, closed with `pair`.
+void open_socket_pair(Fds& pair)
+{
+    std::array<int, 2> fds{};
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds.data()) == 0);
+    pair.a = fds[0];
+    pair.b = fds[1];
+}
+
 std::vector<std::uint8_t> pattern(std::size_t size)
 {
     std::vector<std::uint8_t> bytes(size);
@@ -163,10 +172,7 @@ TEST_CASE("read_full gathers short reads up to the end of the file")
 TEST_CASE("write_all finishes short writes on a socket with a small buffer")
 {
     Fds pair;
-    std::array<int, 2> fds{};
-    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds.data()) == 0);
-    pair.a = fds[0];
-    pair.b = fds[1];
+    open_socket_pair(pair);
     const int small = 4096;
     ::setsockopt(pair.a, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
     const auto sent = pattern(4 * 1024 * 1024);
@@ -187,10 +193,7 @@ TEST_CASE("read_full and write_all carry on through signals that interrupt them"
 {
     InterruptingSignal signal;
     Fds pair;
-    std::array<int, 2> fds{};
-    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds.data()) == 0);
-    pair.a = fds[0];
-    pair.b = fds[1];
+    open_socket_pair(pair);
     const auto sent = pattern(64 * 1024);
 
     SUBCASE("a read blocked with nothing to read")
@@ -227,10 +230,7 @@ TEST_CASE("a stop check turns an interrupted read into EINTR with what was read 
 {
     InterruptingSignal signal;
     Fds pair;
-    std::array<int, 2> fds{};
-    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds.data()) == 0);
-    pair.a = fds[0];
-    pair.b = fds[1];
+    open_socket_pair(pair);
     REQUIRE(::write(pair.a, "abc", 3) == 3);
     std::vector<char> got(10);
     sys::Transfer transfer;
