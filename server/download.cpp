@@ -3,8 +3,6 @@
 #include "frame.hpp"
 #include "messages.hpp"
 
-#include <fcntl.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -67,7 +65,7 @@ void Download::hash_resumed_prefix()
 {
     host_.submit(make_job(
         [&library = library_, file = file_, &hash = hash_, offset = first_offset_] {
-            std::optional<Error> failure = hash_prefix(file->fd(), offset, hash, file->info().name);
+            std::optional<Error> failure = file->hash_prefix(offset, hash);
             // A file that shrank fails the read: say why.
             if (auto changed = library.check_unchanged(*file)) {
                 failure = std::move(changed);
@@ -134,7 +132,7 @@ void Download::continue_sending()
             const FrameHeader header = encode_frame_header(FrameKind::data, static_cast<std::uint32_t>(size));
             std::memcpy(chunk.frame.data(), header.data(), header.size());
             char* payload = chunk.frame.data() + kFrameHeaderSize;
-            chunk.failure = read_exactly(file->fd(), payload, size, offset, file->info().name);
+            chunk.failure = file->read_at(payload, size, offset);
             if (!chunk.failure && hashing) {
                 hash.update(payload, size);
             }
@@ -169,7 +167,7 @@ void Download::reread_fresh_file()
     host_.submit(make_job(
         [&library = library_, file = file_, sent = hash_.hex_digest(), kind = hash_.kind()] {
             TransferHash again(kind);
-            std::optional<Error> failure = hash_prefix(file->fd(), file->info().size, again, file->info().name);
+            std::optional<Error> failure = file->hash_prefix(file->info().size, again);
             if (auto changed = library.check_unchanged(*file)) {
                 failure = std::move(changed);
             }
@@ -196,7 +194,7 @@ void Download::send_file_frame(std::uint64_t end)
             // brought into memory here, off the loop.
             std::optional<Error> failure = library.check_unchanged(*file);
             if (!failure) {
-                ::readahead(file->fd(), static_cast<off_t>(offset), size); // a failure only costs speed
+                file->read_ahead(offset, size);
             }
             return failure;
         },

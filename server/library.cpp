@@ -312,6 +312,90 @@ std::optional<Error> Library::check_replaceable(std::string_view name) const
     return info.error();
 }
 
+namespace {
+
+// A name that stays in the root: one path component, not "." or "..".
+bool single_entry(const std::string& name)
+{
+    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+        errno = EINVAL;
+        return false;
+    }
+    return true;
+}
+
+} // namespace
+
+int Library::open_entry(const std::string& name, int flags, mode_t mode) const
+{
+    if (!single_entry(name)) {
+        return -1;
+    }
+    return ::openat(root_fd_, name.c_str(), flags | O_NOFOLLOW | O_CLOEXEC, mode);
+}
+
+int Library::stat_entry(const std::string& name, struct ::stat& st) const
+{
+    if (!single_entry(name)) {
+        return -1;
+    }
+    return ::fstatat(root_fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW);
+}
+
+int Library::unlink_entry(const std::string& name) const
+{
+    if (!single_entry(name)) {
+        return -1;
+    }
+    return ::unlinkat(root_fd_, name.c_str(), 0);
+}
+
+int Library::rename_entry(const std::string& from, const std::string& to) const
+{
+    if (!single_entry(from) || !single_entry(to)) {
+        return -1;
+    }
+    return ::renameat(root_fd_, from.c_str(), root_fd_, to.c_str());
+}
+
+std::vector<std::string> Library::entries_with_prefix(std::string_view prefix) const
+{
+    std::vector<std::string> names;
+    // A fresh descriptor: readdir's position lives in it.
+    const int dir_fd = ::openat(root_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) {
+        return names;
+    }
+    DIR* dir = ::fdopendir(dir_fd);
+    if (dir == nullptr) {
+        ::close(dir_fd);
+        return names;
+    }
+    while (const dirent* entry = ::readdir(dir)) {
+        const std::string_view name = entry->d_name;
+        if (name.starts_with(prefix) && name != "." && name != "..") {
+            names.emplace_back(name);
+        }
+    }
+    ::closedir(dir);
+    return names;
+}
+
+std::optional<Error> OpenFile::read_at(char* into, std::size_t size, std::uint64_t offset) const
+{
+    return read_exactly(fd_, into, size, offset, info_.name);
+}
+
+std::optional<Error> OpenFile::hash_prefix(std::uint64_t length, TransferHash& hash) const
+{
+    return server::hash_prefix(fd_, length, hash, info_.name);
+}
+
+void OpenFile::read_ahead(std::uint64_t offset, std::size_t length) const
+{
+    ::readahead(fd_, static_cast<off_t>(offset), length);
+}
+
 std::optional<Error> Library::sync_root() const
 {
     if (::fsync(root_fd_) != 0) {

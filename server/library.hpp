@@ -1,4 +1,7 @@
-// The served folder ("library") and the only code that touches it by name.
+// The served folder ("library") and the only code that touches it by name:
+// the jail a reviewer checks in one place. Nothing else holds the root's
+// descriptor; partial uploads reach their hidden files through the *_entry
+// wrappers below, and a get reads its OpenFile through its methods.
 // Every access goes through a descriptor of the root and check_file_name(), so
 // nothing outside the root is reachable: no '/' in names, no symlink is ever
 // followed (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW), nothing but regular files is
@@ -21,6 +24,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ferry::server {
 
@@ -38,6 +42,16 @@ public:
     const FileIdentity& identity() const { return identity_; }
     // What it is now (fstat), to tell whether it changed while it was read.
     std::optional<FileIdentity> current_identity() const;
+
+    // Reads exactly `size` bytes at `offset`, or says why not (a short
+    // file is io_error).
+    std::optional<Error> read_at(char* into, std::size_t size, std::uint64_t offset) const;
+    // Feeds the first `length` bytes to `hash` (a resumed download's prefix).
+    std::optional<Error> hash_prefix(std::uint64_t length, TransferHash& hash) const;
+    // Brings bytes [offset, offset + length) into the page cache, so that a
+    // later sendfile on the loop does not wait for the disk. A failure only
+    // costs speed.
+    void read_ahead(std::uint64_t offset, std::size_t length) const;
 
 private:
     int fd_;
@@ -79,7 +93,6 @@ public:
     Library& operator=(const Library&) = delete;
     ~Library();
 
-    int root_fd() const { return root_fd_; }
     const std::string& path() const { return path_; }
 
     // The whole listing, sorted by name (for tests and small folders).
@@ -111,6 +124,20 @@ public:
 
     // Makes a rename or unlink in the root durable.
     std::optional<Error> sync_root() const;
+
+    // The folder by name for the server's own files (uploads in progress,
+    // their states and locks) and the publishing of an upload: with the
+    // methods above, the only calls that name anything in the root. Each
+    // resolves the name in the root only: a name that is empty, "." or
+    // "..", or holds a '/', fails with EINVAL; a symlink is never followed
+    // (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW) and descriptors are close-on-exec.
+    // Like the system calls they wrap, they return -1 and set errno.
+    int open_entry(const std::string& name, int flags, mode_t mode = 0) const;
+    int stat_entry(const std::string& name, struct ::stat& st) const;
+    int unlink_entry(const std::string& name) const;
+    int rename_entry(const std::string& from, const std::string& to) const;
+    // The names in the root that begin with `prefix`, hidden ones included.
+    std::vector<std::string> entries_with_prefix(std::string_view prefix) const;
 
     // Digests of the files served, shared by every connection.
     DigestCache& digests() const { return digests_; }

@@ -4,7 +4,6 @@
 #include "posix_io.hpp"
 #include "resume_state.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/random.h>
@@ -64,9 +63,9 @@ std::int64_t nanoseconds(const struct timespec& time)
 }
 
 // Reads a whole small file relative to the root; refuses anything odd.
-std::optional<std::string> read_small_file(int root_fd, const std::string& name)
+std::optional<std::string> read_small_file(const Library& library, const std::string& name)
 {
-    const int fd = ::openat(root_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    const int fd = library.open_entry(name, O_RDONLY | O_NONBLOCK);
     if (fd < 0) {
         return std::nullopt;
     }
@@ -113,14 +112,14 @@ std::string state_name(std::string_view token)
 }
 
 // The state of one kept upload, read again (under its lock).
-std::optional<SavedState> saved_state(int root_fd, const std::string& token)
+std::optional<SavedState> saved_state(const Library& library, const std::string& token)
 {
     const std::string name = state_name(token);
     struct ::stat st {};
-    if (::fstatat(root_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
+    if (library.stat_entry(name, st) != 0 || !S_ISREG(st.st_mode)) {
         return std::nullopt;
     }
-    const auto text = read_small_file(root_fd, name);
+    const auto text = read_small_file(library, name);
     if (!text) {
         return std::nullopt;
     }
@@ -128,30 +127,21 @@ std::optional<SavedState> saved_state(int root_fd, const std::string& token)
 }
 
 // Every kept upload in the root, by token.
-std::vector<SavedState> saved_states(int root_fd)
+std::vector<SavedState> saved_states(const Library& library)
 {
     std::vector<SavedState> states;
-    const int dir_fd = ::openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd < 0) {
-        return states;
-    }
-    DIR* dir = ::fdopendir(dir_fd);
-    if (dir == nullptr) {
-        ::close(dir_fd);
-        return states;
-    }
-    while (const dirent* entry = ::readdir(dir)) {
-        const std::string_view name = entry->d_name;
-        if (!name.starts_with(kPartialPrefix) || !name.ends_with(kStateSuffix)) {
+    for (const std::string& entry : library.entries_with_prefix(kPartialPrefix)) {
+        const std::string_view name = entry;
+        if (!name.ends_with(kStateSuffix)) {
             continue;
         }
         const std::string_view token =
             name.substr(kPartialPrefix.size(), name.size() - kPartialPrefix.size() - kStateSuffix.size());
         struct ::stat st {};
-        if (::fstatat(root_fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
+        if (library.stat_entry(entry, st) != 0 || !S_ISREG(st.st_mode)) {
             continue;
         }
-        const auto text = read_small_file(root_fd, entry->d_name);
+        const auto text = read_small_file(library, entry);
         if (!text) {
             continue;
         }
@@ -159,7 +149,6 @@ std::vector<SavedState> saved_states(int root_fd)
             states.push_back(std::move(*state));
         }
     }
-    ::closedir(dir);
     return states;
 }
 
@@ -215,7 +204,7 @@ bool try_lock(int fd)
 // lock file outlives the puts.
 class NameLock {
 public:
-    static Result<NameLock> take(int root, const std::string& name)
+    static Result<NameLock> take(const Library& library, const std::string& name)
     {
         Sha256 hash;
         hash.update(name.data(), name.size());
@@ -223,7 +212,7 @@ public:
         // The holder before us removes the file as it lets go: then our lock
         // is on a file nobody else will see, so take a fresh one.
         for (int attempt = 0; attempt < 10; ++attempt) {
-            const int fd = ::openat(root, file.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+            const int fd = library.open_entry(file, O_RDWR | O_CREAT, 0600);
             if (fd < 0) {
                 return file_error(errno, "cannot lock uploads of", name);
             }
@@ -233,17 +222,16 @@ public:
             } while (locked != 0 && errno == EINTR);
             struct ::stat held {};
             struct ::stat named {};
-            if (locked == 0 && ::fstat(fd, &held) == 0 &&
-                ::fstatat(root, file.c_str(), &named, AT_SYMLINK_NOFOLLOW) == 0 && held.st_ino == named.st_ino &&
-                held.st_dev == named.st_dev) {
-                return NameLock(root, file, fd);
+            if (locked == 0 && ::fstat(fd, &held) == 0 && library.stat_entry(file, named) == 0 &&
+                held.st_ino == named.st_ino && held.st_dev == named.st_dev) {
+                return NameLock(library, file, fd);
             }
             ::close(fd);
         }
         return Error{ErrorCode::busy, "cannot lock uploads of \"" + name + "\"; try again"};
     }
     NameLock(NameLock&& other) noexcept
-        : root_(other.root_), file_(std::move(other.file_)), fd_(std::exchange(other.fd_, -1))
+        : library_(other.library_), file_(std::move(other.file_)), fd_(std::exchange(other.fd_, -1))
     {
     }
     NameLock(const NameLock&) = delete;
@@ -252,14 +240,16 @@ public:
     ~NameLock()
     {
         if (fd_ >= 0) {
-            ::unlinkat(root_, file_.c_str(), 0);
+            library_->unlink_entry(file_);
             ::close(fd_);
         }
     }
 
 private:
-    NameLock(int root, std::string file, int fd) : root_(root), file_(std::move(file)), fd_(fd) {}
-    int root_;
+    NameLock(const Library& library, std::string file, int fd) : library_(&library), file_(std::move(file)), fd_(fd)
+    {
+    }
+    const Library* library_;
     std::string file_;
     int fd_;
 };
@@ -287,8 +277,7 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin(const Library& libra
     if (auto refused = library.check_replaceable(name)) {
         return *refused;
     }
-    const int root = library.root_fd();
-    auto name_lock = NameLock::take(root, name);
+    auto name_lock = NameLock::take(library, name);
     if (!name_lock) {
         return name_lock.error();
     }
@@ -299,11 +288,11 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin(const Library& libra
                                           " bytes) is in progress on another connection"};
     };
     if (!resume) {
-        for (const auto& state : saved_states(root)) {
+        for (const auto& state : saved_states(library)) {
             if (state.name != name || state.size != size) {
                 continue;
             }
-            const int fd = ::openat(root, data_name(state.token).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+            const int fd = library.open_entry(data_name(state.token), O_RDONLY);
             const bool busy = fd >= 0 && !try_lock(fd);
             if (fd >= 0) {
                 ::close(fd);
@@ -315,7 +304,7 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin(const Library& libra
     }
     for (int attempt = 0; resume && attempt < 10; ++attempt) {
         std::optional<SavedState> newest;
-        for (auto& state : saved_states(root)) {
+        for (auto& state : saved_states(library)) {
             if (state.name == name && state.size == size && (!newest || more_recent(state, *newest))) {
                 newest = std::move(state);
             }
@@ -324,14 +313,14 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin(const Library& libra
             break;
         }
         const std::string data = data_name(newest->token);
-        const int fd = ::openat(root, data.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        const int fd = library.open_entry(data, O_RDWR);
         if (fd >= 0 && !try_lock(fd)) {
             ::close(fd);
             return in_use();
         }
         // The state read before the lock may be older than the one its last
         // holder wrote before letting go: only the one read now counts.
-        auto current = fd >= 0 ? saved_state(root, newest->token) : std::nullopt;
+        auto current = fd >= 0 ? saved_state(library, newest->token) : std::nullopt;
         if (fd >= 0 && (!current || current->name != name || current->size != size)) {
             ::close(fd); // finished or discarded meanwhile: look again
             continue;
@@ -361,21 +350,21 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin(const Library& libra
         if (fd >= 0) {
             ::close(fd);
         }
-        ::unlinkat(root, data.c_str(), 0);
-        ::unlinkat(root, state_name(newest->token).c_str(), 0);
+        library.unlink_entry(data);
+        library.unlink_entry(state_name(newest->token));
         break;
     }
     const std::string token = new_token();
     const std::string data = data_name(token);
     // Private until the commit gives it its final mode: nobody else reads an
     // upload in progress (nor a replacement of a private file).
-    const int fd = ::openat(root, data.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    const int fd = library.open_entry(data, O_RDWR | O_CREAT | O_EXCL, 0600);
     if (fd < 0) {
         return file_error(errno, "cannot create upload file for", name);
     }
     if (!try_lock(fd)) {
         ::close(fd);
-        ::unlinkat(root, data.c_str(), 0);
+        library.unlink_entry(data);
         return Error{ErrorCode::io_error, "cannot lock upload file for \"" + name + "\""};
     }
     std::unique_ptr<PartialUpload> upload(new PartialUpload(library, fd, token, name, size));
@@ -472,8 +461,7 @@ std::optional<Error> PartialUpload::write_state()
     // Written beside and renamed over, so a crash leaves the old state or the
     // new one, never half of one.
     const std::string temp = state_file() + ".tmp";
-    const int root = library_.root_fd();
-    const int fd = ::openat(root, temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    const int fd = library_.open_entry(temp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0) {
         return file_error(errno, "cannot write upload state of", name_);
     }
@@ -481,9 +469,9 @@ std::optional<Error> PartialUpload::write_state()
     const bool synced = written.ok() && ::fdatasync(fd) == 0;
     const int saved_errno = written.ok() ? errno : written.error;
     ::close(fd);
-    if (!synced || ::renameat(root, temp.c_str(), root, state_file().c_str()) != 0) {
+    if (!synced || library_.rename_entry(temp, state_file()) != 0) {
         const int failure = synced ? errno : saved_errno;
-        ::unlinkat(root, temp.c_str(), 0);
+        library_.unlink_entry(temp);
         return file_error(failure == 0 ? EIO : failure, "cannot write upload state of", name_);
     }
     return std::nullopt;
@@ -523,13 +511,12 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
     }
     struct ::stat st {};
     ::fstat(fd_, &st);
-    const int root = library_.root_fd();
-    if (::renameat(root, data_file().c_str(), root, name_.c_str()) != 0) {
+    if (library_.rename_entry(data_file(), name_) != 0) {
         const int saved = errno;
         discard();
         return file_error(saved, "cannot publish", name_);
     }
-    ::unlinkat(root, state_file().c_str(), 0);
+    library_.unlink_entry(state_file());
     discarded_ = true;
     if (auto error = library_.sync_root()) {
         return *error;
@@ -543,7 +530,7 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
 std::optional<Error> PartialUpload::take_final_attributes()
 {
     struct ::stat old {};
-    if (::fstatat(library_.root_fd(), name_.c_str(), &old, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(old.st_mode)) {
+    if (library_.stat_entry(name_, old) != 0 || !S_ISREG(old.st_mode)) {
         if (::fchmod(fd_, library_.new_file_mode()) != 0) {
             return file_error(errno, "cannot set the mode of the upload of", name_);
         }
@@ -571,43 +558,28 @@ void PartialUpload::discard()
         return;
     }
     discarded_ = true;
-    const int root = library_.root_fd();
-    ::unlinkat(root, data_file().c_str(), 0);
-    ::unlinkat(root, state_file().c_str(), 0);
+    library_.unlink_entry(data_file());
+    library_.unlink_entry(state_file());
 }
 
 std::size_t remove_stale_partials(const Library& library, std::chrono::seconds ttl)
 {
-    const int root = library.root_fd();
     const std::time_t now = std::time(nullptr);
-    const int dir_fd = ::openat(root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd < 0) {
-        return 0;
-    }
-    DIR* dir = ::fdopendir(dir_fd);
-    if (dir == nullptr) {
-        ::close(dir_fd);
-        return 0;
-    }
     // Group by token, keeping the newest modification time of its files.
     std::map<std::string, std::time_t> newest_by_token;
     std::vector<std::string> names;
-    while (const dirent* entry = ::readdir(dir)) {
-        const std::string_view name = entry->d_name;
-        if (!name.starts_with(kPartialPrefix)) {
-            continue;
-        }
+    for (std::string& entry : library.entries_with_prefix(kPartialPrefix)) {
+        const std::string_view name = entry;
         std::string_view token = name.substr(kPartialPrefix.size());
         token = token.substr(0, token.find('.'));
         struct ::stat st {};
-        if (::fstatat(root, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (library.stat_entry(entry, st) != 0) {
             continue;
         }
         auto& newest = newest_by_token[std::string(token)];
         newest = std::max(newest, st.st_mtime);
-        names.emplace_back(name);
+        names.push_back(std::move(entry));
     }
-    ::closedir(dir);
 
     std::size_t removed = 0;
     for (const auto& [token, newest] : newest_by_token) {
@@ -615,14 +587,14 @@ std::size_t remove_stale_partials(const Library& library, std::chrono::seconds t
             continue;
         }
         const std::string data = data_name(token);
-        const int fd = ::openat(root, data.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        const int fd = library.open_entry(data, O_RDONLY | O_NONBLOCK);
         if (fd >= 0 && !try_lock(fd)) {
             ::close(fd); // in use by a connection, here or on another server
             continue;
         }
         for (const auto& name : names) {
             if (name.starts_with(data)) {
-                ::unlinkat(root, name.c_str(), 0);
+                library.unlink_entry(name);
             }
         }
         if (fd >= 0) {

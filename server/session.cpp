@@ -3,9 +3,6 @@
 #include "log.hpp"
 #include "names.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>

@@ -6,13 +6,17 @@
 
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <ctime>
 #include <optional>
+#include <string>
 #include <thread>
 #include <utime.h>
+#include <vector>
 
 using namespace ferry;
 using namespace ferry::server;
@@ -281,4 +285,72 @@ TEST_CASE("a resume racing the keep of a cut upload gets busy or the kept offset
         fresh.value()->discard();
     }
     CHECK(offsets_zero == 0);
+}
+
+TEST_CASE("the root's entries by name: one component, never a link, never outside")
+{
+    TempRoot outside;
+    outside.write("secret", "outside the root");
+    TempRoot root;
+    root.write(".ferry-partial-a", "kept");
+    root.write("visible", "v");
+    REQUIRE(::symlink((outside.path() + "/secret").c_str(), (root.path() + "/link").c_str()) == 0);
+    REQUIRE(::mkdir((root.path() + "/sub").c_str(), 0700) == 0);
+    root.write("sub/inner", "i");
+    auto library = open_library(root);
+
+    for (const std::string name : {"", ".", "..", "sub/inner", "../secret", "/etc/passwd"}) {
+        CAPTURE(name);
+        struct ::stat st {};
+        errno = 0;
+        CHECK(library->open_entry(name, O_RDONLY) == -1);
+        CHECK(errno == EINVAL);
+        CHECK(library->stat_entry(name, st) == -1);
+        CHECK(library->unlink_entry(name) == -1);
+        CHECK(library->rename_entry("visible", name) == -1);
+        CHECK(library->rename_entry(name, "moved") == -1);
+    }
+    CHECK(root.exists("sub/inner"));
+    CHECK(root.exists("visible"));
+
+    // A symlink is the entry itself: never opened through, only seen or removed.
+    errno = 0;
+    CHECK(library->open_entry("link", O_RDONLY) == -1);
+    CHECK(errno == ELOOP);
+    struct ::stat st {};
+    REQUIRE(library->stat_entry("link", st) == 0);
+    CHECK(S_ISLNK(st.st_mode));
+    CHECK(library->unlink_entry("link") == 0);
+    CHECK(outside.read("secret") == "outside the root");
+
+    const int fd = library->open_entry(".ferry-partial-a", O_RDONLY);
+    REQUIRE(fd >= 0);
+    CHECK((::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+    ::close(fd);
+    CHECK(library->rename_entry(".ferry-partial-a", ".ferry-partial-b") == 0);
+    CHECK(library->entries_with_prefix(".ferry-partial-") == std::vector<std::string>{".ferry-partial-b"});
+    CHECK(library->entries_with_prefix("nothing").empty());
+}
+
+TEST_CASE("an open file reads, hashes and reads ahead through its own descriptor")
+{
+    TempRoot root;
+    root.write("f.bin", "0123456789");
+    auto library = open_library(root);
+    auto file = library->open_for_read("f.bin");
+    REQUIRE(file);
+    std::string into(4, '\0');
+    CHECK_FALSE(file.value()->read_at(into.data(), 4, 3));
+    CHECK(into == "3456");
+    auto past = file.value()->read_at(into.data(), 4, 8);
+    REQUIRE(past);
+    CHECK(past->code == ErrorCode::io_error);
+
+    TransferHash prefix;
+    CHECK_FALSE(file.value()->hash_prefix(5, prefix));
+    TransferHash expected;
+    expected.update("01234", 5);
+    CHECK(prefix.hex_digest() == expected.hex_digest());
+    file.value()->read_ahead(0, 10); // only a hint; must not fail or move anything
+    CHECK_FALSE(library->check_unchanged(*file.value()));
 }
