@@ -84,8 +84,10 @@ Result<ConfigFile> load_config(const std::string& path)
                 ServerEntry server;
                 for (const auto& [field, value] : *entry) {
                     const std::string field_name(field.str());
+                    // A named reference: clang before 16 cannot capture a structured binding.
+                    const auto& field_value = value;
                     const auto text = [&](std::string& out) -> bool {
-                        if (const auto* string = value.as_string()) {
+                        if (const auto* string = field_value.as_string()) {
                             out = string->get();
                             return true;
                         }

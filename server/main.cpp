@@ -149,7 +149,24 @@ void warn_about_exposure(const ferry::server::Config& config, const std::string&
 
 } // namespace
 
+namespace {
+int serve(int argc, char** argv);
+} // namespace
+
+// Whatever escapes (memory exhausted, a library's exception) still ends in
+// a start_failed line and a documented status, not std::terminate's abort.
 int main(int argc, char** argv)
+{
+    try {
+        return serve(argc, argv);
+    } catch (const std::exception& error) {
+        return fail(exit_status::failure, std::string("internal error: ") + error.what());
+    }
+}
+
+namespace {
+
+int serve(int argc, char** argv)
 {
     ferry::server::Config config;
     config.root = kDefaultRoot;
@@ -345,3 +362,5 @@ int main(int argc, char** argv)
     ferry::server::log_event("stopped", {});
     return 0;
 }
+
+} // namespace

@@ -232,7 +232,9 @@ TEST_CASE("a get whose file changes while it is sent ends with file_changed, nev
     for (const auto path_kind : {SendPath::read_chunks, SendPath::file_frames, SendPath::resumed}) {
         for (const auto& [what, change, message] : changes) {
             CAPTURE(static_cast<int>(path_kind));
-            CAPTURE(what);
+            // CAPTURE's lambda cannot take a structured binding in clang before 16.
+            const auto& changed = what;
+            CAPTURE(changed);
             check_changed_get(path_kind, change, message);
         }
     }

@@ -97,8 +97,11 @@ TEST_CASE("every protocol vector decodes to what the document says")
             REQUIRE(parsed.request.ok());
             const json encoded = json::parse(ferry::encode_request(*parsed.request));
             for (const auto& [key, value] : vector.at("json").items()) {
-                CAPTURE(key);
-                CHECK(encoded.at(key) == value);
+                // CAPTURE takes a reference in a lambda, which clang before
+                // 16 cannot take of a structured binding.
+                const std::string& field = key;
+                CAPTURE(field);
+                CHECK(encoded.at(field) == value);
             }
         }
     }
