@@ -50,7 +50,7 @@ class ConfigFile(unittest.TestCase):
         # (Server also passes --root and --listen, the same as the file's.)
         with Server(FERRYD, files, "--config", config) as server:
             self.assertEqual(server.peer().access, "ro")
-            self.assertTrue(wait_until(lambda: '"event":"start"' in server.log_text()))
+            self.assertTrue(wait_until(lambda: '"event":"start"' in server.log_text(), within=30))
             start = json.loads(server.log_text().splitlines()[0])
         self.assertEqual((start["workers"], start["access"], start["level"]), (3, "read-only", "notice"))
         with Server(FERRYD, files, "--config", config, "--log-format", "text", "--read-only=false",
@@ -105,7 +105,7 @@ class ConfigFile(unittest.TestCase):
         elsewhere = os.path.join(self.root, "elsewhere")
         with Server(FERRYD, os.path.join(self.root, "first"), "--root", elsewhere, "--listen", "127.0.0.1:0",
                     "--log-format", "json") as server:
-            self.assertTrue(wait_until(lambda: '"event":"start"' in server.log_text()))
+            self.assertTrue(wait_until(lambda: '"event":"start"' in server.log_text(), within=30))
             self.assertEqual(json.loads(server.log_text().splitlines()[0])["root"], elsewhere)
         self.assertEqual(run("--version").returncode, 0)
 
