@@ -222,6 +222,7 @@ void Download::finish(std::optional<Error> error)
 {
     const std::uint64_t sent = next_offset_ - first_offset_;
     const auto& info = file_->info();
+    host_.release_slot();
     if (error) {
         line_.ended(sent, to_string(error->code), error->message);
         host_.send_error(id_, *error);

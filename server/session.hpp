@@ -132,6 +132,7 @@ private:
     void input_room() override;
     void end_connection() override { begin_close(); }
     void transfer_ended() override;
+    void release_slot() override { slot_.reset(); }
 
     void protocol_error(std::optional<std::uint64_t> id, const Error& error);
     void log_unlogged_errors();

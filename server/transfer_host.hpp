@@ -29,6 +29,11 @@ public:
     // The transfer failed in a way that ends the connection (its error is
     // sent already); the session closes once the transfer is done.
     virtual void end_connection() = 0;
+    // The transfer's work is done (published, sent, kept or failed): its
+    // slot goes back BEFORE the last reply, because a client may start its
+    // next transfer on another connection (another worker's thread) the
+    // moment it reads that reply, and must not find this slot still taken.
+    virtual void release_slot() = 0;
     // The transfer has said its last word: the session drops it, which
     // destroys the caller, so this is the last thing a transfer calls.
     virtual void transfer_ended() = 0;

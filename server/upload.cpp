@@ -161,6 +161,7 @@ void Upload::finish_job()
             return finished;
         },
         [this](Finished finished) {
+            host_.release_slot();
             switch (finish_) {
             case Finish::commit: {
                 auto& result = *finished.committed;
@@ -208,6 +209,7 @@ void Upload::fail(const Error& error)
     finish_ = Finish::fail;
     queue_.clear();
     staging_.clear();
+    host_.release_slot();
     host_.send_error(id_, error);
     host_.end_connection(); // runs the discard, then closes
 }

@@ -39,6 +39,9 @@ class FakeIo final : public SessionIo {
 public:
     void send(std::string bytes) override
     {
+        if (on_send) {
+            on_send();
+        }
         outbox.append(bytes);
         if (hold_writes) {
             unsent += bytes.size();
@@ -136,6 +139,9 @@ public:
     }
 
     std::string outbox;
+    // Called as each send begins: what the server's state is when a reply
+    // can first reach the peer.
+    std::function<void()> on_send;
     bool file_frames = false;
     int file_frames_sent = 0;
     std::size_t largest_file_frame = 0;

@@ -249,3 +249,54 @@ TEST_CASE("a put that cannot fit is refused at once; an accepted one holds its s
     const auto committed = again.io.replies(1);
     CHECK(parse_commit_reply(committed[0]));
 }
+
+// A client may start its next transfer on another connection, served by
+// another worker thread, the moment it reads a transfer's last reply: by
+// then the slot must be free, or that transfer is refused with
+// too_many_transfers for a slot nobody uses any more.
+TEST_CASE("a transfer's slot is free before its last reply can reach the peer")
+{
+    Fixture f;
+    f.config.max_transfers = 1;
+    f.config.chunk_size = 1000;
+    f.hello();
+    f.root.write("kept.bin", pattern(2500, 4));
+    std::vector<std::size_t> active_at_send;
+    f.io.on_send = [&] { active_at_send.push_back(f.counters.active_transfers.load()); };
+
+    SUBCASE("a committed put")
+    {
+        const std::string content = pattern(1500, 5);
+        f.feed(control(Request{2, PutRequest{"new.bin", content.size(), false}}));
+        f.io.run_jobs();
+        f.feed(data_frame(content));
+        f.io.run_jobs();
+        f.io.controls();
+        active_at_send.clear();
+        f.feed(control(Request{2, CommitRequest{sha256_of(content)}}));
+        f.io.run_jobs();
+        REQUIRE(parse_commit_reply(f.io.replies(1)[0]));
+    }
+    SUBCASE("a failed commit")
+    {
+        f.feed(control(Request{2, PutRequest{"new.bin", 3, false}}));
+        f.io.run_jobs();
+        f.feed(data_frame("abc"));
+        f.io.run_jobs();
+        f.io.controls();
+        active_at_send.clear();
+        f.feed(control(Request{2, CommitRequest{sha256_of("xyz")}}));
+        f.io.run_jobs();
+        REQUIRE_FALSE(parse_commit_reply(f.io.replies(1)[0]));
+    }
+    SUBCASE("a get's trailer")
+    {
+        f.feed(control(Request{2, GetRequest{"kept.bin", 0}}));
+        f.io.run_jobs(); // the reply, every chunk, then the trailer
+        const auto sent = f.io.drain();
+        REQUIRE(parse_trailer(sent.controls.back()));
+    }
+    REQUIRE_FALSE(active_at_send.empty());
+    CHECK(active_at_send.back() == 0);
+    CHECK(f.counters.active_transfers.load() == 0);
+}

@@ -40,6 +40,7 @@ public:
     }
     void input_room() override { ++rooms; }
     void end_connection() override { ended_connection = true; }
+    void release_slot() override { ++slots_released; }
     void transfer_ended() override
     {
         ++endings;
@@ -63,6 +64,7 @@ public:
     std::vector<ErrorCode> errors;
     int rooms = 0;
     int endings = 0;
+    int slots_released = 0;
     bool ended_connection = false;
 
 private:
