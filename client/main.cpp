@@ -1,5 +1,6 @@
 // ferry: the command-line client of ferryd (docs/PROTOCOL.md).
 // Exit status: see status.hpp (0 ok, 2 usage, 3-8 by kind of failure, 130 on Ctrl-C).
+#include "command_line.hpp"
 #include "commands.hpp"
 #include "config_file.hpp"
 #include "operations.hpp"
@@ -38,170 +39,12 @@ using ferry::ErrorCode;
 using ferry::Result;
 using ferry::client::ConnectOptions;
 using ferry::client::parse_pin;
+using ferry::client::SecurityArguments;
 using ferry::client::Timeouts;
 using ferry::client::TlsSettings;
 
 using ferry::client::kExitOk;
 using ferry::client::kExitUsage;
-
-// Prose is one line per paragraph: the help formatter wraps it to the width.
-constexpr const char* kFooter = R"(Commands (global options may also follow the command):
-  list                        files on the server: size, date, name
-  stat NAME                   one file's size and date
-  get [--no-resume] NAME... [-o LOCAL | -C DIR]
-                              download to ./NAME, to LOCAL (one NAME; a folder
-                              gets NAME inside; - is standard output) or into
-                              DIR (made when missing)
-  put [--no-resume] LOCAL... [--as NAME]
-                              upload each LOCAL under its file name (or NAME)
-  stats                       the server's counters since it started
-  help [COMMAND]              this help, or a command's: ferry help get
-
-With no command, ferry is a shell on a terminal (type help there); otherwise it reads the same commands from standard input, one a line, like sftp -b: the first that fails ends ferry with its exit status, and a leading - (-get a.txt) lets a command fail.
-  printf 'get a.txt\nput b.txt\n' | ferry --server HOST
-
-Downloads are written to LOCAL.ferry-part (with its state in LOCAL.ferry-part.state; a name too long for that, .HEX.ferry-part), checked against the server's SHA-256 (or XXH3-128 with --hash xxh3-128: faster, catches corruption but not tampering) and only then renamed onto LOCAL; a FIFO or device is written straight through, a folder is refused. An interrupted download or upload continues where it stopped when it is run again (the part's bytes and the server's kept bytes are checked first); --no-resume starts over and discards them. Several files share one connection (gets are pipelined); one failed file does not stop the others, and a summary ends the command.
-
-TLS: --tls checks the server against the system's CA store and its name; --tls-ca FILE against FILE (a CA or the server's own certificate); --tls-pin accepts exactly one certificate, by the SHA-256 of its DER. Get the fingerprint on the server with:
-  openssl x509 -in cert.pem -noout -fingerprint -sha256
-
-Environment: FERRY_SERVER (default server, else 127.0.0.1:7021), FERRY_TOKEN (token, when neither --token nor --token-file is given), FERRY_TLS_CA and FERRY_TLS_PIN (as --tls-ca, --tls-pin), FERRY_HASH (as --hash), FERRY_CONFIG (the config file).
-
-Named servers: ~/.config/ferry/config.toml ($XDG_CONFIG_HOME honoured) holds [servers.NAME] tables (address, token_file, tls, tls_ca, tls_pin) and default = "NAME"; -s NAME picks one. Flags (and FERRY_TLS_CA, FERRY_TLS_PIN) win over the file. ferry://HOST:PORT/NAME is accepted by --server (without NAME) and in place of a NAME (get, stat, put --as).
-
---json: one JSON object per command on stdout (with -o -, on stderr); get and put always give {"files": [...], "summary": {...}}; the shapes are in docs/ferry-json.schema.json.
-Exit status: 0 success; 1 several files failed in different ways; 2 usage; 3 local file error; 4 refused by the server (not_found, forbidden...); 5 token or TLS trust refused; 6 transient (network, busy, stalled: try again); 7 disk full; 8 not a Ferry server or protocol broken; 130 interrupted (Ctrl-C).)";
-
-// A command's own help points at the rest instead of repeating it.
-constexpr const char* kCommandFooter = "ferry --help: the shell, TLS, environment and exit status.";
-
-// Help text fits an 80-column terminal. CLI11 2.1 lays out its columns but
-// never wraps, so this formatter wraps each option's description within its
-// column, and every other line (usage, description, footer) at a blank,
-// continuing at the line's own indentation.
-class FittedFormatter : public CLI::Formatter {
-public:
-    static constexpr std::size_t kWidth = 80;
-
-    std::string make_help(const CLI::App* app, std::string name, CLI::AppFormatMode mode) const override
-    {
-        return fit(CLI::Formatter::make_help(app, std::move(name), mode));
-    }
-    std::string make_option(const CLI::Option* option, bool is_positional) const override
-    {
-        return entry(make_option_name(option, is_positional) + make_option_opts(option), make_option_desc(option));
-    }
-    std::string make_subcommand(const CLI::App* command) const override
-    {
-        return entry(command->get_display_name(true), command->get_description());
-    }
-    // The top level lists its commands in its footer, with their arguments.
-    std::string make_subcommands(const CLI::App* app, CLI::AppFormatMode mode) const override
-    {
-        return app->get_parent() == nullptr ? std::string() : CLI::Formatter::make_subcommands(app, mode);
-    }
-
-private:
-    // Lines of at most `width` columns, broken at blanks (a word longer
-    // than the width keeps its own line).
-    static std::vector<std::string> wrap(const std::string& text, std::size_t width)
-    {
-        std::vector<std::string> lines;
-        std::string line;
-        std::size_t at = 0;
-        while (at < text.size()) {
-            const auto word_start = text.find_first_not_of(' ', at);
-            if (word_start == std::string::npos) {
-                break;
-            }
-            auto word_end = text.find(' ', word_start);
-            if (word_end == std::string::npos) {
-                word_end = text.size();
-            }
-            const std::string word = text.substr(word_start, word_end - word_start);
-            if (!line.empty() && line.size() + 1 + word.size() > width) {
-                lines.push_back(std::move(line));
-                line.clear();
-            }
-            line += (line.empty() ? "" : " ") + word;
-            at = word_end;
-        }
-        if (!line.empty() || lines.empty()) {
-            lines.push_back(std::move(line));
-        }
-        return lines;
-    }
-
-    // Each line that is too long, wrapped at its own indentation.
-    static std::string fit(const std::string& text)
-    {
-        std::string out;
-        std::size_t at = 0;
-        while (at < text.size()) {
-            auto end = text.find('\n', at);
-            const bool newline = end != std::string::npos;
-            if (!newline) {
-                end = text.size();
-            }
-            const std::string line = text.substr(at, end - at);
-            at = newline ? end + 1 : end;
-            if (line.size() <= kWidth) {
-                out += line;
-            } else {
-                const std::size_t indent = std::min(line.find_first_not_of(' '), kWidth / 2);
-                const auto lines = wrap(line.substr(indent), kWidth - indent);
-                for (std::size_t i = 0; i < lines.size(); ++i) {
-                    out += (i == 0 ? "" : "\n") + std::string(indent, ' ') + lines[i];
-                }
-            }
-            if (newline) {
-                out += '\n';
-            }
-        }
-        return out;
-    }
-
-    // "  NAME  description" with the description in its column, on the next
-    // line when the name fills the column.
-    std::string entry(const std::string& name, const std::string& description) const
-    {
-        const std::size_t column = get_column_width();
-        std::string out = "  " + name;
-        if (description.empty()) {
-            return out + "\n";
-        }
-        if (out.size() >= column) {
-            out += "\n" + std::string(column, ' ');
-        } else {
-            out.resize(column, ' ');
-        }
-        const auto lines = wrap(description, kWidth - column);
-        for (std::size_t i = 0; i < lines.size(); ++i) {
-            out += (i == 0 ? "" : "\n" + std::string(column, ' ')) + lines[i];
-        }
-        return out + "\n";
-    }
-};
-
-// The spelling of a flag as the user typed it (the last one wins, as in
-// CLI11), so that an error about its value names what is on the command
-// line: -C or --directory.
-std::string typed_flag(int argc, char** argv, const std::string& short_name, const std::string& long_name)
-{
-    std::string typed = long_name;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        if (arg == "--") {
-            break;
-        }
-        if (arg == long_name || arg.starts_with(long_name + "=")) {
-            typed = long_name;
-        } else if (arg.starts_with(short_name)) {
-            typed = short_name;
-        }
-    }
-    return typed;
-}
 
 // Usage errors are shown like every other error, so that --json stays JSON.
 bool wants_json(int argc, char** argv)
@@ -234,14 +77,6 @@ Result<std::string> read_token_file(const std::string& path)
     }
     return line;
 }
-
-struct SecurityArguments {
-    std::string token;
-    std::string token_file;
-    bool tls = false;
-    std::string tls_ca;
-    std::string tls_pin;
-};
 
 // What the config file's server entry adds where no flag spoke.
 void apply_entry(SecurityArguments& arguments, const ferry::client::ServerEntry& entry)
@@ -313,116 +148,30 @@ int main_with(int argc, char** argv)
     // and messages stay as they are.
     std::setlocale(LC_CTYPE, "");
 
-    CLI::App app{"ferry: the Ferry file-transfer client. List, fetch and send files on a ferryd server; every "
-                 "transfer is checked end to end with SHA-256 and can be resumed."};
-    app.set_version_flag("--version", std::string("ferry ") + FERRY_VERSION);
-    app.formatter(std::make_shared<FittedFormatter>()); // before the commands, which copy it
-
-    std::string server;
-    bool json = false;
-    double timeout_seconds = 120;
-    double hello_timeout_seconds = 5;
-    unsigned retries = 0;
-    bool quiet = false;
-    bool verbose = false;
-    bool no_progress = false;
-    SecurityArguments security;
-    auto* server_option =
-        app.add_option("-s,--server", server,
-                       "Server: HOST:PORT, [IPv6]:PORT (default port 7021), ferry://HOST:PORT, or a NAME from the "
-                       "config file (default: FERRY_SERVER, the file's default, else 127.0.0.1:7021)")
-            ->envname("FERRY_SERVER");
-    app.add_flag("--json", json, "Print one JSON object per command on stdout (docs/ferry-json.schema.json)");
-    std::string hash_text = "sha256";
-    app.add_option("--hash", hash_text,
-                   "Transfer hash: sha256 (cryptographic, like sha256sum) or xxh3-128 (many times faster; catches "
-                   "corruption, not tampering; like xxh128sum)")
-        ->envname("FERRY_HASH")
-        ->capture_default_str()
-        ->check(CLI::IsMember({"sha256", "xxh3-128"}));
-    app.add_option("--timeout", timeout_seconds, "Seconds the server may make no progress before giving up")
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    app.add_option("--hello-timeout", hello_timeout_seconds,
-                   "Seconds to wait for the server's first answer (a silent peer is likely no Ferry server)")
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    app.add_option("--retry", retries,
-                   "Try files that failed for a passing reason (exit status 6) up to N more times, after 1, 2, 4... "
-                   "s, resuming where they stopped")
-        ->capture_default_str()
-        ->check(CLI::Range(0U, 100U));
-    auto* quiet_flag = app.add_flag("-q,--quiet", quiet, "Print only errors (and what list, stat, stats show)");
-    app.add_flag("-v,--verbose", verbose, "Also tell each step on stderr: connecting, the server, retries")
-        ->excludes(quiet_flag);
-    app.add_flag("--no-progress", no_progress, "Draw no progress bar");
-    auto* token = app.add_option("--token", security.token,
-                                 "Token to present to the server (visible to other users in ps; prefer "
-                                 "--token-file or FERRY_TOKEN)");
-    app.add_option("--token-file", security.token_file, "Read the token from the first line of this file")
-        ->excludes(token);
-    app.add_flag("--tls", security.tls, "Speak TLS 1.3; check the server against the system's CA store");
-    app.add_option("--tls-ca", security.tls_ca, "Speak TLS; trust this CA (or server certificate) file (PEM)")
-        ->envname("FERRY_TLS_CA");
-    app.add_option("--tls-pin", security.tls_pin,
-                   "Speak TLS; accept only the certificate whose DER has this SHA-256 (sha256:HEX, colons "
-                   "optional)")
-        ->envname("FERRY_TLS_PIN");
-
-    std::string name;
-    std::vector<std::string> names;
-    std::vector<std::string> locals;
-    std::string output_path;
-    std::string folder;
-    std::string as;
-    bool resume = false;    // --resume: the default, kept for scripts that say it
-    bool no_resume = false; // --no-resume: start over, discarding what an interrupted transfer left
-    bool no_clobber = false;
-    bool skip_identical = false;
-
-    auto* list = app.add_subcommand("list", "List the server's files (size, date, name)");
-    auto* stat = app.add_subcommand("stat", "Show one file's name, size and modification time");
-    stat->add_option("NAME", name, "File name on the server (or ferry://HOST:PORT/NAME)")->required();
-    auto* get = app.add_subcommand("get", "Download files, each verified by SHA-256");
-    auto* get_resume =
-        get->add_flag("--resume", resume, "Continue interrupted downloads from their .ferry-part files (the default)");
-    get->add_flag("--no-resume", no_resume, "Start over: discard the .ferry-part files of interrupted downloads")
-        ->excludes(get_resume);
-    get->add_option("NAME", names, "File names on the server (or ferry://HOST:PORT/NAME)")->required();
-    auto* output_option =
-        get->add_option("-o,--output", output_path,
-                        "Where to write the one NAME (an existing folder gets NAME inside; - is standard output)");
-    get->add_option("-C,--directory", folder, "Folder to write every NAME into (made when missing)")
-        ->excludes(output_option);
-    auto* get_no_clobber =
-        get->add_flag("-n,--no-clobber", no_clobber, "Leave an existing local file alone (reported as skipped)");
-    get->add_flag("--skip-identical", skip_identical,
-                  "Skip a file whose local copy has the same size and digest; replace one that differs")
-        ->excludes(get_no_clobber);
-    auto* put = app.add_subcommand("put", "Upload files; each replaces its name only once complete and verified");
-    auto* put_resume = put->add_flag(
-        "--resume", resume, "Continue interrupted uploads of the same name and size, once checked (the default)");
-    put->add_flag("--no-resume", no_resume, "Start over: discard the server's kept upload of the same name and size")
-        ->excludes(put_resume);
-    put->add_option("LOCAL", locals, "Local files to send (- is standard input, with --as)")->required();
-    put->add_option("--as", as, "Name on the server of the one LOCAL (default: its file name; or ferry://HOST:PORT/NAME)");
-    auto* put_no_clobber =
-        put->add_flag("-n,--no-clobber", no_clobber, "Leave a file the server already has alone (reported as skipped)");
-    put->add_flag("--skip-identical", skip_identical,
-                  "Skip a file the server holds with the same size and digest; replace one that differs")
-        ->excludes(put_no_clobber);
-    auto* stats = app.add_subcommand("stats", "Show the server's counters: uptime, connections, transfers, bytes, "
-                                              "errors");
-    auto* help = app.add_subcommand("help", "Show this help, or a command's (help get)");
-    std::string help_topic;
-    help->add_option("COMMAND", help_topic, "The command to explain")
-        ->check(CLI::IsMember({"list", "stat", "get", "put", "stats", "help"}));
-    for (auto* command : {list, stat, get, put, stats, help}) {
-        command->fallthrough(); // global options also after the command
-        command->footer(kCommandFooter);
-    }
-    app.footer(kFooter); // after the commands: they would copy it
-    app.require_subcommand(0, 1);
+    CommandLine command_line(Grammar::command_line);
+    CLI::App& app = command_line.app;
+    auto& server = command_line.global.server;
+    auto& json = command_line.global.json;
+    auto& hash_text = command_line.global.hash_text;
+    auto& timeout_seconds = command_line.global.timeout_seconds;
+    auto& hello_timeout_seconds = command_line.global.hello_timeout_seconds;
+    auto& retries = command_line.global.retries;
+    auto& quiet = command_line.global.quiet;
+    auto& verbose = command_line.global.verbose;
+    auto& no_progress = command_line.global.no_progress;
+    auto& security = command_line.global.security;
+    auto& name = command_line.arguments.name;
+    auto& names = command_line.arguments.names;
+    auto& locals = command_line.arguments.locals;
+    auto& output_path = command_line.arguments.output_path;
+    auto& folder = command_line.arguments.folder;
+    auto& as = command_line.arguments.as;
+    auto& help_topic = command_line.arguments.help_topic;
+    auto* server_option = command_line.server_option;
+    auto* get = command_line.get;
+    auto* put = command_line.put;
+    auto* help = command_line.help;
+    const std::vector<std::string> args(argv + 1, argv + argc);
 
     const auto usage_error = [&](const std::string& message) {
         if (wants_json(argc, argv)) {
@@ -446,23 +195,12 @@ int main_with(int argc, char** argv)
         return kExitUsage;
     }
     if (help->parsed()) { // ferry help [COMMAND]: what --help prints, on stdout
-        const CLI::App* topic = help_topic.empty() ? &app : app.get_subcommand(help_topic);
-        const std::string name = help_topic.empty() ? app.get_name() : app.get_name() + " " + help_topic;
-        std::fputs(topic->get_formatter()->make_help(topic, name, CLI::AppFormatMode::Normal).c_str(), stdout);
+        std::fputs(command_line.help_text(help_topic, app.get_name()).c_str(), stdout);
         return kExitOk;
     }
     const ferry::HashKind hash = ferry::hash_from_name(hash_text).value_or(ferry::HashKind::sha256);
-    if (get->parsed() && !output_path.empty() && names.size() > 1) {
-        return usage_error("get: -o names one file; use -C DIR for several");
-    }
-    if (get->parsed() && output_path == "-" && resume) {
-        return usage_error("get: -o - cannot resume (standard output keeps no partial file)");
-    }
-    if (put->parsed() && !as.empty() && locals.size() > 1) {
-        return usage_error("put: --as names one file; several keep their own names");
-    }
-    if (put->parsed() && std::find(locals.begin(), locals.end(), "-") != locals.end() && as.empty()) {
-        return usage_error("put -: standard input has no file name; give one with --as NAME");
+    if (const auto misuse = command_line.misuse()) {
+        return usage_error(*misuse);
     }
 
     // The server: ferry:// in a NAME, else --server / FERRY_SERVER, else the
@@ -583,11 +321,7 @@ int main_with(int argc, char** argv)
         }
     };
 
-    TransferFlags flags;
-    flags.resume = !no_resume;
-    flags.hash = hash;
-    flags.clobber = no_clobber ? Clobber::keep_existing : skip_identical ? Clobber::skip_identical : Clobber::replace;
-    flags.retries = retries;
+    const TransferFlags flags = command_line.transfer_flags(hash, retries);
 
     auto connection = connect();
     if (!connection) {
@@ -615,7 +349,7 @@ int main_with(int argc, char** argv)
             placement.output = output_path;
         }
         if (!folder.empty()) {
-            if (const auto failed = make_folders(folder, typed_flag(argc, argv, "-C", "--directory"))) {
+            if (const auto failed = make_folders(folder, typed_flag(args, "-C", "--directory"))) {
                 output.error(*failed);
                 return exit_status(failed->code);
             }
@@ -631,14 +365,14 @@ int main_with(int argc, char** argv)
     // after a passing failure; one output either way.
     for (unsigned attempt = 1;; ++attempt) {
         std::optional<ferry::Error> failure;
-        if (list->parsed()) {
+        if (command_line.list->parsed()) {
             auto reply = list_files(server_connection);
             if (reply) {
                 output.list(reply.value());
                 return kExitOk;
             }
             failure = reply.error();
-        } else if (stat->parsed()) {
+        } else if (command_line.stat->parsed()) {
             auto reply = stat_file(server_connection, name);
             if (reply) {
                 output.stat(reply.value());

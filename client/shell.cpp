@@ -1,5 +1,6 @@
 #include "shell.hpp"
 
+#include "command_line.hpp"
 #include "commands.hpp"
 #include "interrupt.hpp"
 #include "line_editor.hpp"
@@ -18,26 +19,6 @@ namespace ferry::client {
 namespace {
 
 constexpr const char* kPrompt = "ferry> ";
-
-// Every command and alias the shell takes, within 80 columns.
-constexpr const char* kHelp =
-    "Commands:\n"
-    "  list, ls                   the server's files: size, date, name\n"
-    "  stat NAME                  one file's size and date\n"
-    "  get [--no-resume] NAME... [-o LOCAL | -C DIR]\n"
-    "                             download to ./NAME, to LOCAL (one NAME) or into\n"
-    "                             DIR (created when missing)\n"
-    "  put [--no-resume] LOCAL... [--as NAME]\n"
-    "                             upload each LOCAL under its file name (or NAME)\n"
-    "  stats                      the server's counters since it started\n"
-    "  help, ?                    this list\n"
-    "  quit, exit                 leave (also Ctrl-D)\n"
-    "Quote names with blanks: get \"my file.txt\" or get my\\ file.txt; Tab completes\n"
-    "commands and names, quoted. Ctrl-C stops a transfer. Lines starting with #\n"
-    "are comments. From a script (standard input not a terminal) the first\n"
-    "command that fails ends ferry; a leading - (-get a.txt) lets it fail.\n";
-
-const std::vector<std::string> kCommands{"list", "ls", "stat", "stats", "get", "put", "help", "quit", "exit"};
 
 // Reads standard input with read(2) so that Ctrl-C (EINTR) can be told
 // apart from the end of input, which std::getline cannot do.
@@ -77,85 +58,12 @@ private:
     std::string pending_;
 };
 
-struct Arguments {
-    bool resume = true; // continue what an interrupted transfer left, when sound
-    std::optional<std::string> output; // get -o
-    std::optional<std::string> folder; // get -C
-    std::string folder_flag;           // -C or --directory, as typed
-    std::optional<std::string> as;     // put --as
-    std::vector<std::string> positional;
-};
-
 // A mistake in what was typed, said plainly: no error code, since nothing
 // went wrong between client and server.
 void complain(const std::string& text)
 {
     std::fprintf(stderr, "ferry: %s\n", text.c_str());
     std::fflush(stderr);
-}
-
-// Takes the options a command allows (each with its value) and "--" out of
-// the words after the command.
-std::optional<Arguments> parse_arguments(const std::vector<std::string>& words)
-{
-    const std::string& command = words.front();
-    const bool transfer = command == "get" || command == "put";
-    Arguments arguments;
-    bool options_done = false;
-    for (std::size_t i = 1; i < words.size(); ++i) {
-        const std::string& word = words[i];
-        std::optional<std::string>* takes_value = nullptr;
-        if (!options_done && command == "get" && (word == "-o" || word == "--output")) {
-            takes_value = &arguments.output;
-        } else if (!options_done && command == "get" && (word == "-C" || word == "--directory")) {
-            takes_value = &arguments.folder;
-            arguments.folder_flag = word;
-        } else if (!options_done && command == "put" && word == "--as") {
-            takes_value = &arguments.as;
-        }
-        if (takes_value != nullptr) {
-            if (i + 1 == words.size()) {
-                complain(word + " needs a value (try: help)");
-                return std::nullopt;
-            }
-            *takes_value = words[++i];
-        } else if (!options_done && word == "--") {
-            options_done = true;
-        } else if (!options_done && transfer && word == "--resume") {
-            arguments.resume = true;
-        } else if (!options_done && transfer && word == "--no-resume") {
-            arguments.resume = false;
-        } else if (!options_done && word.size() > 1 && word.front() == '-') {
-            complain("unknown option '" + word + "' for " + command + " (try: help)");
-            return std::nullopt;
-        } else {
-            arguments.positional.push_back(word);
-        }
-    }
-    return arguments;
-}
-
-// The rules the command line enforces too; a usage line when broken.
-std::optional<std::string> misuse(const std::string& command, const Arguments& arguments)
-{
-    const std::size_t count = arguments.positional.size();
-    if ((command == "list" || command == "ls" || command == "stats") && count != 0) {
-        return command;
-    }
-    if (command == "stat" && count != 1) {
-        return "stat NAME";
-    }
-    const std::string get_usage = "get [--no-resume] NAME... [-o LOCAL | -C DIR]";
-    if (command == "get" && (count == 0 || (arguments.output && arguments.folder) || (arguments.output && count > 1))) {
-        return get_usage;
-    }
-    if (command == "get" && arguments.output == "-") {
-        return get_usage + " (-o - is for the command line)";
-    }
-    if (command == "put" && (count == 0 || (arguments.as && count > 1))) {
-        return "put [--no-resume] LOCAL... [--as NAME]";
-    }
-    return std::nullopt;
 }
 
 } // namespace
@@ -226,30 +134,51 @@ public:
         if (words->empty()) {
             return Outcome{};
         }
-        const std::string& command = words->front();
-        if (command == "quit" || command == "exit") {
+        // The command line's grammar (command_line.hpp), afresh for each
+        // line: CLI11 keeps what it parsed.
+        CommandLine grammar(Grammar::shell);
+        const std::string& first = words->front();
+        if (!first.starts_with("-") && !grammar.is_command(first)) {
+            complain("unknown command '" + first + "' (try: help)");
+            return Outcome{kExitUsage};
+        }
+        try {
+            grammar.app.parse(std::vector<std::string>(words->rbegin(), words->rend())); // CLI11 takes them reversed
+        } catch (const CLI::CallForHelp&) { // COMMAND --help, or --help
+            const CLI::App* command = grammar.command();
+            std::fputs(grammar.help_text(command == nullptr ? "" : command->get_name(), "").c_str(), stdout);
+            std::fflush(stdout);
+            return Outcome{};
+        } catch (const CLI::ParseError& error) {
+            const CLI::App* command = grammar.command();
+            complain(std::string(error.what()) + " (try: help" + (command == nullptr ? "" : " " + command->get_name()) +
+                     ")");
+            return Outcome{kExitUsage};
+        }
+        if (const CLI::Option* global = grammar.global_given()) {
+            complain(global->get_name() + " is given when ferry starts, not to a command in the shell");
+            return Outcome{kExitUsage};
+        }
+        const CLI::App* command = grammar.command();
+        if (command == nullptr) { // options alone, all refused above; kept for safety
+            complain("no command (try: help)");
+            return Outcome{kExitUsage};
+        }
+        if (command == grammar.quit) {
             return Outcome{kExitOk, true};
         }
-        if (command == "help" || command == "?") {
-            std::fputs(kHelp, stdout);
+        if (command == grammar.help) {
+            std::fputs(grammar.help_text(grammar.arguments.help_topic, "").c_str(), stdout);
             std::fflush(stdout);
             return Outcome{};
         }
-        if (command != "list" && command != "ls" && command != "stat" && command != "stats" && command != "get" &&
-            command != "put") {
-            complain("unknown command '" + command + "' (try: help)");
+        if (const auto misuse = grammar.misuse()) {
+            complain(*misuse);
             return Outcome{kExitUsage};
         }
-        const auto arguments = parse_arguments(*words);
-        if (!arguments) {
-            return Outcome{kExitUsage};
-        }
-        if (const auto usage = misuse(command, *arguments)) {
-            complain("usage: " + *usage);
-            return Outcome{kExitUsage};
-        }
-        if (arguments->folder) {
-            if (const auto failed = make_folders(*arguments->folder, arguments->folder_flag)) {
+        const CommandArguments& arguments = grammar.arguments;
+        if (!arguments.folder.empty()) {
+            if (const auto failed = make_folders(arguments.folder, typed_flag(*words, "-C", "--directory"))) {
                 output_.error(*failed);
                 return Outcome{exit_status(failed->code)};
             }
@@ -259,17 +188,22 @@ public:
         if (server == nullptr) {
             return Outcome{status};
         }
-        if (command == "list" || command == "ls") {
+        const auto optional = [](const std::string& text) {
+            return text.empty() ? std::nullopt : std::optional<std::string>(text);
+        };
+        if (command == grammar.list) {
             status = run_list(*server, output_);
-        } else if (command == "stat") {
-            status = run_stat(*server, output_, arguments->positional[0]);
-        } else if (command == "stats") {
+        } else if (command == grammar.stat) {
+            status = run_stat(*server, output_, arguments.name);
+        } else if (command == grammar.stats) {
             status = run_stats(*server, output_);
-        } else if (command == "get") {
-            status = run_gets(*server, output_, arguments->positional,
-                              GetPlacement{arguments->output, arguments->folder}, arguments->resume, hash_);
+        } else if (command == grammar.get) {
+            status = run_gets(*server, output_, arguments.names,
+                              GetPlacement{optional(arguments.output_path), optional(arguments.folder)},
+                              grammar.transfer_flags(hash_, 0));
         } else {
-            status = run_puts(*server, output_, arguments->positional, arguments->as, arguments->resume, hash_);
+            status = run_puts(*server, output_, arguments.locals, optional(arguments.as),
+                              grammar.transfer_flags(hash_, 0));
         }
         return Outcome{status};
     }
@@ -302,7 +236,7 @@ int run_shell(const Endpoint& endpoint, const ConnectOptions& options, const Out
     std::optional<LineEditor> editor;
     std::optional<LineReader> reader;
     if (::isatty(STDIN_FILENO) == 1 && ::isatty(STDOUT_FILENO) == 1) {
-        editor.emplace(kPrompt, kCommands, [&runner] { return runner.remote_names(); });
+        editor.emplace(kPrompt, CommandLine(Grammar::shell).command_names(), [&runner] { return runner.remote_names(); });
     } else {
         reader.emplace();
     }

@@ -240,6 +240,75 @@ class BatchTests(ServedFolder):
         self.assertTrue(os.path.exists(os.path.join(self.local, "hello.txt")))
 
 
+class OneGrammarTests(ServedFolder):
+    """The shell parses its lines with the command line's definitions: a
+    flag of the command line works in the shell, and the shell's help of a
+    command is the command line's."""
+
+    def test_no_clobber_works_in_the_shell_as_on_the_command_line(self):
+        self.served_file("hello.txt", b"hello")
+        for flag in ("-n", "--no-clobber"):
+            with self.subTest(flag=flag):
+                self.local_file("hello.txt", content=b"mine")
+                line = self.ferry(stdin=f"get {flag} hello.txt\n".encode())
+                command = self.ferry("get", flag, "hello.txt")
+                for result in (line, command):
+                    self.assertEqual(result.returncode, 0, result)
+                    self.assertIn(b"skipped", result.stdout)
+                    with open(os.path.join(self.local, "hello.txt"), "rb") as kept:
+                        self.assertEqual(kept.read(), b"mine")
+                self.assertEqual(line.stdout, command.stdout)
+
+    def test_skip_identical_works_in_the_shell(self):
+        self.served_file("hello.txt", b"hello")
+        self.local_file("hello.txt", content=b"other")
+        result = self.ferry(stdin=b"get --skip-identical hello.txt\n")
+        self.assertEqual(result.returncode, 0, result)
+        with open(os.path.join(self.local, "hello.txt"), "rb") as got:
+            self.assertEqual(got.read(), b"hello")  # it differed, so it was replaced
+
+    @staticmethod
+    def without_program(text):
+        """The help with the usage line's program name taken out (the
+        shell's commands have none)."""
+        lines = []
+        for line in text.decode().splitlines():
+            if line.startswith("Usage: "):
+                words = line.split(" ")
+                line = "Usage: " + " ".join(words[2:] if words[1].endswith("ferry") else words[1:])
+            lines.append(line)
+        return lines
+
+    def test_help_of_a_command_in_the_shell_is_the_command_lines(self):
+        for command in ("list", "stat", "get", "put", "stats"):
+            with self.subTest(command=command):
+                expected = self.ferry(command, "--help")
+                self.assertEqual(expected.returncode, 0, expected)
+                for line in (f"help {command}\n", f"{command} --help\n"):
+                    shown = self.ferry(stdin=line.encode())
+                    self.assertEqual(shown.returncode, 0, shown)
+                    self.assertEqual(self.without_program(shown.stdout), self.without_program(expected.stdout))
+        flags = self.ferry(stdin=b"help get\n").stdout.decode()
+        for flag in ("-o,--output", "-C,--directory", "-n,--no-clobber", "--skip-identical", "--no-resume"):
+            self.assertIn(flag, flags)
+
+    def test_what_the_grammar_refuses_is_one_line_and_the_batch_goes_on_after_a_dash(self):
+        self.served_file("hello.txt", b"hello")
+        for line, says in ((b"get --token secret hello.txt", b"--token"), (b"get --hash xxh3-128 hello.txt", b"--hash"),
+                           (b"get --frobnicate hello.txt", b"--frobnicate"), (b"stat", b"NAME"),
+                           (b"get -o a -C b hello.txt", b"excludes")):
+            with self.subTest(line=line):
+                result = self.ferry(stdin=line + b"\n")
+                self.assertEqual(result.returncode, 2, result)
+                self.assertEqual(len(result.stderr.splitlines()), 1, result.stderr)
+                self.assertTrue(result.stderr.startswith(b"ferry: "), result.stderr)
+                self.assertIn(says, result.stderr)
+                self.assertFalse(os.path.exists(os.path.join(self.local, "hello.txt")))
+                result = self.ferry(stdin=b"-" + line + b"\nget hello.txt\n")
+                self.assertEqual(result.returncode, 0, result)
+                os.remove(os.path.join(self.local, "hello.txt"))
+
+
 class HelpTests(ServedFolder):
     def test_help_command_is_help(self):
         self.assertEqual(self.ferry("help").stdout, self.ferry("--help").stdout)

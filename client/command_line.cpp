@@ -1,0 +1,404 @@
+#include "command_line.hpp"
+
+#include <algorithm>
+#include <memory>
+#include <string_view>
+#include <utility>
+
+namespace ferry::client {
+
+namespace {
+
+// Prose is one line per paragraph: the help formatter wraps it to the width.
+constexpr const char* kFooter = R"(Commands (global options may also follow the command):
+  list                        files on the server: size, date, name
+  stat NAME                   one file's size and date
+  get [--no-resume] NAME... [-o LOCAL | -C DIR]
+                              download to ./NAME, to LOCAL (one NAME; a folder
+                              gets NAME inside; - is standard output) or into
+                              DIR (made when missing)
+  put [--no-resume] LOCAL... [--as NAME]
+                              upload each LOCAL under its file name (or NAME)
+  stats                       the server's counters since it started
+  help [COMMAND]              this help, or a command's: ferry help get
+
+With no command, ferry is a shell on a terminal (type help there); otherwise it reads the same commands from standard input, one a line, like sftp -b: the first that fails ends ferry with its exit status, and a leading - (-get a.txt) lets a command fail.
+  printf 'get a.txt\nput b.txt\n' | ferry --server HOST
+
+Downloads are written to LOCAL.ferry-part (with its state in LOCAL.ferry-part.state; a name too long for that, .HEX.ferry-part), checked against the server's SHA-256 (or XXH3-128 with --hash xxh3-128: faster, catches corruption but not tampering) and only then renamed onto LOCAL; a FIFO or device is written straight through, a folder is refused. An interrupted download or upload continues where it stopped when it is run again (the part's bytes and the server's kept bytes are checked first); --no-resume starts over and discards them. Several files share one connection (gets are pipelined); one failed file does not stop the others, and a summary ends the command.
+
+TLS: --tls checks the server against the system's CA store and its name; --tls-ca FILE against FILE (a CA or the server's own certificate); --tls-pin accepts exactly one certificate, by the SHA-256 of its DER. Get the fingerprint on the server with:
+  openssl x509 -in cert.pem -noout -fingerprint -sha256
+
+Environment: FERRY_SERVER (default server, else 127.0.0.1:7021), FERRY_TOKEN (token, when neither --token nor --token-file is given), FERRY_TLS_CA and FERRY_TLS_PIN (as --tls-ca, --tls-pin), FERRY_HASH (as --hash), FERRY_CONFIG (the config file).
+
+Named servers: ~/.config/ferry/config.toml ($XDG_CONFIG_HOME honoured) holds [servers.NAME] tables (address, token_file, tls, tls_ca, tls_pin) and default = "NAME"; -s NAME picks one. Flags (and FERRY_TLS_CA, FERRY_TLS_PIN) win over the file. ferry://HOST:PORT/NAME is accepted by --server (without NAME) and in place of a NAME (get, stat, put --as).
+
+--json: one JSON object per command on stdout (with -o -, on stderr); get and put always give {"files": [...], "summary": {...}}; the shapes are in docs/ferry-json.schema.json.
+Exit status: 0 success; 1 several files failed in different ways; 2 usage; 3 local file error; 4 refused by the server (not_found, forbidden...); 5 token or TLS trust refused; 6 transient (network, busy, stalled: try again); 7 disk full; 8 not a Ferry server or protocol broken; 130 interrupted (Ctrl-C).)";
+
+// A command's own help points at the rest instead of repeating it.
+constexpr const char* kCommandFooter = "ferry --help: the shell, TLS, environment and exit status.";
+
+// Help text fits an 80-column terminal. CLI11 2.1 lays out its columns but
+// never wraps, so this formatter wraps each option's description within its
+// column, and every other line (usage, description, footer) at a blank,
+// continuing at the line's own indentation.
+class FittedFormatter : public CLI::Formatter {
+public:
+    static constexpr std::size_t kWidth = 80;
+
+    std::string make_help(const CLI::App* app, std::string name, CLI::AppFormatMode mode) const override
+    {
+        return fit(CLI::Formatter::make_help(app, std::move(name), mode));
+    }
+    std::string make_option(const CLI::Option* option, bool is_positional) const override
+    {
+        return entry(make_option_name(option, is_positional) + make_option_opts(option), make_option_desc(option));
+    }
+    std::string make_subcommand(const CLI::App* command) const override
+    {
+        return entry(command->get_display_name(true), command->get_description());
+    }
+    // The top level lists its commands in its footer, with their arguments.
+    std::string make_subcommands(const CLI::App* app, CLI::AppFormatMode mode) const override
+    {
+        return app->get_parent() == nullptr ? std::string() : CLI::Formatter::make_subcommands(app, mode);
+    }
+
+    // Lines of at most `width` columns, broken at blanks (a word longer
+    // than the width keeps its own line).
+    static std::vector<std::string> wrap(const std::string& text, std::size_t width)
+    {
+        std::vector<std::string> lines;
+        std::string line;
+        std::size_t at = 0;
+        while (at < text.size()) {
+            const auto word_start = text.find_first_not_of(' ', at);
+            if (word_start == std::string::npos) {
+                break;
+            }
+            auto word_end = text.find(' ', word_start);
+            if (word_end == std::string::npos) {
+                word_end = text.size();
+            }
+            const std::string word = text.substr(word_start, word_end - word_start);
+            if (!line.empty() && line.size() + 1 + word.size() > width) {
+                lines.push_back(std::move(line));
+                line.clear();
+            }
+            line += (line.empty() ? "" : " ") + word;
+            at = word_end;
+        }
+        if (!line.empty() || lines.empty()) {
+            lines.push_back(std::move(line));
+        }
+        return lines;
+    }
+
+    // Each line that is too long, wrapped at its own indentation.
+    static std::string fit(const std::string& text)
+    {
+        std::string out;
+        std::size_t at = 0;
+        while (at < text.size()) {
+            auto end = text.find('\n', at);
+            const bool newline = end != std::string::npos;
+            if (!newline) {
+                end = text.size();
+            }
+            const std::string line = text.substr(at, end - at);
+            at = newline ? end + 1 : end;
+            if (line.size() <= kWidth) {
+                out += line;
+            } else {
+                const std::size_t indent = std::min(line.find_first_not_of(' '), kWidth / 2);
+                const auto lines = wrap(line.substr(indent), kWidth - indent);
+                for (std::size_t i = 0; i < lines.size(); ++i) {
+                    out += (i == 0 ? "" : "\n") + std::string(indent, ' ') + lines[i];
+                }
+            }
+            if (newline) {
+                out += '\n';
+            }
+        }
+        return out;
+    }
+
+private:
+    // "  NAME  description" with the description in its column, on the next
+    // line when the name fills the column.
+    std::string entry(const std::string& name, const std::string& description) const
+    {
+        const std::size_t column = get_column_width();
+        std::string out = "  " + name;
+        if (description.empty()) {
+            return out + "\n";
+        }
+        if (out.size() >= column) {
+            out += "\n" + std::string(column, ' ');
+        } else {
+            out.resize(column, ' ');
+        }
+        const auto lines = wrap(description, kWidth - column);
+        for (std::size_t i = 0; i < lines.size(); ++i) {
+            out += (i == 0 ? "" : "\n" + std::string(column, ' ')) + lines[i];
+        }
+        return out + "\n";
+    }
+};
+
+// The shell's help ends with what is the shell's own.
+constexpr const char* kShellFooter =
+    "quit, exit: leave (also Ctrl-D). help COMMAND, or COMMAND --help: a command's flags.\n"
+    "Quote names with blanks: get \"my file.txt\" or get my\\ file.txt; Tab completes commands and names, quoted. "
+    "Ctrl-C stops a transfer. Lines starting with # are comments. From a script (standard input not a terminal) "
+    "the first command that fails ends ferry; a leading - (-get a.txt) lets it fail. The global options (--server, "
+    "--token, --hash, --json...) are given when ferry starts.";
+
+} // namespace
+
+CommandLine::CommandLine(Grammar grammar)
+    : app("ferry: the Ferry file-transfer client. List, fetch and send files on a ferryd server; every transfer is "
+          "checked end to end with SHA-256 and can be resumed."),
+      grammar_(grammar)
+{
+    const bool shell = grammar == Grammar::shell;
+    if (!shell) {
+        app.set_version_flag("--version", std::string("ferry ") + FERRY_VERSION);
+    }
+    app.formatter(std::make_shared<FittedFormatter>()); // before the commands, which copy it
+
+    // The environment speaks for the command line only: in the shell these
+    // options were settled when ferry started, and an environment variable
+    // must not make every line look as if it named one.
+    const auto from_env = [shell](CLI::Option* option, const char* variable) {
+        if (!shell) {
+            option->envname(variable);
+        }
+        return option;
+    };
+    auto& security = global.security;
+    server_option = from_env(app.add_option("-s,--server", global.server,
+                                            "Server: HOST:PORT, [IPv6]:PORT (default port 7021), ferry://HOST:PORT, "
+                                            "or a NAME from the config file (default: FERRY_SERVER, the file's "
+                                            "default, else 127.0.0.1:7021)"),
+                             "FERRY_SERVER");
+    globals_.push_back(server_option);
+    globals_.push_back(
+        app.add_flag("--json", global.json, "Print one JSON object per command on stdout (docs/ferry-json.schema.json)"));
+    globals_.push_back(from_env(app.add_option("--hash", global.hash_text,
+                                               "Transfer hash: sha256 (cryptographic, like sha256sum) or xxh3-128 "
+                                               "(many times faster; catches corruption, not tampering; like "
+                                               "xxh128sum)"),
+                                "FERRY_HASH")
+                           ->capture_default_str()
+                           ->check(CLI::IsMember({"sha256", "xxh3-128"})));
+    globals_.push_back(
+        app.add_option("--timeout", global.timeout_seconds, "Seconds the server may make no progress before giving up")
+            ->capture_default_str()
+            ->check(CLI::PositiveNumber));
+    globals_.push_back(app.add_option("--hello-timeout", global.hello_timeout_seconds,
+                                      "Seconds to wait for the server's first answer (a silent peer is likely no "
+                                      "Ferry server)")
+                           ->capture_default_str()
+                           ->check(CLI::PositiveNumber));
+    globals_.push_back(app.add_option("--retry", global.retries,
+                                      "Try files that failed for a passing reason (exit status 6) up to N more "
+                                      "times, after 1, 2, 4... s, resuming where they stopped")
+                           ->capture_default_str()
+                           ->check(CLI::Range(0U, 100U)));
+    auto* quiet_flag = app.add_flag("-q,--quiet", global.quiet, "Print only errors (and what list, stat, stats show)");
+    globals_.push_back(quiet_flag);
+    globals_.push_back(
+        app.add_flag("-v,--verbose", global.verbose, "Also tell each step on stderr: connecting, the server, retries")
+            ->excludes(quiet_flag));
+    globals_.push_back(app.add_flag("--no-progress", global.no_progress, "Draw no progress bar"));
+    auto* token = app.add_option("--token", security.token,
+                                 "Token to present to the server (visible to other users in ps; prefer "
+                                 "--token-file or FERRY_TOKEN)");
+    globals_.push_back(token);
+    globals_.push_back(
+        app.add_option("--token-file", security.token_file, "Read the token from the first line of this file")
+            ->excludes(token));
+    globals_.push_back(
+        app.add_flag("--tls", security.tls, "Speak TLS 1.3; check the server against the system's CA store"));
+    globals_.push_back(from_env(
+        app.add_option("--tls-ca", security.tls_ca, "Speak TLS; trust this CA (or server certificate) file (PEM)"),
+        "FERRY_TLS_CA"));
+    globals_.push_back(from_env(app.add_option("--tls-pin", security.tls_pin,
+                                               "Speak TLS; accept only the certificate whose DER has this SHA-256 "
+                                               "(sha256:HEX, colons optional)"),
+                                "FERRY_TLS_PIN"));
+
+    auto& a = arguments;
+    list = app.add_subcommand("list", "List the server's files (size, date, name)")->alias("ls");
+    stat = app.add_subcommand("stat", "Show one file's name, size and modification time");
+    stat->add_option("NAME", a.name, "File name on the server (or ferry://HOST:PORT/NAME)")->required();
+    get = app.add_subcommand("get", "Download files, each verified by SHA-256");
+    auto* get_resume =
+        get->add_flag("--resume", a.resume, "Continue interrupted downloads from their .ferry-part files (the default)");
+    get->add_flag("--no-resume", a.no_resume, "Start over: discard the .ferry-part files of interrupted downloads")
+        ->excludes(get_resume);
+    get->add_option("NAME", a.names, "File names on the server (or ferry://HOST:PORT/NAME)")->required();
+    auto* output_option =
+        get->add_option("-o,--output", a.output_path,
+                        "Where to write the one NAME (an existing folder gets NAME inside; - is standard output)");
+    get->add_option("-C,--directory", a.folder, "Folder to write every NAME into (made when missing)")
+        ->excludes(output_option);
+    auto* get_no_clobber =
+        get->add_flag("-n,--no-clobber", a.no_clobber, "Leave an existing local file alone (reported as skipped)");
+    get->add_flag("--skip-identical", a.skip_identical,
+                  "Skip a file whose local copy has the same size and digest; replace one that differs")
+        ->excludes(get_no_clobber);
+    put = app.add_subcommand("put", "Upload files; each replaces its name only once complete and verified");
+    auto* put_resume = put->add_flag(
+        "--resume", a.resume, "Continue interrupted uploads of the same name and size, once checked (the default)");
+    put->add_flag("--no-resume", a.no_resume, "Start over: discard the server's kept upload of the same name and size")
+        ->excludes(put_resume);
+    put->add_option("LOCAL", a.locals, "Local files to send (- is standard input, with --as)")->required();
+    put->add_option("--as", a.as,
+                    "Name on the server of the one LOCAL (default: its file name; or ferry://HOST:PORT/NAME)");
+    auto* put_no_clobber = put->add_flag("-n,--no-clobber", a.no_clobber,
+                                         "Leave a file the server already has alone (reported as skipped)");
+    put->add_flag("--skip-identical", a.skip_identical,
+                  "Skip a file the server holds with the same size and digest; replace one that differs")
+        ->excludes(put_no_clobber);
+    stats = app.add_subcommand("stats", "Show the server's counters: uptime, connections, transfers, bytes, "
+                                        "errors");
+    help = app.add_subcommand("help", "Show this help, or a command's (help get)");
+    if (shell) {
+        help->alias("?");
+        quit = app.add_subcommand("quit", "Leave the shell (also Ctrl-D)")->alias("exit");
+    }
+    std::vector<std::string> topics;
+    for (const CLI::App* command : {list, stat, get, put, stats, help, quit}) {
+        if (command != nullptr) {
+            topics.push_back(command->get_name());
+            for (const auto& alias : command->get_aliases()) {
+                topics.push_back(alias);
+            }
+        }
+    }
+    help->add_option("COMMAND", a.help_topic, "The command to explain")->check(CLI::IsMember(topics));
+    for (auto* command : {list, stat, get, put, stats, help, quit}) {
+        if (command != nullptr) {
+            command->fallthrough(); // global options also after the command
+            command->footer(kCommandFooter);
+        }
+    }
+    app.footer(shell ? kShellFooter : kFooter); // after the commands: they would copy it
+    app.require_subcommand(0, 1);
+}
+
+CLI::App* CommandLine::command() const
+{
+    const auto chosen = app.get_subcommands();
+    return chosen.empty() ? nullptr : chosen.front();
+}
+
+std::vector<std::string> CommandLine::command_names() const
+{
+    std::vector<std::string> names;
+    for (const CLI::App* command : {list, stat, get, put, stats, help, quit}) {
+        if (command != nullptr) {
+            names.push_back(command->get_name());
+            for (const auto& alias : command->get_aliases()) {
+                names.push_back(alias);
+            }
+        }
+    }
+    return names;
+}
+
+bool CommandLine::is_command(const std::string& word) const
+{
+    const auto names = command_names();
+    return std::find(names.begin(), names.end(), word) != names.end();
+}
+
+const CLI::Option* CommandLine::global_given() const
+{
+    for (const CLI::Option* option : globals_) {
+        if (option->count() > 0) {
+            return option;
+        }
+    }
+    return nullptr;
+}
+
+std::string CommandLine::help_text(const std::string& topic, const std::string& program) const
+{
+    if (!topic.empty()) {
+        const CLI::App* command = app.get_subcommand(topic);
+        const std::string name = program.empty() ? command->get_name() : program + " " + command->get_name();
+        return command->get_formatter()->make_help(command, name, CLI::AppFormatMode::Normal);
+    }
+    if (grammar_ == Grammar::command_line) {
+        return app.get_formatter()->make_help(&app, program, CLI::AppFormatMode::Normal);
+    }
+    // The shell: its commands, from the same definitions, and its own notes
+    // (the global options are the command line's).
+    const FittedFormatter formatter;
+    std::string text = "Commands:\n";
+    for (const CLI::App* command : {list, stat, get, put, stats, help, quit}) {
+        text += formatter.make_subcommand(command);
+    }
+    return text + "\n" + FittedFormatter::fit(app.get_footer()) + "\n";
+}
+
+std::optional<std::string> CommandLine::misuse() const
+{
+    const auto& a = arguments;
+    if (get->parsed() && !a.output_path.empty() && a.names.size() > 1) {
+        return "get: -o names one file; use -C DIR for several";
+    }
+    if (get->parsed() && a.output_path == "-" && grammar_ == Grammar::shell) {
+        return "get: -o - is for the command line (the shell's standard output is the terminal's)";
+    }
+    if (get->parsed() && a.output_path == "-" && a.resume) {
+        return "get: -o - cannot resume (standard output keeps no partial file)";
+    }
+    if (put->parsed() && !a.as.empty() && a.locals.size() > 1) {
+        return "put: --as names one file; several keep their own names";
+    }
+    const bool from_stdin = std::find(a.locals.begin(), a.locals.end(), "-") != a.locals.end();
+    if (put->parsed() && from_stdin && grammar_ == Grammar::shell) {
+        return "put -: standard input is for the command line (the shell reads its commands there)";
+    }
+    if (put->parsed() && from_stdin && a.as.empty()) {
+        return "put -: standard input has no file name; give one with --as NAME";
+    }
+    return std::nullopt;
+}
+
+TransferFlags CommandLine::transfer_flags(HashKind hash, unsigned retries) const
+{
+    TransferFlags flags;
+    flags.resume = !arguments.no_resume;
+    flags.hash = hash;
+    flags.clobber = arguments.no_clobber       ? Clobber::keep_existing
+                    : arguments.skip_identical ? Clobber::skip_identical
+                                               : Clobber::replace;
+    flags.retries = retries;
+    return flags;
+}
+
+std::string typed_flag(const std::vector<std::string>& args, const std::string& short_name,
+                       const std::string& long_name)
+{
+    std::string typed = long_name;
+    for (const std::string_view arg : args) {
+        if (arg == "--") {
+            break;
+        }
+        if (arg == long_name || arg.starts_with(long_name + "=")) {
+            typed = long_name;
+        } else if (arg.starts_with(short_name)) {
+            typed = short_name;
+        }
+    }
+    return typed;
+}
+
+} // namespace ferry::client

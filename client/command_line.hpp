@@ -1,0 +1,116 @@
+// The client's one grammar: the commands (list, stat, get, put, stats,
+// help) with their flags, and the global options, as CLI11 definitions.
+// The command line (main.cpp) parses argv with them; the shell (shell.cpp)
+// parses each line's words (shell_words.hpp) with a fresh copy, so a command
+// or flag exists once and `help get` in the shell is `ferry get --help`.
+#pragma once
+
+#include "clobber.hpp"
+#include "transfers.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ferry::client {
+
+// Who parses: the command line, or the shell (which adds quit, takes the
+// aliases ls and ?, and refuses the global options: they are fixed when
+// ferry starts).
+enum class Grammar { command_line, shell };
+
+// How ferry proves itself to the server and checks the server back.
+struct SecurityArguments {
+    std::string token;
+    std::string token_file;
+    bool tls = false;
+    std::string tls_ca;
+    std::string tls_pin;
+};
+
+// The options before (or, by fallthrough, after) the command.
+struct GlobalArguments {
+    std::string server;
+    bool json = false;
+    std::string hash_text = "sha256";
+    double timeout_seconds = 120;
+    double hello_timeout_seconds = 5;
+    unsigned retries = 0;
+    bool quiet = false;
+    bool verbose = false;
+    bool no_progress = false;
+    SecurityArguments security;
+};
+
+// What the commands take.
+struct CommandArguments {
+    std::string name;                // stat NAME
+    std::vector<std::string> names;  // get NAME...
+    std::vector<std::string> locals; // put LOCAL...
+    std::string output_path;         // get -o
+    std::string folder;              // get -C
+    std::string as;                  // put --as
+    bool resume = false;             // --resume: the default, kept for scripts that say it
+    bool no_resume = false;          // --no-resume: start over, discarding what an interrupted transfer left
+    bool no_clobber = false;
+    bool skip_identical = false;
+    std::string help_topic; // help COMMAND
+};
+
+// A CLI::App holding the definitions, bound to the values it fills. The
+// options point into this object, so it neither copies nor moves: make a
+// fresh one for each parse.
+class CommandLine {
+public:
+    explicit CommandLine(Grammar grammar);
+    CommandLine(const CommandLine&) = delete;
+    CommandLine& operator=(const CommandLine&) = delete;
+
+    CLI::App app;
+    GlobalArguments global;
+    CommandArguments arguments;
+    CLI::Option* server_option = nullptr;
+    CLI::App* list = nullptr;
+    CLI::App* stat = nullptr;
+    CLI::App* get = nullptr;
+    CLI::App* put = nullptr;
+    CLI::App* stats = nullptr;
+    CLI::App* help = nullptr;
+    CLI::App* quit = nullptr; // the shell's only
+
+    // The command the parse chose, or nullptr.
+    CLI::App* command() const;
+
+    // Every command's name and aliases (the shell completes them).
+    std::vector<std::string> command_names() const;
+    // Whether `word` names a command (or an alias of one).
+    bool is_command(const std::string& word) const;
+
+    // The global option given on a shell line, if any (the shell refuses it).
+    const CLI::Option* global_given() const;
+
+    // The help of `topic` (a command's name; empty: everything), as
+    // `program` calls it: CLI11's help of these definitions.
+    std::string help_text(const std::string& topic, const std::string& program) const;
+
+    // The rules between arguments that CLI11 cannot say (-o with several
+    // NAMEs, ...): the message of the first one broken.
+    std::optional<std::string> misuse() const;
+
+    // The transfer flags of get and put.
+    TransferFlags transfer_flags(HashKind hash, unsigned retries) const;
+
+private:
+    Grammar grammar_;
+    std::vector<CLI::Option*> globals_;
+};
+
+// The spelling of a flag as the user typed it in `args` (the last one wins,
+// as in CLI11), so that an error about its value names what was typed: -C
+// or --directory.
+std::string typed_flag(const std::vector<std::string>& args, const std::string& short_name,
+                       const std::string& long_name);
+
+} // namespace ferry::client
