@@ -160,7 +160,7 @@ public:
             return Outcome{kExitUsage};
         }
         const CLI::App* command = grammar.command();
-        if (command == nullptr) { // options alone, all refused above; kept for safety
+        if (command == nullptr) { // "--" alone, say
             complain("no command (try: help)");
             return Outcome{kExitUsage};
         }

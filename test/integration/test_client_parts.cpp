@@ -2,6 +2,7 @@
 // shell's word splitting, download paths and the download sidecar.
 #include "support.hpp"
 
+#include "command_line.hpp"
 #include "digest.hpp"
 #include "endpoint.hpp"
 #include "hash_pipeline.hpp"
@@ -44,6 +45,86 @@ TEST_CASE("server addresses")
         REQUIRE_FALSE(parsed.ok());
         CHECK(parsed.error().code == ferry::ErrorCode::bad_request);
     }
+}
+
+namespace {
+
+// Parses `words` (without a program name) as the shell does.
+void parse_words(CommandLine& grammar, const std::vector<std::string>& words)
+{
+    grammar.app.parse(std::vector<std::string>(words.rbegin(), words.rend()));
+}
+
+} // namespace
+
+TEST_CASE("one grammar: the shell's CommandLine has the command line's commands and flags")
+{
+    CommandLine line(Grammar::command_line);
+    CommandLine shell(Grammar::shell);
+    for (const char* command : {"list", "ls", "stat", "get", "put", "stats", "help"}) {
+        CAPTURE(command);
+        CHECK(line.is_command(command));
+        CHECK(shell.is_command(command));
+    }
+    CHECK(shell.is_command("quit"));
+    CHECK(shell.is_command("exit"));
+    CHECK(shell.is_command("?"));
+    CHECK_FALSE(line.is_command("quit"));
+    CHECK_FALSE(shell.is_command("lsit"));
+    // The same help for a command, whoever asks.
+    CHECK(line.help_text("get", "") == shell.help_text("get", ""));
+    CHECK(shell.help_text("get", "").find("--no-clobber") != std::string::npos);
+    CHECK(shell.help_text("", "").find("quit, exit") != std::string::npos);
+
+    parse_words(shell, {"get", "-n", "a.txt", "b.txt", "--directory", "out"});
+    CHECK(shell.command() == shell.get);
+    CHECK(shell.arguments.names == std::vector<std::string>{"a.txt", "b.txt"});
+    CHECK(shell.arguments.folder == "out");
+    CHECK(shell.global_given() == nullptr);
+    CHECK_FALSE(shell.misuse().has_value());
+    const auto flags = shell.transfer_flags(ferry::HashKind::xxh3_128, 0);
+    CHECK(flags.clobber == Clobber::keep_existing);
+    CHECK(flags.resume);
+    CHECK(flags.hash == ferry::HashKind::xxh3_128);
+}
+
+TEST_CASE("one grammar: what the shell refuses and the rules CLI11 cannot say")
+{
+    {
+        CommandLine shell(Grammar::shell);
+        parse_words(shell, {"put", "x.txt", "--token", "secret"});
+        REQUIRE(shell.global_given() != nullptr);
+        CHECK(shell.global_given()->get_name() == "--token");
+    }
+    {
+        CommandLine shell(Grammar::shell);
+        CHECK_THROWS_AS(parse_words(shell, {"get", "--frobnicate", "a.txt"}), CLI::ParseError);
+    }
+    {
+        CommandLine shell(Grammar::shell);
+        parse_words(shell, {"get", "-o", "-", "a.txt"});
+        REQUIRE(shell.misuse().has_value());
+        CHECK(shell.misuse()->find("-o -") != std::string::npos);
+    }
+    {
+        CommandLine line(Grammar::command_line);
+        parse_words(line, {"get", "-o", "-", "a.txt"});
+        CHECK_FALSE(line.misuse().has_value()); // the command line's stdout is the file
+        CommandLine two(Grammar::command_line);
+        parse_words(two, {"get", "-o", "x", "a.txt", "b.txt"});
+        CHECK(two.misuse() == "get: -o names one file; use -C DIR for several");
+    }
+    {
+        CommandLine shell(Grammar::shell);
+        parse_words(shell, {"put", "-", "--as", "x"});
+        CHECK(shell.misuse().has_value()); // standard input carries the shell's commands
+        CommandLine line(Grammar::command_line);
+        parse_words(line, {"put", "-"});
+        CHECK(line.misuse() == "put -: standard input has no file name; give one with --as NAME");
+    }
+    CHECK(typed_flag({"get", "-Cout", "a"}, "-C", "--directory") == "-C");
+    CHECK(typed_flag({"get", "--directory=out", "a"}, "-C", "--directory") == "--directory");
+    CHECK(typed_flag({"get", "--", "-C"}, "-C", "--directory") == "--directory");
 }
 
 TEST_CASE("shell word splitting")
