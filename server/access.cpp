@@ -17,6 +17,10 @@
 #include <cstring>
 #include <optional>
 #include <sstream>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace ferry::server {
 
@@ -24,6 +28,24 @@ namespace {
 
 constexpr std::size_t kMinTokenLength = 16;
 constexpr std::size_t kMaxLabelLength = 64;
+
+// How many characters in a row a label may share with a token: fewer than
+// any token's minimum length, and a run a reader would notice.
+constexpr std::size_t kLabelTokenOverlap = 8;
+
+// Whether `a` and `b` have a common run of `run` characters.
+bool shares_run(const std::string& a, const std::string& b, std::size_t run)
+{
+    if (a.size() < run || b.size() < run) {
+        return false;
+    }
+    for (std::size_t at = 0; at + run <= a.size(); ++at) {
+        if (b.find(std::string_view(a).substr(at, run)) != std::string::npos) {
+            return true;
+        }
+    }
+    return false;
+}
 
 // A label goes into log lines as one plain word (text and JSON alike).
 bool is_label(const std::string& word)
@@ -74,6 +96,9 @@ std::string_view to_string(Access access)
 Result<AccessList> AccessList::parse(std::string_view text)
 {
     AccessList list;
+    // The tokens in plain text, only while parsing: a label must share no
+    // part of one (below). The list itself keeps digests only.
+    std::vector<std::pair<std::string, int>> tokens_seen;
     std::istringstream lines{std::string(text)};
     std::string line;
     int number = 0;
@@ -124,23 +149,23 @@ Result<AccessList> AccessList::parse(std::string_view text)
                            " (each token is listed once, with one access)");
             }
         }
+        tokens_seen.emplace_back(token, number);
         list.entries_.push_back(
             Entry{digest, mode == "ro" ? Access::read_only : Access::read_write, std::move(label), number});
     }
     if (list.entries_.empty()) {
         return Error{ErrorCode::bad_request, "the token file holds no token"};
     }
-    // A label is logged; a token pasted where a label goes must not be.
+    // A label is logged; no part of a token may be. A label holding a token
+    // (pasted with a suffix), a token's long prefix, or any run of
+    // kLabelTokenOverlap characters of one is refused, so the log never
+    // carries enough of a token to shorten a guess at it.
     for (const auto& entry : list.entries_) {
-        if (entry.label.empty()) {
-            continue;
-        }
-        const auto digest = digest_of(entry.label);
-        for (const auto& other : list.entries_) {
-            if (other.digest == digest) {
+        for (const auto& [token, line] : tokens_seen) {
+            if (shares_run(entry.label, token, kLabelTokenOverlap)) {
                 return Error{ErrorCode::bad_request, "token file line " + std::to_string(entry.line) +
-                                                         ": the label is the token of line " +
-                                                         std::to_string(other.line) +
+                                                         ": the label repeats part of the token of line " +
+                                                         std::to_string(line) +
                                                          " (labels are logged, tokens never are)"};
             }
         }

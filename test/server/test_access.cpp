@@ -72,6 +72,18 @@ TEST_CASE("a label that is not one plain word, or is a token, is refused without
     CHECK(pasted.error().message.find("line 2") != std::string::npos);
     CHECK(pasted.error().message.find("alice-0123456789abcdef") == std::string::npos);
     CHECK(AccessList::parse(std::string("alice-0123456789abcdef rw ") + std::string(64, 'x') + "\n"));
+    // Part of a token is as bad as all of it: the token with a suffix, its
+    // long prefix, or a run of 8 of its characters, of the same line or
+    // another's.
+    for (const std::string& label : {std::string("alice-0123456789abcdef-x"), std::string("alice-0123456789abcde"),
+                                     std::string("x01234567y"), std::string("bob-0123456789")}) {
+        CAPTURE(label);
+        auto partial = AccessList::parse("alice-0123456789abcdef rw " + label + "\nbob-0123456789abcdef-zz ro\n");
+        REQUIRE_FALSE(partial);
+        CHECK(partial.error().message.find("line 1") != std::string::npos);
+        CHECK(partial.error().message.find(label) == std::string::npos);
+    }
+    CHECK(AccessList::parse("alice-0123456789abcdef rw alice@laptop\n"));
 }
 
 TEST_CASE("a token beginning with '#' is a comment, and a line that reads like one is warned about")
