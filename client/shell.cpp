@@ -13,6 +13,8 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <string>
+#include <string_view>
 
 namespace ferry::client {
 
@@ -216,6 +218,17 @@ private:
     std::optional<Connection> connection_;
 };
 
+// The first blank-separated word of `text` ("" when there is none).
+std::string first_word(std::string_view text)
+{
+    const auto begin = text.find_first_not_of(" \t");
+    if (begin == std::string_view::npos) {
+        return {};
+    }
+    const auto end = text.find_first_of(" \t", begin);
+    return std::string(text.substr(begin, end == std::string_view::npos ? end : end - begin));
+}
+
 bool is_comment(const std::string& line)
 {
     const auto first = line.find_first_not_of(" \t");
@@ -271,6 +284,7 @@ int run_shell(const Endpoint& endpoint, const ConnectOptions& options, const Out
 int run_batch(const Endpoint& endpoint, const ConnectOptions& options, const Output& output, HashKind hash)
 {
     Runner runner(endpoint, options, output, hash);
+    const CommandLine grammar(Grammar::shell);
     LineReader reader;
     std::string line;
     for (;;) {
@@ -284,9 +298,12 @@ int run_batch(const Endpoint& endpoint, const ConnectOptions& options, const Out
         if (is_comment(line)) {
             continue;
         }
-        // sftp's rule: "-get a.txt" may fail without ending the batch.
+        // sftp's rule: "-get a.txt" may fail without ending the batch. Only
+        // a command's name may follow the dash: "--hash x" or "-s HOST" is
+        // an option, which the shell refuses (and a refusal ends the batch).
         const auto first = line.find_first_not_of(" \t");
-        const bool may_fail = first != std::string::npos && line[first] == '-';
+        const bool may_fail = first != std::string::npos && line[first] == '-' &&
+                              grammar.is_command(first_word(std::string_view(line).substr(first + 1)));
         if (may_fail) {
             line.erase(0, first + 1);
         }

@@ -308,6 +308,20 @@ class OneGrammarTests(ServedFolder):
                 self.assertEqual(result.returncode, 0, result)
                 os.remove(os.path.join(self.local, "hello.txt"))
 
+    def test_a_line_that_begins_with_an_option_is_refused_not_taken_for_a_dash(self):
+        # The dash that lets a command fail precedes a command's name; a
+        # line that begins with an option (global or not) is refused and
+        # ends the batch, as at the prompt.
+        self.served_file("hello.txt", b"hello")
+        for line, says in ((b"--hash xxh3-128", b"--hash"), (b"--server 127.0.0.1:1 ls", b"--server"),
+                           (b"--token x ls", b"--token"), (b"-s 127.0.0.1:1 ls", b"")):
+            with self.subTest(line=line):
+                result = self.ferry(stdin=line + b"\nget hello.txt\n")
+                self.assertEqual(result.returncode, 2, result)
+                self.assertTrue(result.stderr.startswith(b"ferry: "), result.stderr)
+                self.assertIn(says, result.stderr)
+                self.assertFalse(os.path.exists(os.path.join(self.local, "hello.txt")))
+
 
 class HelpTests(ServedFolder):
     def test_help_command_is_help(self):
