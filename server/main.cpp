@@ -199,7 +199,15 @@ int serve(int argc, char** argv)
     app.add_option("--listen", config.listen,
                    "Address to listen on: HOST:PORT or [IPv6]:PORT; port 0 picks a free one (unused when systemd "
                    "passes the listening sockets)")
-        ->capture_default_str();
+        ->capture_default_str()
+        // A malformed address is a usage error (exit 2), not a failure to
+        // listen (7): the same parser the listener uses says why.
+        ->check(CLI::Validator(
+            [](std::string& text) -> std::string {
+                auto parsed = ferry::server::parse_listen_address(text);
+                return parsed ? std::string() : parsed.error().message;
+            },
+            "HOST:PORT"));
     app.add_option("--max-control-frame", config.max_control_frame, "Largest control frame accepted, in bytes")
         ->capture_default_str()
         ->check(CLI::Range(1024u, 16u * 1024u * 1024u));

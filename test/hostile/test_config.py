@@ -93,7 +93,9 @@ class ConfigFile(unittest.TestCase):
     def test_usage_errors_exit_2(self):
         for args in (["--bogus"], ["--listen"],
                      ["--tls-cert", "c.pem"], ["--workers", "many"], ["--max-control-frame", "1"],
-                     ["--log-format", "xml"], ["stray"]):
+                     ["--log-format", "xml"], ["stray"],
+                     # A malformed address is misuse, not a failure to listen (7).
+                     ["--listen", "127.0.0.1:"], ["--listen", "127.0.0.1:99999"], ["--listen", "no-port"]):
             with self.subTest(args=args):
                 result = run("--root", self.root, *args)
                 self.assertEqual(result.returncode, 2, result.stderr)
