@@ -28,6 +28,19 @@ class TransferLog(unittest.TestCase):
     def serve(self):
         return Server(FERRYD, self.root, "--log-format", "json", "--log-file", self.log)
 
+    def end_and_read_lines(self, server, peer, ending):
+        """Ends `peer` by `ending` ("close" or "reset"), waits for its
+        disconnect line, then for a second connection's: a transfer line
+        written late (say, when the connection is freed) shows by then.
+        Returns the transfer lines and clears the log."""
+        getattr(peer, ending)()
+        self.assertTrue(self.disconnects(1))
+        server.peer().close()
+        self.assertTrue(self.disconnects(2))
+        lines = transfer_lines(self.log)
+        os.unlink(self.log)
+        return lines
+
     def disconnects(self, count):
         return wait_until(lambda: open(self.log).read().count('"disconnect"') >= count, within=20)
 
@@ -44,14 +57,7 @@ class TransferLog(unittest.TestCase):
                     kind, body = peer.frame()
                     self.assertEqual(kind, DATA)
                     received += len(body)
-                getattr(peer, ending)()
-                self.assertTrue(self.disconnects(1))
-                # A line written late (say, when the connection is freed)
-                # would show now.
-                server.peer().close()
-                self.assertTrue(self.disconnects(2))
-                lines = transfer_lines(self.log)
-                os.unlink(self.log)
+                lines = self.end_and_read_lines(server, peer, ending)
             self.assertEqual(len(lines), 1, lines)
             line = lines[0]
             self.assertEqual((line["op"], line["name"], line["result"]), ("get", "big.bin", "interrupted"))
@@ -68,12 +74,7 @@ class TransferLog(unittest.TestCase):
                 self.assertTrue(reply["ok"], reply)
                 peer.send_data(data[:1024 * 1024])
                 peer.send_data(data[1024 * 1024:])
-                getattr(peer, ending)()
-                self.assertTrue(self.disconnects(1))
-                server.peer().close()
-                self.assertTrue(self.disconnects(2))
-                lines = transfer_lines(self.log)
-                os.unlink(self.log)
+                lines = self.end_and_read_lines(server, peer, ending)
             self.assertEqual(len(lines), 1, lines)
             self.assertEqual((lines[0]["op"], lines[0]["name"], lines[0]["result"]), ("put", "up.bin", "interrupted"))
 
