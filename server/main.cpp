@@ -2,6 +2,7 @@
 #include "access.hpp"
 #include "address.hpp"
 #include "config.hpp"
+#include "config_reader.hpp"
 #include "library.hpp"
 #include "log.hpp"
 #include "partial_upload.hpp"
@@ -186,6 +187,7 @@ int serve(int argc, char** argv)
     app.set_version_flag("--version", std::string("ferryd ") + FERRY_VERSION);
     // Every option below may also be set in this file as `key = value`
     // (the long name without its dashes); the command line wins over it.
+    app.config_formatter(std::make_shared<ferry::server::ConfigReader>());
     app.set_config("--config", "",
                    "Read options from this file, one \"key = value\" per line (e.g. workers = 4, read-only = true); "
                    "options on the command line override it");
@@ -195,7 +197,10 @@ int serve(int argc, char** argv)
     // A misspelt key must stop ferryd, not be silently ignored.
     app.allow_config_extras(CLI::config_extras_mode::error);
     app.add_option("--root", config.root, "Folder to serve (created if missing; ./files also gets a welcome file)")
-        ->capture_default_str();
+        ->capture_default_str()
+        // An empty root is a mistake in the invocation (an unset variable, a
+        // `root = ""` line), not a folder that failed to open: usage, exit 2.
+        ->check([](const std::string& root) { return root.empty() ? std::string("is empty; name the folder to serve") : std::string(); });
     app.add_option("--listen", config.listen,
                    "Address to listen on: HOST:PORT or [IPv6]:PORT; port 0 picks a free one (unused when systemd "
                    "passes the listening sockets)")

@@ -111,6 +111,38 @@ class ConfigFile(unittest.TestCase):
             self.assertEqual(json.loads(server.log_text().splitlines()[0])["root"], elsewhere)
         self.assertEqual(run("--version").returncode, 0)
 
+    def test_a_key_repeated_anywhere_in_the_file_takes_its_last_value(self):
+        # Adjacent repeats were always merged; a repeat with other keys
+        # between the two lines kept the FIRST value.
+        for between in ("", 'log-format = "json"\n', 'log-format = "json"\nread-only = false\n'):
+            with self.subTest(between=between):
+                config = self.write(".twice.conf", "workers = 3\n" + between + "workers = 2\n")
+                with Server(FERRYD, self.root, "--config", config, "--log-format", "json") as server:
+                    self.assertTrue(wait_until(lambda: '"event":"start"' in server.log_text(), within=30))
+                    self.assertEqual(json.loads(server.log_text().splitlines()[0])["workers"], 2)
+        # The command line still wins over every line of the file.
+        config = self.write(".twice.conf", 'workers = 3\nlog-format = "json"\nworkers = 2\n')
+        with Server(FERRYD, self.root, "--config", config, "--workers", "1") as server:
+            self.assertTrue(wait_until(lambda: '"event":"start"' in server.log_text(), within=30))
+            self.assertEqual(json.loads(server.log_text().splitlines()[0])["workers"], 1)
+
+    def test_an_unclosed_quote_or_an_empty_root_is_a_usage_error(self):
+        cases = [('root = "' + self.root + '/files\n', "never closes"),
+                 ("root = '" + self.root + "/files\n", "never closes"),
+                 ('log-file = "\n', "never closes"),
+                 ('root = ""\n', "--root"),
+                 ("root = ''\n", "--root")]
+        for text, named in cases:
+            with self.subTest(text=text):
+                config = self.write(".bad.conf", text)
+                result = run("--config", config, "--listen", "127.0.0.1:0")
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertIn(named, result.stderr.decode())
+                self.assertEqual(sorted(os.listdir(self.root)), [".bad.conf"])
+        result = run("--root", "", "--listen", "127.0.0.1:0")
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("--root", result.stderr.decode())
+
 
 class StartupFailures(unittest.TestCase):
     def setUp(self):

@@ -1,0 +1,26 @@
+// ferryd's --config reader: CLI11's own TOML/INI reader with two stricter
+// rules an operator expects of a service's config file.
+//
+// 1. A key set twice takes its last value, wherever the second line is.
+//    CLI11 merges only adjacent repeats; a repeat further down came back as
+//    a second item that CLI11 then dropped because the option was already
+//    set, so the FIRST value won, against ferryd(8) and the command line's
+//    own rule (an option given twice takes its last value).
+// 2. A value that opens a quote and never closes it is an error, not a
+//    literal: `root = "/srv/files` used to serve a folder named `"/srv/files`.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <istream>
+#include <vector>
+
+namespace ferry::server {
+
+class ConfigReader : public CLI::ConfigTOML {
+public:
+    // Throws CLI::ConfigError (a usage error, exit 2) for an unclosed quote.
+    std::vector<CLI::ConfigItem> from_config(std::istream& input) const override;
+};
+
+} // namespace ferry::server
