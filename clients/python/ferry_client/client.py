@@ -1,0 +1,979 @@
+"""The Ferry client: connect(), Client and what its operations return.
+
+Every method cites the PROTOCOL.md section it speaks. Sizes and offsets are
+in bytes, times (mtime) in whole seconds since 1970-01-01 UTC, timeouts in
+seconds. A Client is not thread-safe: use one per thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import socket
+import ssl
+from dataclasses import dataclass, field
+from typing import IO, Any, BinaryIO, Callable, Iterator, Optional, Union
+
+from . import hashes, local
+from .errors import (ConnectionLost, FerryError, IntegrityError, LocalIOError, NotFerry, ProtocolError,
+                     TLSError, UnsupportedHash, UnsupportedVersion, closes_connection, from_reply)
+from .wire import CHUNK, FrameChannel, Transport
+
+__version__ = "0.1.0"
+DEFAULT_PORT = 7021
+VERSION = 2                       # the highest protocol version this library speaks
+CLIENT_NAME = f"ferry_client/{__version__}"
+
+PathLike = Union[str, "os.PathLike[str]"]
+Progress = Callable[[int, int], None]   # (bytes of the file held, its whole size)
+
+
+# ---------------------------------------------------------------- results
+
+@dataclass(frozen=True)
+class Entry:
+    """A file or folder (PROTOCOL.md 3.3; ``type`` is version 2's, always
+    "file" on a version-1 connection). ``name`` is the entry's name, or in a
+    recursive listing its path below the folder listed."""
+
+    name: str
+    size: int
+    mtime: int
+    type: str = "file"
+
+    @property
+    def is_folder(self) -> bool:
+        return self.type == "folder"
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """What a finished get or put did.
+
+    Attributes: name (remote), size (bytes of the whole file), mtime (the
+    remote file's, seconds), offset (where the bytes sent began: > 0 after a
+    resume), hash (its name) and digest (hex, of the whole file, verified),
+    path (the local file, when there was one), reply and trailer (the
+    server's start reply and its trailer or commit reply, as received)."""
+
+    name: str
+    size: int
+    mtime: int
+    offset: int
+    hash: str
+    digest: str
+    path: Optional[str] = None
+    reply: dict[str, Any] = field(default_factory=dict, repr=False)
+    trailer: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A remote file's digest (the ``digest`` operation, version 2)."""
+
+    name: str
+    size: int
+    mtime: int
+    hash: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What a delete removed: ``type`` of the path ("file" or "folder") and
+    the counts of files and folders removed (the folder itself included)."""
+
+    path: str
+    type: str
+    files: int
+    folders: int
+
+
+# ---------------------------------------------------------------- helpers
+
+def _int(value: Any, what: str) -> int:
+    if not local.is_int(value):
+        raise ProtocolError("internal", f"the server broke the protocol: {what} is {value!r}, not an integer")
+    return int(value)
+
+
+def _str(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise ProtocolError("internal", f"the server broke the protocol: {what} is {value!r}, not a string")
+    return value
+
+
+def _entry(obj: Any) -> Entry:
+    if not isinstance(obj, dict):
+        raise ProtocolError("internal", f"the server broke the protocol: a file entry is {obj!r}")
+    kind = obj.get("type", "file")
+    return Entry(_str(obj.get("name"), "a name"), _int(obj.get("size"), "a size"),
+                 _int(obj.get("mtime"), "an mtime"), _str(kind, "a type"))
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` -> (host, port);
+    the port defaults to 7021. Raises ValueError."""
+    host, port = address, DEFAULT_PORT
+    if address.startswith("["):
+        end = address.find("]")
+        if end < 0:
+            raise ValueError(f"no ']' in {address!r}")
+        host, rest = address[1:end], address[end + 1:]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"{address!r}: expected ':PORT' after ']'")
+            port = int(rest[1:])
+    elif address.count(":") == 1:
+        host, text = address.split(":")
+        port = int(text)
+    if not host or not 0 < port < 65536:
+        raise ValueError(f"{address!r} is not HOST:PORT")
+    return host, port
+
+
+def parse_pin(pin: str) -> bytes:
+    """``sha256:`` (optional) and 64 hex digits, colons allowed (what
+    ``openssl x509 -noout -fingerprint -sha256`` prints) -> 32 bytes."""
+    text = pin.strip()
+    if text.lower().startswith("sha256:"):
+        text = text[7:]
+    text = text.replace(":", "")
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise ValueError(f"{pin!r} is not a SHA-256 pin (64 hex digits, colons allowed)")
+    return raw
+
+
+def tls_context(ca: Optional[PathLike] = None, pin: Optional[str] = None) -> ssl.SSLContext:
+    """The TLS settings of PROTOCOL.md section 1: TLS 1.3 or later; a CA
+    file (or the system's CAs) with host name checks, or, with a pin, no
+    chain check: the caller compares the leaf certificate with the pin."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    if pin is not None:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif ca is not None:
+        context.load_verify_locations(cafile=os.fspath(ca))
+    else:
+        context.load_default_certs()
+    return context
+
+
+def _open_transport(host: str, port: int, timeout: float, tls: bool, ca: Optional[PathLike],
+                    pin: Optional[bytes]) -> Transport:
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as error:
+        raise ConnectionLost(f"cannot connect to {host}:{port}: {error.strerror or error}") from error
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if tls:
+        try:
+            context = tls_context(ca, None if pin is None else "set")
+            sock = context.wrap_socket(sock, server_hostname=host)
+        except ssl.SSLCertVerificationError as error:
+            sock.close()
+            raise TLSError("tls_failed", f"the certificate of {host}:{port} is not trusted: "
+                           f"{error.verify_message}") from error
+        except (ssl.SSLError, OSError) as error:
+            sock.close()
+            raise TLSError("tls_failed", f"no TLS with {host}:{port} (does it speak TLS?): {error}") from error
+        if pin is not None:
+            der = sock.getpeercert(binary_form=True) or b""
+            if hashlib.sha256(der).digest() != pin:
+                sock.close()
+                raise TLSError("tls_failed", f"the certificate of {host}:{port} does not match the pin (it is "
+                               f"sha256:{hashlib.sha256(der).hexdigest()})")
+    return Transport(sock)
+
+
+def connect(address: str, token: Optional[str] = None, tls: Optional[bool] = None,
+            ca: Optional[PathLike] = None, pin: Optional[str] = None, timeout: float = 30.0,
+            version: int = VERSION, client: str = CLIENT_NAME) -> "Client":
+    """Connects to a ferryd and says hello (PROTOCOL.md 1 and 4.1).
+
+    Args:
+        address (str): "host:port", "host" (port 7021), "[v6]:port".
+        token (str | None): the server's access token, if it requires one.
+        tls (bool | None): speak TLS; implied by ``ca`` or ``pin``.
+        ca (path | None): a CA file (PEM) to check the server's certificate
+            and host name with; with neither ca nor pin, the system's CAs.
+        pin (str | None): "sha256:" and the 64 hex digits of the SHA-256 of
+            the server's leaf certificate (DER), colons allowed; replaces
+            the chain and host name checks (section 1).
+        timeout (float): seconds any one socket operation may wait.
+        version (int): the highest protocol version to ask for (2); a
+            server that speaks only 1 is asked again with 1.
+        client (str): the name the server logs for this client.
+
+    Returns a Client, usable as a context manager (it closes on exit).
+
+    Raises ConnectionLost (cannot connect), TLSError (tls_required,
+    tls_failed), AuthError (unauthorized), NotFerry (the peer is no Ferry
+    server), UnsupportedVersion, Retryable (server_full, address_limit,
+    shutting_down), ValueError (a malformed address or pin)."""
+    host, port = parse_address(address)
+    pin_bytes = parse_pin(pin) if pin is not None else None
+    use_tls = bool(tls) or ca is not None or pin is not None
+
+    def opener() -> Transport:
+        return _open_transport(host, port, timeout, use_tls, ca, pin_bytes)
+
+    ferry = Client(opener(), opener=opener, address=f"{host}:{port}")
+    ferry.hello(version=version, token=token, client=client)
+    return ferry
+
+
+# ---------------------------------------------------------------- streams
+
+class Listing:
+    """The entries of a list, read page by page as they are iterated
+    (PROTOCOL.md 4.2): a folder of millions of files costs the memory of
+    one page. ``skipped_invalid_names`` is set once the last page is read.
+
+    The server takes no other request until the last page is sent: a
+    Listing left unfinished is read to its end (and dropped) by the next
+    request on its Client."""
+
+    def __init__(self, owner: "Client", rid: int, first: dict[str, Any]) -> None:
+        self._owner = owner
+        self._rid = rid
+        self._page: Optional[dict[str, Any]] = first
+        self.done = False
+        self.skipped_invalid_names: Optional[int] = None
+
+    def _take(self, page: dict[str, Any]) -> list[Entry]:
+        files = page.get("files")
+        if not isinstance(files, list):
+            raise ProtocolError("internal", f"the server broke the protocol: a list page without files: {page!r}")
+        if not page.get("more"):
+            self.done = True
+            self.skipped_invalid_names = _int(page.get("skipped_invalid_names", 0), "skipped_invalid_names")
+            self._owner._active = None
+        return [_entry(f) for f in files]
+
+    def __iter__(self) -> Iterator[Entry]:
+        while True:
+            if self._page is not None:
+                page, self._page = self._page, None
+                yield from self._take(page)
+            if self.done:
+                return
+            self._page = self._owner._reply(self._rid)
+
+    def finish(self) -> None:
+        """Reads the remaining pages without keeping them."""
+        for _ in self:
+            pass
+
+
+class Download:
+    """A get's bytes as the server sends them (PROTOCOL.md 4.4): iterate
+    to receive the data (bytes objects, in order, from ``offset`` to
+    ``size``); the iteration ends after the trailer was checked against the
+    hash of the whole file, which ``digest`` then holds. A failed transfer
+    raises while iterating: the bytes received are then not to be used.
+
+    ``size``, ``mtime``, ``offset`` and ``name`` describe the file sent;
+    ``reply`` and ``trailer`` are the server's frames as received. A
+    Download dropped before its end leaves the connection unusable: the
+    Client closes it (and a Client made by connect() opens a new one on its
+    next request)."""
+
+    def __init__(self, owner: "Client", rid: int, reply: dict[str, Any], offset: int, hash_name: str,
+                 hasher: hashes.Hasher) -> None:
+        self._owner = owner
+        self._rid = rid
+        self.reply = reply
+        self.name = _str(reply.get("name"), "the get reply's name")
+        self.size = _int(reply.get("size"), "the get reply's size")
+        self.mtime = _int(reply.get("mtime"), "the get reply's mtime")
+        self.offset = _int(reply.get("offset"), "the get reply's offset")
+        if self.offset != offset or offset > self.size:
+            owner._drop()
+            raise ProtocolError("internal", f"the server broke the protocol: get reply offset {self.offset} "
+                                f"for offset {offset} of {self.size} bytes")
+        self.hash = hash_name
+        self.hasher = hasher
+        self.received = offset        # bytes of the file held, the prefix included
+        self.done = False
+        self.digest: Optional[str] = None
+        self.trailer: dict[str, Any] = {}
+
+    def __iter__(self) -> Iterator[bytes]:
+        while not self.done:
+            chunk = self._next()
+            if chunk is not None:
+                yield chunk
+
+    def _next(self) -> Optional[bytes]:
+        owner = self._owner
+        try:
+            frame = owner._channel.recv_frame()
+        except FerryError:
+            owner._drop()
+            raise
+        if frame.is_data:
+            payload = frame.payload
+            if len(payload) > self.size - self.received:
+                owner._drop()
+                raise ProtocolError("internal", f"the server broke the protocol: more than the {self.size} bytes "
+                                    f"of {self.name!r}")
+            self.hasher.update(payload)
+            self.received += len(payload)
+            return payload
+        self.done = True
+        owner._active = None
+        trailer = owner._check(frame.json(), self._rid)
+        self.trailer = trailer
+        if not trailer.get("done") or trailer.get("size") != self.size or self.received != self.size:
+            owner._drop()
+            raise ProtocolError("internal", f"the server broke the protocol: the transfer of {self.name!r} ended "
+                                f"after {self.received} of {self.size} bytes (trailer {trailer!r})")
+        sent = trailer.get(self.hash)
+        if not isinstance(sent, str):
+            raise IntegrityError("hash_mismatch", f"the server checked {self.name!r} with another hash than "
+                                 f"the {self.hash} asked for: the bytes cannot be verified", trailer)
+        mine = self.hasher.hexdigest()
+        if mine != sent:
+            note = (" (the file may have changed since the partial download; get it again with resume=False)"
+                    if self.offset > 0 else "")
+            raise IntegrityError("hash_mismatch", f"the bytes received hash to {mine}, but {self.name!r} hashes "
+                                 f"to {sent}; the download was discarded{note}", trailer)
+        self.digest = mine
+        return None
+
+    def skip(self) -> None:
+        """Abandons the transfer: on a Client that can reconnect, by closing
+        the connection (quicker than reading the rest); otherwise by reading
+        the rest of it unchecked."""
+        if self.done:
+            return
+        if self._owner._opener is not None:
+            self.close()
+            return
+        while not self.done:
+            frame = self._owner._channel.recv_frame()
+            if frame.is_control:
+                self.done = True
+                self._owner._active = None
+                self._owner._check(frame.json(), self._rid)
+
+    def close(self) -> None:
+        """Abandons the transfer if it is not over (closes the connection)."""
+        if not self.done:
+            self.done = True
+            self._owner._drop()
+
+    def __enter__(self) -> "Download":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Upload:
+    """A put in progress (PROTOCOL.md 4.5): ``offset`` is where the data
+    must start (> 0 on a resume, when ``prefix_digest`` is the server's
+    digest of the bytes it holds, to be checked before sending more).
+    write() sends data frames; commit() or abort() ends it."""
+
+    def __init__(self, owner: "Client", rid: int, reply: dict[str, Any], name: str, size: int,
+                 hash_name: str) -> None:
+        self._owner = owner
+        self._rid = rid
+        self.reply = reply
+        self.name = name
+        self.size = size
+        self.hash = hash_name
+        self.offset = _int(reply.get("offset"), "the put reply's offset")
+        if self.offset > size:
+            owner._drop()
+            raise ProtocolError("internal", f"the server broke the protocol: put offset {self.offset} past the "
+                                f"size {size}")
+        prefix = reply.get("prefix_" + hash_name)
+        self.prefix_digest: Optional[str] = prefix if isinstance(prefix, str) else None
+        if self.offset > 0 and self.prefix_digest is None:
+            owner._drop()
+            raise ProtocolError("internal", f"the server broke the protocol: a resume at {self.offset} without "
+                                f"prefix_{hash_name}")
+        self.token = reply.get("token")
+        self.sent = self.offset
+        self.done = False
+
+    def write(self, payload: Union[bytes, bytearray, memoryview]) -> None:
+        """Sends bytes as one data frame (at most 16 MiB; the library's own
+        put sends 256 KiB frames). Raises ConnectionLost, or the server's
+        error when it refused the data and closed the connection."""
+        try:
+            self._owner._channel.send_data(payload)
+        except ConnectionLost:
+            self._owner._lost_while_sending(self._rid)
+        self.sent += len(payload)
+
+    def commit(self, digest: str) -> dict[str, Any]:
+        """Asks the server to publish the file, whose whole content hashes
+        to ``digest`` (hex); returns the commit reply (name, size, mtime,
+        the digest). Raises IntegrityError (hash_mismatch, size_mismatch),
+        StorageError, ConnectionLost."""
+        self.done = True
+        self._owner._active = None
+        return self._owner.request("commit", id=self._rid, **{self.hash: digest})
+
+    def abort(self, discard: bool = False) -> dict[str, Any]:
+        """Ends the upload unpublished (PROTOCOL.md 4.6); the server keeps
+        what it received for a resume unless ``discard``. Returns the reply
+        (kept, offset)."""
+        self.done = True
+        self._owner._active = None
+        return self._owner.request("abort", id=self._rid, discard=discard)
+
+
+# ---------------------------------------------------------------- client
+
+class Client:
+    """One connection to a ferryd, after hello (use connect()).
+
+    Attributes after hello: ``version`` (the protocol version spoken),
+    ``server`` (its name), ``access`` ("rw" or "ro"), ``hashes`` and
+    ``capabilities`` (as the server announced them), ``max_control_frame``.
+
+    A Client made by connect() opens a new connection (and says hello again)
+    when the last one was closed by an error, a dropped get or the server;
+    close() ends it for good."""
+
+    def __init__(self, channel: FrameChannel, opener: Optional[Callable[[], FrameChannel]] = None,
+                 address: str = "") -> None:
+        self._channel = channel
+        self._opener = opener
+        self.address = address
+        self._next = 1
+        self._open = True
+        self._finished = False
+        self._hello_args: Optional[dict[str, Any]] = None
+        self._active: Optional[Union[Listing, Download, Upload]] = None
+        self.version = 1
+        self.server = ""
+        self.access = "rw"
+        self.hashes: list[str] = [hashes.SHA256]
+        self.capabilities: list[str] = []
+        self.max_control_frame = 65536
+
+    @classmethod
+    def over(cls, channel: FrameChannel, hello_reply: Optional[dict[str, Any]] = None) -> "Client":
+        """A Client over a connection opened by someone else (a test suite's
+        instrumented one): no reconnection; ``hello_reply``, if that
+        connection already said hello, sets the attributes."""
+        made = cls(channel)
+        if hello_reply is not None:
+            made.accept_hello(hello_reply)
+        return made
+
+    # -- connection
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Closes the connection (an upload in progress stays resumable on
+        the server)."""
+        self._finished = True
+        self._drop()
+
+    def _drop(self) -> None:
+        self._active = None
+        if self._open:
+            self._open = False
+            self._channel.close()
+
+    def reconnect(self) -> None:
+        """Opens a new connection and says hello as before."""
+        if self._opener is None or self._hello_args is None:
+            raise ConnectionLost("the connection is closed, and this Client cannot open another")
+        self._drop()
+        self._channel = self._opener()
+        self._open = True
+        self.hello(**self._hello_args)
+
+    def _ready(self) -> None:
+        """Before a request: the connection open, no transfer running, an
+        unfinished listing read to its end."""
+        if self._finished:
+            raise ConnectionLost("the Client is closed")
+        if isinstance(self._active, Listing):
+            self._active.finish()
+        elif self._active is not None:
+            raise ProtocolError("unexpected_frame", "a get or put is in progress on this connection: finish it "
+                                "(or close it) first")
+        if not self._open:
+            self.reconnect()
+
+    def _check(self, reply: dict[str, Any], rid: Optional[int]) -> dict[str, Any]:
+        """Raises the error of an ``ok: false`` reply; checks the id."""
+        if reply.get("ok") is not True:
+            error = from_reply(reply)
+            if closes_connection(error.code):
+                self._drop()
+            raise error
+        if rid is not None and reply.get("id") != rid:
+            self._drop()
+            raise ProtocolError("internal", f"the server broke the protocol: reply id {reply.get('id')!r} for "
+                                f"request id {rid}")
+        return reply
+
+    def _reply(self, rid: Optional[int]) -> dict[str, Any]:
+        try:
+            frame = self._channel.recv_frame()
+        except FerryError:
+            self._drop()
+            raise
+        if not frame.is_control:
+            self._drop()
+            raise ProtocolError("internal", "the server broke the protocol: a data frame where a reply was due")
+        try:
+            reply = frame.json()
+        except ProtocolError as error:
+            self._drop()
+            raise ProtocolError("internal", f"the server broke the protocol: {error.message}") from None
+        return self._check(reply, rid)
+
+    def _send(self, op: str, fields: dict[str, Any]) -> int:
+        rid = fields.pop("id", None)
+        if rid is None:
+            rid = self._next
+            self._next += 1
+        message = {"op": op, "id": rid}
+        message.update(fields)
+        try:
+            self._channel.send_control(message)
+        except ConnectionLost:
+            self._lost_while_sending(rid)
+        return rid
+
+    def _lost_while_sending(self, rid: Optional[int]) -> None:
+        """A send failed (EPIPE, reset): the server may have said why
+        before it closed (PROTOCOL.md 3.2); raise that, else ConnectionLost."""
+        try:
+            frame = self._channel.recv_frame()
+            reply = frame.json() if frame.is_control else {}
+        except FerryError:
+            reply = {}
+        self._drop()
+        if reply.get("ok") is False:
+            raise from_reply(reply)
+        raise ConnectionLost("the server closed the connection")
+
+    def request(self, op: str, **fields: Any) -> dict[str, Any]:
+        """Sends one request and returns its reply (section 3), for an
+        operation this library has no method for; raises the reply's error.
+        ``id`` may be given, else the next is used."""
+        self._ready()
+        return self._reply(self._send(op, fields))
+
+    def accept_hello(self, reply: dict[str, Any]) -> None:
+        """Takes the attributes from a hello reply."""
+        self.version = _int(reply.get("version"), "the hello reply's version")
+        self.server = str(reply.get("server", ""))
+        self.access = str(reply.get("access", "rw"))
+        announced = reply.get("hashes", [hashes.SHA256])
+        self.hashes = [h for h in announced if isinstance(h, str)] if isinstance(announced, list) else []
+        capabilities = reply.get("capabilities", [])
+        self.capabilities = [c for c in capabilities if isinstance(c, str)] if isinstance(capabilities, list) else []
+        if local.is_int(reply.get("max_control_frame")):
+            self.max_control_frame = int(reply["max_control_frame"])
+
+    def hello(self, version: int = VERSION, token: Optional[str] = None, client: str = CLIENT_NAME) -> dict[str, Any]:
+        """Says hello (PROTOCOL.md 4.1), asking for ``version``; a server
+        that answers unsupported_version to a version over 1 is asked again
+        with 1 on a new connection (TREE-DESIGN: version 2 is negotiated).
+        Returns the reply. Raises AuthError (unauthorized), TLSError
+        (tls_required), NotFerry, UnsupportedVersion, Retryable."""
+        fields: dict[str, Any] = {"id": 0, "version": version, "client": client}
+        if token is not None:
+            fields["token"] = token
+        self._hello_args = {"version": version, "token": token, "client": client}
+        try:
+            self._send("hello", fields)
+            try:
+                frame = self._channel.recv_frame()
+                reply = frame.json() if frame.is_control else None
+            except ProtocolError as error:
+                reply = None
+                detail = error.message
+            else:
+                detail = "a data frame"
+            if reply is None:
+                self._drop()
+                raise NotFerry("not_ferry", f"{self.address or 'the peer'} answered hello with no Ferry frame "
+                               f"({detail}): is it a Ferry server?")
+            self._check(reply, None)
+        except UnsupportedVersion:
+            if version > 1 and self._opener is not None:
+                self._channel = self._opener()
+                self._open = True
+                return self.hello(1, token, client)
+            raise
+        self.accept_hello(reply)
+        return reply
+
+    # -- v2 gate
+
+    def _need_v2(self, what: str) -> None:
+        if self.version < 2:
+            raise UnsupportedVersion("unsupported_version", f"this server speaks protocol version {self.version}, "
+                                     f"which has no folders ({what} needs version 2)")
+
+    def _hash_name(self, name: str) -> str:
+        hashes.new(name)   # raises UnsupportedHash when Python cannot compute it
+        if name not in self.hashes:
+            raise UnsupportedHash(f"the server does not offer {name} (it offers {', '.join(self.hashes)})")
+        return name
+
+    # -- operations
+
+    def list(self, path: str = "", recursive: bool = False) -> Listing:
+        """The files (and on version 2 the folders) of ``path`` ("" is the
+        served folder), in pages (PROTOCOL.md 4.2), as an iterable of Entry
+        in the server's order (sort them if you need an order). With
+        ``recursive`` (version 2) every entry below ``path``, each folder
+        before its contents, named by its path below ``path``.
+
+        Raises NotFound, WrongType (not_a_folder), InvalidName, StorageError
+        (io_error), Retryable (stalled, root_unavailable), UnsupportedVersion
+        (path or recursive on a version-1 connection)."""
+        fields: dict[str, Any] = {"paged": True}
+        if path or recursive:
+            self._need_v2("list of a folder or a tree")
+            if path:
+                fields["path"] = path
+            if recursive:
+                fields["recursive"] = True
+        self._ready()
+        rid = self._send("list", fields)
+        listing = Listing(self, rid, self._reply(rid))
+        self._active = listing
+        return listing
+
+    def stat(self, name: str) -> Entry:
+        """A file's (version 2: or folder's) name, size, mtime and type
+        (PROTOCOL.md 4.3). Raises NotFound, InvalidName, WrongType."""
+        return _entry(self.request("stat", name=name))
+
+    def stats(self) -> dict[str, Any]:
+        """The server's counters since it started (PROTOCOL.md 4.8):
+        uptime_seconds, connections, transfers, bytes, errors (by code)."""
+        reply = self.request("stats")
+        return {k: v for k, v in reply.items() if k not in ("id", "ok")}
+
+    def open_get(self, name: str, offset: int = 0, hash: str = hashes.SHA256,
+                 hasher: Optional[hashes.Hasher] = None) -> Download:
+        """Starts a get (PROTOCOL.md 4.4) and returns its Download stream.
+        ``offset`` (bytes) is where the data starts; ``hasher`` must then be
+        a hash object (ferry_client.hashes.new(hash)) already fed the
+        file's first ``offset`` bytes, so that the trailer's digest of the
+        whole file can be checked. Raises NotFound, InvalidName, WrongType,
+        Conflict (bad_offset), UnsupportedHash, Retryable
+        (too_many_transfers), ConnectionLost."""
+        hash = self._hash_name(hash)
+        if offset > 0 and hasher is None:
+            raise ValueError("a get from an offset needs the hash of the bytes before it (hasher)")
+        fields: dict[str, Any] = {"name": name, "offset": offset}
+        if hash != hashes.SHA256:
+            fields["hash"] = hash
+        self._ready()
+        rid = self._send("get", fields)
+        download = Download(self, rid, self._reply(rid), offset, hash, hasher or hashes.new(hash))
+        self._active = download
+        return download
+
+    def get(self, name: str, dest: Union[PathLike, BinaryIO, IO[bytes]], resume: bool = True,
+            hash: str = hashes.SHA256, progress: Optional[Progress] = None) -> Transfer:
+        """Downloads remote ``name`` into ``dest`` and verifies it (4.4).
+
+        ``dest`` is a path or a binary file object. A path (a folder: the
+        file goes into it under the name's last component) gets the ferry
+        client's atomic publish: the bytes go to DEST.ferry-part and only a
+        verified whole file is renamed onto DEST; a download cut short
+        leaves the part and its sidecar, and with ``resume`` the next get
+        continues it (after checking its bytes), unless the remote file
+        changed meanwhile. A file object is written from its position; with
+        ``resume`` and a position p > 0, its first p bytes are taken as the
+        file's beginning (read back and hashed: it must be readable and
+        seekable) and the download continues at p.
+
+        ``hash``: "sha256" or "xxh3-128" (needs the xxhash module).
+        ``progress(done, total)`` is called with bytes of the file held.
+
+        Returns a Transfer. Raises NotFound, InvalidName, WrongType,
+        IntegrityError (hash_mismatch, file_changed: nothing is kept),
+        Retryable, StorageError, ConnectionLost (the part stays for a
+        resume), LocalIOError, UnsupportedHash."""
+        hash = self._hash_name(hash)
+        if hasattr(dest, "write"):
+            return self._get_into_stream(name, dest, resume, hash, progress)  # type: ignore[arg-type]
+        target = local.download_target(os.fspath(dest), name)  # type: ignore[arg-type]
+        resumable = local.load_resumable(target, name, hash) if resume else None
+        while True:
+            offset = resumable.held if resumable else 0
+            try:
+                download = self.open_get(name, offset, hash, resumable.hasher if resumable else None)
+            except FerryError as error:
+                if resumable is not None and error.code == "bad_offset":
+                    resumable = None   # the file shrank: what we hold is of another file
+                    continue
+                raise
+            if resumable is not None and (download.size, download.mtime) != (resumable.size, resumable.mtime):
+                # Changed since the part was written: its bytes are worth
+                # nothing, and the server is already sending from offset.
+                download.skip()
+                resumable = None
+                continue
+            break
+        try:
+            part = local.PartFile(target, name, download.size, download.mtime, hash, resumable, download.hasher)
+        except LocalIOError:
+            download.close()
+            raise
+        if progress:
+            progress(part.held, download.size)
+        try:
+            for chunk in download:
+                part.append(chunk)
+                if progress:
+                    progress(part.held, download.size)
+        except FerryError as error:
+            download.close()
+            if error.code in ("file_changed", "hash_mismatch"):
+                part.discard()
+            elif error.code == "connection_lost" or error.code == "local_io" or error.reply is None:
+                part.keep(record_now=error.code == "connection_lost")
+            else:
+                part.keep(record_now=False)   # failed midway: trust only what was checkpointed
+            raise
+        except BaseException:
+            # The caller's progress callback raised, or Ctrl-C: what arrived is genuine.
+            download.close()
+            part.keep(record_now=True)
+            raise
+        part.publish()
+        return Transfer(name, download.size, download.mtime, download.offset, hash, download.digest or "",
+                        target, download.reply, download.trailer)
+
+    def _get_into_stream(self, name: str, dest: IO[bytes], resume: bool, hash: str,
+                         progress: Optional[Progress]) -> Transfer:
+        offset, hasher = 0, None
+        try:
+            position = dest.tell() if dest.seekable() else 0
+        except (OSError, ValueError):
+            position = 0
+        if resume and position > 0:
+            if not dest.readable():
+                raise ValueError("to resume into a file object it must be readable (open it with 'r+b' or 'a+b'), "
+                                 "or pass resume=False")
+            hasher = hashes.new(hash)
+            try:
+                dest.seek(0)
+                left = position
+                while left > 0:
+                    chunk = dest.read(min(local.READ_CHUNK, left))
+                    if not chunk:
+                        break
+                    hasher.update(chunk)
+                    left -= len(chunk)
+                dest.seek(position)
+            except OSError as error:
+                raise local.local_error("cannot read back the file object", error) from error
+            offset = position
+        download = self.open_get(name, offset, hash, hasher)
+        try:
+            if progress:
+                progress(download.received, download.size)
+            for chunk in download:
+                dest.write(chunk)
+                if progress:
+                    progress(download.received, download.size)
+            dest.flush()
+        except OSError as error:
+            download.close()
+            raise local.local_error("cannot write to the file object", error) from error
+        finally:
+            download.close()
+        return Transfer(name, download.size, download.mtime, download.offset, hash, download.digest or "",
+                        None, download.reply, download.trailer)
+
+    def open_put(self, name: str, size: int, resume: bool = False, hash: str = hashes.SHA256,
+                 parents: bool = False, mtime: Optional[int] = None) -> Upload:
+        """Starts a put of ``size`` bytes under remote ``name`` (PROTOCOL.md
+        4.5) and returns its Upload. ``resume`` continues a kept upload of
+        the same name and size (4.7); ``parents`` creates missing folders and
+        ``mtime`` (seconds) sets the published file's modification time
+        (both version 2). Raises AuthError (forbidden), InvalidName,
+        WrongType, NotFound (a missing folder), Retryable (busy,
+        too_many_transfers), ServerLimit, StorageError, UnsupportedHash,
+        UnsupportedVersion."""
+        hash = self._hash_name(hash)
+        fields: dict[str, Any] = {"name": name, "size": size, "resume": resume}
+        if hash != hashes.SHA256:
+            fields["hash"] = hash
+        if parents or mtime is not None:
+            self._need_v2("put with parents or mtime")
+            if parents:
+                fields["parents"] = True
+            if mtime is not None:
+                fields["mtime"] = int(mtime)
+        self._ready()
+        rid = self._send("put", fields)
+        upload = Upload(self, rid, self._reply(rid), name, size, hash)
+        self._active = upload
+        return upload
+
+    def put(self, src: Union[PathLike, BinaryIO, IO[bytes]], name: Optional[str] = None, resume: bool = True,
+            hash: str = hashes.SHA256, progress: Optional[Progress] = None, parents: bool = False,
+            mtime: Optional[int] = None) -> Transfer:
+        """Uploads ``src`` under remote ``name`` and has the server verify
+        and publish it atomically (PROTOCOL.md 4.5).
+
+        ``src`` is a path (``name`` defaults to its last component) or a
+        seekable binary file object (``name`` required), whose bytes from
+        its position to its end are sent. With ``resume`` a kept upload of
+        the same name and size continues, once the server's digest of the
+        bytes it holds matches this file's first bytes; otherwise it is
+        discarded and the upload starts over. ``hash``: "sha256" or
+        "xxh3-128". ``progress(done, total)`` in bytes. ``parents`` and
+        ``mtime`` (version 2): create missing folders; set the published
+        file's modification time (seconds; a path's own mtime with
+        ``mtime=True`` is not guessed: pass int(os.stat(src).st_mtime)).
+
+        Returns a Transfer. Raises AuthError (forbidden), InvalidName,
+        NotFound, WrongType, IntegrityError (hash_mismatch, size_mismatch:
+        the source changed while it was read), Retryable (busy, ...),
+        ServerLimit (upload_too_large), StorageError (no_space, io_error),
+        ConnectionLost (the upload stays resumable), LocalIOError."""
+        if hasattr(src, "read"):
+            if name is None:
+                raise ValueError("put of a file object needs a name")
+            return self._put_stream(src, name, resume, hash, progress, parents, mtime, None)  # type: ignore[arg-type]
+        path = os.fspath(src)  # type: ignore[arg-type]
+        try:
+            stream = open(path, "rb", buffering=0)
+        except OSError as error:
+            raise local.local_error(f"cannot read {path!r}", error) from error
+        with stream:
+            return self._put_stream(stream, name or os.path.basename(path.rstrip("/")), resume, hash, progress,
+                                    parents, mtime, path)
+
+    def _put_stream(self, stream: IO[bytes], name: str, resume: bool, hash: str, progress: Optional[Progress],
+                    parents: bool, mtime: Optional[int], path: Optional[str]) -> Transfer:
+        hash = self._hash_name(hash)
+        try:
+            start = stream.tell()
+            size = stream.seek(0, io.SEEK_END) - start
+            stream.seek(start)
+        except (OSError, ValueError) as error:
+            raise LocalIOError(f"cannot put {name!r}: its source must be a seekable file ({error})") from None
+        upload = self.open_put(name, size, resume, hash, parents, mtime)
+        hasher = hashes.new(hash)
+        if upload.offset > 0:
+            prefix_ok = self._read_into(stream, start, upload.offset, hasher, None) \
+                and hasher.hexdigest() == upload.prefix_digest
+            if not prefix_ok:
+                # The kept bytes are not this file's beginning.
+                upload.abort(discard=True)
+                upload = self.open_put(name, size, False, hash, parents, mtime)
+                hasher = hashes.new(hash)
+        try:
+            if progress:
+                progress(upload.offset, size)
+            whole = self._read_into(stream, start + upload.offset, size - upload.offset, hasher, upload, progress)
+        except BaseException:
+            # Ctrl-C or a failing callback mid-frame: the stream may be cut
+            # within a frame; the server keeps what arrived for a resume.
+            if not upload.done:
+                self._drop()
+            raise
+        if not whole:
+            upload.abort(discard=False)
+            raise IntegrityError("size_mismatch", f"{name!r} became shorter than its {size} bytes while it was sent")
+        digest = hasher.hexdigest()
+        reply = upload.commit(digest)
+        if reply.get(hash) != digest or reply.get("size") != size:
+            raise ProtocolError("internal", f"the server broke the protocol: commit reply {reply!r} for "
+                                f"{size} bytes with {hash} {digest}")
+        return Transfer(name, size, _int(reply.get("mtime"), "the commit's mtime"), upload.offset, hash, digest,
+                        path, upload.reply, reply)
+
+    @staticmethod
+    def _read_into(stream: IO[bytes], at: int, count: int, hasher: hashes.Hasher, upload: Optional[Upload],
+                   progress: Optional[Progress] = None) -> bool:
+        """Reads ``count`` bytes of ``stream`` from ``at``, hashing them and,
+        with an upload, sending them; False if the stream ends first."""
+        buffer = bytearray(CHUNK)
+        view = memoryview(buffer)
+        try:
+            stream.seek(at)
+            left = count
+            while left > 0:
+                got = stream.readinto(view[:min(CHUNK, left)])  # type: ignore[attr-defined]
+                if not got:
+                    return False
+                piece = view[:got]
+                hasher.update(piece)
+                if upload is not None:
+                    upload.write(piece)
+                    if progress:
+                        progress(upload.sent, upload.size)
+                left -= got
+        except OSError as error:
+            raise local.local_error("cannot read the source", error) from error
+        return True
+
+    # -- version 2: folders
+
+    def mkdir(self, path: str, parents: bool = False) -> bool:
+        """Creates folder ``path`` (version 2); with ``parents`` the missing
+        folders above it too, and an existing folder is fine. Returns
+        whether it was created. Raises Conflict (exists), NotFound (a
+        missing parent), AuthError (forbidden), InvalidName, WrongType."""
+        self._need_v2("mkdir")
+        reply = self.request("mkdir", path=path, parents=parents)
+        return bool(reply.get("created"))
+
+    def delete(self, path: str, recursive: bool = False) -> Deleted:
+        """Removes a file, or an empty folder; with ``recursive`` a folder
+        and everything in it (version 2). Raises Conflict (not_empty: what
+        was removed before stays removed), NotFound, WrongType, AuthError,
+        InvalidName."""
+        self._need_v2("delete")
+        reply = self.request("delete", path=path, recursive=recursive)
+        return Deleted(_str(reply.get("path"), "path"), _str(reply.get("type"), "type"),
+                       _int(reply.get("files"), "files"), _int(reply.get("folders"), "folders"))
+
+    def rename(self, src: str, dst: str, replace: bool = False) -> None:
+        """Moves ``src`` to ``dst`` atomically (version 2); an existing
+        ``dst`` is replaced only with ``replace``. Raises Conflict (exists,
+        not_empty, invalid_move), NotFound, WrongType, AuthError,
+        InvalidName."""
+        self._need_v2("rename")
+        self.request("rename", **{"from": src, "to": dst, "replace": replace})
+
+    def digest(self, name: str, hash: str = hashes.SHA256) -> Digest:
+        """The server's digest of a whole file (version 2), without
+        downloading it. ``hash`` names the hash; the digest is compared by
+        the caller. Raises NotFound, WrongType, InvalidName, StorageError."""
+        self._need_v2("digest")
+        if hash not in self.hashes:
+            raise UnsupportedHash(f"the server does not offer {hash} (it offers {', '.join(self.hashes)})")
+        fields: dict[str, Any] = {"name": name}
+        if hash != hashes.SHA256:
+            fields["hash"] = hash
+        reply = self.request("digest", **fields)
+        return Digest(_str(reply.get("name"), "name"), _int(reply.get("size"), "size"),
+                      _int(reply.get("mtime"), "mtime"), hash, _str(reply.get(hash), hash))
