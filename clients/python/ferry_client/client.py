@@ -770,12 +770,13 @@ class Client:
     def _get_into_stream(self, name: str, dest: IO[bytes], resume: bool, hash: str,
                          progress: Optional[Progress]) -> Transfer:
         offset, hasher = 0, None
+        # Any object with write() will do; only a resume needs more of it.
         try:
-            position = dest.tell() if dest.seekable() else 0
+            position = dest.tell() if getattr(dest, "seekable", lambda: False)() else 0
         except (OSError, ValueError):
             position = 0
         if resume and position > 0:
-            if not dest.readable():
+            if not getattr(dest, "readable", lambda: False)():
                 raise ValueError("to resume into a file object it must be readable (open it with 'r+b' or 'a+b'), "
                                  "or pass resume=False")
             hasher = hashes.new(hash)
@@ -800,7 +801,8 @@ class Client:
                 dest.write(chunk)
                 if progress:
                     progress(download.received, download.size)
-            dest.flush()
+            if hasattr(dest, "flush"):
+                dest.flush()
         except OSError as error:
             download.close()
             raise local.local_error("cannot write to the file object", error) from error

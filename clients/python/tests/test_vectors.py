@@ -1,0 +1,162 @@
+"""The library's codec and get against the shared vectors
+(docs/protocol-vectors/vectors.json and PROTOCOL.md Appendix A): no server."""
+
+import io
+import json
+import os
+import re
+import unittest
+
+from support import REPO, ferry_client
+from ferry_client import wire
+
+VECTORS = os.path.join(REPO, "docs", "protocol-vectors", "vectors.json")
+PROTOCOL_MD = os.path.join(REPO, "docs", "PROTOCOL.md")
+
+
+def load_vectors():
+    with open(VECTORS, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def canonical(obj):
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class Replay:
+    """A FrameChannel that answers with recorded server frames and keeps
+    what the client sends."""
+
+    def __init__(self, frames):
+        self.frames = list(frames)
+        self.sent = []
+        self.closed = False
+
+    def send_control(self, obj):
+        self.sent.append(obj)
+
+    def send_data(self, payload):
+        self.sent.append(bytes(payload))
+
+    def recv_frame(self):
+        if not self.frames:
+            raise ferry_client.ConnectionLost("no more recorded frames")
+        return self.frames.pop(0)
+
+    def close(self):
+        self.closed = True
+
+
+class VectorTests(unittest.TestCase):
+    def test_every_vector_decodes_as_recorded(self):
+        vectors = load_vectors()
+        self.assertGreater(len(vectors), 20)
+        for vector in vectors:
+            with self.subTest(vector["name"]):
+                raw = bytes.fromhex(vector["hex"])
+                if "error" in vector:
+                    decoder = wire.Decoder()
+                    with self.assertRaises(ferry_client.ProtocolError) as caught:
+                        decoder.feed(raw)
+                        decoder.next().json()
+                    self.assertEqual(caught.exception.code, vector["error"])
+                    continue
+                (frame,) = wire.decode_all(raw)
+                if vector["kind"] == "control":
+                    self.assertTrue(frame.is_control)
+                    self.assertEqual(frame.json(), vector["json"])
+                    # The canonical form re-encodes byte for byte.
+                    self.assertEqual(wire.frame(wire.KIND_CONTROL, canonical(vector["json"])), raw)
+                else:
+                    self.assertTrue(frame.is_data)
+                    self.assertEqual(frame.payload, bytes.fromhex(vector["data_hex"]))
+                    self.assertEqual(wire.data(frame.payload), raw)
+
+    def test_frames_split_anywhere_decode_the_same(self):
+        stream = b"".join(bytes.fromhex(v["hex"]) for v in load_vectors() if "error" not in v)
+        whole = [(f.kind, f.payload) for f in wire.decode_all(stream)]
+        decoder, pieces = wire.Decoder(), []
+        for at in range(0, len(stream), 7):
+            decoder.feed(stream[at:at + 7])
+            pieces += [(f.kind, f.payload) for f in decoder.frames()]
+        self.assertEqual(pieces, whole)
+        self.assertEqual(decoder.pending(), 0)
+
+    def appendix_a(self):
+        with open(PROTOCOL_MD, encoding="utf-8") as f:
+            text = f.read()
+        blocks = {}
+        for name, block in re.findall(r"<!-- vector: (.*?) -->\n```hexdump\n(.*?)```", text, re.S):
+            raw = bytearray()
+            for line in block.splitlines():
+                raw += bytes.fromhex(line.split("|", 1)[0].replace(" ", ""))
+            blocks[name] = wire.decode_all(bytes(raw))[0]
+        return blocks
+
+    def test_client_checks_and_keeps_the_appendix_a_download(self):
+        """Client.get fed the server frames of PROTOCOL.md Appendix A: the
+        list gives hello.txt, the download verifies against the trailer."""
+        a = self.appendix_a()
+        channel = Replay([a["hello reply"], a["list reply"], a["get reply"], a["data frame (server, get)"],
+                          a["get trailer"]])
+        client = ferry_client.Client(channel)
+        reply = client.hello(version=1)
+        self.assertEqual((client.version, client.access, reply["server"]), (1, "rw", "ferryd/0.1.0"))
+        self.assertEqual(channel.sent[0]["op"], "hello")
+        listing = list(client.list())
+        self.assertEqual(listing, [ferry_client.Entry("hello.txt", 5, 1764370000)])
+        # The recorded get reply answers id 3: the client's next id must be 3.
+        client._next = 3
+        sink = io.BytesIO()
+        done = client.get("hello.txt", sink)
+        self.assertEqual(sink.getvalue(), b"hello")
+        self.assertEqual(done.digest, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
+        self.assertEqual(channel.sent[-1], {"op": "get", "id": 3, "name": "hello.txt", "offset": 0})
+
+    def test_a_corrupt_byte_is_never_kept(self):
+        a = self.appendix_a()
+        bad = wire.Frame(wire.KIND_DATA, b"hellO")
+        channel = Replay([a["hello reply"], a["get reply"], bad, a["get trailer"]])
+        client = ferry_client.Client(channel)
+        client.hello(version=1)
+        client._next = 3
+        with self.assertRaises(ferry_client.IntegrityError) as caught:
+            client.get("hello.txt", io.BytesIO())
+        self.assertEqual(caught.exception.code, "hash_mismatch")
+
+    def test_server_frames_over_the_limit_are_refused_from_the_header(self):
+        decoder = wire.Decoder()
+        decoder.feed(wire.HEADER.pack(wire.KIND_DATA, wire.MAX_DATA + 1))
+        with self.assertRaises(ferry_client.ProtocolError) as caught:
+            decoder.next()
+        self.assertEqual(caught.exception.code, "frame_too_large")
+
+    def test_repeated_keys_and_constants_are_bad_json(self):
+        for payload in (b'{"a":1,"a":2}', b'{"a":NaN}', b"[1]", b'{"a":1}\x00', b"\xff"):
+            with self.subTest(payload):
+                with self.assertRaises(ferry_client.ProtocolError) as caught:
+                    wire.parse_control(payload)
+                self.assertEqual(caught.exception.code, "bad_json")
+
+
+class ErrorMappingTests(unittest.TestCase):
+    def test_each_code_of_section_6_has_one_family(self):
+        with open(PROTOCOL_MD, encoding="utf-8") as f:
+            section = f.read().split("## 6. Error codes", 1)[1].split("\n## ", 1)[0]
+        codes = re.findall(r"^\| `([a-z_]+)` \|", section, re.M)
+        self.assertGreater(len(codes), 20)
+        for code in codes:
+            with self.subTest(code):
+                family = ferry_client.error_class(code)
+                self.assertIn(code, family.codes, f"{code} falls back to {family.__name__}")
+                self.assertTrue(issubclass(family, ferry_client.FerryError))
+
+    def test_an_unknown_code_is_a_server_error_with_its_message(self):
+        error = ferry_client.errors.from_reply({"id": 1, "ok": False,
+                                                "error": {"code": "new_in_v9", "message": "m"}})
+        self.assertIsInstance(error, ferry_client.ServerError)
+        self.assertEqual((error.code, error.message), ("new_in_v9", "m"))
+
+
+if __name__ == "__main__":
+    unittest.main()
