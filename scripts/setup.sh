@@ -9,7 +9,10 @@ FERRY_BUILD=${FERRY_BUILD:-$FERRY_ROOT/build}
 
 packages=(g++ python3 openssl meson ninja-build pkg-config libuv1-dev nlohmann-json3-dev doctest-dev libssl-dev libcli11-dev libxxhash-dev libedit-dev libtomlplusplus-dev python3-jsonschema libutf8proc-dev libsystemd-dev
           # the tests start ferryd under systemd-socket-activate
-          systemd)
+          systemd
+          # clients/python: its install test (Debian's pip, setuptools and
+          # wheel in a venv) and the optional xxh3-128
+          python3-pip python3-setuptools python3-wheel python3-venv python3-xxhash)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed"; then
