@@ -1,173 +1,36 @@
-"""A small client library for the Ferry wire protocol, version 1.
+"""The conformance suite's connection to ferryd, over the project's one
+Python implementation of the protocol, clients/python/ferry_client.
 
-Written from docs/PROTOCOL.md alone, with the Python standard library only
-(socket, struct, json, hashlib). It is used by the conformance suite and is
-meant to be readable as a second description of the protocol.
+Frames, the decoder and the error classes are the library's (re-exported
+here under the names the suite uses). Client is a raw connection for
+probing the server with any bytes, in or out of order (send_raw, send,
+recv_frame, at_eof); where a test only needs a correct client (get, put,
+a paged list) it hands its connection to ferry_client.Client, so the suite
+checks the library against the document while it checks the server.
 
 Frames (PROTOCOL.md section 2): 1 kind byte (0x01 control, 0x02 data),
 4 bytes payload length (unsigned, big-endian), then the payload.
 """
 
 import hashlib
-import json
+import io
+import os
 import socket
-import struct
+import sys
 
-KIND_CONTROL = 0x01
-KIND_DATA = 0x02
-HEADER = struct.Struct(">BI")  # kind, payload length
-HEADER_SIZE = HEADER.size      # 5
-DEFAULT_MAX_CONTROL = 65536
-MAX_DATA = 16777216
-CHUNK = 262144
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "clients", "python"))
+import ferry_client  # noqa: E402
+from ferry_client import hashes  # noqa: E402
+from ferry_client.wire import (CHUNK, DEFAULT_MAX_CONTROL, HEADER, HEADER_SIZE, KIND_CONTROL,  # noqa: E402,F401
+                               KIND_DATA, MAX_DATA, Decoder, Frame, control, data, decode_all,
+                               encode_json, frame)
 
-
-class FrameError(Exception):
-    """Broken framing seen by the decoder; .code is the protocol error code."""
-
-    def __init__(self, code, message):
-        super().__init__(message)
-        self.code = code
-
-
-class ConnectionLost(Exception):
-    """The peer closed the stream (possibly in the middle of a frame)."""
-
-
-class RemoteError(Exception):
-    """An {"ok": false} reply. .code, .message and .reply hold the details."""
-
-    def __init__(self, reply):
-        err = reply.get("error") or {}
-        self.code = err.get("code")
-        self.message = err.get("message")
-        self.reply = reply
-        super().__init__("%s: %s" % (self.code, self.message))
-
-
-# ---------------------------------------------------------------- encoding
-
-def encode_json(obj):
-    """Compact UTF-8 JSON, the way the examples in the vectors are written."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def frame(kind, payload):
-    """Any frame, including ones with an invalid kind byte (for tests)."""
-    return HEADER.pack(kind, len(payload)) + payload
-
-
-def control(obj):
-    """A control frame holding one JSON object."""
-    return frame(KIND_CONTROL, encode_json(obj))
-
-
-def data(payload):
-    """A data frame holding raw bytes."""
-    return frame(KIND_DATA, bytes(payload))
-
-
-# ---------------------------------------------------------------- decoding
-
-class Frame:
-    __slots__ = ("kind", "payload")
-
-    def __init__(self, kind, payload):
-        self.kind = kind
-        self.payload = payload
-
-    @property
-    def is_control(self):
-        return self.kind == KIND_CONTROL
-
-    @property
-    def is_data(self):
-        return self.kind == KIND_DATA
-
-    def json(self):
-        """The control frame's object; raises FrameError('bad_json')."""
-        def no_repeats(pairs):   # section 2: a repeated key is bad_json
-            keys = [k for k, _ in pairs]
-            if len(set(keys)) != len(keys):
-                raise ValueError("a key is repeated")
-            return dict(pairs)
-
-        def no_constant(name):   # NaN and Infinity are not JSON
-            raise ValueError("%s is not JSON" % name)
-        try:
-            obj = json.loads(self.payload.decode("utf-8"),
-                             object_pairs_hook=no_repeats,
-                             parse_constant=no_constant)
-        except (UnicodeDecodeError, ValueError) as e:
-            raise FrameError("bad_json", "control payload is not JSON: %s" % e)
-        if not isinstance(obj, dict):
-            raise FrameError("bad_json", "control payload is not a JSON object")
-        return obj
-
-    def __repr__(self):
-        if self.is_control:
-            return "Frame(control, %r)" % self.payload[:200]
-        return "Frame(kind=%d, %d bytes)" % (self.kind, len(self.payload))
-
-
-class Decoder:
-    """Incremental frame decoder: feed() any pieces, take complete frames.
-
-    Checks the header as soon as its 5 bytes are in, like a server would:
-    an unknown kind raises FrameError('bad_frame'), a length over the limit
-    FrameError('frame_too_large'), without waiting for the payload.
-    """
-
-    def __init__(self, max_control=DEFAULT_MAX_CONTROL, max_data=MAX_DATA):
-        self.max_control = max_control
-        self.max_data = max_data
-        self.buf = bytearray()
-
-    def feed(self, chunk):
-        self.buf += chunk
-
-    def pending(self):
-        """Bytes held that do not yet make a whole frame."""
-        return len(self.buf)
-
-    def next(self):
-        """The next complete Frame, or None if more bytes are needed."""
-        if len(self.buf) < HEADER_SIZE:
-            return None
-        kind, length = HEADER.unpack_from(self.buf, 0)
-        if kind == KIND_CONTROL:
-            if length > self.max_control:
-                raise FrameError("frame_too_large",
-                                 "control frame of %d bytes" % length)
-        elif kind == KIND_DATA:
-            if length > self.max_data:
-                raise FrameError("frame_too_large",
-                                 "data frame of %d bytes" % length)
-        else:
-            raise FrameError("bad_frame", "unknown frame kind 0x%02x" % kind)
-        if len(self.buf) < HEADER_SIZE + length:
-            return None
-        payload = bytes(self.buf[HEADER_SIZE:HEADER_SIZE + length])
-        del self.buf[:HEADER_SIZE + length]
-        return Frame(kind, payload)
-
-    def frames(self):
-        out = []
-        while True:
-            f = self.next()
-            if f is None:
-                return out
-            out.append(f)
-
-
-def decode_all(raw, max_control=DEFAULT_MAX_CONTROL):
-    """Decode a byte string holding whole frames; leftover bytes are an error."""
-    d = Decoder(max_control)
-    d.feed(raw)
-    out = d.frames()
-    if d.pending():
-        raise FrameError("truncated", "%d bytes left over" % d.pending())
-    return out
+# Broken framing seen by the decoder: .code is the protocol error code.
+FrameError = ferry_client.ProtocolError
+# The peer closed the stream (possibly in the middle of a frame).
+ConnectionLost = ferry_client.ConnectionLost
+# An {"ok": false} reply: .code, .message and .reply hold the details.
+RemoteError = ferry_client.FerryError
 
 
 # ---------------------------------------------------------------- client
@@ -249,71 +112,88 @@ class Client:
             raise AssertionError("reply id %r for request id %r"
                                  % (reply.get("id"), rid))
         if not reply.get("ok"):
-            raise RemoteError(reply)
+            raise ferry_client.errors.from_reply(reply)
         return reply
 
     def hello(self, version=1, client="ferry-conformance/1"):
-        return self.request("hello", id=0, version=version, client=client)
+        reply = self.request("hello", id=0, version=version, client=client)
+        self.hello_reply = reply
+        return reply
+
+    # -- a correct client: ferry_client over this connection
+    hello_reply = None
+
+    def library(self):
+        """ferry_client.Client speaking over this connection (which it
+        never closes: the tests judge the connection themselves), taking
+        the next request id from this one."""
+        lib = ferry_client.Client.over(_Channel(self), self.hello_reply)
+        lib.next_id = self.next_id
+        return lib
+
+    def _with_library(self, work):
+        lib = self.library()
+        try:
+            return work(lib)
+        finally:
+            self.next_id = max(self.next_id, lib.next_id)
 
     def list(self):
+        """A list without pages: the one reply (which may be list_too_large)."""
         return self.request("list")
 
     def list_paged(self):
         """A list in pages (PROTOCOL.md 4.2): every page until the one
         without "more"; returns (files of all pages, the last page, pages)."""
-        first = self.request("list", paged=True)
-        rid, pages, files = first["id"], [first], list(first["files"])
-        while pages[-1].get("more"):
-            page = self.recv()
-            if page.get("id") != rid:
-                raise AssertionError("page id %r for list id %r" % (page.get("id"), rid))
-            if not page.get("ok"):
-                raise RemoteError(page)
-            pages.append(page)
-            files.extend(page["files"])
-        return files, pages[-1], len(pages)
+        def work(lib):
+            listing = lib.list()
+            files = [{"name": e.name, "size": e.size, "mtime": e.mtime} for e in listing]
+            return files, listing.last_page, listing.pages
+        return self._with_library(work)
 
     def stat(self, name):
         return self.request("stat", name=name)
 
     def get(self, name, offset=0, prefix=b""):
-        """Download name from offset. Returns (reply, data, trailer).
+        """Download name from offset, verified. Returns (reply, data, trailer).
 
         prefix: the bytes the caller already holds (bytes 0..offset), fed to
         the hash so the trailer is checked against the whole file.
         """
-        reply = self.request("get", name=name, offset=offset)
-        h = hashlib.sha256(prefix)
-        body = bytearray()
-        while True:
-            f = self.recv_frame()
-            if f.is_data:
-                body += f.payload
-                h.update(f.payload)
-                continue
-            end = f.json()
-            if not end.get("ok"):
-                raise RemoteError(end)
-            if end.get("sha256") != h.hexdigest():
-                raise AssertionError("sha256 mismatch: trailer %s, computed %s"
-                                     % (end.get("sha256"), h.hexdigest()))
-            return reply, bytes(body), end
+        def work(lib):
+            hasher = hashes.new("sha256")
+            hasher.update(prefix)
+            download = lib.open_get(name, offset, hasher=hasher)
+            body = b"".join(download)
+            return download.reply, body, download.trailer
+        return self._with_library(work)
 
-    def put(self, name, content, resume=False, chunk=CHUNK, rid=None):
-        """Upload content whole; returns the commit reply."""
-        rid = rid if rid is not None else self.next_id
-        self.next_id = max(self.next_id, rid) + 1
-        reply = self.request("put", id=rid, name=name, size=len(content),
-                             resume=resume)
-        off = reply["offset"]
-        if off > 0:
-            want = hashlib.sha256(content[:off]).hexdigest()
-            if reply.get("prefix_sha256") != want:
-                raise AssertionError("prefix_sha256 does not match")
-        for i in range(off, len(content), chunk):
-            self.send_data(content[i:i + chunk])
-        return self.request("commit", id=rid,
-                            sha256=hashlib.sha256(content).hexdigest())
+    def put(self, name, content, resume=False):
+        """Upload content whole (checking the server's prefix digest on a
+        resume); returns the commit reply."""
+        def work(lib):
+            return lib.put(io.BytesIO(content), name, resume=resume).trailer
+        return self._with_library(work)
+
+
+class _Channel:
+    """A conformance Client as ferry_client's FrameChannel; the library's
+    close() leaves the socket to the test."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def send_control(self, obj):
+        self.client.send(obj)
+
+    def send_data(self, payload):
+        self.client.send_data(payload)
+
+    def recv_frame(self):
+        return self.client.recv_frame()
+
+    def close(self):
+        pass
 
 
 def sha256_hex(b):

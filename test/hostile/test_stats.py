@@ -18,7 +18,7 @@ class Stats(unittest.TestCase):
             with Server(FERRYD, root, "--max-connections", "2") as server:
                 first = server.peer()
                 first.get("a.bin")
-                first.get("a.bin", offset=400)
+                first.get("a.bin", offset=400, prefix=b"x" * 400)
                 first.put("b.bin", b"y" * 300)
                 first.get("nothing")
                 second = server.peer()

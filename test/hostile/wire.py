@@ -1,9 +1,13 @@
-"""A minimal blocking Ferry peer for tests that attack or stress ferryd.
+"""A blocking Ferry peer for tests that attack or stress ferryd.
 
-Only the standard library; frames as in docs/PROTOCOL.md section 2."""
+Its frames are read and written one by one, straight on the socket (a test
+may read the socket itself, or swap it for a TLS one), with the codec of
+the project's Python library, clients/python/ferry_client. Where a test
+only needs a correct client (get, put) the peer hands its connection to
+ferry_client.Client, and returns the server's frames as dicts."""
 
 import hashlib
-import json
+import io
 import os
 import select
 import socket
@@ -12,23 +16,32 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(here, ".."))
+sys.path.insert(0, os.path.join(here, "..", "..", "clients", "python"))
 import harness  # noqa: E402
+import ferry_client  # noqa: E402
+from ferry_client import hashes, wire  # noqa: E402
 
 # Under ASan the allocator keeps freed memory in quarantine, so resident
 # size says nothing about the server; .ci/run sets this for that build.
 MEMORY_CHECKS = not os.environ.get("FERRY_SANITIZED")
 
-CONTROL = 1
-DATA = 2
-CHUNK = 256 * 1024
+CONTROL = wire.KIND_CONTROL
+DATA = wire.KIND_DATA
+CHUNK = wire.CHUNK
 
 
-class Closed(Exception):
+class Closed(ferry_client.ConnectionLost):
     """The server closed the connection."""
+
+    def __init__(self, message="the server closed the connection"):
+        super().__init__(message)
 
 
 class Peer:
+    hello_reply = None
+
     def __init__(self, port, host="127.0.0.1", timeout=20.0, hello=True, source=None, token=None, tls=None):
         self.sock = socket.create_connection((host, port), timeout=timeout,
                                              source_address=(source, 0) if source else None)
@@ -43,6 +56,7 @@ class Peer:
             reply = self.request(message)
             assert reply["ok"], reply
             self.access = reply.get("access")
+            self.hello_reply = reply
 
     def close(self):
         self.sock.close()
@@ -58,12 +72,11 @@ class Peer:
     def send(self, message):
         message.setdefault("id", self.next_id)
         self.next_id += 1
-        payload = json.dumps(message).encode()
-        self.sock.sendall(struct.pack(">BI", CONTROL, len(payload)) + payload)
+        self.sock.sendall(wire.control(message))
         return message["id"]
 
     def send_data(self, data):
-        self.sock.sendall(struct.pack(">BI", DATA, len(data)) + data)
+        self.sock.sendall(wire.data(data))
 
     def _read_exactly(self, size):
         data = bytearray()
@@ -74,10 +87,14 @@ class Peer:
             data += piece
         return bytes(data)
 
+    def recv_frame(self):
+        """The next frame, as ferry_client.wire.Frame."""
+        kind, size = wire.HEADER.unpack(self._read_exactly(wire.HEADER_SIZE))
+        return wire.Frame(kind, self._read_exactly(size))
+
     def frame(self):
-        kind, size = struct.unpack(">BI", self._read_exactly(5))
-        payload = self._read_exactly(size)
-        return (kind, json.loads(payload)) if kind == CONTROL else (kind, payload)
+        f = self.recv_frame()
+        return (f.kind, f.json()) if f.is_control else (f.kind, f.payload)
 
     def reply(self):
         kind, body = self.frame()
@@ -101,30 +118,78 @@ class Peer:
                     return True
         return False
 
-    def get(self, name, offset=0):
-        """Downloads NAME; returns (reply, data, trailer-or-error)."""
-        reply = self.request({"op": "get", "name": name, "offset": offset})
-        if not reply["ok"]:
-            return reply, b"", reply
+    def library(self):
+        """ferry_client.Client over this connection (it never closes it: the
+        tests judge the connection themselves)."""
+        lib = ferry_client.Client.over(_Channel(self), self.hello_reply)
+        lib.next_id = self.next_id
+        return lib
+
+    def get(self, name, offset=0, prefix=b""):
+        """Downloads NAME from OFFSET (PREFIX: the file's bytes before it),
+        verified by ferry_client; returns (reply, data, trailer), or the
+        server's error frame in place of the trailer (and of the reply,
+        with no data, when it refused the get)."""
+        lib = self.library()
+        hasher = hashes.new("sha256")
+        hasher.update(prefix)
+        try:
+            download = lib.open_get(name, offset, hasher=hasher)
+        except ferry_client.FerryError as error:
+            return self._refused(lib, error), b"", error.reply
         chunks = []
-        while True:
-            kind, body = self.frame()
-            if kind == DATA:
-                chunks.append(body)
-            else:
-                return reply, b"".join(chunks), body
+        try:
+            for chunk in download:
+                chunks.append(chunk)
+        except ferry_client.FerryError as error:
+            return download.reply, b"".join(chunks), self._refused(lib, error)
+        self.next_id = lib.next_id
+        return download.reply, b"".join(chunks), download.trailer
 
     def put(self, name, data, resume=False, commit=True):
-        """Uploads DATA; returns the commit reply (or the put's error)."""
-        reply = self.request({"op": "put", "name": name, "size": len(data), "resume": resume})
-        if not reply["ok"]:
-            return reply
-        put_id = self.next_id - 1
-        for at in range(reply["offset"], len(data), CHUNK):
-            self.send_data(data[at:at + CHUNK])
-        if not commit:
-            return reply
-        return self.request({"op": "commit", "id": put_id, "sha256": sha256(data)})
+        """Uploads DATA through ferry_client; returns the commit reply, the
+        server's error frame, or with commit=False the put's reply once
+        every byte is sent (the upload left open)."""
+        lib = self.library()
+        try:
+            if commit:
+                done = lib.put(io.BytesIO(data), name, resume=resume)
+                self.next_id = lib.next_id
+                return done.trailer
+            upload = lib.open_put(name, len(data), resume=resume)
+            for at in range(upload.offset, len(data), CHUNK):
+                upload.write(data[at:at + CHUNK])
+        except ferry_client.FerryError as error:
+            return self._refused(lib, error)
+        self.next_id = lib.next_id
+        return upload.reply
+
+    def _refused(self, lib, error):
+        """The server's error frame of a FerryError; anything else (the
+        library's own finding, a lost connection) is raised."""
+        self.next_id = lib.next_id
+        if error.reply is None or error.reply.get("ok") is not False:
+            raise error
+        return error.reply
+
+
+class _Channel:
+    """A Peer as ferry_client's FrameChannel."""
+
+    def __init__(self, peer):
+        self.peer = peer
+
+    def send_control(self, obj):
+        self.peer.sock.sendall(wire.control(obj))
+
+    def send_data(self, payload):
+        self.peer.send_data(payload)
+
+    def recv_frame(self):
+        return self.peer.recv_frame()
+
+    def close(self):
+        pass
 
 
 def sha256(data):

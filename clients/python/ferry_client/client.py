@@ -225,7 +225,11 @@ def connect(address: str, token: Optional[str] = None, tls: Optional[bool] = Non
         return _open_transport(host, port, timeout, use_tls, ca, pin_bytes)
 
     ferry = Client(opener(), opener=opener, address=f"{host}:{port}")
-    ferry.hello(version=version, token=token, client=client)
+    try:
+        ferry.hello(version=version, token=token, client=client)
+    except BaseException:
+        ferry.close()
+        raise
     return ferry
 
 
@@ -246,6 +250,8 @@ class Listing:
         self._page: Optional[dict[str, Any]] = first
         self.done = False
         self.skipped_invalid_names: Optional[int] = None
+        self.pages = 1                     # pages read so far
+        self.last_page: dict[str, Any] = first   # the latest page, as received
 
     def _take(self, page: dict[str, Any]) -> list[Entry]:
         files = page.get("files")
@@ -264,7 +270,8 @@ class Listing:
                 yield from self._take(page)
             if self.done:
                 return
-            self._page = self._owner._reply(self._rid)
+            self._page = self.last_page = self._owner._reply(self._rid)
+            self.pages += 1
 
     def finish(self) -> None:
         """Reads the remaining pages without keeping them."""
@@ -452,7 +459,7 @@ class Client:
         self._channel = channel
         self._opener = opener
         self.address = address
-        self._next = 1
+        self.next_id = 1            # the id of the next request (hello's is 0)
         self._open = True
         self._finished = False
         self._hello_args: Optional[dict[str, Any]] = None
@@ -548,8 +555,8 @@ class Client:
     def _send(self, op: str, fields: dict[str, Any]) -> int:
         rid = fields.pop("id", None)
         if rid is None:
-            rid = self._next
-            self._next += 1
+            rid = self.next_id
+            self.next_id += 1
         message = {"op": op, "id": rid}
         message.update(fields)
         try:

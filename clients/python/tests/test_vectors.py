@@ -106,7 +106,7 @@ class VectorTests(unittest.TestCase):
         listing = list(client.list())
         self.assertEqual(listing, [ferry_client.Entry("hello.txt", 5, 1764370000)])
         # The recorded get reply answers id 3: the client's next id must be 3.
-        client._next = 3
+        client.next_id = 3
         sink = io.BytesIO()
         done = client.get("hello.txt", sink)
         self.assertEqual(sink.getvalue(), b"hello")
@@ -119,7 +119,7 @@ class VectorTests(unittest.TestCase):
         channel = Replay([a["hello reply"], a["get reply"], bad, a["get trailer"]])
         client = ferry_client.Client(channel)
         client.hello(version=1)
-        client._next = 3
+        client.next_id = 3
         with self.assertRaises(ferry_client.IntegrityError) as caught:
             client.get("hello.txt", io.BytesIO())
         self.assertEqual(caught.exception.code, "hash_mismatch")
