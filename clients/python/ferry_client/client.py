@@ -270,7 +270,13 @@ class Listing:
                 yield from self._take(page)
             if self.done:
                 return
-            self._page = self.last_page = self._owner._reply(self._rid)
+            try:
+                self._page = self.last_page = self._owner._reply(self._rid)
+            except FerryError:
+                # An error page (io_error, stalled) ends the listing.
+                self.done = True
+                self._owner._active = None
+                raise
             self.pages += 1
 
     def finish(self) -> None:

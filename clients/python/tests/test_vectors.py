@@ -139,6 +139,37 @@ class VectorTests(unittest.TestCase):
                 self.assertEqual(caught.exception.code, "bad_json")
 
 
+class ListingTests(unittest.TestCase):
+    """Pages fed from recorded frames: an error page ends the listing, and
+    the connection serves the next request (no wait for pages that never
+    come)."""
+
+    def control(self, obj):
+        return wire.Frame(wire.KIND_CONTROL, wire.encode_json(obj))
+
+    def test_an_error_page_ends_the_listing(self):
+        page = {"id": 1, "ok": True, "files": [{"name": "a", "size": 1, "mtime": 5}], "more": True}
+        error = {"id": 1, "ok": False, "error": {"code": "io_error", "message": "the folder cannot be read"}}
+        stat = {"id": 2, "ok": True, "name": "a", "size": 1, "mtime": 5}
+        client = ferry_client.Client.over(Replay([self.control(page), self.control(error), self.control(stat)]))
+        seen = []
+        with self.assertRaises(ferry_client.StorageError):
+            for entry in client.list():
+                seen.append(entry.name)
+        self.assertEqual(seen, ["a"])
+        self.assertEqual(client.stat("a").size, 1)
+
+    def test_an_unread_listing_is_read_to_its_end_by_the_next_request(self):
+        pages = [self.control({"id": 1, "ok": True, "files": [{"name": "p%d" % i, "size": 0, "mtime": 0}],
+                               "more": i < 2}) for i in range(3)]
+        pages[-1] = self.control({"id": 1, "ok": True, "files": [], "skipped_invalid_names": 4})
+        stat = self.control({"id": 2, "ok": True, "name": "a", "size": 1, "mtime": 5})
+        client = ferry_client.Client.over(Replay(pages + [stat]))
+        listing = client.list()
+        self.assertEqual(client.stat("a").name, "a")
+        self.assertEqual((listing.done, listing.pages, listing.skipped_invalid_names), (True, 3, 4))
+
+
 class ErrorMappingTests(unittest.TestCase):
     def test_each_code_of_section_6_has_one_family(self):
         with open(PROTOCOL_MD, encoding="utf-8") as f:
