@@ -149,13 +149,13 @@ def parse_pin(pin: str) -> bytes:
     return raw
 
 
-def tls_context(ca: Optional[PathLike] = None, pin: Optional[str] = None) -> ssl.SSLContext:
+def tls_context(ca: Optional[PathLike] = None, pinned: bool = False) -> ssl.SSLContext:
     """The TLS settings of PROTOCOL.md section 1: TLS 1.3 or later; a CA
-    file (or the system's CAs) with host name checks, or, with a pin, no
-    chain check: the caller compares the leaf certificate with the pin."""
+    file (or the system's CAs) with host name checks, or, when ``pinned``,
+    no chain check: the caller compares the leaf certificate with its pin."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
-    if pin is not None:
+    if pinned:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     elif ca is not None:
@@ -174,7 +174,7 @@ def _open_transport(host: str, port: int, timeout: float, tls: bool, ca: Optiona
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if tls:
         try:
-            context = tls_context(ca, None if pin is None else "set")
+            context = tls_context(ca, pinned=pin is not None)
             sock = context.wrap_socket(sock, server_hostname=host)
         except ssl.SSLCertVerificationError as error:
             sock.close()
@@ -864,8 +864,8 @@ class Client:
         discarded and the upload starts over. ``hash``: "sha256" or
         "xxh3-128". ``progress(done, total)`` in bytes. ``parents`` and
         ``mtime`` (version 2): create missing folders; set the published
-        file's modification time (seconds; a path's own mtime with
-        ``mtime=True`` is not guessed: pass int(os.stat(src).st_mtime)).
+        file's modification time (whole seconds since 1970, e.g.
+        ``int(os.stat(src).st_mtime)`` to keep the local file's).
 
         Returns a Transfer. Raises AuthError (forbidden), InvalidName,
         NotFound, WrongType, IntegrityError (hash_mismatch, size_mismatch:
