@@ -559,9 +559,9 @@ class Client:
         return self._check(reply, rid)
 
     def _send(self, op: str, fields: dict[str, Any]) -> int:
-        rid = fields.pop("id", None)
-        if rid is None:
-            rid = self.next_id
+        given = fields.pop("id", None)
+        rid: int = self.next_id if given is None else int(given)
+        if given is None:
             self.next_id += 1
         message = {"op": op, "id": rid}
         message.update(fields)
@@ -730,9 +730,9 @@ class Client:
         Retryable, StorageError, ConnectionLost (the part stays for a
         resume), LocalIOError, UnsupportedHash."""
         hash = self._hash_name(hash)
-        if hasattr(dest, "write"):
-            return self._get_into_stream(name, dest, resume, hash, progress)  # type: ignore[arg-type]
-        target = local.download_target(os.fspath(dest), name)  # type: ignore[arg-type]
+        if not isinstance(dest, (str, os.PathLike)):
+            return self._get_into_stream(name, dest, resume, hash, progress)
+        target = local.download_target(os.fspath(dest), name)
         resumable = local.load_resumable(target, name, hash) if resume else None
         while True:
             offset = resumable.held if resumable else 0
@@ -872,11 +872,11 @@ class Client:
         the source changed while it was read), Retryable (busy, ...),
         ServerLimit (upload_too_large), StorageError (no_space, io_error),
         ConnectionLost (the upload stays resumable), LocalIOError."""
-        if hasattr(src, "read"):
+        if not isinstance(src, (str, os.PathLike)):
             if name is None:
                 raise ValueError("put of a file object needs a name")
-            return self._put_stream(src, name, resume, hash, progress, parents, mtime, None)  # type: ignore[arg-type]
-        path = os.fspath(src)  # type: ignore[arg-type]
+            return self._put_stream(src, name, resume, hash, progress, parents, mtime, None)
+        path = os.fspath(src)
         try:
             stream = open(path, "rb", buffering=0)
         except OSError as error:

@@ -7,7 +7,7 @@ its canonical big-endian form, what ``xxh128sum`` prints."""
 from __future__ import annotations
 
 import hashlib
-from typing import Protocol
+from typing import Callable, Optional, Protocol
 
 from .errors import UnsupportedHash
 
@@ -21,9 +21,9 @@ class Hasher(Protocol):
     def hexdigest(self) -> str: ...
 
 
-def _xxh3_factory():  # type: ignore[no-untyped-def]
+def _xxh3_factory() -> Optional[Callable[[], Hasher]]:
     try:
-        import xxhash  # type: ignore[import-not-found]
+        import xxhash
     except ImportError:
         return None
     return getattr(xxhash, "xxh3_128", None)
@@ -48,7 +48,7 @@ def new(name: str) -> Hasher:
         if _XXH3 is None:
             raise UnsupportedHash("xxh3-128 needs the xxhash module (Debian: apt install python3-xxhash); "
                                   "use hash=\"sha256\"")
-        return _XXH3()  # type: ignore[no-any-return]
+        return _XXH3()
     raise UnsupportedHash(f"unknown transfer hash {name!r} (known: {SHA256}, {XXH3_128})")
 
 

@@ -22,7 +22,7 @@ import json
 import os
 import stat
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from . import hashes
 from .errors import LocalIOError
@@ -115,10 +115,13 @@ def load_resumable(dest: str, name: str, hash_name: str) -> Optional[Resumable]:
     if not isinstance(state, dict) or state.get("version") not in (2, STATE_VERSION):
         return None
     saved = state.get("hash_state", state.get("sha256_state"))
-    size, mtime, held, prefix = (state.get(k) for k in ("size", "mtime", "bytes_held", "prefix_digest"))
+    prefix = state.get("prefix_digest")
+    numbers = [state.get(k) for k in ("size", "mtime", "bytes_held")]
     if state.get("name") != name or not isinstance(saved, str) or not isinstance(prefix, str) \
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in (size, mtime, held)) \
-            or not 0 <= held <= size:
+            or not all(is_int(v) for v in numbers):
+        return None
+    size, mtime, held = (cast(int, v) for v in numbers)
+    if not 0 <= held <= size:
         return None
     prefix_hash: Optional[str] = hashes.SHA256 if state["version"] == 2 else None
     for start, kind in _STATE_KINDS:

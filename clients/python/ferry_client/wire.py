@@ -233,7 +233,7 @@ class Transport:
             raise ConnectionLost(f"receiving failed: {error}") from error
         if got is None or len(got) < size:
             raise ConnectionLost("the server closed the connection")
-        return got
+        return bytes(got) if not isinstance(got, bytes) else got
 
     def recv_frame(self) -> Frame:
         kind, length = HEADER.unpack(self._read_exact(HEADER_SIZE))
