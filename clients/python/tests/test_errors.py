@@ -73,6 +73,23 @@ class ErrorTests(ServerCase):
         upload.write(b"abcde")
         self.raises(ferry_client.IntegrityError, "size_mismatch", upload.commit, hashlib.sha256(b"abcde").hexdigest())
 
+    def test_integrity_error_file_changed_keeps_nothing(self):
+        """A remote file rewritten while it is sent (PROTOCOL.md 4.4): the
+        part is dropped, neither published nor kept for a resume."""
+        path = os.path.join(self.root, "changing.bin")
+        write(path, os.urandom(64 * MIB), MTIME)
+        c = self.connect()
+        dest = os.path.join(self.fresh_folder(), "changing.bin")
+
+        def touch_once(done, total):
+            if done > 0 and not touched:
+                touched.append(done)
+                os.utime(path, (MTIME + 5, MTIME + 5))
+
+        touched = []
+        self.raises(ferry_client.IntegrityError, "file_changed", c.get, "changing.bin", dest, progress=touch_once)
+        self.assertEqual(os.listdir(os.path.dirname(dest)), [])
+
     def test_retryable_busy(self):
         first, second = self.connect(), self.connect()
         upload = first.open_put("contended.bin", 100)
