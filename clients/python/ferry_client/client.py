@@ -449,6 +449,16 @@ class Upload:
 
 # ---------------------------------------------------------------- client
 
+def _identity(stream: IO[bytes]) -> Optional[tuple[int, int, int, int]]:
+    """What shows a local file changed: device, inode, size, mtime (ns);
+    None for a stream without a descriptor (a BytesIO)."""
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 class Client:
     """One connection to a ferryd, after hello (use connect()).
 
@@ -868,8 +878,9 @@ class Client:
         ``int(os.stat(src).st_mtime)`` to keep the local file's).
 
         Returns a Transfer. Raises AuthError (forbidden), InvalidName,
-        NotFound, WrongType, IntegrityError (hash_mismatch, size_mismatch:
-        the source changed while it was read), Retryable (busy, ...),
+        NotFound, WrongType, IntegrityError (file_changed: the source
+        changed while it was read, nothing is published; hash_mismatch),
+        Retryable (busy, ...),
         ServerLimit (upload_too_large), StorageError (no_space, io_error),
         ConnectionLost (the upload stays resumable), LocalIOError."""
         if not isinstance(src, (str, os.PathLike)):
@@ -894,6 +905,7 @@ class Client:
             stream.seek(start)
         except (OSError, ValueError) as error:
             raise LocalIOError(f"cannot put {name!r}: its source must be a seekable file ({error})") from None
+        before = _identity(stream)
         upload = self.open_put(name, size, resume, hash, parents, mtime)
         hasher = hashes.new(hash)
         if upload.offset > 0:
@@ -914,9 +926,14 @@ class Client:
             if not upload.done:
                 self._drop()
             raise
-        if not whole:
-            upload.abort(discard=False)
-            raise IntegrityError("size_mismatch", f"{name!r} became shorter than its {size} bytes while it was sent")
+        changed = f"it became shorter than its {size} bytes" if not whole else None
+        if changed is None and _identity(stream) != before:
+            changed = "its size or modification time moved"
+        if changed is not None:
+            # The bytes sent may mix two versions: never publish them.
+            upload.abort(discard=True)
+            raise IntegrityError("file_changed", f"{name!r} changed while it was sent ({changed}); nothing was "
+                                 "published: put it again")
         digest = hasher.hexdigest()
         reply = upload.commit(digest)
         if reply.get(hash) != digest or reply.get("size") != size:

@@ -14,7 +14,7 @@ import threading
 import time
 import unittest
 
-from support import FERRYD, MTIME, ServerCase, ferry_client, harness, write
+from support import FERRYD, MTIME, ServerCase, ferry_client, harness, read, write
 
 MIB = 1 << 20
 RW_TOKEN = "rw-token-0123456789abcdef"
@@ -89,6 +89,26 @@ class ErrorTests(ServerCase):
         touched = []
         self.raises(ferry_client.IntegrityError, "file_changed", c.get, "changing.bin", dest, progress=touch_once)
         self.assertEqual(os.listdir(os.path.dirname(dest)), [])
+
+    def test_a_source_changed_while_it_is_sent_is_not_published(self):
+        """The library's own check (IntegrityError file_changed): a local
+        file written to during its put is aborted, its bytes discarded."""
+        c = self.connect()
+        src = os.path.join(self.fresh_folder(), "growing.log")
+        write(src, os.urandom(3 * MIB))
+
+        def append_once(done, total):
+            if done > MIB and not appended:
+                appended.append(done)
+                with open(src, "ab") as f:
+                    f.write(b"one more line\n")
+
+        appended = []
+        self.raises(ferry_client.IntegrityError, "file_changed", c.put, src, progress=append_once)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "growing.log")))
+        self.assertEqual([n for n in os.listdir(self.root) if n.startswith(".ferry-partial-")], [])
+        c.put(src)   # once it holds still, it goes
+        self.assertEqual(read(os.path.join(self.root, "growing.log")), read(src))
 
     def test_retryable_busy(self):
         first, second = self.connect(), self.connect()
