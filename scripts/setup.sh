@@ -12,7 +12,9 @@ packages=(g++ python3 openssl meson ninja-build pkg-config libuv1-dev nlohmann-j
           systemd
           # clients/python: its install test (Debian's pip, setuptools and
           # wheel in a venv), the optional xxh3-128 and its type check
-          python3-pip python3-setuptools python3-wheel python3-venv python3-xxhash mypy)
+          python3-pip python3-setuptools python3-wheel python3-venv python3-xxhash mypy
+          # test/scaleout: several ferryd over GlusterFS behind HAProxy
+          glusterfs-server glusterfs-client haproxy)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed"; then
