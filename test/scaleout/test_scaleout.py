@@ -497,6 +497,17 @@ class ScaleOut(unittest.TestCase):
                 self.assertTrue(end.get("ok"), f"round {i}: {end}")
                 self.assertEqual(end["sha256"], wire.sha256(data), f"round {i}: get returned an old file")
                 self.assertEqual(got, data)
+        # A new name, looked up (and missed) through each backend first.
+        for i in range(5):
+            name = f"t9-new-{i}.bin"
+            for port in (self.b1, self.b2):
+                self.assertEqual(stat(port, name)["error"]["code"], "not_found")
+            data = os.urandom(1000 + i)
+            self.assertTrue(put(self.c.ports[i % 2], name, data)["ok"])
+            for port in (self.b1, self.b2):
+                info = stat(port, name)
+                self.assertTrue(info["ok"], f"{name}: {info}")
+                self.assertVerifiedGet(port, name, data)
 
 
 if __name__ == "__main__":
