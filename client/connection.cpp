@@ -168,6 +168,16 @@ Result<Connection> Connection::open(const Endpoint& endpoint, Timeouts timeouts)
 
 Result<Connection> Connection::open(const Endpoint& endpoint, const ConnectOptions& options)
 {
+    auto connection = open_at(endpoint, options, kMaxProtocolVersion);
+    if (!connection && connection.error().code == ErrorCode::unsupported_version) {
+        // An older server closed after its error; it speaks version 1 only.
+        return open_at(endpoint, options, kMinProtocolVersion);
+    }
+    return connection;
+}
+
+Result<Connection> Connection::open_at(const Endpoint& endpoint, const ConnectOptions& options, std::uint32_t version)
+{
     const Timeouts& timeouts = options.timeouts;
     const std::string address = endpoint.to_string();
     addrinfo hints{};
@@ -214,7 +224,7 @@ Result<Connection> Connection::open(const Endpoint& endpoint, const ConnectOptio
         transport.adopt_tls(std::move(tls.value()));
     }
     Connection connection(endpoint, options, std::move(transport));
-    auto hello = connection.say_hello();
+    auto hello = connection.say_hello(version);
     if (!hello) {
         connection.close();
         return hello.error();
@@ -223,11 +233,11 @@ Result<Connection> Connection::open(const Endpoint& endpoint, const ConnectOptio
     return connection;
 }
 
-Result<HelloReply> Connection::say_hello()
+Result<HelloReply> Connection::say_hello(std::uint32_t version)
 {
     const std::uint64_t id = next_id();
     HelloRequest hello;
-    hello.version = kProtocolVersion;
+    hello.version = version;
     hello.client = std::string("ferry/") + FERRY_VERSION;
     hello.token = options_.token;
     auto sent = send_request(Request{id, hello});
@@ -253,7 +263,9 @@ Result<HelloReply> Connection::say_hello()
     if (!reply) {
         return reply.error();
     }
-    if (reply->id != id || reply->body.version != kProtocolVersion) {
+    // The server answers with the version it will speak: one we know, no
+    // higher than the one we offered.
+    if (reply->id != id || reply->body.version < kMinProtocolVersion || reply->body.version > version) {
         return protocol_error("hello reply with id " + std::to_string(reply->id) + " and version " +
                               std::to_string(reply->body.version));
     }

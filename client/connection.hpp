@@ -60,8 +60,10 @@ struct Incoming {
 
 class Connection {
 public:
-    // Connects (with TLS when asked), says hello and checks the server
-    // speaks our version. A refused token is the server's unauthorized error.
+    // Connects (with TLS when asked) and says hello with the highest protocol
+    // version we speak; a server that refuses it with unsupported_version
+    // (a ferryd that speaks only version 1) is connected to again once and
+    // offered version 1. A refused token is the server's unauthorized error.
     static Result<Connection> open(const Endpoint& endpoint, const ConnectOptions& options = {});
     static Result<Connection> open(const Endpoint& endpoint, Timeouts timeouts);
 
@@ -73,6 +75,8 @@ public:
 
     const Endpoint& endpoint() const { return endpoint_; }
     const HelloReply& server_hello() const { return hello_; }
+    // The protocol version this connection speaks (PROTOCOL.md 8).
+    std::uint32_t protocol_version() const { return hello_.version; }
     bool is_open() const { return transport_.is_open(); }
     void close();
     // Drops the socket (whatever was in flight) and opens a fresh one.
@@ -117,7 +121,10 @@ private:
     // Waits for `events` (from a would_block), or for the server to speak
     // first while we send: then its message (an error) ends the send.
     Status wait_to_send(short events, Clock::time_point deadline);
-    Result<HelloReply> say_hello();
+    Result<HelloReply> say_hello(std::uint32_t version);
+    // Connects and says hello with `version`.
+    static Result<Connection> open_at(const Endpoint& endpoint, const ConnectOptions& options,
+                                      std::uint32_t version);
     // Reads the first bytes of the answer to hello: not_ferry when they
     // cannot begin a Ferry frame (an HTTP or SSH server, a TLS one).
     Status check_first_bytes();

@@ -33,6 +33,10 @@ int exit_status(ErrorCode code)
     case ErrorCode::upload_too_large:
     case ErrorCode::forbidden:
     case ErrorCode::list_too_large:
+    case ErrorCode::not_empty:
+    case ErrorCode::exists:
+    case ErrorCode::not_a_folder:
+    case ErrorCode::invalid_move:
         return kExitRefused;
     case ErrorCode::unauthorized:
     case ErrorCode::tls_required:

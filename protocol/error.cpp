@@ -50,6 +50,10 @@ constexpr std::array kCodeNames{
     CodeName{ErrorCode::too_slow, "too_slow"},
     CodeName{ErrorCode::too_many_errors, "too_many_errors"},
     CodeName{ErrorCode::root_unavailable, "root_unavailable"},
+    CodeName{ErrorCode::not_empty, "not_empty"},
+    CodeName{ErrorCode::exists, "exists"},
+    CodeName{ErrorCode::not_a_folder, "not_a_folder"},
+    CodeName{ErrorCode::invalid_move, "invalid_move"},
 };
 
 } // namespace
@@ -116,6 +120,10 @@ bool closes_connection(ErrorCode code)
     case ErrorCode::file_changed:
     case ErrorCode::list_too_large:
     case ErrorCode::root_unavailable:
+    case ErrorCode::not_empty:
+    case ErrorCode::exists:
+    case ErrorCode::not_a_folder:
+    case ErrorCode::invalid_move:
         return false;
     }
     return true;

@@ -51,6 +51,10 @@ enum class ErrorCode {
     too_slow,            // a transfer below the minimum rate lost its slot to a waiting one; closes
     too_many_errors,     // the peer made more protocol errors than the server allows; closes
     root_unavailable,    // the served folder is gone (deleted, or no longer a folder)
+    not_empty,           // a folder to delete or to rename over holds entries
+    exists,              // mkdir or rename onto a path that is already taken
+    not_a_folder,        // a path's parent, or a list's path, is not a folder
+    invalid_move,        // a rename of a folder into itself or its own subfolder
 };
 
 std::string_view to_string(ErrorCode code);

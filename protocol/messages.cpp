@@ -201,6 +201,20 @@ public:
         return field->get<std::int64_t>();
     }
 
+    // An optional signed integer: absent is nullopt, null or another type
+    // is bad_request (PROTOCOL.md 3.1).
+    std::optional<std::int64_t> optional_integer(const char* key)
+    {
+        if (find(key, false) == nullptr) {
+            return std::nullopt;
+        }
+        const std::int64_t value = integer(key);
+        if (error_) {
+            return std::nullopt;
+        }
+        return value;
+    }
+
     bool boolean(const char* key, std::optional<bool> fallback = std::nullopt)
     {
         const json* field = find(key, !fallback.has_value());
@@ -294,7 +308,38 @@ private:
 
 json file_json(const FileInfo& file)
 {
-    return json{{"name", file.name}, {"size", file.size}, {"mtime", file.mtime}};
+    json out{{"name", file.name}, {"size", file.size}, {"mtime", file.mtime}};
+    if (file.type) {
+        out["type"] = to_string(*file.type);
+    }
+    return out;
+}
+
+std::optional<EntryType> entry_type_from_string(std::string_view text)
+{
+    if (text == "file") {
+        return EntryType::file;
+    }
+    if (text == "folder") {
+        return EntryType::folder;
+    }
+    return std::nullopt;
+}
+
+// A required "type" (delete's reply) or an optional one (file information,
+// absent from version-1 replies).
+std::optional<EntryType> read_entry_type(FieldReader& fields, bool required)
+{
+    const std::optional<std::string> text =
+        required ? std::optional<std::string>(fields.string("type")) : fields.optional_string("type");
+    if (!text || fields.error()) {
+        return std::nullopt;
+    }
+    const auto type = entry_type_from_string(*text);
+    if (!type) {
+        fields.fail("field \"type\" must be \"file\" or \"folder\"");
+    }
+    return type;
 }
 
 FileInfo read_file_info(FieldReader& fields)
@@ -303,6 +348,7 @@ FileInfo read_file_info(FieldReader& fields)
     file.name = fields.string("name");
     file.size = fields.uint("size");
     file.mtime = fields.integer("mtime");
+    file.type = read_entry_type(fields, false);
     return file;
 }
 
@@ -430,7 +476,35 @@ RequestBody read_put(FieldReader& fields)
     put.size = fields.uint("size");
     put.resume = fields.boolean("resume", false);
     put.hash = read_hash_choice(fields);
+    put.parents = fields.boolean("parents", false);
+    put.mtime = fields.optional_integer("mtime");
     return put;
+}
+
+RequestBody read_list(FieldReader& fields)
+{
+    ListRequest list;
+    list.paged = fields.boolean("paged", false);
+    list.path = fields.optional_string("path").value_or("");
+    list.recursive = fields.boolean("recursive", false);
+    return list;
+}
+
+RequestBody read_rename(FieldReader& fields)
+{
+    RenameRequest rename;
+    rename.from = fields.string("from");
+    rename.to = fields.string("to");
+    rename.replace = fields.boolean("replace", false);
+    return rename;
+}
+
+RequestBody read_digest_request(FieldReader& fields)
+{
+    DigestRequest digest;
+    digest.name = fields.string("name");
+    digest.hash = read_hash_choice(fields);
+    return digest;
 }
 
 // Each operation's fields; an unknown op has none (std::nullopt).
@@ -440,7 +514,7 @@ std::optional<RequestBody> read_request_body(FieldReader& fields, const std::str
         return read_hello(fields);
     }
     if (op == "list") {
-        return ListRequest{fields.boolean("paged", false)};
+        return read_list(fields);
     }
     if (op == "stat") {
         return StatRequest{fields.string("name")};
@@ -460,10 +534,33 @@ std::optional<RequestBody> read_request_body(FieldReader& fields, const std::str
     if (op == "stats") {
         return StatsRequest{};
     }
+    if (op == "mkdir") {
+        return MkdirRequest{fields.string("path"), fields.boolean("parents", false)};
+    }
+    if (op == "delete") {
+        return DeleteRequest{fields.string("path"), fields.boolean("recursive", false)};
+    }
+    if (op == "rename") {
+        return read_rename(fields);
+    }
+    if (op == "digest") {
+        return read_digest_request(fields);
+    }
     return std::nullopt;
 }
 
 } // namespace
+
+std::string_view to_string(EntryType type)
+{
+    return type == EntryType::folder ? "folder" : "file";
+}
+
+bool needs_version_2(const RequestBody& body)
+{
+    return std::holds_alternative<MkdirRequest>(body) || std::holds_alternative<DeleteRequest>(body) ||
+           std::holds_alternative<RenameRequest>(body) || std::holds_alternative<DigestRequest>(body);
+}
 
 std::string_view op_name(const RequestBody& body)
 {
@@ -476,6 +573,10 @@ std::string_view op_name(const RequestBody& body)
         std::string_view operator()(const CommitRequest&) const { return "commit"; }
         std::string_view operator()(const AbortRequest&) const { return "abort"; }
         std::string_view operator()(const StatsRequest&) const { return "stats"; }
+        std::string_view operator()(const MkdirRequest&) const { return "mkdir"; }
+        std::string_view operator()(const DeleteRequest&) const { return "delete"; }
+        std::string_view operator()(const RenameRequest&) const { return "rename"; }
+        std::string_view operator()(const DigestRequest&) const { return "digest"; }
     };
     return std::visit(Namer{}, body);
 }
@@ -524,6 +625,12 @@ std::string encode_request(const Request& request)
             if (list.paged) {
                 out["paged"] = true;
             }
+            if (!list.path.empty()) {
+                out["path"] = list.path;
+            }
+            if (list.recursive) {
+                out["recursive"] = true;
+            }
         }
         void operator()(const StatRequest& stat) const { out["name"] = stat.name; }
         // "hash" is sent only when it is not the default, which every
@@ -544,10 +651,43 @@ std::string encode_request(const Request& request)
             if (put.hash != HashKind::sha256) {
                 out["hash"] = hash_name(put.hash);
             }
+            // Version-2 fields, sent only when set: a version-1 put is
+            // spelled as it always was.
+            if (put.parents) {
+                out["parents"] = true;
+            }
+            if (put.mtime) {
+                out["mtime"] = *put.mtime;
+            }
         }
         void operator()(const CommitRequest& commit) const { out[std::string(hash_name(commit.hash))] = commit.digest; }
         void operator()(const AbortRequest& abort) const { out["discard"] = abort.discard; }
         void operator()(const StatsRequest&) const {}
+        // The tree operations exist in version 2 only; their flags are
+        // always spelled out.
+        void operator()(const MkdirRequest& mkdir) const
+        {
+            out["path"] = mkdir.path;
+            out["parents"] = mkdir.parents;
+        }
+        void operator()(const DeleteRequest& del) const
+        {
+            out["path"] = del.path;
+            out["recursive"] = del.recursive;
+        }
+        void operator()(const RenameRequest& rename) const
+        {
+            out["from"] = rename.from;
+            out["to"] = rename.to;
+            out["replace"] = rename.replace;
+        }
+        void operator()(const DigestRequest& digest) const
+        {
+            out["name"] = digest.name;
+            if (digest.hash != HashKind::sha256) {
+                out["hash"] = hash_name(digest.hash);
+            }
+        }
     };
     std::visit(Filler{message}, request.body);
     return dump(message);
@@ -584,6 +724,9 @@ std::string encode_reply(std::uint64_t id, const ListReply& reply)
         text += dump(json(file.name));
         text += ",\"size\":";
         text += std::to_string(file.size);
+        if (file.type) {
+            text += *file.type == EntryType::folder ? ",\"type\":\"folder\"" : ",\"type\":\"file\"";
+        }
         text += '}';
     }
     text += "],\"id\":";
@@ -660,6 +803,40 @@ std::string encode_reply(std::uint64_t id, const StatsReply& reply)
     for (const auto& [code, count] : reply.errors) {
         message["errors"][code] = count;
     }
+    return dump(message);
+}
+
+std::string encode_reply(std::uint64_t id, const MkdirReply& reply)
+{
+    json message = reply_json(id);
+    message["path"] = reply.path;
+    message["created"] = reply.created;
+    return dump(message);
+}
+
+std::string encode_reply(std::uint64_t id, const DeleteReply& reply)
+{
+    json message = reply_json(id);
+    message["path"] = reply.path;
+    message["type"] = to_string(reply.type);
+    message["files"] = reply.files;
+    message["folders"] = reply.folders;
+    return dump(message);
+}
+
+std::string encode_reply(std::uint64_t id, const RenameReply& reply)
+{
+    json message = reply_json(id);
+    message["from"] = reply.from;
+    message["to"] = reply.to;
+    return dump(message);
+}
+
+std::string encode_reply(std::uint64_t id, const DigestReply& reply)
+{
+    json message = reply_json(id);
+    message.update(file_json(reply.file));
+    message[std::string(hash_name(reply.hash))] = reply.digest;
     return dump(message);
 }
 
@@ -765,6 +942,41 @@ Result<Reply<AbortReply>> parse_abort_reply(std::string_view json_text)
     return parse_reply<AbortReply>(json_text, [](FieldReader& fields, const json&, AbortReply& body) {
         body.kept = fields.boolean("kept");
         body.offset = fields.uint("offset");
+    });
+}
+
+Result<Reply<MkdirReply>> parse_mkdir_reply(std::string_view json_text)
+{
+    return parse_reply<MkdirReply>(json_text, [](FieldReader& fields, const json&, MkdirReply& body) {
+        body.path = fields.string("path");
+        body.created = fields.boolean("created");
+    });
+}
+
+Result<Reply<DeleteReply>> parse_delete_reply(std::string_view json_text)
+{
+    return parse_reply<DeleteReply>(json_text, [](FieldReader& fields, const json&, DeleteReply& body) {
+        body.path = fields.string("path");
+        body.type = read_entry_type(fields, true).value_or(EntryType::file);
+        body.files = fields.uint("files");
+        body.folders = fields.uint("folders");
+    });
+}
+
+Result<Reply<RenameReply>> parse_rename_reply(std::string_view json_text)
+{
+    return parse_reply<RenameReply>(json_text, [](FieldReader& fields, const json&, RenameReply& body) {
+        body.from = fields.string("from");
+        body.to = fields.string("to");
+    });
+}
+
+Result<Reply<DigestReply>> parse_digest_reply(std::string_view json_text)
+{
+    return parse_reply<DigestReply>(json_text, [](FieldReader& fields, const json&, DigestReply& body) {
+        body.file = read_file_info(fields);
+        body.hash = digest_key(fields);
+        body.digest = read_digest(fields, body.hash);
     });
 }
 

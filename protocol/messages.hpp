@@ -15,20 +15,34 @@
 
 namespace ferry {
 
-inline constexpr std::uint32_t kProtocolVersion = 1;
+// The protocol versions this code speaks (PROTOCOL.md 8): hello offers the
+// highest, and the server answers with the highest it shares with the client.
+// Version 2 adds paths, folders and the tree operations (mkdir, delete,
+// rename, digest); a version-1 connection sees the flat folder of version 1.
+inline constexpr std::uint32_t kMinProtocolVersion = 1;
+inline constexpr std::uint32_t kMaxProtocolVersion = 2;
+
+// What a listed or described entry is (version 2 only: a version-1 reply
+// carries no type, since it describes regular files only).
+enum class EntryType { file, folder };
+std::string_view to_string(EntryType type);
 
 // ---- Requests (client to server) -------------------------------------------
 
 struct HelloRequest {
-    std::uint32_t version = kProtocolVersion;
+    std::uint32_t version = kMaxProtocolVersion;
     std::string client;
     std::string token; // empty: none sent
 };
 // With `paged`, the listing comes as several replies of bounded size (the
 // last without "more"); without it, as one reply that the server may refuse
-// with list_too_large. PROTOCOL.md 4.2.
+// with list_too_large. PROTOCOL.md 4.2. Version 2: `path` names the folder
+// to list (empty: the root), and a `recursive` listing, always paged, holds
+// every file and folder below it, named by their paths relative to `path`.
 struct ListRequest {
     bool paged = false;
+    std::string path{};
+    bool recursive = false;
 };
 struct StatRequest {
     std::string name;
@@ -41,11 +55,15 @@ struct GetRequest {
     std::uint64_t offset = 0;
     HashKind hash = HashKind::sha256;
 };
+// Version 2: `parents` creates the missing folders of the path first, and
+// `mtime` is the modification time the published file gets.
 struct PutRequest {
     std::string name;
     std::uint64_t size = 0;
     bool resume = false;
     HashKind hash = HashKind::sha256;
+    bool parents = false;
+    std::optional<std::int64_t> mtime{};
 };
 struct CommitRequest {
     std::string digest;
@@ -55,9 +73,32 @@ struct AbortRequest {
     bool discard = false;
 };
 struct StatsRequest {};
+// The tree operations of version 2 (PROTOCOL.md 4.9 to 4.12).
+struct MkdirRequest {
+    std::string path;
+    bool parents = false; // create missing parents, and an existing folder is no error
+};
+struct DeleteRequest {
+    std::string path;
+    bool recursive = false; // a folder with its contents, not only an empty one
+};
+struct RenameRequest {
+    std::string from;
+    std::string to;
+    bool replace = false; // replace an existing `to` (a file, or an empty folder)
+};
+struct DigestRequest {
+    std::string name;
+    HashKind hash = HashKind::sha256;
+};
 
 using RequestBody = std::variant<HelloRequest, ListRequest, StatRequest, GetRequest, PutRequest, CommitRequest,
-                                 AbortRequest, StatsRequest>;
+                                 AbortRequest, StatsRequest, MkdirRequest, DeleteRequest, RenameRequest,
+                                 DigestRequest>;
+
+// True for the operations that exist from version 2 on; a version-1
+// connection answers them with unknown_op.
+bool needs_version_2(const RequestBody& body);
 
 struct Request {
     std::uint64_t id = 0;
@@ -82,10 +123,15 @@ struct FileInfo {
     std::string name;
     std::uint64_t size = 0;
     std::int64_t mtime = 0; // seconds since the Unix epoch
+    // Sent as "type" when set, which a server does on version-2 connections
+    // only: a version-1 reply stays byte for byte what it was.
+    std::optional<EntryType> type{};
 };
 
+// `version` is the version this connection speaks from now on: the highest
+// the server shares with the client's hello.
 struct HelloReply {
-    std::uint32_t version = kProtocolVersion;
+    std::uint32_t version = kMaxProtocolVersion;
     std::string server;
     std::vector<std::string> capabilities;
     std::vector<std::string> hashes;
@@ -131,6 +177,27 @@ struct AbortReply {
     bool kept = false;
     std::uint64_t offset = 0;
 };
+struct MkdirReply {
+    std::string path;
+    bool created = false; // false: the folder was there (a mkdir with parents)
+};
+// What a delete removed: `type` of the path itself, and how many files and
+// folders went (the path itself included).
+struct DeleteReply {
+    std::string path;
+    EntryType type = EntryType::file;
+    std::uint64_t files = 0;
+    std::uint64_t folders = 0;
+};
+struct RenameReply {
+    std::string from;
+    std::string to;
+};
+struct DigestReply {
+    FileInfo file;
+    std::string digest;
+    HashKind hash = HashKind::sha256;
+};
 // What the server has done since it started; see PROTOCOL.md 4.8.
 struct StatsReply {
     std::uint64_t uptime_seconds = 0;
@@ -152,6 +219,10 @@ std::string encode_reply(std::uint64_t id, const PutReply& reply);
 std::string encode_reply(std::uint64_t id, const CommitReply& reply);
 std::string encode_reply(std::uint64_t id, const AbortReply& reply);
 std::string encode_reply(std::uint64_t id, const StatsReply& reply);
+std::string encode_reply(std::uint64_t id, const MkdirReply& reply);
+std::string encode_reply(std::uint64_t id, const DeleteReply& reply);
+std::string encode_reply(std::uint64_t id, const RenameReply& reply);
+std::string encode_reply(std::uint64_t id, const DigestReply& reply);
 // An error reply; without an id (the request's could not be read) it is null.
 std::string encode_error(std::optional<std::uint64_t> id, const Error& error);
 
@@ -173,5 +244,9 @@ Result<Reply<PutReply>> parse_put_reply(std::string_view json_text);
 Result<Reply<CommitReply>> parse_commit_reply(std::string_view json_text);
 Result<Reply<AbortReply>> parse_abort_reply(std::string_view json_text);
 Result<Reply<StatsReply>> parse_stats_reply(std::string_view json_text);
+Result<Reply<MkdirReply>> parse_mkdir_reply(std::string_view json_text);
+Result<Reply<DeleteReply>> parse_delete_reply(std::string_view json_text);
+Result<Reply<RenameReply>> parse_rename_reply(std::string_view json_text);
+Result<Reply<DigestReply>> parse_digest_reply(std::string_view json_text);
 
 } // namespace ferry

@@ -2,6 +2,7 @@
 
 #include <utf8proc.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -131,6 +132,64 @@ std::optional<Error> check_file_name(std::string_view name)
                                                   std::string(nfc) + "\""};
     }
     return std::nullopt;
+}
+
+std::optional<Error> check_path(std::string_view path)
+{
+    const auto refuse = [](std::string message) { return Error{ErrorCode::invalid_name, std::move(message)}; };
+    if (path.empty()) {
+        return refuse("path is empty");
+    }
+    // The bounds first, so a huge path costs no more than a count.
+    if (path.size() > kMaxPathBytes) {
+        return refuse("path is longer than " + std::to_string(kMaxPathBytes) + " bytes (" +
+                      std::to_string(path.size()) + ")");
+    }
+    const auto depth = static_cast<std::size_t>(std::count(path.begin(), path.end(), '/')) + 1;
+    if (depth > kMaxPathDepth) {
+        return refuse("path has more than " + std::to_string(kMaxPathDepth) + " components (" +
+                      std::to_string(depth) + ")");
+    }
+    if (path.front() == '/') {
+        return refuse("path must not start with '/': paths are relative to the served folder");
+    }
+    if (path.back() == '/') {
+        return refuse("path must not end with '/'");
+    }
+    if (path.find('\\') != std::string_view::npos) {
+        return refuse("path must not contain '\\' (the separator is '/')");
+    }
+    for (const auto component : path_components(path)) {
+        if (component.empty()) {
+            return refuse("path must not contain an empty component ('//')");
+        }
+        if (component == "..") {
+            return refuse("path must not contain a '..' component");
+        }
+        if (component == ".") {
+            return refuse("path must not contain a '.' component");
+        }
+        if (auto error = check_file_name(component)) {
+            error->message = "path component \"" + printable(component) + "\": " + error->message;
+            return error;
+        }
+    }
+    return std::nullopt;
+}
+
+std::vector<std::string_view> path_components(std::string_view path)
+{
+    std::vector<std::string_view> components;
+    std::size_t start = 0;
+    for (;;) {
+        const std::size_t slash = path.find('/', start);
+        if (slash == std::string_view::npos) {
+            components.push_back(path.substr(start));
+            return components;
+        }
+        components.push_back(path.substr(start, slash - start));
+        start = slash + 1;
+    }
 }
 
 std::string printable(std::string_view text)

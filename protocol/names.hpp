@@ -8,10 +8,16 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ferry {
 
 inline constexpr std::size_t kMaxNameBytes = 255; // NAME_MAX on Linux file systems
+// Bounds of a path (protocol version 2, PROTOCOL.md 5.1): PATH_MAX less its
+// NUL, so every path fits the kernel's calls; and a depth that keeps a
+// recursive walk's open folders (one descriptor each) few.
+inline constexpr std::size_t kMaxPathBytes = 4095;
+inline constexpr std::size_t kMaxPathDepth = 64;
 
 bool is_valid_utf8(std::string_view text);
 
@@ -22,6 +28,18 @@ bool is_valid_utf8(std::string_view text);
 // Cf, Zl, Zp, Cs, Co or Cn, none that Unicode calls default-ignorable, and
 // the text in NFC. Returns the reason when the name is refused.
 std::optional<Error> check_file_name(std::string_view name);
+
+// A path is one or more names (each passing check_file_name) joined by single
+// '/': no empty component (so no leading, trailing or doubled '/'), no '.'
+// or '..' component, no '\\', at most kMaxPathBytes bytes and kMaxPathDepth
+// components. The root's empty path is refused here; the operations that
+// accept it check for it first. Returns the reason when the path is refused;
+// the message names the component and the rule or bound it breaks.
+std::optional<Error> check_path(std::string_view path);
+
+// The components of a path that passed check_path(), in order; views into
+// `path`.
+std::vector<std::string_view> path_components(std::string_view path);
 
 // `text` (a name or message from a server) made safe for a terminal: the code
 // points check_file_name() refuses become \u{XXXX}, bytes that are not

@@ -15,6 +15,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 const std::vector<std::string> kCapabilities{"list", "stat", "get", "put", "resume", "stats"};
+// What a version-2 connection gets on top (PROTOCOL.md 4.1).
+const std::vector<std::string> kVersion2Capabilities{"folders", "mkdir", "delete", "rename", "digest", "mtime"};
 
 std::string seconds_text(std::uint64_t milliseconds)
 {
@@ -230,6 +232,12 @@ void Session::handle_request(const Request& request)
             session.protocol_error(id, Error{ErrorCode::unexpected_frame, "abort outside an upload"});
         }
         void operator()(const StatsRequest&) const { session.send_stats(id); }
+        // Version 1 has no such operations, and answers them as it always
+        // did. (Version 2's handlers belong to the tree's session code.)
+        void operator()(const MkdirRequest& op) const { session.refuse_unknown_op(id, op_name(op)); }
+        void operator()(const DeleteRequest& op) const { session.refuse_unknown_op(id, op_name(op)); }
+        void operator()(const RenameRequest& op) const { session.refuse_unknown_op(id, op_name(op)); }
+        void operator()(const DigestRequest& op) const { session.refuse_unknown_op(id, op_name(op)); }
     };
     std::visit(Dispatcher{*this, request.id}, request.body);
 }
@@ -238,10 +246,13 @@ void Session::handle_request(const Request& request)
 
 void Session::start_hello(std::uint64_t id, const HelloRequest& hello)
 {
-    if (hello.version != kProtocolVersion) {
-        fail_connection(id, Error{ErrorCode::unsupported_version, "this server speaks protocol version " +
-                                                                      std::to_string(kProtocolVersion) + ", not " +
-                                                                      std::to_string(hello.version)});
+    // A client offers the highest version it speaks; any version from the
+    // lowest we speak up serves, at the highest both sides know.
+    if (hello.version < kMinProtocolVersion) {
+        fail_connection(id, Error{ErrorCode::unsupported_version,
+                                  "this server speaks protocol versions " + std::to_string(kMinProtocolVersion) +
+                                      " to " + std::to_string(kMaxProtocolVersion) + ", not " +
+                                      std::to_string(hello.version)});
         return;
     }
     if (config_.tokens) {
@@ -262,10 +273,16 @@ void Session::start_hello(std::uint64_t id, const HelloRequest& hello)
         access_ = Access::read_only;
     }
     hello_done_ = true;
+    protocol_version_ = std::min(hello.version, kMaxProtocolVersion);
     HelloReply reply;
+    reply.version = protocol_version_;
     reply.access = std::string(to_string(access_));
     reply.server = std::string("ferryd/") + FERRY_VERSION;
     reply.capabilities = kCapabilities;
+    if (protocol_version_ >= 2) {
+        reply.capabilities.insert(reply.capabilities.end(), kVersion2Capabilities.begin(),
+                                  kVersion2Capabilities.end());
+    }
     reply.hashes = offered_hash_names();
     reply.max_control_frame = config_.max_control_frame;
     reply.max_data_frame = kMaxDataFrame;
@@ -567,6 +584,16 @@ void Session::send_error(std::optional<std::uint64_t> id, const Error& error)
 // A request the peer should never have sent (not a failed operation): past
 // Config::max_protocol_errors of them the peer is broken or hostile, and
 // answering more only costs us; the connection closes.
+void Session::refuse_unknown_op(std::uint64_t id, std::string_view op)
+{
+    std::string message = "unknown operation \"" + std::string(op) + "\"";
+    if (protocol_version_ < 2) {
+        message += " (it needs protocol version 2; this connection said hello with version " +
+                   std::to_string(protocol_version_) + ")";
+    }
+    protocol_error(id, Error{ErrorCode::unknown_op, std::move(message)});
+}
+
 void Session::protocol_error(std::optional<std::uint64_t> id, const Error& error)
 {
     if (++protocol_errors_ > config_.max_protocol_errors) {

@@ -97,6 +97,9 @@ public:
     bool job_in_flight() const override { return job_in_flight_; }
     // Who acted, for the log: the label of the hello's token, "" if none.
     const std::string& token_label() const { return token_label_; }
+    // The protocol version hello settled on (PROTOCOL.md 8); 0 before hello.
+    // Paths, folders and the tree operations need version 2.
+    std::uint32_t protocol_version() const { return protocol_version_; }
     // Idle with part of a frame received: what the stall timeout watches.
     bool reading_request() const { return state_ == State::awaiting_request && decoder_.mid_frame(); }
 
@@ -135,6 +138,8 @@ private:
     void release_slot() override { slot_.reset(); }
 
     void protocol_error(std::optional<std::uint64_t> id, const Error& error);
+    // An operation this connection's protocol version does not have.
+    void refuse_unknown_op(std::uint64_t id, std::string_view op);
     void log_unlogged_errors();
     void back_to_idle();
     void fail_connection(std::optional<std::uint64_t> id, const Error& error);
@@ -175,6 +180,7 @@ private:
     std::uint64_t refused_id_ = 0;
     State state_ = State::awaiting_request;
     bool hello_done_ = false;
+    std::uint32_t protocol_version_ = 0;
     bool job_in_flight_ = false;
     bool reading_paused_ = false;
     std::uint64_t protocol_errors_ = 0;

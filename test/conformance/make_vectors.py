@@ -71,6 +71,94 @@ def data_vec(name, direction, payload, note=None):
     return v
 
 
+def v2(vector):
+    """A vector of a version-2 connection (PROTOCOL.md 8)."""
+    vector["version"] = 2
+    return vector
+
+
+def error_reply(rid, code, message):
+    return {"id": rid, "ok": False,
+            "error": {"code": code, "message": message}}
+
+
+def version2_vectors(hello_reply):
+    """A version-2 session over a served folder holding hello.txt and
+    logs/2026/app.log (b"hello" each, mtime MTIME): the tree's operations
+    and each of their new errors. hello_reply is the live ferryd's; the
+    rest is written from PROTOCOL.md sections 4.2 to 4.12."""
+    out = []
+
+    def pair(what, request, reply, note=None):
+        out.append(v2(control_vec(what + " request", "client", request)))
+        out.append(v2(control_vec(what + " reply", "server", reply, note)))
+
+    hello = {"op": "hello", "id": 0, "version": 2, "client": "ferry/0.1.0"}
+    pair("version 2: hello", hello, hello_reply,
+         "the version this connection speaks, and its capabilities")
+    folder = {"type": "folder", "size": 0, "mtime": MTIME}
+    out.append(v2(control_vec(
+        "version 2: list request, recursive", "client",
+        {"op": "list", "id": 21, "path": "logs", "recursive": True})))
+    out.append(v2(control_vec(
+        "version 2: list reply, a page of a recursive listing", "server",
+        {"id": 21, "ok": True, "more": True,
+         "files": [dict(folder, name="2026"),
+                   {"name": "2026/app.log", "type": "file", "size": 5,
+                    "mtime": MTIME}]},
+        "always paged; names relative to the path listed; a folder "
+        "before what it holds")))
+    out.append(v2(control_vec(
+        "version 2: list reply, the last page", "server",
+        {"id": 21, "ok": True, "files": [], "skipped_invalid_names": 0})))
+    pair("version 2: stat of a folder",
+         {"op": "stat", "id": 22, "name": "logs"},
+         dict(folder, id=22, ok=True, name="logs"))
+    pair("version 2: digest",
+         {"op": "digest", "id": 23, "name": "logs/2026/app.log"},
+         {"id": 23, "ok": True, "name": "logs/2026/app.log", "size": 5,
+          "mtime": MTIME, "sha256": hashlib.sha256(b"hello").hexdigest()},
+         "the digest under the hash's name (sha256, the default)")
+    pair("version 2: mkdir",
+         {"op": "mkdir", "id": 24, "path": "a/b", "parents": True},
+         {"id": 24, "ok": True, "path": "a/b", "created": True})
+    pair("version 2: mkdir of an existing folder",
+         {"op": "mkdir", "id": 25, "path": "a/b", "parents": False},
+         error_reply(25, "exists", "\"a/b\" already exists"))
+    pair("version 2: rename",
+         {"op": "rename", "id": 26, "from": "hello.txt",
+          "to": "a/b/hello.txt", "replace": False},
+         {"id": 26, "ok": True, "from": "hello.txt", "to": "a/b/hello.txt"})
+    pair("version 2: rename of a folder into its own subfolder",
+         {"op": "rename", "id": 27, "from": "a", "to": "a/b/c",
+          "replace": False},
+         error_reply(27, "invalid_move",
+                     "cannot move the folder \"a\" into itself (\"a/b/c\")"))
+    pair("version 2: stat through a file",
+         {"op": "stat", "id": 28, "name": "a/b/hello.txt/x"},
+         error_reply(28, "not_a_folder", "\"a/b/hello.txt\" is not a folder"))
+    pair("version 2: delete of a folder that is not empty",
+         {"op": "delete", "id": 29, "path": "a", "recursive": False},
+         error_reply(29, "not_empty", "the folder \"a\" is not empty"))
+    pair("version 2: delete, recursive",
+         {"op": "delete", "id": 30, "path": "a", "recursive": True},
+         {"id": 30, "ok": True, "path": "a", "type": "folder", "files": 1,
+          "folders": 2}, "counts what was removed, the folder itself included")
+    pair("version 2: stat of a path with '..'",
+         {"op": "stat", "id": 31, "name": "logs/../hello.txt"},
+         error_reply(31, "invalid_name",
+                     "path must not contain a '..' component"))
+    put = {"op": "put", "id": 32, "name": "new/deeper/abc.txt", "size": 3,
+           "resume": False, "parents": True, "mtime": MTIME}
+    pair("version 2: put with parents and mtime", put,
+         {"id": 32, "ok": True, "offset": 0, "token": TOKEN},
+         "the missing folders are made at the put")
+    pair("version 2: abort of that put",
+         {"op": "abort", "id": 32, "discard": True},
+         {"id": 32, "ok": True, "kept": False, "offset": 0})
+    return out
+
+
 def invalid_vec(name, raw, kind, error, note):
     return {"name": name, "direction": "client", "kind": kind,
             "hex": raw.hex(), "error": error, "note": note}
@@ -228,9 +316,15 @@ def main():
                            c.recv_frame().json(),
                            "answer to a control frame that is not JSON"))
     c.close()
+    c = fw.Client("127.0.0.1", port)
+    v2_hello = sorted_obj(exchange({"op": "hello", "id": 0, "version": 2,
+                                    "client": "ferry/0.1.0"}))
+    assert v2_hello["version"] == 2, v2_hello
+    c.close()
     proc.terminate()
     proc.wait(10)
     shutil.rmtree(root, ignore_errors=True)
+    out += version2_vectors(v2_hello)
 
     out.append(invalid_vec("unknown frame kind", bytes.fromhex("0300000000"),
                            None, "bad_frame",

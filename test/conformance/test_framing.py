@@ -56,18 +56,53 @@ class HelloTests(ServerCase):
         self.assertUsable(c)
 
     def test_unsupported_version_then_close(self):
-        for version in (2, 0, 1000):
-            with self.subTest(version=version):
-                c = self.client(hello=False)
-                r = self.ask(c, {"op": "hello", "id": 3, "version": version})
-                self.assertError(r, "unsupported_version", 3)
-                self.assertClosed(c)
+        c = self.client(hello=False)
+        r = self.ask(c, {"op": "hello", "id": 3, "version": 0})
+        self.assertError(r, "unsupported_version", 3)
+        self.assertClosed(c)
 
     def test_unsupported_version_on_second_hello_closes(self):
         c = self.client()
-        r = self.ask(c, {"op": "hello", "id": 4, "version": 2})
+        r = self.ask(c, {"op": "hello", "id": 4, "version": 0})
         self.assertError(r, "unsupported_version", 4)
         self.assertClosed(c)
+
+    def test_version_is_the_highest_both_speak(self):
+        """Section 8: the reply's version is the highest the server speaks
+        that is not above the client's; version 2 adds its capabilities."""
+        v2_caps = ("folders", "mkdir", "delete", "rename", "digest", "mtime")
+        for asked, got in ((1, 1), (2, 2), (3, 2), (1000, 2),
+                           (2 ** 32 - 1, 2)):
+            with self.subTest(version=asked):
+                c = self.client(hello=False)
+                r = self.ask(c, {"op": "hello", "id": 5, "version": asked})
+                self.assertIs(r["ok"], True)
+                self.assertEqual(r["version"], got)
+                for cap in v2_caps:
+                    if got == 2:
+                        self.assertIn(cap, r["capabilities"])
+                    else:
+                        self.assertNotIn(cap, r["capabilities"])
+                self.assertUsable(c)
+
+    def test_version_1_keeps_the_flat_folder(self):
+        """A version-1 client sees the root as before: names with '/' are
+        invalid_name and the operations of version 2 are unknown_op."""
+        c = self.client()       # says hello with version 1
+        for rid, req in enumerate([
+                {"op": "stat", "name": "a/b"},
+                {"op": "get", "name": "a/b"},
+                {"op": "put", "name": "a/b", "size": 1}], start=20):
+            req["id"] = rid
+            self.assertError(self.ask(c, req), "invalid_name", rid)
+        for rid, req in enumerate([
+                {"op": "mkdir", "path": "a"},
+                {"op": "delete", "path": "a"},
+                {"op": "rename", "from": "a", "to": "b"},
+                {"op": "digest", "name": "a"}], start=30):
+            req["id"] = rid
+            self.assertError(self.ask(c, req), "unknown_op", rid)
+        self.assertUsable(c)
 
     def test_hello_required_keeps_connection_open(self):
         c = self.client(hello=False)

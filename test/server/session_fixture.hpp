@@ -177,9 +177,9 @@ struct Fixture {
 
     void feed(std::string_view bytes) { session.on_bytes(std::span(bytes.data(), bytes.size())); }
 
-    void hello()
+    void hello(std::uint32_t version = kMaxProtocolVersion)
     {
-        feed(control(Request{0, HelloRequest{}}));
+        feed(control(Request{0, HelloRequest{version, "", ""}}));
         const auto replies = io.replies(1);
         REQUIRE(parse_hello_reply(replies[0]));
     }

@@ -33,16 +33,92 @@ TEST_CASE("a request before hello is refused and the connection stays usable")
     CHECK(f.session.state() == Session::State::awaiting_request);
 }
 
-TEST_CASE("hello with another protocol version is refused, then the connection closes")
+TEST_CASE("hello with version 0, below every version, is refused, then the connection closes")
 {
     Fixture f;
-    f.feed(control(Request{9, HelloRequest{2, "future", ""}}));
+    f.feed(control(Request{9, HelloRequest{0, "past", ""}}));
     auto replies = f.io.replies(1);
     auto refused = parse_hello_reply(replies[0]);
     REQUIRE_FALSE(refused);
     CHECK(refused.error().code == ErrorCode::unsupported_version);
+    CHECK(refused.error().message.find("1 to 2") != std::string::npos);
     CHECK(f.io.closed);
     CHECK(f.session.state() == Session::State::closed);
+    CHECK(f.session.protocol_version() == 0);
+}
+
+namespace {
+
+const std::vector<std::string> kVersion1Capabilities{"list", "stat", "get", "put", "resume", "stats"};
+
+} // namespace
+
+TEST_CASE("hello settles on the highest version both sides speak: 2 for any client from 2 up")
+{
+    for (const std::uint32_t asked : {2u, 3u, 99u, 0xFFFFFFFFu}) {
+        CAPTURE(asked);
+        Fixture f;
+        f.feed(control(Request{5, HelloRequest{asked, "future", ""}}));
+        auto replies = f.io.replies(1);
+        const auto reply = parse_hello_reply(replies[0]);
+        REQUIRE(reply);
+        CHECK(reply->id == 5);
+        CHECK(reply->body.version == 2);
+        CHECK(f.session.protocol_version() == 2);
+        auto expected = kVersion1Capabilities;
+        for (const char* added : {"folders", "mkdir", "delete", "rename", "digest", "mtime"}) {
+            expected.push_back(added);
+        }
+        CHECK(reply->body.capabilities == expected);
+        CHECK_FALSE(f.io.closed);
+    }
+}
+
+TEST_CASE("a version-1 hello gets version 1 and its capabilities, and the connection stays version 1")
+{
+    Fixture f;
+    f.hello(1);
+    CHECK(f.session.protocol_version() == 1);
+    f.feed(control(Request{1, HelloRequest{1, "again", ""}}));
+    auto replies = f.io.replies(1);
+    const auto reply = parse_hello_reply(replies[0]);
+    REQUIRE(reply);
+    CHECK(reply->body.version == 1);
+    CHECK(reply->body.capabilities == kVersion1Capabilities);
+
+    // The tree's operations are unknown to version 1, and a '/' is no name.
+    f.feed(control(Request{2, MkdirRequest{"a", false}}));
+    f.feed(control(Request{3, DeleteRequest{"a", false}}));
+    f.feed(control(Request{4, RenameRequest{"a", "b", false}}));
+    f.feed(control(Request{5, DigestRequest{"a"}}));
+    replies = f.io.replies(4);
+    for (std::size_t i = 0; i < replies.size(); ++i) {
+        CAPTURE(i);
+        const auto refused = parse_mkdir_reply(replies[i]);
+        REQUIRE_FALSE(refused);
+        CHECK(refused.error().code == ErrorCode::unknown_op);
+        CHECK(refused.error().message.find("protocol version 2") != std::string::npos);
+    }
+    f.feed(control(Request{6, StatRequest{"a/b"}}));
+    replies = f.io.replies(1);
+    CHECK(parse_stat_reply(replies[0]).error().code == ErrorCode::invalid_name);
+    CHECK_FALSE(f.io.closed);
+}
+
+TEST_CASE("a second hello settles the version again")
+{
+    Fixture f;
+    f.hello(2);
+    CHECK(f.session.protocol_version() == 2);
+    f.feed(control(Request{1, HelloRequest{1, "", ""}}));
+    auto replies = f.io.replies(1);
+    REQUIRE(parse_hello_reply(replies[0]));
+    CHECK(parse_hello_reply(replies[0])->body.version == 1);
+    CHECK(f.session.protocol_version() == 1);
+    f.feed(control(Request{2, HelloRequest{7, "", ""}}));
+    replies = f.io.replies(1);
+    CHECK(parse_hello_reply(replies[0])->body.version == 2);
+    CHECK(f.session.protocol_version() == 2);
 }
 
 TEST_CASE("a request fed one byte at a time is being read (idle with half a frame) until whole")

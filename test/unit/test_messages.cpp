@@ -71,6 +71,10 @@ const std::vector<CodeSpelling> kCodes{
     {ErrorCode::too_slow, "too_slow", true},
     {ErrorCode::too_many_errors, "too_many_errors", true},
     {ErrorCode::root_unavailable, "root_unavailable", false},
+    {ErrorCode::not_empty, "not_empty", false},
+    {ErrorCode::exists, "exists", false},
+    {ErrorCode::not_a_folder, "not_a_folder", false},
+    {ErrorCode::invalid_move, "invalid_move", false},
 };
 
 ferry::Request round_trip(const ferry::Request& request)
@@ -164,7 +168,7 @@ const std::vector<ReplyParser> kReplyParsers{
 
 TEST_CASE("error codes: wire spelling round trip for every code")
 {
-    REQUIRE(kCodes.size() == static_cast<std::size_t>(ErrorCode::root_unavailable) + 1);
+    REQUIRE(kCodes.size() == static_cast<std::size_t>(ErrorCode::invalid_move) + 1);
     for (std::size_t i = 0; i < kCodes.size(); ++i) {
         const auto& entry = kCodes[i];
         INFO("code " << entry.spelling);
@@ -470,7 +474,7 @@ TEST_CASE("request errors: a missing or mistyped op keeps the id")
 
 TEST_CASE("request errors: an unknown op is unknown_op and keeps the id")
 {
-    check_request_error(R"({"op":"delete","id":10})", ErrorCode::unknown_op, 10);
+    check_request_error(R"({"op":"remove","id":10})", ErrorCode::unknown_op, 10);
     check_request_error(R"({"op":"","id":11})", ErrorCode::unknown_op, 11);
     check_request_error(R"({"op":"LIST","id":12})", ErrorCode::unknown_op, 12);
     check_request_error(R"({"op":"list ","id":13})", ErrorCode::unknown_op, 13);
@@ -726,6 +730,7 @@ TEST_CASE("reply round trip: stats")
 TEST_CASE("replies are spelled as in PROTOCOL.md")
 {
     ferry::HelloReply hello;
+    hello.version = 1;
     hello.server = "ferryd/0.1.0";
     hello.capabilities = {"list", "stat", "get", "put", "resume", "stats"};
     hello.hashes = {"sha256"};

@@ -284,3 +284,108 @@ TEST_CASE("printable escapes what a terminal would obey or hide, and keeps the r
     // An NFD name is shown as it is: it deceives no terminal.
     CHECK(ferry::printable("cafe\xcc\x81") == "cafe\xcc\x81");
 }
+
+// ---- paths (protocol version 2, PROTOCOL.md 5.1) -----------------------------
+
+namespace {
+
+// The refusal of `path`, whose message must hold `says`.
+void check_path_refused(std::string_view what, const std::string& path, std::string_view says)
+{
+    INFO(what << ": \"" << ferry::printable(path.substr(0, 80)) << "\"");
+    const auto error = ferry::check_path(path);
+    REQUIRE(error.has_value());
+    CHECK(error->code == ErrorCode::invalid_name);
+    CHECK(error->message.find(says) != std::string::npos);
+    CHECK(error->message.size() < 400); // bounded, whatever the path's size
+}
+
+std::string repeated(std::string_view piece, std::size_t count, std::string_view separator = "/")
+{
+    std::string out;
+    for (std::size_t i = 0; i < count; ++i) {
+        if (i > 0) {
+            out += separator;
+        }
+        out += piece;
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("paths that are accepted")
+{
+    for (const std::string path : {"a", "report.pdf", "logs/2026/app.log.gz", "a/b/c/d/e", "r\xc3\xa9sum\xc3\xa9/caf\xc3\xa9.txt",
+                                   "a..b/c..d", "name./x", " lead/trail ", "\xe6\x97\xa5/\xf0\x9f\x98\x80.png"}) {
+        INFO(path);
+        CHECK_FALSE(ferry::check_path(path).has_value());
+    }
+    // The bounds themselves are inside.
+    CHECK_FALSE(ferry::check_path(repeated("a", ferry::kMaxPathDepth)).has_value());
+    const std::string longest = repeated(std::string(254, 'x'), 16) + "/" + std::string(4095 - 16 * 255, 'y');
+    REQUIRE(longest.size() == ferry::kMaxPathBytes);
+    CHECK_FALSE(ferry::check_path(longest).has_value());
+}
+
+TEST_CASE("paths that are refused: the confinement list of issue 14, at the name level")
+{
+    CHECK(ferry::kMaxPathBytes == 4095);
+    CHECK(ferry::kMaxPathDepth == 64);
+    check_path_refused("empty (the root)", "", "empty");
+    // '..' in any position, and '.'.
+    check_path_refused("'..' alone", "..", "'..'");
+    check_path_refused("'..' first", "../etc/passwd", "'..'");
+    check_path_refused("'..' inside", "a/../../b", "'..'");
+    check_path_refused("'..' last", "a/b/..", "'..'");
+    check_path_refused("'.' alone", ".", "'.'");
+    check_path_refused("'.' inside", "a/./b", "'.'");
+    check_path_refused("'.' last", "a/.", "'.'");
+    // Empty components.
+    check_path_refused("a//b", "a//b", "empty component");
+    check_path_refused("a///b", "a///b", "empty component");
+    check_path_refused("trailing '/'", "a/b/", "end with '/'");
+    check_path_refused("'/' alone", "/", "start with '/'");
+    // Absolute paths.
+    check_path_refused("absolute", "/etc/passwd", "start with '/'");
+    check_path_refused("absolute, doubled", "//etc", "start with '/'");
+    // Backslashes, anywhere: never a separator of another system.
+    check_path_refused("backslash", "a\\b", "'\\'");
+    check_path_refused("backslash dot-dot", "..\\..\\etc", "'\\'");
+    check_path_refused("backslash last", "a/b\\", "'\\'");
+    // Hidden components, the server's partials among them.
+    check_path_refused("hidden component", "a/.ferry-partial-x", "must not start with '.'");
+    check_path_refused("hidden first", ".git/config", "must not start with '.'");
+    // Each component follows section 5.
+    check_path_refused("control character", "a/b\nc", "U+000A");
+    check_path_refused("NUL", std::string("a/b\0c", 5), "U+0000");
+    check_path_refused("bidi override", "a/invoice\xe2\x80\xae"
+                                        "fdp.exe",
+                       "U+202E");
+    check_path_refused("NFD", "a/cafe\xcc\x81", "NFC");
+    check_path_refused("component over 255 bytes", "a/" + std::string(256, 'x'), "255 bytes");
+    check_path_refused("not UTF-8", "a/\xff", "UTF-8");
+    // The bounds.
+    check_path_refused("depth 65", repeated("a", ferry::kMaxPathDepth + 1), "more than 64 components");
+    check_path_refused("depth 1,000", repeated("a", 1000), "more than 64 components");
+    check_path_refused("depth 1,000 of '..'", repeated("..", 1000), "more than 64 components");
+    check_path_refused("4,096 bytes", std::string(4096, 'a'), "longer than 4095 bytes");
+    check_path_refused("a 5,000-byte path", repeated(std::string(99, 'x'), 50), "longer than 4095 bytes");
+}
+
+TEST_CASE("a refused component is named, escaped")
+{
+    const auto error = ferry::check_path("ok/bad\x1b[2J/x");
+    REQUIRE(error.has_value());
+    CHECK(error->message.find("\"bad\\u{001B}[2J\"") != std::string::npos);
+    CHECK(error->message.find('\x1b') == std::string::npos);
+}
+
+TEST_CASE("path_components splits a checked path at each '/'")
+{
+    using Parts = std::vector<std::string_view>;
+    CHECK(ferry::path_components("a") == Parts{"a"});
+    CHECK(ferry::path_components("logs/2026/app.log") == Parts{"logs", "2026", "app.log"});
+    CHECK(ferry::path_components("r\xc3\xa9/s") == Parts{"r\xc3\xa9", "s"});
+    CHECK(ferry::path_components(repeated("a", 64)).size() == 64);
+}

@@ -1,0 +1,379 @@
+// The messages protocol version 2 adds (PROTOCOL.md 4.2, 4.3, 4.5, 4.9 to
+// 4.12): the new fields of list and put, the tree operations and their
+// replies, and the entry type; and that version-1 messages keep their bytes.
+#include "error.hpp"
+#include "messages.hpp"
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+using ferry::EntryType;
+using ferry::ErrorCode;
+using nlohmann::json;
+
+namespace {
+
+const std::string kSha = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+const std::string kXxh = "06b05ab6733a618578af5f94892f3950";
+
+ferry::Request parse_ok(std::string_view text)
+{
+    INFO(text);
+    const auto parsed = ferry::parse_request(text);
+    REQUIRE(parsed.request.ok());
+    return parsed.request.value();
+}
+
+template <typename T>
+T parse_as(std::string_view text)
+{
+    const auto request = parse_ok(text);
+    REQUIRE(std::holds_alternative<T>(request.body));
+    return std::get<T>(request.body);
+}
+
+template <typename T>
+T round_trip(std::uint64_t id, const T& body)
+{
+    const std::string text = ferry::encode_request({id, body});
+    INFO(text);
+    const auto request = parse_ok(text);
+    CHECK(request.id == id);
+    REQUIRE(std::holds_alternative<T>(request.body));
+    return std::get<T>(request.body);
+}
+
+void check_bad_request(std::string_view text, std::uint64_t id)
+{
+    INFO("request: " << text);
+    const auto parsed = ferry::parse_request(text);
+    REQUIRE_FALSE(parsed.request.ok());
+    CHECK(ferry::to_string(parsed.request.error().code) == "bad_request");
+    REQUIRE(parsed.id.has_value());
+    CHECK(*parsed.id == id);
+}
+
+bool same_json(std::string_view encoded, std::string_view expected)
+{
+    return json::parse(encoded) == json::parse(expected);
+}
+
+} // namespace
+
+TEST_CASE("protocol versions: 1 is the lowest, 2 the highest, and hello offers the highest")
+{
+    CHECK(ferry::kMinProtocolVersion == 1);
+    CHECK(ferry::kMaxProtocolVersion == 2);
+    CHECK(ferry::HelloRequest{}.version == 2);
+    CHECK(same_json(ferry::encode_request({0, ferry::HelloRequest{}}),
+                    R"({"op": "hello", "id": 0, "version": 2, "client": ""})"));
+}
+
+TEST_CASE("op_name names the operations of version 2, and only they need it")
+{
+    CHECK(ferry::op_name(ferry::MkdirRequest{}) == "mkdir");
+    CHECK(ferry::op_name(ferry::DeleteRequest{}) == "delete");
+    CHECK(ferry::op_name(ferry::RenameRequest{}) == "rename");
+    CHECK(ferry::op_name(ferry::DigestRequest{}) == "digest");
+    CHECK(ferry::needs_version_2(ferry::MkdirRequest{}));
+    CHECK(ferry::needs_version_2(ferry::DeleteRequest{}));
+    CHECK(ferry::needs_version_2(ferry::RenameRequest{}));
+    CHECK(ferry::needs_version_2(ferry::DigestRequest{}));
+    CHECK_FALSE(ferry::needs_version_2(ferry::ListRequest{}));
+    CHECK_FALSE(ferry::needs_version_2(ferry::PutRequest{}));
+    CHECK_FALSE(ferry::needs_version_2(ferry::StatRequest{}));
+    CHECK_FALSE(ferry::needs_version_2(ferry::HelloRequest{}));
+}
+
+TEST_CASE("list: path and recursive round trip, and are left out when not set")
+{
+    ferry::ListRequest list;
+    list.paged = true;
+    list.path = "logs/2026";
+    list.recursive = true;
+    const auto back = round_trip(1, list);
+    CHECK(back.paged);
+    CHECK(back.path == "logs/2026");
+    CHECK(back.recursive);
+    CHECK(same_json(ferry::encode_request({1, list}),
+                    R"({"op":"list","id":1,"path":"logs/2026","recursive":true,"paged":true})"));
+    // A version-1 list is spelled as it always was.
+    CHECK(ferry::encode_request({1, ferry::ListRequest{}}) == R"({"id":1,"op":"list"})");
+    const auto plain = parse_as<ferry::ListRequest>(R"({"op":"list","id":1})");
+    CHECK(plain.path.empty());
+    CHECK_FALSE(plain.recursive);
+    CHECK_FALSE(plain.paged);
+}
+
+TEST_CASE("list: path and recursive of the wrong type, null included, are bad_request")
+{
+    check_bad_request(R"({"op":"list","id":3,"path":null})", 3);
+    check_bad_request(R"({"op":"list","id":3,"path":7})", 3);
+    check_bad_request(R"({"op":"list","id":3,"path":["a"]})", 3);
+    check_bad_request(R"({"op":"list","id":3,"recursive":null})", 3);
+    check_bad_request(R"({"op":"list","id":3,"recursive":1})", 3);
+    check_bad_request(R"({"op":"list","id":3,"recursive":"true"})", 3);
+}
+
+TEST_CASE("put: parents and mtime round trip, and a version-1 put keeps its bytes")
+{
+    ferry::PutRequest put;
+    put.name = "a/b/c.bin";
+    put.size = 5;
+    put.parents = true;
+    put.mtime = 1764370000;
+    const auto back = round_trip(5, put);
+    CHECK(back.name == "a/b/c.bin");
+    CHECK(back.parents);
+    REQUIRE(back.mtime.has_value());
+    CHECK(*back.mtime == 1764370000);
+    CHECK(same_json(ferry::encode_request({5, put}), R"({"op":"put","id":5,"name":"a/b/c.bin","size":5,
+        "resume":false,"parents":true,"mtime":1764370000})"));
+
+    // mtime is the one signed field: the whole range of int64 passes.
+    put.mtime = -9223372036854775807ll - 1;
+    CHECK(*round_trip(5, put).mtime == -9223372036854775807ll - 1);
+    put.mtime = 9223372036854775807ll;
+    CHECK(*round_trip(5, put).mtime == 9223372036854775807ll);
+    put.mtime = -1;
+    CHECK(*round_trip(5, put).mtime == -1);
+
+    const ferry::PutRequest old{"data.bin", 3, false};
+    CHECK(ferry::encode_request({5, old}) == R"({"id":5,"name":"data.bin","op":"put","resume":false,"size":3})");
+    const auto plain = parse_as<ferry::PutRequest>(R"({"op":"put","id":5,"name":"a","size":1})");
+    CHECK_FALSE(plain.parents);
+    CHECK_FALSE(plain.mtime.has_value());
+}
+
+TEST_CASE("put: parents and mtime follow the rules of 3.1")
+{
+    const std::string head = R"({"op":"put","id":8,"name":"a","size":1,)";
+    for (const std::string bad : {R"("parents":null})", R"("parents":1})", R"("parents":"yes"})",
+                                  R"("mtime":null})", R"("mtime":1.5})", R"("mtime":1e3})", R"("mtime":"1"})",
+                                  R"("mtime":9223372036854775808})", R"("mtime":-9223372036854775809})",
+                                  R"("mtime":1e400})", R"("mtime":true})"}) {
+        check_bad_request(head + bad, 8);
+    }
+    CHECK(*parse_as<ferry::PutRequest>(head + R"("mtime":0})").mtime == 0);
+    CHECK(*parse_as<ferry::PutRequest>(head + R"("mtime":-0})").mtime == 0);
+}
+
+TEST_CASE("mkdir, delete, rename, digest: requests round trip with every field")
+{
+    const auto mkdir = round_trip(4, ferry::MkdirRequest{"a/b", true});
+    CHECK(mkdir.path == "a/b");
+    CHECK(mkdir.parents);
+    CHECK(same_json(ferry::encode_request({4, ferry::MkdirRequest{"a/b", false}}),
+                    R"({"op":"mkdir","id":4,"path":"a/b","parents":false})"));
+
+    const auto del = round_trip(5, ferry::DeleteRequest{"a/b", true});
+    CHECK(del.path == "a/b");
+    CHECK(del.recursive);
+    CHECK(same_json(ferry::encode_request({5, ferry::DeleteRequest{"a/b", false}}),
+                    R"({"op":"delete","id":5,"path":"a/b","recursive":false})"));
+
+    const auto rename = round_trip(6, ferry::RenameRequest{"a.txt", "b/c.txt", true});
+    CHECK(rename.from == "a.txt");
+    CHECK(rename.to == "b/c.txt");
+    CHECK(rename.replace);
+    CHECK(same_json(ferry::encode_request({6, ferry::RenameRequest{"a.txt", "b/c.txt", false}}),
+                    R"({"op":"rename","id":6,"from":"a.txt","to":"b/c.txt","replace":false})"));
+
+    const auto digest = round_trip(7, ferry::DigestRequest{"a/b.bin", ferry::HashKind::xxh3_128});
+    CHECK(digest.name == "a/b.bin");
+    CHECK(digest.hash == ferry::HashKind::xxh3_128);
+    CHECK(same_json(ferry::encode_request({7, ferry::DigestRequest{"a/b.bin", ferry::HashKind::xxh3_128}}),
+                    R"({"op":"digest","id":7,"name":"a/b.bin","hash":"xxh3-128"})"));
+    CHECK(same_json(ferry::encode_request({7, ferry::DigestRequest{"a/b.bin"}}),
+                    R"({"op":"digest","id":7,"name":"a/b.bin"})"));
+}
+
+TEST_CASE("mkdir, delete, rename, digest: optional fields take their defaults")
+{
+    CHECK_FALSE(parse_as<ferry::MkdirRequest>(R"({"op":"mkdir","id":1,"path":"a"})").parents);
+    CHECK_FALSE(parse_as<ferry::DeleteRequest>(R"({"op":"delete","id":1,"path":"a"})").recursive);
+    CHECK_FALSE(parse_as<ferry::RenameRequest>(R"({"op":"rename","id":1,"from":"a","to":"b"})").replace);
+    CHECK(parse_as<ferry::DigestRequest>(R"({"op":"digest","id":1,"name":"a"})").hash == ferry::HashKind::sha256);
+    // The root's empty path is for the server to refuse (invalid_name), not
+    // the decoder: it is a string.
+    CHECK(parse_as<ferry::MkdirRequest>(R"({"op":"mkdir","id":1,"path":""})").path.empty());
+}
+
+TEST_CASE("mkdir, delete, rename, digest: missing, null or mistyped fields are bad_request with the id")
+{
+    for (const std::string bad : {
+             R"({"op":"mkdir","id":9})",
+             R"({"op":"mkdir","id":9,"path":null})",
+             R"({"op":"mkdir","id":9,"path":3})",
+             R"({"op":"mkdir","id":9,"path":"a","parents":null})",
+             R"({"op":"mkdir","id":9,"path":"a","parents":"no"})",
+             R"({"op":"delete","id":9})",
+             R"({"op":"delete","id":9,"path":null})",
+             R"({"op":"delete","id":9,"path":{}})",
+             R"({"op":"delete","id":9,"path":"a","recursive":null})",
+             R"({"op":"delete","id":9,"path":"a","recursive":0})",
+             R"({"op":"rename","id":9,"to":"b"})",
+             R"({"op":"rename","id":9,"from":"a"})",
+             R"({"op":"rename","id":9,"from":null,"to":"b"})",
+             R"({"op":"rename","id":9,"from":"a","to":false})",
+             R"({"op":"rename","id":9,"from":"a","to":"b","replace":null})",
+             R"({"op":"rename","id":9,"from":"a","to":"b","replace":"yes"})",
+             R"({"op":"digest","id":9})",
+             R"({"op":"digest","id":9,"name":null})",
+             R"({"op":"digest","id":9,"name":"a","hash":null})",
+             R"({"op":"digest","id":9,"name":"a","hash":"md5"})",
+             R"({"op":"digest","id":9,"name":"a","hash":1})",
+         }) {
+        check_bad_request(bad, 9);
+    }
+}
+
+TEST_CASE("file information: type is sent only when set, as file or folder")
+{
+    ferry::StatReply stat;
+    stat.file = {"report.pdf", 5120, 1764370000};
+    // Version 1: no type, the bytes of old.
+    CHECK(ferry::encode_reply(2, stat) == R"({"id":2,"mtime":1764370000,"name":"report.pdf","ok":true,"size":5120})");
+    auto parsed = ferry::parse_stat_reply(ferry::encode_reply(2, stat));
+    REQUIRE(parsed.ok());
+    CHECK_FALSE(parsed->body.file.type.has_value());
+
+    stat.file = {"sub", 0, 1764370000, EntryType::folder};
+    CHECK(ferry::encode_reply(2, stat) ==
+          R"({"id":2,"mtime":1764370000,"name":"sub","ok":true,"size":0,"type":"folder"})");
+    parsed = ferry::parse_stat_reply(ferry::encode_reply(2, stat));
+    REQUIRE(parsed.ok());
+    CHECK(parsed->body.file.type == EntryType::folder);
+
+    stat.file.type = EntryType::file;
+    parsed = ferry::parse_stat_reply(ferry::encode_reply(2, stat));
+    REQUIRE(parsed.ok());
+    CHECK(parsed->body.file.type == EntryType::file);
+
+    for (const std::string bad : {R"("type":"dir")", R"("type":null)", R"("type":1)", R"("type":"File")"}) {
+        INFO(bad);
+        CHECK(ferry::parse_stat_reply(R"({"id":2,"ok":true,"name":"a","size":0,"mtime":0,)" + bad + "}")
+                  .error()
+                  .code == ErrorCode::bad_request);
+    }
+}
+
+TEST_CASE("list reply: entries with a type, written directly, equal the JSON tree's dump")
+{
+    ferry::ListReply list;
+    list.files = {{"sub", 0, 1764370000, EntryType::folder},
+                  {"sub/a \"q\".txt", 5, -1, EntryType::file},
+                  {"flat.txt", 1, 2}};
+    list.more = true;
+    const std::string text = ferry::encode_reply(7, list);
+    CHECK(text == json::parse(text).dump());
+    CHECK(text == R"({"files":[{"mtime":1764370000,"name":"sub","size":0,"type":"folder"},)"
+                  R"({"mtime":-1,"name":"sub/a \"q\".txt","size":5,"type":"file"},)"
+                  R"({"mtime":2,"name":"flat.txt","size":1}],"id":7,"more":true,"ok":true})");
+    const auto parsed = ferry::parse_list_reply(text);
+    REQUIRE(parsed.ok());
+    REQUIRE(parsed->body.files.size() == 3);
+    CHECK(parsed->body.files[0].type == EntryType::folder);
+    CHECK(parsed->body.files[1].type == EntryType::file);
+    CHECK(parsed->body.files[1].name == "sub/a \"q\".txt");
+    CHECK_FALSE(parsed->body.files[2].type.has_value());
+    CHECK(ferry::parse_list_reply(R"({"id":7,"ok":true,"files":[{"name":"a","size":0,"mtime":0,"type":"link"}],)"
+                                  R"("skipped_invalid_names":0})")
+              .error()
+              .code == ErrorCode::bad_request);
+}
+
+TEST_CASE("mkdir reply: round trip and spelling")
+{
+    const std::string text = ferry::encode_reply(4, ferry::MkdirReply{"a/b", true});
+    CHECK(same_json(text, R"({"id":4,"ok":true,"path":"a/b","created":true})"));
+    const auto parsed = ferry::parse_mkdir_reply(text);
+    REQUIRE(parsed.ok());
+    CHECK(parsed->id == 4);
+    CHECK(parsed->body.path == "a/b");
+    CHECK(parsed->body.created);
+    CHECK_FALSE(ferry::parse_mkdir_reply(ferry::encode_reply(4, ferry::MkdirReply{"a", false}))->body.created);
+    CHECK(ferry::parse_mkdir_reply(R"({"id":4,"ok":true,"path":"a"})").error().code == ErrorCode::bad_request);
+    CHECK(ferry::parse_mkdir_reply(R"({"id":4,"ok":true,"created":true})").error().code == ErrorCode::bad_request);
+}
+
+TEST_CASE("delete reply: round trip and spelling")
+{
+    const std::string text = ferry::encode_reply(5, ferry::DeleteReply{"a/b", EntryType::folder, 3, 1});
+    CHECK(same_json(text, R"({"id":5,"ok":true,"path":"a/b","type":"folder","files":3,"folders":1})"));
+    const auto parsed = ferry::parse_delete_reply(text);
+    REQUIRE(parsed.ok());
+    CHECK(parsed->body.path == "a/b");
+    CHECK(parsed->body.type == EntryType::folder);
+    CHECK(parsed->body.files == 3);
+    CHECK(parsed->body.folders == 1);
+    const auto file = ferry::parse_delete_reply(ferry::encode_reply(5, ferry::DeleteReply{"x", EntryType::file, 1, 0}));
+    REQUIRE(file.ok());
+    CHECK(file->body.type == EntryType::file);
+    // type is required here, and one of the two words.
+    CHECK(ferry::parse_delete_reply(R"({"id":5,"ok":true,"path":"a","files":1,"folders":0})").error().code ==
+          ErrorCode::bad_request);
+    CHECK(ferry::parse_delete_reply(R"({"id":5,"ok":true,"path":"a","type":"dir","files":1,"folders":0})")
+              .error()
+              .code == ErrorCode::bad_request);
+    CHECK(ferry::parse_delete_reply(R"({"id":5,"ok":true,"path":"a","type":"file","files":-1,"folders":0})")
+              .error()
+              .code == ErrorCode::bad_request);
+}
+
+TEST_CASE("rename reply: round trip and spelling")
+{
+    const std::string text = ferry::encode_reply(6, ferry::RenameReply{"a.txt", "b/c.txt"});
+    CHECK(same_json(text, R"({"id":6,"ok":true,"from":"a.txt","to":"b/c.txt"})"));
+    const auto parsed = ferry::parse_rename_reply(text);
+    REQUIRE(parsed.ok());
+    CHECK(parsed->body.from == "a.txt");
+    CHECK(parsed->body.to == "b/c.txt");
+    CHECK(ferry::parse_rename_reply(R"({"id":6,"ok":true,"from":"a"})").error().code == ErrorCode::bad_request);
+}
+
+TEST_CASE("digest reply: round trip in either hash, and spelling")
+{
+    ferry::DigestReply reply;
+    reply.file = {"a/b.bin", 5, 1764370000};
+    reply.hash = ferry::HashKind::xxh3_128;
+    reply.digest = kXxh;
+    const std::string text = ferry::encode_reply(7, reply);
+    CHECK(same_json(text, R"({"id":7,"ok":true,"name":"a/b.bin","size":5,"mtime":1764370000,"xxh3-128":")" + kXxh +
+                              R"("})"));
+    const auto parsed = ferry::parse_digest_reply(text);
+    REQUIRE(parsed.ok());
+    CHECK(parsed->body.file.name == "a/b.bin");
+    CHECK(parsed->body.file.size == 5);
+    CHECK(parsed->body.file.mtime == 1764370000);
+    CHECK(parsed->body.hash == ferry::HashKind::xxh3_128);
+    CHECK(parsed->body.digest == kXxh);
+
+    reply.hash = ferry::HashKind::sha256;
+    reply.digest = kSha;
+    const auto sha = ferry::parse_digest_reply(ferry::encode_reply(7, reply));
+    REQUIRE(sha.ok());
+    CHECK(sha->body.hash == ferry::HashKind::sha256);
+    CHECK(sha->body.digest == kSha);
+    CHECK(ferry::parse_digest_reply(R"({"id":7,"ok":true,"name":"a","size":5,"mtime":0,"sha256":"ABC"})")
+              .error()
+              .code == ErrorCode::bad_request);
+    CHECK(ferry::parse_digest_reply(R"({"id":7,"ok":true,"name":"a","size":5,"mtime":0})").error().code ==
+          ErrorCode::bad_request);
+}
+
+TEST_CASE("the new error codes come back from every new reply parser")
+{
+    for (const auto code : {ErrorCode::not_empty, ErrorCode::exists, ErrorCode::not_a_folder, ErrorCode::invalid_move}) {
+        const std::string text = ferry::encode_error(3, ferry::Error{code, "why"});
+        CHECK(ferry::parse_mkdir_reply(text).error().code == code);
+        CHECK(ferry::parse_delete_reply(text).error().code == code);
+        CHECK(ferry::parse_rename_reply(text).error().code == code);
+        CHECK(ferry::parse_digest_reply(text).error().code == code);
+        CHECK(ferry::parse_mkdir_reply(text).error().message == "why");
+    }
+}
