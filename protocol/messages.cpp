@@ -468,7 +468,7 @@ RequestBody read_get(FieldReader& fields)
     return get;
 }
 
-RequestBody read_put(FieldReader& fields)
+RequestBody read_put(FieldReader& fields, std::uint32_t version)
 {
     // In wire order, so that the first bad field is the one reported.
     PutRequest put;
@@ -476,17 +476,21 @@ RequestBody read_put(FieldReader& fields)
     put.size = fields.uint("size");
     put.resume = fields.boolean("resume", false);
     put.hash = read_hash_choice(fields);
-    put.parents = fields.boolean("parents", false);
-    put.mtime = fields.optional_integer("mtime");
+    if (version >= 2) {
+        put.parents = fields.boolean("parents", false);
+        put.mtime = fields.optional_integer("mtime");
+    }
     return put;
 }
 
-RequestBody read_list(FieldReader& fields)
+RequestBody read_list(FieldReader& fields, std::uint32_t version)
 {
     ListRequest list;
     list.paged = fields.boolean("paged", false);
-    list.path = fields.optional_string("path").value_or("");
-    list.recursive = fields.boolean("recursive", false);
+    if (version >= 2) {
+        list.path = fields.optional_string("path").value_or("");
+        list.recursive = fields.boolean("recursive", false);
+    }
     return list;
 }
 
@@ -508,13 +512,13 @@ RequestBody read_digest_request(FieldReader& fields)
 }
 
 // Each operation's fields; an unknown op has none (std::nullopt).
-std::optional<RequestBody> read_request_body(FieldReader& fields, const std::string& op)
+std::optional<RequestBody> read_request_body(FieldReader& fields, const std::string& op, std::uint32_t version)
 {
     if (op == "hello") {
         return read_hello(fields);
     }
     if (op == "list") {
-        return read_list(fields);
+        return read_list(fields, version);
     }
     if (op == "stat") {
         return StatRequest{fields.string("name")};
@@ -523,7 +527,7 @@ std::optional<RequestBody> read_request_body(FieldReader& fields, const std::str
         return read_get(fields);
     }
     if (op == "put") {
-        return read_put(fields);
+        return read_put(fields, version);
     }
     if (op == "commit") {
         return read_commit(fields);
@@ -533,6 +537,9 @@ std::optional<RequestBody> read_request_body(FieldReader& fields, const std::str
     }
     if (op == "stats") {
         return StatsRequest{};
+    }
+    if (version < 2) {
+        return std::nullopt;
     }
     if (op == "mkdir") {
         return MkdirRequest{fields.string("path"), fields.boolean("parents", false)};
@@ -581,7 +588,7 @@ std::string_view op_name(const RequestBody& body)
     return std::visit(Namer{}, body);
 }
 
-ParsedRequest parse_request(std::string_view json_text)
+ParsedRequest parse_request(std::string_view json_text, std::uint32_t version)
 {
     const auto object = parse_object(json_text);
     if (!object) {
@@ -596,9 +603,14 @@ ParsedRequest parse_request(std::string_view json_text)
     if (fields.error()) {
         return {id, *fields.error()};
     }
-    auto body = read_request_body(fields, op);
+    auto body = read_request_body(fields, op, version);
     if (!body) {
-        return {id, Error{ErrorCode::unknown_op, "unknown operation \"" + op + "\""}};
+        std::string message = "unknown operation \"" + op + "\"";
+        if (version < 2 && (op == "mkdir" || op == "delete" || op == "rename" || op == "digest")) {
+            message += " (an operation of protocol version 2; this connection speaks version " +
+                       std::to_string(version) + ")";
+        }
+        return {id, Error{ErrorCode::unknown_op, std::move(message)}};
     }
     if (fields.error()) {
         return {id, *fields.error()};

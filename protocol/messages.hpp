@@ -114,7 +114,10 @@ struct ParsedRequest {
     Result<Request> request;
 };
 
-ParsedRequest parse_request(std::string_view json_text);
+// `version` is the connection's protocol version: under 2, the operations
+// of version 2 are unknown_op whatever their fields, and the fields version 2
+// adds to list and put are unknown fields, ignored (PROTOCOL.md 3.1, 8).
+ParsedRequest parse_request(std::string_view json_text, std::uint32_t version = kMaxProtocolVersion);
 std::string encode_request(const Request& request);
 
 // ---- Replies (server to client) ---------------------------------------------

@@ -179,7 +179,9 @@ void Session::update_reading()
 
 void Session::handle_control(const std::string& text)
 {
-    ParsedRequest parsed = parse_request(text);
+    // Before hello the version is not settled: a request is read as the
+    // highest version has it, so that a well-formed one gets hello_required.
+    ParsedRequest parsed = parse_request(text, hello_done_ ? protocol_version_ : kMaxProtocolVersion);
     if (!parsed.request) {
         protocol_error(parsed.id, parsed.request.error());
         return;
@@ -232,8 +234,9 @@ void Session::handle_request(const Request& request)
             session.protocol_error(id, Error{ErrorCode::unexpected_frame, "abort outside an upload"});
         }
         void operator()(const StatsRequest&) const { session.send_stats(id); }
-        // Version 1 has no such operations, and answers them as it always
-        // did. (Version 2's handlers belong to the tree's session code.)
+        // A version-1 connection never gets here (parse_request refuses
+        // these as unknown_op). Version 2's handlers belong to the tree's
+        // session code; until they are in, these are unknown_op too.
         void operator()(const MkdirRequest& op) const { session.refuse_unknown_op(id, op_name(op)); }
         void operator()(const DeleteRequest& op) const { session.refuse_unknown_op(id, op_name(op)); }
         void operator()(const RenameRequest& op) const { session.refuse_unknown_op(id, op_name(op)); }
@@ -586,12 +589,7 @@ void Session::send_error(std::optional<std::uint64_t> id, const Error& error)
 // answering more only costs us; the connection closes.
 void Session::refuse_unknown_op(std::uint64_t id, std::string_view op)
 {
-    std::string message = "unknown operation \"" + std::string(op) + "\"";
-    if (protocol_version_ < 2) {
-        message += " (it needs protocol version 2; this connection said hello with version " +
-                   std::to_string(protocol_version_) + ")";
-    }
-    protocol_error(id, Error{ErrorCode::unknown_op, std::move(message)});
+    protocol_error(id, Error{ErrorCode::unknown_op, "unknown operation \"" + std::string(op) + "\""});
 }
 
 void Session::protocol_error(std::optional<std::uint64_t> id, const Error& error)

@@ -99,6 +99,17 @@ TEST_CASE("a version-1 hello gets version 1 and its capabilities, and the connec
         CHECK(refused.error().code == ErrorCode::unknown_op);
         CHECK(refused.error().message.find("protocol version 2") != std::string::npos);
     }
+    // Whatever their fields: an unknown operation has none to check.
+    f.feed(encode_control_frame(R"({"op":"delete","id":7})"));
+    f.feed(encode_control_frame(R"({"op":"mkdir","id":8,"path":null})"));
+    // The fields version 2 adds are unknown fields here, ignored.
+    f.feed(encode_control_frame(R"({"op":"list","id":9,"path":null,"recursive":"x"})"));
+    replies = f.io.replies(2);
+    CHECK(parse_mkdir_reply(replies[0]).error().code == ErrorCode::unknown_op);
+    CHECK(parse_mkdir_reply(replies[1]).error().code == ErrorCode::unknown_op);
+    f.io.run_jobs();
+    replies = f.io.replies(1);
+    CHECK(parse_list_reply(replies[0]));
     f.feed(control(Request{6, StatRequest{"a/b"}}));
     replies = f.io.replies(1);
     CHECK(parse_stat_reply(replies[0]).error().code == ErrorCode::invalid_name);

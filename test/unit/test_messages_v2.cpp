@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -87,6 +88,31 @@ TEST_CASE("op_name names the operations of version 2, and only they need it")
     CHECK_FALSE(ferry::needs_version_2(ferry::PutRequest{}));
     CHECK_FALSE(ferry::needs_version_2(ferry::StatRequest{}));
     CHECK_FALSE(ferry::needs_version_2(ferry::HelloRequest{}));
+}
+
+TEST_CASE("on a version-1 connection the new operations are unknown_op and the new fields unknown")
+{
+    for (const std::string text : {R"({"op":"mkdir","id":3,"path":"a"})", R"({"op":"delete","id":3})",
+                                   R"({"op":"rename","id":3,"from":null})", R"({"op":"digest","id":3,"name":"a"})"}) {
+        INFO(text);
+        const auto parsed = ferry::parse_request(text, 1);
+        REQUIRE_FALSE(parsed.request.ok());
+        CHECK(parsed.request.error().code == ErrorCode::unknown_op);
+        CHECK(parsed.request.error().message.find("protocol version 2") != std::string::npos);
+        CHECK(parsed.id == std::optional<std::uint64_t>(3));
+    }
+    const auto list = ferry::parse_request(R"({"op":"list","id":1,"path":null,"recursive":"x","paged":true})", 1);
+    REQUIRE(list.request.ok());
+    CHECK(std::get<ferry::ListRequest>(list.request->body).path.empty());
+    CHECK_FALSE(std::get<ferry::ListRequest>(list.request->body).recursive);
+    CHECK(std::get<ferry::ListRequest>(list.request->body).paged);
+    const auto put = ferry::parse_request(R"({"op":"put","id":1,"name":"a","size":1,"parents":null,"mtime":1.5})", 1);
+    REQUIRE(put.request.ok());
+    CHECK_FALSE(std::get<ferry::PutRequest>(put.request->body).parents);
+    CHECK_FALSE(std::get<ferry::PutRequest>(put.request->body).mtime.has_value());
+    // Version 2 reads them.
+    CHECK(ferry::parse_request(R"({"op":"put","id":1,"name":"a","size":1,"parents":null})", 2).request.error().code ==
+          ErrorCode::bad_request);
 }
 
 TEST_CASE("list: path and recursive round trip, and are left out when not set")
