@@ -204,7 +204,7 @@ class Backend:
 
 
 class Cluster:
-    def __init__(self, ferryd):
+    def __init__(self, ferryd, backend_args=()):
         self.ferryd = ferryd
         self.host = check_machine()
         self.lock = open(LOCK_FILE, "a+")
@@ -231,7 +231,7 @@ class Cluster:
             for point in self.mounts:
                 self._mount(point)
             self.ports = [free_port(), free_port()]
-            self.backends = [Backend(ferryd, m, p) for m, p in zip(self.mounts, self.ports)]
+            self.backends = [Backend(ferryd, m, p, *backend_args) for m, p in zip(self.mounts, self.ports)]
             self.proxy_port = free_port()
             self._start_haproxy()
         except BaseException:
