@@ -37,7 +37,7 @@ from conformance import OBSERVED_CODES, PROTOCOL_MD, REPO, UNPROVOKABLE  # noqa:
 # The suite's modules, one per area of the protocol; each holds the
 # unittest.TestCase classes of its area.
 MODULES = ["test_vectors", "test_framing", "test_list", "test_get", "test_hash",
-           "test_put", "test_auth", "test_limits", "test_lifecycle"]
+           "test_put", "test_auth", "test_limits", "test_lifecycle", "test_tree"]
 
 
 # ---------------------------------------------------------------- coverage
