@@ -1,10 +1,7 @@
-"""Version 2: the tree. Paths (5.1), list of a folder and of a tree (4.2),
-stat of folders (4.3), get and put by path with parents and mtime (4.4,
-4.5), digest, mkdir, delete, rename (4.9 to 4.12), the read-only refusals,
-and what a version-1 connection still sees (8).
-
-Written from docs/PROTOCOL.md alone, with raw frames; part of the
-conformance suite (test_conformance.py runs it with the others).
+"""Version 2: the tree (PROTOCOL.md 5.1, 4.2 to 4.12, 8), from the document
+alone, with raw frames; part of the conformance suite (test_conformance.py
+runs it with the others). Here: what a version-1 connection still sees over
+a tree, and hello with version 2.
 """
 
 import hashlib
