@@ -1,0 +1,124 @@
+#include "local_tree.hpp"
+
+#include "local_files.hpp"
+#include "names.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace ferry::client {
+
+namespace {
+
+std::string joined(const std::string& folder, const std::string& name)
+{
+    return folder.empty() ? name : folder + "/" + name;
+}
+
+// The names in the folder open at `fd` (which this takes over), sorted;
+// "." and ".." left out.
+Result<std::vector<std::string>> read_names(int fd, const std::string& shown)
+{
+    DIR* dir = ::fdopendir(fd);
+    if (dir == nullptr) {
+        const int saved = errno;
+        ::close(fd);
+        return local_error("cannot read the folder \"" + shown + "\"", saved);
+    }
+    std::vector<std::string> names;
+    errno = 0;
+    while (const dirent* entry = ::readdir(dir)) {
+        const std::string name = entry->d_name;
+        if (name != "." && name != "..") {
+            names.push_back(name);
+        }
+        errno = 0;
+    }
+    const int saved = errno;
+    ::closedir(dir);
+    if (saved != 0) {
+        return local_error("cannot read the folder \"" + shown + "\"", saved);
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+class Walker {
+public:
+    explicit Walker(std::string root) : root_(std::move(root)) {}
+
+    LocalTree tree;
+
+    // Walks the folder open at `fd` (taken over), found at `relative`,
+    // which has `depth` components.
+    void walk(int fd, const std::string& relative, std::size_t depth)
+    {
+        auto names = read_names(::dup(fd), relative.empty() ? root_ : root_ + "/" + relative);
+        if (!names) {
+            ::close(fd);
+            tree.skipped.push_back({relative, names.error().message});
+            return;
+        }
+        for (const auto& name : names.value()) {
+            const std::string path = joined(relative, name);
+            if (auto bad = check_file_name(name)) {
+                tree.skipped.push_back({path, "a name the server refuses: " + bad->message});
+                continue;
+            }
+            if (name.ends_with(kPartSuffix) || name.ends_with(std::string(kPartSuffix) + std::string(kStateSuffix))) {
+                tree.skipped.push_back({path, "a partial download"});
+                continue;
+            }
+            if (depth + 1 > kMaxTreeDepth) {
+                tree.skipped.push_back({path, "deeper than " + std::to_string(kMaxTreeDepth) + " components"});
+                continue;
+            }
+            struct stat st {};
+            if (::fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+                tree.skipped.push_back({path, std::string("cannot stat: ") + std::strerror(errno)});
+                continue;
+            }
+            if (S_ISREG(st.st_mode)) {
+                tree.entries.push_back({path, false, static_cast<std::uint64_t>(st.st_size), st.st_mtim.tv_sec});
+            } else if (S_ISDIR(st.st_mode)) {
+                // O_NOFOLLOW: swapped for a symlink since the fstatat, it is not entered.
+                const int child = ::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (child < 0) {
+                    tree.skipped.push_back({path, std::string("cannot open the folder: ") + std::strerror(errno)});
+                    continue;
+                }
+                tree.entries.push_back({path, true, 0, st.st_mtim.tv_sec});
+                walk(child, path, depth + 1);
+            } else if (S_ISLNK(st.st_mode)) {
+                tree.skipped.push_back({path, "a symbolic link (not followed)"});
+            } else {
+                tree.skipped.push_back({path, "not a regular file or folder"});
+            }
+        }
+        ::close(fd);
+    }
+
+private:
+    std::string root_;
+};
+
+} // namespace
+
+Result<LocalTree> walk_local_tree(const std::string& root)
+{
+    const int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return local_error("cannot open the folder \"" + root + "\"", errno);
+    }
+    Walker walker(root);
+    walker.walk(fd, "", 0);
+    return std::move(walker.tree);
+}
+
+} // namespace ferry::client

@@ -1,0 +1,153 @@
+#include "remote_paths.hpp"
+
+#include <fnmatch.h>
+
+#include <algorithm>
+
+namespace ferry::client {
+
+namespace {
+
+std::vector<std::string_view> components_of(std::string_view path)
+{
+    std::vector<std::string_view> parts;
+    std::size_t at = 0;
+    while (at <= path.size()) {
+        auto end = path.find('/', at);
+        if (end == std::string_view::npos) {
+            end = path.size();
+        }
+        if (end > at) {
+            parts.push_back(path.substr(at, end - at));
+        }
+        at = end + 1;
+    }
+    return parts;
+}
+
+bool is_wildcard_char(char c)
+{
+    return c == '*' || c == '?' || c == '[';
+}
+
+} // namespace
+
+Result<std::string> resolve_remote_path(std::string_view current, std::string_view typed)
+{
+    std::vector<std::string_view> parts;
+    if (!typed.starts_with('/')) {
+        parts = components_of(current);
+    }
+    for (const auto part : components_of(typed)) {
+        if (part == ".") {
+            continue;
+        }
+        if (part == "..") {
+            if (parts.empty()) {
+                return Error{ErrorCode::invalid_name,
+                             "\"" + std::string(typed) + "\" climbs above the server's root"};
+            }
+            parts.pop_back();
+            continue;
+        }
+        parts.push_back(part);
+    }
+    std::string path;
+    for (const auto part : parts) {
+        path += (path.empty() ? "" : "/") + std::string(part);
+    }
+    return path;
+}
+
+std::string join_remote(std::string_view folder, std::string_view name)
+{
+    if (folder.empty()) {
+        return std::string(name);
+    }
+    if (name.empty()) {
+        return std::string(folder);
+    }
+    return std::string(folder) + "/" + std::string(name);
+}
+
+std::string remote_parent(std::string_view path)
+{
+    const auto slash = path.rfind('/');
+    return slash == std::string_view::npos ? std::string() : std::string(path.substr(0, slash));
+}
+
+std::string remote_base_name(std::string_view path)
+{
+    const auto slash = path.rfind('/');
+    return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+}
+
+bool has_wildcard(std::string_view path)
+{
+    for (std::size_t i = 0; i < path.size(); ++i) {
+        if (path[i] == '\\') {
+            ++i; // the next character is itself
+        } else if (is_wildcard_char(path[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+std::string unescape_wildcards(std::string_view path)
+{
+    std::string plain;
+    for (std::size_t i = 0; i < path.size(); ++i) {
+        if (path[i] == '\\' && i + 1 < path.size()) {
+            ++i;
+        }
+        plain += path[i];
+    }
+    return plain;
+}
+
+WildcardSplit split_wildcard(std::string_view path)
+{
+    const auto parts = components_of(path);
+    WildcardSplit split;
+    std::size_t first = 0;
+    while (first < parts.size() && !has_wildcard(parts[first])) {
+        split.folder = join_remote(split.folder, unescape_wildcards(parts[first]));
+        ++first;
+    }
+    for (std::size_t i = first; i < parts.size(); ++i) {
+        split.pattern = join_remote(split.pattern, parts[i]);
+    }
+    split.recursive = parts.size() > first + 1;
+    return split;
+}
+
+bool wildcard_match(std::string_view pattern, std::string_view relative)
+{
+    return ::fnmatch(std::string(pattern).c_str(), std::string(relative).c_str(), FNM_PATHNAME) == 0;
+}
+
+Result<std::vector<Match>> expand_remote(std::string_view path, std::string_view typed, const FolderLister& list)
+{
+    if (!has_wildcard(path)) {
+        return std::vector<Match>{Match{unescape_wildcards(path), false}};
+    }
+    const WildcardSplit split = split_wildcard(path);
+    auto listed = list(split.folder, split.recursive);
+    if (!listed) {
+        return listed.error();
+    }
+    std::vector<Match> matches;
+    for (const auto& entry : listed.value()) {
+        if (wildcard_match(split.pattern, entry.name)) {
+            matches.push_back(Match{join_remote(split.folder, entry.name), entry.folder});
+        }
+    }
+    if (matches.empty()) {
+        return Error{ErrorCode::not_found, "no match for '" + std::string(typed) + "'"};
+    }
+    std::sort(matches.begin(), matches.end(), [](const Match& a, const Match& b) { return a.path < b.path; });
+    return matches;
+}
+
+} // namespace ferry::client

@@ -1,0 +1,75 @@
+// Paths on the server as the user types them: the shell's remote current
+// folder, '.' and '..' settled here (the server never sees them: a path on
+// the wire has only plain components, PROTOCOL.md 5), and wildcards (*, ?
+// and [...], fnmatch(3) with FNM_PATHNAME) expanded against the server's
+// listing. Pure: listing goes through a function the caller gives, so the
+// expansion is tested against a made-up listing.
+#pragma once
+
+#include "status.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ferry::client {
+
+// `typed` made a path from the server's root ("" is the root itself):
+// relative to `current` (itself such a path), or from the root when it
+// starts with '/'; repeated and trailing slashes are dropped, '.' is
+// skipped and '..' takes back the component before it. A '..' above the
+// root is invalid_name: the server's root is as far up as ferry goes.
+Result<std::string> resolve_remote_path(std::string_view current, std::string_view typed);
+
+// "a/b" and "c" -> "a/b/c"; "" (the root) and "c" -> "c".
+std::string join_remote(std::string_view folder, std::string_view name);
+// The folder holding `path` ("a/b/c" -> "a/b", "c" -> "").
+std::string remote_parent(std::string_view path);
+// The last component ("a/b/c" -> "c").
+std::string remote_base_name(std::string_view path);
+
+// Whether `path` holds a wildcard that is not escaped by a backslash.
+bool has_wildcard(std::string_view path);
+// A path without wildcards, its backslash escapes undone ("a\*b" -> "a*b"):
+// a name that holds a wildcard character itself is typed that way.
+std::string unescape_wildcards(std::string_view path);
+
+// Where a pattern is matched: the folder named by its components before the
+// first one holding a wildcard, the rest (matched against paths relative to
+// that folder), and whether the rest spans several components (then the
+// folder's listing must be recursive).
+struct WildcardSplit {
+    std::string folder;
+    std::string pattern;
+    bool recursive = false;
+};
+WildcardSplit split_wildcard(std::string_view path);
+
+// Whether `relative` (a path below the pattern's folder) matches `pattern`:
+// fnmatch(3) with FNM_PATHNAME, so '*' and '?' never match a '/'.
+bool wildcard_match(std::string_view pattern, std::string_view relative);
+
+// One entry of a folder's listing, as far as expansion needs it: its path
+// relative to the folder listed, and whether it is a folder.
+struct ListedEntry {
+    std::string name;
+    bool folder = false;
+};
+// Lists `folder` (a path from the root), recursively when asked.
+using FolderLister = std::function<Result<std::vector<ListedEntry>>(const std::string& folder, bool recursive)>;
+
+// A path that matched, from the root.
+struct Match {
+    std::string path;
+    bool folder = false;
+};
+
+// The paths `path` (resolved, from the root) names: itself when it holds
+// no wildcard (escapes undone; not looked up), else every entry of the
+// listing that matches, sorted. No match is not_found "no match for
+// 'TYPED'" (`typed`: the argument as the user gave it).
+Result<std::vector<Match>> expand_remote(std::string_view path, std::string_view typed, const FolderLister& list);
+
+} // namespace ferry::client

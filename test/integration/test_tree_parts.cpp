@@ -1,0 +1,260 @@
+// The client's pure parts for folders, without a server: remote paths typed
+// in the shell's current folder, wildcards matched against a made-up
+// listing, and the local tree walk that put -r sends.
+#include "support.hpp"
+
+#include "local_tree.hpp"
+#include "remote_paths.hpp"
+
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+using namespace ferry::client;
+
+TEST_CASE("remote paths: relative to the current folder, '.' and '..' settled on the client")
+{
+    const auto resolved = [](std::string_view current, std::string_view typed) {
+        auto path = resolve_remote_path(current, typed);
+        REQUIRE(path.ok());
+        return path.value();
+    };
+    CHECK(resolved("", "a.txt") == "a.txt");
+    CHECK(resolved("logs", "a.txt") == "logs/a.txt");
+    CHECK(resolved("logs/2026", "..") == "logs");
+    CHECK(resolved("logs/2026", "../..") == "");
+    CHECK(resolved("logs/2026", "../other/./x") == "logs/other/x");
+    CHECK(resolved("logs", "/etc/x") == "etc/x");
+    CHECK(resolved("logs", "/") == "");
+    CHECK(resolved("logs", "a//b/") == "logs/a/b");
+    CHECK(resolved("logs", ".") == "logs");
+    CHECK(resolved("a/b", "c/../../d") == "a/d");
+    for (const auto& [current, typed] : std::vector<std::pair<std::string, std::string>>{
+             {"", ".."}, {"a", "../.."}, {"a/b", "/../x"}, {"", "x/../../y"}}) {
+        CAPTURE(typed);
+        const auto path = resolve_remote_path(current, typed);
+        REQUIRE_FALSE(path.ok());
+        CHECK(path.error().code == ferry::ErrorCode::invalid_name);
+        CHECK(path.error().message.find("above the server's root") != std::string::npos);
+    }
+    CHECK(join_remote("", "a") == "a");
+    CHECK(join_remote("a/b", "c") == "a/b/c");
+    CHECK(remote_parent("a/b/c") == "a/b");
+    CHECK(remote_parent("c") == "");
+    CHECK(remote_base_name("a/b/c") == "c");
+    CHECK(remote_base_name("c") == "c");
+}
+
+TEST_CASE("wildcards: split at the first component holding one, escapes undone")
+{
+    CHECK(has_wildcard("logs/*.gz"));
+    CHECK(has_wildcard("a?"));
+    CHECK(has_wildcard("[ab].txt"));
+    CHECK_FALSE(has_wildcard("plain/name.txt"));
+    CHECK_FALSE(has_wildcard("a\\*b"));
+    CHECK(unescape_wildcards("a\\*b\\?") == "a*b?");
+
+    auto split = split_wildcard("logs/2026/*.gz");
+    CHECK(split.folder == "logs/2026");
+    CHECK(split.pattern == "*.gz");
+    CHECK_FALSE(split.recursive);
+    split = split_wildcard("logs/*/x.gz");
+    CHECK(split.folder == "logs");
+    CHECK(split.pattern == "*/x.gz");
+    CHECK(split.recursive);
+    split = split_wildcard("*.txt");
+    CHECK(split.folder == "");
+    CHECK(split.pattern == "*.txt");
+
+    // FNM_PATHNAME: '*' stays within one component.
+    CHECK(wildcard_match("*.gz", "a.gz"));
+    CHECK_FALSE(wildcard_match("*.gz", "sub/a.gz"));
+    CHECK(wildcard_match("*/*.gz", "sub/a.gz"));
+    CHECK(wildcard_match("[ab]?.txt", "b1.txt"));
+    CHECK_FALSE(wildcard_match("[ab]?.txt", "c1.txt"));
+}
+
+namespace {
+
+// A server's tree, listed as list (non-recursive or recursive) would.
+class FakeTree {
+public:
+    explicit FakeTree(std::vector<std::string> paths) : paths_(std::move(paths)) {}
+
+    ferry::Result<std::vector<ListedEntry>> list(const std::string& folder, bool recursive)
+    {
+        calls.push_back(folder + (recursive ? " -r" : ""));
+        std::vector<ListedEntry> entries;
+        bool exists = folder.empty();
+        for (const auto& path : paths_) {
+            const bool is_folder = path.ends_with('/');
+            const std::string clean = is_folder ? path.substr(0, path.size() - 1) : path;
+            if (clean == folder) {
+                exists = true;
+            }
+            const std::string prefix = folder.empty() ? "" : folder + "/";
+            if (!clean.starts_with(prefix) || clean == folder) {
+                continue;
+            }
+            const std::string relative = clean.substr(prefix.size());
+            if (!recursive && relative.find('/') != std::string::npos) {
+                continue;
+            }
+            entries.push_back({relative, is_folder});
+        }
+        if (!exists) {
+            return ferry::Error{ferry::ErrorCode::not_found, "no folder \"" + folder + "\""};
+        }
+        return entries;
+    }
+
+    std::vector<std::string> calls;
+
+private:
+    std::vector<std::string> paths_;
+};
+
+std::vector<std::string> paths_of(const std::vector<Match>& matches)
+{
+    std::vector<std::string> paths;
+    for (const auto& match : matches) {
+        paths.push_back(match.path + (match.folder ? "/" : ""));
+    }
+    return paths;
+}
+
+} // namespace
+
+TEST_CASE("wildcards are expanded against the listing of the folder before them")
+{
+    FakeTree tree({"a.txt", "b.txt", "c.log", "logs/", "logs/1.gz", "logs/2.gz", "logs/keep.txt", "logs/old/",
+                   "logs/old/0.gz", "logs/sub/", "logs/sub/x.gz"});
+    const FolderLister lister = [&tree](const std::string& folder, bool recursive) {
+        return tree.list(folder, recursive);
+    };
+
+    auto matched = expand_remote("*.txt", "*.txt", lister);
+    REQUIRE(matched.ok());
+    CHECK(paths_of(matched.value()) == std::vector<std::string>{"a.txt", "b.txt"});
+    CHECK(tree.calls == std::vector<std::string>{""});
+
+    matched = expand_remote("logs/*.gz", "logs/*.gz", lister);
+    REQUIRE(matched.ok());
+    CHECK(paths_of(matched.value()) == std::vector<std::string>{"logs/1.gz", "logs/2.gz"});
+    CHECK(tree.calls.back() == "logs");
+
+    // A wildcard before the last component: the folder's listing is recursive.
+    matched = expand_remote("logs/*/*.gz", "logs/*/*.gz", lister);
+    REQUIRE(matched.ok());
+    CHECK(paths_of(matched.value()) == std::vector<std::string>{"logs/old/0.gz", "logs/sub/x.gz"});
+    CHECK(tree.calls.back() == "logs -r");
+
+    // Folders match too, and say so.
+    matched = expand_remote("l*", "l*", lister);
+    REQUIRE(matched.ok());
+    CHECK(paths_of(matched.value()) == std::vector<std::string>{"logs/"});
+
+    // No wildcard: the path itself, not looked up.
+    const auto calls = tree.calls.size();
+    matched = expand_remote("missing.txt", "missing.txt", lister);
+    REQUIRE(matched.ok());
+    CHECK(paths_of(matched.value()) == std::vector<std::string>{"missing.txt"});
+    CHECK(tree.calls.size() == calls);
+    matched = expand_remote("star\\*.txt", "star\\*.txt", lister);
+    REQUIRE(matched.ok());
+    CHECK(paths_of(matched.value()) == std::vector<std::string>{"star*.txt"});
+
+    // No match is not_found, naming the pattern as typed.
+    for (const char* pattern : {"logs/*.zip", "*.none", "logs/?/*.gz"}) {
+        CAPTURE(pattern);
+        const auto none = expand_remote(pattern, std::string("typed ") + pattern, lister);
+        REQUIRE_FALSE(none.ok());
+        CHECK(none.error().code == ferry::ErrorCode::not_found);
+        CHECK(none.error().message == "no match for 'typed " + std::string(pattern) + "'");
+    }
+    // The folder before the wildcard is missing: the listing's error.
+    const auto missing = expand_remote("nowhere/*.gz", "nowhere/*.gz", lister);
+    REQUIRE_FALSE(missing.ok());
+    CHECK(missing.error().message == "no folder \"nowhere\"");
+}
+
+namespace {
+
+void write_text(const std::string& path, const std::string& text)
+{
+    FILE* f = std::fopen(path.c_str(), "wb");
+    REQUIRE(f != nullptr);
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+}
+
+} // namespace
+
+TEST_CASE("the local tree walk: folders before their contents, no symlink followed, what cannot go is said")
+{
+    ferry::test::TempDir dir;
+    const std::string root = dir / "tree";
+    REQUIRE(::mkdir(root.c_str(), 0755) == 0);
+    REQUIRE(::mkdir((root + "/sub").c_str(), 0755) == 0);
+    REQUIRE(::mkdir((root + "/sub/deeper").c_str(), 0755) == 0);
+    REQUIRE(::mkdir((root + "/empty").c_str(), 0755) == 0);
+    REQUIRE(::mkdir((dir / "outside").c_str(), 0755) == 0);
+    write_text(dir / "outside/secret.txt", "secret");
+    write_text(root + "/a.txt", "hello");
+    write_text(root + "/sub/b.txt", "bb");
+    write_text(root + "/sub/deeper/c.txt", "c");
+    write_text(root + "/.hidden", "h");
+    write_text(root + "/x.bin.ferry-part", "part");
+    REQUIRE(::symlink((dir / "outside").c_str(), (root + "/link-dir").c_str()) == 0);
+    REQUIRE(::symlink((dir / "outside/secret.txt").c_str(), (root + "/sub/link-file").c_str()) == 0);
+    REQUIRE(::mkfifo((root + "/fifo").c_str(), 0600) == 0);
+
+    auto walked = walk_local_tree(root);
+    REQUIRE(walked.ok());
+    std::vector<std::string> entries;
+    for (const auto& entry : walked->entries) {
+        entries.push_back(entry.path + (entry.folder ? "/" : "") + (entry.folder ? "" : " " + std::to_string(entry.size)));
+    }
+    CHECK(entries == std::vector<std::string>{"a.txt 5", "empty/", "sub/", "sub/b.txt 2", "sub/deeper/",
+                                              "sub/deeper/c.txt 1"});
+    std::map<std::string, std::string> skipped;
+    for (const auto& entry : walked->skipped) {
+        skipped[entry.path] = entry.why;
+    }
+    CHECK(skipped.size() == 5);
+    CHECK(skipped[".hidden"].find("refuses") != std::string::npos);
+    CHECK(skipped["x.bin.ferry-part"] == "a partial download");
+    CHECK(skipped["link-dir"] == "a symbolic link (not followed)");
+    CHECK(skipped["sub/link-file"] == "a symbolic link (not followed)");
+    CHECK(skipped["fifo"] == "not a regular file or folder");
+    struct stat st {};
+    REQUIRE(::stat((root + "/a.txt").c_str(), &st) == 0);
+    CHECK(walked->entries.front().mtime == st.st_mtim.tv_sec);
+
+    // Not a folder, or missing: an error, not an empty tree.
+    CHECK_FALSE(walk_local_tree(root + "/a.txt").ok());
+    CHECK(walk_local_tree(root + "/nothing").error().code == ferry::ErrorCode::local_io);
+}
+
+TEST_CASE("the local tree walk stops at the depth a server path may have")
+{
+    ferry::test::TempDir dir;
+    std::string path = dir / "deep";
+    REQUIRE(::mkdir(path.c_str(), 0755) == 0);
+    const std::string root = path;
+    for (std::size_t i = 0; i < kMaxTreeDepth + 2; ++i) {
+        path += "/d";
+        REQUIRE(::mkdir(path.c_str(), 0755) == 0);
+    }
+    auto walked = walk_local_tree(root);
+    REQUIRE(walked.ok());
+    CHECK(walked->entries.size() == kMaxTreeDepth);
+    REQUIRE(walked->skipped.size() == 1);
+    CHECK(walked->skipped.front().why.find("deeper than") != std::string::npos);
+}
