@@ -11,19 +11,27 @@ namespace {
 
 // Prose is one line per paragraph: the help formatter wraps it to the width.
 constexpr const char* kFooter = R"(Commands (global options may also follow the command):
-  list                        files on the server: size, date, name
-  stat NAME                   one file's size and date
-  get [--no-resume] NAME... [-o LOCAL | -C DIR]
-                              download to ./NAME, to LOCAL (one NAME; a folder
+  list [PATH] [-r]            a folder on the server (default the root): size,
+                              date, name; folders end in /; -r everything below
+  stat PATH                   one file's or folder's size and date
+  get [-r] [-p] PATH... [-o LOCAL | -C DIR]
+                              download to ./NAME, to LOCAL (one PATH; a folder
                               gets NAME inside; - is standard output) or into
-                              DIR (made when missing)
-  put [--no-resume] LOCAL... [--as NAME]
-                              upload each LOCAL under its file name (or NAME)
+                              DIR (made when missing); -r: folders as trees
+  put [-r] [-p] LOCAL... [--as PATH | -C DIR]
+                              upload each LOCAL under its file name (or PATH),
+                              or into the server's DIR; -r: folders as trees
+  rm [-r] PATH...             delete files and empty folders (-r: whole trees)
+  mv FROM TO [--replace]      rename or move, atomically
+  mkdir [-p] PATH...          make folders (-p: with their parents)
+  digest PATH...              the server's digest of files (--hash picks it)
   stats                       the server's counters since it started
   help [COMMAND]              this help, or a command's: ferry help get
 
 With no command, ferry is a shell on a terminal (type help there); otherwise it reads the same commands from standard input, one a line, like sftp -b: the first that fails ends ferry with its exit status, and a leading - (-get a.txt) lets a command fail.
   printf 'get a.txt\nput b.txt\n' | ferry --server HOST
+
+Paths on the server are folder/sub/name. Quoted wildcards (*, ? and [...]: ferry get 'logs/*.gz') in get, rm, list, stat and digest are matched against the server's listing; no match is an error. -p (--preserve) keeps modification times. A server that speaks only protocol version 1 has no folders: the folder commands say so.
 
 Downloads are written to LOCAL.ferry-part (with its state in LOCAL.ferry-part.state; a name too long for that, .HEX.ferry-part), checked against the server's SHA-256 (or XXH3-128 with --hash xxh3-128: faster, catches corruption but not tampering) and only then renamed onto LOCAL; a FIFO or device is written straight through, a folder is refused. An interrupted download or upload continues where it stopped when it is run again (the part's bytes and the server's kept bytes are checked first); --no-resume starts over and discards them. Several files share one connection (gets are pipelined); one failed file does not stop the others, and a summary ends the command.
 
@@ -151,6 +159,9 @@ private:
 // The shell's help ends with what is the shell's own.
 constexpr const char* kShellFooter =
     "quit, exit: leave (also Ctrl-D). help COMMAND, or COMMAND --help: a command's flags.\n"
+    "Paths on the server are relative to the current folder (cd, pwd; /logs starts at the root, .. is the folder "
+    "above); local paths to the local one (lcd, lpwd). Quote wildcards only where a name holds a blank: get "
+    "logs/*.gz.\n"
     "Quote names with blanks: get \"my file.txt\" or get my\\ file.txt; Tab completes commands and names, quoted. "
     "Ctrl-C stops a transfer. Lines starting with # are comments. From a script (standard input not a terminal) "
     "the first command that fails ends ferry; a leading - (-get a.txt) lets it fail. The global options (--server, "
@@ -232,60 +243,94 @@ CommandLine::CommandLine(Grammar grammar)
                                 "FERRY_TLS_PIN"));
 
     auto& a = arguments;
-    list = app.add_subcommand("list", "List the server's files (size, date, name)")->alias("ls");
-    stat = app.add_subcommand("stat", "Show one file's name, size and modification time");
-    stat->add_option("NAME", a.name, "File name on the server (or ferry://HOST:PORT/NAME)")->required();
-    get = app.add_subcommand("get", "Download files, each verified by SHA-256");
+    list = app.add_subcommand("list", "List a folder on the server (size, date, name; folders end in /)")->alias("ls");
+    list->add_option("PATH", a.name, "Folder on the server (default: the root; in the shell the current folder); a "
+                                     "wildcard lists what matches");
+    list->add_flag("-r,--recursive", a.recursive, "List everything below the folder, paths relative to it");
+    stat = app.add_subcommand("stat", "Show one file's or folder's name, size and modification time");
+    stat->add_option("PATH", a.name, "Path on the server (or ferry://HOST:PORT/PATH); a wildcard shows each match")
+        ->required();
+    get = app.add_subcommand("get", "Download files (or with -r folders), each verified by SHA-256");
     auto* get_resume =
         get->add_flag("--resume", a.resume, "Continue interrupted downloads from their .ferry-part files (the default)");
     get->add_flag("--no-resume", a.no_resume, "Start over: discard the .ferry-part files of interrupted downloads")
         ->excludes(get_resume);
-    get->add_option("NAME", a.names, "File names on the server (or ferry://HOST:PORT/NAME)")->required();
-    auto* output_option =
-        get->add_option("-o,--output", a.output_path,
-                        "Where to write the one NAME (an existing folder gets NAME inside; - is standard output)");
-    get->add_option("-C,--directory", a.folder, "Folder to write every NAME into (made when missing)")
+    get->add_option("PATH", a.names,
+                    "Paths on the server (or ferry://HOST:PORT/PATH); wildcards (quoted: 'logs/*.gz') match the "
+                    "server's names")
+        ->required();
+    auto* output_option = get->add_option(
+        "-o,--output", a.output_path,
+        "Where to write the one PATH (an existing folder gets PATH's last name inside; - is standard output)");
+    get->add_option("-C,--directory", a.folder, "Folder to write every PATH into (made when missing)")
         ->excludes(output_option);
+    get->add_flag("-r,--recursive", a.recursive, "Download folders with everything in them, as local folders");
+    get->add_flag("-p,--preserve", a.preserve, "Give each file (and with -r each folder) the server's modification time");
     auto* get_no_clobber =
         get->add_flag("-n,--no-clobber", a.no_clobber, "Leave an existing local file alone (reported as skipped)");
     get->add_flag("--skip-identical", a.skip_identical,
                   "Skip a file whose local copy has the same size and digest; replace one that differs")
         ->excludes(get_no_clobber);
-    put = app.add_subcommand("put", "Upload files; each replaces its name only once complete and verified");
+    put = app.add_subcommand("put", "Upload files (or with -r folders); each replaces its name only once complete and "
+                                    "verified");
     auto* put_resume = put->add_flag(
         "--resume", a.resume, "Continue interrupted uploads of the same name and size, once checked (the default)");
     put->add_flag("--no-resume", a.no_resume, "Start over: discard the server's kept upload of the same name and size")
         ->excludes(put_resume);
-    put->add_option("LOCAL", a.locals, "Local files to send (- is standard input, with --as)")->required();
-    put->add_option("--as", a.as,
-                    "Name on the server of the one LOCAL (default: its file name; or ferry://HOST:PORT/NAME)");
+    put->add_option("LOCAL", a.locals, "Local files (with -r folders) to send (- is standard input, with --as)")
+        ->required();
+    auto* as_option = put->add_option(
+        "--as", a.as, "Path on the server of the one LOCAL (default: its file name; or ferry://HOST:PORT/PATH)");
+    put->add_option("-C,--directory", a.folder, "Folder on the server to put every LOCAL into (made when missing)")
+        ->excludes(as_option);
+    put->add_flag("-r,--recursive", a.recursive,
+                  "Send folders with everything in them (symbolic links are skipped, with a note)");
+    put->add_flag("-p,--preserve", a.preserve, "Give each file on the server the local file's modification time");
     auto* put_no_clobber = put->add_flag("-n,--no-clobber", a.no_clobber,
                                          "Leave a file the server already has alone (reported as skipped)");
     put->add_flag("--skip-identical", a.skip_identical,
                   "Skip a file the server holds with the same size and digest; replace one that differs")
         ->excludes(put_no_clobber);
+    remove = app.add_subcommand("rm", "Delete files, empty folders, or with -r folders and everything in them");
+    remove->add_option("PATH", a.names, "Paths on the server; wildcards (quoted) match the server's names")->required();
+    remove->add_flag("-r,--recursive", a.recursive, "Also delete folders that are not empty, with what is in them");
+    move = app.add_subcommand("mv", "Rename or move a file or folder on the server, atomically")->alias("rename");
+    move->add_option("FROM", a.from, "Path on the server")->required();
+    move->add_option("TO", a.to, "New path (an existing folder is refused, not entered; its folder must exist)")
+        ->required();
+    move->add_flag("--replace", a.replace,
+                   "Replace what TO names: a file, or an empty folder (without it an existing TO is refused)");
+    make_folder = app.add_subcommand("mkdir", "Make folders on the server");
+    make_folder->add_option("PATH", a.names, "Folders to make")->required();
+    make_folder->add_flag("-p,--parents", a.parents,
+                          "Make missing parent folders too; a folder already there is no error");
+    digest = app.add_subcommand("digest", "Show files' digests as the server computes them (--hash picks the hash)");
+    digest->add_option("PATH", a.names, "Files on the server; wildcards (quoted) match the server's names")
+        ->required();
     stats = app.add_subcommand("stats", "Show the server's counters: uptime, connections, transfers, bytes, "
                                         "errors");
     help = app.add_subcommand("help", "Show this help, or a command's (help get)");
     if (shell) {
         help->alias("?");
+        change_folder = app.add_subcommand("cd", "Change the current folder on the server (paths are relative to it)");
+        change_folder->add_option("PATH", a.name, "Folder on the server (default: the root; .. is the one above)");
+        print_folder = app.add_subcommand("pwd", "Show the current folder on the server");
+        change_local_folder = app.add_subcommand("lcd", "Change the local current folder");
+        change_local_folder->add_option("LOCAL", a.name, "Local folder (default: your home folder)");
+        print_local_folder = app.add_subcommand("lpwd", "Show the local current folder");
         quit = app.add_subcommand("quit", "Leave the shell (also Ctrl-D)")->alias("exit");
     }
     std::vector<std::string> topics;
-    for (const CLI::App* command : {list, stat, get, put, stats, help, quit}) {
-        if (command != nullptr) {
-            topics.push_back(command->get_name());
-            for (const auto& alias : command->get_aliases()) {
-                topics.push_back(alias);
-            }
+    for (const CLI::App* command : commands()) {
+        topics.push_back(command->get_name());
+        for (const auto& alias : command->get_aliases()) {
+            topics.push_back(alias);
         }
     }
     help->add_option("COMMAND", a.help_topic, "The command to explain")->check(CLI::IsMember(topics));
-    for (auto* command : {list, stat, get, put, stats, help, quit}) {
-        if (command != nullptr) {
-            command->fallthrough(); // global options also after the command
-            command->footer(kCommandFooter);
-        }
+    for (auto* command : commands()) {
+        command->fallthrough(); // global options also after the command
+        command->footer(kCommandFooter);
     }
     app.footer(shell ? kShellFooter : kFooter); // after the commands: they would copy it
     app.require_subcommand(0, 1);
@@ -297,15 +342,25 @@ CLI::App* CommandLine::command() const
     return chosen.empty() ? nullptr : chosen.front();
 }
 
+std::vector<CLI::App*> CommandLine::commands() const
+{
+    std::vector<CLI::App*> all;
+    for (CLI::App* command : {list, stat, get, put, remove, move, make_folder, digest, change_folder, print_folder,
+                              change_local_folder, print_local_folder, stats, help, quit}) {
+        if (command != nullptr) {
+            all.push_back(command);
+        }
+    }
+    return all;
+}
+
 std::vector<std::string> CommandLine::command_names() const
 {
     std::vector<std::string> names;
-    for (const CLI::App* command : {list, stat, get, put, stats, help, quit}) {
-        if (command != nullptr) {
-            names.push_back(command->get_name());
-            for (const auto& alias : command->get_aliases()) {
-                names.push_back(alias);
-            }
+    for (const CLI::App* command : commands()) {
+        names.push_back(command->get_name());
+        for (const auto& alias : command->get_aliases()) {
+            names.push_back(alias);
         }
     }
     return names;
@@ -341,7 +396,7 @@ std::string CommandLine::help_text(const std::string& topic, const std::string& 
     // (the global options are the command line's).
     const FittedFormatter formatter;
     std::string text = "Commands:\n";
-    for (const CLI::App* command : {list, stat, get, put, stats, help, quit}) {
+    for (const CLI::App* command : commands()) {
         text += formatter.make_subcommand(command);
     }
     return text + "\n" + FittedFormatter::fit(app.get_footer()) + "\n";
@@ -359,12 +414,18 @@ std::optional<std::string> CommandLine::misuse() const
     if (get->parsed() && a.output_path == "-" && a.resume) {
         return "get: -o - cannot resume (standard output keeps no partial file)";
     }
+    if (get->parsed() && a.output_path == "-" && a.recursive) {
+        return "get: -o - writes one file; -r makes folders";
+    }
     if (put->parsed() && !a.as.empty() && a.locals.size() > 1) {
         return "put: --as names one file; several keep their own names";
     }
     const bool from_stdin = std::find(a.locals.begin(), a.locals.end(), "-") != a.locals.end();
     if (put->parsed() && from_stdin && grammar_ == Grammar::shell) {
         return "put -: standard input is for the command line (the shell reads its commands there)";
+    }
+    if (put->parsed() && from_stdin && a.recursive) {
+        return "put -: standard input is one file; -r sends folders";
     }
     if (put->parsed() && from_stdin && a.as.empty()) {
         return "put -: standard input has no file name; give one with --as NAME";

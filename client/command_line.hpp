@@ -1,5 +1,6 @@
-// The client's one grammar: the commands (list, stat, get, put, stats,
-// help) with their flags, and the global options, as CLI11 definitions.
+// The client's one grammar: the commands (list, stat, get, put, rm, mv,
+// mkdir, digest, stats, help; in the shell also cd, pwd, lcd, lpwd and
+// quit) with their flags, and the global options, as CLI11 definitions.
 // The command line (main.cpp) parses argv with them; the shell (shell.cpp)
 // parses each line's words (shell_words.hpp) with a fresh copy, so a command
 // or flag exists once and `help get` in the shell is `ferry get --help`.
@@ -16,8 +17,8 @@
 
 namespace ferry::client {
 
-// Who parses: the command line, or the shell (which adds quit, takes the
-// aliases ls and ?, and refuses the global options: they are fixed when
+// Who parses: the command line, or the shell (which adds quit, cd, pwd,
+// lcd and lpwd, takes the alias ?, and refuses the global options: they are fixed when
 // ferry starts).
 enum class Grammar { command_line, shell };
 
@@ -46,12 +47,18 @@ struct GlobalArguments {
 
 // What the commands take.
 struct CommandArguments {
-    std::string name;                // stat NAME
-    std::vector<std::string> names;  // get NAME...
+    std::string name;                // stat PATH, list [PATH], cd [PATH], lcd [LOCAL]
+    std::vector<std::string> names;  // get PATH..., rm PATH..., mkdir PATH..., digest PATH...
     std::vector<std::string> locals; // put LOCAL...
+    std::string from;                // mv FROM TO
+    std::string to;
     std::string output_path;         // get -o
-    std::string folder;              // get -C
+    std::string folder;              // get -C (a local folder), put -C (a folder on the server)
     std::string as;                  // put --as
+    bool recursive = false;          // list -r, get -r, put -r, rm -r
+    bool preserve = false;           // get -p, put -p: keep modification times
+    bool parents = false;            // mkdir -p
+    bool replace = false;            // mv --replace
     bool resume = false;             // --resume: the default, kept for scripts that say it
     bool no_resume = false;          // --no-resume: start over, discarding what an interrupted transfer left
     bool no_clobber = false;
@@ -76,9 +83,18 @@ public:
     CLI::App* stat = nullptr;
     CLI::App* get = nullptr;
     CLI::App* put = nullptr;
+    CLI::App* remove = nullptr;
+    CLI::App* move = nullptr;
+    CLI::App* make_folder = nullptr;
+    CLI::App* digest = nullptr;
     CLI::App* stats = nullptr;
     CLI::App* help = nullptr;
-    CLI::App* quit = nullptr; // the shell's only
+    // The shell's only:
+    CLI::App* quit = nullptr;
+    CLI::App* change_folder = nullptr;       // cd
+    CLI::App* print_folder = nullptr;        // pwd
+    CLI::App* change_local_folder = nullptr; // lcd
+    CLI::App* print_local_folder = nullptr;  // lpwd
 
     // The command the parse chose, or nullptr.
     CLI::App* command() const;
@@ -103,6 +119,9 @@ public:
     TransferFlags transfer_flags(HashKind hash, unsigned retries) const;
 
 private:
+    // Every command defined, in the order help shows them.
+    std::vector<CLI::App*> commands() const;
+
     Grammar grammar_;
     std::vector<CLI::Option*> globals_;
 };

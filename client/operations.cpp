@@ -72,9 +72,14 @@ Result<Body> ask(Connection& connection, const Request& request, ReplyParser<Bod
     return read_reply(connection, request.id, parse);
 }
 
-// clobber.cpp asks with these.
+// clobber.cpp and remote_tree.cpp ask with these.
 template Result<StatReply> ask(Connection&, const Request&, ReplyParser<StatReply>);
 template Result<GetReply> ask(Connection&, const Request&, ReplyParser<GetReply>);
+template Result<MkdirReply> ask(Connection&, const Request&, ReplyParser<MkdirReply>);
+template Result<DeleteReply> ask(Connection&, const Request&, ReplyParser<DeleteReply>);
+template Result<RenameReply> ask(Connection&, const Request&, ReplyParser<RenameReply>);
+template Result<DigestReply> ask(Connection&, const Request&, ReplyParser<DigestReply>);
+template Result<ListReply> read_reply(Connection&, std::uint64_t, ReplyParser<ListReply>);
 
 namespace {
 
@@ -318,8 +323,18 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& op
             }
             return Error{ErrorCode::hash_mismatch, message};
         }
-        // Verified: make it durable, then publish it under its name.
-        Status done = part.file().sync();
+        // Verified: make it durable (with the server's time when asked),
+        // then publish it under its name.
+        Status done = success();
+        if (options.preserve_mtime) {
+            const struct timespec times[2] = {{0, UTIME_OMIT}, {remote.mtime, 0}};
+            if (::futimens(part.file().fd(), times) != 0) {
+                done = local_error("cannot set the modification time of \"" + part_path(options.dest) + "\"", errno);
+            }
+        }
+        if (done) {
+            done = part.file().sync();
+        }
         if (done) {
             done = part.file().close();
         }
@@ -430,7 +445,14 @@ Result<PutReply> read_put_reply(Connection& connection, std::uint64_t id, std::u
 // carries the same name, size and hash, so that its commit matches it.
 Request put_request(std::uint64_t id, const PutOptions& options, std::uint64_t size, bool resume)
 {
-    return Request{id, PutRequest{options.name, size, resume, options.hash}};
+    PutRequest put;
+    put.name = options.name;
+    put.size = size;
+    put.resume = resume;
+    put.hash = options.hash;
+    put.parents = options.parents;
+    put.mtime = options.mtime;
+    return Request{id, put};
 }
 
 Result<PutReply> request_put(Connection& connection, std::uint64_t id, const PutOptions& options, std::uint64_t size,
@@ -467,7 +489,9 @@ Status send_abort(Connection& connection, std::uint64_t id, bool discard)
 Result<ListReply> list_files(Connection& connection)
 {
     const std::uint64_t id = connection.next_id();
-    if (auto sent = connection.send_request(Request{id, ListRequest{true}}); !sent) {
+    ListRequest request;
+    request.paged = true;
+    if (auto sent = connection.send_request(Request{id, request}); !sent) {
         return sent.error();
     }
     ListReply listed;
@@ -504,8 +528,9 @@ Result<StatsReply> server_stats(Connection& connection)
 
 Result<PendingGet> prepare_get(const GetOptions& options)
 {
-    // The name becomes a local path too (./NAME): never let it climb out.
-    if (auto bad = check_file_name(options.name)) {
+    // A path on the server: each of its names is one the protocol allows
+    // (so none can climb out of where the caller puts the file).
+    if (auto bad = check_path(options.name)) {
         return *bad;
     }
     PendingGet pending;
@@ -608,7 +633,7 @@ Result<PendingPut> prepare_put(const PutOptions& options)
     // A local name becomes the server's name unless --as gives one: one that
     // cannot be a server name (not UTF-8, say, or not NFC: PROTOCOL.md 5) is
     // refused here, before any byte is sent, rather than altered on the way.
-    if (auto bad = check_file_name(options.name)) {
+    if (auto bad = check_path(options.name)) {
         return Error{bad->code, "\"" + printable(options.name) + "\": " + bad->message +
                                     "; rename it, or send it alone with --as NAME"};
     }

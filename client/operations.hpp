@@ -35,14 +35,22 @@ using ReplyParser = Result<Reply<Body>> (*)(std::string_view);
 // reply) says otherwise; a reply to another request closes the connection.
 template <class Body>
 Result<Body> ask(Connection& connection, const Request& request, ReplyParser<Body> parse);
+// The reply to the request `id` already sent (ask's second half), for
+// requests whose replies come as several messages (a paged list).
+template <class Body>
+Result<Body> read_reply(Connection& connection, std::uint64_t id, ReplyParser<Body> parse);
 
 Result<ListReply> list_files(Connection& connection);
 Result<FileInfo> stat_file(Connection& connection, const std::string& name);
 Result<StatsReply> server_stats(Connection& connection);
 
 struct GetOptions {
-    std::string name;
+    std::string name; // a path on the server (a name on a version-1 connection)
     std::string dest; // the final local path (see resolve_download_path)
+    // Give the file the server's modification time (get -p): set on the
+    // verified part before it is renamed into place, so the published file
+    // never shows another time.
+    bool preserve_mtime = false;
     // Write the bytes to standard output instead: no part file, no resume;
     // the hash is still checked, and a mismatch is still an error.
     bool to_stdout = false;
@@ -107,7 +115,12 @@ Result<TransferResult> finish_get(Connection& connection, PendingGet& pending);
 
 struct PutOptions {
     std::string local_path;
-    std::string name;
+    std::string name; // a path on the server (a name on a version-1 connection)
+    // Have the server make the path's missing folders first (put -r, -C).
+    bool parents = false;
+    // The modification time the server gives the published file (put -p);
+    // needs protocol version 2.
+    std::optional<std::int64_t> mtime;
     // Continue the server's kept upload of this name and size when its
     // bytes are this file's beginning; false discards it (--no-resume).
     // Either way no kept upload of this name and size is left behind.

@@ -127,26 +127,29 @@ bool wildcard_match(std::string_view pattern, std::string_view relative)
     return ::fnmatch(std::string(pattern).c_str(), std::string(relative).c_str(), FNM_PATHNAME) == 0;
 }
 
-Result<std::vector<Match>> expand_remote(std::string_view path, std::string_view typed, const FolderLister& list)
+Result<std::vector<FileInfo>> expand_remote(std::string_view path, std::string_view typed, const FolderLister& list)
 {
     if (!has_wildcard(path)) {
-        return std::vector<Match>{Match{unescape_wildcards(path), false}};
+        FileInfo itself;
+        itself.name = unescape_wildcards(path);
+        return std::vector<FileInfo>{itself};
     }
     const WildcardSplit split = split_wildcard(path);
     auto listed = list(split.folder, split.recursive);
     if (!listed) {
         return listed.error();
     }
-    std::vector<Match> matches;
-    for (const auto& entry : listed.value()) {
+    std::vector<FileInfo> matches;
+    for (auto& entry : listed.value()) {
         if (wildcard_match(split.pattern, entry.name)) {
-            matches.push_back(Match{join_remote(split.folder, entry.name), entry.folder});
+            entry.name = join_remote(split.folder, entry.name);
+            matches.push_back(std::move(entry));
         }
     }
     if (matches.empty()) {
         return Error{ErrorCode::not_found, "no match for '" + std::string(typed) + "'"};
     }
-    std::sort(matches.begin(), matches.end(), [](const Match& a, const Match& b) { return a.path < b.path; });
+    std::sort(matches.begin(), matches.end(), [](const FileInfo& a, const FileInfo& b) { return a.name < b.name; });
     return matches;
 }
 

@@ -6,6 +6,7 @@
 // expansion is tested against a made-up listing.
 #pragma once
 
+#include "messages.hpp"
 #include "status.hpp"
 
 #include <cstdint>
@@ -51,25 +52,15 @@ WildcardSplit split_wildcard(std::string_view path);
 // fnmatch(3) with FNM_PATHNAME, so '*' and '?' never match a '/'.
 bool wildcard_match(std::string_view pattern, std::string_view relative);
 
-// One entry of a folder's listing, as far as expansion needs it: its path
-// relative to the folder listed, and whether it is a folder.
-struct ListedEntry {
-    std::string name;
-    bool folder = false;
-};
-// Lists `folder` (a path from the root), recursively when asked.
-using FolderLister = std::function<Result<std::vector<ListedEntry>>(const std::string& folder, bool recursive)>;
+// Lists `folder` (a path from the root), recursively when asked: entries
+// named by their paths relative to `folder` (list's reply).
+using FolderLister = std::function<Result<std::vector<FileInfo>>(const std::string& folder, bool recursive)>;
 
-// A path that matched, from the root.
-struct Match {
-    std::string path;
-    bool folder = false;
-};
-
-// The paths `path` (resolved, from the root) names: itself when it holds
-// no wildcard (escapes undone; not looked up), else every entry of the
-// listing that matches, sorted. No match is not_found "no match for
-// 'TYPED'" (`typed`: the argument as the user gave it).
-Result<std::vector<Match>> expand_remote(std::string_view path, std::string_view typed, const FolderLister& list);
+// The paths `path` (resolved, from the root) names, each with what the
+// listing said of it and `name` the path from the root: `path` itself when
+// it holds no wildcard (escapes undone; not looked up, so only its name is
+// set), else every entry of the listing that matches, sorted. No match is
+// not_found "no match for 'TYPED'" (`typed`: the argument as the user gave it).
+Result<std::vector<FileInfo>> expand_remote(std::string_view path, std::string_view typed, const FolderLister& list);
 
 } // namespace ferry::client

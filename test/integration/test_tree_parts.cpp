@@ -87,10 +87,10 @@ class FakeTree {
 public:
     explicit FakeTree(std::vector<std::string> paths) : paths_(std::move(paths)) {}
 
-    ferry::Result<std::vector<ListedEntry>> list(const std::string& folder, bool recursive)
+    ferry::Result<std::vector<ferry::FileInfo>> list(const std::string& folder, bool recursive)
     {
         calls.push_back(folder + (recursive ? " -r" : ""));
-        std::vector<ListedEntry> entries;
+        std::vector<ferry::FileInfo> entries;
         bool exists = folder.empty();
         for (const auto& path : paths_) {
             const bool is_folder = path.ends_with('/');
@@ -106,7 +106,11 @@ public:
             if (!recursive && relative.find('/') != std::string::npos) {
                 continue;
             }
-            entries.push_back({relative, is_folder});
+            ferry::FileInfo entry;
+            entry.name = relative;
+            entry.size = relative.size();
+            entry.type = is_folder ? ferry::EntryType::folder : ferry::EntryType::file;
+            entries.push_back(entry);
         }
         if (!exists) {
             return ferry::Error{ferry::ErrorCode::not_found, "no folder \"" + folder + "\""};
@@ -120,11 +124,11 @@ private:
     std::vector<std::string> paths_;
 };
 
-std::vector<std::string> paths_of(const std::vector<Match>& matches)
+std::vector<std::string> paths_of(const std::vector<ferry::FileInfo>& matches)
 {
     std::vector<std::string> paths;
     for (const auto& match : matches) {
-        paths.push_back(match.path + (match.folder ? "/" : ""));
+        paths.push_back(match.name + (match.type == ferry::EntryType::folder ? "/" : ""));
     }
     return paths;
 }
@@ -148,6 +152,7 @@ TEST_CASE("wildcards are expanded against the listing of the folder before them"
     REQUIRE(matched.ok());
     CHECK(paths_of(matched.value()) == std::vector<std::string>{"logs/1.gz", "logs/2.gz"});
     CHECK(tree.calls.back() == "logs");
+    CHECK(matched->front().size == 4); // what the listing said of it
 
     // A wildcard before the last component: the folder's listing is recursive.
     matched = expand_remote("logs/*/*.gz", "logs/*/*.gz", lister);

@@ -1,0 +1,117 @@
+#include "remote_tree.hpp"
+
+#include "operations.hpp"
+
+#include <algorithm>
+#include <utility>
+
+namespace ferry::client {
+
+std::optional<Error> require_folders(const Connection& connection)
+{
+    if (connection.protocol_version() < 2) {
+        return Error{ErrorCode::unsupported_version,
+                     "this server speaks protocol version " + std::to_string(connection.protocol_version()) +
+                         ", which has no folders"};
+    }
+    return std::nullopt;
+}
+
+Status list_tree(Connection& connection, const std::string& path, bool recursive,
+                 const std::function<Status(FileInfo&&)>& each)
+{
+    if (auto old = require_folders(connection)) {
+        return *old;
+    }
+    ListRequest request;
+    request.paged = true;
+    request.path = path;
+    request.recursive = recursive;
+    const std::uint64_t id = connection.next_id();
+    if (auto sent = connection.send_request(Request{id, request}); !sent) {
+        return sent.error();
+    }
+    for (;;) {
+        auto page = read_reply(connection, id, parse_list_reply);
+        if (!page) {
+            return page.error();
+        }
+        for (auto& file : page->files) {
+            if (auto taken = each(std::move(file)); !taken) {
+                if (page->more) {
+                    connection.close(); // pages would still come
+                }
+                return taken;
+            }
+        }
+        if (!page->more) {
+            return success();
+        }
+    }
+}
+
+Result<ListReply> list_folder(Connection& connection, const std::string& path, bool recursive)
+{
+    if (auto old = require_folders(connection)) {
+        return *old;
+    }
+    ListRequest request;
+    request.paged = true;
+    request.path = path;
+    request.recursive = recursive;
+    const std::uint64_t id = connection.next_id();
+    if (auto sent = connection.send_request(Request{id, request}); !sent) {
+        return sent.error();
+    }
+    ListReply listed;
+    for (;;) {
+        auto page = read_reply(connection, id, parse_list_reply);
+        if (!page) {
+            return page.error();
+        }
+        listed.files.insert(listed.files.end(), std::make_move_iterator(page->files.begin()),
+                            std::make_move_iterator(page->files.end()));
+        listed.skipped_invalid_names += page->skipped_invalid_names;
+        if (!page->more) {
+            break;
+        }
+    }
+    std::sort(listed.files.begin(), listed.files.end(),
+              [](const FileInfo& a, const FileInfo& b) { return a.name < b.name; });
+    return listed;
+}
+
+Result<MkdirReply> make_remote_folder(Connection& connection, const std::string& path, bool parents)
+{
+    if (auto old = require_folders(connection)) {
+        return *old;
+    }
+    return ask(connection, Request{connection.next_id(), MkdirRequest{path, parents}}, parse_mkdir_reply);
+}
+
+Result<DeleteReply> delete_remote(Connection& connection, const std::string& path, bool recursive)
+{
+    if (auto old = require_folders(connection)) {
+        return *old;
+    }
+    return ask(connection, Request{connection.next_id(), DeleteRequest{path, recursive}}, parse_delete_reply);
+}
+
+Result<RenameReply> rename_remote(Connection& connection, const std::string& from, const std::string& to,
+                                  bool replace)
+{
+    if (auto old = require_folders(connection)) {
+        return *old;
+    }
+    return ask(connection, Request{connection.next_id(), RenameRequest{from, to, replace}}, parse_rename_reply);
+}
+
+Result<DigestReply> remote_digest(Connection& connection, const std::string& path, HashKind hash)
+{
+    if (auto old = require_folders(connection)) {
+        return *old;
+    }
+    return ask(connection, Request{connection.next_id(), DigestRequest{path, hash}}, parse_digest_reply);
+}
+
+} // namespace ferry::client

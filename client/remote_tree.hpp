@@ -1,0 +1,59 @@
+// The tree operations of protocol version 2 over one Connection (PROTOCOL.md
+// 4.2 and 4.9 to 4.12): list a folder (or everything below it), make,
+// delete and rename folders and files, ask a file's digest. No printing:
+// each returns the reply or its Error, and leaves the connection as ask()
+// does (operations.hpp). One file's upload or download to a given path, with
+// or without its modification time, is put_file / get_file there
+// (PutOptions::parents and ::mtime, GetOptions::preserve_mtime).
+//
+// These are the primitives the folder commands and sync are built on; on a
+// version-1 connection each is an unsupported_version Error, sent nothing.
+#pragma once
+
+#include "connection.hpp"
+#include "messages.hpp"
+#include "status.hpp"
+#include "transfer_hash.hpp"
+
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace ferry::client {
+
+// unsupported_version "this server speaks protocol version 1, which has no
+// folders" on a version-1 connection; nothing on a later one.
+std::optional<Error> require_folders(const Connection& connection);
+
+// Whether a listed or described entry is a folder (a version-1 reply, which
+// has no type, describes regular files only).
+inline bool is_folder(const FileInfo& file)
+{
+    return file.type == EntryType::folder;
+}
+
+// Lists the folder `path` ("" is the root): its files and folders by their
+// own names, or with `recursive` everything below it by paths relative to
+// `path`, each folder before what is inside it. The listing is asked for in
+// pages; `each` gets every entry as its page arrives, so a tree of any size
+// is never held whole here. An error from `each` stops the listing (and
+// closes the connection: the rest of the pages are not read) and is returned.
+Status list_tree(Connection& connection, const std::string& path, bool recursive,
+                 const std::function<Status(FileInfo&&)>& each);
+// The same, collected and sorted by name (so a folder still comes before
+// what is inside it); skipped_invalid_names counts the whole listing.
+Result<ListReply> list_folder(Connection& connection, const std::string& path, bool recursive);
+
+// mkdir: `parents` makes the missing folders above too, and then a folder
+// already there is no error (reply's `created` false).
+Result<MkdirReply> make_remote_folder(Connection& connection, const std::string& path, bool parents);
+// delete: a file, an empty folder, or with `recursive` a folder and what is
+// in it (what was removed before an error stays removed).
+Result<DeleteReply> delete_remote(Connection& connection, const std::string& path, bool recursive);
+// rename, atomic; without `replace` an existing `to` is `exists`.
+Result<RenameReply> rename_remote(Connection& connection, const std::string& from, const std::string& to,
+                                  bool replace);
+// digest: the file's digest in `hash`, computed (or cached) by the server.
+Result<DigestReply> remote_digest(Connection& connection, const std::string& path, HashKind hash);
+
+} // namespace ferry::client
