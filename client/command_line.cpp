@@ -271,8 +271,8 @@ CommandLine::CommandLine(Grammar grammar)
     get->add_flag("--skip-identical", a.skip_identical,
                   "Skip a file whose local copy has the same size and digest; replace one that differs")
         ->excludes(get_no_clobber);
-    put = app.add_subcommand("put", "Upload files (or with -r folders); each replaces its name only once complete and "
-                                    "verified");
+    put = app.add_subcommand("put", "Upload files; each replaces its name only once complete and verified (-r: "
+                                    "folders too)");
     auto* put_resume = put->add_flag(
         "--resume", a.resume, "Continue interrupted uploads of the same name and size, once checked (the default)");
     put->add_flag("--no-resume", a.no_resume, "Start over: discard the server's kept upload of the same name and size")
@@ -442,6 +442,8 @@ TransferFlags CommandLine::transfer_flags(HashKind hash, unsigned retries) const
                     : arguments.skip_identical ? Clobber::skip_identical
                                                : Clobber::replace;
     flags.retries = retries;
+    flags.recursive = arguments.recursive;
+    flags.preserve = arguments.preserve;
     return flags;
 }
 

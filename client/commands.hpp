@@ -8,12 +8,42 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace ferry::client {
 
-int run_list(Connection& connection, const Output& output);
-int run_stat(Connection& connection, const Output& output, const std::string& name);
+// Remote paths are relative to `current`: "" (the root) on the command
+// line, the shell's current folder (cd) there. Each command that takes
+// several paths goes on after one fails, and ends with the status of all.
+
+// list [PATH] [-r]: a folder's entries (a file: itself; a wildcard: what
+// matches), names relative to the folder listed. The root of a version-1
+// server lists as it always did.
+Result<ListReply> list_entries(Connection& connection, const std::string& typed, bool recursive,
+                               const std::string& current);
+// stat PATH: one file or folder, or each a wildcard matches.
+Result<std::vector<FileInfo>> stat_entries(Connection& connection, const std::string& typed,
+                                           const std::string& current);
+int run_list(Connection& connection, const Output& output, const std::string& typed = {}, bool recursive = false,
+             const std::string& current = {});
+int run_stat(Connection& connection, const Output& output, const std::string& name, const std::string& current = {});
 int run_stats(Connection& connection, const Output& output);
+// rm [-r] PATH...
+int run_remove(Connection& connection, const Output& output, const std::vector<std::string>& typed, bool recursive,
+               const std::string& current);
+// mv FROM TO [--replace]: a TO ending in '/' names the folder to move into.
+int run_move(Connection& connection, const Output& output, const std::string& from, const std::string& to,
+             bool replace, const std::string& current);
+// mkdir [-p] PATH...
+int run_make_folders(Connection& connection, const Output& output, const std::vector<std::string>& typed,
+                     bool parents, const std::string& current);
+// digest PATH...: a wildcard's folders are passed over.
+int run_digests(Connection& connection, const Output& output, const std::vector<std::string>& typed, HashKind hash,
+                const std::string& current);
+
+// `path` (from the root) as shown in `current`: relative when it is below
+// it, else from the root with a leading '/'.
+std::string shown_path(const std::string& path, const std::string& current);
 
 // Makes the folder `path` and its missing parents, like mkdir -p (and curl's
 // --create-dirs): get -C names where files go, and a folder that is not

@@ -138,7 +138,6 @@ std::string LineEditor::history_path()
 
 LineStatus LineEditor::next(std::string& line)
 {
-    forget_names(); // the folder may have changed since the last line
     char* read = ::readline(prompt_.c_str());
     if (read == nullptr) {
         if (interrupted()) {
@@ -159,29 +158,27 @@ LineStatus LineEditor::next(std::string& line)
     return LineStatus::line;
 }
 
-const std::vector<std::string>& LineEditor::remote_names()
-{
-    if (!names_loaded_) {
-        names_ = source_();
-        names_loaded_ = true;
-    }
-    return names_;
-}
-
 std::vector<std::string> LineEditor::candidates(const std::vector<std::string>& before, const std::string& value)
 {
+    std::vector<std::string> remote;
     const std::vector<std::string>* pool = nullptr;
     if (before.empty()) {
         pool = &commands_;
     } else {
         const std::string& command = before.front();
         const std::string& previous = before.back();
-        if (previous == "-o" || previous == "--output" || previous == "-C" || previous == "--directory") {
+        const bool put_target = command == "put" && (previous == "--as" || previous == "-C" || previous == "--directory");
+        static const std::vector<std::string> kRemoteCommands{"get", "stat", "list", "ls", "rm", "mv", "rename",
+                                                              "mkdir", "digest", "cd"};
+        if (!put_target && (previous == "-o" || previous == "--output" || previous == "-C" || previous == "--directory")) {
             return local_paths(value);
         }
-        if (command == "get" || command == "stat" || (command == "put" && previous == "--as")) {
-            pool = &remote_names();
-        } else if (command == "put") {
+        if (put_target ||
+            std::find(kRemoteCommands.begin(), kRemoteCommands.end(), command) != kRemoteCommands.end()) {
+            const auto slash = value.rfind('/');
+            remote = source_(slash == std::string::npos ? std::string() : value.substr(0, slash + 1));
+            pool = &remote;
+        } else if (command == "put" || command == "lcd") {
             return local_paths(value);
         } else {
             return {};

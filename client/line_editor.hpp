@@ -1,9 +1,10 @@
 // The shell's input on a terminal, through libedit: line editing, a history
 // kept across sessions ($XDG_STATE_HOME/ferry/history, else ~/.ferry_history)
-// and tab completion of commands and of remote file names. Remote names are
-// asked of the server when a completion needs them and kept only while one
-// line is being typed: any command (a put here, another client's anywhere)
-// may change the folder, so every new line asks again.
+// and tab completion of commands and of remote paths. The entries of the
+// remote folder being completed (the word up to its last '/') are asked of
+// the shell when a completion needs them; the shell keeps a listing only
+// briefly, since any command (a put here, another client's anywhere) may
+// change the folder.
 //
 // A completed name is written with the shell's quoting (shell_words.hpp):
 // my\ file.txt, or inside the quote the user opened, "my file.txt".
@@ -23,7 +24,10 @@ enum class LineStatus { line, end, interrupted };
 
 class LineEditor {
 public:
-    using NameSource = std::function<std::vector<std::string>()>;
+    // The words that complete a remote path in the folder `typed` (the
+    // word as typed up to and with its last '/'; "" for the current folder):
+    // `typed` followed by each entry's name, and '/' after a folder's.
+    using NameSource = std::function<std::vector<std::string>(const std::string& typed)>;
 
     LineEditor(std::string prompt, std::vector<std::string> commands, NameSource remote_names);
     ~LineEditor();
@@ -32,7 +36,6 @@ public:
 
     // One line, without its newline; non-blank lines go into the history.
     LineStatus next(std::string& line);
-    void forget_names() { names_loaded_ = false; }
 
     // Where the history lives; empty when there is no home to keep it in.
     static std::string history_path();
@@ -51,16 +54,14 @@ public:
 
 private:
     // Candidates for a word that reads `value` after the words `before`: a
-    // command name for the first word; a remote name for get's and stat's
-    // NAME and for --as; a local path for put's files, -o and -C.
+    // command name for the first word; a remote path for the PATHs of get,
+    // stat, list, rm, mv, mkdir, digest and cd, and for put's --as and -C;
+    // a local path for put's files, get's -o and -C, and lcd.
     std::vector<std::string> candidates(const std::vector<std::string>& before, const std::string& value);
-    const std::vector<std::string>& remote_names();
 
     std::string prompt_;
     std::vector<std::string> commands_;
     NameSource source_;
-    std::vector<std::string> names_;
-    bool names_loaded_ = false;
     std::string history_;
 };
 

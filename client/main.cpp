@@ -358,24 +358,47 @@ int main_with(int argc, char** argv)
         return run_gets(server_connection, output, names, placement, flags);
     }
     if (put->parsed()) {
-        return run_puts(server_connection, output, locals, as.empty() ? std::nullopt : std::optional<std::string>(as),
-                        flags);
+        PutPlacement placement;
+        if (!as.empty()) {
+            placement.as = as;
+        }
+        if (!folder.empty()) {
+            placement.folder = folder;
+        }
+        return run_puts(server_connection, output, locals, placement, flags);
+    }
+    const auto& arguments = command_line.arguments;
+    if (command_line.remove->parsed()) {
+        return run_remove(server_connection, output, names, arguments.recursive, "");
+    }
+    if (command_line.move->parsed()) {
+        return run_move(server_connection, output, arguments.from, arguments.to, arguments.replace, "");
+    }
+    if (command_line.make_folder->parsed()) {
+        return run_make_folders(server_connection, output, names, arguments.parents, "");
+    }
+    if (command_line.digest->parsed()) {
+        return run_digests(server_connection, output, names, hash, "");
     }
     // list, stat, stats: one request, tried again (on a fresh connection)
     // after a passing failure; one output either way.
     for (unsigned attempt = 1;; ++attempt) {
         std::optional<ferry::Error> failure;
         if (command_line.list->parsed()) {
-            auto reply = list_files(server_connection);
+            auto reply = list_entries(server_connection, name, command_line.arguments.recursive, "");
             if (reply) {
                 output.list(reply.value());
                 return kExitOk;
             }
             failure = reply.error();
         } else if (command_line.stat->parsed()) {
-            auto reply = stat_file(server_connection, name);
+            auto reply = stat_entries(server_connection, name, "");
             if (reply) {
-                output.stat(reply.value());
+                if (reply->size() == 1) {
+                    output.stat(reply->front());
+                } else {
+                    output.stat_many(reply.value());
+                }
                 return kExitOk;
             }
             failure = reply.error();

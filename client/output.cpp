@@ -27,7 +27,24 @@ Json error_json(const Error& error)
 
 Json file_json(const FileInfo& file)
 {
-    return Json{{"name", file.name}, {"size", file.size}, {"mtime", file.mtime}};
+    Json entry{{"name", file.name}, {"size", file.size}, {"mtime", file.mtime}};
+    if (file.type) {
+        entry["type"] = std::string(to_string(*file.type));
+    }
+    return entry;
+}
+
+Json digest_json(const DigestReply& reply)
+{
+    Json entry = file_json(reply.file);
+    entry["digest"] = Json{{"algorithm", std::string(hash_name(reply.hash))}, {"value", reply.digest}};
+    return entry;
+}
+
+// "3 files, 1 folder"
+std::string counted(std::uint64_t n, const char* what)
+{
+    return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
 }
 
 } // namespace
@@ -78,8 +95,9 @@ void Output::list(const ListReply& reply) const
         return;
     }
     for (const auto& file : reply.files) {
-        std::fprintf(out_, "%12llu  %s  %s\n", static_cast<unsigned long long>(file.size),
-                     local_date(file.mtime).c_str(), printable(file.name).c_str());
+        std::fprintf(out_, "%12llu  %s  %s%s\n", static_cast<unsigned long long>(file.size),
+                     local_date(file.mtime).c_str(), printable(file.name).c_str(),
+                     file.type == EntryType::folder ? "/" : "");
     }
     std::fflush(out_);
     if (reply.skipped_invalid_names > 0) {
@@ -96,10 +114,120 @@ void Output::stat(const FileInfo& file) const
         emit_json(dump(file_json(file)));
         return;
     }
-    std::fprintf(out_, "name:     %s\nsize:     %llu (%s)\nmodified: %s\n", printable(file.name).c_str(),
-                 static_cast<unsigned long long>(file.size), human_size(file.size).c_str(),
-                 local_date(file.mtime).c_str());
+    std::fprintf(out_, "name:     %s\n", printable(file.name).c_str());
+    if (file.type) {
+        std::fprintf(out_, "type:     %s\n", std::string(to_string(*file.type)).c_str());
+    }
+    std::fprintf(out_, "size:     %llu (%s)\nmodified: %s\n", static_cast<unsigned long long>(file.size),
+                 human_size(file.size).c_str(), local_date(file.mtime).c_str());
     std::fflush(out_);
+}
+
+void Output::stat_many(const std::vector<FileInfo>& files) const
+{
+    if (json_) {
+        Json all = Json::array();
+        for (const auto& file : files) {
+            all.push_back(file_json(file));
+        }
+        emit_json(dump(Json{{"files", std::move(all)}}));
+        return;
+    }
+    for (std::size_t i = 0; i < files.size(); ++i) {
+        if (i > 0) {
+            std::fputs("\n", out_);
+        }
+        stat(files[i]);
+    }
+}
+
+void Output::removed(const DeleteReply& reply) const
+{
+    if (json_ || verbosity_ == Verbosity::quiet) {
+        return;
+    }
+    if (reply.type == EntryType::folder) {
+        std::fprintf(out_, "removed %s/ (%s, %s)\n", printable(reply.path).c_str(),
+                     counted(reply.files, "file").c_str(), counted(reply.folders, "folder").c_str());
+    } else {
+        std::fprintf(out_, "removed %s\n", printable(reply.path).c_str());
+    }
+    std::fflush(out_);
+}
+
+void Output::made(const MkdirReply& reply) const
+{
+    if (json_ || verbosity_ == Verbosity::quiet) {
+        return;
+    }
+    std::fprintf(out_, "%s %s/\n", reply.created ? "made" : "already there:", printable(reply.path).c_str());
+    std::fflush(out_);
+}
+
+void Output::moved(const RenameReply& reply) const
+{
+    if (json_) {
+        emit_json(dump(Json{{"from", reply.from}, {"to", reply.to}}));
+        return;
+    }
+    if (verbosity_ != Verbosity::quiet) {
+        std::fprintf(out_, "%s -> %s\n", printable(reply.from).c_str(), printable(reply.to).c_str());
+        std::fflush(out_);
+    }
+}
+
+void Output::digested(const DigestReply& reply) const
+{
+    if (json_) {
+        return;
+    }
+    std::fprintf(out_, "%s  %s\n", reply.digest.c_str(), printable(reply.file.name).c_str());
+    std::fflush(out_);
+}
+
+void Output::path_summary(const std::string& key, const std::vector<PathOutcome>& outcomes) const
+{
+    if (!json_) {
+        return;
+    }
+    Json done = Json::array();
+    Json failed = Json::array();
+    std::optional<Error> first;
+    for (const auto& outcome : outcomes) {
+        if (outcome.error) {
+            failed.push_back(Json{{"path", outcome.path}, {"error", error_json(*outcome.error)}});
+            if (!first) {
+                first = outcome.error;
+            }
+        } else if (outcome.removed) {
+            const auto& r = *outcome.removed;
+            done.push_back(Json{{"path", r.path},
+                                {"type", std::string(to_string(r.type))},
+                                {"files", r.files},
+                                {"folders", r.folders}});
+        } else if (outcome.made) {
+            done.push_back(Json{{"path", outcome.made->path}, {"created", outcome.made->created}});
+        } else if (outcome.digest) {
+            done.push_back(digest_json(*outcome.digest));
+        }
+    }
+    Json whole{{key, std::move(done)}, {"failed", std::move(failed)}};
+    if (first) {
+        if (outcomes.size() > 1) {
+            first->message = std::to_string(whole["failed"].size()) + " of " + std::to_string(outcomes.size()) +
+                             " failed; first: " + first->message;
+        }
+        whole["error"] = error_json(*first);
+    }
+    emit_json(dump(whole));
+}
+
+void Output::warning(const std::string& text) const
+{
+    if (!json_ && verbosity_ != Verbosity::quiet) {
+        std::fprintf(err_, "ferry: note: %s\n", printable(text).c_str());
+        std::fflush(err_);
+    }
 }
 
 void Output::transferred(const TransferResult& result, bool upload) const

@@ -29,6 +29,15 @@ struct FileOutcome {
     std::optional<TransferResult> done;
 };
 
+// How one path of rm, mkdir or digest ended: the server's reply, or an error.
+struct PathOutcome {
+    std::string path; // on the server (as typed when it matched nothing)
+    std::optional<Error> error;
+    std::optional<DeleteReply> removed;
+    std::optional<MkdirReply> made;
+    std::optional<DigestReply> digest;
+};
+
 struct TransferSummary {
     std::vector<FileOutcome> files;
     double seconds = 0;
@@ -47,8 +56,26 @@ public:
     bool progress() const;
     void set_progress(bool progress) { progress_ = progress; }
 
+    // A listing; folders end in '/' for people and carry "type" in JSON.
     void list(const ListReply& reply) const;
     void stat(const FileInfo& file) const;
+    // What a wildcard of stat matched: each one's stat for people, one
+    // {"files": [...]} with --json.
+    void stat_many(const std::vector<FileInfo>& files) const;
+    // Each as it happens, for people (nothing with --json or -q).
+    void removed(const DeleteReply& reply) const;
+    void made(const MkdirReply& reply) const;
+    void moved(const RenameReply& reply) const;
+    // "DIGEST  PATH", as sha256sum prints it (so that sha256sum -c reads it);
+    // shown even with -q, since it is what was asked for.
+    void digested(const DigestReply& reply) const;
+    // The end of rm, mkdir or digest with --json: one object, the replies
+    // under `key` ("removed", "made", "files"), the failures under "failed"
+    // and, when any failed, "error" (the first failure).
+    void path_summary(const std::string& key, const std::vector<PathOutcome>& outcomes) const;
+    // A warning for people on stderr ("ferry: note: ..."): something left
+    // out on purpose (a symlink put -r does not follow). Nothing with -q or --json.
+    void warning(const std::string& text) const;
     // "FROM -> TO: size, hash digest": the server's name on the left of a get,
     // the local path on the left of a put.
     void transferred(const TransferResult& result, bool upload) const;

@@ -98,7 +98,10 @@ std::string unescape_wildcards(std::string_view path)
 {
     std::string plain;
     for (std::size_t i = 0; i < path.size(); ++i) {
-        if (path[i] == '\\' && i + 1 < path.size()) {
+        // Only the escapes of wildcard characters: any other backslash stays,
+        // for the name rule to refuse it as typed.
+        if (path[i] == '\\' && i + 1 < path.size() &&
+            (is_wildcard_char(path[i + 1]) || path[i + 1] == ']' || path[i + 1] == '\\')) {
             ++i;
         }
         plain += path[i];

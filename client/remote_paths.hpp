@@ -33,8 +33,10 @@ std::string remote_base_name(std::string_view path);
 
 // Whether `path` holds a wildcard that is not escaped by a backslash.
 bool has_wildcard(std::string_view path);
-// A path without wildcards, its backslash escapes undone ("a\*b" -> "a*b"):
-// a name that holds a wildcard character itself is typed that way.
+// A path without wildcards, its backslash escapes of the wildcard characters
+// (and of a backslash) undone: "a\*b" -> "a*b", so a name that holds a
+// wildcard character is typed that way. Another backslash is left, for the
+// name rule to refuse.
 std::string unescape_wildcards(std::string_view path);
 
 // Where a pattern is matched: the folder named by its components before the

@@ -1,6 +1,7 @@
 #include "remote_tree.hpp"
 
 #include "operations.hpp"
+#include "remote_paths.hpp"
 
 #include <algorithm>
 #include <utility>
@@ -79,6 +80,33 @@ Result<ListReply> list_folder(Connection& connection, const std::string& path, b
     std::sort(listed.files.begin(), listed.files.end(),
               [](const FileInfo& a, const FileInfo& b) { return a.name < b.name; });
     return listed;
+}
+
+Result<std::vector<FileInfo>> remote_matches(Connection& connection, const std::string& path,
+                                             const std::string& typed)
+{
+    if (connection.protocol_version() < 2 && path.find('/') != std::string::npos) {
+        return *require_folders(connection);
+    }
+    const FolderLister lister = [&connection](const std::string& folder,
+                                              bool recursive) -> Result<std::vector<FileInfo>> {
+        if (connection.protocol_version() < 2) {
+            if (!folder.empty() || recursive) {
+                return *require_folders(connection);
+            }
+            auto listed = list_files(connection);
+            if (!listed) {
+                return listed.error();
+            }
+            return std::move(listed->files);
+        }
+        auto listed = list_folder(connection, folder, recursive);
+        if (!listed) {
+            return listed.error();
+        }
+        return std::move(listed->files);
+    };
+    return expand_remote(path, typed, lister);
 }
 
 Result<MkdirReply> make_remote_folder(Connection& connection, const std::string& path, bool parents)

@@ -16,6 +16,7 @@
 #include "transfer_hash.hpp"
 
 #include <functional>
+#include <vector>
 #include <optional>
 #include <string>
 
@@ -43,6 +44,14 @@ Status list_tree(Connection& connection, const std::string& path, bool recursive
 // The same, collected and sorted by name (so a folder still comes before
 // what is inside it); skipped_invalid_names counts the whole listing.
 Result<ListReply> list_folder(Connection& connection, const std::string& path, bool recursive);
+
+// What a remote argument names: `path` (resolved from the root) itself, or
+// with wildcards what matches in the server's listing (remote_paths.hpp);
+// `typed` is the argument as given, for the message of no match. On a
+// version-1 connection only the root can be matched (it is all there is),
+// and a path with a '/' is require_folders' error.
+Result<std::vector<FileInfo>> remote_matches(Connection& connection, const std::string& path,
+                                             const std::string& typed);
 
 // mkdir: `parents` makes the missing folders above too, and then a folder
 // already there is no error (reply's `created` false).

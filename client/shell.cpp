@@ -6,13 +6,20 @@
 #include "line_editor.hpp"
 #include "operations.hpp"
 #include "posix_io.hpp"
+#include "remote_paths.hpp"
+#include "remote_tree.hpp"
 #include "status.hpp"
 #include "transfers.hpp"
 
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -110,18 +117,41 @@ public:
         return &*connection_;
     }
 
-    // For completion: a failure only means nothing to offer.
-    std::vector<std::string> remote_names()
+    // For completion: the entries of the folder `typed` names (as typed,
+    // up to its last '/'; "" is the current folder), as words to type: that
+    // folder's part, then the name, and '/' after a folder. A listing is
+    // kept a few seconds, so that Tab after Tab does not ask again. A
+    // failure only means nothing to offer.
+    std::vector<std::string> remote_names(const std::string& typed)
     {
-        std::vector<std::string> names;
-        if (Connection* server = connected()) {
-            if (auto listed = list_files(*server)) {
-                for (auto& file : listed->files) {
-                    names.push_back(std::move(file.name));
+        auto folder = resolve_remote_path(current_, typed.empty() ? "." : typed);
+        if (!folder) {
+            return {};
+        }
+        const auto now = std::chrono::steady_clock::now();
+        auto cached = listings_.find(folder.value());
+        if (cached == listings_.end() || now - cached->second.when > kListingKept) {
+            Connection* server = connected();
+            if (server == nullptr) {
+                return {};
+            }
+            std::vector<FileInfo> files;
+            if (server->protocol_version() >= 2) {
+                if (auto listed = list_folder(*server, folder.value(), false)) {
+                    files = std::move(listed->files);
+                }
+            } else if (folder->empty()) {
+                if (auto listed = list_files(*server)) {
+                    files = std::move(listed->files);
                 }
             }
+            cached = listings_.insert_or_assign(folder.value(), Listing{now, std::move(files)}).first;
         }
-        return names;
+        std::vector<std::string> words;
+        for (const auto& file : cached->second.files) {
+            words.push_back(typed + file.name + (is_folder(file) ? "/" : ""));
+        }
+        return words;
     }
 
     const Endpoint& endpoint() const { return endpoint_; }
@@ -179,7 +209,18 @@ public:
             return Outcome{kExitUsage};
         }
         const CommandArguments& arguments = grammar.arguments;
-        if (!arguments.folder.empty()) {
+        if (command == grammar.print_local_folder) {
+            return Outcome{print_local_folder()};
+        }
+        if (command == grammar.change_local_folder) {
+            return Outcome{change_local_folder(arguments.name)};
+        }
+        if (command == grammar.print_folder) {
+            std::printf("/%s\n", current_.c_str());
+            std::fflush(stdout);
+            return Outcome{};
+        }
+        if (command == grammar.get && !arguments.folder.empty()) {
             if (const auto failed = make_folders(arguments.folder, typed_flag(*words, "-C", "--directory"))) {
                 output_.error(*failed);
                 return Outcome{exit_status(failed->code)};
@@ -190,32 +231,107 @@ public:
         if (server == nullptr) {
             return Outcome{status};
         }
+        listings_.clear(); // a command may change any folder
         const auto optional = [](const std::string& text) {
             return text.empty() ? std::nullopt : std::optional<std::string>(text);
         };
-        if (command == grammar.list) {
-            status = run_list(*server, output_);
+        if (command == grammar.change_folder) {
+            status = change_folder(*server, arguments.name);
+        } else if (command == grammar.list) {
+            status = run_list(*server, output_, arguments.name, arguments.recursive, current_);
         } else if (command == grammar.stat) {
-            status = run_stat(*server, output_, arguments.name);
+            status = run_stat(*server, output_, arguments.name, current_);
         } else if (command == grammar.stats) {
             status = run_stats(*server, output_);
+        } else if (command == grammar.remove) {
+            status = run_remove(*server, output_, arguments.names, arguments.recursive, current_);
+        } else if (command == grammar.move) {
+            status = run_move(*server, output_, arguments.from, arguments.to, arguments.replace, current_);
+        } else if (command == grammar.make_folder) {
+            status = run_make_folders(*server, output_, arguments.names, arguments.parents, current_);
+        } else if (command == grammar.digest) {
+            status = run_digests(*server, output_, arguments.names, hash_, current_);
         } else if (command == grammar.get) {
             status = run_gets(*server, output_, arguments.names,
                               GetPlacement{optional(arguments.output_path), optional(arguments.folder)},
-                              grammar.transfer_flags(hash_, 0));
+                              grammar.transfer_flags(hash_, 0), current_);
         } else {
-            status = run_puts(*server, output_, arguments.locals, optional(arguments.as),
+            status = run_puts(*server, output_, arguments.locals,
+                              PutPlacement{optional(arguments.as), optional(arguments.folder), current_},
                               grammar.transfer_flags(hash_, 0));
         }
         return Outcome{status};
     }
 
 private:
+    // How long a folder's listing answers completion before it is asked again.
+    static constexpr std::chrono::seconds kListingKept{5};
+    struct Listing {
+        std::chrono::steady_clock::time_point when;
+        std::vector<FileInfo> files;
+    };
+
+    // cd: the folder must be one on the server ('..' is settled here, never sent).
+    int change_folder(Connection& server, const std::string& typed)
+    {
+        auto path = resolve_remote_path(current_, typed.empty() ? "/" : typed);
+        if (!path) {
+            output_.error(path.error());
+            return exit_status(path.error().code);
+        }
+        if (!path->empty()) {
+            if (auto old = require_folders(server)) {
+                output_.error(*old);
+                return exit_status(old->code);
+            }
+            auto file = stat_file(server, unescape_wildcards(path.value()));
+            if (file && !is_folder(file.value())) {
+                file = Error{ErrorCode::not_a_folder, "\"" + shown_path(path.value(), current_) + "\" is not a folder"};
+            }
+            if (!file) {
+                output_.error(file.error());
+                return exit_status(file.error().code);
+            }
+        }
+        current_ = unescape_wildcards(path.value());
+        return kExitOk;
+    }
+
+    int change_local_folder(const std::string& typed)
+    {
+        std::string folder = typed;
+        if (folder.empty()) {
+            const char* home = std::getenv("HOME");
+            folder = home != nullptr && *home != '\0' ? home : "/";
+        }
+        if (::chdir(folder.c_str()) != 0) {
+            const Error error = local_error("lcd \"" + folder + "\"", errno);
+            output_.error(error);
+            return exit_status(error.code);
+        }
+        return kExitOk;
+    }
+
+    int print_local_folder() const
+    {
+        char here[PATH_MAX];
+        if (::getcwd(here, sizeof here) == nullptr) {
+            const Error error = local_error("cannot tell the local current folder", errno);
+            output_.error(error);
+            return exit_status(error.code);
+        }
+        std::printf("%s\n", here);
+        std::fflush(stdout);
+        return kExitOk;
+    }
+
     const Endpoint& endpoint_;
     const ConnectOptions& options_;
     const Output& output_;
     HashKind hash_;
     std::optional<Connection> connection_;
+    std::string current_; // the remote current folder, from the root ("" is the root)
+    std::map<std::string, Listing> listings_;
 };
 
 // The first blank-separated word of `text` ("" when there is none).
@@ -249,7 +365,7 @@ int run_shell(const Endpoint& endpoint, const ConnectOptions& options, const Out
     std::optional<LineEditor> editor;
     std::optional<LineReader> reader;
     if (::isatty(STDIN_FILENO) == 1 && ::isatty(STDOUT_FILENO) == 1) {
-        editor.emplace(kPrompt, CommandLine(Grammar::shell).command_names(), [&runner] { return runner.remote_names(); });
+        editor.emplace(kPrompt, CommandLine(Grammar::shell).command_names(), [&runner](const std::string& folder) { return runner.remote_names(folder); });
     } else {
         reader.emplace();
     }

@@ -2,17 +2,25 @@
 
 #include "interrupt.hpp"
 #include "local_files.hpp"
+#include "local_tree.hpp"
+#include "names.hpp"
 #include "operations.hpp"
+#include "remote_paths.hpp"
+#include "remote_tree.hpp"
 #include "posix_io.hpp"
 #include "progress.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <climits>
+#include <cstdlib>
 #include <deque>
+#include <set>
 #include <thread>
 
 namespace ferry::client {
@@ -100,6 +108,13 @@ public:
         return again;
     }
     void clear(std::size_t index) { summary_.files[index].error.reset(); }
+
+    // The files' outcomes, for a caller that sums them up itself.
+    TransferSummary take()
+    {
+        summary_.seconds = seconds_since(start_);
+        return std::move(summary_);
+    }
 
     int finish()
     {
@@ -211,9 +226,9 @@ std::chrono::milliseconds retry_delay(unsigned attempt)
 
 namespace {
 
-// One try at the gets of `todo` (indices into `names`).
-void get_pass(Connection& connection, const Output& output, Report& report, const std::vector<std::string>& names,
-              const GetPlacement& placement, const TransferFlags& flags, const std::vector<std::size_t>& todo)
+// One try at the gets of `todo` (indices into `items`).
+void get_pass(Connection& connection, const Output& output, Report& report, const std::vector<GetItem>& items,
+              const TransferFlags& flags, const std::vector<std::size_t>& todo)
 {
     if (!connection.is_open()) {
         if (auto again = connection.reconnect(); !again) {
@@ -221,17 +236,18 @@ void get_pass(Connection& connection, const Output& output, Report& report, cons
             return;
         }
     }
-    std::vector<std::optional<PendingGet>> pending(names.size());
+    std::vector<std::optional<PendingGet>> pending(items.size());
     std::deque<std::size_t> waiting;   // to be sent, in order
     std::deque<std::size_t> in_flight; // sent; their replies come back in this order
     for (const std::size_t i : todo) {
         GetOptions options;
-        options.name = names[i];
-        options.dest = download_path(names[i], placement);
+        options.name = items[i].name;
+        options.dest = items[i].local;
         options.to_stdout = options.dest == "-";
         options.resume = flags.resume;
         options.hash = flags.hash;
-        report.file(i).name = names[i];
+        options.preserve_mtime = flags.preserve;
+        report.file(i).name = items[i].name;
         report.file(i).local = options.dest;
         if (interrupted()) {
             report.failed(i, interrupted_before_start());
@@ -311,10 +327,10 @@ void get_pass(Connection& connection, const Output& output, Report& report, cons
     }
 }
 
-// One try at the puts of `todo`; `sources` are the paths to read (standard
-// input already spooled).
-void put_pass(Connection& connection, const Output& output, Report& report, const std::vector<std::string>& sources,
-              const std::vector<std::string>& names, const TransferFlags& flags, std::vector<std::size_t> todo)
+// One try at the puts of `todo`; the items' local paths are the files to
+// read (standard input already spooled).
+void put_pass(Connection& connection, const Output& output, Report& report, const std::vector<PutItem>& items,
+              const TransferFlags& flags, std::vector<std::size_t> todo)
 {
     if (!connection.is_open()) {
         if (auto again = connection.reconnect(); !again) {
@@ -332,7 +348,7 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
                     continue;
                 }
             }
-            auto skip = skip_put(connection, sources[index], names[index], flags.clobber, flags.hash);
+            auto skip = skip_put(connection, items[index].local, items[index].name, flags.clobber, flags.hash);
             if (!skip) {
                 report.failed(index, skip.error());
             } else if (skip.value()) {
@@ -351,8 +367,10 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
         while (next < todo.size()) {
             const std::size_t index = todo[next++];
             PutOptions options;
-            options.local_path = sources[index];
-            options.name = names[index];
+            options.local_path = items[index].local;
+            options.name = items[index].name;
+            options.parents = items[index].parents;
+            options.mtime = items[index].mtime;
             options.resume = flags.resume;
             options.hash = flags.hash;
             if (interrupted()) {
@@ -419,12 +437,8 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
 // Runs `pass` over every file, then again over those that failed for a
 // passing reason, up to flags.retries times, resuming where they stopped.
 template <typename Pass>
-void with_retries(const Output& output, Report& report, std::size_t count, TransferFlags flags, Pass pass)
+void with_retries(const Output& output, Report& report, std::vector<std::size_t> todo, TransferFlags flags, Pass pass)
 {
-    std::vector<std::size_t> todo(count);
-    for (std::size_t i = 0; i < count; ++i) {
-        todo[i] = i;
-    }
     for (unsigned attempt = 1;; ++attempt) {
         pass(flags, todo);
         if (attempt > flags.retries) {
@@ -442,43 +456,368 @@ void with_retries(const Output& output, Report& report, std::size_t count, Trans
     }
 }
 
+
+// What a get command will do, worked out before any file moves: the files
+// (with those that already failed, by index), and with -r the local
+// folders made, with the server's times for -p.
+struct GetPlan {
+    std::vector<GetItem> items;
+    std::vector<std::optional<Error>> errors;
+    std::vector<std::pair<std::string, std::int64_t>> folders;
+
+    void add(GetItem item, std::optional<Error> error = std::nullopt)
+    {
+        items.push_back(std::move(item));
+        errors.push_back(std::move(error));
+    }
+};
+
+Status ensure_open(Connection& connection)
+{
+    return connection.is_open() ? success() : connection.reconnect();
+}
+
+// mkdir(2) that is happy with a folder already there.
+Status make_local_folder(const std::string& path)
+{
+    if (::mkdir(path.c_str(), 0777) == 0 || (errno == EEXIST && is_directory(path))) {
+        return success();
+    }
+    return local_error("cannot make the folder \"" + path + "\"", errno);
+}
+
+// The local folder a remote folder's tree lands in: named like it, where a
+// file of that name would go; the root (which has no name) lands in the
+// target folder itself.
+std::string tree_root(const std::string& path, const GetPlacement& placement)
+{
+    if (!path.empty()) {
+        return download_path(remote_base_name(path), placement);
+    }
+    return placement.output.value_or(placement.folder.value_or("."));
+}
+
+// get -r of the folder `path`: its tree as local folders and files. False
+// when `path` is no folder (then it is an ordinary file to get).
+bool plan_tree(Connection& connection, const Output& output, GetPlan& plan, const FileInfo& folder,
+               const GetPlacement& placement)
+{
+    const std::string root = tree_root(folder.name, placement);
+    auto listed = list_folder(connection, folder.name, true);
+    if (!listed) {
+        if (listed.error().code == ErrorCode::not_a_folder) {
+            return false;
+        }
+        plan.add({folder.name, root}, listed.error());
+        return true;
+    }
+    if (auto made = make_local_folder(root); !made) {
+        plan.add({folder.name, root}, made.error());
+        return true;
+    }
+    if (folder.type == EntryType::folder) { // its time is known when a wildcard matched it
+        plan.folders.emplace_back(root, folder.mtime);
+    }
+    for (const auto& entry : listed->files) {
+        const std::string remote = join_remote(folder.name, entry.name);
+        const std::string local = root + "/" + entry.name;
+        // The server's names become local paths: each must be a plain name.
+        if (auto bad = check_path(entry.name)) {
+            plan.add({remote, local}, *bad);
+            continue;
+        }
+        if (is_folder(entry)) {
+            if (auto made = make_local_folder(local); !made) {
+                plan.add({remote, local}, made.error());
+                continue;
+            }
+            plan.folders.emplace_back(local, entry.mtime);
+        } else {
+            plan.add({remote, local});
+        }
+    }
+    if (listed->skipped_invalid_names > 0) {
+        output.warning(std::to_string(listed->skipped_invalid_names) + " entries below \"" + folder.name +
+                       "\" not listed by the server: their names break Ferry's rule");
+    }
+    return true;
+}
+
+GetPlan plan_gets(Connection& connection, const Output& output, const std::vector<std::string>& names,
+                  const GetPlacement& placement, const TransferFlags& flags, const std::string& current)
+{
+    GetPlan plan;
+    for (const auto& typed : names) {
+        // A name in the root, as version 1 knew it: nothing to look up.
+        if (!flags.recursive && current.empty() && typed.find('/') == std::string::npos && !has_wildcard(typed)) {
+            const std::string name = unescape_wildcards(typed);
+            plan.add({name, download_path(name, placement)});
+            continue;
+        }
+        const std::string shown = download_path(remote_base_name(typed), placement);
+        auto path = resolve_remote_path(current, typed);
+        if (!path) {
+            plan.add({typed, shown}, path.error());
+            continue;
+        }
+        if (auto open = ensure_open(connection); !open) {
+            plan.add({typed, shown}, open.error());
+            continue;
+        }
+        auto matches = remote_matches(connection, path.value(), typed);
+        if (!matches) {
+            plan.add({typed, shown}, matches.error());
+            continue;
+        }
+        for (const auto& match : matches.value()) {
+            if (flags.recursive && match.type != EntryType::file && plan_tree(connection, output, plan, match, placement)) {
+                continue;
+            }
+            const std::string local = download_path(remote_base_name(match.name), placement);
+            if (match.type == EntryType::folder) {
+                plan.add({match.name, local},
+                         Error{ErrorCode::not_regular_file, "\"" + match.name + "\" is a folder: get -r downloads folders"});
+                continue;
+            }
+            plan.add({match.name, local});
+        }
+    }
+    return plan;
+}
+
+// What a put command will do: the files, where each is shown as coming
+// from ("-" for standard input), and those that already failed.
+struct PutPlan {
+    std::vector<PutItem> items;
+    std::vector<std::string> shown;
+    std::vector<std::optional<Error>> errors;
+
+    void add(PutItem item, std::string from, std::optional<Error> error = std::nullopt)
+    {
+        items.push_back(std::move(item));
+        shown.push_back(std::move(from));
+        errors.push_back(std::move(error));
+    }
+};
+
+// The name a local file or folder goes by on the server: its last
+// component, or for "." and ".." the real folder's.
+std::string local_name(const std::string& local)
+{
+    std::string name = base_name(local);
+    if (name == "." || name == ".." || name == "/" || name.empty()) {
+        char real[PATH_MAX];
+        if (::realpath(local.c_str(), real) != nullptr) {
+            name = base_name(real);
+        }
+    }
+    return name;
+}
+
+std::optional<std::int64_t> local_mtime(const std::string& path)
+{
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        return std::nullopt; // the put says why it cannot read the file
+    }
+    return st.st_mtim.tv_sec;
+}
+
+// put -r of the local folder `local` into the server's `remote`.
+void plan_local_tree(Connection& connection, const Output& output, PutPlan& plan, const std::string& local,
+                     const std::string& remote, const TransferFlags& flags)
+{
+    auto tree = walk_local_tree(local);
+    if (!tree) {
+        plan.add({local, remote, true, std::nullopt}, local, tree.error());
+        return;
+    }
+    const std::string prefix = local.ends_with('/') ? local : local + "/";
+    for (const auto& skipped : tree->skipped) {
+        output.warning("\"" + prefix + skipped.path + "\" not sent: " + skipped.why);
+    }
+    // Folders with a file somewhere below are made by that file's put
+    // (parents); the others are made here, so that empty folders arrive too.
+    std::set<std::string> holding;
+    bool any_file = false;
+    for (const auto& entry : tree->entries) {
+        if (!entry.folder) {
+            any_file = true;
+            for (auto parent = remote_parent(entry.path); !parent.empty(); parent = remote_parent(parent)) {
+                holding.insert(parent);
+            }
+        }
+    }
+    std::vector<std::string> empty_folders;
+    if (!any_file) {
+        empty_folders.push_back("");
+    }
+    for (const auto& entry : tree->entries) {
+        if (entry.folder && holding.count(entry.path) == 0) {
+            // Its own folders below it are made with it (parents).
+            empty_folders.push_back(entry.path);
+        }
+    }
+    for (const auto& folder : empty_folders) {
+        const std::string path = join_remote(remote, folder);
+        Status made = ensure_open(connection);
+        if (made) {
+            auto reply = make_remote_folder(connection, path, true);
+            made = reply ? success() : Status(reply.error());
+        }
+        if (!made) {
+            plan.add({prefix + folder, path, true, std::nullopt}, prefix + folder, made.error());
+        }
+    }
+    for (const auto& entry : tree->entries) {
+        if (!entry.folder) {
+            plan.add({prefix + entry.path, join_remote(remote, entry.path), true,
+                      flags.preserve ? std::optional<std::int64_t>(entry.mtime) : std::nullopt},
+                     prefix + entry.path);
+        }
+    }
+}
+
+PutPlan plan_puts(Connection& connection, const Output& output, const std::vector<std::string>& locals,
+                  const PutPlacement& placement, const TransferFlags& flags, SpooledInput& input)
+{
+    PutPlan plan;
+    std::optional<std::string> folder;
+    std::optional<Error> bad_folder;
+    if (placement.folder) {
+        auto resolved = resolve_remote_path(placement.current, *placement.folder);
+        if (resolved) {
+            folder = resolved.value();
+        } else {
+            bad_folder = resolved.error();
+        }
+    }
+    const bool old_server = connection.is_open() && connection.protocol_version() < 2;
+    for (const auto& local : locals) {
+        std::string name;
+        std::optional<Error> error = bad_folder;
+        if (placement.as) {
+            auto resolved = resolve_remote_path(placement.current, *placement.as);
+            name = resolved ? resolved.value() : *placement.as;
+            if (!resolved) {
+                error = resolved.error();
+            }
+        } else {
+            name = join_remote(folder.value_or(placement.current), local_name(local));
+        }
+        const bool tree = local != "-" && is_directory(local);
+        const bool parents = folder.has_value() || tree;
+        if (!error && old_server && (parents || flags.preserve || name.find('/') != std::string::npos)) {
+            error = require_folders(connection);
+        }
+        if (!error && tree && !flags.recursive) {
+            error = Error{ErrorCode::local_io, "\"" + local + "\" is a folder: put -r sends folders"};
+        }
+        if (error) {
+            plan.add({local, name, parents, std::nullopt}, local, error);
+            continue;
+        }
+        if (local == "-") {
+            if (input.path().empty()) {
+                if (auto spooled = input.read_all(); !spooled) {
+                    plan.add({local, name, parents, std::nullopt}, "-", spooled.error());
+                    continue;
+                }
+            }
+            plan.add({input.path(), name, parents, std::nullopt}, "-");
+        } else if (tree) {
+            plan_local_tree(connection, output, plan, local, name, flags);
+        } else {
+            plan.add({local, name, parents, flags.preserve ? local_mtime(local) : std::nullopt}, local);
+        }
+    }
+    return plan;
+}
 } // namespace
 
-int run_gets(Connection& connection, const Output& output, const std::vector<std::string>& names,
-             const GetPlacement& placement, const TransferFlags& flags)
+std::vector<std::size_t> all_of(std::size_t count)
 {
-    Report report(output, names.size(), false);
-    with_retries(output, report, names.size(), flags,
+    std::vector<std::size_t> todo(count);
+    for (std::size_t i = 0; i < count; ++i) {
+        todo[i] = i;
+    }
+    return todo;
+}
+
+TransferSummary get_items(Connection& connection, const Output& output, const std::vector<GetItem>& items,
+                          const TransferFlags& flags)
+{
+    Report report(output, items.size(), false);
+    with_retries(output, report, all_of(items.size()), flags,
                  [&](const TransferFlags& now, const std::vector<std::size_t>& todo) {
-                     get_pass(connection, output, report, names, placement, now, todo);
+                     get_pass(connection, output, report, items, now, todo);
                  });
+    return report.take();
+}
+
+TransferSummary put_items(Connection& connection, const Output& output, const std::vector<PutItem>& items,
+                          const TransferFlags& flags)
+{
+    Report report(output, items.size(), true);
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        report.file(i).name = items[i].name;
+        report.file(i).local = items[i].local;
+    }
+    with_retries(output, report, all_of(items.size()), flags,
+                 [&](const TransferFlags& now, const std::vector<std::size_t>& todo) {
+                     put_pass(connection, output, report, items, now, todo);
+                 });
+    return report.take();
+}
+
+int run_gets(Connection& connection, const Output& output, const std::vector<std::string>& names,
+             const GetPlacement& placement, const TransferFlags& flags, const std::string& current)
+{
+    GetPlan plan = plan_gets(connection, output, names, placement, flags, current);
+    Report report(output, plan.items.size(), false);
+    std::vector<std::size_t> todo;
+    for (std::size_t i = 0; i < plan.items.size(); ++i) {
+        report.file(i).name = plan.items[i].name;
+        report.file(i).local = plan.items[i].local;
+        if (plan.errors[i]) {
+            report.failed(i, *plan.errors[i]);
+        } else {
+            todo.push_back(i);
+        }
+    }
+    with_retries(output, report, std::move(todo), flags,
+                 [&](const TransferFlags& now, const std::vector<std::size_t>& indices) {
+                     get_pass(connection, output, report, plan.items, now, indices);
+                 });
+    if (flags.preserve) {
+        // Last: writing the files changed the folders' times.
+        for (auto folder = plan.folders.rbegin(); folder != plan.folders.rend(); ++folder) {
+            const struct timespec times[2] = {{0, UTIME_OMIT}, {folder->second, 0}};
+            (void)::utimensat(AT_FDCWD, folder->first.c_str(), times, 0);
+        }
+    }
     return report.finish();
 }
 
 int run_puts(Connection& connection, const Output& output, const std::vector<std::string>& locals,
-             const std::optional<std::string>& as, const TransferFlags& flags)
+             const PutPlacement& placement, const TransferFlags& flags)
 {
-    Report report(output, locals.size(), true);
-    std::vector<std::string> sources = locals;
-    std::vector<std::string> names(locals.size());
     SpooledInput input;
-    for (std::size_t i = 0; i < locals.size(); ++i) {
-        names[i] = as.value_or(base_name(locals[i]));
-        report.file(i).name = names[i];
-        report.file(i).local = locals[i];
-        if (locals[i] == "-") {
-            if (input.path().empty()) {
-                if (auto spooled = input.read_all(); !spooled) {
-                    report.failed(i, spooled.error());
-                    return report.finish();
-                }
-            }
-            sources[i] = input.path();
+    PutPlan plan = plan_puts(connection, output, locals, placement, flags, input);
+    Report report(output, plan.items.size(), true);
+    std::vector<std::size_t> todo;
+    for (std::size_t i = 0; i < plan.items.size(); ++i) {
+        report.file(i).name = plan.items[i].name;
+        report.file(i).local = plan.shown[i];
+        if (plan.errors[i]) {
+            report.failed(i, *plan.errors[i]);
+        } else {
+            todo.push_back(i);
         }
     }
-    with_retries(output, report, locals.size(), flags,
-                 [&](const TransferFlags& now, const std::vector<std::size_t>& todo) {
-                     put_pass(connection, output, report, sources, names, now, todo);
+    with_retries(output, report, std::move(todo), flags,
+                 [&](const TransferFlags& now, const std::vector<std::size_t>& indices) {
+                     put_pass(connection, output, report, plan.items, now, indices);
                  });
     return report.finish();
 }

@@ -38,6 +38,20 @@ struct TransferFlags {
     // tried again, up to N more times, after 1, 2, 4... seconds (at most
     // kMaxRetryDelay), resuming where they stopped.
     unsigned retries = 0;
+    // -r: a folder is sent or received with everything in it.
+    bool recursive = false;
+    // -p: modification times are kept (get: the server's; put: the local file's).
+    bool preserve = false;
+};
+
+// Where uploads go on the server: `--as PATH` (one LOCAL), `-C FOLDER`
+// (made when missing), or neither (the current folder, under each LOCAL's
+// own name). Paths are relative to `current`, the shell's current folder
+// ("" on the command line: the root).
+struct PutPlacement {
+    std::optional<std::string> as;
+    std::optional<std::string> folder;
+    std::string current;
 };
 
 inline constexpr std::chrono::seconds kMaxRetryDelay{30};
@@ -49,23 +63,54 @@ std::chrono::milliseconds retry_delay(unsigned attempt);
 // made it. For people: each file's result or error as it ends, and with
 // several a closing summary; with --json one object for the whole command,
 // whatever the number of files (docs/ferry-json.schema.json).
+//
+// get: each NAME is a path relative to `current` (wildcards matched against
+// the server's listing); a file lands under its last name, a folder (with
+// -r) as a local folder of that name holding its tree.
 int run_gets(Connection& connection, const Output& output, const std::vector<std::string>& names,
-             const GetPlacement& placement, const TransferFlags& flags);
-// `as` names the one file on the server (default: each local file's name).
-// A LOCAL of "-" is standard input, read to its end into a private
-// temporary file first (a put declares its size before the data).
+             const GetPlacement& placement, const TransferFlags& flags, const std::string& current = {});
+// put: a LOCAL of "-" is standard input, read to its end into a private
+// temporary file first (a put declares its size before the data); a local
+// folder (with -r) is walked without following symbolic links (local_tree.hpp)
+// and its files are put with their folders made on the way.
 int run_puts(Connection& connection, const Output& output, const std::vector<std::string>& locals,
-             const std::optional<std::string>& as, const TransferFlags& flags);
+             const PutPlacement& placement, const TransferFlags& flags);
+inline int run_puts(Connection& connection, const Output& output, const std::vector<std::string>& locals,
+                    const std::optional<std::string>& as, const TransferFlags& flags)
+{
+    return run_puts(connection, output, locals, PutPlacement{as, std::nullopt, {}}, flags);
+}
+
+// One file of a batch: a path on the server and a local path, both final.
+struct GetItem {
+    std::string name;
+    std::string local;
+};
+struct PutItem {
+    std::string local;
+    std::string name;
+    bool parents = false;              // make the missing folders of `name`
+    std::optional<std::int64_t> mtime; // the time the server gives the file
+};
+// The batches under run_gets and run_puts, for callers that plan the files
+// themselves (sync): pipelined over `connection`, retried as flags say, each
+// file shown as it ends (for people); returned, not summarised (the caller
+// prints its own summary). flags.preserve keeps the server's times on gets;
+// a put's time is its item's.
+TransferSummary get_items(Connection& connection, const Output& output, const std::vector<GetItem>& items,
+                          const TransferFlags& flags);
+TransferSummary put_items(Connection& connection, const Output& output, const std::vector<PutItem>& items,
+                          const TransferFlags& flags);
 
 inline int run_gets(Connection& connection, const Output& output, const std::vector<std::string>& names,
                     const GetPlacement& placement, bool resume, HashKind hash)
 {
-    return run_gets(connection, output, names, placement, TransferFlags{resume, hash, Clobber::replace, 0});
+    return run_gets(connection, output, names, placement, TransferFlags{resume, hash, Clobber::replace, 0, false, false});
 }
 inline int run_puts(Connection& connection, const Output& output, const std::vector<std::string>& locals,
                     const std::optional<std::string>& as, bool resume, HashKind hash)
 {
-    return run_puts(connection, output, locals, as, TransferFlags{resume, hash, Clobber::replace, 0});
+    return run_puts(connection, output, locals, as, TransferFlags{resume, hash, Clobber::replace, 0, false, false});
 }
 
 // A get or put that could not start (no connection): every file failed with

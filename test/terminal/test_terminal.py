@@ -295,7 +295,7 @@ class OneGrammarTests(ServedFolder):
     def test_what_the_grammar_refuses_is_one_line_and_the_batch_goes_on_after_a_dash(self):
         self.served_file("hello.txt", b"hello")
         for line, says in ((b"get --token secret hello.txt", b"--token"), (b"get --hash xxh3-128 hello.txt", b"--hash"),
-                           (b"get --frobnicate hello.txt", b"--frobnicate"), (b"stat", b"NAME"),
+                           (b"get --frobnicate hello.txt", b"--frobnicate"), (b"stat", b"PATH"),
                            (b"get -o a -C b hello.txt", b"excludes")):
             with self.subTest(line=line):
                 result = self.ferry(stdin=line + b"\n")
