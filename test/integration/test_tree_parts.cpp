@@ -59,6 +59,7 @@ TEST_CASE("wildcards: split at the first component holding one, escapes undone")
     CHECK_FALSE(has_wildcard("plain/name.txt"));
     CHECK_FALSE(has_wildcard("a\\*b"));
     CHECK(unescape_wildcards("a\\*b\\?") == "a*b?");
+    CHECK(unescape_wildcards("a\\b") == "a\\b");
 
     auto split = split_wildcard("logs/2026/*.gz");
     CHECK(split.folder == "logs/2026");
