@@ -121,7 +121,9 @@ int for_each_path(Connection& connection, const Output& output, const std::vecto
 {
     std::vector<PathOutcome> outcomes;
     const auto failed = [&](const std::string& path, const Error& error) {
-        output.error(error);
+        if (!output.json()) { // with --json, the summary carries it
+            output.error(error);
+        }
         outcomes.push_back(PathOutcome{path, error, {}, {}, {}});
     };
     for (const auto& argument : typed) {

@@ -1,0 +1,319 @@
+"""ferry's folder commands (issue 14) against a real ferryd: list PATH -r,
+stat of a folder, get -r and put -r with -p, rm, mv, mkdir, digest,
+wildcards matched against the server's listing, errors shown with their
+wire code (and the same under --json, checked against
+docs/ferry-json.schema.json), and a server that speaks only protocol
+version 1 (a fake one here), on which the folder commands say so.
+
+Usage: test_folders.py --ferryd PATH --ferry PATH [unittest arguments]"""
+
+import argparse
+import hashlib
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
+import harness  # noqa: E402
+import test_cli  # noqa: E402
+from test_cli import CliTest, schema_for  # noqa: E402
+
+
+def tree(base):
+    """Every file and folder below base: relative path -> bytes (files) or None (folders)."""
+    found = {}
+    for folder, folders, files in os.walk(base):
+        for name in folders:
+            found[os.path.relpath(os.path.join(folder, name), base)] = None
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as f:
+                found[os.path.relpath(os.path.join(folder, name), base)] = f.read()
+    return found
+
+
+def make_tree(base, files, folders=()):
+    for path in folders:
+        os.makedirs(os.path.join(base, path), exist_ok=True)
+    for path, data in files.items():
+        os.makedirs(os.path.dirname(os.path.join(base, path)), exist_ok=True)
+        with open(os.path.join(base, path), "wb") as f:
+            f.write(data)
+
+
+class Folders(CliTest):
+    def test_list_stat_mkdir_mv_rm_and_their_errors(self):
+        server = self.start_server()
+        make_tree(self.root, {"top.txt": b"top", "logs/a.log": b"aa", "logs/old/b.log": b"bbb"})
+
+        listed = self.ferry("list", server=server)
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        self.assertIn(b"  logs/\n", listed.stdout)
+        self.assertIn(b"  top.txt\n", listed.stdout)
+        listed = self.json_of(self.ferry("--json", "ls", "logs", "-r", server=server))
+        schema_for("list").validate(listed)
+        self.assertEqual([(f["name"], f["type"]) for f in listed["files"]],
+                         [("a.log", "file"), ("old", "folder"), ("old/b.log", "file")])
+        # A file lists as itself.
+        self.assertIn(b"a.log", self.ferry("ls", "logs/a.log", server=server).stdout)
+
+        folder = self.json_of(self.ferry("--json", "stat", "logs/old", server=server))
+        schema_for("stat").validate(folder)
+        self.assertEqual(folder["type"], "folder")
+        self.assertIn(b"type:     folder", self.ferry("stat", "logs", server=server).stdout)
+
+        made = self.json_of(self.ferry("--json", "mkdir", "-p", "new/deeper", "logs", server=server))
+        schema_for("paths").validate(made)
+        self.assertEqual(made["made"], [{"path": "new/deeper", "created": True}, {"path": "logs", "created": False}])
+        self.assertTrue(os.path.isdir(os.path.join(self.root, "new", "deeper")))
+        # Errors carry the server's code and message, for people and for scripts.
+        exists = self.ferry("mkdir", "logs", server=server)
+        self.assertEqual(exists.returncode, 4)
+        self.assertTrue(exists.stderr.startswith(b"ferry: exists: "), exists.stderr)
+        missing_parent = self.json_of(self.ferry("--json", "mkdir", "x/y", server=server))
+        schema_for("paths").validate(missing_parent)
+        self.assertEqual(missing_parent["error"]["code"], "not_found")
+        self.assertEqual(missing_parent["failed"][0]["path"], "x/y")
+
+        moved = self.ferry("mv", "top.txt", "new/", server=server)
+        self.assertEqual(moved.returncode, 0, moved.stderr)
+        self.assertEqual(moved.stdout, b"top.txt -> new/top.txt\n")
+        self.assertTrue(os.path.isfile(os.path.join(self.root, "new", "top.txt")))
+        moved = self.json_of(self.ferry("--json", "mv", "new/top.txt", "renamed.txt", server=server))
+        schema_for("move").validate(moved)
+        self.assertEqual(moved, {"from": "new/top.txt", "to": "renamed.txt"})
+        make_tree(self.root, {"other.txt": b"o"})
+        refused = self.ferry("mv", "other.txt", "renamed.txt", server=server)
+        self.assertEqual(refused.returncode, 4)
+        self.assertTrue(refused.stderr.startswith(b"ferry: exists: "), refused.stderr)
+        self.assertEqual(self.ferry("mv", "other.txt", "renamed.txt", "--replace", server=server).returncode, 0)
+        self.assertEqual(open(os.path.join(self.root, "renamed.txt"), "rb").read(), b"o")
+        into_itself = self.ferry("mv", "logs", "logs/old/logs", server=server)
+        self.assertTrue(into_itself.stderr.startswith(b"ferry: invalid_move: "), into_itself.stderr)
+
+        not_empty = self.ferry("rm", "logs", server=server)
+        self.assertEqual(not_empty.returncode, 4)
+        self.assertTrue(not_empty.stderr.startswith(b"ferry: not_empty: "), not_empty.stderr)
+        removed = self.json_of(self.ferry("--json", "rm", "-r", "logs", "renamed.txt", server=server))
+        schema_for("paths").validate(removed)
+        self.assertEqual(removed["removed"], [
+            {"path": "logs", "type": "folder", "files": 2, "folders": 2},
+            {"path": "renamed.txt", "type": "file", "files": 1, "folders": 0}])
+        self.assertFalse(os.path.exists(os.path.join(self.root, "logs")))
+        gone = self.ferry("rm", "logs", server=server)
+        self.assertTrue(gone.stderr.startswith(b"ferry: not_found: "), gone.stderr)
+        # '..' is settled on the client: above the root it is refused before anything is sent.
+        climb = self.ferry("ls", "new/../..", server=server)
+        self.assertEqual(climb.returncode, 4)
+        self.assertIn(b"above the server's root", climb.stderr)
+
+    def test_get_r_and_put_r_keep_the_tree_and_with_p_the_times(self):
+        server = self.start_server()
+        files = {"a.txt": b"alpha", "sub/b.bin": os.urandom(300000), "sub/deeper/c.txt": b"c" * 70000}
+        make_tree(self.root, files, folders=["empty", "sub/hollow"])
+        os.utime(os.path.join(self.root, "sub", "b.bin"), (1700000000, 1700000000))
+        os.utime(os.path.join(self.root, "sub", "deeper"), (1600000000, 1600000000))
+
+        plain = self.ferry("get", "sub", server=server)
+        self.assertEqual(plain.returncode, 4)
+        self.assertIn(b"get -r", plain.stderr)
+
+        got = self.json_of(self.ferry("--json", "get", "-r", "-p", "sub", "a.txt", "-C", "down", server=server))
+        schema_for("transfer").validate(got)
+        self.assertEqual(got["summary"]["failed"], 0, got)
+        self.assertEqual(sorted(f["name"] for f in got["files"]), ["a.txt", "sub/b.bin", "sub/deeper/c.txt"])
+        down = os.path.join(self.local, "down")
+        self.assertEqual(tree(down), {"a.txt": b"alpha", "sub": None, "sub/b.bin": files["sub/b.bin"],
+                                      "sub/deeper": None, "sub/deeper/c.txt": files["sub/deeper/c.txt"],
+                                      "sub/hollow": None})
+        self.assertEqual(os.stat(os.path.join(down, "sub", "b.bin")).st_mtime, 1700000000)
+        self.assertEqual(os.stat(os.path.join(down, "sub", "deeper")).st_mtime, 1600000000)
+        self.assertFalse([n for n in os.listdir(os.path.join(down, "sub")) if "ferry-part" in n])
+        # Without -p the file is as new as its download.
+        self.ferry("get", "sub/b.bin", "-o", "fresh.bin", server=server)
+        self.assertNotEqual(os.stat(os.path.join(self.local, "fresh.bin")).st_mtime, 1700000000)
+
+        # put -r: the tree goes up under its own name, empty folders too; a
+        # symlink is not followed, and said so.
+        up = os.path.join(self.local, "up")
+        make_tree(up, {"x.txt": b"x", "in/y.bin": os.urandom(100000)}, folders=["in/nothing"])
+        os.utime(os.path.join(up, "in", "y.bin"), (1500000000, 1500000000))
+        os.symlink("/etc", os.path.join(up, "link"))
+        refused = self.ferry("put", "up", server=server)
+        self.assertEqual(refused.returncode, 3)
+        self.assertIn(b"put -r", refused.stderr)
+        sent = self.ferry("put", "-r", "-p", "up", "-C", "backups/today", server=server)
+        self.assertEqual(sent.returncode, 0, sent.stderr)
+        self.assertIn(b"up/link\" not sent: a symbolic link (not followed)", sent.stderr)
+        target = os.path.join(self.root, "backups", "today", "up")
+        self.assertEqual(tree(target), {"x.txt": b"x", "in": None, "in/y.bin": tree(up)["in/y.bin"],
+                                        "in/nothing": None})
+        self.assertEqual(os.stat(os.path.join(target, "in", "y.bin")).st_mtime, 1500000000)
+        # --as names the tree's place; the round trip gives back the same bytes.
+        self.assertEqual(self.ferry("put", "-r", "up", "--as", "copy", server=server).returncode, 0)
+        self.assertEqual(self.ferry("get", "-r", "copy", "-o", "back", server=server).returncode, 0)
+        self.assertEqual(tree(os.path.join(self.local, "back")), tree(target))
+
+    def test_wildcards_match_the_servers_names(self):
+        server = self.start_server()
+        make_tree(self.root, {"logs/1.gz": b"1", "logs/2.gz": b"22", "logs/keep.txt": b"k",
+                              "logs/old/3.gz": b"333", "a.txt": b"a", "b.txt": b"b"})
+        got = self.ferry("get", "logs/*.gz", "-C", "gz", server=server)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertEqual(sorted(os.listdir(os.path.join(self.local, "gz"))), ["1.gz", "2.gz"])
+        deep = self.json_of(self.ferry("--json", "ls", "logs/*/*.gz", server=server))
+        self.assertEqual([f["name"] for f in deep["files"]], ["logs/old/3.gz"])
+        many = self.json_of(self.ferry("--json", "stat", "*.txt", server=server))
+        schema_for("stat_many").validate(many)
+        self.assertEqual([f["name"] for f in many["files"]], ["a.txt", "b.txt"])
+
+        none = self.ferry("get", "logs/*.zip", server=server)
+        self.assertEqual(none.returncode, 4)
+        self.assertIn(b"ferry: not_found: no match for 'logs/*.zip'", none.stderr)
+        none = self.json_of(self.ferry("--json", "rm", "*.none", server=server))
+        self.assertEqual(none["error"], {"code": "not_found", "message": "no match for '*.none'"})
+
+        removed = self.ferry("rm", "logs/[12].gz", server=server)
+        self.assertEqual(removed.returncode, 0, removed.stderr)
+        self.assertEqual(sorted(os.listdir(os.path.join(self.root, "logs"))), ["keep.txt", "old"])
+
+    def test_digest_prints_what_sha256sum_prints(self):
+        server = self.start_server()
+        make_tree(self.root, {"d/one.bin": b"one", "d/two.bin": b"two" * 1000}, folders=["d/sub"])
+        digests = self.ferry("digest", "d/*", server=server)
+        self.assertEqual(digests.returncode, 0, digests.stderr)
+        self.assertEqual(digests.stdout.decode().splitlines(), [
+            hashlib.sha256(b"one").hexdigest() + "  d/one.bin",
+            hashlib.sha256(b"two" * 1000).hexdigest() + "  d/two.bin"])
+        fast = self.json_of(self.ferry("--json", "--hash", "xxh3-128", "digest", "d/one.bin", server=server))
+        schema_for("paths").validate(fast)
+        self.assertEqual(fast["files"][0]["digest"]["algorithm"], "xxh3-128")
+        self.assertEqual(len(fast["files"][0]["digest"]["value"]), 32)
+        folder = self.ferry("digest", "d/sub", server=server)
+        self.assertEqual(folder.returncode, 4)
+        self.assertTrue(folder.stderr.startswith(b"ferry: not_regular_file: "), folder.stderr)
+
+
+class VersionOneServer:
+    """A server that speaks only protocol version 1, as ferryd did before
+    folders: a hello asking for more is refused with unsupported_version
+    (and the connection closed); a version-1 hello is answered, and then
+    list gets one file."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(60)
+        self.port = self.sock.getsockname()[1]
+        self.hellos = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def read_frame(conn):
+        head = b""
+        while len(head) < 5:
+            more = conn.recv(5 - len(head))
+            if not more:
+                return None
+            head += more
+        kind, length = struct.unpack(">BI", head)
+        body = b""
+        while len(body) < length:
+            more = conn.recv(length - len(body))
+            if not more:
+                return None
+            body += more
+        return json.loads(body) if kind == 1 else body
+
+    @staticmethod
+    def send(conn, message):
+        body = json.dumps(message).encode()
+        conn.sendall(struct.pack(">BI", 1, len(body)) + body)
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(30)
+                try:
+                    self.converse(conn)
+                except (OSError, ValueError):
+                    pass
+
+    def converse(self, conn):
+        hello = self.read_frame(conn)
+        if hello is None:
+            return
+        self.hellos.append(hello["version"])
+        if hello["version"] != 1:
+            self.send(conn, {"id": 0, "ok": False, "error": {"code": "unsupported_version",
+                                                            "message": "this server speaks version 1"}})
+            return
+        self.send(conn, {"id": 0, "ok": True, "version": 1, "server": "oldferryd/0.9",
+                         "capabilities": ["list", "stat", "get", "put", "resume", "stats"],
+                         "hashes": ["sha256", "xxh3-128"], "max_control_frame": 65536,
+                         "max_data_frame": 16777216, "access": "rw"})
+        while True:
+            request = self.read_frame(conn)
+            if request is None:
+                return
+            if request.get("op") == "list":
+                self.send(conn, {"id": request["id"], "ok": True,
+                                 "files": [{"name": "old.txt", "size": 3, "mtime": 1700000000}],
+                                 "skipped_invalid_names": 0})
+            else:
+                self.send(conn, {"id": request["id"], "ok": False,
+                                 "error": {"code": "unknown_op", "message": "no such op"}})
+
+    def close(self):
+        self.sock.close()
+
+
+class OldServer(CliTest):
+    def test_a_version_1_server_lists_its_root_and_the_folder_commands_say_it_has_none(self):
+        old = VersionOneServer()
+        self.addCleanup(old.close)
+        server = "127.0.0.1:%d" % old.port
+        listed = self.ferry("ls", server=server)
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        self.assertIn(b"old.txt", listed.stdout)
+        self.assertEqual(old.hellos[:2], [2, 1])  # asked for 2, then fell back to 1
+        wildcard = self.ferry("ls", "*.txt", server=server)
+        self.assertEqual(wildcard.returncode, 0, wildcard.stderr)
+        self.assertIn(b"old.txt", wildcard.stdout)
+        message = b"ferry: unsupported_version: this server speaks protocol version 1, which has no folders\n"
+        for args in (["mkdir", "a"], ["rm", "old.txt"], ["mv", "old.txt", "new.txt"], ["digest", "old.txt"],
+                     ["ls", "sub"], ["ls", "-r"], ["stat", "sub/x"], ["get", "-r", "sub"], ["get", "sub/x.txt"]):
+            with self.subTest(args=args):
+                result = self.ferry(*args, server=server)
+                self.assertEqual(result.stderr, message)
+                self.assertNotEqual(result.returncode, 0)
+        result = self.json_of(self.ferry("--json", "mkdir", "a", server=server))
+        self.assertEqual(result["error"]["code"], "unsupported_version")
+        os.mkdir(os.path.join(self.local, "tree"))
+        put = self.ferry("put", "-r", "tree", server=server)
+        self.assertEqual(put.stderr.splitlines()[0], message.rstrip())
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    harness.add_binaries(parser, ["ferryd", "ferry"])
+    args, rest = parser.parse_known_args()
+    paths = harness.export_binaries(parser, args, ["ferryd", "ferry"])
+    test_cli.FERRYD, test_cli.FERRY = paths["ferryd"], paths["ferry"]
+    program = unittest.main(argv=[sys.argv[0]] + rest, verbosity=2, exit=False)
+    return harness.report(program.result)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
