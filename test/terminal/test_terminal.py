@@ -196,6 +196,25 @@ class CompletionTests(ServedFolder):
         self.assertIsNotNone(shown, terminal.text())
         self.assertIn("name:     zebra.txt", terminal.text())
 
+    def test_completion_of_remote_paths_enters_folders_and_follows_cd(self):
+        os.makedirs(os.path.join(self.root, "logs", "2026"))
+        self.served_file("logs/2026/report.txt", b"the report")
+        self.served_file("logs/other.txt", b"other")
+        self.run_shell(80, [
+            # A folder completes with its '/' and no blank: the next Tab goes in.
+            ("get lo\t", "logs/"),
+            ("2\t", "026/"),
+            ("re\t", "port.txt "),
+            ("\n", "ferry> "),
+            # After cd, names complete in the current folder.
+            ("cd lo\t", "logs/"),
+            ("\n", "ferry> "),
+            ("stat ot\t", "her.txt "),
+            ("\n", "name:     logs/other.txt"),
+        ], [])
+        with open(os.path.join(self.local, "report.txt"), "rb") as got:
+            self.assertEqual(got.read(), b"the report")
+
     def test_shell_help_lists_every_command_and_a_typo_is_named(self):
         for columns in (40, 80):
             with self.subTest(columns=columns):
@@ -222,6 +241,25 @@ class BatchTests(ServedFolder):
         with open(os.path.join(self.local, "copies", "hello.txt"), "rb") as got:
             self.assertEqual(got.read(), b"hello")
         self.assertIn(b"hello.txt", result.stdout)
+
+    def test_cd_pwd_lcd_lpwd_and_paths_relative_to_both(self):
+        self.local_file("up.txt", content=b"uploaded")
+        os.mkdir(os.path.join(self.local, "sub"))
+        result = self.ferry(stdin=b"mkdir -p a/b\ncd a\npwd\nput up.txt\ncd b\nls ..\n-cd ../../..\n"
+                                  b"-cd nowhere\ncd ../..\npwd\nlcd sub\nlpwd\nget a/up.txt\ncd /a/b\npwd\n")
+        self.assertEqual(result.returncode, 0, result)
+        out = result.stdout.decode()
+        with open(os.path.join(self.root, "a", "up.txt"), "rb") as got:
+            self.assertEqual(got.read(), b"uploaded")
+        with open(os.path.join(self.local, "sub", "up.txt"), "rb") as got:
+            self.assertEqual(got.read(), b"uploaded")
+        self.assertEqual([line for line in out.splitlines() if line.startswith("/")],
+                         ["/a", "/", os.path.realpath(os.path.join(self.local, "sub")), "/a/b"])
+        self.assertIn("  b/\n", out)
+        self.assertIn("  up.txt\n", out)
+        err = result.stderr.decode()
+        self.assertIn("ferry: invalid_name: \"../../..\" climbs above the server's root", err)
+        self.assertIn("ferry: not_found: ", err)
 
     def test_the_first_failing_command_ends_the_batch(self):
         self.served_file("hello.txt", b"hello")
