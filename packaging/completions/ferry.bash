@@ -1,6 +1,7 @@
 # bash completion for ferry(1): commands, flags, local paths, and the
-# server's file names (from `ferry list` on the server the command
-# line names, through --server/-s or FERRY_SERVER or the config file).
+# server's paths (from `ferry list FOLDER` on the server the command
+# line names, through --server/-s or FERRY_SERVER or the config file;
+# a folder completes with its '/', and the next Tab goes into it).
 # Installed by meson into share/bash-completion/completions.
 
 _ferry_remote_names()
@@ -19,9 +20,29 @@ _ferry_remote_names()
             ;;
         esac
     done
-    # The listing's lines are "SIZE  YYYY-MM-DD HH:MM  NAME".
-    ferry "${args[@]}" --hello-timeout 2 list 2>/dev/null |
-        sed -E 's/^ *[0-9]+  [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}  //'
+    # $1: the folder part of the word ("" or "logs/"). The listing's lines
+    # are "SIZE  YYYY-MM-DD HH:MM  NAME", a folder's NAME ending in '/'.
+    local name
+    ferry "${args[@]}" --hello-timeout 2 list ${1:+"$1"} 2>/dev/null |
+        sed -E 's/^ *[0-9]+  [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}  //' |
+        while IFS= read -r name; do
+            printf '%s\n' "$1$name"
+        done
+}
+
+# COMPREPLY: the server's paths that start with $cur.
+_ferry_remote_paths()
+{
+    local folder="" name
+    [[ $cur == */* ]] && folder=${cur%/*}/
+    local -a names=()
+    while IFS= read -r name; do
+        [[ $name == "$cur"* ]] && names+=("$(printf '%q' "$name")")
+    done < <(_ferry_remote_names "$folder")
+    COMPREPLY=("${names[@]}")
+    if ((${#COMPREPLY[@]} == 1)) && [[ ${COMPREPLY[0]} == */ ]]; then
+        compopt -o nospace 2>/dev/null
+    fi
 }
 
 _ferry()
@@ -34,7 +55,7 @@ _ferry()
 
     local global_flags="-s --server --json --hash --timeout --hello-timeout --retry -q --quiet -v --verbose
         --no-progress --token --token-file --tls --tls-ca --tls-pin --help --version"
-    local commands="list stat get put stats help"
+    local commands="list ls stat get put rm mv rename mkdir digest stats help"
 
     case $prev in
     --token-file | --tls-ca)
@@ -46,7 +67,18 @@ _ferry()
         return
         ;;
     -C | --directory)
+        local w
+        for w in "${COMP_WORDS[@]}"; do
+            if [[ $w == put ]]; then # put -C: a folder on the server
+                _ferry_remote_paths
+                return
+            fi
+        done
         COMPREPLY=($(compgen -d -- "$cur"))
+        return
+        ;;
+    --as)
+        _ferry_remote_paths
         return
         ;;
     -o | --output)
@@ -60,7 +92,7 @@ _ferry()
         COMPREPLY=($(compgen -W "$servers" -- "$cur"))
         return
         ;;
-    --timeout | --hello-timeout | --retry | --token | --tls-pin | --as)
+    --timeout | --hello-timeout | --retry | --token | --tls-pin)
         return
         ;;
     esac
@@ -68,7 +100,7 @@ _ferry()
     local command="" i
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
-        list | stat | get | put | stats | help)
+        list | ls | stat | get | put | rm | mv | rename | mkdir | digest | stats | help)
             command=${COMP_WORDS[i]}
             break
             ;;
@@ -81,8 +113,11 @@ _ferry()
     if [[ $cur == -* ]]; then
         local flags=$global_flags
         case $command in
-        get) flags+=" --resume -o --output -C --directory -n --no-clobber --skip-identical" ;;
-        put) flags+=" --resume --as -n --no-clobber --skip-identical" ;;
+        get) flags+=" --resume --no-resume -o --output -C --directory -r --recursive -p --preserve -n --no-clobber --skip-identical" ;;
+        put) flags+=" --resume --no-resume --as -C --directory -r --recursive -p --preserve -n --no-clobber --skip-identical" ;;
+        list | ls | rm) flags+=" -r --recursive" ;;
+        mv | rename) flags+=" --replace" ;;
+        mkdir) flags+=" -p --parents" ;;
         esac
         COMPREPLY=($(compgen -W "$flags" -- "$cur"))
         return
@@ -94,13 +129,8 @@ _ferry()
     help)
         ((COMP_CWORD == i + 1)) && COMPREPLY=($(compgen -W "$commands" -- "$cur"))
         ;;
-    get | stat)
-        local name
-        local -a names=()
-        while IFS= read -r name; do
-            [[ $name == "$cur"* ]] && names+=("$(printf '%q' "$name")")
-        done < <(_ferry_remote_names)
-        COMPREPLY=("${names[@]}")
+    get | stat | list | ls | rm | mv | rename | mkdir | digest)
+        _ferry_remote_paths
         ;;
     put)
         compopt -o filenames 2>/dev/null

@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import unittest
@@ -197,6 +198,22 @@ class Folders(CliTest):
         folder = self.ferry("digest", "d/sub", server=server)
         self.assertEqual(folder.returncode, 4)
         self.assertTrue(folder.stderr.startswith(b"ferry: not_regular_file: "), folder.stderr)
+
+
+    def test_bash_completion_goes_into_the_servers_folders(self):
+        script = os.path.join(HERE, "..", "..", "packaging", "completions", "ferry.bash")
+        server = self.start_server()
+        make_tree(self.root, {"logs/2026/report.txt": b"r", "logs/other.txt": b"o", "top.txt": b"t"})
+        probe = ('source "$1"; '
+                 'COMP_WORDS=(ferry --server "$2" rm lo); COMP_CWORD=4; _ferry; printf "%s\\n" "${COMPREPLY[@]}"; '
+                 'COMP_WORDS=(ferry --server "$2" get logs/); COMP_CWORD=4; _ferry; printf "%s\\n" "${COMPREPLY[@]}"; '
+                 'COMP_WORDS=(ferry m); COMP_CWORD=1; _ferry; printf "%s\\n" "${COMPREPLY[@]}"')
+        ferry = test_cli.FERRY
+        result = subprocess.run(["bash", "-c", probe, "bash", script, server],
+                                env=dict(self.env, PATH=os.path.dirname(ferry) + ":" + self.env["PATH"]),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(result.stdout.decode().splitlines(),
+                         ["logs/", "logs/2026/", "logs/other.txt", "mv", "mkdir"], result.stderr)
 
 
 class VersionOneServer:
