@@ -318,8 +318,12 @@ void get_pass(Connection& connection, const Output& output, Report& report, cons
             waiting.push_front(index);
             continue;
         }
-        report.failed(index, result.error());
-        if (result.error().code == ErrorCode::aborted && interrupted()) {
+        Error error = result.error();
+        if (error.code == ErrorCode::not_regular_file && !flags.recursive) {
+            error.message += " (a folder comes with get -r)";
+        }
+        report.failed(index, error);
+        if (error.code == ErrorCode::aborted && interrupted()) {
             waiting.insert(waiting.begin(), in_flight.begin(), in_flight.end());
             report.abandon_rest(waiting, interrupted_before_start());
             break;

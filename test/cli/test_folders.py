@@ -122,7 +122,7 @@ class Folders(CliTest):
 
         plain = self.ferry("get", "sub", server=server)
         self.assertEqual(plain.returncode, 4)
-        self.assertIn(b"get -r", plain.stderr)
+        self.assertIn(b"get -r", plain.stderr, plain.stderr)
 
         got = self.json_of(self.ferry("--json", "get", "-r", "-p", "sub", "a.txt", "-C", "down", server=server))
         schema_for("transfer").validate(got)
