@@ -202,12 +202,13 @@ class CompletionTests(ServedFolder):
         self.served_file("logs/other.txt", b"other")
         self.run_shell(80, [
             # A folder completes with its '/' and no blank: the next Tab goes in.
-            ("get lo\t", "logs/"),
+            # libedit shows only what it inserts.
+            ("get lo\t", "gs/"),
             ("2\t", "026/"),
             ("re\t", "port.txt "),
             ("\n", "ferry> "),
             # After cd, names complete in the current folder.
-            ("cd lo\t", "logs/"),
+            ("cd lo\t", "gs/"),
             ("\n", "ferry> "),
             ("stat ot\t", "her.txt "),
             ("\n", "name:     logs/other.txt"),
