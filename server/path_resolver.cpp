@@ -1,0 +1,161 @@
+#include "path_resolver.hpp"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+namespace ferry::server {
+
+namespace {
+
+// Set once openat2 answered ENOSYS: the kernel will not grow it while we run.
+std::atomic<bool> openat2_missing{false};
+
+std::string quoted(std::string_view text)
+{
+    return "\"" + std::string(text) + "\"";
+}
+
+int folder_flags(bool readable)
+{
+    return (readable ? O_RDONLY : O_PATH) | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+}
+
+// What a failed lookup of the folder `path` means on the wire.
+Error resolve_error(int errno_value, std::string_view path)
+{
+    switch (errno_value) {
+    case ENOENT:
+        return Error{ErrorCode::not_found, "no folder named " + quoted(path)};
+    case ENOTDIR:
+    case ELOOP:
+        // RESOLVE_NO_SYMLINKS and O_NOFOLLOW both end at a symlink with
+        // ELOOP (or ENOTDIR, with O_DIRECTORY): never a way out.
+        return Error{ErrorCode::not_a_folder, quoted(path) + " is not a folder"};
+    case EXDEV:
+        return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
+    default:
+        return Error{ErrorCode::io_error, "cannot open folder " + quoted(path) + ": " + std::strerror(errno_value)};
+    }
+}
+
+} // namespace
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept
+{
+    if (this != &other) {
+        if (fd_ >= 0) {
+            ::close(fd_);
+        }
+        fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+}
+
+UniqueFd::~UniqueFd()
+{
+    if (fd_ >= 0) {
+        ::close(fd_);
+    }
+}
+
+std::string joined_path(std::span<const std::string_view> components)
+{
+    std::string path;
+    for (const auto component : components) {
+        if (!path.empty()) {
+            path += '/';
+        }
+        path += component;
+    }
+    return path;
+}
+
+bool PathResolver::uses_openat2() const
+{
+    return mode_ == ResolveMode::automatic && !openat2_missing.load(std::memory_order_relaxed);
+}
+
+Result<UniqueFd> PathResolver::open_folder(std::span<const std::string_view> components, bool readable) const
+{
+    if (uses_openat2()) {
+        bool unsupported = false;
+        auto opened = open_with_openat2(components, readable, unsupported);
+        if (!unsupported) {
+            return opened;
+        }
+        openat2_missing.store(true, std::memory_order_relaxed);
+    }
+    return open_by_walk(components, readable);
+}
+
+Result<UniqueFd> PathResolver::open_with_openat2(std::span<const std::string_view> components, bool readable,
+                                                 bool& unsupported) const
+{
+    const std::string path = components.empty() ? std::string(".") : joined_path(components);
+    struct open_how how {};
+    how.flags = static_cast<std::uint64_t>(folder_flags(readable));
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+    // EAGAIN: a rename elsewhere in the file system raced the lookup; the
+    // kernel asks us to try again. A few tries, then the walk, which has no
+    // such retry.
+    for (int attempt = 0; attempt < 4; ++attempt) {
+        const long fd = ::syscall(SYS_openat2, root_fd_, path.c_str(), &how, sizeof how);
+        if (fd >= 0) {
+            return UniqueFd(static_cast<int>(fd));
+        }
+        if (errno == ENOSYS) {
+            unsupported = true;
+            return Error{ErrorCode::internal, "openat2 is not supported"};
+        }
+        if (errno != EAGAIN && errno != EINTR) {
+            return resolve_error(errno, path);
+        }
+    }
+    return open_by_walk(components, readable);
+}
+
+Result<UniqueFd> PathResolver::open_by_walk(std::span<const std::string_view> components, bool readable) const
+{
+    if (components.empty()) {
+        const int fd = ::openat(root_fd_, ".", folder_flags(readable));
+        if (fd < 0) {
+            return resolve_error(errno, ".");
+        }
+        return UniqueFd(fd);
+    }
+    UniqueFd current;
+    for (std::size_t i = 0; i < components.size(); ++i) {
+        const bool last = i + 1 == components.size();
+        const std::string name(components[i]);
+        const int at = current ? current.get() : root_fd_;
+        UniqueFd next(::openat(at, name.c_str(), folder_flags(last && readable)));
+        const auto so_far = [&] { return joined_path(components.first(i + 1)); };
+        if (!next) {
+            return resolve_error(errno, so_far());
+        }
+        // O_DIRECTORY | O_NOFOLLOW already refused a symlink; the fstat makes
+        // the folder check explicit and is where another file system shows
+        // (RESOLVE_NO_XDEV's part).
+        struct ::stat st {};
+        if (::fstat(next.get(), &st) != 0) {
+            return resolve_error(errno, so_far());
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            return resolve_error(ENOTDIR, so_far());
+        }
+        if (st.st_dev != root_device_) {
+            return resolve_error(EXDEV, so_far());
+        }
+        current = std::move(next);
+    }
+    return current;
+}
+
+} // namespace ferry::server

@@ -1,0 +1,83 @@
+// Opens a folder of the served tree by its path, beneath the root and never
+// through a symbolic link or into another file system, whatever the tree
+// holds or becomes meanwhile. Every Library method that takes a path resolves
+// its parent folder here, then names only the last component, relative to
+// that folder's descriptor, with O_NOFOLLOW / AT_SYMLINK_NOFOLLOW.
+//
+// Where the kernel has openat2(2), one call does it (RESOLVE_BENEATH |
+// RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV). Where it
+// has not (ENOSYS, remembered for the process), each component is opened in
+// turn with openat(O_PATH | O_DIRECTORY | O_NOFOLLOW) relative to the one
+// before, and its st_dev compared with the root's: the same guarantees, one
+// system call per component. Components are already checked (check_path: no
+// "..", ".", empty or '/'), so neither way can climb out.
+//
+// Blocks on the file system: pool threads only. Never throws.
+#pragma once
+
+#include "error.hpp"
+
+#include <sys/types.h>
+
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace ferry::server {
+
+// A descriptor closed when destroyed.
+class UniqueFd {
+public:
+    UniqueFd() = default;
+    explicit UniqueFd(int fd) : fd_(fd) {}
+    UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+    UniqueFd& operator=(UniqueFd&& other) noexcept;
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+    ~UniqueFd();
+
+    int get() const { return fd_; }
+    explicit operator bool() const { return fd_ >= 0; }
+
+private:
+    int fd_ = -1;
+};
+
+enum class ResolveMode {
+    automatic, // openat2 where the kernel has it, else the walk
+    walk,      // always the component walk (tests, and FERRYD_RESOLVE=walk)
+};
+
+class PathResolver {
+public:
+    // `root_fd` stays owned by the caller and must outlive the resolver.
+    PathResolver(int root_fd, dev_t root_device, ResolveMode mode)
+        : root_fd_(root_fd), root_device_(root_device), mode_(mode)
+    {
+    }
+
+    // The folder named by `components` (none: the root itself), opened with
+    // O_PATH when `readable` is false (enough to name entries in it), else
+    // O_RDONLY (to read or fsync it). Errors: not_found (a component is
+    // missing), not_a_folder (a file, symlink or anything but a folder on
+    // the way), forbidden (a mount point on the way), io_error.
+    Result<UniqueFd> open_folder(std::span<const std::string_view> components, bool readable) const;
+
+    // Whether open_folder uses openat2 (false after ENOSYS, or in walk mode).
+    bool uses_openat2() const;
+
+private:
+    Result<UniqueFd> open_with_openat2(std::span<const std::string_view> components, bool readable,
+                                       bool& unsupported) const;
+    Result<UniqueFd> open_by_walk(std::span<const std::string_view> components, bool readable) const;
+
+    int root_fd_;
+    dev_t root_device_;
+    ResolveMode mode_;
+};
+
+// "a/b/c" from its components (for messages).
+std::string joined_path(std::span<const std::string_view> components);
+
+} // namespace ferry::server
