@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <span>
 
 namespace ferry::server {
 
@@ -44,7 +45,28 @@ Error file_error(int errno_value, std::string_view what, std::string_view name)
 
 FileInfo file_info(std::string name, const struct ::stat& st)
 {
-    return FileInfo{std::move(name), static_cast<std::uint64_t>(st.st_size), static_cast<std::int64_t>(st.st_mtime)};
+    FileInfo info{std::move(name), static_cast<std::uint64_t>(st.st_size), static_cast<std::int64_t>(st.st_mtime)};
+    if (S_ISDIR(st.st_mode)) {
+        // A folder's size says nothing useful (and differs by file system).
+        info.type = EntryType::folder;
+        info.size = 0;
+    }
+    return info;
+}
+
+std::optional<Error> sync_folder(int fd, std::string_view name)
+{
+    // fsync needs a descriptor opened for reading; `fd` may be O_PATH.
+    const int readable = ::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (readable < 0 || ::fsync(readable) != 0) {
+        const int saved = errno;
+        if (readable >= 0) {
+            ::close(readable);
+        }
+        return file_error(saved, "cannot sync folder", name);
+    }
+    ::close(readable);
+    return std::nullopt;
 }
 
 OpenFile::~OpenFile()
@@ -52,15 +74,97 @@ OpenFile::~OpenFile()
     ::close(fd_);
 }
 
-Result<std::unique_ptr<Library>> Library::open(const std::string& path)
+Result<std::unique_ptr<Library>> Library::open(const std::string& path, ResolveMode mode)
 {
     const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        return Error{ErrorCode::io_error, "cannot open folder " + quoted(path) + ": " + std::strerror(errno)};
+    struct ::stat st {};
+    if (fd < 0 || ::fstat(fd, &st) != 0) {
+        const int saved = errno;
+        if (fd >= 0) {
+            ::close(fd);
+        }
+        return Error{ErrorCode::io_error, "cannot open folder " + quoted(path) + ": " + std::strerror(saved)};
     }
     const mode_t mask = ::umask(0);
     ::umask(mask);
-    return std::unique_ptr<Library>(new Library(fd, path, 0666 & ~mask));
+    return std::unique_ptr<Library>(new Library(fd, st.st_dev, mode, path, 0666 & ~mask));
+}
+
+Result<Library::Located> Library::locate(std::string_view path, std::string_view doing, bool readable_parent) const
+{
+    if (path.empty()) {
+        return Error{ErrorCode::invalid_name, "the root cannot be " + std::string(doing)};
+    }
+    if (auto refused = check_path(path)) {
+        return *refused;
+    }
+    const auto components = path_components(path);
+    auto parent = resolver_.open_folder(std::span(components).first(components.size() - 1), readable_parent);
+    if (!parent) {
+        return parent.error();
+    }
+    return Located{std::move(parent.value()), std::string(components.back())};
+}
+
+namespace {
+
+// The errno a *_entry-style caller sees for a path that did not resolve.
+int errno_of(const Error& error)
+{
+    switch (error.code) {
+    case ErrorCode::not_found:
+        return ENOENT;
+    case ErrorCode::not_a_folder:
+        return ENOTDIR;
+    case ErrorCode::forbidden:
+        return EXDEV;
+    case ErrorCode::invalid_name:
+        return EINVAL;
+    default:
+        return EIO;
+    }
+}
+
+} // namespace
+
+int Library::stat_path(std::string_view path, struct ::stat& st) const
+{
+    auto located = locate(path, "stat");
+    if (!located) {
+        errno = errno_of(located.error());
+        return -1;
+    }
+    return ::fstatat(located->parent.get(), located->leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW);
+}
+
+int Library::publish_entry(const std::string& partial, std::string_view path) const
+{
+    if (partial.empty() || partial.find('/') != std::string::npos || partial == "." || partial == "..") {
+        errno = EINVAL;
+        return -1;
+    }
+    auto located = locate(path, "replaced");
+    if (!located) {
+        errno = errno_of(located.error());
+        return -1;
+    }
+    // Same file system as the root: the resolver refused any other.
+    if (::renameat(root_fd_, partial.c_str(), located->parent.get(), located->leaf.c_str()) != 0) {
+        return -1;
+    }
+    // The new name is durable here; the partial's removal from the root is
+    // the caller's sync_root(), after it removed the state as well.
+    struct ::stat parent {};
+    struct ::stat root {};
+    if (::fstat(located->parent.get(), &parent) == 0 && ::fstat(root_fd_, &root) == 0 &&
+        parent.st_ino == root.st_ino && parent.st_dev == root.st_dev) {
+        return 0;
+    }
+    if (sync_folder(located->parent.get(), path)) {
+        errno = EIO;
+        return -1;
+    }
+    return 0;
 }
 
 Library::~Library()
@@ -96,78 +200,143 @@ std::optional<Error> Library::check_root() const
     return error;
 }
 
-Result<std::unique_ptr<DirectoryReader>> Library::open_listing() const
+Result<std::unique_ptr<DirectoryReader>> Library::open_listing(std::string_view path, ListingOptions options) const
 {
     if (auto gone = check_root()) {
         return *gone;
     }
+    if (!path.empty()) {
+        if (auto refused = check_path(path)) {
+            return *refused;
+        }
+    }
+    const auto components = path.empty() ? std::vector<std::string_view>{} : path_components(path);
     // A fresh descriptor per listing: readdir's position lives in it, and
     // several worker threads may list at once.
-    const int dir_fd = ::openat(root_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd < 0) {
-        return file_error(errno, "cannot open", ".");
+    auto folder = resolver_.open_folder(components, true);
+    if (!folder) {
+        return folder.error();
     }
-    DIR* dir = ::fdopendir(dir_fd);
+    const int dir_fd = ::dup(folder->get());
+    DIR* dir = dir_fd < 0 ? nullptr : ::fdopendir(dir_fd);
     if (dir == nullptr) {
         const int saved = errno;
-        ::close(dir_fd);
-        return file_error(saved, "cannot read", ".");
+        if (dir_fd >= 0) {
+            ::close(dir_fd);
+        }
+        return file_error(saved, "cannot read", path.empty() ? "." : path);
     }
-    return std::make_unique<DirectoryReader>(root_fd_, dir);
+    if (options.recursive) {
+        options.folders = true;
+    }
+    return std::make_unique<DirectoryReader>(dir, options, root_device_, components.size(),
+                                             path.empty() ? 0 : path.size() + 1);
+}
+
+DirectoryReader::DirectoryReader(DIR* dir, ListingOptions options, dev_t root_device, std::size_t depth,
+                                 std::size_t base_bytes)
+    : options_(options), root_device_(root_device), depth_(depth), base_bytes_(base_bytes)
+{
+    levels_.push_back(Level{dir, ""});
 }
 
 DirectoryReader::~DirectoryReader()
 {
-    ::closedir(dir_);
+    for (const Level& level : levels_) {
+        ::closedir(level.dir);
+    }
 }
 
 std::size_t listed_size(const FileInfo& file)
 {
-    // {"mtime":…,"name":"…","size":…}, and a comma: the numbers at their
-    // longest; of a valid name only '"' is escaped (control characters and
-    // '\\' are invalid).
-    constexpr std::size_t kFixed = 33 + 20 + 20;
+    // {"mtime":…,"name":"…","size":…,"type":"folder"}, and a comma: the
+    // numbers at their longest; of a valid name only '"' is escaped (control
+    // characters and '\\' are invalid).
+    constexpr std::size_t kFixed = 33 + 20 + 20 + 16;
     return kFixed + file.name.size() + static_cast<std::size_t>(std::count(file.name.begin(), file.name.end(), '"'));
+}
+
+void DirectoryReader::enter(const std::string& name, const std::string& relative)
+{
+    // Relative to the descriptor the entry was read from, never followed:
+    // swapped for a symlink since it was read, it is simply not entered.
+    const int fd = ::openat(::dirfd(levels_.back().dir), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        return;
+    }
+    struct ::stat st {};
+    DIR* dir = nullptr;
+    if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && st.st_dev == root_device_) {
+        dir = ::fdopendir(fd);
+    }
+    if (dir == nullptr) {
+        ::close(fd);
+        return;
+    }
+    levels_.push_back(Level{dir, relative + "/"});
 }
 
 Result<bool> DirectoryReader::read_page(std::size_t page_bytes, ListReply& page)
 {
     std::size_t bytes = 0;
     while (bytes < page_bytes) {
+        if (levels_.empty()) {
+            return true;
+        }
+        DIR* dir = levels_.back().dir;
         errno = 0;
-        const dirent* entry = ::readdir(dir_);
+        const dirent* entry = ::readdir(dir);
         if (entry == nullptr) {
             if (errno != 0) {
-                return file_error(errno, "cannot read", ".");
+                return file_error(errno, "cannot read", levels_.back().prefix.empty() ? "." : levels_.back().prefix);
             }
-            return true;
+            ::closedir(dir);
+            levels_.pop_back();
+            continue;
         }
         const std::string_view name = entry->d_name;
         if (name.empty() || name.front() == '.') {
             continue;
         }
-        if (entry->d_type != DT_REG && entry->d_type != DT_UNKNOWN) {
+        const bool maybe_folder = options_.folders && (entry->d_type == DT_DIR || entry->d_type == DT_UNKNOWN);
+        if (entry->d_type != DT_REG && entry->d_type != DT_UNKNOWN && !maybe_folder) {
             continue;
         }
         struct ::stat st {};
-        if (::fstatat(root_fd_, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
+        if (::fstatat(::dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
             continue;
+        }
+        const bool folder = S_ISDIR(st.st_mode);
+        if (!S_ISREG(st.st_mode) && !(folder && options_.folders)) {
+            continue;
+        }
+        if (folder && st.st_dev != root_device_) {
+            continue; // a mount point: another file system is not served
         }
         if (check_file_name(name)) {
             ++page.skipped_invalid_names;
             continue;
         }
-        page.files.push_back(file_info(std::string(name), st));
+        std::string relative = levels_.back().prefix + std::string(name);
+        // Only what can be asked for by its path is listed.
+        if (depth_ + levels_.size() > kMaxPathDepth || base_bytes_ + relative.size() > kMaxPathBytes) {
+            ++page.skipped_invalid_names;
+            continue;
+        }
+        page.files.push_back(file_info(relative, st));
         const std::size_t size = listed_size(page.files.back());
         bytes += size;
         bytes_read_ += size;
+        if (folder && options_.recursive) {
+            enter(std::string(name), relative);
+        }
     }
     return false;
 }
 
-Result<ListReply> Library::list() const
+Result<ListReply> Library::list(std::string_view path, ListingOptions options) const
 {
-    auto reader = open_listing();
+    auto reader = open_listing(path, options);
     if (!reader) {
         return reader.error();
     }
@@ -186,44 +355,106 @@ Result<ListReply> Library::list() const
     return reply;
 }
 
-Result<FileInfo> Library::stat(std::string_view name) const
+namespace {
+
+Error not_regular(std::string_view path)
 {
-    if (auto refused = check_file_name(name)) {
+    return Error{ErrorCode::not_regular_file, quoted(path) + " is not a regular file"};
+}
+
+} // namespace
+
+Result<FileInfo> Library::stat(std::string_view path) const
+{
+    auto info = stat_entry_or_folder(path);
+    if (info && info->type != EntryType::file) {
+        return not_regular(path);
+    }
+    return info;
+}
+
+Result<FileInfo> Library::stat_entry_or_folder(std::string_view path) const
+{
+    if (auto refused = check_path(path)) {
         return *refused;
     }
     if (auto gone = check_root()) {
         return *gone;
     }
-    const std::string path(name);
+    auto located = locate(path, "stat");
+    if (!located) {
+        return located.error();
+    }
     struct ::stat st {};
-    if (::fstatat(root_fd_, path.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        return file_error(errno, "cannot stat", name);
+    if (::fstatat(located->parent.get(), located->leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        return file_error(errno, "cannot stat", path);
+    }
+    if (S_ISDIR(st.st_mode)) {
+        if (st.st_dev != root_device_) {
+            return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
+        }
+        return file_info(std::string(path), st);
     }
     if (!S_ISREG(st.st_mode)) {
-        return Error{ErrorCode::not_regular_file, quoted(name) + " is not a regular file"};
+        return not_regular(path);
     }
-    return file_info(path, st);
+    return file_info(std::string(path), st);
 }
 
-Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view name) const
+Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) const
 {
-    // stat() first so that a FIFO or device is refused without being opened.
-    auto info = stat(name);
-    if (!info) {
-        return info.error();
+    if (auto refused = check_path(path)) {
+        return *refused;
     }
-    const std::string path(name);
-    const int fd = ::openat(root_fd_, path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (auto gone = check_root()) {
+        return *gone;
+    }
+    auto located = locate(path, "read");
+    if (!located) {
+        return located.error();
+    }
+    const int parent = located->parent.get();
+    const char* leaf = located->leaf.c_str();
+    // A stat first, so that a FIFO or device is refused without being opened.
+    struct ::stat st {};
+    if (::fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        return file_error(errno, "cannot stat", path);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return not_regular(path);
+    }
+    const int fd = ::openat(parent, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        return file_error(errno, "cannot open", name);
+        return file_error(errno, "cannot open", path);
     }
     // The entry may have been swapped between stat and open: trust only fstat.
-    struct ::stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         ::close(fd);
-        return Error{ErrorCode::not_regular_file, quoted(name) + " is not a regular file"};
+        return not_regular(path);
     }
-    return std::make_unique<OpenFile>(fd, file_info(path, st), FileIdentity::of(st));
+    return std::make_unique<OpenFile>(fd, file_info(std::string(path), st), FileIdentity::of(st));
+}
+
+Result<FileDigest> Library::digest(std::string_view path, HashKind hash) const
+{
+    auto opened = open_for_read(path);
+    if (!opened) {
+        return opened.error();
+    }
+    const OpenFile& file = *opened.value();
+    if (auto cached = digests_.find(file.identity(), hash)) {
+        return FileDigest{file.info(), std::move(*cached), hash};
+    }
+    TransferHash hasher(hash);
+    if (auto failure = file.hash_prefix(file.info().size, hasher)) {
+        return *failure;
+    }
+    if (auto changed = check_unchanged(file)) {
+        return *changed;
+    }
+    std::string digest = hasher.hex_digest();
+    digests_.remember(file.identity(), hash, digest);
+    return FileDigest{file.info(), std::move(digest), hash};
 }
 
 std::optional<Error> read_exactly(int fd, char* into, std::size_t size, std::uint64_t offset, const std::string& name)
@@ -281,7 +512,7 @@ std::optional<Error> Library::check_unchanged(const OpenFile& file) const
     // change time, and "replaced" says more.
     std::string what;
     struct ::stat named {};
-    if (::fstatat(root_fd_, name.c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (stat_path(name, named) != 0) {
         what = "was removed or renamed";
     } else if (named.st_dev != st.st_dev || named.st_ino != st.st_ino) {
         what = "was replaced by another file";
@@ -303,9 +534,20 @@ std::optional<Error> Library::check_unchanged(const OpenFile& file) const
                  quoted(name) + " " + what + " while it was being sent; the bytes sent are not one version of it"};
 }
 
-std::optional<Error> Library::check_replaceable(std::string_view name) const
+std::optional<Error> Library::check_replaceable(std::string_view path, bool parents) const
 {
-    auto info = stat(name);
+    if (auto refused = check_path(path)) {
+        return *refused;
+    }
+    auto located = locate(path, "replaced");
+    if (!located) {
+        // Missing folders on the way are created by a put with `parents`.
+        if (parents && located.error().code == ErrorCode::not_found) {
+            return check_root();
+        }
+        return located.error();
+    }
+    auto info = stat(path);
     if (info || info.error().code == ErrorCode::not_found) {
         return std::nullopt;
     }

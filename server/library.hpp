@@ -2,11 +2,14 @@
 // the jail a reviewer checks in one place. Nothing else holds the root's
 // descriptor; partial uploads reach their hidden files through the *_entry
 // wrappers below, and a get reads its OpenFile through its methods.
-// Every access goes through a descriptor of the root and check_file_name(), so
-// nothing outside the root is reachable: no '/' in names, no symlink is ever
-// followed (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW), nothing but regular files is
-// opened, and FIFOs/devices are refused before open (and opened O_NONBLOCK in
-// case one appears in between, so a FIFO can never hang a worker thread).
+// Every path is checked by check_path() (components of valid names: no "..",
+// ".", empty component, '/' at either end or '\\'), its parent folder is
+// opened by PathResolver (beneath the root, never through a symlink or into
+// another file system), and only the last component is then named, relative
+// to that folder's descriptor: no symlink is ever followed (O_NOFOLLOW,
+// AT_SYMLINK_NOFOLLOW), nothing but regular files is opened for reading, and
+// FIFOs/devices are refused before open (and opened O_NONBLOCK in case one
+// appears in between, so a FIFO can never hang a worker thread).
 //
 // All methods block on the file system: call them from libuv's thread pool,
 // never from the loop. They never throw.
@@ -15,6 +18,7 @@
 #include "digest_cache.hpp"
 #include "error.hpp"
 #include "messages.hpp"
+#include "path_resolver.hpp"
 #include "transfer_hash.hpp"
 
 #include <dirent.h>
@@ -59,27 +63,69 @@ private:
     FileIdentity identity_;
 };
 
-// One listing of the served folder, read a bounded page at a time: a folder
-// may hold millions of files, and neither a job nor a reply may hold them
-// all. Entries come in the directory's own order. One job at a time uses it.
+// What a listing shows. A version-1 listing is regular files of one folder
+// (the default); a version-2 one adds folders, and may walk the tree below.
+struct ListingOptions {
+    bool folders = false;
+    bool recursive = false; // implies folders
+};
+
+// One listing of a folder (or, recursive, of the tree below it), read a
+// bounded page at a time: a folder may hold millions of files, and neither
+// a job nor a reply may hold them all. Entries come in the directories' own
+// order; in a recursive listing each folder comes before what it holds
+// (pre-order), named by its path relative to the listed folder. The walk
+// holds one open descriptor per level (at most kMaxPathDepth) and enters a
+// folder only through openat(O_NOFOLLOW | O_DIRECTORY) relative to its
+// parent's descriptor, on the root's file system: a folder swapped for a
+// symlink mid-walk is skipped, never followed. One job at a time uses it.
 class DirectoryReader {
 public:
-    DirectoryReader(int root_fd, DIR* dir) : root_fd_(root_fd), dir_(dir) {}
+    // `dir` is the listed folder's stream; `depth` its depth below the root
+    // (listed paths stay within kMaxPathDepth components and kMaxPathBytes
+    // from the root, so each one can be asked for); `base_bytes` the bytes
+    // of its path plus the '/' after it (0 for the root).
+    DirectoryReader(DIR* dir, ListingOptions options, dev_t root_device, std::size_t depth, std::size_t base_bytes);
     DirectoryReader(const DirectoryReader&) = delete;
     DirectoryReader& operator=(const DirectoryReader&) = delete;
     ~DirectoryReader();
 
-    // Adds entries to `page` (files, and invalid names to its
+    // Adds entries to `page` (files and folders, and invalid names, folders
+    // too deep to name and entries too long to name to its
     // skipped_invalid_names) until their encoded size reaches `page_bytes`
-    // or the folder ends; true once it has ended.
+    // or the listing ends; true once it has ended.
     Result<bool> read_page(std::size_t page_bytes, ListReply& page);
     // Encoded bytes added to pages so far.
     std::size_t bytes_read() const { return bytes_read_; }
 
 private:
-    int root_fd_;
-    DIR* dir_;
+    struct Level {
+        DIR* dir;
+        std::string prefix; // relative path of this folder plus '/', "" at the top
+    };
+    // Opens `name` (a folder in the top level) and makes it the top level.
+    void enter(const std::string& name, const std::string& relative);
+
+    std::vector<Level> levels_;
+    ListingOptions options_;
+    dev_t root_device_;
+    std::size_t depth_;
+    std::size_t base_bytes_;
     std::size_t bytes_read_ = 0;
+};
+
+// What a delete removed (the folder itself counted in `folders`).
+struct Removed {
+    EntryType type = EntryType::file;
+    std::uint64_t files = 0;
+    std::uint64_t folders = 0;
+};
+
+// A file's digest in one hash, with what the file was when it was read.
+struct FileDigest {
+    FileInfo file;
+    std::string digest;
+    HashKind hash = HashKind::sha256;
 };
 
 // About the bytes `file` takes in a list reply (never less).
@@ -87,20 +133,56 @@ std::size_t listed_size(const FileInfo& file);
 
 class Library {
 public:
-    // Opens the folder to serve; it must exist and be a directory.
-    static Result<std::unique_ptr<Library>> open(const std::string& path);
+    // Opens the folder to serve; it must exist and be a directory. `mode`
+    // walk forces the component walk where openat2 exists (tests, and
+    // ferryd's FERRYD_RESOLVE=walk, so that both are tested on one kernel).
+    static Result<std::unique_ptr<Library>> open(const std::string& path,
+                                                 ResolveMode mode = ResolveMode::automatic);
     Library(const Library&) = delete;
     Library& operator=(const Library&) = delete;
     ~Library();
 
     const std::string& path() const { return path_; }
 
+    // Every `path` below is checked by check_path() (invalid_name); "" (the
+    // root) is accepted only by the listing. A folder on the way that is
+    // missing is not_found, a file or symlink in its place not_a_folder, a
+    // mount point forbidden.
+
     // The whole listing, sorted by name (for tests and small folders).
-    Result<ListReply> list() const;
-    // A listing to read page by page.
-    Result<std::unique_ptr<DirectoryReader>> open_listing() const;
-    Result<FileInfo> stat(std::string_view name) const;
-    Result<std::unique_ptr<OpenFile>> open_for_read(std::string_view name) const;
+    Result<ListReply> list(std::string_view path = "", ListingOptions options = {}) const;
+    // A listing to read page by page; `path` must be a folder.
+    Result<std::unique_ptr<DirectoryReader>> open_listing(std::string_view path = "",
+                                                          ListingOptions options = {}) const;
+    // A regular file (anything else: not_regular_file).
+    Result<FileInfo> stat(std::string_view path) const;
+    // A regular file or a folder (with type folder, size 0).
+    Result<FileInfo> stat_entry_or_folder(std::string_view path) const;
+    Result<std::unique_ptr<OpenFile>> open_for_read(std::string_view path) const;
+    // The digest of a regular file: the cache's when it is current, else
+    // read and hashed here (and remembered). A file changed while hashed is
+    // file_changed.
+    Result<FileDigest> digest(std::string_view path, HashKind hash) const;
+
+    // Creates the folder `path` (mode 0777 less the umask), and with
+    // `parents` the missing folders above it; true if `path` was created.
+    // Existing as a folder: exists, or with `parents` false; existing as
+    // anything else: exists. Each folder that gained an entry is fsynced.
+    Result<bool> make_folder(std::string_view path, bool parents) const;
+    // Removes a regular file, or an empty folder, or with `recursive` a
+    // folder and what it holds: the regular files and folders a listing
+    // would show, depth first, never through a symlink. Anything else (a
+    // hidden or invalid name, a symlink, a device, a mount point) stays, and
+    // so do the folders holding it: not_empty naming the first one (what was
+    // removed stays removed). A symlink, FIFO or device at `path` is
+    // not_regular_file. Each folder that lost entries is fsynced once.
+    Result<Removed> remove(std::string_view path, bool recursive) const;
+    // Renames atomically (renameat2). Without `replace` an existing `to` is
+    // exists; with it a file replaces a file, a folder an empty folder
+    // (not_empty otherwise); a file over a folder is exists, a folder over a
+    // file not_a_folder. A folder into itself or below itself is
+    // invalid_move. Both folders are fsynced.
+    std::optional<Error> rename(std::string_view from, std::string_view to, bool replace) const;
 
     // `file_changed` when the open file is no longer what was opened: its
     // size, modification or change time, or the file its name refers to
@@ -108,9 +190,20 @@ public:
     // this found nothing (PROTOCOL.md 4.4).
     std::optional<Error> check_unchanged(const OpenFile& file) const;
 
-    // Refuses a name that exists as anything but a regular file, so that an
-    // upload never replaces a folder, link or device.
-    std::optional<Error> check_replaceable(std::string_view name) const;
+    // Refuses a path that exists as anything but a regular file, so that an
+    // upload never replaces a folder, link or device; and one whose parent
+    // folder is missing unless `parents` (the put will create it).
+    std::optional<Error> check_replaceable(std::string_view path, bool parents = false) const;
+
+    // Publishes an upload: renames the root's entry `partial` onto `path`,
+    // whose parent folder is resolved afresh now (it may have changed since
+    // the put began), then fsyncs that folder if it is not the root (the
+    // caller syncs the root, sync_root(), once it removed the state too). Like the *_entry
+    // wrappers: -1 and errno on failure (a missing or swapped parent folder
+    // is ENOENT or ENOTDIR).
+    int publish_entry(const std::string& partial, std::string_view path) const;
+    // stat(2) of `path` without following a final symlink: -1 and errno.
+    int stat_path(std::string_view path, struct ::stat& st) const;
 
     // Whether --root still names the folder opened at start (same st_dev and
     // st_ino). Deleted, replaced (`mv share share.old; mkdir share`) or no
@@ -148,12 +241,27 @@ public:
     mode_t new_file_mode() const { return new_file_mode_; }
 
 private:
-    Library(int root_fd, std::string path, mode_t new_file_mode)
-        : root_fd_(root_fd), path_(std::move(path)), new_file_mode_(new_file_mode)
+    Library(int root_fd, dev_t root_device, ResolveMode mode, std::string path, mode_t new_file_mode)
+        : root_fd_(root_fd), root_device_(root_device), resolver_(root_fd, root_device, mode), path_(std::move(path)),
+          new_file_mode_(new_file_mode)
     {
     }
 
+    // A checked, non-empty path split into its parent folder (opened) and
+    // its last component.
+    struct Located {
+        UniqueFd parent;
+        std::string leaf;
+    };
+    Result<Located> locate(std::string_view path, std::string_view doing, bool readable_parent = false) const;
+    // Removes what folder `fd` holds (see remove()); `relative` its path for
+    // messages; `blocker` gets the first entry left.
+    std::optional<Error> empty_folder(int fd, const std::string& relative, std::size_t depth, Removed& removed,
+                                      std::string& blocker) const;
+
     int root_fd_;
+    dev_t root_device_;
+    PathResolver resolver_;
     std::string path_;
     mode_t new_file_mode_;
     mutable DigestCache digests_;
@@ -165,6 +273,10 @@ private:
 Error file_error(int errno_value, std::string_view what, std::string_view name);
 
 FileInfo file_info(std::string name, const struct ::stat& st);
+
+// Makes the entries of folder `fd` durable (a fresh readable descriptor of
+// it, so `fd` may be O_PATH).
+std::optional<Error> sync_folder(int fd, std::string_view name);
 
 // Reads exactly `size` bytes at `offset` of `name`'s descriptor, or says why
 // not (a short file is io_error).

@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <fstream>
 
 namespace {
@@ -331,7 +332,15 @@ int serve(int argc, char** argv)
         }
         config.tls = std::move(tls.value());
     }
-    auto library = ferry::server::Library::open(config.root);
+    // FERRYD_RESOLVE=walk: a test knob, not a feature. It forces the
+    // component-by-component path walk that kernels without openat2 use, so
+    // that the hostile confinement suite exercises both resolvers on one
+    // kernel. Anything else (or unset) uses openat2 where the kernel has it.
+    const char* resolve = std::getenv("FERRYD_RESOLVE");
+    const auto resolve_mode = resolve != nullptr && std::string_view(resolve) == "walk"
+                                  ? ferry::server::ResolveMode::walk
+                                  : ferry::server::ResolveMode::automatic;
+    auto library = ferry::server::Library::open(config.root, resolve_mode);
     if (!library) {
         return fail(exit_status::root, library.error().message);
     }

@@ -272,11 +272,30 @@ std::optional<TransferHash> prefix_hash(int fd, const SavedState& state, HashKin
 } // namespace
 
 Result<std::unique_ptr<PartialUpload>> PartialUpload::begin(const Library& library, const std::string& name,
-                                                            std::uint64_t size, bool resume, HashKind hash)
+                                                            std::uint64_t size, bool resume, HashKind hash,
+                                                            bool parents, std::optional<std::int64_t> mtime)
 {
-    if (auto refused = library.check_replaceable(name)) {
+    if (auto refused = library.check_replaceable(name, parents)) {
         return *refused;
     }
+    // Missing folders are made at the put, before any data: a put that will
+    // fail to publish should fail now.
+    if (const auto slash = name.rfind('/'); parents && slash != std::string::npos) {
+        auto made = library.make_folder(std::string_view(name).substr(0, slash), true);
+        if (!made) {
+            return made.error();
+        }
+    }
+    auto begun = begin_upload(library, name, size, resume, hash);
+    if (begun) {
+        begun.value()->mtime_ = mtime;
+    }
+    return begun;
+}
+
+Result<std::unique_ptr<PartialUpload>> PartialUpload::begin_upload(const Library& library, const std::string& name,
+                                                                   std::uint64_t size, bool resume, HashKind hash)
+{
     auto name_lock = NameLock::take(library, name);
     if (!name_lock) {
         return name_lock.error();
@@ -500,18 +519,30 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
     if (auto gone = library_.check_root()) {
         return *gone;
     }
+    if (auto error = take_final_attributes()) {
+        discard();
+        return *error;
+    }
+    // The time the client asked for, set once no write can move it again;
+    // the fsync below makes it durable with the data, before the publish.
+    if (mtime_) {
+        const struct timespec times[2] = {{0, UTIME_OMIT}, {static_cast<time_t>(*mtime_), 0}};
+        if (::futimens(fd_, times) != 0) {
+            const int saved = errno;
+            discard();
+            return file_error(saved, "cannot set the modification time of", name_);
+        }
+    }
     if (::fsync(fd_) != 0) {
         const int saved = errno;
         discard();
         return file_error(saved, "cannot sync upload of", name_);
     }
-    if (auto error = take_final_attributes()) {
-        discard();
-        return *error;
-    }
     struct ::stat st {};
     ::fstat(fd_, &st);
-    if (library_.rename_entry(data_file(), name_) != 0) {
+    // Into the target's folder, resolved afresh: it may have been renamed
+    // or swapped since the put began.
+    if (library_.publish_entry(data_file(), name_) != 0) {
         const int saved = errno;
         discard();
         return file_error(saved, "cannot publish", name_);
@@ -530,7 +561,7 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
 std::optional<Error> PartialUpload::take_final_attributes()
 {
     struct ::stat old {};
-    if (library_.stat_entry(name_, old) != 0 || !S_ISREG(old.st_mode)) {
+    if (library_.stat_path(name_, old) != 0 || !S_ISREG(old.st_mode)) {
         if (::fchmod(fd_, library_.new_file_mode()) != 0) {
             return file_error(errno, "cannot set the mode of the upload of", name_);
         }

@@ -1,7 +1,10 @@
 // An upload in progress, kept on the file system so that it survives the
 // connection and the server: a hidden data file `.ferry-partial-<token>` in
-// the root and its state file `.ferry-partial-<token>.state` (name, declared
-// size, how many bytes are durable, the SHA-256 state of those bytes). Any
+// the root and its state file `.ferry-partial-<token>.state` (the target's
+// path, declared size, how many bytes are durable, the hash state of those
+// bytes). Partials of files in any folder stay in the root (one file system
+// with the whole tree, so the commit's rename works across folders), and the
+// expiry sweep reads only the root, whatever the size of the tree. Any
 // ferryd sharing the folder can resume it. An flock on the data file marks
 // it as in use by one connection, across processes too.
 //
@@ -29,12 +32,16 @@ inline constexpr std::uint64_t kCheckpointInterval = 64 * 1024 * 1024;
 class PartialUpload {
 public:
     // A new upload, or with `resume` the most recent kept one of the same
-    // name and size (none kept: a new one). `busy` if that one is in use.
+    // path and size (none kept: a new one). `busy` if that one is in use.
     // The data is checked with `hash`. The disk space the rest of the upload
-    // needs is reserved now: `no_space` if it cannot be.
+    // needs is reserved now: `no_space` if it cannot be. `name` is a path:
+    // with `parents` its missing folders are created now; the partial stays
+    // in the root whatever the folder. With `mtime`, the published file gets
+    // that modification time.
     static Result<std::unique_ptr<PartialUpload>> begin(const Library& library, const std::string& name,
                                                         std::uint64_t size, bool resume,
-                                                        HashKind hash = HashKind::sha256);
+                                                        HashKind hash = HashKind::sha256, bool parents = false,
+                                                        std::optional<std::int64_t> mtime = std::nullopt);
     PartialUpload(const PartialUpload&) = delete;
     PartialUpload& operator=(const PartialUpload&) = delete;
     // Releases the descriptor and its lock; the files stay for a resume.
@@ -61,6 +68,8 @@ private:
         : library_(library), fd_(fd), token_(std::move(token)), name_(std::move(name)), size_(size)
     {
     }
+    static Result<std::unique_ptr<PartialUpload>> begin_upload(const Library& library, const std::string& name,
+                                                               std::uint64_t size, bool resume, HashKind hash);
     std::optional<Error> write_state();
     std::optional<Error> take_final_attributes();
     std::string data_file() const;
@@ -76,6 +85,7 @@ private:
     TransferHash hash_;
     bool discarded_ = false;
     bool reserved_ = false; // disk space set aside up to size_
+    std::optional<std::int64_t> mtime_;
 };
 
 // Deletes kept uploads whose state was last written more than `ttl` ago, and

@@ -1,0 +1,415 @@
+// The Library's changes to the tree's shape: mkdir, delete, rename. Same
+// rules as library.cpp: every path checked, its parent opened by the
+// PathResolver, only the last component named relative to that descriptor,
+// no symlink followed, nothing on another file system touched.
+#include "library.hpp"
+
+#include "names.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <span>
+
+namespace ferry::server {
+
+namespace {
+
+std::string quoted(std::string_view name)
+{
+    return "\"" + std::string(name) + "\"";
+}
+
+Error io_failure(int errno_value, std::string_view what, std::string_view path)
+{
+    return file_error(errno_value, what, path);
+}
+
+} // namespace
+
+Result<bool> Library::make_folder(std::string_view path, bool parents) const
+{
+    if (path.empty()) {
+        return Error{ErrorCode::invalid_name, "the root cannot be created: it exists"};
+    }
+    if (auto refused = check_path(path)) {
+        return *refused;
+    }
+    if (auto gone = check_root()) {
+        return *gone;
+    }
+    const auto components = path_components(path);
+    // Without parents the resolver opens the parent in one step; with them,
+    // the walk below creates what is missing, one component at a time, each
+    // opened O_NOFOLLOW | O_DIRECTORY relative to the one before and checked
+    // to be on the root's file system, like the resolver's own walk.
+    std::size_t first_missing = components.size() - 1;
+    UniqueFd parent;
+    if (!parents) {
+        auto opened = resolver_.open_folder(std::span(components).first(first_missing), false);
+        if (!opened) {
+            return opened.error();
+        }
+        parent = std::move(opened.value());
+    } else {
+        first_missing = 0;
+        auto opened = resolver_.open_folder({}, false);
+        if (!opened) {
+            return opened.error();
+        }
+        parent = std::move(opened.value());
+    }
+    bool created = false;
+    for (std::size_t i = first_missing; i < components.size(); ++i) {
+        const bool last = i + 1 == components.size();
+        const std::string name(components[i]);
+        const std::string so_far = joined_path(std::span(components).first(i + 1));
+        bool made_here = false;
+        if (::mkdirat(parent.get(), name.c_str(), 0777) == 0) {
+            made_here = true;
+        } else if (errno != EEXIST) {
+            if (errno == ENOENT) {
+                return Error{ErrorCode::not_found, "no folder named " + quoted(joined_path(std::span(components).first(i)))};
+            }
+            return io_failure(errno, "cannot create folder", so_far);
+        } else if (last && !parents) {
+            return Error{ErrorCode::exists, quoted(so_far) + " already exists"};
+        }
+        if (made_here) {
+            if (auto error = sync_folder(parent.get(), so_far)) {
+                return *error;
+            }
+            created = last;
+        }
+        if (last && !made_here) {
+            // With parents an existing folder is fine; anything else is not.
+            struct ::stat st {};
+            if (::fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+                return io_failure(errno, "cannot stat", so_far);
+            }
+            if (!S_ISDIR(st.st_mode)) {
+                return Error{ErrorCode::exists, quoted(so_far) + " already exists and is not a folder"};
+            }
+            if (st.st_dev != root_device_) {
+                return Error{ErrorCode::forbidden, quoted(so_far) + " is on another file system"};
+            }
+            break;
+        }
+        if (last) {
+            break;
+        }
+        UniqueFd next(::openat(parent.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        struct ::stat st {};
+        if (!next) {
+            if (errno == ENOTDIR || errno == ELOOP) {
+                return Error{ErrorCode::not_a_folder, quoted(so_far) + " is not a folder"};
+            }
+            return io_failure(errno, "cannot open folder", so_far);
+        }
+        if (::fstat(next.get(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+            return Error{ErrorCode::not_a_folder, quoted(so_far) + " is not a folder"};
+        }
+        if (st.st_dev != root_device_) {
+            return Error{ErrorCode::forbidden, quoted(so_far) + " is on another file system"};
+        }
+        parent = std::move(next);
+    }
+    return created;
+}
+
+std::optional<Error> Library::empty_folder(int fd, const std::string& relative, std::size_t depth, Removed& removed,
+                                           std::string& blocker) const
+{
+    // The names first, then the removals: unlinking while readdir runs may
+    // skip entries on some file systems. One folder's names at a time.
+    const int list_fd = ::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR* dir = list_fd < 0 ? nullptr : ::fdopendir(list_fd);
+    if (dir == nullptr) {
+        const int saved = errno;
+        if (list_fd >= 0) {
+            ::close(list_fd);
+        }
+        return io_failure(saved, "cannot read", relative);
+    }
+    std::vector<std::string> names;
+    errno = 0;
+    while (const dirent* entry = ::readdir(dir)) {
+        const std::string_view name = entry->d_name;
+        if (name != "." && name != "..") {
+            names.emplace_back(name);
+        }
+    }
+    const int read_failure = errno;
+    ::closedir(dir);
+    if (read_failure != 0) {
+        return io_failure(read_failure, "cannot read", relative);
+    }
+    bool removed_here = false;
+    const auto leave = [&](const std::string& path, std::string_view why) {
+        if (blocker.empty()) {
+            blocker = quoted(path) + " " + std::string(why);
+        }
+    };
+    std::optional<Error> failure;
+    for (const std::string& name : names) {
+        const std::string path = relative + "/" + name;
+        if (name.front() == '.' || check_file_name(name)) {
+            leave(path, "is hidden or not a valid name");
+            continue;
+        }
+        struct ::stat st {};
+        if (::fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno == ENOENT) {
+                continue; // removed by someone else meanwhile
+            }
+            failure = io_failure(errno, "cannot stat", path);
+            break;
+        }
+        if (S_ISREG(st.st_mode)) {
+            if (::unlinkat(fd, name.c_str(), 0) != 0) {
+                if (errno == ENOENT) {
+                    continue;
+                }
+                failure = io_failure(errno, "cannot delete", path);
+                break;
+            }
+            ++removed.files;
+            removed_here = true;
+            continue;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            leave(path, "is not a regular file or folder");
+            continue;
+        }
+        if (st.st_dev != root_device_) {
+            leave(path, "is on another file system");
+            continue;
+        }
+        if (depth + 1 > kMaxPathDepth) {
+            leave(path, "is deeper than " + std::to_string(kMaxPathDepth) + " folders");
+            continue;
+        }
+        UniqueFd child(::openat(fd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        struct ::stat opened {};
+        if (!child || ::fstat(child.get(), &opened) != 0 || opened.st_dev != root_device_ ||
+            opened.st_ino != st.st_ino) {
+            // Swapped (for a symlink, say) between the stat and the open.
+            leave(path, "changed while it was being deleted");
+            continue;
+        }
+        if (auto error = empty_folder(child.get(), path, depth + 1, removed, blocker)) {
+            failure = std::move(error);
+            break;
+        }
+        if (::unlinkat(fd, name.c_str(), AT_REMOVEDIR) != 0) {
+            if (errno == ENOTEMPTY || errno == EEXIST) {
+                leave(path, "is not empty"); // something appeared meanwhile
+                continue;
+            }
+            failure = io_failure(errno, "cannot delete", path);
+            break;
+        }
+        ++removed.folders;
+        removed_here = true;
+    }
+    if (removed_here) {
+        if (auto error = sync_folder(fd, relative)) {
+            return error;
+        }
+    }
+    return failure;
+}
+
+Result<Removed> Library::remove(std::string_view path, bool recursive) const
+{
+    if (auto gone = check_root()) {
+        return *gone;
+    }
+    auto located = locate(path, "deleted");
+    if (!located) {
+        return located.error();
+    }
+    const int parent = located->parent.get();
+    const char* leaf = located->leaf.c_str();
+    struct ::stat st {};
+    if (::fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) {
+            return Error{ErrorCode::not_found, "nothing named " + quoted(path)};
+        }
+        return io_failure(errno, "cannot stat", path);
+    }
+    Removed removed;
+    if (S_ISREG(st.st_mode)) {
+        if (::unlinkat(parent, leaf, 0) != 0) {
+            return io_failure(errno, "cannot delete", path);
+        }
+        removed.files = 1;
+    } else if (S_ISDIR(st.st_mode)) {
+        if (st.st_dev != root_device_) {
+            return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
+        }
+        removed.type = EntryType::folder;
+        std::string blocker;
+        if (recursive) {
+            UniqueFd folder(::openat(parent, leaf, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+            struct ::stat opened {};
+            if (!folder || ::fstat(folder.get(), &opened) != 0 || opened.st_ino != st.st_ino ||
+                opened.st_dev != st.st_dev) {
+                return Error{ErrorCode::not_a_folder, quoted(path) + " changed while it was being deleted"};
+            }
+            if (auto error = empty_folder(folder.get(), std::string(path), path_components(path).size(), removed,
+                                          blocker)) {
+                return *error;
+            }
+        }
+        if (::unlinkat(parent, leaf, AT_REMOVEDIR) != 0) {
+            if (errno == ENOTEMPTY || errno == EEXIST) {
+                std::string message = quoted(path) + " is not empty";
+                if (!blocker.empty()) {
+                    message += ": " + blocker + ", which a delete leaves; " + std::to_string(removed.files) +
+                               " files and " + std::to_string(removed.folders) + " folders were removed";
+                }
+                return Error{ErrorCode::not_empty, std::move(message)};
+            }
+            return io_failure(errno, "cannot delete", path);
+        }
+        ++removed.folders;
+    } else {
+        return Error{ErrorCode::not_regular_file, quoted(path) + " is not a regular file or folder"};
+    }
+    if (auto error = sync_folder(parent, path)) {
+        return *error;
+    }
+    return removed;
+}
+
+namespace {
+
+bool inside(std::string_view path, std::string_view folder)
+{
+    return path == folder || (path.size() > folder.size() && path.starts_with(folder) && path[folder.size()] == '/');
+}
+
+} // namespace
+
+std::optional<Error> Library::rename(std::string_view from, std::string_view to, bool replace) const
+{
+    if (from.empty() || to.empty()) {
+        return Error{ErrorCode::invalid_name, "the root cannot be renamed or replaced"};
+    }
+    if (auto refused = check_path(from)) {
+        return refused;
+    }
+    if (auto refused = check_path(to)) {
+        return refused;
+    }
+    // On the paths, before any call: the kernel's own EINVAL is mapped too.
+    if (inside(to, from)) {
+        return Error{ErrorCode::invalid_move, "cannot move " + quoted(from) + " into itself (" + quoted(to) + ")"};
+    }
+    if (auto gone = check_root()) {
+        return gone;
+    }
+    auto source = locate(from, "renamed");
+    if (!source) {
+        return source.error();
+    }
+    auto target = locate(to, "replaced");
+    if (!target) {
+        return target.error();
+    }
+    const int from_dir = source->parent.get();
+    const int to_dir = target->parent.get();
+    const char* from_leaf = source->leaf.c_str();
+    const char* to_leaf = target->leaf.c_str();
+    struct ::stat st {};
+    if (::fstatat(from_dir, from_leaf, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) {
+            return Error{ErrorCode::not_found, "nothing named " + quoted(from)};
+        }
+        return io_failure(errno, "cannot stat", from);
+    }
+    const bool folder = S_ISDIR(st.st_mode);
+    if (!folder && !S_ISREG(st.st_mode)) {
+        return Error{ErrorCode::not_regular_file, quoted(from) + " is not a regular file or folder"};
+    }
+    if (folder && st.st_dev != root_device_) {
+        return Error{ErrorCode::forbidden, quoted(from) + " is on another file system"};
+    }
+    struct ::stat old {};
+    const bool target_exists = ::fstatat(to_dir, to_leaf, &old, AT_SYMLINK_NOFOLLOW) == 0;
+    if (replace && target_exists && !S_ISREG(old.st_mode) && !S_ISDIR(old.st_mode)) {
+        return Error{ErrorCode::not_regular_file, quoted(to) + " is not a regular file or folder; it is not replaced"};
+    }
+    const auto map_error = [&](int errno_value) -> Error {
+        switch (errno_value) {
+        case EEXIST:
+            if (replace) {
+                return Error{ErrorCode::not_empty, quoted(to) + " is a folder that is not empty"};
+            }
+            return Error{ErrorCode::exists, quoted(to) + " already exists"};
+        case ENOTEMPTY:
+            return Error{ErrorCode::not_empty, quoted(to) + " is a folder that is not empty"};
+        case EISDIR:
+            return Error{ErrorCode::exists, quoted(to) + " is a folder; a file does not replace it"};
+        case ENOTDIR:
+            return Error{ErrorCode::not_a_folder, quoted(to) + " is not a folder; a folder does not replace it"};
+        case EINVAL:
+            return Error{ErrorCode::invalid_move, "cannot move " + quoted(from) + " into itself (" + quoted(to) + ")"};
+        case EXDEV:
+        case EBUSY:
+            return Error{ErrorCode::forbidden, quoted(from) + " or " + quoted(to) + " is a mount point"};
+        case ENOENT:
+            return Error{ErrorCode::not_found, "nothing named " + quoted(from)};
+        default:
+            return io_failure(errno_value, "cannot rename", from);
+        }
+    };
+    if (replace) {
+        if (::renameat(from_dir, from_leaf, to_dir, to_leaf) != 0) {
+            return map_error(errno);
+        }
+    } else if (::renameat2(from_dir, from_leaf, to_dir, to_leaf, RENAME_NOREPLACE) != 0) {
+        if (errno != EINVAL) {
+            return map_error(errno);
+        }
+        // EINVAL: the file system lacks RENAME_NOREPLACE (or the kernel
+        // found a move into itself, which the fallback meets again). A file
+        // is linked under the new name (which fails if it exists) and then
+        // unlinked: for a moment it has both names. A folder cannot be
+        // linked: its target is checked absent and then renamed, and a
+        // folder created there in between would be replaced if empty.
+        if (!folder) {
+            if (::linkat(from_dir, from_leaf, to_dir, to_leaf, 0) != 0) {
+                return map_error(errno);
+            }
+            if (::unlinkat(from_dir, from_leaf, 0) != 0) {
+                return io_failure(errno, "cannot remove the old name", from);
+            }
+        } else {
+            if (::fstatat(to_dir, to_leaf, &old, AT_SYMLINK_NOFOLLOW) == 0) {
+                return map_error(EEXIST);
+            }
+            if (::renameat(from_dir, from_leaf, to_dir, to_leaf) != 0) {
+                return map_error(errno);
+            }
+        }
+    }
+    if (auto error = sync_folder(to_dir, to)) {
+        return error;
+    }
+    struct ::stat a {};
+    struct ::stat b {};
+    if (::fstat(from_dir, &a) == 0 && ::fstat(to_dir, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+        return std::nullopt; // one folder, synced once
+    }
+    return sync_folder(from_dir, from);
+}
+
+} // namespace ferry::server

@@ -1,0 +1,459 @@
+// The served folder as a tree: paths in stat, get, list (recursive too),
+// mkdir, delete, rename, digest and uploads into folders. Every case runs
+// with openat2 and with the forced component walk.
+#include "library.hpp"
+#include "names.hpp"
+#include "partial_upload.hpp"
+#include "temp_root.hpp"
+
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+using namespace ferry;
+using namespace ferry::server;
+
+namespace {
+
+constexpr ResolveMode kModes[] = {ResolveMode::automatic, ResolveMode::walk};
+
+std::unique_ptr<Library> open_library(const TempRoot& root, ResolveMode mode)
+{
+    auto library = Library::open(root.path(), mode);
+    REQUIRE(library);
+    return std::move(library.value());
+}
+
+void make(const TempRoot& root, const std::string& path)
+{
+    REQUIRE(::mkdir((root.path() + "/" + path).c_str(), 0755) == 0);
+}
+
+bool is_folder(const std::string& path)
+{
+    struct ::stat st {};
+    return ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::vector<std::string> names_of(const ListReply& reply)
+{
+    std::vector<std::string> names;
+    for (const auto& file : reply.files) {
+        names.push_back(file.name + (file.type == EntryType::folder ? "/" : ""));
+    }
+    return names;
+}
+
+// sha256("hello")
+constexpr const char* kHelloSha256 = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+
+} // namespace
+
+TEST_CASE("stat and get take paths; folders, files and symlinks on the way are told apart")
+{
+    for (const ResolveMode mode : kModes) {
+        CAPTURE(static_cast<int>(mode));
+        TempRoot root;
+        make(root, "a");
+        make(root, "a/b");
+        root.write("a/b/c.txt", "hello");
+        root.write("top", "x");
+        const TempRoot outside;
+        std::ofstream(outside.path() + "/secret") << "secret";
+        ::symlink(outside.path().c_str(), (root.path() + "/a/out").c_str());
+        auto library = open_library(root, mode);
+
+        auto file = library->stat("a/b/c.txt");
+        REQUIRE(file);
+        CHECK(file->name == "a/b/c.txt");
+        CHECK(file->size == 5);
+        CHECK(file->type == EntryType::file);
+        CHECK(library->stat("a/b").error().code == ErrorCode::not_regular_file);
+        auto folder = library->stat_entry_or_folder("a/b");
+        REQUIRE(folder);
+        CHECK(folder->type == EntryType::folder);
+        CHECK(folder->size == 0);
+
+        auto opened = library->open_for_read("a/b/c.txt");
+        REQUIRE(opened);
+        CHECK(opened.value()->info().name == "a/b/c.txt");
+        CHECK_FALSE(library->check_unchanged(*opened.value()).has_value());
+        REQUIRE(::rename((root.path() + "/a/b").c_str(), (root.path() + "/a/moved").c_str()) == 0);
+        auto changed = library->check_unchanged(*opened.value());
+        REQUIRE(changed);
+        CHECK(changed->code == ErrorCode::file_changed);
+
+        CHECK(library->stat("a/out/secret").error().code == ErrorCode::not_a_folder);
+        CHECK(library->open_for_read("a/out/secret").error().code == ErrorCode::not_a_folder);
+        CHECK(library->stat("top/x").error().code == ErrorCode::not_a_folder);
+        CHECK(library->stat("a/missing/x").error().code == ErrorCode::not_found);
+        CHECK(library->stat("a/moved/none").error().code == ErrorCode::not_found);
+        for (const char* bad : {"a/../top", "../top", "a//b", "a/", "/top", "a\\b", ".", "a/./b", ""}) {
+            CAPTURE(bad);
+            CHECK(library->stat(bad).error().code == ErrorCode::invalid_name);
+            CHECK(library->open_for_read(bad).error().code == ErrorCode::invalid_name);
+            CHECK(library->stat_entry_or_folder(bad).error().code == ErrorCode::invalid_name);
+        }
+    }
+}
+
+TEST_CASE("a listing of a folder shows its files and folders; a recursive one each folder before its contents")
+{
+    for (const ResolveMode mode : kModes) {
+        CAPTURE(static_cast<int>(mode));
+        TempRoot root;
+        make(root, "docs");
+        make(root, "docs/sub");
+        make(root, "docs/sub/deeper");
+        root.write("docs/a.txt", "a");
+        root.write("docs/sub/b.txt", "bb");
+        root.write("docs/sub/deeper/c.txt", "ccc");
+        root.write("docs/.hidden", "h");
+        root.write("docs/sub/bad\xff", "x");
+        root.write("top.txt", "t");
+        const TempRoot outside;
+        std::ofstream(outside.path() + "/secret") << "secret";
+        ::symlink(outside.path().c_str(), (root.path() + "/docs/sub/out").c_str());
+        ::mkfifo((root.path() + "/docs/pipe").c_str(), 0644);
+        auto library = open_library(root, mode);
+
+        // Version 1's listing: the root's regular files only.
+        auto v1 = library->list();
+        REQUIRE(v1);
+        CHECK(names_of(*v1) == std::vector<std::string>{"top.txt"});
+
+        auto flat = library->list("docs", ListingOptions{true, false});
+        REQUIRE(flat);
+        CHECK(names_of(*flat) == std::vector<std::string>{"a.txt", "sub/"});
+
+        auto reader = library->open_listing("docs", ListingOptions{true, true});
+        REQUIRE(reader);
+        ListReply all;
+        // Tiny pages: the walk resumes across pages without losing its place.
+        for (int pages = 0; pages < 100; ++pages) {
+            auto ended = reader.value()->read_page(1, all);
+            REQUIRE(ended);
+            if (ended.value()) {
+                break;
+            }
+        }
+        std::map<std::string, std::size_t> position;
+        for (std::size_t i = 0; i < all.files.size(); ++i) {
+            position[all.files[i].name] = i;
+        }
+        CHECK(position.size() == 5);
+        for (const char* name : {"a.txt", "sub", "sub/b.txt", "sub/deeper", "sub/deeper/c.txt"}) {
+            CAPTURE(name);
+            CHECK(position.count(name) == 1);
+        }
+        CHECK(position["sub"] < position["sub/b.txt"]);
+        CHECK(position["sub/deeper"] < position["sub/deeper/c.txt"]);
+        CHECK(all.skipped_invalid_names == 1);
+        CHECK(all.files[position["sub/deeper/c.txt"]].size == 3);
+
+        CHECK(library->list("docs/a.txt", ListingOptions{true, false}).error().code == ErrorCode::not_a_folder);
+        CHECK(library->list("docs/sub/out", ListingOptions{true, true}).error().code == ErrorCode::not_a_folder);
+        CHECK(library->list("nothing", ListingOptions{true, true}).error().code == ErrorCode::not_found);
+        CHECK(library->list("docs/../..", ListingOptions{true, true}).error().code == ErrorCode::invalid_name);
+    }
+}
+
+TEST_CASE("a recursive listing names only what can be asked for: folders past the depth bound are skipped and counted")
+{
+    for (const ResolveMode mode : kModes) {
+        CAPTURE(static_cast<int>(mode));
+        TempRoot root;
+        std::string path;
+        for (std::size_t depth = 1; depth <= kMaxPathDepth + 3; ++depth) {
+            path += (path.empty() ? "" : "/") + std::string("d");
+            make(root, path);
+        }
+        auto library = open_library(root, mode);
+        auto listed = library->list("", ListingOptions{true, true});
+        REQUIRE(listed);
+        CHECK(listed->files.size() == kMaxPathDepth);
+        CHECK(listed->skipped_invalid_names == 1);
+        for (const auto& file : listed->files) {
+            CHECK_FALSE(check_path(file.name).has_value());
+        }
+    }
+}
+
+TEST_CASE("a mount point inside the tree is neither listed nor entered nor deleted")
+{
+    for (const ResolveMode mode : kModes) {
+        CAPTURE(static_cast<int>(mode));
+        TempRoot root;
+        make(root, "mnt");
+        root.write("file", "x");
+        const std::string target = root.path() + "/mnt";
+        if (::mount("ferry-test", target.c_str(), "tmpfs", 0, "size=1m") != 0) {
+            MESSAGE("cannot mount a tmpfs here (" << std::strerror(errno) << "); skipped");
+            return;
+        }
+        std::ofstream(target + "/inside") << "mounted";
+        auto library = open_library(root, mode);
+        auto listed = library->list("", ListingOptions{true, true});
+        REQUIRE(listed);
+        CHECK(names_of(*listed) == std::vector<std::string>{"file"});
+        CHECK(library->stat_entry_or_folder("mnt").error().code == ErrorCode::forbidden);
+        CHECK(library->stat("mnt/inside").error().code == ErrorCode::forbidden);
+        CHECK(library->remove("mnt", true).error().code == ErrorCode::forbidden);
+        CHECK(library->make_folder("mnt/new", true).error().code == ErrorCode::forbidden);
+        CHECK(root.read("mnt/inside") == "mounted");
+        ::umount2(target.c_str(), MNT_DETACH);
+    }
+}
+
+TEST_CASE("make_folder creates one folder, or with parents every missing one; existing names are refused")
+{
+    for (const ResolveMode mode : kModes) {
+        CAPTURE(static_cast<int>(mode));
+        TempRoot root;
+        root.write("file", "x");
+        auto library = open_library(root, mode);
+
+        auto made = library->make_folder("a", false);
+        REQUIRE(made);
+        CHECK(made.value());
+        CHECK(is_folder(root.path() + "/a"));
+        CHECK(library->make_folder("a", false).error().code == ErrorCode::exists);
+        CHECK(library->make_folder("x/y", false).error().code == ErrorCode::not_found);
+        CHECK_FALSE(root.exists("x"));
+
+        made = library->make_folder("a/b/c/d", true);
+        REQUIRE(made);
+        CHECK(made.value());
+        CHECK(is_folder(root.path() + "/a/b/c/d"));
+        made = library->make_folder("a/b", true);
+        REQUIRE(made);
+        CHECK_FALSE(made.value());
+
+        CHECK(library->make_folder("file", false).error().code == ErrorCode::exists);
+        CHECK(library->make_folder("file", true).error().code == ErrorCode::exists);
+        CHECK(library->make_folder("file/sub", true).error().code == ErrorCode::not_a_folder);
+        CHECK(library->make_folder("file/sub", false).error().code == ErrorCode::not_a_folder);
+
+        const TempRoot outside;
+        ::symlink(outside.path().c_str(), (root.path() + "/link").c_str());
+        CHECK(library->make_folder("link/new", true).error().code == ErrorCode::not_a_folder);
+        CHECK(library->make_folder("link/new", false).error().code == ErrorCode::not_a_folder);
+        CHECK(library->make_folder("link", true).error().code == ErrorCode::exists);
+        CHECK_FALSE(std::filesystem::exists(outside.path() + "/new"));
+
+        CHECK(library->make_folder("", true).error().code == ErrorCode::invalid_name);
+        CHECK(library->make_folder("a/../b", true).error().code == ErrorCode::invalid_name);
+    }
+}
+
+TEST_CASE("remove takes a file, an empty folder, or with recursive a tree; it never follows a symlink out")
+{
+    for (const ResolveMode mode : kModes) {
+        CAPTURE(static_cast<int>(mode));
+        TempRoot root;
+        make(root, "empty");
+        make(root, "full");
+        make(root, "full/sub");
+        root.write("full/a", "a");
+        root.write("full/sub/b", "b");
+        root.write("file", "x");
+        const TempRoot outside;
+        std::ofstream(outside.path() + "/secret") << "secret";
+        ::symlink(outside.path().c_str(), (root.path() + "/link").c_str());
+        auto library = open_library(root, mode);
+
+        auto removed = library->remove("file", false);
+        REQUIRE(removed);
+        CHECK(removed->type == EntryType::file);
+        CHECK(removed->files == 1);
+        CHECK_FALSE(root.exists("file"));
+
+        removed = library->remove("empty", false);
+        REQUIRE(removed);
+        CHECK(removed->type == EntryType::folder);
+        CHECK(removed->folders == 1);
+        CHECK_FALSE(root.exists("empty"));
+
+        CHECK(library->remove("full", false).error().code == ErrorCode::not_empty);
+        removed = library->remove("full", true);
+        REQUIRE(removed);
+        CHECK(removed->files == 2);
+        CHECK(removed->folders == 2);
+        CHECK_FALSE(root.exists("full"));
+
+        CHECK(library->remove("link", true).error().code == ErrorCode::not_regular_file);
+        CHECK(library->remove("link/secret", false).error().code == ErrorCode::not_a_folder);
+        CHECK(library->remove("nothing", false).error().code == ErrorCode::not_found);
+        CHECK(library->remove("", true).error().code == ErrorCode::invalid_name);
+        CHECK(library->remove("a/..", true).error().code == ErrorCode::invalid_name);
+        CHECK(std::filesystem::exists(outside.path() + "/secret"));
+    }
+}
+
+TEST_CASE("a recursive remove leaves what a listing would not show, and the folders holding it: not_empty")
+{
+    for (const ResolveMode mode : kModes) {
+        CAPTURE(static_cast<int>(mode));
+        TempRoot root;
+        make(root, "t");
+        make(root, "t/keep");
+        make(root, "t/gone");
+        root.write("t/keep/.hidden", "h");
+        root.write("t/keep/x", "x");
+        root.write("t/gone/y", "y");
+        root.write("t/z", "z");
+        const TempRoot outside;
+        std::ofstream(outside.path() + "/secret") << "secret";
+        ::symlink(outside.path().c_str(), (root.path() + "/t/gone2").c_str());
+        auto library = open_library(root, mode);
+
+        auto removed = library->remove("t", true);
+        REQUIRE_FALSE(removed);
+        CHECK(removed.error().code == ErrorCode::not_empty);
+        CHECK(removed.error().message.find("t/") != std::string::npos);
+        CHECK(root.exists("t/keep/.hidden"));
+        CHECK_FALSE(root.exists("t/keep/x"));
+        CHECK_FALSE(root.exists("t/gone"));
+        CHECK_FALSE(root.exists("t/z"));
+        CHECK(root.exists("t/gone2"));
+        CHECK(std::filesystem::exists(outside.path() + "/secret"));
+    }
+}
+
+TEST_CASE("rename moves atomically, replaces only when asked, and never moves a folder into itself")
+{
+    for (const ResolveMode mode : kModes) {
+        CAPTURE(static_cast<int>(mode));
+        TempRoot root;
+        make(root, "a");
+        make(root, "a/b");
+        make(root, "dest");
+        make(root, "full");
+        root.write("full/x", "x");
+        root.write("f1", "one");
+        root.write("f2", "two");
+        const TempRoot outside;
+        ::symlink(outside.path().c_str(), (root.path() + "/link").c_str());
+        auto library = open_library(root, mode);
+
+        REQUIRE_FALSE(library->rename("f1", "dest/g1", false));
+        CHECK(root.read("dest/g1") == "one");
+        CHECK(library->rename("f2", "dest/g1", false)->code == ErrorCode::exists);
+        REQUIRE_FALSE(library->rename("f2", "dest/g1", true));
+        CHECK(root.read("dest/g1") == "two");
+        CHECK_FALSE(root.exists("f2"));
+
+        CHECK(library->rename("a", "a/b/c", false)->code == ErrorCode::invalid_move);
+        CHECK(library->rename("a", "a", false)->code == ErrorCode::invalid_move);
+        CHECK(library->rename("a", "a/b", true)->code == ErrorCode::invalid_move);
+        CHECK(library->rename("a", "full", true)->code == ErrorCode::not_empty);
+        CHECK(library->rename("dest/g1", "a", true)->code == ErrorCode::exists);
+        CHECK(library->rename("a", "dest/g1", true)->code == ErrorCode::not_a_folder);
+        CHECK(library->rename("a", "dest", false)->code == ErrorCode::exists);
+        CHECK(library->rename("nothing", "x", false)->code == ErrorCode::not_found);
+        CHECK(library->rename("dest/g1", "missing/x", false)->code == ErrorCode::not_found);
+        CHECK(library->rename("link", "x", false)->code == ErrorCode::not_regular_file);
+        CHECK(library->rename("dest/g1", "link/x", false)->code == ErrorCode::not_a_folder);
+        CHECK(library->rename("", "x", false)->code == ErrorCode::invalid_name);
+        CHECK(library->rename("a", "", false)->code == ErrorCode::invalid_name);
+        CHECK(library->rename("a", "../x", false)->code == ErrorCode::invalid_name);
+        CHECK(std::filesystem::is_empty(outside.path()));
+
+        make(root, "empty");
+        REQUIRE_FALSE(library->rename("a", "empty", true));
+        CHECK(is_folder(root.path() + "/empty/b"));
+        REQUIRE_FALSE(library->rename("empty", "dest/moved", false));
+        CHECK(is_folder(root.path() + "/dest/moved/b"));
+    }
+}
+
+TEST_CASE("digest hashes a file in a folder once, then answers from the cache while it is unchanged")
+{
+    for (const ResolveMode mode : kModes) {
+        CAPTURE(static_cast<int>(mode));
+        TempRoot root;
+        make(root, "d");
+        root.write("d/h", "hello");
+        // Old enough for the cache to trust it (see DigestCache).
+        const struct timespec old[2] = {{1000000000, 0}, {1000000000, 0}};
+        ::utimensat(AT_FDCWD, (root.path() + "/d/h").c_str(), old, 0);
+        auto library = open_library(root, mode);
+        auto digest = library->digest("d/h", HashKind::sha256);
+        REQUIRE(digest);
+        CHECK(digest->digest == kHelloSha256);
+        CHECK(digest->file.name == "d/h");
+        CHECK(digest->file.size == 5);
+        CHECK(library->digests().size() <= 1);
+        CHECK(library->digest("d/h", HashKind::sha256)->digest == kHelloSha256);
+        CHECK(library->digest("d", HashKind::sha256).error().code == ErrorCode::not_regular_file);
+        CHECK(library->digest("d/none", HashKind::sha256).error().code == ErrorCode::not_found);
+        CHECK(library->digest("h/x", HashKind::sha256).error().code == ErrorCode::not_found);
+    }
+}
+
+TEST_CASE("an upload into a folder keeps its partial in the root, creates parents when asked, sets its mtime")
+{
+    for (const ResolveMode mode : kModes) {
+        CAPTURE(static_cast<int>(mode));
+        TempRoot root;
+        auto library = open_library(root, mode);
+
+        auto refused = PartialUpload::begin(*library, "x/y/f", 5, false);
+        REQUIRE_FALSE(refused);
+        CHECK(refused.error().code == ErrorCode::not_found);
+
+        {
+            auto upload = PartialUpload::begin(*library, "x/y/f", 5, false, HashKind::sha256, true, 1234567890);
+            REQUIRE(upload);
+            CHECK(is_folder(root.path() + "/x/y"));
+            REQUIRE_FALSE(upload.value()->append(std::span("he", 2)));
+            REQUIRE_FALSE(upload.value()->checkpoint());
+        }
+        // Kept in the root, never in the folder.
+        CHECK(root.hidden_entries() >= 2);
+        CHECK(std::filesystem::is_empty(root.path() + "/x/y"));
+
+        auto resumed = PartialUpload::begin(*library, "x/y/f", 5, true, HashKind::sha256, false, 1234567890);
+        REQUIRE(resumed);
+        CHECK(resumed.value()->received() == 2);
+        REQUIRE_FALSE(resumed.value()->append(std::span("llo", 3)));
+        auto committed = resumed.value()->commit(kHelloSha256);
+        REQUIRE(committed);
+        CHECK(committed->name == "x/y/f");
+        CHECK(committed->mtime == 1234567890);
+        CHECK(root.read("x/y/f") == "hello");
+        struct ::stat st {};
+        REQUIRE(::stat((root.path() + "/x/y/f").c_str(), &st) == 0);
+        CHECK(st.st_mtime == 1234567890);
+        CHECK(root.hidden_entries() == 0);
+    }
+}
+
+TEST_CASE("a commit resolves its folder afresh: swapped for a symlink meanwhile, nothing lands outside")
+{
+    for (const ResolveMode mode : kModes) {
+        CAPTURE(static_cast<int>(mode));
+        TempRoot root;
+        make(root, "sub");
+        const TempRoot outside;
+        auto library = open_library(root, mode);
+        auto upload = PartialUpload::begin(*library, "sub/f", 5, false);
+        REQUIRE(upload);
+        REQUIRE_FALSE(upload.value()->append(std::span("hello", 5)));
+        REQUIRE(::rename((root.path() + "/sub").c_str(), (root.path() + "/old").c_str()) == 0);
+        REQUIRE(::symlink(outside.path().c_str(), (root.path() + "/sub").c_str()) == 0);
+        auto committed = upload.value()->commit(kHelloSha256);
+        REQUIRE_FALSE(committed);
+        CHECK(std::filesystem::is_empty(outside.path()));
+        CHECK_FALSE(root.exists("old/f"));
+    }
+}
