@@ -46,6 +46,8 @@ Error file_error(int errno_value, std::string_view what, std::string_view name)
 FileInfo file_info(std::string name, const struct ::stat& st)
 {
     FileInfo info{std::move(name), static_cast<std::uint64_t>(st.st_size), static_cast<std::int64_t>(st.st_mtime)};
+    // A regular file carries no type: a version-1 reply stays as it was;
+    // the session marks files for version-2 connections.
     if (S_ISDIR(st.st_mode)) {
         // A folder's size says nothing useful (and differs by file system).
         info.type = EntryType::folder;
@@ -367,7 +369,7 @@ Error not_regular(std::string_view path)
 Result<FileInfo> Library::stat(std::string_view path) const
 {
     auto info = stat_entry_or_folder(path);
-    if (info && info->type != EntryType::file) {
+    if (info && info->type == EntryType::folder) {
         return not_regular(path);
     }
     return info;

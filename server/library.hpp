@@ -156,7 +156,7 @@ public:
                                                           ListingOptions options = {}) const;
     // A regular file (anything else: not_regular_file).
     Result<FileInfo> stat(std::string_view path) const;
-    // A regular file or a folder (with type folder, size 0).
+    // A regular file (no type set) or a folder (type folder, size 0).
     Result<FileInfo> stat_entry_or_folder(std::string_view path) const;
     Result<std::unique_ptr<OpenFile>> open_for_read(std::string_view path) const;
     // The digest of a regular file: the cache's when it is current, else

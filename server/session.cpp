@@ -221,7 +221,7 @@ void Session::handle_request(const Request& request)
         Session& session;
         std::uint64_t id;
         void operator()(const HelloRequest& hello) const { session.start_hello(id, hello); }
-        void operator()(const ListRequest& list) const { session.start_list(id, list.paged); }
+        void operator()(const ListRequest& list) const { session.start_list(id, list); }
         void operator()(const StatRequest& stat) const { session.start_stat(id, stat); }
         void operator()(const GetRequest& get) const { session.start_get(id, get); }
         void operator()(const PutRequest& put) const { session.start_put(id, put); }
@@ -234,14 +234,17 @@ void Session::handle_request(const Request& request)
             session.protocol_error(id, Error{ErrorCode::unexpected_frame, "abort outside an upload"});
         }
         void operator()(const StatsRequest&) const { session.send_stats(id); }
-        // A version-1 connection never gets here (parse_request refuses
-        // these as unknown_op). Version 2's handlers belong to the tree's
-        // session code; until they are in, these are unknown_op too.
-        void operator()(const MkdirRequest& op) const { session.refuse_unknown_op(id, op_name(op)); }
-        void operator()(const DeleteRequest& op) const { session.refuse_unknown_op(id, op_name(op)); }
-        void operator()(const RenameRequest& op) const { session.refuse_unknown_op(id, op_name(op)); }
-        void operator()(const DigestRequest& op) const { session.refuse_unknown_op(id, op_name(op)); }
+        void operator()(const MkdirRequest& mkdir) const { session.start_mkdir(id, mkdir); }
+        void operator()(const DeleteRequest& remove) const { session.start_delete(id, remove); }
+        void operator()(const RenameRequest& rename) const { session.start_rename(id, rename); }
+        void operator()(const DigestRequest& digest) const { session.start_digest(id, digest); }
     };
+    // Version 1 has no tree operations: parse_request already refused them
+    // as unknown_op there; this keeps the rule in one place if it changes.
+    if (protocol_version_ < 2 && needs_version_2(request.body)) {
+        refuse_unknown_op(request.id, op_name(request.body));
+        return;
+    }
     std::visit(Dispatcher{*this, request.id}, request.body);
 }
 
@@ -303,13 +306,51 @@ struct Session::Listing {
     std::uint64_t skipped = 0; // paged: invalid names so far
 };
 
-void Session::start_list(std::uint64_t id, bool paged)
+std::optional<Error> Session::check_name(std::string_view name) const
 {
+    return protocol_version_ >= 2 ? check_path(name) : check_file_name(name);
+}
+
+std::optional<Error> Session::check_writable() const
+{
+    if (access_ == Access::read_only) {
+        return Error{ErrorCode::forbidden, config_.read_only ? "this server is read-only" : "this token may only read"};
+    }
+    return std::nullopt;
+}
+
+void Session::describe_types(FileInfo& file) const
+{
+    if (protocol_version_ >= 2 && !file.type) {
+        file.type = EntryType::file;
+    }
+}
+
+void Session::start_list(std::uint64_t id, const ListRequest& list)
+{
+    // Version 1 lists the root's regular files, whatever else the request
+    // holds; version 2 any folder, with its folders, and recursively when
+    // asked (always in pages: a tree has no useful bound on one reply).
+    ListingOptions options;
+    std::string path;
+    bool paged = list.paged;
+    if (protocol_version_ >= 2) {
+        path = list.path;
+        if (!path.empty()) {
+            if (auto refused = check_path(path)) {
+                send_error(id, *refused);
+                return;
+            }
+        }
+        options.folders = true;
+        options.recursive = list.recursive;
+        paged = paged || list.recursive;
+    }
     state_ = State::working;
     listing_ = std::make_unique<Listing>();
     listing_->id = id;
     listing_->paged = paged;
-    submit(make_job([&library = library_] { return library.open_listing(); },
+    submit(make_job([&library = library_, path, options] { return library.open_listing(path, options); },
                     [this](Result<std::unique_ptr<DirectoryReader>> result) {
                 if (!result) {
                     finish_list(result.error());
@@ -352,6 +393,9 @@ void Session::continue_listing()
                 return;
             }
             listing_->skipped += page.reply.skipped_invalid_names;
+            for (FileInfo& file : page.reply.files) {
+                describe_types(file);
+            }
             if (page.ended.value()) {
                 page.reply.skipped_invalid_names = listing_->skipped;
                 send_json(encode_reply(listing_->id, page.reply));
@@ -398,6 +442,9 @@ void Session::list_whole()
                                       " bytes, the most sent as one reply; ask for it in pages (\"paged\": true)"});
                 return;
             }
+            for (FileInfo& file : listing_->whole.files) {
+                describe_types(file);
+            }
             send_json(encode_reply(listing_->id, listing_->whole));
             finish_list(std::nullopt);
         }));
@@ -414,20 +461,112 @@ void Session::finish_list(std::optional<Error> error)
 
 void Session::start_stat(std::uint64_t id, const StatRequest& stat)
 {
-    if (auto refused = check_file_name(stat.name)) {
+    if (auto refused = check_name(stat.name)) {
         send_error(id, *refused);
         return;
     }
     state_ = State::working;
-    submit(make_job([&library = library_, name = stat.name] { return library.stat(name); },
-                    [this, id](Result<FileInfo> result) {
-                        if (result) {
-                            send_json(encode_reply(id, StatReply{result.value()}));
-                        } else {
-                            send_error(id, result.error());
-                        }
-                        back_to_idle();
-                    }));
+    // Version 1 knows regular files only: a folder is not_regular_file there.
+    submit(make_job(
+        [&library = library_, name = stat.name, folders = protocol_version_ >= 2] {
+            return folders ? library.stat_entry_or_folder(name) : library.stat(name);
+        },
+        [this, id](Result<FileInfo> result) {
+            if (result) {
+                describe_types(result.value());
+                send_json(encode_reply(id, StatReply{result.value()}));
+            } else {
+                send_error(id, result.error());
+            }
+            back_to_idle();
+        }));
+}
+
+template <typename T>
+void Session::finish_simple(std::uint64_t id, const Result<T>& result)
+{
+    if (result) {
+        send_json(encode_reply(id, result.value()));
+    } else {
+        send_error(id, result.error());
+    }
+    back_to_idle();
+}
+
+void Session::start_digest(std::uint64_t id, const DigestRequest& digest)
+{
+    if (auto refused = check_name(digest.name)) {
+        send_error(id, *refused);
+        return;
+    }
+    state_ = State::working;
+    submit(make_job(
+        [&library = library_, name = digest.name, hash = digest.hash]() -> Result<DigestReply> {
+            auto found = library.digest(name, hash);
+            if (!found) {
+                return found.error();
+            }
+            return DigestReply{std::move(found->file), std::move(found->digest), found->hash};
+        },
+        [this, id](Result<DigestReply> result) {
+            if (result) {
+                describe_types(result->file);
+            }
+            finish_simple(id, result);
+        }));
+}
+
+void Session::start_mkdir(std::uint64_t id, const MkdirRequest& mkdir)
+{
+    if (auto refused = check_writable()) {
+        send_error(id, *refused);
+        return;
+    }
+    state_ = State::working;
+    submit(make_job(
+        [&library = library_, mkdir]() -> Result<MkdirReply> {
+            auto created = library.make_folder(mkdir.path, mkdir.parents);
+            if (!created) {
+                return created.error();
+            }
+            return MkdirReply{mkdir.path, created.value()};
+        },
+        [this, id](Result<MkdirReply> result) { finish_simple(id, result); }));
+}
+
+void Session::start_delete(std::uint64_t id, const DeleteRequest& remove)
+{
+    if (auto refused = check_writable()) {
+        send_error(id, *refused);
+        return;
+    }
+    state_ = State::working;
+    submit(make_job(
+        [&library = library_, remove]() -> Result<DeleteReply> {
+            auto removed = library.remove(remove.path, remove.recursive);
+            if (!removed) {
+                return removed.error();
+            }
+            return DeleteReply{remove.path, removed->type, removed->files, removed->folders};
+        },
+        [this, id](Result<DeleteReply> result) { finish_simple(id, result); }));
+}
+
+void Session::start_rename(std::uint64_t id, const RenameRequest& rename)
+{
+    if (auto refused = check_writable()) {
+        send_error(id, *refused);
+        return;
+    }
+    state_ = State::working;
+    submit(make_job(
+        [&library = library_, rename]() -> Result<RenameReply> {
+            if (auto failed = library.rename(rename.from, rename.to, rename.replace)) {
+                return *failed;
+            }
+            return RenameReply{rename.from, rename.to};
+        },
+        [this, id](Result<RenameReply> result) { finish_simple(id, result); }));
 }
 
 void Session::send_stats(std::uint64_t id)
@@ -449,7 +588,7 @@ void Session::send_stats(std::uint64_t id)
 
 void Session::start_get(std::uint64_t id, const GetRequest& get)
 {
-    if (auto refused = check_file_name(get.name)) {
+    if (auto refused = check_name(get.name)) {
         send_error(id, *refused);
         return;
     }
@@ -481,16 +620,21 @@ void Session::start_get(std::uint64_t id, const GetRequest& get)
         }));
 }
 
-void Session::start_put(std::uint64_t id, const PutRequest& put)
+void Session::start_put(std::uint64_t id, const PutRequest& request)
 {
-    if (auto refused = check_file_name(put.name)) {
+    if (auto refused = check_name(request.name)) {
         send_error(id, *refused);
         return;
     }
-    if (access_ == Access::read_only) {
-        send_error(id, Error{ErrorCode::forbidden,
-                             config_.read_only ? "this server is read-only" : "this token may only read"});
+    if (auto refused = check_writable()) {
+        send_error(id, *refused);
         return;
+    }
+    PutRequest put = request;
+    if (protocol_version_ < 2) {
+        // Fields version 1 does not have change nothing there.
+        put.parents = false;
+        put.mtime.reset();
     }
     if (put.size > config_.max_upload_size) {
         fail_connection(id, Error{ErrorCode::upload_too_large,

@@ -118,7 +118,7 @@ private:
 
     // Operations.
     void start_hello(std::uint64_t id, const HelloRequest& hello);
-    void start_list(std::uint64_t id, bool paged);
+    void start_list(std::uint64_t id, const ListRequest& list);
     void continue_listing();
     void list_whole();
     void finish_list(std::optional<Error> error);
@@ -126,6 +126,21 @@ private:
     void start_get(std::uint64_t id, const GetRequest& get);
     void start_put(std::uint64_t id, const PutRequest& put);
     void send_stats(std::uint64_t id);
+    // Version 2's tree operations: one pool job each over the Library.
+    void start_digest(std::uint64_t id, const DigestRequest& digest);
+    void start_mkdir(std::uint64_t id, const MkdirRequest& mkdir);
+    void start_delete(std::uint64_t id, const DeleteRequest& remove);
+    void start_rename(std::uint64_t id, const RenameRequest& rename);
+    // What this connection takes as a name: a path on version 2, a plain
+    // file name on version 1 (where a '/' is invalid_name, as it always was).
+    std::optional<Error> check_name(std::string_view name) const;
+    // forbidden on a read-only server or with a read-only token.
+    std::optional<Error> check_writable() const;
+    // Version 2 names what each entry is; version 1's replies stay as they were.
+    void describe_types(FileInfo& file) const;
+    // Sends `result`'s reply or its error, and goes back to idle.
+    template <typename T>
+    void finish_simple(std::uint64_t id, const Result<T>& result);
 
     // Output and endings.
     // TransferHost

@@ -4,7 +4,7 @@ namespace ferry::server {
 
 Upload::Begun Upload::begin(const Library& library, const PutRequest& put)
 {
-    Begun begun{PartialUpload::begin(library, put.name, put.size, put.resume, put.hash), {}};
+    Begun begun{PartialUpload::begin(library, put.name, put.size, put.resume, put.hash, put.parents, put.mtime), {}};
     if (begun.partial && begun.partial.value()->received() > 0) {
         begun.prefix_digest = begun.partial.value()->received_digest();
     }

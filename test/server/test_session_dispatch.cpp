@@ -241,9 +241,18 @@ TEST_CASE("a control frame over the limit is refused and closes the connection")
 
 TEST_CASE("invalid names never reach the file system")
 {
+    // Version 1 takes plain names only; version 2 paths of valid names.
+    const std::vector<std::pair<std::uint32_t, std::vector<const char*>>> cases{
+        {1, {"../etc/passwd", "/etc/passwd", ".hidden", "a/b", "..", "a\\b"}},
+        {2, {"../etc/passwd", "/etc/passwd", ".hidden", "a/.hidden", "..", "a\\b", "a//b", "a/", "a/../b", "a/./b",
+             ""}},
+    };
+    for (const auto& [version, names] : cases) {
+    CAPTURE(version);
     Fixture f;
-    f.hello();
-    for (const char* name : {"../etc/passwd", "/etc/passwd", ".hidden", "a/b", "..", "a\\b"}) {
+    f.hello(version);
+    for (const char* name : names) {
+        CAPTURE(name);
         f.feed(control(Request{1, GetRequest{name, 0}}));
         f.feed(control(Request{2, PutRequest{name, 1, false}}));
         f.feed(control(Request{3, StatRequest{name}}));
@@ -252,5 +261,6 @@ TEST_CASE("invalid names never reach the file system")
         for (const auto& reply : replies) {
             CHECK(parse_stat_reply(reply).error().code == ErrorCode::invalid_name);
         }
+    }
     }
 }

@@ -1,0 +1,261 @@
+// The Session's tree operations (protocol version 2): paths in list, stat,
+// get and put; digest, mkdir, delete, rename; their refusals; and version 1
+// connections that see nothing of it.
+#include "session_fixture.hpp"
+
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+using namespace ferry;
+using namespace ferry::server;
+using namespace ferry::server::session_test;
+
+namespace {
+
+// Feeds one request, runs its jobs and returns its one reply.
+std::string ask(Fixture& f, const RequestBody& body, std::uint64_t id = 1)
+{
+    f.feed(control(Request{id, body}));
+    f.io.run_jobs();
+    return f.io.replies(1)[0];
+}
+
+void make(const Fixture& f, const std::string& path)
+{
+    REQUIRE(::mkdir((f.root.path() + "/" + path).c_str(), 0755) == 0);
+}
+
+ErrorCode code_of(const std::string& reply)
+{
+    auto parsed = parse_stat_reply(reply);
+    REQUIRE_FALSE(parsed);
+    return parsed.error().code;
+}
+
+} // namespace
+
+TEST_CASE("version 2 lists any folder with types; a recursive listing always comes in pages")
+{
+    Fixture f;
+    f.config.list_page_bytes = 200;
+    f.hello(2);
+    make(f, "logs");
+    make(f, "logs/old");
+    f.root.write("logs/a.log", "aa");
+    f.root.write("logs/old/b.log", "b");
+    f.root.write("top", "t");
+
+    auto flat = parse_list_reply(ask(f, ListRequest{false, "logs", false}));
+    REQUIRE(flat);
+    REQUIRE(flat->body.files.size() == 2);
+    CHECK(flat->body.files[0].name == "a.log");
+    CHECK(flat->body.files[0].type == EntryType::file);
+    CHECK(flat->body.files[1].name == "old");
+    CHECK(flat->body.files[1].type == EntryType::folder);
+
+    // Not paged in the request: paged all the same.
+    f.feed(control(Request{2, ListRequest{false, "logs", true}}));
+    f.io.run_jobs();
+    std::vector<std::string> names;
+    bool more = true;
+    std::size_t pages = 0;
+    for (const auto& text : f.io.controls()) {
+        auto page = parse_list_reply(text);
+        REQUIRE(page);
+        ++pages;
+        more = page->body.more;
+        for (const auto& file : page->body.files) {
+            names.push_back(file.name);
+        }
+    }
+    CHECK_FALSE(more);
+    CHECK(pages >= 2);
+    CHECK(std::set<std::string>(names.begin(), names.end()) ==
+          std::set<std::string>{"a.log", "old", "old/b.log"});
+
+    CHECK(code_of(ask(f, ListRequest{false, "top", false})) == ErrorCode::not_a_folder);
+    CHECK(code_of(ask(f, ListRequest{false, "none", true})) == ErrorCode::not_found);
+    CHECK(code_of(ask(f, ListRequest{false, "logs/../..", true})) == ErrorCode::invalid_name);
+}
+
+TEST_CASE("version 1 sees the root's files as before: no types, no folders, no paths, no tree operations")
+{
+    Fixture f;
+    f.hello(1);
+    make(f, "sub");
+    f.root.write("sub/inner", "i");
+    f.root.write("top", "t");
+    const std::string listed = ask(f, ListRequest{false, "sub", true});
+    CHECK(listed.find("\"type\"") == std::string::npos);
+    auto list = parse_list_reply(listed);
+    REQUIRE(list);
+    REQUIRE(list->body.files.size() == 1);
+    CHECK(list->body.files[0].name == "top");
+    const std::string stat = ask(f, StatRequest{"top"});
+    CHECK(stat.find("\"type\"") == std::string::npos);
+    CHECK(code_of(ask(f, StatRequest{"sub"})) == ErrorCode::not_regular_file);
+    CHECK(code_of(ask(f, StatRequest{"sub/inner"})) == ErrorCode::invalid_name);
+    CHECK(code_of(ask(f, MkdirRequest{"new", false})) == ErrorCode::unknown_op);
+    CHECK(code_of(ask(f, DeleteRequest{"top", false})) == ErrorCode::unknown_op);
+    CHECK(code_of(ask(f, RenameRequest{"top", "x", false})) == ErrorCode::unknown_op);
+    CHECK(code_of(ask(f, DigestRequest{"top"})) == ErrorCode::unknown_op);
+    CHECK_FALSE(f.root.exists("new"));
+    CHECK(f.root.exists("top"));
+}
+
+TEST_CASE("version 2 stat describes folders and files by path; get reads a file in a folder")
+{
+    Fixture f;
+    f.hello(2);
+    make(f, "a");
+    f.root.write("a/f.txt", "hello");
+    auto folder = parse_stat_reply(ask(f, StatRequest{"a"}));
+    REQUIRE(folder);
+    CHECK(folder->body.file.type == EntryType::folder);
+    auto file = parse_stat_reply(ask(f, StatRequest{"a/f.txt"}));
+    REQUIRE(file);
+    CHECK(file->body.file.type == EntryType::file);
+    CHECK(file->body.file.size == 5);
+    CHECK(code_of(ask(f, StatRequest{"a/f.txt/x"})) == ErrorCode::not_a_folder);
+    CHECK(code_of(ask(f, StatRequest{"b/f.txt"})) == ErrorCode::not_found);
+
+    f.feed(control(Request{3, GetRequest{"a/f.txt", 0}}));
+    f.io.run_jobs();
+    const Sent sent = f.io.drain();
+    REQUIRE(sent.controls.size() == 2);
+    CHECK(parse_get_reply(sent.controls[0]));
+    CHECK(sent.data == "hello");
+}
+
+TEST_CASE("version 2 put into a folder: parents on request, the mtime given, not_found without the parent")
+{
+    Fixture f;
+    f.hello(2);
+    const std::string content = pattern(3000, 7);
+
+    PutRequest missing{"x/y/z.bin", content.size(), false};
+    CHECK(code_of(ask(f, missing)) == ErrorCode::not_found);
+    CHECK_FALSE(f.root.exists("x"));
+
+    PutRequest put{"x/y/z.bin", content.size(), false};
+    put.parents = true;
+    put.mtime = 1500000000;
+    REQUIRE(parse_put_reply(ask(f, put, 2)));
+    CHECK(f.root.exists("x/y"));
+    f.feed(data_frame(content));
+    f.feed(control(Request{2, CommitRequest{sha256_of(content)}}));
+    f.io.run_jobs();
+    auto committed = parse_commit_reply(f.io.replies(1)[0]);
+    REQUIRE(committed);
+    CHECK(committed->body.file.name == "x/y/z.bin");
+    CHECK(committed->body.file.mtime == 1500000000);
+    CHECK(f.root.read("x/y/z.bin") == content);
+    CHECK(f.root.hidden_entries() == 0);
+    struct ::stat st {};
+    REQUIRE(::stat((f.root.path() + "/x/y/z.bin").c_str(), &st) == 0);
+    CHECK(st.st_mtime == 1500000000);
+}
+
+TEST_CASE("version 1 put ignores version 2's fields")
+{
+    Fixture f;
+    f.hello(1);
+    PutRequest put{"plain.bin", 3, false};
+    put.mtime = 1500000000;
+    REQUIRE(parse_put_reply(ask(f, put)));
+    f.feed(data_frame("abc"));
+    f.feed(control(Request{1, CommitRequest{sha256_of("abc")}}));
+    f.io.run_jobs();
+    auto committed = parse_commit_reply(f.io.replies(1)[0]);
+    REQUIRE(committed);
+    CHECK(committed->body.file.mtime != 1500000000);
+}
+
+TEST_CASE("digest names a file's hash by path")
+{
+    Fixture f;
+    f.hello(2);
+    make(f, "d");
+    f.root.write("d/h", "hello");
+    auto digest = parse_digest_reply(ask(f, DigestRequest{"d/h", HashKind::sha256}));
+    REQUIRE(digest);
+    CHECK(digest->body.digest == sha256_of("hello"));
+    CHECK(digest->body.file.size == 5);
+    auto fast = parse_digest_reply(ask(f, DigestRequest{"d/h", HashKind::xxh3_128}));
+    REQUIRE(fast);
+    CHECK(fast->body.digest == xxh3_of("hello"));
+    CHECK(code_of(ask(f, DigestRequest{"d"})) == ErrorCode::not_regular_file);
+    CHECK(code_of(ask(f, DigestRequest{"d/none"})) == ErrorCode::not_found);
+    CHECK(code_of(ask(f, DigestRequest{"d/h/x"})) == ErrorCode::not_a_folder);
+}
+
+TEST_CASE("mkdir, delete and rename, with each of their refusals")
+{
+    Fixture f;
+    f.hello(2);
+
+    auto made = parse_mkdir_reply(ask(f, MkdirRequest{"a", false}));
+    REQUIRE(made);
+    CHECK(made->body.created);
+    CHECK(made->body.path == "a");
+    CHECK(code_of(ask(f, MkdirRequest{"a", false})) == ErrorCode::exists);
+    made = parse_mkdir_reply(ask(f, MkdirRequest{"a", true}));
+    REQUIRE(made);
+    CHECK_FALSE(made->body.created);
+    CHECK(code_of(ask(f, MkdirRequest{"q/r", false})) == ErrorCode::not_found);
+    CHECK(code_of(ask(f, MkdirRequest{"", true})) == ErrorCode::invalid_name);
+    REQUIRE(parse_mkdir_reply(ask(f, MkdirRequest{"a/b/c", true})));
+
+    f.root.write("a/b/c/f1", "1");
+    f.root.write("a/f2", "2");
+    CHECK(code_of(ask(f, DeleteRequest{"a", false})) == ErrorCode::not_empty);
+    CHECK(code_of(ask(f, DeleteRequest{"", true})) == ErrorCode::invalid_name);
+    CHECK(code_of(ask(f, DeleteRequest{"nothing", false})) == ErrorCode::not_found);
+
+    CHECK(code_of(ask(f, RenameRequest{"a", "a/b/in", false})) == ErrorCode::invalid_move);
+    CHECK(code_of(ask(f, RenameRequest{"a/f2", "a/b", false})) == ErrorCode::exists);
+    CHECK(code_of(ask(f, RenameRequest{"a/f2", "a/b", true})) == ErrorCode::exists);
+    CHECK(code_of(ask(f, RenameRequest{"a/b", "a/f2", true})) == ErrorCode::not_a_folder);
+    CHECK(code_of(ask(f, RenameRequest{"a/f2", "zz/f", false})) == ErrorCode::not_found);
+    CHECK(code_of(ask(f, RenameRequest{"", "x", false})) == ErrorCode::invalid_name);
+    REQUIRE(parse_mkdir_reply(ask(f, MkdirRequest{"e", false})));
+    CHECK(code_of(ask(f, RenameRequest{"e", "a", true})) == ErrorCode::not_empty);
+    auto renamed = parse_rename_reply(ask(f, RenameRequest{"a/f2", "e/f3", false}));
+    REQUIRE(renamed);
+    CHECK(renamed->body.to == "e/f3");
+    CHECK(f.root.read("e/f3") == "2");
+
+    auto removed = parse_delete_reply(ask(f, DeleteRequest{"a", true}));
+    REQUIRE(removed);
+    CHECK(removed->body.type == EntryType::folder);
+    CHECK(removed->body.files == 1);
+    CHECK(removed->body.folders == 3);
+    CHECK_FALSE(f.root.exists("a"));
+    removed = parse_delete_reply(ask(f, DeleteRequest{"e/f3", false}));
+    REQUIRE(removed);
+    CHECK(removed->body.type == EntryType::file);
+    CHECK(removed->body.files == 1);
+}
+
+TEST_CASE("a read-only server refuses mkdir, delete and rename, and still lists, stats and digests")
+{
+    Fixture f;
+    f.config.read_only = true;
+    f.hello(2);
+    make(f, "d");
+    f.root.write("d/f", "x");
+    CHECK(code_of(ask(f, MkdirRequest{"new", false})) == ErrorCode::forbidden);
+    CHECK(code_of(ask(f, DeleteRequest{"d/f", false})) == ErrorCode::forbidden);
+    CHECK(code_of(ask(f, RenameRequest{"d/f", "g", false})) == ErrorCode::forbidden);
+    CHECK(f.io.jobs.empty());
+    CHECK_FALSE(f.root.exists("new"));
+    CHECK(f.root.exists("d/f"));
+    CHECK(parse_list_reply(ask(f, ListRequest{false, "d", true})));
+    CHECK(parse_stat_reply(ask(f, StatRequest{"d/f"})));
+    CHECK(parse_digest_reply(ask(f, DigestRequest{"d/f"})));
+}
