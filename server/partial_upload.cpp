@@ -281,8 +281,14 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin(const Library& libra
     // Missing folders are made at the put, before any data: a put that will
     // fail to publish should fail now.
     if (const auto slash = name.rfind('/'); parents && slash != std::string::npos) {
-        auto made = library.make_folder(std::string_view(name).substr(0, slash), true);
+        const auto folder = std::string_view(name).substr(0, slash);
+        auto made = library.make_folder(folder, true);
         if (!made) {
+            // Something other than a folder where one must be (a symlink
+            // swapped in since the check above): for a put, not a folder.
+            if (made.error().code == ErrorCode::exists) {
+                return Error{ErrorCode::not_a_folder, "\"" + std::string(folder) + "\" is not a folder"};
+            }
             return made.error();
         }
     }
@@ -545,6 +551,9 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
     if (library_.publish_entry(data_file(), name_) != 0) {
         const int saved = errno;
         discard();
+        if (saved == ENOTDIR || saved == ELOOP) {
+            return Error{ErrorCode::not_a_folder, "the folder of \"" + name_ + "\" is no longer a folder"};
+        }
         return file_error(saved, "cannot publish", name_);
     }
     library_.unlink_entry(state_file());

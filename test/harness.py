@@ -18,14 +18,15 @@ import unittest
 class Server:
     """A ferryd on a free loopback port, serving ROOT, stopped on exit."""
 
-    def __init__(self, ferryd, root, *args, listen="127.0.0.1:0", preexec_fn=None):
+    def __init__(self, ferryd, root, *args, listen="127.0.0.1:0", preexec_fn=None, env=None):
         self.root = root
         # The log goes to a file: a pipe nobody reads would fill and stall
         # the server's loop.
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [ferryd, "--root", root, "--listen", listen, *args],
-            stdout=subprocess.PIPE, stderr=self.log, preexec_fn=preexec_fn)
+            stdout=subprocess.PIPE, stderr=self.log, preexec_fn=preexec_fn,
+            env=None if env is None else {**os.environ, **env})
         line = self.process.stdout.readline().decode()
         if not line.startswith("listening on "):
             self.process.kill()

@@ -12,6 +12,8 @@ FERRYD = os.environ.get("FERRYD", "")
 
 
 class Confinement(unittest.TestCase):
+    ENV = None  # openat2 where the kernel has it
+
     @classmethod
     def setUpClass(cls):
         cls.root = temp_root()
@@ -28,7 +30,7 @@ class Confinement(unittest.TestCase):
             os.mknod(cls.device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
         except PermissionError:
             cls.device = None
-        cls.server = Server(FERRYD, cls.root)
+        cls.server = Server(FERRYD, cls.root, env=cls.ENV)
         cls.peer = cls.server.peer()
 
     @classmethod
@@ -83,6 +85,11 @@ class Confinement(unittest.TestCase):
         reply = self.peer.request({"op": "list"})
         self.assertEqual([f["name"] for f in reply["files"]], ["plain.txt"])
         self.assertEqual(hidden_entries(self.root), [])
+
+
+class ConfinementWalk(Confinement):
+    """The same through the component walk of kernels without openat2."""
+    ENV = {"FERRYD_RESOLVE": "walk"}
 
 
 if __name__ == "__main__":

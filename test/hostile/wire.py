@@ -42,7 +42,8 @@ class Closed(ferry_client.ConnectionLost):
 class Peer:
     hello_reply = None
 
-    def __init__(self, port, host="127.0.0.1", timeout=20.0, hello=True, source=None, token=None, tls=None):
+    def __init__(self, port, host="127.0.0.1", timeout=20.0, hello=True, source=None, token=None, tls=None,
+                 version=1):
         self.sock = socket.create_connection((host, port), timeout=timeout,
                                              source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -50,13 +51,14 @@ class Peer:
             self.sock = tls.wrap_socket(self.sock, server_hostname="localhost")
         self.next_id = 1
         if hello:
-            message = {"op": "hello", "version": 1}
+            message = {"op": "hello", "version": version}
             if token:
                 message["token"] = token
             reply = self.request(message)
             assert reply["ok"], reply
             self.access = reply.get("access")
             self.hello_reply = reply
+            self.version = reply.get("version")
 
     def close(self):
         self.sock.close()
