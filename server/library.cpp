@@ -158,8 +158,8 @@ int Library::publish_entry(const std::string& partial, std::string_view path) co
     // the caller's sync_root(), after it removed the state as well.
     struct ::stat parent {};
     struct ::stat root {};
-    if (::fstat(located->parent.get(), &parent) == 0 && ::fstat(root_fd_, &root) == 0 &&
-        parent.st_ino == root.st_ino && parent.st_dev == root.st_dev) {
+    if (::fstat(located->parent.get(), &parent) == 0 && ::fstat(root_fd_, &root) == 0 && parent.st_ino == root.st_ino &&
+        parent.st_dev == root.st_dev) {
         return 0;
     }
     if (sync_folder(located->parent.get(), path)) {

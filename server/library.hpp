@@ -136,8 +136,7 @@ public:
     // Opens the folder to serve; it must exist and be a directory. `mode`
     // walk forces the component walk where openat2 exists (tests, and
     // ferryd's FERRYD_RESOLVE=walk, so that both are tested on one kernel).
-    static Result<std::unique_ptr<Library>> open(const std::string& path,
-                                                 ResolveMode mode = ResolveMode::automatic);
+    static Result<std::unique_ptr<Library>> open(const std::string& path, ResolveMode mode = ResolveMode::automatic);
     Library(const Library&) = delete;
     Library& operator=(const Library&) = delete;
     ~Library();

@@ -26,11 +26,6 @@ std::string quoted(std::string_view name)
     return "\"" + std::string(name) + "\"";
 }
 
-Error io_failure(int errno_value, std::string_view what, std::string_view path)
-{
-    return file_error(errno_value, what, path);
-}
-
 } // namespace
 
 Result<bool> Library::make_folder(std::string_view path, bool parents) const
@@ -75,9 +70,10 @@ Result<bool> Library::make_folder(std::string_view path, bool parents) const
             made_here = true;
         } else if (errno != EEXIST) {
             if (errno == ENOENT) {
-                return Error{ErrorCode::not_found, "no folder named " + quoted(joined_path(std::span(components).first(i)))};
+                return Error{ErrorCode::not_found,
+                             "no folder named " + quoted(joined_path(std::span(components).first(i)))};
             }
-            return io_failure(errno, "cannot create folder", so_far);
+            return file_error(errno, "cannot create folder", so_far);
         } else if (last && !parents) {
             return Error{ErrorCode::exists, quoted(so_far) + " already exists"};
         }
@@ -91,7 +87,7 @@ Result<bool> Library::make_folder(std::string_view path, bool parents) const
             // With parents an existing folder is fine; anything else is not.
             struct ::stat st {};
             if (::fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-                return io_failure(errno, "cannot stat", so_far);
+                return file_error(errno, "cannot stat", so_far);
             }
             if (!S_ISDIR(st.st_mode)) {
                 return Error{ErrorCode::exists, quoted(so_far) + " already exists and is not a folder"};
@@ -110,7 +106,7 @@ Result<bool> Library::make_folder(std::string_view path, bool parents) const
             if (errno == ENOTDIR || errno == ELOOP) {
                 return Error{ErrorCode::not_a_folder, quoted(so_far) + " is not a folder"};
             }
-            return io_failure(errno, "cannot open folder", so_far);
+            return file_error(errno, "cannot open folder", so_far);
         }
         if (::fstat(next.get(), &st) != 0 || !S_ISDIR(st.st_mode)) {
             return Error{ErrorCode::not_a_folder, quoted(so_far) + " is not a folder"};
@@ -135,7 +131,7 @@ std::optional<Error> Library::empty_folder(int fd, const std::string& relative, 
         if (list_fd >= 0) {
             ::close(list_fd);
         }
-        return io_failure(saved, "cannot read", relative);
+        return file_error(saved, "cannot read", relative);
     }
     std::vector<std::string> names;
     errno = 0;
@@ -148,7 +144,7 @@ std::optional<Error> Library::empty_folder(int fd, const std::string& relative, 
     const int read_failure = errno;
     ::closedir(dir);
     if (read_failure != 0) {
-        return io_failure(read_failure, "cannot read", relative);
+        return file_error(read_failure, "cannot read", relative);
     }
     bool removed_here = false;
     const auto leave = [&](const std::string& path, std::string_view why) {
@@ -168,7 +164,7 @@ std::optional<Error> Library::empty_folder(int fd, const std::string& relative, 
             if (errno == ENOENT) {
                 continue; // removed by someone else meanwhile
             }
-            failure = io_failure(errno, "cannot stat", path);
+            failure = file_error(errno, "cannot stat", path);
             break;
         }
         if (S_ISREG(st.st_mode)) {
@@ -176,7 +172,7 @@ std::optional<Error> Library::empty_folder(int fd, const std::string& relative, 
                 if (errno == ENOENT) {
                     continue;
                 }
-                failure = io_failure(errno, "cannot delete", path);
+                failure = file_error(errno, "cannot delete", path);
                 break;
             }
             ++removed.files;
@@ -212,7 +208,7 @@ std::optional<Error> Library::empty_folder(int fd, const std::string& relative, 
                 leave(path, "is not empty"); // something appeared meanwhile
                 continue;
             }
-            failure = io_failure(errno, "cannot delete", path);
+            failure = file_error(errno, "cannot delete", path);
             break;
         }
         ++removed.folders;
@@ -242,12 +238,12 @@ Result<Removed> Library::remove(std::string_view path, bool recursive) const
         if (errno == ENOENT) {
             return Error{ErrorCode::not_found, "nothing named " + quoted(path)};
         }
-        return io_failure(errno, "cannot stat", path);
+        return file_error(errno, "cannot stat", path);
     }
     Removed removed;
     if (S_ISREG(st.st_mode)) {
         if (::unlinkat(parent, leaf, 0) != 0) {
-            return io_failure(errno, "cannot delete", path);
+            return file_error(errno, "cannot delete", path);
         }
         removed.files = 1;
     } else if (S_ISDIR(st.st_mode)) {
@@ -263,8 +259,8 @@ Result<Removed> Library::remove(std::string_view path, bool recursive) const
                 opened.st_dev != st.st_dev) {
                 return Error{ErrorCode::not_a_folder, quoted(path) + " changed while it was being deleted"};
             }
-            if (auto error = empty_folder(folder.get(), std::string(path), path_components(path).size(), removed,
-                                          blocker)) {
+            if (auto error =
+                    empty_folder(folder.get(), std::string(path), path_components(path).size(), removed, blocker)) {
                 return *error;
             }
         }
@@ -277,7 +273,7 @@ Result<Removed> Library::remove(std::string_view path, bool recursive) const
                 }
                 return Error{ErrorCode::not_empty, std::move(message)};
             }
-            return io_failure(errno, "cannot delete", path);
+            return file_error(errno, "cannot delete", path);
         }
         ++removed.folders;
     } else {
@@ -333,7 +329,7 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
         if (errno == ENOENT) {
             return Error{ErrorCode::not_found, "nothing named " + quoted(from)};
         }
-        return io_failure(errno, "cannot stat", from);
+        return file_error(errno, "cannot stat", from);
     }
     const bool folder = S_ISDIR(st.st_mode);
     if (!folder && !S_ISREG(st.st_mode)) {
@@ -368,7 +364,7 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
         case ENOENT:
             return Error{ErrorCode::not_found, "nothing named " + quoted(from)};
         default:
-            return io_failure(errno_value, "cannot rename", from);
+            return file_error(errno_value, "cannot rename", from);
         }
     };
     if (replace) {
@@ -390,7 +386,7 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
                 return map_error(errno);
             }
             if (::unlinkat(from_dir, from_leaf, 0) != 0) {
-                return io_failure(errno, "cannot remove the old name", from);
+                return file_error(errno, "cannot remove the old name", from);
             }
         } else {
             if (::fstatat(to_dir, to_leaf, &old, AT_SYMLINK_NOFOLLOW) == 0) {

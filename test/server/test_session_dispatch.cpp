@@ -244,23 +244,23 @@ TEST_CASE("invalid names never reach the file system")
     // Version 1 takes plain names only; version 2 paths of valid names.
     const std::vector<std::pair<std::uint32_t, std::vector<const char*>>> cases{
         {1, {"../etc/passwd", "/etc/passwd", ".hidden", "a/b", "..", "a\\b"}},
-        {2, {"../etc/passwd", "/etc/passwd", ".hidden", "a/.hidden", "..", "a\\b", "a//b", "a/", "a/../b", "a/./b",
-             ""}},
+        {2,
+         {"../etc/passwd", "/etc/passwd", ".hidden", "a/.hidden", "..", "a\\b", "a//b", "a/", "a/../b", "a/./b", ""}},
     };
     for (const auto& [version, names] : cases) {
-    CAPTURE(version);
-    Fixture f;
-    f.hello(version);
-    for (const char* name : names) {
-        CAPTURE(name);
-        f.feed(control(Request{1, GetRequest{name, 0}}));
-        f.feed(control(Request{2, PutRequest{name, 1, false}}));
-        f.feed(control(Request{3, StatRequest{name}}));
-        CHECK(f.io.jobs.empty());
-        const auto replies = f.io.replies(3);
-        for (const auto& reply : replies) {
-            CHECK(parse_stat_reply(reply).error().code == ErrorCode::invalid_name);
+        CAPTURE(version);
+        Fixture f;
+        f.hello(version);
+        for (const char* name : names) {
+            CAPTURE(name);
+            f.feed(control(Request{1, GetRequest{name, 0}}));
+            f.feed(control(Request{2, PutRequest{name, 1, false}}));
+            f.feed(control(Request{3, StatRequest{name}}));
+            CHECK(f.io.jobs.empty());
+            const auto replies = f.io.replies(3);
+            for (const auto& reply : replies) {
+                CHECK(parse_stat_reply(reply).error().code == ErrorCode::invalid_name);
+            }
         }
-    }
     }
 }

@@ -75,8 +75,7 @@ TEST_CASE("version 2 lists any folder with types; a recursive listing always com
     }
     CHECK_FALSE(more);
     CHECK(pages >= 2);
-    CHECK(std::set<std::string>(names.begin(), names.end()) ==
-          std::set<std::string>{"a.log", "old", "old/b.log"});
+    CHECK(std::set<std::string>(names.begin(), names.end()) == std::set<std::string>{"a.log", "old", "old/b.log"});
 
     CHECK(code_of(ask(f, ListRequest{false, "top", false})) == ErrorCode::not_a_folder);
     CHECK(code_of(ask(f, ListRequest{false, "none", true})) == ErrorCode::not_found);
