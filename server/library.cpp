@@ -92,7 +92,7 @@ Result<std::unique_ptr<Library>> Library::open(const std::string& path, ResolveM
     return std::unique_ptr<Library>(new Library(fd, st.st_dev, mode, path, 0666 & ~mask));
 }
 
-Result<Library::Located> Library::locate(std::string_view path, std::string_view doing, bool readable_parent) const
+Result<Library::Located> Library::locate(std::string_view path, std::string_view doing) const
 {
     if (path.empty()) {
         return Error{ErrorCode::invalid_name, "the root cannot be " + std::string(doing)};
@@ -101,11 +101,17 @@ Result<Library::Located> Library::locate(std::string_view path, std::string_view
         return *refused;
     }
     const auto components = path_components(path);
-    auto parent = resolver_.open_folder(std::span(components).first(components.size() - 1), readable_parent);
+    if (components.size() == 1) {
+        // In the root: its own descriptor, no lookup (the common case of a
+        // flat folder, and version 1's only one).
+        return Located{UniqueFd(), root_fd_, std::string(components.front())};
+    }
+    auto parent = resolver_.open_folder(std::span(components).first(components.size() - 1), false);
     if (!parent) {
         return parent.error();
     }
-    return Located{std::move(parent.value()), std::string(components.back())};
+    const int fd = parent->get();
+    return Located{std::move(parent.value()), fd, std::string(components.back())};
 }
 
 namespace {
@@ -136,7 +142,7 @@ int Library::stat_path(std::string_view path, struct ::stat& st) const
         errno = errno_of(located.error());
         return -1;
     }
-    return ::fstatat(located->parent.get(), located->leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW);
+    return ::fstatat(located->fd, located->leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW);
 }
 
 int Library::publish_entry(const std::string& partial, std::string_view path) const
@@ -151,18 +157,18 @@ int Library::publish_entry(const std::string& partial, std::string_view path) co
         return -1;
     }
     // Same file system as the root: the resolver refused any other.
-    if (::renameat(root_fd_, partial.c_str(), located->parent.get(), located->leaf.c_str()) != 0) {
+    if (::renameat(root_fd_, partial.c_str(), located->fd, located->leaf.c_str()) != 0) {
         return -1;
     }
     // The new name is durable here; the partial's removal from the root is
     // the caller's sync_root(), after it removed the state as well.
     struct ::stat parent {};
     struct ::stat root {};
-    if (::fstat(located->parent.get(), &parent) == 0 && ::fstat(root_fd_, &root) == 0 && parent.st_ino == root.st_ino &&
+    if (::fstat(located->fd, &parent) == 0 && ::fstat(root_fd_, &root) == 0 && parent.st_ino == root.st_ino &&
         parent.st_dev == root.st_dev) {
         return 0;
     }
-    if (sync_folder(located->parent.get(), path)) {
+    if (sync_folder(located->fd, path)) {
         errno = EIO;
         return -1;
     }
@@ -388,7 +394,7 @@ Result<FileInfo> Library::stat_entry_or_folder(std::string_view path) const
         return located.error();
     }
     struct ::stat st {};
-    if (::fstatat(located->parent.get(), located->leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (::fstatat(located->fd, located->leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
         return file_error(errno, "cannot stat", path);
     }
     if (S_ISDIR(st.st_mode)) {
@@ -415,7 +421,7 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
     if (!located) {
         return located.error();
     }
-    const int parent = located->parent.get();
+    const int parent = located->fd;
     const char* leaf = located->leaf.c_str();
     // A stat first, so that a FIFO or device is refused without being opened.
     struct ::stat st {};

@@ -246,13 +246,15 @@ private:
     {
     }
 
-    // A checked, non-empty path split into its parent folder (opened) and
-    // its last component.
+    // A checked, non-empty path split into its parent folder and its last
+    // component. `fd` is the parent's descriptor: `opened`'s, or the root's
+    // (not owned) for a path of one component.
     struct Located {
-        UniqueFd parent;
+        UniqueFd opened;
+        int fd;
         std::string leaf;
     };
-    Result<Located> locate(std::string_view path, std::string_view doing, bool readable_parent = false) const;
+    Result<Located> locate(std::string_view path, std::string_view doing) const;
     // Removes what folder `fd` holds (see remove()); `relative` its path for
     // messages; `blocker` gets the first entry left.
     std::optional<Error> empty_folder(int fd, const std::string& relative, std::size_t depth, Removed& removed,

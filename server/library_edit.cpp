@@ -231,7 +231,7 @@ Result<Removed> Library::remove(std::string_view path, bool recursive) const
     if (!located) {
         return located.error();
     }
-    const int parent = located->parent.get();
+    const int parent = located->fd;
     const char* leaf = located->leaf.c_str();
     struct ::stat st {};
     if (::fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0) {
@@ -320,8 +320,8 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
     if (!target) {
         return target.error();
     }
-    const int from_dir = source->parent.get();
-    const int to_dir = target->parent.get();
+    const int from_dir = source->fd;
+    const int to_dir = target->fd;
     const char* from_leaf = source->leaf.c_str();
     const char* to_leaf = target->leaf.c_str();
     struct ::stat st {};

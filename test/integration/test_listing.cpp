@@ -9,7 +9,7 @@
 
 using namespace ferry::test;
 
-TEST_CASE("list shows only regular files with valid names, sorted")
+TEST_CASE("list shows only regular files and folders with valid names, sorted")
 {
     Fixture f;
     write_file(f.root_file("b.txt"), "bee");
@@ -30,25 +30,29 @@ TEST_CASE("list shows only regular files with valid names, sorted")
     for (const auto& file : json["files"]) {
         names.push_back(file["name"].get<std::string>());
     }
-    CHECK(names == std::vector<std::string>{"a.txt", "b.txt", "c d.txt"});
+    // Protocol version 2: the root's folders too, with their type.
+    CHECK(names == std::vector<std::string>{"a.txt", "b.txt", "c d.txt", "sub"});
     CHECK(json["files"][0]["size"] == 1);
     CHECK(json["files"][1]["size"] == 3);
+    CHECK(json["files"][3]["type"] == "folder");
     CHECK(json["skipped_invalid_names"] == 1);
 
-    // People get one line per file and a note about what was skipped.
+    // People get one line per entry and a note about what was skipped.
     const auto human = run_ferry(f.server.address(), {"list"});
     CHECK(human.exit_code == 0);
-    CHECK(std::count(human.out.begin(), human.out.end(), '\n') == 3);
+    CHECK(std::count(human.out.begin(), human.out.end(), '\n') == 4);
     CHECK(human.out.find("c d.txt") != std::string::npos);
     CHECK(human.out.find("link.txt") == std::string::npos);
     CHECK(human.err.find("1 file") != std::string::npos);
 
-    // Folders, links and FIFOs exist but are never served (the FIFO is
-    // never opened, so this cannot hang).
+    // Folders, links and FIFOs exist but are never served as files (the
+    // FIFO is never opened, so this cannot hang); a folder can be described.
     for (const char* name : {"sub", "link.txt", "pipe"}) {
         const auto stat = run_ferry(f.server.address(), {"--json", "stat", name});
-        CHECK(error_code(parse_output(stat)) == "not_regular_file");
-        CHECK(stat.exit_code == 4);
+        if (std::string(name) != "sub") {
+            CHECK(error_code(parse_output(stat)) == "not_regular_file");
+            CHECK(stat.exit_code == 4);
+        }
         const auto get = run_ferry(f.server.address(), {"--json", "get", name, "-o", f.local_file("x")});
         CHECK(error_code(parse_output(get)) == "not_regular_file");
         CHECK_FALSE(exists(f.local_file("x")));
@@ -97,7 +101,8 @@ TEST_CASE("invalid names are refused with invalid_name")
 {
     Fixture f;
     write_file(f.local_file("some.txt"), "content");
-    for (const std::string name : {".hidden", "a/b", "..", "back\\slash"}) {
+    // ("a/b" is a path since protocol version 2; "a//b" is not.)
+    for (const std::string name : {".hidden", "a//b", "a/..", "..", "back\\slash"}) {
         CAPTURE(name);
         const auto get = run_ferry(f.server.address(), {"--json", "get", name, "-o", f.local_file("out")});
         CHECK(get.exit_code == 4);
