@@ -101,8 +101,9 @@ TEST_CASE("invalid names are refused with invalid_name")
 {
     Fixture f;
     write_file(f.local_file("some.txt"), "content");
-    // ("a/b" is a path since protocol version 2; "a//b" is not.)
-    for (const std::string name : {".hidden", "a//b", "a/..", "..", "back\\slash"}) {
+    // ("a/b" is a path since protocol version 2; the client folds "a//b"
+    // into it, so the wire's refusal of "a//b" is tested by the hostile suite.)
+    for (const std::string name : {".hidden", "a/..", "..", "back\\slash"}) {
         CAPTURE(name);
         const auto get = run_ferry(f.server.address(), {"--json", "get", name, "-o", f.local_file("out")});
         CHECK(get.exit_code == 4);
