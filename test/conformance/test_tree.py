@@ -1,7 +1,10 @@
-"""Version 2: the tree (PROTOCOL.md 5.1, 4.2 to 4.12, 8), from the document
-alone, with raw frames; part of the conformance suite (test_conformance.py
-runs it with the others). Here: what a version-1 connection still sees over
-a tree, and hello with version 2.
+"""Version 2: the tree. Paths (5.1), list of a folder and of a tree (4.2),
+stat of folders (4.3), get and put by path with parents and mtime (4.4,
+4.5), digest, mkdir, delete, rename (4.9 to 4.12), the read-only refusals,
+and what a version-1 connection still sees (8).
+
+Written from docs/PROTOCOL.md alone, with raw frames; part of the
+conformance suite (test_conformance.py runs it with the others).
 """
 
 import hashlib
@@ -62,9 +65,171 @@ class TreeCase(ServerCase):
         return os.path.join(self.server.root, *parts)
 
 
-class Version1ViewTests(TreeCase):
-    """8: over a tree, a version-1 connection sees the root as version 1
-    always showed it; hello with 2 announces the tree."""
+class PathTests(TreeCase):
+    """5.1: what a path is, and the confinement list, refused before the
+    file system is touched."""
+
+    @classmethod
+    def prepare(cls, root):
+        write_file(os.path.join(root, "top.txt"), b"top", MTIME)
+        os.makedirs(os.path.join(root, "a", "b"))
+        write_file(os.path.join(root, "a", "b", "c.txt"), b"abc", MTIME)
+
+    def test_hello_2_announces_the_tree(self):
+        c = self.client(hello=False)
+        r = self.ask(c, {"op": "hello", "id": 0, "version": 2})
+        self.assertEqual(r["version"], 2)
+        for cap in V2_CAPABILITIES:
+            self.assertIn(cap, r["capabilities"])
+
+    def test_refused_paths_are_invalid_name_for_every_operation(self):
+        c = self.client2()
+        refused = {
+            "'..' first": "../top.txt",
+            "'..' inside": "a/../top.txt",
+            "'..' last": "a/b/..",
+            "'.' inside": "a/./b",
+            "an empty component": "a//b",
+            "a trailing '/'": "a/b/",
+            "an absolute path": "/etc/passwd",
+            "a backslash": "a\\b",
+            "a backslash with '..'": "..\\top.txt",
+            "a hidden component": "a/.hidden",
+            "a control character": "a/b\u0007",
+            "depth 1,000": "/".join(["a"] * 1000),
+            "depth 65": "/".join(["a"] * 65),
+            "a 5,000-byte path": "/".join(["x" * 99] * 50),
+            "4,096 bytes of valid components": "/".join(["y" * 240] * 17),
+        }
+        self.assertEqual(len(refused["4,096 bytes of valid components"].encode()), 4096)
+        rid = 100
+        for what, path in refused.items():
+            for req in ({"op": "stat", "name": path},
+                        {"op": "get", "name": path},
+                        {"op": "digest", "name": path},
+                        {"op": "list", "path": path},
+                        {"op": "put", "name": path, "size": 1},
+                        {"op": "mkdir", "path": path},
+                        {"op": "delete", "path": path},
+                        {"op": "rename", "from": "top.txt", "to": path},
+                        {"op": "rename", "from": path, "to": "x"}):
+                rid += 1
+                req["id"] = rid
+                with self.subTest(what=what, op=req["op"]):
+                    self.assertError(self.ask(c, req), "invalid_name", rid)
+        self.assertUsable(c)
+        self.assertEqual(sorted(os.listdir(self.server.root)), ["a", "top.txt"])
+
+    def test_the_bounds_are_named(self):
+        c = self.client2()
+        r = self.ask(c, {"op": "stat", "id": 1, "name": "/".join(["a"] * 65)})
+        self.assertError(r, "invalid_name", 1)
+        self.assertIn("64", r["error"]["message"])
+        r = self.ask(c, {"op": "stat", "id": 2, "name": "z" * 200 + "/" + "/".join(["x" * 250] * 20)})
+        self.assertError(r, "invalid_name", 2)
+        self.assertIn("4095", r["error"]["message"])
+
+    def test_the_root_cannot_be_made_deleted_or_renamed(self):
+        c = self.client2()
+        for rid, req in enumerate([
+                {"op": "mkdir", "path": ""},
+                {"op": "mkdir", "path": "", "parents": True},
+                {"op": "delete", "path": ""},
+                {"op": "delete", "path": "", "recursive": True},
+                {"op": "rename", "from": "", "to": "x"},
+                {"op": "rename", "from": "top.txt", "to": ""},
+                {"op": "stat", "name": ""},
+                {"op": "digest", "name": ""}], start=10):
+            req["id"] = rid
+            with self.subTest(req=req):
+                self.assertError(self.ask(c, req), "invalid_name", rid)
+        self.assertTrue(os.path.isfile(self.root("top.txt")))
+
+    def test_a_path_through_a_file_is_not_a_folder(self):
+        c = self.client2()
+        for rid, req in enumerate([
+                {"op": "stat", "name": "top.txt/x"},
+                {"op": "get", "name": "a/b/c.txt/x"},
+                {"op": "list", "path": "top.txt"},
+                {"op": "mkdir", "path": "top.txt/x"},
+                {"op": "put", "name": "top.txt/x", "size": 1}], start=20):
+            req["id"] = rid
+            with self.subTest(req=req):
+                self.assertError(self.ask(c, req), "not_a_folder", rid)
+
+    def test_a_missing_folder_is_not_found(self):
+        c = self.client2()
+        for rid, req in enumerate([
+                {"op": "stat", "name": "nope/x"},
+                {"op": "list", "path": "nope"},
+                {"op": "get", "name": "a/nope/c.txt"},
+                {"op": "digest", "name": "nope/x"},
+                {"op": "mkdir", "path": "nope/x"},
+                {"op": "delete", "path": "nope"},
+                {"op": "rename", "from": "nope", "to": "x"},
+                {"op": "rename", "from": "top.txt", "to": "nope/top.txt"},
+                {"op": "put", "name": "nope/x", "size": 1}], start=30):
+            req["id"] = rid
+            with self.subTest(req=req):
+                self.assertError(self.ask(c, req), "not_found", rid)
+        self.assertTrue(os.path.isfile(self.root("top.txt")))
+
+
+class SymlinkTests(TreeCase):
+    """5.1: no symbolic link is followed on the way, wherever it points."""
+
+    @classmethod
+    def prepare(cls, root):
+        cls.outside = tempfile.mkdtemp(prefix="ferry-outside-")
+        write_file(os.path.join(cls.outside, "secret.txt"), b"secret", MTIME)
+        os.makedirs(os.path.join(root, "real"))
+        write_file(os.path.join(root, "real", "in.txt"), b"in", MTIME)
+        os.symlink(cls.outside, os.path.join(root, "out"))
+        os.symlink("real", os.path.join(root, "inlink"))
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        shutil.rmtree(cls.outside, ignore_errors=True)
+
+    def test_a_symlink_on_the_way_is_not_a_folder(self):
+        c = self.client2()
+        for rid, req in enumerate([
+                {"op": "stat", "name": "out/secret.txt"},
+                {"op": "get", "name": "out/secret.txt"},
+                {"op": "digest", "name": "out/secret.txt"},
+                {"op": "list", "path": "out"},
+                {"op": "list", "path": "inlink"},
+                {"op": "stat", "name": "inlink/in.txt"},
+                {"op": "put", "name": "out/planted.txt", "size": 1},
+                {"op": "mkdir", "path": "out/planted"},
+                {"op": "delete", "path": "out/secret.txt"},
+                {"op": "rename", "from": "out/secret.txt", "to": "got.txt"},
+                {"op": "rename", "from": "real/in.txt", "to": "out/in.txt"}],
+                start=1):
+            req["id"] = rid
+            with self.subTest(req=req):
+                self.assertError(self.ask(c, req), "not_a_folder", rid)
+        self.assertEqual(sorted(os.listdir(self.outside)), ["secret.txt"])
+        self.assertTrue(os.path.isfile(self.root("real", "in.txt")))
+
+    def test_a_symlink_itself_is_not_regular_and_never_listed(self):
+        c = self.client2()
+        for rid, req in enumerate([
+                {"op": "stat", "name": "out"},
+                {"op": "delete", "path": "inlink"},
+                {"op": "rename", "from": "inlink", "to": "moved"}], start=20):
+            req["id"] = rid
+            with self.subTest(req=req):
+                self.assertError(self.ask(c, req), "not_regular_file", rid)
+        entries, last = self.list_all(c, 30, recursive=True)
+        self.assertEqual(sorted(e["name"] for e in entries),
+                         ["real", "real/in.txt"])
+        self.assertTrue(os.path.islink(self.root("inlink")))
+
+
+class ListTests(TreeCase):
+    """4.2: list of a folder, and of a whole tree in pages."""
 
     @classmethod
     def prepare(cls, root):
@@ -81,12 +246,73 @@ class Version1ViewTests(TreeCase):
         for d in ("logs", os.path.join("logs", "old"), "empty"):
             os.utime(os.path.join(root, d), (MTIME, MTIME))
 
-    def test_hello_2_announces_the_tree(self):
-        c = self.client(hello=False)
-        r = self.ask(c, {"op": "hello", "id": 0, "version": 2})
-        self.assertEqual(r["version"], 2)
-        for cap in V2_CAPABILITIES:
-            self.assertIn(cap, r["capabilities"])
+    def test_list_of_the_root_has_files_and_folders_with_types(self):
+        c = self.client2()
+        r = self.ok(c, {"op": "list", "id": 1})
+        self.assertEqual(r["files"], sorted(r["files"], key=lambda e: e["name"].encode()))
+        by_name = {e["name"]: e for e in r["files"]}
+        self.assertEqual(set(by_name), {"top.txt", "logs", "empty"})
+        self.assertEqual(by_name["top.txt"], {"name": "top.txt", "type": "file", "size": 3, "mtime": MTIME})
+        self.assertEqual(by_name["logs"]["type"], "folder")
+        self.assertEqual(by_name["logs"]["size"], 0)
+        self.assertEqual(by_name["logs"]["mtime"], MTIME)
+        self.assertEqual(r["skipped_invalid_names"], 0)
+
+    def test_list_of_a_folder_names_its_own_entries(self):
+        c = self.client2()
+        r = self.ok(c, {"op": "list", "id": 2, "path": "logs"})
+        self.assertEqual({(e["name"], e["type"]) for e in r["files"]},
+                         {("a.log", "file"), ("old", "folder")})
+        self.assertEqual(r["skipped_invalid_names"], 1)
+        paged, last = self.list_all(c, 3, path="logs", paged=True)
+        self.assertEqual(sorted(e["name"] for e in paged), ["a.log", "old"])
+        self.assertEqual(last["skipped_invalid_names"], 1)
+        r = self.ok(c, {"op": "list", "id": 4, "path": "empty"})
+        self.assertEqual(r["files"], [])
+
+    def test_a_recursive_list_is_always_paged_and_puts_folders_first(self):
+        c = self.client2()
+        entries, last = self.list_all(c, 5, path="logs", recursive=True)
+        names = [e["name"] for e in entries]
+        self.assertEqual(sorted(names), ["a.log", "old", "old/b.log"])
+        self.assertLess(names.index("old"), names.index("old/b.log"))
+        types = {e["name"]: e["type"] for e in entries}
+        self.assertEqual(types, {"a.log": "file", "old": "folder", "old/b.log": "file"})
+        self.assertEqual(last["skipped_invalid_names"], 1)
+        # The whole tree from the root.
+        entries, last = self.list_all(c, 6, recursive=True)
+        self.assertEqual(sorted(e["name"] for e in entries),
+                         ["empty", "logs", "logs/a.log", "logs/old",
+                          "logs/old/b.log", "top.txt"])
+        self.assertEqual(last["skipped_invalid_names"], 1)
+        self.assertUsable(c)
+
+    def test_a_recursive_list_comes_in_pages_even_unasked(self):
+        """Without "paged", a recursive list still ends with a page that
+        carries skipped_invalid_names and no more."""
+        c = self.client2()
+        c.send({"op": "list", "id": 7, "recursive": True})
+        page = c.recv()
+        while page.get("more"):
+            self.assertNotIn("skipped_invalid_names", page)
+            page = c.recv()
+        self.assertIn("skipped_invalid_names", page)
+
+    def test_list_of_a_file_or_a_missing_path(self):
+        c = self.client2()
+        self.assertError(self.ask(c, {"op": "list", "id": 8, "path": "top.txt"}), "not_a_folder", 8)
+        self.assertError(self.ask(c, {"op": "list", "id": 9, "path": "nope"}), "not_found", 9)
+        self.assertError(self.ask(c, {"op": "list", "id": 10, "path": "logs/fifo"}), "not_a_folder", 10)
+        self.assertError(self.ask(c, {"op": "list", "id": 11, "path": None}), "bad_request", 11)
+        self.assertError(self.ask(c, {"op": "list", "id": 12, "recursive": "yes"}), "bad_request", 12)
+
+    def test_stat_of_a_folder_and_of_a_file_by_path(self):
+        c = self.client2()
+        r = self.ok(c, {"op": "stat", "id": 13, "name": "logs/old"})
+        self.assertEqual((r["name"], r["type"], r["size"], r["mtime"]), ("logs/old", "folder", 0, MTIME))
+        r = self.ok(c, {"op": "stat", "id": 14, "name": "logs/old/b.log"})
+        self.assertEqual((r["name"], r["type"], r["size"], r["mtime"]), ("logs/old/b.log", "file", 2, MTIME))
+        self.assertError(self.ask(c, {"op": "stat", "id": 15, "name": "logs/fifo"}), "not_regular_file", 15)
 
     def test_version_1_sees_the_root_as_before(self):
         c = self.client()       # hello with version 1
@@ -99,3 +325,278 @@ class Version1ViewTests(TreeCase):
         self.assertError(self.ask(c, {"op": "stat", "id": 19, "name": "logs/a.log"}), "invalid_name", 19)
         r = self.ok(c, {"op": "stat", "id": 20, "name": "top.txt"})
         self.assertNotIn("type", r)
+
+
+class TransferTests(TreeCase):
+    """4.4, 4.5, 4.9: get, put and digest by path."""
+
+    @classmethod
+    def prepare(cls, root):
+        os.makedirs(os.path.join(root, "d"))
+        write_file(os.path.join(root, "d", "f.bin"), b"hello", MTIME)
+
+    def test_get_by_path(self):
+        c = self.client2()
+        r = self.ok(c, {"op": "get", "id": 1, "name": "d/f.bin"})
+        self.assertEqual((r["name"], r["size"], r["mtime"], r["offset"]), ("d/f.bin", 5, MTIME, 0))
+        body, _, trailer = self.read_transfer(c)
+        self.assertEqual(body, b"hello")
+        self.assertEqual(trailer["sha256"], sha(b"hello"))
+
+    def test_put_with_parents_and_mtime(self):
+        c = self.client2()
+        r = self.upload(c, 2, "new/deeper/x.bin", b"abc", parents=True, mtime=1700000000)
+        self.assertIs(r.get("ok"), True, r)
+        self.assertEqual((r["name"], r["size"], r["mtime"]), ("new/deeper/x.bin", 3, 1700000000))
+        path = self.root("new", "deeper", "x.bin")
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), b"abc")
+        self.assertEqual(os.stat(path).st_mtime, 1700000000)
+        self.assertTrue(os.path.isdir(self.root("new")))
+        # A negative mtime is a time before 1970.
+        r = self.upload(c, 3, "d/old.bin", b"o", mtime=-86400)
+        self.assertIs(r.get("ok"), True, r)
+        self.assertEqual(r["mtime"], -86400)
+        self.assertEqual(os.stat(self.root("d", "old.bin")).st_mtime, -86400)
+        # No partial is left in any folder but the root, none at all here.
+        for folder, _, files in os.walk(self.server.root):
+            self.assertEqual([n for n in files if n.startswith(".ferry-partial")], [], folder)
+
+    def test_put_without_parents_into_a_missing_folder_is_not_found(self):
+        c = self.client2()
+        r = self.ask(c, {"op": "put", "id": 4, "name": "absent/x.bin", "size": 1})
+        self.assertError(r, "not_found", 4)
+        self.assertFalse(os.path.exists(self.root("absent")))
+        self.assertUsable(c)
+
+    def test_put_fields_follow_3_1(self):
+        c = self.client2()
+        for rid, extra in enumerate([{"parents": None}, {"parents": 1}, {"mtime": None},
+                                     {"mtime": 1.5}, {"mtime": "1"},
+                                     {"mtime": 2 ** 63}], start=5):
+            req = dict({"op": "put", "id": rid, "name": "d/z.bin", "size": 1}, **extra)
+            with self.subTest(extra=extra):
+                self.assertError(self.ask(c, req), "bad_request", rid)
+        self.assertFalse(os.path.exists(self.root("d", "z.bin")))
+
+    def test_put_onto_a_folder_is_not_regular_file(self):
+        c = self.client2()
+        self.assertError(self.ask(c, {"op": "put", "id": 12, "name": "d", "size": 1}), "not_regular_file", 12)
+
+    def test_digest_in_either_hash(self):
+        c = self.client2()
+        r = self.ok(c, {"op": "digest", "id": 13, "name": "d/f.bin"})
+        self.assertEqual((r["name"], r["size"], r["mtime"]), ("d/f.bin", 5, MTIME))
+        self.assertEqual(r["sha256"], sha(b"hello"))
+        r = self.ok(c, {"op": "digest", "id": 14, "name": "d/f.bin", "hash": "xxh3-128"})
+        # The same digest a get's trailer carries in that hash.
+        g = self.ok(c, {"op": "get", "id": 15, "name": "d/f.bin", "hash": "xxh3-128"})
+        _, _, trailer = self.read_transfer(c)
+        self.assertEqual(r["xxh3-128"], trailer["xxh3-128"])
+        self.assertNotIn("sha256", r)
+        self.assertEqual(g["size"], 5)
+
+    def test_digest_refusals(self):
+        c = self.client2()
+        self.assertError(self.ask(c, {"op": "digest", "id": 16, "name": "d"}), "not_regular_file", 16)
+        self.assertError(self.ask(c, {"op": "digest", "id": 17, "name": "d/none"}), "not_found", 17)
+        self.assertError(self.ask(c, {"op": "digest", "id": 18, "name": "d/f.bin", "hash": "md5"}), "bad_request", 18)
+        self.assertError(self.ask(c, {"op": "digest", "id": 19}), "bad_request", 19)
+
+
+class MkdirDeleteTests(TreeCase):
+    """4.10 and 4.11."""
+
+    @classmethod
+    def prepare(cls, root):
+        write_file(os.path.join(root, "file.txt"), b"f", MTIME)
+
+    def test_mkdir(self):
+        c = self.client2()
+        r = self.ok(c, {"op": "mkdir", "id": 1, "path": "m1", "parents": False})
+        self.assertEqual((r["path"], r["created"]), ("m1", True))
+        self.assertTrue(os.path.isdir(self.root("m1")))
+        self.assertError(self.ask(c, {"op": "mkdir", "id": 2, "path": "m1"}), "exists", 2)
+        r = self.ok(c, {"op": "mkdir", "id": 3, "path": "m1", "parents": True})
+        self.assertIs(r["created"], False)
+        r = self.ok(c, {"op": "mkdir", "id": 4, "path": "m2/x/y", "parents": True})
+        self.assertIs(r["created"], True)
+        self.assertTrue(os.path.isdir(self.root("m2", "x", "y")))
+        self.assertError(self.ask(c, {"op": "mkdir", "id": 5, "path": "m3/x"}), "not_found", 5)
+        self.assertFalse(os.path.exists(self.root("m3")))
+        for rid, parents in ((6, False), (7, True)):
+            self.assertError(self.ask(c, {"op": "mkdir", "id": rid, "path": "file.txt",
+                                          "parents": parents}), "exists", rid)
+        self.assertError(self.ask(c, {"op": "mkdir", "id": 8, "path": "m1", "parents": None}), "bad_request", 8)
+
+    def test_delete_a_file_and_an_empty_folder(self):
+        c = self.client2()
+        write_file(self.root("gone.txt"), b"g")
+        r = self.ok(c, {"op": "delete", "id": 10, "path": "gone.txt"})
+        self.assertEqual((r["path"], r["type"], r["files"], r["folders"]), ("gone.txt", "file", 1, 0))
+        self.assertFalse(os.path.exists(self.root("gone.txt")))
+        os.makedirs(self.root("e"))
+        r = self.ok(c, {"op": "delete", "id": 11, "path": "e", "recursive": False})
+        self.assertEqual((r["type"], r["files"], r["folders"]), ("folder", 0, 1))
+        self.assertFalse(os.path.exists(self.root("e")))
+        self.assertError(self.ask(c, {"op": "delete", "id": 12, "path": "e"}), "not_found", 12)
+
+    def test_a_folder_that_holds_anything_is_not_empty(self):
+        c = self.client2()
+        os.makedirs(self.root("h"))
+        write_file(self.root("h", ".dot"), b"d")
+        self.assertError(self.ask(c, {"op": "delete", "id": 13, "path": "h"}), "not_empty", 13)
+        os.makedirs(self.root("full", "sub"))
+        self.assertError(self.ask(c, {"op": "delete", "id": 14, "path": "full"}), "not_empty", 14)
+        self.assertTrue(os.path.isdir(self.root("full", "sub")))
+
+    def test_a_recursive_delete_counts_what_it_removed(self):
+        c = self.client2()
+        os.makedirs(self.root("tree", "a", "b"))
+        for name in ("tree/1", "tree/a/2", "tree/a/b/3"):
+            write_file(self.root(*name.split("/")), b"x")
+        r = self.ok(c, {"op": "delete", "id": 15, "path": "tree", "recursive": True})
+        self.assertEqual((r["path"], r["type"], r["files"], r["folders"]), ("tree", "folder", 3, 3))
+        self.assertFalse(os.path.exists(self.root("tree")))
+
+    def test_a_recursive_delete_leaves_what_it_would_not_list(self):
+        c = self.client2()
+        outside = tempfile.mkdtemp(prefix="ferry-outside-")
+        self.addCleanup(shutil.rmtree, outside, True)
+        write_file(os.path.join(outside, "keep.txt"), b"k")
+        os.makedirs(self.root("mixed", "plain"))
+        os.makedirs(self.root("mixed", "linked"))
+        write_file(self.root("mixed", "plain", "p.txt"), b"p")
+        os.symlink(outside, self.root("mixed", "linked", "out"))
+        r = self.ask(c, {"op": "delete", "id": 16, "path": "mixed", "recursive": True})
+        self.assertError(r, "not_empty", 16)
+        self.assertIn("out", r["error"]["message"])
+        # Removed before the refusal stays removed; the link and the
+        # folders holding it stay; what it points to is untouched.
+        self.assertFalse(os.path.exists(self.root("mixed", "plain")))
+        self.assertTrue(os.path.islink(self.root("mixed", "linked", "out")))
+        self.assertEqual(os.listdir(outside), ["keep.txt"])
+
+    def test_delete_fields_follow_3_1(self):
+        c = self.client2()
+        self.assertError(self.ask(c, {"op": "delete", "id": 17}), "bad_request", 17)
+        self.assertError(self.ask(c, {"op": "delete", "id": 18, "path": "file.txt",
+                                      "recursive": None}), "bad_request", 18)
+        self.assertTrue(os.path.exists(self.root("file.txt")))
+
+
+class RenameTests(TreeCase):
+    """4.12."""
+
+    def setUp(self):
+        for name in os.listdir(self.server.root):
+            path = self.root(name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        os.makedirs(self.root("dir", "sub"))
+        os.makedirs(self.root("emptydir"))
+        write_file(self.root("a.txt"), b"a")
+        write_file(self.root("b.txt"), b"b")
+        write_file(self.root("dir", "sub", "in.txt"), b"i")
+
+    def content(self, *parts):
+        with open(self.root(*parts), "rb") as f:
+            return f.read()
+
+    def test_rename_across_folders(self):
+        c = self.client2()
+        r = self.ok(c, {"op": "rename", "id": 1, "from": "a.txt", "to": "dir/sub/a2.txt", "replace": False})
+        self.assertEqual((r["from"], r["to"]), ("a.txt", "dir/sub/a2.txt"))
+        self.assertFalse(os.path.exists(self.root("a.txt")))
+        self.assertEqual(self.content("dir", "sub", "a2.txt"), b"a")
+        r = self.ok(c, {"op": "rename", "id": 2, "from": "dir/sub", "to": "moved"})
+        self.assertEqual(self.content("moved", "in.txt"), b"i")
+
+    def test_without_replace_an_existing_target_is_exists(self):
+        c = self.client2()
+        for rid, (src, dst) in enumerate([("a.txt", "b.txt"), ("a.txt", "dir"),
+                                          ("emptydir", "dir"), ("dir", "a.txt")], start=3):
+            with self.subTest(src=src, dst=dst):
+                self.assertError(self.ask(c, {"op": "rename", "id": rid, "from": src, "to": dst}),
+                                 "exists", rid)
+        self.assertEqual((self.content("a.txt"), self.content("b.txt")), (b"a", b"b"))
+
+    def test_with_replace(self):
+        c = self.client2()
+        self.ok(c, {"op": "rename", "id": 7, "from": "a.txt", "to": "b.txt", "replace": True})
+        self.assertEqual(self.content("b.txt"), b"a")
+        self.assertFalse(os.path.exists(self.root("a.txt")))
+        # A folder over an empty folder.
+        os.makedirs(self.root("filled"))
+        write_file(self.root("filled", "x"), b"x")
+        self.ok(c, {"op": "rename", "id": 8, "from": "filled", "to": "emptydir", "replace": True})
+        self.assertEqual(self.content("emptydir", "x"), b"x")
+        # A folder over a folder that holds anything.
+        self.assertError(self.ask(c, {"op": "rename", "id": 9, "from": "emptydir", "to": "dir",
+                                      "replace": True}), "not_empty", 9)
+        # A file over a folder; a folder over a file.
+        self.assertError(self.ask(c, {"op": "rename", "id": 10, "from": "b.txt", "to": "dir",
+                                      "replace": True}), "exists", 10)
+        self.assertError(self.ask(c, {"op": "rename", "id": 11, "from": "dir", "to": "b.txt",
+                                      "replace": True}), "not_a_folder", 11)
+        self.assertEqual(self.content("dir", "sub", "in.txt"), b"i")
+        self.assertEqual(self.content("b.txt"), b"a")
+
+    def test_a_folder_into_itself_is_invalid_move(self):
+        c = self.client2()
+        for rid, dst in enumerate(["dir/sub/x", "dir/x", "dir/sub/deeper/x"], start=12):
+            with self.subTest(dst=dst):
+                r = self.ask(c, {"op": "rename", "id": rid, "from": "dir", "to": dst})
+                self.assertError(r, "invalid_move", rid)
+        r = self.ask(c, {"op": "rename", "id": 15, "from": "dir", "to": "dir/sub", "replace": True})
+        self.assertError(r, "invalid_move", 15)
+        self.assertTrue(os.path.isdir(self.root("dir", "sub")))
+
+    def test_missing_source_or_target_folder(self):
+        c = self.client2()
+        self.assertError(self.ask(c, {"op": "rename", "id": 16, "from": "none", "to": "x"}), "not_found", 16)
+        self.assertError(self.ask(c, {"op": "rename", "id": 17, "from": "a.txt", "to": "none/x"}),
+                         "not_found", 17)
+        self.assertTrue(os.path.exists(self.root("a.txt")))
+
+    def test_rename_fields_follow_3_1(self):
+        c = self.client2()
+        for rid, req in enumerate([{"from": "a.txt"}, {"to": "x"},
+                                   {"from": None, "to": "x"},
+                                   {"from": "a.txt", "to": "x", "replace": None},
+                                   {"from": "a.txt", "to": "x", "replace": "no"}], start=20):
+            with self.subTest(req=req):
+                self.assertError(self.ask(c, dict({"op": "rename", "id": rid}, **req)), "bad_request", rid)
+        self.assertTrue(os.path.exists(self.root("a.txt")))
+
+
+class ReadOnlyTreeTests(TreeCase):
+    """4.1: a read-only connection reads the tree and changes nothing."""
+
+    server_args = ("--read-only",)
+
+    @classmethod
+    def prepare(cls, root):
+        os.makedirs(os.path.join(root, "d"))
+        write_file(os.path.join(root, "d", "f.txt"), b"f", MTIME)
+
+    def test_read_only_refuses_what_changes_the_tree(self):
+        c = self.client2()
+        for rid, req in enumerate([
+                {"op": "mkdir", "path": "x"},
+                {"op": "mkdir", "path": "d", "parents": True},
+                {"op": "delete", "path": "d/f.txt"},
+                {"op": "delete", "path": "d", "recursive": True},
+                {"op": "rename", "from": "d/f.txt", "to": "g.txt"},
+                {"op": "put", "name": "d/g.txt", "size": 1, "parents": True}], start=1):
+            req["id"] = rid
+            with self.subTest(req=req):
+                self.assertError(self.ask(c, req), "forbidden", rid)
+        self.assertEqual(sorted(os.listdir(self.server.root)), ["d"])
+        self.assertEqual(os.listdir(self.root("d")), ["f.txt"])
+        self.ok(c, {"op": "digest", "id": 10, "name": "d/f.txt"})
+        self.ok(c, {"op": "stat", "id": 11, "name": "d"})
+        entries, _ = self.list_all(c, 12, recursive=True)
+        self.assertEqual(sorted(e["name"] for e in entries), ["d", "d/f.txt"])
