@@ -48,17 +48,6 @@ def make_tree(base, files, folders=()):
 
 
 class Folders(CliTest):
-    def start_server(self, *args):
-        address = super().start_server(*args)
-        # Until the server's side of the tree is merged, ferryd answers the
-        # new operations with unknown_op: then these tests wait for it,
-        # loudly (tests/cli-folders says skipped), rather than fail main.
-        probe = self.ferry("mkdir", "-p", "probe-of-the-tree", server=address)
-        if b"unknown_op" in probe.stderr:
-            self.skipTest("this ferryd does not serve the tree yet (mkdir is unknown_op)")
-        os.rmdir(os.path.join(self.root, "probe-of-the-tree"))
-        return address
-
     def test_list_stat_mkdir_mv_rm_and_their_errors(self):
         server = self.start_server()
         make_tree(self.root, {"top.txt": b"top", "logs/a.log": b"aa", "logs/old/b.log": b"bbb"})

@@ -39,11 +39,6 @@ TEST_CASE("tree primitives: mkdir -p, put with parents and mtime, list a tree pa
     CHECK_FALSE(require_folders(connection));
 
     auto made = make_remote_folder(connection, "a/b/c", true);
-    if (!made && made.error().code == ferry::ErrorCode::unknown_op) {
-        // Until the server's side of the tree is merged: wait for it, loudly.
-        MESSAGE("skipped: this ferryd does not serve the tree yet (mkdir is unknown_op)");
-        return;
-    }
     REQUIRE(made.ok());
     CHECK(made->created);
     made = make_remote_folder(connection, "a/b", true);

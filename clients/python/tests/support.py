@@ -38,22 +38,6 @@ def read(path):
         return f.read()
 
 
-def folders_missing(client):
-    """Why the folder operations of version 2 cannot be tested on this
-    connection, or None when the server serves them. A ferryd may speak
-    version 2 in hello before it serves the operations (issue 14 landed in
-    two halves): a digest answered unknown_op says so."""
-    if client.version < 2:
-        return f"NEEDS PROTOCOL VERSION 2 (issue 14): this ferryd speaks version {client.version}"
-    try:
-        client.request("digest", name="no-such-file-probe")
-    except ferry_client.ProtocolError as error:
-        if error.code == "unknown_op":
-            return ("NEEDS THE VERSION-2 FOLDER OPERATIONS (issue 14's server half): this ferryd says version 2 "
-                    "in hello but answers unknown_op to digest")
-    except ferry_client.FerryError:
-        pass
-    return None
 
 
 class Cut(Exception):

@@ -14,7 +14,7 @@ import threading
 import time
 import unittest
 
-from support import FERRYD, MTIME, ServerCase, ferry_client, folders_missing, harness, read, write
+from support import FERRYD, MTIME, ServerCase, ferry_client, harness, read, write
 
 MIB = 1 << 20
 RW_TOKEN = "rw-token-0123456789abcdef"
@@ -53,11 +53,8 @@ class ErrorTests(ServerCase):
         c = self.connect()
         self.raises(ferry_client.NotFound, "not_found", c.stat, "missing.txt")
         self.raises(ferry_client.InvalidName, "invalid_name", c.stat, "bad\u202ename")
-        if folders_missing(c):
-            self.raises(ferry_client.WrongType, "not_regular_file", c.stat, "folder")
-        else:
-            self.assertEqual(c.stat("folder").type, "folder")
-            self.raises(ferry_client.WrongType, "not_regular_file", c.get, "folder", io.BytesIO())
+        self.assertEqual(c.stat("folder").type, "folder")
+        self.raises(ferry_client.WrongType, "not_regular_file", c.get, "folder", io.BytesIO())
 
     def test_conflict_bad_offset(self):
         c = self.connect()

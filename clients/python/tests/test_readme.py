@@ -9,7 +9,7 @@ import subprocess
 import sys
 import unittest
 
-from support import FERRYD, PACKAGE_ROOT, ServerCase, folders_missing, harness, read, write
+from support import FERRYD, PACKAGE_ROOT, ServerCase, harness, read, write
 
 README = os.path.join(PACKAGE_ROOT, "README.md")
 # The README speaks of Debian 12's python3 (which CI runs); another
@@ -56,11 +56,6 @@ class InstallTests(unittest.TestCase):
 
 class BackupExampleTests(ServerCase):
     def test_the_backup_example_runs_as_written(self):
-        with ferry_client_for(self.address) as c:
-            missing = folders_missing(c) if c.version >= 2 else None
-        if missing:
-            # The example takes version 2 for folders, as the protocol says.
-            self.skipTest(missing)
         script = os.path.join(self.local, "backup.py")
         with open(script, "w") as f:
             f.write(readme_block("## Example: back up a folder"))

@@ -11,7 +11,7 @@ import io
 import os
 import unittest
 
-from support import MTIME, ServerCase, ferry_client, folders_missing, read, sha256, write
+from support import MTIME, ServerCase, ferry_client, read, sha256, write
 
 
 class TreeTests(ServerCase):
@@ -23,9 +23,6 @@ class TreeTests(ServerCase):
 
     def setUp(self):
         self.c = self.connect()
-        missing = folders_missing(self.c)
-        if missing:
-            self.skipTest(missing)
 
     def test_hello_announces_the_folder_capabilities(self):
         self.assertEqual(self.c.version, 2)
