@@ -318,6 +318,15 @@ end-volume
         if not wait_until(lambda: all(self.brick_pid(i) for i in range(2)), within=30, step=0.3):
             raise RuntimeError("the bricks did not start: " + self.gluster("volume", "status", VOLUME, check=False))
 
+    def set_volume_options(self, options, reset=()):
+        """Sets volume options (the mounts switch to the new client graph;
+        a moment later they use it) and resets RESET to their defaults."""
+        for key in reset:
+            self.gluster("volume", "reset", VOLUME, key)
+        for key, value in options.items():
+            self.gluster("volume", "set", VOLUME, key, value)
+        time.sleep(2)
+
     def brick_pid(self, index):
         """The brick's glusterfsd pid, or None when it is not running."""
         out = self.gluster("volume", "status", VOLUME, "--xml", timeout=20, check=False)
