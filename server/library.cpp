@@ -1,5 +1,6 @@
 #include "library.hpp"
 
+#include "estale.hpp"
 #include "log.hpp"
 #include "names.hpp"
 
@@ -142,7 +143,8 @@ int Library::stat_path(std::string_view path, struct ::stat& st) const
         errno = errno_of(located.error());
         return -1;
     }
-    return ::fstatat(located->fd, located->leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW);
+    return retry_stale(located->fd,
+                       [&] { return ::fstatat(located->fd, located->leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW); });
 }
 
 int Library::publish_entry(const std::string& partial, std::string_view path) const
@@ -268,7 +270,9 @@ void DirectoryReader::enter(const std::string& name, const std::string& relative
 {
     // Relative to the descriptor the entry was read from, never followed:
     // swapped for a symlink since it was read, it is simply not entered.
-    const int fd = ::openat(::dirfd(levels_.back().dir), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    const int fd = retry_stale(::dirfd(levels_.back().dir), [&] {
+        return ::openat(::dirfd(levels_.back().dir), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    });
     if (fd < 0) {
         return;
     }
@@ -311,7 +315,8 @@ Result<bool> DirectoryReader::read_page(std::size_t page_bytes, ListReply& page)
             continue;
         }
         struct ::stat st {};
-        if (::fstatat(::dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (retry_stale(::dirfd(dir),
+                        [&] { return ::fstatat(::dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
             continue;
         }
         const bool folder = S_ISDIR(st.st_mode);
@@ -394,7 +399,8 @@ Result<FileInfo> Library::stat_entry_or_folder(std::string_view path) const
         return located.error();
     }
     struct ::stat st {};
-    if (::fstatat(located->fd, located->leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (retry_stale(located->fd,
+                    [&] { return ::fstatat(located->fd, located->leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
         return file_error(errno, "cannot stat", path);
     }
     if (S_ISDIR(st.st_mode)) {
@@ -425,13 +431,14 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
     const char* leaf = located->leaf.c_str();
     // A stat first, so that a FIFO or device is refused without being opened.
     struct ::stat st {};
-    if (::fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (retry_stale(parent, [&] { return ::fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
         return file_error(errno, "cannot stat", path);
     }
     if (!S_ISREG(st.st_mode)) {
         return not_regular(path);
     }
-    const int fd = ::openat(parent, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    const int fd = retry_stale(
+        parent, [&] { return ::openat(parent, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY); });
     if (fd < 0) {
         return file_error(errno, "cannot open", path);
     }
@@ -581,7 +588,9 @@ int Library::open_entry(const std::string& name, int flags, mode_t mode) const
     if (!single_entry(name)) {
         return -1;
     }
-    return ::openat(root_fd_, name.c_str(), flags | O_NOFOLLOW | O_CLOEXEC, mode);
+    const auto opened = [&] { return ::openat(root_fd_, name.c_str(), flags | O_NOFOLLOW | O_CLOEXEC, mode); };
+    // Only an open that creates nothing is a mere lookup, safe to repeat.
+    return (flags & O_CREAT) != 0 ? opened() : retry_stale(root_fd_, opened);
 }
 
 int Library::stat_entry(const std::string& name, struct ::stat& st) const
@@ -589,7 +598,7 @@ int Library::stat_entry(const std::string& name, struct ::stat& st) const
     if (!single_entry(name)) {
         return -1;
     }
-    return ::fstatat(root_fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW);
+    return retry_stale(root_fd_, [&] { return ::fstatat(root_fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW); });
 }
 
 int Library::unlink_entry(const std::string& name) const

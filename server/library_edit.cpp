@@ -4,6 +4,7 @@
 // no symlink followed, nothing on another file system touched.
 #include "library.hpp"
 
+#include "estale.hpp"
 #include "names.hpp"
 
 #include <dirent.h>
@@ -86,7 +87,8 @@ Result<bool> Library::make_folder(std::string_view path, bool parents) const
         if (last && !made_here) {
             // With parents an existing folder is fine; anything else is not.
             struct ::stat st {};
-            if (::fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (retry_stale(parent.get(),
+                            [&] { return ::fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
                 return file_error(errno, "cannot stat", so_far);
             }
             if (!S_ISDIR(st.st_mode)) {
@@ -100,7 +102,9 @@ Result<bool> Library::make_folder(std::string_view path, bool parents) const
         if (last) {
             break;
         }
-        UniqueFd next(::openat(parent.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        UniqueFd next(retry_stale(parent.get(), [&] {
+            return ::openat(parent.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }));
         struct ::stat st {};
         if (!next) {
             if (errno == ENOTDIR || errno == ELOOP) {
@@ -160,7 +164,7 @@ std::optional<Error> Library::empty_folder(int fd, const std::string& relative, 
             continue;
         }
         struct ::stat st {};
-        if (::fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (retry_stale(fd, [&] { return ::fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
             if (errno == ENOENT) {
                 continue; // removed by someone else meanwhile
             }
@@ -191,7 +195,8 @@ std::optional<Error> Library::empty_folder(int fd, const std::string& relative, 
             leave(path, "is deeper than " + std::to_string(kMaxPathDepth) + " folders");
             continue;
         }
-        UniqueFd child(::openat(fd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        UniqueFd child(
+            retry_stale(fd, [&] { return ::openat(fd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); }));
         struct ::stat opened {};
         if (!child || ::fstat(child.get(), &opened) != 0 || opened.st_dev != root_device_ ||
             opened.st_ino != st.st_ino) {
@@ -234,7 +239,7 @@ Result<Removed> Library::remove(std::string_view path, bool recursive) const
     const int parent = located->fd;
     const char* leaf = located->leaf.c_str();
     struct ::stat st {};
-    if (::fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (retry_stale(parent, [&] { return ::fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
         if (errno == ENOENT) {
             return Error{ErrorCode::not_found, "nothing named " + quoted(path)};
         }
@@ -253,7 +258,8 @@ Result<Removed> Library::remove(std::string_view path, bool recursive) const
         removed.type = EntryType::folder;
         std::string blocker;
         if (recursive) {
-            UniqueFd folder(::openat(parent, leaf, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+            UniqueFd folder(retry_stale(
+                parent, [&] { return ::openat(parent, leaf, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); }));
             struct ::stat opened {};
             if (!folder || ::fstat(folder.get(), &opened) != 0 || opened.st_ino != st.st_ino ||
                 opened.st_dev != st.st_dev) {
@@ -325,7 +331,7 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
     const char* from_leaf = source->leaf.c_str();
     const char* to_leaf = target->leaf.c_str();
     struct ::stat st {};
-    if (::fstatat(from_dir, from_leaf, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (retry_stale(from_dir, [&] { return ::fstatat(from_dir, from_leaf, &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
         if (errno == ENOENT) {
             return Error{ErrorCode::not_found, "nothing named " + quoted(from)};
         }
@@ -339,7 +345,8 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
         return Error{ErrorCode::forbidden, quoted(from) + " is on another file system"};
     }
     struct ::stat old {};
-    const bool target_exists = ::fstatat(to_dir, to_leaf, &old, AT_SYMLINK_NOFOLLOW) == 0;
+    const bool target_exists =
+        retry_stale(to_dir, [&] { return ::fstatat(to_dir, to_leaf, &old, AT_SYMLINK_NOFOLLOW); }) == 0;
     if (replace && target_exists && !S_ISREG(old.st_mode) && !S_ISDIR(old.st_mode)) {
         return Error{ErrorCode::not_regular_file, quoted(to) + " is not a regular file or folder; it is not replaced"};
     }
@@ -367,6 +374,8 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
             return file_error(errno_value, "cannot rename", from);
         }
     };
+    // The lookups above are repeated on ESTALE, the change itself never:
+    // whether a failed rename took effect is not known.
     if (replace) {
         if (::renameat(from_dir, from_leaf, to_dir, to_leaf) != 0) {
             return map_error(errno);
@@ -389,7 +398,7 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
                 return file_error(errno, "cannot remove the old name", from);
             }
         } else {
-            if (::fstatat(to_dir, to_leaf, &old, AT_SYMLINK_NOFOLLOW) == 0) {
+            if (retry_stale(to_dir, [&] { return ::fstatat(to_dir, to_leaf, &old, AT_SYMLINK_NOFOLLOW); }) == 0) {
                 return map_error(EEXIST);
             }
             if (::renameat(from_dir, from_leaf, to_dir, to_leaf) != 0) {

@@ -1,5 +1,7 @@
 #include "path_resolver.hpp"
 
+#include "estale.hpp"
+
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
@@ -114,6 +116,9 @@ Result<UniqueFd> PathResolver::open_with_openat2(std::span<const std::string_vie
             unsupported = true;
             return Error{ErrorCode::internal, "openat2 is not supported"};
         }
+        if (errno == ESTALE) {
+            break; // the walk refreshes and retries the component that was stale
+        }
         if (errno != EAGAIN && errno != EINTR) {
             return resolve_error(errno, path);
         }
@@ -135,7 +140,7 @@ Result<UniqueFd> PathResolver::open_by_walk(std::span<const std::string_view> co
         const bool last = i + 1 == components.size();
         const std::string name(components[i]);
         const int at = current ? current.get() : root_fd_;
-        UniqueFd next(::openat(at, name.c_str(), folder_flags(last && readable)));
+        UniqueFd next(retry_stale(at, [&] { return ::openat(at, name.c_str(), folder_flags(last && readable)); }));
         const auto so_far = [&] { return joined_path(components.first(i + 1)); };
         if (!next) {
             return resolve_error(errno, so_far());
