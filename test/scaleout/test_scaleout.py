@@ -573,7 +573,11 @@ class ScaleOut(unittest.TestCase):
     # mount, still held by the other mount's caches, resolves to the
     # replaced file's handle. The caches this suite turns off are turned
     # back on here (md-cache, and open-behind off so each get opens at
-    # once): old files may be served meanwhile, but never a failure.
+    # once): old files may be served meanwhile, but never a failure, except
+    # that a get may end with file_changed: md-cache serves cached attributes,
+    # so the change time ferryd sees at a get's start and at its end can come
+    # from different caches (seen once in 90 requests), and refusing to
+    # vouch for the bytes is then the honest answer (PROTOCOL.md 4.4).
     def test_9b_stale_file_handle_is_looked_up_again(self):
         self.c.set_volume_options({"performance.stat-prefetch": "on", "performance.open-behind": "off"})
         try:
@@ -585,7 +589,9 @@ class ScaleOut(unittest.TestCase):
                 self.assertTrue(put(self.b1, "t9b.bin", data)["ok"])
                 info = stat(self.b2, "t9b.bin")
                 head, _, end = get(self.b2, "t9b.bin")
-                failed += [r for r in (info, head, end) if not r.get("ok")]
+                failed += [r for r in (info, head) if not r.get("ok")]
+                if not end.get("ok") and end.get("error", {}).get("code") != "file_changed":
+                    failed.append(end)
             self.assertEqual(failed, [])
         finally:
             self.c.set_volume_options(cluster.VOLUME_OPTIONS, reset=["performance.open-behind"])
