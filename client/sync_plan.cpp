@@ -1,0 +1,187 @@
+#include "sync_plan.hpp"
+
+#include <algorithm>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace ferry::client {
+
+namespace {
+
+// Entries by path, and the paths in order: a parent sorts before what it
+// holds ("a" < "a/b": a prefix comes first).
+std::unordered_map<std::string, const TreeEntry*> by_path(const TreeListing& tree)
+{
+    std::unordered_map<std::string, const TreeEntry*> map;
+    map.reserve(tree.size());
+    for (const auto& entry : tree) {
+        map.emplace(entry.path, &entry);
+    }
+    return map;
+}
+
+std::vector<const TreeEntry*> sorted(const TreeListing& tree)
+{
+    std::vector<const TreeEntry*> entries;
+    entries.reserve(tree.size());
+    for (const auto& entry : tree) {
+        entries.push_back(&entry);
+    }
+    std::sort(entries.begin(), entries.end(), [](const TreeEntry* a, const TreeEntry* b) { return a->path < b->path; });
+    return entries;
+}
+
+// Whether `path` or one of its ancestors is in `set`.
+bool within(const std::unordered_set<std::string>& set, const std::string& path)
+{
+    if (set.empty()) {
+        return false;
+    }
+    for (std::string at = path; !at.empty(); at = parent_path(at)) {
+        if (set.contains(at)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+const char* kind_of(EntryType type)
+{
+    switch (type) {
+    case EntryType::file:
+        return "a file";
+    case EntryType::folder:
+        return "a folder";
+    case EntryType::other:
+        return "a symbolic link or special file";
+    }
+    return "an entry";
+}
+
+// Whether the receiving side's file is the sending side's, by the rule chosen.
+bool same_file(const TreeEntry& source, const TreeEntry& dest, const PlanOptions& options, const Digests& source_digests,
+               const Digests& dest_digests)
+{
+    if (source.size != dest.size) {
+        return false;
+    }
+    if (!options.checksum) {
+        return source.mtime == dest.mtime;
+    }
+    const auto mine = source_digests.find(source.path);
+    const auto theirs = dest_digests.find(dest.path);
+    return mine != source_digests.end() && theirs != dest_digests.end() && mine->second == theirs->second;
+}
+
+} // namespace
+
+std::string parent_path(const std::string& path)
+{
+    const auto slash = path.rfind('/');
+    return slash == std::string::npos ? std::string() : path.substr(0, slash);
+}
+
+std::vector<std::string> checksum_candidates(const TreeListing& source, const TreeListing& dest)
+{
+    const auto dest_by_path = by_path(dest);
+    std::vector<std::string> paths;
+    for (const TreeEntry* entry : sorted(source)) {
+        if (entry->type != EntryType::file) {
+            continue;
+        }
+        const auto found = dest_by_path.find(entry->path);
+        if (found != dest_by_path.end() && found->second->type == EntryType::file &&
+            found->second->size == entry->size) {
+            paths.push_back(entry->path);
+        }
+    }
+    return paths;
+}
+
+SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const PlanOptions& options,
+                   const Digests& source_digests, const Digests& dest_digests)
+{
+    SyncPlan plan;
+    const auto source_by_path = by_path(source);
+    const auto dest_by_path = by_path(dest);
+    std::unordered_set<std::string> blocked; // sending side's folders that cannot be placed
+    std::unordered_set<std::string> removed; // receiving side's paths removed (folders with their contents)
+
+    for (const TreeEntry* entry : sorted(source)) {
+        if (entry->type == EntryType::other || within(blocked, parent_path(entry->path))) {
+            continue; // never sent; or inside a folder that is not placed (its conflict says so)
+        }
+        const auto found = dest_by_path.find(entry->path);
+        const TreeEntry* there = found == dest_by_path.end() ? nullptr : found->second;
+        if (there != nullptr && there->type != entry->type) {
+            if (there->type == EntryType::other || !options.delete_extras) {
+                plan.conflicts.push_back(
+                    {entry->path, std::string("is ") + kind_of(there->type) + " on the receiving side, " +
+                                      kind_of(entry->type) + " on the sending side: left alone" +
+                                      (there->type == EntryType::other ? "" : " (--delete replaces it)")});
+                if (entry->type == EntryType::folder) {
+                    blocked.insert(entry->path);
+                }
+                continue;
+            }
+            plan.removals.push_back({there->path, there->type});
+            removed.insert(there->path);
+            there = nullptr;
+        }
+        if (entry->type == EntryType::folder) {
+            if (there == nullptr) {
+                plan.folders.push_back(entry->path);
+            }
+            continue;
+        }
+        if (there != nullptr && same_file(*entry, *there, options, source_digests, dest_digests)) {
+            ++plan.skipped;
+            if (there->mtime != entry->mtime) {
+                plan.retimes.push_back({entry->path, entry->size, entry->mtime});
+            }
+            continue;
+        }
+        plan.transfers.push_back({entry->path, entry->size, entry->mtime});
+        plan.bytes += entry->size;
+    }
+
+    if (options.delete_extras) {
+        for (const TreeEntry* entry : sorted(dest)) {
+            if (entry->type == EntryType::other || source_by_path.contains(entry->path) ||
+                within(removed, entry->path)) {
+                continue; // never removed; not extra; or gone with its folder
+            }
+            plan.removals.push_back({entry->path, entry->type});
+            removed.insert(entry->path);
+        }
+    }
+    return plan;
+}
+
+std::vector<std::string> folders_without_files(const SyncPlan& plan)
+{
+    // Every ancestor of a file sent or of another folder made is made on the way.
+    std::unordered_set<std::string> made_on_the_way;
+    const auto mark_ancestors = [&](const std::string& path) {
+        for (std::string at = parent_path(path); !at.empty(); at = parent_path(at)) {
+            if (!made_on_the_way.insert(at).second) {
+                break; // its ancestors are marked already
+            }
+        }
+    };
+    for (const auto& transfer : plan.transfers) {
+        mark_ancestors(transfer.path);
+    }
+    for (const auto& folder : plan.folders) {
+        mark_ancestors(folder);
+    }
+    std::vector<std::string> folders;
+    for (const auto& folder : plan.folders) {
+        if (!made_on_the_way.contains(folder)) {
+            folders.push_back(folder);
+        }
+    }
+    return folders;
+}
+
+} // namespace ferry::client

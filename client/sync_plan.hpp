@@ -1,0 +1,93 @@
+// What `ferry sync` must do, decided without touching anything: the
+// sending side's tree and the receiving side's tree (as listed, either one
+// local or remote) and the options go in, the actions come out. Pure, so
+// that every rule (quick check, --checksum, --delete, what is in the way)
+// is a unit test; sync.cpp only lists, executes and reports.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace ferry::client {
+
+// What a path is on one side. `other` is what sync never follows, never
+// replaces and never removes: a symbolic link, a FIFO, a device, a socket
+// (the local scan reports them; a Ferry server never lists them).
+enum class EntryType { file, folder, other };
+
+struct TreeEntry {
+    std::string path; // relative to the synced folder, components joined by '/'
+    EntryType type = EntryType::file;
+    std::uint64_t size = 0;
+    std::int64_t mtime = 0; // seconds since the Unix epoch
+};
+
+using TreeListing = std::vector<TreeEntry>;
+
+struct PlanOptions {
+    // Compare content (digests) instead of size and mtime.
+    bool checksum = false;
+    // Remove what the receiving side holds and the sending side does not,
+    // and what stands in the way of the sending side's entry of another type.
+    bool delete_extras = false;
+};
+
+// Digests by path, of one side, for --checksum (only the candidates').
+using Digests = std::map<std::string, std::string>;
+
+struct FileTransfer {
+    std::string path;
+    std::uint64_t size = 0;
+    std::int64_t mtime = 0; // the sending side's: the receiving side's copy gets it
+};
+
+struct Removal {
+    std::string path;
+    EntryType type = EntryType::file; // a folder is removed with everything in it
+};
+
+// An entry the sync cannot place and leaves alone, with the reason.
+struct Conflict {
+    std::string path;
+    std::string message;
+};
+
+struct SyncPlan {
+    // First, in this order: what is in the way and, with --delete, the extras.
+    // A folder appears once (removed with its contents); nothing inside a
+    // removed folder appears on its own.
+    std::vector<Removal> removals;
+    // Then the folders the receiving side lacks, each after its parent.
+    std::vector<std::string> folders;
+    // Then the files to send, in path order.
+    std::vector<FileTransfer> transfers;
+    // --checksum: files equal by content whose mtime differs; the receiving
+    // side's mtime can be set without sending a byte (where it can be set).
+    std::vector<FileTransfer> retimes;
+    std::vector<Conflict> conflicts;
+    std::uint64_t skipped = 0; // files found the same on both sides
+    std::uint64_t bytes = 0;   // the sum of the transfers' sizes
+};
+
+// The paths --checksum must compare by digest: a regular file on both sides
+// with the same size (a different size is a difference without reading).
+std::vector<std::string> checksum_candidates(const TreeListing& source, const TreeListing& dest);
+
+// The plan. `source_digests` and `dest_digests` matter only with checksum:
+// a candidate whose digests are both known and equal is the same; one
+// whose digest is missing on either side is sent (never assumed equal).
+SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const PlanOptions& options,
+                   const Digests& source_digests = {}, const Digests& dest_digests = {});
+
+// Of plan.folders, those no transfer makes on its way: a put with
+// `parents` makes the folders above its file, so a push needs mkdir only
+// for the folders that will hold no file (empty, or holding only folders
+// that hold none).
+std::vector<std::string> folders_without_files(const SyncPlan& plan);
+
+// The parent path of `path` ("a/b/c" -> "a/b", "a" -> "").
+std::string parent_path(const std::string& path);
+
+} // namespace ferry::client

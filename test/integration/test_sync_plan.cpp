@@ -1,0 +1,184 @@
+// The rules of `ferry sync`'s plan (client/sync_plan.hpp), on trees written
+// out by hand: no server, no files.
+#include "sync_plan.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+using namespace ferry::client;
+
+namespace {
+
+TreeEntry file(std::string path, std::uint64_t size, std::int64_t mtime)
+{
+    return TreeEntry{std::move(path), EntryType::file, size, mtime};
+}
+TreeEntry folder(std::string path)
+{
+    return TreeEntry{std::move(path), EntryType::folder, 0, 0};
+}
+TreeEntry link(std::string path)
+{
+    return TreeEntry{std::move(path), EntryType::other, 0, 0};
+}
+
+std::vector<std::string> transfer_paths(const SyncPlan& plan)
+{
+    std::vector<std::string> paths;
+    for (const auto& transfer : plan.transfers) {
+        paths.push_back(transfer.path);
+    }
+    return paths;
+}
+
+std::vector<std::string> removal_paths(const SyncPlan& plan)
+{
+    std::vector<std::string> paths;
+    for (const auto& removal : plan.removals) {
+        paths.push_back(removal.path);
+    }
+    return paths;
+}
+
+std::vector<std::string> conflict_paths(const SyncPlan& plan)
+{
+    std::vector<std::string> paths;
+    for (const auto& conflict : plan.conflicts) {
+        paths.push_back(conflict.path);
+    }
+    return paths;
+}
+
+using Paths = std::vector<std::string>;
+
+} // namespace
+
+TEST_CASE("sync plan: into an empty side, every folder is made parent first and every file sent in path order")
+{
+    const TreeListing source{file("b/c/z.bin", 3, 10), folder("b/c"), folder("b"), file("a.txt", 5, 7),
+                             folder("empty"), file("b/y.bin", 1, 9)};
+    const auto plan = plan_sync(source, {}, {});
+    CHECK(plan.folders == Paths{"b", "b/c", "empty"});
+    CHECK(transfer_paths(plan) == Paths{"a.txt", "b/c/z.bin", "b/y.bin"});
+    CHECK(plan.transfers[0].mtime == 7); // the receiving side gets the sending side's mtime
+    CHECK(plan.bytes == 9);
+    CHECK(plan.skipped == 0);
+    CHECK(plan.removals.empty());
+    CHECK(plan.conflicts.empty());
+}
+
+TEST_CASE("sync plan: the quick check skips a file of the same size and mtime, sends one that differs in either")
+{
+    const TreeListing source{file("same", 10, 100), file("newer", 10, 200), file("longer", 11, 100),
+                             file("older", 10, 50)};
+    const TreeListing dest{file("same", 10, 100), file("newer", 10, 100), file("longer", 10, 100),
+                           file("older", 10, 100)};
+    const auto plan = plan_sync(source, dest, {});
+    CHECK(transfer_paths(plan) == Paths{"longer", "newer", "older"}); // an older source wins too: it is the source
+    CHECK(plan.skipped == 1);
+    CHECK(plan.bytes == 31);
+    CHECK(plan.retimes.empty());
+}
+
+TEST_CASE("sync plan: --checksum compares digests, not mtimes, and never assumes a missing digest equal")
+{
+    const TreeListing source{file("same", 4, 100), file("touched", 4, 200), file("changed", 4, 100),
+                             file("unknown", 4, 100), file("resized", 5, 100)};
+    const TreeListing dest{file("same", 4, 100), file("touched", 4, 100), file("changed", 4, 100),
+                           file("unknown", 4, 100), file("resized", 4, 100)};
+    CHECK(checksum_candidates(source, dest) == Paths{"changed", "same", "touched", "unknown"});
+    const Digests mine{{"same", "aa"}, {"touched", "bb"}, {"changed", "cc"}, {"unknown", "dd"}};
+    const Digests theirs{{"same", "aa"}, {"touched", "bb"}, {"changed", "c0"}};
+    PlanOptions options;
+    options.checksum = true;
+    const auto plan = plan_sync(source, dest, options, mine, theirs);
+    CHECK(transfer_paths(plan) == Paths{"changed", "resized", "unknown"});
+    CHECK(plan.skipped == 2);
+    // Equal content, another mtime: only the mtime needs setting.
+    REQUIRE(plan.retimes.size() == 1);
+    CHECK(plan.retimes[0].path == "touched");
+    CHECK(plan.retimes[0].mtime == 200);
+}
+
+TEST_CASE("sync plan: extras stay without --delete; with it a folder goes once, with its contents")
+{
+    const TreeListing source{folder("keep"), file("keep/a", 1, 1)};
+    const TreeListing dest{folder("keep"),     file("keep/a", 1, 1), file("keep/extra", 1, 1), folder("old"),
+                           folder("old/deep"), file("old/deep/x", 1, 1), file("stray", 2, 2)};
+    const auto kept = plan_sync(source, dest, {});
+    CHECK(kept.removals.empty());
+    CHECK(kept.transfers.empty());
+    CHECK(kept.skipped == 1);
+
+    PlanOptions options;
+    options.delete_extras = true;
+    const auto plan = plan_sync(source, dest, options);
+    CHECK(removal_paths(plan) == Paths{"keep/extra", "old", "stray"});
+    CHECK(plan.removals[1].type == EntryType::folder);
+    CHECK(plan.transfers.empty());
+}
+
+TEST_CASE("sync plan: a file where the source has a folder (and the reverse) is a conflict, replaced with --delete")
+{
+    const TreeListing source{file("was-folder", 3, 1), folder("was-file"), file("was-file/inside", 2, 1)};
+    const TreeListing dest{folder("was-folder"), file("was-folder/old", 1, 1), file("was-file", 9, 1)};
+
+    const auto kept = plan_sync(source, dest, {});
+    CHECK(conflict_paths(kept) == Paths{"was-file", "was-folder"});
+    CHECK(kept.conflicts[0].message.find("--delete") != std::string::npos);
+    // Nothing is sent into a folder that could not be made, nothing removed.
+    CHECK(kept.transfers.empty());
+    CHECK(kept.folders.empty());
+    CHECK(kept.removals.empty());
+
+    PlanOptions options;
+    options.delete_extras = true;
+    const auto plan = plan_sync(source, dest, options);
+    CHECK(plan.conflicts.empty());
+    // What is in the way goes first (the old folder with its contents: not twice).
+    CHECK(removal_paths(plan) == Paths{"was-file", "was-folder"});
+    CHECK(plan.removals[0].type == EntryType::file);
+    CHECK(plan.removals[1].type == EntryType::folder);
+    CHECK(plan.folders == Paths{"was-file"});
+    CHECK(transfer_paths(plan) == Paths{"was-file/inside", "was-folder"});
+}
+
+TEST_CASE("sync plan: a symbolic link or special file is never followed, replaced or removed")
+{
+    // On the receiving side: what the source would put there is a conflict,
+    // --delete or not, and nothing goes beneath it.
+    const TreeListing source{folder("linked"), file("linked/a", 1, 1), file("over", 1, 1), file("plain", 1, 1)};
+    const TreeListing dest{link("linked"), link("over"), link("extra-link")};
+    PlanOptions options;
+    options.delete_extras = true;
+    const auto plan = plan_sync(source, dest, options);
+    CHECK(conflict_paths(plan) == Paths{"linked", "over"});
+    CHECK(transfer_paths(plan) == Paths{"plain"});
+    CHECK(plan.removals.empty());
+    CHECK(plan.folders.empty());
+
+    // On the sending side: not sent, and what the receiving side holds there stays.
+    const auto pushed = plan_sync(TreeListing{link("x"), file("y", 1, 1)}, TreeListing{file("x", 5, 5)}, options);
+    CHECK(transfer_paths(pushed) == Paths{"y"});
+    CHECK(pushed.removals.empty());
+    CHECK(pushed.conflicts.empty());
+}
+
+TEST_CASE("sync plan: a push makes with mkdir only the folders that no file makes on its way")
+{
+    const TreeListing source{folder("a"),   folder("a/b"),        file("a/b/f", 1, 1), folder("a/empty"),
+                             folder("e"),   folder("e/deeper"),   folder("g"),         file("g/h", 1, 1),
+                             folder("top"), file("top-file", 1, 1)};
+    const auto plan = plan_sync(source, {}, {});
+    CHECK(plan.folders == Paths{"a", "a/b", "a/empty", "e", "e/deeper", "g", "top"});
+    CHECK(folders_without_files(plan) == Paths{"a/empty", "e/deeper", "top"});
+}
+
+TEST_CASE("sync plan: parent_path")
+{
+    CHECK(parent_path("a/b/c") == "a/b");
+    CHECK(parent_path("a") == "");
+    CHECK(parent_path("") == "");
+}
