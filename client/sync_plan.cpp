@@ -45,14 +45,14 @@ bool within(const std::unordered_set<std::string>& set, const std::string& path)
     return false;
 }
 
-const char* kind_of(EntryType type)
+const char* describe(EntryKind kind)
 {
-    switch (type) {
-    case EntryType::file:
+    switch (kind) {
+    case EntryKind::file:
         return "a file";
-    case EntryType::folder:
+    case EntryKind::folder:
         return "a folder";
-    case EntryType::other:
+    case EntryKind::other:
         return "a symbolic link or special file";
     }
     return "an entry";
@@ -86,11 +86,11 @@ std::vector<std::string> checksum_candidates(const TreeListing& source, const Tr
     const auto dest_by_path = by_path(dest);
     std::vector<std::string> paths;
     for (const TreeEntry* entry : sorted(source)) {
-        if (entry->type != EntryType::file) {
+        if (entry->kind != EntryKind::file) {
             continue;
         }
         const auto found = dest_by_path.find(entry->path);
-        if (found != dest_by_path.end() && found->second->type == EntryType::file &&
+        if (found != dest_by_path.end() && found->second->kind == EntryKind::file &&
             found->second->size == entry->size) {
             paths.push_back(entry->path);
         }
@@ -108,27 +108,27 @@ SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const Pla
     std::unordered_set<std::string> removed; // receiving side's paths removed (folders with their contents)
 
     for (const TreeEntry* entry : sorted(source)) {
-        if (entry->type == EntryType::other || within(blocked, parent_path(entry->path))) {
+        if (entry->kind == EntryKind::other || within(blocked, parent_path(entry->path))) {
             continue; // never sent; or inside a folder that is not placed (its conflict says so)
         }
         const auto found = dest_by_path.find(entry->path);
         const TreeEntry* there = found == dest_by_path.end() ? nullptr : found->second;
-        if (there != nullptr && there->type != entry->type) {
-            if (there->type == EntryType::other || !options.delete_extras) {
+        if (there != nullptr && there->kind != entry->kind) {
+            if (there->kind == EntryKind::other || !options.delete_extras) {
                 plan.conflicts.push_back(
-                    {entry->path, std::string("is ") + kind_of(there->type) + " on the receiving side, " +
-                                      kind_of(entry->type) + " on the sending side: left alone" +
-                                      (there->type == EntryType::other ? "" : " (--delete replaces it)")});
-                if (entry->type == EntryType::folder) {
+                    {entry->path, std::string("is ") + describe(there->kind) + " on the receiving side, " +
+                                      describe(entry->kind) + " on the sending side: left alone" +
+                                      (there->kind == EntryKind::other ? "" : " (--delete replaces it)")});
+                if (entry->kind == EntryKind::folder) {
                     blocked.insert(entry->path);
                 }
                 continue;
             }
-            plan.removals.push_back({there->path, there->type});
+            plan.removals.push_back({there->path, there->kind});
             removed.insert(there->path);
             there = nullptr;
         }
-        if (entry->type == EntryType::folder) {
+        if (entry->kind == EntryKind::folder) {
             if (there == nullptr) {
                 plan.folders.push_back(entry->path);
             }
@@ -147,11 +147,11 @@ SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const Pla
 
     if (options.delete_extras) {
         for (const TreeEntry* entry : sorted(dest)) {
-            if (entry->type == EntryType::other || source_by_path.contains(entry->path) ||
+            if (entry->kind == EntryKind::other || source_by_path.contains(entry->path) ||
                 within(removed, entry->path)) {
                 continue; // never removed; not extra; or gone with its folder
             }
-            plan.removals.push_back({entry->path, entry->type});
+            plan.removals.push_back({entry->path, entry->kind});
             removed.insert(entry->path);
         }
     }

@@ -15,11 +15,11 @@ namespace ferry::client {
 // What a path is on one side. `other` is what sync never follows, never
 // replaces and never removes: a symbolic link, a FIFO, a device, a socket
 // (the local scan reports them; a Ferry server never lists them).
-enum class EntryType { file, folder, other };
+enum class EntryKind { file, folder, other };
 
 struct TreeEntry {
     std::string path; // relative to the synced folder, components joined by '/'
-    EntryType type = EntryType::file;
+    EntryKind kind = EntryKind::file;
     std::uint64_t size = 0;
     std::int64_t mtime = 0; // seconds since the Unix epoch
 };
@@ -45,7 +45,7 @@ struct FileTransfer {
 
 struct Removal {
     std::string path;
-    EntryType type = EntryType::file; // a folder is removed with everything in it
+    EntryKind kind = EntryKind::file; // a folder is removed with everything in it
 };
 
 // An entry the sync cannot place and leaves alone, with the reason.

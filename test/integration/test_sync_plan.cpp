@@ -13,15 +13,15 @@ namespace {
 
 TreeEntry file(std::string path, std::uint64_t size, std::int64_t mtime)
 {
-    return TreeEntry{std::move(path), EntryType::file, size, mtime};
+    return TreeEntry{std::move(path), EntryKind::file, size, mtime};
 }
 TreeEntry folder(std::string path)
 {
-    return TreeEntry{std::move(path), EntryType::folder, 0, 0};
+    return TreeEntry{std::move(path), EntryKind::folder, 0, 0};
 }
 TreeEntry link(std::string path)
 {
-    return TreeEntry{std::move(path), EntryType::other, 0, 0};
+    return TreeEntry{std::move(path), EntryKind::other, 0, 0};
 }
 
 std::vector<std::string> transfer_paths(const SyncPlan& plan)
@@ -116,7 +116,7 @@ TEST_CASE("sync plan: extras stay without --delete; with it a folder goes once, 
     options.delete_extras = true;
     const auto plan = plan_sync(source, dest, options);
     CHECK(removal_paths(plan) == Paths{"keep/extra", "old", "stray"});
-    CHECK(plan.removals[1].type == EntryType::folder);
+    CHECK(plan.removals[1].kind == EntryKind::folder);
     CHECK(plan.transfers.empty());
 }
 
@@ -139,8 +139,8 @@ TEST_CASE("sync plan: a file where the source has a folder (and the reverse) is 
     CHECK(plan.conflicts.empty());
     // What is in the way goes first (the old folder with its contents: not twice).
     CHECK(removal_paths(plan) == Paths{"was-file", "was-folder"});
-    CHECK(plan.removals[0].type == EntryType::file);
-    CHECK(plan.removals[1].type == EntryType::folder);
+    CHECK(plan.removals[0].kind == EntryKind::file);
+    CHECK(plan.removals[1].kind == EntryKind::folder);
     CHECK(plan.folders == Paths{"was-file"});
     CHECK(transfer_paths(plan) == Paths{"was-file/inside", "was-folder"});
 }
