@@ -438,4 +438,46 @@ void Output::stats(const StatsReply& stats) const
     std::fflush(out_);
 }
 
+void Output::sync(const SyncSummary& summary) const
+{
+    if (json_) {
+        Json errors = Json::array();
+        for (const auto& [path, error] : summary.errors) {
+            errors.push_back(Json{{"path", path}, {"code", std::string(to_string(error.code))}, {"message", error.message}});
+        }
+        Json whole{{"sync",
+                    {{"direction", summary.push ? "push" : "pull"},
+                     {"sent", summary.sent},
+                     {"skipped", summary.skipped},
+                     {"deleted", summary.deleted},
+                     {"bytes", summary.bytes},
+                     {"seconds", summary.seconds},
+                     {"dry_run", summary.dry_run},
+                     {"errors", std::move(errors)}}}};
+        if (!summary.errors.empty()) {
+            // As every command's: scripts test for "error"; the first says what kind.
+            const auto& [path, error] = summary.errors.front();
+            Error first = error;
+            first.message = std::to_string(summary.errors.size()) + " error" +
+                            (summary.errors.size() == 1 ? "" : "s") + "; first" +
+                            (path.empty() ? "" : " \"" + path + "\"") + ": " + error.message;
+            whole["error"] = error_json(first);
+        }
+        emit_json(dump(whole));
+        return;
+    }
+    if (verbosity_ == Verbosity::quiet) {
+        return;
+    }
+    std::fprintf(out_, "%s%s: %llu sent, %llu skipped, %llu deleted; %s in %s%s\n", summary.dry_run ? "dry run, " : "",
+                 summary.push ? "push" : "pull", static_cast<unsigned long long>(summary.sent),
+                 static_cast<unsigned long long>(summary.skipped), static_cast<unsigned long long>(summary.deleted),
+                 human_size(summary.bytes).c_str(), seconds_text(summary.seconds).c_str(),
+                 summary.errors.empty() ? ""
+                                        : ("; " + std::to_string(summary.errors.size()) + " error" +
+                                           (summary.errors.size() == 1 ? "" : "s"))
+                                              .c_str());
+    std::fflush(out_);
+}
+
 } // namespace ferry::client

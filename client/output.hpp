@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ferry::client {
@@ -43,6 +44,19 @@ struct TransferSummary {
     double seconds = 0;
     std::size_t failed() const;
     std::uint64_t moved() const;
+};
+
+// What a sync did (or, with --dry-run, would do): docs/ferry-json.schema.json's "sync".
+struct SyncSummary {
+    bool push = true;
+    std::uint64_t sent = 0;    // files sent (or to send)
+    std::uint64_t skipped = 0; // files the same on both sides
+    std::uint64_t deleted = 0; // files and folders removed (or to remove)
+    std::uint64_t bytes = 0;   // file bytes that crossed the network (or would)
+    double seconds = 0;
+    bool dry_run = false;
+    // Each failure with the path it concerns ("" for the sync as a whole).
+    std::vector<std::pair<std::string, Error>> errors;
 };
 
 class Output {
@@ -88,6 +102,9 @@ public:
     // as they ended).
     void summary(const TransferSummary& summary, bool upload) const;
     void stats(const StatsReply& stats) const;
+    // The end of a sync: with --json its one object, for people one line
+    // (the errors were shown as they happened).
+    void sync(const SyncSummary& summary) const;
     // A line of information for people (the shell's greeting); nothing with --json.
     void note(const std::string& text) const;
     // A step worth telling with -v ("connected to ..."), on stderr; else nothing.

@@ -1,0 +1,384 @@
+#include "sync_local.hpp"
+
+#include "interrupt.hpp"
+#include "local_files.hpp"
+#include "names.hpp"
+#include "posix_io.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+#include <utility>
+
+namespace ferry::client {
+
+namespace {
+
+// The protocol's bound on a path's depth (kMaxDepth of protocol version 2).
+constexpr std::size_t kMaxDepth = 64;
+
+// A descriptor that closes itself.
+class Fd {
+public:
+    Fd() = default;
+    explicit Fd(int fd) : fd_(fd) {}
+    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+    Fd& operator=(Fd&& other) noexcept
+    {
+        if (this != &other) {
+            reset();
+            fd_ = std::exchange(other.fd_, -1);
+        }
+        return *this;
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    ~Fd() { reset(); }
+
+    int get() const { return fd_; }
+    int release() { return std::exchange(fd_, -1); }
+    explicit operator bool() const { return fd_ >= 0; }
+
+private:
+    void reset()
+    {
+        if (fd_ >= 0) {
+            ::close(fd_);
+            fd_ = -1;
+        }
+    }
+    int fd_ = -1;
+};
+
+struct DirCloser {
+    void operator()(DIR* dir) const { ::closedir(dir); }
+};
+using Dir = std::unique_ptr<DIR, DirCloser>;
+
+std::string joined(const std::string& root, const std::string& path)
+{
+    if (path.empty()) {
+        return root;
+    }
+    return root.ends_with('/') ? root + path : root + "/" + path;
+}
+
+int open_folder_at(int at, const char* name)
+{
+    return sys::retry_on_eintr(
+        [&] { return ::openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); });
+}
+
+// The folder holding root/path, reached one component at a time with
+// O_NOFOLLOW: a symbolic link on the way is an error, never followed.
+Result<Fd> open_parent(const std::string& root, const std::string& path)
+{
+    Fd at(sys::retry_on_eintr([&] { return ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); }));
+    if (!at) {
+        return local_error("cannot open the folder \"" + root + "\"", errno);
+    }
+    std::size_t begin = 0;
+    for (auto slash = path.find('/'); slash != std::string::npos; slash = path.find('/', begin)) {
+        const std::string component = path.substr(begin, slash - begin);
+        Fd next(open_folder_at(at.get(), component.c_str()));
+        if (!next) {
+            const int err = errno;
+            if (err == ELOOP || err == ENOTDIR) {
+                return Error{ErrorCode::local_io, "\"" + joined(root, path.substr(0, slash)) +
+                                                      "\" is not a folder (a symbolic link is not followed)"};
+            }
+            return local_error("cannot open the folder \"" + joined(root, path.substr(0, slash)) + "\"", err);
+        }
+        at = std::move(next);
+        begin = slash + 1;
+    }
+    return at;
+}
+
+std::string leaf_of(const std::string& path)
+{
+    const auto slash = path.rfind('/');
+    return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+struct Walk {
+    ScanSide side;
+    LocalScan tree;
+};
+
+const char* special_kind(mode_t mode)
+{
+    if (S_ISLNK(mode)) {
+        return "a symbolic link, not followed";
+    }
+    if (S_ISFIFO(mode)) {
+        return "a FIFO";
+    }
+    if (S_ISSOCK(mode)) {
+        return "a socket";
+    }
+    if (S_ISCHR(mode) || S_ISBLK(mode)) {
+        return "a device";
+    }
+    return "not a regular file or folder";
+}
+
+// Reads the folder `fd` (at `prefix`, "" for the root) and what is below
+// it. Takes the descriptor.
+Status walk_folder(Walk& walk, int fd, const std::string& root, const std::string& prefix, std::size_t depth)
+{
+    Dir dir(::fdopendir(fd));
+    if (!dir) {
+        const int err = errno;
+        ::close(fd);
+        return local_error("cannot read the folder \"" + joined(root, prefix) + "\"", err);
+    }
+    std::vector<std::string> folders;
+    for (;;) {
+        errno = 0;
+        const dirent* entry = ::readdir(dir.get());
+        if (entry == nullptr) {
+            if (errno != 0) {
+                return local_error("cannot read the folder \"" + joined(root, prefix) + "\"", errno);
+            }
+            break;
+        }
+        const std::string name = entry->d_name;
+        if (name == "." || name == "..") {
+            continue;
+        }
+        const std::string path = prefix.empty() ? name : prefix + "/" + name;
+        const bool sending = walk.side == ScanSide::sending;
+        if (is_part_name(name)) {
+            if (sending) {
+                walk.tree.notes.push_back(path + ": an interrupted download's part, not sent");
+            }
+            continue;
+        }
+        if (auto bad = check_file_name(name)) {
+            if (sending) {
+                walk.tree.notes.push_back(printable(path) + ": not sent: " + bad->message);
+            }
+            continue;
+        }
+        struct stat st {};
+        if (::fstatat(::dirfd(dir.get()), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno == ENOENT) {
+                continue; // gone since readdir
+            }
+            return local_error("cannot stat \"" + joined(root, path) + "\"", errno);
+        }
+        if (S_ISREG(st.st_mode)) {
+            walk.tree.entries.push_back({path, EntryKind::file, static_cast<std::uint64_t>(st.st_size),
+                                         static_cast<std::int64_t>(st.st_mtim.tv_sec)});
+        } else if (S_ISDIR(st.st_mode)) {
+            if (depth + 1 > kMaxDepth) {
+                walk.tree.notes.push_back(printable(path) + ": deeper than " + std::to_string(kMaxDepth) +
+                                          " folders, left out");
+                walk.tree.entries.push_back({path, EntryKind::other, 0, 0});
+                continue;
+            }
+            walk.tree.entries.push_back({path, EntryKind::folder, 0, static_cast<std::int64_t>(st.st_mtim.tv_sec)});
+            folders.push_back(name);
+        } else {
+            if (sending) {
+                walk.tree.notes.push_back(printable(path) + ": " + special_kind(st.st_mode) + ", not sent");
+            }
+            walk.tree.entries.push_back({path, EntryKind::other, 0, 0});
+        }
+    }
+    for (const auto& name : folders) {
+        if (interrupted()) {
+            return Error{ErrorCode::aborted, "interrupted while reading \"" + root + "\""};
+        }
+        const int child = open_folder_at(::dirfd(dir.get()), name.c_str());
+        const std::string path = prefix.empty() ? name : prefix + "/" + name;
+        if (child < 0) {
+            if (errno == ENOENT || errno == ELOOP || errno == ENOTDIR) {
+                continue; // replaced since it was read: the next sync sees what is there
+            }
+            return local_error("cannot open the folder \"" + joined(root, path) + "\"", errno);
+        }
+        if (auto walked = walk_folder(walk, child, root, path, depth + 1); !walked) {
+            return walked;
+        }
+    }
+    return success();
+}
+
+Status remove_tree(int parent, const std::string& name, const std::string& shown, LocalRemoval& counted,
+                   std::optional<Error>& left)
+{
+    const int fd = open_folder_at(parent, name.c_str());
+    if (fd < 0) {
+        return local_error("cannot open the folder \"" + shown + "\"", errno);
+    }
+    Dir dir(::fdopendir(fd));
+    if (!dir) {
+        const int err = errno;
+        ::close(fd);
+        return local_error("cannot read the folder \"" + shown + "\"", err);
+    }
+    std::vector<std::pair<std::string, bool>> children; // name, is a folder
+    for (;;) {
+        errno = 0;
+        const dirent* entry = ::readdir(dir.get());
+        if (entry == nullptr) {
+            if (errno != 0) {
+                return local_error("cannot read the folder \"" + shown + "\"", errno);
+            }
+            break;
+        }
+        const std::string child = entry->d_name;
+        if (child == "." || child == "..") {
+            continue;
+        }
+        struct stat st {};
+        if (::fstatat(::dirfd(dir.get()), child.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            continue;
+        }
+        if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
+            children.emplace_back(child, S_ISDIR(st.st_mode));
+        } else if (!left) {
+            left = Error{ErrorCode::local_io,
+                         "\"" + shown + "/" + child + "\" is " + special_kind(st.st_mode) +
+                             ": left, with the folders holding it (what was removed before stays removed)"};
+        }
+    }
+    for (const auto& [child, folder] : children) {
+        if (folder) {
+            if (auto removed = remove_tree(::dirfd(dir.get()), child, shown + "/" + child, counted, left); !removed) {
+                return removed;
+            }
+        } else if (::unlinkat(::dirfd(dir.get()), child.c_str(), 0) == 0) {
+            ++counted.files;
+        } else if (errno != ENOENT) {
+            return local_error("cannot remove \"" + shown + "/" + child + "\"", errno);
+        }
+    }
+    dir.reset();
+    if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) == 0) {
+        ++counted.folders;
+    } else if (errno != ENOTEMPTY && errno != EEXIST) {
+        return local_error("cannot remove the folder \"" + shown + "\"", errno);
+    }
+    return success();
+}
+
+} // namespace
+
+bool is_part_name(const std::string& name)
+{
+    return name.ends_with(kPartSuffix) || name.ends_with(std::string(kPartSuffix) + std::string(kStateSuffix)) ||
+           name.ends_with(std::string(kPartSuffix) + std::string(kStateSuffix) + std::string(kStateTemporarySuffix));
+}
+
+Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side)
+{
+    const int fd = sys::retry_on_eintr([&] { return ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
+    if (fd < 0) {
+        return local_error("cannot open the folder \"" + root + "\"", errno);
+    }
+    Walk walk{side, {}};
+    if (auto walked = walk_folder(walk, fd, root, "", 0); !walked) {
+        return walked.error();
+    }
+    return std::move(walk.tree);
+}
+
+Status make_local_folder(const std::string& root, const std::string& path)
+{
+    auto parent = open_parent(root, path);
+    if (!parent) {
+        return parent.error();
+    }
+    const std::string leaf = leaf_of(path);
+    if (::mkdirat(parent->get(), leaf.c_str(), 0777) == 0) {
+        return success();
+    }
+    const int err = errno;
+    struct stat st {};
+    if (err == EEXIST && ::fstatat(parent->get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISDIR(st.st_mode)) {
+        return success();
+    }
+    return local_error("cannot make the folder \"" + joined(root, path) + "\"", err);
+}
+
+Result<LocalRemoval> remove_local(const std::string& root, const std::string& path, EntryKind kind)
+{
+    auto parent = open_parent(root, path);
+    if (!parent) {
+        return parent.error();
+    }
+    const std::string leaf = leaf_of(path);
+    LocalRemoval counted;
+    if (kind != EntryKind::folder) {
+        struct stat st {};
+        if (::fstatat(parent->get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            return errno == ENOENT ? Result<LocalRemoval>(counted)
+                                   : Result<LocalRemoval>(local_error("cannot stat \"" + joined(root, path) + "\"", errno));
+        }
+        if (!S_ISREG(st.st_mode)) {
+            return Error{ErrorCode::local_io, "\"" + joined(root, path) + "\" is no longer a regular file: left"};
+        }
+        if (::unlinkat(parent->get(), leaf.c_str(), 0) != 0 && errno != ENOENT) {
+            return local_error("cannot remove \"" + joined(root, path) + "\"", errno);
+        }
+        counted.files = 1;
+        return counted;
+    }
+    std::optional<Error> left;
+    if (auto removed = remove_tree(parent->get(), leaf, joined(root, path), counted, left); !removed) {
+        return removed.error();
+    }
+    if (left) {
+        return *left;
+    }
+    return counted;
+}
+
+Status set_local_mtime(const std::string& root, const std::string& path, std::int64_t mtime)
+{
+    auto parent = open_parent(root, path);
+    if (!parent) {
+        return parent.error();
+    }
+    const timespec times[2] = {{0, UTIME_OMIT}, {static_cast<time_t>(mtime), 0}};
+    if (::utimensat(parent->get(), leaf_of(path).c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
+        return local_error("cannot set the time of \"" + joined(root, path) + "\"", errno);
+    }
+    return success();
+}
+
+Result<std::string> hash_local_file(const std::string& path, HashKind kind)
+{
+    auto file = LocalFile::open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    if (!file) {
+        return file.error();
+    }
+    TransferHash hash(kind);
+    std::vector<std::uint8_t> buffer(1024 * 1024);
+    std::uint64_t offset = 0;
+    for (;;) {
+        if (interrupted()) {
+            return Error{ErrorCode::aborted, "interrupted while hashing \"" + path + "\""};
+        }
+        auto got = file->read_at(offset, buffer);
+        if (!got) {
+            return got.error();
+        }
+        if (got.value() == 0) {
+            break;
+        }
+        hash.update(buffer.data(), got.value());
+        offset += got.value();
+    }
+    return hash.hex_digest();
+}
+
+} // namespace ferry::client

@@ -1,0 +1,63 @@
+// The local side of `ferry sync`: the tree under a local folder, read
+// without following a symbolic link, and the few changes a pull makes to it
+// besides publishing files (make a folder, remove what --delete removes,
+// set an mtime), each on descriptors opened with O_NOFOLLOW so that a link
+// inside the tree never leads the sync out of it.
+#pragma once
+
+#include "status.hpp"
+#include "sync_plan.hpp"
+#include "transfer_hash.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ferry::client {
+
+struct LocalScan {
+    TreeListing entries;
+    // What was left out and why, for people ("a/link: a symbolic link, not
+    // followed"). Links and special files are also entries (kind other), so
+    // that the plan never puts anything in their place.
+    std::vector<std::string> notes;
+};
+
+// Whether the scan reads the sending side (a push) or the receiving side (a
+// pull). Both leave out names a Ferry server cannot hold (hidden, invalid)
+// and the parts of interrupted downloads (NAME.ferry-part and its .state):
+// sending ones would publish half a file; on the receiving side they are
+// what the next pull resumes from, never extras to delete. A sending scan
+// notes each; a receiving one says nothing of them.
+enum class ScanSide { sending, receiving };
+
+// Every file and folder below `root` (which must be a folder; a symbolic
+// link naming it is followed, as the user named it), paths relative to it.
+// Folders deeper than the protocol's depth bound are left out with a note.
+Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side);
+
+// Whether `name` is an interrupted download's part or sidecar.
+bool is_part_name(const std::string& name);
+
+// Makes the folder root/path; one already there is fine, anything else in
+// its place is an error. Its parent must exist and be no symbolic link.
+Status make_local_folder(const std::string& root, const std::string& path);
+
+// Removes root/path: a regular file, or a folder with the regular files and
+// folders in it (depth first). A symbolic link or special file found inside
+// is left, and so are the folders holding it: then the result is a
+// not_empty error naming it (what was removed before stays removed).
+// Counts what went.
+struct LocalRemoval {
+    std::uint64_t files = 0;
+    std::uint64_t folders = 0;
+};
+Result<LocalRemoval> remove_local(const std::string& root, const std::string& path, EntryKind kind);
+
+// Sets root/path's mtime (whole seconds), without following a link.
+Status set_local_mtime(const std::string& root, const std::string& path, std::int64_t mtime);
+
+// The transfer hash of a local file, as hex (--checksum's local side).
+Result<std::string> hash_local_file(const std::string& path, HashKind kind);
+
+} // namespace ferry::client
