@@ -2,6 +2,7 @@
 
 #include "interrupt.hpp"
 #include "local_files.hpp"
+#include "local_tree.hpp"
 #include "names.hpp"
 #include "posix_io.hpp"
 
@@ -17,9 +18,6 @@
 namespace ferry::client {
 
 namespace {
-
-// The protocol's bound on a path's depth (kMaxDepth of protocol version 2).
-constexpr std::size_t kMaxDepth = 64;
 
 // A descriptor that closes itself.
 class Fd {
@@ -105,15 +103,10 @@ std::string leaf_of(const std::string& path)
     return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-struct Walk {
-    ScanSide side;
-    LocalScan tree;
-};
-
 const char* special_kind(mode_t mode)
 {
     if (S_ISLNK(mode)) {
-        return "a symbolic link, not followed";
+        return "a symbolic link";
     }
     if (S_ISFIFO(mode)) {
         return "a FIFO";
@@ -125,89 +118,6 @@ const char* special_kind(mode_t mode)
         return "a device";
     }
     return "not a regular file or folder";
-}
-
-// Reads the folder `fd` (at `prefix`, "" for the root) and what is below
-// it. Takes the descriptor.
-Status walk_folder(Walk& walk, int fd, const std::string& root, const std::string& prefix, std::size_t depth)
-{
-    Dir dir(::fdopendir(fd));
-    if (!dir) {
-        const int err = errno;
-        ::close(fd);
-        return local_error("cannot read the folder \"" + joined(root, prefix) + "\"", err);
-    }
-    std::vector<std::string> folders;
-    for (;;) {
-        errno = 0;
-        const dirent* entry = ::readdir(dir.get());
-        if (entry == nullptr) {
-            if (errno != 0) {
-                return local_error("cannot read the folder \"" + joined(root, prefix) + "\"", errno);
-            }
-            break;
-        }
-        const std::string name = entry->d_name;
-        if (name == "." || name == "..") {
-            continue;
-        }
-        const std::string path = prefix.empty() ? name : prefix + "/" + name;
-        const bool sending = walk.side == ScanSide::sending;
-        if (is_part_name(name)) {
-            if (sending) {
-                walk.tree.notes.push_back(path + ": an interrupted download's part, not sent");
-            }
-            continue;
-        }
-        if (auto bad = check_file_name(name)) {
-            if (sending) {
-                walk.tree.notes.push_back(printable(path) + ": not sent: " + bad->message);
-            }
-            continue;
-        }
-        struct stat st {};
-        if (::fstatat(::dirfd(dir.get()), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-            if (errno == ENOENT) {
-                continue; // gone since readdir
-            }
-            return local_error("cannot stat \"" + joined(root, path) + "\"", errno);
-        }
-        if (S_ISREG(st.st_mode)) {
-            walk.tree.entries.push_back({path, EntryKind::file, static_cast<std::uint64_t>(st.st_size),
-                                         static_cast<std::int64_t>(st.st_mtim.tv_sec)});
-        } else if (S_ISDIR(st.st_mode)) {
-            if (depth + 1 > kMaxDepth) {
-                walk.tree.notes.push_back(printable(path) + ": deeper than " + std::to_string(kMaxDepth) +
-                                          " folders, left out");
-                walk.tree.entries.push_back({path, EntryKind::other, 0, 0});
-                continue;
-            }
-            walk.tree.entries.push_back({path, EntryKind::folder, 0, static_cast<std::int64_t>(st.st_mtim.tv_sec)});
-            folders.push_back(name);
-        } else {
-            if (sending) {
-                walk.tree.notes.push_back(printable(path) + ": " + special_kind(st.st_mode) + ", not sent");
-            }
-            walk.tree.entries.push_back({path, EntryKind::other, 0, 0});
-        }
-    }
-    for (const auto& name : folders) {
-        if (interrupted()) {
-            return Error{ErrorCode::aborted, "interrupted while reading \"" + root + "\""};
-        }
-        const int child = open_folder_at(::dirfd(dir.get()), name.c_str());
-        const std::string path = prefix.empty() ? name : prefix + "/" + name;
-        if (child < 0) {
-            if (errno == ENOENT || errno == ELOOP || errno == ENOTDIR) {
-                continue; // replaced since it was read: the next sync sees what is there
-            }
-            return local_error("cannot open the folder \"" + joined(root, path) + "\"", errno);
-        }
-        if (auto walked = walk_folder(walk, child, root, path, depth + 1); !walked) {
-            return walked;
-        }
-    }
-    return success();
 }
 
 Status remove_tree(int parent, const std::string& name, const std::string& shown, LocalRemoval& counted,
@@ -271,23 +181,27 @@ Status remove_tree(int parent, const std::string& name, const std::string& shown
 
 } // namespace
 
-bool is_part_name(const std::string& name)
-{
-    return name.ends_with(kPartSuffix) || name.ends_with(std::string(kPartSuffix) + std::string(kStateSuffix)) ||
-           name.ends_with(std::string(kPartSuffix) + std::string(kStateSuffix) + std::string(kStateTemporarySuffix));
-}
-
 Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side)
 {
-    const int fd = sys::retry_on_eintr([&] { return ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
-    if (fd < 0) {
-        return local_error("cannot open the folder \"" + root + "\"", errno);
-    }
-    Walk walk{side, {}};
-    if (auto walked = walk_folder(walk, fd, root, "", 0); !walked) {
+    auto walked = walk_local_tree(root);
+    if (!walked) {
         return walked.error();
     }
-    return std::move(walk.tree);
+    LocalScan scan;
+    scan.entries.reserve(walked->entries.size() + walked->skipped.size());
+    for (auto& entry : walked->entries) {
+        scan.entries.push_back(
+            {std::move(entry.path), entry.folder ? EntryKind::folder : EntryKind::file, entry.size, entry.mtime});
+    }
+    // What the walk left out stays in the listing as `other`: never sent,
+    // never replaced, never removed, nothing placed beneath it.
+    for (auto& skipped : walked->skipped) {
+        if (side == ScanSide::sending) {
+            scan.notes.push_back(printable(skipped.path) + ": " + skipped.why + ", not sent");
+        }
+        scan.entries.push_back({std::move(skipped.path), EntryKind::other, 0, 0});
+    }
+    return scan;
 }
 
 Status make_local_folder(const std::string& root, const std::string& path)

@@ -16,28 +16,23 @@
 namespace ferry::client {
 
 struct LocalScan {
+    // Files and folders; and, as kind `other`, what is not sent: symbolic
+    // links, FIFOs, devices, names a Ferry server cannot hold (hidden,
+    // invalid), the parts of interrupted downloads (NAME.ferry-part and its
+    // .state), folders too deep. The plan never puts anything in their
+    // place nor removes them: on a pull's receiving side a link stays a link
+    // and a part stays for the next pull to resume from.
     TreeListing entries;
-    // What was left out and why, for people ("a/link: a symbolic link, not
-    // followed"). Links and special files are also entries (kind other), so
-    // that the plan never puts anything in their place.
+    // For people, on the sending side: each left out and why.
     std::vector<std::string> notes;
 };
 
-// Whether the scan reads the sending side (a push) or the receiving side (a
-// pull). Both leave out names a Ferry server cannot hold (hidden, invalid)
-// and the parts of interrupted downloads (NAME.ferry-part and its .state):
-// sending ones would publish half a file; on the receiving side they are
-// what the next pull resumes from, never extras to delete. A sending scan
-// notes each; a receiving one says nothing of them.
 enum class ScanSide { sending, receiving };
 
-// Every file and folder below `root` (which must be a folder; a symbolic
-// link naming it is followed, as the user named it), paths relative to it.
-// Folders deeper than the protocol's depth bound are left out with a note.
+// Every entry below `root` (which must be a folder; a symbolic link naming
+// it is followed, as the user named it), paths relative to it, by
+// local_tree.hpp's walk, which never follows a link inside.
 Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side);
-
-// Whether `name` is an interrupted download's part or sidecar.
-bool is_part_name(const std::string& name);
 
 // Makes the folder root/path; one already there is fine, anything else in
 // its place is an error. Its parent must exist and be no symbolic link.

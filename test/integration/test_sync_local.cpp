@@ -1,0 +1,154 @@
+// sync's local side (client/sync_local.hpp): the scan sees files and folders
+// and never follows a link; the pull's folder changes never go through one.
+#include "support.hpp"
+#include "sync_local.hpp"
+
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+using namespace ferry::client;
+using namespace ferry::test;
+
+namespace {
+
+const TreeEntry* find(const LocalScan& scan, const std::string& path)
+{
+    const auto found = std::find_if(scan.entries.begin(), scan.entries.end(),
+                                    [&](const TreeEntry& entry) { return entry.path == path; });
+    return found == scan.entries.end() ? nullptr : &*found;
+}
+
+bool noted(const LocalScan& scan, const std::string& text)
+{
+    return std::any_of(scan.notes.begin(), scan.notes.end(),
+                       [&](const std::string& note) { return note.find(text) != std::string::npos; });
+}
+
+std::int64_t mtime_of(const std::string& path)
+{
+    struct stat st {};
+    REQUIRE(::lstat(path.c_str(), &st) == 0);
+    return st.st_mtim.tv_sec;
+}
+
+} // namespace
+
+TEST_CASE("sync's scan: files and folders with size and mtime; links and specials kept apart, never entered")
+{
+    TempDir dir;
+    const std::string root = dir.path() + "/tree";
+    const std::string outside = dir.path() + "/outside";
+    std::filesystem::create_directories(root + "/a/b");
+    std::filesystem::create_directories(root + "/empty");
+    std::filesystem::create_directories(outside);
+    write_file(outside + "/secret", "outside");
+    write_file(root + "/top.txt", "12345");
+    write_file(root + "/a/b/deep.bin", "x");
+    write_file(root + "/.hidden", "h");
+    write_file(root + "/a/half.bin.ferry-part", "p");
+    write_file(root + "/a/half.bin.ferry-part.state", "s");
+    write_file(root + "/bad\xff.txt", "not UTF-8");
+    REQUIRE(::symlink(outside.c_str(), (root + "/linked").c_str()) == 0);
+    REQUIRE(::mkfifo((root + "/a/fifo").c_str(), 0600) == 0);
+    const timespec times[2] = {{0, UTIME_OMIT}, {1'600'000'000, 0}};
+    REQUIRE(::utimensat(AT_FDCWD, (root + "/top.txt").c_str(), times, 0) == 0);
+
+    auto sending = scan_local_tree(root, ScanSide::sending);
+    REQUIRE(sending);
+    const auto& scan = sending.value();
+    REQUIRE(find(scan, "top.txt") != nullptr);
+    CHECK(find(scan, "top.txt")->kind == EntryKind::file);
+    CHECK(find(scan, "top.txt")->size == 5);
+    CHECK(find(scan, "top.txt")->mtime == 1'600'000'000);
+    CHECK(find(scan, "a")->kind == EntryKind::folder);
+    CHECK(find(scan, "a/b")->kind == EntryKind::folder);
+    CHECK(find(scan, "a/b/deep.bin")->kind == EntryKind::file);
+    CHECK(find(scan, "empty")->kind == EntryKind::folder);
+    // Never entered, never sent, but there: the plan must not put anything in their place.
+    CHECK(find(scan, "linked")->kind == EntryKind::other);
+    CHECK(find(scan, "linked/secret") == nullptr);
+    CHECK(find(scan, "a/fifo")->kind == EntryKind::other);
+    // Names a server cannot hold, and download parts: not sent, and kept
+    // apart in the same way (a pull must neither replace nor delete them).
+    for (const std::string path : {".hidden", "a/half.bin.ferry-part", "a/half.bin.ferry-part.state", "bad\xff.txt"}) {
+        REQUIRE(find(scan, path) != nullptr);
+        CHECK(find(scan, path)->kind == EntryKind::other);
+    }
+    CHECK(scan.entries.size() == 11);
+    CHECK(noted(scan, "linked: a symbolic link (not followed), not sent"));
+    CHECK(noted(scan, "a/fifo: not a regular file or folder, not sent"));
+    CHECK(noted(scan, ".hidden: a name the server refuses"));
+    CHECK(noted(scan, "a/half.bin.ferry-part: a partial download, not sent"));
+
+    auto receiving = scan_local_tree(root, ScanSide::receiving);
+    REQUIRE(receiving);
+    CHECK(receiving->entries.size() == 11);
+    CHECK(receiving->notes.empty()); // the receiving side's leftovers are not news
+
+    CHECK_FALSE(scan_local_tree(root + "/top.txt", ScanSide::sending));
+    CHECK_FALSE(scan_local_tree(dir.path() + "/missing", ScanSide::sending));
+}
+
+TEST_CASE("sync's local changes never go through a link")
+{
+    TempDir dir;
+    const std::string root = dir.path() + "/tree";
+    const std::string outside = dir.path() + "/outside";
+    std::filesystem::create_directories(root + "/real");
+    std::filesystem::create_directories(outside + "/keep");
+    write_file(outside + "/keep/file", "keep me");
+    REQUIRE(::symlink(outside.c_str(), (root + "/link").c_str()) == 0);
+
+    // Making a folder: fine in a real folder (and again), refused under a link.
+    CHECK(make_local_folder(root, "real/new"));
+    CHECK(make_local_folder(root, "real/new"));
+    CHECK(std::filesystem::is_directory(root + "/real/new"));
+    CHECK_FALSE(make_local_folder(root, "link/made"));
+    CHECK_FALSE(std::filesystem::exists(outside + "/made"));
+    write_file(root + "/real/file", "f");
+    CHECK_FALSE(make_local_folder(root, "real/file")); // a file in its place
+
+    // Setting an mtime: of the file itself, and never through a link.
+    CHECK(set_local_mtime(root, "real/file", 1'500'000'000));
+    CHECK(mtime_of(root + "/real/file") == 1'500'000'000);
+    const auto before = mtime_of(outside + "/keep/file");
+    CHECK_FALSE(set_local_mtime(root, "link/keep/file", 1'400'000'000));
+    CHECK(mtime_of(outside + "/keep/file") == before);
+
+    // Removing a folder: what is in it goes, depth first; a link inside is
+    // left (with the folders holding it), never followed.
+    std::filesystem::create_directories(root + "/gone/deeper");
+    write_file(root + "/gone/deeper/a", "a");
+    write_file(root + "/gone/b", "b");
+    auto removed = remove_local(root, "gone", EntryKind::folder);
+    REQUIRE(removed);
+    CHECK(removed->files == 2);
+    CHECK(removed->folders == 2);
+    CHECK_FALSE(std::filesystem::exists(root + "/gone"));
+
+    std::filesystem::create_directories(root + "/mixed/sub");
+    write_file(root + "/mixed/sub/x", "x");
+    REQUIRE(::symlink(outside.c_str(), (root + "/mixed/sub/escape").c_str()) == 0);
+    auto partly = remove_local(root, "mixed", EntryKind::folder);
+    REQUIRE_FALSE(partly);
+    CHECK(partly.error().message.find("escape") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(root + "/mixed/sub/x"));
+    CHECK(std::filesystem::is_symlink(root + "/mixed/sub/escape"));
+    CHECK(read_file(outside + "/keep/file") == "keep me");
+
+    // A file to remove that turned into a link meanwhile is left alone.
+    CHECK_FALSE(remove_local(root, "link", EntryKind::file));
+    CHECK(std::filesystem::is_symlink(root + "/link"));
+    CHECK_FALSE(remove_local(root, "link/keep", EntryKind::folder));
+    CHECK(std::filesystem::exists(outside + "/keep/file"));
+
+    auto digest = hash_local_file(root + "/real/file", ferry::HashKind::sha256);
+    REQUIRE(digest);
+    CHECK(digest.value() == "252f10c83610ebca1a059c0bae8255eba2f95be4d1d7bcfa89d7248a82d9f111");
+}
