@@ -15,7 +15,8 @@ STOR/RETR one after another, as the anchors' configs serve them); and how list (
 unchanged tree: the recursive list, the local scan and the plan) and sync grow with SCALE files of 1 KiB.
 
 Prints one JSON line per measurement on stdout and the report (markdown) at the end; bench/tree.sh keeps both.
-Environment: FERRY FERRYD ANCHORS WORK TMPFS REPS SEED FILES JOBS HASHES ONLY SCALE SCALE_PUSH_MAX FTP_FILES.
+Environment: FERRY FERRYD ANCHORS WORK TMPFS REPS SEED FILES JOBS HASHES ONLY SCALE SCALE_PUSH_MAX FTP_FILES
+FTP_REPS.
 """
 import ftplib
 import json
@@ -43,6 +44,9 @@ ONLY = set(os.environ.get("ONLY", "rsync,ferry,tmpfs,ftp,scale").split(","))
 SCALE = [int(n) for n in os.environ.get("SCALE", "1000,10000,100000").split(",") if n]
 SCALE_PUSH_MAX = int(os.environ.get("SCALE_PUSH_MAX", "100000"))
 FTP_FILES = int(os.environ.get("FTP_FILES", "10000"))
+# The FTP references once by default: vsftpd retrieves about 100 small files a second here (a data connection
+# per file), so three rounds of 10,000 would take a quarter of an hour.
+FTP_REPS = int(os.environ.get("FTP_REPS", "1"))
 STEPS = ["push", "no_change", "one_percent", "pull"]
 RESULTS = []
 
@@ -252,7 +256,7 @@ def ftp_files_per_second():
                                start_new_session=True)
     try:
         if wait_port(port, process):
-            for rep in range(REPS):
+            for rep in range(FTP_REPS):
                 up, down = ftp_session(port, "", names, flat, pull)
                 emit({"w": "small", "who": "pyftpdlib", "rep": rep, "files": FTP_FILES,
                       "up_files_per_second": FTP_FILES / up, "down_files_per_second": FTP_FILES / down,
@@ -282,7 +286,7 @@ def ftp_files_per_second():
                                start_new_session=True)
     try:
         if wait_port(2121, process):
-            for rep in range(REPS):
+            for rep in range(FTP_REPS):
                 up, down = ftp_session(2121, "srv", names, flat, pull)
                 emit({"w": "small", "who": "vsftpd", "rep": rep, "files": FTP_FILES,
                       "up_files_per_second": FTP_FILES / up, "down_files_per_second": FTP_FILES / down,
@@ -382,7 +386,7 @@ def report():
                 fmt(d[s] - t[s]) if d[s] is not None and t[s] is not None else "–" for s in STEPS) + " |")
     small = [r for r in RESULTS if r["w"] == "small"]
     if small:
-        lines.append(f"\n### {FTP_FILES} files of 1 KiB, files per second (median of {REPS})\n")
+        lines.append(f"\n### {FTP_FILES} files of 1 KiB, files per second (ferry: median of {REPS}; FTP: {FTP_REPS})\n")
         lines.append("| who | up | down |")
         lines.append("|---|---|---|")
         for who in ("ferry", "vsftpd", "pyftpdlib"):

@@ -25,6 +25,10 @@ constexpr const char* kFooter = R"(Commands (global options may also follow the 
   mv FROM TO [--replace]      rename or move, atomically
   mkdir [-p] PATH...          make folders (-p: with their parents)
   digest PATH...              the server's digest of files (--hash picks it)
+  sync [--delete] [--checksum] [--dry-run] [-j N] LOCAL_DIR :REMOTE_DIR
+  sync [...] :REMOTE_DIR LOCAL_DIR
+                              make the second folder a copy of the first,
+                              sending only what differs (":" is the root)
   stats                       the server's counters since it started
   help [COMMAND]              this help, or a command's: ferry help get
 
@@ -307,6 +311,24 @@ CommandLine::CommandLine(Grammar grammar)
     digest = app.add_subcommand("digest", "Show files' digests as the server computes them (--hash picks the hash)");
     digest->add_option("PATH", a.names, "Files on the server; wildcards (quoted) match the server's names")
         ->required();
+    sync = app.add_subcommand("sync", "Make a server folder a copy of a local one (push), or the reverse (pull), "
+                                      "sending only the files that differ (same size and mtime: skipped)");
+    sync->add_option("SOURCE", a.sync_source,
+                     "The folder to copy: LOCAL_DIR (a push) or :REMOTE_DIR (a pull); a leading ':' names the "
+                     "server's folder, ':' alone its root")
+        ->required();
+    sync->add_option("DEST", a.sync_dest, "The folder made its copy: :REMOTE_DIR (a push) or LOCAL_DIR (a pull)")
+        ->required();
+    sync->add_flag("--checksum", a.checksum,
+                   "Compare files of the same size by digest (the transfer hash, computed on both sides) instead "
+                   "of by mtime");
+    sync->add_flag("--delete", a.delete_extras,
+                   "Remove what the receiving side holds and the sending side does not (and what is in the way "
+                   "of an entry of another kind)");
+    sync->add_flag("-n,--dry-run", a.dry_run, "Show what would be sent and deleted; change nothing");
+    sync->add_option("-j,--jobs", a.jobs, "Connections used at once (each pipelines its files)")
+        ->capture_default_str()
+        ->check(CLI::Range(1U, kMaxSyncJobs));
     stats = app.add_subcommand("stats", "Show the server's counters: uptime, connections, transfers, bytes, "
                                         "errors");
     help = app.add_subcommand("help", "Show this help, or a command's (help get)");
@@ -345,7 +367,7 @@ CLI::App* CommandLine::command() const
 std::vector<CLI::App*> CommandLine::commands() const
 {
     std::vector<CLI::App*> all;
-    for (CLI::App* command : {list, stat, get, put, remove, move, make_folder, digest, change_folder, print_folder,
+    for (CLI::App* command : {list, stat, get, put, remove, move, make_folder, digest, sync, change_folder, print_folder,
                               change_local_folder, print_local_folder, stats, help, quit}) {
         if (command != nullptr) {
             all.push_back(command);
@@ -430,7 +452,27 @@ std::optional<std::string> CommandLine::misuse() const
     if (put->parsed() && from_stdin && a.as.empty()) {
         return "put -: standard input has no file name; give one with --as NAME";
     }
+    if (sync->parsed()) {
+        SyncArguments sides;
+        if (auto bad = parse_sync_operands(a.sync_source, a.sync_dest, sides)) {
+            return bad;
+        }
+    }
     return std::nullopt;
+}
+
+SyncArguments CommandLine::sync_arguments(HashKind hash, unsigned retries) const
+{
+    const auto& a = arguments;
+    SyncArguments sync_arguments;
+    (void)parse_sync_operands(a.sync_source, a.sync_dest, sync_arguments);
+    sync_arguments.checksum = a.checksum;
+    sync_arguments.delete_extras = a.delete_extras;
+    sync_arguments.dry_run = a.dry_run;
+    sync_arguments.jobs = a.jobs;
+    sync_arguments.hash = hash;
+    sync_arguments.retries = retries;
+    return sync_arguments;
 }
 
 TransferFlags CommandLine::transfer_flags(HashKind hash, unsigned retries) const

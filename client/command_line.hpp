@@ -7,6 +7,7 @@
 #pragma once
 
 #include "clobber.hpp"
+#include "sync.hpp"
 #include "transfers.hpp"
 
 #include <CLI/CLI.hpp>
@@ -64,6 +65,12 @@ struct CommandArguments {
     bool no_clobber = false;
     bool skip_identical = false;
     std::string help_topic; // help COMMAND
+    std::string sync_source;             // sync SOURCE DEST (one of them :REMOTE_DIR)
+    std::string sync_dest;
+    bool checksum = false;               // sync --checksum
+    bool delete_extras = false;          // sync --delete
+    bool dry_run = false;                // sync --dry-run
+    unsigned jobs = kDefaultSyncJobs;    // sync -j
 };
 
 // A CLI::App holding the definitions, bound to the values it fills. The
@@ -88,6 +95,7 @@ public:
     CLI::App* make_folder = nullptr;
     CLI::App* digest = nullptr;
     CLI::App* stats = nullptr;
+    CLI::App* sync = nullptr;
     CLI::App* help = nullptr;
     // The shell's only:
     CLI::App* quit = nullptr;
@@ -117,6 +125,9 @@ public:
 
     // The transfer flags of get and put.
     TransferFlags transfer_flags(HashKind hash, unsigned retries) const;
+
+    // What sync was asked (its operands already checked by misuse()).
+    SyncArguments sync_arguments(HashKind hash, unsigned retries) const;
 
 private:
     // Every command defined, in the order help shows them.

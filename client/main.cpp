@@ -9,6 +9,7 @@
 #include "interrupt.hpp"
 #include "output.hpp"
 #include "shell.hpp"
+#include "sync.hpp"
 #include "tls.hpp"
 #include "transfers.hpp"
 
@@ -356,6 +357,9 @@ int main_with(int argc, char** argv)
             placement.folder = folder;
         }
         return run_gets(server_connection, output, names, placement, flags);
+    }
+    if (command_line.sync->parsed()) {
+        return run_sync(server_connection, options.value(), output, command_line.sync_arguments(hash, retries));
     }
     if (put->parsed()) {
         PutPlacement placement;

@@ -345,7 +345,9 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& op
             return done.error();
         }
         (void)remove_file(state_path(options.dest));
-        (void)sync_parent_folder(options.dest);
+        if (options.sync_folder) {
+            (void)sync_parent_folder(options.dest);
+        }
         return TransferResult{remote, options.dest, options.hash, digest, offset};
     }
 }

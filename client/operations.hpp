@@ -58,6 +58,9 @@ struct GetOptions {
     HashKind hash = HashKind::sha256; // the transfer hash asked of the server
     ProgressFn progress;
     std::uint64_t checkpoint_interval = kDownloadCheckpointInterval;
+    // fsync the folder after the publish. A caller that publishes many files
+    // into few folders (sync) turns it off and syncs each folder once.
+    bool sync_folder = true;
     // Stop as if interrupted once the part file holds this many bytes: its
     // state is recorded and the result is an `aborted` error. For tests of
     // resume; the command line never sets it.

@@ -251,6 +251,8 @@ public:
             status = run_make_folders(*server, output_, arguments.names, arguments.parents, current_);
         } else if (command == grammar.digest) {
             status = run_digests(*server, output_, arguments.names, hash_, current_);
+        } else if (command == grammar.sync) {
+            status = run_sync(*server, options_, output_, grammar.sync_arguments(hash_, 0));
         } else if (command == grammar.get) {
             status = run_gets(*server, output_, arguments.names,
                               GetPlacement{optional(arguments.output_path), optional(arguments.folder)},

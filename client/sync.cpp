@@ -1,0 +1,667 @@
+#include "sync.hpp"
+
+#include "commands.hpp"
+#include "interrupt.hpp"
+#include "local_files.hpp"
+#include "names.hpp"
+#include "operations.hpp"
+#include "remote_tree.hpp"
+#include "sync_local.hpp"
+#include "sync_plan.hpp"
+#include "transfers.hpp"
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
+
+namespace ferry::client {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string local_join(const std::string& root, const std::string& path)
+{
+    return root.ends_with('/') ? root + path : root + "/" + path;
+}
+
+std::string remote_join(const std::string& root, const std::string& path)
+{
+    if (root.empty()) {
+        return path;
+    }
+    return path.empty() ? root : root + "/" + path;
+}
+
+// ---- the server's side -------------------------------------------------------------------
+
+// Every file and folder below the server's `path`, by one recursive list
+// (always paged: the server reads the next page only as we read).
+Result<TreeListing> list_remote_tree(Connection& connection, const std::string& path, std::uint64_t& skipped_names)
+{
+    auto listed = list_folder(connection, path, true);
+    if (!listed) {
+        return listed.error();
+    }
+    skipped_names = listed->skipped_invalid_names;
+    TreeListing tree;
+    tree.reserve(listed->files.size());
+    for (auto& entry : listed->files) {
+        tree.push_back({std::move(entry.name), is_folder(entry) ? EntryKind::folder : EntryKind::file, entry.size,
+                        entry.mtime});
+    }
+    return tree;
+}
+
+// ---- the summary, shared by the threads ---------------------------------------------------
+
+class Tally {
+public:
+    Tally(const Output& output, bool push) : output_(output) { summary_.push = push; }
+
+    void failed(const std::string& path, const Error& error)
+    {
+        const std::lock_guard lock(mutex_);
+        if (!output_.json()) {
+            output_.error(path.empty() ? error : Error{error.code, "\"" + printable(path) + "\": " + error.message});
+        }
+        summary_.errors.emplace_back(path, error);
+    }
+    void sent(const TransferResult& result, bool push)
+    {
+        const std::lock_guard lock(mutex_);
+        output_.transferred(result, push);
+        ++summary_.sent;
+        summary_.bytes += result.moved();
+    }
+    void deleted(const std::string& path, std::uint64_t count)
+    {
+        const std::lock_guard lock(mutex_);
+        output_.note("deleted " + printable(path));
+        summary_.deleted += count;
+    }
+    void note(const std::string& text)
+    {
+        const std::lock_guard lock(mutex_);
+        output_.note(text);
+    }
+
+    SyncSummary& summary() { return summary_; }
+
+private:
+    const Output& output_;
+    std::mutex mutex_;
+    SyncSummary summary_;
+};
+
+Error interrupted_error()
+{
+    return Error{ErrorCode::aborted, "interrupted; run the same sync again to finish it"};
+}
+
+// ---- the connections ---------------------------------------------------------------------
+
+// The command's connection and up to jobs - 1 more, opened by their own
+// thread the first time it runs, kept for the next phase. A connection
+// that cannot be opened leaves its share of the work to the others.
+class Crew {
+public:
+    Crew(Connection& first, const ConnectOptions& options, unsigned jobs)
+        : first_(first), options_(options), extra_(jobs > 1 ? jobs - 1 : 0)
+    {
+    }
+
+    // Runs work(connection) on min(jobs, count) threads (the calling one
+    // included) and waits for them all.
+    template <class Work>
+    void run(std::size_t count, Work work)
+    {
+        const std::size_t threads = std::max<std::size_t>(1, std::min(count, extra_.size() + 1));
+        std::vector<std::thread> started;
+        for (std::size_t i = 1; i < threads; ++i) {
+            started.emplace_back([this, i, &work] {
+                auto& slot = extra_[i - 1];
+                if (!slot) {
+                    auto opened = Connection::open(first_.endpoint(), options_);
+                    if (!opened) {
+                        return; // the others do its share
+                    }
+                    slot = std::make_unique<Connection>(std::move(opened.value()));
+                }
+                work(*slot);
+            });
+        }
+        work(first_);
+        for (auto& thread : started) {
+            thread.join();
+        }
+    }
+
+private:
+    Connection& first_;
+    const ConnectOptions& options_;
+    std::vector<std::unique_ptr<Connection>> extra_;
+};
+
+// Hands out indices 0..count-1, once each, to any thread.
+class Queue {
+public:
+    explicit Queue(std::size_t count) : count_(count) {}
+    std::optional<std::size_t> take()
+    {
+        const std::size_t index = next_.fetch_add(1);
+        return index < count_ ? std::optional<std::size_t>(index) : std::nullopt;
+    }
+
+private:
+    std::size_t count_;
+    std::atomic<std::size_t> next_{0};
+};
+
+Status ensure_open(Connection& connection)
+{
+    return connection.is_open() ? Status(success()) : connection.reconnect();
+}
+
+// ---- --checksum: both sides' digests of the files of the same size ------------------------
+
+void gather_digests(Crew& crew, Tally& tally, const SyncArguments& arguments, const std::vector<std::string>& paths,
+                    Digests& local_digests, Digests& remote_digests)
+{
+    Queue queue(paths.size());
+    std::mutex mutex;
+    crew.run(paths.size(), [&](Connection& connection) {
+        while (auto index = queue.take()) {
+            if (interrupted()) {
+                return;
+            }
+            const std::string& path = paths[*index];
+            const std::string local = local_join(arguments.local, path);
+            const std::string remote = remote_join(arguments.remote, path);
+            auto mine = hash_local_file(local, arguments.hash);
+            if (!mine) {
+                tally.failed(path, mine.error());
+                continue;
+            }
+            Result<DigestReply> theirs = Error{ErrorCode::internal, ""};
+            if (auto open = ensure_open(connection); !open) {
+                theirs = open.error();
+            } else {
+                theirs = remote_digest(connection, remote, arguments.hash);
+            }
+            if (!theirs) {
+                // Without the server's digest the file is sent: never assumed equal.
+                if (theirs.error().code != ErrorCode::not_found) {
+                    tally.failed(path, theirs.error());
+                }
+                continue;
+            }
+            if (theirs->hash != arguments.hash) {
+                continue; // another hash than asked: no comparison, the file is sent
+            }
+            const std::lock_guard lock(mutex);
+            local_digests[path] = std::move(mine.value());
+            remote_digests[path] = std::move(theirs->digest);
+        }
+    });
+}
+
+// ---- the transfers -----------------------------------------------------------------------
+
+// One connection's share of a push: puts back to back, the next request
+// sent right behind the commit so that it waits at the server while the
+// commit syncs (as several-file put does).
+void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncArguments& arguments,
+                const std::vector<FileTransfer>& transfers, std::vector<std::pair<std::size_t, Error>>& retry, std::mutex& retry_mutex)
+{
+    const auto fail = [&](std::size_t index, const Error& error) {
+        if (exit_status(error.code) == kExitTransient && !interrupted()) {
+            const std::lock_guard lock(retry_mutex);
+            retry.emplace_back(index, error);
+            return;
+        }
+        tally.failed(transfers[index].path, error);
+    };
+    const auto start_next = [&]() -> std::optional<std::pair<std::size_t, PendingPut>> {
+        while (!interrupted()) {
+            const auto index = queue.take();
+            if (!index) {
+                return std::nullopt;
+            }
+            const FileTransfer& transfer = transfers[*index];
+            PutOptions options;
+            options.local_path = local_join(arguments.local, transfer.path);
+            options.name = remote_join(arguments.remote, transfer.path);
+            options.resume = true;
+            options.hash = arguments.hash;
+            options.parents = true;
+            options.mtime = transfer.mtime;
+            auto prepared = prepare_put(options);
+            if (!prepared) {
+                fail(*index, prepared.error());
+                continue;
+            }
+            Status sent = ensure_open(connection);
+            if (sent) {
+                sent = send_put(connection, prepared.value());
+            }
+            if (!sent && !connection.is_open()) {
+                sent = connection.reconnect(); // lost before or now: one fresh connection, one more try
+                if (sent) {
+                    sent = send_put(connection, prepared.value());
+                }
+            }
+            if (!sent) {
+                fail(*index, sent.error());
+                continue;
+            }
+            return std::pair{*index, std::move(prepared.value())};
+        }
+        return std::nullopt;
+    };
+
+    auto current = start_next();
+    while (current) {
+        auto& [index, put] = *current;
+        if (auto uploaded = send_upload(connection, put); !uploaded) {
+            fail(index, uploaded.error());
+            current = start_next();
+            continue;
+        }
+        auto following = start_next();
+        if (auto committed = finish_put(connection, put)) {
+            tally.sent(committed.value(), true);
+        } else {
+            fail(index, committed.error());
+        }
+        if (following && !connection.is_open()) {
+            // The commit's failure took the connection, and the request behind it.
+            Status again = connection.reconnect();
+            if (again) {
+                again = send_put(connection, following->second);
+            }
+            if (!again) {
+                fail(following->first, again.error());
+                following = start_next();
+            }
+        }
+        current = std::move(following);
+    }
+}
+
+// One connection's share of a pull: gets pipelined, a few requests waiting
+// at the server (as several-file get does). Each file's part gets the
+// server's mtime before it is published; the folders are synced once each
+// at the end, not once per file.
+void pull_files(Connection& connection, Queue& queue, Tally& tally, const SyncArguments& arguments,
+                const std::vector<FileTransfer>& transfers, std::vector<std::pair<std::size_t, Error>>& retry, std::mutex& retry_mutex)
+{
+    const auto fail = [&](std::size_t index, const Error& error) {
+        if (exit_status(error.code) == kExitTransient && !interrupted()) {
+            const std::lock_guard lock(retry_mutex);
+            retry.emplace_back(index, error);
+            return;
+        }
+        tally.failed(transfers[index].path, error);
+    };
+    std::deque<std::pair<std::size_t, PendingGet>> waiting;   // prepared, to be sent
+    std::deque<std::pair<std::size_t, PendingGet>> in_flight; // sent, replies in this order
+    bool drained = false;
+    for (;;) {
+        while (!drained && waiting.size() + in_flight.size() < kGetsInFlight && !interrupted()) {
+            const auto index = queue.take();
+            if (!index) {
+                drained = true;
+                break;
+            }
+            const FileTransfer& transfer = transfers[*index];
+            GetOptions options;
+            options.name = remote_join(arguments.remote, transfer.path);
+            options.dest = local_join(arguments.local, transfer.path);
+            options.resume = true;
+            options.hash = arguments.hash;
+            options.preserve_mtime = true;
+            options.sync_folder = false;
+            auto prepared = prepare_get(options);
+            if (!prepared) {
+                fail(*index, prepared.error());
+                continue;
+            }
+            waiting.emplace_back(*index, std::move(prepared.value()));
+        }
+        if (interrupted()) {
+            return;
+        }
+        if (!connection.is_open()) {
+            // Requests sent on the lost connection go out again on the new one.
+            while (!in_flight.empty()) {
+                waiting.push_front(std::move(in_flight.back()));
+                in_flight.pop_back();
+            }
+            if (auto again = connection.reconnect(); !again) {
+                for (auto& [index, get] : waiting) {
+                    fail(index, again.error());
+                }
+                waiting.clear();
+                if (drained) {
+                    return;
+                }
+                continue;
+            }
+        }
+        while (!waiting.empty() && connection.is_open()) {
+            auto& [index, get] = waiting.front();
+            if (auto sent = send_get(connection, get); !sent) {
+                if (!connection.is_open()) {
+                    break; // the loop above reconnects and sends it again
+                }
+                fail(index, sent.error());
+                waiting.pop_front();
+                continue;
+            }
+            in_flight.push_back(std::move(waiting.front()));
+            waiting.pop_front();
+        }
+        if (in_flight.empty()) {
+            if (drained && waiting.empty()) {
+                return;
+            }
+            continue;
+        }
+        auto [index, get] = std::move(in_flight.front());
+        in_flight.pop_front();
+        auto result = finish_get(connection, get);
+        if (result) {
+            tally.sent(result.value(), false);
+        } else if (get.restart) {
+            waiting.emplace_front(index, std::move(get)); // the file changed: again, from its start
+        } else {
+            fail(index, result.error());
+        }
+    }
+}
+
+// ---- the plan's other steps --------------------------------------------------------------
+
+void remove_extras(Connection& connection, Tally& tally, const SyncArguments& arguments, const SyncPlan& plan)
+{
+    for (const auto& removal : plan.removals) {
+        if (interrupted()) {
+            return;
+        }
+        if (arguments.direction == SyncDirection::pull) {
+            auto removed = remove_local(arguments.local, removal.path, removal.kind);
+            if (!removed) {
+                tally.failed(removal.path, removed.error());
+            } else {
+                tally.deleted(removal.path, removed->files + removed->folders);
+            }
+            continue;
+        }
+        Result<DeleteReply> removed = Error{ErrorCode::internal, ""};
+        if (auto open = ensure_open(connection); !open) {
+            removed = open.error();
+        } else {
+            removed = delete_remote(connection, remote_join(arguments.remote, removal.path),
+                                    removal.kind == EntryKind::folder);
+        }
+        if (!removed) {
+            tally.failed(removal.path, removed.error());
+        } else {
+            tally.deleted(removal.path, removed->files + removed->folders);
+        }
+    }
+}
+
+void make_plan_folders(Connection& connection, Tally& tally, const SyncArguments& arguments, const SyncPlan& plan)
+{
+    if (arguments.direction == SyncDirection::pull) {
+        for (const auto& folder : plan.folders) {
+            if (auto made = make_local_folder(arguments.local, folder); !made) {
+                tally.failed(folder, made.error());
+            }
+        }
+        return;
+    }
+    // The puts make the folders above their files (`parents`); mkdir is for the rest.
+    for (const auto& folder : folders_without_files(plan)) {
+        if (interrupted()) {
+            return;
+        }
+        Result<MkdirReply> made = Error{ErrorCode::internal, ""};
+        if (auto open = ensure_open(connection); !open) {
+            made = open.error();
+        } else {
+            made = make_remote_folder(connection, remote_join(arguments.remote, folder), true);
+        }
+        if (!made) {
+            tally.failed(folder, made.error());
+        }
+    }
+}
+
+// A pull's files were published without a folder sync each: one per folder now.
+void sync_local_folders(Tally& tally, const SyncArguments& arguments, const SyncPlan& plan)
+{
+    std::set<std::string> folders;
+    for (const auto& transfer : plan.transfers) {
+        folders.insert(parent_path(transfer.path));
+    }
+    for (const auto& folder : folders) {
+        const std::string path = folder.empty() ? arguments.local : local_join(arguments.local, folder);
+        auto opened = LocalFile::open(path, O_RDONLY | O_DIRECTORY);
+        Status synced = opened ? opened->sync() : Status(opened.error());
+        if (!synced) {
+            tally.failed(folder, synced.error());
+        }
+    }
+}
+
+void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& plan)
+{
+    const bool push = arguments.direction == SyncDirection::push;
+    const auto shown = [&](const std::string& path) {
+        return printable(push ? remote_join(arguments.remote, path) : local_join(arguments.local, path));
+    };
+    for (const auto& removal : plan.removals) {
+        tally.note("would delete " + shown(removal.path) + (removal.kind == EntryKind::folder ? "/" : ""));
+    }
+    for (const auto& folder : plan.folders) {
+        tally.note("would make " + shown(folder) + "/");
+    }
+    for (const auto& transfer : plan.transfers) {
+        tally.note("would send " + printable(transfer.path) + " (" + human_size(transfer.size) + ")");
+    }
+}
+
+} // namespace
+
+std::optional<std::string> parse_sync_operands(const std::string& first, const std::string& second,
+                                               SyncArguments& arguments)
+{
+    const bool first_remote = first.starts_with(':');
+    const bool second_remote = second.starts_with(':');
+    if (first_remote == second_remote) {
+        return "sync: name the server's folder with a leading ':' on exactly one side "
+               "(ferry sync LOCAL_DIR :REMOTE_DIR, or ferry sync :REMOTE_DIR LOCAL_DIR)";
+    }
+    arguments.direction = first_remote ? SyncDirection::pull : SyncDirection::push;
+    std::string remote = (first_remote ? first : second).substr(1);
+    while (remote.starts_with('/')) {
+        remote.erase(0, 1);
+    }
+    while (remote.ends_with('/')) {
+        remote.pop_back();
+    }
+    arguments.remote = remote;
+    arguments.local = first_remote ? second : first;
+    if (arguments.local.empty()) {
+        return "sync: the local folder is empty";
+    }
+    if (!remote.empty()) {
+        if (auto bad = check_path(remote)) {
+            return "sync: \"" + printable(remote) + "\": " + bad->message;
+        }
+    }
+    return std::nullopt;
+}
+
+int run_sync(Connection& connection, const ConnectOptions& options, const Output& output,
+             const SyncArguments& arguments)
+{
+    const auto start = Clock::now();
+    const bool push = arguments.direction == SyncDirection::push;
+    Tally tally(output, push);
+    SyncSummary& summary = tally.summary();
+    summary.dry_run = arguments.dry_run;
+    const auto finish = [&]() {
+        summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+        if (interrupted() && (summary.errors.empty() || summary.errors.back().second.code != ErrorCode::aborted)) {
+            summary.errors.emplace_back("", interrupted_error());
+        }
+        output.sync(summary);
+        std::vector<ErrorCode> codes;
+        for (const auto& [path, error] : summary.errors) {
+            codes.push_back(error.code);
+        }
+        return exit_status(codes);
+    };
+    const auto fail_whole = [&](const Error& error) {
+        tally.failed("", error);
+        return finish();
+    };
+
+    if (auto old = require_folders(connection)) {
+        return fail_whole(*old);
+    }
+
+    // 1. Both sides.
+    std::uint64_t skipped_names = 0;
+    bool remote_missing = false;
+    auto remote_tree = list_remote_tree(connection, arguments.remote, skipped_names);
+    if (!remote_tree && remote_tree.error().code == ErrorCode::not_found && push) {
+        remote_missing = true; // made below, with its parents
+        remote_tree = TreeListing{};
+    }
+    if (!remote_tree) {
+        return fail_whole(remote_tree.error());
+    }
+    if (skipped_names > 0) {
+        tally.note("note: " + std::to_string(skipped_names) +
+                   " entries on the server are not shown: their names break Ferry's rule");
+    }
+    bool local_missing = false;
+    if (!push && !is_directory(arguments.local)) {
+        local_missing = true;
+    }
+    LocalScan local_tree;
+    if (!local_missing) {
+        auto scanned = scan_local_tree(arguments.local, push ? ScanSide::sending : ScanSide::receiving);
+        if (!scanned) {
+            return fail_whole(scanned.error());
+        }
+        local_tree = std::move(scanned.value());
+        for (const auto& text : local_tree.notes) {
+            tally.note("note: " + text);
+        }
+    }
+    const TreeListing& source = push ? local_tree.entries : remote_tree.value();
+    const TreeListing& dest = push ? remote_tree.value() : local_tree.entries;
+
+    Crew crew(connection, options, std::clamp(arguments.jobs, 1U, kMaxSyncJobs));
+
+    // 2. --checksum: digests where the sizes match.
+    PlanOptions plan_options;
+    plan_options.checksum = arguments.checksum;
+    plan_options.delete_extras = arguments.delete_extras;
+    Digests local_digests;
+    Digests remote_digests;
+    if (arguments.checksum) {
+        gather_digests(crew, tally, arguments, checksum_candidates(source, dest), local_digests, remote_digests);
+        if (interrupted()) {
+            return finish();
+        }
+    }
+
+    // 3. The plan, and its steps.
+    const SyncPlan plan = push ? plan_sync(source, dest, plan_options, local_digests, remote_digests)
+                               : plan_sync(source, dest, plan_options, remote_digests, local_digests);
+    for (const auto& conflict : plan.conflicts) {
+        tally.failed(conflict.path, Error{ErrorCode::exists, conflict.message});
+    }
+    summary.skipped = plan.skipped;
+    if (arguments.dry_run) {
+        show_plan(tally, arguments, plan);
+        summary.sent = plan.transfers.size();
+        summary.bytes = plan.bytes;
+        summary.deleted = plan.removals.size();
+        return finish();
+    }
+    if (remote_missing && !arguments.remote.empty()) {
+        auto made = make_remote_folder(connection, arguments.remote, true);
+        if (!made) {
+            return fail_whole(made.error());
+        }
+    }
+    if (local_missing) {
+        if (auto failed = make_folders(arguments.local, "sync")) {
+            return fail_whole(*failed);
+        }
+    }
+    remove_extras(connection, tally, arguments, plan);
+    make_plan_folders(connection, tally, arguments, plan);
+    if (!push) {
+        for (const auto& retime : plan.retimes) {
+            if (auto set = set_local_mtime(arguments.local, retime.path, retime.mtime); !set) {
+                tally.failed(retime.path, set.error());
+            }
+        }
+    }
+
+    std::vector<std::size_t> todo(plan.transfers.size());
+    for (std::size_t i = 0; i < todo.size(); ++i) {
+        todo[i] = i;
+    }
+    for (unsigned attempt = 0; !todo.empty() && !interrupted(); ++attempt) {
+        std::vector<FileTransfer> batch;
+        for (const auto index : todo) {
+            batch.push_back(plan.transfers[index]);
+        }
+        Queue queue(batch.size());
+        std::vector<std::pair<std::size_t, Error>> retry; // failed for a passing reason
+        std::mutex retry_mutex;
+        crew.run(batch.size(), [&](Connection& each) {
+            if (push) {
+                push_files(each, queue, tally, arguments, batch, retry, retry_mutex);
+            } else {
+                pull_files(each, queue, tally, arguments, batch, retry, retry_mutex);
+            }
+        });
+        if (attempt >= arguments.retries || retry.empty() || interrupted()) {
+            for (const auto& [index, error] : retry) {
+                tally.failed(batch[index].path, error);
+            }
+            break;
+        }
+        std::vector<std::size_t> again;
+        for (const auto& [index, error] : retry) {
+            again.push_back(todo[index]);
+        }
+        tally.note("retrying " + std::to_string(again.size()) + " file(s) that failed for a passing reason");
+        std::this_thread::sleep_for(retry_delay(attempt + 1));
+        todo = std::move(again);
+    }
+    if (!push) {
+        sync_local_folders(tally, arguments, plan);
+    }
+    return finish();
+}
+
+} // namespace ferry::client

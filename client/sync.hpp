@@ -1,0 +1,63 @@
+// `ferry sync`: make a server folder the copy of a local one (push), or a
+// local folder the copy of a server one (pull), moving only what differs.
+//
+// 1. List both sides: the server's folder with one recursive list (paged),
+//    the local one with sync_local's scan (no link followed).
+// 2. With --checksum, ask the server's digest of every file whose size
+//    matches and hash the local copy (in place of the quick check).
+// 3. Plan (sync_plan.hpp, pure), then, unless --dry-run: remove what is in
+//    the way and, with --delete, the extras; make the folders; send the
+//    files over `jobs` connections at once, each pipelining its transfers
+//    as several-file get and put do. Every file is verified end to end as
+//    a get or put is, and lands under its name only complete, with the
+//    sending side's mtime (a push sets it with the put's `mtime`, a pull
+//    on the part before its publish), which is what lets the next quick
+//    check skip it.
+// 4. One summary (output.hpp's SyncSummary).
+//
+// Interrupted at any point, a sync run again finishes the job: a file is
+// published only whole, so a half-sent one is sent again, resuming from the
+// part the server (a push) or the local part file (a pull) kept.
+#pragma once
+
+#include "connection.hpp"
+#include "output.hpp"
+#include "transfer_hash.hpp"
+
+#include <optional>
+#include <string>
+
+namespace ferry::client {
+
+enum class SyncDirection { push, pull };
+
+// Connections a sync uses by default: enough to overlap the server's
+// per-file fsync and round trips (and match libuv's default of 4 pool
+// threads in ferryd), few enough to leave the server to others.
+inline constexpr unsigned kDefaultSyncJobs = 4;
+inline constexpr unsigned kMaxSyncJobs = 64;
+
+struct SyncArguments {
+    SyncDirection direction = SyncDirection::push;
+    std::string local;  // the local folder
+    std::string remote; // the server's folder, a path ("" is the root)
+    bool checksum = false;
+    bool delete_extras = false;
+    bool dry_run = false;
+    unsigned jobs = kDefaultSyncJobs;
+    HashKind hash = HashKind::sha256;
+    unsigned retries = 0;
+};
+
+// The two operands of `ferry sync`: exactly one names the server's side with
+// a leading ':' (":" alone is the root; a leading or trailing '/' after it
+// is dropped). Sets direction, local and remote; the message says what is wrong.
+std::optional<std::string> parse_sync_operands(const std::string& first, const std::string& second,
+                                               SyncArguments& arguments);
+
+// Runs the sync over `connection` (and jobs - 1 more connections opened
+// with `options`); returns the exit status (status.hpp).
+int run_sync(Connection& connection, const ConnectOptions& options, const Output& output,
+             const SyncArguments& arguments);
+
+} // namespace ferry::client

@@ -1,0 +1,317 @@
+"""ferry sync against a real ferryd on loopback (issue 14): push and pull
+of a tree, the quick check, --checksum, --delete, --dry-run, -j, mtimes
+kept, links never followed, the --json shape, and a sync killed midway
+that, run again, finishes the job byte for byte.
+
+Usage: test_sync.py --ferryd PATH --ferry PATH [unittest arguments]"""
+
+import argparse
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+import jsonschema  # Debian: python3-jsonschema
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+import harness  # noqa: E402
+from harness import Scratch, Server  # noqa: E402
+
+SCHEMA_PATH = os.path.join(HERE, "..", "..", "docs", "ferry-json.schema.json")
+FERRYD = None
+FERRY = None
+
+
+def sync_schema():
+    with open(SCHEMA_PATH) as f:
+        document = json.load(f)
+    document = dict(document)
+    document.pop("anyOf")
+    document["$ref"] = "#/$defs/sync"
+    return jsonschema.Draft202012Validator(document)
+
+
+def tree_of(root, ignore_parts=False):
+    """{relative path: ("folder",) or ("file", sha256, size, mtime seconds)},
+    links and special files as ("other",); the server's hidden partials left out."""
+    tree = {}
+    for folder, folders, files in os.walk(root):
+        for name in folders + files:
+            full = os.path.join(folder, name)
+            rel = os.path.relpath(full, root)
+            if name.startswith(".ferry-partial") or (ignore_parts and ".ferry-part" in name):
+                continue
+            st = os.lstat(full)
+            if os.path.islink(full) or not (os.path.isdir(full) or os.path.isfile(full)):
+                tree[rel] = ("other",)
+            elif os.path.isdir(full):
+                tree[rel] = ("folder",)
+            else:
+                with open(full, "rb") as f:
+                    digest = hashlib.sha256(f.read()).hexdigest()
+                tree[rel] = ("file", digest, st.st_size, int(st.st_mtime))
+    return tree
+
+
+def make_tree(root, files=40, size=3000, seed=1):
+    """A few folders deep, an empty folder, files of varied sizes; mtimes in
+    the past (whole seconds) so that a copy with other mtimes shows."""
+    os.makedirs(os.path.join(root, "empty", "inner"), exist_ok=True)
+    for i in range(files):
+        folder = os.path.join(root, f"d{i % 3}", f"e{i % 2}") if i % 4 else root
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"f{i:03d}.bin")
+        with open(path, "wb") as f:
+            f.write(bytes((seed * 7 + i + j) % 251 for j in range(size + i * 37)))
+        os.utime(path, (1_600_000_000 + i, 1_600_000_000 + i * 60))
+
+
+class SyncTest(unittest.TestCase):
+    def setUp(self):
+        self.scratch = Scratch("ferry-sync-")
+        self.dir, self.root, self.local = self.scratch.base, self.scratch.root, self.scratch.local
+        self.env = dict(os.environ)
+        self.env["XDG_CONFIG_HOME"] = os.path.join(self.dir, "config")
+        self.env["HOME"] = self.dir
+        for name in ("FERRY_SERVER", "FERRY_TOKEN", "FERRY_TLS_CA", "FERRY_TLS_PIN", "FERRY_HASH", "FERRY_CONFIG"):
+            self.env.pop(name, None)
+        self.server = Server(FERRYD, self.root)
+        self.src = os.path.join(self.local, "src")
+        os.mkdir(self.src)
+
+    def tearDown(self):
+        self.server.stop()
+        self.scratch.remove()
+
+    def argv(self, *args):
+        return [FERRY, "--server", self.server.address, *args]
+
+    def ferry(self, *args, timeout=120):
+        return subprocess.run(self.argv(*args), cwd=self.local, env=self.env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=timeout)
+
+    def sync(self, *args, status=0):
+        result = self.ferry("--json", "sync", *args)
+        lines = result.stdout.decode().splitlines()
+        self.assertEqual(len(lines), 1, "one JSON object: %r / %r" % (result.stdout, result.stderr))
+        output = json.loads(lines[0])
+        sync_schema().validate(output)
+        self.assertEqual(result.returncode, status, output)
+        return output["sync"]
+
+
+class Push(SyncTest):
+    def test_push_copies_the_tree_with_its_mtimes_then_sends_only_what_changed(self):
+        make_tree(self.src)
+        files = sum(1 for v in tree_of(self.src).values() if v[0] == "file")
+        first = self.sync("-j", "3", self.src, ":backup/today")
+        self.assertEqual((first["direction"], first["sent"], first["skipped"], first["deleted"]), ("push", files, 0, 0))
+        self.assertEqual(first["errors"], [])
+        self.assertEqual(first["bytes"], sum(v[2] for v in tree_of(self.src).values() if v[0] == "file"))
+        # Byte for byte, every folder (the empty ones too), and every mtime.
+        self.assertEqual(tree_of(os.path.join(self.root, "backup", "today")), tree_of(self.src))
+
+        again = self.sync(self.src, ":backup/today")
+        self.assertEqual((again["sent"], again["skipped"], again["bytes"]), (0, files, 0))
+
+        # Same size, new bytes, new mtime: the quick check sees it.
+        changed = os.path.join(self.src, "d1", "e1", "f001.bin")
+        with open(changed, "r+b") as f:
+            f.write(b"CHANGED")
+        os.utime(changed, (1_700_000_000, 1_700_000_000))
+        third = self.sync(self.src, ":backup/today")
+        self.assertEqual((third["sent"], third["skipped"]), (1, files - 1))
+        self.assertEqual(tree_of(os.path.join(self.root, "backup", "today")), tree_of(self.src))
+
+    def test_checksum_finds_what_the_quick_check_cannot(self):
+        make_tree(self.src, files=8)
+        self.sync(self.src, ":")
+        target = os.path.join(self.src, "f000.bin")
+        st = os.stat(target)
+        with open(target, "r+b") as f:
+            f.write(b"same size, same mtime, other bytes")
+        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+        quick = self.sync(self.src, ":")
+        self.assertEqual(quick["sent"], 0)
+        checked = self.sync("--checksum", self.src, ":")
+        self.assertEqual((checked["sent"], checked["skipped"]), (1, 7))
+        self.assertEqual(tree_of(self.root), tree_of(self.src))
+        for hash_name in ("sha256", "xxh3-128"):
+            again = self.ferry("--json", "--hash", hash_name, "sync", "--checksum", self.src, ":")
+            self.assertEqual(json.loads(again.stdout)["sync"]["sent"], 0, again.stderr)
+
+    def test_delete_and_dry_run(self):
+        make_tree(self.src, files=6)
+        self.sync(self.src, ":")
+        with open(os.path.join(self.root, "extra.txt"), "wb") as f:
+            f.write(b"extra")
+        os.makedirs(os.path.join(self.root, "old", "deeper"))
+        with open(os.path.join(self.root, "old", "deeper", "x"), "wb") as f:
+            f.write(b"x")
+        # Without --delete extras stay.
+        kept = self.sync(self.src, ":")
+        self.assertEqual(kept["deleted"], 0)
+        self.assertTrue(os.path.exists(os.path.join(self.root, "extra.txt")))
+        # --dry-run says what would go, and changes nothing.
+        before = tree_of(self.root)
+        dry = self.sync("--delete", "--dry-run", self.src, ":")
+        self.assertTrue(dry["dry_run"])
+        self.assertEqual((dry["deleted"], dry["sent"]), (2, 0))
+        self.assertEqual(tree_of(self.root), before)
+        text = self.ferry("sync", "--delete", "-n", self.src, ":")
+        self.assertEqual(text.returncode, 0, text.stderr)
+        self.assertIn(b"would delete old/", text.stdout)
+        self.assertIn(b"would delete extra.txt", text.stdout)
+        # --delete: the folder goes with what it holds (3 entries), the file too.
+        done = self.sync("--delete", self.src, ":")
+        self.assertEqual(done["deleted"], 4)
+        self.assertEqual(tree_of(self.root), tree_of(self.src))
+
+    def test_links_are_never_followed(self):
+        outside = os.path.join(self.dir, "outside")
+        os.mkdir(outside)
+        with open(os.path.join(outside, "secret"), "wb") as f:
+            f.write(b"not to be sent")
+        with open(os.path.join(self.src, "plain"), "wb") as f:
+            f.write(b"plain")
+        os.symlink(outside, os.path.join(self.src, "linked-folder"))
+        os.symlink(os.path.join(outside, "secret"), os.path.join(self.src, "linked-file"))
+        os.mkfifo(os.path.join(self.src, "fifo"))
+        result = self.ferry("sync", self.src, ":")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn(b"linked-folder: a symbolic link (not followed)", result.stdout)
+        self.assertIn(b"fifo: not a regular file or folder, not sent", result.stdout)
+        self.assertEqual(sorted(os.listdir(self.root)), ["plain"])
+
+    def test_operands(self):
+        for args in ([self.src, self.src], [":a", ":b"]):
+            result = self.ferry("sync", *args)
+            self.assertEqual(result.returncode, 2, result.stderr)
+            self.assertIn(b"leading ':'", result.stderr)
+        result = self.ferry("sync", self.src, ":../up")
+        self.assertEqual(result.returncode, 2, result.stderr)
+        missing = self.sync(os.path.join(self.local, "missing"), ":", status=3)
+        self.assertEqual(missing["errors"][0]["code"], "local_io")
+
+
+class Pull(SyncTest):
+    def test_pull_copies_the_tree_with_its_mtimes_and_deletes_extras(self):
+        make_tree(self.root)
+        files = sum(1 for v in tree_of(self.root).values() if v[0] == "file")
+        dest = os.path.join(self.local, "copy")
+        first = self.sync("-j", "2", ":", dest)
+        self.assertEqual((first["direction"], first["sent"], first["skipped"]), ("pull", files, 0))
+        self.assertEqual(tree_of(dest), tree_of(self.root))
+        again = self.sync(":", dest)
+        self.assertEqual((again["sent"], again["skipped"]), (0, files))
+
+        sub = self.sync(":d1", os.path.join(self.local, "d1-only"))
+        self.assertEqual(tree_of(os.path.join(self.local, "d1-only")), tree_of(os.path.join(self.root, "d1")))
+        self.assertGreater(sub["sent"], 0)
+
+        with open(os.path.join(dest, "mine.txt"), "wb") as f:
+            f.write(b"local extra")
+        os.makedirs(os.path.join(dest, "mine", "deeper"))
+        done = self.sync("--delete", ":", dest)
+        self.assertEqual(done["deleted"], 3)
+        self.assertEqual(tree_of(dest), tree_of(self.root))
+
+        missing = self.sync(":no/such/folder", os.path.join(self.local, "x"), status=4)
+        self.assertEqual(missing["errors"][0]["code"], "not_found")
+
+    def test_a_local_link_in_the_way_is_never_followed_nor_replaced(self):
+        os.makedirs(os.path.join(self.root, "sub"))
+        with open(os.path.join(self.root, "sub", "a.txt"), "wb") as f:
+            f.write(b"remote")
+        with open(os.path.join(self.root, "b.txt"), "wb") as f:
+            f.write(b"remote b")
+        dest = os.path.join(self.local, "copy")
+        os.mkdir(dest)
+        outside = os.path.join(self.dir, "outside")
+        os.mkdir(outside)
+        os.symlink(outside, os.path.join(dest, "sub"))
+        os.symlink(os.path.join(outside, "b-target"), os.path.join(dest, "b.txt"))
+        result = self.sync("--delete", ":", dest, status=4)
+        self.assertEqual(sorted(e["path"] for e in result["errors"]), ["b.txt", "sub"])
+        self.assertEqual(os.listdir(outside), [])
+        self.assertTrue(os.path.islink(os.path.join(dest, "sub")))
+        self.assertTrue(os.path.islink(os.path.join(dest, "b.txt")))
+
+
+class Interrupted(SyncTest):
+    """Killed midway (SIGKILL: no cleanup at all), then run again: the same
+    tree, byte for byte, and nothing half-made left behind."""
+
+    FILES = 160
+    SIZE = 400_000
+
+    def kill_midway(self, args, published):
+        process = subprocess.Popen(self.argv("sync", *args), cwd=self.local, env=self.env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while published() < 3 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        return published()
+
+    def test_push_killed_then_run_again_finishes(self):
+        make_tree(self.src, files=self.FILES, size=self.SIZE)
+
+        def published():
+            return sum(len([n for n in files if not n.startswith(".")]) for _, _, files in os.walk(self.root))
+        at_kill = self.kill_midway(["-j", "2", self.src, ":"], published)
+        self.assertLess(at_kill, self.FILES, "the sync ended before it could be killed: make the tree bigger")
+        done = self.sync(self.src, ":")
+        self.assertEqual(done["sent"] + done["skipped"], self.FILES)
+        self.assertGreaterEqual(done["skipped"], at_kill)
+        self.assertEqual(tree_of(self.root), tree_of(self.src))
+
+    def test_pull_killed_then_run_again_finishes(self):
+        make_tree(self.root, files=self.FILES, size=self.SIZE)
+        dest = os.path.join(self.local, "copy")
+
+        def published():
+            return sum(len([n for n in files if ".ferry-part" not in n]) for _, _, files in os.walk(dest)) \
+                if os.path.isdir(dest) else 0
+        at_kill = self.kill_midway(["-j", "2", ":", dest], published)
+        self.assertLess(at_kill, self.FILES, "the sync ended before it could be killed: make the tree bigger")
+        done = self.sync(":", dest)
+        self.assertEqual(done["sent"] + done["skipped"], self.FILES)
+        self.assertEqual(tree_of(dest), tree_of(self.root))
+        leftovers = [n for _, _, files in os.walk(dest) for n in files if ".ferry-part" in n]
+        self.assertEqual(leftovers, [])
+
+    def test_ctrl_c_ends_by_sigint_and_the_next_run_finishes(self):
+        make_tree(self.src, files=self.FILES, size=self.SIZE)
+        process = subprocess.Popen(self.argv("sync", self.src, ":"), cwd=self.local, env=self.env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while not any(n.endswith(".bin") for _, _, fs in os.walk(self.root) for n in fs) \
+                and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        self.assertEqual(process.returncode, -signal.SIGINT, err)
+        self.sync(self.src, ":")
+        self.assertEqual(tree_of(self.root), tree_of(self.src))
+
+
+def main():
+    global FERRYD, FERRY
+    parser = argparse.ArgumentParser()
+    harness.add_binaries(parser, ["ferryd", "ferry"])
+    args, rest = parser.parse_known_args()
+    paths = harness.export_binaries(parser, args, ["ferryd", "ferry"])
+    FERRYD, FERRY = paths["ferryd"], paths["ferry"]
+    program = unittest.main(argv=[sys.argv[0]] + rest, verbosity=2, exit=False)
+    return harness.report(program.result)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
