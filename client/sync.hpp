@@ -35,8 +35,9 @@ enum class SyncDirection { push, pull };
 // a few fsyncs, one after another; files on several connections have their
 // fsyncs at the same time, and ext4's journal then commits them together.
 // Measured pushing 1,000 files of 1 KiB-1 MiB to ferryd on ext4 (2 cores):
-// 4 connections 6-7.7 s, 8 or 16 about 4-5 s (with 16 pool threads in
-// ferryd); 8 leaves the server's other clients room.
+// 4 connections 6-7.7 s, 16 connections 5-5.7 s with ferryd's 4 pool
+// threads and about 4-5 s with UV_THREADPOOL_SIZE=16 (more threads cost
+// ferryd memory: a malloc arena each); 8 leaves its other clients room.
 inline constexpr unsigned kDefaultSyncJobs = 8;
 inline constexpr unsigned kMaxSyncJobs = 64;
 
