@@ -639,7 +639,11 @@ Result<PendingPut> prepare_put(const PutOptions& options)
         return Error{bad->code, "\"" + printable(options.name) + "\": " + bad->message +
                                     "; rename it, or send it alone with --as NAME"};
     }
-    auto opened = LocalFile::open(options.local_path, O_RDONLY);
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait, beyond
+    // Ctrl-C's reach, for a writer that may never come; it is refused below
+    // like any other file that is not regular. (Reads of a regular file
+    // ignore the flag.)
+    auto opened = LocalFile::open(options.local_path, O_RDONLY | O_NONBLOCK);
     if (!opened) {
         return opened.error();
     }

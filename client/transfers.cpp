@@ -481,13 +481,36 @@ Status ensure_open(Connection& connection)
     return connection.is_open() ? success() : connection.reconnect();
 }
 
-// mkdir(2) that is happy with a folder already there.
-Status make_local_folder(const std::string& path)
+// A local name that a remote tree would write through: the server chooses
+// the names below the target folder, and a symbolic link already standing
+// at one of them would carry its file or folder somewhere else. Nothing is
+// written through a link (lstat: the link itself, never what it leads to).
+std::optional<Error> refuse_symlink(const std::string& path)
+{
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+        return Error{ErrorCode::local_io,
+                     "\"" + path + "\" is a symbolic link: nothing of the server's tree is written through it"};
+    }
+    return std::nullopt;
+}
+
+// mkdir(2) that is happy with a folder already there, or a link to one.
+Status make_local_folder_through_links(const std::string& path)
 {
     if (::mkdir(path.c_str(), 0777) == 0 || (errno == EEXIST && is_directory(path))) {
         return success();
     }
     return local_error("cannot make the folder \"" + path + "\"", errno);
+}
+
+// The same for a name the server chose: a link standing there is refused.
+Status make_local_folder(const std::string& path)
+{
+    if (auto link = refuse_symlink(path)) {
+        return *link;
+    }
+    return make_local_folder_through_links(path);
 }
 
 // The local folder a remote folder's tree lands in: named like it, where a
@@ -515,13 +538,18 @@ bool plan_tree(Connection& connection, const Output& output, GetPlan& plan, cons
         plan.add({folder.name, root}, listed.error());
         return true;
     }
-    if (auto made = make_local_folder(root); !made) {
+    // The user names the tree's own folder only with -o, or as the target
+    // folder when the tree is the server's root: a link there is followed,
+    // as for any path the user types. Below it every name is the server's.
+    const bool named_by_user = folder.name.empty() || placement.output.has_value();
+    if (auto made = named_by_user ? make_local_folder_through_links(root) : make_local_folder(root); !made) {
         plan.add({folder.name, root}, made.error());
         return true;
     }
     if (folder.type == EntryType::folder) { // its time is known when a wildcard matched it
         plan.folders.emplace_back(root, folder.mtime);
     }
+    std::vector<std::string> refused; // folders not made, by their names below `root`
     for (const auto& entry : listed->files) {
         const std::string remote = join_remote(folder.name, entry.name);
         const std::string local = root + "/" + entry.name;
@@ -530,12 +558,25 @@ bool plan_tree(Connection& connection, const Output& output, GetPlan& plan, cons
             plan.add({remote, local}, *bad);
             continue;
         }
+        // Whatever lies below a folder that could not be made (a link
+        // stands there, say) would land wherever that name leads.
+        const auto in_refused = std::find_if(refused.begin(), refused.end(), [&](const std::string& folder_name) {
+            return entry.name.starts_with(folder_name + "/");
+        });
+        if (in_refused != refused.end()) {
+            plan.add({remote, local}, Error{ErrorCode::local_io, "not written: its folder \"" + root + "/" +
+                                                                     *in_refused + "\" could not be made"});
+            continue;
+        }
         if (is_folder(entry)) {
             if (auto made = make_local_folder(local); !made) {
                 plan.add({remote, local}, made.error());
+                refused.push_back(entry.name);
                 continue;
             }
             plan.folders.emplace_back(local, entry.mtime);
+        } else if (auto link = refuse_symlink(local)) {
+            plan.add({remote, local}, *link);
         } else {
             plan.add({remote, local});
         }
@@ -716,6 +757,12 @@ PutPlan plan_puts(Connection& connection, const Output& output, const std::vecto
         }
         if (!error && tree && !flags.recursive) {
             error = Error{ErrorCode::local_io, "\"" + local + "\" is a folder: put -r sends folders"};
+        }
+        // put -r follows no link, the folder's own name included (as cp -r
+        // does); "link/" with its slash names the folder it leads to.
+        if (struct stat st {}; !error && tree && ::lstat(local.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+            error = Error{ErrorCode::local_io, "\"" + local + "\" is a symbolic link: put -r follows none; write \"" +
+                                                   local + "/\" to send the folder it leads to"};
         }
         if (error) {
             plan.add({local, name, parents, std::nullopt}, local, error);

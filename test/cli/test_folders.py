@@ -160,6 +160,53 @@ class Folders(CliTest):
         self.assertEqual(self.ferry("get", "-r", "copy", "-o", "back", server=server).returncode, 0)
         self.assertEqual(tree(os.path.join(self.local, "back")), tree(target))
 
+    def test_get_r_never_writes_through_a_link_in_the_local_folder(self):
+        # The server names everything below the target folder; a link that
+        # stands at one of those names locally must not carry the write
+        # elsewhere (a file link, a folder link, or the tree's own folder).
+        server = self.start_server()
+        make_tree(self.root, {"photos/a.jpg": b"server a", "photos/sub/b.jpg": b"server b", "album/c.jpg": b"c"})
+        outside = os.path.join(self.dir, "outside")
+        os.makedirs(outside)
+        with open(os.path.join(outside, "victim"), "wb") as f:
+            f.write(b"ORIGINAL")
+        dst = os.path.join(self.local, "dst")
+        os.makedirs(os.path.join(dst, "photos"))
+        os.symlink(os.path.join(outside, "victim"), os.path.join(dst, "photos", "a.jpg"))
+        os.symlink(outside, os.path.join(dst, "photos", "sub"))
+        os.symlink(outside, os.path.join(dst, "album"))
+        got = self.ferry("--json", "get", "-r", "photos", "album", "-C", dst, server=server)
+        self.assertEqual(got.returncode, 3, got.stderr)  # local_io
+        self.assertIn(b"symbolic link", got.stdout + got.stderr)
+        self.assertEqual(tree(outside), {"victim": b"ORIGINAL"})
+        self.assertTrue(os.path.islink(os.path.join(dst, "photos", "a.jpg")))
+        self.assertTrue(os.path.islink(os.path.join(dst, "album")))
+
+    def test_put_r_follows_no_link_not_even_the_one_it_is_given(self):
+        server = self.start_server()
+        outside = os.path.join(self.dir, "outside")
+        make_tree(outside, {"secret.txt": b"secret"})
+        os.symlink(outside, os.path.join(self.local, "ltlink"))
+        put = self.ferry("put", "-r", "ltlink", server=server)
+        self.assertEqual(put.returncode, 3, put.stderr)  # local_io
+        self.assertIn(b"symbolic link", put.stderr)
+        self.assertEqual(tree(self.root), {})
+        # With its slash, the name is the folder the link leads to.
+        put = self.ferry("put", "-r", "ltlink/", server=server)
+        self.assertEqual(put.returncode, 0, put.stderr)
+        self.assertEqual(tree(self.root), {"ltlink": None, "ltlink/secret.txt": b"secret"})
+
+    def test_put_of_a_fifo_is_refused_at_once(self):
+        # Opening a FIFO for reading waited, beyond Ctrl-C and SIGTERM, for
+        # a writer that never came.
+        server = self.start_server()
+        fifo = os.path.join(self.local, "pipe")
+        os.mkfifo(fifo)
+        put = self.ferry("put", fifo, "--as", "pipe.txt", server=server, timeout=20)
+        self.assertEqual(put.returncode, 3, put.stderr)  # local_io
+        self.assertIn(b"not a regular file", put.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "pipe.txt")))
+
     def test_wildcards_match_the_servers_names(self):
         server = self.start_server()
         make_tree(self.root, {"logs/1.gz": b"1", "logs/2.gz": b"22", "logs/keep.txt": b"k",
