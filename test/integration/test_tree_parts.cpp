@@ -35,8 +35,11 @@ TEST_CASE("remote paths: relative to the current folder, '.' and '..' settled on
     CHECK(resolved("logs", "a//b/") == "logs/a/b");
     CHECK(resolved("logs", ".") == "logs");
     CHECK(resolved("a/b", "c/../../d") == "a/d");
-    for (const auto& [current, typed] : std::vector<std::pair<std::string, std::string>>{
+    for (const auto& current_and_typed : std::vector<std::pair<std::string, std::string>>{
              {"", ".."}, {"a", "../.."}, {"a/b", "/../x"}, {"", "x/../../y"}}) {
+        // Not a structured binding: clang 14 cannot capture one (CAPTURE).
+        const std::string& current = current_and_typed.first;
+        const std::string& typed = current_and_typed.second;
         CAPTURE(typed);
         const auto path = resolve_remote_path(current, typed);
         REQUIRE_FALSE(path.ok());
