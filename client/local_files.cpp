@@ -84,6 +84,11 @@ Status LocalFile::sync()
     return success();
 }
 
+void LocalFile::start_writeback()
+{
+    (void)::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
 Status LocalFile::truncate(std::uint64_t size)
 {
     if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {

@@ -40,6 +40,10 @@ public:
     // Writes all of `bytes` at the current position.
     Status write_all(std::span<const std::uint8_t> bytes);
     Status sync();
+    // Starts writing the file's dirty pages to the disk without waiting
+    // (sync_file_range SYNC_FILE_RANGE_WRITE): a later sync() then finds
+    // most of them written. A hint: it never fails.
+    void start_writeback();
     Status truncate(std::uint64_t size);
     Status seek(std::uint64_t offset);
     Result<std::uint64_t> size() const;
@@ -113,6 +117,15 @@ Result<LocalFile> open_stream_target(const DownloadTarget& target);
 // Renames a verified part onto `dest`, unless something other than a
 // regular file has appeared there since the target was inspected.
 Status publish_download(const std::string& part, const std::string& dest);
+
+// A download verified but not yet published: its part file, still open,
+// with the server's mtime already set; a PublishBatch makes it durable
+// and renames it onto `dest` together with others (publish_batch.hpp).
+struct VerifiedPart {
+    LocalFile part;    // part.path() is DEST's part_path
+    std::string dest;  // where it is published
+    std::string state; // its sidecar (state_path), removed once published
+};
 
 bool is_directory(const std::string& path);
 // The last component of a path ("dir/a.txt" -> "a.txt", "dir/" -> "dir").

@@ -210,7 +210,8 @@ Error unexpected_hash(const GetOptions& options, HashKind sent)
 // Reads the data frames and the trailer of an accepted get into the part
 // file, then verifies and publishes it.
 Result<TransferResult> receive_file(Connection& connection, const GetOptions& options, std::uint64_t id,
-                               const FileInfo& remote, std::uint64_t offset, std::optional<Resumable> resumable)
+                               const FileInfo& remote, std::uint64_t offset, std::optional<Resumable> resumable,
+                               std::optional<VerifiedPart>& verified)
 {
     auto opened = open_part(options, remote, std::move(resumable));
     if (!opened) {
@@ -331,6 +332,12 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& op
             if (::futimens(part.file().fd(), times) != 0) {
                 done = local_error("cannot set the modification time of \"" + part_path(options.dest) + "\"", errno);
             }
+        }
+        if (done && options.defer_publish) {
+            // Durable and published later, with a batch (publish_batch.hpp).
+            part.file().start_writeback();
+            verified = VerifiedPart{std::move(part.file()), options.dest, state_path(options.dest)};
+            return TransferResult{remote, options.dest, options.hash, digest, offset};
         }
         if (done) {
             done = part.file().sync();
@@ -605,7 +612,8 @@ Result<TransferResult> finish_get(Connection& connection, PendingGet& pending)
         }
         return receive_to_stream(connection, pending.options, id, remote, stream->fd(), pending.options.dest);
     }
-    return receive_file(connection, pending.options, id, remote, offset, std::move(pending.resumable));
+    return receive_file(connection, pending.options, id, remote, offset, std::move(pending.resumable),
+                        pending.verified);
 }
 
 Result<TransferResult> get_file(Connection& connection, const GetOptions& options)

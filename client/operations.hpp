@@ -61,6 +61,10 @@ struct GetOptions {
     // fsync the folder after the publish. A caller that publishes many files
     // into few folders (sync) turns it off and syncs each folder once.
     bool sync_folder = true;
+    // Verify the file but leave it unpublished: the part stays open, its
+    // writeback started, in PendingGet::verified, for a PublishBatch to make
+    // durable and rename together with others (sync, several-file get).
+    bool defer_publish = false;
     // Stop as if interrupted once the part file holds this many bytes: its
     // state is recorded and the result is an `aborted` error. For tests of
     // resume; the command line never sets it.
@@ -106,6 +110,9 @@ struct PendingGet {
     // Set by finish_get when the partial turned out to belong to an older
     // version of the file: send the request again (from 0) instead of failing.
     bool restart = false;
+    // With options.defer_publish, after a finish_get that verified a file
+    // (not a stream): the part, to be published by the caller.
+    std::optional<VerifiedPart> verified;
 };
 
 // Checks the name and looks for a partial to resume; sends nothing.

@@ -5,6 +5,7 @@
 #include "local_files.hpp"
 #include "names.hpp"
 #include "operations.hpp"
+#include "publish_batch.hpp"
 #include "remote_tree.hpp"
 #include "sync_local.hpp"
 #include "sync_plan.hpp"
@@ -215,19 +216,35 @@ void gather_digests(Crew& crew, Tally& tally, const SyncArguments& arguments, co
 
 // ---- the transfers -----------------------------------------------------------------------
 
+// The files of one pass that failed for a passing reason (a lost
+// connection, a busy server), to be tried again; any other failure is
+// final and goes to the tally at once. Shared by the pass's threads.
+class Retries {
+public:
+    void failed(Tally& tally, const std::vector<FileTransfer>& transfers, std::size_t index, const Error& error)
+    {
+        if (exit_status(error.code) == kExitTransient && !interrupted()) {
+            const std::lock_guard lock(mutex_);
+            failed_.emplace_back(index, error);
+            return;
+        }
+        tally.failed(transfers[index].path, error);
+    }
+    const std::vector<std::pair<std::size_t, Error>>& list() const { return failed_; }
+
+private:
+    std::mutex mutex_;
+    std::vector<std::pair<std::size_t, Error>> failed_;
+};
+
 // One connection's share of a push: puts back to back, the next request
 // sent right behind the commit so that it waits at the server while the
 // commit syncs (as several-file put does).
 void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncArguments& arguments,
-                const std::vector<FileTransfer>& transfers, std::vector<std::pair<std::size_t, Error>>& retry, std::mutex& retry_mutex)
+                const std::vector<FileTransfer>& transfers, Retries& retries)
 {
     const auto fail = [&](std::size_t index, const Error& error) {
-        if (exit_status(error.code) == kExitTransient && !interrupted()) {
-            const std::lock_guard lock(retry_mutex);
-            retry.emplace_back(index, error);
-            return;
-        }
-        tally.failed(transfers[index].path, error);
+        retries.failed(tally, transfers, index, error);
     };
     const auto start_next = [&]() -> std::optional<std::pair<std::size_t, PendingPut>> {
         while (!interrupted()) {
@@ -298,18 +315,14 @@ void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
 
 // One connection's share of a pull: gets pipelined, a few requests waiting
 // at the server (as several-file get does). Each file's part gets the
-// server's mtime before it is published; the folders are synced once each
-// at the end, not once per file.
+// server's mtime, is verified, then goes to the shared PublishBatch, which
+// makes a batch of parts durable together before renaming them and syncs
+// each folder once per batch, not once per file.
 void pull_files(Connection& connection, Queue& queue, Tally& tally, const SyncArguments& arguments,
-                const std::vector<FileTransfer>& transfers, std::vector<std::pair<std::size_t, Error>>& retry, std::mutex& retry_mutex)
+                const std::vector<FileTransfer>& transfers, Retries& retries, PublishBatch& batch)
 {
     const auto fail = [&](std::size_t index, const Error& error) {
-        if (exit_status(error.code) == kExitTransient && !interrupted()) {
-            const std::lock_guard lock(retry_mutex);
-            retry.emplace_back(index, error);
-            return;
-        }
-        tally.failed(transfers[index].path, error);
+        retries.failed(tally, transfers, index, error);
     };
     std::deque<std::pair<std::size_t, PendingGet>> waiting;   // prepared, to be sent
     std::deque<std::pair<std::size_t, PendingGet>> in_flight; // sent, replies in this order
@@ -328,7 +341,7 @@ void pull_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
             options.resume = true;
             options.hash = arguments.hash;
             options.preserve_mtime = true;
-            options.sync_folder = false;
+            options.defer_publish = true; // durable and published with a batch
             auto prepared = prepare_get(options);
             if (!prepared) {
                 fail(*index, prepared.error());
@@ -378,7 +391,19 @@ void pull_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
         auto [index, get] = std::move(in_flight.front());
         in_flight.pop_front();
         auto result = finish_get(connection, get);
-        if (result) {
+        if (result && get.verified) {
+            const std::uint64_t bytes = result->moved();
+            batch.add(std::move(*get.verified), bytes,
+                      // Called by whichever thread publishes the batch, maybe after this one has
+                      // returned: only what outlives the pass is captured.
+                      [&tally, &retries, &transfers, index, sent = std::move(result.value())](const Status& published) {
+                          if (published) {
+                              tally.sent(sent, false);
+                          } else {
+                              retries.failed(tally, transfers, index, published.error());
+                          }
+                      });
+        } else if (result) {
             tally.sent(result.value(), false);
         } else if (get.restart) {
             waiting.emplace_front(index, std::move(get)); // the file changed: again, from its start
@@ -443,23 +468,6 @@ void make_plan_folders(Connection& connection, Tally& tally, const SyncArguments
         }
         if (!made) {
             tally.failed(folder, made.error());
-        }
-    }
-}
-
-// A pull's files were published without a folder sync each: one per folder now.
-void sync_local_folders(Tally& tally, const SyncArguments& arguments, const SyncPlan& plan)
-{
-    std::set<std::string> folders;
-    for (const auto& transfer : plan.transfers) {
-        folders.insert(parent_path(transfer.path));
-    }
-    for (const auto& folder : folders) {
-        const std::string path = folder.empty() ? arguments.local : local_join(arguments.local, folder);
-        auto opened = LocalFile::open(path, O_RDONLY | O_DIRECTORY);
-        Status synced = opened ? opened->sync() : Status(opened.error());
-        if (!synced) {
-            tally.failed(folder, synced.error());
         }
     }
 }
@@ -625,6 +633,7 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         }
     }
 
+    PublishBatch publish; // a pull's verified files, published in groups
     std::vector<std::size_t> todo(plan.transfers.size());
     for (std::size_t i = 0; i < todo.size(); ++i) {
         todo[i] = i;
@@ -635,15 +644,16 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
             batch.push_back(plan.transfers[index]);
         }
         Queue queue(batch.size());
-        std::vector<std::pair<std::size_t, Error>> retry; // failed for a passing reason
-        std::mutex retry_mutex;
+        Retries retries;
         crew.run(batch.size(), [&](Connection& each) {
             if (push) {
-                push_files(each, queue, tally, arguments, batch, retry, retry_mutex);
+                push_files(each, queue, tally, arguments, batch, retries);
             } else {
-                pull_files(each, queue, tally, arguments, batch, retry, retry_mutex);
+                pull_files(each, queue, tally, arguments, batch, retries, publish);
             }
         });
+        publish.flush(); // what was verified is published, even after Ctrl-C
+        const auto& retry = retries.list();
         if (attempt >= arguments.retries || retry.empty() || interrupted()) {
             for (const auto& [index, error] : retry) {
                 tally.failed(batch[index].path, error);
@@ -657,9 +667,6 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         tally.note("retrying " + std::to_string(again.size()) + " file(s) that failed for a passing reason");
         std::this_thread::sleep_for(retry_delay(attempt + 1));
         todo = std::move(again);
-    }
-    if (!push) {
-        sync_local_folders(tally, arguments, plan);
     }
     return finish();
 }

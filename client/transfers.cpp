@@ -5,6 +5,7 @@
 #include "local_tree.hpp"
 #include "names.hpp"
 #include "operations.hpp"
+#include "publish_batch.hpp"
 #include "remote_paths.hpp"
 #include "remote_tree.hpp"
 #include "posix_io.hpp"
@@ -226,9 +227,8 @@ std::chrono::milliseconds retry_delay(unsigned attempt)
 
 namespace {
 
-// One try at the gets of `todo` (indices into `items`).
-void get_pass(Connection& connection, const Output& output, Report& report, const std::vector<GetItem>& items,
-              const TransferFlags& flags, const std::vector<std::size_t>& todo)
+void get_files(Connection& connection, const Output& output, Report& report, const std::vector<GetItem>& items,
+               const TransferFlags& flags, const std::vector<std::size_t>& todo, PublishBatch& publish)
 {
     if (!connection.is_open()) {
         if (auto again = connection.reconnect(); !again) {
@@ -247,6 +247,7 @@ void get_pass(Connection& connection, const Output& output, Report& report, cons
         options.resume = flags.resume;
         options.hash = flags.hash;
         options.preserve_mtime = flags.preserve;
+        options.defer_publish = true;
         report.file(i).name = items[i].name;
         report.file(i).local = options.dest;
         if (interrupted()) {
@@ -310,6 +311,18 @@ void get_pass(Connection& connection, const Output& output, Report& report, cons
         auto result = finish_get(connection, get);
         bar.finish();
         get.options.progress = nullptr;
+        if (result && get.verified) {
+            const std::uint64_t bytes = result->moved();
+            publish.add(std::move(*get.verified), bytes,
+                        [&report, index, got = std::move(result.value())](const Status& published) mutable {
+                            if (published) {
+                                report.transferred(index, std::move(got));
+                            } else {
+                                report.failed(index, published.error());
+                            }
+                        });
+            continue;
+        }
         if (result) {
             report.transferred(index, std::move(result.value()));
             continue;
@@ -329,6 +342,17 @@ void get_pass(Connection& connection, const Output& output, Report& report, cons
             break;
         }
     }
+}
+
+// One try at the gets of `todo` (indices into `items`). Verified files are
+// published in batches (publish_batch.hpp): durable together, then renamed,
+// then one sync per folder; each is reported once published.
+void get_pass(Connection& connection, const Output& output, Report& report, const std::vector<GetItem>& items,
+              const TransferFlags& flags, const std::vector<std::size_t>& todo)
+{
+    PublishBatch publish;
+    get_files(connection, output, report, items, flags, todo, publish);
+    publish.flush();
 }
 
 // One try at the puts of `todo`; the items' local paths are the files to
