@@ -9,6 +9,8 @@ import argparse
 import hashlib
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -223,6 +225,48 @@ class Pull(SyncTest):
 
         missing = self.sync(":no/such/folder", os.path.join(self.local, "x"), status=4)
         self.assertEqual(missing["errors"][0]["code"], "not_found")
+
+    @unittest.skipUnless(shutil.which("strace"), "needs strace")
+    def test_pull_syncs_its_files_together_then_renames_them_then_syncs_each_folder_once(self):
+        """Durable before published, in groups: every part's fsync has returned
+        before the first rename (one batch here), and each folder that
+        received files is synced once, after its renames."""
+        make_tree(self.root)
+        files = [p for p, v in tree_of(self.root).items() if v[0] == "file"]
+        dest = os.path.join(self.local, "copy")
+        trace = os.path.join(self.dir, "trace")
+        result = subprocess.run(["strace", "-f", "-y", "-qq", "-o", trace, "-e", "trace=fsync,rename,renameat,renameat2",
+                                 *self.argv("sync", "-j", "2", ":", dest)], cwd=self.local, env=self.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(tree_of(dest), tree_of(self.root))
+        events = []  # (what, path), in the order the calls returned
+        pending = {}
+        with open(trace) as f:
+            for line in f:
+                pid, _, call = line.strip().partition(" ")
+                if call.startswith("<..."):
+                    if pid in pending:
+                        events.append(pending.pop(pid))
+                    continue
+                if call.startswith("fsync("):
+                    event = ("fsync", re.match(r"fsync\(\d+<([^>]*)>", call).group(1))
+                elif call.startswith("rename"):
+                    event = ("rename", call.split('"')[1])
+                else:
+                    continue
+                if "<unfinished ...>" in call:
+                    pending[pid] = event
+                else:
+                    events.append(event)
+        part_syncs = [i for i, (what, path) in enumerate(events) if what == "fsync" and path.endswith(".ferry-part")]
+        renames = [i for i, (what, path) in enumerate(events) if what == "rename" and path.endswith(".ferry-part")]
+        self.assertEqual((len(part_syncs), len(renames)), (len(files), len(files)), events)
+        self.assertLess(max(part_syncs), min(renames), "a part renamed before all of its batch was synced")
+        dest_real = os.path.realpath(dest)
+        folder_syncs = [path for what, path in events[max(renames):] if what == "fsync" and os.path.isdir(path)]
+        wanted = sorted({os.path.dirname(os.path.join(dest_real, p)) for p in files})
+        self.assertEqual(sorted(folder_syncs), wanted)
 
     def test_a_local_link_in_the_way_is_never_followed_nor_replaced(self):
         os.makedirs(os.path.join(self.root, "sub"))
