@@ -668,6 +668,14 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         std::this_thread::sleep_for(retry_delay(attempt + 1));
         todo = std::move(again);
     }
+    if (!push && !interrupted()) {
+        // After the files: publishing into a folder changes its mtime.
+        for (const auto& folder : plan.folder_times) {
+            if (auto set = set_local_mtime(arguments.local, folder.path, folder.mtime); !set) {
+                tally.failed(folder.path, set.error());
+            }
+        }
+    }
     return finish();
 }
 

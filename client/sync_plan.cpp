@@ -106,6 +106,7 @@ SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const Pla
     const auto dest_by_path = by_path(dest);
     std::unordered_set<std::string> blocked; // sending side's folders that cannot be placed
     std::unordered_set<std::string> removed; // receiving side's paths removed (folders with their contents)
+    std::vector<const TreeEntry*> placed_folders; // on both sides with the same mtime, so far
 
     for (const TreeEntry* entry : sorted(source)) {
         if (entry->kind == EntryKind::other || within(blocked, parent_path(entry->path))) {
@@ -132,6 +133,11 @@ SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const Pla
             if (there == nullptr) {
                 plan.folders.push_back(entry->path);
             }
+            if (there == nullptr || there->mtime != entry->mtime) {
+                plan.folder_times.push_back({entry->path, 0, entry->mtime});
+            } else {
+                placed_folders.push_back(entry);
+            }
             continue;
         }
         if (there != nullptr && same_file(*entry, *there, options, source_digests, dest_digests)) {
@@ -155,6 +161,26 @@ SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const Pla
             removed.insert(entry->path);
         }
     }
+
+    // A folder whose mtime matched changes when something inside it is
+    // published, made or removed: its time is set again afterwards.
+    std::unordered_set<std::string> changed;
+    for (const auto& transfer : plan.transfers) {
+        changed.insert(parent_path(transfer.path));
+    }
+    for (const auto& folder : plan.folders) {
+        changed.insert(parent_path(folder));
+    }
+    for (const auto& removal : plan.removals) {
+        changed.insert(parent_path(removal.path));
+    }
+    for (const TreeEntry* folder : placed_folders) {
+        if (changed.contains(folder->path)) {
+            plan.folder_times.push_back({folder->path, 0, folder->mtime});
+        }
+    }
+    std::sort(plan.folder_times.begin(), plan.folder_times.end(),
+              [](const FileTransfer& a, const FileTransfer& b) { return a.path < b.path; });
     return plan;
 }
 

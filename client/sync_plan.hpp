@@ -66,6 +66,13 @@ struct SyncPlan {
     // --checksum: files equal by content whose mtime differs; the receiving
     // side's mtime can be set without sending a byte (where it can be set).
     std::vector<FileTransfer> retimes;
+    // Last, the sending side's folders whose mtime the receiving side must
+    // be given once every file is in place (rsync -a keeps them too): those
+    // it lacks or holds with another mtime, and those the steps above
+    // change by publishing, making or removing something inside. Applied
+    // by a pull only: the protocol has no operation to set a server
+    // folder's mtime, so a push keeps files' mtimes, not folders'.
+    std::vector<FileTransfer> folder_times;
     std::vector<Conflict> conflicts;
     std::uint64_t skipped = 0; // files found the same on both sides
     std::uint64_t bytes = 0;   // the sum of the transfers' sizes

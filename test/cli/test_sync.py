@@ -226,6 +226,44 @@ class Pull(SyncTest):
         missing = self.sync(":no/such/folder", os.path.join(self.local, "x"), status=4)
         self.assertEqual(missing["errors"][0]["code"], "not_found")
 
+    def test_pull_gives_folders_the_servers_mtimes_without_following_a_link(self):
+        make_tree(self.root)
+
+        def folder_times(root):
+            times = {}
+            for folder, folders, _ in os.walk(root):
+                for name in folders:
+                    full = os.path.join(folder, name)
+                    times[os.path.relpath(full, root)] = int(os.lstat(full).st_mtime)
+            return times
+
+        def age_folders():
+            for i, name in enumerate(sorted(folder_times(self.root), key=lambda p: -p.count("/"))):
+                full = os.path.join(self.root, name)
+                os.utime(full, (1_500_000_000, 1_500_000_000 + i * 3600))
+        age_folders()
+        dest = os.path.join(self.local, "copy")
+        self.sync(":", dest)
+        self.assertEqual(folder_times(dest), folder_times(self.root))
+
+        # A file arrives in one folder, another leaves: set again after the files.
+        with open(os.path.join(self.root, "d1", "e0", "new.bin"), "wb") as f:
+            f.write(b"new")
+        os.remove(os.path.join(self.root, "d2", "e1", "f005.bin"))
+        age_folders()
+        again = self.sync("--delete", ":", dest)
+        self.assertEqual((again["sent"], again["deleted"]), (1, 1))
+        self.assertEqual(folder_times(dest), folder_times(self.root))
+
+        # A link where the server has a folder: left, and its target's time untouched.
+        outside = os.path.join(self.dir, "outside")
+        os.mkdir(outside)
+        os.utime(outside, (1_400_000_000, 1_400_000_000))
+        shutil.rmtree(os.path.join(dest, "empty"))
+        os.symlink(outside, os.path.join(dest, "empty"))
+        self.sync(":", dest, status=4)
+        self.assertEqual(int(os.stat(outside).st_mtime), 1_400_000_000)
+
     @unittest.skipUnless(shutil.which("strace"), "needs strace")
     def test_pull_syncs_its_files_together_then_renames_them_then_syncs_each_folder_once(self):
         """Durable before published, in groups: every part's fsync has returned

@@ -182,3 +182,43 @@ TEST_CASE("sync plan: parent_path")
     CHECK(parent_path("a") == "");
     CHECK(parent_path("") == "");
 }
+
+namespace {
+
+TreeEntry folder_at(std::string path, std::int64_t mtime)
+{
+    return TreeEntry{std::move(path), EntryKind::folder, 0, mtime};
+}
+
+std::vector<std::pair<std::string, std::int64_t>> folder_times(const SyncPlan& plan)
+{
+    std::vector<std::pair<std::string, std::int64_t>> times;
+    for (const auto& folder : plan.folder_times) {
+        times.emplace_back(folder.path, folder.mtime);
+    }
+    return times;
+}
+
+} // namespace
+
+TEST_CASE("sync plan: folder times for those made, those with another mtime, and those the plan changes inside")
+{
+    const TreeListing source{folder_at("new", 10),      folder_at("new/deeper", 11), folder_at("same", 20),
+                             file("same/kept", 1, 5),   folder_at("older", 30),     folder_at("gets-file", 40),
+                             file("gets-file/x", 2, 6), folder_at("loses-file", 50), folder_at("linked", 60),
+                             folder_at("untouched", 70)};
+    const TreeListing dest{folder_at("same", 20),      file("same/kept", 1, 5),  folder_at("older", 29),
+                           folder_at("gets-file", 40), folder_at("loses-file", 50), file("loses-file/extra", 1, 1),
+                           link("linked"),             folder_at("untouched", 70)};
+    PlanOptions options;
+    const auto kept = plan_sync(source, dest, options);
+    CHECK(folder_times(kept) == std::vector<std::pair<std::string, std::int64_t>>{
+                                    {"gets-file", 40}, {"new", 10}, {"new/deeper", 11}, {"older", 30}});
+    options.delete_extras = true;
+    const auto deleted = plan_sync(source, dest, options);
+    CHECK(folder_times(deleted) == std::vector<std::pair<std::string, std::int64_t>>{
+                                       {"gets-file", 40}, {"loses-file", 50}, {"new", 10}, {"new/deeper", 11},
+                                       {"older", 30}});
+    // The same trees: nothing to set.
+    CHECK(plan_sync(source, source, options).folder_times.empty());
+}
