@@ -17,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -550,7 +551,16 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         return fail_whole(*old);
     }
 
-    // 1. Both sides.
+    // 1. Both sides, side by side: the local scan on its own thread while
+    // this one waits for the server's listing (on an unchanged tree these
+    // two are nearly all of a sync's time).
+    const bool local_missing = !push && !is_directory(arguments.local);
+    std::future<Result<LocalScan>> scanning;
+    if (!local_missing) {
+        scanning = std::async(std::launch::async, [&arguments, push] {
+            return scan_local_tree(arguments.local, push ? ScanSide::sending : ScanSide::receiving);
+        });
+    }
     std::uint64_t skipped_names = 0;
     bool remote_missing = false;
     auto remote_tree = list_remote_tree(connection, arguments.remote, skipped_names);
@@ -559,19 +569,18 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         remote_tree = TreeListing{};
     }
     if (!remote_tree) {
+        if (scanning.valid()) {
+            scanning.wait();
+        }
         return fail_whole(remote_tree.error());
     }
     if (skipped_names > 0) {
         tally.note("note: " + std::to_string(skipped_names) +
                    " entries on the server are not shown: their names break Ferry's rule");
     }
-    bool local_missing = false;
-    if (!push && !is_directory(arguments.local)) {
-        local_missing = true;
-    }
     LocalScan local_tree;
     if (!local_missing) {
-        auto scanned = scan_local_tree(arguments.local, push ? ScanSide::sending : ScanSide::receiving);
+        auto scanned = scanning.get();
         if (!scanned) {
             return fail_whole(scanned.error());
         }
