@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -64,6 +65,8 @@ private:
         VerifiedPart part;
         Done done;
     };
+    class Helpers; // the threads that sync side by side (publish_batch.cpp)
+
     void publish(std::vector<Held>& batch);
     void seen(PublishStep step, const std::string& path);
 
@@ -76,6 +79,7 @@ private:
     bool publishing_ = false;
     std::mutex observer_mutex_;
     Observer observer_;
+    std::unique_ptr<Helpers> helpers_; // started with the first publish
 };
 
 } // namespace ferry::client
