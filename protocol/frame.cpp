@@ -40,11 +40,11 @@ std::string encode_control_frame(std::string_view json_text)
 DecodeEvent FrameDecoder::fail(ErrorCode code, std::string message, std::size_t consumed)
 {
     failed_ = true;
-    error_ = Error{code, std::move(message)};
+    error_ = std::make_unique<Error>(Error{code, std::move(message)});
     DecodeEvent event;
     event.kind = DecodeEvent::Kind::error;
     event.consumed = consumed;
-    event.error = error_;
+    event.error = *error_;
     return event;
 }
 
@@ -53,7 +53,7 @@ DecodeEvent FrameDecoder::next(std::span<const std::uint8_t> input)
     if (failed_) {
         DecodeEvent event;
         event.kind = DecodeEvent::Kind::error;
-        event.error = error_;
+        event.error = *error_;
         return event;
     }
     std::size_t used = 0;
@@ -61,7 +61,7 @@ DecodeEvent FrameDecoder::next(std::span<const std::uint8_t> input)
     if (!in_payload_) {
         const std::size_t take = std::min(kFrameHeaderSize - header_filled_, input.size());
         std::copy_n(input.begin(), take, header_.begin() + static_cast<std::ptrdiff_t>(header_filled_));
-        header_filled_ += take;
+        header_filled_ = static_cast<std::uint8_t>(header_filled_ + take);
         used += take;
         if (header_filled_ < kFrameHeaderSize) {
             return make_event(DecodeEvent::Kind::need_more, used);

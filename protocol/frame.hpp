@@ -9,6 +9,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -76,15 +77,18 @@ public:
 private:
     DecodeEvent fail(ErrorCode code, std::string message, std::size_t consumed);
 
+    // Small fields first and packed: every connection holds a decoder, a
+    // server thousands of idle ones (64 bytes each rather than 112).
     std::uint32_t max_control_frame_;
+    std::uint32_t remaining_ = 0;
     FrameHeader header_{};
-    std::size_t header_filled_ = 0;
+    std::uint8_t header_filled_ = 0;
     bool in_payload_ = false;
     FrameKind kind_ = FrameKind::control;
-    std::uint32_t remaining_ = 0;
-    std::string control_;
     bool failed_ = false;
-    Error error_{ErrorCode::bad_frame, {}};
+    std::string control_;
+    // Only once the stream failed: what every later call returns.
+    std::unique_ptr<Error> error_;
 };
 
 } // namespace ferry

@@ -41,8 +41,13 @@ void Connection::start()
     int length = sizeof address;
     if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
         peer_ = format_address(reinterpret_cast<const sockaddr*>(&address));
-        address_ = peer_.substr(0, peer_.rfind(':'));
     }
+}
+
+std::string Connection::address() const
+{
+    const auto colon = peer_.rfind(':');
+    return colon == std::string::npos ? peer_ : peer_.substr(0, colon);
 }
 
 void Connection::serve()
@@ -87,8 +92,11 @@ void Connection::deliver(std::span<const char> bytes)
         // starts only once the client's first record (its ClientHello, a
         // few hundred bytes) is whole: a peer that stops half-way holds
         // just the bytes it sent, until the handshake deadline.
-        first_record_.append(bytes.data(), bytes.size());
-        const auto wanted = tls_record_size(first_record_);
+        if (!first_record_) {
+            first_record_ = std::make_unique<std::string>();
+        }
+        first_record_->append(bytes.data(), bytes.size());
+        const auto wanted = tls_record_size(*first_record_);
         if (!wanted) {
             log_event("close", {{"peer", peer_},
                                 {"code", "tls"},
@@ -96,13 +104,12 @@ void Connection::deliver(std::span<const char> bytes)
             force_close();
             return;
         }
-        if (*wanted == 0 || first_record_.size() < *wanted) {
+        if (*wanted == 0 || first_record_->size() < *wanted) {
             return;
         }
         tls_ = std::make_unique<TlsChannel>(*server_.config().tls);
-        std::string record;
-        record.swap(first_record_);
-        receive_tls(record);
+        const std::unique_ptr<std::string> record = std::move(first_record_);
+        receive_tls(*record);
         return;
     }
     receive_tls(bytes);
@@ -142,7 +149,7 @@ std::string Connection::handshake_stage() const
         return "no byte received";
     }
     if (!tls_) {
-        return "ClientHello incomplete: " + std::to_string(first_record_.size()) + " bytes received";
+        return "ClientHello incomplete: " + std::to_string(first_record_ ? first_record_->size() : 0) + " bytes received";
     }
     return "stopped at \"" + std::string(tls_->stage()) + "\"";
 }

@@ -15,6 +15,7 @@
 
 #include <uv.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -26,7 +27,7 @@ class Connection final : public SessionIo, private SendQueue::Owner {
 public:
     // Where the connection stands in its life. Each phase says what may
     // still happen; the transitions are the functions named beside them.
-    enum class Phase {
+    enum class Phase : std::uint8_t {
         accepted,           // open, nothing read yet: serve() or refuse() decides
         serving,            // reading (unless the session paused it) and sending
         peer_gone,          // the peer closed or reset (peer_gone()): no reading; the
@@ -76,7 +77,7 @@ public:
     void resume_reading() override;
     void close() override;
     const std::string& peer() const override { return peer_; }
-    const std::string& address() const override { return address_; }
+    std::string address() const override;
     std::uint64_t now_ms() const override;
 
 private:
@@ -120,18 +121,19 @@ private:
     uv_tcp_t tcp_{};
     Session session_;
     std::string peer_ = "?";
-    std::string address_ = "?";
     std::uint64_t close_requested_at_ = 0;
     std::uint64_t connected_at_ = 0;
+    // One byte each, side by side: a server holds thousands of these.
     Phase phase_ = Phase::accepted;
     // A pool job holds a pointer to this object until its completion runs,
     // whether or not the completion is dropped (see on_work_done).
     bool job_running_ = false;
-    enum class Transport { undecided, plain, tls };
+    enum class Transport : std::uint8_t { undecided, plain, tls };
     Transport transport_ = Transport::undecided;
     std::unique_ptr<TlsChannel> tls_;
-    // A TLS client's first record while it is incomplete (see deliver()).
-    std::string first_record_;
+    // A TLS client's first record while it is incomplete (see deliver());
+    // on the heap only then, since plain connections never need it.
+    std::unique_ptr<std::string> first_record_;
     // Closed (close_handle()) before tcp_ is, and lives as long as this.
     SendQueue output_;
 };

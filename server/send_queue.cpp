@@ -42,6 +42,7 @@ struct SendQueue::WritableWatch {
 // Runs once, on the loop turn after a failure, to report it.
 struct SendQueue::FailureReport {
     uv_idle_t handle{};
+    SendFailure failure;
 };
 
 std::string SendFailure::message() const
@@ -67,9 +68,9 @@ void SendQueue::send(std::string bytes)
     if (state_ != State::open) {
         return;
     }
-    if (file_range_ || !waiting_.empty()) {
+    if (files_ && (files_->range || !files_->waiting.empty())) {
         unsent_ += bytes.size();
-        waiting_.emplace_back(std::move(bytes));
+        files_->waiting.emplace_back(std::move(bytes));
         return;
     }
     // Behind a write in flight, bytes join one buffer instead of a write
@@ -90,12 +91,13 @@ void SendQueue::send_file(std::shared_ptr<const OpenFile> file, std::uint64_t of
         return;
     }
     FileRange range{std::move(file), offset, length};
+    Files& files = this->files();
     unsent_ += length;
-    if (file_range_ || !waiting_.empty()) {
-        waiting_.emplace_back(std::move(range));
+    if (files.range || !files.waiting.empty()) {
+        files.waiting.emplace_back(std::move(range));
         return;
     }
-    file_range_ = std::move(range);
+    files.range = std::move(range);
     // A write ahead of the range (its frame header, usually) starts it from
     // its callback. With none, writability does, on a later loop turn: the
     // range's progress is an event, and events never come from inside a
@@ -150,11 +152,27 @@ void SendQueue::on_write(uv_write_t* request, int status)
         }
         self.pump_file_ranges();
         if (!self.stopped() && self.idle()) {
-            self.owner_.on_queue_drained();
+            self.drained();
         }
     } catch (...) {
         self.fail({ErrorCode::internal, "unexpected exception while sending"});
     }
+}
+
+SendQueue::Files& SendQueue::files()
+{
+    if (!files_) {
+        files_ = std::make_unique<Files>();
+    }
+    return *files_;
+}
+
+void SendQueue::drained()
+{
+    // Nothing is queued: the watch (a poll handle and a descriptor) and the
+    // rest of Files go until the next range needs them.
+    files_.reset();
+    owner_.on_queue_drained();
 }
 
 void SendQueue::on_writable(uv_poll_t* poll, int, int)
@@ -168,7 +186,7 @@ void SendQueue::on_writable(uv_poll_t* poll, int, int)
     try {
         self.pump_file_ranges();
         if (!self.stopped() && self.idle()) {
-            self.owner_.on_queue_drained();
+            self.drained();
         }
     } catch (...) {
         self.fail({ErrorCode::internal, "unexpected exception while sending"});
@@ -180,7 +198,7 @@ void SendQueue::pump_file_ranges()
     bool moved = false;
     // The range's header (and anything before it) must have left libuv's
     // write queue, or the file's bytes would overtake it.
-    while (file_range_ && pending_writes_ == 0 && state_ == State::open) {
+    while (files_ && files_->range && pending_writes_ == 0 && state_ == State::open) {
         uv_os_fd_t socket_fd = -1;
         if (uv_fileno(reinterpret_cast<const uv_handle_t*>(stream_), &socket_fd) != 0) {
             fail({ErrorCode::internal, "the socket has no descriptor"});
@@ -189,7 +207,7 @@ void SendQueue::pump_file_ranges()
         if (!send_current_range(socket_fd, moved)) {
             break; // waits for room, or failed
         }
-        file_range_.reset();
+        files_->range.reset();
         stop_watching_writable();
         flush_waiting();
     }
@@ -202,7 +220,7 @@ void SendQueue::pump_file_ranges()
 // watch is on) or when it failed.
 bool SendQueue::send_current_range(int socket_fd, bool& moved)
 {
-    FileRange& range = *file_range_;
+    FileRange& range = *files_->range;
     while (range.length > 0) {
         auto offset = static_cast<off_t>(range.offset);
         const ssize_t sent =
@@ -238,9 +256,10 @@ bool SendQueue::send_current_range(int socket_fd, bool& moved)
 
 void SendQueue::flush_waiting()
 {
-    while (!waiting_.empty() && !file_range_) {
-        auto next = std::move(waiting_.front());
-        waiting_.pop_front();
+    auto& waiting = files_->waiting;
+    while (!waiting.empty() && !files_->range) {
+        auto next = std::move(waiting.front());
+        waiting.pop_front();
         if (auto* bytes = std::get_if<std::string>(&next)) {
             if (pending_writes_ > 0) {
                 behind_.append(*bytes); // still counted in unsent_
@@ -249,14 +268,15 @@ void SendQueue::flush_waiting()
                 start_write(std::move(*bytes));
             }
         } else {
-            file_range_ = std::move(std::get<FileRange>(next)); // still counted in unsent_
+            files_->range = std::move(std::get<FileRange>(next)); // still counted in unsent_
         }
     }
 }
 
 void SendQueue::watch_writable()
 {
-    if (!watch_) {
+    Files& files = this->files();
+    if (!files.watch) {
         uv_os_fd_t socket_fd = -1;
         if (uv_fileno(reinterpret_cast<const uv_handle_t*>(stream_), &socket_fd) != 0) {
             fail({ErrorCode::internal, "the socket has no descriptor"});
@@ -274,23 +294,23 @@ void SendQueue::watch_writable()
             return; // not a handle yet: the unique_ptr frees it
         }
         watch->handle.data = this;
-        watch_ = HandleOwner<WritableWatch>(std::move(watch));
+        files.watch = HandleOwner<WritableWatch>(std::move(watch));
     }
-    if (!watching_) {
-        const int status = uv_poll_start(&watch_->handle, UV_WRITABLE, on_writable);
+    if (!files.watching) {
+        const int status = uv_poll_start(&files.watch->handle, UV_WRITABLE, on_writable);
         if (status != 0) {
             fail({ErrorCode::internal, "watching the socket", status});
             return;
         }
-        watching_ = true;
+        files.watching = true;
     }
 }
 
 void SendQueue::stop_watching_writable()
 {
-    if (watching_) {
-        uv_poll_stop(&watch_->handle);
-        watching_ = false;
+    if (files_ && files_->watching) {
+        uv_poll_stop(&files_->watch->handle);
+        files_->watching = false;
     }
 }
 
@@ -300,10 +320,8 @@ void SendQueue::fail(const SendFailure& failure) noexcept
         return;
     }
     state_ = State::failed;
-    failure_ = failure;
     drop_output();
-    watching_ = false;
-    watch_.reset();
+    files_.reset(); // closes the watch, if any
     std::unique_ptr<FailureReport> report(new (std::nothrow) FailureReport);
     if (!report) {
         // Out of memory: the report is lost, and the owner's timeouts end
@@ -311,6 +329,7 @@ void SendQueue::fail(const SendFailure& failure) noexcept
         // inside whatever call found the failure.
         return;
     }
+    report->failure = failure;
     uv_idle_init(stream_->loop, &report->handle); // cannot fail
     report->handle.data = this;
     uv_idle_start(&report->handle, on_report);
@@ -320,9 +339,10 @@ void SendQueue::fail(const SendFailure& failure) noexcept
 void SendQueue::on_report(uv_idle_t* idle)
 {
     SendQueue& self = *static_cast<SendQueue*>(idle->data);
+    const SendFailure failure = self.report_->failure;
     self.report_.reset(); // once
     try {
-        self.owner_.on_queue_failed(self.failure_);
+        self.owner_.on_queue_failed(failure);
     } catch (...) {
         // The owner guards its own transitions; nothing may unwind into
         // libuv's frames regardless.
@@ -333,18 +353,21 @@ void SendQueue::drop_output() noexcept
 {
     unsent_ -= behind_.size();
     std::string().swap(behind_);
-    if (file_range_) {
-        unsent_ -= file_range_->length;
-        file_range_.reset();
+    if (!files_) {
+        return;
     }
-    for (const auto& item : waiting_) {
+    if (files_->range) {
+        unsent_ -= files_->range->length;
+        files_->range.reset();
+    }
+    for (const auto& item : files_->waiting) {
         if (const auto* bytes = std::get_if<std::string>(&item)) {
             unsent_ -= bytes->size();
         } else {
             unsent_ -= std::get<FileRange>(item).length;
         }
     }
-    waiting_.clear();
+    files_->waiting.clear();
 }
 
 void SendQueue::close()
@@ -354,8 +377,7 @@ void SendQueue::close()
     }
     state_ = State::closed;
     drop_output();
-    watching_ = false;
-    watch_.reset();
+    files_.reset(); // closes the watch, if any
     report_.reset();
 }
 

@@ -95,7 +95,7 @@ public:
     // kernel's send queue, unacknowledged. Never goes back.
     std::uint64_t acknowledged_bytes() const;
     // Nothing waits and nothing is in flight.
-    bool idle() const { return pending_writes_ == 0 && !file_range_ && waiting_.empty(); }
+    bool idle() const { return pending_writes_ == 0 && (!files_ || (!files_->range && files_->waiting.empty())); }
     bool failed() const { return state_ == State::failed; }
 
     // Stops for good: drops what waits and closes the queue's own handles
@@ -113,6 +113,19 @@ private:
     };
     struct WritableWatch;
     struct FailureReport;
+    // What only file ranges need. Made by the first range and freed once
+    // the queue drains, so a connection between downloads (and every one
+    // that never downloads) pays one pointer for it.
+    struct Files {
+        // The range being sent; it starts once no write is in flight.
+        std::optional<FileRange> range;
+        // Queued behind `range`, in order. A list, not a deque: an empty
+        // deque already holds ~600 bytes.
+        std::list<std::variant<std::string, FileRange>> waiting;
+        // Exists only while a range waits for room (or has waited).
+        HandleOwner<WritableWatch> watch;
+        bool watching = false;
+    };
 
     enum class State {
         open,   // sending
@@ -129,13 +142,16 @@ private:
     // waits for writability (the poll handle) when it does not.
     void pump_file_ranges();
     bool send_current_range(int socket_fd, bool& moved);
-    // Moves queued items out of `waiting_` up to the next file range.
+    // Moves queued items out of `Files::waiting` up to the next file range.
     void flush_waiting();
     void watch_writable();
     void stop_watching_writable();
     // Drops the output and reports `failure` from a later loop turn.
     void fail(const SendFailure& failure) noexcept;
     void drop_output() noexcept;
+    // The queue drained: frees what file ranges used, then tells the owner.
+    void drained();
+    Files& files();
     // After an event went out: whether the owner's reaction closed or
     // failed the queue (then the caller stops).
     bool stopped() const { return state_ != State::open; }
@@ -147,21 +163,13 @@ private:
     std::uint64_t written_ = 0;
     mutable std::uint64_t acknowledged_ = 0;
     std::size_t pending_writes_ = 0;
-    // The range being sent; it starts once no write is in flight.
-    std::optional<FileRange> file_range_;
-    // Queued behind `file_range_`, in order. A list, not a deque: an empty
-    // deque already holds ~600 bytes, which every idle connection would pay.
-    std::list<std::variant<std::string, FileRange>> waiting_;
     // Bytes queued while a write was in flight; they go out as one write
     // when it completes. Never non-empty without a write in flight.
     std::string behind_;
-    // Exists only while a range waits for room (or has waited): idle
-    // connections do not pay for it.
-    HandleOwner<WritableWatch> watch_;
-    bool watching_ = false;
-    // Exists only between a failure and its report.
+    // Only while file ranges are queued or being sent (see Files).
+    std::unique_ptr<Files> files_;
+    // Exists only between a failure and its report, and holds the failure.
     HandleOwner<FailureReport> report_;
-    SendFailure failure_;
 };
 
 } // namespace ferry::server

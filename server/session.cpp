@@ -111,7 +111,7 @@ bool Session::can_consume() const
     case State::awaiting_request:
         return true;
     case State::receiving_file:
-        return std::get<Upload>(transfer_).can_take_data();
+        return std::get<Upload>(*transfer_).can_take_data();
     case State::working:
     case State::sending_list:
     case State::sending_file:
@@ -613,10 +613,10 @@ void Session::start_get(std::uint64_t id, const GetRequest& get)
                 return;
             }
             state_ = State::sending_file;
-            transfer_
-                .emplace<Download>(static_cast<TransferHost&>(*this), io_, library_, config_, counters_, token_label_,
-                                   id, hash, std::move(opened), offset)
-                .begin();
+            transfer_ = std::make_unique<std::variant<Download, Upload>>(
+                std::in_place_type<Download>, static_cast<TransferHost&>(*this), io_, library_, config_, counters_,
+                token_label_, id, hash, std::move(opened), offset);
+            download()->begin();
         }));
 }
 
@@ -653,10 +653,10 @@ void Session::start_put(std::uint64_t id, const PutRequest& request)
                             return;
                         }
                         state_ = State::receiving_file;
-                        transfer_
-                            .emplace<Upload>(static_cast<TransferHost&>(*this), io_, config_, counters_, token_label_,
-                                             id, put, std::move(begun))
-                            .send_reply();
+                        transfer_ = std::make_unique<std::variant<Download, Upload>>(
+                            std::in_place_type<Upload>, static_cast<TransferHost&>(*this), io_, config_, counters_,
+                            token_label_, id, put, std::move(begun));
+                        upload()->send_reply();
                         pump();
                     }));
 }
@@ -701,7 +701,7 @@ void Session::input_room()
 // The transfer has replied its last word (or failed and been told).
 void Session::transfer_ended()
 {
-    transfer_.emplace<std::monostate>();
+    transfer_.reset();
     back_to_idle();
 }
 
@@ -754,7 +754,7 @@ bool Session::take_transfer_slot(std::uint64_t id)
         fail_connection(id, ticket.error());
         return false;
     }
-    slot_.emplace(counters_, std::move(ticket.value()));
+    slot_ = std::make_unique<TransferSlot>(counters_, std::move(ticket.value()));
     // The rate is judged over whole windows of the transfer itself.
     window_start_ms_ = io_.now_ms();
     window_start_bytes_ = progress_bytes();
@@ -763,10 +763,13 @@ bool Session::take_transfer_slot(std::uint64_t id)
 
 std::optional<std::uint64_t> Session::transfer_id() const
 {
-    if (const auto* download = std::get_if<Download>(&transfer_)) {
+    if (!transfer_) {
+        return std::nullopt;
+    }
+    if (const auto* download = std::get_if<Download>(transfer_.get())) {
         return download->id();
     }
-    if (const auto* upload = std::get_if<Upload>(&transfer_)) {
+    if (const auto* upload = std::get_if<Upload>(transfer_.get())) {
         return upload->id();
     }
     return std::nullopt;
@@ -774,7 +777,7 @@ std::optional<std::uint64_t> Session::transfer_id() const
 
 void Session::back_to_idle()
 {
-    if (std::holds_alternative<std::monostate>(transfer_)) {
+    if (!transfer_) {
         slot_.reset();
     }
     if (state_ == State::closing) {
@@ -792,8 +795,8 @@ void Session::back_to_idle()
 
 void Session::fail_connection(std::optional<std::uint64_t> id, const Error& error)
 {
-    if (close_reason_.empty()) {
-        close_reason_ = std::string(to_string(error.code)) + ": " + error.message;
+    if (!close_reason_) {
+        close_reason_ = std::make_unique<std::string>(std::string(to_string(error.code)) + ": " + error.message);
     }
     send_error(id, error);
     log_event("close", {{"peer", io_.peer()}, {"code", to_string(error.code)}});
@@ -802,8 +805,8 @@ void Session::fail_connection(std::optional<std::uint64_t> id, const Error& erro
 
 void Session::on_peer_closed()
 {
-    if (close_reason_.empty()) {
-        close_reason_ = "the peer closed the connection";
+    if (!close_reason_) {
+        close_reason_ = std::make_unique<std::string>("the peer closed the connection");
     }
     begin_close();
 }
@@ -924,7 +927,7 @@ void Session::begin_close()
     inbox_.clear();
     inbox_pos_ = 0;
     if (auto* upload = this->upload()) {
-        upload->keep(close_reason_);
+        upload->keep(close_reason_ ? *close_reason_ : std::string());
     }
     advance_close();
 }
@@ -939,9 +942,9 @@ void Session::advance_close()
         return;
     }
     if (auto* download = this->download()) {
-        download->interrupt(close_reason_.empty() ? "the connection closed" : close_reason_);
+        download->interrupt(close_reason_ ? *close_reason_ : "the connection closed");
     }
-    transfer_.emplace<std::monostate>();
+    transfer_.reset();
     listing_.reset();
     slot_.reset();
     state_ = State::closed;
@@ -975,6 +978,15 @@ bool Session::take_completion()
         return false;
     }
     return true;
+}
+
+std::size_t Session::held_bytes() const
+{
+    const auto heap = [](const std::string& text) {
+        return text.capacity() > std::string().capacity() ? text.capacity() : 0;
+    };
+    return heap(inbox_) + heap(token_label_) + (close_reason_ ? sizeof(std::string) + heap(*close_reason_) : 0) + (transfer_ ? sizeof(*transfer_) : 0) +
+           (slot_ ? sizeof(TransferSlot) : 0) + (listing_ ? sizeof(Listing) : 0);
 }
 
 } // namespace ferry::server

@@ -100,6 +100,10 @@ public:
     // The protocol version hello settled on (PROTOCOL.md 8); 0 before hello.
     // Paths, folders and the tree operations need version 2.
     std::uint32_t protocol_version() const { return protocol_version_; }
+    // Heap bytes the session holds beyond its own object: the inbox, the
+    // running transfer and its slot, a listing, long strings. A server
+    // holds thousands of idle sessions, so between requests this is 0.
+    std::size_t held_bytes() const;
     // Idle with part of a frame received: what the stall timeout watches.
     bool reading_request() const { return state_ == State::awaiting_request && decoder_.mid_frame(); }
 
@@ -172,14 +176,16 @@ private:
     void measure_rate(std::uint64_t now_ms);
     bool take_transfer_slot(std::uint64_t id);
     std::optional<std::uint64_t> transfer_id() const;
-    Download* download() { return std::get_if<Download>(&transfer_); }
-    Upload* upload() { return std::get_if<Upload>(&transfer_); }
+    Download* download() { return transfer_ ? std::get_if<Download>(transfer_.get()) : nullptr; }
+    Upload* upload() { return transfer_ ? std::get_if<Upload>(transfer_.get()) : nullptr; }
 
     SessionIo& io_;
     const Library& library_;
     const Config& config_;
     Counters& counters_;
-    std::optional<TransferSlot> slot_;
+    // Held only while a get or put runs (on the heap, like the transfer:
+    // the thousands of idle sessions a server may hold pay a pointer each).
+    std::unique_ptr<TransferSlot> slot_;
     std::uint64_t last_activity_ms_ = 0;
     std::uint64_t received_bytes_ = 0;
     // acknowledged_bytes() at the last sweep; progress_bytes() at the start
@@ -187,27 +193,32 @@ private:
     std::uint64_t acknowledged_seen_ = 0;
     std::uint64_t window_start_ms_ = 0;
     std::uint64_t window_start_bytes_ = 0;
-    bool draining_ = false;
+    // The small fields side by side, so that padding does not multiply by
+    // the thousands of sessions a server holds.
+    State state_ = State::awaiting_request;
+    std::uint32_t protocol_version_ = 0;
     Access access_ = Access::read_write;
+    bool draining_ = false;
+    bool hello_done_ = false;
+    bool job_in_flight_ = false;
+    bool reading_paused_ = false;
     // The label of the token that said hello (--token-file); empty without one.
     std::string token_label_;
     std::uint64_t refuse_at_ms_ = 0;
     std::uint64_t refused_id_ = 0;
-    State state_ = State::awaiting_request;
-    bool hello_done_ = false;
-    std::uint32_t protocol_version_ = 0;
-    bool job_in_flight_ = false;
-    bool reading_paused_ = false;
     std::uint64_t protocol_errors_ = 0;
     std::uint64_t errors_logged_ = 0;
     std::uint64_t errors_not_logged_ = 0;
-    // Why the connection is closing, for a transfer it cuts short.
-    std::string close_reason_;
+    // Why the connection is closing, for a transfer it cuts short; set only
+    // then, so an open session pays a pointer for it.
+    std::unique_ptr<std::string> close_reason_;
     FrameDecoder decoder_;
     std::string inbox_;
     std::size_t inbox_pos_ = 0;
-    // The running get or put, if any: one at a time.
-    std::variant<std::monostate, Download, Upload> transfer_;
+    // The running get or put, if any: one at a time. On the heap, made when
+    // one starts and freed when it ends: a Download or an Upload is a few
+    // hundred bytes, which every idle session would otherwise carry.
+    std::unique_ptr<std::variant<Download, Upload>> transfer_;
     std::unique_ptr<Listing> listing_;
 };
 

@@ -62,7 +62,8 @@ public:
     // A short description of the peer for logs ("127.0.0.1:51234").
     virtual const std::string& peer() const = 0;
     // The peer's IP address without the port: what per-address limits count.
-    virtual const std::string& address() const = 0;
+    // Made on demand from peer() (a connection keeps one string, not two).
+    virtual std::string address() const = 0;
 
     // The loop's clock in milliseconds (monotonic), for timeouts.
     virtual std::uint64_t now_ms() const = 0;

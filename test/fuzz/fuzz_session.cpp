@@ -38,7 +38,7 @@ public:
     void resume_reading() override {}
     void close() override { closed = true; }
     const std::string& peer() const override { return name; }
-    const std::string& address() const override { return name; }
+    std::string address() const override { return name; }
     std::uint64_t now_ms() const override { return 0; }
 
     std::size_t sent = 0;

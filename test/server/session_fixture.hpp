@@ -71,7 +71,7 @@ public:
     void resume_reading() override { reading = true; }
     void close() override { closed = true; }
     const std::string& peer() const override { return name; }
-    const std::string& address() const override { return client_address; }
+    std::string address() const override { return client_address; }
     std::uint64_t now_ms() const override { return clock_ms; }
 
     // Runs queued jobs (and the jobs their completions queue) to the end.

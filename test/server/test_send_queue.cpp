@@ -245,6 +245,39 @@ TEST_CASE("send queue: a small socket buffer takes a range in pieces, through th
     CHECK(pair.queue().unsent_bytes() == 0);
 }
 
+// Issue 15's E: a connection between downloads (and every idle one) keeps
+// neither the poll handle nor the dup'd descriptor that waited for room.
+TEST_CASE("send queue: once drained, the watch and its dup'd descriptor are released")
+{
+    TempRoot root;
+    Pair pair(4096);
+    const std::size_t size = 256 << 10;
+    auto file = make_file(root, size);
+    const std::size_t descriptors = open_descriptors();
+    pair.queue().send_file(file, 0, size);
+    for (int i = 0; i < 50; ++i) {
+        pair.turn();
+    }
+    REQUIRE(pair.queue().unsent_bytes() > 0); // waited for room: watched
+    CHECK(open_descriptors() == descriptors + 1);
+    REQUIRE(pair.run_until([&] {
+        pair.read_some(8192);
+        return pair.events.drained > 0 && pair.received.size() == size;
+    }, false));
+    pair.turn(); // the watch's close callback
+    CHECK(open_descriptors() == descriptors);
+
+    // The next range makes what it needs again.
+    pair.queue().send_file(file, 0, size);
+    REQUIRE(pair.run_until([&] {
+        pair.read_some(8192);
+        return pair.events.drained > 1 && pair.received.size() == 2 * size;
+    }, false));
+    CHECK(pair.received == file_bytes(0, size) + file_bytes(0, size));
+    pair.turn();
+    CHECK(open_descriptors() == descriptors);
+}
+
 TEST_CASE("send queue: backpressure is counted, and bytes behind a write in flight go out as one write")
 {
     Pair pair(4096);

@@ -163,3 +163,44 @@ TEST_CASE("a completion is dropped once the connection is torn down, or while cl
         CHECK(f.session.state() == Session::State::closed);
     }
 }
+
+// A server holds thousands of idle sessions (issue 15's E): between
+// requests a session keeps no heap of its own, whatever it did before.
+TEST_CASE("an idle session holds no heap after its replies, a list, a get and a put included")
+{
+    Fixture f;
+    f.config.chunk_size = 1000;
+    CHECK(f.session.held_bytes() == 0);
+    f.hello();
+    CHECK(f.session.held_bytes() == 0);
+
+    f.root.write("data.bin", pattern(4500, 1));
+    f.feed(control(Request{1, ListRequest{}}));
+    f.io.run_jobs();
+    CHECK(f.io.replies(1).size() == 1);
+    CHECK(f.session.state() == Session::State::awaiting_request);
+    CHECK(f.session.held_bytes() == 0);
+
+    f.feed(control(Request{2, GetRequest{"data.bin", 0}}));
+    f.io.run_one_job(); // opened: the download now runs
+    CHECK(f.session.state() == Session::State::sending_file);
+    CHECK(f.session.held_bytes() > 0);
+    f.io.run_jobs();
+    CHECK(f.io.drain().controls.size() == 2);
+    CHECK(f.session.state() == Session::State::awaiting_request);
+    CHECK(f.session.held_bytes() == 0);
+
+    const std::string content = pattern(3500, 3);
+    f.feed(control(Request{3, PutRequest{"up.bin", content.size(), false}}));
+    f.io.run_jobs();
+    CHECK(f.session.state() == Session::State::receiving_file);
+    CHECK(f.session.held_bytes() > 0);
+    f.feed(data_frame(content.substr(0, 2000)));
+    f.feed(data_frame(content.substr(2000)));
+    f.io.run_jobs();
+    f.feed(control(Request{3, CommitRequest{sha256_of(content)}}));
+    f.io.run_jobs();
+    CHECK(parse_commit_reply(f.io.replies(2)[1]));
+    CHECK(f.session.state() == Session::State::awaiting_request);
+    CHECK(f.session.held_bytes() == 0);
+}
