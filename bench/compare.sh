@@ -24,7 +24,11 @@
 #      REV=<commit> (e.g. HEAD) build and measure that commit, not the working tree;
 #      FERRYD_ARGS (more ferryd flags, e.g. "--workers 1");
 #      FAST_HASH_ARGS (client flags of the fast integrity option; default
-#      "--hash xxh3-128" when the client has --hash).
+#      "--hash xxh3-128" when the client has --hash);
+#      LOADGEN (cpp) C/D/E clients: cpp = bench/ferry-loadgen (built here, one
+#      libuv loop), python = bench/ferry_load.py (asyncio / processes);
+#      D_CONNS (8) D's sessions; E_SOURCES (auto: one source address
+#      127.0.0.K per 20,000 idle connections).
 # Needs root (the anchors install packages and run vsftpd), bash 5,
 # python3 (standard library), meson and ninja. About 12 minutes on 2 cores.
 set -euo pipefail
@@ -57,10 +61,16 @@ log() { echo "[$(date +%T)] $*" >&2; }
 [[ $(id -u) -eq 0 ]] || die "run as root: the anchors install packages and start vsftpd"
 [[ -x $PY ]] || die "$PY is needed"
 [[ -n ${SKIP_ANCHORS:-} || -x $ANCHORS/run.sh ]] || die "no anchors at $ANCHORS (set ANCHORS=...)"
-# E holds 10,000 client sockets in one process and as many in ferryd.
-ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-max_idle=$(tr ',' '\n' <<<"$NIDLES" | sort -n | tail -n 1)
-(( $(ulimit -n) > ${max_idle:-0} + 100 )) || die "ulimit -n is $(ulimit -n): too low for $max_idle idle sessions"
+# E holds its idle sockets in one process and as many in ferryd; C its
+# clients. Raised as far as the hard limit allows (raising that needs
+# CAP_SYS_RESOURCE, which a container may not have).
+max_idle=$(tr ',' '\n' <<<"$NIDLES,$NCLIS" | sort -n | tail -n 1)
+want_fds=$(( ${max_idle:-0} + 1000 > 20000 ? ${max_idle:-0} + 1000 : 20000 ))
+ulimit -n "$want_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+# An E count past the limit is skipped (and said so in the report); C's are needed.
+max_cli=$(tr ',' '\n' <<<"$NCLIS" | sort -n | tail -n 1)
+(( $(ulimit -n) > ${max_cli:-0} + 100 )) || die "ulimit -n is $(ulimit -n) (hard $(ulimit -Hn)): too low for $max_cli clients"
+export LOADGEN=${LOADGEN:-cpp}
 avail_tmp=$(df -Pk /tmp | awk 'NR == 2 { print int($4 / 1048576) }')
 (( avail_tmp >= 4 )) || die "/tmp has ${avail_tmp} GiB free; needs 4 (test files, one upload)"
 
@@ -120,11 +130,14 @@ if [[ -z ${SKIP_BUILD:-} ]]; then
         meson setup "$BUILD_DIR" "$SOURCE" --buildtype=release >"$RES/build.log" 2>&1 ||
             { tail -n 30 "$RES/build.log" >&2; die "meson setup failed"; }
     fi
-    nice ninja -C "$BUILD_DIR" server/ferryd client/ferry >>"$RES/build.log" 2>&1 ||
+    targets=(server/ferryd client/ferry)
+    [[ $LOADGEN == python ]] || targets+=(bench/ferry-loadgen)
+    nice ninja -C "$BUILD_DIR" "${targets[@]}" >>"$RES/build.log" 2>&1 ||
         { grep -E 'error|FAILED' "$RES/build.log" | head -n 20 >&2; die "build failed (see $RES/build.log)"; }
 fi
 [[ -x $FERRYD && -x $FERRY ]] || die "no ferryd/ferry in $BUILD_DIR"
-export FERRYD FERRY
+export FERRYD FERRY LOADGEN_BIN=$BUILD_DIR/bench/ferry-loadgen
+[[ $LOADGEN == python || -x $LOADGEN_BIN ]] || die "no $LOADGEN_BIN (LOADGEN=python uses ferry_load.py)"
 
 # ---- 2. the references ---------------------------------------------------------
 if [[ -z ${SKIP_ANCHORS:-} ]]; then

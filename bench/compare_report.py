@@ -135,6 +135,18 @@ def main():
     line("D server CPU µs/req", lambda a: [r.get("server_cpu_us_per_req") for r in d_rows(a)])
     line("D: ferry ÷ this (CPU µs/req)", vs_ferry("D", sel=lambda a: [r.get("server_cpu_us_per_req") for r in d_rows(a)]))
     line("D errors", lambda a: ", ".join(str(r["errors"]) for r in d_rows(a)) or "–")
+
+    # nginx under wrk (keep-alive, -c8: one request in flight per connection)
+    # beside ferry under ferry-loadgen (8 sessions, the same): both clients
+    # are compiled event loops, so this pair is the like-for-like one.
+    def d_wrk(a):
+        return [r for r in rows if r.get("w") == "D" and r.get("anchor") == a
+                and str(r.get("mode", "")).startswith("wrk keep-alive, autoindex")]
+    if any(d_wrk(a) for a in cols):
+        line("D wrk keep-alive autoindex req/s", lambda a: [r["rps"] for r in d_wrk(a)])
+        line("D wrk keep-alive autoindex: server CPU µs/req", lambda a: [r.get("server_cpu_us_per_req") for r in d_wrk(a)])
+        line("D: ferry (its D row) ÷ this under wrk (CPU µs/req)",
+             vs_ferry("D", sel=lambda a: [r.get("server_cpu_us_per_req") for r in (d_rows(a) if a == "ferry" else d_wrk(a))]))
     for n in sorted(set(nidle) | ({ref_nidle} if ref_nidle else set()), reverse=True):
         def er(a, n=n):
             return e_rows(a, n)

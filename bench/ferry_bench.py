@@ -15,8 +15,14 @@ Environment (compare.sh sets all of them):
   NCLIS (200,2000)   client counts for C
   NIDLES (10000,2000) connection counts for E (2,000 is the anchors' count)
   STALL (20)         seconds the F reader stops reading
-  C_VERIFY (sha256)  "none": C's clients only count bytes (the Python SHA-256
-                     otherwise bounds the aggregate figure)
+  C_VERIFY (sha256)  "none": C's clients only count bytes (with LOADGEN=python
+                     the Python SHA-256 otherwise bounds the aggregate figure);
+                     the C++ generator also takes "xxh3-128" (asks for it in get)
+  LOADGEN (cpp)      C, D and E clients: "cpp" = ferry-loadgen (bench/ferry_loadgen.cpp,
+                     one libuv loop; LOADGEN_BIN is its path), "python" = ferry_load.py
+  D_CONNS (8)        D's persistent sessions (8, like the anchors' wrk -c8)
+  E_SOURCES (auto)   source addresses 127.0.0.1..127.0.0.K for E's connections;
+                     auto: one per 20,000 connections (ephemeral ports run short)
   F_GIB (4)          size of the F file
   ONLY (A,B,C,D,E,F,S) workloads to run (S = openssl speed sha256)
   FERRYD_ARGS        more ferryd flags for every ferryd started, e.g. "--workers 1"
@@ -51,12 +57,20 @@ STALL = float(os.environ.get("STALL", 20))
 F_GIB = int(os.environ.get("F_GIB", 4))
 C_VERIFY = os.environ.get("C_VERIFY", "sha256")   # "none": C's clients count bytes only
 ONLY = set(os.environ.get("ONLY", "A,B,C,D,E,F,S").split(","))
+LOADGEN_BIN = os.environ.get("LOADGEN_BIN", "")
+LOADGEN = os.environ.get("LOADGEN") or ("cpp" if LOADGEN_BIN and os.access(LOADGEN_BIN, os.X_OK) else "python")
+D_CONNS = int(os.environ.get("D_CONNS", 8))
+E_SOURCES = os.environ.get("E_SOURCES", "auto")
 GIB, M4 = 1 << 30, 4 << 20
 TCK = os.sysconf("SC_CLK_TCK")
 # Raised for the run (the defaults are 4096 connections, 512 per address and
 # 256 transfers: C with 2,000 clients and E with 10,000 need more).
-LIMIT_ARGS = ["--max-connections", "20000", "--max-connections-per-address", "20000",
-              "--max-transfers", "4096", "--drain-timeout", "1"]
+# C's and E's largest counts decide (E at 50,000 needs 50,000 connections;
+# C at 10,000, as many transfers from one address).
+_MAXCONN = str(max([20000] + [n + 1000 for n in NIDLES + NCLIS]))
+_MAXXFER = str(max([4096] + NCLIS))
+LIMIT_ARGS = ["--max-connections", _MAXCONN, "--max-connections-per-address", _MAXCONN,
+              "--max-transfers", _MAXXFER, "--max-transfers-per-address", _MAXXFER, "--drain-timeout", "1"]
 # More ferryd flags for the whole run, e.g. FERRYD_ARGS="--workers 1".
 LIMIT_ARGS += os.environ.get("FERRYD_ARGS", "").split()
 
@@ -242,8 +256,13 @@ def workload_B(d, rep, variant, extra, put_as):
 
 def workload_C(d, rep, n):
     t0d, c0 = tcpext(), d.cpu()
-    rc, out, err, ccpu = run([PY, LOAD, "burst", str(d.port), "m4.bin", str(n), "--deadline", "60",
-                              "--verify", C_VERIFY], 90)
+    deadline = 60 + n // 100   # 10,000 x 4 MiB is 42 GB
+    if LOADGEN == "cpp":
+        cmd = [LOADGEN_BIN, "burst", str(d.port), "m4.bin", str(n), "--deadline", str(deadline),
+               "--verify", C_VERIFY]
+    else:
+        cmd = [PY, LOAD, "burst", str(d.port), "m4.bin", str(n), "--deadline", str(deadline), "--verify", C_VERIFY]
+    rc, out, err, ccpu = run(cmd, deadline + 30)
     time.sleep(0.1)
     cpu = d.cpu() - c0
     try:
@@ -252,7 +271,8 @@ def workload_C(d, rep, n):
         r = {"ok": 0, "bytes": 0, "wall_s": 0, "errors": {err.strip()[-200:]: n}}
     errs = ["%s (×%d)" % (k, v) for k, v in sorted(r.get("errors", {}).items())][:3]
     record(w="C", anchor="ferry", rep=rep, clients=n, verify=C_VERIFY,
-           variant="burst (asyncio, %s)" % ("SHA-256 checked" if C_VERIFY == "sha256" else "bytes counted only"),
+           variant="burst (%s, %s)" % ("ferry-loadgen C++" if LOADGEN == "cpp" else "asyncio",
+                                       "bytes counted only" if C_VERIFY == "none" else C_VERIFY + " checked"),
            ok=r["ok"], failed=n - r["ok"], bytes=r["bytes"], wall_s=r["wall_s"],
            MBps=r["bytes"] / r["wall_s"] / 1e6 if r["wall_s"] else 0.0,
            slowest_ok_s=r.get("slowest_ok_s"), median_ok_s=r.get("median_ok_s"),
@@ -262,27 +282,47 @@ def workload_C(d, rep, n):
 
 def workload_D(d, rep):
     c0 = d.cpu()
-    rc, out, err, ccpu = run([PY, LOAD, "list", str(d.port), "--workers", "8",
-                              "--duration", str(DUR), "--expect", "100"], DUR + 60)
+    if LOADGEN == "cpp":
+        cmd = [LOADGEN_BIN, "list", str(d.port), "--conns", str(D_CONNS), "--duration", str(DUR), "--expect", "100"]
+        who = "ferry-loadgen list (C++, one loop, %d sessions)" % D_CONNS
+    else:
+        cmd = [PY, LOAD, "list", str(d.port), "--workers", str(D_CONNS), "--duration", str(DUR), "--expect", "100"]
+        who = "ferry_load.py list (python, %d procs)" % D_CONNS
+    rc, out, err, ccpu = run(cmd, DUR + 60)
     time.sleep(0.1)
     cpu = d.cpu() - c0
     try:
         r = json.loads(out)
     except ValueError:
         r = {"ok": 0, "errors": -1, "rps": 0, "first_error": err[-200:]}
-    record(w="D", anchor="ferry", rep=rep, client="ferry_load.py list (python, 8 procs)",
+    record(w="D", anchor="ferry", rep=rep, client=who,
            mode="ferry-session", ok=r["ok"], errors=r["errors"], rps=r["rps"], server_cpu_s=cpu,
            server_cpu_us_per_req=cpu / r["ok"] * 1e6 if r["ok"] else None,
            client_cpu_s=ccpu, error=r.get("first_error", ""))
 
 
 def workload_E(rep, n):
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft < n + 100:
+        # ferryd and the client each need n descriptors; raising the hard
+        # limit needs CAP_SYS_RESOURCE, which a container may lack
+        log("E: %d idle sessions skipped: ulimit -n is %d" % (n, soft))
+        record(w="E_skipped", anchor="ferry", rep=rep, asked_skipped=n,
+               error="ulimit -n is %d, %d connections need %d" % (soft, n, n + 100))
+        return
     d = Ferryd(SRV, "E%d-%d" % (n, rep)).start()   # fresh process, like the anchors
     try:
         time.sleep(1)
         t0d = tcpext()
-        rc, out, err, _ = run([PY, LOAD, "idle", str(d.port), str(n), "--pid", str(d.pid),
-                               "--hold", "3", "--deadline", "150"], 240)
+        deadline = max(150, n // 200)
+        if LOADGEN == "cpp":
+            sources = (n + 19999) // 20000 if E_SOURCES == "auto" else int(E_SOURCES)
+            cmd = [LOADGEN_BIN, "idle", str(d.port), str(n), "--pid", str(d.pid), "--hold", "3",
+                   "--deadline", str(deadline), "--sources", str(sources)]
+        else:
+            cmd = [PY, LOAD, "idle", str(d.port), str(n), "--pid", str(d.pid), "--hold", "3",
+                   "--deadline", str(deadline)]
+        rc, out, err, _ = run(cmd, deadline + 90)
         try:
             r = json.loads(out)
         except ValueError:
@@ -335,7 +375,7 @@ def main():
     dl_dir = os.environ.get("DL_DIR") or os.path.join("/dev/shm", "ferry-bench-%d" % os.getpid())
     if not stdout_ok:
         os.makedirs(dl_dir, exist_ok=True)
-    record(w="meta", anchor="ferry", client_stdout=stdout_ok, fast_hash_args=fast, put_as=put_as,
+    record(w="meta", anchor="ferry", client_stdout=stdout_ok, fast_hash_args=fast, put_as=put_as, loadgen=LOADGEN,
            ferryd_args=" ".join(LIMIT_ARGS),
            download_sink="stdout > /dev/null" if stdout_ok else "file in %s (tmpfs)" % dl_dir)
     servers = []
