@@ -64,7 +64,12 @@ log() { echo "[$(date +%T)] $*" >&2; }
 # E holds its idle sockets in one process and as many in ferryd; C its
 # clients. Raised as far as the hard limit allows (raising that needs
 # CAP_SYS_RESOURCE, which a container may not have).
-max_idle=$(tr ',' '\n' <<<"$NIDLES,$NCLIS" | sort -n | tail -n 1)
+# A C client costs ferryd up to three descriptors while its get runs (the
+# socket, the file, the dup'd one that waits for room): 10,000 clients with
+# a limit of 20,000 lost 27 gets to EMFILE here.
+max_idle=$(tr ',' '\n' <<<"$NIDLES" | sort -n | tail -n 1)
+max_cli3=$(( 3 * $(tr ',' '\n' <<<"$NCLIS" | sort -n | tail -n 1) ))
+(( max_cli3 > ${max_idle:-0} )) && max_idle=$max_cli3
 want_fds=$(( ${max_idle:-0} + 1000 > 20000 ? ${max_idle:-0} + 1000 : 20000 ))
 ulimit -n "$want_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 # An E count past the limit is skipped (and said so in the report); C's are needed.
