@@ -27,6 +27,9 @@ namespace {
 // only keeps a broken server from making us buffer without end.
 constexpr std::uint32_t kMaxIncomingControlFrame = 64 * 1024 * 1024;
 constexpr std::size_t kReceiveBuffer = 1024 * 1024;
+// In lent memory, a read goes on where the last one ended while this much
+// room is left; less, and the connection asks for fresh memory.
+constexpr std::size_t kMinLentRead = 128 * 1024;
 // How often a wait wakes to look at the interrupt flag.
 constexpr std::chrono::milliseconds kWakeInterval{200};
 
@@ -127,7 +130,8 @@ Connection::Connection(Endpoint endpoint, ConnectOptions options, Transport tran
 Connection::Connection(Connection&& other) noexcept
     : endpoint_(std::move(other.endpoint_)), options_(std::move(other.options_)),
       transport_(std::move(other.transport_)), hello_(std::move(other.hello_)), next_id_(other.next_id_),
-      decoder_(std::move(other.decoder_)), buffer_(std::move(other.buffer_)), begin_(other.begin_), end_(other.end_)
+      decoder_(std::move(other.decoder_)), buffer_(std::move(other.buffer_)), begin_(other.begin_), end_(other.end_),
+      lender_(std::exchange(other.lender_, nullptr)), lent_(std::exchange(other.lent_, {}))
 {
 }
 
@@ -144,6 +148,8 @@ Connection& Connection::operator=(Connection&& other) noexcept
         buffer_ = std::move(other.buffer_);
         begin_ = other.begin_;
         end_ = other.end_;
+        lender_ = std::exchange(other.lender_, nullptr);
+        lent_ = std::exchange(other.lent_, {});
     }
     return *this;
 }
@@ -157,6 +163,20 @@ void Connection::close()
 {
     transport_.close();
     begin_ = end_ = 0;
+    lent_ = {}; // a later read asks the lender for memory again
+}
+
+void Connection::lend_buffers(ReceiveBuffers* lender)
+{
+    if (lender == nullptr && !lent_.empty()) {
+        // What is not decoded yet (the start of the next reply) comes along.
+        const std::size_t left = end_ - begin_;
+        std::copy_n(lent_.begin() + static_cast<std::ptrdiff_t>(begin_), left, buffer_.begin());
+        begin_ = 0;
+        end_ = left;
+        lent_ = {};
+    }
+    lender_ = lender;
 }
 
 Result<Connection> Connection::open(const Endpoint& endpoint, Timeouts timeouts)
@@ -279,11 +299,11 @@ Status Connection::check_first_bytes()
             return filled;
         }
     }
-    const std::uint8_t first = buffer_[begin_];
+    const std::uint8_t first = window()[begin_];
     if (first == static_cast<std::uint8_t>(FrameKind::control)) {
         return success();
     }
-    const std::string_view seen(reinterpret_cast<const char*>(buffer_.data() + begin_), end_ - begin_);
+    const std::string_view seen(reinterpret_cast<const char*>(window().data() + begin_), end_ - begin_);
     std::string like;
     if (seen.starts_with("HTTP/") || seen.starts_with("<")) {
         like = " (it answered like an HTTP server)";
@@ -475,7 +495,13 @@ Status Connection::fill()
         if (!transport_.is_open()) {
             return Error{ErrorCode::connection_lost, "not connected to " + endpoint_.to_string()};
         }
-        const IoResult got = transport_.read(std::span(buffer_.data() + end_, buffer_.size() - end_));
+        if (lender_ != nullptr && begin_ == end_ && (lent_.empty() || lent_.size() - end_ < kMinLentRead)) {
+            // Every byte read was decoded: on into fresh memory, leaving the
+            // pieces handed out of the old to the lender.
+            lent_ = lender_->next(lent_);
+            begin_ = end_ = 0;
+        }
+        const IoResult got = transport_.read(window().subspan(end_));
         switch (got.kind) {
         case IoResult::Kind::progress:
             end_ += got.bytes;
@@ -495,7 +521,7 @@ Status Connection::fill()
 }
 Result<std::optional<Incoming>> Connection::decode_buffered()
 {
-    auto event = decoder_.next(std::span(buffer_.data() + begin_, end_ - begin_));
+    auto event = decoder_.next(window().subspan(begin_, end_ - begin_));
     begin_ += event.consumed;
     Incoming incoming;
     switch (event.kind) {
@@ -514,8 +540,13 @@ Result<std::optional<Incoming>> Connection::decode_buffered()
     case DecodeEvent::Kind::need_more:
         break;
     }
-    // need_more: the decoder took every byte it was given.
-    begin_ = end_ = 0;
+    // need_more: the decoder took every byte it was given. Lent memory is
+    // not read into again from the start: data pieces may still point there.
+    if (lent_.empty()) {
+        begin_ = end_ = 0;
+    } else {
+        begin_ = end_;
+    }
     return std::optional<Incoming>();
 }
 
@@ -569,7 +600,8 @@ Result<std::optional<std::string>> Connection::poll_control()
             }
         }
         begin_ = end_ = 0; // everything buffered was decoded
-        const IoResult got = transport_.read(std::span(buffer_.data() + end_, buffer_.size() - end_));
+        lent_ = {};        // (never lent during an upload)
+        const IoResult got = transport_.read(window().subspan(end_));
         switch (got.kind) {
         case IoResult::Kind::progress:
             end_ += got.bytes;
@@ -593,9 +625,10 @@ bool Connection::has_unsolicited_input()
         return true;
     }
     begin_ = end_ = 0;
+    lent_ = {}; // (never lent between requests)
     // A read, not a poll: under TLS the socket also carries records that
     // are no message at all (session tickets), which only OpenSSL can tell.
-    const IoResult got = transport_.read(std::span(buffer_.data() + end_, buffer_.size() - end_));
+    const IoResult got = transport_.read(window().subspan(end_));
     if (got.kind == IoResult::Kind::progress) {
         end_ += got.bytes;
     }

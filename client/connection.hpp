@@ -14,6 +14,7 @@
 #include "endpoint.hpp"
 #include "frame.hpp"
 #include "messages.hpp"
+#include "receive_buffers.hpp"
 #include "status.hpp"
 #include "tls.hpp"
 #include "transport.hpp"
@@ -102,6 +103,12 @@ public:
     // outstanding: an idle_timeout or shutting_down notice, or EOF. Such a
     // connection should be replaced before it is used again.
     bool has_unsolicited_input();
+    // From the next read on, reads into `lender`'s memory instead of the
+    // connection's own buffer (the bytes of data frames received are then
+    // the lender's to keep); nullptr takes the own buffer back, with any
+    // bytes not yet decoded. The lender must outlive the lending
+    // (LentBuffers).
+    void lend_buffers(ReceiveBuffers* lender);
 
 private:
     Connection(Endpoint endpoint, ConnectOptions options, Transport transport);
@@ -128,6 +135,8 @@ private:
     // Reads the first bytes of the answer to hello: not_ferry when they
     // cannot begin a Ferry frame (an HTTP or SSH server, a TLS one).
     Status check_first_bytes();
+    // Where reads land: the lent memory, or the own buffer.
+    std::span<std::uint8_t> window() { return lent_.empty() ? std::span(buffer_) : lent_; }
 
     Endpoint endpoint_;
     ConnectOptions options_;
@@ -136,8 +145,25 @@ private:
     std::uint64_t next_id_ = 0;
     FrameDecoder decoder_;
     std::vector<std::uint8_t> buffer_;
-    std::size_t begin_ = 0; // undecoded bytes are buffer_[begin_, end_)
+    std::size_t begin_ = 0; // undecoded bytes are window()[begin_, end_)
     std::size_t end_ = 0;
+    ReceiveBuffers* lender_ = nullptr;
+    std::span<std::uint8_t> lent_; // empty: reading into buffer_
+};
+
+// Lends a connection's reads `lender`'s memory for its own lifetime.
+class LentBuffers {
+public:
+    LentBuffers(Connection& connection, ReceiveBuffers& lender) : connection_(connection)
+    {
+        connection_.lend_buffers(&lender);
+    }
+    LentBuffers(const LentBuffers&) = delete;
+    LentBuffers& operator=(const LentBuffers&) = delete;
+    ~LentBuffers() { connection_.lend_buffers(nullptr); }
+
+private:
+    Connection& connection_;
 };
 
 // The Error carried by a server message that was not the reply expected

@@ -4,96 +4,188 @@
 
 namespace ferry::client {
 
-namespace {
-
-constexpr std::size_t kBlockSize = 1024 * 1024;
-// Blocks waiting for the hashing thread: what the reader may run ahead.
-constexpr std::size_t kMaxQueuedBlocks = 8;
-
-} // namespace
-
-HashPipeline::HashPipeline(TransferHash hash) : hash_(std::move(hash)), threaded_(hash_.kind() == HashKind::sha256)
+HashPipeline::HashPipeline(TransferHash hash, Writer writer)
+    : hash_(std::move(hash)), writer_(std::move(writer)), stages_(writer_ ? 2 : 1)
 {
-    if (threaded_) {
-        filling_.reserve(kBlockSize);
-        worker_ = std::thread([this] { hash_blocks(); });
+    // XXH3 alone costs less than handing bytes to another thread (a second
+    // thread on a busy machine only adds switches): it is hashed in place.
+    if (!threaded()) {
+        return;
     }
+    threads_.emplace_back([this] { run_stage(hashing); });
+    if (writer_) {
+        threads_.emplace_back([this] { run_stage(writing); });
+    }
+}
+
+bool HashPipeline::threaded() const
+{
+    return writer_ || hash_.kind() != HashKind::xxh3_128;
 }
 
 HashPipeline::~HashPipeline()
 {
-    if (threaded_) {
-        {
-            const std::lock_guard lock(mutex_);
-            stopping_ = true;
-        }
-        changed_.notify_all();
-        worker_.join();
+    {
+        const std::lock_guard lock(mutex_);
+        stopping_ = true;
+        skipping_ = true;
+    }
+    work_.notify_all();
+    for (auto& thread : threads_) {
+        thread.join();
     }
 }
 
-void HashPipeline::update(std::span<const std::uint8_t> bytes)
+std::optional<std::size_t> HashPipeline::block_of(std::span<const std::uint8_t> bytes) const
 {
-    if (!threaded_) {
+    // Compared as addresses: the blocks are separate allocations.
+    const auto at = reinterpret_cast<std::uintptr_t>(bytes.data());
+    for (std::size_t i = 0; i < blocks_.size(); ++i) {
+        const auto begin = reinterpret_cast<std::uintptr_t>(blocks_[i].get());
+        if (at >= begin && at + bytes.size() <= begin + kBlockSize) {
+            return i;
+        }
+    }
+    return std::nullopt;
+}
+
+Status HashPipeline::failure() const
+{
+    if (failed_) {
+        return *failed_;
+    }
+    return success();
+}
+
+Status HashPipeline::update(std::span<const std::uint8_t> bytes)
+{
+    if (threads_.empty()) {
         hash_.update(bytes.data(), bytes.size());
-        return;
+        return success();
     }
-    while (!bytes.empty()) {
-        const std::size_t take = std::min(bytes.size(), kBlockSize - filling_.size());
-        filling_.insert(filling_.end(), bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(take));
-        bytes = bytes.subspan(take);
-        if (filling_.size() == kBlockSize) {
-            std::unique_lock lock(mutex_);
-            changed_.wait(lock, [&] { return queued_.size() < kMaxQueuedBlocks; });
-            hand_over_block(lock);
+    if (bytes.empty()) {
+        const std::lock_guard lock(mutex_);
+        return failure();
+    }
+    if (const auto block = block_of(bytes)) {
+        const std::lock_guard lock(mutex_);
+        // The stages are woken when the reader leaves the block (next()) or
+        // someone waits for them (drain()): one wake-up per block, not per piece.
+        queued_.push_back(Piece{bytes, *block});
+        ++pending_[*block];
+        return failure();
+    }
+    // Not ours (bytes read before the connection took our memory): in
+    // order after everything queued, on this thread.
+    if (auto drained = drain(); !drained) {
+        hash_.update(bytes.data(), bytes.size()); // the digest still covers every byte given
+        return drained;
+    }
+    hash_.update(bytes.data(), bytes.size());
+    if (writer_) {
+        if (auto wrote = writer_(bytes); !wrote) {
+            const std::lock_guard lock(mutex_);
+            failed_ = wrote.error();
+            return wrote;
         }
+    }
+    return success();
+}
+
+void HashPipeline::wait_for_room(std::unique_lock<std::mutex>& lock, const std::function<bool()>& ready)
+{
+    if (stages_asleep_ > 0 && !queued_.empty()) {
+        work_.notify_all();
+    }
+    while (!ready()) {
+        caller_asleep_ = true;
+        room_.wait(lock);
+        caller_asleep_ = false;
     }
 }
 
-// With the lock held: queues the block being filled and starts a new one.
-void HashPipeline::hand_over_block(std::unique_lock<std::mutex>&)
+Status HashPipeline::drain()
 {
-    queued_.push_back(std::move(filling_));
-    if (spare_.empty()) {
-        filling_ = std::vector<std::uint8_t>();
-        filling_.reserve(kBlockSize);
-    } else {
-        filling_ = std::move(spare_.back());
-        spare_.pop_back();
-        filling_.clear();
-    }
-    changed_.notify_all();
+    std::unique_lock lock(mutex_);
+    wait_for_room(lock, [&] { return queued_.empty(); });
+    return failure();
+}
+
+void HashPipeline::abandon()
+{
+    std::unique_lock lock(mutex_);
+    skipping_ = true;
+    wait_for_room(lock, [&] { return queued_.empty(); });
+    skipping_ = false;
 }
 
 const TransferHash& HashPipeline::hash()
 {
-    if (threaded_) {
-        std::unique_lock lock(mutex_);
-        if (!filling_.empty()) {
-            hand_over_block(lock);
-        }
-        changed_.wait(lock, [&] { return queued_.empty() && !hashing_; });
-    }
+    (void)drain();
     return hash_;
 }
 
-void HashPipeline::hash_blocks()
+std::span<std::uint8_t> HashPipeline::next(std::span<std::uint8_t> /*used*/)
+{
+    std::unique_lock lock(mutex_);
+    if (blocks_.empty()) {
+        // Allocated on first use: a download that never lends costs nothing.
+        for (std::size_t i = 0; i < kBlocks; ++i) {
+            blocks_.push_back(std::make_unique_for_overwrite<std::uint8_t[]>(kBlockSize));
+        }
+    }
+    // In ring order, so each block waits the longest before it is reused.
+    const std::size_t block = reading_ == kBlocks ? 0 : (reading_ + 1) % kBlocks;
+    // (wait_for_room wakes the stages for the pieces of the block left.)
+    wait_for_room(lock, [&] { return pending_[block] == 0; });
+    reading_ = block;
+    return std::span(blocks_[block].get(), kBlockSize);
+}
+
+void HashPipeline::retire()
+{
+    const std::uint64_t done = stages_ == 1 ? done_[hashing] : std::min(done_[hashing], done_[writing]);
+    while (!queued_.empty() && first_ < done) {
+        --pending_[queued_.front().block];
+        queued_.pop_front();
+        ++first_;
+    }
+}
+
+void HashPipeline::run_stage(Stage stage)
 {
     std::unique_lock lock(mutex_);
     for (;;) {
-        changed_.wait(lock, [&] { return stopping_ || !queued_.empty(); });
-        if (queued_.empty()) {
+        while (!stopping_ && done_[stage] >= first_ + queued_.size()) {
+            ++stages_asleep_;
+            work_.wait(lock);
+            --stages_asleep_;
+        }
+        if (done_[stage] >= first_ + queued_.size()) {
             return; // stopping, and nothing left
         }
-        std::vector<std::uint8_t> block = std::move(queued_.front());
-        queued_.pop_front();
-        hashing_ = true;
+        const Piece piece = queued_[static_cast<std::size_t>(done_[stage] - first_)];
+        // A writer that failed writes nothing more; the hash covers every
+        // byte until the pipeline is abandoned.
+        const bool work = !skipping_ && (stage == hashing || !failed_);
         lock.unlock();
-        hash_.update(block.data(), block.size());
+        std::optional<Error> error;
+        if (work) {
+            if (stage == hashing) {
+                hash_.update(piece.bytes.data(), piece.bytes.size());
+            } else if (auto wrote = writer_(piece.bytes); !wrote) {
+                error = wrote.error();
+            }
+        }
         lock.lock();
-        hashing_ = false;
-        spare_.push_back(std::move(block));
-        changed_.notify_all();
+        if (error && !failed_) {
+            failed_ = std::move(error);
+        }
+        ++done_[stage];
+        retire();
+        if (caller_asleep_) {
+            room_.notify_one();
+        }
     }
 }
 

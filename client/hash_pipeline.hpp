@@ -1,50 +1,107 @@
-// Hashes a download on a second thread while the first one keeps reading
-// the socket. SHA-256 costs one core about as much time as receiving and
-// writing the bytes together, so done in turn they take twice as long as
-// either; done side by side, the transfer runs at the speed of the hash.
-// The bytes are copied into blocks the hashing thread owns (a memcpy costs
-// a fraction of the hash). XXH3 is faster than that copy, so it is hashed
-// in place, on the calling thread.
+// Hashes a download, and writes it to its part file, on threads of their
+// own while the calling thread keeps reading the socket (XXH3 alone, with
+// nothing to write, is hashed in place: it costs less than the hand-over). Receiving, hashing
+// and writing each cost a core about as much as the others (SHA-256 more,
+// XXH3 less); done in turn they add up, done side by side the download runs
+// at the speed of the slowest.
+//
+// The pipeline lends the connection the memory it reads into (a ring of
+// blocks, ReceiveBuffers): the bytes of data frames are hashed and written
+// where they were received, never copied in user space. A block is read
+// into again only after both threads are done with every piece in it, so
+// the reader runs at most a ring ahead (bounded memory). Bytes given from
+// elsewhere are hashed (and written) on the calling thread, in order.
+//
+// The writer's first failure is kept and returned by update() and drain();
+// after it nothing more is written (the hash goes on, so a caller that
+// checks drain() before trusting the file can never publish short bytes).
 #pragma once
 
+#include "receive_buffers.hpp"
+#include "status.hpp"
 #include "transfer_hash.hpp"
 
+#include <array>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <thread>
 #include <vector>
 
 namespace ferry::client {
 
-class HashPipeline {
+class HashPipeline final : public ReceiveBuffers {
 public:
-    explicit HashPipeline(TransferHash hash);
+    // Called on the writing thread with each piece, in order.
+    using Writer = std::function<Status(std::span<const std::uint8_t>)>;
+
+    // Without a writer, the pipeline only hashes.
+    explicit HashPipeline(TransferHash hash, Writer writer = {});
     HashPipeline(const HashPipeline&) = delete;
     HashPipeline& operator=(const HashPipeline&) = delete;
-    ~HashPipeline();
+    ~HashPipeline() override;
 
-    void update(std::span<const std::uint8_t> bytes);
-    // Waits until every byte given so far is hashed, so the result is exact.
+    // Hashes and writes `bytes` after everything given before. Bytes inside
+    // a block this pipeline lent are queued where they lie; others are
+    // handled before returning. The writer's failure so far, if any.
+    Status update(std::span<const std::uint8_t> bytes);
+    // Waits until every byte given so far is hashed and written.
+    Status drain();
+    // Drops what is queued but not yet written (the transfer failed) and
+    // waits for the threads to let go of the file.
+    void abandon();
+    // Drains first, so the result is exact.
     const TransferHash& hash();
+    // Whether bytes go to threads of their own (else update() does the
+    // work, and lending the pipeline memory gains nothing).
+    bool threaded() const;
+
+    std::span<std::uint8_t> next(std::span<std::uint8_t> used) override;
+
+    static constexpr std::size_t kBlockSize = 1024 * 1024;
+    static constexpr std::size_t kBlocks = 4;
 
 private:
-    void hash_blocks();
-    void hand_over_block(std::unique_lock<std::mutex>& lock);
+    struct Piece {
+        std::span<const std::uint8_t> bytes;
+        std::size_t block;
+    };
+    enum Stage : std::size_t { hashing = 0, writing = 1 };
+
+    void run_stage(Stage stage);
+    // With the lock held: drops the pieces every stage is done with.
+    void retire();
+    std::optional<std::size_t> block_of(std::span<const std::uint8_t> bytes) const;
+    Status failure() const;
+    // Sleeps (lock held on entry and return) until `ready`.
+    void wait_for_room(std::unique_lock<std::mutex>& lock, const std::function<bool()>& ready);
 
     TransferHash hash_;
-    const bool threaded_;
-    std::mutex mutex_;
-    std::condition_variable changed_;
-    std::vector<std::uint8_t> filling_;
-    std::deque<std::vector<std::uint8_t>> queued_;
-    std::vector<std::vector<std::uint8_t>> spare_;
-    bool hashing_ = false;
+    Writer writer_;
+    const std::size_t stages_;
+    std::vector<std::unique_ptr<std::uint8_t[]>> blocks_;
+    std::array<std::size_t, kBlocks> pending_{}; // pieces queued per block
+    std::size_t reading_ = kBlocks;              // the block lent out; kBlocks: none yet
+    mutable std::mutex mutex_;
+    // Two conditions, and a wake-up only for a thread that sleeps: a
+    // notification per piece would cost more system calls than the reads.
+    std::condition_variable work_; // the stages wait for pieces
+    std::condition_variable room_; // the caller waits for a free block or an empty queue
+    std::size_t stages_asleep_ = 0;
+    bool caller_asleep_ = false;
+    std::deque<Piece> queued_;
+    std::uint64_t first_ = 0;                  // sequence number of queued_.front()
+    std::array<std::uint64_t, 2> done_{};      // pieces each stage has finished
+    std::optional<Error> failed_;
+    bool skipping_ = false; // abandon(): pieces are retired without work
     bool stopping_ = false;
-    std::thread worker_;
+    std::vector<std::thread> threads_;
 };
 
 } // namespace ferry::client

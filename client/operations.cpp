@@ -219,6 +219,9 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& op
         return opened.error();
     }
     PartFile& part = opened.value();
+    // Data frames are received straight into the blocks the part file's
+    // threads hash and write from.
+    const LentBuffers lent(connection, part.receiving());
     const std::uint64_t total = remote.size;
     if (options.progress) {
         options.progress(part.held(), total);
@@ -298,6 +301,9 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& op
             part.leave_for_resume(false);
             return error;
         }
+        if (auto flushed = part.flush(); !flushed) {
+            return stop(flushed.error(), true);
+        }
         if (trailer->body.size != total || part.held() != total) {
             connection.close();
             part.leave_for_resume(false);
@@ -375,6 +381,11 @@ Result<TransferResult> receive_to_stream(Connection& connection, const GetOption
 {
     const std::string where = path == "-" ? std::string("standard output") : "\"" + path + "\"";
     HashPipeline hash{TransferHash(options.hash)};
+    // Received straight into the blocks the hashing thread reads.
+    std::optional<LentBuffers> lent;
+    if (hash.threaded()) {
+        lent.emplace(connection, hash);
+    }
     std::uint64_t held = 0;
     const std::uint64_t total = remote.size;
     if (options.progress) {
@@ -395,7 +406,7 @@ Result<TransferResult> receive_to_stream(Connection& connection, const GetOption
                 connection.close();
                 return wrote.error();
             }
-            hash.update(bytes);
+            (void)hash.update(bytes); // no writer: nothing to fail
             held += bytes.size();
             if (options.progress) {
                 options.progress(held, total);

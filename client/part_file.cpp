@@ -1,28 +1,50 @@
 #include "part_file.hpp"
 
+#include "posix_io.hpp"
+
 #include <utility>
 
 namespace ferry::client {
 
+namespace {
+
+// By descriptor and name, not through the LocalFile: a PartFile moves, its
+// descriptor does not (and every close waits for the writer first).
+HashPipeline::Writer writer_for(const LocalFile& file)
+{
+    return [fd = file.fd(), path = file.path()](std::span<const std::uint8_t> bytes) -> Status {
+        if (const auto wrote = sys::write_all(fd, bytes); !wrote.ok()) {
+            return local_error("cannot write \"" + path + "\"", wrote.error);
+        }
+        return success();
+    };
+}
+
+} // namespace
+
 PartFile::PartFile(LocalFile file, std::string state_file, DownloadState state, TransferHash hash, bool recorded)
     : file_(std::move(file)), state_file_(std::move(state_file)), state_(std::move(state)),
-      hash_(std::make_unique<HashPipeline>(std::move(hash))), held_(state_.bytes_held), recorded_(recorded)
+      hash_(std::make_unique<HashPipeline>(std::move(hash), writer_for(file_))), held_(state_.bytes_held),
+      recorded_(recorded)
 {
 }
 
 Status PartFile::append(std::span<const std::uint8_t> bytes)
 {
-    auto wrote = file_.write_all(bytes);
-    if (!wrote) {
-        return wrote;
+    auto queued = hash_->update(bytes);
+    if (!queued) {
+        return queued;
     }
-    hash_->update(bytes);
     held_ += bytes.size();
     return success();
 }
 
 Status PartFile::checkpoint()
 {
+    // Only bytes that are in the file, all of them hashed, are vouched for.
+    if (auto flushed = hash_->drain(); !flushed) {
+        return flushed;
+    }
     auto synced = file_.sync();
     if (!synced) {
         return synced;
@@ -48,6 +70,7 @@ void PartFile::leave_for_resume(bool record_now)
     if (record_now && held_ > 0) {
         (void)checkpoint();
     }
+    hash_->abandon(); // nothing is written after the close
     (void)file_.close();
     if (!recorded_) {
         (void)remove_file(file_.path());

@@ -1,6 +1,8 @@
 // A download's part file as it is written: the file, the sidecar that
 // vouches for its beginning (local_files' DownloadState), and the hash of
-// every byte in it so far, kept on the hashing thread (HashPipeline).
+// every byte in it so far. The bytes are hashed and written on the
+// pipeline's threads (HashPipeline), which the caller lends the
+// connection's reads to (receiving(), see Connection::lend_buffers).
 #pragma once
 
 #include "hash_pipeline.hpp"
@@ -22,9 +24,19 @@ public:
 
     std::uint64_t held() const { return held_; }
     const TransferHash& hash() { return hash_->hash(); }
-    LocalFile& file() { return file_; }
+    // The file, once nothing is being written to it any more.
+    LocalFile& file()
+    {
+        (void)hash_->drain();
+        return file_;
+    }
+    // The memory to read the download into.
+    ReceiveBuffers& receiving() { return *hash_; }
 
+    // Queues `bytes` to be written and hashed; a failure to write earlier bytes.
     Status append(std::span<const std::uint8_t> bytes);
+    // Waits until every byte appended is in the file: its failure, if any.
+    Status flush() { return hash_->drain(); }
     // Makes the bytes held durable, then records them in the sidecar.
     Status checkpoint();
     std::uint64_t since_checkpoint() const { return held_ - durable_; }

@@ -16,9 +16,15 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
+#include <vector>
 
 using namespace ferry::client;
 
@@ -269,6 +275,138 @@ TEST_CASE("the hashing thread gives the digest hashing in place would, at every 
         CHECK(pipeline.hash().hex_digest() == direct.hex_digest());
         CHECK(pipeline.hash().save_state() == direct.save_state());
     }
+}
+
+namespace {
+
+// Pseudo-random bytes, the same for the same seed.
+std::vector<std::uint8_t> noise(std::size_t size, std::uint32_t seed)
+{
+    std::vector<std::uint8_t> bytes(size);
+    for (auto& byte : bytes) {
+        seed = seed * 1664525u + 1013904223u;
+        byte = static_cast<std::uint8_t>(seed >> 24);
+    }
+    return bytes;
+}
+
+// Plays a connection: copies `data` into the memory the pipeline lends, in
+// reads of uneven sizes, and hands each read on in pieces of uneven sizes.
+// False once update() reports a failed write (a download stops there).
+bool feed_lent(ferry::client::HashPipeline& pipeline, std::span<const std::uint8_t> data)
+{
+    std::span<std::uint8_t> window;
+    std::size_t end = 0;
+    std::size_t read_size = 1000;
+    while (!data.empty()) {
+        if (window.empty() || window.size() - end < 64 * 1024) {
+            window = pipeline.next(window);
+            end = 0;
+        }
+        read_size = read_size * 3 % 300'007 + 1;
+        const std::size_t got = std::min({read_size, window.size() - end, data.size()});
+        std::copy_n(data.begin(), got, window.begin() + static_cast<std::ptrdiff_t>(end));
+        for (std::size_t at = 0; at < got;) {
+            const std::size_t piece = std::min<std::size_t>(got - at, 1 + (at * 7 + got) % 70'000);
+            if (!pipeline.update(window.subspan(end + at, piece))) {
+                return false;
+            }
+            at += piece;
+        }
+        end += got;
+        data = data.subspan(got);
+    }
+    return true;
+}
+
+} // namespace
+
+TEST_CASE("bytes read into the pipeline's lent blocks are hashed and written in order, the reader bounded by the ring")
+{
+    const auto data = noise(9 * ferry::client::HashPipeline::kBlockSize + 4321, 11);
+    for (const auto kind : {ferry::HashKind::sha256, ferry::HashKind::xxh3_128}) {
+        CAPTURE(static_cast<int>(kind));
+        std::vector<std::uint8_t> written;
+        std::atomic<bool> slow{true};
+        ferry::client::HashPipeline pipeline{ferry::TransferHash(kind), [&](std::span<const std::uint8_t> bytes) {
+                                                 if (slow) { // a slow disk: the reader must wait for it, not overwrite
+                                                     std::this_thread::sleep_for(std::chrono::microseconds(300));
+                                                 }
+                                                 written.insert(written.end(), bytes.begin(), bytes.end());
+                                                 return ferry::client::success();
+                                             }};
+        CHECK(pipeline.threaded());
+        // The first bytes come from the connection's own buffer, as a
+        // reply's first data would.
+        const auto own = std::vector<std::uint8_t>(data.begin(), data.begin() + 777);
+        REQUIRE(pipeline.update(own));
+        CHECK(feed_lent(pipeline, std::span(data).subspan(777)));
+        REQUIRE(pipeline.drain());
+        slow = false;
+        ferry::TransferHash direct(kind);
+        direct.update(data.data(), data.size());
+        CHECK(pipeline.hash().hex_digest() == direct.hex_digest());
+        CHECK(written == data);
+    }
+}
+
+TEST_CASE("a pipeline's failed write is reported, nothing after it is written, and abandon drops what is queued")
+{
+    const auto data = noise(6 * ferry::client::HashPipeline::kBlockSize, 5);
+    std::size_t calls = 0;
+    std::size_t after_failure = 0;
+    bool failed = false;
+    ferry::client::HashPipeline pipeline{ferry::TransferHash(ferry::HashKind::xxh3_128),
+                                         [&](std::span<const std::uint8_t>) -> ferry::client::Status {
+                                             ++calls;
+                                             if (failed) {
+                                                 ++after_failure;
+                                             }
+                                             if (calls == 3) {
+                                                 failed = true;
+                                                 return ferry::client::local_error("cannot write \"x\"", ENOSPC);
+                                             }
+                                             return ferry::client::success();
+                                         }};
+    CHECK_FALSE(feed_lent(pipeline, data));
+    const auto drained = pipeline.drain();
+    REQUIRE_FALSE(drained);
+    CHECK(drained.error().code == ferry::ErrorCode::no_space);
+    CHECK(drained.error().message.find("cannot write \"x\"") != std::string::npos);
+    CHECK(calls == 3);
+    CHECK(after_failure == 0);
+    // update() reports the failure too, so a download stops at once.
+    auto window = pipeline.next({});
+    CHECK_FALSE(pipeline.update(window.first(10)));
+
+    // abandon: queued pieces are dropped; the pipeline is still usable to destroy.
+    std::atomic<std::size_t> written{0};
+    {
+        ferry::client::HashPipeline slow{ferry::TransferHash(ferry::HashKind::sha256),
+                                         [&](std::span<const std::uint8_t> bytes) {
+                                             std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                                             written += bytes.size();
+                                             return ferry::client::success();
+                                         }};
+        auto lent = slow.next({});
+        for (std::size_t at = 0; at < lent.size(); at += 4096) {
+            REQUIRE(slow.update(lent.subspan(at, 4096)));
+        }
+        (void)slow.next(lent); // hands the block over
+        slow.abandon();
+        CHECK(written < lent.size());
+    }
+}
+
+TEST_CASE("xxh3-128 with nothing to write is hashed in place, without threads")
+{
+    ferry::client::HashPipeline pipeline{ferry::TransferHash(ferry::HashKind::xxh3_128)};
+    CHECK_FALSE(pipeline.threaded());
+    const auto data = noise(100'000, 3);
+    REQUIRE(pipeline.update(data));
+    ferry::TransferHash direct(ferry::HashKind::xxh3_128);
+    direct.update(data.data(), data.size());
+    CHECK(pipeline.hash().hex_digest() == direct.hex_digest());
 }
 
 namespace {
