@@ -7,15 +7,35 @@ namespace ferry::client {
 HashPipeline::HashPipeline(TransferHash hash, Writer writer)
     : hash_(std::move(hash)), writer_(std::move(writer)), stages_(writer_ ? 2 : 1)
 {
-    // XXH3 alone costs less than handing bytes to another thread (a second
-    // thread on a busy machine only adds switches): it is hashed in place.
-    if (!threaded()) {
-        return;
-    }
+    // The threads start when the reader leaves its first block (next()): a
+    // download that fits in one block is cheaper done on the caller's thread.
+}
+
+void HashPipeline::start_threads()
+{
     threads_.emplace_back([this] { run_stage(hashing); });
     if (writer_) {
         threads_.emplace_back([this] { run_stage(writing); });
     }
+}
+
+void HashPipeline::work_through_queue(std::unique_lock<std::mutex>&)
+{
+    while (!queued_.empty()) {
+        const Piece piece = queued_.front();
+        if (!skipping_) {
+            hash_.update(piece.bytes.data(), piece.bytes.size());
+            if (writer_ && !failed_) {
+                if (auto wrote = writer_(piece.bytes); !wrote) {
+                    failed_ = wrote.error();
+                }
+            }
+        }
+        --pending_[piece.block];
+        queued_.pop_front();
+        ++first_;
+    }
+    done_.fill(first_);
 }
 
 bool HashPipeline::threaded() const
@@ -59,7 +79,9 @@ Status HashPipeline::failure() const
 
 Status HashPipeline::update(std::span<const std::uint8_t> bytes)
 {
-    if (threads_.empty()) {
+    if (!threaded()) {
+        // XXH3 alone costs less than handing bytes to another thread (a
+        // second thread on a busy machine only adds switches).
         hash_.update(bytes.data(), bytes.size());
         return success();
     }
@@ -107,6 +129,10 @@ void HashPipeline::wait_for_room(std::unique_lock<std::mutex>& lock, const std::
 Status HashPipeline::drain()
 {
     std::unique_lock lock(mutex_);
+    if (threads_.empty()) {
+        work_through_queue(lock);
+        return failure();
+    }
     wait_for_room(lock, [&] { return queued_.empty(); });
     return failure();
 }
@@ -115,6 +141,9 @@ void HashPipeline::abandon()
 {
     std::unique_lock lock(mutex_);
     skipping_ = true;
+    if (threads_.empty()) {
+        work_through_queue(lock);
+    }
     wait_for_room(lock, [&] { return queued_.empty(); });
     skipping_ = false;
 }
@@ -127,6 +156,9 @@ const TransferHash& HashPipeline::hash()
 
 std::span<std::uint8_t> HashPipeline::next(std::span<std::uint8_t> /*used*/)
 {
+    if (reading_ != kBlocks && threads_.empty()) {
+        start_threads(); // a second block: the download is worth them
+    }
     std::unique_lock lock(mutex_);
     if (blocks_.empty()) {
         // Allocated on first use: a download that never lends costs nothing.

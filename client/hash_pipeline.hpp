@@ -10,7 +10,9 @@
 // where they were received, never copied in user space. A block is read
 // into again only after both threads are done with every piece in it, so
 // the reader runs at most a ring ahead (bounded memory). Bytes given from
-// elsewhere are hashed (and written) on the calling thread, in order.
+// elsewhere are hashed (and written) on the calling thread, in order; so
+// are all the bytes of a download that fits in one block (the threads start
+// only when the reader moves on to a second one).
 //
 // The writer's first failure is kept and returned by update() and drain();
 // after it nothing more is written (the hash goes on, so a caller that
@@ -58,7 +60,7 @@ public:
     void abandon();
     // Drains first, so the result is exact.
     const TransferHash& hash();
-    // Whether bytes go to threads of their own (else update() does the
+    // Whether bytes may go to threads of their own (else update() does the
     // work, and lending the pipeline memory gains nothing).
     bool threaded() const;
 
@@ -74,6 +76,10 @@ private:
     };
     enum Stage : std::size_t { hashing = 0, writing = 1 };
 
+    void start_threads();
+    // Without threads (yet): hashes and writes the queued pieces on the
+    // caller's thread (lock held).
+    void work_through_queue(std::unique_lock<std::mutex>& lock);
     void run_stage(Stage stage);
     // With the lock held: drops the pieces every stage is done with.
     void retire();
