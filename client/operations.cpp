@@ -506,11 +506,10 @@ Status send_abort(Connection& connection, std::uint64_t id, bool discard)
 // stays small, and the pages come in the directory's order, so the whole is
 // sorted here. A server that does not page sends one reply without "more",
 // which is then the only page.
-Result<ListReply> list_files(Connection& connection)
+Result<ListReply> list_all_pages(Connection& connection, ListRequest request)
 {
-    const std::uint64_t id = connection.next_id();
-    ListRequest request;
     request.paged = true;
+    const std::uint64_t id = connection.next_id();
     if (auto sent = connection.send_request(Request{id, request}); !sent) {
         return sent.error();
     }
@@ -530,6 +529,11 @@ Result<ListReply> list_files(Connection& connection)
     std::sort(listed.files.begin(), listed.files.end(),
               [](const FileInfo& a, const FileInfo& b) { return a.name < b.name; });
     return listed;
+}
+
+Result<ListReply> list_files(Connection& connection)
+{
+    return list_all_pages(connection, ListRequest{});
 }
 
 Result<FileInfo> stat_file(Connection& connection, const std::string& name)

@@ -40,6 +40,9 @@ Result<Body> ask(Connection& connection, const Request& request, ReplyParser<Bod
 template <class Body>
 Result<Body> read_reply(Connection& connection, std::uint64_t id, ReplyParser<Body> parse);
 
+// One list request (made paged here), every page read and the whole sorted
+// by name; list_files is the root's (the only listing version 1 has).
+Result<ListReply> list_all_pages(Connection& connection, ListRequest request);
 Result<ListReply> list_files(Connection& connection);
 Result<FileInfo> stat_file(Connection& connection, const std::string& name);
 Result<StatsReply> server_stats(Connection& connection);

@@ -57,29 +57,9 @@ Result<ListReply> list_folder(Connection& connection, const std::string& path, b
         return *old;
     }
     ListRequest request;
-    request.paged = true;
     request.path = path;
     request.recursive = recursive;
-    const std::uint64_t id = connection.next_id();
-    if (auto sent = connection.send_request(Request{id, request}); !sent) {
-        return sent.error();
-    }
-    ListReply listed;
-    for (;;) {
-        auto page = read_reply(connection, id, parse_list_reply);
-        if (!page) {
-            return page.error();
-        }
-        listed.files.insert(listed.files.end(), std::make_move_iterator(page->files.begin()),
-                            std::make_move_iterator(page->files.end()));
-        listed.skipped_invalid_names += page->skipped_invalid_names;
-        if (!page->more) {
-            break;
-        }
-    }
-    std::sort(listed.files.begin(), listed.files.end(),
-              [](const FileInfo& a, const FileInfo& b) { return a.name < b.name; });
-    return listed;
+    return list_all_pages(connection, std::move(request));
 }
 
 Result<std::vector<FileInfo>> remote_matches(Connection& connection, const std::string& path,
