@@ -115,6 +115,12 @@ Result<Library::Located> Library::locate(std::string_view path, std::string_view
     return Located{std::move(parent.value()), fd, std::string(components.back())};
 }
 
+int Library::stat_located(const Located& located, struct ::stat& st)
+{
+    return retry_stale(located.fd,
+                       [&] { return ::fstatat(located.fd, located.leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW); });
+}
+
 namespace {
 
 // The errno a *_entry-style caller sees for a path that did not resolve.
@@ -143,8 +149,7 @@ int Library::stat_path(std::string_view path, struct ::stat& st) const
         errno = errno_of(located.error());
         return -1;
     }
-    return retry_stale(located->fd,
-                       [&] { return ::fstatat(located->fd, located->leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW); });
+    return stat_located(*located, st);
 }
 
 int Library::publish_entry(const std::string& partial, std::string_view path) const
@@ -399,8 +404,7 @@ Result<FileInfo> Library::stat_entry_or_folder(std::string_view path) const
         return located.error();
     }
     struct ::stat st {};
-    if (retry_stale(located->fd,
-                    [&] { return ::fstatat(located->fd, located->leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
+    if (stat_located(*located, st) != 0) {
         return file_error(errno, "cannot stat", path);
     }
     if (S_ISDIR(st.st_mode)) {
@@ -431,7 +435,7 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
     const char* leaf = located->leaf.c_str();
     // A stat first, so that a FIFO or device is refused without being opened.
     struct ::stat st {};
-    if (retry_stale(parent, [&] { return ::fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
+    if (stat_located(*located, st) != 0) {
         return file_error(errno, "cannot stat", path);
     }
     if (!S_ISREG(st.st_mode)) {

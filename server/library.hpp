@@ -255,6 +255,9 @@ private:
         std::string leaf;
     };
     Result<Located> locate(std::string_view path, std::string_view doing) const;
+    // lstat of the located entry (never through a link), repeated once after
+    // ESTALE (estale.hpp); 0 or -1 with errno, as fstatat(2).
+    static int stat_located(const Located& located, struct ::stat& st);
     // Removes what folder `fd` holds (see remove()); `relative` its path for
     // messages; `blocker` gets the first entry left.
     std::optional<Error> empty_folder(int fd, const std::string& relative, std::size_t depth, Removed& removed,

@@ -239,7 +239,7 @@ Result<Removed> Library::remove(std::string_view path, bool recursive) const
     const int parent = located->fd;
     const char* leaf = located->leaf.c_str();
     struct ::stat st {};
-    if (retry_stale(parent, [&] { return ::fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
+    if (stat_located(*located, st) != 0) {
         if (errno == ENOENT) {
             return Error{ErrorCode::not_found, "nothing named " + quoted(path)};
         }
