@@ -453,8 +453,14 @@ std::optional<std::string> CommandLine::misuse() const
         return "put -: standard input has no file name; give one with --as NAME";
     }
     if (sync->parsed()) {
+        // The shell settles :REMOTE_DIR against its current folder ('..'
+        // included, shell.cpp) before checking it, so only the operands'
+        // shape is checked here for it.
+        const auto operand = [this](const std::string& typed) {
+            return grammar_ == Grammar::shell && typed.starts_with(':') ? std::string(":") : typed;
+        };
         SyncArguments sides;
-        if (auto bad = parse_sync_operands(a.sync_source, a.sync_dest, sides)) {
+        if (auto bad = parse_sync_operands(operand(a.sync_source), operand(a.sync_dest), sides)) {
             return bad;
         }
     }

@@ -4,6 +4,7 @@
 #include "commands.hpp"
 #include "interrupt.hpp"
 #include "line_editor.hpp"
+#include "names.hpp"
 #include "operations.hpp"
 #include "posix_io.hpp"
 #include "remote_paths.hpp"
@@ -252,7 +253,7 @@ public:
         } else if (command == grammar.digest) {
             status = run_digests(*server, output_, arguments.names, hash_, current_);
         } else if (command == grammar.sync) {
-            status = run_sync(*server, options_, output_, grammar.sync_arguments(hash_, 0));
+            status = sync_from_here(*server, grammar);
         } else if (command == grammar.get) {
             status = run_gets(*server, output_, arguments.names,
                               GetPlacement{optional(arguments.output_path), optional(arguments.folder)},
@@ -272,6 +273,31 @@ private:
         std::chrono::steady_clock::time_point when;
         std::vector<FileInfo> files;
     };
+
+    // sync: its :REMOTE_DIR is a path like any other typed here, relative
+    // to the current folder unless it starts with '/' (":" alone is the
+    // current folder, as `ls` with no argument is).
+    int sync_from_here(Connection& server, const CommandLine& grammar)
+    {
+        SyncArguments sync = grammar.sync_arguments(hash_, 0);
+        const CommandArguments& arguments = grammar.arguments;
+        const std::string& operand =
+            sync.direction == SyncDirection::pull ? arguments.sync_source : arguments.sync_dest;
+        const std::string typed = operand.substr(1); // after the ':' that parse_sync_operands found
+        auto path = resolve_remote_path(current_, typed.empty() ? "." : typed);
+        if (!path) {
+            output_.error(path.error());
+            return exit_status(path.error().code);
+        }
+        sync.remote = unescape_wildcards(path.value());
+        if (!sync.remote.empty()) {
+            if (auto bad = check_path(sync.remote)) {
+                output_.error(*bad);
+                return exit_status(bad->code);
+            }
+        }
+        return run_sync(server, options_, output_, sync);
+    }
 
     // cd: the folder must be one on the server ('..' is settled here, never sent).
     int change_folder(Connection& server, const std::string& typed)

@@ -262,6 +262,31 @@ class BatchTests(ServedFolder):
         self.assertIn("ferry: invalid_name: \"../../..\" climbs above the server's root", err)
         self.assertIn("ferry: not_found: ", err)
 
+    def test_sync_remote_folder_is_relative_to_cd(self):
+        os.makedirs(os.path.join(self.root, "a", "b"))
+        with open(os.path.join(self.root, "a", "b", "deep.txt"), "wb") as out:
+            out.write(b"deep")
+        with open(os.path.join(self.root, "top.txt"), "wb") as out:
+            out.write(b"top")
+        os.mkdir(os.path.join(self.local, "up"))
+        self.local_file("up/pushed.txt", content=b"pushed")
+        result = self.ferry(stdin=b"cd a\nsync :b from_b\nsync up :\nsync up :b/c\nsync :.. from_root\n"
+                                  b"sync :/a/b from_abs\n-sync :../.. nowhere\n")
+        self.assertEqual(result.returncode, 0, result)
+        with open(os.path.join(self.local, "from_b", "deep.txt"), "rb") as got:
+            self.assertEqual(got.read(), b"deep")
+        with open(os.path.join(self.root, "a", "pushed.txt"), "rb") as got:  # ":" is the current folder
+            self.assertEqual(got.read(), b"pushed")
+        with open(os.path.join(self.root, "a", "b", "c", "pushed.txt"), "rb") as got:
+            self.assertEqual(got.read(), b"pushed")
+        with open(os.path.join(self.local, "from_root", "top.txt"), "rb") as got:
+            self.assertEqual(got.read(), b"top")
+        with open(os.path.join(self.local, "from_abs", "deep.txt"), "rb") as got:
+            self.assertEqual(got.read(), b"deep")
+        self.assertFalse(os.path.exists(os.path.join(self.root, "pushed.txt")))
+        self.assertFalse(os.path.exists(os.path.join(self.local, "nowhere")))
+        self.assertIn(b"climbs above the server's root", result.stderr)
+
     def test_the_first_failing_command_ends_the_batch(self):
         self.served_file("hello.txt", b"hello")
         result = self.ferry(stdin=b"stat missing.txt\nget hello.txt\n")
