@@ -522,6 +522,7 @@ Result<ListReply> list_all_pages(Connection& connection, ListRequest request)
         listed.files.insert(listed.files.end(), std::make_move_iterator(page->files.begin()),
                             std::make_move_iterator(page->files.end()));
         listed.skipped_invalid_names += page->skipped_invalid_names;
+        listed.skipped_too_deep += page->skipped_too_deep;
         if (!page->more) {
             break;
         }

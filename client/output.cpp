@@ -91,7 +91,11 @@ void Output::list(const ListReply& reply) const
         for (const auto& file : reply.files) {
             files.push_back(file_json(file));
         }
-        emit_json(dump(Json{{"files", std::move(files)}, {"skipped_invalid_names", reply.skipped_invalid_names}}));
+        Json listing{{"files", std::move(files)}, {"skipped_invalid_names", reply.skipped_invalid_names}};
+        if (reply.skipped_too_deep > 0) {
+            listing["skipped_too_deep"] = reply.skipped_too_deep;
+        }
+        emit_json(dump(listing));
         return;
     }
     for (const auto& file : reply.files) {
@@ -105,6 +109,9 @@ void Output::list(const ListReply& reply) const
                      "ferry: note: %llu file(s) not shown: their names break Ferry's rule (not UTF-8, a control or "
                      "invisible character, not in NFC, ...)\n",
                      static_cast<unsigned long long>(reply.skipped_invalid_names));
+    }
+    if (reply.skipped_too_deep > 0) {
+        std::fprintf(err_, "ferry: note: %s\n", too_deep_note(reply.skipped_too_deep).c_str());
     }
 }
 
@@ -478,6 +485,13 @@ void Output::sync(const SyncSummary& summary) const
                                            (summary.errors.size() == 1 ? "" : "s"))
                                               .c_str());
     std::fflush(out_);
+}
+
+std::string too_deep_note(std::uint64_t count)
+{
+    return std::to_string(count) + " entr" + (count == 1 ? "y" : "ies") +
+           " not listed: deeper than " + std::to_string(kMaxPathDepth) + " folders or longer than " +
+           std::to_string(kMaxPathBytes) + " bytes, past what a path may name (its folders are not entered)";
 }
 
 } // namespace ferry::client

@@ -120,6 +120,10 @@ private:
     std::FILE* err_;
 };
 
+// The note for entries a listing left out for the path bounds (PROTOCOL.md
+// 5.1): "N entries not listed: deeper than 64 folders or longer than 4,095 bytes".
+std::string too_deep_note(std::uint64_t count);
+
 // "1.5 MiB", "312 B": for people only.
 std::string human_size(std::uint64_t bytes);
 // A Unix time as a local "YYYY-MM-DD HH:MM".

@@ -749,6 +749,10 @@ std::string encode_reply(std::uint64_t id, const ListReply& reply)
     }
     text += ",\"ok\":true,\"skipped_invalid_names\":";
     text += std::to_string(reply.skipped_invalid_names);
+    if (reply.skipped_too_deep > 0) {
+        text += ",\"skipped_too_deep\":";
+        text += std::to_string(reply.skipped_too_deep);
+    }
     text += '}';
     return text;
 }
@@ -879,6 +883,7 @@ Result<Reply<ListReply>> parse_list_reply(std::string_view json_text)
 {
     return parse_reply<ListReply>(json_text, [](FieldReader& fields, const json&, ListReply& body) {
         body.skipped_invalid_names = fields.uint("skipped_invalid_names", 0);
+        body.skipped_too_deep = fields.uint("skipped_too_deep", 0);
         body.more = fields.boolean("more", false);
         const json* files = fields.array("files");
         if (files == nullptr) {

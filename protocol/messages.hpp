@@ -143,10 +143,15 @@ struct HelloReply {
     std::string access = "rw"; // "rw", or "ro" when puts are refused
 };
 // One reply to list; of a paged list, one page: `more` says another page
-// follows, and only the last page carries skipped_invalid_names (the total).
+// follows, and only the last page carries skipped_invalid_names and
+// skipped_too_deep (the totals).
 struct ListReply {
     std::vector<FileInfo> files;
     std::uint64_t skipped_invalid_names = 0;
+    // Version 2: entries left out because their path would pass the bounds
+    // of PROTOCOL.md 5.1 (depth, bytes); such a folder is not entered.
+    // Encoded only when not 0.
+    std::uint64_t skipped_too_deep = 0;
     bool more = false;
 };
 struct StatReply {

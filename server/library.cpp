@@ -338,7 +338,7 @@ Result<bool> DirectoryReader::read_page(std::size_t page_bytes, ListReply& page)
         std::string relative = levels_.back().prefix + std::string(name);
         // Only what can be asked for by its path is listed.
         if (depth_ + levels_.size() > kMaxPathDepth || base_bytes_ + relative.size() > kMaxPathBytes) {
-            ++page.skipped_invalid_names;
+            ++page.skipped_too_deep;
             continue;
         }
         page.files.push_back(file_info(relative, st));

@@ -303,7 +303,8 @@ struct Session::Listing {
     bool paged = false;
     std::unique_ptr<DirectoryReader> reader;
     ListReply whole;
-    std::uint64_t skipped = 0; // paged: invalid names so far
+    std::uint64_t skipped = 0;          // paged: invalid names so far
+    std::uint64_t skipped_too_deep = 0; // paged: entries past the path bounds so far
 };
 
 std::optional<Error> Session::check_name(std::string_view name) const
@@ -393,17 +394,20 @@ void Session::continue_listing()
                 return;
             }
             listing_->skipped += page.reply.skipped_invalid_names;
+            listing_->skipped_too_deep += page.reply.skipped_too_deep;
             for (FileInfo& file : page.reply.files) {
                 describe_types(file);
             }
             if (page.ended.value()) {
                 page.reply.skipped_invalid_names = listing_->skipped;
+                page.reply.skipped_too_deep = listing_->skipped_too_deep;
                 send_json(encode_reply(listing_->id, page.reply));
                 finish_list(std::nullopt);
                 return;
             }
             page.reply.more = true;
             page.reply.skipped_invalid_names = 0;
+            page.reply.skipped_too_deep = 0;
             send_json(encode_reply(listing_->id, page.reply));
             continue_listing();
         }));

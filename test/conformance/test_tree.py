@@ -287,6 +287,47 @@ class ListTests(TreeCase):
         self.assertEqual(last["skipped_invalid_names"], 1)
         self.assertUsable(c)
 
+    def test_entries_past_the_path_bounds_are_counted_apart_and_not_entered(self):
+        """5.1's bounds: a folder 65 components deep (or a path over 4,095
+        bytes) cannot be asked for, so it is not listed, not entered, and
+        counted in skipped_too_deep, not as an invalid name."""
+        chain = ["deep"] + ["d"] * 64  # "deep/d/.../d": 65 components
+        long_name = "n" * 250           # 17 of them pass 4,095 bytes
+        try:
+            os.makedirs(self.root(*chain, "below"))
+            write_file(self.root(*chain, "below", "f.txt"), b"f", MTIME)
+            # Past PATH_MAX for this process too: made one level at a time.
+            fd = os.open(self.root(), os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                for name in ["long"] + [long_name] * 17:
+                    os.mkdir(name, dir_fd=fd)
+                    child = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+                    os.close(fd)
+                    fd = child
+            finally:
+                os.close(fd)
+            c = self.client2()
+            for rid, path, too_deep in ((40, "deep", 1), (41, "long", 1), (42, "", 2)):
+                with self.subTest(path=path):
+                    entries, last = self.list_all(c, rid, path=path, recursive=True)
+                    prefix = [path] if path else []
+                    for e in entries:
+                        full = "/".join(prefix + [e["name"]])
+                        self.assertLessEqual(full.count("/") + 1, 64, full[:80])
+                        self.assertLessEqual(len(full.encode()), 4095)
+                    self.assertEqual(last.get("skipped_too_deep"), too_deep, last)
+                    self.assertEqual(last["skipped_invalid_names"], 0 if path else 1)
+            # The deepest listable folder, listed alone: its child is past the bound.
+            r = self.ok(c, {"op": "list", "id": 43, "path": "/".join(chain[:64])})
+            self.assertEqual(r["files"], [])
+            self.assertEqual(r.get("skipped_too_deep"), 1, r)
+            # Within the bounds, the field is absent (or 0).
+            r = self.ok(c, {"op": "list", "id": 44, "path": "logs"})
+            self.assertEqual(r.get("skipped_too_deep", 0), 0)
+        finally:
+            shutil.rmtree(self.root("deep"), ignore_errors=True)
+            shutil.rmtree(self.root("long"), ignore_errors=True)
+
     def test_a_recursive_list_comes_in_pages_even_unasked(self):
         """Without "paged", a recursive list still ends with a page that
         carries skipped_invalid_names and no more."""

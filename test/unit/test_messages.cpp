@@ -618,6 +618,20 @@ TEST_CASE("a paged list: the request says so, pages say more, the last one count
     REQUIRE(last.ok());
     CHECK_FALSE(last->body.more);
     CHECK(last->body.skipped_invalid_names == 7);
+    CHECK(last->body.skipped_too_deep == 0);
+    // skipped_too_deep (version 2) only on the last page and only when not 0,
+    // so a version-1 reply is what it always was.
+    CHECK(ferry::encode_reply(3, page).find("skipped_too_deep") == std::string::npos);
+    page.skipped_too_deep = 2;
+    const std::string deep = ferry::encode_reply(3, page);
+    CHECK(deep == json::parse(deep).dump());
+    const auto deep_parsed = ferry::parse_list_reply(deep);
+    REQUIRE(deep_parsed.ok());
+    CHECK(deep_parsed->body.skipped_too_deep == 2);
+    page.more = true;
+    CHECK(ferry::encode_reply(3, page).find("skipped_too_deep") == std::string::npos);
+    page.more = false;
+    page.skipped_too_deep = 0;
     // A reply without "more" (any server's single reply) is the last page.
     const auto single = ferry::parse_list_reply(R"({"id": 3, "ok": true, "files": []})");
     REQUIRE(single.ok());
