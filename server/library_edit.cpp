@@ -312,6 +312,11 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
         return refused;
     }
     // On the paths, before any call: the kernel's own EINVAL is mapped too.
+    // rename(2) of a name onto itself succeeds doing nothing; refused here
+    // (as mv(1) does) so a client's typo is not reported as a move.
+    if (to == from) {
+        return Error{ErrorCode::invalid_move, quoted(from) + " would be renamed onto itself: nothing to move"};
+    }
     if (inside(to, from)) {
         return Error{ErrorCode::invalid_move, "cannot move " + quoted(from) + " into itself (" + quoted(to) + ")"};
     }

@@ -355,6 +355,11 @@ TEST_CASE("rename moves atomically, replaces only when asked, and never moves a 
 
         CHECK(library->rename("a", "a/b/c", false)->code == ErrorCode::invalid_move);
         CHECK(library->rename("a", "a", false)->code == ErrorCode::invalid_move);
+        // A file onto itself: the message says so, not "into itself".
+        const auto same = library->rename("dest/g1", "dest/g1", true);
+        REQUIRE(same);
+        CHECK(same->code == ErrorCode::invalid_move);
+        CHECK(same->message == "\"dest/g1\" would be renamed onto itself: nothing to move");
         CHECK(library->rename("a", "a/b", true)->code == ErrorCode::invalid_move);
         CHECK(library->rename("a", "full", true)->code == ErrorCode::not_empty);
         CHECK(library->rename("dest/g1", "a", true)->code == ErrorCode::exists);
