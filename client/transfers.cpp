@@ -609,6 +609,9 @@ bool plan_tree(Connection& connection, const Output& output, GetPlan& plan, cons
         output.warning(std::to_string(listed->skipped_invalid_names) + " entries below \"" + folder.name +
                        "\" not listed by the server: their names break Ferry's rule");
     }
+    if (listed->skipped_too_deep > 0) {
+        output.warning(too_deep_note(listed->skipped_too_deep));
+    }
     return true;
 }
 
@@ -638,17 +641,29 @@ GetPlan plan_gets(Connection& connection, const Output& output, const std::vecto
             plan.add({typed, shown}, matches.error());
             continue;
         }
+        std::size_t folders_passed_over = 0;
         for (const auto& match : matches.value()) {
             if (flags.recursive && match.type != EntryType::file && plan_tree(connection, output, plan, match, placement)) {
                 continue;
             }
             const std::string local = download_path(remote_base_name(match.name), placement);
+            if (match.type == EntryType::folder && has_wildcard(typed)) {
+                // A wildcard picks files; the folders it also matches are
+                // passed over, as sftp's and lftp's mget do.
+                output.warning("skipping \"" + printable(match.name) + "\": a folder (get -r downloads folders)");
+                ++folders_passed_over;
+                continue;
+            }
             if (match.type == EntryType::folder) {
                 plan.add({match.name, local},
                          Error{ErrorCode::not_regular_file, "\"" + match.name + "\" is a folder: get -r downloads folders"});
                 continue;
             }
             plan.add({match.name, local});
+        }
+        if (folders_passed_over > 0 && folders_passed_over == matches->size()) {
+            plan.add({typed, shown}, Error{ErrorCode::not_regular_file, "\"" + printable(typed) +
+                                                                            "\" matches only folders: get -r downloads folders"});
         }
     }
     return plan;

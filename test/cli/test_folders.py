@@ -230,6 +230,25 @@ class Folders(CliTest):
         self.assertEqual(removed.returncode, 0, removed.stderr)
         self.assertEqual(sorted(os.listdir(os.path.join(self.root, "logs"))), ["keep.txt", "old"])
 
+    def test_a_wildcard_get_passes_over_folders_and_still_gets_the_files(self):
+        server = self.start_server()
+        make_tree(self.root, {"logs/1.gz": b"1", "logs/keep.txt": b"k", "logs/old/3.gz": b"333",
+                              "logs/new/4.gz": b"4444"})
+        got = self.ferry("get", "logs/*", "-C", "all", server=server)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertEqual(sorted(os.listdir(os.path.join(self.local, "all"))), ["1.gz", "keep.txt"])
+        self.assertIn(b'skipping "logs/new": a folder (get -r downloads folders)', got.stderr)
+        self.assertIn(b'skipping "logs/old"', got.stderr)
+        # Only folders match: nothing to get is an error, named once.
+        only = self.ferry("get", "logs/[no]*", "-C", "none", server=server)
+        self.assertNotEqual(only.returncode, 0)
+        self.assertIn(b'"logs/[no]*" matches only folders', only.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.local, "none", "new")))
+        # A folder named without a wildcard is still an error.
+        named = self.ferry("get", "logs/old", server=server)
+        self.assertNotEqual(named.returncode, 0)
+        self.assertIn(b"(a folder comes with get -r)", named.stderr)
+
     def test_digest_prints_what_sha256sum_prints(self):
         server = self.start_server()
         make_tree(self.root, {"d/one.bin": b"one", "d/two.bin": b"two" * 1000}, folders=["d/sub"])
