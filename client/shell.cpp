@@ -10,6 +10,7 @@
 #include "remote_paths.hpp"
 #include "remote_tree.hpp"
 #include "status.hpp"
+#include "text_width.hpp"
 #include "transfers.hpp"
 
 #include <unistd.h>
@@ -70,9 +71,23 @@ private:
 
 // A mistake in what was typed, said plainly: no error code, since nothing
 // went wrong between client and server.
-void complain(const std::string& text)
+// What the user typed, as an error message shows it: printable (a NUL or
+// an escape sequence shows as '?', never cutting the line or moving the
+// cursor) and at most `most` bytes, so a pasted megabyte is not echoed back.
+std::string shown_typed(std::string_view typed, std::size_t most = 64)
 {
-    std::fprintf(stderr, "ferry: %s\n", text.c_str());
+    if (typed.size() <= most) {
+        return printable(typed);
+    }
+    return printable(typed.substr(0, most)) + "... (" + std::to_string(typed.size()) + " bytes)";
+}
+
+// One line on stderr; `text` may quote what was typed, so it goes through
+// shown_typed as a whole too (CLI11's messages quote arguments).
+void complain(std::string_view text)
+{
+    const std::string line = shown_typed(text, 400);
+    std::fprintf(stderr, "ferry: %s\n", line.c_str());
     std::fflush(stderr);
 }
 
@@ -159,6 +174,12 @@ public:
 
     Outcome execute(const std::string& line)
     {
+        // No argument can hold a NUL (argv cannot, nor a name on the wire),
+        // and CLI11's messages, C strings, would be cut short at it.
+        if (line.find('\0') != std::string::npos) {
+            complain("the line holds a NUL byte, which no command, name or path can hold");
+            return Outcome{kExitUsage};
+        }
         const auto words = split_words(line);
         if (!words) {
             complain("a quote is not closed");
@@ -172,7 +193,7 @@ public:
         CommandLine grammar(Grammar::shell);
         const std::string& first = words->front();
         if (!first.starts_with("-") && !grammar.is_command(first)) {
-            complain("unknown command '" + first + "' (try: help)");
+            complain("unknown command '" + shown_typed(first) + "' (try: help)");
             return Outcome{kExitUsage};
         }
         try {
@@ -184,8 +205,8 @@ public:
             return Outcome{};
         } catch (const CLI::ParseError& error) {
             const CLI::App* command = grammar.command();
-            complain(std::string(error.what()) + " (try: help" + (command == nullptr ? "" : " " + command->get_name()) +
-                     ")");
+            complain(shown_typed(error.what(), 300) + " (try: help" +
+                     (command == nullptr ? "" : " " + command->get_name()) + ")");
             return Outcome{kExitUsage};
         }
         if (const CLI::Option* global = grammar.global_given()) {

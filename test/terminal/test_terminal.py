@@ -287,6 +287,23 @@ class BatchTests(ServedFolder):
         self.assertFalse(os.path.exists(os.path.join(self.local, "nowhere")))
         self.assertIn(b"climbs above the server's root", result.stderr)
 
+    def test_what_was_typed_is_echoed_printable_and_short(self):
+        # A NUL cut the echoed word (and the rest of the message) short; a
+        # pasted 5 MB word came back whole; an escape sequence reached the terminal.
+        for line, expected in ((b"ls\x00rest", "ferry: the line holds a NUL byte, which no command, name or path can hold"),
+                               (b"get a\x00b", "ferry: the line holds a NUL byte, which no command, name or path can hold"),
+                               (b"\x1b[2Jwipe", "ferry: unknown command '?[2Jwipe' (try: help)"),
+                               (b"w" * 5_000_000, "(5000000 bytes)"),
+                               (b"get --bogus" + b"x" * 100_000, "(try: help get)")):
+            with self.subTest(line=line[:20]):
+                result = self.ferry(stdin=line + b"\n")
+                self.assertEqual(result.returncode, 2, result.stderr[:300])
+                lines = result.stderr.decode().splitlines()
+                self.assertEqual(len(lines), 1, lines)
+                self.assertLess(len(lines[0]), 1000)
+                self.assertNotIn("\x1b", lines[0])
+                self.assertIn(expected, lines[0])
+
     def test_the_first_failing_command_ends_the_batch(self):
         self.served_file("hello.txt", b"hello")
         result = self.ferry(stdin=b"stat missing.txt\nget hello.txt\n")
