@@ -238,7 +238,9 @@ def connect(address: str, token: Optional[str] = None, tls: Optional[bool] = Non
 class Listing:
     """The entries of a list, read page by page as they are iterated
     (PROTOCOL.md 4.2): a folder of millions of files costs the memory of
-    one page. ``skipped_invalid_names`` is set once the last page is read.
+    one page. ``skipped_invalid_names`` and ``skipped_too_deep`` (entries
+    past the path bounds of PROTOCOL.md 5.1, version 2) are set once the
+    last page is read.
 
     The server takes no other request until the last page is sent: a
     Listing left unfinished is read to its end (and dropped) by the next
@@ -250,6 +252,7 @@ class Listing:
         self._page: Optional[dict[str, Any]] = first
         self.done = False
         self.skipped_invalid_names: Optional[int] = None
+        self.skipped_too_deep: Optional[int] = None
         self.pages = 1                     # pages read so far
         self.last_page: dict[str, Any] = first   # the latest page, as received
 
@@ -260,6 +263,7 @@ class Listing:
         if not page.get("more"):
             self.done = True
             self.skipped_invalid_names = _int(page.get("skipped_invalid_names", 0), "skipped_invalid_names")
+            self.skipped_too_deep = _int(page.get("skipped_too_deep", 0), "skipped_too_deep")
             self._owner._active = None
         return [_entry(f) for f in files]
 

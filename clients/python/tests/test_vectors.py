@@ -162,12 +162,14 @@ class ListingTests(unittest.TestCase):
     def test_an_unread_listing_is_read_to_its_end_by_the_next_request(self):
         pages = [self.control({"id": 1, "ok": True, "files": [{"name": "p%d" % i, "size": 0, "mtime": 0}],
                                "more": i < 2}) for i in range(3)]
-        pages[-1] = self.control({"id": 1, "ok": True, "files": [], "skipped_invalid_names": 4})
+        pages[-1] = self.control({"id": 1, "ok": True, "files": [], "skipped_invalid_names": 4,
+                                  "skipped_too_deep": 2})
         stat = self.control({"id": 2, "ok": True, "name": "a", "size": 1, "mtime": 5})
         client = ferry_client.Client.over(Replay(pages + [stat]))
         listing = client.list()
         self.assertEqual(client.stat("a").name, "a")
-        self.assertEqual((listing.done, listing.pages, listing.skipped_invalid_names), (True, 3, 4))
+        self.assertEqual((listing.done, listing.pages, listing.skipped_invalid_names, listing.skipped_too_deep),
+                         (True, 3, 4, 2))
 
 
 class ErrorMappingTests(unittest.TestCase):
