@@ -71,6 +71,16 @@ public:
     // True while a frame has begun but not ended (header or payload partial).
     bool mid_frame() const { return header_filled_ > 0 || remaining_ > 0 || in_payload_; }
 
+    // Where the stream stands, so that a reader can size its next read to
+    // the frame (and land a data frame's payload where it will be kept):
+    // the bytes of a header still missing (0 inside a payload), and the
+    // payload bytes of the current data frame still to come (0 outside one).
+    std::size_t header_missing() const { return in_payload_ || failed_ ? 0 : kFrameHeaderSize - header_filled_; }
+    std::uint32_t data_remaining() const
+    {
+        return in_payload_ && kind_ == FrameKind::data && !failed_ ? remaining_ : 0;
+    }
+
     // After an error every call returns that error again.
     bool failed() const { return failed_; }
 

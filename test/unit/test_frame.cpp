@@ -589,3 +589,41 @@ TEST_CASE("mid_frame is true while a frame is partial and false between frames")
         CHECK(decoder.next(all.subspan(first.consumed + second.consumed)).kind == DecodeEvent::Kind::need_more);
     }
 }
+
+TEST_CASE("header_missing and data_remaining follow the stream byte by byte")
+{
+    // A reader sizes its reads by these two (the server lands a data
+    // frame's payload straight in its upload's staging chunk), so they must
+    // be exact at every byte: control frame, data frame, empty data frame.
+    const std::string stream = encode(control("{\"id\":1}")) + encode(data(7, 3)) + encode(data(0, 0));
+    FrameDecoder decoder;
+    CHECK(decoder.header_missing() == ferry::kFrameHeaderSize);
+    CHECK(decoder.data_remaining() == 0);
+    std::vector<std::pair<std::size_t, std::uint32_t>> seen;
+    for (std::size_t i = 0; i < stream.size(); ++i) {
+        const auto event = decoder.next(bytes_of(stream).subspan(i, 1));
+        REQUIRE(event.kind != DecodeEvent::Kind::error);
+        CHECK(event.consumed == 1);
+        seen.emplace_back(decoder.header_missing(), decoder.data_remaining());
+    }
+    const std::vector<std::pair<std::size_t, std::uint32_t>> expected = {
+        // control header, then its 8 bytes of JSON: neither a header nor data
+        {4, 0}, {3, 0}, {2, 0}, {1, 0}, {0, 0},
+        {0, 0}, {0, 0}, {0, 0}, {0, 0}, {0, 0}, {0, 0}, {0, 0}, {5, 0},
+        // data header announcing 7 bytes, then the payload counting down
+        {4, 0}, {3, 0}, {2, 0}, {1, 0}, {0, 7},
+        {0, 6}, {0, 5}, {0, 4}, {0, 3}, {0, 2}, {0, 1}, {5, 0},
+        // an empty data frame ends with its header
+        {4, 0}, {3, 0}, {2, 0}, {1, 0}, {5, 0},
+    };
+    CHECK(seen == expected);
+
+    SUBCASE("after an error neither asks for more")
+    {
+        const auto header = ferry::encode_frame_header(FrameKind::data, ferry::kMaxDataFrame + 1);
+        FrameDecoder failing;
+        REQUIRE(failing.next(header_bytes(header)).kind == DecodeEvent::Kind::error);
+        CHECK(failing.header_missing() == 0);
+        CHECK(failing.data_remaining() == 0);
+    }
+}
