@@ -211,10 +211,16 @@ void Connection::on_alloc(uv_handle_t* handle, std::size_t, uv_buf_t* buf)
 {
     // One buffer per loop serves every connection: libuv calls read_cb right
     // after alloc_cb, and the session copies out what it keeps. An idle
-    // connection therefore holds no read buffer at all.
+    // connection therefore holds no read buffer at all. On plain TCP an
+    // upload's data lands instead in the chunk that will be written
+    // (Session::receive_area); TLS needs the ciphertext here first.
     auto* self = static_cast<Connection*>(handle->data);
     auto& shared = self->server_.read_buffer();
-    *buf = uv_buf_init(shared.data(), static_cast<unsigned int>(shared.size()));
+    std::span<char> area(shared.data(), shared.size());
+    if (self->transport_ == Transport::plain && self->phase_ == Phase::serving) {
+        self->guarded([&] { area = self->session_.receive_area(area); });
+    }
+    *buf = uv_buf_init(area.data(), static_cast<unsigned int>(area.size()));
 }
 
 void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf)

@@ -77,8 +77,34 @@ void Session::on_bytes(std::span<const char> bytes)
     }
     touch();
     received_bytes_ += bytes.size();
-    inbox_.append(bytes.data(), bytes.size());
+    if (inbox_pos_ < inbox_.size()) {
+        inbox_.append(bytes.data(), bytes.size()); // behind the bytes that wait
+    } else {
+        // Decoded where they lie (the loop's read buffer, or an upload's
+        // staging chunk that receive_area() handed out); pump() copies into
+        // the inbox only what the state machine cannot take now.
+        direct_ = std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
+    }
     pump();
+    direct_ = {}; // the bytes are the caller's: never kept past this call
+}
+
+std::span<char> Session::receive_area(std::span<char> scratch)
+{
+    if (ending() || inbox_pos_ < inbox_.size() || !can_consume()) {
+        return scratch;
+    }
+    if (state_ == State::receiving_file) {
+        if (const std::uint32_t payload = decoder_.data_remaining(); payload > 0) {
+            if (auto area = upload()->receive_area(payload); !area.empty()) {
+                return area;
+            }
+        } else if (const std::size_t header = decoder_.header_missing(); header > 0) {
+            // Just the header: the payload after it then lands in place.
+            return scratch.first(std::min(header, scratch.size()));
+        }
+    }
+    return scratch;
 }
 
 void Session::on_sent()
@@ -127,11 +153,24 @@ bool Session::can_consume() const
 // Decodes and handles frames for as long as the current state takes them.
 void Session::pump()
 {
-    while (can_consume() && inbox_pos_ < inbox_.size()) {
-        const auto input =
-            std::span(reinterpret_cast<const std::uint8_t*>(inbox_.data()) + inbox_pos_, inbox_.size() - inbox_pos_);
+    // Handlers re-enter pump() (a reply that goes back to idle): each pass
+    // takes its input from the members, moved past an event before it is
+    // handled, so no frame is decoded twice.
+    while (can_consume()) {
+        std::span<const std::uint8_t> input = direct_;
+        if (input.empty()) {
+            if (inbox_pos_ == inbox_.size()) {
+                break;
+            }
+            input = std::span(reinterpret_cast<const std::uint8_t*>(inbox_.data()) + inbox_pos_,
+                              inbox_.size() - inbox_pos_);
+        }
         DecodeEvent event = decoder_.next(input);
-        inbox_pos_ += event.consumed;
+        if (!direct_.empty()) {
+            direct_ = direct_.subspan(event.consumed);
+        } else {
+            inbox_pos_ += event.consumed;
+        }
         switch (event.kind) {
         case DecodeEvent::Kind::need_more:
             break;
@@ -142,9 +181,19 @@ void Session::pump()
             handle_data(event.bytes, event.frame_end);
             break;
         case DecodeEvent::Kind::error:
+            direct_ = {};
             fail_connection(std::nullopt, event.error);
             return;
         }
+    }
+    if (!direct_.empty()) {
+        // What the state machine cannot take now waits in the inbox (the
+        // bytes on_bytes() was given are not ours to keep).
+        if (!ending()) {
+            inbox_.assign(reinterpret_cast<const char*>(direct_.data()), direct_.size());
+            inbox_pos_ = 0;
+        }
+        direct_ = {};
     }
     if (inbox_pos_ == inbox_.size()) {
         inbox_pos_ = 0;
@@ -160,13 +209,16 @@ void Session::pump()
 }
 
 // Reads stop while unconsumed input waits; that bounds the inbox to about
-// one socket read beyond what the state machine is willing to take.
+// one socket read beyond what the state machine is willing to take. An
+// upload at its high-water stops them at once, before that read: its data
+// should land in the staging chunk (receive_area), not be copied through
+// the inbox.
 void Session::update_reading()
 {
     if (ending()) {
         return;
     }
-    const bool waiting_input = inbox_pos_ < inbox_.size();
+    const bool waiting_input = inbox_pos_ < inbox_.size() || state_ == State::receiving_file;
     const bool should_pause = waiting_input && !can_consume();
     if (should_pause && !reading_paused_) {
         reading_paused_ = true;

@@ -80,6 +80,12 @@ public:
 
     // IO events. Each one runs the transitions it triggers and returns.
     void on_bytes(std::span<const char> bytes);
+    // Where the connection should read next, so that a data frame's payload
+    // lands in the upload's staging chunk (no copy before the write): that
+    // chunk's free end, or the first bytes of `scratch` (just a frame
+    // header, whose payload then lands in place), or all of `scratch`.
+    // The bytes read go to on_bytes() right after.
+    std::span<char> receive_area(std::span<char> scratch);
     void on_sent();
     void on_peer_closed();
     // The server stops: idle now, or once the running transfer is done.
@@ -215,6 +221,9 @@ private:
     FrameDecoder decoder_;
     std::string inbox_;
     std::size_t inbox_pos_ = 0;
+    // During on_bytes() only: its bytes not yet decoded, taken in place
+    // while the inbox is empty.
+    std::span<const std::uint8_t> direct_;
     // The running get or put, if any: one at a time. On the heap, made when
     // one starts and freed when it ends: a Download or an Upload is a few
     // hundred bytes, which every idle session would otherwise carry.

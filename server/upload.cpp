@@ -1,6 +1,24 @@
 #include "upload.hpp"
 
+#include <algorithm>
+#include <cstring>
+
 namespace ferry::server {
+
+namespace {
+
+// Staging chunks of 1 MiB: a quarter of the pool hand-offs (and write
+// jobs) that chunks of one 256 KiB frame would take, while two of them
+// still fit under the default receive_high_water (one being written, one
+// filling). A smaller high-water gets smaller chunks, never under a frame.
+constexpr std::size_t kStagingChunk = 1024 * 1024;
+
+std::size_t staging_capacity(const Config& config)
+{
+    return std::max(config.chunk_size, std::min(kStagingChunk, config.receive_high_water / 2));
+}
+
+} // namespace
 
 Upload::Begun Upload::begin(const Library& library, const PutRequest& put)
 {
@@ -16,6 +34,7 @@ Upload::Upload(TransferHost& host, SessionIo& io, const Config& config, Counters
     : host_(host), config_(config), counters_(counters), id_(id), hash_(put.hash),
       partial_(std::move(begun.partial.value())), size_(put.size), first_offset_(partial_->received()),
       accepted_(first_offset_), prefix_digest_(std::move(begun.prefix_digest)),
+      staging_capacity_(staging_capacity(config)),
       line_(io.peer(), "put", partial_->name(), token_label)
 {
     ++counters_.transfers_total;
@@ -42,6 +61,19 @@ void Upload::send_reply()
     host_.send_json(encode_reply(id_, reply));
 }
 
+std::span<char> Upload::receive_area(std::size_t most)
+{
+    if (!partial_ || finish_ != Finish::none || accepted_ == size_) {
+        return {};
+    }
+    if (!staging_.bytes) {
+        staging_.bytes = std::make_unique_for_overwrite<char[]>(staging_capacity_);
+        staging_.size = 0;
+    }
+    const std::size_t room = std::min<std::uint64_t>(staging_capacity_ - staging_.size, size_ - accepted_);
+    return {staging_.bytes.get() + staging_.size, std::min(room, most)};
+}
+
 std::optional<Error> Upload::take_data(std::span<const std::uint8_t> bytes)
 {
     if (bytes.size() > size_ - accepted_) {
@@ -51,12 +83,33 @@ std::optional<Error> Upload::take_data(std::span<const std::uint8_t> bytes)
         line_.ended(moved(), to_string(error.code), error.message);
         return error;
     }
-    staging_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     accepted_ += bytes.size();
     backlog_ += bytes.size();
     counters_.bytes_in += bytes.size();
-    if (staging_.size() >= config_.chunk_size || accepted_ == size_) {
+    bool flushed = false;
+    while (!bytes.empty()) {
+        if (!staging_.bytes) {
+            staging_.bytes = std::make_unique_for_overwrite<char[]>(staging_capacity_);
+            staging_.size = 0;
+        }
+        char* end = staging_.bytes.get() + staging_.size;
+        const std::size_t take = std::min(bytes.size(), staging_capacity_ - staging_.size);
+        // Read straight into the chunk by the connection: already in place.
+        if (reinterpret_cast<const char*>(bytes.data()) != end) {
+            std::memcpy(end, bytes.data(), take);
+        }
+        staging_.size += take;
+        bytes = bytes.subspan(take);
+        if (staging_.size == staging_capacity_) {
+            flush_staging();
+            flushed = true;
+        }
+    }
+    if (accepted_ == size_) {
         flush_staging();
+        flushed = true;
+    }
+    if (flushed) {
         continue_receiving();
     }
     return std::nullopt;
@@ -90,10 +143,9 @@ void Upload::keep(std::string why)
 
 void Upload::flush_staging()
 {
-    if (!staging_.empty()) {
+    if (staging_.size > 0) {
         queue_.push_back(std::move(staging_));
-        staging_ = std::string();
-        staging_.reserve(config_.chunk_size);
+        staging_ = Chunk{};
     }
 }
 
@@ -103,10 +155,12 @@ void Upload::continue_receiving()
         return;
     }
     if (!queue_.empty()) {
-        std::string chunk = std::move(queue_.front());
+        Chunk chunk = std::move(queue_.front());
         queue_.pop_front();
-        const std::size_t size = chunk.size();
-        host_.submit(make_job([partial = partial_.get(), chunk = std::move(chunk)] { return partial->append(chunk); },
+        const std::size_t size = chunk.size;
+        host_.submit(make_job([partial = partial_.get(), chunk = std::move(chunk)] {
+                                  return partial->append(std::span<const char>(chunk.bytes.get(), chunk.size));
+                              },
                               [this, size](std::optional<Error> failure) {
                                   backlog_ -= size;
                                   if (failure) {
@@ -208,7 +262,7 @@ void Upload::fail(const Error& error)
     line_.ended(moved(), to_string(error.code), error.message);
     finish_ = Finish::fail;
     queue_.clear();
-    staging_.clear();
+    staging_ = Chunk{};
     host_.release_slot();
     host_.send_error(id_, error);
     host_.end_connection(); // runs the discard, then closes

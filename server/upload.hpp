@@ -1,6 +1,10 @@
 // A put in progress, from its staging file to the commit, abort or keep:
 // bytes from the wire gather in `staging_` up to one chunk, then wait in
-// `queue_` for the single write job; the finish (commit, abort, or keep for
+// `queue_` for the single write job. The connection reads a data frame's
+// payload straight into the staging chunk (receive_area()), so on plain TCP
+// the bytes reach pwrite without a copy in user space; bytes that arrive
+// elsewhere (TLS, a read that held a frame header) are copied in. The
+// finish (commit, abort, or keep for
 // a resume when the connection ends) runs once the queue is empty. Owns
 // its log line.
 //
@@ -51,8 +55,14 @@ public:
     void send_reply();
     // Whether more data frames may be taken now (backpressure).
     bool can_take_data() const { return backlog_ < config_.receive_high_water; }
+    // Where up to `most` bytes of data frame payload may be read so that
+    // take_data() need not copy them: the free end of the staging chunk
+    // (allocated here if none is), at most the bytes the put still expects.
+    // Empty once the declared size has arrived.
+    std::span<char> receive_area(std::size_t most);
     // Bytes of a data frame; an error (more than the declared size) ends
-    // the upload, kept for resume, and the session must close.
+    // the upload, kept for resume, and the session must close. Bytes that
+    // lie at the start of receive_area() are taken where they are.
     std::optional<Error> take_data(std::span<const std::uint8_t> bytes);
     // The client's commit or abort; runs once what arrived is written.
     void commit(std::string expected_digest);
@@ -69,6 +79,13 @@ public:
 private:
     enum class Finish { none, commit, abort_keep, abort_discard, keep, fail };
 
+    // One chunk on its way to the file; allocated without zeroing, since
+    // the socket fills it.
+    struct Chunk {
+        std::unique_ptr<char[]> bytes;
+        std::size_t size = 0;
+    };
+
     void flush_staging();
     void finish_job();
     void fail(const Error& error);
@@ -84,8 +101,9 @@ private:
     std::uint64_t first_offset_;
     std::uint64_t accepted_; // bytes taken from the wire, counting from 0
     std::string prefix_digest_;
-    std::string staging_;
-    std::deque<std::string> queue_;
+    std::size_t staging_capacity_;
+    Chunk staging_;
+    std::deque<Chunk> queue_;
     std::size_t backlog_ = 0; // staging and queue
     Finish finish_ = Finish::none;
     std::string expected_digest_;

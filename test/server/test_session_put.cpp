@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include <array>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -141,4 +143,84 @@ TEST_CASE("requests other than commit or abort during an upload are refused, the
     CHECK_FALSE(aborted->body.kept);
     CHECK(f.root.hidden_entries() == 0);
     CHECK_FALSE(f.root.exists("y"));
+}
+
+// The connection reads where receive_area() says: a data frame's payload
+// lands in the staging chunk that is written, so the upload's bytes are
+// never copied in user space; only headers and control frames pass through
+// the loop's shared read buffer.
+TEST_CASE("a put read where receive_area says lands every data byte in place")
+{
+    Fixture f;
+    // A chunk of 32 KiB (half the high-water) that 7000-byte frames cross.
+    f.config.chunk_size = 1000;
+    f.config.receive_high_water = 64 * 1024;
+    f.hello();
+    const std::string content = pattern(300'000, 9);
+    f.feed(control(Request{4, PutRequest{"in-place.bin", content.size(), false, HashKind::xxh3_128}}));
+    f.io.run_jobs();
+    REQUIRE(parse_put_reply(f.io.replies(1)[0]));
+
+    std::string stream;
+    for (std::size_t at = 0; at < content.size(); at += 7000) {
+        stream += data_frame(content.substr(at, 7000));
+    }
+    stream += control(Request{4, CommitRequest{xxh3_of(content), HashKind::xxh3_128}});
+
+    std::array<char, 64 * 1024> scratch{};
+    std::size_t in_place = 0;
+    std::size_t through_scratch = 0;
+    std::size_t reads = 0;
+    for (std::size_t at = 0; at < stream.size(); ++reads) {
+        if (!f.io.reading) {
+            f.io.run_one_job(); // the disk catches up; reading resumes
+            continue;
+        }
+        const std::span<char> area = f.session.receive_area(scratch);
+        REQUIRE_FALSE(area.empty());
+        const std::size_t got = std::min(area.size(), stream.size() - at);
+        std::memcpy(area.data(), stream.data() + at, got); // what recv() does
+        const bool scratch_used = area.data() >= scratch.data() && area.data() < scratch.data() + scratch.size();
+        (scratch_used ? through_scratch : in_place) += got;
+        at += got;
+        f.session.on_bytes(area.first(got));
+    }
+    f.io.run_jobs();
+    const auto replies = f.io.replies(1);
+    const auto committed = parse_commit_reply(replies[0]);
+    REQUIRE(committed);
+    CHECK(f.root.read("in-place.bin") == content);
+    CHECK(in_place == content.size());
+    CHECK(through_scratch == stream.size() - content.size());
+    // Headers are read alone (5 bytes), so payload never rides behind them.
+    CHECK(reads < 3 * (content.size() / 7000 + 2) + 2 * (content.size() / (32 * 1024) + 1));
+}
+
+TEST_CASE("receive_area hands out the shared buffer when the upload cannot take more")
+{
+    Fixture f;
+    f.config.chunk_size = 1000;
+    f.config.receive_high_water = 8 * 1024;
+    f.hello();
+    const std::string content = pattern(20'000, 10);
+    f.feed(control(Request{5, PutRequest{"full.bin", content.size(), false}}));
+    f.io.run_jobs();
+    REQUIRE(parse_put_reply(f.io.replies(1)[0]));
+    std::array<char, 1024> scratch{};
+    // Past the high-water the session stops reading; a read that still
+    // comes (one libuv had begun) goes to the shared buffer and waits in
+    // the inbox, and the next read after it never skips ahead of it.
+    f.feed(data_frame(content.substr(0, 9000)));
+    CHECK_FALSE(f.io.reading);
+    CHECK(f.session.receive_area(scratch).data() == scratch.data());
+    const std::string rest = data_frame(content.substr(9000));
+    f.feed(rest.substr(0, 100));
+    CHECK(f.session.receive_area(scratch).data() == scratch.data());
+    f.io.run_jobs();
+    CHECK(f.io.reading);
+    f.feed(rest.substr(100));
+    f.feed(control(Request{5, CommitRequest{sha256_of(content)}}));
+    f.io.run_jobs();
+    REQUIRE(parse_commit_reply(f.io.replies(1)[0]));
+    CHECK(f.root.read("full.bin") == content);
 }
