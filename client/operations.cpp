@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -24,6 +25,8 @@ namespace {
 constexpr std::size_t kPrefixReadChunk = 1024 * 1024;
 constexpr std::chrono::milliseconds kBusyPatience{5000};
 constexpr std::chrono::milliseconds kBusyRetryInterval{200};
+// Uploads from this size on are hashed on a second thread (HashPipeline).
+constexpr std::uint64_t kHashThreadFrom = 4 * 1024 * 1024;
 
 // An error reply ends the request. The connection stays in step unless the
 // server closes after this code, or the "reply" was one we could not read
@@ -745,6 +748,15 @@ Status send_upload(Connection& connection, PendingPut& pending)
         }
     }
     pending.offset = offset;
+    // Hashed on a second thread while this one reads and sends (as get
+    // does): SHA-256 alone costs about what reading and sending cost
+    // together, so side by side the upload runs at the hash's speed. A
+    // small file is hashed here: starting a thread would cost more than
+    // its hash (sync pushes thousands of them).
+    std::optional<HashPipeline> pipeline;
+    if (size - offset >= kHashThreadFrom) {
+        pipeline.emplace(std::move(hash));
+    }
 
     std::vector<std::uint8_t> chunk(kPreferredDataChunk);
     std::uint64_t position = offset;
@@ -763,7 +775,11 @@ Status send_upload(Connection& connection, PendingPut& pending)
             return error;
         }
         const auto piece = std::span<const std::uint8_t>(chunk.data(), got.value());
-        hash.update(piece.data(), piece.size());
+        if (pipeline) {
+            pipeline->update(piece);
+        } else {
+            hash.update(piece.data(), piece.size());
+        }
         if (auto sent = connection.send_data(piece); !sent) {
             if (sent.error().code == ErrorCode::aborted) {
                 return interrupted_upload(position, size);
@@ -790,8 +806,9 @@ Status send_upload(Connection& connection, PendingPut& pending)
         }
     }
 
-    pending.digest = hash.hex_digest();
-    return connection.send_request(Request{id, CommitRequest{pending.digest, hash.kind()}});
+    const TransferHash& whole = pipeline ? pipeline->hash() : hash;
+    pending.digest = whole.hex_digest();
+    return connection.send_request(Request{id, CommitRequest{pending.digest, whole.kind()}});
 }
 
 Result<TransferResult> finish_put(Connection& connection, PendingPut& pending)
