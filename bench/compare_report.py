@@ -90,6 +90,12 @@ def main():
     nidle = sorted({r["asked"] for r in e_rows("ferry")}, reverse=True)
     ref_nidle = next((r["asked"] for r in rows if r.get("w") == "E" and r.get("anchor") != "ferry" and "asked" in r), None)
 
+    def disk_part(a):
+        """Seconds per GiB the disk adds (fsyncs, writeback): B's time − Bt's."""
+        b = med([r.get("secs") for r in good("B", a)])
+        bt = med([r.get("secs") for r in good("Bt", a)])
+        return [b - bt] if b is not None and bt is not None else []
+
     # ------------------------------------------------------------ side by side
     t = []
 
@@ -117,6 +123,10 @@ def main():
     line("B: ferry ÷ this", vs_ferry("B"))
     line("B server CPU s", lambda a: [r["server_cpu_s"] for r in good("B", a)], "%.2f")
     line("B ok", lambda a: okcount("B", a))
+    if any(r.get("w") == "Bt" for r in rows):
+        line("Bt upload into a tmpfs folder, MB/s", lambda a: [r["MBps"] for r in good("Bt", a)], only=ferries)
+        line("Bt server CPU s", lambda a: [r["server_cpu_s"] for r in good("Bt", a)], "%.2f", only=ferries)
+        line("B − Bt: the disk's part, s per GiB", disk_part, "%.2f", only=ferries)
     for n in sorted(set(ncli) | ({ref_ncli} if ref_ncli else set())):
         def cr(a, n=n):
             return c_rows(a, n)
@@ -179,7 +189,7 @@ def main():
     lim = []
     fa = {f: med([r["MBps"] for r in good("A", f)]) for f in ferries}
     fb = {f: med([r["MBps"] for r in good("B", f)]) for f in ferries}
-    for a, w in (("iperf3", "I"), ("iperf3 -Z", "I"), ("openssl sha256 (1 core)", "S")):
+    for a, w in (("iperf3", "I"), ("iperf3 -Z", "I"), ("openssl sha256 (1 core)", "S"), ("dd conv=fsync", "W")):
         m = med([r["MBps"] for r in good(w, a)])
         lim.append([a, mmm([r["MBps"] for r in good(w, a)])]
                    + ["%s / %s" % (ratio(fa[f], m), ratio(fb[f], m)) for f in ferries])
@@ -216,6 +226,24 @@ def main():
         else:
             tt.append(["%s with the fast integrity option: > every reference, ≥ 0.8 × iperf3 -Z" % w,
                        "not measured: the client offers no fast hash yet", "–", "–", "–"])
+    # issue 15, target 1: uploads with the fast hash, against vsftpd and the
+    # disk's durable write speed of this run
+    dd = med([r["MBps"] for r in good("W", "dd conv=fsync")])
+    vb = med([r["MBps"] for r in good("B", "vsftpd")])
+    vcpu = med([r["server_cpu_s"] for r in good("B", "vsftpd")])
+    if fast and any(r.get("w") == "Bt" for r in rows):
+        fb_ = med([r["MBps"] for r in good("B", "ferry %s" % fast)])
+        ft = med([r["MBps"] for r in good("Bt", "ferry %s" % fast)])
+        fcpu = med([r["server_cpu_s"] for r in good("B", "ferry %s" % fast)])
+        tt.append(["B with %s into a tmpfs folder ≥ vsftpd's B" % fast, "%s MB/s" % mmm([ft]),
+                   "vsftpd %s MB/s" % mmm([vb]), ratio(ft, vb),
+                   verdict(None if ft is None or not vb else ft >= vb)])
+        tt.append(["B with %s into the disk ≥ 0.95 × dd conv=fsync" % fast, "%s MB/s" % mmm([fb_]),
+                   "dd %s MB/s" % mmm([dd]), ratio(fb_, dd),
+                   verdict(None if fb_ is None or not dd else fb_ >= 0.95 * dd)])
+        tt.append(["B with %s: ferryd CPU per GiB ≤ 1.2 × vsftpd's" % fast, "%s s" % mmm([fcpu], "%.2f"),
+                   "vsftpd %s s" % mmm([vcpu], "%.2f"), ratio(fcpu, vcpu),
+                   verdict(None if fcpu is None or not vcpu else fcpu <= 1.2 * vcpu)])
     for n in ncli:
         fc = c_rows("ferry", n)
         fm = med([r["MBps"] for r in fc])

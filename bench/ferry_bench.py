@@ -24,7 +24,12 @@ Environment (compare.sh sets all of them):
   E_SOURCES (auto)   source addresses 127.0.0.1..127.0.0.K for E's connections;
                      auto: one per 20,000 connections (ephemeral ports run short)
   F_GIB (4)          size of the F file
-  ONLY (A,B,C,D,E,F,S) workloads to run (S = openssl speed sha256)
+  ONLY (A,B,C,D,E,F,S) workloads to run (S = openssl speed sha256); B also
+                     runs Bt (the same upload into a second ferryd serving a
+                     tmpfs folder: the protocol's cost without the disk) and
+                     W (`dd bs=1M conv=fsync` of big.bin into SRV: the disk's
+                     durable write speed, which B is held to)
+  TMPFS_DIR          where Bt's served folder goes (default under /dev/shm)
   FERRYD_ARGS        more ferryd flags for every ferryd started, e.g. "--workers 1"
   FAST_HASH_ARGS     client arguments for the fast integrity option; by default
                      "--hash xxh3-128" when the client's help mentions --hash
@@ -225,11 +230,12 @@ def _run_to_devnull(cmd, timeout):
     return rc, "", err, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
-def workload_B(d, rep, variant, extra, put_as):
+def workload_B(d, rep, variant, extra, put_as, w="B"):
     """One 1 GiB upload with `ferry put` (the client always sends a hash; the
-    server fsyncs and checks it before the rename)."""
+    server fsyncs and checks it before the rename) into the folder `d` serves:
+    SRV for B, a tmpfs folder for Bt."""
     name = "up_ferry.bin"
-    dest = os.path.join(SRV, name)
+    dest = os.path.join(d.root, name)
     if os.path.exists(dest):
         os.remove(dest)
     c0 = d.cpu()
@@ -245,13 +251,30 @@ def workload_B(d, rep, variant, extra, put_as):
     if os.path.exists(dest):
         os.remove(dest)
     # a failed upload may leave a hidden partial: the folder must keep 100 files
-    for f in os.listdir(SRV):
+    for f in os.listdir(d.root):
         if f.startswith(".ferry-partial-"):
-            os.remove(os.path.join(SRV, f))
+            os.remove(os.path.join(d.root, f))
     ok = rc == 0 and on_disk == GIB
-    record(w="B", anchor=variant, rep=rep, ok=ok, bytes=on_disk, on_disk=on_disk, secs=secs,
+    record(w=w, anchor=variant, rep=rep, ok=ok, bytes=on_disk, on_disk=on_disk, secs=secs,
            MBps=on_disk / secs / 1e6 if ok else 0.0, server_cpu_s=cpu, client_cpu_s=ccpu,
            error="" if ok else (err.strip()[-200:] or "rc=%s disk=%s" % (rc, on_disk)))
+
+
+def workload_W(rep):
+    """The disk's durable write speed, the figure B is held to: big.bin (in
+    the page cache, as for B) copied into the served folder by
+    `dd bs=1M conv=fsync` (dd counts the fsync in its time, as ferryd's
+    commit does)."""
+    dest = os.path.join(SRV, ".dd-conv-fsync.bin")
+    t0 = time.monotonic()
+    rc, out, err, _ = run(["dd", "if=" + os.path.join(SRV, "big.bin"), "of=" + dest, "bs=1M", "conv=fsync"], 150)
+    secs = time.monotonic() - t0
+    size = os.path.getsize(dest) if os.path.exists(dest) else 0
+    if os.path.exists(dest):
+        os.remove(dest)
+    ok = rc == 0 and size == GIB
+    record(w="W", anchor="dd conv=fsync", rep=rep, ok=ok, secs=secs, MBps=size / secs / 1e6 if ok else 0.0,
+           error="" if ok else err.strip()[-200:])
 
 
 def workload_C(d, rep, n):
@@ -379,10 +402,19 @@ def main():
            ferryd_args=" ".join(LIMIT_ARGS),
            download_sink="stdout > /dev/null" if stdout_ok else "file in %s (tmpfs)" % dl_dir)
     servers = []
+    tmpfs = None
     t_start = time.monotonic()
     try:
         d = Ferryd(SRV, "main").start()
         servers.append(d)
+        dt = None
+        if "B" in ONLY:
+            # Bt: the same upload into a tmpfs folder, so the disk's part
+            # (the fsyncs, the writeback) shows apart from the protocol's
+            tmpfs = os.environ.get("TMPFS_DIR") or os.path.join("/dev/shm", "ferry-bench-up-%d" % os.getpid())
+            os.makedirs(tmpfs, exist_ok=True)
+            dt = Ferryd(tmpfs, "tmpfs").start()
+            servers.append(dt)
         variants = [("ferry", [])] + ([("ferry %s" % fast, fast_args)] if fast_args else [])
         for rep in range(1, REPS + 1):
             if "S" in ONLY:
@@ -396,9 +428,12 @@ def main():
             for name, extra in variants:
                 if "A" in ONLY:
                     workload_A(d, rep, name, extra, stdout_ok, dl_dir)
+            if "B" in ONLY:
+                workload_W(rep)
             for name, extra in variants:
                 if "B" in ONLY:
                     workload_B(d, rep, name, extra, put_as)
+                    workload_B(dt, rep, name, extra, put_as, w="Bt")
         if "C" in ONLY:
             for n in NCLIS:
                 for rep in range(1, REPS + 1):
@@ -413,6 +448,11 @@ def main():
             record(w="error", anchor="ferry", error="ferryd died during A-D")
         d.stop()
         servers.remove(d)
+        if dt is not None:
+            dt.stop()
+            servers.remove(dt)
+            for f in os.listdir(dt.root):
+                os.remove(os.path.join(dt.root, f))
         if "E" in ONLY:
             for n in NIDLES:
                 for rep in range(1, REPS + 1):
@@ -442,6 +482,8 @@ def main():
                 s.stop()
             except Exception as e:  # noqa: BLE001
                 log("stop: %r" % e)
+        if tmpfs and not os.environ.get("TMPFS_DIR"):
+            shutil.rmtree(tmpfs, ignore_errors=True)
         if not os.environ.get("DL_DIR") and not stdout_ok:
             shutil.rmtree(dl_dir, ignore_errors=True)
         log("ferry workloads done in %.0f s" % (time.monotonic() - t_start))
