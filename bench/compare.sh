@@ -7,7 +7,8 @@
 #      (called, not copied; it installs its Debian packages and makes the test
 #      files in /tmp/anchors/root/srv: big.bin 1 GiB, m4.bin 4 MiB, 98 small);
 #   3. starts ferryd on a free port serving the same folder and runs the same
-#      workloads on it (bench/ferry_bench.py): A 1 GiB get, B 1 GiB put,
+#      workloads on it (bench/ferry_bench.py): A 1 GiB get, B 1 GiB put
+#      (also into a tmpfs-served folder, beside dd conv=fsync),
 #      C 200 and 2,000 clients at once x 4 MiB, D list req/s from 8 clients,
 #      E 10,000 (and 2,000) idle sessions, F a 4 GiB get to a stalled reader;
 #   4. prints one markdown report (medians (min-max), ratios, the issue's
@@ -78,6 +79,10 @@ max_cli=$(tr ',' '\n' <<<"$NCLIS" | sort -n | tail -n 1)
 export LOADGEN=${LOADGEN:-cpp}
 avail_tmp=$(df -Pk /tmp | awk 'NR == 2 { print int($4 / 1048576) }')
 (( avail_tmp >= 4 )) || die "/tmp has ${avail_tmp} GiB free; needs 4 (test files, one upload)"
+if [[ ,$ONLY, == *,B,* ]]; then
+    avail_shm=$(df -Pk /dev/shm | awk 'NR == 2 { print int($4 / 1048576) }')
+    (( avail_shm >= 2 )) || die "/dev/shm has ${avail_shm} GiB free; B's upload into tmpfs (Bt) needs 2"
+fi
 
 STAMP=$(date +%Y%m%d-%H%M%S)
 RES=$REPO/bench/results/compare-$STAMP
