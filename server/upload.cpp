@@ -63,15 +63,17 @@ void Upload::send_reply()
 
 std::span<char> Upload::receive_area(std::size_t most)
 {
-    if (!partial_ || finish_ != Finish::none || accepted_ == size_) {
+    // A frame longer than what the put still expects overflows it: read as
+    // any other input, so that take_data() refuses it as it arrives rather
+    // than taking its first bytes in place.
+    if (!partial_ || finish_ != Finish::none || most > size_ - accepted_) {
         return {};
     }
     if (!staging_.bytes) {
         staging_.bytes = std::make_unique_for_overwrite<char[]>(staging_capacity_);
         staging_.size = 0;
     }
-    const std::size_t room = std::min<std::uint64_t>(staging_capacity_ - staging_.size, size_ - accepted_);
-    return {staging_.bytes.get() + staging_.size, std::min(room, most)};
+    return {staging_.bytes.get() + staging_.size, std::min(staging_capacity_ - staging_.size, most)};
 }
 
 std::optional<Error> Upload::take_data(std::span<const std::uint8_t> bytes)

@@ -55,10 +55,10 @@ public:
     void send_reply();
     // Whether more data frames may be taken now (backpressure).
     bool can_take_data() const { return backlog_ < config_.receive_high_water; }
-    // Where up to `most` bytes of data frame payload may be read so that
-    // take_data() need not copy them: the free end of the staging chunk
-    // (allocated here if none is), at most the bytes the put still expects.
-    // Empty once the declared size has arrived.
+    // Where up to `most` bytes of data frame payload (the rest of one
+    // frame) may be read so that take_data() need not copy them: the free
+    // end of the staging chunk (allocated here if none is). Empty when the
+    // frame overflows the declared size.
     std::span<char> receive_area(std::size_t most);
     // Bytes of a data frame; an error (more than the declared size) ends
     // the upload, kept for resume, and the session must close. Bytes that

@@ -224,3 +224,38 @@ TEST_CASE("receive_area hands out the shared buffer when the upload cannot take 
     REQUIRE(parse_commit_reply(f.io.replies(1)[0]));
     CHECK(f.root.read("full.bin") == content);
 }
+
+// A frame that overflows the declared size is refused as it arrives, as
+// from any other read: the bytes before it are kept for a resume, and none
+// of its own (PROTOCOL.md 4.5), even when the connection reads it in place.
+TEST_CASE("a data frame past the declared size is refused whole when read where receive_area says")
+{
+    TempRoot served;
+    {
+        Fixture f(served.path());
+        f.hello();
+        f.feed(control(Request{6, PutRequest{"long.bin", 3, false}}));
+        f.io.run_jobs();
+        REQUIRE(parse_put_reply(f.io.replies(1)[0]));
+        const std::string stream = data_frame("ab") + data_frame("cd");
+        std::array<char, 64 * 1024> scratch{};
+        for (std::size_t at = 0; at < stream.size() && f.session.state() == Session::State::receiving_file;) {
+            const std::span<char> area = f.session.receive_area(scratch);
+            const std::size_t got = std::min(area.size(), stream.size() - at);
+            std::memcpy(area.data(), stream.data() + at, got);
+            at += got;
+            f.session.on_bytes(area.first(got));
+        }
+        f.io.run_jobs();
+        const auto replies = f.io.replies(1);
+        CHECK(parse_commit_reply(replies[0]).error().code == ErrorCode::size_mismatch);
+        CHECK(f.io.closed);
+    }
+    Fixture second(served.path());
+    second.hello();
+    second.feed(control(Request{7, PutRequest{"long.bin", 3, true}}));
+    second.io.run_jobs();
+    const auto resumed = parse_put_reply(second.io.replies(1)[0]);
+    REQUIRE(resumed);
+    CHECK(resumed->body.offset == 2);
+}
