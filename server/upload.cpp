@@ -7,10 +7,11 @@ namespace ferry::server {
 
 namespace {
 
-// Staging chunks of 1 MiB: a quarter of the pool hand-offs (and write
-// jobs) that chunks of one 256 KiB frame would take, while two of them
-// still fit under the default receive_high_water (one being written, one
-// filling). A smaller high-water gets smaller chunks, never under a frame.
+// Staging chunks of up to 1 MiB: while the writer is busy, a quarter of
+// the pool hand-offs (and write jobs) that chunks of one 256 KiB frame
+// would take, while two of them still fit under the default
+// receive_high_water (one being written, one filling). A smaller
+// high-water gets smaller chunks, never under a frame.
 constexpr std::size_t kStagingChunk = 1024 * 1024;
 
 std::size_t staging_capacity(const Config& config)
@@ -107,7 +108,10 @@ std::optional<Error> Upload::take_data(std::span<const std::uint8_t> bytes)
             flushed = true;
         }
     }
-    if (accepted_ == size_) {
+    // An idle writer gets a frame's worth at once (chunk_size), so that
+    // bytes that arrived reach the file while the peer pauses; a busy one
+    // lets the chunk grow to its capacity, fewer and larger writes.
+    if (accepted_ == size_ || (staging_.size >= config_.chunk_size && writer_idle())) {
         flush_staging();
         flushed = true;
     }
@@ -155,6 +159,9 @@ void Upload::continue_receiving()
 {
     if (host_.job_in_flight() || !partial_) {
         return;
+    }
+    if (staging_.size >= config_.chunk_size && queue_.empty()) {
+        flush_staging(); // what gathered while the last chunk was written
     }
     if (!queue_.empty()) {
         Chunk chunk = std::move(queue_.front());

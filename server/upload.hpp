@@ -1,6 +1,7 @@
 // A put in progress, from its staging file to the commit, abort or keep:
 // bytes from the wire gather in `staging_` up to one chunk, then wait in
-// `queue_` for the single write job. The connection reads a data frame's
+// `queue_` for the single write job (a chunk goes as soon as it holds
+// chunk_size while that job is idle, else once it is full). The connection reads a data frame's
 // payload straight into the staging chunk (receive_area()), so on plain TCP
 // the bytes reach pwrite without a copy in user space; bytes that arrive
 // elsewhere (TLS, a read that held a frame header) are copied in. The
@@ -87,6 +88,7 @@ private:
     };
 
     void flush_staging();
+    bool writer_idle() const { return !host_.job_in_flight() && queue_.empty(); }
     void finish_job();
     void fail(const Error& error);
     std::uint64_t moved() const { return accepted_ - first_offset_; }
