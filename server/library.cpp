@@ -1,6 +1,7 @@
 #include "library.hpp"
 
 #include "estale.hpp"
+#include "folder_sync.hpp"
 #include "log.hpp"
 #include "names.hpp"
 
@@ -59,17 +60,8 @@ FileInfo file_info(std::string name, const struct ::stat& st)
 
 std::optional<Error> sync_folder(int fd, std::string_view name)
 {
-    // fsync needs a descriptor opened for reading; `fd` may be O_PATH.
-    const int readable = ::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (readable < 0 || ::fsync(readable) != 0) {
-        const int saved = errno;
-        if (readable >= 0) {
-            ::close(readable);
-        }
-        return file_error(saved, "cannot sync folder", name);
-    }
-    ::close(readable);
-    return std::nullopt;
+    // Shared with every other thread syncing that folder now (group commit).
+    return FolderSyncs::process().sync(fd, name);
 }
 
 OpenFile::~OpenFile()
@@ -167,14 +159,14 @@ int Library::publish_entry(const std::string& partial, std::string_view path) co
     if (::renameat(root_fd_, partial.c_str(), located->fd, located->leaf.c_str()) != 0) {
         return -1;
     }
-    // The new name is durable here; the partial's removal from the root is
-    // the caller's sync_root(), after it removed the state as well.
-    struct ::stat parent {};
-    struct ::stat root {};
-    if (::fstat(located->fd, &parent) == 0 && ::fstat(root_fd_, &root) == 0 && parent.st_ino == root.st_ino &&
-        parent.st_dev == root.st_dev) {
-        return 0;
-    }
+    // The new name is what the commit reply vouches for: its folder is
+    // synced (the root too when it is the folder). The old name's removal
+    // from the root needs no fsync of its own. The journalling file systems
+    // (ext4, XFS, btrfs) log a rename as one transaction, so the new name
+    // never survives a crash without the removal; and where it could, the
+    // leftover is a hidden second link to the published file, which a
+    // resume refuses (PartialUpload checks st_nlink) and the expiry sweep
+    // unlinks, leaving the file.
     if (sync_folder(located->fd, path)) {
         errno = EIO;
         return -1;
@@ -555,22 +547,64 @@ std::optional<Error> Library::check_unchanged(const OpenFile& file) const
 
 std::optional<Error> Library::check_replaceable(std::string_view path, bool parents) const
 {
+    return replaceable(path, parents, false);
+}
+
+std::optional<Error> Library::prepare_upload(std::string_view path, bool parents) const
+{
+    return replaceable(path, parents, true);
+}
+
+// One lookup of the parent folder and one check of the root, whatever the
+// outcome: a put of many small files does this once per file.
+std::optional<Error> Library::replaceable(std::string_view path, bool parents, bool make_parents) const
+{
     if (auto refused = check_path(path)) {
         return *refused;
     }
     auto located = locate(path, "replaced");
     if (!located) {
         // Missing folders on the way are created by a put with `parents`.
-        if (parents && located.error().code == ErrorCode::not_found) {
-            return check_root();
+        if (!parents || located.error().code != ErrorCode::not_found) {
+            return located.error();
         }
-        return located.error();
-    }
-    auto info = stat(path);
-    if (info || info.error().code == ErrorCode::not_found) {
+        if (auto gone = check_root()) {
+            return *gone;
+        }
+        if (!make_parents) {
+            return std::nullopt;
+        }
+        const auto folder = path.substr(0, path.rfind('/'));
+        auto made = make_folder(folder, true);
+        if (!made) {
+            // Something other than a folder where one must be (a symlink
+            // swapped in since the lookup above): for a put, not a folder.
+            if (made.error().code == ErrorCode::exists) {
+                return Error{ErrorCode::not_a_folder, quoted(folder) + " is not a folder"};
+            }
+            return made.error();
+        }
         return std::nullopt;
     }
-    return info.error();
+    if (auto gone = check_root()) {
+        return *gone;
+    }
+    struct ::stat st {};
+    if (retry_stale(located->fd,
+                    [&] { return ::fstatat(located->fd, located->leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
+        auto error = file_error(errno, "cannot stat", path);
+        if (error.code == ErrorCode::not_found) {
+            return std::nullopt;
+        }
+        return error;
+    }
+    if (S_ISREG(st.st_mode)) {
+        return std::nullopt;
+    }
+    if (S_ISDIR(st.st_mode) && st.st_dev != root_device_) {
+        return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
+    }
+    return not_regular(path);
 }
 
 namespace {
@@ -661,10 +695,7 @@ void OpenFile::read_ahead(std::uint64_t offset, std::size_t length) const
 
 std::optional<Error> Library::sync_root() const
 {
-    if (::fsync(root_fd_) != 0) {
-        return file_error(errno, "cannot sync folder", path_);
-    }
-    return std::nullopt;
+    return sync_folder(root_fd_, path_);
 }
 
 } // namespace ferry::server

@@ -193,13 +193,16 @@ public:
     // upload never replaces a folder, link or device; and one whose parent
     // folder is missing unless `parents` (the put will create it).
     std::optional<Error> check_replaceable(std::string_view path, bool parents = false) const;
+    // check_replaceable, and with `parents` the missing folders are made
+    // (make_folder; a file or link where a folder must be is not_a_folder):
+    // a put's checks before it takes any data.
+    std::optional<Error> prepare_upload(std::string_view path, bool parents) const;
 
     // Publishes an upload: renames the root's entry `partial` onto `path`,
     // whose parent folder is resolved afresh now (it may have changed since
-    // the put began), then fsyncs that folder if it is not the root (the
-    // caller syncs the root, sync_root(), once it removed the state too). Like the *_entry
-    // wrappers: -1 and errno on failure (a missing or swapped parent folder
-    // is ENOENT or ENOTDIR).
+    // the put began), then fsyncs that folder (sync_folder: shared with the
+    // other commits into it). Like the *_entry wrappers: -1 and errno on
+    // failure (a missing or swapped parent folder is ENOENT or ENOTDIR).
     int publish_entry(const std::string& partial, std::string_view path) const;
     // stat(2) of `path` without following a final symlink: -1 and errno.
     int stat_path(std::string_view path, struct ::stat& st) const;
@@ -214,7 +217,8 @@ public:
     // failure and the recovery are logged once, not per request.
     std::optional<Error> check_root() const;
 
-    // Makes a rename or unlink in the root durable.
+    // Makes the root's entries durable (sync_folder: shared with the other
+    // threads syncing it): a resume state's name after a checkpoint.
     std::optional<Error> sync_root() const;
 
     // The folder by name for the server's own files (uploads in progress,
@@ -258,6 +262,7 @@ private:
     // lstat of the located entry (never through a link), repeated once after
     // ESTALE (estale.hpp); 0 or -1 with errno, as fstatat(2).
     static int stat_located(const Located& located, struct ::stat& st);
+    std::optional<Error> replaceable(std::string_view path, bool parents, bool make_parents) const;
     // Removes what folder `fd` holds (see remove()); `relative` its path for
     // messages; `blocker` gets the first entry left.
     std::optional<Error> empty_folder(int fd, const std::string& relative, std::size_t depth, Removed& removed,
@@ -279,7 +284,8 @@ Error file_error(int errno_value, std::string_view what, std::string_view name);
 FileInfo file_info(std::string name, const struct ::stat& st);
 
 // Makes the entries of folder `fd` durable (a fresh readable descriptor of
-// it, so `fd` may be O_PATH).
+// it, so `fd` may be O_PATH), through FolderSyncs::process(): callers
+// syncing one folder at once share its fsyncs (folder_sync.hpp).
 std::optional<Error> sync_folder(int fd, std::string_view name);
 
 // Reads exactly `size` bytes at `offset` of `name`'s descriptor, or says why

@@ -275,22 +275,10 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin(const Library& libra
                                                             std::uint64_t size, bool resume, HashKind hash,
                                                             bool parents, std::optional<std::int64_t> mtime)
 {
-    if (auto refused = library.check_replaceable(name, parents)) {
+    // Missing folders are made now, before any data: a put that will fail
+    // to publish should fail now.
+    if (auto refused = library.prepare_upload(name, parents)) {
         return *refused;
-    }
-    // Missing folders are made at the put, before any data: a put that will
-    // fail to publish should fail now.
-    if (const auto slash = name.rfind('/'); parents && slash != std::string::npos) {
-        const auto folder = std::string_view(name).substr(0, slash);
-        auto made = library.make_folder(folder, true);
-        if (!made) {
-            // Something other than a folder where one must be (a symlink
-            // swapped in since the check above): for a put, not a folder.
-            if (made.error().code == ErrorCode::exists) {
-                return Error{ErrorCode::not_a_folder, "\"" + std::string(folder) + "\" is not a folder"};
-            }
-            return made.error();
-        }
     }
     auto begun = begin_upload(library, name, size, resume, hash);
     if (begun) {
@@ -352,7 +340,10 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin_upload(const Library
         }
         struct ::stat st {};
         std::optional<TransferHash> restored;
-        if (fd >= 0 && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        // A data file with a second link is a published file whose old name
+        // survived a crash where the rename did not clear it (see
+        // Library::publish_entry): resuming would truncate the published file.
+        if (fd >= 0 && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
             static_cast<std::uint64_t>(st.st_size) >= current->durable &&
             ::ftruncate(fd, static_cast<off_t>(current->durable)) == 0) {
             restored = prefix_hash(fd, *current, hash);
@@ -399,7 +390,7 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin_upload(const Library
         return *refused;
     }
     upload->reserved_ = true;
-    if (auto error = upload->write_state()) {
+    if (auto error = upload->write_first_state()) {
         upload->discard();
         return *error;
     }
@@ -472,7 +463,7 @@ std::optional<Error> PartialUpload::checkpoint()
     return write_state();
 }
 
-std::optional<Error> PartialUpload::write_state()
+std::string PartialUpload::state_text() const
 {
     struct timespec now {};
     ::clock_gettime(CLOCK_REALTIME, &now);
@@ -482,7 +473,35 @@ std::optional<Error> PartialUpload::write_state()
     state.bytes_held = durable_;
     state.hash_state = hash_.save_state();
     state.written_ns = nanoseconds(now);
-    const std::string text = encode_resume_state(state);
+    return encode_resume_state(state);
+}
+
+// The state of a new upload holds no bytes, so it is not synced: lost in a
+// crash, a resume starts at 0, just as it would have said. Until then it
+// names the upload in progress, so that another put of the name and size
+// finds it (busy) and a keep or checkpoint replaces it with a durable one.
+// Created under the name lock, so no put of this name reads it half written
+// (a put of another name skips a state it cannot parse, which is not its
+// own anyway), and the token is fresh, so nothing is replaced.
+std::optional<Error> PartialUpload::write_first_state()
+{
+    const std::string text = state_text();
+    const int fd = library_.open_entry(state_file(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) {
+        return file_error(errno, "cannot write upload state of", name_);
+    }
+    const auto written = sys::write_all(fd, std::span<const char>(text));
+    ::close(fd);
+    if (!written.ok()) {
+        library_.unlink_entry(state_file());
+        return file_error(written.error, "cannot write upload state of", name_);
+    }
+    return std::nullopt;
+}
+
+std::optional<Error> PartialUpload::write_state()
+{
+    const std::string text = state_text();
     // Written beside and renamed over, so a crash leaves the old state or the
     // new one, never half of one.
     const std::string temp = state_file() + ".tmp";
@@ -499,7 +518,9 @@ std::optional<Error> PartialUpload::write_state()
         library_.unlink_entry(temp);
         return file_error(failure == 0 ? EIO : failure, "cannot write upload state of", name_);
     }
-    return std::nullopt;
+    // The state's name too (the first state, made without a sync, may not
+    // be on the disk yet): once per checkpoint or keep, so cheap.
+    return library_.sync_root();
 }
 
 Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
@@ -556,11 +577,10 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
         }
         return file_error(saved, "cannot publish", name_);
     }
+    // The state's removal needs no sync: a state that outlives its data
+    // file names nothing to resume (the resume drops it) and expires.
     library_.unlink_entry(state_file());
     discarded_ = true;
-    if (auto error = library_.sync_root()) {
-        return *error;
-    }
     return file_info(name_, st);
 }
 

@@ -70,6 +70,8 @@ private:
     }
     static Result<std::unique_ptr<PartialUpload>> begin_upload(const Library& library, const std::string& name,
                                                                std::uint64_t size, bool resume, HashKind hash);
+    std::string state_text() const;
+    std::optional<Error> write_first_state();
     std::optional<Error> write_state();
     std::optional<Error> take_final_attributes();
     std::string data_file() const;
