@@ -282,7 +282,9 @@ class Pull(SyncTest):
         pending = {}
         with open(trace) as f:
             for line in f:
+                # strace pads a short process id ("123  fsync(..."): split on any run of blanks.
                 pid, _, call = line.strip().partition(" ")
+                call = call.lstrip()
                 if call.startswith("<..."):
                     if pid in pending:
                         events.append(pending.pop(pid))
