@@ -249,7 +249,11 @@ void Session::handle_control(const std::string& text)
 void Session::handle_data(std::span<const std::uint8_t> bytes, bool frame_end)
 {
     if (state_ == State::receiving_file) {
-        if (auto error = upload()->take_data(bytes)) {
+        // What is left of this frame: this piece and what the decoder still
+        // expects of its payload (so an overflowing frame is refused at its
+        // first piece, not at the piece that crosses the size).
+        const std::uint64_t frame_left = bytes.size() + decoder_.data_remaining();
+        if (auto error = upload()->take_data(bytes, frame_left)) {
             send_error(upload()->id(), *error);
             begin_close();
         }

@@ -77,9 +77,9 @@ std::span<char> Upload::receive_area(std::size_t most)
     return {staging_.bytes.get() + staging_.size, std::min(staging_capacity_ - staging_.size, most)};
 }
 
-std::optional<Error> Upload::take_data(std::span<const std::uint8_t> bytes)
+std::optional<Error> Upload::take_data(std::span<const std::uint8_t> bytes, std::uint64_t frame_left)
 {
-    if (bytes.size() > size_ - accepted_) {
+    if (std::max<std::uint64_t>(bytes.size(), frame_left) > size_ - accepted_) {
         Error error{ErrorCode::size_mismatch,
                     "more data than the declared size of " + std::to_string(size_) + " bytes"};
         finish_ = Finish::keep;

@@ -61,10 +61,14 @@ public:
     // end of the staging chunk (allocated here if none is). Empty when the
     // frame overflows the declared size.
     std::span<char> receive_area(std::size_t most);
-    // Bytes of a data frame; an error (more than the declared size) ends
-    // the upload, kept for resume, and the session must close. Bytes that
-    // lie at the start of receive_area() are taken where they are.
-    std::optional<Error> take_data(std::span<const std::uint8_t> bytes);
+    // Bytes of a data frame; `frame_left` is what of that frame has not been
+    // taken yet, these bytes included (the whole payload at its first piece).
+    // A frame that would pass the declared size is refused whole, whatever
+    // pieces it arrives in (PROTOCOL.md 4.5: the bytes before it are kept for
+    // resume, none of it): size_mismatch ends the upload, kept, and the
+    // session must close. Bytes that lie at the start of receive_area() are
+    // taken where they are.
+    std::optional<Error> take_data(std::span<const std::uint8_t> bytes, std::uint64_t frame_left);
     // The client's commit or abort; runs once what arrived is written.
     void commit(std::string expected_digest);
     void abort(bool discard);

@@ -263,6 +263,38 @@ class PutTests(ServerCase):
         self.assert_published("long.bin", b"abc", self.commit(d, 77, b"abc"),
                               77)
 
+    def test_an_overflowing_frame_is_refused_whole_whatever_pieces_it_comes_in(self):
+        """4.5: "the data frame that would pass size is refused whole, the
+        bytes before it are kept for resume", also when the frame is too big
+        for one read and arrives in pieces (ferryd kept its first pieces)."""
+        cases = [  # (declared size, the frames' payload sizes, bytes kept)
+            (100_000, [100_001], 0),
+            (2_000_000, [2_000_001], 0),
+            (1_000_000, [600_000, 400_005], 600_000),
+        ]
+        for n, (size, frames, kept) in enumerate(cases):
+            name = "over%d.bin" % n
+            content = os.urandom(sum(frames))
+            with self.subTest(size=size, frames=frames):
+                c = self.client()
+                self.put_start(c, name, size, rid=300 + n)
+                at = 0
+                for length in frames:
+                    raw = fw.data(content[at:at + length])
+                    at += length
+                    for i in range(0, len(raw), 4096):  # as a slow sender's writes
+                        c.send_raw(raw[i:i + 4096])
+                self.assertError(c.recv(), "size_mismatch", 300 + n)
+                self.assertClosed(c)
+                self.assertFalse(os.path.exists(self.server.path(name)))
+                d = self.client()
+                r = self.resume_when_free(d, name, size, rid=310 + n)
+                self.assertEqual(r["offset"], kept)
+                if kept:
+                    self.assertEqual(r["prefix_sha256"], sha(content[:kept]))
+                d.send({"op": "abort", "id": 310 + n, "discard": True})
+                d.recv()
+
     def test_commit_and_abort_need_the_put_id(self):
         # DOC: the error for a commit/abort with another id is not named;
         # it is bad_request, and the upload goes on.
