@@ -519,6 +519,18 @@ std::optional<Error> refuse_symlink(const std::string& path)
     return std::nullopt;
 }
 
+// The same for a FIFO, socket or device standing at a file's name the
+// server chose: opening a FIFO waits for a writer (past any timeout), and
+// a device is not a file to replace. sync leaves them alone the same way.
+std::optional<Error> refuse_special_file(const std::string& path)
+{
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) {
+        return Error{ErrorCode::local_io, "\"" + path + "\" is a FIFO, socket or device: it is left alone"};
+    }
+    return std::nullopt;
+}
+
 // mkdir(2) that is happy with a folder already there, or a link to one.
 Status make_local_folder_through_links(const std::string& path)
 {
@@ -601,6 +613,8 @@ bool plan_tree(Connection& connection, const Output& output, GetPlan& plan, cons
             plan.folders.emplace_back(local, entry.mtime);
         } else if (auto link = refuse_symlink(local)) {
             plan.add({remote, local}, *link);
+        } else if (auto special = refuse_special_file(local)) {
+            plan.add({remote, local}, *special);
         } else {
             plan.add({remote, local});
         }

@@ -11,6 +11,7 @@ import argparse
 import hashlib
 import json
 import os
+import stat
 import socket
 import struct
 import subprocess
@@ -229,6 +230,22 @@ class Folders(CliTest):
         removed = self.ferry("rm", "logs/[12].gz", server=server)
         self.assertEqual(removed.returncode, 0, removed.stderr)
         self.assertEqual(sorted(os.listdir(os.path.join(self.root, "logs"))), ["keep.txt", "old"])
+
+    def test_get_r_leaves_a_local_fifo_alone_instead_of_hanging_on_it(self):
+        # A FIFO at one of the server's file names blocked get -r in open()
+        # for good (no timeout reached it), and every later file with it.
+        server = self.start_server()
+        make_tree(self.root, {"tree/a.txt": b"a", "tree/b/c.txt": b"c", "tree/d.txt": b"d"})
+        os.makedirs(os.path.join(self.local, "out", "tree"))
+        fifo = os.path.join(self.local, "out", "tree", "a.txt")
+        os.mkfifo(fifo)
+        got = self.ferry("get", "-r", "tree", "-C", "out", server=server, timeout=30)
+        self.assertNotEqual(got.returncode, 0)
+        self.assertIn(b"is a FIFO, socket or device: it is left alone", got.stderr)
+        self.assertTrue(stat.S_ISFIFO(os.lstat(fifo).st_mode))
+        for name, content in (("b/c.txt", b"c"), ("d.txt", b"d")):
+            with open(os.path.join(self.local, "out", "tree", name), "rb") as f:
+                self.assertEqual(f.read(), content)
 
     def test_a_wildcard_get_passes_over_folders_and_still_gets_the_files(self):
         server = self.start_server()
