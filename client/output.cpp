@@ -271,6 +271,25 @@ bool Output::progress() const
     return progress_ && verbosity_ != Verbosity::quiet && ProgressBar::wanted(json_);
 }
 
+namespace {
+
+// An error message for people, held to one screen's worth: a message may
+// quote what was typed (a pasted megabyte as a path), so past 800 bytes its
+// middle is cut, keeping the start (what failed) and the end (the reason).
+// --json keeps the whole message.
+std::string shown_message(std::string_view message)
+{
+    constexpr std::size_t kHead = 600;
+    constexpr std::size_t kTail = 200;
+    if (message.size() <= kHead + kTail) {
+        return printable(message);
+    }
+    return printable(message.substr(0, kHead)) + " ... (" + std::to_string(message.size() - kHead - kTail) +
+           " bytes cut) ... " + printable(message.substr(message.size() - kTail));
+}
+
+} // namespace
+
 void Output::error(const Error& error) const
 {
     const std::string code(to_string(error.code));
@@ -278,7 +297,7 @@ void Output::error(const Error& error) const
         emit_json(dump(Json{{"error", error_json(error)}}));
         return;
     }
-    std::fprintf(err_, "ferry: %s: %s\n", code.c_str(), printable(error.message).c_str());
+    std::fprintf(err_, "ferry: %s: %s\n", code.c_str(), shown_message(error.message).c_str());
     std::fflush(err_);
 }
 

@@ -294,10 +294,13 @@ class BatchTests(ServedFolder):
                                (b"get a\x00b", "ferry: the line holds a NUL byte, which no command, name or path can hold"),
                                (b"\x1b[2Jwipe", "ferry: unknown command '?[2Jwipe' (try: help)"),
                                (b"w" * 5_000_000, "(5000000 bytes)"),
-                               (b"get --bogus" + b"x" * 100_000, "(try: help get)")):
+                               (b"get --bogus" + b"x" * 100_000, "(try: help get)"),
+                               (b"lcd " + b"Q" * 3_000_000, "bytes cut) ... "),
+                               (b"put " + b"Q" * 3_000_000, "bytes cut) ... "),
+                               (b"get -o " + b"Q" * 3_000_000 + b" x", "bytes cut) ... ")):
             with self.subTest(line=line[:20]):
                 result = self.ferry(stdin=line + b"\n")
-                self.assertEqual(result.returncode, 2, result.stderr[:300])
+                self.assertNotEqual(result.returncode, 0, result.stderr[:300])
                 lines = result.stderr.decode().splitlines()
                 self.assertEqual(len(lines), 1, lines)
                 self.assertLess(len(lines[0]), 1000)
