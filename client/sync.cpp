@@ -397,11 +397,13 @@ void pull_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
             batch.add(std::move(*get.verified), bytes,
                       // Called by whichever thread publishes the batch, maybe after this one has
                       // returned: only what outlives the pass is captured.
-                      [&tally, &retries, &transfers, index, sent = std::move(result.value())](const Status& published) {
+                      // (an init-capture: clang before 16 cannot capture a structured binding)
+                      [&tally, &retries, &transfers, slot = index,
+                       sent = std::move(result.value())](const Status& published) {
                           if (published) {
                               tally.sent(sent, false);
                           } else {
-                              retries.failed(tally, transfers, index, published.error());
+                              retries.failed(tally, transfers, slot, published.error());
                           }
                       });
         } else if (result) {
