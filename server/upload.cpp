@@ -176,8 +176,13 @@ void Upload::continue_receiving()
                                       fail(*failure);
                                       return;
                                   }
+                                  // continue_receiving() may end this upload (its finish
+                                  // job's completion can run before it returns, as the
+                                  // fuzzer's inline pool does), and the session then
+                                  // frees it: only the host, which outlives it, is used after.
+                                  TransferHost& host = host_;
                                   continue_receiving();
-                                  host_.input_room();
+                                  host.input_room();
                               }));
         return;
     }
