@@ -519,16 +519,20 @@ std::optional<Error> refuse_symlink(const std::string& path)
     return std::nullopt;
 }
 
-// The same for a FIFO, socket or device standing at a file's name the
-// server chose: opening a FIFO waits for a writer (past any timeout), and
-// a device is not a file to replace. sync leaves them alone the same way.
-std::optional<Error> refuse_special_file(const std::string& path)
+// What stands at a file's name the server chose and must not be written:
+// a symbolic link (refuse_symlink's reason), or a FIFO, socket or device
+// (opening a FIFO waits for a writer, past any timeout; a device is not a
+// file to replace; sync leaves them alone the same way). One lstat.
+std::optional<Error> refuse_in_the_way(const std::string& path)
 {
     struct stat st {};
-    if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) {
-        return Error{ErrorCode::local_io, "\"" + path + "\" is a FIFO, socket or device: it is left alone"};
+    if (::lstat(path.c_str(), &st) != 0 || S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
+        return std::nullopt;
     }
-    return std::nullopt;
+    if (S_ISLNK(st.st_mode)) {
+        return refuse_symlink(path);
+    }
+    return Error{ErrorCode::local_io, "\"" + path + "\" is a FIFO, socket or device: it is left alone"};
 }
 
 // mkdir(2) that is happy with a folder already there, or a link to one.
@@ -611,10 +615,8 @@ bool plan_tree(Connection& connection, const Output& output, GetPlan& plan, cons
                 continue;
             }
             plan.folders.emplace_back(local, entry.mtime);
-        } else if (auto link = refuse_symlink(local)) {
-            plan.add({remote, local}, *link);
-        } else if (auto special = refuse_special_file(local)) {
-            plan.add({remote, local}, *special);
+        } else if (auto in_the_way = refuse_in_the_way(local)) {
+            plan.add({remote, local}, *in_the_way);
         } else {
             plan.add({remote, local});
         }
