@@ -69,8 +69,6 @@ private:
     std::string pending_;
 };
 
-// A mistake in what was typed, said plainly: no error code, since nothing
-// went wrong between client and server.
 // What the user typed, as an error message shows it: printable (a NUL or
 // an escape sequence shows as '?', never cutting the line or moving the
 // cursor) and at most `most` bytes, so a pasted megabyte is not echoed back.
@@ -82,7 +80,9 @@ std::string shown_typed(std::string_view typed, std::size_t most = 64)
     return printable(typed.substr(0, most)) + "... (" + std::to_string(typed.size()) + " bytes)";
 }
 
-// One line on stderr; `text` may quote what was typed, so it goes through
+// A mistake in what was typed, said plainly: no error code, since nothing
+// went wrong between client and server. One line on stderr; `text` may
+// quote what was typed, so it goes through
 // shown_typed as a whole too (CLI11's messages quote arguments).
 void complain(std::string_view text)
 {
