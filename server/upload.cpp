@@ -71,8 +71,7 @@ std::span<char> Upload::receive_area(std::size_t most)
         return {};
     }
     if (!staging_.bytes) {
-        staging_.bytes = std::make_unique_for_overwrite<char[]>(staging_capacity_);
-        staging_.size = 0;
+        staging_ = new_chunk();
     }
     return {staging_.bytes.get() + staging_.size, std::min(staging_capacity_ - staging_.size, most)};
 }
@@ -92,8 +91,7 @@ std::optional<Error> Upload::take_data(std::span<const std::uint8_t> bytes, std:
     bool flushed = false;
     while (!bytes.empty()) {
         if (!staging_.bytes) {
-            staging_.bytes = std::make_unique_for_overwrite<char[]>(staging_capacity_);
-            staging_.size = 0;
+            staging_ = new_chunk();
         }
         char* end = staging_.bytes.get() + staging_.size;
         const std::size_t take = std::min(bytes.size(), staging_capacity_ - staging_.size);
@@ -147,6 +145,31 @@ void Upload::keep(std::string why)
     }
 }
 
+// A written chunk's buffer is used again rather than freed: a fresh one
+// costs a page fault per page as the socket fills it (and glibc gives freed
+// megabytes back to the system with madvise, so that the next ones fault
+// again), which on a disk, where chunks wait longer and more of them live,
+// cost ferryd more CPU than the writes themselves. No more buffers are kept
+// than the backpressure lets live at once, so the bound on memory is the same.
+Upload::Chunk Upload::new_chunk()
+{
+    Chunk chunk;
+    if (!spare_.empty()) {
+        chunk.bytes = std::move(spare_.back());
+        spare_.pop_back();
+    } else {
+        chunk.bytes = std::make_unique_for_overwrite<char[]>(staging_capacity_);
+    }
+    return chunk;
+}
+
+void Upload::recycle(std::unique_ptr<char[]> bytes)
+{
+    if (bytes && spare_.size() < config_.receive_high_water / staging_capacity_ + 1) {
+        spare_.push_back(std::move(bytes));
+    }
+}
+
 void Upload::flush_staging()
 {
     if (staging_.size > 0) {
@@ -167,15 +190,24 @@ void Upload::continue_receiving()
         Chunk chunk = std::move(queue_.front());
         queue_.pop_front();
         const std::size_t size = chunk.size;
-        host_.submit(make_job([partial = partial_.get(), chunk = std::move(chunk)] {
-                                  return partial->append(std::span<const char>(chunk.bytes.get(), chunk.size));
+        struct Written {
+            std::optional<Error> failure;
+            std::unique_ptr<char[]> bytes; // back to the loop, to be used again
+        };
+        host_.submit(make_job([partial = partial_.get(), chunk = std::move(chunk)]() mutable {
+                                  Written written;
+                                  written.failure =
+                                      partial->append(std::span<const char>(chunk.bytes.get(), chunk.size));
+                                  written.bytes = std::move(chunk.bytes);
+                                  return written;
                               },
-                              [this, size](std::optional<Error> failure) {
+                              [this, size](Written written) {
                                   backlog_ -= size;
-                                  if (failure) {
-                                      fail(*failure);
+                                  if (written.failure) {
+                                      fail(*written.failure);
                                       return;
                                   }
+                                  recycle(std::move(written.bytes));
                                   // continue_receiving() may end this upload (its finish
                                   // job's completion can run before it returns, as the
                                   // fuzzer's inline pool does), and the session then

@@ -28,6 +28,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace ferry::server {
 
@@ -91,6 +92,8 @@ private:
         std::size_t size = 0;
     };
 
+    Chunk new_chunk();
+    void recycle(std::unique_ptr<char[]> bytes);
     void flush_staging();
     bool writer_idle() const { return !host_.job_in_flight() && queue_.empty(); }
     void finish_job();
@@ -110,6 +113,7 @@ private:
     std::size_t staging_capacity_;
     Chunk staging_;
     std::deque<Chunk> queue_;
+    std::vector<std::unique_ptr<char[]>> spare_; // written chunks' buffers, for the next ones
     std::size_t backlog_ = 0; // staging and queue
     Finish finish_ = Finish::none;
     std::string expected_digest_;
