@@ -6,12 +6,9 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
-#include <sys/random.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include <array>
-#include <tuple>
 #include <utility>
 #include <cerrno>
 #include <cstring>
@@ -25,42 +22,25 @@ namespace {
 
 constexpr std::string_view kStateSuffix = ".state";
 
-std::string new_token()
+// An upload's token: a hash of its path and declared size, so that a put
+// finds the kept upload it may resume (or must wait for) with one open of
+// its name, whatever else the root holds. 128 bits of SHA-256: two uploads
+// in the root never share one by chance (and a resume checks the state's
+// path and size anyway).
+std::string upload_token(const std::string& name, std::uint64_t size)
 {
-    std::array<unsigned char, 16> random{};
-    std::size_t filled = 0;
-    while (filled < random.size()) {
-        const ssize_t got = ::getrandom(random.data() + filled, random.size() - filled, 0);
-        if (got > 0) {
-            filled += static_cast<std::size_t>(got);
-        }
-    }
-    return to_hex(random);
+    const std::string key = std::to_string(size) + '\n' + name;
+    Sha256 hash;
+    hash.update(key.data(), key.size());
+    return hash.hex_digest().substr(0, 32);
 }
 
 struct SavedState {
-    std::string token;
     std::string name;
     std::uint64_t size = 0;
     std::uint64_t durable = 0;
     std::string hash_state;
-    // When the state was written (CLOCK_REALTIME, nanoseconds), as recorded
-    // in it; a state of an older build falls back to its file's mtime.
-    std::int64_t written_ns = 0;
 };
-
-// Which of two kept uploads is the more recent: the later written state,
-// then (written in the same nanosecond) the one holding more bytes, then
-// the token, so that every server sharing the folder picks the same.
-bool more_recent(const SavedState& a, const SavedState& b)
-{
-    return std::tie(a.written_ns, a.durable, a.token) > std::tie(b.written_ns, b.durable, b.token);
-}
-
-std::int64_t nanoseconds(const struct timespec& time)
-{
-    return static_cast<std::int64_t>(time.tv_sec) * 1'000'000'000 + time.tv_nsec;
-}
 
 // Reads a whole small file relative to the root; refuses anything odd.
 std::optional<std::string> read_small_file(const Library& library, const std::string& name)
@@ -83,24 +63,6 @@ std::optional<std::string> read_small_file(const Library& library, const std::st
     return text;
 }
 
-// Reads a state file in protocol/resume_state's format (or the
-// "ferry-partial-state v1" lines of older builds, which its decoder still reads).
-std::optional<SavedState> parse_state(std::string_view token, const std::string& text, std::int64_t written_ns)
-{
-    auto decoded = decode_resume_state(text);
-    if (!decoded) {
-        return std::nullopt;
-    }
-    SavedState state;
-    state.token = token;
-    state.name = std::move(decoded->name);
-    state.size = decoded->size;
-    state.durable = decoded->bytes_held;
-    state.hash_state = std::move(decoded->hash_state);
-    state.written_ns = decoded->written_ns.value_or(written_ns);
-    return state;
-}
-
 std::string data_name(std::string_view token)
 {
     return std::string(kPartialPrefix) + std::string(token);
@@ -111,45 +73,21 @@ std::string state_name(std::string_view token)
     return data_name(token) + std::string(kStateSuffix);
 }
 
-// The state of one kept upload, read again (under its lock).
-std::optional<SavedState> saved_state(const Library& library, const std::string& token)
+// The state of one kept upload (in protocol/resume_state's format), read
+// under its lock: none, or one that is not of this path and size, means no
+// bytes to resume.
+std::optional<SavedState> saved_state(const Library& library, const std::string& token, const std::string& name,
+                                      std::uint64_t size)
 {
-    const std::string name = state_name(token);
-    struct ::stat st {};
-    if (library.stat_entry(name, st) != 0 || !S_ISREG(st.st_mode)) {
-        return std::nullopt;
-    }
-    const auto text = read_small_file(library, name);
+    const auto text = read_small_file(library, state_name(token));
     if (!text) {
         return std::nullopt;
     }
-    return parse_state(token, *text, nanoseconds(st.st_mtim));
-}
-
-// Every kept upload in the root, by token.
-std::vector<SavedState> saved_states(const Library& library)
-{
-    std::vector<SavedState> states;
-    for (const std::string& entry : library.entries_with_prefix(kPartialPrefix)) {
-        const std::string_view name = entry;
-        if (!name.ends_with(kStateSuffix)) {
-            continue;
-        }
-        const std::string_view token =
-            name.substr(kPartialPrefix.size(), name.size() - kPartialPrefix.size() - kStateSuffix.size());
-        struct ::stat st {};
-        if (library.stat_entry(entry, st) != 0 || !S_ISREG(st.st_mode)) {
-            continue;
-        }
-        const auto text = read_small_file(library, entry);
-        if (!text) {
-            continue;
-        }
-        if (auto state = parse_state(token, *text, nanoseconds(st.st_mtim))) {
-            states.push_back(std::move(*state));
-        }
+    auto decoded = decode_resume_state(*text);
+    if (!decoded || decoded->name != name || decoded->size != size) {
+        return std::nullopt;
     }
-    return states;
+    return SavedState{std::move(decoded->name), decoded->size, decoded->bytes_held, std::move(decoded->hash_state)};
 }
 
 // Sets aside the disk space for bytes [offset, offset + length) of an
@@ -196,64 +134,6 @@ bool try_lock(int fd)
     return ::flock(fd, LOCK_EX | LOCK_NB) == 0;
 }
 
-// Serializes the start of uploads of one name across connections and
-// servers sharing the folder: an flock on `.ferry-partial-name-<hash of the
-// name>`, held while a put looks for uploads of that name and creates its
-// own. Released when destroyed, and its file removed then (a put that
-// waited on the removed file notices and takes a fresh one), so that no
-// lock file outlives the puts.
-class NameLock {
-public:
-    static Result<NameLock> take(const Library& library, const std::string& name)
-    {
-        Sha256 hash;
-        hash.update(name.data(), name.size());
-        const std::string file = std::string(kPartialPrefix) + "name-" + hash.hex_digest().substr(0, 32);
-        // The holder before us removes the file as it lets go: then our lock
-        // is on a file nobody else will see, so take a fresh one.
-        for (int attempt = 0; attempt < 10; ++attempt) {
-            const int fd = library.open_entry(file, O_RDWR | O_CREAT, 0600);
-            if (fd < 0) {
-                return file_error(errno, "cannot lock uploads of", name);
-            }
-            int locked = 0;
-            do {
-                locked = ::flock(fd, LOCK_EX);
-            } while (locked != 0 && errno == EINTR);
-            struct ::stat held {};
-            struct ::stat named {};
-            if (locked == 0 && ::fstat(fd, &held) == 0 && library.stat_entry(file, named) == 0 &&
-                held.st_ino == named.st_ino && held.st_dev == named.st_dev) {
-                return NameLock(library, file, fd);
-            }
-            ::close(fd);
-        }
-        return Error{ErrorCode::busy, "cannot lock uploads of \"" + name + "\"; try again"};
-    }
-    NameLock(NameLock&& other) noexcept
-        : library_(other.library_), file_(std::move(other.file_)), fd_(std::exchange(other.fd_, -1))
-    {
-    }
-    NameLock(const NameLock&) = delete;
-    NameLock& operator=(const NameLock&) = delete;
-    NameLock& operator=(NameLock&&) = delete;
-    ~NameLock()
-    {
-        if (fd_ >= 0) {
-            library_->unlink_entry(file_);
-            ::close(fd_);
-        }
-    }
-
-private:
-    NameLock(const Library& library, std::string file, int fd) : library_(&library), file_(std::move(file)), fd_(fd)
-    {
-    }
-    const Library* library_;
-    std::string file_;
-    int fd_;
-};
-
 // The saved hash state when it is of the kind asked for; otherwise the kept
 // bytes are hashed again (a resume that switched hashes, or a state from
 // another build), which costs one read of the prefix.
@@ -290,111 +170,108 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin(const Library& libra
 Result<std::unique_ptr<PartialUpload>> PartialUpload::begin_upload(const Library& library, const std::string& name,
                                                                    std::uint64_t size, bool resume, HashKind hash)
 {
-    auto name_lock = NameLock::take(library, name);
-    if (!name_lock) {
-        return name_lock.error();
-    }
-    // An upload in use holds an flock on its data file (here or on another
-    // server); under the name lock, no other put of the name looks meanwhile.
+    // Every upload of this path and size, kept or in progress, on this
+    // server or another sharing the folder, is this one data file: a
+    // connection using it holds its flock.
+    const std::string token = upload_token(name, size);
+    const std::string data = data_name(token);
     const auto in_use = [&] {
         return Error{ErrorCode::busy, "an upload of \"" + name + "\" (" + std::to_string(size) +
                                           " bytes) is in progress on another connection"};
     };
-    if (!resume) {
-        for (const auto& state : saved_states(library)) {
-            if (state.name != name || state.size != size) {
-                continue;
-            }
-            const int fd = library.open_entry(data_name(state.token), O_RDONLY);
-            const bool busy = fd >= 0 && !try_lock(fd);
-            if (fd >= 0) {
-                ::close(fd);
-            }
-            if (busy) {
-                return in_use();
+    for (int attempt = 0; attempt < 10; ++attempt) {
+        bool created = true;
+        // Private until the commit gives it its final mode: nobody else
+        // reads an upload in progress (nor a replacement of a private file).
+        int fd = library.open_entry(data, O_RDWR | O_CREAT | O_EXCL, 0600);
+        if (fd < 0 && errno == EEXIST) {
+            created = false;
+            fd = library.open_entry(data, O_RDWR | O_NONBLOCK);
+            if (fd < 0 && errno == ENOENT) {
+                continue; // committed or removed meanwhile: make it anew
             }
         }
-    }
-    for (int attempt = 0; resume && attempt < 10; ++attempt) {
-        std::optional<SavedState> newest;
-        for (auto& state : saved_states(library)) {
-            if (state.name == name && state.size == size && (!newest || more_recent(state, *newest))) {
-                newest = std::move(state);
-            }
+        if (fd < 0) {
+            return file_error(errno, "cannot create upload file for", name);
         }
-        if (!newest) {
-            break;
-        }
-        const std::string data = data_name(newest->token);
-        const int fd = library.open_entry(data, O_RDWR);
-        if (fd >= 0 && !try_lock(fd)) {
+        if (!try_lock(fd)) {
+            // Uploading, resuming, just cut and recording its bytes, or
+            // (having found this file the moment we made it) starting.
             ::close(fd);
             return in_use();
         }
-        // The state read before the lock may be older than the one its last
-        // holder wrote before letting go: only the one read now counts.
-        auto current = fd >= 0 ? saved_state(library, newest->token) : std::nullopt;
-        if (fd >= 0 && (!current || current->name != name || current->size != size)) {
-            ::close(fd); // finished or discarded meanwhile: look again
+        // Locked, but perhaps no longer the file at that name: its holder
+        // may have published it (the commit renames it away under the
+        // lock), discarded it, or the expiry sweep removed it, between our
+        // open and our lock. Only the file still named so is the upload.
+        struct ::stat held {};
+        struct ::stat named {};
+        if (::fstat(fd, &held) != 0) {
+            const int saved = errno;
+            ::close(fd);
+            return file_error(saved, "cannot open upload file for", name);
+        }
+        if (!S_ISREG(held.st_mode)) {
+            ::close(fd);
+            return Error{ErrorCode::io_error, "the upload file of \"" + name + "\" is not a regular file"};
+        }
+        if (library.stat_entry(data, named) != 0 || named.st_ino != held.st_ino || named.st_dev != held.st_dev) {
+            ::close(fd);
             continue;
         }
-        struct ::stat st {};
-        std::optional<TransferHash> restored;
-        // A data file with a second link is a published file whose old name
-        // survived a crash where the rename did not clear it (see
-        // Library::publish_entry): resuming would truncate the published file.
-        if (fd >= 0 && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
-            static_cast<std::uint64_t>(st.st_size) >= current->durable &&
-            ::ftruncate(fd, static_cast<off_t>(current->durable)) == 0) {
-            restored = prefix_hash(fd, *current, hash);
-        }
-        if (restored) {
-            std::unique_ptr<PartialUpload> upload(new PartialUpload(library, fd, current->token, name, size));
-            upload->received_ = current->durable;
-            upload->durable_ = current->durable;
-            upload->hash_ = *restored;
-            // Refused for space, the kept bytes stay: they are what lets
-            // the client resume once space returns (PROTOCOL.md 4.7).
-            if (auto refused = reserve_space(fd, current->durable, size - current->durable, name)) {
-                return *refused;
-            }
-            upload->reserved_ = true;
-            return upload;
-        }
-        // Unusable leftovers (data shorter than recorded, unreadable):
-        // drop them and start over.
-        if (fd >= 0) {
+        // A second link is a published file whose old name survived a crash
+        // where the rename did not clear it (see Library::publish_entry):
+        // writing here would change the published file. Drop the old name.
+        if (held.st_nlink != 1) {
+            library.unlink_entry(state_name(token));
+            library.unlink_entry(data);
             ::close(fd);
+            continue;
         }
-        library.unlink_entry(data);
-        library.unlink_entry(state_name(newest->token));
-        break;
+        std::unique_ptr<PartialUpload> upload(new PartialUpload(library, fd, token, name, size));
+        upload->hash_ = TransferHash(hash);
+        // A file just made holds nothing (a state without its data, left
+        // by a crash, is removed before its data everywhere, see discard()).
+        // An existing one is resumed when asked and its state says how
+        // much is durable; otherwise its bytes are dropped: a put without
+        // resume replaces the kept upload of its path and size.
+        auto state = !created && resume ? saved_state(library, token, name, size) : std::nullopt;
+        if (state && static_cast<std::uint64_t>(held.st_size) >= state->durable &&
+            (static_cast<std::uint64_t>(held.st_size) == state->durable ||
+             ::ftruncate(fd, static_cast<off_t>(state->durable)) == 0)) {
+            upload->has_state_ = true;
+            if (auto restored = prefix_hash(fd, *state, hash)) {
+                upload->received_ = state->durable;
+                upload->durable_ = state->durable;
+                upload->hash_ = *restored;
+                // Refused for space, the kept bytes stay: they are what lets
+                // the client resume once space returns (PROTOCOL.md 4.7).
+                if (auto refused = reserve_space(fd, state->durable, size - state->durable, name)) {
+                    return *refused;
+                }
+                upload->reserved_ = true;
+                return upload;
+            }
+        }
+        if (!created) {
+            // The old state first: a crash in between leaves data without a
+            // state (nothing to resume), never a state describing bytes
+            // that are gone.
+            library.unlink_entry(state_name(token));
+            if (held.st_size != 0 && ::ftruncate(fd, 0) != 0) {
+                const int saved = errno;
+                upload->discard();
+                return file_error(saved, "cannot reuse upload file for", name);
+            }
+        }
+        if (auto refused = reserve_space(fd, 0, size, name)) {
+            upload->discard();
+            return *refused;
+        }
+        upload->reserved_ = true;
+        return upload;
     }
-    const std::string token = new_token();
-    const std::string data = data_name(token);
-    // Private until the commit gives it its final mode: nobody else reads an
-    // upload in progress (nor a replacement of a private file).
-    const int fd = library.open_entry(data, O_RDWR | O_CREAT | O_EXCL, 0600);
-    if (fd < 0) {
-        return file_error(errno, "cannot create upload file for", name);
-    }
-    if (!try_lock(fd)) {
-        ::close(fd);
-        library.unlink_entry(data);
-        return Error{ErrorCode::io_error, "cannot lock upload file for \"" + name + "\""};
-    }
-    std::unique_ptr<PartialUpload> upload(new PartialUpload(library, fd, token, name, size));
-    upload->hash_ = TransferHash(hash);
-    if (auto refused = reserve_space(fd, 0, size, name)) {
-        upload->discard();
-        return *refused;
-    }
-    upload->reserved_ = true;
-    if (auto error = upload->write_first_state()) {
-        upload->discard();
-        return *error;
-    }
-    return upload;
+    return Error{ErrorCode::busy, "the upload file of \"" + name + "\" keeps changing; try again"};
 }
 
 PartialUpload::~PartialUpload()
@@ -472,31 +349,8 @@ std::string PartialUpload::state_text() const
     state.size = size_;
     state.bytes_held = durable_;
     state.hash_state = hash_.save_state();
-    state.written_ns = nanoseconds(now);
+    state.written_ns = static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
     return encode_resume_state(state);
-}
-
-// The state of a new upload holds no bytes, so it is not synced: lost in a
-// crash, a resume starts at 0, just as it would have said. Until then it
-// names the upload in progress, so that another put of the name and size
-// finds it (busy) and a keep or checkpoint replaces it with a durable one.
-// Created under the name lock, so no put of this name reads it half written
-// (a put of another name skips a state it cannot parse, which is not its
-// own anyway), and the token is fresh, so nothing is replaced.
-std::optional<Error> PartialUpload::write_first_state()
-{
-    const std::string text = state_text();
-    const int fd = library_.open_entry(state_file(), O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (fd < 0) {
-        return file_error(errno, "cannot write upload state of", name_);
-    }
-    const auto written = sys::write_all(fd, std::span<const char>(text));
-    ::close(fd);
-    if (!written.ok()) {
-        library_.unlink_entry(state_file());
-        return file_error(written.error, "cannot write upload state of", name_);
-    }
-    return std::nullopt;
 }
 
 std::optional<Error> PartialUpload::write_state()
@@ -513,13 +367,15 @@ std::optional<Error> PartialUpload::write_state()
     const bool synced = written.ok() && ::fdatasync(fd) == 0;
     const int saved_errno = written.ok() ? errno : written.error;
     ::close(fd);
+    has_state_ = true; // or its temporary file, which a failure below removes
     if (!synced || library_.rename_entry(temp, state_file()) != 0) {
         const int failure = synced ? errno : saved_errno;
         library_.unlink_entry(temp);
         return file_error(failure == 0 ? EIO : failure, "cannot write upload state of", name_);
     }
-    // The state's name too (the first state, made without a sync, may not
-    // be on the disk yet): once per checkpoint or keep, so cheap.
+    // The state's name too (the first checkpoint makes it), and with it the
+    // data file's, never synced since the put made it: once per checkpoint
+    // or keep, so cheap.
     return library_.sync_root();
 }
 
@@ -567,6 +423,14 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
     }
     struct ::stat st {};
     ::fstat(fd_, &st);
+    // The state goes before the data's name (needing no sync: a state that
+    // outlives its data would describe bytes a later upload of this path
+    // and size does not hold; a crash before the rename leaves data without
+    // a state, which resumes from 0). An upload that never wrote one (none
+    // reached a checkpoint) has none.
+    if (has_state_) {
+        library_.unlink_entry(state_file());
+    }
     // Into the target's folder, resolved afresh: it may have been renamed
     // or swapped since the put began.
     if (library_.publish_entry(data_file(), name_) != 0) {
@@ -577,9 +441,6 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
         }
         return file_error(saved, "cannot publish", name_);
     }
-    // The state's removal needs no sync: a state that outlives its data
-    // file names nothing to resume (the resume drops it) and expires.
-    library_.unlink_entry(state_file());
     discarded_ = true;
     return file_info(name_, st);
 }
@@ -618,8 +479,9 @@ void PartialUpload::discard()
         return;
     }
     discarded_ = true;
-    library_.unlink_entry(data_file());
+    // The state first (see commit()).
     library_.unlink_entry(state_file());
+    library_.unlink_entry(data_file());
 }
 
 std::size_t remove_stale_partials(const Library& library, std::chrono::seconds ttl)
@@ -652,9 +514,24 @@ std::size_t remove_stale_partials(const Library& library, std::chrono::seconds t
             ::close(fd); // in use by a connection, here or on another server
             continue;
         }
-        for (const auto& name : names) {
-            if (name.starts_with(data)) {
-                library.unlink_entry(name);
+        // Tokens name a path and size, so the name may hold a newer upload
+        // than the one listed (made since, by a put that has let go): only
+        // a file still at that name and unmodified for the whole TTL goes.
+        if (fd >= 0) {
+            struct ::stat held {};
+            struct ::stat named {};
+            if (::fstat(fd, &held) != 0 || library.stat_entry(data, named) != 0 || named.st_ino != held.st_ino ||
+                named.st_dev != held.st_dev || now - held.st_mtime < ttl.count()) {
+                ::close(fd);
+                continue;
+            }
+        }
+        // States before the data (see PartialUpload::commit).
+        for (const bool state : {true, false}) {
+            for (const auto& name : names) {
+                if (name.starts_with(data) && (name != data) == state) {
+                    library.unlink_entry(name);
+                }
             }
         }
         if (fd >= 0) {

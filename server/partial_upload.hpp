@@ -5,8 +5,10 @@
 // bytes). Partials of files in any folder stay in the root (one file system
 // with the whole tree, so the commit's rename works across folders), and the
 // expiry sweep reads only the root, whatever the size of the tree. Any
-// ferryd sharing the folder can resume it. An flock on the data file marks
-// it as in use by one connection, across processes too.
+// ferryd sharing the folder can resume it. The token is a hash of the path
+// and the declared size, so a put finds the one upload of its path and size
+// by name, whatever else the root holds. An flock on the data file marks it
+// as in use by one connection, across processes too.
 //
 // Every method blocks on the file system: run them on the thread pool, one
 // at a time per upload. They never throw.
@@ -31,8 +33,9 @@ inline constexpr std::uint64_t kCheckpointInterval = 64 * 1024 * 1024;
 
 class PartialUpload {
 public:
-    // A new upload, or with `resume` the most recent kept one of the same
-    // path and size (none kept: a new one). `busy` if that one is in use.
+    // A new upload, or with `resume` the kept one of the same path and size
+    // (none kept: a new one). `busy` if an upload of that path and size is
+    // in use; a kept one is replaced by a put without `resume`.
     // The data is checked with `hash`. The disk space the rest of the upload
     // needs is reserved now: `no_space` if it cannot be. `name` is a path:
     // with `parents` its missing folders are created now; the partial stays
@@ -71,7 +74,6 @@ private:
     static Result<std::unique_ptr<PartialUpload>> begin_upload(const Library& library, const std::string& name,
                                                                std::uint64_t size, bool resume, HashKind hash);
     std::string state_text() const;
-    std::optional<Error> write_first_state();
     std::optional<Error> write_state();
     std::optional<Error> take_final_attributes();
     std::string data_file() const;
@@ -87,12 +89,16 @@ private:
     TransferHash hash_;
     bool discarded_ = false;
     bool reserved_ = false; // disk space set aside up to size_
+    // Whether a state file of this upload may exist: found at the resume,
+    // or written since. A new upload has none until its first checkpoint.
+    bool has_state_ = false;
     std::optional<std::int64_t> mtime_;
 };
 
-// Deletes kept uploads whose state was last written more than `ttl` ago, and
-// stray partial files without a state (or states without data) as old.
-// Uploads in use (locked) are left alone. Returns how many were removed.
+// Deletes kept uploads whose files were last modified more than `ttl` ago
+// (stray partial files without a state, states without data, and partials
+// of older builds, whose tokens no put looks for, alike). Uploads in use
+// (locked) are left alone. Returns how many were removed.
 std::size_t remove_stale_partials(const Library& library, std::chrono::seconds ttl);
 
 } // namespace ferry::server

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <ctime>
 #include <optional>
@@ -140,6 +141,7 @@ struct ::stat upload_hello(const TempRoot& root, const Library& library, const s
     auto upload = PartialUpload::begin(library, name, 5, false);
     REQUIRE(upload);
     REQUIRE_FALSE(upload.value()->append(std::span("hello", 5)));
+    REQUIRE_FALSE(upload.value()->checkpoint()); // its first state
     struct ::stat partial {};
     REQUIRE(::stat((root.path() + "/" + std::string(kPartialPrefix) + upload.value()->token()).c_str(), &partial) ==
             0);
@@ -209,12 +211,13 @@ TEST_CASE("stale kept uploads are removed, fresh and in-use ones stay")
     }
     auto fresh = PartialUpload::begin(*library, "fresh", 10, false);
     REQUIRE(fresh);
-    CHECK(root.hidden_entries() == 4);
+    // A new upload's state comes with its first checkpoint.
+    CHECK(root.hidden_entries() == 3);
     CHECK(remove_stale_partials(*library, std::chrono::hours(1)) == 1);
-    CHECK(root.hidden_entries() == 2);
+    CHECK(root.hidden_entries() == 1);
     // Even an expired one is kept while a connection holds it.
     CHECK(remove_stale_partials(*library, std::chrono::seconds(0)) == 0);
-    CHECK(root.hidden_entries() == 2);
+    CHECK(root.hidden_entries() == 1);
 }
 
 TEST_CASE("a plain put of a name and size being uploaded elsewhere is busy")
@@ -232,7 +235,7 @@ TEST_CASE("a plain put of a name and size being uploaded elsewhere is busy")
     CHECK(PartialUpload::begin(*library, "f.bin", 10, false));
 }
 
-TEST_CASE("resume picks the upload kept last, also within the same second")
+TEST_CASE("a plain put replaces the kept upload of its path and size: a resume finds the last one")
 {
     for (int round = 0; round < 6; ++round) {
         TempRoot root;
@@ -243,6 +246,7 @@ TEST_CASE("resume picks the upload kept last, also within the same second")
             REQUIRE_FALSE(upload.value()->append(std::span("abcdefghij", kept)));
             REQUIRE_FALSE(upload.value()->checkpoint());
         }
+        CHECK(root.hidden_entries() == 2); // one data file, one state
         auto resumed = PartialUpload::begin(*library, "f.bin", 10, true);
         REQUIRE(resumed);
         CHECK(resumed.value()->received() == 5);
@@ -353,4 +357,48 @@ TEST_CASE("an open file reads, hashes and reads ahead through its own descriptor
     CHECK(prefix.hex_digest() == expected.hex_digest());
     file.value()->read_ahead(0, 10); // only a hint; must not fail or move anything
     CHECK_FALSE(library->check_unchanged(*file.value()));
+}
+
+TEST_CASE("puts of one path and size racing commits never write into a published file")
+{
+    // A put may open the data file just as its holder renames it into
+    // place; once it holds the lock it must see that the file is no longer
+    // the upload's and look again, never truncate or write the published one.
+    TempRoot root;
+    auto library = open_library(root);
+    root.write("f.bin", "hello");
+    std::atomic<bool> stop{false};
+    std::atomic<int> published{0};
+    const auto uploader = [&](std::string_view content) {
+        // sha256("hello"), sha256("HELLO")
+        const std::string digest = content == "hello"
+                                       ? "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+                                       : "3733cd977ff8eb18b987357e22ced99f46097f31ecb239e878ae63760e83e4d5";
+        for (int round = 0; round < 300; ++round) {
+            auto upload = PartialUpload::begin(*library, "f.bin", 5, round % 2 == 0);
+            if (!upload) {
+                CHECK(upload.error().code == ErrorCode::busy);
+                continue;
+            }
+            CHECK_FALSE(upload.value()->append(std::span(content.data() + upload.value()->received(),
+                                                         5 - upload.value()->received())));
+            if (upload.value()->commit(digest)) {
+                ++published;
+            }
+        }
+    };
+    std::thread reader([&] {
+        while (!stop) {
+            const std::string now = root.read("f.bin");
+            CHECK((now == "hello" || now == "HELLO"));
+        }
+    });
+    std::thread first(uploader, "hello");
+    std::thread second(uploader, "HELLO");
+    first.join();
+    second.join();
+    stop = true;
+    reader.join();
+    CHECK(published > 0);
+    CHECK(root.hidden_entries() == 0);
 }
