@@ -18,24 +18,62 @@ struct Connection::JobRequest {
     Connection* connection = nullptr;
 };
 
-Connection::Connection(Server& server, uv_loop_t* loop)
-    : server_(server), session_(*this, server.library(), server.config(), server.counters()),
-      output_(stream(), *this)
+Connection::Live::Live(Connection& connection, Session::Standing standing)
+    : session(connection, connection.server_.library(), connection.server_.config(), connection.server_.counters(),
+              std::move(standing)),
+      output(connection.stream(), connection)
+{
+}
+
+// Born parked: a connection that never sends a byte never has a session.
+Connection::Connection(Server& server, uv_loop_t* loop) : server_(server)
 {
     uv_tcp_init(loop, &tcp_);
     tcp_.data = this;
+    parked_.last_activity_ms = now_ms();
 }
 
-// The session asks for the time while it is constructed, before tcp_ is
-// initialised, so the clock comes from the server's loop.
 std::uint64_t Connection::now_ms() const
 {
     return uv_now(server_.loop());
 }
 
+Connection::Live& Connection::live()
+{
+    if (!live_) {
+        live_ = std::make_unique<Live>(*this, std::move(parked_));
+        parked_ = Session::Standing{};
+    }
+    return *live_;
+}
+
+void Connection::park_if_idle()
+{
+    if (live_ && phase_ == Phase::serving && !job_running_ && live_->output.idle() && !live_->output.failed() &&
+        live_->session.parkable()) {
+        parked_ = live_->session.park();
+        live_.reset();
+    }
+}
+
+void Connection::shutdown()
+{
+    // A connection that is closing has nothing to be told.
+    if (live_ || phase_ == Phase::accepted || phase_ == Phase::serving) {
+        session().shutdown();
+    }
+}
+
+void Connection::abandon()
+{
+    if (live_ || phase_ == Phase::accepted || phase_ == Phase::serving) {
+        session().abandon();
+    }
+}
+
 void Connection::start()
 {
-    connected_at_ = now_ms();
+    phase_since_ms_ = now_ms();
     uv_tcp_nodelay(&tcp_, 1);
     sockaddr_storage address{};
     int length = sizeof address;
@@ -84,7 +122,7 @@ void Connection::deliver(std::span<const char> bytes)
         }
     }
     if (transport_ == Transport::plain) {
-        session_.on_bytes(bytes);
+        session().on_bytes(bytes);
         return;
     }
     if (!tls_) {
@@ -124,7 +162,7 @@ void Connection::receive_tls(std::span<const char> bytes)
         write_raw(std::move(cipher));
     }
     if (!plain.empty()) {
-        session_.on_bytes(plain);
+        session().on_bytes(plain);
     }
     if (failure) {
         if (failure->code != ErrorCode::connection_lost) {
@@ -164,8 +202,8 @@ void Connection::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms
     case Phase::flushing:
     case Phase::flushing_peer_gone:
     case Phase::lingering:
-        close_requested_at_ = std::min(now_ms, close_requested_at_ + unwatched_ms);
-        if (now_ms - close_requested_at_ >= kCloseLingerMs) {
+        phase_since_ms_ = std::min(now_ms, phase_since_ms_ + unwatched_ms);
+        if (now_ms - phase_since_ms_ >= kCloseLingerMs) {
             force_close();
         }
         return;
@@ -175,13 +213,13 @@ void Connection::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms
     }
     // Like the session's clocks, the handshake's deadline skips the time
     // the server itself did not run.
-    connected_at_ = std::min(now_ms, connected_at_ + unwatched_ms);
+    phase_since_ms_ = std::min(now_ms, phase_since_ms_ + unwatched_ms);
     const auto handshake_limit = static_cast<std::uint64_t>(server_.config().handshake_timeout.count());
-    if (handshake_pending() && now_ms - connected_at_ >= handshake_limit) {
+    if (handshake_pending() && now_ms - phase_since_ms_ >= handshake_limit) {
         // Nothing can be said to a peer without a finished handshake.
         guarded([&] {
             char waited[32];
-            std::snprintf(waited, sizeof waited, "%.1f s", static_cast<double>(now_ms - connected_at_) / 1000.0);
+            std::snprintf(waited, sizeof waited, "%.1f s", static_cast<double>(now_ms - phase_since_ms_) / 1000.0);
             log_event("close", {{"peer", peer_},
                                 {"code", "tls_handshake_timeout"},
                                 {"message", "TLS handshake not finished after " + std::string(waited) + " (" +
@@ -190,7 +228,15 @@ void Connection::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms
         force_close();
         return;
     }
-    guarded([&] { session_.check_timeouts(now_ms, unwatched_ms); });
+    if (!live_) {
+        // A parked session is woken only when its idle time is up, and
+        // then says so itself; the time was already moved forward.
+        if (!parked_.idle_expired(now_ms, unwatched_ms, server_.config())) {
+            return;
+        }
+        unwatched_ms = 0;
+    }
+    guarded([&] { session().check_timeouts(now_ms, unwatched_ms); });
 }
 
 template <typename Transition>
@@ -217,8 +263,8 @@ void Connection::on_alloc(uv_handle_t* handle, std::size_t, uv_buf_t* buf)
     auto* self = static_cast<Connection*>(handle->data);
     auto& shared = self->server_.read_buffer();
     std::span<char> area(shared.data(), shared.size());
-    if (self->transport_ == Transport::plain && self->phase_ == Phase::serving) {
-        self->guarded([&] { area = self->session_.receive_area(area); });
+    if (self->transport_ == Transport::plain && self->phase_ == Phase::serving && self->live_) {
+        self->guarded([&] { area = self->live_->session.receive_area(area); });
     }
     *buf = uv_buf_init(area.data(), static_cast<unsigned int>(area.size()));
 }
@@ -244,6 +290,7 @@ void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
     }
     if (nread > 0) {
         self->guarded([&] { self->deliver(std::span<const char>(buf->base, static_cast<std::size_t>(nread))); });
+        self->park_if_idle();
     } else if (nread < 0) {
         // UV_EOF is the peer's orderly close, anything else a reset; either
         // way no more bytes will come. (nread == 0 is only EAGAIN.)
@@ -266,7 +313,7 @@ void Connection::peer_gone()
     case Phase::serving:
         phase_ = Phase::peer_gone;
         uv_read_stop(stream());
-        guarded([&] { session_.on_peer_closed(); });
+        guarded([&] { session().on_peer_closed(); });
         return;
     case Phase::flushing:
         // The session has finished; what is queued still goes out (a peer
@@ -306,8 +353,9 @@ void Connection::send(std::string bytes)
 void Connection::send_file_frame(std::shared_ptr<const OpenFile> file, std::uint64_t offset, std::size_t length)
 {
     const FrameHeader header = encode_frame_header(FrameKind::data, static_cast<std::uint32_t>(length));
-    output_.send(std::string(reinterpret_cast<const char*>(header.data()), header.size()));
-    output_.send_file(std::move(file), offset, length);
+    Live& live = this->live();
+    live.output.send(std::string(reinterpret_cast<const char*>(header.data()), header.size()));
+    live.output.send_file(std::move(file), offset, length);
 }
 
 void Connection::on_queue_sent()
@@ -316,7 +364,7 @@ void Connection::on_queue_sent()
     case Phase::accepted:
     case Phase::serving:
     case Phase::peer_gone:
-        guarded([&] { session_.on_sent(); });
+        guarded([&] { session().on_sent(); });
         return;
     case Phase::flushing:
     case Phase::flushing_peer_gone:
@@ -327,9 +375,12 @@ void Connection::on_queue_sent()
     }
 }
 
+// The queue's last act in its callback (SendQueue::Owner), so the queue
+// may be freed here: a serving connection whose reply has left parks.
 void Connection::on_queue_drained()
 {
     finish_flushing();
+    park_if_idle();
 }
 
 void Connection::on_queue_failed(const SendFailure& failure)
@@ -386,6 +437,8 @@ void Connection::on_work_done(uv_work_t* request, int)
     job.reset();
     if (self->handle_closing()) {
         self->free_if_done();
+    } else {
+        self->park_if_idle();
     }
 }
 
@@ -422,9 +475,9 @@ void Connection::close()
     case Phase::closed:
         return;
     }
-    close_requested_at_ = now_ms();
+    phase_since_ms_ = now_ms();
     uv_read_stop(stream());
-    if (output_.idle()) {
+    if (live().output.idle()) {
         finish_flushing();
     }
 }
@@ -434,7 +487,7 @@ void Connection::finish_flushing()
 {
     switch (phase_) {
     case Phase::flushing:
-        if (output_.failed()) {
+        if (live().output.failed()) {
             close_handle(); // the socket is broken: no one to linger for
         } else {
             begin_linger();
@@ -509,7 +562,9 @@ void Connection::close_handle()
         return;
     }
     phase_ = Phase::closing;
-    output_.close(); // before the stream it writes to
+    if (live_) {
+        live_->output.close(); // before the stream it writes to
+    }
     uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
 }
 
@@ -524,6 +579,14 @@ void Connection::on_close(uv_handle_t* handle)
 void Connection::free_if_done()
 {
     if (phase_ == Phase::closed && !job_running_) {
+        if (!live_ && parked_.errors_not_logged > 0) {
+            // A live session says this as it is destroyed; a parked one cannot.
+            try {
+                log_event("errors_not_logged", {{"peer", peer_}, {"count", parked_.errors_not_logged}});
+            } catch (...) {
+                // Out of memory while saying so: the count is in stats anyway.
+            }
+        }
         server_.forget(this);
         delete this;
     }

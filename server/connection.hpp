@@ -6,6 +6,13 @@
 // only in the close callback, and only once no thread-pool job it started
 // is still running. Its output, zero-copy file ranges included, is a
 // SendQueue (send_queue.hpp), whose writes own their bytes.
+//
+// An idle connection is parked: between requests, once its output has
+// left, the Session and the SendQueue are freed and only the Session's
+// Standing is kept; the next bytes from the peer (or the sweep's idle
+// timeout, or a shutdown) make them again. A server holding thousands of
+// idle connections so pays for each about its uv_tcp_t and a few dozen
+// bytes (issue 15: nginx's 0.5 KiB per idle connection).
 #pragma once
 
 #include "send_queue.hpp"
@@ -52,9 +59,9 @@ public:
     // Begins reading requests (the connection passed the server's limits).
     void serve();
     // The server is stopping: close once the running transfer is done.
-    void shutdown() { session_.shutdown(); }
+    void shutdown();
     // The drain time is over: cut the running transfer.
-    void abandon() { session_.abandon(); }
+    void abandon();
     // Turns the connection away (a limit): one error frame, then close.
     void refuse(const Error& error);
     // The periodic sweep: timeouts, and a close stuck behind unwritten bytes
@@ -67,8 +74,8 @@ public:
 
     // SessionIo
     void send(std::string bytes) override;
-    std::size_t unsent_bytes() const override { return output_.unsent_bytes(); }
-    std::uint64_t acknowledged_bytes() const override { return output_.acknowledged_bytes(); }
+    std::size_t unsent_bytes() const override { return live_ ? live_->output.unsent_bytes() : 0; }
+    std::uint64_t acknowledged_bytes() const override { return live_ ? live_->output.acknowledged_bytes() : 0; }
     bool supports_file_frames() const override { return transport_ == Transport::plain; }
     void send_file_frame(std::shared_ptr<const OpenFile> file, std::uint64_t offset, std::size_t length) override;
     void submit(std::unique_ptr<PoolJob> job) override;
@@ -80,10 +87,32 @@ public:
     std::string address() const override;
     std::uint64_t now_ms() const override;
 
+    // Whether the session is parked (freed with its output queue, see above).
+    bool parked() const { return !live_; }
+    // What a parked connection keeps of its session.
+    const Session::Standing& standing() const { return parked_; }
+
 private:
+    // The Server threads its lists through its connections (prev_, next_,
+    // listed_): see Server::ConnectionList.
+    friend class Server;
+
     ~Connection() override = default;
 
     struct JobRequest;
+    // What a connection holds only while it is not parked.
+    struct Live {
+        Live(Connection& connection, Session::Standing standing);
+        Session session;
+        SendQueue output;
+    };
+
+    // The session and output queue, made again from the Standing if parked.
+    Live& live();
+    Session& session() { return live().session; }
+    // Parks the connection if it is serving, its output has left and the
+    // session is between requests (Session::parkable()).
+    void park_if_idle();
 
     static void on_alloc(uv_handle_t* handle, std::size_t suggested, uv_buf_t* buf);
     static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
@@ -111,7 +140,7 @@ private:
     void deliver(std::span<const char> bytes);
     void receive_tls(std::span<const char> bytes);
     // Bytes to the socket as they are (ciphertext on a TLS connection).
-    void write_raw(std::string bytes) { output_.send(std::move(bytes)); }
+    void write_raw(std::string bytes) { live().output.send(std::move(bytes)); }
     // Runs a transition; an escaping exception (bad_alloc, a bug) closes
     // this connection instead of unwinding through libuv's C frames.
     template <typename Transition>
@@ -119,10 +148,11 @@ private:
 
     Server& server_;
     uv_tcp_t tcp_{};
-    Session session_;
     std::string peer_ = "?";
-    std::uint64_t close_requested_at_ = 0;
-    std::uint64_t connected_at_ = 0;
+    // While open: when the connection was accepted (the TLS handshake's
+    // deadline runs from it). From close() on: when the close was asked
+    // (the linger time runs from it). One field, since no phase needs both.
+    std::uint64_t phase_since_ms_ = 0;
     // One byte each, side by side: a server holds thousands of these.
     Phase phase_ = Phase::accepted;
     // A pool job holds a pointer to this object until its completion runs,
@@ -130,12 +160,19 @@ private:
     bool job_running_ = false;
     enum class Transport : std::uint8_t { undecided, plain, tls };
     Transport transport_ = Transport::undecided;
+    // Which of the server's lists holds this connection, if any.
+    enum class Listed : std::uint8_t { none, serving, refused };
+    Listed listed_ = Listed::none;
+    Connection* prev_ = nullptr;
+    Connection* next_ = nullptr;
     std::unique_ptr<TlsChannel> tls_;
     // A TLS client's first record while it is incomplete (see deliver());
     // on the heap only then, since plain connections never need it.
     std::unique_ptr<std::string> first_record_;
-    // Closed (close_handle()) before tcp_ is, and lives as long as this.
-    SendQueue output_;
+    // Null while parked. Its queue is closed (close_handle()) before tcp_ is.
+    std::unique_ptr<Live> live_;
+    // The parked session's state; moved into the session while live_ is set.
+    Session::Standing parked_;
 };
 
 } // namespace ferry::server

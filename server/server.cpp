@@ -236,20 +236,66 @@ void Server::on_connection(int fd)
     if (auto refused = counters_.admit(connection->address(), config_)) {
         log_event("refused", {{"peer", connection->peer()}, {"code", to_string(refused->code)}});
         counters_.count_error(to_string(refused->code));
-        refused_.insert(connection);
+        connection->listed_ = Connection::Listed::refused;
+        refused_.add(connection);
         connection->refuse(*refused);
         return;
     }
     log_event("connect", {{"peer", connection->peer()}});
-    connections_.insert(connection);
+    connection->listed_ = Connection::Listed::serving;
+    connections_.add(connection);
     connection->serve();
+}
+
+void Server::ConnectionList::add(Connection* connection)
+{
+    connection->prev_ = nullptr;
+    connection->next_ = head_;
+    if (head_ != nullptr) {
+        head_->prev_ = connection;
+    }
+    head_ = connection;
+    ++size_;
+}
+
+void Server::ConnectionList::remove(Connection* connection)
+{
+    if (connection->prev_ != nullptr) {
+        connection->prev_->next_ = connection->next_;
+    } else {
+        head_ = connection->next_;
+    }
+    if (connection->next_ != nullptr) {
+        connection->next_->prev_ = connection->prev_;
+    }
+    connection->prev_ = nullptr;
+    connection->next_ = nullptr;
+    --size_;
+}
+
+template <typename Visit>
+void Server::ConnectionList::for_each(Visit&& visit) const
+{
+    // Connections are freed only from their close callbacks, never inside
+    // a visit; the next one is taken first in case the visit removes this.
+    for (Connection* connection = head_; connection != nullptr;) {
+        Connection* next = connection->next_;
+        visit(connection);
+        connection = next;
+    }
 }
 
 void Server::forget(Connection* connection)
 {
-    if (connections_.erase(connection) == 0) {
+    const auto listed = connection->listed_;
+    connection->listed_ = Connection::Listed::none;
+    if (listed == Connection::Listed::serving) {
+        connections_.remove(connection);
+    } else {
         // A refused connection was never counted.
-        refused_.erase(connection);
+        if (listed == Connection::Listed::refused) {
+            refused_.remove(connection);
+        }
         if (stopping_ && connections_.empty() && refused_.empty()) {
             close_service_handles();
         }
@@ -284,12 +330,10 @@ void Server::on_sweep_timer(uv_timer_t* timer)
         log_event("resumed", {{"seconds_not_running", static_cast<double>(unwatched) / 1000.0},
                               {"connections", static_cast<std::uint64_t>(self->connections_.size())}});
     }
-    // A check may close (but never free) connections, so iterate a copy.
-    std::vector<Connection*> live(self->connections_.begin(), self->connections_.end());
-    live.insert(live.end(), self->refused_.begin(), self->refused_.end());
-    for (Connection* connection : live) {
-        connection->check_timeouts(now, unwatched);
-    }
+    // A check may close (but never free) connections.
+    const auto check = [&](Connection* connection) { connection->check_timeouts(now, unwatched); };
+    self->connections_.for_each(check);
+    self->refused_.for_each(check);
 }
 
 void Server::close_service_handles()
@@ -316,17 +360,9 @@ void Server::stop()
         ::close(reserve_fd_);
         reserve_fd_ = -1;
     }
-    const std::vector<Connection*> refused(refused_.begin(), refused_.end());
-    for (Connection* connection : refused) {
-        connection->force_close();
-    }
-    // Sessions may finish (and forget themselves) while we iterate.
-    const std::vector<Connection*> live(connections_.begin(), connections_.end());
-    for (Connection* connection : live) {
-        if (connections_.contains(connection)) {
-            connection->shutdown();
-        }
-    }
+    refused_.for_each([](Connection* connection) { connection->force_close(); });
+    // Sessions may finish while we iterate; they are freed only later.
+    connections_.for_each([](Connection* connection) { connection->shutdown(); });
     if (connections_.empty()) {
         if (refused_.empty()) {
             close_service_handles();
@@ -349,10 +385,7 @@ void Server::abandon()
         return;
     }
     log_event("drain_over", {{"connections", static_cast<std::uint64_t>(connections_.size())}});
-    const std::vector<Connection*> live(connections_.begin(), connections_.end());
-    for (Connection* connection : live) {
-        connection->abandon();
-    }
+    connections_.for_each([](Connection* connection) { connection->abandon(); });
 }
 
 void Server::close_handle(uv_handle_t* handle)

@@ -19,7 +19,6 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_set>
 
 namespace ferry::server {
 
@@ -49,6 +48,25 @@ public:
     Counters& counters() { return counters_; }
     std::array<char, 64 * 1024>& read_buffer() { return read_buffer_; }
     std::size_t connection_count() const { return connections_.size(); }
+    // Connections of one kind, in a list threaded through the connections
+    // themselves: no node to allocate, which each of thousands of idle
+    // connections would pay (a node and a bucket, about 48 bytes).
+    class ConnectionList {
+    public:
+        void add(Connection* connection);
+        void remove(Connection* connection);
+        bool empty() const { return size_ == 0; }
+        std::size_t size() const { return size_; }
+        // Calls `visit` on each; a visit may close (not free) any of them,
+        // or remove the one it is given.
+        template <typename Visit>
+        void for_each(Visit&& visit) const;
+
+    private:
+        Connection* head_ = nullptr;
+        std::size_t size_ = 0;
+    };
+
     // A connection's handle is closed and it is about to be freed.
     void forget(Connection* connection);
 
@@ -92,10 +110,10 @@ private:
     // a paused VM), which no peer is to blame for.
     std::uint64_t last_sweep_ms_ = 0;
     bool stopping_ = false;
-    std::unordered_set<Connection*> connections_;
+    ConnectionList connections_;
     // Turned away by a limit, saying why before they close: the sweep
     // closes those whose peer does not, and stop() closes them at once.
-    std::unordered_set<Connection*> refused_;
+    ConnectionList refused_;
     std::array<char, 64 * 1024> read_buffer_{};
 };
 

@@ -51,6 +51,54 @@ Session::Session(SessionIo& io, const Library& library, const Config& config, Co
     touch();
 }
 
+Session::Session(SessionIo& io, const Library& library, const Config& config, Counters& counters, Standing standing)
+    : io_(io), library_(library), config_(config), counters_(counters), last_activity_ms_(standing.last_activity_ms),
+      protocol_version_(standing.protocol_version),
+      access_(standing.read_only ? Access::read_only : Access::read_write), hello_done_(standing.hello_done),
+      token_label_(standing.token_label ? std::move(*standing.token_label) : std::string()),
+      protocol_errors_(standing.protocol_errors),
+      errors_logged_(standing.errors_logged), errors_not_logged_(standing.errors_not_logged),
+      decoder_(config.max_control_frame)
+{
+}
+
+bool Session::parkable() const
+{
+    return state_ == State::awaiting_request && !job_in_flight_ && !reading_paused_ && !draining_ &&
+           !decoder_.mid_frame() && inbox_pos_ >= inbox_.size() && direct_.empty() && !transfer_ && !listing_ &&
+           !slot_ && !close_reason_;
+}
+
+Session::Standing Session::park()
+{
+    static_assert(kMaxProtocolVersion <= UINT8_MAX && kLoggedErrorsPerConnection <= UINT16_MAX);
+    Standing standing;
+    if (!token_label_.empty()) {
+        standing.token_label = std::make_unique<std::string>(std::move(token_label_));
+    }
+    standing.last_activity_ms = last_activity_ms_;
+    standing.errors_not_logged = errors_not_logged_;
+    // Bounded in practice: the connection closes past max_protocol_errors,
+    // errors_logged stops at its limit, hello caps the version.
+    standing.protocol_errors = static_cast<std::uint32_t>(std::min<std::uint64_t>(protocol_errors_, UINT32_MAX));
+    standing.errors_logged = static_cast<std::uint16_t>(std::min<std::uint64_t>(errors_logged_, UINT16_MAX));
+    standing.protocol_version = static_cast<std::uint8_t>(protocol_version_);
+    standing.read_only = access_ == Access::read_only;
+    standing.hello_done = hello_done_;
+    // Carried in the Standing, not said by this object's destructor.
+    errors_not_logged_ = 0;
+    return standing;
+}
+
+bool Session::Standing::idle_expired(std::uint64_t now_ms, std::uint64_t unwatched_ms, const Config& config)
+{
+    // The same clock as check_timeouts' awaiting_request case, which the
+    // woken session then runs to say why it closes.
+    last_activity_ms = std::min(now_ms, last_activity_ms + unwatched_ms);
+    const std::uint64_t quiet = now_ms > last_activity_ms ? now_ms - last_activity_ms : 0;
+    return quiet >= static_cast<std::uint64_t>(config.idle_timeout.count());
+}
+
 Session::~Session()
 {
     try {

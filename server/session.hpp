@@ -73,7 +73,29 @@ public:
         closed,
     };
 
+    // What a session keeps between requests, all that an idle connection
+    // needs to hold (see park()): who said hello, as what, when the peer
+    // last did something, and the error counts that bound it.
+    // Packed: a parked connection holds nothing else of its session.
+    struct Standing {
+        std::unique_ptr<std::string> token_label; // null when there is none
+        std::uint64_t last_activity_ms = 0;
+        std::uint64_t errors_not_logged = 0;
+        std::uint32_t protocol_errors = 0; // closes past Config::max_protocol_errors
+        std::uint16_t errors_logged = 0;   // at most kLoggedErrorsPerConnection
+        std::uint8_t protocol_version = 0; // at most kMaxProtocolVersion
+        bool read_only = false;
+        bool hello_done = false;
+
+        // Moves the idle clock by `unwatched_ms` (see check_timeouts) and
+        // says whether the idle timeout has run out, so that a sweep can
+        // judge a parked session without waking it.
+        bool idle_expired(std::uint64_t now_ms, std::uint64_t unwatched_ms, const Config& config);
+    };
+
     Session(SessionIo& io, const Library& library, const Config& config, Counters& counters);
+    // Wakes a parked session: it goes on as if it had never been freed.
+    Session(SessionIo& io, const Library& library, const Config& config, Counters& counters, Standing standing);
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
     ~Session();
@@ -110,6 +132,15 @@ public:
     // running transfer and its slot, a listing, long strings. A server
     // holds thousands of idle sessions, so between requests this is 0.
     std::size_t held_bytes() const;
+    // Whether the session is between requests with nothing in hand: no
+    // partial frame or waiting input, no job, transfer, listing or slot, not
+    // closing, not draining, reading not paused. Only then may it be parked.
+    bool parkable() const;
+    // Takes what the session keeps between requests (parkable() must hold);
+    // the connection then frees the session and its output queue, and makes
+    // them again from the Standing when bytes arrive. An idle connection so
+    // holds a few dozen bytes of session instead of a few hundred.
+    Standing park();
     // Idle with part of a frame received: what the stall timeout watches.
     bool reading_request() const { return state_ == State::awaiting_request && decoder_.mid_frame(); }
 

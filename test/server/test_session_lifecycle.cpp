@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -203,4 +204,62 @@ TEST_CASE("an idle session holds no heap after its replies, a list, a get and a 
     CHECK(parse_commit_reply(f.io.replies(2)[1]));
     CHECK(f.session.state() == Session::State::awaiting_request);
     CHECK(f.session.held_bytes() == 0);
+}
+
+// An idle connection parks its session (connection.hpp): the Standing is
+// all it keeps, so a session made again from it must go on as before.
+TEST_CASE("a session parked between requests and woken from its Standing goes on as before")
+{
+    Fixture f;
+    f.config.tokens = std::make_shared<TokenTable>(
+        "", AccessList::parse("reader-0123456789abcdef ro carol\n").value());
+    CHECK(f.session.parkable());
+    f.feed(control(Request{0, HelloRequest{2, "", "reader-0123456789abcdef"}}));
+    REQUIRE(parse_hello_reply(f.io.controls().at(0)));
+    f.feed(control(Request{1, StatRequest{"missing"}}));
+    f.io.run_jobs();
+    REQUIRE(f.io.controls().size() == 1);
+
+    SUBCASE("only between requests with nothing in hand")
+    {
+        const std::string frame = control(Request{2, StatsRequest{}});
+        f.feed(frame.substr(0, 3)); // part of a frame
+        CHECK_FALSE(f.session.parkable());
+        f.feed(frame.substr(3));
+        CHECK(f.session.parkable());
+        f.feed(control(Request{3, ListRequest{}}));
+        CHECK_FALSE(f.session.parkable()); // its job runs
+        f.io.run_jobs();
+        CHECK(f.session.parkable());
+        f.session.shutdown();
+        CHECK_FALSE(f.session.parkable());
+    }
+    SUBCASE("hello, version, access, label and counts come back")
+    {
+        REQUIRE(f.session.parkable());
+        Session::Standing standing = f.session.park();
+        CHECK(sizeof(Session::Standing) <= 40);
+        REQUIRE(standing.token_label);
+        CHECK(*standing.token_label == "carol");
+        f.io.clock_ms += 5;
+        Session woken(f.io, *f.library, f.config, f.counters, std::move(standing));
+        CHECK(woken.token_label() == "carol");
+        CHECK(woken.protocol_version() == 2);
+        CHECK(woken.held_bytes() == 0);
+        f.io.drain();
+        // Version 2's mkdir is known, the read-only token still forbids it.
+        woken.on_bytes(control(Request{4, MkdirRequest{"d", false}}));
+        f.io.run_jobs();
+        auto refused = parse_mkdir_reply(f.io.controls().at(0));
+        REQUIRE_FALSE(refused);
+        CHECK(refused.error().code == ErrorCode::forbidden);
+        // No hello_required: the hello holds.
+        woken.on_bytes(control(Request{5, StatsRequest{}}));
+        CHECK(parse_stats_reply(f.io.controls().at(0)));
+        // The idle clock runs from the last activity, not from waking.
+        const auto idle = static_cast<std::uint64_t>(f.config.idle_timeout.count());
+        Session::Standing again = woken.park();
+        CHECK_FALSE(again.idle_expired(f.io.clock_ms + idle - 1, 0, f.config));
+        CHECK(again.idle_expired(f.io.clock_ms + idle, 0, f.config));
+    }
 }
