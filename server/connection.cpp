@@ -19,23 +19,29 @@ struct Connection::JobRequest {
 };
 
 Connection::Live::Live(Connection& connection, Session::Standing standing)
-    : session(connection, connection.server_.library(), connection.server_.config(), connection.server_.counters(),
+    : connection(connection),
+      session(connection, connection.server().library(), connection.server().config(), connection.server().counters(),
               std::move(standing)),
-      output(connection.stream(), connection)
+      output(connection.stream(), *this)
 {
 }
 
 // Born parked: a connection that never sends a byte never has a session.
-Connection::Connection(Server& server, uv_loop_t* loop) : server_(server)
+Connection::Connection(Server& server)
 {
-    uv_tcp_init(loop, &tcp_);
+    uv_tcp_init(server.loop(), &tcp_);
     tcp_.data = this;
     parked_.last_activity_ms = now_ms();
 }
 
+Server& Connection::server() const
+{
+    return Server::of(tcp_.loop);
+}
+
 std::uint64_t Connection::now_ms() const
 {
-    return uv_now(server_.loop());
+    return uv_now(server().loop());
 }
 
 Connection::Live& Connection::live()
@@ -60,14 +66,14 @@ void Connection::shutdown()
 {
     // A connection that is closing has nothing to be told.
     if (live_ || phase_ == Phase::accepted || phase_ == Phase::serving) {
-        session().shutdown();
+        guarded([&] { session().shutdown(); }); // waking a parked one allocates
     }
 }
 
 void Connection::abandon()
 {
     if (live_ || phase_ == Phase::accepted || phase_ == Phase::serving) {
-        session().abandon();
+        guarded([&] { session().abandon(); });
     }
 }
 
@@ -99,7 +105,7 @@ void Connection::serve()
 void Connection::refuse(const Error& error)
 {
     // A TLS client could not read a plaintext frame: it just sees the close.
-    if (!server_.config().tls) {
+    if (!server().config().tls) {
         write_raw(encode_control_frame(encode_error(std::nullopt, error)));
     }
     close();
@@ -108,7 +114,7 @@ void Connection::refuse(const Error& error)
 void Connection::deliver(std::span<const char> bytes)
 {
     if (transport_ == Transport::undecided) {
-        if (!server_.config().tls) {
+        if (!server().config().tls) {
             transport_ = Transport::plain;
         } else if (static_cast<unsigned char>(bytes[0]) == kTlsHandshakeRecord) {
             transport_ = Transport::tls;
@@ -145,7 +151,7 @@ void Connection::deliver(std::span<const char> bytes)
         if (*wanted == 0 || first_record_->size() < *wanted) {
             return;
         }
-        tls_ = std::make_unique<TlsChannel>(*server_.config().tls);
+        tls_ = std::make_unique<TlsChannel>(*server().config().tls);
         const std::unique_ptr<std::string> record = std::move(first_record_);
         receive_tls(*record);
         return;
@@ -178,7 +184,7 @@ constexpr std::uint64_t kCloseLingerMs = 2000;
 
 bool Connection::handshake_pending() const
 {
-    return server_.config().tls && (!tls_ || !tls_->handshake_done());
+    return server().config().tls && (!tls_ || !tls_->handshake_done());
 }
 
 std::string Connection::handshake_stage() const
@@ -214,7 +220,7 @@ void Connection::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms
     // Like the session's clocks, the handshake's deadline skips the time
     // the server itself did not run.
     phase_since_ms_ = std::min(now_ms, phase_since_ms_ + unwatched_ms);
-    const auto handshake_limit = static_cast<std::uint64_t>(server_.config().handshake_timeout.count());
+    const auto handshake_limit = static_cast<std::uint64_t>(server().config().handshake_timeout.count());
     if (handshake_pending() && now_ms - phase_since_ms_ >= handshake_limit) {
         // Nothing can be said to a peer without a finished handshake.
         guarded([&] {
@@ -231,7 +237,7 @@ void Connection::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms
     if (!live_) {
         // A parked session is woken only when its idle time is up, and
         // then says so itself; the time was already moved forward.
-        if (!parked_.idle_expired(now_ms, unwatched_ms, server_.config())) {
+        if (!parked_.idle_expired(now_ms, unwatched_ms, server().config())) {
             return;
         }
         unwatched_ms = 0;
@@ -261,7 +267,7 @@ void Connection::on_alloc(uv_handle_t* handle, std::size_t, uv_buf_t* buf)
     // upload's data lands instead in the chunk that will be written
     // (Session::receive_area); TLS needs the ciphertext here first.
     auto* self = static_cast<Connection*>(handle->data);
-    auto& shared = self->server_.read_buffer();
+    auto& shared = self->server().read_buffer();
     std::span<char> area(shared.data(), shared.size());
     if (self->transport_ == Transport::plain && self->phase_ == Phase::serving && self->live_) {
         self->guarded([&] { area = self->live_->session.receive_area(area); });
@@ -376,7 +382,8 @@ void Connection::on_queue_sent()
 }
 
 // The queue's last act in its callback (SendQueue::Owner), so the queue
-// may be freed here: a serving connection whose reply has left parks.
+// (and the Live that passed this on) may be freed here: a serving
+// connection whose reply has left parks.
 void Connection::on_queue_drained()
 {
     finish_flushing();
@@ -582,12 +589,12 @@ void Connection::free_if_done()
         if (!live_ && parked_.errors_not_logged > 0) {
             // A live session says this as it is destroyed; a parked one cannot.
             try {
-                log_event("errors_not_logged", {{"peer", peer_}, {"count", parked_.errors_not_logged}});
+                log_event("errors_not_logged", {{"peer", peer_}, {"count", static_cast<std::uint64_t>(parked_.errors_not_logged)}});
             } catch (...) {
                 // Out of memory while saying so: the count is in stats anyway.
             }
         }
-        server_.forget(this);
+        server().forget(this);
         delete this;
     }
 }

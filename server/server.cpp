@@ -21,6 +21,9 @@ namespace ferry::server {
 Server::Server(uv_loop_t* loop, const Library& library, const Config& config, Counters& counters)
     : loop_(loop), library_(library), config_(config), counters_(counters)
 {
+    // How a connection finds its server (Server::of): one pointer per loop
+    // rather than one in each of thousands of connections.
+    loop_->data = this;
 }
 
 namespace {
@@ -224,7 +227,7 @@ bool Server::refuse_for_want_of_descriptors(int error)
 
 void Server::on_connection(int fd)
 {
-    auto* connection = new Connection(*this, loop_);
+    auto* connection = new Connection(*this);
     if (uv_tcp_open(reinterpret_cast<uv_tcp_t*>(connection->stream()), fd) != 0) {
         ::close(fd);
         connection->discard();

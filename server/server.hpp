@@ -43,6 +43,8 @@ public:
     void request_abandon();
 
     uv_loop_t* loop() const { return loop_; }
+    // The Server of `loop` (a loop has at most one).
+    static Server& of(const uv_loop_t* loop) { return *static_cast<Server*>(loop->data); }
     const Library& library() const { return library_; }
     const Config& config() const { return config_; }
     Counters& counters() { return counters_; }

@@ -77,9 +77,10 @@ Session::Standing Session::park()
         standing.token_label = std::make_unique<std::string>(std::move(token_label_));
     }
     standing.last_activity_ms = last_activity_ms_;
-    standing.errors_not_logged = errors_not_logged_;
+    standing.errors_not_logged = static_cast<std::uint32_t>(std::min<std::uint64_t>(errors_not_logged_, UINT32_MAX));
     // Bounded in practice: the connection closes past max_protocol_errors,
-    // errors_logged stops at its limit, hello caps the version.
+    // errors_logged stops at its limit, hello caps the version; four
+    // billion unlogged errors would be said as four billion.
     standing.protocol_errors = static_cast<std::uint32_t>(std::min<std::uint64_t>(protocol_errors_, UINT32_MAX));
     standing.errors_logged = static_cast<std::uint16_t>(std::min<std::uint64_t>(errors_logged_, UINT16_MAX));
     standing.protocol_version = static_cast<std::uint8_t>(protocol_version_);

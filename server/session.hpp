@@ -80,7 +80,7 @@ public:
     struct Standing {
         std::unique_ptr<std::string> token_label; // null when there is none
         std::uint64_t last_activity_ms = 0;
-        std::uint64_t errors_not_logged = 0;
+        std::uint32_t errors_not_logged = 0;
         std::uint32_t protocol_errors = 0; // closes past Config::max_protocol_errors
         std::uint16_t errors_logged = 0;   // at most kLoggedErrorsPerConnection
         std::uint8_t protocol_version = 0; // at most kMaxProtocolVersion

@@ -238,7 +238,7 @@ TEST_CASE("a session parked between requests and woken from its Standing goes on
     {
         REQUIRE(f.session.parkable());
         Session::Standing standing = f.session.park();
-        CHECK(sizeof(Session::Standing) <= 40);
+        CHECK(sizeof(Session::Standing) <= 32);
         REQUIRE(standing.token_label);
         CHECK(*standing.token_label == "carol");
         f.io.clock_ms += 5;
