@@ -115,9 +115,13 @@ void Download::continue_sending()
     if (io_.unsent_bytes() >= config_.send_high_water) {
         return; // on_sent() brings us back
     }
-    // With the digest known nothing needs the bytes in memory: the kernel
-    // moves them from the page cache to the socket.
-    if (known_digest_ && io_.supports_file_frames()) {
+    // The kernel moves the bytes from the page cache to the socket. With the
+    // digest known nothing needs them in memory; without it the job hashes
+    // the range before its frames go (see send_file_frame). A file changed
+    // within the second before the open is read and sent from the same
+    // memory instead: its later check cannot see a write in the same
+    // timestamp tick, and only the bytes hashed are the bytes sent then.
+    if (io_.supports_file_frames() && (known_digest_ || !freshly_changed_)) {
         send_file_frame(end);
         return;
     }
@@ -187,14 +191,27 @@ void Download::send_file_frame(std::uint64_t end)
     const std::uint64_t offset = next_offset_;
     const std::size_t size = std::min<std::uint64_t>(config_.file_frame_size, end - offset);
     host_.submit(make_job(
-        [&library = library_, file = file_, offset, size] {
+        [&library = library_, file = file_, &hash = hash_, hashing = !known_digest_, offset, size] {
             // The frame's size goes on the wire before its bytes and cannot be
             // taken back, so they must still exist (and a changed file is cut
             // short anyway); and the copy runs on the loop, so the pages are
             // brought into memory here, off the loop.
-            std::optional<Error> failure = library.check_unchanged(*file);
-            if (!failure) {
-                file->read_ahead(offset, size);
+            if (!hashing) {
+                std::optional<Error> failure = library.check_unchanged(*file);
+                if (!failure) {
+                    file->read_ahead(offset, size);
+                }
+                return failure;
+            }
+            // Hashing the range reads it into the page cache as well. The
+            // kernel copies it to the socket later, as it does a range whose
+            // digest was cached: the bytes sent are the bytes hashed while
+            // the file is unchanged, which the check after the read and the
+            // last one after the final byte left (continue_sending) vouch
+            // for, as they do for the cached digest.
+            std::optional<Error> failure = file->hash_range(offset, size, hash);
+            if (auto changed = library.check_unchanged(*file)) {
+                failure = std::move(changed);
             }
             return failure;
         },

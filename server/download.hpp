@@ -1,7 +1,10 @@
-// A get in progress, from the open file to its trailer: the next chunk is
-// read (and hashed) only while the socket has room, or, with the digest
-// known, moved by the kernel (file frames); the file is checked unchanged
-// before the trailer vouches for it. Owns its log line.
+// A get in progress, from the open file to its trailer: the next range is
+// moved by the kernel (file frames, sendfile) once a pool job has hashed it
+// (or at once, the digest being cached), and only while the socket has
+// room; a file changed just before the open, or a connection that cannot
+// send file frames (TLS), gets chunks read and hashed into memory instead.
+// The file is checked unchanged before the trailer vouches for it. Owns its
+// log line.
 //
 // Memory is bounded whatever the file size or the peer's speed: the next
 // chunk is read only while less than Config::send_high_water is queued.

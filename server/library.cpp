@@ -489,13 +489,22 @@ std::optional<Error> read_exactly(int fd, char* into, std::size_t size, std::uin
 
 std::optional<Error> hash_prefix(int fd, std::uint64_t length, TransferHash& hash, const std::string& name)
 {
-    std::string buffer(static_cast<std::size_t>(std::min<std::uint64_t>(length, 1024 * 1024)), '\0');
-    for (std::uint64_t at = 0; at < length;) {
-        const auto size = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), length - at));
-        if (auto failure = read_exactly(fd, buffer.data(), size, at, name)) {
+    return hash_range(fd, 0, length, hash, name);
+}
+
+std::optional<Error> hash_range(int fd, std::uint64_t offset, std::uint64_t length, TransferHash& hash,
+                                const std::string& name)
+{
+    // Uninitialised: every byte hashed was read first. (Zeroing a megabyte
+    // per call would cost as much as a good part of reading it.)
+    const auto capacity = static_cast<std::size_t>(std::min<std::uint64_t>(length, 1024 * 1024));
+    const auto buffer = std::make_unique_for_overwrite<char[]>(capacity);
+    for (std::uint64_t at = offset; at < offset + length;) {
+        const auto size = static_cast<std::size_t>(std::min<std::uint64_t>(capacity, offset + length - at));
+        if (auto failure = read_exactly(fd, buffer.get(), size, at, name)) {
             return failure;
         }
-        hash.update(buffer.data(), size);
+        hash.update(buffer.get(), size);
         at += size;
     }
     return std::nullopt;
@@ -686,6 +695,11 @@ std::optional<Error> OpenFile::read_at(char* into, std::size_t size, std::uint64
 std::optional<Error> OpenFile::hash_prefix(std::uint64_t length, TransferHash& hash) const
 {
     return server::hash_prefix(fd_, length, hash, info_.name);
+}
+
+std::optional<Error> OpenFile::hash_range(std::uint64_t offset, std::size_t length, TransferHash& hash) const
+{
+    return server::hash_range(fd_, offset, length, hash, info_.name);
 }
 
 void OpenFile::read_ahead(std::uint64_t offset, std::size_t length) const

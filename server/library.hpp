@@ -52,6 +52,9 @@ public:
     std::optional<Error> read_at(char* into, std::size_t size, std::uint64_t offset) const;
     // Feeds the first `length` bytes to `hash` (a resumed download's prefix).
     std::optional<Error> hash_prefix(std::uint64_t length, TransferHash& hash) const;
+    // Feeds bytes [offset, offset + length) to `hash` (a download's range
+    // sent with sendfile); a short file is io_error.
+    std::optional<Error> hash_range(std::uint64_t offset, std::size_t length, TransferHash& hash) const;
     // Brings bytes [offset, offset + length) into the page cache, so that a
     // later sendfile on the loop does not wait for the disk. A failure only
     // costs speed.
@@ -294,5 +297,7 @@ std::optional<Error> read_exactly(int fd, char* into, std::size_t size, std::uin
 // Feeds the first `length` bytes of the file to `hash`: a resumed download's
 // prefix, or a kept upload resumed with another hash.
 std::optional<Error> hash_prefix(int fd, std::uint64_t length, TransferHash& hash, const std::string& name);
+std::optional<Error> hash_range(int fd, std::uint64_t offset, std::uint64_t length, TransferHash& hash,
+                                const std::string& name);
 
 } // namespace ferry::server

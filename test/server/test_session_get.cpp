@@ -31,7 +31,9 @@ void overwrite_in_place(const std::string& path, std::string_view bytes)
     ::close(fd);
 }
 
-enum class SendPath { read_chunks, file_frames, resumed };
+// file_frames: the digest is cached; hashed_file_frames: each range is
+// hashed by its job before the kernel sends it.
+enum class SendPath { read_chunks, file_frames, hashed_file_frames, resumed };
 
 // One get of a 5000-byte file that `change` alters after the first chunk
 // has gone out; returns what the session sent in place of the trailer.
@@ -54,6 +56,8 @@ void check_changed_get(SendPath path_kind, const std::function<void(const std::s
         f.feed(control(Request{4, GetRequest{"live.bin", 0}})); // fills the cache
         f.io.run_jobs();
         REQUIRE(parse_trailer(f.io.controls().back()));
+    } else if (path_kind == SendPath::hashed_file_frames) {
+        f.io.file_frames = true;
     } else if (path_kind == SendPath::resumed) {
         offset = 1500;
     }
@@ -154,7 +158,7 @@ TEST_CASE("get stops reading the file while the socket's queue is full")
     CHECK(data == f.root.read("big.bin"));
 }
 
-TEST_CASE("a download whose digest is known goes out as file frames, the rest as read chunks")
+TEST_CASE("a download goes out as file frames, hashed on the pool unless its digest is known")
 {
     Fixture f;
     f.config.chunk_size = 1000;
@@ -175,15 +179,36 @@ TEST_CASE("a download whose digest is known goes out as file frames, the rest as
         REQUIRE(trailer);
         CHECK(trailer->body.digest == sha256_of(content));
     };
-    get(0); // first time: read and hashed, which fills the cache
-    CHECK(f.io.file_frames_sent == 0);
+    // First time: each range is hashed by its job, then sent by the kernel
+    // like a cached one (no copy through the server's memory), and the
+    // digest fills the cache. Ranges of 1500, 1500 and 1000, each in frames
+    // of at most chunk_size (PROTOCOL.md 2): 1000 + 500, 1000 + 500, 1000.
     get(0);
-    // Ranges of 1500, 1500 and 1000, each in frames of at most chunk_size
-    // (PROTOCOL.md 2): 1000 + 500, 1000 + 500, 1000.
     CHECK(f.io.file_frames_sent == 5);
     CHECK(f.io.largest_file_frame == 1000);
+    const auto identity = f.library->open_for_read("zero.bin").value()->identity();
+    CHECK(f.library->digests().find(identity, HashKind::sha256) == sha256_of(content));
+    get(0);
+    CHECK(f.io.file_frames_sent == 10);
     get(2500); // a resumed download needs no prefix hashing either
-    CHECK(f.io.file_frames_sent == 7);
+    CHECK(f.io.file_frames_sent == 12);
+
+    SUBCASE("a file changed within the second before the open is read and sent from memory")
+    {
+        // Its last check cannot see a write in the same timestamp tick, so
+        // only bytes that went out from the memory they were hashed in are
+        // vouched for (and the file is hashed again before the trailer).
+        const std::string fresh = pattern(3000, 15);
+        f.root.write("fresh.bin", fresh);
+        const int before = f.io.file_frames_sent;
+        f.feed(control(Request{7, GetRequest{"fresh.bin", 0}}));
+        f.io.run_jobs();
+        auto [controls, data] = f.io.drain();
+        REQUIRE(controls.size() == 2);
+        CHECK(data == fresh);
+        CHECK(parse_trailer(controls[1])->body.digest == sha256_of(fresh));
+        CHECK(f.io.file_frames_sent == before);
+    }
 
     SUBCASE("a file that shrinks before its frame is sent fails with file_changed, not a short frame")
     {
@@ -229,7 +254,8 @@ TEST_CASE("a get whose file changes while it is sent ends with file_changed, nev
          "was replaced by another file"},
         {"removed", [](const std::string& path) { REQUIRE(::unlink(path.c_str()) == 0); }, "was removed or renamed"},
     };
-    for (const auto path_kind : {SendPath::read_chunks, SendPath::file_frames, SendPath::resumed}) {
+    for (const auto path_kind :
+         {SendPath::read_chunks, SendPath::file_frames, SendPath::hashed_file_frames, SendPath::resumed}) {
         for (const auto& [what, change, message] : changes) {
             CAPTURE(static_cast<int>(path_kind));
             // CAPTURE's lambda cannot take a structured binding in clang before 16.
