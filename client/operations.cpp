@@ -7,6 +7,7 @@
 #include "local_files.hpp"
 #include "names.hpp"
 #include "part_file.hpp"
+#include "stream_writer.hpp"
 #include "posix_io.hpp"
 
 #include <fcntl.h>
@@ -368,14 +369,6 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& op
     }
 }
 
-Status write_to_stream(int fd, const std::string& where, std::span<const std::uint8_t> bytes)
-{
-    if (const auto wrote = sys::write_all(fd, bytes, interrupted); !wrote.ok()) {
-        return local_error("cannot write to " + where, wrote.error);
-    }
-    return success();
-}
-
 // Like receive_file, to standard output or to a FIFO or device: nothing to
 // resume, so any failure just ends the transfer (the bytes already written
 // cannot be taken back). `path` is what the result names ("-" for stdout).
@@ -384,11 +377,10 @@ Result<TransferResult> receive_to_stream(Connection& connection, const GetOption
 {
     const std::string where = path == "-" ? std::string("standard output") : "\"" + path + "\"";
     HashPipeline hash{TransferHash(options.hash)};
-    // Received straight into the blocks the hashing thread reads.
-    std::optional<LentBuffers> lent;
-    if (hash.threaded()) {
-        lent.emplace(connection, hash);
-    }
+    // Received straight into the blocks the hashing thread reads (or into
+    // the writer's own), and written with one call per block read.
+    StreamWriter out(fd, where, hash.threaded() ? &hash : nullptr);
+    const LentBuffers lent(connection, out);
     std::uint64_t held = 0;
     const std::uint64_t total = remote.size;
     if (options.progress) {
@@ -405,7 +397,7 @@ Result<TransferResult> receive_to_stream(Connection& connection, const GetOption
                 connection.close();
                 return protocol_error("more than the " + bytes_text(total) + " of \"" + options.name + "\"");
             }
-            if (auto wrote = write_to_stream(fd, where, bytes); !wrote) {
+            if (auto wrote = out.add(bytes); !wrote) {
                 connection.close();
                 return wrote.error();
             }
@@ -420,6 +412,11 @@ Result<TransferResult> receive_to_stream(Connection& connection, const GetOption
                              "interrupted after " + std::to_string(held) + " of " + bytes_text(total)};
             }
             continue;
+        }
+        // Whatever the trailer says, the bytes received go out first.
+        if (auto wrote = out.flush(); !wrote) {
+            connection.close();
+            return wrote.error();
         }
         auto trailer = parse_trailer(incoming->text);
         if (!trailer) {

@@ -10,6 +10,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -339,6 +340,39 @@ class PutAndClobber(CliTest):
         sent = self.json_of(self.ferry("--json", "put", "--skip-identical", "a.bin", server=server))
         self.assertNotIn("skipped", sent["files"][0])
         self.assertEqual(open(os.path.join(self.root, "a.bin"), "rb").read(), b"changed here")
+
+
+class GetToStandardOutput(CliTest):
+    @unittest.skipUnless(shutil.which("strace"), "needs strace")
+    def test_a_block_received_is_one_write_not_one_per_frame(self):
+        """256 KiB data frames arrive in pieces cut by reads and headers:
+        standard output gets the pieces of each block received (1 MiB) in one
+        writev, not a write each, with either hash (SHA-256's pieces are
+        hashed on a second thread from the same blocks)."""
+        server = self.start_server()
+        data = os.urandom(8 * 1024 * 1024)
+        self.write(os.path.join(self.root, "big.bin"), data)
+        out_path = os.path.join(self.dir, "out.bin")
+        trace = os.path.join(self.dir, "trace")
+        # LeakSanitizer cannot run under ptrace (the CI's sanitizer build).
+        env = dict(self.env)
+        env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+        frames = len(data) // (256 * 1024)
+        for hash_name in ("sha256", "xxh3-128"):
+            with open(out_path, "wb") as out:
+                result = subprocess.run(["strace", "-f", "-qq", "-o", trace, "-e", "trace=write,writev", FERRY,
+                                         "--server", server, "--hash", hash_name, "get", "big.bin", "-o", "-"],
+                                        cwd=self.local, env=env, stdout=out, stderr=subprocess.PIPE, timeout=120)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            with open(out_path, "rb") as f:
+                self.assertTrue(f.read() == data, "the bytes written differ from the file's")
+            with open(trace) as f:
+                # strace pads a short process id ("123  write(1, ..."): split on any run of blanks.
+                calls = [line.split(None, 1)[1] for line in f if len(line.split(None, 1)) == 2]
+            to_stdout = [c for c in calls if c.startswith(("write(1,", "writev(1,"))]
+            # About one per MiB (8), a few more for bytes read before the
+            # blocks were lent; a write per frame would be 32 or more.
+            self.assertLess(len(to_stdout), frames * 3 // 4, (hash_name, len(to_stdout)))
 
 
 class Retry(CliTest):

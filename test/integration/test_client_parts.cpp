@@ -10,6 +10,7 @@
 #include "output.hpp"
 #include "part_file.hpp"
 #include "shell.hpp"
+#include "stream_writer.hpp"
 #include "tls.hpp"
 
 #include <doctest/doctest.h>
@@ -17,11 +18,14 @@
 #include <fcntl.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -501,4 +505,101 @@ TEST_CASE("a part file records in its sidecar exactly the bytes it has made dura
     REQUIRE(unrecorded.append(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), 2)).ok());
     unrecorded.leave_for_resume(false);
     CHECK_FALSE(ferry::test::exists(other));
+}
+
+namespace {
+
+// Lends blocks of its own and counts the hand-backs, as the hash pipeline
+// would (StreamWriter's inner lender).
+class CountingLender final : public ferry::client::ReceiveBuffers {
+public:
+    std::span<std::uint8_t> next(std::span<std::uint8_t> /*used*/) override
+    {
+        ++calls;
+        return std::span(blocks[calls % 2]);
+    }
+    std::array<std::array<std::uint8_t, 4096>, 2> blocks{};
+    int calls = 0;
+};
+
+std::string file_text(const std::string& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+} // namespace
+
+namespace {
+
+void check_stream_writer(bool with_inner)
+{
+    CAPTURE(with_inner);
+    ferry::test::TempDir dir;
+    const std::string path = dir / "out";
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(fd >= 0);
+    CountingLender inner;
+    ferry::client::StreamWriter out(fd, "out", with_inner ? &inner : nullptr);
+
+    // Bytes read before the lending (the connection's own buffer): at once.
+    const std::string early = "early ";
+    REQUIRE(out.add(std::span(reinterpret_cast<const std::uint8_t*>(early.data()), early.size())));
+    CHECK(out.write_calls() == 1);
+
+    // Three pieces of one block, with frame headers (skipped) between them;
+    // the first two lie end to end, as one frame read in two reads does.
+    auto block = out.next({});
+    CHECK(inner.calls == (with_inner ? 1 : 0));
+    const std::string text = "one|two|HDRthree";
+    std::copy(text.begin(), text.end(), block.begin());
+    REQUIRE(out.add(block.subspan(0, 4)));
+    REQUIRE(out.add(block.subspan(4, 4)));
+    REQUIRE(out.add(block.subspan(11, 5)));
+    CHECK(out.write_calls() == 1); // queued
+    CHECK(file_text(path) == "early ");
+
+    // Moving on to fresh memory writes them, with one call.
+    block = out.next(block);
+    CHECK(out.write_calls() == 2);
+    CHECK(file_text(path) == "early one|two|three");
+    CHECK(inner.calls == (with_inner ? 2 : 0));
+
+    // The end of the transfer: what is queued goes with flush().
+    block[0] = '!';
+    REQUIRE(out.add(block.subspan(0, 1)));
+    REQUIRE(out.flush());
+    CHECK(out.write_calls() == 3);
+    CHECK(file_text(path) == "early one|two|three!");
+    ::close(fd);
+}
+
+} // namespace
+
+TEST_CASE("a stream writer writes the pieces of a lent block in one call, in order")
+{
+    check_stream_writer(false); // its own block
+    check_stream_writer(true);  // the hash pipeline's, handed back after the write
+}
+
+TEST_CASE("a stream writer keeps its write failure and writes nothing more")
+{
+    ferry::test::TempDir dir;
+    const std::string path = dir / "read-only";
+    std::ofstream(path) << "x";
+    const int fd = ::open(path.c_str(), O_RDONLY); // writes fail: EBADF
+    REQUIRE(fd >= 0);
+    ferry::client::StreamWriter out(fd, "the stream");
+    auto block = out.next({});
+    block[0] = 'a';
+    REQUIRE(out.add(block.subspan(0, 1))); // queued
+    block = out.next(block);               // the write fails here, kept
+    const auto first = out.flush();
+    REQUIRE_FALSE(first);
+    CHECK(first.error().message.find("cannot write to the stream") != std::string::npos);
+    const auto calls = out.write_calls();
+    CHECK_FALSE(out.add(block.subspan(0, 1)));
+    CHECK_FALSE(out.flush());
+    CHECK(out.write_calls() == calls);
+    ::close(fd);
 }
