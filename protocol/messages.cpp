@@ -511,6 +511,14 @@ RequestBody read_digest_request(FieldReader& fields)
     return digest;
 }
 
+RequestBody read_set_mtime(FieldReader& fields)
+{
+    SetMtimeRequest set;
+    set.path = fields.string("path");
+    set.mtime = fields.integer("mtime");
+    return set;
+}
+
 // Each operation's fields; an unknown op has none (std::nullopt).
 std::optional<RequestBody> read_request_body(FieldReader& fields, const std::string& op, std::uint32_t version)
 {
@@ -553,6 +561,9 @@ std::optional<RequestBody> read_request_body(FieldReader& fields, const std::str
     if (op == "digest") {
         return read_digest_request(fields);
     }
+    if (op == "set_mtime") {
+        return read_set_mtime(fields);
+    }
     return std::nullopt;
 }
 
@@ -566,7 +577,8 @@ std::string_view to_string(EntryType type)
 bool needs_version_2(const RequestBody& body)
 {
     return std::holds_alternative<MkdirRequest>(body) || std::holds_alternative<DeleteRequest>(body) ||
-           std::holds_alternative<RenameRequest>(body) || std::holds_alternative<DigestRequest>(body);
+           std::holds_alternative<RenameRequest>(body) || std::holds_alternative<DigestRequest>(body) ||
+           std::holds_alternative<SetMtimeRequest>(body);
 }
 
 std::string_view op_name(const RequestBody& body)
@@ -584,6 +596,7 @@ std::string_view op_name(const RequestBody& body)
         std::string_view operator()(const DeleteRequest&) const { return "delete"; }
         std::string_view operator()(const RenameRequest&) const { return "rename"; }
         std::string_view operator()(const DigestRequest&) const { return "digest"; }
+        std::string_view operator()(const SetMtimeRequest&) const { return "set_mtime"; }
     };
     return std::visit(Namer{}, body);
 }
@@ -606,7 +619,8 @@ ParsedRequest parse_request(std::string_view json_text, std::uint32_t version)
     auto body = read_request_body(fields, op, version);
     if (!body) {
         std::string message = "unknown operation \"" + op + "\"";
-        if (version < 2 && (op == "mkdir" || op == "delete" || op == "rename" || op == "digest")) {
+        if (version < 2 && (op == "mkdir" || op == "delete" || op == "rename" || op == "digest" ||
+                             op == "set_mtime")) {
             message += " (an operation of protocol version 2; this connection speaks version " +
                        std::to_string(version) + ")";
         }
@@ -699,6 +713,11 @@ std::string encode_request(const Request& request)
             if (digest.hash != HashKind::sha256) {
                 out["hash"] = hash_name(digest.hash);
             }
+        }
+        void operator()(const SetMtimeRequest& set) const
+        {
+            out["path"] = set.path;
+            out["mtime"] = set.mtime;
         }
     };
     std::visit(Filler{message}, request.body);

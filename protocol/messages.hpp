@@ -18,7 +18,8 @@ namespace ferry {
 // The protocol versions this code speaks (PROTOCOL.md 8): hello offers the
 // highest, and the server answers with the highest it shares with the client.
 // Version 2 adds paths, folders and the tree operations (mkdir, delete,
-// rename, digest); a version-1 connection sees the flat folder of version 1.
+// rename, digest, set_mtime); a version-1 connection sees the flat folder
+// of version 1.
 inline constexpr std::uint32_t kMinProtocolVersion = 1;
 inline constexpr std::uint32_t kMaxProtocolVersion = 2;
 
@@ -91,10 +92,16 @@ struct DigestRequest {
     std::string name;
     HashKind hash = HashKind::sha256;
 };
+// Gives a file or folder (or the root, "") a modification time, in seconds
+// since the Unix epoch (PROTOCOL.md 4.13); the reply is a stat's.
+struct SetMtimeRequest {
+    std::string path;
+    std::int64_t mtime = 0;
+};
 
 using RequestBody = std::variant<HelloRequest, ListRequest, StatRequest, GetRequest, PutRequest, CommitRequest,
                                  AbortRequest, StatsRequest, MkdirRequest, DeleteRequest, RenameRequest,
-                                 DigestRequest>;
+                                 DigestRequest, SetMtimeRequest>;
 
 // True for the operations that exist from version 2 on; a version-1
 // connection answers them with unknown_op.

@@ -385,17 +385,23 @@ Result<FileInfo> Library::stat(std::string_view path) const
 
 Result<FileInfo> Library::stat_entry_or_folder(std::string_view path) const
 {
-    if (auto refused = check_path(path)) {
+    if (auto refused = check_path(path); refused && !path.empty()) {
         return *refused;
     }
     if (auto gone = check_root()) {
         return *gone;
     }
+    struct ::stat st {};
+    if (path.empty()) {
+        if (::fstat(root_fd_, &st) != 0) {
+            return file_error(errno, "cannot stat", "the root");
+        }
+        return file_info("", st);
+    }
     auto located = locate(path, "stat");
     if (!located) {
         return located.error();
     }
-    struct ::stat st {};
     if (stat_located(*located, st) != 0) {
         return file_error(errno, "cannot stat", path);
     }

@@ -147,7 +147,8 @@ public:
     const std::string& path() const { return path_; }
 
     // Every `path` below is checked by check_path() (invalid_name); "" (the
-    // root) is accepted only by the listing. A folder on the way that is
+    // root) is accepted only by the listing, stat_entry_or_folder and
+    // set_mtime. A folder on the way that is
     // missing is not_found, a file or symlink in its place not_a_folder, a
     // mount point forbidden.
 
@@ -158,7 +159,8 @@ public:
                                                           ListingOptions options = {}) const;
     // A regular file (anything else: not_regular_file).
     Result<FileInfo> stat(std::string_view path) const;
-    // A regular file (no type set) or a folder (type folder, size 0).
+    // A regular file (no type set) or a folder (type folder, size 0); ""
+    // describes the root.
     Result<FileInfo> stat_entry_or_folder(std::string_view path) const;
     Result<std::unique_ptr<OpenFile>> open_for_read(std::string_view path) const;
     // The digest of a regular file: the cache's when it is current, else
@@ -185,6 +187,15 @@ public:
     // file not_a_folder. A folder into itself or below itself is
     // invalid_move. Both folders are fsynced.
     std::optional<Error> rename(std::string_view from, std::string_view to, bool replace) const;
+    // Sets the modification time of a regular file or folder (`mtime`
+    // seconds since the Unix epoch; the access time stays), or of the root
+    // for "", never through a symlink; returns what the entry is then (a
+    // folder with type folder). A link, FIFO, socket or device is
+    // not_regular_file, a folder on another file system forbidden, a time
+    // the file system cannot hold io_error. Not synced by itself: a time is
+    // metadata that the next sync of the file system carries (as rsync -a
+    // and touch leave it).
+    Result<FileInfo> set_mtime(std::string_view path, std::int64_t mtime) const;
 
     // `file_changed` when the open file is no longer what was opened: its
     // size, modification or change time, or the file its name refers to

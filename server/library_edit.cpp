@@ -1,4 +1,4 @@
-// The Library's changes to the tree's shape: mkdir, delete, rename. Same
+// The Library's changes to the tree: mkdir, delete, rename, set_mtime. Same
 // rules as library.cpp: every path checked, its parent opened by the
 // PathResolver, only the last component named relative to that descriptor,
 // no symlink followed, nothing on another file system touched.
@@ -420,6 +420,52 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
         return std::nullopt; // one folder, synced once
     }
     return sync_folder(from_dir, from);
+}
+
+Result<FileInfo> Library::set_mtime(std::string_view path, std::int64_t mtime) const
+{
+    if (auto refused = check_path(path); refused && !path.empty()) {
+        return *refused;
+    }
+    if (auto gone = check_root()) {
+        return *gone;
+    }
+    // Only the modification time: the access time stays (UTIME_OMIT), as
+    // `touch -m` and rsync do.
+    const struct timespec times[2] = {{0, UTIME_OMIT}, {static_cast<time_t>(mtime), 0}};
+    struct ::stat st {};
+    if (path.empty()) {
+        if (::futimens(root_fd_, times) != 0 || ::fstat(root_fd_, &st) != 0) {
+            return file_error(errno, "cannot set the modification time of", "the root");
+        }
+        return file_info("", st);
+    }
+    auto located = locate(path, "retimed");
+    if (!located) {
+        return located.error();
+    }
+    if (stat_located(*located, st) != 0) {
+        return file_error(errno, "cannot stat", path);
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        return Error{ErrorCode::not_regular_file, quoted(path) + " is not a regular file or folder"};
+    }
+    if (st.st_dev != root_device_) {
+        return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
+    }
+    // By name, relative to the parent's descriptor and without following a
+    // final link: nothing is opened, so a FIFO or device swapped in since
+    // the stat only has its own time set, and a link swapped in is not
+    // followed (AT_SYMLINK_NOFOLLOW, utimensat(2)).
+    if (retry_stale(located->fd, [&] {
+            return ::utimensat(located->fd, located->leaf.c_str(), times, AT_SYMLINK_NOFOLLOW);
+        }) != 0) {
+        return file_error(errno, "cannot set the modification time of", path);
+    }
+    if (stat_located(*located, st) != 0) {
+        return file_error(errno, "cannot stat", path);
+    }
+    return file_info(std::string(path), st);
 }
 
 } // namespace ferry::server

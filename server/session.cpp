@@ -16,7 +16,8 @@ using Clock = std::chrono::steady_clock;
 
 const std::vector<std::string> kCapabilities{"list", "stat", "get", "put", "resume", "stats"};
 // What a version-2 connection gets on top (PROTOCOL.md 4.1).
-const std::vector<std::string> kVersion2Capabilities{"folders", "mkdir", "delete", "rename", "digest", "mtime"};
+const std::vector<std::string> kVersion2Capabilities{"folders", "mkdir",  "delete",   "rename",
+                                                     "digest",  "mtime", "set_mtime"};
 
 std::string seconds_text(std::uint64_t milliseconds)
 {
@@ -343,6 +344,7 @@ void Session::handle_request(const Request& request)
         void operator()(const DeleteRequest& remove) const { session.start_delete(id, remove); }
         void operator()(const RenameRequest& rename) const { session.start_rename(id, rename); }
         void operator()(const DigestRequest& digest) const { session.start_digest(id, digest); }
+        void operator()(const SetMtimeRequest& set) const { session.start_set_mtime(id, set); }
     };
     // Version 1 has no tree operations: parse_request already refused them
     // as unknown_op there; this keeps the rule in one place if it changes.
@@ -570,7 +572,10 @@ void Session::finish_list(std::optional<Error> error)
 
 void Session::start_stat(std::uint64_t id, const StatRequest& stat)
 {
-    if (auto refused = check_name(stat.name)) {
+    // Version 2 describes the root too (""): a client copying the whole
+    // tree needs its time.
+    const bool root = protocol_version_ >= 2 && stat.name.empty();
+    if (auto refused = root ? std::nullopt : check_name(stat.name)) {
         send_error(id, *refused);
         return;
     }
@@ -676,6 +681,29 @@ void Session::start_rename(std::uint64_t id, const RenameRequest& rename)
             return RenameReply{rename.from, rename.to};
         },
         [this, id](Result<RenameReply> result) { finish_simple(id, result); }));
+}
+
+void Session::start_set_mtime(std::uint64_t id, const SetMtimeRequest& set)
+{
+    if (auto refused = check_writable()) {
+        send_error(id, *refused);
+        return;
+    }
+    state_ = State::working;
+    submit(make_job(
+        [&library = library_, set]() -> Result<StatReply> {
+            auto retimed = library.set_mtime(set.path, set.mtime);
+            if (!retimed) {
+                return retimed.error();
+            }
+            return StatReply{std::move(retimed.value())};
+        },
+        [this, id](Result<StatReply> result) {
+            if (result) {
+                describe_types(result.value().file);
+            }
+            finish_simple(id, result);
+        }));
 }
 
 void Session::send_stats(std::uint64_t id)

@@ -172,6 +172,7 @@ private:
     void start_mkdir(std::uint64_t id, const MkdirRequest& mkdir);
     void start_delete(std::uint64_t id, const DeleteRequest& remove);
     void start_rename(std::uint64_t id, const RenameRequest& rename);
+    void start_set_mtime(std::uint64_t id, const SetMtimeRequest& set);
     // What this connection takes as a name: a path on version 2, a plain
     // file name on version 1 (where a '/' is invalid_name, as it always was).
     std::optional<Error> check_name(std::string_view name) const;

@@ -156,6 +156,10 @@ def version2_vectors(hello_reply):
     pair("version 2: abort of that put",
          {"op": "abort", "id": 32, "discard": True},
          {"id": 32, "ok": True, "kept": False, "offset": 0})
+    pair("version 2: set_mtime of a folder",
+         {"op": "set_mtime", "id": 33, "path": "logs", "mtime": MTIME - 86400},
+         dict(folder, id=33, ok=True, name="logs", mtime=MTIME - 86400),
+         "the reply describes the entry as a stat would, after the change")
     return out
 
 

@@ -1,6 +1,7 @@
 """Version 2: the tree. Paths (5.1), list of a folder and of a tree (4.2),
-stat of folders (4.3), get and put by path with parents and mtime (4.4,
-4.5), digest, mkdir, delete, rename (4.9 to 4.12), the read-only refusals,
+stat of folders and of the root (4.3), get and put by path with parents
+and mtime (4.4, 4.5), digest, mkdir, delete, rename, set_mtime (4.9 to
+4.13), the read-only refusals,
 and what a version-1 connection still sees (8).
 
 Written from docs/PROTOCOL.md alone, with raw frames; part of the
@@ -14,7 +15,7 @@ import tempfile
 
 from conformance import MTIME, ServerCase, write_file
 
-V2_CAPABILITIES = ("folders", "mkdir", "delete", "rename", "digest", "mtime")
+V2_CAPABILITIES = ("folders", "mkdir", "delete", "rename", "digest", "mtime", "set_mtime")
 
 
 def sha(b):
@@ -112,7 +113,8 @@ class PathTests(TreeCase):
                         {"op": "mkdir", "path": path},
                         {"op": "delete", "path": path},
                         {"op": "rename", "from": "top.txt", "to": path},
-                        {"op": "rename", "from": path, "to": "x"}):
+                        {"op": "rename", "from": path, "to": "x"},
+                        {"op": "set_mtime", "path": path, "mtime": MTIME}):
                 rid += 1
                 req["id"] = rid
                 with self.subTest(what=what, op=req["op"]):
@@ -138,12 +140,21 @@ class PathTests(TreeCase):
                 {"op": "delete", "path": "", "recursive": True},
                 {"op": "rename", "from": "", "to": "x"},
                 {"op": "rename", "from": "top.txt", "to": ""},
-                {"op": "stat", "name": ""},
+                {"op": "get", "name": ""},
                 {"op": "digest", "name": ""}], start=10):
             req["id"] = rid
             with self.subTest(req=req):
                 self.assertError(self.ask(c, req), "invalid_name", rid)
         self.assertTrue(os.path.isfile(self.root("top.txt")))
+
+    def test_stat_and_set_mtime_take_the_root(self):
+        c = self.client2()
+        r = self.ok(c, {"op": "stat", "id": 20, "name": ""})
+        self.assertEqual((r["name"], r["type"], r["size"]), ("", "folder", 0))
+        self.assertEqual(r["mtime"], int(os.stat(self.server.root).st_mtime))
+        r = self.ok(c, {"op": "set_mtime", "id": 21, "path": "", "mtime": MTIME - 7})
+        self.assertEqual((r["name"], r["type"], r["mtime"]), ("", "folder", MTIME - 7))
+        self.assertEqual(int(os.stat(self.server.root).st_mtime), MTIME - 7)
 
     def test_a_path_through_a_file_is_not_a_folder(self):
         c = self.client2()
@@ -613,6 +624,65 @@ class RenameTests(TreeCase):
         self.assertTrue(os.path.exists(self.root("a.txt")))
 
 
+class SetMtimeTests(TreeCase):
+    """4.13: set_mtime of a file, a folder; what it refuses."""
+
+    @classmethod
+    def prepare(cls, root):
+        os.makedirs(os.path.join(root, "d", "e"))
+        write_file(os.path.join(root, "d", "f.txt"), b"f", MTIME)
+        os.symlink("f.txt", os.path.join(root, "d", "link"))
+        os.symlink("/", os.path.join(root, "out"))
+        os.mkfifo(os.path.join(root, "d", "fifo"))
+
+    def test_a_file_and_a_folder_get_the_time_given(self):
+        c = self.client2()
+        atime = os.stat(self.root("d", "f.txt")).st_atime
+        r = self.ok(c, {"op": "set_mtime", "id": 1, "path": "d/f.txt", "mtime": MTIME + 100})
+        self.assertEqual((r["name"], r["type"], r["size"], r["mtime"]), ("d/f.txt", "file", 1, MTIME + 100))
+        st = os.stat(self.root("d", "f.txt"))
+        self.assertEqual((int(st.st_mtime), st.st_atime), (MTIME + 100, atime))
+        r = self.ok(c, {"op": "set_mtime", "id": 2, "path": "d/e", "mtime": -86400})
+        self.assertEqual((r["name"], r["type"], r["mtime"]), ("d/e", "folder", -86400))
+        self.assertEqual(int(os.stat(self.root("d", "e")).st_mtime), -86400)
+        self.assertEqual(self.ok(c, {"op": "stat", "id": 3, "name": "d/e"})["mtime"], -86400)
+
+    def test_links_fifos_and_missing_paths_are_refused_untouched(self):
+        c = self.client2()
+        before = {name: os.lstat(self.root("d", name)).st_mtime_ns for name in ("f.txt", "link", "fifo")}
+        outside = os.stat("/").st_mtime_ns
+        for rid, (path, code) in enumerate([("d/link", "not_regular_file"),
+                                            ("d/fifo", "not_regular_file"),
+                                            ("out", "not_regular_file"),
+                                            ("out/etc", "not_a_folder"),
+                                            ("d/link/x", "not_a_folder"),
+                                            ("d/none", "not_found"),
+                                            ("none/x", "not_found"),
+                                            ("d/f.txt/x", "not_a_folder")], start=10):
+            with self.subTest(path=path):
+                self.assertError(self.ask(c, {"op": "set_mtime", "id": rid, "path": path, "mtime": 5}),
+                                 code, rid)
+        after = {name: os.lstat(self.root("d", name)).st_mtime_ns for name in ("f.txt", "link", "fifo")}
+        self.assertEqual(after, before)
+        self.assertEqual(os.stat("/").st_mtime_ns, outside)
+
+    def test_set_mtime_fields_follow_3_1(self):
+        c = self.client2()
+        for rid, req in enumerate([{"path": "d"}, {"mtime": 5},
+                                   {"path": None, "mtime": 5},
+                                   {"path": "d", "mtime": None},
+                                   {"path": "d", "mtime": "5"},
+                                   {"path": "d", "mtime": 1.5},
+                                   {"path": "d", "mtime": 2 ** 63}], start=30):
+            with self.subTest(req=req):
+                self.assertError(self.ask(c, dict({"op": "set_mtime", "id": rid}, **req)), "bad_request", rid)
+
+    def test_version_1_does_not_know_set_mtime(self):
+        c = self.client()
+        self.assertError(self.ask(c, {"op": "set_mtime", "id": 40, "path": "d", "mtime": 5}), "unknown_op", 40)
+        self.assertNotEqual(int(os.stat(self.root("d")).st_mtime), 5)
+
+
 class ReadOnlyTreeTests(TreeCase):
     """4.1: a read-only connection reads the tree and changes nothing."""
 
@@ -631,12 +701,15 @@ class ReadOnlyTreeTests(TreeCase):
                 {"op": "delete", "path": "d/f.txt"},
                 {"op": "delete", "path": "d", "recursive": True},
                 {"op": "rename", "from": "d/f.txt", "to": "g.txt"},
+                {"op": "set_mtime", "path": "d/f.txt", "mtime": 5},
+                {"op": "set_mtime", "path": "", "mtime": 5},
                 {"op": "put", "name": "d/g.txt", "size": 1, "parents": True}], start=1):
             req["id"] = rid
             with self.subTest(req=req):
                 self.assertError(self.ask(c, req), "forbidden", rid)
         self.assertEqual(sorted(os.listdir(self.server.root)), ["d"])
         self.assertEqual(os.listdir(self.root("d")), ["f.txt"])
+        self.assertEqual(int(os.stat(self.root("d", "f.txt")).st_mtime), MTIME)
         self.ok(c, {"op": "digest", "id": 10, "name": "d/f.txt"})
         self.ok(c, {"op": "stat", "id": 11, "name": "d"})
         entries, _ = self.list_all(c, 12, recursive=True)

@@ -31,17 +31,20 @@ def exchange(a, b):
 
 
 def snapshot(folder):
-    """Every entry below FOLDER with its bytes (files) or None (folders, links)."""
-    found = {}
+    """Every entry below FOLDER, and FOLDER itself ("."), with its modification
+    time (set_mtime must not reach it either) and its bytes (files) or None
+    (folders, links)."""
+    found = {".": (os.lstat(folder).st_mtime_ns, None)}
     for parent, folders, files in os.walk(folder):
         for name in folders + files:
             path = os.path.join(parent, name)
             relative = os.path.relpath(path, folder)
+            mtime = os.lstat(path).st_mtime_ns
             if os.path.isfile(path) and not os.path.islink(path):
                 with open(path, "rb") as f:
-                    found[relative] = f.read()
+                    found[relative] = (mtime, f.read())
             else:
-                found[relative] = None
+                found[relative] = (mtime, None)
     return found
 
 
@@ -98,6 +101,7 @@ class TreeConfinement(unittest.TestCase):
             {"op": "delete", "path": path, "recursive": True},
             {"op": "rename", "from": path, "to": "sub/moved"},
             {"op": "rename", "from": "plain", "to": path, "replace": True},
+            {"op": "set_mtime", "path": path, "mtime": 86400},
         ]
 
     def put(self, name, data, commit=True, **fields):
@@ -162,6 +166,8 @@ class TreeConfinement(unittest.TestCase):
                         {"op": "delete", "path": "out", "recursive": True},
                         {"op": "rename", "from": "out", "to": "sub/x"},
                         {"op": "get", "name": "sub/outfile"}, {"op": "digest", "name": "sub/outfile"},
+                        {"op": "set_mtime", "path": "out", "mtime": 86400},
+                        {"op": "set_mtime", "path": "sub/outfile", "mtime": 86400},
                         {"op": "put", "name": "out", "size": 1}):
             with self.subTest(message=message):
                 self.refused(message, "not_regular_file")
@@ -294,7 +300,9 @@ class TreeConfinement(unittest.TestCase):
                 for message in ({"op": "delete", "path": "race/victim"},
                                 {"op": "mkdir", "path": "race/made" + str(rounds), "parents": True},
                                 {"op": "rename", "from": "race/f", "to": "race/f2"},
-                                {"op": "rename", "from": "race/f2", "to": "race/f"}):
+                                {"op": "rename", "from": "race/f2", "to": "race/f"},
+                                {"op": "set_mtime", "path": "race/deep", "mtime": 86400 + rounds},
+                                {"op": "set_mtime", "path": "race/f", "mtime": 86400 + rounds}):
                     reply = self.peer.request(message)
                     outcomes.setdefault(message["op"], set()).add(reply["ok"] or reply["error"]["code"])
                 commit = self.put("race/put" + str(rounds), b"new", parents=True)

@@ -80,6 +80,8 @@ TEST_CASE("op_name names the operations of version 2, and only they need it")
     CHECK(ferry::op_name(ferry::DeleteRequest{}) == "delete");
     CHECK(ferry::op_name(ferry::RenameRequest{}) == "rename");
     CHECK(ferry::op_name(ferry::DigestRequest{}) == "digest");
+    CHECK(ferry::op_name(ferry::SetMtimeRequest{}) == "set_mtime");
+    CHECK(ferry::needs_version_2(ferry::SetMtimeRequest{}));
     CHECK(ferry::needs_version_2(ferry::MkdirRequest{}));
     CHECK(ferry::needs_version_2(ferry::DeleteRequest{}));
     CHECK(ferry::needs_version_2(ferry::RenameRequest{}));
@@ -93,7 +95,8 @@ TEST_CASE("op_name names the operations of version 2, and only they need it")
 TEST_CASE("on a version-1 connection the new operations are unknown_op and the new fields unknown")
 {
     for (const std::string text : {R"({"op":"mkdir","id":3,"path":"a"})", R"({"op":"delete","id":3})",
-                                   R"({"op":"rename","id":3,"from":null})", R"({"op":"digest","id":3,"name":"a"})"}) {
+                                   R"({"op":"rename","id":3,"from":null})", R"({"op":"digest","id":3,"name":"a"})",
+                                   R"({"op":"set_mtime","id":3,"path":"a","mtime":1})"}) {
         INFO(text);
         const auto parsed = ferry::parse_request(text, 1);
         REQUIRE_FALSE(parsed.request.ok());
@@ -216,6 +219,26 @@ TEST_CASE("mkdir, delete, rename, digest: requests round trip with every field")
                     R"({"op":"digest","id":7,"name":"a/b.bin","hash":"xxh3-128"})"));
     CHECK(same_json(ferry::encode_request({7, ferry::DigestRequest{"a/b.bin"}}),
                     R"({"op":"digest","id":7,"name":"a/b.bin"})"));
+}
+
+TEST_CASE("set_mtime: a path and a signed mtime, both required")
+{
+    const auto set = round_trip(8, ferry::SetMtimeRequest{"a/b", -5});
+    CHECK(set.path == "a/b");
+    CHECK(set.mtime == -5);
+    CHECK(same_json(ferry::encode_request({8, ferry::SetMtimeRequest{"", 1764370000}}),
+                    R"({"op":"set_mtime","id":8,"path":"","mtime":1764370000})"));
+    for (const std::string text :
+         {R"({"op":"set_mtime","id":8,"path":"a"})", R"({"op":"set_mtime","id":8,"mtime":1})",
+          R"({"op":"set_mtime","id":8,"path":"a","mtime":"1"})", R"({"op":"set_mtime","id":8,"path":"a","mtime":1.5})",
+          R"({"op":"set_mtime","id":8,"path":"a","mtime":null})",
+          R"({"op":"set_mtime","id":8,"path":"a","mtime":9223372036854775808})"}) {
+        INFO(text);
+        const auto parsed = ferry::parse_request(text);
+        REQUIRE_FALSE(parsed.request.ok());
+        CHECK(parsed.request.error().code == ErrorCode::bad_request);
+        CHECK(parsed.id == 8U);
+    }
 }
 
 TEST_CASE("mkdir, delete, rename, digest: optional fields take their defaults")

@@ -125,7 +125,7 @@ std::optional<std::string> reencode(const std::string& op, const std::string& te
     if (op == "list") {
         return again(ferry::parse_list_reply(text));
     }
-    if (op == "stat") {
+    if (op == "stat" || op == "set_mtime") {
         return again(ferry::parse_stat_reply(text));
     }
     if (op == "put") {

@@ -1000,6 +1000,19 @@ class Client:
         self._need_v2("rename")
         self.request("rename", **{"from": src, "to": dst, "replace": replace})
 
+    def set_mtime(self, path: str, mtime: int) -> Entry:
+        """Gives a file or folder (``""``: the served folder itself) the
+        modification time ``mtime``, whole seconds since the epoch (version
+        2, PROTOCOL.md 4.13); returns what it is then. Raises
+        UnsupportedVersion where the server does not offer it (an older
+        ferryd), NotFound, WrongType (a link, FIFO, device), AuthError
+        (read-only), InvalidName."""
+        self._need_v2("set_mtime")
+        if "set_mtime" not in self.capabilities:
+            raise UnsupportedVersion("unknown_op", "this server cannot set a modification time "
+                                     "(no \"set_mtime\" in its capabilities)")
+        return _entry(self.request("set_mtime", path=path, mtime=int(mtime)))
+
     def digest(self, name: str, hash: str = hashes.SHA256) -> Digest:
         """The server's digest of a whole file (version 2), without
         downloading it. ``hash`` names the hash; the digest is compared by

@@ -1,5 +1,5 @@
 """The folder operations of protocol version 2 (issue 14's tree: mkdir,
-delete, rename, digest, put with parents and mtime, list of a folder and of
+delete, rename, digest, set_mtime, put with parents and mtime, list of a folder and of
 a tree) through ferry_client against a real ferryd.
 
 NEEDS VERSION 2: against a ferryd that speaks only version 1, or says 2
@@ -111,6 +111,16 @@ class TreeTests(ServerCase):
         self.assertEqual((d.name, d.size, d.hash, d.digest), ("logs/a.log", 4, "sha256", sha256(b"aaaa")))
         if ferry_client.XXH3_128 in self.c.hashes:
             self.assertEqual(len(self.c.digest("logs/a.log", hash="xxh3-128").digest), 32)
+
+    def test_set_mtime(self):
+        entry = self.c.set_mtime("logs/old", MTIME - 3600)
+        self.assertEqual((entry.name, entry.type, entry.mtime), ("logs/old", "folder", MTIME - 3600))
+        self.assertEqual(int(os.stat(os.path.join(self.root, "logs", "old")).st_mtime), MTIME - 3600)
+        entry = self.c.set_mtime("logs/a.log", MTIME + 60)
+        self.assertEqual((entry.type, entry.size, entry.mtime), ("file", 4, MTIME + 60))
+        self.assertEqual(self.c.stat("").type, "folder")
+        with self.assertRaises(ferry_client.NotFound):
+            self.c.set_mtime("logs/none", MTIME)
 
 
 if __name__ == "__main__":
