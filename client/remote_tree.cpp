@@ -122,4 +122,23 @@ Result<DigestReply> remote_digest(Connection& connection, const std::string& pat
     return ask(connection, Request{connection.next_id(), DigestRequest{path, hash}}, parse_digest_reply);
 }
 
+bool can_set_mtime(const Connection& connection)
+{
+    const auto& capabilities = connection.server_hello().capabilities;
+    return connection.protocol_version() >= 2 &&
+           std::find(capabilities.begin(), capabilities.end(), "set_mtime") != capabilities.end();
+}
+
+Result<StatReply> set_remote_mtime(Connection& connection, const std::string& path, std::int64_t mtime)
+{
+    if (auto old = require_folders(connection)) {
+        return *old;
+    }
+    if (!can_set_mtime(connection)) {
+        return Error{ErrorCode::unknown_op, "this server cannot set a modification time (no \"set_mtime\" in its "
+                                            "capabilities; an older ferryd)"};
+    }
+    return ask(connection, Request{connection.next_id(), SetMtimeRequest{path, mtime}}, parse_stat_reply);
+}
+
 } // namespace ferry::client

@@ -1,6 +1,7 @@
 // The tree operations of protocol version 2 over one Connection (PROTOCOL.md
-// 4.2 and 4.9 to 4.12): list a folder (or everything below it), make,
-// delete and rename folders and files, ask a file's digest. No printing:
+// 4.2 and 4.9 to 4.13): list a folder (or everything below it), make,
+// delete and rename folders and files, ask a file's digest, set a file's or
+// folder's modification time. No printing:
 // each returns the reply or its Error, and leaves the connection as ask()
 // does (operations.hpp). One file's upload or download to a given path, with
 // or without its modification time, is put_file / get_file there
@@ -15,6 +16,7 @@
 #include "status.hpp"
 #include "transfer_hash.hpp"
 
+#include <cstdint>
 #include <functional>
 #include <vector>
 #include <optional>
@@ -64,5 +66,13 @@ Result<RenameReply> rename_remote(Connection& connection, const std::string& fro
                                   bool replace);
 // digest: the file's digest in `hash`, computed (or cached) by the server.
 Result<DigestReply> remote_digest(Connection& connection, const std::string& path, HashKind hash);
+// Whether the server offers set_mtime (its hello lists "set_mtime"; an
+// older version-2 ferryd does not).
+bool can_set_mtime(const Connection& connection);
+// set_mtime: gives `path` ("" is the root; a file or a folder) the
+// modification time `mtime` (seconds since the Unix epoch); the reply
+// describes the entry afterwards. Without the capability: unknown_op, sent
+// nothing.
+Result<StatReply> set_remote_mtime(Connection& connection, const std::string& path, std::int64_t mtime);
 
 } // namespace ferry::client

@@ -12,6 +12,7 @@
 #include "transfers.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
@@ -475,6 +476,64 @@ void make_plan_folders(Connection& connection, Tally& tally, const SyncArguments
     }
 }
 
+// A push's times on the server, once every file is in place: the files
+// found equal by content (--checksum) whose time differs, then the folders
+// (publishing into a folder changes its time). Spread over the crew's
+// connections, one set_mtime each.
+void set_remote_times(Crew& crew, Connection& connection, Tally& tally, const SyncArguments& arguments,
+                      const SyncPlan& plan)
+{
+    std::vector<FileTransfer> times = plan.retimes;
+    times.insert(times.end(), plan.folder_times.begin(), plan.folder_times.end());
+    if (times.empty()) {
+        return;
+    }
+    if (!can_set_mtime(connection)) {
+        tally.note("note: this server cannot set modification times (an older ferryd): folders keep the time of "
+                   "their last change");
+        return;
+    }
+    Queue queue(times.size());
+    crew.run(times.size(), [&](Connection& each) {
+        while (auto index = queue.take()) {
+            if (interrupted()) {
+                return;
+            }
+            const FileTransfer& entry = times[*index];
+            Result<StatReply> set = Error{ErrorCode::internal, ""};
+            if (auto open = ensure_open(each); !open) {
+                set = open.error();
+            } else {
+                set = set_remote_mtime(each, remote_join(arguments.remote, entry.path), entry.mtime);
+            }
+            if (!set) {
+                tally.failed(entry.path, set.error());
+            }
+        }
+    });
+}
+
+// The synced folder's own modification time on the server: nullopt where
+// the server cannot say (missing, or an older ferryd that cannot stat the
+// root).
+std::optional<std::int64_t> remote_folder_mtime(Connection& connection, const std::string& path)
+{
+    auto found = stat_file(connection, path);
+    if (!found || !is_folder(found.value())) {
+        return std::nullopt;
+    }
+    return found->mtime;
+}
+
+std::optional<std::int64_t> local_folder_mtime(const std::string& path)
+{
+    struct ::stat st {};
+    if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        return std::nullopt;
+    }
+    return static_cast<std::int64_t>(st.st_mtime);
+}
+
 void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& plan)
 {
     const bool push = arguments.direction == SyncDirection::push;
@@ -553,6 +612,14 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         return fail_whole(*old);
     }
 
+    // 0. The synced folder's own time on the server, asked before the
+    // listing's pages stream (a push needs it only where it can set it).
+    const bool keeps_top_time = !arguments.dry_run && (!push || can_set_mtime(connection));
+    std::optional<std::int64_t> remote_top;
+    if (keeps_top_time) {
+        remote_top = remote_folder_mtime(connection, arguments.remote);
+    }
+
     // 1. Both sides, side by side: the local scan on its own thread while
     // this one waits for the server's listing (on an unchanged tree these
     // two are nearly all of a sync's time).
@@ -610,8 +677,12 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     }
 
     // 3. The plan, and its steps.
-    const SyncPlan plan = push ? plan_sync(source, dest, plan_options, local_digests, remote_digests)
-                               : plan_sync(source, dest, plan_options, remote_digests, local_digests);
+    SyncPlan plan = push ? plan_sync(source, dest, plan_options, local_digests, remote_digests)
+                         : plan_sync(source, dest, plan_options, remote_digests, local_digests);
+    if (keeps_top_time) {
+        const auto local_top = local_missing ? std::nullopt : local_folder_mtime(arguments.local);
+        add_top_folder_time(plan, push ? local_top : remote_top, push ? remote_top : local_top);
+    }
     for (const auto& conflict : plan.conflicts) {
         tally.failed(conflict.path, Error{ErrorCode::exists, conflict.message});
     }
@@ -679,8 +750,13 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         std::this_thread::sleep_for(retry_delay(attempt + 1));
         todo = std::move(again);
     }
-    if (!push && !interrupted()) {
-        // After the files: publishing into a folder changes its mtime.
+    if (interrupted()) {
+        return finish();
+    }
+    // After the files: publishing into a folder changes its mtime.
+    if (push) {
+        set_remote_times(crew, connection, tally, arguments, plan);
+    } else {
         for (const auto& folder : plan.folder_times) {
             if (auto set = set_local_mtime(arguments.local, folder.path, folder.mtime); !set) {
                 tally.failed(folder.path, set.error());

@@ -263,7 +263,10 @@ Status set_local_mtime(const std::string& root, const std::string& path, std::in
         return parent.error();
     }
     const timespec times[2] = {{0, UTIME_OMIT}, {static_cast<time_t>(mtime), 0}};
-    if (::utimensat(parent->get(), leaf_of(path).c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
+    // "" is the synced folder itself: the descriptor open_parent opened.
+    const int set = path.empty() ? ::futimens(parent->get(), times)
+                                 : ::utimensat(parent->get(), leaf_of(path).c_str(), times, AT_SYMLINK_NOFOLLOW);
+    if (set != 0) {
         return local_error("cannot set the time of \"" + joined(root, path) + "\"", errno);
     }
     return success();

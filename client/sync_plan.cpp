@@ -184,6 +184,25 @@ SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const Pla
     return plan;
 }
 
+void add_top_folder_time(SyncPlan& plan, std::optional<std::int64_t> source_top,
+                         std::optional<std::int64_t> dest_top)
+{
+    if (!source_top) {
+        return;
+    }
+    const auto directly_inside = [](const std::string& path) { return parent_path(path).empty(); };
+    const bool changed =
+        std::any_of(plan.transfers.begin(), plan.transfers.end(),
+                    [&](const FileTransfer& transfer) { return directly_inside(transfer.path); }) ||
+        std::any_of(plan.folders.begin(), plan.folders.end(), directly_inside) ||
+        std::any_of(plan.removals.begin(), plan.removals.end(),
+                    [&](const Removal& removal) { return directly_inside(removal.path); });
+    if (changed || dest_top != source_top) {
+        // "" sorts first, as the other folders are kept in path order.
+        plan.folder_times.insert(plan.folder_times.begin(), FileTransfer{"", 0, *source_top});
+    }
+}
+
 std::vector<std::string> folders_without_files(const SyncPlan& plan)
 {
     // Every ancestor of a file sent or of another folder made is made on the way.

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,9 +70,9 @@ struct SyncPlan {
     // Last, the sending side's folders whose mtime the receiving side must
     // be given once every file is in place (rsync -a keeps them too): those
     // it lacks or holds with another mtime, and those the steps above
-    // change by publishing, making or removing something inside. Applied
-    // by a pull only: the protocol has no operation to set a server
-    // folder's mtime, so a push keeps files' mtimes, not folders'.
+    // change by publishing, making or removing something inside; with
+    // add_top_folder_time(), the synced folder itself (path ""). A push
+    // sets them with set_mtime (PROTOCOL.md 4.13) where the server offers it.
     std::vector<FileTransfer> folder_times;
     std::vector<Conflict> conflicts;
     std::uint64_t skipped = 0; // files found the same on both sides
@@ -93,6 +94,14 @@ SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const Pla
 // for the folders that will hold no file (empty, or holding only folders
 // that hold none).
 std::vector<std::string> folders_without_files(const SyncPlan& plan);
+
+// Adds the synced folder itself (path "") first to plan.folder_times when
+// the receiving side must be given the sending side's time for it: the
+// sending side's `source_top` mtime is known, and the receiving side's
+// `dest_top` differs (or is unknown: the folder is made now), or the plan
+// publishes, makes or removes something directly inside it.
+void add_top_folder_time(SyncPlan& plan, std::optional<std::int64_t> source_top,
+                         std::optional<std::int64_t> dest_top);
 
 // The parent path of `path` ("a/b/c" -> "a/b", "a" -> "").
 std::string parent_path(const std::string& path);

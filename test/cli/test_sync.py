@@ -73,6 +73,23 @@ def make_tree(root, files=40, size=3000, seed=1):
         os.utime(path, (1_600_000_000 + i, 1_600_000_000 + i * 60))
 
 
+def folder_times(root):
+    """{relative path of each folder below root, and "." for root itself: mtime in seconds}."""
+    times = {".": int(os.lstat(root).st_mtime)}
+    for folder, folders, _ in os.walk(root):
+        for name in folders:
+            full = os.path.join(folder, name)
+            times[os.path.relpath(full, root)] = int(os.lstat(full).st_mtime)
+    return times
+
+
+def age_folders(root, base=1_500_000_000):
+    """Gives every folder below root, and root itself, its own time in the past (deepest first)."""
+    for i, name in enumerate(sorted(folder_times(root), key=lambda p: -p.count("/"))):
+        full = os.path.normpath(os.path.join(root, name))
+        os.utime(full, (base, base + i * 3600))
+
+
 class SyncTest(unittest.TestCase):
     def setUp(self):
         self.scratch = Scratch("ferry-sync-")
@@ -129,6 +146,38 @@ class Push(SyncTest):
         third = self.sync(self.src, ":backup/today")
         self.assertEqual((third["sent"], third["skipped"]), (1, files - 1))
         self.assertEqual(tree_of(os.path.join(self.root, "backup", "today")), tree_of(self.src))
+
+    def test_push_gives_the_servers_folders_and_the_target_itself_the_local_mtimes(self):
+        make_tree(self.src)
+        age_folders(self.src)
+        target = os.path.join(self.root, "backup", "today")
+        self.sync("-j", "3", self.src, ":backup/today")
+        self.assertEqual(folder_times(target), folder_times(self.src))
+
+        # A file arrives in one folder, another leaves: set again after the files.
+        with open(os.path.join(self.src, "d1", "e0", "new.bin"), "wb") as f:
+            f.write(b"new")
+        os.remove(os.path.join(self.src, "d2", "e1", "f005.bin"))
+        age_folders(self.src, 1_600_000_000)
+        again = self.sync("--delete", self.src, ":backup/today")
+        self.assertEqual((again["sent"], again["deleted"]), (1, 1))
+        self.assertEqual(folder_times(target), folder_times(self.src))
+        self.assertEqual(tree_of(target), tree_of(self.src))
+
+        # Into the served folder itself: the root gets the time too.
+        self.sync(self.src, ":")
+        self.assertEqual(int(os.stat(self.root).st_mtime), int(os.stat(self.src).st_mtime))
+
+    def test_checksum_gives_an_equal_file_the_local_mtime_on_the_server(self):
+        make_tree(self.src, files=4)
+        self.sync(self.src, ":")
+        target = os.path.join(self.src, "f000.bin")
+        os.utime(target, (1_300_000_000, 1_300_000_000))
+        checked = self.sync("--checksum", self.src, ":")
+        self.assertEqual((checked["sent"], checked["skipped"]), (0, 4))
+        self.assertEqual(int(os.stat(os.path.join(self.root, "f000.bin")).st_mtime), 1_300_000_000)
+        # So the quick check finds nothing left to send.
+        self.assertEqual(self.sync(self.src, ":")["sent"], 0)
 
     def test_checksum_finds_what_the_quick_check_cannot(self):
         make_tree(self.src, files=8)
@@ -228,20 +277,7 @@ class Pull(SyncTest):
 
     def test_pull_gives_folders_the_servers_mtimes_without_following_a_link(self):
         make_tree(self.root)
-
-        def folder_times(root):
-            times = {}
-            for folder, folders, _ in os.walk(root):
-                for name in folders:
-                    full = os.path.join(folder, name)
-                    times[os.path.relpath(full, root)] = int(os.lstat(full).st_mtime)
-            return times
-
-        def age_folders():
-            for i, name in enumerate(sorted(folder_times(self.root), key=lambda p: -p.count("/"))):
-                full = os.path.join(self.root, name)
-                os.utime(full, (1_500_000_000, 1_500_000_000 + i * 3600))
-        age_folders()
+        age_folders(self.root)
         dest = os.path.join(self.local, "copy")
         self.sync(":", dest)
         self.assertEqual(folder_times(dest), folder_times(self.root))
@@ -250,10 +286,15 @@ class Pull(SyncTest):
         with open(os.path.join(self.root, "d1", "e0", "new.bin"), "wb") as f:
             f.write(b"new")
         os.remove(os.path.join(self.root, "d2", "e1", "f005.bin"))
-        age_folders()
+        age_folders(self.root, 1_600_000_000)
         again = self.sync("--delete", ":", dest)
         self.assertEqual((again["sent"], again["deleted"]), (1, 1))
         self.assertEqual(folder_times(dest), folder_times(self.root))
+
+        # A folder of the server into a folder of its own: that one's time.
+        sub = os.path.join(self.local, "d1-copy")
+        self.sync(":d1", sub)
+        self.assertEqual(folder_times(sub), folder_times(os.path.join(self.root, "d1")))
 
         # A link where the server has a folder: left, and its target's time untouched.
         outside = os.path.join(self.dir, "outside")

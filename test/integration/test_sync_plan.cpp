@@ -222,3 +222,48 @@ TEST_CASE("sync plan: folder times for those made, those with another mtime, and
     // The same trees: nothing to set.
     CHECK(plan_sync(source, source, options).folder_times.empty());
 }
+
+TEST_CASE("sync plan: the synced folder itself gets the sending side's time when it differs or its entries change")
+{
+    using Times = std::vector<std::pair<std::string, std::int64_t>>;
+    const TreeListing source{folder_at("sub", 10), file("sub/a", 1, 5), file("top", 2, 6)};
+    PlanOptions options;
+
+    // Unchanged inside and the same time: nothing, not even "".
+    auto same = plan_sync(source, source, options);
+    add_top_folder_time(same, 100, 100);
+    CHECK(folder_times(same).empty());
+    // Another time on the receiving side, or none known (the folder is made now).
+    auto older = plan_sync(source, source, options);
+    add_top_folder_time(older, 100, 99);
+    CHECK(folder_times(older) == Times{{"", 100}});
+    auto made = plan_sync(source, {}, options);
+    add_top_folder_time(made, 100, std::nullopt);
+    CHECK(folder_times(made).front() == std::pair<std::string, std::int64_t>{"", 100});
+    // The sending side's time unknown (an older server): left alone.
+    auto unknown = plan_sync(source, {}, options);
+    add_top_folder_time(unknown, std::nullopt, 100);
+    CHECK(folder_times(unknown) == Times{{"sub", 10}});
+
+    // Same time, but a file sent, a folder made or an extra removed directly
+    // inside: publishing there changes the folder's time, so it is set again.
+    const TreeListing lacks_top_file{folder_at("sub", 10), file("sub/a", 1, 5)};
+    auto sent = plan_sync(source, lacks_top_file, options);
+    add_top_folder_time(sent, 100, 100);
+    CHECK(folder_times(sent) == Times{{"", 100}});
+    const TreeListing lacks_sub{file("top", 2, 6)};
+    auto folder_made = plan_sync(source, lacks_sub, options);
+    add_top_folder_time(folder_made, 100, 100);
+    CHECK(folder_times(folder_made).front() == std::pair<std::string, std::int64_t>{"", 100});
+    TreeListing extra = source;
+    extra.push_back(file("extra", 1, 1));
+    options.delete_extras = true;
+    auto removed = plan_sync(source, extra, options);
+    add_top_folder_time(removed, 100, 100);
+    CHECK(folder_times(removed) == Times{{"", 100}});
+    // A change deeper down is its own folder's, not the top's.
+    const TreeListing deeper_differs{folder_at("sub", 10), file("sub/a", 1, 4), file("top", 2, 6)};
+    auto deep = plan_sync(source, deeper_differs, options);
+    add_top_folder_time(deep, 100, 100);
+    CHECK(folder_times(deep) == Times{{"sub", 10}});
+}
