@@ -15,6 +15,10 @@
 //
 // Folders are told apart by device and inode (not by path: a folder renamed
 // meanwhile is still the same folder, and two paths may name one folder).
+// That key cannot name two folders in turn while callers share it: an
+// entry lives only while it has callers, and each holds a descriptor of its
+// folder open, so the inode stays allocated (a deleted folder included) and
+// its number cannot be reused by a new folder until the last caller leaves.
 // One coalescer serves the whole process (FolderSyncs::process()): every
 // worker's pool threads, every Library. Blocking: call it on a pool thread.
 #pragma once
