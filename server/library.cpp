@@ -376,6 +376,9 @@ Error not_regular(std::string_view path)
 
 Result<FileInfo> Library::stat(std::string_view path) const
 {
+    if (auto refused = check_path(path)) {
+        return *refused; // "" too: the root is no regular file
+    }
     auto info = stat_entry_or_folder(path);
     if (info && info->type == EntryType::folder) {
         return not_regular(path);

@@ -111,9 +111,12 @@ TEST_CASE("invalid names are refused with invalid_name")
         const auto get = run_ferry(f.server.address(), {"--json", "get", name, "-o", f.local_file("out")});
         CHECK(get.exit_code == 4);
         CHECK(error_code(parse_output(get)) == "invalid_name");
-        const auto stat = run_ferry(f.server.address(), {"--json", "stat", name});
-        CHECK(stat.exit_code == 4);
-        CHECK(error_code(parse_output(stat)) == "invalid_name");
+        // "a/.." is the root, which a stat describes (version 2).
+        if (name != "a/..") {
+            const auto stat = run_ferry(f.server.address(), {"--json", "stat", name});
+            CHECK(stat.exit_code == 4);
+            CHECK(error_code(parse_output(stat)) == "invalid_name");
+        }
         const auto put = run_ferry(f.server.address(), {"--json", "put", f.local_file("some.txt"), "--as", name});
         CHECK(put.exit_code == 4);
         CHECK(error_code(parse_output(put)) == "invalid_name");

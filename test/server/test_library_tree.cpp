@@ -101,8 +101,15 @@ TEST_CASE("stat and get take paths; folders, files and symlinks on the way are t
             CAPTURE(bad);
             CHECK(library->stat(bad).error().code == ErrorCode::invalid_name);
             CHECK(library->open_for_read(bad).error().code == ErrorCode::invalid_name);
-            CHECK(library->stat_entry_or_folder(bad).error().code == ErrorCode::invalid_name);
+            if (*bad != '\0') {
+                CHECK(library->stat_entry_or_folder(bad).error().code == ErrorCode::invalid_name);
+            }
         }
+        // The root is the one path stat_entry_or_folder takes empty.
+        const auto root_info = library->stat_entry_or_folder("");
+        REQUIRE(root_info);
+        CHECK(root_info->name.empty());
+        CHECK(root_info->type == EntryType::folder);
     }
 }
 

@@ -66,7 +66,7 @@ TEST_CASE("hello settles on the highest version both sides speak: 2 for any clie
         CHECK(reply->body.version == 2);
         CHECK(f.session.protocol_version() == 2);
         auto expected = kVersion1Capabilities;
-        for (const char* added : {"folders", "mkdir", "delete", "rename", "digest", "mtime"}) {
+        for (const char* added : {"folders", "mkdir", "delete", "rename", "digest", "mtime", "set_mtime"}) {
             expected.push_back(added);
         }
         CHECK(reply->body.capabilities == expected);
@@ -245,7 +245,7 @@ TEST_CASE("invalid names never reach the file system")
     const std::vector<std::pair<std::uint32_t, std::vector<const char*>>> cases{
         {1, {"../etc/passwd", "/etc/passwd", ".hidden", "a/b", "..", "a\\b"}},
         {2,
-         {"../etc/passwd", "/etc/passwd", ".hidden", "a/.hidden", "..", "a\\b", "a//b", "a/", "a/../b", "a/./b", ""}},
+         {"../etc/passwd", "/etc/passwd", ".hidden", "a/.hidden", "..", "a\\b", "a//b", "a/", "a/../b", "a/./b"}},
     };
     for (const auto& version_and_names : cases) {
         // Not a structured binding: clang 14 cannot capture one (CAPTURE).
@@ -266,4 +266,25 @@ TEST_CASE("invalid names never reach the file system")
             }
         }
     }
+}
+
+TEST_CASE("version 2: the root, \"\", may be stated but not got nor put; version 1 refuses it everywhere")
+{
+    Fixture v2;
+    v2.hello(2);
+    v2.feed(control(Request{1, GetRequest{"", 0}}));
+    v2.feed(control(Request{2, PutRequest{"", 1, false}}));
+    CHECK(v2.io.jobs.empty());
+    for (const auto& reply : v2.io.replies(2)) {
+        CHECK(parse_stat_reply(reply).error().code == ErrorCode::invalid_name);
+    }
+    v2.feed(control(Request{3, StatRequest{""}}));
+    CHECK(v2.io.jobs.size() == 1); // the stat goes to the Library
+
+    Fixture v1;
+    v1.hello(1);
+    v1.feed(control(Request{3, StatRequest{""}}));
+    CHECK(v1.io.jobs.empty());
+    const auto replies = v1.io.replies(1);
+    CHECK(parse_stat_reply(replies[0]).error().code == ErrorCode::invalid_name);
 }
