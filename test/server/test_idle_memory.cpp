@@ -53,10 +53,14 @@ void* counted_new(std::size_t size)
 
 void counted_delete(void* pointer) noexcept
 {
-    if (pointer != nullptr && !t_not_counted) {
-        g_live_bytes.fetch_sub(static_cast<long long>(malloc_usable_size(pointer)), std::memory_order_relaxed);
-        std::free(pointer);
+    if (pointer == nullptr) {
+        return;
     }
+    if (!t_not_counted) {
+        g_live_bytes.fetch_sub(static_cast<long long>(malloc_usable_size(pointer)), std::memory_order_relaxed);
+    }
+    // Freed on every thread: only the count leaves the test's own out.
+    std::free(pointer);
 }
 
 } // namespace
