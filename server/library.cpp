@@ -155,6 +155,16 @@ int Library::publish_entry(const std::string& partial, std::string_view path) co
         errno = errno_of(located.error());
         return -1;
     }
+    // An upload replaces a regular file, never a link, FIFO, socket or
+    // device that took the name while it ran (rename(2) would replace any
+    // of them); a folder there fails the rename itself (EISDIR), and so is
+    // reported the same way. Checked just before the rename: what appears
+    // in between is only unlinked by it, never followed or written.
+    struct ::stat target {};
+    if (stat_located(*located, target) == 0 && !S_ISREG(target.st_mode)) {
+        errno = EISDIR;
+        return -1;
+    }
     // Same file system as the root: the resolver refused any other.
     if (::renameat(root_fd_, partial.c_str(), located->fd, located->leaf.c_str()) != 0) {
         return -1;

@@ -216,7 +216,8 @@ public:
     // whose parent folder is resolved afresh now (it may have changed since
     // the put began), then fsyncs that folder (sync_folder: shared with the
     // other commits into it). Like the *_entry wrappers: -1 and errno on
-    // failure (a missing or swapped parent folder is ENOENT or ENOTDIR).
+    // failure (a missing or swapped parent folder is ENOENT or ENOTDIR; a
+    // folder, link, FIFO, socket or device at `path` is EISDIR).
     int publish_entry(const std::string& partial, std::string_view path) const;
     // stat(2) of `path` without following a final symlink: -1 and errno.
     int stat_path(std::string_view path, struct ::stat& st) const;

@@ -222,11 +222,22 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin_upload(const Library
         // A second link is a published file whose old name survived a crash
         // where the rename did not clear it (see Library::publish_entry):
         // writing here would change the published file. Drop the old name.
-        if (held.st_nlink != 1) {
+        // A file of another owner was not made by a ferryd of ours (the
+        // token is predictable): whoever made it may hold it open to read
+        // or change what is uploaded. Drop the name; the next turn makes
+        // the upload's own file, which that descriptor does not reach.
+        if (held.st_nlink != 1 || held.st_uid != ::geteuid()) {
             library.unlink_entry(state_name(token));
             library.unlink_entry(data);
             ::close(fd);
             continue;
+        }
+        // Private until the commit, whatever mode a crash between the
+        // commit's chmod and its rename left (PROTOCOL.md 4.7).
+        if ((held.st_mode & 07777) != 0600 && ::fchmod(fd, 0600) != 0) {
+            const int saved = errno;
+            ::close(fd);
+            return file_error(saved, "cannot make private the upload file of", name);
         }
         std::unique_ptr<PartialUpload> upload(new PartialUpload(library, fd, token, name, size));
         upload->hash_ = TransferHash(hash);

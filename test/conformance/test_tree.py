@@ -683,6 +683,87 @@ class SetMtimeTests(TreeCase):
         self.assertNotEqual(int(os.stat(self.root("d")).st_mtime), 5)
 
 
+class CommitTargetTests(TreeCase):
+    """4.5 and 4.7: what stands at an upload's name when it is published, and
+    what a partial file the server finds at its (predictable) name may be."""
+
+    @classmethod
+    def prepare(cls, root):
+        os.makedirs(os.path.join(root, "t"))
+
+    def begin(self, c, rid, name, content):
+        r = self.ask(c, {"op": "put", "id": rid, "name": name, "size": len(content)})
+        self.assertIs(r.get("ok"), True, r)
+        c.send_data(content)
+
+    def test_a_special_file_that_took_the_name_meanwhile_is_not_replaced(self):
+        outside = tempfile.mkdtemp(prefix="ferry-conf-outside-")
+        self.addCleanup(shutil.rmtree, outside)
+        write_file(os.path.join(outside, "keep.txt"), b"outside")
+        import socket
+        import stat as st
+
+        def fifo(path):
+            os.mkfifo(path)
+
+        def link(path):
+            os.symlink(os.path.join(outside, "keep.txt"), path)
+
+        def unix_socket(path):
+            s = socket.socket(socket.AF_UNIX)
+            s.bind(path)
+            self.addCleanup(s.close)
+
+        def device(path):
+            os.mknod(path, 0o600 | st.S_IFCHR, os.makedev(1, 3))
+
+        c = self.client2()
+        for rid, (kind, make, check) in enumerate([("fifo", fifo, st.S_ISFIFO), ("link", link, st.S_ISLNK),
+                                                   ("socket", unix_socket, st.S_ISSOCK),
+                                                   ("device", device, st.S_ISCHR)], start=1):
+            with self.subTest(kind=kind):
+                name = "t/" + kind
+                content = os.urandom(5000)
+                self.begin(c, rid, name, content)
+                make(self.root("t", kind))
+                r = self.ask(c, {"op": "commit", "id": rid, "sha256": sha(content)})
+                self.assertError(r, "not_regular_file", rid)
+                self.assertTrue(check(os.lstat(self.root("t", kind)).st_mode), kind)
+        with open(os.path.join(outside, "keep.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"outside")
+        self.assertUsable(c)
+        self.assertEqual([n for n in os.listdir(self.server.root) if n.startswith(".ferry-partial")], [])
+
+    def partial_of(self, name, size):
+        token = hashlib.sha256(("%d\n%s" % (size, name)).encode()).hexdigest()[:32]
+        return self.root(".ferry-partial-" + token)
+
+    def test_a_planted_partial_is_made_private_or_left_behind(self):
+        c = self.client2()
+        content = os.urandom(3000)
+        # Left by a crash between the commit's chmod and its rename: wider than 0600.
+        planted = self.partial_of("t/wide.bin", len(content))
+        write_file(planted, b"")
+        os.chmod(planted, 0o644)
+        self.begin(c, 20, "t/wide.bin", content)
+        self.assertEqual(os.stat(planted).st_mode & 0o777, 0o600)
+        self.ok(c, {"op": "commit", "id": 20, "sha256": sha(content)})
+        # Made by another user, who holds it open: never written through.
+        planted = self.partial_of("t/theirs.bin", len(content))
+        write_file(planted, b"")
+        os.chown(planted, 65534, 65534)
+        os.chmod(planted, 0o666)
+        held = open(planted, "rb")
+        self.addCleanup(held.close)
+        self.begin(c, 21, "t/theirs.bin", content)
+        self.assertNotEqual(os.stat(planted).st_ino, os.fstat(held.fileno()).st_ino)
+        self.assertEqual(os.stat(planted).st_mode & 0o777, 0o600)
+        self.ok(c, {"op": "commit", "id": 21, "sha256": sha(content)})
+        self.assertEqual(held.read(), b"")
+        with open(self.root("t", "theirs.bin"), "rb") as f:
+            self.assertEqual(f.read(), content)
+
+
 class ReadOnlyTreeTests(TreeCase):
     """4.1: a read-only connection reads the tree and changes nothing."""
 
