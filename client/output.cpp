@@ -479,7 +479,8 @@ void Output::sync(const SyncSummary& summary) const
                      {"bytes", summary.bytes},
                      {"seconds", summary.seconds},
                      {"dry_run", summary.dry_run},
-                     {"errors", std::move(errors)}}}};
+                     {"errors", std::move(errors)},
+                     {"notes", summary.notes}}}};
         if (!summary.errors.empty()) {
             // As every command's: scripts test for "error"; the first says what kind.
             const auto& [path, error] = summary.errors.front();

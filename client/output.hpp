@@ -57,6 +57,9 @@ struct SyncSummary {
     bool dry_run = false;
     // Each failure with the path it concerns ("" for the sync as a whole).
     std::vector<std::pair<std::string, Error>> errors;
+    // What text mode prints as it goes (links and special files passed
+    // over, what was deleted, a dry run's plan): --json has them here.
+    std::vector<std::string> notes;
 };
 
 class Output {

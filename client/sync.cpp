@@ -87,18 +87,29 @@ public:
     void deleted(const std::string& path, std::uint64_t count)
     {
         const std::lock_guard lock(mutex_);
-        output_.note("deleted " + printable(path));
+        keep_note("deleted " + printable(path));
         summary_.deleted += count;
     }
     void note(const std::string& text)
     {
         const std::lock_guard lock(mutex_);
-        output_.note(text);
+        keep_note(text);
     }
 
     SyncSummary& summary() { return summary_; }
 
 private:
+    // Printed as it comes in text mode; under --json, kept for the summary
+    // (stdout holds the one JSON object).
+    void keep_note(std::string text)
+    {
+        if (output_.json()) {
+            summary_.notes.push_back(std::move(text));
+        } else {
+            output_.note(text);
+        }
+    }
+
     const Output& output_;
     std::mutex mutex_;
     SyncSummary summary_;

@@ -238,6 +238,12 @@ class Push(SyncTest):
         self.assertIn(b"linked-folder: a symbolic link (not followed)", result.stdout)
         self.assertIn(b"fifo: not a regular file or folder, not sent", result.stdout)
         self.assertEqual(sorted(os.listdir(self.root)), ["plain"])
+        # --json keeps the same notes in its one object, not on stdout's side.
+        again = self.sync(self.src, ":")
+        notes = "\n".join(again["notes"])
+        self.assertIn("linked-folder: a symbolic link (not followed)", notes)
+        self.assertIn("linked-file: a symbolic link (not followed)", notes)
+        self.assertIn("fifo: not a regular file or folder, not sent", notes)
 
     def test_operands(self):
         for args in ([self.src, self.src], [":a", ":b"]):
