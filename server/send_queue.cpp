@@ -241,14 +241,26 @@ bool SendQueue::send_current_range(int socket_fd, bool& moved)
             fail({ErrorCode::connection_lost, "sendfile", errno});
             return false;
         }
-        // The file shrank under a frame whose size is already on the wire,
-        // or could not be read: the frame cannot be finished, so neither
-        // can the output.
         if (sent == 0) {
-            fail({ErrorCode::io_error, "the file shrank while it was being sent"});
-        } else {
-            fail({ErrorCode::io_error, "sendfile", errno});
+            // The file shrank under a frame whose size is on the wire. Its
+            // bytes already taken are no proof of anything: sendfile hands
+            // the socket the page cache's pages, not copies, and the
+            // truncation zeroed them in place. Cutting the connection would
+            // leave the peer those zeros as a resumable prefix; zeros in
+            // place of the missing bytes finish the announced frames
+            // instead, so the stream stays whole and the owner's check
+            // after the last byte (which sees the new size) can end the
+            // transfer with file_changed, which tells the peer to drop it.
+            std::string padding(range.length, '\0');
+            unsent_ -= range.length;
+            range.length = 0;
+            start_write(std::move(padding));
+            moved = true;
+            return state_ == State::open;
         }
+        // The file could not be read under a frame whose size is on the
+        // wire: the frame cannot be finished, so neither can the output.
+        fail({ErrorCode::io_error, "sendfile", errno});
         return false;
     }
     return true;

@@ -46,8 +46,7 @@ class OpenFile;
 // anywhere, a failed allocation included.
 struct SendFailure {
     // connection_lost: the peer is gone (reset, broken pipe, a failed write);
-    // io_error: a file range could not be read (or the file shrank under a
-    // frame whose size is on the wire already); internal: the server's own.
+    // io_error: a file range could not be read; internal: the server's own.
     ErrorCode code = ErrorCode::internal;
     const char* reason = "";
     int error_number = 0; // errno or a negative libuv status; 0 if none
@@ -81,8 +80,9 @@ public:
     // Queues bytes after everything queued before.
     void send(std::string bytes);
     // Queues `length` bytes of `file` from `offset`, after everything queued
-    // before; they are sent with sendfile. The file must hold them: one that
-    // shrank is an io_error. The pages should be in the page cache already
+    // before; they are sent with sendfile. Bytes a file that shrank no
+    // longer holds go as zeros (the frame's size is on the wire already):
+    // the owner must check the file once the range has left. The pages should be in the page cache already
     // (sendfile runs on the loop).
     void send_file(std::shared_ptr<const OpenFile> file, std::uint64_t offset, std::size_t length);
 

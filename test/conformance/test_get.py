@@ -171,6 +171,26 @@ class GetShrinkTest(ServerCase):
     def test_file_shrinking_during_get_is_file_changed(self):
         self.changed_get(lambda path: os.truncate(path, 1000), 41)
 
+    def test_file_shrinking_under_frames_already_sent_is_file_changed(self):
+        # DOC: section 4.4: a file that shrinks under frames whose sizes are
+        # on the wire (a server sending with sendfile(2), here with the
+        # digest known, which it sends from the page cache) still ends with
+        # file_changed in place of the trailer, the connection whole.
+        c = self.client(hello=False)
+        self.assertTrue(c.hello(version=2)["ok"])
+        r = self.ask(c, {"op": "digest", "id": 43, "name": "big.bin"})
+        self.assertTrue(r.get("ok"), r)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        r = self.ask(c, {"op": "get", "id": 44, "name": "big.bin"})
+        self.assertEqual((r["ok"], r["size"]), (True, self.SIZE))
+        first = c.recv_frame()
+        self.assertTrue(first.is_data)
+        os.truncate(self.server.path("big.bin"), 1000)
+        body, _, end = self.read_transfer(c)
+        self.assertLess(len(first.payload) + len(body), self.SIZE)
+        self.assertError(end, "file_changed", 44)
+        self.assertUsable(c)
+
     def test_file_rewritten_in_place_during_get_is_file_changed(self):
         def rewrite(path):
             # Same name, inode and size; other bytes (what cp over it does
