@@ -25,7 +25,56 @@ std::string in_quotes(const std::string& path)
     return "\"" + path + "\"";
 }
 
+// Where a path-taking call works: the folder's descriptor and the path's
+// last name, or the path itself from the working folder.
+int dir_of(const LocalFolder* in)
+{
+    return in != nullptr ? in->fd() : AT_FDCWD;
+}
+
+std::string name_in(const LocalFolder* in, const std::string& path)
+{
+    return in != nullptr ? base_name(path) : path;
+}
+
 } // namespace
+
+LocalFolder::~LocalFolder()
+{
+    ::close(fd_);
+}
+
+Result<std::shared_ptr<const LocalFolder>> open_tree_folder(const std::string& root, const std::string& path)
+{
+    int at = sys::retry_on_eintr([&] { return ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
+    if (at < 0) {
+        return local_error("cannot open the folder " + in_quotes(root), errno);
+    }
+    auto folder = std::make_shared<const LocalFolder>(root, at);
+    std::string reached = root;
+    std::size_t begin = 0;
+    for (auto slash = path.find('/'); slash != std::string::npos; slash = path.find('/', begin)) {
+        const std::string name = path.substr(begin, slash - begin);
+        begin = slash + 1;
+        if (name.empty() || name == ".") {
+            continue;
+        }
+        reached += (reached.ends_with('/') ? "" : "/") + name;
+        const int next = sys::retry_on_eintr([&] {
+            return ::openat(folder->fd(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        });
+        if (next < 0) {
+            const int err = errno;
+            if (err == ELOOP || err == ENOTDIR) {
+                return Error{ErrorCode::local_io,
+                             in_quotes(reached) + " is not a folder (a symbolic link is not followed)"};
+            }
+            return local_error("cannot open the folder " + in_quotes(reached), err);
+        }
+        folder = std::make_shared<const LocalFolder>(reached, next);
+    }
+    return folder;
+}
 
 LocalFile::LocalFile(LocalFile&& other) noexcept : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)) {}
 
@@ -48,10 +97,11 @@ LocalFile::~LocalFile()
     }
 }
 
-Result<LocalFile> LocalFile::open(const std::string& path, int flags, unsigned mode)
+Result<LocalFile> LocalFile::open(const std::string& path, int flags, unsigned mode, const LocalFolder* in)
 {
-    const int fd =
-        sys::retry_on_eintr([&] { return ::open(path.c_str(), flags | O_CLOEXEC, static_cast<mode_t>(mode)); });
+    const std::string name = name_in(in, path);
+    const int fd = sys::retry_on_eintr(
+        [&] { return ::openat(dir_of(in), name.c_str(), flags | O_CLOEXEC, static_cast<mode_t>(mode)); });
     if (fd < 0) {
         return local_error("cannot open " + in_quotes(path), errno);
     }
@@ -161,9 +211,9 @@ std::string state_path(const std::string& dest)
     return part_path(dest) + std::string(kStateSuffix);
 }
 
-Result<DownloadState> read_download_state(const std::string& path)
+Result<DownloadState> read_download_state(const std::string& path, const LocalFolder* in)
 {
-    auto file = LocalFile::open(path, O_RDONLY);
+    auto file = LocalFile::open(path, O_RDONLY | (in != nullptr ? O_NOFOLLOW | O_NONBLOCK : 0), 0, in);
     if (!file) {
         return file.error();
     }
@@ -192,7 +242,7 @@ Result<DownloadState> read_download_state(const std::string& path)
                          *decoded->part};
 }
 
-Status write_download_state(const std::string& path, const DownloadState& state)
+Status write_download_state(const std::string& path, const DownloadState& state, const LocalFolder* in)
 {
     ResumeState resume;
     resume.name = state.name;
@@ -204,7 +254,7 @@ Status write_download_state(const std::string& path, const DownloadState& state)
     resume.part = state.part;
     const std::string text = encode_resume_state(resume);
     const std::string temporary = path + std::string(kStateTemporarySuffix);
-    auto file = LocalFile::open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    auto file = LocalFile::open(temporary, O_WRONLY | O_CREAT | O_TRUNC | (in != nullptr ? O_NOFOLLOW : 0), 0644, in);
     if (!file) {
         return file.error();
     }
@@ -216,10 +266,10 @@ Status write_download_state(const std::string& path, const DownloadState& state)
         done = file->close();
     }
     if (done) {
-        done = rename_file(temporary, path);
+        done = rename_file(temporary, path, in);
     }
     if (!done) {
-        ::unlink(temporary.c_str());
+        (void)remove_file(temporary, in);
     }
     return done;
 }
@@ -259,8 +309,23 @@ std::string kind_of(mode_t mode)
 
 } // namespace
 
-Result<DownloadTarget> inspect_download_target(const std::string& dest)
+Result<DownloadTarget> inspect_download_target(const std::string& dest, const LocalFolder* in)
 {
+    if (in != nullptr) {
+        // A name of a tree: only what stands there itself, nothing followed.
+        struct stat st {};
+        if (::fstatat(in->fd(), base_name(dest).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno == ENOENT) {
+                return DownloadTarget{TargetKind::absent, dest, {}};
+            }
+            return local_error("cannot look at " + in_quotes(dest), errno);
+        }
+        if (!S_ISREG(st.st_mode)) {
+            return Error{ErrorCode::local_io, in_quotes(dest) + " is " + kind_of(st.st_mode) +
+                                                  ": nothing is downloaded onto it (a name of the tree is not followed)"};
+        }
+        return DownloadTarget{TargetKind::regular, dest, {}};
+    }
     const int fd = sys::retry_on_eintr([&] { return ::open(dest.c_str(), O_PATH | O_CLOEXEC); });
     if (fd < 0) {
         const int error = errno;
@@ -332,17 +397,17 @@ Result<LocalFile> open_stream_target(const DownloadTarget& target)
     return LocalFile(target.path, fd);
 }
 
-Status publish_download(const std::string& part, const std::string& dest)
+Status publish_download(const std::string& part, const std::string& dest, const LocalFolder* in)
 {
     // The target was inspected before the transfer; look again just before
     // the rename, the one step that works by name.
     struct stat st {};
-    if (::lstat(dest.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    if (::fstatat(dir_of(in), name_in(in, dest).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
         return Error{ErrorCode::local_io, in_quotes(dest) + " became " + kind_of(st.st_mode) +
                                               " during the download; the verified file is kept as " +
                                               in_quotes(part)};
     }
-    return rename_file(part, dest);
+    return rename_file(part, dest, in);
 }
 
 bool is_directory(const std::string& path)
@@ -363,24 +428,30 @@ std::string base_name(std::string_view path)
     return std::string(path);
 }
 
-Status remove_file(const std::string& path)
+Status remove_file(const std::string& path, const LocalFolder* in)
 {
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    if (::unlinkat(dir_of(in), name_in(in, path).c_str(), 0) != 0 && errno != ENOENT) {
         return local_error("cannot remove " + in_quotes(path), errno);
     }
     return success();
 }
 
-Status rename_file(const std::string& from, const std::string& to)
+Status rename_file(const std::string& from, const std::string& to, const LocalFolder* in)
 {
-    if (::rename(from.c_str(), to.c_str()) != 0) {
+    if (::renameat(dir_of(in), name_in(in, from).c_str(), dir_of(in), name_in(in, to).c_str()) != 0) {
         return local_error("cannot rename " + in_quotes(from) + " to " + in_quotes(to), errno);
     }
     return success();
 }
 
-Status sync_parent_folder(const std::string& path)
+Status sync_parent_folder(const std::string& path, const LocalFolder* in)
 {
+    if (in != nullptr) {
+        if (::fsync(in->fd()) != 0) {
+            return local_error("cannot sync " + in_quotes(in->path()), errno);
+        }
+        return success();
+    }
     const auto slash = path.rfind('/');
     const std::string folder = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
     auto dir = LocalFile::open(folder, O_RDONLY | O_DIRECTORY);

@@ -8,6 +8,7 @@
 #include "status.hpp"
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -18,6 +19,31 @@ namespace ferry::client {
 inline constexpr std::string_view kPartSuffix = ".ferry-part";
 inline constexpr std::string_view kStateSuffix = ".state";
 inline constexpr std::string_view kStateTemporarySuffix = ".tmp";
+
+// A folder of a download tree (get -r, sync's pull), opened by a walk from
+// the tree's root one name at a time with O_NOFOLLOW|O_DIRECTORY. A file's
+// part, sidecar, rename and folder sync all go through this descriptor
+// (the functions below that take `in`), never through the folder's path
+// again: a folder swapped for a symbolic link after the walk is not
+// followed, so nothing lands outside the tree.
+class LocalFolder {
+public:
+    LocalFolder(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+    LocalFolder(const LocalFolder&) = delete;
+    LocalFolder& operator=(const LocalFolder&) = delete;
+    ~LocalFolder();
+
+    const std::string& path() const { return path_; } // for messages
+    int fd() const { return fd_; }
+
+private:
+    std::string path_;
+    int fd_;
+};
+// The folder of `path` (a path below `root`, which the user named and
+// whose own links are followed); every folder on the way from `root` must
+// be a real folder, a symbolic link is an error.
+Result<std::shared_ptr<const LocalFolder>> open_tree_folder(const std::string& root, const std::string& path);
 
 class LocalFile {
 public:
@@ -30,7 +56,9 @@ public:
     ~LocalFile();
 
     // open(2) with O_CLOEXEC added.
-    static Result<LocalFile> open(const std::string& path, int flags, unsigned mode = 0644);
+    // With `in`: opened in that folder by path's last name (openat).
+    static Result<LocalFile> open(const std::string& path, int flags, unsigned mode = 0644,
+                                  const LocalFolder* in = nullptr);
 
     const std::string& path() const { return path_; }
     int fd() const { return fd_; }
@@ -82,9 +110,9 @@ std::string state_path(const std::string& dest);
 // The sidecar is protocol/resume_state's format, whose decoder also reads
 // the version-2 sidecars of older builds. A missing, unreadable or malformed
 // sidecar, or one without the download's fields, is an Error; callers start over.
-Result<DownloadState> read_download_state(const std::string& path);
+Result<DownloadState> read_download_state(const std::string& path, const LocalFolder* in = nullptr);
 // Atomic: written beside, synced, renamed over `path`.
-Status write_download_state(const std::string& path, const DownloadState& state);
+Status write_download_state(const std::string& path, const DownloadState& state, const LocalFolder* in = nullptr);
 
 // Where `get NAME [LOCAL]` writes: ./NAME, LOCAL, or LOCAL/NAME when LOCAL
 // is an existing folder.
@@ -110,13 +138,14 @@ struct DownloadTarget {
 
 // A folder, a socket or a symbolic link to nothing is an Error: ferry
 // never renames a file over what it does not own.
-Result<DownloadTarget> inspect_download_target(const std::string& dest);
+// With `in` (a tree's name): nothing is followed, a link there is an Error.
+Result<DownloadTarget> inspect_download_target(const std::string& dest, const LocalFolder* in = nullptr);
 // Opens a stream target for writing, through its descriptor (a FIFO waits
 // here for its reader; Ctrl-C ends the wait).
 Result<LocalFile> open_stream_target(const DownloadTarget& target);
 // Renames a verified part onto `dest`, unless something other than a
 // regular file has appeared there since the target was inspected.
-Status publish_download(const std::string& part, const std::string& dest);
+Status publish_download(const std::string& part, const std::string& dest, const LocalFolder* in = nullptr);
 
 // A download verified but not yet published: its part file, still open,
 // with the server's mtime already set; a PublishBatch makes it durable
@@ -125,15 +154,17 @@ struct VerifiedPart {
     LocalFile part;    // part.path() is DEST's part_path
     std::string dest;  // where it is published
     std::string state; // its sidecar (state_path), removed once published
+    std::shared_ptr<const LocalFolder> folder = {}; // set for a tree's file: all three are in it
 };
 
 bool is_directory(const std::string& path);
 // The last component of a path ("dir/a.txt" -> "a.txt", "dir/" -> "dir").
 std::string base_name(std::string_view path);
 // unlink(2) that is happy when the file is already gone.
-Status remove_file(const std::string& path);
-Status rename_file(const std::string& from, const std::string& to);
+// With `in`, these work in that folder by the paths' last names.
+Status remove_file(const std::string& path, const LocalFolder* in = nullptr);
+Status rename_file(const std::string& from, const std::string& to, const LocalFolder* in = nullptr);
 // fsync of the folder holding `path`, so a rename in it is durable.
-Status sync_parent_folder(const std::string& path);
+Status sync_parent_folder(const std::string& path, const LocalFolder* in = nullptr);
 
 } // namespace ferry::client

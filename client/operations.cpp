@@ -124,13 +124,13 @@ Result<bool> hash_prefix(const LocalFile& file, std::uint64_t length, TransferHa
 // the checkpoint before a crash) its first bytes_held bytes are read again
 // and must hash to the checkpoint's digest, else the download starts over.
 std::optional<Resumable> load_resumable(const std::string& name, const std::string& part, const std::string& state_file,
-                                        HashKind kind)
+                                        HashKind kind, const LocalFolder* in)
 {
-    auto state = read_download_state(state_file);
+    auto state = read_download_state(state_file, in);
     if (!state || state->name != name) {
         return std::nullopt;
     }
-    auto file = LocalFile::open(part, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    auto file = LocalFile::open(part, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0, in);
     if (!file) {
         return std::nullopt;
     }
@@ -170,8 +170,9 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
 {
     const std::string part = part_path(options.dest);
     const std::string state_file = state_path(options.dest);
+    const LocalFolder* in = options.folder.get();
     if (resumable) {
-        auto file = LocalFile::open(part, O_WRONLY | O_NOFOLLOW | O_NONBLOCK);
+        auto file = LocalFile::open(part, O_WRONLY | O_NOFOLLOW | O_NONBLOCK, 0, in);
         if (!file) {
             return file.error();
         }
@@ -183,15 +184,15 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
             return moved.error();
         }
         return PartFile(std::move(file.value()), state_file, std::move(resumable->state), std::move(resumable->hash),
-                        true);
+                        true, options.folder);
     }
     // A sidecar must never describe bytes it no longer matches: drop it first.
-    if (auto removed = remove_file(state_file); !removed) {
+    if (auto removed = remove_file(state_file, in); !removed) {
         return removed.error();
     }
     // O_NONBLOCK: a FIFO planted under the part's name must not hang us;
     // whatever it is, only a regular file is written as a part.
-    auto file = LocalFile::open(part, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK, 0644);
+    auto file = LocalFile::open(part, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK, 0644, in);
     if (!file) {
         return file.error();
     }
@@ -200,7 +201,8 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
         return Error{ErrorCode::local_io, "\"" + part + "\" is not a regular file: it cannot hold the download"};
     }
     DownloadState state{options.name, remote.size, remote.mtime, 0, {}, {}, {}};
-    return PartFile(std::move(file.value()), state_file, std::move(state), TransferHash(options.hash), false);
+    return PartFile(std::move(file.value()), state_file, std::move(state), TransferHash(options.hash), false,
+                    options.folder);
 }
 
 Error unexpected_hash(const GetOptions& options, HashKind sent)
@@ -291,8 +293,8 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& op
             if (error.code == ErrorCode::file_changed) {
                 // Old and new bytes mixed: nothing of it is worth resuming.
                 (void)part.file().close();
-                (void)remove_file(part_path(options.dest));
-                (void)remove_file(state_path(options.dest));
+                (void)remove_file(part_path(options.dest), options.folder.get());
+                (void)remove_file(state_path(options.dest), options.folder.get());
                 error.message += "; nothing was kept, get it again";
                 return error;
             }
@@ -318,15 +320,15 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& op
         if (trailer->body.hash != options.hash) {
             // An older server that ignored "hash": nothing to check against.
             (void)part.file().close();
-            (void)remove_file(part_path(options.dest));
-            (void)remove_file(state_path(options.dest));
+            (void)remove_file(part_path(options.dest), options.folder.get());
+            (void)remove_file(state_path(options.dest), options.folder.get());
             return unexpected_hash(options, trailer->body.hash);
         }
         const std::string digest = part.hash().hex_digest();
         if (digest != trailer->body.digest) {
             (void)part.file().close();
-            (void)remove_file(part_path(options.dest));
-            (void)remove_file(state_path(options.dest));
+            (void)remove_file(part_path(options.dest), options.folder.get());
+            (void)remove_file(state_path(options.dest), options.folder.get());
             std::string message = "the bytes received hash to " + digest + ", but \"" + options.name + "\" hashes to " +
                                   trailer->body.digest + "; the download was discarded";
             if (offset > 0) {
@@ -346,7 +348,7 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& op
         if (done && options.defer_publish) {
             // Durable and published later, with a batch (publish_batch.hpp).
             part.file().start_writeback();
-            verified = VerifiedPart{std::move(part.file()), options.dest, state_path(options.dest)};
+            verified = VerifiedPart{std::move(part.file()), options.dest, state_path(options.dest), options.folder};
             return TransferResult{remote, options.dest, options.hash, digest, offset};
         }
         if (done) {
@@ -356,14 +358,14 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& op
             done = part.file().close();
         }
         if (done) {
-            done = publish_download(part_path(options.dest), options.dest);
+            done = publish_download(part_path(options.dest), options.dest, options.folder.get());
         }
         if (!done) {
             return done.error();
         }
-        (void)remove_file(state_path(options.dest));
+        (void)remove_file(state_path(options.dest), options.folder.get());
         if (options.sync_folder) {
-            (void)sync_parent_folder(options.dest);
+            (void)sync_parent_folder(options.dest, options.folder.get());
         }
         return TransferResult{remote, options.dest, options.hash, digest, offset};
     }
@@ -560,9 +562,22 @@ Result<PendingGet> prepare_get(const GetOptions& options)
     }
     PendingGet pending;
     pending.options = options;
+    if (!options.tree_root.empty() && !options.to_stdout) {
+        // A name of a tree: its folder reached without following a link,
+        // and held, so that the part and its publish stay in that folder.
+        const std::string& root = options.tree_root;
+        if (!options.dest.starts_with(root)) {
+            return Error{ErrorCode::local_io, "\"" + options.dest + "\" is not below \"" + root + "\""};
+        }
+        auto folder = open_tree_folder(root, options.dest.substr(root.size()));
+        if (!folder) {
+            return folder.error();
+        }
+        pending.options.folder = std::move(folder.value());
+    }
     if (!options.to_stdout) {
         // Before any byte moves: what is there decides how the file lands.
-        auto target = inspect_download_target(options.dest);
+        auto target = inspect_download_target(options.dest, pending.options.folder.get());
         if (!target) {
             return target.error();
         }
@@ -572,7 +587,7 @@ Result<PendingGet> prepare_get(const GetOptions& options)
     if (options.resume && !options.to_stdout && pending.target.kind != TargetKind::stream) {
         pending.resumable =
             load_resumable(options.name, part_path(pending.options.dest), state_path(pending.options.dest),
-                           options.hash);
+                           options.hash, pending.options.folder.get());
     }
     pending.offset = pending.resumable ? pending.resumable->state.bytes_held : 0;
     return pending;

@@ -50,6 +50,13 @@ Result<StatsReply> server_stats(Connection& connection);
 struct GetOptions {
     std::string name; // a path on the server (a name on a version-1 connection)
     std::string dest; // the final local path (see resolve_download_path)
+    // Set where dest is a name of a tree below this folder (get -r, sync's
+    // pull): dest's folder is then opened by a walk from here that follows
+    // no link, and the part, its sidecar and the publish all go through
+    // that descriptor (local_files.hpp's LocalFolder). Empty: dest is a
+    // path the user named, links in it followed.
+    std::string tree_root;
+    std::shared_ptr<const LocalFolder> folder; // set by prepare_get
     // Give the file the server's modification time (get -p): set on the
     // verified part before it is renamed into place, so the published file
     // never shows another time.

@@ -22,10 +22,11 @@ HashPipeline::Writer writer_for(const LocalFile& file)
 
 } // namespace
 
-PartFile::PartFile(LocalFile file, std::string state_file, DownloadState state, TransferHash hash, bool recorded)
+PartFile::PartFile(LocalFile file, std::string state_file, DownloadState state, TransferHash hash, bool recorded,
+                   std::shared_ptr<const LocalFolder> folder)
     : file_(std::move(file)), state_file_(std::move(state_file)), state_(std::move(state)),
       hash_(std::make_unique<HashPipeline>(std::move(hash), writer_for(file_))), held_(state_.bytes_held),
-      recorded_(recorded)
+      recorded_(recorded), folder_(std::move(folder))
 {
 }
 
@@ -57,7 +58,7 @@ Status PartFile::checkpoint()
     state_.digest_state = hash_->hash().save_state();
     state_.prefix_digest = hash_->hash().hex_digest();
     state_.part = identity.value();
-    auto written = write_download_state(state_file_, state_);
+    auto written = write_download_state(state_file_, state_, folder_.get());
     if (written) {
         recorded_ = true;
         durable_ = held_;
@@ -73,7 +74,7 @@ void PartFile::leave_for_resume(bool record_now)
     hash_->abandon(); // nothing is written after the close
     (void)file_.close();
     if (!recorded_) {
-        (void)remove_file(file_.path());
+        (void)remove_file(file_.path(), folder_.get());
     }
 }
 

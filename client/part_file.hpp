@@ -20,7 +20,9 @@ namespace ferry::client {
 class PartFile {
 public:
     // `recorded`: a sidecar already vouches for some of the part (a resume).
-    PartFile(LocalFile file, std::string state_file, DownloadState state, TransferHash hash, bool recorded);
+    // `folder`: for a tree's file, the folder the part and sidecar are in.
+    PartFile(LocalFile file, std::string state_file, DownloadState state, TransferHash hash, bool recorded,
+             std::shared_ptr<const LocalFolder> folder = nullptr);
 
     std::uint64_t held() const { return held_; }
     const TransferHash& hash() { return hash_->hash(); }
@@ -51,6 +53,7 @@ private:
     std::uint64_t held_;
     std::uint64_t durable_ = held_;
     bool recorded_;
+    std::shared_ptr<const LocalFolder> folder_;
 };
 
 } // namespace ferry::client

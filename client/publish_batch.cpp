@@ -1,12 +1,14 @@
 #include "publish_batch.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
 #include <map>
 #include <memory>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 namespace ferry::client {
@@ -202,7 +204,11 @@ void PublishBatch::publish(std::vector<Held>& batch)
     });
 
     // 2. Only then the renames: a name never shows a file the disk may not hold.
-    std::map<std::string, std::vector<std::size_t>> folders; // folder -> the files published into it
+    // folder -> the files published into it; a tree's folder also by the
+    // identity of the descriptor it was renamed in (each file walked to its
+    // own), so that it is synced once, and one swapped meanwhile apart.
+    using FolderKey = std::tuple<std::string, dev_t, ino_t>;
+    std::map<FolderKey, std::vector<std::size_t>> folders;
     for (std::size_t i = 0; i < batch.size(); ++i) {
         VerifiedPart& part = batch[i].part;
         const std::string part_name = part.part.path();
@@ -210,29 +216,41 @@ void PublishBatch::publish(std::vector<Held>& batch)
             status[i] = part.part.close();
         }
         if (status[i]) {
-            status[i] = publish_download(part_name, part.dest);
+            status[i] = publish_download(part_name, part.dest, part.folder.get());
             seen(PublishStep::rename, part.dest);
         }
         if (!status[i]) {
             batch[i].done(status[i]);
             continue;
         }
-        (void)remove_file(part.state);
-        folders[folder_of(part.dest)].push_back(i);
+        (void)remove_file(part.state, part.folder.get());
+        struct stat st {};
+        if (part.folder != nullptr && ::fstat(part.folder->fd(), &st) != 0) {
+            st = {};
+        }
+        folders[FolderKey{folder_of(part.dest), st.st_dev, st.st_ino}].push_back(i);
     }
 
     // 3. One sync per folder that received a file, side by side: the renames durable.
-    std::vector<std::pair<std::string, std::vector<std::size_t>>> listed(folders.begin(), folders.end());
+    std::vector<std::pair<FolderKey, std::vector<std::size_t>>> listed(folders.begin(), folders.end());
     helpers_->run(listed.size(), [&](std::size_t f) {
-        const std::string& folder = listed[f].first;
-        auto opened = LocalFile::open(folder, O_RDONLY | O_DIRECTORY);
-        const Status synced = opened ? opened->sync() : Status(opened.error());
+        const std::string& folder = std::get<0>(listed[f].first);
+        // A tree's folder is synced through the descriptor its files were
+        // renamed in, never reopened by its name.
+        const LocalFolder* held = batch[listed[f].second.front()].part.folder.get();
+        Status synced = success();
+        if (held != nullptr) {
+            synced = sync_parent_folder(batch[listed[f].second.front()].part.dest, held);
+        } else {
+            auto opened = LocalFile::open(folder, O_RDONLY | O_DIRECTORY);
+            synced = opened ? opened->sync() : Status(opened.error());
+        }
         seen(PublishStep::sync_folder, folder);
         for (const std::size_t i : listed[f].second) {
             status[i] = synced;
         }
     });
-    for (const auto& [folder, files] : listed) {
+    for (const auto& [key, files] : listed) {
         for (const std::size_t i : files) {
             batch[i].done(status[i]);
         }

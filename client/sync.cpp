@@ -351,6 +351,7 @@ void pull_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
             GetOptions options;
             options.name = remote_join(arguments.remote, transfer.path);
             options.dest = local_join(arguments.local, transfer.path);
+            options.tree_root = arguments.local; // nothing below it is followed
             options.resume = true;
             options.hash = arguments.hash;
             options.preserve_mtime = true;

@@ -243,6 +243,7 @@ void get_files(Connection& connection, const Output& output, Report& report, con
         GetOptions options;
         options.name = items[i].name;
         options.dest = items[i].local;
+        options.tree_root = items[i].tree_root;
         options.to_stdout = options.dest == "-";
         options.resume = flags.resume;
         options.hash = flags.hash;
@@ -618,7 +619,7 @@ bool plan_tree(Connection& connection, const Output& output, GetPlan& plan, cons
         } else if (auto in_the_way = refuse_in_the_way(local)) {
             plan.add({remote, local}, *in_the_way);
         } else {
-            plan.add({remote, local});
+            plan.add({remote, local, root});
         }
     }
     if (listed->skipped_invalid_names > 0) {

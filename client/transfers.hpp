@@ -85,6 +85,10 @@ inline int run_puts(Connection& connection, const Output& output, const std::vec
 struct GetItem {
     std::string name;
     std::string local;
+    // A tree's name (get -r, sync): the folder `local` is below, reached
+    // without following a link (GetOptions::tree_root). Empty: `local` is
+    // the user's, its links followed.
+    std::string tree_root = {};
 };
 struct PutItem {
     std::string local;

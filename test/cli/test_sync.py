@@ -6,6 +6,7 @@ that, run again, finishes the job byte for byte.
 Usage: test_sync.py --ferryd PATH --ferry PATH [unittest arguments]"""
 
 import argparse
+import ctypes
 import hashlib
 import json
 import os
@@ -14,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -435,6 +437,80 @@ class Interrupted(SyncTest):
         self.assertEqual(process.returncode, -signal.SIGINT, err)
         self.sync(self.src, ":")
         self.assertEqual(tree_of(self.root), tree_of(self.src))
+
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+LIBC.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+AT_FDCWD = -100
+RENAME_EXCHANGE = 2
+
+
+class SwappedFolder(SyncTest):
+    """A pull's folder swapped for a symbolic link to elsewhere while files
+    are written into it (anyone who can write in the destination can): the
+    parts, sidecars and renames go through a descriptor of the folder walked
+    to without following links, so nothing ever lands through the link."""
+
+    FILES = 300
+
+    def setUp(self):
+        super().setUp()
+        folder = os.path.join(self.root, "top", "x")
+        os.makedirs(folder)
+        for i in range(self.FILES):
+            with open(os.path.join(folder, f"f{i:03d}"), "wb") as f:
+                f.write(bytes([i % 251]) * 20_000)
+        self.outside = os.path.join(self.dir, "outside")
+        os.mkdir(self.outside)
+
+    def pull_while_swapping(self, folder, *args):
+        """Runs ferry ARGS; once FOLDER is there, exchanges it again and
+        again with a link to the outside folder until ferry ends. Its result
+        and how many exchanges were made."""
+        link = folder + ".link"
+        process = subprocess.Popen(self.argv(*args), cwd=self.local, env=self.env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        swaps = 0
+        stop = threading.Event()
+
+        def swap():
+            nonlocal swaps
+            while not stop.is_set() and not os.path.isdir(folder):
+                time.sleep(0.001)
+            if stop.is_set():
+                return
+            os.symlink(self.outside, link)
+            while not stop.is_set():
+                if LIBC.renameat2(AT_FDCWD, folder.encode(), AT_FDCWD, link.encode(), RENAME_EXCHANGE) == 0:
+                    swaps += 1
+
+        swapper = threading.Thread(target=swap)
+        swapper.start()
+        try:
+            out, err = process.communicate(timeout=240)  # ends, with errors: no hang
+        finally:
+            stop.set()
+            swapper.join()
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        return process.returncode, out, err, swaps
+
+    def check(self, result):
+        returncode, _, err, swaps = result
+        self.assertGreater(swaps, 10, "the folder was hardly swapped: the test proved nothing")
+        self.assertEqual(os.listdir(self.outside), [], "written through the link")
+        self.assertNotEqual(returncode, 0, err)
+        self.assertIn(b"is not a folder (a symbolic link is not followed)", err)
+
+    def test_sync_pull_never_writes_through_a_folder_swapped_for_a_link(self):
+        dest = os.path.join(self.local, "copy")
+        self.check(self.pull_while_swapping(os.path.join(dest, "top", "x"), "sync", "-j", "1", ":", dest))
+
+    def test_get_r_never_writes_through_a_folder_swapped_for_a_link(self):
+        dest = os.path.join(self.local, "copy")
+        os.mkdir(dest)
+        self.check(self.pull_while_swapping(os.path.join(dest, "top", "x"), "get", "-r", "top", "-C", dest))
 
 
 def main():
