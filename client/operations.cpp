@@ -215,10 +215,21 @@ Error unexpected_hash(const GetOptions& options, HashKind sent)
 
 // Reads the data frames and the trailer of an accepted get into the part
 // file, then verifies and publishes it.
-Result<TransferResult> receive_file(Connection& connection, const GetOptions& options, std::uint64_t id,
+Result<TransferResult> receive_file(Connection& connection, const GetOptions& asked, std::uint64_t id,
                                const FileInfo& remote, std::uint64_t offset, std::optional<Resumable> resumable,
                                std::optional<VerifiedPart>& verified)
 {
+    GetOptions options = asked;
+    if (!options.tree_root.empty()) {
+        // A tree's name: its folder walked to again now, without following
+        // a link, and held until the file is published in it.
+        auto folder = open_tree_folder(options.tree_root, options.dest.substr(options.tree_root.size()));
+        if (!folder) {
+            connection.close(); // the server is already sending
+            return folder.error();
+        }
+        options.folder = std::move(folder.value());
+    }
     auto opened = open_part(options, remote, std::move(resumable));
     if (!opened) {
         connection.close(); // the server is already sending
@@ -573,6 +584,9 @@ Result<PendingGet> prepare_get(const GetOptions& options)
         if (!folder) {
             return folder.error();
         }
+        // Only for the looks below: a batch prepares all its files first,
+        // and a descriptor held per file could run out; receive_file
+        // walks again and holds the folder while the file is written.
         pending.options.folder = std::move(folder.value());
     }
     if (!options.to_stdout) {
@@ -590,6 +604,7 @@ Result<PendingGet> prepare_get(const GetOptions& options)
                            options.hash, pending.options.folder.get());
     }
     pending.offset = pending.resumable ? pending.resumable->state.bytes_held : 0;
+    pending.options.folder.reset();
     return pending;
 }
 
