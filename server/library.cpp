@@ -386,8 +386,8 @@ Error not_regular(std::string_view path)
 
 Result<FileInfo> Library::stat(std::string_view path) const
 {
-    if (auto refused = check_path(path)) {
-        return *refused; // "" too: the root is no regular file
+    if (path.empty()) {
+        return *check_path(path); // the root is no regular file
     }
     auto info = stat_entry_or_folder(path);
     if (info && info->type == EntryType::folder) {
@@ -404,18 +404,29 @@ Result<FileInfo> Library::stat_entry_or_folder(std::string_view path) const
     if (auto gone = check_root()) {
         return *gone;
     }
-    struct ::stat st {};
     if (path.empty()) {
-        if (::fstat(root_fd_, &st) != 0) {
-            return file_error(errno, "cannot stat", "the root");
-        }
-        return file_info("", st);
+        return describe_root();
     }
     auto located = locate(path, "stat");
     if (!located) {
         return located.error();
     }
-    if (stat_located(*located, st) != 0) {
+    return describe(*located, path);
+}
+
+Result<FileInfo> Library::describe_root() const
+{
+    struct ::stat st {};
+    if (::fstat(root_fd_, &st) != 0) {
+        return file_error(errno, "cannot stat", "the root");
+    }
+    return file_info("", st);
+}
+
+Result<FileInfo> Library::describe(const Located& located, std::string_view path) const
+{
+    struct ::stat st {};
+    if (stat_located(located, st) != 0) {
         return file_error(errno, "cannot stat", path);
     }
     if (S_ISDIR(st.st_mode)) {

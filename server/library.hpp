@@ -277,6 +277,11 @@ private:
     // lstat of the located entry (never through a link), repeated once after
     // ESTALE (estale.hpp); 0 or -1 with errno, as fstatat(2).
     static int stat_located(const Located& located, struct ::stat& st);
+    // What stat_entry_or_folder says of the located entry (or of the root):
+    // a regular file, or a folder on the root's file system; anything else
+    // not_regular_file or forbidden.
+    Result<FileInfo> describe(const Located& located, std::string_view path) const;
+    Result<FileInfo> describe_root() const;
     std::optional<Error> replaceable(std::string_view path, bool parents, bool make_parents) const;
     // Removes what folder `fd` holds (see remove()); `relative` its path for
     // messages; `blocker` gets the first entry left.

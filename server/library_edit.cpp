@@ -433,25 +433,19 @@ Result<FileInfo> Library::set_mtime(std::string_view path, std::int64_t mtime) c
     // Only the modification time: the access time stays (UTIME_OMIT), as
     // `touch -m` and rsync do.
     const struct timespec times[2] = {{0, UTIME_OMIT}, {static_cast<time_t>(mtime), 0}};
-    struct ::stat st {};
     if (path.empty()) {
-        if (::futimens(root_fd_, times) != 0 || ::fstat(root_fd_, &st) != 0) {
+        if (::futimens(root_fd_, times) != 0) {
             return file_error(errno, "cannot set the modification time of", "the root");
         }
-        return file_info("", st);
+        return describe_root();
     }
     auto located = locate(path, "retimed");
     if (!located) {
         return located.error();
     }
-    if (stat_located(*located, st) != 0) {
-        return file_error(errno, "cannot stat", path);
-    }
-    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
-        return Error{ErrorCode::not_regular_file, quoted(path) + " is not a regular file or folder"};
-    }
-    if (st.st_dev != root_device_) {
-        return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
+    // What a stat accepts: a regular file, or a folder on this file system.
+    if (auto refused = describe(*located, path); !refused) {
+        return refused.error();
     }
     // By name, relative to the parent's descriptor and without following a
     // final link: nothing is opened, so a FIFO or device swapped in since
@@ -462,10 +456,7 @@ Result<FileInfo> Library::set_mtime(std::string_view path, std::int64_t mtime) c
         }) != 0) {
         return file_error(errno, "cannot set the modification time of", path);
     }
-    if (stat_located(*located, st) != 0) {
-        return file_error(errno, "cannot stat", path);
-    }
-    return file_info(std::string(path), st);
+    return describe(*located, path);
 }
 
 } // namespace ferry::server
