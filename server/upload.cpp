@@ -1,5 +1,7 @@
 #include "upload.hpp"
 
+#include "chunk_cache.hpp"
+
 #include <algorithm>
 #include <cstring>
 
@@ -43,6 +45,11 @@ Upload::Upload(TransferHost& host, SessionIo& io, const Config& config, Counters
 
 Upload::~Upload()
 {
+    // The next uploads on this loop take these rather than fresh memory.
+    auto& cache = ChunkCache::of_this_thread();
+    for (auto& bytes : spare_) {
+        cache.give(std::move(bytes), staging_capacity_);
+    }
     try {
         line_.ended(moved(), "interrupted", "the connection was closed");
     } catch (...) {
@@ -151,6 +158,7 @@ void Upload::keep(std::string why)
 // again), which on a disk, where chunks wait longer and more of them live,
 // cost ferryd more CPU than the writes themselves. No more buffers are kept
 // than the backpressure lets live at once, so the bound on memory is the same.
+// A finished upload leaves its buffers to the next ones (ChunkCache).
 Upload::Chunk Upload::new_chunk()
 {
     Chunk chunk;
@@ -158,7 +166,7 @@ Upload::Chunk Upload::new_chunk()
         chunk.bytes = std::move(spare_.back());
         spare_.pop_back();
     } else {
-        chunk.bytes = std::make_unique_for_overwrite<char[]>(staging_capacity_);
+        chunk.bytes = ChunkCache::of_this_thread().take(staging_capacity_);
     }
     return chunk;
 }

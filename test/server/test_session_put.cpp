@@ -340,3 +340,36 @@ TEST_CASE("a put reuses its written staging chunks instead of allocating one per
     CHECK(content.size() / kChunk >= 60);
     CHECK(g_watched_arrays.load() <= 4);
 }
+
+TEST_CASE("uploads one after another take the staging chunks the finished ones left")
+{
+    // Chunks of 33,331 bytes (half the high-water), a size nothing else allocates.
+    constexpr std::size_t kChunk = 33'331;
+    constexpr int kUploads = 24;
+    g_watched_arrays = 0;
+    g_watched_array_size = kChunk;
+    // Sessions on this thread one after another, as a worker's loop serves
+    // them: what one session's uploads leave, the next session's take.
+    for (int session = 0; session < 2; ++session) {
+        Fixture f;
+        f.config.chunk_size = 1000;
+        f.config.receive_high_water = 2 * kChunk;
+        f.hello();
+        for (int i = 0; i < kUploads / 2; ++i) {
+            const std::string name = "small-" + std::to_string(session) + "-" + std::to_string(i) + ".bin";
+            const std::string content = pattern(3000 + static_cast<std::size_t>(i), static_cast<std::uint8_t>(i));
+            f.feed(control(Request{8, PutRequest{name, content.size(), false, HashKind::xxh3_128}}));
+            f.io.run_jobs();
+            f.feed(data_frame(content));
+            f.feed(control(Request{8, CommitRequest{xxh3_of(content), HashKind::xxh3_128}}));
+            f.io.run_jobs();
+            const auto replies = f.io.replies(2);
+            REQUIRE(parse_put_reply(replies[0]));
+            REQUIRE(parse_commit_reply(replies[1]));
+            CHECK(f.root.read(name) == content);
+        }
+    }
+    g_watched_array_size = 0;
+    // One chunk per upload before; now the first upload's chunk serves all.
+    CHECK(g_watched_arrays.load() <= 2);
+}

@@ -1,0 +1,37 @@
+#include "chunk_cache.hpp"
+
+namespace ferry::server {
+
+ChunkCache& ChunkCache::of_this_thread()
+{
+    thread_local ChunkCache cache;
+    return cache;
+}
+
+std::unique_ptr<char[]> ChunkCache::take(std::size_t size)
+{
+    if (size == size_ && !kept_.empty()) {
+        auto bytes = std::move(kept_.back());
+        kept_.pop_back();
+        return bytes;
+    }
+    return std::make_unique_for_overwrite<char[]>(size);
+}
+
+void ChunkCache::give(std::unique_ptr<char[]> bytes, std::size_t size)
+{
+    if (!bytes) {
+        return;
+    }
+    if (size != size_) {
+        // Another staging capacity (a reloaded configuration): the old
+        // size's chunks would never be taken again.
+        kept_.clear();
+        size_ = size;
+    }
+    if (kept_.size() < kKept) {
+        kept_.push_back(std::move(bytes));
+    }
+}
+
+} // namespace ferry::server

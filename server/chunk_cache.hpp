@@ -1,0 +1,43 @@
+// Staging chunks that finished uploads leave behind, kept for the next
+// uploads on the same event loop.
+//
+// Why: a fresh chunk costs a page fault per page as the socket fills it,
+// and glibc gives freed megabytes back to the system (munmap, or a trimmed
+// heap top), so an upload per small file paid for the mapping calls and the
+// faults of a whole chunk each time. Measured on this project's 2-core
+// machine: a push of 200 files of 1 MiB cost ferryd 1.0 CPU s with a fresh
+// chunk per upload and 0.55 s with chunks that stay mapped.
+//
+// One cache per thread: a worker's uploads all run on its loop thread, so
+// no lock is needed (chunks that end on a pool thread are simply freed).
+// It keeps at most kKept chunks of one size, so the memory it holds after
+// a burst is bounded (kKept x the staging capacity, 8 MiB by default).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+namespace ferry::server {
+
+class ChunkCache {
+public:
+    static constexpr std::size_t kKept = 8;
+
+    // The calling thread's cache.
+    static ChunkCache& of_this_thread();
+
+    // A chunk of `size` bytes, not zeroed: a kept one when one of that size is there.
+    std::unique_ptr<char[]> take(std::size_t size);
+    // Keeps `bytes` (a chunk of `size` bytes) for a later take(), or frees it
+    // when the cache is full or holds another size.
+    void give(std::unique_ptr<char[]> bytes, std::size_t size);
+
+    std::size_t kept() const { return kept_.size(); }
+
+private:
+    std::size_t size_ = 0; // the size of every kept chunk
+    std::vector<std::unique_ptr<char[]>> kept_;
+};
+
+} // namespace ferry::server
