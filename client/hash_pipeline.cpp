@@ -1,5 +1,7 @@
 #include "hash_pipeline.hpp"
 
+#include "block_cache.hpp"
+
 #include <algorithm>
 
 namespace ferry::client {
@@ -53,6 +55,10 @@ HashPipeline::~HashPipeline()
     work_.notify_all();
     for (auto& thread : threads_) {
         thread.join();
+    }
+    // The next download takes these rather than fresh memory.
+    for (auto& block : blocks_) {
+        BlockCache::shared().give(std::move(block));
     }
 }
 
@@ -161,9 +167,9 @@ std::span<std::uint8_t> HashPipeline::next(std::span<std::uint8_t> /*used*/)
     }
     std::unique_lock lock(mutex_);
     if (blocks_.empty()) {
-        // Allocated on first use: a download that never lends costs nothing.
+        // Taken on first use: a download that never lends costs nothing.
         for (std::size_t i = 0; i < kBlocks; ++i) {
-            blocks_.push_back(std::make_unique_for_overwrite<std::uint8_t[]>(kBlockSize));
+            blocks_.push_back(BlockCache::shared().take());
         }
     }
     // In ring order, so each block waits the longest before it is reused.

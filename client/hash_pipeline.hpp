@@ -19,6 +19,7 @@
 // checks drain() before trusting the file can never publish short bytes).
 #pragma once
 
+#include "block_cache.hpp"
 #include "receive_buffers.hpp"
 #include "status.hpp"
 #include "transfer_hash.hpp"
@@ -66,7 +67,7 @@ public:
 
     std::span<std::uint8_t> next(std::span<std::uint8_t> used) override;
 
-    static constexpr std::size_t kBlockSize = 1024 * 1024;
+    static constexpr std::size_t kBlockSize = BlockCache::kBlockSize;
     static constexpr std::size_t kBlocks = 4;
 
 private:

@@ -1,0 +1,45 @@
+// Receive blocks that finished downloads leave behind, kept for the next
+// downloads of this process (HashPipeline's ring of blocks).
+//
+// Why: every download of a tree takes a ring of fresh megabyte blocks, and
+// glibc gives freed megabytes back to the system (munmap, or a trimmed heap
+// top), so each file paid for the mapping calls and a page fault per page
+// as the socket filled its blocks. Measured on this project's 2-core
+// machine: `ferry get` of 200 files of 1 MiB took 1.5 s and 1.4 CPU s with
+// fresh blocks, 0.46 s and 0.33 CPU s with blocks that stay mapped.
+//
+// One cache for the process, shared by the threads of `sync -j N` (a lock
+// around a vector: taken once per block per download). It keeps at most
+// kKept blocks, so the memory held after a burst is bounded (32 MiB).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace ferry::client {
+
+class BlockCache {
+public:
+    static constexpr std::size_t kBlockSize = 1024 * 1024;
+    static constexpr std::size_t kKept = 32;
+
+    // The process's cache.
+    static BlockCache& shared();
+
+    // A block of kBlockSize bytes, not zeroed: a kept one when there is one.
+    std::unique_ptr<std::uint8_t[]> take();
+    // Keeps `block` (of kBlockSize bytes) for a later take(), or frees it
+    // when kKept are kept.
+    void give(std::unique_ptr<std::uint8_t[]> block);
+
+    std::size_t kept() const;
+
+private:
+    mutable std::mutex mutex_;
+    std::vector<std::unique_ptr<std::uint8_t[]>> kept_;
+};
+
+} // namespace ferry::client
