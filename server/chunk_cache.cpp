@@ -10,6 +10,7 @@ ChunkCache& ChunkCache::of_this_thread()
 
 std::unique_ptr<char[]> ChunkCache::take(std::size_t size)
 {
+    taken_ = true;
     if (size == size_ && !kept_.empty()) {
         auto bytes = std::move(kept_.back());
         kept_.pop_back();
@@ -32,6 +33,14 @@ void ChunkCache::give(std::unique_ptr<char[]> bytes, std::size_t size)
     if (kept_.size() < kKept) {
         kept_.push_back(std::move(bytes));
     }
+}
+
+void ChunkCache::release_if_unused()
+{
+    if (!taken_) {
+        release();
+    }
+    taken_ = false;
 }
 
 } // namespace ferry::server

@@ -11,7 +11,10 @@
 // One cache per thread: a worker's uploads all run on its loop thread, so
 // no lock is needed (chunks that end on a pool thread are simply freed).
 // It keeps at most kKept chunks of one size, so the memory it holds after
-// a burst is bounded (kKept x the staging capacity, 8 MiB by default).
+// a burst is bounded (kKept x the staging capacity, 8 MiB by default), and
+// it lets them go once uploads stop: at the first sweep with no take()
+// since the one before (Server's timeout sweep, at most a second apart) or
+// when the loop's last connection leaves, so an idle server stays small.
 #pragma once
 
 #include <cstddef>
@@ -33,9 +36,15 @@ public:
     // when the cache is full or holds another size.
     void give(std::unique_ptr<char[]> bytes, std::size_t size);
 
+    // Frees what is kept if nothing was taken since the last call.
+    void release_if_unused();
+    // Frees what is kept.
+    void release() { kept_.clear(); }
+
     std::size_t kept() const { return kept_.size(); }
 
 private:
+    bool taken_ = false; // since the last release_if_unused()
     std::size_t size_ = 0; // the size of every kept chunk
     std::vector<std::unique_ptr<char[]>> kept_;
 };

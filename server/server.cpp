@@ -1,5 +1,6 @@
 #include "server.hpp"
 
+#include "chunk_cache.hpp"
 #include "connection.hpp"
 #include "log.hpp"
 #include "messages.hpp"
@@ -309,6 +310,7 @@ void Server::forget(Connection* connection)
     if (connections_.empty()) {
         // Transfers leave freed chunk buffers in malloc's arenas; when the
         // last client leaves, hand them back so an idle server stays small.
+        ChunkCache::of_this_thread().release();
         if (counters_.connections_now == 0) {
             ::malloc_trim(0);
         }
@@ -337,6 +339,8 @@ void Server::on_sweep_timer(uv_timer_t* timer)
     const auto check = [&](Connection* connection) { connection->check_timeouts(now, unwatched); };
     self->connections_.for_each(check);
     self->refused_.for_each(check);
+    // Staging chunks kept for the next uploads go once uploads stop.
+    ChunkCache::of_this_thread().release_if_unused();
 }
 
 void Server::close_service_handles()

@@ -1,6 +1,7 @@
 // The Session driven without sockets (see session_fixture.hpp).
 // Uploads: staging, commit, resume, and reading the socket only as fast as
 // the disk writes.
+#include "chunk_cache.hpp"
 #include "session_fixture.hpp"
 
 #include <doctest/doctest.h>
@@ -372,4 +373,24 @@ TEST_CASE("uploads one after another take the staging chunks the finished ones l
     g_watched_array_size = 0;
     // One chunk per upload before; now the first upload's chunk serves all.
     CHECK(g_watched_arrays.load() <= 2);
+}
+
+TEST_CASE("the staging chunks kept for later uploads go once uploads stop")
+{
+    ChunkCache cache;
+    cache.give(cache.take(4096), 4096);
+    cache.give(std::make_unique<char[]>(4096), 4096);
+    CHECK(cache.kept() == 2);
+    cache.release_if_unused(); // a take() came since the last sweep: kept
+    CHECK(cache.kept() == 2);
+    cache.release_if_unused(); // none since: freed
+    CHECK(cache.kept() == 0);
+    for (std::size_t i = 0; i < 2 * ChunkCache::kKept; ++i) {
+        cache.give(std::make_unique<char[]>(4096), 4096);
+    }
+    CHECK(cache.kept() == ChunkCache::kKept);
+    cache.give(std::make_unique<char[]>(100), 100); // another capacity: the old ones are useless
+    CHECK(cache.kept() == 1);
+    cache.release();
+    CHECK(cache.kept() == 0);
 }
