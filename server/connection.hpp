@@ -77,6 +77,10 @@ public:
     void send(std::string bytes) override;
     std::size_t unsent_bytes() const override { return live_ ? live_->output.unsent_bytes() : 0; }
     std::uint64_t acknowledged_bytes() const override { return live_ ? live_->output.acknowledged_bytes() : 0; }
+    std::uint64_t unacknowledged_bytes() const override
+    {
+        return live_ ? live_->output.written_bytes() - live_->output.acknowledged_bytes() : 0;
+    }
     bool supports_file_frames() const override { return transport_ == Transport::plain; }
     void send_file_frame(std::shared_ptr<const OpenFile> file, std::uint64_t offset, std::size_t length) override;
     void submit(std::unique_ptr<PoolJob> job) override;

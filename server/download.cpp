@@ -100,10 +100,15 @@ void Download::continue_sending()
             return;
         }
         // No read has looked at the file since its last bytes left: they
-        // went as file frames (the kernel copies them when the socket takes
-        // them, so the check waits until it has) or there were none.
+        // went as file frames or there were none. sendfile gives the socket
+        // the page cache's pages, not copies, so a write to the file shows
+        // in every byte not yet transmitted: the check waits until the
+        // socket has taken them all and the peer has acknowledged them.
         if (io_.unsent_bytes() > 0) {
             return; // on_sent() brings us back
+        }
+        if (io_.unacknowledged_bytes() > 0) {
+            return; // Session::check_timeouts brings us back
         }
         host_.submit(make_job([&library = library_, file = file_] { return library.check_unchanged(*file); },
                               [this](std::optional<Error> failure) {

@@ -1023,6 +1023,11 @@ void Session::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms)
     case State::closed:
         break; // waiting for our own disk, not for the peer
     }
+    // Acknowledgements raise no event: a download whose last check waits
+    // for them (Download::continue_sending) looks again here.
+    if (state_ == State::sending_file) {
+        download()->continue_sending();
+    }
 }
 
 // A running transfer's rate is judged over windows of stall_timeout; only

@@ -27,6 +27,11 @@ public:
     // (TCP acks): where a download's progress is seen, since a slow reader
     // frees room in the socket's buffers only in large bursts.
     virtual std::uint64_t acknowledged_bytes() const = 0;
+    // Bytes written to the socket that the peer has not acknowledged yet.
+    // sendfile's bytes are pages of the page cache, not copies, until the
+    // kernel transmits them: a download's file has only "left" once its
+    // bytes are acknowledged.
+    virtual std::uint64_t unacknowledged_bytes() const = 0;
 
     // Zero-copy sending: one data frame whose payload is `length` bytes of
     // `file` from `offset`, queued after everything sent before it, and

@@ -49,6 +49,7 @@ public:
     }
     std::size_t unsent_bytes() const override { return unsent; }
     std::uint64_t acknowledged_bytes() const override { return acknowledged; }
+    std::uint64_t unacknowledged_bytes() const override { return unacknowledged; }
     // Like the socket's sendfile: the file's bytes at the time of sending.
     bool supports_file_frames() const override { return file_frames; }
     void send_file_frame(std::shared_ptr<const OpenFile> file, std::uint64_t offset, std::size_t length) override
@@ -156,6 +157,8 @@ public:
     std::string client_address = "192.0.2.1";
     // What the peer's TCP stack acknowledged: tests move it by hand.
     std::uint64_t acknowledged = 0;
+    // Written and not yet acknowledged: tests set it by hand.
+    std::uint64_t unacknowledged = 0;
     std::uint64_t clock_ms = 1000;
 };
 

@@ -298,6 +298,49 @@ TEST_CASE("a change after the last byte left, before the trailer, is seen too")
     CHECK(f.session.state() == Session::State::awaiting_request);
 }
 
+TEST_CASE("a change after sendfile took the last byte, before the peer acknowledged it, is seen too")
+{
+    // sendfile gives the socket the page cache's pages, not copies: a write
+    // before they are transmitted changes what the peer gets, so the last
+    // check waits for the peer's acknowledgement, not only for the socket.
+    Fixture f;
+    f.config.file_frame_size = 4000;
+    f.io.file_frames = true;
+    f.hello();
+    const std::string path = f.root.path() + "/tail.bin";
+    f.root.write("tail.bin", pattern(4000, 26));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    f.feed(control(Request{4, GetRequest{"tail.bin", 0}})); // fills the cache
+    f.io.run_jobs();
+    REQUIRE(parse_trailer(f.io.controls().back()));
+
+    f.io.hold_writes = true;
+    f.feed(control(Request{5, GetRequest{"tail.bin", 0}}));
+    f.io.run_jobs();
+    REQUIRE(f.session.state() == Session::State::sending_file);
+    (void)f.io.controls(); // the reply (controls() takes what it returns)
+    // The socket took everything; the peer has not acknowledged it yet.
+    f.io.unacknowledged = f.io.unsent;
+    f.io.unsent = 0;
+    f.session.on_sent();
+    f.io.run_jobs();
+    CHECK(f.io.controls().empty()); // no trailer yet
+    CHECK(f.session.state() == Session::State::sending_file);
+    overwrite_in_place(path, pattern(100, 27));
+    f.io.clock_ms += 100;
+    f.session.check_timeouts(f.io.clock_ms);
+    f.io.run_jobs();
+    CHECK(f.io.controls().empty()); // still unacknowledged
+    f.io.unacknowledged = 0;
+    f.io.clock_ms += 100;
+    f.session.check_timeouts(f.io.clock_ms);
+    f.io.run_jobs();
+    const auto controls = f.io.controls();
+    REQUIRE(controls.size() == 1);
+    CHECK(parse_trailer(controls.back()).error().code == ErrorCode::file_changed);
+    CHECK(f.session.state() == Session::State::awaiting_request);
+}
+
 TEST_CASE("a download progresses while the peer acknowledges bytes, though no write finishes")
 {
     Fixture f;
