@@ -81,6 +81,7 @@ public:
     {
         return live_ ? live_->output.written_bytes() - live_->output.acknowledged_bytes() : 0;
     }
+    void await_acknowledgement() override { live().output.await_acknowledgement(); }
     bool supports_file_frames() const override { return transport_ == Transport::plain; }
     void send_file_frame(std::shared_ptr<const OpenFile> file, std::uint64_t offset, std::size_t length) override;
     void submit(std::unique_ptr<PoolJob> job) override;

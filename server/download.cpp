@@ -108,7 +108,8 @@ void Download::continue_sending()
             return; // on_sent() brings us back
         }
         if (io_.unacknowledged_bytes() > 0) {
-            return; // Session::check_timeouts brings us back
+            io_.await_acknowledgement(); // on_sent() brings us back
+            return;
         }
         host_.submit(make_job([&library = library_, file = file_] { return library.check_unchanged(*file); },
                               [this](std::optional<Error> failure) {

@@ -45,6 +45,13 @@ struct SendQueue::FailureReport {
     SendFailure failure;
 };
 
+// Looks for the peer's acknowledgement, sooner at first (see
+// await_acknowledgement()).
+struct SendQueue::AcknowledgementWatch {
+    uv_timer_t handle{};
+    std::uint64_t next_delay_ms = 1;
+};
+
 std::string SendFailure::message() const
 {
     std::string text = reason;
@@ -334,6 +341,7 @@ void SendQueue::fail(const SendFailure& failure) noexcept
     state_ = State::failed;
     drop_output();
     files_.reset(); // closes the watch, if any
+    acknowledgement_watch_.reset();
     std::unique_ptr<FailureReport> report(new (std::nothrow) FailureReport);
     if (!report) {
         // Out of memory: the report is lost, and the owner's timeouts end
@@ -391,6 +399,41 @@ void SendQueue::close()
     drop_output();
     files_.reset(); // closes the watch, if any
     report_.reset();
+    acknowledgement_watch_.reset();
+}
+
+void SendQueue::await_acknowledgement()
+{
+    if (state_ != State::open || acknowledgement_watch_) {
+        return;
+    }
+    auto watch = std::make_unique<AcknowledgementWatch>();
+    uv_timer_init(stream_->loop, &watch->handle); // cannot fail
+    watch->handle.data = this;
+    // First look on the next loop turn: events never come from inside a
+    // call the owner made.
+    uv_timer_start(&watch->handle, on_acknowledgement_timer, 0, 0);
+    acknowledgement_watch_ = HandleOwner<AcknowledgementWatch>(std::move(watch));
+}
+
+void SendQueue::on_acknowledgement_timer(uv_timer_t* timer)
+{
+    SendQueue& self = *static_cast<SendQueue*>(timer->data);
+    if (self.state_ != State::open) {
+        return;
+    }
+    AcknowledgementWatch& watch = *self.acknowledgement_watch_;
+    if (self.acknowledged_bytes() < self.written_) {
+        uv_timer_start(timer, on_acknowledgement_timer, watch.next_delay_ms, 0);
+        watch.next_delay_ms = std::min(watch.next_delay_ms * 2, kAcknowledgementPollMs);
+        return;
+    }
+    self.acknowledgement_watch_.reset(); // freed in its close callback, after this one
+    try {
+        self.owner_.on_queue_sent();
+    } catch (...) {
+        self.fail({ErrorCode::internal, "unexpected exception while sending"});
+    }
 }
 
 // SIOCOUTQ counts both the unsent and the unacknowledged bytes in the

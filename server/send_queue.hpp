@@ -94,6 +94,15 @@ public:
     // What was written minus what still waits in libuv's queue or in the
     // kernel's send queue, unacknowledged. Never goes back.
     std::uint64_t acknowledged_bytes() const;
+    // Reports on_queue_sent() once the peer has acknowledged every byte
+    // written so far (from a later loop turn, even if it already has). The
+    // kernel raises no event for acknowledgements, so a timer looks again
+    // after 1, 2, 4 ... ms, at most kAcknowledgementPollMs apart: cheap for a
+    // peer that acknowledges at once (the usual case), a few dozen wakeups a
+    // second for one that never does, whose wait the owner's own timeouts
+    // end. A second call while waiting changes nothing.
+    void await_acknowledgement();
+    static constexpr std::uint64_t kAcknowledgementPollMs = 16;
     // Nothing waits and nothing is in flight.
     bool idle() const { return pending_writes_ == 0 && (!files_ || (!files_->range && files_->waiting.empty())); }
     bool failed() const { return state_ == State::failed; }
@@ -113,6 +122,7 @@ private:
     };
     struct WritableWatch;
     struct FailureReport;
+    struct AcknowledgementWatch;
     // What only file ranges need. Made by the first range and freed once
     // the queue drains, so a connection between downloads (and every one
     // that never downloads) pays one pointer for it.
@@ -136,6 +146,7 @@ private:
     static void on_write(uv_write_t* request, int status);
     static void on_writable(uv_poll_t* poll, int status, int events);
     static void on_report(uv_idle_t* idle);
+    static void on_acknowledgement_timer(uv_timer_t* timer);
 
     void start_write(std::string bytes);
     // Sends file ranges while the socket takes them and no write is ahead;
@@ -170,6 +181,8 @@ private:
     std::unique_ptr<Files> files_;
     // Exists only between a failure and its report, and holds the failure.
     HandleOwner<FailureReport> report_;
+    // Exists only while await_acknowledgement() waits.
+    HandleOwner<AcknowledgementWatch> acknowledgement_watch_;
 };
 
 } // namespace ferry::server

@@ -1024,7 +1024,8 @@ void Session::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms)
         break; // waiting for our own disk, not for the peer
     }
     // Acknowledgements raise no event: a download whose last check waits
-    // for them (Download::continue_sending) looks again here.
+    // for them (Download::continue_sending) is woken by the connection
+    // (SessionIo::await_acknowledgement), and looks again here too.
     if (state_ == State::sending_file) {
         download()->continue_sending();
     }

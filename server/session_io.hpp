@@ -32,6 +32,11 @@ public:
     // kernel transmits them: a download's file has only "left" once its
     // bytes are acknowledged.
     virtual std::uint64_t unacknowledged_bytes() const = 0;
+    // Asks for Session::on_sent() once unacknowledged_bytes() is 0: the
+    // kernel raises no event for acknowledgements, so the connection looks
+    // for them (SendQueue::await_acknowledgement). Until then the session's
+    // stall timeout bounds the wait.
+    virtual void await_acknowledgement() = 0;
 
     // Zero-copy sending: one data frame whose payload is `length` bytes of
     // `file` from `offset`, queued after everything sent before it, and

@@ -50,6 +50,8 @@ public:
     std::size_t unsent_bytes() const override { return unsent; }
     std::uint64_t acknowledged_bytes() const override { return acknowledged; }
     std::uint64_t unacknowledged_bytes() const override { return unacknowledged; }
+    // Tests then clear `unacknowledged` and call on_sent(), as the connection would.
+    void await_acknowledgement() override { ++acknowledgement_waits; }
     // Like the socket's sendfile: the file's bytes at the time of sending.
     bool supports_file_frames() const override { return file_frames; }
     void send_file_frame(std::shared_ptr<const OpenFile> file, std::uint64_t offset, std::size_t length) override
@@ -159,6 +161,7 @@ public:
     std::uint64_t acknowledged = 0;
     // Written and not yet acknowledged: tests set it by hand.
     std::uint64_t unacknowledged = 0;
+    int acknowledgement_waits = 0;
     std::uint64_t clock_ms = 1000;
 };
 

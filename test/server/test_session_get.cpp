@@ -326,6 +326,7 @@ TEST_CASE("a change after sendfile took the last byte, before the peer acknowled
     f.io.run_jobs();
     CHECK(f.io.controls().empty()); // no trailer yet
     CHECK(f.session.state() == Session::State::sending_file);
+    CHECK(f.io.acknowledgement_waits > 0); // the connection is asked to look for it
     overwrite_in_place(path, pattern(100, 27));
     f.io.clock_ms += 100;
     f.session.check_timeouts(f.io.clock_ms);
@@ -339,6 +340,55 @@ TEST_CASE("a change after sendfile took the last byte, before the peer acknowled
     REQUIRE(controls.size() == 1);
     CHECK(parse_trailer(controls.back()).error().code == ErrorCode::file_changed);
     CHECK(f.session.state() == Session::State::awaiting_request);
+}
+
+TEST_CASE("a sendfile get's trailer goes once the peer acknowledges; a peer that never does stalls")
+{
+    Fixture f;
+    f.config.file_frame_size = 4000;
+    f.config.stall_timeout = std::chrono::milliseconds(2000);
+    f.io.file_frames = true;
+    f.hello();
+    f.root.write("tail.bin", pattern(4000, 28));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    f.feed(control(Request{4, GetRequest{"tail.bin", 0}})); // fills the cache
+    f.io.run_jobs();
+    REQUIRE(parse_trailer(f.io.controls().back()));
+
+    f.io.hold_writes = true;
+    f.feed(control(Request{5, GetRequest{"tail.bin", 0}}));
+    f.io.run_jobs();
+    REQUIRE(f.session.state() == Session::State::sending_file);
+    (void)f.io.controls();
+    f.io.unacknowledged = f.io.unsent;
+    f.io.unsent = 0;
+    f.session.on_sent();
+    f.io.run_jobs();
+    REQUIRE(f.io.acknowledgement_waits > 0);
+    CHECK(f.io.controls().empty());
+
+    SUBCASE("the connection's word that all is acknowledged ends it, no sweep needed")
+    {
+        f.io.unacknowledged = 0;
+        f.session.on_sent(); // what the connection says then
+        f.io.run_jobs();
+        const auto controls = f.io.controls();
+        REQUIRE(controls.size() == 1);
+        const auto trailer = parse_trailer(controls.back());
+        REQUIRE(trailer);
+        CHECK(trailer->body.digest == sha256_of(pattern(4000, 28)));
+        CHECK(f.session.state() == Session::State::awaiting_request);
+    }
+    SUBCASE("no acknowledgement: the stall timeout ends the wait")
+    {
+        f.session.check_timeouts(f.io.clock_ms + 1999);
+        f.io.run_jobs();
+        CHECK_FALSE(f.io.closed);
+        f.session.check_timeouts(f.io.clock_ms + 2000);
+        f.io.run_jobs();
+        CHECK(f.io.closed);
+        CHECK(parse_trailer(f.io.controls().back()).error().code == ErrorCode::stalled);
+    }
 }
 
 TEST_CASE("a download progresses while the peer acknowledges bytes, though no write finishes")
