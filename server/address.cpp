@@ -67,4 +67,21 @@ bool is_loopback(const sockaddr* address)
     return (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
 }
 
+bool same_host(const sockaddr* peer, const sockaddr* local)
+{
+    if (is_loopback(peer)) {
+        return true;
+    }
+    if (peer->sa_family != local->sa_family) {
+        return false;
+    }
+    if (peer->sa_family == AF_INET6) {
+        const auto& a = reinterpret_cast<const sockaddr_in6*>(peer)->sin6_addr;
+        const auto& b = reinterpret_cast<const sockaddr_in6*>(local)->sin6_addr;
+        return std::memcmp(&a, &b, sizeof a) == 0;
+    }
+    return reinterpret_cast<const sockaddr_in*>(peer)->sin_addr.s_addr ==
+           reinterpret_cast<const sockaddr_in*>(local)->sin_addr.s_addr;
+}
+
 } // namespace ferry::server

@@ -82,6 +82,7 @@ public:
         return live_ ? live_->output.written_bytes() - live_->output.acknowledged_bytes() : 0;
     }
     void await_acknowledgement() override { live().output.await_acknowledgement(); }
+    bool peer_on_this_host() const override { return peer_on_this_host_; }
     bool supports_file_frames() const override { return transport_ == Transport::plain; }
     void send_file_frame(std::shared_ptr<const OpenFile> file, std::uint64_t offset, std::size_t length) override;
     void submit(std::unique_ptr<PoolJob> job) override;
@@ -172,6 +173,8 @@ private:
     // A pool job holds a pointer to this object until its completion runs,
     // whether or not the completion is dropped (see on_work_done).
     bool job_running_ = false;
+    // See SessionIo::peer_on_this_host(); learnt in start().
+    bool peer_on_this_host_ = false;
     enum class Transport : std::uint8_t { undecided, plain, tls };
     Transport transport_ = Transport::undecided;
     // Which of the server's lists holds this connection, if any.

@@ -103,11 +103,14 @@ void Download::continue_sending()
         // went as file frames or there were none. sendfile gives the socket
         // the page cache's pages, not copies, so a write to the file shows
         // in every byte not yet transmitted: the check waits until the
-        // socket has taken them all and the peer has acknowledged them.
+        // socket has taken them all and the peer has acknowledged them
+        // (except on this host, where that proves nothing: see
+        // SessionIo::peer_on_this_host). The wait is about a round trip,
+        // plus the peer's delayed acknowledgement at worst (some 40 ms).
         if (io_.unsent_bytes() > 0) {
             return; // on_sent() brings us back
         }
-        if (io_.unacknowledged_bytes() > 0) {
+        if (!io_.peer_on_this_host() && io_.unacknowledged_bytes() > 0) {
             io_.await_acknowledgement(); // on_sent() brings us back
             return;
         }

@@ -422,7 +422,7 @@ void SendQueue::on_acknowledgement_timer(uv_timer_t* timer)
     if (self.state_ != State::open) {
         return;
     }
-    AcknowledgementWatch& watch = *self.acknowledgement_watch_;
+    AcknowledgementWatch& watch = *self.acknowledgement_watch_.get();
     if (self.acknowledged_bytes() < self.written_) {
         uv_timer_start(timer, on_acknowledgement_timer, watch.next_delay_ms, 0);
         watch.next_delay_ms = std::min(watch.next_delay_ms * 2, kAcknowledgementPollMs);

@@ -32,6 +32,13 @@ public:
     // kernel transmits them: a download's file has only "left" once its
     // bytes are acknowledged.
     virtual std::uint64_t unacknowledged_bytes() const = 0;
+    // Whether the peer runs on this host (loopback, or the connection's own
+    // address). There an acknowledgement proves nothing about sendfile's
+    // bytes: the kernel hands the receiving socket the page-cache pages
+    // themselves, which a write still changes until the peer reads them,
+    // so a download does not wait for it (the peer's own check of the
+    // trailer catches such a change).
+    virtual bool peer_on_this_host() const = 0;
     // Asks for Session::on_sent() once unacknowledged_bytes() is 0: the
     // kernel raises no event for acknowledgements, so the connection looks
     // for them (SendQueue::await_acknowledgement). Until then the session's

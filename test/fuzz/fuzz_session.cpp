@@ -23,6 +23,7 @@ public:
     std::uint64_t acknowledged_bytes() const override { return sent; }
     std::uint64_t unacknowledged_bytes() const override { return 0; }
     void await_acknowledgement() override {}
+    bool peer_on_this_host() const override { return false; }
     // File frames are only counted: the fuzzer drives the session's paths,
     // and the bytes of a file are not input it chooses.
     bool supports_file_frames() const override { return true; }

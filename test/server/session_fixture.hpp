@@ -52,6 +52,7 @@ public:
     std::uint64_t unacknowledged_bytes() const override { return unacknowledged; }
     // Tests then clear `unacknowledged` and call on_sent(), as the connection would.
     void await_acknowledgement() override { ++acknowledgement_waits; }
+    bool peer_on_this_host() const override { return on_this_host; }
     // Like the socket's sendfile: the file's bytes at the time of sending.
     bool supports_file_frames() const override { return file_frames; }
     void send_file_frame(std::shared_ptr<const OpenFile> file, std::uint64_t offset, std::size_t length) override
@@ -162,6 +163,7 @@ public:
     // Written and not yet acknowledged: tests set it by hand.
     std::uint64_t unacknowledged = 0;
     int acknowledgement_waits = 0;
+    bool on_this_host = false;
     std::uint64_t clock_ms = 1000;
 };
 

@@ -302,6 +302,50 @@ TEST_CASE("send queue: backpressure is counted, and bytes behind a write in flig
     CHECK(pair.queue().acknowledged_bytes() == 300000);
 }
 
+TEST_CASE("send queue: await_acknowledgement says sent once the peer has taken every byte, not before")
+{
+    // On a Unix socket the kernel's count of unacknowledged bytes is what
+    // the peer has not read: the stand-in for a TCP peer's acknowledgement.
+    Pair pair;
+    pair.queue().send(std::string(1000, 'x'));
+    REQUIRE(pair.run_until([&] { return pair.events.drained > 0; }, false));
+    const int sent_before = pair.events.sent;
+    CHECK(pair.queue().acknowledged_bytes() < pair.queue().written_bytes());
+
+    pair.queue().await_acknowledgement();
+    pair.queue().await_acknowledgement(); // a second call while waiting changes nothing
+    CHECK(pair.events.sent == sent_before); // never inside the call
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(150);
+    while (std::chrono::steady_clock::now() < until) {
+        pair.turn();
+        ::usleep(1000);
+    }
+    CHECK(pair.events.sent == sent_before); // the peer read nothing
+
+    REQUIRE(pair.run_until([&] { return pair.events.sent > sent_before; }));
+    CHECK(pair.events.sent == sent_before + 1);
+    CHECK(pair.queue().acknowledged_bytes() == pair.queue().written_bytes());
+    CHECK(pair.received == std::string(1000, 'x'));
+
+    SUBCASE("already acknowledged: said on a later loop turn")
+    {
+        pair.queue().await_acknowledgement();
+        CHECK(pair.events.sent == sent_before + 1);
+        REQUIRE(pair.run_until([&] { return pair.events.sent > sent_before + 1; }));
+    }
+    SUBCASE("closed while waiting: nothing is said, and the timer is freed (the loop closes)")
+    {
+        pair.queue().send(std::string(10, 'y'));
+        REQUIRE(pair.run_until([&] { return pair.events.drained > 1; }, false));
+        pair.queue().await_acknowledgement();
+        pair.queue().close();
+        for (int i = 0; i < 5; ++i) {
+            pair.turn();
+        }
+        CHECK(pair.events.sent == sent_before + 2); // the write's own event only
+    }
+}
+
 TEST_CASE("send queue: the owner may queue more from inside an event")
 {
     TempRoot root;

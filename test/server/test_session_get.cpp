@@ -379,6 +379,29 @@ TEST_CASE("a sendfile get's trailer goes once the peer acknowledges; a peer that
         CHECK(trailer->body.digest == sha256_of(pattern(4000, 28)));
         CHECK(f.session.state() == Session::State::awaiting_request);
     }
+    SUBCASE("a peer on this host is not waited for: there an acknowledgement proves nothing")
+    {
+        Fixture local;
+        local.config.file_frame_size = 4000;
+        local.io.file_frames = true;
+        local.io.on_this_host = true;
+        local.hello();
+        local.root.write("tail.bin", pattern(4000, 28));
+        std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+        local.io.hold_writes = true;
+        local.feed(control(Request{5, GetRequest{"tail.bin", 0}}));
+        local.io.run_jobs();
+        (void)local.io.controls();
+        local.io.unacknowledged = local.io.unsent;
+        local.io.unsent = 0;
+        local.session.on_sent();
+        local.io.run_jobs();
+        CHECK(local.io.acknowledgement_waits == 0);
+        const auto controls = local.io.controls();
+        REQUIRE(controls.size() == 1);
+        CHECK(parse_trailer(controls.back()));
+        CHECK(local.session.state() == Session::State::awaiting_request);
+    }
     SUBCASE("no acknowledgement: the stall timeout ends the wait")
     {
         f.session.check_timeouts(f.io.clock_ms + 1999);
