@@ -76,6 +76,27 @@ Result<std::shared_ptr<const LocalFolder>> open_tree_folder(const std::string& r
     return folder;
 }
 
+std::optional<std::string> path_below(const std::string& root, const std::string& path)
+{
+    if (root == "." && !path.starts_with('/') && !path.starts_with("./") && path != ".." &&
+        !path.starts_with("../")) {
+        return path; // relative to the working folder, as "." is
+    }
+    if (root.empty() || !path.starts_with(root)) {
+        return std::nullopt;
+    }
+    if (root.ends_with('/')) {
+        return path.substr(root.size());
+    }
+    if (path.size() == root.size()) {
+        return std::string();
+    }
+    if (path[root.size()] != '/') {
+        return std::nullopt; // "copy2/a" is not below "copy"
+    }
+    return path.substr(root.size() + 1);
+}
+
 LocalFile::LocalFile(LocalFile&& other) noexcept : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)) {}
 
 LocalFile& LocalFile::operator=(LocalFile&& other) noexcept

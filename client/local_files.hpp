@@ -44,6 +44,10 @@ private:
 // whose own links are followed); every folder on the way from `root` must
 // be a real folder, a symbolic link is an error.
 Result<std::shared_ptr<const LocalFolder>> open_tree_folder(const std::string& root, const std::string& path);
+// The part of `path` below the tree folder `root` ("copy" and "copy/a/b"
+// give "a/b"; "." and a relative "a/b" give "a/b"), for open_tree_folder;
+// nullopt when `path` is not below `root`.
+std::optional<std::string> path_below(const std::string& root, const std::string& path);
 
 class LocalFile {
 public:

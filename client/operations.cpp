@@ -223,7 +223,11 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& as
     if (!options.tree_root.empty()) {
         // A tree's name: its folder walked to again now, without following
         // a link, and held until the file is published in it.
-        auto folder = open_tree_folder(options.tree_root, options.dest.substr(options.tree_root.size()));
+        const auto below = path_below(options.tree_root, options.dest);
+        auto folder = below ? open_tree_folder(options.tree_root, *below)
+                            : Result<std::shared_ptr<const LocalFolder>>(Error{
+                                  ErrorCode::local_io, "\"" + options.dest + "\" is not below \"" + options.tree_root +
+                                                           "\""});
         if (!folder) {
             connection.close(); // the server is already sending
             return folder.error();
@@ -577,10 +581,11 @@ Result<PendingGet> prepare_get(const GetOptions& options)
         // A name of a tree: its folder reached without following a link,
         // and held, so that the part and its publish stay in that folder.
         const std::string& root = options.tree_root;
-        if (!options.dest.starts_with(root)) {
+        const auto below = path_below(root, options.dest);
+        if (!below) {
             return Error{ErrorCode::local_io, "\"" + options.dest + "\" is not below \"" + root + "\""};
         }
-        auto folder = open_tree_folder(root, options.dest.substr(root.size()));
+        auto folder = open_tree_folder(root, *below);
         if (!folder) {
             return folder.error();
         }

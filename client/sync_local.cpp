@@ -105,6 +105,9 @@ std::string leaf_of(const std::string& path)
 
 const char* special_kind(mode_t mode)
 {
+    if (S_ISREG(mode)) {
+        return "a file";
+    }
     if (S_ISLNK(mode)) {
         return "a symbolic link";
     }
@@ -216,9 +219,12 @@ Status make_local_folder(const std::string& root, const std::string& path)
     }
     const int err = errno;
     struct stat st {};
-    if (err == EEXIST && ::fstatat(parent->get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-        S_ISDIR(st.st_mode)) {
-        return success();
+    if (err == EEXIST && ::fstatat(parent->get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            return success();
+        }
+        return Error{ErrorCode::local_io, "\"" + joined(root, path) + "\" is " + special_kind(st.st_mode) +
+                                              ": no folder is made there, and nothing is written through it"};
     }
     return local_error("cannot make the folder \"" + joined(root, path) + "\"", err);
 }

@@ -34,8 +34,11 @@ enum class ScanSide { sending, receiving };
 // local_tree.hpp's walk, which never follows a link inside.
 Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side);
 
-// Makes the folder root/path; one already there is fine, anything else in
-// its place is an error. Its parent must exist and be no symbolic link.
+// Makes the folder root/path through descriptors walked from `root` (a
+// folder the user named, its own links followed) that follow no link below
+// it; one already there is fine, anything else in its place (a symbolic
+// link included) is an error. Its parent must exist and be no symbolic
+// link. Used by sync's pull and by get -r.
 Status make_local_folder(const std::string& root, const std::string& path);
 
 // Removes root/path: a regular file, or a folder with the regular files and
@@ -49,7 +52,8 @@ struct LocalRemoval {
 };
 Result<LocalRemoval> remove_local(const std::string& root, const std::string& path, EntryKind kind);
 
-// Sets root/path's mtime (whole seconds), without following a link.
+// Sets root/path's mtime (whole seconds), walked to as make_local_folder
+// walks, without following a link ("" is `root` itself).
 Status set_local_mtime(const std::string& root, const std::string& path, std::int64_t mtime);
 
 // The transfer hash of a local file, as hex (--checksum's local side).

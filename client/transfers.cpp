@@ -10,6 +10,7 @@
 #include "remote_tree.hpp"
 #include "posix_io.hpp"
 #include "progress.hpp"
+#include "sync_local.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -486,13 +487,21 @@ void with_retries(const Output& output, Report& report, std::vector<std::size_t>
 }
 
 
+// A local folder of a get -r tree: `path` below `base` (the folder the
+// user named), with the server's time for -p.
+struct TreeFolder {
+    std::string base;
+    std::string path;
+    std::int64_t mtime = 0;
+};
+
 // What a get command will do, worked out before any file moves: the files
 // (with those that already failed, by index), and with -r the local
 // folders made, with the server's times for -p.
 struct GetPlan {
     std::vector<GetItem> items;
     std::vector<std::optional<Error>> errors;
-    std::vector<std::pair<std::string, std::int64_t>> folders;
+    std::vector<TreeFolder> folders;
 
     void add(GetItem item, std::optional<Error> error = std::nullopt)
     {
@@ -536,22 +545,14 @@ std::optional<Error> refuse_in_the_way(const std::string& path)
     return Error{ErrorCode::local_io, "\"" + path + "\" is a FIFO, socket or device: it is left alone"};
 }
 
-// mkdir(2) that is happy with a folder already there, or a link to one.
+// mkdir(2) of a folder the user named: happy with a folder already there,
+// or a link to one.
 Status make_local_folder_through_links(const std::string& path)
 {
     if (::mkdir(path.c_str(), 0777) == 0 || (errno == EEXIST && is_directory(path))) {
         return success();
     }
     return local_error("cannot make the folder \"" + path + "\"", errno);
-}
-
-// The same for a name the server chose: a link standing there is refused.
-Status make_local_folder(const std::string& path)
-{
-    if (auto link = refuse_symlink(path)) {
-        return *link;
-    }
-    return make_local_folder_through_links(path);
 }
 
 // The local folder a remote folder's tree lands in: named like it, where a
@@ -581,14 +582,30 @@ bool plan_tree(Connection& connection, const Output& output, GetPlan& plan, cons
     }
     // The user names the tree's own folder only with -o, or as the target
     // folder when the tree is the server's root: a link there is followed,
-    // as for any path the user types. Below it every name is the server's.
-    const bool named_by_user = folder.name.empty() || placement.output.has_value();
-    if (auto made = named_by_user ? make_local_folder_through_links(root) : make_local_folder(root); !made) {
+    // as for any path the user types. Otherwise the tree's folder is the
+    // server's name `top` inside the folder the user named (-C, -o's
+    // existing folder, or the working folder). Every name below `base` is
+    // the server's: each folder is made, and later retimed, through
+    // descriptors walked from `base` that follow no link (sync_local.hpp),
+    // and the files are written the same way (GetItem::tree_root), so a
+    // folder swapped for a link at any moment leads nothing outside.
+    const bool named_by_user = folder.name.empty() || (placement.output && root == *placement.output);
+    std::string base = root;
+    std::string top;
+    if (!named_by_user) {
+        top = remote_base_name(folder.name);
+        base = root.substr(0, root.size() - top.size());
+        if (base.empty()) {
+            base = ".";
+        }
+    }
+    const auto below = [&](const std::string& name) { return top.empty() ? name : top + "/" + name; };
+    if (auto made = named_by_user ? make_local_folder_through_links(root) : make_local_folder(base, top); !made) {
         plan.add({folder.name, root}, made.error());
         return true;
     }
     if (folder.type == EntryType::folder) { // its time is known when a wildcard matched it
-        plan.folders.emplace_back(root, folder.mtime);
+        plan.folders.push_back({base, top, folder.mtime});
     }
     std::vector<std::string> refused; // folders not made, by their names below `root`
     for (const auto& entry : listed->files) {
@@ -610,16 +627,16 @@ bool plan_tree(Connection& connection, const Output& output, GetPlan& plan, cons
             continue;
         }
         if (is_folder(entry)) {
-            if (auto made = make_local_folder(local); !made) {
+            if (auto made = make_local_folder(base, below(entry.name)); !made) {
                 plan.add({remote, local}, made.error());
                 refused.push_back(entry.name);
                 continue;
             }
-            plan.folders.emplace_back(local, entry.mtime);
+            plan.folders.push_back({base, below(entry.name), entry.mtime});
         } else if (auto in_the_way = refuse_in_the_way(local)) {
             plan.add({remote, local}, *in_the_way);
         } else {
-            plan.add({remote, local, root});
+            plan.add({remote, local, base});
         }
     }
     if (listed->skipped_invalid_names > 0) {
@@ -897,10 +914,12 @@ int run_gets(Connection& connection, const Output& output, const std::vector<std
                      get_pass(connection, output, report, plan.items, now, indices);
                  });
     if (flags.preserve) {
-        // Last: writing the files changed the folders' times.
+        // Last: writing the files changed the folders' times. Walked to
+        // again, following no link: one swapped in since is not retimed.
         for (auto folder = plan.folders.rbegin(); folder != plan.folders.rend(); ++folder) {
-            const struct timespec times[2] = {{0, UTIME_OMIT}, {folder->second, 0}};
-            (void)::utimensat(AT_FDCWD, folder->first.c_str(), times, 0);
+            if (auto set = set_local_mtime(folder->base, folder->path, folder->mtime); !set) {
+                output.warning(set.error().message);
+            }
         }
     }
     return report.finish();

@@ -449,9 +449,16 @@ class SwappedFolder(SyncTest):
     """A pull's folder swapped for a symbolic link to elsewhere while files
     are written into it (anyone who can write in the destination can): the
     parts, sidecars and renames go through a descriptor of the folder walked
-    to without following links, so nothing ever lands through the link."""
+    to without following links, so nothing ever lands through the link.
+    The swapping starts as soon as the folder exists, which is while the
+    pull still plans (get -r makes its local folders then, many here) and
+    goes on to the end, when the folders get their times (-p): each mkdir
+    and each folder time goes through descriptors walked from the
+    destination too, so no folder is made and no time set outside."""
 
     FILES = 800
+    FOLDERS = 1500  # made inside the swapped folder while the pull plans
+    OUTSIDE_TIME_NS = 1_000_000_000 * 10**9
 
     def setUp(self):
         super().setUp()
@@ -460,8 +467,12 @@ class SwappedFolder(SyncTest):
         for i in range(self.FILES):
             with open(os.path.join(folder, f"f{i:03d}"), "wb") as f:
                 f.write(bytes([i % 251]) * 8_000)
+        for i in range(self.FOLDERS):
+            os.mkdir(os.path.join(folder, f"s{i:04d}"))
+        age_folders(os.path.join(self.root, "top"))
         self.outside = os.path.join(self.dir, "outside")
         os.mkdir(self.outside)
+        os.utime(self.outside, ns=(self.OUTSIDE_TIME_NS, self.OUTSIDE_TIME_NS))
 
     def pull_while_swapping(self, folder, *args):
         """Runs ferry ARGS; once FOLDER is there, exchanges it again and
@@ -476,7 +487,7 @@ class SwappedFolder(SyncTest):
         def swap():
             nonlocal swaps
             while not stop.is_set() and not os.path.isdir(folder):
-                time.sleep(0.001)
+                pass  # no sleep: the swapping starts while the pull plans
             if stop.is_set():
                 return
             os.symlink(self.outside, link)
@@ -501,6 +512,7 @@ class SwappedFolder(SyncTest):
         returncode, _, err, swaps = result
         self.assertGreater(swaps, 0, "the folder was never swapped during the run: the test proved nothing")
         self.assertEqual(os.listdir(self.outside), [], "written through the link")
+        self.assertEqual(os.lstat(self.outside).st_mtime_ns, self.OUTSIDE_TIME_NS, "retimed through the link")
         # The link stands at the name half the time: with many swaps during
         # the run some files meet it, and fail, saying why (on a loaded
         # machine the swaps may all come at the very end: then only the
@@ -516,7 +528,19 @@ class SwappedFolder(SyncTest):
     def test_get_r_never_writes_through_a_folder_swapped_for_a_link(self):
         dest = os.path.join(self.local, "copy")
         os.mkdir(dest)
-        self.check(self.pull_while_swapping(os.path.join(dest, "top", "x"), "get", "-r", "top", "-C", dest))
+        self.check(self.pull_while_swapping(os.path.join(dest, "top", "x"), "get", "-r", "-p", "top", "-C", dest))
+
+    def test_get_r_never_writes_through_its_own_folder_swapped_for_a_link(self):
+        # The tree's own folder bears the server's name: it is no more
+        # followed than the folders below it, with -C or without.
+        dest = os.path.join(self.local, "copy")
+        os.mkdir(dest)
+        self.check(self.pull_while_swapping(os.path.join(dest, "top"), "get", "-r", "-p", "top", "-C", dest))
+        self.check(self.pull_while_swapping(os.path.join(self.local, "top"), "get", "-r", "-p", "top"))
+
+    def test_sync_pull_never_makes_or_retimes_through_a_folder_swapped_for_a_link(self):
+        dest = os.path.join(self.local, "copy")
+        self.check(self.pull_while_swapping(os.path.join(dest, "top"), "sync", "-j", "1", ":", dest))
 
 
 def main():
