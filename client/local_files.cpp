@@ -234,9 +234,14 @@ std::string state_path(const std::string& dest)
 
 Result<DownloadState> read_download_state(const std::string& path, const LocalFolder* in)
 {
-    auto file = LocalFile::open(path, O_RDONLY | (in != nullptr ? O_NOFOLLOW | O_NONBLOCK : 0), 0, in);
+    // O_NONBLOCK: a FIFO under the sidecar's name must not hang the get;
+    // whatever is not a regular file is no sidecar (the get starts over).
+    auto file = LocalFile::open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0, in);
     if (!file) {
         return file.error();
+    }
+    if (struct stat st {}; ::fstat(file->fd(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        return Error{ErrorCode::local_io, in_quotes(path) + " is not a regular file: not a download state"};
     }
     std::string text;
     std::vector<std::uint8_t> buffer(4096);
@@ -275,7 +280,12 @@ Status write_download_state(const std::string& path, const DownloadState& state,
     resume.part = state.part;
     const std::string text = encode_resume_state(resume);
     const std::string temporary = path + std::string(kStateTemporarySuffix);
-    auto file = LocalFile::open(temporary, O_WRONLY | O_CREAT | O_TRUNC | (in != nullptr ? O_NOFOLLOW : 0), 0644, in);
+    // A new file, never one found there: O_EXCL neither follows a link
+    // standing under that name nor writes into a file it leads to.
+    if (auto removed = remove_file(temporary, in); !removed) {
+        return removed;
+    }
+    auto file = LocalFile::open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644, in);
     if (!file) {
         return file.error();
     }
@@ -386,6 +396,41 @@ Result<DownloadTarget> inspect_download_target(const std::string& dest, const Lo
         return DownloadTarget{TargetKind::regular, std::move(path), {}};
     }
     return DownloadTarget{TargetKind::regular, dest, {}};
+}
+
+Error foreign_part_error(const std::string& part, unsigned mode)
+{
+    return Error{ErrorCode::local_io,
+                 in_quotes(part) + ", the name this download's partial file goes by, is " +
+                     kind_of(static_cast<mode_t>(mode)) +
+                     ": ferry neither follows nor replaces it; remove it or move it away, then get the file again"};
+}
+
+Result<LocalFile> create_part_file(const std::string& part, const LocalFolder* in)
+{
+    const std::string name = name_in(in, part);
+    struct stat st {};
+    if (::fstatat(dir_of(in), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (!S_ISREG(st.st_mode)) {
+            return foreign_part_error(part, st.st_mode);
+        }
+        if (auto removed = remove_file(part, in); !removed) {
+            return removed.error();
+        }
+    }
+    // O_EXCL: a new file; whatever took the name since the look above
+    // (a link, a FIFO) makes the open fail, and is described.
+    const int fd = sys::retry_on_eintr(
+        [&] { return ::openat(dir_of(in), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644); });
+    if (fd < 0) {
+        const int error = errno;
+        if (error == EEXIST && ::fstatat(dir_of(in), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            !S_ISREG(st.st_mode)) {
+            return foreign_part_error(part, st.st_mode);
+        }
+        return local_error("cannot create " + in_quotes(part), error);
+    }
+    return LocalFile(part, fd);
 }
 
 Result<LocalFile> open_stream_target(const DownloadTarget& target)

@@ -111,11 +111,22 @@ struct DownloadState {
 std::string part_path(const std::string& dest);
 std::string state_path(const std::string& dest);
 
+// A download's fresh part file (no resume): a regular file found under the
+// part's name is replaced (unlinked, never written through: it may be a
+// hard link to another file); anything else there, a symbolic link, FIFO,
+// socket, device or folder, is refused without being followed or opened,
+// with an Error naming the part's path and what to do about it.
+Result<LocalFile> create_part_file(const std::string& part, const LocalFolder* in = nullptr);
+// That Error, for what stands under the part's name with `mode` (lstat's).
+Error foreign_part_error(const std::string& part, unsigned mode);
+
 // The sidecar is protocol/resume_state's format, whose decoder also reads
 // the version-2 sidecars of older builds. A missing, unreadable or malformed
 // sidecar, or one without the download's fields, is an Error; callers start over.
 Result<DownloadState> read_download_state(const std::string& path, const LocalFolder* in = nullptr);
-// Atomic: written beside, synced, renamed over `path`.
+// Atomic: written beside (a new file: nothing standing under the
+// temporary's name is opened or followed), synced, renamed over `path`.
+// Neither function follows a symbolic link at the sidecar's name.
 Status write_download_state(const std::string& path, const DownloadState& state, const LocalFolder* in = nullptr);
 
 // Where `get NAME [LOCAL]` writes: ./NAME, LOCAL, or LOCAL/NAME when LOCAL

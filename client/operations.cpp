@@ -176,6 +176,9 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
         if (!file) {
             return file.error();
         }
+        if (struct stat st {}; ::fstat(file->fd(), &st) != 0 || !S_ISREG(st.st_mode)) {
+            return foreign_part_error(part, st.st_mode); // swapped since load_resumable looked
+        }
         const std::uint64_t held = resumable->state.bytes_held;
         if (auto cut = file->truncate(held); !cut) {
             return cut.error();
@@ -190,15 +193,10 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
     if (auto removed = remove_file(state_file, in); !removed) {
         return removed.error();
     }
-    // O_NONBLOCK: a FIFO planted under the part's name must not hang us;
-    // whatever it is, only a regular file is written as a part.
-    auto file = LocalFile::open(part, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK, 0644, in);
+    // Whatever else stands under the part's name is refused, unopened.
+    auto file = create_part_file(part, in);
     if (!file) {
         return file.error();
-    }
-    struct stat st {};
-    if (::fstat(file->fd(), &st) != 0 || !S_ISREG(st.st_mode)) {
-        return Error{ErrorCode::local_io, "\"" + part + "\" is not a regular file: it cannot hold the download"};
     }
     DownloadState state{options.name, remote.size, remote.mtime, 0, {}, {}, {}};
     return PartFile(std::move(file.value()), state_file, std::move(state), TransferHash(options.hash), false,

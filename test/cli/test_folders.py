@@ -183,6 +183,68 @@ class Folders(CliTest):
         self.assertTrue(os.path.islink(os.path.join(dst, "photos", "a.jpg")))
         self.assertTrue(os.path.islink(os.path.join(dst, "album")))
 
+    def check_refused_part(self, words, shown, part, kind, victim):
+        mode = os.lstat(part).st_mode
+        got = self.ferry(*words, server=self.server.address, timeout=30)
+        self.assertEqual(got.returncode, 3, got.stderr)  # local_io
+        self.assertIn(('"%s", the name this download\'s partial file goes by, is %s: ferry neither '
+                       'follows nor replaces it; remove it or move it away, then get the file again'
+                       % (shown, kind)).encode(), got.stderr)
+        self.assertEqual(os.lstat(part).st_mode, mode, "replaced")
+        with open(victim, "rb") as f:
+            self.assertEqual(f.read(), b"ORIGINAL", "followed")
+        self.assertFalse(os.path.exists(part[:-len(".ferry-part")]))
+        # Under --json the same words, with the code.
+        got = self.json_of(self.ferry("--json", *words, server=self.server.address, timeout=30))
+        self.assertEqual(got["files"][0]["error"]["code"], "local_io")
+        self.assertIn("neither follows nor replaces it", got["files"][0]["error"]["message"])
+
+    def test_what_stands_at_a_partial_name_is_refused_unfollowed_with_what_to_do(self):
+        # A download writes NAME.ferry-part first. A symbolic link, FIFO,
+        # socket or folder standing at that name is neither followed nor
+        # opened nor replaced; the message names it and says what to do
+        # (it said "Too many levels of symbolic links" or "No such device
+        # or address").
+        server = self.start_server()
+        make_tree(self.root, {"data.bin": b"server bytes", "tree/in.bin": b"in the tree"})
+        outside = os.path.join(self.dir, "outside")
+        os.makedirs(outside)
+        victim = os.path.join(outside, "victim")
+        self.write(victim, b"ORIGINAL")
+        os.makedirs(os.path.join(self.local, "got", "tree"))
+
+        def plant(path, kind):
+            if kind == "a symbolic link":
+                os.symlink(victim, path)
+            elif kind == "a FIFO":
+                os.mkfifo(path)
+            elif kind == "a socket":
+                sock = socket.socket(socket.AF_UNIX)
+                sock.bind(path)
+                sock.close()
+            else:
+                os.mkdir(path)
+
+        for kind in ("a symbolic link", "a FIFO", "a socket", "a folder"):
+            for words, shown, part in (
+                    (["get", "data.bin"], "data.bin.ferry-part", os.path.join(self.local, "data.bin.ferry-part")),
+                    (["get", "-r", "tree", "-C", "got"], "got/tree/in.bin.ferry-part",
+                     os.path.join(self.local, "got", "tree", "in.bin.ferry-part"))):
+                with self.subTest(kind=kind, words=words):
+                    plant(part, kind)
+                    try:
+                        self.check_refused_part(words, shown, part, kind, victim)
+                    finally:
+                        if os.path.isdir(part) and not os.path.islink(part):
+                            os.rmdir(part)
+                        else:
+                            os.remove(part)
+        # Once it is gone, the get goes through.
+        got = self.ferry("get", "data.bin", server=server)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        with open(os.path.join(self.local, "data.bin"), "rb") as f:
+            self.assertEqual(f.read(), b"server bytes")
+
     def test_put_r_follows_no_link_not_even_the_one_it_is_given(self):
         server = self.start_server()
         outside = os.path.join(self.dir, "outside")
