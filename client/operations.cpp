@@ -213,9 +213,13 @@ Error unexpected_hash(const GetOptions& options, HashKind sent)
 
 // Reads the data frames and the trailer of an accepted get into the part
 // file, then verifies and publishes it.
+//
+// A resumed download (offset > 0) whose whole hash differs from the
+// trailer's sets `prefix_refuted`: its part, already removed, was not the
+// server's file (see finish_get).
 Result<TransferResult> receive_file(Connection& connection, const GetOptions& asked, std::uint64_t id,
                                const FileInfo& remote, std::uint64_t offset, std::optional<Resumable> resumable,
-                               std::optional<VerifiedPart>& verified)
+                               std::optional<VerifiedPart>& verified, bool& prefix_refuted)
 {
     GetOptions options = asked;
     if (!options.tree_root.empty()) {
@@ -342,12 +346,10 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& as
             (void)part.file().close();
             (void)remove_file(part_path(options.dest), options.folder.get());
             (void)remove_file(state_path(options.dest), options.folder.get());
-            std::string message = "the bytes received hash to " + digest + ", but \"" + options.name + "\" hashes to " +
-                                  trailer->body.digest + "; the download was discarded";
-            if (offset > 0) {
-                message += " (the file may have changed since the partial download; get it again with --no-resume)";
-            }
-            return Error{ErrorCode::hash_mismatch, message};
+            prefix_refuted = offset > 0;
+            return Error{ErrorCode::hash_mismatch, "the bytes received hash to " + digest + ", but \"" +
+                                                       options.name + "\" hashes to " + trailer->body.digest +
+                                                       "; the download was discarded"};
         }
         // Verified: make it durable (with the server's time when asked),
         // then publish it under its name.
@@ -661,8 +663,23 @@ Result<TransferResult> finish_get(Connection& connection, PendingGet& pending)
         }
         return receive_to_stream(connection, pending.options, id, remote, stream->fd(), pending.options.dest);
     }
-    return receive_file(connection, pending.options, id, remote, offset, std::move(pending.resumable),
-                        pending.verified);
+    bool prefix_refuted = false;
+    auto received = receive_file(connection, pending.options, id, remote, offset, std::move(pending.resumable),
+                                 pending.verified, prefix_refuted);
+    if (prefix_refuted) {
+        // The resumed part held bytes that were not the file's, though the
+        // size and mtime matched: a checkpoint vouches only for what
+        // arrived, never for what a trailer would have confirmed (a
+        // connection cut inside frames that a shrinking file had the server
+        // pad with zeros, PROTOCOL.md 4.4, or a file rewritten with its
+        // times put back). The part is gone: once more from the start, on
+        // the same connection (the trailer left it in step). A fresh
+        // download that fails the hash is final, so this cannot loop.
+        pending.resumable.reset();
+        pending.offset = 0;
+        pending.restart = true;
+    }
+    return received;
 }
 
 Result<TransferResult> get_file(Connection& connection, const GetOptions& options)

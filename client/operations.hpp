@@ -118,7 +118,9 @@ struct PendingGet {
     // file to publish onto); a FIFO or device is written straight through.
     DownloadTarget target;
     // Set by finish_get when the partial turned out to belong to an older
-    // version of the file: send the request again (from 0) instead of failing.
+    // version of the file (another size or mtime in the reply), or its bytes
+    // failed the whole file's hash: send the request again (from 0) instead
+    // of failing.
     bool restart = false;
     // With options.defer_publish, after a finish_get that verified a file
     // (not a stream): the part, to be published by the caller.
