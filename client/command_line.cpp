@@ -323,9 +323,16 @@ CommandLine::CommandLine(Grammar grammar)
                    "Compare files of the same size by digest (the transfer hash, computed on both sides) instead "
                    "of by mtime");
     sync->add_flag("--delete", a.delete_extras,
-                   "Remove what the receiving side holds and the sending side does not (and what is in the way "
-                   "of an entry of another kind)");
-    sync->add_flag("-n,--dry-run", a.dry_run, "Show what would be sent and deleted; change nothing");
+                   "Also remove from the receiving side (the server's folder on a push, the local one on a pull) "
+                   "every file and folder the sending side does not have, a folder with everything in it, and "
+                   "whatever stands where the sending side has an entry of the other kind; never a symbolic link, "
+                   "FIFO, socket or device (nor the folders holding one), a partial download (NAME.ferry-part) or "
+                   "a name a Ferry server cannot hold. With --dry-run: listed, and counted as the real run would "
+                   "count them; nothing removed");
+    sync->add_flag("-n,--dry-run", a.dry_run,
+                   "Show what would be deleted, made and sent, and the modification times that would be set "
+                   "(folders, the synced folder itself, --checksum's equal files); change nothing. Under --json "
+                   "these lines are the summary's notes");
     sync->add_option("-j,--jobs", a.jobs, "Connections used at once (each pipelines its files)")
         ->capture_default_str()
         ->check(CLI::Range(1U, kMaxSyncJobs));

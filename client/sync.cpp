@@ -15,8 +15,10 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <deque>
 #include <future>
 #include <memory>
@@ -488,6 +490,9 @@ void make_plan_folders(Connection& connection, Tally& tally, const SyncArguments
     }
 }
 
+constexpr const char* kNoTimesNote = "note: this server cannot set modification times (an older ferryd): folders "
+                                     "keep the time of their last change";
+
 // A push's times on the server, once every file is in place: the files
 // found equal by content (--checksum) whose time differs, then the folders
 // (publishing into a folder changes its time). Spread over the crew's
@@ -501,8 +506,7 @@ void set_remote_times(Crew& crew, Connection& connection, Tally& tally, const Sy
         return;
     }
     if (!can_set_mtime(connection)) {
-        tally.note("note: this server cannot set modification times (an older ferryd): folders keep the time of "
-                   "their last change");
+        tally.note(kNoTimesNote);
         return;
     }
     Queue queue(times.size());
@@ -546,20 +550,57 @@ std::optional<std::int64_t> local_folder_mtime(const std::string& path)
     return static_cast<std::int64_t>(st.st_mtime);
 }
 
-void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& plan)
+// A modification time as the notes show it: UTC, to the second.
+std::string utc_time(std::int64_t seconds)
+{
+    const auto when = static_cast<std::time_t>(seconds);
+    std::tm parts{};
+    if (::gmtime_r(&when, &parts) == nullptr) {
+        return std::to_string(seconds);
+    }
+    std::array<char, 40> text{};
+    std::strftime(text.data(), text.size(), "%Y-%m-%d %H:%M:%S UTC", &parts);
+    return text.data();
+}
+
+// A dry run's plan, one note per step, in the order the real run takes
+// them: what it would delete, make, send, and the times it would set (the
+// receiving side's folders, the synced folder itself, and with --checksum
+// files found equal whose time differs). `times_settable`: false for a
+// push to a server that cannot set times, which the real run only notes.
+void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& plan, bool times_settable)
 {
     const bool push = arguments.direction == SyncDirection::push;
     const auto shown = [&](const std::string& path) {
         return printable(push ? remote_join(arguments.remote, path) : local_join(arguments.local, path));
     };
+    const auto shown_folder = [&](const std::string& path) {
+        if (path.empty() && push && arguments.remote.empty()) {
+            return std::string(":"); // the server's root
+        }
+        const std::string name = path.empty() ? printable(push ? arguments.remote : arguments.local) : shown(path);
+        return name.ends_with('/') ? name : name + "/";
+    };
     for (const auto& removal : plan.removals) {
         tally.note("would delete " + shown(removal.path) + (removal.kind == EntryKind::folder ? "/" : ""));
     }
     for (const auto& folder : plan.folders) {
-        tally.note("would make " + shown(folder) + "/");
+        tally.note("would make " + shown_folder(folder));
     }
     for (const auto& transfer : plan.transfers) {
         tally.note("would send " + printable(transfer.path) + " (" + human_size(transfer.size) + ")");
+    }
+    if (!times_settable) {
+        if (!plan.retimes.empty() || !plan.folder_times.empty()) {
+            tally.note(kNoTimesNote);
+        }
+        return;
+    }
+    for (const auto& retime : plan.retimes) {
+        tally.note("would set the time of " + shown(retime.path) + " to " + utc_time(retime.mtime));
+    }
+    for (const auto& folder : plan.folder_times) {
+        tally.note("would set the time of " + shown_folder(folder.path) + " to " + utc_time(folder.mtime));
     }
 }
 
@@ -625,8 +666,9 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     }
 
     // 0. The synced folder's own time on the server, asked before the
-    // listing's pages stream (a push needs it only where it can set it).
-    const bool keeps_top_time = !arguments.dry_run && (!push || can_set_mtime(connection));
+    // listing's pages stream (a push needs it only where it can set it; a
+    // dry run too, to list the time it would set).
+    const bool keeps_top_time = !push || can_set_mtime(connection);
     std::optional<std::int64_t> remote_top;
     if (keeps_top_time) {
         remote_top = remote_folder_mtime(connection, arguments.remote);
@@ -700,10 +742,10 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     }
     summary.skipped = plan.skipped;
     if (arguments.dry_run) {
-        show_plan(tally, arguments, plan);
+        show_plan(tally, arguments, plan, keeps_top_time);
         summary.sent = plan.transfers.size();
         summary.bytes = plan.bytes;
-        summary.deleted = plan.removals.size();
+        summary.deleted = removal_count(plan, dest);
         return finish();
     }
     if (remote_missing && !arguments.remote.empty()) {

@@ -203,6 +203,29 @@ void add_top_folder_time(SyncPlan& plan, std::optional<std::int64_t> source_top,
     }
 }
 
+std::uint64_t removal_count(const SyncPlan& plan, const TreeListing& dest)
+{
+    std::unordered_set<std::string> removed;
+    for (const auto& removal : plan.removals) {
+        removed.insert(removal.path);
+    }
+    std::unordered_set<std::string> kept; // removed folders left because they hold what is never removed
+    std::uint64_t count = 0;
+    for (const auto& entry : dest) {
+        if (!within(removed, entry.path)) {
+            continue;
+        }
+        if (entry.kind != EntryKind::other) {
+            ++count;
+            continue;
+        }
+        for (std::string at = parent_path(entry.path); !at.empty() && within(removed, at); at = parent_path(at)) {
+            kept.insert(at);
+        }
+    }
+    return count - std::min<std::uint64_t>(count, kept.size());
+}
+
 std::vector<std::string> folders_without_files(const SyncPlan& plan)
 {
     // Every ancestor of a file sent or of another folder made is made on the way.

@@ -103,6 +103,13 @@ std::vector<std::string> folders_without_files(const SyncPlan& plan);
 void add_top_folder_time(SyncPlan& plan, std::optional<std::int64_t> source_top,
                          std::optional<std::int64_t> dest_top);
 
+// How many files and folders the plan's removals take from the receiving
+// side `dest` (as listed): each removed entry and, below a removed folder,
+// every file and folder; what is never removed (kind `other`) stays, and
+// so do the folders holding it. What a --dry-run reports as deleted, the
+// same count a real run reports.
+std::uint64_t removal_count(const SyncPlan& plan, const TreeListing& dest);
+
 // The parent path of `path` ("a/b/c" -> "a/b", "a" -> "").
 std::string parent_path(const std::string& path);
 

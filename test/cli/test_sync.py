@@ -214,7 +214,8 @@ class Push(SyncTest):
         before = tree_of(self.root)
         dry = self.sync("--delete", "--dry-run", self.src, ":")
         self.assertTrue(dry["dry_run"])
-        self.assertEqual((dry["deleted"], dry["sent"]), (2, 0))
+        # Counted as the real run counts: the folder with what it holds.
+        self.assertEqual((dry["deleted"], dry["sent"]), (4, 0))
         self.assertEqual(tree_of(self.root), before)
         text = self.ferry("sync", "--delete", "-n", self.src, ":")
         self.assertEqual(text.returncode, 0, text.stderr)
@@ -224,6 +225,72 @@ class Push(SyncTest):
         done = self.sync("--delete", self.src, ":")
         self.assertEqual(done["deleted"], 4)
         self.assertEqual(tree_of(self.root), tree_of(self.src))
+
+    def test_dry_run_lists_the_times_it_would_set_both_ways(self):
+        def listed(notes, root_shown, times):
+            return {note for note in notes if note.startswith("would set the time of ")} == {
+                "would set the time of %s to %s" % (
+                    root_shown if path == "." else root_shown + path + "/",
+                    time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(mtime)))
+                for path, mtime in times.items()}
+
+        make_tree(self.src, files=6)
+        age_folders(self.src)
+        times = folder_times(self.src)
+        # A push into a folder still to make: every folder's time, the
+        # synced folder's too; nothing made or set.
+        dry = self.sync("--dry-run", self.src, ":backup")
+        self.assertTrue(listed(dry["notes"], "backup/", times), dry["notes"])
+        text = self.ferry("sync", "-n", self.src, ":backup")
+        self.assertEqual(text.returncode, 0, text.stderr)
+        self.assertTrue(listed(text.stdout.decode().splitlines(), "backup/", times), text.stdout)
+        self.assertEqual(os.listdir(self.root), [])
+        # The real run sets exactly those; then none is left to set.
+        self.sync(self.src, ":backup")
+        self.assertEqual(folder_times(os.path.join(self.root, "backup")), times)
+        self.assertTrue(listed(self.sync("--dry-run", self.src, ":backup")["notes"], "backup/", {}))
+        # Into the server's root, named ":".
+        dry = self.sync("--dry-run", os.path.join(self.src, "d1"), ":")
+        self.assertIn("would set the time of : to " + time.strftime(
+            "%Y-%m-%d %H:%M:%S UTC", time.gmtime(times["d1"])), dry["notes"])
+
+        # A pull into a folder still to make, then one whose folders' times differ.
+        dest = os.path.join(self.local, "copy")
+        dry = self.sync("--dry-run", ":backup", dest)
+        self.assertTrue(listed(dry["notes"], dest + "/", times), dry["notes"])
+        self.assertFalse(os.path.exists(dest))
+        self.sync(":backup", dest)
+        self.assertEqual(folder_times(dest), times)
+        os.utime(os.path.join(dest, "d1"), (1_234_567_890, 1_234_567_890))
+        text = self.ferry("sync", "--dry-run", ":backup", dest)
+        self.assertTrue(listed(text.stdout.decode().splitlines(), dest + "/", {"d1": times["d1"]}), text.stdout)
+        self.assertEqual(int(os.lstat(os.path.join(dest, "d1")).st_mtime), 1_234_567_890)
+
+    def test_help_readme_and_man_page_say_the_same_of_delete(self):
+        def words(text):
+            return " ".join(text.split())
+
+        shown = self.ferry("sync", "--help")
+        self.assertEqual(shown.returncode, 0, shown.stderr)
+        with open(os.path.join(HERE, "..", "..", "README.md")) as f:
+            readme = words(f.read().replace("`", ""))
+        with open(os.path.join(HERE, "..", "..", "packaging", "ferry.1")) as f:
+            man = words(" ".join(line for line in f.read().replace("\\-", "-").replace("\\fR", "").splitlines()
+                                 if not line.startswith(".") or line.startswith((".B ", ".BR "))
+                                 ).replace(".BR ", "").replace(".B ", ""))
+        for phrase in ("the server's folder on a push, the local one on a pull",
+                       "every file and folder the sending side does not have",
+                       "a folder with everything in it",
+                       "whatever stands where the sending side has an entry of the other kind",
+                       "symbolic link, FIFO, socket or device (nor the folders holding one)",
+                       "a partial download (NAME.ferry-part)",
+                       "a name a Ferry server cannot hold",
+                       "With --dry-run: listed, and counted as the real run would count them",
+                       "would set the time of"):
+            with self.subTest(phrase=phrase):
+                self.assertIn(phrase, words(shown.stdout.decode()) if phrase != "would set the time of" else readme)
+                self.assertIn(phrase, readme)
+                self.assertIn(phrase, man)
 
     def test_links_are_never_followed(self):
         outside = os.path.join(self.dir, "outside")

@@ -120,6 +120,28 @@ TEST_CASE("sync plan: extras stay without --delete; with it a folder goes once, 
     CHECK(plan.transfers.empty());
 }
 
+TEST_CASE("sync plan: removal_count counts what a real run removes, a folder with its contents, never a link")
+{
+    // What --dry-run reports as deleted: the same count the real run
+    // reports (it said 3 here, the entries it names, where the run removes 5).
+    const TreeListing source{folder("keep"), file("keep/a", 1, 1)};
+    const TreeListing dest{folder("keep"),     file("keep/a", 1, 1), folder("old"),
+                           folder("old/deep"), file("old/deep/x", 1, 1), file("old/y", 1, 1), file("stray", 2, 2)};
+    PlanOptions options;
+    options.delete_extras = true;
+    const auto plan = plan_sync(source, dest, options);
+    CHECK(removal_paths(plan) == Paths{"old", "stray"});
+    CHECK(removal_count(plan, dest) == 5);
+    CHECK(removal_count(plan_sync(source, dest, {}), dest) == 0);
+
+    // A link below a removed folder stays, and so do the folders holding it.
+    const TreeListing linked{folder("keep"),     file("keep/a", 1, 1), folder("old"), folder("old/deep"),
+                             link("old/deep/l"), file("old/deep/x", 1, 1), file("old/y", 1, 1)};
+    const auto with_link = plan_sync(source, linked, options);
+    CHECK(removal_paths(with_link) == Paths{"old"});
+    CHECK(removal_count(with_link, linked) == 2); // old/deep/x and old/y
+}
+
 TEST_CASE("sync plan: a file where the source has a folder (and the reverse) is a conflict, replaced with --delete")
 {
     const TreeListing source{file("was-folder", 3, 1), folder("was-file"), file("was-file/inside", 2, 1)};
