@@ -6,19 +6,41 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <utility>
 
 namespace ferry::server {
 
-Download::Opened Download::open(const Library& library, const std::string& name, HashKind hash)
+Download::Opened Download::open(const Library& library, const std::string& name, HashKind hash, FirstRange first)
 {
-    Opened opened{library.open_for_read(name), std::nullopt, false};
-    if (opened.file) {
-        const FileIdentity& identity = opened.file.value()->identity();
-        opened.cached_digest = library.digests().find(identity, hash);
-        const auto now =
-            std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch());
-        opened.fresh = now.count() - identity.changed_ns < 1'000'000'000;
+    Opened opened{library.open_for_read(name), std::nullopt, false, 0, std::nullopt};
+    if (!opened.file) {
+        return opened;
     }
+    const OpenFile& file = *opened.file.value();
+    const FileIdentity& identity = file.identity();
+    opened.cached_digest = library.digests().find(identity, hash);
+    const auto now =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch());
+    opened.fresh = now.count() - identity.changed_ns < 1'000'000'000;
+    // What send_file_frame's job does for a range, done here for the first
+    // one (continue_sending sends file frames under the same condition).
+    // The open's own fstat is the check before a cached range is read
+    // ahead; a hashed range is checked after its read, as there.
+    const std::size_t size = std::min<std::uint64_t>(first.most, file.info().size);
+    if (!first.wanted || size == 0 || (opened.fresh && !opened.cached_digest)) {
+        return opened;
+    }
+    if (opened.cached_digest) {
+        file.read_ahead(0, size);
+        opened.first_range = size;
+        return opened;
+    }
+    TransferHash hashed(hash);
+    if (file.hash_range(0, size, hashed) || library.check_unchanged(file)) {
+        return opened; // the range's own job finds the failure again, and says it
+    }
+    opened.first_hash = std::move(hashed);
+    opened.first_range = size;
     return opened;
 }
 
@@ -27,6 +49,7 @@ Download::Download(TransferHost& host, SessionIo& io, const Library& library, co
     : host_(host), io_(io), library_(library), config_(config), counters_(counters), id_(id),
       file_(std::move(opened.file.value())), next_offset_(offset), first_offset_(offset), hash_(hash),
       known_digest_(std::move(opened.cached_digest)), freshly_changed_(opened.fresh),
+      first_range_(offset == 0 ? opened.first_range : 0), first_hash_(std::move(opened.first_hash)),
       line_(io.peer(), "get", file_->info().name, token_label)
 {
     ++counters_.transfers_total;
@@ -122,6 +145,8 @@ void Download::continue_sending()
         return;
     }
     if (io_.unsent_bytes() >= config_.send_high_water) {
+        first_range_ = 0; // made ready too long ago by now
+        first_hash_.reset();
         return; // on_sent() brings us back
     }
     // The kernel moves the bytes from the page cache to the socket. With the
@@ -198,6 +223,18 @@ void Download::reread_fresh_file()
 void Download::send_file_frame(std::uint64_t end)
 {
     const std::uint64_t offset = next_offset_;
+    if (offset == 0 && first_range_ > 0) {
+        // Made ready by the open's job (Opened::first_range).
+        const auto size = static_cast<std::size_t>(std::exchange(first_range_, 0));
+        if (first_hash_) {
+            hash_ = std::move(*first_hash_);
+            first_hash_.reset();
+        }
+        queue_file_frames(offset, size);
+        return;
+    }
+    first_range_ = 0;
+    first_hash_.reset();
     const std::size_t size = std::min<std::uint64_t>(config_.file_frame_size, end - offset);
     host_.submit(make_job(
         [&library = library_, file = file_, &hash = hash_, hashing = !known_digest_, offset, size] {
@@ -229,19 +266,24 @@ void Download::send_file_frame(std::uint64_t end)
                 finish(failure);
                 return;
             }
-            // One job checks and reads ahead a large range, but it goes out
-            // as data frames of chunk_size, as PROTOCOL.md 2 says senders
-            // do; the frames are queued together, so sendfile still moves
-            // the whole range without a trip through the loop per frame.
-            for (std::size_t sent = 0; sent < size;) {
-                const std::size_t frame = std::min(config_.chunk_size, size - sent);
-                io_.send_file_frame(file_, offset + sent, frame);
-                sent += frame;
-            }
-            next_offset_ += size;
-            counters_.bytes_out += size;
-            continue_sending();
+            queue_file_frames(offset, size);
         }));
+}
+
+void Download::queue_file_frames(std::uint64_t offset, std::size_t size)
+{
+    // One job checks and reads ahead a large range, but it goes out as data
+    // frames of chunk_size, as PROTOCOL.md 2 says senders do; the frames are
+    // queued together, so sendfile still moves the whole range without a
+    // trip through the loop per frame.
+    for (std::size_t sent = 0; sent < size;) {
+        const std::size_t frame = std::min(config_.chunk_size, size - sent);
+        io_.send_file_frame(file_, offset + sent, frame);
+        sent += frame;
+    }
+    next_offset_ += size;
+    counters_.bytes_out += size;
+    continue_sending();
 }
 
 void Download::finish(std::optional<Error> error)

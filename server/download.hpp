@@ -33,9 +33,22 @@ public:
         std::optional<std::string> cached_digest;
         // Changed less than a second before it was opened (see below).
         bool fresh = false;
+        // The bytes [0, first_range) were made ready by the open's job as a
+        // file frame's job would (read ahead when the digest is cached, else
+        // hashed into first_hash while the file stayed unchanged), so they
+        // go out at once: a small file's get takes two pool round trips
+        // (open, and the check after its last byte left), not three.
+        std::uint64_t first_range = 0;
+        std::optional<TransferHash> first_hash;
     };
-    // On the pool: opens `name` and looks its digest up.
-    static Opened open(const Library& library, const std::string& name, HashKind hash);
+    // What the open's job may also do for the first range (see Opened).
+    struct FirstRange {
+        bool wanted = false;         // a get from offset 0 on a connection that sends file frames
+        std::size_t most = 0;        // Config::file_frame_size
+    };
+    // On the pool: opens `name`, looks its digest up and, when `first`
+    // asks, makes the first range ready.
+    static Opened open(const Library& library, const std::string& name, HashKind hash, FirstRange first);
 
     // `file` opened, `offset` checked against its size.
     // `token_label` names who acted in the log line.
@@ -58,6 +71,8 @@ public:
 private:
     void hash_resumed_prefix();
     void send_file_frame(std::uint64_t end);
+    // Queues [offset, offset + size) as data frames that the kernel fills.
+    void queue_file_frames(std::uint64_t offset, std::size_t size);
     void reread_fresh_file();
     void finish(std::optional<Error> error);
 
@@ -83,6 +98,11 @@ private:
     // that same timestamp tick would move neither its modification nor its
     // change time, so its bytes are read once more before the trailer.
     bool freshly_changed_ = false;
+    // Opened::first_range and first_hash, used only if the first range goes
+    // out as soon as the get starts: a wait for room drops them, so that
+    // the range's own job checks the file again just before its frames.
+    std::uint64_t first_range_ = 0;
+    std::optional<TransferHash> first_hash_;
     TransferLine line_;
 };
 

@@ -733,8 +733,11 @@ void Session::start_get(std::uint64_t id, const GetRequest& get)
         return;
     }
     state_ = State::working;
+    const Download::FirstRange first{get.offset == 0 && io_.supports_file_frames(), config_.file_frame_size};
     submit(make_job(
-        [&library = library_, name = get.name, hash = get.hash] { return Download::open(library, name, hash); },
+        [&library = library_, name = get.name, hash = get.hash, first] {
+            return Download::open(library, name, hash, first);
+        },
         [this, id, offset = get.offset, hash = get.hash](Download::Opened opened) {
             if (!opened.file) {
                 send_error(id, opened.file.error());

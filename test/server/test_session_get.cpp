@@ -440,3 +440,37 @@ TEST_CASE("a download progresses while the peer acknowledges bytes, though no wr
     CHECK(f.io.closed);
     CHECK(parse_trailer(f.io.controls().back()).error().code == ErrorCode::stalled);
 }
+
+TEST_CASE("a small file's get takes two pool jobs: the open makes its one range ready")
+{
+    Fixture f;
+    f.config.chunk_size = 1000;
+    f.config.file_frame_size = 4096;
+    f.io.file_frames = true;
+    f.hello();
+    const std::string content = pattern(3000, 21);
+    f.root.write("small.bin", content);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100)); // settled: sent with file frames
+
+    const auto get = [&] {
+        f.feed(control(Request{9, GetRequest{"small.bin", 0}}));
+        int jobs = 0;
+        while (!f.io.jobs.empty()) {
+            f.io.run_one_job();
+            ++jobs;
+        }
+        auto [controls, data] = f.io.drain();
+        REQUIRE(controls.size() == 2);
+        CHECK(data == content);
+        const auto trailer = parse_trailer(controls[1]);
+        REQUIRE(trailer);
+        CHECK(trailer->body.digest == sha256_of(content));
+        return jobs;
+    };
+    // The first get hashes the range in the open's job; the second finds
+    // the digest cached and only reads ahead. Either way: the open, then
+    // the check after the last byte left (three before: a job per range).
+    CHECK(get() == 2);
+    CHECK(get() == 2);
+    CHECK(f.io.file_frames_sent == 6);
+}

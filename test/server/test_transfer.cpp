@@ -99,7 +99,7 @@ struct Parts {
 
     Download& download(const std::string& name, std::uint64_t offset = 0)
     {
-        auto opened = Download::open(*library, name, HashKind::sha256);
+        auto opened = Download::open(*library, name, HashKind::sha256, Download::FirstRange{});
         REQUIRE(opened.file);
         return host.transfer.emplace<Download>(static_cast<TransferHost&>(host), io, *library, config, counters,
                                                "alice", 7, HashKind::sha256, std::move(opened), offset);
