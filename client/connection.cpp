@@ -131,7 +131,8 @@ Connection::Connection(Connection&& other) noexcept
     : endpoint_(std::move(other.endpoint_)), options_(std::move(other.options_)),
       transport_(std::move(other.transport_)), hello_(std::move(other.hello_)), next_id_(other.next_id_),
       decoder_(std::move(other.decoder_)), buffer_(std::move(other.buffer_)), begin_(other.begin_), end_(other.end_),
-      lender_(std::exchange(other.lender_, nullptr)), lent_(std::exchange(other.lent_, {}))
+      lender_(std::exchange(other.lender_, nullptr)), lent_(std::exchange(other.lent_, {})),
+      held_(std::move(other.held_))
 {
 }
 
@@ -150,6 +151,7 @@ Connection& Connection::operator=(Connection&& other) noexcept
         end_ = other.end_;
         lender_ = std::exchange(other.lender_, nullptr);
         lent_ = std::exchange(other.lent_, {});
+        held_ = std::move(other.held_);
     }
     return *this;
 }
@@ -162,6 +164,7 @@ Connection::~Connection()
 void Connection::close()
 {
     transport_.close();
+    held_.clear(); // for the connection that is gone
     begin_ = end_ = 0;
     lent_ = {}; // a later read asks the lender for memory again
 }
@@ -371,6 +374,35 @@ Result<short> Connection::wait_for(short events, Clock::time_point deadline)
     }
 }
 
+Status Connection::hold_request(const Request& request)
+{
+    if (!transport_.is_open()) {
+        return Error{ErrorCode::connection_lost, "not connected to " + endpoint_.to_string()};
+    }
+    const std::string* name = std::visit(
+        [](const auto& body) -> const std::string* {
+            if constexpr (requires { body.name; }) {
+                return &body.name;
+            } else {
+                return nullptr;
+            }
+        },
+        request.body);
+    if (name != nullptr && !is_valid_utf8(*name)) {
+        return Error{ErrorCode::invalid_name, "file name is not valid UTF-8"};
+    }
+    held_ += encode_control_frame(encode_request(request));
+    return success();
+}
+
+Status Connection::flush_held()
+{
+    if (held_.empty()) {
+        return success();
+    }
+    return send_vectors({}, {});
+}
+
 Status Connection::send_request(const Request& request)
 {
     // JSON can only carry UTF-8, and the encoder would replace any other
@@ -412,6 +444,14 @@ Status Connection::send_vectors(std::span<const std::uint8_t> head, std::span<co
 {
     if (!transport_.is_open()) {
         return Error{ErrorCode::connection_lost, "not connected to " + endpoint_.to_string()};
+    }
+    // Held frames go first, in the same write as what follows them.
+    std::string joined;
+    if (!held_.empty()) {
+        joined = std::move(held_);
+        held_.clear();
+        joined.append(reinterpret_cast<const char*>(head.data()), head.size());
+        head = std::span(reinterpret_cast<const std::uint8_t*>(joined.data()), joined.size());
     }
     auto deadline = Clock::now() + options_.timeouts.io;
     while (!head.empty() || !body.empty()) {
@@ -490,6 +530,9 @@ Error Connection::lost_while_sending(const std::string& why)
 
 Status Connection::fill()
 {
+    if (auto flushed = flush_held(); !flushed) {
+        return flushed; // a reply is awaited only once its request went out
+    }
     const auto deadline = Clock::now() + options_.timeouts.io;
     for (;;) {
         if (!transport_.is_open()) {
@@ -582,6 +625,9 @@ Result<std::string> Connection::receive_control()
 
 Result<std::optional<std::string>> Connection::poll_control()
 {
+    if (auto flushed = flush_held(); !flushed) {
+        return flushed.error();
+    }
     for (;;) {
         if (!transport_.is_open()) {
             return Error{ErrorCode::connection_lost, "not connected to " + endpoint_.to_string()};
@@ -620,6 +666,9 @@ bool Connection::has_unsolicited_input()
 {
     if (!transport_.is_open()) {
         return true;
+    }
+    if (!held_.empty()) {
+        return false; // a request is outstanding: its reply is solicited
     }
     if (begin_ < end_ || decoder_.mid_frame()) {
         return true;

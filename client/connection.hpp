@@ -87,6 +87,11 @@ public:
     std::uint64_t next_id() { return next_id_++; }
 
     Status send_request(const Request& request);
+    // Like send_request, but the frame waits to go out with the next send,
+    // in the same write, or before the next read (whichever comes first):
+    // an upload's commit so reaches the server together with the next put,
+    // which the server then starts in the commit's own pool job.
+    Status hold_request(const Request& request);
     Status send_control(std::string_view json_text);
     Status send_data(std::span<const std::uint8_t> payload);
     // Any bytes at all, framed or not (tests speak broken protocol with it).
@@ -117,6 +122,8 @@ private:
     // Polls for `events` until one is ready (returns revents) or the deadline.
     Result<short> wait_for(short events, Clock::time_point deadline);
     Status send_vectors(std::span<const std::uint8_t> head, std::span<const std::uint8_t> body);
+    // Writes the held frames, if any (see hold_request()).
+    Status flush_held();
     // Reads more bytes into the buffer, waiting up to the io timeout.
     Status fill();
     // The next frame (or piece of a data frame) in the buffered bytes;
@@ -149,6 +156,7 @@ private:
     std::size_t end_ = 0;
     ReceiveBuffers* lender_ = nullptr;
     std::span<std::uint8_t> lent_; // empty: reading into buffer_
+    std::string held_;             // frames that go out with the next write
 };
 
 // Lends a connection's reads `lender`'s memory for its own lifetime.

@@ -855,7 +855,8 @@ Status send_upload(Connection& connection, PendingPut& pending)
 
     const TransferHash& whole = pipeline ? pipeline->hash() : hash;
     pending.digest = whole.hex_digest();
-    return connection.send_request(Request{id, CommitRequest{pending.digest, whole.kind()}});
+    // Held, to go out with the next put if one follows (see hold_request).
+    return connection.hold_request(Request{id, CommitRequest{pending.digest, whole.kind()}});
 }
 
 Result<TransferResult> finish_put(Connection& connection, PendingPut& pending)

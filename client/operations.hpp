@@ -172,8 +172,10 @@ Result<PendingPut> prepare_put(const PutOptions& options);
 // Sends the put request under a fresh id of this connection.
 Status send_put(Connection& connection, PendingPut& pending);
 // Reads the put's reply (waiting out `busy` when resuming), checks what a
-// resume builds on, sends the data and the commit. The commit's reply is
-// left unread: other requests may be sent before finish_put reads it.
+// resume builds on, sends the data, and holds the commit to go out with the
+// next request (Connection::hold_request) or before the next read. The
+// commit's reply is left unread: other requests may be sent before
+// finish_put reads it.
 Status send_upload(Connection& connection, PendingPut& pending);
 Result<TransferResult> finish_put(Connection& connection, PendingPut& pending);
 

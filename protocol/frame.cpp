@@ -37,6 +37,19 @@ std::string encode_control_frame(std::string_view json_text)
     return frame;
 }
 
+std::size_t whole_control_frame(std::span<const std::uint8_t> input, std::uint32_t max_control_frame)
+{
+    if (input.size() < kFrameHeaderSize || input[0] != static_cast<std::uint8_t>(FrameKind::control)) {
+        return 0;
+    }
+    const std::uint32_t size = (std::uint32_t{input[1]} << 24) | (std::uint32_t{input[2]} << 16) |
+                               (std::uint32_t{input[3]} << 8) | std::uint32_t{input[4]};
+    if (size > max_control_frame || input.size() - kFrameHeaderSize < size) {
+        return 0;
+    }
+    return kFrameHeaderSize + size;
+}
+
 DecodeEvent FrameDecoder::fail(ErrorCode code, std::string message, std::size_t consumed)
 {
     failed_ = true;

@@ -36,6 +36,13 @@ FrameHeader encode_frame_header(FrameKind kind, std::uint32_t payload_size);
 // A whole control frame (header + JSON text) ready to write.
 std::string encode_control_frame(std::string_view json_text);
 
+// The length (header included) of the control frame that `input` begins
+// with, when all of it is there and its payload is at most
+// `max_control_frame` bytes; 0 otherwise (a data frame, part of a frame,
+// one too large, or no frame at all). Lets a reader look one whole request
+// ahead without decoding it.
+std::size_t whole_control_frame(std::span<const std::uint8_t> input, std::uint32_t max_control_frame);
+
 // What FrameDecoder::next() found at the front of its input.
 struct DecodeEvent {
     enum class Kind {

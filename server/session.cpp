@@ -14,6 +14,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// How long the chunk that completes an upload waits for the commit before
+// it is written without it (see Upload::continue_receiving): a client sends
+// its commit right behind its data, and one that does not is told of a
+// failing write at the next sweep after this.
+constexpr std::uint64_t kLastChunkPatienceMs = 100;
+
 const std::vector<std::string> kCapabilities{"list", "stat", "get", "put", "resume", "stats"};
 // What a version-2 connection gets on top (PROTOCOL.md 4.1).
 const std::vector<std::string> kVersion2Capabilities{"folders", "mkdir",  "delete",   "rename",
@@ -46,6 +52,53 @@ private:
     std::unique_ptr<PoolJob> job_;
 };
 
+// A put taken right behind a commit: from then until its start ran in the
+// commit's job (begun), and that start became the running upload.
+struct Session::ChainedPut {
+    std::uint64_t id;
+    PutRequest put;
+    bool submitted = false;
+    std::optional<Upload::Begun> begun;
+};
+
+// An upload's finish job followed, on the same pool thread, by the start of
+// the put that came right behind its commit: a client sending its files one
+// after another on one connection pays one pool round trip per file instead
+// of two. The start is handed to the session before the finish's completion
+// runs, which ends the transfer and so starts the chained put
+// (back_to_idle()).
+class Session::Chained final : public PoolJob {
+public:
+    Chained(Session& session, std::unique_ptr<PoolJob> finish, PutRequest put)
+        : session_(session), finish_(std::move(finish)), put_(std::move(put))
+    {
+    }
+    void work() override
+    {
+        finish_->work();
+        try {
+            begun_.emplace(Upload::begin(session_.library_, put_));
+        } catch (...) {
+            failure_ = std::current_exception();
+        }
+    }
+    void done() override
+    {
+        if (failure_) {
+            std::rethrow_exception(failure_);
+        }
+        session_.chained_->begun = std::move(begun_);
+        finish_->done();
+    }
+
+private:
+    Session& session_;
+    std::unique_ptr<PoolJob> finish_;
+    PutRequest put_;
+    std::optional<Upload::Begun> begun_;
+    std::exception_ptr failure_;
+};
+
 Session::Session(SessionIo& io, const Library& library, const Config& config, Counters& counters)
     : io_(io), library_(library), config_(config), counters_(counters), decoder_(config.max_control_frame)
 {
@@ -67,7 +120,7 @@ bool Session::parkable() const
 {
     return state_ == State::awaiting_request && !job_in_flight_ && !reading_paused_ && !draining_ &&
            !decoder_.mid_frame() && inbox_pos_ >= inbox_.size() && direct_.empty() && !transfer_ && !listing_ &&
-           !slot_ && !close_reason_;
+           !slot_ && !close_reason_ && !chained_;
 }
 
 Session::Standing Session::park()
@@ -770,12 +823,7 @@ void Session::start_put(std::uint64_t id, const PutRequest& request)
         send_error(id, *refused);
         return;
     }
-    PutRequest put = request;
-    if (protocol_version_ < 2) {
-        // Fields version 1 does not have change nothing there.
-        put.parents = false;
-        put.mtime.reset();
-    }
+    const PutRequest put = versioned_put(request);
     if (put.size > config_.max_upload_size) {
         fail_connection(id, Error{ErrorCode::upload_too_large,
                                   "uploads are limited to " + std::to_string(config_.max_upload_size) + " bytes"});
@@ -801,6 +849,106 @@ void Session::start_put(std::uint64_t id, const PutRequest& request)
                     }));
 }
 
+PutRequest Session::versioned_put(const PutRequest& request) const
+{
+    PutRequest put = request;
+    if (protocol_version_ < 2) {
+        // Fields version 1 does not have change nothing there.
+        put.parents = false;
+        put.mtime.reset();
+    }
+    return put;
+}
+
+bool Session::put_would_start(const PutRequest& put) const
+{
+    return !check_name(put.name) && !check_writable() && put.size <= config_.max_upload_size;
+}
+
+// A client that sends its next put right behind a commit (ferry does, in
+// the same write) has it in the input already: taken here, its start runs
+// in the commit's job, and its reply follows the commit's as it would have.
+// Only a put that start_put would send to the pool is taken; anything else
+// waits to be read as usual, once the commit has been answered.
+void Session::take_chained_put()
+{
+    if (draining_ || chained_) {
+        return;
+    }
+    std::span<const std::uint8_t> input = direct_;
+    if (input.empty()) {
+        input = std::span(reinterpret_cast<const std::uint8_t*>(inbox_.data()) + inbox_pos_,
+                          inbox_.size() - inbox_pos_);
+    }
+    const std::size_t length = whole_control_frame(input, config_.max_control_frame);
+    if (length == 0 || decoder_.mid_frame()) {
+        return;
+    }
+    // A whole control frame leaves the decoder as it found it, between
+    // frames: decoded here and not taken, it is decoded again later.
+    DecodeEvent event = decoder_.next(input.first(length));
+    if (event.kind != DecodeEvent::Kind::control || event.consumed != length) {
+        return;
+    }
+    ParsedRequest parsed = parse_request(event.text, protocol_version_);
+    if (!parsed.request) {
+        return;
+    }
+    const auto* put = std::get_if<PutRequest>(&parsed.request->body);
+    if (put == nullptr) {
+        return;
+    }
+    PutRequest versioned = versioned_put(*put);
+    if (!put_would_start(versioned)) {
+        return;
+    }
+    if (!direct_.empty()) {
+        direct_ = direct_.subspan(length);
+    } else {
+        inbox_pos_ += length;
+    }
+    chained_ = std::make_unique<ChainedPut>(ChainedPut{parsed.request->id, std::move(versioned), false, std::nullopt});
+}
+
+void Session::start_chained_put()
+{
+    const std::uint64_t id = chained_->id;
+    if (!chained_->begun->partial) {
+        send_error(id, chained_->begun->partial.error());
+        chained_.reset();
+        state_ = State::awaiting_request;
+        pump();
+        return;
+    }
+    // Refused, the connection closes, and the close discards the begun
+    // upload (drop_chained_put()).
+    if (!take_transfer_slot(id)) {
+        return;
+    }
+    auto chained = std::move(chained_);
+    state_ = State::receiving_file;
+    transfer_ = std::make_unique<std::variant<Download, Upload>>(
+        std::in_place_type<Upload>, static_cast<TransferHost&>(*this), io_, config_, counters_, token_label_, id,
+        chained->put, std::move(*chained->begun));
+    upload()->send_reply();
+    pump();
+}
+
+bool Session::drop_chained_put()
+{
+    auto chained = std::move(chained_);
+    if (!chained || !chained->begun || !chained->begun->partial) {
+        return false;
+    }
+    submit(make_job(
+        [partial = std::move(chained->begun->partial.value())] {
+            partial->discard();
+            return true;
+        },
+        [](bool) {}));
+    return true;
+}
+
 void Session::handle_upload_control(Upload& upload, const Request& request)
 {
     const bool commit = std::holds_alternative<CommitRequest>(request.body);
@@ -824,6 +972,7 @@ void Session::handle_upload_control(Upload& upload, const Request& request)
     }
     state_ = State::finishing_upload;
     if (commit) {
+        take_chained_put();
         upload.commit(std::get<CommitRequest>(request.body).digest);
     } else {
         upload.abort(std::get<AbortRequest>(request.body).discard);
@@ -929,6 +1078,11 @@ void Session::back_to_idle()
         begin_close();
         return;
     }
+    if (chained_ && chained_->begun) {
+        start_chained_put();
+        return;
+    }
+    chained_.reset(); // taken, but its commit's job did not run it
     state_ = State::awaiting_request;
     pump();
 }
@@ -1008,6 +1162,10 @@ void Session::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms)
     case State::receiving_file:
         if (quiet >= stall_limit) {
             fail_connection(transfer_id(), Error{ErrorCode::stalled, "no progress for " + seconds_text(quiet)});
+        } else if (state_ == State::receiving_file && quiet >= kLastChunkPatienceMs) {
+            // Every byte came but no commit: the last chunk goes to the
+            // disk without it, so that a failing write is told now.
+            upload()->stop_waiting_for_finish();
         }
         break;
     case State::sending_list:
@@ -1083,6 +1241,9 @@ void Session::advance_close()
     if (job_in_flight_) {
         return; // the job's completion calls back here
     }
+    if (drop_chained_put()) {
+        return; // the discard's completion calls back here
+    }
     if (auto* upload = this->upload(); upload && upload->has_work()) {
         upload->continue_receiving(); // its finish calls back here
         return;
@@ -1102,6 +1263,21 @@ void Session::submit(std::unique_ptr<PoolJob> job)
 {
     job_in_flight_ = true;
     io_.submit(std::make_unique<Gated>(*this, std::move(job)));
+}
+
+void Session::submit_finish(std::unique_ptr<PoolJob> job)
+{
+    // Only a commit that is answered on a live connection: a put behind
+    // anything else waits to be read as usual (or goes with the connection).
+    if (chained_ && !chained_->submitted && state_ == State::finishing_upload && !draining_) {
+        chained_->submitted = true;
+        submit(std::make_unique<Chained>(*this, std::move(job), chained_->put));
+        return;
+    }
+    if (chained_ && !chained_->submitted) {
+        chained_.reset();
+    }
+    submit(std::move(job));
 }
 
 // Every job's completion passes here before it acts, and this is the one
@@ -1132,7 +1308,8 @@ std::size_t Session::held_bytes() const
         return text.capacity() > std::string().capacity() ? text.capacity() : 0;
     };
     return heap(inbox_) + heap(token_label_) + (close_reason_ ? sizeof(std::string) + heap(*close_reason_) : 0) + (transfer_ ? sizeof(*transfer_) : 0) +
-           (slot_ ? sizeof(TransferSlot) : 0) + (listing_ ? sizeof(Listing) : 0);
+           (slot_ ? sizeof(TransferSlot) : 0) + (listing_ ? sizeof(Listing) : 0) +
+           (chained_ ? sizeof(ChainedPut) : 0);
 }
 
 } // namespace ferry::server

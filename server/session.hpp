@@ -147,6 +147,8 @@ public:
 private:
     struct Listing;
     class Gated;
+    class Chained;
+    struct ChainedPut;
 
     // Input side.
     void pump();
@@ -166,6 +168,19 @@ private:
     void start_stat(std::uint64_t id, const StatRequest& stat);
     void start_get(std::uint64_t id, const GetRequest& get);
     void start_put(std::uint64_t id, const PutRequest& put);
+    // A put right behind a commit in the input: taken now when it would
+    // start (no refusal to say), so that its start runs in the commit's job.
+    void take_chained_put();
+    // The commit's job has run and its transfer ended: the chained put
+    // starts as start_put's job would have started it.
+    void start_chained_put();
+    // The connection ends before a chained put started: its begun upload
+    // is discarded on the pool. True when a job was submitted for it.
+    bool drop_chained_put();
+    // What start_put checks before any job, silently; and the request as
+    // the connection's version reads it.
+    bool put_would_start(const PutRequest& put) const;
+    PutRequest versioned_put(const PutRequest& request) const;
     void send_stats(std::uint64_t id);
     // Version 2's tree operations: one pool job each over the Library.
     void start_digest(std::uint64_t id, const DigestRequest& digest);
@@ -187,10 +202,12 @@ private:
     // Output and endings.
     // TransferHost
     void submit(std::unique_ptr<PoolJob> job) override;
+    void submit_finish(std::unique_ptr<PoolJob> job) override;
     void send_json(std::string json_text) override;
     void send_error(std::optional<std::uint64_t> id, const Error& error) override;
     void input_room() override;
     void end_connection() override { begin_close(); }
+    bool closing() const override { return ending(); }
     void transfer_ended() override;
     void release_slot() override { slot_.reset(); }
 
@@ -261,6 +278,9 @@ private:
     // hundred bytes, which every idle session would otherwise carry.
     std::unique_ptr<std::variant<Download, Upload>> transfer_;
     std::unique_ptr<Listing> listing_;
+    // A put taken right behind a commit (take_chained_put), from then until
+    // it starts or is dropped.
+    std::unique_ptr<ChainedPut> chained_;
 };
 
 } // namespace ferry::server

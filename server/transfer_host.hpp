@@ -20,6 +20,9 @@ public:
     // Runs a job on the pool through the session's gate (at most one at a
     // time per session; see Session::take_completion).
     virtual void submit(std::unique_ptr<PoolJob> job) = 0;
+    // The job that finishes an upload (commit, abort, keep): the session
+    // may run the start of the next put in it (Session::take_chained_put).
+    virtual void submit_finish(std::unique_ptr<PoolJob> job) { submit(std::move(job)); }
     virtual bool job_in_flight() const = 0;
     virtual void send_json(std::string json_text) = 0;
     // Answers an error, counted and logged as every error is.
@@ -29,6 +32,9 @@ public:
     // The transfer failed in a way that ends the connection (its error is
     // sent already); the session closes once the transfer is done.
     virtual void end_connection() = 0;
+    // Whether the connection is ending already (end_connection() then does
+    // nothing more).
+    virtual bool closing() const = 0;
     // The transfer's work is done (published, sent, kept or failed): its
     // slot goes back BEFORE the last reply, because a client may start its
     // next transfer on another connection (another worker's thread) the

@@ -191,10 +191,20 @@ void Upload::continue_receiving()
     if (host_.job_in_flight() || !partial_) {
         return;
     }
+    if (finish_ != Finish::none) {
+        finish_job(); // with whatever is left to write
+        return;
+    }
     if (staging_.size >= config_.chunk_size && queue_.empty()) {
         flush_staging(); // what gathered while the last chunk was written
     }
-    if (!queue_.empty()) {
+    // The chunk that completes the file waits for the client's commit (or
+    // abort), which follows it on the wire: written by the finish's own job,
+    // a small upload costs one pool round trip less (its bytes are promised
+    // durable only by the commit anyway).
+    const bool last_waits =
+        last_waits_for_finish_ && accepted_ == size_ && queue_.size() == 1 && staging_.size == 0;
+    if (!queue_.empty() && !last_waits) {
         Chunk chunk = std::move(queue_.front());
         queue_.pop_front();
         const std::size_t size = chunk.size;
@@ -226,8 +236,13 @@ void Upload::continue_receiving()
                               }));
         return;
     }
-    if (finish_ != Finish::none) {
-        finish_job();
+}
+
+void Upload::stop_waiting_for_finish()
+{
+    if (last_waits_for_finish_ && accepted_ == size_ && finish_ == Finish::none) {
+        last_waits_for_finish_ = false;
+        continue_receiving();
     }
 }
 
@@ -237,12 +252,35 @@ void Upload::finish_job()
         std::optional<Result<FileInfo>> committed;
         std::optional<Error> kept_error;
         std::uint64_t kept_bytes = 0;
+        // A write of the last chunks failed: the upload comes back to be
+        // discarded as any failed write is (fail()).
+        std::optional<Error> write_failure;
+        std::unique_ptr<PartialUpload> failed;
+        // The written chunks' buffers, back to the loop for the next uploads.
+        std::vector<std::unique_ptr<char[]>> buffers;
     };
-    // The PartialUpload moves into the job so that its descriptor is closed
-    // (and, on network file systems, flushed) off the loop.
-    host_.submit(make_job(
-        [partial = std::move(partial_), finish = finish_, expected = expected_digest_]() mutable {
+    flush_staging();
+    // The chunks not written yet go with the finish, in the same job: the
+    // PartialUpload moves into it so that its descriptor is closed (and, on
+    // network file systems, flushed) off the loop.
+    std::deque<Chunk> chunks;
+    if (finish_ != Finish::fail && finish_ != Finish::abort_discard) {
+        chunks = std::move(queue_);
+    }
+    queue_.clear();
+    host_.submit_finish(make_job(
+        [partial = std::move(partial_), chunks = std::move(chunks), finish = finish_,
+         expected = expected_digest_]() mutable {
             Finished finished;
+            for (Chunk& chunk : chunks) {
+                auto failure = partial->append(std::span<const char>(chunk.bytes.get(), chunk.size));
+                finished.buffers.push_back(std::move(chunk.bytes));
+                if (failure) {
+                    finished.write_failure = std::move(failure);
+                    finished.failed = std::move(partial);
+                    return finished;
+                }
+            }
             switch (finish) {
             case Finish::commit:
                 finished.committed = partial->commit(expected);
@@ -269,6 +307,14 @@ void Upload::finish_job()
             return finished;
         },
         [this](Finished finished) {
+            for (auto& bytes : finished.buffers) {
+                recycle(std::move(bytes));
+            }
+            if (finished.write_failure) {
+                partial_ = std::move(finished.failed);
+                fail(*finished.write_failure);
+                return;
+            }
             host_.release_slot();
             switch (finish_) {
             case Finish::commit: {
@@ -319,6 +365,12 @@ void Upload::fail(const Error& error)
     staging_ = Chunk{};
     host_.release_slot();
     host_.send_error(id_, error);
+    if (host_.closing()) {
+        // The connection's end was under way already (the failed write was
+        // of the bytes it keeps): nothing else runs the discard.
+        continue_receiving();
+        return;
+    }
     host_.end_connection(); // runs the discard, then closes
 }
 

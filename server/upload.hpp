@@ -55,8 +55,10 @@ public:
 
     // Sends the put's reply (where to resume from).
     void send_reply();
-    // Whether more data frames may be taken now (backpressure).
-    bool can_take_data() const { return backlog_ < config_.receive_high_water; }
+    // Whether more frames may be taken now (backpressure). Once every byte
+    // arrived only the commit or abort is owed, which the last chunk waits
+    // for (continue_receiving()).
+    bool can_take_data() const { return backlog_ < config_.receive_high_water || accepted_ == size_; }
     // Where up to `most` bytes of data frame payload (the rest of one
     // frame) may be read so that take_data() need not copy them: the free
     // end of the staging chunk (allocated here if none is). Empty when the
@@ -75,11 +77,16 @@ public:
     void abort(bool discard);
     // The connection ends: keep what arrived for a resume, saying `why`.
     void keep(std::string why);
+    // The chunk that completes the file waits no longer for the finish: it
+    // is written now (the commit has not come; a write failure is then told
+    // while data arrives, as PROTOCOL.md 4.5 says).
+    void stop_waiting_for_finish();
     // Whether the upload still holds its file: it has writes or a finish
     // to run before it may be dropped.
     bool has_work() const { return partial_ != nullptr; }
-    // Writes queued chunks one job at a time; once the queue is empty, runs
-    // the pending finish.
+    // Writes queued chunks one job at a time, but for the one that completes
+    // the file: that one waits for the finish (commit, abort or keep), whose
+    // job writes what is left and then finishes.
     void continue_receiving();
 
 private:
@@ -116,6 +123,7 @@ private:
     std::vector<std::unique_ptr<char[]>> spare_; // written chunks' buffers, for the next ones
     std::size_t backlog_ = 0; // staging and queue
     Finish finish_ = Finish::none;
+    bool last_waits_for_finish_ = true;
     std::string expected_digest_;
     std::string keep_why_;
     TransferLine line_;

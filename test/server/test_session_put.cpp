@@ -394,3 +394,223 @@ TEST_CASE("the staging chunks kept for later uploads go once uploads stop")
     cache.release();
     CHECK(cache.kept() == 0);
 }
+
+// Each pool job is a hand-off to another thread and back, which costs more
+// than a small file's write. The chunk that completes the file waits for
+// the commit right behind it on the wire, and one job writes it and commits.
+TEST_CASE("a small upload takes two pool jobs: its start, then one that writes its bytes and commits")
+{
+    Fixture f;
+    f.hello();
+    const std::string content = pattern(3000, 21);
+    f.feed(control(Request{4, PutRequest{"small.bin", content.size(), false}}));
+    REQUIRE(f.io.jobs.size() == 1);
+    f.io.run_one_job();
+    REQUIRE(parse_put_reply(f.io.replies(1)[0]));
+
+    f.feed(data_frame(content.substr(0, 1000)));
+    f.feed(data_frame(content.substr(1000)));
+    CHECK(f.io.jobs.empty()); // the last bytes wait for the commit
+    CHECK(f.io.reading);      // which may come in
+    f.feed(control(Request{4, CommitRequest{sha256_of(content)}}));
+    REQUIRE(f.io.jobs.size() == 1);
+    f.io.run_one_job();
+    CHECK(f.io.jobs.empty());
+    REQUIRE(parse_commit_reply(f.io.replies(1)[0]));
+    CHECK(f.root.read("small.bin") == content);
+    CHECK(f.root.hidden_entries() == 0);
+    CHECK(f.session.state() == Session::State::awaiting_request);
+}
+
+TEST_CASE("a larger upload writes its chunks as they fill; only the last one waits for the commit")
+{
+    Fixture f;
+    f.config.chunk_size = 1000;
+    f.config.receive_high_water = 4000; // chunks of 2,000 bytes
+    f.hello();
+    const std::string content = pattern(9000, 22);
+    f.feed(control(Request{5, PutRequest{"larger.bin", content.size(), false}}));
+    f.io.run_jobs();
+    REQUIRE(parse_put_reply(f.io.replies(1)[0]));
+    int writes = 0;
+    for (std::size_t at = 0; at < content.size(); at += 1000) {
+        f.feed(data_frame(content.substr(at, 1000)));
+        while (!f.io.jobs.empty()) {
+            f.io.run_one_job();
+            ++writes;
+        }
+    }
+    CHECK(writes >= 3);
+    CHECK(f.root.hidden_entries() == 1); // the partial, holding all but the last chunk
+    f.feed(control(Request{5, CommitRequest{sha256_of(content)}}));
+    REQUIRE(f.io.jobs.size() == 1);
+    f.io.run_one_job();
+    REQUIRE(parse_commit_reply(f.io.replies(1)[0]));
+    CHECK(f.root.read("larger.bin") == content);
+}
+
+TEST_CASE("bytes that waited for a commit that never came are kept for the resume")
+{
+    const std::string content = pattern(3000, 23);
+    TempRoot served;
+    interrupt_upload(served, "cut.bin", content, content.size()); // every byte, then the connection drops
+    Fixture second(served.path());
+    second.hello();
+    second.feed(control(Request{2, PutRequest{"cut.bin", content.size(), true}}));
+    second.io.run_jobs();
+    auto resumed = parse_put_reply(second.io.replies(1)[0]);
+    REQUIRE(resumed);
+    CHECK(resumed->body.offset == content.size());
+    second.feed(control(Request{2, CommitRequest{sha256_of(content)}}));
+    second.io.run_jobs();
+    REQUIRE(parse_commit_reply(second.io.replies(1)[0]));
+    CHECK(served.read("cut.bin") == content);
+    CHECK(served.hidden_entries() == 0);
+}
+
+TEST_CASE("an abort after every byte arrived keeps them all, or with discard keeps nothing")
+{
+    const std::string content = pattern(2500, 24);
+    for (const bool discard : {false, true}) {
+        CAPTURE(discard);
+        Fixture f;
+        f.hello();
+        f.feed(control(Request{6, PutRequest{"a.bin", content.size(), false}}));
+        f.io.run_jobs();
+        f.io.controls();
+        f.feed(data_frame(content));
+        f.feed(control(Request{6, AbortRequest{discard}}));
+        REQUIRE(f.io.jobs.size() == 1);
+        f.io.run_jobs();
+        const auto replies = f.io.replies(1);
+        auto aborted = parse_abort_reply(replies[0]);
+        REQUIRE(aborted);
+        CHECK(aborted->body.kept == !discard);
+        CHECK(aborted->body.offset == (discard ? 0 : content.size()));
+        CHECK(f.root.hidden_entries() == (discard ? 0 : 2));
+        CHECK_FALSE(f.root.exists("a.bin"));
+    }
+}
+
+// ferry sends its next put in the same write as a commit: the session
+// starts that put in the commit's own job, one pool job per small file.
+TEST_CASE("a put right behind a commit starts in the commit's job, answered after the commit")
+{
+    Fixture f;
+    f.hello();
+    const std::string first = pattern(2000, 31);
+    const std::string second = pattern(1500, 32);
+    f.feed(control(Request{1, PutRequest{"one.bin", first.size(), false}}));
+    f.io.run_one_job();
+    REQUIRE(parse_put_reply(f.io.replies(1)[0]));
+
+    f.feed(data_frame(first) + control(Request{1, CommitRequest{sha256_of(first)}}) +
+           control(Request{2, PutRequest{"two.bin", second.size(), false}}));
+    REQUIRE(f.io.jobs.size() == 1);
+    f.io.run_one_job();
+    CHECK(f.io.jobs.empty());
+    auto replies = f.io.replies(2);
+    auto committed = parse_commit_reply(replies[0]);
+    REQUIRE(committed);
+    CHECK(committed->id == 1);
+    auto accepted = parse_put_reply(replies[1]);
+    REQUIRE(accepted);
+    CHECK(accepted->id == 2);
+    CHECK(f.session.state() == Session::State::receiving_file);
+    CHECK(f.root.read("one.bin") == first);
+
+    f.feed(data_frame(second) + control(Request{2, CommitRequest{sha256_of(second)}}));
+    REQUIRE(f.io.jobs.size() == 1);
+    f.io.run_one_job();
+    REQUIRE(parse_commit_reply(f.io.replies(1)[0]));
+    CHECK(f.root.read("two.bin") == second);
+    CHECK(f.root.hidden_entries() == 0);
+    CHECK(f.session.state() == Session::State::awaiting_request);
+}
+
+TEST_CASE("a chained put refused at its start, or behind a failed commit, is answered as a lone put would be")
+{
+    Fixture f;
+    f.hello();
+    const std::string content = pattern(1000, 33);
+    f.feed(control(Request{1, PutRequest{"a.bin", content.size(), false}}));
+    f.io.run_one_job();
+    REQUIRE(parse_put_reply(f.io.replies(1)[0]));
+    // A wrong digest, then a put into a folder that does not exist.
+    f.feed(data_frame(content) + control(Request{1, CommitRequest{sha256_of("other")}}) +
+           control(Request{2, PutRequest{"missing/b.bin", 10, false}}));
+    f.io.run_jobs();
+    auto replies = f.io.replies(2);
+    CHECK(parse_commit_reply(replies[0]).error().code == ErrorCode::hash_mismatch);
+    auto refused = parse_put_reply(replies[1]);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == ErrorCode::not_found);
+    CHECK(f.session.state() == Session::State::awaiting_request);
+    CHECK_FALSE(f.root.exists("a.bin"));
+    CHECK(f.root.hidden_entries() == 0);
+    // The connection goes on.
+    f.feed(control(Request{3, StatsRequest{}}));
+    CHECK(f.io.replies(1).size() == 1);
+}
+
+TEST_CASE("a request other than a put behind a commit waits for the commit's reply")
+{
+    Fixture f;
+    f.hello();
+    const std::string content = pattern(1000, 34);
+    f.feed(control(Request{1, PutRequest{"a.bin", content.size(), false}}));
+    f.io.run_one_job();
+    f.io.controls();
+    f.feed(data_frame(content) + control(Request{1, CommitRequest{sha256_of(content)}}) +
+           control(Request{2, StatRequest{"a.bin"}}));
+    f.io.run_jobs();
+    auto replies = f.io.replies(2);
+    REQUIRE(parse_commit_reply(replies[0]));
+    auto stat = parse_stat_reply(replies[1]);
+    REQUIRE(stat);
+    CHECK(stat->body.file.size == content.size());
+}
+
+TEST_CASE("a chained put whose connection ends before it starts leaves no partial behind")
+{
+    Fixture f;
+    f.hello();
+    const std::string first = pattern(1200, 35);
+    f.feed(control(Request{1, PutRequest{"one.bin", first.size(), false}}));
+    f.io.run_one_job();
+    f.io.controls();
+    f.feed(data_frame(first) + control(Request{1, CommitRequest{sha256_of(first)}}) +
+           control(Request{2, PutRequest{"two.bin", 99, false}}));
+    f.session.on_peer_closed(); // while the commit's job runs
+    f.io.run_jobs();
+    CHECK(f.io.closed);
+    CHECK(f.session.state() == Session::State::closed);
+    CHECK(f.root.read("one.bin") == first); // the commit had been asked for
+    CHECK_FALSE(f.root.exists("two.bin"));
+    CHECK(f.root.hidden_entries() == 0);
+}
+
+TEST_CASE("the last bytes go to the disk without the commit once the peer has been quiet a moment")
+{
+    Fixture f;
+    f.hello();
+    const std::string content = pattern(2000, 41);
+    f.feed(control(Request{3, PutRequest{"quiet.bin", content.size(), false}}));
+    f.io.run_jobs();
+    REQUIRE(parse_put_reply(f.io.replies(1)[0]));
+    f.feed(data_frame(content));
+    CHECK(f.io.jobs.empty());
+    f.io.clock_ms += 20;
+    f.session.check_timeouts(f.io.clock_ms);
+    CHECK(f.io.jobs.empty()); // the commit usually follows at once
+    f.io.clock_ms += 1000;
+    f.session.check_timeouts(f.io.clock_ms);
+    REQUIRE(f.io.jobs.size() == 1); // so that a failing write is told while data arrives
+    f.io.run_one_job();
+    CHECK(f.io.controls().empty());
+    f.feed(control(Request{3, CommitRequest{sha256_of(content)}}));
+    REQUIRE(f.io.jobs.size() == 1);
+    f.io.run_one_job();
+    REQUIRE(parse_commit_reply(f.io.replies(1)[0]));
+    CHECK(f.root.read("quiet.bin") == content);
+}

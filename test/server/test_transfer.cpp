@@ -40,6 +40,7 @@ public:
     }
     void input_room() override { ++rooms; }
     void end_connection() override { ended_connection = true; }
+    bool closing() const override { return ended_connection; }
     void release_slot() override { ++slots_released; }
     void transfer_ended() override
     {
@@ -189,8 +190,11 @@ TEST_CASE("an upload writes what arrives, commits once, and ends once")
     CHECK(parse_put_reply(parts.io.replies(1)[0])->body.offset == 0);
     CHECK_FALSE(upload.take_data(std::span(reinterpret_cast<const std::uint8_t*>("abc"), 3), 3));
     CHECK(upload.can_take_data());
-    upload.commit(sha256_of("abcdef"));
+    parts.host.run_jobs();
     CHECK_FALSE(upload.take_data(std::span(reinterpret_cast<const std::uint8_t*>("def"), 3), 3));
+    // The bytes that complete the file wait for the commit, whose job writes them.
+    CHECK(parts.io.jobs.empty());
+    upload.commit(sha256_of("abcdef"));
     parts.host.run_jobs();
     CHECK(parts.root.read("u.txt") == "abcdef");
     CHECK(parse_commit_reply(parts.io.replies(1)[0]));

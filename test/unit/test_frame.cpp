@@ -627,3 +627,19 @@ TEST_CASE("header_missing and data_remaining follow the stream byte by byte")
         CHECK(failing.data_remaining() == 0);
     }
 }
+
+TEST_CASE("whole_control_frame: the length of a control frame that is all there, else 0")
+{
+    const std::string request = ferry::encode_control_frame(R"({"op":"put","id":2})");
+    const std::string data = encode(Frame{FrameKind::data, "abc"});
+    CHECK(ferry::whole_control_frame(bytes_of(request), 1024) == request.size());
+    // With more behind it, only its own bytes.
+    CHECK(ferry::whole_control_frame(bytes_of(request + data), 1024) == request.size());
+    // Any part of it missing, a data frame first, nothing, or over the limit: 0.
+    for (std::size_t cut = 0; cut < request.size(); ++cut) {
+        CHECK(ferry::whole_control_frame(bytes_of(request.substr(0, cut)), 1024) == 0);
+    }
+    CHECK(ferry::whole_control_frame(bytes_of(data + request), 1024) == 0);
+    CHECK(ferry::whole_control_frame(bytes_of(request), static_cast<std::uint32_t>(request.size() - 6)) == 0);
+    CHECK(ferry::whole_control_frame(bytes_of(std::string("\x07\0\0\0\0", 5)), 1024) == 0);
+}
