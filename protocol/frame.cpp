@@ -61,6 +61,17 @@ DecodeEvent FrameDecoder::fail(ErrorCode code, std::string message, std::size_t 
     return event;
 }
 
+std::uint64_t FrameDecoder::frame_received() const
+{
+    if (!in_payload_) {
+        return header_filled_;
+    }
+    // The header stays in header_ while its payload comes.
+    const std::uint32_t size = (std::uint32_t{header_[1]} << 24) | (std::uint32_t{header_[2]} << 16) |
+                               (std::uint32_t{header_[3]} << 8) | std::uint32_t{header_[4]};
+    return kFrameHeaderSize + (size - remaining_);
+}
+
 DecodeEvent FrameDecoder::next(std::span<const std::uint8_t> input)
 {
     if (failed_) {

@@ -77,6 +77,9 @@ public:
 
     // True while a frame has begun but not ended (header or payload partial).
     bool mid_frame() const { return header_filled_ > 0 || remaining_ > 0 || in_payload_; }
+    // Bytes of the unfinished frame taken so far, its header included (0
+    // between frames): what a receiver says of a frame that came too slowly.
+    std::uint64_t frame_received() const;
 
     // Where the stream stands, so that a reader can size its next read to
     // the frame (and land a data frame's payload where it will be kept):

@@ -60,10 +60,12 @@ struct Config {
     std::uint64_t max_upload_size = std::uint64_t{1} << 40; // 1 TiB
     // No request for this long closes a connection.
     std::chrono::milliseconds idle_timeout{5 * 60 * 1000};
-    // A half-received frame or a transfer whose peer takes no byte for this
-    // long closes the connection (a get progresses when the peer's TCP stack
-    // acknowledges bytes). Never a cap on a transfer's total time. Time in
-    // which ferryd itself did not run (stopped, frozen) does not count.
+    // A transfer whose peer takes no byte for this long closes the
+    // connection (a put progresses with file bytes, a get when the peer's
+    // TCP stack acknowledges bytes). Never a cap on a transfer's total time.
+    // Any other frame (a request, a data frame's header) must arrive whole
+    // within this long of its first byte, however its bytes are spaced.
+    // Time in which ferryd itself did not run (stopped, frozen) does not count.
     std::chrono::milliseconds stall_timeout{60 * 1000};
     // Requests a peer should never send (bad JSON, unknown op, request
     // before hello, frame outside an upload): past this many on one

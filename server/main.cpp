@@ -283,9 +283,9 @@ int serve(int argc, char** argv)
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
     app.add_option("--stall-timeout", stall_timeout,
-                   "Seconds a half-sent frame or a transfer may make no progress: no byte received, or for a "
-                   "get none acknowledged by the peer (never a cap on total time; time ferryd was stopped "
-                   "does not count)")
+                   "Seconds a transfer may make no progress: no file byte received, or for a get none "
+                   "acknowledged by the peer (never a cap on total time); also the time a request frame "
+                   "has to arrive whole, counted from its first byte (time ferryd was stopped does not count)")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
     app.add_option("--handshake-timeout", handshake_timeout,

@@ -178,7 +178,8 @@ void Session::on_bytes(std::span<const char> bytes)
     if (ending()) {
         return;
     }
-    touch();
+    // Bytes alone are no progress (pump() says what is): a peer that
+    // trickles them must not keep its connection by that.
     received_bytes_ += bytes.size();
     if (inbox_pos_ < inbox_.size()) {
         inbox_.append(bytes.data(), bytes.size()); // behind the bytes that wait
@@ -268,6 +269,11 @@ void Session::pump()
             input = std::span(reinterpret_cast<const std::uint8_t*>(inbox_.data()) + inbox_pos_,
                               inbox_.size() - inbox_pos_);
         }
+        if (!decoder_.mid_frame()) {
+            // A frame's deadline runs from its first byte decoded (bytes
+            // that waited in the inbox waited for us, not for the peer).
+            frame_started_ms_ = io_.now_ms();
+        }
         DecodeEvent event = decoder_.next(input);
         if (!direct_.empty()) {
             direct_ = direct_.subspan(event.consumed);
@@ -278,9 +284,15 @@ void Session::pump()
         case DecodeEvent::Kind::need_more:
             break;
         case DecodeEvent::Kind::control:
+            touch(); // a whole request
             handle_control(event.text);
             break;
         case DecodeEvent::Kind::data:
+            // File bytes are an upload's progress; an empty data frame
+            // (legal, and a few bytes of header) is none.
+            if (!event.bytes.empty()) {
+                touch();
+            }
             handle_data(event.bytes, event.frame_end);
             break;
         case DecodeEvent::Kind::error:
@@ -1129,6 +1141,7 @@ void Session::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms)
     // move forward by it, so every peer keeps the time it had left.
     last_activity_ms_ = std::min(now_ms, last_activity_ms_ + unwatched_ms);
     window_start_ms_ = std::min(now_ms, window_start_ms_ + unwatched_ms);
+    frame_started_ms_ = std::min(now_ms, frame_started_ms_ + unwatched_ms);
     // Bytes received already count when they arrive; what a download's
     // peer takes shows only here, in its acknowledgements.
     const std::uint64_t acknowledged = io_.acknowledged_bytes();
@@ -1150,11 +1163,26 @@ void Session::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms)
     const std::uint64_t quiet = now_ms > last_activity_ms_ ? now_ms - last_activity_ms_ : 0;
     const auto idle_limit = static_cast<std::uint64_t>(config_.idle_timeout.count());
     const auto stall_limit = static_cast<std::uint64_t>(config_.stall_timeout.count());
+    // A frame other than an upload's file data must be whole within the
+    // stall timeout of its first byte: counted from the last byte instead,
+    // a peer sending one byte now and then would hold its connection (and
+    // a connection slot of its address) forever. Such a frame takes a
+    // fraction of a second from any client that means to send it.
+    if (frame_pending()) {
+        const std::uint64_t taken = now_ms > frame_started_ms_ ? now_ms - frame_started_ms_ : 0;
+        if (taken >= stall_limit) {
+            // During an upload it ends the upload (kept for resume): the put's id.
+            fail_connection(transfer_id(), Error{ErrorCode::stalled,
+                                                 "a frame must arrive whole within " + seconds_text(stall_limit) +
+                                                     " of its first byte; " +
+                                                     std::to_string(decoder_.frame_received()) +
+                                                     " bytes of this one came in " + seconds_text(taken)});
+            return;
+        }
+    }
     switch (state_) {
     case State::awaiting_request:
-        if (reading_request() && quiet >= stall_limit) {
-            fail_connection(std::nullopt, Error{ErrorCode::stalled, "no progress for " + seconds_text(quiet)});
-        } else if (!reading_request() && quiet >= idle_limit) {
+        if (!reading_request() && quiet >= idle_limit) {
             fail_connection(std::nullopt, Error{ErrorCode::idle_timeout, "no request for " + seconds_text(quiet)});
         }
         break;

@@ -143,6 +143,20 @@ public:
     Standing park();
     // Idle with part of a frame received: what the stall timeout watches.
     bool reading_request() const { return state_ == State::awaiting_request && decoder_.mid_frame(); }
+    // Reading a frame, part of which was received, that is not file data of
+    // the running upload: a request (its header or JSON), a data frame's
+    // header, or a data frame outside an upload. It must be whole within the
+    // stall timeout of its first byte, however the peer spaces the bytes
+    // (see check_timeouts). The decoder stops between frames in every other
+    // state, and a closing session reads nothing. While an upload's chunk is
+    // written the peer may be held back by us (receive_high_water), so the
+    // deadline is not judged then.
+    bool frame_pending() const
+    {
+        return decoder_.mid_frame() &&
+               (state_ == State::awaiting_request ||
+                (state_ == State::receiving_file && decoder_.data_remaining() == 0 && !job_in_flight_));
+    }
 
 private:
     struct Listing;
@@ -242,6 +256,9 @@ private:
     // the thousands of idle sessions a server may hold pay a pointer each).
     std::unique_ptr<TransferSlot> slot_;
     std::uint64_t last_activity_ms_ = 0;
+    // When the first byte of the frame the decoder is in was decoded; read
+    // only while frame_pending().
+    std::uint64_t frame_started_ms_ = 0;
     std::uint64_t received_bytes_ = 0;
     // acknowledged_bytes() at the last sweep; progress_bytes() at the start
     // of the current rate window of a running transfer.

@@ -524,11 +524,13 @@ TEST_CASE("mid_frame is true while a frame is partial and false between frames")
             CHECK(event.kind == DecodeEvent::Kind::need_more);
             CHECK(event.consumed == 1);
             CHECK(decoder.mid_frame());
+            CHECK(decoder.frame_received() == i + 1);
         }
         const auto last = decoder.next(all.last(1));
         CHECK(last.kind == DecodeEvent::Kind::control);
         CHECK(last.text == R"({"a":1})");
         CHECK_FALSE(decoder.mid_frame());
+        CHECK(decoder.frame_received() == 0);
     }
     SUBCASE("data frame")
     {
@@ -537,20 +539,24 @@ TEST_CASE("mid_frame is true while a frame is partial and false between frames")
         // Header split 2 + 3: partial header, then a full header with no payload yet.
         CHECK(decoder.next(all.first(2)).kind == DecodeEvent::Kind::need_more);
         CHECK(decoder.mid_frame());
+        CHECK(decoder.frame_received() == 2);
         const auto header_done = decoder.next(all.subspan(2, 3));
         CHECK(header_done.kind == DecodeEvent::Kind::need_more);
         CHECK(header_done.consumed == 3);
         CHECK(decoder.mid_frame());
+        CHECK(decoder.frame_received() == 5);
         const auto piece = decoder.next(all.subspan(5, 4));
         REQUIRE(piece.kind == DecodeEvent::Kind::data);
         CHECK(piece.bytes.size() == 4);
         CHECK_FALSE(piece.frame_end);
         CHECK(decoder.mid_frame());
+        CHECK(decoder.frame_received() == 9);
         const auto rest = decoder.next(all.subspan(9));
         REQUIRE(rest.kind == DecodeEvent::Kind::data);
         CHECK(rest.bytes.size() == 6);
         CHECK(rest.frame_end);
         CHECK_FALSE(decoder.mid_frame());
+        CHECK(decoder.frame_received() == 0);
     }
     SUBCASE("zero-length data frame")
     {
