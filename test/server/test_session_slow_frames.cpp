@@ -46,10 +46,14 @@ std::optional<std::uint64_t> trickle(Fixture& f, const std::string& bytes, std::
         if (ended(f)) {
             return f.io.clock_ms - first;
         }
+        // The pool finishes what the session started meanwhile (an upload
+        // writes its last chunk while it waits for the commit).
+        f.io.run_jobs();
         f.feed(bytes.substr(i, 1));
     }
     // The last byte stays away: the sweep alone must end it.
     for (int sweeps = 0; sweeps < 100 && !ended(f); ++sweeps) {
+        f.io.run_jobs();
         f.io.clock_ms += step_ms;
         f.session.check_timeouts(f.io.clock_ms);
     }
