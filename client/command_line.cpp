@@ -327,7 +327,9 @@ CommandLine::CommandLine(Grammar grammar)
                    "every file and folder the sending side does not have, a folder with everything in it, and "
                    "whatever stands where the sending side has an entry of the other kind; never a symbolic link, "
                    "FIFO, socket or device (nor the folders holding one), a partial download (NAME.ferry-part) or "
-                   "a name a Ferry server cannot hold. With --dry-run: listed, and counted as the real run would "
+                   "a name a Ferry server cannot hold. A folder holding such an entry stays, with it (on a push, one "
+                   "holding what the server does not list); the rest of it goes, and a note names the folder and why. "
+                   "With --dry-run: listed, and counted as the real run would "
                    "count them; nothing removed");
     sync->add_flag("-n,--dry-run", a.dry_run,
                    "Show what would be deleted, made and sent, and the modification times that would be set "

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace ferry::client {
 
@@ -67,12 +68,8 @@ public:
         }
         for (const auto& name : names.value()) {
             const std::string path = joined(relative, name);
-            if (auto bad = check_file_name(name)) {
-                tree.skipped.push_back({path, "a name the server refuses: " + bad->message});
-                continue;
-            }
-            if (name.ends_with(kPartSuffix) || name.ends_with(std::string(kPartSuffix) + std::string(kStateSuffix))) {
-                tree.skipped.push_back({path, "a partial download"});
+            if (auto why = unsent_name(name)) {
+                tree.skipped.push_back({path, std::move(*why)});
                 continue;
             }
             if (depth + 1 > kMaxTreeDepth) {
@@ -109,6 +106,17 @@ private:
 };
 
 } // namespace
+
+std::optional<std::string> unsent_name(const std::string& name)
+{
+    if (auto bad = check_file_name(name)) {
+        return "a name the server refuses: " + bad->message;
+    }
+    if (name.ends_with(kPartSuffix) || name.ends_with(std::string(kPartSuffix) + std::string(kStateSuffix))) {
+        return "a partial download";
+    }
+    return std::nullopt;
+}
 
 Result<LocalTree> walk_local_tree(const std::string& root)
 {

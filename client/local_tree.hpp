@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,13 @@ struct LocalTree {
     std::vector<LocalEntry> entries;
     std::vector<SkippedEntry> skipped;
 };
+
+// Why a local entry named `name` is never sent (nor, by sync --delete,
+// removed): a name the server would refuse, or a download's part or its
+// state sidecar; nullopt for a name that is sent. The walk and sync's
+// removal of a folder ask the same question, so that they never disagree
+// on what sync can see.
+std::optional<std::string> unsent_name(const std::string& name);
 
 // Walks the folder `root` (the folder itself may be reached through a
 // symbolic link: the user named it; nothing below it is). Fails only when

@@ -86,10 +86,20 @@ public:
         ++summary_.sent;
         summary_.bytes += result.moved();
     }
-    void deleted(const std::string& path, std::uint64_t count)
+    // `count` entries removed at `shown`; `kept`: the folders left there
+    // because they hold what --delete never removes, each with its reason.
+    void deleted(const std::string& shown, std::uint64_t count, const std::vector<std::string>& kept = {})
     {
         const std::lock_guard lock(mutex_);
-        keep_note("deleted " + printable(path));
+        if (kept.empty()) {
+            keep_note("deleted " + printable(shown));
+        } else {
+            keep_note("deleted " + std::to_string(count) + " entries in " + printable(shown) +
+                      "; the folder stays:");
+            for (const auto& reason : kept) {
+                keep_note("  " + printable(reason));
+            }
+        }
         summary_.deleted += count;
     }
     void note(const std::string& text)
@@ -433,7 +443,17 @@ void pull_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
 
 // ---- the plan's other steps --------------------------------------------------------------
 
-void remove_extras(Connection& connection, Tally& tally, const SyncArguments& arguments, const SyncPlan& plan)
+// How many of the receiving side's entries `dest` lists at or below `path`.
+std::uint64_t listed_at_or_below(const TreeListing& dest, const std::string& path)
+{
+    return static_cast<std::uint64_t>(std::count_if(dest.begin(), dest.end(), [&](const TreeEntry& entry) {
+        return entry.path == path || (entry.path.size() > path.size() && entry.path.starts_with(path) &&
+                                      entry.path[path.size()] == '/');
+    }));
+}
+
+void remove_extras(Connection& connection, Tally& tally, const SyncArguments& arguments, const SyncPlan& plan,
+                   const TreeListing& dest)
 {
     for (const auto& removal : plan.removals) {
         if (interrupted()) {
@@ -444,22 +464,39 @@ void remove_extras(Connection& connection, Tally& tally, const SyncArguments& ar
             if (!removed) {
                 tally.failed(removal.path, removed.error());
             } else {
-                tally.deleted(removal.path, removed->files + removed->folders);
+                tally.deleted(local_join(arguments.local, removal.path), removed->files + removed->folders,
+                              removed->kept);
             }
             continue;
         }
+        const std::string remote = remote_join(arguments.remote, removal.path);
         Result<DeleteReply> removed = Error{ErrorCode::internal, ""};
         if (auto open = ensure_open(connection); !open) {
             removed = open.error();
         } else {
-            removed = delete_remote(connection, remote_join(arguments.remote, removal.path),
-                                    removal.kind == EntryKind::folder);
+            removed = delete_remote(connection, remote, removal.kind == EntryKind::folder);
         }
-        if (!removed) {
-            tally.failed(removal.path, removed.error());
-        } else {
-            tally.deleted(removal.path, removed->files + removed->folders);
+        if (removed) {
+            tally.deleted(remote, removed->files + removed->folders);
+            continue;
         }
+        if (removed.error().code == ErrorCode::not_empty && removal.kind == EntryKind::folder &&
+            connection.is_open()) {
+            // The server's recursive delete leaves what its list never shows
+            // (hidden names...) and the folders holding it (PROTOCOL.md
+            // 4.11): the folder is kept, as --delete promises, not a failure.
+            // What went is what was listed there less what is listed now.
+            std::uint64_t ignored = 0;
+            auto left = list_remote_tree(connection, remote, ignored);
+            if (left) {
+                const std::uint64_t before = listed_at_or_below(dest, removal.path);
+                const std::uint64_t after = left->size() + 1; // the folder itself stays
+                tally.deleted(remote, before > after ? before - after : 0,
+                              {":" + remote + ": " + removed.error().message});
+                continue;
+            }
+        }
+        tally.failed(removal.path, removed.error());
     }
 }
 
@@ -759,7 +796,7 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
             return fail_whole(*failed);
         }
     }
-    remove_extras(connection, tally, arguments, plan);
+    remove_extras(connection, tally, arguments, plan, dest);
     make_plan_folders(connection, tally, arguments, plan);
     if (!push) {
         for (const auto& retime : plan.retimes) {

@@ -11,7 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <memory>
 #include <utility>
 
@@ -123,8 +125,14 @@ const char* special_kind(mode_t mode)
     return "not a regular file or folder";
 }
 
-Status remove_tree(int parent, const std::string& name, const std::string& shown, LocalRemoval& counted,
-                   std::optional<Error>& left)
+// Removes what sync sees in the folder `name` (at `depth` components below
+// the synced folder), depth first, then the folder itself. What the scan
+// leaves out (local_tree.hpp: a hidden or invalid name, a part and its
+// state, a link, FIFO, socket or device, what lies too deep) is what sync
+// cannot see, so it is never removed: it stays, and so does every folder
+// holding it, each named in `counted.kept` with the first such entry.
+Status remove_tree(int parent, const std::string& name, const std::string& shown, std::size_t depth,
+                   LocalRemoval& counted)
 {
     const int fd = open_folder_at(parent, name.c_str());
     if (fd < 0) {
@@ -137,6 +145,12 @@ Status remove_tree(int parent, const std::string& name, const std::string& shown
         return local_error("cannot read the folder \"" + shown + "\"", err);
     }
     std::vector<std::pair<std::string, bool>> children; // name, is a folder
+    std::optional<std::string> unseen;                  // the first entry left, and why
+    const auto leave = [&](const std::string& child, const std::string& why) {
+        if (!unseen) {
+            unseen = "\"" + shown + "/" + child + "\" (" + why + ")";
+        }
+    };
     for (;;) {
         errno = 0;
         const dirent* entry = ::readdir(dir.get());
@@ -150,21 +164,31 @@ Status remove_tree(int parent, const std::string& name, const std::string& shown
         if (child == "." || child == "..") {
             continue;
         }
+        if (auto why = unsent_name(child)) {
+            leave(child, *why);
+            continue;
+        }
+        if (depth + 1 > kMaxTreeDepth) {
+            leave(child, "deeper than " + std::to_string(kMaxTreeDepth) + " components");
+            continue;
+        }
         struct stat st {};
         if (::fstatat(::dirfd(dir.get()), child.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno != ENOENT) {
+                leave(child, std::string("cannot stat: ") + std::strerror(errno));
+            }
             continue;
         }
         if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
             children.emplace_back(child, S_ISDIR(st.st_mode));
-        } else if (!left) {
-            left = Error{ErrorCode::local_io,
-                         "\"" + shown + "/" + child + "\" is " + special_kind(st.st_mode) +
-                             ": left, with the folders holding it (what was removed before stays removed)"};
+        } else {
+            leave(child, special_kind(st.st_mode));
         }
     }
     for (const auto& [child, folder] : children) {
         if (folder) {
-            if (auto removed = remove_tree(::dirfd(dir.get()), child, shown + "/" + child, counted, left); !removed) {
+            if (auto removed = remove_tree(::dirfd(dir.get()), child, shown + "/" + child, depth + 1, counted);
+                !removed) {
                 return removed;
             }
         } else if (::unlinkat(::dirfd(dir.get()), child.c_str(), 0) == 0) {
@@ -176,7 +200,14 @@ Status remove_tree(int parent, const std::string& name, const std::string& shown
     dir.reset();
     if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) == 0) {
         ++counted.folders;
-    } else if (errno != ENOTEMPTY && errno != EEXIST) {
+    } else if (errno == ENOTEMPTY || errno == EEXIST) {
+        // Kept: it holds what sync does not see, or a folder that does, or
+        // something that appeared meanwhile.
+        if (unseen) {
+            counted.kept.push_back("\"" + shown + "\" is kept: it holds " + *unseen +
+                                   ", which sync does not see and --delete never removes");
+        }
+    } else {
         return local_error("cannot remove the folder \"" + shown + "\"", errno);
     }
     return success();
@@ -252,12 +283,9 @@ Result<LocalRemoval> remove_local(const std::string& root, const std::string& pa
         counted.files = 1;
         return counted;
     }
-    std::optional<Error> left;
-    if (auto removed = remove_tree(parent->get(), leaf, joined(root, path), counted, left); !removed) {
+    const auto depth = static_cast<std::size_t>(std::count(path.begin(), path.end(), '/')) + 1;
+    if (auto removed = remove_tree(parent->get(), leaf, joined(root, path), depth, counted); !removed) {
         return removed.error();
-    }
-    if (left) {
-        return *left;
     }
     return counted;
 }

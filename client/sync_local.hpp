@@ -41,14 +41,17 @@ Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side);
 // link. Used by sync's pull and by get -r.
 Status make_local_folder(const std::string& root, const std::string& path);
 
-// Removes root/path: a regular file, or a folder with the regular files and
-// folders in it (depth first). A symbolic link or special file found inside
-// is left, and so are the folders holding it: then the result is a
-// not_empty error naming it (what was removed before stays removed).
-// Counts what went.
+// Removes root/path: a regular file, or a folder with what sync sees in it
+// (depth first): its regular files and folders. What the scan leaves out
+// (a hidden or invalid name, a partial download and its state, a symbolic
+// link, FIFO, socket or device, what lies too deep) is never removed:
+// sync cannot see it. It stays, and so do the folders holding it; each
+// such folder is named in `kept` with the first entry it holds, and the
+// removal is still a success. Counts what went.
 struct LocalRemoval {
     std::uint64_t files = 0;
     std::uint64_t folders = 0;
+    std::vector<std::string> kept; // for people: a folder kept, and why
 };
 Result<LocalRemoval> remove_local(const std::string& root, const std::string& path, EntryKind kind);
 

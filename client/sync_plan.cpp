@@ -106,7 +106,19 @@ SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const Pla
     const auto dest_by_path = by_path(dest);
     std::unordered_set<std::string> blocked; // sending side's folders that cannot be placed
     std::unordered_set<std::string> removed; // receiving side's paths removed (folders with their contents)
+    std::unordered_set<std::string> left_alone; // receiving side's paths in conflict, with what they hold
     std::vector<const TreeEntry*> placed_folders; // on both sides with the same mtime, so far
+    // The receiving side's folders holding what is never removed (kind
+    // `other`), with the first such entry: such a folder cannot be replaced.
+    std::unordered_map<std::string, std::string> holding_other;
+    for (const TreeEntry* entry : sorted(dest)) {
+        if (entry->kind != EntryKind::other) {
+            continue;
+        }
+        for (std::string at = parent_path(entry->path); !at.empty(); at = parent_path(at)) {
+            holding_other.emplace(at, entry->path);
+        }
+    }
 
     for (const TreeEntry* entry : sorted(source)) {
         if (entry->kind == EntryKind::other || within(blocked, parent_path(entry->path))) {
@@ -115,14 +127,21 @@ SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const Pla
         const auto found = dest_by_path.find(entry->path);
         const TreeEntry* there = found == dest_by_path.end() ? nullptr : found->second;
         if (there != nullptr && there->kind != entry->kind) {
-            if (there->kind == EntryKind::other || !options.delete_extras) {
+            const auto holds = holding_other.find(there->path);
+            const bool unremovable = there->kind == EntryKind::other || holds != holding_other.end();
+            if (unremovable || !options.delete_extras) {
+                std::string why;
+                if (holds != holding_other.end()) {
+                    why = " holding \"" + holds->second + "\", which --delete never removes,";
+                }
                 plan.conflicts.push_back(
-                    {entry->path, std::string("is ") + describe(there->kind) + " on the receiving side, " +
+                    {entry->path, std::string("is ") + describe(there->kind) + " on the receiving side," + why + " " +
                                       describe(entry->kind) + " on the sending side: left alone" +
-                                      (there->kind == EntryKind::other ? "" : " (--delete replaces it)")});
+                                      (unremovable ? "" : " (--delete replaces it)")});
                 if (entry->kind == EntryKind::folder) {
                     blocked.insert(entry->path);
                 }
+                left_alone.insert(there->path);
                 continue;
             }
             plan.removals.push_back({there->path, there->kind});
@@ -154,8 +173,8 @@ SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const Pla
     if (options.delete_extras) {
         for (const TreeEntry* entry : sorted(dest)) {
             if (entry->kind == EntryKind::other || source_by_path.contains(entry->path) ||
-                within(removed, entry->path)) {
-                continue; // never removed; not extra; or gone with its folder
+                within(removed, entry->path) || within(left_alone, entry->path)) {
+                continue; // never removed; not extra; gone with its folder; or left alone with it
             }
             plan.removals.push_back({entry->path, entry->kind});
             removed.insert(entry->path);

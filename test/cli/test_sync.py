@@ -285,6 +285,8 @@ class Push(SyncTest):
                        "symbolic link, FIFO, socket or device (nor the folders holding one)",
                        "a partial download (NAME.ferry-part)",
                        "a name a Ferry server cannot hold",
+                       "A folder holding such an entry stays, with it",
+                       "the rest of it goes, and a note names the folder and why",
                        "With --dry-run: listed, and counted as the real run would count them",
                        "would set the time of"):
             with self.subTest(phrase=phrase):
@@ -608,6 +610,98 @@ class SwappedFolder(SyncTest):
     def test_sync_pull_never_makes_or_retimes_through_a_folder_swapped_for_a_link(self):
         dest = os.path.join(self.local, "copy")
         self.check(self.pull_while_swapping(os.path.join(dest, "top"), "sync", "-j", "1", ":", dest))
+
+
+class DeleteKeepsWhatSyncCannotSee(SyncTest):
+    """--delete never removes what sync cannot see (a hidden name, a partial
+    download and its state, a name a server cannot hold, a link or FIFO),
+    nor the folders holding it: it removes what it sees inside, keeps the
+    folder, says so, and counts only what went; the dry run counts the same."""
+
+    def write(self, path, data=b"x"):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+
+    def test_pull_delete_keeps_unseen_entries_and_the_folders_holding_them(self):
+        self.write(os.path.join(self.root, "kc", "thing"), b"server")
+        dest = os.path.join(self.local, "dst")
+        unseen = {
+            "old/.env": b"SECRET=1",
+            "old2/big.iso.ferry-part": b"half",
+            "old2/big.iso.ferry-part.state": b"state",
+            "old3/deep/bad\\name": b"a backslash: invalid",
+            "old4/cafe\u0301": b"not NFC",
+        }
+        for rel, data in unseen.items():
+            self.write(os.path.join(dest, rel), data)
+        seen = ["old/a.txt", "old2/sub/b.txt", "old3/deep/c.txt", "old3/d.txt", "gone/e.txt"]
+        for rel in seen:
+            self.write(os.path.join(dest, rel))
+        os.mkfifo(os.path.join(dest, "old4", "fifo"))
+        # A folder where the server has a file, holding a hidden file.
+        self.write(os.path.join(dest, "thing", ".git-credentials"), b"token")
+        self.write(os.path.join(dest, "thing", "visible"))
+
+        dry = self.sync("-n", "--delete", ":kc", dest, status=4)
+        real = self.sync("--delete", ":kc", dest, status=4)
+        for rel, data in unseen.items():
+            with open(os.path.join(dest, rel), "rb") as f:
+                self.assertEqual(f.read(), data, rel)
+        self.assertTrue(os.path.exists(os.path.join(dest, "old4", "fifo")))
+        with open(os.path.join(dest, "thing", ".git-credentials"), "rb") as f:
+            self.assertEqual(f.read(), b"token")
+        # What sync sees inside went; the folder standing where the server
+        # has a file is left whole (its conflict says why).
+        for rel in seen:
+            self.assertFalse(os.path.exists(os.path.join(dest, rel)), rel)
+        self.assertFalse(os.path.exists(os.path.join(dest, "old2", "sub")))
+        self.assertFalse(os.path.exists(os.path.join(dest, "gone")))
+        self.assertTrue(os.path.exists(os.path.join(dest, "thing", "visible")))
+        # Removed: 5 files, old2/sub and gone; kept: old, old2, old3, old3/deep, old4.
+        self.assertEqual(real["deleted"], 7, real)
+        self.assertEqual(dry["deleted"], real["deleted"], (dry, real))
+        conflicts = [e for e in real["errors"] if e["path"] == "thing"]
+        self.assertEqual(len(conflicts), 1, real["errors"])
+        self.assertIn(".git-credentials", conflicts[0]["message"])
+        self.assertEqual(len(real["errors"]), 1, real["errors"])
+        for folder in ("old", "old2", "old3/deep", "old4"):
+            self.assertTrue(any(("%s/%s\" is kept" % (dest, folder)) in n for n in real["notes"]),
+                            (folder, real["notes"]))
+        self.assertTrue(any(".env" in n and "does not see" in n for n in real["notes"]), real["notes"])
+
+        # Run again: nothing more to remove, and the unseen entries still there.
+        again = self.sync("--delete", ":kc", dest, status=4)
+        self.assertEqual(again["deleted"], 0, again)
+        self.assertTrue(os.path.exists(os.path.join(dest, "old", ".env")))
+
+    def test_pull_delete_of_a_whole_folder_keeps_what_is_hidden_deep_inside(self):
+        self.write(os.path.join(self.root, "kc", "thing"), b"server")
+        dest = os.path.join(self.local, "dst")
+        self.write(os.path.join(dest, "old", "a"))
+        self.write(os.path.join(dest, "old", "sub", ".hidden"), b"mine")
+        self.write(os.path.join(dest, "old", "sub", "p.ferry-part.state"), b"mine")
+        done = self.sync("--delete", ":kc", dest)
+        self.assertEqual(done["deleted"], 1, done)
+        self.assertTrue(os.path.exists(os.path.join(dest, "old", "sub", ".hidden")))
+        self.assertTrue(os.path.exists(os.path.join(dest, "old", "sub", "p.ferry-part.state")))
+
+    def test_push_delete_counts_what_the_server_removed_and_keeps_its_hidden_entries(self):
+        self.write(os.path.join(self.src, "keep"), b"k")
+        target = os.path.join(self.root, "pushd")
+        self.write(os.path.join(target, "keep"), b"k")
+        self.write(os.path.join(target, "x", "a"))
+        self.write(os.path.join(target, "x", "b"))
+        self.write(os.path.join(target, "x", ".hidden"), b"server's own")
+        self.write(os.path.join(target, "y", "c"))
+        self.sync(self.src, ":pushd")  # the same mtimes for keep
+        done = self.sync("--delete", self.src, ":pushd")
+        self.assertEqual(done["errors"], [], done)
+        # x/a, x/b, y/c and y: four entries went; x stays with .hidden.
+        self.assertEqual(done["deleted"], 4, done)
+        self.assertTrue(os.path.exists(os.path.join(target, "x", ".hidden")))
+        self.assertFalse(os.path.exists(os.path.join(target, "y")))
+        self.assertTrue(any("pushd/x" in n and "not empty" in n for n in done["notes"]), done["notes"])
 
 
 def main():

@@ -142,6 +142,24 @@ TEST_CASE("sync plan: removal_count counts what a real run removes, a folder wit
     CHECK(removal_count(with_link, linked) == 2); // old/deep/x and old/y
 }
 
+TEST_CASE("sync plan: a folder holding what --delete never removes is not replaced by a file, nor emptied")
+{
+    // A folder where the sending side has a file, holding a hidden file (an
+    // `other` in the scan): replacing it would remove what sync cannot see.
+    const TreeListing source{file("thing", 3, 1)};
+    const TreeListing dest{folder("thing"), link("thing/.git-credentials"), file("thing/visible", 1, 1)};
+    PlanOptions options;
+    options.delete_extras = true;
+    const auto plan = plan_sync(source, dest, options);
+    CHECK(plan.removals.empty());
+    CHECK(plan.transfers.empty());
+    REQUIRE(plan.conflicts.size() == 1);
+    CHECK(plan.conflicts[0].path == "thing");
+    CHECK(plan.conflicts[0].message.find("thing/.git-credentials") != std::string::npos);
+    CHECK(plan.conflicts[0].message.find("(--delete replaces it)") == std::string::npos);
+    CHECK(removal_count(plan, dest) == 0);
+}
+
 TEST_CASE("sync plan: a file where the source has a folder (and the reverse) is a conflict, replaced with --delete")
 {
     const TreeListing source{file("was-folder", 3, 1), folder("was-file"), file("was-file/inside", 2, 1)};
