@@ -605,7 +605,9 @@ std::string utc_time(std::int64_t seconds)
 // receiving side's folders, the synced folder itself, and with --checksum
 // files found equal whose time differs). `times_settable`: false for a
 // push to a server that cannot set times, which the real run only notes.
-void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& plan, bool times_settable)
+// `top_missing`: the synced folder itself is made first (with its parents).
+void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& plan, bool times_settable,
+               bool top_missing)
 {
     const bool push = arguments.direction == SyncDirection::push;
     const auto shown = [&](const std::string& path) {
@@ -620,6 +622,9 @@ void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& pla
     };
     for (const auto& removal : plan.removals) {
         tally.note("would delete " + shown(removal.path) + (removal.kind == EntryKind::folder ? "/" : ""));
+    }
+    if (top_missing) {
+        tally.note("would make " + shown_folder(""));
     }
     for (const auto& folder : plan.folders) {
         tally.note("would make " + shown_folder(folder));
@@ -779,7 +784,8 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     }
     summary.skipped = plan.skipped;
     if (arguments.dry_run) {
-        show_plan(tally, arguments, plan, keeps_top_time);
+        show_plan(tally, arguments, plan, keeps_top_time,
+                  local_missing || (remote_missing && !arguments.remote.empty()));
         summary.sent = plan.transfers.size();
         summary.bytes = plan.bytes;
         summary.deleted = removal_count(plan, dest);

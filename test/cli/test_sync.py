@@ -704,6 +704,43 @@ class DeleteKeepsWhatSyncCannotSee(SyncTest):
         self.assertTrue(any("pushd/x" in n and "not empty" in n for n in done["notes"]), done["notes"])
 
 
+class DryRunMatchesTheRealRun(SyncTest):
+    """A dry run lists every step the real run takes, the synced folder it
+    would make included, and counts deletions as the real run does."""
+
+    def test_dry_run_lists_the_top_folder_the_real_run_makes(self):
+        os.makedirs(os.path.join(self.root, "tree", "a", "b"))
+        with open(os.path.join(self.root, "tree", "a", "f"), "wb") as f:
+            f.write(b"f")
+        dest = os.path.join(self.local, "newlocal")
+        dry = self.sync("-n", ":tree", dest)
+        makes = [n for n in dry["notes"] if n.startswith("would make ")]
+        self.assertEqual(makes, ["would make %s/" % dest, "would make %s/a/" % dest, "would make %s/a/b/" % dest])
+        self.assertFalse(os.path.exists(dest))
+
+        os.makedirs(os.path.join(self.src, "x", "y"))
+        dry = self.sync("-n", self.src, ":nonexist/deeper")
+        makes = [n for n in dry["notes"] if n.startswith("would make ")]
+        self.assertEqual(makes[0], "would make nonexist/deeper/", dry["notes"])
+        self.assertIn("would make nonexist/deeper/x/y/", makes)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "nonexist")))
+
+    def test_pull_delete_of_a_folder_with_a_fifo_counts_what_went(self):
+        with open(os.path.join(self.root, "keep"), "wb") as f:
+            f.write(b"k")
+        dest = os.path.join(self.local, "dst")
+        os.makedirs(os.path.join(dest, "old", "sub"))
+        for rel in ("old/a", "old/b", "old/sub/c", "stray"):
+            with open(os.path.join(dest, rel), "wb") as f:
+                f.write(b"x")
+        os.mkfifo(os.path.join(dest, "old", "fifo"))
+        dry = self.sync("-n", "--delete", ":", dest)
+        real = self.sync("--delete", ":", dest)
+        # old/a, old/b, old/sub/c, old/sub, stray; old stays with its FIFO.
+        self.assertEqual((dry["deleted"], real["deleted"]), (5, 5), (dry, real))
+        self.assertEqual(sorted(os.listdir(os.path.join(dest, "old"))), ["fifo"])
+
+
 def main():
     global FERRYD, FERRY
     parser = argparse.ArgumentParser()
