@@ -678,12 +678,12 @@ int Library::stat_entry(const std::string& name, struct ::stat& st) const
     return retry_stale(root_fd_, [&] { return ::fstatat(root_fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW); });
 }
 
-int Library::unlink_entry(const std::string& name) const
+int Library::unlink_entry(const std::string& name, int flags) const
 {
     if (!single_entry(name)) {
         return -1;
     }
-    return ::unlinkat(root_fd_, name.c_str(), 0);
+    return ::unlinkat(root_fd_, name.c_str(), flags);
 }
 
 int Library::rename_entry(const std::string& from, const std::string& to) const

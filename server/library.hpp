@@ -245,7 +245,8 @@ public:
     // Like the system calls they wrap, they return -1 and set errno.
     int open_entry(const std::string& name, int flags, mode_t mode = 0) const;
     int stat_entry(const std::string& name, struct ::stat& st) const;
-    int unlink_entry(const std::string& name) const;
+    // `flags`: unlinkat(2)'s (AT_REMOVEDIR removes an empty folder).
+    int unlink_entry(const std::string& name, int flags = 0) const;
     int rename_entry(const std::string& from, const std::string& to) const;
     // The names in the root that begin with `prefix`, hidden ones included.
     std::vector<std::string> entries_with_prefix(std::string_view prefix) const;

@@ -129,6 +129,67 @@ std::optional<Error> reserve_space(int fd, std::uint64_t offset, std::uint64_t l
     return file_error(failure, "cannot reserve space for the upload of", name);
 }
 
+// An error about one of the server's own files in the root: it names that
+// file, which is what an administrator must look at, and the upload.
+Error bookkeeping_error(int errno_value, std::string_view what, const std::string& entry, const std::string& name)
+{
+    const std::string message = std::string(what) + " \"" + entry + "\" in the served folder (the upload of \"" +
+                                name + "\"): " + std::strerror(errno_value);
+    if (errno_value == ENOSPC || errno_value == EDQUOT || errno_value == EFBIG) {
+        return Error{ErrorCode::no_space, message};
+    }
+    return Error{ErrorCode::io_error, message};
+}
+
+// Clears the name of one of the server's own files in the root (a partial,
+// a state, a state's temporary) of whatever stands there. Tokens are
+// predictable, so anyone who may write in the root may have put there a
+// FIFO (whose open would block a pool thread for good), a hard link to a
+// file outside the root (which a write would change), a symlink, a device
+// or a folder. Dropping the name changes neither what a link leads to nor
+// the file a hard link shares. A folder goes only when empty: what a full
+// one holds may matter to someone, and only its owner can tell.
+std::optional<Error> drop_entry(const Library& library, const std::string& entry, const std::string& name)
+{
+    if (library.unlink_entry(entry) == 0 || errno == ENOENT) {
+        return std::nullopt;
+    }
+    if (errno == EISDIR) {
+        if (library.unlink_entry(entry, AT_REMOVEDIR) == 0 || errno == ENOENT) {
+            return std::nullopt;
+        }
+        if (errno == ENOTEMPTY || errno == EEXIST) {
+            return Error{ErrorCode::not_regular_file,
+                         "\"" + entry + "\" in the served folder, where ferryd keeps the upload of \"" + name +
+                             "\", is a folder that is not empty, so ferryd leaves it; move it away (or remove "
+                             "it if nothing in it is needed) and put again"};
+        }
+    }
+    return bookkeeping_error(errno, "cannot remove", entry, name);
+}
+
+// A new file of the server's own at `entry`, open for writing: whatever
+// stood at the name is dropped first (see drop_entry), and O_EXCL makes
+// sure the file written is the one just made, never one put there in
+// between. O_NONBLOCK: nothing this open can meet makes it wait.
+Result<int> create_fresh(const Library& library, const std::string& entry, const std::string& name)
+{
+    for (int attempt = 0; attempt < 10; ++attempt) {
+        if (auto refused = drop_entry(library, entry, name)) {
+            return *refused;
+        }
+        const int fd = library.open_entry(entry, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK, 0600);
+        if (fd >= 0) {
+            return fd;
+        }
+        if (errno != EEXIST) {
+            return bookkeeping_error(errno, "cannot create", entry, name);
+        }
+    }
+    return Error{ErrorCode::busy, "\"" + entry + "\" in the served folder (the upload of \"" + name +
+                                      "\") keeps being made again by someone else; try again"};
+}
+
 bool try_lock(int fd)
 {
     return ::flock(fd, LOCK_EX | LOCK_NB) == 0;
@@ -183,7 +244,7 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin_upload(const Library
         bool created = true;
         // Private until the commit gives it its final mode: nobody else
         // reads an upload in progress (nor a replacement of a private file).
-        int fd = library.open_entry(data, O_RDWR | O_CREAT | O_EXCL, 0600);
+        int fd = library.open_entry(data, O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK, 0600);
         if (fd < 0 && errno == EEXIST) {
             created = false;
             fd = library.open_entry(data, O_RDWR | O_NONBLOCK);
@@ -375,10 +436,11 @@ std::optional<Error> PartialUpload::write_state()
     // Written beside and renamed over, so a crash leaves the old state or the
     // new one, never half of one.
     const std::string temp = state_file() + ".tmp";
-    const int fd = library_.open_entry(temp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) {
-        return file_error(errno, "cannot write upload state of", name_);
+    auto created = create_fresh(library_, temp, name_);
+    if (!created) {
+        return created.error();
     }
+    const int fd = created.value();
     const auto written = sys::write_all(fd, std::span<const char>(text));
     const bool synced = written.ok() && ::fdatasync(fd) == 0;
     const int saved_errno = written.ok() ? errno : written.error;
