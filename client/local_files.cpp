@@ -37,7 +37,46 @@ std::string name_in(const LocalFolder* in, const std::string& path)
     return in != nullptr ? base_name(path) : path;
 }
 
+// The umask, read once before main (and so before any thread): reading it
+// means setting it, which another thread's file creation could see.
+const mode_t process_umask = [] {
+    const mode_t mask = ::umask(022);
+    ::umask(mask);
+    return mask;
+}();
+
 } // namespace
+
+bool is_own_private_file(unsigned mode, unsigned owner, std::uint64_t links)
+{
+    return S_ISREG(static_cast<mode_t>(mode)) && owner == ::geteuid() && links == 1;
+}
+
+PublishedMode published_mode(const std::string& dest, const LocalFolder* in)
+{
+    struct stat st {};
+    if (::fstatat(dir_of(in), name_in(in, dest).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
+        return PublishedMode{0666U & ~static_cast<unsigned>(process_umask), std::nullopt, 0};
+    }
+    PublishedMode published{static_cast<unsigned>(st.st_mode) & 0777U, std::nullopt, 0};
+    if (::geteuid() == 0) {
+        published.owner = static_cast<unsigned>(st.st_uid);
+        published.group = static_cast<unsigned>(st.st_gid);
+    }
+    return published;
+}
+
+Status apply_published_mode(const LocalFile& part, const PublishedMode& published)
+{
+    if (published.owner &&
+        ::fchown(part.fd(), static_cast<uid_t>(*published.owner), static_cast<gid_t>(published.group)) != 0) {
+        return local_error("cannot give " + in_quotes(part.path()) + " the owner of the file it replaces", errno);
+    }
+    if (::fchmod(part.fd(), static_cast<mode_t>(published.mode)) != 0) {
+        return local_error("cannot set the mode of " + in_quotes(part.path()), errno);
+    }
+    return success();
+}
 
 LocalFolder::~LocalFolder()
 {
@@ -242,6 +281,8 @@ Result<DownloadState> read_download_state(const std::string& path, const LocalFo
     }
     if (struct stat st {}; ::fstat(file->fd(), &st) != 0 || !S_ISREG(st.st_mode)) {
         return Error{ErrorCode::local_io, in_quotes(path) + " is not a regular file: not a download state"};
+    } else if (!is_own_private_file(st.st_mode, st.st_uid, st.st_nlink)) {
+        return Error{ErrorCode::local_io, in_quotes(path) + " is another user's or has another name: not trusted"};
     }
     std::string text;
     std::vector<std::uint8_t> buffer(4096);
@@ -285,7 +326,7 @@ Status write_download_state(const std::string& path, const DownloadState& state,
     if (auto removed = remove_file(temporary, in); !removed) {
         return removed;
     }
-    auto file = LocalFile::open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644, in);
+    auto file = LocalFile::open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600, in);
     if (!file) {
         return file.error();
     }
@@ -406,7 +447,7 @@ Error foreign_part_error(const std::string& part, unsigned mode)
                      ": ferry neither follows nor replaces it; remove it or move it away, then get the file again"};
 }
 
-Result<LocalFile> create_part_file(const std::string& part, const LocalFolder* in)
+Result<LocalFile> create_part_file(const std::string& part, const LocalFolder* in, unsigned mode)
 {
     const std::string name = name_in(in, part);
     struct stat st {};
@@ -421,7 +462,8 @@ Result<LocalFile> create_part_file(const std::string& part, const LocalFolder* i
     // O_EXCL: a new file; whatever took the name since the look above
     // (a link, a FIFO) makes the open fail, and is described.
     const int fd = sys::retry_on_eintr(
-        [&] { return ::openat(dir_of(in), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644); });
+        [&] { return ::openat(dir_of(in), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                        static_cast<mode_t>(mode)); });
     if (fd < 0) {
         const int error = errno;
         if (error == EEXIST && ::fstatat(dir_of(in), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&

@@ -116,13 +116,43 @@ std::string state_path(const std::string& dest);
 // hard link to another file); anything else there, a symbolic link, FIFO,
 // socket, device or folder, is refused without being followed or opened,
 // with an Error naming the part's path and what to do about it.
-Result<LocalFile> create_part_file(const std::string& part, const LocalFolder* in = nullptr);
+// `mode`: its permission bits while it downloads (see published_mode).
+Result<LocalFile> create_part_file(const std::string& part, const LocalFolder* in = nullptr, unsigned mode = 0600);
 // That Error, for what stands under the part's name with `mode` (lstat's).
 Error foreign_part_error(const std::string& part, unsigned mode);
 
+// Whether a part or sidecar found on disk may be built on (its fstat): a
+// regular file owned by this process's effective user with no other link.
+// Anyone else's file, one with a second name (a hard link, whose other name
+// a resume would write through) or anything else is never resumed: its name
+// is dropped and the download starts over in a new file (create_part_file).
+bool is_own_private_file(unsigned mode, unsigned owner, std::uint64_t links);
+
+// What a download publishes with. It replaces a regular file at `dest`
+// (looked at now, never through a link): that file's permission bits, never
+// set-user-ID, set-group-ID or sticky (new bytes from the network earn no
+// privilege), and, where this process may set them (as root), its owner and
+// group, as `cp` onto an existing file and ferryd's upload keep them. A new
+// file: mode 0666 less the umask, as any created file.
+struct PublishedMode {
+    unsigned mode = 0644;
+    std::optional<unsigned> owner; // uid, with `group`, set only as root
+    unsigned group = 0;
+};
+PublishedMode published_mode(const std::string& dest, const LocalFolder* in = nullptr);
+// Gives the verified part that mode (owner first: chown clears mode bits).
+Status apply_published_mode(const LocalFile& part, const PublishedMode& published);
+// The part's mode while it downloads: private to us, never wider than what
+// it is published with.
+inline unsigned part_mode_for(const PublishedMode& published)
+{
+    return published.mode & 0600U;
+}
+
 // The sidecar is protocol/resume_state's format, whose decoder also reads
 // the version-2 sidecars of older builds. A missing, unreadable or malformed
-// sidecar, or one without the download's fields, is an Error; callers start over.
+// sidecar, or one without the download's fields, or one that is not this
+// user's own (is_own_private_file), is an Error; callers start over.
 Result<DownloadState> read_download_state(const std::string& path, const LocalFolder* in = nullptr);
 // Atomic: written beside (a new file: nothing standing under the
 // temporary's name is opened or followed), synced, renamed over `path`.

@@ -28,6 +28,10 @@ constexpr std::chrono::milliseconds kBusyPatience{5000};
 constexpr std::chrono::milliseconds kBusyRetryInterval{200};
 // Uploads from this size on are hashed on a second thread (HashPipeline).
 constexpr std::uint64_t kHashThreadFrom = 4 * 1024 * 1024;
+// A file changed this shortly before a put opened it may change again
+// within the same timestamp tick, unseen by its mtime and ctime (the
+// kernel's clock is coarse; some file systems keep whole seconds or two).
+constexpr std::chrono::nanoseconds kFreshWindow = std::chrono::seconds(2);
 
 // An error reply ends the request. The connection stays in step unless the
 // server closes after this code, or the "reply" was one we could not read
@@ -134,8 +138,11 @@ std::optional<Resumable> load_resumable(const std::string& name, const std::stri
     if (!file) {
         return std::nullopt;
     }
+    // Another user's part (or one with a second name) is never built on:
+    // whoever planted it could rewrite the file after it is verified and
+    // published, or have a resume write through to the file it links to.
     struct stat st {};
-    if (::fstat(file->fd(), &st) != 0 || !S_ISREG(st.st_mode) ||
+    if (::fstat(file->fd(), &st) != 0 || !is_own_private_file(st.st_mode, st.st_uid, st.st_nlink) ||
         static_cast<std::uint64_t>(st.st_size) < state->bytes_held) {
         return std::nullopt;
     }
@@ -171,13 +178,25 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
     const std::string part = part_path(options.dest);
     const std::string state_file = state_path(options.dest);
     const LocalFolder* in = options.folder.get();
+    const unsigned part_mode = part_mode_for(published_mode(options.dest, in));
     if (resumable) {
         auto file = LocalFile::open(part, O_WRONLY | O_NOFOLLOW | O_NONBLOCK, 0, in);
         if (!file) {
             return file.error();
         }
-        if (struct stat st {}; ::fstat(file->fd(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        struct stat st {};
+        if (::fstat(file->fd(), &st) != 0 || !S_ISREG(st.st_mode)) {
             return foreign_part_error(part, st.st_mode); // swapped since load_resumable looked
+        }
+        if (!is_own_private_file(st.st_mode, st.st_uid, st.st_nlink)) {
+            // Swapped since load_resumable looked, and the server is already
+            // sending from the offset: nothing is written; the next get
+            // starts over in a new file.
+            return Error{ErrorCode::local_io, "\"" + part + "\" became another user's file or gained another name "
+                                              "since it was checked; nothing was written to it: get the file again"};
+        }
+        if (::fchmod(file->fd(), static_cast<mode_t>(part_mode)) != 0) {
+            return local_error("cannot set the mode of \"" + part + "\"", errno);
         }
         const std::uint64_t held = resumable->state.bytes_held;
         if (auto cut = file->truncate(held); !cut) {
@@ -194,7 +213,7 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
         return removed.error();
     }
     // Whatever else stands under the part's name is refused, unopened.
-    auto file = create_part_file(part, in);
+    auto file = create_part_file(part, in, part_mode);
     if (!file) {
         return file.error();
     }
@@ -359,6 +378,10 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& as
             if (::futimens(part.file().fd(), times) != 0) {
                 done = local_error("cannot set the modification time of \"" + part_path(options.dest) + "\"", errno);
             }
+        }
+        if (done) {
+            // The file it replaces is looked at now, just before the publish.
+            done = apply_published_mode(part.file(), published_mode(options.dest, options.folder.get()));
         }
         if (done && options.defer_publish) {
             // Durable and published later, with a batch (publish_batch.hpp).
@@ -732,8 +755,53 @@ Result<PendingPut> prepare_put(const PutOptions& options)
     pending.options = options;
     pending.file = std::move(opened.value());
     pending.size = static_cast<std::uint64_t>(st.st_size);
+    auto identity = identity_of(pending.file);
+    if (!identity) {
+        return identity.error();
+    }
+    pending.opened = identity.value();
+    struct timespec now {};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    constexpr std::int64_t kNano = 1'000'000'000;
+    const std::int64_t now_ns = static_cast<std::int64_t>(now.tv_sec) * kNano + now.tv_nsec;
+    pending.fresh = std::max(pending.opened.mtime_ns, pending.opened.ctime_ns) >= now_ns - kFreshWindow.count();
     return pending;
 }
+
+namespace {
+
+// After the last byte was read: the file is still the one opened (same
+// inode, size, mtime and ctime), and one changed within the timestamp tick
+// before the open still hashes to what was sent.
+Status unchanged_since_open(const PendingPut& pending)
+{
+    const std::string& path = pending.options.local_path;
+    const auto changed = [&] {
+        return Error{ErrorCode::file_changed, "\"" + path +
+                                                  "\" changed while it was being sent; nothing was committed and "
+                                                  "the server discarded what it received: put it again"};
+    };
+    if (pending.fresh) {
+        TransferHash again(pending.options.hash);
+        auto read = hash_prefix(pending.file, pending.size, again);
+        if (!read) {
+            return read.error();
+        }
+        if (!read.value() || again.hex_digest() != pending.digest) {
+            return changed();
+        }
+    }
+    auto now = identity_of(pending.file);
+    if (!now) {
+        return now.error();
+    }
+    if (now.value() != pending.opened) {
+        return changed();
+    }
+    return success();
+}
+
+} // namespace
 
 Status send_put(Connection& connection, PendingPut& pending)
 {
@@ -855,6 +923,12 @@ Status send_upload(Connection& connection, PendingPut& pending)
 
     const TransferHash& whole = pipeline ? pipeline->hash() : hash;
     pending.digest = whole.hex_digest();
+    if (auto same = unchanged_since_open(pending); !same) {
+        // Bytes of two versions may have gone out: the server discards
+        // them, and nothing is committed.
+        (void)send_abort(connection, id, true);
+        return same.error();
+    }
     // Held, to go out with the next put if one follows (see hold_request).
     return connection.hold_request(Request{id, CommitRequest{pending.digest, whole.kind()}});
 }

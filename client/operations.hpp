@@ -165,6 +165,13 @@ struct PendingPut {
     std::uint64_t id = 0;
     std::uint64_t offset = 0; // where the data started, once accepted
     std::string digest;       // of the whole file, once sent
+    // The file as opened (fstat): checked again once its last byte is read,
+    // so that a file changed while it was sent is never committed.
+    PartIdentity opened;
+    // Changed so shortly before the open that a write after it may share
+    // its timestamp tick (and so not show in `opened`): re-read and hashed
+    // again once sent, as ferryd does for a get of such a file.
+    bool fresh = false;
 };
 
 // Opens the local file; sends nothing.

@@ -1,0 +1,276 @@
+// What the client does to local files it did not make: a part or sidecar
+// planted by another user (or hard-linked to another file) is never resumed
+// nor written through; a download that replaces a file keeps that file's
+// permission bits (and, as root, its owner), and its part is never wider
+// while it downloads; an upload whose file changes while it is sent is
+// never committed. The tests run as root, so another user's files are
+// made with chown.
+#include "support.hpp"
+
+#include "connection.hpp"
+#include "local_files.hpp"
+#include "operations.hpp"
+
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <thread>
+
+using namespace ferry::test;
+using ferry::ErrorCode;
+using ferry::client::Connection;
+using ferry::client::Endpoint;
+
+namespace {
+
+constexpr std::uint64_t kMiB = 1024 * 1024;
+constexpr uid_t kOtherUser = 1000;
+constexpr gid_t kOtherGroup = 1000;
+
+Connection connect_to(const ServerProcess& server)
+{
+    auto connection = Connection::open(Endpoint{"127.0.0.1", server.port()});
+    REQUIRE_MESSAGE(connection.ok(), (connection.ok() ? "" : connection.error().message));
+    return std::move(connection.value());
+}
+
+// An interrupted download of `name` into `dest`: `limit` bytes in its part,
+// vouched for by its sidecar.
+void partial_download(const ServerProcess& server, const std::string& name, const std::string& dest,
+                      std::uint64_t limit)
+{
+    Connection connection = connect_to(server);
+    ferry::client::GetOptions options;
+    options.name = name;
+    options.dest = dest;
+    options.stop_after = limit;
+    const auto result = ferry::client::get_file(connection, options);
+    REQUIRE_FALSE(result.ok());
+    REQUIRE(file_size(ferry::client::part_path(dest)) == limit);
+    REQUIRE(ferry::client::read_download_state(ferry::client::state_path(dest)).ok());
+}
+
+struct stat stat_of(const std::string& path)
+{
+    struct stat st {};
+    REQUIRE(::lstat(path.c_str(), &st) == 0);
+    return st;
+}
+
+void write_in_place(const std::string& path, std::uint64_t offset, std::string_view bytes)
+{
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    REQUIRE(::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset)) ==
+            static_cast<ssize_t>(bytes.size()));
+    ::close(fd);
+}
+
+} // namespace
+
+TEST_CASE("a part or sidecar of another user is not resumed: the get starts over in a new file of its own")
+{
+    Fixture f;
+    const std::uint64_t size = 6 * kMiB + 3;
+    write_random_file(f.root_file("big.bin"), size, 31);
+    const std::string dest = f.local_file("big.bin");
+    const std::string part = ferry::client::part_path(dest);
+    const std::string state = ferry::client::state_path(dest);
+
+    SUBCASE("the part and its sidecar are another user's, and the part is writable by all")
+    {
+        partial_download(f.server, "big.bin", dest, 2 * kMiB);
+        REQUIRE(::chown(part.c_str(), kOtherUser, kOtherGroup) == 0);
+        REQUIRE(::chown(state.c_str(), kOtherUser, kOtherGroup) == 0);
+        REQUIRE(::chmod(part.c_str(), 0666) == 0);
+    }
+    SUBCASE("only the sidecar is another user's")
+    {
+        partial_download(f.server, "big.bin", dest, 2 * kMiB);
+        REQUIRE(::chown(state.c_str(), kOtherUser, kOtherGroup) == 0);
+    }
+    SUBCASE("only the part is another user's")
+    {
+        partial_download(f.server, "big.bin", dest, 2 * kMiB);
+        REQUIRE(::chown(part.c_str(), kOtherUser, kOtherGroup) == 0);
+    }
+
+    const auto get = run_ferry(f.server.address(), {"--json", "get", "big.bin", "-o", dest});
+    REQUIRE_MESSAGE(get.exit_code == 0, get.err);
+    const auto json = only_file(parse_output(get));
+    CHECK(json["resumed_from"] == 0);
+    CHECK(files_equal(f.root_file("big.bin"), dest));
+    const struct stat published = stat_of(dest);
+    CHECK(published.st_uid == ::geteuid());
+    CHECK((published.st_mode & 0022) == 0); // not the planted 0666
+    CHECK_FALSE(exists(part));
+    CHECK_FALSE(exists(state));
+}
+
+TEST_CASE("a part with a second name (a hard link) is not resumed nor written through")
+{
+    Fixture f;
+    const std::uint64_t size = 5 * kMiB;
+    write_random_file(f.root_file("big.bin"), size, 32);
+    const std::string dest = f.local_file("big.bin");
+    const std::string part = ferry::client::part_path(dest);
+    partial_download(f.server, "big.bin", dest, 2 * kMiB);
+    const std::string other = f.local_file("someone-elses.bin");
+    REQUIRE(::link(part.c_str(), other.c_str()) == 0);
+    const std::string before = read_file(other);
+
+    const auto get = run_ferry(f.server.address(), {"--json", "get", "big.bin", "-o", dest});
+    REQUIRE_MESSAGE(get.exit_code == 0, get.err);
+    CHECK(only_file(parse_output(get))["resumed_from"] == 0);
+    CHECK(files_equal(f.root_file("big.bin"), dest));
+    CHECK(read_file(other) == before); // neither truncated nor written
+    CHECK(stat_of(dest).st_ino != stat_of(other).st_ino);
+    CHECK(stat_of(other).st_nlink == 1);
+}
+
+TEST_CASE("a get keeps the mode and (as root) the owner of the file it replaces; a new file gets 0666 less the umask")
+{
+    Fixture f;
+    write_file(f.root_file("priv.txt"), "new content\n");
+    ::mkdir((f.root + "/tree").c_str(), 0755);
+    write_file(f.root + "/tree/priv.txt", "new tree content\n");
+    const std::string dest = f.local_file("priv.txt");
+    write_file(dest, "old\n");
+    REQUIRE(::chmod(dest.c_str(), 0640) == 0);
+    REQUIRE(::chown(dest.c_str(), kOtherUser, kOtherGroup) == 0);
+
+    const auto get = run_ferry(f.server.address(), {"get", "priv.txt", "-o", dest});
+    REQUIRE_MESSAGE(get.exit_code == 0, get.err);
+    CHECK(read_file(dest) == "new content\n");
+    struct stat st = stat_of(dest);
+    CHECK((st.st_mode & 07777) == 0640);
+    CHECK(st.st_uid == kOtherUser);
+    CHECK(st.st_gid == kOtherGroup);
+
+    // Set-user-ID is not carried over to new bytes.
+    REQUIRE(::chmod(dest.c_str(), 04750) == 0);
+    REQUIRE(run_ferry(f.server.address(), {"get", "priv.txt", "-o", dest}).exit_code == 0);
+    CHECK((stat_of(dest).st_mode & 07777) == 0750);
+
+    // A tree's file (get -r) and sync's pull publish the same way.
+    const std::string copy = f.local + "/copy";
+    REQUIRE(::mkdir(copy.c_str(), 0755) == 0);
+    const std::string in_tree = copy + "/tree/priv.txt";
+    REQUIRE(::mkdir((copy + "/tree").c_str(), 0755) == 0);
+    write_file(in_tree, "old tree\n");
+    REQUIRE(::chmod(in_tree.c_str(), 0600) == 0);
+    REQUIRE(::chown(in_tree.c_str(), kOtherUser, kOtherGroup) == 0);
+    const auto tree = run_ferry(f.server.address(), {"get", "-r", "tree", "-C", copy});
+    REQUIRE_MESSAGE(tree.exit_code == 0, tree.err);
+    CHECK(read_file(in_tree) == "new tree content\n");
+    st = stat_of(in_tree);
+    CHECK((st.st_mode & 07777) == 0600);
+    CHECK(st.st_uid == kOtherUser);
+
+    const std::string pulled = f.local + "/pulled";
+    REQUIRE(::mkdir(pulled.c_str(), 0755) == 0);
+    write_file(pulled + "/priv.txt", "old pulled\n");
+    REQUIRE(::chmod((pulled + "/priv.txt").c_str(), 0604) == 0);
+    REQUIRE(::chown((pulled + "/priv.txt").c_str(), kOtherUser, kOtherGroup) == 0);
+    const auto sync = run_ferry(f.server.address(), {"sync", ":tree", pulled});
+    REQUIRE_MESSAGE(sync.exit_code == 0, sync.err);
+    CHECK(read_file(pulled + "/priv.txt") == "new tree content\n");
+    st = stat_of(pulled + "/priv.txt");
+    CHECK((st.st_mode & 07777) == 0604);
+    CHECK(st.st_uid == kOtherUser);
+
+    // A new file: 0666 less the umask the client runs with.
+    const mode_t mask = ::umask(027);
+    const std::string fresh = f.local_file("fresh.txt");
+    const auto got = run_ferry(f.server.address(), {"get", "priv.txt", "-o", fresh});
+    ::umask(mask);
+    REQUIRE_MESSAGE(got.exit_code == 0, got.err);
+    st = stat_of(fresh);
+    CHECK((st.st_mode & 07777) == 0640);
+    CHECK(st.st_uid == ::geteuid());
+}
+
+TEST_CASE("a part is private while it downloads, and never wider than the file it will replace")
+{
+    Fixture f;
+    write_random_file(f.root_file("big.bin"), 3 * kMiB, 33);
+    const std::string dest = f.local_file("big.bin");
+    const std::string part = ferry::client::part_path(dest);
+
+    SUBCASE("a new file")
+    {
+        partial_download(f.server, "big.bin", dest, kMiB);
+        CHECK((stat_of(part).st_mode & 07777) == 0600);
+        CHECK((stat_of(ferry::client::state_path(dest)).st_mode & 07777) == 0600);
+    }
+    SUBCASE("replacing a read-only file")
+    {
+        write_file(dest, "old\n");
+        REQUIRE(::chmod(dest.c_str(), 0440) == 0);
+        partial_download(f.server, "big.bin", dest, kMiB);
+        CHECK((stat_of(part).st_mode & 07777) == 0400);
+        // A resume of our own part keeps it so.
+        REQUIRE(::chmod(part.c_str(), 0644) == 0);
+        Connection connection = connect_to(f.server);
+        ferry::client::GetOptions options;
+        options.name = "big.bin";
+        options.dest = dest;
+        options.resume = true;
+        options.stop_after = 2 * kMiB;
+        REQUIRE_FALSE(ferry::client::get_file(connection, options).ok());
+        CHECK(file_size(part) == 2 * kMiB); // resumed, not started over
+        CHECK((stat_of(part).st_mode & 07777) == 0400);
+    }
+}
+
+TEST_CASE("a put whose file changes while it is sent commits nothing and says file_changed")
+{
+    Fixture f;
+    const std::uint64_t size = 3 * kMiB;
+    const std::string local = f.local_file("moving.bin");
+    write_random_file(local, size, 34);
+    const std::string original = read_file(local);
+
+    SUBCASE("changed in place a while after the open (its times show it)")
+    {
+        // Older than the re-hash window, so only the times can tell.
+        const struct timespec old_times[2] = {{1'500'000'000, 0}, {1'500'000'000, 0}};
+        REQUIRE(::utimensat(AT_FDCWD, local.c_str(), old_times, 0) == 0);
+        std::this_thread::sleep_for(2500ms); // ctime, too, out of the window
+        Connection connection = connect_to(f.server);
+        ferry::client::PutOptions options;
+        options.local_path = local;
+        options.name = "moving.bin";
+        auto pending = ferry::client::prepare_put(options);
+        REQUIRE(pending.ok());
+        CHECK_FALSE(pending->fresh);
+        std::this_thread::sleep_for(100ms); // a later timestamp tick
+        write_in_place(local, 100, "CHANGED");
+        write_in_place(local, size - 1000, "CHANGED");
+        REQUIRE(ferry::client::send_put(connection, pending.value()).ok());
+        const auto sent = ferry::client::send_upload(connection, pending.value());
+        REQUIRE_FALSE(sent.ok());
+        CHECK(sent.error().code == ErrorCode::file_changed);
+        CHECK(sent.error().message.find(local) != std::string::npos);
+    }
+    SUBCASE("changed right after a change just before the open (the same tick may hide it)")
+    {
+        Connection connection = connect_to(f.server);
+        ferry::client::PutOptions options;
+        options.local_path = local;
+        options.name = "moving.bin";
+        auto pending = ferry::client::prepare_put(options);
+        REQUIRE(pending.ok());
+        CHECK(pending->fresh);
+        write_in_place(local, 100, "CHANGED");
+        REQUIRE(ferry::client::send_put(connection, pending.value()).ok());
+        const auto sent = ferry::client::send_upload(connection, pending.value());
+        REQUIRE_FALSE(sent.ok());
+        CHECK(sent.error().code == ErrorCode::file_changed);
+    }
+    CHECK_FALSE(exists(f.root_file("moving.bin")));
+    CHECK(partial_uploads(f.root).empty());
+}
