@@ -45,7 +45,12 @@ struct SavedState {
 // Reads a whole small file relative to the root; refuses anything odd.
 std::optional<std::string> read_small_file(const Library& library, const std::string& name)
 {
-    const int fd = library.open_entry(name, O_RDONLY | O_NONBLOCK);
+    // Not even opened unless a regular file: the open of a device can act.
+    struct ::stat found {};
+    if (library.stat_entry(name, found) != 0 || !S_ISREG(found.st_mode)) {
+        return std::nullopt;
+    }
+    const int fd = library.open_entry(name, O_RDONLY | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         return std::nullopt;
     }
@@ -247,13 +252,29 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin_upload(const Library
         int fd = library.open_entry(data, O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK, 0600);
         if (fd < 0 && errno == EEXIST) {
             created = false;
-            fd = library.open_entry(data, O_RDWR | O_NONBLOCK);
-            if (fd < 0 && errno == ENOENT) {
-                continue; // committed or removed meanwhile: make it anew
+            // Only a regular file at that name can be an upload of ours.
+            // Anything else (a symlink, a folder, a FIFO, a socket, a
+            // device) was put there by someone else, the token being
+            // predictable: its name is dropped without opening it (an open
+            // may block, or act on a device), and the next turn makes the
+            // upload's own file (PROTOCOL.md 4.7).
+            struct ::stat found {};
+            if (library.stat_entry(data, found) == 0 && !S_ISREG(found.st_mode)) {
+                library.unlink_entry(state_name(token));
+                if (auto refused = drop_entry(library, data, name)) {
+                    return *refused;
+                }
+                continue;
+            }
+            fd = library.open_entry(data, O_RDWR | O_NONBLOCK | O_NOCTTY);
+            if (fd < 0 && (errno == ENOENT || errno == ELOOP || errno == EISDIR || errno == ENXIO)) {
+                // Committed or removed meanwhile: make it anew. Or swapped
+                // for something else since the look above: look again.
+                continue;
             }
         }
         if (fd < 0) {
-            return file_error(errno, "cannot create upload file for", name);
+            return bookkeeping_error(errno, created ? "cannot create" : "cannot open", data, name);
         }
         if (!try_lock(fd)) {
             // Uploading, resuming, just cut and recording its bytes, or
@@ -273,8 +294,8 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin_upload(const Library
             return file_error(saved, "cannot open upload file for", name);
         }
         if (!S_ISREG(held.st_mode)) {
-            ::close(fd);
-            return Error{ErrorCode::io_error, "the upload file of \"" + name + "\" is not a regular file"};
+            ::close(fd); // swapped in since the look above: the next turn drops it
+            continue;
         }
         if (library.stat_entry(data, named) != 0 || named.st_ino != held.st_ino || named.st_dev != held.st_dev) {
             ::close(fd);
@@ -446,7 +467,22 @@ std::optional<Error> PartialUpload::write_state()
     const int saved_errno = written.ok() ? errno : written.error;
     ::close(fd);
     has_state_ = true; // or its temporary file, which a failure below removes
-    if (!synced || library_.rename_entry(temp, state_file()) != 0) {
+    const auto publish = [&] {
+        if (library_.rename_entry(temp, state_file()) == 0) {
+            return true;
+        }
+        // A folder at the state's name is not ours (see drop_entry); a
+        // rename replaces anything else there.
+        if (errno != EISDIR && errno != ENOTEMPTY && errno != EEXIST) {
+            return false;
+        }
+        if (auto refused = drop_entry(library_, state_file(), name_)) {
+            errno = EISDIR;
+            return false;
+        }
+        return library_.rename_entry(temp, state_file()) == 0;
+    };
+    if (!synced || !publish()) {
         const int failure = synced ? errno : saved_errno;
         library_.unlink_entry(temp);
         return file_error(failure == 0 ? EIO : failure, "cannot write upload state of", name_);

@@ -147,6 +147,14 @@ class PlantedNames(unittest.TestCase):
     def test_an_empty_folder_at_the_state_temporary(self):
         self.check_state_temporary("empty folder")
 
+    def test_an_empty_folder_at_the_state(self):
+        name = "st-folder.bin"
+        data = os.urandom(SIZE)
+        self.plant(os.path.join(self.root, partial_name(name, SIZE) + ".state"), "empty folder")
+        with Server(FERRYD, self.root) as server:
+            self.cut_upload(server, name, data)
+            self.resume_and_commit(server, name, data)
+
     def test_many_fifos_do_not_use_up_the_pool(self):
         # As many planted temporaries as the default pool has threads, and
         # more: each cut put checkpoints through one.
@@ -166,6 +174,72 @@ class PlantedNames(unittest.TestCase):
                 release_fifo(path)
             status = server.stop(timeout=20)
         self.assertEqual(status, 0, "ferryd did not stop cleanly on SIGTERM")
+
+    def check_partial(self, kind, resume):
+        name = "pl-" + kind.replace(" ", "-") + ".bin"
+        data = os.urandom(SIZE)
+        partial = os.path.join(self.root, partial_name(name, SIZE))
+        if kind == "file of another user":
+            self.planted.append(partial)
+            with open(partial, "wb") as f:
+                f.write(b"x" * HALF)
+            os.chown(partial, 54321, 54321)
+            with open(partial + ".state", "wb") as f:
+                f.write(b"{}")
+        else:
+            self.plant(partial, kind)
+        with Server(FERRYD, self.root, env={"UV_THREADPOOL_SIZE": "1"}) as server:
+            peer = server.peer(timeout=10)
+            done = peer.put(name, data, resume=resume)
+            self.assertTrue(done["ok"], done)
+            with open(os.path.join(self.root, name), "rb") as f:
+                self.assertEqual(f.read(), data)
+            self.assert_outside_unchanged()
+            self.assertEqual(os.listdir(self.root), [name])
+            # The name is the upload's again: a cut put of it keeps its bytes.
+            self.cut_upload(server, name, data)
+            self.resume_and_commit(server, name, data)
+
+    def test_a_symlink_at_the_partial(self):
+        self.check_partial("symlink", resume=False)
+        self.check_partial("symlink", resume=True)
+
+    def test_an_empty_folder_at_the_partial(self):
+        self.check_partial("empty folder", resume=False)
+        self.check_partial("empty folder", resume=True)
+
+    def test_a_fifo_at_the_partial(self):
+        self.check_partial("fifo", resume=False)
+        self.check_partial("fifo", resume=True)
+
+    def test_a_socket_at_the_partial(self):
+        self.check_partial("socket", resume=True)
+
+    def test_a_hard_link_at_the_partial(self):
+        self.check_partial("hard link", resume=True)
+
+    def test_a_file_of_another_user_at_the_partial(self):
+        self.check_partial("file of another user", resume=True)
+
+    def test_a_full_folder_at_the_partial_is_refused_naming_it(self):
+        name = "pl-full.bin"
+        partial = os.path.join(self.root, partial_name(name, SIZE))
+        os.mkdir(partial)
+        with open(os.path.join(partial, "keep"), "wb") as f:
+            f.write(b"someone's")
+        with Server(FERRYD, self.root) as server:
+            peer = server.peer(timeout=10)
+            reply = peer.put(name, os.urandom(SIZE), resume=True)
+            self.assertFalse(reply["ok"], reply)
+            self.assertEqual(reply["error"]["code"], "not_regular_file", reply)
+            message = reply["error"]["message"]
+            self.assertIn(partial_name(name, SIZE), message)
+            self.assertIn("not empty", message)
+            self.assertNotIn(f'"{name}" is not a regular file', message)
+            self.assertTrue(peer.request({"op": "stats"})["ok"])
+        with open(os.path.join(partial, "keep"), "rb") as f:
+            self.assertEqual(f.read(), b"someone's")
+        self.assertFalse(os.path.exists(os.path.join(self.root, name)))
 
 
 if __name__ == "__main__":
