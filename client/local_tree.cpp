@@ -112,10 +112,15 @@ std::optional<std::string> unsent_name(const std::string& name)
     if (auto bad = check_file_name(name)) {
         return "a name the server refuses: " + bad->message;
     }
-    if (name.ends_with(kPartSuffix) || name.ends_with(std::string(kPartSuffix) + std::string(kStateSuffix))) {
+    if (is_part_name(name)) {
         return "a partial download";
     }
     return std::nullopt;
+}
+
+bool is_part_name(const std::string& name)
+{
+    return name.ends_with(kPartSuffix) || name.ends_with(std::string(kPartSuffix) + std::string(kStateSuffix));
 }
 
 Result<LocalTree> walk_local_tree(const std::string& root)

@@ -47,6 +47,10 @@ struct LocalTree {
 // on what sync can see.
 std::optional<std::string> unsent_name(const std::string& name);
 
+// Whether `name` is a download's part or its state (NAME.ferry-part,
+// NAME.ferry-part.state): names a pull never publishes.
+bool is_part_name(const std::string& name);
+
 // Walks the folder `root` (the folder itself may be reached through a
 // symbolic link: the user named it; nothing below it is). Fails only when
 // `root` cannot be opened as a folder; an unreadable folder below it is a

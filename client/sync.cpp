@@ -3,6 +3,7 @@
 #include "commands.hpp"
 #include "interrupt.hpp"
 #include "local_files.hpp"
+#include "local_tree.hpp"
 #include "names.hpp"
 #include "operations.hpp"
 #include "publish_batch.hpp"
@@ -60,7 +61,7 @@ Result<TreeListing> list_remote_tree(Connection& connection, const std::string& 
     tree.reserve(listed->files.size());
     for (auto& entry : listed->files) {
         tree.push_back({std::move(entry.name), is_folder(entry) ? EntryKind::folder : EntryKind::file, entry.size,
-                        entry.mtime});
+                        entry.mtime, {}});
     }
     return tree;
 }
@@ -738,6 +739,31 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
             scanning.wait();
         }
         return fail_whole(remote_tree.error());
+    }
+    if (!push) {
+        // A server's file named as a local download's part or state
+        // (NAME.ferry-part, NAME.ferry-part.state) is not pulled: published
+        // here it would be taken for the part of NAME, never seen by the
+        // next sync, and stand in the way of NAME's download.
+        std::set<std::string> reserved;
+        for (const auto& entry : remote_tree.value()) {
+            const auto slash = entry.path.rfind('/');
+            if (is_part_name(slash == std::string::npos ? entry.path : entry.path.substr(slash + 1))) {
+                reserved.insert(entry.path);
+                tally.note("note: " + printable(entry.path) +
+                           ": the name of a partial download's file on this side, not pulled");
+            }
+        }
+        if (!reserved.empty()) {
+            std::erase_if(remote_tree.value(), [&](const TreeEntry& entry) {
+                for (std::string at = entry.path; !at.empty(); at = parent_path(at)) {
+                    if (reserved.contains(at)) {
+                        return true; // it, or what it holds
+                    }
+                }
+                return false;
+            });
+        }
     }
     if (skipped_names > 0) {
         tally.note("note: " + std::to_string(skipped_names) +

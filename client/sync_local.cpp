@@ -225,7 +225,7 @@ Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side)
     scan.entries.reserve(walked->entries.size() + walked->skipped.size());
     for (auto& entry : walked->entries) {
         scan.entries.push_back(
-            {std::move(entry.path), entry.folder ? EntryKind::folder : EntryKind::file, entry.size, entry.mtime});
+            {std::move(entry.path), entry.folder ? EntryKind::folder : EntryKind::file, entry.size, entry.mtime, {}});
     }
     // What the walk left out stays in the listing as `other`: never sent,
     // never replaced, never removed, nothing placed beneath it.
@@ -233,7 +233,7 @@ Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side)
         if (side == ScanSide::sending) {
             scan.notes.push_back(printable(skipped.path) + ": " + skipped.why + ", not sent");
         }
-        scan.entries.push_back({std::move(skipped.path), EntryKind::other, 0, 0});
+        scan.entries.push_back({std::move(skipped.path), EntryKind::other, 0, 0, std::move(skipped.why)});
     }
     return scan;
 }

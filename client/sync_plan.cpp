@@ -135,7 +135,8 @@ SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const Pla
                     why = " holding \"" + holds->second + "\", which --delete never removes,";
                 }
                 plan.conflicts.push_back(
-                    {entry->path, std::string("is ") + describe(there->kind) + " on the receiving side," + why + " " +
+                    {entry->path, "is " + (there->why.empty() ? std::string(describe(there->kind)) : there->why) +
+                                      " on the receiving side," + why + " " +
                                       describe(entry->kind) + " on the sending side: left alone" +
                                       (unremovable ? "" : " (--delete replaces it)")});
                 if (entry->kind == EntryKind::folder) {

@@ -23,6 +23,7 @@ struct TreeEntry {
     EntryKind kind = EntryKind::file;
     std::uint64_t size = 0;
     std::int64_t mtime = 0; // seconds since the Unix epoch
+    std::string why;        // kind `other`: what it is, as the scan found it ("" if unknown)
 };
 
 using TreeListing = std::vector<TreeEntry>;

@@ -741,6 +741,30 @@ class DryRunMatchesTheRealRun(SyncTest):
         self.assertEqual(sorted(os.listdir(os.path.join(dest, "old"))), ["fifo"])
 
 
+class PartNamesOfTheUsers(SyncTest):
+    """A server's files named NAME.ferry-part / NAME.ferry-part.state (ferry's
+    names for a local download's part and its state) are not pulled: once
+    published they were taken for NAME's part, replaced by its download,
+    and reported as a link or special file by every sync after."""
+
+    def put(self, path, data):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+
+    def test_pull_does_not_publish_part_names_and_runs_clean_again(self):
+        self.put(os.path.join(self.root, "pt", "x"), b"the file")
+        self.put(os.path.join(self.root, "pt", "x.ferry-part"), b"the user's notes")
+        self.put(os.path.join(self.root, "pt", "x.ferry-part.state"), b"the user's state")
+        dest = os.path.join(self.local, "dst")
+        first = self.sync(":pt", dest)
+        self.assertEqual(first["sent"], 1, first)
+        self.assertEqual(sorted(os.listdir(dest)), ["x"])
+        self.assertTrue(any("x.ferry-part:" in n and "not pulled" in n for n in first["notes"]), first["notes"])
+        again = self.sync("--delete", ":pt", dest)
+        self.assertEqual((again["sent"], again["deleted"], again["errors"]), (0, 0, []), again)
+
+
 def main():
     global FERRYD, FERRY
     parser = argparse.ArgumentParser()

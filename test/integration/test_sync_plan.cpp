@@ -13,15 +13,15 @@ namespace {
 
 TreeEntry file(std::string path, std::uint64_t size, std::int64_t mtime)
 {
-    return TreeEntry{std::move(path), EntryKind::file, size, mtime};
+    return TreeEntry{std::move(path), EntryKind::file, size, mtime, {}};
 }
 TreeEntry folder(std::string path)
 {
-    return TreeEntry{std::move(path), EntryKind::folder, 0, 0};
+    return TreeEntry{std::move(path), EntryKind::folder, 0, 0, {}};
 }
 TreeEntry link(std::string path)
 {
-    return TreeEntry{std::move(path), EntryKind::other, 0, 0};
+    return TreeEntry{std::move(path), EntryKind::other, 0, 0, {}};
 }
 
 std::vector<std::string> transfer_paths(const SyncPlan& plan)
@@ -142,6 +142,17 @@ TEST_CASE("sync plan: removal_count counts what a real run removes, a folder wit
     CHECK(removal_count(with_link, linked) == 2); // old/deep/x and old/y
 }
 
+TEST_CASE("sync plan: a conflict with what the scan left out says what the scan found, not a guess")
+{
+    // A regular file at a part's name is no "symbolic link or special file".
+    const TreeListing source{file("x.ferry-part", 3, 1)};
+    const TreeListing dest{TreeEntry{"x.ferry-part", EntryKind::other, 0, 0, "a partial download"}};
+    const auto plan = plan_sync(source, dest, {});
+    REQUIRE(plan.conflicts.size() == 1);
+    CHECK(plan.conflicts[0].message.find("is a partial download on the receiving side") != std::string::npos);
+    CHECK(plan.conflicts[0].message.find("special file") == std::string::npos);
+}
+
 TEST_CASE("sync plan: a folder holding what --delete never removes is not replaced by a file, nor emptied")
 {
     // A folder where the sending side has a file, holding a hidden file (an
@@ -227,7 +238,7 @@ namespace {
 
 TreeEntry folder_at(std::string path, std::int64_t mtime)
 {
-    return TreeEntry{std::move(path), EntryKind::folder, 0, mtime};
+    return TreeEntry{std::move(path), EntryKind::folder, 0, mtime, {}};
 }
 
 std::vector<std::pair<std::string, std::int64_t>> folder_times(const SyncPlan& plan)
