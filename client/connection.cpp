@@ -374,11 +374,13 @@ Result<short> Connection::wait_for(short events, Clock::time_point deadline)
     }
 }
 
-Status Connection::hold_request(const Request& request)
+namespace {
+
+// JSON can only carry UTF-8, and the encoder would replace any other byte
+// with U+FFFD: two different local names would then reach the server as
+// one. Such a name is refused instead, whatever sent it (sent or held).
+std::optional<Error> refuse_non_utf8_name(const Request& request)
 {
-    if (!transport_.is_open()) {
-        return Error{ErrorCode::connection_lost, "not connected to " + endpoint_.to_string()};
-    }
     const std::string* name = std::visit(
         [](const auto& body) -> const std::string* {
             if constexpr (requires { body.name; }) {
@@ -390,6 +392,19 @@ Status Connection::hold_request(const Request& request)
         request.body);
     if (name != nullptr && !is_valid_utf8(*name)) {
         return Error{ErrorCode::invalid_name, "file name is not valid UTF-8"};
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
+Status Connection::hold_request(const Request& request)
+{
+    if (!transport_.is_open()) {
+        return Error{ErrorCode::connection_lost, "not connected to " + endpoint_.to_string()};
+    }
+    if (auto refused = refuse_non_utf8_name(request)) {
+        return *refused;
     }
     held_ += encode_control_frame(encode_request(request));
     return success();
@@ -405,20 +420,8 @@ Status Connection::flush_held()
 
 Status Connection::send_request(const Request& request)
 {
-    // JSON can only carry UTF-8, and the encoder would replace any other
-    // byte with U+FFFD: two different local names would then reach the
-    // server as one. Such a name is refused instead, whatever sent it.
-    const std::string* name = std::visit(
-        [](const auto& body) -> const std::string* {
-            if constexpr (requires { body.name; }) {
-                return &body.name;
-            } else {
-                return nullptr;
-            }
-        },
-        request.body);
-    if (name != nullptr && !is_valid_utf8(*name)) {
-        return Error{ErrorCode::invalid_name, "file name is not valid UTF-8"};
+    if (auto refused = refuse_non_utf8_name(request)) {
+        return *refused;
     }
     return send_control(encode_request(request));
 }
