@@ -317,9 +317,6 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
     if (to == from) {
         return Error{ErrorCode::invalid_move, quoted(from) + " would be renamed onto itself: nothing to move"};
     }
-    if (inside(to, from)) {
-        return Error{ErrorCode::invalid_move, "cannot move " + quoted(from) + " into itself (" + quoted(to) + ")"};
-    }
     if (auto gone = check_root()) {
         return gone;
     }
@@ -327,14 +324,8 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
     if (!source) {
         return source.error();
     }
-    auto target = locate(to, "replaced");
-    if (!target) {
-        return target.error();
-    }
     const int from_dir = source->fd;
-    const int to_dir = target->fd;
     const char* from_leaf = source->leaf.c_str();
-    const char* to_leaf = target->leaf.c_str();
     struct ::stat st {};
     if (retry_stale(from_dir, [&] { return ::fstatat(from_dir, from_leaf, &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
         if (errno == ENOENT) {
@@ -346,6 +337,20 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
     if (!folder && !S_ISREG(st.st_mode)) {
         return Error{ErrorCode::not_regular_file, quoted(from) + " is not a regular file or folder"};
     }
+    // A path beneath `from` is "into itself" only for a folder (PROTOCOL.md
+    // 4.12); beneath a file it names a file where a folder should be.
+    if (inside(to, from)) {
+        if (!folder) {
+            return Error{ErrorCode::not_a_folder, quoted(from) + " is not a folder"};
+        }
+        return Error{ErrorCode::invalid_move, "cannot move " + quoted(from) + " into itself (" + quoted(to) + ")"};
+    }
+    auto target = locate(to, "replaced");
+    if (!target) {
+        return target.error();
+    }
+    const int to_dir = target->fd;
+    const char* to_leaf = target->leaf.c_str();
     if (folder && st.st_dev != root_device_) {
         return Error{ErrorCode::forbidden, quoted(from) + " is on another file system"};
     }

@@ -349,6 +349,7 @@ TEST_CASE("rename moves atomically, replaces only when asked, and never moves a 
         root.write("full/x", "x");
         root.write("f1", "one");
         root.write("f2", "two");
+        root.write("f3", "three");
         const TempRoot outside;
         ::symlink(outside.path().c_str(), (root.path() + "/link").c_str());
         auto library = open_library(root, mode);
@@ -368,6 +369,15 @@ TEST_CASE("rename moves atomically, replaces only when asked, and never moves a 
         CHECK(same->code == ErrorCode::invalid_move);
         CHECK(same->message == "\"dest/g1\" would be renamed onto itself: nothing to move");
         CHECK(library->rename("a", "a/b", true)->code == ErrorCode::invalid_move);
+        // A path beneath a FILE puts a file where a folder should be: not_a_folder,
+        // however deep, replacing or not; "into itself" is for folders only.
+        for (const bool replace : {false, true}) {
+            const auto beneath = library->rename("f3", "f3/x", replace);
+            REQUIRE(beneath);
+            CHECK(beneath->code == ErrorCode::not_a_folder);
+            CHECK(beneath->message == "\"f3\" is not a folder");
+            CHECK(library->rename("dest/g1", "dest/g1/y/z", replace)->code == ErrorCode::not_a_folder);
+        }
         CHECK(library->rename("a", "full", true)->code == ErrorCode::not_empty);
         CHECK(library->rename("dest/g1", "a", true)->code == ErrorCode::exists);
         CHECK(library->rename("a", "dest/g1", true)->code == ErrorCode::not_a_folder);
