@@ -14,7 +14,7 @@ namespace {
 
 int fsync_folder(int fd)
 {
-    // fsync needs a descriptor opened for reading; `fd` may be O_PATH.
+    // fsync needs a descriptor opened for reading; `fd` is O_PATH.
     const int readable = ::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (readable < 0) {
         return errno;
@@ -24,11 +24,16 @@ int fsync_folder(int fd)
     return result;
 }
 
+int fsync_readable_folder(int fd)
+{
+    return ::fsync(fd) == 0 ? 0 : errno;
+}
+
 } // namespace
 
-FolderSyncs::FolderSyncs() : FolderSyncs(fsync_folder) {}
+FolderSyncs::FolderSyncs() : sync_folder_(fsync_folder), sync_readable_(fsync_readable_folder) {}
 
-FolderSyncs::FolderSyncs(SyncFolder sync_folder) : sync_folder_(std::move(sync_folder)) {}
+FolderSyncs::FolderSyncs(SyncFolder sync_folder) : sync_folder_(sync_folder), sync_readable_(std::move(sync_folder)) {}
 
 FolderSyncs& FolderSyncs::process()
 {
@@ -36,7 +41,7 @@ FolderSyncs& FolderSyncs::process()
     return shared;
 }
 
-std::optional<Error> FolderSyncs::sync(int fd, std::string_view name)
+std::optional<Error> FolderSyncs::sync(int fd, std::string_view name, FolderFd kind)
 {
     struct ::stat st {};
     if (::fstat(fd, &st) != 0) {
@@ -59,7 +64,7 @@ std::optional<Error> FolderSyncs::sync(int fd, std::string_view name)
         const std::uint64_t number = ++folder.started;
         ++fsyncs_;
         lock.unlock();
-        const int failure = sync_folder_(fd);
+        const int failure = kind == FolderFd::readable ? sync_readable_(fd) : sync_folder_(fd);
         lock.lock();
         folder.running = false;
         folder.completed = number;

@@ -38,11 +38,18 @@
 
 namespace ferry::server {
 
+// What a descriptor passed to FolderSyncs::sync can do: fsync(2) fails with
+// EBADF on an O_PATH one (open(2)), which must first be opened for reading.
+enum class FolderFd {
+    path_only, // O_PATH (a lookup's): opened again, readable, to be synced
+    readable,  // O_RDONLY (the root's, a commit's destination): synced as it is
+};
+
 class FolderSyncs {
 public:
-    // How a folder is made durable: 0, or an errno. The default opens the
-    // folder for reading (`fd` may be O_PATH) and fsyncs it; tests pass
-    // their own to control timing.
+    // How a folder is made durable: 0, or an errno. The default fsyncs the
+    // folder (opened for reading first when `fd` is O_PATH); tests pass
+    // their own to control timing, used for both kinds of descriptor.
     using SyncFolder = std::function<int(int fd)>;
 
     FolderSyncs();
@@ -56,7 +63,7 @@ public:
     // Makes the entries of folder `fd` durable (see above); `name` is for
     // the error's message. An error of an fsync that started after this
     // call began is this call's error too.
-    std::optional<Error> sync(int fd, std::string_view name);
+    std::optional<Error> sync(int fd, std::string_view name, FolderFd kind = FolderFd::path_only);
 
     // fsyncs run so far.
     std::uint64_t fsyncs() const;
@@ -74,7 +81,8 @@ private:
         std::condition_variable ended; // a running fsync ended
     };
 
-    SyncFolder sync_folder_;
+    SyncFolder sync_folder_;   // for FolderFd::path_only
+    SyncFolder sync_readable_; // for FolderFd::readable
     mutable std::mutex mutex_;
     std::map<std::pair<dev_t, ino_t>, Folder> folders_; // only folders with callers
     std::uint64_t fsyncs_ = 0;

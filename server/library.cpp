@@ -58,10 +58,10 @@ FileInfo file_info(std::string name, const struct ::stat& st)
     return info;
 }
 
-std::optional<Error> sync_folder(int fd, std::string_view name)
+std::optional<Error> sync_folder(int fd, std::string_view name, FolderFd kind)
 {
     // Shared with every other thread syncing that folder now (group commit).
-    return FolderSyncs::process().sync(fd, name);
+    return FolderSyncs::process().sync(fd, name, kind);
 }
 
 OpenFile::~OpenFile()
@@ -85,7 +85,7 @@ Result<std::unique_ptr<Library>> Library::open(const std::string& path, ResolveM
     return std::unique_ptr<Library>(new Library(fd, st.st_dev, mode, path, 0666 & ~mask));
 }
 
-Result<Library::Located> Library::locate(std::string_view path, std::string_view doing) const
+Result<Library::Located> Library::locate(std::string_view path, std::string_view doing, bool readable) const
 {
     if (path.empty()) {
         return Error{ErrorCode::invalid_name, "the root cannot be " + std::string(doing)};
@@ -99,7 +99,7 @@ Result<Library::Located> Library::locate(std::string_view path, std::string_view
         // flat folder, and version 1's only one).
         return Located{UniqueFd(), root_fd_, std::string(components.front())};
     }
-    auto parent = resolver_.open_folder(std::span(components).first(components.size() - 1), false);
+    auto parent = resolver_.open_folder(std::span(components).first(components.size() - 1), readable);
     if (!parent) {
         return parent.error();
     }
@@ -144,29 +144,39 @@ int Library::stat_path(std::string_view path, struct ::stat& st) const
     return stat_located(*located, st);
 }
 
-int Library::publish_entry(const std::string& partial, std::string_view path) const
+int Library::Destination::stat(struct ::stat& st) const
+{
+    return retry_stale(fd_, [&] { return ::fstatat(fd_, leaf_.c_str(), &st, AT_SYMLINK_NOFOLLOW); });
+}
+
+Result<Library::Destination> Library::publish_destination(std::string_view path) const
+{
+    auto located = locate(path, "replaced", true);
+    if (!located) {
+        return located.error();
+    }
+    return Destination(std::move(located->opened), located->fd, std::move(located->leaf));
+}
+
+int Library::publish_entry(const std::string& partial, const Destination& destination, std::string_view path) const
 {
     if (partial.empty() || partial.find('/') != std::string::npos || partial == "." || partial == "..") {
         errno = EINVAL;
         return -1;
     }
-    auto located = locate(path, "replaced");
-    if (!located) {
-        errno = errno_of(located.error());
-        return -1;
-    }
     // An upload replaces a regular file, never a link, FIFO, socket or
     // device that took the name while it ran (rename(2) would replace any
     // of them); a folder there fails the rename itself (EISDIR), and so is
-    // reported the same way. Checked just before the rename: what appears
+    // reported the same way. Checked just before the rename (the commit's
+    // fsync lies between the destination's lookup and here): what appears
     // in between is only unlinked by it, never followed or written.
     struct ::stat target {};
-    if (stat_located(*located, target) == 0 && !S_ISREG(target.st_mode)) {
+    if (destination.stat(target) == 0 && !S_ISREG(target.st_mode)) {
         errno = EISDIR;
         return -1;
     }
     // Same file system as the root: the resolver refused any other.
-    if (::renameat(root_fd_, partial.c_str(), located->fd, located->leaf.c_str()) != 0) {
+    if (::renameat(root_fd_, partial.c_str(), destination.fd_, destination.leaf_.c_str()) != 0) {
         return -1;
     }
     // The new name is what the commit reply vouches for: its folder is
@@ -177,7 +187,7 @@ int Library::publish_entry(const std::string& partial, std::string_view path) co
     // leftover is a hidden second link to the published file, which a
     // resume refuses (PartialUpload checks st_nlink) and the expiry sweep
     // unlinks, leaving the file.
-    if (sync_folder(located->fd, path)) {
+    if (sync_folder(destination.fd_, path, FolderFd::readable)) {
         errno = EIO;
         return -1;
     }
@@ -739,7 +749,7 @@ void OpenFile::read_ahead(std::uint64_t offset, std::size_t length) const
 
 std::optional<Error> Library::sync_root() const
 {
-    return sync_folder(root_fd_, path_);
+    return sync_folder(root_fd_, path_, FolderFd::readable);
 }
 
 } // namespace ferry::server

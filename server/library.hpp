@@ -17,6 +17,7 @@
 
 #include "digest_cache.hpp"
 #include "error.hpp"
+#include "folder_sync.hpp"
 #include "messages.hpp"
 #include "path_resolver.hpp"
 #include "transfer_hash.hpp"
@@ -212,13 +213,34 @@ public:
     // a put's checks before it takes any data.
     std::optional<Error> prepare_upload(std::string_view path, bool parents) const;
 
-    // Publishes an upload: renames the root's entry `partial` onto `path`,
-    // whose parent folder is resolved afresh now (it may have changed since
-    // the put began), then fsyncs that folder (sync_folder: shared with the
+    // The folder an upload is published into, resolved once by a commit
+    // (it may have changed since the put began) and held until the rename:
+    // opened readable, so that its fsync needs no second open.
+    class Destination {
+    public:
+        // lstat of the entry at the destination's name (never through a
+        // link): 0, or -1 with errno, as fstatat(2).
+        int stat(struct ::stat& st) const;
+
+    private:
+        friend class Library;
+        Destination(UniqueFd opened, int fd, std::string leaf)
+            : opened_(std::move(opened)), fd_(fd), leaf_(std::move(leaf))
+        {
+        }
+        UniqueFd opened_; // empty for a path in the root: fd_ is the root's
+        int fd_;
+        std::string leaf_;
+    };
+    // `path`'s parent folder: errors as locating any path (not_found,
+    // not_a_folder, forbidden, invalid_name, io_error).
+    Result<Destination> publish_destination(std::string_view path) const;
+    // Publishes an upload: renames the root's entry `partial` onto `path` in
+    // `destination`, then fsyncs that folder (sync_folder: shared with the
     // other commits into it). Like the *_entry wrappers: -1 and errno on
-    // failure (a missing or swapped parent folder is ENOENT or ENOTDIR; a
-    // folder, link, FIFO, socket or device at `path` is EISDIR).
-    int publish_entry(const std::string& partial, std::string_view path) const;
+    // failure (a folder, link, FIFO, socket or device at `path` is EISDIR;
+    // a parent folder deleted meanwhile ENOENT).
+    int publish_entry(const std::string& partial, const Destination& destination, std::string_view path) const;
     // stat(2) of `path` without following a final symlink: -1 and errno.
     int stat_path(std::string_view path, struct ::stat& st) const;
 
@@ -274,7 +296,8 @@ private:
         int fd;
         std::string leaf;
     };
-    Result<Located> locate(std::string_view path, std::string_view doing) const;
+    // `readable`: the parent opened O_RDONLY rather than O_PATH (to fsync it).
+    Result<Located> locate(std::string_view path, std::string_view doing, bool readable = false) const;
     // lstat of the located entry (never through a link), repeated once after
     // ESTALE (estale.hpp); 0 or -1 with errno, as fstatat(2).
     static int stat_located(const Located& located, struct ::stat& st);
@@ -304,10 +327,10 @@ Error file_error(int errno_value, std::string_view what, std::string_view name);
 
 FileInfo file_info(std::string name, const struct ::stat& st);
 
-// Makes the entries of folder `fd` durable (a fresh readable descriptor of
-// it, so `fd` may be O_PATH), through FolderSyncs::process(): callers
-// syncing one folder at once share its fsyncs (folder_sync.hpp).
-std::optional<Error> sync_folder(int fd, std::string_view name);
+// Makes the entries of folder `fd` durable (through a fresh readable
+// descriptor of it when `fd` is O_PATH), through FolderSyncs::process():
+// callers syncing one folder at once share its fsyncs (folder_sync.hpp).
+std::optional<Error> sync_folder(int fd, std::string_view name, FolderFd kind = FolderFd::path_only);
 
 // Reads exactly `size` bytes at `offset` of `name`'s descriptor, or says why
 // not (a short file is io_error).

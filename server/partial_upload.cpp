@@ -308,7 +308,8 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin_upload(const Library
         // token is predictable): whoever made it may hold it open to read
         // or change what is uploaded. Drop the name; the next turn makes
         // the upload's own file, which that descriptor does not reach.
-        if (held.st_nlink != 1 || held.st_uid != ::geteuid()) {
+        static const uid_t server_user = ::geteuid(); // ferryd never changes its user
+        if (held.st_nlink != 1 || held.st_uid != server_user) {
             library.unlink_entry(state_name(token));
             library.unlink_entry(data);
             ::close(fd);
@@ -516,7 +517,18 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
     if (auto gone = library_.check_root()) {
         return *gone;
     }
-    if (auto error = take_final_attributes()) {
+    // The target's folder, resolved afresh (it may have been renamed or
+    // swapped since the put began) and held through the fsync to the rename:
+    // one lookup serves the replaced file's attributes and the publish.
+    auto destination = library_.publish_destination(name_);
+    if (!destination) {
+        discard();
+        if (destination.error().code == ErrorCode::not_a_folder) {
+            return Error{ErrorCode::not_a_folder, "the folder of \"" + name_ + "\" is no longer a folder"};
+        }
+        return destination.error();
+    }
+    if (auto error = take_final_attributes(*destination)) {
         discard();
         return *error;
     }
@@ -545,9 +557,7 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
     if (has_state_) {
         library_.unlink_entry(state_file());
     }
-    // Into the target's folder, resolved afresh: it may have been renamed
-    // or swapped since the put began.
-    if (library_.publish_entry(data_file(), name_) != 0) {
+    if (library_.publish_entry(data_file(), *destination, name_) != 0) {
         const int saved = errno;
         discard();
         if (saved == ENOTDIR || saved == ELOOP) {
@@ -562,10 +572,10 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
 // A replacement keeps what the replaced file had: its permission bits and,
 // where this process may set them, its owner and group (as root, or a group
 // the server's user belongs to). A new file gets Library::new_file_mode().
-std::optional<Error> PartialUpload::take_final_attributes()
+std::optional<Error> PartialUpload::take_final_attributes(const Library::Destination& destination)
 {
     struct ::stat old {};
-    if (library_.stat_path(name_, old) != 0 || !S_ISREG(old.st_mode)) {
+    if (destination.stat(old) != 0 || !S_ISREG(old.st_mode)) {
         if (::fchmod(fd_, library_.new_file_mode()) != 0) {
             return file_error(errno, "cannot set the mode of the upload of", name_);
         }

@@ -75,7 +75,7 @@ private:
                                                                std::uint64_t size, bool resume, HashKind hash);
     std::string state_text() const;
     std::optional<Error> write_state();
-    std::optional<Error> take_final_attributes();
+    std::optional<Error> take_final_attributes(const Library::Destination& destination);
     std::string data_file() const;
     std::string state_file() const;
 

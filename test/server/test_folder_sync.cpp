@@ -215,3 +215,20 @@ TEST_CASE("the process's coalescer really syncs a folder, also through an O_PATH
     // A descriptor that is no folder at all is an error, not a crash.
     CHECK(FolderSyncs::process().sync(-1, "nothing"));
 }
+
+TEST_CASE("a readable descriptor is synced as it is; an O_PATH one passed as readable is refused, not ignored")
+{
+    TempRoot root;
+    Folder readable(root.path());
+    const auto before = FolderSyncs::process().fsyncs();
+    CHECK_FALSE(FolderSyncs::process().sync(readable.fd(), ".", FolderFd::readable));
+    CHECK(FolderSyncs::process().fsyncs() == before + 1);
+    // The kind is the caller's promise: an O_PATH descriptor wrongly called
+    // readable fails loudly (EBADF from fsync) rather than syncing nothing.
+    const int path_fd = ::open(root.path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    REQUIRE(path_fd >= 0);
+    const auto refused = FolderSyncs::process().sync(path_fd, "box", FolderFd::readable);
+    ::close(path_fd);
+    REQUIRE(refused);
+    CHECK(refused->message.find("box") != std::string::npos);
+}
