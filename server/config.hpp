@@ -26,6 +26,14 @@ struct Config {
     // digest is known), then sent as data frames of chunk_size: they never
     // sit in the server's memory, so the range can be large.
     std::size_t file_frame_size = 4 * 1024 * 1024;
+    // A get from offset 0 of a file at most this large (and at most one
+    // chunk) is read whole by the job that opens it, checked unchanged after
+    // the read, and sent from that memory: its bytes are one version of the
+    // file before they leave, so no check waits for the last byte to leave
+    // (as sendfile's must), and a small file's get takes one pool job, not
+    // two. The price is a copy the kernel would have made anyway for a
+    // hashed file, and one more for a file whose digest is known. 0: never.
+    std::size_t whole_read_max = kPreferredDataChunk;
     // Stop reading the file while this much is queued on the socket.
     std::size_t send_high_water = 1024 * 1024;
     // Stop reading the socket while this much upload data waits for the disk.

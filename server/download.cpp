@@ -12,7 +12,7 @@ namespace ferry::server {
 
 Download::Opened Download::open(const Library& library, const std::string& name, HashKind hash, FirstRange first)
 {
-    Opened opened{library.open_for_read(name), std::nullopt, false, 0, std::nullopt};
+    Opened opened{library.open_for_read(name), std::nullopt, false, 0, std::nullopt, {}};
     if (!opened.file) {
         return opened;
     }
@@ -22,6 +22,29 @@ Download::Opened Download::open(const Library& library, const std::string& name,
     const auto now =
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch());
     opened.fresh = now.count() - identity.changed_ns < 1'000'000'000;
+    const std::uint64_t file_size = file.info().size;
+    if (first.whole_max > 0 && file_size > 0 && file_size <= first.whole_max) {
+        // As a read chunk's job does (continue_sending), for the whole file:
+        // read, hashed, and checked unchanged after the read, so the bytes
+        // sent are one version of the file whatever happens to it later. A
+        // file changed within the second before the open is still read again
+        // before its trailer (reread_fresh_file), as a read chunk's is.
+        const auto size = static_cast<std::size_t>(file_size);
+        std::string frame(kFrameHeaderSize + size, '\0');
+        const FrameHeader header = encode_frame_header(FrameKind::data, static_cast<std::uint32_t>(size));
+        std::memcpy(frame.data(), header.data(), header.size());
+        char* payload = frame.data() + kFrameHeaderSize;
+        if (file.read_at(payload, size, 0) || library.check_unchanged(file)) {
+            return opened; // the Download's own job finds the failure again, and says it
+        }
+        if (!opened.cached_digest) {
+            TransferHash hashed(hash);
+            hashed.update(payload, size);
+            opened.first_hash = std::move(hashed);
+        }
+        opened.whole_frame = std::move(frame);
+        return opened;
+    }
     // What send_file_frame's job does for a range, done here for the first
     // one (continue_sending sends file frames under the same condition).
     // The open's own fstat is the check before a cached range is read
@@ -50,6 +73,7 @@ Download::Download(TransferHost& host, SessionIo& io, const Library& library, co
       file_(std::move(opened.file.value())), next_offset_(offset), first_offset_(offset), hash_(hash),
       known_digest_(std::move(opened.cached_digest)), freshly_changed_(opened.fresh),
       first_range_(offset == 0 ? opened.first_range : 0), first_hash_(std::move(opened.first_hash)),
+      whole_frame_(offset == 0 ? std::move(opened.whole_frame) : std::string()),
       line_(io.peer(), "get", file_->info().name, token_label)
 {
     ++counters_.transfers_total;
@@ -142,6 +166,20 @@ void Download::continue_sending()
                                   verified_ = !failure;
                                   finish(failure);
                               }));
+        return;
+    }
+    if (!whole_frame_.empty()) {
+        // Read whole by the open's job (Opened::whole_frame): in memory, and
+        // checked after its read, so it may wait for room and still go.
+        if (first_hash_) {
+            hash_ = std::move(*first_hash_);
+            first_hash_.reset();
+        }
+        next_offset_ = end;
+        verified_ = true;
+        counters_.bytes_out += end;
+        io_.send(std::exchange(whole_frame_, std::string()));
+        continue_sending();
         return;
     }
     if (io_.unsent_bytes() >= config_.send_high_water) {

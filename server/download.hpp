@@ -2,9 +2,10 @@
 // moved by the kernel (file frames, sendfile) once a pool job has hashed it
 // (or at once, the digest being cached), and only while the socket has
 // room; a file changed just before the open, or a connection that cannot
-// send file frames (TLS), gets chunks read and hashed into memory instead.
-// The file is checked unchanged before the trailer vouches for it. Owns its
-// log line.
+// send file frames (TLS), gets chunks read and hashed into memory instead,
+// and a small file is read whole by the job that opens it (one job per get;
+// Config::whole_read_max). The file is checked unchanged before the trailer
+// vouches for it. Owns its log line.
 //
 // Memory is bounded whatever the file size or the peer's speed: the next
 // chunk is read only while less than Config::send_high_water is queued.
@@ -36,15 +37,23 @@ public:
         // The bytes [0, first_range) were made ready by the open's job as a
         // file frame's job would (read ahead when the digest is cached, else
         // hashed into first_hash while the file stayed unchanged), so they
-        // go out at once: a small file's get takes two pool round trips
-        // (open, and the check after its last byte left), not three.
+        // go out at once: a file's get takes two pool round trips (open,
+        // and the check after its last byte left), not three. (A small
+        // file is read whole instead: whole_frame, one round trip.)
         std::uint64_t first_range = 0;
         std::optional<TransferHash> first_hash;
+        // A small file read whole (FirstRange::whole_max): one data frame,
+        // header included, read while the file stayed unchanged, hashed into
+        // first_hash unless the digest is cached. Empty: not read.
+        std::string whole_frame;
     };
     // What the open's job may also do for the first range (see Opened).
     struct FirstRange {
         bool wanted = false;         // a get from offset 0 on a connection that sends file frames
         std::size_t most = 0;        // Config::file_frame_size
+        // A get from offset 0 of a file of at most this many bytes (not 0)
+        // reads it whole instead (Config::whole_read_max).
+        std::size_t whole_max = 0;
     };
     // On the pool: opens `name`, looks its digest up and, when `first`
     // asks, makes the first range ready.
@@ -103,6 +112,8 @@ private:
     // the range's own job checks the file again just before its frames.
     std::uint64_t first_range_ = 0;
     std::optional<TransferHash> first_hash_;
+    // Opened::whole_frame, sent as the get starts.
+    std::string whole_frame_;
     TransferLine line_;
 };
 

@@ -474,3 +474,65 @@ TEST_CASE("a small file's get takes two pool jobs: the open makes its one range 
     CHECK(get() == 2);
     CHECK(f.io.file_frames_sent == 6);
 }
+
+TEST_CASE("a small file's get takes one pool job: the open reads it whole, checked unchanged after the read")
+{
+    Fixture f;
+    f.config.whole_read_max = 4096;
+    f.config.file_frame_size = 4096;
+    f.hello();
+    const std::string content = pattern(3000, 31);
+    const std::string path = f.root.path() + "/small.bin";
+    f.root.write("small.bin", content);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100)); // settled: no read again before the trailer
+
+    // The open's job runs; then the file changes before any byte leaves:
+    // what goes is the version read, and the trailer vouches for it.
+    const auto get = [&](bool file_frames, std::uint64_t id) {
+        f.io.file_frames = file_frames;
+        f.feed(control(Request{id, GetRequest{"small.bin", 0}}));
+        int jobs = 0;
+        while (!f.io.jobs.empty()) {
+            f.io.run_one_job();
+            ++jobs;
+        }
+        auto [controls, data] = f.io.drain();
+        REQUIRE(controls.size() == 2);
+        CHECK(data == content);
+        const auto trailer = parse_trailer(controls[1]);
+        REQUIRE(trailer);
+        CHECK(trailer->body.digest == sha256_of(content));
+        CHECK(f.session.state() == Session::State::awaiting_request);
+        return jobs;
+    };
+    const int frames_before = f.io.file_frames_sent;
+    CHECK(get(true, 9) == 1);  // hashed by the open's job
+    CHECK(get(true, 10) == 1); // the digest cached: read, not hashed
+    CHECK(get(false, 11) == 1); // a connection without file frames (TLS) too
+    CHECK(f.io.file_frames_sent == frames_before); // all from memory
+
+    // Larger than whole_read_max: file frames, and the check after the last byte left.
+    f.config.whole_read_max = 2999;
+    CHECK(get(true, 12) == 2);
+}
+
+TEST_CASE("a resumed get is never read whole: its prefix is hashed by a job of its own first")
+{
+    Fixture f;
+    f.config.whole_read_max = 8192;
+    f.hello();
+    const std::string path = f.root.path() + "/moving.bin";
+    f.root.write("moving.bin", pattern(5000, 32));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    f.feed(control(Request{3, GetRequest{"moving.bin", 1000}}));
+    int jobs = 0;
+    while (!f.io.jobs.empty()) {
+        f.io.run_one_job();
+        ++jobs;
+    }
+    CHECK(jobs >= 2);
+    auto [controls, data] = f.io.drain();
+    REQUIRE(controls.size() == 2);
+    CHECK(data == pattern(5000, 32).substr(1000));
+    REQUIRE(parse_trailer(controls[1]));
+}
