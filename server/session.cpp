@@ -204,8 +204,14 @@ std::span<char> Session::receive_area(std::span<char> scratch)
                 return area;
             }
         } else if (const std::size_t header = decoder_.header_missing(); header > 0) {
-            // Just the header: the payload after it then lands in place.
-            return scratch.first(std::min(header, scratch.size()));
+            // Just the header: the payload after it then lands in place. Not
+            // when the rest of the file fits the scratch buffer: one read then
+            // brings it with the commit behind it (and often the next put),
+            // and copying that little costs less than the two or three more
+            // reads the header-first way makes per small file.
+            if (upload()->bytes_to_come() > scratch.size()) {
+                return scratch.first(std::min(header, scratch.size()));
+            }
         }
     }
     return scratch;

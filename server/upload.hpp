@@ -64,6 +64,8 @@ public:
     // end of the staging chunk (allocated here if none is). Empty when the
     // frame overflows the declared size.
     std::span<char> receive_area(std::size_t most);
+    // File bytes the peer has yet to send (the declared size less what was taken).
+    std::uint64_t bytes_to_come() const { return size_ - accepted_; }
     // Bytes of a data frame; `frame_left` is what of that frame has not been
     // taken yet, these bytes included (the whole payload at its first piece).
     // A frame that would pass the declared size is refused whole, whatever

@@ -185,7 +185,7 @@ TEST_CASE("requests other than commit or abort during an upload are refused, the
 // lands in the staging chunk that is written, so the upload's bytes are
 // never copied in user space; only headers and control frames pass through
 // the loop's shared read buffer.
-TEST_CASE("a put read where receive_area says lands every data byte in place")
+TEST_CASE("a put read where receive_area says lands every data byte in place, but for a tail that fits one read")
 {
     Fixture f;
     // A chunk of 32 KiB (half the high-water) that 7000-byte frames cross.
@@ -226,10 +226,37 @@ TEST_CASE("a put read where receive_area says lands every data byte in place")
     const auto committed = parse_commit_reply(replies[0]);
     REQUIRE(committed);
     CHECK(f.root.read("in-place.bin") == content);
-    CHECK(in_place == content.size());
-    CHECK(through_scratch == stream.size() - content.size());
-    // Headers are read alone (5 bytes), so payload never rides behind them.
+    // Until the rest of the file fits the scratch buffer, headers are read
+    // alone (5 bytes), so payload never rides behind them. The last frames
+    // and the commit then come in one read through the scratch buffer.
+    const std::size_t tail = through_scratch - (stream.size() - content.size());
+    CHECK(in_place + tail == content.size());
+    CHECK(tail <= scratch.size());
+    CHECK(in_place >= content.size() - scratch.size());
     CHECK(reads < 3 * (content.size() / 7000 + 2) + 2 * (content.size() / (32 * 1024) + 1));
+}
+
+TEST_CASE("a small upload arrives with its commit in one read")
+{
+    Fixture f;
+    f.hello();
+    const std::string content = pattern(20'000, 3);
+    f.feed(control(Request{5, PutRequest{"small.bin", content.size(), false, HashKind::xxh3_128}}));
+    f.io.run_jobs();
+    REQUIRE(parse_put_reply(f.io.replies(1)[0]));
+    const std::string stream =
+        data_frame(content) + control(Request{5, CommitRequest{xxh3_of(content), HashKind::xxh3_128}});
+
+    std::array<char, 64 * 1024> scratch{};
+    const std::span<char> area = f.session.receive_area(scratch);
+    // Not a 5-byte header read: the whole rest of the upload fits.
+    REQUIRE(area.size() >= stream.size());
+    std::memcpy(area.data(), stream.data(), stream.size());
+    f.session.on_bytes(area.first(stream.size()));
+    f.io.run_jobs();
+    const auto committed = parse_commit_reply(f.io.replies(1)[0]);
+    REQUIRE(committed);
+    CHECK(f.root.read("small.bin") == content);
 }
 
 TEST_CASE("receive_area hands out the shared buffer when the upload cannot take more")
