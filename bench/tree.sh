@@ -26,7 +26,11 @@ log() { echo "[$(date +%T)] $*" >&2; }
 [[ $(id -u) -eq 0 ]] || die "run as root: rsync's daemon, vsftpd and the packages need it"
 [[ -f $ANCHORS/tree/rsync.sh ]] || die "no anchors at $ANCHORS (set ANCHORS=...)"
 avail=$(df -Pk "$(dirname "$WORK")" | awk 'NR == 2 { print int($4 / 1048576) }')
-(( avail >= 8 )) || die "$(dirname "$WORK") has $avail GiB free; needs 8 (three copies of the 1.5 GB tree)"
+# Every tree stays until the end (tree_bench.py: LEFT_FOR_THE_END): per rep three of rsync's and two per
+# ferry hash, plus ferry's source; about 0.14 MB per file of the tree, so 1.4 GB at 10,000 files.
+nhashes=$(awk -F, '{ print NF }' <<<"${HASHES:-sha256,xxh3-128}")
+need=$(( (3 * REPS + 2 * nhashes * REPS + 1) * ${FILES:-10000} * 140 / 1048576 + 1 ))  # KB per file -> GiB
+(( avail >= need )) || die "$(dirname "$WORK") has $avail GiB free; needs $need (every tree is kept until the end)"
 
 missing=""
 for p in rsync vsftpd python3-pyftpdlib; do
