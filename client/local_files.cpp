@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -447,32 +448,122 @@ Error foreign_part_error(const std::string& part, unsigned mode)
                      ": ferry neither follows nor replaces it; remove it or move it away, then get the file again"};
 }
 
-Result<LocalFile> create_part_file(const std::string& part, const LocalFolder* in, unsigned mode)
+Error unowned_part_error(const std::string& part)
+{
+    return Error{ErrorCode::local_io,
+                 in_quotes(part) + ", the name this download's partial file goes by, is a file ferry did not make "
+                                   "(no mark of a ferry part, and no sidecar that vouches for it): it is left "
+                                   "untouched; move it away or rename it, then get the file again"};
+}
+
+Result<bool> mark_part(const LocalFile& part)
+{
+    // The value says nothing more than the name does; a byte keeps it
+    // readable in getfattr's output.
+    if (::fsetxattr(part.fd(), kPartMark, "1", 1, 0) == 0) {
+        return true;
+    }
+    if (errno == ENOTSUP || errno == EOPNOTSUPP) {
+        return false;
+    }
+    return local_error("cannot mark " + in_quotes(part.path()) + " as a partial download", errno);
+}
+
+bool is_ferry_part(const LocalFile& file, const struct ::stat& st, const DownloadState* state)
+{
+    // Only the mark's presence counts (its value is never trusted to mean
+    // more); ERANGE means a value longer than the one byte ferry sets,
+    // which still marks it.
+    char value = 0;
+    if (::fgetxattr(file.fd(), kPartMark, &value, 1) >= 0 || errno == ERANGE) {
+        return true;
+    }
+    if (state == nullptr || state->part.device != static_cast<std::uint64_t>(st.st_dev) ||
+        state->part.inode != static_cast<std::uint64_t>(st.st_ino)) {
+        return false;
+    }
+    // Ferry's part was born before its sidecar recorded its ctime; a file
+    // that took the freed inode number later was born after.
+    struct statx born {};
+    if (::statx(file.fd(), "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BTIME, &born) == 0 &&
+        (born.stx_mask & STATX_BTIME) != 0) {
+        constexpr std::int64_t kNano = 1'000'000'000;
+        const std::int64_t birth = static_cast<std::int64_t>(born.stx_btime.tv_sec) * kNano + born.stx_btime.tv_nsec;
+        return birth <= state->part.ctime_ns;
+    }
+    return true;
+}
+
+Result<PartFound> look_at_part(const std::string& part, const std::string& state_file, const LocalFolder* in)
 {
     const std::string name = name_in(in, part);
     struct stat st {};
-    if (::fstatat(dir_of(in), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        if (!S_ISREG(st.st_mode)) {
-            return foreign_part_error(part, st.st_mode);
+    if (::fstatat(dir_of(in), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) {
+            return PartFound::absent;
         }
-        if (auto removed = remove_file(part, in); !removed) {
-            return removed.error();
-        }
+        return local_error("cannot look at " + in_quotes(part), errno);
     }
-    // O_EXCL: a new file; whatever took the name since the look above
-    // (a link, a FIFO) makes the open fail, and is described.
-    const int fd = sys::retry_on_eintr(
-        [&] { return ::openat(dir_of(in), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                        static_cast<mode_t>(mode)); });
-    if (fd < 0) {
+    if (!S_ISREG(st.st_mode)) {
+        return foreign_part_error(part, st.st_mode);
+    }
+    // O_NONBLOCK: should a FIFO take the name since the look, the open
+    // does not wait for a writer (and the fstat below refuses it).
+    auto file = LocalFile::open(part, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0, in);
+    if (!file) {
+        return file.error();
+    }
+    if (::fstat(file->fd(), &st) != 0) {
+        return local_error("cannot stat " + in_quotes(part), errno);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return foreign_part_error(part, st.st_mode);
+    }
+    const auto state = read_download_state(state_file, in);
+    if (!is_ferry_part(file.value(), st, state ? &state.value() : nullptr)) {
+        return unowned_part_error(part);
+    }
+    return PartFound::ferrys;
+}
+
+Result<CreatedPart> create_part_file(const std::string& part, const std::string& state_file, const LocalFolder* in,
+                                     unsigned mode)
+{
+    const std::string name = name_in(in, part);
+    // O_EXCL: a new file, never one found there (nor a link's target). The
+    // name is free in the common case; what holds it is looked at only
+    // then, and replaced only when it is a part of ferry's.
+    for (int attempt = 0;; ++attempt) {
+        const int fd = sys::retry_on_eintr([&] {
+            return ::openat(dir_of(in), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                            static_cast<mode_t>(mode));
+        });
+        if (fd >= 0) {
+            LocalFile file(part, fd);
+            auto marked = mark_part(file);
+            if (!marked) {
+                (void)file.close();
+                (void)remove_file(part, in);
+                return marked.error();
+            }
+            return CreatedPart{std::move(file), marked.value()};
+        }
         const int error = errno;
-        if (error == EEXIST && ::fstatat(dir_of(in), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-            !S_ISREG(st.st_mode)) {
-            return foreign_part_error(part, st.st_mode);
+        if (error != EEXIST || attempt > 0) {
+            // A second EEXIST: something took the name again between the
+            // unlink and the open; that race is not run after.
+            return local_error("cannot create " + in_quotes(part), error);
         }
-        return local_error("cannot create " + in_quotes(part), error);
+        auto found = look_at_part(part, state_file, in);
+        if (!found) {
+            return found.error();
+        }
+        if (found.value() == PartFound::ferrys) {
+            if (auto removed = remove_file(part, in); !removed) {
+                return removed.error();
+            }
+        }
     }
-    return LocalFile(part, fd);
 }
 
 Result<LocalFile> open_stream_target(const DownloadTarget& target)

@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include <sys/stat.h>
+
 namespace ferry::client {
 
 inline constexpr std::string_view kPartSuffix = ".ferry-part";
@@ -111,15 +113,57 @@ struct DownloadState {
 std::string part_path(const std::string& dest);
 std::string state_path(const std::string& dest);
 
-// A download's fresh part file (no resume): a regular file found under the
-// part's name is replaced (unlinked, never written through: it may be a
-// hard link to another file); anything else there, a symbolic link, FIFO,
-// socket, device or folder, is refused without being followed or opened,
-// with an Error naming the part's path and what to do about it.
-// `mode`: its permission bits while it downloads (see published_mode).
-Result<LocalFile> create_part_file(const std::string& part, const LocalFolder* in = nullptr, unsigned mode = 0600);
+// The mark of a part ferry made: an extended attribute (xattr(7)) in the
+// "user." namespace, which the file's owner may set on any regular file,
+// set on the new part's descriptor before its first byte. A file under a
+// part's name is ferry's only if it carries the mark or its sidecar names
+// that very file (is_ferry_part); anything else there is the user's.
+inline constexpr const char* kPartMark = "user.ferry.part";
+
+// Sets the mark on a part just created (fsetxattr): true once marked,
+// false where the file system keeps no user extended attributes
+// (ENOTSUP/EOPNOTSUPP: ramfs, some NFS and FUSE mounts), where the caller
+// records the part in a sidecar instead, before its first byte.
+Result<bool> mark_part(const LocalFile& part);
+
+// Whether `file` (open, regular, `st` its fstat) under a part's name is one
+// ferry made: it carries the mark, or `state` (its sidecar, if one was
+// read) was written for this very file: same device and inode, and the
+// file was not born after the sidecar last saw it (statx's birth time,
+// where the file system keeps one), so an inode number reused by a newer
+// file is not taken for the part. A sidecar that names another file proves
+// nothing about the one standing there.
+bool is_ferry_part(const LocalFile& file, const struct ::stat& st, const DownloadState* state);
+
+// What stands under a download's part name, looked at before anything is
+// sent: nothing (the common case: one fstatat), or a part ferry made
+// (replaced by create_part_file). Anything else is an Error naming the part
+// and what to do about it, and is left untouched: a regular file ferry did
+// not make (the user's own file that happens to have that name:
+// unowned_part_error), a symbolic link, FIFO, socket, device or folder
+// (foreign_part_error), none of them followed or written.
+enum class PartFound { absent, ferrys };
+Result<PartFound> look_at_part(const std::string& part, const std::string& state_file,
+                               const LocalFolder* in = nullptr);
+
+// A download's fresh part file (no resume), created O_EXCL (never through
+// what stands at the name) and marked as ferry's (mark_part). A part of
+// ferry's found under the name is replaced (unlinked, never written
+// through: it may be a hard link to another file); anything else there is
+// refused as look_at_part refuses it. `mode`: its permission bits while it
+// downloads (see published_mode). The result's `marked` is false where the
+// file system keeps no mark: the caller must record the part in its
+// sidecar before writing to it.
+struct CreatedPart {
+    LocalFile file;
+    bool marked = true;
+};
+Result<CreatedPart> create_part_file(const std::string& part, const std::string& state_file,
+                                     const LocalFolder* in = nullptr, unsigned mode = 0600);
 // That Error, for what stands under the part's name with `mode` (lstat's).
 Error foreign_part_error(const std::string& part, unsigned mode);
+// That Error, for a regular file under the part's name that ferry did not make.
+Error unowned_part_error(const std::string& part);
 
 // Whether a part or sidecar found on disk may be built on (its fstat): a
 // regular file owned by this process's effective user with no other link.

@@ -146,6 +146,12 @@ std::optional<Resumable> load_resumable(const std::string& name, const std::stri
         static_cast<std::uint64_t>(st.st_size) < state->bytes_held) {
         return std::nullopt;
     }
+    // Nor a file ferry did not make, whatever its bytes: a user's own file
+    // under the part's name, beside a sidecar of some other part, is not
+    // truncated and appended to (prepare_get then refuses it).
+    if (!is_ferry_part(file.value(), st, &state.value())) {
+        return std::nullopt;
+    }
     auto identity = identity_of(file.value());
     auto saved = TransferHash::restore_state(state->digest_state);
     if (!identity || !saved) {
@@ -213,13 +219,27 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
         return removed.error();
     }
     // Whatever else stands under the part's name is refused, unopened.
-    auto file = create_part_file(part, in, part_mode);
-    if (!file) {
-        return file.error();
+    auto created = create_part_file(part, state_file, in, part_mode);
+    if (!created) {
+        return created.error();
     }
     DownloadState state{options.name, remote.size, remote.mtime, 0, {}, {}, {}};
-    return PartFile(std::move(file.value()), state_file, std::move(state), TransferHash(options.hash), false,
-                    options.folder);
+    PartFile file(std::move(created->file), state_file, std::move(state), TransferHash(options.hash), false,
+                  options.folder);
+    if (!created->marked) {
+        // No mark where the file system keeps no user extended attributes:
+        // a sidecar written now, before the first byte, names the part
+        // instead, so that a download killed before its first checkpoint
+        // still leaves a part known to be ferry's (is_ferry_part). It costs
+        // a small synced file per download, only on such file systems; the
+        // other way, taking any unvouched file there for ferry's, would
+        // destroy a user's file of that name.
+        if (auto recorded = file.checkpoint(); !recorded) {
+            file.leave_for_resume(false);
+            return recorded.error();
+        }
+    }
+    return file;
 }
 
 Error unexpected_hash(const GetOptions& options, HashKind sent)
@@ -630,6 +650,16 @@ Result<PendingGet> prepare_get(const GetOptions& options)
         pending.resumable =
             load_resumable(options.name, part_path(pending.options.dest), state_path(pending.options.dest),
                            options.hash, pending.options.folder.get());
+    }
+    if (!pending.resumable && !options.to_stdout && pending.target.kind != TargetKind::stream) {
+        // Refused before anything is sent: a file under the part's name
+        // that ferry did not make (create_part_file looks again, for one
+        // that appears in between).
+        if (auto found = look_at_part(part_path(pending.options.dest), state_path(pending.options.dest),
+                                      pending.options.folder.get());
+            !found) {
+            return found.error();
+        }
     }
     pending.offset = pending.resumable ? pending.resumable->state.bytes_held : 0;
     pending.options.folder.reset();
