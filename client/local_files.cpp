@@ -469,6 +469,11 @@ Result<bool> mark_part(const LocalFile& part)
     return local_error("cannot mark " + in_quotes(part.path()) + " as a partial download", errno);
 }
 
+void unmark_part(const LocalFile& part)
+{
+    (void)::fremovexattr(part.fd(), kPartMark);
+}
+
 bool is_ferry_part(const LocalFile& file, const struct ::stat& st, const DownloadState* state)
 {
     // Only the mark's presence counts (its value is never trusted to mean

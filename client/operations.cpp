@@ -214,14 +214,23 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
         return PartFile(std::move(file.value()), state_file, std::move(resumable->state), std::move(resumable->hash),
                         true, options.folder);
     }
-    // A sidecar must never describe bytes it no longer matches: drop it first.
-    if (auto removed = remove_file(state_file, in); !removed) {
-        return removed.error();
-    }
-    // Whatever else stands under the part's name is refused, unopened.
+    // Whatever else stands under the part's name is refused, unopened. The
+    // sidecar stays until then: it may be what names an old part as ferry's.
     auto created = create_part_file(part, state_file, in, part_mode);
     if (!created) {
         return created.error();
+    }
+    // A sidecar must never describe bytes it no longer matches: dropped
+    // before the first byte is written. Where no part stood when the get
+    // was prepared, a sidecar there describes no file (a part that had
+    // gone): the first checkpoint replaces it, the publish removes it, and
+    // a resume from it would first check the new part against its digest.
+    if (!options.no_part) {
+        if (auto removed = remove_file(state_file, in); !removed) {
+            (void)created->file.close();
+            (void)remove_file(part, in);
+            return removed.error();
+        }
     }
     DownloadState state{options.name, remote.size, remote.mtime, 0, {}, {}, {}};
     PartFile file(std::move(created->file), state_file, std::move(state), TransferHash(options.hash), false,
@@ -413,6 +422,7 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& as
             done = part.file().sync();
         }
         if (done) {
+            unmark_part(part.file());
             done = part.file().close();
         }
         if (done) {
@@ -655,11 +665,12 @@ Result<PendingGet> prepare_get(const GetOptions& options)
         // Refused before anything is sent: a file under the part's name
         // that ferry did not make (create_part_file looks again, for one
         // that appears in between).
-        if (auto found = look_at_part(part_path(pending.options.dest), state_path(pending.options.dest),
-                                      pending.options.folder.get());
-            !found) {
+        auto found = look_at_part(part_path(pending.options.dest), state_path(pending.options.dest),
+                                  pending.options.folder.get());
+        if (!found) {
             return found.error();
         }
+        pending.options.no_part = found.value() == PartFound::absent;
     }
     pending.offset = pending.resumable ? pending.resumable->state.bytes_held : 0;
     pending.options.folder.reset();

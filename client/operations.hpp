@@ -57,6 +57,10 @@ struct GetOptions {
     // path the user named, links in it followed.
     std::string tree_root;
     std::shared_ptr<const LocalFolder> folder; // set by prepare_get
+    // Set by prepare_get when nothing stood under the part's name: the
+    // download's sidecar, if any, then vouches for nothing (a checkpoint
+    // replaces it, the publish removes it) and is not looked for again.
+    bool no_part = false;
     // Give the file the server's modification time (get -p): set on the
     // verified part before it is renamed into place, so the published file
     // never shows another time.

@@ -213,6 +213,7 @@ void PublishBatch::publish(std::vector<Held>& batch)
         VerifiedPart& part = batch[i].part;
         const std::string part_name = part.part.path();
         if (status[i]) {
+            unmark_part(part.part);
             status[i] = part.part.close();
         }
         if (status[i]) {

@@ -355,6 +355,8 @@ TEST_CASE("a user's own file under a part's name survives get, get -r and sync's
     REQUIRE_MESSAGE(again.exit_code == 0, again.out);
     CHECK(files_equal(f.root_file("x.bin"), single));
     CHECK(read_file(f.local_file("mine.txt")) == mine);
+    CHECK_FALSE(has_mark(single));
+    CHECK_FALSE(has_mark(copy + "/tree/y.bin")); // published by a batch
 }
 
 TEST_CASE("a part ferry made is marked, and once killed (before or after a checkpoint) the next get restarts or "
@@ -391,6 +393,7 @@ TEST_CASE("a part ferry made is marked, and once killed (before or after a check
     REQUIRE_MESSAGE(get.exit_code == 0, get.out);
     CHECK(only_file(parse_output(get))["resumed_from"] == resumed_from);
     CHECK(files_equal(f.root_file("big.bin"), dest));
+    CHECK_FALSE(has_mark(dest)); // taken off before the publish
     CHECK_FALSE(exists(part));
     CHECK_FALSE(exists(state));
 }
