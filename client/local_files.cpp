@@ -483,6 +483,13 @@ bool is_ferry_part(const LocalFile& file, const struct ::stat& st, const Downloa
     if (::fgetxattr(file.fd(), kPartMark, &value, 1) >= 0 || errno == ERANGE) {
         return true;
     }
+    // An empty file: what a kill between the part's creation and its mark
+    // leaves (the mark is set before the first byte, but that fsetxattr can
+    // wait on the file system's journal while other parts are synced). It
+    // holds no byte to lose, so it is taken for ferry's and replaced.
+    if (st.st_size == 0) {
+        return true;
+    }
     if (state == nullptr || state->part.device != static_cast<std::uint64_t>(st.st_dev) ||
         state->part.inode != static_cast<std::uint64_t>(st.st_ino)) {
         return false;

@@ -125,16 +125,17 @@ inline constexpr const char* kPartMark = "user.ferry.part";
 // (ENOTSUP/EOPNOTSUPP: ramfs, some NFS and FUSE mounts), where the caller
 // records the part in a sidecar instead, before its first byte.
 Result<bool> mark_part(const LocalFile& part);
-// Takes the mark off a verified part just before it is published, so that
-// no downloaded file carries it (nor passes it on when copied with its
-// attributes). A kill between this and the rename leaves a part with no
-// mark: one a sidecar vouches for is still ferry's, a small one without a
-// sidecar is then refused as the user's (the window is two system calls).
+// Takes the mark off a part just published (through its descriptor, still
+// open after the rename), so that no downloaded file carries it (nor
+// passes it on when copied with its attributes); never before the rename,
+// where a kill would leave a part no longer known to be ferry's. A kill
+// between the rename and this leaves the mark on the published file.
 // Never fails: a part that could not be marked has no mark to take off.
 void unmark_part(const LocalFile& part);
 
 // Whether `file` (open, regular, `st` its fstat) under a part's name is one
-// ferry made: it carries the mark, or `state` (its sidecar, if one was
+// ferry made: it is empty (a kill between its creation and its mark; no
+// byte to lose), it carries the mark, or `state` (its sidecar, if one was
 // read) was written for this very file: same device and inode, and the
 // file was not born after the sidecar last saw it (statx's birth time,
 // where the file system keeps one), so an inode number reused by a newer

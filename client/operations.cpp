@@ -422,11 +422,16 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& as
             done = part.file().sync();
         }
         if (done) {
-            unmark_part(part.file());
-            done = part.file().close();
-        }
-        if (done) {
             done = publish_download(part_path(options.dest), options.dest, options.folder.get());
+        }
+        // The mark comes off once the file is published, never before (a
+        // kill there must leave a part known to be ferry's), through the
+        // descriptor, closed after the rename (the bytes are durable).
+        if (done) {
+            unmark_part(part.file());
+        }
+        if (auto closed = part.file().close(); done && !closed) {
+            done = closed;
         }
         if (!done) {
             return done.error();

@@ -213,12 +213,18 @@ void PublishBatch::publish(std::vector<Held>& batch)
         VerifiedPart& part = batch[i].part;
         const std::string part_name = part.part.path();
         if (status[i]) {
-            unmark_part(part.part);
-            status[i] = part.part.close();
-        }
-        if (status[i]) {
             status[i] = publish_download(part_name, part.dest, part.folder.get());
             seen(PublishStep::rename, part.dest);
+        }
+        // The mark comes off only once the file is published (a kill before
+        // the rename must leave a part still known to be ferry's), through
+        // the descriptor, which is therefore closed after the rename; its
+        // bytes were made durable in step 1.
+        if (status[i]) {
+            unmark_part(part.part);
+        }
+        if (auto closed = part.part.close(); status[i] && !closed) {
+            status[i] = closed;
         }
         if (!status[i]) {
             batch[i].done(status[i]);
