@@ -334,7 +334,8 @@ CommandLine::CommandLine(Grammar grammar)
     sync->add_flag("-n,--dry-run", a.dry_run,
                    "Show what would be deleted, made and sent, and the modification times that would be set "
                    "(folders, the synced folder itself, --checksum's equal files); change nothing. Under --json "
-                   "these lines are the summary's notes");
+                   "these lines are the summary's notes. On a connection that may only read, a push's dry run "
+                   "reports each write as the forbidden error the real run would get, and exits as it would");
     sync->add_option("-j,--jobs", a.jobs, "Connections used at once (each pipelines its files)")
         ->capture_default_str()
         ->check(CLI::Range(1U, kMaxSyncJobs));

@@ -607,10 +607,40 @@ std::string utc_time(std::int64_t seconds)
 // files found equal whose time differs). `times_settable`: false for a
 // push to a server that cannot set times, which the real run only notes.
 // `top_missing`: the synced folder itself is made first (with its parents).
+// `refusal`: a push on a connection that may only read (hello said
+// "access": "ro"); every step that would write on the server is then shown
+// as the refusal the real run would get, where it would get it, and none is
+// counted, so that the dry run reports what the real run would do.
 void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& plan, bool times_settable,
-               bool top_missing)
+               bool top_missing, const std::optional<Error>& refusal)
 {
     const bool push = arguments.direction == SyncDirection::push;
+    if (refusal) {
+        if (top_missing) {
+            tally.failed("", *refusal); // the real run stops at the synced folder's mkdir
+            return;
+        }
+        for (const auto& removal : plan.removals) {
+            tally.failed(removal.path, *refusal);
+        }
+        for (const auto& folder : folders_without_files(plan)) {
+            tally.failed(folder, *refusal); // the others come with their files' puts
+        }
+        for (const auto& transfer : plan.transfers) {
+            tally.failed(transfer.path, *refusal);
+        }
+        if (times_settable) {
+            for (const auto& retime : plan.retimes) {
+                tally.failed(retime.path, *refusal);
+            }
+            for (const auto& folder : plan.folder_times) {
+                tally.failed(folder.path, *refusal);
+            }
+        } else if (!plan.retimes.empty() || !plan.folder_times.empty()) {
+            tally.note(kNoTimesNote);
+        }
+        return;
+    }
     const auto shown = [&](const std::string& path) {
         return printable(push ? remote_join(arguments.remote, path) : local_join(arguments.local, path));
     };
@@ -810,11 +840,21 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     }
     summary.skipped = plan.skipped;
     if (arguments.dry_run) {
+        // Hello told whether this connection may write: a push that may not
+        // is refused at its every write (PROTOCOL.md 4.1), and sends and
+        // deletes nothing.
+        std::optional<Error> refusal;
+        if (push && connection.server_hello().access == "ro") {
+            refusal = Error{ErrorCode::forbidden, "the real run would be refused: the server lets this "
+                                                  "connection only read (hello said \"access\": \"ro\")"};
+        }
         show_plan(tally, arguments, plan, keeps_top_time,
-                  local_missing || (remote_missing && !arguments.remote.empty()));
-        summary.sent = plan.transfers.size();
-        summary.bytes = plan.bytes;
-        summary.deleted = removal_count(plan, dest);
+                  local_missing || (remote_missing && !arguments.remote.empty()), refusal);
+        if (!refusal) {
+            summary.sent = plan.transfers.size();
+            summary.bytes = plan.bytes;
+            summary.deleted = removal_count(plan, dest);
+        }
         return finish();
     }
     if (remote_missing && !arguments.remote.empty()) {

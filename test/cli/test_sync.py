@@ -741,6 +741,63 @@ class DryRunMatchesTheRealRun(SyncTest):
         self.assertEqual(sorted(os.listdir(os.path.join(dest, "old"))), ["fifo"])
 
 
+class DryRunOnAReadOnlyConnection(SyncTest):
+    """Hello says "access": "ro" (a read-only token, or a read-only server):
+    a push's dry run reports every write the real run would be refused,
+    where it would be refused, counts nothing sent or deleted, and ends
+    with the real run's exit status (4, forbidden)."""
+
+    def check_same_as_real(self, *args):
+        dry = self.sync("-n", *args, status=4)
+        before = tree_of(self.root)
+        real = self.sync(*args, status=4)
+        self.assertEqual(tree_of(self.root), before)
+        for summary in (dry, real):
+            self.assertEqual((summary["sent"], summary["deleted"], summary["bytes"]), (0, 0, 0), summary)
+        # (sorted: the real run sets times on several connections at once)
+        self.assertEqual(sorted((e["path"], e["code"]) for e in dry["errors"]),
+                         sorted((e["path"], e["code"]) for e in real["errors"]), (dry, real))
+        self.assertFalse([n for n in dry["notes"] if n.startswith("would ")], dry["notes"])
+        return dry
+
+    def make_sides(self):
+        os.makedirs(os.path.join(self.root, "d", "x"))
+        with open(os.path.join(self.root, "d", "a"), "wb") as f:
+            f.write(b"server's")
+        os.makedirs(os.path.join(self.src, "sub", "empty"))
+        for rel in ("g", "sub/f"):
+            with open(os.path.join(self.src, rel), "wb") as f:
+                f.write(b"local")
+
+    def test_read_only_token(self):
+        self.server.stop()
+        tokens = os.path.join(self.dir, "tokens")
+        with open(tokens, "w") as f:
+            f.write("0123456789abcdef-writer rw\n0123456789abcdef-reader ro\n")
+        os.chmod(tokens, 0o600)
+        self.server = Server(FERRYD, self.root, "--token-file", tokens)
+        self.env["FERRY_TOKEN"] = "0123456789abcdef-reader"
+        self.make_sides()
+        dry = self.check_same_as_real("--delete", self.src, ":d")
+        # The deletions, the mkdir of a folder no put makes, the puts and the times.
+        self.assertEqual(sorted(e["path"] for e in dry["errors"]),
+                         sorted(["a", "x", "sub/empty", "g", "sub/f", "", "sub", "sub/empty"]), dry)
+        self.assertTrue(all(e["code"] == "forbidden" for e in dry["errors"]), dry)
+        # A synced folder the server lacks: the real run stops at its mkdir.
+        dry = self.check_same_as_real(self.src, ":new/d")
+        self.assertEqual(len(dry["errors"]), 1, dry)
+        # A pull writes nothing on the server: the dry run is as with any token.
+        dest = os.path.join(self.local, "pulled")
+        pull = self.sync("-n", ":d", dest)
+        self.assertEqual((pull["sent"], pull["errors"]), (1, []), pull)
+
+    def test_read_only_server(self):
+        self.server.stop()
+        self.server = Server(FERRYD, self.root, "--read-only")
+        self.make_sides()
+        self.check_same_as_real("--delete", self.src, ":d")
+
+
 class PartNamesOfTheUsers(SyncTest):
     """A server's files named NAME.ferry-part / NAME.ferry-part.state (ferry's
     names for a local download's part and its state) are not pulled: once
