@@ -816,17 +816,24 @@ Result<PendingPut> prepare_put(const PutOptions& options)
 
 namespace {
 
+// The one error of a file that changed while it was sent, whichever way
+// (grown, shrunk, rewritten, replaced): what the server received may mix
+// two versions, so it is discarded, never kept for a resume.
+Error changed_while_sent(const std::string& path, const std::string& how)
+{
+    return Error{ErrorCode::file_changed, "\"" + path + "\" " + how +
+                                              " while it was being sent; nothing was committed and the server "
+                                              "discarded what it received: put it again"};
+}
+
 // After the last byte was read: the file is still the one opened (same
-// inode, size, mtime and ctime), and one changed within the timestamp tick
-// before the open still hashes to what was sent.
+// inode, size, mtime and ctime: a file replaced under its name by rename
+// lost a link, which moved its ctime), and one changed within the
+// timestamp tick before the open still hashes to what was sent.
 Status unchanged_since_open(const PendingPut& pending)
 {
     const std::string& path = pending.options.local_path;
-    const auto changed = [&] {
-        return Error{ErrorCode::file_changed, "\"" + path +
-                                                  "\" changed while it was being sent; nothing was committed and "
-                                                  "the server discarded what it received: put it again"};
-    };
+    const auto changed = [&] { return changed_while_sent(path, "changed"); };
     if (pending.fresh) {
         TransferHash again(pending.options.hash);
         auto read = hash_prefix(pending.file, pending.size, again);
@@ -927,13 +934,16 @@ Status send_upload(Connection& connection, PendingPut& pending)
     while (position < size) {
         const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), size - position));
         auto got = file.read_at(position, std::span(chunk.data(), want));
-        if (!got || got.value() == 0) {
-            const Error error = got ? Error{ErrorCode::local_io, "\"" + options.local_path + "\" shrank to " +
-                                                                     bytes_text(position) + " while being sent"}
-                                    : got.error();
+        if (!got) {
             // The bytes sent are good: the server keeps them for a resume.
             (void)send_abort(connection, id, false);
-            return error;
+            return got.error();
+        }
+        if (got.value() == 0) {
+            // Shrunk (truncated, or rewritten shorter): like a file that
+            // grew, another version than the one whose size was announced.
+            (void)send_abort(connection, id, true);
+            return changed_while_sent(options.local_path, "shrank to " + bytes_text(position));
         }
         const auto piece = std::span<const std::uint8_t>(chunk.data(), got.value());
         if (pipeline) {

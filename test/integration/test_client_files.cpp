@@ -271,6 +271,44 @@ TEST_CASE("a put whose file changes while it is sent commits nothing and says fi
         REQUIRE_FALSE(sent.ok());
         CHECK(sent.error().code == ErrorCode::file_changed);
     }
+    // A file that shrinks ends as one that grows: file_changed, and what the
+    // server received is discarded (no partial kept for a resume), wherever
+    // the read finds the new end: at the start, in the middle, at the last byte.
+    for (const std::uint64_t shorter : {std::uint64_t{0}, size / 2, size - 1}) {
+        SUBCASE(("truncated to " + std::to_string(shorter) + " bytes after the open").c_str())
+        {
+            Connection connection = connect_to(f.server);
+            ferry::client::PutOptions options;
+            options.local_path = local;
+            options.name = "moving.bin";
+            options.resume = true;
+            auto pending = ferry::client::prepare_put(options);
+            REQUIRE(pending.ok());
+            REQUIRE(::truncate(local.c_str(), static_cast<off_t>(shorter)) == 0);
+            REQUIRE(ferry::client::send_put(connection, pending.value()).ok());
+            const auto sent = ferry::client::send_upload(connection, pending.value());
+            REQUIRE_FALSE(sent.ok());
+            CHECK(sent.error().code == ErrorCode::file_changed);
+            CHECK(sent.error().message.find("shrank") != std::string::npos);
+            CHECK(connection.is_open()); // the abort was answered: the server has let go
+        }
+    }
+    SUBCASE("replaced by another file under its name (an editor's save by rename: the ctime of the one opened moves)")
+    {
+        Connection connection = connect_to(f.server);
+        ferry::client::PutOptions options;
+        options.local_path = local;
+        options.name = "moving.bin";
+        auto pending = ferry::client::prepare_put(options);
+        REQUIRE(pending.ok());
+        const std::string other = f.local_file("moving.bin.new");
+        write_random_file(other, size, 35);
+        REQUIRE(::rename(other.c_str(), local.c_str()) == 0);
+        REQUIRE(ferry::client::send_put(connection, pending.value()).ok());
+        const auto sent = ferry::client::send_upload(connection, pending.value());
+        REQUIRE_FALSE(sent.ok());
+        CHECK(sent.error().code == ErrorCode::file_changed);
+    }
     CHECK_FALSE(exists(f.root_file("moving.bin")));
     CHECK(partial_uploads(f.root).empty());
 }
