@@ -330,7 +330,10 @@ CommandLine::CommandLine(Grammar grammar)
                    "a name a Ferry server cannot hold. A folder holding such an entry stays, with it (on a push, one "
                    "holding what the server does not list); the rest of it goes, and a note names the folder and why. "
                    "With --dry-run: listed, and counted as the real run would "
-                   "count them; nothing removed");
+                   "count them (a folder that stays is named with what goes inside it; a push to an older "
+                   "ferryd, which cannot say which folders hold what it does not list, names a folder it would "
+                   "delete \"unless it holds entries the server does not list\" and counts only the files); "
+                   "nothing removed");
     sync->add_flag("-n,--dry-run", a.dry_run,
                    "Show what would be deleted, made and sent, and the modification times that would be set "
                    "(folders, the synced folder itself, --checksum's equal files); change nothing. Under --json "

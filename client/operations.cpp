@@ -598,6 +598,9 @@ Result<ListReply> list_all_pages(Connection& connection, ListRequest request)
                             std::make_move_iterator(page->files.end()));
         listed.skipped_invalid_names += page->skipped_invalid_names;
         listed.skipped_too_deep += page->skipped_too_deep;
+        listed.holding_unlisted.insert(listed.holding_unlisted.end(),
+                                       std::make_move_iterator(page->holding_unlisted.begin()),
+                                       std::make_move_iterator(page->holding_unlisted.end()));
         if (!page->more) {
             break;
         }

@@ -122,6 +122,13 @@ Result<DigestReply> remote_digest(Connection& connection, const std::string& pat
     return ask(connection, Request{connection.next_id(), DigestRequest{path, hash}}, parse_digest_reply);
 }
 
+bool tells_unlisted(const Connection& connection)
+{
+    const auto& capabilities = connection.server_hello().capabilities;
+    return connection.protocol_version() >= 2 &&
+           std::find(capabilities.begin(), capabilities.end(), "holding_unlisted") != capabilities.end();
+}
+
 bool can_set_mtime(const Connection& connection)
 {
     const auto& capabilities = connection.server_hello().capabilities;

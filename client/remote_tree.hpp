@@ -66,6 +66,10 @@ Result<RenameReply> rename_remote(Connection& connection, const std::string& fro
                                   bool replace);
 // digest: the file's digest in `hash`, computed (or cached) by the server.
 Result<DigestReply> remote_digest(Connection& connection, const std::string& path, HashKind hash);
+// Whether the server's listings name the folders holding what they do not
+// show (its hello lists "holding_unlisted", PROTOCOL.md 4.2): only then
+// does a listing tell which folders a recursive delete would keep.
+bool tells_unlisted(const Connection& connection);
 // Whether the server offers set_mtime (its hello lists "set_mtime"; an
 // older version-2 ferryd does not).
 bool can_set_mtime(const Connection& connection);

@@ -48,8 +48,15 @@ std::string remote_join(const std::string& root, const std::string& path)
 
 // ---- the server's side -------------------------------------------------------------------
 
+constexpr const char* kUnlistedEntries = "entries the server does not list";
+
 // Every file and folder below the server's `path`, by one recursive list
-// (always paged: the server reads the next page only as we read).
+// (always paged: the server reads the next page only as we read). Each
+// folder the server says holds what it does not list (a hidden or invalid
+// name, a link, FIFO, socket or device...) gets one entry of kind `other`
+// below it, named "FOLDER/" (an empty last component, which no real entry
+// has): the plan then knows, as for a pull's local scan, that a recursive
+// delete keeps that folder and those above it, and never replaces it.
 Result<TreeListing> list_remote_tree(Connection& connection, const std::string& path, std::uint64_t& skipped_names)
 {
     auto listed = list_folder(connection, path, true);
@@ -62,6 +69,11 @@ Result<TreeListing> list_remote_tree(Connection& connection, const std::string& 
     for (auto& entry : listed->files) {
         tree.push_back({std::move(entry.name), is_folder(entry) ? EntryKind::folder : EntryKind::file, entry.size,
                         entry.mtime, {}});
+    }
+    for (auto& folder : listed->holding_unlisted) {
+        if (!folder.empty()) { // the listed folder itself is never removed
+            tree.push_back({std::move(folder) + "/", EntryKind::other, 0, 0, kUnlistedEntries});
+        }
     }
     return tree;
 }
@@ -444,12 +456,13 @@ void pull_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
 
 // ---- the plan's other steps --------------------------------------------------------------
 
-// How many of the receiving side's entries `dest` lists at or below `path`.
+// How many of the receiving side's files and folders `dest` lists at or
+// below `path`.
 std::uint64_t listed_at_or_below(const TreeListing& dest, const std::string& path)
 {
     return static_cast<std::uint64_t>(std::count_if(dest.begin(), dest.end(), [&](const TreeEntry& entry) {
-        return entry.path == path || (entry.path.size() > path.size() && entry.path.starts_with(path) &&
-                                      entry.path[path.size()] == '/');
+        return entry.kind != EntryKind::other && (entry.path == path || (entry.path.size() > path.size() && entry.path.starts_with(path) &&
+                                      entry.path[path.size()] == '/'));
     }));
 }
 
@@ -491,7 +504,9 @@ void remove_extras(Connection& connection, Tally& tally, const SyncArguments& ar
             auto left = list_remote_tree(connection, remote, ignored);
             if (left) {
                 const std::uint64_t before = listed_at_or_below(dest, removal.path);
-                const std::uint64_t after = left->size() + 1; // the folder itself stays
+                const auto listed = static_cast<std::uint64_t>(std::count_if(
+                    left->begin(), left->end(), [](const TreeEntry& entry) { return entry.kind != EntryKind::other; }));
+                const std::uint64_t after = listed + 1; // the folder itself stays
                 tally.deleted(remote, before > after ? before - after : 0,
                               {":" + remote + ": " + removed.error().message});
                 continue;
@@ -607,12 +622,15 @@ std::string utc_time(std::int64_t seconds)
 // files found equal whose time differs). `times_settable`: false for a
 // push to a server that cannot set times, which the real run only notes.
 // `top_missing`: the synced folder itself is made first (with its parents).
+// `dest`: the receiving side as listed; `unlisted_known`: false for a push
+// to a server whose listing does not say which folders hold what it does
+// not show (an older ferryd), where a folder's removal is then uncertain.
 // `refusal`: a push on a connection that may only read (hello said
 // "access": "ro"); every step that would write on the server is then shown
 // as the refusal the real run would get, where it would get it, and none is
 // counted, so that the dry run reports what the real run would do.
-void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& plan, bool times_settable,
-               bool top_missing, const std::optional<Error>& refusal)
+void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& plan, const TreeListing& dest,
+               bool unlisted_known, bool times_settable, bool top_missing, const std::optional<Error>& refusal)
 {
     const bool push = arguments.direction == SyncDirection::push;
     if (refusal) {
@@ -651,8 +669,31 @@ void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& pla
         const std::string name = path.empty() ? printable(push ? arguments.remote : arguments.local) : shown(path);
         return name.ends_with('/') ? name : name + "/";
     };
-    for (const auto& removal : plan.removals) {
-        tally.note("would delete " + shown(removal.path) + (removal.kind == EntryKind::folder ? "/" : ""));
+    // As the real run reports them: a folder that stays because it holds
+    // what --delete never removes is named with what went inside and why.
+    const auto effects = removal_effects(plan, dest);
+    for (std::size_t i = 0; i < plan.removals.size(); ++i) {
+        const Removal& removal = plan.removals[i];
+        const RemovalEffect& effect = effects[i];
+        if (removal.kind != EntryKind::folder) {
+            tally.note("would delete " + shown(removal.path));
+        } else if (!unlisted_known) {
+            tally.note("would delete " + shown(removal.path) + "/ unless it holds " + kUnlistedEntries +
+                       " (this server does not say which folders do; not counted)");
+        } else if (effect.kept_by == nullptr) {
+            tally.note("would delete " + shown(removal.path) + "/");
+        } else {
+            const TreeEntry& kept = *effect.kept_by;
+            const std::string holder = kept.path.ends_with('/') ? kept.path.substr(0, kept.path.size() - 1)
+                                                                : parent_path(kept.path);
+            const std::string what = kept.path.ends_with('/')
+                                         ? kUnlistedEntries
+                                         : "\"" + printable(kept.path) + "\"" +
+                                               (kept.why.empty() ? std::string() : " (" + kept.why + ")");
+            tally.note("would delete " + std::to_string(effect.files + effect.folders) + " entries in " +
+                       shown(removal.path) + "; the folder stays: " + shown(holder) + " holds " + what +
+                       ", which --delete never removes");
+        }
     }
     if (top_missing) {
         tally.note("would make " + shown_folder(""));
@@ -848,12 +889,18 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
             refusal = Error{ErrorCode::forbidden, "the real run would be refused: the server lets this "
                                                   "connection only read (hello said \"access\": \"ro\")"};
         }
-        show_plan(tally, arguments, plan, keeps_top_time,
+        // A push to a server that does not say which folders hold what it
+        // does not list cannot know which folders a delete keeps: only the
+        // files are certain, and only they are counted.
+        const bool unlisted_known = !push || tells_unlisted(connection);
+        show_plan(tally, arguments, plan, dest, unlisted_known, keeps_top_time,
                   local_missing || (remote_missing && !arguments.remote.empty()), refusal);
         if (!refusal) {
             summary.sent = plan.transfers.size();
             summary.bytes = plan.bytes;
-            summary.deleted = removal_count(plan, dest);
+            for (const auto& effect : removal_effects(plan, dest)) {
+                summary.deleted += effect.files + (unlisted_known ? effect.folders : 0);
+            }
         }
         return finish();
     }

@@ -1,6 +1,7 @@
 #include "sync_plan.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -131,7 +132,11 @@ SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const Pla
             const bool unremovable = there->kind == EntryKind::other || holds != holding_other.end();
             if (unremovable || !options.delete_extras) {
                 std::string why;
-                if (holds != holding_other.end()) {
+                if (holds != holding_other.end() && holds->second.ends_with('/')) {
+                    // A server's folder that holds what its listing does not show (sync.cpp).
+                    why = " holding, in \"" + holds->second.substr(0, holds->second.size() - 1) +
+                          "\", entries the server does not list, which --delete never removes,";
+                } else if (holds != holding_other.end()) {
                     why = " holding \"" + holds->second + "\", which --delete never removes,";
                 }
                 plan.conflicts.push_back(
@@ -223,27 +228,60 @@ void add_top_folder_time(SyncPlan& plan, std::optional<std::int64_t> source_top,
     }
 }
 
+std::vector<RemovalEffect> removal_effects(const SyncPlan& plan, const TreeListing& dest)
+{
+    std::unordered_map<std::string, std::size_t> removed; // path -> its index in plan.removals
+    for (std::size_t i = 0; i < plan.removals.size(); ++i) {
+        removed.emplace(plan.removals[i].path, i);
+    }
+    // The removal `path` falls under (itself or its nearest removed ancestor).
+    const auto removal_of = [&](const std::string& path) -> std::optional<std::size_t> {
+        for (std::string at = path; !at.empty(); at = parent_path(at)) {
+            if (const auto found = removed.find(at); found != removed.end()) {
+                return found->second;
+            }
+        }
+        return std::nullopt;
+    };
+    std::vector<RemovalEffect> effects(plan.removals.size());
+    std::unordered_set<std::string> kept; // removed folders left because they hold what is never removed
+    for (const TreeEntry* entry : sorted(dest)) {
+        const auto index = removal_of(entry->path);
+        if (!index) {
+            continue;
+        }
+        RemovalEffect& effect = effects[*index];
+        if (entry->kind == EntryKind::file) {
+            ++effect.files;
+            continue;
+        }
+        if (entry->kind == EntryKind::folder) {
+            ++effect.folders;
+            continue;
+        }
+        if (effect.kept_by == nullptr) {
+            effect.kept_by = entry;
+        }
+        const std::string& top = plan.removals[*index].path;
+        for (std::string at = parent_path(entry->path); at.size() >= top.size(); at = parent_path(at)) {
+            if (kept.insert(at).second) {
+                effect.folders -= std::min<std::uint64_t>(effect.folders, 1);
+            }
+            if (at.size() == top.size()) {
+                break;
+            }
+        }
+    }
+    return effects;
+}
+
 std::uint64_t removal_count(const SyncPlan& plan, const TreeListing& dest)
 {
-    std::unordered_set<std::string> removed;
-    for (const auto& removal : plan.removals) {
-        removed.insert(removal.path);
-    }
-    std::unordered_set<std::string> kept; // removed folders left because they hold what is never removed
     std::uint64_t count = 0;
-    for (const auto& entry : dest) {
-        if (!within(removed, entry.path)) {
-            continue;
-        }
-        if (entry.kind != EntryKind::other) {
-            ++count;
-            continue;
-        }
-        for (std::string at = parent_path(entry.path); !at.empty() && within(removed, at); at = parent_path(at)) {
-            kept.insert(at);
-        }
+    for (const auto& effect : removal_effects(plan, dest)) {
+        count += effect.files + effect.folders;
     }
-    return count - std::min<std::uint64_t>(count, kept.size());
+    return count;
 }
 
 std::vector<std::string> folders_without_files(const SyncPlan& plan)

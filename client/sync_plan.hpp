@@ -104,10 +104,22 @@ std::vector<std::string> folders_without_files(const SyncPlan& plan);
 void add_top_folder_time(SyncPlan& plan, std::optional<std::int64_t> source_top,
                          std::optional<std::int64_t> dest_top);
 
-// How many files and folders the plan's removals take from the receiving
-// side `dest` (as listed): each removed entry and, below a removed folder,
-// every file and folder; what is never removed (kind `other`) stays, and
-// so do the folders holding it. What a --dry-run reports as deleted, the
+// What one of the plan's removals takes from the receiving side `dest` (as
+// listed): the entry and, below a removed folder, every file and folder;
+// what is never removed (kind `other`) stays, and so do the folders
+// holding it, the removed folder included.
+struct RemovalEffect {
+    std::uint64_t files = 0;   // files removed
+    std::uint64_t folders = 0; // folders removed
+    // The first entry of kind `other` inside that keeps the folder; none
+    // when it goes whole.
+    const TreeEntry* kept_by = nullptr;
+};
+// One per plan.removals, in its order.
+std::vector<RemovalEffect> removal_effects(const SyncPlan& plan, const TreeListing& dest);
+
+// How many files and folders the plan's removals take from `dest`, as
+// removal_effects() counts them: what a --dry-run reports as deleted, the
 // same count a real run reports.
 std::uint64_t removal_count(const SyncPlan& plan, const TreeListing& dest);
 

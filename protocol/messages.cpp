@@ -242,10 +242,10 @@ public:
         return field->get<std::string>();
     }
 
-    std::vector<std::string> strings(const char* key)
+    std::vector<std::string> strings(const char* key, bool required = true)
     {
         std::vector<std::string> values;
-        const json* field = find(key, true);
+        const json* field = find(key, required);
         if (field == nullptr) {
             return values;
         }
@@ -760,7 +760,12 @@ std::string encode_reply(std::uint64_t id, const ListReply& reply)
         }
         text += '}';
     }
-    text += "],\"id\":";
+    text += ']';
+    if (!reply.holding_unlisted.empty()) {
+        text += ",\"holding_unlisted\":";
+        text += dump(json(reply.holding_unlisted));
+    }
+    text += ",\"id\":";
     text += std::to_string(id);
     if (reply.more) {
         text += ",\"more\":true,\"ok\":true}";
@@ -903,6 +908,7 @@ Result<Reply<ListReply>> parse_list_reply(std::string_view json_text)
     return parse_reply<ListReply>(json_text, [](FieldReader& fields, const json&, ListReply& body) {
         body.skipped_invalid_names = fields.uint("skipped_invalid_names", 0);
         body.skipped_too_deep = fields.uint("skipped_too_deep", 0);
+        body.holding_unlisted = fields.strings("holding_unlisted", false);
         body.more = fields.boolean("more", false);
         const json* files = fields.array("files");
         if (files == nullptr) {

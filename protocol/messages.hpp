@@ -159,6 +159,14 @@ struct ListReply {
     // of PROTOCOL.md 5.1 (depth, bytes); such a folder is not entered.
     // Encoded only when not 0.
     std::uint64_t skipped_too_deep = 0;
+    // Version 2 ("holding_unlisted" in hello's capabilities): the folders,
+    // by path relative to the listed one ("" for itself), that directly
+    // hold an entry this listing does not show (a hidden or invalid name, a
+    // link, FIFO, socket or device, a mount point, an entry too deep, a
+    // folder that cannot be read), which a recursive delete leaves in
+    // place. Each on the page where its reading ended; encoded only when
+    // not empty.
+    std::vector<std::string> holding_unlisted;
     bool more = false;
 };
 struct StatReply {

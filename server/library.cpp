@@ -283,7 +283,18 @@ std::size_t listed_size(const FileInfo& file)
     return kFixed + file.name.size() + static_cast<std::size_t>(std::count(file.name.begin(), file.name.end(), '"'));
 }
 
-void DirectoryReader::enter(const std::string& name, const std::string& relative)
+void DirectoryReader::add_holding_unlisted(std::string relative, ListReply& page, std::size_t& bytes)
+{
+    if (!options_.folders) {
+        return; // version 1 lists no folder, and has no such field
+    }
+    const std::size_t size = relative.size() + 4; // quotes, comma, a '"' escaped at worst once
+    bytes += size;
+    bytes_read_ += size;
+    page.holding_unlisted.push_back(std::move(relative));
+}
+
+bool DirectoryReader::enter(const std::string& name, const std::string& relative)
 {
     // Relative to the descriptor the entry was read from, never followed:
     // swapped for a symlink since it was read, it is simply not entered.
@@ -291,7 +302,7 @@ void DirectoryReader::enter(const std::string& name, const std::string& relative
         return ::openat(::dirfd(levels_.back().dir), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     });
     if (fd < 0) {
-        return;
+        return false;
     }
     struct ::stat st {};
     DIR* dir = nullptr;
@@ -300,9 +311,10 @@ void DirectoryReader::enter(const std::string& name, const std::string& relative
     }
     if (dir == nullptr) {
         ::close(fd);
-        return;
+        return false;
     }
-    levels_.push_back(Level{dir, relative + "/"});
+    levels_.push_back(Level{dir, relative + "/", false});
+    return true;
 }
 
 Result<bool> DirectoryReader::read_page(std::size_t page_bytes, ListReply& page)
@@ -319,37 +331,57 @@ Result<bool> DirectoryReader::read_page(std::size_t page_bytes, ListReply& page)
             if (errno != 0) {
                 return file_error(errno, "cannot read", levels_.back().prefix.empty() ? "." : levels_.back().prefix);
             }
+            if (levels_.back().unlisted) {
+                std::string relative = std::move(levels_.back().prefix);
+                if (!relative.empty()) {
+                    relative.pop_back(); // its '/'
+                }
+                add_holding_unlisted(std::move(relative), page, bytes);
+            }
             ::closedir(dir);
             levels_.pop_back();
             continue;
         }
         const std::string_view name = entry->d_name;
+        if (name == "." || name == "..") {
+            continue;
+        }
+        // What a recursive delete would leave in place (PROTOCOL.md 4.11),
+        // so that a client can tell which folders it would keep.
+        bool& unlisted = levels_.back().unlisted;
         if (name.empty() || name.front() == '.') {
+            unlisted = true;
             continue;
         }
         const bool maybe_folder = options_.folders && (entry->d_type == DT_DIR || entry->d_type == DT_UNKNOWN);
         if (entry->d_type != DT_REG && entry->d_type != DT_UNKNOWN && !maybe_folder) {
+            unlisted = true;
             continue;
         }
         struct ::stat st {};
         if (retry_stale(::dirfd(dir),
                         [&] { return ::fstatat(::dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
+            unlisted = unlisted || errno != ENOENT; // gone meanwhile: nothing there
             continue;
         }
         const bool folder = S_ISDIR(st.st_mode);
         if (!S_ISREG(st.st_mode) && !(folder && options_.folders)) {
+            unlisted = true;
             continue;
         }
         if (folder && st.st_dev != root_device_) {
+            unlisted = true;
             continue; // a mount point: another file system is not served
         }
         if (check_file_name(name)) {
+            unlisted = true;
             ++page.skipped_invalid_names;
             continue;
         }
         std::string relative = levels_.back().prefix + std::string(name);
         // Only what can be asked for by its path is listed.
         if (depth_ + levels_.size() > kMaxPathDepth || base_bytes_ + relative.size() > kMaxPathBytes) {
+            unlisted = true;
             ++page.skipped_too_deep;
             continue;
         }
@@ -357,8 +389,8 @@ Result<bool> DirectoryReader::read_page(std::size_t page_bytes, ListReply& page)
         const std::size_t size = listed_size(page.files.back());
         bytes += size;
         bytes_read_ += size;
-        if (folder && options_.recursive) {
-            enter(std::string(name), relative);
+        if (folder && options_.recursive && !enter(std::string(name), relative)) {
+            add_holding_unlisted(std::move(relative), page, bytes); // what it holds is unknown
         }
     }
     return false;

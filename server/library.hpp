@@ -96,7 +96,8 @@ public:
 
     // Adds entries to `page` (files and folders, and invalid names, folders
     // too deep to name and entries too long to name to its
-    // skipped_invalid_names) until their encoded size reaches `page_bytes`
+    // skipped_invalid_names; with folders, those holding what is not
+    // listed to its holding_unlisted) until their encoded size reaches `page_bytes`
     // or the listing ends; true once it has ended.
     Result<bool> read_page(std::size_t page_bytes, ListReply& page);
     // Encoded bytes added to pages so far.
@@ -105,10 +106,15 @@ public:
 private:
     struct Level {
         DIR* dir;
-        std::string prefix; // relative path of this folder plus '/', "" at the top
+        std::string prefix;    // relative path of this folder plus '/', "" at the top
+        bool unlisted = false; // holds an entry the listing does not show
     };
-    // Opens `name` (a folder in the top level) and makes it the top level.
-    void enter(const std::string& name, const std::string& relative);
+    // Opens `name` (a folder in the top level) and makes it the top level;
+    // false when it cannot be read.
+    bool enter(const std::string& name, const std::string& relative);
+    // A folder read to its end (or not readable at all) that holds what
+    // the listing does not show goes to the page's holding_unlisted.
+    void add_holding_unlisted(std::string relative, ListReply& page, std::size_t& bytes);
 
     std::vector<Level> levels_;
     ListingOptions options_;

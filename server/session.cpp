@@ -22,8 +22,8 @@ constexpr std::uint64_t kLastChunkPatienceMs = 100;
 
 const std::vector<std::string> kCapabilities{"list", "stat", "get", "put", "resume", "stats"};
 // What a version-2 connection gets on top (PROTOCOL.md 4.1).
-const std::vector<std::string> kVersion2Capabilities{"folders", "mkdir",  "delete",   "rename",
-                                                     "digest",  "mtime", "set_mtime"};
+const std::vector<std::string> kVersion2Capabilities{"folders", "mkdir", "delete",    "rename",
+                                                     "digest",  "mtime", "set_mtime", "holding_unlisted"};
 
 std::string seconds_text(std::uint64_t milliseconds)
 {

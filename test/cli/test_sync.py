@@ -798,6 +798,84 @@ class DryRunOnAReadOnlyConnection(SyncTest):
         self.check_same_as_real("--delete", self.src, ":d")
 
 
+class DryRunDeletesWhatTheRealRunDeletes(SyncTest):
+    """--dry-run --delete lists and counts exactly what the real run
+    deletes, both ways, whatever the folders hold that the other side
+    cannot list: hidden names, names not UTF-8, links, FIFOs, partials and
+    parts, at any depth."""
+
+    def plant(self, base):
+        """Folders gone1..gone5 each holding, somewhere, what sync cannot see,
+        and gone6 holding only what it sees; returns (removable, kept) counts."""
+        def write(rel, data=b"x"):
+            path = os.path.join(base.encode(), rel.encode() if isinstance(rel, str) else rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
+        write("d/gone1/x"); write("d/gone1/.hidden")
+        write("d/gone2/y"); write(b"d/gone2/deep/bad\xff")
+        write("d/gone3/z"); os.symlink("/nonexistent-ferry-test", os.path.join(base, "d", "gone3", "lnk"))
+        write("d/gone4/a/b/w"); os.mkfifo(os.path.join(base, "d", "gone4", "a", "b", "pipe"))
+        write("d/gone5/v"); write("d/gone5/.ferry-partial-0123"); write("d/gone5/p.ferry-part")
+        write("d/gone6/s/t")
+        write("d/f")
+
+    def check(self, dry, real, before, after_dry):
+        self.assertEqual(before, after_dry)
+        self.assertEqual(dry["deleted"], real["deleted"], (dry, real))
+        self.assertEqual(dry["errors"], [], dry)
+        self.assertEqual(real["errors"], [], real)
+
+    def test_push(self):
+        self.plant(self.root)
+        os.makedirs(os.path.join(self.src, "d"))
+        before = tree_of(self.root)
+        dry = self.sync("-n", "--delete", os.path.join(self.src, "d"), ":d")
+        after_dry = tree_of(self.root)
+        real = self.sync("--delete", os.path.join(self.src, "d"), ":d")
+        self.check(dry, real, before, after_dry)
+        # d/f; x, y, z and w (their folders stay); v and p.ferry-part (a
+        # plain name on the server); gone6, s and t.
+        self.assertEqual(real["deleted"], 1 + 4 + 2 + 3, real)
+        self.assertIn("would delete d/gone6/", dry["notes"])
+        self.assertIn("would delete d/f", dry["notes"])
+        for gone in ("gone1", "gone2", "gone3", "gone4", "gone5"):
+            self.assertFalse(any(n == "would delete d/%s/" % gone for n in dry["notes"]), (gone, dry["notes"]))
+            self.assertTrue(any(n.startswith("would delete ") and "d/%s; the folder stays" % gone in n
+                                for n in dry["notes"]), (gone, dry["notes"]))
+            self.assertTrue(os.path.isdir(os.path.join(self.root, "d", gone)), gone)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "d", "gone6")))
+
+    def test_push_where_a_file_would_replace_a_folder_holding_unlisted_entries(self):
+        self.plant(self.root)
+        os.makedirs(os.path.join(self.src, "d"))
+        with open(os.path.join(self.src, "d", "gone1"), "wb") as f:
+            f.write(b"a file now")
+        dry = self.sync("-n", "--delete", os.path.join(self.src, "d"), ":d", status=4)
+        real = self.sync("--delete", os.path.join(self.src, "d"), ":d", status=4)
+        self.assertEqual(dry["deleted"], real["deleted"], (dry, real))
+        self.assertEqual([(e["path"], e["code"]) for e in dry["errors"]],
+                         [(e["path"], e["code"]) for e in real["errors"]], (dry, real))
+        self.assertEqual([e["path"] for e in real["errors"]], ["gone1"], real)
+        self.assertEqual(dry["sent"], real["sent"])
+
+    def test_pull(self):
+        with open(os.path.join(self.root, "keep"), "wb") as f:
+            f.write(b"k")
+        dest = os.path.join(self.local, "dst")
+        self.plant(dest)
+        before = tree_of(dest)
+        dry = self.sync("-n", "--delete", ":", dest)
+        after_dry = tree_of(dest)
+        real = self.sync("--delete", ":", dest)
+        self.check(dry, real, before, after_dry)
+        # f, x, y, z, w and v (d/gone5/p.ferry-part is a part here: never
+        # removed); gone6, s and t; d and the folders holding the rest stay.
+        self.assertEqual(real["deleted"], 1 + 4 + 1 + 3, real)
+        for gone in ("gone1", "gone2", "gone3", "gone4", "gone5"):
+            self.assertTrue(os.path.isdir(os.path.join(dest, "d", gone)), gone)
+
+
 class PartNamesOfTheUsers(SyncTest):
     """A server's files named NAME.ferry-part / NAME.ferry-part.state (ferry's
     names for a local download's part and its state) are not pulled: once

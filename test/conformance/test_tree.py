@@ -15,7 +15,7 @@ import tempfile
 
 from conformance import MTIME, ServerCase, write_file
 
-V2_CAPABILITIES = ("folders", "mkdir", "delete", "rename", "digest", "mtime", "set_mtime")
+V2_CAPABILITIES = ("folders", "mkdir", "delete", "rename", "digest", "mtime", "set_mtime", "holding_unlisted")
 
 
 def sha(b):
@@ -528,6 +528,39 @@ class MkdirDeleteTests(TreeCase):
         self.assertFalse(os.path.exists(self.root("mixed", "plain")))
         self.assertTrue(os.path.islink(self.root("mixed", "linked", "out")))
         self.assertEqual(os.listdir(outside), ["keep.txt"])
+
+    def test_a_list_names_the_folders_holding_what_a_delete_would_leave(self):
+        c = self.client2()
+        outside = tempfile.mkdtemp(prefix="ferry-outside-")
+        self.addCleanup(shutil.rmtree, outside, True)
+        for folder in ("hl/hidden", "hl/bad/deep", "hl/link", "hl/fifo", "hl/clean/sub"):
+            os.makedirs(self.root(*folder.split("/")))
+        write_file(self.root("hl", "hidden", ".secret"), b"s")
+        write_file(self.root("hl", "hidden", "seen"), b"s")
+        with open(os.path.join(self.root("hl", "bad", "deep").encode(), b"bad\xff"), "wb") as f:
+            f.write(b"b")
+        os.symlink(outside, self.root("hl", "link", "out"))
+        os.mkfifo(self.root("hl", "fifo", "pipe"))
+        write_file(self.root("hl", "clean", "sub", "c"), b"c")
+        c.send({"op": "list", "id": 21, "path": "hl", "recursive": True})
+        named = []
+        while True:
+            page = c.recv()
+            named += page.get("holding_unlisted", [])
+            if not page.get("more"):
+                break
+        self.assertEqual(sorted(named), ["bad/deep", "fifo", "hidden", "link"])
+        # One folder's own listing names the folder itself as "".
+        _, page = self.list_all(c, 22, path="hl/hidden")
+        self.assertEqual(page.get("holding_unlisted"), [""], page)
+        _, page = self.list_all(c, 23, path="hl/clean")
+        self.assertNotIn("holding_unlisted", page)
+        # And a recursive delete keeps exactly those folders, and those above them.
+        r = self.ask(c, {"op": "delete", "id": 24, "path": "hl", "recursive": True})
+        self.assertError(r, "not_empty", 24)
+        self.assertFalse(os.path.exists(self.root("hl", "clean")))
+        for folder in ("hidden", "bad/deep", "link", "fifo"):
+            self.assertTrue(os.path.isdir(self.root("hl", *folder.split("/"))), folder)
 
     def test_delete_fields_follow_3_1(self):
         c = self.client2()
