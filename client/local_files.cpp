@@ -8,6 +8,8 @@
 #include <climits>
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -45,6 +47,27 @@ const mode_t process_umask = [] {
     ::umask(mask);
     return mask;
 }();
+
+// `count` letters and digits from the kernel's random source.
+std::string random_letters(std::size_t count)
+{
+    static constexpr std::string_view kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    std::vector<unsigned char> bytes(count);
+    std::size_t got = 0;
+    while (got < count) {
+        const ssize_t n = ::getrandom(bytes.data() + got, count - got, 0);
+        if (n > 0) {
+            got += static_cast<std::size_t>(n);
+        } else if (n < 0 && errno != EINTR) {
+            break; // then the bytes left are zero: the O_EXCL retry still finds a free name
+        }
+    }
+    std::string letters;
+    for (const unsigned char byte : bytes) {
+        letters += kAlphabet[byte % kAlphabet.size()];
+    }
+    return letters;
+}
 
 } // namespace
 
@@ -255,7 +278,8 @@ std::string part_path(const std::string& dest)
     // The longest name made from the part's is the sidecar's temporary
     // copy: with it, NAME.ferry-part must fit NAME_MAX, or no checkpoint
     // could ever be written.
-    constexpr std::size_t kLongestSuffix = kPartSuffix.size() + kStateSuffix.size() + kStateTemporarySuffix.size();
+    constexpr std::size_t kLongestSuffix =
+        kPartSuffix.size() + kStateSuffix.size() + kStateTemporarySuffix.size() + kStateTemporaryRandom;
     if (base_size + kLongestSuffix <= NAME_MAX) {
         return dest + std::string(kPartSuffix);
     }
@@ -321,28 +345,37 @@ Status write_download_state(const std::string& path, const DownloadState& state,
     resume.prefix_digest = state.prefix_digest;
     resume.part = state.part;
     const std::string text = encode_resume_state(resume);
-    const std::string temporary = path + std::string(kStateTemporarySuffix);
-    // A new file, never one found there: O_EXCL neither follows a link
-    // standing under that name nor writes into a file it leads to.
-    if (auto removed = remove_file(temporary, in); !removed) {
-        return removed;
+    // A fresh name each time, never one found standing: a file of that
+    // name (a user's, or one a download published) is not ferry's to drop.
+    std::string temporary;
+    int fd = -1;
+    constexpr int kTries = 64;
+    for (int attempt = 0; attempt < kTries && fd < 0; ++attempt) {
+        temporary = path + std::string(kStateTemporarySuffix) + random_letters(kStateTemporaryRandom);
+        fd = sys::retry_on_eintr([&] {
+            return ::openat(dir_of(in), name_in(in, temporary).c_str(),
+                            O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        });
+        if (fd < 0 && errno != EEXIST) {
+            return local_error("cannot create " + in_quotes(temporary), errno);
+        }
     }
-    auto file = LocalFile::open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600, in);
-    if (!file) {
-        return file.error();
+    if (fd < 0) {
+        return local_error("cannot create a temporary file beside " + in_quotes(path), EEXIST);
     }
-    Status done = file->write_all(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+    LocalFile file(temporary, fd);
+    Status done = file.write_all(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
     if (done) {
-        done = file->sync();
+        done = file.sync();
     }
     if (done) {
-        done = file->close();
+        done = file.close();
     }
     if (done) {
         done = rename_file(temporary, path, in);
     }
     if (!done) {
-        (void)remove_file(temporary, in);
+        (void)remove_file(temporary, in); // the file made above, by O_EXCL
     }
     return done;
 }
@@ -535,6 +568,11 @@ Result<PartFound> look_at_part(const std::string& part, const std::string& state
     if (!is_ferry_part(file.value(), st, state ? &state.value() : nullptr)) {
         return unowned_part_error(part);
     }
+    // A part another download is writing is not replaced from under it
+    // (nor its sidecar dropped).
+    if (auto locked = lock_part(file.value()); !locked) {
+        return locked.error();
+    }
     return PartFound::ferrys;
 }
 
@@ -558,6 +596,10 @@ Result<CreatedPart> create_part_file(const std::string& part, const std::string&
                 (void)remove_file(part, in);
                 return marked.error();
             }
+            // Locked from its creation: one download writes a part.
+            if (auto locked = lock_part(file); !locked) {
+                return locked.error();
+            }
             return CreatedPart{std::move(file), marked.value()};
         }
         const int error = errno;
@@ -576,6 +618,20 @@ Result<CreatedPart> create_part_file(const std::string& part, const std::string&
             }
         }
     }
+}
+
+Status lock_part(const LocalFile& part)
+{
+    if (sys::retry_on_eintr([&] { return ::flock(part.fd(), LOCK_EX | LOCK_NB); }) == 0) {
+        return success();
+    }
+    if (errno == EWOULDBLOCK) {
+        return Error{ErrorCode::local_io, in_quotes(part.path()) +
+                                              " is being written by another download (another ferry, or another "
+                                              "file of this command, saved under the same name): nothing was "
+                                              "written to it; get the file again once that download is over"};
+    }
+    return local_error("cannot lock " + in_quotes(part.path()), errno);
 }
 
 Result<LocalFile> open_stream_target(const DownloadTarget& target)
@@ -608,7 +664,7 @@ Result<LocalFile> open_stream_target(const DownloadTarget& target)
     return LocalFile(target.path, fd);
 }
 
-Status publish_download(const std::string& part, const std::string& dest, const LocalFolder* in)
+Status publish_download(const LocalFile& part, const std::string& dest, const LocalFolder* in)
 {
     // The target was inspected before the transfer; look again just before
     // the rename, the one step that works by name.
@@ -616,9 +672,24 @@ Status publish_download(const std::string& part, const std::string& dest, const 
     if (::fstatat(dir_of(in), name_in(in, dest).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
         return Error{ErrorCode::local_io, in_quotes(dest) + " became " + kind_of(st.st_mode) +
                                               " during the download; the verified file is kept as " +
-                                              in_quotes(part)};
+                                              in_quotes(part.path())};
     }
-    return rename_file(part, dest, in);
+    // The rename works by the part's name: it must still be the file this
+    // download wrote and verified, not one put there since (by another
+    // download or anyone else), or bytes never verified would be published.
+    struct stat written {};
+    struct stat named {};
+    if (::fstat(part.fd(), &written) != 0) {
+        return local_error("cannot stat " + in_quotes(part.path()), errno);
+    }
+    if (::fstatat(dir_of(in), name_in(in, part.path()).c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0 ||
+        named.st_dev != written.st_dev || named.st_ino != written.st_ino) {
+        return Error{ErrorCode::local_io, in_quotes(part.path()) +
+                                              " no longer holds the file this download wrote and verified (it was "
+                                              "replaced or removed meanwhile): nothing was published to " +
+                                              in_quotes(dest) + "; get the file again"};
+    }
+    return rename_file(part.path(), dest, in);
 }
 
 bool is_directory(const std::string& path)

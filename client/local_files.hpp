@@ -20,7 +20,11 @@ namespace ferry::client {
 
 inline constexpr std::string_view kPartSuffix = ".ferry-part";
 inline constexpr std::string_view kStateSuffix = ".state";
-inline constexpr std::string_view kStateTemporarySuffix = ".tmp";
+// A sidecar's new version is written under SIDECAR.tmp-XXXXXX (six random
+// letters or digits), a fresh name made with O_EXCL: never a name something
+// else stands at, so nothing of anyone else's is opened or dropped.
+inline constexpr std::string_view kStateTemporarySuffix = ".tmp-";
+inline constexpr std::size_t kStateTemporaryRandom = 6;
 
 // A folder of a download tree (get -r, sync's pull), opened by a walk from
 // the tree's root one name at a time with O_NOFOLLOW|O_DIRECTORY. A file's
@@ -108,7 +112,7 @@ struct DownloadState {
 };
 
 // DEST.ferry-part, or where DEST's file name is too long for the suffixes
-// (names of 235 bytes and more), .<SHA-256 of that name in hex>.ferry-part
+// (names of 228 bytes and more), .<SHA-256 of that name in hex>.ferry-part
 // in DEST's folder: every valid name fits NAME_MAX either way.
 std::string part_path(const std::string& dest);
 std::string state_path(const std::string& dest);
@@ -168,6 +172,11 @@ struct CreatedPart {
 };
 Result<CreatedPart> create_part_file(const std::string& part, const std::string& state_file,
                                      const LocalFolder* in = nullptr, unsigned mode = 0600);
+// Takes the part's exclusive lock (flock LOCK_EX|LOCK_NB), held by its open
+// descriptor until that closes: one download writes a part, from creation
+// or resume until publish or abandonment. Another download (this process or
+// another ferry) holding it is an Error saying so, at once.
+Status lock_part(const LocalFile& part);
 // That Error, for what stands under the part's name with `mode` (lstat's).
 Error foreign_part_error(const std::string& part, unsigned mode);
 // That Error, for a regular file under the part's name that ferry did not make.
@@ -206,8 +215,9 @@ inline unsigned part_mode_for(const PublishedMode& published)
 // sidecar, or one without the download's fields, or one that is not this
 // user's own (is_own_private_file), is an Error; callers start over.
 Result<DownloadState> read_download_state(const std::string& path, const LocalFolder* in = nullptr);
-// Atomic: written beside (a new file: nothing standing under the
-// temporary's name is opened or followed), synced, renamed over `path`.
+// Atomic: written beside under a fresh temporary name (SIDECAR.tmp-XXXXXX,
+// O_EXCL, retried on a name taken: nothing standing anywhere is opened,
+// followed or dropped), synced, renamed over `path`.
 // Neither function follows a symbolic link at the sidecar's name.
 Status write_download_state(const std::string& path, const DownloadState& state, const LocalFolder* in = nullptr);
 
@@ -241,8 +251,11 @@ Result<DownloadTarget> inspect_download_target(const std::string& dest, const Lo
 // here for its reader; Ctrl-C ends the wait).
 Result<LocalFile> open_stream_target(const DownloadTarget& target);
 // Renames a verified part onto `dest`, unless something other than a
-// regular file has appeared there since the target was inspected.
-Status publish_download(const std::string& part, const std::string& dest, const LocalFolder* in = nullptr);
+// regular file has appeared there since the target was inspected, or the
+// part's name no longer holds the very file written and verified (`part`,
+// still open and locked: the same device and inode): the part is renamed
+// by name, and nothing but what was verified may be published.
+Status publish_download(const LocalFile& part, const std::string& dest, const LocalFolder* in = nullptr);
 
 // A download verified but not yet published: its part file, still open,
 // with the server's mtime already set; a PublishBatch makes it durable

@@ -120,7 +120,12 @@ std::optional<std::string> unsent_name(const std::string& name)
 
 bool is_part_name(const std::string& name)
 {
-    return name.ends_with(kPartSuffix) || name.ends_with(std::string(kPartSuffix) + std::string(kStateSuffix));
+    const std::string state = std::string(kPartSuffix) + std::string(kStateSuffix);
+    // A sidecar's temporary, SIDECAR.tmp-XXXXXX, and SIDECAR.tmp of older builds.
+    const auto temporary = name.rfind(state + std::string(kStateTemporarySuffix));
+    return name.ends_with(kPartSuffix) || name.ends_with(state) || name.ends_with(state + ".tmp") ||
+           (temporary != std::string::npos &&
+            name.size() == temporary + state.size() + kStateTemporarySuffix.size() + kStateTemporaryRandom);
 }
 
 Result<LocalTree> walk_local_tree(const std::string& root)

@@ -47,8 +47,9 @@ struct LocalTree {
 // on what sync can see.
 std::optional<std::string> unsent_name(const std::string& name);
 
-// Whether `name` is a download's part or its state (NAME.ferry-part,
-// NAME.ferry-part.state): names a pull never publishes.
+// Whether `name` is a download's part, its state or the state's temporary
+// (NAME.ferry-part, NAME.ferry-part.state, NAME.ferry-part.state.tmp-XXXXXX,
+// and .tmp of older builds): names a pull never publishes or deletes.
 bool is_part_name(const std::string& name);
 
 // Walks the folder `root` (the folder itself may be reached through a

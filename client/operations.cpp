@@ -201,6 +201,11 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
             return Error{ErrorCode::local_io, "\"" + part + "\" became another user's file or gained another name "
                                               "since it was checked; nothing was written to it: get the file again"};
         }
+        // Before anything is written: a part another download is writing
+        // is not truncated or written through.
+        if (auto locked = lock_part(file.value()); !locked) {
+            return locked.error();
+        }
         if (::fchmod(file->fd(), static_cast<mode_t>(part_mode)) != 0) {
             return local_error("cannot set the mode of \"" + part + "\"", errno);
         }
@@ -357,9 +362,10 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& as
             Error error = settle(connection, trailer.error());
             if (error.code == ErrorCode::file_changed) {
                 // Old and new bytes mixed: nothing of it is worth resuming.
-                (void)part.file().close();
+                (void)part.file(); // dropped while still open and locked
                 (void)remove_file(part_path(options.dest), options.folder.get());
                 (void)remove_file(state_path(options.dest), options.folder.get());
+                (void)part.file().close();
                 error.message += "; nothing was kept, get it again";
                 return error;
             }
@@ -384,16 +390,20 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& as
         }
         if (trailer->body.hash != options.hash) {
             // An older server that ignored "hash": nothing to check against.
-            (void)part.file().close();
+            // Dropped while still open and locked: the names are still this download's.
+            (void)part.file();
             (void)remove_file(part_path(options.dest), options.folder.get());
             (void)remove_file(state_path(options.dest), options.folder.get());
+            (void)part.file().close();
             return unexpected_hash(options, trailer->body.hash);
         }
         const std::string digest = part.hash().hex_digest();
         if (digest != trailer->body.digest) {
-            (void)part.file().close();
+            // Dropped while still open and locked: the names are still this download's.
+            (void)part.file();
             (void)remove_file(part_path(options.dest), options.folder.get());
             (void)remove_file(state_path(options.dest), options.folder.get());
+            (void)part.file().close();
             prefix_refuted = offset > 0;
             return Error{ErrorCode::hash_mismatch, "the bytes received hash to " + digest + ", but \"" +
                                                        options.name + "\" hashes to " + trailer->body.digest +
@@ -422,7 +432,9 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& as
             done = part.file().sync();
         }
         if (done) {
-            done = publish_download(part_path(options.dest), options.dest, options.folder.get());
+            // Still open and locked: the publish checks that the part's name
+            // holds this very file.
+            done = publish_download(part.file(), options.dest, options.folder.get());
         }
         // The mark comes off once the file is published, never before (a
         // kill there must leave a part known to be ferry's), through the

@@ -72,10 +72,10 @@ void PartFile::leave_for_resume(bool record_now)
         (void)checkpoint();
     }
     hash_->abandon(); // nothing is written after the close
-    (void)file_.close();
     if (!recorded_) {
-        (void)remove_file(file_.path(), folder_.get());
+        (void)remove_file(file_.path(), folder_.get()); // while still open and locked: ours
     }
+    (void)file_.close();
 }
 
 } // namespace ferry::client

@@ -211,9 +211,10 @@ void PublishBatch::publish(std::vector<Held>& batch)
     std::map<FolderKey, std::vector<std::size_t>> folders;
     for (std::size_t i = 0; i < batch.size(); ++i) {
         VerifiedPart& part = batch[i].part;
-        const std::string part_name = part.part.path();
+        // Renamed while still open (and locked, local_files.hpp's lock_part):
+        // publish_download checks that the name holds this very file.
         if (status[i]) {
-            status[i] = publish_download(part_name, part.dest, part.folder.get());
+            status[i] = publish_download(part.part, part.dest, part.folder.get());
             seen(PublishStep::rename, part.dest);
         }
         // The mark comes off only once the file is published (a kill before

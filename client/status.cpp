@@ -37,6 +37,7 @@ int exit_status(ErrorCode code)
     case ErrorCode::exists:
     case ErrorCode::not_a_folder:
     case ErrorCode::invalid_move:
+    case ErrorCode::name_clash:
         return kExitRefused;
     case ErrorCode::unauthorized:
     case ErrorCode::tls_required:

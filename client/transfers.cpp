@@ -1,5 +1,6 @@
 #include "transfers.hpp"
 
+#include "download_names.hpp"
 #include "interrupt.hpp"
 #include "local_files.hpp"
 #include "local_tree.hpp"
@@ -228,6 +229,38 @@ std::chrono::milliseconds retry_delay(unsigned attempt)
 
 namespace {
 
+// Before any request goes out: no two of the command's downloads may share
+// a local name in any role (file, part, sidecar, its temporaries), or one
+// would write, resume or publish the other's bytes. The files keep their
+// names in the command's order, except that a file named like another's
+// working files (NAME.ferry-part...) yields to it; each later one that
+// clashes is refused (name_clash) and the others go on.
+void refuse_shared_names(Report& report, std::vector<std::optional<PendingGet>>& pending,
+                         std::deque<std::size_t>& waiting)
+{
+    std::vector<std::size_t> order(waiting.begin(), waiting.end());
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+        return !DownloadNames::is_working_name(pending[a]->options.dest) &&
+               DownloadNames::is_working_name(pending[b]->options.dest);
+    });
+    DownloadNames names;
+    std::set<std::size_t> refused;
+    for (const std::size_t i : order) {
+        const PendingGet& get = *pending[i];
+        if (get.options.to_stdout || get.target.kind == TargetKind::stream) {
+            continue; // written straight through: no part, nothing renamed
+        }
+        if (auto clash = names.claim(get.options.name, get.options.dest)) {
+            report.failed(i, *clash);
+            refused.insert(i);
+        }
+    }
+    std::erase_if(waiting, [&](std::size_t i) { return refused.contains(i); });
+    for (const std::size_t i : refused) {
+        pending[i].reset();
+    }
+}
+
 void get_files(Connection& connection, const Output& output, Report& report, const std::vector<GetItem>& items,
                const TransferFlags& flags, const std::vector<std::size_t>& todo, PublishBatch& publish)
 {
@@ -282,6 +315,7 @@ void get_files(Connection& connection, const Output& output, Report& report, con
         pending[i] = std::move(prepared.value());
         waiting.push_back(i);
     }
+    refuse_shared_names(report, pending, waiting);
 
     while (!waiting.empty() || !in_flight.empty()) {
         if (!connection.is_open()) {

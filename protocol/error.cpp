@@ -54,6 +54,7 @@ constexpr std::array kCodeNames{
     CodeName{ErrorCode::exists, "exists"},
     CodeName{ErrorCode::not_a_folder, "not_a_folder"},
     CodeName{ErrorCode::invalid_move, "invalid_move"},
+    CodeName{ErrorCode::name_clash, "name_clash"},
 };
 
 } // namespace
@@ -124,6 +125,7 @@ bool closes_connection(ErrorCode code)
     case ErrorCode::exists:
     case ErrorCode::not_a_folder:
     case ErrorCode::invalid_move:
+    case ErrorCode::name_clash:
         return false;
     }
     return true;

@@ -55,6 +55,7 @@ enum class ErrorCode {
     exists,              // mkdir or rename onto a path that is already taken
     not_a_folder,        // a path's parent, or a list's path, is not a folder
     invalid_move,        // a rename of a folder into itself or its own subfolder
+    name_clash,          // client side only: two files of one download would share a local name
 };
 
 std::string_view to_string(ErrorCode code);

@@ -75,6 +75,7 @@ const std::vector<CodeSpelling> kCodes{
     {ErrorCode::exists, "exists", false},
     {ErrorCode::not_a_folder, "not_a_folder", false},
     {ErrorCode::invalid_move, "invalid_move", false},
+    {ErrorCode::name_clash, "name_clash", false},
 };
 
 ferry::Request round_trip(const ferry::Request& request)

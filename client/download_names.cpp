@@ -1,0 +1,93 @@
+#include "download_names.hpp"
+
+#include "local_files.hpp"
+#include "local_tree.hpp"
+
+#include <sys/stat.h>
+
+#include <array>
+#include <vector>
+
+namespace ferry::client {
+
+namespace {
+
+std::string folder_of(const std::string& path)
+{
+    const auto slash = path.rfind('/');
+    return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// The sidecars whose temporaries `name` would be: every prefix of it that
+// ends in ".ferry-part.state" right before ".tmp-".
+std::vector<std::string> sidecars_named_in(const std::string& name)
+{
+    const std::string marker = std::string(kPartSuffix) + std::string(kStateSuffix) + std::string(kStateTemporarySuffix);
+    std::vector<std::string> found;
+    for (auto at = name.find(marker); at != std::string::npos; at = name.find(marker, at + 1)) {
+        found.push_back(name.substr(0, at + marker.size() - kStateTemporarySuffix.size()));
+    }
+    return found;
+}
+
+} // namespace
+
+bool DownloadNames::is_working_name(const std::string& dest)
+{
+    return is_part_name(base_name(dest));
+}
+
+std::optional<Error> DownloadNames::claim(const std::string& remote, const std::string& dest)
+{
+    // The three names live in dest's folder (part_path keeps them there).
+    struct stat st {};
+    const std::string folder = folder_of(dest);
+    Key base{0, 0, folder, {}};
+    if (::stat(folder.c_str(), &st) == 0) {
+        base = Key{st.st_dev, st.st_ino, {}, {}};
+    }
+    const auto key = [&](const std::string& path) {
+        Key named = base;
+        std::get<3>(named) = base_name(path);
+        return named;
+    };
+    const std::array<Key, 3> mine{key(dest), key(part_path(dest)), key(state_path(dest))};
+    const auto clash = [&](const std::string& other, const Key& name) {
+        return Error{ErrorCode::name_clash,
+                     "\"" + remote + "\" and \"" + other + "\" would both use the local name \"" + folder + "/" +
+                         std::get<3>(name) + "\" (as a file or as its partial download's " +
+                         std::string(kPartSuffix) + " or state): only \"" + other +
+                         "\" is downloaded; get \"" + remote + "\" on its own to another name (-o) or folder"};
+    };
+    for (const Key& name : mine) {
+        if (auto taken = names_.find(name); taken != names_.end()) {
+            return clash(taken->second, name);
+        }
+        // One of mine among the temporaries of a download claimed before.
+        for (const std::string& sidecar : sidecars_named_in(std::get<3>(name))) {
+            Key owner = name;
+            std::get<3>(owner) = sidecar;
+            if (auto taken = sidecars_.find(owner); taken != sidecars_.end()) {
+                return clash(taken->second, name);
+            }
+        }
+    }
+    // A name claimed before among my sidecar's temporaries.
+    const std::string temporaries = std::get<3>(mine[2]) + std::string(kStateTemporarySuffix);
+    Key from = mine[2];
+    std::get<3>(from) = temporaries;
+    if (auto after = names_.lower_bound(from); after != names_.end() &&
+                                               std::get<0>(after->first) == std::get<0>(from) &&
+                                               std::get<1>(after->first) == std::get<1>(from) &&
+                                               std::get<2>(after->first) == std::get<2>(from) &&
+                                               std::get<3>(after->first).starts_with(temporaries)) {
+        return clash(after->second, after->first);
+    }
+    for (const Key& name : mine) {
+        names_.emplace(name, remote);
+    }
+    sidecars_.emplace(mine[2], remote);
+    return std::nullopt;
+}
+
+} // namespace ferry::client
