@@ -1,0 +1,187 @@
+// Every download's local names are its own: within one command no two
+// files share a name in any role (file, part, sidecar, the sidecar's
+// temporaries); a part is written by one download at a time (its lock);
+// only the very part that was written and verified is published; and
+// ferry never drops a file it did not create.
+#include "support.hpp"
+
+#include "local_files.hpp"
+
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+using namespace ferry::test;
+using ferry::client::DownloadState;
+using ferry::client::LocalFile;
+
+namespace {
+
+// The file of `json`'s files whose server path is `name`.
+nlohmann::json file_named(const nlohmann::json& json, const std::string& name)
+{
+    for (const auto& file : json["files"]) {
+        if (file["name"] == name) {
+            return file;
+        }
+    }
+    FAIL("no file " << name << " in " << json.dump());
+    return {};
+}
+
+} // namespace
+
+TEST_CASE("two files of one get landing on one local name: the later is refused before any byte, the first is whole")
+{
+    Fixture f;
+    ::mkdir(f.root_file("a").c_str(), 0755);
+    ::mkdir(f.root_file("b").c_str(), 0755);
+    write_random_file(f.root_file("a/x"), 3 * 1024 * 1024 + 7, 1);
+    write_file(f.root_file("b/x"), "small");
+    const std::string into = f.local_file("h");
+    for (const auto& [first, second] : {std::pair<std::string, std::string>{"a/x", "b/x"}, {"b/x", "a/x"}}) {
+        CAPTURE(first);
+        const auto get = run_ferry(f.server.address(), {"--json", "get", first, second, "-C", into});
+        CAPTURE(get.out);
+        CHECK(get.exit_code == 4);
+        const auto json = parse_output(get);
+        CHECK(file_named(json, first)["ok"] == true);
+        const auto refused = file_named(json, second);
+        CHECK(refused["ok"] == false);
+        CHECK(refused["error"]["code"] == "name_clash");
+        const std::string message = refused["error"]["message"];
+        CHECK(message.find("\"a/x\"") != std::string::npos);
+        CHECK(message.find("\"b/x\"") != std::string::npos);
+        CHECK(files_equal(f.root_file(first), into + "/x"));
+        CHECK(folder_entries(into) == std::vector<std::string>{"x"});
+        REQUIRE(::unlink((into + "/x").c_str()) == 0);
+    }
+}
+
+TEST_CASE("a server file named like another's part or state yields to it, in any order, with get -r too")
+{
+    Fixture f;
+    ::mkdir(f.root_file("d").c_str(), 0755);
+    write_file(f.root_file("d/foo"), "REAL-FOO");
+    for (const std::string suffix : {".ferry-part", ".ferry-part.state", ".ferry-part.state.tmp-AbC123"}) {
+        CAPTURE(suffix);
+        const std::string named_like = "d/foo" + suffix;
+        write_file(f.root_file(named_like), "SERVER-FILE-NAMED-LIKE-A-WORKING-FILE");
+        const std::string into = f.local_file("h");
+        for (const auto& args : {std::vector<std::string>{"--json", "get", named_like, "d/foo", "-C", into},
+                                 std::vector<std::string>{"--json", "get", "d/foo", named_like, "-C", into},
+                                 std::vector<std::string>{"--json", "get", "d/foo*", "-C", into}}) {
+            CAPTURE(args[2]);
+            const auto get = run_ferry(f.server.address(), args);
+            CAPTURE(get.out);
+            CHECK(get.exit_code == 4);
+            const auto json = parse_output(get);
+            CHECK(file_named(json, "d/foo")["ok"] == true);
+            CHECK(file_named(json, named_like)["error"]["code"] == "name_clash");
+            CHECK(read_file(into + "/foo") == "REAL-FOO");
+            CHECK(folder_entries(into) == std::vector<std::string>{"foo"});
+            REQUIRE(::unlink((into + "/foo").c_str()) == 0);
+        }
+        const std::string tree = f.local_file("tree");
+        const auto recursive = run_ferry(f.server.address(), {"--json", "get", "-r", "d", "-C", tree});
+        CAPTURE(recursive.out);
+        CHECK(recursive.exit_code != 0);
+        CHECK(read_file(tree + "/d/foo") == "REAL-FOO");
+        CHECK(folder_entries(tree + "/d") == std::vector<std::string>{"foo"});
+        REQUIRE(::unlink((tree + "/d/foo").c_str()) == 0);
+        REQUIRE(::unlink(f.root_file(named_like).c_str()) == 0);
+    }
+}
+
+TEST_CASE("a part another download holds locked is left alone: the get fails at once and publishes nothing")
+{
+    Fixture f;
+    write_random_file(f.root_file("b2"), 256 * 1024, 2);
+    const std::string out = f.local_file("out");
+    // Another download's part and state, the part locked as a download holds it.
+    write_file(out + ".ferry-part", "ANOTHER DOWNLOAD'S BYTES");
+    write_file(out + ".ferry-part.state", "ANOTHER DOWNLOAD'S STATE");
+    const int held = ::open((out + ".ferry-part").c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(held >= 0);
+    REQUIRE(::flock(held, LOCK_EX) == 0);
+    for (const std::string resume : {"--no-resume", "--resume"}) {
+        CAPTURE(resume);
+        const auto get = run_ferry(f.server.address(), {"--json", "get", resume, "b2", "-o", out});
+        CAPTURE(get.out);
+        CHECK(get.exit_code == 3);
+        const auto json = only_file(parse_output(get));
+        CHECK(json["error"]["code"] == "local_io");
+        CHECK(json["error"]["message"].get<std::string>().find("another download") != std::string::npos);
+        CHECK_FALSE(exists(out));
+        CHECK(read_file(out + ".ferry-part") == "ANOTHER DOWNLOAD'S BYTES");
+        CHECK(read_file(out + ".ferry-part.state") == "ANOTHER DOWNLOAD'S STATE");
+    }
+    ::close(held);
+    // Released: the part is the get's to replace.
+    const auto get = run_ferry(f.server.address(), {"--json", "get", "b2", "-o", out});
+    CHECK(get.exit_code == 0);
+    CHECK(files_equal(f.root_file("b2"), out));
+    struct stat st {};
+    REQUIRE(::stat(out.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) != 0600); // the published mode, not the part's private one
+}
+
+TEST_CASE("a part replaced under its name after it was written is never published")
+{
+    TempDir dir;
+    const std::string dest = dir / "out";
+    const std::string part = ferry::client::part_path(dest);
+    auto written = ferry::client::create_part_file(part);
+    REQUIRE(written.ok());
+    REQUIRE(written->write_all(std::span(reinterpret_cast<const std::uint8_t*>("VERIFIED"), 8)));
+    // Someone else's file now stands at the part's name.
+    REQUIRE(::unlink(part.c_str()) == 0);
+    write_file(part, "NEVER VERIFIED");
+    const auto published = ferry::client::publish_download(written.value(), dest);
+    CHECK_FALSE(published.ok());
+    CHECK_FALSE(exists(dest));
+    CHECK(read_file(part) == "NEVER VERIFIED");
+}
+
+TEST_CASE("a sidecar's new version never drops a file standing at any name ferry might use for it")
+{
+    TempDir dir;
+    const std::string state = ferry::client::state_path(dir / "mid.bin");
+    // A user's files, named as older builds' temporary and like a new one.
+    write_file(state + ".tmp", "a file of the user's own");
+    DownloadState recorded;
+    recorded.name = "mid.bin";
+    recorded.remote_size = 10;
+    recorded.remote_mtime = 1;
+    recorded.bytes_held = 0;
+    recorded.digest_state = "";
+    recorded.prefix_digest = "";
+    for (int i = 0; i < 3; ++i) {
+        REQUIRE(ferry::client::write_download_state(state, recorded));
+    }
+    CHECK(read_file(state + ".tmp") == "a file of the user's own");
+    // Nothing of the temporaries is left behind.
+    CHECK(folder_entries(dir.path()) == std::vector<std::string>{"mid.bin.ferry-part.state", "mid.bin.ferry-part.state.tmp"});
+}
+
+TEST_CASE("sync pull neither publishes nor deletes names of a sidecar's temporaries")
+{
+    Fixture f;
+    ::mkdir(f.root_file("tree").c_str(), 0755);
+    write_file(f.root_file("tree/plain"), "plain");
+    write_file(f.root_file("tree/x.ferry-part.state.tmp"), "server");
+    write_file(f.root_file("tree/y.ferry-part.state.tmp-AbC123"), "server");
+    const std::string copy = f.local_file("copy");
+    ::mkdir(copy.c_str(), 0755);
+    write_file(copy + "/z.ferry-part.state.tmp-XyZ789", "a temporary of a download in progress");
+    const auto sync = run_ferry(f.server.address(), {"--json", "sync", "--delete", ":tree", copy});
+    CAPTURE(sync.out);
+    CHECK(sync.exit_code == 0);
+    CHECK(folder_entries(copy) == std::vector<std::string>{"plain", "z.ferry-part.state.tmp-XyZ789"});
+}
