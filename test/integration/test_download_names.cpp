@@ -137,13 +137,14 @@ TEST_CASE("a part replaced under its name after it was written is never publishe
     TempDir dir;
     const std::string dest = dir / "out";
     const std::string part = ferry::client::part_path(dest);
-    auto written = ferry::client::create_part_file(part);
-    REQUIRE(written.ok());
-    REQUIRE(written->write_all(std::span(reinterpret_cast<const std::uint8_t*>("VERIFIED"), 8)));
+    auto created = ferry::client::create_part_file(part, ferry::client::state_path(dest));
+    REQUIRE(created.ok());
+    LocalFile& written = created->file;
+    REQUIRE(written.write_all(std::span(reinterpret_cast<const std::uint8_t*>("VERIFIED"), 8)));
     // Someone else's file now stands at the part's name.
     REQUIRE(::unlink(part.c_str()) == 0);
     write_file(part, "NEVER VERIFIED");
-    const auto published = ferry::client::publish_download(written.value(), dest);
+    const auto published = ferry::client::publish_download(written, dest);
     CHECK_FALSE(published.ok());
     CHECK_FALSE(exists(dest));
     CHECK(read_file(part) == "NEVER VERIFIED");
