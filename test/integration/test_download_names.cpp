@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <string>
@@ -109,6 +110,8 @@ TEST_CASE("a part another download holds locked is left alone: the get fails at 
     write_file(out + ".ferry-part.state", "ANOTHER DOWNLOAD'S STATE");
     const int held = ::open((out + ".ferry-part").c_str(), O_RDONLY | O_CLOEXEC);
     REQUIRE(held >= 0);
+    // Marked as ferry's own part (local_files.hpp's mark_part), as a download's is.
+    REQUIRE(::fsetxattr(held, ferry::client::kPartMark, "1", 1, 0) == 0);
     REQUIRE(::flock(held, LOCK_EX) == 0);
     for (const std::string resume : {"--no-resume", "--resume"}) {
         CAPTURE(resume);
