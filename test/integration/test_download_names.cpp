@@ -46,7 +46,11 @@ TEST_CASE("two files of one get landing on one local name: the later is refused 
     write_random_file(f.root_file("a/x"), 3 * 1024 * 1024 + 7, 1);
     write_file(f.root_file("b/x"), "small");
     const std::string into = f.local_file("h");
-    for (const auto& [first, second] : {std::pair<std::string, std::string>{"a/x", "b/x"}, {"b/x", "a/x"}}) {
+    for (const auto& order : {std::pair<std::string, std::string>{"a/x", "b/x"}, {"b/x", "a/x"}}) {
+        // Named copies, not a structured binding: CAPTURE's lambda cannot
+        // capture one before clang 16.
+        const std::string& first = order.first;
+        const std::string& second = order.second;
         CAPTURE(first);
         const auto get = run_ferry(f.server.address(), {"--json", "get", first, second, "-C", into});
         CAPTURE(get.out);
