@@ -85,6 +85,14 @@ class ShutdownTests(unittest.TestCase):
         self.addCleanup(s.cleanup)
         a = s.client()
         b = s.client(hello=False)
+        # b's connect returns once the kernel queued it: until ferryd has
+        # accepted it, it is no connection of ferryd's, and closing the
+        # listener at SIGTERM resets it (seen under load). Wait for stats to
+        # count both (4.8's connections.now).
+        deadline = time.time() + TIMEOUT
+        while a.request("stats", id=90)["connections"]["now"] < 2:
+            self.assertLess(time.time(), deadline, "ferryd never accepted the second connection")
+            time.sleep(0.01)
         t = time.time()
         s.proc.send_signal(signal.SIGTERM)
         for c in (a, b):
