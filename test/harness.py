@@ -6,6 +6,7 @@ line "N passed, M failed" that scripts/count-tests.awk adds up.
 Standard library only."""
 
 import argparse
+import fcntl
 import os
 import shutil
 import signal
@@ -15,6 +16,15 @@ import tempfile
 import unittest
 
 
+def append_only_log():
+    """A temporary file for a child's log. The child inherits the very open file (one file offset shared
+    with us): without O_APPEND, a line it writes while log_text() has just seeked to 0 lands over the start
+    of the log. With O_APPEND every write goes to the end, whatever the offset (open(2))."""
+    log = tempfile.TemporaryFile()
+    fcntl.fcntl(log.fileno(), fcntl.F_SETFL, fcntl.fcntl(log.fileno(), fcntl.F_GETFL) | os.O_APPEND)
+    return log
+
+
 class Server:
     """A ferryd on a free loopback port, serving ROOT, stopped on exit."""
 
@@ -22,7 +32,7 @@ class Server:
         self.root = root
         # The log goes to a file: a pipe nobody reads would fill and stall
         # the server's loop.
-        self.log = tempfile.TemporaryFile()
+        self.log = append_only_log()
         self.process = subprocess.Popen(
             [ferryd, "--root", root, "--listen", listen, *args],
             stdout=subprocess.PIPE, stderr=self.log, preexec_fn=preexec_fn,

@@ -8,6 +8,7 @@ test_conformance.py sets FERRYD before any server starts.
 
 import hashlib
 import json
+import fcntl
 import os
 import re
 import select
@@ -83,6 +84,9 @@ class Ferryd:
         self.root = root or tempfile.mkdtemp(prefix="ferry-conformance-")
         self.clients = []
         self.log = tempfile.TemporaryFile()
+        # ferryd shares this open file (and its offset) with us: O_APPEND keeps
+        # its writes at the end while a reader seeks to 0 (open(2)).
+        fcntl.fcntl(self.log.fileno(), fcntl.F_SETFL, fcntl.fcntl(self.log.fileno(), fcntl.F_GETFL) | os.O_APPEND)
         cmd = [FERRYD, "--root", self.root, "--listen", "127.0.0.1:0"]
         if drain is not None:
             cmd += ["--drain-timeout", str(drain)]

@@ -4,6 +4,7 @@ served folder holds, be it thousands of files or the kept uploads of other
 names (PROTOCOL.md 4.7). Counted with strace, file calls only (the socket's
 reads and writes, and the threads' wake-ups, vary with timing)."""
 
+import fcntl
 import os
 import shutil
 import signal
@@ -32,6 +33,9 @@ class TracedServer:
         # LeakSanitizer cannot run under ptrace (the sanitizer build).
         env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
         self.log = tempfile.TemporaryFile()
+        # ferryd shares this open file (and its offset) with us: O_APPEND keeps
+        # its writes at the end while a reader seeks to 0 (open(2)).
+        fcntl.fcntl(self.log.fileno(), fcntl.F_SETFL, fcntl.fcntl(self.log.fileno(), fcntl.F_GETFL) | os.O_APPEND)
         self.process = subprocess.Popen(
             ["strace", "-f", "-qq", "-o", trace, "-e", "trace=" + FILE_CALLS,
              FERRYD, "--root", root, "--listen", "127.0.0.1:0"],
