@@ -8,6 +8,7 @@
 // after its first checkpoint), it is resumed or restarted by the next get.
 // The kills are made deterministic by a scripted server that sends part of
 // a file and then holds the connection open.
+#include "raw_frames.hpp"
 #include "support.hpp"
 
 #include "connection.hpp"
@@ -38,45 +39,6 @@ using ferry::client::Endpoint;
 namespace {
 
 constexpr std::uint64_t kMiB = 1024 * 1024;
-
-bool read_exact(int fd, char* out, std::size_t size)
-{
-    while (size > 0) {
-        const ssize_t got = ::recv(fd, out, size, 0);
-        if (got <= 0) {
-            return false;
-        }
-        out += got;
-        size -= static_cast<std::size_t>(got);
-    }
-    return true;
-}
-
-bool send_all(int fd, const char* data, std::size_t size)
-{
-    while (size > 0) {
-        const ssize_t sent = ::send(fd, data, size, MSG_NOSIGNAL);
-        if (sent <= 0) {
-            return false;
-        }
-        data += sent;
-        size -= static_cast<std::size_t>(sent);
-    }
-    return true;
-}
-
-std::string read_control(int fd)
-{
-    char header[ferry::kFrameHeaderSize];
-    if (!read_exact(fd, header, sizeof header)) {
-        return {};
-    }
-    const std::uint32_t size = (std::uint32_t(std::uint8_t(header[1])) << 24) |
-                               (std::uint32_t(std::uint8_t(header[2])) << 16) |
-                               (std::uint32_t(std::uint8_t(header[3])) << 8) | std::uint8_t(header[4]);
-    std::string payload(size, '\0');
-    return read_exact(fd, payload.data(), size) ? payload : std::string();
-}
 
 // One connection: hello, then a get of `content` (announced with `mtime`)
 // answered with its first `sent` bytes; then the connection is held open,
