@@ -153,52 +153,81 @@ def maketree(dest, files=FILES, touch=None):
 
 # ---- rsync's daemon ----------------------------------------------------------------------
 
-def rsync_reps():
-    for rep in range(REPS):
-        log(f"rsync daemon, repetition {rep + 1} of {REPS} (load {load()})")
-        result = run(["bash", os.path.join(ANCHORS, "tree", "rsync.sh"), later(os.path.join(WORK, f"rsync-{rep}"))],
-                     env=dict(os.environ, SEED=str(SEED), FILES=str(FILES)))
-        if result.returncode != 0:
-            raise RuntimeError(f"rsync.sh failed: {result.stderr[-2000:]!r}")
-        for line in result.stdout.decode().splitlines():
-            record = json.loads(line)
-            emit({"w": "tree", "who": "rsync", "where": "disk", "step": record["step"], "rep": rep,
-                  "seconds": record["ms"] / 1000, "files": record["tree"]["files"], "bytes": record["tree"]["bytes"],
-                  "load": load()})
+def rsync_rep(rep):
+    log(f"rsync daemon, repetition {rep + 1} of {REPS} (load {load()})")
+    result = run(["bash", os.path.join(ANCHORS, "tree", "rsync.sh"), later(os.path.join(WORK, f"rsync-{rep}"))],
+                 env=dict(os.environ, SEED=str(SEED), FILES=str(FILES)))
+    if result.returncode != 0:
+        raise RuntimeError(f"rsync.sh failed: {result.stderr[-2000:]!r}")
+    for line in result.stdout.decode().splitlines():
+        record = json.loads(line)
+        emit({"w": "tree", "who": "rsync", "where": "disk", "step": record["step"], "rep": rep,
+              "seconds": record["ms"] / 1000, "files": record["tree"]["files"], "bytes": record["tree"]["bytes"],
+              "load": load()})
 
 
 # ---- ferry sync --------------------------------------------------------------------------
 
-def ferry_reps(where, src, base):
-    for hash_name in HASHES:
-        for rep in range(REPS):
-            log(f"ferry sync on {where}, --hash {hash_name}, repetition {rep + 1} of {REPS} (load {load()})")
-            # On the disk, folders of their own, removed at the end; tmpfs has no such allocator, and
-            # the memory matters more there.
-            name = f"-{hash_name}-{rep}" if where == "disk" else ""
-            dst, pull = fresh(os.path.join(base, "dst" + name)), os.path.join(base, "pull" + name)
-            shutil.rmtree(pull, ignore_errors=True)
-            if where == "disk":
-                later(dst), later(pull)
-            server = Ferryd(dst)
-            try:
-                steps = {}
-                steps["push"] = timed_sync(server.address, hash_name, src, ":", expect_sent=FILES)
-                steps["no_change"] = timed_sync(server.address, hash_name, src, ":", expect_sent=0)
-                changed = maketree(src, touch=1)["changed"]
-                steps["one_percent"] = timed_sync(server.address, hash_name, src, ":", expect_sent=changed)
-                steps["pull"] = timed_sync(server.address, hash_name, ":", pull, expect_sent=FILES)
-            finally:
-                server.stop()
-            same_trees(src, dst)
-            same_trees(src, pull)
-            for step, (seconds, summary) in steps.items():
-                emit({"w": "tree", "who": "ferry", "where": where, "hash": hash_name, "step": step, "rep": rep,
-                      "seconds": seconds, "sent": summary["sent"], "skipped": summary["skipped"],
-                      "bytes": summary["bytes"], "jobs": JOBS, "load": load()})
-            if where != "disk":
-                shutil.rmtree(pull, ignore_errors=True)
-                shutil.rmtree(dst, ignore_errors=True)
+def ferry_rep(where, src, base, hash_name, rep):
+    """One repetition of ferry's four steps with HASH_NAME, its server's folder under BASE (`where`: disk or
+    tmpfs); the pull lands beside it."""
+    log(f"ferry sync on {where}, --hash {hash_name}, repetition {rep + 1} of {REPS} (load {load()})")
+    # On the disk, folders of their own, removed at the end; tmpfs has no such allocator, and
+    # the memory matters more there.
+    name = f"-{hash_name}-{rep}" if where == "disk" else ""
+    dst, pull = fresh(os.path.join(base, "dst" + name)), os.path.join(base, "pull" + name)
+    shutil.rmtree(pull, ignore_errors=True)
+    if where == "disk":
+        later(dst), later(pull)
+    server = Ferryd(dst)
+    try:
+        steps = {}
+        steps["push"] = timed_sync(server.address, hash_name, src, ":", expect_sent=FILES)
+        steps["no_change"] = timed_sync(server.address, hash_name, src, ":", expect_sent=0)
+        changed = maketree(src, touch=1)["changed"]
+        steps["one_percent"] = timed_sync(server.address, hash_name, src, ":", expect_sent=changed)
+        steps["pull"] = timed_sync(server.address, hash_name, ":", pull, expect_sent=FILES)
+    finally:
+        server.stop()
+    same_trees(src, dst)
+    same_trees(src, pull)
+    for step, (seconds, summary) in steps.items():
+        emit({"w": "tree", "who": "ferry", "where": where, "hash": hash_name, "step": step, "rep": rep,
+              "seconds": seconds, "sent": summary["sent"], "skipped": summary["skipped"],
+              "bytes": summary["bytes"], "jobs": JOBS, "load": load()})
+    if where != "disk":
+        shutil.rmtree(pull, ignore_errors=True)
+        shutil.rmtree(dst, ignore_errors=True)
+
+
+def tree_reps():
+    """Each repetition runs rsync and every ferry variant once, the order turned by one each time: what the
+    machine does over the run (the writeback and page-cache reclaim that earlier runs leave, the inode
+    allocator's walk past recently freed inodes) then falls on every runner alike, not on whichever came
+    last (rsync ran all its repetitions first until 2026-11-30; a run after fresh deletions had rsync's push
+    at 5.3 s, the next at 1.3 s)."""
+    runners = []
+    if "rsync" in ONLY:
+        runners.append(("rsync", None, None))
+    src = None
+    if "ferry" in ONLY or "tmpfs" in ONLY:
+        src = os.path.join(WORK, "src")
+        shutil.rmtree(src, ignore_errors=True)
+        log(f"making the tree ({FILES} files, SEED {SEED})")
+        maketree(later(src))
+        for hash_name in HASHES:
+            if "ferry" in ONLY:
+                runners.append(("disk", hash_name, WORK))
+            if "tmpfs" in ONLY:
+                os.makedirs(TMPFS, exist_ok=True)
+                runners.append(("tmpfs", hash_name, TMPFS))
+    for rep in range(REPS):
+        turned = runners[rep % len(runners):] + runners[:rep % len(runners)] if runners else []
+        for where, hash_name, base in turned:
+            if where == "rsync":
+                rsync_rep(rep)
+            else:
+                ferry_rep(where, src, base, hash_name, rep)
 
 
 # ---- many small files: ferry vs FTP ------------------------------------------------------
@@ -432,18 +461,7 @@ def main():
     started = load()
     log(f"load average at the start: {started}")
     try:
-        if "rsync" in ONLY:
-            rsync_reps()
-        if "ferry" in ONLY or "tmpfs" in ONLY:
-            src = os.path.join(WORK, "src")
-            shutil.rmtree(src, ignore_errors=True)
-            log(f"making the tree ({FILES} files, SEED {SEED})")
-            maketree(later(src))
-            if "ferry" in ONLY:
-                ferry_reps("disk", src, WORK)
-            if "tmpfs" in ONLY:
-                os.makedirs(TMPFS, exist_ok=True)
-                ferry_reps("tmpfs", src, TMPFS)
+        tree_reps()
         if "ftp" in ONLY:
             ftp_files_per_second()
         if "scale" in ONLY:
