@@ -296,7 +296,17 @@ std::string state_path(const std::string& dest)
     return part_path(dest) + std::string(kStateSuffix);
 }
 
-Result<DownloadState> read_download_state(const std::string& path, const LocalFolder* in)
+namespace {
+
+// A file in the sidecar's format (any version protocol/resume_state's
+// decoder reads), whoever owns it, and its fstat: what stands at a sidecar's
+// name and was written by a ferry (this user's or another's).
+struct Sidecar {
+    ResumeState state;
+    struct stat st {};
+};
+
+Result<Sidecar> read_sidecar(const std::string& path, const LocalFolder* in)
 {
     // O_NONBLOCK: a FIFO under the sidecar's name must not hang the get;
     // whatever is not a regular file is no sidecar (the get starts over).
@@ -304,10 +314,9 @@ Result<DownloadState> read_download_state(const std::string& path, const LocalFo
     if (!file) {
         return file.error();
     }
-    if (struct stat st {}; ::fstat(file->fd(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    Sidecar sidecar;
+    if (::fstat(file->fd(), &sidecar.st) != 0 || !S_ISREG(sidecar.st.st_mode)) {
         return Error{ErrorCode::local_io, in_quotes(path) + " is not a regular file: not a download state"};
-    } else if (!is_own_private_file(st.st_mode, st.st_uid, st.st_nlink)) {
-        return Error{ErrorCode::local_io, in_quotes(path) + " is another user's or has another name: not trusted"};
     }
     std::string text;
     std::vector<std::uint8_t> buffer(4096);
@@ -325,13 +334,33 @@ Result<DownloadState> read_download_state(const std::string& path, const LocalFo
         }
     }
     auto decoded = decode_resume_state(text);
-    if (!decoded || !decoded->mtime || !decoded->prefix_digest || !decoded->part) {
+    if (!decoded) {
         return Error{ErrorCode::local_io, in_quotes(path) + " is not a download state"};
     }
-    return DownloadState{std::move(decoded->name),         decoded->size,
-                         *decoded->mtime,                  decoded->bytes_held,
-                         std::move(decoded->hash_state),   std::move(*decoded->prefix_digest),
-                         *decoded->part};
+    sidecar.state = std::move(*decoded);
+    return sidecar;
+}
+
+} // namespace
+
+Result<DownloadState> read_download_state(const std::string& path, const LocalFolder* in)
+{
+    auto sidecar = read_sidecar(path, in);
+    if (!sidecar) {
+        return sidecar.error();
+    }
+    const struct stat& st = sidecar->st;
+    if (!is_own_private_file(st.st_mode, st.st_uid, st.st_nlink)) {
+        return Error{ErrorCode::local_io, in_quotes(path) + " is another user's or has another name: not trusted"};
+    }
+    ResumeState& decoded = sidecar->state;
+    if (!decoded.mtime || !decoded.prefix_digest || !decoded.part) {
+        return Error{ErrorCode::local_io, in_quotes(path) + " is not a download state"};
+    }
+    return DownloadState{std::move(decoded.name),       decoded.size,
+                         *decoded.mtime,                decoded.bytes_held,
+                         std::move(decoded.hash_state), std::move(*decoded.prefix_digest),
+                         *decoded.part};
 }
 
 Status write_download_state(const std::string& path, const DownloadState& state, const LocalFolder* in)
@@ -372,12 +401,56 @@ Status write_download_state(const std::string& path, const DownloadState& state,
         done = file.close();
     }
     if (done) {
+        // The sidecar's name is fixed by the download's: it can meet a file
+        // of the user's own, which a rename would drop.
+        if (auto found = look_at_state(path, in); !found) {
+            done = found.error();
+        }
+    }
+    if (done) {
         done = rename_file(temporary, path, in);
     }
     if (!done) {
         (void)remove_file(temporary, in); // the file made above, by O_EXCL
     }
     return done;
+}
+
+Error foreign_state_error(const std::string& path)
+{
+    return Error{ErrorCode::local_io,
+                 in_quotes(path) + ", the name this download's resume state goes by, holds a file ferry did not "
+                                   "write: it is left untouched; move it away or rename it, then get the file again"};
+}
+
+Result<StateFound> look_at_state(const std::string& path, const LocalFolder* in)
+{
+    struct stat st {};
+    if (::fstatat(dir_of(in), name_in(in, path).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) {
+            return StateFound::absent;
+        }
+        return local_error("cannot look at " + in_quotes(path), errno);
+    }
+    // Any sidecar a ferry wrote: an older build's (which may lack the fields
+    // a resume needs) or another user's (never resumed from: see
+    // is_own_private_file) is replaced or removed, as before.
+    if (!read_sidecar(path, in)) {
+        return foreign_state_error(path);
+    }
+    return StateFound::ferrys;
+}
+
+Status remove_download_state(const std::string& path, const LocalFolder* in)
+{
+    auto found = look_at_state(path, in);
+    if (!found) {
+        return found.error();
+    }
+    if (found.value() == StateFound::absent) {
+        return success();
+    }
+    return remove_file(path, in);
 }
 
 std::string resolve_download_path(const std::string& name, const std::optional<std::string>& local)

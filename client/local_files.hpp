@@ -217,9 +217,29 @@ inline unsigned part_mode_for(const PublishedMode& published)
 Result<DownloadState> read_download_state(const std::string& path, const LocalFolder* in = nullptr);
 // Atomic: written beside under a fresh temporary name (SIDECAR.tmp-XXXXXX,
 // O_EXCL, retried on a name taken: nothing standing anywhere is opened,
-// followed or dropped), synced, renamed over `path`.
+// followed or dropped), synced, renamed over `path`, which must be free or
+// hold a sidecar of ferry's (look_at_state); anything else there is that
+// Error, the temporary removed and nothing replaced.
 // Neither function follows a symbolic link at the sidecar's name.
 Status write_download_state(const std::string& path, const DownloadState& state, const LocalFolder* in = nullptr);
+
+// What stands under a download's sidecar name: nothing (one fstatat), or a
+// sidecar of ferry's: a regular file in the sidecar's format (any version
+// the decoder reads), whoever wrote it; one this user may not resume from
+// (read_download_state) is still ferry's to replace. Anything else (a file
+// of the user's own that happens to have the name, a link, a FIFO, a
+// folder) is an Error naming it and what to do (foreign_state_error), and
+// is never replaced or removed: the name is fixed by the download's so that
+// a resume finds it again, so it can meet a file ferry did not write. Between
+// this look and a rename or unlink that follows, only someone who may write
+// the folder can swap the name, and they may remove what is there anyway.
+enum class StateFound { absent, ferrys };
+Result<StateFound> look_at_state(const std::string& path, const LocalFolder* in = nullptr);
+// Removes a sidecar of ferry's at `path`; nothing there is success, anything
+// else look_at_state's Error, left as it is.
+Status remove_download_state(const std::string& path, const LocalFolder* in = nullptr);
+// That Error, for what stands at the sidecar's name and is not ferry's.
+Error foreign_state_error(const std::string& path);
 
 // Where `get NAME [LOCAL]` writes: ./NAME, LOCAL, or LOCAL/NAME when LOCAL
 // is an existing folder.

@@ -231,7 +231,7 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
     // gone): the first checkpoint replaces it, the publish removes it, and
     // a resume from it would first check the new part against its digest.
     if (!options.no_part) {
-        if (auto removed = remove_file(state_file, in); !removed) {
+        if (auto removed = remove_download_state(state_file, in); !removed) {
             (void)created->file.close();
             (void)remove_file(part, in);
             return removed.error();
@@ -364,7 +364,7 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& as
                 // Old and new bytes mixed: nothing of it is worth resuming.
                 (void)part.file(); // dropped while still open and locked
                 (void)remove_file(part_path(options.dest), options.folder.get());
-                (void)remove_file(state_path(options.dest), options.folder.get());
+                (void)remove_download_state(state_path(options.dest), options.folder.get());
                 (void)part.file().close();
                 error.message += "; nothing was kept, get it again";
                 return error;
@@ -393,7 +393,7 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& as
             // Dropped while still open and locked: the names are still this download's.
             (void)part.file();
             (void)remove_file(part_path(options.dest), options.folder.get());
-            (void)remove_file(state_path(options.dest), options.folder.get());
+            (void)remove_download_state(state_path(options.dest), options.folder.get());
             (void)part.file().close();
             return unexpected_hash(options, trailer->body.hash);
         }
@@ -402,7 +402,7 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& as
             // Dropped while still open and locked: the names are still this download's.
             (void)part.file();
             (void)remove_file(part_path(options.dest), options.folder.get());
-            (void)remove_file(state_path(options.dest), options.folder.get());
+            (void)remove_download_state(state_path(options.dest), options.folder.get());
             (void)part.file().close();
             prefix_refuted = offset > 0;
             return Error{ErrorCode::hash_mismatch, "the bytes received hash to " + digest + ", but \"" +
@@ -448,7 +448,7 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& as
         if (!done) {
             return done.error();
         }
-        (void)remove_file(state_path(options.dest), options.folder.get());
+        (void)remove_download_state(state_path(options.dest), options.folder.get());
         if (options.sync_folder) {
             (void)sync_parent_folder(options.dest, options.folder.get());
         }
@@ -691,6 +691,12 @@ Result<PendingGet> prepare_get(const GetOptions& options)
             return found.error();
         }
         pending.options.no_part = found.value() == PartFound::absent;
+        // The same for the sidecar's name, which a checkpoint writes over
+        // and the publish removes: refused now, whatever the file's size,
+        // rather than at a first checkpoint halfway through.
+        if (auto state = look_at_state(state_path(pending.options.dest), pending.options.folder.get()); !state) {
+            return state.error();
+        }
     }
     pending.offset = pending.resumable ? pending.resumable->state.bytes_held : 0;
     pending.options.folder.reset();

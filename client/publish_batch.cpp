@@ -231,7 +231,7 @@ void PublishBatch::publish(std::vector<Held>& batch)
             batch[i].done(status[i]);
             continue;
         }
-        (void)remove_file(part.state, part.folder.get());
+        (void)remove_download_state(part.state, part.folder.get());
         struct stat st {};
         if (part.folder != nullptr && ::fstat(part.folder->fd(), &st) != 0) {
             st = {};

@@ -111,7 +111,11 @@ TEST_CASE("a part another download holds locked is left alone: the get fails at 
     const std::string out = f.local_file("out");
     // Another download's part and state, the part locked as a download holds it.
     write_file(out + ".ferry-part", "ANOTHER DOWNLOAD'S BYTES");
-    write_file(out + ".ferry-part.state", "ANOTHER DOWNLOAD'S STATE");
+    DownloadState others;
+    others.name = "b2";
+    others.remote_size = 256 * 1024;
+    REQUIRE(ferry::client::write_download_state(out + ".ferry-part.state", others));
+    const std::string others_state = read_file(out + ".ferry-part.state");
     const int held = ::open((out + ".ferry-part").c_str(), O_RDONLY | O_CLOEXEC);
     REQUIRE(held >= 0);
     // Marked as ferry's own part (local_files.hpp's mark_part), as a download's is.
@@ -127,7 +131,7 @@ TEST_CASE("a part another download holds locked is left alone: the get fails at 
         CHECK(json["error"]["message"].get<std::string>().find("another download") != std::string::npos);
         CHECK_FALSE(exists(out));
         CHECK(read_file(out + ".ferry-part") == "ANOTHER DOWNLOAD'S BYTES");
-        CHECK(read_file(out + ".ferry-part.state") == "ANOTHER DOWNLOAD'S STATE");
+        CHECK(read_file(out + ".ferry-part.state") == others_state);
     }
     ::close(held);
     // Released: the part is the get's to replace.
@@ -176,6 +180,90 @@ TEST_CASE("a sidecar's new version never drops a file standing at any name ferry
     CHECK(read_file(state + ".tmp") == "a file of the user's own");
     // Nothing of the temporaries is left behind.
     CHECK(folder_entries(dir.path()) == std::vector<std::string>{"mid.bin.ferry-part.state", "mid.bin.ferry-part.state.tmp"});
+}
+
+TEST_CASE("a file of the user's own at a download's sidecar name is never replaced or removed")
+{
+    Fixture f;
+    write_random_file(f.root_file("b3"), 64 * 1024, 3);
+    const std::string out = f.local_file("out");
+    const std::string state = out + ".ferry-part.state";
+    // The user's own files that happen to have the name: a readable note,
+    // and a private one (this user's, 0600, one name) that is no sidecar.
+    for (const unsigned mode : {0644U, 0600U}) {
+        CAPTURE(mode);
+        write_file(state, "the user's notes");
+        REQUIRE(::chmod(state.c_str(), mode) == 0);
+        for (const std::string resume : {"--no-resume", "--resume"}) {
+            CAPTURE(resume);
+            const auto get = run_ferry(f.server.address(), {"--json", "get", resume, "b3", "-o", out});
+            CAPTURE(get.out);
+            CHECK(exists(state));
+            CHECK(read_file(state) == "the user's notes");
+            CHECK(get.exit_code == 3);
+            CHECK(error_code(parse_output(get)) == "local_io");
+            CHECK(get.out.find("resume state") != std::string::npos);
+            CHECK_FALSE(exists(out));
+            CHECK_FALSE(exists(out + ".ferry-part"));
+            ::unlink(out.c_str()); // what the code before this test's fix published
+        }
+    }
+    // Moved away, the get goes through, and leaves no sidecar behind.
+    REQUIRE(::unlink(state.c_str()) == 0);
+    const auto get = run_ferry(f.server.address(), {"--json", "get", "b3", "-o", out});
+    CHECK(get.exit_code == 0);
+    CHECK(files_equal(f.root_file("b3"), out));
+    CHECK_FALSE(exists(state));
+}
+
+TEST_CASE("a sidecar is written over and removed only where ferry's own sidecar or nothing stands")
+{
+    TempDir dir;
+    const std::string state = ferry::client::state_path(dir / "mid.bin");
+    DownloadState recorded;
+    recorded.name = "mid.bin";
+    recorded.remote_size = 10;
+    recorded.remote_mtime = 1;
+    // Nothing there: removing is nothing to do; writing makes it.
+    CHECK(ferry::client::remove_download_state(state));
+    REQUIRE(ferry::client::write_download_state(state, recorded));
+    // Ferry's own: written over, then removed.
+    REQUIRE(ferry::client::write_download_state(state, recorded));
+    CHECK(ferry::client::look_at_state(state).value() == ferry::client::StateFound::ferrys);
+    CHECK(ferry::client::remove_download_state(state));
+    CHECK_FALSE(exists(state));
+    // A file of the user's own there (private or not), a folder, a link:
+    // neither written over nor removed, and no temporary left beside it.
+    write_file(dir / "elsewhere", "the link's target");
+    for (const std::string kind : {"private note", "shared note", "folder", "symlink"}) {
+        CAPTURE(kind);
+        if (kind == "folder") {
+            REQUIRE(::mkdir(state.c_str(), 0700) == 0);
+        } else if (kind == "symlink") {
+            REQUIRE(::symlink((dir / "elsewhere").c_str(), state.c_str()) == 0);
+        } else {
+            write_file(state, "the user's notes");
+            REQUIRE(::chmod(state.c_str(), kind == "private note" ? 0600 : 0644) == 0);
+        }
+        const auto written = ferry::client::write_download_state(state, recorded);
+        CHECK_FALSE(written.ok());
+        CHECK(written.error().message.find("resume state") != std::string::npos);
+        CHECK_FALSE(ferry::client::remove_download_state(state).ok());
+        struct stat st {};
+        REQUIRE(::lstat(state.c_str(), &st) == 0);
+        if (kind == "folder") {
+            CHECK(S_ISDIR(st.st_mode));
+            REQUIRE(::rmdir(state.c_str()) == 0);
+        } else if (kind == "symlink") {
+            CHECK(S_ISLNK(st.st_mode));
+            CHECK(read_file(dir / "elsewhere") == "the link's target");
+            REQUIRE(::unlink(state.c_str()) == 0);
+        } else {
+            CHECK(read_file(state) == "the user's notes");
+            REQUIRE(::unlink(state.c_str()) == 0);
+        }
+        CHECK(folder_entries(dir.path()) == std::vector<std::string>{"elsewhere"});
+    }
 }
 
 TEST_CASE("sync pull neither publishes nor deletes names of a sidecar's temporaries")

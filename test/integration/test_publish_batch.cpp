@@ -46,7 +46,11 @@ TEST_CASE("publish batch: held until full; every part synced before any rename; 
     std::filesystem::create_directories(a);
     std::filesystem::create_directories(b);
     const std::vector<std::string> dests = {a + "/1", a + "/2", b + "/3", a + "/4"};
-    write_file(state_path(dests[0]), "a sidecar from a resumed download");
+    // A sidecar from a resumed download (ferry's own: the publish removes it).
+    ferry::client::DownloadState resumed;
+    resumed.name = "1";
+    resumed.remote_size = 6;
+    REQUIRE(ferry::client::write_download_state(state_path(dests[0]), resumed));
 
     PublishBatch batch(4, 1 << 20);
     std::vector<Step> steps;

@@ -141,16 +141,27 @@ TEST_CASE("get --resume starts over when the remote file changed")
     CHECK_FALSE(exists(dest + ".ferry-part.state"));
 }
 
-TEST_CASE("get --resume starts over when the sidecar is unreadable, and get --no-resume discards a part")
+TEST_CASE("get --resume starts over when the sidecar is gone, and get --no-resume discards a part")
 {
     Fixture f;
     write_random_file(f.root_file("data.bin"), 2 * kMiB, 14);
     const std::string dest = f.local_file("data.bin");
 
     partial_download(f.server, "data.bin", dest, kMiB);
+    // What stands at the sidecar's name is no sidecar (ferry writes one
+    // whole, by rename, or not at all): not ferry's to drop, so the get is
+    // refused before anything is sent and the file is left as it is.
     write_file(dest + ".ferry-part.state", "{ not json");
     auto get = run_ferry(f.server.address(), {"--json", "get", "--resume", "data.bin", "-o", dest});
     auto json = only_file(parse_output(get));
+    CHECK(get.exit_code == 3);
+    CHECK(json["error"]["code"] == "local_io");
+    CHECK(read_file(dest + ".ferry-part.state") == "{ not json");
+    // Moved away, the marked part has no record of its bytes: the get
+    // starts over.
+    REQUIRE(::unlink((dest + ".ferry-part.state").c_str()) == 0);
+    get = run_ferry(f.server.address(), {"--json", "get", "--resume", "data.bin", "-o", dest});
+    json = only_file(parse_output(get));
     REQUIRE(get.exit_code == 0);
     CHECK(json["resumed_from"] == 0);
     CHECK(files_equal(f.root_file("data.bin"), dest));

@@ -263,11 +263,20 @@ TEST_CASE("a link at the sidecar's temporary name is neither followed nor writte
     REQUIRE(state.ok());
     CHECK(state->bytes_held == 2 * kMiB);
 
-    // And a link standing at the sidecar's own name is no sidecar: the
-    // get starts over, leaving what it leads to alone.
+    // And a link standing at the sidecar's own name is no sidecar: the get
+    // is refused before anything is sent, the link neither followed nor
+    // removed; once it is gone, the get starts over.
     REQUIRE(::unlink(ferry::client::state_path(dest).c_str()) == 0);
     REQUIRE(::symlink(victim.c_str(), ferry::client::state_path(dest).c_str()) == 0);
-    const auto get = run_ferry(f.server.address(), {"--json", "get", "big.bin", "-o", dest});
+    auto get = run_ferry(f.server.address(), {"--json", "get", "big.bin", "-o", dest});
+    CHECK(get.exit_code == 3);
+    CHECK(error_code(parse_output(get)) == "local_io");
+    struct stat link {};
+    REQUIRE(::lstat(ferry::client::state_path(dest).c_str(), &link) == 0);
+    CHECK(S_ISLNK(link.st_mode));
+    CHECK(read_file(victim) == "ORIGINAL");
+    REQUIRE(::unlink(ferry::client::state_path(dest).c_str()) == 0);
+    get = run_ferry(f.server.address(), {"--json", "get", "big.bin", "-o", dest});
     const auto json = only_file(parse_output(get));
     REQUIRE_MESSAGE(get.exit_code == 0, (get.out + get.err));
     CHECK(json["resumed_from"] == 0);
