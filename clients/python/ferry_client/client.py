@@ -748,6 +748,11 @@ class Client:
             return self._get_into_stream(name, dest, resume, hash, progress)
         target = local.download_target(os.fspath(dest), name)
         resumable = local.load_resumable(target, name, hash) if resume else None
+        if resumable is None:
+            # Refused before anything is requested: a file at the part's or
+            # the sidecar's name that ferry did not make (PartFile looks
+            # again, for one that appears in between).
+            local.check_local_names(target)
         while True:
             offset = resumable.held if resumable else 0
             try:
@@ -763,12 +768,19 @@ class Client:
                 download.skip()
                 resumable = None
                 continue
+            try:
+                part = local.PartFile(target, name, download.size, download.mtime, hash, resumable,
+                                      download.hasher)
+            except local.PartChanged:
+                # The part was swapped since it was checked, and the server
+                # is already sending from offset: start over in a new part.
+                download.skip()
+                resumable = None
+                continue
+            except LocalIOError:
+                download.close()
+                raise
             break
-        try:
-            part = local.PartFile(target, name, download.size, download.mtime, hash, resumable, download.hasher)
-        except LocalIOError:
-            download.close()
-            raise
         if progress:
             progress(part.held, download.size)
         try:

@@ -2,25 +2,55 @@
 
 A download is written to a part file beside its destination,
 ``DEST.ferry-part`` (or ``.<sha256 of the name>.ferry-part`` in DEST's
-folder when DEST's name is too long for the suffixes), with a sidecar
-``DEST.ferry-part.state`` that says which remote file the part holds the
-beginning of and how many of its bytes are durable. Only a verified part is
-renamed onto DEST, so DEST is always either the old file or the whole new
-one. The sidecar is ferry's format (one line of JSON, version 3, read also
-in version 2), so the library resumes a part that ``ferry get`` left; the
-hash state inside it is the C++ client's own, which Python cannot restore,
-so the library reads the part's bytes again and checks them against the
-sidecar's ``prefix_digest`` instead (the ferry client, finding a sidecar
+folder when DEST's name is 228 bytes or more, too long for the suffixes),
+with a sidecar ``DEST.ferry-part.state`` that says which remote file the
+part holds the beginning of and how many of its bytes are durable. Only a
+verified part is renamed onto DEST, so DEST is always either the old file or
+the whole new one. The sidecar is ferry's format (one line of JSON, version
+3, read also in version 2), so the library resumes a part that ``ferry get``
+left; the hash state inside it is the C++ client's own, which Python cannot
+restore, so the library reads the part's bytes again and checks them against
+the sidecar's ``prefix_digest`` instead (the ferry client, finding a sidecar
 written by this library, starts that download over).
+
+Those names are fixed by DEST's, so they can meet files that are not
+ferry's; as the C++ client (client/local_files.cpp), the library never
+opens, truncates, writes through, replaces or removes one of those:
+
+- The part is created new (``O_CREAT|O_EXCL|O_NOFOLLOW``, mode 0600 at
+  most while it downloads), locked (``flock``) and marked as ferry's with
+  the extended attribute ``user.ferry.part`` before its first byte (where
+  the file system keeps no user extended attributes, the sidecar is written
+  at once instead, naming the part). A file already at the part's name is
+  replaced only when it is ferry's: a regular file with the mark, or empty,
+  or named by its sidecar (same device and inode); a file of the user's, a
+  link, FIFO, socket or folder there is refused with LocalIOError before
+  anything is requested, and left as it was.
+- A part is resumed only when it and its sidecar are regular files of this
+  user with one link each, the part is ferry's and its bytes still hash to
+  the sidecar's digest; a resumed part is opened ``O_NOFOLLOW`` and checked
+  again on its descriptor.
+- A new version of the sidecar is written under a fresh name,
+  ``STATE.tmp-XXXXXX`` (``O_EXCL``, 0600), synced and renamed over the
+  sidecar. The sidecar's name is written over or removed only when a
+  sidecar some ferry wrote stands there (a regular file in the sidecar's
+  format, whoever owns it); anything else there is refused with
+  LocalIOError, left untouched.
+
+Everything at those names is looked at without following a link and opened
+with ``O_NONBLOCK``, so a FIFO there never hangs a download.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import json
 import os
+import secrets
 import stat
+import string
 from dataclasses import dataclass
 from typing import Any, Optional, cast
 
@@ -29,14 +59,24 @@ from .errors import LocalIOError
 
 PART_SUFFIX = ".ferry-part"
 STATE_SUFFIX = ".state"
-STATE_TEMPORARY_SUFFIX = ".tmp"
+# A sidecar's new version: SIDECAR.tmp-XXXXXX, six random letters or digits.
+STATE_TEMPORARY_SUFFIX = ".tmp-"
+STATE_TEMPORARY_RANDOM = 6
+_TEMPORARY_LETTERS = string.ascii_letters + string.digits
+# The extended attribute that marks a part ferry made (its value says nothing more).
+PART_MARK = "user.ferry.part"
 NAME_MAX = 255
 MAX_STATE_SIZE = 64 * 1024
 STATE_VERSION = 3
+# The server's state format before version 3, which the C++ decoder also reads.
+_SERVER_V1_MAGIC = b"ferry-partial-state v1\n"
 # What a sidecar's hash_state starts with, naming the hash of prefix_digest.
 _STATE_KINDS = (("sha256:", hashes.SHA256), ("xxh3-128-state-v1:", hashes.XXH3_128),
                 ("ferry_client:", None))
 READ_CHUNK = 1 << 20
+# How a name that may hold anything is opened to be looked at: never
+# through a link, and never waiting on a FIFO.
+_LOOK = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 def local_error(what: str, error: OSError) -> LocalIOError:
@@ -46,10 +86,20 @@ def local_error(what: str, error: OSError) -> LocalIOError:
     return failure
 
 
+class PartChanged(LocalIOError):
+    """The part a resume was about to continue is no longer the file that
+    was checked (swapped for a link, another user's file, a second name):
+    nothing was written to it; the download starts over."""
+
+
 def part_path(dest: str) -> str:
     """Where the download to ``dest`` is written until it is verified."""
     folder, base = os.path.split(dest)
-    longest = len(PART_SUFFIX) + len(STATE_SUFFIX) + len(STATE_TEMPORARY_SUFFIX)
+    # As the C++ client's part_path (both must find each other's parts):
+    # the longest name made from the part's is the sidecar's temporary,
+    # NAME.ferry-part.state.tmp-XXXXXX, which must fit NAME_MAX; names of
+    # 228 bytes and more take the hidden hashed name.
+    longest = len(PART_SUFFIX) + len(STATE_SUFFIX) + len(STATE_TEMPORARY_SUFFIX) + STATE_TEMPORARY_RANDOM
     if len(os.fsencode(base)) + longest <= NAME_MAX:
         return dest + PART_SUFFIX
     hidden = "." + hashlib.sha256(os.fsencode(base)).hexdigest() + PART_SUFFIX
@@ -85,6 +135,337 @@ def download_target(dest: str, name: str) -> str:
     return dest
 
 
+def _kind_of(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _is_own_private_file(st: os.stat_result) -> bool:
+    """A regular file of this user with no second name: the C++ client's
+    is_own_private_file, what a resume may build on."""
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and st.st_nlink == 1
+
+
+def foreign_part_error(part: str, mode: int) -> LocalIOError:
+    return LocalIOError(f"{part!r}, the name this download's partial file goes by, is {_kind_of(mode)}: "
+                        "ferry neither follows nor replaces it; remove it or move it away, then get the file again")
+
+
+def unowned_part_error(part: str) -> LocalIOError:
+    return LocalIOError(f"{part!r}, the name this download's partial file goes by, is a file ferry did not make "
+                        "(no mark of a ferry part, and no sidecar that vouches for it): it is left untouched; "
+                        "move it away or rename it, then get the file again")
+
+
+def foreign_state_error(path: str) -> LocalIOError:
+    return LocalIOError(f"{path!r}, the name this download's resume state goes by, holds a file ferry did not "
+                        "write: it is left untouched; move it away or rename it, then get the file again")
+
+
+def _is_uint(value: Any) -> bool:
+    return is_int(value) and cast(int, value) >= 0
+
+
+def _decode_server_v1(text: bytes) -> Optional[dict[str, Any]]:
+    """The server's "ferry-partial-state v1" lines, as protocol/resume_state.cpp reads them."""
+    state: dict[str, Any] = {}
+    for line in text[len(_SERVER_V1_MAGIC):].split(b"\n"):
+        if not line:
+            continue
+        key, space, value = line.partition(b" ")
+        if not space:
+            return None
+        if key == b"name":
+            try:
+                state["name"] = bytes.fromhex(value.decode("ascii"))
+            except ValueError:
+                return None
+        elif key in (b"size", b"durable", b"written"):
+            if not value.isdigit() or not value.isascii():
+                return None
+            state[key.decode()] = int(value)
+    if not all(k in state for k in ("name", "size", "durable")):
+        return None
+    return {"name": state["name"], "size": state["size"], "bytes_held": state["durable"]}
+
+
+def decode_state(text: bytes) -> Optional[dict[str, Any]]:
+    """A sidecar's content as the C++ decoder (decode_resume_state) reads
+    it: a JSON object of version 3 or 2 with its fields of the right types
+    (or the server's older v1 lines); None for anything else."""
+    if len(text) > MAX_STATE_SIZE:
+        return None
+    if text.startswith(_SERVER_V1_MAGIC):
+        state = _decode_server_v1(text)
+    else:
+        try:
+            state = json.loads(text.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return None
+        if not isinstance(state, dict) or not is_int(state.get("version")) \
+                or state["version"] not in (2, STATE_VERSION):
+            return None
+        version = state["version"]
+        hash_key = "hash_state" if version == STATE_VERSION else "sha256_state"
+        if not isinstance(state.get("name"), str) or not _is_uint(state.get("size")) \
+                or not _is_uint(state.get("bytes_held")) or not isinstance(state.get(hash_key), str):
+            return None
+        part = state.get("part")
+        if ("mtime" in state and not is_int(state["mtime"])) \
+                or ("prefix_digest" in state and not isinstance(state["prefix_digest"], str)) \
+                or ("written_ns" in state and not is_int(state["written_ns"])) \
+                or ("part" in state and not (isinstance(part, list) and len(part) == 5
+                                             and all(_is_uint(v) for v in part[:3])
+                                             and all(is_int(v) for v in part[3:]))):
+            return None
+        if version == 2 and not all(k in state for k in ("mtime", "prefix_digest", "part")):
+            return None
+    if state is None or state["bytes_held"] > state["size"]:
+        return None
+    return state
+
+
+def _read_sidecar(path: str) -> Optional[tuple[dict[str, Any], os.stat_result]]:
+    """What stands at a sidecar's name when it is a sidecar some ferry wrote
+    (a regular file in the sidecar's format, whoever owns it), with its
+    fstat; None for anything else or nothing. Opened without following a
+    link and without waiting on a FIFO."""
+    try:
+        fd = os.open(path, _LOOK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        chunks = []
+        got = 0
+        while got <= MAX_STATE_SIZE:
+            chunk = os.read(fd, MAX_STATE_SIZE + 1 - got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    state = decode_state(b"".join(chunks))
+    return None if state is None else (state, st)
+
+
+def read_download_state(path: str) -> Optional[dict[str, Any]]:
+    """The sidecar at ``path`` when a resume may trust it (the C++
+    read_download_state): a sidecar of this user's with one link, with the
+    fields a download records; None otherwise (start over)."""
+    found = _read_sidecar(path)
+    if found is None:
+        return None
+    state, st = found
+    if not _is_own_private_file(st) or not all(k in state for k in ("mtime", "prefix_digest", "part")):
+        return None
+    return state
+
+
+def look_at_state(path: str) -> bool:
+    """Whether a sidecar some ferry wrote stands at ``path`` (True) or
+    nothing (False); raises LocalIOError for anything else there, which is
+    never written over nor removed."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as error:
+        raise local_error(f"cannot look at {path!r}", error) from error
+    if _read_sidecar(path) is None:
+        raise foreign_state_error(path)
+    return True
+
+
+def remove_state(path: str) -> None:
+    """Removes the sidecar at ``path``, only if a ferry wrote it (else
+    LocalIOError, and it stays)."""
+    if look_at_state(path):
+        _remove(path)
+
+
+def _is_ferry_part(fd: int, st: os.stat_result, state: Optional[dict[str, Any]]) -> bool:
+    """A regular file at a part's name is ferry's when it carries the mark,
+    is empty (a kill between the creation and the mark; nothing to lose),
+    or its sidecar names that very file (device and inode)."""
+    try:
+        os.getxattr(fd, PART_MARK)
+        return True
+    except OSError:
+        pass
+    if st.st_size == 0:
+        return True
+    part = state.get("part") if state is not None else None
+    return isinstance(part, list) and len(part) == 5 and part[0] == st.st_dev and part[1] == st.st_ino
+
+
+def _lock_part(fd: int, part: str) -> None:
+    """One download writes a part at a time (the C++ client locks it too)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise LocalIOError(f"{part!r} is being written by another download: nothing was written to it; "
+                               "get the file again once that download is over") from None
+        raise local_error(f"cannot lock {part!r}", error) from error
+
+
+def look_at_part(part: str, state_file: str) -> bool:
+    """Whether a part of ferry's stands at ``part`` (True) or nothing
+    (False); raises LocalIOError for anything else there (a user's file, a
+    link, FIFO, socket, folder) or for a part another download is writing."""
+    try:
+        st = os.lstat(part)
+    except FileNotFoundError:
+        return False
+    except OSError as error:
+        raise local_error(f"cannot look at {part!r}", error) from error
+    if not stat.S_ISREG(st.st_mode):
+        raise foreign_part_error(part, st.st_mode)
+    try:
+        fd = os.open(part, _LOOK)   # O_NONBLOCK: a FIFO put there since the look does not wait
+    except FileNotFoundError:
+        return False
+    except OSError as error:
+        raise local_error(f"cannot open {part!r}", error) from error
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise foreign_part_error(part, st.st_mode)
+        if not _is_ferry_part(fd, st, read_download_state(state_file)):
+            raise unowned_part_error(part)
+        _lock_part(fd, part)
+    except LocalIOError:
+        raise
+    except OSError as error:
+        raise local_error(f"cannot look at {part!r}", error) from error
+    finally:
+        os.close(fd)
+    return True
+
+
+def check_local_names(dest: str) -> None:
+    """Before a download that starts over is requested: what stands at its
+    part's and sidecar's names must be ferry's, or LocalIOError names it."""
+    look_at_part(part_path(dest), state_path(dest))
+    look_at_state(state_path(dest))
+
+
+def _mark_part(fd: int, part: str) -> bool:
+    """Marks a new part as ferry's: True once marked, False where the file
+    system keeps no user extended attributes."""
+    try:
+        os.setxattr(fd, PART_MARK, b"1")
+        return True
+    except OSError as error:
+        if error.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            return False
+        raise local_error(f"cannot mark {part!r} as a partial download", error) from error
+
+
+def create_part(part: str, state_file: str, mode: int) -> tuple[int, bool]:
+    """A new part file at ``part``, marked and locked: its descriptor and
+    whether the mark was set. Only a part of ferry's is replaced."""
+    for attempt in range(2):
+        try:
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+        except FileExistsError as error:
+            if attempt > 0:   # taken again between the unlink and the open: not run after
+                raise local_error(f"cannot create {part!r}", error) from error
+            if look_at_part(part, state_file):
+                _remove(part)
+            continue
+        except OSError as error:
+            raise local_error(f"cannot create {part!r}", error) from error
+        try:
+            marked = _mark_part(fd, part)
+            _lock_part(fd, part)
+        except BaseException:
+            os.close(fd)
+            _remove(part)
+            raise
+        return fd, marked
+    raise AssertionError("unreachable")
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
+
+
+def published_mode(dest: str) -> tuple[int, Optional[tuple[int, int]]]:
+    """The mode (and, run as root, the owner) the file at ``dest`` gets: the
+    permission bits of a regular file it replaces, else 0666 less the umask."""
+    try:
+        st = os.lstat(dest)
+    except OSError:
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode):
+        return 0o666 & ~_umask(), None
+    return st.st_mode & 0o777, (st.st_uid, st.st_gid) if os.geteuid() == 0 else None
+
+
+def _random_letters(count: int) -> str:
+    return "".join(secrets.choice(_TEMPORARY_LETTERS) for _ in range(count))
+
+
+def write_state(path: str, text: bytes) -> None:
+    """Writes the sidecar at ``path`` atomically: under a fresh temporary
+    name beside it (never a name something stands at), synced, renamed over
+    ``path``, which must be free or hold a sidecar a ferry wrote."""
+    for _ in range(64):
+        temporary = path + STATE_TEMPORARY_SUFFIX + _random_letters(STATE_TEMPORARY_RANDOM)
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            break
+        except FileExistsError:
+            continue
+        except OSError as error:
+            raise local_error(f"cannot create {temporary!r}", error) from error
+    else:
+        raise local_error(f"cannot create a temporary file beside {path!r}",
+                          OSError(errno.EEXIST, os.strerror(errno.EEXIST)))
+    try:
+        try:
+            view = memoryview(text)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        # The sidecar's name is fixed by the download's: a file of the
+        # user's there is not dropped by the rename.
+        look_at_state(path)
+        os.rename(temporary, path)
+    except BaseException as error:
+        _remove_quietly(temporary)   # the file made above, by O_EXCL
+        if isinstance(error, OSError) and not isinstance(error, LocalIOError):
+            raise local_error(f"cannot write {path!r}", error) from error
+        raise
+
+
 @dataclass
 class Resumable:
     """A part that a sidecar vouches for: its first ``held`` bytes are the
@@ -102,28 +483,23 @@ def _identity(st: os.stat_result) -> list[int]:
 
 
 def load_resumable(dest: str, name: str, hash_name: str) -> Optional[Resumable]:
-    """The part of ``dest`` if its sidecar is about ``name`` and its first
-    bytes still hash to the sidecar's digest; None (start over) otherwise."""
-    try:
-        with open(state_path(dest), "rb") as f:
-            text = f.read(MAX_STATE_SIZE + 1)
-        if len(text) > MAX_STATE_SIZE:
-            return None
-        state = json.loads(text)
-    except (OSError, ValueError):
+    """The part of ``dest`` if its sidecar (this user's own, one link) is
+    about ``name``, the part is ferry's and this user's own with one link,
+    and its first bytes still hash to the sidecar's digest; None (start
+    over) otherwise."""
+    state = read_download_state(state_path(dest))
+    if state is None or state.get("name") != name:
         return None
-    if not isinstance(state, dict) or state.get("version") not in (2, STATE_VERSION):
-        return None
+    version = state["version"]
     saved = state.get("hash_state", state.get("sha256_state"))
     prefix = state.get("prefix_digest")
     numbers = [state.get(k) for k in ("size", "mtime", "bytes_held")]
-    if state.get("name") != name or not isinstance(saved, str) or not isinstance(prefix, str) \
-            or not all(is_int(v) for v in numbers):
+    if not isinstance(saved, str) or not isinstance(prefix, str) or not all(is_int(v) for v in numbers):
         return None
     size, mtime, held = (cast(int, v) for v in numbers)
     if not 0 <= held <= size:
         return None
-    prefix_hash: Optional[str] = hashes.SHA256 if state["version"] == 2 else None
+    prefix_hash: Optional[str] = hashes.SHA256 if version == 2 else None
     for start, kind in _STATE_KINDS:
         if saved.startswith(start):
             prefix_hash = kind or saved[len(start):]
@@ -135,12 +511,14 @@ def load_resumable(dest: str, name: str, hash_name: str) -> Optional[Resumable]:
     except ValueError:   # UnsupportedHash: a part checked by a hash we cannot compute
         return None
     try:
-        fd = os.open(part_path(dest), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(part_path(dest), _LOOK)
     except OSError:
         return None
     with os.fdopen(fd, "rb", buffering=0) as part:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size < held:
+        # Another user's part (or one with a second name) is never built on,
+        # nor a file ferry did not make, whatever its bytes.
+        if not _is_own_private_file(st) or st.st_size < held or not _is_ferry_part(fd, st, state):
             return None
         left = held
         while left > 0:
@@ -166,7 +544,11 @@ class PartFile:
     digest of exactly those bytes) in the sidecar; ``keep()`` after a
     failure leaves the part for a later resume only if a sidecar vouches for
     some of it; ``publish()`` syncs, closes and renames the verified part
-    onto the destination."""
+    onto the destination.
+
+    Raises PartChanged when the part to resume is no longer the file
+    load_resumable checked (nothing written: start over), LocalIOError when
+    the part's or the sidecar's name holds something that is not ferry's."""
 
     CHECKPOINT_INTERVAL = 64 << 20   # as the ferry client: a crash loses at most this
 
@@ -176,28 +558,57 @@ class PartFile:
         self.part = part_path(dest)
         self.state_file = state_path(dest)
         self.name, self.size, self.mtime, self.hash_name = name, size, mtime, hash_name
-        try:
-            if resumable is not None:
-                fd = os.open(self.part, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-                os.ftruncate(fd, resumable.held)
-                os.lseek(fd, resumable.held, os.SEEK_SET)
-                self.held, self.recorded = resumable.held, True
-            else:
+        # Private while it downloads, never wider than the file it becomes.
+        part_mode = published_mode(dest)[0] & 0o600
+        marked = True
+        if resumable is not None:
+            fd = self._open_resumed(part_mode, resumable.held)
+            self.held, self.recorded = resumable.held, True
+        else:
+            fd, marked = create_part(self.part, self.state_file, part_mode)
+            try:
                 # A sidecar must never describe bytes it no longer matches.
-                _remove(self.state_file)
-                fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK
-                             | os.O_CLOEXEC, 0o644)
-                self.held, self.recorded = 0, False
-        except OSError as error:
-            raise local_error(f"cannot open {self.part!r}", error) from error
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise LocalIOError(f"{self.part!r} is not a regular file: it cannot hold the download")
+                remove_state(self.state_file)
+            except BaseException:
+                _remove_quietly(self.part)   # ours: made above, still open and locked
+                os.close(fd)
+                raise
+            self.held, self.recorded = 0, False
         self.file = os.fdopen(fd, "wb", buffering=0)
         # The transfer's hash of every byte in the part, fed by the caller
         # (the download hashes what it receives).
         self.hasher = hasher
         self.durable = self.held
+        if not marked:
+            # No mark where the file system keeps no user extended
+            # attributes: a sidecar written now, before the first byte,
+            # names the part as ferry's instead.
+            try:
+                self.checkpoint()
+            except BaseException:
+                self.keep(record_now=False)
+                raise
+
+    def _open_resumed(self, part_mode: int, held: int) -> int:
+        try:
+            fd = os.open(self.part, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as error:
+            raise PartChanged(f"{self.part!r} cannot be opened again ({error.strerror}); "
+                              "nothing was written to it") from error
+        try:
+            if not _is_own_private_file(os.fstat(fd)):
+                raise PartChanged(f"{self.part!r} became another file since it was checked; "
+                                  "nothing was written to it")
+            _lock_part(fd, self.part)
+            os.fchmod(fd, part_mode)
+            os.ftruncate(fd, held)
+            os.lseek(fd, held, os.SEEK_SET)
+        except BaseException as error:
+            os.close(fd)
+            if isinstance(error, OSError) and not isinstance(error, LocalIOError):
+                raise local_error(f"cannot open {self.part!r}", error) from error
+            raise
+        return fd
 
     def append(self, chunk: bytes) -> None:
         try:
@@ -217,14 +628,10 @@ class PartFile:
             state = {"version": STATE_VERSION, "name": self.name, "size": self.size, "bytes_held": self.held,
                      "hash_state": "ferry_client:" + self.hash_name, "mtime": self.mtime,
                      "prefix_digest": self.hasher.hexdigest(), "part": _identity(os.fstat(self.file.fileno()))}
-            temporary = self.state_file + STATE_TEMPORARY_SUFFIX
-            with open(temporary, "w", encoding="utf-8") as f:
-                f.write(json.dumps(state, separators=(",", ":"), ensure_ascii=False) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temporary, self.state_file)
         except OSError as error:
             raise local_error(f"cannot record the part {self.part!r}", error) from error
+        text = json.dumps(state, separators=(",", ":"), ensure_ascii=False) + "\n"
+        write_state(self.state_file, text.encode("utf-8"))
         self.recorded = True
         self.durable = self.held
 
@@ -237,21 +644,25 @@ class PartFile:
                 self.checkpoint()
             except LocalIOError:
                 pass
-        self.file.close()
         # Otherwise the sidecar vouches for the first `durable` bytes, and a
         # resume cuts the part back to them.
         if not self.recorded:
-            _remove(self.part)
+            _remove_quietly(self.part)   # while still open and locked: ours
+        self.file.close()
 
     def discard(self) -> None:
+        # Dropped while still open and locked: the names are still this download's.
+        _remove_quietly(self.part)
+        try:
+            remove_state(self.state_file)
+        except LocalIOError:
+            pass   # not ferry's: left alone
         self.file.close()
-        _remove(self.part)
-        _remove(self.state_file)
 
     def publish(self) -> None:
+        fd = self.file.fileno()
         try:
-            os.fsync(self.file.fileno())
-            self.file.close()
+            os.fsync(fd)
             # Looked at again just before the rename, the one step by name.
             try:
                 st = os.lstat(self.dest)
@@ -260,10 +671,36 @@ class PartFile:
                                        f"{self.part!r}")
             except FileNotFoundError:
                 pass
+            mode, owner = published_mode(self.dest)
+            if owner is not None:
+                os.fchown(fd, *owner)
+            os.fchmod(fd, mode)
+            # The rename works by the part's name: it must still be the file
+            # written and verified here.
+            written, named = os.fstat(fd), os.lstat(self.part)
+            if (written.st_dev, written.st_ino) != (named.st_dev, named.st_ino):
+                raise LocalIOError(f"{self.part!r} no longer holds the file this download wrote and verified: "
+                                   f"nothing was published to {self.dest!r}; get the file again")
             os.replace(self.part, self.dest)
+        except LocalIOError:
+            self.file.close()
+            raise
         except OSError as error:
+            self.file.close()
             raise local_error(f"cannot publish {self.dest!r}", error) from error
-        _remove(self.state_file)
+        except BaseException:
+            self.file.close()
+            raise
+        # The mark comes off once the file is published, never before.
+        try:
+            os.removexattr(fd, PART_MARK)
+        except OSError:
+            pass
+        self.file.close()
+        try:
+            remove_state(self.state_file)
+        except LocalIOError:
+            pass   # not ferry's: left alone; the file is published
         try:
             folder = os.open(os.path.dirname(self.dest) or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
@@ -282,6 +719,13 @@ def _remove(path: str) -> None:
     except OSError as error:
         if error.errno != errno.ENOENT:
             raise local_error(f"cannot remove {path!r}", error) from error
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def is_int(value: Any) -> bool:
