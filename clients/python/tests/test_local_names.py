@@ -1,0 +1,398 @@
+"""A download never touches a file at its local names that ferry did not
+make: the part (DEST.ferry-part), its sidecar (DEST.ferry-part.state) and
+the sidecar's temporaries (DEST.ferry-part.state.tmp-XXXXXX). A user's file,
+a link, a folder or a FIFO there is left byte for byte as it was (a FIFO
+never hangs the download), and the get says which name to move away; what
+ferry left there itself is still replaced or resumed. The C++ client's rules
+(client/local_files.cpp; README.md, "Where a download lands")."""
+
+import errno
+import json
+import os
+import stat
+import threading
+import unittest
+from unittest import mock
+
+from support import MTIME, Cut, ServerCase, cut_after, ferry_client, read, sha256, write
+
+from ferry_client import local
+
+MIB = 1 << 20
+USERS = b"the user's own bytes, not ferry's\n"
+
+
+def tree_of(path):
+    """What stands at `path`, not followed: ("link", target), ("folder",),
+    ("fifo",), ("file", bytes) or None."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return ("link", os.readlink(path))
+    if stat.S_ISDIR(st.st_mode):
+        return ("folder", sorted(os.listdir(path)))
+    if stat.S_ISFIFO(st.st_mode):
+        return ("fifo",)
+    return ("file", read(path))
+
+
+def release(fifo):
+    """Lets a thread blocked opening `fifo` go on (whichever end it waits on)."""
+    for flags in (os.O_WRONLY | os.O_NONBLOCK, os.O_RDONLY | os.O_NONBLOCK):
+        try:
+            os.close(os.open(fifo, flags))
+        except OSError:
+            pass
+
+
+class LocalNameTests(ServerCase):
+    SIZE = 5 * MIB + 3
+
+    @classmethod
+    def prepare(cls, root):
+        cls.content = os.urandom(cls.SIZE)
+        write(os.path.join(root, "file.bin"), cls.content, MTIME)
+
+    def dest(self):
+        return os.path.join(self.fresh_folder(), "file.bin")
+
+    def cut(self, c, dest, at=MIB):
+        """A get cut midway: leaves the part and its sidecar."""
+        with self.assertRaises(Cut):
+            c.get("file.bin", dest, progress=cut_after(at))
+        self.assertTrue(os.path.isfile(local.part_path(dest)))
+        self.assertTrue(os.path.isfile(local.state_path(dest)))
+
+    def get_within(self, c, dest, fifos, timeout=30, **kwargs):
+        """c.get in a thread: fails the test if it is still waiting after
+        `timeout` (on a FIFO), releasing it first. Returns the Transfer or
+        raises what the get raised."""
+        outcome = {}
+
+        def run():
+            try:
+                outcome["done"] = c.get("file.bin", dest, **kwargs)
+            except BaseException as error:   # noqa: BLE001 - handed to the test
+                outcome["error"] = error
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        thread.join(timeout)
+        if thread.is_alive():
+            for fifo in fifos:
+                release(fifo)
+            thread.join(timeout)
+            self.fail(f"the get waited on a FIFO at {fifos}")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["done"]
+
+    def assert_refused(self, c, dest, name, says, **kwargs):
+        with self.assertRaises(ferry_client.LocalIOError) as caught:
+            c.get("file.bin", dest, **kwargs)
+        message = str(caught.exception)
+        self.assertIn(repr(name), message)
+        self.assertIn(says, message)
+        self.assertIn("move it away", message)
+        return caught.exception
+
+    # -- 1. the part's name ---------------------------------------------------
+
+    def test_a_file_at_the_part_name_that_ferry_did_not_make_is_refused_untouched(self):
+        c = self.connect()
+        elsewhere = os.path.join(self.fresh_folder(), "mine.txt")
+        write(elsewhere, USERS)
+        # Also with a sidecar of ferry's beside it that names another file.
+        cases = {
+            "a user's file": lambda part, dest: write(part, USERS),
+            "a user's file beside a sidecar of another part": lambda part, dest: (
+                write(part, USERS), self.stale_state(dest, other=True)),
+            "a link to a user's file": lambda part, dest: os.symlink(elsewhere, part),
+            "a folder": lambda part, dest: (os.mkdir(part), write(os.path.join(part, "keep"), USERS)),
+        }
+        for case, plant in cases.items():
+            with self.subTest(case):
+                dest = self.dest()
+                part = local.part_path(dest)
+                plant(part, dest)
+                before, state_before = tree_of(part), tree_of(local.state_path(dest))
+                self.assert_refused(c, dest, part, "left untouched" if before[0] == "file" else "neither follows")
+                self.assertEqual(tree_of(part), before)
+                self.assertEqual(tree_of(local.state_path(dest)), state_before)
+                self.assertIsNone(tree_of(dest))
+                self.assertEqual(read(elsewhere), USERS)
+        # What ferry left there itself is still replaced: an empty file (a
+        # kill before the mark), and an unmarked part its sidecar names.
+        for case in ("empty", "named by its sidecar"):
+            with self.subTest(case):
+                dest = self.dest()
+                part = local.part_path(dest)
+                write(part, b"" if case == "empty" else b"x" * 100)
+                if case != "empty":
+                    self.stale_state(dest)
+                self.assertEqual(c.get("file.bin", dest).offset, 0)
+                self.assertEqual(read(dest), self.content)
+                self.assertEqual(os.listdir(os.path.dirname(dest)), ["file.bin"])
+
+    def stale_state(self, dest, other=False):
+        """A sidecar of ferry's (version 3) whose part is the file at the
+        part's name, or (other) some other file; its digest matches nothing."""
+        st = os.stat(local.part_path(dest)) if not other else os.stat(os.path.dirname(dest))
+        with open(local.state_path(dest), "w") as f:
+            json.dump({"version": 3, "name": "file.bin", "size": self.SIZE, "bytes_held": 10,
+                       "hash_state": "ferry_client:sha256", "mtime": MTIME, "prefix_digest": "00" * 32,
+                       "part": [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]}, f)
+
+    # -- 2. the sidecar's temporary ------------------------------------------
+
+    def test_a_link_or_a_users_file_at_the_old_temporary_name_is_left_alone(self):
+        c = self.connect()
+        elsewhere = os.path.join(self.fresh_folder(), "mine.txt")
+        for case in ("a link to a user's file", "a user's file", "a FIFO"):
+            with self.subTest(case):
+                write(elsewhere, USERS)
+                dest = self.dest()
+                temporary = local.state_path(dest) + ".tmp"
+                if case == "a link to a user's file":
+                    os.symlink(elsewhere, temporary)
+                elif case == "a user's file":
+                    write(temporary, USERS)
+                else:
+                    os.mkfifo(temporary)
+                before = tree_of(temporary)
+                with self.assertRaises(Cut):   # its checkpoint writes the sidecar
+                    self.get_within(c, dest, [temporary], progress=cut_after(MIB))
+                self.assertEqual(tree_of(temporary), before)
+                self.assertEqual(read(elsewhere), USERS)
+                self.assertTrue(os.path.isfile(local.state_path(dest)))
+                done = self.get_within(c, dest, [temporary])
+                self.assertGreater(done.offset, 0)
+                self.assertEqual(read(dest), self.content)
+                self.assertEqual(tree_of(temporary), before)
+                self.assertEqual(read(elsewhere), USERS)
+
+    def test_the_temporary_is_a_fresh_private_name_and_none_is_left(self):
+        c = self.connect()
+        dest = self.dest()
+        made = []
+        real_open = os.open
+
+        def watching_open(path, flags, mode=0o777, **kwargs):
+            if isinstance(path, str) and path.startswith(local.state_path(dest) + ".tmp"):
+                made.append((path, flags, mode))
+            return real_open(path, flags, mode, **kwargs)
+
+        with mock.patch.object(local.os, "open", watching_open):
+            self.cut(c, dest)
+        self.assertEqual(len(made), 1)
+        path, flags, mode = made[0]
+        suffix = path[len(local.state_path(dest)):]
+        self.assertRegex(suffix, r"^\.tmp-[A-Za-z0-9]{6}$")
+        for flag in (os.O_CREAT, os.O_EXCL, os.O_NOFOLLOW):
+            self.assertTrue(flags & flag)
+        self.assertEqual(mode, 0o600)
+        self.assertEqual(sorted(os.listdir(os.path.dirname(dest))),
+                         sorted(os.path.basename(p) for p in (local.part_path(dest), local.state_path(dest))))
+        self.assertEqual(os.stat(local.state_path(dest)).st_mode & 0o777, 0o600)
+
+    def test_the_part_name_leaves_room_for_the_temporary_as_the_cpp_client(self):
+        """ferry's part_path: names of 228 bytes and more take the hidden
+        hashed name, so NAME.ferry-part.state.tmp-XXXXXX fits 255 bytes."""
+        folder = self.fresh_folder()
+        fits = os.path.join(folder, "a" * 227)
+        self.assertEqual(local.part_path(fits), fits + ".ferry-part")
+        self.assertEqual(len(os.path.basename(local.state_path(fits))) + len(".tmp-XXXXXX"), 255)
+        long = os.path.join(folder, "a" * 228)
+        self.assertEqual(local.part_path(long),
+                         os.path.join(folder, "." + sha256(b"a" * 228) + ".ferry-part"))
+        c = self.connect()
+        self.cut(c, long)   # the checkpoint's temporary fits
+        self.assertGreater(c.get("file.bin", long).offset, 0)
+        self.assertEqual(read(long), self.content)
+
+    # -- 3. the sidecar's name -----------------------------------------------
+
+    def test_what_is_not_a_sidecar_at_its_name_is_refused_before_the_get(self):
+        c = self.connect()
+        elsewhere = os.path.join(self.fresh_folder(), "mine.json")
+        cases = {
+            "a user's file": lambda state: write(state, USERS),
+            "a user's JSON of another format": lambda state: write(state, b'{"version": 1, "name": "x"}\n'),
+            "an empty file": lambda state: write(state, b""),
+            "a folder": lambda state: (os.mkdir(state), write(os.path.join(state, "keep"), USERS)),
+            "a link to a user's file": lambda state: os.symlink(elsewhere, state),
+            "a link to a sidecar": lambda state: (self.stale_state(os.path.join(os.path.dirname(elsewhere), "x")),
+                                                  os.symlink(local.state_path(
+                                                      os.path.join(os.path.dirname(elsewhere), "x")), state)),
+            "a FIFO": lambda state: os.mkfifo(state),
+        }
+        write(elsewhere, USERS)
+        write(os.path.join(os.path.dirname(elsewhere), "x.ferry-part"), b"")
+        for case, plant in cases.items():
+            with self.subTest(case):
+                dest = self.dest()
+                state = local.state_path(dest)
+                plant(state)
+                before = tree_of(state)
+                with self.assertRaises(ferry_client.LocalIOError) as caught:
+                    self.get_within(c, dest, [state])
+                message = str(caught.exception)
+                self.assertIn(repr(state), message)
+                self.assertIn("ferry did not write", message)
+                self.assertIn("move it away", message)
+                self.assertEqual(tree_of(state), before)
+                self.assertEqual(read(elsewhere), USERS)
+                # Refused before the download: no part, no file.
+                self.assertEqual(sorted(os.listdir(os.path.dirname(dest))), [os.path.basename(state)])
+
+    def test_a_users_file_put_at_the_sidecar_name_meanwhile_is_not_replaced_or_removed(self):
+        c = self.connect()
+        for case in ("a checkpoint", "the publish"):
+            with self.subTest(case):
+                dest = self.dest()
+                state = local.state_path(dest)
+
+                def plant(done, total):
+                    if done >= MIB and not os.path.lexists(state):
+                        write(state, USERS)
+                        if case == "a checkpoint":
+                            raise Cut(done)
+
+                if case == "a checkpoint":
+                    with self.assertRaises(Cut):
+                        c.get("file.bin", dest, progress=plant)
+                    # Not recorded: the part is dropped, the user's file stays.
+                    self.assertFalse(os.path.lexists(local.part_path(dest)))
+                else:
+                    c.get("file.bin", dest, progress=plant)
+                    self.assertEqual(read(dest), self.content)
+                self.assertEqual(read(state), USERS)
+
+    # -- 4. reading the sidecar (and the part) to resume ----------------------
+
+    def test_a_resume_follows_no_link_and_builds_on_no_second_name(self):
+        c = self.connect()
+        for case in ("a link at the sidecar", "a second name of the sidecar", "a second name of the part"):
+            with self.subTest(case):
+                dest = self.dest()
+                self.cut(c, dest)
+                part, state = local.part_path(dest), local.state_path(dest)
+                keep = os.path.join(self.fresh_folder(), "kept")
+                if case == "a link at the sidecar":
+                    os.rename(state, keep)
+                    os.symlink(keep, state)
+                elif case == "a second name of the sidecar":
+                    os.link(state, keep)
+                else:
+                    os.link(part, keep)
+                kept, at_state = read(keep), tree_of(state)
+                if case == "a link at the sidecar":
+                    # Not read through, and never removed: the get is refused.
+                    with self.assertRaises(ferry_client.LocalIOError) as caught:
+                        c.get("file.bin", dest)
+                    self.assertIn(repr(state), str(caught.exception))
+                    self.assertIn("ferry did not write", str(caught.exception))
+                    self.assertEqual(tree_of(state), at_state)
+                else:
+                    # Not resumed from: the download starts over in new files.
+                    self.assertEqual(c.get("file.bin", dest).offset, 0)
+                    self.assertEqual(read(dest), self.content)
+                    self.assertEqual(sorted(os.listdir(os.path.dirname(dest))), ["file.bin"])
+                self.assertEqual(read(keep), kept)
+
+    def test_a_part_given_a_second_name_after_it_was_checked_is_not_written(self):
+        """Swapped between load_resumable and the open: started over."""
+        c = self.connect()
+        dest = self.dest()
+        self.cut(c, dest)
+        keep = os.path.join(self.fresh_folder(), "kept")
+        real = local.load_resumable
+
+        def then_link(*args, **kwargs):
+            found = real(*args, **kwargs)
+            os.link(local.part_path(dest), keep)
+            return found
+
+        cut = read(local.part_path(dest))
+        with mock.patch.object(local, "load_resumable", then_link):
+            done = c.get("file.bin", dest)
+        self.assertEqual(done.offset, 0)
+        self.assertEqual(read(dest), self.content)
+        self.assertEqual(read(keep), cut)   # not truncated, not written on
+        self.assertEqual(sorted(os.listdir(os.path.dirname(dest))), ["file.bin"])
+
+    # -- 5. FIFOs --------------------------------------------------------------
+
+    def test_a_fifo_at_the_part_or_sidecar_name_is_refused_without_waiting(self):
+        c = self.connect()
+        for which in ("part", "sidecar", "both"):
+            with self.subTest(which):
+                dest = self.dest()
+                part, state = local.part_path(dest), local.state_path(dest)
+                fifos = [p for p, w in ((part, "part"), (state, "sidecar")) if which in (w, "both")]
+                for fifo in fifos:
+                    os.mkfifo(fifo)
+                with self.assertRaises(ferry_client.LocalIOError) as caught:
+                    self.get_within(c, dest, fifos)
+                message = str(caught.exception)
+                self.assertIn(repr(fifos[0]), message)
+                self.assertIn("a FIFO" if fifos[0] == part else "ferry did not write", message)
+                for fifo in fifos:
+                    self.assertEqual(tree_of(fifo), ("fifo",))
+                self.assertIsNone(tree_of(dest))
+
+    # -- the mark, the mode ------------------------------------------------------
+
+    def test_the_part_is_private_and_marked_while_it_downloads(self):
+        c = self.connect()
+        folder = self.fresh_folder()
+        dest = os.path.join(folder, "file.bin")
+        write(dest, b"old", MTIME)
+        os.chmod(dest, 0o640)
+        seen = []
+
+        def look(done, total):
+            if done and not seen:
+                st = os.stat(local.part_path(dest))
+                seen.append((st.st_mode & 0o777, os.getxattr(local.part_path(dest), local.PART_MARK)))
+
+        c.get("file.bin", dest, progress=look)
+        self.assertEqual(seen, [(0o600, b"1")])
+        self.assertEqual(os.stat(dest).st_mode & 0o777, 0o640)   # the mode of the file it replaced
+        with self.assertRaises(OSError):
+            os.getxattr(dest, local.PART_MARK)   # the mark comes off once published
+
+    def test_without_user_xattrs_the_sidecar_names_the_part_before_its_first_byte(self):
+        c = self.connect()
+        dest = self.dest()
+        seen = []
+
+        def refuse(*args, **kwargs):
+            raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+
+        def look(done, total):
+            if not seen:
+                seen.append(os.path.isfile(local.state_path(dest)))
+            if done >= MIB:
+                raise Cut(done)
+
+        with mock.patch.object(local.os, "setxattr", refuse):
+            with self.assertRaises(Cut):
+                c.get("file.bin", dest, progress=look)
+        self.assertEqual(seen, [True])
+        with self.assertRaises(OSError):
+            os.getxattr(local.part_path(dest), local.PART_MARK)
+        # That part is ferry's: resumed, and replaced when not resumed.
+        self.assertGreater(c.get("file.bin", dest).offset, 0)
+        self.assertEqual(read(dest), self.content)
+        with mock.patch.object(local.os, "setxattr", refuse):
+            with self.assertRaises(Cut):
+                c.get("file.bin", dest, progress=cut_after(MIB))
+        self.assertEqual(c.get("file.bin", dest, resume=False).offset, 0)
+        self.assertEqual(read(dest), self.content)
+
+
+if __name__ == "__main__":
+    unittest.main()
