@@ -23,9 +23,11 @@ opens, truncates, writes through, replaces or removes one of those:
   the file system keeps no user extended attributes, the sidecar is written
   at once instead, naming the part). A file already at the part's name is
   replaced only when it is ferry's: a regular file with the mark, or empty,
-  or named by its sidecar (same device and inode); a file of the user's, a
-  link, FIFO, socket or folder there is refused with LocalIOError before
-  anything is requested, and left as it was.
+  or named by its sidecar (same device and inode, and born no later than
+  the sidecar recorded the part's ctime: a file that took a freed inode
+  number is not ferry's); a file of the user's, a link, FIFO, socket or
+  folder there is refused with LocalIOError before anything is requested,
+  and left as it was.
 - A part is resumed only when it and its sidecar are regular files of this
   user with one link each, the part is ferry's and its bytes still hash to
   the sidecar's digest; a resumed part is opened ``O_NOFOLLOW`` and checked
@@ -43,6 +45,7 @@ with ``O_NONBLOCK``, so a FIFO there never hangs a download.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import hashlib
@@ -51,6 +54,7 @@ import os
 import secrets
 import stat
 import string
+import sys
 from dataclasses import dataclass
 from typing import Any, Optional, cast
 
@@ -298,10 +302,53 @@ def remove_state(path: str) -> None:
         _remove(path)
 
 
+# statx(2), which Python 3.11's os lacks, for a file's birth time: the
+# kernel's struct statx (uapi linux/stat.h) is 256 bytes, stx_mask a u32 at
+# offset 0, stx_btime {s64 tv_sec; u32 tv_nsec; s32 reserved} at offset 80.
+_AT_EMPTY_PATH = 0x1000
+_AT_SYMLINK_NOFOLLOW = 0x100
+_STATX_BTIME = 0x800
+_STATX_SIZE = 256
+_STATX_BTIME_OFFSET = 80
+
+
+def _libc_statx() -> Any:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).statx
+    except (OSError, AttributeError):   # a libc without statx (glibc before 2.28)
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
+    function.restype = ctypes.c_int
+    return function
+
+
+_statx = _libc_statx()
+
+
+def birth_time_ns(fd: int) -> Optional[int]:
+    """When the open file ``fd`` was born, in nanoseconds since the epoch;
+    None where statx or the file system does not say."""
+    if _statx is None:
+        return None
+    buffer = ctypes.create_string_buffer(_STATX_SIZE)
+    if _statx(fd, b"", _AT_EMPTY_PATH | _AT_SYMLINK_NOFOLLOW, _STATX_BTIME, buffer) != 0:
+        return None
+    order = sys.byteorder
+    if not int.from_bytes(buffer.raw[0:4], order) & _STATX_BTIME:
+        return None
+    seconds = int.from_bytes(buffer.raw[_STATX_BTIME_OFFSET:_STATX_BTIME_OFFSET + 8], order, signed=True)
+    nanoseconds = int.from_bytes(buffer.raw[_STATX_BTIME_OFFSET + 8:_STATX_BTIME_OFFSET + 12], order)
+    return seconds * 1_000_000_000 + nanoseconds
+
+
 def _is_ferry_part(fd: int, st: os.stat_result, state: Optional[dict[str, Any]]) -> bool:
     """A regular file at a part's name is ferry's when it carries the mark,
     is empty (a kill between the creation and the mark; nothing to lose),
-    or its sidecar names that very file (device and inode)."""
+    or its sidecar names that very file: same device and inode, and born no
+    later than the sidecar recorded the part's ctime (inode numbers are
+    reused at once: a file the user saved under that name after ferry's
+    part was removed took its number, but was born after). Where the birth
+    time is not known the device and inode decide, as in the C++ client."""
     try:
         os.getxattr(fd, PART_MARK)
         return True
@@ -310,7 +357,10 @@ def _is_ferry_part(fd: int, st: os.stat_result, state: Optional[dict[str, Any]])
     if st.st_size == 0:
         return True
     part = state.get("part") if state is not None else None
-    return isinstance(part, list) and len(part) == 5 and part[0] == st.st_dev and part[1] == st.st_ino
+    if not (isinstance(part, list) and len(part) == 5 and part[0] == st.st_dev and part[1] == st.st_ino):
+        return False
+    born = birth_time_ns(fd)
+    return born is None or born <= part[4]
 
 
 def _lock_part(fd: int, part: str) -> None:
@@ -476,6 +526,10 @@ class Resumable:
     mtime: int
     held: int
     hasher: hashes.Hasher
+    # The part as it was checked (device, inode) and the sidecar that
+    # vouched for it: the part reopened to resume must be that file still.
+    part_id: tuple[int, int] = (-1, -1)
+    state: Optional[dict[str, Any]] = None
 
 
 def _identity(st: os.stat_result) -> list[int]:
@@ -516,6 +570,7 @@ def load_resumable(dest: str, name: str, hash_name: str) -> Optional[Resumable]:
         return None
     with os.fdopen(fd, "rb", buffering=0) as part:
         st = os.fstat(fd)
+        part_id = (st.st_dev, st.st_ino)
         # Another user's part (or one with a second name) is never built on,
         # nor a file ferry did not make, whatever its bytes.
         if not _is_own_private_file(st) or st.st_size < held or not _is_ferry_part(fd, st, state):
@@ -531,7 +586,7 @@ def load_resumable(dest: str, name: str, hash_name: str) -> Optional[Resumable]:
             left -= len(chunk)
     if check.hexdigest() != prefix:
         return None
-    return Resumable(size, mtime, held, carry)
+    return Resumable(size, mtime, held, carry, part_id, state)
 
 
 class PartFile:
@@ -562,7 +617,7 @@ class PartFile:
         part_mode = published_mode(dest)[0] & 0o600
         marked = True
         if resumable is not None:
-            fd = self._open_resumed(part_mode, resumable.held)
+            fd = self._open_resumed(part_mode, resumable)
             self.held, self.recorded = resumable.held, True
         else:
             fd, marked = create_part(self.part, self.state_file, part_mode)
@@ -589,14 +644,21 @@ class PartFile:
                 self.keep(record_now=False)
                 raise
 
-    def _open_resumed(self, part_mode: int, held: int) -> int:
+    def _open_resumed(self, part_mode: int, resumable: Resumable) -> int:
+        held = resumable.held
         try:
             fd = os.open(self.part, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as error:
             raise PartChanged(f"{self.part!r} cannot be opened again ({error.strerror}); "
                               "nothing was written to it") from error
         try:
-            if not _is_own_private_file(os.fstat(fd)):
+            # Nothing is cut back nor written unless this is still the file
+            # load_resumable checked and its sidecar vouches for (a file
+            # put there since, even one that took the freed inode number,
+            # is not).
+            st = os.fstat(fd)
+            if not _is_own_private_file(st) or (st.st_dev, st.st_ino) != resumable.part_id \
+                    or not _is_ferry_part(fd, st, resumable.state):
                 raise PartChanged(f"{self.part!r} became another file since it was checked; "
                                   "nothing was written to it")
             _lock_part(fd, self.part)

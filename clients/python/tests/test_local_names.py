@@ -7,9 +7,12 @@ ferry left there itself is still replaced or resumed. The C++ client's rules
 (client/local_files.cpp; README.md, "Where a download lands")."""
 
 import errno
+import fcntl
 import json
 import os
+import shutil
 import stat
+import subprocess
 import threading
 import unittest
 from unittest import mock
@@ -135,6 +138,108 @@ class LocalNameTests(ServerCase):
                 self.assertEqual(c.get("file.bin", dest).offset, 0)
                 self.assertEqual(read(dest), self.content)
                 self.assertEqual(os.listdir(os.path.dirname(dest)), ["file.bin"])
+
+    def born(self, path):
+        """The birth time of the file at `path` in nanoseconds, as stat(1)
+        reads it with statx (not the library's own reading); the test is
+        skipped where the file system does not keep one (there the device
+        and inode decide, as in the C++ client)."""
+        if shutil.which("stat") is None:
+            self.skipTest("no stat(1)")
+        said = subprocess.run(["stat", "-c", "%.9W", "--", path], capture_output=True, text=True)
+        seconds, _, fraction = said.stdout.strip().partition(".")
+        if said.returncode != 0 or not seconds.isdigit() or seconds == "0" or len(fraction) != 9:
+            self.skipTest("no birth time (statx) on this file system")
+        born = int(seconds) * 1_000_000_000 + int(fraction)
+        self.assertLessEqual(born, os.stat(path).st_ctime_ns)
+        return born
+
+    def test_the_birth_time_is_read_as_statx_gives_it(self):
+        path = os.path.join(self.fresh_folder(), "born")
+        write(path, USERS)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            self.assertEqual(local.birth_time_ns(fd), self.born(path))
+        finally:
+            os.close(fd)
+
+    def sidecar_for(self, dest, st, held, digest, ctime_ns):
+        """A sidecar of ferry's (version 3) for the first `held` bytes of
+        file.bin, naming the file `st` as its part with `ctime_ns`."""
+        with open(local.state_path(dest), "w") as f:
+            json.dump({"version": 3, "name": "file.bin", "size": self.SIZE, "bytes_held": held,
+                       "hash_state": "ferry_client:sha256", "mtime": MTIME, "prefix_digest": digest,
+                       "part": [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, ctime_ns]}, f)
+        os.chmod(local.state_path(dest), 0o600)
+
+    def test_a_sidecar_does_not_vouch_for_a_file_born_after_it_recorded_the_part(self):
+        """Inode numbers are reused at once: a file of the user's saved at
+        the part's name after ferry's part was deleted can take its device
+        and inode. The sidecar recorded the part's ctime; a file born after
+        it is not that part (the C++ is_ferry_part's statx(STATX_BTIME))."""
+        c = self.connect()
+        held = 100
+        mine = self.content[:held]   # even bytes that hash to the sidecar's digest
+        for case in ("its digest matches", "its digest does not"):
+            digest = sha256(mine) if case == "its digest matches" else "00" * 32
+            with self.subTest(case, born="after the sidecar's ctime"):
+                dest = self.dest()
+                part = local.part_path(dest)
+                write(part, mine)
+                st = os.stat(part)
+                self.sidecar_for(dest, st, held, digest, self.born(part) - 1)
+                before, state_before = tree_of(part), tree_of(local.state_path(dest))
+                self.assert_refused(c, dest, part, "left untouched")
+                self.assertEqual(tree_of(part), before)   # byte for byte, not truncated
+                self.assertEqual(os.stat(part).st_ino, st.st_ino)
+                self.assertEqual(tree_of(local.state_path(dest)), state_before)
+                self.assertIsNone(tree_of(dest))
+            with self.subTest(case, born="before (the sidecar written for the real part)"):
+                dest = self.dest()
+                part = local.part_path(dest)
+                write(part, mine)
+                st = os.stat(part)
+                self.born(part)
+                self.sidecar_for(dest, st, held, digest, st.st_ctime_ns)
+                done = c.get("file.bin", dest)
+                self.assertEqual(done.offset, held if case == "its digest matches" else 0)
+                self.assertEqual(read(dest), self.content)
+                self.assertEqual(os.listdir(os.path.dirname(dest)), ["file.bin"])
+
+    def test_a_resumed_part_is_not_cut_back_unless_it_is_still_the_file_vouched_for(self):
+        """Between load_resumable's check and the reopen, the part is deleted
+        and a user's file saved at its name: nothing of it is truncated or
+        written, whether it has a new inode number or took the freed one
+        (simulated: the checked part's identity made the new file's, with
+        the sidecar's ctime before its birth)."""
+        c = self.connect()
+        for case in ("deleted and saved anew", "the freed inode number"):
+            with self.subTest(case):
+                dest = self.dest()
+                self.cut(c, dest)
+                part = local.part_path(dest)
+                real = local.load_resumable
+
+                def then_replace(*args, **kwargs):
+                    found = real(*args, **kwargs)
+                    self.assertIsNotNone(found)
+                    os.unlink(part)
+                    write(part, USERS)
+                    if case == "the freed inode number":
+                        st = os.stat(part)
+                        found.part_id = (st.st_dev, st.st_ino)
+                        with open(local.state_path(dest)) as f:
+                            state = json.load(f)
+                        state["part"] = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, self.born(part) - 1]
+                        found.state = state
+                    return found
+
+                with mock.patch.object(local, "load_resumable", then_replace):
+                    with self.assertRaises(ferry_client.LocalIOError) as caught:
+                        c.get("file.bin", dest)
+                self.assertIn(repr(part), str(caught.exception))
+                self.assertEqual(read(part), USERS)   # not cut back, not written on
+                self.assertIsNone(tree_of(dest))
 
     def stale_state(self, dest, other=False):
         """A sidecar of ferry's (version 3) whose part is the file at the
