@@ -170,9 +170,13 @@ def unowned_part_error(part: str) -> LocalIOError:
                         "move it away or rename it, then get the file again")
 
 
-def foreign_state_error(path: str) -> LocalIOError:
-    return LocalIOError(f"{path!r}, the name this download's resume state goes by, holds a file ferry did not "
-                        "write: it is left untouched; move it away or rename it, then get the file again")
+def foreign_state_error(path: str, mode: Optional[int] = None) -> LocalIOError:
+    """What stands at the sidecar's name is not a sidecar: named by its
+    kind (``mode``), as the part's message does; a regular file there is
+    "a file ferry did not write"."""
+    what = "holds a file ferry did not write" if mode is None or stat.S_ISREG(mode) else f"is {_kind_of(mode)}"
+    return LocalIOError(f"{path!r}, the name this download's resume state goes by, {what}: it is left untouched; "
+                        "move it away or rename it, then get the file again")
 
 
 def _is_uint(value: Any) -> bool:
@@ -285,11 +289,13 @@ def look_at_state(path: str) -> bool:
     nothing (False); raises LocalIOError for anything else there, which is
     never written over nor removed."""
     try:
-        os.lstat(path)
+        st = os.lstat(path)
     except FileNotFoundError:
         return False
     except OSError as error:
         raise local_error(f"cannot look at {path!r}", error) from error
+    if not stat.S_ISREG(st.st_mode):
+        raise foreign_state_error(path, st.st_mode)
     if _read_sidecar(path) is None:
         raise foreign_state_error(path)
     return True

@@ -320,6 +320,8 @@ class LocalNameTests(ServerCase):
     # -- 3. the sidecar's name -----------------------------------------------
 
     def test_what_is_not_a_sidecar_at_its_name_is_refused_before_the_get(self):
+        """Named by its kind, as the part's message does; a regular file is
+        "a file ferry did not write"."""
         c = self.connect()
         elsewhere = os.path.join(self.fresh_folder(), "mine.json")
         cases = {
@@ -345,7 +347,9 @@ class LocalNameTests(ServerCase):
                     self.get_within(c, dest, [state])
                 message = str(caught.exception)
                 self.assertIn(repr(state), message)
-                self.assertIn("ferry did not write", message)
+                kind = {"folder": "is a folder", "link": "is a symbolic link",
+                        "fifo": "is a FIFO"}.get(before[0], "holds a file ferry did not write")
+                self.assertIn(", the name this download's resume state goes by, " + kind + ":", message)
                 self.assertIn("move it away", message)
                 self.assertEqual(tree_of(state), before)
                 self.assertEqual(read(elsewhere), USERS)
@@ -398,7 +402,7 @@ class LocalNameTests(ServerCase):
                     with self.assertRaises(ferry_client.LocalIOError) as caught:
                         c.get("file.bin", dest)
                     self.assertIn(repr(state), str(caught.exception))
-                    self.assertIn("ferry did not write", str(caught.exception))
+                    self.assertIn("is a symbolic link", str(caught.exception))
                     self.assertEqual(tree_of(state), at_state)
                 else:
                     # Not resumed from: the download starts over in new files.
@@ -443,7 +447,7 @@ class LocalNameTests(ServerCase):
                     self.get_within(c, dest, fifos)
                 message = str(caught.exception)
                 self.assertIn(repr(fifos[0]), message)
-                self.assertIn("a FIFO" if fifos[0] == part else "ferry did not write", message)
+                self.assertIn("is a FIFO", message)
                 for fifo in fifos:
                     self.assertEqual(tree_of(fifo), ("fifo",))
                 self.assertIsNone(tree_of(dest))
