@@ -37,7 +37,11 @@ opens, truncates, writes through, replaces or removes one of those:
   sidecar. The sidecar's name is written over or removed only when a
   sidecar some ferry wrote stands there (a regular file in the sidecar's
   format, whoever owns it); anything else there is refused with
-  LocalIOError, left untouched.
+  LocalIOError naming its kind, left untouched.
+- The destination itself is replaced only when no one holds it locked
+  (``flock``): a file another download is writing (its part) or another
+  program holds locked is refused with LocalIOError, before the request and
+  again just before the rename, and left as it is.
 
 Everything at those names is looked at without following a link and opened
 with ``O_NONBLOCK``, so a FIFO there never hangs a download.
@@ -115,6 +119,31 @@ def state_path(dest: str) -> str:
     return part_path(dest) + STATE_SUFFIX
 
 
+def refuse_if_locked(target: str) -> None:
+    """Before a download replaces the regular file at ``target``: refused
+    (LocalIOError, nothing replaced) while another holds it locked, as a
+    download holds its part (``get small -o big.ferry-part`` while ``get
+    big`` runs must not take the running download's bytes). Opened without
+    following a link and without waiting on a FIFO; a shared lock tried and
+    let go at once."""
+    try:
+        fd = os.open(target, _LOOK)
+    except OSError:
+        return   # nothing there, or nothing to open: the looks around this decide
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise LocalIOError(f"{target!r} is being written by another download (or held locked by "
+                                   "another program): it is left as it is") from None
+            return   # a file system without flock: nothing says it is in use
+    finally:
+        os.close(fd)   # lets the shared lock go
+
+
 def download_target(dest: str, name: str) -> str:
     """The file a download of remote ``name`` to ``dest`` publishes:
     DEST/<last component of name> when DEST is a folder, the file a symbolic
@@ -135,7 +164,8 @@ def download_target(dest: str, name: str) -> str:
         raise LocalIOError(f"{dest!r} is not a regular file: nothing is downloaded onto it "
                            "(pass an open file object to write into it)")
     if os.path.islink(dest):
-        return os.path.realpath(dest)
+        dest = os.path.realpath(dest)
+    refuse_if_locked(dest)
     return dest
 
 
@@ -737,6 +767,10 @@ class PartFile:
                 if not stat.S_ISREG(st.st_mode):
                     raise LocalIOError(f"{self.dest!r} is no longer a regular file; the verified file is kept as "
                                        f"{self.part!r}")
+                try:
+                    refuse_if_locked(self.dest)
+                except LocalIOError as error:
+                    raise LocalIOError(f"{error}; the verified file is kept as {self.part!r}") from None
             except FileNotFoundError:
                 pass
             mode, owner = published_mode(self.dest)

@@ -57,6 +57,8 @@ class LocalNameTests(ServerCase):
     def prepare(cls, root):
         cls.content = os.urandom(cls.SIZE)
         write(os.path.join(root, "file.bin"), cls.content, MTIME)
+        cls.small = b"a small file\n"
+        write(os.path.join(root, "small.bin"), cls.small, MTIME)
 
     def dest(self):
         return os.path.join(self.fresh_folder(), "file.bin")
@@ -451,6 +453,64 @@ class LocalNameTests(ServerCase):
                 for fifo in fifos:
                     self.assertEqual(tree_of(fifo), ("fifo",))
                 self.assertIsNone(tree_of(dest))
+
+    # -- 6. a destination another download (or program) holds locked ------------
+
+    def test_a_destination_held_locked_is_not_replaced(self):
+        """A file under flock, as a running download holds its part, is left
+        as it is: refused before the request, or just before the rename when
+        it was locked meanwhile."""
+        c = self.connect()
+        for when in ("before the get", "during the get"):
+            with self.subTest(when):
+                dest = self.dest()
+                write(dest, USERS)
+                holder = []
+
+                def lock(done=None, total=None):
+                    if not holder:
+                        fd = os.open(dest, os.O_RDONLY)
+                        fcntl.flock(fd, fcntl.LOCK_EX)
+                        holder.append(fd)
+                        self.addCleanup(os.close, fd)
+
+                if when == "before the get":
+                    lock()
+                with self.assertRaises(ferry_client.LocalIOError) as caught:
+                    c.get("file.bin", dest, progress=None if when == "before the get" else lock)
+                message = str(caught.exception)
+                self.assertIn(repr(dest), message)
+                self.assertIn("is being written by another download (or held locked by another program): "
+                              "it is left as it is", message)
+                self.assertEqual(read(dest), USERS)
+                if when == "before the get":   # nothing requested, nothing made
+                    self.assertEqual(os.listdir(os.path.dirname(dest)), ["file.bin"])
+                fcntl.flock(holder[0], fcntl.LOCK_UN)
+                done = c.get("file.bin", dest)   # once let go, it is replaced
+                self.assertEqual(read(dest), self.content)
+                self.assertEqual(os.listdir(os.path.dirname(dest)), ["file.bin"])
+                self.assertGreaterEqual(done.size, 0)
+
+    def test_a_get_onto_a_running_downloads_part_does_not_take_its_bytes(self):
+        """`get small -o big.ferry-part` while `get big` runs."""
+        c, other = self.connect(), self.connect()
+        dest = self.dest()
+        part = local.part_path(dest)
+        refused = []
+
+        def meanwhile(done, total):
+            if done >= MIB and not refused:
+                with self.assertRaises(ferry_client.LocalIOError) as caught:
+                    other.get("small.bin", part)
+                refused.append(str(caught.exception))
+
+        done = c.get("file.bin", dest, progress=meanwhile)
+        self.assertEqual(len(refused), 1)
+        self.assertIn(repr(part), refused[0])
+        self.assertIn("is being written by another download", refused[0])
+        self.assertEqual(done.offset, 0)
+        self.assertEqual(read(dest), self.content)
+        self.assertEqual(os.listdir(os.path.dirname(dest)), ["file.bin"])
 
     # -- the mark, the mode ------------------------------------------------------
 
