@@ -343,6 +343,30 @@ Result<Sidecar> read_sidecar(const std::string& path, const LocalFolder* in)
 
 } // namespace
 
+namespace {
+
+std::string kind_of(mode_t mode)
+{
+    if (S_ISDIR(mode)) {
+        return "a folder";
+    }
+    if (S_ISSOCK(mode)) {
+        return "a socket";
+    }
+    if (S_ISLNK(mode)) {
+        return "a symbolic link";
+    }
+    if (S_ISFIFO(mode)) {
+        return "a FIFO";
+    }
+    if (S_ISCHR(mode) || S_ISBLK(mode)) {
+        return "a device";
+    }
+    return "not a regular file";
+}
+
+} // namespace
+
 Result<DownloadState> read_download_state(const std::string& path, const LocalFolder* in)
 {
     auto sidecar = read_sidecar(path, in);
@@ -416,11 +440,13 @@ Status write_download_state(const std::string& path, const DownloadState& state,
     return done;
 }
 
-Error foreign_state_error(const std::string& path)
+Error foreign_state_error(const std::string& path, unsigned mode)
 {
-    return Error{ErrorCode::local_io,
-                 in_quotes(path) + ", the name this download's resume state goes by, holds a file ferry did not "
-                                   "write: it is left untouched; move it away or rename it, then get the file again"};
+    const std::string what = S_ISREG(static_cast<mode_t>(mode)) ? std::string("a file ferry did not write")
+                                                                  : kind_of(static_cast<mode_t>(mode));
+    return Error{ErrorCode::local_io, in_quotes(path) + ", the name this download's resume state goes by, is " +
+                                          what +
+                                          ": it is left untouched; move it away or rename it, then get the file again"};
 }
 
 Result<StateFound> look_at_state(const std::string& path, const LocalFolder* in)
@@ -435,8 +461,11 @@ Result<StateFound> look_at_state(const std::string& path, const LocalFolder* in)
     // Any sidecar a ferry wrote: an older build's (which may lack the fields
     // a resume needs) or another user's (never resumed from: see
     // is_own_private_file) is replaced or removed, as before.
+    if (!S_ISREG(st.st_mode)) {
+        return foreign_state_error(path, st.st_mode);
+    }
     if (!read_sidecar(path, in)) {
-        return foreign_state_error(path);
+        return foreign_state_error(path, st.st_mode);
     }
     return StateFound::ferrys;
 }
@@ -464,29 +493,34 @@ std::string resolve_download_path(const std::string& name, const std::optional<s
     return *local;
 }
 
-namespace {
 
-std::string kind_of(mode_t mode)
+bool held_locked(const std::string& path, const LocalFolder* in)
 {
-    if (S_ISDIR(mode)) {
-        return "a folder";
+    // O_NONBLOCK: a FIFO swapped in does not hang the look; O_NOFOLLOW: a
+    // link is not a file held by anyone.
+    const int fd = sys::retry_on_eintr([&] {
+        return ::openat(dir_of(in), name_in(in, path).c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+    });
+    if (fd < 0) {
+        return false;
     }
-    if (S_ISSOCK(mode)) {
-        return "a socket";
+    LocalFile file(path, fd);
+    struct stat st {};
+    if (::fstat(file.fd(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        return false;
     }
-    if (S_ISLNK(mode)) {
-        return "a symbolic link";
-    }
-    if (S_ISFIFO(mode)) {
-        return "a FIFO";
-    }
-    if (S_ISCHR(mode) || S_ISBLK(mode)) {
-        return "a device";
-    }
-    return "not a regular file";
+    // A shared lock is refused only while someone holds an exclusive one,
+    // as a download does on its part (lock_part); the close below lets go
+    // of the one taken here.
+    return sys::retry_on_eintr([&] { return ::flock(file.fd(), LOCK_SH | LOCK_NB); }) != 0 && errno == EWOULDBLOCK;
 }
 
-} // namespace
+Error locked_target_error(const std::string& dest)
+{
+    return Error{ErrorCode::local_io, in_quotes(dest) +
+                                          " is being written by another download (or held locked by another "
+                                          "program): it is left as it is; get the file again once that is over"};
+}
 
 Result<DownloadTarget> inspect_download_target(const std::string& dest, const LocalFolder* in)
 {
@@ -502,6 +536,9 @@ Result<DownloadTarget> inspect_download_target(const std::string& dest, const Lo
         if (!S_ISREG(st.st_mode)) {
             return Error{ErrorCode::local_io, in_quotes(dest) + " is " + kind_of(st.st_mode) +
                                                   ": nothing is downloaded onto it (a name of the tree is not followed)"};
+        }
+        if (held_locked(dest, in)) {
+            return locked_target_error(dest);
         }
         return DownloadTarget{TargetKind::regular, dest, {}};
     }
@@ -541,7 +578,13 @@ Result<DownloadTarget> inspect_download_target(const std::string& dest, const Lo
         }
         std::string path(resolved);
         std::free(resolved);
+        if (held_locked(path, nullptr)) {
+            return locked_target_error(path);
+        }
         return DownloadTarget{TargetKind::regular, std::move(path), {}};
+    }
+    if (held_locked(dest, nullptr)) {
+        return locked_target_error(dest);
     }
     return DownloadTarget{TargetKind::regular, dest, {}};
 }
@@ -746,6 +789,13 @@ Status publish_download(const LocalFile& part, const std::string& dest, const Lo
         return Error{ErrorCode::local_io, in_quotes(dest) + " became " + kind_of(st.st_mode) +
                                               " during the download; the verified file is kept as " +
                                               in_quotes(part.path())};
+    }
+    // Nor a file another download began writing meanwhile (its part, when
+    // this download's target is named like one).
+    if (held_locked(dest, in)) {
+        Error error = locked_target_error(dest);
+        error.message += "; the verified file is kept as " + in_quotes(part.path());
+        return error;
     }
     // The rename works by the part's name: it must still be the file this
     // download wrote and verified, not one put there since (by another

@@ -238,8 +238,19 @@ Result<StateFound> look_at_state(const std::string& path, const LocalFolder* in 
 // Removes a sidecar of ferry's at `path`; nothing there is success, anything
 // else look_at_state's Error, left as it is.
 Status remove_download_state(const std::string& path, const LocalFolder* in = nullptr);
-// That Error, for what stands at the sidecar's name and is not ferry's.
-Error foreign_state_error(const std::string& path);
+// That Error, for what stands at the sidecar's name and is not ferry's
+// (`mode`: lstat's, to name its kind).
+Error foreign_state_error(const std::string& path, unsigned mode);
+
+// Whether the regular file at `path` is held under an exclusive flock(2)
+// by another open file: a part another download is writing (lock_part),
+// when this download's target is named like it, or a file another program
+// keeps locked. A download never replaces such a file: inspect_download_target
+// refuses it before the request and publish_download just before the
+// rename (locked_target_error). False when there is no such file, when it
+// cannot be opened for reading, or when it is not a regular file.
+bool held_locked(const std::string& path, const LocalFolder* in = nullptr);
+Error locked_target_error(const std::string& dest);
 
 // Where `get NAME [LOCAL]` writes: ./NAME, LOCAL, or LOCAL/NAME when LOCAL
 // is an existing folder.

@@ -143,6 +143,48 @@ TEST_CASE("a part another download holds locked is left alone: the get fails at 
     CHECK((st.st_mode & 0777) != 0600); // the published mode, not the part's private one
 }
 
+TEST_CASE("a download never replaces a file another download (or program) holds locked")
+{
+    Fixture f;
+    write_random_file(f.root_file("b4"), 64 * 1024, 4);
+    // What the attack did: `get small -o big.ferry-part` while `get big`
+    // ran, so that the running download's locked part was replaced; any
+    // target held under an exclusive lock stands for it here.
+    const std::string out = f.local_file("big.ferry-part");
+    write_file(out, "A RUNNING DOWNLOAD'S BYTES");
+    const int held = ::open(out.c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(held >= 0);
+    REQUIRE(::flock(held, LOCK_EX) == 0);
+    const auto get = run_ferry(f.server.address(), {"--json", "get", "b4", "-o", out});
+    CAPTURE(get.out);
+    CHECK(read_file(out) == "A RUNNING DOWNLOAD'S BYTES");
+    CHECK(get.exit_code == 3);
+    CHECK(error_code(parse_output(get)) == "local_io");
+    CHECK(get.out.find("another download") != std::string::npos);
+    CHECK_FALSE(exists(ferry::client::part_path(out)));
+
+    // And just before the rename: a target locked once the transfer ran.
+    TempDir dir;
+    const std::string dest = dir / "out";
+    write_file(dest, "LOCKED SINCE");
+    const std::string part = ferry::client::part_path(dest);
+    auto created = ferry::client::create_part_file(part, ferry::client::state_path(dest));
+    REQUIRE(created.ok());
+    REQUIRE(created->file.write_all(std::span(reinterpret_cast<const std::uint8_t*>("VERIFIED"), 8)));
+    const int late = ::open(dest.c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(late >= 0);
+    REQUIRE(::flock(late, LOCK_EX) == 0);
+    const auto published = ferry::client::publish_download(created->file, dest);
+    CHECK_FALSE(published.ok());
+    CHECK(read_file(dest) == "LOCKED SINCE");
+    CHECK(read_file(part) == "VERIFIED");
+    ::close(late);
+    // Released: the same publish goes through.
+    CHECK(ferry::client::publish_download(created->file, dest).ok());
+    CHECK(read_file(dest) == "VERIFIED");
+    ::close(held);
+}
+
 TEST_CASE("a part replaced under its name after it was written is never published")
 {
     TempDir dir;
@@ -248,6 +290,11 @@ TEST_CASE("a sidecar is written over and removed only where ferry's own sidecar 
         const auto written = ferry::client::write_download_state(state, recorded);
         CHECK_FALSE(written.ok());
         CHECK(written.error().message.find("resume state") != std::string::npos);
+        // What stands there is named by its kind, as at the part's name.
+        const std::string named = kind == "folder"    ? "is a folder"
+                                  : kind == "symlink" ? "is a symbolic link"
+                                                      : "is a file ferry did not write";
+        CHECK(written.error().message.find(named) != std::string::npos);
         CHECK_FALSE(ferry::client::remove_download_state(state).ok());
         struct stat st {};
         REQUIRE(::lstat(state.c_str(), &st) == 0);
