@@ -341,10 +341,6 @@ Result<Sidecar> read_sidecar(const std::string& path, const LocalFolder* in)
     return sidecar;
 }
 
-} // namespace
-
-namespace {
-
 std::string kind_of(mode_t mode)
 {
     if (S_ISDIR(mode)) {
@@ -458,12 +454,12 @@ Result<StateFound> look_at_state(const std::string& path, const LocalFolder* in)
         }
         return local_error("cannot look at " + in_quotes(path), errno);
     }
-    // Any sidecar a ferry wrote: an older build's (which may lack the fields
-    // a resume needs) or another user's (never resumed from: see
-    // is_own_private_file) is replaced or removed, as before.
     if (!S_ISREG(st.st_mode)) {
         return foreign_state_error(path, st.st_mode);
     }
+    // Any sidecar a ferry wrote: an older build's (which may lack the fields
+    // a resume needs) or another user's (never resumed from: see
+    // is_own_private_file) is replaced or removed, as before.
     if (!read_sidecar(path, in)) {
         return foreign_state_error(path, st.st_mode);
     }
@@ -493,13 +489,13 @@ std::string resolve_download_path(const std::string& name, const std::optional<s
     return *local;
 }
 
-
 bool held_locked(const std::string& path, const LocalFolder* in)
 {
     // O_NONBLOCK: a FIFO swapped in does not hang the look; O_NOFOLLOW: a
     // link is not a file held by anyone.
     const int fd = sys::retry_on_eintr([&] {
-        return ::openat(dir_of(in), name_in(in, path).c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+        return ::openat(dir_of(in), name_in(in, path).c_str(),
+                        O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
     });
     if (fd < 0) {
         return false;
