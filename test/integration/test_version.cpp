@@ -5,6 +5,7 @@
 #include "connection.hpp"
 #include "frame.hpp"
 #include "messages.hpp"
+#include "raw_frames.hpp"
 
 #include <doctest/doctest.h>
 
@@ -24,19 +25,6 @@ using namespace ferry;
 using namespace ferry::client;
 
 namespace {
-
-bool read_exact(int fd, char* out, std::size_t size)
-{
-    while (size > 0) {
-        const ssize_t got = ::recv(fd, out, size, 0);
-        if (got <= 0) {
-            return false;
-        }
-        out += got;
-        size -= static_cast<std::size_t>(got);
-    }
-    return true;
-}
 
 // Accepts one connection per scripted answer: reads the hello, records the
 // version it offers, sends what the script makes of it, and closes.
@@ -89,21 +77,14 @@ private:
             if (fd < 0) {
                 return;
             }
-            char header[5];
-            std::string payload;
-            if (read_exact(fd, header, sizeof header)) {
-                const std::uint32_t size = (std::uint32_t(std::uint8_t(header[1])) << 24) |
-                                           (std::uint32_t(std::uint8_t(header[2])) << 16) |
-                                           (std::uint32_t(std::uint8_t(header[3])) << 8) | std::uint8_t(header[4]);
-                payload.resize(size);
-                if (read_exact(fd, payload.data(), size)) {
-                    const auto parsed = parse_request(payload);
-                    if (parsed.request.ok() && std::holds_alternative<HelloRequest>(parsed.request->body)) {
-                        const auto& hello = std::get<HelloRequest>(parsed.request->body);
-                        offered_.push_back(hello.version);
-                        const std::string frame = encode_control_frame(answer(hello));
-                        (void)::send(fd, frame.data(), frame.size(), MSG_NOSIGNAL);
-                    }
+            const std::string payload = ferry::test::read_control(fd);
+            if (!payload.empty()) {
+                const auto parsed = parse_request(payload);
+                if (parsed.request.ok() && std::holds_alternative<HelloRequest>(parsed.request->body)) {
+                    const auto& hello = std::get<HelloRequest>(parsed.request->body);
+                    offered_.push_back(hello.version);
+                    const std::string frame = encode_control_frame(answer(hello));
+                    (void)ferry::test::send_all(fd, frame.data(), frame.size());
                 }
             }
             ::shutdown(fd, SHUT_WR);
