@@ -18,11 +18,25 @@ import unittest
 
 def append_only_log():
     """A temporary file for a child's log. The child inherits the very open file (one file offset shared
-    with us): without O_APPEND, a line it writes while log_text() has just seeked to 0 lands over the start
-    of the log. With O_APPEND every write goes to the end, whatever the offset (open(2))."""
+    with us). O_APPEND makes each of its writes go to the end whatever that offset is (open(2)); the file
+    is read with read_whole_log(), which never moves it."""
     log = tempfile.TemporaryFile()
     fcntl.fcntl(log.fileno(), fcntl.F_SETFL, fcntl.fcntl(log.fileno(), fcntl.F_GETFL) | os.O_APPEND)
     return log
+
+
+def read_whole_log(log):
+    """All of a log a running child writes into, from its first byte. pread(2) reads at an offset of its
+    own: a seek to 0 and a read would share the file's offset with the child, and a line the child wrote
+    between the two would move it to the end, so the read would return nothing."""
+    pieces = []
+    offset = 0
+    while True:
+        piece = os.pread(log.fileno(), 1 << 16, offset)
+        if not piece:
+            return b"".join(pieces)
+        pieces.append(piece)
+        offset += len(piece)
 
 
 class Server:
@@ -47,8 +61,7 @@ class Server:
         self.pid = self.process.pid
 
     def log_text(self):
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
+        return read_whole_log(self.log).decode(errors="replace")
 
     def open_descriptors(self):
         return len(os.listdir(f"/proc/{self.pid}/fd"))

@@ -85,7 +85,8 @@ class Ferryd:
         self.clients = []
         self.log = tempfile.TemporaryFile()
         # ferryd shares this open file (and its offset) with us: O_APPEND keeps
-        # its writes at the end while a reader seeks to 0 (open(2)).
+        # its writes at the end (open(2)), and read_log() reads with pread(2),
+        # which leaves that shared offset where ferryd's last write put it.
         fcntl.fcntl(self.log.fileno(), fcntl.F_SETFL, fcntl.fcntl(self.log.fileno(), fcntl.F_GETFL) | os.O_APPEND)
         cmd = [FERRYD, "--root", self.root, "--listen", "127.0.0.1:0"]
         if drain is not None:
@@ -125,8 +126,15 @@ class Ferryd:
                       if n.startswith(".ferry-partial-"))
 
     def read_log(self):
-        self.log.seek(0)
-        return self.log.read().decode("utf-8", "replace")
+        # A seek to 0 and a read would race ferryd: a line written between
+        # them moves the shared offset to the end, and the read gets nothing.
+        pieces, offset = [], 0
+        while True:
+            piece = os.pread(self.log.fileno(), 1 << 16, offset)
+            if not piece:
+                return b"".join(pieces).decode("utf-8", "replace")
+            pieces.append(piece)
+            offset += len(piece)
 
     def stop(self, sig=signal.SIGTERM, timeout=TIMEOUT):
         """Close our clients, signal the server, return its exit status."""
