@@ -4,7 +4,6 @@ served folder holds, be it thousands of files or the kept uploads of other
 names (PROTOCOL.md 4.7). Counted with strace, file calls only (the socket's
 reads and writes, and the threads' wake-ups, vary with timing)."""
 
-import fcntl
 import os
 import shutil
 import signal
@@ -13,6 +12,7 @@ import tempfile
 import time
 import unittest
 
+import harness
 from wire import Peer, temp_root, wait_until
 
 FERRYD = os.environ.get("FERRYD", "")
@@ -32,10 +32,7 @@ class TracedServer:
         env = dict(os.environ)
         # LeakSanitizer cannot run under ptrace (the sanitizer build).
         env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
-        self.log = tempfile.TemporaryFile()
-        # ferryd shares this open file (and its offset) with us: O_APPEND keeps
-        # its writes at the end while a reader seeks to 0 (open(2)).
-        fcntl.fcntl(self.log.fileno(), fcntl.F_SETFL, fcntl.fcntl(self.log.fileno(), fcntl.F_GETFL) | os.O_APPEND)
+        self.log = harness.append_only_log()
         self.process = subprocess.Popen(
             ["strace", "-f", "-qq", "-o", trace, "-e", "trace=" + FILE_CALLS,
              FERRYD, "--root", root, "--listen", "127.0.0.1:0"],
