@@ -1,5 +1,5 @@
-// retry_stale: a lookup that failed with ESTALE is tried once more, and only
-// then, and only once.
+// retry_stale: a lookup that fails with ESTALE is tried again, after reading
+// its folder, up to kStaleLookupTries calls in all; nothing else is repeated.
 #include "estale.hpp"
 
 #include <doctest/doctest.h>
@@ -34,67 +34,81 @@ struct Scripted {
 
 } // namespace
 
-TEST_CASE("retry_stale: a stale handle is looked up once more")
+// A folder of our own, opened O_PATH as the library's folders are.
+struct Folder {
+    char path[32] = "/tmp/ferry-estale-XXXXXX";
+    int fd = -1;
+
+    Folder()
+    {
+        REQUIRE(::mkdtemp(path) != nullptr);
+        fd = ::open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        REQUIRE(fd >= 0);
+    }
+    ~Folder()
+    {
+        ::close(fd);
+        ::rmdir(path);
+    }
+    Folder(const Folder&) = delete;
+    Folder& operator=(const Folder&) = delete;
+};
+
+TEST_CASE("retry_stale: a name stale at every try but the last is found")
 {
-    Scripted call{{ESTALE}};
-    CHECK(retry_stale([&] { return call(); }) == 3);
-    CHECK(call.calls == 2);
+    Folder folder;
+    for (int stale = 1; stale < kStaleLookupTries; ++stale) {
+        CAPTURE(stale);
+        Scripted call{std::vector<int>(static_cast<std::size_t>(stale), ESTALE)};
+        CHECK(retry_stale(folder.fd, [&] { return call(); }) == 3);
+        CHECK(call.calls == stale + 1);
+    }
 }
 
-TEST_CASE("retry_stale: stale twice is the caller's error, with errno ESTALE")
+TEST_CASE("retry_stale: stale at every try is the caller's error, with errno ESTALE")
 {
-    Scripted call{{ESTALE, ESTALE}};
-    CHECK(retry_stale([&] { return call(); }) == -1);
-    CHECK(errno == ESTALE);
-    CHECK(call.calls == 2);
+    Folder folder;
+    Scripted call{std::vector<int>(static_cast<std::size_t>(kStaleLookupTries) + 2, ESTALE)};
+    CHECK(retry_stale(folder.fd, [&] { return call(); }) == -1);
+    CHECK(errno == ESTALE); // not the folder read's errno
+    CHECK(call.calls == kStaleLookupTries);
 }
 
 TEST_CASE("retry_stale: success and other failures are not repeated")
 {
+    Folder folder;
     Scripted ok{{}};
-    CHECK(retry_stale([&] { return ok(); }) == 3);
+    CHECK(retry_stale(folder.fd, [&] { return ok(); }) == 3);
     CHECK(ok.calls == 1);
 
     Scripted missing{{ENOENT}};
-    CHECK(retry_stale([&] { return missing(); }) == -1);
+    CHECK(retry_stale(folder.fd, [&] { return missing(); }) == -1);
     CHECK(errno == ENOENT);
     CHECK(missing.calls == 1);
 
+    // A failure of another kind after a stale one ends the tries.
+    Scripted gone{{ESTALE, ENOENT, ESTALE}};
+    CHECK(retry_stale(folder.fd, [&] { return gone(); }) == -1);
+    CHECK(errno == ENOENT);
+    CHECK(gone.calls == 2);
+
     // A stale failure after another failure is not this helper's case.
     Scripted denied{{EACCES, ESTALE}};
-    CHECK(retry_stale([&] { return denied(); }) == -1);
+    CHECK(retry_stale(folder.fd, [&] { return denied(); }) == -1);
     CHECK(errno == EACCES);
     CHECK(denied.calls == 1);
 }
 
-TEST_CASE("retry_stale with a folder: the folder is read before the one more try")
+TEST_CASE("retry_stale: a folder that cannot be read leaves the next try to report, and the folder is kept")
 {
-    char folder_template[] = "/tmp/ferry-estale-XXXXXX";
-    REQUIRE(::mkdtemp(folder_template) != nullptr);
-    const int folder = ::open(folder_template, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    REQUIRE(folder >= 0);
-    const int before = ::fcntl(folder, F_GETFD);
-
-    Scripted call{{ESTALE}};
-    CHECK(retry_stale(folder, [&] { return call(); }) == 3);
-    CHECK(call.calls == 2);
-
-    // Stale twice: ESTALE is what the caller sees, not the refresh's errno.
-    Scripted stale{{ESTALE, ESTALE}};
-    CHECK(retry_stale(folder, [&] { return stale(); }) == -1);
-    CHECK(errno == ESTALE);
-
-    // A folder that cannot be read leaves the second try to report.
+    Folder folder;
+    const int before = ::fcntl(folder.fd, F_GETFD);
     Scripted unreadable{{ESTALE, ENOENT}};
     CHECK(retry_stale(-1, [&] { return unreadable(); }) == -1);
     CHECK(errno == ENOENT);
     CHECK(unreadable.calls == 2);
 
-    Scripted missing{{ENOENT}};
-    CHECK(retry_stale(folder, [&] { return missing(); }) == -1);
-    CHECK(missing.calls == 1);
-
-    CHECK(::fcntl(folder, F_GETFD) == before); // the folder's descriptor is kept
-    ::close(folder);
-    ::rmdir(folder_template);
+    Scripted stale{{ESTALE}};
+    CHECK(retry_stale(folder.fd, [&] { return stale(); }) == 3);
+    CHECK(::fcntl(folder.fd, F_GETFD) == before); // the folder's descriptor is kept
 }
