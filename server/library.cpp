@@ -483,6 +483,22 @@ Result<FileInfo> Library::describe(const Located& located, std::string_view path
     return file_info(std::string(path), st);
 }
 
+namespace {
+
+// Whether the folder open as FOLDER was removed since it was opened (on a
+// distributed file system, typically: moved aside and replaced through
+// another machine). A name looked up in it then says nothing of the path.
+bool folder_removed(int folder)
+{
+    struct ::stat st {};
+    if (::fstat(folder, &st) != 0) {
+        return errno == ENOENT || errno == ESTALE;
+    }
+    return st.st_nlink == 0;
+}
+
+} // namespace
+
 Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) const
 {
     if (auto refused = check_path(path)) {
@@ -491,26 +507,45 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
     if (auto gone = check_root()) {
         return *gone;
     }
-    auto located = locate(path, "read");
-    if (!located) {
-        return located.error();
-    }
-    const int parent = located->fd;
-    const char* leaf = located->leaf.c_str();
+    // Each try looks the whole path up again. On a local file system the
+    // first one ends it. On GlusterFS a file or folder on the path may be
+    // renamed over through another machine while we look, and a step then
+    // fails although the path exists (measured on test/scaleout's volume,
+    // a name renamed over without pause: 3% of opens, md-cache off, find
+    // the opened file gone at the fstat after the open, with ENOENT or
+    // ESTALE; with md-cache on, a get of dir/x while dir is replaced found
+    // dir's old handle stale in 18% of gets after estale.hpp's tries).
     for (int tries = 1;; ++tries) {
+        auto located = locate(path, "read");
+        if (!located) {
+            return located.error();
+        }
+        const int parent = located->fd;
+        const char* leaf = located->leaf.c_str();
+        // Whether a failure with this errno is one such a replacement
+        // explains: worth looking the path up again.
+        const auto replaced = [&](int error) { return error == ESTALE || (error == ENOENT && folder_removed(parent)); };
         // A stat first, so that a FIFO or device is refused without being opened.
         struct ::stat st {};
+        int error = 0;
         if (stat_located(*located, st) != 0) {
-            return file_error(errno, "cannot stat", path);
+            error = errno;
+            if (!replaced(error) || tries == kStaleLookupTries) {
+                return file_error(error, "cannot stat", path);
+            }
+            continue;
         }
         if (!S_ISREG(st.st_mode)) {
             return not_regular(path);
         }
-        const int fd = retry_stale(parent, [&] {
-            return ::openat(parent, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-        });
+        const int fd = retry_stale(
+            parent, [&] { return ::openat(parent, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY); });
         if (fd < 0) {
-            return file_error(errno, "cannot open", path);
+            error = errno;
+            if (!replaced(error) || tries == kStaleLookupTries) {
+                return file_error(error, "cannot open", path);
+            }
+            continue;
         }
         // The entry may have been swapped between stat and open: trust only fstat.
         if (::fstat(fd, &st) == 0) {
@@ -520,14 +555,10 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
             }
             return std::make_unique<OpenFile>(fd, file_info(std::string(path), st), FileIdentity::of(st));
         }
-        const int error = errno;
+        error = errno;
         ::close(fd);
-        // On a local file system an open file can always be stat'ed. On
-        // GlusterFS, a file renamed over through another machine between our
-        // open and this fstat is gone with its handle: ENOENT or ESTALE
-        // (measured on test/scaleout's volume: 3% of opens racing a writer
-        // that replaces the file without pause). The name now holds the new
-        // file: look it up again, as estale.hpp's lookups do.
+        // On a local file system an open file can always be stat'ed; here
+        // the file opened is gone with its handle, and the name holds a new one.
         if (error != ENOENT && error != ESTALE) {
             return file_error(error, "cannot stat", path);
         }
@@ -541,24 +572,38 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
 
 Result<FileDigest> Library::digest(std::string_view path, HashKind hash) const
 {
-    auto opened = open_for_read(path);
-    if (!opened) {
-        return opened.error();
+    // A file replaced while it is hashed (an upload published over it, here
+    // or through another machine) is hashed again: the name then holds a
+    // whole new file, which one more try reads. A file that changed during
+    // both tries (one still being written) is file_changed (PROTOCOL.md 4.9).
+    constexpr int kTries = 2;
+    for (int tries = 1;; ++tries) {
+        auto opened = open_for_read(path);
+        if (!opened) {
+            return opened.error();
+        }
+        const OpenFile& file = *opened.value();
+        if (auto cached = digests_.find(file.identity(), hash)) {
+            return FileDigest{file.info(), std::move(*cached), hash};
+        }
+        TransferHash hasher(hash);
+        if (auto failure = file.hash_prefix(file.info().size, hasher)) {
+            return *failure;
+        }
+        auto changed = change_since_opened(file);
+        if (!changed) {
+            return changed.error();
+        }
+        if (changed->empty()) {
+            std::string digest = hasher.hex_digest();
+            digests_.remember(file.identity(), hash, digest);
+            return FileDigest{file.info(), std::move(digest), hash};
+        }
+        if (tries == kTries) {
+            return Error{ErrorCode::file_changed, quoted(path) + " " + changed.value() + " while it was hashed, " +
+                                                      std::to_string(kTries) + " times; ask again once it is still"};
+        }
     }
-    const OpenFile& file = *opened.value();
-    if (auto cached = digests_.find(file.identity(), hash)) {
-        return FileDigest{file.info(), std::move(*cached), hash};
-    }
-    TransferHash hasher(hash);
-    if (auto failure = file.hash_prefix(file.info().size, hasher)) {
-        return *failure;
-    }
-    if (auto changed = check_unchanged(file)) {
-        return *changed;
-    }
-    std::string digest = hasher.hex_digest();
-    digests_.remember(file.identity(), hash, digest);
-    return FileDigest{file.info(), std::move(digest), hash};
 }
 
 std::optional<Error> read_exactly(int fd, char* into, std::size_t size, std::uint64_t offset, const std::string& name)
@@ -614,6 +659,19 @@ std::optional<FileIdentity> OpenFile::current_identity() const
 
 std::optional<Error> Library::check_unchanged(const OpenFile& file) const
 {
+    auto what = change_since_opened(file);
+    if (!what) {
+        return what.error();
+    }
+    if (what->empty()) {
+        return std::nullopt;
+    }
+    return Error{ErrorCode::file_changed, quoted(file.info().name) + " " + what.value() +
+                                              " while it was being sent; the bytes sent are not one version of it"};
+}
+
+Result<std::string> Library::change_since_opened(const OpenFile& file) const
+{
     const auto& name = file.info().name;
     struct ::stat st {};
     if (::fstat(file.fd(), &st) != 0) {
@@ -640,11 +698,7 @@ std::optional<Error> Library::check_unchanged(const OpenFile& file) const
         // set back, and on chmod or rename: nothing proves the bytes kept.
         what = "was changed (its change time moved)";
     }
-    if (what.empty()) {
-        return std::nullopt;
-    }
-    return Error{ErrorCode::file_changed,
-                 quoted(name) + " " + what + " while it was being sent; the bytes sent are not one version of it"};
+    return what;
 }
 
 std::optional<Error> Library::check_replaceable(std::string_view path, bool parents) const

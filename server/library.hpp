@@ -209,6 +209,10 @@ public:
     // (replaced, renamed, removed). A get vouches for its bytes only after
     // this found nothing (PROTOCOL.md 4.4).
     std::optional<Error> check_unchanged(const OpenFile& file) const;
+    // What check_unchanged finds, in words ("was replaced by another file",
+    // "grew from 5 to 9 bytes"), or "" when the file is unchanged; an Error
+    // when the open file cannot be stat'ed.
+    Result<std::string> change_since_opened(const OpenFile& file) const;
 
     // Refuses a path that exists as anything but a regular file, so that an
     // upload never replaces a folder, link or device; and one whose parent

@@ -140,17 +140,29 @@ Result<UniqueFd> PathResolver::open_by_walk(std::span<const std::string_view> co
         const bool last = i + 1 == components.size();
         const std::string name(components[i]);
         const int at = current ? current.get() : root_fd_;
-        UniqueFd next(retry_stale(at, [&] { return ::openat(at, name.c_str(), folder_flags(last && readable)); }));
         const auto so_far = [&] { return joined_path(components.first(i + 1)); };
-        if (!next) {
-            return resolve_error(errno, so_far());
-        }
-        // O_DIRECTORY | O_NOFOLLOW already refused a symlink; the fstat makes
-        // the folder check explicit and is where another file system shows
-        // (RESOLVE_NO_XDEV's part).
+        UniqueFd next;
         struct ::stat st {};
-        if (::fstat(next.get(), &st) != 0) {
-            return resolve_error(errno, so_far());
+        for (int tries = 1;; ++tries) {
+            next =
+                UniqueFd(retry_stale(at, [&] { return ::openat(at, name.c_str(), folder_flags(last && readable)); }));
+            if (!next) {
+                return resolve_error(errno, so_far());
+            }
+            // O_DIRECTORY | O_NOFOLLOW already refused a symlink; the fstat
+            // makes the folder check explicit and is where another file
+            // system shows (RESOLVE_NO_XDEV's part).
+            if (::fstat(next.get(), &st) == 0) {
+                break;
+            }
+            // On a distributed file system the folder just opened can be gone
+            // with its handle, replaced through another machine (as the file
+            // in Library::open_for_read): its name holds the new one.
+            const int error = errno;
+            if ((error != ENOENT && error != ESTALE) || tries == kStaleLookupTries) {
+                return resolve_error(error, so_far());
+            }
+            refresh_folder(at);
         }
         if (!S_ISDIR(st.st_mode)) {
             return resolve_error(ENOTDIR, so_far());

@@ -5,7 +5,7 @@ import shutil
 import threading
 import unittest
 
-from wire import Server, hidden_entries, sha256, temp_root
+from wire import Server, hidden_entries, sha256, temp_root, wait_until
 
 FERRYD = os.environ.get("FERRYD", "")
 
@@ -43,6 +43,35 @@ class Races(unittest.TestCase):
                 final = f.read()
             self.assertIn(final, published)
             self.assertEqual(hidden_entries(self.root), [])
+
+    def test_a_digest_of_a_file_replaced_while_it_is_hashed_is_the_new_files(self):
+        # PROTOCOL.md 4.9: the server hashes the file the name holds once the
+        # hash is done, not file_changed for an upload published meanwhile.
+        moving = os.path.join(self.root, "moving.bin")
+        with open(moving, "wb") as f:
+            f.truncate(2 << 30)  # sparse: seconds of hashing, no disk
+        new = os.urandom(1000)
+        staged = os.path.join(self.root, ".staged")
+        with open(staged, "wb") as f:
+            f.write(new)
+        with Server(FERRYD, self.root) as server:
+            peer = server.peer(version=2)
+            peer.send({"op": "digest", "name": "moving.bin"})
+
+            def hashing():
+                for fd in os.listdir(f"/proc/{server.pid}/fd"):
+                    try:
+                        if os.readlink(f"/proc/{server.pid}/fd/{fd}") == moving:
+                            return True
+                    except OSError:
+                        pass
+                return False
+            self.assertTrue(wait_until(hashing, within=20, step=0.002), "ferryd never opened the file")
+            os.rename(staged, moving)
+            reply = peer.reply()
+            self.assertTrue(reply["ok"], reply)
+            self.assertEqual((reply["size"], reply["sha256"]), (len(new), sha256(new)))
+            peer.close()
 
     def test_a_download_sees_the_old_or_the_new_file_or_file_changed_never_a_mix(self):
         versions = [os.urandom(8 << 20) for _ in range(4)]
