@@ -167,6 +167,29 @@ class ScaleOut(unittest.TestCase):
                         f"left behind: {partials(self.m1)}")
         self.assertEqual(partials(self.m2), [])
 
+    def gets_while_replaced(self, port, name, versions, count=300, version=1, refusals=()):
+        """COUNT gets of NAME through PORT (as another thread replaces it):
+        each trailer that vouches for its bytes names a version written
+        (VERSIONS, by SHA-256), each other end is file_changed. Returns the
+        refusals whose code is not in REFUSALS, and how many gets were whole."""
+        failed, whole = [], 0
+        p = peer(port, version=version)
+        try:
+            for _ in range(count):
+                reply, got, end = p.get(name)
+                if not reply["ok"]:
+                    if reply["error"]["code"] not in refusals:
+                        failed.append(reply)
+                elif end.get("ok"):
+                    self.assertEqual(end["sha256"], wire.sha256(got), "a trailer vouched for a mix")
+                    self.assertIn(end["sha256"], versions)
+                    whole += 1
+                else:
+                    self.assertEqual(end["error"]["code"], "file_changed", end)
+        finally:
+            p.close()
+        return failed, whole
+
     def wait_partial_bytes(self, at_least):
         self.assertTrue(cluster.wait_until(lambda: any(s >= at_least for s in partial_data_sizes(self.m1)),
                                            within=30, step=0.02),
@@ -306,20 +329,8 @@ class ScaleOut(unittest.TestCase):
         versions[wire.sha256(b"first")] = b"first"
         writer = threading.Thread(target=replace)
         writer.start()
-        failed, whole = [], 0
         try:
-            p = peer(self.b1)
-            for _ in range(300):
-                reply, got, end = p.get("t3b.bin")
-                if not reply["ok"]:
-                    failed.append(reply)
-                elif end.get("ok"):
-                    self.assertEqual(end["sha256"], wire.sha256(got), "a trailer vouched for a mix")
-                    self.assertIn(end["sha256"], versions)
-                    whole += 1
-                else:
-                    self.assertEqual(end["error"]["code"], "file_changed", end)
-            p.close()
+            failed, whole = self.gets_while_replaced(self.b1, "t3b.bin", versions)
         finally:
             stop.set()
             writer.join(60)
@@ -670,21 +681,9 @@ class ScaleOut(unittest.TestCase):
                 n += 1
         writer = threading.Thread(target=replace)
         writer.start()
-        failed, whole = [], 0
         try:
-            p = peer(self.b1, version=2)
-            for _ in range(300):
-                reply, got, end = p.get("t9c/x.bin")
-                if not reply["ok"]:
-                    if reply["error"]["code"] != "not_found":
-                        failed.append(reply)
-                elif end.get("ok"):
-                    self.assertEqual(end["sha256"], wire.sha256(got), "a trailer vouched for a mix")
-                    self.assertIn(end["sha256"], versions)
-                    whole += 1
-                else:
-                    self.assertEqual(end["error"]["code"], "file_changed", end)
-            p.close()
+            failed, whole = self.gets_while_replaced(self.b1, "t9c/x.bin", versions, version=2,
+                                                     refusals=("not_found",))
         finally:
             stop.set()
             writer.join(60)
