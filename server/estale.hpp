@@ -36,6 +36,16 @@ namespace ferry::server {
 // How many times in all a lookup that keeps failing with ESTALE is tried.
 inline constexpr int kStaleLookupTries = 4;
 
+// Whether a call on a file or folder already open failed because what it
+// refers to is gone with its handle: on a distributed file system, renamed
+// over or removed through another machine since it was opened (GlusterFS
+// answers ENOENT or ESTALE; measured in docs/SCALE-OUT.md). Its name may
+// hold a new one, worth looking up again.
+inline bool handle_gone(int errno_value)
+{
+    return errno_value == ENOENT || errno_value == ESTALE;
+}
+
 // Reads the folder FOLDER (any descriptor of it, O_PATH too) to its end,
 // which makes a caching client file system look its entries up afresh.
 // Failures are ignored: the repeated call reports what is wrong.

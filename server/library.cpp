@@ -492,7 +492,7 @@ bool folder_removed(int folder)
 {
     struct ::stat st {};
     if (::fstat(folder, &st) != 0) {
-        return errno == ENOENT || errno == ESTALE;
+        return handle_gone(errno);
     }
     return st.st_nlink == 0;
 }
@@ -559,7 +559,7 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
         ::close(fd);
         // On a local file system an open file can always be stat'ed; here
         // the file opened is gone with its handle, and the name holds a new one.
-        if (error != ENOENT && error != ESTALE) {
+        if (!handle_gone(error)) {
             return file_error(error, "cannot stat", path);
         }
         if (tries == kStaleLookupTries) {

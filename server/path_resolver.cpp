@@ -159,7 +159,7 @@ Result<UniqueFd> PathResolver::open_by_walk(std::span<const std::string_view> co
             // with its handle, replaced through another machine (as the file
             // in Library::open_for_read): its name holds the new one.
             const int error = errno;
-            if ((error != ENOENT && error != ESTALE) || tries == kStaleLookupTries) {
+            if (!handle_gone(error) || tries == kStaleLookupTries) {
                 return resolve_error(error, so_far());
             }
             refresh_folder(at);
