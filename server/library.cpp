@@ -82,7 +82,7 @@ Result<std::unique_ptr<Library>> Library::open(const std::string& path, ResolveM
     }
     const mode_t mask = ::umask(0);
     ::umask(mask);
-    return std::unique_ptr<Library>(new Library(fd, st.st_dev, mode, path, 0666 & ~mask));
+    return std::unique_ptr<Library>(new Library(fd, st.st_dev, st.st_ino, mode, path, 0666 & ~mask));
 }
 
 Result<Library::Located> Library::locate(std::string_view path, std::string_view doing, bool readable) const
@@ -201,17 +201,14 @@ Library::~Library()
 
 std::optional<Error> Library::check_root() const
 {
-    struct ::stat opened {};
     struct ::stat named {};
     std::string why;
-    if (::fstat(root_fd_, &opened) != 0) {
-        why = std::string("cannot stat the folder: ") + std::strerror(errno);
-    } else if (::stat(path_.c_str(), &named) != 0) {
+    if (::stat(path_.c_str(), &named) != 0) {
         why = errno == ENOENT ? std::string("it was deleted or moved away")
                               : std::string("cannot stat it: ") + std::strerror(errno);
     } else if (!S_ISDIR(named.st_mode)) {
         why = "it is no longer a folder";
-    } else if (named.st_dev != opened.st_dev || named.st_ino != opened.st_ino) {
+    } else if (named.st_dev != root_device_ || named.st_ino != root_inode_) {
         why = "it was replaced by another folder; restart ferryd to serve the new one";
     }
     if (why.empty()) {

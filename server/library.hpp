@@ -260,8 +260,10 @@ public:
     // about a folder nobody can see, nor uploads into an orphan. list, stat,
     // get and put check it once per request (a stat and an fstat), never per
     // chunk. The identity, not the descriptor, is what is compared, so several
-    // ferryd serving one folder on a network file system agree. The first
-    // failure and the recovery are logged once, not per request.
+    // ferryd serving one folder on a network file system agree. The opened
+    // folder's identity is read once, at open(): a descriptor's st_dev and
+    // st_ino never change, so each check is one stat(2) of the path. The
+    // first failure and the recovery are logged once, not per request.
     std::optional<Error> check_root() const;
 
     // Makes the root's entries durable (sync_folder: shared with the other
@@ -292,9 +294,10 @@ public:
     mode_t new_file_mode() const { return new_file_mode_; }
 
 private:
-    Library(int root_fd, dev_t root_device, ResolveMode mode, std::string path, mode_t new_file_mode)
-        : root_fd_(root_fd), root_device_(root_device), resolver_(root_fd, root_device, mode), path_(std::move(path)),
-          new_file_mode_(new_file_mode)
+    Library(int root_fd, dev_t root_device, ino_t root_inode, ResolveMode mode, std::string path,
+            mode_t new_file_mode)
+        : root_fd_(root_fd), root_device_(root_device), root_inode_(root_inode),
+          resolver_(root_fd, root_device, mode), path_(std::move(path)), new_file_mode_(new_file_mode)
     {
     }
 
@@ -324,6 +327,7 @@ private:
 
     int root_fd_;
     dev_t root_device_;
+    ino_t root_inode_; // with root_device_: the identity check_root() compares
     PathResolver resolver_;
     std::string path_;
     mode_t new_file_mode_;
