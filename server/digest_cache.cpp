@@ -22,9 +22,19 @@ FileIdentity FileIdentity::of(const struct ::stat& st)
 
 std::optional<std::string> DigestCache::find(const FileIdentity& file, HashKind kind)
 {
+    return find(Key{file, kind}, true);
+}
+
+std::optional<std::string> DigestCache::find_for_download(const FileIdentity& file, HashKind kind)
+{
+    return find(Key{file, kind}, false);
+}
+
+std::optional<std::string> DigestCache::find(const Key& key, bool settled_only)
+{
     const std::lock_guard lock(mutex_);
-    const auto found = index_.find(Key{file, kind});
-    if (found == index_.end()) {
+    const auto found = index_.find(key);
+    if (found == index_.end() || (settled_only && !found->second->settled)) {
         return std::nullopt;
     }
     recent_.splice(recent_.begin(), recent_, found->second);
@@ -36,17 +46,35 @@ void DigestCache::remember(const FileIdentity& file, HashKind kind, std::string 
 {
     const auto changed = std::chrono::system_clock::time_point(
         std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::nanoseconds(file.changed_ns)));
-    if (capacity_ == 0 || now - changed < kSettleTime) {
+    if (now - changed < kSettleTime) {
+        return;
+    }
+    keep(Key{file, kind}, std::move(digest), true);
+}
+
+void DigestCache::remember_published(const FileIdentity& file, HashKind kind, std::string digest)
+{
+    if (file.changed_ns - file.modified_ns < std::chrono::nanoseconds(kSettleTime).count()) {
+        return;
+    }
+    keep(Key{file, kind}, std::move(digest), false);
+}
+
+void DigestCache::keep(const Key& key, std::string digest, bool settled)
+{
+    if (capacity_ == 0) {
         return;
     }
     const std::lock_guard lock(mutex_);
-    const Key key{file, kind};
     if (const auto found = index_.find(key); found != index_.end()) {
-        found->second->digest = std::move(digest);
+        if (settled || !found->second->settled) {
+            found->second->digest = std::move(digest);
+            found->second->settled = settled;
+        }
         recent_.splice(recent_.begin(), recent_, found->second);
         return;
     }
-    recent_.push_front(Entry{key, std::move(digest)});
+    recent_.push_front(Entry{key, std::move(digest), settled});
     index_.emplace(key, recent_.begin());
     if (recent_.size() > capacity_) {
         index_.erase(recent_.back().key);

@@ -18,7 +18,7 @@ Download::Opened Download::open(const Library& library, const std::string& name,
     }
     const OpenFile& file = *opened.file.value();
     const FileIdentity& identity = file.identity();
-    opened.cached_digest = library.digests().find(identity, hash);
+    opened.cached_digest = library.digests().find_for_download(identity, hash);
     const auto now =
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch());
     opened.fresh = now.count() - identity.changed_ns < 1'000'000'000;

@@ -566,6 +566,11 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
         return file_error(saved, "cannot publish", name_);
     }
     discarded_ = true;
+    // The rename moved the change time: the identity a download will see.
+    struct ::stat published {};
+    if (::fstat(fd_, &published) == 0) {
+        library_.digests().remember_published(FileIdentity::of(published), hash_.kind(), digest);
+    }
     return file_info(name_, st);
 }
 

@@ -71,3 +71,43 @@ TEST_CASE("the cache keeps the most recently used entries up to its capacity")
     CHECK(cache.size() == 3);
     CHECK(cache.find(file(3), HashKind::sha256) == std::optional<std::string>("3 again"));
 }
+
+namespace {
+
+// A published upload: its modification time `age` before its change time.
+FileIdentity published(std::uint64_t inode, std::chrono::nanoseconds age)
+{
+    const auto changed = std::chrono::duration_cast<std::chrono::nanoseconds>(kNow.time_since_epoch()).count();
+    return FileIdentity{1, inode, 100, changed - age.count(), changed};
+}
+
+} // namespace
+
+TEST_CASE("an upload's digest, kept at its publish, serves downloads only, and only with an older modification time")
+{
+    DigestCache cache;
+    // A sync's or put -p's file: the sender's time, older than the publish.
+    cache.remember_published(published(1, 3600s), HashKind::sha256, "synced");
+    CHECK(cache.find_for_download(published(1, 3600s), HashKind::sha256) == std::optional<std::string>("synced"));
+    // A digest request is believed without the bytes: settled entries only.
+    CHECK_FALSE(cache.find(published(1, 3600s), HashKind::sha256).has_value());
+    CHECK_FALSE(cache.find_for_download(published(1, 3600s), HashKind::xxh3_128).has_value());
+
+    // Written up to the publish (a plain put): a write in the same tick
+    // would leave both times as they are, so nothing is kept.
+    cache.remember_published(published(2, 0ns), HashKind::sha256, "fresh");
+    cache.remember_published(published(3, 999ms), HashKind::sha256, "fresh");
+    CHECK_FALSE(cache.find_for_download(published(2, 0ns), HashKind::sha256).has_value());
+    CHECK_FALSE(cache.find_for_download(published(3, 999ms), HashKind::sha256).has_value());
+    cache.remember_published(published(4, 1s), HashKind::sha256, "a tick older");
+    CHECK(cache.find_for_download(published(4, 1s), HashKind::sha256).has_value());
+
+    // Hashed again once settled, the entry answers digest requests too;
+    // a publish's entry never takes a settled one's place.
+    const FileIdentity settled{1, 5, 100, 0, 0};
+    cache.remember(settled, HashKind::sha256, "hashed", kNow);
+    cache.remember_published(settled, HashKind::sha256, "published");
+    CHECK(cache.find(settled, HashKind::sha256) == std::optional<std::string>("hashed"));
+    cache.remember(published(1, 3600s), HashKind::sha256, "synced", kNow + 10s);
+    CHECK(cache.find(published(1, 3600s), HashKind::sha256) == std::optional<std::string>("synced"));
+}

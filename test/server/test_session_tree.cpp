@@ -7,6 +7,7 @@
 
 #include <sys/stat.h>
 
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -158,6 +159,53 @@ TEST_CASE("version 2 put into a folder: parents on request, the mtime given, not
     struct ::stat st {};
     REQUIRE(::stat((f.root.path() + "/x/y/z.bin").c_str(), &st) == 0);
     CHECK(st.st_mtime == 1500000000);
+}
+
+TEST_CASE("a synced upload's digest is kept at its commit: a get right after sends it unhashed, as file frames")
+{
+    Fixture f;
+    f.config.chunk_size = 1000;
+    f.config.file_frame_size = 1500;
+    f.config.whole_read_max = 0;
+    f.io.file_frames = true;
+    f.hello(2);
+    const auto push = [&](const std::string& name, const std::string& content, std::optional<std::int64_t> mtime,
+                          std::uint64_t id) {
+        PutRequest put{name, content.size(), false};
+        put.mtime = mtime;
+        REQUIRE(parse_put_reply(ask(f, put, id)));
+        f.feed(data_frame(content));
+        f.feed(control(Request{id, CommitRequest{sha256_of(content)}}));
+        f.io.run_jobs();
+        REQUIRE(parse_commit_reply(f.io.drain().controls.back()));
+    };
+    const auto pull = [&](const std::string& name, const std::string& content, std::uint64_t id) {
+        const int frames_before = f.io.file_frames_sent;
+        f.feed(control(Request{id, GetRequest{name, 0}}));
+        f.io.run_jobs();
+        auto [controls, data] = f.io.drain();
+        REQUIRE(controls.size() == 2);
+        CHECK(data == content);
+        CHECK(parse_trailer(controls[1])->body.digest == sha256_of(content));
+        return f.io.file_frames_sent - frames_before;
+    };
+
+    // The sender's older time (sync, put -p): any later write would move
+    // the modification time to the present, so the commit's digest holds.
+    const std::string synced = pattern(4000, 41);
+    push("synced.bin", synced, 1500000000, 2);
+    CHECK(pull("synced.bin", synced, 3) == 5); // 1000 + 500, 1000 + 500, 1000: by the kernel, unhashed
+    const auto identity = f.library->open_for_read("synced.bin").value()->identity();
+    CHECK(f.library->digests().find_for_download(identity, HashKind::sha256) == sha256_of(synced));
+    // A digest request is believed without the bytes: it hashes the file.
+    CHECK_FALSE(f.library->digests().find(identity, HashKind::sha256).has_value());
+
+    // A plain put's file changed up to its publish: a write in the same
+    // timestamp tick could go unseen, so its first get reads and hashes it
+    // from memory (the fresh file's path), as before.
+    const std::string plain = pattern(4000, 42);
+    push("plain.bin", plain, std::nullopt, 4);
+    CHECK(pull("plain.bin", plain, 5) == 0);
 }
 
 TEST_CASE("version 1 put ignores version 2's fields")
