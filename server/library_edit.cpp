@@ -163,6 +163,16 @@ std::optional<Error> Library::empty_folder(int fd, const std::string& relative, 
             leave(path, "is hidden or not a valid name");
             continue;
         }
+        // What no request can name, list does not show (skipped_too_deep),
+        // so a delete leaves it, file or folder, as PROTOCOL.md 4.11 says.
+        if (depth + 1 > kMaxPathDepth) {
+            leave(path, "is deeper than " + std::to_string(kMaxPathDepth) + " path components");
+            continue;
+        }
+        if (path.size() > kMaxPathBytes) {
+            leave(path, "has a path longer than " + std::to_string(kMaxPathBytes) + " bytes");
+            continue;
+        }
         struct ::stat st {};
         if (retry_stale(fd, [&] { return ::fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
             if (errno == ENOENT) {
@@ -189,10 +199,6 @@ std::optional<Error> Library::empty_folder(int fd, const std::string& relative, 
         }
         if (st.st_dev != root_device_) {
             leave(path, "is on another file system");
-            continue;
-        }
-        if (depth + 1 > kMaxPathDepth) {
-            leave(path, "is deeper than " + std::to_string(kMaxPathDepth) + " folders");
             continue;
         }
         UniqueFd child(

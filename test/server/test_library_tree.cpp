@@ -337,6 +337,69 @@ TEST_CASE("a recursive remove leaves what a listing would not show, and the fold
     }
 }
 
+TEST_CASE("a recursive remove leaves what no path can name, file or folder, as the listing skips it")
+{
+    for (const ResolveMode mode : kModes) {
+        CAPTURE(static_cast<int>(mode));
+        TempRoot root;
+        // A file at component kMaxPathDepth + 1, beside a listable one.
+        std::string deep = "deep";
+        make(root, deep);
+        for (std::size_t depth = 2; depth < kMaxPathDepth; ++depth) {
+            deep += "/d";
+            make(root, deep);
+        }
+        root.write(deep + "/named", "64 components");
+        deep += "/d";
+        make(root, deep);
+        root.write(deep + "/unnamed", "65 components");
+        // Files and a folder whose paths pass kMaxPathBytes, in folders that
+        // can be named: made and checked relative to the last folder, as
+        // their absolute paths pass PATH_MAX.
+        make(root, "wide");
+        int wide_fd = ::open((root.path() + "/wide").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        REQUIRE(wide_fd >= 0);
+        const std::string long_name(250, 'n');
+        for (std::size_t bytes = 4; bytes + 1 + long_name.size() <= kMaxPathBytes; bytes += 1 + long_name.size()) {
+            REQUIRE(::mkdirat(wide_fd, long_name.c_str(), 0755) == 0);
+            const int inner = ::openat(wide_fd, long_name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            REQUIRE(inner >= 0);
+            ::close(wide_fd);
+            wide_fd = inner;
+        }
+        const auto write_at = [&](const std::string& name) {
+            const int fd = ::openat(wide_fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+            REQUIRE(fd >= 0);
+            ::close(fd);
+        };
+        const auto exists_at = [&](const std::string& name) {
+            struct ::stat st {};
+            return ::fstatat(wide_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+        };
+        write_at(long_name);
+        REQUIRE(::mkdirat(wide_fd, (long_name + "x").c_str(), 0755) == 0);
+        write_at("short");
+        auto library = open_library(root, mode);
+
+        auto listed = library->list("", ListingOptions{true, true});
+        REQUIRE(listed);
+        CHECK(listed->skipped_too_deep == 3);
+
+        for (const std::string top : {"deep", "wide"}) {
+            auto removed = library->remove(top, true);
+            REQUIRE_FALSE(removed);
+            CHECK(removed.error().code == ErrorCode::not_empty);
+            CAPTURE(removed.error().message);
+        }
+        CHECK(root.exists(deep + "/unnamed"));
+        CHECK_FALSE(root.exists(deep.substr(0, deep.size() - 2) + "/named"));
+        CHECK(exists_at(long_name));
+        CHECK(exists_at(long_name + "x"));
+        CHECK_FALSE(exists_at("short"));
+        ::close(wide_fd);
+    }
+}
+
 TEST_CASE("rename moves atomically, replaces only when asked, and never moves a folder into itself")
 {
     for (const ResolveMode mode : kModes) {
