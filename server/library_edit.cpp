@@ -366,6 +366,18 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
     if (replace && target_exists && !S_ISREG(old.st_mode) && !S_ISDIR(old.st_mode)) {
         return Error{ErrorCode::not_regular_file, quoted(to) + " is not a regular file or folder; it is not replaced"};
     }
+    const auto same_file = [&] {
+        return Error{ErrorCode::invalid_move, quoted(from) + " and " + quoted(to) +
+                                                  " are hard links to one file: nothing would move"};
+    };
+    // rename(2) of a hard link onto another link of the same file succeeds
+    // doing nothing, both names staying (POSIX rename: "If the old argument
+    // and the new argument resolve to ... the same existing file, rename()
+    // shall return successfully and perform no other action"); refused as a
+    // name renamed onto itself is, as mv(1) does.
+    if (replace && target_exists && old.st_dev == st.st_dev && old.st_ino == st.st_ino) {
+        return same_file();
+    }
     const auto map_error = [&](int errno_value) -> Error {
         switch (errno_value) {
         case EEXIST:
@@ -395,6 +407,12 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
     if (replace) {
         if (::renameat(from_dir, from_leaf, to_dir, to_leaf) != 0) {
             return map_error(errno);
+        }
+        // The link may have been made after the check above.
+        struct ::stat left {};
+        if (!folder && ::fstatat(from_dir, from_leaf, &left, AT_SYMLINK_NOFOLLOW) == 0 && left.st_dev == st.st_dev &&
+            left.st_ino == st.st_ino) {
+            return same_file();
         }
     } else if (::renameat2(from_dir, from_leaf, to_dir, to_leaf, RENAME_NOREPLACE) != 0) {
         if (errno != EINVAL) {

@@ -432,6 +432,16 @@ TEST_CASE("rename moves atomically, replaces only when asked, and never moves a 
         CHECK(same->code == ErrorCode::invalid_move);
         CHECK(same->message == "\"dest/g1\" would be renamed onto itself: nothing to move");
         CHECK(library->rename("a", "a/b", true)->code == ErrorCode::invalid_move);
+        // Two hard links of one file: rename(2) would answer success and keep
+        // both names; refused, both names stay.
+        REQUIRE(::link((root.path() + "/dest/g1").c_str(), (root.path() + "/a/hard").c_str()) == 0);
+        const auto linked = library->rename("dest/g1", "a/hard", true);
+        REQUIRE(linked);
+        CHECK(linked->code == ErrorCode::invalid_move);
+        CHECK(linked->message.find("hard links to one file") != std::string::npos);
+        CHECK(library->rename("a/hard", "dest/g1", false)->code == ErrorCode::exists);
+        CHECK(root.exists("dest/g1"));
+        REQUIRE(::unlink((root.path() + "/a/hard").c_str()) == 0);
         // A path beneath a FILE puts a file where a folder should be: not_a_folder,
         // however deep, replacing or not; "into itself" is for folders only.
         for (const bool replace : {false, true}) {
