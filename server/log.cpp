@@ -1,10 +1,13 @@
 #include "log.hpp"
 
+#include "names.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -41,9 +44,20 @@ std::string timestamp()
     return stamp;
 }
 
-// Text values are quoted when they would not read back as one word.
-void append_text_value(std::string& line, std::string_view value)
+// Text values are quoted when they would not read back as one word. A
+// peer's text (a name, an unknown op, a name read from the disk) may hold
+// terminal controls or bytes that are not UTF-8: they are written escaped
+// as the client shows names (printable(): \u{1B}, \xFF), so a log read in
+// a terminal cannot retitle it, move its cursor or hide text, and stays
+// UTF-8. (The JSON format escapes them its own way.)
+void append_text_value(std::string& line, std::string_view raw)
 {
+    const bool ascii = std::all_of(raw.begin(), raw.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+    std::string escaped;
+    if (!ascii) {
+        escaped = printable(raw);
+    }
+    const std::string_view value = ascii ? raw : std::string_view(escaped);
     const bool plain = !value.empty() && value.find_first_of(" \"=\\\n\t") == std::string_view::npos;
     if (plain) {
         line += value;

@@ -9,6 +9,7 @@ import struct
 import unittest
 
 from wire import Closed, Server, temp_root, wait_until
+from harness import read_whole_log  # noqa: E402 (wire puts test/ on the path)
 
 FERRYD = os.environ.get("FERRYD", "")
 
@@ -123,6 +124,39 @@ class Logging(unittest.TestCase):
                             self.assertTrue(server.peer().request({"op": "list"})["ok"])
         finally:
             shutil.rmtree(root)
+
+    def test_peer_text_reaches_the_text_log_escaped(self):
+        """An unknown op sent before hello and a name read from the disk, each holding terminal controls
+        (ESC, BEL, a C1 CSI) and a byte that is not UTF-8: the text log must hold none of them raw."""
+        root = temp_root()
+        tokens = os.path.join(root, ".tokens")
+        with open(tokens, "w") as f:
+            f.write("writer-0123456789abcdef rw\n")
+        os.chmod(tokens, 0o600)
+        os.mkdir(os.path.join(root, "t"))
+        # Not a valid name, so a recursive delete leaves it and names it in not_empty.
+        with open(os.path.join(root.encode(), b"t", b"evil\x1b]0;pwned\x07\xc2\x9b2J\xff"), "wb") as f:
+            f.write(b"x")
+        try:
+            with Server(FERRYD, root, "--token-file", tokens, "--log-format", "text") as server:
+                peer = server.peer(hello=False)
+                peer.send({"op": "x\u001b]0;pwned\u0007\u009b2J\u001b[31mFORGED", "id": 1})
+                self.assertEqual(peer.reply()["error"]["code"], "unknown_op")
+                peer.close()
+                peer = server.peer(token="writer-0123456789abcdef", version=2)
+                reply = peer.request({"op": "delete", "path": "t", "recursive": True})
+                self.assertEqual(reply["error"]["code"], "not_empty", reply)
+                peer.close()
+                self.assertTrue(wait_until(lambda: server.log_text().count("disconnect") >= 2))
+                log = read_whole_log(server.log)
+        finally:
+            shutil.rmtree(root)
+        text = log.decode("utf-8")  # stays UTF-8: raises otherwise
+        self.assertEqual([c for c in text if ord(c) < 0x20 and c != "\n"], [])
+        self.assertEqual([c for c in text if 0x7f <= ord(c) <= 0x9f], [])
+        self.assertIn("\\\\u{001B}]0;pwned", text)  # the op, quoted: its backslash doubled
+        self.assertIn("evil", text)
+        self.assertIn("\\\\xFF", text)
 
 
 if __name__ == "__main__":
