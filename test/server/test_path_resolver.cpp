@@ -113,6 +113,14 @@ TEST_CASE("a folder resolves beneath the root; anything else in its way is refus
         refused(parts({"a", "up", "etc"}), ErrorCode::not_a_folder);
         refused(parts({"a", "inner"}), ErrorCode::not_a_folder);
         refused(parts({"escape"}), ErrorCode::not_a_folder);
+        // The message names the component that is not a folder, not the
+        // whole path (which may not exist at all).
+        auto beneath_file = resolver.open_folder(parts({"a", "file", "x", "y"}), false);
+        REQUIRE_FALSE(beneath_file);
+        CHECK(beneath_file.error().message == "\"a/file\" is not a folder");
+        auto beneath_link = resolver.open_folder(parts({"a", "up", "etc"}), false);
+        REQUIRE_FALSE(beneath_link);
+        CHECK(beneath_link.error().message == "\"a/up\" is not a folder");
     }
 }
 
