@@ -2,6 +2,7 @@
 
 #include "local_files.hpp"
 #include "names.hpp"
+#include "posix_io.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -82,7 +83,8 @@ public:
                 continue;
             }
             if (S_ISREG(st.st_mode)) {
-                tree.entries.push_back({path, false, static_cast<std::uint64_t>(st.st_size), st.st_mtim.tv_sec});
+                tree.entries.push_back({path, false, static_cast<std::uint64_t>(st.st_size), st.st_mtim.tv_sec,
+                                        static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)});
             } else if (S_ISDIR(st.st_mode)) {
                 // O_NOFOLLOW: swapped for a symlink since the fstatat, it is not entered.
                 const int child = ::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -90,7 +92,8 @@ public:
                     tree.skipped.push_back({path, std::string("cannot open the folder: ") + std::strerror(errno)});
                     continue;
                 }
-                tree.entries.push_back({path, true, 0, st.st_mtim.tv_sec});
+                tree.entries.push_back({path, true, 0, st.st_mtim.tv_sec, static_cast<std::uint64_t>(st.st_dev),
+                                        static_cast<std::uint64_t>(st.st_ino)});
                 walk(child, path, depth + 1);
             } else if (S_ISLNK(st.st_mode)) {
                 tree.skipped.push_back({path, "a symbolic link (not followed)"});
@@ -104,6 +107,11 @@ public:
 private:
     std::string root_;
 };
+
+Error changed_since_listed(const std::string& shown, const std::string& how)
+{
+    return Error{ErrorCode::local_io, "\"" + shown + "\" changed since it was listed: " + how + "; not sent"};
+}
 
 } // namespace
 
@@ -126,6 +134,40 @@ bool is_part_name(const std::string& name)
     return name.ends_with(kPartSuffix) || name.ends_with(state) || name.ends_with(state + ".tmp") ||
            (temporary != std::string::npos &&
             name.size() == temporary + state.size() + kStateTemporarySuffix.size() + kStateTemporaryRandom);
+}
+
+Result<LocalFile> open_listed_file(const ListedFile& listed, const std::string& shown)
+{
+    auto folder = open_tree_folder(listed.root, listed.path);
+    if (!folder) {
+        // A folder on the way that is now a symbolic link (or gone) is
+        // named by open_tree_folder's message.
+        return changed_since_listed(shown, folder.error().message);
+    }
+    const std::string name = base_name(listed.path);
+    const int fd = sys::retry_on_eintr([&] {
+        return ::openat(folder.value()->fd(), name.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    });
+    if (fd < 0) {
+        const int err = errno;
+        if (err == ELOOP) {
+            return changed_since_listed(shown, "it is a symbolic link now (not followed)");
+        }
+        return local_error("cannot open \"" + shown + "\"", err);
+    }
+    LocalFile opened(shown, fd);
+    struct stat st {};
+    if (::fstat(opened.fd(), &st) != 0) {
+        return local_error("cannot stat \"" + shown + "\"", errno);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return changed_since_listed(shown, "it is no longer a regular file");
+    }
+    if (static_cast<std::uint64_t>(st.st_dev) != listed.device ||
+        static_cast<std::uint64_t>(st.st_ino) != listed.inode) {
+        return changed_since_listed(shown, "another file stands at its name now");
+    }
+    return opened;
 }
 
 Result<LocalTree> walk_local_tree(const std::string& root)

@@ -8,6 +8,7 @@
 // download's .ferry-part file, a folder deeper than kMaxTreeDepth.
 #pragma once
 
+#include "local_files.hpp"
 #include "status.hpp"
 
 #include <cstddef>
@@ -26,6 +27,10 @@ struct LocalEntry {
     bool folder = false;
     std::uint64_t size = 0;
     std::int64_t mtime = 0; // seconds since the Unix epoch
+    // As the walk saw it (fstatat, not following): a file is sent only if
+    // the file opened to send it is this one (open_listed_file).
+    std::uint64_t device = 0;
+    std::uint64_t inode = 0;
 };
 
 struct SkippedEntry {
@@ -57,5 +62,25 @@ bool is_part_name(const std::string& name);
 // `root` cannot be opened as a folder; an unreadable folder below it is a
 // skipped entry, with the reason.
 Result<LocalTree> walk_local_tree(const std::string& root);
+
+// A regular file of a walked tree, as the walk listed it. Between the walk
+// and the send, a folder of the tree or the file itself may be swapped for
+// a symbolic link (or another file): what is sent must still be the very
+// file listed, never what a link leads to, so put -r and sync's push open
+// it by this, not by its path.
+struct ListedFile {
+    std::string root; // the walked folder, as given to walk_local_tree
+    std::string path; // relative to `root`, as LocalEntry::path
+    std::uint64_t device = 0;
+    std::uint64_t inode = 0;
+};
+
+// Opens a listed file for reading (O_NONBLOCK, as prepare_put's open): each
+// folder below `root` one name at a time with O_NOFOLLOW|O_DIRECTORY
+// (open_tree_folder), the file itself with O_NOFOLLOW, then its fstat must
+// show a regular file with the listed device and inode. Anything else is a
+// local_io Error naming `shown` (the path as the user sees it) and saying
+// that it changed since it was listed; nothing is followed.
+Result<LocalFile> open_listed_file(const ListedFile& listed, const std::string& shown);
 
 } // namespace ferry::client

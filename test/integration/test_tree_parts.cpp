@@ -267,3 +267,62 @@ TEST_CASE("the local tree walk stops at the depth a server path may have")
     REQUIRE(walked->skipped.size() == 1);
     CHECK(walked->skipped.front().why.find("deeper than") != std::string::npos);
 }
+
+TEST_CASE("a listed file opens only as the very file listed, never through a link swapped in since")
+{
+    ferry::test::TempDir dir;
+    const std::string root = dir / "tree";
+    const std::string outside = dir / "outside";
+    const std::string moved = dir / "moved";
+    for (const auto& folder : {root, root + "/sub", outside, moved}) {
+        REQUIRE(::mkdir(folder.c_str(), 0755) == 0);
+    }
+    write_text(outside + "/f.txt", "secret");
+    write_text(outside + "/other.txt", "secret");
+    for (const auto& name : {"/sub/f.txt", "/top.txt", "/hard.txt", "/fifo.txt"}) {
+        write_text(root + name, "listed");
+    }
+    auto walked = walk_local_tree(root);
+    REQUIRE(walked.ok());
+    std::map<std::string, ListedFile> listed;
+    for (const auto& entry : walked->entries) {
+        listed[entry.path] = ListedFile{root, entry.path, entry.device, entry.inode};
+    }
+    REQUIRE(listed.size() == 5); // the folder sub/ and four files
+
+    // Unchanged: opened, the listed file.
+    auto same = open_listed_file(listed["sub/f.txt"], root + "/sub/f.txt");
+    REQUIRE(same.ok());
+    CHECK(same->path() == root + "/sub/f.txt");
+
+    // The folder swapped for a link to a folder holding a file of that name.
+    REQUIRE(::rename((root + "/sub").c_str(), (moved + "/sub").c_str()) == 0);
+    REQUIRE(::symlink(outside.c_str(), (root + "/sub").c_str()) == 0);
+    auto through_folder = open_listed_file(listed["sub/f.txt"], root + "/sub/f.txt");
+    REQUIRE_FALSE(through_folder.ok());
+    CHECK(through_folder.error().code == ferry::ErrorCode::local_io);
+    CHECK(through_folder.error().message.find("changed since it was listed") != std::string::npos);
+    CHECK(through_folder.error().message.find("a symbolic link is not followed") != std::string::npos);
+
+    // The file swapped for a link to a file outside.
+    REQUIRE(::rename((root + "/top.txt").c_str(), (moved + "/top.txt").c_str()) == 0);
+    REQUIRE(::symlink((outside + "/f.txt").c_str(), (root + "/top.txt").c_str()) == 0);
+    auto through_link = open_listed_file(listed["top.txt"], root + "/top.txt");
+    REQUIRE_FALSE(through_link.ok());
+    CHECK(through_link.error().message.find("symbolic link now") != std::string::npos);
+
+    // The file swapped for another file (a hard link to one outside): no
+    // link to refuse, but not the file listed.
+    REQUIRE(::unlink((root + "/hard.txt").c_str()) == 0);
+    REQUIRE(::link((outside + "/other.txt").c_str(), (root + "/hard.txt").c_str()) == 0);
+    auto other = open_listed_file(listed["hard.txt"], root + "/hard.txt");
+    REQUIRE_FALSE(other.ok());
+    CHECK(other.error().message.find("another file stands at its name now") != std::string::npos);
+
+    // A FIFO at the name is opened without waiting and refused.
+    REQUIRE(::unlink((root + "/fifo.txt").c_str()) == 0);
+    REQUIRE(::mkfifo((root + "/fifo.txt").c_str(), 0600) == 0);
+    auto fifo = open_listed_file(listed["fifo.txt"], root + "/fifo.txt");
+    REQUIRE_FALSE(fifo.ok());
+    CHECK(fifo.error().message.find("no longer a regular file") != std::string::npos);
+}
