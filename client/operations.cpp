@@ -807,7 +807,8 @@ Result<PendingPut> prepare_put(const PutOptions& options)
     // Ctrl-C's reach, for a writer that may never come; it is refused below
     // like any other file that is not regular. (Reads of a regular file
     // ignore the flag.)
-    auto opened = LocalFile::open(options.local_path, O_RDONLY | O_NONBLOCK);
+    auto opened = options.listed ? open_listed_file(*options.listed, options.local_path)
+                                 : LocalFile::open(options.local_path, O_RDONLY | O_NONBLOCK);
     if (!opened) {
         return opened.error();
     }

@@ -10,6 +10,7 @@
 
 #include "connection.hpp"
 #include "local_files.hpp"
+#include "local_tree.hpp"
 #include "messages.hpp"
 #include "transfer_hash.hpp"
 
@@ -141,6 +142,11 @@ Result<TransferResult> finish_get(Connection& connection, PendingGet& pending);
 
 struct PutOptions {
     std::string local_path;
+    // A file of a walked tree (put -r, sync's push): opened as listed
+    // (open_listed_file), never through a link, and only if still the very
+    // file the walk saw. Without it `local_path` is the user's own operand,
+    // its links followed as cp follows them.
+    std::optional<ListedFile> listed;
     std::string name; // a path on the server (a name on a version-1 connection)
     // Have the server make the path's missing folders first (put -r, -C).
     bool parents = false;

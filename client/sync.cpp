@@ -22,6 +22,7 @@
 #include <ctime>
 #include <deque>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -279,7 +280,8 @@ private:
 // sent right behind the commit so that it waits at the server while the
 // commit syncs (as several-file put does).
 void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncArguments& arguments,
-                const std::vector<FileTransfer>& transfers, Retries& retries)
+                const std::vector<FileTransfer>& transfers, Retries& retries,
+                const std::map<std::string, ListedFile>& listed)
 {
     const auto fail = [&](std::size_t index, const Error& error) {
         retries.failed(tally, transfers, index, error);
@@ -298,6 +300,14 @@ void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
             options.hash = arguments.hash;
             options.parents = true;
             options.mtime = transfer.mtime;
+            // Every file a push sends was listed by the local scan; sent
+            // only as the very file listed, never through a link.
+            const auto seen = listed.find(transfer.path);
+            if (seen == listed.end()) {
+                fail(*index, Error{ErrorCode::local_io, "\"" + options.local_path + "\" was not listed; not sent"});
+                continue;
+            }
+            options.listed = seen->second;
             auto prepared = prepare_put(options);
             if (!prepared) {
                 fail(*index, prepared.error());
@@ -939,7 +949,7 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         Retries retries;
         crew.run(batch.size(), [&](Connection& each) {
             if (push) {
-                push_files(each, queue, tally, arguments, batch, retries);
+                push_files(each, queue, tally, arguments, batch, retries, local_tree.listed);
             } else {
                 pull_files(each, queue, tally, arguments, batch, retries, publish);
             }

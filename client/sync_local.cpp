@@ -224,6 +224,9 @@ Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side)
     LocalScan scan;
     scan.entries.reserve(walked->entries.size() + walked->skipped.size());
     for (auto& entry : walked->entries) {
+        if (side == ScanSide::sending && !entry.folder) {
+            scan.listed.emplace(entry.path, ListedFile{root, entry.path, entry.device, entry.inode});
+        }
         scan.entries.push_back(
             {std::move(entry.path), entry.folder ? EntryKind::folder : EntryKind::file, entry.size, entry.mtime, {}});
     }

@@ -5,11 +5,13 @@
 // inside the tree never leads the sync out of it.
 #pragma once
 
+#include "local_tree.hpp"
 #include "status.hpp"
 #include "sync_plan.hpp"
 #include "transfer_hash.hpp"
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -25,6 +27,10 @@ struct LocalScan {
     TreeListing entries;
     // For people, on the sending side: each left out and why.
     std::vector<std::string> notes;
+    // The sending side's files by path, as the walk saw them: a push opens
+    // each through this (open_listed_file), so that a folder or file
+    // swapped for a symbolic link since the scan is never followed.
+    std::map<std::string, ListedFile> listed;
 };
 
 enum class ScanSide { sending, receiving };

@@ -435,6 +435,7 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
             options.name = items[index].name;
             options.parents = items[index].parents;
             options.mtime = items[index].mtime;
+            options.listed = items[index].listed;
             options.resume = flags.resume;
             options.hash = flags.hash;
             if (interrupted()) {
@@ -824,7 +825,8 @@ void plan_local_tree(Connection& connection, const Output& output, PutPlan& plan
     for (const auto& entry : tree->entries) {
         if (!entry.folder) {
             plan.add({prefix + entry.path, join_remote(remote, entry.path), true,
-                      flags.preserve ? std::optional<std::int64_t>(entry.mtime) : std::nullopt},
+                      flags.preserve ? std::optional<std::int64_t>(entry.mtime) : std::nullopt,
+                      ListedFile{local, entry.path, entry.device, entry.inode}},
                      prefix + entry.path);
         }
     }

@@ -9,6 +9,7 @@
 
 #include "clobber.hpp"
 #include "connection.hpp"
+#include "local_tree.hpp"
 #include "output.hpp"
 
 #include <chrono>
@@ -95,6 +96,8 @@ struct PutItem {
     std::string name;
     bool parents = false;              // make the missing folders of `name`
     std::optional<std::int64_t> mtime; // the time the server gives the file
+    // put -r: the tree's file as its walk listed it (PutOptions::listed).
+    std::optional<ListedFile> listed = {};
 };
 // The batches under run_gets and run_puts, for callers that plan the files
 // themselves (sync): pipelined over `connection`, retried as flags say, each

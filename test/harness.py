@@ -10,9 +10,11 @@ import fcntl
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
 
 
@@ -93,6 +95,66 @@ class Server:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class HoldingRelay:
+    """A loopback TCP relay in front of ADDRESS (a ferryd) that stops passing
+    the client's bytes once HOLD_AFTER of them (all connections together)
+    have passed, until release(): a client in the middle of sending a large
+    file is held there, so that a test can change things between two steps
+    of a transfer without racing it. `held` is set once it holds."""
+
+    def __init__(self, address, hold_after):
+        host, port = address.rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.hold_after = hold_after
+        self.passed = 0
+        self.held = threading.Event()
+        self.released = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = "127.0.0.1:%d" % self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def release(self):
+        self.released.set()
+
+    def close(self):
+        self.released.set()
+        self.listener.close()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            server = socket.create_connection(self.upstream)
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, source, sink, from_client):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if from_client:
+                    with self.lock:
+                        self.passed += len(data)
+                        hold = self.passed >= self.hold_after and not self.held.is_set()
+                        if hold:
+                            self.held.set()
+                    if hold:
+                        self.released.wait()
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                sink.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
 
 
 def temp_folder(prefix):

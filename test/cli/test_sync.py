@@ -612,6 +612,90 @@ class SwappedFolder(SyncTest):
         self.check(self.pull_while_swapping(os.path.join(dest, "top"), "sync", "-j", "1", ":", dest))
 
 
+class SwappedSource(SyncTest):
+    """A push (sync, put -r) lists its tree, then sends it: a folder of the
+    tree swapped for a symbolic link after the listing, a file swapped for
+    one, or for another file (a hard link to a file outside), is refused
+    with its name and "changed since it was listed", never followed or
+    sent; the rest of the tree goes on, and the exit status says it failed. The client is held by a relay
+    in the middle of the first, large file (so after the listing and before
+    any later file is opened) while the tree is changed: no race."""
+
+    BIG = 48 << 20   # sent first: far more than the socket buffers hold
+    HOLD = 8 << 20   # the relay holds the client here, mid-file
+
+    def setUp(self):
+        super().setUp()
+        with open(os.path.join(self.src, "a_big"), "wb") as f:
+            f.write(bytes(self.BIG))
+        os.mkdir(os.path.join(self.src, "z"))
+        for rel in ("y.bin", "z/f0.bin", "zz.bin"):
+            with open(os.path.join(self.src, rel), "wb") as f:
+                f.write(b"ordinary content of " + rel.encode())
+        self.outside = os.path.join(self.dir, "outside")
+        os.mkdir(self.outside)
+        for name in ("f0.bin", "secret", "hard"):
+            with open(os.path.join(self.outside, name), "wb") as f:
+                f.write(b"SECRET, outside the pushed tree")
+
+    def swap(self):
+        """After the listing: the folder z, the file zz.bin and the file
+        y.bin replaced (a link to a folder outside, a link to a file
+        outside, a hard link to a file outside)."""
+        moved = os.path.join(self.dir, "moved")
+        os.mkdir(moved)
+        os.rename(os.path.join(self.src, "z"), os.path.join(moved, "z"))
+        os.symlink(self.outside, os.path.join(self.src, "z"))
+        os.rename(os.path.join(self.src, "zz.bin"), os.path.join(moved, "zz.bin"))
+        os.symlink(os.path.join(self.outside, "secret"), os.path.join(self.src, "zz.bin"))
+        os.rename(os.path.join(self.src, "y.bin"), os.path.join(moved, "y.bin"))
+        os.link(os.path.join(self.outside, "hard"), os.path.join(self.src, "y.bin"))
+
+    def push_swapping(self, *args):
+        relay = harness.HoldingRelay(self.server.address, self.HOLD)
+        try:
+            process = subprocess.Popen([FERRY, "--server", relay.address, *args], cwd=self.local, env=self.env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            try:
+                held = relay.held.wait(timeout=60)
+                if held:
+                    self.swap()
+                relay.release()
+                out, err = process.communicate(timeout=120)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+        finally:
+            relay.close()
+        self.assertTrue(held, "the client never sent the large file: %r" % err)
+        return process.returncode, out, err
+
+    def check(self, result, sent_as):
+        returncode, out, err = result
+        leaked = []
+        for folder, _, files in os.walk(self.root):
+            for name in files:
+                with open(os.path.join(folder, name), "rb") as f:
+                    if b"SECRET" in f.read():
+                        leaked.append(os.path.relpath(os.path.join(folder, name), self.root))
+        self.assertEqual(leaked, [], "files from outside the tree reached the server")
+        self.assertEqual(os.path.getsize(os.path.join(self.root, sent_as, "a_big")), self.BIG)
+        for rel in ("y.bin", "z/f0.bin", "zz.bin"):
+            self.assertFalse(os.path.exists(os.path.join(self.root, sent_as, rel)), rel)
+            self.assertRegex(err + out, re.escape(rel.encode()) + b"\" changed since it was listed")
+        self.assertIn(b"it is a symbolic link now (not followed)", err + out)
+        self.assertIn(b"is not a folder (a symbolic link is not followed)", err + out)
+        self.assertIn(b"another file stands at its name now", err + out)
+        self.assertNotEqual(returncode, 0, err)
+
+    def test_sync_push_sends_only_the_files_it_listed(self):
+        self.check(self.push_swapping("sync", "-j", "1", self.src, ":t"), "t")
+
+    def test_put_r_sends_only_the_files_it_listed(self):
+        self.check(self.push_swapping("put", "-r", self.src, "--as", "p"), "p")
+
+
 class DeleteKeepsWhatSyncCannotSee(SyncTest):
     """--delete never removes what sync cannot see (a hidden name, a partial
     download and its state, a name a server cannot hold, a link or FIFO),
