@@ -27,6 +27,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <utility>
 
 namespace ferry::client {
 
@@ -276,15 +277,42 @@ private:
     std::vector<std::pair<std::size_t, Error>> failed_;
 };
 
+// The folders of the files a push could not even start (a local file that
+// could not be opened, or one changed since it was listed): a put makes
+// the folders above its file, so theirs may be missing on the server, yet
+// they were listed and are made all the same (make_unsent_folders), before
+// the folder times are set. Shared by the push's threads.
+class UnsentFolders {
+public:
+    void add(const std::string& file)
+    {
+        const std::lock_guard lock(mutex_);
+        folders_.insert(parent_path(file));
+    }
+    std::set<std::string> take()
+    {
+        const std::lock_guard lock(mutex_);
+        return std::exchange(folders_, {});
+    }
+
+private:
+    std::mutex mutex_;
+    std::set<std::string> folders_;
+};
+
 // One connection's share of a push: puts back to back, the next request
 // sent right behind the commit so that it waits at the server while the
 // commit syncs (as several-file put does).
 void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncArguments& arguments,
                 const std::vector<FileTransfer>& transfers, Retries& retries,
-                const std::map<std::string, ListedFile>& listed)
+                const std::map<std::string, ListedFile>& listed, UnsentFolders& unsent)
 {
     const auto fail = [&](std::size_t index, const Error& error) {
         retries.failed(tally, transfers, index, error);
+    };
+    const auto fail_unsent = [&](std::size_t index, const Error& error) {
+        unsent.add(transfers[index].path);
+        fail(index, error);
     };
     const auto start_next = [&]() -> std::optional<std::pair<std::size_t, PendingPut>> {
         while (!interrupted()) {
@@ -304,13 +332,14 @@ void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
             // only as the very file listed, never through a link.
             const auto seen = listed.find(transfer.path);
             if (seen == listed.end()) {
-                fail(*index, Error{ErrorCode::local_io, "\"" + options.local_path + "\" was not listed; not sent"});
+                fail_unsent(*index,
+                            Error{ErrorCode::local_io, "\"" + options.local_path + "\" was not listed; not sent"});
                 continue;
             }
             options.listed = seen->second;
             auto prepared = prepare_put(options);
             if (!prepared) {
-                fail(*index, prepared.error());
+                fail_unsent(*index, prepared.error());
                 continue;
             }
             Status sent = ensure_open(connection);
@@ -540,6 +569,27 @@ void make_plan_folders(Connection& connection, Tally& tally, const SyncArguments
     for (const auto& folder : folders_without_files(plan)) {
         if (interrupted()) {
             return;
+        }
+        Result<MkdirReply> made = Error{ErrorCode::internal, ""};
+        if (auto open = ensure_open(connection); !open) {
+            made = open.error();
+        } else {
+            made = make_remote_folder(connection, remote_join(arguments.remote, folder), true);
+        }
+        if (!made) {
+            tally.failed(folder, made.error());
+        }
+    }
+}
+
+// A push's listed folders that no put made (UnsentFolders), with their
+// parents: on the server as on the local side, whatever failed inside.
+void make_unsent_folders(Connection& connection, Tally& tally, const SyncArguments& arguments,
+                         const std::set<std::string>& folders)
+{
+    for (const auto& folder : folders) {
+        if (folder.empty() || interrupted()) {
+            continue; // the synced folder itself is made before any file
         }
         Result<MkdirReply> made = Error{ErrorCode::internal, ""};
         if (auto open = ensure_open(connection); !open) {
@@ -936,6 +986,7 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     }
 
     PublishBatch publish; // a pull's verified files, published in groups
+    UnsentFolders unsent; // a push's folders whose files did not start
     std::vector<std::size_t> todo(plan.transfers.size());
     for (std::size_t i = 0; i < todo.size(); ++i) {
         todo[i] = i;
@@ -949,7 +1000,7 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         Retries retries;
         crew.run(batch.size(), [&](Connection& each) {
             if (push) {
-                push_files(each, queue, tally, arguments, batch, retries, local_tree.listed);
+                push_files(each, queue, tally, arguments, batch, retries, local_tree.listed, unsent);
             } else {
                 pull_files(each, queue, tally, arguments, batch, retries, publish);
             }
@@ -975,6 +1026,7 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     }
     // After the files: publishing into a folder changes its mtime.
     if (push) {
+        make_unsent_folders(connection, tally, arguments, unsent.take());
         set_remote_times(crew, connection, tally, arguments, plan);
     } else {
         for (const auto& folder : plan.folder_times) {

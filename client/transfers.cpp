@@ -961,6 +961,36 @@ int run_gets(Connection& connection, const Output& output, const std::vector<std
     return report.finish();
 }
 
+// put -r: a tree's folder is made by the put of a file in it (parents), so
+// a folder whose files all failed here, before their request (one changed
+// since it was listed, say), would be missing on the server though it was
+// listed: it is made now, with its parents. A failure is only a warning:
+// the file's own error already counts.
+void make_folders_of_unsent(Connection& connection, const Output& output, const std::vector<PutItem>& items,
+                            Report& report)
+{
+    std::set<std::string> folders;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        const auto& error = report.file(i).error;
+        if (items[i].listed && error && error->code == ErrorCode::local_io) {
+            folders.insert(remote_parent(items[i].name));
+        }
+    }
+    for (const auto& folder : folders) {
+        if (folder.empty() || interrupted()) {
+            continue;
+        }
+        Status made = ensure_open(connection);
+        if (made) {
+            auto reply = make_remote_folder(connection, folder, true);
+            made = reply ? success() : Status(reply.error());
+        }
+        if (!made) {
+            output.warning("\"" + folder + "\": the folder could not be made: " + made.error().message);
+        }
+    }
+}
+
 int run_puts(Connection& connection, const Output& output, const std::vector<std::string>& locals,
              const PutPlacement& placement, const TransferFlags& flags)
 {
@@ -981,6 +1011,7 @@ int run_puts(Connection& connection, const Output& output, const std::vector<std
                  [&](const TransferFlags& now, const std::vector<std::size_t>& indices) {
                      put_pass(connection, output, report, plan.items, now, indices);
                  });
+    make_folders_of_unsent(connection, output, plan.items, report);
     return report.finish();
 }
 
