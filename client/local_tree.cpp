@@ -145,9 +145,8 @@ Result<LocalFile> open_listed_file(const ListedFile& listed, const std::string& 
         return changed_since_listed(shown, folder.error().message);
     }
     const std::string name = base_name(listed.path);
-    const int fd = sys::retry_on_eintr([&] {
-        return ::openat(folder.value()->fd(), name.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
-    });
+    const int fd = sys::retry_on_eintr(
+        [&] { return ::openat(folder.value()->fd(), name.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC); });
     if (fd < 0) {
         const int err = errno;
         if (err == ELOOP) {
