@@ -940,6 +940,9 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         tally.failed(conflict.path, Error{ErrorCode::exists, conflict.message});
     }
     summary.skipped = plan.skipped;
+    if (arguments.before_changes) {
+        arguments.before_changes();
+    }
     if (arguments.dry_run) {
         // Hello told whether this connection may write: a push that may not
         // is refused at its every write (PROTOCOL.md 4.1), and sends and

@@ -24,6 +24,7 @@
 #include "output.hpp"
 #include "transfer_hash.hpp"
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -51,6 +52,11 @@ struct SyncArguments {
     unsigned jobs = kDefaultSyncJobs;
     HashKind hash = HashKind::sha256;
     unsigned retries = 0;
+    // A seam for tests: called once both sides are listed and the plan is
+    // made, before the first change (a dry run calls it too). Another
+    // program may write into the trees then; the sync must never remove
+    // what it did not list. ferry leaves it unset.
+    std::function<void()> before_changes;
 };
 
 // The two operands of `ferry sync`: exactly one names the server's side with
