@@ -53,7 +53,7 @@ Result<std::vector<std::string>> read_names(int fd, const std::string& shown)
 
 class Walker {
 public:
-    explicit Walker(std::string root) : root_(std::move(root)) {}
+    Walker(std::string root, TreeBounds bounds) : root_(std::move(root)), bounds_(bounds) {}
 
     LocalTree tree;
 
@@ -73,8 +73,12 @@ public:
                 tree.skipped.push_back({path, std::move(*why)});
                 continue;
             }
-            if (depth + 1 > kMaxTreeDepth) {
-                tree.skipped.push_back({path, "deeper than " + std::to_string(kMaxTreeDepth) + " components"});
+            if (depth + 1 > bounds_.depth) {
+                tree.skipped.push_back({path, "deeper than " + std::to_string(bounds_.depth) + " components"});
+                continue;
+            }
+            if (path.size() > bounds_.bytes) {
+                tree.skipped.push_back({path, "a path longer than " + std::to_string(bounds_.bytes) + " bytes"});
                 continue;
             }
             struct stat st {};
@@ -106,6 +110,7 @@ public:
 
 private:
     std::string root_;
+    TreeBounds bounds_;
 };
 
 Error changed_since_listed(const std::string& shown, const std::string& how)
@@ -169,13 +174,23 @@ Result<LocalFile> open_listed_file(const ListedFile& listed, const std::string& 
     return opened;
 }
 
-Result<LocalTree> walk_local_tree(const std::string& root)
+TreeBounds bounds_below(const std::string& remote)
+{
+    if (remote.empty()) {
+        return {};
+    }
+    const auto taken = static_cast<std::size_t>(std::count(remote.begin(), remote.end(), '/')) + 1;
+    const std::size_t prefix = remote.size() + 1; // "remote/"
+    return {taken < kMaxPathDepth ? kMaxPathDepth - taken : 0, prefix < kMaxPathBytes ? kMaxPathBytes - prefix : 0};
+}
+
+Result<LocalTree> walk_local_tree(const std::string& root, TreeBounds bounds)
 {
     const int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
         return local_error("cannot open the folder \"" + root + "\"", errno);
     }
-    Walker walker(root);
+    Walker walker(root, bounds);
     walker.walk(fd, "", 0);
     return std::move(walker.tree);
 }

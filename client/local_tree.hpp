@@ -9,6 +9,7 @@
 #pragma once
 
 #include "local_files.hpp"
+#include "names.hpp"
 #include "status.hpp"
 
 #include <cstddef>
@@ -57,11 +58,22 @@ std::optional<std::string> unsent_name(const std::string& name);
 // and .tmp of older builds): names a pull never publishes or deletes.
 bool is_part_name(const std::string& name);
 
+// How deep and how long a path below the walked folder may be: what lies
+// past either is skipped, with the reason. A server counts its bounds
+// (PROTOCOL.md 5.1) from its root, so a tree synced with a server folder
+// `remote` has those bounds less what `remote` takes (bounds_below).
+struct TreeBounds {
+    std::size_t depth = kMaxTreeDepth;  // components
+    std::size_t bytes = kMaxPathBytes; // bytes of the relative path
+};
+// The bounds of a tree that is the server's folder `remote` ("" the root).
+TreeBounds bounds_below(const std::string& remote);
+
 // Walks the folder `root` (the folder itself may be reached through a
 // symbolic link: the user named it; nothing below it is). Fails only when
 // `root` cannot be opened as a folder; an unreadable folder below it is a
 // skipped entry, with the reason.
-Result<LocalTree> walk_local_tree(const std::string& root);
+Result<LocalTree> walk_local_tree(const std::string& root, TreeBounds bounds = {});
 
 // A regular file of a walked tree, as the walk listed it. Between the walk
 // and the send, a folder of the tree or the file itself may be swapped for

@@ -57,15 +57,22 @@ constexpr const char* kUnlistedEntries = "entries the server does not list";
 // folder the server says holds what it does not list (a hidden or invalid
 // name, a link, FIFO, socket or device...) gets one entry of kind `other`
 // below it, named "FOLDER/" (an empty last component, which no real entry
-// has): the plan then knows, as for a pull's local scan, that a recursive
-// delete keeps that folder and those above it, and never replaces it.
-Result<TreeListing> list_remote_tree(Connection& connection, const std::string& path, std::uint64_t& skipped_names)
+// has; "/" for the listed folder itself): the plan then knows, as for a
+// pull's local scan, that a delete keeps that folder and those above it,
+// and never replaces it; and on a pull, that the local entries in it may
+// be the ones the server has there and cannot show, so --delete spares them.
+struct RemoteSkipped {
+    std::uint64_t names = 0;    // names that break Ferry's rule
+    std::uint64_t too_deep = 0; // paths past PROTOCOL.md 5.1's bounds
+};
+Result<TreeListing> list_remote_tree(Connection& connection, const std::string& path, RemoteSkipped& skipped)
 {
     auto listed = list_folder(connection, path, true);
     if (!listed) {
         return listed.error();
     }
-    skipped_names = listed->skipped_invalid_names;
+    skipped.names = listed->skipped_invalid_names;
+    skipped.too_deep = listed->skipped_too_deep;
     TreeListing tree;
     tree.reserve(listed->files.size());
     for (auto& entry : listed->files) {
@@ -73,9 +80,7 @@ Result<TreeListing> list_remote_tree(Connection& connection, const std::string& 
                         entry.mtime, {}});
     }
     for (auto& folder : listed->holding_unlisted) {
-        if (!folder.empty()) { // the listed folder itself is never removed
-            tree.push_back({std::move(folder) + "/", EntryKind::other, 0, 0, kUnlistedEntries});
-        }
+        tree.push_back({std::move(folder) + "/", EntryKind::other, 0, 0, kUnlistedEntries});
     }
     return tree;
 }
@@ -493,6 +498,21 @@ void pull_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
     }
 }
 
+// What plan.spared's `folder` means, for people: the sending side holds
+// there what its listing does not show, so nothing in it is deleted.
+std::string shown_spared(const SyncArguments& arguments, const std::string& folder)
+{
+    const bool push = arguments.direction == SyncDirection::push;
+    const std::string remote = ":" + remote_join(arguments.remote, folder);
+    const std::string local = folder.empty() ? arguments.local : local_join(arguments.local, folder);
+    if (push) {
+        return "\"" + printable(local) + "\" holds what this side does not send; --delete removes nothing in \"" +
+               printable(remote) + "\"";
+    }
+    return "\"" + printable(remote) + "\" holds entries the server does not list (too deep or too long a path to "
+           "name, hidden...); --delete removes nothing in \"" + printable(local) + "\"";
+}
+
 // ---- the plan's other steps --------------------------------------------------------------
 
 // How many of the receiving side's files and folders `dest` lists at or
@@ -539,7 +559,7 @@ void remove_extras(Connection& connection, Tally& tally, const SyncArguments& ar
             // (hidden names...) and the folders holding it (PROTOCOL.md
             // 4.11): the folder is kept, as --delete promises, not a failure.
             // What went is what was listed there less what is listed now.
-            std::uint64_t ignored = 0;
+            RemoteSkipped ignored;
             auto left = list_remote_tree(connection, remote, ignored);
             if (left) {
                 const std::uint64_t before = listed_at_or_below(dest, removal.path);
@@ -854,13 +874,16 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     const bool local_missing = !push && !is_directory(arguments.local);
     std::future<Result<LocalScan>> scanning;
     if (!local_missing) {
+        // The server's bounds count from its root: below arguments.remote a
+        // local path has fewer components and bytes to spare.
         scanning = std::async(std::launch::async, [&arguments, push] {
-            return scan_local_tree(arguments.local, push ? ScanSide::sending : ScanSide::receiving);
+            return scan_local_tree(arguments.local, push ? ScanSide::sending : ScanSide::receiving,
+                                   bounds_below(arguments.remote));
         });
     }
-    std::uint64_t skipped_names = 0;
+    RemoteSkipped remote_skipped;
     bool remote_missing = false;
-    auto remote_tree = list_remote_tree(connection, arguments.remote, skipped_names);
+    auto remote_tree = list_remote_tree(connection, arguments.remote, remote_skipped);
     if (!remote_tree && remote_tree.error().code == ErrorCode::not_found && push) {
         remote_missing = true; // made below, with its parents
         remote_tree = TreeListing{};
@@ -896,9 +919,16 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
             });
         }
     }
-    if (skipped_names > 0) {
-        tally.note("note: " + std::to_string(skipped_names) +
+    if (remote_skipped.names > 0) {
+        tally.note("note: " + std::to_string(remote_skipped.names) +
                    " entries on the server are not shown: their names break Ferry's rule");
+    }
+    if (remote_skipped.too_deep > 0) {
+        // Not pulled, and never compared: a pull is then incomplete, and says so.
+        tally.note("note: " + std::to_string(remote_skipped.too_deep) +
+                   " entries on the server are not listed: their paths are deeper than " +
+                   std::to_string(kMaxPathDepth) + " components or longer than " + std::to_string(kMaxPathBytes) +
+                   " bytes, which no request can name");
     }
     LocalScan local_tree;
     if (!local_missing) {
@@ -938,6 +968,10 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     }
     for (const auto& conflict : plan.conflicts) {
         tally.failed(conflict.path, Error{ErrorCode::exists, conflict.message});
+    }
+    for (const auto& folder : plan.spared) {
+        // The same note in a dry run and a real one: the plan leaves them.
+        tally.note("note: " + shown_spared(arguments, folder));
     }
     summary.skipped = plan.skipped;
     if (arguments.before_changes) {

@@ -215,9 +215,9 @@ Status remove_tree(int parent, const std::string& name, const std::string& shown
 
 } // namespace
 
-Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side)
+Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side, TreeBounds bounds)
 {
-    auto walked = walk_local_tree(root);
+    auto walked = walk_local_tree(root, bounds);
     if (!walked) {
         return walked.error();
     }

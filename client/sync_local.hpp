@@ -38,7 +38,9 @@ enum class ScanSide { sending, receiving };
 // Every entry below `root` (which must be a folder; a symbolic link naming
 // it is followed, as the user named it), paths relative to it, by
 // local_tree.hpp's walk, which never follows a link inside.
-Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side);
+// `bounds`: a sync's are its server folder's (bounds_below), so that what
+// the server could not hold or name is never sent, nor removed as extra.
+Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side, TreeBounds bounds = {});
 
 // Makes the folder root/path through descriptors walked from `root` (a
 // folder the user named, its own links followed) that follow no link below

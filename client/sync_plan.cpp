@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <set>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -57,6 +58,37 @@ const char* describe(EntryKind kind)
         return "a symbolic link or special file";
     }
     return "an entry";
+}
+
+// The sending side's folders marked as holding what its listing does not
+// show ("FOLDER/" -> "FOLDER", "/" -> "": the synced folder itself).
+std::unordered_set<std::string> unseen_holders(const TreeListing& source)
+{
+    std::unordered_set<std::string> holders;
+    for (const auto& entry : source) {
+        if (entry.kind == EntryKind::other && entry.path.ends_with('/')) {
+            holders.insert(entry.path.substr(0, entry.path.size() - 1));
+        }
+    }
+    return holders;
+}
+
+// The nearest of `holders` above `path` ("" included: the synced folder),
+// if any: an entry there may be one the sending side has and cannot show.
+std::optional<std::string> unseen_holder_above(const std::unordered_set<std::string>& holders,
+                                               const std::string& path)
+{
+    if (holders.empty()) {
+        return std::nullopt;
+    }
+    for (std::string at = parent_path(path);; at = parent_path(at)) {
+        if (holders.contains(at)) {
+            return at;
+        }
+        if (at.empty()) {
+            return std::nullopt;
+        }
+    }
 }
 
 // Whether the receiving side's file is the sending side's, by the rule chosen.
@@ -177,14 +209,21 @@ SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const Pla
     }
 
     if (options.delete_extras) {
+        const auto holders = unseen_holders(source);
+        std::set<std::string> spared;
         for (const TreeEntry* entry : sorted(dest)) {
             if (entry->kind == EntryKind::other || source_by_path.contains(entry->path) ||
                 within(removed, entry->path) || within(left_alone, entry->path)) {
                 continue; // never removed; not extra; gone with its folder; or left alone with it
             }
+            if (auto holder = unseen_holder_above(holders, entry->path)) {
+                spared.insert(std::move(*holder)); // maybe what the sending side cannot show
+                continue;
+            }
             plan.removals.push_back({entry->path, entry->kind});
             removed.insert(entry->path);
         }
+        plan.spared.assign(spared.begin(), spared.end());
     }
 
     // A folder whose mtime matched changes when something inside it is

@@ -18,6 +18,9 @@ namespace ferry::client {
 // (the local scan reports them; a Ferry server never lists them).
 enum class EntryKind { file, folder, other };
 
+// A path ending in '/' ("FOLDER/", "/" for the synced folder itself) is no
+// entry but a mark of kind `other`: that folder holds entries the listing
+// does not show (a server's holding_unlisted, PROTOCOL.md 4.2).
 struct TreeEntry {
     std::string path; // relative to the synced folder, components joined by '/'
     EntryKind kind = EntryKind::file;
@@ -76,6 +79,12 @@ struct SyncPlan {
     // sets them with set_mtime (PROTOCOL.md 4.13) where the server offers it.
     std::vector<FileTransfer> folder_times;
     std::vector<Conflict> conflicts;
+    // With --delete: the sending side's folders ("" the synced folder) that
+    // hold entries its listing does not show (a server's holding_unlisted:
+    // paths too deep or too long to name, hidden names...), in which the
+    // receiving side held extras the plan leaves: they may be those very
+    // entries, and --delete never removes what it cannot see. In path order.
+    std::vector<std::string> spared;
     std::uint64_t skipped = 0; // files found the same on both sides
     std::uint64_t bytes = 0;   // the sum of the transfers' sizes
 };

@@ -178,3 +178,27 @@ TEST_CASE("sync's local changes never go through a link")
     REQUIRE(digest);
     CHECK(digest.value() == "252f10c83610ebca1a059c0bae8255eba2f95be4d1d7bcfa89d7248a82d9f111");
 }
+
+TEST_CASE("sync's scan keeps within the server folder's bounds: what its path there could not name is left out")
+{
+    // The server counts 64 components and 4,095 bytes from its root
+    // (PROTOCOL.md 5.1): below "a/b", 62 components and 4,091 bytes are left.
+    CHECK(bounds_below("").depth == 64);
+    CHECK(bounds_below("").bytes == 4095);
+    CHECK(bounds_below("a/b").depth == 62);
+    CHECK(bounds_below("a/b").bytes == 4091);
+
+    TempDir dir;
+    const std::string root = dir.path() + "/tree";
+    std::filesystem::create_directories(root + "/x/y/z");
+    write_file(root + "/x/y/z/deep", "d");
+    write_file(root + "/x/a-long-name", "l");
+    auto scanned = scan_local_tree(root, ScanSide::sending, TreeBounds{2, 10});
+    REQUIRE(scanned);
+    CHECK(find(scanned.value(), "x/y")->kind == EntryKind::folder);
+    CHECK(find(scanned.value(), "x/y/z")->kind == EntryKind::other); // 3 components
+    CHECK(find(scanned.value(), "x/y/z/deep") == nullptr);
+    CHECK(find(scanned.value(), "x/a-long-name")->kind == EntryKind::other); // 13 bytes
+    CHECK(noted(scanned.value(), "x/y/z: deeper than 2 components, not sent"));
+    CHECK(noted(scanned.value(), "x/a-long-name: a path longer than 10 bytes, not sent"));
+}

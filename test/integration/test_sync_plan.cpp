@@ -318,3 +318,27 @@ TEST_CASE("sync plan: the synced folder itself gets the sending side's time when
     add_top_folder_time(deep, 100, 100);
     CHECK(folder_times(deep) == Times{{"sub", 10}});
 }
+
+TEST_CASE("sync plan: --delete removes nothing below a folder the sending side marks as holding what it does not list")
+{
+    // A server's listing marks with "FOLDER/" (and "/" for the synced folder)
+    // the folders holding what it cannot show (too deep, a link, a mount
+    // point...): the receiving side's extras there may be those entries.
+    const TreeListing source{folder("a"), file("a/x", 1, 1), link("a/"), folder("b"), file("b/y", 1, 1)};
+    const TreeListing dest{folder("a"),        file("a/x", 1, 1), file("a/copy-of-unlisted", 1, 1),
+                           folder("a/sub"),    file("a/sub/z", 1, 1), folder("b"),
+                           file("b/y", 1, 1),  file("b/extra", 1, 1), file("top-extra", 1, 1)};
+    PlanOptions options;
+    options.delete_extras = true;
+    const auto plan = plan_sync(source, dest, options);
+    CHECK(removal_paths(plan) == Paths{"b/extra", "top-extra"});
+    CHECK(plan.spared == Paths{"a"});
+
+    // The synced folder itself marked: nothing anywhere is removed.
+    TreeListing marked_top = source;
+    marked_top.push_back(link("/"));
+    const auto top = plan_sync(marked_top, dest, options);
+    CHECK(top.removals.empty());
+    CHECK(top.spared == Paths{"", "a"}); // each extra names its nearest marked folder
+    CHECK(plan_sync(marked_top, dest, {}).spared.empty()); // without --delete nothing is spared: nothing goes
+}

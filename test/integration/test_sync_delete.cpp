@@ -1,0 +1,165 @@
+// `ferry sync --delete` never removes what it did not see (README): run
+// in-process (client/sync.hpp's run_sync) against a real ferryd.
+#include "support.hpp"
+
+#include "connection.hpp"
+#include "output.hpp"
+#include "sync.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+using namespace ferry::test;
+using namespace ferry::client;
+
+namespace {
+
+struct SyncRun {
+    int status = -1;
+    nlohmann::json sync; // --json's "sync" object: deleted, errors, notes...
+};
+
+// Runs one sync with --json over a fresh connection to `f`'s server.
+SyncRun sync_with(const Fixture& f, const SyncArguments& arguments)
+{
+    auto opened = Connection::open(Endpoint{"127.0.0.1", f.server.port()});
+    REQUIRE(opened.ok());
+    std::FILE* out = std::tmpfile();
+    std::FILE* err = std::tmpfile();
+    REQUIRE(out != nullptr);
+    REQUIRE(err != nullptr);
+    SyncRun run;
+    {
+        const Output output(true, out, err);
+        run.status = run_sync(opened.value(), ConnectOptions{}, output, arguments);
+    }
+    std::fflush(out);
+    std::rewind(out);
+    std::string text;
+    for (int c = std::fgetc(out); c != EOF; c = std::fgetc(out)) {
+        text.push_back(static_cast<char>(c));
+    }
+    std::fclose(out);
+    std::fclose(err);
+    const auto whole = nlohmann::json::parse(text, nullptr, false);
+    REQUIRE_MESSAGE(whole.contains("sync"), text);
+    run.sync = whole["sync"];
+    return run;
+}
+
+SyncArguments arguments_for(SyncDirection direction, const std::string& local, const std::string& remote)
+{
+    SyncArguments arguments;
+    arguments.direction = direction;
+    arguments.local = local;
+    arguments.remote = remote;
+    arguments.delete_extras = true;
+    arguments.jobs = 1;
+    return arguments;
+}
+
+// The notes that contain `text`.
+int notes_with(const nlohmann::json& sync, const std::string& text)
+{
+    int count = 0;
+    for (const auto& note : sync["notes"]) {
+        count += note.get<std::string>().find(text) != std::string::npos ? 1 : 0;
+    }
+    return count;
+}
+
+// `levels` folders named "d", one in another, under `top`, with "f<i>"
+// beside the i-th: d^(i-1)/f<i>, as t_deep2.sh builds it.
+void make_deep_tree(const std::string& top, int levels)
+{
+    std::string at = top;
+    for (int i = 1; i <= levels; ++i) {
+        std::filesystem::create_directories(at);
+        write_file(at + "/f" + std::to_string(i), "level " + std::to_string(i) + "\n");
+        at += "/d";
+    }
+}
+
+std::string deep_file(const std::string& top, int level)
+{
+    std::string at = top;
+    for (int i = 1; i < level; ++i) {
+        at += "/d";
+    }
+    return at + "/f" + std::to_string(level);
+}
+
+} // namespace
+
+TEST_CASE("sync --delete: a pull keeps the local copies of what the server holds and cannot list (too deep)")
+{
+    Fixture f;
+    make_deep_tree(f.root_file("t"), 70); // t/d^(i-1)/f<i>: the server lists up to f63 (64 components)
+    make_deep_tree(f.local_file("copy"), 70);
+
+    const auto run = sync_with(f, arguments_for(SyncDirection::pull, f.local_file("copy"), "t"));
+    for (int level = 1; level <= 70; ++level) {
+        CHECK_MESSAGE(std::filesystem::exists(deep_file(f.local_file("copy"), level)), "f" << level);
+    }
+    CHECK(run.sync["deleted"] == 0);
+    CHECK(run.sync["errors"].empty());
+    CHECK(notes_with(run.sync, "entries on the server are not listed") == 1);
+
+    // The dry run says the same: nothing to delete.
+    auto dry = arguments_for(SyncDirection::pull, f.local_file("copy"), "t");
+    dry.dry_run = true;
+    const auto planned = sync_with(f, dry);
+    CHECK(planned.sync["deleted"] == 0);
+    CHECK(notes_with(planned.sync, "would delete") == 0);
+
+    // A plain pull into a fresh folder says it is incomplete.
+    auto plain = arguments_for(SyncDirection::pull, f.local_file("fresh"), "t");
+    plain.delete_extras = false;
+    const auto fresh = sync_with(f, plain);
+    CHECK(notes_with(fresh.sync, "entries on the server are not listed") == 1);
+    CHECK(std::filesystem::exists(deep_file(f.local_file("fresh"), 63)));
+}
+
+TEST_CASE("sync: the server's depth bound counts from its root, so below :t a local tree has one component less")
+{
+    Fixture f;
+    make_deep_tree(f.local_file("src"), 64); // f64 is 64 components below src: 65 on the server under t
+    const auto run = sync_with(f, arguments_for(SyncDirection::push, f.local_file("src"), "t"));
+    CHECK_MESSAGE(run.sync["errors"].empty(), run.sync.dump());
+    CHECK(notes_with(run.sync, "deeper than 63 components, not sent") == 1);
+    CHECK(std::filesystem::exists(deep_file(f.root_file("t"), 63)));
+    CHECK(run.status == 0);
+}
+
+TEST_CASE("sync --delete: a pull keeps a local entry where the server holds one it does not list (a link)")
+{
+    Fixture f;
+    std::filesystem::create_directories(f.root_file("t/a"));
+    write_file(f.root_file("t/a/x"), "x");
+    std::filesystem::create_symlink("x", f.root_file("t/a/ln"));
+    std::filesystem::create_symlink("a", f.root_file("t/top"));
+    // A copy made following links (cp -rL): regular files where the server has links.
+    std::filesystem::create_directories(f.local_file("copy/a"));
+    write_file(f.local_file("copy/a/x"), "x");
+    write_file(f.local_file("copy/a/ln"), "x");
+    write_file(f.local_file("copy/top"), "a copy");
+    write_file(f.local_file("copy/a/other-extra"), "in a folder holding what the server does not list");
+
+    auto dry = arguments_for(SyncDirection::pull, f.local_file("copy"), "t");
+    dry.dry_run = true;
+    const auto planned = sync_with(f, dry);
+    const auto run = sync_with(f, arguments_for(SyncDirection::pull, f.local_file("copy"), "t"));
+    CHECK(read_file(f.local_file("copy/a/ln")) == "x");
+    CHECK(read_file(f.local_file("copy/top")) == "a copy");
+    CHECK(std::filesystem::exists(f.local_file("copy/a/other-extra")));
+    CHECK(run.sync["deleted"] == 0);
+    CHECK(run.sync["errors"].empty());
+    CHECK(notes_with(run.sync, "\":t/a\" holds entries the server does not list") == 1);
+    CHECK(notes_with(run.sync, "\":t\" holds entries the server does not list") == 1);
+    CHECK(planned.sync["deleted"] == 0);
+    CHECK(notes_with(planned.sync, "holds entries the server does not list") == 2);
+    CHECK(notes_with(planned.sync, "would delete") == 0);
+}
