@@ -21,11 +21,13 @@
 #include <chrono>
 #include <ctime>
 #include <deque>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
+#include <unordered_set>
 #include <thread>
 #include <utility>
 
@@ -120,6 +122,13 @@ public:
                 keep_note("  " + printable(reason));
             }
         }
+        summary_.deleted += count;
+    }
+    // `count` entries removed at `shown`, not all it held: the errors say why.
+    void deleted_part(const std::string& shown, std::uint64_t count)
+    {
+        const std::lock_guard lock(mutex_);
+        keep_note("deleted " + std::to_string(count) + " entries in " + printable(shown) + "; the rest failed");
         summary_.deleted += count;
     }
     void note(const std::string& text)
@@ -515,64 +524,169 @@ std::string shown_spared(const SyncArguments& arguments, const std::string& fold
 
 // ---- the plan's other steps --------------------------------------------------------------
 
-// How many of the receiving side's files and folders `dest` lists at or
-// below `path`.
-std::uint64_t listed_at_or_below(const TreeListing& dest, const std::string& path)
+// What became of one of removal_steps()'s deletes.
+enum class StepEnd { not_tried, removed, absent, stays, failed };
+struct StepOutcome {
+    StepEnd end = StepEnd::not_tried;
+    Error error; // `failed`
+};
+
+StepOutcome outcome_of(const Result<LocalRemoved>& removed)
 {
-    return static_cast<std::uint64_t>(std::count_if(dest.begin(), dest.end(), [&](const TreeEntry& entry) {
-        return entry.kind != EntryKind::other && (entry.path == path || (entry.path.size() > path.size() && entry.path.starts_with(path) &&
-                                      entry.path[path.size()] == '/'));
-    }));
+    if (!removed) {
+        return {StepEnd::failed, removed.error()};
+    }
+    switch (removed.value()) {
+    case LocalRemoved::removed:
+        return {StepEnd::removed, {}};
+    case LocalRemoved::absent:
+        return {StepEnd::absent, {}};
+    case LocalRemoved::not_empty:
+        return {StepEnd::stays, {}};
+    }
+    return {StepEnd::failed, Error{ErrorCode::internal, "unknown removal"}};
+}
+
+StepOutcome outcome_of(const Result<DeleteReply>& deleted, EntryKind kind)
+{
+    if (deleted) {
+        return {StepEnd::removed, {}};
+    }
+    if (deleted.error().code == ErrorCode::not_found) {
+        return {StepEnd::absent, {}}; // gone already: nothing to do, nothing counted
+    }
+    if (deleted.error().code == ErrorCode::not_empty && kind == EntryKind::folder) {
+        return {StepEnd::stays, {}};
+    }
+    return {StepEnd::failed, deleted.error()};
+}
+
+std::vector<StepOutcome> remove_local_steps(const SyncArguments& arguments, const std::vector<RemovalStep>& steps)
+{
+    std::vector<StepOutcome> outcomes(steps.size());
+    for (std::size_t i = 0; i < steps.size() && !interrupted(); ++i) {
+        outcomes[i] = outcome_of(remove_local(arguments.local, steps[i].path, steps[i].kind));
+    }
+    return outcomes;
+}
+
+// Deletes the steps on the server, each alone (never recursively: what the
+// listing did not show is never removed), pipelined: up to
+// kDeletesInFlight requests wait at the server, which answers them in
+// order, so a folder's delete comes after those of what it held.
+constexpr std::size_t kDeletesInFlight = 16;
+
+std::vector<StepOutcome> remove_remote_steps(Connection& connection, const SyncArguments& arguments,
+                                             const std::vector<RemovalStep>& steps)
+{
+    std::vector<StepOutcome> outcomes(steps.size());
+    std::deque<std::pair<std::size_t, std::uint64_t>> in_flight; // step, request id
+    std::optional<Error> lost; // the connection's, once lost: nothing more is sent
+    std::size_t next = 0;
+    for (;;) {
+        while (!lost && next < steps.size() && in_flight.size() < kDeletesInFlight && !interrupted()) {
+            if (auto open = ensure_open(connection); !open) {
+                lost = open.error();
+                break;
+            }
+            const std::uint64_t id = connection.next_id();
+            const DeleteRequest request{remote_join(arguments.remote, steps[next].path), false};
+            if (auto sent = connection.send_request(Request{id, request}); !sent) {
+                lost = sent.error();
+                break;
+            }
+            in_flight.emplace_back(next++, id);
+        }
+        if (in_flight.empty()) {
+            break;
+        }
+        const auto [index, id] = in_flight.front();
+        in_flight.pop_front();
+        const auto reply = read_reply(connection, id, parse_delete_reply);
+        outcomes[index] = outcome_of(reply, steps[index].kind);
+        if (!reply && !connection.is_open() && !lost) {
+            lost = reply.error();
+        }
+    }
+    for (; lost && next < steps.size(); ++next) {
+        outcomes[next] = {StepEnd::failed, *lost};
+    }
+    return outcomes;
+}
+
+// Why a removed folder stays, as the listing showed it: `kept` is the
+// first entry inside that --delete never removes (removal_effects).
+std::string kept_reason(const TreeEntry& kept, const std::function<std::string(const std::string&)>& shown)
+{
+    const bool mark = kept.path.ends_with('/'); // a server's folder holding what it does not list
+    const std::string holder = mark ? kept.path.substr(0, kept.path.size() - 1) : parent_path(kept.path);
+    const std::string what = mark ? std::string(kUnlistedEntries)
+                                  : "\"" + printable(kept.path) + "\"" +
+                                        (kept.why.empty() ? std::string() : " (" + kept.why + ")");
+    return shown(holder) + " holds " + what + ", which --delete never removes";
+}
+
+// The removals as they went, one note each: "deleted X" when it went
+// whole; otherwise what went inside and why the folder stays (it holds what
+// the listing showed is never removed, or what was not listed: written
+// there since the listing). Counts only what was removed.
+void report_removals(Tally& tally, const SyncPlan& plan, const TreeListing& dest,
+                     const std::vector<RemovalStep>& steps, const std::vector<StepOutcome>& outcomes,
+                     const std::function<std::string(const std::string&)>& shown)
+{
+    const auto effects = removal_effects(plan, dest);
+    std::vector<std::uint64_t> removed(plan.removals.size(), 0);
+    std::vector<std::vector<std::string>> stays(plan.removals.size());
+    std::vector<bool> touched(plan.removals.size(), false); // a step was tried
+    std::vector<bool> failed(plan.removals.size(), false);
+    std::unordered_set<std::string> holding_stayed; // parents of folders that stayed
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+        const std::size_t at = steps[i].removal;
+        const StepOutcome& outcome = outcomes[i];
+        touched[at] = touched[at] || outcome.end != StepEnd::not_tried;
+        if (outcome.end == StepEnd::removed) {
+            ++removed[at];
+        } else if (outcome.end == StepEnd::stays) {
+            // Folders come deepest first: one holding a folder that stays is named by that one.
+            if (!holding_stayed.contains(steps[i].path)) {
+                stays[at].push_back(shown(steps[i].path) + " holds what the listing did not show (written there "
+                                    "since), which --delete never removes");
+            }
+            holding_stayed.insert(parent_path(steps[i].path));
+        } else if (outcome.end == StepEnd::failed) {
+            failed[at] = true;
+            tally.failed(steps[i].path, outcome.error);
+        }
+    }
+    for (std::size_t i = 0; i < plan.removals.size(); ++i) {
+        if (!touched[i] && interrupted()) {
+            continue; // not reached
+        }
+        std::vector<std::string> reasons;
+        if (effects[i].kept_by != nullptr) {
+            reasons.push_back(kept_reason(*effects[i].kept_by, shown));
+        }
+        reasons.insert(reasons.end(), stays[i].begin(), stays[i].end());
+        const std::string path = shown(plan.removals[i].path);
+        if (!reasons.empty()) {
+            tally.deleted(path, removed[i], reasons);
+        } else if (failed[i] && removed[i] > 0) {
+            tally.deleted_part(path, removed[i]);
+        } else if (!failed[i] && removed[i] > 0) {
+            tally.deleted(path, removed[i]);
+        }
+    }
 }
 
 void remove_extras(Connection& connection, Tally& tally, const SyncArguments& arguments, const SyncPlan& plan,
                    const TreeListing& dest)
 {
-    for (const auto& removal : plan.removals) {
-        if (interrupted()) {
-            return;
-        }
-        if (arguments.direction == SyncDirection::pull) {
-            auto removed = remove_local(arguments.local, removal.path, removal.kind);
-            if (!removed) {
-                tally.failed(removal.path, removed.error());
-            } else {
-                tally.deleted(local_join(arguments.local, removal.path), removed->files + removed->folders,
-                              removed->kept);
-            }
-            continue;
-        }
-        const std::string remote = remote_join(arguments.remote, removal.path);
-        Result<DeleteReply> removed = Error{ErrorCode::internal, ""};
-        if (auto open = ensure_open(connection); !open) {
-            removed = open.error();
-        } else {
-            removed = delete_remote(connection, remote, removal.kind == EntryKind::folder);
-        }
-        if (removed) {
-            tally.deleted(remote, removed->files + removed->folders);
-            continue;
-        }
-        if (removed.error().code == ErrorCode::not_empty && removal.kind == EntryKind::folder &&
-            connection.is_open()) {
-            // The server's recursive delete leaves what its list never shows
-            // (hidden names...) and the folders holding it (PROTOCOL.md
-            // 4.11): the folder is kept, as --delete promises, not a failure.
-            // What went is what was listed there less what is listed now.
-            RemoteSkipped ignored;
-            auto left = list_remote_tree(connection, remote, ignored);
-            if (left) {
-                const std::uint64_t before = listed_at_or_below(dest, removal.path);
-                const auto listed = static_cast<std::uint64_t>(std::count_if(
-                    left->begin(), left->end(), [](const TreeEntry& entry) { return entry.kind != EntryKind::other; }));
-                const std::uint64_t after = listed + 1; // the folder itself stays
-                tally.deleted(remote, before > after ? before - after : 0,
-                              {":" + remote + ": " + removed.error().message});
-                continue;
-            }
-        }
-        tally.failed(removal.path, removed.error());
-    }
+    const auto steps = removal_steps(plan, dest);
+    const bool pull = arguments.direction == SyncDirection::pull;
+    const auto outcomes = pull ? remove_local_steps(arguments, steps) : remove_remote_steps(connection, arguments, steps);
+    report_removals(tally, plan, dest, steps, outcomes, [&](const std::string& path) {
+        return pull ? local_join(arguments.local, path) : remote_join(arguments.remote, path);
+    });
 }
 
 void make_plan_folders(Connection& connection, Tally& tally, const SyncArguments& arguments, const SyncPlan& plan)
@@ -763,16 +877,8 @@ void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& pla
         } else if (effect.kept_by == nullptr) {
             tally.note("would delete " + shown(removal.path) + "/");
         } else {
-            const TreeEntry& kept = *effect.kept_by;
-            const std::string holder = kept.path.ends_with('/') ? kept.path.substr(0, kept.path.size() - 1)
-                                                                : parent_path(kept.path);
-            const std::string what = kept.path.ends_with('/')
-                                         ? kUnlistedEntries
-                                         : "\"" + printable(kept.path) + "\"" +
-                                               (kept.why.empty() ? std::string() : " (" + kept.why + ")");
             tally.note("would delete " + std::to_string(effect.files + effect.folders) + " entries in " +
-                       shown(removal.path) + "; the folder stays: " + shown(holder) + " holds " + what +
-                       ", which --delete never removes");
+                       shown(removal.path) + "; the folder stays: " + kept_reason(*effect.kept_by, shown));
         }
     }
     if (top_missing) {

@@ -6,7 +6,6 @@
 #include "names.hpp"
 #include "posix_io.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,7 +13,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <memory>
 #include <utility>
 
 namespace ferry::client {
@@ -53,11 +51,6 @@ private:
     }
     int fd_ = -1;
 };
-
-struct DirCloser {
-    void operator()(DIR* dir) const { ::closedir(dir); }
-};
-using Dir = std::unique_ptr<DIR, DirCloser>;
 
 std::string joined(const std::string& root, const std::string& path)
 {
@@ -125,94 +118,6 @@ const char* special_kind(mode_t mode)
     return "not a regular file or folder";
 }
 
-// Removes what sync sees in the folder `name` (at `depth` components below
-// the synced folder), depth first, then the folder itself. What the scan
-// leaves out (local_tree.hpp: a hidden or invalid name, a part and its
-// state, a link, FIFO, socket or device, what lies too deep) is what sync
-// cannot see, so it is never removed: it stays, and so does every folder
-// holding it, each named in `counted.kept` with the first such entry.
-Status remove_tree(int parent, const std::string& name, const std::string& shown, std::size_t depth,
-                   LocalRemoval& counted)
-{
-    const int fd = open_folder_at(parent, name.c_str());
-    if (fd < 0) {
-        return local_error("cannot open the folder \"" + shown + "\"", errno);
-    }
-    Dir dir(::fdopendir(fd));
-    if (!dir) {
-        const int err = errno;
-        ::close(fd);
-        return local_error("cannot read the folder \"" + shown + "\"", err);
-    }
-    std::vector<std::pair<std::string, bool>> children; // name, is a folder
-    std::optional<std::string> unseen;                  // the first entry left, and why
-    const auto leave = [&](const std::string& child, const std::string& why) {
-        if (!unseen) {
-            unseen = "\"" + shown + "/" + child + "\" (" + why + ")";
-        }
-    };
-    for (;;) {
-        errno = 0;
-        const dirent* entry = ::readdir(dir.get());
-        if (entry == nullptr) {
-            if (errno != 0) {
-                return local_error("cannot read the folder \"" + shown + "\"", errno);
-            }
-            break;
-        }
-        const std::string child = entry->d_name;
-        if (child == "." || child == "..") {
-            continue;
-        }
-        if (auto why = unsent_name(child)) {
-            leave(child, *why);
-            continue;
-        }
-        if (depth + 1 > kMaxTreeDepth) {
-            leave(child, "deeper than " + std::to_string(kMaxTreeDepth) + " components");
-            continue;
-        }
-        struct stat st {};
-        if (::fstatat(::dirfd(dir.get()), child.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-            if (errno != ENOENT) {
-                leave(child, std::string("cannot stat: ") + std::strerror(errno));
-            }
-            continue;
-        }
-        if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
-            children.emplace_back(child, S_ISDIR(st.st_mode));
-        } else {
-            leave(child, special_kind(st.st_mode));
-        }
-    }
-    for (const auto& [child, folder] : children) {
-        if (folder) {
-            if (auto removed = remove_tree(::dirfd(dir.get()), child, shown + "/" + child, depth + 1, counted);
-                !removed) {
-                return removed;
-            }
-        } else if (::unlinkat(::dirfd(dir.get()), child.c_str(), 0) == 0) {
-            ++counted.files;
-        } else if (errno != ENOENT) {
-            return local_error("cannot remove \"" + shown + "/" + child + "\"", errno);
-        }
-    }
-    dir.reset();
-    if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) == 0) {
-        ++counted.folders;
-    } else if (errno == ENOTEMPTY || errno == EEXIST) {
-        // Kept: it holds what sync does not see, or a folder that does, or
-        // something that appeared meanwhile.
-        if (unseen) {
-            counted.kept.push_back("\"" + shown + "\" is kept: it holds " + *unseen +
-                                   ", which sync does not see and --delete never removes");
-        }
-    } else {
-        return local_error("cannot remove the folder \"" + shown + "\"", errno);
-    }
-    return success();
-}
-
 } // namespace
 
 Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side, TreeBounds bounds)
@@ -263,34 +168,45 @@ Status make_local_folder(const std::string& root, const std::string& path)
     return local_error("cannot make the folder \"" + joined(root, path) + "\"", err);
 }
 
-Result<LocalRemoval> remove_local(const std::string& root, const std::string& path, EntryKind kind)
+Result<LocalRemoved> remove_local(const std::string& root, const std::string& path, EntryKind kind)
 {
     auto parent = open_parent(root, path);
     if (!parent) {
         return parent.error();
     }
     const std::string leaf = leaf_of(path);
-    LocalRemoval counted;
-    if (kind != EntryKind::folder) {
-        struct stat st {};
-        if (::fstatat(parent->get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-            return errno == ENOENT ? Result<LocalRemoval>(counted)
-                                   : Result<LocalRemoval>(local_error("cannot stat \"" + joined(root, path) + "\"", errno));
+    if (kind == EntryKind::folder) {
+        if (::unlinkat(parent->get(), leaf.c_str(), AT_REMOVEDIR) == 0) {
+            return LocalRemoved::removed;
         }
-        if (!S_ISREG(st.st_mode)) {
-            return Error{ErrorCode::local_io, "\"" + joined(root, path) + "\" is no longer a regular file: left"};
+        if (errno == ENOENT) {
+            return LocalRemoved::absent;
         }
-        if (::unlinkat(parent->get(), leaf.c_str(), 0) != 0 && errno != ENOENT) {
-            return local_error("cannot remove \"" + joined(root, path) + "\"", errno);
+        if (errno == ENOTEMPTY || errno == EEXIST) {
+            return LocalRemoved::not_empty;
         }
-        counted.files = 1;
-        return counted;
+        if (errno == ENOTDIR) {
+            return Error{ErrorCode::local_io, "\"" + joined(root, path) + "\" is no longer a folder: left"};
+        }
+        return local_error("cannot remove the folder \"" + joined(root, path) + "\"", errno);
     }
-    const auto depth = static_cast<std::size_t>(std::count(path.begin(), path.end(), '/')) + 1;
-    if (auto removed = remove_tree(parent->get(), leaf, joined(root, path), depth, counted); !removed) {
-        return removed.error();
+    struct stat st {};
+    if (::fstatat(parent->get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) {
+            return LocalRemoved::absent;
+        }
+        return local_error("cannot stat \"" + joined(root, path) + "\"", errno);
     }
-    return counted;
+    if (!S_ISREG(st.st_mode)) {
+        return Error{ErrorCode::local_io, "\"" + joined(root, path) + "\" is no longer a regular file: left"};
+    }
+    if (::unlinkat(parent->get(), leaf.c_str(), 0) != 0) {
+        if (errno == ENOENT) {
+            return LocalRemoved::absent;
+        }
+        return local_error("cannot remove \"" + joined(root, path) + "\"", errno);
+    }
+    return LocalRemoved::removed;
 }
 
 Status set_local_mtime(const std::string& root, const std::string& path, std::int64_t mtime)

@@ -49,19 +49,14 @@ Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side, TreeBo
 // link. Used by sync's pull and by get -r.
 Status make_local_folder(const std::string& root, const std::string& path);
 
-// Removes root/path: a regular file, or a folder with what sync sees in it
-// (depth first): its regular files and folders. What the scan leaves out
-// (a hidden or invalid name, a partial download and its state, a symbolic
-// link, FIFO, socket or device, what lies too deep) is never removed:
-// sync cannot see it. It stays, and so do the folders holding it; each
-// such folder is named in `kept` with the first entry it holds, and the
-// removal is still a success. Counts what went.
-struct LocalRemoval {
-    std::uint64_t files = 0;
-    std::uint64_t folders = 0;
-    std::vector<std::string> kept; // for people: a folder kept, and why
-};
-Result<LocalRemoval> remove_local(const std::string& root, const std::string& path, EntryKind kind);
+// Removes root/path alone, walked to as make_local_folder walks: a regular
+// file (anything else there now is an error: left), or an empty folder,
+// never recursively. A folder holding anything stays (`not_empty`): sync
+// removes a folder's listed entries one by one first (removal_steps), so
+// what it still holds is what the listing did not show (a link, a hidden
+// name, a part...) or what was written there since: never removed unseen.
+enum class LocalRemoved { removed, absent, not_empty };
+Result<LocalRemoved> remove_local(const std::string& root, const std::string& path, EntryKind kind);
 
 // Sets root/path's mtime (whole seconds), walked to as make_local_folder
 // walks, without following a link ("" is `root` itself).

@@ -314,6 +314,59 @@ std::vector<RemovalEffect> removal_effects(const SyncPlan& plan, const TreeListi
     return effects;
 }
 
+std::vector<RemovalStep> removal_steps(const SyncPlan& plan, const TreeListing& dest)
+{
+    // The folders that stay because they hold what is never removed, as
+    // removal_effects() finds them: each holder of an `other` up to its removal.
+    std::unordered_map<std::string, std::size_t> removed; // path -> its index in plan.removals
+    for (std::size_t i = 0; i < plan.removals.size(); ++i) {
+        removed.emplace(plan.removals[i].path, i);
+    }
+    const auto removal_of = [&](const std::string& path) -> std::optional<std::size_t> {
+        for (std::string at = path; !at.empty(); at = parent_path(at)) {
+            if (const auto found = removed.find(at); found != removed.end()) {
+                return found->second;
+            }
+        }
+        return std::nullopt;
+    };
+    std::unordered_set<std::string> kept;
+    std::vector<std::vector<const TreeEntry*>> files(plan.removals.size());
+    std::vector<std::vector<const TreeEntry*>> folders(plan.removals.size());
+    for (const TreeEntry* entry : sorted(dest)) {
+        const auto index = removal_of(entry->path);
+        if (!index) {
+            continue;
+        }
+        if (entry->kind == EntryKind::file) {
+            files[*index].push_back(entry);
+        } else if (entry->kind == EntryKind::folder) {
+            folders[*index].push_back(entry);
+        } else {
+            const std::string& top = plan.removals[*index].path;
+            for (std::string at = parent_path(entry->path); at.size() >= top.size(); at = parent_path(at)) {
+                kept.insert(at);
+                if (at.size() == top.size()) {
+                    break;
+                }
+            }
+        }
+    }
+    std::vector<RemovalStep> steps;
+    for (std::size_t i = 0; i < plan.removals.size(); ++i) {
+        for (const TreeEntry* file : files[i]) {
+            steps.push_back({file->path, EntryKind::file, i});
+        }
+        // Reverse path order: every folder after the folders inside it.
+        for (auto folder = folders[i].rbegin(); folder != folders[i].rend(); ++folder) {
+            if (!kept.contains((*folder)->path)) {
+                steps.push_back({(*folder)->path, EntryKind::folder, i});
+            }
+        }
+    }
+    return steps;
+}
+
 std::uint64_t removal_count(const SyncPlan& plan, const TreeListing& dest)
 {
     std::uint64_t count = 0;

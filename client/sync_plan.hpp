@@ -5,6 +5,7 @@
 // is a unit test; sync.cpp only lists, executes and reports.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -126,6 +127,20 @@ struct RemovalEffect {
 };
 // One per plan.removals, in its order.
 std::vector<RemovalEffect> removal_effects(const SyncPlan& plan, const TreeListing& dest);
+
+// One delete the plan's removals come to, on the receiving side as
+// listed: a removed file itself; for a removed folder, the files listed in
+// it, then its listed folders deepest first, the folder itself last, each
+// removed alone (never recursively), so that what was not listed (written
+// there since) is never removed and keeps its folder. A folder the
+// listing shows holding what is never removed (removal_effects' kept_by)
+// has no step: it stays.
+struct RemovalStep {
+    std::string path;
+    EntryKind kind = EntryKind::file;
+    std::size_t removal = 0; // its index in plan.removals
+};
+std::vector<RemovalStep> removal_steps(const SyncPlan& plan, const TreeListing& dest);
 
 // How many files and folders the plan's removals take from `dest`, as
 // removal_effects() counts them: what a --dry-run reports as deleted, the

@@ -754,9 +754,9 @@ class DeleteKeepsWhatSyncCannotSee(SyncTest):
         self.assertIn(".git-credentials", conflicts[0]["message"])
         self.assertEqual(len(real["errors"]), 1, real["errors"])
         for folder in ("old", "old2", "old3/deep", "old4"):
-            self.assertTrue(any(("%s/%s\" is kept" % (dest, folder)) in n for n in real["notes"]),
+            self.assertTrue(any(("%s/%s holds " % (dest, folder)) in n for n in real["notes"]),
                             (folder, real["notes"]))
-        self.assertTrue(any(".env" in n and "does not see" in n for n in real["notes"]), real["notes"])
+        self.assertTrue(any(".env" in n and "never removes" in n for n in real["notes"]), real["notes"])
 
         # Run again: nothing more to remove, and the unseen entries still there.
         again = self.sync("--delete", ":kc", dest, status=4)
@@ -789,7 +789,8 @@ class DeleteKeepsWhatSyncCannotSee(SyncTest):
         self.assertEqual(done["deleted"], 4, done)
         self.assertTrue(os.path.exists(os.path.join(target, "x", ".hidden")))
         self.assertFalse(os.path.exists(os.path.join(target, "y")))
-        self.assertTrue(any("pushd/x" in n and "not empty" in n for n in done["notes"]), done["notes"])
+        self.assertTrue(any("pushd/x holds entries the server does not list" in n for n in done["notes"]),
+                        done["notes"])
 
 
 class DryRunMatchesTheRealRun(SyncTest):

@@ -1,5 +1,7 @@
 // `ferry sync --delete` never removes what it did not see (README): run
-// in-process (client/sync.hpp's run_sync) against a real ferryd.
+// in-process (client/sync.hpp's run_sync) against a real ferryd, so that
+// SyncArguments::before_changes can write into a tree between the listing
+// and the first delete, the window a program writing there meanwhile hits.
 #include "support.hpp"
 
 #include "connection.hpp"
@@ -71,6 +73,16 @@ int notes_with(const nlohmann::json& sync, const std::string& text)
     return count;
 }
 
+// The notes that are `text`.
+int notes_equal(const nlohmann::json& sync, const std::string& text)
+{
+    int count = 0;
+    for (const auto& note : sync["notes"]) {
+        count += note.get<std::string>() == text ? 1 : 0;
+    }
+    return count;
+}
+
 // `levels` folders named "d", one in another, under `top`, with "f<i>"
 // beside the i-th: d^(i-1)/f<i>, as t_deep2.sh builds it.
 void make_deep_tree(const std::string& top, int levels)
@@ -93,6 +105,59 @@ std::string deep_file(const std::string& top, int level)
 }
 
 } // namespace
+
+TEST_CASE("sync --delete: a push never removes a server file that appeared after the listing, nor its folders")
+{
+    Fixture f;
+    std::filesystem::create_directories(f.root_file("t/extra/sub"));
+    for (const char* name : {"extra/old1", "extra/old2", "extra/sub/old3", "gone/x"}) {
+        std::filesystem::create_directories(std::filesystem::path(f.root_file(std::string("t/") + name)).parent_path());
+        write_file(f.root_file(std::string("t/") + name), "old");
+    }
+    std::filesystem::create_directories(f.local_file("src"));
+    write_file(f.local_file("src/k"), "k");
+
+    auto arguments = arguments_for(SyncDirection::push, f.local_file("src"), "t");
+    arguments.before_changes = [&] { write_file(f.root_file("t/extra/sub/NEW-after-listing"), "another user's"); };
+    const auto run = sync_with(f, arguments);
+
+    CHECK(read_file(f.root_file("t/extra/sub/NEW-after-listing")) == "another user's");
+    CHECK_FALSE(std::filesystem::exists(f.root_file("t/extra/old1")));
+    CHECK_FALSE(std::filesystem::exists(f.root_file("t/extra/old2")));
+    CHECK_FALSE(std::filesystem::exists(f.root_file("t/extra/sub/old3")));
+    CHECK_FALSE(std::filesystem::exists(f.root_file("t/gone"))); // nothing appeared there: it goes whole
+    CHECK(run.sync["errors"].empty());
+    // What went: the three listed files of extra/ and gone/ with its file; extra/ and extra/sub/ stay.
+    CHECK(run.sync["deleted"] == 5);
+    CHECK(notes_with(run.sync, "deleted 3 entries in t/extra; the folder stays") == 1);
+    CHECK(notes_with(run.sync, "t/extra/sub holds what the listing did not show") == 1);
+    CHECK(notes_with(run.sync, "deleted t/gone") == 1);
+    CHECK(run.status == 0);
+}
+
+TEST_CASE("sync --delete: a pull never removes a local file that appeared after the listing, and says the folder stays")
+{
+    Fixture f;
+    std::filesystem::create_directories(f.root_file("t"));
+    write_file(f.root_file("t/k"), "k");
+    std::filesystem::create_directories(f.local_file("mine/extra"));
+    for (const char* name : {"extra/old1", "extra/old2", "extra/old3"}) {
+        write_file(f.local_file(std::string("mine/") + name), "old");
+    }
+
+    auto arguments = arguments_for(SyncDirection::pull, f.local_file("mine"), "t");
+    arguments.before_changes = [&] { write_file(f.local_file("mine/extra/NEW-after-listing"), "mine"); };
+    const auto run = sync_with(f, arguments);
+
+    CHECK(read_file(f.local_file("mine/extra/NEW-after-listing")) == "mine");
+    CHECK_FALSE(std::filesystem::exists(f.local_file("mine/extra/old1")));
+    CHECK(run.sync["errors"].empty());
+    CHECK(run.sync["deleted"] == 3); // the three files; the folder stays
+    CHECK(notes_with(run.sync, "deleted 3 entries in " + f.local_file("mine/extra") + "; the folder stays") == 1);
+    CHECK(notes_equal(run.sync, "deleted " + f.local_file("mine/extra")) == 0);
+    CHECK(notes_with(run.sync, "holds what the listing did not show") == 1);
+    CHECK(run.status == 0);
+}
 
 TEST_CASE("sync --delete: a pull keeps the local copies of what the server holds and cannot list (too deep)")
 {

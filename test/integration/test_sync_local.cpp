@@ -121,51 +121,27 @@ TEST_CASE("sync's local changes never go through a link")
     CHECK_FALSE(set_local_mtime(root, "link/keep/file", 1'400'000'000));
     CHECK(mtime_of(outside + "/keep/file") == before);
 
-    // Removing a folder: what is in it goes, depth first; a link inside is
-    // left (with the folders holding it), never followed.
+    // Removing is one entry at a time, never recursive: a folder goes only
+    // empty (sync removes its listed entries first, removal_steps), so
+    // what it holds that was not listed, a link or a file written since,
+    // keeps it.
     std::filesystem::create_directories(root + "/gone/deeper");
     write_file(root + "/gone/deeper/a", "a");
-    write_file(root + "/gone/b", "b");
-    auto removed = remove_local(root, "gone", EntryKind::folder);
-    REQUIRE(removed);
-    CHECK(removed->files == 2);
-    CHECK(removed->folders == 2);
+    CHECK(remove_local(root, "gone", EntryKind::folder).value() == LocalRemoved::not_empty);
+    CHECK(read_file(root + "/gone/deeper/a") == "a");
+    CHECK(remove_local(root, "gone/deeper/a", EntryKind::file).value() == LocalRemoved::removed);
+    CHECK(remove_local(root, "gone/deeper/a", EntryKind::file).value() == LocalRemoved::absent);
+    CHECK(remove_local(root, "gone/deeper", EntryKind::folder).value() == LocalRemoved::removed);
+    CHECK(remove_local(root, "gone", EntryKind::folder).value() == LocalRemoved::removed);
+    CHECK(remove_local(root, "gone", EntryKind::folder).value() == LocalRemoved::absent);
     CHECK_FALSE(std::filesystem::exists(root + "/gone"));
 
     std::filesystem::create_directories(root + "/mixed/sub");
-    write_file(root + "/mixed/sub/x", "x");
     REQUIRE(::symlink(outside.c_str(), (root + "/mixed/sub/escape").c_str()) == 0);
-    auto partly = remove_local(root, "mixed", EntryKind::folder);
-    REQUIRE(partly);
-    CHECK(partly->files == 1);
-    CHECK(partly->folders == 0);
-    REQUIRE(partly->kept.size() == 1);
-    CHECK(partly->kept[0].find("escape") != std::string::npos);
-    CHECK_FALSE(std::filesystem::exists(root + "/mixed/sub/x"));
+    CHECK(remove_local(root, "mixed/sub", EntryKind::folder).value() == LocalRemoved::not_empty);
     CHECK(std::filesystem::is_symlink(root + "/mixed/sub/escape"));
-
-    // What sync cannot see is never removed: a hidden name, a part and its
-    // state, a name a server cannot hold; each folder holding one stays.
-    std::filesystem::create_directories(root + "/unseen/a");
-    std::filesystem::create_directories(root + "/unseen/b/c");
-    std::filesystem::create_directories(root + "/unseen/gone");
-    write_file(root + "/unseen/a/.env", "secret");
-    write_file(root + "/unseen/a/x.ferry-part", "half");
-    write_file(root + "/unseen/a/x.ferry-part.state", "state");
-    write_file(root + "/unseen/b/c/bad\\name", "mine");
-    write_file(root + "/unseen/b/seen", "s");
-    write_file(root + "/unseen/gone/seen", "s");
-    auto kept = remove_local(root, "unseen", EntryKind::folder);
-    REQUIRE(kept);
-    CHECK(kept->files == 2);   // b/seen, gone/seen
-    CHECK(kept->folders == 1); // gone
-    CHECK(kept->kept.size() == 2); // a, b/c: each names what it holds
-    CHECK(read_file(root + "/unseen/a/.env") == "secret");
-    CHECK(read_file(root + "/unseen/a/x.ferry-part") == "half");
-    CHECK(read_file(root + "/unseen/a/x.ferry-part.state") == "state");
-    CHECK(read_file(root + "/unseen/b/c/bad\\name") == "mine");
-    CHECK_FALSE(std::filesystem::exists(root + "/unseen/b/seen"));
-    CHECK_FALSE(std::filesystem::exists(root + "/unseen/gone"));
+    CHECK_FALSE(remove_local(root, "mixed/sub/escape", EntryKind::file)); // no longer a regular file: left
+    CHECK(std::filesystem::is_symlink(root + "/mixed/sub/escape"));
     CHECK(read_file(outside + "/keep/file") == "keep me");
 
     // A file to remove that turned into a link meanwhile is left alone.

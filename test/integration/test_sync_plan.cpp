@@ -342,3 +342,27 @@ TEST_CASE("sync plan: --delete removes nothing below a folder the sending side m
     CHECK(top.spared == Paths{"", "a"}); // each extra names its nearest marked folder
     CHECK(plan_sync(marked_top, dest, {}).spared.empty()); // without --delete nothing is spared: nothing goes
 }
+
+TEST_CASE("sync plan: removal_steps deletes only what is listed: files first, then folders deepest first")
+{
+    const TreeListing source{file("keep", 1, 1)};
+    const TreeListing dest{file("keep", 1, 1),  folder("old"),        file("old/a", 1, 1), folder("old/sub"),
+                           file("old/sub/b", 1, 1), folder("old/sub/deeper"), folder("held"), folder("held/in"),
+                           link("held/in/ln"),  file("held/c", 1, 1), file("stray", 1, 1)};
+    PlanOptions options;
+    options.delete_extras = true;
+    const auto plan = plan_sync(source, dest, options);
+    REQUIRE(removal_paths(plan) == Paths{"held", "old", "stray"});
+    const auto steps = removal_steps(plan, dest);
+    Paths paths;
+    for (const auto& step : steps) {
+        paths.push_back(step.path + (step.kind == EntryKind::folder ? "/" : ""));
+    }
+    // held/ and held/in/ hold a link: no step, they stay; only held/c goes.
+    CHECK(paths == Paths{"held/c", "old/a", "old/sub/b", "old/sub/deeper/", "old/sub/", "old/", "stray"});
+    CHECK(steps[0].removal == 0);
+    CHECK(steps[1].removal == 1);
+    CHECK(steps.back().removal == 2);
+    // As many steps as removal_count counts: a dry run's count is the real run's.
+    CHECK(steps.size() == removal_count(plan, dest));
+}
