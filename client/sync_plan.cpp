@@ -73,24 +73,6 @@ std::unordered_set<std::string> unseen_holders(const TreeListing& source)
     return holders;
 }
 
-// The nearest of `holders` above `path` ("" included: the synced folder),
-// if any: an entry there may be one the sending side has and cannot show.
-std::optional<std::string> unseen_holder_above(const std::unordered_set<std::string>& holders,
-                                               const std::string& path)
-{
-    if (holders.empty()) {
-        return std::nullopt;
-    }
-    for (std::string at = parent_path(path);; at = parent_path(at)) {
-        if (holders.contains(at)) {
-            return at;
-        }
-        if (at.empty()) {
-            return std::nullopt;
-        }
-    }
-}
-
 // Whether the receiving side's file is the sending side's, by the rule chosen.
 bool same_file(const TreeEntry& source, const TreeEntry& dest, const PlanOptions& options, const Digests& source_digests,
                const Digests& dest_digests)
@@ -211,13 +193,19 @@ SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const Pla
     if (options.delete_extras) {
         const auto holders = unseen_holders(source);
         std::set<std::string> spared;
+        std::unordered_set<std::string> kept; // extras spared, with what they hold
         for (const TreeEntry* entry : sorted(dest)) {
             if (entry->kind == EntryKind::other || source_by_path.contains(entry->path) ||
-                within(removed, entry->path) || within(left_alone, entry->path)) {
+                within(removed, entry->path) || within(left_alone, entry->path) || within(kept, entry->path)) {
                 continue; // never removed; not extra; gone with its folder; or left alone with it
             }
-            if (auto holder = unseen_holder_above(holders, entry->path)) {
-                spared.insert(std::move(*holder)); // maybe what the sending side cannot show
+            // An extra directly in a folder that holds entries its listing
+            // does not show may be one of them (a name the sending side
+            // holds as a symbolic link, say): kept. Only directly: a listed
+            // folder below says for itself what it holds.
+            if (const std::string holder = parent_path(entry->path); holders.contains(holder)) {
+                spared.insert(holder);
+                kept.insert(entry->path);
                 continue;
             }
             plan.removals.push_back({entry->path, entry->kind});

@@ -289,7 +289,7 @@ class Push(SyncTest):
                        "the rest of it goes, and a note names the folder and why",
                        "It removes only what it listed, one entry at a time: a file written into a folder after the "
                        "listing stays, and so does the folder.",
-                       "On a pull, nothing inside a folder the server says holds entries it does not list is removed",
+                       "directly in a folder the server says holds entries it does not list is removed",
                        "With --dry-run: listed, and counted as the real run would count them",
                        "would set the time of"):
             with self.subTest(phrase=phrase):

@@ -319,7 +319,7 @@ TEST_CASE("sync plan: the synced folder itself gets the sending side's time when
     CHECK(folder_times(deep) == Times{{"sub", 10}});
 }
 
-TEST_CASE("sync plan: --delete removes nothing below a folder the sending side marks as holding what it does not list")
+TEST_CASE("sync plan: --delete removes no extra directly in a folder the sending side marks as holding what it does not list")
 {
     // A server's listing marks with "FOLDER/" (and "/" for the synced folder)
     // the folders holding what it cannot show (too deep, a link, a mount
@@ -334,12 +334,14 @@ TEST_CASE("sync plan: --delete removes nothing below a folder the sending side m
     CHECK(removal_paths(plan) == Paths{"b/extra", "top-extra"});
     CHECK(plan.spared == Paths{"a"});
 
-    // The synced folder itself marked: nothing anywhere is removed.
+    // The synced folder itself marked (a hidden file or an upload's partial
+    // in it, say): its own extras stay, but a listed folder below speaks for
+    // itself: b is listed and unmarked, so what it lacks goes.
     TreeListing marked_top = source;
     marked_top.push_back(link("/"));
     const auto top = plan_sync(marked_top, dest, options);
-    CHECK(top.removals.empty());
-    CHECK(top.spared == Paths{"", "a"}); // each extra names its nearest marked folder
+    CHECK(removal_paths(top) == Paths{"b/extra"});
+    CHECK(top.spared == Paths{"", "a"}); // each kept extra names the marked folder it is in
     CHECK(plan_sync(marked_top, dest, {}).spared.empty()); // without --delete nothing is spared: nothing goes
 }
 
