@@ -678,6 +678,22 @@ void report_removals(Tally& tally, const SyncPlan& plan, const TreeListing& dest
     }
 }
 
+// The synced folder's `folder` made on the server with its parents; a
+// failure is the folder's, in the tally.
+void make_server_folder(Connection& connection, Tally& tally, const SyncArguments& arguments,
+                        const std::string& folder)
+{
+    Result<MkdirReply> made = Error{ErrorCode::internal, ""};
+    if (auto open = ensure_open(connection); !open) {
+        made = open.error();
+    } else {
+        made = make_remote_folder(connection, remote_join(arguments.remote, folder), true);
+    }
+    if (!made) {
+        tally.failed(folder, made.error());
+    }
+}
+
 void remove_extras(Connection& connection, Tally& tally, const SyncArguments& arguments, const SyncPlan& plan,
                    const TreeListing& dest)
 {
@@ -704,15 +720,7 @@ void make_plan_folders(Connection& connection, Tally& tally, const SyncArguments
         if (interrupted()) {
             return;
         }
-        Result<MkdirReply> made = Error{ErrorCode::internal, ""};
-        if (auto open = ensure_open(connection); !open) {
-            made = open.error();
-        } else {
-            made = make_remote_folder(connection, remote_join(arguments.remote, folder), true);
-        }
-        if (!made) {
-            tally.failed(folder, made.error());
-        }
+        make_server_folder(connection, tally, arguments, folder);
     }
 }
 
@@ -725,15 +733,7 @@ void make_unsent_folders(Connection& connection, Tally& tally, const SyncArgumen
         if (folder.empty() || interrupted()) {
             continue; // the synced folder itself is made before any file
         }
-        Result<MkdirReply> made = Error{ErrorCode::internal, ""};
-        if (auto open = ensure_open(connection); !open) {
-            made = open.error();
-        } else {
-            made = make_remote_folder(connection, remote_join(arguments.remote, folder), true);
-        }
-        if (!made) {
-            tally.failed(folder, made.error());
-        }
+        make_server_folder(connection, tally, arguments, folder);
     }
 }
 

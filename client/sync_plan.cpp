@@ -255,21 +255,33 @@ void add_top_folder_time(SyncPlan& plan, std::optional<std::int64_t> source_top,
     }
 }
 
-std::vector<RemovalEffect> removal_effects(const SyncPlan& plan, const TreeListing& dest)
-{
-    std::unordered_map<std::string, std::size_t> removed; // path -> its index in plan.removals
-    for (std::size_t i = 0; i < plan.removals.size(); ++i) {
-        removed.emplace(plan.removals[i].path, i);
+// Which of a plan's removals a path falls under: itself or its nearest
+// removed ancestor (its index in plan.removals).
+class RemovalIndex {
+public:
+    explicit RemovalIndex(const SyncPlan& plan)
+    {
+        for (std::size_t i = 0; i < plan.removals.size(); ++i) {
+            index_.emplace(plan.removals[i].path, i);
+        }
     }
-    // The removal `path` falls under (itself or its nearest removed ancestor).
-    const auto removal_of = [&](const std::string& path) -> std::optional<std::size_t> {
+    std::optional<std::size_t> operator()(const std::string& path) const
+    {
         for (std::string at = path; !at.empty(); at = parent_path(at)) {
-            if (const auto found = removed.find(at); found != removed.end()) {
+            if (const auto found = index_.find(at); found != index_.end()) {
                 return found->second;
             }
         }
         return std::nullopt;
-    };
+    }
+
+private:
+    std::unordered_map<std::string, std::size_t> index_;
+};
+
+std::vector<RemovalEffect> removal_effects(const SyncPlan& plan, const TreeListing& dest)
+{
+    const RemovalIndex removal_of(plan);
     std::vector<RemovalEffect> effects(plan.removals.size());
     std::unordered_set<std::string> kept; // removed folders left because they hold what is never removed
     for (const TreeEntry* entry : sorted(dest)) {
@@ -306,18 +318,7 @@ std::vector<RemovalStep> removal_steps(const SyncPlan& plan, const TreeListing& 
 {
     // The folders that stay because they hold what is never removed, as
     // removal_effects() finds them: each holder of an `other` up to its removal.
-    std::unordered_map<std::string, std::size_t> removed; // path -> its index in plan.removals
-    for (std::size_t i = 0; i < plan.removals.size(); ++i) {
-        removed.emplace(plan.removals[i].path, i);
-    }
-    const auto removal_of = [&](const std::string& path) -> std::optional<std::size_t> {
-        for (std::string at = path; !at.empty(); at = parent_path(at)) {
-            if (const auto found = removed.find(at); found != removed.end()) {
-                return found->second;
-            }
-        }
-        return std::nullopt;
-    };
+    const RemovalIndex removal_of(plan);
     std::unordered_set<std::string> kept;
     std::vector<std::vector<const TreeEntry*>> files(plan.removals.size());
     std::vector<std::vector<const TreeEntry*>> folders(plan.removals.size());
