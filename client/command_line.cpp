@@ -1,5 +1,7 @@
 #include "command_line.hpp"
 
+#include "remote_paths.hpp"
+
 #include <algorithm>
 #include <memory>
 #include <string_view>
@@ -468,12 +470,10 @@ std::optional<std::string> CommandLine::misuse() const
         return "put -: standard input has no file name; give one with --as NAME";
     }
     if (sync->parsed()) {
-        // The shell settles :REMOTE_DIR against its current folder ('..'
-        // included, shell.cpp) before checking it, so only the operands'
-        // shape is checked here for it.
-        const auto operand = [this](const std::string& typed) {
-            return grammar_ == Grammar::shell && typed.starts_with(':') ? std::string(":") : typed;
-        };
+        // Only the operands' shape: :REMOTE_DIR is settled ('..' included)
+        // by sync_arguments, as any remote path is, and its error is the
+        // path's own, not a usage error.
+        const auto operand = [](const std::string& typed) { return typed.starts_with(':') ? std::string(":") : typed; };
         SyncArguments sides;
         if (auto bad = parse_sync_operands(operand(a.sync_source), operand(a.sync_dest), sides)) {
             return bad;
@@ -482,11 +482,17 @@ std::optional<std::string> CommandLine::misuse() const
     return std::nullopt;
 }
 
-SyncArguments CommandLine::sync_arguments(HashKind hash, unsigned retries) const
+Result<SyncArguments> CommandLine::sync_arguments(HashKind hash, unsigned retries, std::string_view current) const
 {
     const auto& a = arguments;
     SyncArguments sync_arguments;
-    (void)parse_sync_operands(a.sync_source, a.sync_dest, sync_arguments);
+    (void)parse_sync_operands(a.sync_source, a.sync_dest, sync_arguments); // misuse() checked the shape
+    const std::string& remote = sync_arguments.direction == SyncDirection::pull ? a.sync_source : a.sync_dest;
+    auto settled = settle_remote_folder(current, std::string_view(remote).substr(1)); // after its ':'
+    if (!settled) {
+        return settled.error();
+    }
+    sync_arguments.remote = std::move(settled.value());
     sync_arguments.checksum = a.checksum;
     sync_arguments.delete_extras = a.delete_extras;
     sync_arguments.dry_run = a.dry_run;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "clobber.hpp"
+#include "status.hpp"
 #include "sync.hpp"
 #include "transfers.hpp"
 
@@ -14,6 +15,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ferry::client {
@@ -126,8 +128,11 @@ public:
     // The transfer flags of get and put.
     TransferFlags transfer_flags(HashKind hash, unsigned retries) const;
 
-    // What sync was asked (its operands already checked by misuse()).
-    SyncArguments sync_arguments(HashKind hash, unsigned retries) const;
+    // What sync was asked (its operands' shape already checked by
+    // misuse()), its :REMOTE_DIR settled against `current` (the shell's
+    // folder; "" on the command line) by settle_remote_folder, as every
+    // remote path is: an error is that path's (invalid_name).
+    Result<SyncArguments> sync_arguments(HashKind hash, unsigned retries, std::string_view current = {}) const;
 
 private:
     // Every command defined, in the order help shows them.

@@ -323,6 +323,17 @@ int main_with(int argc, char** argv)
     };
 
     const TransferFlags flags = command_line.transfer_flags(hash, retries);
+    // sync's :REMOTE_DIR is settled ('..' included) before any connection:
+    // one that names nothing the server could hold is refused as ls would.
+    std::optional<SyncArguments> sync_arguments;
+    if (command_line.sync->parsed()) {
+        auto settled = command_line.sync_arguments(hash, retries);
+        if (!settled) {
+            output.error(settled.error());
+            return exit_status(settled.error().code);
+        }
+        sync_arguments = std::move(settled.value());
+    }
 
     auto connection = connect();
     if (!connection) {
@@ -359,7 +370,7 @@ int main_with(int argc, char** argv)
         return run_gets(server_connection, output, names, placement, flags);
     }
     if (command_line.sync->parsed()) {
-        return run_sync(server_connection, options.value(), output, command_line.sync_arguments(hash, retries));
+        return run_sync(server_connection, options.value(), output, *sync_arguments);
     }
     if (put->parsed()) {
         PutPlacement placement;

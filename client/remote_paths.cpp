@@ -1,5 +1,7 @@
 #include "remote_paths.hpp"
 
+#include "names.hpp"
+
 #include <fnmatch.h>
 
 #include <algorithm>
@@ -57,6 +59,22 @@ Result<std::string> resolve_remote_path(std::string_view current, std::string_vi
         path += (path.empty() ? "" : "/") + std::string(part);
     }
     return path;
+}
+
+Result<std::string> settle_remote_folder(std::string_view current, std::string_view typed)
+{
+    auto path = resolve_remote_path(current, typed);
+    if (!path) {
+        return path.error();
+    }
+    std::string folder = unescape_wildcards(path.value());
+    if (folder.empty()) {
+        return folder; // the root, which has no name to check
+    }
+    if (auto bad = check_path(folder)) {
+        return Error{bad->code, "\"" + printable(folder) + "\": " + bad->message};
+    }
+    return folder;
 }
 
 std::string join_remote(std::string_view folder, std::string_view name)

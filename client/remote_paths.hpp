@@ -24,6 +24,13 @@ namespace ferry::client {
 // root is invalid_name: the server's root is as far up as ferry goes.
 Result<std::string> resolve_remote_path(std::string_view current, std::string_view typed);
 
+// A folder as typed where no wildcard is expanded (sync's :REMOTE_DIR, in
+// the shell and on the command line alike): settled as resolve_remote_path
+// settles it, so '..' means there what it means to ls and get, its
+// wildcard escapes undone, and held to the name rule (the root's "" passes).
+// Refused: invalid_name, for a '..' above the root or a name the rule refuses.
+Result<std::string> settle_remote_folder(std::string_view current, std::string_view typed);
+
 // "a/b" and "c" -> "a/b/c"; "" (the root) and "c" -> "c".
 std::string join_remote(std::string_view folder, std::string_view name);
 // The folder holding `path` ("a/b/c" -> "a/b", "c" -> "").

@@ -300,24 +300,12 @@ private:
     // current folder, as `ls` with no argument is).
     int sync_from_here(Connection& server, const CommandLine& grammar)
     {
-        SyncArguments sync = grammar.sync_arguments(hash_, 0);
-        const CommandArguments& arguments = grammar.arguments;
-        const std::string& operand =
-            sync.direction == SyncDirection::pull ? arguments.sync_source : arguments.sync_dest;
-        const std::string typed = operand.substr(1); // after the ':' that parse_sync_operands found
-        auto path = resolve_remote_path(current_, typed.empty() ? "." : typed);
-        if (!path) {
-            output_.error(path.error());
-            return exit_status(path.error().code);
+        auto sync = grammar.sync_arguments(hash_, 0, current_);
+        if (!sync) {
+            output_.error(sync.error());
+            return exit_status(sync.error().code);
         }
-        sync.remote = unescape_wildcards(path.value());
-        if (!sync.remote.empty()) {
-            if (auto bad = check_path(sync.remote)) {
-                output_.error(*bad);
-                return exit_status(bad->code);
-            }
-        }
-        return run_sync(server, options_, output_, sync);
+        return run_sync(server, options_, output_, sync.value());
     }
 
     // cd: the folder must be one on the server ('..' is settled here, never sent).

@@ -324,10 +324,40 @@ class Push(SyncTest):
             result = self.ferry("sync", *args)
             self.assertEqual(result.returncode, 2, result.stderr)
             self.assertIn(b"leading ':'", result.stderr)
-        result = self.ferry("sync", self.src, ":../up")
-        self.assertEqual(result.returncode, 2, result.stderr)
         missing = self.sync(os.path.join(self.local, "missing"), ":", status=3)
         self.assertEqual(missing["errors"][0]["code"], "local_io")
+
+    def test_dot_dot_in_the_remote_operand_is_settled_as_ls_settles_it(self):
+        # README: '..' is settled by ferry itself, for every remote path:
+        # sync's :REMOTE_DIR as ls's and get -r's PATH.
+        os.makedirs(os.path.join(self.root, "t", "d"))
+        with open(os.path.join(self.root, "t", "z"), "wb") as f:
+            f.write(b"z")
+        with open(os.path.join(self.src, "a"), "wb") as f:
+            f.write(b"a")
+        for typed, folder in ((":t/..", ""), (":t/d/..", "t"), (":t/d/../", "t"), (":/t/./d/..", "t")):
+            with self.subTest(typed=typed):
+                listed = self.ferry("ls", typed[1:])
+                self.assertEqual(listed.returncode, 0, listed.stderr)
+                planned = self.sync("--dry-run", self.src, typed)
+                self.assertIn("would send a (1 B)", planned["notes"])
+                # The synced folder's own time is set: its name shows where the sync went.
+                self.assertTrue(any(note.startswith("would set the time of %s " % (folder + "/" if folder else ":"))
+                                    for note in planned["notes"]), planned["notes"])
+        pulled = self.sync(":t/d/..", os.path.join(self.local, "copy"))
+        self.assertEqual(pulled["sent"], 1)
+        with open(os.path.join(self.local, "copy", "z"), "rb") as f:
+            self.assertEqual(f.read(), b"z")
+        # Above the root: refused as ls refuses it (invalid_name, exit status 4), before anything is sent.
+        for typed in (":..", ":../up", ":t/../.."):
+            with self.subTest(typed=typed):
+                climb = self.ferry("sync", self.src, typed)
+                self.assertEqual(climb.returncode, 4, climb.stderr)
+                self.assertIn(b"above the server's root", climb.stderr)
+                self.assertEqual(climb.returncode, self.ferry("ls", typed[1:]).returncode)
+                shape = self.ferry("--json", "sync", self.src, typed)
+                self.assertEqual(json.loads(shape.stdout)["error"]["code"], "invalid_name")
+        self.assertEqual(sorted(os.listdir(self.root)), ["t"])
 
 
 class Pull(SyncTest):

@@ -137,6 +137,44 @@ TEST_CASE("one grammar: what the shell refuses and the rules CLI11 cannot say")
     CHECK(typed_flag({"get", "--", "-C"}, "-C", "--directory") == "--directory");
 }
 
+TEST_CASE("sync's :REMOTE_DIR is a remote path like any other: '..' settled, above the root refused")
+{
+    const auto synced = [](Grammar grammar, const std::vector<std::string>& words, std::string_view current) {
+        CommandLine parsed(grammar);
+        parse_words(parsed, words);
+        REQUIRE_FALSE(parsed.misuse().has_value());
+        return parsed.sync_arguments(ferry::HashKind::sha256, 0, current);
+    };
+    for (const Grammar grammar : {Grammar::command_line, Grammar::shell}) {
+        CAPTURE(grammar == Grammar::shell);
+        const auto up = synced(grammar, {"sync", "src", ":t/.."}, "");
+        REQUIRE(up.ok());
+        CHECK(up->remote == "");
+        CHECK(up->direction == SyncDirection::push);
+        const auto back = synced(grammar, {"sync", ":t/d/../", "dst"}, "");
+        REQUIRE(back.ok());
+        CHECK(back->remote == "t");
+        CHECK(back->local == "dst");
+        CHECK(back->direction == SyncDirection::pull);
+        const auto from_root = synced(grammar, {"sync", "src", ":/a/./b/../c"}, "x/y");
+        REQUIRE(from_root.ok());
+        CHECK(from_root->remote == "a/c");
+        for (const char* typed : {":..", ":t/../..", ":/.."}) {
+            CAPTURE(typed);
+            const auto climbs = synced(grammar, {"sync", "src", typed}, "");
+            REQUIRE_FALSE(climbs.ok());
+            CHECK(climbs.error().code == ferry::ErrorCode::invalid_name);
+            CHECK(climbs.error().message.find("above the server's root") != std::string::npos);
+        }
+        const auto bad_name = synced(grammar, {"sync", "src", ":t/.hidden"}, "");
+        REQUIRE_FALSE(bad_name.ok());
+        CHECK(bad_name.error().code == ferry::ErrorCode::invalid_name);
+    }
+    // In the shell, relative to its current folder (":" is that folder).
+    CHECK(synced(Grammar::shell, {"sync", "src", ":.."}, "logs/2026")->remote == "logs");
+    CHECK(synced(Grammar::shell, {"sync", ":", "dst"}, "logs")->remote == "logs");
+}
+
 TEST_CASE("shell word splitting")
 {
     using Words = std::vector<std::string>;

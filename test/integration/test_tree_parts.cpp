@@ -54,6 +54,28 @@ TEST_CASE("remote paths: relative to the current folder, '.' and '..' settled on
     CHECK(remote_base_name("c") == "c");
 }
 
+TEST_CASE("a folder as typed where no wildcard is expanded: settled, unescaped, held to the name rule")
+{
+    const auto settled = [](std::string_view current, std::string_view typed) {
+        auto path = settle_remote_folder(current, typed);
+        REQUIRE(path.ok());
+        return path.value();
+    };
+    CHECK(settled("", "t/..") == "");
+    CHECK(settled("", "t/d/..") == "t");
+    CHECK(settled("", "/t/d/../") == "t");
+    CHECK(settled("logs", "..") == "");
+    CHECK(settled("logs", "") == "logs");
+    CHECK(settled("", "a\\*b") == "a*b");
+    const auto climbs = settle_remote_folder("", "t/../..");
+    REQUIRE_FALSE(climbs.ok());
+    CHECK(climbs.error().code == ferry::ErrorCode::invalid_name);
+    const auto hidden = settle_remote_folder("", "t/.hidden");
+    REQUIRE_FALSE(hidden.ok());
+    CHECK(hidden.error().code == ferry::ErrorCode::invalid_name);
+    CHECK(hidden.error().message.starts_with("\"t/.hidden\": "));
+}
+
 TEST_CASE("wildcards: split at the first component holding one, escapes undone")
 {
     CHECK(has_wildcard("logs/*.gz"));
