@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <ctime>
 
@@ -375,6 +376,55 @@ std::uint64_t TransferSummary::moved() const
     return bytes;
 }
 
+namespace {
+
+Json transfer_file_json(const FileOutcome& file)
+{
+    Json entry{{"name", file.name}, {"local", file.local}, {"ok", !file.error}};
+    if (file.error) {
+        entry["error"] = error_json(*file.error);
+    } else if (file.skipped) {
+        entry["skipped"] = *file.skipped;
+    } else {
+        const TransferResult done = file.done.value_or(TransferResult{});
+        entry["size"] = done.file.size;
+        entry["digest"] = Json{{"algorithm", std::string(hash_name(done.hash))}, {"value", done.digest}};
+        entry["resumed_from"] = done.resumed_from;
+    }
+    return entry;
+}
+
+std::string plural(std::size_t count, const std::string& word)
+{
+    return std::to_string(count) + " " + word + (count == 1 ? "" : "s");
+}
+
+// "error" of a transfer's JSON: the first failed file's code (scripts test
+// for "error" as for any other command), else the first folder's, with a
+// message that counts both when there is more than the one failure.
+std::optional<Error> first_transfer_error(const TransferSummary& summary)
+{
+    const std::size_t failed = summary.failed();
+    const std::size_t folders = summary.failed_folders.size();
+    if (failed + folders == 0) {
+        return std::nullopt;
+    }
+    const auto file = std::find_if(summary.files.begin(), summary.files.end(),
+                                   [](const FileOutcome& outcome) { return outcome.error.has_value(); });
+    Error first = file != summary.files.end() ? *file->error : summary.failed_folders.front().error;
+    const std::string& name = file != summary.files.end() ? file->name : summary.failed_folders.front().name;
+    if (summary.files.size() > 1 || failed + folders > 1) {
+        std::string counted = std::to_string(failed) + " of " + plural(summary.files.size(), "file") + " failed";
+        if (folders > 0) {
+            counted += " and " + plural(folders, "folder") + " could not be made";
+        }
+        first.message = counted + "; first \"" + name + "\": " + first.message;
+    }
+    return first;
+}
+
+} // namespace
+
 void Output::summary(const TransferSummary& summary, bool upload) const
 {
     const std::size_t failed = summary.failed();
@@ -385,18 +435,7 @@ void Output::summary(const TransferSummary& summary, bool upload) const
         // One shape whatever the number of files (docs/ferry-json.schema.json).
         Json files = Json::array();
         for (const auto& file : summary.files) {
-            Json entry{{"name", file.name}, {"local", file.local}, {"ok", !file.error}};
-            if (file.error) {
-                entry["error"] = error_json(*file.error);
-            } else if (file.skipped) {
-                entry["skipped"] = *file.skipped;
-            } else {
-                const TransferResult done = file.done.value_or(TransferResult{});
-                entry["size"] = done.file.size;
-                entry["digest"] = Json{{"algorithm", std::string(hash_name(done.hash))}, {"value", done.digest}};
-                entry["resumed_from"] = done.resumed_from;
-            }
-            files.push_back(std::move(entry));
+            files.push_back(transfer_file_json(file));
         }
         Json whole{{"files", std::move(files)},
                    {"summary",
@@ -406,29 +445,30 @@ void Output::summary(const TransferSummary& summary, bool upload) const
                      {"bytes", moved},
                      {"seconds", summary.seconds},
                      {"bytes_per_second", rate}}}};
-        if (failed > 0) {
-            // Scripts test for "error" as for any other command; the first
-            // failure's code says what kind of trouble it was.
-            for (const auto& file : summary.files) {
-                if (file.error) {
-                    Error first = *file.error;
-                    if (summary.files.size() > 1) {
-                        first.message = std::to_string(failed) + " of " + std::to_string(summary.files.size()) +
-                                        " files failed; first \"" + file.name + "\": " + first.message;
-                    }
-                    whole["error"] = error_json(first);
-                    break;
-                }
+        // Present only when a folder failed, so a clean run's shape is as
+        // it always was.
+        if (!summary.failed_folders.empty()) {
+            Json folders = Json::array();
+            for (const auto& folder : summary.failed_folders) {
+                folders.push_back(
+                    Json{{"name", folder.name}, {"local", folder.local}, {"error", error_json(folder.error)}});
             }
+            whole["summary"]["failed_folders"] = summary.failed_folders.size();
+            whole["failed_folders"] = std::move(folders);
+        }
+        if (const auto first = first_transfer_error(summary)) {
+            whole["error"] = error_json(*first);
         }
         emit_json(dump(whole));
         return;
     }
-    if (summary.files.size() < 2 || verbosity_ == Verbosity::quiet) {
+    if ((summary.files.size() < 2 && summary.failed_folders.empty()) || verbosity_ == Verbosity::quiet) {
         return;
     }
-    std::fprintf(out_, "%zu file%s %s: %zu ok, %zu failed; %s in %s (%s/s)\n", summary.files.size(),
-                 summary.files.size() == 1 ? "" : "s", upload ? "sent" : "received", ok, failed,
+    const std::string folders =
+        summary.failed_folders.empty() ? "" : "; " + plural(summary.failed_folders.size(), "folder") + " not made";
+    std::fprintf(out_, "%zu file%s %s: %zu ok, %zu failed%s; %s in %s (%s/s)\n", summary.files.size(),
+                 summary.files.size() == 1 ? "" : "s", upload ? "sent" : "received", ok, failed, folders.c_str(),
                  human_size(moved).c_str(), seconds_text(summary.seconds).c_str(),
                  human_size(static_cast<std::uint64_t>(rate)).c_str());
     std::fflush(out_);

@@ -39,8 +39,19 @@ struct PathOutcome {
     std::optional<DigestReply> digest;
 };
 
+// A folder of get -r or put -r that could not be made (a link stands at
+// its local name, the server refused it, its own folder was not made). It
+// is no file, so it is not among a summary's files: the files below it
+// fail there each on their own, and it is counted here.
+struct FolderFailure {
+    std::string name;  // on the server
+    std::string local; // the local path
+    Error error;
+};
+
 struct TransferSummary {
     std::vector<FileOutcome> files;
+    std::vector<FolderFailure> failed_folders;
     double seconds = 0;
     std::size_t failed() const;
     std::uint64_t moved() const;

@@ -112,6 +112,16 @@ public:
     }
     void clear(std::size_t index) { summary_.files[index].error.reset(); }
 
+    // A folder that could not be made: shown as a failed file is, counted
+    // apart from the files (it is none).
+    void folder_failed(FolderFailure failure)
+    {
+        if (!output_.json()) {
+            output_.error(Error{failure.error.code, "\"" + failure.name + "\": " + failure.error.message});
+        }
+        summary_.failed_folders.push_back(std::move(failure));
+    }
+
     // The files' outcomes, for a caller that sums them up itself.
     TransferSummary take()
     {
@@ -128,6 +138,9 @@ public:
             if (file.error) {
                 failures.push_back(file.error->code);
             }
+        }
+        for (const auto& folder : summary_.failed_folders) {
+            failures.push_back(folder.error.code);
         }
         return exit_status(failures);
     }
@@ -532,11 +545,12 @@ struct TreeFolder {
 
 // What a get command will do, worked out before any file moves: the files
 // (with those that already failed, by index), and with -r the local
-// folders made, with the server's times for -p.
+// folders made, with the server's times for -p, and those that could not be.
 struct GetPlan {
     std::vector<GetItem> items;
     std::vector<std::optional<Error>> errors;
     std::vector<TreeFolder> folders;
+    std::vector<FolderFailure> failed_folders;
 
     void add(GetItem item, std::optional<Error> error = std::nullopt)
     {
@@ -601,6 +615,74 @@ std::string tree_root(const std::string& path, const GetPlacement& placement)
     return placement.output.value_or(placement.folder.value_or("."));
 }
 
+// Where a get -r tree lands: the local folder `root` the server's folder
+// `remote` becomes, reached as `top` below `base` (sync_local.hpp's walk;
+// `top` is empty where the user named `root` itself).
+struct TreeLanding {
+    std::string remote;
+    std::string root;
+    std::string base;
+    std::string top;
+
+    // A name below the tree's folder, as a path below `base`.
+    std::string below(const std::string& name) const { return top.empty() ? name : top + "/" + name; }
+};
+
+// The folder a listed `name` lies in that could not be made (by its name
+// below the tree's folder; "" is the tree's folder itself), if any.
+std::optional<std::string> refused_above(const std::vector<std::string>& refused, const std::string& name)
+{
+    for (const auto& folder : refused) {
+        if (folder.empty() || name.starts_with(folder + "/")) {
+            return folder;
+        }
+    }
+    return std::nullopt;
+}
+
+// One entry of a get -r tree's listing: a folder made (or refused), a file
+// planned (or refused). `refused` gathers the folders not made.
+void plan_tree_entry(GetPlan& plan, const TreeLanding& tree, const FileInfo& entry, std::vector<std::string>& refused)
+{
+    const std::string remote = join_remote(tree.remote, entry.name);
+    const std::string local = tree.root + "/" + entry.name;
+    // A folder that fails is no file: it is counted apart (FolderFailure).
+    const auto fail = [&](const Error& error) {
+        if (is_folder(entry)) {
+            plan.failed_folders.push_back({remote, local, error});
+        } else {
+            plan.add({remote, local}, error);
+        }
+    };
+    // The server's names become local paths: each must be a plain name.
+    if (auto bad = check_path(entry.name)) {
+        fail(*bad);
+        return;
+    }
+    // Whatever lies below a folder that could not be made (a link stands
+    // there, say) would land wherever that name leads.
+    if (const auto parent = refused_above(refused, entry.name)) {
+        const std::string where = parent->empty() ? tree.root : tree.root + "/" + *parent;
+        fail(Error{ErrorCode::local_io, std::string(is_folder(entry) ? "not made" : "not written") + ": its folder \"" +
+                                            where + "\" could not be made"});
+        return;
+    }
+    if (!is_folder(entry)) {
+        if (auto in_the_way = refuse_in_the_way(local)) {
+            plan.add({remote, local}, *in_the_way);
+        } else {
+            plan.add({remote, local, tree.base});
+        }
+        return;
+    }
+    if (auto made = make_local_folder(tree.base, tree.below(entry.name)); !made) {
+        fail(made.error());
+        refused.push_back(entry.name);
+        return;
+    }
+    plan.folders.push_back({tree.base, tree.below(entry.name), entry.mtime});
+}
+
 // get -r of the folder `path`: its tree as local folders and files. False
 // when `path` is no folder (then it is an ordinary file to get).
 bool plan_tree(Connection& connection, const Output& output, GetPlan& plan, const FileInfo& folder,
@@ -612,6 +694,8 @@ bool plan_tree(Connection& connection, const Output& output, GetPlan& plan, cons
         if (listed.error().code == ErrorCode::not_a_folder) {
             return false;
         }
+        // The name as typed, which named nothing to list: reported as a
+        // file, like any name a get could not start on.
         plan.add({folder.name, root}, listed.error());
         return true;
     }
@@ -625,54 +709,25 @@ bool plan_tree(Connection& connection, const Output& output, GetPlan& plan, cons
     // and the files are written the same way (GetItem::tree_root), so a
     // folder swapped for a link at any moment leads nothing outside.
     const bool named_by_user = folder.name.empty() || (placement.output && root == *placement.output);
-    std::string base = root;
-    std::string top;
+    TreeLanding tree{folder.name, root, root, {}};
     if (!named_by_user) {
-        top = remote_base_name(folder.name);
-        base = root.substr(0, root.size() - top.size());
-        if (base.empty()) {
-            base = ".";
+        tree.top = remote_base_name(folder.name);
+        tree.base = root.substr(0, root.size() - tree.top.size());
+        if (tree.base.empty()) {
+            tree.base = ".";
         }
     }
-    const auto below = [&](const std::string& name) { return top.empty() ? name : top + "/" + name; };
-    if (auto made = named_by_user ? make_local_folder_through_links(root) : make_local_folder(base, top); !made) {
-        plan.add({folder.name, root}, made.error());
-        return true;
+    std::vector<std::string> refused; // folders not made, by their names below `root` ("" is `root`)
+    if (auto made = named_by_user ? make_local_folder_through_links(root) : make_local_folder(tree.base, tree.top);
+        !made) {
+        // Its files fail each below, so the counts say what was not written.
+        plan.failed_folders.push_back({folder.name, root, made.error()});
+        refused.push_back("");
+    } else if (folder.type == EntryType::folder) { // its time is known when a wildcard matched it
+        plan.folders.push_back({tree.base, tree.top, folder.mtime});
     }
-    if (folder.type == EntryType::folder) { // its time is known when a wildcard matched it
-        plan.folders.push_back({base, top, folder.mtime});
-    }
-    std::vector<std::string> refused; // folders not made, by their names below `root`
     for (const auto& entry : listed->files) {
-        const std::string remote = join_remote(folder.name, entry.name);
-        const std::string local = root + "/" + entry.name;
-        // The server's names become local paths: each must be a plain name.
-        if (auto bad = check_path(entry.name)) {
-            plan.add({remote, local}, *bad);
-            continue;
-        }
-        // Whatever lies below a folder that could not be made (a link
-        // stands there, say) would land wherever that name leads.
-        const auto in_refused = std::find_if(refused.begin(), refused.end(), [&](const std::string& folder_name) {
-            return entry.name.starts_with(folder_name + "/");
-        });
-        if (in_refused != refused.end()) {
-            plan.add({remote, local}, Error{ErrorCode::local_io, "not written: its folder \"" + root + "/" +
-                                                                     *in_refused + "\" could not be made"});
-            continue;
-        }
-        if (is_folder(entry)) {
-            if (auto made = make_local_folder(base, below(entry.name)); !made) {
-                plan.add({remote, local}, made.error());
-                refused.push_back(entry.name);
-                continue;
-            }
-            plan.folders.push_back({base, below(entry.name), entry.mtime});
-        } else if (auto in_the_way = refuse_in_the_way(local)) {
-            plan.add({remote, local}, *in_the_way);
-        } else {
-            plan.add({remote, local, base});
-        }
+        plan_tree_entry(plan, tree, entry, refused);
     }
     if (listed->skipped_invalid_names > 0) {
         output.warning(std::to_string(listed->skipped_invalid_names) + " entries below \"" + folder.name +
@@ -935,6 +990,9 @@ int run_gets(Connection& connection, const Output& output, const std::vector<std
 {
     GetPlan plan = plan_gets(connection, output, names, placement, flags, current);
     Report report(output, plan.items.size(), false);
+    for (auto& folder : plan.failed_folders) {
+        report.folder_failed(std::move(folder));
+    }
     std::vector<std::size_t> todo;
     for (std::size_t i = 0; i < plan.items.size(); ++i) {
         report.file(i).name = plan.items[i].name;

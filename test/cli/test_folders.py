@@ -183,6 +183,49 @@ class Folders(CliTest):
         self.assertTrue(os.path.islink(os.path.join(dst, "photos", "a.jpg")))
         self.assertTrue(os.path.islink(os.path.join(dst, "album")))
 
+    def test_get_r_counts_a_refused_folder_apart_from_the_files(self):
+        # A folder that cannot be made (a link stands at its local name) is
+        # no file: --json counts and lists files only, and the folder, with
+        # the folders below it, under failed_folders; its files fail each.
+        server = self.start_server()
+        make_tree(self.root, {"logs/f1": b"1", "logs/a/f2": b"2", "logs/a/b/f3": b"3", "logs/a/b/c/f5": b"5"},
+                  folders=["logs/a/b/e"])
+        outside = os.path.join(self.dir, "outside")
+        os.makedirs(outside)
+        dst = os.path.join(self.local, "dst")
+        os.makedirs(os.path.join(dst, "logs", "a"))
+        os.symlink(outside, os.path.join(dst, "logs", "a", "b"))
+        got = self.ferry("--json", "get", "-r", "logs", "-C", dst, server=server)
+        self.assertEqual(got.returncode, 3, got.stderr)  # local_io
+        output = self.json_of(got)
+        schema_for("transfer").validate(output)
+        self.assertEqual(sorted(f["name"] for f in output["files"]),
+                         ["logs/a/b/c/f5", "logs/a/b/f3", "logs/a/f2", "logs/f1"])
+        self.assertEqual({k: output["summary"][k] for k in ("files", "ok", "failed", "failed_folders")},
+                         {"files": 4, "ok": 2, "failed": 2, "failed_folders": 3})
+        self.assertEqual([f["name"] for f in output["failed_folders"]], ["logs/a/b", "logs/a/b/c", "logs/a/b/e"])
+        self.assertEqual(output["failed_folders"][0]["local"], os.path.join(dst, "logs", "a", "b"))
+        self.assertIn("symbolic link", output["failed_folders"][0]["error"]["message"])
+        self.assertEqual(output["error"]["code"], "local_io")
+        self.assertEqual(os.listdir(outside), [])
+        # For people: the folder's error, and the closing line counts it apart.
+        again = self.ferry("get", "-r", "logs", "-C", dst, server=server)
+        self.assertEqual(again.returncode, 3, again.stderr)
+        self.assertIn(b'"logs/a/b": ', again.stderr)
+        self.assertIn(b"4 files received: 2 ok, 2 failed; 3 folders not made;", again.stdout)
+
+        # The tree's own folder refused: every file fails, no folder is one of them.
+        top = os.path.join(self.local, "top")
+        os.makedirs(top)
+        os.symlink(outside, os.path.join(top, "logs"))
+        whole = self.json_of(self.ferry("--json", "get", "-r", "logs", "-C", top, server=server))
+        schema_for("transfer").validate(whole)
+        self.assertEqual((whole["summary"]["files"], whole["summary"]["failed"]), (4, 4))
+        self.assertEqual(whole["failed_folders"][0]["name"], "logs")
+        self.assertEqual(sorted(f["name"] for f in whole["failed_folders"]),
+                         ["logs", "logs/a", "logs/a/b", "logs/a/b/c", "logs/a/b/e"])
+        self.assertEqual(os.listdir(outside), [])
+
     def check_refused_part(self, words, shown, part, kind, victim):
         mode = os.lstat(part).st_mode
         got = self.ferry(*words, server=self.server.address, timeout=30)
