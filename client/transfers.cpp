@@ -23,6 +23,7 @@
 #include <climits>
 #include <cstdlib>
 #include <deque>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -794,11 +795,13 @@ GetPlan plan_gets(Connection& connection, const Output& output, const std::vecto
 }
 
 // What a put command will do: the files, where each is shown as coming
-// from ("-" for standard input), and those that already failed.
+// from ("-" for standard input), those that already failed, and the empty
+// folders of put -r that could not be made.
 struct PutPlan {
     std::vector<PutItem> items;
     std::vector<std::string> shown;
     std::vector<std::optional<Error>> errors;
+    std::vector<FolderFailure> failed_folders;
 
     void add(PutItem item, std::string from, std::optional<Error> error = std::nullopt)
     {
@@ -874,7 +877,7 @@ void plan_local_tree(Connection& connection, const Output& output, PutPlan& plan
             made = reply ? success() : Status(reply.error());
         }
         if (!made) {
-            plan.add({prefix + folder, path, true, std::nullopt}, prefix + folder, made.error());
+            plan.failed_folders.push_back({path, folder.empty() ? local : prefix + folder, made.error()});
         }
     }
     for (const auto& entry : tree->entries) {
@@ -1022,19 +1025,19 @@ int run_gets(Connection& connection, const Output& output, const std::vector<std
 // put -r: a tree's folder is made by the put of a file in it (parents), so
 // a folder whose files all failed here, before their request (one changed
 // since it was listed, say), would be missing on the server though it was
-// listed: it is made now, with its parents. A failure is only a warning:
-// the file's own error already counts.
-void make_folders_of_unsent(Connection& connection, const Output& output, const std::vector<PutItem>& items,
-                            Report& report)
+// listed: it is made now, with its parents. One that cannot be is a failed
+// folder of the summary, beside its file's own error.
+void make_folders_of_unsent(Connection& connection, const std::vector<PutItem>& items, Report& report)
 {
-    std::set<std::string> folders;
+    std::map<std::string, std::string> folders; // on the server -> the local folder
     for (std::size_t i = 0; i < items.size(); ++i) {
         const auto& error = report.file(i).error;
         if (items[i].listed && error && error->code == ErrorCode::local_io) {
-            folders.insert(remote_parent(items[i].name));
+            const std::string& local = items[i].local;
+            folders.emplace(remote_parent(items[i].name), local.substr(0, local.rfind('/')));
         }
     }
-    for (const auto& folder : folders) {
+    for (const auto& [folder, local] : folders) {
         if (folder.empty() || interrupted()) {
             continue;
         }
@@ -1044,7 +1047,7 @@ void make_folders_of_unsent(Connection& connection, const Output& output, const 
             made = reply ? success() : Status(reply.error());
         }
         if (!made) {
-            output.warning("\"" + folder + "\": the folder could not be made: " + made.error().message);
+            report.folder_failed({folder, local, made.error()});
         }
     }
 }
@@ -1055,6 +1058,9 @@ int run_puts(Connection& connection, const Output& output, const std::vector<std
     SpooledInput input;
     PutPlan plan = plan_puts(connection, output, locals, placement, flags, input);
     Report report(output, plan.items.size(), true);
+    for (auto& folder : plan.failed_folders) {
+        report.folder_failed(std::move(folder));
+    }
     std::vector<std::size_t> todo;
     for (std::size_t i = 0; i < plan.items.size(); ++i) {
         report.file(i).name = plan.items[i].name;
@@ -1069,7 +1075,7 @@ int run_puts(Connection& connection, const Output& output, const std::vector<std
                  [&](const TransferFlags& now, const std::vector<std::size_t>& indices) {
                      put_pass(connection, output, report, plan.items, now, indices);
                  });
-    make_folders_of_unsent(connection, output, plan.items, report);
+    make_folders_of_unsent(connection, plan.items, report);
     return report.finish();
 }
 

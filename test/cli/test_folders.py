@@ -226,6 +226,19 @@ class Folders(CliTest):
                          ["logs", "logs/a", "logs/a/b", "logs/a/b/c", "logs/a/b/e"])
         self.assertEqual(os.listdir(outside), [])
 
+    def test_put_r_counts_a_folder_the_server_refused_apart_from_the_files(self):
+        server = self.start_server()
+        make_tree(self.root, {"up/hollow": b"a file on the server"})
+        make_tree(os.path.join(self.local, "up"), {"a.txt": b"a"}, folders=["hollow"])
+        got = self.ferry("--json", "put", "-r", "up", server=server)
+        self.assertNotEqual(got.returncode, 0, got.stderr)
+        output = self.json_of(got)
+        schema_for("transfer").validate(output)
+        self.assertEqual([f["name"] for f in output["files"]], ["up/a.txt"])
+        self.assertEqual((output["summary"]["files"], output["summary"]["failed"]), (1, 0))
+        self.assertEqual([(f["name"], f["local"]) for f in output["failed_folders"]], [("up/hollow", "up/hollow")])
+        self.assertIn("error", output)
+
     def check_refused_part(self, words, shown, part, kind, victim):
         mode = os.lstat(part).st_mode
         got = self.ferry(*words, server=self.server.address, timeout=30)
