@@ -219,4 +219,9 @@ std::string printable(std::string_view text)
     return out;
 }
 
+std::string quoted(std::string_view text)
+{
+    return "\"" + printable(text) + "\"";
+}
+
 } // namespace ferry

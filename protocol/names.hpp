@@ -46,4 +46,10 @@ std::vector<std::string_view> path_components(std::string_view path);
 // UTF-8 become \xXX, the rest is kept as it is.
 std::string printable(std::string_view text);
 
+// `text` in double quotes, printable(): how a server's message names a
+// path, so a name read from the disk (which no request could hold) cannot
+// carry a terminal control or a byte that is not UTF-8 into a reply or the
+// log.
+std::string quoted(std::string_view text);
+
 } // namespace ferry

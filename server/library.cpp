@@ -18,11 +18,6 @@ namespace ferry::server {
 
 namespace {
 
-std::string quoted(std::string_view name)
-{
-    return "\"" + std::string(name) + "\"";
-}
-
 } // namespace
 
 Error file_error(int errno_value, std::string_view what, std::string_view name)

@@ -22,11 +22,6 @@ namespace ferry::server {
 
 namespace {
 
-std::string quoted(std::string_view name)
-{
-    return "\"" + std::string(name) + "\"";
-}
-
 } // namespace
 
 Result<bool> Library::make_folder(std::string_view path, bool parents) const

@@ -1,6 +1,7 @@
 #include "path_resolver.hpp"
 
 #include "estale.hpp"
+#include "names.hpp"
 
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -18,11 +19,6 @@ namespace {
 
 // Set once openat2 answered ENOSYS: the kernel will not grow it while we run.
 std::atomic<bool> openat2_missing{false};
-
-std::string quoted(std::string_view text)
-{
-    return "\"" + std::string(text) + "\"";
-}
 
 int folder_flags(bool readable)
 {

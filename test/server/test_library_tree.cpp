@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -335,6 +336,22 @@ TEST_CASE("a recursive remove leaves what a listing would not show, and the fold
         CHECK(root.exists("t/gone2"));
         CHECK(std::filesystem::exists(outside.path() + "/secret"));
     }
+}
+
+TEST_CASE("a message naming what was read from the disk escapes its controls and bytes that are not UTF-8")
+{
+    TempRoot root;
+    make(root, "t");
+    root.write("t/evil\x1b]0;x\x07\xc2\x9b\xe2\x80\xae\xff", "x");
+    auto library = open_library(root, ResolveMode::automatic);
+    auto removed = library->remove("t", true);
+    REQUIRE_FALSE(removed);
+    CHECK(removed.error().code == ErrorCode::not_empty);
+    const std::string& message = removed.error().message;
+    CAPTURE(message);
+    CHECK(message.find("evil\\u{001B}]0;x\\u{0007}\\u{009B}\\u{202E}\\xFF") != std::string::npos);
+    CHECK(std::none_of(message.begin(), message.end(),
+                       [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }));
 }
 
 TEST_CASE("a recursive remove leaves what no path can name, file or folder, as the listing skips it")
