@@ -561,11 +561,15 @@ StepOutcome outcome_of(const Result<DeleteReply>& deleted, EntryKind kind)
     return {StepEnd::failed, deleted.error()};
 }
 
-std::vector<StepOutcome> remove_local_steps(const SyncArguments& arguments, const std::vector<RemovalStep>& steps)
+// Each file removed only if it is still the file the scan listed (`listed`).
+std::vector<StepOutcome> remove_local_steps(const SyncArguments& arguments, const std::vector<RemovalStep>& steps,
+                                            const std::map<std::string, ListedFile>& listed)
 {
     std::vector<StepOutcome> outcomes(steps.size());
     for (std::size_t i = 0; i < steps.size() && !interrupted(); ++i) {
-        outcomes[i] = outcome_of(remove_local(arguments.local, steps[i].path, steps[i].kind));
+        const auto seen = listed.find(steps[i].path);
+        outcomes[i] = outcome_of(remove_local(arguments.local, steps[i].path, steps[i].kind,
+                                              seen == listed.end() ? nullptr : &seen->second));
     }
     return outcomes;
 }
@@ -695,11 +699,12 @@ void make_server_folder(Connection& connection, Tally& tally, const SyncArgument
 }
 
 void remove_extras(Connection& connection, Tally& tally, const SyncArguments& arguments, const SyncPlan& plan,
-                   const TreeListing& dest)
+                   const TreeListing& dest, const std::map<std::string, ListedFile>& listed)
 {
     const auto steps = removal_steps(plan, dest);
     const bool pull = arguments.direction == SyncDirection::pull;
-    const auto outcomes = pull ? remove_local_steps(arguments, steps) : remove_remote_steps(connection, arguments, steps);
+    const auto outcomes =
+        pull ? remove_local_steps(arguments, steps, listed) : remove_remote_steps(connection, arguments, steps);
     report_removals(tally, plan, dest, steps, outcomes, [&](const std::string& path) {
         return pull ? local_join(arguments.local, path) : remote_join(arguments.remote, path);
     });
@@ -1118,7 +1123,7 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
             return fail_whole(*failed);
         }
     }
-    remove_extras(connection, tally, arguments, plan, dest);
+    remove_extras(connection, tally, arguments, plan, dest, local_tree.listed);
     make_plan_folders(connection, tally, arguments, plan);
     if (!push) {
         for (const auto& retime : plan.retimes) {

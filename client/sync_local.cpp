@@ -129,7 +129,7 @@ Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side, TreeBo
     LocalScan scan;
     scan.entries.reserve(walked->entries.size() + walked->skipped.size());
     for (auto& entry : walked->entries) {
-        if (side == ScanSide::sending && !entry.folder) {
+        if (!entry.folder) {
             scan.listed.emplace(entry.path, ListedFile{root, entry.path, entry.device, entry.inode});
         }
         scan.entries.push_back(
@@ -168,7 +168,8 @@ Status make_local_folder(const std::string& root, const std::string& path)
     return local_error("cannot make the folder \"" + joined(root, path) + "\"", err);
 }
 
-Result<LocalRemoved> remove_local(const std::string& root, const std::string& path, EntryKind kind)
+Result<LocalRemoved> remove_local(const std::string& root, const std::string& path, EntryKind kind,
+                                  const ListedFile* listed)
 {
     auto parent = open_parent(root, path);
     if (!parent) {
@@ -199,6 +200,13 @@ Result<LocalRemoved> remove_local(const std::string& root, const std::string& pa
     }
     if (!S_ISREG(st.st_mode)) {
         return Error{ErrorCode::local_io, "\"" + joined(root, path) + "\" is no longer a regular file: left"};
+    }
+    // Another file at the listed name (its folder renamed away and another
+    // put in its place since the scan, say) was never listed: left.
+    if (listed != nullptr && (static_cast<std::uint64_t>(st.st_dev) != listed->device ||
+                              static_cast<std::uint64_t>(st.st_ino) != listed->inode)) {
+        return Error{ErrorCode::local_io,
+                     "\"" + joined(root, path) + "\" changed since it was listed: another file stands at its name; left"};
     }
     if (::unlinkat(parent->get(), leaf.c_str(), 0) != 0) {
         if (errno == ENOENT) {

@@ -27,9 +27,10 @@ struct LocalScan {
     TreeListing entries;
     // For people, on the sending side: each left out and why.
     std::vector<std::string> notes;
-    // The sending side's files by path, as the walk saw them: a push opens
-    // each through this (open_listed_file), so that a folder or file
-    // swapped for a symbolic link since the scan is never followed.
+    // The files by path, as the walk saw them: a push opens each through
+    // this (open_listed_file), so that a folder or file swapped for a
+    // symbolic link since the scan is never followed; a pull's --delete
+    // removes a file only if it is still the one listed (remove_local).
     std::map<std::string, ListedFile> listed;
 };
 
@@ -56,7 +57,10 @@ Status make_local_folder(const std::string& root, const std::string& path);
 // what it still holds is what the listing did not show (a link, a hidden
 // name, a part...) or what was written there since: never removed unseen.
 enum class LocalRemoved { removed, absent, not_empty };
-Result<LocalRemoved> remove_local(const std::string& root, const std::string& path, EntryKind kind);
+// `listed`: the file as the scan saw it; another file at its name is left
+// (an error), never removed.
+Result<LocalRemoved> remove_local(const std::string& root, const std::string& path, EntryKind kind,
+                                  const ListedFile* listed = nullptr);
 
 // Sets root/path's mtime (whole seconds), walked to as make_local_folder
 // walks, without following a link ("" is `root` itself).

@@ -159,6 +159,34 @@ TEST_CASE("sync --delete: a pull never removes a local file that appeared after 
     CHECK(run.status == 0);
 }
 
+TEST_CASE("sync --delete: a pull never removes the files of a folder put in a listed folder's place since the listing")
+{
+    Fixture f;
+    std::filesystem::create_directories(f.root_file("t"));
+    write_file(f.root_file("t/k"), "k");
+    std::filesystem::create_directories(f.local_file("mine/extra"));
+    std::filesystem::create_directories(f.local_file("victim"));
+    for (const char* name : {"old1", "old2"}) {
+        write_file(f.local_file(std::string("mine/extra/") + name), "listed");
+        write_file(f.local_file(std::string("victim/") + name), "never listed");
+    }
+
+    auto arguments = arguments_for(SyncDirection::pull, f.local_file("mine"), "t");
+    arguments.before_changes = [&] {
+        std::filesystem::rename(f.local_file("mine/extra"), f.local_file("away"));
+        std::filesystem::rename(f.local_file("victim"), f.local_file("mine/extra"));
+    };
+    const auto run = sync_with(f, arguments);
+
+    // The same names, other files: none listed, none removed.
+    CHECK(read_file(f.local_file("mine/extra/old1")) == "never listed");
+    CHECK(read_file(f.local_file("mine/extra/old2")) == "never listed");
+    CHECK(run.sync["deleted"] == 0);
+    CHECK(run.sync["errors"].size() == 2);
+    CHECK(run.sync["errors"].dump().find("changed since it was listed") != std::string::npos);
+    CHECK(run.status != 0);
+}
+
 TEST_CASE("sync --delete: a pull keeps the local copies of what the server holds and cannot list (too deep)")
 {
     Fixture f;
