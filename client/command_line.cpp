@@ -473,9 +473,8 @@ std::optional<std::string> CommandLine::misuse() const
         // Only the operands' shape: :REMOTE_DIR is settled ('..' included)
         // by sync_arguments, as any remote path is, and its error is the
         // path's own, not a usage error.
-        const auto operand = [](const std::string& typed) { return typed.starts_with(':') ? std::string(":") : typed; };
         SyncArguments sides;
-        if (auto bad = parse_sync_operands(operand(a.sync_source), operand(a.sync_dest), sides)) {
+        if (auto bad = parse_sync_operands(a.sync_source, a.sync_dest, sides)) {
             return bad;
         }
     }

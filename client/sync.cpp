@@ -921,22 +921,9 @@ std::optional<std::string> parse_sync_operands(const std::string& first, const s
                "(ferry sync LOCAL_DIR :REMOTE_DIR, or ferry sync :REMOTE_DIR LOCAL_DIR)";
     }
     arguments.direction = first_remote ? SyncDirection::pull : SyncDirection::push;
-    std::string remote = (first_remote ? first : second).substr(1);
-    while (remote.starts_with('/')) {
-        remote.erase(0, 1);
-    }
-    while (remote.ends_with('/')) {
-        remote.pop_back();
-    }
-    arguments.remote = remote;
     arguments.local = first_remote ? second : first;
     if (arguments.local.empty()) {
         return "sync: the local folder is empty";
-    }
-    if (!remote.empty()) {
-        if (auto bad = check_path(remote)) {
-            return "sync: \"" + printable(remote) + "\": " + bad->message;
-        }
     }
     return std::nullopt;
 }

@@ -59,9 +59,10 @@ struct SyncArguments {
     std::function<void()> before_changes;
 };
 
-// The two operands of `ferry sync`: exactly one names the server's side with
-// a leading ':' (":" alone is the root; a leading or trailing '/' after it
-// is dropped). Sets direction, local and remote; the message says what is wrong.
+// The two operands' shape for `ferry sync`: exactly one names the server's
+// side with a leading ':'. Sets direction and local; the message says what
+// is wrong. The remote folder after the ':' is settled as every remote path
+// is (settle_remote_folder, by CommandLine::sync_arguments).
 std::optional<std::string> parse_sync_operands(const std::string& first, const std::string& second,
                                                SyncArguments& arguments);
 
