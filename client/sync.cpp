@@ -227,8 +227,12 @@ Status ensure_open(Connection& connection)
 
 // ---- --checksum: both sides' digests of the files of the same size ------------------------
 
+// The local digest is of the very file the scan listed (`listed`), never
+// of what a path leads to now: a file that is not that one fails, and
+// without its digest is never taken for equal.
 void gather_digests(Crew& crew, Tally& tally, const SyncArguments& arguments, const std::vector<std::string>& paths,
-                    Digests& local_digests, Digests& remote_digests)
+                    const std::map<std::string, ListedFile>& listed, Digests& local_digests,
+                    Digests& remote_digests)
 {
     Queue queue(paths.size());
     std::mutex mutex;
@@ -240,7 +244,10 @@ void gather_digests(Crew& crew, Tally& tally, const SyncArguments& arguments, co
             const std::string& path = paths[*index];
             const std::string local = local_join(arguments.local, path);
             const std::string remote = remote_join(arguments.remote, path);
-            auto mine = hash_local_file(local, arguments.hash);
+            const auto seen = listed.find(path);
+            auto mine = seen == listed.end()
+                            ? Result<std::string>(Error{ErrorCode::local_io, "\"" + local + "\" was not listed"})
+                            : hash_local_file(seen->second, local, arguments.hash);
             if (!mine) {
                 tally.failed(path, mine.error());
                 continue;
@@ -1051,7 +1058,8 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     Digests local_digests;
     Digests remote_digests;
     if (arguments.checksum) {
-        gather_digests(crew, tally, arguments, checksum_candidates(source, dest), local_digests, remote_digests);
+        gather_digests(crew, tally, arguments, checksum_candidates(source, dest), local_tree.listed, local_digests,
+                       remote_digests);
         if (interrupted()) {
             return finish();
         }

@@ -233,9 +233,9 @@ Status set_local_mtime(const std::string& root, const std::string& path, std::in
     return success();
 }
 
-Result<std::string> hash_local_file(const std::string& path, HashKind kind)
+Result<std::string> hash_local_file(const ListedFile& listed, const std::string& shown, HashKind kind)
 {
-    auto file = LocalFile::open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    auto file = open_listed_file(listed, shown);
     if (!file) {
         return file.error();
     }
@@ -244,7 +244,7 @@ Result<std::string> hash_local_file(const std::string& path, HashKind kind)
     std::uint64_t offset = 0;
     for (;;) {
         if (interrupted()) {
-            return Error{ErrorCode::aborted, "interrupted while hashing \"" + path + "\""};
+            return Error{ErrorCode::aborted, "interrupted while hashing \"" + shown + "\""};
         }
         auto got = file->read_at(offset, buffer);
         if (!got) {

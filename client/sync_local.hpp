@@ -66,7 +66,13 @@ Result<LocalRemoved> remove_local(const std::string& root, const std::string& pa
 // walks, without following a link ("" is `root` itself).
 Status set_local_mtime(const std::string& root, const std::string& path, std::int64_t mtime);
 
-// The transfer hash of a local file, as hex (--checksum's local side).
-Result<std::string> hash_local_file(const std::string& path, HashKind kind);
+// The transfer hash of a listed file, as hex (--checksum's local side): the
+// very file the scan listed, opened as a push's send opens it
+// (open_listed_file: beneath the tree's folder, no link followed, the
+// listed device and inode), so that a folder swapped for a symbolic link
+// since the scan never makes the skip decision rest on a file outside the
+// tree. Another file there is open_listed_file's "changed since it was
+// listed" Error. `shown`: the path as the user sees it.
+Result<std::string> hash_local_file(const ListedFile& listed, const std::string& shown, HashKind kind);
 
 } // namespace ferry::client

@@ -102,12 +102,16 @@ class HoldingRelay:
     the client's bytes once HOLD_AFTER of them (all connections together)
     have passed, until release(): a client in the middle of sending a large
     file is held there, so that a test can change things between two steps
-    of a transfer without racing it. `held` is set once it holds."""
+    of a transfer without racing it. `held` is set once it holds. With
+    HOLD_ON (bytes), it holds instead at the first piece of the client's
+    bytes that contains them (a request the client sends only after a step
+    the test must come after), that piece not passed yet."""
 
-    def __init__(self, address, hold_after):
+    def __init__(self, address, hold_after=0, hold_on=None):
         host, port = address.rsplit(":", 1)
         self.upstream = (host, int(port))
         self.hold_after = hold_after
+        self.hold_on = hold_on
         self.passed = 0
         self.held = threading.Event()
         self.released = threading.Event()
@@ -142,7 +146,8 @@ class HoldingRelay:
                 if from_client:
                     with self.lock:
                         self.passed += len(data)
-                        hold = self.passed >= self.hold_after and not self.held.is_set()
+                        due = self.hold_on in data if self.hold_on is not None else self.passed >= self.hold_after
+                        hold = due and not self.held.is_set()
                         if hold:
                             self.held.set()
                     if hold:

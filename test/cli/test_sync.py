@@ -733,6 +733,70 @@ class SwappedSource(SyncTest):
         self.check(self.push_swapping("put", "-r", self.src, "--as", "p"), "p")
 
 
+class ChecksumHashesTheListedFile(SyncTest):
+    """--checksum hashes the very files the scan listed: a folder of the
+    local tree swapped for a symbolic link after the scan, to a folder
+    holding a file of the same name equal to the server's, is "changed since
+    it was listed", never hashed through the link nor counted as the same.
+    The client is held by a relay at its first digest request (after it has
+    hashed the first file, before the second): no race."""
+
+    SERVER = b"the server's version, equal to the outside file"
+    LOCAL = b"the local version, of the very same size: 47 Bs"
+
+    def setUp(self):
+        super().setUp()
+        self.assertEqual(len(self.SERVER), len(self.LOCAL))
+        self.outside = os.path.join(self.dir, "outside")
+        os.mkdir(self.outside)
+        with open(os.path.join(self.outside, "f0.bin"), "wb") as f:
+            f.write(self.SERVER)
+        os.makedirs(os.path.join(self.root, "t", "z"))
+        for side, content in ((os.path.join(self.root, "t"), self.SERVER), (self.src, self.LOCAL)):
+            os.makedirs(os.path.join(side, "z"), exist_ok=True)
+            with open(os.path.join(side, "a.bin"), "wb") as f:
+                f.write(b"the same on both sides")
+            with open(os.path.join(side, "z", "f0.bin"), "wb") as f:
+                f.write(content)
+
+    def sync_swapping(self, *args):
+        relay = harness.HoldingRelay(self.server.address, hold_on=b'"digest"')
+        try:
+            process = subprocess.Popen([FERRY, "--server", relay.address, "--json", "sync", "--checksum", "-j", "1",
+                                        *args], cwd=self.local, env=self.env, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE)
+            try:
+                held = relay.held.wait(timeout=60)
+                if held:
+                    os.rename(os.path.join(self.src, "z"), os.path.join(self.dir, "moved"))
+                    os.symlink(self.outside, os.path.join(self.src, "z"))
+                relay.release()
+                out, err = process.communicate(timeout=120)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+        finally:
+            relay.close()
+        self.assertTrue(held, "the client never asked for a digest: %r" % err)
+        summary = json.loads(out)["sync"]
+        self.assertEqual(summary["skipped"], 1, summary)  # a.bin only
+        failed = [e for e in summary["errors"] if e["path"] == "z/f0.bin"]
+        self.assertTrue(any("changed since it was listed" in e["message"] for e in failed), summary)
+        self.assertNotEqual(process.returncode, 0)
+
+    def test_push_never_hashes_through_a_folder_swapped_for_a_link(self):
+        self.sync_swapping(self.src, ":t")
+        with open(os.path.join(self.root, "t", "z", "f0.bin"), "rb") as f:
+            self.assertEqual(f.read(), self.SERVER)  # nothing from outside sent over it
+
+    def test_pull_never_hashes_through_a_folder_swapped_for_a_link(self):
+        # The pull's local side is the receiving one: its scan's files are hashed as listed too.
+        self.sync_swapping(":t", self.src)
+        with open(os.path.join(self.outside, "f0.bin"), "rb") as f:
+            self.assertEqual(f.read(), self.SERVER)
+
+
 class DeleteKeepsWhatSyncCannotSee(SyncTest):
     """--delete never removes what sync cannot see (a hidden name, a partial
     download and its state, a name a server cannot hold, a link or FIFO),

@@ -150,9 +150,23 @@ TEST_CASE("sync's local changes never go through a link")
     CHECK_FALSE(remove_local(root, "link/keep", EntryKind::folder));
     CHECK(std::filesystem::exists(outside + "/keep/file"));
 
-    auto digest = hash_local_file(root + "/real/file", ferry::HashKind::sha256);
+    auto scanned = scan_local_tree(root, ScanSide::receiving);
+    REQUIRE(scanned);
+    const ListedFile listed = scanned->listed.at("real/file");
+    auto digest = hash_local_file(listed, root + "/real/file", ferry::HashKind::sha256);
     REQUIRE(digest);
     CHECK(digest.value() == "252f10c83610ebca1a059c0bae8255eba2f95be4d1d7bcfa89d7248a82d9f111");
+
+    // --checksum hashes the file listed, never what its path leads to now:
+    // its folder swapped for a link to a folder holding a file of that name
+    // is "changed since it was listed", not the outside file's digest.
+    std::filesystem::create_directories(outside + "/real");
+    write_file(outside + "/real/file", "f");
+    std::filesystem::rename(root + "/real", dir.path() + "/moved");
+    REQUIRE(::symlink((outside + "/real").c_str(), (root + "/real").c_str()) == 0);
+    auto swapped = hash_local_file(listed, root + "/real/file", ferry::HashKind::sha256);
+    REQUIRE_FALSE(swapped);
+    CHECK(swapped.error().message.find("changed since it was listed") != std::string::npos);
 }
 
 TEST_CASE("sync's scan keeps within the server folder's bounds: what its path there could not name is left out")
