@@ -838,7 +838,11 @@ std::optional<std::int64_t> local_mtime(const std::string& path)
 void plan_local_tree(Connection& connection, const Output& output, PutPlan& plan, const std::string& local,
                      const std::string& remote, const TransferFlags& flags)
 {
-    auto tree = walk_local_tree(local);
+    // The server counts its bounds (PROTOCOL.md 5.1) from its root: below
+    // `remote` the tree has what `remote` leaves, as sync's scan has. What
+    // lies past them is not sent, with a note, rather than refused file by
+    // file by the server.
+    auto tree = walk_local_tree(local, bounds_below(remote));
     if (!tree) {
         plan.add({local, remote, true, std::nullopt}, local, tree.error());
         return;

@@ -401,6 +401,22 @@ class Folders(CliTest):
         self.assertTrue(folder.stderr.startswith(b"ferry: not_regular_file: "), folder.stderr)
 
 
+    def test_put_r_into_a_deep_folder_keeps_within_the_servers_bounds(self):
+        # The server counts 64 components from its root (PROTOCOL.md 5.1):
+        # below p0/.../p9/up (11) a path of the tree has 53 left. What lies
+        # past them is not sent, with a note, as sync does; the rest goes.
+        server = self.start_server()
+        remote = "/".join("p%d" % i for i in range(10))
+        chain = "/".join("c%02d" % i for i in range(53))
+        up = os.path.join(self.local, "up")
+        make_tree(up, {chain.rsplit("/", 1)[0] + "/inside": b"53 components", chain + "/past": b"54 components"})
+        sent = self.ferry("put", "-r", "up", "-C", remote, server=server)
+        self.assertEqual(sent.returncode, 0, sent.stderr)
+        self.assertIn(b"/past\" not sent: deeper than 53 components", sent.stderr)
+        landed = os.path.join(self.root, remote, "up")
+        self.assertTrue(os.path.isfile(os.path.join(landed, chain.rsplit("/", 1)[0], "inside")))
+        self.assertFalse(os.path.exists(os.path.join(landed, chain, "past")))
+
     def test_bash_completion_goes_into_the_servers_folders(self):
         script = os.path.join(HERE, "..", "..", "packaging", "completions", "ferry.bash")
         server = self.start_server()
