@@ -703,6 +703,20 @@ Result<PendingGet> prepare_get(const GetOptions& options)
     return pending;
 }
 
+bool resumes_version(const DownloadState& state, std::uint64_t size, std::int64_t mtime)
+{
+    return state.remote_size == size && state.remote_mtime == mtime;
+}
+
+std::uint64_t resumable_prefix(const GetOptions& options, std::uint64_t size, std::int64_t mtime)
+{
+    auto pending = prepare_get(options);
+    if (!pending || !pending->resumable || !resumes_version(pending->resumable->state, size, mtime)) {
+        return 0;
+    }
+    return pending->offset;
+}
+
 Status send_get(Connection& connection, PendingGet& pending)
 {
     pending.id = connection.next_id();
@@ -726,8 +740,8 @@ Result<TransferResult> finish_get(Connection& connection, PendingGet& pending)
         return reply.error();
     }
     const FileInfo& remote = reply->file;
-    if (pending.resumable && (remote.size != pending.resumable->state.remote_size ||
-                              remote.mtime != pending.resumable->state.remote_mtime || reply->offset != offset)) {
+    if (pending.resumable &&
+        (!resumes_version(pending.resumable->state, remote.size, remote.mtime) || reply->offset != offset)) {
         // The file changed since the partial download, whose bytes are then
         // worth nothing. The server is already sending from `offset`: a
         // fresh connection is quicker than reading all of that.

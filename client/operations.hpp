@@ -134,6 +134,16 @@ struct PendingGet {
 
 // Checks the name and looks for a partial to resume; sends nothing.
 Result<PendingGet> prepare_get(const GetOptions& options);
+// Whether a partial download recorded by `state` holds the beginning of the
+// server's file as it is now (`size`, `mtime`): a part of an older version
+// is worth nothing, and its download starts over (finish_get).
+bool resumes_version(const DownloadState& state, std::uint64_t size, std::int64_t mtime);
+// The bytes a get with `options` of the server's file as listed (`size`,
+// `mtime`) would not receive again: the verified prefix of the part it
+// would resume (prepare_get's rules, then resumes_version); 0 where it
+// would start from the beginning or could not start. Writes nothing: a
+// dry run's figure.
+std::uint64_t resumable_prefix(const GetOptions& options, std::uint64_t size, std::int64_t mtime);
 // Sends the get request under a fresh id of this connection.
 Status send_get(Connection& connection, PendingGet& pending);
 // Reads the sent get's reply, data and trailer, and publishes the file.

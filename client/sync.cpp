@@ -411,6 +411,39 @@ void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
     }
 }
 
+// How a pull gets one file (its dry run asks the same of the part it
+// would resume).
+GetOptions pull_options(const SyncArguments& arguments, const FileTransfer& transfer)
+{
+    GetOptions options;
+    options.name = remote_join(arguments.remote, transfer.path);
+    options.dest = local_join(arguments.local, transfer.path);
+    options.tree_root = arguments.local; // nothing below it is followed
+    options.resume = true;
+    options.hash = arguments.hash;
+    options.preserve_mtime = true;
+    options.defer_publish = true; // durable and published with a batch
+    return options;
+}
+
+// A pull's dry run: the verified prefix of each file's partial download
+// that the real run would resume from and not receive again (prepare_get's
+// rules), by path; files it would get whole are not in it.
+std::map<std::string, std::uint64_t> resumable_prefixes(const SyncArguments& arguments, const SyncPlan& plan)
+{
+    std::map<std::string, std::uint64_t> prefixes;
+    for (const auto& transfer : plan.transfers) {
+        if (interrupted()) {
+            break;
+        }
+        const std::uint64_t held = resumable_prefix(pull_options(arguments, transfer), transfer.size, transfer.mtime);
+        if (held > 0) {
+            prefixes.emplace(transfer.path, held);
+        }
+    }
+    return prefixes;
+}
+
 // One connection's share of a pull: gets pipelined, a few requests waiting
 // at the server (as several-file get does). Each file's part gets the
 // server's mtime, is verified, then goes to the shared PublishBatch, which
@@ -432,16 +465,7 @@ void pull_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
                 drained = true;
                 break;
             }
-            const FileTransfer& transfer = transfers[*index];
-            GetOptions options;
-            options.name = remote_join(arguments.remote, transfer.path);
-            options.dest = local_join(arguments.local, transfer.path);
-            options.tree_root = arguments.local; // nothing below it is followed
-            options.resume = true;
-            options.hash = arguments.hash;
-            options.preserve_mtime = true;
-            options.defer_publish = true; // durable and published with a batch
-            auto prepared = prepare_get(options);
+            auto prepared = prepare_get(pull_options(arguments, transfers[*index]));
             if (!prepared) {
                 fail(*index, prepared.error());
                 continue;
@@ -835,8 +859,10 @@ std::string utc_time(std::int64_t seconds)
 // "access": "ro"); every step that would write on the server is then shown
 // as the refusal the real run would get, where it would get it, and none is
 // counted, so that the dry run reports what the real run would do.
+// `resumed`: a pull's resumable prefixes (resumable_prefixes), not received again.
 void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& plan, const TreeListing& dest,
-               bool unlisted_known, bool times_settable, bool top_missing, const std::optional<Error>& refusal)
+               bool unlisted_known, bool times_settable, bool top_missing, const std::optional<Error>& refusal,
+               const std::map<std::string, std::uint64_t>& resumed)
 {
     const bool push = arguments.direction == SyncDirection::push;
     if (refusal) {
@@ -900,7 +926,11 @@ void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& pla
         tally.note("would make " + shown_folder(folder));
     }
     for (const auto& transfer : plan.transfers) {
-        tally.note("would send " + printable(transfer.path) + " (" + human_size(transfer.size) + ")");
+        const auto held = resumed.find(transfer.path);
+        tally.note("would send " + printable(transfer.path) + " (" + human_size(transfer.size) +
+                   (held == resumed.end() ? std::string()
+                                          : ", resuming its partial download after " + human_size(held->second)) +
+                   ")");
     }
     if (!times_settable) {
         if (!plan.retimes.empty() || !plan.folder_times.empty()) {
@@ -1096,11 +1126,16 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         // does not list cannot know which folders a delete keeps: only the
         // files are certain, and only they are counted.
         const bool unlisted_known = !push || tells_unlisted(connection);
+        // The bytes the real run would receive: a part it resumes is not received again.
+        const auto resumed = push ? std::map<std::string, std::uint64_t>{} : resumable_prefixes(arguments, plan);
         show_plan(tally, arguments, plan, dest, unlisted_known, keeps_top_time,
-                  local_missing || (remote_missing && !arguments.remote.empty()), refusal);
+                  local_missing || (remote_missing && !arguments.remote.empty()), refusal, resumed);
         if (!refusal) {
             summary.sent = plan.transfers.size();
             summary.bytes = plan.bytes;
+            for (const auto& [path, held] : resumed) {
+                summary.bytes -= held;
+            }
             for (const auto& effect : removal_effects(plan, dest)) {
                 summary.deleted += effect.files + (unlisted_known ? effect.folders : 0);
             }

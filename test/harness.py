@@ -162,6 +162,67 @@ class HoldingRelay:
                 pass
 
 
+class CuttingRelay:
+    """A loopback TCP relay in front of ADDRESS (a ferryd) that passes the
+    server's bytes to the client up to CUT_AFTER of them (all connections
+    together), then closes the connection: a download cut there, as by a
+    lost network, with what arrived before kept for a resume. Every later
+    connection is closed at once. `cut` is set once it has cut."""
+
+    def __init__(self, address, cut_after):
+        host, port = address.rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.left = cut_after
+        self.cut = threading.Event()
+        self.lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = "127.0.0.1:%d" % self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self):
+        self.listener.close()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            if self.cut.is_set():
+                client.close()
+                continue
+            server = socket.create_connection(self.upstream)
+            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+
+    def _pump(self, source, sink, to_client):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if to_client:
+                    with self.lock:
+                        data = data[:self.left]
+                        self.left -= len(data)
+                    if data:
+                        sink.sendall(data)
+                    if self.left <= 0:
+                        self.cut.set()
+                        break
+                else:
+                    sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                end.close()
+
+
 def temp_folder(prefix):
     """A fresh folder under the system's temporary folder."""
     return tempfile.mkdtemp(prefix=prefix)

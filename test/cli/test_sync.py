@@ -1086,6 +1086,45 @@ class PartNamesOfTheUsers(SyncTest):
         self.assertEqual((again["sent"], again["deleted"], again["errors"]), (0, 0, []), again)
 
 
+class PartsOfAnInterruptedPull(SyncTest):
+    """A pull cut midway (as by a lost network) leaves NAME.ferry-part and
+    its state for the next run to resume. The dry run after it counts the
+    bytes the real run receives, not the part's verified prefix again."""
+
+    SIZE = 8 << 20
+
+    def setUp(self):
+        super().setUp()
+        os.makedirs(os.path.join(self.root, "d", "sub"))
+        with open(os.path.join(self.root, "d", "keep"), "wb") as f:
+            f.write(b"a small file, pulled whole before the big one")
+        with open(os.path.join(self.root, "d", "sub", "big"), "wb") as f:
+            f.write(bytes(i % 251 for i in range(self.SIZE)))
+        self.dest = os.path.join(self.local, "dst")
+        self.part = os.path.join(self.dest, "sub", "big.ferry-part")
+        relay = harness.CuttingRelay(self.server.address, 3 << 20)
+        try:
+            cut = subprocess.run([FERRY, "--server", relay.address, "sync", "-j", "1", ":d", self.dest],
+                                 cwd=self.local, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 timeout=120)
+        finally:
+            relay.close()
+        self.assertNotEqual(cut.returncode, 0, cut.stderr)
+        self.assertTrue(os.path.exists(self.part + ".state"), os.listdir(os.path.join(self.dest, "sub")))
+        self.held = os.path.getsize(self.part)
+        self.assertGreater(self.held, 0)
+        self.assertLess(self.held, self.SIZE)
+
+    def test_dry_run_counts_the_bytes_the_resuming_run_receives(self):
+        dry = self.sync("-n", ":d", self.dest)
+        self.assertTrue(any(n.startswith("would send sub/big (") and "resuming" in n for n in dry["notes"]), dry)
+        real = self.sync(":d", self.dest)
+        self.assertEqual(real["bytes"], self.SIZE - self.held, real)
+        self.assertEqual((dry["sent"], dry["bytes"]), (real["sent"], real["bytes"]), (dry, real))
+        self.assertEqual(tree_of(self.dest), tree_of(os.path.join(self.root, "d")))
+
+
+
 def main():
     global FERRYD, FERRY
     parser = argparse.ArgumentParser()
