@@ -521,6 +521,10 @@ void Output::sync(const SyncSummary& summary) const
                      {"dry_run", summary.dry_run},
                      {"errors", std::move(errors)},
                      {"notes", summary.notes}}}};
+        if (summary.parts_deleted > 0) {
+            // Only when there are any: the shape of every other sync stays as it was.
+            whole["sync"]["parts_deleted"] = summary.parts_deleted;
+        }
         if (!summary.errors.empty()) {
             // As every command's: scripts test for "error"; the first says what kind.
             const auto& [path, error] = summary.errors.front();
@@ -536,10 +540,14 @@ void Output::sync(const SyncSummary& summary) const
     if (verbosity_ == Verbosity::quiet) {
         return;
     }
-    std::fprintf(out_, "%s%s: %llu sent, %llu skipped, %llu deleted; %s in %s%s\n", summary.dry_run ? "dry run, " : "",
+    const std::string parts = summary.parts_deleted == 0
+                                  ? std::string()
+                                  : ", " + std::to_string(summary.parts_deleted) + " partial download" +
+                                        (summary.parts_deleted == 1 ? "" : "s") + " deleted";
+    std::fprintf(out_, "%s%s: %llu sent, %llu skipped, %llu deleted%s; %s in %s%s\n", summary.dry_run ? "dry run, " : "",
                  summary.push ? "push" : "pull", static_cast<unsigned long long>(summary.sent),
                  static_cast<unsigned long long>(summary.skipped), static_cast<unsigned long long>(summary.deleted),
-                 human_size(summary.bytes).c_str(), seconds_text(summary.seconds).c_str(),
+                 parts.c_str(), human_size(summary.bytes).c_str(), seconds_text(summary.seconds).c_str(),
                  summary.errors.empty() ? ""
                                         : ("; " + std::to_string(summary.errors.size()) + " error" +
                                            (summary.errors.size() == 1 ? "" : "s"))

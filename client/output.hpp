@@ -63,6 +63,10 @@ struct SyncSummary {
     std::uint64_t sent = 0;    // files sent (or to send)
     std::uint64_t skipped = 0; // files the same on both sides
     std::uint64_t deleted = 0; // files and folders removed (or to remove)
+    // A pull's --delete: partial downloads (NAME.ferry-part with its state)
+    // of files the server no longer has, removed (or to remove); apart
+    // from `deleted`, which counts what the server's side decides.
+    std::uint64_t parts_deleted = 0;
     std::uint64_t bytes = 0;   // file bytes that crossed the network (or would)
     double seconds = 0;
     bool dry_run = false;

@@ -131,6 +131,15 @@ public:
         keep_note("deleted " + std::to_string(count) + " entries in " + printable(shown) + "; the rest failed");
         summary_.deleted += count;
     }
+    // A pull's --delete: the partial download `shown` of a file the server
+    // no longer has, removed (a dry run's: to remove); counted apart.
+    void deleted_part_file(const std::string& shown, bool dry_run)
+    {
+        const std::lock_guard lock(mutex_);
+        keep_note(std::string(dry_run ? "would delete" : "deleted") + " the partial download " + printable(shown) +
+                  " (its file is no longer on the server)");
+        ++summary_.parts_deleted;
+    }
     void note(const std::string& text)
     {
         const std::lock_guard lock(mutex_);
@@ -159,6 +168,80 @@ private:
 Error interrupted_error()
 {
     return Error{ErrorCode::aborted, "interrupted; run the same sync again to finish it"};
+}
+
+// ---- a pull's partial downloads of files the server no longer has --------------------------
+
+// Why an orphan part stays, for people.
+std::string orphan_left(OrphanEnd end)
+{
+    switch (end) {
+    case OrphanEnd::removed:
+        break;
+    case OrphanEnd::not_ferrys:
+        return "not provably a part of ferry's (no mark, no sidecar written for it, not empty): left";
+    case OrphanEnd::locked:
+        return "being written by another download: left";
+    }
+    return "left";
+}
+
+// The pull's orphan parts (orphan_parts), each looked at first
+// (remove_orphan_part's dry run): one that is not provably ferry's, or
+// that another download holds, is named with why it stays. Without
+// --delete each other one is named in a note and left: nothing resumes
+// it, so it would otherwise stay forever unseen. With --delete (the local side is to end as the server's), those
+// remove_orphan_part would remove are taken out of the scan's entries, so
+// that the plan may remove the folders holding them, and returned, to be
+// removed before the plan's removals (a dry run lists and counts them);
+// the others are noted and left.
+std::vector<OrphanPart> settle_orphan_parts(Tally& tally, const SyncArguments& arguments, LocalScan& scan,
+                                            const TreeListing& remote)
+{
+    std::vector<OrphanPart> removable;
+    for (auto& orphan : orphan_parts(scan.entries, remote)) {
+        const std::string shown = local_join(arguments.local, orphan.part);
+        auto looked = remove_orphan_part(arguments.local, orphan, true);
+        if (!looked) {
+            tally.failed(orphan.part, looked.error());
+            continue;
+        }
+        if (looked.value() != OrphanEnd::removed) {
+            tally.note("note: " + printable(shown) + ": " + orphan_left(looked.value()));
+            continue;
+        }
+        if (!arguments.delete_extras) {
+            tally.note("note: " + printable(shown) +
+                       ": the partial download of a file the server no longer has; left (--delete removes it)");
+            continue;
+        }
+        std::erase_if(scan.entries, [&](const TreeEntry& entry) {
+            return std::find(orphan.found.begin(), orphan.found.end(), entry.path) != orphan.found.end();
+        });
+        if (arguments.dry_run) {
+            tally.deleted_part_file(shown, true);
+        }
+        removable.push_back(std::move(orphan));
+    }
+    return removable;
+}
+
+void remove_orphan_parts(Tally& tally, const SyncArguments& arguments, const std::vector<OrphanPart>& orphans)
+{
+    for (const auto& orphan : orphans) {
+        if (interrupted()) {
+            return;
+        }
+        const std::string shown = local_join(arguments.local, orphan.part);
+        auto removed = remove_orphan_part(arguments.local, orphan, false);
+        if (!removed) {
+            tally.failed(orphan.part, removed.error());
+        } else if (removed.value() == OrphanEnd::removed) {
+            tally.deleted_part_file(shown, false);
+        } else {
+            tally.note("note: " + printable(shown) + ": " + orphan_left(removed.value()));
+        }
+    }
 }
 
 // ---- the connections ---------------------------------------------------------------------
@@ -1076,6 +1159,9 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
             tally.note("note: " + text);
         }
     }
+    // A pull's parts that no file of the server's resumes (--delete's, to remove).
+    const auto orphans = push || local_missing ? std::vector<OrphanPart>{}
+                                               : settle_orphan_parts(tally, arguments, local_tree, remote_tree.value());
     const TreeListing& source = push ? local_tree.entries : remote_tree.value();
     const TreeListing& dest = push ? remote_tree.value() : local_tree.entries;
 
@@ -1153,6 +1239,7 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
             return fail_whole(*failed);
         }
     }
+    remove_orphan_parts(tally, arguments, orphans);
     remove_extras(connection, tally, arguments, plan, dest, local_tree.listed);
     make_plan_folders(connection, tally, arguments, plan);
     if (!push) {

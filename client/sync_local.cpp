@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <set>
 #include <utility>
 
 namespace ferry::client {
@@ -231,6 +233,138 @@ Status set_local_mtime(const std::string& root, const std::string& path, std::in
         return local_error("cannot set the time of \"" + joined(root, path) + "\"", errno);
     }
     return success();
+}
+
+namespace {
+
+// The part a part name belongs to: NAME.ferry-part for itself, its sidecar
+// NAME.ferry-part.state and the sidecar's temporaries.
+std::string part_of(const std::string& path)
+{
+    if (path.ends_with(kPartSuffix)) {
+        return path;
+    }
+    const std::string sidecar = std::string(kPartSuffix) + std::string(kStateSuffix);
+    const auto at = path.rfind(sidecar);
+    return at == std::string::npos ? path : path.substr(0, at + kPartSuffix.size());
+}
+
+// What stands at the orphan's part name, looked at through `folder`: the
+// part's end, or nullopt when no part stands there (a sidecar alone).
+Result<std::optional<OrphanEnd>> look_at_orphan(const LocalFolder& folder, const std::string& shown, bool dry_run,
+                                                std::optional<LocalFile>& held)
+{
+    const std::string leaf = leaf_of(shown);
+    struct stat st {};
+    if (::fstatat(folder.fd(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) {
+            return std::optional<OrphanEnd>();
+        }
+        return local_error("cannot stat \"" + shown + "\"", errno);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return std::optional<OrphanEnd>(OrphanEnd::not_ferrys); // a link, a FIFO...: never ferry's part
+    }
+    auto file = LocalFile::open(shown, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0, &folder);
+    if (!file) {
+        return file.error();
+    }
+    if (::fstat(file->fd(), &st) != 0) {
+        return local_error("cannot stat \"" + shown + "\"", errno);
+    }
+    auto state = read_download_state(shown + std::string(kStateSuffix), &folder);
+    if (!S_ISREG(st.st_mode) || !is_ferry_part(file.value(), st, state ? &state.value() : nullptr)) {
+        return std::optional<OrphanEnd>(OrphanEnd::not_ferrys);
+    }
+    if (!lock_part(file.value())) {
+        return std::optional<OrphanEnd>(OrphanEnd::locked);
+    }
+    if (!dry_run) {
+        // Removed only while it is still the file looked at, held locked.
+        struct stat now {};
+        if (::fstatat(folder.fd(), leaf.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 || now.st_dev != st.st_dev ||
+            now.st_ino != st.st_ino) {
+            return Error{ErrorCode::local_io, "\"" + shown + "\" changed since it was looked at: left"};
+        }
+        if (::unlinkat(folder.fd(), leaf.c_str(), 0) != 0 && errno != ENOENT) {
+            return local_error("cannot remove \"" + shown + "\"", errno);
+        }
+    }
+    held = std::move(file.value()); // the lock lasts until the sidecars are gone too
+    return std::optional<OrphanEnd>(OrphanEnd::removed);
+}
+
+} // namespace
+
+std::vector<OrphanPart> orphan_parts(const TreeListing& local, const TreeListing& remote)
+{
+    std::set<std::string> resumed;   // the parts the server's files would resume
+    std::set<std::string> unlisting; // folders holding what the server does not list
+    for (const auto& entry : remote) {
+        if (entry.kind == EntryKind::file) {
+            resumed.insert(part_path(entry.path));
+        } else if (entry.kind == EntryKind::other && entry.path.ends_with('/')) {
+            unlisting.insert(entry.path == "/" ? std::string() : entry.path.substr(0, entry.path.size() - 1));
+        }
+    }
+    std::map<std::string, OrphanPart> orphans;
+    for (const auto& entry : local) {
+        if (entry.kind == EntryKind::folder || entry.path.ends_with('/') || !is_part_name(leaf_of(entry.path))) {
+            continue;
+        }
+        const std::string part = part_of(entry.path);
+        if (resumed.contains(part) || unlisting.contains(parent_path(entry.path))) {
+            continue;
+        }
+        auto& orphan = orphans[part];
+        orphan.part = part;
+        orphan.found.push_back(entry.path);
+    }
+    std::vector<OrphanPart> listed;
+    for (auto& [part, orphan] : orphans) {
+        listed.push_back(std::move(orphan));
+    }
+    return listed;
+}
+
+Result<OrphanEnd> remove_orphan_part(const std::string& root, const OrphanPart& orphan, bool dry_run)
+{
+    auto folder = open_tree_folder(root, orphan.part);
+    if (!folder) {
+        return folder.error();
+    }
+    const LocalFolder& in = *folder.value();
+    // Its sidecar first: a file under that name that is not in the
+    // sidecar's format is someone else's, and so, for all we know, is the
+    // part beside it: both stay.
+    const std::string sidecar = orphan.part + std::string(kStateSuffix);
+    if (std::find(orphan.found.begin(), orphan.found.end(), sidecar) != orphan.found.end() &&
+        !look_at_state(joined(root, sidecar), &in)) {
+        return OrphanEnd::not_ferrys;
+    }
+    std::optional<LocalFile> held;
+    auto part = look_at_orphan(in, joined(root, orphan.part), dry_run, held);
+    if (!part) {
+        return part.error();
+    }
+    if (part.value() && *part.value() != OrphanEnd::removed) {
+        return *part.value(); // left, with its sidecars
+    }
+    if (dry_run) {
+        return OrphanEnd::removed;
+    }
+    // The sidecars: only files in the sidecar's format are ferry's to
+    // remove. A temporary that is not (cut short by a kill while written)
+    // is left unsaid: it holds nothing of anyone's.
+    for (const auto& path : orphan.found) {
+        if (path == orphan.part) {
+            continue;
+        }
+        if (auto removed = remove_download_state(joined(root, path), &in); !removed && path == sidecar) {
+            return removed.error();
+        }
+    }
+    return OrphanEnd::removed;
 }
 
 Result<std::string> hash_local_file(const ListedFile& listed, const std::string& shown, HashKind kind)

@@ -62,6 +62,36 @@ enum class LocalRemoved { removed, absent, not_empty };
 Result<LocalRemoved> remove_local(const std::string& root, const std::string& path, EntryKind kind,
                                   const ListedFile* listed = nullptr);
 
+// A partial download in a pull's local tree that no file of the server's
+// listing will resume (its file was removed on the server since the pull
+// that left it was interrupted): the part NAME.ferry-part and whatever of
+// its sidecar and the sidecar's temporaries the scan found.
+struct OrphanPart {
+    std::string part;               // relative to the tree; maybe absent (a sidecar alone)
+    std::vector<std::string> found; // the scan's entries of it, the part's own name included if found
+};
+// The orphans among the part names of `local` (a pull's scan): those of no
+// file in `remote` (the server's listing as the pull takes it), and not
+// directly in a folder the server says holds entries it does not list
+// (their file may be one of those), as --delete spares that folder's extras.
+std::vector<OrphanPart> orphan_parts(const TreeListing& local, const TreeListing& remote);
+
+// What became of an orphan part (or, looked at with `dry_run`, would).
+enum class OrphanEnd {
+    removed,    // the part, its sidecar and the temporaries in the sidecar's format
+    not_ferrys, // a file under the part's name that is not provably ferry's: left
+    locked,     // a part another download holds locked (lock_part): left
+};
+// Removes an orphan, walked to as make_local_folder walks (no link
+// followed): the part only if it is provably ferry's by the rules a resume
+// uses (is_ferry_part: the mark, a sidecar written for that very file, or
+// empty), and held by no other download (its lock is taken, and held while
+// it is removed); its sidecar and the sidecar's temporaries only if in
+// the sidecar's format (remove_download_state), and a file at the
+// sidecar's name that is not leaves the part too (`not_ferrys`). With
+// `dry_run`, looks and removes nothing.
+Result<OrphanEnd> remove_orphan_part(const std::string& root, const OrphanPart& orphan, bool dry_run);
+
 // Sets root/path's mtime (whole seconds), walked to as make_local_folder
 // walks, without following a link ("" is `root` itself).
 Status set_local_mtime(const std::string& root, const std::string& path, std::int64_t mtime);

@@ -7,6 +7,7 @@ Usage: test_sync.py --ferryd PATH --ferry PATH [unittest arguments]"""
 
 import argparse
 import ctypes
+import fcntl
 import hashlib
 import json
 import os
@@ -1089,7 +1090,11 @@ class PartNamesOfTheUsers(SyncTest):
 class PartsOfAnInterruptedPull(SyncTest):
     """A pull cut midway (as by a lost network) leaves NAME.ferry-part and
     its state for the next run to resume. The dry run after it counts the
-    bytes the real run receives, not the part's verified prefix again."""
+    bytes the real run receives, not the part's verified prefix again; and
+    a part whose file the server no longer has is resumed by nothing: a
+    pull names it and leaves it, --delete removes it (and its state) if it
+    is provably ferry's and no other download holds it, counted apart from
+    the deleted files, and the dry run says so first."""
 
     SIZE = 8 << 20
 
@@ -1123,6 +1128,39 @@ class PartsOfAnInterruptedPull(SyncTest):
         self.assertEqual((dry["sent"], dry["bytes"]), (real["sent"], real["bytes"]), (dry, real))
         self.assertEqual(tree_of(self.dest), tree_of(os.path.join(self.root, "d")))
 
+    def test_a_part_whose_file_the_server_no_longer_has_is_named_then_removed_by_delete(self):
+        shutil.rmtree(os.path.join(self.root, "d", "sub"))
+        # A file of the user's under a part's name is not ferry's: never removed.
+        mine = os.path.join(self.dest, "notes.ferry-part")
+        with open(mine, "wb") as f:
+            f.write(b"the user's own file")
+
+        plain = self.sync(":d", self.dest)
+        self.assertTrue(any(self.part in n and "no longer has" in n and "--delete" in n for n in plain["notes"]),
+                        plain["notes"])
+        self.assertNotIn("parts_deleted", plain)
+        self.assertTrue(os.path.exists(self.part))
+
+        # Held by another download: left, and said so.
+        with open(self.part, "rb") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            locked = self.sync("--delete", ":d", self.dest)
+        self.assertTrue(any(self.part in n and "another download" in n for n in locked["notes"]), locked["notes"])
+        self.assertTrue(os.path.exists(self.part))
+
+        text = self.ferry("sync", "-n", "--delete", ":d", self.dest)
+        self.assertEqual(text.returncode, 0, text.stderr)
+        self.assertIn(("would delete the partial download %s" % self.part).encode(), text.stdout)
+        self.assertIn(b"1 deleted, 1 partial download deleted;", text.stdout)  # sub, emptied of its part
+        dry = self.sync("-n", "--delete", ":d", self.dest)
+        self.assertEqual((dry["deleted"], dry.get("parts_deleted")), (1, 1), dry)
+        self.assertTrue(os.path.exists(self.part))
+
+        real = self.sync("--delete", ":d", self.dest)
+        self.assertEqual((real["deleted"], real.get("parts_deleted"), real["errors"]), (1, 1, []), real)
+        self.assertTrue(any("deleted the partial download " + self.part in n for n in real["notes"]), real)
+        self.assertEqual(sorted(os.listdir(self.dest)), ["keep", "notes.ferry-part"])
+        self.assertTrue(any(mine in n and "not provably" in n for n in real["notes"]), real["notes"])
 
 
 def main():

@@ -192,3 +192,27 @@ TEST_CASE("sync's scan keeps within the server folder's bounds: what its path th
     CHECK(noted(scanned.value(), "x/y/z: deeper than 2 components, not sent"));
     CHECK(noted(scanned.value(), "x/a-long-name: a path longer than 10 bytes, not sent"));
 }
+
+TEST_CASE("a pull's orphan parts: the parts of no file the server lists, grouped with their sidecars")
+{
+    const auto other = [](const char* path) { return TreeEntry{path, EntryKind::other, 0, 0, "a partial download"}; };
+    const TreeListing local = {other("a.ferry-part"),
+                               other("a.ferry-part.state"),
+                               other("b.ferry-part"),
+                               other("b.ferry-part.state"),
+                               other("sub/c.ferry-part.state"),
+                               other("sub/c.ferry-part.state.tmp-abc123"),
+                               other("hid/d.ferry-part"),
+                               TreeEntry{"x", EntryKind::file, 1, 0, {}}};
+    // b is still on the server (its part is resumed); hid holds what the
+    // server does not list (d may be one of those: spared, as --delete spares).
+    const TreeListing remote = {TreeEntry{"b", EntryKind::file, 9, 0, {}},
+                                TreeEntry{"hid/", EntryKind::other, 0, 0, {}}};
+    const auto orphans = orphan_parts(local, remote);
+    REQUIRE(orphans.size() == 2);
+    CHECK(orphans[0].part == "a.ferry-part");
+    CHECK(orphans[0].found == std::vector<std::string>{"a.ferry-part", "a.ferry-part.state"});
+    CHECK(orphans[1].part == "sub/c.ferry-part");
+    CHECK(orphans[1].found ==
+          std::vector<std::string>{"sub/c.ferry-part.state", "sub/c.ferry-part.state.tmp-abc123"});
+}
