@@ -315,6 +315,17 @@ json file_json(const FileInfo& file)
     return out;
 }
 
+// A delete's "expect": a folder by its type alone (PROTOCOL.md 4.11).
+json expected_json(const ExpectedEntry& expected)
+{
+    json out{{"type", to_string(expected.type)}};
+    if (expected.type == EntryType::file) {
+        out["size"] = expected.size;
+        out["mtime"] = expected.mtime;
+    }
+    return out;
+}
+
 std::optional<EntryType> entry_type_from_string(std::string_view text)
 {
     if (text == "file") {
@@ -494,6 +505,52 @@ RequestBody read_list(FieldReader& fields, std::uint32_t version)
     return list;
 }
 
+// A delete's optional "expect" (PROTOCOL.md 4.11): an object with a
+// "type", and for a file its "size" and "mtime"; a folder's size and mtime,
+// if sent, must have their types but are not kept (a listing's entry may be
+// passed as it came). Refused with "recursive": a recursive delete removes
+// what was never listed, so no expectation about `path` alone covers it.
+std::optional<ExpectedEntry> read_expected_entry(FieldReader& fields, const json& request, bool recursive)
+{
+    const auto found = request.find("expect");
+    if (found == request.end() || fields.error()) {
+        return std::nullopt;
+    }
+    if (!found->is_object()) {
+        fields.fail("field \"expect\" must be an object (PROTOCOL.md 4.11)");
+        return std::nullopt;
+    }
+    if (recursive) {
+        fields.fail("field \"expect\" cannot go with \"recursive\": true (a recursive delete removes what no "
+                    "listing described)");
+        return std::nullopt;
+    }
+    FieldReader inner(*found);
+    ExpectedEntry expected;
+    expected.type = read_entry_type(inner, true).value_or(EntryType::file);
+    const bool file = expected.type == EntryType::file;
+    const std::uint64_t size = inner.uint("size", file ? std::nullopt : std::optional<std::uint64_t>(0));
+    const std::optional<std::int64_t> mtime = file ? inner.integer("mtime") : inner.optional_integer("mtime");
+    if (inner.error()) {
+        fields.fail("in \"expect\": " + inner.error()->message);
+        return std::nullopt;
+    }
+    if (file) {
+        expected.size = size;
+        expected.mtime = mtime.value_or(0);
+    }
+    return expected;
+}
+
+RequestBody read_delete(FieldReader& fields, const json& request)
+{
+    DeleteRequest remove;
+    remove.path = fields.string("path");
+    remove.recursive = fields.boolean("recursive", false);
+    remove.expect = read_expected_entry(fields, request, remove.recursive);
+    return remove;
+}
+
 RequestBody read_rename(FieldReader& fields)
 {
     RenameRequest rename;
@@ -520,7 +577,8 @@ RequestBody read_set_mtime(FieldReader& fields)
 }
 
 // Each operation's fields; an unknown op has none (std::nullopt).
-std::optional<RequestBody> read_request_body(FieldReader& fields, const std::string& op, std::uint32_t version)
+std::optional<RequestBody> read_request_body(FieldReader& fields, const json& request, const std::string& op,
+                                             std::uint32_t version)
 {
     if (op == "hello") {
         return read_hello(fields);
@@ -553,7 +611,7 @@ std::optional<RequestBody> read_request_body(FieldReader& fields, const std::str
         return MkdirRequest{fields.string("path"), fields.boolean("parents", false)};
     }
     if (op == "delete") {
-        return DeleteRequest{fields.string("path"), fields.boolean("recursive", false)};
+        return read_delete(fields, request);
     }
     if (op == "rename") {
         return read_rename(fields);
@@ -616,7 +674,7 @@ ParsedRequest parse_request(std::string_view json_text, std::uint32_t version)
     if (fields.error()) {
         return {id, *fields.error()};
     }
-    auto body = read_request_body(fields, op, version);
+    auto body = read_request_body(fields, *object, op, version);
     if (!body) {
         std::string message = "unknown operation \"" + op + "\"";
         if (version < 2 && (op == "mkdir" || op == "delete" || op == "rename" || op == "digest" ||
@@ -700,6 +758,9 @@ std::string encode_request(const Request& request)
         {
             out["path"] = del.path;
             out["recursive"] = del.recursive;
+            if (del.expect) {
+                out["expect"] = expected_json(*del.expect);
+            }
         }
         void operator()(const RenameRequest& rename) const
         {

@@ -79,9 +79,21 @@ struct MkdirRequest {
     std::string path;
     bool parents = false; // create missing parents, and an existing folder is no error
 };
+// What a delete expects to find at its path (PROTOCOL.md 4.11's "expect"):
+// the entry as a listing described it (3.3). A file must still have that
+// size and mtime; a folder is compared by its type alone, since its mtime
+// changes as the entries listed in it are removed first.
+struct ExpectedEntry {
+    EntryType type = EntryType::file;
+    std::uint64_t size = 0; // a file's; not sent for a folder
+    std::int64_t mtime = 0; // a file's; not sent for a folder
+};
 struct DeleteRequest {
     std::string path;
     bool recursive = false; // a folder with its contents, not only an empty one
+    // Removed only if what stands at `path` is still this entry; never
+    // with `recursive` (what a recursive delete takes was never listed).
+    std::optional<ExpectedEntry> expect{};
 };
 struct RenameRequest {
     std::string from;

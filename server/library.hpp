@@ -187,7 +187,12 @@ public:
     // so do the folders holding it: not_empty naming the first one (what was
     // removed stays removed). A symlink, FIFO or device at `path` is
     // not_regular_file. Each folder that lost entries is fsynced once.
-    Result<Removed> remove(std::string_view path, bool recursive) const;
+    // With `expect` (never with `recursive`: the decoder refuses the pair),
+    // the entry is removed only if it is still that one (a file of that
+    // size and mtime, or a folder): anything else at `path` stays, as
+    // file_changed saying what differs.
+    Result<Removed> remove(std::string_view path, bool recursive,
+                           const std::optional<ExpectedEntry>& expect = std::nullopt) const;
     // Renames atomically (renameat2). Without `replace` an existing `to` is
     // exists; with it a file replaces a file, a folder an empty folder
     // (not_empty otherwise); a file over a folder is exists, a folder over a

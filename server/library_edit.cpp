@@ -22,6 +22,29 @@ namespace ferry::server {
 
 namespace {
 
+// How the entry `st` at `path` differs from what its delete expects
+// (PROTOCOL.md 4.11): file_changed naming the path and the difference, or
+// nothing when it is as expected. A folder is compared by its type alone:
+// its mtime changes as a client removes the entries listed in it first.
+std::optional<Error> unlike_expected(const struct ::stat& st, const ExpectedEntry& expected, std::string_view path)
+{
+    const EntryType found = S_ISDIR(st.st_mode) ? EntryType::folder : EntryType::file;
+    std::string differs;
+    if (found != expected.type) {
+        differs = "is a " + std::string(to_string(found)) + ", expected a " + std::string(to_string(expected.type));
+    } else if (found == EntryType::folder) {
+        return std::nullopt;
+    } else if (static_cast<std::uint64_t>(st.st_size) != expected.size) {
+        differs = "has " + std::to_string(st.st_size) + " bytes, expected " + std::to_string(expected.size);
+    } else if (static_cast<std::int64_t>(st.st_mtime) != expected.mtime) {
+        differs = "has mtime " + std::to_string(static_cast<std::int64_t>(st.st_mtime)) + ", expected " +
+                  std::to_string(expected.mtime);
+    } else {
+        return std::nullopt;
+    }
+    return Error{ErrorCode::file_changed, quoted(path) + " " + differs + ": not the entry expected, so not deleted"};
+}
+
 } // namespace
 
 Result<bool> Library::make_folder(std::string_view path, bool parents) const
@@ -228,7 +251,7 @@ std::optional<Error> Library::empty_folder(int fd, const std::string& relative, 
     return failure;
 }
 
-Result<Removed> Library::remove(std::string_view path, bool recursive) const
+Result<Removed> Library::remove(std::string_view path, bool recursive, const std::optional<ExpectedEntry>& expect) const
 {
     if (auto gone = check_root()) {
         return *gone;
@@ -245,6 +268,18 @@ Result<Removed> Library::remove(std::string_view path, bool recursive) const
             return Error{ErrorCode::not_found, "nothing named " + quoted(path)};
         }
         return file_error(errno, "cannot stat", path);
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        return Error{ErrorCode::not_regular_file, quoted(path) + " is not a regular file or folder"};
+    }
+    // Compared on the parent's descriptor right before the unlinkat below.
+    // The gap left between that fstatat and the unlinkat is the kernel's:
+    // there is no unlink by descriptor, so an entry put at the name within
+    // those two system calls would still go.
+    if (expect) {
+        if (auto changed = unlike_expected(st, *expect, path)) {
+            return *changed;
+        }
     }
     Removed removed;
     if (S_ISREG(st.st_mode)) {
@@ -283,8 +318,6 @@ Result<Removed> Library::remove(std::string_view path, bool recursive) const
             return file_error(errno, "cannot delete", path);
         }
         ++removed.folders;
-    } else {
-        return Error{ErrorCode::not_regular_file, quoted(path) + " is not a regular file or folder"};
     }
     if (auto error = sync_folder(parent, path)) {
         return *error;

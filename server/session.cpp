@@ -22,8 +22,8 @@ constexpr std::uint64_t kLastChunkPatienceMs = 100;
 
 const std::vector<std::string> kCapabilities{"list", "stat", "get", "put", "resume", "stats"};
 // What a version-2 connection gets on top (PROTOCOL.md 4.1).
-const std::vector<std::string> kVersion2Capabilities{"folders", "mkdir", "delete",    "rename",
-                                                     "digest",  "mtime", "set_mtime", "holding_unlisted"};
+const std::vector<std::string> kVersion2Capabilities{
+    "folders", "mkdir", "delete", "rename", "digest", "mtime", "set_mtime", "holding_unlisted", "delete_expect"};
 
 std::string seconds_text(std::uint64_t milliseconds)
 {
@@ -728,7 +728,7 @@ void Session::start_delete(std::uint64_t id, const DeleteRequest& remove)
     state_ = State::working;
     submit(make_job(
         [&library = library_, remove]() -> Result<DeleteReply> {
-            auto removed = library.remove(remove.path, remove.recursive);
+            auto removed = library.remove(remove.path, remove.recursive, remove.expect);
             if (!removed) {
                 return removed.error();
             }

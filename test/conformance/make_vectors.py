@@ -160,6 +160,25 @@ def version2_vectors(hello_reply):
          {"op": "set_mtime", "id": 33, "path": "logs", "mtime": MTIME - 86400},
          dict(folder, id=33, ok=True, name="logs", mtime=MTIME - 86400),
          "the reply describes the entry as a stat would, after the change")
+    listed = {"type": "file", "size": 5, "mtime": MTIME}
+    pair("version 2: delete with expect, another file there",
+         {"op": "delete", "id": 34, "path": "logs/2026/app.log",
+          "recursive": False, "expect": dict(listed, mtime=MTIME - 1)},
+         error_reply(34, "file_changed",
+                     "\"logs/2026/app.log\" has mtime %d, expected %d: not "
+                     "the entry expected, so not deleted" % (MTIME, MTIME - 1)),
+         "the entry at the path is not the one expected: it stays")
+    pair("version 2: delete with expect, the file as listed",
+         {"op": "delete", "id": 35, "path": "logs/2026/app.log",
+          "recursive": False, "expect": listed},
+         {"id": 35, "ok": True, "path": "logs/2026/app.log", "type": "file",
+          "files": 1, "folders": 0})
+    pair("version 2: delete with expect, a folder by its type alone",
+         {"op": "delete", "id": 36, "path": "logs/2026",
+          "recursive": False, "expect": {"type": "folder"}},
+         {"id": 36, "ok": True, "path": "logs/2026", "type": "folder",
+          "files": 0, "folders": 1},
+         "a folder's mtime changes as what it held is removed: not compared")
     return out
 
 

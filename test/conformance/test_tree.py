@@ -15,7 +15,8 @@ import tempfile
 
 from conformance import MTIME, ServerCase, write_file
 
-V2_CAPABILITIES = ("folders", "mkdir", "delete", "rename", "digest", "mtime", "set_mtime", "holding_unlisted")
+V2_CAPABILITIES = ("folders", "mkdir", "delete", "rename", "digest", "mtime", "set_mtime", "holding_unlisted",
+                   "delete_expect")
 
 
 def sha(b):
@@ -568,6 +569,72 @@ class MkdirDeleteTests(TreeCase):
         self.assertError(self.ask(c, {"op": "delete", "id": 18, "path": "file.txt",
                                       "recursive": None}), "bad_request", 18)
         self.assertTrue(os.path.exists(self.root("file.txt")))
+
+    def test_a_delete_with_expect_removes_only_the_entry_described(self):
+        """4.11: the entry at the path must still be the one expected (a
+        file by type, size and mtime; a folder by type); anything else
+        stays, as file_changed."""
+        c = self.client2()
+        os.makedirs(self.root("ex", "sub"))
+        write_file(self.root("ex", "f"), b"12345", MTIME)
+        listed = {e["name"]: e for e in self.list_all(c, 40, path="ex")[0]}
+        as_file = {k: listed["f"][k] for k in ("type", "size", "mtime")}
+        self.assertEqual(as_file, {"type": "file", "size": 5, "mtime": MTIME})
+        # Another file at the name: of another size, of another mtime.
+        rid = 41
+        for content, mtime in ((b"123456", MTIME), (b"54321", MTIME + 1)):
+            write_file(self.root("ex", "f"), content, mtime)
+            r = self.ask(c, {"op": "delete", "id": rid, "path": "ex/f", "expect": as_file})
+            self.assertError(r, "file_changed", rid)
+            self.assertIn("ex/f", r["error"]["message"])
+            with open(self.root("ex", "f"), "rb") as f:
+                self.assertEqual(f.read(), content)
+            rid += 1
+        # A folder in the file's place, and a file in the folder's place.
+        os.unlink(self.root("ex", "f"))
+        os.makedirs(self.root("ex", "f"))
+        self.assertError(self.ask(c, {"op": "delete", "id": 43, "path": "ex/f", "expect": as_file}),
+                         "file_changed", 43)
+        self.assertTrue(os.path.isdir(self.root("ex", "f")))
+        os.rmdir(self.root("ex", "f"))
+        os.rmdir(self.root("ex", "sub"))
+        write_file(self.root("ex", "sub"), b"s")
+        self.assertError(self.ask(c, {"op": "delete", "id": 44, "path": "ex/sub",
+                                      "expect": {"type": "folder"}}), "file_changed", 44)
+        self.assertTrue(os.path.isfile(self.root("ex", "sub")))
+        os.unlink(self.root("ex", "sub"))
+        os.makedirs(self.root("ex", "sub"))
+        # As described: removed. A folder's mtime is not compared (its
+        # entries' removal changes it), and a listing's entry may be sent as is.
+        write_file(self.root("ex", "f"), b"12345", MTIME)
+        r = self.ok(c, {"op": "delete", "id": 45, "path": "ex/f", "expect": as_file})
+        self.assertEqual((r["type"], r["files"]), ("file", 1))
+        folder = dict(listed["sub"], mtime=0)
+        r = self.ok(c, {"op": "delete", "id": 46, "path": "ex/sub", "expect": folder})
+        self.assertEqual((r["type"], r["folders"]), ("folder", 1))
+        self.assertEqual(os.listdir(self.root("ex")), [])
+
+    def test_a_bad_expect_is_bad_request_and_nothing_is_removed(self):
+        c = self.client2()
+        write_file(self.root("kept.txt"), b"k", MTIME)
+        file = {"type": "file", "size": 1, "mtime": MTIME}
+        for rid, fields in enumerate((
+                {"expect": None},
+                {"expect": "file"},
+                {"expect": {}},
+                {"expect": {"type": "link"}},
+                {"expect": {"type": "file", "size": 1}},
+                {"expect": {"type": "file", "mtime": MTIME}},
+                {"expect": {"type": "file", "size": -1, "mtime": MTIME}},
+                {"expect": {"type": "file", "size": 1, "mtime": 1.5}},
+                {"expect": {"type": "folder", "size": None}},
+                # A recursive delete removes what no listing described.
+                {"expect": file, "recursive": True},
+        ), start=50):
+            with self.subTest(fields=fields):
+                request = dict({"op": "delete", "id": rid, "path": "kept.txt"}, **fields)
+                self.assertError(self.ask(c, request), "bad_request", rid)
+        self.assertTrue(os.path.exists(self.root("kept.txt")))
 
 
 class RenameTests(TreeCase):

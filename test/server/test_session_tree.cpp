@@ -5,7 +5,9 @@
 
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <optional>
 #include <set>
@@ -29,6 +31,12 @@ std::string ask(Fixture& f, const RequestBody& body, std::uint64_t id = 1)
 void make(const Fixture& f, const std::string& path)
 {
     REQUIRE(::mkdir((f.root.path() + "/" + path).c_str(), 0755) == 0);
+}
+
+void set_time(const Fixture& f, const std::string& path, std::int64_t mtime)
+{
+    const struct timespec times[2] = {{0, UTIME_OMIT}, {static_cast<time_t>(mtime), 0}};
+    REQUIRE(::utimensat(AT_FDCWD, (f.root.path() + "/" + path).c_str(), times, 0) == 0);
 }
 
 ErrorCode code_of(const std::string& reply)
@@ -287,6 +295,69 @@ TEST_CASE("mkdir, delete and rename, with each of their refusals")
     REQUIRE(removed);
     CHECK(removed->body.type == EntryType::file);
     CHECK(removed->body.files == 1);
+}
+
+TEST_CASE("delete with expect removes only the entry listed: any other at its path stays, as file_changed")
+{
+    Fixture f;
+    f.hello(2);
+    make(f, "d");
+    make(f, "d/sub");
+    f.root.write("d/f", "12345");
+    set_time(f, "d/f", 1764370000);
+    auto listed = parse_list_reply(ask(f, ListRequest{false, "d", false}));
+    REQUIRE(listed);
+    REQUIRE(listed->body.files.size() == 2);
+    const FileInfo& file = listed->body.files[0];
+    REQUIRE(file.name == "f");
+    const ExpectedEntry as_file{EntryType::file, file.size, file.mtime};
+    const ExpectedEntry as_folder{EntryType::folder, 0, 0};
+
+    SUBCASE("another file of another size, or of another mtime, stays")
+    {
+        f.root.write("d/f", "123456");
+        set_time(f, "d/f", 1764370000);
+        const std::string bigger = ask(f, DeleteRequest{"d/f", false, as_file});
+        CHECK(code_of(bigger) == ErrorCode::file_changed);
+        CHECK(bigger.find("6 bytes, expected 5") != std::string::npos);
+        f.root.write("d/f", "54321");
+        set_time(f, "d/f", 1764370001);
+        const std::string newer = ask(f, DeleteRequest{"d/f", false, as_file});
+        CHECK(code_of(newer) == ErrorCode::file_changed);
+        CHECK(newer.find("mtime 1764370001, expected 1764370000") != std::string::npos);
+        CHECK(f.root.read("d/f") == "54321");
+    }
+    SUBCASE("a folder in the file's place stays")
+    {
+        REQUIRE(::unlink((f.root.path() + "/d/f").c_str()) == 0);
+        make(f, "d/f");
+        CHECK(code_of(ask(f, DeleteRequest{"d/f", false, as_file})) == ErrorCode::file_changed);
+        CHECK(f.root.exists("d/f"));
+    }
+    SUBCASE("a file in the folder's place stays")
+    {
+        REQUIRE(::rmdir((f.root.path() + "/d/sub").c_str()) == 0);
+        f.root.write("d/sub", "not the folder listed");
+        CHECK(code_of(ask(f, DeleteRequest{"d/sub", false, as_folder})) == ErrorCode::file_changed);
+        CHECK(f.root.read("d/sub") == "not the folder listed");
+    }
+    SUBCASE("the entries as listed go; a folder whatever its mtime now")
+    {
+        set_time(f, "d/sub", 1);
+        auto removed = parse_delete_reply(ask(f, DeleteRequest{"d/f", false, as_file}));
+        REQUIRE(removed);
+        CHECK(removed->body.files == 1);
+        removed = parse_delete_reply(ask(f, DeleteRequest{"d/sub", false, as_folder}));
+        REQUIRE(removed);
+        CHECK(removed->body.folders == 1);
+        CHECK_FALSE(f.root.exists("d/f"));
+        CHECK_FALSE(f.root.exists("d/sub"));
+    }
+    SUBCASE("what is gone is not_found, as without expect")
+    {
+        REQUIRE(::unlink((f.root.path() + "/d/f").c_str()) == 0);
+        CHECK(code_of(ask(f, DeleteRequest{"d/f", false, as_file})) == ErrorCode::not_found);
+    }
 }
 
 TEST_CASE("a read-only server refuses mkdir, delete and rename, and still lists, stats and digests")

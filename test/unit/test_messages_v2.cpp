@@ -221,6 +221,61 @@ TEST_CASE("mkdir, delete, rename, digest: requests round trip with every field")
                     R"({"op":"digest","id":7,"name":"a/b.bin"})"));
 }
 
+TEST_CASE("delete's expect: a file by type, size and mtime, a folder by type alone; round trip")
+{
+    const ferry::ExpectedEntry file{EntryType::file, 5, -7};
+    const auto del = round_trip(5, ferry::DeleteRequest{"a/b", false, file});
+    REQUIRE(del.expect.has_value());
+    CHECK(del.expect->type == EntryType::file);
+    CHECK(del.expect->size == 5);
+    CHECK(del.expect->mtime == -7);
+    CHECK(same_json(ferry::encode_request({5, ferry::DeleteRequest{"a/b", false, file}}),
+                    R"({"op":"delete","id":5,"path":"a/b","recursive":false,)"
+                    R"("expect":{"type":"file","size":5,"mtime":-7}})"));
+    // A folder's mtime changes as its listed entries go: not sent, not kept.
+    const ferry::ExpectedEntry folder{EntryType::folder, 9, 9};
+    CHECK(same_json(ferry::encode_request({5, ferry::DeleteRequest{"a", false, folder}}),
+                    R"({"op":"delete","id":5,"path":"a","recursive":false,"expect":{"type":"folder"}})"));
+    const auto listed = parse_as<ferry::DeleteRequest>(
+        R"({"op":"delete","id":5,"path":"a","expect":{"name":"a","type":"folder","size":0,"mtime":1764370000}})");
+    REQUIRE(listed.expect.has_value());
+    CHECK(listed.expect->type == EntryType::folder);
+    CHECK(listed.expect->mtime == 0);
+    // Absent: a delete by name, as before.
+    CHECK_FALSE(parse_as<ferry::DeleteRequest>(R"({"op":"delete","id":5,"path":"a"})").expect.has_value());
+    CHECK(same_json(ferry::encode_request({5, ferry::DeleteRequest{"a", false}}),
+                    R"({"op":"delete","id":5,"path":"a","recursive":false})"));
+}
+
+TEST_CASE("delete's expect: a bad one, or one with recursive, is bad_request with the id")
+{
+    const std::string head = R"({"op":"delete","id":6,"path":"a",)";
+    for (const std::string bad : {
+             R"("expect":null})",
+             R"("expect":"file"})",
+             R"("expect":[]})",
+             R"("expect":{}})",
+             R"("expect":{"type":"link","size":1,"mtime":1}})",
+             R"("expect":{"type":null}})",
+             R"("expect":{"type":"file"}})",
+             R"("expect":{"type":"file","size":1}})",
+             R"("expect":{"type":"file","mtime":1}})",
+             R"("expect":{"type":"file","size":-1,"mtime":1}})",
+             R"("expect":{"type":"file","size":1.0,"mtime":1}})",
+             R"("expect":{"type":"file","size":1,"mtime":"1"}})",
+             R"("expect":{"type":"file","size":1,"mtime":9223372036854775808}})",
+             R"("expect":{"type":"folder","size":null}})",
+             R"("expect":{"type":"folder","mtime":1.5}})",
+             R"("recursive":true,"expect":{"type":"folder"}})",
+             R"("recursive":true,"expect":{"type":"file","size":1,"mtime":1}})",
+         }) {
+        check_bad_request(head + bad, 6);
+    }
+    const auto recursive = ferry::parse_request(head + R"("recursive":true,"expect":{"type":"folder"}})");
+    REQUIRE_FALSE(recursive.request.ok());
+    CHECK(recursive.request.error().message.find("recursive") != std::string::npos);
+}
+
 TEST_CASE("set_mtime: a path and a signed mtime, both required")
 {
     const auto set = round_trip(8, ferry::SetMtimeRequest{"a/b", -5});
