@@ -122,18 +122,31 @@ Result<DigestReply> remote_digest(Connection& connection, const std::string& pat
     return ask(connection, Request{connection.next_id(), DigestRequest{path, hash}}, parse_digest_reply);
 }
 
-bool tells_unlisted(const Connection& connection)
+namespace {
+
+// Whether a version-2 connection's hello lists `capability`.
+bool offers(const Connection& connection, std::string_view capability)
 {
     const auto& capabilities = connection.server_hello().capabilities;
     return connection.protocol_version() >= 2 &&
-           std::find(capabilities.begin(), capabilities.end(), "holding_unlisted") != capabilities.end();
+           std::find(capabilities.begin(), capabilities.end(), capability) != capabilities.end();
+}
+
+} // namespace
+
+bool tells_unlisted(const Connection& connection)
+{
+    return offers(connection, "holding_unlisted");
 }
 
 bool can_set_mtime(const Connection& connection)
 {
-    const auto& capabilities = connection.server_hello().capabilities;
-    return connection.protocol_version() >= 2 &&
-           std::find(capabilities.begin(), capabilities.end(), "set_mtime") != capabilities.end();
+    return offers(connection, "set_mtime");
+}
+
+bool checks_delete_expect(const Connection& connection)
+{
+    return offers(connection, "delete_expect");
 }
 
 Result<StatReply> set_remote_mtime(Connection& connection, const std::string& path, std::int64_t mtime)

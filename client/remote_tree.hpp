@@ -70,6 +70,10 @@ Result<DigestReply> remote_digest(Connection& connection, const std::string& pat
 // show (its hello lists "holding_unlisted", PROTOCOL.md 4.2): only then
 // does a listing tell which folders a recursive delete would keep.
 bool tells_unlisted(const Connection& connection);
+// Whether the server deletes only what a delete's `expect` describes (its
+// hello lists "delete_expect", PROTOCOL.md 4.11); an older version-2
+// ferryd ignores the field and deletes by name.
+bool checks_delete_expect(const Connection& connection);
 // Whether the server offers set_mtime (its hello lists "set_mtime"; an
 // older version-2 ferryd does not).
 bool can_set_mtime(const Connection& connection);

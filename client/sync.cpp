@@ -689,10 +689,22 @@ std::vector<StepOutcome> remove_local_steps(const SyncArguments& arguments, cons
 }
 
 // Deletes the steps on the server, each alone (never recursively: what the
-// listing did not show is never removed), pipelined: up to
-// kDeletesInFlight requests wait at the server, which answers them in
-// order, so a folder's delete comes after those of what it held.
+// listing did not show is never removed) and each only if the server still
+// holds the entry listed there (`expect`: another entry put at the name
+// since is left, file_changed), pipelined: up to kDeletesInFlight
+// requests wait at the server, which answers them in order, so a folder's
+// delete comes after those of what it held.
 constexpr std::size_t kDeletesInFlight = 16;
+
+// What a step's delete expects at its path: the entry as listed (a folder
+// by its type alone, PROTOCOL.md 4.11).
+ExpectedEntry as_listed(const RemovalStep& step)
+{
+    if (step.kind == EntryKind::folder) {
+        return ExpectedEntry{EntryType::folder, 0, 0};
+    }
+    return ExpectedEntry{EntryType::file, step.size, step.mtime};
+}
 
 std::vector<StepOutcome> remove_remote_steps(Connection& connection, const SyncArguments& arguments,
                                              const std::vector<RemovalStep>& steps)
@@ -708,7 +720,7 @@ std::vector<StepOutcome> remove_remote_steps(Connection& connection, const SyncA
                 break;
             }
             const std::uint64_t id = connection.next_id();
-            const DeleteRequest request{remote_join(arguments.remote, steps[next].path), false};
+            const DeleteRequest request{remote_join(arguments.remote, steps[next].path), false, as_listed(steps[next])};
             if (auto sent = connection.send_request(Request{id, request}); !sent) {
                 lost = sent.error();
                 break;
@@ -731,6 +743,10 @@ std::vector<StepOutcome> remove_remote_steps(Connection& connection, const SyncA
     }
     return outcomes;
 }
+
+constexpr const char* kDeletesByNameNote =
+    "note: this server deletes by name (an older ferryd, without \"delete_expect\"): an entry put at a listed "
+    "name on the server since the listing is deleted too";
 
 // Why a removed folder stays, as the listing showed it: `kept` is the
 // first entry inside that --delete never removes (removal_effects).
@@ -817,6 +833,9 @@ void remove_extras(Connection& connection, Tally& tally, const SyncArguments& ar
 {
     const auto steps = removal_steps(plan, dest);
     const bool pull = arguments.direction == SyncDirection::pull;
+    if (!pull && !steps.empty() && !checks_delete_expect(connection)) {
+        tally.note(kDeletesByNameNote);
+    }
     const auto outcomes =
         pull ? remove_local_steps(arguments, steps, listed) : remove_remote_steps(connection, arguments, steps);
     report_removals(tally, plan, dest, steps, outcomes, [&](const std::string& path) {

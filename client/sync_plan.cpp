@@ -344,7 +344,7 @@ std::vector<RemovalStep> removal_steps(const SyncPlan& plan, const TreeListing& 
     std::vector<RemovalStep> steps;
     for (std::size_t i = 0; i < plan.removals.size(); ++i) {
         for (const TreeEntry* file : files[i]) {
-            steps.push_back({file->path, EntryKind::file, i});
+            steps.push_back({file->path, EntryKind::file, i, file->size, file->mtime});
         }
         // Reverse path order: every folder after the folders inside it.
         for (auto folder = folders[i].rbegin(); folder != folders[i].rend(); ++folder) {

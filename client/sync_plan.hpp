@@ -139,6 +139,10 @@ struct RemovalStep {
     std::string path;
     EntryKind kind = EntryKind::file;
     std::size_t removal = 0; // its index in plan.removals
+    // A file's size and mtime as listed: what a push's delete expects to
+    // find at `path` on the server (PROTOCOL.md 4.11's "expect").
+    std::uint64_t size = 0;
+    std::int64_t mtime = 0;
 };
 std::vector<RemovalStep> removal_steps(const SyncPlan& plan, const TreeListing& dest);
 

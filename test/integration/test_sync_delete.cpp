@@ -10,6 +10,7 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -184,6 +185,66 @@ TEST_CASE("sync --delete: a pull never removes the files of a folder put in a li
     CHECK(run.sync["deleted"] == 0);
     CHECK(run.sync["errors"].size() == 2);
     CHECK(run.sync["errors"].dump().find("changed since it was listed") != std::string::npos);
+    CHECK(run.status != 0);
+}
+
+TEST_CASE("sync --delete: a push never removes the server's files of a folder put in a listed folder's place since")
+{
+    Fixture f;
+    std::filesystem::create_directories(f.root_file("t/extra"));
+    std::filesystem::create_directories(f.root_file("victim"));
+    write_file(f.root_file("t/k"), "k");
+    // old1: another size there; old2: the same size, another mtime.
+    write_file(f.root_file("t/extra/old1"), "listed");
+    write_file(f.root_file("victim/old1"), "never listed");
+    write_file(f.root_file("t/extra/old2"), "listed");
+    write_file(f.root_file("victim/old2"), "LISTED");
+    const auto listed_time = std::filesystem::last_write_time(f.root_file("t/extra/old2"));
+    std::filesystem::last_write_time(f.root_file("victim/old2"), listed_time - std::chrono::hours(1));
+    std::filesystem::create_directories(f.local_file("src"));
+    write_file(f.local_file("src/k"), "k");
+
+    auto arguments = arguments_for(SyncDirection::push, f.local_file("src"), "t");
+    arguments.before_changes = [&] {
+        std::filesystem::rename(f.root_file("t/extra"), f.root_file("away"));
+        std::filesystem::rename(f.root_file("victim"), f.root_file("t/extra"));
+    };
+    const auto run = sync_with(f, arguments);
+
+    // The same names, other files: none listed, none removed.
+    CHECK(read_file(f.root_file("t/extra/old1")) == "never listed");
+    CHECK(read_file(f.root_file("t/extra/old2")) == "LISTED");
+    CHECK(run.sync["deleted"] == 0);
+    REQUIRE(run.sync["errors"].size() == 2);
+    for (const auto& error : run.sync["errors"]) {
+        CHECK(error.dump().find("file_changed") != std::string::npos);
+        CHECK(error.dump().find("not the entry expected") != std::string::npos);
+    }
+    CHECK(notes_with(run.sync, "t/extra holds what the listing did not show") == 1);
+    CHECK(notes_with(run.sync, "deletes by name") == 0);
+    CHECK(run.status != 0);
+}
+
+TEST_CASE("sync --delete: a push leaves a file put where it listed a folder, and a folder where it listed a file")
+{
+    Fixture f;
+    std::filesystem::create_directories(f.root_file("t/was-folder"));
+    write_file(f.root_file("t/was-file"), "listed");
+    std::filesystem::create_directories(f.local_file("src"));
+
+    auto arguments = arguments_for(SyncDirection::push, f.local_file("src"), "t");
+    arguments.before_changes = [&] {
+        std::filesystem::remove(f.root_file("t/was-folder"));
+        write_file(f.root_file("t/was-folder"), "a file now");
+        std::filesystem::remove(f.root_file("t/was-file"));
+        std::filesystem::create_directories(f.root_file("t/was-file"));
+    };
+    const auto run = sync_with(f, arguments);
+
+    CHECK(read_file(f.root_file("t/was-folder")) == "a file now");
+    CHECK(std::filesystem::is_directory(f.root_file("t/was-file")));
+    CHECK(run.sync["deleted"] == 0);
+    CHECK(run.sync["errors"].size() == 2);
     CHECK(run.status != 0);
 }
 
