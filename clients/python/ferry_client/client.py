@@ -112,6 +112,15 @@ def _entry(obj: Any) -> Entry:
                  _int(obj.get("mtime"), "an mtime"), _str(kind, "a type"))
 
 
+def _expected(entry: Entry) -> dict[str, Any]:
+    """A delete's ``expect`` (PROTOCOL.md 4.11): a folder by its type
+    alone (its mtime changes as what it held is removed), a file with its
+    size and mtime."""
+    if entry.is_folder:
+        return {"type": "folder"}
+    return {"type": "file", "size": int(entry.size), "mtime": int(entry.mtime)}
+
+
 def parse_address(address: str) -> tuple[str, int]:
     """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` -> (host, port);
     the port defaults to 7021. Raises ValueError."""
@@ -994,13 +1003,27 @@ class Client:
         reply = self.request("mkdir", path=path, parents=parents)
         return bool(reply.get("created"))
 
-    def delete(self, path: str, recursive: bool = False) -> Deleted:
+    def delete(self, path: str, recursive: bool = False, expect: Optional[Entry] = None) -> Deleted:
         """Removes a file, or an empty folder; with ``recursive`` a folder
-        and everything in it (version 2). Raises Conflict (not_empty: what
-        was removed before stays removed), NotFound, WrongType, AuthError,
-        InvalidName."""
+        and everything in it (version 2). With ``expect``, an Entry as a
+        listing or stat gave it, only if ``path`` still holds that entry (a
+        file of its size and mtime, or a folder: PROTOCOL.md 4.11);
+        anything else there stays. Raises Conflict (not_empty: what was
+        removed before stays removed), NotFound, WrongType, AuthError,
+        InvalidName, IntegrityError (file_changed: not the entry
+        expected), ValueError (``expect`` with ``recursive``),
+        UnsupportedVersion (``expect`` where the server does not list
+        "delete_expect": it would delete by name; nothing is sent)."""
         self._need_v2("delete")
-        reply = self.request("delete", path=path, recursive=recursive)
+        fields: dict[str, Any] = {"path": path, "recursive": recursive}
+        if expect is not None:
+            if recursive:
+                raise ValueError("a recursive delete cannot expect an entry: it removes what no listing described")
+            if "delete_expect" not in self.capabilities:
+                raise UnsupportedVersion("unknown_op", "this server deletes by name only (no \"delete_expect\" "
+                                         "in its capabilities)")
+            fields["expect"] = _expected(expect)
+        reply = self.request("delete", **fields)
         return Deleted(_str(reply.get("path"), "path"), _str(reply.get("type"), "type"),
                        _int(reply.get("files"), "files"), _int(reply.get("folders"), "folders"))
 

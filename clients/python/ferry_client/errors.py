@@ -128,7 +128,8 @@ class Conflict(FerryError):
 
 class IntegrityError(FerryError):
     """The bytes cannot be trusted: a digest differs, the file changed while
-    it was sent, or an upload's length was not its declared size."""
+    it was sent, or an upload's length was not its declared size; or a
+    delete's path no longer holds the entry it expected (file_changed)."""
 
     codes = frozenset({"hash_mismatch", "file_changed", "size_mismatch"})
 

@@ -106,6 +106,49 @@ class TreeTests(ServerCase):
         self.assertEqual((removed.type, removed.files, removed.folders), ("folder", 1, 2))
         self.assertFalse(os.path.exists(os.path.join(self.root, "gone")))
 
+    def test_delete_with_expect_removes_only_the_entry_listed(self):
+        self.assertIn("delete_expect", self.c.capabilities)
+        write(os.path.join(self.root, "exp", "f.txt"), b"12345", MTIME)
+        os.makedirs(os.path.join(self.root, "exp", "sub"))
+        listed = {e.name: e for e in self.c.list("exp")}
+        path = os.path.join(self.root, "exp", "f.txt")
+        # Another file at the listed name: of another size, then of another mtime.
+        for content, mtime in ((b"123456", MTIME), (b"54321", MTIME + 1)):
+            write(path, content, mtime)
+            with self.assertRaises(ferry_client.IntegrityError) as caught:
+                self.c.delete("exp/f.txt", expect=listed["f.txt"])
+            self.assertEqual(caught.exception.code, "file_changed")
+            self.assertEqual(read(path), content)
+        # A folder where the file was, a file where the folder was.
+        os.unlink(path)
+        os.makedirs(path)
+        with self.assertRaises(ferry_client.IntegrityError):
+            self.c.delete("exp/f.txt", expect=listed["f.txt"])
+        self.assertTrue(os.path.isdir(path))
+        os.rmdir(path)
+        os.rmdir(os.path.join(self.root, "exp", "sub"))
+        write(os.path.join(self.root, "exp", "sub"), b"s")
+        with self.assertRaises(ferry_client.IntegrityError):
+            self.c.delete("exp/sub", expect=listed["sub"])
+        self.assertEqual(read(os.path.join(self.root, "exp", "sub")), b"s")
+        os.unlink(os.path.join(self.root, "exp", "sub"))
+        os.makedirs(os.path.join(self.root, "exp", "sub"))
+        # As listed: removed (a folder whatever its mtime now).
+        write(path, b"12345", MTIME)
+        self.assertEqual(self.c.delete("exp/f.txt", expect=listed["f.txt"]).files, 1)
+        with self.assertRaises(ValueError):
+            self.c.delete("exp/sub", recursive=True, expect=listed["sub"])
+        self.assertEqual(self.c.delete("exp/sub", expect=listed["sub"]).folders, 1)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "exp", "sub")))
+
+    def test_delete_with_expect_is_refused_where_the_server_would_delete_by_name(self):
+        write(os.path.join(self.root, "byname.txt"), b"b", MTIME)
+        entry = self.c.stat("byname.txt")
+        self.c.capabilities = [c for c in self.c.capabilities if c != "delete_expect"]   # an older ferryd
+        with self.assertRaises(ferry_client.UnsupportedVersion):
+            self.c.delete("byname.txt", expect=entry)
+        self.assertTrue(os.path.exists(os.path.join(self.root, "byname.txt")))
+
     def test_digest(self):
         d = self.c.digest("logs/a.log")
         self.assertEqual((d.name, d.size, d.hash, d.digest), ("logs/a.log", 4, "sha256", sha256(b"aaaa")))
