@@ -97,35 +97,28 @@ class Server:
         self.stop()
 
 
-class HoldingRelay:
-    """A loopback TCP relay in front of ADDRESS (a ferryd) that stops passing
-    the client's bytes once HOLD_AFTER of them (all connections together)
-    have passed, until release(): a client in the middle of sending a large
-    file is held there, so that a test can change things between two steps
-    of a transfer without racing it. `held` is set once it holds. With
-    HOLD_ON (bytes), it holds instead at the first piece of the client's
-    bytes that contains them (a request the client sends only after a step
-    the test must come after), that piece not passed yet."""
+class _Relay:
+    """A loopback TCP relay in front of ADDRESS (a ferryd): each client
+    connection gets one of its own to the server, and `_pump(source, sink,
+    from_client)` carries each direction on a thread of its own; a subclass
+    says what the pump does with the bytes, and `_admit` whether a new
+    client connection is relayed at all."""
 
-    def __init__(self, address, hold_after=0, hold_on=None):
+    def __init__(self, address):
         host, port = address.rsplit(":", 1)
         self.upstream = (host, int(port))
-        self.hold_after = hold_after
-        self.hold_on = hold_on
-        self.passed = 0
-        self.held = threading.Event()
-        self.released = threading.Event()
+        self.lock = threading.Lock()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.address = "127.0.0.1:%d" % self.listener.getsockname()[1]
-        self.lock = threading.Lock()
+
+    def _start(self):
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def release(self):
-        self.released.set()
-
     def close(self):
-        self.released.set()
         self.listener.close()
+
+    def _admit(self):
+        return True
 
     def _accept(self):
         while True:
@@ -133,9 +126,42 @@ class HoldingRelay:
                 client, _ = self.listener.accept()
             except OSError:
                 return  # closed
+            if not self._admit():
+                client.close()
+                continue
             server = socket.create_connection(self.upstream)
             threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
             threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, source, sink, from_client):
+        raise NotImplementedError
+
+
+class HoldingRelay(_Relay):
+    """A relay (see _Relay) that stops passing the client's bytes once
+    HOLD_AFTER of them (all connections together) have passed, until
+    release(): a client in the middle of sending a large file is held there,
+    so that a test can change things between two steps of a transfer
+    without racing it. `held` is set once it holds. With HOLD_ON (bytes), it
+    holds instead at the first piece of the client's bytes that contains
+    them (a request the client sends only after a step the test must come
+    after), that piece not passed yet."""
+
+    def __init__(self, address, hold_after=0, hold_on=None):
+        super().__init__(address)
+        self.hold_after = hold_after
+        self.hold_on = hold_on
+        self.passed = 0
+        self.held = threading.Event()
+        self.released = threading.Event()
+        self._start()
+
+    def release(self):
+        self.released.set()
+
+    def close(self):
+        self.released.set()
+        super().close()
 
     def _pump(self, source, sink, from_client):
         try:
@@ -162,46 +188,52 @@ class HoldingRelay:
                 pass
 
 
-class CuttingRelay:
-    """A loopback TCP relay in front of ADDRESS (a ferryd) that passes the
-    server's bytes to the client up to CUT_AFTER of them (all connections
-    together), then closes the connection: a download cut there, as by a
-    lost network, with what arrived before kept for a resume. Every later
-    connection is closed at once. `cut` is set once it has cut."""
+def run_held(relay, argv, on_held, **popen):
+    """Runs ARGV (a client pointed at RELAY, a HoldingRelay) until the relay
+    holds it, calls ON_HELD() there, releases it and waits for its end (a
+    client left running is killed). Returns (held, returncode, stdout,
+    stderr); `held` is False when the client never reached the hold, and
+    ON_HELD was not called."""
+    try:
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+        try:
+            held = relay.held.wait(timeout=60)
+            if held:
+                on_held()
+            relay.release()
+            out, err = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    finally:
+        relay.close()
+    return held, process.returncode, out, err
+
+
+class CuttingRelay(_Relay):
+    """A relay (see _Relay) that passes the server's bytes to the client up
+    to CUT_AFTER of them (all connections together), then closes the
+    connection: a download cut there, as by a lost network, with what
+    arrived before kept for a resume. Every later connection is closed at
+    once. `cut` is set once it has cut."""
 
     def __init__(self, address, cut_after):
-        host, port = address.rsplit(":", 1)
-        self.upstream = (host, int(port))
+        super().__init__(address)
         self.left = cut_after
         self.cut = threading.Event()
-        self.lock = threading.Lock()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.address = "127.0.0.1:%d" % self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._start()
 
-    def close(self):
-        self.listener.close()
+    def _admit(self):
+        return not self.cut.is_set()
 
-    def _accept(self):
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return  # closed
-            if self.cut.is_set():
-                client.close()
-                continue
-            server = socket.create_connection(self.upstream)
-            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
-
-    def _pump(self, source, sink, to_client):
+    def _pump(self, source, sink, from_client):
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
-                if to_client:
+                if not from_client:
                     with self.lock:
                         data = data[:self.left]
                         self.left -= len(data)

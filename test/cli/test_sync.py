@@ -688,23 +688,10 @@ class SwappedSource(SyncTest):
 
     def push_swapping(self, *args):
         relay = harness.HoldingRelay(self.server.address, self.HOLD)
-        try:
-            process = subprocess.Popen([FERRY, "--server", relay.address, *args], cwd=self.local, env=self.env,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            try:
-                held = relay.held.wait(timeout=60)
-                if held:
-                    self.swap()
-                relay.release()
-                out, err = process.communicate(timeout=120)
-            finally:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait()
-        finally:
-            relay.close()
+        held, returncode, out, err = harness.run_held(relay, [FERRY, "--server", relay.address, *args], self.swap,
+                                                      cwd=self.local, env=self.env)
         self.assertTrue(held, "the client never sent the large file: %r" % err)
-        return process.returncode, out, err
+        return returncode, out, err
 
     def check(self, result, sent_as):
         returncode, out, err = result
@@ -762,29 +749,20 @@ class ChecksumHashesTheListedFile(SyncTest):
 
     def sync_swapping(self, *args):
         relay = harness.HoldingRelay(self.server.address, hold_on=b'"digest"')
-        try:
-            process = subprocess.Popen([FERRY, "--server", relay.address, "--json", "sync", "--checksum", "-j", "1",
-                                        *args], cwd=self.local, env=self.env, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE)
-            try:
-                held = relay.held.wait(timeout=60)
-                if held:
-                    os.rename(os.path.join(self.src, "z"), os.path.join(self.dir, "moved"))
-                    os.symlink(self.outside, os.path.join(self.src, "z"))
-                relay.release()
-                out, err = process.communicate(timeout=120)
-            finally:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait()
-        finally:
-            relay.close()
+
+        def swap():
+            os.rename(os.path.join(self.src, "z"), os.path.join(self.dir, "moved"))
+            os.symlink(self.outside, os.path.join(self.src, "z"))
+
+        held, returncode, out, err = harness.run_held(
+            relay, [FERRY, "--server", relay.address, "--json", "sync", "--checksum", "-j", "1", *args], swap,
+            cwd=self.local, env=self.env)
         self.assertTrue(held, "the client never asked for a digest: %r" % err)
         summary = json.loads(out)["sync"]
         self.assertEqual(summary["skipped"], 1, summary)  # a.bin only
         failed = [e for e in summary["errors"] if e["path"] == "z/f0.bin"]
         self.assertTrue(any("changed since it was listed" in e["message"] for e in failed), summary)
-        self.assertNotEqual(process.returncode, 0)
+        self.assertNotEqual(returncode, 0)
 
     def test_push_never_hashes_through_a_folder_swapped_for_a_link(self):
         self.sync_swapping(self.src, ":t")
