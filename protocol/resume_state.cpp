@@ -97,7 +97,8 @@ std::optional<ResumeState> decode_json(std::string_view text)
     if (!optional_field(object, "mtime", state.mtime, number_field<std::int64_t>) ||
         !optional_field(object, "prefix_digest", state.prefix_digest, string_field) ||
         !optional_field(object, "part", state.part, part_field) ||
-        !optional_field(object, "written_ns", state.written_ns, number_field<std::int64_t>)) {
+        !optional_field(object, "written_ns", state.written_ns, number_field<std::int64_t>) ||
+        !optional_field(object, "owner", state.owner, string_field)) {
         return std::nullopt;
     }
     if (*version == kClientVersion2 && (!state.mtime || !state.prefix_digest || !state.part)) {
@@ -191,6 +192,9 @@ std::string encode_resume_state(const ResumeState& state)
     }
     if (state.written_ns) {
         object["written_ns"] = *state.written_ns;
+    }
+    if (state.owner) {
+        object["owner"] = *state.owner;
     }
     // Names are valid UTF-8 (check_file_name admits no other), so nothing is
     // replaced; replacing rather than throwing keeps this function total.

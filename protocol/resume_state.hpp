@@ -39,8 +39,11 @@ struct ResumeState {
     std::optional<std::string> prefix_digest;
     std::optional<PartIdentity> part;
     // Uploads: when the state was written (CLOCK_REALTIME, nanoseconds), which
-    // orders kept uploads of one name between servers sharing a folder.
+    // orders kept uploads of one name between servers sharing a folder;
+    // who made the upload (the server's upload_owner(): never a token), as
+    // only they may resume it; and `part` as for downloads.
     std::optional<std::int64_t> written_ns;
+    std::optional<std::string> owner;
 
     bool operator==(const ResumeState&) const = default;
 };

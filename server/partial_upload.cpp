@@ -1,6 +1,7 @@
 #include "partial_upload.hpp"
 
 #include "digest.hpp"
+#include "hex.hpp"
 #include "posix_io.hpp"
 #include "resume_state.hpp"
 
@@ -9,6 +10,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <utility>
 #include <cerrno>
 #include <cstring>
@@ -40,7 +42,26 @@ struct SavedState {
     std::uint64_t size = 0;
     std::uint64_t durable = 0;
     std::string hash_state;
+    std::optional<std::string> owner;
+    std::optional<PartIdentity> part;
 };
+
+PartIdentity identity_of(const struct ::stat& st)
+{
+    return PartIdentity{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+                        static_cast<std::uint64_t>(st.st_size),
+                        static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
+                        static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec};
+}
+
+// Whether `owner` may resume the kept upload of this state. A state of an
+// older build names nobody: anyone who could reach it may have made it, so
+// it is taken as made by everyone alike, which holds only where every client
+// is one identity (no tokens); with tokens it is started over.
+bool may_resume(const SavedState& state, std::string_view owner)
+{
+    return state.owner.value_or(std::string(kAnonymousOwner)) == owner;
+}
 
 // Reads a whole small file relative to the root; refuses anything odd.
 std::optional<std::string> read_small_file(const Library& library, const std::string& name)
@@ -92,7 +113,8 @@ std::optional<SavedState> saved_state(const Library& library, const std::string&
     if (!decoded || decoded->name != name || decoded->size != size) {
         return std::nullopt;
     }
-    return SavedState{std::move(decoded->name), decoded->size, decoded->bytes_held, std::move(decoded->hash_state)};
+    return SavedState{std::move(decoded->name), decoded->size,          decoded->bytes_held,
+                      std::move(decoded->hash_state), std::move(decoded->owner), decoded->part};
 }
 
 // Sets aside the disk space for bytes [offset, offset + length) of an
@@ -200,14 +222,33 @@ bool try_lock(int fd)
     return ::flock(fd, LOCK_EX | LOCK_NB) == 0;
 }
 
-// The saved hash state when it is of the kind asked for; otherwise the kept
-// bytes are hashed again (a resume that switched hashes, or a state from
-// another build), which costs one read of the prefix.
-std::optional<TransferHash> prefix_hash(int fd, const SavedState& state, HashKind kind)
+// The hash, of the kind asked for, of the kept bytes that `state` describes,
+// or nothing when they are not those bytes (the upload then starts over).
+// The saved hash state is trusted only while the data file is the very file
+// the state recorded (`held`: same inode, size, mtime and ctime, which a
+// write always moves and no user can set back). Anything else (a write
+// since, bytes written past the last checkpoint before a crash, a state of
+// an older build that recorded no identity, another server's view of the
+// file) costs one read of the prefix, which must give the state's digest.
+// A state whose hash cannot be restored cannot vouch for anything.
+std::optional<TransferHash> verified_prefix(int fd, const struct ::stat& held, const SavedState& state,
+                                            HashKind kind)
 {
-    if (auto restored = TransferHash::restore_state(state.hash_state); restored && restored->kind() == kind) {
-        return restored;
+    auto saved = TransferHash::restore_state(state.hash_state);
+    if (!saved || static_cast<std::uint64_t>(held.st_size) < state.durable) {
+        return std::nullopt;
     }
+    const bool unchanged = state.part && *state.part == identity_of(held) && state.part->size == state.durable;
+    if (!unchanged) {
+        TransferHash again(saved->kind());
+        if (hash_prefix(fd, state.durable, again, state.name) || again.hex_digest() != saved->hex_digest()) {
+            return std::nullopt;
+        }
+    }
+    if (saved->kind() == kind) {
+        return saved;
+    }
+    // A resume that switched hashes: one more read of the prefix.
     TransferHash hash(kind);
     if (hash_prefix(fd, state.durable, hash, state.name)) {
         return std::nullopt;
@@ -217,16 +258,37 @@ std::optional<TransferHash> prefix_hash(int fd, const SavedState& state, HashKin
 
 } // namespace
 
+UploadOwner upload_owner(std::string_view token)
+{
+    // Domain-separated, so that this hash of a token is good for nothing
+    // but telling kept uploads apart.
+    const std::string key = "ferry upload owner\n" + std::string(token);
+    Sha256 hash;
+    hash.update(key.data(), key.size());
+    const auto bytes = from_hex(hash.hex_digest());
+    UploadOwner owner{};
+    if (bytes && bytes->size() == owner.size()) {
+        std::copy(bytes->begin(), bytes->end(), owner.begin());
+    }
+    return owner;
+}
+
+std::string owner_text(const std::optional<UploadOwner>& owner)
+{
+    return owner ? "token-sha256:" + to_hex(*owner) : std::string(kAnonymousOwner);
+}
+
 Result<std::unique_ptr<PartialUpload>> PartialUpload::begin(const Library& library, const std::string& name,
                                                             std::uint64_t size, bool resume, HashKind hash,
-                                                            bool parents, std::optional<std::int64_t> mtime)
+                                                            bool parents, std::optional<std::int64_t> mtime,
+                                                            std::string_view owner)
 {
     // Missing folders are made now, before any data: a put that will fail
     // to publish should fail now.
     if (auto refused = library.prepare_upload(name, parents)) {
         return *refused;
     }
-    auto begun = begin_upload(library, name, size, resume, hash);
+    auto begun = begin_upload(library, name, size, resume, hash, owner);
     if (begun) {
         begun.value()->mtime_ = mtime;
     }
@@ -234,7 +296,8 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin(const Library& libra
 }
 
 Result<std::unique_ptr<PartialUpload>> PartialUpload::begin_upload(const Library& library, const std::string& name,
-                                                                   std::uint64_t size, bool resume, HashKind hash)
+                                                                   std::uint64_t size, bool resume, HashKind hash,
+                                                                   std::string_view owner)
 {
     // Every upload of this path and size, kept or in progress, on this
     // server or another sharing the folder, is this one data file: a
@@ -324,28 +387,33 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin_upload(const Library
         }
         std::unique_ptr<PartialUpload> upload(new PartialUpload(library, fd, token, name, size));
         upload->hash_ = TransferHash(hash);
+        upload->owner_ = owner;
         // A file just made holds nothing (a state without its data, left
         // by a crash, is removed before its data everywhere, see discard()).
-        // An existing one is resumed when asked and its state says how
-        // much is durable; otherwise its bytes are dropped: a put without
-        // resume replaces the kept upload of its path and size.
+        // An existing one is resumed when asked, by the one who made it, and
+        // its state says how much is durable and vouches for those bytes;
+        // otherwise its bytes are dropped: a put without resume (or of
+        // someone else) replaces the kept upload of its path and size.
         auto state = !created && resume ? saved_state(library, token, name, size) : std::nullopt;
-        if (state && static_cast<std::uint64_t>(held.st_size) >= state->durable &&
-            (static_cast<std::uint64_t>(held.st_size) == state->durable ||
-             ::ftruncate(fd, static_cast<off_t>(state->durable)) == 0)) {
+        if (state && !may_resume(*state, owner)) {
+            state.reset();
+        }
+        if (state) {
             upload->has_state_ = true;
-            if (auto restored = prefix_hash(fd, *state, hash)) {
-                upload->received_ = state->durable;
-                upload->durable_ = state->durable;
-                upload->hash_ = *restored;
-                // Refused for space, the kept bytes stay: they are what lets
-                // the client resume once space returns (PROTOCOL.md 4.7).
-                if (auto refused = reserve_space(fd, state->durable, size - state->durable, name)) {
-                    return *refused;
-                }
-                upload->reserved_ = true;
-                return upload;
+        }
+        auto restored = state ? verified_prefix(fd, held, *state, hash) : std::nullopt;
+        if (restored && (static_cast<std::uint64_t>(held.st_size) == state->durable ||
+                         ::ftruncate(fd, static_cast<off_t>(state->durable)) == 0)) {
+            upload->received_ = state->durable;
+            upload->durable_ = state->durable;
+            upload->hash_ = *restored;
+            // Refused for space, the kept bytes stay: they are what lets
+            // the client resume once space returns (PROTOCOL.md 4.7).
+            if (auto refused = reserve_space(fd, state->durable, size - state->durable, name)) {
+                return *refused;
             }
+            upload->reserved_ = true;
+            return upload;
         }
         if (!created) {
             // The old state first: a crash in between leaves data without a
@@ -370,16 +438,37 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin_upload(const Library
 
 PartialUpload::~PartialUpload()
 {
-    // A kept upload gives back the space set aside for the bytes it has not
-    // received: others may use it until the client resumes (and reserves it
-    // again). Truncating frees space allocated beyond the end on most file
-    // systems (ext4, XFS); punching a hole there does on the others (tmpfs).
+    release_reservation();
+    ::close(fd_);
+}
+
+// A kept upload gives back the space set aside for the bytes it has not
+// received: others may use it until the client resumes (and reserves it
+// again). Truncating frees space allocated beyond the end on most file
+// systems (ext4, XFS); punching a hole there does on the others (tmpfs).
+// Both move the file's ctime: keep() does this before its state records
+// the file, so that the resume finds the file as recorded.
+void PartialUpload::release_reservation()
+{
     if (reserved_ && !discarded_ && received_ < size_) {
         (void)::ftruncate(fd_, static_cast<off_t>(received_));
         (void)::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(received_),
                           static_cast<off_t>(size_ - received_));
     }
-    ::close(fd_);
+    reserved_ = false;
+}
+
+std::optional<Error> PartialUpload::keep()
+{
+    release_reservation();
+    if (received_ == 0 && !has_state_) {
+        return std::nullopt; // nothing to resume
+    }
+    if (durable_ != received_ && ::fdatasync(fd_) != 0) {
+        return file_error(errno, "cannot sync upload of", name_);
+    }
+    durable_ = received_;
+    return write_state();
 }
 
 std::string PartialUpload::data_file() const
@@ -449,6 +538,13 @@ std::string PartialUpload::state_text() const
     state.bytes_held = durable_;
     state.hash_state = hash_.save_state();
     state.written_ns = static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+    state.owner = owner_;
+    // The data file as it is now, its bytes synced: a resume that finds it
+    // so may trust the hash state without reading them (verified_prefix).
+    struct ::stat st {};
+    if (::fstat(fd_, &st) == 0) {
+        state.part = identity_of(st);
+    }
     return encode_resume_state(state);
 }
 

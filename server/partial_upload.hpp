@@ -8,7 +8,9 @@
 // ferryd sharing the folder can resume it. The token is a hash of the path
 // and the declared size, so a put finds the one upload of its path and size
 // by name, whatever else the root holds. An flock on the data file marks it
-// as in use by one connection, across processes too.
+// as in use by one connection, across processes too. Only the access
+// identity that made a kept upload resumes it (upload_owner()), and only
+// over bytes that are still those its state describes.
 //
 // Every method blocks on the file system: run them on the thread pool, one
 // at a time per upload. They never throw.
@@ -18,6 +20,7 @@
 #include "library.hpp"
 #include "transfer_hash.hpp"
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -30,6 +33,16 @@ namespace ferry::server {
 inline constexpr std::string_view kPartialPrefix = ".ferry-partial-";
 // Durability points while data streams in: what a server crash can lose.
 inline constexpr std::uint64_t kCheckpointInterval = 64 * 1024 * 1024;
+// Who makes an upload on a server without tokens: every client alike.
+inline constexpr std::string_view kAnonymousOwner = "anonymous";
+
+// Who a client that said hello with `token` is, as a kept upload records
+// it: a hash of the token (never the token itself, which the state file
+// must not hold), the same on every ferryd reading the same token file.
+using UploadOwner = std::array<unsigned char, 32>;
+UploadOwner upload_owner(std::string_view token);
+// The owner as a state file records it; nothing (no tokens) is kAnonymousOwner.
+std::string owner_text(const std::optional<UploadOwner>& owner);
 
 class PartialUpload {
 public:
@@ -40,11 +53,16 @@ public:
     // needs is reserved now: `no_space` if it cannot be. `name` is a path:
     // with `parents` its missing folders are created now; the partial stays
     // in the root whatever the folder. With `mtime`, the published file gets
-    // that modification time.
+    // that modification time. `owner` is who puts (owner_text()): a kept upload of someone else is never resumed, nor
+    // is anything of it told; the put starts over and replaces it. Nor is one
+    // whose data changed since its state was written (the state records the
+    // file's identity): its kept bytes are hashed again, and resumed only if
+    // they are still the bytes the state's hash describes.
     static Result<std::unique_ptr<PartialUpload>> begin(const Library& library, const std::string& name,
                                                         std::uint64_t size, bool resume,
                                                         HashKind hash = HashKind::sha256, bool parents = false,
-                                                        std::optional<std::int64_t> mtime = std::nullopt);
+                                                        std::optional<std::int64_t> mtime = std::nullopt,
+                                                        std::string_view owner = kAnonymousOwner);
     PartialUpload(const PartialUpload&) = delete;
     PartialUpload& operator=(const PartialUpload&) = delete;
     // Releases the descriptor and its lock; the files stay for a resume.
@@ -60,6 +78,10 @@ public:
     std::optional<Error> append(std::span<const char> bytes);
     // Makes what was received durable and records it in the state file.
     std::optional<Error> checkpoint();
+    // The connection ended: gives back the space set aside for the bytes
+    // not received, then checkpoints, so that the state records the data
+    // file as it is left and a resume can trust it without reading it.
+    std::optional<Error> keep();
     // Verifies size and hash and, only if both hold, publishes the file under
     // its name. A hash mismatch discards the upload; nothing is published.
     Result<FileInfo> commit(std::string_view expected_digest);
@@ -72,7 +94,9 @@ private:
     {
     }
     static Result<std::unique_ptr<PartialUpload>> begin_upload(const Library& library, const std::string& name,
-                                                               std::uint64_t size, bool resume, HashKind hash);
+                                                               std::uint64_t size, bool resume, HashKind hash,
+                                                               std::string_view owner);
+    void release_reservation();
     std::string state_text() const;
     std::optional<Error> write_state();
     std::optional<Error> take_final_attributes(const Library::Destination& destination);
@@ -93,6 +117,7 @@ private:
     // or written since. A new upload has none until its first checkpoint.
     bool has_state_ = false;
     std::optional<std::int64_t> mtime_;
+    std::string owner_;
 };
 
 // Deletes kept uploads whose files were last modified more than `ttl` ago

@@ -70,14 +70,15 @@ struct Session::ChainedPut {
 class Session::Chained final : public PoolJob {
 public:
     Chained(Session& session, std::unique_ptr<PoolJob> finish, PutRequest put)
-        : session_(session), finish_(std::move(finish)), put_(std::move(put))
+        : session_(session), finish_(std::move(finish)), put_(std::move(put)),
+          owner_(owner_text(session.upload_owner_))
     {
     }
     void work() override
     {
         finish_->work();
         try {
-            begun_.emplace(Upload::begin(session_.library_, put_));
+            begun_.emplace(Upload::begin(session_.library_, put_, owner_));
         } catch (...) {
             failure_ = std::current_exception();
         }
@@ -95,6 +96,7 @@ private:
     Session& session_;
     std::unique_ptr<PoolJob> finish_;
     PutRequest put_;
+    std::string owner_; // made here: work() runs on the pool
     std::optional<Upload::Begun> begun_;
     std::exception_ptr failure_;
 };
@@ -109,7 +111,8 @@ Session::Session(SessionIo& io, const Library& library, const Config& config, Co
     : io_(io), library_(library), config_(config), counters_(counters), last_activity_ms_(standing.last_activity_ms),
       protocol_version_(standing.protocol_version),
       access_(standing.read_only ? Access::read_only : Access::read_write), hello_done_(standing.hello_done),
-      token_label_(standing.token_label ? std::move(*standing.token_label) : std::string()),
+      token_label_(standing.who ? std::move(standing.who->label) : std::string()),
+      upload_owner_(standing.who ? standing.who->owner : std::nullopt),
       protocol_errors_(standing.protocol_errors),
       errors_logged_(standing.errors_logged), errors_not_logged_(standing.errors_not_logged),
       decoder_(config.max_control_frame)
@@ -127,8 +130,8 @@ Session::Standing Session::park()
 {
     static_assert(kMaxProtocolVersion <= UINT8_MAX && kLoggedErrorsPerConnection <= UINT16_MAX);
     Standing standing;
-    if (!token_label_.empty()) {
-        standing.token_label = std::make_unique<std::string>(std::move(token_label_));
+    if (!token_label_.empty() || upload_owner_) {
+        standing.who = std::make_unique<Standing::Who>(Standing::Who{std::move(token_label_), upload_owner_});
     }
     standing.last_activity_ms = last_activity_ms_;
     standing.errors_not_logged = static_cast<std::uint32_t>(std::min<std::uint64_t>(errors_not_logged_, UINT32_MAX));
@@ -452,6 +455,7 @@ void Session::start_hello(std::uint64_t id, const HelloRequest& hello)
         }
         access_ = granted->access;
         token_label_ = granted->label;
+        upload_owner_ = upload_owner(hello.token);
     }
     if (config_.read_only) {
         access_ = Access::read_only;
@@ -852,7 +856,9 @@ void Session::start_put(std::uint64_t id, const PutRequest& request)
         return;
     }
     state_ = State::working;
-    submit(make_job([&library = library_, put] { return Upload::begin(library, put); },
+    submit(make_job([&library = library_, put, owner = owner_text(upload_owner_)] {
+                        return Upload::begin(library, put, owner);
+                    },
                     [this, id, put](Upload::Begun begun) {
                         if (!begun.partial) {
                             send_error(id, begun.partial.error());

@@ -78,7 +78,14 @@ public:
     // last did something, and the error counts that bound it.
     // Packed: a parked connection holds nothing else of its session.
     struct Standing {
-        std::unique_ptr<std::string> token_label; // null when there is none
+        // Who said hello: the token's label and, for a put, its owner
+        // (upload_owner()); null without a token nor a label. One
+        // allocation, so that a parked connection stays this small.
+        struct Who {
+            std::string label;
+            std::optional<UploadOwner> owner;
+        };
+        std::unique_ptr<Who> who;
         std::uint64_t last_activity_ms = 0;
         std::uint32_t errors_not_logged = 0;
         std::uint32_t protocol_errors = 0; // closes past Config::max_protocol_errors
@@ -276,6 +283,9 @@ private:
     bool reading_paused_ = false;
     // The label of the token that said hello (--token-file); empty without one.
     std::string token_label_;
+    // Whose uploads this connection may resume (PartialUpload::begin):
+    // nothing on a server without tokens, where every client is one.
+    std::optional<UploadOwner> upload_owner_;
     std::uint64_t refuse_at_ms_ = 0;
     std::uint64_t refused_id_ = 0;
     std::uint64_t protocol_errors_ = 0;

@@ -23,9 +23,10 @@ std::size_t staging_capacity(const Config& config)
 
 } // namespace
 
-Upload::Begun Upload::begin(const Library& library, const PutRequest& put)
+Upload::Begun Upload::begin(const Library& library, const PutRequest& put, std::string_view owner)
 {
-    Begun begun{PartialUpload::begin(library, put.name, put.size, put.resume, put.hash, put.parents, put.mtime), {}};
+    Begun begun{
+        PartialUpload::begin(library, put.name, put.size, put.resume, put.hash, put.parents, put.mtime, owner), {}};
     if (begun.partial && begun.partial.value()->received() > 0) {
         begun.prefix_digest = begun.partial.value()->received_digest();
     }
@@ -291,7 +292,7 @@ void Upload::finish_job()
                 break;
             case Finish::abort_keep:
             case Finish::keep:
-                finished.kept_error = partial->checkpoint();
+                finished.kept_error = partial->keep();
                 finished.kept_bytes = partial->received();
                 // A partial that cannot be made durable for lack of space
                 // would only keep the disk full until it expires.

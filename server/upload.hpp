@@ -40,7 +40,8 @@ public:
         std::string prefix_digest; // of the bytes kept, when resumed
     };
     // On the pool: begins (or resumes) the upload `put` asks for.
-    static Begun begin(const Library& library, const PutRequest& put);
+    // `owner`: who puts (upload_owner() of the hello's token, or kAnonymousOwner).
+    static Begun begin(const Library& library, const PutRequest& put, std::string_view owner);
 
     // `token_label` names who acted in the log line.
     Upload(TransferHost& host, SessionIo& io, const Config& config, Counters& counters, const std::string& token_label,

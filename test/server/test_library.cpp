@@ -1,7 +1,9 @@
 // The served folder's rules: what list shows, what may be opened, and how
 // kept uploads are found, resumed and expired.
+#include "digest.hpp"
 #include "library.hpp"
 #include "partial_upload.hpp"
+#include "resume_state.hpp"
 #include "temp_root.hpp"
 
 #include <doctest/doctest.h>
@@ -401,4 +403,141 @@ TEST_CASE("puts of one path and size racing commits never write into a published
     reader.join();
     CHECK(published > 0);
     CHECK(root.hidden_entries() == 0);
+}
+
+namespace {
+
+const std::string kAlice = owner_text(upload_owner("tokenAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+const std::string kBob = owner_text(upload_owner("tokenBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"));
+
+// An upload of "f.bin" (10 bytes) by `owner`, cut after "hello" and kept as
+// a closed connection keeps it; returns its token.
+std::string keep_hello(Library& library, const std::string& owner)
+{
+    auto upload = PartialUpload::begin(library, "f.bin", 10, false, HashKind::sha256, false, std::nullopt, owner);
+    REQUIRE(upload);
+    REQUIRE_FALSE(upload.value()->append(std::span("hello", 5)));
+    REQUIRE_FALSE(upload.value()->keep());
+    return upload.value()->token();
+}
+
+std::uint64_t resumed_offset(Library& library, const std::string& owner)
+{
+    auto resumed = PartialUpload::begin(library, "f.bin", 10, true, HashKind::sha256, false, std::nullopt, owner);
+    REQUIRE(resumed);
+    return resumed.value()->received();
+}
+
+std::string sha256_of(std::string_view text)
+{
+    Sha256 hash;
+    hash.update(text.data(), text.size());
+    return hash.hex_digest();
+}
+
+} // namespace
+
+TEST_CASE("a kept upload resumes only for the identity that made it; anyone else starts over and learns nothing")
+{
+    TempRoot root;
+    auto library = open_library(root);
+    CHECK(kAlice != kBob);
+    CHECK(kAlice.find("tokenA") == std::string::npos); // a hash, never the token
+    const std::string token = keep_hello(*library, kAlice);
+    CHECK(root.read(".ferry-partial-" + token + ".state").find("tokenA") == std::string::npos);
+
+    SUBCASE("its maker resumes it")
+    {
+        CHECK(resumed_offset(*library, kAlice) == 5);
+    }
+    SUBCASE("another token, or none, gets a fresh upload that replaces the kept bytes")
+    {
+        for (const std::string& other : {kBob, std::string(kAnonymousOwner)}) {
+            auto put = PartialUpload::begin(*library, "f.bin", 10, true, HashKind::sha256, false, std::nullopt, other);
+            REQUIRE(put);
+            CHECK(put.value()->received() == 0);
+            CHECK(put.value()->received_digest() == sha256_of(""));
+        }
+        CHECK(resumed_offset(*library, kAlice) == 0);
+    }
+    SUBCASE("a state of an older build, which names nobody, resumes only where everyone is anonymous")
+    {
+        const std::string state_path = ".ferry-partial-" + token + ".state";
+        auto state = decode_resume_state(root.read(state_path));
+        REQUIRE(state);
+        state->owner.reset();
+        state->part.reset();
+        root.write(state_path, encode_resume_state(*state));
+        SUBCASE("not for a token, even the one that made it")
+        {
+            CHECK(resumed_offset(*library, kAlice) == 0);
+        }
+        SUBCASE("for a client of a server without tokens, over bytes read again")
+        {
+            CHECK(resumed_offset(*library, std::string(kAnonymousOwner)) == 5);
+        }
+    }
+}
+
+TEST_CASE("a resume trusts a kept upload's hash state only over the very file the state recorded")
+{
+    TempRoot root;
+    auto library = open_library(root);
+    const std::string token = keep_hello(*library, std::string(kAnonymousOwner));
+    const std::string data = root.path() + "/.ferry-partial-" + token;
+
+    SUBCASE("keep() records the data file as it leaves it, so an untouched resume reads nothing")
+    {
+        const auto state = decode_resume_state(root.read(".ferry-partial-" + token + ".state"));
+        REQUIRE(state);
+        REQUIRE(state->part);
+        struct ::stat st {};
+        REQUIRE(::stat(data.c_str(), &st) == 0);
+        CHECK(state->part->inode == st.st_ino);
+        CHECK(state->part->size == 5);
+        CHECK(state->part->ctime_ns == st.st_ctim.tv_sec * 1'000'000'000 + st.st_ctim.tv_nsec);
+        CHECK(state->bytes_held == 5);
+    }
+    SUBCASE("bytes overwritten, the time set back: the kept bytes are read again and differ, so it starts over")
+    {
+        struct ::stat before {};
+        REQUIRE(::stat(data.c_str(), &before) == 0);
+        const int fd = ::open(data.c_str(), O_WRONLY);
+        REQUIRE(fd >= 0);
+        REQUIRE(::pwrite(fd, "J", 1, 0) == 1);
+        const struct timespec times[2] = {before.st_atim, before.st_mtim};
+        REQUIRE(::futimens(fd, times) == 0);
+        ::close(fd);
+        auto resumed = PartialUpload::begin(*library, "f.bin", 10, true);
+        REQUIRE(resumed);
+        CHECK(resumed.value()->received() == 0);
+        REQUIRE_FALSE(resumed.value()->append(std::span("helloworld", 10)));
+        REQUIRE(resumed.value()->commit(sha256_of("helloworld")));
+        CHECK(root.read("f.bin") == "helloworld");
+    }
+    SUBCASE("touched but the same bytes: read again, they match, it resumes")
+    {
+        REQUIRE(::utime(data.c_str(), nullptr) == 0);
+        auto resumed = PartialUpload::begin(*library, "f.bin", 10, true);
+        REQUIRE(resumed);
+        CHECK(resumed.value()->received() == 5);
+        CHECK(resumed.value()->received_digest() == sha256_of("hello"));
+    }
+    SUBCASE("bytes past the checkpoint (a crash): the checkpointed prefix is checked, then resumed")
+    {
+        const int fd = ::open(data.c_str(), O_WRONLY);
+        REQUIRE(fd >= 0);
+        REQUIRE(::pwrite(fd, "wor", 3, 5) == 3);
+        ::close(fd);
+        CHECK(resumed_offset(*library, std::string(kAnonymousOwner)) == 5);
+        CHECK(root.read(".ferry-partial-" + token) == "hello");
+    }
+    SUBCASE("the checkpointed prefix changed as well as grown: it starts over")
+    {
+        const int fd = ::open(data.c_str(), O_WRONLY);
+        REQUIRE(fd >= 0);
+        REQUIRE(::pwrite(fd, "Jelloworl", 9, 0) == 9);
+        ::close(fd);
+        CHECK(resumed_offset(*library, std::string(kAnonymousOwner)) == 0);
+    }
 }

@@ -239,8 +239,9 @@ TEST_CASE("a session parked between requests and woken from its Standing goes on
         REQUIRE(f.session.parkable());
         Session::Standing standing = f.session.park();
         CHECK(sizeof(Session::Standing) <= 32);
-        REQUIRE(standing.token_label);
-        CHECK(*standing.token_label == "carol");
+        REQUIRE(standing.who);
+        CHECK(standing.who->label == "carol");
+        CHECK(standing.who->owner.has_value());
         f.io.clock_ms += 5;
         Session woken(f.io, *f.library, f.config, f.counters, std::move(standing));
         CHECK(woken.token_label() == "carol");

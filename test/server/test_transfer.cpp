@@ -111,7 +111,7 @@ struct Parts {
         PutRequest put;
         put.name = name;
         put.size = size;
-        auto begun = Upload::begin(*library, put);
+        auto begun = Upload::begin(*library, put, kAnonymousOwner);
         REQUIRE(begun.partial);
         return host.transfer.emplace<Upload>(static_cast<TransferHost&>(host), io, config, counters, "", 9, put,
                                              std::move(begun));

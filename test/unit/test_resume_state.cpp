@@ -39,6 +39,8 @@ ResumeState upload_state()
     state.bytes_held = 67108864;
     state.hash_state = "xxh3-state-v1:576:abcd";
     state.written_ns = 1764370000123456789;
+    state.owner = "token-sha256:00ff";
+    state.part = PartIdentity{2049, 78, 67108864, 1764370000123456789, 1764370000123456790};
     return state;
 }
 
@@ -148,6 +150,7 @@ TEST_CASE("hostile or damaged resume states are refused, never trusted")
         "{\"version\":3,\"name\":\"a\",\"size\":1,\"bytes_held\":0,\"hash_state\":\"\",\"part\":[1,2,-3,4,5]}",
         "{\"version\":3,\"name\":\"a\",\"size\":1,\"bytes_held\":0,\"hash_state\":\"\",\"prefix_digest\":7}",
         "{\"version\":3,\"name\":\"a\",\"size\":1,\"bytes_held\":0,\"hash_state\":\"\",\"written_ns\":true}",
+        "{\"version\":3,\"name\":\"a\",\"size\":1,\"bytes_held\":0,\"hash_state\":\"\",\"owner\":1}",
         "{\"version\":3,\"name\":\"\xff\",\"size\":1,\"bytes_held\":0,\"hash_state\":\"\"}", // not UTF-8
         good.substr(0, good.size() / 2),                                                    // cut short
         good + good,                                                                        // two documents
