@@ -3,11 +3,12 @@
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import time
 import unittest
 
-from wire import Peer, Server, hidden_entries, temp_root, wait_until
+from wire import Peer, Server, hidden_entries, sha256, temp_root, wait_until
 
 FERRYD = os.environ.get("FERRYD", "")
 WRITER = "writer-0123456789abcdef"
@@ -123,3 +124,132 @@ class Access(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+# SHA-256 by hand, only to extend a digest as an attacker would (hashlib
+# cannot start from a given state).
+_K = [int(x, 16) for x in (
+    "428a2f98 71374491 b5c0fbcf e9b5dba5 3956c25b 59f111f1 923f82a4 ab1c5ed5 d807aa98 12835b01 243185be 550c7dc3 "
+    "72be5d74 80deb1fe 9bdc06a7 c19bf174 e49b69c1 efbe4786 0fc19dc6 240ca1cc 2de92c6f 4a7484aa 5cb0a9dc 76f988da "
+    "983e5152 a831c66d b00327c8 bf597fc7 c6e00bf3 d5a79147 06ca6351 14292967 27b70a85 2e1b2138 4d2c6dfc 53380d13 "
+    "650a7354 766a0abb 81c2c92e 92722c85 a2bfe8a1 a81a664b c24b8b70 c76c51a3 d192e819 d6990624 f40e3585 106aa070 "
+    "19a4c116 1e376c08 2748774c 34b0bcb5 391c0cb3 4ed8aa4a 5b9cca4f 682e6ff3 748f82ee 78a5636f 84c87814 8cc70208 "
+    "90befffa a4506ceb bef9a3f7 c67178f2").split()]
+
+
+def _rotr(x, n):
+    return ((x >> n) | (x << (32 - n))) & 0xFFFFFFFF
+
+
+def _compress(h, block):
+    w = list(struct.unpack(">16I", block))
+    for i in range(16, 64):
+        s0 = _rotr(w[i - 15], 7) ^ _rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)
+        s1 = _rotr(w[i - 2], 17) ^ _rotr(w[i - 2], 19) ^ (w[i - 2] >> 10)
+        w.append((w[i - 16] + s0 + w[i - 7] + s1) & 0xFFFFFFFF)
+    a, b, c, d, e, f, g, hh = h
+    for i in range(64):
+        t1 = (hh + (_rotr(e, 6) ^ _rotr(e, 11) ^ _rotr(e, 25)) + ((e & f) ^ (~e & g)) + _K[i] + w[i]) & 0xFFFFFFFF
+        t2 = ((_rotr(a, 2) ^ _rotr(a, 13) ^ _rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))) & 0xFFFFFFFF
+        hh, g, f, e, d, c, b, a = g, f, e, (d + t1) & 0xFFFFFFFF, c, b, a, (t1 + t2) & 0xFFFFFFFF
+    return [(x + y) & 0xFFFFFFFF for x, y in zip(h, [a, b, c, d, e, f, g, hh])]
+
+
+def _padding(length):
+    return b"\x80" + b"\0" * ((55 - length) % 64) + struct.pack(">Q", length * 8)
+
+
+def _extend(digest, prefix_length, suffix):
+    """SHA-256 of (unknown prefix + its padding + suffix), from the prefix's digest."""
+    h = list(struct.unpack(">8I", bytes.fromhex(digest)))
+    message = suffix + _padding(prefix_length + len(_padding(prefix_length)) + len(suffix))
+    for at in range(0, len(message), 64):
+        h = _compress(h, message[at:at + 64])
+    return struct.pack(">8I", *h).hex()
+
+
+ALICE = "alice-0123456789abcdef"
+BOB = "bob-0123456789abcdef"
+
+
+class KeptUploadOwner(unittest.TestCase):
+    """A kept upload is resumed only by the token that made it, over the
+    bytes its state recorded (PROTOCOL.md 4.7)."""
+
+    SIZE = 250000
+    CUT = 150000
+
+    def setUp(self):
+        self.root = temp_root()
+        self.tokens = os.path.join(self.root, ".tokens")
+        with open(self.tokens, "w") as f:
+            f.write(f"{ALICE} rw alice\n{BOB} rw bob\n")
+        os.chmod(self.tokens, 0o600)
+        self.secret = b"alice's secret, never committed: " + os.urandom(40)
+        self.secret += b"." * (self.CUT - len(self.secret))
+
+    def tearDown(self):
+        shutil.rmtree(self.root)
+
+    def cut_upload(self, server, token):
+        peer = server.peer(token=token)
+        self.assertTrue(peer.request({"op": "put", "name": "q3.bin", "size": self.SIZE})["ok"])
+        for at in range(0, self.CUT, 50000):
+            peer.send_data(self.secret[at:at + 50000])
+        peer.close()  # every byte sent arrives before the end
+        self.assertTrue(wait_until(lambda: len(hidden_entries(self.root)) == 3))  # .tokens, data, state
+
+    def resume(self, server, token):
+        def attempt():
+            peer = server.peer(token=token)
+            reply = peer.request({"op": "put", "name": "q3.bin", "size": self.SIZE, "resume": True})
+            if not reply["ok"] and reply["error"]["code"] == "busy":
+                peer.close()
+                return None
+            self.assertTrue(reply["ok"], reply)
+            return peer, reply
+        got = []
+        self.assertTrue(wait_until(lambda: got.append(attempt()) or got[-1] is not None))
+        return got[-1]
+
+    def test_another_token_cannot_resume_nor_complete_it_by_length_extension(self):
+        with Server(FERRYD, self.root, "--token-file", self.tokens) as server:
+            self.cut_upload(server, ALICE)
+            peer, reply = self.resume(server, BOB)
+            self.assertEqual(reply["offset"], 0)
+            self.assertNotIn("prefix_sha256", reply)
+            # Bob's length extension, were he told a digest, would not hold
+            # now: the server hashes only what Bob sends.
+            bob = b"B" * (self.SIZE - self.CUT - len(_padding(self.CUT)))
+            forged = _extend(sha256(self.secret), self.CUT, bob)
+            peer.send_data(_padding(self.CUT) + bob)
+            done = peer.request({"op": "commit", "id": peer.next_id - 1, "sha256": forged})
+            self.assertFalse(done["ok"])
+            self.assertEqual(done["error"]["code"], "size_mismatch")
+            peer.close()
+            self.assertNotIn("q3.bin", os.listdir(self.root))
+            self.cut_upload(server, ALICE)
+            peer, reply = self.resume(server, ALICE)  # its maker still resumes it
+            self.assertEqual(reply["offset"], self.CUT)
+            self.assertEqual(reply["prefix_sha256"], sha256(self.secret))
+            peer.close()
+
+    def test_overwritten_kept_bytes_are_read_again_and_never_published(self):
+        with Server(FERRYD, self.root, "--token-file", self.tokens) as server:
+            self.cut_upload(server, ALICE)
+            data = [os.path.join(self.root, n) for n in os.listdir(self.root)
+                    if n.startswith(".ferry-partial-") and not n.endswith(".state")][0]
+            before = os.stat(data)
+            with open(data, "r+b") as f:
+                f.seek(1000)
+                f.write(b"TAMPERED" * 4)
+            os.utime(data, ns=(before.st_atime_ns, before.st_mtime_ns))
+            peer, reply = self.resume(server, ALICE)
+            self.assertEqual(reply["offset"], 0)
+            whole = self.secret + os.urandom(self.SIZE - self.CUT)
+            for at in range(0, self.SIZE, 50000):
+                peer.send_data(whole[at:at + 50000])
+            done = peer.request({"op": "commit", "id": peer.next_id - 1, "sha256": sha256(whole)})
+            self.assertTrue(done["ok"], done)
+            with open(os.path.join(self.root, "q3.bin"), "rb") as f:
+                self.assertEqual(f.read(), whole)
