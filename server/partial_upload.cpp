@@ -113,8 +113,8 @@ std::optional<SavedState> saved_state(const Library& library, const std::string&
     if (!decoded || decoded->name != name || decoded->size != size) {
         return std::nullopt;
     }
-    return SavedState{std::move(decoded->name), decoded->size,          decoded->bytes_held,
-                      std::move(decoded->hash_state), std::move(decoded->owner), decoded->part};
+    return SavedState{std::move(decoded->name),  decoded->size, decoded->bytes_held, std::move(decoded->hash_state),
+                      std::move(decoded->owner), decoded->part};
 }
 
 // Sets aside the disk space for bytes [offset, offset + length) of an
@@ -231,8 +231,7 @@ bool try_lock(int fd)
 // an older build that recorded no identity, another server's view of the
 // file) costs one read of the prefix, which must give the state's digest.
 // A state whose hash cannot be restored cannot vouch for anything.
-std::optional<TransferHash> verified_prefix(int fd, const struct ::stat& held, const SavedState& state,
-                                            HashKind kind)
+std::optional<TransferHash> verified_prefix(int fd, const struct ::stat& held, const SavedState& state, HashKind kind)
 {
     auto saved = TransferHash::restore_state(state.hash_state);
     if (!saved || static_cast<std::uint64_t>(held.st_size) < state.durable) {
