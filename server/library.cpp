@@ -153,7 +153,8 @@ Result<Library::Destination> Library::publish_destination(std::string_view path)
     return Destination(std::move(located->opened), located->fd, std::move(located->leaf));
 }
 
-int Library::publish_entry(const std::string& partial, const Destination& destination, std::string_view path) const
+int Library::publish_entry(const std::string& partial, const Destination& destination, std::string_view path,
+                           const std::function<void()>& after_rename) const
 {
     if (partial.empty() || partial.find('/') != std::string::npos || partial == "." || partial == "..") {
         errno = EINVAL;
@@ -173,6 +174,9 @@ int Library::publish_entry(const std::string& partial, const Destination& destin
     // Same file system as the root: the resolver refused any other.
     if (::renameat(root_fd_, partial.c_str(), destination.fd_, destination.leaf_.c_str()) != 0) {
         return -1;
+    }
+    if (after_rename) {
+        after_rename();
     }
     // The new name is what the commit reply vouches for: its folder is
     // synced (the root too when it is the folder). The old name's removal

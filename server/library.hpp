@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -251,11 +252,15 @@ public:
     // not_a_folder, forbidden, invalid_name, io_error).
     Result<Destination> publish_destination(std::string_view path) const;
     // Publishes an upload: renames the root's entry `partial` onto `path` in
-    // `destination`, then fsyncs that folder (sync_folder: shared with the
-    // other commits into it). Like the *_entry wrappers: -1 and errno on
-    // failure (a folder, link, FIFO, socket or device at `path` is EISDIR;
-    // a parent folder deleted meanwhile ENOENT).
-    int publish_entry(const std::string& partial, const Destination& destination, std::string_view path) const;
+    // `destination`, runs `after_rename` (the commit gives the file its final
+    // mode and owner there, once it is out of the root), then fsyncs that
+    // folder (sync_folder: shared with the other commits into it), which on
+    // a journalling file system also carries those inode changes. Like the
+    // *_entry wrappers: -1 and errno on failure (a folder, link, FIFO, socket
+    // or device at `path` is EISDIR; a parent folder deleted meanwhile
+    // ENOENT); `after_rename` runs only once the rename succeeded.
+    int publish_entry(const std::string& partial, const Destination& destination, std::string_view path,
+                      const std::function<void()>& after_rename = {}) const;
     // stat(2) of `path` without following a final symlink: -1 and errno.
     int stat_path(std::string_view path, struct ::stat& st) const;
 

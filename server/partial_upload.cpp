@@ -2,6 +2,7 @@
 
 #include "digest.hpp"
 #include "hex.hpp"
+#include "log.hpp"
 #include "posix_io.hpp"
 #include "resume_state.hpp"
 
@@ -377,8 +378,9 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin_upload(const Library
             ::close(fd);
             continue;
         }
-        // Private until the commit, whatever mode a crash between the
-        // commit's chmod and its rename left (PROTOCOL.md 4.7).
+        // Private until the commit, whatever mode it was left with (by a
+        // build that gave the partial its final mode before the rename and
+        // then crashed; the commit now does so only after it, PROTOCOL.md 4.7).
         if ((held.st_mode & 07777) != 0600 && ::fchmod(fd, 0600) != 0) {
             const int saved = errno;
             ::close(fd);
@@ -623,10 +625,6 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
         }
         return destination.error();
     }
-    if (auto error = take_final_attributes(*destination)) {
-        discard();
-        return *error;
-    }
     // The time the client asked for, set once no write can move it again;
     // the fsync below makes it durable with the data, before the publish.
     if (mtime_) {
@@ -652,7 +650,8 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
     if (has_state_) {
         library_.unlink_entry(state_file());
     }
-    if (library_.publish_entry(data_file(), *destination, name_) != 0) {
+    std::optional<struct ::stat> published;
+    if (take_final_attributes(*destination, published) != 0) {
         const int saved = errno;
         discard();
         if (saved == ENOTDIR || saved == ELOOP) {
@@ -661,40 +660,63 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
         return file_error(saved, "cannot publish", name_);
     }
     discarded_ = true;
-    // The rename moved the change time: the identity a download will see.
-    struct ::stat published {};
-    if (::fstat(fd_, &published) == 0) {
-        library_.digests().remember_published(FileIdentity::of(published), hash_.kind(), digest);
+    // The rename moved the change time, and so did the final mode and
+    // owner: the identity a download will see is the one taken after them.
+    if (published) {
+        library_.digests().remember_published(FileIdentity::of(*published), hash_.kind(), digest);
+        return file_info(name_, *published);
     }
     return file_info(name_, st);
 }
 
-// A replacement keeps what the replaced file had: its permission bits and,
-// where this process may set them, its owner and group (as root, or a group
-// the server's user belongs to). A new file gets Library::new_file_mode().
-std::optional<Error> PartialUpload::take_final_attributes(const Library::Destination& destination)
+// Publishes the upload (Library::publish_entry) with what the replaced file
+// had: its permission bits and, where this process may set them, its owner
+// and group (as root, or a group the server's user belongs to). A new file
+// gets Library::new_file_mode().
+//
+// Read before the rename (the replaced file is gone after it), applied to
+// the descriptor after it: until the rename the partial sits in the root,
+// which every local user may search whatever the target's folder, so it
+// stays 0600 and the server's own (nobody opens it in flight, at the
+// commit, or after a crash) and takes its final mode and owner only inside
+// its target's folder. The folder's fsync that follows carries those inode
+// changes on a journalling file system (ext4, XFS, btrfs commit them with
+// the rename); without a journal a crash may leave the published file at
+// 0600 and the server's: narrower than asked, never wider (PROTOCOL.md 4.5).
+// A mode or owner that cannot be applied after the rename cannot undo the
+// publish either: the file keeps what it has (0600, or the old owner with
+// 0600: never wider), a warning is logged, and the commit is still answered
+// ok, since its content is published. `published`: the file's fstat after
+// all that (the identity the digest cache keeps), when it could be taken.
+// 0, or -1 with errno as publish_entry (then nothing was published).
+int PartialUpload::take_final_attributes(const Library::Destination& destination,
+                                         std::optional<struct ::stat>& published)
 {
     struct ::stat old {};
-    if (destination.stat(old) != 0 || !S_ISREG(old.st_mode)) {
-        if (::fchmod(fd_, library_.new_file_mode()) != 0) {
-            return file_error(errno, "cannot set the mode of the upload of", name_);
-        }
-        return std::nullopt;
-    }
-    struct ::stat own {};
-    if (::fstat(fd_, &own) == 0 && (own.st_uid != old.st_uid || own.st_gid != old.st_gid)) {
-        // Failing to keep the owner is no reason to refuse the upload: a
-        // non-root server could never replace another user's file otherwise.
-        if (::fchown(fd_, old.st_uid, old.st_gid) != 0) {
-            (void)::fchown(fd_, static_cast<uid_t>(-1), old.st_gid);
-        }
-    }
+    const bool replaces = destination.stat(old) == 0 && S_ISREG(old.st_mode);
     // Only the permission bits: new content from a peer must never become a
     // set-user-ID or set-group-ID program because the old one was.
-    if (::fchmod(fd_, old.st_mode & 0777) != 0) {
-        return file_error(errno, "cannot set the mode of the upload of", name_);
-    }
-    return std::nullopt;
+    const mode_t mode = replaces ? (old.st_mode & 0777) : library_.new_file_mode();
+    const auto apply = [&] {
+        struct ::stat own {};
+        if (replaces && ::fstat(fd_, &own) == 0 && (own.st_uid != old.st_uid || own.st_gid != old.st_gid)) {
+            // Failing to keep the owner is no reason to refuse the upload: a
+            // non-root server could never replace another user's file otherwise.
+            if (::fchown(fd_, old.st_uid, old.st_gid) != 0) {
+                (void)::fchown(fd_, static_cast<uid_t>(-1), old.st_gid);
+            }
+        }
+        if (::fchmod(fd_, mode) != 0) {
+            const int saved = errno;
+            log_event("warning", {{"message", "\"" + name_ + "\" was published, but its mode stays 0600: " +
+                                                  std::strerror(saved)}});
+        }
+        struct ::stat now {};
+        if (::fstat(fd_, &now) == 0) {
+            published = now;
+        }
+    };
+    return library_.publish_entry(data_file(), destination, name_, apply);
 }
 
 void PartialUpload::discard()

@@ -99,7 +99,7 @@ private:
     void release_reservation();
     std::string state_text() const;
     std::optional<Error> write_state();
-    std::optional<Error> take_final_attributes(const Library::Destination& destination);
+    int take_final_attributes(const Library::Destination& destination, std::optional<struct ::stat>& published);
     std::string data_file() const;
     std::string state_file() const;
 

@@ -1,0 +1,155 @@
+// What the commit and the expiry sweep may do to the files at the server's
+// names in the root, which every local user may search: the partial stays
+// private until it has left the root, and the sweep removes only what the
+// server made (the tester's round 8, items 2 and 6).
+#include "library.hpp"
+#include "partial_upload.hpp"
+#include "temp_root.hpp"
+
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <ctime>
+#include <string>
+#include <vector>
+
+using namespace ferry;
+using namespace ferry::server;
+
+namespace {
+
+constexpr const char* kHelloSha256 = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+
+std::unique_ptr<Library> open_library(const TempRoot& root)
+{
+    auto library = Library::open(root.path());
+    REQUIRE(library);
+    return std::move(library.value());
+}
+
+struct ::stat lstat_of(const std::string& path)
+{
+    struct ::stat st {};
+    REQUIRE(::lstat(path.c_str(), &st) == 0);
+    return st;
+}
+
+// The names of the root's entries whose attributes (mode, owner, times)
+// changed since the watch began: inotify reports them in order, at once,
+// whatever ran them.
+class AttributeWatch {
+public:
+    explicit AttributeWatch(const std::string& folder)
+    {
+        fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        REQUIRE(fd_ >= 0);
+        REQUIRE(::inotify_add_watch(fd_, folder.c_str(), IN_ATTRIB) >= 0);
+    }
+    AttributeWatch(const AttributeWatch&) = delete;
+    AttributeWatch& operator=(const AttributeWatch&) = delete;
+    ~AttributeWatch() { ::close(fd_); }
+
+    std::vector<std::string> changed() const
+    {
+        std::vector<std::string> names;
+        alignas(struct inotify_event) char buffer[64 * 1024];
+        for (;;) {
+            const ssize_t got = ::read(fd_, buffer, sizeof buffer);
+            if (got <= 0) {
+                return names;
+            }
+            for (ssize_t at = 0; at < got;) {
+                const auto* event = reinterpret_cast<const struct inotify_event*>(buffer + at);
+                if (event->len > 0) {
+                    names.emplace_back(event->name);
+                }
+                at += static_cast<ssize_t>(sizeof(struct inotify_event) + event->len);
+            }
+        }
+    }
+
+private:
+    int fd_ = -1;
+};
+
+bool is_partial_name(const std::string& name)
+{
+    return name.starts_with(kPartialPrefix);
+}
+
+} // namespace
+
+TEST_CASE("a commit gives the file its final mode and owner only once it has left the root")
+{
+    // Tests run as root: a file of another user is made with chown.
+    TempRoot root;
+    REQUIRE(::mkdir((root.path() + "/priv").c_str(), 0700) == 0);
+    auto library = open_library(root);
+
+    struct Case {
+        const char* name;
+        mode_t mode;
+    };
+    for (const Case& c : {Case{"priv/secret.bin", 0644}, Case{"open.bin", 0666}, Case{"new.bin", 0}}) {
+        const std::string target = c.name;
+        CAPTURE(target);
+        const std::string path = root.path() + "/" + target;
+        if (c.mode != 0) {
+            root.write(c.name, "old");
+            REQUIRE(::chmod(path.c_str(), c.mode) == 0);
+            REQUIRE(::chown(path.c_str(), 4321, 8765) == 0);
+        }
+        auto upload = PartialUpload::begin(*library, c.name, 5, false);
+        REQUIRE(upload);
+        REQUIRE_FALSE(upload.value()->append(std::span("hello", 5)));
+        REQUIRE_FALSE(upload.value()->checkpoint());
+        const std::string partial = root.path() + "/" + std::string(kPartialPrefix) + upload.value()->token();
+        const auto before = lstat_of(partial);
+        CHECK((before.st_mode & 07777) == 0600);
+        CHECK(before.st_uid == ::geteuid());
+
+        AttributeWatch watch(root.path());
+        REQUIRE(upload.value()->commit(kHelloSha256));
+        // Neither chmod nor chown ever reached the partial's name: it had
+        // the target's mode and owner only in the target's folder.
+        for (const auto& name : watch.changed()) {
+            CHECK_MESSAGE(!is_partial_name(name), "the attributes of " << name << " changed in the root");
+        }
+        const auto published = lstat_of(path);
+        CHECK(root.read(c.name) == "hello");
+        if (c.mode != 0) {
+            CHECK((published.st_mode & 07777) == c.mode);
+            CHECK(published.st_uid == 4321);
+            CHECK(published.st_gid == 8765);
+        } else {
+            CHECK((published.st_mode & 07777) == library->new_file_mode());
+            CHECK(published.st_uid == ::geteuid());
+        }
+        CHECK(root.hidden_entries() == 0);
+    }
+}
+
+TEST_CASE("a commit's digest is kept under the identity the file has after its mode and owner")
+{
+    TempRoot root;
+    REQUIRE(::mkdir((root.path() + "/d").c_str(), 0755) == 0);
+    root.write("d/f", "old");
+    REQUIRE(::chmod((root.path() + "/d/f").c_str(), 0640) == 0);
+    REQUIRE(::chown((root.path() + "/d/f").c_str(), 4321, 8765) == 0);
+    auto library = open_library(root);
+
+    auto upload = PartialUpload::begin(*library, "d/f", 5, false, HashKind::sha256, false, 1234567890);
+    REQUIRE(upload);
+    REQUIRE_FALSE(upload.value()->append(std::span("hello", 5)));
+    REQUIRE(upload.value()->commit(kHelloSha256));
+    const auto published = lstat_of(root.path() + "/d/f");
+    CHECK(published.st_uid == 4321);
+    CHECK((published.st_mode & 07777) == 0640);
+    CHECK(library->digests().find_for_download(FileIdentity::of(published), HashKind::sha256) ==
+          std::string(kHelloSha256));
+}
