@@ -184,8 +184,8 @@ int Library::publish_entry(const std::string& partial, const Destination& destin
     // (ext4, XFS, btrfs) log a rename as one transaction, so the new name
     // never survives a crash without the removal; and where it could, the
     // leftover is a hidden second link to the published file, which a
-    // resume refuses (PartialUpload checks st_nlink) and the expiry sweep
-    // unlinks, leaving the file.
+    // put of that token drops by name (PartialUpload checks st_nlink) and
+    // the expiry sweep leaves alone (it removes only files of one link).
     if (sync_folder(destination.fd_, path, FolderFd::readable)) {
         errno = EIO;
         return -1;

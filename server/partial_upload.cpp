@@ -730,60 +730,112 @@ void PartialUpload::discard()
     library_.unlink_entry(data_file());
 }
 
+namespace {
+
+// Whether an entry at one of the server's names in the root (lstat'ed,
+// never followed) is a file this server made: a regular file of its user
+// with one name. Anything else there (another user's file, a second name of
+// some file, a link, a FIFO, a socket, a device, a folder) was put there by
+// someone else, the names being predictable, or is a published file whose
+// old name a crash kept: the sweep never removes it.
+bool made_by_server(const struct ::stat& st)
+{
+    static const uid_t server_user = ::geteuid(); // ferryd never changes its user
+    return S_ISREG(st.st_mode) && st.st_uid == server_user && st.st_nlink == 1;
+}
+
+// Unlinks `entry` if it is still a file of the server's: looked at again
+// just before, so that what took the name since the listing stays.
+bool remove_own(const Library& library, const std::string& entry)
+{
+    struct ::stat st {};
+    return library.stat_entry(entry, st) == 0 && made_by_server(st) && library.unlink_entry(entry) == 0;
+}
+
+// Whether a state's name holds one in the state's format (any version
+// protocol/resume_state reads): a file of the server's user that is not
+// one, even at that name, was not written by a ferryd (states are written
+// beside and renamed over, so never half), and stays.
+bool is_resume_state(const Library& library, const std::string& entry)
+{
+    const auto text = read_small_file(library, entry);
+    return text && decode_resume_state(*text);
+}
+
+} // namespace
+
 std::size_t remove_stale_partials(const Library& library, std::chrono::seconds ttl)
 {
     const std::time_t now = std::time(nullptr);
-    // Group by token, keeping the newest modification time of its files.
-    std::map<std::string, std::time_t> newest_by_token;
-    std::vector<std::string> names;
+    // The server's own files, grouped by token, with the newest modification
+    // time of each group. What is not the server's is left out here, and so
+    // neither removed nor counted, on this sweep or any other: skipped
+    // without a log line (ferryd.8), since the same entries would be named
+    // again every half TTL.
+    struct Kept {
+        std::time_t newest = 0;
+        std::vector<std::string> names;
+    };
+    std::map<std::string, Kept> by_token;
     for (std::string& entry : library.entries_with_prefix(kPartialPrefix)) {
         const std::string_view name = entry;
         std::string_view token = name.substr(kPartialPrefix.size());
         token = token.substr(0, token.find('.'));
         struct ::stat st {};
-        if (library.stat_entry(entry, st) != 0) {
+        if (library.stat_entry(entry, st) != 0 || !made_by_server(st) ||
+            (entry == state_name(token) && !is_resume_state(library, entry))) {
             continue;
         }
-        auto& newest = newest_by_token[std::string(token)];
-        newest = std::max(newest, st.st_mtime);
-        names.push_back(std::move(entry));
+        auto& kept = by_token[std::string(token)];
+        kept.newest = std::max(kept.newest, st.st_mtime);
+        kept.names.push_back(std::move(entry));
     }
 
     std::size_t removed = 0;
-    for (const auto& [token, newest] : newest_by_token) {
-        if (now - newest < ttl.count()) {
+    for (const auto& [token, kept] : by_token) {
+        if (now - kept.newest < ttl.count()) {
             continue;
         }
         const std::string data = data_name(token);
-        const int fd = library.open_entry(data, O_RDONLY | O_NONBLOCK);
-        if (fd >= 0 && !try_lock(fd)) {
-            ::close(fd); // in use by a connection, here or on another server
-            continue;
-        }
-        // Tokens name a path and size, so the name may hold a newer upload
-        // than the one listed (made since, by a put that has let go): only
-        // a file still at that name and unmodified for the whole TTL goes.
-        if (fd >= 0) {
+        const bool has_data = std::find(kept.names.begin(), kept.names.end(), data) != kept.names.end();
+        int fd = -1;
+        if (has_data) {
+            fd = library.open_entry(data, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+            if (fd < 0) {
+                continue; // gone or swapped since the listing: the next sweep looks again
+            }
+            if (!try_lock(fd)) {
+                ::close(fd); // in use by a connection, here or on another server
+                continue;
+            }
+            // Tokens name a path and size, so the name may hold a newer
+            // upload than the one listed (made since, by a put that has let
+            // go): only a file of ours still at that name and unmodified for
+            // the whole TTL goes.
             struct ::stat held {};
             struct ::stat named {};
-            if (::fstat(fd, &held) != 0 || library.stat_entry(data, named) != 0 || named.st_ino != held.st_ino ||
-                named.st_dev != held.st_dev || now - held.st_mtime < ttl.count()) {
+            if (::fstat(fd, &held) != 0 || !made_by_server(held) || library.stat_entry(data, named) != 0 ||
+                named.st_ino != held.st_ino || named.st_dev != held.st_dev || now - held.st_mtime < ttl.count()) {
                 ::close(fd);
                 continue;
             }
         }
-        // States before the data (see PartialUpload::commit).
+        // States before the data (see PartialUpload::commit). Counted once
+        // per upload, and only when something of it was removed.
+        bool any = false;
         for (const bool state : {true, false}) {
-            for (const auto& name : names) {
-                if (name.starts_with(data) && (name != data) == state) {
-                    library.unlink_entry(name);
+            for (const auto& name : kept.names) {
+                if ((name != data) == state && remove_own(library, name)) {
+                    any = true;
                 }
             }
         }
         if (fd >= 0) {
             ::close(fd);
         }
-        ++removed;
+        if (any) {
+            ++removed;
+        }
     }
     return removed;
 }

@@ -122,8 +122,10 @@ private:
 
 // Deletes kept uploads whose files were last modified more than `ttl` ago
 // (stray partial files without a state, states without data, and partials
-// of older builds, whose tokens no put looks for, alike). Uploads in use
-// (locked) are left alone. Returns how many were removed.
+// of older builds, whose tokens no put looks for, alike). Only files the
+// server made go: regular files of its user with one link (a state's name
+// holding a state); anything else at those names stays, uncounted. Uploads
+// in use (locked) are left alone. Returns how many uploads lost a file.
 std::size_t remove_stale_partials(const Library& library, std::chrono::seconds ttl);
 
 } // namespace ferry::server

@@ -82,6 +82,14 @@ bool is_partial_name(const std::string& name)
     return name.starts_with(kPartialPrefix);
 }
 
+// Sets an entry's times (never through a link) to two hours ago.
+void age(const std::string& path)
+{
+    const std::time_t past = std::time(nullptr) - 2 * 60 * 60;
+    const struct timespec times[2] = {{past, 0}, {past, 0}};
+    REQUIRE(::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW) == 0);
+}
+
 } // namespace
 
 TEST_CASE("a commit gives the file its final mode and owner only once it has left the root")
@@ -152,4 +160,62 @@ TEST_CASE("a commit's digest is kept under the identity the file has after its m
     CHECK((published.st_mode & 07777) == 0640);
     CHECK(library->digests().find_for_download(FileIdentity::of(published), HashKind::sha256) ==
           std::string(kHelloSha256));
+}
+
+TEST_CASE("the expiry sweep removes only the files the server made, and counts only what it removed")
+{
+    TempRoot root;
+    TempRoot elsewhere;
+    auto library = open_library(root);
+    const std::string p = root.path() + "/" + std::string(kPartialPrefix);
+
+    // One stale upload of the server's own, with its state.
+    std::string token;
+    {
+        auto upload = PartialUpload::begin(*library, "old", 10, false);
+        REQUIRE(upload);
+        REQUIRE_FALSE(upload.value()->append(std::span("x", 1)));
+        REQUIRE_FALSE(upload.value()->checkpoint());
+        token = upload.value()->token();
+    }
+    // What others put at such names (they are predictable).
+    root.write(std::string(kPartialPrefix) + "theirs", "mine");
+    REQUIRE(::chown((p + "theirs").c_str(), 1234, 1234) == 0);
+    root.write(std::string(kPartialPrefix) + "0123456789abcdef0123456789abcdef.state", "x");
+    REQUIRE(::chown((p + "0123456789abcdef0123456789abcdef.state").c_str(), 1234, 1234) == 0);
+    // The server's user's, at a state's name, but not a state.
+    root.write(std::string(kPartialPrefix) + "fedcba9876543210fedcba9876543210.state", "not a state");
+    elsewhere.write("target", "other");
+    REQUIRE(::link((elsewhere.path() + "/target").c_str(), (p + "hl").c_str()) == 0);
+    REQUIRE(::symlink((elsewhere.path() + "/target").c_str(), (p + "sym").c_str()) == 0);
+    REQUIRE(::mkfifo((p + "fifo").c_str(), 0644) == 0);
+    REQUIRE(::mkdir((p + "emptydir").c_str(), 0755) == 0);
+    REQUIRE(::mkdir((p + "dir").c_str(), 0755) == 0);
+    root.write(std::string(kPartialPrefix) + "dir/file", "keep");
+    const std::vector<std::string> foreign = {"theirs",
+                                              "0123456789abcdef0123456789abcdef.state",
+                                              "fedcba9876543210fedcba9876543210.state",
+                                              "hl",
+                                              "sym",
+                                              "fifo",
+                                              "emptydir",
+                                              "dir"};
+    for (const auto& entry : std::filesystem::directory_iterator(root.path())) {
+        age(entry.path().string());
+    }
+
+    CHECK(remove_stale_partials(*library, std::chrono::hours(1)) == 1);
+    CHECK_FALSE(root.exists(std::string(kPartialPrefix) + token));
+    CHECK_FALSE(root.exists(std::string(kPartialPrefix) + token + ".state"));
+    for (const auto& name : foreign) {
+        CAPTURE(name);
+        CHECK(root.exists(std::string(kPartialPrefix) + name));
+    }
+    CHECK(root.read(std::string(kPartialPrefix) + "dir/file") == "keep");
+    CHECK(elsewhere.read("target") == "other");
+    CHECK(lstat_of(elsewhere.path() + "/target").st_nlink == 2);
+    // Nothing more is expired, however often the sweep runs.
+    CHECK(remove_stale_partials(*library, std::chrono::hours(1)) == 0);
+    CHECK(remove_stale_partials(*library, std::chrono::seconds(0)) == 0);
+    CHECK(root.hidden_entries() == static_cast<int>(foreign.size()));
 }
