@@ -2,6 +2,7 @@
 
 #include "digest.hpp"
 #include "interrupt.hpp"
+#include "posix_acl.hpp"
 #include "posix_io.hpp"
 
 
@@ -98,6 +99,27 @@ Status apply_published_mode(const LocalFile& part, const PublishedMode& publishe
     }
     if (::fchmod(part.fd(), static_cast<mode_t>(published.mode)) != 0) {
         return local_error("cannot set the mode of " + in_quotes(part.path()), errno);
+    }
+    return success();
+}
+
+Status take_replaced_attributes(const LocalFile& part, const std::string& dest, const LocalFolder* in)
+{
+    if (auto applied = apply_published_mode(part, published_mode(dest, in)); !applied) {
+        return applied;
+    }
+    const int error = sys::copy_access_acl(dir_of(in), name_in(in, dest), part.fd());
+    if (error == ENOTSUP) {
+        return Error{ErrorCode::local_io,
+                     in_quotes(dest) + " has an access ACL that cannot be set on the new file (the file system "
+                                       "refuses it): it was not replaced, since that would widen who may read it; "
+                                       "the verified file is kept as " +
+                         in_quotes(part.path())};
+    }
+    if (error != 0) {
+        return local_error("cannot copy the access ACL of " + in_quotes(dest) + " to " + in_quotes(part.path()) +
+                               " (nothing was replaced)",
+                           error);
     }
     return success();
 }

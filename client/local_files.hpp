@@ -203,6 +203,17 @@ struct PublishedMode {
 PublishedMode published_mode(const std::string& dest, const LocalFolder* in = nullptr);
 // Gives the verified part that mode (owner first: chown clears mode bits).
 Status apply_published_mode(const LocalFile& part, const PublishedMode& published);
+// Readies a verified part to take `dest`'s place: the mode and owner of the
+// file it replaces (published_mode, read now), then that file's access ACL
+// (sys/posix_acl.hpp; after the mode, so that the group bits stay the ACL's
+// mask). Called just before the rename, for every way a download is
+// published (a single get, and a PublishBatch for the others): until then
+// the part stays private (part_mode_for), so a kill leaves no part wider
+// than its target, and a change the user makes to the target meanwhile
+// (chmod 600) is what the new file gets. A replaced file's ACL that cannot
+// be copied (its file system refuses it: ENOTSUP) is an Error, and nothing
+// is published: dropping it would widen who may read the file.
+Status take_replaced_attributes(const LocalFile& part, const std::string& dest, const LocalFolder* in = nullptr);
 // The part's mode while it downloads: private to us, never wider than what
 // it is published with.
 inline unsigned part_mode_for(const PublishedMode& published)
@@ -289,8 +300,10 @@ Result<LocalFile> open_stream_target(const DownloadTarget& target);
 Status publish_download(const LocalFile& part, const std::string& dest, const LocalFolder* in = nullptr);
 
 // A download verified but not yet published: its part file, still open,
-// with the server's mtime already set; a PublishBatch makes it durable
-// and renames it onto `dest` together with others (publish_batch.hpp).
+// with the server's mtime already set and still private (part_mode_for); a
+// PublishBatch makes it durable, gives it the replaced file's attributes
+// (take_replaced_attributes) and renames it onto `dest`, together with
+// others (publish_batch.hpp).
 struct VerifiedPart {
     LocalFile part;    // part.path() is DEST's part_path
     std::string dest;  // where it is published

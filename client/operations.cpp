@@ -418,18 +418,23 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& as
                 done = local_error("cannot set the modification time of \"" + part_path(options.dest) + "\"", errno);
             }
         }
-        if (done) {
-            // The file it replaces is looked at now, just before the publish.
-            done = apply_published_mode(part.file(), published_mode(options.dest, options.folder.get()));
-        }
         if (done && options.defer_publish) {
-            // Durable and published later, with a batch (publish_batch.hpp).
+            // Durable and published later, with a batch (publish_batch.hpp),
+            // which gives it the replaced file's attributes just before its
+            // rename: private until then.
             part.file().start_writeback();
             verified = VerifiedPart{std::move(part.file()), options.dest, state_path(options.dest), options.folder};
             return TransferResult{remote, options.dest, options.hash, digest, offset};
         }
         if (done) {
             done = part.file().sync();
+        }
+        if (done) {
+            // The file it replaces is looked at now, just before the rename.
+            // After the fsync: a crash that loses these metadata changes
+            // but not the rename (which a journal orders after them) would
+            // show the part's own narrower mode, never a wider one.
+            done = take_replaced_attributes(part.file(), options.dest, options.folder.get());
         }
         if (done) {
             // Still open and locked: the publish checks that the part's name

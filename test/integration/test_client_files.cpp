@@ -10,11 +10,13 @@
 #include "connection.hpp"
 #include "local_files.hpp"
 #include "operations.hpp"
+#include "publish_batch.hpp"
 
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <thread>
@@ -67,6 +69,46 @@ void write_in_place(const std::string& path, std::uint64_t offset, std::string_v
     REQUIRE(::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset)) ==
             static_cast<ssize_t>(bytes.size()));
     ::close(fd);
+}
+
+// An access ACL (acl(5)'s xattr form) for a file of mode 0644 that denies
+// `uid` everything: user::rw- user:UID:--- group::r-- mask::r-- other::r--.
+std::string deny_acl(std::uint32_t uid)
+{
+    std::string value;
+    const auto put32 = [&](std::uint32_t v) {
+        for (int i = 0; i < 4; ++i) {
+            value += static_cast<char>((v >> (8 * i)) & 0xffU);
+        }
+    };
+    const auto entry = [&](std::uint32_t tag, std::uint32_t perm, std::uint32_t id) {
+        put32(tag | (perm << 16));
+        put32(id);
+    };
+    put32(2); // the format's version
+    entry(0x01, 6, 0xffffffff);
+    entry(0x02, 0, uid);
+    entry(0x04, 4, 0xffffffff);
+    entry(0x10, 4, 0xffffffff);
+    entry(0x20, 4, 0xffffffff);
+    return value;
+}
+
+// The file's access ACL, empty when it has none.
+std::string acl_of(const std::string& path)
+{
+    char buffer[1024];
+    const ssize_t got = ::lgetxattr(path.c_str(), "system.posix_acl_access", buffer, sizeof buffer);
+    return got < 0 ? std::string() : std::string(buffer, static_cast<std::size_t>(got));
+}
+
+// An old file of mode 0644 whose ACL denies uid 1234.
+void old_file_with_acl(const std::string& path)
+{
+    write_file(path, "old\n");
+    REQUIRE(::chmod(path.c_str(), 0644) == 0);
+    const std::string acl = deny_acl(1234);
+    REQUIRE(::setxattr(path.c_str(), "system.posix_acl_access", acl.data(), acl.size(), 0) == 0);
 }
 
 } // namespace
@@ -191,6 +233,106 @@ TEST_CASE("a get keeps the mode and (as root) the owner of the file it replaces;
     st = stat_of(fresh);
     CHECK((st.st_mode & 07777) == 0640);
     CHECK(st.st_uid == ::geteuid());
+}
+
+TEST_CASE("a download published with others stays private until its rename, which reads the target's mode then")
+{
+    // Several-file get, get -r and sync's pull verify a file, then publish
+    // it later in a batch: the part must not take the target's mode, owner
+    // or ACL when verified (a kill meanwhile left parts at 0644, owned by
+    // another user), and a chmod of the target meanwhile must count.
+    Fixture f;
+    write_file(f.root_file("a.txt"), "NEW-A-SECRET\n");
+    const std::string dest = f.local_file("a.txt");
+    const std::string part = ferry::client::part_path(dest);
+    old_file_with_acl(dest);
+    REQUIRE(::chown(dest.c_str(), kOtherUser, kOtherGroup) == 0);
+
+    ferry::client::GetOptions options;
+    options.name = "a.txt";
+    options.dest = dest;
+    options.defer_publish = true;
+    Connection connection = connect_to(f.server);
+    auto pending = ferry::client::prepare_get(options);
+    REQUIRE(pending.ok());
+    REQUIRE(ferry::client::send_get(connection, pending.value()).ok());
+    const auto verified = ferry::client::finish_get(connection, pending.value());
+    REQUIRE_MESSAGE(verified.ok(), (verified.ok() ? "" : verified.error().message));
+    REQUIRE(pending->verified);
+
+    // Verified and waiting: still private, still ours, without the ACL.
+    struct stat st = stat_of(part);
+    CHECK((st.st_mode & 07777) == 0600);
+    CHECK(st.st_uid == ::geteuid());
+    CHECK(acl_of(part).empty());
+
+    // Meanwhile the user makes the old file private (which drops its ACL's
+    // named entries from the mask, not the ACL itself).
+    REQUIRE(::chmod(dest.c_str(), 0600) == 0);
+    const std::string acl_now = acl_of(dest);
+    REQUIRE_FALSE(acl_now.empty());
+    ferry::client::PublishBatch batch;
+    bool published = false;
+    std::string failure;
+    batch.add(std::move(*pending->verified), 13, [&](const ferry::client::Status& done) {
+        published = done.ok();
+        failure = done.ok() ? "" : done.error().message;
+    });
+    batch.flush();
+    REQUIRE_MESSAGE(published, failure);
+    CHECK(read_file(dest) == "NEW-A-SECRET\n");
+    st = stat_of(dest);
+    CHECK((st.st_mode & 07777) == 0600); // the mode it had just before the rename
+    CHECK(st.st_uid == kOtherUser);
+    CHECK(st.st_gid == kOtherGroup);
+    CHECK(acl_of(dest) == acl_now);
+    CHECK_FALSE(exists(part));
+}
+
+TEST_CASE("a download keeps the access ACL of the file it replaces: get, several files, get -r, sync's pull")
+{
+    Fixture f;
+    write_file(f.root_file("f"), "NEW-SECRET\n");
+    write_file(f.root_file("g"), "NEW-SECRET-G\n");
+    ::mkdir((f.root + "/d").c_str(), 0755);
+    write_file(f.root + "/d/h", "NEW-SECRET-H\n");
+    const std::string acl = deny_acl(1234);
+
+    const std::string single = f.local_file("f");
+    old_file_with_acl(single);
+    const auto get = run_ferry(f.server.address(), {"get", "f", "-o", single});
+    REQUIRE_MESSAGE(get.exit_code == 0, get.err);
+    CHECK(read_file(single) == "NEW-SECRET\n");
+    CHECK(acl_of(single) == acl);
+    CHECK((stat_of(single).st_mode & 07777) == 0644);
+
+    const std::string several = f.local + "/several";
+    REQUIRE(::mkdir(several.c_str(), 0755) == 0);
+    old_file_with_acl(several + "/f");
+    old_file_with_acl(several + "/g");
+    const auto both = run_ferry(f.server.address(), {"get", "f", "g", "-C", several});
+    REQUIRE_MESSAGE(both.exit_code == 0, both.err);
+    CHECK(read_file(several + "/g") == "NEW-SECRET-G\n");
+    CHECK(acl_of(several + "/f") == acl);
+    CHECK(acl_of(several + "/g") == acl);
+
+    const std::string tree = f.local + "/tree";
+    REQUIRE(::mkdir(tree.c_str(), 0755) == 0);
+    REQUIRE(::mkdir((tree + "/d").c_str(), 0755) == 0);
+    old_file_with_acl(tree + "/d/h");
+    const auto recursive = run_ferry(f.server.address(), {"get", "-r", "d", "-C", tree});
+    REQUIRE_MESSAGE(recursive.exit_code == 0, recursive.err);
+    CHECK(read_file(tree + "/d/h") == "NEW-SECRET-H\n");
+    CHECK(acl_of(tree + "/d/h") == acl);
+
+    const std::string pulled = f.local + "/pulled";
+    REQUIRE(::mkdir(pulled.c_str(), 0755) == 0);
+    old_file_with_acl(pulled + "/h");
+    const auto sync = run_ferry(f.server.address(), {"sync", ":d", pulled});
+    REQUIRE_MESSAGE(sync.exit_code == 0, sync.err);
+    CHECK(read_file(pulled + "/h") == "NEW-SECRET-H\n");
+    CHECK(acl_of(pulled + "/h") == acl);
+    CHECK((stat_of(pulled + "/h").st_mode & 07777) == 0644);
 }
 
 TEST_CASE("a part is private while it downloads, and never wider than the file it will replace")
