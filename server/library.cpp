@@ -144,6 +144,16 @@ int Library::Destination::stat(struct ::stat& st) const
     return retry_stale(fd_, [&] { return ::fstatat(fd_, leaf_.c_str(), &st, AT_SYMLINK_NOFOLLOW); });
 }
 
+int Library::Destination::read_access_acl(sys::AccessAcl& acl) const
+{
+    const int result = retry_stale(fd_, [&] {
+        const int error = sys::read_access_acl(fd_, leaf_, acl);
+        errno = error;
+        return error == 0 ? 0 : -1;
+    });
+    return result == 0 ? 0 : errno;
+}
+
 Result<Library::Destination> Library::publish_destination(std::string_view path) const
 {
     auto located = locate(path, "replaced", true);

@@ -20,6 +20,7 @@
 #include "folder_sync.hpp"
 #include "messages.hpp"
 #include "path_resolver.hpp"
+#include "posix_acl.hpp"
 #include "transfer_hash.hpp"
 
 #include <dirent.h>
@@ -237,6 +238,10 @@ public:
         // lstat of the entry at the destination's name (never through a
         // link): 0, or -1 with errno, as fstatat(2).
         int stat(struct ::stat& st) const;
+        // Reads the access ACL of the entry at the destination's name
+        // (never through a link) into `acl` (size 0: none to keep): 0, or
+        // the errno of sys::read_access_acl.
+        int read_access_acl(sys::AccessAcl& acl) const;
 
     private:
         friend class Library;

@@ -697,6 +697,18 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
     // Only the permission bits: new content from a peer must never become a
     // set-user-ID or set-group-ID program because the old one was.
     const mode_t mode = replaces ? (old.st_mode & 0777) : library_.new_file_mode();
+    // And its access ACL: dropped, a user it denied could read the new file.
+    // Read now, set first thing after the rename: setting it gives the file
+    // the ACL's permission bits at once (acl(5)), equal to the replaced
+    // file's, so the chmod after it changes nothing; one that cannot be set
+    // leaves the file at 0600 (never wider) and skips the chmod.
+    auto acl = std::make_unique<sys::AccessAcl>(); // 64 KiB: not on a pool thread's stack
+    if (replaces) {
+        if (const int error = destination.read_access_acl(*acl); error != 0) {
+            errno = error;
+            return -1;
+        }
+    }
     const auto apply = [&] {
         struct ::stat own {};
         if (replaces && ::fstat(fd_, &own) == 0 && (own.st_uid != old.st_uid || own.st_gid != old.st_gid)) {
@@ -706,7 +718,11 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
                 (void)::fchown(fd_, static_cast<uid_t>(-1), old.st_gid);
             }
         }
-        if (::fchmod(fd_, mode) != 0) {
+        if (const int error = sys::set_access_acl(fd_, *acl); error != 0) {
+            log_event("warning", {{"message", "\"" + name_ + "\" was published, but its mode stays 0600: " +
+                                                  "the replaced file's access ACL cannot be set: " +
+                                                  std::strerror(error)}});
+        } else if (::fchmod(fd_, mode) != 0) {
             const int saved = errno;
             log_event("warning", {{"message", "\"" + name_ + "\" was published, but its mode stays 0600: " +
                                                   std::strerror(saved)}});

@@ -19,8 +19,7 @@ namespace {
 // The kernel's bound on any extended attribute's value (XATTR_SIZE_MAX):
 // every ACL fits, so ERANGE never asks for a second try, and nothing is
 // allocated (sys/'s contract). On the stack of the calling thread.
-constexpr std::size_t kMaxValue = 65536;
-using Value = std::array<char, kMaxValue>;
+using Value = std::array<char, sizeof(AccessAcl::value)>;
 
 bool no_acl_to_keep(int error)
 {
@@ -87,20 +86,29 @@ int read_entry(int folder, const std::string& leaf, Value& value, std::size_t& s
 
 } // namespace
 
-int copy_access_acl(int folder, const std::string& leaf, int to)
+int read_access_acl(int folder, const std::string& leaf, AccessAcl& acl)
 {
-    Value value;
-    std::size_t size = 0;
-    if (const int error = read_entry(folder, leaf, value, size); error != 0) {
-        return error;
-    }
-    if (size == 0) {
+    return read_entry(folder, leaf, acl.value, acl.size);
+}
+
+int set_access_acl(int to, const AccessAcl& acl)
+{
+    if (acl.size == 0) {
         return 0;
     }
-    if (::fsetxattr(to, kAccessAclAttribute, value.data(), size, 0) != 0) {
+    if (::fsetxattr(to, kAccessAclAttribute, acl.value.data(), acl.size, 0) != 0) {
         return errno == EOPNOTSUPP ? ENOTSUP : errno;
     }
     return 0;
+}
+
+int copy_access_acl(int folder, const std::string& leaf, int to)
+{
+    AccessAcl acl;
+    if (const int error = read_access_acl(folder, leaf, acl); error != 0) {
+        return error;
+    }
+    return set_access_acl(to, acl);
 }
 
 } // namespace ferry::sys

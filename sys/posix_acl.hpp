@@ -13,6 +13,8 @@
 // to turn into its own error.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <string>
 
 namespace ferry::sys {
@@ -42,5 +44,21 @@ inline constexpr const char* kAccessAclAttribute = "system.posix_acl_access";
 // the replaced file has an ACL and `to`'s file system refuses it, so that
 // the caller refuses the publish rather than widen access.
 int copy_access_acl(int folder, const std::string& leaf, int to);
+
+// copy_access_acl in two steps, for a caller that must read the replaced
+// file's ACL before a rename removes it and set it on the new file after
+// (ferryd's commit). `size` 0: nothing to keep (no entry, no ACL, or a file
+// system that keeps none). The value is the kernel's largest attribute
+// (XATTR_SIZE_MAX, 64 KiB): the caller chooses where it lives.
+struct AccessAcl {
+    std::array<char, 65536> value;
+    std::size_t size = 0;
+};
+// Reads it as copy_access_acl does: 0, or the errno that stopped it.
+int read_access_acl(int folder, const std::string& leaf, AccessAcl& acl);
+// Sets `acl` (when it holds one) on the open file `to`: 0, or the errno
+// (ENOTSUP: `to`'s file system keeps no ACL). Setting an access ACL also
+// sets the file's permission bits from it (acl(5)).
+int set_access_acl(int to, const AccessAcl& acl);
 
 } // namespace ferry::sys

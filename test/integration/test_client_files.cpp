@@ -335,6 +335,28 @@ TEST_CASE("a download keeps the access ACL of the file it replaces: get, several
     CHECK((stat_of(pulled + "/h").st_mode & 07777) == 0644);
 }
 
+TEST_CASE("an upload keeps the access ACL of the file it replaces: put and sync's push")
+{
+    Fixture f;
+    const std::string acl = deny_acl(1234);
+    write_file(f.local_file("up"), "NEW-SECRET\n");
+    old_file_with_acl(f.root_file("up"));
+    const auto put = run_ferry(f.server.address(), {"put", f.local_file("up")});
+    REQUIRE_MESSAGE(put.exit_code == 0, put.err);
+    CHECK(read_file(f.root_file("up")) == "NEW-SECRET\n");
+    CHECK(acl_of(f.root_file("up")) == acl);
+    CHECK((stat_of(f.root_file("up")).st_mode & 07777) == 0644);
+
+    const std::string push = f.local + "/push";
+    REQUIRE(::mkdir(push.c_str(), 0755) == 0);
+    write_file(push + "/h", "NEW-SECRET2\n");
+    old_file_with_acl(f.root_file("h"));
+    const auto sync = run_ferry(f.server.address(), {"sync", push, ":"});
+    REQUIRE_MESSAGE(sync.exit_code == 0, sync.err);
+    CHECK(read_file(f.root_file("h")) == "NEW-SECRET2\n");
+    CHECK(acl_of(f.root_file("h")) == acl);
+}
+
 TEST_CASE("a part is private while it downloads, and never wider than the file it will replace")
 {
     Fixture f;
