@@ -335,6 +335,26 @@ TEST_CASE("a download keeps the access ACL of the file it replaces: get, several
     CHECK((stat_of(pulled + "/h").st_mode & 07777) == 0644);
 }
 
+TEST_CASE("a download whose target's ACL cannot be kept is refused: nothing is replaced, access never widened")
+{
+    TempDir dir;
+    const std::string dest = dir / "f";
+    old_file_with_acl(dest);
+    // A "part" on a file system that keeps no extended attributes (a pipe:
+    // pipefs refuses them, EOPNOTSUPP), standing in for a part whose file
+    // system refuses the target's ACL.
+    int ends[2];
+    REQUIRE(::pipe(ends) == 0);
+    ferry::client::LocalFile part(ferry::client::part_path(dest), ends[1]);
+    const auto taken = ferry::client::take_replaced_attributes(part, dest);
+    ::close(ends[0]);
+    REQUIRE_FALSE(taken.ok());
+    CHECK(taken.error().code == ErrorCode::local_io);
+    CHECK(taken.error().message.find("ACL") != std::string::npos);
+    CHECK(read_file(dest) == "old\n");
+    CHECK(acl_of(dest) == deny_acl(1234));
+}
+
 TEST_CASE("an upload keeps the access ACL of the file it replaces: put and sync's push")
 {
     Fixture f;

@@ -134,3 +134,21 @@ TEST_CASE("posix_acl: nothing to copy is success: no ACL, no entry, or a symboli
     (void)plain;
     ::close(to);
 }
+
+TEST_CASE("posix_acl: an ACL the new file cannot take is ENOTSUP, for the caller to refuse; no ACL never is")
+{
+    Folder folder;
+    const std::string old = folder.file("old");
+    const std::string plain = folder.file("plain");
+    int pipe_ends[2];
+    REQUIRE(::pipe(pipe_ends) == 0); // pipefs keeps no extended attributes (EOPNOTSUPP)
+    CHECK(sys::copy_access_acl(folder.fd, "plain", pipe_ends[1]) == 0);
+    if (set_acl(old, deny_1234())) {
+        CHECK(sys::copy_access_acl(folder.fd, "old", pipe_ends[1]) == ENOTSUP);
+        CHECK(sys::copy_access_acl(AT_FDCWD, old, pipe_ends[1]) == ENOTSUP);
+    } else {
+        MESSAGE("no ACLs on this file system: the refusal is not tested");
+    }
+    ::close(pipe_ends[0]);
+    ::close(pipe_ends[1]);
+}
