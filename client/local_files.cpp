@@ -830,6 +830,11 @@ Status publish_download(const LocalFile& part, const std::string& dest, const Lo
                                               "replaced or removed meanwhile): nothing was published to " +
                                               in_quotes(dest) + "; get the file again"};
     }
+    // Last, right before the rename: the replaced file's mode, owner and
+    // ACL, read now (the part stayed private until here).
+    if (auto taken = take_replaced_attributes(part, dest, in); !taken) {
+        return taken;
+    }
     return rename_file(part.path(), dest, in);
 }
 

@@ -206,8 +206,9 @@ Status apply_published_mode(const LocalFile& part, const PublishedMode& publishe
 // Readies a verified part to take `dest`'s place: the mode and owner of the
 // file it replaces (published_mode, read now), then that file's access ACL
 // (sys/posix_acl.hpp; after the mode, so that the group bits stay the ACL's
-// mask). Called just before the rename, for every way a download is
-// published (a single get, and a PublishBatch for the others): until then
+// mask). publish_download calls it right before its rename, so every way a
+// download is published (a single get, a PublishBatch for the others)
+// gives the attributes as late as it can: until then
 // the part stays private (part_mode_for), so a kill leaves no part wider
 // than its target, and a change the user makes to the target meanwhile
 // (chmod 600) is what the new file gets. A replaced file's ACL that cannot
@@ -296,14 +297,17 @@ Result<LocalFile> open_stream_target(const DownloadTarget& target);
 // regular file has appeared there since the target was inspected, or the
 // part's name no longer holds the very file written and verified (`part`,
 // still open and locked: the same device and inode): the part is renamed
-// by name, and nothing but what was verified may be published.
+// by name, and nothing but what was verified may be published. Right
+// before the rename, after those checks, the part takes the replaced
+// file's attributes (take_replaced_attributes), whose failure is returned
+// with nothing renamed.
 Status publish_download(const LocalFile& part, const std::string& dest, const LocalFolder* in = nullptr);
 
 // A download verified but not yet published: its part file, still open,
 // with the server's mtime already set and still private (part_mode_for); a
-// PublishBatch makes it durable, gives it the replaced file's attributes
-// (take_replaced_attributes) and renames it onto `dest`, together with
-// others (publish_batch.hpp).
+// PublishBatch makes it durable and publishes it onto `dest` (which gives
+// it the replaced file's attributes just then), together with others
+// (publish_batch.hpp).
 struct VerifiedPart {
     LocalFile part;    // part.path() is DEST's part_path
     std::string dest;  // where it is published

@@ -430,15 +430,12 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& as
             done = part.file().sync();
         }
         if (done) {
-            // The file it replaces is looked at now, just before the rename.
-            // After the fsync: a crash that loses these metadata changes
-            // but not the rename (which a journal orders after them) would
-            // show the part's own narrower mode, never a wider one.
-            done = take_replaced_attributes(part.file(), options.dest, options.folder.get());
-        }
-        if (done) {
             // Still open and locked: the publish checks that the part's name
-            // holds this very file.
+            // holds this very file, then gives it the attributes of the file
+            // it replaces, read then, just before the rename. After the
+            // fsync: a crash that lost those metadata changes but not the
+            // rename (a journal orders it after them) would show the part's
+            // own narrower mode, never a wider one.
             done = publish_download(part.file(), options.dest, options.folder.get());
         }
         // The mark comes off once the file is published, never before (a

@@ -213,13 +213,10 @@ void PublishBatch::publish(std::vector<Held>& batch)
         VerifiedPart& part = batch[i].part;
         // Renamed while still open (and locked, local_files.hpp's lock_part):
         // publish_download checks that the name holds this very file.
-        // The replaced file's mode, owner and ACL, read and given only now,
-        // just before this file's rename (as a single get does): the part
-        // stayed private while it waited, and a chmod of the target made
-        // meanwhile is what the new file gets.
-        if (status[i]) {
-            status[i] = take_replaced_attributes(part.part, part.dest, part.folder.get());
-        }
+        // publish_download also gives it the replaced file's mode, owner
+        // and ACL, read only then, right before this file's rename (as a
+        // single get does): the part stayed private while it waited, and a
+        // chmod of the target made meanwhile is what the new file gets.
         if (status[i]) {
             status[i] = publish_download(part.part, part.dest, part.folder.get());
             seen(PublishStep::rename, part.dest);
