@@ -513,6 +513,30 @@ def published_mode(dest: str) -> tuple[int, Optional[tuple[int, int]]]:
     return st.st_mode & 0o777, (st.st_uid, st.st_gid) if os.geteuid() == 0 else None
 
 
+ACCESS_ACL = "system.posix_acl_access"
+
+
+def keep_access_acl(dest: str, fd: int) -> None:
+    """Gives the open file ``fd`` the POSIX access ACL (acl(5)) of the file at
+    ``dest`` it replaces, as the ferry client does: dropped, a user the old
+    ACL denied could read the new file. Copied as the attribute's opaque
+    value, after the mode (whose group bits then stay the ACL's mask), never
+    through a link at ``dest``. Nothing to keep: no file, no ACL, or a file
+    system that keeps none. One that cannot be set raises LocalIOError
+    rather than widen access."""
+    try:
+        value = os.getxattr(dest, ACCESS_ACL, follow_symlinks=False)
+    except OSError as error:
+        if error.errno in (errno.ENOENT, errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
+            return
+        raise local_error(f"cannot read the access ACL of {dest!r}", error) from error
+    try:
+        os.setxattr(fd, ACCESS_ACL, value)
+    except OSError as error:
+        raise local_error(f"{dest!r} has an access ACL that cannot be set on the downloaded file; "
+                          f"it was not replaced", error) from error
+
+
 def _random_letters(count: int) -> str:
     return "".join(secrets.choice(_TEMPORARY_LETTERS) for _ in range(count))
 
@@ -777,6 +801,7 @@ class PartFile:
             if owner is not None:
                 os.fchown(fd, *owner)
             os.fchmod(fd, mode)
+            keep_access_acl(self.dest, fd)
             # The rename works by the part's name: it must still be the file
             # written and verified here.
             written, named = os.fstat(fd), os.lstat(self.part)

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import stat
+import struct
 import subprocess
 import threading
 import unittest
@@ -532,6 +533,24 @@ class LocalNameTests(ServerCase):
         self.assertEqual(os.stat(dest).st_mode & 0o777, 0o640)   # the mode of the file it replaced
         with self.assertRaises(OSError):
             os.getxattr(dest, local.PART_MARK)   # the mark comes off once published
+
+    def test_a_replaced_file_keeps_its_access_acl(self):
+        # user::rw- user:1234:--- group::r-- mask::r-- other::r-- in acl(5)'s
+        # extended-attribute form: a file uid 1234 may not read.
+        entries = [(0x01, 6, 0xffffffff), (0x02, 0, 1234), (0x04, 4, 0xffffffff), (0x10, 4, 0xffffffff),
+                   (0x20, 4, 0xffffffff)]
+        acl = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", tag, perm, uid) for tag, perm, uid in entries)
+        c = self.connect()
+        dest = os.path.join(self.fresh_folder(), "file.bin")
+        write(dest, b"old", MTIME)
+        try:
+            os.setxattr(dest, "system.posix_acl_access", acl)
+        except OSError as error:
+            self.skipTest("this file system keeps no ACL: %s" % error)
+        c.get("file.bin", dest)
+        self.assertEqual(read(dest), self.content)
+        self.assertEqual(os.getxattr(dest, "system.posix_acl_access"), acl)   # dropped, uid 1234 could read it
+        self.assertEqual(os.stat(dest).st_mode & 0o777, 0o644)
 
     def test_without_user_xattrs_the_sidecar_names_the_part_before_its_first_byte(self):
         c = self.connect()
