@@ -594,7 +594,9 @@ std::optional<Error> PartialUpload::write_state()
 Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
 {
     if (received_ != size_) {
-        if (auto error = checkpoint()) {
+        // Kept for a resume as a cut upload is (keep(): its state records
+        // the file as left, so the resume need not read the bytes again).
+        if (auto error = keep()) {
             if (error->code == ErrorCode::no_space) {
                 discard(); // see Session::finish_upload_job
             }
