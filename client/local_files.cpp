@@ -81,9 +81,9 @@ PublishedMode published_mode(const std::string& dest, const LocalFolder* in)
 {
     struct stat st {};
     if (::fstatat(dir_of(in), name_in(in, dest).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
-        return PublishedMode{0666U & ~static_cast<unsigned>(process_umask), std::nullopt, 0};
+        return PublishedMode{0666U & ~static_cast<unsigned>(process_umask), std::nullopt, 0, false};
     }
-    PublishedMode published{static_cast<unsigned>(st.st_mode) & 0777U, std::nullopt, 0};
+    PublishedMode published{static_cast<unsigned>(st.st_mode) & 0777U, std::nullopt, 0, true};
     if (::geteuid() == 0) {
         published.owner = static_cast<unsigned>(st.st_uid);
         published.group = static_cast<unsigned>(st.st_gid);
@@ -91,24 +91,16 @@ PublishedMode published_mode(const std::string& dest, const LocalFolder* in)
     return published;
 }
 
-Status apply_published_mode(const LocalFile& part, const PublishedMode& published)
-{
-    if (published.owner &&
-        ::fchown(part.fd(), static_cast<uid_t>(*published.owner), static_cast<gid_t>(published.group)) != 0) {
-        return local_error("cannot give " + in_quotes(part.path()) + " the owner of the file it replaces", errno);
-    }
-    if (::fchmod(part.fd(), static_cast<mode_t>(published.mode)) != 0) {
-        return local_error("cannot set the mode of " + in_quotes(part.path()), errno);
-    }
-    return success();
-}
+namespace {
 
-Status take_replaced_attributes(const LocalFile& part, const std::string& dest, const LocalFolder* in)
+// The replaced file's access ACL onto the part, exactly (sys/posix_acl.hpp).
+Status take_access_acl(const LocalFile& part, const std::string& dest, const LocalFolder* in)
 {
-    if (auto applied = apply_published_mode(part, published_mode(dest, in)); !applied) {
-        return applied;
+    const auto acl = std::make_unique<sys::AccessAcl>(); // 64 KiB: not on the stack
+    int error = sys::read_access_acl(dir_of(in), name_in(in, dest), *acl);
+    if (error == 0) {
+        error = sys::set_access_acl(part.fd(), *acl);
     }
-    const int error = sys::copy_access_acl(dir_of(in), name_in(in, dest), part.fd());
     if (error == ENOTSUP) {
         return Error{ErrorCode::local_io,
                      in_quotes(dest) + " has an access ACL that cannot be set on the new file (the file system "
@@ -120,6 +112,28 @@ Status take_replaced_attributes(const LocalFile& part, const std::string& dest, 
         return local_error("cannot copy the access ACL of " + in_quotes(dest) + " to " + in_quotes(part.path()) +
                                " (nothing was replaced)",
                            error);
+    }
+    return success();
+}
+
+} // namespace
+
+Status take_replaced_attributes(const LocalFile& part, const std::string& dest, const LocalFolder* in)
+{
+    const PublishedMode published = published_mode(dest, in);
+    // The owner first: chown clears set-ID bits, and the part is private
+    // to us until the ACL and mode below.
+    if (published.owner &&
+        ::fchown(part.fd(), static_cast<uid_t>(*published.owner), static_cast<gid_t>(published.group)) != 0) {
+        return local_error("cannot give " + in_quotes(part.path()) + " the owner of the file it replaces", errno);
+    }
+    if (published.replaces) {
+        if (auto taken = take_access_acl(part, dest, in); !taken) {
+            return taken;
+        }
+    }
+    if (::fchmod(part.fd(), static_cast<mode_t>(published.mode)) != 0) {
+        return local_error("cannot set the mode of " + in_quotes(part.path()), errno);
     }
     return success();
 }

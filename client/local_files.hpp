@@ -199,14 +199,17 @@ struct PublishedMode {
     unsigned mode = 0644;
     std::optional<unsigned> owner; // uid, with `group`, set only as root
     unsigned group = 0;
+    bool replaces = false; // a regular file stands at `dest`
 };
 PublishedMode published_mode(const std::string& dest, const LocalFolder* in = nullptr);
-// Gives the verified part that mode (owner first: chown clears mode bits).
-Status apply_published_mode(const LocalFile& part, const PublishedMode& published);
-// Readies a verified part to take `dest`'s place: the mode and owner of the
-// file it replaces (published_mode, read now), then that file's access ACL
-// (sys/posix_acl.hpp; after the mode, so that the group bits stay the ACL's
-// mask). publish_download calls it right before its rename, so every way a
+// Readies a verified part to take `dest`'s place: the owner of the file it
+// replaces (published_mode, read now), then exactly that file's access ACL
+// (sys/posix_acl.hpp: none where it has none, so that an ACL the part
+// inherited from its folder's default ACL cannot widen it), then its mode.
+// The ACL goes before the mode: setting it gives the part the replaced
+// file's permission bits at once (acl(5)), so the part is never wider than
+// its target on the way, and a failure leaves it private. A new file keeps
+// what it inherited from its folder, as any file created there. publish_download calls it right before its rename, so every way a
 // download is published (a single get, a PublishBatch for the others)
 // gives the attributes as late as it can: until then
 // the part stays private (part_mode_for), so a kill leaves no part wider

@@ -699,11 +699,14 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
     // Only the permission bits: new content from a peer must never become a
     // set-user-ID or set-group-ID program because the old one was.
     const mode_t mode = replaces ? (old.st_mode & 0777) : library_.new_file_mode();
-    // And its access ACL: dropped, a user it denied could read the new file.
-    // Read now, set first thing after the rename: setting it gives the file
-    // the ACL's permission bits at once (acl(5)), equal to the replaced
-    // file's, so the chmod after it changes nothing; one that cannot be set
-    // leaves the file at 0600 (never wider) and skips the chmod.
+    // And exactly its access ACL: dropped, a user it denied could read the
+    // new file; none where it has none, for the partial was made in the root
+    // and inherited the root's default ACL, which a chmod would open (a new
+    // file sheds it too: it is another folder's). Read now, set first thing
+    // after the rename: setting it gives the file the ACL's permission bits
+    // at once (acl(5)), equal to the replaced file's, so the chmod after it
+    // changes nothing; one that cannot be set leaves the file at 0600 (never
+    // wider) and skips the chmod.
     auto acl = std::make_unique<sys::AccessAcl>(); // 64 KiB: not on a pool thread's stack
     if (replaces) {
         if (const int error = destination.read_access_acl(*acl); error != 0) {

@@ -94,6 +94,11 @@ int read_access_acl(int folder, const std::string& leaf, AccessAcl& acl)
 int set_access_acl(int to, const AccessAcl& acl)
 {
     if (acl.size == 0) {
+        // Exactly none: an access ACL `to` inherited from its folder's
+        // default ACL (acl(5)) goes, or it could widen the replacement.
+        if (::fremovexattr(to, kAccessAclAttribute) != 0 && !no_acl_to_keep(errno)) {
+            return errno;
+        }
         return 0;
     }
     if (::fsetxattr(to, kAccessAclAttribute, acl.value.data(), acl.size, 0) != 0) {

@@ -35,9 +35,10 @@ inline constexpr const char* kAccessAclAttribute = "system.posix_acl_access";
 // opened O_RDONLY|O_NOFOLLOW|O_NONBLOCK and asked by descriptor; one that
 // cannot be opened is that errno, never taken for "no ACL".
 //
-// Call it after the file's mode is set: setting the ACL then makes the
-// mode's group bits the ACL's mask, as they were on the replaced file
-// (chmod after it would rewrite the mask from the mode instead).
+// `to` gets exactly the entry's ACL (none where it has none: see
+// set_access_acl). Setting one also sets the permission bits from it: call
+// it before a chmod to the replaced file's bits, so that the file is never
+// wider on the way.
 //
 // 0: copied, or nothing to copy (no such entry, no ACL on it, or a file
 // system that keeps none). Else the errno that stopped it: ENOTSUP where
@@ -56,9 +57,12 @@ struct AccessAcl {
 };
 // Reads it as copy_access_acl does: 0, or the errno that stopped it.
 int read_access_acl(int folder, const std::string& leaf, AccessAcl& acl);
-// Sets `acl` (when it holds one) on the open file `to`: 0, or the errno
-// (ENOTSUP: `to`'s file system keeps no ACL). Setting an access ACL also
-// sets the file's permission bits from it (acl(5)).
+// Makes `acl` exactly the access ACL of the open file `to`: set when it
+// holds one, and when it holds none, whatever `to` inherited from its
+// folder's default ACL is removed. 0, or the errno (ENOTSUP: `to`'s file
+// system keeps no ACL while `acl` holds one). Setting an access ACL also
+// sets the file's permission bits from it (acl(5)), so call it before the
+// chmod to the same bits, never after a wider one.
 int set_access_acl(int to, const AccessAcl& acl);
 
 } // namespace ferry::sys

@@ -94,6 +94,16 @@ std::string deny_acl(std::uint32_t uid)
     return value;
 }
 
+// A default ACL (acl(5)) for a folder that gives `uid` everything on what is
+// made in it: user::rw- user:UID:rwx group::r-- mask::rwx other::r--.
+void grant_by_default(const std::string& folder, std::uint32_t uid)
+{
+    std::string value = deny_acl(uid);
+    value[4 + 8 + 2] = 7; // user:UID:rwx (the second entry's permission)
+    value[4 + 24 + 2] = 7; // mask::rwx (the fourth entry's)
+    REQUIRE(::setxattr(folder.c_str(), "system.posix_acl_default", value.data(), value.size(), 0) == 0);
+}
+
 // The file's access ACL, empty when it has none.
 std::string acl_of(const std::string& path)
 {
@@ -353,6 +363,38 @@ TEST_CASE("a download whose target's ACL cannot be kept is refused: nothing is r
     CHECK(taken.error().message.find("ACL") != std::string::npos);
     CHECK(read_file(dest) == "old\n");
     CHECK(acl_of(dest) == deny_acl(1234));
+    // The ACL is set before the mode: the part it could not take stays as
+    // private as it was, never at the target's 0644 without its ACL.
+    struct stat held {};
+    REQUIRE(::fstat(ends[1], &held) == 0);
+    CHECK((held.st_mode & 0777) == 0600);
+}
+
+TEST_CASE("a replaced file without an ACL gets none: not the one its part inherited from a default ACL")
+{
+    Fixture f;
+    write_file(f.root_file("f"), "NEW-SECRET\n");
+    const std::string dest = f.local_file("f");
+    write_file(dest, "old\n");
+    REQUIRE(::chmod(dest.c_str(), 0640) == 0);
+    grant_by_default(f.local, 1234); // the part, made in this folder, inherits it
+    const auto get = run_ferry(f.server.address(), {"get", "f", "-o", dest});
+    REQUIRE_MESSAGE(get.exit_code == 0, get.err);
+    CHECK(read_file(dest) == "NEW-SECRET\n");
+    CHECK(acl_of(dest).empty()); // inherited, uid 1234 could read it
+    CHECK((stat_of(dest).st_mode & 07777) == 0640);
+
+    // ferryd: the partial is made in the root and inherits the root's.
+    write_file(f.local_file("up"), "NEW-SECRET-UP\n");
+    REQUIRE(::mkdir((f.root + "/d").c_str(), 0755) == 0);
+    write_file(f.root + "/d/up", "old\n");
+    REQUIRE(::chmod((f.root + "/d/up").c_str(), 0640) == 0);
+    grant_by_default(f.root, 1234);
+    const auto put = run_ferry(f.server.address(), {"put", f.local_file("up"), "-C", "d"});
+    REQUIRE_MESSAGE(put.exit_code == 0, put.err);
+    CHECK(read_file(f.root + "/d/up") == "NEW-SECRET-UP\n");
+    CHECK(acl_of(f.root + "/d/up").empty());
+    CHECK((stat_of(f.root + "/d/up").st_mode & 07777) == 0640);
 }
 
 TEST_CASE("an upload keeps the access ACL of the file it replaces: put and sync's push")

@@ -517,22 +517,36 @@ ACCESS_ACL = "system.posix_acl_access"
 
 
 def keep_access_acl(dest: str, fd: int) -> None:
-    """Gives the open file ``fd`` the POSIX access ACL (acl(5)) of the file at
-    ``dest`` it replaces, as the ferry client does: dropped, a user the old
-    ACL denied could read the new file. Copied as the attribute's opaque
-    value, after the mode (whose group bits then stay the ACL's mask), never
-    through a link at ``dest``. Nothing to keep: no file, no ACL, or a file
-    system that keeps none. One that cannot be set raises LocalIOError
-    rather than widen access."""
+    """Gives the open file ``fd`` exactly the POSIX access ACL (acl(5)) of the
+    regular file at ``dest`` it replaces, as the ferry client does: dropped,
+    a user the old ACL denied could read the new file; and none where it has
+    none, so that an ACL the part inherited from its folder's default ACL
+    cannot widen it. Copied as the attribute's opaque value, never through a
+    link at ``dest``, before the mode: setting it gives the file the old
+    permission bits at once. A new file keeps what it inherited, as any file
+    created there. One that cannot be set raises LocalIOError rather than
+    widen access."""
+    try:
+        if not stat.S_ISREG(os.lstat(dest).st_mode):
+            return
+    except FileNotFoundError:
+        return
     try:
         value = os.getxattr(dest, ACCESS_ACL, follow_symlinks=False)
     except OSError as error:
-        if error.errno in (errno.ENOENT, errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
-            return
-        raise local_error(f"cannot read the access ACL of {dest!r}", error) from error
+        if error.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            return   # a file system that keeps no ACL
+        if error.errno != errno.ENODATA:
+            raise local_error(f"cannot read the access ACL of {dest!r}", error) from error
+        value = None
     try:
-        os.setxattr(fd, ACCESS_ACL, value)
+        if value is None:
+            os.removexattr(fd, ACCESS_ACL)
+        else:
+            os.setxattr(fd, ACCESS_ACL, value)
     except OSError as error:
+        if value is None and error.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
+            return
         raise local_error(f"{dest!r} has an access ACL that cannot be set on the downloaded file; "
                           f"it was not replaced", error) from error
 
@@ -800,8 +814,8 @@ class PartFile:
             mode, owner = published_mode(self.dest)
             if owner is not None:
                 os.fchown(fd, *owner)
+            keep_access_acl(self.dest, fd)   # before the mode: never wider on the way
             os.fchmod(fd, mode)
-            keep_access_acl(self.dest, fd)
             # The rename works by the part's name: it must still be the file
             # written and verified here.
             written, named = os.fstat(fd), os.lstat(self.part)

@@ -552,6 +552,27 @@ class LocalNameTests(ServerCase):
         self.assertEqual(os.getxattr(dest, "system.posix_acl_access"), acl)   # dropped, uid 1234 could read it
         self.assertEqual(os.stat(dest).st_mode & 0o777, 0o644)
 
+    def test_a_replaced_file_without_an_acl_gets_none_from_its_folders_default(self):
+        # A default ACL giving uid 1234 everything: the part, made in the
+        # folder, inherits it, and the old file (0640, no ACL) never had it.
+        entries = [(0x01, 6, 0xffffffff), (0x02, 7, 1234), (0x04, 4, 0xffffffff), (0x10, 7, 0xffffffff),
+                   (0x20, 4, 0xffffffff)]
+        default = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", tag, perm, uid) for tag, perm, uid in entries)
+        c = self.connect()
+        folder = self.fresh_folder()
+        dest = os.path.join(folder, "file.bin")
+        write(dest, b"old", MTIME)
+        os.chmod(dest, 0o640)
+        try:
+            os.setxattr(folder, "system.posix_acl_default", default)
+        except OSError as error:
+            self.skipTest("this file system keeps no ACL: %s" % error)
+        c.get("file.bin", dest)
+        self.assertEqual(read(dest), self.content)
+        with self.assertRaises(OSError):
+            os.getxattr(dest, "system.posix_acl_access")   # inherited, uid 1234 could read it
+        self.assertEqual(os.stat(dest).st_mode & 0o777, 0o640)
+
     def test_without_user_xattrs_the_sidecar_names_the_part_before_its_first_byte(self):
         c = self.connect()
         dest = self.dest()
