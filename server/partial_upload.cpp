@@ -64,6 +64,18 @@ bool may_resume(const SavedState& state, std::string_view owner)
     return state.owner.value_or(std::string(kAnonymousOwner)) == owner;
 }
 
+// Whether an entry at one of the server's names in the root (lstat'ed,
+// never followed) is a file this server made: a regular file of its user
+// with one name. Anything else there (another user's file, a second name of
+// some file, a link, a FIFO, a socket, a device, a folder) was put there by
+// someone else, the names being predictable, or is a published file whose
+// old name a crash kept: the sweep never removes it.
+bool made_by_server(const struct ::stat& st)
+{
+    static const uid_t server_user = ::geteuid(); // ferryd never changes its user
+    return S_ISREG(st.st_mode) && st.st_uid == server_user && st.st_nlink == 1;
+}
+
 // Reads a whole small file relative to the root; refuses anything odd.
 std::optional<std::string> read_small_file(const Library& library, const std::string& name)
 {
@@ -77,7 +89,9 @@ std::optional<std::string> read_small_file(const Library& library, const std::st
         return std::nullopt;
     }
     struct ::stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 64 * 1024) {
+    // A state is one the server wrote (PROTOCOL.md 4.7): a second name of
+    // another file, or another user's file, vouches for nothing.
+    if (::fstat(fd, &st) != 0 || !made_by_server(st) || st.st_size > 64 * 1024) {
         ::close(fd);
         return std::nullopt;
     }
@@ -752,18 +766,6 @@ void PartialUpload::discard()
 }
 
 namespace {
-
-// Whether an entry at one of the server's names in the root (lstat'ed,
-// never followed) is a file this server made: a regular file of its user
-// with one name. Anything else there (another user's file, a second name of
-// some file, a link, a FIFO, a socket, a device, a folder) was put there by
-// someone else, the names being predictable, or is a published file whose
-// old name a crash kept: the sweep never removes it.
-bool made_by_server(const struct ::stat& st)
-{
-    static const uid_t server_user = ::geteuid(); // ferryd never changes its user
-    return S_ISREG(st.st_mode) && st.st_uid == server_user && st.st_nlink == 1;
-}
 
 // Unlinks `entry` if it is still a file of the server's: looked at again
 // just before, so that what took the name since the listing stays.

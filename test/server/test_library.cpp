@@ -515,6 +515,16 @@ TEST_CASE("a resume trusts a kept upload's hash state only over the very file th
         REQUIRE(resumed.value()->commit(sha256_of("helloworld")));
         CHECK(root.read("f.bin") == "helloworld");
     }
+    SUBCASE("a state with a second name is not one the server wrote: it vouches for nothing, it starts over")
+    {
+        const std::string state = root.path() + "/.ferry-partial-" + token + ".state";
+        const std::string other = root.path() + "/elsewhere.state";
+        REQUIRE(::link(state.c_str(), other.c_str()) == 0);
+        auto resumed = PartialUpload::begin(*library, "f.bin", 10, true);
+        REQUIRE(resumed);
+        CHECK(resumed.value()->received() == 0);
+        ::unlink(other.c_str());
+    }
     SUBCASE("touched but the same bytes: read again, they match, it resumes")
     {
         REQUIRE(::utime(data.c_str(), nullptr) == 0);
