@@ -7,6 +7,8 @@
 // made with chown.
 #include "support.hpp"
 
+#include "../acl_values.hpp"
+
 #include "connection.hpp"
 #include "local_files.hpp"
 #include "operations.hpp"
@@ -71,28 +73,8 @@ void write_in_place(const std::string& path, std::uint64_t offset, std::string_v
     ::close(fd);
 }
 
-// An access ACL (acl(5)'s xattr form) for a file of mode 0644 that denies
-// `uid` everything: user::rw- user:UID:--- group::r-- mask::r-- other::r--.
-std::string deny_acl(std::uint32_t uid)
-{
-    std::string value;
-    const auto put32 = [&](std::uint32_t v) {
-        for (int i = 0; i < 4; ++i) {
-            value += static_cast<char>((v >> (8 * i)) & 0xffU);
-        }
-    };
-    const auto entry = [&](std::uint32_t tag, std::uint32_t perm, std::uint32_t id) {
-        put32(tag | (perm << 16));
-        put32(id);
-    };
-    put32(2); // the format's version
-    entry(0x01, 6, 0xffffffff);
-    entry(0x02, 0, uid);
-    entry(0x04, 4, 0xffffffff);
-    entry(0x10, 4, 0xffffffff);
-    entry(0x20, 4, 0xffffffff);
-    return value;
-}
+using ferry::test::acl_of;
+using ferry::test::deny_acl;
 
 // A default ACL (acl(5)) for a folder that gives `uid` everything on what is
 // made in it: user::rw- user:UID:rwx group::r-- mask::rwx other::r--.
@@ -102,14 +84,6 @@ void grant_by_default(const std::string& folder, std::uint32_t uid)
     value[4 + 8 + 2] = 7; // user:UID:rwx (the second entry's permission)
     value[4 + 24 + 2] = 7; // mask::rwx (the fourth entry's)
     REQUIRE(::setxattr(folder.c_str(), "system.posix_acl_default", value.data(), value.size(), 0) == 0);
-}
-
-// The file's access ACL, empty when it has none.
-std::string acl_of(const std::string& path)
-{
-    char buffer[1024];
-    const ssize_t got = ::lgetxattr(path.c_str(), "system.posix_acl_access", buffer, sizeof buffer);
-    return got < 0 ? std::string() : std::string(buffer, static_cast<std::size_t>(got));
 }
 
 // An old file of mode 0644 whose ACL denies uid 1234.

@@ -4,6 +4,8 @@
 // ACLs; where the file system keeps none, the tests that set one are skipped).
 #include "posix_acl.hpp"
 
+#include "../acl_values.hpp"
+
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
@@ -21,34 +23,12 @@ namespace sys = ferry::sys;
 
 namespace {
 
-// user::rw- user:1234:--- group::r-- mask::r-- other::r-- (acl(5)'s xattr form).
 std::string deny_1234()
 {
-    std::string value;
-    const auto put32 = [&](std::uint32_t v) {
-        for (int i = 0; i < 4; ++i) {
-            value += static_cast<char>((v >> (8 * i)) & 0xffU);
-        }
-    };
-    const auto entry = [&](std::uint32_t tag, std::uint32_t perm, std::uint32_t id) {
-        put32(tag | (perm << 16));
-        put32(id);
-    };
-    put32(2);
-    entry(0x01, 6, 0xffffffff);
-    entry(0x02, 0, 1234);
-    entry(0x04, 4, 0xffffffff);
-    entry(0x10, 4, 0xffffffff);
-    entry(0x20, 4, 0xffffffff);
-    return value;
+    return ferry::test::deny_acl(1234);
 }
 
-std::string acl_of(const std::string& path)
-{
-    char buffer[1024];
-    const ssize_t got = ::lgetxattr(path.c_str(), sys::kAccessAclAttribute, buffer, sizeof buffer);
-    return got < 0 ? std::string() : std::string(buffer, static_cast<std::size_t>(got));
-}
+using ferry::test::acl_of;
 
 struct Folder {
     Folder()
