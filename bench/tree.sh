@@ -2,7 +2,7 @@
 # Issue 14's tree benchmark: ferry sync beside rsync's daemon on 127.0.0.1, in one run.
 #
 #   bench/tree.sh                         # everything, REPS=3 (about 15 minutes on 2 cores, root)
-#   REPS=1 ONLY=rsync,ferry bench/tree.sh # the tree steps only, once
+#   REPS=1 ONLY=rsync,rsync_fsync,ferry bench/tree.sh # the tree steps only, once
 #   SKIP_BUILD=1 bench/tree.sh            # measure what build-bench holds
 #
 # 1. builds a release ferryd and ferry in build-bench (as compare.sh does);
@@ -26,10 +26,13 @@ log() { echo "[$(date +%T)] $*" >&2; }
 [[ $(id -u) -eq 0 ]] || die "run as root: rsync's daemon, vsftpd and the packages need it"
 [[ -f $ANCHORS/tree/rsync.sh ]] || die "no anchors at $ANCHORS (set ANCHORS=...)"
 avail=$(df -Pk "$(dirname "$WORK")" | awk 'NR == 2 { print int($4 / 1048576) }')
-# Every tree stays until the end (tree_bench.py: LEFT_FOR_THE_END): per rep three of rsync's and two per
-# ferry hash, plus ferry's source; about 0.14 MB per file of the tree, so 1.4 GB at 10,000 files.
+# Every tree stays until the end (tree_bench.py: LEFT_FOR_THE_END): per rep three for each rsync run (plain
+# and --fsync) and two per ferry hash, plus ferry's source; about 0.14 MB per file of the tree, so 1.4 GB at
+# 10,000 files.
 nhashes=$(awk -F, '{ print NF }' <<<"${HASHES:-sha256,xxh3-128}")
-need=$(( (3 * REPS + 2 * nhashes * REPS + 1) * ${FILES:-10000} * 140 / 1048576 + 1 ))  # KB per file -> GiB
+nrsyncs=0
+for r in rsync rsync_fsync; do [[ ,${ONLY:-rsync,rsync_fsync},  == *,$r,* ]] && nrsyncs=$((nrsyncs + 1)); done
+need=$(( (3 * nrsyncs * REPS + 2 * nhashes * REPS + 1) * ${FILES:-10000} * 140 / 1048576 + 1 ))  # KB per file -> GiB
 (( avail >= need )) || die "$(dirname "$WORK") has $avail GiB free; needs $need (every tree is kept until the end)"
 
 missing=""

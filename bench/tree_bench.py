@@ -6,7 +6,10 @@ Steps, each timed from the outside around the whole client process:
   no_change    the same push again
   one_percent  after maketree.py --touch 1 (1% of the files rewritten in place)
   pull         the server's folder into an empty local folder
-rsync's side is ../shared/bench-anchors/tree/rsync.sh (called, never copied). Ferry's side runs on the disk
+rsync's side is ../shared/bench-anchors/tree/rsync.sh (called, never copied), run twice per repetition: as it is,
+and with every rsync it starts given --fsync (a shim named rsync ahead of Debian's on its PATH), rsync's own option
+to fsync each file it writes (on a push the daemon's receiver, on a pull the client), as ferry makes each file
+durable before it reports it (rsync does not sync the folders that gain the names). Ferry's side runs on the disk
 (the server's folder and the pull's target under WORK) and, to show what durability costs, with both on tmpfs
 (TMPFS), where fsync is free. After each run the trees are compared byte for byte (diff -r, untimed).
 
@@ -40,7 +43,7 @@ SEED = int(os.environ.get("SEED", "42"))
 FILES = int(os.environ.get("FILES", "10000"))
 JOBS = int(os.environ.get("JOBS", "8"))
 HASHES = os.environ.get("HASHES", "sha256,xxh3-128").split(",")
-ONLY = set(os.environ.get("ONLY", "rsync,ferry,tmpfs,ftp,scale").split(","))
+ONLY = set(os.environ.get("ONLY", "rsync,rsync_fsync,ferry,tmpfs,ftp,scale").split(","))
 SCALE = [int(n) for n in os.environ.get("SCALE", "1000,10000,100000").split(",") if n]
 SCALE_PUSH_MAX = int(os.environ.get("SCALE_PUSH_MAX", "100000"))
 FTP_FILES = int(os.environ.get("FTP_FILES", "10000"))
@@ -153,15 +156,33 @@ def maketree(dest, files=FILES, touch=None):
 
 # ---- rsync's daemon ----------------------------------------------------------------------
 
-def rsync_rep(rep):
-    log(f"rsync daemon, repetition {rep + 1} of {REPS} (load {load()})")
-    result = run(["bash", os.path.join(ANCHORS, "tree", "rsync.sh"), later(os.path.join(WORK, f"rsync-{rep}"))],
-                 env=dict(os.environ, SEED=str(SEED), FILES=str(FILES)))
+def fsync_shim():
+    """A folder holding `rsync`, a script that runs Debian's rsync with --fsync added (not to the daemon, which
+    takes it from the client)."""
+    folder = os.path.join(WORK, "rsync-fsync-shim")
+    os.makedirs(folder, exist_ok=True)
+    real = shutil.which("rsync", path="/usr/bin:/bin") or "/usr/bin/rsync"
+    with open(os.path.join(folder, "rsync"), "w") as shim:
+        shim.write("#!/bin/sh\n"
+                   f'case " $* " in *" --daemon "*) exec {real} "$@" ;; esac\n'
+                   f'exec {real} --fsync "$@"\n')
+    os.chmod(os.path.join(folder, "rsync"), 0o755)
+    return folder
+
+
+def rsync_rep(rep, fsync=False):
+    who = "rsync_fsync" if fsync else "rsync"
+    log(f"rsync daemon{' --fsync' if fsync else ''}, repetition {rep + 1} of {REPS} (load {load()})")
+    env = dict(os.environ, SEED=str(SEED), FILES=str(FILES))
+    if fsync:
+        env["PATH"] = fsync_shim() + os.pathsep + env.get("PATH", "")
+    result = run(["bash", os.path.join(ANCHORS, "tree", "rsync.sh"), later(os.path.join(WORK, f"{who}-{rep}"))],
+                 env=env)
     if result.returncode != 0:
         raise RuntimeError(f"rsync.sh failed: {result.stderr[-2000:]!r}")
     for line in result.stdout.decode().splitlines():
         record = json.loads(line)
-        emit({"w": "tree", "who": "rsync", "where": "disk", "step": record["step"], "rep": rep,
+        emit({"w": "tree", "who": who, "where": "disk", "step": record["step"], "rep": rep,
               "seconds": record["ms"] / 1000, "files": record["tree"]["files"], "bytes": record["tree"]["bytes"],
               "load": load()})
 
@@ -209,6 +230,8 @@ def tree_reps():
     runners = []
     if "rsync" in ONLY:
         runners.append(("rsync", None, None))
+    if "rsync_fsync" in ONLY:
+        runners.append(("rsync_fsync", None, None))
     src = None
     if "ferry" in ONLY or "tmpfs" in ONLY:
         src = os.path.join(WORK, "src")
@@ -224,8 +247,8 @@ def tree_reps():
     for rep in range(REPS):
         turned = runners[rep % len(runners):] + runners[:rep % len(runners)] if runners else []
         for where, hash_name, base in turned:
-            if where == "rsync":
-                rsync_rep(rep)
+            if where in ("rsync", "rsync_fsync"):
+                rsync_rep(rep, fsync=where == "rsync_fsync")
             else:
                 ferry_rep(where, src, base, hash_name, rep)
 
@@ -390,7 +413,11 @@ def report():
     lines = []
     rsync = {s: median([r["seconds"] for r in RESULTS if r["w"] == "tree" and r["who"] == "rsync"
                         and r["step"] == s]) for s in STEPS}
+    rsync_fsync = {s: median([r["seconds"] for r in RESULTS if r["w"] == "tree" and r["who"] == "rsync_fsync"
+                              and r["step"] == s]) for s in STEPS}
     rows = [("rsync daemon (disk)", rsync)]
+    if any(v is not None for v in rsync_fsync.values()):
+        rows.append(("rsync daemon, rsync --fsync (disk)", rsync_fsync))
     for where in ("disk", "tmpfs"):
         for hash_name in HASHES:
             values = {s: median([r["seconds"] for r in RESULTS if r["w"] == "tree" and r["who"] == "ferry"
@@ -405,7 +432,7 @@ def report():
         cells = []
         for s in STEPS:
             v = values[s]
-            if v is not None and name.startswith("ferry") and rsync[s]:
+            if v is not None and not name.startswith("rsync daemon (") and rsync[s]:
                 cells.append(f"{fmt(v)} ({v / rsync[s]:.2f}×)")
             else:
                 cells.append(fmt(v))
@@ -420,6 +447,15 @@ def report():
         ratio = v / r if v is not None and r else None
         verdict = "–" if ratio is None else ("met" if ratio <= goals[s] else "**missed**")
         lines.append(f"| {s} | ≤ {goals[s]} × rsync | {fmt(v)} | {fmt(r)} | {fmt(ratio)} | {verdict} |")
+    if any(v is not None for v in rsync_fsync.values()):
+        lines.append("\n### Beside rsync asked for durability too (ferry on disk ÷ rsync --fsync)\n")
+        lines.append("| who | " + " | ".join(STEPS) + " |")
+        lines.append("|---|" + "---|" * len(STEPS))
+        for name, values in rows:
+            if name.startswith("ferry") and name.endswith("(disk)"):
+                lines.append(f"| {name} | " + " | ".join(
+                    f"{values[s] / rsync_fsync[s]:.2f}×" if values[s] is not None and rsync_fsync[s] else "–"
+                    for s in STEPS) + " |")
     # durability: disk minus tmpfs, same hash
     lines.append("\n### What durability costs (ferry, disk − tmpfs, seconds)\n")
     lines.append("| hash | " + " | ".join(STEPS) + " |")
