@@ -25,14 +25,24 @@ namespace {
 
 constexpr std::string_view kStateSuffix = ".state";
 
-// An upload's token: a hash of its path and declared size, so that a put
-// finds the kept upload it may resume (or must wait for) with one open of
-// its name, whatever else the root holds. 128 bits of SHA-256: two uploads
-// in the root never share one by chance (and a resume checks the state's
-// path and size anyway).
-std::string upload_token(const std::string& name, std::uint64_t size)
+// An upload's token: a hash of its path, declared size and maker, so that
+// a put finds the kept upload it may resume (or must wait for) with one
+// open of its name, whatever else the root holds. 128 bits of SHA-256: two
+// uploads in the root never share one by chance (and a resume checks the
+// state's path, size and owner anyway). The maker is part of it so that
+// another access identity's put of that path and size neither learns of
+// that upload (`busy`) nor drops its kept bytes: it works on a partial of
+// its own (PROTOCOL.md 4.7). Without tokens every client is `anonymous`,
+// whose tokens are those of the builds before owners (size and path only),
+// so their kept uploads still resume. A path holds no newline (5.1), so
+// the fields cannot run into each other.
+std::string upload_token(const std::string& name, std::uint64_t size, std::string_view owner)
 {
-    const std::string key = std::to_string(size) + '\n' + name;
+    std::string key = std::to_string(size) + '\n' + name;
+    if (owner != kAnonymousOwner) {
+        key += '\n';
+        key += owner;
+    }
     Sha256 hash;
     hash.update(key.data(), key.size());
     return hash.hex_digest().substr(0, 32);
@@ -313,10 +323,10 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin_upload(const Library
                                                                    std::uint64_t size, bool resume, HashKind hash,
                                                                    std::string_view owner)
 {
-    // Every upload of this path and size, kept or in progress, on this
-    // server or another sharing the folder, is this one data file: a
-    // connection using it holds its flock.
-    const std::string token = upload_token(name, size);
+    // Every upload of this path and size by this identity, kept or in
+    // progress, on this server or another sharing the folder, is this one
+    // data file: a connection using it holds its flock.
+    const std::string token = upload_token(name, size, owner);
     const std::string data = data_name(token);
     const auto in_use = [&] {
         return Error{ErrorCode::busy, "an upload of \"" + name + "\" (" + std::to_string(size) +
@@ -407,8 +417,9 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin_upload(const Library
         // by a crash, is removed before its data everywhere, see discard()).
         // An existing one is resumed when asked, by the one who made it, and
         // its state says how much is durable and vouches for those bytes;
-        // otherwise its bytes are dropped: a put without resume (or of
-        // someone else) replaces the kept upload of its path and size.
+        // otherwise its bytes are dropped: a put without resume replaces
+        // the kept upload of its path and size (and so does one whose state
+        // names another maker: a state of no owner, or a planted one).
         auto state = !created && resume ? saved_state(library, token, name, size) : std::nullopt;
         if (state && !may_resume(*state, owner)) {
             state.reset();

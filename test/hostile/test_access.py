@@ -228,11 +228,49 @@ class KeptUploadOwner(unittest.TestCase):
             self.assertEqual(done["error"]["code"], "size_mismatch")
             peer.close()
             self.assertNotIn("q3.bin", os.listdir(self.root))
-            self.cut_upload(server, ALICE)
-            peer, reply = self.resume(server, ALICE)  # its maker still resumes it
+            peer, reply = self.resume(server, ALICE)  # its maker still resumes it, untouched
             self.assertEqual(reply["offset"], self.CUT)
             self.assertEqual(reply["prefix_sha256"], sha256(self.secret))
             peer.close()
+
+    def test_another_token_is_not_told_of_an_upload_in_progress_nor_drops_a_kept_one(self):
+        with Server(FERRYD, self.root, "--token-file", self.tokens) as server:
+            alice = server.peer(token=ALICE)
+            self.assertTrue(alice.request({"op": "put", "name": "q3.bin", "size": self.SIZE})["ok"])
+            alice.send_data(self.secret[:50000])
+            # Alice's upload is in progress: Bob's put of that path and size
+            # is an upload of his own, never `busy` (which would tell him).
+            for resume in (False, True):
+                bob = server.peer(token=BOB)
+                reply = bob.request({"op": "put", "name": "q3.bin", "size": self.SIZE, "resume": resume})
+                self.assertTrue(reply["ok"], reply)
+                self.assertEqual(reply["offset"], 0)
+                bob.close()
+            for at in range(50000, self.CUT, 50000):
+                alice.send_data(self.secret[at:at + 50000])
+            alice.close()
+            # Bob publishes the whole file while Alice's bytes are kept; her
+            # kept upload is still hers to resume, then stands as the file.
+            bobs = os.urandom(self.SIZE)
+            bob = server.peer(token=BOB)
+            self.assertTrue(bob.request({"op": "put", "name": "q3.bin", "size": self.SIZE})["ok"])
+            for at in range(0, self.SIZE, 50000):
+                bob.send_data(bobs[at:at + 50000])
+            self.assertTrue(bob.request({"op": "commit", "id": bob.next_id - 1, "sha256": sha256(bobs)})["ok"])
+            bob.close()
+            with open(os.path.join(self.root, "q3.bin"), "rb") as f:
+                self.assertEqual(f.read(), bobs)
+            peer, reply = self.resume(server, ALICE)
+            self.assertEqual(reply["offset"], self.CUT)
+            self.assertEqual(reply["prefix_sha256"], sha256(self.secret))
+            rest = os.urandom(self.SIZE - self.CUT)
+            for at in range(0, len(rest), 50000):
+                peer.send_data(rest[at:at + 50000])
+            done = peer.request({"op": "commit", "id": peer.next_id - 1, "sha256": sha256(self.secret + rest)})
+            self.assertTrue(done["ok"], done)
+            peer.close()
+            with open(os.path.join(self.root, "q3.bin"), "rb") as f:
+                self.assertEqual(f.read(), self.secret + rest)
 
     def test_overwritten_kept_bytes_are_read_again_and_never_published(self):
         with Server(FERRYD, self.root, "--token-file", self.tokens) as server:

@@ -450,32 +450,59 @@ TEST_CASE("a kept upload resumes only for the identity that made it; anyone else
     {
         CHECK(resumed_offset(*library, kAlice) == 5);
     }
-    SUBCASE("another token, or none, gets a fresh upload that replaces the kept bytes")
+    SUBCASE("another token, or none, gets a fresh upload of its own; the kept bytes stay for their maker")
     {
         for (const std::string& other : {kBob, std::string(kAnonymousOwner)}) {
-            auto put = PartialUpload::begin(*library, "f.bin", 10, true, HashKind::sha256, false, std::nullopt, other);
-            REQUIRE(put);
-            CHECK(put.value()->received() == 0);
-            CHECK(put.value()->received_digest() == sha256_of(""));
+            for (const bool resume : {true, false}) {
+                auto put =
+                    PartialUpload::begin(*library, "f.bin", 10, resume, HashKind::sha256, false, std::nullopt, other);
+                REQUIRE(put);
+                CHECK(put.value()->received() == 0);
+                CHECK(put.value()->received_digest() == sha256_of(""));
+                CHECK(put.value()->token() != token);
+                put.value()->discard();
+            }
         }
+        CHECK(resumed_offset(*library, kAlice) == 5);
+    }
+    SUBCASE("while its maker uploads, another token's put of that path and size is not told so (no busy)")
+    {
+        auto held = PartialUpload::begin(*library, "f.bin", 10, true, HashKind::sha256, false, std::nullopt, kAlice);
+        REQUIRE(held);
+        CHECK(held.value()->received() == 5);
+        auto other = PartialUpload::begin(*library, "f.bin", 10, true, HashKind::sha256, false, std::nullopt, kBob);
+        REQUIRE(other);
+        CHECK(other.value()->received() == 0);
+        // Both publish; the last commit's file stands, as with any two puts.
+        REQUIRE_FALSE(other.value()->append(std::span("0123456789", 10)));
+        REQUIRE(other.value()->commit(sha256_of("0123456789")));
+        REQUIRE_FALSE(held.value()->append(std::span("world", 5)));
+        REQUIRE(held.value()->commit(sha256_of("helloworld")));
+        CHECK(root.read("f.bin") == "helloworld");
+        CHECK(root.hidden_entries() == 0);
+    }
+}
+
+TEST_CASE("a state of an older build, which names nobody, resumes only where everyone is anonymous")
+{
+    TempRoot root;
+    auto library = open_library(root);
+    // Older builds named a kept upload by its path and size alone, as
+    // `anonymous` still does.
+    const std::string token = keep_hello(*library, std::string(kAnonymousOwner));
+    const std::string state_path = ".ferry-partial-" + token + ".state";
+    auto state = decode_resume_state(root.read(state_path));
+    REQUIRE(state);
+    state->owner.reset();
+    state->part.reset();
+    root.write(state_path, encode_resume_state(*state));
+    SUBCASE("not for a token, even the one that made it")
+    {
         CHECK(resumed_offset(*library, kAlice) == 0);
     }
-    SUBCASE("a state of an older build, which names nobody, resumes only where everyone is anonymous")
+    SUBCASE("for a client of a server without tokens, over bytes read again")
     {
-        const std::string state_path = ".ferry-partial-" + token + ".state";
-        auto state = decode_resume_state(root.read(state_path));
-        REQUIRE(state);
-        state->owner.reset();
-        state->part.reset();
-        root.write(state_path, encode_resume_state(*state));
-        SUBCASE("not for a token, even the one that made it")
-        {
-            CHECK(resumed_offset(*library, kAlice) == 0);
-        }
-        SUBCASE("for a client of a server without tokens, over bytes read again")
-        {
-            CHECK(resumed_offset(*library, std::string(kAnonymousOwner)) == 5);
-        }
+        CHECK(resumed_offset(*library, std::string(kAnonymousOwner)) == 5);
     }
 }
 
