@@ -5,6 +5,7 @@
 #include "remote_paths.hpp"
 #include "remote_tree.hpp"
 
+#include <deque>
 #include <filesystem>
 #include <system_error>
 
@@ -113,40 +114,57 @@ int run_stat(Connection& connection, const Output& output, const std::string& na
 
 namespace {
 
-// Runs `each` on every path the arguments name (wildcards expanded), one
-// outcome per path; an argument that names nothing is one failed outcome.
-template <typename Each>
-int for_each_path(Connection& connection, const Output& output, const std::vector<std::string>& typed,
-                  const std::string& current, bool expand, const std::string& key, Each each)
-{
+// What a command over paths has to show: one outcome per path it acted on
+// (several for one argument when a wildcard matched several, or when a
+// listed folder went partly), one failure per path that failed.
+struct PathResults {
+    const Output& output;
     std::vector<PathOutcome> outcomes;
-    const auto failed = [&](const std::string& path, const Error& error) {
+
+    void failed(const std::string& path, const Error& error)
+    {
         if (!output.json()) { // with --json, the summary carries it
             output.error(error);
         }
         outcomes.push_back(PathOutcome{path, error, {}, {}, {}});
-    };
+    }
+    void done(PathOutcome outcome)
+    {
+        outcomes.push_back(std::move(outcome));
+    }
+};
+
+// Runs `each` on every path the arguments name (wildcards expanded), with
+// whether the path is a match from the server's listing (its type, size
+// and mtime then as listed) or named as typed (only its name known); an
+// argument that names nothing is one failed outcome.
+template <typename Each>
+int for_each_path(Connection& connection, const Output& output, const std::vector<std::string>& typed,
+                  const std::string& current, bool expand, const std::string& key, Each each)
+{
+    PathResults results{output, {}};
     for (const auto& argument : typed) {
         if (interrupted()) {
-            failed(argument, Error{ErrorCode::aborted, "interrupted before \"" + argument + "\""});
+            results.failed(argument, Error{ErrorCode::aborted, "interrupted before \"" + argument + "\""});
             continue;
         }
         auto path = resolve_remote_path(current, argument);
         if (!path) {
-            failed(argument, path.error());
+            results.failed(argument, path.error());
             continue;
         }
         if (!connection.is_open()) {
             if (auto again = connection.reconnect(); !again) {
-                failed(argument, again.error());
+                results.failed(argument, again.error());
                 continue;
             }
         }
+        const bool listed = expand && has_wildcard(path.value());
         std::vector<FileInfo> matches;
         if (expand) {
             auto found = remote_matches(connection, path.value(), argument);
             if (!found) {
-                failed(argument, found.error());
+                results.failed(argument, found.error());
                 continue;
             }
             matches = std::move(found.value());
@@ -156,17 +174,12 @@ int for_each_path(Connection& connection, const Output& output, const std::vecto
             matches.push_back(itself);
         }
         for (const auto& match : matches) {
-            PathOutcome outcome{match.name, std::nullopt, {}, {}, {}};
-            if (auto error = each(match, outcome)) {
-                failed(match.name, *error);
-            } else if (outcome.removed || outcome.made || outcome.digest) { // else passed over
-                outcomes.push_back(std::move(outcome));
-            }
+            each(match, listed, results);
         }
     }
-    output.path_summary(key, outcomes);
+    output.path_summary(key, results.outcomes);
     std::vector<ErrorCode> codes;
-    for (const auto& outcome : outcomes) {
+    for (const auto& outcome : results.outcomes) {
         if (outcome.error) {
             codes.push_back(outcome.error->code);
         }
@@ -174,35 +187,150 @@ int for_each_path(Connection& connection, const Output& output, const std::vecto
     return exit_status(codes);
 }
 
+// What a delete of a listed entry expects to find at its name (PROTOCOL.md
+// 4.11): the entry as listed, a folder by its type alone.
+ExpectedEntry as_listed(const FileInfo& entry)
+{
+    if (is_folder(entry)) {
+        return ExpectedEntry{EntryType::folder, 0, 0};
+    }
+    return ExpectedEntry{EntryType::file, entry.size, entry.mtime};
+}
+
+// Sends the deletes pipelined (up to kDeletesInFlight wait at the server,
+// which answers them in order, so a folder's delete is done after those of
+// what it held) and gives each one's reply, in the requests' order. Once
+// the connection is lost or the user interrupts, the rest are not sent and
+// fail with that error.
+constexpr std::size_t kDeletesInFlight = 16;
+
+std::vector<Result<DeleteReply>> delete_each(Connection& connection, const std::vector<DeleteRequest>& requests)
+{
+    std::vector<Result<DeleteReply>> replies;
+    replies.reserve(requests.size());
+    std::deque<std::uint64_t> in_flight; // request ids, in the requests' order
+    std::optional<Error> stop;
+    std::size_t next = 0;
+    for (;;) {
+        while (!stop && next < requests.size() && in_flight.size() < kDeletesInFlight) {
+            if (interrupted()) {
+                stop = Error{ErrorCode::aborted, "interrupted before \"" + requests[next].path + "\""};
+                break;
+            }
+            const std::uint64_t id = connection.next_id();
+            if (auto sent = connection.send_request(Request{id, requests[next]}); !sent) {
+                stop = sent.error();
+                break;
+            }
+            in_flight.push_back(id);
+            ++next;
+        }
+        if (in_flight.empty()) {
+            break;
+        }
+        const std::uint64_t id = in_flight.front();
+        in_flight.pop_front();
+        replies.push_back(read_reply(connection, id, parse_delete_reply));
+        if (!replies.back() && !connection.is_open() && !stop) {
+            stop = replies.back().error();
+        }
+    }
+    while (replies.size() < requests.size()) {
+        replies.push_back(*stop);
+    }
+    return replies;
+}
+
+// A folder that a wildcard matched, under -r: removed by what a listing of
+// it shows, each entry only if it is still the one listed and never
+// recursively (what no listing showed, such as a tree renamed into the
+// folder's place since, is never removed), what it holds before it. All
+// gone: one outcome for the folder, its counts summed. Otherwise each
+// entry's own outcome, so that the counts are what really went.
+void remove_listed_folder(Connection& connection, const FileInfo& folder, PathResults& results)
+{
+    auto listed = list_folder(connection, folder.name, true);
+    if (!listed) {
+        results.failed(folder.name, listed.error());
+        return;
+    }
+    std::vector<DeleteRequest> requests;
+    const auto& inside = listed->files; // sorted: reversed, what a folder holds comes before it
+    for (auto entry = inside.rbegin(); entry != inside.rend(); ++entry) {
+        requests.push_back(DeleteRequest{join_remote(folder.name, entry->name), false, as_listed(*entry)});
+    }
+    requests.push_back(DeleteRequest{folder.name, false, as_listed(folder)});
+    const auto replies = delete_each(connection, requests);
+    DeleteReply whole{folder.name, EntryType::folder, 0, 0};
+    bool all = true;
+    for (const auto& reply : replies) {
+        all = all && static_cast<bool>(reply);
+        if (reply) {
+            whole.files += reply->files;
+            whole.folders += reply->folders;
+        }
+    }
+    if (all) {
+        results.output.removed(whole);
+        results.done(PathOutcome{folder.name, std::nullopt, whole, {}, {}});
+        return;
+    }
+    for (std::size_t i = 0; i < replies.size(); ++i) {
+        if (replies[i]) {
+            results.output.removed(replies[i].value());
+            results.done(PathOutcome{requests[i].path, std::nullopt, replies[i].value(), {}, {}});
+        } else {
+            results.failed(requests[i].path, replies[i].error());
+        }
+    }
+}
+
+constexpr const char* kRemovesByNameNote =
+    "this server deletes by name (an older ferryd, without \"delete_expect\"): an entry put at a matched name "
+    "on the server since the listing is deleted too";
+
 } // namespace
 
 int run_remove(Connection& connection, const Output& output, const std::vector<std::string>& typed, bool recursive,
                const std::string& current)
 {
-    return for_each_path(connection, output, typed, current, true, "removed",
-                         [&](const FileInfo& match, PathOutcome& outcome) -> std::optional<Error> {
-                             auto reply = delete_remote(connection, match.name, recursive);
-                             if (!reply) {
-                                 return reply.error();
-                             }
-                             output.removed(reply.value());
-                             outcome.removed = std::move(reply.value());
-                             return std::nullopt;
-                         });
+    bool noted = false;
+    return for_each_path(
+        connection, output, typed, current, true, "removed",
+        [&](const FileInfo& match, bool listed, PathResults& results) {
+            if (listed && !noted && connection.protocol_version() >= 2 && !checks_delete_expect(connection)) {
+                output.warning(kRemovesByNameNote);
+                noted = true;
+            }
+            if (listed && connection.protocol_version() >= 2 && recursive && is_folder(match)) {
+                remove_listed_folder(connection, match, results);
+                return;
+            }
+            // A match listed as a file is never deleted recursively, whatever
+            // -r says: a tree renamed to its name since is not what was listed.
+            auto reply = !listed ? delete_remote(connection, match.name, recursive)
+                                 : delete_remote(connection, match.name, false, as_listed(match));
+            if (!reply) {
+                results.failed(match.name, reply.error());
+                return;
+            }
+            output.removed(reply.value());
+            results.done(PathOutcome{match.name, std::nullopt, std::move(reply.value()), {}, {}});
+        });
 }
 
 int run_make_folders(Connection& connection, const Output& output, const std::vector<std::string>& typed,
                      bool parents, const std::string& current)
 {
     return for_each_path(connection, output, typed, current, false, "made",
-                         [&](const FileInfo& match, PathOutcome& outcome) -> std::optional<Error> {
+                         [&](const FileInfo& match, bool, PathResults& results) {
                              auto reply = make_remote_folder(connection, match.name, parents);
                              if (!reply) {
-                                 return reply.error();
+                                 results.failed(match.name, reply.error());
+                                 return;
                              }
                              output.made(reply.value());
-                             outcome.made = std::move(reply.value());
-                             return std::nullopt;
+                             results.done(PathOutcome{match.name, std::nullopt, {}, std::move(reply.value()), {}});
                          });
 }
 
@@ -210,18 +338,18 @@ int run_digests(Connection& connection, const Output& output, const std::vector<
                 const std::string& current)
 {
     return for_each_path(connection, output, typed, current, true, "files",
-                         [&](const FileInfo& match, PathOutcome& outcome) -> std::optional<Error> {
+                         [&](const FileInfo& match, bool, PathResults& results) {
                              if (is_folder(match)) {
-                                 return std::nullopt; // a wildcard's folder: no digest to give
+                                 return; // a wildcard's folder: no digest to give, passed over
                              }
                              auto reply = remote_digest(connection, match.name, hash);
                              if (!reply) {
-                                 return reply.error();
+                                 results.failed(match.name, reply.error());
+                                 return;
                              }
                              reply->file.name = shown_path(reply->file.name, current);
                              output.digested(reply.value());
-                             outcome.digest = std::move(reply.value());
-                             return std::nullopt;
+                             results.done(PathOutcome{match.name, std::nullopt, {}, {}, std::move(reply.value())});
                          });
 }
 

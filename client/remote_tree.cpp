@@ -97,12 +97,14 @@ Result<MkdirReply> make_remote_folder(Connection& connection, const std::string&
     return ask(connection, Request{connection.next_id(), MkdirRequest{path, parents}}, parse_mkdir_reply);
 }
 
-Result<DeleteReply> delete_remote(Connection& connection, const std::string& path, bool recursive)
+Result<DeleteReply> delete_remote(Connection& connection, const std::string& path, bool recursive,
+                                  std::optional<ExpectedEntry> expect)
 {
     if (auto old = require_folders(connection)) {
         return *old;
     }
-    return ask(connection, Request{connection.next_id(), DeleteRequest{path, recursive}}, parse_delete_reply);
+    return ask(connection, Request{connection.next_id(), DeleteRequest{path, recursive, std::move(expect)}},
+               parse_delete_reply);
 }
 
 Result<RenameReply> rename_remote(Connection& connection, const std::string& from, const std::string& to,

@@ -59,8 +59,11 @@ Result<std::vector<FileInfo>> remote_matches(Connection& connection, const std::
 // already there is no error (reply's `created` false).
 Result<MkdirReply> make_remote_folder(Connection& connection, const std::string& path, bool parents);
 // delete: a file, an empty folder, or with `recursive` a folder and what is
-// in it (what was removed before an error stays removed).
-Result<DeleteReply> delete_remote(Connection& connection, const std::string& path, bool recursive);
+// in it (what was removed before an error stays removed). With `expect`,
+// only if what stands at `path` is still that listed entry (never with
+// `recursive`; a server without "delete_expect" ignores it).
+Result<DeleteReply> delete_remote(Connection& connection, const std::string& path, bool recursive,
+                                  std::optional<ExpectedEntry> expect = std::nullopt);
 // rename, atomic; without `replace` an existing `to` is `exists`.
 Result<RenameReply> rename_remote(Connection& connection, const std::string& from, const std::string& to,
                                   bool replace);

@@ -433,6 +433,92 @@ class Folders(CliTest):
                          ["logs/", "logs/2026/", "logs/other.txt", "mv", "mkdir"], result.stderr)
 
 
+class WildcardRemoval(CliTest):
+    """rm with a wildcard deletes only what the listing showed, as it showed
+    it: each match's delete carries the listed entry as `expect`, a match
+    listed as a file is never deleted recursively, and a folder matched
+    under -r goes by a listing of what it holds. The client is held by a
+    relay at its first delete (after the listings), where the test puts
+    another entry at a listed name: no race."""
+
+    def rm_swapping(self, swap, *args):
+        self.start_server()
+        relay = harness.HoldingRelay(self.server.address, hold_on=b'"delete"')
+        held, returncode, out, err = harness.run_held(
+            relay, [test_cli.FERRY, "--server", relay.address, "--json", "rm", *args], swap,
+            cwd=self.local, env=self.env)
+        self.assertTrue(held, "the client never sent a delete: %r" % err)
+        lines = out.decode().splitlines()
+        self.assertEqual(len(lines), 1, (out, err))
+        summary = json.loads(lines[0])
+        schema_for("paths").validate(summary)
+        return returncode, summary
+
+    def at(self, *parts):
+        return os.path.join(self.root, *parts)
+
+    def failed_codes(self, summary):
+        return {f["path"]: f["error"]["code"] for f in summary["failed"]}
+
+    def test_rm_r_never_removes_a_tree_renamed_over_a_match_listed_as_a_file(self):
+        make_tree(self.root, {"d/a.txt": b"old", "d/b.txt": b"old", "work/p1": b"precious1",
+                              "work/sub/p2": b"precious2"})
+
+        def swap():
+            os.remove(self.at("d", "a.txt"))
+            os.rename(self.at("work"), self.at("d", "a.txt"))
+
+        returncode, summary = self.rm_swapping(swap, "-r", "d/*.txt")
+        self.assertEqual(returncode, 6, summary)  # file_changed
+        self.assertEqual(self.failed_codes(summary), {"d/a.txt": "file_changed"})
+        self.assertEqual(summary["removed"], [{"path": "d/b.txt", "type": "file", "files": 1, "folders": 0}])
+        self.assertEqual(tree(self.at("d")), {"a.txt": None, "a.txt/p1": b"precious1", "a.txt/sub": None, "a.txt/sub/p2": b"precious2"})
+
+    def test_rm_never_removes_a_file_written_at_a_matched_name_since(self):
+        make_tree(self.root, {"d/a.txt": b"old", "d/b.txt": b"old", "new.txt": b"NEW precious"})
+        returncode, summary = self.rm_swapping(
+            lambda: os.rename(self.at("new.txt"), self.at("d", "a.txt")), "d/*.txt")
+        self.assertEqual(returncode, 6, summary)  # file_changed
+        self.assertEqual(self.failed_codes(summary), {"d/a.txt": "file_changed"})
+        self.assertEqual([r["path"] for r in summary["removed"]], ["d/b.txt"])
+        with open(self.at("d", "a.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"NEW precious")
+
+    def test_rm_never_removes_a_folder_made_at_a_matched_files_name_since(self):
+        make_tree(self.root, {"d/a.txt": b"old", "d/b.txt": b"old"})
+
+        def swap():
+            os.remove(self.at("d", "a.txt"))
+            os.mkdir(self.at("d", "a.txt"))
+
+        returncode, summary = self.rm_swapping(swap, "d/*.txt")
+        self.assertEqual(returncode, 6, summary)  # file_changed
+        self.assertEqual(self.failed_codes(summary), {"d/a.txt": "file_changed"})
+        self.assertTrue(os.path.isdir(self.at("d", "a.txt")))
+        self.assertFalse(os.path.exists(self.at("d", "b.txt")))
+
+    def test_rm_r_removes_a_matched_folder_by_its_listing_and_counts_what_went(self):
+        make_tree(self.root, {"d/tree/f1": b"1", "d/tree/sub/f2": b"22", "d/keep": b"k"})
+
+        def swap():
+            with open(self.at("d", "tree", "sub", "new"), "wb") as f:
+                f.write(b"written after the listing")
+
+        returncode, summary = self.rm_swapping(swap, "-r", "d/t*")
+        self.assertEqual(returncode, 4, summary)
+        self.assertEqual(self.failed_codes(summary), {"d/tree/sub": "not_empty", "d/tree": "not_empty"})
+        self.assertEqual(sorted((r["path"], r["files"], r["folders"]) for r in summary["removed"]),
+                         [("d/tree/f1", 1, 0), ("d/tree/sub/f2", 1, 0)])
+        self.assertEqual(tree(self.at("d")), {"keep": b"k", "tree": None, "tree/sub": None,
+                                              "tree/sub/new": b"written after the listing"})
+
+        # Nothing put there since: the folder goes whole, one outcome with its counts.
+        make_tree(self.root, {"d/tree2/f1": b"1", "d/tree2/sub/f2": b"22"})
+        whole = self.json_of(self.ferry("--json", "rm", "-r", "d/tree2*", server=self.server.address))
+        self.assertEqual(whole["removed"], [{"path": "d/tree2", "type": "folder", "files": 2, "folders": 2}])
+        self.assertFalse(os.path.exists(self.at("d", "tree2")))
+
+
 class VersionOneServer:
     """A server that speaks only protocol version 1, as ferryd did before
     folders: a hello asking for more is refused with unsupported_version
