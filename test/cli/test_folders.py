@@ -497,6 +497,27 @@ class WildcardRemoval(CliTest):
         self.assertTrue(os.path.isdir(self.at("d", "a.txt")))
         self.assertFalse(os.path.exists(self.at("d", "b.txt")))
 
+    def test_the_shells_rm_never_removes_a_tree_renamed_over_a_matched_file(self):
+        make_tree(self.root, {"d/a.txt": b"old", "work/p1": b"precious1"})
+        self.start_server()
+        script = os.path.join(self.dir, "commands")
+        with open(script, "w") as f:
+            f.write("cd d\nrm -r *.txt\n")
+
+        def swap():
+            os.remove(self.at("d", "a.txt"))
+            os.rename(self.at("work"), self.at("d", "a.txt"))
+
+        relay = harness.HoldingRelay(self.server.address, hold_on=b'"delete"')
+        with open(script, "rb") as commands:
+            held, returncode, out, err = harness.run_held(
+                relay, [test_cli.FERRY, "--server", relay.address], swap, cwd=self.local, env=self.env,
+                stdin=commands)
+        self.assertTrue(held, err)
+        self.assertNotEqual(returncode, 0)
+        self.assertIn(b"file_changed", err)
+        self.assertEqual(tree(self.at("d")), {"a.txt": None, "a.txt/p1": b"precious1"})
+
     def test_rm_r_removes_a_matched_folder_by_its_listing_and_counts_what_went(self):
         make_tree(self.root, {"d/tree/f1": b"1", "d/tree/sub/f2": b"22", "d/keep": b"k"})
 
