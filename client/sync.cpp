@@ -101,6 +101,16 @@ public:
         }
         summary_.errors.emplace_back(path, error);
     }
+    // A file the plan counted skipped (equal) whose time could not be set
+    // after all: failed, and no longer skipped.
+    void failed_skipped(const std::string& path, const Error& error)
+    {
+        failed(path, error);
+        const std::lock_guard lock(mutex_);
+        if (summary_.skipped > 0) {
+            --summary_.skipped;
+        }
+    }
     void sent(const TransferResult& result, bool push)
     {
         const std::lock_guard lock(mutex_);
@@ -312,13 +322,28 @@ Status ensure_open(Connection& connection)
 
 // The local digest is of the very file the scan listed (`listed`), never
 // of what a path leads to now: a file that is not that one fails, and
-// without its digest is never taken for equal.
+// without its digest is never taken for equal. `hashed`: each local file
+// hashed, as hashed, for a pull's set_hashed_mtime. `undecided`: the files
+// whose comparison failed (the error is in the tally): the plan leaves
+// them as they are, neither sent nor counted skipped, so that each is
+// reported once and the next sync looks at it again.
+struct GatheredDigests {
+    Digests local;
+    Digests remote;
+    std::map<std::string, HashedFile> hashed;
+    std::set<std::string> undecided;
+};
+
 void gather_digests(Crew& crew, Tally& tally, const SyncArguments& arguments, const std::vector<std::string>& paths,
-                    const std::map<std::string, ListedFile>& listed, Digests& local_digests,
-                    Digests& remote_digests)
+                    const std::map<std::string, ListedFile>& listed, GatheredDigests& gathered)
 {
     Queue queue(paths.size());
     std::mutex mutex;
+    const auto undecided = [&](const std::string& path, const Error& error) {
+        tally.failed(path, error);
+        const std::lock_guard lock(mutex);
+        gathered.undecided.insert(path);
+    };
     crew.run(paths.size(), [&](Connection& connection) {
         while (auto index = queue.take()) {
             if (interrupted()) {
@@ -329,10 +354,10 @@ void gather_digests(Crew& crew, Tally& tally, const SyncArguments& arguments, co
             const std::string remote = remote_join(arguments.remote, path);
             const auto seen = listed.find(path);
             auto mine = seen == listed.end()
-                            ? Result<std::string>(Error{ErrorCode::local_io, "\"" + local + "\" was not listed"})
+                            ? Result<HashedFile>(Error{ErrorCode::local_io, "\"" + local + "\" was not listed"})
                             : hash_local_file(seen->second, local, arguments.hash);
             if (!mine) {
-                tally.failed(path, mine.error());
+                undecided(path, mine.error());
                 continue;
             }
             Result<DigestReply> theirs = Error{ErrorCode::internal, ""};
@@ -344,7 +369,7 @@ void gather_digests(Crew& crew, Tally& tally, const SyncArguments& arguments, co
             if (!theirs) {
                 // Without the server's digest the file is sent: never assumed equal.
                 if (theirs.error().code != ErrorCode::not_found) {
-                    tally.failed(path, theirs.error());
+                    undecided(path, theirs.error());
                 }
                 continue;
             }
@@ -352,8 +377,9 @@ void gather_digests(Crew& crew, Tally& tally, const SyncArguments& arguments, co
                 continue; // another hash than asked: no comparison, the file is sent
             }
             const std::lock_guard lock(mutex);
-            local_digests[path] = std::move(mine.value());
-            remote_digests[path] = std::move(theirs->digest);
+            gathered.local[path] = mine->digest;
+            gathered.remote[path] = std::move(theirs->digest);
+            gathered.hashed.emplace(path, std::move(mine.value()));
         }
     });
 }
@@ -657,6 +683,9 @@ StepOutcome outcome_of(const Result<LocalRemoved>& removed)
         return {StepEnd::absent, {}};
     case LocalRemoved::not_empty:
         return {StepEnd::stays, {}};
+    case LocalRemoved::holder_changed:
+    case LocalRemoved::changed:
+        break; // remove_local_steps names the folder
     }
     return {StepEnd::failed, Error{ErrorCode::internal, "unknown removal"}};
 }
@@ -675,15 +704,48 @@ StepOutcome outcome_of(const Result<DeleteReply>& deleted, EntryKind kind)
     return {StepEnd::failed, deleted.error()};
 }
 
-// Each file removed only if it is still the file the scan listed (`listed`).
+// Each entry removed only if it is still the one the scan listed, through
+// a descriptor of the very folder listed as holding it. A folder found to
+// be another than listed (renamed into the listed one's place since the
+// scan) is one error, "left, with what it holds"; the steps below it are
+// then not tried.
 std::vector<StepOutcome> remove_local_steps(const SyncArguments& arguments, const std::vector<RemovalStep>& steps,
-                                            const std::map<std::string, ListedFile>& listed)
+                                            const LocalScan& scan)
 {
+    const auto find = [](const std::map<std::string, ListedFile>& in, const std::string& path) {
+        const auto seen = in.find(path);
+        return seen == in.end() ? nullptr : &seen->second;
+    };
+    std::set<std::string> changed; // folders found to be others than listed
+    const auto below_changed = [&](const std::string& path) {
+        for (std::string at = path; !at.empty(); at = parent_path(at)) {
+            if (changed.contains(at)) {
+                return true;
+            }
+        }
+        return false;
+    };
     std::vector<StepOutcome> outcomes(steps.size());
     for (std::size_t i = 0; i < steps.size() && !interrupted(); ++i) {
-        const auto seen = listed.find(steps[i].path);
-        outcomes[i] = outcome_of(remove_local(arguments.local, steps[i].path, steps[i].kind,
-                                              seen == listed.end() ? nullptr : &seen->second));
+        const RemovalStep& step = steps[i];
+        if (below_changed(step.path)) {
+            continue; // reported with its folder
+        }
+        const bool folder = step.kind == EntryKind::folder;
+        const std::string holder = parent_path(step.path);
+        auto removed = remove_local(arguments.local, step.path, step.kind,
+                                    find(folder ? scan.folders : scan.listed, step.path),
+                                    holder.empty() ? nullptr : find(scan.folders, holder));
+        if (removed && (removed.value() == LocalRemoved::holder_changed || removed.value() == LocalRemoved::changed)) {
+            const std::string swapped = removed.value() == LocalRemoved::changed ? step.path : holder;
+            changed.insert(swapped);
+            outcomes[i] = {StepEnd::failed,
+                           Error{ErrorCode::local_io, "\"" + local_join(arguments.local, swapped) +
+                                                          "\" changed since it was listed: another folder stands at "
+                                                          "its name; left, with what it holds"}};
+            continue;
+        }
+        outcomes[i] = outcome_of(removed);
     }
     return outcomes;
 }
@@ -829,7 +891,7 @@ void make_server_folder(Connection& connection, Tally& tally, const SyncArgument
 }
 
 void remove_extras(Connection& connection, Tally& tally, const SyncArguments& arguments, const SyncPlan& plan,
-                   const TreeListing& dest, const std::map<std::string, ListedFile>& listed)
+                   const TreeListing& dest, const LocalScan& scan)
 {
     const auto steps = removal_steps(plan, dest);
     const bool pull = arguments.direction == SyncDirection::pull;
@@ -837,10 +899,35 @@ void remove_extras(Connection& connection, Tally& tally, const SyncArguments& ar
         tally.note(kDeletesByNameNote);
     }
     const auto outcomes =
-        pull ? remove_local_steps(arguments, steps, listed) : remove_remote_steps(connection, arguments, steps);
+        pull ? remove_local_steps(arguments, steps, scan) : remove_remote_steps(connection, arguments, steps);
     report_removals(tally, plan, dest, steps, outcomes, [&](const std::string& path) {
         return pull ? local_join(arguments.local, path) : remote_join(arguments.remote, path);
     });
+}
+
+// A pull's files found equal by content (--checksum) whose time differs:
+// each gets the server's time only as the very file hashed, unwritten
+// since (set_hashed_mtime). One that changed keeps its time, and is one
+// error, no longer counted skipped: the next sync looks at it again.
+void set_local_file_times(Tally& tally, const SyncArguments& arguments, const SyncPlan& plan,
+                          const std::map<std::string, ListedFile>& listed,
+                          const std::map<std::string, HashedFile>& hashed)
+{
+    for (const auto& retime : plan.retimes) {
+        if (interrupted()) {
+            return;
+        }
+        const std::string shown = local_join(arguments.local, retime.path);
+        const auto seen = listed.find(retime.path);
+        const auto digest = hashed.find(retime.path);
+        Status set = Error{ErrorCode::internal, "\"" + shown + "\" was found equal without being hashed"};
+        if (seen != listed.end() && digest != hashed.end()) {
+            set = set_hashed_mtime(seen->second, digest->second, shown, retime.mtime);
+        }
+        if (!set) {
+            tally.failed_skipped(retime.path, set.error());
+        }
+    }
 }
 
 void make_plan_folders(Connection& connection, Tally& tally, const SyncArguments& arguments, const SyncPlan& plan)
@@ -1185,24 +1272,26 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     const TreeListing& dest = push ? remote_tree.value() : local_tree.entries;
 
     Crew crew(connection, options, std::clamp(arguments.jobs, 1U, kMaxSyncJobs));
+    if (arguments.after_listing) {
+        arguments.after_listing();
+    }
 
     // 2. --checksum: digests where the sizes match.
     PlanOptions plan_options;
     plan_options.checksum = arguments.checksum;
     plan_options.delete_extras = arguments.delete_extras;
-    Digests local_digests;
-    Digests remote_digests;
+    GatheredDigests digests;
     if (arguments.checksum) {
-        gather_digests(crew, tally, arguments, checksum_candidates(source, dest), local_tree.listed, local_digests,
-                       remote_digests);
+        gather_digests(crew, tally, arguments, checksum_candidates(source, dest), local_tree.listed, digests);
         if (interrupted()) {
             return finish();
         }
+        plan_options.undecided = digests.undecided;
     }
 
     // 3. The plan, and its steps.
-    SyncPlan plan = push ? plan_sync(source, dest, plan_options, local_digests, remote_digests)
-                         : plan_sync(source, dest, plan_options, remote_digests, local_digests);
+    SyncPlan plan = push ? plan_sync(source, dest, plan_options, digests.local, digests.remote)
+                         : plan_sync(source, dest, plan_options, digests.remote, digests.local);
     if (keeps_top_time) {
         const auto local_top = local_missing ? std::nullopt : local_folder_mtime(arguments.local);
         add_top_folder_time(plan, push ? local_top : remote_top, push ? remote_top : local_top);
@@ -1259,14 +1348,10 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         }
     }
     remove_orphan_parts(tally, arguments, orphans);
-    remove_extras(connection, tally, arguments, plan, dest, local_tree.listed);
+    remove_extras(connection, tally, arguments, plan, dest, local_tree);
     make_plan_folders(connection, tally, arguments, plan);
     if (!push) {
-        for (const auto& retime : plan.retimes) {
-            if (auto set = set_local_mtime(arguments.local, retime.path, retime.mtime); !set) {
-                tally.failed(retime.path, set.error());
-            }
-        }
+        set_local_file_times(tally, arguments, plan, local_tree.listed, digests.hashed);
     }
 
     PublishBatch publish; // a pull's verified files, published in groups

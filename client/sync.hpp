@@ -57,6 +57,10 @@ struct SyncArguments {
     // program may write into the trees then; the sync must never remove
     // what it did not list. ferry leaves it unset.
     std::function<void()> before_changes;
+    // Another seam for tests: called once both sides are listed, before
+    // --checksum's digests; a file changed then is one the digests must
+    // not vouch for. ferry leaves it unset.
+    std::function<void()> after_listing;
 };
 
 // The two operands' shape for `ferry sync`: exactly one names the server's

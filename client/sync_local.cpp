@@ -131,9 +131,8 @@ Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side, TreeBo
     LocalScan scan;
     scan.entries.reserve(walked->entries.size() + walked->skipped.size());
     for (auto& entry : walked->entries) {
-        if (!entry.folder) {
-            scan.listed.emplace(entry.path, ListedFile{root, entry.path, entry.device, entry.inode});
-        }
+        (entry.folder ? scan.folders : scan.listed)
+            .emplace(entry.path, ListedFile{root, entry.path, entry.device, entry.inode});
         scan.entries.push_back(
             {std::move(entry.path), entry.folder ? EntryKind::folder : EntryKind::file, entry.size, entry.mtime, {}});
     }
@@ -170,28 +169,71 @@ Status make_local_folder(const std::string& root, const std::string& path)
     return local_error("cannot make the folder \"" + joined(root, path) + "\"", err);
 }
 
+namespace {
+
+bool is_listed(const struct stat& st, const ListedFile& listed)
+{
+    return static_cast<std::uint64_t>(st.st_dev) == listed.device &&
+           static_cast<std::uint64_t>(st.st_ino) == listed.inode;
+}
+
+// Removes the folder `leaf` of `parent` if it is still the one listed,
+// looked at through `parent` right before its rmdir.
+Result<LocalRemoved> remove_local_folder(int parent, const std::string& leaf, const std::string& shown,
+                                         const ListedFile* listed)
+{
+    struct stat st {};
+    if (::fstatat(parent, leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) {
+            return LocalRemoved::absent;
+        }
+        return local_error("cannot stat \"" + shown + "\"", errno);
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        return Error{ErrorCode::local_io, "\"" + shown + "\" is no longer a folder: left"};
+    }
+    if (listed != nullptr && !is_listed(st, *listed)) {
+        return LocalRemoved::changed;
+    }
+    if (::unlinkat(parent, leaf.c_str(), AT_REMOVEDIR) == 0) {
+        return LocalRemoved::removed;
+    }
+    if (errno == ENOENT) {
+        return LocalRemoved::absent;
+    }
+    if (errno == ENOTEMPTY || errno == EEXIST) {
+        return LocalRemoved::not_empty;
+    }
+    if (errno == ENOTDIR) {
+        return Error{ErrorCode::local_io, "\"" + shown + "\" is no longer a folder: left"};
+    }
+    return local_error("cannot remove the folder \"" + shown + "\"", errno);
+}
+
+} // namespace
+
 Result<LocalRemoved> remove_local(const std::string& root, const std::string& path, EntryKind kind,
-                                  const ListedFile* listed)
+                                  const ListedFile* listed, const ListedFile* holder)
 {
     auto parent = open_parent(root, path);
     if (!parent) {
         return parent.error();
     }
+    // The folder reached by name may be another one renamed into the
+    // listed one's place since the scan: what it holds was never listed,
+    // hard links to the listed files included.
+    if (holder != nullptr) {
+        struct stat at {};
+        if (::fstat(parent->get(), &at) != 0) {
+            return local_error("cannot stat the folder of \"" + joined(root, path) + "\"", errno);
+        }
+        if (!is_listed(at, *holder)) {
+            return LocalRemoved::holder_changed;
+        }
+    }
     const std::string leaf = leaf_of(path);
     if (kind == EntryKind::folder) {
-        if (::unlinkat(parent->get(), leaf.c_str(), AT_REMOVEDIR) == 0) {
-            return LocalRemoved::removed;
-        }
-        if (errno == ENOENT) {
-            return LocalRemoved::absent;
-        }
-        if (errno == ENOTEMPTY || errno == EEXIST) {
-            return LocalRemoved::not_empty;
-        }
-        if (errno == ENOTDIR) {
-            return Error{ErrorCode::local_io, "\"" + joined(root, path) + "\" is no longer a folder: left"};
-        }
-        return local_error("cannot remove the folder \"" + joined(root, path) + "\"", errno);
+        return remove_local_folder(parent->get(), leaf, joined(root, path), listed);
     }
     struct stat st {};
     if (::fstatat(parent->get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
@@ -203,10 +245,9 @@ Result<LocalRemoved> remove_local(const std::string& root, const std::string& pa
     if (!S_ISREG(st.st_mode)) {
         return Error{ErrorCode::local_io, "\"" + joined(root, path) + "\" is no longer a regular file: left"};
     }
-    // Another file at the listed name (its folder renamed away and another
-    // put in its place since the scan, say) was never listed: left.
-    if (listed != nullptr && (static_cast<std::uint64_t>(st.st_dev) != listed->device ||
-                              static_cast<std::uint64_t>(st.st_ino) != listed->inode)) {
+    // Another file at the listed name (written there since the scan) was
+    // never listed: left.
+    if (listed != nullptr && !is_listed(st, *listed)) {
         return Error{ErrorCode::local_io,
                      "\"" + joined(root, path) + "\" changed since it was listed: another file stands at its name; left"};
     }
@@ -367,11 +408,30 @@ Result<OrphanEnd> remove_orphan_part(const std::string& root, const OrphanPart& 
     return OrphanEnd::removed;
 }
 
-Result<std::string> hash_local_file(const ListedFile& listed, const std::string& shown, HashKind kind)
+namespace {
+
+bool same_time(const timespec& a, const timespec& b)
+{
+    return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+Error changed_since_hashed(const std::string& shown, const std::string& how)
+{
+    return Error{ErrorCode::local_io, "\"" + shown + "\" changed since it was listed: " + how +
+                                          "; left as it is, for the next sync to look at again"};
+}
+
+} // namespace
+
+Result<HashedFile> hash_local_file(const ListedFile& listed, const std::string& shown, HashKind kind)
 {
     auto file = open_listed_file(listed, shown);
     if (!file) {
         return file.error();
+    }
+    struct stat before {};
+    if (::fstat(file->fd(), &before) != 0) {
+        return local_error("cannot stat \"" + shown + "\"", errno);
     }
     TransferHash hash(kind);
     std::vector<std::uint8_t> buffer(1024 * 1024);
@@ -390,7 +450,45 @@ Result<std::string> hash_local_file(const ListedFile& listed, const std::string&
         hash.update(buffer.data(), got.value());
         offset += got.value();
     }
-    return hash.hex_digest();
+    // Written while read, the digest is of no one content.
+    struct stat after {};
+    if (::fstat(file->fd(), &after) != 0) {
+        return local_error("cannot stat \"" + shown + "\"", errno);
+    }
+    if (!same_time(before.st_mtim, after.st_mtim) || !same_time(before.st_ctim, after.st_ctim)) {
+        return changed_since_hashed(shown, "written while it was hashed");
+    }
+    return HashedFile{hash.hex_digest(), static_cast<std::uint64_t>(after.st_dev),
+                      static_cast<std::uint64_t>(after.st_ino), after.st_mtim, after.st_ctim};
+}
+
+Status set_hashed_mtime(const ListedFile& listed, const HashedFile& hashed, const std::string& shown,
+                        std::int64_t mtime)
+{
+    // Opened again rather than held since the hashing: a sync may find
+    // thousands of files equal, more than a process may hold open. The
+    // device, inode, mtime and ctime checked below make this descriptor's
+    // file the very one hashed, with the very content hashed.
+    auto file = open_listed_file(listed, shown);
+    if (!file) {
+        return changed_since_hashed(shown, "another file stands at its name, or a folder on its way changed");
+    }
+    struct stat now {};
+    if (::fstat(file->fd(), &now) != 0) {
+        return local_error("cannot stat \"" + shown + "\"", errno);
+    }
+    if (static_cast<std::uint64_t>(now.st_dev) != hashed.device ||
+        static_cast<std::uint64_t>(now.st_ino) != hashed.inode) {
+        return changed_since_hashed(shown, "another file stands at its name");
+    }
+    if (!same_time(now.st_mtim, hashed.mtime) || !same_time(now.st_ctim, hashed.ctime)) {
+        return changed_since_hashed(shown, "written since it was hashed");
+    }
+    const timespec times[2] = {{0, UTIME_OMIT}, {static_cast<time_t>(mtime), 0}};
+    if (::futimens(file->fd(), times) != 0) {
+        return local_error("cannot set the time of \"" + shown + "\"", errno);
+    }
+    return success();
 }
 
 } // namespace ferry::client

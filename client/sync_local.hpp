@@ -11,6 +11,7 @@
 #include "transfer_hash.hpp"
 
 #include <cstdint>
+#include <ctime>
 #include <map>
 #include <string>
 #include <vector>
@@ -32,6 +33,12 @@ struct LocalScan {
     // symbolic link since the scan is never followed; a pull's --delete
     // removes a file only if it is still the one listed (remove_local).
     std::map<std::string, ListedFile> listed;
+    // The folders by path, as the walk saw them (device and inode): a
+    // pull's --delete removes what a folder holds only through a
+    // descriptor of that very folder, and the folder itself only while it
+    // is still the one listed: another folder renamed into its place since
+    // the scan (empty, or holding hard links to the listed files) is left.
+    std::map<std::string, ListedFile> folders;
 };
 
 enum class ScanSide { sending, receiving };
@@ -56,11 +63,17 @@ Status make_local_folder(const std::string& root, const std::string& path);
 // removes a folder's listed entries one by one first (removal_steps), so
 // what it still holds is what the listing did not show (a link, a hidden
 // name, a part...) or what was written there since: never removed unseen.
-enum class LocalRemoved { removed, absent, not_empty };
-// `listed`: the file as the scan saw it; another file at its name is left
-// (an error), never removed.
+// `holder_changed`: the folder holding root/path (`holder`) is not the
+// one listed, and `changed`: a folder step's folder itself is not (another
+// folder stands at its name); either way nothing is removed.
+enum class LocalRemoved { removed, absent, not_empty, holder_changed, changed };
+// `listed`: the entry as the scan saw it; another file at its name is left
+// (an error), never removed; another folder, `changed`. `holder`: the
+// folder holding it as the scan saw it; the entry is looked at and removed
+// through a descriptor of that folder checked to be this one (fstat: its
+// device and inode), else `holder_changed`.
 Result<LocalRemoved> remove_local(const std::string& root, const std::string& path, EntryKind kind,
-                                  const ListedFile* listed = nullptr);
+                                  const ListedFile* listed = nullptr, const ListedFile* holder = nullptr);
 
 // A partial download in a pull's local tree that no file of the server's
 // listing will resume (its file was removed on the server since the pull
@@ -93,7 +106,9 @@ enum class OrphanEnd {
 Result<OrphanEnd> remove_orphan_part(const std::string& root, const OrphanPart& orphan, bool dry_run);
 
 // Sets root/path's mtime (whole seconds), walked to as make_local_folder
-// walks, without following a link ("" is `root` itself).
+// walks, without following a link ("" is `root` itself). For folders only:
+// a file's time says its content is the sender's, so it is set only
+// through set_hashed_mtime, on the very file found equal.
 Status set_local_mtime(const std::string& root, const std::string& path, std::int64_t mtime);
 
 // The transfer hash of a listed file, as hex (--checksum's local side): the
@@ -103,6 +118,28 @@ Status set_local_mtime(const std::string& root, const std::string& path, std::in
 // since the scan never makes the skip decision rest on a file outside the
 // tree. Another file there is open_listed_file's "changed since it was
 // listed" Error. `shown`: the path as the user sees it.
-Result<std::string> hash_local_file(const ListedFile& listed, const std::string& shown, HashKind kind);
+// What the digest is of: the file hashed, as fstat showed it on its
+// descriptor before and (unchanged) after the reading.
+struct HashedFile {
+    std::string digest;
+    std::uint64_t device = 0;
+    std::uint64_t inode = 0;
+    timespec mtime{};
+    timespec ctime{};
+};
+// A file written while it was hashed (its mtime or ctime moved) has no
+// digest: "changed while it was hashed", an Error.
+Result<HashedFile> hash_local_file(const ListedFile& listed, const std::string& shown, HashKind kind);
+
+// Gives the file found equal by its digest (`hashed`) the sender's `mtime`
+// (whole seconds): only while it is still the file hashed, at its name
+// (opened as open_listed_file opens it: no link followed, the listed
+// device and inode), and not written since the hashing (its mtime and
+// ctime as when hashed), and then through the descriptor checked. Another
+// file at the name, or one written since, keeps its time, so that the next
+// sync's quick check looks at it again: a local_io Error saying that it
+// changed since it was listed.
+Status set_hashed_mtime(const ListedFile& listed, const HashedFile& hashed, const std::string& shown,
+                        std::int64_t mtime);
 
 } // namespace ferry::client

@@ -179,6 +179,9 @@ SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const Pla
             }
             continue;
         }
+        if (there != nullptr && there->kind == EntryKind::file && options.undecided.contains(entry->path)) {
+            continue; // its comparison failed, and said so: left for the next sync
+        }
         if (there != nullptr && same_file(*entry, *there, options, source_digests, dest_digests)) {
             ++plan.skipped;
             if (there->mtime != entry->mtime) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,10 @@ struct PlanOptions {
     // Remove what the receiving side holds and the sending side does not,
     // and what stands in the way of the sending side's entry of another type.
     bool delete_extras = false;
+    // Files present on both sides whose comparison failed (--checksum: a
+    // digest could not be had, the error reported): left as they are,
+    // neither sent nor counted skipped.
+    std::set<std::string> undecided;
 };
 
 // Digests by path, of one side, for --checksum (only the candidates').
