@@ -668,40 +668,41 @@ std::string shown_spared(const SyncArguments& arguments, const std::string& fold
 enum class StepEnd { not_tried, removed, absent, stays, failed };
 struct StepOutcome {
     StepEnd end = StepEnd::not_tried;
-    Error error; // `failed`
+    Error error;      // `failed`
+    std::string path; // what `error` concerns, when not the step's own path
 };
 
 StepOutcome outcome_of(const Result<LocalRemoved>& removed)
 {
     if (!removed) {
-        return {StepEnd::failed, removed.error()};
+        return {StepEnd::failed, removed.error(), {}};
     }
     switch (removed.value()) {
     case LocalRemoved::removed:
-        return {StepEnd::removed, {}};
+        return {StepEnd::removed, {}, {}};
     case LocalRemoved::absent:
-        return {StepEnd::absent, {}};
+        return {StepEnd::absent, {}, {}};
     case LocalRemoved::not_empty:
-        return {StepEnd::stays, {}};
+        return {StepEnd::stays, {}, {}};
     case LocalRemoved::holder_changed:
     case LocalRemoved::changed:
         break; // remove_local_steps names the folder
     }
-    return {StepEnd::failed, Error{ErrorCode::internal, "unknown removal"}};
+    return {StepEnd::failed, Error{ErrorCode::internal, "unknown removal"}, {}};
 }
 
 StepOutcome outcome_of(const Result<DeleteReply>& deleted, EntryKind kind)
 {
     if (deleted) {
-        return {StepEnd::removed, {}};
+        return {StepEnd::removed, {}, {}};
     }
     if (deleted.error().code == ErrorCode::not_found) {
-        return {StepEnd::absent, {}}; // gone already: nothing to do, nothing counted
+        return {StepEnd::absent, {}, {}}; // gone already: nothing to do, nothing counted
     }
     if (deleted.error().code == ErrorCode::not_empty && kind == EntryKind::folder) {
-        return {StepEnd::stays, {}};
+        return {StepEnd::stays, {}, {}};
     }
-    return {StepEnd::failed, deleted.error()};
+    return {StepEnd::failed, deleted.error(), {}};
 }
 
 // Each entry removed only if it is still the one the scan listed, through
@@ -742,7 +743,8 @@ std::vector<StepOutcome> remove_local_steps(const SyncArguments& arguments, cons
             outcomes[i] = {StepEnd::failed,
                            Error{ErrorCode::local_io, "\"" + local_join(arguments.local, swapped) +
                                                           "\" changed since it was listed: another folder stands at "
-                                                          "its name; left, with what it holds"}};
+                                                          "its name; left, with what it holds"},
+                           swapped};
             continue;
         }
         outcomes[i] = outcome_of(removed);
@@ -801,7 +803,7 @@ std::vector<StepOutcome> remove_remote_steps(Connection& connection, const SyncA
         }
     }
     for (; lost && next < steps.size(); ++next) {
-        outcomes[next] = {StepEnd::failed, *lost};
+        outcomes[next] = {StepEnd::failed, *lost, {}};
     }
     return outcomes;
 }
@@ -851,7 +853,7 @@ void report_removals(Tally& tally, const SyncPlan& plan, const TreeListing& dest
             holding_stayed.insert(parent_path(steps[i].path));
         } else if (outcome.end == StepEnd::failed) {
             failed[at] = true;
-            tally.failed(steps[i].path, outcome.error);
+            tally.failed(outcome.path.empty() ? steps[i].path : outcome.path, outcome.error);
         }
     }
     for (std::size_t i = 0; i < plan.removals.size(); ++i) {

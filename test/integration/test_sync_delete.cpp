@@ -230,6 +230,7 @@ TEST_CASE("sync --delete: a pull leaves a folder renamed into a listed extra fol
         REQUIRE(run.sync["errors"].size() == 1);
         CHECK(run.sync["errors"].dump().find("loc/d\\\" changed since it was listed: another folder") !=
               std::string::npos);
+        CHECK(run.sync["errors"][0]["path"] == "d");
         CHECK(notes_with(run.sync, "deleted") == 0);
         CHECK(run.status != 0);
     }
