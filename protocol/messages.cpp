@@ -315,7 +315,8 @@ json file_json(const FileInfo& file)
     return out;
 }
 
-// A delete's "expect": a folder by its type alone (PROTOCOL.md 4.11).
+// A delete's or set_mtime's "expect": a folder by its type alone
+// (PROTOCOL.md 4.11, 4.13).
 json expected_json(const ExpectedEntry& expected)
 {
     json out{{"type", to_string(expected.type)}};
@@ -505,19 +506,21 @@ RequestBody read_list(FieldReader& fields, std::uint32_t version)
     return list;
 }
 
-// A delete's optional "expect" (PROTOCOL.md 4.11): an object with a
-// "type", and for a file its "size" and "mtime"; a folder's size and mtime,
-// if sent, must have their types but are not kept (a listing's entry may be
-// passed as it came). Refused with "recursive": a recursive delete removes
-// what was never listed, so no expectation about `path` alone covers it.
-std::optional<ExpectedEntry> read_expected_entry(FieldReader& fields, const json& request, bool recursive)
+// A delete's or set_mtime's optional "expect" (PROTOCOL.md 4.11, 4.13): an
+// object with a "type", and for a file its "size" and "mtime"; a folder's
+// size and mtime, if sent, must have their types but are not kept (a
+// listing's entry may be passed as it came). Refused with a delete's
+// "recursive": a recursive delete removes what was never listed, so no
+// expectation about `path` alone covers it.
+std::optional<ExpectedEntry> read_expected_entry(FieldReader& fields, const json& request, std::string_view section,
+                                                 bool recursive = false)
 {
     const auto found = request.find("expect");
     if (found == request.end() || fields.error()) {
         return std::nullopt;
     }
     if (!found->is_object()) {
-        fields.fail("field \"expect\" must be an object (PROTOCOL.md 4.11)");
+        fields.fail("field \"expect\" must be an object (PROTOCOL.md " + std::string(section) + ")");
         return std::nullopt;
     }
     if (recursive) {
@@ -547,7 +550,7 @@ RequestBody read_delete(FieldReader& fields, const json& request)
     DeleteRequest remove;
     remove.path = fields.string("path");
     remove.recursive = fields.boolean("recursive", false);
-    remove.expect = read_expected_entry(fields, request, remove.recursive);
+    remove.expect = read_expected_entry(fields, request, "4.11", remove.recursive);
     return remove;
 }
 
@@ -568,11 +571,12 @@ RequestBody read_digest_request(FieldReader& fields)
     return digest;
 }
 
-RequestBody read_set_mtime(FieldReader& fields)
+RequestBody read_set_mtime(FieldReader& fields, const json& request)
 {
     SetMtimeRequest set;
     set.path = fields.string("path");
     set.mtime = fields.integer("mtime");
+    set.expect = read_expected_entry(fields, request, "4.13");
     return set;
 }
 
@@ -620,7 +624,7 @@ std::optional<RequestBody> read_request_body(FieldReader& fields, const json& re
         return read_digest_request(fields);
     }
     if (op == "set_mtime") {
-        return read_set_mtime(fields);
+        return read_set_mtime(fields, request);
     }
     return std::nullopt;
 }
@@ -779,6 +783,9 @@ std::string encode_request(const Request& request)
         {
             out["path"] = set.path;
             out["mtime"] = set.mtime;
+            if (set.expect) {
+                out["expect"] = expected_json(*set.expect);
+            }
         }
     };
     std::visit(Filler{message}, request.body);

@@ -79,10 +79,10 @@ struct MkdirRequest {
     std::string path;
     bool parents = false; // create missing parents, and an existing folder is no error
 };
-// What a delete expects to find at its path (PROTOCOL.md 4.11's "expect"):
-// the entry as a listing described it (3.3). A file must still have that
-// size and mtime; a folder is compared by its type alone, since its mtime
-// changes as the entries listed in it are removed first.
+// What a delete or a set_mtime expects to find at its path (PROTOCOL.md
+// 4.11's and 4.13's "expect"): the entry as a listing described it (3.3). A
+// file must still have that size and mtime; a folder is compared by its
+// type alone, since its mtime changes as the entries listed in it change.
 struct ExpectedEntry {
     EntryType type = EntryType::file;
     std::uint64_t size = 0; // a file's; not sent for a folder
@@ -109,6 +109,9 @@ struct DigestRequest {
 struct SetMtimeRequest {
     std::string path;
     std::int64_t mtime = 0;
+    // Set only if what stands at `path` is still this entry (a file found
+    // equal by content must not lend its time to a file put there since).
+    std::optional<ExpectedEntry> expect{};
 };
 
 using RequestBody = std::variant<HelloRequest, ListRequest, StatRequest, GetRequest, PutRequest, CommitRequest,

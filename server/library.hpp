@@ -208,8 +208,12 @@ public:
     // not_regular_file, a folder on another file system forbidden, a time
     // the file system cannot hold io_error. Not synced by itself: a time is
     // metadata that the next sync of the file system carries (as rsync -a
-    // and touch leave it).
-    Result<FileInfo> set_mtime(std::string_view path, std::int64_t mtime) const;
+    // and touch leave it). With `expect`, the time is set only if the entry
+    // is still that one (a file of that size and mtime, or a folder), as
+    // compared on the descriptor whose time is then set: anything else is
+    // file_changed saying what differs, and no time is set.
+    Result<FileInfo> set_mtime(std::string_view path, std::int64_t mtime,
+                               const std::optional<ExpectedEntry>& expect = std::nullopt) const;
 
     // `file_changed` when the open file is no longer what was opened: its
     // size, modification or change time, or the file its name refers to
@@ -334,6 +338,10 @@ private:
     // not_regular_file or forbidden.
     Result<FileInfo> describe(const Located& located, std::string_view path) const;
     Result<FileInfo> describe_root() const;
+    // set_mtime's part with an expect: compares and retimes on one opened
+    // descriptor of the located entry.
+    Result<FileInfo> set_expected_mtime(const Located& located, std::string_view path,
+                                        const struct timespec (&times)[2], const ExpectedEntry& expect) const;
     std::optional<Error> replaceable(std::string_view path, bool parents, bool make_parents) const;
     // Removes what folder `fd` holds (see remove()); `relative` its path for
     // messages; `blocker` gets the first entry left.

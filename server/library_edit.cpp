@@ -22,11 +22,13 @@ namespace ferry::server {
 
 namespace {
 
-// How the entry `st` at `path` differs from what its delete expects
-// (PROTOCOL.md 4.11): file_changed naming the path and the difference, or
-// nothing when it is as expected. A folder is compared by its type alone:
-// its mtime changes as a client removes the entries listed in it first.
-std::optional<Error> unlike_expected(const struct ::stat& st, const ExpectedEntry& expected, std::string_view path)
+// How the entry `st` at `path` differs from what a delete or a set_mtime
+// expects (PROTOCOL.md 4.11, 4.13): file_changed naming the path, the
+// difference and what was not done (`undone`), or nothing when it is as
+// expected. A folder is compared by its type alone: its mtime changes as a
+// client removes or adds the entries listed in it.
+std::optional<Error> unlike_expected(const struct ::stat& st, const ExpectedEntry& expected, std::string_view path,
+                                     std::string_view undone = "not deleted")
 {
     const EntryType found = S_ISDIR(st.st_mode) ? EntryType::folder : EntryType::file;
     std::string differs;
@@ -42,7 +44,15 @@ std::optional<Error> unlike_expected(const struct ::stat& st, const ExpectedEntr
     } else {
         return std::nullopt;
     }
-    return Error{ErrorCode::file_changed, quoted(path) + " " + differs + ": not the entry expected, so not deleted"};
+    return Error{ErrorCode::file_changed,
+                 quoted(path) + " " + differs + ": not the entry expected, so " + std::string(undone)};
+}
+
+constexpr std::string_view kNotRetimed = "its time was not set";
+
+Error not_retimable(std::string_view path)
+{
+    return Error{ErrorCode::not_regular_file, quoted(path) + " is not a regular file or folder"};
 }
 
 } // namespace
@@ -479,7 +489,8 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
     return sync_folder(from_dir, from);
 }
 
-Result<FileInfo> Library::set_mtime(std::string_view path, std::int64_t mtime) const
+Result<FileInfo> Library::set_mtime(std::string_view path, std::int64_t mtime,
+                                    const std::optional<ExpectedEntry>& expect) const
 {
     if (auto refused = check_path(path); refused && !path.empty()) {
         return *refused;
@@ -491,6 +502,12 @@ Result<FileInfo> Library::set_mtime(std::string_view path, std::int64_t mtime) c
     // `touch -m` and rsync do.
     const struct timespec times[2] = {{0, UTIME_OMIT}, {static_cast<time_t>(mtime), 0}};
     if (path.empty()) {
+        // The root is a folder, whatever an expect of a folder could ask.
+        if (expect && expect->type != EntryType::folder) {
+            return Error{ErrorCode::file_changed,
+                         "the root is a folder, expected a file: not the entry expected, so " +
+                             std::string(kNotRetimed)};
+        }
         if (::futimens(root_fd_, times) != 0) {
             return file_error(errno, "cannot set the modification time of", "the root");
         }
@@ -504,6 +521,9 @@ Result<FileInfo> Library::set_mtime(std::string_view path, std::int64_t mtime) c
     if (auto refused = describe(*located, path); !refused) {
         return refused.error();
     }
+    if (expect) {
+        return set_expected_mtime(*located, path, times, *expect);
+    }
     // By name, relative to the parent's descriptor and without following a
     // final link: nothing is opened, so a FIFO or device swapped in since
     // the stat only has its own time set, and a link swapped in is not
@@ -514,6 +534,45 @@ Result<FileInfo> Library::set_mtime(std::string_view path, std::int64_t mtime) c
         return file_error(errno, "cannot set the modification time of", path);
     }
     return describe(*located, path);
+}
+
+// set_mtime with an expect: the entry is opened (never through a link, and
+// O_NONBLOCK so that a FIFO swapped in since describe() cannot block), and
+// the comparison and the change act on that one descriptor, so a file
+// renamed over the name in between is neither compared nor retimed: the
+// one compared is the one whose time is set.
+Result<FileInfo> Library::set_expected_mtime(const Located& located, std::string_view path,
+                                             const struct timespec (&times)[2], const ExpectedEntry& expect) const
+{
+    UniqueFd entry(retry_stale(located.fd, [&] {
+        return ::openat(located.fd, located.leaf.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    }));
+    if (!entry) {
+        if (errno == ELOOP) {
+            return not_retimable(path); // a link put at the name since the stat
+        }
+        return file_error(errno, "cannot open", path);
+    }
+    struct ::stat st {};
+    if (::fstat(entry.get(), &st) != 0) {
+        return file_error(errno, "cannot stat", path);
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        return not_retimable(path);
+    }
+    if (S_ISDIR(st.st_mode) && st.st_dev != root_device_) {
+        return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
+    }
+    if (auto changed = unlike_expected(st, expect, path, kNotRetimed)) {
+        return *changed;
+    }
+    if (::futimens(entry.get(), times) != 0) {
+        return file_error(errno, "cannot set the modification time of", path);
+    }
+    if (::fstat(entry.get(), &st) != 0) {
+        return file_error(errno, "cannot stat", path);
+    }
+    return file_info(std::string(path), st);
 }
 
 } // namespace ferry::server

@@ -23,7 +23,8 @@ constexpr std::uint64_t kLastChunkPatienceMs = 100;
 const std::vector<std::string> kCapabilities{"list", "stat", "get", "put", "resume", "stats"};
 // What a version-2 connection gets on top (PROTOCOL.md 4.1).
 const std::vector<std::string> kVersion2Capabilities{
-    "folders", "mkdir", "delete", "rename", "digest", "mtime", "set_mtime", "holding_unlisted", "delete_expect"};
+    "folders",          "mkdir",         "delete",          "rename", "digest", "mtime", "set_mtime",
+    "holding_unlisted", "delete_expect", "set_mtime_expect"};
 
 std::string seconds_text(std::uint64_t milliseconds)
 {
@@ -767,7 +768,7 @@ void Session::start_set_mtime(std::uint64_t id, const SetMtimeRequest& set)
     state_ = State::working;
     submit(make_job(
         [&library = library_, set]() -> Result<StatReply> {
-            auto retimed = library.set_mtime(set.path, set.mtime);
+            auto retimed = library.set_mtime(set.path, set.mtime, set.expect);
             if (!retimed) {
                 return retimed.error();
             }

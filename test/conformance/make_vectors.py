@@ -161,6 +161,18 @@ def version2_vectors(hello_reply):
          dict(folder, id=33, ok=True, name="logs", mtime=MTIME - 86400),
          "the reply describes the entry as a stat would, after the change")
     listed = {"type": "file", "size": 5, "mtime": MTIME}
+    pair("version 2: set_mtime with expect, another file there",
+         {"op": "set_mtime", "id": 37, "path": "logs/2026/app.log",
+          "mtime": MTIME - 60, "expect": dict(listed, size=6)},
+         error_reply(37, "file_changed",
+                     "\"logs/2026/app.log\" has 5 bytes, expected 6: not "
+                     "the entry expected, so its time was not set"),
+         "the entry at the path is not the one expected: its time stays")
+    pair("version 2: set_mtime with expect, the file as listed",
+         {"op": "set_mtime", "id": 38, "path": "logs/2026/app.log",
+          "mtime": MTIME, "expect": listed},
+         dict(listed, id=38, ok=True, name="logs/2026/app.log"),
+         "compared and set on one opened descriptor")
     pair("version 2: delete with expect, another file there",
          {"op": "delete", "id": 34, "path": "logs/2026/app.log",
           "recursive": False, "expect": dict(listed, mtime=MTIME - 1)},

@@ -16,7 +16,7 @@ import tempfile
 from conformance import MTIME, ServerCase, write_file
 
 V2_CAPABILITIES = ("folders", "mkdir", "delete", "rename", "digest", "mtime", "set_mtime", "holding_unlisted",
-                   "delete_expect")
+                   "delete_expect", "set_mtime_expect")
 
 
 def sha(b):
@@ -734,6 +734,61 @@ class SetMtimeTests(TreeCase):
         os.symlink("f.txt", os.path.join(root, "d", "link"))
         os.symlink("/", os.path.join(root, "out"))
         os.mkfifo(os.path.join(root, "d", "fifo"))
+        os.makedirs(os.path.join(root, "x", "sub"))
+        write_file(os.path.join(root, "x", "g.txt"), b"12345", MTIME)
+
+    def test_a_set_mtime_with_expect_sets_only_the_entry_described(self):
+        c = self.client2()
+        listed = {"type": "file", "size": 5, "mtime": MTIME}
+        for rid, (path, expect, differs) in enumerate([
+                ("x/g.txt", dict(listed, size=6), "has 5 bytes, expected 6"),
+                ("x/g.txt", dict(listed, mtime=MTIME - 1), "has mtime %d, expected %d" % (MTIME, MTIME - 1)),
+                ("x/g.txt", {"type": "folder"}, "is a file, expected a folder"),
+                ("x/sub", listed, "is a folder, expected a file"),
+                ("", listed, "expected a file")], start=50):
+            with self.subTest(path=path, expect=expect):
+                before = os.stat(self.root(*path.split("/")) if path else self.root()).st_mtime_ns
+                r = self.ask(c, {"op": "set_mtime", "id": rid, "path": path, "mtime": 5, "expect": expect})
+                self.assertError(r, "file_changed", rid)
+                self.assertIn(differs, r["error"]["message"])
+                self.assertIn("its time was not set", r["error"]["message"])
+                self.assertEqual(os.stat(self.root(*path.split("/")) if path else self.root()).st_mtime_ns, before)
+        # As listed (a listing's entry as it came, name included): set.
+        entry = dict(listed, name="g.txt")
+        r = self.ok(c, {"op": "set_mtime", "id": 60, "path": "x/g.txt", "mtime": MTIME + 7, "expect": entry})
+        self.assertEqual((r["name"], r["type"], r["size"], r["mtime"]), ("x/g.txt", "file", 5, MTIME + 7))
+        self.assertEqual(int(os.stat(self.root("x", "g.txt")).st_mtime), MTIME + 7)
+        # A folder by its type alone, whatever its mtime.
+        r = self.ok(c, {"op": "set_mtime", "id": 61, "path": "x/sub", "mtime": MTIME - 9,
+                        "expect": {"type": "folder", "size": 0, "mtime": 1}})
+        self.assertEqual((r["type"], r["mtime"]), ("folder", MTIME - 9))
+        self.ok(c, {"op": "set_mtime", "id": 62, "path": "x/g.txt", "mtime": MTIME,
+                    "expect": dict(listed, mtime=MTIME + 7)})
+        self.assertEqual(int(os.stat(self.root("x", "g.txt")).st_mtime), MTIME)
+
+    def test_a_set_mtime_with_expect_refuses_links_and_fifos_untouched(self):
+        c = self.client2()
+        before = {name: os.lstat(self.root("d", name)).st_mtime_ns for name in ("f.txt", "link", "fifo")}
+        for rid, path in enumerate(["d/link", "d/fifo"], start=70):
+            with self.subTest(path=path):
+                self.assertError(self.ask(c, {"op": "set_mtime", "id": rid, "path": path, "mtime": 5,
+                                              "expect": {"type": "file", "size": 1, "mtime": MTIME}}),
+                                 "not_regular_file", rid)
+        after = {name: os.lstat(self.root("d", name)).st_mtime_ns for name in ("f.txt", "link", "fifo")}
+        self.assertEqual(after, before)
+
+    def test_a_bad_set_mtime_expect_is_bad_request_and_nothing_is_set(self):
+        c = self.client2()
+        before = os.stat(self.root("x", "g.txt")).st_mtime_ns
+        for rid, expect in enumerate([None, "file", [], {}, {"type": "link", "size": 1, "mtime": 1},
+                                      {"type": "file"}, {"type": "file", "size": 5},
+                                      {"type": "file", "mtime": MTIME}, {"type": "file", "size": -1, "mtime": 1},
+                                      {"type": "file", "size": 5, "mtime": "1"},
+                                      {"type": "folder", "mtime": 1.5}], start=80):
+            with self.subTest(expect=expect):
+                self.assertError(self.ask(c, {"op": "set_mtime", "id": rid, "path": "x/g.txt", "mtime": 5,
+                                              "expect": expect}), "bad_request", rid)
+        self.assertEqual(os.stat(self.root("x", "g.txt")).st_mtime_ns, before)
 
     def test_a_file_and_a_folder_get_the_time_given(self):
         c = self.client2()

@@ -360,6 +360,86 @@ TEST_CASE("delete with expect removes only the entry listed: any other at its pa
     }
 }
 
+namespace {
+
+std::int64_t mtime_of(const Fixture& f, const std::string& path)
+{
+    struct ::stat st {};
+    REQUIRE(::lstat((f.root.path() + "/" + path).c_str(), &st) == 0);
+    return static_cast<std::int64_t>(st.st_mtime);
+}
+
+} // namespace
+
+TEST_CASE("set_mtime with expect sets the time of the entry listed only: any other at its path keeps its own")
+{
+    Fixture f;
+    f.hello(2);
+    make(f, "d");
+    make(f, "d/sub");
+    f.root.write("d/f", "12345");
+    set_time(f, "d/f", 1764370000);
+    const ExpectedEntry as_file{EntryType::file, 5, 1764370000};
+    const ExpectedEntry as_folder{EntryType::folder, 0, 0};
+    const std::int64_t later = 1764379999;
+
+    SUBCASE("another file of another size, or of another mtime, keeps its time")
+    {
+        f.root.write("d/f", "123456");
+        set_time(f, "d/f", 1764370000);
+        const std::string bigger = ask(f, SetMtimeRequest{"d/f", later, as_file});
+        CHECK(code_of(bigger) == ErrorCode::file_changed);
+        CHECK(bigger.find("6 bytes, expected 5") != std::string::npos);
+        CHECK(bigger.find("its time was not set") != std::string::npos);
+        CHECK(mtime_of(f, "d/f") == 1764370000);
+        f.root.write("d/f", "54321");
+        set_time(f, "d/f", 1764370001);
+        const std::string newer = ask(f, SetMtimeRequest{"d/f", later, as_file});
+        CHECK(code_of(newer) == ErrorCode::file_changed);
+        CHECK(newer.find("mtime 1764370001, expected 1764370000") != std::string::npos);
+        CHECK(mtime_of(f, "d/f") == 1764370001);
+    }
+    SUBCASE("a folder in the file's place, a file in the folder's, keep their times")
+    {
+        REQUIRE(::unlink((f.root.path() + "/d/f").c_str()) == 0);
+        make(f, "d/f");
+        set_time(f, "d/f", 7);
+        CHECK(code_of(ask(f, SetMtimeRequest{"d/f", later, as_file})) == ErrorCode::file_changed);
+        CHECK(mtime_of(f, "d/f") == 7);
+        REQUIRE(::rmdir((f.root.path() + "/d/sub").c_str()) == 0);
+        f.root.write("d/sub", "not the folder listed");
+        set_time(f, "d/sub", 7);
+        CHECK(code_of(ask(f, SetMtimeRequest{"d/sub", later, as_folder})) == ErrorCode::file_changed);
+        CHECK(mtime_of(f, "d/sub") == 7);
+        CHECK(code_of(ask(f, SetMtimeRequest{"", later, as_file})) == ErrorCode::file_changed);
+    }
+    SUBCASE("the entries as expected get the time; a folder whatever its mtime now, the root too")
+    {
+        set_time(f, "d/sub", 1);
+        auto set = parse_stat_reply(ask(f, SetMtimeRequest{"d/f", later, as_file}));
+        REQUIRE(set);
+        CHECK(set->body.file.mtime == later);
+        CHECK(set->body.file.size == 5);
+        CHECK(mtime_of(f, "d/f") == later);
+        set = parse_stat_reply(ask(f, SetMtimeRequest{"d/sub", later, as_folder}));
+        REQUIRE(set);
+        CHECK(set->body.file.type == EntryType::folder);
+        CHECK(mtime_of(f, "d/sub") == later);
+        set = parse_stat_reply(ask(f, SetMtimeRequest{"", later, as_folder}));
+        REQUIRE(set);
+        CHECK(set->body.file.type == EntryType::folder);
+    }
+    SUBCASE("a link or a FIFO is not_regular_file, gone is not_found, as without expect")
+    {
+        REQUIRE(::symlink("f", (f.root.path() + "/d/link").c_str()) == 0);
+        CHECK(code_of(ask(f, SetMtimeRequest{"d/link", later, as_file})) == ErrorCode::not_regular_file);
+        REQUIRE(::mkfifo((f.root.path() + "/d/fifo").c_str(), 0600) == 0);
+        CHECK(code_of(ask(f, SetMtimeRequest{"d/fifo", later, as_file})) == ErrorCode::not_regular_file);
+        CHECK(code_of(ask(f, SetMtimeRequest{"d/none", later, as_file})) == ErrorCode::not_found);
+        CHECK(mtime_of(f, "d/f") == 1764370000);
+    }
+}
+
 TEST_CASE("a read-only server refuses mkdir, delete and rename, and still lists, stats and digests")
 {
     Fixture f;

@@ -296,6 +296,58 @@ TEST_CASE("set_mtime: a path and a signed mtime, both required")
     }
 }
 
+TEST_CASE("set_mtime's expect: a file by type, size and mtime, a folder by type alone; round trip")
+{
+    const ferry::ExpectedEntry file{EntryType::file, 5, -7};
+    const auto set = round_trip(8, ferry::SetMtimeRequest{"a/b", 9, file});
+    REQUIRE(set.expect.has_value());
+    CHECK(set.expect->type == EntryType::file);
+    CHECK(set.expect->size == 5);
+    CHECK(set.expect->mtime == -7);
+    CHECK(same_json(ferry::encode_request({8, ferry::SetMtimeRequest{"a/b", 9, file}}),
+                    R"({"op":"set_mtime","id":8,"path":"a/b","mtime":9,)"
+                    R"("expect":{"type":"file","size":5,"mtime":-7}})"));
+    const ferry::ExpectedEntry folder{EntryType::folder, 9, 9};
+    CHECK(same_json(ferry::encode_request({8, ferry::SetMtimeRequest{"a", 9, folder}}),
+                    R"({"op":"set_mtime","id":8,"path":"a","mtime":9,"expect":{"type":"folder"}})"));
+    // A listing's entry, as it came: name ignored, a folder's size and mtime not kept.
+    const auto listed = parse_as<ferry::SetMtimeRequest>(
+        R"({"op":"set_mtime","id":8,"path":"a","mtime":9,)"
+        R"("expect":{"name":"a","type":"folder","size":0,"mtime":1764370000}})");
+    REQUIRE(listed.expect.has_value());
+    CHECK(listed.expect->type == EntryType::folder);
+    CHECK(listed.expect->mtime == 0);
+    CHECK_FALSE(parse_as<ferry::SetMtimeRequest>(R"({"op":"set_mtime","id":8,"path":"a","mtime":1})")
+                    .expect.has_value());
+}
+
+TEST_CASE("set_mtime's expect: a bad one is bad_request with the id")
+{
+    const std::string head = R"({"op":"set_mtime","id":6,"path":"a","mtime":1,)";
+    for (const std::string bad : {
+             R"("expect":null})",
+             R"("expect":"file"})",
+             R"("expect":[]})",
+             R"("expect":{}})",
+             R"("expect":{"type":"link","size":1,"mtime":1}})",
+             R"("expect":{"type":null}})",
+             R"("expect":{"type":"file"}})",
+             R"("expect":{"type":"file","size":1}})",
+             R"("expect":{"type":"file","mtime":1}})",
+             R"("expect":{"type":"file","size":-1,"mtime":1}})",
+             R"("expect":{"type":"file","size":1.0,"mtime":1}})",
+             R"("expect":{"type":"file","size":1,"mtime":"1"}})",
+             R"("expect":{"type":"file","size":1,"mtime":9223372036854775808}})",
+             R"("expect":{"type":"folder","size":null}})",
+             R"("expect":{"type":"folder","mtime":1.5}})",
+         }) {
+        check_bad_request(head + bad, 6);
+    }
+    const auto parsed = ferry::parse_request(head + R"("expect":7})");
+    REQUIRE_FALSE(parsed.request.ok());
+    CHECK(parsed.request.error().message.find("4.13") != std::string::npos);
+}
+
 TEST_CASE("mkdir, delete, rename, digest: optional fields take their defaults")
 {
     CHECK_FALSE(parse_as<ferry::MkdirRequest>(R"({"op":"mkdir","id":1,"path":"a"})").parents);
