@@ -151,7 +151,13 @@ bool checks_delete_expect(const Connection& connection)
     return offers(connection, "delete_expect");
 }
 
-Result<StatReply> set_remote_mtime(Connection& connection, const std::string& path, std::int64_t mtime)
+bool checks_set_mtime_expect(const Connection& connection)
+{
+    return offers(connection, "set_mtime_expect");
+}
+
+Result<StatReply> set_remote_mtime(Connection& connection, const std::string& path, std::int64_t mtime,
+                                   const std::optional<ExpectedEntry>& expect)
 {
     if (auto old = require_folders(connection)) {
         return *old;
@@ -160,7 +166,7 @@ Result<StatReply> set_remote_mtime(Connection& connection, const std::string& pa
         return Error{ErrorCode::unknown_op, "this server cannot set a modification time (no \"set_mtime\" in its "
                                             "capabilities; an older ferryd)"};
     }
-    return ask(connection, Request{connection.next_id(), SetMtimeRequest{path, mtime}}, parse_stat_reply);
+    return ask(connection, Request{connection.next_id(), SetMtimeRequest{path, mtime, expect}}, parse_stat_reply);
 }
 
 } // namespace ferry::client

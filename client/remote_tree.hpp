@@ -80,10 +80,18 @@ bool checks_delete_expect(const Connection& connection);
 // Whether the server offers set_mtime (its hello lists "set_mtime"; an
 // older version-2 ferryd does not).
 bool can_set_mtime(const Connection& connection);
+// Whether the server sets a time only on what a set_mtime's `expect`
+// describes (its hello lists "set_mtime_expect", PROTOCOL.md 4.13); an
+// older ferryd ignores the field and sets by name.
+bool checks_set_mtime_expect(const Connection& connection);
 // set_mtime: gives `path` ("" is the root; a file or a folder) the
 // modification time `mtime` (seconds since the Unix epoch); the reply
 // describes the entry afterwards. Without the capability: unknown_op, sent
-// nothing.
-Result<StatReply> set_remote_mtime(Connection& connection, const std::string& path, std::int64_t mtime);
+// nothing. With `expect`, only if the entry is still that one (else
+// file_changed) on a server that checks it (checks_set_mtime_expect): an
+// older one ignores the field (PROTOCOL.md 3.1) and sets by name, which
+// the caller decides from that same check whether to accept.
+Result<StatReply> set_remote_mtime(Connection& connection, const std::string& path, std::int64_t mtime,
+                                   const std::optional<ExpectedEntry>& expect = std::nullopt);
 
 } // namespace ferry::client

@@ -966,15 +966,37 @@ void make_unsent_folders(Connection& connection, Tally& tally, const SyncArgumen
 
 constexpr const char* kNoTimesNote = "note: this server cannot set modification times (an older ferryd): folders "
                                      "keep the time of their last change";
+constexpr const char* kRetimesByNameNote =
+    "note: this server sets modification times by name (an older ferryd, without \"set_mtime_expect\"): a file "
+    "put on the server at a name found equal by content since its digest takes the local file's time too";
+
+// What a push's set_mtime expects at each path (PROTOCOL.md 4.13): a file
+// found equal by content is the server's file as listed, the one whose
+// digest was asked (its size and mtime then), so that a file put there
+// since, of other bytes, never gets the local time (a later quick check
+// would skip it); a folder is expected a folder.
+std::optional<ExpectedEntry> expected_there(const FileTransfer& time, bool folder,
+                                            const std::map<std::string, const TreeEntry*>& listed)
+{
+    if (folder) {
+        return ExpectedEntry{EntryType::folder, 0, 0};
+    }
+    const auto found = listed.find(time.path);
+    if (found == listed.end() || found->second->kind != EntryKind::file) {
+        return std::nullopt; // never: a file is retimed only when listed as one
+    }
+    return ExpectedEntry{EntryType::file, found->second->size, found->second->mtime};
+}
 
 // A push's times on the server, once every file is in place: the files
 // found equal by content (--checksum) whose time differs, then the folders
 // (publishing into a folder changes its time). Spread over the crew's
-// connections, one set_mtime each.
+// connections, one set_mtime each, each with the entry it expects there.
 void set_remote_times(Crew& crew, Connection& connection, Tally& tally, const SyncArguments& arguments,
-                      const SyncPlan& plan)
+                      const SyncPlan& plan, const TreeListing& dest)
 {
     std::vector<FileTransfer> times = plan.retimes;
+    const std::size_t files = times.size();
     times.insert(times.end(), plan.folder_times.begin(), plan.folder_times.end());
     if (times.empty()) {
         return;
@@ -983,6 +1005,13 @@ void set_remote_times(Crew& crew, Connection& connection, Tally& tally, const Sy
         tally.note(kNoTimesNote);
         return;
     }
+    if (files > 0 && !checks_set_mtime_expect(connection)) {
+        tally.note(kRetimesByNameNote);
+    }
+    std::map<std::string, const TreeEntry*> listed;
+    for (const auto& entry : dest) {
+        listed.emplace(entry.path, &entry);
+    }
     Queue queue(times.size());
     crew.run(times.size(), [&](Connection& each) {
         while (auto index = queue.take()) {
@@ -990,11 +1019,12 @@ void set_remote_times(Crew& crew, Connection& connection, Tally& tally, const Sy
                 return;
             }
             const FileTransfer& entry = times[*index];
+            const auto expect = expected_there(entry, *index >= files, listed);
             Result<StatReply> set = Error{ErrorCode::internal, ""};
             if (auto open = ensure_open(each); !open) {
                 set = open.error();
             } else {
-                set = set_remote_mtime(each, remote_join(arguments.remote, entry.path), entry.mtime);
+                set = set_remote_mtime(each, remote_join(arguments.remote, entry.path), entry.mtime, expect);
             }
             if (!set) {
                 tally.failed(entry.path, set.error());
@@ -1398,7 +1428,7 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     // After the files: publishing into a folder changes its mtime.
     if (push) {
         make_unsent_folders(connection, tally, arguments, unsent.take());
-        set_remote_times(crew, connection, tally, arguments, plan);
+        set_remote_times(crew, connection, tally, arguments, plan, dest);
     } else {
         for (const auto& folder : plan.folder_times) {
             if (auto set = set_local_mtime(arguments.local, folder.path, folder.mtime); !set) {
