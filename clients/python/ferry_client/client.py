@@ -1035,18 +1035,29 @@ class Client:
         self._need_v2("rename")
         self.request("rename", **{"from": src, "to": dst, "replace": replace})
 
-    def set_mtime(self, path: str, mtime: int) -> Entry:
+    def set_mtime(self, path: str, mtime: int, expect: Optional[Entry] = None) -> Entry:
         """Gives a file or folder (``""``: the served folder itself) the
         modification time ``mtime``, whole seconds since the epoch (version
-        2, PROTOCOL.md 4.13); returns what it is then. Raises
-        UnsupportedVersion where the server does not offer it (an older
-        ferryd), NotFound, WrongType (a link, FIFO, device), AuthError
-        (read-only), InvalidName."""
+        2, PROTOCOL.md 4.13); returns what it is then. With ``expect``, an
+        Entry as a listing or stat gave it, only if ``path`` still holds
+        that entry (a file of its size and mtime, or a folder); anything
+        else there keeps its time. Raises UnsupportedVersion where the
+        server does not offer it (an older ferryd), or for ``expect``
+        where it does not list "set_mtime_expect" (it would set by name;
+        nothing is sent), NotFound, WrongType (a link, FIFO, device),
+        AuthError (read-only), InvalidName, IntegrityError (file_changed:
+        not the entry expected)."""
         self._need_v2("set_mtime")
         if "set_mtime" not in self.capabilities:
             raise UnsupportedVersion("unknown_op", "this server cannot set a modification time "
                                      "(no \"set_mtime\" in its capabilities)")
-        return _entry(self.request("set_mtime", path=path, mtime=int(mtime)))
+        fields: dict[str, Any] = {"path": path, "mtime": int(mtime)}
+        if expect is not None:
+            if "set_mtime_expect" not in self.capabilities:
+                raise UnsupportedVersion("unknown_op", "this server sets times by name only "
+                                         "(no \"set_mtime_expect\" in its capabilities)")
+            fields["expect"] = _expected(expect)
+        return _entry(self.request("set_mtime", **fields))
 
     def digest(self, name: str, hash: str = hashes.SHA256) -> Digest:
         """The server's digest of a whole file (version 2), without

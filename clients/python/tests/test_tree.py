@@ -166,5 +166,33 @@ class TreeTests(ServerCase):
             self.c.set_mtime("logs/none", MTIME)
 
 
+    def test_set_mtime_with_expect_sets_only_the_entry_listed(self):
+        self.assertIn("set_mtime_expect", self.c.capabilities)
+        write(os.path.join(self.root, "smx", "f.txt"), b"12345", MTIME)
+        os.makedirs(os.path.join(self.root, "smx", "sub"))
+        listed = {e.name: e for e in self.c.list("smx")}
+        path = os.path.join(self.root, "smx", "f.txt")
+        for content, mtime in ((b"123456", MTIME), (b"54321", MTIME + 1)):
+            write(path, content, mtime)
+            with self.assertRaises(ferry_client.IntegrityError) as caught:
+                self.c.set_mtime("smx/f.txt", MTIME + 99, expect=listed["f.txt"])
+            self.assertEqual(caught.exception.code, "file_changed")
+            self.assertEqual(int(os.stat(path).st_mtime), mtime)
+        write(path, b"12345", MTIME)
+        entry = self.c.set_mtime("smx/f.txt", MTIME + 99, expect=listed["f.txt"])
+        self.assertEqual((entry.size, entry.mtime), (5, MTIME + 99))
+        with self.assertRaises(ferry_client.IntegrityError):
+            self.c.set_mtime("smx/sub", MTIME, expect=listed["f.txt"])
+        self.assertEqual(self.c.set_mtime("smx/sub", MTIME - 5, expect=listed["sub"]).mtime, MTIME - 5)
+
+    def test_set_mtime_with_expect_is_refused_where_the_server_would_set_by_name(self):
+        write(os.path.join(self.root, "smbyname.txt"), b"b", MTIME)
+        entry = self.c.stat("smbyname.txt")
+        self.c.capabilities = [c for c in self.c.capabilities if c != "set_mtime_expect"]   # an older ferryd
+        with self.assertRaises(ferry_client.UnsupportedVersion):
+            self.c.set_mtime("smbyname.txt", MTIME + 5, expect=entry)
+        self.assertEqual(int(os.stat(os.path.join(self.root, "smbyname.txt")).st_mtime), MTIME)
+
+
 if __name__ == "__main__":
     unittest.main()
