@@ -1026,7 +1026,9 @@ void set_remote_times(Crew& crew, Connection& connection, Tally& tally, const Sy
             } else {
                 set = set_remote_mtime(each, remote_join(arguments.remote, entry.path), entry.mtime, expect);
             }
-            if (!set) {
+            if (!set && *index < files) {
+                tally.failed_skipped(entry.path, set.error()); // counted skipped as equal by the plan
+            } else if (!set) {
                 tally.failed(entry.path, set.error());
             }
         }

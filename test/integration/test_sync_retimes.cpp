@@ -133,6 +133,8 @@ TEST_CASE("sync --checksum: a push never stamps the local time on a server file 
     REQUIRE(run.sync["errors"].size() == 1);
     CHECK(run.sync["errors"][0].dump().find("file_changed") != std::string::npos);
     CHECK(run.sync["errors"][0].dump().find("its time was not set") != std::string::npos);
+    // One outcome per file: failed, not also skipped.
+    CHECK(run.sync["skipped"] == 0);
     CHECK(run.status != 0);
 }
 
