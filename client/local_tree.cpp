@@ -88,7 +88,8 @@ public:
             }
             if (S_ISREG(st.st_mode)) {
                 tree.entries.push_back({path, false, static_cast<std::uint64_t>(st.st_size), st.st_mtim.tv_sec,
-                                        static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)});
+                                        static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+                                        nanoseconds(st.st_mtim), nanoseconds(st.st_ctim)});
             } else if (S_ISDIR(st.st_mode)) {
                 // O_NOFOLLOW: swapped for a symlink since the fstatat, it is not entered.
                 const int child = ::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -97,7 +98,8 @@ public:
                     continue;
                 }
                 tree.entries.push_back({path, true, 0, st.st_mtim.tv_sec, static_cast<std::uint64_t>(st.st_dev),
-                                        static_cast<std::uint64_t>(st.st_ino)});
+                                        static_cast<std::uint64_t>(st.st_ino), nanoseconds(st.st_mtim),
+                                        nanoseconds(st.st_ctim)});
                 walk(child, path, depth + 1);
             } else if (S_ISLNK(st.st_mode)) {
                 tree.skipped.push_back({path, "a symbolic link (not followed)"});

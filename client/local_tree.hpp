@@ -12,6 +12,8 @@
 #include "names.hpp"
 #include "status.hpp"
 
+#include <time.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -23,6 +25,12 @@ namespace ferry::client {
 // As deep as a server path goes (PROTOCOL.md 5: 64 components).
 inline constexpr std::size_t kMaxTreeDepth = 64;
 
+// A file time in ns since the Unix epoch.
+inline std::int64_t nanoseconds(const struct ::timespec& time)
+{
+    return static_cast<std::int64_t>(time.tv_sec) * 1'000'000'000 + time.tv_nsec;
+}
+
 struct LocalEntry {
     std::string path; // relative to the walked folder, components joined by '/'
     bool folder = false;
@@ -32,6 +40,11 @@ struct LocalEntry {
     // the file opened to send it is this one (open_listed_file).
     std::uint64_t device = 0;
     std::uint64_t inode = 0;
+    // Its times in ns as the walk saw them: a write since moves both, a
+    // chmod or link the change time (a pull's --delete removes a file only
+    // if neither moved, remove_local).
+    std::int64_t mtime_ns = 0;
+    std::int64_t ctime_ns = 0;
 };
 
 struct SkippedEntry {
@@ -85,6 +98,10 @@ struct ListedFile {
     std::string path; // relative to `root`, as LocalEntry::path
     std::uint64_t device = 0;
     std::uint64_t inode = 0;
+    // As LocalEntry's; 0 where the caller did not record them.
+    std::uint64_t size = 0;
+    std::int64_t mtime_ns = 0;
+    std::int64_t ctime_ns = 0;
 };
 
 // Opens a listed file for reading (O_NONBLOCK, as prepare_put's open): each

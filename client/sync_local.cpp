@@ -132,7 +132,8 @@ Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side, TreeBo
     scan.entries.reserve(walked->entries.size() + walked->skipped.size());
     for (auto& entry : walked->entries) {
         (entry.folder ? scan.folders : scan.listed)
-            .emplace(entry.path, ListedFile{root, entry.path, entry.device, entry.inode});
+            .emplace(entry.path, ListedFile{root, entry.path, entry.device, entry.inode, entry.size, entry.mtime_ns,
+                                            entry.ctime_ns});
         scan.entries.push_back(
             {std::move(entry.path), entry.folder ? EntryKind::folder : EntryKind::file, entry.size, entry.mtime, {}});
     }
@@ -246,10 +247,18 @@ Result<LocalRemoved> remove_local(const std::string& root, const std::string& pa
         return Error{ErrorCode::local_io, "\"" + joined(root, path) + "\" is no longer a regular file: left"};
     }
     // Another file at the listed name (written there since the scan) was
-    // never listed: left.
+    // never listed: left. So is the listed file written, truncated,
+    // chmod'ed or linked since: what it holds now is not what the listing
+    // showed (as a push's `expect` leaves a server file changed since).
     if (listed != nullptr && !is_listed(st, *listed)) {
         return Error{ErrorCode::local_io,
                      "\"" + joined(root, path) + "\" changed since it was listed: another file stands at its name; left"};
+    }
+    if (listed != nullptr && listed->ctime_ns != 0 &&
+        (static_cast<std::uint64_t>(st.st_size) != listed->size || nanoseconds(st.st_mtim) != listed->mtime_ns ||
+         nanoseconds(st.st_ctim) != listed->ctime_ns)) {
+        return Error{ErrorCode::local_io,
+                     "\"" + joined(root, path) + "\" changed since it was listed: written or changed since; left"};
     }
     if (::unlinkat(parent->get(), leaf.c_str(), 0) != 0) {
         if (errno == ENOENT) {

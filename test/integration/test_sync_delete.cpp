@@ -236,6 +236,48 @@ TEST_CASE("sync --delete: a pull leaves a folder renamed into a listed extra fol
     }
 }
 
+// An extra local file written in place since the scan (same inode: an
+// append; or the same size rewritten with its mtime put back, which only
+// the change time shows) holds what the listing did not show: a pull's
+// --delete leaves it, with one error, as a push's `expect` leaves a server
+// file changed since (the round-11 tester's t5 V=inplace).
+TEST_CASE("sync --delete: a pull leaves an extra local file written in place since the listing")
+{
+    for (const char* how : {"append", "same size, mtime put back"}) {
+        CAPTURE(how);
+        Fixture f;
+        std::filesystem::create_directories(f.root_file("t"));
+        write_file(f.root_file("t/k.txt"), "keep");
+        std::filesystem::create_directories(f.local_file("loc"));
+        write_file(f.local_file("loc/e.txt"), "e1");
+        write_file(f.local_file("loc/gone.txt"), "listed, unchanged");
+        struct ::stat before {};
+        REQUIRE(::stat(f.local_file("loc/e.txt").c_str(), &before) == 0);
+        auto arguments = arguments_for(SyncDirection::pull, f.local_file("loc"), "t");
+        arguments.before_changes = [&] {
+            const int fd = ::open(f.local_file("loc/e.txt").c_str(), O_WRONLY | O_CLOEXEC);
+            REQUIRE(fd >= 0);
+            if (std::string(how) == "append") {
+                REQUIRE(::pwrite(fd, "MOREDATA", 8, 2) == 8);
+            } else {
+                REQUIRE(::pwrite(fd, "E2", 2, 0) == 2);
+                const struct timespec times[2] = {before.st_atim, before.st_mtim};
+                REQUIRE(::futimens(fd, times) == 0);
+            }
+            ::close(fd);
+        };
+        const auto run = sync_with(f, arguments);
+
+        CHECK(std::filesystem::exists(f.local_file("loc/e.txt")));
+        CHECK_FALSE(std::filesystem::exists(f.local_file("loc/gone.txt")));
+        CHECK(run.sync["deleted"] == 1);
+        REQUIRE(run.sync["errors"].size() == 1);
+        CHECK(run.sync["errors"].dump().find("e.txt\\\" changed since it was listed: written or changed since") !=
+              std::string::npos);
+        CHECK(run.status != 0);
+    }
+}
+
 // A listed folder whose extra file is removed: the folder holding it must
 // be the listed one, even when the folder itself stays (the server has it).
 TEST_CASE("sync --delete: a pull removes an extra file only through the very folder listed as holding it")
