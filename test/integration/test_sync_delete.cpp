@@ -3,6 +3,7 @@
 // SyncArguments::before_changes can write into a tree between the listing
 // and the first delete, the window a program writing there meanwhile hits.
 #include "support.hpp"
+#include "sync_run.hpp"
 
 #include "connection.hpp"
 #include "output.hpp"
@@ -23,39 +24,6 @@ using namespace ferry::test;
 using namespace ferry::client;
 
 namespace {
-
-struct SyncRun {
-    int status = -1;
-    nlohmann::json sync; // --json's "sync" object: deleted, errors, notes...
-};
-
-// Runs one sync with --json over a fresh connection to `f`'s server.
-SyncRun sync_with(const Fixture& f, const SyncArguments& arguments)
-{
-    auto opened = Connection::open(Endpoint{"127.0.0.1", f.server.port()});
-    REQUIRE(opened.ok());
-    std::FILE* out = std::tmpfile();
-    std::FILE* err = std::tmpfile();
-    REQUIRE(out != nullptr);
-    REQUIRE(err != nullptr);
-    SyncRun run;
-    {
-        const Output output(true, out, err);
-        run.status = run_sync(opened.value(), ConnectOptions{}, output, arguments);
-    }
-    std::fflush(out);
-    std::rewind(out);
-    std::string text;
-    for (int c = std::fgetc(out); c != EOF; c = std::fgetc(out)) {
-        text.push_back(static_cast<char>(c));
-    }
-    std::fclose(out);
-    std::fclose(err);
-    const auto whole = nlohmann::json::parse(text, nullptr, false);
-    REQUIRE_MESSAGE(whole.contains("sync"), text);
-    run.sync = whole["sync"];
-    return run;
-}
 
 SyncArguments arguments_for(SyncDirection direction, const std::string& local, const std::string& remote)
 {
