@@ -5,7 +5,6 @@
 #include "remote_paths.hpp"
 #include "remote_tree.hpp"
 
-#include <deque>
 #include <filesystem>
 #include <system_error>
 
@@ -197,48 +196,16 @@ ExpectedEntry as_listed(const FileInfo& entry)
     return ExpectedEntry{EntryType::file, entry.size, entry.mtime};
 }
 
-// Sends the deletes pipelined (up to kDeletesInFlight wait at the server,
-// which answers them in order, so a folder's delete is done after those of
-// what it held) and gives each one's reply, in the requests' order. Once
-// the connection is lost or the user interrupts, the rest are not sent and
-// fail with that error.
-constexpr std::size_t kDeletesInFlight = 16;
-
+// Each request's reply, in the requests' order (delete_pipelined): one
+// never sent fails with the lost connection's error, or as interrupted.
 std::vector<Result<DeleteReply>> delete_each(Connection& connection, const std::vector<DeleteRequest>& requests)
 {
-    std::vector<Result<DeleteReply>> replies;
-    replies.reserve(requests.size());
-    std::deque<std::uint64_t> in_flight; // request ids, in the requests' order
-    std::optional<Error> stop;
-    std::size_t next = 0;
-    for (;;) {
-        while (!stop && next < requests.size() && in_flight.size() < kDeletesInFlight) {
-            if (interrupted()) {
-                stop = Error{ErrorCode::aborted, "interrupted before \"" + requests[next].path + "\""};
-                break;
-            }
-            const std::uint64_t id = connection.next_id();
-            if (auto sent = connection.send_request(Request{id, requests[next]}); !sent) {
-                stop = sent.error();
-                break;
-            }
-            in_flight.push_back(id);
-            ++next;
-        }
-        if (in_flight.empty()) {
-            break;
-        }
-        const std::uint64_t id = in_flight.front();
-        in_flight.pop_front();
-        replies.push_back(read_reply(connection, id, parse_delete_reply));
-        if (!replies.back() && !connection.is_open() && !stop) {
-            stop = replies.back().error();
-        }
+    auto run = delete_pipelined(connection, requests);
+    for (std::size_t i = run.replies.size(); i < requests.size(); ++i) {
+        run.replies.push_back(run.lost ? *run.lost
+                                       : Error{ErrorCode::aborted, "interrupted before \"" + requests[i].path + "\""});
     }
-    while (replies.size() < requests.size()) {
-        replies.push_back(*stop);
-    }
-    return replies;
+    return std::move(run.replies);
 }
 
 // A folder that a wildcard matched, under -r: removed by what a listing of

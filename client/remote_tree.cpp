@@ -1,9 +1,11 @@
 #include "remote_tree.hpp"
 
+#include "interrupt.hpp"
 #include "operations.hpp"
 #include "remote_paths.hpp"
 
 #include <algorithm>
+#include <deque>
 #include <utility>
 
 namespace ferry::client {
@@ -105,6 +107,38 @@ Result<DeleteReply> delete_remote(Connection& connection, const std::string& pat
     }
     return ask(connection, Request{connection.next_id(), DeleteRequest{path, recursive, std::move(expect)}},
                parse_delete_reply);
+}
+
+PipelinedDeletes delete_pipelined(Connection& connection, const std::vector<DeleteRequest>& requests)
+{
+    PipelinedDeletes run;
+    if (auto old = require_folders(connection)) {
+        run.lost = *old;
+        return run;
+    }
+    run.replies.reserve(requests.size());
+    std::deque<std::uint64_t> in_flight; // request ids, in the requests' order
+    std::size_t next = 0;
+    for (;;) {
+        while (!run.lost && next < requests.size() && in_flight.size() < kDeletesInFlight && !interrupted()) {
+            const std::uint64_t id = connection.next_id();
+            if (auto sent = connection.send_request(Request{id, requests[next]}); !sent) {
+                run.lost = sent.error();
+                break;
+            }
+            in_flight.push_back(id);
+            ++next;
+        }
+        if (in_flight.empty()) {
+            return run;
+        }
+        const std::uint64_t id = in_flight.front();
+        in_flight.pop_front();
+        run.replies.push_back(read_reply(connection, id, parse_delete_reply));
+        if (!run.replies.back() && !connection.is_open() && !run.lost) {
+            run.lost = run.replies.back().error();
+        }
+    }
 }
 
 Result<RenameReply> rename_remote(Connection& connection, const std::string& from, const std::string& to,

@@ -16,6 +16,7 @@
 #include "status.hpp"
 #include "transfer_hash.hpp"
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -64,6 +65,19 @@ Result<MkdirReply> make_remote_folder(Connection& connection, const std::string&
 // `recursive`; a server without "delete_expect" ignores it).
 Result<DeleteReply> delete_remote(Connection& connection, const std::string& path, bool recursive,
                                   std::optional<ExpectedEntry> expect = std::nullopt);
+// Several deletes (each as delete_remote would send it), pipelined: up to
+// kDeletesInFlight wait at the server, which answers them in order, so the
+// delete of a folder listed after what it held comes after theirs. Sending
+// stops once the user interrupts (interrupted()) or the connection is lost.
+// `replies`: one per request sent, in the requests' order (the first
+// replies.size() requests); the rest were never sent, and `lost` is the
+// connection's error when that is why (empty: interrupted).
+inline constexpr std::size_t kDeletesInFlight = 16;
+struct PipelinedDeletes {
+    std::vector<Result<DeleteReply>> replies;
+    std::optional<Error> lost;
+};
+PipelinedDeletes delete_pipelined(Connection& connection, const std::vector<DeleteRequest>& requests);
 // rename, atomic; without `replace` an existing `to` is `exists`.
 Result<RenameReply> rename_remote(Connection& connection, const std::string& from, const std::string& to,
                                   bool replace);

@@ -752,14 +752,6 @@ std::vector<StepOutcome> remove_local_steps(const SyncArguments& arguments, cons
     return outcomes;
 }
 
-// Deletes the steps on the server, each alone (never recursively: what the
-// listing did not show is never removed) and each only if the server still
-// holds the entry listed there (`expect`: another entry put at the name
-// since is left, file_changed), pipelined: up to kDeletesInFlight
-// requests wait at the server, which answers them in order, so a folder's
-// delete comes after those of what it held.
-constexpr std::size_t kDeletesInFlight = 16;
-
 // What a step's delete expects at its path: the entry as listed (a folder
 // by its type alone, PROTOCOL.md 4.11).
 ExpectedEntry as_listed(const RemovalStep& step)
@@ -770,40 +762,37 @@ ExpectedEntry as_listed(const RemovalStep& step)
     return ExpectedEntry{EntryType::file, step.size, step.mtime};
 }
 
+// Deletes the steps on the server, each alone (never recursively: what the
+// listing did not show is never removed) and each only if the server still
+// holds the entry listed there (`expect`: another entry put at the name
+// since is left, file_changed), pipelined (delete_pipelined: a folder's
+// delete comes after those of what it held). A step never sent is
+// not_tried when the user interrupted, failed when the connection was lost.
 std::vector<StepOutcome> remove_remote_steps(Connection& connection, const SyncArguments& arguments,
                                              const std::vector<RemovalStep>& steps)
 {
     std::vector<StepOutcome> outcomes(steps.size());
-    std::deque<std::pair<std::size_t, std::uint64_t>> in_flight; // step, request id
-    std::optional<Error> lost; // the connection's, once lost: nothing more is sent
-    std::size_t next = 0;
-    for (;;) {
-        while (!lost && next < steps.size() && in_flight.size() < kDeletesInFlight && !interrupted()) {
-            if (auto open = ensure_open(connection); !open) {
-                lost = open.error();
-                break;
-            }
-            const std::uint64_t id = connection.next_id();
-            const DeleteRequest request{remote_join(arguments.remote, steps[next].path), false, as_listed(steps[next])};
-            if (auto sent = connection.send_request(Request{id, request}); !sent) {
-                lost = sent.error();
-                break;
-            }
-            in_flight.emplace_back(next++, id);
-        }
-        if (in_flight.empty()) {
-            break;
-        }
-        const auto [index, id] = in_flight.front();
-        in_flight.pop_front();
-        const auto reply = read_reply(connection, id, parse_delete_reply);
-        outcomes[index] = outcome_of(reply, steps[index].kind);
-        if (!reply && !connection.is_open() && !lost) {
-            lost = reply.error();
-        }
+    if (steps.empty()) {
+        return outcomes;
     }
-    for (; lost && next < steps.size(); ++next) {
-        outcomes[next] = {StepEnd::failed, *lost, {}};
+    if (auto open = ensure_open(connection); !open) {
+        for (auto& outcome : outcomes) {
+            outcome = {StepEnd::failed, open.error(), {}};
+        }
+        return outcomes;
+    }
+    std::vector<DeleteRequest> requests;
+    requests.reserve(steps.size());
+    for (const auto& step : steps) {
+        requests.push_back(DeleteRequest{remote_join(arguments.remote, step.path), false, as_listed(step)});
+    }
+    const auto run = delete_pipelined(connection, requests);
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+        if (i < run.replies.size()) {
+            outcomes[i] = outcome_of(run.replies[i], steps[i].kind);
+        } else if (run.lost) {
+            outcomes[i] = {StepEnd::failed, *run.lost, {}};
+        }
     }
     return outcomes;
 }
