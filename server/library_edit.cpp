@@ -50,6 +50,22 @@ std::optional<Error> unlike_expected(const struct ::stat& st, const ExpectedEntr
 
 constexpr std::string_view kNotRetimed = "its time was not set";
 
+// utimensat(2) on an O_PATH descriptor `fd`: with AT_EMPTY_PATH (Linux 5.8
+// and later; futimens(3) refuses O_PATH descriptors, EBADF), else through
+// /proc/self/fd/FD, a link the kernel resolves to that very inode. 0, or -1
+// with errno.
+int set_times_of_path_fd(int fd, const struct timespec (&times)[2])
+{
+    if (::utimensat(fd, "", times, AT_EMPTY_PATH) == 0) {
+        return 0;
+    }
+    if (errno != EINVAL) {
+        return -1;
+    }
+    const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+    return ::utimensat(AT_FDCWD, proc.c_str(), times, 0);
+}
+
 Error not_retimable(std::string_view path)
 {
     return Error{ErrorCode::not_regular_file, quoted(path) + " is not a regular file or folder"};
@@ -536,21 +552,22 @@ Result<FileInfo> Library::set_mtime(std::string_view path, std::int64_t mtime,
     return describe(*located, path);
 }
 
-// set_mtime with an expect: the entry is opened (never through a link, and
-// O_NONBLOCK so that a FIFO swapped in since describe() cannot block), and
-// the comparison and the change act on that one descriptor, so a file
-// renamed over the name in between is neither compared nor retimed: the
-// one compared is the one whose time is set.
+// set_mtime with an expect: the comparison and the change act on one
+// descriptor of the entry, so a file renamed over the name in between is
+// neither compared nor retimed: the one compared is the one whose time is
+// set. The descriptor is O_PATH: nothing is opened in the sense of open(2)'s
+// side effects, so a FIFO swapped in since describe() never sees a reader
+// (a writer blocked in its open would be let through), a device's driver is
+// never called, and a file the server's user may not read is retimed as its
+// owner may (utimensat(2) needs ownership, not read access). O_NOFOLLOW on
+// an O_PATH open gives the link itself, which the type check refuses.
 Result<FileInfo> Library::set_expected_mtime(const Located& located, std::string_view path,
                                              const struct timespec (&times)[2], const ExpectedEntry& expect) const
 {
     UniqueFd entry(retry_stale(located.fd, [&] {
-        return ::openat(located.fd, located.leaf.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        return ::openat(located.fd, located.leaf.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
     }));
     if (!entry) {
-        if (errno == ELOOP) {
-            return not_retimable(path); // a link put at the name since the stat
-        }
         return file_error(errno, "cannot open", path);
     }
     struct ::stat st {};
@@ -558,7 +575,7 @@ Result<FileInfo> Library::set_expected_mtime(const Located& located, std::string
         return file_error(errno, "cannot stat", path);
     }
     if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
-        return not_retimable(path);
+        return not_retimable(path); // a link, FIFO, socket or device put at the name since the stat
     }
     if (S_ISDIR(st.st_mode) && st.st_dev != root_device_) {
         return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
@@ -566,7 +583,7 @@ Result<FileInfo> Library::set_expected_mtime(const Located& located, std::string
     if (auto changed = unlike_expected(st, expect, path, kNotRetimed)) {
         return *changed;
     }
-    if (::futimens(entry.get(), times) != 0) {
+    if (set_times_of_path_fd(entry.get(), times) != 0) {
         return file_error(errno, "cannot set the modification time of", path);
     }
     if (::fstat(entry.get(), &st) != 0) {

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -438,6 +439,76 @@ TEST_CASE("set_mtime with expect sets the time of the entry listed only: any oth
         CHECK(code_of(ask(f, SetMtimeRequest{"d/none", later, as_file})) == ErrorCode::not_found);
         CHECK(mtime_of(f, "d/f") == 1764370000);
     }
+}
+
+namespace {
+
+// An inotify watch on `folder` for opens (IN_OPEN): what a FIFO's blocked
+// writer or a device's driver would feel of an open(2) of the entry.
+class OpenWatch {
+public:
+    explicit OpenWatch(const std::string& folder) : fd_(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC))
+    {
+        REQUIRE(fd_ >= 0);
+        REQUIRE(::inotify_add_watch(fd_, folder.c_str(), IN_OPEN) >= 0);
+    }
+    ~OpenWatch() { ::close(fd_); }
+    OpenWatch(const OpenWatch&) = delete;
+    OpenWatch& operator=(const OpenWatch&) = delete;
+
+    // Whether `name` in the folder was opened since the last call.
+    bool opened(const std::string& name)
+    {
+        bool seen = false;
+        alignas(inotify_event) char buffer[4096];
+        for (;;) {
+            const ssize_t got = ::read(fd_, buffer, sizeof buffer);
+            if (got <= 0) {
+                return seen;
+            }
+            for (ssize_t at = 0; at < got;) {
+                const auto* event = reinterpret_cast<const inotify_event*>(buffer + at);
+                seen = seen || (event->len > 0 && name == event->name);
+                at += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
+            }
+        }
+    }
+
+private:
+    int fd_;
+};
+
+} // namespace
+
+TEST_CASE("set_mtime with expect never opens the entry: a FIFO or device swapped in would feel it")
+{
+    Fixture f;
+    f.hello(2);
+    make(f, "d");
+    f.root.write("d/f", "12345");
+    set_time(f, "d/f", 1764370000);
+    OpenWatch watch(f.root.path() + "/d");
+    // Linux reports O_PATH opens as IN_OPEN before 6.5 ("fsnotify: do not
+    // generate events for O_PATH file descriptors"): there this cannot tell.
+    f.root.write("d/probe", "");
+    (void)watch.opened("probe");
+    const int probe = ::open((f.root.path() + "/d/probe").c_str(), O_PATH | O_CLOEXEC);
+    REQUIRE(probe >= 0);
+    ::close(probe);
+    if (watch.opened("probe")) {
+        MESSAGE("this kernel reports O_PATH opens to inotify: not checked");
+        return;
+    }
+    const std::int64_t later = 1764379999;
+    auto set = parse_stat_reply(ask(f, SetMtimeRequest{"d/f", later, ExpectedEntry{EntryType::file, 5, 1764370000}}));
+    REQUIRE(set);
+    CHECK(mtime_of(f, "d/f") == later);
+    CHECK_FALSE(watch.opened("f"));
+    // The watch does see a real open of the file.
+    const int opened = ::open((f.root.path() + "/d/f").c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(opened >= 0);
+    ::close(opened);
+    CHECK(watch.opened("f"));
 }
 
 TEST_CASE("a read-only server refuses mkdir, delete and rename, and still lists, stats and digests")
