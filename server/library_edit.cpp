@@ -225,9 +225,17 @@ std::optional<Error> Library::empty_folder(int fd, const std::string& relative, 
             failure = file_error(errno, "cannot stat", path);
             break;
         }
+        // Between the stat and the unlink (two calls: there is no removal
+        // by descriptor) the name may come to hold something else: what
+        // changed is left and the walk goes on (PROTOCOL.md 4.11), rather
+        // than end the whole delete on that entry's errno.
         if (S_ISREG(st.st_mode)) {
             if (::unlinkat(fd, name.c_str(), 0) != 0) {
                 if (errno == ENOENT) {
+                    continue; // removed or renamed away by someone else meanwhile
+                }
+                if (errno == EISDIR) {
+                    leave(path, "changed while it was being deleted"); // a folder took the name
                     continue;
                 }
                 failure = file_error(errno, "cannot delete", path);
@@ -261,6 +269,15 @@ std::optional<Error> Library::empty_folder(int fd, const std::string& relative, 
         if (::unlinkat(fd, name.c_str(), AT_REMOVEDIR) != 0) {
             if (errno == ENOTEMPTY || errno == EEXIST) {
                 leave(path, "is not empty"); // something appeared meanwhile
+                continue;
+            }
+            if (errno == ENOENT) {
+                continue; // renamed away by someone else, with what it still held
+            }
+            if (errno == ENOTDIR || errno == EBUSY) {
+                // A link or file swapped in for the folder emptied, or a
+                // file system mounted on the name since the stat.
+                leave(path, "changed while it was being deleted");
                 continue;
             }
             failure = file_error(errno, "cannot delete", path);
@@ -340,6 +357,13 @@ Result<Removed> Library::remove(std::string_view path, bool recursive, const std
                                " files and " + std::to_string(removed.folders) + " folders were removed";
                 }
                 return Error{ErrorCode::not_empty, std::move(message)};
+            }
+            if (recursive && (errno == ENOENT || errno == ENOTDIR || errno == EBUSY)) {
+                // Renamed away, or another entry put at its name, while what
+                // it held was being removed: what went stays gone, said so.
+                return Error{ErrorCode::file_changed, quoted(path) + " changed while it was being deleted; " +
+                                                          std::to_string(removed.files) + " files and " +
+                                                          std::to_string(removed.folders) + " folders were removed"};
             }
             return file_error(errno, "cannot delete", path);
         }

@@ -317,6 +317,50 @@ class TreeConfinement(unittest.TestCase):
         self.assertIn("not_a_folder", outcomes["get"] | outcomes["put"] | outcomes["mkdir"], outcomes)
 
 
+    def test_race_a_recursive_delete_leaves_what_changed_during_its_walk_and_goes_on(self):
+        """A subfolder swapped for a symlink to the outside (and back) while a
+        recursive delete walks the tree: whatever the moment, the delete
+        never follows the link, leaves what changed and goes on with the
+        rest (PROTOCOL.md 4.11): ok or not_empty naming what it left, with
+        its counts; never the changed entry's own error, with the rest of
+        the tree untried. Up to 30 races: before this was fixed, about one
+        in three ended with not_regular_file and 200 of 320 files left."""
+        tree = os.path.join(self.root, "t")
+        link = os.path.join(tree, "lnk")
+        outcomes = []
+        deadline = time.time() + 15
+        for _ in range(30):
+            if time.time() > deadline:
+                break
+            shutil.rmtree(tree, ignore_errors=True)
+            for folder in range(8):
+                for index in range(40):
+                    write(os.path.join(tree, "s%d" % folder, "f%d" % index), b"inside")
+            os.symlink(self.outside, link)
+            stop = threading.Event()
+
+            def swapper():
+                while not stop.is_set():
+                    exchange(os.path.join(tree, "s5"), link)
+
+            thread = threading.Thread(target=swapper)
+            thread.start()
+            try:
+                reply = self.peer.request({"op": "delete", "path": "t", "recursive": True})
+            finally:
+                stop.set()
+                thread.join()
+            outcomes.append(reply["ok"] or reply["error"]["code"])
+            self.assertIn(outcomes[-1], (True, "not_empty", "file_changed"), reply)
+            if not reply["ok"]:
+                self.assertIn("were removed", reply["error"]["message"], reply)
+            left = [name for _, _, files in os.walk(tree) for name in files] if os.path.isdir(tree) else []
+            # Only the swapped folder's 40 files may stay (it may be met
+            # under either name, or as the link).
+            self.assertLessEqual(len(left), 40, (reply, len(left)))
+        self.assertGreater(len(outcomes), 5, outcomes)
+
+
 class TreeConfinementWalk(TreeConfinement):
     """The same, through the component walk of kernels without openat2."""
     ENV = {"FERRYD_RESOLVE": "walk"}
