@@ -7,7 +7,7 @@ set -euo pipefail
 FERRY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FERRY_BUILD=${FERRY_BUILD:-$FERRY_ROOT/build}
 
-packages=(g++ python3 openssl meson ninja-build pkg-config libuv1-dev nlohmann-json3-dev doctest-dev libssl-dev libcli11-dev libxxhash-dev libedit-dev libtomlplusplus-dev python3-jsonschema libutf8proc-dev libsystemd-dev
+packages=(g++ python3 openssl meson ninja-build pkg-config libuv1-dev nlohmann-json3-dev doctest-dev libssl-dev libcli11-dev libxxhash-dev libedit-dev libtomlplusplus-dev python3-jsonschema libutf8proc-dev libsystemd-dev libacl1-dev
           # the tests start ferryd under systemd-socket-activate
           systemd
           # clients/python: its install test (Debian's pip, setuptools and

@@ -2,8 +2,10 @@
 
 #include "posix_io.hpp"
 
+#include <acl/libacl.h>
 #include <fcntl.h>
 #include <linux/limits.h>
+#include <sys/acl.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -11,6 +13,7 @@
 #include <array>
 #include <cerrno>
 #include <cstdio>
+#include <utility>
 
 namespace ferry::sys {
 
@@ -84,7 +87,150 @@ int read_entry(int folder, const std::string& leaf, Value& value, std::size_t& s
     return read_opened(folder, leaf.c_str(), value, size);
 }
 
+// Whatever access ACL the open file `to` holds goes: 0, or the errno.
+int remove_access_acl(int to)
+{
+    if (::fremovexattr(to, kAccessAclAttribute) != 0 && !no_acl_to_keep(errno)) {
+        return errno;
+    }
+    return 0;
+}
+
+// An entry's permissions, ACL_READ/WRITE/EXECUTE as the rwx bits 4, 2, 1.
+mode_t bits_of(acl_permset_t permset)
+{
+    return (::acl_get_perm(permset, ACL_READ) == 1 ? 4U : 0U) | (::acl_get_perm(permset, ACL_WRITE) == 1 ? 2U : 0U) |
+           (::acl_get_perm(permset, ACL_EXECUTE) == 1 ? 1U : 0U);
+}
+
+// Takes from `entry` each of the permissions that `allowed` (rwx as 4, 2,
+// 1) lacks; its permissions after that, or -1 with errno.
+int mask_entry(acl_entry_t entry, mode_t allowed)
+{
+    acl_permset_t permset = nullptr;
+    if (::acl_get_permset(entry, &permset) != 0) {
+        return -1;
+    }
+    const std::pair<acl_perm_t, mode_t> perms[] = {{ACL_READ, 4}, {ACL_WRITE, 2}, {ACL_EXECUTE, 1}};
+    for (const auto& [perm, bit] : perms) {
+        if ((allowed & bit) == 0 && ::acl_delete_perm(permset, perm) != 0) {
+            return -1;
+        }
+    }
+    if (::acl_set_permset(entry, permset) != 0) {
+        return -1;
+    }
+    return static_cast<int>(bits_of(permset));
+}
+
+// acl(5)'s creation rule on `acl` (a folder's default ACL, changed in
+// place): ACL_USER_OBJ, ACL_MASK (ACL_GROUP_OBJ where there is no mask) and
+// ACL_OTHER each ANDed with `create_mode`'s bits. The resulting permission
+// bits through `mode`; 0, or the errno.
+int apply_create_mode(acl_t acl, mode_t create_mode, mode_t& mode)
+{
+    acl_entry_t group_obj = nullptr;
+    bool has_mask = false;
+    mode = 0;
+    acl_entry_t entry = nullptr;
+    for (int got = ::acl_get_entry(acl, ACL_FIRST_ENTRY, &entry); got == 1;
+         got = ::acl_get_entry(acl, ACL_NEXT_ENTRY, &entry)) {
+        acl_tag_t tag = ACL_UNDEFINED_TAG;
+        if (::acl_get_tag_type(entry, &tag) != 0) {
+            return errno;
+        }
+        int bits = 0;
+        if (tag == ACL_USER_OBJ) {
+            bits = mask_entry(entry, (create_mode >> 6) & 7);
+            mode |= static_cast<mode_t>(bits) << 6;
+        } else if (tag == ACL_MASK) {
+            has_mask = true;
+            bits = mask_entry(entry, (create_mode >> 3) & 7);
+            mode |= static_cast<mode_t>(bits) << 3;
+        } else if (tag == ACL_OTHER) {
+            bits = mask_entry(entry, create_mode & 7);
+            mode |= static_cast<mode_t>(bits);
+        } else if (tag == ACL_GROUP_OBJ) {
+            group_obj = entry;
+        }
+        if (bits < 0) {
+            return errno;
+        }
+    }
+    if (!has_mask && group_obj != nullptr) {
+        const int bits = mask_entry(group_obj, (create_mode >> 3) & 7);
+        if (bits < 0) {
+            return errno;
+        }
+        mode |= static_cast<mode_t>(bits) << 3;
+    }
+    return 0;
+}
+
 } // namespace
+
+InheritedAcl::InheritedAcl(InheritedAcl&& other) noexcept
+    : acl_(std::exchange(other.acl_, nullptr)), mode_(std::exchange(other.mode_, 0))
+{
+}
+
+InheritedAcl& InheritedAcl::operator=(InheritedAcl&& other) noexcept
+{
+    if (this != &other) {
+        if (acl_ != nullptr) {
+            ::acl_free(acl_);
+        }
+        acl_ = std::exchange(other.acl_, nullptr);
+        mode_ = std::exchange(other.mode_, 0);
+    }
+    return *this;
+}
+
+InheritedAcl::~InheritedAcl()
+{
+    if (acl_ != nullptr) {
+        ::acl_free(acl_);
+    }
+}
+
+int read_inherited_acl(int folder, mode_t create_mode, InheritedAcl& inherited)
+{
+    inherited = InheritedAcl();
+    std::array<char, 64> path{};
+    if (folder == AT_FDCWD) {
+        path[0] = '.';
+    } else if (std::snprintf(path.data(), path.size(), "/proc/self/fd/%d", folder) < 0) {
+        return EINVAL;
+    }
+    acl_t acl = ::acl_get_file(path.data(), ACL_TYPE_DEFAULT);
+    if (acl == nullptr) {
+        // ENOENT: no /proc (the descriptor is open), an error to report.
+        return errno == ENOTSUP || errno == EOPNOTSUPP ? 0 : errno;
+    }
+    if (::acl_entries(acl) <= 0) {
+        ::acl_free(acl); // no default ACL: libacl gives an empty one
+        return 0;
+    }
+    mode_t mode = 0;
+    if (const int error = apply_create_mode(acl, create_mode, mode); error != 0) {
+        ::acl_free(acl);
+        return error;
+    }
+    inherited.acl_ = acl;
+    inherited.mode_ = mode;
+    return 0;
+}
+
+int set_inherited_acl(int to, const InheritedAcl& inherited)
+{
+    if (!inherited.present()) {
+        return remove_access_acl(to);
+    }
+    if (::acl_set_fd(to, static_cast<acl_t>(inherited.acl_)) != 0) {
+        return errno == EOPNOTSUPP ? ENOTSUP : errno;
+    }
+    return 0;
+}
 
 int read_access_acl(int folder, const std::string& leaf, AccessAcl& acl)
 {

@@ -4,14 +4,22 @@
 // user (mode 0644 plus user:1234:---) would come back readable by them.
 //
 // The ACL is copied as the opaque value of its extended attribute
-// (system.posix_acl_access): nothing is parsed, and no ACL library is
-// needed. Server and client both link it (sys/meson.build).
+// (system.posix_acl_access): nothing is parsed. Server and client both
+// link it (sys/meson.build).
 //
-// Contract: as posix_io.hpp, nothing here allocates, throws or logs (the
-// value is read into a buffer of the kernel's largest attribute size, on
-// the caller's stack); failures come back as an errno value for the caller
-// to turn into its own error.
+// And a new file's access ACL as its folder's default ACL gives it
+// (InheritedAcl below): ferryd makes an upload in the root and renames it
+// into its folder, so the kernel never applies that folder's default ACL
+// the way it does to a file created there; this computes it with libacl.
+//
+// Contract: as posix_io.hpp, nothing here throws or logs; failures come
+// back as an errno value for the caller to turn into its own error. The
+// copy allocates nothing (the value is read into a buffer of the kernel's
+// largest attribute size, on the caller's stack); the inherited ACL is
+// libacl's, allocated with malloc (never throwing) and freed by its owner.
 #pragma once
+
+#include <sys/types.h>
 
 #include <array>
 #include <cstddef>
@@ -64,5 +72,56 @@ int read_access_acl(int folder, const std::string& leaf, AccessAcl& acl);
 // sets the file's permission bits from it (acl(5)), so call it before the
 // chmod to the same bits, never after a wider one.
 int set_access_acl(int to, const AccessAcl& acl);
+
+// The access ACL and permission bits that a file created with `create_mode`
+// in a folder gets from the folder's default ACL. The rule is the kernel's
+// (acl(5), "OBJECT CREATION AND DEFAULT ACLs"; posix_acl_create in
+// fs/posix_acl.c): the new file's access ACL is the default ACL, with the
+// permissions of its ACL_USER_OBJ, ACL_MASK (ACL_GROUP_OBJ where there is no
+// mask) and ACL_OTHER entries each ANDed with the matching bits of the
+// create mode; named users and groups are kept as they are (the mask limits
+// them). The umask is NOT applied where a default ACL exists. The file's
+// permission bits are those three entries' permissions.
+//
+// Move-only; holds libacl's acl_t (opaque here, so that includers need no
+// <sys/acl.h>). Empty (present() false): the folder has no default ACL, or
+// its file system keeps none; a new file then gets the create mode less
+// the umask and no ACL, as the caller decides.
+class InheritedAcl {
+public:
+    InheritedAcl() = default;
+    InheritedAcl(const InheritedAcl&) = delete;
+    InheritedAcl& operator=(const InheritedAcl&) = delete;
+    InheritedAcl(InheritedAcl&& other) noexcept;
+    InheritedAcl& operator=(InheritedAcl&& other) noexcept;
+    ~InheritedAcl();
+
+    bool present() const { return acl_ != nullptr; }
+    // The permission bits that follow from it (0 when not present).
+    mode_t mode() const { return mode_; }
+
+private:
+    friend int read_inherited_acl(int folder, mode_t create_mode, InheritedAcl& acl);
+    friend int set_inherited_acl(int to, const InheritedAcl& acl);
+    void* acl_ = nullptr; // acl_t
+    mode_t mode_ = 0;
+};
+
+// Reads the default ACL of the open folder `folder` (AT_FDCWD: the current
+// folder) and computes what a file created there with `create_mode` gets.
+// libacl reads a default ACL by path only (acl_get_file(3); acl_get_fd
+// gives the access ACL), so the folder is named "/proc/self/fd/FOLDER",
+// which the kernel resolves to that very folder, never by its path in the
+// tree. Without /proc that name is missing (ENOENT while the descriptor is
+// open) and ENOENT comes back: never taken for "no default ACL".
+// 0: `acl` holds it, or is empty (no default ACL, or a file system that
+// keeps none). Else the errno that stopped it, `acl` empty.
+int read_inherited_acl(int folder, mode_t create_mode, InheritedAcl& acl);
+// Makes `acl` exactly the access ACL of the open file `to` (acl_set_fd(3)),
+// which also sets the file's permission bits from it (acl.mode()); when it
+// is empty, whatever access ACL `to` holds is removed, as set_access_acl
+// with none. 0, or the errno (ENOTSUP: `to`'s file system keeps no ACL).
+// Call it before any chmod, and chmod to no more than acl.mode().
+int set_inherited_acl(int to, const InheritedAcl& acl);
 
 } // namespace ferry::sys

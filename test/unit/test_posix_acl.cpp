@@ -1,7 +1,9 @@
 // sys/posix_acl: a replaced file's access ACL copied, as an opaque value,
 // onto the file that replaces it; looked up in a held folder without
-// following a link. Files in a fresh folder under /tmp (ext4 and tmpfs keep
-// ACLs; where the file system keeps none, the tests that set one are skipped).
+// following a link; and a new file's ACL from its folder's default ACL,
+// compared with what the kernel gives a file created in that folder. Files
+// in a fresh folder under /tmp (ext4 and tmpfs keep ACLs; where the file
+// system keeps none, the tests that set one are skipped).
 #include "posix_acl.hpp"
 
 #include "../acl_values.hpp"
@@ -131,4 +133,118 @@ TEST_CASE("posix_acl: an ACL the new file cannot take is ENOTSUP, for the caller
     }
     ::close(pipe_ends[0]);
     ::close(pipe_ends[1]);
+}
+
+namespace {
+
+// A file made in `folder` by the kernel itself (open(2) with 0666, as a
+// server that creates its file in the target folder): the reference.
+struct stat kernel_made(const Folder& folder, const std::string& name)
+{
+    const std::string at = folder.path + "/" + name;
+    const int made = ::open(at.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    REQUIRE(made >= 0);
+    ::close(made);
+    struct stat st {};
+    REQUIRE(::stat(at.c_str(), &st) == 0);
+    return st;
+}
+
+// A 0600 file made elsewhere (as ferryd's partial in its root), given what
+// `folder`'s default ACL gives a new file: the file's stat.
+struct stat given_inherited(const Folder& folder, const Folder& elsewhere, const std::string& name)
+{
+    sys::InheritedAcl inherited;
+    REQUIRE(sys::read_inherited_acl(folder.fd, 0666, inherited) == 0);
+    REQUIRE(inherited.present());
+    const std::string at = elsewhere.file(name, 0600);
+    const int to = ::open(at.c_str(), O_WRONLY | O_CLOEXEC);
+    REQUIRE(to >= 0);
+    CHECK(sys::set_inherited_acl(to, inherited) == 0);
+    REQUIRE(::fchmod(to, inherited.mode()) == 0); // as ferryd: the ACL, then its bits
+    ::close(to);
+    struct stat st {};
+    REQUIRE(::stat(at.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == inherited.mode());
+    return st;
+}
+
+} // namespace
+
+TEST_CASE("posix_acl: a new file gets what its folder's default ACL gives a file the kernel creates there")
+{
+    struct Case {
+        const char* default_acl;
+        const char* access_acl; // the new file's ("": none beyond its bits)
+        mode_t mode;
+    };
+    const Case cases[] = {
+        // A named user and a mask: the mask is ANDed with 0666's group bits.
+        {"u::rwx,u:1234:r--,g::r-x,m::rwx,o::---", "user::rw-,user:1234:r--,group::r-x,mask::rw-,other::---", 0660},
+        // Narrower than any umask: others get nothing, where 0666 less 022 reads.
+        {"u::rw-,g::r--,o::---", "", 0640},
+        // Wider than the umask: the umask is not applied (acl(5)).
+        {"u::rwx,g::rwx,o::rwx", "", 0666},
+        // A named group, no read for the owning group, a narrow mask.
+        {"u::rw-,g::---,g:4321:rwx,m::r-x,o::r--", "user::rw-,group::---,group:4321:rwx,mask::r--,other::r--", 0644},
+    };
+    const mode_t umask_was = ::umask(022);
+    for (const Case& c : cases) {
+        CAPTURE(c.default_acl);
+        Folder folder;
+        Folder elsewhere;
+        if (!ferry::test::set_default_acl(folder.path, c.default_acl)) {
+            MESSAGE("no ACLs on this file system: skipped");
+            break;
+        }
+        const struct stat reference = kernel_made(folder, "kernel");
+        const struct stat ours = given_inherited(folder, elsewhere, "ours");
+        CHECK((reference.st_mode & 07777) == c.mode);
+        CHECK((ours.st_mode & 07777) == c.mode);
+        CHECK(ferry::test::access_acl_text(folder.path + "/kernel") == c.access_acl);
+        CHECK(ferry::test::access_acl_text(elsewhere.path + "/ours") == c.access_acl);
+        CHECK(acl_of(elsewhere.path + "/ours") == acl_of(folder.path + "/kernel"));
+    }
+    ::umask(umask_was);
+}
+
+TEST_CASE("posix_acl: a folder without a default ACL gives none, and what the new file held goes")
+{
+    Folder folder;
+    Folder elsewhere;
+    sys::InheritedAcl inherited;
+    CHECK(sys::read_inherited_acl(folder.fd, 0666, inherited) == 0);
+    CHECK_FALSE(inherited.present());
+    // A file holding an ACL it inherited elsewhere (ferryd's partial, from
+    // the root's default ACL) sheds it.
+    const std::string at = elsewhere.file("f", 0600);
+    if (!set_acl(at, deny_1234())) {
+        MESSAGE("no ACLs on this file system: skipped");
+        return;
+    }
+    const int to = ::open(at.c_str(), O_WRONLY | O_CLOEXEC);
+    REQUIRE(to >= 0);
+    CHECK(sys::set_inherited_acl(to, inherited) == 0);
+    CHECK(acl_of(at).empty());
+    ::close(to);
+}
+
+TEST_CASE("posix_acl: a default ACL that cannot be read is an errno, never taken for none")
+{
+    sys::InheritedAcl inherited;
+    const int closed = ::open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    REQUIRE(closed >= 0);
+    ::close(closed);
+    CHECK(sys::read_inherited_acl(closed, 0666, inherited) == ENOENT); // "/proc/self/fd/N" missing
+    CHECK_FALSE(inherited.present());
+
+    // And the move keeps one owner of libacl's ACL.
+    Folder folder;
+    if (ferry::test::set_default_acl(folder.path, "u::rw-,g::r--,o::---")) {
+        REQUIRE(sys::read_inherited_acl(folder.fd, 0666, inherited) == 0);
+        sys::InheritedAcl moved = std::move(inherited);
+        CHECK(moved.present());
+        CHECK(moved.mode() == 0640);
+        CHECK_FALSE(inherited.present()); // NOLINT(bugprone-use-after-move): moved-from is empty
+    }
 }
