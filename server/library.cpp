@@ -154,6 +154,16 @@ int Library::Destination::read_access_acl(sys::AccessAcl& acl) const
     return result == 0 ? 0 : errno;
 }
 
+int Library::Destination::read_inherited_acl(mode_t create_mode, sys::InheritedAcl& acl) const
+{
+    const int result = retry_stale(fd_, [&] {
+        const int error = sys::read_inherited_acl(fd_, create_mode, acl);
+        errno = error;
+        return error == 0 ? 0 : -1;
+    });
+    return result == 0 ? 0 : errno;
+}
+
 Result<Library::Destination> Library::publish_destination(std::string_view path) const
 {
     auto located = locate(path, "replaced", true);

@@ -246,6 +246,10 @@ public:
         // (never through a link) into `acl` (size 0: none to keep): 0, or
         // the errno of sys::read_access_acl.
         int read_access_acl(sys::AccessAcl& acl) const;
+        // Reads the folder's default ACL as what a file created in it with
+        // `create_mode` gets (sys::read_inherited_acl, through this held
+        // folder, never its path): 0, or that errno.
+        int read_inherited_acl(mode_t create_mode, sys::InheritedAcl& acl) const;
 
     private:
         friend class Library;

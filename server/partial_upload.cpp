@@ -280,6 +280,65 @@ std::optional<TransferHash> verified_prefix(int fd, const struct ::stat& held, c
     return hash;
 }
 
+// The access ACL a published upload takes, read before the rename and set
+// first thing after it: setting one gives the file the ACL's permission
+// bits at once (acl(5)), equal to the mode chmod'ed after it, so that chmod
+// changes nothing; one that cannot be read (a new file's) or set leaves the
+// file at 0600 (never wider) and the chmod is skipped.
+class FinalAcl {
+public:
+    // A replaced file's exactly: dropped, a user it denied could read the
+    // new file; none where it has none, for the partial was made in the
+    // root and inherited the root's default ACL, which a chmod would open.
+    // 0, or the errno that refuses the publish.
+    int keep_replaced(const Library::Destination& destination)
+    {
+        replaced_ = std::make_unique<sys::AccessAcl>(); // 64 KiB: not on a pool thread's stack
+        return destination.read_access_acl(*replaced_);
+    }
+    // A new file's: what its folder's default ACL gives a file created there
+    // with mode 0666, as the kernel would had it been created in that folder
+    // (sys::read_inherited_acl; acl(5)); none where the folder has no default
+    // ACL (the root's, inherited by the partial, goes). One that cannot be
+    // read does not refuse the publish: the file stays 0600.
+    void for_new_file(const Library::Destination& destination)
+    {
+        unreadable_ = destination.read_inherited_acl(kCreateMode, inherited_);
+    }
+    // A new file's permission bits: the default ACL's where there is one (the
+    // umask is not applied then, acl(5)), else `plain` (0666 less the umask).
+    mode_t new_file_mode(mode_t plain) const { return inherited_.present() ? inherited_.mode() : plain; }
+
+    // Sets it on the published file `fd`: 0, or the errno (then the caller
+    // leaves the file at 0600, without the root's inherited ACL).
+    int set(int fd) const
+    {
+        if (replaced_) {
+            return sys::set_access_acl(fd, *replaced_);
+        }
+        if (unreadable_ != 0) {
+            (void)sys::set_inherited_acl(fd, sys::InheritedAcl()); // none: never the root's
+            return unreadable_;
+        }
+        return sys::set_inherited_acl(fd, inherited_);
+    }
+    // What failed, for the log's warning.
+    std::string what() const
+    {
+        if (replaced_) {
+            return "the replaced file's access ACL cannot be set";
+        }
+        return unreadable_ != 0 ? "its folder's default ACL cannot be read"
+                                : "the access ACL from its folder's default ACL cannot be set";
+    }
+
+private:
+    static constexpr mode_t kCreateMode = 0666; // a new file's, as open(2) by vsftpd, sftp-server, rsync
+    std::unique_ptr<sys::AccessAcl> replaced_;
+    sys::InheritedAcl inherited_;
+    int unreadable_ = 0;
+};
+
 } // namespace
 
 UploadOwner upload_owner(std::string_view token)
@@ -699,7 +758,7 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
 // Publishes the upload (Library::publish_entry) with what the replaced file
 // had: its permission bits and, where this process may set them, its owner
 // and group (as root, or a group the server's user belongs to). A new file
-// gets Library::new_file_mode().
+// gets what a file created in its folder would (FinalAcl::for_new_file).
 //
 // Read before the rename (the replaced file is gone after it), applied to
 // the descriptor after it: until the rename the partial sits in the root,
@@ -721,24 +780,18 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
 {
     struct ::stat old {};
     const bool replaces = destination.stat(old) == 0 && S_ISREG(old.st_mode);
-    // Only the permission bits: new content from a peer must never become a
-    // set-user-ID or set-group-ID program because the old one was.
-    const mode_t mode = replaces ? (old.st_mode & 0777) : library_.new_file_mode();
-    // And exactly its access ACL: dropped, a user it denied could read the
-    // new file; none where it has none, for the partial was made in the root
-    // and inherited the root's default ACL, which a chmod would open (a new
-    // file sheds it too: it is another folder's). Read now, set first thing
-    // after the rename: setting it gives the file the ACL's permission bits
-    // at once (acl(5)), equal to the replaced file's, so the chmod after it
-    // changes nothing; one that cannot be set leaves the file at 0600 (never
-    // wider) and skips the chmod.
-    auto acl = std::make_unique<sys::AccessAcl>(); // 64 KiB: not on a pool thread's stack
+    FinalAcl acl;
     if (replaces) {
-        if (const int error = destination.read_access_acl(*acl); error != 0) {
+        if (const int error = acl.keep_replaced(destination); error != 0) {
             errno = error;
             return -1;
         }
+    } else {
+        acl.for_new_file(destination);
     }
+    // Only the permission bits: new content from a peer must never become a
+    // set-user-ID or set-group-ID program because the old one was.
+    const mode_t mode = replaces ? (old.st_mode & 0777) : acl.new_file_mode(library_.new_file_mode());
     const auto apply = [&] {
         struct ::stat own {};
         if (replaces && ::fstat(fd_, &own) == 0 && (own.st_uid != old.st_uid || own.st_gid != old.st_gid)) {
@@ -748,10 +801,9 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
                 (void)::fchown(fd_, static_cast<uid_t>(-1), old.st_gid);
             }
         }
-        if (const int error = sys::set_access_acl(fd_, *acl); error != 0) {
+        if (const int error = acl.set(fd_); error != 0) {
             log_event("warning", {{"message", "\"" + name_ + "\" was published, but its mode stays 0600: " +
-                                                  "the replaced file's access ACL cannot be set: " +
-                                                  std::strerror(error)}});
+                                                  acl.what() + ": " + std::strerror(error)}});
         } else if (::fchmod(fd_, mode) != 0) {
             const int saved = errno;
             log_event("warning", {{"message", "\"" + name_ + "\" was published, but its mode stays 0600: " +

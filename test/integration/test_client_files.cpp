@@ -73,8 +73,10 @@ void write_in_place(const std::string& path, std::uint64_t offset, std::string_v
     ::close(fd);
 }
 
+using ferry::test::access_acl_text;
 using ferry::test::acl_of;
 using ferry::test::deny_acl;
+using ferry::test::set_default_acl;
 
 // A default ACL (acl(5)) for a folder that gives `uid` everything on what is
 // made in it: user::rw- user:UID:rwx group::r-- mask::rwx other::r--.
@@ -391,6 +393,67 @@ TEST_CASE("an upload keeps the access ACL of the file it replaces: put and sync'
     REQUIRE_MESSAGE(sync.exit_code == 0, sync.err);
     CHECK(read_file(f.root_file("h")) == "NEW-SECRET2\n");
     CHECK(acl_of(f.root_file("h")) == acl);
+}
+
+TEST_CASE("a new upload takes what its folder's default ACL gives a file created there: put, sync's push, any depth")
+{
+    Fixture f;
+    // uid 1234 may read what is made in shared/; others nothing.
+    const std::string shared = f.root + "/shared";
+    REQUIRE(::mkdir(shared.c_str(), 0755) == 0);
+    if (!set_default_acl(shared, "u::rwx,u:1234:r--,g::r-x,m::rwx,o::---")) {
+        MESSAGE("no ACLs on this file system: skipped");
+        return;
+    }
+    REQUIRE(::mkdir((shared + "/a").c_str(), 0755) == 0); // both inherit the default ACL
+    REQUIRE(::mkdir((shared + "/a/b").c_str(), 0755) == 0);
+    // What the kernel gives a file created there with 0666 (the umask is not
+    // applied where a default ACL exists, acl(5)).
+    const std::string granted = "user::rw-,user:1234:r--,group::r-x,mask::rw-,other::---";
+    const auto check_granted = [&](const std::string& path) {
+        CAPTURE(path);
+        CHECK(access_acl_text(path) == granted);
+        CHECK((stat_of(path).st_mode & 07777) == 0660); // no read for others
+    };
+
+    write_file(f.local_file("up"), "NEW\n");
+    const auto put = run_ferry(f.server.address(), {"put", f.local_file("up"), "-C", "shared"});
+    REQUIRE_MESSAGE(put.exit_code == 0, put.err);
+    check_granted(shared + "/up");
+    const auto deep = run_ferry(f.server.address(), {"put", f.local_file("up"), "-C", "shared/a/b"});
+    REQUIRE_MESSAGE(deep.exit_code == 0, deep.err);
+    check_granted(shared + "/a/b/up");
+
+    // sync's push, into folders it makes itself.
+    const std::string push = f.local + "/push";
+    REQUIRE(::mkdir(push.c_str(), 0755) == 0);
+    REQUIRE(::mkdir((push + "/d").c_str(), 0755) == 0);
+    REQUIRE(::mkdir((push + "/d/e").c_str(), 0755) == 0);
+    write_file(push + "/x", "X\n");
+    write_file(push + "/d/e/y", "Y\n");
+    const auto sync = run_ferry(f.server.address(), {"sync", push, ":shared/a"});
+    REQUIRE_MESSAGE(sync.exit_code == 0, sync.err);
+    check_granted(shared + "/a/x");
+    check_granted(shared + "/a/d/e/y");
+
+    // A default ACL narrower than the umask: others get nothing, not 0644.
+    const std::string narrow = f.root + "/private";
+    REQUIRE(::mkdir(narrow.c_str(), 0755) == 0);
+    REQUIRE(set_default_acl(narrow, "u::rw-,g::r--,o::---"));
+    const auto private_put = run_ferry(f.server.address(), {"put", f.local_file("up"), "-C", "private"});
+    REQUIRE_MESSAGE(private_put.exit_code == 0, private_put.err);
+    CHECK((stat_of(narrow + "/up").st_mode & 07777) == 0640);
+    CHECK(acl_of(narrow + "/up").empty()); // a minimal ACL is the bits alone
+
+    // A folder without a default ACL: 0666 less ferryd's umask (the one it
+    // inherited from this process), and no ACL.
+    const mode_t mask = ::umask(022);
+    ::umask(mask);
+    REQUIRE(::mkdir((f.root + "/plain").c_str(), 0755) == 0);
+    const auto plain_put = run_ferry(f.server.address(), {"put", f.local_file("up"), "-C", "plain"});
+    REQUIRE_MESSAGE(plain_put.exit_code == 0, plain_put.err);
+    CHECK((stat_of(f.root + "/plain/up").st_mode & 07777) == (0666 & ~mask));
+    CHECK(acl_of(f.root + "/plain/up").empty());
 }
 
 TEST_CASE("a part is private while it downloads, and never wider than the file it will replace")

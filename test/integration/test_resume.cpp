@@ -5,6 +5,8 @@
 // connection halfway through the data frames.
 #include "support.hpp"
 
+#include "../acl_values.hpp"
+
 #include "connection.hpp"
 #include "digest.hpp"
 #include "local_files.hpp"
@@ -22,6 +24,8 @@ using namespace ferry::test;
 using ferry::ErrorCode;
 using ferry::client::Connection;
 using ferry::client::Endpoint;
+using ferry::test::access_acl_text;
+using ferry::test::set_default_acl;
 
 namespace {
 
@@ -235,6 +239,30 @@ TEST_CASE("put --resume completes an interrupted upload; until then nothing is p
     CHECK(json["digest"]["value"] == sha256_of_file(source));
     CHECK(files_equal(source, f.root_file("doc.bin")));
     CHECK(partial_uploads(f.root).empty());
+}
+
+TEST_CASE("a resumed upload of a new file takes its folder's default ACL, as a fresh one does")
+{
+    Fixture f;
+    const std::string shared = f.root + "/shared";
+    REQUIRE(::mkdir(shared.c_str(), 0755) == 0);
+    if (!set_default_acl(shared, "u::rwx,u:1234:r--,g::r-x,m::rwx,o::---")) {
+        MESSAGE("no ACLs on this file system: skipped");
+        return;
+    }
+    const std::string source = f.local_file("doc.bin");
+    write_random_file(source, 4 * kMiB + 9, 18);
+    cut_upload(f.server, source, "shared/doc.bin", 8);
+
+    const auto put = put_resume(f.server, source, "shared/doc.bin");
+    const auto json = only_file(parse_output(put));
+    REQUIRE(put.exit_code == 0);
+    CHECK(json["resumed_from"].get<std::uint64_t>() > 0);
+    CHECK(files_equal(source, shared + "/doc.bin"));
+    CHECK(access_acl_text(shared + "/doc.bin") == "user::rw-,user:1234:r--,group::r-x,mask::rw-,other::---");
+    struct stat st {};
+    REQUIRE(::stat((shared + "/doc.bin").c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0660);
 }
 
 TEST_CASE("put --resume of a different file with the same name and size starts over")

@@ -6,11 +6,16 @@
 #include "partial_upload.hpp"
 #include "temp_root.hpp"
 
+#include "../acl_values.hpp"
+
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/inotify.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -218,4 +223,61 @@ TEST_CASE("the expiry sweep removes only the files the server made, and counts o
     CHECK(remove_stale_partials(*library, std::chrono::hours(1)) == 0);
     CHECK(remove_stale_partials(*library, std::chrono::seconds(0)) == 0);
     CHECK(root.hidden_entries() == static_cast<int>(foreign.size()));
+}
+
+namespace {
+
+// In a child whose mount namespace hides /proc (a tmpfs over it), as on a
+// system without /proc: commits a new "shared/new.bin" into `root`, whose
+// shared/ has a default ACL. Exit status: 0 the file is published at 0600
+// without any ACL, 77 no namespace could be made (skip), else which check
+// failed.
+int commit_without_proc(const TempRoot& root)
+{
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+            ::mount("none", "/proc", "tmpfs", 0, nullptr) != 0) {
+            ::_exit(77);
+        }
+        auto library = Library::open(root.path());
+        if (!library) {
+            ::_exit(2);
+        }
+        auto upload = PartialUpload::begin(*library.value(), "shared/new.bin", 5, false);
+        if (!upload || upload.value()->append(std::span("hello", 5)) || !upload.value()->commit(kHelloSha256)) {
+            ::_exit(3);
+        }
+        struct ::stat st {};
+        const std::string path = root.path() + "/shared/new.bin";
+        if (::lstat(path.c_str(), &st) != 0 || (st.st_mode & 07777) != 0600) {
+            ::_exit(4);
+        }
+        ::_exit(ferry::test::acl_of(path).empty() ? 0 : 5);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+} // namespace
+
+TEST_CASE("a new file whose folder's default ACL cannot be read (no /proc) is published at 0600, never wider")
+{
+    TempRoot root;
+    REQUIRE(::mkdir((root.path() + "/shared").c_str(), 0755) == 0);
+    // The root's default ACL too: the partial inherits it, and must shed it.
+    if (!ferry::test::set_default_acl(root.path() + "/shared", "u::rw-,u:1234:rw-,g::r--,m::rw-,o::r--") ||
+        !ferry::test::set_default_acl(root.path(), "u::rw-,u:1234:rw-,g::r--,m::rw-,o::r--")) {
+        MESSAGE("no ACLs on this file system: skipped");
+        return;
+    }
+    const int result = commit_without_proc(root);
+    if (result == 77) {
+        MESSAGE("no mount namespace here (unshare refused): skipped");
+        return;
+    }
+    CHECK(result == 0);
 }
