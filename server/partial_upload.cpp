@@ -310,7 +310,8 @@ public:
     mode_t new_file_mode(mode_t plain) const { return inherited_.present() ? inherited_.mode() : plain; }
 
     // Sets it on the published file `fd`: 0, or the errno (then the caller
-    // leaves the file at 0600, without the root's inherited ACL).
+    // leaves the file at 0600; a new file whose folder's default ACL could
+    // not be read sheds the root's, which the partial inherited).
     int set(int fd) const
     {
         if (replaced_) {

@@ -133,8 +133,8 @@ int apply_create_mode(acl_t acl, mode_t create_mode, mode_t& mode)
     bool has_mask = false;
     mode = 0;
     acl_entry_t entry = nullptr;
-    for (int got = ::acl_get_entry(acl, ACL_FIRST_ENTRY, &entry); got == 1;
-         got = ::acl_get_entry(acl, ACL_NEXT_ENTRY, &entry)) {
+    int got = ::acl_get_entry(acl, ACL_FIRST_ENTRY, &entry);
+    for (; got == 1; got = ::acl_get_entry(acl, ACL_NEXT_ENTRY, &entry)) {
         acl_tag_t tag = ACL_UNDEFINED_TAG;
         if (::acl_get_tag_type(entry, &tag) != 0) {
             return errno;
@@ -156,6 +156,9 @@ int apply_create_mode(acl_t acl, mode_t create_mode, mode_t& mode)
         if (bits < 0) {
             return errno;
         }
+    }
+    if (got < 0) {
+        return errno;
     }
     if (!has_mask && group_obj != nullptr) {
         const int bits = mask_entry(group_obj, (create_mode >> 3) & 7);
