@@ -456,6 +456,11 @@ void Output::summary(const TransferSummary& summary, bool upload) const
             whole["summary"]["failed_folders"] = summary.failed_folders.size();
             whole["failed_folders"] = std::move(folders);
         }
+        // Present only when any, as failed_folders: a clean run's shape is
+        // as it always was.
+        if (!summary.notes.empty()) {
+            whole["notes"] = summary.notes;
+        }
         if (const auto first = first_transfer_error(summary)) {
             whole["error"] = error_json(*first);
         }

@@ -52,6 +52,10 @@ struct FolderFailure {
 struct TransferSummary {
     std::vector<FileOutcome> files;
     std::vector<FolderFailure> failed_folders;
+    // What was left out on purpose and why (a link, a FIFO, a hidden name
+    // put -r does not send...): text mode prints each as a note on stderr
+    // as it comes; --json has them here, as sync's summary has its notes.
+    std::vector<std::string> notes;
     double seconds = 0;
     std::size_t failed() const;
     std::uint64_t moved() const;

@@ -86,6 +86,16 @@ public:
         outcome.skipped = why;
         output_.skipped(outcome, upload_);
     }
+    // Something left out on purpose: a note on stderr for people, the
+    // summary's `notes` under --json (stdout holds the one JSON object).
+    void note(std::string text)
+    {
+        if (output_.json()) {
+            summary_.notes.push_back(std::move(text));
+        } else {
+            output_.warning(text);
+        }
+    }
     // Ctrl-C: what was not done yet is reported as not done.
     void abandon_rest(const std::deque<std::size_t>& indices, const Error& why)
     {
@@ -552,6 +562,8 @@ struct GetPlan {
     std::vector<std::optional<Error>> errors;
     std::vector<TreeFolder> folders;
     std::vector<FolderFailure> failed_folders;
+    // What was left out on purpose, for the Report's notes.
+    std::vector<std::string> notes;
 
     void add(GetItem item, std::optional<Error> error = std::nullopt)
     {
@@ -686,7 +698,7 @@ void plan_tree_entry(GetPlan& plan, const TreeLanding& tree, const FileInfo& ent
 
 // get -r of the folder `path`: its tree as local folders and files. False
 // when `path` is no folder (then it is an ordinary file to get).
-bool plan_tree(Connection& connection, const Output& output, GetPlan& plan, const FileInfo& folder,
+bool plan_tree(Connection& connection, GetPlan& plan, const FileInfo& folder,
                const GetPlacement& placement)
 {
     const std::string root = tree_root(folder.name, placement);
@@ -731,16 +743,16 @@ bool plan_tree(Connection& connection, const Output& output, GetPlan& plan, cons
         plan_tree_entry(plan, tree, entry, refused);
     }
     if (listed->skipped_invalid_names > 0) {
-        output.warning(std::to_string(listed->skipped_invalid_names) + " entries below \"" + folder.name +
-                       "\" not listed by the server: their names break Ferry's rule");
+        plan.notes.push_back(std::to_string(listed->skipped_invalid_names) + " entries below \"" + folder.name +
+                             "\" not listed by the server: their names break Ferry's rule");
     }
     if (listed->skipped_too_deep > 0) {
-        output.warning(too_deep_note(listed->skipped_too_deep));
+        plan.notes.push_back(too_deep_note(listed->skipped_too_deep));
     }
     return true;
 }
 
-GetPlan plan_gets(Connection& connection, const Output& output, const std::vector<std::string>& names,
+GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
                   const GetPlacement& placement, const TransferFlags& flags, const std::string& current)
 {
     GetPlan plan;
@@ -768,14 +780,14 @@ GetPlan plan_gets(Connection& connection, const Output& output, const std::vecto
         }
         std::size_t folders_passed_over = 0;
         for (const auto& match : matches.value()) {
-            if (flags.recursive && match.type != EntryType::file && plan_tree(connection, output, plan, match, placement)) {
+            if (flags.recursive && match.type != EntryType::file && plan_tree(connection, plan, match, placement)) {
                 continue;
             }
             const std::string local = download_path(remote_base_name(match.name), placement);
             if (match.type == EntryType::folder && has_wildcard(typed)) {
                 // A wildcard picks files; the folders it also matches are
                 // passed over, as sftp's and lftp's mget do.
-                output.warning("skipping \"" + printable(match.name) + "\": a folder (get -r downloads folders)");
+                plan.notes.push_back("skipping \"" + match.name + "\": a folder (get -r downloads folders)");
                 ++folders_passed_over;
                 continue;
             }
@@ -802,6 +814,9 @@ struct PutPlan {
     std::vector<std::string> shown;
     std::vector<std::optional<Error>> errors;
     std::vector<FolderFailure> failed_folders;
+    // What was left out on purpose (a link, a FIFO, a refused name...), for
+    // the Report's notes.
+    std::vector<std::string> notes;
 
     void add(PutItem item, std::string from, std::optional<Error> error = std::nullopt)
     {
@@ -835,7 +850,7 @@ std::optional<std::int64_t> local_mtime(const std::string& path)
 }
 
 // put -r of the local folder `local` into the server's `remote`.
-void plan_local_tree(Connection& connection, const Output& output, PutPlan& plan, const std::string& local,
+void plan_local_tree(Connection& connection, PutPlan& plan, const std::string& local,
                      const std::string& remote, const TransferFlags& flags)
 {
     // The server counts its bounds (PROTOCOL.md 5.1) from its root: below
@@ -849,7 +864,7 @@ void plan_local_tree(Connection& connection, const Output& output, PutPlan& plan
     }
     const std::string prefix = local.ends_with('/') ? local : local + "/";
     for (const auto& skipped : tree->skipped) {
-        output.warning("\"" + prefix + skipped.path + "\" not sent: " + skipped.why);
+        plan.notes.push_back("\"" + prefix + skipped.path + "\" not sent: " + skipped.why);
     }
     // Folders with a file somewhere below are made by that file's put
     // (parents); the others are made here, so that empty folders arrive too.
@@ -894,7 +909,7 @@ void plan_local_tree(Connection& connection, const Output& output, PutPlan& plan
     }
 }
 
-PutPlan plan_puts(Connection& connection, const Output& output, const std::vector<std::string>& locals,
+PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals,
                   const PutPlacement& placement, const TransferFlags& flags, SpooledInput& input)
 {
     PutPlan plan;
@@ -948,7 +963,7 @@ PutPlan plan_puts(Connection& connection, const Output& output, const std::vecto
             }
             plan.add({input.path(), name, parents, std::nullopt}, "-");
         } else if (tree) {
-            plan_local_tree(connection, output, plan, local, name, flags);
+            plan_local_tree(connection, plan, local, name, flags);
         } else {
             plan.add({local, name, parents, flags.preserve ? local_mtime(local) : std::nullopt}, local);
         }
@@ -995,8 +1010,11 @@ TransferSummary put_items(Connection& connection, const Output& output, const st
 int run_gets(Connection& connection, const Output& output, const std::vector<std::string>& names,
              const GetPlacement& placement, const TransferFlags& flags, const std::string& current)
 {
-    GetPlan plan = plan_gets(connection, output, names, placement, flags, current);
+    GetPlan plan = plan_gets(connection, names, placement, flags, current);
     Report report(output, plan.items.size(), false);
+    for (auto& note : plan.notes) {
+        report.note(std::move(note));
+    }
     for (auto& folder : plan.failed_folders) {
         report.folder_failed(std::move(folder));
     }
@@ -1060,8 +1078,11 @@ int run_puts(Connection& connection, const Output& output, const std::vector<std
              const PutPlacement& placement, const TransferFlags& flags)
 {
     SpooledInput input;
-    PutPlan plan = plan_puts(connection, output, locals, placement, flags, input);
+    PutPlan plan = plan_puts(connection, locals, placement, flags, input);
     Report report(output, plan.items.size(), true);
+    for (auto& note : plan.notes) {
+        report.note(std::move(note));
+    }
     for (auto& folder : plan.failed_folders) {
         report.folder_failed(std::move(folder));
     }

@@ -315,6 +315,33 @@ class Folders(CliTest):
         self.assertEqual(put.returncode, 0, put.stderr)
         self.assertEqual(tree(self.root), {"ltlink": None, "ltlink/secret.txt": b"secret"})
 
+    def test_put_r_json_carries_the_notes_of_what_it_leaves_out(self):
+        # --json dropped every skip note: a link, a FIFO, a hidden name left no trace.
+        server = self.start_server()
+        top = os.path.join(self.local, "tree")
+        make_tree(top, {"a": b"a", ".h": b"h"})
+        os.symlink("a", os.path.join(top, "l"))
+        os.mkfifo(os.path.join(top, "p"))
+        put = self.ferry("--json", "put", "-r", "tree", server=server)
+        self.assertEqual(put.returncode, 0, put.stderr)
+        self.assertEqual(put.stderr, b"")
+        out = self.json_of(put)
+        schema_for("transfer").validate(out)
+        notes = out["notes"]
+        self.assertEqual(len(notes), 3, notes)
+        for name, why in (("tree/.h", "name"), ("tree/l", "symbolic link"), ("tree/p", "not a regular file")):
+            self.assertTrue(any(n.startswith('"%s" not sent: ' % name) and why in n for n in notes), (name, notes))
+        # For people they stay notes on stderr, one each.
+        put = self.ferry("put", "-r", "tree", "-C", "again", server=server)
+        self.assertEqual(put.returncode, 0, put.stderr)
+        self.assertEqual(put.stderr.count(b"ferry: note: "), 3, put.stderr)
+        # A clean run's shape is as it was: no notes field.
+        os.unlink(os.path.join(top, "l"))
+        os.unlink(os.path.join(top, "p"))
+        os.unlink(os.path.join(top, ".h"))
+        clean = self.json_of(self.ferry("--json", "put", "-r", "tree", "-C", "clean", server=server))
+        self.assertNotIn("notes", clean)
+
     def test_put_of_a_fifo_is_refused_at_once(self):
         # Opening a FIFO for reading waited, beyond Ctrl-C and SIGTERM, for
         # a writer that never came.
