@@ -137,11 +137,24 @@ struct PathResults {
 // whether the path is a match from the server's listing (its type, size
 // and mtime then as listed) or named as typed (only its name known); an
 // argument that names nothing is one failed outcome.
+// `refused`: a writing command's read_only_refusal, which every argument
+// fails with at once, the error shown once: nothing is listed or tried.
 template <typename Each>
 int for_each_path(Connection& connection, const Output& output, const std::vector<std::string>& typed,
-                  const std::string& current, bool expand, const std::string& key, Each each)
+                  const std::string& current, bool expand, const std::string& key, Each each,
+                  const std::optional<Error>& refused = std::nullopt)
 {
     PathResults results{output, {}};
+    if (refused) {
+        if (!output.json()) {
+            output.error(*refused);
+        }
+        for (const auto& argument : typed) {
+            results.done(PathOutcome{argument, *refused, {}, {}, {}});
+        }
+        output.path_summary(key, results.outcomes);
+        return exit_status(refused->code);
+    }
     for (const auto& argument : typed) {
         if (interrupted()) {
             results.failed(argument, Error{ErrorCode::aborted, "interrupted before \"" + argument + "\""});
@@ -283,7 +296,8 @@ int run_remove(Connection& connection, const Output& output, const std::vector<s
             }
             output.removed(reply.value());
             results.done(PathOutcome{match.name, std::nullopt, std::move(reply.value()), {}, {}});
-        });
+        },
+        read_only_refusal(connection, "nothing is removed"));
 }
 
 int run_make_folders(Connection& connection, const Output& output, const std::vector<std::string>& typed,
@@ -298,7 +312,8 @@ int run_make_folders(Connection& connection, const Output& output, const std::ve
                              }
                              output.made(reply.value());
                              results.done(PathOutcome{match.name, std::nullopt, {}, std::move(reply.value()), {}});
-                         });
+                         },
+                         read_only_refusal(connection, "nothing is made"));
 }
 
 int run_digests(Connection& connection, const Output& output, const std::vector<std::string>& typed, HashKind hash,
@@ -330,6 +345,10 @@ int run_move(Connection& connection, const Output& output, const std::string& fr
         output.error(error);
         return exit_status(error.code);
     }
+    if (auto refused = read_only_refusal(connection, "nothing is moved")) {
+        output.error(*refused);
+        return exit_status(refused->code);
+    }
     std::string destination = unescape_wildcards(target.value());
     if (to.ends_with('/')) { // into that folder, under its own name
         destination = join_remote(destination, remote_base_name(source.value()));
@@ -352,6 +371,15 @@ int run_stats(Connection& connection, const Output& output)
     }
     output.stats(stats.value());
     return kExitOk;
+}
+
+std::optional<Error> read_only_refusal(const Connection& connection, const std::string& what)
+{
+    if (!connection.is_open() || connection.server_hello().access != "ro") {
+        return std::nullopt;
+    }
+    return Error{ErrorCode::forbidden, "the server lets this connection only read (hello said \"access\": \"ro\": "
+                                       "a read-only server or token); " + what};
 }
 
 std::optional<Error> make_folders(const std::string& path, const std::string& flag)

@@ -45,6 +45,14 @@ int run_digests(Connection& connection, const Output& output, const std::vector<
 // it, else from the root with a leading '/'.
 std::string shown_path(const std::string& path, const std::string& current);
 
+// A write on a connection that may only read: hello said "access": "ro"
+// (PROTOCOL.md 4.1: a --read-only server, or a read-only token), so the
+// server refuses every put, mkdir, delete, move and set_mtime. The
+// forbidden Error that a writing command reports once, before it tries
+// anything, saying `what` is not done ("nothing is sent"); nullopt where
+// the connection may write (or is not open: the command then finds out).
+std::optional<Error> read_only_refusal(const Connection& connection, const std::string& what);
+
 // Makes the folder `path` and its missing parents, like mkdir -p (and curl's
 // --create-dirs): get -C names where files go, and a folder that is not
 // there yet is one to make, not a mistake. An error names `flag` as the

@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <unordered_set>
 #include <thread>
@@ -1018,7 +1019,13 @@ void set_remote_times(Crew& crew, Connection& connection, Tally& tally, const Sy
             if (!set && *index < files) {
                 tally.failed_skipped(entry.path, set.error()); // counted skipped as equal by the plan
             } else if (!set) {
-                tally.failed(entry.path, set.error());
+                // The synced folder itself ("") is named in the message:
+                // every error line a sync prints says where it happened.
+                Error error = set.error();
+                if (entry.path.empty()) {
+                    error.message = "\"" + printable(":" + arguments.remote) + "\": " + error.message;
+                }
+                tally.failed(entry.path, error);
             }
         }
     });
@@ -1058,6 +1065,21 @@ std::string utc_time(std::int64_t seconds)
     return text.data();
 }
 
+// A push on a connection that may only read would be refused at its every
+// write: one error says so, naming the server's folder, before anything is
+// listed or tried (a dry run's too, so that it says what the real run does).
+std::optional<Error> push_refusal(const Connection& connection, const SyncArguments& arguments)
+{
+    if (arguments.direction != SyncDirection::push) {
+        return std::nullopt;
+    }
+    auto refused = read_only_refusal(connection, "nothing is sent or deleted");
+    if (refused) {
+        refused->message = "cannot write in \"" + printable(":" + arguments.remote) + "\": " + refused->message;
+    }
+    return refused;
+}
+
 // A dry run's plan, one note per step, in the order the real run takes
 // them: what it would delete, make, send, and the times it would set (the
 // receiving side's folders, the synced folder itself, and with --checksum
@@ -1067,42 +1089,12 @@ std::string utc_time(std::int64_t seconds)
 // `dest`: the receiving side as listed; `unlisted_known`: false for a push
 // to a server whose listing does not say which folders hold what it does
 // not show (an older ferryd), where a folder's removal is then uncertain.
-// `refusal`: a push on a connection that may only read (hello said
-// "access": "ro"); every step that would write on the server is then shown
-// as the refusal the real run would get, where it would get it, and none is
-// counted, so that the dry run reports what the real run would do.
 // `resumed`: a pull's resumable prefixes (resumable_prefixes), not received again.
 void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& plan, const TreeListing& dest,
-               bool unlisted_known, bool times_settable, bool top_missing, const std::optional<Error>& refusal,
+               bool unlisted_known, bool times_settable, bool top_missing,
                const std::map<std::string, std::uint64_t>& resumed)
 {
     const bool push = arguments.direction == SyncDirection::push;
-    if (refusal) {
-        if (top_missing) {
-            tally.failed("", *refusal); // the real run stops at the synced folder's mkdir
-            return;
-        }
-        for (const auto& removal : plan.removals) {
-            tally.failed(removal.path, *refusal);
-        }
-        for (const auto& folder : folders_without_files(plan)) {
-            tally.failed(folder, *refusal); // the others come with their files' puts
-        }
-        for (const auto& transfer : plan.transfers) {
-            tally.failed(transfer.path, *refusal);
-        }
-        if (times_settable) {
-            for (const auto& retime : plan.retimes) {
-                tally.failed(retime.path, *refusal);
-            }
-            for (const auto& folder : plan.folder_times) {
-                tally.failed(folder.path, *refusal);
-            }
-        } else if (!plan.retimes.empty() || !plan.folder_times.empty()) {
-            tally.note(kNoTimesNote);
-        }
-        return;
-    }
     const auto shown = [&](const std::string& path) {
         return printable(push ? remote_join(arguments.remote, path) : local_join(arguments.local, path));
     };
@@ -1204,6 +1196,9 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
 
     if (auto old = require_folders(connection)) {
         return fail_whole(*old);
+    }
+    if (auto refused = push_refusal(connection, arguments)) {
+        return fail_whole(*refused);
     }
 
     // 0. The synced folder's own time on the server, asked before the
@@ -1331,14 +1326,6 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         arguments.before_changes();
     }
     if (arguments.dry_run) {
-        // Hello told whether this connection may write: a push that may not
-        // is refused at its every write (PROTOCOL.md 4.1), and sends and
-        // deletes nothing.
-        std::optional<Error> refusal;
-        if (push && connection.server_hello().access == "ro") {
-            refusal = Error{ErrorCode::forbidden, "the real run would be refused: the server lets this "
-                                                  "connection only read (hello said \"access\": \"ro\")"};
-        }
         // A push to a server that does not say which folders hold what it
         // does not list cannot know which folders a delete keeps: only the
         // files are certain, and only they are counted.
@@ -1346,16 +1333,14 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         // The bytes the real run would receive: a part it resumes is not received again.
         const auto resumed = push ? std::map<std::string, std::uint64_t>{} : resumable_prefixes(arguments, plan);
         show_plan(tally, arguments, plan, dest, unlisted_known, keeps_top_time,
-                  local_missing || (remote_missing && !arguments.remote.empty()), refusal, resumed);
-        if (!refusal) {
-            summary.sent = plan.transfers.size();
-            summary.bytes = plan.bytes;
-            for (const auto& [path, held] : resumed) {
-                summary.bytes -= held;
-            }
-            for (const auto& effect : removal_effects(plan, dest)) {
-                summary.deleted += effect.files + (unlisted_known ? effect.folders : 0);
-            }
+                  local_missing || (remote_missing && !arguments.remote.empty()), resumed);
+        summary.sent = plan.transfers.size();
+        summary.bytes = plan.bytes;
+        for (const auto& [path, held] : resumed) {
+            summary.bytes -= held;
+        }
+        for (const auto& effect : removal_effects(plan, dest)) {
+            summary.deleted += effect.files + (unlisted_known ? effect.folders : 0);
         }
         return finish();
     }

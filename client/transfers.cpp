@@ -1,5 +1,6 @@
 #include "transfers.hpp"
 
+#include "commands.hpp"
 #include "download_names.hpp"
 #include "interrupt.hpp"
 #include "local_files.hpp"
@@ -1077,6 +1078,16 @@ void make_folders_of_unsent(Connection& connection, const std::vector<PutItem>& 
 int run_puts(Connection& connection, const Output& output, const std::vector<std::string>& locals,
              const PutPlacement& placement, const TransferFlags& flags)
 {
+    if (auto refused = read_only_refusal(connection, "nothing is sent")) {
+        // Every put would be refused: one error says so, before any tree is
+        // walked or any file tried.
+        std::vector<std::string> names;
+        for (const auto& local : locals) {
+            names.push_back(placement.as ? *placement.as
+                                         : join_remote(placement.folder.value_or(placement.current), local_name(local)));
+        }
+        return report_unstarted(output, names, locals, *refused, true);
+    }
     SpooledInput input;
     PutPlan plan = plan_puts(connection, locals, placement, flags, input);
     Report report(output, plan.items.size(), true);

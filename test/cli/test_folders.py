@@ -315,6 +315,30 @@ class Folders(CliTest):
         self.assertEqual(put.returncode, 0, put.stderr)
         self.assertEqual(tree(self.root), {"ltlink": None, "ltlink/secret.txt": b"secret"})
 
+    def test_a_read_only_server_refuses_each_writing_command_once_trying_nothing(self):
+        # Hello says "access": "ro": put -r, mkdir and rm tried each entry and
+        # printed one pathless "forbidden" line per entry.
+        server = self.start_server("--read-only")
+        make_tree(self.root, {"f": b"1", "d/g": b"2"})
+        make_tree(os.path.join(self.local, "tree"), {"a": b"a", "s/b": b"b", "s/c": b"c"})
+        before = tree(self.root)
+        for args in (["put", "-r", "tree"], ["put", "tree/a", "tree/s/b"], ["mkdir", "x", "y"],
+                     ["rm", "f", "d/g"], ["rm", "-r", "d", "f"], ["mv", "f", "g"]):
+            run = self.ferry(*args, server=server)
+            self.assertEqual(run.returncode, 4, (args, run.stderr))
+            lines = run.stderr.decode().splitlines()
+            self.assertEqual(len(lines), 1, (args, lines))
+            self.assertTrue(lines[0].startswith("ferry: forbidden: the server lets this connection only read"),
+                            (args, lines))
+        put = self.json_of(self.ferry("--json", "put", "-r", "tree", server=server))
+        schema_for("transfer").validate(put)
+        self.assertEqual((put["error"]["code"], put["summary"]["failed"]), ("forbidden", 1), put)
+        removed = self.json_of(self.ferry("--json", "rm", "f", "d/g", server=server))
+        schema_for("paths").validate(removed)
+        self.assertEqual([(f["path"], f["error"]["code"]) for f in removed["failed"]],
+                         [("f", "forbidden"), ("d/g", "forbidden")], removed)
+        self.assertEqual(tree(self.root), before)
+
     def test_put_r_json_carries_the_notes_of_what_it_leaves_out(self):
         # --json dropped every skip note: a link, a FIFO, a hidden name left no trace.
         server = self.start_server()
