@@ -24,14 +24,14 @@ std::string joined(const std::string& folder, const std::string& name)
 }
 
 // The names in the folder open at `fd` (which this takes over), sorted;
-// "." and ".." left out.
-Result<std::vector<std::string>> read_names(int fd, const std::string& shown)
+// "." and ".." left out. The error's message names no path: the caller's does.
+Result<std::vector<std::string>> read_names(int fd)
 {
     DIR* dir = ::fdopendir(fd);
     if (dir == nullptr) {
         const int saved = errno;
         ::close(fd);
-        return local_error("cannot read the folder \"" + shown + "\"", saved);
+        return local_error("cannot read the folder", saved);
     }
     std::vector<std::string> names;
     errno = 0;
@@ -45,7 +45,7 @@ Result<std::vector<std::string>> read_names(int fd, const std::string& shown)
     const int saved = errno;
     ::closedir(dir);
     if (saved != 0) {
-        return local_error("cannot read the folder \"" + shown + "\"", saved);
+        return local_error("cannot read the folder", saved);
     }
     std::sort(names.begin(), names.end());
     return names;
@@ -53,7 +53,7 @@ Result<std::vector<std::string>> read_names(int fd, const std::string& shown)
 
 class Walker {
 public:
-    Walker(std::string root, TreeBounds bounds) : root_(std::move(root)), bounds_(bounds) {}
+    explicit Walker(TreeBounds bounds) : bounds_(bounds) {}
 
     LocalTree tree;
 
@@ -61,10 +61,11 @@ public:
     // which has `depth` components.
     void walk(int fd, const std::string& relative, std::size_t depth)
     {
-        auto names = read_names(::dup(fd), relative.empty() ? root_ : root_ + "/" + relative);
+        auto names = read_names(::dup(fd));
         if (!names) {
             ::close(fd);
-            tree.skipped.push_back({relative, names.error().message});
+            // Half a listing is no listing: none of it is kept.
+            tree.unreadable.push_back({relative, names.error().message});
             return;
         }
         for (const auto& name : names.value()) {
@@ -83,7 +84,7 @@ public:
             }
             struct stat st {};
             if (::fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-                tree.skipped.push_back({path, std::string("cannot stat: ") + std::strerror(errno)});
+                tree.unreadable.push_back({path, std::string("cannot stat it: ") + std::strerror(errno)});
                 continue;
             }
             if (S_ISREG(st.st_mode)) {
@@ -94,7 +95,7 @@ public:
                 // O_NOFOLLOW: swapped for a symlink since the fstatat, it is not entered.
                 const int child = ::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (child < 0) {
-                    tree.skipped.push_back({path, std::string("cannot open the folder: ") + std::strerror(errno)});
+                    tree.unreadable.push_back({path, std::string("cannot open the folder: ") + std::strerror(errno)});
                     continue;
                 }
                 tree.entries.push_back({path, true, 0, st.st_mtim.tv_sec, static_cast<std::uint64_t>(st.st_dev),
@@ -111,7 +112,6 @@ public:
     }
 
 private:
-    std::string root_;
     TreeBounds bounds_;
 };
 
@@ -192,8 +192,16 @@ Result<LocalTree> walk_local_tree(const std::string& root, TreeBounds bounds)
     if (fd < 0) {
         return local_error("cannot open the folder \"" + root + "\"", errno);
     }
-    Walker walker(root, bounds);
+    Walker walker(bounds);
     walker.walk(fd, "", 0);
+    // The folder named cannot be listed: nothing of it is known, so the
+    // whole command fails (sync then deletes nothing), as when it cannot
+    // be opened.
+    for (const auto& unread : walker.tree.unreadable) {
+        if (unread.path.empty()) {
+            return Error{ErrorCode::local_io, "\"" + root + "\": " + unread.why};
+        }
+    }
     return std::move(walker.tree);
 }
 

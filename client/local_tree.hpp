@@ -5,7 +5,10 @@
 // swapped for one during the walk) is never entered. What cannot be sent is
 // skipped with the reason: a symlink, a FIFO, a device or socket, a name the
 // server would refuse (a hidden name, one not UTF-8 or not NFC...), a
-// download's .ferry-part file, a folder deeper than kMaxTreeDepth.
+// download's .ferry-part file, a folder deeper than kMaxTreeDepth. What
+// cannot be read (a folder it cannot open or list, an entry it cannot
+// stat) is apart: unknown is not absent, so it is an error for the caller,
+// and sync's --delete never takes what it holds for extra.
 #pragma once
 
 #include "local_files.hpp"
@@ -56,7 +59,14 @@ struct SkippedEntry {
 // are sorted by name.
 struct LocalTree {
     std::vector<LocalEntry> entries;
+    // Left out on purpose (a link, a FIFO, a refused name...): a note.
     std::vector<SkippedEntry> skipped;
+    // What the walk could not read, whatever the errno (EACCES, EIO...): a
+    // folder it could not open or list, an entry it could not stat. What
+    // it is or holds is unknown: each is an error for put -r and sync, and
+    // nothing at or below it may be taken for absent (rsync likewise skips
+    // deletion after an I/O error). `why` says what failed, without the path.
+    std::vector<SkippedEntry> unreadable;
 };
 
 // Why a local entry named `name` is never sent (nor, by sync --delete,
@@ -84,8 +94,8 @@ TreeBounds bounds_below(const std::string& remote);
 
 // Walks the folder `root` (the folder itself may be reached through a
 // symbolic link: the user named it; nothing below it is). Fails only when
-// `root` cannot be opened as a folder; an unreadable folder below it is a
-// skipped entry, with the reason.
+// `root` itself cannot be opened or listed (a local_io Error naming it); an
+// unreadable folder below it is one of LocalTree::unreadable.
 Result<LocalTree> walk_local_tree(const std::string& root, TreeBounds bounds = {});
 
 // A regular file of a walked tree, as the walk listed it. Between the walk

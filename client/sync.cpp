@@ -1065,6 +1065,45 @@ std::string utc_time(std::int64_t seconds)
     return text.data();
 }
 
+// Whether `path` is one the local scan could not read.
+bool is_unreadable(const std::vector<SkippedEntry>& unreadable, const std::string& path)
+{
+    return std::any_of(unreadable.begin(), unreadable.end(),
+                       [&](const SkippedEntry& entry) { return entry.path == path; });
+}
+
+// Whether the server's listing holds `path` or anything below it.
+bool listed_at_or_below(const TreeListing& remote, const std::string& path)
+{
+    return std::any_of(remote.begin(), remote.end(), [&](const TreeEntry& entry) {
+        return entry.path == path || entry.path.starts_with(path + "/");
+    });
+}
+
+// What the local scan could not read, one local_io error each: what it
+// holds is unknown, and unknown is not absent, so nothing at or below it
+// is sent or, with --delete, removed on either side (the scan's entries
+// see to that). A push always needs to know what it sends; a pull only
+// where the server has something to place there, or with --delete.
+void report_unreadable(Tally& tally, const SyncArguments& arguments, const std::vector<SkippedEntry>& unreadable,
+                       const TreeListing& remote)
+{
+    const bool push = arguments.direction == SyncDirection::push;
+    const std::string deletes = std::string(push ? ", and --delete removes nothing at or below it on the server"
+                                                 : ", and --delete removes nothing at or below it");
+    for (const auto& entry : unreadable) {
+        if (push) {
+            tally.failed(entry.path, Error{ErrorCode::local_io, entry.why + "; not sent" +
+                                                                    (arguments.delete_extras ? deletes : "")});
+        } else if (listed_at_or_below(remote, entry.path)) {
+            tally.failed(entry.path, Error{ErrorCode::local_io, entry.why + "; nothing is received there" +
+                                                                    (arguments.delete_extras ? deletes : "")});
+        } else if (arguments.delete_extras) {
+            tally.failed(entry.path, Error{ErrorCode::local_io, entry.why + "; --delete removes nothing at or below it"});
+        }
+    }
+}
+
 // A push on a connection that may only read would be refused at its every
 // write: one error says so, naming the server's folder, before anything is
 // listed or tried (a dry run's too, so that it says what the real run does).
@@ -1282,6 +1321,7 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         for (const auto& text : local_tree.notes) {
             tally.note("note: " + text);
         }
+        report_unreadable(tally, arguments, local_tree.unreadable, remote_tree.value());
     }
     // A pull's parts that no file of the server's resumes (--delete's, to remove).
     const auto orphans = push || local_missing ? std::vector<OrphanPart>{}
@@ -1315,6 +1355,9 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         add_top_folder_time(plan, push ? local_top : remote_top, push ? remote_top : local_top);
     }
     for (const auto& conflict : plan.conflicts) {
+        if (!push && is_unreadable(local_tree.unreadable, conflict.path)) {
+            continue; // report_unreadable said why nothing is placed there
+        }
         tally.failed(conflict.path, Error{ErrorCode::exists, conflict.message});
     }
     for (const auto& folder : plan.spared) {

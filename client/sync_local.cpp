@@ -145,6 +145,15 @@ Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side, TreeBo
         }
         scan.entries.push_back({std::move(skipped.path), EntryKind::other, 0, 0, std::move(skipped.why)});
     }
+    // Unknown is not absent: the server's copy of what could not be read
+    // is neither replaced nor, with --delete, removed, at or below it.
+    for (auto& unread : walked->unreadable) {
+        scan.entries.push_back({unread.path, EntryKind::other, 0, 0, unread.why});
+        if (side == ScanSide::sending) {
+            scan.entries.push_back({unread.path + "/", EntryKind::other, 0, 0, "what this side could not read"});
+        }
+        scan.unreadable.push_back(std::move(unread));
+    }
     return scan;
 }
 

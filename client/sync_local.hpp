@@ -28,6 +28,13 @@ struct LocalScan {
     TreeListing entries;
     // For people, on the sending side: each left out and why.
     std::vector<std::string> notes;
+    // What the scan could not read (local_tree.hpp's LocalTree::unreadable):
+    // in `entries` as kind `other` at its path, so that nothing is sent,
+    // placed or removed there; on the sending side also with the mark
+    // "PATH/" (a folder holding what the listing does not show), so that a
+    // push's --delete removes nothing below it either. sync reports each as
+    // a local_io error.
+    std::vector<SkippedEntry> unreadable;
     // The files by path, as the walk saw them: a push opens each through
     // this (open_listed_file), so that a folder or file swapped for a
     // symbolic link since the scan is never followed; a pull's --delete

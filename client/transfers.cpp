@@ -867,6 +867,12 @@ void plan_local_tree(Connection& connection, PutPlan& plan, const std::string& l
     for (const auto& skipped : tree->skipped) {
         plan.notes.push_back("\"" + prefix + skipped.path + "\" not sent: " + skipped.why);
     }
+    // What could not be read is no skip but a failure, as an unreadable
+    // file's is: counted, in --json, and in the exit status (3).
+    for (const auto& unread : tree->unreadable) {
+        plan.add({prefix + unread.path, join_remote(remote, unread.path), true, std::nullopt}, prefix + unread.path,
+                 Error{ErrorCode::local_io, unread.why + "; not sent"});
+    }
     // Folders with a file somewhere below are made by that file's put
     // (parents); the others are made here, so that empty folders arrive too.
     std::set<std::string> holding;

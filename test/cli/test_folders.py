@@ -315,29 +315,39 @@ class Folders(CliTest):
         self.assertEqual(put.returncode, 0, put.stderr)
         self.assertEqual(tree(self.root), {"ltlink": None, "ltlink/secret.txt": b"secret"})
 
-    def test_a_read_only_server_refuses_each_writing_command_once_trying_nothing(self):
-        # Hello says "access": "ro": put -r, mkdir and rm tried each entry and
-        # printed one pathless "forbidden" line per entry.
-        server = self.start_server("--read-only")
-        make_tree(self.root, {"f": b"1", "d/g": b"2"})
-        make_tree(os.path.join(self.local, "tree"), {"a": b"a", "s/b": b"b", "s/c": b"c"})
-        before = tree(self.root)
-        for args in (["put", "-r", "tree"], ["put", "tree/a", "tree/s/b"], ["mkdir", "x", "y"],
-                     ["rm", "f", "d/g"], ["rm", "-r", "d", "f"], ["mv", "f", "g"]):
-            run = self.ferry(*args, server=server)
-            self.assertEqual(run.returncode, 4, (args, run.stderr))
-            lines = run.stderr.decode().splitlines()
-            self.assertEqual(len(lines), 1, (args, lines))
-            self.assertTrue(lines[0].startswith("ferry: forbidden: the server lets this connection only read"),
-                            (args, lines))
-        put = self.json_of(self.ferry("--json", "put", "-r", "tree", server=server))
+    def as_other(self, *args, server):
+        """ferry run as uid 1234, whose folders here root does not read for it."""
+        os.chmod(self.dir, 0o755)
+        os.chmod(self.local, 0o777)
+        argv = ["setpriv", "--reuid", "1234", "--regid", "1234", "--clear-groups", test_cli.FERRY,
+                "--server", server, *args]
+        return subprocess.run(argv, cwd=self.local, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=60)
+
+    def test_put_r_fails_a_folder_it_cannot_read_as_it_fails_such_a_file(self):
+        # It was a note, exit status 0, and --json said failed: 0 without naming it.
+        server = self.start_server()
+        top = os.path.join(self.local, "tree")
+        make_tree(top, {"ok.txt": b"ok", "noread/important": b"z", "a/locked/deep/y": b"y", "a/seen.txt": b"s"})
+        for folder, folders, files in os.walk(top):
+            for name in [folder] + [os.path.join(folder, n) for n in folders + files]:
+                os.lchown(name, 1234, 1234)
+        os.chmod(os.path.join(top, "noread"), 0o000)
+        os.chmod(os.path.join(top, "a", "locked"), 0o000)
+        put = self.as_other("put", "-r", "tree", "-C", "one", server=server)
+        self.assertEqual(put.returncode, 3, put.stderr)
+        self.assertIn(b'ferry: local_io: "one/tree/noread": cannot open the folder: Permission denied', put.stderr)
+        self.assertIn(b'ferry: local_io: "one/tree/a/locked": cannot open the folder', put.stderr)
+        self.assertIn(b"2 failed", put.stdout)
+        put = self.json_of(self.as_other("--json", "put", "-r", "tree", "-C", "two", server=server))
         schema_for("transfer").validate(put)
-        self.assertEqual((put["error"]["code"], put["summary"]["failed"]), ("forbidden", 1), put)
-        removed = self.json_of(self.ferry("--json", "rm", "f", "d/g", server=server))
-        schema_for("paths").validate(removed)
-        self.assertEqual([(f["path"], f["error"]["code"]) for f in removed["failed"]],
-                         [("f", "forbidden"), ("d/g", "forbidden")], removed)
-        self.assertEqual(tree(self.root), before)
+        self.assertEqual((put["summary"]["ok"], put["summary"]["failed"]), (2, 2), put)
+        failed = sorted((f["local"], f["name"], f["error"]["code"]) for f in put["files"] if not f["ok"])
+        self.assertEqual(failed, [("tree/a/locked", "two/tree/a/locked", "local_io"),
+                                  ("tree/noread", "two/tree/noread", "local_io")])
+        self.assertEqual(put["error"]["code"], "local_io")
+        self.assertEqual(tree(os.path.join(self.root, "two")),
+                         {"tree": None, "tree/a": None, "tree/ok.txt": b"ok", "tree/a/seen.txt": b"s"})
 
     def test_put_r_json_carries_the_notes_of_what_it_leaves_out(self):
         # --json dropped every skip note: a link, a FIFO, a hidden name left no trace.
@@ -365,6 +375,30 @@ class Folders(CliTest):
         os.unlink(os.path.join(top, ".h"))
         clean = self.json_of(self.ferry("--json", "put", "-r", "tree", "-C", "clean", server=server))
         self.assertNotIn("notes", clean)
+
+    def test_a_read_only_server_refuses_each_writing_command_once_trying_nothing(self):
+        # Hello says "access": "ro": put -r, mkdir and rm tried each entry and
+        # printed one pathless "forbidden" line per entry.
+        server = self.start_server("--read-only")
+        make_tree(self.root, {"f": b"1", "d/g": b"2"})
+        make_tree(os.path.join(self.local, "tree"), {"a": b"a", "s/b": b"b", "s/c": b"c"})
+        before = tree(self.root)
+        for args in (["put", "-r", "tree"], ["put", "tree/a", "tree/s/b"], ["mkdir", "x", "y"],
+                     ["rm", "f", "d/g"], ["rm", "-r", "d", "f"], ["mv", "f", "g"]):
+            run = self.ferry(*args, server=server)
+            self.assertEqual(run.returncode, 4, (args, run.stderr))
+            lines = run.stderr.decode().splitlines()
+            self.assertEqual(len(lines), 1, (args, lines))
+            self.assertTrue(lines[0].startswith("ferry: forbidden: the server lets this connection only read"),
+                            (args, lines))
+        put = self.json_of(self.ferry("--json", "put", "-r", "tree", server=server))
+        schema_for("transfer").validate(put)
+        self.assertEqual((put["error"]["code"], put["summary"]["failed"]), ("forbidden", 1), put)
+        removed = self.json_of(self.ferry("--json", "rm", "f", "d/g", server=server))
+        schema_for("paths").validate(removed)
+        self.assertEqual([(f["path"], f["error"]["code"]) for f in removed["failed"]],
+                         [("f", "forbidden"), ("d/g", "forbidden")], removed)
+        self.assertEqual(tree(self.root), before)
 
     def test_put_of_a_fifo_is_refused_at_once(self):
         # Opening a FIFO for reading waited, beyond Ctrl-C and SIGTERM, for

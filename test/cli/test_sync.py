@@ -1142,6 +1142,102 @@ class PartsOfAnInterruptedPull(SyncTest):
         self.assertTrue(any(mine in n and "not provably" in n for n in real["notes"]), real["notes"])
 
 
+class UnreadableLocalFolders(SyncTest):
+    """A local folder the scan cannot read (mode 000, or readable but not
+    searchable so that its entries cannot be stat'ed), at any depth, is one
+    local_io error naming it (exit status 3), never a note: what it holds is
+    unknown, so --delete removes nothing at or below it, on the server (a
+    push) or here (a pull). ferry runs as uid 1234 (root reads everything)."""
+
+    OTHER = 1234
+
+    def setUp(self):
+        super().setUp()
+        os.chmod(self.dir, 0o755)
+        os.chmod(self.local, 0o777)
+
+    def as_other(self, *args, status):
+        argv = ["setpriv", "--reuid", str(self.OTHER), "--regid", str(self.OTHER), "--clear-groups",
+                *self.argv("--json", "sync", *args)]
+        result = subprocess.run(argv, cwd=self.local, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                timeout=120)
+        lines = result.stdout.decode().splitlines()
+        self.assertEqual(len(lines), 1, "one JSON object: %r / %r" % (result.stdout, result.stderr))
+        output = json.loads(lines[0])
+        sync_schema().validate(output)
+        self.assertEqual(result.returncode, status, output)
+        return output["sync"]
+
+    def give_away(self, base, locked):
+        """base and all below it to uid 1234; then the folders `locked` ({relative: mode})."""
+        for folder, folders, files in os.walk(base):
+            for name in [folder] + [os.path.join(folder, n) for n in folders + files]:
+                os.lchown(name, self.OTHER, self.OTHER)
+        for rel, mode in locked.items():
+            os.chmod(os.path.join(base, rel), mode)
+
+    def write(self, base, rel, data):
+        path = os.path.join(base, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+
+    def test_push_delete_keeps_the_servers_copy_of_what_it_could_not_read(self):
+        for rel in ("ok.txt", "noread/important", "noread/sub/x", "a/b/locked/y", "a/b/seen.txt", "nosearch/f"):
+            self.write(self.src, rel, b"local " + rel.encode())
+        self.give_away(self.src, {"noread": 0o000, "a/b/locked": 0o000, "nosearch": 0o600})
+        for rel in ("noread/important", "noread/sub/x", "a/b/locked/y", "a/b/locked/deeper/z", "nosearch/f",
+                    "extra.txt", "a/b/gone.txt"):
+            self.write(os.path.join(self.root, "d"), rel, b"server " + rel.encode())
+        kept = ["noread/important", "noread/sub/x", "a/b/locked/y", "a/b/locked/deeper/z", "nosearch/f"]
+        for dry_run in (["-n"], []):
+            summary = self.as_other(*dry_run, "--delete", self.src, ":d", status=3)
+            self.assertEqual(sorted((e["path"], e["code"]) for e in summary["errors"]),
+                             [("a/b/locked", "local_io"), ("noread", "local_io"), ("nosearch/f", "local_io")],
+                             summary)
+            self.assertTrue(all("--delete removes nothing" in e["message"] for e in summary["errors"]), summary)
+            self.assertEqual(summary["deleted"], 2, summary)  # extra.txt and a/b/gone.txt only
+        for rel in kept:
+            with open(os.path.join(self.root, "d", rel), "rb") as f:
+                self.assertEqual(f.read(), b"server " + rel.encode(), rel)
+        for rel in ("extra.txt", "a/b/gone.txt"):
+            self.assertFalse(os.path.exists(os.path.join(self.root, "d", rel)), rel)
+        for rel in ("ok.txt", "a/b/seen.txt"):
+            with open(os.path.join(self.root, "d", rel), "rb") as f:
+                self.assertEqual(f.read(), b"local " + rel.encode(), rel)
+
+    def test_push_without_delete_reports_it_as_an_error_not_a_note(self):
+        self.write(self.src, "ok.txt", b"ok")
+        self.write(self.src, "noread/important", b"z")
+        self.give_away(self.src, {"noread": 0o000})
+        summary = self.as_other(self.src, ":d", status=3)
+        self.assertEqual([(e["path"], e["code"]) for e in summary["errors"]], [("noread", "local_io")], summary)
+        self.assertIn("Permission denied", summary["errors"][0]["message"])
+        self.assertEqual(summary["sent"], 1, summary)
+
+    def test_pull_delete_removes_nothing_here_below_what_it_could_not_read(self):
+        dest = os.path.join(self.local, "dest")
+        for rel in ("noread/keep.txt", "gone/extra.txt", "locked2/keep2.txt", "stray.txt"):
+            self.write(dest, rel, b"mine")
+        self.give_away(dest, {"noread": 0o000, "locked2": 0o000})
+        self.write(os.path.join(self.root, "d"), "noread/new.txt", b"server's")
+        self.write(os.path.join(self.root, "d"), "a.txt", b"a")
+        for dry_run in (["-n"], []):
+            summary = self.as_other(*dry_run, "--delete", ":d", dest, status=3)
+            # noread: the server has it, nothing is placed there; locked2: only here, --delete cannot see in.
+            self.assertEqual(sorted((e["path"], e["code"]) for e in summary["errors"]),
+                             [("locked2", "local_io"), ("noread", "local_io")], summary)
+        for rel in ("noread/keep.txt", "locked2/keep2.txt"):
+            self.assertTrue(os.path.exists(os.path.join(dest, rel)), rel)
+        self.assertFalse(os.path.exists(os.path.join(dest, "noread", "new.txt")))
+        self.assertFalse(os.path.exists(os.path.join(dest, "stray.txt")))
+        self.assertTrue(os.path.exists(os.path.join(dest, "a.txt")))
+        # Without --delete a folder the server does not have is no concern of the pull.
+        os.chmod(os.path.join(dest, "noread"), 0o755)
+        summary = self.as_other(":d", dest, status=0)
+        self.assertEqual(summary["errors"], [], summary)
+
+
 def main():
     global FERRYD, FERRY
     parser = argparse.ArgumentParser()
