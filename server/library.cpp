@@ -144,6 +144,15 @@ int Library::Destination::stat(struct ::stat& st) const
     return retry_stale(fd_, [&] { return ::fstatat(fd_, leaf_.c_str(), &st, AT_SYMLINK_NOFOLLOW); });
 }
 
+gid_t Library::Destination::new_file_group(gid_t process_group) const
+{
+    struct ::stat folder {};
+    if (::fstat(fd_, &folder) != 0 || (folder.st_mode & S_ISGID) == 0) {
+        return process_group;
+    }
+    return folder.st_gid;
+}
+
 int Library::Destination::read_access_acl(sys::AccessAcl& acl) const
 {
     const int result = retry_stale(fd_, [&] {

@@ -242,6 +242,12 @@ public:
         // lstat of the entry at the destination's name (never through a
         // link): 0, or -1 with errno, as fstatat(2).
         int stat(struct ::stat& st) const;
+        // The group a file created in this folder gets (inode_init_owner in
+        // the kernel, the rule of BSD and of the `grpid` mount option): the
+        // folder's own where it is set-group-ID, else `process_group` (the
+        // server's effective group). The folder that cannot be asked gives
+        // `process_group`.
+        gid_t new_file_group(gid_t process_group) const;
         // Reads the access ACL of the entry at the destination's name
         // (never through a link) into `acl` (size 0: none to keep): 0, or
         // the errno of sys::read_access_acl.

@@ -759,7 +759,8 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
 // Publishes the upload (Library::publish_entry) with what the replaced file
 // had: its permission bits and, where this process may set them, its owner
 // and group (as root, or a group the server's user belongs to). A new file
-// gets what a file created in its folder would (FinalAcl::for_new_file).
+// gets what a file created in its folder would: the ACL and mode of
+// FinalAcl::for_new_file, and the folder's group where it is set-group-ID.
 //
 // Read before the rename (the replaced file is gone after it), applied to
 // the descriptor after it: until the rename the partial sits in the root,
@@ -793,6 +794,9 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
     // Only the permission bits: new content from a peer must never become a
     // set-user-ID or set-group-ID program because the old one was.
     const mode_t mode = replaces ? (old.st_mode & 0777) : acl.new_file_mode(library_.new_file_mode());
+    // A new file's group is its folder's where that folder is set-group-ID,
+    // as for a file created there (the partial took the root's rule).
+    const gid_t new_group = replaces ? old.st_gid : destination.new_file_group(::getegid());
     const auto apply = [&] {
         struct ::stat own {};
         if (replaces && ::fstat(fd_, &own) == 0 && (own.st_uid != old.st_uid || own.st_gid != old.st_gid)) {
@@ -801,6 +805,15 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
             if (::fchown(fd_, old.st_uid, old.st_gid) != 0) {
                 (void)::fchown(fd_, static_cast<uid_t>(-1), old.st_gid);
             }
+        } else if (!replaces && ::fstat(fd_, &own) == 0 && own.st_gid != new_group &&
+                   ::fchown(fd_, static_cast<uid_t>(-1), new_group) != 0) {
+            // The kernel gives a set-group-ID folder's group to a file created
+            // there whoever creates it; a chown to it needs membership. The
+            // file keeps its partial's group, readable by no one else (0600).
+            const int saved = errno;
+            log_event("warning", {{"message", "\"" + name_ + "\" was published with the server's group, not its " +
+                                                  "set-group-ID folder's (" + std::to_string(new_group) +
+                                                  "): " + std::strerror(saved)}});
         }
         if (const int error = acl.set(fd_); error != 0) {
             log_event("warning", {{"message", "\"" + name_ + "\" was published, but its mode stays 0600: " +

@@ -456,6 +456,36 @@ TEST_CASE("a new upload takes what its folder's default ACL gives a file created
     CHECK(acl_of(f.root + "/plain/up").empty());
 }
 
+TEST_CASE("a new upload takes its folder's group where the folder is set-group-ID, as a file created there")
+{
+    Fixture f;
+    // The served root is set-group-ID too: the partial, made there, takes
+    // the root's group, which a folder that is not set-group-ID must not get.
+    REQUIRE(::chown(f.root.c_str(), static_cast<uid_t>(-1), 4322) == 0);
+    REQUIRE(::chmod(f.root.c_str(), 02755) == 0);
+    const std::string team = f.root + "/team";
+    REQUIRE(::mkdir(team.c_str(), 0755) == 0);
+    REQUIRE(::chown(team.c_str(), static_cast<uid_t>(-1), 4321) == 0);
+    REQUIRE(::chmod(team.c_str(), 02775) == 0);
+    const std::string plain = f.root + "/plain";
+    REQUIRE(::mkdir(plain.c_str(), 0755) == 0);
+    REQUIRE(::chown(plain.c_str(), static_cast<uid_t>(-1), 4323) == 0);
+    REQUIRE(::chmod(plain.c_str(), 0755) == 0); // not set-group-ID (mkdir inherited it from the root)
+    REQUIRE((stat_of(plain).st_mode & S_ISGID) == 0);
+
+    write_file(f.local_file("up"), "NEW\n");
+    for (const char* folder : {"team", "plain"}) {
+        const auto put = run_ferry(f.server.address(), {"put", f.local_file("up"), "-C", folder});
+        REQUIRE_MESSAGE(put.exit_code == 0, put.err);
+    }
+    CHECK(stat_of(team + "/up").st_gid == 4321);
+    CHECK(stat_of(plain + "/up").st_gid == ::getegid()); // the server's (this process's) group
+    // Within the root itself, the root's rule: its group.
+    const auto top = run_ferry(f.server.address(), {"put", f.local_file("up")});
+    REQUIRE_MESSAGE(top.exit_code == 0, top.err);
+    CHECK(stat_of(f.root + "/up").st_gid == 4322);
+}
+
 TEST_CASE("a part is private while it downloads, and never wider than the file it will replace")
 {
     Fixture f;
