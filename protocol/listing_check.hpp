@@ -1,0 +1,46 @@
+// What a listing from a server may hold (PROTOCOL.md 4.2 and 5): a client
+// checks every entry once, as its page arrives, before any name is shown,
+// matched or used as a local path. A server that breaks a rule broke the
+// protocol, whatever the command that asked: the listing as a whole is
+// refused, with the first offending entry named.
+//
+// The rules: each name is a name of section 5 (a non-recursive listing:
+// one component) or, in a recursive listing, a path of 5.1 whose folder
+// was listed, as a folder, before it; the listed folder's path and the
+// name together keep within 5.1's bounds; no name twice. A folder named in
+// "holding_unlisted" is the listed folder ("") or one the listing gave.
+// Pure: no I/O; the client's remote_tree and operations feed it.
+#pragma once
+
+#include "error.hpp"
+#include "messages.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+
+namespace ferry {
+
+class ListingCheck {
+public:
+    // A listing of the folder `path` ("" is the root), recursive or not.
+    ListingCheck(std::string path, bool recursive);
+
+    // The reason the entry cannot be in this listing (its message names
+    // it, printable), or nothing; an entry that passes is remembered.
+    std::optional<Error> entry(const FileInfo& file);
+    // The same for a folder named in a page's "holding_unlisted".
+    std::optional<Error> holding(std::string_view folder) const;
+
+private:
+    // Why `name` breaks sections 5 and 5.1 for this listing, if it does.
+    std::optional<std::string> broken_name(std::string_view name) const;
+
+    std::string path_;
+    bool recursive_;
+    std::unordered_set<std::string> names_;   // every entry so far
+    std::unordered_set<std::string> folders_; // those that are folders
+};
+
+} // namespace ferry
