@@ -4,6 +4,7 @@
 
 #include "digest.hpp"
 #include "interrupt.hpp"
+#include "listing_check.hpp"
 #include "local_files.hpp"
 #include "names.hpp"
 #include "part_file.hpp"
@@ -591,6 +592,29 @@ Status send_abort(Connection& connection, std::uint64_t id, bool discard)
 
 } // namespace
 
+std::optional<Error> check_page(Connection& connection, ListingCheck& check, const std::string& path,
+                                const ListReply& page)
+{
+    std::optional<Error> broken;
+    for (const auto& file : page.files) {
+        if ((broken = check.entry(file))) {
+            break;
+        }
+    }
+    for (const auto& folder : page.holding_unlisted) {
+        if (broken) {
+            break;
+        }
+        broken = check.holding(folder);
+    }
+    if (!broken) {
+        return std::nullopt;
+    }
+    connection.close(); // pages may still come, and this server is not to be trusted further
+    return protocol_error("its listing of " + (path.empty() ? std::string("the root") : quoted(path)) + " breaks "
+                          "PROTOCOL.md 4.2 and 5: " + broken->message);
+}
+
 // Asks for pages, so that a folder of any size can be listed: each reply
 // stays small, and the pages come in the directory's order, so the whole is
 // sorted here. A server that does not page sends one reply without "more",
@@ -603,10 +627,14 @@ Result<ListReply> list_all_pages(Connection& connection, ListRequest request)
         return sent.error();
     }
     ListReply listed;
+    ListingCheck check(request.path, request.recursive);
     while (true) {
         auto page = read_reply(connection, id, parse_list_reply);
         if (!page) {
             return page.error();
+        }
+        if (auto broken = check_page(connection, check, request.path, page.value())) {
+            return *broken;
         }
         listed.files.insert(listed.files.end(), std::make_move_iterator(page->files.begin()),
                             std::make_move_iterator(page->files.end()));

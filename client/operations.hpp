@@ -9,6 +9,7 @@
 #pragma once
 
 #include "connection.hpp"
+#include "listing_check.hpp"
 #include "local_files.hpp"
 #include "local_tree.hpp"
 #include "messages.hpp"
@@ -40,6 +41,14 @@ Result<Body> ask(Connection& connection, const Request& request, ReplyParser<Bod
 // requests whose replies come as several messages (a paged list).
 template <class Body>
 Result<Body> read_reply(Connection& connection, std::uint64_t id, ReplyParser<Body> parse);
+
+// Checks a listing's page, entry by entry, with the listing's `check`
+// (listing_check.hpp): the first entry that breaks its rules is the
+// server's protocol error (exit 8) naming it and the listed `path`, and
+// closes the connection (pages may still come). Every listing is read
+// through here, whatever command asked for it.
+std::optional<Error> check_page(Connection& connection, ListingCheck& check, const std::string& path,
+                                const ListReply& page);
 
 // One list request (made paged here), every page read and the whole sorted
 // by name; list_files is the root's (the only listing version 1 has).

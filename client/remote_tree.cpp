@@ -1,6 +1,7 @@
 #include "remote_tree.hpp"
 
 #include "interrupt.hpp"
+#include "listing_check.hpp"
 #include "operations.hpp"
 #include "remote_paths.hpp"
 
@@ -34,10 +35,14 @@ Status list_tree(Connection& connection, const std::string& path, bool recursive
     if (auto sent = connection.send_request(Request{id, request}); !sent) {
         return sent.error();
     }
+    ListingCheck check(path, recursive);
     for (;;) {
         auto page = read_reply(connection, id, parse_list_reply);
         if (!page) {
             return page.error();
+        }
+        if (auto broken = check_page(connection, check, path, page.value())) {
+            return *broken;
         }
         for (auto& file : page->files) {
             if (auto taken = each(std::move(file)); !taken) {
