@@ -132,7 +132,7 @@ Connection::Connection(Connection&& other) noexcept
       transport_(std::move(other.transport_)), hello_(std::move(other.hello_)), next_id_(other.next_id_),
       decoder_(std::move(other.decoder_)), buffer_(std::move(other.buffer_)), begin_(other.begin_), end_(other.end_),
       lender_(std::exchange(other.lender_, nullptr)), lent_(std::exchange(other.lent_, {})),
-      held_(std::move(other.held_))
+      held_(std::move(other.held_)), stalled_(other.stalled_)
 {
 }
 
@@ -152,6 +152,7 @@ Connection& Connection::operator=(Connection&& other) noexcept
         lender_ = std::exchange(other.lender_, nullptr);
         lent_ = std::exchange(other.lent_, {});
         held_ = std::move(other.held_);
+        stalled_ = other.stalled_;
     }
     return *this;
 }
@@ -286,6 +287,7 @@ Result<HelloReply> Connection::say_hello(std::uint32_t version)
     if (!reply) {
         return reply.error();
     }
+    made_progress(); // the io timeout starts afresh after hello's own
     // The server answers with the version it will speak: one we know, no
     // higher than the one we offered.
     if (reply->id != id || reply->body.version < kMinProtocolVersion || reply->body.version > version) {
@@ -349,26 +351,36 @@ Error Connection::lost(const std::string& what)
     return Error{ErrorCode::connection_lost, "connection to " + endpoint_.to_string() + " lost: " + what};
 }
 
-Result<short> Connection::wait_for(short events, Clock::time_point deadline)
+Result<short> Connection::wait_for(short events)
 {
+    // Only the time spent here, waiting on the server, counts toward the
+    // io timeout: time the client spends on its own work (hashing, the
+    // disk) is not the server's stall.
+    const auto start = Clock::now();
+    const auto settle = [&] { stalled_ += Clock::now() - start; };
     for (;;) {
         if (interrupted()) {
             close();
             return interrupted_error();
         }
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(options_.timeouts.io - stalled_ - (Clock::now() - start));
         if (left.count() <= 0) {
+            settle();
             return lost("no progress for " + seconds_text(options_.timeouts.io));
         }
         if ((events & POLLIN) != 0 && transport_.has_pending()) {
+            settle();
             return static_cast<short>(POLLIN);
         }
         pollfd pfd{transport_.fd(), events, 0};
         const int ready = ::poll(&pfd, 1, static_cast<int>(std::min(left, kWakeInterval).count()));
         if (ready > 0) {
+            settle();
             return pfd.revents; // readable, writable, or an error the next call reports
         }
         if (ready < 0 && errno != EINTR) {
+            settle();
             return lost(std::strerror(errno));
         }
     }
@@ -456,7 +468,6 @@ Status Connection::send_vectors(std::span<const std::uint8_t> head, std::span<co
         joined.append(reinterpret_cast<const char*>(head.data()), head.size());
         head = std::span(reinterpret_cast<const std::uint8_t*>(joined.data()), joined.size());
     }
-    auto deadline = Clock::now() + options_.timeouts.io;
     while (!head.empty() || !body.empty()) {
         const IoResult wrote = transport_.write(head, body);
         switch (wrote.kind) {
@@ -466,11 +477,11 @@ Status Connection::send_vectors(std::span<const std::uint8_t> head, std::span<co
             head = head.subspan(from_head);
             left -= from_head;
             body = body.subspan(left);
-            deadline = Clock::now() + options_.timeouts.io; // progress
+            made_progress(); // the server took bytes
             break;
         }
         case IoResult::Kind::would_block:
-            if (auto waited = wait_to_send(wrote.events, deadline); !waited) {
+            if (auto waited = wait_to_send(wrote.events); !waited) {
                 return waited;
             }
             break;
@@ -483,12 +494,12 @@ Status Connection::send_vectors(std::span<const std::uint8_t> head, std::span<co
     return success();
 }
 
-Status Connection::wait_to_send(short events, Clock::time_point deadline)
+Status Connection::wait_to_send(short events)
 {
     // Nothing is expected from the server while we send; if it speaks (an
     // error in the middle of an upload) it has stopped reading, and waiting
     // for room to write would be in vain.
-    auto ready = wait_for(static_cast<short>(events | POLLIN), deadline);
+    auto ready = wait_for(static_cast<short>(events | POLLIN));
     if (!ready) {
         return ready.error();
     }
@@ -512,9 +523,16 @@ Status Connection::wait_to_send(short events, Clock::time_point deadline)
 Error Connection::lost_while_sending(const std::string& why)
 {
     const Error plain{ErrorCode::connection_lost, "connection to " + endpoint_.to_string() + " lost: " + why};
+    // A second, whatever the server sends meanwhile (data frames are no
+    // answer, and must not keep us here).
     const auto saved_io = options_.timeouts.io;
     options_.timeouts.io = std::chrono::milliseconds(1000);
+    const auto give_up = Clock::now() + options_.timeouts.io;
     for (;;) {
+        stalled_ = {};
+        if (Clock::now() >= give_up) {
+            break;
+        }
         auto incoming = receive();
         if (!incoming) {
             break;
@@ -536,7 +554,6 @@ Status Connection::fill()
     if (auto flushed = flush_held(); !flushed) {
         return flushed; // a reply is awaited only once its request went out
     }
-    const auto deadline = Clock::now() + options_.timeouts.io;
     for (;;) {
         if (!transport_.is_open()) {
             return Error{ErrorCode::connection_lost, "not connected to " + endpoint_.to_string()};
@@ -559,7 +576,7 @@ Status Connection::fill()
         case IoResult::Kind::would_block:
             break;
         }
-        auto ready = wait_for(got.events, deadline);
+        auto ready = wait_for(got.events);
         if (!ready) {
             return ready.error();
         }
@@ -604,6 +621,9 @@ Result<Incoming> Connection::receive()
             return decoded.error();
         }
         if (decoded.value()) {
+            if (decoded.value()->kind == Incoming::Kind::data && !decoded.value()->bytes.empty()) {
+                made_progress(); // file bytes; an empty data frame moves nothing
+            }
             return std::move(*decoded.value());
         }
         auto filled = fill();

@@ -31,9 +31,13 @@ namespace ferry::client {
 
 struct Timeouts {
     std::chrono::milliseconds connect{10'000};
-    // The longest the server may go without making progress (sending or
-    // taking bytes) before the connection is given up. Long enough for the
-    // server's fsync and hash at commit; a transfer that moves is never cut.
+    // The longest the server may go without making progress before the
+    // connection is given up: progress is taking bytes we send, sending
+    // file bytes (an empty data frame is none), or answering a request
+    // (a page of a listing only when it holds an entry or is the last:
+    // Connection::made_progress). Only time spent waiting on the server
+    // counts. Long enough for the server's fsync and hash at commit; a
+    // transfer that moves is never cut.
     std::chrono::milliseconds io{120'000};
     // The longest to wait for the server's answer to hello. ferryd answers
     // at once (an unauthorized token after about a second); a peer that
@@ -83,6 +87,14 @@ public:
     // Drops the socket (whatever was in flight) and opens a fresh one.
     Status reconnect();
 
+    // The server moved the conversation on (Timeouts::io): the time waited
+    // on it without progress starts again from zero. receive() calls it for
+    // file bytes and send for bytes the server took; whoever reads a reply
+    // calls it when the reply moves something (operations.cpp's
+    // read_reply: not for an empty page that promises more), so a server
+    // sending empty frames or pages forever still times out.
+    void made_progress() { stalled_ = {}; }
+
     // Ids for requests on this connection: unique and increasing (hello is 0).
     std::uint64_t next_id() { return next_id_++; }
 
@@ -119,8 +131,9 @@ private:
     Connection(Endpoint endpoint, ConnectOptions options, Transport transport);
 
     using Clock = std::chrono::steady_clock;
-    // Polls for `events` until one is ready (returns revents) or the deadline.
-    Result<short> wait_for(short events, Clock::time_point deadline);
+    // Polls for `events` until one is ready (returns revents), or until the
+    // time waited without progress (stalled_) reaches the io timeout.
+    Result<short> wait_for(short events);
     Status send_vectors(std::span<const std::uint8_t> head, std::span<const std::uint8_t> body);
     // Writes the held frames, if any (see hold_request()).
     Status flush_held();
@@ -134,7 +147,7 @@ private:
     Error lost_while_sending(const std::string& why);
     // Waits for `events` (from a would_block), or for the server to speak
     // first while we send: then its message (an error) ends the send.
-    Status wait_to_send(short events, Clock::time_point deadline);
+    Status wait_to_send(short events);
     Result<HelloReply> say_hello(std::uint32_t version);
     // Connects and says hello with `version`.
     static Result<Connection> open_at(const Endpoint& endpoint, const ConnectOptions& options,
@@ -157,6 +170,7 @@ private:
     ReceiveBuffers* lender_ = nullptr;
     std::span<std::uint8_t> lent_; // empty: reading into buffer_
     std::string held_;             // frames that go out with the next write
+    Clock::duration stalled_{};    // waited on the server since its last progress
 };
 
 // Lends a connection's reads `lender`'s memory for its own lifetime.

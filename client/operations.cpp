@@ -54,6 +54,24 @@ Error wrong_id(Connection& connection, std::uint64_t got, std::uint64_t expected
 
 } // namespace
 
+namespace {
+
+// Whether a reply moves the conversation on (Connection::made_progress):
+// every reply answers its request, except a listing's page that holds no
+// entry and promises more, which a server could send forever.
+template <class Body>
+bool makes_progress(const Body&)
+{
+    return true;
+}
+
+bool makes_progress(const ListReply& page)
+{
+    return !page.files.empty() || !page.more;
+}
+
+} // namespace
+
 // Every request's reply is read the same way; only the parser differs.
 template <class Body>
 Result<Body> read_reply(Connection& connection, std::uint64_t id, ReplyParser<Body> parse)
@@ -68,6 +86,9 @@ Result<Body> read_reply(Connection& connection, std::uint64_t id, ReplyParser<Bo
     }
     if (reply->id != id) {
         return wrong_id(connection, reply->id, id);
+    }
+    if (makes_progress(reply->body)) {
+        connection.made_progress();
     }
     return std::move(reply->body);
 }
