@@ -554,6 +554,46 @@ Error locked_target_error(const std::string& dest)
                                           "program): it is left as it is; get the file again once that is over"};
 }
 
+namespace {
+
+// The kernel's fs.protected_symlinks rule, applied in every folder (the
+// sysctl may be off, and covers only sticky world-writable ones): a
+// symbolic link at a name the user gave is followed only when the user
+// running ferry or root owns it. Anyone else's could have been planted in
+// a shared folder, to have the download overwrite a file of the user's
+// that the planter cannot write. Each link of the chain at `dest` is
+// looked at; what no longer resolves to a path (a pipe behind
+// /proc/self/fd) ends the look, and the open decides.
+std::optional<Error> refuse_foreign_link(const std::string& dest)
+{
+    constexpr int kMaxHops = 40; // the kernel's own bound (ELOOP)
+    std::string at = dest;
+    for (int hop = 0; hop < kMaxHops; ++hop) {
+        struct stat st {};
+        if (::lstat(at.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) {
+            return std::nullopt;
+        }
+        if (st.st_uid != ::geteuid() && st.st_uid != 0) {
+            return Error{ErrorCode::local_io,
+                         in_quotes(at) + " is a symbolic link owned by another user (uid " +
+                             std::to_string(st.st_uid) +
+                             "): ferry follows only links of its own user or root, so nothing is downloaded "
+                             "through it; remove it or give another name"};
+        }
+        std::vector<char> target(PATH_MAX + 1);
+        const ssize_t length = ::readlink(at.c_str(), target.data(), target.size() - 1);
+        if (length < 0) {
+            return std::nullopt;
+        }
+        const std::string next(target.data(), static_cast<std::size_t>(length));
+        const auto slash = at.rfind('/');
+        at = next.starts_with('/') || slash == std::string::npos ? next : at.substr(0, slash + 1) + next;
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
 Result<DownloadTarget> inspect_download_target(const std::string& dest, const LocalFolder* in)
 {
     if (in != nullptr) {
@@ -573,6 +613,9 @@ Result<DownloadTarget> inspect_download_target(const std::string& dest, const Lo
             return locked_target_error(dest);
         }
         return DownloadTarget{TargetKind::regular, dest, {}};
+    }
+    if (auto foreign = refuse_foreign_link(dest)) {
+        return *foreign;
     }
     const int fd = sys::retry_on_eintr([&] { return ::open(dest.c_str(), O_PATH | O_CLOEXEC); });
     if (fd < 0) {

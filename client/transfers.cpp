@@ -753,6 +753,20 @@ bool plan_tree(Connection& connection, GetPlan& plan, const FileInfo& folder,
     return true;
 }
 
+// The item of a file a wildcard matched, landing at `local`. Where the
+// local name is the server's (it is not -o's file), it is a name of a tree
+// as in get -r: written in its folder through a descriptor, never through
+// a link that stands at it (anyone who can write the folder could have put
+// one there, leading anywhere), which is refused like get -r refuses it.
+GetItem listed_item(const std::string& remote, const std::string& local, const GetPlacement& placement)
+{
+    if (placement.output && local == *placement.output) {
+        return GetItem{remote, local};
+    }
+    const auto slash = local.rfind('/');
+    return GetItem{remote, local, slash == std::string::npos ? std::string(".") : local.substr(0, std::max<std::size_t>(slash, 1))};
+}
+
 GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
                   const GetPlacement& placement, const TransferFlags& flags, const std::string& current)
 {
@@ -779,6 +793,9 @@ GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
             plan.add({typed, shown}, matches.error());
             continue;
         }
+        // A wildcard in the last component: each match's local name is the
+        // server's, not one the user typed.
+        const bool listed_names = has_wildcard(remote_base_name(typed));
         std::size_t folders_passed_over = 0;
         for (const auto& match : matches.value()) {
             if (flags.recursive && match.type != EntryType::file && plan_tree(connection, plan, match, placement)) {
@@ -797,7 +814,10 @@ GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
                          Error{ErrorCode::not_regular_file, "\"" + match.name + "\" is a folder: get -r downloads folders"});
                 continue;
             }
-            plan.add({match.name, local});
+            GetItem item = listed_names ? listed_item(match.name, local, placement) : GetItem{match.name, local};
+            // As get -r: a link, FIFO or device at a server's name is refused now.
+            auto in_the_way = item.tree_root.empty() ? std::nullopt : refuse_in_the_way(local);
+            plan.add(std::move(item), std::move(in_the_way));
         }
         if (folders_passed_over > 0 && folders_passed_over == matches->size()) {
             plan.add({typed, shown}, Error{ErrorCode::not_regular_file, "\"" + printable(typed) +
