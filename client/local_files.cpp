@@ -15,6 +15,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <utility>
@@ -556,43 +557,80 @@ Error locked_target_error(const std::string& dest)
 
 namespace {
 
-// The kernel's fs.protected_symlinks rule, applied in every folder (the
-// sysctl may be off, and covers only sticky world-writable ones): a
-// symbolic link at a name the user gave is followed only when the user
-// running ferry or root owns it. Anyone else's could have been planted in
-// a shared folder, to have the download overwrite a file of the user's
-// that the planter cannot write. Each link of the chain at `dest` is
-// looked at; what no longer resolves to a path (a pipe behind
-// /proc/self/fd) ends the look, and the open decides.
-std::optional<Error> refuse_foreign_link(const std::string& dest)
+// The components of `path`, in order ("" and "." left out).
+std::vector<std::string> components_of(const std::string& path)
 {
-    constexpr int kMaxHops = 40; // the kernel's own bound (ELOOP)
-    std::string at = dest;
-    for (int hop = 0; hop < kMaxHops; ++hop) {
-        struct stat st {};
-        if (::lstat(at.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) {
-            return std::nullopt;
+    std::vector<std::string> parts;
+    std::size_t begin = 0;
+    while (begin <= path.size()) {
+        const auto slash = std::min(path.find('/', begin), path.size());
+        std::string part = path.substr(begin, slash - begin);
+        if (!part.empty() && part != ".") {
+            parts.push_back(std::move(part));
         }
-        if (st.st_uid != ::geteuid() && st.st_uid != 0) {
-            return Error{ErrorCode::local_io,
-                         in_quotes(at) + " is a symbolic link owned by another user (uid " +
-                             std::to_string(st.st_uid) +
-                             "): ferry follows only links of its own user or root, so nothing is downloaded "
-                             "through it; remove it or give another name"};
-        }
-        std::vector<char> target(PATH_MAX + 1);
-        const ssize_t length = ::readlink(at.c_str(), target.data(), target.size() - 1);
-        if (length < 0) {
-            return std::nullopt;
-        }
-        const std::string next(target.data(), static_cast<std::size_t>(length));
-        const auto slash = at.rfind('/');
-        at = next.starts_with('/') || slash == std::string::npos ? next : at.substr(0, slash + 1) + next;
+        begin = slash + 1;
     }
-    return std::nullopt;
+    return parts;
+}
+
+Error foreign_link_error(const std::string& link, uid_t owner)
+{
+    return Error{ErrorCode::local_io, in_quotes(link) + " is a symbolic link owned by another user (uid " +
+                                          std::to_string(owner) +
+                                          "): ferry follows only links of its own user or root, so nothing is "
+                                          "downloaded through it; remove it or give another name"};
 }
 
 } // namespace
+
+std::optional<Error> refuse_foreign_links(const std::string& path)
+{
+    constexpr int kMaxLinks = 40; // the kernel's own bound (ELOOP)
+    std::string start = path;
+    if (!start.starts_with('/')) {
+        std::vector<char> cwd(PATH_MAX + 1);
+        if (::getcwd(cwd.data(), cwd.size()) == nullptr) {
+            return std::nullopt; // no working folder to walk from: the open decides
+        }
+        start = std::string(cwd.data()) + "/" + path;
+    }
+    std::vector<std::string> left = components_of(start);
+    std::reverse(left.begin(), left.end()); // the next component is at the back
+    std::string resolved;                   // absolute, with no link in it; "" is "/"
+    int links = 0;
+    while (!left.empty()) {
+        const std::string part = std::move(left.back());
+        left.pop_back();
+        if (part == "..") {
+            resolved.erase(std::min(resolved.rfind('/'), resolved.size())); // lexical: `resolved` holds no link
+            continue;
+        }
+        const std::string at = resolved + "/" + part;
+        struct stat st {};
+        if (::lstat(at.c_str(), &st) != 0) {
+            return std::nullopt; // nothing more to follow: the open decides
+        }
+        if (!S_ISLNK(st.st_mode)) {
+            resolved = at;
+            continue;
+        }
+        if (st.st_uid != ::geteuid() && st.st_uid != 0) {
+            return foreign_link_error(at, st.st_uid);
+        }
+        std::vector<char> target(PATH_MAX + 1);
+        const ssize_t length = ::readlink(at.c_str(), target.data(), target.size() - 1);
+        if (length < 0 || ++links > kMaxLinks) {
+            return std::nullopt; // the open reports it
+        }
+        const std::string next(target.data(), static_cast<std::size_t>(length));
+        if (next.starts_with('/')) {
+            resolved.clear();
+        }
+        auto more = components_of(next);
+        left.insert(left.end(), std::make_move_iterator(more.rbegin()), std::make_move_iterator(more.rend()));
+    }
+    return std::nullopt;
+}
 
 Result<DownloadTarget> inspect_download_target(const std::string& dest, const LocalFolder* in)
 {
@@ -614,7 +652,7 @@ Result<DownloadTarget> inspect_download_target(const std::string& dest, const Lo
         }
         return DownloadTarget{TargetKind::regular, dest, {}};
     }
-    if (auto foreign = refuse_foreign_link(dest)) {
+    if (auto foreign = refuse_foreign_links(dest)) {
         return *foreign;
     }
     const int fd = sys::retry_on_eintr([&] { return ::open(dest.c_str(), O_PATH | O_CLOEXEC); });

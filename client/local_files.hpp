@@ -293,6 +293,17 @@ struct DownloadTarget {
 // never renames a file over what it does not own.
 // With `in` (a tree's name): nothing is followed, a link there is an Error.
 Result<DownloadTarget> inspect_download_target(const std::string& dest, const LocalFolder* in = nullptr);
+// The kernel's fs.protected_symlinks rule, kept in every folder (the
+// sysctl may be off, and covers only sticky world-writable ones): a
+// symbolic link on the way to a path the user named (a download's target,
+// or the folder a tree lands in) is followed only when the user running
+// ferry or root owns it. Anyone else's could have been planted in a shared
+// folder, to have a download overwrite a file the planter cannot write.
+// Every link met while resolving `path` is looked at (a relative one from
+// the working folder); where the walk finds nothing more to follow (a
+// missing name, a pipe behind /proc/self/fd) the open decides. Returns the
+// local_io Error naming the first link owned by anyone else.
+std::optional<Error> refuse_foreign_links(const std::string& path);
 // Opens a stream target for writing, through its descriptor (a FIFO waits
 // here for its reader; Ctrl-C ends the wait).
 Result<LocalFile> open_stream_target(const DownloadTarget& target);

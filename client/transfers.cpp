@@ -732,8 +732,13 @@ bool plan_tree(Connection& connection, GetPlan& plan, const FileInfo& folder,
         }
     }
     std::vector<std::string> refused; // folders not made, by their names below `root` ("" is `root`)
-    if (auto made = named_by_user ? make_local_folder_through_links(root) : make_local_folder(tree.base, tree.top);
-        !made) {
+    // The folder the user named is reached through no one else's link.
+    if (auto foreign = refuse_foreign_links(named_by_user ? root : tree.base)) {
+        plan.failed_folders.push_back({folder.name, root, *foreign});
+        refused.push_back("");
+    } else if (auto made = named_by_user ? make_local_folder_through_links(root)
+                                         : make_local_folder(tree.base, tree.top);
+               !made) {
         // Its files fail each below, so the counts say what was not written.
         plan.failed_folders.push_back({folder.name, root, made.error()});
         refused.push_back("");
@@ -815,8 +820,12 @@ GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
                 continue;
             }
             GetItem item = listed_names ? listed_item(match.name, local, placement) : GetItem{match.name, local};
-            // As get -r: a link, FIFO or device at a server's name is refused now.
+            // As get -r: a link, FIFO or device at a server's name is refused
+            // now; the folder the user named is reached through no one else's link.
             auto in_the_way = item.tree_root.empty() ? std::nullopt : refuse_in_the_way(local);
+            if (!in_the_way && !item.tree_root.empty()) {
+                in_the_way = refuse_foreign_links(item.tree_root);
+            }
             plan.add(std::move(item), std::move(in_the_way));
         }
         if (folders_passed_over > 0 && folders_passed_over == matches->size()) {
