@@ -1,0 +1,471 @@
+"""ferry against a server that does not keep the protocol (a scripted fake
+one on loopback, every wait bounded), and against links another user
+planted where a download lands (a real ferryd):
+
+- --timeout counts only progress: a server that sends empty data frames
+  or empty pages that promise more, forever, is given up like a silent one;
+- every listing is checked once, whatever command asked for it: a name
+  that breaks PROTOCOL.md 5, a path in a one-folder listing, an entry whose
+  folder was never listed as a folder, a duplicate: the server's protocol
+  error (exit 8) naming the entry, in ls, get, get -r, wildcards and sync;
+- a name the server's listing gave (a wildcard's match) is never written
+  through a local link; a name the user typed is, only where the link is
+  the user's own or root's.
+
+Usage: test_hostile_server.py --ferryd PATH --ferry PATH [unittest arguments]"""
+
+import argparse
+import hashlib
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
+import harness  # noqa: E402
+import test_cli  # noqa: E402
+from test_cli import CliTest  # noqa: E402
+
+MTIME = 1764370000
+OTHER_UID = 1234  # no user of the test machine: stands for whoever planted a link
+HELLO = {"ok": True, "version": 2, "server": "scripted/0",
+         "capabilities": ["list", "stat", "get", "put", "resume", "stats", "folders", "mkdir", "delete", "rename",
+                          "digest", "set_mtime", "holding_unlisted"],
+         "hashes": ["sha256", "xxh3-128"], "max_control_frame": 65536, "max_data_frame": 16777216, "access": "rw"}
+
+
+def entry(name, kind="file", size=0):
+    return {"name": name, "type": kind, "size": size, "mtime": MTIME}
+
+
+class ScriptedServer:
+    """A version-2 server on loopback that answers from a script:
+    `listings` maps (path, recursive) to the pages of that listing (a list
+    of lists of entries), `files` maps a path to its bytes, `holding` is
+    the last page's "holding_unlisted". `stall` is
+    "frames" (a get's reply, then an empty data frame every 0.2 s) or
+    "pages" (any listing: empty pages with "more": true, every 0.01 s);
+    a stall lasts at most `stall_for` seconds, then the server hangs up."""
+
+    def __init__(self, listings=None, files=None, stall=None, stall_for=20, holding=None):
+        self.listings, self.files = listings or {}, files or {}
+        self.holding = holding
+        self.stall, self.stall_for = stall, stall_for
+        self.stalled = []  # how long each stall went on before the client left
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(60)
+        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def read_frame(conn):
+        head = b""
+        while len(head) < 5:
+            more = conn.recv(5 - len(head))
+            if not more:
+                return None
+            head += more
+        kind, length = struct.unpack(">BI", head)
+        body = b""
+        while len(body) < length:
+            more = conn.recv(length - len(body))
+            if not more:
+                return None
+            body += more
+        return json.loads(body) if kind == 1 else body
+
+    @staticmethod
+    def send(conn, message):
+        body = json.dumps(message).encode()
+        conn.sendall(struct.pack(">BI", 1, len(body)) + body)
+
+    @staticmethod
+    def send_data(conn, payload):
+        conn.sendall(struct.pack(">BI", 2, len(payload)) + payload)
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.converse_on, args=(conn,), daemon=True).start()
+
+    def converse_on(self, conn):
+        with conn:
+            conn.settimeout(30)
+            try:
+                self.converse(conn)
+            except (OSError, ValueError):
+                pass
+
+    def stall_with(self, conn, frame, every):
+        start = time.monotonic()
+        try:
+            while time.monotonic() - start < self.stall_for:
+                frame()
+                time.sleep(every)
+        except OSError:
+            pass
+        self.stalled.append(time.monotonic() - start)
+
+    def entry_of(self, path):
+        if path == "" or any(path == listed for listed, _ in self.listings):
+            return entry(path, "folder")
+        if path in self.files:
+            return entry(path, "file", len(self.files[path]))
+        return None
+
+    def converse(self, conn):
+        while True:
+            request = self.read_frame(conn)
+            if request is None:
+                return
+            if not isinstance(request, dict):
+                continue
+            op, rid = request.get("op"), request.get("id")
+            if op == "hello":
+                self.send(conn, dict(HELLO, id=rid))
+            elif op == "list" and self.stall == "pages":
+                self.stall_with(conn, lambda: self.send(conn, {"id": rid, "ok": True, "files": [], "more": True}),
+                                0.01)
+                return
+            elif op == "list":
+                pages = self.listings.get((request.get("path", ""), bool(request.get("recursive"))))
+                if pages is None:
+                    self.send(conn, {"id": rid, "ok": False, "error": {"code": "not_found", "message": "no"}})
+                    continue
+                for number, page in enumerate(pages):
+                    reply = {"id": rid, "ok": True, "files": page}
+                    if number + 1 < len(pages):
+                        reply["more"] = True
+                    else:
+                        reply["skipped_invalid_names"] = 0
+                        if self.holding:
+                            reply["holding_unlisted"] = self.holding
+                    self.send(conn, reply)
+            elif op == "stat":
+                found = self.entry_of(request.get("name", ""))
+                if found is None:
+                    self.send(conn, {"id": rid, "ok": False, "error": {"code": "not_found", "message": "no"}})
+                else:
+                    self.send(conn, dict(found, id=rid, ok=True))
+            elif op == "get":
+                name = request["name"]
+                data = self.files.get(name)
+                if data is None:
+                    self.send(conn, {"id": rid, "ok": False, "error": {"code": "not_found", "message": "no"}})
+                    continue
+                self.send(conn, dict(entry(name, "file", len(data)), id=rid, ok=True, offset=0))
+                if self.stall == "frames":
+                    self.stall_with(conn, lambda: self.send_data(conn, b""), 0.2)
+                    return
+                if data:
+                    self.send_data(conn, data)
+                self.send(conn, {"id": rid, "ok": True, "done": True, "size": len(data),
+                                 "sha256": hashlib.sha256(data).hexdigest()})
+            elif op == "set_mtime":
+                self.send(conn, {"id": rid, "ok": True, "name": request["path"], "type": "file", "size": 0,
+                                 "mtime": request["mtime"]})
+            else:
+                self.send(conn, {"id": rid, "ok": False, "error": {"code": "forbidden", "message": "scripted: no"}})
+
+    def close(self):
+        self.sock.close()
+
+
+class HostileTest(CliTest):
+    def scripted(self, **script):
+        server = ScriptedServer(**script)
+        self.addCleanup(server.close)
+        return server
+
+    def folder(self, *parts):
+        path = os.path.join(self.dir, *parts)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+
+class TimeoutCountsOnlyProgress(HostileTest):
+    """--timeout 2 against a server that keeps the connection busy without
+    moving anything: the client gives up after about 2 s, as against a
+    silent server, not when the server tires (20 s)."""
+
+    def check_gives_up(self, server, *args):
+        start = time.monotonic()
+        got = self.ferry("--timeout", "2", "--no-progress", *args, server=server.address, timeout=40)
+        took = time.monotonic() - start
+        self.assertEqual(got.returncode, 6, got.stderr)  # connection_lost: transient
+        self.assertIn(b"no progress for 2 s", got.stderr)
+        self.assertLess(took, 10, "held %.1f s by a server that moved nothing" % took)
+
+    def test_empty_data_frames_do_not_keep_a_download_alive(self):
+        server = self.scripted(listings={("d", False): [[entry("f", "file", 10)]]}, files={"d/f": b"0123456789"},
+                               stall="frames")
+        self.check_gives_up(server, "get", "d/f", "-C", self.folder("got"))
+
+    def test_empty_data_frames_do_not_keep_a_sync_pull_alive(self):
+        server = self.scripted(listings={("d", True): [[entry("f", "file", 10)]]}, files={"d/f": b"0123456789"},
+                               stall="frames")
+        self.check_gives_up(server, "sync", ":d", self.folder("pulled"))
+
+    def test_empty_pages_that_promise_more_do_not_keep_a_listing_alive(self):
+        server = self.scripted(stall="pages")
+        for args in (["ls", "d"], ["ls", "-r", "d"], ["get", "d/*", "-C", self.folder("w")],
+                     ["get", "-r", "d", "-C", self.folder("r")], ["sync", ":d", self.folder("s")]):
+            with self.subTest(args=args):
+                self.check_gives_up(server, *args)
+
+    def test_a_slow_server_that_moves_is_not_cut(self):
+        # The other side of the rule: pages with entries, each later than
+        # the last but within the timeout, add up to more than it.
+        class Slow(ScriptedServer):
+            def converse(self, conn):
+                while True:
+                    request = self.read_frame(conn)
+                    if request is None:
+                        return
+                    if request["op"] == "hello":
+                        self.send(conn, dict(HELLO, id=request["id"]))
+                        continue
+                    for number in range(4):
+                        time.sleep(0.8)
+                        self.send(conn, {"id": request["id"], "ok": True, "files": [entry("f%d" % number)],
+                                         "more": number < 3})
+        server = Slow()
+        self.addCleanup(server.close)
+        got = self.ferry("--timeout", "2", "ls", "d", server=server.address, timeout=40)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertEqual(got.stdout.count(b"\n"), 4, got.stdout)
+
+
+class ListingsAreChecked(HostileTest):
+    """Each broken listing gets the same answer from every command: exit 8,
+    the server broke the protocol, the entry named, nothing written."""
+
+    def commands(self):
+        return (["ls", "d"], ["ls", "-r", "d"], ["get", "d/*", "-C", self.folder("w")],
+                ["get", "-r", "d", "-C", self.folder("r")], ["sync", ":d", self.folder("s")])
+
+    def check_refused(self, flat, deep, shown, only=None):
+        files = {"d/" + e["name"]: b"PWNED\n" for e in flat + deep if e.get("type") == "file"}
+        files["d/ok.txt"] = b"ok\n"
+        server = self.scripted(listings={("d", False): [flat], ("d", True): [deep], ("", False): [[entry("d", "folder")]]},
+                               files=files)
+        for args in self.commands():
+            if only is not None and args[:2] not in only:
+                continue
+            with self.subTest(args=args):
+                got = self.ferry("--no-progress", *args, server=server.address)
+                self.assertEqual(got.returncode, 8, (got.stdout, got.stderr))
+                self.assertIn(b"the server broke the protocol", got.stderr)
+                self.assertIn(shown.encode(), got.stderr)
+                self.assertNotIn(b"PWNED", got.stdout)
+        for landed in ("w", "r", "s"):
+            for folder, _, names in os.walk(os.path.join(self.dir, landed)):
+                for name in names:
+                    with open(os.path.join(folder, name), "rb") as f:
+                        self.assertNotEqual(f.read(), b"PWNED\n", os.path.join(folder, name))
+
+    def test_names_that_climb_or_are_absolute(self):
+        for bad in ("..", "../esc1", "a/../../esc2", "/tmp/esc3", "."):
+            with self.subTest(name=bad):
+                listed = [entry(bad, "file", 6), entry("ok.txt", "file", 3)]
+                self.check_refused(listed, listed, '"%s"' % bad)
+
+    def test_names_section_5_refuses(self):
+        for bad, shown in (("", '""'), ("a\x1b[31mred", "a\\u{001B}[31mred"), (".hidden", '".hidden"'),
+                           ("x" * 256, "x" * 256), ("back\\slash", "back\\slash"), ("rtl\u202etxt", "U+202E")):
+            with self.subTest(name=shown):
+                listed = [entry("ok.txt", "file", 3), entry(bad, "file", 6)]
+                self.check_refused(listed, listed, shown)
+
+    def test_a_path_in_a_one_folder_listing(self):
+        flat = [entry("sub/evil", "file", 6), entry("ok.txt", "file", 3)]
+        self.check_refused(flat, [], '"sub/evil"', only=(["ls", "d"], ["get", "d/*"]))
+
+    def test_an_entry_below_a_file_or_below_nothing_listed(self):
+        for deep, shown in (([entry("f", "file", 6), entry("f/g", "file", 6)], '"f/g"'),
+                            ([entry("n/o/p", "file", 6)], '"n/o/p"'),
+                            ([entry("late/x", "file", 6), entry("late", "folder")], '"late/x"')):
+            with self.subTest(shown=shown):
+                self.check_refused([entry("ok.txt", "file", 3)], deep, shown,
+                                   only=(["ls", "-r"], ["get", "-r"], ["sync", ":d"]))
+
+    def test_a_duplicate_in_one_page_or_across_pages(self):
+        flat = [entry("x", "file", 3), entry("x", "file", 6)]
+        self.check_refused(flat, flat, '"x"')
+        both = [entry("y", "folder"), entry("y", "file", 3)]
+        self.check_refused(both, both, '"y"')
+
+    def test_a_duplicate_across_pages(self):
+        files = {"d/a": b"aa\n", "d/b/c": b"cc\n"}
+        pages = [[entry("a", "file", 3)], [entry("a", "file", 3), entry("b", "folder")], [entry("b/c", "file", 3)]]
+        server = self.scripted(listings={("d", False): pages, ("d", True): pages}, files=files)
+        for args in self.commands():
+            with self.subTest(args=args):
+                got = self.ferry("--no-progress", *args, server=server.address)
+                self.assertEqual(got.returncode, 8, got.stderr)
+                self.assertIn(b'"a": it was listed twice', got.stderr)
+
+    def test_holding_unlisted_names_only_listed_folders(self):
+        for holding, shown in ((["a", "../up"], '"../up"'), (["never"], '"never"'), (["f"], '"f"')):
+            with self.subTest(holding=holding):
+                server = self.scripted(listings={("d", True): [[entry("a", "folder"), entry("f", "file", 3)]]},
+                                       files={"d/f": b"ff\n"}, holding=holding)
+                got = self.ferry("sync", ":d", self.folder("s"), server=server.address)
+                self.assertEqual(got.returncode, 8, got.stderr)
+                self.assertIn(b"holding_unlisted", got.stderr)
+                self.assertIn(shown.encode(), got.stderr)
+
+    def test_a_listing_that_keeps_the_rules_passes(self):
+        flat = [entry("ok.txt", "file", 3), entry("sub", "folder")]
+        deep = [entry("ok.txt", "file", 3), entry("sub", "folder"), entry("sub/in.txt", "file", 3)]
+        server = self.scripted(listings={("d", False): [flat[:1], flat[1:]], ("d", True): [deep[:2], deep[2:]]},
+                               files={"d/ok.txt": b"ok\n", "d/sub/in.txt": b"in\n"})
+        for args in self.commands():
+            with self.subTest(args=args):
+                got = self.ferry("--no-progress", *args, server=server.address)
+                self.assertEqual(got.returncode, 0, got.stderr)
+
+
+class PlantedLinks(CliTest):
+    """A shared folder (mode 1777 or 777) where another user put a link
+    at the name a file lands on, leading to a file of root's outside."""
+
+    def setUp(self):
+        super().setUp()
+        if os.geteuid() != 0:
+            self.skipTest("needs root, to plant a link owned by another user")
+        self.address = self.start_server()
+        os.makedirs(os.path.join(self.root, "d"))
+        for name in ("y", "z"):
+            with open(os.path.join(self.root, "d", name), "wb") as f:
+                f.write(b"server " + name.encode() + b"\n")
+        self.victim = os.path.join(self.dir, "victim")
+        with open(self.victim, "wb") as f:
+            f.write(b"root's secret\n")
+        os.chmod(self.victim, 0o600)
+
+    def shared(self, mode):
+        path = os.path.join(self.dir, "shared-%o" % mode)
+        os.makedirs(path, exist_ok=True)
+        os.chmod(path, mode)
+        return path
+
+    def plant(self, folder, name="y", uid=OTHER_UID):
+        link = os.path.join(folder, name)
+        os.symlink(self.victim, link)
+        os.lchown(link, uid, uid)
+        return link
+
+    def check_victim_kept(self):
+        with open(self.victim, "rb") as f:
+            self.assertEqual(f.read(), b"root's secret\n")
+
+    def test_a_wildcards_match_is_never_written_through_a_link(self):
+        # Whoever owns the link: the name is the server's, not the user's.
+        for mode in (0o1777, 0o777):
+            for uid in (OTHER_UID, 0):
+                with self.subTest(mode="%o" % mode, uid=uid):
+                    folder = self.shared(mode)
+                    link = self.plant(folder, uid=uid)
+                    got = self.ferry("--no-progress", "get", "d/*", "-C", folder, server=self.address)
+                    self.assertEqual(got.returncode, 3, got.stderr)  # local_io, for y alone
+                    self.assertIn(b"is a symbolic link", got.stderr)
+                    self.check_victim_kept()
+                    self.assertTrue(os.path.islink(link))
+                    with open(os.path.join(folder, "z"), "rb") as f:
+                        self.assertEqual(f.read(), b"server z\n")  # the rest goes on
+                    os.unlink(link)
+                    os.unlink(os.path.join(folder, "z"))
+
+    def test_a_wildcard_into_an_existing_folder_given_with_o(self):
+        folder = self.shared(0o1777)
+        self.plant(folder)
+        got = self.ferry("--no-progress", "get", "d/y*", "-o", folder, server=self.address)
+        self.assertEqual(got.returncode, 3, got.stderr)
+        self.check_victim_kept()
+
+    def test_a_typed_name_is_not_written_through_another_users_link(self):
+        for mode in (0o1777, 0o777):
+            for args in (lambda f: ["get", "d/y", "-C", f], lambda f: ["get", "d/y", "-o", os.path.join(f, "y")],
+                         lambda f: ["get", "d/y", "d/z", "-C", f]):
+                folder = self.shared(mode)
+                with self.subTest(mode="%o" % mode, args=args(folder)):
+                    link = self.plant(folder)
+                    got = self.ferry("--no-progress", *args(folder), server=self.address)
+                    self.assertEqual(got.returncode, 3, got.stderr)
+                    self.assertIn(b"owned by another user (uid %d)" % OTHER_UID, got.stderr)
+                    self.check_victim_kept()
+                    self.assertTrue(os.path.islink(link))
+                    os.unlink(link)
+                    if os.path.exists(os.path.join(folder, "z")):
+                        os.unlink(os.path.join(folder, "z"))
+
+    def test_a_typed_name_in_the_working_folder(self):
+        folder = self.shared(0o1777)
+        self.plant(folder)
+        self.local = folder
+        got = self.ferry("--no-progress", "get", "d/y", server=self.address)
+        self.assertEqual(got.returncode, 3, got.stderr)
+        self.check_victim_kept()
+
+    def test_a_chain_through_another_users_link_is_refused(self):
+        # The user's own link, leading to one someone else planted.
+        folder = self.shared(0o1777)
+        planted = self.plant(folder, name="planted")
+        mine = os.path.join(self.dir, "mine")
+        os.symlink(planted, mine)
+        got = self.ferry("--no-progress", "get", "d/y", "-o", mine, server=self.address)
+        self.assertEqual(got.returncode, 3, got.stderr)
+        self.assertIn(b"owned by another user", got.stderr)
+        self.check_victim_kept()
+
+    def test_a_folder_named_through_another_users_link_is_refused(self):
+        # -C DIR where DIR (or a folder above the name) is someone else's link.
+        outside = os.path.join(self.dir, "outside")
+        os.makedirs(outside)
+        folder = self.shared(0o1777)
+        link = os.path.join(folder, "dir")
+        os.symlink(outside, link)
+        os.lchown(link, OTHER_UID, OTHER_UID)
+        for args in (["get", "d/y", "-C", link], ["get", "d/*", "-C", link], ["get", "-r", "d", "-C", link],
+                     ["get", "d/y", "-o", os.path.join(link, "y")]):
+            with self.subTest(args=args):
+                got = self.ferry("--no-progress", *args, server=self.address)
+                self.assertEqual(got.returncode, 3, got.stderr)
+                self.assertIn(b"owned by another user (uid %d)" % OTHER_UID, got.stderr)
+                self.assertEqual(os.listdir(outside), [])
+
+    def test_the_users_own_link_at_a_typed_name_is_followed_as_documented(self):
+        folder = self.shared(0o1777)
+        link = self.plant(folder, uid=os.geteuid())
+        got = self.ferry("--no-progress", "get", "d/y", "-o", link, server=self.address)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertTrue(os.path.islink(link))
+        with open(self.victim, "rb") as f:
+            self.assertEqual(f.read(), b"server y\n")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    harness.add_binaries(parser, ["ferryd", "ferry"])
+    args, rest = parser.parse_known_args()
+    paths = harness.export_binaries(parser, args, ["ferryd", "ferry"])
+    test_cli.FERRYD, test_cli.FERRY = paths["ferryd"], paths["ferry"]
+    program = unittest.main(argv=[sys.argv[0]] + rest, verbosity=2, exit=False)
+    return harness.report(program.result)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
