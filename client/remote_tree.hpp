@@ -39,8 +39,10 @@ inline bool is_folder(const FileInfo& file)
 // Lists the folder `path` ("" is the root): its files and folders by their
 // own names, or with `recursive` everything below it by paths relative to
 // `path`, each folder before what is inside it. The listing is asked for in
-// pages; `each` gets every entry as its page arrives, so a tree of any size
-// is never held whole here. An error from `each` stops the listing (and
+// pages; `each` gets every entry as its page arrives, so the entries of a
+// tree of any size are never held whole here: only each name, once, which
+// ListingCheck needs to refuse one listed twice (pages come in no order,
+// PROTOCOL.md 4.2), about 100 bytes an entry. An error from `each` stops the listing (and
 // closes the connection: the rest of the pages are not read) and is returned.
 Status list_tree(Connection& connection, const std::string& path, bool recursive,
                  const std::function<Status(FileInfo&&)>& each);
