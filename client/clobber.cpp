@@ -50,7 +50,7 @@ Result<std::optional<RemoteFile>> remote_file(Connection& connection, const std:
             return incoming.error();
         }
         if (incoming->kind == Incoming::Kind::control) {
-            auto trailer = parse_trailer(incoming->text);
+            auto trailer = parse_server_reply(connection, incoming->text, get_id, parse_trailer);
             if (!trailer) {
                 return trailer.error();
             }

@@ -285,7 +285,12 @@ Result<HelloReply> Connection::say_hello(std::uint32_t version)
     }
     auto reply = parse_hello_reply(text.value());
     if (!reply) {
-        return reply.error();
+        // The server's own error (unauthorized, server_full...) as it sent
+        // it; a hello reply we cannot read is its protocol error, not ours.
+        if (read_reply_head(text.value()).server_error) {
+            return reply.error();
+        }
+        return protocol_error("its hello reply is malformed: " + reply.error().message);
     }
     made_progress(); // the io timeout starts afresh after hello's own
     // The server answers with the version it will speak: one we know, no

@@ -72,6 +72,32 @@ bool makes_progress(const ListReply& page)
 
 } // namespace
 
+template <class Body>
+Result<Reply<Body>> parse_server_reply(Connection& connection, std::string_view text, std::uint64_t id,
+                                       ReplyParser<Body> parse)
+{
+    auto reply = parse(text);
+    if (reply) {
+        if (reply->id != id) {
+            return wrong_id(connection, reply->id, id);
+        }
+        return reply;
+    }
+    const ReplyHead head = read_reply_head(text);
+    if (head.id && *head.id != id) {
+        return wrong_id(connection, *head.id, id);
+    }
+    if (head.server_error) {
+        return settle(connection, reply.error());
+    }
+    connection.close();
+    return protocol_error("its reply to request " + std::to_string(id) + " is malformed: " + reply.error().message);
+}
+
+// clobber.cpp reads a trailer with it.
+template Result<Reply<Trailer>> parse_server_reply(Connection&, std::string_view, std::uint64_t,
+                                                   ReplyParser<Trailer>);
+
 // Every request's reply is read the same way; only the parser differs.
 template <class Body>
 Result<Body> read_reply(Connection& connection, std::uint64_t id, ReplyParser<Body> parse)
@@ -80,12 +106,9 @@ Result<Body> read_reply(Connection& connection, std::uint64_t id, ReplyParser<Bo
     if (!text) {
         return text.error();
     }
-    auto reply = parse(text.value());
+    auto reply = parse_server_reply(connection, text.value(), id, parse);
     if (!reply) {
-        return settle(connection, reply.error());
-    }
-    if (reply->id != id) {
-        return wrong_id(connection, reply->id, id);
+        return reply.error();
     }
     if (makes_progress(reply->body)) {
         connection.made_progress();
@@ -379,9 +402,9 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& as
         }
 
         // The control frame that ends the transfer.
-        auto trailer = parse_trailer(incoming->text);
+        auto trailer = parse_server_reply(connection, incoming->text, id, parse_trailer);
         if (!trailer) {
-            Error error = settle(connection, trailer.error());
+            Error error = trailer.error();
             if (error.code == ErrorCode::file_changed) {
                 // Old and new bytes mixed: nothing of it is worth resuming.
                 (void)part.file(); // dropped while still open and locked
@@ -529,9 +552,9 @@ Result<TransferResult> receive_to_stream(Connection& connection, const GetOption
             connection.close();
             return wrote.error();
         }
-        auto trailer = parse_trailer(incoming->text);
+        auto trailer = parse_server_reply(connection, incoming->text, id, parse_trailer);
         if (!trailer) {
-            Error error = settle(connection, trailer.error());
+            Error error = trailer.error();
             if (error.code == ErrorCode::file_changed) {
                 error.message += "; do not trust the bytes written to standard output";
             }

@@ -41,6 +41,16 @@ Result<Body> ask(Connection& connection, const Request& request, ReplyParser<Bod
 // requests whose replies come as several messages (a paged list).
 template <class Body>
 Result<Body> read_reply(Connection& connection, std::uint64_t id, ReplyParser<Body> parse);
+// Parses `text`, a message from the server that should answer request
+// `id`. Its id is compared before its fields count: a reply to another
+// request is a protocol error whatever else it holds. A well-formed error
+// reply comes back as the server's Error; any other reply that its parser
+// refuses (a field of the wrong type or range, a missing one, no JSON) is
+// the server breaking the protocol (exit 8), naming the field, and closes
+// the connection: it never reads as a bad_request of ours (exit 4).
+template <class Body>
+Result<Reply<Body>> parse_server_reply(Connection& connection, std::string_view text, std::uint64_t id,
+                                       ReplyParser<Body> parse);
 
 // Checks a listing's page, entry by entry, with the listing's `check`
 // (listing_check.hpp): the first entry that breaks its rules is the

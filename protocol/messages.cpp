@@ -955,6 +955,29 @@ std::string encode_error(std::optional<std::uint64_t> id, const Error& error)
     return dump(message);
 }
 
+ReplyHead read_reply_head(std::string_view json_text)
+{
+    ReplyHead head;
+    const auto object = parse_object(json_text);
+    if (!object) {
+        return head;
+    }
+    const auto id = object->find("id");
+    if (id != object->end() && id->is_number_unsigned()) {
+        head.id = id->get<std::uint64_t>();
+    }
+    const auto ok = object->find("ok");
+    const auto error = object->find("error");
+    if (ok == object->end() || !ok->is_boolean() || ok->get<bool>() || error == object->end() ||
+        !error->is_object()) {
+        return head;
+    }
+    const auto code = error->find("code");
+    const auto message = error->find("message");
+    head.server_error = code != error->end() && code->is_string() && message != error->end() && message->is_string();
+    return head;
+}
+
 Result<Reply<HelloReply>> parse_hello_reply(std::string_view json_text)
 {
     return parse_reply<HelloReply>(json_text, [](FieldReader& fields, const json&, HelloReply& body) {

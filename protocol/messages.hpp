@@ -287,4 +287,18 @@ Result<Reply<DeleteReply>> parse_delete_reply(std::string_view json_text);
 Result<Reply<RenameReply>> parse_rename_reply(std::string_view json_text);
 Result<Reply<DigestReply>> parse_digest_reply(std::string_view json_text);
 
+// What a reader of replies needs before it trusts a message's fields: the
+// id it answers (absent when missing, null or not an integer) and whether
+// it is a well-formed error reply (ok:false with an "error" object whose
+// code and message are strings). A client compares the id first, and takes
+// any other parse failure of a reply as the server breaking the protocol:
+// bad_json and bad_request from the parsers above mean that for a reply,
+// while for a request (parsed with the same field rules) they are the
+// client's fault.
+struct ReplyHead {
+    std::optional<std::uint64_t> id;
+    bool server_error = false;
+};
+ReplyHead read_reply_head(std::string_view json_text);
+
 } // namespace ferry

@@ -257,7 +257,7 @@ class ListingsAreChecked(HostileTest):
                 ["get", "-r", "d", "-C", self.folder("r")], ["sync", ":d", self.folder("s")])
 
     def check_refused(self, flat, deep, shown, only=None):
-        files = {"d/" + e["name"]: b"PWNED\n" for e in flat + deep if e.get("type") == "file"}
+        files = {"d/" + str(e["name"]): b"PWNED\n" for e in flat + deep if e.get("type") == "file"}
         files["d/ok.txt"] = b"ok\n"
         server = self.scripted(listings={("d", False): [flat], ("d", True): [deep], ("", False): [[entry("d", "folder")]]},
                                files=files)
@@ -326,6 +326,46 @@ class ListingsAreChecked(HostileTest):
                 self.assertEqual(got.returncode, 8, got.stderr)
                 self.assertIn(b"holding_unlisted", got.stderr)
                 self.assertIn(shown.encode(), got.stderr)
+
+    def test_badly_typed_entries_are_the_servers_protocol_error(self):
+        # A field of the wrong type or range in a reply is the server
+        # breaking the protocol (exit 8), never a bad_request of ours (exit 4).
+        for field, value in (("type", "symlink"), ("type", None), ("size", -1), ("size", "3"), ("size", 2 ** 64),
+                             ("mtime", 1.5), ("name", 5)):
+            with self.subTest(field=field, value=value):
+                bad = dict(entry("bad", "file", 3), **{field: value})
+                listed = [entry("ok.txt", "file", 3), bad]
+                self.check_refused(listed, listed, 'field "%s"' % field)
+
+    def test_badly_typed_holding_unlisted_is_the_servers_protocol_error(self):
+        for holding in ([1], "sub"):
+            with self.subTest(holding=holding):
+                server = self.scripted(listings={("d", True): [[entry("a", "folder")]]}, holding=holding)
+                got = self.ferry("sync", ":d", self.folder("s"), server=server.address)
+                self.assertEqual(got.returncode, 8, got.stderr)
+                self.assertIn(b"the server broke the protocol", got.stderr)
+                self.assertIn(b"holding_unlisted", got.stderr)
+
+    def test_a_reply_to_another_request_is_refused_before_its_fields(self):
+        # The id is compared first: a get's reply with another id and no
+        # "offset" is a reply to another request, not a missing field.
+        class WrongId(ScriptedServer):
+            def converse(self, conn):
+                while True:
+                    request = self.read_frame(conn)
+                    if request is None:
+                        return
+                    if request["op"] == "hello":
+                        self.send(conn, dict(HELLO, id=request["id"]))
+                    elif request["op"] == "stat":
+                        self.send(conn, dict(entry("d/f", "file", 3), id=request["id"], ok=True))
+                    else:
+                        self.send(conn, {"id": 99999, "ok": True, "name": "zz", "size": 3, "mtime": 1})
+        server = WrongId()
+        self.addCleanup(server.close)
+        got = self.ferry("--no-progress", "get", "d/f", "-C", self.folder("g"), server=server.address)
+        self.assertEqual(got.returncode, 8, got.stderr)
+        self.assertIn(b"a reply for request 99999", got.stderr)
 
     def test_a_listing_that_keeps_the_rules_passes(self):
         flat = [entry("ok.txt", "file", 3), entry("sub", "folder")]
