@@ -15,7 +15,25 @@ Error refused(std::string_view name, const std::string& why)
 
 } // namespace
 
-ListingCheck::ListingCheck(std::string path, bool recursive) : path_(std::move(path)), recursive_(recursive) {}
+ListingCheck::ListingCheck(std::string path, bool recursive, ListingLimits limits)
+    : path_(std::move(path)), recursive_(recursive), limits_(limits)
+{
+}
+
+std::optional<Error> ListingCheck::over_limits(std::string_view name)
+{
+    ++entries_;
+    name_bytes_ += name.size();
+    if (entries_ > limits_.entries) {
+        return Error{ErrorCode::internal, "it holds more than " + std::to_string(limits_.entries) +
+                                              " entries, the most a client takes in one listing"};
+    }
+    if (name_bytes_ > limits_.name_bytes) {
+        return Error{ErrorCode::internal, "its names hold more than " + std::to_string(limits_.name_bytes) +
+                                              " bytes, the most a client takes in one listing"};
+    }
+    return std::nullopt;
+}
 
 std::optional<std::string> ListingCheck::broken_name(std::string_view name) const
 {
@@ -35,6 +53,9 @@ std::optional<std::string> ListingCheck::broken_name(std::string_view name) cons
 
 std::optional<Error> ListingCheck::entry(const FileInfo& file)
 {
+    if (auto over = over_limits(file.name)) {
+        return over;
+    }
     if (auto why = broken_name(file.name)) {
         return refused(file.name, *why);
     }
@@ -56,8 +77,11 @@ std::optional<Error> ListingCheck::entry(const FileInfo& file)
     return std::nullopt;
 }
 
-std::optional<Error> ListingCheck::holding(std::string_view folder) const
+std::optional<Error> ListingCheck::holding(std::string_view folder)
 {
+    if (auto over = over_limits(folder)) {
+        return over;
+    }
     if (folder.empty()) {
         return std::nullopt; // the listed folder itself
     }

@@ -15,6 +15,7 @@
 #include "error.hpp"
 #include "messages.hpp"
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,23 +23,41 @@
 
 namespace ferry {
 
+// The most a client takes in one listing, all its pages together: a server
+// could otherwise send pages of new names forever and grow the client's
+// memory without bound, each page being progress (PROTOCOL.md 4.2, "What a
+// client may rely on"). Five million entries (a real tree of millions of
+// files still lists) and 512 MiB of their names: about 1 GiB of the
+// client's memory with names of a usual length, 2 GiB at most.
+// "holding_unlisted" items count as entries too.
+struct ListingLimits {
+    std::uint64_t entries = 5'000'000;
+    std::uint64_t name_bytes = 512ULL * 1024 * 1024;
+};
+
 class ListingCheck {
 public:
     // A listing of the folder `path` ("" is the root), recursive or not.
-    ListingCheck(std::string path, bool recursive);
+    ListingCheck(std::string path, bool recursive, ListingLimits limits = {});
 
     // The reason the entry cannot be in this listing (its message names
     // it, printable), or nothing; an entry that passes is remembered.
     std::optional<Error> entry(const FileInfo& file);
     // The same for a folder named in a page's "holding_unlisted".
-    std::optional<Error> holding(std::string_view folder) const;
+    std::optional<Error> holding(std::string_view folder);
 
 private:
     // Why `name` breaks sections 5 and 5.1 for this listing, if it does.
     std::optional<std::string> broken_name(std::string_view name) const;
 
+    // Past the limits once `name` is counted, if it is.
+    std::optional<Error> over_limits(std::string_view name);
+
     std::string path_;
     bool recursive_;
+    ListingLimits limits_;
+    std::uint64_t entries_ = 0;
+    std::uint64_t name_bytes_ = 0;
     std::unordered_set<std::string> names_;   // every entry so far
     std::unordered_set<std::string> folders_; // those that are folders
 };

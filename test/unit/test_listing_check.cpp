@@ -102,3 +102,26 @@ TEST_CASE("holding_unlisted names the listed folder or a folder the listing gave
     REQUIRE_FALSE(flat.entry(folder("a")));
     CHECK_FALSE(flat.holding(""));
 }
+
+TEST_CASE("a listing past the client's limits is refused, however valid its entries")
+{
+    // A server sending endless pages of new names (each page progress) would
+    // otherwise grow the client's memory without bound.
+    ListingCheck counted("d", false, ferry::ListingLimits{3, 1000});
+    CHECK(first_refusal(counted, {file("a"), file("b"), file("c")}).empty());
+    CHECK(first_refusal(counted, {file("a"), file("b"), file("c"), file("e")}).find("more than 3 entries") !=
+          std::string::npos);
+
+    ListingCheck holding("d", true, ferry::ListingLimits{3, 1000});
+    CHECK_FALSE(holding.entry(folder("a")));
+    CHECK_FALSE(holding.holding(""));
+    CHECK_FALSE(holding.holding("a"));
+    CHECK(holding.holding("")); // the fourth item: "holding_unlisted" counts too
+
+    ListingCheck bytes("d", false, ferry::ListingLimits{100, 5});
+    CHECK(first_refusal(bytes, {file("abc"), file("de")}).empty());
+    CHECK(first_refusal(bytes, {file("abc"), file("def")}).find("more than 5 bytes") != std::string::npos);
+
+    // The defaults let a real tree of millions of files list.
+    CHECK(ferry::ListingLimits{}.entries >= 5'000'000);
+}
