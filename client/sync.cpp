@@ -102,6 +102,17 @@ public:
         }
         summary_.errors.emplace_back(path, error);
     }
+    // An error whose message already names `where` (the sync's own folder,
+    // ":d" or a local path): shown as it is, and `where` is its path in the
+    // JSON summary, so that no reader is left with an empty path.
+    void failed_at(const std::string& where, const Error& error)
+    {
+        const std::lock_guard lock(mutex_);
+        if (!output_.json()) {
+            output_.error(error);
+        }
+        summary_.errors.emplace_back(where, error);
+    }
     // A file the plan counted skipped (equal) whose time could not be set
     // after all: failed, and no longer skipped.
     void failed_skipped(const std::string& path, const Error& error)
@@ -1237,7 +1248,8 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         return fail_whole(*old);
     }
     if (auto refused = push_refusal(connection, arguments)) {
-        return fail_whole(*refused);
+        tally.failed_at(":" + arguments.remote, *refused);
+        return finish();
     }
 
     // 0. The synced folder's own time on the server, asked before the

@@ -36,6 +36,35 @@ std::string code_point_text(std::int32_t code_point)
     return text;
 }
 
+// `text` with every code point past ASCII (and every ASCII control) as
+// \u{XXXX}: two spellings of one text, which look alike on a terminal
+// (an NFC name and its NFD twin), read differently this way.
+std::string spelled_out(std::string_view text)
+{
+    std::string out;
+    char escape[16];
+    for (std::size_t i = 0; i < text.size();) {
+        const auto byte = static_cast<unsigned char>(text[i]);
+        if (byte >= 0x20 && byte < 0x7F) {
+            out += text[i++];
+            continue;
+        }
+        utf8proc_int32_t code_point = 0;
+        const auto length =
+            utf8proc_iterate(as_bytes(text.substr(i)), static_cast<utf8proc_ssize_t>(text.size() - i), &code_point);
+        if (length <= 0 || code_point < 0) {
+            std::snprintf(escape, sizeof escape, "\\x%02X", static_cast<unsigned>(byte));
+            out += escape;
+            ++i;
+            continue;
+        }
+        std::snprintf(escape, sizeof escape, "\\u{%04X}", static_cast<unsigned>(code_point));
+        out += escape;
+        i += static_cast<std::size_t>(length);
+    }
+    return out;
+}
+
 // Why a code point has no place in a name (PROTOCOL.md 5), if it has none:
 // what it is, for the error message.
 std::optional<std::string> deceptive_character_kind(std::int32_t code_point)
@@ -127,9 +156,10 @@ std::optional<Error> check_file_name(std::string_view name)
     }
     const std::string_view nfc(reinterpret_cast<const char*>(composed), static_cast<std::size_t>(length));
     if (nfc != name) {
-        return Error{ErrorCode::invalid_name, "file name is not in Unicode normalization form C (NFC); written in NFC "
-                                              "it is \"" +
-                                                  std::string(nfc) + "\""};
+        // Both spellings spelled out: on a terminal they look the same.
+        return Error{ErrorCode::invalid_name, "file name is not in Unicode normalization form C (NFC): it is \"" +
+                                                  spelled_out(name) + "\"; written in NFC it is \"" +
+                                                  std::string(nfc) + "\" (\"" + spelled_out(nfc) + "\")"};
     }
     return std::nullopt;
 }

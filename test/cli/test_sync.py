@@ -919,7 +919,9 @@ class DryRunOnAReadOnlyConnection(SyncTest):
         self.assertEqual(tree_of(self.root), before)
         for summary in (dry, real):
             self.assertEqual((summary["sent"], summary["deleted"], summary["bytes"]), (0, 0, 0), summary)
-            self.assertEqual([(e["path"], e["code"]) for e in summary["errors"]], [("", "forbidden")], summary)
+            # The path is the server's folder the message names, never "".
+            self.assertEqual([(e["path"], e["code"]) for e in summary["errors"]], [(":" + args[-1][1:], "forbidden")],
+                             summary)
             self.assertIn("only read", summary["errors"][0]["message"])
         self.assertEqual(dry["errors"], real["errors"])
         self.assertFalse([n for n in dry["notes"] if n.startswith("would ")], dry["notes"])

@@ -263,6 +263,9 @@ TEST_CASE("a refused character is named by its code point, an NFD name by its NF
     REQUIRE(nfd.has_value());
     CHECK(nfd->message.find("NFC") != std::string::npos);
     CHECK(nfd->message.find("\"caf\xc3\xa9.txt\"") != std::string::npos);
+    // Both spellings spelled out, so that the pair does not read the same.
+    CHECK(nfd->message.find("\"cafe\\u{0301}.txt\"") != std::string::npos);
+    CHECK(nfd->message.find("\"caf\\u{00E9}.txt\"") != std::string::npos);
     // The message itself never carries the refused character raw.
     CHECK(rlo->message.find("\xe2\x80\xae") == std::string::npos);
 }
