@@ -50,6 +50,25 @@ std::optional<Error> unlike_expected(const struct ::stat& st, const ExpectedEntr
 
 constexpr std::string_view kNotRetimed = "its time was not set";
 
+// Whether `leaf` in `parent` is still the entry `st` described (not
+// followed if a link): false once it is gone or another entry took the name.
+bool still_at_name(int parent, const char* leaf, const struct ::stat& st)
+{
+    struct ::stat now {};
+    return ::fstatat(parent, leaf, &now, AT_SYMLINK_NOFOLLOW) == 0 && now.st_ino == st.st_ino &&
+           now.st_dev == st.st_dev;
+}
+
+// A recursive delete's `path` renamed away or replaced (by a folder, a file
+// or a link) while it ran (PROTOCOL.md 4.11): file_changed, counting what
+// went, which stays gone.
+Error top_changed(std::string_view path, const Removed& removed)
+{
+    return Error{ErrorCode::file_changed, quoted(path) + " changed while it was being deleted; " +
+                                              std::to_string(removed.files) + " files and " +
+                                              std::to_string(removed.folders) + " folders were removed"};
+}
+
 // utimensat(2) on an O_PATH descriptor `fd`: with AT_EMPTY_PATH (Linux 5.8
 // and later; futimens(3) refuses O_PATH descriptors, EBADF), else through
 // /proc/self/fd/FD, a link the kernel resolves to that very inode. 0, or -1
@@ -327,7 +346,13 @@ Result<Removed> Library::remove(std::string_view path, bool recursive, const std
     Removed removed;
     if (S_ISREG(st.st_mode)) {
         if (::unlinkat(parent, leaf, 0) != 0) {
-            return file_error(errno, "cannot delete", path);
+            const int error = errno;
+            // A folder (EISDIR) or another entry put at the name since the
+            // stat: the path changed, not a file that cannot go.
+            if (error != ENOENT && !still_at_name(parent, leaf, st)) {
+                return top_changed(path, removed);
+            }
+            return file_error(error, "cannot delete", path);
         }
         removed.files = 1;
     } else if (S_ISDIR(st.st_mode)) {
@@ -339,17 +364,32 @@ Result<Removed> Library::remove(std::string_view path, bool recursive, const std
         if (recursive) {
             UniqueFd folder(retry_stale(
                 parent, [&] { return ::openat(parent, leaf, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); }));
+            if (!folder && errno != ENOENT && errno != ENOTDIR && errno != ELOOP) {
+                return file_error(errno, "cannot open", path);
+            }
+            // Gone, or another entry at the name since the stat: a file, a
+            // link (O_NOFOLLOW) or another folder.
             struct ::stat opened {};
             if (!folder || ::fstat(folder.get(), &opened) != 0 || opened.st_ino != st.st_ino ||
                 opened.st_dev != st.st_dev) {
-                return Error{ErrorCode::not_a_folder, quoted(path) + " changed while it was being deleted"};
+                return top_changed(path, removed);
             }
             if (auto error =
                     empty_folder(folder.get(), std::string(path), path_components(path).size(), removed, blocker)) {
                 return *error;
             }
+            // The folder emptied is not the one at the name any more: the
+            // rmdir would take another's (or fail on its entries). The gap
+            // between this fstatat and the unlinkat is the kernel's, as for
+            // a file.
+            if (!still_at_name(parent, leaf, st)) {
+                return top_changed(path, removed);
+            }
         }
         if (::unlinkat(parent, leaf, AT_REMOVEDIR) != 0) {
+            if (recursive && (errno == ENOTEMPTY || errno == EEXIST) && !still_at_name(parent, leaf, st)) {
+                return top_changed(path, removed); // swapped within the kernel's gap
+            }
             if (errno == ENOTEMPTY || errno == EEXIST) {
                 std::string message = quoted(path) + " is not empty";
                 if (!blocker.empty()) {
@@ -361,9 +401,7 @@ Result<Removed> Library::remove(std::string_view path, bool recursive, const std
             if (recursive && (errno == ENOENT || errno == ENOTDIR || errno == EBUSY)) {
                 // Renamed away, or another entry put at its name, while what
                 // it held was being removed: what went stays gone, said so.
-                return Error{ErrorCode::file_changed, quoted(path) + " changed while it was being deleted; " +
-                                                          std::to_string(removed.files) + " files and " +
-                                                          std::to_string(removed.folders) + " folders were removed"};
+                return top_changed(path, removed);
             }
             return file_error(errno, "cannot delete", path);
         }

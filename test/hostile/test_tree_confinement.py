@@ -361,6 +361,64 @@ class TreeConfinement(unittest.TestCase):
         self.assertGreater(len(outcomes), 5, outcomes)
 
 
+    def test_race_a_recursive_delete_whose_top_is_swapped_answers_file_changed(self):
+        """The TOP folder of a recursive delete exchanged, again and again,
+        with another folder (one holding q/k), a file or a link to the
+        outside while the delete runs: at the open, during the walk or at
+        the final rmdir, the answer is ok or file_changed counting what was
+        removed (PROTOCOL.md 4.11), never not_a_folder with nothing said
+        or not_empty without counts; the outside is never touched. Before
+        this was fixed, a swap with a folder mostly answered not_a_folder
+        and sometimes not_empty."""
+        tree = os.path.join(self.root, "t")
+        other = os.path.join(self.root, "t2")
+        outside_before = snapshot(self.outside)
+        for kind in ("folder", "file", "link"):
+            outcomes = []
+            deadline = time.time() + 10
+            for _ in range(12):
+                if time.time() > deadline:
+                    break
+                for name in (tree, other):
+                    if os.path.isdir(name) and not os.path.islink(name):
+                        shutil.rmtree(name)
+                    elif os.path.lexists(name):
+                        os.unlink(name)
+                for folder in range(8):
+                    for index in range(40):
+                        write(os.path.join(tree, "s%d" % folder, "f%d" % index), b"inside")
+                if kind == "folder":
+                    write(os.path.join(other, "q", "k"), b"k")
+                elif kind == "file":
+                    write(other, b"FILE")
+                else:
+                    os.symlink(self.outside, other)
+                stop = threading.Event()
+
+                def swapper():
+                    while not stop.is_set():
+                        try:
+                            exchange(tree, other)
+                        except OSError:
+                            pass  # one of the two is deleted already
+
+                thread = threading.Thread(target=swapper)
+                thread.start()
+                try:
+                    reply = self.peer.request({"op": "delete", "path": "t", "recursive": True})
+                finally:
+                    stop.set()
+                    thread.join()
+                outcome = reply["ok"] or reply["error"]["code"]
+                outcomes.append(outcome)
+                # A link met at the very stat is what the name held then.
+                allowed = (True, "file_changed", "not_regular_file") if kind == "link" else (True, "file_changed")
+                self.assertIn(outcome, allowed, (kind, reply))
+                if outcome == "file_changed":
+                    self.assertIn("were removed", reply["error"]["message"], reply)
+            self.assertIn("file_changed", outcomes, (kind, outcomes))
+        self.assertEqual(snapshot(self.outside), outside_before)
+
 class TreeConfinementWalk(TreeConfinement):
     """The same, through the component walk of kernels without openat2."""
     ENV = {"FERRYD_RESOLVE": "walk"}
