@@ -12,12 +12,16 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/xattr.h>
+
+#include <linux/magic.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <deque>
 #include <utility>
 #include <vector>
 
@@ -30,16 +34,44 @@ std::string in_quotes(const std::string& path)
     return "\"" + path + "\"";
 }
 
-// Where a path-taking call works: the folder's descriptor and the path's
-// last name, or the path itself from the working folder.
+// Where a path-taking call works: in `in` by the path's last name, or,
+// for a path the user typed, by its last name in the folder
+// resolve_typed_path reaches, held while the call runs (a link of anyone
+// else's on the way leaves no folder: the call fails with EBADF).
+class Where {
+public:
+    Where(const LocalFolder* in, const std::string& path)
+    {
+        if (in == nullptr) {
+            auto place = resolve_typed_path(path, false);
+            if (place) {
+                held_ = std::move(place->folder);
+                in = held_.get();
+                name_ = place->leaf.empty() ? "." : place->leaf;
+            }
+        } else {
+            name_ = base_name(path);
+        }
+        dir_ = in != nullptr ? in->fd() : -1;
+    }
+    int dir() const { return dir_; }
+    const char* name() const { return name_.c_str(); }
+
+private:
+    std::shared_ptr<const LocalFolder> held_;
+    int dir_ = -1;
+    std::string name_;
+};
+
+// `in`'s descriptor and the path's last name, for `in` set.
 int dir_of(const LocalFolder* in)
 {
-    return in != nullptr ? in->fd() : AT_FDCWD;
+    return in->fd();
 }
 
-std::string name_in(const LocalFolder* in, const std::string& path)
+std::string name_in(const LocalFolder*, const std::string& path)
 {
-    return in != nullptr ? base_name(path) : path;
+    return base_name(path);
 }
 
 // The umask, read once before main (and so before any thread): reading it
@@ -81,7 +113,8 @@ bool is_own_private_file(unsigned mode, unsigned owner, std::uint64_t links)
 PublishedMode published_mode(const std::string& dest, const LocalFolder* in)
 {
     struct stat st {};
-    if (::fstatat(dir_of(in), name_in(in, dest).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
+    const Where at(in, dest);
+    if (::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
         return PublishedMode{0666U & ~static_cast<unsigned>(process_umask), std::nullopt, 0, false};
     }
     PublishedMode published{static_cast<unsigned>(st.st_mode) & 0777U, std::nullopt, 0, true};
@@ -98,7 +131,8 @@ namespace {
 Status take_access_acl(const LocalFile& part, const std::string& dest, const LocalFolder* in)
 {
     const auto acl = std::make_unique<sys::AccessAcl>(); // 64 KiB: not on the stack
-    int error = sys::read_access_acl(dir_of(in), name_in(in, dest), *acl);
+    const Where at(in, dest);
+    int error = sys::read_access_acl(at.dir(), at.name(), *acl);
     if (error == 0) {
         error = sys::set_access_acl(part.fd(), *acl);
     }
@@ -146,10 +180,13 @@ LocalFolder::~LocalFolder()
 
 Result<std::shared_ptr<const LocalFolder>> open_tree_folder(const std::string& root, const std::string& path)
 {
-    int at = sys::retry_on_eintr([&] { return ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
-    if (at < 0) {
-        return local_error("cannot open the folder " + in_quotes(root), errno);
+    // The root is the user's (typed, or below what they typed): its links
+    // are followed by the owner rule; nothing below it is.
+    auto opened = open_typed_folder(root);
+    if (!opened) {
+        return opened.error();
     }
+    const int at = opened.value();
     auto folder = std::make_shared<const LocalFolder>(root, at);
     std::string reached = root;
     std::size_t begin = 0;
@@ -218,8 +255,47 @@ LocalFile::~LocalFile()
     }
 }
 
+namespace {
+
+// A path the user typed, opened through resolve_typed_path: its last name
+// followed only as a link of the user's or root's (and not at all with
+// O_NOFOLLOW), then opened in the folder reached with O_NOFOLLOW.
+Result<LocalFile> open_typed(const std::string& path, int flags, unsigned mode)
+{
+    auto place = resolve_typed_path(path, (flags & O_NOFOLLOW) == 0);
+    if (!place) {
+        return place.error();
+    }
+    if (place->object.fd() >= 0) {
+        // What the walk found there, reopened through its descriptor: that
+        // very file (a FIFO, /dev/stdout's pipe, a file a link led to),
+        // whatever has happened to its name since.
+        const std::string via = "/proc/self/fd/" + std::to_string(place->object.fd());
+        const int fd = sys::retry_on_eintr(
+            [&] { return ::open(via.c_str(), flags | O_CLOEXEC, static_cast<mode_t>(mode)); }, interrupted);
+        if (fd < 0) {
+            return local_error("cannot open " + in_quotes(path), errno);
+        }
+        return LocalFile(path, fd);
+    }
+    const std::string leaf = place->leaf.empty() ? "." : place->leaf; // empty: the folder itself
+    const int fd = sys::retry_on_eintr([&] {
+        return ::openat(place->folder->fd(), leaf.c_str(), flags | O_NOFOLLOW | O_CLOEXEC,
+                        static_cast<mode_t>(mode));
+    });
+    if (fd < 0) {
+        return local_error("cannot open " + in_quotes(path), errno);
+    }
+    return LocalFile(path, fd);
+}
+
+} // namespace
+
 Result<LocalFile> LocalFile::open(const std::string& path, int flags, unsigned mode, const LocalFolder* in)
 {
+    if (in == nullptr) {
+        return open_typed(path, flags, mode);
+    }
     const std::string name = name_in(in, path);
     const int fd = sys::retry_on_eintr(
         [&] { return ::openat(dir_of(in), name.c_str(), flags | O_CLOEXEC, static_cast<mode_t>(mode)); });
@@ -438,8 +514,9 @@ Status write_download_state(const std::string& path, const DownloadState& state,
     constexpr int kTries = 64;
     for (int attempt = 0; attempt < kTries && fd < 0; ++attempt) {
         temporary = path + std::string(kStateTemporarySuffix) + random_letters(kStateTemporaryRandom);
+        const Where at(in, temporary);
         fd = sys::retry_on_eintr([&] {
-            return ::openat(dir_of(in), name_in(in, temporary).c_str(),
+            return ::openat(at.dir(), at.name(),
                             O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         });
         if (fd < 0 && errno != EEXIST) {
@@ -485,7 +562,8 @@ Error foreign_state_error(const std::string& path, unsigned mode)
 Result<StateFound> look_at_state(const std::string& path, const LocalFolder* in)
 {
     struct stat st {};
-    if (::fstatat(dir_of(in), name_in(in, path).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    const Where at(in, path);
+    if (::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
         if (errno == ENOENT) {
             return StateFound::absent;
         }
@@ -530,8 +608,9 @@ bool held_locked(const std::string& path, const LocalFolder* in)
 {
     // O_NONBLOCK: a FIFO swapped in does not hang the look; O_NOFOLLOW: a
     // link is not a file held by anyone.
+    const Where at(in, path);
     const int fd = sys::retry_on_eintr([&] {
-        return ::openat(dir_of(in), name_in(in, path).c_str(),
+        return ::openat(at.dir(), at.name(),
                         O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
     });
     if (fd < 0) {
@@ -558,9 +637,9 @@ Error locked_target_error(const std::string& dest)
 namespace {
 
 // The components of `path`, in order ("" and "." left out).
-std::vector<std::string> components_of(const std::string& path)
+std::deque<std::string> components_of(const std::string& path)
 {
-    std::vector<std::string> parts;
+    std::deque<std::string> parts;
     std::size_t begin = 0;
     while (begin <= path.size()) {
         const auto slash = std::min(path.find('/', begin), path.size());
@@ -578,59 +657,265 @@ Error foreign_link_error(const std::string& link, uid_t owner)
     return Error{ErrorCode::local_io, in_quotes(link) + " is a symbolic link owned by another user (uid " +
                                           std::to_string(owner) +
                                           "): ferry follows only links of its own user or root, so nothing is "
-                                          "downloaded through it; remove it or give another name"};
+                                          "read or written through it; remove it or give another name"};
+}
+
+std::string joined_path(const std::string& reached, const std::string& name)
+{
+    if (reached.empty()) {
+        return name;
+    }
+    return reached.ends_with('/') ? reached + name : reached + "/" + name;
+}
+
+bool on_procfs(int folder)
+{
+    struct statfs fs {};
+    return ::fstatfs(folder, &fs) == 0 && fs.f_type == PROC_SUPER_MAGIC;
+}
+
+// The walk of resolve_typed_path: where it stands (an O_PATH descriptor of
+// a folder, and that folder's path as walked, for messages) and the names
+// still to take, the next at the front.
+struct TypedWalk {
+    LocalFile at;
+    std::string reached;
+    std::deque<std::string> left;
+    int links = 0;
+
+    Status start_at(bool root)
+    {
+        const int fd = sys::retry_on_eintr([&] { return ::open(root ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC); });
+        if (fd < 0) {
+            return local_error(root ? "cannot open the folder \"/\"" : "cannot open the working folder", errno);
+        }
+        at = LocalFile(root ? "/" : ".", fd);
+        reached = root ? "/" : "";
+        return success();
+    }
+
+    // ".." from the folder held, never from the path's text.
+    Status climb()
+    {
+        const int fd = sys::retry_on_eintr([&] { return ::openat(at.fd(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC); });
+        if (fd < 0) {
+            return local_error("cannot open the folder " + in_quotes(joined_path(reached, "..")), errno);
+        }
+        reached = joined_path(reached, "..");
+        at = LocalFile(reached, fd);
+        return success();
+    }
+
+    // The link `link` (an O_PATH descriptor of the link itself, `name` in
+    // the folder held): its owner checked on that inode, its text read from
+    // it.
+    Result<std::string> read_link(const LocalFile& link, const std::string& name, const struct stat& st)
+    {
+        const std::string shown = joined_path(reached, name);
+        if (st.st_uid != ::geteuid() && st.st_uid != 0) {
+            return foreign_link_error(shown, st.st_uid);
+        }
+        if (++links > kMaxTypedLinks) {
+            return local_error("cannot follow " + in_quotes(shown), ELOOP);
+        }
+        std::vector<char> text(PATH_MAX + 1);
+        const ssize_t length = ::readlinkat(link.fd(), "", text.data(), text.size() - 1);
+        if (length < 0) {
+            return local_error("cannot read the link " + in_quotes(shown), errno);
+        }
+        return std::string(text.data(), static_cast<std::size_t>(length));
+    }
+
+    // The walk continued along a link's text, from the link's folder.
+    Status go_along(const std::string& text)
+    {
+        if (text.starts_with('/')) {
+            if (auto restarted = start_at(true); !restarted) {
+                return restarted;
+            }
+        }
+        auto more = components_of(text);
+        left.insert(left.begin(), more.begin(), more.end());
+        return success();
+    }
+};
+
+// A link in /proc whose text is no path ("pipe:[42]", "socket:[7]",
+// "anon_inode:[eventfd]": /proc/self/fd/1 when standard output is a pipe)
+// names an open file that has no name to walk. The kernel follows it;
+// such links are the process's own, never planted.
+bool names_an_open_file(const TypedWalk& walk, const std::string& text)
+{
+    return !text.starts_with('/') && text.find(':') != std::string::npos && on_procfs(walk.at.fd());
+}
+
+Result<LocalFile> open_magic_link(const TypedWalk& walk, const std::string& name)
+{
+    const int fd = sys::retry_on_eintr([&] { return ::openat(walk.at.fd(), name.c_str(), O_PATH | O_CLOEXEC); });
+    if (fd < 0) {
+        return local_error("cannot follow " + in_quotes(joined_path(walk.reached, name)), errno);
+    }
+    return LocalFile(joined_path(walk.reached, name), fd);
 }
 
 } // namespace
 
-std::optional<Error> refuse_foreign_links(const std::string& path)
+Result<TypedPlace> resolve_typed_path(const std::string& path, bool follow_leaf)
 {
-    constexpr int kMaxLinks = 40; // the kernel's own bound (ELOOP)
-    std::string start = path;
-    if (!start.starts_with('/')) {
-        std::vector<char> cwd(PATH_MAX + 1);
-        if (::getcwd(cwd.data(), cwd.size()) == nullptr) {
-            return std::nullopt; // no working folder to walk from: the open decides
-        }
-        start = std::string(cwd.data()) + "/" + path;
+    TypedWalk walk;
+    if (auto started = walk.start_at(path.starts_with('/')); !started) {
+        return started.error();
     }
-    std::vector<std::string> left = components_of(start);
-    std::reverse(left.begin(), left.end()); // the next component is at the back
-    std::string resolved;                   // absolute, with no link in it; "" is "/"
-    int links = 0;
-    while (!left.empty()) {
-        const std::string part = std::move(left.back());
-        left.pop_back();
-        if (part == "..") {
-            resolved.erase(std::min(resolved.rfind('/'), resolved.size())); // lexical: `resolved` holds no link
+    walk.left = components_of(path);
+    TypedPlace place;
+    while (!walk.left.empty()) {
+        std::string name = std::move(walk.left.front());
+        walk.left.pop_front();
+        const bool last = walk.left.empty();
+        if (name == "..") {
+            if (auto climbed = walk.climb(); !climbed) {
+                return climbed.error();
+            }
             continue;
         }
-        const std::string at = resolved + "/" + part;
+        if (last && !follow_leaf) {
+            place.leaf = name;
+            break;
+        }
+        const int fd = sys::retry_on_eintr(
+            [&] { return ::openat(walk.at.fd(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC); });
+        if (fd < 0 && errno == ENOENT && last) {
+            place.leaf = name; // nothing there yet: what the caller creates
+            break;
+        }
+        if (fd < 0) {
+            return local_error("cannot open " + in_quotes(joined_path(walk.reached, name)), errno);
+        }
+        LocalFile next(joined_path(walk.reached, name), fd);
         struct stat st {};
-        if (::lstat(at.c_str(), &st) != 0) {
-            return std::nullopt; // nothing more to follow: the open decides
+        if (::fstat(next.fd(), &st) != 0) {
+            return local_error("cannot look at " + in_quotes(next.path()), errno);
         }
-        if (!S_ISLNK(st.st_mode)) {
-            resolved = at;
+        if (S_ISLNK(st.st_mode)) {
+            auto text = walk.read_link(next, name, st);
+            if (!text) {
+                return text.error();
+            }
+            if (!names_an_open_file(walk, *text)) {
+                if (auto along = walk.go_along(*text); !along) {
+                    return along.error();
+                }
+                place.followed_leaf = place.followed_leaf || last;
+                continue;
+            }
+            auto target = open_magic_link(walk, name);
+            if (!target) {
+                return target.error();
+            }
+            next = std::move(target.value());
+            if (::fstat(next.fd(), &st) != 0) {
+                return local_error("cannot look at " + in_quotes(next.path()), errno);
+            }
+        }
+        if (S_ISDIR(st.st_mode)) {
+            walk.reached = next.path();
+            walk.at = std::move(next);
             continue;
         }
-        if (st.st_uid != ::geteuid() && st.st_uid != 0) {
-            return foreign_link_error(at, st.st_uid);
+        if (!last) {
+            return local_error("cannot open " + in_quotes(next.path()), ENOTDIR);
         }
-        std::vector<char> target(PATH_MAX + 1);
-        const ssize_t length = ::readlink(at.c_str(), target.data(), target.size() - 1);
-        if (length < 0 || ++links > kMaxLinks) {
-            return std::nullopt; // the open reports it
-        }
-        const std::string next(target.data(), static_cast<std::size_t>(length));
-        if (next.starts_with('/')) {
-            resolved.clear();
-        }
-        auto more = components_of(next);
-        left.insert(left.end(), std::make_move_iterator(more.rbegin()), std::make_move_iterator(more.rend()));
+        place.leaf = name;
+        place.object = std::move(next);
+        break;
     }
-    return std::nullopt;
+    // The folder reached, opened again for reading: an O_PATH descriptor
+    // cannot be synced or listed.
+    const int folder = sys::retry_on_eintr(
+        [&] { return ::openat(walk.at.fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
+    if (folder < 0) {
+        return local_error("cannot open the folder " + in_quotes(walk.reached.empty() ? "." : walk.reached), errno);
+    }
+    place.folder = std::make_shared<const LocalFolder>(walk.reached.empty() ? "." : walk.reached, folder);
+    return place;
 }
+
+Status make_typed_folder(const std::string& path)
+{
+    auto place = resolve_typed_path(path, false);
+    if (!place) {
+        return place.error();
+    }
+    if (!place->leaf.empty() && ::mkdirat(place->folder->fd(), place->leaf.c_str(), 0777) != 0 && errno != EEXIST) {
+        return local_error("cannot make the folder " + in_quotes(path), errno);
+    }
+    // What stands there now (a folder, or a link of the user's to one).
+    auto opened = open_typed_folder(path);
+    if (!opened) {
+        return opened.error();
+    }
+    ::close(opened.value());
+    return success();
+}
+
+Result<int> open_typed_folder(const std::string& path)
+{
+    auto place = resolve_typed_path(path, true);
+    if (!place) {
+        return place.error();
+    }
+    if (!place->leaf.empty()) {
+        return local_error("cannot open the folder " + in_quotes(path),
+                           place->object.fd() >= 0 ? ENOTDIR : ENOENT);
+    }
+    const int fd = ::fcntl(place->folder->fd(), F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+        return local_error("cannot open the folder " + in_quotes(path), errno);
+    }
+    return fd;
+}
+
+namespace {
+
+// A download's target the user typed, resolved by resolve_typed_path.
+Result<DownloadTarget> inspect_typed_target(const std::string& dest)
+{
+    auto place = resolve_typed_path(dest, true);
+    if (!place) {
+        return place.error();
+    }
+    if (place->leaf.empty()) {
+        return Error{ErrorCode::local_io, in_quotes(dest) + " is a folder: nothing is downloaded onto it"};
+    }
+    if (place->object.fd() < 0) {
+        if (place->followed_leaf) {
+            return Error{ErrorCode::local_io,
+                         in_quotes(dest) + " is a symbolic link to nothing: ferry does not create files through links"};
+        }
+        return DownloadTarget{TargetKind::absent, dest, {}};
+    }
+    struct stat st {};
+    if (::fstat(place->object.fd(), &st) != 0) {
+        return local_error("cannot stat " + in_quotes(dest), errno);
+    }
+    if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+        return DownloadTarget{TargetKind::stream, dest, std::move(place->object)};
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return Error{ErrorCode::local_io,
+                     in_quotes(dest) + " is " + kind_of(st.st_mode) + ": nothing is downloaded onto it"};
+    }
+    // Through a link, the file it leads to is replaced (replacing the link
+    // would cut it), with its part beside it so that the rename stays in
+    // one file system: named by the folder the walk reached.
+    std::string path = place->followed_leaf ? joined_path(place->folder->path(), place->leaf) : dest;
+    if (held_locked(path, place->folder.get())) {
+        return locked_target_error(path);
+    }
+    return DownloadTarget{TargetKind::regular, std::move(path), {}};
+}
+
+} // namespace
 
 Result<DownloadTarget> inspect_download_target(const std::string& dest, const LocalFolder* in)
 {
@@ -652,55 +937,9 @@ Result<DownloadTarget> inspect_download_target(const std::string& dest, const Lo
         }
         return DownloadTarget{TargetKind::regular, dest, {}};
     }
-    if (auto foreign = refuse_foreign_links(dest)) {
-        return *foreign;
-    }
-    const int fd = sys::retry_on_eintr([&] { return ::open(dest.c_str(), O_PATH | O_CLOEXEC); });
-    if (fd < 0) {
-        const int error = errno;
-        struct stat link {};
-        if (error == ENOENT && ::lstat(dest.c_str(), &link) == 0) {
-            return Error{ErrorCode::local_io,
-                         in_quotes(dest) + " is a symbolic link to nothing: ferry does not create files through links"};
-        }
-        if (error == ENOENT) {
-            return DownloadTarget{TargetKind::absent, dest, {}};
-        }
-        return local_error("cannot look at " + in_quotes(dest), error);
-    }
-    LocalFile handle(dest, fd);
-    struct stat st {};
-    if (::fstat(handle.fd(), &st) != 0) {
-        return local_error("cannot stat " + in_quotes(dest), errno);
-    }
-    if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
-        return DownloadTarget{TargetKind::stream, dest, std::move(handle)};
-    }
-    if (!S_ISREG(st.st_mode)) {
-        return Error{ErrorCode::local_io,
-                     in_quotes(dest) + " is " + kind_of(st.st_mode) + ": nothing is downloaded onto it"};
-    }
-    struct stat link {};
-    if (::lstat(dest.c_str(), &link) == 0 && S_ISLNK(link.st_mode)) {
-        // Replacing the link would cut it; the file it leads to is replaced
-        // instead, with its part beside it so that the rename stays in one
-        // file system.
-        char* resolved = ::realpath(dest.c_str(), nullptr);
-        if (resolved == nullptr) {
-            return local_error("cannot follow " + in_quotes(dest), errno);
-        }
-        std::string path(resolved);
-        std::free(resolved);
-        if (held_locked(path, nullptr)) {
-            return locked_target_error(path);
-        }
-        return DownloadTarget{TargetKind::regular, std::move(path), {}};
-    }
-    if (held_locked(dest, nullptr)) {
-        return locked_target_error(dest);
-    }
-    return DownloadTarget{TargetKind::regular, dest, {}};
+    return inspect_typed_target(dest);
 }
+
 
 Error foreign_part_error(const std::string& part, unsigned mode)
 {
@@ -770,9 +1009,9 @@ bool is_ferry_part(const LocalFile& file, const struct ::stat& st, const Downloa
 
 Result<PartFound> look_at_part(const std::string& part, const std::string& state_file, const LocalFolder* in)
 {
-    const std::string name = name_in(in, part);
+    const Where at(in, part);
     struct stat st {};
-    if (::fstatat(dir_of(in), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
         if (errno == ENOENT) {
             return PartFound::absent;
         }
@@ -808,13 +1047,13 @@ Result<PartFound> look_at_part(const std::string& part, const std::string& state
 Result<CreatedPart> create_part_file(const std::string& part, const std::string& state_file, const LocalFolder* in,
                                      unsigned mode)
 {
-    const std::string name = name_in(in, part);
+    const Where at(in, part);
     // O_EXCL: a new file, never one found there (nor a link's target). The
     // name is free in the common case; what holds it is looked at only
     // then, and replaced only when it is a part of ferry's.
     for (int attempt = 0;; ++attempt) {
         const int fd = sys::retry_on_eintr([&] {
-            return ::openat(dir_of(in), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+            return ::openat(at.dir(), at.name(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                             static_cast<mode_t>(mode));
         });
         if (fd >= 0) {
@@ -898,7 +1137,8 @@ Status publish_download(const LocalFile& part, const std::string& dest, const Lo
     // The target was inspected before the transfer; look again just before
     // the rename, the one step that works by name.
     struct stat st {};
-    if (::fstatat(dir_of(in), name_in(in, dest).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
+    const Where at(in, dest);
+    if (::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
         return Error{ErrorCode::local_io, in_quotes(dest) + " became " + kind_of(st.st_mode) +
                                               " during the download; the verified file is kept as " +
                                               in_quotes(part.path())};
@@ -918,7 +1158,8 @@ Status publish_download(const LocalFile& part, const std::string& dest, const Lo
     if (::fstat(part.fd(), &written) != 0) {
         return local_error("cannot stat " + in_quotes(part.path()), errno);
     }
-    if (::fstatat(dir_of(in), name_in(in, part.path()).c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0 ||
+    const Where part_at(in, part.path());
+    if (::fstatat(part_at.dir(), part_at.name(), &named, AT_SYMLINK_NOFOLLOW) != 0 ||
         named.st_dev != written.st_dev || named.st_ino != written.st_ino) {
         return Error{ErrorCode::local_io, in_quotes(part.path()) +
                                               " no longer holds the file this download wrote and verified (it was "
@@ -953,7 +1194,8 @@ std::string base_name(std::string_view path)
 
 Status remove_file(const std::string& path, const LocalFolder* in)
 {
-    if (::unlinkat(dir_of(in), name_in(in, path).c_str(), 0) != 0 && errno != ENOENT) {
+    const Where at(in, path);
+    if (::unlinkat(at.dir(), at.name(), 0) != 0 && errno != ENOENT) {
         return local_error("cannot remove " + in_quotes(path), errno);
     }
     return success();
@@ -961,7 +1203,10 @@ Status remove_file(const std::string& path, const LocalFolder* in)
 
 Status rename_file(const std::string& from, const std::string& to, const LocalFolder* in)
 {
-    if (::renameat(dir_of(in), name_in(in, from).c_str(), dir_of(in), name_in(in, to).c_str()) != 0) {
+    // Both names in one folder (a part and its file, a sidecar's temporary
+    // and the sidecar): the folder `from` is reached in.
+    const Where at(in, from);
+    if (::renameat(at.dir(), at.name(), at.dir(), base_name(to).c_str()) != 0) {
         return local_error("cannot rename " + in_quotes(from) + " to " + in_quotes(to), errno);
     }
     return success();

@@ -93,6 +93,46 @@ private:
     int fd_ = -1;
 };
 
+// Every path the user types (a download's -o or -C, a file put, sync's
+// local folder) is resolved by resolve_typed_path, which keeps the
+// kernel's fs.protected_symlinks rule everywhere (the sysctl may be off,
+// and covers only sticky world-writable folders): a symbolic link on the
+// way is followed only when the user running ferry (geteuid) or root owns
+// it. Anyone else's could have been planted in a shared folder, to have
+// ferry write, delete or upload what the planter cannot reach.
+//
+// The walk is on descriptors, so that what is checked is what is used: it
+// starts at the working folder (or "/"), opens each name O_PATH|O_NOFOLLOW
+// in the folder reached so far, looks at a link through its own descriptor
+// (fstat for its owner, readlinkat(fd, "") for its text, from that one
+// inode) and walks the text on from the link's folder (or "/"); ".." is
+// opened in the folder held, never taken from the text. At most
+// kMaxTypedLinks links, the kernel's own bound (ELOOP). openat2's
+// RESOLVE_NO_SYMLINKS cannot say "follow the links of these owners", so
+// the walk is done here, by hand. /dev/stdout is root's link to
+// /proc/self/fd/1, the user's own: walked like any other, except where its
+// text is no path ("pipe:[42]": an open file with no name), which the
+// kernel follows. What the caller does next goes
+// through the folder held (the `in` variants below), so a name swapped for
+// a link after the walk changes nothing.
+inline constexpr int kMaxTypedLinks = 40;
+struct TypedPlace {
+    std::shared_ptr<const LocalFolder> folder; // the last folder, held open for reading
+    std::string leaf;                          // the name in it; empty: the path names `folder` itself
+    bool followed_leaf = false;                // the last name was a link, followed
+    LocalFile object;                          // with follow_leaf: an O_PATH descriptor of what stands at leaf
+};
+// With follow_leaf false the last name is not looked at (nor followed);
+// with it true, a link there is followed like the others, and `object` is
+// what the path leads to (absent: nothing stands at `leaf`). An error for
+// anyone else's link names it and its uid.
+Result<TypedPlace> resolve_typed_path(const std::string& path, bool follow_leaf);
+// mkdir of a typed path in the folder resolve_typed_path reaches; happy
+// with a folder already there, or a link of the user's or root's to one.
+Status make_typed_folder(const std::string& path);
+// The folder a typed path names, resolved as above, opened O_RDONLY|O_DIRECTORY.
+Result<int> open_typed_folder(const std::string& path);
+
 using ferry::PartIdentity; // the resume state's (protocol/resume_state.hpp)
 // Of an open file (fstat).
 Result<PartIdentity> identity_of(const LocalFile& file);
@@ -293,17 +333,6 @@ struct DownloadTarget {
 // never renames a file over what it does not own.
 // With `in` (a tree's name): nothing is followed, a link there is an Error.
 Result<DownloadTarget> inspect_download_target(const std::string& dest, const LocalFolder* in = nullptr);
-// The kernel's fs.protected_symlinks rule, kept in every folder (the
-// sysctl may be off, and covers only sticky world-writable ones): a
-// symbolic link on the way to a path the user named (a download's target,
-// or the folder a tree lands in) is followed only when the user running
-// ferry or root owns it. Anyone else's could have been planted in a shared
-// folder, to have a download overwrite a file the planter cannot write.
-// Every link met while resolving `path` is looked at (a relative one from
-// the working folder); where the walk finds nothing more to follow (a
-// missing name, a pipe behind /proc/self/fd) the open decides. Returns the
-// local_io Error naming the first link owned by anyone else.
-std::optional<Error> refuse_foreign_links(const std::string& path);
 // Opens a stream target for writing, through its descriptor (a FIFO waits
 // here for its reader; Ctrl-C ends the wait).
 Result<LocalFile> open_stream_target(const DownloadTarget& target);

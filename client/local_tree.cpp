@@ -188,10 +188,13 @@ TreeBounds bounds_below(const std::string& remote)
 
 Result<LocalTree> walk_local_tree(const std::string& root, TreeBounds bounds)
 {
-    const int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        return local_error("cannot open the folder \"" + root + "\"", errno);
+    // The folder named, reached by the owner rule on links
+    // (local_files.hpp's resolve_typed_path); nothing below it is followed.
+    auto opened = open_typed_folder(root);
+    if (!opened) {
+        return opened.error();
     }
+    const int fd = opened.value();
     Walker walker(bounds);
     walker.walk(fd, "", 0);
     // The folder named cannot be listed: nothing of it is known, so the

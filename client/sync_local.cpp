@@ -72,10 +72,13 @@ int open_folder_at(int at, const char* name)
 // O_NOFOLLOW: a symbolic link on the way is an error, never followed.
 Result<Fd> open_parent(const std::string& root, const std::string& path)
 {
-    Fd at(sys::retry_on_eintr([&] { return ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); }));
-    if (!at) {
-        return local_error("cannot open the folder \"" + root + "\"", errno);
+    // The root is the user's: its links are followed by the owner rule
+    // (local_files.hpp's resolve_typed_path); nothing below it is.
+    auto opened = open_typed_folder(root);
+    if (!opened) {
+        return opened.error();
     }
+    Fd at(opened.value());
     std::size_t begin = 0;
     for (auto slash = path.find('/'); slash != std::string::npos; slash = path.find('/', begin)) {
         const std::string component = path.substr(begin, slash - begin);

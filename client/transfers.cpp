@@ -286,6 +286,38 @@ void refuse_shared_names(Report& report, std::vector<std::optional<PendingGet>>&
     }
 }
 
+// The folder holding `path`, by its text ("y" -> ".", "/y" -> "/").
+std::string parent_of(const std::string& path)
+{
+    const auto slash = path.rfind('/');
+    return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// A target the user typed (-o, -C's folder, the working folder) lands
+// like a tree's name: in the folder resolve_typed_path reaches (links of
+// the user's or root's only), walked again and held by prepare_get and
+// receive_file (GetOptions::tree_root), so that the part, its sidecar and
+// the publish go through that folder's descriptor and a link swapped in
+// after the check leads nowhere. Through the user's own link to a file,
+// the file it leads to is the target. A FIFO or device stays a stream
+// (inspect_download_target holds its descriptor; local_files.cpp's other
+// calls on a typed path walk it the same way).
+Status land_typed(GetOptions& options)
+{
+    if (!options.tree_root.empty() || options.to_stdout) {
+        return success();
+    }
+    auto target = inspect_download_target(options.dest);
+    if (!target) {
+        return target.error();
+    }
+    if (target->kind != TargetKind::stream) {
+        options.dest = target->path;
+        options.tree_root = parent_of(target->path);
+    }
+    return success();
+}
+
 void get_files(Connection& connection, const Output& output, Report& report, const std::vector<GetItem>& items,
                const TransferFlags& flags, const std::vector<std::size_t>& todo, PublishBatch& publish)
 {
@@ -310,6 +342,10 @@ void get_files(Connection& connection, const Output& output, Report& report, con
         options.defer_publish = true;
         report.file(i).name = items[i].name;
         report.file(i).local = options.dest;
+        if (auto landed = land_typed(options); !landed) {
+            report.failed(i, landed.error());
+            continue;
+        }
         if (interrupted()) {
             report.failed(i, interrupted_before_start());
             continue;
@@ -608,14 +644,16 @@ std::optional<Error> refuse_in_the_way(const std::string& path)
     return Error{ErrorCode::local_io, "\"" + path + "\" is a FIFO, socket or device: it is left alone"};
 }
 
-// mkdir(2) of a folder the user named: happy with a folder already there,
-// or a link to one.
-Status make_local_folder_through_links(const std::string& path)
+// A folder the user named, when it is reached only through links of the
+// user's or root's (resolve_typed_path): else the error naming the link.
+std::optional<Error> refuse_foreign_folder(const std::string& path)
 {
-    if (::mkdir(path.c_str(), 0777) == 0 || (errno == EEXIST && is_directory(path))) {
-        return success();
+    auto opened = open_typed_folder(path);
+    if (!opened) {
+        return opened.error();
     }
-    return local_error("cannot make the folder \"" + path + "\"", errno);
+    ::close(opened.value());
+    return std::nullopt;
 }
 
 // The local folder a remote folder's tree lands in: named like it, where a
@@ -732,13 +770,13 @@ bool plan_tree(Connection& connection, GetPlan& plan, const FileInfo& folder,
         }
     }
     std::vector<std::string> refused; // folders not made, by their names below `root` ("" is `root`)
-    // The folder the user named is reached through no one else's link.
-    if (auto foreign = refuse_foreign_links(named_by_user ? root : tree.base)) {
+    // The folder the user named is reached through no one else's link:
+    // made in the folder resolve_typed_path reaches (make_typed_folder),
+    // or `top` made below `base`, which is walked to the same way.
+    if (auto foreign = named_by_user ? std::nullopt : refuse_foreign_folder(tree.base)) {
         plan.failed_folders.push_back({folder.name, root, *foreign});
         refused.push_back("");
-    } else if (auto made = named_by_user ? make_local_folder_through_links(root)
-                                         : make_local_folder(tree.base, tree.top);
-               !made) {
+    } else if (auto made = named_by_user ? make_typed_folder(root) : make_local_folder(tree.base, tree.top); !made) {
         // Its files fail each below, so the counts say what was not written.
         plan.failed_folders.push_back({folder.name, root, made.error()});
         refused.push_back("");
@@ -824,7 +862,7 @@ GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
             // now; the folder the user named is reached through no one else's link.
             auto in_the_way = item.tree_root.empty() ? std::nullopt : refuse_in_the_way(local);
             if (!in_the_way && !item.tree_root.empty()) {
-                in_the_way = refuse_foreign_links(item.tree_root);
+                in_the_way = refuse_foreign_folder(item.tree_root);
             }
             plan.add(std::move(item), std::move(in_the_way));
         }
