@@ -15,6 +15,7 @@ planted where a download lands (a real ferryd):
 Usage: test_hostile_server.py --ferryd PATH --ferry PATH [unittest arguments]"""
 
 import argparse
+import ctypes
 import hashlib
 import json
 import os
@@ -495,6 +496,150 @@ class PlantedLinks(CliTest):
         self.assertTrue(os.path.islink(link))
         with open(self.victim, "rb") as f:
             self.assertEqual(f.read(), b"server y\n")
+
+
+    def test_the_users_own_link_to_a_fifo_is_followed(self):
+        fifo = os.path.join(self.dir, "fifo")
+        os.mkfifo(fifo)
+        link = os.path.join(self.shared(0o1777), "mine")
+        os.symlink(fifo, link)
+        got_bytes = []
+        def read():
+            with open(fifo, "rb") as f:
+                got_bytes.append(f.read())
+        reader = threading.Thread(target=read)
+        reader.start()
+        got = self.ferry("--no-progress", "get", "d/y", "-o", link, server=self.address)
+        reader.join(30)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertEqual(got_bytes, [b"server y\n"])
+
+    def planted_folder(self):
+        # Root's folder outside the shared one, and uid 1234's link to it.
+        victim_dir = os.path.join(self.dir, "victimdir")
+        os.makedirs(victim_dir)
+        os.chmod(victim_dir, 0o700)
+        for name in ("precious", "secret"):
+            self.write(os.path.join(victim_dir, name), b"root's " + name.encode() + b"\n")
+        link = os.path.join(self.shared(0o1777), "backup")
+        os.symlink(victim_dir, link)
+        os.lchown(link, OTHER_UID, OTHER_UID)
+        return victim_dir, link
+
+    def test_syncs_local_folder_follows_no_one_elses_link(self):
+        os.makedirs(os.path.join(self.root, "d", "t"))
+        self.write(os.path.join(self.root, "d", "t", "f"), b"server f\n")
+        victim_dir, link = self.planted_folder()
+        for args in (["sync", "--delete", ":d/t", link], ["sync", ":d/t", link], ["sync", link, ":up"],
+                     ["sync", "--delete", link + "/", ":up"], ["put", "-r", link + "/", "-C", "up2"]):
+            with self.subTest(args=args):
+                got = self.ferry("--no-progress", *args, server=self.address)
+                self.assertEqual(got.returncode, 3, got.stderr)
+                self.assertIn(b"owned by another user (uid %d)" % OTHER_UID, got.stderr)
+                self.assertEqual(sorted(os.listdir(victim_dir)), ["precious", "secret"])
+                self.assertFalse(os.path.exists(os.path.join(self.root, "up", "secret")))
+                self.assertFalse(os.path.exists(os.path.join(self.root, "up2")))
+
+    def test_put_reads_no_file_through_another_users_link(self):
+        folder = self.shared(0o1777)
+        link = self.plant(folder, name="notes.txt")
+        for args in (["put", link], ["put", link, "--as", "n2"], ["put", os.path.join(folder, ".", "notes.txt")]):
+            with self.subTest(args=args):
+                got = self.ferry("--no-progress", *args, server=self.address)
+                self.assertEqual(got.returncode, 3, got.stderr)
+                self.assertIn(b"owned by another user (uid %d)" % OTHER_UID, got.stderr)
+                self.assertEqual(sorted(os.listdir(self.root)), ["d"])
+
+    def test_the_users_own_links_to_a_folder_are_followed(self):
+        os.makedirs(os.path.join(self.root, "d", "t"))
+        self.write(os.path.join(self.root, "d", "t", "f"), b"server f\n")
+        mine = os.path.join(self.dir, "mine")
+        os.makedirs(mine)
+        self.write(os.path.join(mine, "old"), b"mine\n")
+        link = os.path.join(self.shared(0o1777), "mylink")
+        os.symlink(mine, link)
+        got = self.ferry("--no-progress", "sync", "--delete", ":d/t", link, server=self.address)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertEqual(os.listdir(mine), ["f"])
+        got = self.ferry("--no-progress", "sync", link, ":up", server=self.address)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertTrue(os.path.exists(os.path.join(self.root, "up", "f")))
+        self.write(os.path.join(mine, "notes"), b"notes\n")
+        got = self.ferry("--no-progress", "put", os.path.join(link, "notes"), server=self.address)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        # ".." is the folder above where the link leads, as the kernel has it.
+        got = self.ferry("--no-progress", "get", "d/y", "-C", os.path.join(link, "..", "mine"), server=self.address)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertTrue(os.path.exists(os.path.join(mine, "y")))
+
+
+RENAME_EXCHANGE = 2
+
+
+class SwappedLinks(CliTest):
+    """uid 1234 exchanges its own folder in a shared (1777) folder with its
+    own link to a root-only folder, over and over (renameat2
+    RENAME_EXCHANGE), while root downloads into the folder by name: the
+    owner rule must hold on what is written through, not on a path looked
+    at before."""
+
+    ATTEMPTS = 40
+
+    def setUp(self):
+        super().setUp()
+        if os.geteuid() != 0:
+            self.skipTest("needs root, to make another user's link")
+        os.makedirs(os.path.join(self.root, "d"))
+        self.write(os.path.join(self.root, "d", "y"), os.urandom(4 << 20))
+        self.address = self.start_server()
+        self.out = os.path.join(self.dir, "out")
+        os.makedirs(self.out)
+        os.chmod(self.out, 0o700)
+        self.write(os.path.join(self.out, "keep"), b"ROOT ONLY\n")
+        self.sh = os.path.join(self.dir, "sh")
+        os.makedirs(self.sh)
+        os.chmod(self.sh, 0o1777)
+        self.udir = os.path.join(self.sh, "udir")
+        os.makedirs(self.udir)
+        os.chown(self.udir, OTHER_UID, OTHER_UID)
+        self.ulink = os.path.join(self.sh, "ul")
+        os.symlink(self.out, self.ulink)
+        os.lchown(self.ulink, OTHER_UID, OTHER_UID)
+        self.stop = threading.Event()
+        libc = ctypes.CDLL(None, use_errno=True)
+        a, b = self.udir.encode(), self.ulink.encode()
+
+        def swap():
+            while not self.stop.is_set():
+                libc.renameat2(-100, a, -100, b, RENAME_EXCHANGE)
+        self.swapper = threading.Thread(target=swap)
+        self.swapper.start()
+
+    def tearDown(self):
+        self.stop.set()
+        self.swapper.join()
+        super().tearDown()
+
+    def check(self, args):
+        for attempt in range(self.ATTEMPTS):
+            got = self.ferry("--no-progress", "-q", *args, server=self.address)
+            self.assertIn(got.returncode, (0, 3), got.stderr)
+            self.assertEqual(os.listdir(self.out), ["keep"], "attempt %d: %r" % (attempt, got.stderr))
+
+    def test_o(self):
+        self.check(["get", "d/y", "-o", os.path.join(self.udir, "out")])
+
+    def test_C(self):
+        self.check(["get", "d/y", "-C", self.udir])
+
+    def test_wildcard(self):
+        self.check(["get", "d/*", "-C", self.udir])
+
+    def test_recursive(self):
+        self.check(["get", "-r", "d", "-C", self.udir])
+
+    def test_sync(self):
+        self.check(["sync", ":d", self.udir])
 
 
 def main():
