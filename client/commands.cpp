@@ -1,12 +1,12 @@
 #include "commands.hpp"
 
 #include "interrupt.hpp"
+#include "local_files.hpp"
 #include "operations.hpp"
 #include "remote_paths.hpp"
 #include "remote_tree.hpp"
 
-#include <filesystem>
-#include <system_error>
+#include <algorithm>
 
 namespace ferry::client {
 
@@ -384,13 +384,19 @@ std::optional<Error> read_only_refusal(const Connection& connection, const std::
 
 std::optional<Error> make_folders(const std::string& path, const std::string& flag)
 {
-    std::error_code failed;
-    std::filesystem::create_directories(path, failed);
-    if (failed) {
-        return Error{ErrorCode::local_io, flag + " " + path + ": cannot create the folder: " + failed.message()};
-    }
-    if (!std::filesystem::is_directory(path, failed)) {
-        return Error{ErrorCode::local_io, flag + " " + path + ": not a folder"};
+    // Each folder on the way made where resolve_typed_path reaches it, so
+    // that no one else's link leads the new folders somewhere else.
+    std::string reached = path.starts_with('/') ? "/" : "";
+    std::size_t begin = 0;
+    while (begin <= path.size()) {
+        const auto slash = std::min(path.find('/', begin), path.size());
+        if (slash > begin) {
+            reached += path.substr(begin, slash - begin) + "/";
+            if (auto made = make_typed_folder(reached); !made) {
+                return Error{made.error().code, flag + " " + path + ": " + made.error().message};
+            }
+        }
+        begin = slash + 1;
     }
     return std::nullopt;
 }

@@ -481,7 +481,8 @@ class PlantedLinks(CliTest):
         os.symlink(outside, link)
         os.lchown(link, OTHER_UID, OTHER_UID)
         for args in (["get", "d/y", "-C", link], ["get", "d/*", "-C", link], ["get", "-r", "d", "-C", link],
-                     ["get", "d/y", "-o", os.path.join(link, "y")]):
+                     ["get", "d/y", "-o", os.path.join(link, "y")], ["get", "d/y", "-C", os.path.join(link, "new")],
+                     ["get", "-r", "d", "-C", os.path.join(link, "new", "deeper")]):
             with self.subTest(args=args):
                 got = self.ferry("--no-progress", *args, server=self.address)
                 self.assertEqual(got.returncode, 3, got.stderr)
