@@ -7,15 +7,47 @@ Standard library only."""
 
 import argparse
 import fcntl
+import json
 import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import unittest
+
+# The wire's frames (PROTOCOL.md 2), for the scripted servers that play a
+# server the client must cope with: a 5-byte header (kind: 1 JSON, 2 data;
+# payload length, big-endian), then the payload.
+def read_frame(conn):
+    """The next frame from the socket CONN: a dict (JSON) or bytes (data);
+    None once the peer has closed."""
+    head = b""
+    while len(head) < 5:
+        more = conn.recv(5 - len(head))
+        if not more:
+            return None
+        head += more
+    kind, length = struct.unpack(">BI", head)
+    body = b""
+    while len(body) < length:
+        more = conn.recv(length - len(body))
+        if not more:
+            return None
+        body += more
+    return json.loads(body) if kind == 1 else body
+
+
+def send_json(conn, message):
+    body = json.dumps(message).encode()
+    conn.sendall(struct.pack(">BI", 1, len(body)) + body)
+
+
+def send_data(conn, payload):
+    conn.sendall(struct.pack(">BI", 2, len(payload)) + payload)
 
 
 def append_only_log():

@@ -7,17 +7,14 @@ version 1 (a fake one here), on which the folder commands say so.
 
 Usage: test_folders.py --ferryd PATH --ferry PATH [unittest arguments]"""
 
-import argparse
 import hashlib
 import json
 import os
 import stat
 import socket
-import struct
 import subprocess
 import sys
 import threading
-import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
@@ -641,27 +638,8 @@ class VersionOneServer:
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
 
-    @staticmethod
-    def read_frame(conn):
-        head = b""
-        while len(head) < 5:
-            more = conn.recv(5 - len(head))
-            if not more:
-                return None
-            head += more
-        kind, length = struct.unpack(">BI", head)
-        body = b""
-        while len(body) < length:
-            more = conn.recv(length - len(body))
-            if not more:
-                return None
-            body += more
-        return json.loads(body) if kind == 1 else body
-
-    @staticmethod
-    def send(conn, message):
-        body = json.dumps(message).encode()
-        conn.sendall(struct.pack(">BI", 1, len(body)) + body)
+    read_frame = staticmethod(harness.read_frame)
+    send = staticmethod(harness.send_json)
 
     def serve(self):
         while True:
@@ -731,15 +709,5 @@ class OldServer(CliTest):
         self.assertEqual(put.stderr.splitlines()[0], message.rstrip())
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    harness.add_binaries(parser, ["ferryd", "ferry"])
-    args, rest = parser.parse_known_args()
-    paths = harness.export_binaries(parser, args, ["ferryd", "ferry"])
-    test_cli.FERRYD, test_cli.FERRY = paths["ferryd"], paths["ferry"]
-    program = unittest.main(argv=[sys.argv[0]] + rest, verbosity=2, exit=False)
-    return harness.report(program.result)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(test_cli.main())  # runs this module's tests, against the binaries it is given

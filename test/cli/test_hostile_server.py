@@ -14,17 +14,13 @@ planted where a download lands (a real ferryd):
 
 Usage: test_hostile_server.py --ferryd PATH --ferry PATH [unittest arguments]"""
 
-import argparse
 import ctypes
 import hashlib
-import json
 import os
 import socket
-import struct
 import sys
 import threading
 import time
-import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
@@ -67,31 +63,9 @@ class ScriptedServer:
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
 
-    @staticmethod
-    def read_frame(conn):
-        head = b""
-        while len(head) < 5:
-            more = conn.recv(5 - len(head))
-            if not more:
-                return None
-            head += more
-        kind, length = struct.unpack(">BI", head)
-        body = b""
-        while len(body) < length:
-            more = conn.recv(length - len(body))
-            if not more:
-                return None
-            body += more
-        return json.loads(body) if kind == 1 else body
-
-    @staticmethod
-    def send(conn, message):
-        body = json.dumps(message).encode()
-        conn.sendall(struct.pack(">BI", 1, len(body)) + body)
-
-    @staticmethod
-    def send_data(conn, payload):
-        conn.sendall(struct.pack(">BI", 2, len(payload)) + payload)
+    read_frame = staticmethod(harness.read_frame)
+    send = staticmethod(harness.send_json)
+    send_data = staticmethod(harness.send_data)
 
     def serve(self):
         while True:
@@ -643,15 +617,5 @@ class SwappedLinks(CliTest):
         self.check(["sync", ":d", self.udir])
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    harness.add_binaries(parser, ["ferryd", "ferry"])
-    args, rest = parser.parse_known_args()
-    paths = harness.export_binaries(parser, args, ["ferryd", "ferry"])
-    test_cli.FERRYD, test_cli.FERRY = paths["ferryd"], paths["ferry"]
-    program = unittest.main(argv=[sys.argv[0]] + rest, verbosity=2, exit=False)
-    return harness.report(program.result)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(test_cli.main())  # runs this module's tests, against the binaries it is given

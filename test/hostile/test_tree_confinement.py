@@ -6,6 +6,7 @@ and uploads into folders stay atomic and resumable with their partials in
 the root. Every test runs twice: with openat2, and with the component walk
 (FERRYD_RESOLVE=walk) that kernels without openat2 use."""
 
+import contextlib
 import ctypes
 import ctypes.util
 import hashlib
@@ -28,6 +29,29 @@ def exchange(a, b):
     """Swaps two names atomically (renameat2 RENAME_EXCHANGE)."""
     if libc.renameat2(AT_FDCWD, a.encode(), AT_FDCWD, b.encode(), RENAME_EXCHANGE) != 0:
         raise OSError(ctypes.get_errno(), "renameat2 " + a)
+
+
+@contextlib.contextmanager
+def swapping(a, b):
+    """While the block runs, a thread exchanges A and B atomically (exchange())
+    as fast as it can; a swap that fails (one of the two removed meanwhile) is
+    skipped."""
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            try:
+                exchange(a, b)
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def snapshot(folder):
@@ -337,19 +361,8 @@ class TreeConfinement(unittest.TestCase):
                 for index in range(40):
                     write(os.path.join(tree, "s%d" % folder, "f%d" % index), b"inside")
             os.symlink(self.outside, link)
-            stop = threading.Event()
-
-            def swapper():
-                while not stop.is_set():
-                    exchange(os.path.join(tree, "s5"), link)
-
-            thread = threading.Thread(target=swapper)
-            thread.start()
-            try:
+            with swapping(os.path.join(tree, "s5"), link):
                 reply = self.peer.request({"op": "delete", "path": "t", "recursive": True})
-            finally:
-                stop.set()
-                thread.join()
             outcomes.append(reply["ok"] or reply["error"]["code"])
             self.assertIn(outcomes[-1], (True, "not_empty", "file_changed"), reply)
             if not reply["ok"]:
@@ -393,22 +406,8 @@ class TreeConfinement(unittest.TestCase):
                     write(other, b"FILE")
                 else:
                     os.symlink(self.outside, other)
-                stop = threading.Event()
-
-                def swapper():
-                    while not stop.is_set():
-                        try:
-                            exchange(tree, other)
-                        except OSError:
-                            pass  # one of the two is deleted already
-
-                thread = threading.Thread(target=swapper)
-                thread.start()
-                try:
+                with swapping(tree, other):  # one of the two may be deleted already: that swap is skipped
                     reply = self.peer.request({"op": "delete", "path": "t", "recursive": True})
-                finally:
-                    stop.set()
-                    thread.join()
                 outcome = reply["ok"] or reply["error"]["code"]
                 outcomes.append(outcome)
                 # A link met at the very stat is what the name held then.
