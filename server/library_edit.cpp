@@ -59,6 +59,30 @@ bool still_at_name(int parent, const char* leaf, const struct ::stat& st)
            now.st_dev == st.st_dev;
 }
 
+// Whether the folder `fd` (an O_PATH descriptor will do) holds no entry.
+// A folder that cannot be read counts as not empty.
+bool folder_is_empty(int fd)
+{
+    const int list_fd = ::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR* dir = list_fd < 0 ? nullptr : ::fdopendir(list_fd);
+    if (dir == nullptr) {
+        if (list_fd >= 0) {
+            ::close(list_fd);
+        }
+        return false;
+    }
+    bool empty = true;
+    while (const dirent* entry = ::readdir(dir)) {
+        const std::string_view name = entry->d_name;
+        if (name != "." && name != "..") {
+            empty = false;
+            break;
+        }
+    }
+    ::closedir(dir);
+    return empty;
+}
+
 // A recursive delete's `path` renamed away or replaced (by a folder, a file
 // or a link) while it ran (PROTOCOL.md 4.11): file_changed, counting what
 // went, which stays gone.
@@ -347,9 +371,11 @@ Result<Removed> Library::remove(std::string_view path, bool recursive, const std
     if (S_ISREG(st.st_mode)) {
         if (::unlinkat(parent, leaf, 0) != 0) {
             const int error = errno;
-            // A folder (EISDIR) or another entry put at the name since the
-            // stat: the path changed, not a file that cannot go.
-            if (error != ENOENT && !still_at_name(parent, leaf, st)) {
+            // A folder (EISDIR: the name held a file at the stat, a folder
+            // at the unlink, whatever it holds by now) or another entry put
+            // at the name since the stat: the path changed, not a file that
+            // cannot go.
+            if (error == EISDIR || (error != ENOENT && !still_at_name(parent, leaf, st))) {
                 return top_changed(path, removed);
             }
             return file_error(error, "cannot delete", path);
@@ -361,6 +387,7 @@ Result<Removed> Library::remove(std::string_view path, bool recursive, const std
         }
         removed.type = EntryType::folder;
         std::string blocker;
+        UniqueFd emptied; // the folder the walk emptied, held to the rmdir
         if (recursive) {
             UniqueFd folder(retry_stale(
                 parent, [&] { return ::openat(parent, leaf, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); }));
@@ -385,10 +412,16 @@ Result<Removed> Library::remove(std::string_view path, bool recursive, const std
             if (!still_at_name(parent, leaf, st)) {
                 return top_changed(path, removed);
             }
+            emptied = std::move(folder);
         }
         if (::unlinkat(parent, leaf, AT_REMOVEDIR) != 0) {
-            if (recursive && (errno == ENOTEMPTY || errno == EEXIST) && !still_at_name(parent, leaf, st)) {
-                return top_changed(path, removed); // swapped within the kernel's gap
+            // Not empty, though the walk left nothing in the folder it
+            // emptied: the rmdir met another folder swapped in at the name
+            // (asked of the folder held, which no swap can change; a look
+            // at the name again could meet the emptied one swapped back).
+            if (recursive && (errno == ENOTEMPTY || errno == EEXIST) && blocker.empty() && emptied &&
+                folder_is_empty(emptied.get())) {
+                return top_changed(path, removed);
             }
             if (errno == ENOTEMPTY || errno == EEXIST) {
                 std::string message = quoted(path) + " is not empty";
