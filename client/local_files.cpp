@@ -63,17 +63,6 @@ private:
     std::string name_;
 };
 
-// `in`'s descriptor and the path's last name, for `in` set.
-int dir_of(const LocalFolder* in)
-{
-    return in->fd();
-}
-
-std::string name_in(const LocalFolder*, const std::string& path)
-{
-    return base_name(path);
-}
-
 // The umask, read once before main (and so before any thread): reading it
 // means setting it, which another thread's file creation could see.
 const mode_t process_umask = [] {
@@ -296,9 +285,9 @@ Result<LocalFile> LocalFile::open(const std::string& path, int flags, unsigned m
     if (in == nullptr) {
         return open_typed(path, flags, mode);
     }
-    const std::string name = name_in(in, path);
+    const std::string name = base_name(path);
     const int fd = sys::retry_on_eintr(
-        [&] { return ::openat(dir_of(in), name.c_str(), flags | O_CLOEXEC, static_cast<mode_t>(mode)); });
+        [&] { return ::openat(in->fd(), name.c_str(), flags | O_CLOEXEC, static_cast<mode_t>(mode)); });
     if (fd < 0) {
         return local_error("cannot open " + in_quotes(path), errno);
     }
