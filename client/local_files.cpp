@@ -36,29 +36,42 @@ std::string in_quotes(const std::string& path)
 
 // Where a path-taking call works: in `in` by the path's last name, or,
 // for a path the user typed, by its last name in the folder
-// resolve_typed_path reaches, held while the call runs (a link of anyone
-// else's on the way leaves no folder: the call fails with EBADF).
+// resolve_typed_path reaches, held while the call runs. A walk that
+// reaches no folder (a link of anyone else's swapped in on the way, a
+// folder gone) leaves its Error here, naming the path and what stood
+// there: every caller returns it (reached()) before any call on dir(),
+// which would otherwise fail with a bare EBADF.
 class Where {
 public:
     Where(const LocalFolder* in, const std::string& path)
     {
         if (in == nullptr) {
             auto place = resolve_typed_path(path, false);
-            if (place) {
-                held_ = std::move(place->folder);
-                in = held_.get();
-                name_ = place->leaf.empty() ? "." : place->leaf;
+            if (!place) {
+                error_ = std::move(place.error());
+                return;
             }
+            held_ = std::move(place->folder);
+            in = held_.get();
+            name_ = place->leaf.empty() ? "." : place->leaf;
         } else {
             name_ = base_name(path);
         }
-        dir_ = in != nullptr ? in->fd() : -1;
+        dir_ = in->fd();
+    }
+    Status reached() const
+    {
+        if (error_) {
+            return *error_;
+        }
+        return success();
     }
     int dir() const { return dir_; }
     const char* name() const { return name_.c_str(); }
 
 private:
     std::shared_ptr<const LocalFolder> held_;
+    std::optional<Error> error_;
     int dir_ = -1;
     std::string name_;
 };
@@ -103,7 +116,9 @@ PublishedMode published_mode(const std::string& dest, const LocalFolder* in)
 {
     struct stat st {};
     const Where at(in, dest);
-    if (::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
+    // A folder not reached: as a new file's (the publish, which needs the
+    // folder too, then reports why).
+    if (!at.reached() || ::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
         return PublishedMode{0666U & ~static_cast<unsigned>(process_umask), std::nullopt, 0, false};
     }
     PublishedMode published{static_cast<unsigned>(st.st_mode) & 0777U, std::nullopt, 0, true};
@@ -121,6 +136,9 @@ Status take_access_acl(const LocalFile& part, const std::string& dest, const Loc
 {
     const auto acl = std::make_unique<sys::AccessAcl>(); // 64 KiB: not on the stack
     const Where at(in, dest);
+    if (auto reached = at.reached(); !reached) {
+        return reached;
+    }
     int error = sys::read_access_acl(at.dir(), at.name(), *acl);
     if (error == 0) {
         error = sys::set_access_acl(part.fd(), *acl);
@@ -504,6 +522,9 @@ Status write_download_state(const std::string& path, const DownloadState& state,
     for (int attempt = 0; attempt < kTries && fd < 0; ++attempt) {
         temporary = path + std::string(kStateTemporarySuffix) + random_letters(kStateTemporaryRandom);
         const Where at(in, temporary);
+        if (auto reached = at.reached(); !reached) {
+            return reached;
+        }
         fd = sys::retry_on_eintr([&] {
             return ::openat(at.dir(), at.name(),
                             O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -552,6 +573,9 @@ Result<StateFound> look_at_state(const std::string& path, const LocalFolder* in)
 {
     struct stat st {};
     const Where at(in, path);
+    if (auto reached = at.reached(); !reached) {
+        return reached.error();
+    }
     if (::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
         if (errno == ENOENT) {
             return StateFound::absent;
@@ -598,6 +622,9 @@ bool held_locked(const std::string& path, const LocalFolder* in)
     // O_NONBLOCK: a FIFO swapped in does not hang the look; O_NOFOLLOW: a
     // link is not a file held by anyone.
     const Where at(in, path);
+    if (!at.reached()) {
+        return false; // no file reached: none held (the publish then reports why)
+    }
     const int fd = sys::retry_on_eintr([&] {
         return ::openat(at.dir(), at.name(),
                         O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
@@ -999,6 +1026,9 @@ bool is_ferry_part(const LocalFile& file, const struct ::stat& st, const Downloa
 Result<PartFound> look_at_part(const std::string& part, const std::string& state_file, const LocalFolder* in)
 {
     const Where at(in, part);
+    if (auto reached = at.reached(); !reached) {
+        return reached.error();
+    }
     struct stat st {};
     if (::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
         if (errno == ENOENT) {
@@ -1011,23 +1041,33 @@ Result<PartFound> look_at_part(const std::string& part, const std::string& state
     }
     // O_NONBLOCK: should a FIFO take the name since the look, the open
     // does not wait for a writer (and the fstat below refuses it).
-    auto file = LocalFile::open(part, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0, in);
-    if (!file) {
-        return file.error();
+    const int fd = sys::retry_on_eintr(
+        [&] { return ::openat(at.dir(), at.name(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC); });
+    if (fd < 0) {
+        // Lost a race with whoever changed the name since the look: said
+        // as what stands there now, not as the open's errno.
+        if (errno == ENOENT) {
+            return PartFound::absent;
+        }
+        if (errno == ELOOP) {
+            return foreign_part_error(part, S_IFLNK);
+        }
+        return local_error("cannot open " + in_quotes(part), errno);
     }
-    if (::fstat(file->fd(), &st) != 0) {
+    const LocalFile file(part, fd);
+    if (::fstat(file.fd(), &st) != 0) {
         return local_error("cannot stat " + in_quotes(part), errno);
     }
     if (!S_ISREG(st.st_mode)) {
         return foreign_part_error(part, st.st_mode);
     }
     const auto state = read_download_state(state_file, in);
-    if (!is_ferry_part(file.value(), st, state ? &state.value() : nullptr)) {
+    if (!is_ferry_part(file, st, state ? &state.value() : nullptr)) {
         return unowned_part_error(part);
     }
     // A part another download is writing is not replaced from under it
     // (nor its sidecar dropped).
-    if (auto locked = lock_part(file.value()); !locked) {
+    if (auto locked = lock_part(file); !locked) {
         return locked.error();
     }
     return PartFound::ferrys;
@@ -1037,6 +1077,9 @@ Result<CreatedPart> create_part_file(const std::string& part, const std::string&
                                      unsigned mode)
 {
     const Where at(in, part);
+    if (auto reached = at.reached(); !reached) {
+        return reached.error();
+    }
     // O_EXCL: a new file, never one found there (nor a link's target). The
     // name is free in the common case; what holds it is looked at only
     // then, and replaced only when it is a part of ferry's.
@@ -1127,6 +1170,11 @@ Status publish_download(const LocalFile& part, const std::string& dest, const Lo
     // the rename, the one step that works by name.
     struct stat st {};
     const Where at(in, dest);
+    if (auto reached = at.reached(); !reached) {
+        Error error = reached.error();
+        error.message += "; the verified file is kept as " + in_quotes(part.path());
+        return error;
+    }
     if (::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
         return Error{ErrorCode::local_io, in_quotes(dest) + " became " + kind_of(st.st_mode) +
                                               " during the download; the verified file is kept as " +
@@ -1148,6 +1196,11 @@ Status publish_download(const LocalFile& part, const std::string& dest, const Lo
         return local_error("cannot stat " + in_quotes(part.path()), errno);
     }
     const Where part_at(in, part.path());
+    if (auto reached = part_at.reached(); !reached) {
+        Error error = reached.error();
+        error.message += "; nothing was published to " + in_quotes(dest);
+        return error;
+    }
     if (::fstatat(part_at.dir(), part_at.name(), &named, AT_SYMLINK_NOFOLLOW) != 0 ||
         named.st_dev != written.st_dev || named.st_ino != written.st_ino) {
         return Error{ErrorCode::local_io, in_quotes(part.path()) +
@@ -1184,6 +1237,9 @@ std::string base_name(std::string_view path)
 Status remove_file(const std::string& path, const LocalFolder* in)
 {
     const Where at(in, path);
+    if (auto reached = at.reached(); !reached) {
+        return reached;
+    }
     if (::unlinkat(at.dir(), at.name(), 0) != 0 && errno != ENOENT) {
         return local_error("cannot remove " + in_quotes(path), errno);
     }
@@ -1195,6 +1251,9 @@ Status rename_file(const std::string& from, const std::string& to, const LocalFo
     // Both names in one folder (a part and its file, a sidecar's temporary
     // and the sidecar): the folder `from` is reached in.
     const Where at(in, from);
+    if (auto reached = at.reached(); !reached) {
+        return reached;
+    }
     if (::renameat(at.dir(), at.name(), at.dir(), base_name(to).c_str()) != 0) {
         return local_error("cannot rename " + in_quotes(from) + " to " + in_quotes(to), errno);
     }

@@ -114,7 +114,12 @@ private:
 // text is no path ("pipe:[42]": an open file with no name), which the
 // kernel follows. What the caller does next goes
 // through the folder held (the `in` variants below), so a name swapped for
-// a link after the walk changes nothing.
+// a link after the walk changes nothing; a download walks once and holds
+// its folder to the publish (LocalFolder above). The variants called
+// without `in` walk the typed path again for that one call; a walk that
+// reaches no folder there is that call's Error, naming the link (and its
+// owner) or the folder it could not open: never a bare errno of a call
+// made without a folder.
 inline constexpr int kMaxTypedLinks = 40;
 struct TypedPlace {
     std::shared_ptr<const LocalFolder> folder; // the last folder, held open for reading

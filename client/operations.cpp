@@ -233,7 +233,10 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
     if (resumable) {
         auto file = LocalFile::open(part, O_WRONLY | O_NOFOLLOW | O_NONBLOCK, 0, in);
         if (!file) {
-            return file.error();
+            // Removed or swapped (for a link: ELOOP) since load_resumable
+            // looked: said as that, with a stable code, not as the errno.
+            return Error{ErrorCode::local_io, "\"" + part + "\" was removed or replaced since it was checked (" +
+                                                  file.error().message + "); nothing was written to it: get the file again"};
         }
         struct stat st {};
         if (::fstat(file->fd(), &st) != 0 || !S_ISREG(st.st_mode)) {
