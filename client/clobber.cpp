@@ -64,13 +64,16 @@ Result<std::optional<RemoteFile>> remote_file(Connection& connection, const std:
 }
 
 // The local regular file's size and digest, or nullopt when there is none.
-Result<std::optional<RemoteFile>> local_file(const std::string& path, HashKind hash)
+// With `in` (a download's held folder): its last name there, no link followed.
+Result<std::optional<RemoteFile>> local_file(const std::string& path, HashKind hash, const LocalFolder* in = nullptr)
 {
     struct stat st {};
-    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    const int looked = in != nullptr ? ::fstatat(in->fd(), base_name(path).c_str(), &st, AT_SYMLINK_NOFOLLOW)
+                                     : ::stat(path.c_str(), &st);
+    if (looked != 0 || !S_ISREG(st.st_mode)) {
         return std::optional<RemoteFile>();
     }
-    auto file = LocalFile::open(path, O_RDONLY);
+    auto file = LocalFile::open(path, O_RDONLY | (in != nullptr ? O_NOFOLLOW | O_NONBLOCK : 0), 0, in);
     if (!file) {
         return file.error();
     }
@@ -97,24 +100,27 @@ Result<std::optional<RemoteFile>> local_file(const std::string& path, HashKind h
     return std::optional<RemoteFile>(std::move(local));
 }
 
-bool exists(const std::string& path)
+bool exists(const std::string& path, const LocalFolder* in)
 {
     struct stat st {};
+    if (in != nullptr) {
+        return ::fstatat(in->fd(), base_name(path).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+    }
     return ::lstat(path.c_str(), &st) == 0;
 }
 
 } // namespace
 
 Result<SkipReason> skip_get(Connection& connection, const std::string& name, const std::string& dest,
-                            Clobber clobber, HashKind hash)
+                            Clobber clobber, HashKind hash, const LocalFolder* in)
 {
     if (clobber == Clobber::replace || dest == "-") {
         return SkipReason();
     }
     if (clobber == Clobber::keep_existing) {
-        return exists(dest) ? SkipReason("exists") : SkipReason();
+        return exists(dest, in) ? SkipReason("exists") : SkipReason();
     }
-    auto local = local_file(dest, hash);
+    auto local = local_file(dest, hash, in);
     if (!local) {
         return local.error();
     }

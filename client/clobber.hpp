@@ -5,6 +5,7 @@
 #pragma once
 
 #include "connection.hpp"
+#include "local_files.hpp"
 #include "transfer_hash.hpp"
 
 #include <optional>
@@ -21,9 +22,10 @@ enum class Clobber {
 // Why a transfer was skipped ("exists", "identical"), nullopt to go ahead.
 using SkipReason = std::optional<std::string>;
 
-// For a get into `dest` (no connection needed for keep_existing).
+// For a get into `dest` (no connection needed for keep_existing); with
+// `in`, dest's held folder (GetOptions::folder), looked at by its last name.
 Result<SkipReason> skip_get(Connection& connection, const std::string& name, const std::string& dest,
-                            Clobber clobber, HashKind hash);
+                            Clobber clobber, HashKind hash, const LocalFolder* in = nullptr);
 // For a put of `local_path` as `name`.
 Result<SkipReason> skip_put(Connection& connection, const std::string& local_path, const std::string& name,
                             Clobber clobber, HashKind hash);

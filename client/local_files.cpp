@@ -220,6 +220,67 @@ Result<std::shared_ptr<const LocalFolder>> open_tree_folder(const std::string& r
     return folder;
 }
 
+Result<std::shared_ptr<const LocalFolder>> HeldFolders::folder_of(const std::string& root, const std::string& dest)
+{
+    const auto below = path_below(root, dest);
+    if (!below) {
+        return Error{ErrorCode::local_io, in_quotes(dest) + " is not below " + in_quotes(root)};
+    }
+    // The folder part of `below`, its names joined by single slashes.
+    std::string folder_path;
+    std::size_t begin = 0;
+    for (auto slash = below->find('/'); slash != std::string::npos; slash = below->find('/', begin)) {
+        const std::string name = below->substr(begin, slash - begin);
+        begin = slash + 1;
+        if (!name.empty() && name != ".") {
+            folder_path += (folder_path.empty() ? "" : "/") + name;
+        }
+    }
+    const std::lock_guard lock(mutex_);
+    return folder(root, folder_path);
+}
+
+Result<std::shared_ptr<const LocalFolder>> HeldFolders::folder(const std::string& root, const std::string& below)
+{
+    if (auto found = held_.find({root, below}); found != held_.end()) {
+        return found->second;
+    }
+    std::shared_ptr<const LocalFolder> opened;
+    if (below.empty()) {
+        // The root is the user's: its links are followed by the owner rule.
+        auto fd = open_typed_folder(root);
+        if (!fd) {
+            return fd.error();
+        }
+        opened = std::make_shared<const LocalFolder>(root, fd.value());
+    } else {
+        // Below it nothing is followed: one name opened in its folder, held.
+        const auto slash = below.rfind('/');
+        auto parent = folder(root, slash == std::string::npos ? std::string() : below.substr(0, slash));
+        if (!parent) {
+            return parent.error();
+        }
+        const std::string name = slash == std::string::npos ? below : below.substr(slash + 1);
+        const std::string shown = root + (root.ends_with('/') ? "" : "/") + below;
+        const int fd = sys::retry_on_eintr([&] {
+            return ::openat(parent.value()->fd(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        });
+        if (fd < 0) {
+            const int err = errno;
+            if (err == ELOOP || err == ENOTDIR) {
+                return Error{ErrorCode::local_io, in_quotes(shown) + " is not a folder (a symbolic link is not followed)"};
+            }
+            return local_error("cannot open the folder " + in_quotes(shown), err);
+        }
+        opened = std::make_shared<const LocalFolder>(shown, fd);
+    }
+    if (held_.size() >= kMaxHeldFolders) {
+        held_.clear(); // the downloads that took them still hold theirs
+    }
+    held_.emplace(std::make_pair(root, below), opened);
+    return opened;
+}
+
 std::optional<std::string> path_below(const std::string& root, const std::string& path)
 {
     if (root == "." && !path.starts_with('/') && !path.starts_with("./") && path != ".." &&
@@ -908,7 +969,7 @@ Result<DownloadTarget> inspect_typed_target(const std::string& dest)
             return Error{ErrorCode::local_io,
                          in_quotes(dest) + " is a symbolic link to nothing: ferry does not create files through links"};
         }
-        return DownloadTarget{TargetKind::absent, dest, {}};
+        return DownloadTarget{TargetKind::absent, dest, {}, std::move(place->folder)};
     }
     struct stat st {};
     if (::fstat(place->object.fd(), &st) != 0) {
@@ -928,7 +989,7 @@ Result<DownloadTarget> inspect_typed_target(const std::string& dest)
     if (held_locked(path, place->folder.get())) {
         return locked_target_error(path);
     }
-    return DownloadTarget{TargetKind::regular, std::move(path), {}};
+    return DownloadTarget{TargetKind::regular, std::move(path), {}, std::move(place->folder)};
 }
 
 } // namespace

@@ -8,6 +8,8 @@
 #include "status.hpp"
 
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <span>
@@ -26,12 +28,16 @@ inline constexpr std::string_view kStateSuffix = ".state";
 inline constexpr std::string_view kStateTemporarySuffix = ".tmp-";
 inline constexpr std::size_t kStateTemporaryRandom = 6;
 
-// A folder of a download tree (get -r, sync's pull), opened by a walk from
-// the tree's root one name at a time with O_NOFOLLOW|O_DIRECTORY. A file's
-// part, sidecar, rename and folder sync all go through this descriptor
-// (the functions below that take `in`), never through the folder's path
-// again: a folder swapped for a symbolic link after the walk is not
-// followed, so nothing lands outside the tree.
+// A download's folder, walked to once when the download is planned: a
+// tree's (get -r, a wildcard's match, sync's pull) from the tree's root one
+// name at a time with O_NOFOLLOW|O_DIRECTORY (HeldFolders), a typed path's
+// by resolve_typed_path. It is held (GetOptions::folder) until the file is
+// published: the look at the target and the part, the part's creation or
+// resume, its sidecar, the attributes, the rename and the folder sync all
+// go through this descriptor (the functions below that take `in`), never
+// through the folder's path again: a folder on the way swapped after the
+// walk (for a link, or for another folder) is not reached, so nothing
+// lands anywhere but where the walk checked.
 class LocalFolder {
 public:
     LocalFolder(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
@@ -50,6 +56,27 @@ private:
 // whose own links are followed); every folder on the way from `root` must
 // be a real folder, a symbolic link is an error.
 Result<std::shared_ptr<const LocalFolder>> open_tree_folder(const std::string& root, const std::string& path);
+// The folders of a command's downloads, each opened once (a walk as
+// open_tree_folder's, continued from the nearest folder already held) and
+// shared by every file landing in it: a download takes its folder here
+// when it is planned and holds it (GetOptions::folder) until its file is
+// published, so no later step names the folder by a path again, and a
+// tree of many files in few folders costs one descriptor per folder, not
+// one walk per file and step. Safe to share between threads (sync's
+// connections). It keeps at most kMaxHeldFolders for later files; a
+// download's own hold is not limited by it.
+class HeldFolders {
+public:
+    static constexpr std::size_t kMaxHeldFolders = 256;
+    // The folder `dest` (a path below `root`, see open_tree_folder) lies in.
+    Result<std::shared_ptr<const LocalFolder>> folder_of(const std::string& root, const std::string& dest);
+
+private:
+    Result<std::shared_ptr<const LocalFolder>> folder(const std::string& root, const std::string& below);
+
+    std::mutex mutex_;
+    std::map<std::pair<std::string, std::string>, std::shared_ptr<const LocalFolder>> held_;
+};
 // The part of `path` below the tree folder `root` ("copy" and "copy/a/b"
 // give "a/b"; "." and a relative "a/b" give "a/b"), for open_tree_folder;
 // nullopt when `path` is not below `root`.
@@ -332,6 +359,9 @@ struct DownloadTarget {
     // stream: an O_PATH descriptor of the FIFO or device, opened for
     // writing through it by open_stream_target.
     LocalFile handle;
+    // absent or regular, for a path the user typed: the folder `path`'s
+    // last name is in, as the walk reached it, held for every later step.
+    std::shared_ptr<const LocalFolder> folder = {};
 };
 
 // A folder, a socket or a symbolic link to nothing is an Error: ferry

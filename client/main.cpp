@@ -15,6 +15,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -127,6 +128,19 @@ Result<ConnectOptions> connect_options(const SecurityArguments& arguments, Timeo
 
 namespace {
 int main_with(int argc, char** argv);
+
+// A download holds its folder open from its plan to its publish
+// (GetOptions::folder), and a command plans all its files first: a tree of
+// many folders holds one descriptor per folder, which the usual soft limit
+// of 1024 would cap.
+void raise_descriptor_limit()
+{
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &limit);
+    }
+}
 } // namespace
 
 int main(int argc, char** argv)
@@ -144,6 +158,7 @@ int main_with(int argc, char** argv)
 {
     using namespace ferry::client;
     std::signal(SIGPIPE, SIG_IGN);
+    raise_descriptor_limit();
     // The terminal's character set: libedit edits and the progress line
     // measures UTF-8 names only in a UTF-8 locale. Only LC_CTYPE: numbers
     // and messages stay as they are.

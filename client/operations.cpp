@@ -318,24 +318,14 @@ Error unexpected_hash(const GetOptions& options, HashKind sent)
 // A resumed download (offset > 0) whose whole hash differs from the
 // trailer's sets `prefix_refuted`: its part, already removed, was not the
 // server's file (see finish_get).
-Result<TransferResult> receive_file(Connection& connection, const GetOptions& asked, std::uint64_t id,
+Result<TransferResult> receive_file(Connection& connection, const GetOptions& options, std::uint64_t id,
                                const FileInfo& remote, std::uint64_t offset, std::optional<Resumable> resumable,
                                std::optional<VerifiedPart>& verified, bool& prefix_refuted)
 {
-    GetOptions options = asked;
-    if (!options.tree_root.empty()) {
-        // A tree's name: its folder walked to again now, without following
-        // a link, and held until the file is published in it.
-        const auto below = path_below(options.tree_root, options.dest);
-        auto folder = below ? open_tree_folder(options.tree_root, *below)
-                            : Result<std::shared_ptr<const LocalFolder>>(Error{
-                                  ErrorCode::local_io, "\"" + options.dest + "\" is not below \"" + options.tree_root +
-                                                           "\""});
-        if (!folder) {
-            connection.close(); // the server is already sending
-            return folder.error();
-        }
-        options.folder = std::move(folder.value());
+    if (!options.folder) {
+        // prepare_get holds the folder of every file it lets through.
+        connection.close(); // the server is already sending
+        return Error{ErrorCode::local_io, "\"" + options.dest + "\": its folder is not held; nothing was written"};
     }
     auto opened = open_part(options, remote, std::move(resumable));
     if (!opened) {
@@ -727,21 +717,13 @@ Result<PendingGet> prepare_get(const GetOptions& options)
     }
     PendingGet pending;
     pending.options = options;
-    if (!options.tree_root.empty() && !options.to_stdout) {
-        // A name of a tree: its folder reached without following a link,
-        // and held, so that the part and its publish stay in that folder.
-        const std::string& root = options.tree_root;
-        const auto below = path_below(root, options.dest);
-        if (!below) {
-            return Error{ErrorCode::local_io, "\"" + options.dest + "\" is not below \"" + root + "\""};
-        }
-        auto folder = open_tree_folder(root, *below);
+    if (!options.to_stdout && !options.folder && !options.tree_root.empty()) {
+        // A name of a tree: its folder reached without following a link.
+        HeldFolders folders;
+        auto folder = folders.folder_of(options.tree_root, options.dest);
         if (!folder) {
             return folder.error();
         }
-        // Only for the looks below: a batch prepares all its files first,
-        // and a descriptor held per file could run out; receive_file
-        // walks again and holds the folder while the file is written.
         pending.options.folder = std::move(folder.value());
     }
     if (!options.to_stdout) {
@@ -752,6 +734,10 @@ Result<PendingGet> prepare_get(const GetOptions& options)
         }
         pending.target = std::move(target.value());
         pending.options.dest = pending.target.path;
+        if (!pending.options.folder) {
+            // A path the user typed: the folder its walk reached.
+            pending.options.folder = std::move(pending.target.folder);
+        }
     }
     if (options.resume && !options.to_stdout && pending.target.kind != TargetKind::stream) {
         pending.resumable =
@@ -776,7 +762,8 @@ Result<PendingGet> prepare_get(const GetOptions& options)
         }
     }
     pending.offset = pending.resumable ? pending.resumable->state.bytes_held : 0;
-    pending.options.folder.reset();
+    // The folder stays held (GetOptions::folder) until the file is
+    // published in it: no later step walks to it again.
     return pending;
 }
 

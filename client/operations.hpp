@@ -72,11 +72,18 @@ struct GetOptions {
     std::string dest; // the final local path (see resolve_download_path)
     // Set where dest is a name of a tree below this folder (get -r, sync's
     // pull): dest's folder is then opened by a walk from here that follows
-    // no link, and the part, its sidecar and the publish all go through
-    // that descriptor (local_files.hpp's LocalFolder). Empty: dest is a
-    // path the user named, links in it followed.
+    // no link. Empty: dest is a path the user named, resolved by
+    // resolve_typed_path (links of the user's or root's followed).
     std::string tree_root;
-    std::shared_ptr<const LocalFolder> folder; // set by prepare_get
+    // The folder dest's last name is in, walked to ONCE and held from the
+    // plan to the publish: the look at the target and the part, the part's
+    // creation or resume, its sidecar, the attributes, the rename and the
+    // folder's sync all go through this descriptor (local_files.hpp's
+    // LocalFolder), never through a path again, so a folder on the way
+    // swapped meanwhile (for a link, or for another folder) changes
+    // nothing. Set by the caller (from a HeldFolders shared by the
+    // command's files) or, when empty, by prepare_get's walk.
+    std::shared_ptr<const LocalFolder> folder;
     // Set by prepare_get when nothing stood under the part's name: the
     // download's sidecar, if any, then vouches for nothing (a checkpoint
     // replaces it, the publish removes it) and is not looked for again.

@@ -570,8 +570,12 @@ std::map<std::string, std::uint64_t> resumable_prefixes(const SyncArguments& arg
 // server's mtime, is verified, then goes to the shared PublishBatch, which
 // makes a batch of parts durable together before renaming them and syncs
 // each folder once per batch, not once per file.
+//
+// Each file's folder comes from `folders` (shared by the connections) and
+// is held from here to the publish (GetOptions::folder).
 void pull_files(Connection& connection, Queue& queue, Tally& tally, const SyncArguments& arguments,
-                const std::vector<FileTransfer>& transfers, Retries& retries, PublishBatch& batch)
+                const std::vector<FileTransfer>& transfers, Retries& retries, PublishBatch& batch,
+                HeldFolders& folders)
 {
     const auto fail = [&](std::size_t index, const Error& error) {
         retries.failed(tally, transfers, index, error);
@@ -586,7 +590,14 @@ void pull_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
                 drained = true;
                 break;
             }
-            auto prepared = prepare_get(pull_options(arguments, transfers[*index]));
+            GetOptions options = pull_options(arguments, transfers[*index]);
+            auto folder = folders.folder_of(options.tree_root, options.dest);
+            if (!folder) {
+                fail(*index, folder.error());
+                continue;
+            }
+            options.folder = std::move(folder.value());
+            auto prepared = prepare_get(options);
             if (!prepared) {
                 fail(*index, prepared.error());
                 continue;
@@ -1430,11 +1441,12 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         }
         Queue queue(batch.size());
         Retries retries;
+        HeldFolders folders; // a pull's folders, each walked to once per pass
         crew.run(batch.size(), [&](Connection& each) {
             if (push) {
                 push_files(each, queue, tally, arguments, batch, retries, local_tree.listed, unsent);
             } else {
-                pull_files(each, queue, tally, arguments, batch, retries, publish);
+                pull_files(each, queue, tally, arguments, batch, retries, publish, folders);
             }
         });
         publish.flush(); // what was verified is published, even after Ctrl-C

@@ -286,25 +286,28 @@ void refuse_shared_names(Report& report, std::vector<std::optional<PendingGet>>&
     }
 }
 
-// The folder holding `path`, by its text ("y" -> ".", "/y" -> "/").
-std::string parent_of(const std::string& path)
+// Where a download lands, walked to once, before anything else looks at
+// it: a target the user typed (-o, -C's folder, the working folder) in the
+// folder resolve_typed_path reaches (links of the user's or root's only;
+// through the user's own link to a file, the file it leads to is the
+// target), a tree's name (get -r, a wildcard's match) in its folder
+// reached from the tree's root without following a link (`folders`, shared
+// by the command's files). The folder is held in options.folder from here
+// to the publish (GetOptions::folder), so that the part, its sidecar, the
+// attributes and the rename go through its descriptor and a folder
+// swapped after the walk leads nowhere. A FIFO or device stays a stream
+// (inspect_download_target holds its descriptor).
+Status land(GetOptions& options, HeldFolders& folders)
 {
-    const auto slash = path.rfind('/');
-    return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-}
-
-// A target the user typed (-o, -C's folder, the working folder) lands
-// like a tree's name: in the folder resolve_typed_path reaches (links of
-// the user's or root's only), walked again and held by prepare_get and
-// receive_file (GetOptions::tree_root), so that the part, its sidecar and
-// the publish go through that folder's descriptor and a link swapped in
-// after the check leads nowhere. Through the user's own link to a file,
-// the file it leads to is the target. A FIFO or device stays a stream
-// (inspect_download_target holds its descriptor; local_files.cpp's other
-// calls on a typed path walk it the same way).
-Status land_typed(GetOptions& options)
-{
-    if (!options.tree_root.empty() || options.to_stdout) {
+    if (options.to_stdout) {
+        return success();
+    }
+    if (!options.tree_root.empty()) {
+        auto folder = folders.folder_of(options.tree_root, options.dest);
+        if (!folder) {
+            return folder.error();
+        }
+        options.folder = std::move(folder.value());
         return success();
     }
     auto target = inspect_download_target(options.dest);
@@ -313,7 +316,7 @@ Status land_typed(GetOptions& options)
     }
     if (target->kind != TargetKind::stream) {
         options.dest = target->path;
-        options.tree_root = parent_of(target->path);
+        options.folder = std::move(target->folder);
     }
     return success();
 }
@@ -328,6 +331,7 @@ void get_files(Connection& connection, const Output& output, Report& report, con
         }
     }
     std::vector<std::optional<PendingGet>> pending(items.size());
+    HeldFolders folders;
     std::deque<std::size_t> waiting;   // to be sent, in order
     std::deque<std::size_t> in_flight; // sent; their replies come back in this order
     for (const std::size_t i : todo) {
@@ -342,7 +346,7 @@ void get_files(Connection& connection, const Output& output, Report& report, con
         options.defer_publish = true;
         report.file(i).name = items[i].name;
         report.file(i).local = options.dest;
-        if (auto landed = land_typed(options); !landed) {
+        if (auto landed = land(options, folders); !landed) {
             report.failed(i, landed.error());
             continue;
         }
@@ -358,7 +362,7 @@ void get_files(Connection& connection, const Output& output, Report& report, con
                     continue;
                 }
             }
-            auto skip = skip_get(connection, options.name, options.dest, flags.clobber, flags.hash);
+            auto skip = skip_get(connection, options.name, options.dest, flags.clobber, flags.hash, options.folder.get());
             if (!skip) {
                 report.failed(i, skip.error());
                 continue;
