@@ -10,6 +10,8 @@ FERRY_BUILD=${FERRY_BUILD:-$FERRY_ROOT/build}
 packages=(g++ python3 openssl meson ninja-build pkg-config libuv1-dev nlohmann-json3-dev doctest-dev libssl-dev libcli11-dev libxxhash-dev libedit-dev libtomlplusplus-dev python3-jsonschema libutf8proc-dev libsystemd-dev libacl1-dev
           # the tests start ferryd under systemd-socket-activate
           systemd
+          # test/cli/test_sync.py counts and orders a pull's system calls
+          strace
           # clients/python: its install test (Debian's pip, setuptools and
           # wheel in a venv), the optional xxh3-128 and its type check
           python3-pip python3-setuptools python3-wheel python3-venv python3-xxhash mypy

@@ -464,6 +464,38 @@ class Pull(SyncTest):
         wanted = sorted({os.path.dirname(os.path.join(dest_real, p)) for p in files})
         self.assertEqual(sorted(folder_syncs), wanted)
 
+    @unittest.skipUnless(shutil.which("strace"), "needs strace")
+    def test_pull_walks_to_each_folder_once_not_once_per_file_and_step(self):
+        """Each file's folder is held from the plan to the publish
+        (GetOptions::folder) and shared by the files in it: a pull of 200
+        small files opens about 3 things per file (its sidecar, looked for
+        to resume; its part; the target, looked at for a lock at the
+        publish). It opened over 9 when every step walked to its folder
+        again by path; the bound sits between the two."""
+        files = 200
+        tree = os.path.join(self.root, "t")
+        os.mkdir(tree)
+        for i in range(files):
+            with open(os.path.join(tree, f"f{i:03d}"), "wb") as f:
+                f.write(bytes((i + j) % 251 for j in range(1024)))
+        dest = os.path.join(self.local, "copy")
+        counts = os.path.join(self.dir, "counts")
+        env = dict(self.env)
+        env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+        result = subprocess.run(["strace", "-f", "-c", "-o", counts, *self.argv("sync", "-j", "8", ":t", dest)],
+                                cwd=self.local, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(len(os.listdir(dest)), files)
+        calls = {}
+        with open(counts) as f:
+            for line in f:
+                fields = line.split()
+                # "% time  seconds  usecs/call  calls  [errors]  syscall"
+                if len(fields) >= 5 and fields[0][0].isdigit() and fields[-1] != "total":
+                    calls[fields[-1]] = int(fields[3])
+        opened = calls.get("openat", 0) + calls.get("open", 0) + calls.get("openat2", 0)
+        self.assertLess(opened / files, 6, calls)
+
     def test_a_local_link_in_the_way_is_never_followed_nor_replaced(self):
         os.makedirs(os.path.join(self.root, "sub"))
         with open(os.path.join(self.root, "sub", "a.txt"), "wb") as f:
