@@ -321,6 +321,57 @@ Status land(GetOptions& options, HeldFolders& folders)
     return success();
 }
 
+// A planned download's folder is let go between its plan and its request:
+// a command plans all its files before the first request goes out
+// (refuse_shared_names compares them all), and a descriptor held per
+// folder for that whole time would cap a tree at the descriptor limit
+// (RLIMIT_NOFILE), failing every file past it. Right before the request
+// the folder is walked to again as `land` walked (a tree's name from the
+// tree's root without following a link; a typed path by the owner rule)
+// and held from there to the publish; it must be the very folder planned
+// (device and inode, fstat), or the file fails and nothing is written, so
+// a folder swapped meanwhile is never written into.
+struct PlannedFolder {
+    dev_t device = 0;
+    ino_t inode = 0;
+};
+
+std::optional<PlannedFolder> planned_folder_of(const LocalFolder& folder)
+{
+    struct stat st {};
+    if (::fstat(folder.fd(), &st) != 0) {
+        return std::nullopt;
+    }
+    return PlannedFolder{st.st_dev, st.st_ino};
+}
+
+Result<std::shared_ptr<const LocalFolder>> walk_to_folder(const GetOptions& options, HeldFolders& folders)
+{
+    if (!options.tree_root.empty()) {
+        return folders.folder_of(options.tree_root, options.dest);
+    }
+    auto place = resolve_typed_path(options.dest, false);
+    if (!place) {
+        return place.error();
+    }
+    return std::move(place->folder);
+}
+
+Status take_planned_folder(GetOptions& options, const PlannedFolder& planned, HeldFolders& folders)
+{
+    auto folder = walk_to_folder(options, folders);
+    if (!folder) {
+        return folder.error();
+    }
+    const auto now = planned_folder_of(*folder.value());
+    if (!now || now->device != planned.device || now->inode != planned.inode) {
+        return Error{ErrorCode::local_io, "the folder of \"" + options.dest +
+                                              "\" was replaced since the download was planned; nothing was written"};
+    }
+    options.folder = std::move(folder.value());
+    return success();
+}
+
 void get_files(Connection& connection, const Output& output, Report& report, const std::vector<GetItem>& items,
                const TransferFlags& flags, const std::vector<std::size_t>& todo, PublishBatch& publish)
 {
@@ -331,6 +382,7 @@ void get_files(Connection& connection, const Output& output, Report& report, con
         }
     }
     std::vector<std::optional<PendingGet>> pending(items.size());
+    std::vector<std::optional<PlannedFolder>> planned(items.size());
     HeldFolders folders;
     std::deque<std::size_t> waiting;   // to be sent, in order
     std::deque<std::size_t> in_flight; // sent; their replies come back in this order
@@ -378,6 +430,15 @@ void get_files(Connection& connection, const Output& output, Report& report, con
             continue;
         }
         pending[i] = std::move(prepared.value());
+        if (const auto& folder = pending[i]->options.folder) {
+            planned[i] = planned_folder_of(*folder);
+            if (!planned[i]) {
+                report.failed(i, local_error("cannot look at the folder of \"" + options.dest + "\"", errno));
+                pending[i].reset();
+                continue;
+            }
+            pending[i]->options.folder.reset();
+        }
         waiting.push_back(i);
     }
     refuse_shared_names(report, pending, waiting);
@@ -395,7 +456,14 @@ void get_files(Connection& connection, const Output& output, Report& report, con
         while (in_flight.size() < kGetsInFlight && !waiting.empty() && connection.is_open()) {
             const std::size_t index = waiting.front();
             waiting.pop_front();
-            if (auto sent = send_get(connection, *pending[index]); !sent) {
+            PendingGet& get = *pending[index];
+            if (planned[index] && !get.options.folder) {
+                if (auto taken = take_planned_folder(get.options, *planned[index], folders); !taken) {
+                    report.failed(index, taken.error());
+                    continue;
+                }
+            }
+            if (auto sent = send_get(connection, get); !sent) {
                 report.failed(index, sent.error());
                 continue;
             }
@@ -412,6 +480,9 @@ void get_files(Connection& connection, const Output& output, Report& report, con
         auto result = finish_get(connection, get);
         bar.finish();
         get.options.progress = nullptr;
+        if (!get.restart) {
+            get.options.folder.reset(); // a verified part holds its own
+        }
         if (result && get.verified) {
             const std::uint64_t bytes = result->moved();
             publish.add(std::move(*get.verified), bytes,

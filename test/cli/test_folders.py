@@ -10,6 +10,7 @@ Usage: test_folders.py --ferryd PATH --ferry PATH [unittest arguments]"""
 import hashlib
 import json
 import os
+import resource
 import stat
 import socket
 import subprocess
@@ -179,6 +180,32 @@ class Folders(CliTest):
         self.assertEqual(tree(outside), {"victim": b"ORIGINAL"})
         self.assertTrue(os.path.islink(os.path.join(dst, "photos", "a.jpg")))
         self.assertTrue(os.path.islink(os.path.join(dst, "album")))
+
+    def test_a_get_of_more_folders_than_open_files_allowed_finishes(self):
+        # A get plans all its files before the first request; a descriptor
+        # held per folder from the plan on would fail every file past the
+        # process's descriptor limit (RLIMIT_NOFILE, soft and hard): a tree
+        # of many folders, and many typed names (each walked on its own).
+        server = self.start_server()
+        count = 600
+        make_tree(self.root, {"t/d%03d/f" % i: b"%d" % i for i in range(count)})
+        make_tree(self.root, {"n%03d" % i: b"n%d" % i for i in range(count)})
+        os.makedirs(os.path.join(self.local, "down"))
+
+        def ferry_limited(*args):
+            return subprocess.run(
+                [test_cli.FERRY, "--server", server] + list(args), cwd=self.local, env=self.env,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120,
+                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (400, 400)))
+
+        got = ferry_limited("get", "-r", "t")
+        self.assertEqual(got.returncode, 0, got.stderr[-2000:])
+        self.assertEqual(len(os.listdir(os.path.join(self.local, "t"))), count)
+        self.assertEqual(open(os.path.join(self.local, "t", "d599", "f"), "rb").read(), b"599")
+        got = ferry_limited("get", *["n%03d" % i for i in range(count)], "-C", "down")
+        self.assertEqual(got.returncode, 0, got.stderr[-2000:])
+        self.assertEqual(len(os.listdir(os.path.join(self.local, "down"))), count)
+        self.assertEqual(open(os.path.join(self.local, "down", "n599"), "rb").read(), b"n599")
 
     def test_get_r_counts_a_refused_folder_apart_from_the_files(self):
         # A folder that cannot be made (a link stands at its local name) is
