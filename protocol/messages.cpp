@@ -802,6 +802,10 @@ std::string encode_reply(std::uint64_t id, const HelloReply& reply)
     message["max_control_frame"] = reply.max_control_frame;
     message["max_data_frame"] = reply.max_data_frame;
     message["access"] = reply.access;
+    if (reply.mtime_limits) {
+        message["mtime_limits"] = {
+            {"min", reply.mtime_limits->min}, {"max", reply.mtime_limits->max}, {"step", reply.mtime_limits->step}};
+    }
     return dump(message);
 }
 
@@ -978,9 +982,39 @@ ReplyHead read_reply_head(std::string_view json_text)
     return head;
 }
 
+namespace {
+
+// hello's optional `mtime_limits` (PROTOCOL.md 4.1): absent is none; one
+// that is not an object of integers with min <= max and step >= 1 is a
+// malformed reply, as any other field of the wrong type.
+std::optional<MtimeLimits> read_mtime_limits(FieldReader& fields, const json& message)
+{
+    const auto found = message.find("mtime_limits");
+    if (found == message.end()) {
+        return std::nullopt;
+    }
+    if (!found->is_object()) {
+        fields.fail("field \"mtime_limits\" must be an object");
+        return std::nullopt;
+    }
+    FieldReader inner(*found);
+    MtimeLimits limits{inner.integer("min"), inner.integer("max"), inner.integer("step")};
+    if (inner.error()) {
+        fields.fail("in \"mtime_limits\": " + inner.error()->message);
+        return std::nullopt;
+    }
+    if (limits.min > limits.max || limits.step < 1) {
+        fields.fail("field \"mtime_limits\" needs min <= max and step >= 1");
+        return std::nullopt;
+    }
+    return limits;
+}
+
+} // namespace
+
 Result<Reply<HelloReply>> parse_hello_reply(std::string_view json_text)
 {
-    return parse_reply<HelloReply>(json_text, [](FieldReader& fields, const json&, HelloReply& body) {
+    return parse_reply<HelloReply>(json_text, [](FieldReader& fields, const json& message, HelloReply& body) {
         const std::uint64_t version = fields.uint("version");
         body.version = static_cast<std::uint32_t>(std::min<std::uint64_t>(version, UINT32_MAX));
         body.server = fields.string("server");
@@ -991,6 +1025,7 @@ Result<Reply<HelloReply>> parse_hello_reply(std::string_view json_text)
         body.max_data_frame =
             static_cast<std::uint32_t>(std::min<std::uint64_t>(fields.uint("max_data_frame"), UINT32_MAX));
         body.access = fields.optional_string("access").value_or("rw");
+        body.mtime_limits = read_mtime_limits(fields, message);
     });
 }
 

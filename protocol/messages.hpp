@@ -3,6 +3,7 @@
 #pragma once
 
 #include "error.hpp"
+#include "mtime_limits.hpp"
 #include "transfer_hash.hpp"
 
 #include <cstdint>
@@ -163,6 +164,11 @@ struct HelloReply {
     std::uint32_t max_control_frame = 0;
     std::uint32_t max_data_frame = 0;
     std::string access = "rw"; // "rw", or "ro" when puts are refused
+    // Version 2: what the served file system holds of a modification time
+    // (PROTOCOL.md 4.1), as ferryd probed it at start; absent where unknown
+    // (an older server, or a root it could not probe): times then compare
+    // exactly.
+    std::optional<MtimeLimits> mtime_limits{};
 };
 // One reply to list; of a paged list, one page: `more` says another page
 // follows, and only the last page carries skipped_invalid_names and

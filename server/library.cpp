@@ -3,6 +3,7 @@
 #include "estale.hpp"
 #include "folder_sync.hpp"
 #include "log.hpp"
+#include "mtime_probe.hpp"
 #include "names.hpp"
 
 #include <dirent.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <span>
@@ -77,7 +79,12 @@ Result<std::unique_ptr<Library>> Library::open(const std::string& path, ResolveM
     }
     const mode_t mask = ::umask(0);
     ::umask(mask);
-    return std::unique_ptr<Library>(new Library(fd, st.st_dev, st.st_ino, mode, path, 0666 & ~mask));
+    std::unique_ptr<Library> library(new Library(fd, st.st_dev, st.st_ino, mode, path, 0666 & ~mask));
+    std::array<std::int64_t, kMtimeProbes.size()> held{};
+    if (sys::probe_held_mtimes(fd, kMtimeProbes, held) == 0) {
+        library->mtime_limits_ = mtime_limits_from(held);
+    }
+    return library;
 }
 
 Result<Library::Located> Library::locate(std::string_view path, std::string_view doing, bool readable) const

@@ -322,6 +322,13 @@ public:
     // which would race with files created by other threads).
     mode_t new_file_mode() const { return new_file_mode_; }
 
+    // What the served file system holds of a modification time, asked of
+    // it once at open() (sys/mtime_probe.hpp, a scratch file in the root;
+    // the tree is one file system: PathResolver refuses another). None
+    // where the probe failed (a root ferryd cannot write). hello tells a
+    // client (PROTOCOL.md 4.1), so a push compares times as stored here.
+    const std::optional<MtimeLimits>& mtime_limits() const { return mtime_limits_; }
+
 private:
     Library(int root_fd, dev_t root_device, ino_t root_inode, ResolveMode mode, std::string path,
             mode_t new_file_mode)
@@ -364,6 +371,7 @@ private:
     PathResolver resolver_;
     std::string path_;
     mode_t new_file_mode_;
+    std::optional<MtimeLimits> mtime_limits_;
     mutable DigestCache digests_;
     // Whether the last check_root() found the folder gone; only to log changes.
     mutable std::atomic<bool> root_missing_{false};

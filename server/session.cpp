@@ -471,6 +471,7 @@ void Session::start_hello(std::uint64_t id, const HelloRequest& hello)
     if (protocol_version_ >= 2) {
         reply.capabilities.insert(reply.capabilities.end(), kVersion2Capabilities.begin(),
                                   kVersion2Capabilities.end());
+        reply.mtime_limits = library_.mtime_limits();
     }
     reply.hashes = offered_hash_names();
     reply.max_control_frame = config_.max_control_frame;
