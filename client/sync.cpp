@@ -1053,6 +1053,27 @@ void set_remote_times(Crew& crew, Connection& connection, Tally& tally, const Sy
     });
 }
 
+// What the receiving side holds of a sending side's time (PlanOptions::held):
+// a push, the server's file system as its hello says (PROTOCOL.md 4.1; an
+// older server says nothing, and times compare exactly); a pull, each
+// local file system the tree spans, asked once (probe_local_held_times).
+// A local folder still to be made holds nothing to compare.
+HeldTime receiving_held_times(const Connection& connection, const SyncArguments& arguments,
+                              const LocalScan& local_tree, bool push, bool local_missing)
+{
+    if (push) {
+        const auto& limits = connection.server_hello().mtime_limits;
+        if (!limits) {
+            return {};
+        }
+        return [limits = *limits](const std::string&, std::int64_t mtime) { return limits.held(mtime); };
+    }
+    if (local_missing) {
+        return {};
+    }
+    return probe_local_held_times(arguments.local, local_tree);
+}
+
 // The synced folder's own modification time on the server: nullopt where
 // the server cannot say (missing, or an older ferryd that cannot stat the
 // root).
@@ -1361,6 +1382,7 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     PlanOptions plan_options;
     plan_options.checksum = arguments.checksum;
     plan_options.delete_extras = arguments.delete_extras;
+    plan_options.held = receiving_held_times(connection, arguments, local_tree, push, local_missing);
     GatheredDigests digests;
     if (arguments.checksum) {
         gather_digests(crew, tally, arguments, checksum_candidates(source, dest), local_tree.listed, digests);
@@ -1375,7 +1397,7 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
                          : plan_sync(source, dest, plan_options, digests.remote, digests.local);
     if (keeps_top_time) {
         const auto local_top = local_missing ? std::nullopt : local_folder_mtime(arguments.local);
-        add_top_folder_time(plan, push ? local_top : remote_top, push ? remote_top : local_top);
+        add_top_folder_time(plan, push ? local_top : remote_top, push ? remote_top : local_top, plan_options.held);
     }
     for (const auto& conflict : plan.conflicts) {
         if (!push && is_unreadable(local_tree.unreadable, conflict.path)) {

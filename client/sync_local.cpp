@@ -3,6 +3,8 @@
 #include "interrupt.hpp"
 #include "local_files.hpp"
 #include "local_tree.hpp"
+#include "mtime_limits.hpp"
+#include "mtime_probe.hpp"
 #include "names.hpp"
 #include "posix_io.hpp"
 
@@ -11,9 +13,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -279,6 +283,57 @@ Result<LocalRemoved> remove_local(const std::string& root, const std::string& pa
         return local_error("cannot remove \"" + joined(root, path) + "\"", errno);
     }
     return LocalRemoved::removed;
+}
+
+namespace {
+
+// What the file system of the folder root/`folder_path` holds ("" the
+// synced folder; "a/" the folder a), or none where it cannot be asked.
+std::optional<MtimeLimits> probe_folder(const std::string& root, const std::string& folder_path)
+{
+    auto folder = open_parent(root, folder_path);
+    if (!folder) {
+        return std::nullopt;
+    }
+    std::array<std::int64_t, kMtimeProbes.size()> held{};
+    if (sys::probe_held_mtimes(folder->get(), kMtimeProbes, held) != 0) {
+        return std::nullopt;
+    }
+    return mtime_limits_from(held);
+}
+
+} // namespace
+
+HeldTime probe_local_held_times(const std::string& root, const LocalScan& scan)
+{
+    // Each device once, in the first folder of it met: a file's folder
+    // (its parent), or a folder itself (the root of a mount inside).
+    std::map<std::uint64_t, std::optional<MtimeLimits>> by_device;
+    struct stat top {};
+    if (::stat(root.c_str(), &top) == 0) {
+        by_device.emplace(static_cast<std::uint64_t>(top.st_dev), probe_folder(root, ""));
+    }
+    for (const auto& [path, folder] : scan.folders) {
+        if (!by_device.contains(folder.device)) {
+            by_device.emplace(folder.device, probe_folder(root, path + "/"));
+        }
+    }
+    for (const auto& [path, file] : scan.listed) {
+        if (!by_device.contains(file.device)) {
+            by_device.emplace(file.device, probe_folder(root, path));
+        }
+    }
+    const std::uint64_t top_device = static_cast<std::uint64_t>(top.st_dev);
+    return [&scan, by_device = std::move(by_device), top_device](const std::string& path, std::int64_t mtime) {
+        std::uint64_t device = top_device;
+        if (const auto file = scan.listed.find(path); file != scan.listed.end()) {
+            device = file->second.device;
+        } else if (const auto folder = scan.folders.find(path); folder != scan.folders.end()) {
+            device = folder->second.device;
+        }
+        const auto limits = by_device.find(device);
+        return limits != by_device.end() && limits->second ? limits->second->held(mtime) : mtime;
+    };
 }
 
 Status set_local_mtime(const std::string& root, const std::string& path, std::int64_t mtime)

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <ctime>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -111,6 +112,18 @@ enum class OrphanEnd {
 // sidecar's name that is not leaves the part too (`not_ferrys`). With
 // `dry_run`, looks and removes nothing.
 Result<OrphanEnd> remove_orphan_part(const std::string& root, const OrphanPart& orphan, bool dry_run);
+
+// What a pull's local tree can hold of the server's modification times
+// (PlanOptions::held): each file system the tree spans (the synced folder's
+// and any mounted inside it, by device) asked once through a scratch file
+// in a folder of its own (sys/mtime_probe.hpp: unnamed where the file
+// system allows, else an O_EXCL name removed at once; nothing stays), so
+// that the quick check compares the server's time as this file system
+// would keep it (ext4 clamps to 1901..2446, FAT rounds to 2 s). A device
+// that could not be asked (a folder not writable) compares exactly. The
+// function holds `scan` by reference: it must outlive it.
+using HeldTime = std::function<std::int64_t(const std::string& path, std::int64_t mtime)>;
+HeldTime probe_local_held_times(const std::string& root, const LocalScan& scan);
 
 // Sets root/path's mtime (whole seconds), walked to as make_local_folder
 // walks, without following a link ("" is `root` itself). For folders only:

@@ -73,6 +73,14 @@ std::unordered_set<std::string> unseen_holders(const TreeListing& source)
     return holders;
 }
 
+// Whether the receiving side's `dest` has the sending side's `source`'s
+// time, as its file system can hold that time.
+bool same_time(const TreeEntry& source, const TreeEntry& dest, const PlanOptions& options)
+{
+    const std::int64_t held = options.held ? options.held(dest.path, source.mtime) : source.mtime;
+    return held == dest.mtime;
+}
+
 // Whether the receiving side's file is the sending side's, by the rule chosen.
 bool same_file(const TreeEntry& source, const TreeEntry& dest, const PlanOptions& options, const Digests& source_digests,
                const Digests& dest_digests)
@@ -81,7 +89,7 @@ bool same_file(const TreeEntry& source, const TreeEntry& dest, const PlanOptions
         return false;
     }
     if (!options.checksum) {
-        return source.mtime == dest.mtime;
+        return same_time(source, dest, options);
     }
     const auto mine = source_digests.find(source.path);
     const auto theirs = dest_digests.find(dest.path);
@@ -172,7 +180,7 @@ SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const Pla
             if (there == nullptr) {
                 plan.folders.push_back(entry->path);
             }
-            if (there == nullptr || there->mtime != entry->mtime) {
+            if (there == nullptr || !same_time(*entry, *there, options)) {
                 plan.folder_times.push_back({entry->path, 0, entry->mtime});
             } else {
                 placed_folders.push_back(entry);
@@ -184,7 +192,7 @@ SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const Pla
         }
         if (there != nullptr && same_file(*entry, *there, options, source_digests, dest_digests)) {
             ++plan.skipped;
-            if (there->mtime != entry->mtime) {
+            if (!same_time(*entry, *there, options)) {
                 plan.retimes.push_back({entry->path, entry->size, entry->mtime});
             }
             continue;
@@ -240,7 +248,8 @@ SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const Pla
 }
 
 void add_top_folder_time(SyncPlan& plan, std::optional<std::int64_t> source_top,
-                         std::optional<std::int64_t> dest_top)
+                         std::optional<std::int64_t> dest_top,
+                         const std::function<std::int64_t(const std::string&, std::int64_t)>& held)
 {
     if (!source_top) {
         return;
@@ -252,7 +261,8 @@ void add_top_folder_time(SyncPlan& plan, std::optional<std::int64_t> source_top,
         std::any_of(plan.folders.begin(), plan.folders.end(), directly_inside) ||
         std::any_of(plan.removals.begin(), plan.removals.end(),
                     [&](const Removal& removal) { return directly_inside(removal.path); });
-    if (changed || dest_top != source_top) {
+    const std::int64_t wanted = held ? held("", *source_top) : *source_top;
+    if (changed || dest_top != wanted) {
         // "" sorts first, as the other folders are kept in path order.
         plan.folder_times.insert(plan.folder_times.begin(), FileTransfer{"", 0, *source_top});
     }

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -43,6 +44,13 @@ struct PlanOptions {
     // digest could not be had, the error reported): left as they are,
     // neither sent nor counted skipped.
     std::set<std::string> undecided;
+    // What the receiving side's file system holds at `path` (an entry it
+    // has) when given the sending side's `mtime` (protocol/mtime_limits.hpp:
+    // clamped to its range, rounded to its step). The quick check, a
+    // folder's time and --checksum's retimes compare that with the
+    // receiving side's time, so a time no copy can take is no difference
+    // on every run. Unset: the time itself (compared exactly).
+    std::function<std::int64_t(const std::string& path, std::int64_t mtime)> held;
 };
 
 // Digests by path, of one side, for --checksum (only the candidates').
@@ -116,8 +124,10 @@ std::vector<std::string> folders_without_files(const SyncPlan& plan);
 // sending side's `source_top` mtime is known, and the receiving side's
 // `dest_top` differs (or is unknown: the folder is made now), or the plan
 // publishes, makes or removes something directly inside it.
+// `held`: as PlanOptions::held, of the synced folder itself (path "").
 void add_top_folder_time(SyncPlan& plan, std::optional<std::int64_t> source_top,
-                         std::optional<std::int64_t> dest_top);
+                         std::optional<std::int64_t> dest_top,
+                         const std::function<std::int64_t(const std::string&, std::int64_t)>& held = {});
 
 // What one of the plan's removals takes from the receiving side `dest` (as
 // listed): the entry and, below a removed folder, every file and folder;

@@ -292,6 +292,37 @@ def temp_folder(prefix):
     return tempfile.mkdtemp(prefix=prefix)
 
 
+def mount_scratch(test, kind):
+    """A fresh, empty file system of `kind` mounted on a new temporary
+    folder, whose path is returned: "tmpfs" (holds every 64-bit time) or
+    "ext4" (an 8 MiB image in a temporary folder on a loop device, 256-byte
+    inodes: times from 1901 to 2446 only). Unmounted and removed by the
+    test's cleanups, which run even when it fails (after tearDown: stop
+    what uses it there). Skips the test, saying why, where this machine
+    cannot mount (not root, no mkfs.ext4, no loop device)."""
+    if os.geteuid() != 0:
+        test.skipTest("mounting a scratch file system needs root (CI runs as root)")
+    base = tempfile.mkdtemp(prefix="ferry-mount-")
+    test.addCleanup(shutil.rmtree, base, True)
+    point = os.path.join(base, "mnt")
+    os.mkdir(point)
+    if kind == "tmpfs":
+        command = ["mount", "-t", "tmpfs", "-o", "size=16m", "ferry-test", point]
+    else:
+        if shutil.which("mkfs.ext4") is None:
+            test.skipTest("no mkfs.ext4 (Debian: e2fsprogs) to make an ext4 image")
+        image = os.path.join(base, "ext4.img")
+        with open(image, "wb") as f:
+            f.truncate(8 << 20)
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-I", "256", image], check=True, timeout=60)
+        command = ["mount", "-o", "loop", image, point]
+    mounted = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    if mounted.returncode != 0:
+        test.skipTest("cannot mount a scratch %s here: %s" % (kind, mounted.stdout.decode(errors="replace").strip()))
+    test.addCleanup(subprocess.run, ["umount", point], timeout=60)
+    return point
+
+
 class Scratch:
     """A fresh folder holding `root` (what a ferryd serves) and `local`
     (the client's working folder); remove() deletes all of it."""

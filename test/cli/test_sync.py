@@ -515,6 +515,76 @@ class Pull(SyncTest):
         self.assertTrue(os.path.islink(os.path.join(dest, "b.txt")))
 
 
+EXT4_MIN, EXT4_MAX = -2**31, 15_032_385_535  # what ext4 with 256-byte inodes holds: 1901 to 2446
+
+
+class NarrowTimes(SyncTest):
+    """A sync settles whatever time the receiving file system can hold
+    (round 12): ext4 clamps a time outside 1901..2446, and a second sync
+    must find the copy the same, not send it again forever. The other side
+    is a tmpfs, which holds every 64-bit time."""
+
+    TIMES = {"future.bin": 2**62, "past.bin": -2**62, "d/far.bin": 2**40, "d/normal.bin": 1_600_000_000}
+
+    def fill(self, root):
+        for rel, mtime in self.TIMES.items():
+            self.write(root, rel, rel.encode() * 3, mtime)
+        os.utime(os.path.join(root, "d"), (0, 2**62))
+        os.utime(root, (0, 2**62))
+
+    def write(self, root, rel, data, mtime):
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        os.utime(path, (0, mtime))
+
+    def times_set(self, *args):
+        return [n for n in self.sync("--dry-run", *args)["notes"] if n.startswith("would set the time")]
+
+    def test_a_pull_into_ext4_settles_times_it_clamps(self):
+        served = os.path.join(harness.mount_scratch(self, "tmpfs"), "served")
+        self.fill(served)
+        self.server.stop()
+        self.server = Server(FERRYD, served)
+        dest = os.path.join(harness.mount_scratch(self, "ext4"), "copy")
+        files = len(self.TIMES)
+        first = self.sync(":", dest)
+        self.assertEqual((first["sent"], first["errors"]), (files, []), first)
+        self.assertEqual(int(os.lstat(os.path.join(dest, "future.bin")).st_mtime), EXT4_MAX)
+        self.assertEqual(int(os.lstat(os.path.join(dest, "past.bin")).st_mtime), EXT4_MIN)
+        again = self.sync(":", dest)
+        self.assertEqual((again["sent"], again["skipped"], again["bytes"]), (0, files, 0), again)
+        self.assertEqual(self.times_set(":", dest), [])
+        # A time ext4 can hold that truly differs is still a difference, whatever the size says.
+        os.utime(os.path.join(dest, "future.bin"), (0, EXT4_MAX - 1))
+        self.write(dest, "d/normal.bin", b"d/normal.binXXXXXXXXXXXXXXXXXXXXXXXX"[:36], 1_600_000_001)
+        third = self.sync(":", dest)
+        self.assertEqual((third["sent"], third["skipped"]), (2, files - 2), third)
+        with open(os.path.join(dest, "d/normal.bin"), "rb") as f:
+            self.assertEqual(f.read(), b"d/normal.bin" * 3)
+        self.assertEqual(self.sync(":", dest)["sent"], 0)
+
+    def test_a_push_onto_an_ext4_server_settles_times_it_clamps(self):
+        src = os.path.join(harness.mount_scratch(self, "tmpfs"), "src")
+        self.fill(src)
+        served = os.path.join(harness.mount_scratch(self, "ext4"), "served")
+        os.mkdir(served)
+        self.server.stop()
+        self.server = Server(FERRYD, served)
+        files = len(self.TIMES)
+        first = self.sync(src, ":backup")
+        self.assertEqual((first["sent"], first["errors"]), (files, []), first)
+        self.assertEqual(int(os.lstat(os.path.join(served, "backup", "future.bin")).st_mtime), EXT4_MAX)
+        again = self.sync(src, ":backup")
+        self.assertEqual((again["sent"], again["skipped"], again["bytes"]), (0, files, 0), again)
+        self.assertEqual(self.times_set(src, ":backup"), [])
+        os.utime(os.path.join(served, "backup", "past.bin"), (0, EXT4_MIN + 1))
+        third = self.sync(src, ":backup")
+        self.assertEqual((third["sent"], third["skipped"]), (1, files - 1), third)
+        self.assertEqual(self.sync(src, ":backup")["sent"], 0)
+
+
 class Interrupted(SyncTest):
     """Killed midway (SIGKILL: no cleanup at all), then run again: the same
     tree, byte for byte, and nothing half-made left behind."""

@@ -2,6 +2,8 @@
 // out by hand: no server, no files.
 #include "sync_plan.hpp"
 
+#include "mtime_limits.hpp"
+
 #include <doctest/doctest.h>
 
 #include <string>
@@ -317,6 +319,54 @@ TEST_CASE("sync plan: the synced folder itself gets the sending side's time when
     auto deep = plan_sync(source, deeper_differs, options);
     add_top_folder_time(deep, 100, 100);
     CHECK(folder_times(deep) == Times{{"sub", 10}});
+}
+
+TEST_CASE("sync plan: times compare as the receiving side's file system holds them, never changing what is sent")
+{
+    // ext4's range (1901..2446), and FAT's 2 s steps, as a probe finds them.
+    const ferry::MtimeLimits ext4{-2147483648LL, 15032385535LL, 1};
+    const ferry::MtimeLimits fat{315532800LL, 4354819198LL, 2};
+    const std::int64_t far_future = 4611686018427387904LL; // 2^62 s: a server on tmpfs holds it
+    const std::int64_t far_past = -far_future;
+    const TreeListing source{folder_at("sub", far_future), file("sub/future", 5, far_future), file("past", 5, far_past),
+                             file("odd", 5, 1764370001), file("truly-newer", 5, 1764370100),
+                             file("other-size", 6, far_future)};
+    const TreeListing clamped{folder_at("sub", ext4.max), file("sub/future", 5, ext4.max), file("past", 5, ext4.min),
+                              file("odd", 5, 1764370001), file("truly-newer", 5, 1764370000),
+                              file("other-size", 5, ext4.max)};
+    PlanOptions options;
+    // Compared exactly (before): every clamped time is a difference, on every run.
+    const auto exact = plan_sync(source, clamped, options);
+    CHECK(transfer_paths(exact) == Paths{"other-size", "past", "sub/future", "truly-newer"});
+    CHECK(folder_times(exact).size() == 1);
+    // As ext4 holds them: only a real difference (size, or a time ext4 can hold) is sent.
+    options.held = [&](const std::string&, std::int64_t mtime) { return ext4.held(mtime); };
+    const auto held = plan_sync(source, clamped, options);
+    CHECK(transfer_paths(held) == Paths{"other-size", "truly-newer"});
+    CHECK(held.skipped == 3);
+    CHECK(folder_times(held).empty());
+    SyncPlan top; // the synced folder itself, nothing changed inside it
+    add_top_folder_time(top, far_future, ext4.max, options.held);
+    CHECK(folder_times(top).empty());
+    add_top_folder_time(top, far_future, ext4.max - 1, options.held);
+    CHECK(folder_times(top).size() == 1);
+    // --checksum's retimes likewise: a time already held as well as it can be is not set again.
+    options.checksum = true;
+    const Digests digests{{"sub/future", "aa"}, {"past", "bb"}, {"odd", "cc"}, {"truly-newer", "dd"}};
+    const auto checked = plan_sync(source, clamped, options, digests, digests);
+    REQUIRE(checked.retimes.size() == 1);
+    CHECK(checked.retimes[0].path == "truly-newer");
+    options.checksum = false;
+    // FAT's 2 s: an odd second is held one less; a file two seconds newer is still sent.
+    options.held = [&](const std::string&, std::int64_t mtime) { return fat.held(mtime); };
+    const TreeListing on_fat{file("odd", 5, 1764370000), file("truly-newer", 5, 1764370098)};
+    const TreeListing sent{file("odd", 5, 1764370001), file("truly-newer", 5, 1764370100)};
+    CHECK(transfer_paths(plan_sync(sent, on_fat, options)) == Paths{"truly-newer"});
+    // Per path: the mapping is asked with the receiving side's path (one device of several).
+    options.held = [&](const std::string& path, std::int64_t mtime) {
+        return path.starts_with("sub") ? ext4.held(mtime) : mtime;
+    };
+    CHECK(transfer_paths(plan_sync(source, clamped, options)) == Paths{"other-size", "past", "truly-newer"});
 }
 
 TEST_CASE("sync plan: --delete removes no extra directly in a folder the sending side marks as holding what it does not list")
