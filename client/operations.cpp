@@ -450,10 +450,14 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& op
         // Verified: make it durable (with the server's time when asked),
         // then publish it under its name.
         Status done = success();
+        std::optional<TransferResult::TimeNotKept> time_not_kept;
         if (options.preserve_mtime) {
             const struct timespec times[2] = {{0, UTIME_OMIT}, {remote.mtime, 0}};
-            if (::futimens(part.file().fd(), times) != 0) {
+            struct stat held {};
+            if (::futimens(part.file().fd(), times) != 0 || ::fstat(part.file().fd(), &held) != 0) {
                 done = local_error("cannot set the modification time of \"" + part_path(options.dest) + "\"", errno);
+            } else if (held.st_mtim.tv_sec != remote.mtime) {
+                time_not_kept = TransferResult::TimeNotKept{remote.mtime, held.st_mtim.tv_sec};
             }
         }
         if (done && options.defer_publish) {
@@ -462,7 +466,7 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& op
             // rename: private until then.
             part.file().start_writeback();
             verified = VerifiedPart{std::move(part.file()), options.dest, state_path(options.dest), options.folder};
-            return TransferResult{remote, options.dest, options.hash, digest, offset};
+            return TransferResult{remote, options.dest, options.hash, digest, offset, time_not_kept};
         }
         if (done) {
             done = part.file().sync();
@@ -492,7 +496,7 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& op
         if (options.sync_folder) {
             (void)sync_parent_folder(options.dest, options.folder.get());
         }
-        return TransferResult{remote, options.dest, options.hash, digest, offset};
+        return TransferResult{remote, options.dest, options.hash, digest, offset, time_not_kept};
     }
 }
 
@@ -1100,8 +1104,13 @@ Result<TransferResult> finish_put(Connection& connection, PendingPut& pending)
                               std::string(hash_name(reply->hash)) + " " + reply->digest + " for " +
                               bytes_text(pending.size) + " hashing to " + pending.digest);
     }
+    // The commit reply says what the server's file system holds (PROTOCOL.md 4.5).
+    std::optional<TransferResult::TimeNotKept> time_not_kept;
+    if (pending.options.mtime && reply->file.mtime != *pending.options.mtime) {
+        time_not_kept = TransferResult::TimeNotKept{*pending.options.mtime, reply->file.mtime};
+    }
     return TransferResult{std::move(reply->file), pending.options.local_path, pending.options.hash, pending.digest,
-                          pending.offset};
+                          pending.offset, time_not_kept};
 }
 
 Result<TransferResult> put_file(Connection& connection, const PutOptions& options)

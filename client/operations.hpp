@@ -121,6 +121,16 @@ struct TransferResult {
     HashKind hash = HashKind::sha256;
     std::string digest;
     std::uint64_t resumed_from = 0;
+    // With get -p, put -p (and sync): set where the copy's file system did
+    // not keep the time asked but clamped or rounded it (ext4 holds 1901 to
+    // 2446, FAT steps of 2 s; protocol/mtime_limits.hpp), read back after it
+    // was set (a put: the commit reply's mtime, PROTOCOL.md 4.5), so that
+    // it is reported, never hidden.
+    struct TimeNotKept {
+        std::int64_t asked = 0;
+        std::int64_t held = 0;
+    };
+    std::optional<TimeNotKept> time_not_kept{};
 
     // The bytes that crossed the network this time.
     std::uint64_t moved() const { return file.size - resumed_from; }

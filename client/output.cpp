@@ -79,6 +79,13 @@ std::string local_date(std::int64_t seconds)
     return text.data();
 }
 
+std::string time_not_kept_note(const std::string& name, const TransferResult::TimeNotKept& times, bool on_server)
+{
+    return "\"" + name + "\": its modification time " + std::to_string(times.asked) +
+           " (seconds since 1970) could not be kept: the file system " + (on_server ? "on the server" : "here") +
+           " holds " + std::to_string(times.held) + " (it clamps or rounds a time it cannot hold)";
+}
+
 void Output::emit_json(const std::string& text) const
 {
     std::fprintf(out_, "%s\n", text.c_str());

@@ -151,4 +151,9 @@ std::string human_size(std::uint64_t bytes);
 // A Unix time as a local "YYYY-MM-DD HH:MM".
 std::string local_date(std::int64_t seconds);
 
+// The note that a copy's file system did not keep the time asked (get -p,
+// put -p, sync: TransferResult::time_not_kept), naming the file `name`
+// and where the copy is (`on_server`: a put's): reported, never hidden.
+std::string time_not_kept_note(const std::string& name, const TransferResult::TimeNotKept& times, bool on_server);
+
 } // namespace ferry::client

@@ -129,6 +129,12 @@ public:
         output_.transferred(result, push);
         ++summary_.sent;
         summary_.bytes += result.moved();
+        if (result.time_not_kept) {
+            // Compared as that file system holds it, the next sync finds it
+            // the same (PlanOptions::held); said once, as it is copied.
+            keep_note("note: " + time_not_kept_note(push ? result.file.name : result.local, *result.time_not_kept,
+                                                    push));
+        }
     }
     // `count` entries removed at `shown`; `kept`: the folders left there
     // because they hold what --delete never removes, each with its reason.

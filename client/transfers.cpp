@@ -79,6 +79,9 @@ public:
             result.local = outcome.local; // "-", not the file standard input was spooled to
         }
         output_.transferred(result, upload_);
+        if (result.time_not_kept) {
+            note(time_not_kept_note(outcome.name, *result.time_not_kept, upload_));
+        }
         outcome.done = std::move(result);
     }
     void skipped(std::size_t index, const std::string& why)

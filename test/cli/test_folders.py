@@ -373,6 +373,48 @@ class Folders(CliTest):
         self.assertEqual(tree(os.path.join(self.root, "two")),
                          {"tree": None, "tree/a": None, "tree/ok.txt": b"ok", "tree/a/seen.txt": b"s"})
 
+    def test_get_p_and_put_p_say_when_a_time_could_not_be_kept(self):
+        # ext4 clamps a time past 2446: -p reports it (round 12), never hides it.
+        far, ext4_max = 2**62, 15_032_385_535
+        roomy = harness.mount_scratch(self, "tmpfs")  # holds every 64-bit time
+        narrow = harness.mount_scratch(self, "ext4")
+        make_tree(roomy, {"far.bin": b"far"})
+        os.utime(os.path.join(roomy, "far.bin"), (0, far))
+        self.server = harness.Server(test_cli.FERRYD, roomy)
+        got = self.ferry("--json", "get", "-p", "far.bin", "-o", os.path.join(narrow, "far.bin"),
+                         server=self.server.address)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        out = self.json_of(got)
+        schema_for("transfer").validate(out)
+        self.assertEqual(int(os.stat(os.path.join(narrow, "far.bin")).st_mtime), ext4_max)
+        self.assertEqual(len(out["notes"]), 1, out)
+        self.assertIn('"far.bin": its modification time %d' % far, out["notes"][0])
+        self.assertIn("the file system here holds %d" % ext4_max, out["notes"][0])
+        text = self.ferry("get", "-p", "far.bin", "-o", os.path.join(narrow, "again.bin"), server=self.server.address)
+        self.assertEqual(text.returncode, 0, text.stderr)
+        self.assertIn(b"ferry: note: \"far.bin\": its modification time", text.stderr)
+        # Without -p no time is asked, and nothing is said.
+        plain = self.json_of(self.ferry("--json", "get", "far.bin", "-o", os.path.join(narrow, "plain.bin"),
+                                        server=self.server.address))
+        self.assertNotIn("notes", plain)
+        # A time the server's file system clamps: its commit reply says what it holds.
+        self.server.stop()
+        served = os.path.join(narrow, "served")
+        os.mkdir(served)
+        self.server = harness.Server(test_cli.FERRYD, served)
+        put = self.ferry("--json", "put", "-p", os.path.join(roomy, "far.bin"), server=self.server.address)
+        self.assertEqual(put.returncode, 0, put.stderr)
+        out = self.json_of(put)
+        schema_for("transfer").validate(out)
+        self.assertEqual(int(os.stat(os.path.join(served, "far.bin")).st_mtime), ext4_max)
+        self.assertEqual(len(out["notes"]), 1, out)
+        self.assertIn("the file system on the server holds %d" % ext4_max, out["notes"][0])
+        # A time it holds: no note.
+        os.utime(os.path.join(roomy, "far.bin"), (0, 1_700_000_000))
+        kept = self.json_of(self.ferry("--json", "put", "-p", os.path.join(roomy, "far.bin"), "--as", "kept.bin",
+                                       server=self.server.address))
+        self.assertNotIn("notes", kept)
+
     def test_put_r_json_carries_the_notes_of_what_it_leaves_out(self):
         # --json dropped every skip note: a link, a FIFO, a hidden name left no trace.
         server = self.start_server()

@@ -553,6 +553,8 @@ class NarrowTimes(SyncTest):
         self.assertEqual((first["sent"], first["errors"]), (files, []), first)
         self.assertEqual(int(os.lstat(os.path.join(dest, "future.bin")).st_mtime), EXT4_MAX)
         self.assertEqual(int(os.lstat(os.path.join(dest, "past.bin")).st_mtime), EXT4_MIN)
+        # Said once, as each is copied: future, past and far.bin (2^40 s is past 2446 too).
+        self.assertEqual(len([n for n in first["notes"] if "could not be kept" in n]), 3, first["notes"])
         again = self.sync(":", dest)
         self.assertEqual((again["sent"], again["skipped"], again["bytes"]), (0, files, 0), again)
         self.assertEqual(self.times_set(":", dest), [])
@@ -576,6 +578,7 @@ class NarrowTimes(SyncTest):
         first = self.sync(src, ":backup")
         self.assertEqual((first["sent"], first["errors"]), (files, []), first)
         self.assertEqual(int(os.lstat(os.path.join(served, "backup", "future.bin")).st_mtime), EXT4_MAX)
+        self.assertEqual(len([n for n in first["notes"] if "on the server holds" in n]), 3, first["notes"])
         again = self.sync(src, ":backup")
         self.assertEqual((again["sent"], again["skipped"], again["bytes"]), (0, files, 0), again)
         self.assertEqual(self.times_set(src, ":backup"), [])
