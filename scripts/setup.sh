@@ -15,6 +15,9 @@ packages=(g++ python3 openssl meson ninja-build pkg-config libuv1-dev nlohmann-j
           # clients/python: its install test (Debian's pip, setuptools and
           # wheel in a venv), the optional xxh3-128 and its type check
           python3-pip python3-setuptools python3-wheel python3-venv python3-xxhash mypy
+          # the sync and cli-folders suites: mkfs.ext4 for a scratch ext4 image
+          # (a file system that clamps times; mounted on a loop device as root)
+          e2fsprogs
           # test/scaleout: several ferryd over GlusterFS behind HAProxy
           glusterfs-server glusterfs-client haproxy)
 missing=()
