@@ -415,6 +415,31 @@ class TransferTests(TreeCase):
         for folder, _, files in os.walk(self.server.root):
             self.assertEqual([n for n in files if n.startswith(".ferry-partial")], [], folder)
 
+    def test_hello_says_the_mtime_limits_a_put_and_set_mtime_are_held_to(self):
+        # 4.1: what the served file system holds of a time; a put's and a
+        # set_mtime's reply say what it holds, as those limits predict.
+        c = self.client(hello=False)
+        hello = self.ask(c, {"op": "hello", "id": 0, "version": 2})
+        limits = hello["mtime_limits"]
+        self.assertEqual(sorted(limits), ["max", "min", "step"])
+        self.assertLessEqual(limits["min"], limits["max"])
+        self.assertGreaterEqual(limits["step"], 1)
+
+        def held(t):
+            t = max(limits["min"], min(limits["max"], t))
+            return t - t % limits["step"]
+
+        for rid, asked in enumerate((2**62, -2**62, 2**63 - 1, -2**63, 1_700_000_001), start=1):
+            r = self.upload(c, rid, "t%d.bin" % rid, b"t", mtime=asked)
+            self.assertIs(r.get("ok"), True, r)
+            self.assertEqual(r["mtime"], held(asked), asked)
+            self.assertEqual(int(os.stat(self.root("t%d.bin" % rid)).st_mtime), held(asked))
+            s = self.ok(c, {"op": "set_mtime", "id": 100 + rid, "path": "t%d.bin" % rid, "mtime": asked})
+            self.assertEqual(s["mtime"], held(asked), asked)
+        # A version-1 hello carries no such field.
+        v1 = self.ask(self.client(hello=False), {"op": "hello", "id": 0, "version": 1})
+        self.assertNotIn("mtime_limits", v1)
+
     def test_put_without_parents_into_a_missing_folder_is_not_found(self):
         c = self.client2()
         r = self.ask(c, {"op": "put", "id": 4, "name": "absent/x.bin", "size": 1})
