@@ -292,9 +292,10 @@ def temp_folder(prefix):
     return tempfile.mkdtemp(prefix=prefix)
 
 
-def mount_scratch(test, kind):
+def mount_scratch(test, kind, point=None):
     """A fresh, empty file system of `kind` mounted on a new temporary
-    folder, whose path is returned: "tmpfs" (holds every 64-bit time) or
+    folder (or on `point`, an empty folder, say inside another scratch
+    mount), whose path is returned: "tmpfs" (holds every 64-bit time) or
     "ext4" (an 8 MiB image in a temporary folder on a loop device, 256-byte
     inodes: times from 1901 to 2446 only). Unmounted and removed by the
     test's cleanups, which run even when it fails (after tearDown: stop
@@ -304,8 +305,9 @@ def mount_scratch(test, kind):
         test.skipTest("mounting a scratch file system needs root (CI runs as root)")
     base = tempfile.mkdtemp(prefix="ferry-mount-")
     test.addCleanup(shutil.rmtree, base, True)
-    point = os.path.join(base, "mnt")
-    os.mkdir(point)
+    if point is None:
+        point = os.path.join(base, "mnt")
+        os.mkdir(point)
     if kind == "tmpfs":
         command = ["mount", "-t", "tmpfs", "-o", "size=16m", "ferry-test", point]
     else:

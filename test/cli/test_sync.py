@@ -567,6 +567,24 @@ class NarrowTimes(SyncTest):
             self.assertEqual(f.read(), b"d/normal.bin" * 3)
         self.assertEqual(self.sync(":", dest)["sent"], 0)
 
+    def test_a_pull_asks_each_local_file_system_the_tree_spans(self):
+        # dest on tmpfs (holds 2^62), its folder "d" an ext4 mount (clamps it).
+        served = os.path.join(harness.mount_scratch(self, "tmpfs"), "served")
+        self.fill(served)
+        self.server.stop()
+        self.server = Server(FERRYD, served)
+        dest = harness.mount_scratch(self, "tmpfs")
+        os.mkdir(os.path.join(dest, "d"))
+        harness.mount_scratch(self, "ext4", point=os.path.join(dest, "d"))
+        files = len(self.TIMES)
+        first = self.sync(":", dest)
+        self.assertEqual((first["sent"], first["errors"]), (files, []), first)
+        self.assertEqual(int(os.lstat(os.path.join(dest, "future.bin")).st_mtime), 2**62)
+        self.assertEqual(int(os.lstat(os.path.join(dest, "d", "far.bin")).st_mtime), EXT4_MAX)
+        again = self.sync(":", dest)
+        self.assertEqual((again["sent"], again["skipped"]), (0, files), again)
+        self.assertEqual(self.times_set(":", dest), [])
+
     def test_a_push_onto_an_ext4_server_settles_times_it_clamps(self):
         src = os.path.join(harness.mount_scratch(self, "tmpfs"), "src")
         self.fill(src)
