@@ -463,11 +463,14 @@ std::string read_digest(FieldReader& fields, HashKind kind)
     return digest;
 }
 
-RequestBody read_commit(FieldReader& fields)
+RequestBody read_commit(FieldReader& fields, std::uint32_t version)
 {
     CommitRequest commit;
     commit.hash = digest_key(fields);
     commit.digest = read_digest(fields, commit.hash);
+    if (version >= 2) {
+        commit.replace = fields.boolean("replace", true);
+    }
     return commit;
 }
 
@@ -600,7 +603,7 @@ std::optional<RequestBody> read_request_body(FieldReader& fields, const json& re
         return read_put(fields, version);
     }
     if (op == "commit") {
-        return read_commit(fields);
+        return read_commit(fields, version);
     }
     if (op == "abort") {
         return AbortRequest{fields.boolean("discard", false)};
@@ -748,7 +751,15 @@ std::string encode_request(const Request& request)
                 out["mtime"] = *put.mtime;
             }
         }
-        void operator()(const CommitRequest& commit) const { out[std::string(hash_name(commit.hash))] = commit.digest; }
+        void operator()(const CommitRequest& commit) const
+        {
+            out[std::string(hash_name(commit.hash))] = commit.digest;
+            // Sent only when set, so that a commit that replaces is spelled
+            // as it always was (and as a version-1 connection must).
+            if (!commit.replace) {
+                out["replace"] = false;
+            }
+        }
         void operator()(const AbortRequest& abort) const { out["discard"] = abort.discard; }
         void operator()(const StatsRequest&) const {}
         // The tree operations exist in version 2 only; their flags are

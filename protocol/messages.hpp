@@ -70,6 +70,10 @@ struct PutRequest {
 struct CommitRequest {
     std::string digest;
     HashKind hash = HashKind::sha256;
+    // Version 2 (PROTOCOL.md 4.5): false publishes only where nothing stands
+    // at the name at the rename itself (`exists` otherwise), rename's
+    // `replace` meaning; true, the default, replaces a file there.
+    bool replace = true;
 };
 struct AbortRequest {
     bool discard = false;

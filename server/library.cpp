@@ -5,6 +5,7 @@
 #include "log.hpp"
 #include "mtime_probe.hpp"
 #include "names.hpp"
+#include "posix_io.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -190,7 +191,7 @@ Result<Library::Destination> Library::publish_destination(std::string_view path)
 }
 
 int Library::publish_entry(const std::string& partial, const Destination& destination, std::string_view path,
-                           const std::function<void()>& after_rename) const
+                           const std::function<void()>& after_rename, bool replace) const
 {
     if (partial.empty() || partial.find('/') != std::string::npos || partial == "." || partial == "..") {
         errno = EINVAL;
@@ -208,7 +209,10 @@ int Library::publish_entry(const std::string& partial, const Destination& destin
         return -1;
     }
     // Same file system as the root: the resolver refused any other.
-    if (::renameat(root_fd_, partial.c_str(), destination.fd_, destination.leaf_.c_str()) != 0) {
+    const int renamed = replace ? ::renameat(root_fd_, partial.c_str(), destination.fd_, destination.leaf_.c_str())
+                                : sys::rename_no_replace(root_fd_, partial.c_str(), destination.fd_,
+                                                         destination.leaf_.c_str());
+    if (renamed != 0) {
         return -1;
     }
     if (after_rename) {

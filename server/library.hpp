@@ -278,8 +278,10 @@ public:
     // *_entry wrappers: -1 and errno on failure (a folder, link, FIFO, socket
     // or device at `path` is EISDIR; a parent folder deleted meanwhile
     // ENOENT); `after_rename` runs only once the rename succeeded.
+    // With `replace` false, anything at `path` when the rename runs is
+    // EEXIST and stays (rename_no_replace): checked by the rename itself.
     int publish_entry(const std::string& partial, const Destination& destination, std::string_view path,
-                      const std::function<void()>& after_rename = {}) const;
+                      const std::function<void()>& after_rename = {}, bool replace = true) const;
     // stat(2) of `path` without following a final symlink: -1 and errno.
     int stat_path(std::string_view path, struct ::stat& st) const;
 

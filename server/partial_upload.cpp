@@ -676,7 +676,7 @@ std::optional<Error> PartialUpload::write_state()
     return library_.sync_root();
 }
 
-Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
+Result<FileInfo> PartialUpload::commit(std::string_view expected_digest, bool replace)
 {
     if (received_ != size_) {
         // Kept for a resume as a cut upload is (keep(): its state records
@@ -738,9 +738,13 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
         library_.unlink_entry(state_file());
     }
     std::optional<struct ::stat> published;
-    if (take_final_attributes(*destination, published) != 0) {
+    if (take_final_attributes(*destination, published, replace) != 0) {
         const int saved = errno;
         discard();
+        if (saved == EEXIST && !replace) {
+            return Error{ErrorCode::exists, "\"" + name_ + "\" exists at the commit, which asked not to replace " +
+                                                "it: it was left alone, nothing was published"};
+        }
         if (saved == ENOTDIR || saved == ELOOP) {
             return Error{ErrorCode::not_a_folder, "the folder of \"" + name_ + "\" is no longer a folder"};
         }
@@ -778,7 +782,7 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest)
 // all that (the identity the digest cache keeps), when it could be taken.
 // 0, or -1 with errno as publish_entry (then nothing was published).
 int PartialUpload::take_final_attributes(const Library::Destination& destination,
-                                         std::optional<struct ::stat>& published)
+                                         std::optional<struct ::stat>& published, bool replace)
 {
     struct ::stat old {};
     const bool replaces = destination.stat(old) == 0 && S_ISREG(old.st_mode);
@@ -828,7 +832,7 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
             published = now;
         }
     };
-    return library_.publish_entry(data_file(), destination, name_, apply);
+    return library_.publish_entry(data_file(), destination, name_, apply, replace);
 }
 
 void PartialUpload::discard()

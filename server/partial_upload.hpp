@@ -84,7 +84,10 @@ public:
     std::optional<Error> keep();
     // Verifies size and hash and, only if both hold, publishes the file under
     // its name. A hash mismatch discards the upload; nothing is published.
-    Result<FileInfo> commit(std::string_view expected_digest);
+    // `replace` false (the commit's field, PROTOCOL.md 4.5): a name taken
+    // when the rename runs is `exists`, the upload discarded (the client
+    // still has every byte), and what stands there untouched.
+    Result<FileInfo> commit(std::string_view expected_digest, bool replace = true);
     // Deletes the data and state files.
     void discard();
 
@@ -99,7 +102,8 @@ private:
     void release_reservation();
     std::string state_text() const;
     std::optional<Error> write_state();
-    int take_final_attributes(const Library::Destination& destination, std::optional<struct ::stat>& published);
+    int take_final_attributes(const Library::Destination& destination, std::optional<struct ::stat>& published,
+                              bool replace);
     std::string data_file() const;
     std::string state_file() const;
 

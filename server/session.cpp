@@ -24,7 +24,7 @@ const std::vector<std::string> kCapabilities{"list", "stat", "get", "put", "resu
 // What a version-2 connection gets on top (PROTOCOL.md 4.1).
 const std::vector<std::string> kVersion2Capabilities{
     "folders",          "mkdir",         "delete",          "rename", "digest", "mtime", "set_mtime",
-    "holding_unlisted", "delete_expect", "set_mtime_expect"};
+    "holding_unlisted", "delete_expect", "set_mtime_expect", "commit_replace"};
 
 std::string seconds_text(std::uint64_t milliseconds)
 {
@@ -1000,7 +1000,8 @@ void Session::handle_upload_control(Upload& upload, const Request& request)
     state_ = State::finishing_upload;
     if (commit) {
         take_chained_put();
-        upload.commit(std::get<CommitRequest>(request.body).digest);
+        const auto& committed = std::get<CommitRequest>(request.body);
+        upload.commit(committed.digest, committed.replace);
     } else {
         upload.abort(std::get<AbortRequest>(request.body).discard);
     }

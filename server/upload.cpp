@@ -127,10 +127,11 @@ std::optional<Error> Upload::take_data(std::span<const std::uint8_t> bytes, std:
     return std::nullopt;
 }
 
-void Upload::commit(std::string expected_digest)
+void Upload::commit(std::string expected_digest, bool replace)
 {
     finish_ = Finish::commit;
     expected_digest_ = std::move(expected_digest);
+    replace_ = replace;
     flush_staging();
     continue_receiving();
 }
@@ -271,7 +272,7 @@ void Upload::finish_job()
     queue_.clear();
     host_.submit_finish(make_job(
         [partial = std::move(partial_), chunks = std::move(chunks), finish = finish_,
-         expected = expected_digest_]() mutable {
+         expected = expected_digest_, replace = replace_]() mutable {
             Finished finished;
             for (Chunk& chunk : chunks) {
                 auto failure = partial->append(std::span<const char>(chunk.bytes.get(), chunk.size));
@@ -284,7 +285,7 @@ void Upload::finish_job()
             }
             switch (finish) {
             case Finish::commit:
-                finished.committed = partial->commit(expected);
+                finished.committed = partial->commit(expected, replace);
                 break;
             case Finish::abort_discard:
             case Finish::fail:

@@ -76,7 +76,8 @@ public:
     // taken where they are.
     std::optional<Error> take_data(std::span<const std::uint8_t> bytes, std::uint64_t frame_left);
     // The client's commit or abort; runs once what arrived is written.
-    void commit(std::string expected_digest);
+    // `replace` false: publish only where nothing stands at the name (PROTOCOL.md 4.5).
+    void commit(std::string expected_digest, bool replace = true);
     void abort(bool discard);
     // The connection ends: keep what arrived for a resume, saying `why`.
     void keep(std::string why);
@@ -128,6 +129,7 @@ private:
     Finish finish_ = Finish::none;
     bool last_waits_for_finish_ = true;
     std::string expected_digest_;
+    bool replace_ = true; // the commit's `replace`
     std::string keep_why_;
     TransferLine line_;
 };

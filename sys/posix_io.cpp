@@ -1,5 +1,7 @@
 #include "posix_io.hpp"
 
+#include <fcntl.h>
+#include <stdio.h>
 #include <unistd.h>
 
 namespace ferry::sys {
@@ -61,6 +63,28 @@ Transfer pread_full(int fd, std::span<std::byte> buffer, off_t offset)
     return run(buffer.size(), false, nullptr, [&](std::size_t at, std::size_t left) {
         return ::pread(fd, buffer.data() + at, left, offset + static_cast<off_t>(at));
     });
+}
+
+int rename_no_replace(int from_dir, const char* from, int to_dir, const char* to)
+{
+    if (::renameat2(from_dir, from, to_dir, to, RENAME_NOREPLACE) == 0) {
+        return 0;
+    }
+    if (errno != EINVAL && errno != ENOSYS) {
+        return -1;
+    }
+    // A second name first (EEXIST when `to` is taken), then the old one
+    // goes; between the two the file has both names, never neither.
+    if (::linkat(from_dir, from, to_dir, to, 0) != 0) {
+        return -1;
+    }
+    if (::unlinkat(from_dir, from, 0) != 0) {
+        const int saved = errno;
+        (void)::unlinkat(to_dir, to, 0); // published under a name kept by nobody else: take it back
+        errno = saved;
+        return -1;
+    }
+    return 0;
 }
 
 } // namespace ferry::sys

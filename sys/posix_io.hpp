@@ -78,6 +78,17 @@ Transfer read_full(int fd, std::span<Byte, Extent> buffer, StopCheck stop = null
     return read_full(fd, std::span<std::byte>(std::as_writable_bytes(buffer)), stop);
 }
 
+// Renames `from` (in folder `from_dir`) to `to` (in `to_dir`) only if
+// nothing stands at `to`, decided by the one call that moves it, so that
+// a file appearing there at any moment before is never replaced: a "do not
+// replace" promise (get -n, a commit with replace: false) held at the
+// publish itself. renameat2(RENAME_NOREPLACE); where the file system lacks
+// it (EINVAL, or ENOSYS on an old kernel), linkat (which never replaces
+// either) then unlinkat of `from`; never a rename that could replace.
+// 0, or -1 with errno (EEXIST: something stands at `to`, left untouched;
+// the errno of linkat where neither way works, e.g. EPERM on vfat).
+int rename_no_replace(int from_dir, const char* from, int to_dir, const char* to);
+
 template <class Byte, std::size_t Extent>
     requires(sizeof(Byte) == 1 && !std::is_const_v<Byte> && !std::is_same_v<Byte, std::byte>)
 Transfer pread_full(int fd, std::span<Byte, Extent> buffer, off_t offset)

@@ -156,6 +156,21 @@ def version2_vectors(hello_reply):
     pair("version 2: abort of that put",
          {"op": "abort", "id": 32, "discard": True},
          {"id": 32, "ok": True, "kept": False, "offset": 0})
+    pair("version 2: put of an empty file onto a name that exists",
+         {"op": "put", "id": 39, "name": "logs/2026/app.log", "size": 0,
+          "resume": False},
+         {"id": 39, "ok": True, "offset": 0, "token": TOKEN},
+         "no data frame follows: the file is empty")
+    pair("version 2: commit with replace false",
+         {"op": "commit", "id": 39, "replace": False,
+          "sha256": hashlib.sha256(b"").hexdigest()},
+         error_reply(39, "exists",
+                     "\"logs/2026/app.log\" exists at the commit, which "
+                     "asked not to replace it: it was left alone, nothing "
+                     "was published"),
+         "publish only where nothing stands at the name when the rename "
+         "runs (capability commit_replace): the file there stays, the "
+         "upload is discarded")
     pair("version 2: set_mtime of a folder",
          {"op": "set_mtime", "id": 33, "path": "logs", "mtime": MTIME - 86400},
          dict(folder, id=33, ok=True, name="logs", mtime=MTIME - 86400),

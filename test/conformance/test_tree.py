@@ -16,7 +16,7 @@ import tempfile
 from conformance import MTIME, ServerCase, write_file
 
 V2_CAPABILITIES = ("folders", "mkdir", "delete", "rename", "digest", "mtime", "set_mtime", "holding_unlisted",
-                   "delete_expect", "set_mtime_expect")
+                   "delete_expect", "set_mtime_expect", "commit_replace")
 
 
 def sha(b):
@@ -460,6 +460,52 @@ class TransferTests(TreeCase):
     def test_put_onto_a_folder_is_not_regular_file(self):
         c = self.client2()
         self.assertError(self.ask(c, {"op": "put", "id": 12, "name": "d", "size": 1}), "not_regular_file", 12)
+
+    def test_commit_without_replace_leaves_a_file_that_appeared_during_the_upload(self):
+        """4.5: a commit with replace false is checked at the rename itself:
+        a file put at the name after the put (here by another program, the
+        data already sent) is `exists`, stays as it is, and nothing is left
+        in the root."""
+        c = self.client2()
+        content = b"the upload's bytes"
+        r = self.ok(c, {"op": "put", "id": 40, "name": "d/late.bin", "size": len(content)})
+        self.assertEqual(r["offset"], 0)
+        c.send_data(content)
+        write_file(self.root("d", "late.bin"), b"appeared meanwhile", MTIME)
+        r = self.ask(c, {"op": "commit", "id": 40, "sha256": sha(content), "replace": False})
+        self.assertError(r, "exists", 40)
+        with open(self.root("d", "late.bin"), "rb") as f:
+            self.assertEqual(f.read(), b"appeared meanwhile")
+        self.assertEqual([n for n in os.listdir(self.server.root) if n.startswith(".ferry-partial")], [])
+        self.assertUsable(c)
+        # Where the name is free at the rename, it publishes as any commit.
+        r = self.ask(c, {"op": "put", "id": 41, "name": "d/free.bin", "size": len(content)})
+        self.assertIs(r.get("ok"), True, r)
+        c.send_data(content)
+        r = self.ok(c, {"op": "commit", "id": 41, "sha256": sha(content), "replace": False})
+        self.assertEqual((r["name"], r["size"]), ("d/free.bin", len(content)))
+        with open(self.root("d", "free.bin"), "rb") as f:
+            self.assertEqual(f.read(), content)
+        # replace true, as without the field, replaces.
+        r = self.ask(c, {"op": "put", "id": 42, "name": "d/late.bin", "size": len(content)})
+        self.assertIs(r.get("ok"), True, r)
+        c.send_data(content)
+        self.ok(c, {"op": "commit", "id": 42, "sha256": sha(content), "replace": True})
+        with open(self.root("d", "late.bin"), "rb") as f:
+            self.assertEqual(f.read(), content)
+
+    def test_commit_replace_follows_3_1(self):
+        """A mistyped replace is bad_request, and the upload goes on."""
+        c = self.client2()
+        r = self.ask(c, {"op": "put", "id": 43, "name": "d/typed.bin", "size": 1})
+        self.assertIs(r.get("ok"), True, r)
+        c.send_data(b"x")
+        for bad in (None, 0, "false"):
+            with self.subTest(replace=bad):
+                r = self.ask(c, {"op": "commit", "id": 43, "sha256": sha(b"x"), "replace": bad})
+                self.assertError(r, "bad_request", 43)
+        self.ok(c, {"op": "commit", "id": 43, "sha256": sha(b"x"), "replace": False})
+        self.assertTrue(os.path.exists(self.root("d", "typed.bin")))
 
     def test_digest_in_either_hash(self):
         c = self.client2()
