@@ -1225,7 +1225,60 @@ Result<LocalFile> open_stream_target(const DownloadTarget& target)
     return LocalFile(target.path, fd);
 }
 
-Status publish_download(const LocalFile& part, const std::string& dest, const LocalFolder* in)
+namespace {
+
+// Puts a part that took its target's attributes (take_replaced_attributes)
+// back to what it had while it downloaded (`before`: its fstat then):
+// private, mode at most 0600, no access ACL (one from the target, or from
+// the folder's default, would say more than 0600), its owner again. The
+// mode narrows first, so that no step leaves it wider than it was. Called
+// on every failure after the attributes were taken, so that a part left on
+// disk is never readable or writable by more than its owner. Best effort:
+// what cannot be undone here is no reason to hide the failure that led here.
+void make_private_again(const LocalFile& part, const struct stat& before)
+{
+    const auto mode = static_cast<mode_t>(before.st_mode & 0600U);
+    (void)::fchmod(part.fd(), mode);
+    const auto none = std::make_unique<sys::AccessAcl>(); // size 0: none; 64 KiB, not on the stack
+    (void)sys::set_access_acl(part.fd(), *none);
+    (void)::fchmod(part.fd(), mode);
+    struct stat now {};
+    if (::fstat(part.fd(), &now) == 0 && (now.st_uid != before.st_uid || now.st_gid != before.st_gid)) {
+        (void)::fchown(part.fd(), before.st_uid, before.st_gid);
+    }
+}
+
+// --no-clobber's publish: the verified part takes `dest`'s name only if
+// nothing stands there when the rename itself runs (sys::rename_no_replace).
+// A file that appeared since the look before the download is left alone,
+// and the part and its sidecar go, as if the file had been there at the
+// start (get -n then reports the file as skipped, `exists`).
+Status publish_without_replacing(const LocalFile& part, const std::string& dest, const LocalFolder* in)
+{
+    const Where at(in, part.path());
+    if (auto reached = at.reached(); !reached) {
+        return reached;
+    }
+    if (sys::rename_no_replace(at.dir(), at.name(), at.dir(), base_name(dest).c_str()) == 0) {
+        return success();
+    }
+    const int saved = errno;
+    if (saved != EEXIST) {
+        return local_error("cannot rename " + in_quotes(part.path()) + " to " + in_quotes(dest) +
+                               " without replacing what may appear there",
+                           saved);
+    }
+    // Still this download's names: the part is open and locked, and
+    // publish_download just checked that its name holds this very file.
+    (void)remove_file(part.path(), in);
+    (void)remove_download_state(state_path(dest), in);
+    return Error{ErrorCode::exists, in_quotes(dest) + " appeared during the download: it was left alone "
+                                                      "(--no-clobber), and the downloaded copy removed"};
+}
+
+} // namespace
+
+Status publish_download(const LocalFile& part, const std::string& dest, const LocalFolder* in, bool replace)
 {
     // The target was inspected before the transfer; look again just before
     // the rename, the one step that works by name.
@@ -1270,11 +1323,16 @@ Status publish_download(const LocalFile& part, const std::string& dest, const Lo
                                               in_quotes(dest) + "; get the file again"};
     }
     // Last, right before the rename: the replaced file's mode, owner and
-    // ACL, read now (the part stayed private until here).
-    if (auto taken = take_replaced_attributes(part, dest, in); !taken) {
-        return taken;
+    // ACL, read now (the part stayed private until here). Any failure from
+    // here on leaves the part on disk: private again first.
+    Status done = take_replaced_attributes(part, dest, in);
+    if (done) {
+        done = replace ? rename_file(part.path(), dest, in) : publish_without_replacing(part, dest, in);
     }
-    return rename_file(part.path(), dest, in);
+    if (!done) {
+        make_private_again(part, written);
+    }
+    return done;
 }
 
 bool is_directory(const std::string& path)

@@ -378,8 +378,15 @@ Result<LocalFile> open_stream_target(const DownloadTarget& target);
 // by name, and nothing but what was verified may be published. Right
 // before the rename, after those checks, the part takes the replaced
 // file's attributes (take_replaced_attributes), whose failure is returned
-// with nothing renamed.
-Status publish_download(const LocalFile& part, const std::string& dest, const LocalFolder* in = nullptr);
+// with nothing renamed. Any failure after the part took them (a refused
+// rename: EPERM in a sticky folder, EEXIST, ...) puts it back to private
+// (its own owner, mode 0600 at most, no ACL) before it is left on disk.
+// `replace` false (--no-clobber): renamed only if nothing stands at `dest`
+// at the rename itself (renameat2 RENAME_NOREPLACE, or link and unlink);
+// a file found there is left alone, the part and its sidecar are removed,
+// and the result is an `exists` Error (reported as skipped).
+Status publish_download(const LocalFile& part, const std::string& dest, const LocalFolder* in = nullptr,
+                        bool replace = true);
 
 // A download verified but not yet published: its part file, still open,
 // with the server's mtime already set and still private (part_mode_for); a
@@ -391,6 +398,7 @@ struct VerifiedPart {
     std::string dest;  // where it is published
     std::string state; // its sidecar (state_path), removed once published
     std::shared_ptr<const LocalFolder> folder = {}; // set for a tree's file: all three are in it
+    bool replace = true; // false for --no-clobber (publish_download's `replace`)
 };
 
 bool is_directory(const std::string& path);

@@ -10,6 +10,7 @@
 #include "part_file.hpp"
 #include "stream_writer.hpp"
 #include "posix_io.hpp"
+#include "remote_tree.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -465,7 +466,8 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& op
             // which gives it the replaced file's attributes just before its
             // rename: private until then.
             part.file().start_writeback();
-            verified = VerifiedPart{std::move(part.file()), options.dest, state_path(options.dest), options.folder};
+            verified = VerifiedPart{std::move(part.file()), options.dest, state_path(options.dest), options.folder,
+                                    options.replace};
             return TransferResult{remote, options.dest, options.hash, digest, offset, time_not_kept};
         }
         if (done) {
@@ -478,7 +480,7 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& op
             // fsync: a crash that lost those metadata changes but not the
             // rename (a journal orders it after them) would show the part's
             // own narrower mode, never a wider one.
-            done = publish_download(part.file(), options.dest, options.folder.get());
+            done = publish_download(part.file(), options.dest, options.folder.get(), options.replace);
         }
         // The mark comes off once the file is published, never before (a
         // kill there must leave a part known to be ferry's), through the
@@ -1090,7 +1092,11 @@ Status send_upload(Connection& connection, PendingPut& pending)
         return same.error();
     }
     // Held, to go out with the next put if one follows (see hold_request).
-    return connection.hold_request(Request{id, CommitRequest{pending.digest, whole.kind()}});
+    // `replace: false` only to a server that honours it: an older one
+    // would not understand the field (version 1) or would ignore it.
+    CommitRequest commit{pending.digest, whole.kind()};
+    commit.replace = pending.options.replace || !checks_commit_replace(connection);
+    return connection.hold_request(Request{id, std::move(commit)});
 }
 
 Result<TransferResult> finish_put(Connection& connection, PendingPut& pending)

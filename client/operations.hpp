@@ -92,6 +92,10 @@ struct GetOptions {
     // verified part before it is renamed into place, so the published file
     // never shows another time.
     bool preserve_mtime = false;
+    // False for --no-clobber: the verified file is published only where
+    // nothing stands at dest when the rename runs (publish_download); a
+    // file found there then is left alone, and the get is an `exists` Error.
+    bool replace = true;
     // Write the bytes to standard output instead: no part file, no resume;
     // the hash is still checked, and a mismatch is still an error.
     bool to_stdout = false;
@@ -203,6 +207,11 @@ struct PutOptions {
     // bytes are this file's beginning; false discards it (--no-resume).
     // Either way no kept upload of this name and size is left behind.
     bool resume = false;
+    // False for --no-clobber: the commit asks the server to publish only
+    // where nothing stands at the name when it renames (PROTOCOL.md 4.5's
+    // `replace`), answered `exists` otherwise; sent where the server
+    // honours it (checks_commit_replace), else the put replaces as before.
+    bool replace = true;
     HashKind hash = HashKind::sha256;
     ProgressFn progress;
 };

@@ -190,6 +190,11 @@ bool checks_delete_expect(const Connection& connection)
     return offers(connection, "delete_expect");
 }
 
+bool checks_commit_replace(const Connection& connection)
+{
+    return offers(connection, "commit_replace");
+}
+
 bool checks_set_mtime_expect(const Connection& connection)
 {
     return offers(connection, "set_mtime_expect");

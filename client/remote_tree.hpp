@@ -93,6 +93,10 @@ bool tells_unlisted(const Connection& connection);
 // hello lists "delete_expect", PROTOCOL.md 4.11); an older version-2
 // ferryd ignores the field and deletes by name.
 bool checks_delete_expect(const Connection& connection);
+// Whether the server refuses to replace at a commit with `replace: false`
+// (its hello lists "commit_replace", PROTOCOL.md 4.5); an older ferryd
+// ignores the field and replaces.
+bool checks_commit_replace(const Connection& connection);
 // Whether the server offers set_mtime (its hello lists "set_mtime"; an
 // older version-2 ferryd does not).
 bool can_set_mtime(const Connection& connection);

@@ -398,6 +398,9 @@ void get_files(Connection& connection, const Output& output, Report& report, con
         options.resume = flags.resume;
         options.hash = flags.hash;
         options.preserve_mtime = flags.preserve;
+        // -n holds at the publish too, not only at the look below: a file
+        // that appears while the download runs is left alone.
+        options.replace = flags.clobber != Clobber::keep_existing;
         options.defer_publish = true;
         report.file(i).name = items[i].name;
         report.file(i).local = options.dest;
@@ -492,6 +495,10 @@ void get_files(Connection& connection, const Output& output, Report& report, con
                         [&report, index, got = std::move(result.value())](const Status& published) mutable {
                             if (published) {
                                 report.transferred(index, std::move(got));
+                            } else if (published.error().code == ErrorCode::exists) {
+                                // -n's file that appeared during the download:
+                                // skipped, as one found before it.
+                                report.skipped(index, "exists");
                             } else {
                                 report.failed(index, published.error());
                             }
@@ -530,6 +537,10 @@ void get_pass(Connection& connection, const Output& output, Report& report, cons
     publish.flush();
 }
 
+constexpr const char* kReplacesAtCommitNote =
+    "this server cannot refuse to replace at the commit (an older ferryd, without \"commit_replace\"): "
+    "--no-clobber looks before each upload only, and a name put on the server while the upload runs is replaced";
+
 // One try at the puts of `todo`; the items' local paths are the files to
 // read (standard input already spooled).
 void put_pass(Connection& connection, const Output& output, Report& report, const std::vector<PutItem>& items,
@@ -540,6 +551,9 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
             report.abandon_rest(std::deque<std::size_t>(todo.begin(), todo.end()), again.error());
             return;
         }
+    }
+    if (flags.clobber == Clobber::keep_existing && !checks_commit_replace(connection)) {
+        output.warning(kReplacesAtCommitNote);
     }
     if (flags.clobber != Clobber::replace) {
         // Before any put is sent, while the connection is free for questions.
@@ -577,6 +591,8 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
             options.listed = items[index].listed;
             options.resume = flags.resume;
             options.hash = flags.hash;
+            // -n holds at the commit too (where the server can promise it).
+            options.replace = flags.clobber != Clobber::keep_existing;
             if (interrupted()) {
                 report.failed(index, interrupted_before_start());
                 continue;
@@ -620,6 +636,10 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
         auto committed = finish_put(connection, put);
         if (committed) {
             report.transferred(index, std::move(committed.value()));
+        } else if (committed.error().code == ErrorCode::exists && !put.options.replace) {
+            // -n's name put on the server while this upload ran: skipped,
+            // as one found before it (the server kept its file).
+            report.skipped(index, "exists");
         } else {
             report.failed(index, committed.error());
         }

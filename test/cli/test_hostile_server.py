@@ -50,9 +50,19 @@ class ScriptedServer:
     "pages" (any listing: empty pages with "more": true, every 0.01 s);
     a stall lasts at most `stall_for` seconds, then the server hangs up."""
 
-    def __init__(self, listings=None, files=None, stall=None, stall_for=20, holding=None):
+    def __init__(self, listings=None, files=None, stall=None, stall_for=20, holding=None, before_trailer=None,
+                 commit_error=None, capabilities=()):
         self.listings, self.files = listings or {}, files or {}
         self.holding = holding
+        # Called with the file's name once its data is sent, before its
+        # trailer: what a test does there happens after the client's looks
+        # before the download and before its publish.
+        self.before_trailer = before_trailer
+        # A put's commit is recorded in `commits` and answered with this
+        # error code (None: ok); `capabilities` are added to hello's.
+        self.commit_error = commit_error
+        self.commits = []
+        self.capabilities = list(capabilities)
         self.stall, self.stall_for = stall, stall_for
         self.stalled = []  # how long each stall went on before the client left
         self.sock = socket.socket()
@@ -109,7 +119,9 @@ class ScriptedServer:
                 continue
             op, rid = request.get("op"), request.get("id")
             if op == "hello":
-                self.send(conn, dict(HELLO, id=rid))
+                self.send(conn, dict(HELLO, id=rid, capabilities=HELLO["capabilities"] + self.capabilities))
+            elif op == "put":
+                self.take_upload(conn, rid, request)
             elif op == "list" and self.stall == "pages":
                 self.stall_with(conn, lambda: self.send(conn, {"id": rid, "ok": True, "files": [], "more": True}),
                                 0.01)
@@ -146,6 +158,8 @@ class ScriptedServer:
                     return
                 if data:
                     self.send_data(conn, data)
+                if self.before_trailer:
+                    self.before_trailer(name)
                 self.send(conn, {"id": rid, "ok": True, "done": True, "size": len(data),
                                  "sha256": hashlib.sha256(data).hexdigest()})
             elif op == "set_mtime":
@@ -153,6 +167,27 @@ class ScriptedServer:
                                  "mtime": request["mtime"]})
             else:
                 self.send(conn, {"id": rid, "ok": False, "error": {"code": "forbidden", "message": "scripted: no"}})
+
+    def take_upload(self, conn, rid, request):
+        """A put: accepted at 0, its data read to the commit, which is
+        recorded and answered as `commit_error` says."""
+        self.send(conn, {"id": rid, "ok": True, "offset": 0, "token": "9f2c4e1a7b3d5c6e8f0a1b2c3d4e5f60"})
+        data = b""
+        while True:
+            frame = self.read_frame(conn)
+            if frame is None:
+                return
+            if isinstance(frame, bytes):
+                data += frame
+                continue
+            break
+        self.commits.append(frame)
+        if self.commit_error:
+            self.send(conn, {"id": rid, "ok": False,
+                             "error": {"code": self.commit_error, "message": "scripted: a file stands there"}})
+            return
+        self.send(conn, {"id": rid, "ok": True, "name": request["name"], "type": "file", "size": len(data),
+                         "mtime": MTIME, "sha256": hashlib.sha256(data).hexdigest()})
 
     def close(self):
         self.sock.close()
@@ -168,6 +203,66 @@ class HostileTest(CliTest):
         path = os.path.join(self.dir, *parts)
         os.makedirs(path, exist_ok=True)
         return path
+
+
+class NoClobberHoldsToThePublish(HostileTest):
+    """-n is checked at the publish itself, not only before the transfer:
+    a local file that appears while a get runs (here: after the data, before
+    the trailer, so after the look before the download) is left alone and
+    the file reported skipped; a put's commit asks the server not to
+    replace (commit_replace), and its `exists` is a skip too."""
+
+    def check_get(self, *args, dest, names):
+        content = b"the server's bytes " * 1000
+
+        def appear(name):
+            with open(os.path.join(dest, os.path.basename(name)), "wb") as f:
+                f.write(b"MY PRECIOUS LOCAL FILE")
+
+        server = self.scripted(listings={("d", False): [[entry(n, "file", len(content)) for n in names]]},
+                               files={"d/" + n: content for n in names}, before_trailer=appear)
+        got = self.ferry("--json", "--no-progress", "get", "-n", *args, server=server.address)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        report = self.json_of(got)
+        self.assertEqual([f.get("skipped") for f in report["files"]], ["exists"] * len(names), report)
+        self.assertEqual(report["summary"]["failed"], 0, report)
+        for name in names:
+            with open(os.path.join(dest, name), "rb") as f:
+                self.assertEqual(f.read(), b"MY PRECIOUS LOCAL FILE", name)
+        # Skipped as if found at the start: no part or state of it is left.
+        self.assertEqual(sorted(os.listdir(dest)), sorted(names))
+
+    def test_a_local_file_that_appears_during_get_n_is_left_alone(self):
+        dest = self.folder("one")
+        self.check_get("d/f", "-C", dest, dest=dest, names=["f"])
+
+    def test_several_names_and_wildcards_keep_it_too(self):
+        dest = self.folder("several")
+        self.check_get("d/f", "d/g", "-C", dest, dest=dest, names=["f", "g"])
+        dest = self.folder("wild")
+        self.check_get("d/*", "-C", dest, dest=dest, names=["f", "g"])
+
+    def test_put_n_commits_without_replacing_and_takes_exists_as_a_skip(self):
+        self.write(os.path.join(self.local, "up.bin"), b"mine")
+        server = self.scripted(commit_error="exists", capabilities=["commit_replace"])
+        got = self.ferry("--json", "--no-progress", "put", "-n", "up.bin", server=server.address)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        report = self.json_of(got)
+        self.assertEqual([f.get("skipped") for f in report["files"]], ["exists"], report)
+        self.assertEqual([c.get("replace") for c in server.commits], [False])
+        # Without -n the commit is spelled as it always was.
+        server = self.scripted(capabilities=["commit_replace"])
+        got = self.ferry("--no-progress", "put", "up.bin", server=server.address)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertNotIn("replace", server.commits[0])
+
+    def test_put_n_to_a_server_that_cannot_refuse_says_so(self):
+        self.write(os.path.join(self.local, "up.bin"), b"mine")
+        server = self.scripted()  # no commit_replace: it would ignore the field
+        got = self.ferry("--no-progress", "put", "-n", "up.bin", server=server.address)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertIn(b"commit_replace", got.stderr)
+        self.assertNotIn("replace", server.commits[0])
 
 
 class TimeoutCountsOnlyProgress(HostileTest):
