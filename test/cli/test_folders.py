@@ -348,6 +348,33 @@ class Folders(CliTest):
         return subprocess.run(argv, cwd=self.local, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               timeout=60)
 
+    def test_a_publish_refused_after_the_part_took_its_targets_mode_leaves_it_private(self):
+        # A 0666 target of root's in a sticky 1777 folder: uid 1234 may not
+        # rename over it (EPERM). The verified part had taken the target's
+        # 0666 for the rename, and was left world-writable.
+        server = self.start_server()
+        self.write(os.path.join(self.root, "f"), b"the server's bytes " * 100)
+        shared = os.path.join(self.local, "sh")
+        os.mkdir(shared)
+        os.chmod(shared, 0o1777)
+        target = os.path.join(shared, "f")
+        self.write(target, b"ROOT'S FILE")
+        os.chmod(target, 0o666)
+        for attempt in (1, 2):
+            got = self.as_other("--no-progress", "get", "f", "-C", "sh", server=server)
+            self.assertEqual(got.returncode, 3, got.stderr)  # local_io
+            self.assertIn(b"Operation not permitted", got.stderr)
+            with open(target, "rb") as f:
+                self.assertEqual(f.read(), b"ROOT'S FILE")
+            part = os.path.join(shared, "f.ferry-part")
+            st = os.lstat(part)
+            self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode) & 0o077), (1234, 0), (attempt, oct(st.st_mode)))
+            try:
+                os.getxattr(part, "system.posix_acl_access", follow_symlinks=False)
+                self.fail("the part kept an access ACL")
+            except OSError:
+                pass
+
     def test_put_r_fails_a_folder_it_cannot_read_as_it_fails_such_a_file(self):
         # It was a note, exit status 0, and --json said failed: 0 without naming it.
         server = self.start_server()
