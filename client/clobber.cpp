@@ -63,6 +63,32 @@ Result<std::optional<RemoteFile>> remote_file(Connection& connection, const std:
     }
 }
 
+// An open file's size and digest, read from its start (read_at).
+Result<std::optional<RemoteFile>> digest_of(const LocalFile& file, HashKind hash)
+{
+    TransferHash digest(hash);
+    std::vector<std::uint8_t> buffer(kReadChunk);
+    std::uint64_t position = 0;
+    for (;;) {
+        if (interrupted()) {
+            return Error{ErrorCode::aborted, "interrupted"};
+        }
+        auto got = file.read_at(position, std::span(buffer.data(), buffer.size()));
+        if (!got) {
+            return got.error();
+        }
+        if (got.value() == 0) {
+            break;
+        }
+        digest.update(buffer.data(), got.value());
+        position += got.value();
+    }
+    RemoteFile local;
+    local.info.size = position;
+    local.digest = digest.hex_digest();
+    return std::optional<RemoteFile>(std::move(local));
+}
+
 // The local regular file's size and digest, or nullopt when there is none.
 // With `in` (a download's held folder): its last name there, no link followed.
 Result<std::optional<RemoteFile>> local_file(const std::string& path, HashKind hash, const LocalFolder* in = nullptr)
@@ -77,27 +103,7 @@ Result<std::optional<RemoteFile>> local_file(const std::string& path, HashKind h
     if (!file) {
         return file.error();
     }
-    TransferHash digest(hash);
-    std::vector<std::uint8_t> buffer(kReadChunk);
-    std::uint64_t position = 0;
-    for (;;) {
-        if (interrupted()) {
-            return Error{ErrorCode::aborted, "interrupted"};
-        }
-        auto got = file->read_at(position, std::span(buffer.data(), buffer.size()));
-        if (!got) {
-            return got.error();
-        }
-        if (got.value() == 0) {
-            break;
-        }
-        digest.update(buffer.data(), got.value());
-        position += got.value();
-    }
-    RemoteFile local;
-    local.info.size = position;
-    local.digest = digest.hex_digest();
-    return std::optional<RemoteFile>(std::move(local));
+    return digest_of(file.value(), hash);
 }
 
 bool exists(const std::string& path, const LocalFolder* in)
@@ -139,7 +145,7 @@ Result<SkipReason> skip_get(Connection& connection, const std::string& name, con
 }
 
 Result<SkipReason> skip_put(Connection& connection, const std::string& local_path, const std::string& name,
-                            Clobber clobber, HashKind hash)
+                            Clobber clobber, HashKind hash, const LocalFile* spool)
 {
     if (clobber == Clobber::replace) {
         return SkipReason();
@@ -154,7 +160,7 @@ Result<SkipReason> skip_put(Connection& connection, const std::string& local_pat
     if (clobber == Clobber::keep_existing) {
         return SkipReason("exists");
     }
-    auto local = local_file(local_path, hash);
+    auto local = spool != nullptr ? digest_of(*spool, hash) : local_file(local_path, hash);
     if (!local) {
         return local.error();
     }

@@ -26,8 +26,9 @@ using SkipReason = std::optional<std::string>;
 // `in`, dest's held folder (GetOptions::folder), looked at by its last name.
 Result<SkipReason> skip_get(Connection& connection, const std::string& name, const std::string& dest,
                             Clobber clobber, HashKind hash, const LocalFolder* in = nullptr);
-// For a put of `local_path` as `name`.
+// For a put of `local_path` as `name`; with `spool` (put -), that file is
+// read through its descriptor instead.
 Result<SkipReason> skip_put(Connection& connection, const std::string& local_path, const std::string& name,
-                            Clobber clobber, HashKind hash);
+                            Clobber clobber, HashKind hash, const LocalFile* spool = nullptr);
 
 } // namespace ferry::client

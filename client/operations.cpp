@@ -878,6 +878,21 @@ Result<TransferResult> get_file(Connection& connection, const GetOptions& option
     }
 }
 
+namespace {
+
+// A descriptor of its own onto `file` (every read is positioned: read_at),
+// so that each put, and each retry, closes its own.
+Result<LocalFile> duplicate(const LocalFile& file)
+{
+    const int fd = ::fcntl(file.fd(), F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+        return local_error("cannot duplicate the descriptor of " + file.path(), errno);
+    }
+    return LocalFile(file.path(), fd);
+}
+
+} // namespace
+
 Result<PendingPut> prepare_put(const PutOptions& options)
 {
     // A local name becomes the server's name unless --as gives one: one that
@@ -891,8 +906,9 @@ Result<PendingPut> prepare_put(const PutOptions& options)
     // Ctrl-C's reach, for a writer that may never come; it is refused below
     // like any other file that is not regular. (Reads of a regular file
     // ignore the flag.)
-    auto opened = options.listed ? open_listed_file(*options.listed, options.local_path)
-                                 : LocalFile::open(options.local_path, O_RDONLY | O_NONBLOCK);
+    auto opened = options.spool    ? duplicate(*options.spool)
+                  : options.listed ? open_listed_file(*options.listed, options.local_path)
+                                   : LocalFile::open(options.local_path, O_RDONLY | O_NONBLOCK);
     if (!opened) {
         return opened.error();
     }

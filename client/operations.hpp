@@ -197,6 +197,9 @@ struct PutOptions {
     // file the walk saw. Without it `local_path` is the user's own operand,
     // its links followed as cp follows them.
     std::optional<ListedFile> listed;
+    // put -: standard input spooled to a file with no name (transfers.cpp's
+    // SpooledInput), read through a dup of this descriptor, never a path.
+    std::shared_ptr<const LocalFile> spool;
     std::string name; // a path on the server (a name on a version-1 connection)
     // Have the server make the path's missing folders first (put -r, -C).
     bool parents = false;

@@ -189,34 +189,27 @@ bool wait_to_retry(const Output& output, unsigned attempt, unsigned retries, std
     return !interrupted();
 }
 
-// Standard input read to its end into a private temporary file, removed
-// when done: a put must declare its size before its data (PROTOCOL.md 4.5).
+// Standard input read to its end into a private temporary file in $TMPDIR
+// (else /tmp): a put must declare its size before its data (PROTOCOL.md
+// 4.5). The file has no name from its creation on (O_TMPFILE; where the
+// file system has none, mkstemp's name is unlinked at once), so that no
+// end of ferry, a kill -9 included, leaves a copy of the input behind: its
+// blocks go with the last descriptor. Everything reads it through that
+// descriptor (PutItem::spool, each put a dup of it), never by a path.
 class SpooledInput {
 public:
-    SpooledInput() = default;
-    SpooledInput(const SpooledInput&) = delete;
-    SpooledInput& operator=(const SpooledInput&) = delete;
-    ~SpooledInput()
-    {
-        if (!path_.empty()) {
-            (void)::unlink(path_.c_str());
-        }
-    }
-
-    const std::string& path() const { return path_; }
+    // The spool once read_all succeeded; empty before.
+    const std::shared_ptr<const LocalFile>& file() const { return file_; }
 
     Status read_all()
     {
         const char* tmp = std::getenv("TMPDIR");
-        std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/ferry-stdin-XXXXXX";
-        const int fd = ::mkostemp(pattern.data(), O_CLOEXEC);
-        if (fd < 0) {
-            return local_error("cannot create a temporary file for standard input in \"" +
-                                   pattern.substr(0, pattern.rfind('/')) + "\"",
-                               errno);
+        const std::string folder = tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
+        auto created = create_nameless(folder);
+        if (!created) {
+            return created.error();
         }
-        path_ = pattern;
-        LocalFile file(path_, fd);
+        LocalFile& file = created.value();
         std::vector<std::uint8_t> buffer(1024 * 1024);
         for (;;) {
             if (interrupted()) {
@@ -239,11 +232,35 @@ public:
                 return wrote;
             }
         }
-        return file.close();
+        file_ = std::make_shared<const LocalFile>(std::move(file));
+        return success();
     }
 
 private:
-    std::string path_;
+    // A private file in `folder` that no name leads to.
+    static Result<LocalFile> create_nameless(const std::string& folder)
+    {
+        int fd = ::open(folder.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+            // No O_TMPFILE here (the file system, or an old kernel): a
+            // named file, its name gone before the first byte.
+            std::string pattern = folder + "/ferry-stdin-XXXXXX";
+            fd = ::mkostemp(pattern.data(), O_CLOEXEC);
+            if (fd >= 0 && ::unlink(pattern.c_str()) != 0) {
+                const int saved = errno;
+                ::close(fd);
+                return local_error("cannot unlink the temporary file for standard input \"" + pattern + "\"",
+                                   saved);
+            }
+        }
+        if (fd < 0) {
+            return local_error("cannot create a temporary file for standard input in \"" + folder + "\"",
+                               errno);
+        }
+        return LocalFile("standard input", fd);
+    }
+
+    std::shared_ptr<const LocalFile> file_;
 };
 
 } // namespace
@@ -565,7 +582,8 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
                     continue;
                 }
             }
-            auto skip = skip_put(connection, items[index].local, items[index].name, flags.clobber, flags.hash);
+            auto skip = skip_put(connection, items[index].local, items[index].name, flags.clobber, flags.hash,
+                                 items[index].spool.get());
             if (!skip) {
                 report.failed(index, skip.error());
             } else if (skip.value()) {
@@ -589,6 +607,7 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
             options.parents = items[index].parents;
             options.mtime = items[index].mtime;
             options.listed = items[index].listed;
+            options.spool = items[index].spool;
             options.resume = flags.resume;
             options.hash = flags.hash;
             // -n holds at the commit too (where the server can promise it).
@@ -1127,13 +1146,13 @@ PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals
             continue;
         }
         if (local == "-") {
-            if (input.path().empty()) {
+            if (!input.file()) {
                 if (auto spooled = input.read_all(); !spooled) {
                     plan.add({local, name, parents, std::nullopt}, "-", spooled.error());
                     continue;
                 }
             }
-            plan.add({input.path(), name, parents, std::nullopt}, "-");
+            plan.add({"-", name, parents, std::nullopt, std::nullopt, input.file()}, "-");
         } else if (tree) {
             plan_local_tree(connection, plan, local, name, flags);
         } else {

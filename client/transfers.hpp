@@ -98,6 +98,8 @@ struct PutItem {
     std::optional<std::int64_t> mtime; // the time the server gives the file
     // put -r: the tree's file as its walk listed it (PutOptions::listed).
     std::optional<ListedFile> listed = {};
+    // put -: standard input's spool (PutOptions::spool); `local` is then "-".
+    std::shared_ptr<const LocalFile> spool = {};
 };
 // The batches under run_gets and run_puts, for callers that plan the files
 // themselves (sync): pipelined over `connection`, retried as flags say, each

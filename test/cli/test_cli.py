@@ -231,6 +231,51 @@ class Interrupt(CliTest):
         self.assertEqual(leftovers, [])
 
 
+class StdinSpool(CliTest):
+    def test_the_spool_has_no_name_so_a_kill_leaves_nothing(self):
+        # put - spooled standard input to $TMPDIR/ferry-stdin-XXXXXX and
+        # removed it at the end: a kill -9 left a full copy there for good.
+        server = self.start_server()
+        spool_dir = os.path.join(self.dir, "tmp")
+        os.mkdir(spool_dir)
+        env = dict(self.env, TMPDIR=spool_dir)
+        proc = subprocess.Popen([FERRY, "--server", server, "--no-progress", "put", "-", "--as", "s.bin"],
+                                cwd=self.local, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            proc.stdin.write(b"secret " * 100000)
+            proc.stdin.flush()
+            # Once ferry holds the spool open (still reading: stdin is open),
+            # no name in $TMPDIR may lead to it.
+            spool = None
+            deadline = time.monotonic() + 20
+            while spool is None and time.monotonic() < deadline and proc.poll() is None:
+                for fd in os.listdir("/proc/%d/fd" % proc.pid):
+                    try:
+                        link = os.readlink("/proc/%d/fd/%s" % (proc.pid, fd))
+                    except OSError:
+                        continue
+                    if link.startswith(spool_dir + "/"):
+                        spool = link
+                time.sleep(0.01)
+            self.assertIsNotNone(spool, "no spool seen open")
+            self.assertEqual(os.listdir(spool_dir), [], spool)
+        finally:
+            proc.kill()
+            proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, -signal.SIGKILL)
+        self.assertEqual(os.listdir(spool_dir), [])
+        # And it still sends what it read, through the descriptor.
+        data = b"piped bytes " * 5000
+        sent = self.ferry("--json", "put", "-", "--as", "again.bin", server=server, stdin=data)
+        self.assertEqual(sent.returncode, 0, sent.stderr)
+        with open(os.path.join(self.root, "again.bin"), "rb") as f:
+            self.assertEqual(f.read(), data)
+        skipped = self.json_of(self.ferry("--json", "put", "--skip-identical", "-", "--as", "again.bin",
+                                          server=server, stdin=data))
+        self.assertEqual(skipped["files"][0].get("skipped"), "identical")
+
+
 class NotFerryd(CliTest):
     def check_fast_failure(self, fake, words):
         try:
