@@ -134,6 +134,9 @@ std::optional<std::string> reencode(const std::string& op, const std::string& te
     if (op == "abort") {
         return again(ferry::parse_abort_reply(text));
     }
+    if (op == "commit") {
+        return again(ferry::parse_commit_reply(text));
+    }
     if (op == "mkdir") {
         return again(ferry::parse_mkdir_reply(text));
     }
