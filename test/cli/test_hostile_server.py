@@ -219,7 +219,8 @@ class NoClobberHoldsToThePublish(HostileTest):
             with open(os.path.join(dest, os.path.basename(name)), "wb") as f:
                 f.write(b"MY PRECIOUS LOCAL FILE")
 
-        server = self.scripted(listings={("d", False): [[entry(n, "file", len(content)) for n in names]]},
+        listed = [[entry(n, "file", len(content)) for n in names]]
+        server = self.scripted(listings={("d", False): listed, ("d", True): listed},
                                files={"d/" + n: content for n in names}, before_trailer=appear)
         got = self.ferry("--json", "--no-progress", "get", "-n", *args, server=server.address)
         self.assertEqual(got.returncode, 0, got.stderr)
@@ -241,6 +242,11 @@ class NoClobberHoldsToThePublish(HostileTest):
         self.check_get("d/f", "d/g", "-C", dest, dest=dest, names=["f", "g"])
         dest = self.folder("wild")
         self.check_get("d/*", "-C", dest, dest=dest, names=["f", "g"])
+
+    def test_get_r_keeps_it_too(self):
+        top = self.folder("tree")
+        os.mkdir(os.path.join(top, "d"))
+        self.check_get("-r", "d", "-C", top, dest=os.path.join(top, "d"), names=["f", "g"])
 
     def test_put_n_commits_without_replacing_and_takes_exists_as_a_skip(self):
         self.write(os.path.join(self.local, "up.bin"), b"mine")
