@@ -839,10 +839,13 @@ int Library::unlink_entry(const std::string& name, int flags) const
     return ::unlinkat(root_fd_, name.c_str(), flags);
 }
 
-int Library::rename_entry(const std::string& from, const std::string& to) const
+int Library::rename_entry(const std::string& from, const std::string& to, unsigned flags) const
 {
     if (!single_entry(from) || !single_entry(to)) {
         return -1;
+    }
+    if (flags != 0) {
+        return ::renameat2(root_fd_, from.c_str(), root_fd_, to.c_str(), flags);
     }
     return ::renameat(root_fd_, from.c_str(), root_fd_, to.c_str());
 }

@@ -312,7 +312,8 @@ public:
     int stat_entry(const std::string& name, struct ::stat& st) const;
     // `flags`: unlinkat(2)'s (AT_REMOVEDIR removes an empty folder).
     int unlink_entry(const std::string& name, int flags = 0) const;
-    int rename_entry(const std::string& from, const std::string& to) const;
+    // `flags`: renameat2(2)'s (RENAME_EXCHANGE swaps two of the server's files).
+    int rename_entry(const std::string& from, const std::string& to, unsigned flags = 0) const;
     // The names in the root that begin with `prefix`, hidden ones included.
     std::vector<std::string> entries_with_prefix(std::string_view prefix) const;
 

@@ -17,13 +17,12 @@
 #include <cstring>
 #include <ctime>
 #include <map>
+#include <mutex>
 #include <vector>
 
 namespace ferry::server {
 
 namespace {
-
-constexpr std::string_view kStateSuffix = ".state";
 
 // An upload's token: a hash of its path, declared size and maker, so that
 // a put finds the kept upload it may resume (or must wait for) with one
@@ -116,12 +115,17 @@ std::optional<std::string> read_small_file(const Library& library, const std::st
 
 std::string data_name(std::string_view token)
 {
-    return std::string(kPartialPrefix) + std::string(token);
+    return partial_entry(token, PartialFile::data);
 }
 
 std::string state_name(std::string_view token)
 {
-    return data_name(token) + std::string(kStateSuffix);
+    return partial_entry(token, PartialFile::state);
+}
+
+std::string spare_name(std::string_view token)
+{
+    return partial_entry(token, PartialFile::spare);
 }
 
 // The state of one kept upload (in protocol/resume_state's format), read
@@ -142,39 +146,84 @@ std::optional<SavedState> saved_state(const Library& library, const std::string&
                       std::move(decoded->owner), decoded->part};
 }
 
+// One fallocate(2) of [offset, offset + length), FALLOC_FL_KEEP_SIZE so that
+// the file's size (which a resume reads as the bytes received) stays: 0 or
+// the errno.
+int allocate(int fd, std::uint64_t offset, std::uint64_t length)
+{
+    int result = 0;
+    do {
+        result = ::fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset), static_cast<off_t>(length));
+    } while (result != 0 && errno == EINTR);
+    return result == 0 ? 0 : errno;
+}
+
+std::optional<std::uint64_t> free_bytes(int fd)
+{
+    struct ::statvfs fs {};
+    if (::fstatvfs(fd, &fs) != 0) {
+        return std::nullopt;
+    }
+    return static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+}
+
+// The refusal of `length` bytes, its figures taken at one moment (under the
+// reservation's lock): where the file system reports the room but would
+// not give it, the message says so rather than contradict itself.
+Error space_refused(std::uint64_t length, std::optional<std::uint64_t> free, const std::string& name)
+{
+    std::string message = "the upload of \"" + name + "\" needs " + std::to_string(length) + " more bytes";
+    if (!free) {
+        message += ", which the disk cannot give";
+    } else if (*free < length) {
+        message += "; the disk has " + std::to_string(*free) + " free";
+    } else {
+        message += ", which the file system refused although it reports " + std::to_string(*free) +
+                   " free (held by other writers, or needed for its own records)";
+    }
+    return Error{ErrorCode::no_space, message};
+}
+
+bool out_of_space(int error)
+{
+    return error == ENOSPC || error == EDQUOT || error == EFBIG;
+}
+
 // Sets aside the disk space for bytes [offset, offset + length) of an
-// upload, so that what cannot fit is refused at the put rather than after
-// gigabytes, and a concurrent upload cannot take the space meanwhile.
-// fallocate(2) with FALLOC_FL_KEEP_SIZE allocates without changing the
-// file's size (which a resume reads as the bytes received). A file system
-// without fallocate gets a check of its free space instead, which reserves
-// nothing.
+// upload (or of its state files), so that what cannot fit is refused at the
+// put rather than after gigabytes, and a concurrent upload cannot take the
+// space meanwhile. A file system without fallocate gets a check of its free
+// space instead, which reserves nothing.
+//
+// One reservation at a time in this process: a fallocate that fails holds
+// the pages it took until it gives up, so two at once can both fail where
+// either alone fits. One that fails while the file system reports the room
+// is tried once more (another process's writer may have let go meanwhile).
 std::optional<Error> reserve_space(int fd, std::uint64_t offset, std::uint64_t length, const std::string& name)
 {
     if (length == 0) {
         return std::nullopt;
     }
-    int result = 0;
-    do {
-        result = ::fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset), static_cast<off_t>(length));
-    } while (result != 0 && errno == EINTR);
-    if (result == 0) {
+    static std::mutex reserving;
+    const std::lock_guard<std::mutex> held(reserving);
+    int failure = allocate(fd, offset, length);
+    if (failure == 0) {
         return std::nullopt;
     }
-    const int failure = errno;
-    struct ::statvfs fs {};
-    const bool known_free = ::fstatvfs(fd, &fs) == 0;
-    const std::uint64_t free_bytes = known_free ? static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize : 0;
-    const auto refused = [&] {
-        return Error{ErrorCode::no_space, "the upload of \"" + name + "\" needs " + std::to_string(length) +
-                                              " more bytes; the disk has " + std::to_string(free_bytes) + " free"};
-    };
-    if (failure == ENOSPC || failure == EDQUOT || failure == EFBIG) {
-        return refused();
+    auto free = free_bytes(fd);
+    if (out_of_space(failure) && free && *free >= length) {
+        failure = allocate(fd, offset, length);
+        if (failure == 0) {
+            return std::nullopt;
+        }
+        free = free_bytes(fd);
+    }
+    if (out_of_space(failure)) {
+        return space_refused(length, free, name);
     }
     if (failure == EOPNOTSUPP || failure == ENOSYS) {
-        if (known_free && free_bytes < length) {
-            return refused();
+        if (free && *free < length) {
+            return space_refused(length, free, name);
         }
         return std::nullopt;
     }
@@ -499,6 +548,9 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin_upload(const Library
                 return *refused;
             }
             upload->reserved_ = true;
+            if (auto refused = upload->reserve_state_files(true)) {
+                return *refused;
+            }
             return upload;
         }
         if (!created) {
@@ -517,6 +569,10 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin_upload(const Library
             return *refused;
         }
         upload->reserved_ = true;
+        if (auto refused = upload->reserve_state_files(false)) {
+            upload->discard();
+            return *refused;
+        }
         return upload;
     }
     return Error{ErrorCode::busy, "the upload file of \"" + name + "\" keeps changing; try again"};
@@ -525,7 +581,75 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin_upload(const Library
 PartialUpload::~PartialUpload()
 {
     release_reservation();
+    release_spare();
     ::close(fd_);
+    for (const int fd : {state_fd_, spare_fd_}) {
+        if (fd >= 0) {
+            ::close(fd);
+        }
+    }
+}
+
+// Room for one state file: its text now, with room for its numbers to grow
+// (bytes held, the part's size), in whole pages. States are padded, never
+// truncated (write_state), so the room once taken stays the file's.
+std::uint64_t PartialUpload::state_room() const
+{
+    constexpr std::uint64_t kPage = 4096;
+    constexpr std::uint64_t kGrowth = 256;
+    return (state_text().size() + kGrowth + kPage - 1) / kPage * kPage;
+}
+
+// The upload's state file and its spare, with their disk space and inodes,
+// taken at the put like the data's: a checkpoint or the keep of a cut
+// connection then needs nothing the reservation did not cover, whatever
+// other uploads or writers took since (PROTOCOL.md 4.5). `state_kept`: the
+// state of the resumed upload stands and is reopened (under the upload's
+// lock, so still the one read); otherwise an empty file is made at its
+// name, which a resume reads as no state.
+std::optional<Error> PartialUpload::reserve_state_files(bool state_kept)
+{
+    const std::uint64_t room = state_room();
+    if (state_kept) {
+        state_fd_ = library_.open_entry(state_file(), O_WRONLY | O_NONBLOCK | O_NOCTTY);
+        if (state_fd_ < 0) {
+            return bookkeeping_error(errno, "cannot open", state_file(), name_);
+        }
+    } else {
+        auto created = create_fresh(library_, state_file(), name_);
+        if (!created) {
+            return created.error();
+        }
+        state_fd_ = created.value();
+    }
+    if (auto refused = reserve_space(state_fd_, 0, room, name_)) {
+        return refused;
+    }
+    return make_spare(room);
+}
+
+// A new spare of `room` bytes, made afresh whatever stood at its name.
+std::optional<Error> PartialUpload::make_spare(std::uint64_t room)
+{
+    auto created = create_fresh(library_, spare_file(), name_);
+    if (!created) {
+        return created.error();
+    }
+    spare_fd_ = created.value();
+    if (auto refused = reserve_space(spare_fd_, 0, room, name_)) {
+        ::close(spare_fd_);
+        spare_fd_ = -1;
+        library_.unlink_entry(spare_file());
+        return refused;
+    }
+    return std::nullopt;
+}
+
+// The state files go before the data's name (see commit()).
+void PartialUpload::remove_state_files()
+{
+    library_.unlink_entry(state_file());
+    library_.unlink_entry(spare_file());
 }
 
 // A kept upload gives back the space set aside for the bytes it has not
@@ -548,13 +672,30 @@ std::optional<Error> PartialUpload::keep()
 {
     release_reservation();
     if (received_ == 0 && !has_state_) {
-        return std::nullopt; // nothing to resume
+        remove_state_files(); // nothing to resume: only their reservation
+        return std::nullopt;
     }
     if (durable_ != received_ && ::fdatasync(fd_) != 0) {
         return file_error(errno, "cannot sync upload of", name_);
     }
     durable_ = received_;
-    return write_state();
+    auto failed = write_state();
+    release_spare();
+    return failed;
+}
+
+// A kept upload gives back its spare's room too: a resume takes it again.
+// Only while the upload is still its token's (under its lock, not yet
+// published or discarded): the name may be another upload's after that.
+void PartialUpload::release_spare()
+{
+    if (spare_fd_ >= 0) {
+        ::close(spare_fd_);
+        spare_fd_ = -1;
+    }
+    if (!discarded_) {
+        library_.unlink_entry(spare_file());
+    }
 }
 
 std::string PartialUpload::data_file() const
@@ -565,6 +706,11 @@ std::string PartialUpload::data_file() const
 std::string PartialUpload::state_file() const
 {
     return state_name(token_);
+}
+
+std::string PartialUpload::spare_file() const
+{
+    return spare_name(token_);
 }
 
 std::optional<Error> PartialUpload::append(std::span<const char> bytes)
@@ -611,7 +757,9 @@ std::optional<Error> PartialUpload::checkpoint()
         return file_error(errno, "cannot sync upload of", name_);
     }
     durable_ = received_;
-    return write_state();
+    auto failed = write_state();
+    keep_after_failure_ = failed.has_value();
+    return failed;
 }
 
 std::string PartialUpload::state_text() const
@@ -634,24 +782,54 @@ std::string PartialUpload::state_text() const
     return encode_resume_state(state);
 }
 
+// Writes the state into the spare (padded with JSON's white space to the
+// spare's size, so that no file ever shrinks and gives back its room), syncs
+// it and puts it in the state's place: a crash leaves the old state or the
+// new one, never half of one, and a failure leaves the old one standing.
 std::optional<Error> PartialUpload::write_state()
 {
-    const std::string text = state_text();
-    // Written beside and renamed over, so a crash leaves the old state or the
-    // new one, never half of one.
-    const std::string temp = state_file() + ".tmp";
-    auto created = create_fresh(library_, temp, name_);
-    if (!created) {
-        return created.error();
+    if (spare_fd_ < 0) {
+        // Only after a file system without RENAME_EXCHANGE (publish_spare):
+        // this spare's room is taken now, not at the put.
+        if (auto refused = make_spare(state_room())) {
+            return refused;
+        }
     }
-    const int fd = created.value();
-    const auto written = sys::write_all(fd, std::span<const char>(text));
-    const bool synced = written.ok() && ::fdatasync(fd) == 0;
-    const int saved_errno = written.ok() ? errno : written.error;
-    ::close(fd);
-    has_state_ = true; // or its temporary file, which a failure below removes
-    const auto publish = [&] {
-        if (library_.rename_entry(temp, state_file()) == 0) {
+    std::string text = state_text();
+    struct ::stat spare {};
+    if (::fstat(spare_fd_, &spare) == 0 && static_cast<std::uint64_t>(spare.st_size) > text.size()) {
+        text.append(static_cast<std::size_t>(spare.st_size) - text.size(), ' ');
+    }
+    const auto written = sys::pwrite_all(spare_fd_, std::span<const char>(text), 0);
+    if (!written.ok() || ::fdatasync(spare_fd_) != 0) {
+        const int failure = written.ok() ? errno : written.error;
+        return file_error(failure == 0 ? EIO : failure, "cannot write upload state of", name_);
+    }
+    if (!publish_spare()) {
+        return file_error(errno == 0 ? EIO : errno, "cannot write upload state of", name_);
+    }
+    has_state_ = true;
+    // The state's name too (the first checkpoint makes it), and with it the
+    // data file's, never synced since the put made it: once per checkpoint
+    // or keep, so cheap.
+    return library_.sync_root();
+}
+
+// Puts the written spare at the state's name. RENAME_EXCHANGE keeps the old
+// state's file (and its room) as the next spare; where the file system has
+// no exchange, or the state's name is empty, a plain rename replaces the
+// old state, and the next write makes a new spare. false with errno.
+bool PartialUpload::publish_spare()
+{
+    if (library_.rename_entry(spare_file(), state_file(), RENAME_EXCHANGE) == 0) {
+        std::swap(state_fd_, spare_fd_);
+        return true;
+    }
+    if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP && errno != ENOENT) {
+        return false;
+    }
+    const auto renamed = [&] {
+        if (library_.rename_entry(spare_file(), state_file()) == 0) {
             return true;
         }
         // A folder at the state's name is not ours (see drop_entry); a
@@ -663,17 +841,17 @@ std::optional<Error> PartialUpload::write_state()
             errno = EISDIR;
             return false;
         }
-        return library_.rename_entry(temp, state_file()) == 0;
+        return library_.rename_entry(spare_file(), state_file()) == 0;
     };
-    if (!synced || !publish()) {
-        const int failure = synced ? errno : saved_errno;
-        library_.unlink_entry(temp);
-        return file_error(failure == 0 ? EIO : failure, "cannot write upload state of", name_);
+    if (!renamed()) {
+        return false;
     }
-    // The state's name too (the first checkpoint makes it), and with it the
-    // data file's, never synced since the put made it: once per checkpoint
-    // or keep, so cheap.
-    return library_.sync_root();
+    if (state_fd_ >= 0) {
+        ::close(state_fd_);
+    }
+    state_fd_ = spare_fd_;
+    spare_fd_ = -1;
+    return true;
 }
 
 Result<FileInfo> PartialUpload::commit(std::string_view expected_digest, bool replace)
@@ -681,10 +859,9 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest, bool re
     if (received_ != size_) {
         // Kept for a resume as a cut upload is (keep(): its state records
         // the file as left, so the resume need not read the bytes again).
+        // A state that cannot be written leaves the last one standing,
+        // which a resume trusts (PROTOCOL.md 4.5): the bytes stay.
         if (auto error = keep()) {
-            if (error->code == ErrorCode::no_space) {
-                discard(); // see Session::finish_upload_job
-            }
             return *error;
         }
         return Error{ErrorCode::size_mismatch, "received " + std::to_string(received_) + " of " +
@@ -732,11 +909,9 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest, bool re
     // The state goes before the data's name (needing no sync: a state that
     // outlives its data would describe bytes a later upload of this path
     // and size does not hold; a crash before the rename leaves data without
-    // a state, which resumes from 0). An upload that never wrote one (none
-    // reached a checkpoint) has none.
-    if (has_state_) {
-        library_.unlink_entry(state_file());
-    }
+    // a state, which resumes from 0). The spare goes with it: it may hold
+    // an older state.
+    remove_state_files();
     std::optional<struct ::stat> published;
     if (take_final_attributes(*destination, published, replace) != 0) {
         const int saved = errno;
@@ -842,8 +1017,17 @@ void PartialUpload::discard()
     }
     discarded_ = true;
     // The state first (see commit()).
-    library_.unlink_entry(state_file());
+    remove_state_files();
     library_.unlink_entry(data_file());
+}
+
+void PartialUpload::drop_after_failure()
+{
+    if (keep_after_failure_) {
+        release_reservation();
+        return;
+    }
+    discard();
 }
 
 namespace {
@@ -859,7 +1043,9 @@ bool remove_own(const Library& library, const std::string& entry)
 // Whether a state's name holds one in the state's format (any version
 // protocol/resume_state reads): a file of the server's user that is not
 // one, even at that name, was not written by a ferryd (states are written
-// beside and renamed over, so never half), and stays.
+// beside and renamed over, so never half), and stays. An empty one is the
+// put's reservation of the state (reserve_state_files), which the caller
+// takes as ours: removing it loses nothing.
 bool is_resume_state(const Library& library, const std::string& entry)
 {
     const auto text = read_small_file(library, entry);
@@ -882,15 +1068,13 @@ std::size_t remove_stale_partials(const Library& library, std::chrono::seconds t
     };
     std::map<std::string, Kept> by_token;
     for (std::string& entry : library.entries_with_prefix(kPartialPrefix)) {
-        const std::string_view name = entry;
-        std::string_view token = name.substr(kPartialPrefix.size());
-        token = token.substr(0, token.find('.'));
+        const auto parsed = parse_partial_entry(entry);
         struct ::stat st {};
-        if (library.stat_entry(entry, st) != 0 || !made_by_server(st) ||
-            (entry == state_name(token) && !is_resume_state(library, entry))) {
+        if (!parsed || library.stat_entry(entry, st) != 0 || !made_by_server(st) ||
+            (parsed->file == PartialFile::state && st.st_size != 0 && !is_resume_state(library, entry))) {
             continue;
         }
-        auto& kept = by_token[std::string(token)];
+        auto& kept = by_token[parsed->token];
         kept.newest = std::max(kept.newest, st.st_mtime);
         kept.names.push_back(std::move(entry));
     }

@@ -18,6 +18,7 @@
 
 #include "error.hpp"
 #include "library.hpp"
+#include "partial_names.hpp"
 #include "transfer_hash.hpp"
 
 #include <array>
@@ -30,7 +31,6 @@
 
 namespace ferry::server {
 
-inline constexpr std::string_view kPartialPrefix = ".ferry-partial-";
 // Durability points while data streams in: what a server crash can lose.
 inline constexpr std::uint64_t kCheckpointInterval = 64 * 1024 * 1024;
 // Who makes an upload on a server without tokens: every client alike.
@@ -90,6 +90,11 @@ public:
     Result<FileInfo> commit(std::string_view expected_digest, bool replace = true);
     // Deletes the data and state files.
     void discard();
+    // A write failed and the upload ends: discards it, unless the failure
+    // was the recording of a checkpoint, whose data is durable and whose
+    // last recorded state still vouches for it (PROTOCOL.md 4.5): then
+    // the files stay for a resume from that checkpoint.
+    void drop_after_failure();
 
 private:
     PartialUpload(const Library& library, int fd, std::string token, std::string name, std::uint64_t size)
@@ -100,15 +105,28 @@ private:
                                                                std::uint64_t size, bool resume, HashKind hash,
                                                                std::string_view owner);
     void release_reservation();
+    void release_spare();
+    std::optional<Error> reserve_state_files(bool state_kept);
+    std::optional<Error> make_spare(std::uint64_t room);
+    std::uint64_t state_room() const;
+    bool publish_spare();
+    void remove_state_files();
     std::string state_text() const;
     std::optional<Error> write_state();
     int take_final_attributes(const Library::Destination& destination, std::optional<struct ::stat>& published,
                               bool replace);
     std::string data_file() const;
     std::string state_file() const;
+    std::string spare_file() const;
 
     const Library& library_;
     int fd_;
+    // The state file and its spare, made and given their disk space at the
+    // put (reserve_state_files): a state is written into the spare, which
+    // then changes places with the state, so no checkpoint needs a block or
+    // an inode the reservation did not take. -1 where none is open.
+    int state_fd_ = -1;
+    int spare_fd_ = -1;
     std::string token_;
     std::string name_;
     std::uint64_t size_;
@@ -120,6 +138,9 @@ private:
     // Whether a state file of this upload may exist: found at the resume,
     // or written since. A new upload has none until its first checkpoint.
     bool has_state_ = false;
+    // A checkpoint's state could not be written: its data stays (see
+    // drop_after_failure).
+    bool keep_after_failure_ = false;
     std::optional<std::int64_t> mtime_;
     std::string owner_;
 };
@@ -127,9 +148,10 @@ private:
 // Deletes kept uploads whose files were last modified more than `ttl` ago
 // (stray partial files without a state, states without data, and partials
 // of older builds, whose tokens no put looks for, alike). Only files the
-// server made go: regular files of its user with one link (a state's name
-// holding a state); anything else at those names stays, uncounted. Uploads
-// in use (locked) are left alone. Returns how many uploads lost a file.
+// server made go: at a name parse_partial_entry() recognises, regular files
+// of its user with one link (a state's name holding a state, or nothing:
+// the put's reservation); anything else stays, uncounted. Uploads in use
+// (locked) are left alone. Returns how many uploads lost a file.
 std::size_t remove_stale_partials(const Library& library, std::chrono::seconds ttl);
 
 } // namespace ferry::server

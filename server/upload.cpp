@@ -288,19 +288,18 @@ void Upload::finish_job()
                 finished.committed = partial->commit(expected, replace);
                 break;
             case Finish::abort_discard:
-            case Finish::fail:
                 partial->discard();
+                break;
+            case Finish::fail:
+                partial->drop_after_failure();
                 break;
             case Finish::abort_keep:
             case Finish::keep:
+                // A state that cannot be written leaves the last one
+                // standing, and a resume starts from it: the bytes stay
+                // (PROTOCOL.md 4.5).
                 finished.kept_error = partial->keep();
                 finished.kept_bytes = partial->received();
-                // A partial that cannot be made durable for lack of space
-                // would only keep the disk full until it expires.
-                if (finished.kept_error && finished.kept_error->code == ErrorCode::no_space) {
-                    partial->discard();
-                    finished.kept_bytes = 0;
-                }
                 break;
             case Finish::none:
                 break;
@@ -357,7 +356,9 @@ void Upload::finish_job()
 }
 
 // A write failed (disk full, IO error): the partial is deleted, since the
-// old file must stay intact and a broken partial is worth nothing; the
+// old file must stay intact and a broken partial is worth nothing (but
+// where only a checkpoint's state could not be written, its bytes stay for
+// a resume from the last state: PartialUpload::drop_after_failure); the
 // error goes to the client and the connection closes (PROTOCOL.md 4.5).
 void Upload::fail(const Error& error)
 {

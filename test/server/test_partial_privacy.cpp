@@ -281,3 +281,60 @@ TEST_CASE("a new file whose folder's default ACL cannot be read (no /proc) is pu
     }
     CHECK(result == 0);
 }
+
+TEST_CASE("the expiry sweep removes only the names ferryd makes, whatever else begins with its prefix")
+{
+    TempRoot root;
+    auto library = open_library(root);
+    const std::string p = std::string(kPartialPrefix);
+    const std::string token = "0123456789abcdef0123456789abcdef";
+    // The server's user's files at names ferryd never made: a token of
+    // another length or alphabet, or a suffix of its own.
+    const std::vector<std::string> foreign = {p + "notes.txt",
+                                              p,
+                                              p + token + ".bak",
+                                              p + token + ".state.tmp.old",
+                                              p + token + ".",
+                                              p + "0123456789ABCDEF0123456789ABCDEF",
+                                              p + token.substr(1),
+                                              p + token + "0",
+                                              p + "name-" + token + ".state"};
+    for (const auto& name : foreign) {
+        root.write(name, "mine");
+    }
+    // The names it does make, each a stale upload of its own.
+    const std::vector<std::string> own = {p + "fedcba9876543210fedcba9876543210",
+                                          p + "00000000000000000000000000000001.state.tmp",
+                                          p + "name-" + token};
+    for (const auto& name : own) {
+        root.write(name, "");
+    }
+    for (const auto& entry : std::filesystem::directory_iterator(root.path())) {
+        age(entry.path().string());
+    }
+
+    CHECK(remove_stale_partials(*library, std::chrono::hours(1)) == own.size());
+    for (const auto& name : own) {
+        CAPTURE(name);
+        CHECK_FALSE(root.exists(name));
+    }
+    for (const auto& name : foreign) {
+        CAPTURE(name);
+        CHECK(root.read(name) == "mine");
+    }
+    CHECK(remove_stale_partials(*library, std::chrono::seconds(0)) == 0);
+}
+
+TEST_CASE("ferryd's partial names are made and recognised by one definition")
+{
+    const std::string token = "0123456789abcdef0123456789abcdef";
+    for (const auto file : {PartialFile::data, PartialFile::state, PartialFile::spare}) {
+        const auto parsed = parse_partial_entry(partial_entry(token, file));
+        REQUIRE(parsed);
+        CHECK(parsed->token == token);
+        CHECK(parsed->file == file);
+    }
+    CHECK(partial_entry(token, PartialFile::state) == ".ferry-partial-" + token + ".state");
+    CHECK_FALSE(parse_partial_entry(".ferry-partial-" + token + ".stat"));
+    CHECK_FALSE(parse_partial_entry("ferry-partial-" + token));
+}

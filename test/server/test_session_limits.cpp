@@ -1,6 +1,7 @@
 // The Session driven without sockets (see session_fixture.hpp).
 // Limits on transfers: slots, per-address shares, minimum rate, upload size
 // and the disk's free space.
+#include "partial_upload.hpp"
 #include "session_fixture.hpp"
 
 #include <doctest/doctest.h>
@@ -12,8 +13,12 @@
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
 #include <sys/mount.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <thread>
 
 using namespace ferry;
 using namespace ferry::server;
@@ -25,11 +30,11 @@ namespace {
 // a full disk is tested without filling a real one. Unmounted whatever happens.
 class SmallDisk {
 public:
-    SmallDisk()
+    explicit SmallDisk(const char* options = "size=8m")
     {
         std::string pattern = (std::filesystem::temp_directory_path() / "ferry-small-XXXXXX").string();
         path_ = ::mkdtemp(pattern.data());
-        mounted_ = ::mount("tmpfs", path_.c_str(), "tmpfs", 0, "size=8m") == 0;
+        mounted_ = ::mount("tmpfs", path_.c_str(), "tmpfs", 0, options) == 0;
         REQUIRE_MESSAGE(mounted_, "mount tmpfs: " << std::strerror(errno));
     }
     SmallDisk(const SmallDisk&) = delete;
@@ -299,4 +304,132 @@ TEST_CASE("a transfer's slot is free before its last reply can reach the peer")
     REQUIRE_FALSE(active_at_send.empty());
     CHECK(active_at_send.back() == 0);
     CHECK(f.counters.active_transfers.load() == 0);
+}
+
+namespace {
+
+// Takes what is left of `disk`: blocks into one file, then inodes into
+// empty ones, each until the file system says no (ENOSPC).
+void fill(const SmallDisk& disk)
+{
+    const std::string filler = disk.path() + "/filler";
+    const int fd = ::open(filler.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(fd >= 0);
+    const std::string block(64 * 1024, 'f');
+    for (std::size_t size = block.size(); size > 0; size /= 2) {
+        while (::write(fd, block.data(), size) == static_cast<ssize_t>(size)) {
+        }
+    }
+    ::close(fd);
+    for (int i = 0;; ++i) {
+        const int more = ::open((disk.path() + "/inode-" + std::to_string(i)).c_str(), O_WRONLY | O_CREAT, 0600);
+        if (more < 0) {
+            REQUIRE(errno == ENOSPC);
+            break;
+        }
+        ::close(more);
+    }
+}
+
+std::unique_ptr<Library> open_disk(const SmallDisk& disk)
+{
+    auto library = Library::open(disk.path());
+    REQUIRE(library);
+    return std::move(library.value());
+}
+
+} // namespace
+
+TEST_CASE("a reserved upload's checkpoints and keep need no space beyond its reservation, blocks or inodes")
+{
+    for (const char* options : {"size=8m", "size=8m,nr_inodes=8"}) {
+        CAPTURE(options);
+        SmallDisk disk(options);
+        auto library = open_disk(disk);
+        constexpr std::uint64_t size = 1024 * 1024;
+        const std::string content = pattern(size, 7);
+        {
+            auto upload = PartialUpload::begin(*library, "x.bin", size, false);
+            REQUIRE(upload);
+            // Another writer takes every block and inode left after the put.
+            fill(disk);
+            REQUIRE_FALSE(upload.value()->append(std::span(content.data(), size / 4)));
+            const auto checkpoint = upload.value()->checkpoint();
+            CHECK_MESSAGE(!checkpoint, checkpoint->message);
+            REQUIRE_FALSE(upload.value()->append(std::span(content.data() + size / 4, size / 4)));
+            REQUIRE_FALSE(upload.value()->checkpoint());
+            REQUIRE_FALSE(upload.value()->append(std::span(content.data() + size / 2, size / 4)));
+            // The connection drops: its bytes are recorded, still on a full disk.
+            const auto kept = upload.value()->keep();
+            CHECK_MESSAGE(!kept, kept->message);
+        }
+        auto resumed = PartialUpload::begin(*library, "x.bin", size, true);
+        REQUIRE_MESSAGE(resumed, resumed.error().message);
+        CHECK(resumed.value()->received() == 3 * size / 4);
+    }
+}
+
+TEST_CASE("a checkpoint whose state cannot be written keeps its bytes: a resume starts from the last state")
+{
+    SmallDisk disk;
+    auto library = open_disk(disk);
+    const std::string content = pattern(1000, 9);
+    {
+        auto upload = PartialUpload::begin(*library, "y.bin", content.size(), false);
+        REQUIRE(upload);
+        REQUIRE_FALSE(upload.value()->append(std::span(content.data(), 300)));
+        REQUIRE_FALSE(upload.value()->checkpoint());
+        REQUIRE_FALSE(upload.value()->append(std::span(content.data() + 300, 300)));
+        // The spare the next state goes into is taken away: that state
+        // cannot be put in place.
+        const std::string spare =
+            disk.path() + "/" + partial_entry(upload.value()->token(), PartialFile::spare);
+        REQUIRE(::unlink(spare.c_str()) == 0);
+        REQUIRE(upload.value()->checkpoint());
+        upload.value()->drop_after_failure();
+    }
+    auto resumed = PartialUpload::begin(*library, "y.bin", content.size(), true);
+    REQUIRE(resumed);
+    CHECK(resumed.value()->received() == 300);
+}
+
+TEST_CASE("two puts that each fit alone, reserved at once: one of them gets its space, and a refusal is true when said")
+{
+    constexpr std::uint64_t MiB = 1024 * 1024;
+    for (int round = 0; round < 20; ++round) {
+        SmallDisk disk;
+        auto library = open_disk(disk);
+        std::atomic<int> ready{0};
+        std::optional<Error> refusals[2];
+        std::unique_ptr<PartialUpload> held[2];
+        const auto put = [&](int which) {
+            ++ready;
+            while (ready < 2) {
+            }
+            auto upload = PartialUpload::begin(*library, "f" + std::to_string(which), 5 * MiB, false);
+            if (upload) {
+                held[which] = std::move(upload.value());
+            } else {
+                refusals[which] = upload.error();
+            }
+        };
+        std::thread first(put, 0);
+        std::thread second(put, 1);
+        first.join();
+        second.join();
+        CAPTURE(round);
+        CHECK((held[0] != nullptr) + (held[1] != nullptr) == 1);
+        for (const auto& refused : refusals) {
+            if (refused) {
+                CAPTURE(refused->message);
+                CHECK(refused->code == ErrorCode::no_space);
+                // "needs N more bytes; the disk has F free": F < N.
+                const auto needs = refused->message.find(" needs ");
+                const auto has = refused->message.find("the disk has ");
+                REQUIRE(needs != std::string::npos);
+                REQUIRE(has != std::string::npos);
+                CHECK(std::stoull(refused->message.substr(has + 13)) < std::stoull(refused->message.substr(needs + 7)));
+            }
+        }
+    }
 }
