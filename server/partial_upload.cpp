@@ -689,10 +689,11 @@ std::optional<Error> PartialUpload::keep()
 // published or discarded): the name may be another upload's after that.
 void PartialUpload::release_spare()
 {
-    if (spare_fd_ >= 0) {
-        ::close(spare_fd_);
-        spare_fd_ = -1;
+    if (spare_fd_ < 0) {
+        return; // none made, or given back already
     }
+    ::close(spare_fd_);
+    spare_fd_ = -1;
     if (!discarded_) {
         library_.unlink_entry(spare_file());
     }

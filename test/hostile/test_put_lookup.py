@@ -87,7 +87,10 @@ class PutLookup(unittest.TestCase):
                         peer = Peer(server.port)
                         peer.put(f"kept{i}.bin", os.urandom(4096), commit=False)
                         peer.close()
-                    self.assertTrue(wait_until(lambda: sum(n.endswith(".state") for n in os.listdir(root)) == KEPT,
+                    # Each keep ends by giving back its state's spare (the
+                    # put made the state, empty, and the spare).
+                    self.assertTrue(wait_until(lambda: sum(n.endswith(".state") for n in os.listdir(root)) == KEPT
+                                               and not any(n.endswith(".state.tmp") for n in os.listdir(root)),
                                                within=30), os.listdir(root))
                 peer = Peer(server.port)
                 # Markers in the trace around the puts: a stat names its path.

@@ -259,17 +259,18 @@ class TreeConfinement(unittest.TestCase):
 
     def test_the_expiry_sweep_reads_only_the_root(self):
         # Partial-looking files in a folder are not the server's: the sweep
-        # neither reads nor removes them; an expired one in the root goes.
-        stray = os.path.join(self.root, "sub", ".ferry-partial-0123456789abcdef")
+        # neither reads nor removes them; an expired one in the root (at a
+        # name ferryd makes: a 32-digit token) goes.
+        stray = os.path.join(self.root, "sub", ".ferry-partial-0123456789abcdef0123456789abcdef")
         write(stray, b"not ours")
-        write(os.path.join(self.root, ".ferry-partial-0123456789abcdef"), b"ours")
+        write(os.path.join(self.root, ".ferry-partial-0123456789abcdef0123456789abcdef"), b"ours")
         old = time.time() - 7 * 24 * 3600
-        for path in (stray, os.path.join(self.root, ".ferry-partial-0123456789abcdef")):
+        for path in (stray, os.path.join(self.root, ".ferry-partial-0123456789abcdef0123456789abcdef")):
             os.utime(path, (old, old))
         with Server(FERRYD, self.root, "--partial-ttl", "1", env=self.ENV):
             pass
         self.assertTrue(os.path.exists(stray))
-        self.assertFalse(os.path.exists(os.path.join(self.root, ".ferry-partial-0123456789abcdef")))
+        self.assertFalse(os.path.exists(os.path.join(self.root, ".ferry-partial-0123456789abcdef0123456789abcdef")))
 
     def test_race_a_folder_swapped_for_a_symlink_while_requests_and_walks_run(self):
         """One thread swaps root/race (a real folder) with root/race-alt (a
