@@ -170,9 +170,11 @@ std::optional<std::uint64_t> free_bytes(int fd)
 // The refusal of `length` bytes, its figures taken at one moment (under the
 // reservation's lock): where the file system reports the room but would
 // not give it, the message says so rather than contradict itself.
-Error space_refused(std::uint64_t length, std::optional<std::uint64_t> free, const std::string& name)
+Error space_refused(std::uint64_t length, std::optional<std::uint64_t> free, const std::string& name,
+                    std::string_view what)
 {
     std::string message = "the upload of \"" + name + "\" needs " + std::to_string(length) + " more bytes";
+    message += what;
     if (!free) {
         message += ", which the disk cannot give";
     } else if (*free < length) {
@@ -183,6 +185,8 @@ Error space_refused(std::uint64_t length, std::optional<std::uint64_t> free, con
     }
     return Error{ErrorCode::no_space, message};
 }
+
+constexpr std::string_view kForState = " for its state file";
 
 bool out_of_space(int error)
 {
@@ -199,7 +203,9 @@ bool out_of_space(int error)
 // the pages it took until it gives up, so two at once can both fail where
 // either alone fits. One that fails while the file system reports the room
 // is tried once more (another process's writer may have let go meanwhile).
-std::optional<Error> reserve_space(int fd, std::uint64_t offset, std::uint64_t length, const std::string& name)
+// `what`: what the bytes are for, where not the data (" for its state").
+std::optional<Error> reserve_space(int fd, std::uint64_t offset, std::uint64_t length, const std::string& name,
+                                   std::string_view what = {})
 {
     if (length == 0) {
         return std::nullopt;
@@ -219,11 +225,11 @@ std::optional<Error> reserve_space(int fd, std::uint64_t offset, std::uint64_t l
         free = free_bytes(fd);
     }
     if (out_of_space(failure)) {
-        return space_refused(length, free, name);
+        return space_refused(length, free, name, what);
     }
     if (failure == EOPNOTSUPP || failure == ENOSYS) {
         if (free && *free < length) {
-            return space_refused(length, free, name);
+            return space_refused(length, free, name, what);
         }
         return std::nullopt;
     }
@@ -622,7 +628,7 @@ std::optional<Error> PartialUpload::reserve_state_files(bool state_kept)
         }
         state_fd_ = created.value();
     }
-    if (auto refused = reserve_space(state_fd_, 0, room, name_)) {
+    if (auto refused = reserve_space(state_fd_, 0, room, name_, kForState)) {
         return refused;
     }
     return make_spare(room);
@@ -636,7 +642,7 @@ std::optional<Error> PartialUpload::make_spare(std::uint64_t room)
         return created.error();
     }
     spare_fd_ = created.value();
-    if (auto refused = reserve_space(spare_fd_, 0, room, name_)) {
+    if (auto refused = reserve_space(spare_fd_, 0, room, name_, kForState)) {
         ::close(spare_fd_);
         spare_fd_ = -1;
         library_.unlink_entry(spare_file());
