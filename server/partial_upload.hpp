@@ -33,6 +33,9 @@ namespace ferry::server {
 
 // Durability points while data streams in: what a server crash can lose.
 inline constexpr std::uint64_t kCheckpointInterval = 64 * 1024 * 1024;
+// Uploads of at least this many bytes take the room of their state files at
+// the put (takes_state_room in partial_upload.cpp).
+inline constexpr std::uint64_t kStateRoomFrom = 1024 * 1024;
 // Who makes an upload on a server without tokens: every client alike.
 inline constexpr std::string_view kAnonymousOwner = "anonymous";
 

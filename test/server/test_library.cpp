@@ -213,14 +213,21 @@ TEST_CASE("stale kept uploads are removed, fresh and in-use ones stay")
     }
     auto fresh = PartialUpload::begin(*library, "fresh", 10, false);
     REQUIRE(fresh);
-    // A new upload's state and its spare are made, empty, at the put (their
-    // room reserved); the kept one has its data and state.
-    CHECK(root.hidden_entries() == 5);
-    CHECK(remove_stale_partials(*library, std::chrono::hours(1)) == 1);
+    // A small new upload's state comes with its first checkpoint (no room
+    // is taken for it at the put: kStateRoomFrom).
     CHECK(root.hidden_entries() == 3);
+    CHECK(remove_stale_partials(*library, std::chrono::hours(1)) == 1);
+    CHECK(root.hidden_entries() == 1);
     // Even an expired one is kept while a connection holds it.
     CHECK(remove_stale_partials(*library, std::chrono::seconds(0)) == 0);
-    CHECK(root.hidden_entries() == 3);
+    CHECK(root.hidden_entries() == 1);
+    // A larger one's state and spare are made, empty, at the put, their
+    // room reserved: the sweep leaves them while it runs.
+    auto larger = PartialUpload::begin(*library, "larger", kStateRoomFrom, false);
+    REQUIRE(larger);
+    CHECK(root.hidden_entries() == 4);
+    CHECK(remove_stale_partials(*library, std::chrono::seconds(0)) == 0);
+    CHECK(root.hidden_entries() == 4);
 }
 
 TEST_CASE("a plain put of a name and size being uploaded elsewhere is busy")

@@ -373,7 +373,8 @@ TEST_CASE("a checkpoint whose state cannot be written keeps its bytes: a resume 
 {
     SmallDisk disk;
     auto library = open_disk(disk);
-    const std::string content = pattern(1000, 9);
+    // Large enough to take its state's room at the put (kStateRoomFrom).
+    const std::string content = pattern(kStateRoomFrom + 1000, 9);
     {
         auto upload = PartialUpload::begin(*library, "y.bin", content.size(), false);
         REQUIRE(upload);
