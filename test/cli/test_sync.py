@@ -739,12 +739,11 @@ class SwappedFolder(SyncTest):
         self.assertGreater(swaps, 0, "the folder was never swapped during the run: the test proved nothing")
         self.assertEqual(os.listdir(self.outside), [], "written through the link")
         self.assertEqual(os.lstat(self.outside).st_mtime_ns, self.OUTSIDE_TIME_NS, "retimed through the link")
-        # The link stands at the name half the time: with many swaps during
-        # the run some files meet it, and fail, saying why (on a loaded
-        # machine the swaps may all come at the very end: then only the
-        # confinement above is checked).
-        if swaps > 200:
-            self.assertNotEqual(returncode, 0, err)
+        # A download walks to its folder once and holds it to the publish,
+        # so how many files meet the link depends on when the walks fall
+        # between the swaps: none may (exit 0, every file through the held
+        # folder). Those that do fail, saying why.
+        if returncode != 0:
             self.assertIn(b"is not a folder (a symbolic link is not followed)", err)
 
     def test_sync_pull_never_writes_through_a_folder_swapped_for_a_link(self):
