@@ -72,6 +72,26 @@ std::optional<PartIdentity> part_field(const json& object, const char* key)
                         part[3].get<std::int64_t>(), part[4].get<std::int64_t>()};
 }
 
+std::optional<PublishIntent> publishing_field(const json& object, const char* key)
+{
+    const auto it = object.find(key);
+    if (it == object.end() || !it->is_object()) {
+        return std::nullopt;
+    }
+    const auto device = number_field<std::uint64_t>(*it, "device");
+    const auto inode = number_field<std::uint64_t>(*it, "inode");
+    const auto uid = number_field<std::uint64_t>(*it, "uid");
+    const auto gid = number_field<std::uint64_t>(*it, "gid");
+    const auto mode = number_field<std::uint64_t>(*it, "mode");
+    const auto acl = string_field(*it, "acl");
+    constexpr std::uint64_t kId = std::numeric_limits<std::uint32_t>::max();
+    if (!device || !inode || !uid || !gid || !mode || !acl || *uid > kId || *gid > kId || *mode > 07777) {
+        return std::nullopt;
+    }
+    return PublishIntent{*device, *inode, static_cast<std::uint32_t>(*uid), static_cast<std::uint32_t>(*gid),
+                         static_cast<std::uint32_t>(*mode), *acl};
+}
+
 std::optional<ResumeState> decode_json(std::string_view text)
 {
     const json object = json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -98,7 +118,8 @@ std::optional<ResumeState> decode_json(std::string_view text)
         !optional_field(object, "prefix_digest", state.prefix_digest, string_field) ||
         !optional_field(object, "part", state.part, part_field) ||
         !optional_field(object, "written_ns", state.written_ns, number_field<std::int64_t>) ||
-        !optional_field(object, "owner", state.owner, string_field)) {
+        !optional_field(object, "owner", state.owner, string_field) ||
+        !optional_field(object, "publishing", state.publishing, publishing_field)) {
         return std::nullopt;
     }
     if (*version == kClientVersion2 && (!state.mtime || !state.prefix_digest || !state.part)) {
@@ -195,6 +216,11 @@ std::string encode_resume_state(const ResumeState& state)
     }
     if (state.owner) {
         object["owner"] = *state.owner;
+    }
+    if (state.publishing) {
+        const PublishIntent& intent = *state.publishing;
+        object["publishing"] = {{"device", intent.device}, {"inode", intent.inode}, {"uid", intent.uid},
+                                {"gid", intent.gid},       {"mode", intent.mode},   {"acl", intent.acl}};
     }
     // Names are valid UTF-8 (check_file_name admits no other), so nothing is
     // replaced; replacing rather than throwing keeps this function total.

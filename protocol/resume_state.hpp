@@ -28,6 +28,22 @@ struct PartIdentity {
     bool operator==(const PartIdentity&) const = default;
 };
 
+// An upload being published (ferryd's commit, PROTOCOL.md 4.7): written into
+// its state just before the rename of the partial onto `ResumeState::name`,
+// removed once the file has these attributes. A ferryd that finds it (the
+// commit was killed in between) sets them on the file at that name if it is
+// still the partial (this device and inode), and drops the record.
+struct PublishIntent {
+    std::uint64_t device = 0;
+    std::uint64_t inode = 0;
+    std::uint32_t uid = 0;
+    std::uint32_t gid = 0;
+    std::uint32_t mode = 0;  // permission bits
+    std::string acl;         // sys::access_acl_text's form, or "none"
+
+    bool operator==(const PublishIntent&) const = default;
+};
+
 struct ResumeState {
     std::string name;            // the file's name in the served folder (valid UTF-8)
     std::uint64_t size = 0;      // the whole file's size
@@ -44,6 +60,8 @@ struct ResumeState {
     // only they may resume it; and `part` as for downloads.
     std::optional<std::int64_t> written_ns;
     std::optional<std::string> owner;
+    // Uploads: set only between a commit's record and its final attributes.
+    std::optional<PublishIntent> publishing;
 
     bool operator==(const ResumeState&) const = default;
 };

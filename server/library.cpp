@@ -21,6 +21,26 @@ namespace ferry::server {
 
 namespace {
 
+// Whether ferryd may publish into the held folder `fd` of `path`'s target:
+// create and rename entries there, which needs write and search permission
+// on the folder (path_resolution(7)). faccessat(2) with AT_EACCESS runs the
+// kernel's own check (mode, ACL, capabilities: a root ferryd passes whatever
+// the mode) for the effective IDs, the ones the publish runs with (glibc
+// emulates it from the mode bits on kernels before faccessat2, 5.8). Asked
+// at the put, so that a folder ferryd cannot write is refused before any
+// data moves; it is an answer, not a lock: the publish can still be refused
+// (a chmod meanwhile, another user's file in a sticky folder, an LSM), and
+// then keeps the partial (PartialUpload::commit).
+std::optional<Error> writable_folder(int fd, std::string_view path)
+{
+    if (retry_stale(fd, [&] { return ::faccessat(fd, ".", W_OK | X_OK, AT_EACCESS); }) == 0) {
+        return std::nullopt;
+    }
+    const auto slash = path.rfind('/');
+    return file_error(errno, "ferryd may not write in folder",
+                      slash == std::string_view::npos ? std::string_view(".") : path.substr(0, slash));
+}
+
 } // namespace
 
 Error file_error(int errno_value, std::string_view what, std::string_view name)
@@ -38,6 +58,13 @@ Error file_error(int errno_value, std::string_view what, std::string_view name)
     case EDQUOT:
     case EFBIG:
         return Error{ErrorCode::no_space, std::move(message)};
+    case EACCES:
+    case EPERM:
+        // The file system refuses ferryd's user (the folder's mode or ACL,
+        // a sticky folder, an immutable file): no retry changes that until
+        // someone changes the permissions, so it is a refusal, not a
+        // passing fault (PROTOCOL.md 6).
+        return Error{ErrorCode::forbidden, std::move(message)};
     default:
         return Error{ErrorCode::io_error, std::move(message)};
     }
@@ -161,6 +188,13 @@ gid_t Library::Destination::new_file_group(gid_t process_group) const
     return folder.st_gid;
 }
 
+int Library::Destination::open(int flags) const
+{
+    return retry_stale(fd_, [&] {
+        return ::openat(fd_, leaf_.c_str(), flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    });
+}
+
 int Library::Destination::read_access_acl(sys::AccessAcl& acl) const
 {
     const int result = retry_stale(fd_, [&] {
@@ -191,6 +225,7 @@ Result<Library::Destination> Library::publish_destination(std::string_view path)
 }
 
 int Library::publish_entry(const std::string& partial, const Destination& destination, std::string_view path,
+                           const std::function<void()>& before_rename,
                            const std::function<void()>& after_rename, bool replace) const
 {
     if (partial.empty() || partial.find('/') != std::string::npos || partial == "." || partial == "..") {
@@ -207,6 +242,11 @@ int Library::publish_entry(const std::string& partial, const Destination& destin
     if (destination.stat(target) == 0 && !S_ISREG(target.st_mode)) {
         errno = EISDIR;
         return -1;
+    }
+    // Once what stands at the name is known to be replaceable: the commit's
+    // record of the publish is written only for a rename that may happen.
+    if (before_rename) {
+        before_rename();
     }
     // Same file system as the root: the resolver refused any other.
     const int renamed = replace ? ::renameat(root_fd_, partial.c_str(), destination.fd_, destination.leaf_.c_str())
@@ -786,12 +826,12 @@ std::optional<Error> Library::replaceable(std::string_view path, bool parents, b
                     [&] { return ::fstatat(located->fd, located->leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
         auto error = file_error(errno, "cannot stat", path);
         if (error.code == ErrorCode::not_found) {
-            return std::nullopt;
+            return writable_folder(located->fd, path);
         }
         return error;
     }
     if (S_ISREG(st.st_mode)) {
-        return std::nullopt;
+        return writable_folder(located->fd, path);
     }
     if (S_ISDIR(st.st_mode) && st.st_dev != root_device_) {
         return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};

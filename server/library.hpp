@@ -256,6 +256,10 @@ public:
         // `create_mode` gets (sys::read_inherited_acl, through this held
         // folder, never its path): 0, or that errno.
         int read_inherited_acl(mode_t create_mode, sys::InheritedAcl& acl) const;
+        // Opens the entry at the destination's name with `flags`, never
+        // through a link (O_NOFOLLOW), never waiting (O_NONBLOCK): a
+        // descriptor, or -1 with errno as openat(2).
+        int open(int flags) const;
 
     private:
         friend class Library;
@@ -270,17 +274,22 @@ public:
     // `path`'s parent folder: errors as locating any path (not_found,
     // not_a_folder, forbidden, invalid_name, io_error).
     Result<Destination> publish_destination(std::string_view path) const;
-    // Publishes an upload: renames the root's entry `partial` onto `path` in
-    // `destination`, runs `after_rename` (the commit gives the file its final
-    // mode and owner there, once it is out of the root), then fsyncs that
-    // folder (sync_folder: shared with the other commits into it), which on
-    // a journalling file system also carries those inode changes. Like the
-    // *_entry wrappers: -1 and errno on failure (a folder, link, FIFO, socket
-    // or device at `path` is EISDIR; a parent folder deleted meanwhile
-    // ENOENT); `after_rename` runs only once the rename succeeded.
+    // Publishes an upload: checks what stands at `path`, runs `before_rename`
+    // (the commit records the publish in the upload's state, so that a kill
+    // before its attributes can be mended), renames the root's entry
+    // `partial` onto `path` in `destination`, runs `after_rename` (the commit
+    // gives the file its final owner, ACL and mode there, once it is out of
+    // the root), then
+    // fsyncs that folder (sync_folder: shared with the other commits into
+    // it), which on a journalling file system also carries those inode
+    // changes. Like the *_entry wrappers: -1 and errno on failure (a folder,
+    // link, FIFO, socket or device at `path` is EISDIR, found before
+    // `before_rename`; a parent folder deleted meanwhile ENOENT);
+    // `after_rename` runs only once the rename succeeded.
     // With `replace` false, anything at `path` when the rename runs is
     // EEXIST and stays (rename_no_replace): checked by the rename itself.
     int publish_entry(const std::string& partial, const Destination& destination, std::string_view path,
+                      const std::function<void()>& before_rename = {},
                       const std::function<void()>& after_rename = {}, bool replace = true) const;
     // stat(2) of `path` without following a final symlink: -1 and errno.
     int stat_path(std::string_view path, struct ::stat& st) const;

@@ -257,6 +257,9 @@ Error bookkeeping_error(int errno_value, std::string_view what, const std::strin
     if (errno_value == ENOSPC || errno_value == EDQUOT || errno_value == EFBIG) {
         return Error{ErrorCode::no_space, message};
     }
+    if (errno_value == EACCES || errno_value == EPERM) {
+        return Error{ErrorCode::forbidden, message}; // a refusal, as file_error
+    }
     return Error{ErrorCode::io_error, message};
 }
 
@@ -347,6 +350,106 @@ std::optional<TransferHash> verified_prefix(int fd, const struct ::stat& held, c
     return hash;
 }
 
+// Gives the file `fd` the attributes a commit recorded for it: owner and
+// group first (while it is still the partial's 0600), then the ACL, which
+// sets the permission bits at once (acl(5)), then the mode; as the commit
+// does, an ACL that cannot be set leaves the file at 0600, never wider, and
+// an owner that cannot be set keeps the group where it may.
+void apply_intent(int fd, const PublishIntent& intent)
+{
+    if (::fchown(fd, intent.uid, intent.gid) != 0) {
+        (void)::fchown(fd, static_cast<uid_t>(-1), intent.gid);
+    }
+    if (sys::set_acl_text(fd, intent.acl) == 0) {
+        (void)::fchmod(fd, static_cast<mode_t>(intent.mode));
+    }
+}
+
+bool same_inode(const struct ::stat& st, const PublishIntent& intent)
+{
+    return S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_dev) == intent.device &&
+           static_cast<std::uint64_t>(st.st_ino) == intent.inode;
+}
+
+// Opens the entry at a name (the partial's in the root, or the target's
+// beneath it) only if it is a regular file with the recorded identity, by
+// `open`; looked at first, so that nothing else is ever opened. -1: not so.
+template <class Stat, class Open>
+int open_recorded(const PublishIntent& intent, Stat&& stat, Open&& open)
+{
+    struct ::stat named {};
+    if (stat(named) != 0 || !same_inode(named, intent)) {
+        return -1;
+    }
+    const int fd = open();
+    struct ::stat held {};
+    if (fd >= 0 && (::fstat(fd, &held) != 0 || !same_inode(held, intent))) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+// Settles the record of a publish (PublishIntent) that the state of `token`
+// holds, left by a commit killed between its rename and the final
+// attributes (PROTOCOL.md 4.7). The target's path is resolved beneath the
+// root as every path is (never through a link); only a regular file there
+// with the recorded device and inode, which no one holds locked, gets the
+// recorded owner, ACL and mode, through a descriptor of that inode. Then the
+// record goes with its state, whatever was found (another file or none: the
+// publish never happened or was replaced since, and there is nothing to
+// mend). Left alone while the upload's own commit may still be running: its
+// partial still in the root, or the published file, locked by its holder.
+// Idempotent, so that two ferryd sharing the root may both do it. Whether
+// the state is gone.
+bool settle_publish(const Library& library, const std::string& token)
+{
+    const std::string state = state_name(token);
+    struct ::stat read_at {};
+    if (library.stat_entry(state, read_at) != 0) {
+        return false;
+    }
+    const auto text = read_small_file(library, state);
+    const auto decoded = text ? decode_resume_state(*text) : std::nullopt;
+    if (!decoded || !decoded->publishing) {
+        return false;
+    }
+    const PublishIntent& intent = *decoded->publishing;
+    const std::string data = data_name(token);
+    // Not renamed yet: a commit at work (its lock), or one killed before the
+    // rename, which leaves the verified data without a state, as ever.
+    const int partial = open_recorded(
+        intent, [&](struct ::stat& st) { return library.stat_entry(data, st); },
+        [&] { return library.open_entry(data, O_RDONLY | O_NONBLOCK | O_NOCTTY); });
+    if (partial >= 0) {
+        const bool in_use = !try_lock(partial);
+        ::close(partial);
+        if (in_use) {
+            return false;
+        }
+    } else if (auto destination = library.publish_destination(decoded->name)) {
+        const int fd = open_recorded(
+            intent, [&](struct ::stat& st) { return destination->stat(st); },
+            [&] { return destination->open(O_RDONLY); });
+        if (fd >= 0) {
+            if (!try_lock(fd)) {
+                ::close(fd); // its commit is still at work, and sets them itself
+                return false;
+            }
+            apply_intent(fd, intent);
+            (void)::fsync(fd); // the inode's changes, before the record goes
+            ::close(fd);
+            log_event("publish_completed", {{"path", decoded->name}});
+        }
+    }
+    // Only the state read: a put since may have written one of its own.
+    struct ::stat now {};
+    if (library.stat_entry(state, now) == 0 && now.st_ino == read_at.st_ino && now.st_dev == read_at.st_dev) {
+        library.unlink_entry(state);
+    }
+    return true;
+}
+
 // The access ACL a published upload takes, read before the rename and set
 // first thing after it: setting one gives the file the ACL's permission
 // bits at once (acl(5)), equal to the mode chmod'ed after it, so that chmod
@@ -389,6 +492,20 @@ public:
             return unreadable_;
         }
         return sys::set_inherited_acl(fd, inherited_);
+    }
+    // set()'s ACL as sys::access_acl_text writes it, for the commit's record:
+    // "none" where set() leaves none (or cannot be described, which the
+    // record then narrows to 0600 with no ACL).
+    int text(std::string& text) const
+    {
+        if (replaced_) {
+            return sys::access_acl_text(*replaced_, text);
+        }
+        if (unreadable_ != 0) {
+            text = sys::kNoAclText;
+            return unreadable_; // set() leaves the file at 0600
+        }
+        return sys::inherited_acl_text(inherited_, text);
     }
     // What failed, for the log's warning.
     std::string what() const
@@ -455,6 +572,10 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin_upload(const Library
     // data file: a connection using it holds its flock.
     const std::string token = upload_token(name, size, owner);
     const std::string data = data_name(token);
+    // A commit of this path and size killed before its file had its final
+    // attributes: they are set now, before this put's commit could take the
+    // partial's 0600 for the old file's.
+    settle_publish(library, token);
     const auto in_use = [&] {
         return Error{ErrorCode::busy, "an upload of \"" + name + "\" (" + std::to_string(size) +
                                           " bytes) is in progress on another connection"};
@@ -529,9 +650,9 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin_upload(const Library
             ::close(fd);
             continue;
         }
-        // Private until the commit, whatever mode it was left with (by a
-        // build that gave the partial its final mode before the rename and
-        // then crashed; the commit now does so only after it, PROTOCOL.md 4.7).
+        // Private until the commit, whatever mode it was left with (by an
+        // older build that gave the partial its final mode before the rename
+        // and then crashed; the commit does so only after it, PROTOCOL.md 4.7).
         if ((held.st_mode & 07777) != 0600 && ::fchmod(fd, 0600) != 0) {
             const int saved = errno;
             ::close(fd);
@@ -806,14 +927,17 @@ std::string PartialUpload::state_text() const
     if (::fstat(fd_, &st) == 0) {
         state.part = identity_of(st);
     }
+    state.publishing = publishing_;
     return encode_resume_state(state);
 }
 
 // Writes the state into the spare (padded with JSON's white space to the
 // spare's size, so that no file ever shrinks and gives back its room), syncs
-// it and puts it in the state's place: a crash leaves the old state or the
-// new one, never half of one, and a failure leaves the old one standing.
-std::optional<Error> PartialUpload::write_state()
+// it (unless `durable` is false: a commit's publish record, see
+// record_publish) and puts it in the state's place: a crash leaves the old
+// state or the new one, never half of one, and a failure leaves the old one
+// standing.
+std::optional<Error> PartialUpload::write_state(bool durable)
 {
     if (spare_fd_ < 0) {
         // Only after a file system without RENAME_EXCHANGE (publish_spare):
@@ -828,7 +952,7 @@ std::optional<Error> PartialUpload::write_state()
         text.append(static_cast<std::size_t>(spare.st_size) - text.size(), ' ');
     }
     const auto written = sys::pwrite_all(spare_fd_, std::span<const char>(text), 0);
-    if (!written.ok() || ::fdatasync(spare_fd_) != 0) {
+    if (!written.ok() || (durable && ::fdatasync(spare_fd_) != 0)) {
         const int failure = written.ok() ? errno : written.error;
         return file_error(failure == 0 ? EIO : failure, "cannot write upload state of", name_);
     }
@@ -839,7 +963,7 @@ std::optional<Error> PartialUpload::write_state()
     // The state's name too (the first checkpoint makes it), and with it the
     // data file's, never synced since the put made it: once per checkpoint
     // or keep, so cheap.
-    return library_.sync_root();
+    return durable ? library_.sync_root() : std::nullopt;
 }
 
 // Puts the written spare at the state's name. RENAME_EXCHANGE keeps the old
@@ -850,6 +974,12 @@ bool PartialUpload::publish_spare()
 {
     if (library_.rename_entry(spare_file(), state_file(), RENAME_EXCHANGE) == 0) {
         std::swap(state_fd_, spare_fd_);
+        if (spare_fd_ < 0) {
+            // The old state was not held open (an upload under
+            // kStateRoomFrom keeps no spare): no room to keep, so it goes,
+            // and a spare stands only while spare_fd_ holds it.
+            library_.unlink_entry(spare_file());
+        }
         return true;
     }
     if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP && errno != ENOENT) {
@@ -933,24 +1063,19 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest, bool re
     }
     struct ::stat st {};
     ::fstat(fd_, &st);
-    // The state goes before the data's name (needing no sync: a state that
-    // outlives its data would describe bytes a later upload of this path
-    // and size does not hold; a crash before the rename leaves data without
-    // a state, which resumes from 0). The spare goes with it: it may hold
-    // an older state.
-    remove_state_files();
     std::optional<struct ::stat> published;
     if (take_final_attributes(*destination, published, replace) != 0) {
         const int saved = errno;
-        discard();
         if (saved == EEXIST && !replace) {
+            discard();
             return Error{ErrorCode::exists, "\"" + name_ + "\" exists at the commit, which asked not to replace " +
                                                 "it: it was left alone, nothing was published"};
         }
         if (saved == ENOTDIR || saved == ELOOP) {
+            discard();
             return Error{ErrorCode::not_a_folder, "the folder of \"" + name_ + "\" is no longer a folder"};
         }
-        return file_error(saved, "cannot publish", name_);
+        return refused_publish(file_error(saved, "cannot publish", name_));
     }
     discarded_ = true;
     // The rename moved the change time, and so did the final mode and
@@ -962,27 +1087,48 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest, bool re
     return file_info(name_, st);
 }
 
+// A publish that failed: the partial is deleted, unless the file system
+// refused it (forbidden: the target's folder made read-only for ferryd, or
+// another user's file in a sticky folder, since the put's check): then the
+// verified bytes are kept with a state that vouches for all of them, as a
+// cut upload is kept, so that a rerun once the permissions are fixed resumes
+// at the end instead of sending them all again (PROTOCOL.md 4.5).
+Error PartialUpload::refused_publish(Error error)
+{
+    if (error.code == ErrorCode::forbidden && !discarded_ && make_private() && !keep()) {
+        error.message += "; the upload is kept: a resume sends no byte again";
+        return error;
+    }
+    discard();
+    return error;
+}
+
 // Publishes the upload (Library::publish_entry) with what the replaced file
 // had: its permission bits and, where this process may set them, its owner
 // and group (as root, or a group the server's user belongs to). A new file
 // gets what a file created in its folder would: the ACL and mode of
 // FinalAcl::for_new_file, and the folder's group where it is set-group-ID.
 //
-// Read before the rename (the replaced file is gone after it), applied to
-// the descriptor after it: until the rename the partial sits in the root,
-// which every local user may search whatever the target's folder, so it
-// stays 0600 and the server's own (nobody opens it in flight, at the
-// commit, or after a crash) and takes its final mode and owner only inside
-// its target's folder. The folder's fsync that follows carries those inode
-// changes on a journalling file system (ext4, XFS, btrfs commit them with
-// the rename); without a journal a crash may leave the published file at
-// 0600 and the server's: narrower than asked, never wider (PROTOCOL.md 4.5).
-// A mode or owner that cannot be applied after the rename cannot undo the
-// publish either: the file keeps what it has (0600, or the old owner with
-// 0600: never wider), a warning is logged, and the commit is still answered
-// ok, since its content is published. `published`: the file's fstat after
-// all that (the identity the digest cache keeps), when it could be taken.
-// 0, or -1 with errno as publish_entry (then nothing was published).
+// Read before the rename (the replaced file is gone after it), recorded in
+// the upload's state (record_publish), applied to the descriptor after it:
+// until the rename the partial sits in the root, which every local user may
+// search whatever the target's folder, so it stays 0600 and the server's
+// own (nobody opens it in flight, at the commit, or after a crash) and takes
+// its final owner, ACL and mode only inside its target's folder. A kill
+// between the rename and those leaves the new content at 0600 and the
+// server's, with the record, which the next ferryd on the folder settles
+// (settle_publish) before a put could take those for the old file's. The
+// folder's fsync that follows carries the inode changes (ext4, XFS, btrfs
+// commit them with the rename); then the state goes. Without a journal a
+// crash may leave the published file at 0600 and the server's: narrower
+// than asked, never wider (PROTOCOL.md 4.5). A mode or owner that cannot be
+// applied after the rename cannot undo the publish either: the file keeps
+// what it has (0600, or the old owner with 0600: never wider), a warning is
+// logged, and the commit is still answered ok, since its content is
+// published. `published`: the file's fstat after all that (the identity the
+// digest cache keeps), when it could be taken. 0, or -1 with errno as
+// publish_entry (then nothing was published, and the partial is still
+// 0600: the caller keeps or deletes it).
 int PartialUpload::take_final_attributes(const Library::Destination& destination,
                                          std::optional<struct ::stat>& published, bool replace)
 {
@@ -1004,23 +1150,7 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
     // as for a file created there (the partial took the root's rule).
     const gid_t new_group = replaces ? old.st_gid : destination.new_file_group(::getegid());
     const auto apply = [&] {
-        struct ::stat own {};
-        if (replaces && ::fstat(fd_, &own) == 0 && (own.st_uid != old.st_uid || own.st_gid != old.st_gid)) {
-            // Failing to keep the owner is no reason to refuse the upload: a
-            // non-root server could never replace another user's file otherwise.
-            if (::fchown(fd_, old.st_uid, old.st_gid) != 0) {
-                (void)::fchown(fd_, static_cast<uid_t>(-1), old.st_gid);
-            }
-        } else if (!replaces && ::fstat(fd_, &own) == 0 && own.st_gid != new_group &&
-                   ::fchown(fd_, static_cast<uid_t>(-1), new_group) != 0) {
-            // The kernel gives a set-group-ID folder's group to a file created
-            // there whoever creates it; a chown to it needs membership. The
-            // file keeps its partial's group, readable by no one else (0600).
-            const int saved = errno;
-            log_event("warning", {{"message", "\"" + name_ + "\" was published with the server's group, not its " +
-                                                  "set-group-ID folder's (" + std::to_string(new_group) +
-                                                  "): " + std::strerror(saved)}});
-        }
+        set_final_owner(replaces ? std::optional<struct ::stat>(old) : std::nullopt, new_group);
         if (const int error = acl.set(fd_); error != 0) {
             log_event("warning", {{"message", "\"" + name_ + "\" was published, but its mode stays 0600: " +
                                                   acl.what() + ": " + std::strerror(error)}});
@@ -1029,12 +1159,118 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
             log_event("warning", {{"message", "\"" + name_ + "\" was published, but its mode stays 0600: " +
                                                   std::strerror(saved)}});
         }
+    };
+    // What the record says the ACL is: one that cannot be written down is
+    // recorded as what set() then leaves, none and 0600 (never wider).
+    std::string acl_text;
+    const bool described = acl.text(acl_text) == 0;
+    const auto record = [&] {
+        record_publish(replaces ? old.st_uid : ::geteuid(), new_group, described ? mode : 0600,
+                       described ? acl_text : std::string(sys::kNoAclText));
+    };
+    const auto after_rename = [&] {
+        apply();
         struct ::stat now {};
         if (::fstat(fd_, &now) == 0) {
             published = now;
         }
     };
-    return library_.publish_entry(data_file(), destination, name_, apply, replace);
+    const int result = library_.publish_entry(data_file(), destination, name_, record, after_rename, replace);
+    if (result == 0) {
+        // The file has its attributes and the folder's fsync made them
+        // durable: the record, and the state it is in, go (with its spare).
+        remove_state_files();
+        has_state_ = false;
+    }
+    // Refused before or at the rename: the partial is still the upload, and
+    // its state (kept or removed by the caller) records no publish.
+    publishing_.reset();
+    return result;
+}
+
+// The intent record (PROTOCOL.md 4.7): the state, rewritten atomically and
+// durably as every state is, now says that the partial (this device and
+// inode) is being published under its name with these attributes, so that a
+// ferryd that finds it after a kill between the rename and the attributes
+// sets them (settle_publish). Atomic (beside, renamed over) but not synced
+// of its own, which would double a small upload's fsyncs: a kill cannot lose
+// it (the page cache outlives the process), and a journalling file system
+// logs the renames in order, so the partial's is never durable without it;
+// the folder's fsync after the attributes makes both durable. One that
+// cannot be written does not hold the
+// publish back: it goes on as without one (a kill in that moment then
+// leaves the file at 0600 and the server's: narrower, never wider), with a
+// warning; any older state goes first, which describes bytes a later upload
+// of this path and size would not hold.
+//
+// Only an upload of kStateRoomFrom or more writes one: its state and spare
+// stand already, so the record costs a write and an exchange. For a smaller
+// one it would cost a new file in the root at every commit (ferryd's CPU on
+// a push of 2,000 files of 1 KiB: 1.7x); its state, if any, goes before the
+// rename instead, and a kill in that moment leaves it at 0600 and the
+// server's (narrower, never wider), as PROTOCOL.md 4.7 says.
+void PartialUpload::record_publish(uid_t uid, gid_t gid, mode_t mode, std::string acl)
+{
+    if (!takes_state_room(size_)) {
+        remove_state_files();
+        has_state_ = false;
+        return;
+    }
+    struct ::stat st {};
+    if (::fstat(fd_, &st) != 0) {
+        return;
+    }
+    publishing_ = PublishIntent{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino), uid,
+                                gid, static_cast<std::uint32_t>(mode & 0777), std::move(acl)};
+    if (auto refused = write_state(/*durable=*/false)) {
+        publishing_.reset();
+        library_.unlink_entry(state_file());
+        has_state_ = false;
+        log_event("warning", {{"message", "\"" + name_ + "\" is published without its record: " + refused->message}});
+    }
+}
+
+// The replaced file's owner and group (`old`), or for a new file `new_group`.
+void PartialUpload::set_final_owner(const std::optional<struct ::stat>& old, gid_t new_group)
+{
+    struct ::stat own {};
+    if (::fstat(fd_, &own) != 0) {
+        return;
+    }
+    if (old) {
+        if (own.st_uid != old->st_uid || own.st_gid != old->st_gid) {
+            // Failing to keep the owner is no reason to refuse the upload: a
+            // non-root server could never replace another user's file otherwise.
+            if (::fchown(fd_, old->st_uid, old->st_gid) != 0) {
+                (void)::fchown(fd_, static_cast<uid_t>(-1), old->st_gid);
+            }
+        }
+        return;
+    }
+    if (own.st_gid != new_group && ::fchown(fd_, static_cast<uid_t>(-1), new_group) != 0) {
+        // The kernel gives a set-group-ID folder's group to a file created
+        // there whoever creates it; a chown to it needs membership. The
+        // file keeps its partial's group, readable by no one else (0600).
+        const int saved = errno;
+        log_event("warning", {{"message", "\"" + name_ + "\" was published with the server's group, not its " +
+                                              "set-group-ID folder's (" + std::to_string(new_group) +
+                                              "): " + std::strerror(saved)}});
+    }
+}
+
+// Back to what an upload in progress is (0600, no ACL, the server's user and
+// group) after a publish refused once the partial had its final attributes:
+// it stays in the root, kept or deleted. Narrowest first: the mode (with an
+// ACL, chmod sets its mask, so named entries lose their permissions at once),
+// then the ACL, then the owner. Whether it is private again: only then may it
+// be kept (a partial of another owner is dropped by a resume, never used).
+bool PartialUpload::make_private()
+{
+    (void)::fchmod(fd_, 0600);
+    (void)sys::set_inherited_acl(fd_, sys::InheritedAcl()); // none
+    (void)::fchown(fd_, ::geteuid(), ::getegid());
+    struct ::stat st {};
+    return ::fstat(fd_, &st) == 0 && (st.st_mode & 07777) == 0600 && st.st_uid == ::geteuid();
 }
 
 void PartialUpload::discard()
@@ -1096,6 +1332,11 @@ std::size_t remove_stale_partials(const Library& library, std::chrono::seconds t
     std::map<std::string, Kept> by_token;
     for (std::string& entry : library.entries_with_prefix(kPartialPrefix)) {
         const auto parsed = parse_partial_entry(entry);
+        // A publish record, whatever its age: settled now (at the start,
+        // before any connection, and on every sweep), its state then gone.
+        if (parsed && parsed->file == PartialFile::state && settle_publish(library, parsed->token)) {
+            continue;
+        }
         struct ::stat st {};
         if (!parsed || library.stat_entry(entry, st) != 0 || !made_by_server(st) ||
             (parsed->file == PartialFile::state && st.st_size != 0 && !is_resume_state(library, entry))) {

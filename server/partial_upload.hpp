@@ -19,6 +19,7 @@
 #include "error.hpp"
 #include "library.hpp"
 #include "partial_names.hpp"
+#include "resume_state.hpp"
 #include "transfer_hash.hpp"
 
 #include <array>
@@ -115,9 +116,13 @@ private:
     bool publish_spare();
     void remove_state_files();
     std::string state_text() const;
-    std::optional<Error> write_state();
+    std::optional<Error> write_state(bool durable = true);
     int take_final_attributes(const Library::Destination& destination, std::optional<struct ::stat>& published,
                               bool replace);
+    void set_final_owner(const std::optional<struct ::stat>& old, gid_t new_group);
+    void record_publish(uid_t uid, gid_t gid, mode_t mode, std::string acl);
+    bool make_private();
+    Error refused_publish(Error error);
     std::string data_file() const;
     std::string state_file() const;
     std::string spare_file() const;
@@ -146,6 +151,8 @@ private:
     bool keep_after_failure_ = false;
     std::optional<std::int64_t> mtime_;
     std::string owner_;
+    // Set only while a commit publishes (record_publish to its end).
+    std::optional<PublishIntent> publishing_;
 };
 
 // Deletes kept uploads whose files were last modified more than `ttl` ago

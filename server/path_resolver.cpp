@@ -38,6 +38,10 @@ Error resolve_error(int errno_value, std::string_view path)
         return Error{ErrorCode::not_a_folder, quoted(path) + " is not a folder"};
     case EXDEV:
         return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
+    case EACCES:
+    case EPERM:
+        // A folder ferryd's user may not search: a refusal (file_error).
+        return Error{ErrorCode::forbidden, "cannot open folder " + quoted(path) + ": " + std::strerror(errno_value)};
     default:
         return Error{ErrorCode::io_error, "cannot open folder " + quoted(path) + ": " + std::strerror(errno_value)};
     }

@@ -256,6 +256,95 @@ int set_access_acl(int to, const AccessAcl& acl)
     return 0;
 }
 
+namespace {
+
+// acl_t as text (see access_acl_text); frees nothing of `acl`.
+int text_of(acl_t acl, std::string& text)
+{
+    char* written = ::acl_to_any_text(acl, nullptr, ',', TEXT_NUMERIC_IDS);
+    if (written == nullptr) {
+        return errno;
+    }
+    text = written;
+    ::acl_free(written);
+    return 0;
+}
+
+// One entry of the kernel's value (struct posix_acl_xattr_entry: tag,
+// permissions, id; little-endian) added to `acl` through libacl.
+int add_entry(acl_t& acl, const unsigned char* at)
+{
+    const auto tag = static_cast<acl_tag_t>(at[0] | (at[1] << 8));
+    const unsigned permissions = at[2] | (at[3] << 8);
+    const auto id = static_cast<id_t>(at[4] | (at[5] << 8) | (at[6] << 16) | (static_cast<id_t>(at[7]) << 24));
+    acl_entry_t entry = nullptr;
+    acl_permset_t permset = nullptr;
+    if (::acl_create_entry(&acl, &entry) != 0 || ::acl_set_tag_type(entry, tag) != 0 ||
+        ((tag == ACL_USER || tag == ACL_GROUP) && ::acl_set_qualifier(entry, &id) != 0) ||
+        ::acl_get_permset(entry, &permset) != 0 || ::acl_clear_perms(permset) != 0) {
+        return errno;
+    }
+    for (const acl_perm_t perm : {ACL_READ, ACL_WRITE, ACL_EXECUTE}) {
+        if ((permissions & perm) != 0 && ::acl_add_perm(permset, perm) != 0) {
+            return errno;
+        }
+    }
+    return 0;
+}
+
+} // namespace
+
+int access_acl_text(const AccessAcl& acl, std::string& text)
+{
+    constexpr std::size_t kHeader = 4; // posix_acl_xattr_header: the version
+    constexpr std::size_t kEntry = 8;
+    if (acl.size == 0) {
+        text = kNoAclText;
+        return 0;
+    }
+    if (acl.size < kHeader || (acl.size - kHeader) % kEntry != 0) {
+        return EINVAL;
+    }
+    const std::size_t count = (acl.size - kHeader) / kEntry;
+    acl_t built = ::acl_init(static_cast<int>(count));
+    if (built == nullptr) {
+        return errno;
+    }
+    const auto* bytes = reinterpret_cast<const unsigned char*>(acl.value.data());
+    int error = 0;
+    for (std::size_t i = 0; i < count && error == 0; ++i) {
+        error = add_entry(built, bytes + kHeader + i * kEntry);
+    }
+    if (error == 0) {
+        error = text_of(built, text);
+    }
+    ::acl_free(built);
+    return error;
+}
+
+int inherited_acl_text(const InheritedAcl& inherited, std::string& text)
+{
+    if (!inherited.present()) {
+        text = kNoAclText;
+        return 0;
+    }
+    return text_of(static_cast<acl_t>(inherited.acl_), text);
+}
+
+int set_acl_text(int to, const std::string& text)
+{
+    if (text == kNoAclText) {
+        return remove_access_acl(to);
+    }
+    acl_t acl = ::acl_from_text(text.c_str());
+    if (acl == nullptr) {
+        return errno == 0 ? EINVAL : errno;
+    }
+    const int result = ::acl_set_fd(to, acl) == 0 ? 0 : (errno == EOPNOTSUPP ? ENOTSUP : errno);
+    ::acl_free(acl);
+    return result;
+}
+
 int copy_access_acl(int folder, const std::string& leaf, int to)
 {
     AccessAcl acl;

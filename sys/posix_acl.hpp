@@ -103,6 +103,7 @@ public:
 private:
     friend int read_inherited_acl(int folder, mode_t create_mode, InheritedAcl& acl);
     friend int set_inherited_acl(int to, const InheritedAcl& acl);
+    friend int inherited_acl_text(const InheritedAcl& acl, std::string& text);
     void* acl_ = nullptr; // acl_t
     mode_t mode_ = 0;
 };
@@ -123,5 +124,20 @@ int read_inherited_acl(int folder, mode_t create_mode, InheritedAcl& acl);
 // with none. 0, or the errno (ENOTSUP: `to`'s file system keeps no ACL).
 // Call it before any chmod, and chmod to no more than acl.mode().
 int set_inherited_acl(int to, const InheritedAcl& acl);
+
+// An ACL as acl_from_text(3) reads it back, with numeric user and group ids
+// (acl_to_any_text, TEXT_NUMERIC_IDS: no name lookups, no names that mean
+// another user on another host), or "none" where there is none to set: what
+// ferryd's commit records before its rename, so that a ferryd that finds the
+// record (the commit was killed before the attributes) sets the same ACL.
+// These allocate (libacl does). 0 and `text`, or the errno.
+inline constexpr const char* kNoAclText = "none";
+int access_acl_text(const AccessAcl& acl, std::string& text);
+int inherited_acl_text(const InheritedAcl& acl, std::string& text);
+// Makes the ACL that `text` (as written above) describes exactly the access
+// ACL of the open file `to` ("none": whatever it holds goes), which sets its
+// permission bits too: call it before the chmod. 0, or the errno (EINVAL:
+// not an ACL).
+int set_acl_text(int to, const std::string& text);
 
 } // namespace ferry::sys

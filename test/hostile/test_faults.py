@@ -58,6 +58,81 @@ class DiskFull(unittest.TestCase):
             shutil.rmtree(root)
 
 
+def as_user(uid):
+    """A preexec_fn that runs ferryd as UID (group UID): a server the
+    file system may refuse, which root never is."""
+    def drop():
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    return drop
+
+
+class UnwritableFolder(unittest.TestCase):
+    """A folder ferryd's user may not write is a refusal (forbidden, exit 4
+    on the client), never a transient io_error: refused at the put before
+    any data where it can be seen then, and where it shows only at the
+    commit the verified bytes are kept for a resume (the tester's round 15,
+    item 4)."""
+
+    USER = 1234
+
+    def setUp(self):
+        self.root = temp_root()
+        for folder in ("ro", "rw"):
+            os.mkdir(os.path.join(self.root, folder))
+        os.chmod(os.path.join(self.root, "ro"), 0o555)
+        for path in (self.root, os.path.join(self.root, "ro"), os.path.join(self.root, "rw")):
+            os.chown(path, self.USER, self.USER)
+        self.server = Server(FERRYD, self.root, preexec_fn=as_user(self.USER))
+
+    def tearDown(self):
+        self.server.stop()
+        shutil.rmtree(self.root)
+
+    def test_a_put_into_it_is_refused_before_any_data(self):
+        peer = self.server.peer(version=2)
+        for request in ({"op": "put", "id": 1, "name": "ro/f", "size": 3 << 20, "resume": False},
+                        {"op": "put", "id": 2, "name": "ro/new/f", "size": 3, "resume": False, "parents": True}):
+            reply = peer.request(request)
+            self.assertFalse(reply["ok"], reply)
+            self.assertEqual(reply["error"]["code"], "forbidden", reply)
+        # Refused at the put: the connection is idle again, nothing was made.
+        self.assertTrue(peer.request({"op": "stats", "id": 3})["ok"])
+        peer.close()
+        self.assertEqual(os.listdir(os.path.join(self.root, "ro")), [])
+        self.assertEqual(hidden_entries(self.root), [])
+
+    def test_a_publish_refused_at_the_commit_keeps_the_bytes_for_a_resume(self):
+        data = os.urandom(3 << 20)
+        peer = self.server.peer(version=2)
+        reply = peer.put("rw/f", data, commit=False)
+        self.assertTrue(reply["ok"], reply)
+        os.chmod(os.path.join(self.root, "rw"), 0o555)
+        reply = peer.request({"op": "commit", "id": reply["id"], "sha256": sha256(data)})
+        self.assertFalse(reply["ok"], reply)
+        self.assertEqual(reply["error"]["code"], "forbidden", reply)
+        peer.close()
+        self.assertEqual(os.listdir(os.path.join(self.root, "rw")), [])
+        kept = hidden_entries(self.root)
+        self.assertTrue(kept, "the verified bytes were deleted")
+        for name in kept:
+            st = os.lstat(os.path.join(self.root, name))
+            self.assertEqual((st.st_mode & 0o7777, st.st_uid), (0o600, self.USER), name)
+        # Once ferryd may write there, the rerun sends no byte again.
+        os.chmod(os.path.join(self.root, "rw"), 0o755)
+        again = self.server.peer(version=2)
+        reply = again.request({"op": "put", "id": 1, "name": "rw/f", "size": len(data), "resume": True})
+        self.assertTrue(reply["ok"], reply)
+        self.assertEqual(reply["offset"], len(data), reply)
+        reply = again.request({"op": "commit", "id": 1, "sha256": sha256(data)})
+        again.close()
+        self.assertTrue(reply["ok"], reply)
+        with open(os.path.join(self.root, "rw", "f"), "rb") as f:
+            self.assertEqual(f.read(), data)
+        self.assertEqual(hidden_entries(self.root), [])
+
+
 class KilledClients(unittest.TestCase):
     def test_descriptors_and_memory_return_to_baseline(self):
         root = temp_root()

@@ -338,3 +338,86 @@ TEST_CASE("ferryd's partial names are made and recognised by one definition")
     CHECK_FALSE(parse_partial_entry(".ferry-partial-" + token + ".stat"));
     CHECK_FALSE(parse_partial_entry("ferry-partial-" + token));
 }
+
+namespace {
+
+// What a ferryd killed between a commit's rename and the file's final
+// attributes leaves (PROTOCOL.md 4.7): the partial renamed onto `target`
+// (still 0600 and the server's) and its state holding the publish record,
+// written here as the commit writes it, by hand, so that the test reads the
+// state's format and not the code under test. `inode_offset` other than 0
+// records another file's identity. Returns the state's path.
+std::string leave_killed_publish(const TempRoot& root, const Library& library, const std::string& target,
+                                 std::uint64_t inode_offset)
+{
+    std::string token;
+    {
+        auto upload = PartialUpload::begin(library, target, 5, false);
+        REQUIRE(upload);
+        REQUIRE_FALSE(upload.value()->append(std::span("hello", 5)));
+        REQUIRE_FALSE(upload.value()->checkpoint());
+        token = upload.value()->token();
+    } // the lock goes with the killed process
+    const std::string partial = root.path() + "/" + std::string(kPartialPrefix) + token;
+    const std::string state = partial + ".state";
+    const auto st = lstat_of(partial);
+    std::string text = root.read(std::string(kPartialPrefix) + token + ".state");
+    const auto end = text.rfind('}');
+    REQUIRE(end != std::string::npos);
+    text.insert(end, ",\"publishing\":{\"device\":" + std::to_string(st.st_dev) +
+                         ",\"inode\":" + std::to_string(st.st_ino + inode_offset) +
+                         ",\"uid\":4321,\"gid\":8765,\"mode\":416," // 0640
+                         "\"acl\":\"user::rw-,user:1234:r--,group::r--,mask::r--,other::---\"}");
+    root.write(std::string(kPartialPrefix) + token + ".state", text);
+    REQUIRE(::rename(partial.c_str(), (root.path() + "/" + target).c_str()) == 0);
+    return state;
+}
+
+} // namespace
+
+TEST_CASE("a commit killed between its rename and the attributes: the next ferryd sets what it recorded")
+{
+    // The start's sweep (what ferryd runs before it accepts a connection)
+    // and a put of that path and size both settle the record.
+    for (const bool by_put : {false, true}) {
+        CAPTURE(by_put);
+        TempRoot root;
+        REQUIRE(::mkdir((root.path() + "/pub").c_str(), 0755) == 0);
+        auto library = open_library(root);
+        const std::string path = root.path() + "/pub/f.bin";
+        const std::string state = leave_killed_publish(root, *library, "pub/f.bin", 0);
+        REQUIRE((lstat_of(path).st_mode & 07777) == 0600);
+        if (by_put) {
+            auto again = PartialUpload::begin(*library, "pub/f.bin", 5, true);
+            REQUIRE(again);
+            again.value()->discard();
+        } else {
+            CHECK(remove_stale_partials(*library, std::chrono::hours(1)) == 0);
+        }
+        const auto mended = lstat_of(path);
+        CHECK((mended.st_mode & 07777) == 0640);
+        CHECK(mended.st_uid == 4321);
+        CHECK(mended.st_gid == 8765);
+        CHECK(test::access_acl_text(path) == "user::rw-,user:1234:r--,group::r--,mask::r--,other::---");
+        CHECK(root.read("pub/f.bin") == "hello");
+        struct ::stat gone {};
+        CHECK(::lstat(state.c_str(), &gone) != 0); // the record went with its state
+        CHECK(root.hidden_entries() == 0);
+    }
+}
+
+TEST_CASE("a publish record of another file than the one at its name is dropped, and that file left alone")
+{
+    TempRoot root;
+    auto library = open_library(root);
+    const std::string path = root.path() + "/f.bin";
+    const std::string state = leave_killed_publish(root, *library, "f.bin", 1);
+    CHECK(remove_stale_partials(*library, std::chrono::hours(1)) == 0);
+    const auto left = lstat_of(path);
+    CHECK((left.st_mode & 07777) == 0600);
+    CHECK(left.st_uid == ::geteuid());
+    CHECK(test::access_acl_text(path).empty());
+    struct ::stat gone {};
+    CHECK(::lstat(state.c_str(), &gone) != 0);
+    CHECK(root.hidden_entries() == 0);
+}

@@ -170,3 +170,26 @@ TEST_CASE("hostile or damaged resume states are refused, never trusted")
         CHECK_FALSE(decode_resume_state(std::string_view(good).substr(0, cut)).has_value());
     }
 }
+
+TEST_CASE("an upload's publish record reads back as written; a mistyped or out-of-range one refuses the state")
+{
+    ResumeState state;
+    state.name = "sub/f.bin";
+    state.size = 5;
+    state.bytes_held = 5;
+    state.hash_state = "00";
+    state.publishing = ferry::PublishIntent{66306, 1234567, 4321, 8765, 0640, "user::rw-,user:1234:r--,group::r--,"
+                                                                              "mask::r--,other::---"};
+    const auto back = decode_resume_state(encode_resume_state(state));
+    REQUIRE(back);
+    CHECK(*back == state);
+
+    const std::string head = R"({"version":3,"name":"f","size":5,"bytes_held":5,"hash_state":"00","publishing":)";
+    for (const char* bad : {R"("x"})", R"({"device":1,"inode":2,"uid":3,"gid":4,"mode":420}})",
+                            R"({"device":1,"inode":2,"uid":3,"gid":4,"mode":65535,"acl":"none"}})",
+                            R"({"device":1,"inode":2,"uid":-3,"gid":4,"mode":420,"acl":"none"}})",
+                            R"({"device":1,"inode":2,"uid":4294967296,"gid":4,"mode":420,"acl":"none"}})"}) {
+        CAPTURE(bad);
+        CHECK_FALSE(decode_resume_state(head + bad + "\n"));
+    }
+}
