@@ -390,6 +390,33 @@ int open_recorded(const PublishIntent& intent, Stat&& stat, Open&& open)
     return fd;
 }
 
+// Removes the state that held a record, if it is still the one read
+// (`read_at`): a put since may have written one of its own. True: gone.
+bool drop_record(const Library& library, const std::string& state, const struct ::stat& read_at)
+{
+    struct ::stat now {};
+    if (library.stat_entry(state, now) == 0 && now.st_ino == read_at.st_ino && now.st_dev == read_at.st_dev) {
+        library.unlink_entry(state);
+    }
+    return true;
+}
+
+// Whether the file a record names is still as its commit left it after the
+// rename: the partial's size and modification time (the state's `part`,
+// taken when the record was written; a rename keeps both), one link, and
+// on the way from the partial's attributes (0600, the server's user) to the
+// recorded ones. Device and inode alone name a file only while it lives: one
+// deleted since, and its inode number given to another file renamed to the
+// same name, must never be handed to the recorded owner.
+bool left_by_the_commit(const struct ::stat& st, const PublishIntent& intent, const std::optional<PartIdentity>& part)
+{
+    const auto mode = static_cast<std::uint32_t>(st.st_mode & 07777);
+    const std::int64_t mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+    return part && static_cast<std::uint64_t>(st.st_size) == part->size && mtime_ns == part->mtime_ns &&
+           st.st_nlink == 1 && (st.st_uid == ::geteuid() || st.st_uid == intent.uid) &&
+           (mode == 0600 || mode == intent.mode);
+}
+
 // Settles the record of a publish (PublishIntent) that the state of `token`
 // holds, left by a commit killed between its rename and the final
 // attributes (PROTOCOL.md 4.7). The target's path is resolved beneath the
@@ -436,18 +463,20 @@ bool settle_publish(const Library& library, const std::string& token)
                 ::close(fd); // its commit is still at work, and sets them itself
                 return false;
             }
+            struct ::stat held {};
+            if (::fstat(fd, &held) != 0 || !left_by_the_commit(held, intent, decoded->part)) {
+                ::close(fd);
+                log_event("publish_record_dropped",
+                          {{"path", decoded->name}, {"why", "the file at its name is no longer the one published"}});
+                return drop_record(library, state, read_at);
+            }
             apply_intent(fd, intent);
             (void)::fsync(fd); // the inode's changes, before the record goes
             ::close(fd);
             log_event("publish_completed", {{"path", decoded->name}});
         }
     }
-    // Only the state read: a put since may have written one of its own.
-    struct ::stat now {};
-    if (library.stat_entry(state, now) == 0 && now.st_ino == read_at.st_ino && now.st_dev == read_at.st_dev) {
-        library.unlink_entry(state);
-    }
-    return true;
+    return drop_record(library, state, read_at);
 }
 
 // The access ACL a published upload takes, read before the rename and set

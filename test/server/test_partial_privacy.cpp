@@ -421,3 +421,34 @@ TEST_CASE("a publish record of another file than the one at its name is dropped,
     CHECK(::lstat(state.c_str(), &gone) != 0);
     CHECK(root.hidden_entries() == 0);
 }
+
+TEST_CASE("a publish record is never applied to another file that took the published file's inode number")
+{
+    // Deleted after the kill, its inode number can go to the next file made
+    // in that folder (ext4 reuses it at once), renamed to the same name:
+    // the same device and inode, but another file. Simulated here on the one
+    // inode, made to look as such a file would: another owner and content,
+    // or the server's own 0600 file of the same size with another time.
+    for (const int variant : {0, 1}) {
+        CAPTURE(variant);
+        TempRoot root;
+        auto library = open_library(root);
+        const std::string path = root.path() + "/f.bin";
+        const std::string state = leave_killed_publish(root, *library, "f.bin", 0);
+        if (variant == 0) {
+            root.write("f.bin", "another user's file");
+            REQUIRE(::chown(path.c_str(), 1235, 1235) == 0);
+        } else {
+            const struct timespec times[2] = {{0, UTIME_OMIT}, {1'000'000'000, 0}};
+            REQUIRE(::utimensat(AT_FDCWD, path.c_str(), times, 0) == 0);
+        }
+        const auto before = lstat_of(path);
+        CHECK(remove_stale_partials(*library, std::chrono::hours(1)) == 0);
+        const auto left = lstat_of(path);
+        CHECK(left.st_uid == before.st_uid);
+        CHECK((left.st_mode & 07777) == (before.st_mode & 07777));
+        CHECK(test::access_acl_text(path).empty());
+        struct ::stat gone {};
+        CHECK(::lstat(state.c_str(), &gone) != 0); // the record went with its state
+    }
+}
