@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/xattr.h>
@@ -220,6 +221,21 @@ Result<std::shared_ptr<const LocalFolder>> open_tree_folder(const std::string& r
     return folder;
 }
 
+// At most kMaxHeldFolders, and an eighth of the descriptors this process
+// may open (RLIMIT_NOFILE, read once): a hard limit of 256 must leave room
+// for the files, parts and connections of the downloads themselves.
+std::size_t HeldFolders::most_held()
+{
+    static const std::size_t most = [] {
+        rlimit limit{};
+        if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) {
+            return kMaxHeldFolders;
+        }
+        return std::clamp<std::size_t>(static_cast<std::size_t>(limit.rlim_cur / 8), 1, kMaxHeldFolders);
+    }();
+    return most;
+}
+
 Result<std::shared_ptr<const LocalFolder>> HeldFolders::folder_of(const std::string& root, const std::string& dest)
 {
     const auto below = path_below(root, dest);
@@ -274,7 +290,7 @@ Result<std::shared_ptr<const LocalFolder>> HeldFolders::folder(const std::string
         }
         opened = std::make_shared<const LocalFolder>(shown, fd);
     }
-    if (held_.size() >= kMaxHeldFolders) {
+    if (held_.size() >= most_held()) {
         held_.clear(); // the downloads that took them still hold theirs
     }
     held_.emplace(std::make_pair(root, below), opened);

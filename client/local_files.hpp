@@ -63,11 +63,12 @@ Result<std::shared_ptr<const LocalFolder>> open_tree_folder(const std::string& r
 // published, so no later step names the folder by a path again, and a
 // tree of many files in few folders costs one descriptor per folder, not
 // one walk per file and step. Safe to share between threads (sync's
-// connections). It keeps at most kMaxHeldFolders for later files; a
+// connections). It keeps at most most_held() for later files; a
 // download's own hold is not limited by it.
 class HeldFolders {
 public:
     static constexpr std::size_t kMaxHeldFolders = 256;
+    static std::size_t most_held();
     // The folder `dest` (a path below `root`, see open_tree_folder) lies in.
     Result<std::shared_ptr<const LocalFolder>> folder_of(const std::string& root, const std::string& dest);
 

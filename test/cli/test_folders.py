@@ -196,7 +196,7 @@ class Folders(CliTest):
             return subprocess.run(
                 [test_cli.FERRY, "--server", server] + list(args), cwd=self.local, env=self.env,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120,
-                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (400, 400)))
+                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)))
 
         got = ferry_limited("get", "-r", "t")
         self.assertEqual(got.returncode, 0, got.stderr[-2000:])
