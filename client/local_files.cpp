@@ -460,11 +460,10 @@ Result<PartIdentity> identity_of(const LocalFile& file)
     if (::fstat(file.fd(), &st) != 0) {
         return local_error("cannot stat " + in_quotes(file.path()), errno);
     }
-    constexpr std::int64_t kNano = 1'000'000'000;
     return PartIdentity{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
                         static_cast<std::uint64_t>(st.st_size),
-                        static_cast<std::int64_t>(st.st_mtim.tv_sec) * kNano + st.st_mtim.tv_nsec,
-                        static_cast<std::int64_t>(st.st_ctim.tv_sec) * kNano + st.st_ctim.tv_nsec};
+                        sys::nanoseconds_since_epoch(st.st_mtim),
+                        sys::nanoseconds_since_epoch(st.st_ctim)};
 }
 
 std::string part_path(const std::string& dest)
@@ -1093,8 +1092,7 @@ bool is_ferry_part(const LocalFile& file, const struct ::stat& st, const Downloa
     struct statx born {};
     if (::statx(file.fd(), "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BTIME, &born) == 0 &&
         (born.stx_mask & STATX_BTIME) != 0) {
-        constexpr std::int64_t kNano = 1'000'000'000;
-        const std::int64_t birth = static_cast<std::int64_t>(born.stx_btime.tv_sec) * kNano + born.stx_btime.tv_nsec;
+        const std::int64_t birth = sys::nanoseconds_since_epoch(timespec{born.stx_btime.tv_sec, born.stx_btime.tv_nsec});
         return birth <= state->part.ctime_ns;
     }
     return true;

@@ -16,6 +16,11 @@
 
 namespace ferry::client {
 
+std::int64_t nanoseconds(const struct ::timespec& time)
+{
+    return sys::nanoseconds_since_epoch(time);
+}
+
 namespace {
 
 std::string joined(const std::string& folder, const std::string& name)

@@ -28,11 +28,9 @@ namespace ferry::client {
 // As deep as a server path goes (PROTOCOL.md 5: 64 components).
 inline constexpr std::size_t kMaxTreeDepth = 64;
 
-// A file time in ns since the Unix epoch.
-inline std::int64_t nanoseconds(const struct ::timespec& time)
-{
-    return static_cast<std::int64_t>(time.tv_sec) * 1'000'000'000 + time.tv_nsec;
-}
+// A file time in ns since the Unix epoch, saturated past 1677 and 2262
+// (sys::nanoseconds_since_epoch).
+std::int64_t nanoseconds(const struct ::timespec& time);
 
 struct LocalEntry {
     std::string path; // relative to the walked folder, components joined by '/'

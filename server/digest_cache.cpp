@@ -1,4 +1,5 @@
 #include "digest_cache.hpp"
+#include "posix_io.hpp"
 
 namespace ferry::server {
 
@@ -9,7 +10,7 @@ constexpr std::chrono::seconds kSettleTime{1};
 
 std::int64_t nanoseconds(const struct timespec& time)
 {
-    return static_cast<std::int64_t>(time.tv_sec) * 1'000'000'000 + time.tv_nsec;
+    return sys::nanoseconds_since_epoch(time);
 }
 
 } // namespace

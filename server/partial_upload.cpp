@@ -60,8 +60,8 @@ PartIdentity identity_of(const struct ::stat& st)
 {
     return PartIdentity{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
                         static_cast<std::uint64_t>(st.st_size),
-                        static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
-                        static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec};
+                        sys::nanoseconds_since_epoch(st.st_mtim),
+                        sys::nanoseconds_since_epoch(st.st_ctim)};
 }
 
 // Whether `owner` may resume the kept upload of this state. A state of an
@@ -411,7 +411,7 @@ bool drop_record(const Library& library, const std::string& state, const struct 
 bool left_by_the_commit(const struct ::stat& st, const PublishIntent& intent, const std::optional<PartIdentity>& part)
 {
     const auto mode = static_cast<std::uint32_t>(st.st_mode & 07777);
-    const std::int64_t mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+    const std::int64_t mtime_ns = sys::nanoseconds_since_epoch(st.st_mtim);
     return part && static_cast<std::uint64_t>(st.st_size) == part->size && mtime_ns == part->mtime_ns &&
            st.st_nlink == 1 && (st.st_uid == ::geteuid() || st.st_uid == intent.uid) &&
            (mode == 0600 || mode == intent.mode);

@@ -10,9 +10,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <limits>
 #include <type_traits>
 
 #include <sys/types.h>
+#include <time.h>
 
 namespace ferry::sys {
 
@@ -94,6 +96,26 @@ template <class Byte, std::size_t Extent>
 Transfer pread_full(int fd, std::span<Byte, Extent> buffer, off_t offset)
 {
     return pread_full(fd, std::span<std::byte>(std::as_writable_bytes(buffer)), offset);
+}
+
+
+// A time as signed nanoseconds since the epoch (the unit of the resume
+// states' identities and the client's quick checks). Those hold 1677 to 2262;
+// a file system may keep times past that (ext4 to 2446, tmpfs any 64-bit
+// second), which saturate at the bounds instead of overflowing the
+// multiplication (undefined behaviour, C++20 [expr.pre]/4).
+inline std::int64_t nanoseconds_since_epoch(const struct timespec& time)
+{
+    constexpr std::int64_t kNano = 1'000'000'000;
+    constexpr std::int64_t kMost = std::numeric_limits<std::int64_t>::max();
+    constexpr std::int64_t kLeast = std::numeric_limits<std::int64_t>::min();
+    if (time.tv_sec >= kMost / kNano) {
+        return kMost;
+    }
+    if (time.tv_sec <= kLeast / kNano) {
+        return kLeast;
+    }
+    return static_cast<std::int64_t>(time.tv_sec) * kNano + time.tv_nsec;
 }
 
 } // namespace ferry::sys
