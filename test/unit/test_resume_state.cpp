@@ -173,11 +173,7 @@ TEST_CASE("hostile or damaged resume states are refused, never trusted")
 
 TEST_CASE("an upload's publish record reads back as written; a mistyped or out-of-range one refuses the state")
 {
-    ResumeState state;
-    state.name = "sub/f.bin";
-    state.size = 5;
-    state.bytes_held = 5;
-    state.hash_state = "00";
+    ResumeState state = upload_state();
     state.publishing = ferry::PublishIntent{66306, 1234567, 4321, 8765, 0640, "user::rw-,user:1234:r--,group::r--,"
                                                                               "mask::r--,other::---"};
     const auto back = decode_resume_state(encode_resume_state(state));
