@@ -13,7 +13,7 @@ error codes they carry are listed in ferry_client.errors.
 """
 
 from .client import (CLIENT_NAME, DEFAULT_PORT, VERSION, Client, Deleted, Digest, Download, Entry, Listing,
-                     Transfer, Upload, __version__, connect, parse_address, parse_pin, tls_context)
+                     MtimeLimits, Transfer, Upload, __version__, connect, parse_address, parse_pin, tls_context)
 from .errors import (AuthError, Conflict, ConnectionLost, FerryError, IntegrityError, InvalidName, LocalIOError,
                      NotFerry, NotFound, ProtocolError, Retryable, ServerError, ServerLimit, StorageError,
                      TLSError, UnsupportedHash, UnsupportedVersion, WrongType, closes_connection, error_class)
@@ -21,8 +21,8 @@ from .hashes import SHA256, XXH3_128
 
 __all__ = [
     "AuthError", "CLIENT_NAME", "Client", "Conflict", "ConnectionLost", "DEFAULT_PORT", "Deleted", "Digest",
-    "Download", "Entry", "FerryError", "IntegrityError", "InvalidName", "Listing", "LocalIOError", "NotFerry",
-    "NotFound", "ProtocolError", "Retryable", "SHA256", "ServerError", "ServerLimit", "StorageError", "TLSError",
-    "Transfer", "UnsupportedHash", "UnsupportedVersion", "Upload", "VERSION", "WrongType", "XXH3_128",
+    "Download", "Entry", "FerryError", "IntegrityError", "InvalidName", "Listing", "LocalIOError", "MtimeLimits",
+    "NotFerry", "NotFound", "ProtocolError", "Retryable", "SHA256", "ServerError", "ServerLimit", "StorageError",
+    "TLSError", "Transfer", "UnsupportedHash", "UnsupportedVersion", "Upload", "VERSION", "WrongType", "XXH3_128",
     "__version__", "closes_connection", "connect", "error_class", "parse_address", "parse_pin", "tls_context",
 ]

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO, Callable, Iterator, Optional, Union
 
 from . import hashes, local
-from .errors import (ConnectionLost, FerryError, IntegrityError, LocalIOError, NotFerry, ProtocolError,
-                     TLSError, UnsupportedHash, UnsupportedVersion, closes_connection, from_reply)
-from .wire import CHUNK, FrameChannel, Transport
+from .errors import (Conflict, ConnectionLost, FerryError, IntegrityError, LocalIOError, NotFerry, NotFound,
+                     ProtocolError, TLSError, UnsupportedHash, UnsupportedVersion, WrongType, closes_connection,
+                     from_reply)
+from .wire import CHUNK, MAX_DATA, FrameChannel, Transport
 
 __version__ = "0.1.0"
 DEFAULT_PORT = 7021
@@ -55,7 +56,12 @@ class Transfer:
     remote file's, seconds), offset (where the bytes sent began: > 0 after a
     resume), hash (its name) and digest (hex, of the whole file, verified),
     path (the local file, when there was one), reply and trailer (the
-    server's start reply and its trailer or commit reply, as received)."""
+    server's start reply and its trailer or commit reply, as received),
+    mtime_asked (a put's ``mtime`` argument, None without one).
+
+    A put's ``mtime`` is what the server's file system holds: where it
+    cannot hold the time asked (``Client.mtime_limits``), the time clamped
+    or rounded, and ``mtime_kept`` is then False."""
 
     name: str
     size: int
@@ -66,6 +72,13 @@ class Transfer:
     path: Optional[str] = None
     reply: dict[str, Any] = field(default_factory=dict, repr=False)
     trailer: dict[str, Any] = field(default_factory=dict, repr=False)
+    mtime_asked: Optional[int] = None
+
+    @property
+    def mtime_kept(self) -> bool:
+        """False when a put asked for a modification time that the server's
+        file system could not hold (it holds ``mtime`` instead)."""
+        return self.mtime_asked is None or self.mtime_asked == self.mtime
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,31 @@ class Deleted:
     folders: int
 
 
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1   # the range of a signed integer (PROTOCOL.md 3.1)
+
+
+@dataclass(frozen=True)
+class MtimeLimits:
+    """What the server's file system holds of a modification time (hello's
+    ``mtime_limits``, PROTOCOL.md 4.1): it clamps a time into ``min`` ..
+    ``max`` (whole seconds since 1970, signed) and rounds it down, toward
+    the past, to a multiple of ``step`` (seconds, at least 1). ext4 holds
+    1901 to 2446 in steps of 1, FAT 1980 to 2107 in steps of 2."""
+
+    min: int
+    max: int
+    step: int
+
+    def held(self, mtime: int) -> int:
+        """The time the server's file system holds once given ``mtime``
+        (whole seconds): clamped, then rounded down to a multiple of
+        ``step``; where no multiple is left in the signed 64-bit range
+        (near -2^63), rounded toward zero instead, as ferry does."""
+        clamped = max(self.min, min(self.max, int(mtime)))
+        floored = clamped - clamped % self.step   # Python's % rounds toward the past, negatives too
+        return floored if floored >= INT64_MIN else floored + self.step
+
+
 # ---------------------------------------------------------------- helpers
 
 def _int(value: Any, what: str) -> int:
@@ -102,6 +140,36 @@ def _str(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise ProtocolError("internal", f"the server broke the protocol: {what} is {value!r}, not a string")
     return value
+
+
+def _signed64(value: Any) -> bool:
+    return local.is_int(value) and INT64_MIN <= value <= INT64_MAX
+
+
+def _mtime_limits(reply: dict[str, Any]) -> Optional[MtimeLimits]:
+    """hello's optional ``mtime_limits`` (PROTOCOL.md 4.1): None when
+    absent; anything but an object of three signed integers with min <=
+    max and step >= 1 (``null`` too) is the server breaking the protocol."""
+    if "mtime_limits" not in reply:
+        return None
+    value = reply["mtime_limits"]
+    if not isinstance(value, dict) or not all(_signed64(value.get(k)) for k in ("min", "max", "step")):
+        raise ProtocolError("internal", f"the server broke the protocol: mtime_limits is {value!r}, not an "
+                            "object of three integers min, max and step")
+    if value["min"] > value["max"] or value["step"] < 1:
+        raise ProtocolError("internal", f"the server broke the protocol: mtime_limits {value!r} needs min <= max "
+                            "and step >= 1")
+    return MtimeLimits(int(value["min"]), int(value["max"]), int(value["step"]))
+
+
+def _check_mtime(mtime: Any) -> int:
+    """A time to send (a put's or set_mtime's) as whole seconds (int()),
+    refused here (ValueError) past the signed 64-bit range of PROTOCOL.md
+    3.1 rather than by the server's bad_request."""
+    seconds = int(mtime)
+    if not _signed64(seconds):
+        raise ValueError(f"mtime {mtime!r} is outside the signed 64-bit range of seconds")
+    return seconds
 
 
 def _entry(obj: Any) -> Entry:
@@ -249,7 +317,13 @@ class Listing:
     (PROTOCOL.md 4.2): a folder of millions of files costs the memory of
     one page. ``skipped_invalid_names`` and ``skipped_too_deep`` (entries
     past the path bounds of PROTOCOL.md 5.1, version 2) are set once the
-    last page is read.
+    last page is read. ``holding_unlisted`` (a list of folder paths
+    relative to the folder listed, ``""`` for itself, complete once the
+    last page is read; None where the server's hello does not list the
+    capability "holding_unlisted", and cannot tell) names the folders that
+    directly hold an entry the listing does not show (a hidden name, a
+    link, a mount point, an entry too deep...): what a recursive delete
+    would leave in place, with those folders (PROTOCOL.md 4.2).
 
     The server takes no other request until the last page is sent: a
     Listing left unfinished is read to its end (and dropped) by the next
@@ -262,6 +336,7 @@ class Listing:
         self.done = False
         self.skipped_invalid_names: Optional[int] = None
         self.skipped_too_deep: Optional[int] = None
+        self.holding_unlisted: Optional[list[str]] = [] if "holding_unlisted" in owner.capabilities else None
         self.pages = 1                     # pages read so far
         self.last_page: dict[str, Any] = first   # the latest page, as received
 
@@ -269,6 +344,12 @@ class Listing:
         files = page.get("files")
         if not isinstance(files, list):
             raise ProtocolError("internal", f"the server broke the protocol: a list page without files: {page!r}")
+        held = page.get("holding_unlisted", [])
+        if not isinstance(held, list) or not all(isinstance(folder, str) for folder in held):
+            raise ProtocolError("internal", f"the server broke the protocol: holding_unlisted is {held!r}, "
+                                "not a list of paths")
+        if self.holding_unlisted is not None:
+            self.holding_unlisted.extend(held)
         if not page.get("more"):
             self.done = True
             self.skipped_invalid_names = _int(page.get("skipped_invalid_names", 0), "skipped_invalid_names")
@@ -407,16 +488,19 @@ class Upload:
     """A put in progress (PROTOCOL.md 4.5): ``offset`` is where the data
     must start (> 0 on a resume, when ``prefix_digest`` is the server's
     digest of the bytes it holds, to be checked before sending more).
-    write() sends data frames; commit() or abort() ends it."""
+    write() sends data frames; commit() or abort() ends it. ``replace``
+    (open_put's) is what commit() does by default: False publishes only
+    if nothing stands at ``name`` then."""
 
     def __init__(self, owner: "Client", rid: int, reply: dict[str, Any], name: str, size: int,
-                 hash_name: str) -> None:
+                 hash_name: str, replace: bool = True) -> None:
         self._owner = owner
         self._rid = rid
         self.reply = reply
         self.name = name
         self.size = size
         self.hash = hash_name
+        self.replace = replace
         self.offset = _int(reply.get("offset"), "the put reply's offset")
         if self.offset > size:
             owner._drop()
@@ -433,23 +517,44 @@ class Upload:
         self.done = False
 
     def write(self, payload: Union[bytes, bytearray, memoryview]) -> None:
-        """Sends bytes as one data frame (at most 16 MiB; the library's own
-        put sends 256 KiB frames). Raises ConnectionLost, or the server's
-        error when it refused the data and closed the connection."""
+        """Sends bytes as one data frame (at most the server's
+        ``max_data_frame``, 16 MiB from ferryd; the library's own put sends
+        256 KiB frames). Raises ValueError for a larger payload (nothing is
+        sent, the upload goes on), ConnectionLost, or the server's error
+        when it refused the data and closed the connection."""
+        if len(payload) > self._owner.max_data_frame:
+            raise ValueError(f"a data frame of {len(payload)} bytes is over the server's max_data_frame "
+                             f"({self._owner.max_data_frame}): write it in pieces")
         try:
             self._owner._channel.send_data(payload)
         except ConnectionLost:
             self._owner._lost_while_sending(self._rid)
         self.sent += len(payload)
 
-    def commit(self, digest: str) -> dict[str, Any]:
+    def commit(self, digest: str, replace: Optional[bool] = None) -> dict[str, Any]:
         """Asks the server to publish the file, whose whole content hashes
         to ``digest`` (hex); returns the commit reply (name, size, mtime,
-        the digest). Raises IntegrityError (hash_mismatch, size_mismatch),
-        StorageError, ConnectionLost."""
+        the digest). ``replace`` (default: the upload's own, open_put's):
+        False publishes only if nothing stands at ``name`` when the server
+        renames the upload there (PROTOCOL.md 4.5; the check is the rename
+        itself, so nothing put there meanwhile is replaced).
+
+        Raises Conflict (exists: with ``replace`` False, something stands
+        at ``name``; it stays as it is, the upload is discarded, the
+        connection goes on), IntegrityError (hash_mismatch,
+        size_mismatch), StorageError, ConnectionLost, UnsupportedVersion
+        (``replace`` False where the server does not list
+        "commit_replace": it would replace; nothing is sent and the upload
+        is still open, to abort or commit otherwise)."""
+        keep_existing = not (self.replace if replace is None else replace)
+        if keep_existing:
+            self._owner._need_commit_replace()
         self.done = True
         self._owner._active = None
-        return self._owner.request("commit", id=self._rid, **{self.hash: digest})
+        fields: dict[str, Any] = {self.hash: digest}
+        if keep_existing:
+            fields["replace"] = False   # only when false (4.5): the commit as it always was otherwise
+        return self._owner.request("commit", id=self._rid, **fields)
 
     def abort(self, discard: bool = False) -> dict[str, Any]:
         """Ends the upload unpublished (PROTOCOL.md 4.6); the server keeps
@@ -477,7 +582,10 @@ class Client:
 
     Attributes after hello: ``version`` (the protocol version spoken),
     ``server`` (its name), ``access`` ("rw" or "ro"), ``hashes`` and
-    ``capabilities`` (as the server announced them), ``max_control_frame``.
+    ``capabilities`` (as the server announced them), ``max_control_frame``,
+    ``max_data_frame`` (bytes), ``mtime_limits`` (an MtimeLimits, or None
+    where the server does not say: a version-1 connection, an older
+    ferryd, a file system whose times it could not learn; see held_mtime).
 
     A Client made by connect() opens a new connection (and says hello again)
     when the last one was closed by an error, a dropped get or the server;
@@ -499,6 +607,8 @@ class Client:
         self.hashes: list[str] = [hashes.SHA256]
         self.capabilities: list[str] = []
         self.max_control_frame = 65536
+        self.max_data_frame = MAX_DATA
+        self.mtime_limits: Optional[MtimeLimits] = None
 
     @classmethod
     def over(cls, channel: FrameChannel, hello_reply: Optional[dict[str, Any]] = None) -> "Client":
@@ -615,7 +725,8 @@ class Client:
         return self._reply(self._send(op, fields))
 
     def accept_hello(self, reply: dict[str, Any]) -> None:
-        """Takes the attributes from a hello reply."""
+        """Takes the attributes from a hello reply. Raises ProtocolError
+        ("internal") for a malformed ``mtime_limits`` (PROTOCOL.md 4.1)."""
         self.version = _int(reply.get("version"), "the hello reply's version")
         self.server = str(reply.get("server", ""))
         self.access = str(reply.get("access", "rw"))
@@ -625,13 +736,18 @@ class Client:
         self.capabilities = [c for c in capabilities if isinstance(c, str)] if isinstance(capabilities, list) else []
         if local.is_int(reply.get("max_control_frame")):
             self.max_control_frame = int(reply["max_control_frame"])
+        if local.is_int(reply.get("max_data_frame")) and reply["max_data_frame"] > 0:
+            self.max_data_frame = min(int(reply["max_data_frame"]), MAX_DATA)
+        self.mtime_limits = _mtime_limits(reply)
 
     def hello(self, version: int = VERSION, token: Optional[str] = None, client: str = CLIENT_NAME) -> dict[str, Any]:
         """Says hello (PROTOCOL.md 4.1), asking for ``version``; a server
         that answers unsupported_version to a version over 1 is asked again
         with 1 on a new connection (TREE-DESIGN: version 2 is negotiated).
         Returns the reply. Raises AuthError (unauthorized), TLSError
-        (tls_required), NotFerry, UnsupportedVersion, Retryable."""
+        (tls_required), NotFerry, UnsupportedVersion, Retryable,
+        ProtocolError ("internal": a malformed ``mtime_limits``; the
+        connection is closed)."""
         fields: dict[str, Any] = {"id": 0, "version": version, "client": client}
         if token is not None:
             fields["token"] = token
@@ -657,8 +773,22 @@ class Client:
                 self._open = True
                 return self.hello(1, token, client)
             raise
-        self.accept_hello(reply)
+        try:
+            self.accept_hello(reply)
+        except ProtocolError:
+            self._drop()   # a server that breaks the protocol in hello is not talked to further
+            raise
         return reply
+
+    def held_mtime(self, mtime: int) -> int:
+        """The modification time the server's file system holds once given
+        ``mtime`` (whole seconds since 1970): ``mtime_limits.held(mtime)``,
+        or ``mtime`` itself where the server gave no limits. Compare a
+        local file's time with a remote entry's through it (a quick check:
+        same size and ``entry.mtime == held_mtime(local_mtime)``), so that
+        a time the server cannot hold (past 2446 on ext4, an odd second on
+        FAT) is not taken for a change on every run, as ferry sync does."""
+        return self.mtime_limits.held(mtime) if self.mtime_limits is not None else int(mtime)
 
     # -- v2 gate
 
@@ -666,6 +796,16 @@ class Client:
         if self.version < 2:
             raise UnsupportedVersion("unsupported_version", f"this server speaks protocol version {self.version}, "
                                      f"which has no folders ({what} needs version 2)")
+
+    def _need_commit_replace(self) -> None:
+        """A commit that must not replace needs a server that honours
+        ``replace: false``; an older one ignores the field and replaces
+        (PROTOCOL.md 4.5, 8), so nothing is sent to it."""
+        if "commit_replace" not in self.capabilities:
+            raise UnsupportedVersion("unknown_op", "this server cannot refuse to replace at the commit (no "
+                                     "\"commit_replace\" in its capabilities: an older ferryd, or a version-1 "
+                                     "connection); stat the name before the upload instead, knowing that a file "
+                                     "put there while the upload runs is then replaced")
 
     def _hash_name(self, name: str) -> str:
         hashes.new(name)   # raises UnsupportedHash when Python cannot compute it
@@ -860,15 +1000,20 @@ class Client:
                         None, download.reply, download.trailer)
 
     def open_put(self, name: str, size: int, resume: bool = False, hash: str = hashes.SHA256,
-                 parents: bool = False, mtime: Optional[int] = None) -> Upload:
+                 parents: bool = False, mtime: Optional[int] = None, replace: bool = True) -> Upload:
         """Starts a put of ``size`` bytes under remote ``name`` (PROTOCOL.md
         4.5) and returns its Upload. ``resume`` continues a kept upload of
         the same name and size (4.7); ``parents`` creates missing folders and
-        ``mtime`` (seconds) sets the published file's modification time
-        (both version 2). Raises AuthError (forbidden), InvalidName,
-        WrongType, NotFound (a missing folder), Retryable (busy,
-        too_many_transfers), ServerLimit, StorageError, UnsupportedHash,
-        UnsupportedVersion."""
+        ``mtime`` (whole seconds since 1970, signed) sets the published
+        file's modification time (both version 2; the server's file system
+        holds it as ``mtime_limits`` say, and the commit reply gives what it
+        holds). ``replace=False`` makes the Upload's commit publish only if
+        nothing stands at ``name`` then (Upload.commit). Raises AuthError
+        (forbidden), InvalidName, WrongType, NotFound (a missing folder),
+        Retryable (busy, too_many_transfers), ServerLimit, StorageError,
+        UnsupportedHash, UnsupportedVersion (also ``replace=False`` where
+        the server does not list "commit_replace"; nothing is sent),
+        ValueError (``mtime`` past the signed 64-bit range)."""
         hash = self._hash_name(hash)
         fields: dict[str, Any] = {"name": name, "size": size, "resume": resume}
         if hash != hashes.SHA256:
@@ -878,16 +1023,18 @@ class Client:
             if parents:
                 fields["parents"] = True
             if mtime is not None:
-                fields["mtime"] = int(mtime)
+                fields["mtime"] = _check_mtime(mtime)
+        if not replace:
+            self._need_commit_replace()
         self._ready()
         rid = self._send("put", fields)
-        upload = Upload(self, rid, self._reply(rid), name, size, hash)
+        upload = Upload(self, rid, self._reply(rid), name, size, hash, replace)
         self._active = upload
         return upload
 
     def put(self, src: Union[PathLike, BinaryIO, IO[bytes]], name: Optional[str] = None, resume: bool = True,
             hash: str = hashes.SHA256, progress: Optional[Progress] = None, parents: bool = False,
-            mtime: Optional[int] = None) -> Transfer:
+            mtime: Optional[int] = None, replace: bool = True) -> Transfer:
         """Uploads ``src`` under remote ``name`` and has the server verify
         and publish it atomically (PROTOCOL.md 4.5).
 
@@ -900,18 +1047,33 @@ class Client:
         "xxh3-128". ``progress(done, total)`` in bytes. ``parents`` and
         ``mtime`` (version 2): create missing folders; set the published
         file's modification time (whole seconds since 1970, e.g.
-        ``int(os.stat(src).st_mtime)`` to keep the local file's).
+        ``os.stat(src).st_mtime_ns // 10**9`` to keep the local file's; the
+        server's file system clamps or rounds a time it cannot hold, as
+        ``mtime_limits`` say: the Transfer's ``mtime`` is what it holds, and
+        its ``mtime_kept`` False then).
+
+        ``replace=False`` (version 2, what ``ferry put --no-clobber`` does)
+        never replaces a file at ``name``: one there already is
+        ``Conflict`` (exists) before any byte is sent, and one put there
+        while the upload runs is ``Conflict`` (exists) at the commit,
+        checked by the server's rename itself (PROTOCOL.md 4.5); it stays
+        as it is and nothing is published. It needs a server whose hello
+        lists "commit_replace" (else UnsupportedVersion and nothing is
+        sent: an older ferryd would replace a file that appears during the
+        upload; looking with stat() first and accepting that window is the
+        caller's choice).
 
         Returns a Transfer. Raises AuthError (forbidden), InvalidName,
-        NotFound, WrongType, IntegrityError (file_changed: the source
-        changed while it was read, nothing is published; hash_mismatch),
-        Retryable (busy, ...),
+        NotFound, WrongType, Conflict (exists, with ``replace=False``),
+        IntegrityError (file_changed: the source changed while it was
+        read, nothing is published; hash_mismatch), Retryable (busy, ...),
         ServerLimit (upload_too_large), StorageError (no_space, io_error),
-        ConnectionLost (the upload stays resumable), LocalIOError."""
+        ConnectionLost (the upload stays resumable), LocalIOError,
+        UnsupportedVersion, ValueError (``mtime`` past 64 bits)."""
         if not isinstance(src, (str, os.PathLike)):
             if name is None:
                 raise ValueError("put of a file object needs a name")
-            return self._put_stream(src, name, resume, hash, progress, parents, mtime, None)
+            return self._put_stream(src, name, resume, hash, progress, parents, mtime, None, replace)
         path = os.fspath(src)
         try:
             stream = open(path, "rb", buffering=0)
@@ -919,11 +1081,27 @@ class Client:
             raise local.local_error(f"cannot read {path!r}", error) from error
         with stream:
             return self._put_stream(stream, name or os.path.basename(path.rstrip("/")), resume, hash, progress,
-                                    parents, mtime, path)
+                                    parents, mtime, path, replace)
+
+    def _refuse_existing(self, name: str) -> None:
+        """Before an upload that must not replace: a file already at
+        ``name`` is ``exists`` without sending its bytes (the commit's
+        check still covers one that appears later). Anything else there
+        (a folder, a link) is left for the put to refuse in its words."""
+        try:
+            entry = self.stat(name)
+        except (NotFound, WrongType):
+            return
+        if not entry.is_folder:
+            raise Conflict("exists", f"{name!r} exists on the server ({entry.size} bytes): not replaced, "
+                           "nothing was sent")
 
     def _put_stream(self, stream: IO[bytes], name: str, resume: bool, hash: str, progress: Optional[Progress],
-                    parents: bool, mtime: Optional[int], path: Optional[str]) -> Transfer:
+                    parents: bool, mtime: Optional[int], path: Optional[str], replace: bool = True) -> Transfer:
         hash = self._hash_name(hash)
+        if not replace:
+            self._need_commit_replace()
+            self._refuse_existing(name)
         try:
             start = stream.tell()
             size = stream.seek(0, io.SEEK_END) - start
@@ -931,7 +1109,7 @@ class Client:
         except (OSError, ValueError) as error:
             raise LocalIOError(f"cannot put {name!r}: its source must be a seekable file ({error})") from None
         before = _identity(stream)
-        upload = self.open_put(name, size, resume, hash, parents, mtime)
+        upload = self.open_put(name, size, resume, hash, parents, mtime, replace)
         hasher = hashes.new(hash)
         if upload.offset > 0:
             prefix_ok = self._read_into(stream, start, upload.offset, hasher, None) \
@@ -939,7 +1117,7 @@ class Client:
             if not prefix_ok:
                 # The kept bytes are not this file's beginning.
                 upload.abort(discard=True)
-                upload = self.open_put(name, size, False, hash, parents, mtime)
+                upload = self.open_put(name, size, False, hash, parents, mtime, replace)
                 hasher = hashes.new(hash)
         try:
             if progress:
@@ -965,7 +1143,7 @@ class Client:
             raise ProtocolError("internal", f"the server broke the protocol: commit reply {reply!r} for "
                                 f"{size} bytes with {hash} {digest}")
         return Transfer(name, size, _int(reply.get("mtime"), "the commit's mtime"), upload.offset, hash, digest,
-                        path, upload.reply, reply)
+                        path, upload.reply, reply, None if mtime is None else _check_mtime(mtime))
 
     @staticmethod
     def _read_into(stream: IO[bytes], at: int, count: int, hasher: hashes.Hasher, upload: Optional[Upload],
@@ -1046,12 +1224,14 @@ class Client:
         where it does not list "set_mtime_expect" (it would set by name;
         nothing is sent), NotFound, WrongType (a link, FIFO, device),
         AuthError (read-only), InvalidName, IntegrityError (file_changed:
-        not the entry expected)."""
+        not the entry expected), ValueError (``mtime`` past 64 bits). The
+        Entry's mtime is what the file system holds: ``held_mtime(mtime)``
+        where it cannot hold ``mtime`` itself."""
         self._need_v2("set_mtime")
         if "set_mtime" not in self.capabilities:
             raise UnsupportedVersion("unknown_op", "this server cannot set a modification time "
                                      "(no \"set_mtime\" in its capabilities)")
-        fields: dict[str, Any] = {"path": path, "mtime": int(mtime)}
+        fields: dict[str, Any] = {"path": path, "mtime": _check_mtime(mtime)}
         if expect is not None:
             if "set_mtime_expect" not in self.capabilities:
                 raise UnsupportedVersion("unknown_op", "this server sets times by name only "

@@ -119,9 +119,10 @@ class WrongType(FerryError):
 
 
 class Conflict(FerryError):
-    """The request does not fit what is there now: the target exists, a
-    folder is not empty, a folder moves into itself, or a get offset is past
-    the end of the file."""
+    """The request does not fit what is there now: the target exists (a
+    mkdir, a rename without replace, a put with replace=False), a folder is
+    not empty, a folder moves into itself, or a get offset is past the end
+    of the file."""
 
     codes = frozenset({"exists", "not_empty", "invalid_move", "bad_offset"})
 

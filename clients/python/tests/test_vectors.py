@@ -172,6 +172,54 @@ class ListingTests(unittest.TestCase):
                          (True, 3, 4, 2))
 
 
+class HelloTests(unittest.TestCase):
+    """hello's optional mtime_limits (PROTOCOL.md 4.1), from recorded
+    replies: absent is none, malformed is the server breaking the protocol
+    (the connection is closed), a valid one is held to as ferry does."""
+
+    HELLO = {"id": 0, "ok": True, "version": 2, "server": "ferryd/9", "capabilities": ["list"],
+             "hashes": ["sha256"], "max_control_frame": 65536, "max_data_frame": 16777216, "access": "rw"}
+
+    def hello(self, **extra):
+        channel = Replay([wire.Frame(wire.KIND_CONTROL, wire.encode_json(dict(self.HELLO, **extra)))])
+        client = ferry_client.Client(channel)
+        return client, channel
+
+    def test_absent_limits_compare_times_exactly(self):
+        client, channel = self.hello()
+        client.hello()
+        self.assertIsNone(client.mtime_limits)
+        self.assertEqual(client.held_mtime(2**62 + 1), 2**62 + 1)
+        self.assertFalse(channel.closed)
+
+    def test_malformed_limits_are_a_protocol_error(self):
+        for limits in ([1, 2, 3], None, "ext4", {"min": 0, "max": 10}, {"min": 0, "max": 10, "step": 0},
+                       {"min": 10, "max": 0, "step": 1}, {"min": 0, "max": 10, "step": 1.0},
+                       {"min": 0, "max": 10, "step": True}, {"min": "0", "max": 10, "step": 1},
+                       {"min": -2**63 - 1, "max": 10, "step": 1}, {"min": 0, "max": 2**63, "step": 1},
+                       {"min": 0, "max": 10, "step": -2}):
+            with self.subTest(limits=limits):
+                client, channel = self.hello(mtime_limits=limits)
+                with self.assertRaises(ferry_client.ProtocolError) as caught:
+                    client.hello()
+                self.assertEqual(caught.exception.code, "internal")
+                self.assertIn("mtime_limits", caught.exception.message)
+                self.assertTrue(channel.closed)
+
+    def test_valid_limits_clamp_then_round_down(self):
+        client, _ = self.hello(mtime_limits={"min": 315532800, "max": 4354819198, "step": 2})   # FAT
+        client.hello()
+        self.assertEqual(client.mtime_limits, ferry_client.MtimeLimits(315532800, 4354819198, 2))
+        self.assertEqual(client.held_mtime(993599999), 993599998)
+        self.assertEqual(client.held_mtime(993513600), 993513600)
+        self.assertEqual(client.held_mtime(0), 315532800)
+        self.assertEqual(client.held_mtime(2**62), 4354819198)
+        limits = ferry_client.MtimeLimits
+        self.assertEqual(limits(-2**63, 2**63 - 1, 2).held(-3), -4)      # toward the past, not zero
+        self.assertEqual(limits(-2**63, 2**63 - 1, 3).held(-2**63), -2**63 + 2)   # no multiple below: toward zero
+        self.assertEqual(limits(-2**31, 15032385535, 1).held(-2**62), -2**31)     # ext4
+
+
 class ErrorMappingTests(unittest.TestCase):
     def test_each_code_of_section_6_has_one_family(self):
         with open(PROTOCOL_MD, encoding="utf-8") as f:
