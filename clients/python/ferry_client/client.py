@@ -103,7 +103,9 @@ class Deleted:
     folders: int
 
 
-INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1   # the range of a signed integer (PROTOCOL.md 3.1)
+# The ranges of PROTOCOL.md 3.1: an mtime is signed, every other integer unsigned.
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+UINT64_MAX = (1 << 64) - 1
 
 
 @dataclass(frozen=True)
@@ -130,9 +132,16 @@ class MtimeLimits:
 
 # ---------------------------------------------------------------- helpers
 
-def _int(value: Any, what: str) -> int:
+def _int(value: Any, what: str, signed: bool = False) -> int:
+    """An integer field of a reply in its range (PROTOCOL.md 3.1): unsigned
+    (sizes, offsets, counts) 0 to 2^64-1, or ``signed`` (an mtime) within
+    64 bits; anything else is the server breaking the protocol."""
     if not local.is_int(value):
         raise ProtocolError("internal", f"the server broke the protocol: {what} is {value!r}, not an integer")
+    low, high = (INT64_MIN, INT64_MAX) if signed else (0, UINT64_MAX)
+    if not low <= value <= high:
+        raise ProtocolError("internal", f"the server broke the protocol: {what} is {value}, out of the range "
+                            f"{low} to {high}")
     return int(value)
 
 
@@ -176,8 +185,10 @@ def _entry(obj: Any) -> Entry:
     if not isinstance(obj, dict):
         raise ProtocolError("internal", f"the server broke the protocol: a file entry is {obj!r}")
     kind = obj.get("type", "file")
+    if kind not in ("file", "folder"):   # 3.3: nothing else is ever described
+        raise ProtocolError("internal", f"the server broke the protocol: an entry of type {kind!r}")
     return Entry(_str(obj.get("name"), "a name"), _int(obj.get("size"), "a size"),
-                 _int(obj.get("mtime"), "an mtime"), _str(kind, "a type"))
+                 _int(obj.get("mtime"), "an mtime", signed=True), kind)
 
 
 def _expected(entry: Entry) -> dict[str, Any]:
@@ -399,7 +410,7 @@ class Download:
         self.reply = reply
         self.name = _str(reply.get("name"), "the get reply's name")
         self.size = _int(reply.get("size"), "the get reply's size")
-        self.mtime = _int(reply.get("mtime"), "the get reply's mtime")
+        self.mtime = _int(reply.get("mtime"), "the get reply's mtime", signed=True)
         self.offset = _int(reply.get("offset"), "the get reply's offset")
         if self.offset != offset or offset > self.size:
             owner._drop()
@@ -1142,7 +1153,7 @@ class Client:
         if reply.get(hash) != digest or reply.get("size") != size:
             raise ProtocolError("internal", f"the server broke the protocol: commit reply {reply!r} for "
                                 f"{size} bytes with {hash} {digest}")
-        return Transfer(name, size, _int(reply.get("mtime"), "the commit's mtime"), upload.offset, hash, digest,
+        return Transfer(name, size, _int(reply.get("mtime"), "the commit's mtime", signed=True), upload.offset, hash, digest,
                         path, upload.reply, reply, None if mtime is None else _check_mtime(mtime))
 
     @staticmethod
@@ -1251,4 +1262,4 @@ class Client:
             fields["hash"] = hash
         reply = self.request("digest", **fields)
         return Digest(_str(reply.get("name"), "name"), _int(reply.get("size"), "size"),
-                      _int(reply.get("mtime"), "mtime"), hash, _str(reply.get(hash), hash))
+                      _int(reply.get("mtime"), "mtime", signed=True), hash, _str(reply.get(hash), hash))

@@ -220,6 +220,28 @@ class HelloTests(unittest.TestCase):
         self.assertEqual(limits(-2**31, 15032385535, 1).held(-2**62), -2**31)     # ext4
 
 
+class ReplyRangeTests(unittest.TestCase):
+    """PROTOCOL.md 3.1 and 3.3: a size, offset or count is unsigned within
+    64 bits, an mtime signed within 64 bits, an entry a file or a folder;
+    a reply outside that is the server breaking the protocol."""
+
+    def stat_reply(self, **fields):
+        reply = dict({"id": 1, "ok": True, "name": "a", "type": "file", "size": 1, "mtime": 5}, **fields)
+        return ferry_client.Client.over(Replay([wire.Frame(wire.KIND_CONTROL, wire.encode_json(reply))]))
+
+    def test_fields_out_of_range_or_type_are_refused(self):
+        for fields in ({"size": -1}, {"size": 2**64}, {"mtime": 2**63}, {"mtime": -2**63 - 1},
+                       {"type": "link"}, {"type": None}):
+            with self.subTest(fields=fields):
+                with self.assertRaises(ferry_client.ProtocolError) as caught:
+                    self.stat_reply(**fields).stat("a")
+                self.assertEqual(caught.exception.code, "internal")
+
+    def test_the_extremes_are_accepted(self):
+        entry = self.stat_reply(size=2**64 - 1, mtime=-2**63, type="folder").stat("a")
+        self.assertEqual((entry.size, entry.mtime, entry.is_folder), (2**64 - 1, -2**63, True))
+
+
 class ErrorMappingTests(unittest.TestCase):
     def test_each_code_of_section_6_has_one_family(self):
         with open(PROTOCOL_MD, encoding="utf-8") as f:
