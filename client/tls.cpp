@@ -64,6 +64,22 @@ Error handshake_error(const std::string& address, const std::string& why)
     return Error{ErrorCode::connection_lost, "TLS with " + address + " failed: " + why};
 }
 
+// A server at its connection limits closes a TLS connection before the
+// handshake without a word (PROTOCOL.md 7): nothing it said could be read.
+Error closed_during_handshake(const std::string& address)
+{
+    ERR_clear_error();
+    return handshake_error(address, "the server closed the connection during the handshake (a server at its "
+                                    "connection limit, in all or for this address, does so; try again later)");
+}
+
+// Whether the server has closed its end: what is left to read ends there.
+bool peer_closed(int fd)
+{
+    std::uint8_t next = 0;
+    return ::recv(fd, &next, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 // A failure that trying again cannot cure: the certificate, the pin, or a
 // server without TLS (exit status 5, not 6).
 Error trust_error(const std::string& address, const std::string& why)
@@ -156,6 +172,9 @@ Error explain_failure(int fd, bool server_spoke, const std::string& address, SSL
         ERR_clear_error();
         return trust_error(address, "the server answered in plaintext: it does not speak TLS (leave out --tls)");
     }
+    if (!server_spoke && peer_closed(fd)) {
+        return closed_during_handshake(address);
+    }
     return handshake_error(address, openssl_reason());
 }
 
@@ -227,8 +246,7 @@ Result<TlsSession> TlsSession::connect(int fd, const std::string& host, const st
         const int reason = SSL_get_error(ssl.get(), rc);
         if (reason != SSL_ERROR_WANT_READ && reason != SSL_ERROR_WANT_WRITE) {
             if (reason == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
-                return handshake_error(address, errno != 0 ? std::strerror(errno)
-                                                           : "the server closed the connection during the handshake");
+                return errno != 0 ? handshake_error(address, std::strerror(errno)) : closed_during_handshake(address);
             }
             return explain_failure(fd, server_spoke, address, ssl.get());
         }

@@ -93,6 +93,10 @@ struct Config {
     // engine's state (tens of KiB) and a connection slot; without its own
     // deadline, peers that stop half-way hold both for the idle timeout.
     // A handshake takes one or two round trips: seconds are plenty.
+    // The same time bounds the wait for hello (after the TLS handshake, if
+    // any): a peer that says nothing would otherwise hold one of its
+    // address's connection slots for the idle timeout without any token,
+    // and a few addresses could keep every token holder out.
     std::chrono::milliseconds handshake_timeout{5 * 1000};
     // How long a wrong or missing token waits before its refusal.
     std::chrono::milliseconds auth_failure_delay{1000};

@@ -289,7 +289,8 @@ int serve(int argc, char** argv)
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
     app.add_option("--handshake-timeout", handshake_timeout,
-                   "Seconds a TLS client has to finish its handshake after connecting")
+                   "Seconds a client has after connecting to finish its TLS handshake (with --tls-cert) and, "
+                   "after that, to send its hello")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
     app.add_option("--drain-timeout", drain_timeout, "Seconds running transfers may finish after SIGTERM/SIGINT")

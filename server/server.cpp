@@ -115,10 +115,9 @@ Result<std::string> Server::serve(int fd)
 
     // Timeouts are checked by one sweep over all connections rather than a
     // timer each: a few times per shortest timeout, at most once a second.
-    auto shortest = std::min(config_.idle_timeout, config_.stall_timeout).count();
-    if (config_.tls) {
-        shortest = std::min(shortest, config_.handshake_timeout.count());
-    }
+    // The handshake timeout bounds the TLS handshake and, on every
+    // connection, the wait for hello.
+    const auto shortest = std::min({config_.idle_timeout, config_.stall_timeout, config_.handshake_timeout}).count();
     sweep_ms_ = static_cast<std::uint64_t>(std::clamp<long long>(shortest / 4, 50, 1000));
     uv_timer_init(loop_, &sweep_timer_);
     sweep_timer_.data = this;

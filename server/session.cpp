@@ -103,9 +103,9 @@ private:
 };
 
 Session::Session(SessionIo& io, const Library& library, const Config& config, Counters& counters)
-    : io_(io), library_(library), config_(config), counters_(counters), decoder_(config.max_control_frame)
+    : io_(io), library_(library), config_(config), counters_(counters), last_activity_ms_(io.now_ms()),
+      decoder_(config.max_control_frame)
 {
-    touch();
 }
 
 Session::Session(SessionIo& io, const Library& library, const Config& config, Counters& counters, Standing standing)
@@ -155,7 +155,14 @@ bool Session::Standing::idle_expired(std::uint64_t now_ms, std::uint64_t unwatch
     // woken session then runs to say why it closes.
     last_activity_ms = std::min(now_ms, last_activity_ms + unwatched_ms);
     const std::uint64_t quiet = now_ms > last_activity_ms ? now_ms - last_activity_ms : 0;
-    return quiet >= static_cast<std::uint64_t>(config.idle_timeout.count());
+    const auto limit = hello_done ? config.idle_timeout : std::min(config.idle_timeout, config.handshake_timeout);
+    return quiet >= static_cast<std::uint64_t>(limit.count());
+}
+
+std::uint64_t Session::waiting_limit_ms() const
+{
+    const auto limit = hello_done_ ? config_.idle_timeout : std::min(config_.idle_timeout, config_.handshake_timeout);
+    return static_cast<std::uint64_t>(limit.count());
 }
 
 Session::~Session()
@@ -462,6 +469,7 @@ void Session::start_hello(std::uint64_t id, const HelloRequest& hello)
         access_ = Access::read_only;
     }
     hello_done_ = true;
+    touch(); // the idle clock starts here (touch() ignores what came before)
     protocol_version_ = std::min(hello.version, kMaxProtocolVersion);
     HelloReply reply;
     reply.version = protocol_version_;
@@ -1198,7 +1206,12 @@ void Session::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms)
     }
     switch (state_) {
     case State::awaiting_request:
-        if (!reading_request() && quiet >= idle_limit) {
+        if (!hello_done_ && quiet >= waiting_limit_ms()) {
+            // Half a hello is no hello: the deadline holds mid-frame too.
+            fail_connection(std::nullopt, Error{ErrorCode::idle_timeout, "no hello within " +
+                                                                             seconds_text(waiting_limit_ms()) +
+                                                                             " of connecting"});
+        } else if (!reading_request() && quiet >= idle_limit) {
             fail_connection(std::nullopt, Error{ErrorCode::idle_timeout, "no request for " + seconds_text(quiet)});
         }
         break;

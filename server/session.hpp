@@ -97,6 +97,7 @@ public:
         // Moves the idle clock by `unwatched_ms` (see check_timeouts) and
         // says whether the idle timeout has run out, so that a sweep can
         // judge a parked session without waking it.
+        // Before hello, the hello deadline instead (Session::waiting_limit_ms).
         bool idle_expired(std::uint64_t now_ms, std::uint64_t unwatched_ms, const Config& config);
     };
 
@@ -245,7 +246,19 @@ private:
     // Every job's completion comes back through here, the one place that
     // may drop it.
     bool take_completion();
-    void touch() { last_activity_ms_ = io_.now_ms(); }
+    // Before hello nothing is activity: the hello deadline counts from the
+    // connection's start (waiting_limit_ms), so that requests refused with
+    // hello_required cannot hold a slot any longer than silence can.
+    void touch()
+    {
+        if (hello_done_) {
+            last_activity_ms_ = io_.now_ms();
+        }
+    }
+    // How long the peer may be quiet between requests: the idle timeout, and
+    // before hello no longer than the handshake timeout (a peer that knows
+    // no token must not hold an address's slot for the idle timeout).
+    std::uint64_t waiting_limit_ms() const;
     // What the peer has taken so far: bytes received from it plus bytes of
     // ours its TCP stack acknowledged; a transfer's rate is measured on it.
     std::uint64_t progress_bytes() const { return received_bytes_ + io_.acknowledged_bytes(); }

@@ -83,6 +83,38 @@ class Limits(unittest.TestCase):
             peer = self.connect(server)
             self.assert_refused_then_closed(peer, "idle_timeout")
 
+    def test_hello_has_a_deadline_that_requests_before_it_do_not_move(self):
+        """A peer that says no hello holds one of its address's slots only for the handshake timeout, not the
+        idle timeout: silent, sending half a hello, or sending requests refused with hello_required."""
+        with Server(FERRYD, self.root, "--idle-timeout", "60", "--handshake-timeout", "0.6") as server:
+            silent = self.connect(server, hello=False)
+            half = self.connect(server, hello=False)
+            half.send_raw(b"\x01\x00\x00\x00\x40{")
+            chatty = self.connect(server, hello=False)
+            started = time.monotonic()
+            codes = []
+            while time.monotonic() - started < 5:
+                try:
+                    chatty.send({"op": "list"})
+                    reply = chatty.reply()
+                except (Closed, OSError):
+                    break
+                codes.append(reply["error"]["code"])
+                if reply["error"]["code"] != "hello_required":
+                    break
+                time.sleep(0.1)
+            self.assertLess(time.monotonic() - started, 3, codes)
+            self.assertEqual(codes[-1], "idle_timeout", codes)
+            for peer in (silent, half):
+                reply = peer.reply()
+                self.assertEqual((reply["id"], reply["error"]["code"]), (None, "idle_timeout"), reply)
+                self.assertIn("no hello within", reply["error"]["message"])
+                self.assertTrue(peer.closed_by_server())
+            # After hello the idle timeout holds, not the deadline.
+            greeted = self.connect(server)
+            time.sleep(1.2)
+            self.assertTrue(greeted.request({"op": "list"})["ok"])
+
     def test_half_a_frame_stalls(self):
         with Server(FERRYD, self.root, "--stall-timeout", "0.3") as server:
             peer = self.connect(server)

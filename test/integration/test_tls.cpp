@@ -6,7 +6,11 @@
 
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 using namespace ferry::test;
 
@@ -15,11 +19,18 @@ namespace {
 constexpr const char* kOpenssl = "/usr/bin/openssl";
 
 struct TlsServer {
-    TlsServer()
+    explicit TlsServer(std::vector<std::string> extra = {})
         : root(dir / "root"), cert(dir / "cert.pem"), key(dir / "key.pem"), log(dir / "server.log"),
-          server((prepare(root, cert, key), root), log, {"--tls-cert", cert, "--tls-key", key})
+          server((prepare(root, cert, key), root), log, with_tls(cert, key, std::move(extra)))
     {
         REQUIRE_MESSAGE(server.running(), read_file(log));
+    }
+
+    static std::vector<std::string> with_tls(const std::string& cert, const std::string& key,
+                                             std::vector<std::string> extra)
+    {
+        extra.insert(extra.begin(), {"--tls-cert", cert, "--tls-key", key});
+        return extra;
     }
 
     static void prepare(const std::string& root, const std::string& cert, const std::string& key)
@@ -126,4 +137,26 @@ TEST_CASE("a plaintext client on a TLS server gets tls_required, a TLS client on
     const auto tls_json = parse_output(tls);
     CHECK(error_code(tls_json) == "tls_failed");
     CHECK(tls_json["error"]["message"].get<std::string>().find("does not speak TLS") != std::string::npos);
+}
+
+TEST_CASE("a TLS server at its connection limit closes before the handshake, and the client says what that means")
+{
+    TlsServer s({"--max-connections-per-address", "1"});
+    // One connection that says nothing holds the address's only slot (its
+    // handshake pending, for the handshake timeout of 5 s).
+    const int held = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(held >= 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<std::uint16_t>(s.server.port()));
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(held, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0);
+    const auto refused = run_ferry(s.server.address(), {"--json", "--tls-ca", s.cert, "list"});
+    ::close(held);
+    CHECK(refused.exit_code == 6); // worth a retry, as address_limit is
+    const auto refused_json = parse_output(refused);
+    CHECK(error_code(refused_json) == "connection_lost");
+    const auto message = refused_json["error"]["message"].get<std::string>();
+    CHECK_MESSAGE(message.find("closed the connection during the handshake") != std::string::npos, message);
+    CHECK_MESSAGE(message.find("connection limit") != std::string::npos, message);
 }
