@@ -1,5 +1,7 @@
 #include "log.hpp"
 
+#include "log_budget.hpp"
+
 #include "names.hpp"
 
 #include <nlohmann/json.hpp>
@@ -8,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +18,7 @@
 #include <ctime>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 namespace ferry::server {
 
@@ -155,7 +159,7 @@ Severity severity_of(std::string_view event)
         {"log_reopened", Severity::notice},     {"tokens_reloaded", Severity::notice},
         {"root_available", Severity::notice},   {"resumed", Severity::notice},
         {"refused", Severity::notice},          {"auth_failed", Severity::notice},
-        {"errors_not_logged", Severity::notice}};
+        {"errors_not_logged", Severity::notice}, {"events_not_logged", Severity::notice}};
     const auto found = table.find(event);
     return found == table.end() ? Severity::info : found->second;
 }
@@ -215,18 +219,74 @@ std::optional<std::string> reopen_log()
     return std::nullopt;
 }
 
-void log_event(std::string_view event, std::span<const LogField> fields)
+namespace {
+
+std::uint64_t monotonic_ms()
+{
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::steady_clock::now().time_since_epoch())
+                                          .count());
+}
+
+// Under log_mutex(), as every write.
+LogBudget& client_log_budget()
+{
+    static LogBudget budget(kClientLogLinesPerSecond);
+    return budget;
+}
+
+void write_line(Severity severity, std::string_view event, std::span<const LogField> fields);
+
+// "events_not_logged connect=812 disconnect=812 count=1624": what the
+// budget left out, said once its window is over.
+void write_unlogged(const LogBudget::Unlogged& unlogged)
+{
+    std::vector<LogField> fields;
+    std::uint64_t total = 0;
+    for (const auto& [event, count] : unlogged) {
+        fields.emplace_back(event, count);
+        total += count;
+    }
+    fields.emplace_back("count", total);
+    write_line(severity_of("events_not_logged"), "events_not_logged", fields);
+}
+
+void write_line(Severity severity, std::string_view event, std::span<const LogField> fields)
 {
     auto& log = target();
-    const Severity severity = severity_of(event);
     std::string line = log.format == LogFormat::json ? json_line(severity, event, fields)
                                                      : text_line(severity, event, fields);
     if (log.journal) {
         line.insert(0, "<" + std::to_string(static_cast<int>(severity)) + ">");
     }
-    const std::lock_guard lock(log_mutex());
     std::fprintf(log.file, "%s\n", line.c_str());
     std::fflush(log.file);
+}
+
+} // namespace
+
+void log_unlogged_lines(bool final)
+{
+    const std::lock_guard lock(log_mutex());
+    if (auto unlogged = client_log_budget().take_unlogged(monotonic_ms(), final)) {
+        write_unlogged(*unlogged);
+    }
+}
+
+void log_event(std::string_view event, std::span<const LogField> fields)
+{
+    const std::lock_guard lock(log_mutex());
+    if (is_client_caused(event)) {
+        auto& budget = client_log_budget();
+        const std::uint64_t now = monotonic_ms();
+        if (auto unlogged = budget.take_unlogged(now)) {
+            write_unlogged(*unlogged);
+        }
+        if (!budget.admit(event, now)) {
+            return;
+        }
+    }
+    write_line(severity_of(event), event, fields);
 }
 
 } // namespace ferry::server

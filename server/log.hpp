@@ -52,4 +52,10 @@ inline void log_event(std::string_view event, std::initializer_list<LogField> fi
     log_event(event, std::span(fields.begin(), fields.size()));
 }
 
+// Lines that clients cause (connect, refused, a request's error...) are
+// bounded server-wide (log_budget.hpp); what the bound left out is said in
+// one events_not_logged line once its second is over, by the next line or by
+// this call (each loop's sweep; `final` at the stop, whatever the time).
+void log_unlogged_lines(bool final = false);
+
 } // namespace ferry::server

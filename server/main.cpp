@@ -416,6 +416,7 @@ int serve(int argc, char** argv)
     warn_about_exposure(config, bound.value());
 
     supervisor.run();
+    ferry::server::log_unlogged_lines(/*final=*/true);
     ferry::server::log_event("stopped", {});
     return 0;
 }

@@ -214,15 +214,28 @@ bool Server::refuse_for_want_of_descriptors(int error)
     reserve_fd_ = open_reserve_descriptor();
     counters_.count_error(to_string(ErrorCode::server_full));
     ++refused_no_descriptor_;
+    refused_no_descriptor_errno_ = error;
+    log_descriptor_refusals(false);
+    return true;
+}
+
+// The refusals for want of descriptors since the last such line, at most
+// one line a second; the sweep and the stop say what is left (`final`), so
+// that a count is never lost when the refusals stop.
+void Server::log_descriptor_refusals(bool final)
+{
+    if (refused_no_descriptor_ == 0) {
+        return;
+    }
     const std::uint64_t now = uv_now(loop_);
-    if (refused_no_descriptor_logged_at_ == 0 || now - refused_no_descriptor_logged_at_ >= 1000) {
+    if (final || refused_no_descriptor_logged_at_ == 0 || now - refused_no_descriptor_logged_at_ >= 1000) {
         log_event("refused", {{"code", to_string(ErrorCode::server_full)},
-                              {"message", std::string("out of file descriptors: ") + std::strerror(error)},
+                              {"message", std::string("out of file descriptors: ") +
+                                              std::strerror(refused_no_descriptor_errno_)},
                               {"count", refused_no_descriptor_}});
         refused_no_descriptor_logged_at_ = now == 0 ? 1 : now;
         refused_no_descriptor_ = 0;
     }
-    return true;
 }
 
 void Server::on_connection(int fd)
@@ -340,6 +353,8 @@ void Server::on_sweep_timer(uv_timer_t* timer)
     self->refused_.for_each(check);
     // Staging chunks kept for the next uploads go once uploads stop.
     ChunkCache::of_this_thread().release_if_unused();
+    self->log_descriptor_refusals(false);
+    log_unlogged_lines();
 }
 
 void Server::close_service_handles()
@@ -357,6 +372,7 @@ void Server::stop()
         return;
     }
     stopping_ = true;
+    log_descriptor_refusals(true);
     // Closing the poll handle stops the polling at once, so the socket may go.
     close_handle(reinterpret_cast<uv_handle_t*>(&listener_));
     close_handle(reinterpret_cast<uv_handle_t*>(&first_stream_));

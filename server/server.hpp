@@ -78,6 +78,7 @@ private:
     static void on_listen_readable(uv_poll_t* handle, int status, int events);
     void on_connection(int fd);
     bool refuse_for_want_of_descriptors(int error);
+    void log_descriptor_refusals(bool final);
     static void on_command(uv_async_t* handle);
     static void on_drain_timer(uv_timer_t* timer);
     static void on_sweep_timer(uv_timer_t* timer);
@@ -98,6 +99,7 @@ private:
     int reserve_fd_ = -1;
     std::uint64_t refused_no_descriptor_ = 0;
     std::uint64_t refused_no_descriptor_logged_at_ = 0;
+    int refused_no_descriptor_errno_ = 0;
     uv_async_t commands_{};
     // Guards commands_ against a send after the worker closed it.
     std::mutex commands_mutex_;

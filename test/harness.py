@@ -95,6 +95,9 @@ class Server:
         self.pid = self.process.pid
 
     def log_text(self):
+        """The log so far; after stop(), the whole log, its last lines (written at the stop) included."""
+        if self.log.closed:
+            return self.final_log.decode(errors="replace")
         return read_whole_log(self.log).decode(errors="replace")
 
     def open_descriptors(self):
@@ -120,7 +123,9 @@ class Server:
             return None
         finally:
             self.process.stdout.close()
-            self.log.close()
+            if not self.log.closed:
+                self.final_log = read_whole_log(self.log)
+                self.log.close()
 
     def __enter__(self):
         return self

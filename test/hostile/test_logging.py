@@ -5,7 +5,9 @@ import json
 import os
 import shutil
 import signal
+import socket
 import struct
+import time
 import unittest
 
 from wire import Closed, Server, temp_root, wait_until
@@ -124,6 +126,36 @@ class Logging(unittest.TestCase):
                             self.assertTrue(server.peer().request({"op": "list"})["ok"])
         finally:
             shutil.rmtree(root)
+
+    def test_connecting_again_and_again_cannot_fill_the_disk(self):
+        """Each connection logs a few lines; a client that connects and leaves in a loop (from one address
+        or several) must not grow the log without bound: past the server's budget the lines are counted,
+        and one events_not_logged line a second says how many of each went."""
+        root = temp_root()
+        try:
+            with Server(FERRYD, root, listen="0.0.0.0:0") as server:
+                made = 0
+                started = time.monotonic()
+                while time.monotonic() - started < 2.5:
+                    source = "127.0.0.%d" % (2 + made % 4)
+                    with socket.socket() as sock:
+                        sock.bind((source, 0))
+                        sock.connect(("127.0.0.1", server.port))
+                    made += 1
+                seconds = time.monotonic() - started
+            log = server.log_text()
+        finally:
+            shutil.rmtree(root)
+        lines = log.splitlines()
+        self.assertGreater(made, 1000, "too few connections to tell")
+        # 100 lines a second at most, plus a summary line a second and the start and stop.
+        self.assertLess(len(lines), 100 * (seconds + 2) + 20, (made, len(lines)))
+        summaries = [line for line in lines if "events_not_logged" in line]
+        self.assertTrue(summaries, log[-2000:])
+        counted = sum(int(line.rsplit("count=", 1)[1].split()[0]) for line in summaries)
+        logged = sum(1 for line in lines if " connect peer=" in line or " disconnect peer=" in line)
+        # Every connect and disconnect is either a line or counted in one (the last at the stop).
+        self.assertEqual(logged + counted, 2 * made, (logged, counted, made))
 
     def test_peer_text_reaches_the_text_log_escaped(self):
         """An unknown op sent before hello and a name read from the disk, each holding terminal controls

@@ -1,0 +1,56 @@
+// A bound on the log lines that clients cause by merely connecting or
+// misbehaving (connect, disconnect, refused, close, a request's error,
+// auth_failed, errors_not_logged): at most a fixed number a second across
+// the whole process. Each connection already writes at most
+// kLoggedErrorsPerConnection error lines, but a client that connects again
+// and again (from one address or from many) would otherwise grow the log by
+// megabytes a second. Past the budget, lines are counted by event and one
+// summary line a second (events_not_logged) says how many of each were left
+// out; the stats operation counts every refusal either way. Lines about
+// transfers and about the server itself are never held back.
+//
+// Pure: the caller passes the time (ms, monotonic) and holds a lock.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace ferry::server {
+
+// Lines a second clients may cause, server-wide (ferryd(8), LOG): at about
+// 150 bytes a line, some 15 KB/s, 1.3 GB a day at the worst.
+inline constexpr std::uint32_t kClientLogLinesPerSecond = 100;
+
+// Whether lines of `event` are of the kind clients cause (see above).
+bool is_client_caused(std::string_view event);
+
+class LogBudget {
+public:
+    // Events left out of the log in one or more past windows, by event.
+    using Unlogged = std::map<std::string, std::uint64_t, std::less<>>;
+
+    explicit LogBudget(std::uint32_t lines_per_second) : lines_per_second_(lines_per_second) {}
+
+    // Whether a line of `event` may be written at `now_ms`; if not, it is
+    // counted among the unlogged.
+    bool admit(std::string_view event, std::uint64_t now_ms);
+
+    // What was left out, once its window is over (or at once with
+    // `final`, at the server's stop), to be said in one line; nothing when
+    // nothing was left out or its window is still running.
+    std::optional<Unlogged> take_unlogged(std::uint64_t now_ms, bool final = false);
+
+private:
+    void roll(std::uint64_t now_ms);
+
+    std::uint32_t lines_per_second_;
+    std::uint64_t window_start_ms_ = 0;
+    bool started_ = false;
+    std::uint32_t written_ = 0;
+    Unlogged unlogged_;
+};
+
+} // namespace ferry::server
