@@ -8,6 +8,7 @@
 
 #include <climits>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/random.h>
@@ -579,19 +580,70 @@ Result<DownloadState> read_download_state(const std::string& path, const LocalFo
                          *decoded.part};
 }
 
-Status write_download_state(const std::string& path, const DownloadState& state, const LocalFolder* in)
+namespace {
+
+// What a kill can leave of a checkpoint is what has a name. The sidecar's
+// new text is therefore first written into an unnamed file of the folder
+// (O_TMPFILE), synced, and only then given a fresh temporary name (linkat)
+// and renamed over the sidecar: a kill before the link leaves nothing (the
+// kernel frees an unnamed file with its last descriptor), and only one
+// between the link and the rename leaves a temporary, a complete sidecar,
+// for the next download of the name or a sync pull to remove
+// (remove_state_temporaries, remove_state_temporary). linkat cannot replace
+// a name, so the rename stays. nullopt where the folder's file system or
+// the kernel makes no unnamed file, or /proc is not there to link it
+// through: the caller writes a named temporary instead.
+Result<std::optional<std::string>> link_unnamed_temporary(const std::string& path, const std::string& text,
+                                                          const LocalFolder* in)
 {
-    ResumeState resume;
-    resume.name = state.name;
-    resume.size = state.remote_size;
-    resume.mtime = state.remote_mtime;
-    resume.bytes_held = state.bytes_held;
-    resume.hash_state = state.digest_state;
-    resume.prefix_digest = state.prefix_digest;
-    resume.part = state.part;
-    const std::string text = encode_resume_state(resume);
-    // A fresh name each time, never one found standing: a file of that
-    // name (a user's, or one a download published) is not ferry's to drop.
+    const Where folder(in, path);
+    if (auto reached = folder.reached(); !reached) {
+        return reached.error();
+    }
+    const int fd = sys::retry_on_eintr(
+        [&] { return ::openat(folder.dir(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600); });
+    if (fd < 0) {
+        if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL || errno == ENOSYS) {
+            return std::optional<std::string>();
+        }
+        return local_error("cannot create a temporary file beside " + in_quotes(path), errno);
+    }
+    LocalFile file(path, fd);
+    Status done = file.write_all(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+    if (done) {
+        done = file.sync();
+    }
+    if (!done) {
+        return done.error();
+    }
+    // Linked through /proc (open(2)'s way for an unprivileged process:
+    // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH), under a fresh name each
+    // time: linkat never replaces what stands at a name.
+    const std::string self = "/proc/self/fd/" + std::to_string(fd);
+    const std::string leaf = base_name(path);
+    constexpr int kTries = 64;
+    for (int attempt = 0; attempt < kTries; ++attempt) {
+        std::string temporary =
+            path + std::string(kStateTemporarySuffix) + random_letters(kStateTemporaryRandom);
+        const std::string name = leaf + temporary.substr(path.size());
+        if (::linkat(AT_FDCWD, self.c_str(), folder.dir(), name.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+            return std::optional<std::string>(std::move(temporary));
+        }
+        if (errno == ENOENT || errno == EPERM || errno == EXDEV) {
+            return std::optional<std::string>(); // no /proc, or a file system that links no unnamed file
+        }
+        if (errno != EEXIST) {
+            return local_error("cannot name a temporary file beside " + in_quotes(path), errno);
+        }
+    }
+    return local_error("cannot name a temporary file beside " + in_quotes(path), EEXIST);
+}
+
+// The fallback: a fresh name each time (O_EXCL), never one found standing:
+// a file of that name (a user's, or one a download published) is not
+// ferry's to drop. A kill while it is written leaves it, cut short.
+Result<std::string> write_named_temporary(const std::string& path, const std::string& text, const LocalFolder* in)
+{
     std::string temporary;
     int fd = -1;
     constexpr int kTries = 64;
@@ -599,7 +651,7 @@ Status write_download_state(const std::string& path, const DownloadState& state,
         temporary = path + std::string(kStateTemporarySuffix) + random_letters(kStateTemporaryRandom);
         const Where at(in, temporary);
         if (auto reached = at.reached(); !reached) {
-            return reached;
+            return reached.error();
         }
         fd = sys::retry_on_eintr([&] {
             return ::openat(at.dir(), at.name(),
@@ -620,18 +672,51 @@ Status write_download_state(const std::string& path, const DownloadState& state,
     if (done) {
         done = file.close();
     }
-    if (done) {
-        // The sidecar's name is fixed by the download's: it can meet a file
-        // of the user's own, which a rename would drop.
-        if (auto found = look_at_state(path, in); !found) {
-            done = found.error();
+    if (!done) {
+        (void)remove_file(temporary, in); // the file made above, by O_EXCL
+        return done.error();
+    }
+    return temporary;
+}
+
+} // namespace
+
+Status write_download_state(const std::string& path, const DownloadState& state, const LocalFolder* in)
+{
+    ResumeState resume;
+    resume.name = state.name;
+    resume.size = state.remote_size;
+    resume.mtime = state.remote_mtime;
+    resume.bytes_held = state.bytes_held;
+    resume.hash_state = state.digest_state;
+    resume.prefix_digest = state.prefix_digest;
+    resume.part = state.part;
+    const std::string text = encode_resume_state(resume);
+    auto unnamed = link_unnamed_temporary(path, text, in);
+    if (!unnamed) {
+        return unnamed.error();
+    }
+    std::string temporary;
+    if (unnamed.value()) {
+        temporary = std::move(*unnamed.value());
+    } else {
+        auto named = write_named_temporary(path, text, in);
+        if (!named) {
+            return named.error();
         }
+        temporary = std::move(named.value());
+    }
+    // The sidecar's name is fixed by the download's: it can meet a file
+    // of the user's own, which a rename would drop.
+    Status done = success();
+    if (auto found = look_at_state(path, in); !found) {
+        done = found.error();
     }
     if (done) {
         done = rename_file(temporary, path, in);
     }
     if (!done) {
-        (void)remove_file(temporary, in); // the file made above, by O_EXCL
+        (void)remove_file(temporary, in); // the name made above, fresh
     }
     return done;
 }
@@ -680,6 +765,103 @@ Status remove_download_state(const std::string& path, const LocalFolder* in)
         return success();
     }
     return remove_file(path, in);
+}
+
+bool is_state_temporary_name(std::string_view name, std::string_view sidecar)
+{
+    const auto found = sidecar_of_temporary(name);
+    return found && *found == sidecar;
+}
+
+std::optional<std::string> sidecar_of_temporary(std::string_view name)
+{
+    const std::string marker = std::string(kPartSuffix) + std::string(kStateSuffix) + std::string(kStateTemporarySuffix);
+    if (name.size() < marker.size() + kStateTemporaryRandom) {
+        return std::nullopt;
+    }
+    const std::size_t random_at = name.size() - kStateTemporaryRandom;
+    if (name.substr(random_at - marker.size(), marker.size()) != marker) {
+        return std::nullopt;
+    }
+    // random_letters' alphabet exactly: ASCII letters and digits.
+    for (const char c : name.substr(random_at)) {
+        const bool letter = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!letter) {
+            return std::nullopt;
+        }
+    }
+    return std::string(name.substr(0, random_at - kStateTemporarySuffix.size()));
+}
+
+bool is_leftover_temporary(const struct ::stat& st)
+{
+    return is_own_private_file(st.st_mode, st.st_uid, st.st_nlink) &&
+           static_cast<std::uint64_t>(st.st_size) <= kMaxResumeStateSize;
+}
+
+Result<bool> remove_state_temporary(const std::string& path, const LocalFolder* in)
+{
+    const Where at(in, path);
+    if (auto reached = at.reached(); !reached) {
+        return reached.error();
+    }
+    struct stat st {};
+    if (::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) {
+            return false;
+        }
+        return local_error("cannot look at " + in_quotes(path), errno);
+    }
+    if (!sidecar_of_temporary(at.name()) || !is_leftover_temporary(st)) {
+        return false;
+    }
+    if (::unlinkat(at.dir(), at.name(), 0) != 0) {
+        if (errno == ENOENT) {
+            return false;
+        }
+        return local_error("cannot remove " + in_quotes(path), errno);
+    }
+    return true;
+}
+
+Result<std::size_t> remove_state_temporaries(const std::string& state_file, const LocalFolder* in)
+{
+    const Where at(in, state_file);
+    if (auto reached = at.reached(); !reached) {
+        return reached.error();
+    }
+    const std::string sidecar = at.name();
+    // A descriptor of its own for the read: closedir closes it, and the
+    // held folder's stays.
+    const int fd = sys::retry_on_eintr(
+        [&] { return ::openat(at.dir(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
+    if (fd < 0) {
+        return local_error("cannot read the folder of " + in_quotes(state_file), errno);
+    }
+    DIR* folder = ::fdopendir(fd);
+    if (folder == nullptr) {
+        const int failure = errno;
+        ::close(fd);
+        return local_error("cannot read the folder of " + in_quotes(state_file), failure);
+    }
+    std::vector<std::string> found;
+    while (const dirent* entry = ::readdir(folder)) {
+        if (is_state_temporary_name(entry->d_name, sidecar)) {
+            found.emplace_back(entry->d_name);
+        }
+    }
+    ::closedir(folder);
+    const std::size_t slash = state_file.rfind('/');
+    const std::string prefix = slash == std::string::npos ? std::string() : state_file.substr(0, slash + 1);
+    std::size_t removed = 0;
+    for (const auto& name : found) {
+        auto gone = remove_state_temporary(prefix + name, in);
+        if (!gone) {
+            return gone.error();
+        }
+        removed += gone.value() ? 1 : 0;
+    }
+    return removed;
 }
 
 std::string resolve_download_path(const std::string& name, const std::optional<std::string>& local)

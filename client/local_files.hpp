@@ -326,6 +326,39 @@ Result<StateFound> look_at_state(const std::string& path, const LocalFolder* in 
 // Removes a sidecar of ferry's at `path`; nothing there is success, anything
 // else look_at_state's Error, left as it is.
 Status remove_download_state(const std::string& path, const LocalFolder* in = nullptr);
+// The leftovers of a kill. A checkpoint's temporary has a name only
+// between its link and its rename (write_download_state), or, where the
+// file system makes no unnamed file, while it is written: a kill there
+// leaves SIDECAR.tmp-XXXXXX. A kill right after a publish leaves the
+// sidecar without its part. The next download of that name removes both
+// (holding the part's lock, the proof that no live download owns them),
+// and a sync pull removes them from every folder it scans (sync_local's
+// remove_stray_leftover). Nothing else of a user's goes: only the exact
+// names below, only this user's small regular files.
+//
+// Whether `name` (a last name) is exactly a temporary of the sidecar named
+// `sidecar` (a last name): SIDECAR.tmp- and kStateTemporaryRandom of
+// random_letters' letters and digits. A look-alike such as
+// "x.ferry-part.state.tmp-notes" is a user's own file.
+bool is_state_temporary_name(std::string_view name, std::string_view sidecar);
+// The sidecar (a last name) whose temporary `name` is; nullopt for any
+// other name.
+std::optional<std::string> sidecar_of_temporary(std::string_view name);
+// Whether a file at a temporary's name (`st`: lstat's) may be removed as a
+// leftover: a regular file of this process's effective user with no other
+// name and no larger than a sidecar can be (kMaxResumeStateSize). Anyone
+// else's, a link, or a large file is left, whatever its name.
+bool is_leftover_temporary(const struct ::stat& st);
+// Removes the temporaries of `state_file` standing in its folder (one read
+// of the folder): called by a download holding the part's lock, and only
+// when a part or sidecar stood there before (a download was cut short),
+// so that the common download reads no folder. The count removed.
+Result<std::size_t> remove_state_temporaries(const std::string& state_file, const LocalFolder* in = nullptr);
+// Removes the one temporary at `path` (a name the caller found) if
+// is_leftover_temporary allows; whether it was removed. The caller holds
+// the part's lock, or knows that no part stands (see sync_local).
+Result<bool> remove_state_temporary(const std::string& path, const LocalFolder* in = nullptr);
+
 // That Error, for what stands at the sidecar's name and is not ferry's
 // (`mode`: lstat's, to name its kind).
 Error foreign_state_error(const std::string& path, unsigned mode);

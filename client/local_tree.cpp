@@ -141,11 +141,10 @@ std::optional<std::string> unsent_name(const std::string& name)
 bool is_part_name(const std::string& name)
 {
     const std::string state = std::string(kPartSuffix) + std::string(kStateSuffix);
-    // A sidecar's temporary, SIDECAR.tmp-XXXXXX, and SIDECAR.tmp of older builds.
-    const auto temporary = name.rfind(state + std::string(kStateTemporarySuffix));
+    // A sidecar's temporary, exactly SIDECAR.tmp-XXXXXX (sidecar_of_temporary),
+    // and SIDECAR.tmp of older builds.
     return name.ends_with(kPartSuffix) || name.ends_with(state) || name.ends_with(state + ".tmp") ||
-           (temporary != std::string::npos &&
-            name.size() == temporary + state.size() + kStateTemporarySuffix.size() + kStateTemporaryRandom);
+           sidecar_of_temporary(name).has_value();
 }
 
 Result<LocalFile> open_listed_file(const ListedFile& listed, const std::string& shown)

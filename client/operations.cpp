@@ -225,6 +225,18 @@ std::optional<Resumable> load_resumable(const std::string& name, const std::stri
     return Resumable{std::move(state.value()), std::move(fresh)};
 }
 
+// A part found standing means a download of this name was cut short, and
+// a kill in its checkpoint may have left a temporary of its sidecar: they
+// go now, while this download holds the part's lock, which no other live
+// download can (lock_part), so none of them is another's being written.
+// Only then: the common download, with no part before it, reads no folder.
+// A failure to remove one is no reason to fail the download: the next
+// download or sync pull tries again.
+void remove_leftover_temporaries(const std::string& state_file, const LocalFolder* in)
+{
+    (void)remove_state_temporaries(state_file, in);
+}
+
 Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, std::optional<Resumable> resumable)
 {
     const std::string part = part_path(options.dest);
@@ -255,6 +267,7 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
         if (auto locked = lock_part(file.value()); !locked) {
             return locked.error();
         }
+        remove_leftover_temporaries(state_file, in);
         if (::fchmod(file->fd(), static_cast<mode_t>(part_mode)) != 0) {
             return local_error("cannot set the mode of \"" + part + "\"", errno);
         }
@@ -285,6 +298,7 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
             (void)remove_file(part, in);
             return removed.error();
         }
+        remove_leftover_temporaries(state_file, in);
     }
     DownloadState state{options.name, remote.size, remote.mtime, 0, {}, {}, {}};
     PartFile file(std::move(created->file), state_file, std::move(state), TransferHash(options.hash), false,

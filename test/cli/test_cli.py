@@ -7,9 +7,11 @@ against a real ferryd on loopback.
 Usage: test_cli.py --ferryd PATH --ferry PATH [unittest arguments]"""
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -473,6 +475,139 @@ class Completions(CliTest):
         self.assertIn("--no-clobber", lines)
         zsh = os.path.join(HERE, "..", "..", "packaging", "completions", "_ferry")
         self.assertTrue(open(zsh).read().startswith("#compdef ferry"))
+
+
+STATE_TMP = "big.ferry-part.state.tmp-"
+
+
+class KilledDownloadLeftovers(CliTest):
+    """What a kill -9 of a download leaves (attack round 15, item 7). A
+    checkpoint's temporary (NAME.ferry-part.state.tmp-XXXXXX) is given its
+    name only once whole (O_TMPFILE, then linkat), so a kill while it is
+    written leaves nothing; one left anyway (a kill between the link and
+    the rename, or an older build's) goes with the next download of that
+    name, which holds the part's lock. Only ferry's exact names, this
+    user's small files with one name: look-alikes, another user's file, a
+    large file, a hard-linked one, another name's temporary stay. A real
+    kill -9 loop ends, after one rerun, with the file and no working file."""
+
+    SIZE = 8 << 20
+
+    def setUp(self):
+        super().setUp()
+        self.data = bytes(i % 251 for i in range(self.SIZE))
+        self.write(os.path.join(self.root, "big"), self.data)
+        self.address = self.start_server()
+        self.part = os.path.join(self.local, "big.ferry-part")
+
+    def cut_get(self, argv_prefix=()):
+        relay = harness.CuttingRelay(self.address, 3 << 20)
+        try:
+            cut = subprocess.run(list(argv_prefix) + [FERRY, "--server", relay.address, "--no-progress", "get", "big"],
+                                 cwd=self.local, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 timeout=120)
+        finally:
+            relay.close()
+        self.assertNotEqual(cut.returncode, 0, cut.stderr)
+        self.assertTrue(os.path.exists(self.part + ".state"), os.listdir(self.local))
+
+    def plant(self, name, data, mode=0o600):
+        path = os.path.join(self.local, name)
+        self.write(path, data)
+        os.chmod(path, mode)
+        return path
+
+    def test_the_next_download_of_the_name_removes_the_temporaries_a_kill_left(self):
+        self.cut_get()
+        with open(self.part + ".state", "rb") as f:
+            state = f.read()
+        ours = [self.plant(STATE_TMP + "QwErTy", state),  # killed between the link and the rename
+                self.plant(STATE_TMP + "0aZ9x1", b"")]    # an older build's, killed before its first byte
+        kept = {
+            STATE_TMP + "notes": b"the user's notes",          # five letters: not mkstemp's six
+            STATE_TMP + "no.tes": b"a dot is no random letter",
+            STATE_TMP + "QwErTy7": b"seven",
+            STATE_TMP + "Large1": b"L" * (65 * 1024),         # larger than any sidecar
+            STATE_TMP + "Linkd1": state,                       # a second name below
+            "x.ferry-part.state.tmp-AbCdEf": state,           # another download's
+        }
+        for name, data in kept.items():
+            self.plant(name, data)
+        os.link(os.path.join(self.local, STATE_TMP + "Linkd1"), os.path.join(self.local, "linked-copy"))
+        if os.geteuid() == 0:
+            other = self.plant(STATE_TMP + "Other1", state)
+            os.chown(other, 1234, 1234)
+            kept[STATE_TMP + "Other1"] = state
+        os.mkdir(os.path.join(self.local, STATE_TMP + "Dir123"))
+
+        rerun = self.ferry("--no-progress", "get", "big", server=self.address)
+        self.assertEqual(rerun.returncode, 0, rerun.stderr)
+        with open(os.path.join(self.local, "big"), "rb") as f:
+            self.assertEqual(f.read(), self.data)
+        for path in ours:
+            self.assertFalse(os.path.exists(path), (path, sorted(os.listdir(self.local))))
+        for name, data in kept.items():
+            with open(os.path.join(self.local, name), "rb") as f:
+                self.assertEqual(f.read(), data, name)
+        self.assertTrue(os.path.isdir(os.path.join(self.local, STATE_TMP + "Dir123")))
+        self.assertFalse(os.path.exists(self.part))
+        self.assertFalse(os.path.exists(self.part + ".state"))
+
+    def test_a_part_another_download_holds_keeps_its_temporaries(self):
+        self.cut_get()
+        with open(self.part + ".state", "rb") as f:
+            state = f.read()
+        temporary = self.plant(STATE_TMP + "Held12", state)
+        with open(self.part, "rb") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            refused = self.ferry("--no-progress", "get", "big", server=self.address)
+            self.assertNotEqual(refused.returncode, 0, refused.stderr)
+            self.assertTrue(os.path.exists(temporary))
+            self.assertTrue(os.path.exists(self.part + ".state"))
+        done = self.ferry("--no-progress", "get", "big", server=self.address)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertFalse(os.path.exists(temporary), sorted(os.listdir(self.local)))
+
+    @unittest.skipUnless(shutil.which("strace"), "needs strace")
+    def test_a_checkpoints_temporary_has_a_name_only_once_it_is_whole(self):
+        try:
+            os.close(os.open(self.local, os.O_TMPFILE | os.O_WRONLY, 0o600))
+        except OSError:
+            self.skipTest("the test folder's file system makes no unnamed file")
+        trace = os.path.join(self.dir, "trace")
+        env_had = dict(self.env)
+        self.env["ASAN_OPTIONS"] = (self.env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+        try:
+            self.cut_get(["strace", "-f", "-qq", "-o", trace, "-e", "trace=openat,open,creat,linkat,link"])
+        finally:
+            self.env = env_had
+        with open(trace) as f:
+            calls = [line for line in f if ".ferry-part.state.tmp-" in line]
+        created = [c for c in calls if re.search(r"\bopen(at)?\(", c) and "O_CREAT" in c]
+        linked = [c for c in calls if "linkat(" in c]
+        self.assertEqual(created, [], "a temporary created under its name, written there")
+        self.assertGreaterEqual(len(linked), 1, calls)
+
+    def test_a_real_kill_loop_leaves_nothing_after_the_rerun(self):
+        deadline = time.monotonic() + 3
+        kills = 0
+        while time.monotonic() < deadline:
+            proc = subprocess.Popen([FERRY, "--server", self.address, "--no-progress", "get", "big"],
+                                    cwd=self.local, env=self.env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            time.sleep(0.005 + (kills % 13) * 0.007)
+            proc.kill()
+            proc.wait(timeout=30)
+            kills += 1
+            big = os.path.join(self.local, "big")
+            if os.path.exists(big):
+                with open(big, "rb") as f:
+                    self.assertEqual(f.read(), self.data, "a half file under the final name")
+        rerun = self.ferry("--no-progress", "get", "big", server=self.address)
+        self.assertEqual(rerun.returncode, 0, rerun.stderr)
+        with open(os.path.join(self.local, "big"), "rb") as f:
+            self.assertEqual(f.read(), self.data)
+        self.assertEqual([n for n in os.listdir(self.local) if ".ferry-part" in n], [], kills)
 
 
 def main():

@@ -16,6 +16,7 @@
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -24,8 +25,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -246,6 +249,59 @@ TEST_CASE("the download sidecar round-trips and refuses what it did not write")
         CHECK(read.error().code == ferry::ErrorCode::local_io);
     }
     CHECK_FALSE(read_download_state(dir / "missing").ok());
+}
+
+TEST_CASE("a kill's state temporaries are known by their exact names, and only this user's small ones go")
+{
+    CHECK(sidecar_of_temporary("x.ferry-part.state.tmp-QwErTy") == std::optional<std::string>("x.ferry-part.state"));
+    CHECK(sidecar_of_temporary(".ferry-part.state.tmp-0aZ9x1") == std::optional<std::string>(".ferry-part.state"));
+    for (const char* look_alike : {"x.ferry-part.state.tmp-notes", "x.ferry-part.state.tmp-no.tes",
+                                   "x.ferry-part.state.tmp-QwErTy7", "x.ferry-part.state.tmp-", "x.ferry-part.state",
+                                   "x.ferry-part.state.tmp", "x.ferry-part.tmp-QwErTy", "x.state.tmp-QwErTy",
+                                   "x.ferry-part.state.tmp-Qw\xc3\xa9Ty"}) {
+        CAPTURE(look_alike);
+        CHECK_FALSE(sidecar_of_temporary(look_alike).has_value());
+    }
+    CHECK(is_state_temporary_name("x.ferry-part.state.tmp-QwErTy", "x.ferry-part.state"));
+    CHECK_FALSE(is_state_temporary_name("x.ferry-part.state.tmp-QwErTy", "y.ferry-part.state"));
+    CHECK_FALSE(is_state_temporary_name("ax.ferry-part.state.tmp-QwErTy", "x.ferry-part.state"));
+
+    ferry::test::TempDir dir;
+    const std::string state = dir / "x.ferry-part.state";
+    ferry::test::write_file(dir / "x.ferry-part.state.tmp-QwErTy", "{}");
+    ferry::test::write_file(dir / "x.ferry-part.state.tmp-0aZ9x1", "");
+    ferry::test::write_file(dir / "x.ferry-part.state.tmp-notes", "mine");
+    ferry::test::write_file(dir / "y.ferry-part.state.tmp-AbCdEf", "another download's");
+    ferry::test::write_file(dir / "x.ferry-part.state.tmp-Large1", std::string(65 * 1024, 'L'));
+    ferry::test::write_file(dir / "x.ferry-part.state.tmp-Linkd1", "{}");
+    REQUIRE(::link((dir / "x.ferry-part.state.tmp-Linkd1").c_str(), (dir / "copy").c_str()) == 0);
+    const auto removed = remove_state_temporaries(state);
+    REQUIRE(removed.ok());
+    CHECK(removed.value() == 2);
+    CHECK_FALSE(ferry::test::exists(dir / "x.ferry-part.state.tmp-QwErTy"));
+    CHECK_FALSE(ferry::test::exists(dir / "x.ferry-part.state.tmp-0aZ9x1"));
+    for (const char* stays : {"x.ferry-part.state.tmp-notes", "y.ferry-part.state.tmp-AbCdEf",
+                              "x.ferry-part.state.tmp-Large1", "x.ferry-part.state.tmp-Linkd1"}) {
+        CAPTURE(stays);
+        CHECK(ferry::test::exists(dir / stays));
+    }
+}
+
+TEST_CASE("a sidecar's new version gets a name only once it is whole, and leaves no temporary")
+{
+    ferry::test::TempDir dir;
+    DownloadState state{"n", 1, 0, 0, {}, {}, {}};
+    ferry::Sha256 hash;
+    state.digest_state = hash.save_state();
+    state.prefix_digest = hash.hex_digest();
+    for (int i = 0; i < 3; ++i) {
+        REQUIRE(write_download_state(dir / "n.ferry-part.state", state).ok());
+    }
+    std::vector<std::string> names;
+    for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+        names.push_back(entry.path().filename().string());
+    }
+    CHECK(names == std::vector<std::string>{"n.ferry-part.state"});
 }
 
 TEST_CASE("a download sidecar written by an older build (version 2) is still resumed from")
