@@ -168,6 +168,12 @@ public:
                   " (its file is no longer on the server)");
         ++summary_.parts_deleted;
     }
+    void deleted_leftover(const std::string& shown, bool dry_run)
+    {
+        const std::lock_guard lock(mutex_);
+        keep_note(std::string(dry_run ? "would delete" : "deleted") + " " + printable(shown) +
+                  ", left by an interrupted download");
+    }
     void note(const std::string& text)
     {
         const std::lock_guard lock(mutex_);
@@ -212,6 +218,34 @@ std::string orphan_left(OrphanEnd end)
         return "being written by another download: left";
     }
     return "left";
+}
+
+// The pull's stray leftovers (stray_leftovers: a kill's temporaries and
+// sidecars without a part), removed in every pull, --delete or not: they
+// hold nothing a resume or a user needs, and nothing else would ever
+// remove them. Each is taken out of the scan's entries, so that the
+// orphan parts and the plan see what stays; one whose part another
+// download holds is noted and left. A dry run lists them (`would
+// delete`) and removes nothing.
+void remove_stray_leftovers(Tally& tally, const SyncArguments& arguments, LocalScan& scan)
+{
+    std::set<std::string> gone;
+    for (const auto& path : stray_leftovers(scan.entries)) {
+        if (interrupted()) {
+            break;
+        }
+        const std::string shown = local_join(arguments.local, path);
+        auto removed = remove_stray_leftover(arguments.local, path, arguments.dry_run);
+        if (!removed) {
+            tally.failed(path, removed.error());
+        } else if (removed.value() == LeftoverEnd::removed) {
+            tally.deleted_leftover(shown, arguments.dry_run);
+            gone.insert(path);
+        } else if (removed.value() == LeftoverEnd::locked) {
+            tally.note("note: " + printable(shown) + ": " + orphan_left(OrphanEnd::locked));
+        }
+    }
+    std::erase_if(scan.entries, [&](const TreeEntry& entry) { return gone.contains(entry.path); });
 }
 
 // The pull's orphan parts (orphan_parts), each looked at first
@@ -1372,6 +1406,9 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
             tally.note("note: " + text);
         }
         report_unreadable(tally, arguments, local_tree.unreadable, remote_tree.value());
+    }
+    if (!push && !local_missing) {
+        remove_stray_leftovers(tally, arguments, local_tree);
     }
     // A pull's parts that no file of the server's resumes (--delete's, to remove).
     const auto orphans = push || local_missing ? std::vector<OrphanPart>{}

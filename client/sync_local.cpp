@@ -484,6 +484,107 @@ Result<OrphanEnd> remove_orphan_part(const std::string& root, const OrphanPart& 
     return OrphanEnd::removed;
 }
 
+std::vector<std::string> stray_leftovers(const TreeListing& local)
+{
+    std::set<std::string> parts;
+    for (const auto& entry : local) {
+        if (entry.kind != EntryKind::folder && !entry.path.ends_with('/') && entry.path.ends_with(kPartSuffix)) {
+            parts.insert(entry.path);
+        }
+    }
+    const std::string sidecar_suffix = std::string(kPartSuffix) + std::string(kStateSuffix);
+    std::vector<std::string> stray;
+    for (const auto& entry : local) {
+        if (entry.kind == EntryKind::folder || entry.path.ends_with('/')) {
+            continue;
+        }
+        const std::string leaf = leaf_of(entry.path);
+        if (sidecar_of_temporary(leaf) ||
+            (leaf.ends_with(sidecar_suffix) && !parts.contains(part_of(entry.path)))) {
+            stray.push_back(entry.path);
+        }
+    }
+    return stray;
+}
+
+namespace {
+
+// A stray sidecar (no part in the scan): removed only while still no part
+// stands, and only this user's own file in the sidecar's format. A part
+// that stands again is a download begun since the scan, which may have
+// written this sidecar: both stay. What is left between this look and the
+// unlink is a download that creates its part and renames a new sidecar in
+// that instant; its part then stays, vouched for by its mark.
+Result<LeftoverEnd> remove_stray_sidecar(const LocalFolder& in, const std::string& shown, const std::string& part,
+                                         bool dry_run)
+{
+    struct stat st {};
+    if (::fstatat(in.fd(), leaf_of(part).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT) {
+        return LeftoverEnd::kept;
+    }
+    if (::fstatat(in.fd(), leaf_of(shown).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !is_own_private_file(st.st_mode, st.st_uid, st.st_nlink)) {
+        return LeftoverEnd::kept;
+    }
+    auto found = look_at_state(shown, &in);
+    if (!found || found.value() != StateFound::ferrys) {
+        return LeftoverEnd::kept;
+    }
+    if (dry_run) {
+        return LeftoverEnd::removed;
+    }
+    if (auto removed = remove_download_state(shown, &in); !removed) {
+        return removed.error();
+    }
+    return LeftoverEnd::removed;
+}
+
+// A temporary: its part, if one stands, is locked here (held until the
+// temporary is gone), so that no download writes that sidecar meanwhile.
+Result<LeftoverEnd> remove_stray_temporary(const LocalFolder& in, const std::string& shown, const std::string& part,
+                                           bool dry_run)
+{
+    std::optional<LocalFile> held;
+    struct stat st {};
+    if (::fstatat(in.fd(), leaf_of(part).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+        auto file = LocalFile::open(part, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0, &in);
+        if (!file) {
+            return LeftoverEnd::kept; // no lock to take: no proof
+        }
+        if (!lock_part(file.value())) {
+            return LeftoverEnd::locked;
+        }
+        held = std::move(file.value());
+    }
+    if (::fstatat(in.fd(), leaf_of(shown).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !is_leftover_temporary(st)) {
+        return LeftoverEnd::kept;
+    }
+    if (dry_run) {
+        return LeftoverEnd::removed;
+    }
+    auto removed = remove_state_temporary(shown, &in);
+    if (!removed) {
+        return removed.error();
+    }
+    return removed.value() ? LeftoverEnd::removed : LeftoverEnd::kept;
+}
+
+} // namespace
+
+Result<LeftoverEnd> remove_stray_leftover(const std::string& root, const std::string& path, bool dry_run)
+{
+    auto folder = open_tree_folder(root, path);
+    if (!folder) {
+        return folder.error();
+    }
+    const std::string shown = joined(root, path);
+    const std::string part = joined(root, part_of(path));
+    if (sidecar_of_temporary(leaf_of(path))) {
+        return remove_stray_temporary(*folder.value(), shown, part, dry_run);
+    }
+    return remove_stray_sidecar(*folder.value(), shown, part, dry_run);
+}
+
 namespace {
 
 bool same_time(const timespec& a, const timespec& b)

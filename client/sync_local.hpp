@@ -113,6 +113,32 @@ enum class OrphanEnd {
 // `dry_run`, looks and removes nothing.
 Result<OrphanEnd> remove_orphan_part(const std::string& root, const OrphanPart& orphan, bool dry_run);
 
+// What a kill leaves beside a pull's files that no resume needs
+// (local_files.hpp, "The leftovers of a kill"): each temporary of a
+// sidecar (exactly SIDECAR.tmp-XXXXXX), and each sidecar whose part the
+// scan did not find. A part with its sidecar is not among them: a part is
+// worth keeping for a resume, and goes only as an orphan (orphan_parts,
+// under --delete), as rsync keeps a partial file for the next run. Paths
+// relative to the tree, from the scan's entries.
+std::vector<std::string> stray_leftovers(const TreeListing& local);
+
+// What became of a stray leftover (or, with `dry_run`, would).
+enum class LeftoverEnd {
+    removed,
+    locked, // its part now stands and another download holds it locked: left
+    kept,   // not this user's small regular file, not in the sidecar's format, gone, or a part stands again: left
+};
+// Removes one stray leftover, walked to as make_local_folder walks (no
+// link followed). The proof that no live download owns it: its part is
+// held by nobody, for a temporary (the part's lock is taken and held while
+// the temporary goes; where no part stands, no download is writing the
+// sidecar: a checkpoint is made only while its part stands), and, for a
+// sidecar, no part stands at all (one that stands again is a download
+// begun since, whose sidecar it may be: left). Only this user's regular
+// files with no other name: a temporary no larger than a sidecar
+// (is_leftover_temporary), a sidecar in the sidecar's format.
+Result<LeftoverEnd> remove_stray_leftover(const std::string& root, const std::string& path, bool dry_run);
+
 // What a pull's local tree can hold of the server's modification times
 // (PlanOptions::held): each file system the tree spans (the synced folder's
 // and any mounted inside it, by device) asked once through a scratch file

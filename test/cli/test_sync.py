@@ -1266,6 +1266,106 @@ class PartsOfAnInterruptedPull(SyncTest):
         self.assertTrue(any(mine in n and "not provably" in n for n in real["notes"]), real["notes"])
 
 
+class LeftoversOfAKilledDownload(SyncTest):
+    """A kill -9 can leave, beside a pulled file, a checkpoint's temporary
+    (NAME.ferry-part.state.tmp-XXXXXX) and, right after a publish, a
+    sidecar whose part is gone (attack round 15, item 7). Every pull, with
+    --delete or not, removes them from each folder it scans: exactly
+    ferry's names, this user's small files, a sidecar only in the sidecar's
+    format and while no part stands, a temporary only while no other
+    download holds its part. A part with its sidecar stays for a resume;
+    look-alikes and another user's files stay; the dry run says what the
+    real run removes and removes nothing."""
+
+    def setUp(self):
+        super().setUp()
+        os.makedirs(os.path.join(self.root, "d", "sub"))
+        self.data = bytes(i % 251 for i in range(8 << 20))
+        with open(os.path.join(self.root, "d", "sub", "big"), "wb") as f:
+            f.write(self.data)
+        with open(os.path.join(self.root, "d", "keep"), "wb") as f:
+            f.write(b"kept")
+        self.dest = os.path.join(self.local, "dst")
+        self.sub = os.path.join(self.dest, "sub")
+        # A real sidecar, from a pull cut midway; then the pull finished.
+        relay = harness.CuttingRelay(self.server.address, 3 << 20)
+        try:
+            subprocess.run([FERRY, "--server", relay.address, "sync", "-j", "1", ":d", self.dest],
+                           cwd=self.local, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        finally:
+            relay.close()
+        with open(os.path.join(self.sub, "big.ferry-part.state"), "rb") as f:
+            self.state = f.read()
+        self.sync(":d", self.dest)
+        self.assertEqual(sorted(os.listdir(self.sub)), ["big"])
+
+    def plant(self, name, data, owner=None):
+        path = os.path.join(self.sub, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        os.chmod(path, 0o600)
+        if owner is not None:
+            os.chown(path, owner, owner)
+        return path
+
+    def test_a_pull_removes_the_leftovers_and_nothing_else(self):
+        ours = [
+            self.plant("big.ferry-part.state", self.state),             # a kill right after the publish
+            self.plant("big.ferry-part.state.tmp-QwErTy", self.state),  # a kill between link and rename
+            self.plant("big.ferry-part.state.tmp-0aZ9x1", b""),         # an older build's, cut short
+            self.plant("gone.ferry-part.state.tmp-AbCdEf", self.state), # of a file the server lacks
+        ]
+        kept = {
+            "big.ferry-part.state.tmp-notes": b"the user's notes",
+            "big.ferry-part.state.tmp-no.tes": b"a look-alike",
+            "mine.ferry-part.state": b"the user's own file, not a sidecar",
+            "pair.ferry-part": b"half",                                  # a part with its sidecar: resumable
+            "pair.ferry-part.state": self.state,
+        }
+        for name, data in kept.items():
+            self.plant(name, data)
+        if os.geteuid() == 0:
+            for name in ("other.ferry-part.state", "other.ferry-part.state.tmp-Other1"):
+                self.plant(name, self.state, owner=1234)
+                kept[name] = self.state
+
+        dry = self.sync("-n", ":d", self.dest)
+        for path in ours:
+            self.assertTrue(os.path.exists(path), path)
+            self.assertTrue(any(("would delete " + path) in n for n in dry["notes"]), (path, dry["notes"]))
+        done = self.sync(":d", self.dest)
+        self.assertEqual(done["errors"], [], done)
+        for path in ours:
+            self.assertFalse(os.path.exists(path), (path, sorted(os.listdir(self.sub))))
+            self.assertTrue(any(("deleted " + path) in n for n in done["notes"]), (path, done["notes"]))
+        for name, data in kept.items():
+            with open(os.path.join(self.sub, name), "rb") as f:
+                self.assertEqual(f.read(), data, name)
+        with open(os.path.join(self.sub, "big"), "rb") as f:
+            self.assertEqual(f.read(), self.data)
+
+    def test_delete_removes_them_too_and_a_held_part_keeps_its_own(self):
+        temporary = self.plant("big.ferry-part.state.tmp-QwErTy", self.state)
+        stray = self.plant("big.ferry-part.state", self.state)
+        # A part another download holds: its sidecar and temporary stay.
+        held_part = self.plant("held.ferry-part", b"being written")
+        held_state = self.plant("held.ferry-part.state", self.state)
+        held_temporary = self.plant("held.ferry-part.state.tmp-Held12", self.state)
+        with open(held_part, "rb") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            done = self.sync("--delete", ":d", self.dest)
+            for path in (held_part, held_state, held_temporary):
+                self.assertTrue(os.path.exists(path), path)
+            self.assertTrue(any(held_temporary in n and "another download" in n for n in done["notes"]),
+                            done["notes"])
+        self.assertFalse(os.path.exists(temporary))
+        self.assertFalse(os.path.exists(stray))
+        # Released: the next pull removes the temporary (its part is not
+        # ferry's provably, so --delete leaves the part and its sidecar).
+        self.sync("--delete", ":d", self.dest)
+        self.assertFalse(os.path.exists(held_temporary), sorted(os.listdir(self.sub)))
+
+
 class UnreadableLocalFolders(SyncTest):
     """A local folder the scan cannot read (mode 000, or readable but not
     searchable so that its entries cannot be stat'ed), at any depth, is one

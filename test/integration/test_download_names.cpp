@@ -322,9 +322,17 @@ TEST_CASE("sync pull neither publishes nor deletes names of a sidecar's temporar
     write_file(f.root_file("tree/y.ferry-part.state.tmp-AbC123"), "server");
     const std::string copy = f.local_file("copy");
     ::mkdir(copy.c_str(), 0755);
+    // A download in progress: its part stands, held locked (lock_part), so
+    // its sidecar's temporary is its own, not a kill's leftover.
+    write_file(copy + "/z.ferry-part", "being written");
     write_file(copy + "/z.ferry-part.state.tmp-XyZ789", "a temporary of a download in progress");
+    const int held = ::open((copy + "/z.ferry-part").c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(held >= 0);
+    REQUIRE(::flock(held, LOCK_EX) == 0);
     const auto sync = run_ferry(f.server.address(), {"--json", "sync", "--delete", ":tree", copy});
+    ::close(held);
     CAPTURE(sync.out);
     CHECK(sync.exit_code == 0);
-    CHECK(folder_entries(copy) == std::vector<std::string>{"plain", "z.ferry-part.state.tmp-XyZ789"});
+    CHECK(folder_entries(copy) ==
+          std::vector<std::string>{"plain", "z.ferry-part", "z.ferry-part.state.tmp-XyZ789"});
 }
