@@ -799,21 +799,46 @@ bool is_leftover_temporary(const struct ::stat& st)
            static_cast<std::uint64_t>(st.st_size) <= kMaxResumeStateSize;
 }
 
-Result<bool> remove_state_temporary(const std::string& path, const LocalFolder* in)
+Result<bool> remove_state_temporary(const std::string& path, const LocalFolder* in, bool dry_run)
 {
     const Where at(in, path);
     if (auto reached = at.reached(); !reached) {
         return reached.error();
     }
-    struct stat st {};
-    if (::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        if (errno == ENOENT) {
-            return false;
+    if (!sidecar_of_temporary(at.name())) {
+        return false;
+    }
+    // O_NONBLOCK: a FIFO at the name does not hang the look.
+    const int fd = sys::retry_on_eintr(
+        [&] { return ::openat(at.dir(), at.name(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC); });
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ELOOP || errno == ENXIO || errno == EACCES) {
+            return false; // gone, a link, a socket, or not ours to read
         }
         return local_error("cannot look at " + in_quotes(path), errno);
     }
-    if (!sidecar_of_temporary(at.name()) || !is_leftover_temporary(st)) {
+    const LocalFile file(path, fd);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !is_leftover_temporary(st)) {
         return false;
+    }
+    // What a checkpoint writes is a sidecar's JSON, whole or (a kill while
+    // a named temporary was written) cut short: empty or starting with
+    // '{'. A file of other bytes at the name (one a user downloaded to it,
+    // say) is not a temporary of ferry's.
+    char first = 0;
+    const ssize_t got = ::pread(fd, &first, 1, 0);
+    if (got < 0 || (got == 1 && first != '{')) {
+        return false;
+    }
+    // Only the very file looked at.
+    struct stat now {};
+    if (::fstatat(at.dir(), at.name(), &now, AT_SYMLINK_NOFOLLOW) != 0 || now.st_dev != st.st_dev ||
+        now.st_ino != st.st_ino) {
+        return false;
+    }
+    if (dry_run) {
+        return true;
     }
     if (::unlinkat(at.dir(), at.name(), 0) != 0) {
         if (errno == ENOENT) {

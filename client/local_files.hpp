@@ -355,9 +355,12 @@ bool is_leftover_temporary(const struct ::stat& st);
 // so that the common download reads no folder. The count removed.
 Result<std::size_t> remove_state_temporaries(const std::string& state_file, const LocalFolder* in = nullptr);
 // Removes the one temporary at `path` (a name the caller found) if
-// is_leftover_temporary allows; whether it was removed. The caller holds
+// is_leftover_temporary allows and it holds what a checkpoint writes
+// (nothing, or a sidecar's JSON, whole or cut short: its first byte '{');
+// whether it was removed (with `dry_run`: would be, and nothing is). The caller holds
 // the part's lock, or knows that no part stands (see sync_local).
-Result<bool> remove_state_temporary(const std::string& path, const LocalFolder* in = nullptr);
+Result<bool> remove_state_temporary(const std::string& path, const LocalFolder* in = nullptr,
+                                    bool dry_run = false);
 
 // That Error, for what stands at the sidecar's name and is not ferry's
 // (`mode`: lstat's, to name its kind).

@@ -556,13 +556,7 @@ Result<LeftoverEnd> remove_stray_temporary(const LocalFolder& in, const std::str
         }
         held = std::move(file.value());
     }
-    if (::fstatat(in.fd(), leaf_of(shown).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !is_leftover_temporary(st)) {
-        return LeftoverEnd::kept;
-    }
-    if (dry_run) {
-        return LeftoverEnd::removed;
-    }
-    auto removed = remove_state_temporary(shown, &in);
+    auto removed = remove_state_temporary(shown, &in, dry_run);
     if (!removed) {
         return removed.error();
     }

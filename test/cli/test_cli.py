@@ -528,6 +528,7 @@ class KilledDownloadLeftovers(CliTest):
             STATE_TMP + "no.tes": b"a dot is no random letter",
             STATE_TMP + "QwErTy7": b"seven",
             STATE_TMP + "Large1": b"L" * (65 * 1024),         # larger than any sidecar
+            STATE_TMP + "Plain1": b"downloaded to this name",  # not a sidecar's JSON
             STATE_TMP + "Linkd1": state,                       # a second name below
             "x.ferry-part.state.tmp-AbCdEf": state,           # another download's
         }

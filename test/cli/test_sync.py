@@ -1318,6 +1318,7 @@ class LeftoversOfAKilledDownload(SyncTest):
         kept = {
             "big.ferry-part.state.tmp-notes": b"the user's notes",
             "big.ferry-part.state.tmp-no.tes": b"a look-alike",
+            "big.ferry-part.state.tmp-Plain1": b"downloaded to this name, not a sidecar's JSON",
             "mine.ferry-part.state": b"the user's own file, not a sidecar",
             "pair.ferry-part": b"half",                                  # a part with its sidecar: resumable
             "pair.ferry-part.state": self.state,

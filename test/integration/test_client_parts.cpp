@@ -271,6 +271,7 @@ TEST_CASE("a kill's state temporaries are known by their exact names, and only t
     ferry::test::write_file(dir / "x.ferry-part.state.tmp-QwErTy", "{}");
     ferry::test::write_file(dir / "x.ferry-part.state.tmp-0aZ9x1", "");
     ferry::test::write_file(dir / "x.ferry-part.state.tmp-notes", "mine");
+    ferry::test::write_file(dir / "x.ferry-part.state.tmp-Plain1", "a file downloaded to this name");
     ferry::test::write_file(dir / "y.ferry-part.state.tmp-AbCdEf", "another download's");
     ferry::test::write_file(dir / "x.ferry-part.state.tmp-Large1", std::string(65 * 1024, 'L'));
     ferry::test::write_file(dir / "x.ferry-part.state.tmp-Linkd1", "{}");
@@ -280,7 +281,8 @@ TEST_CASE("a kill's state temporaries are known by their exact names, and only t
     CHECK(removed.value() == 2);
     CHECK_FALSE(ferry::test::exists(dir / "x.ferry-part.state.tmp-QwErTy"));
     CHECK_FALSE(ferry::test::exists(dir / "x.ferry-part.state.tmp-0aZ9x1"));
-    for (const char* stays : {"x.ferry-part.state.tmp-notes", "y.ferry-part.state.tmp-AbCdEf",
+    for (const char* stays : {"x.ferry-part.state.tmp-notes", "x.ferry-part.state.tmp-Plain1",
+                              "y.ferry-part.state.tmp-AbCdEf",
                               "x.ferry-part.state.tmp-Large1", "x.ferry-part.state.tmp-Linkd1"}) {
         CAPTURE(stays);
         CHECK(ferry::test::exists(dir / stays));
