@@ -514,7 +514,9 @@ namespace {
 // that stands again is a download begun since the scan, which may have
 // written this sidecar: both stay. What is left between this look and the
 // unlink is a download that creates its part and renames a new sidecar in
-// that instant; its part then stays, vouched for by its mark.
+// that very instant: its part stays, vouched for by its mark (where the
+// file system keeps none, the next get refuses it as not provably ferry's
+// and names it: a lost resume, never a lost file).
 Result<LeftoverEnd> remove_stray_sidecar(const LocalFolder& in, const std::string& shown, const std::string& part,
                                          bool dry_run)
 {

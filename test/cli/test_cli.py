@@ -590,13 +590,17 @@ class KilledDownloadLeftovers(CliTest):
         self.assertGreaterEqual(len(linked), 1, calls)
 
     def test_a_real_kill_loop_leaves_nothing_after_the_rerun(self):
-        deadline = time.monotonic() + 3
+        # Past two 64 MiB checkpoints, so that kills land before, inside
+        # and after a state's write, and around the publish.
+        self.data = os.urandom(130 << 20)
+        self.write(os.path.join(self.root, "big"), self.data)
+        deadline = time.monotonic() + 4
         kills = 0
         while time.monotonic() < deadline:
             proc = subprocess.Popen([FERRY, "--server", self.address, "--no-progress", "get", "big"],
                                     cwd=self.local, env=self.env, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
-            time.sleep(0.005 + (kills % 13) * 0.007)
+            time.sleep(0.01 + (kills * 7 % 23) * 0.02)
             proc.kill()
             proc.wait(timeout=30)
             kills += 1
