@@ -222,21 +222,6 @@ Result<std::shared_ptr<const LocalFolder>> open_tree_folder(const std::string& r
     return folder;
 }
 
-// At most kMaxHeldFolders, and an eighth of the descriptors this process
-// may open (RLIMIT_NOFILE, read once): a hard limit of 256 must leave room
-// for the files, parts and connections of the downloads themselves.
-std::size_t HeldFolders::most_held()
-{
-    static const std::size_t most = [] {
-        rlimit limit{};
-        if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) {
-            return kMaxHeldFolders;
-        }
-        return std::clamp<std::size_t>(static_cast<std::size_t>(limit.rlim_cur / 8), 1, kMaxHeldFolders);
-    }();
-    return most;
-}
-
 Result<std::shared_ptr<const LocalFolder>> HeldFolders::folder_of(const std::string& root, const std::string& dest)
 {
     const auto below = path_below(root, dest);
@@ -291,7 +276,7 @@ Result<std::shared_ptr<const LocalFolder>> HeldFolders::folder(const std::string
         }
         opened = std::make_shared<const LocalFolder>(shown, fd);
     }
-    if (held_.size() >= most_held()) {
+    if (held_.size() >= most_) {
         held_.clear(); // the downloads that took them still hold theirs
     }
     held_.emplace(std::make_pair(root, below), opened);

@@ -4,9 +4,11 @@
 // sidecar (`<dest>.ferry-part.state`). Every failure is a local_io Error naming the path.
 #pragma once
 
+#include "descriptors.hpp"
 #include "resume_state.hpp"
 #include "status.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -63,18 +65,20 @@ Result<std::shared_ptr<const LocalFolder>> open_tree_folder(const std::string& r
 // published, so no later step names the folder by a path again, and a
 // tree of many files in few folders costs one descriptor per folder, not
 // one walk per file and step. Safe to share between threads (sync's
-// connections). It keeps at most most_held() for later files; a
-// download's own hold is not limited by it.
+// connections). It keeps at most `most` for later files (the command's
+// share of its descriptor limit, descriptors.hpp); a download's own hold
+// is not limited by it.
 class HeldFolders {
 public:
     static constexpr std::size_t kMaxHeldFolders = 256;
-    static std::size_t most_held();
+    explicit HeldFolders(std::size_t most = descriptor_shares().held_folders) : most_(std::max<std::size_t>(most, 1)) {}
     // The folder `dest` (a path below `root`, see open_tree_folder) lies in.
     Result<std::shared_ptr<const LocalFolder>> folder_of(const std::string& root, const std::string& dest);
 
 private:
     Result<std::shared_ptr<const LocalFolder>> folder(const std::string& root, const std::string& below);
 
+    std::size_t most_;
     std::mutex mutex_;
     std::map<std::pair<std::string, std::string>, std::shared_ptr<const LocalFolder>> held_;
 };

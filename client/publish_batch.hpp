@@ -27,7 +27,8 @@ namespace ferry::client {
 
 // A batch is published when it holds this many files or bytes (the bytes
 // bound how much written data waits unsynced; the files bound the open
-// descriptors: at most two batches' worth, one held and one publishing).
+// descriptors: at most two batches' worth, one held and one publishing;
+// a command passes its share of its descriptor limit, descriptors.hpp).
 inline constexpr std::size_t kPublishBatchFiles = 64;
 inline constexpr std::uint64_t kPublishBatchBytes = 64ULL * 1024 * 1024;
 // Threads that issue one batch's fsyncs at the same time.

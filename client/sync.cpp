@@ -1,5 +1,7 @@
 #include "sync.hpp"
 
+#include "descriptors.hpp"
+
 #include "commands.hpp"
 #include "interrupt.hpp"
 #include "local_files.hpp"
@@ -615,7 +617,7 @@ std::map<std::string, std::uint64_t> resumable_prefixes(const SyncArguments& arg
 // is held from here to the publish (GetOptions::folder).
 void pull_files(Connection& connection, Queue& queue, Tally& tally, const SyncArguments& arguments,
                 const std::vector<FileTransfer>& transfers, Retries& retries, PublishBatch& batch,
-                HeldFolders& folders)
+                HeldFolders& folders, std::size_t gets_in_flight)
 {
     const auto fail = [&](std::size_t index, const Error& error) {
         retries.failed(tally, transfers, index, error);
@@ -624,7 +626,7 @@ void pull_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
     std::deque<std::pair<std::size_t, PendingGet>> in_flight; // sent, replies in this order
     bool drained = false;
     for (;;) {
-        while (!drained && waiting.size() + in_flight.size() < kGetsInFlight && !interrupted()) {
+        while (!drained && waiting.size() + in_flight.size() < gets_in_flight && !interrupted()) {
             const auto index = queue.take();
             if (!index) {
                 drained = true;
@@ -1416,7 +1418,11 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     const TreeListing& source = push ? local_tree.entries : remote_tree.value();
     const TreeListing& dest = push ? remote_tree.value() : local_tree.entries;
 
-    Crew crew(connection, options, std::clamp(arguments.jobs, 1U, kMaxSyncJobs));
+    // What the descriptor limit leaves room for (descriptors.hpp): fewer
+    // connections, gets and batched files under a low one, never a file
+    // failed for a descriptor.
+    const DescriptorShares shares = descriptor_shares(std::clamp(arguments.jobs, 1U, kMaxSyncJobs));
+    Crew crew(connection, options, static_cast<unsigned>(shares.connections));
     if (arguments.after_listing) {
         arguments.after_listing();
     }
@@ -1493,7 +1499,7 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         set_local_file_times(tally, arguments, plan, local_tree.listed, digests.hashed);
     }
 
-    PublishBatch publish; // a pull's verified files, published in groups
+    PublishBatch publish(shares.publish_files); // a pull's verified files, published in groups
     UnsentFolders unsent; // a push's folders whose files did not start
     std::vector<std::size_t> todo(plan.transfers.size());
     for (std::size_t i = 0; i < todo.size(); ++i) {
@@ -1506,12 +1512,12 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         }
         Queue queue(batch.size());
         Retries retries;
-        HeldFolders folders; // a pull's folders, each walked to once per pass
+        HeldFolders folders(shares.held_folders); // a pull's folders, each walked to once per pass
         crew.run(batch.size(), [&](Connection& each) {
             if (push) {
                 push_files(each, queue, tally, arguments, batch, retries, local_tree.listed, unsent);
             } else {
-                pull_files(each, queue, tally, arguments, batch, retries, publish, folders);
+                pull_files(each, queue, tally, arguments, batch, retries, publish, folders, shares.gets_in_flight);
             }
         });
         publish.flush(); // what was verified is published, even after Ctrl-C

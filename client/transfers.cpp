@@ -1,6 +1,7 @@
 #include "transfers.hpp"
 
 #include "commands.hpp"
+#include "descriptors.hpp"
 #include "download_names.hpp"
 #include "interrupt.hpp"
 #include "local_files.hpp"
@@ -403,7 +404,10 @@ void get_files(Connection& connection, const Output& output, Report& report, con
     }
     std::vector<std::optional<PendingGet>> pending(items.size());
     std::vector<std::optional<PlannedFolder>> planned(items.size());
-    HeldFolders folders;
+    // The descriptor limit's shares (descriptors.hpp): under a low one,
+    // fewer gets ahead and fewer folders kept, never a file failed for it.
+    const DescriptorShares shares = descriptor_shares();
+    HeldFolders folders(shares.held_folders);
     std::deque<std::size_t> waiting;   // to be sent, in order
     std::deque<std::size_t> in_flight; // sent; their replies come back in this order
     for (const std::size_t i : todo) {
@@ -476,7 +480,7 @@ void get_files(Connection& connection, const Output& output, Report& report, con
                 break;
             }
         }
-        while (in_flight.size() < kGetsInFlight && !waiting.empty() && connection.is_open()) {
+        while (in_flight.size() < shares.gets_in_flight && !waiting.empty() && connection.is_open()) {
             const std::size_t index = waiting.front();
             waiting.pop_front();
             PendingGet& get = *pending[index];
@@ -549,7 +553,7 @@ void get_files(Connection& connection, const Output& output, Report& report, con
 void get_pass(Connection& connection, const Output& output, Report& report, const std::vector<GetItem>& items,
               const TransferFlags& flags, const std::vector<std::size_t>& todo)
 {
-    PublishBatch publish;
+    PublishBatch publish(descriptor_shares().publish_files);
     get_files(connection, output, report, items, flags, todo, publish);
     publish.flush();
 }
