@@ -1456,9 +1456,11 @@ void make_private_again(const LocalFile& part, const struct stat& before)
 
 // --no-clobber's publish: the verified part takes `dest`'s name only if
 // nothing stands there when the rename itself runs (sys::rename_no_replace).
-// A file that appeared since the look before the download is left alone,
-// and the part and its sidecar go, as if the file had been there at the
-// start (get -n then reports the file as skipped, `exists`).
+// Whatever appeared since the look before the download (a file, a folder,
+// a link, a FIFO...) is left alone, and the part and its sidecar go, as if
+// it had been there at the start: the `exists` error returned here is then
+// answered as that look answers what stands there (get -n's skip, or its
+// refusal of a link or FIFO in a tree, transfers.cpp).
 Status publish_without_replacing(const LocalFile& part, const std::string& dest, const LocalFolder* in)
 {
     const Where at(in, part.path());
@@ -1495,7 +1497,10 @@ Status publish_download(const LocalFile& part, const std::string& dest, const Lo
         error.message += "; the verified file is kept as " + in_quotes(part.path());
         return error;
     }
-    if (::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
+    // Under --no-clobber whatever stands there (a folder, a link, a FIFO as
+    // well as a file) is refused by the rename itself, and answered as the
+    // look before the download answers it (the caller's part).
+    if (replace && ::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
         return Error{ErrorCode::local_io, in_quotes(dest) + " became " + kind_of(st.st_mode) +
                                               " during the download; the verified file is kept as " +
                                               in_quotes(part.path())};

@@ -393,6 +393,8 @@ Status take_planned_folder(GetOptions& options, const PlannedFolder& planned, He
     return success();
 }
 
+std::optional<Error> refused_under_no_clobber(const std::string& dest, bool tree_name);
+
 void get_files(Connection& connection, const Output& output, Report& report, const std::vector<GetItem>& items,
                const TransferFlags& flags, const std::vector<std::size_t>& todo, PublishBatch& publish)
 {
@@ -513,13 +515,18 @@ void get_files(Connection& connection, const Output& output, Report& report, con
         if (result && get.verified) {
             const std::uint64_t bytes = result->moved();
             publish.add(std::move(*get.verified), bytes,
-                        [&report, index, got = std::move(result.value())](const Status& published) mutable {
+                        [&report, index, got = std::move(result.value()), dest = get.options.dest,
+                         tree_name = !items[index].tree_root.empty()](const Status& published) mutable {
                             if (published) {
                                 report.transferred(index, std::move(got));
                             } else if (published.error().code == ErrorCode::exists) {
-                                // -n's file that appeared during the download:
-                                // skipped, as one found before it.
-                                report.skipped(index, "exists");
+                                // -n's name taken during the download: answered
+                                // as what stands there is before it.
+                                if (auto refused = refused_under_no_clobber(dest, tree_name)) {
+                                    report.failed(index, *refused);
+                                } else {
+                                    report.skipped(index, "exists");
+                                }
                             } else {
                                 report.failed(index, published.error());
                             }
@@ -763,6 +770,26 @@ std::optional<Error> refuse_in_the_way(const std::string& path)
         return refuse_symlink(path);
     }
     return Error{ErrorCode::local_io, "\"" + path + "\" is a FIFO, socket or device: it is left alone"};
+}
+
+// --no-clobber's answer for what stands at a download's local name, the
+// same whether it stood there before the download or appeared during it
+// (the publish's rename then refused it, `exists`), whatever it is: the
+// looks before the download, taken again. A name of a tree (get -r, a
+// wildcard's match) holding a link, FIFO, socket or device is refused as
+// the plan refuses it; a name the user typed, as its inspection refuses it
+// (a folder, a link to nothing, another user's link); nullopt for anything
+// else there (a file, a tree's folder, a typed FIFO): skipped, `exists`.
+std::optional<Error> refused_under_no_clobber(const std::string& dest, bool tree_name)
+{
+    if (tree_name) {
+        return refuse_in_the_way(dest);
+    }
+    auto target = inspect_download_target(dest);
+    if (!target) {
+        return target.error();
+    }
+    return std::nullopt;
 }
 
 // A folder the user named, when it is reached only through links of the

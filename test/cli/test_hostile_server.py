@@ -248,6 +248,73 @@ class NoClobberHoldsToThePublish(HostileTest):
         os.mkdir(os.path.join(top, "d"))
         self.check_get("-r", "d", "-C", top, dest=os.path.join(top, "d"), names=["f", "g"])
 
+    # What -n answers for each kind of name, by whether it was there before
+    # the get or appeared during it: the same answer (skipped, or the same
+    # error and exit status), and the name is left as it was, with no part.
+    KINDS = ("folder", "link to nothing", "own link to a file", "another user's link", "FIFO")
+
+    def make_kind(self, path, kind, outside):
+        if kind == "folder":
+            os.mkdir(path)
+        elif kind == "link to nothing":
+            os.symlink(os.path.join(outside, "nothing"), path)
+        elif kind == "own link to a file":
+            os.symlink(os.path.join(outside, "kept"), path)
+        elif kind == "another user's link":
+            os.symlink(os.path.join(outside, "kept"), path)
+            os.lchown(path, OTHER_UID, OTHER_UID)
+        else:
+            os.mkfifo(path)
+
+    def answer_of(self, args, dest, kind, when, names):
+        content = b"the server's bytes " * 1000
+        outside = self.folder("outside-" + os.path.relpath(dest, self.dir).replace("/", "-"))
+        with open(os.path.join(outside, "kept"), "wb") as f:
+            f.write(b"KEPT")
+
+        def appear(name):
+            self.make_kind(os.path.join(dest, os.path.basename(name)), kind, outside)
+
+        if when == "before":
+            for name in names:
+                appear(name)
+        listed = [[entry(n, "file", len(content)) for n in names]]
+        server = self.scripted(listings={("d", False): listed, ("d", True): listed},
+                               files={"d/" + n: content for n in names},
+                               before_trailer=appear if when == "during" else None)
+        got = self.ferry("--json", "--no-progress", "get", "-n", *args, server=server.address)
+        report = self.json_of(got)
+        # Left as it was: never downloaded onto, nor through.
+        self.assertEqual(sorted(os.listdir(dest)), sorted(names), (kind, when, report))
+        with open(os.path.join(outside, "kept"), "rb") as f:
+            self.assertEqual(f.read(), b"KEPT")
+        self.assertFalse(os.path.exists(os.path.join(outside, "nothing")))
+        outcomes = [f.get("skipped") or (f["error"]["code"], f["error"]["message"].replace(dest, "DEST"))
+                    for f in report["files"]]
+        return got.returncode, outcomes
+
+    def check_kinds(self, args_of, dest_of, names):
+        for kind in self.KINDS:
+            answers = {}
+            for when in ("before", "during"):
+                dest = dest_of("%s-%s" % (kind.replace(" ", "-").replace("'", ""), when))
+                answers[when] = self.answer_of(args_of(dest), dest, kind, when, names)
+            if os.environ.get("SHOW_ANSWERS"):
+                print(kind, answers)
+            self.assertEqual(answers["during"], answers["before"], kind)
+
+    def test_any_kind_of_name_gets_the_same_answer_before_and_during_the_get(self):
+        self.check_kinds(lambda dest: ["d/f", "-C", dest], lambda case: self.folder("one-" + case), ["f"])
+        self.check_kinds(lambda dest: ["d/f", "d/g", "-C", dest], lambda case: self.folder("several-" + case),
+                         ["f", "g"])
+        self.check_kinds(lambda dest: ["d/*", "-C", dest], lambda case: self.folder("wild-" + case), ["f", "g"])
+
+        def tree_dest(case):
+            top = self.folder("tree-" + case)
+            os.mkdir(os.path.join(top, "d"))
+            return os.path.join(top, "d")
+        self.check_kinds(lambda dest: ["-r", "d", "-C", os.path.dirname(dest)], tree_dest, ["f", "g"])
+
     def test_put_n_commits_without_replacing_and_takes_exists_as_a_skip(self):
         self.write(os.path.join(self.local, "up.bin"), b"mine")
         server = self.scripted(commit_error="exists", capabilities=["commit_replace"])
