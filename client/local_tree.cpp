@@ -70,7 +70,7 @@ public:
         if (!names) {
             ::close(fd);
             // Half a listing is no listing: none of it is kept.
-            tree.unreadable.push_back({relative, names.error().message});
+            tree.unreadable.push_back({relative, names.error().message, true});
             return;
         }
         for (const auto& name : names.value()) {
@@ -100,7 +100,8 @@ public:
                 // O_NOFOLLOW: swapped for a symlink since the fstatat, it is not entered.
                 const int child = ::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (child < 0) {
-                    tree.unreadable.push_back({path, std::string("cannot open the folder: ") + std::strerror(errno)});
+                    tree.unreadable.push_back(
+                        {path, std::string("cannot open the folder: ") + std::strerror(errno), true});
                     continue;
                 }
                 tree.entries.push_back({path, true, 0, st.st_mtim.tv_sec, static_cast<std::uint64_t>(st.st_dev),

@@ -51,6 +51,7 @@ struct LocalEntry {
 struct SkippedEntry {
     std::string path; // relative, as above
     std::string why;
+    bool folder = false; // unreadable: a folder it could not open or list (else an entry of unknown kind)
 };
 
 // Each folder's entry comes before what is inside it; a folder's entries

@@ -423,7 +423,7 @@ std::optional<Error> first_transfer_error(const TransferSummary& summary)
     if (summary.files.size() > 1 || failed + folders > 1) {
         std::string counted = std::to_string(failed) + " of " + plural(summary.files.size(), "file") + " failed";
         if (folders > 0) {
-            counted += " and " + plural(folders, "folder") + " could not be made";
+            counted += " and " + plural(folders, "folder") + " failed";
         }
         first.message = counted + "; first \"" + name + "\": " + first.message;
     }

@@ -883,6 +883,20 @@ void plan_tree_entry(GetPlan& plan, const TreeLanding& tree, const FileInfo& ent
     plan.folders.push_back({tree.base, tree.below(entry.name), entry.mtime});
 }
 
+// Whether `folder` (a match, or a name as typed) is a folder on the
+// server: its listed type, else a stat (only for a listing that failed).
+bool is_remote_folder(Connection& connection, const FileInfo& folder)
+{
+    if (folder.type) {
+        return *folder.type == EntryType::folder;
+    }
+    if (!ensure_open(connection)) {
+        return false;
+    }
+    auto stat = ask(connection, Request{connection.next_id(), StatRequest{folder.name}}, parse_stat_reply);
+    return stat && stat->file.type == EntryType::folder;
+}
+
 // get -r of the folder `path`: its tree as local folders and files. False
 // when `path` is no folder (then it is an ordinary file to get).
 bool plan_tree(Connection& connection, GetPlan& plan, const FileInfo& folder,
@@ -894,9 +908,15 @@ bool plan_tree(Connection& connection, GetPlan& plan, const FileInfo& folder,
         if (listed.error().code == ErrorCode::not_a_folder) {
             return false;
         }
-        // The name as typed, which named nothing to list: reported as a
-        // file, like any name a get could not start on.
-        plan.add({folder.name, root}, listed.error());
+        // A folder the server cannot list (it may not read it): a failed
+        // folder, as one that could not be made, not a file. Anything else
+        // (the name as typed named nothing to list): reported as a file,
+        // like any name a get could not start on.
+        if (is_remote_folder(connection, folder)) {
+            plan.failed_folders.push_back({folder.name, root, listed.error()});
+        } else {
+            plan.add({folder.name, root}, listed.error());
+        }
         return true;
     }
     // The user names the tree's own folder only with -o, or as the target
@@ -1083,8 +1103,16 @@ void plan_local_tree(Connection& connection, PutPlan& plan, const std::string& l
         plan.notes.push_back("\"" + prefix + skipped.path + "\" not sent: " + skipped.why);
     }
     // What could not be read is no skip but a failure, as an unreadable
-    // file's is: counted, in --json, and in the exit status (3).
+    // file's is: in --json and in the exit status (3); a folder counted as
+    // a folder (failed_folders), not as a file, and not made on the server.
+    std::set<std::string> unread_folders;
     for (const auto& unread : tree->unreadable) {
+        if (unread.folder) {
+            plan.failed_folders.push_back({join_remote(remote, unread.path), prefix + unread.path,
+                                           Error{ErrorCode::local_io, unread.why + "; nothing in it was sent"}});
+            unread_folders.insert(unread.path);
+            continue;
+        }
         plan.add({prefix + unread.path, join_remote(remote, unread.path), true, std::nullopt}, prefix + unread.path,
                  Error{ErrorCode::local_io, unread.why + "; not sent"});
     }
@@ -1105,7 +1133,7 @@ void plan_local_tree(Connection& connection, PutPlan& plan, const std::string& l
         empty_folders.push_back("");
     }
     for (const auto& entry : tree->entries) {
-        if (entry.folder && holding.count(entry.path) == 0) {
+        if (entry.folder && holding.count(entry.path) == 0 && unread_folders.count(entry.path) == 0) {
             // Its own folders below it are made with it (parents).
             empty_folders.push_back(entry.path);
         }

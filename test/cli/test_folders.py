@@ -406,8 +406,10 @@ class Folders(CliTest):
             except OSError:
                 pass
 
-    def test_put_r_fails_a_folder_it_cannot_read_as_it_fails_such_a_file(self):
-        # It was a note, exit status 0, and --json said failed: 0 without naming it.
+    def test_put_r_fails_a_folder_it_cannot_read_as_a_folder(self):
+        # It was a note, exit status 0, and --json said failed: 0 without
+        # naming it; then it failed among the files, counted as a file. A
+        # folder is no file: counted and listed as a failed folder.
         server = self.start_server()
         top = os.path.join(self.local, "tree")
         make_tree(top, {"ok.txt": b"ok", "noread/important": b"z", "a/locked/deep/y": b"y", "a/seen.txt": b"s"})
@@ -420,16 +422,52 @@ class Folders(CliTest):
         self.assertEqual(put.returncode, 3, put.stderr)
         self.assertIn(b'ferry: local_io: "one/tree/noread": cannot open the folder: Permission denied', put.stderr)
         self.assertIn(b'ferry: local_io: "one/tree/a/locked": cannot open the folder', put.stderr)
-        self.assertIn(b"2 failed", put.stdout)
+        self.assertIn(b"2 files sent: 2 ok, 0 failed; 2 folders not made;", put.stdout)
         put = self.json_of(self.as_other("--json", "put", "-r", "tree", "-C", "two", server=server))
         schema_for("transfer").validate(put)
-        self.assertEqual((put["summary"]["ok"], put["summary"]["failed"]), (2, 2), put)
-        failed = sorted((f["local"], f["name"], f["error"]["code"]) for f in put["files"] if not f["ok"])
-        self.assertEqual(failed, [("tree/a/locked", "two/tree/a/locked", "local_io"),
-                                  ("tree/noread", "two/tree/noread", "local_io")])
+        self.assertEqual({k: put["summary"][k] for k in ("files", "ok", "failed", "failed_folders")},
+                         {"files": 2, "ok": 2, "failed": 0, "failed_folders": 2}, put)
+        self.assertEqual(sorted(f["name"] for f in put["files"]), ["two/tree/a/seen.txt", "two/tree/ok.txt"])
+        self.assertEqual(sorted((f["local"], f["name"], f["error"]["code"]) for f in put["failed_folders"]),
+                         [("tree/a/locked", "two/tree/a/locked", "local_io"),
+                          ("tree/noread", "two/tree/noread", "local_io")])
         self.assertEqual(put["error"]["code"], "local_io")
+        self.assertIn("0 of 2 files failed and 2 folders failed", put["error"]["message"])
         self.assertEqual(tree(os.path.join(self.root, "two")),
                          {"tree": None, "tree/a": None, "tree/ok.txt": b"ok", "tree/a/seen.txt": b"s"})
+        # sync's push names each such folder as one error, counts no file for it.
+        pushed = self.json_of(self.as_other("--json", "sync", "tree", ":three", server=server))
+        schema_for("sync").validate(pushed)
+        self.assertEqual(pushed["sync"]["sent"], 2, pushed)
+        self.assertEqual(sorted((e["path"], e["code"]) for e in pushed["sync"]["errors"]),
+                         [("a/locked", "local_io"), ("noread", "local_io")])
+        self.assertTrue(all("cannot open the folder" in e["message"] for e in pushed["sync"]["errors"]), pushed)
+
+    def test_get_r_fails_a_folder_the_server_cannot_list_as_a_folder(self):
+        # ferryd as uid 1234, which may not read top/secret: get -r of it
+        # counted it as a failed file.
+        make_tree(self.root, {"top/a/x": b"x", "top/secret/y": b"y"})
+        for folder, folders, files in os.walk(self.root):
+            for name in [folder] + [os.path.join(folder, n) for n in folders + files]:
+                os.lchown(name, 1234, 1234)
+        os.chmod(os.path.join(self.root, "top", "secret"), 0o000)
+        os.chmod(self.dir, 0o755)
+        self.server = harness.Server(test_cli.FERRYD, self.root,
+                                     preexec_fn=lambda: (os.setgroups([]), os.setgid(1234), os.setuid(1234)))
+        got = self.ferry("--json", "get", "-r", "top/secret", "top/a", "-C", "down", server=self.server.address)
+        self.assertEqual(got.returncode, 4, got.stderr)  # forbidden
+        out = self.json_of(got)
+        schema_for("transfer").validate(out)
+        self.assertEqual({k: out["summary"][k] for k in ("files", "ok", "failed", "failed_folders")},
+                         {"files": 1, "ok": 1, "failed": 0, "failed_folders": 1}, out)
+        self.assertEqual([(f["name"], f["local"], f["error"]["code"]) for f in out["failed_folders"]],
+                         [("top/secret", "down/secret", "forbidden")])
+        text = self.ferry("get", "-r", "top/secret", "-C", "again", server=self.server.address)
+        self.assertEqual(text.returncode, 4, text.stderr)
+        self.assertIn(b"0 files received: 0 ok, 0 failed; 1 folder not made;", text.stdout)
+        # A name the server does not have is still a failed file.
+        missing = self.json_of(self.ferry("--json", "get", "-r", "top/nothere", server=self.server.address))
+        self.assertEqual((missing["summary"]["failed"], "failed_folders" in missing), (1, False), missing)
 
     def test_get_p_and_put_p_say_when_a_time_could_not_be_kept(self):
         # ext4 clamps a time past 2446: -p reports it (round 12), never hides it.
