@@ -3,6 +3,11 @@
 // output, and `ferry stats` counting exactly what these commands did.
 #include "support.hpp"
 
+#include "descriptors.hpp"
+#include "local_files.hpp"
+#include "publish_batch.hpp"
+#include "transfers.hpp"
+
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>
@@ -146,4 +151,34 @@ TEST_CASE("ferry stats counts what was done")
     CHECK(human.exit_code == 0);
     CHECK(human.out.find("connections:  ") != std::string::npos);
     CHECK(human.out.find("not_found 1") != std::string::npos);
+}
+
+TEST_CASE("a command's descriptor shares fit its limit, and keep the usual bounds where it is roomy")
+{
+    using ferry::client::descriptor_shares;
+    using ferry::client::kReservedDescriptors;
+    // What the shares may hold at once (descriptors.cpp's costs): each
+    // connection 4 and its gets' folders, each batch file 4, each kept folder 1.
+    for (std::size_t limit = 12; limit <= 4096; ++limit) {
+        for (const std::size_t jobs : {1, 8, 64}) {
+            const auto shares = descriptor_shares(limit, jobs);
+            CAPTURE(limit);
+            CAPTURE(jobs);
+            CHECK(shares.connections >= 1);
+            CHECK(shares.connections <= jobs);
+            CHECK(shares.gets_in_flight >= 1);
+            CHECK(shares.publish_files >= 1);
+            CHECK(shares.held_folders >= 1);
+            const std::size_t held = shares.connections * (4 + shares.gets_in_flight) + 4 * shares.publish_files +
+                                     shares.held_folders;
+            if (limit >= 16) {
+                CHECK(held <= limit - kReservedDescriptors);
+            }
+        }
+    }
+    const auto roomy = descriptor_shares(1 << 20, 8);
+    CHECK(roomy.connections == 8);
+    CHECK(roomy.gets_in_flight == ferry::client::kGetsInFlight);
+    CHECK(roomy.publish_files == ferry::client::kPublishBatchFiles);
+    CHECK(roomy.held_folders == ferry::client::HeldFolders::kMaxHeldFolders);
 }
