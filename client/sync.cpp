@@ -1422,6 +1422,10 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     // connections, gets and batched files under a low one, never a file
     // failed for a descriptor.
     const DescriptorShares shares = descriptor_shares(std::clamp(arguments.jobs, 1U, kMaxSyncJobs));
+    if (shares.connections < arguments.jobs) {
+        output.detail("-j " + std::to_string(arguments.jobs) + " cut to " + std::to_string(shares.connections) +
+                      " connection(s): the descriptor limit (ulimit -n) is " + std::to_string(descriptor_limit()));
+    }
     Crew crew(connection, options, static_cast<unsigned>(shares.connections));
     if (arguments.after_listing) {
         arguments.after_listing();
