@@ -75,6 +75,13 @@ def parse_control(payload: Buffer) -> dict[str, Any]:
                          parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError) as error:
         raise ProtocolError("bad_json", f"control payload is not JSON: {error}") from None
+    try:
+        # json.loads takes an unpaired \ud800 escape, which no UTF-8 text
+        # holds (section 5: bad_json): a str carrying it would fail only
+        # later, where a caller prints or encodes it.
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError("bad_json", "control payload is not JSON: an unpaired surrogate escape") from None
     if not isinstance(obj, dict):
         raise ProtocolError("bad_json", "control payload is not a JSON object")
     return obj

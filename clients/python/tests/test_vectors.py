@@ -132,11 +132,13 @@ class VectorTests(unittest.TestCase):
         self.assertEqual(caught.exception.code, "frame_too_large")
 
     def test_repeated_keys_and_constants_are_bad_json(self):
-        for payload in (b'{"a":1,"a":2}', b'{"a":NaN}', b"[1]", b'{"a":1}\x00', b"\xff"):
+        for payload in (b'{"a":1,"a":2}', b'{"a":NaN}', b"[1]", b'{"a":1}\x00', b"\xff", b'{"a":"\\ud800"}',
+                        b'{"a":["\\udc00x"]}', b'{"\\ud83dx":1}'):
             with self.subTest(payload):
                 with self.assertRaises(ferry_client.ProtocolError) as caught:
                     wire.parse_control(payload)
                 self.assertEqual(caught.exception.code, "bad_json")
+        self.assertEqual(wire.parse_control(b'{"a":"\\ud83d\\ude00"}'), {"a": "\U0001F600"})   # a pair is fine
 
 
 class ListingTests(unittest.TestCase):
