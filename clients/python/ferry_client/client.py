@@ -13,12 +13,14 @@ import os
 import socket
 import ssl
 from dataclasses import dataclass, field
-from typing import IO, Any, BinaryIO, Callable, Iterator, Optional, Union
+from typing import IO, Any, BinaryIO, Callable, Iterator, Optional, TypeVar, Union
 
 from . import hashes, local
 from .errors import (Conflict, ConnectionLost, FerryError, IntegrityError, LocalIOError, NotFerry, NotFound,
                      ProtocolError, TLSError, UnsupportedHash, UnsupportedVersion, WrongType, closes_connection,
                      from_reply)
+from .listing_check import ListingCheck
+from .names import quoted
 from .wire import CHUNK, MAX_DATA, FrameChannel, Transport
 
 __version__ = "0.1.0"
@@ -27,6 +29,7 @@ VERSION = 2                       # the highest protocol version this library sp
 CLIENT_NAME = f"ferry_client/{__version__}"
 
 PathLike = Union[str, "os.PathLike[str]"]
+Parsed = TypeVar("Parsed")
 Progress = Callable[[int, int], None]   # (bytes of the file held, its whole size)
 
 
@@ -151,6 +154,39 @@ def _str(value: Any, what: str) -> str:
     return value
 
 
+def _bool(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise ProtocolError("internal", f"the server broke the protocol: {what} is {value!r}, not true or false")
+    return value
+
+
+def _echo(reply: dict[str, Any], key: str, asked: str, what: str) -> str:
+    """A reply's name or path of the request (PROTOCOL.md 4): the one asked
+    for, or the server answered about something else."""
+    value = _str(reply.get(key), what)
+    if value != asked:
+        raise ProtocolError("internal", f"the server broke the protocol: {what} is {quoted(value)}, not the "
+                            f"{quoted(asked)} asked for")
+    return value
+
+
+def _digest(reply: dict[str, Any], hash: str, what: str) -> str:
+    """A digest under its hash's name (PROTOCOL.md 4.1): lowercase hex of
+    the hash's size."""
+    value = reply.get(hash)
+    if not hashes.is_digest_hex(hash, value):
+        raise ProtocolError("internal", f"the server broke the protocol: {what} {hash} is {value!r}, not "
+                            f"{hashes.digest_length(hash)} lowercase hex digits")
+    return str(value)
+
+
+def _strings(value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ProtocolError("internal", f"the server broke the protocol: {what} is {value!r}, not a list of "
+                            "strings")
+    return list(value)
+
+
 def _signed64(value: Any) -> bool:
     return local.is_int(value) and INT64_MIN <= value <= INT64_MAX
 
@@ -181,14 +217,93 @@ def _check_mtime(mtime: Any) -> int:
     return seconds
 
 
-def _entry(obj: Any) -> Entry:
+def _entry(obj: Any, what: str = "a file entry") -> Entry:
+    """File information (3.3), each field of its type and range; ``what``
+    names it in the message."""
     if not isinstance(obj, dict):
-        raise ProtocolError("internal", f"the server broke the protocol: a file entry is {obj!r}")
+        raise ProtocolError("internal", f"the server broke the protocol: {what} is {obj!r}")
     kind = obj.get("type", "file")
     if kind not in ("file", "folder"):   # 3.3: nothing else is ever described
-        raise ProtocolError("internal", f"the server broke the protocol: an entry of type {kind!r}")
-    return Entry(_str(obj.get("name"), "a name"), _int(obj.get("size"), "a size"),
-                 _int(obj.get("mtime"), "an mtime", signed=True), kind)
+        raise ProtocolError("internal", f"the server broke the protocol: {what} of type {kind!r}")
+    return Entry(_str(obj.get("name"), f"{what}'s name"), _int(obj.get("size"), f"{what}'s size"),
+                 _int(obj.get("mtime"), f"{what}'s mtime", signed=True), kind)
+
+
+def _file_entry(obj: Any, asked: str, what: str) -> Entry:
+    """The file information of a reply about ``asked`` (a get's, a
+    commit's, a digest's): that name, and a regular file."""
+    entry = _entry(obj, what)
+    _echo(obj, "name", asked, f"{what}'s name")
+    if entry.is_folder:
+        raise ProtocolError("internal", f"the server broke the protocol: {what} describes a folder")
+    return entry
+
+
+def _entry_of(reply: dict[str, Any], asked: str, what: str) -> Entry:
+    """A stat's or set_mtime's entry (4.3, 4.13): the one asked about."""
+    entry = _entry(reply, what)
+    _echo(reply, "name", asked, f"{what}'s name")
+    return entry
+
+
+def _digest_of(reply: dict[str, Any], asked: str, hash: str) -> Digest:
+    """A digest reply (4.9): the file asked about, its digest in ``hash``."""
+    entry = _file_entry(reply, asked, "the digest reply")
+    return Digest(entry.name, entry.size, entry.mtime, hash, _digest(reply, hash, "the digest reply's"))
+
+
+def _mkdir_created(reply: dict[str, Any], asked: str, parents: bool) -> bool:
+    """A mkdir reply (4.10): the path asked; ``created`` false only with
+    ``parents`` (without it, a folder already there is ``exists``)."""
+    _echo(reply, "path", asked, "the mkdir reply's path")
+    created = _bool(reply.get("created"), "the mkdir reply's created")
+    if not created and not parents:
+        raise ProtocolError("internal", f"the server broke the protocol: mkdir {quoted(asked)} without parents "
+                            "answered created false")
+    return created
+
+
+def _deleted(reply: dict[str, Any], asked: str, recursive: bool) -> Deleted:
+    """A delete reply (4.11): the path asked, what it was, and counts that
+    include it: a file is one file; a folder at least one folder, and
+    without ``recursive`` only itself (it had to be empty)."""
+    _echo(reply, "path", asked, "the delete reply's path")
+    kind = reply.get("type")
+    if kind not in ("file", "folder"):
+        raise ProtocolError("internal", f"the server broke the protocol: the delete reply's type is {kind!r}")
+    files = _int(reply.get("files"), "the delete reply's files")
+    folders = _int(reply.get("folders"), "the delete reply's folders")
+    if kind == "file":
+        expected = (files, folders) == (1, 0)
+    elif recursive:
+        expected = folders >= 1
+    else:
+        expected = (files, folders) == (0, 1)
+    if not expected:
+        raise ProtocolError("internal", f"the server broke the protocol: the delete reply for {quoted(asked)} "
+                            f"removed a {kind}, counting {files} files and {folders} folders")
+    return Deleted(asked, str(kind), files, folders)
+
+
+# The counters of a stats reply (4.8): each an object of unsigned integers.
+_STATS_PAIRS = {"connections": ("now", "total"), "transfers": ("now", "total"), "bytes": ("in", "out")}
+
+
+def _check_stats(reply: dict[str, Any]) -> None:
+    """A stats reply's counters (4.8), each an unsigned integer, errors by
+    code included."""
+    _int(reply.get("uptime_seconds"), "the stats reply's uptime_seconds")
+    for key, inner in _STATS_PAIRS.items():
+        pair = reply.get(key)
+        if not isinstance(pair, dict):
+            raise ProtocolError("internal", f"the server broke the protocol: the stats reply's {key} is {pair!r}")
+        for name in inner:
+            _int(pair.get(name), f"the stats reply's {key}.{name}")
+    errors = reply.get("errors", {})
+    if not isinstance(errors, dict):
+        raise ProtocolError("internal", f"the server broke the protocol: the stats reply's errors is {errors!r}")
+    for code, count in errors.items():
+        _int(count, f"the stats reply's errors.{code}")
 
 
 def _expected(entry: Entry) -> dict[str, Any]:
@@ -336,14 +451,22 @@ class Listing:
     link, a mount point, an entry too deep...): what a recursive delete
     would leave in place, with those folders (PROTOCOL.md 4.2).
 
+    Each page is checked before its entries are given (PROTOCOL.md 4.2,
+    "What a client may rely on": listing_check.ListingCheck): a listing
+    that breaks a rule raises ProtocolError ("internal") naming the first
+    offending entry, and the connection is closed.
+
     The server takes no other request until the last page is sent: a
     Listing left unfinished is read to its end (and dropped) by the next
     request on its Client."""
 
-    def __init__(self, owner: "Client", rid: int, first: dict[str, Any]) -> None:
+    def __init__(self, owner: "Client", rid: int, first: dict[str, Any], path: str = "",
+                 recursive: bool = False) -> None:
         self._owner = owner
         self._rid = rid
         self._page: Optional[dict[str, Any]] = first
+        self._check = ListingCheck(path, recursive)
+        self.path = path
         self.done = False
         self.skipped_invalid_names: Optional[int] = None
         self.skipped_too_deep: Optional[int] = None
@@ -351,7 +474,19 @@ class Listing:
         self.pages = 1                     # pages read so far
         self.last_page: dict[str, Any] = first   # the latest page, as received
 
-    def _take(self, page: dict[str, Any]) -> list[Entry]:
+    def _broken(self, why: str) -> ProtocolError:
+        """The listing refused whole (4.2): the pages still to come are not
+        read, and this server is not talked to further on this connection."""
+        self.done = True
+        self._owner._drop()
+        where = "the root" if not self.path else quoted(self.path)
+        return ProtocolError("internal", f"the server broke the protocol: its listing of {where} breaks "
+                             f"PROTOCOL.md 4.2 and 5: {why}")
+
+    @staticmethod
+    def _fields(page: dict[str, Any]) -> tuple[list[Entry], list[str], bool, list[int]]:
+        """A page's entries, holding_unlisted, more and skipped counts, each
+        of its type and range (3.1, 3.3, 4.2)."""
         files = page.get("files")
         if not isinstance(files, list):
             raise ProtocolError("internal", f"the server broke the protocol: a list page without files: {page!r}")
@@ -359,14 +494,34 @@ class Listing:
         if not isinstance(held, list) or not all(isinstance(folder, str) for folder in held):
             raise ProtocolError("internal", f"the server broke the protocol: holding_unlisted is {held!r}, "
                                 "not a list of paths")
+        more = page.get("more", False)
+        if not isinstance(more, bool):
+            raise ProtocolError("internal", f"the server broke the protocol: more is {more!r}, not a boolean")
+        counts = [_int(page.get(key, 0), key) for key in ("skipped_invalid_names", "skipped_too_deep")]
+        return [_entry(f) for f in files], held, more, counts
+
+    def _take(self, page: dict[str, Any]) -> list[Entry]:
+        try:
+            entries, held, more, counts = self._fields(page)
+        except ProtocolError:
+            self.done = True
+            self._owner._drop()
+            raise
+        for entry in entries:
+            why = self._check.entry(entry.name, entry.is_folder)
+            if why is not None:
+                raise self._broken(why)
+        for folder in held:
+            why = self._check.holding(folder)
+            if why is not None:
+                raise self._broken(why)
         if self.holding_unlisted is not None:
             self.holding_unlisted.extend(held)
-        if not page.get("more"):
+        if not more:
             self.done = True
-            self.skipped_invalid_names = _int(page.get("skipped_invalid_names", 0), "skipped_invalid_names")
-            self.skipped_too_deep = _int(page.get("skipped_too_deep", 0), "skipped_too_deep")
+            self.skipped_invalid_names, self.skipped_too_deep = counts
             self._owner._active = None
-        return [_entry(f) for f in files]
+        return entries
 
     def __iter__(self) -> Iterator[Entry]:
         while True:
@@ -404,13 +559,12 @@ class Download:
     next request)."""
 
     def __init__(self, owner: "Client", rid: int, reply: dict[str, Any], offset: int, hash_name: str,
-                 hasher: hashes.Hasher) -> None:
+                 hasher: hashes.Hasher, name: str) -> None:
         self._owner = owner
         self._rid = rid
         self.reply = reply
-        self.name = _str(reply.get("name"), "the get reply's name")
-        self.size = _int(reply.get("size"), "the get reply's size")
-        self.mtime = _int(reply.get("mtime"), "the get reply's mtime", signed=True)
+        described = _file_entry(reply, name, "the get reply")
+        self.name, self.size, self.mtime = described.name, described.size, described.mtime
         self.offset = _int(reply.get("offset"), "the get reply's offset")
         if self.offset != offset or offset > self.size:
             owner._drop()
@@ -449,14 +603,17 @@ class Download:
         owner._active = None
         trailer = owner._check(frame.json(), self._rid)
         self.trailer = trailer
-        if not trailer.get("done") or trailer.get("size") != self.size or self.received != self.size:
+        size = trailer.get("size")
+        if trailer.get("done") is not True or not local.is_int(size) or size != self.size \
+                or self.received != self.size:
             owner._drop()
             raise ProtocolError("internal", f"the server broke the protocol: the transfer of {self.name!r} ended "
                                 f"after {self.received} of {self.size} bytes (trailer {trailer!r})")
-        sent = trailer.get(self.hash)
-        if not isinstance(sent, str):
-            raise IntegrityError("hash_mismatch", f"the server checked {self.name!r} with another hash than "
-                                 f"the {self.hash} asked for: the bytes cannot be verified", trailer)
+        try:
+            sent = _digest(trailer, self.hash, "the trailer's")
+        except ProtocolError:
+            owner._drop()
+            raise
         mine = self.hasher.hexdigest()
         if mine != sent:
             note = (" (the file may have changed since the partial download; get it again with resume=False)"
@@ -517,13 +674,17 @@ class Upload:
             owner._drop()
             raise ProtocolError("internal", f"the server broke the protocol: put offset {self.offset} past the "
                                 f"size {size}")
-        prefix = reply.get("prefix_" + hash_name)
-        self.prefix_digest: Optional[str] = prefix if isinstance(prefix, str) else None
-        if self.offset > 0 and self.prefix_digest is None:
-            owner._drop()
-            raise ProtocolError("internal", f"the server broke the protocol: a resume at {self.offset} without "
-                                f"prefix_{hash_name}")
-        self.token = reply.get("token")
+        # The server's digest of the bytes it holds, under the hash's name
+        # (4.5), when it holds any: compared with the file's first bytes.
+        self.prefix_digest: Optional[str] = None
+        if self.offset > 0:
+            prefix = reply.get("prefix_" + hash_name)
+            if not hashes.is_digest_hex(hash_name, prefix):
+                raise ProtocolError("internal", f"the server broke the protocol: the put reply's resume at "
+                                    f"{self.offset} has prefix_{hash_name} {prefix!r}, not "
+                                    f"{hashes.digest_length(hash_name)} lowercase hex digits")
+            self.prefix_digest = str(prefix)
+        self.token = _str(reply.get("token"), "the put reply's token")
         self.sent = self.offset
         self.done = False
 
@@ -565,7 +726,17 @@ class Upload:
         fields: dict[str, Any] = {self.hash: digest}
         if keep_existing:
             fields["replace"] = False   # only when false (4.5): the commit as it always was otherwise
-        return self._owner.request("commit", id=self._rid, **fields)
+        reply = self._owner.request("commit", id=self._rid, **fields)
+        return self._owner._parsed(lambda: self._published(reply, digest))
+
+    def _published(self, reply: dict[str, Any], digest: str) -> dict[str, Any]:
+        """A commit reply describes what was published (4.5): this upload's
+        name and size, a time, and the digest committed."""
+        published = _file_entry(reply, self.name, "the commit reply")
+        if published.size != self.size or _digest(reply, self.hash, "the commit reply's") != digest:
+            raise ProtocolError("internal", f"the server broke the protocol: commit reply {reply!r} for "
+                                f"{self.size} bytes with {self.hash} {digest}")
+        return reply
 
     def abort(self, discard: bool = False) -> dict[str, Any]:
         """Ends the upload unpublished (PROTOCOL.md 4.6); the server keeps
@@ -573,7 +744,18 @@ class Upload:
         (kept, offset)."""
         self.done = True
         self._owner._active = None
-        return self._owner.request("abort", id=self._rid, discard=discard)
+        reply = self._owner.request("abort", id=self._rid, discard=discard)
+        return self._owner._parsed(lambda: self._aborted(reply, discard))
+
+    def _aborted(self, reply: dict[str, Any], discard: bool) -> dict[str, Any]:
+        """An abort reply (4.6): ``kept`` and the bytes kept, ``offset``,
+        at most the upload's size; nothing kept (offset 0) on a discard."""
+        kept = _bool(reply.get("kept"), "the abort reply's kept")
+        offset = _int(reply.get("offset"), "the abort reply's offset")
+        if offset > self.size or ((discard or not kept) and (kept or offset != 0)):
+            raise ProtocolError("internal", f"the server broke the protocol: abort reply kept {kept} offset "
+                                f"{offset} for an upload of {self.size} bytes (discard {discard})")
+        return reply
 
 
 # ---------------------------------------------------------------- client
@@ -735,21 +917,45 @@ class Client:
         self._ready()
         return self._reply(self._send(op, fields))
 
-    def accept_hello(self, reply: dict[str, Any]) -> None:
-        """Takes the attributes from a hello reply. Raises ProtocolError
-        ("internal") for a malformed ``mtime_limits`` (PROTOCOL.md 4.1)."""
-        self.version = _int(reply.get("version"), "the hello reply's version")
-        self.server = str(reply.get("server", ""))
-        self.access = str(reply.get("access", "rw"))
-        announced = reply.get("hashes", [hashes.SHA256])
-        self.hashes = [h for h in announced if isinstance(h, str)] if isinstance(announced, list) else []
-        capabilities = reply.get("capabilities", [])
-        self.capabilities = [c for c in capabilities if isinstance(c, str)] if isinstance(capabilities, list) else []
-        if local.is_int(reply.get("max_control_frame")):
-            self.max_control_frame = int(reply["max_control_frame"])
-        if local.is_int(reply.get("max_data_frame")) and reply["max_data_frame"] > 0:
-            self.max_data_frame = min(int(reply["max_data_frame"]), MAX_DATA)
-        self.mtime_limits = _mtime_limits(reply)
+    def _parsed(self, read: Callable[[], Parsed]) -> Parsed:
+        """What ``read`` makes of a reply; a reply that breaks the protocol
+        (ProtocolError) drops the connection, as any other break does."""
+        try:
+            return read()
+        except ProtocolError:
+            self._drop()
+            raise
+
+    def accept_hello(self, reply: dict[str, Any], asked: int = VERSION) -> None:
+        """Takes the attributes from a hello reply, each held to its type
+        and range (PROTOCOL.md 4.1, 3.1), as ferry does: ``version`` 1 to
+        ``asked`` (the version the hello asked for); ``server`` a string;
+        ``hashes`` and ``capabilities`` lists of strings; ``max_control_frame``
+        and ``max_data_frame`` unsigned integers, the data frame's at least 1
+        (0 would carry no byte); ``access`` "rw" or "ro" (absent: "rw");
+        ``mtime_limits`` absent or well-formed. Anything else raises
+        ProtocolError ("internal") naming the field, and nothing is taken."""
+        version = _int(reply.get("version"), "the hello reply's version")
+        if not 1 <= version <= asked:
+            raise ProtocolError("internal", f"the server broke the protocol: it answered hello with version "
+                                f"{version}, not one of 1 to the {asked} asked for")
+        server = _str(reply.get("server"), "the hello reply's server")
+        announced = {key: _strings(reply.get(key), f"the hello reply's {key}") for key in ("hashes", "capabilities")}
+        max_control_frame = _int(reply.get("max_control_frame"), "the hello reply's max_control_frame")
+        max_data_frame = _int(reply.get("max_data_frame"), "the hello reply's max_data_frame")
+        if max_data_frame < 1:
+            raise ProtocolError("internal", "the server broke the protocol: its hello's max_data_frame is 0, "
+                                "which no file byte fits")
+        access = reply.get("access", "rw")
+        if access not in ("rw", "ro"):
+            raise ProtocolError("internal", f"the server broke the protocol: the hello reply's access is "
+                                f"{access!r}, not \"rw\" or \"ro\"")
+        mtime_limits = _mtime_limits(reply)
+        self.version, self.server, self.access = version, server, access
+        self.hashes, self.capabilities = announced["hashes"], announced["capabilities"]
+        self.max_control_frame = max_control_frame
+        self.max_data_frame = min(max_data_frame, MAX_DATA)
+        self.mtime_limits = mtime_limits
 
     def hello(self, version: int = VERSION, token: Optional[str] = None, client: str = CLIENT_NAME) -> dict[str, Any]:
         """Says hello (PROTOCOL.md 4.1), asking for ``version``; a server
@@ -757,8 +963,9 @@ class Client:
         with 1 on a new connection (TREE-DESIGN: version 2 is negotiated).
         Returns the reply. Raises AuthError (unauthorized), TLSError
         (tls_required), NotFerry, UnsupportedVersion, Retryable,
-        ProtocolError ("internal": a malformed ``mtime_limits``; the
-        connection is closed)."""
+        ProtocolError ("internal": a reply whose id is not 0, or a field
+        out of its type or range, accept_hello; the connection is
+        closed)."""
         fields: dict[str, Any] = {"id": 0, "version": version, "client": client}
         if token is not None:
             fields["token"] = token
@@ -777,7 +984,7 @@ class Client:
                 self._drop()
                 raise NotFerry("not_ferry", f"{self.address or 'the peer'} answered hello with no Ferry frame "
                                f"({detail}): is it a Ferry server?")
-            self._check(reply, None)
+            self._check(reply, 0)
         except UnsupportedVersion:
             if version > 1 and self._opener is not None:
                 self._channel = self._opener()
@@ -785,7 +992,7 @@ class Client:
                 return self.hello(1, token, client)
             raise
         try:
-            self.accept_hello(reply)
+            self.accept_hello(reply, version)
         except ProtocolError:
             self._drop()   # a server that breaks the protocol in hello is not talked to further
             raise
@@ -845,19 +1052,21 @@ class Client:
                 fields["recursive"] = True
         self._ready()
         rid = self._send("list", fields)
-        listing = Listing(self, rid, self._reply(rid))
+        listing = Listing(self, rid, self._reply(rid), path, recursive)
         self._active = listing
         return listing
 
     def stat(self, name: str) -> Entry:
         """A file's (version 2: or folder's) name, size, mtime and type
         (PROTOCOL.md 4.3). Raises NotFound, InvalidName, WrongType."""
-        return _entry(self.request("stat", name=name))
+        reply = self.request("stat", name=name)
+        return self._parsed(lambda: _entry_of(reply, name, "the stat reply"))
 
     def stats(self) -> dict[str, Any]:
         """The server's counters since it started (PROTOCOL.md 4.8):
         uptime_seconds, connections, transfers, bytes, errors (by code)."""
         reply = self.request("stats")
+        self._parsed(lambda: _check_stats(reply))
         return {k: v for k, v in reply.items() if k not in ("id", "ok")}
 
     def open_get(self, name: str, offset: int = 0, hash: str = hashes.SHA256,
@@ -877,7 +1086,8 @@ class Client:
             fields["hash"] = hash
         self._ready()
         rid = self._send("get", fields)
-        download = Download(self, rid, self._reply(rid), offset, hash, hasher or hashes.new(hash))
+        reply = self._reply(rid)
+        download = self._parsed(lambda: Download(self, rid, reply, offset, hash, hasher or hashes.new(hash), name))
         self._active = download
         return download
 
@@ -1039,7 +1249,8 @@ class Client:
             self._need_commit_replace()
         self._ready()
         rid = self._send("put", fields)
-        upload = Upload(self, rid, self._reply(rid), name, size, hash, replace)
+        reply = self._reply(rid)
+        upload = self._parsed(lambda: Upload(self, rid, reply, name, size, hash, replace))
         self._active = upload
         return upload
 
@@ -1149,10 +1360,7 @@ class Client:
             raise IntegrityError("file_changed", f"{name!r} changed while it was sent ({changed}); nothing was "
                                  "published: put it again")
         digest = hasher.hexdigest()
-        reply = upload.commit(digest)
-        if reply.get(hash) != digest or reply.get("size") != size:
-            raise ProtocolError("internal", f"the server broke the protocol: commit reply {reply!r} for "
-                                f"{size} bytes with {hash} {digest}")
+        reply = upload.commit(digest)   # checked there: this name, size and digest
         return Transfer(name, size, _int(reply.get("mtime"), "the commit's mtime", signed=True), upload.offset, hash, digest,
                         path, upload.reply, reply, None if mtime is None else _check_mtime(mtime))
 
@@ -1190,7 +1398,7 @@ class Client:
         missing parent), AuthError (forbidden), InvalidName, WrongType."""
         self._need_v2("mkdir")
         reply = self.request("mkdir", path=path, parents=parents)
-        return bool(reply.get("created"))
+        return self._parsed(lambda: _mkdir_created(reply, path, parents))
 
     def delete(self, path: str, recursive: bool = False, expect: Optional[Entry] = None) -> Deleted:
         """Removes a file, or an empty folder; with ``recursive`` a folder
@@ -1213,8 +1421,7 @@ class Client:
                                          "in its capabilities)")
             fields["expect"] = _expected(expect)
         reply = self.request("delete", **fields)
-        return Deleted(_str(reply.get("path"), "path"), _str(reply.get("type"), "type"),
-                       _int(reply.get("files"), "files"), _int(reply.get("folders"), "folders"))
+        return self._parsed(lambda: _deleted(reply, path, recursive))
 
     def rename(self, src: str, dst: str, replace: bool = False) -> None:
         """Moves ``src`` to ``dst`` atomically (version 2); an existing
@@ -1222,7 +1429,9 @@ class Client:
         not_empty, invalid_move), NotFound, WrongType, AuthError,
         InvalidName."""
         self._need_v2("rename")
-        self.request("rename", **{"from": src, "to": dst, "replace": replace})
+        reply = self.request("rename", **{"from": src, "to": dst, "replace": replace})
+        self._parsed(lambda: (_echo(reply, "from", src, "the rename reply's from"),
+                              _echo(reply, "to", dst, "the rename reply's to")))
 
     def set_mtime(self, path: str, mtime: int, expect: Optional[Entry] = None) -> Entry:
         """Gives a file or folder (``""``: the served folder itself) the
@@ -1248,7 +1457,8 @@ class Client:
                 raise UnsupportedVersion("unknown_op", "this server sets times by name only "
                                          "(no \"set_mtime_expect\" in its capabilities)")
             fields["expect"] = _expected(expect)
-        return _entry(self.request("set_mtime", **fields))
+        reply = self.request("set_mtime", **fields)
+        return self._parsed(lambda: _entry_of(reply, path, "the set_mtime reply"))
 
     def digest(self, name: str, hash: str = hashes.SHA256) -> Digest:
         """The server's digest of a whole file (version 2), without
@@ -1261,5 +1471,4 @@ class Client:
         if hash != hashes.SHA256:
             fields["hash"] = hash
         reply = self.request("digest", **fields)
-        return Digest(_str(reply.get("name"), "name"), _int(reply.get("size"), "size"),
-                      _int(reply.get("mtime"), "mtime", signed=True), hash, _str(reply.get(hash), hash))
+        return self._parsed(lambda: _digest_of(reply, name, hash))

@@ -52,6 +52,25 @@ def new(name: str) -> Hasher:
     raise UnsupportedHash(f"unknown transfer hash {name!r} (known: {SHA256}, {XXH3_128})")
 
 
+# Bytes of each hash's digest: SHA-256's as hashlib gives it; XXH3-128's
+# are its 128 bits (the xxhash module, optional, need not be there to judge
+# a digest the server sends).
+_DIGEST_SIZES = {SHA256: hashlib.sha256().digest_size, XXH3_128: 128 // 8}
+
+
 def digest_length(name: str) -> int:
-    """Hex digits in a digest of that hash."""
-    return 64 if name == SHA256 else 32
+    """Hex digits in a digest of that hash (64 for sha256, 32 for xxh3-128)."""
+    return 2 * _DIGEST_SIZES[name]
+
+
+def is_digest_hex(name: str, text: object) -> bool:
+    """Whether ``text`` is a digest of hash ``name`` as PROTOCOL.md 4.1
+    writes it: lowercase hex, two digits a byte, of the hash's size."""
+    if not isinstance(text, str) or name not in _DIGEST_SIZES:
+        return False
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        return False
+    # fromhex also takes upper case and spaces: the round trip refuses them.
+    return len(raw) == _DIGEST_SIZES[name] and raw.hex() == text

@@ -225,7 +225,8 @@ class ServerSideFailureTests(unittest.TestCase):
                                                                         "message": "version 1 only"}})
                         continue
                     t.send_control({"id": 0, "ok": True, "version": 1, "server": "old/1", "access": "rw",
-                                    "hashes": ["sha256"], "capabilities": ["list"]})
+                                    "hashes": ["sha256"], "capabilities": ["list"], "max_control_frame": 65536,
+                                    "max_data_frame": 16777216})
                     try:
                         t.recv_frame()   # until the client closes
                     except ferry_client.ConnectionLost:
