@@ -12,6 +12,8 @@ unassigned (Cn) here, as PROTOCOL.md 5 says of any receiver."""
 from __future__ import annotations
 
 import unicodedata
+from bisect import bisect_right
+from functools import lru_cache
 from typing import Optional
 
 NAME_MAX = 255          # bytes of one name (a path component): NAME_MAX on Linux
@@ -44,10 +46,15 @@ _DEFAULT_IGNORABLE = (
 )
 
 
+_IGNORABLE_STARTS = [low for low, _ in _DEFAULT_IGNORABLE]
+
+
 def _is_default_ignorable(code_point: int) -> bool:
-    return any(low <= code_point <= high for low, high in _DEFAULT_IGNORABLE)
+    at = bisect_right(_IGNORABLE_STARTS, code_point) - 1   # the last range starting at or below it
+    return at >= 0 and code_point <= _DEFAULT_IGNORABLE[at][1]
 
 
+@lru_cache(maxsize=4096)   # a listing's names share few characters: each is looked up once
 def _deceptive_kind(char: str) -> Optional[str]:
     """What a character is, when a name must not hold it (PROTOCOL.md 5)."""
     kind = _REFUSED_CATEGORIES.get(unicodedata.category(char))
@@ -87,6 +94,8 @@ def check_file_name(name: str) -> Optional[str]:
     if name.isascii() and name.isprintable():
         return None   # plain printable ASCII is NFC and holds nothing refused
     for char in name:
+        if " " <= char <= "~":
+            continue   # printable ASCII: nothing to look up
         kind = _deceptive_kind(char)
         if kind is not None:
             return (f"file name contains U+{ord(char):04X}, {kind}; names must not hold characters that can hide "

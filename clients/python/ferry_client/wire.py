@@ -70,18 +70,21 @@ def parse_control(payload: Buffer) -> dict[str, Any]:
 
     Raises ProtocolError("bad_json") for invalid UTF-8, text that is not one
     JSON object, or a key repeated within one object."""
+    raw = bytes(payload)
     try:
-        obj = json.loads(bytes(payload).decode("utf-8"), object_pairs_hook=_no_repeated_keys,
+        obj = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_repeated_keys,
                          parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError) as error:
         raise ProtocolError("bad_json", f"control payload is not JSON: {error}") from None
-    try:
-        # json.loads takes an unpaired \ud800 escape, which no UTF-8 text
-        # holds (section 5: bad_json): a str carrying it would fail only
-        # later, where a caller prints or encodes it.
-        json.dumps(obj, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise ProtocolError("bad_json", "control payload is not JSON: an unpaired surrogate escape") from None
+    # json.loads takes an unpaired \ud800 escape, which no UTF-8 text holds
+    # (section 5: bad_json): a str carrying it would fail only later, where
+    # a caller prints or encodes it. Only a payload with a surrogate escape
+    # (\uD800 to \uDFFF) is encoded again to find out.
+    if b"\\ud" in raw or b"\\uD" in raw:
+        try:
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ProtocolError("bad_json", "control payload is not JSON: an unpaired surrogate escape") from None
     if not isinstance(obj, dict):
         raise ProtocolError("bad_json", "control payload is not a JSON object")
     return obj
