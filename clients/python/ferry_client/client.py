@@ -859,8 +859,11 @@ class Client:
         """Raises the error of an ``ok: false`` reply; checks the id."""
         if reply.get("ok") is not True:
             error = from_reply(reply)
-            if closes_connection(error.code):
-                self._drop()
+            if rid is not None and reply.get("id") not in (rid, None):
+                error = ProtocolError("internal", f"the server broke the protocol: error reply id "
+                                      f"{reply.get('id')!r} for request id {rid}", reply)
+            if closes_connection(error.code) or error.code == "internal" and isinstance(error, ProtocolError):
+                self._drop()   # the server closes, or broke the protocol: it is not talked to further
             raise error
         if rid is not None and reply.get("id") != rid:
             self._drop()

@@ -208,17 +208,28 @@ def error_class(code: str) -> type[FerryError]:
     return _BY_CODE.get(code, ServerError)
 
 
-def from_reply(reply: Mapping[str, Any]) -> FerryError:
-    """The exception for an ``{"ok": false}`` frame of the server."""
+def malformed_error(reply: Mapping[str, Any]) -> Optional[str]:
+    """Why a frame that is no success breaks PROTOCOL.md 3.2, if it does:
+    ``ok`` false, an ``id`` (null allowed), and an ``error`` object of a
+    string ``code`` and a string ``message``."""
+    if reply.get("ok") is not False:
+        return f"ok is {reply.get('ok')!r}, not true or false"
+    if "id" not in reply:
+        return "an error reply without an id"
     error = reply.get("error")
-    code = message = None
-    if isinstance(error, Mapping):
-        code, message = error.get("code"), error.get("message")
-    if not isinstance(code, str):
-        return ProtocolError("internal", f"the server broke the protocol: an error without a code: {reply!r}",
-                             reply)
-    if not isinstance(message, str):
-        message = ""
+    if not isinstance(error, Mapping) or not isinstance(error.get("code"), str) \
+            or not isinstance(error.get("message"), str):
+        return "an error without a code and a message"
+    return None
+
+
+def from_reply(reply: Mapping[str, Any]) -> FerryError:
+    """The exception for an ``{"ok": false}`` frame of the server; one
+    that breaks 3.2 (malformed_error) is ProtocolError("internal")."""
+    why = malformed_error(reply)
+    if why is not None:
+        return ProtocolError("internal", f"the server broke the protocol: {why}: {reply!r}", reply)
+    code, message = reply["error"]["code"], reply["error"]["message"]
     return error_class(code)(code, message, reply)
 
 

@@ -138,6 +138,29 @@ class ListingTests(Refusals):
         self.assertEqual((listing_check.MAX_ENTRIES, listing_check.MAX_NAME_BYTES), (entries, mib << 20))
 
 
+class ErrorReplyTests(Refusals):
+    """An error reply (3.2): ok false, the request's id or null, an error
+    object of a string code and a string message."""
+
+    def test_a_malformed_error_is_a_break(self):
+        error = {"code": "not_found", "message": "no file named \"a\""}
+        for reply in ({"id": 1, "ok": False, "error": {"code": "not_found"}},
+                      {"id": 1, "ok": False, "error": {"code": 5, "message": "m"}},
+                      {"id": 1, "ok": False, "error": "not_found"}, {"id": 1, "ok": "false", "error": error},
+                      {"ok": False, "error": error}, {"id": 7, "ok": False, "error": error}):
+            with self.subTest(reply=reply):
+                client, channel = scripted(reply)
+                self.assertBreaks(channel, lambda: client.stat("a"))
+
+    def test_a_well_formed_error_keeps_the_connection(self):
+        for rid in (1, None):
+            with self.subTest(id=rid):
+                client, channel = scripted({"id": rid, "ok": False, "error": {"code": "not_found", "message": "m"}})
+                with self.assertRaises(ferry_client.NotFound):
+                    client.stat("a")
+                self.assertFalse(channel.closed)
+
+
 class NameTests(unittest.TestCase):
     def test_names_of_every_script_pass_and_deceptive_ones_do_not(self):
         from ferry_client import names
