@@ -661,7 +661,7 @@ class Upload:
     if nothing stands at ``name`` then."""
 
     def __init__(self, owner: "Client", rid: int, reply: dict[str, Any], name: str, size: int,
-                 hash_name: str, replace: bool = True) -> None:
+                 hash_name: str, replace: bool = True, resume: bool = True) -> None:
         self._owner = owner
         self._rid = rid
         self.reply = reply
@@ -670,10 +670,11 @@ class Upload:
         self.hash = hash_name
         self.replace = replace
         self.offset = _int(reply.get("offset"), "the put reply's offset")
-        if self.offset > size:
+        if self.offset > size or (self.offset > 0 and not resume):
+            # 4.5: the bytes held of a resumed upload, 0 for a new one.
             owner._drop()
-            raise ProtocolError("internal", f"the server broke the protocol: put offset {self.offset} past the "
-                                f"size {size}")
+            raise ProtocolError("internal", f"the server broke the protocol: the put reply's offset "
+                                f"{self.offset} for {size} bytes (resume {resume})")
         # The server's digest of the bytes it holds, under the hash's name
         # (4.5), when it holds any: compared with the file's first bytes.
         self.prefix_digest: Optional[str] = None
@@ -1253,7 +1254,7 @@ class Client:
         self._ready()
         rid = self._send("put", fields)
         reply = self._reply(rid)
-        upload = self._parsed(lambda: Upload(self, rid, reply, name, size, hash, replace))
+        upload = self._parsed(lambda: Upload(self, rid, reply, name, size, hash, replace, resume))
         self._active = upload
         return upload
 

@@ -255,7 +255,14 @@ class ReplyTests(Refusals):
                       {"offset": 2, "token": "t", "prefix_sha256": "ab"}, {"offset": 0}, {"offset": 0, "token": 7}):
             with self.subTest(reply=reply):
                 client, channel = scripted(dict({"id": 1, "ok": True}, **reply))
-                self.assertBreaks(channel, lambda: client.open_put("a", 5), "put reply")
+                self.assertBreaks(channel, lambda: client.open_put("a", 5, resume=True), "put reply")
+
+    def test_a_new_upload_starts_at_0(self):
+        for resume, offset in ((False, 2), (True, 6)):
+            with self.subTest(resume=resume, offset=offset):
+                client, channel = scripted({"id": 1, "ok": True, "offset": offset, "token": "t",
+                                            "prefix_sha256": self.GOOD})
+                self.assertBreaks(channel, lambda: client.open_put("a", 5, resume=resume), "put reply")
 
     def test_a_commit_reply_describes_what_was_committed(self):
         for fields in ({"name": "b"}, {"size": 6}, {"sha256": self.GOOD.upper()}, {"type": "folder"},
