@@ -11,8 +11,9 @@ unassigned (Cn) here, as PROTOCOL.md 5 says of any receiver."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import unicodedata
-from bisect import bisect_right
 from functools import lru_cache
 from typing import Optional
 
@@ -32,26 +33,44 @@ _REFUSED_CATEGORIES = {
     "Cn": f"a code point that Unicode {unicodedata.unidata_version} leaves unassigned",
 }
 
-# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, Unicode
-# 15): the code points drawn as nothing. unicodedata has no such property,
-# so the ranges are kept here; most are Cf or Cn (refused above anyway), the
-# table matters for the rest (the Hangul fillers, the variation selectors,
-# U+034F, U+17B4..U+17B5). Unicode keeps the property stable: a code point
-# never leaves it.
-_DEFAULT_IGNORABLE = (
-    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
-    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
-    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
-    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
-)
+# Unicode's Default_Ignorable_Code_Point (the code points drawn as nothing)
+# is no property of unicodedata; it is asked of libutf8proc, which ferry
+# itself uses for it (Debian's libutf8proc2): utf8proc_decompose_char with
+# UTF8PROC_IGNORE strips exactly those code points (utf8proc.h), so one that
+# comes back as nothing is default-ignorable. Most of them are Cf or Cn,
+# refused above anyway; it matters for the rest (the Hangul fillers, the
+# variation selectors, U+034F). Without the library those few pass, and
+# DEFAULT_IGNORABLE_CHECKED says so.
+_UTF8PROC_IGNORE = 1 << 5
 
 
-_IGNORABLE_STARTS = [low for low, _ in _DEFAULT_IGNORABLE]
+def _load_utf8proc() -> Optional[ctypes.CDLL]:
+    for name in (ctypes.util.find_library("utf8proc"), "libutf8proc.so.2", "libutf8proc.so"):
+        if not name:
+            continue
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            continue
+        lib.utf8proc_decompose_char.restype = ctypes.c_ssize_t
+        lib.utf8proc_decompose_char.argtypes = (ctypes.c_int32, ctypes.POINTER(ctypes.c_int32), ctypes.c_ssize_t,
+                                                ctypes.c_int, ctypes.POINTER(ctypes.c_int))
+        return lib
+    return None
+
+
+_UTF8PROC = _load_utf8proc()
+DEFAULT_IGNORABLE_CHECKED = _UTF8PROC is not None
 
 
 def _is_default_ignorable(code_point: int) -> bool:
-    at = bisect_right(_IGNORABLE_STARTS, code_point) - 1   # the last range starting at or below it
-    return at >= 0 and code_point <= _DEFAULT_IGNORABLE[at][1]
+    if _UTF8PROC is None:
+        return False
+    out = (ctypes.c_int32 * 4)()
+    boundclass = ctypes.c_int(0)
+    kept: int = _UTF8PROC.utf8proc_decompose_char(code_point, out, len(out), _UTF8PROC_IGNORE,
+                                                  ctypes.byref(boundclass))
+    return kept == 0
 
 
 @lru_cache(maxsize=4096)   # a listing's names share few characters: each is looked up once
