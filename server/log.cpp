@@ -229,10 +229,11 @@ std::uint64_t monotonic_ms()
 }
 
 // Under log_mutex(), as every write.
-LogBudget& client_log_budget()
+LogBudget& log_budget(LogBudgetClass budget_class)
 {
-    static LogBudget budget(kClientLogLinesPerSecond);
-    return budget;
+    static LogBudget client(kClientLogLinesPerSecond);
+    static LogBudget authentication(kAuthLogLinesPerSecond);
+    return budget_class == LogBudgetClass::authentication ? authentication : client;
 }
 
 void write_line(Severity severity, std::string_view event, std::span<const LogField> fields);
@@ -268,16 +269,21 @@ void write_line(Severity severity, std::string_view event, std::span<const LogFi
 void log_unlogged_lines(bool final)
 {
     const std::lock_guard lock(log_mutex());
-    if (auto unlogged = client_log_budget().take_unlogged(monotonic_ms(), final)) {
-        write_unlogged(*unlogged);
+    const std::uint64_t now = monotonic_ms();
+    for (const auto budget_class : {LogBudgetClass::client, LogBudgetClass::authentication}) {
+        if (auto unlogged = log_budget(budget_class).take_unlogged(now, final)) {
+            write_unlogged(*unlogged);
+        }
     }
 }
 
-void log_event(std::string_view event, std::span<const LogField> fields)
+namespace {
+
+void log_under(LogBudgetClass budget_class, std::string_view event, std::span<const LogField> fields)
 {
     const std::lock_guard lock(log_mutex());
-    if (is_client_caused(event)) {
-        auto& budget = client_log_budget();
+    if (budget_class != LogBudgetClass::none) {
+        auto& budget = log_budget(budget_class);
         const std::uint64_t now = monotonic_ms();
         if (auto unlogged = budget.take_unlogged(now)) {
             write_unlogged(*unlogged);
@@ -287,6 +293,18 @@ void log_event(std::string_view event, std::span<const LogField> fields)
         }
     }
     write_line(severity_of(event), event, fields);
+}
+
+} // namespace
+
+void log_event(std::string_view event, std::span<const LogField> fields)
+{
+    log_under(budget_class_of(event), event, fields);
+}
+
+void log_client_event(std::string_view event, std::span<const LogField> fields)
+{
+    log_under(LogBudgetClass::client, event, fields);
 }
 
 } // namespace ferry::server

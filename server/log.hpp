@@ -57,5 +57,9 @@ inline void log_event(std::string_view event, std::initializer_list<LogField> fi
 // one events_not_logged line once its second is over, by the next line or by
 // this call (each loop's sweep; `final` at the stop, whatever the time).
 void log_unlogged_lines(bool final = false);
+// A line of `event` under the clients' budget whatever the event: a
+// transfer refused or aborted before its first byte is a client's doing,
+// as cheap to repeat as a connection.
+void log_client_event(std::string_view event, std::span<const LogField> fields);
 
 } // namespace ferry::server

@@ -10,16 +10,19 @@ constexpr std::uint64_t kWindowMs = 1000;
 
 } // namespace
 
-bool is_client_caused(std::string_view event)
+LogBudgetClass budget_class_of(std::string_view event)
 {
-    static constexpr std::array<std::string_view, 7> kEvents{
-        "connect", "disconnect", "refused", "close", "error", "auth_failed", "errors_not_logged"};
-    for (const auto known : kEvents) {
+    static constexpr std::array<std::string_view, 6> kClientEvents{"connect", "disconnect",        "refused",
+                                                                   "close",   "errors_not_logged", "error"};
+    if (event == "auth_failed") {
+        return LogBudgetClass::authentication;
+    }
+    for (const auto known : kClientEvents) {
         if (event == known) {
-            return true;
+            return LogBudgetClass::client;
         }
     }
-    return false;
+    return LogBudgetClass::none;
 }
 
 void LogBudget::roll(std::uint64_t now_ms)

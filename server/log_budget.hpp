@@ -7,7 +7,9 @@
 // megabytes a second. Past the budget, lines are counted by event and one
 // summary line a second (events_not_logged) says how many of each were left
 // out; the stats operation counts every refusal either way. Lines about
-// transfers and about the server itself are never held back.
+// the server itself, and about transfers that moved a byte or succeeded,
+// are never held back (a transfer refused or aborted before any byte is a
+// client-caused line: log_client_event).
 //
 // Pure: the caller passes the time (ms, monotonic) and holds a lock.
 #pragma once
@@ -23,9 +25,20 @@ namespace ferry::server {
 // Lines a second clients may cause, server-wide (ferryd(8), LOG): at about
 // 150 bytes a line, some 15 KB/s, 1.3 GB a day at the worst.
 inline constexpr std::uint32_t kClientLogLinesPerSecond = 100;
+// auth_failed lines have a budget of their own, so that a flood of
+// connections cannot crowd out the lines that name who guesses tokens.
+inline constexpr std::uint32_t kAuthLogLinesPerSecond = 20;
+
+// Which budget lines of an event come under: none (the server's own, and
+// transfers), the clients' (see above), or authentication failures'.
+enum class LogBudgetClass { none, client, authentication };
+LogBudgetClass budget_class_of(std::string_view event);
 
 // Whether lines of `event` are of the kind clients cause (see above).
-bool is_client_caused(std::string_view event);
+inline bool is_client_caused(std::string_view event)
+{
+    return budget_class_of(event) != LogBudgetClass::none;
+}
 
 class LogBudget {
 public:

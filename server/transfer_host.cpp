@@ -29,6 +29,12 @@ void log_transfer(const std::string& peer, std::string_view token_label, std::st
         fields.emplace_back("result", result);
         fields.emplace_back("message", message);
     }
+    // One that moved nothing and failed (refused, aborted at once) costs a
+    // client one request: budgeted as connections are (log_budget.hpp).
+    if (bytes == 0 && !message.empty()) {
+        log_client_event("transfer", fields);
+        return;
+    }
     log_event("transfer", fields);
 }
 

@@ -7,10 +7,11 @@ import shutil
 import signal
 import socket
 import struct
+import threading
 import time
 import unittest
 
-from wire import Closed, Server, temp_root, wait_until
+from wire import Closed, Peer, Server, temp_root, wait_until
 from harness import read_whole_log  # noqa: E402 (wire puts test/ on the path)
 
 FERRYD = os.environ.get("FERRYD", "")
@@ -156,6 +157,77 @@ class Logging(unittest.TestCase):
         logged = sum(1 for line in lines if " connect peer=" in line or " disconnect peer=" in line)
         # Every connect and disconnect is either a line or counted in one (the last at the stop).
         self.assertEqual(logged + counted, 2 * made, (logged, counted, made))
+
+    def test_a_flood_of_connections_cannot_hide_who_guesses_tokens(self):
+        """auth_failed lines have a budget of their own: while another client connects and leaves as fast as it
+        can (which the clients' budget holds back), each wrong token is still logged with its address."""
+        root = temp_root()
+        tokens = os.path.join(root, ".tokens")
+        with open(tokens, "w") as f:
+            f.write("writer-0123456789abcdef rw\n")
+        os.chmod(tokens, 0o600)
+        stop = threading.Event()
+
+        def flood(port):
+            while not stop.is_set():
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.2", 0))
+                    sock.connect(("127.0.0.1", port))
+
+        try:
+            with Server(FERRYD, root, "--token-file", tokens, listen="0.0.0.0:0") as server:
+                flooder = threading.Thread(target=flood, args=(server.port,))
+                flooder.start()
+                try:
+                    time.sleep(0.5)
+                    guesses = [Peer(server.port, hello=False, source="127.0.0.3") for _ in range(10)]
+                    for peer in guesses:
+                        peer.send({"op": "hello", "version": 2, "token": "guess-0123456789abcdef"})
+                    for peer in guesses:
+                        self.assertEqual(peer.reply()["error"]["code"], "unauthorized")
+                        peer.close()
+                finally:
+                    stop.set()
+                    flooder.join()
+            log = server.log_text()
+        finally:
+            shutil.rmtree(root)
+        self.assertIn("events_not_logged", log)  # the flood was held back...
+        guessed = [line for line in log.splitlines() if "auth_failed" in line and "peer=127.0.0.3:" in line]
+        self.assertEqual(len(guessed), 10, log[-3000:])  # ...and every guess named
+
+    def test_transfers_refused_before_their_first_byte_are_budgeted_as_connections_are(self):
+        """A put aborted before its first byte costs a client one request: a loop of them on one connection
+        is held to the clients' budget, counted in events_not_logged (as transfer=N), while a transfer that
+        moved its bytes is always logged."""
+        root = temp_root()
+        try:
+            with open(os.path.join(root, "real.bin"), "wb") as f:
+                f.write(b"x" * 1000)
+            with Server(FERRYD, root) as server:
+                peer = server.peer()
+                started = time.monotonic()
+                aborted = 0
+                while time.monotonic() - started < 1.5:
+                    put = peer.send({"op": "put", "name": "a" * 200 + ".bin", "size": 10})
+                    self.assertTrue(peer.reply()["ok"])
+                    peer.send({"op": "abort", "id": put, "discard": True})
+                    self.assertTrue(peer.reply()["ok"])
+                    aborted += 1
+                _, data, _ = peer.get("real.bin")
+                self.assertEqual(len(data), 1000)
+                peer.close()
+            log = server.log_text()
+        finally:
+            shutil.rmtree(root)
+        lines = log.splitlines()
+        self.assertGreater(aborted, 300, "too few aborts to tell")
+        written = [line for line in lines if " transfer " in line and "op=put" in line]
+        counted = sum(int(line.split("transfer=", 1)[1].split()[0]) for line in lines
+                      if "events_not_logged" in line and "transfer=" in line)
+        self.assertLess(len(written), 100 * 4, len(written))
+        self.assertEqual(len(written) + counted, aborted, (len(written), counted, aborted))
+        self.assertTrue(any("op=get name=real.bin" in line and "result=ok" in line for line in lines), log[-2000:])
 
     def test_peer_text_reaches_the_text_log_escaped(self):
         """An unknown op sent before hello and a name read from the disk, each holding terminal controls

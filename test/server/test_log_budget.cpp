@@ -3,7 +3,9 @@
 
 #include <doctest/doctest.h>
 
+using ferry::server::budget_class_of;
 using ferry::server::is_client_caused;
+using ferry::server::LogBudgetClass;
 using ferry::server::LogBudget;
 
 TEST_CASE("the log budget writes its lines a second, counts the rest by event, and says so once the second is over")
@@ -44,9 +46,12 @@ TEST_CASE("what the budget left out is said at the stop whatever the time, and n
 
 TEST_CASE("only the lines clients cause are budgeted: never a transfer's nor the server's own")
 {
-    for (const char* event : {"connect", "disconnect", "refused", "close", "error", "auth_failed", "errors_not_logged"}) {
-        CHECK_MESSAGE(is_client_caused(event), event);
+    for (const char* event : {"connect", "disconnect", "refused", "close", "error", "errors_not_logged"}) {
+        CHECK_MESSAGE(budget_class_of(event) == LogBudgetClass::client, event);
     }
+    // A budget of its own: a flood of connections cannot crowd out who guesses tokens.
+    CHECK(budget_class_of("auth_failed") == LogBudgetClass::authentication);
+    CHECK(is_client_caused("auth_failed"));
     for (const char* event : {"transfer", "start", "stop", "stopped", "warning", "tokens_reloaded", "events_not_logged",
                               "expired_uploads", "publish_completed"}) {
         CHECK_FALSE_MESSAGE(is_client_caused(event), event);
