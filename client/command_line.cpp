@@ -1,5 +1,6 @@
 #include "command_line.hpp"
 
+#include "option_values.hpp"
 #include "remote_paths.hpp"
 
 #include <algorithm>
@@ -10,6 +11,12 @@
 namespace ferry::client {
 
 namespace {
+
+// The longest timeout (about 31 years) stays far from overflow once in
+// nanoseconds and added to a clock reading; the shortest is the 1 ms that
+// poll() counts in (below it a timeout would be 0: no wait at all).
+constexpr double kMinTimeoutSeconds = 0.001;
+constexpr double kMaxTimeoutSeconds = 1e9;
 
 // Prose is one line per paragraph: the help formatter wraps it to the width.
 constexpr const char* kFooter = R"(Commands (global options may also follow the command):
@@ -214,17 +221,17 @@ CommandLine::CommandLine(Grammar grammar)
     globals_.push_back(
         app.add_option("--timeout", global.timeout_seconds, "Seconds the server may make no progress before giving up")
             ->capture_default_str()
-            ->check(CLI::PositiveNumber));
+            ->check(option_values::seconds(kMinTimeoutSeconds, kMaxTimeoutSeconds)));
     globals_.push_back(app.add_option("--hello-timeout", global.hello_timeout_seconds,
                                       "Seconds to wait for the server's first answer (a silent peer is likely no "
                                       "Ferry server)")
                            ->capture_default_str()
-                           ->check(CLI::PositiveNumber));
+                           ->check(option_values::seconds(kMinTimeoutSeconds, kMaxTimeoutSeconds)));
     globals_.push_back(app.add_option("--retry", global.retries,
                                       "Try files that failed for a passing reason (exit status 6) up to N more "
                                       "times, after 1, 2, 4... s, resuming where they stopped")
                            ->capture_default_str()
-                           ->check(CLI::Range(0U, 100U)));
+                           ->check(option_values::whole_number(0, 100)));
     auto* quiet_flag = app.add_flag("-q,--quiet", global.quiet, "Print only errors (and what list, stat, stats show)");
     globals_.push_back(quiet_flag);
     globals_.push_back(
@@ -345,7 +352,7 @@ CommandLine::CommandLine(Grammar grammar)
                    "reports each write as the forbidden error the real run would get, and exits as it would");
     sync->add_option("-j,--jobs", a.jobs, "Connections used at once (each pipelines its files)")
         ->capture_default_str()
-        ->check(CLI::Range(1U, kMaxSyncJobs));
+        ->check(option_values::whole_number(1, kMaxSyncJobs));
     stats = app.add_subcommand("stats", "Show the server's counters: uptime, connections, transfers, bytes, "
                                         "errors");
     help = app.add_subcommand("help", "Show this help, or a command's (help get)");

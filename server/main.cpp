@@ -5,6 +5,7 @@
 #include "config_reader.hpp"
 #include "library.hpp"
 #include "log.hpp"
+#include "option_values.hpp"
 #include "partial_upload.hpp"
 #include "supervisor.hpp"
 #include "systemd.hpp"
@@ -20,6 +21,7 @@
 #include <filesystem>
 #include <optional>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -29,6 +31,19 @@
 namespace {
 
 constexpr const char* kDefaultRoot = "files";
+
+namespace values = ferry::option_values;
+// The longest timeout (about 31 years): far beyond any use, and small
+// enough that its milliseconds (libuv's timers, the sessions' clocks) and
+// their sums with a clock reading never overflow. The shortest, 1 ms, is
+// the timers' resolution: below it a timeout would be 0 and fire at once.
+constexpr double kMinTimeoutSeconds = 0.001;
+constexpr double kMaxTimeoutSeconds = 1e9;
+// Counts of connections and transfers: 0 would refuse every client (or
+// every transfer), so the least is 1; the most is beyond any machine.
+constexpr std::uint64_t kMaxCount = 1'000'000'000;
+// Byte counts are compared with file offsets and sizes (off_t, signed).
+constexpr std::uint64_t kMaxBytes = INT64_MAX;
 
 // ferryd's exit statuses (ferryd(8) lists them): 2 is every usage error,
 // whether on the command line or in --config's file, as for most tools; each
@@ -254,48 +269,56 @@ int serve(int argc, char** argv)
             "HOST:PORT"));
     app.add_option("--max-control-frame", config.max_control_frame, "Largest control frame accepted, in bytes")
         ->capture_default_str()
-        ->check(CLI::Range(1024u, 16u * 1024u * 1024u));
+        ->check(values::whole_number(1024, 16 * 1024 * 1024, "bytes"));
     app.add_option("--partial-ttl", partial_ttl_seconds,
-                   "Seconds an interrupted upload is kept for resume before it is deleted")
-        ->capture_default_str();
+                   "Seconds an interrupted upload is kept for resume before it is deleted; a TTL too long "
+                   "for the clock to reach keeps it for good")
+        ->capture_default_str()
+        ->check(values::whole_number(0, UINT64_MAX, "seconds"));
     app.add_option("--max-connections", config.max_connections, "Connections held at once; more are refused")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(values::whole_number(1, kMaxCount));
     app.add_option("--max-connections-per-address", config.max_connections_per_address,
                    "Connections held at once from one client IP address")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(values::whole_number(1, kMaxCount));
     app.add_option("--max-transfers", config.max_transfers, "Gets and puts running at once, server-wide")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(values::whole_number(1, kMaxCount));
     app.add_option("--max-transfers-per-address", config.max_transfers_per_address,
                    "Gets and puts running at once from one client IP address; 0: half of --max-transfers, at "
                    "least 1")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(values::whole_number(0, kMaxCount));
     app.add_option("--min-rate", config.min_rate,
                    "Bytes per second a transfer must move, over each --stall-timeout window, to keep its slot "
                    "while another get or put waits for one (too_slow); 0: never taken")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(values::whole_number(0, kMaxBytes, "bytes per second"));
     app.add_option("--max-upload-size", config.max_upload_size, "Largest upload accepted, in bytes")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(values::whole_number(0, kMaxBytes, "bytes"));
     app.add_option("--max-protocol-errors", config.max_protocol_errors,
                    "Malformed or out-of-place requests one connection may send before it is closed")
         ->capture_default_str()
-        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 32));
+        ->check(values::whole_number(1, std::uint64_t{1} << 32));
     app.add_option("--idle-timeout", idle_timeout, "Seconds a connection may wait between requests")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(values::seconds(kMinTimeoutSeconds, kMaxTimeoutSeconds));
     app.add_option("--stall-timeout", stall_timeout,
                    "Seconds a transfer may make no progress: no file byte received, or for a get none "
                    "acknowledged by the peer (never a cap on total time); also the time a request frame "
                    "has to arrive whole, counted from its first byte (time ferryd was stopped does not count)")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(values::seconds(kMinTimeoutSeconds, kMaxTimeoutSeconds));
     app.add_option("--handshake-timeout", handshake_timeout,
                    "Seconds a client has after connecting to finish its TLS handshake (with --tls-cert) and, "
                    "after that, to send its hello")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(values::seconds(kMinTimeoutSeconds, kMaxTimeoutSeconds));
     app.add_option("--drain-timeout", drain_timeout, "Seconds running transfers may finish after SIGTERM/SIGINT")
         ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
+        ->check(values::seconds(0, kMaxTimeoutSeconds));
     app.add_option("--log-format", log_format, "Log lines as readable text or JSON (one object per line)")
         ->capture_default_str()
         ->check(CLI::IsMember({"text", "json"}));
@@ -309,7 +332,7 @@ int serve(int argc, char** argv)
                    "Event loops (threads) serving clients; 0: the number of CPU cores (at least one per socket "
                    "systemd passes)")
         ->capture_default_str()
-        ->check(CLI::Range(0u, 256u));
+        ->check(values::whole_number(0, 256));
     auto* cert_option =
         app.add_option("--tls-cert", tls_cert, "Require TLS 1.3: the certificate chain (PEM); empty: no TLS");
     auto* key_option = app.add_option("--tls-key", tls_key, "The private key (PEM) of --tls-cert");
@@ -338,7 +361,9 @@ int serve(int argc, char** argv)
     if (workers == 0) {
         workers = std::max(1u, uv_available_parallelism());
     }
-    config.partial_ttl = std::chrono::seconds(partial_ttl_seconds);
+    // A TTL beyond what std::chrono::seconds holds is as good as forever.
+    config.partial_ttl = std::chrono::seconds(
+        static_cast<std::int64_t>(std::min<std::uint64_t>(partial_ttl_seconds, INT64_MAX)));
     const auto to_ms = [](double seconds) { return std::chrono::milliseconds(static_cast<long long>(seconds * 1000)); };
     config.idle_timeout = to_ms(idle_timeout);
     config.stall_timeout = to_ms(stall_timeout);

@@ -1344,6 +1344,18 @@ bool is_resume_state(const Library& library, const std::string& entry)
     return text && decode_resume_state(*text);
 }
 
+// Whether a file modified at `modified` is at least `ttl` old at `now`,
+// without overflow: a TTL near the largest count of seconds means never,
+// and a time stamp far in the past (or the future) is no wrap-around.
+bool older_than(std::time_t modified, std::time_t now, std::chrono::seconds ttl)
+{
+    std::time_t age = 0;
+    if (__builtin_sub_overflow(now, modified, &age)) {
+        return modified < now; // too far apart to subtract: as old as can be, or from the future
+    }
+    return age >= ttl.count();
+}
+
 } // namespace
 
 std::size_t remove_stale_partials(const Library& library, std::chrono::seconds ttl)
@@ -1378,7 +1390,7 @@ std::size_t remove_stale_partials(const Library& library, std::chrono::seconds t
 
     std::size_t removed = 0;
     for (const auto& [token, kept] : by_token) {
-        if (now - kept.newest < ttl.count()) {
+        if (!older_than(kept.newest, now, ttl)) {
             continue;
         }
         const std::string data = data_name(token);

@@ -20,8 +20,11 @@ namespace {
 // Kept uploads are looked at twice per TTL, at most hourly, at least every second.
 std::uint64_t cleanup_interval_ms(std::chrono::seconds ttl)
 {
-    const auto half = std::chrono::duration_cast<std::chrono::milliseconds>(ttl).count() / 2;
-    return static_cast<std::uint64_t>(std::clamp<long long>(half, 1000, 60LL * 60 * 1000));
+    // Halved in seconds, clamped, and only then in milliseconds: a TTL of
+    // centuries (--partial-ttl saturates at the largest count of seconds)
+    // would overflow as milliseconds and sweep every second.
+    const auto half_seconds = std::clamp<std::int64_t>(ttl.count() / 2, 1, 60 * 60);
+    return static_cast<std::uint64_t>(half_seconds) * 1000;
 }
 
 struct CleanupJob {

@@ -144,6 +144,75 @@ class ConfigFile(unittest.TestCase):
         self.assertIn("--root", result.stderr.decode())
 
 
+class OptionValues(unittest.TestCase):
+    """Every number an operator gives means what it says: a value that would
+    switch the server or one of its protections off (0 connections, a NaN
+    timeout that never fires, a negative count that wraps to the largest
+    one, an empty config value read as 0) is refused at start, exit 2, with
+    the option and its range in plain figures."""
+
+    def setUp(self):
+        self.root = temp_root()
+        self.addCleanup(shutil.rmtree, self.root)
+
+    def assert_refused(self, args, option, config_text=None):
+        if config_text is not None:
+            config = os.path.join(self.root, ".values.conf")
+            with open(config, "w") as f:
+                f.write(config_text)
+            args = ["--config", config, *args]
+        result = run("--root", os.path.join(self.root, "files"), "--listen", "127.0.0.1:0", *args, timeout=10)
+        message = result.stderr.decode()
+        self.assertEqual(result.returncode, 2, message)
+        self.assertIn(option, message)
+        self.assertIn(" to ", message)  # the range
+        self.assertIsNone(re.search(r"[0-9]{21}", message), message)  # in plain figures
+        self.assertFalse(os.path.exists(os.path.join(self.root, "files")))
+
+    def test_values_that_would_switch_a_limit_off_are_refused_on_the_command_line(self):
+        cases = {"--max-connections": ["0", "-1", "", "1e3", "0x10"],
+                 "--max-connections-per-address": ["0", "-1"],
+                 "--max-transfers": ["0", "-3"],
+                 "--max-transfers-per-address": ["-1"],
+                 "--min-rate": ["-5"],
+                 "--max-upload-size": ["-1", "9223372036854775808"],
+                 "--max-protocol-errors": ["0", "-1"],
+                 "--max-control-frame": ["-1"],
+                 "--workers": ["-1"],
+                 "--partial-ttl": ["-1", "18446744073709551616", " 5"],
+                 "--idle-timeout": ["nan", "inf", "-1", "0", "1e-300", "1e10", "5s", ""],
+                 "--stall-timeout": ["nan", "NaN", "-inf", "0.0001"],
+                 "--handshake-timeout": ["nan", "0"],
+                 "--drain-timeout": ["nan", "-1", "inf"]}
+        for option, values in cases.items():
+            for value in values:
+                with self.subTest(option=option, value=value):
+                    self.assert_refused([f"{option}={value}"], option)
+
+    def test_values_that_would_switch_a_limit_off_are_refused_in_the_config_file(self):
+        for text, option in [("max-connections =\n", "--max-connections"),
+                             ("max-connections = -1\n", "--max-connections"),
+                             ("max-transfers = 0\n", "--max-transfers"),
+                             ("idle-timeout = nan\n", "--idle-timeout"),
+                             ("idle-timeout = 5s\n", "--idle-timeout"),
+                             ('stall-timeout = "nan"\n', "--stall-timeout"),
+                             ("partial-ttl = -1\n", "--partial-ttl")]:
+            with self.subTest(text=text):
+                self.assert_refused([], option, config_text=text)
+
+    def test_values_at_the_ends_of_each_range_start(self):
+        log = os.path.join(self.root, "log")
+        config = os.path.join(self.root, ".edges.conf")
+        with open(config, "w") as f:
+            f.write("max-connections = 1000000000\nmin-rate = 0\nmax-upload-size = 9223372036854775807\n")
+        with Server(FERRYD, os.path.join(self.root, "files"), "--config", config,
+                    "--idle-timeout", "1e9", "--stall-timeout", "0.001", "--handshake-timeout", "1000000000",
+                    "--drain-timeout", "0", "--partial-ttl", "18446744073709551615",
+                    "--max-transfers-per-address", "0", "--max-connections-per-address", "1",
+                    "--max-transfers", "1", "--log-file", log) as server:
+            server.peer().close()
+
+
 class StartupFailures(unittest.TestCase):
     def setUp(self):
         self.root = temp_root()

@@ -181,6 +181,28 @@ class StalePartials(unittest.TestCase):
         finally:
             shutil.rmtree(root)
 
+    def test_a_ttl_too_long_for_the_clock_keeps_uploads_for_good(self):
+        # 2^63 seconds and more wrapped to a negative TTL (and the sweep's
+        # interval overflowed as milliseconds): every kept upload went at
+        # start-up and at each sweep. A TTL past what the clock can reach
+        # is forever.
+        name = ".ferry-partial-0123456789abcdef0123456789abcdef"
+        for ttl in ("9223372036854775807", "9223372036854775808", "18446744073709551615"):
+            with self.subTest(ttl=ttl):
+                root = temp_root()
+                try:
+                    with open(os.path.join(root, name), "wb") as f:
+                        f.write(b"kept")
+                    year_ago = time.time() - 365 * 24 * 3600
+                    os.utime(os.path.join(root, name), (year_ago, year_ago))
+                    with Server(FERRYD, root, "--partial-ttl", ttl) as server:
+                        server.peer().close()
+                        time.sleep(1.5)  # past the shortest sweep interval (1 s)
+                        self.assertEqual(hidden_entries(root), [name])
+                        self.assertNotIn("expired_uploads", server.log_text())
+                finally:
+                    shutil.rmtree(root)
+
     def test_removed_while_running_once_older_than_the_ttl(self):
         root = temp_root()
         try:
