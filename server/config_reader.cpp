@@ -1,7 +1,11 @@
 #include "config_reader.hpp"
 
+#include <toml++/toml.h>
+
 #include <algorithm>
+#include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 
 namespace ferry::server {
@@ -18,17 +22,64 @@ bool opens_unclosed_quote(const std::string& value)
     return value.size() < 2 || value.back() != value.front();
 }
 
-} // namespace
-
-std::vector<CLI::ConfigItem> ConfigReader::from_config(std::istream& input) const
+// A `key = "text"` or `key = 'text'` line, read as the TOML it is by
+// toml++: TOML's quoting rules (escapes in "", none in ''), so that a #
+// inside the quotes is text and one after them begins a comment. CLI11
+// cuts every value at its first #, quotes or not ("a#b.log" became an
+// unclosed quote). Anything else (unquoted values, a line toml++ cannot
+// read) is left to CLI11, whose errors name the key.
+std::optional<CLI::ConfigItem> quoted_string_item(const std::string& line)
 {
-    std::vector<CLI::ConfigItem> items = CLI::ConfigTOML::from_config(input);
+    const auto equals = line.find('=');
+    const auto value = line.find_first_not_of(" \t", equals == std::string::npos ? line.size() : equals + 1);
+    if (value == std::string::npos || (line[value] != '"' && line[value] != '\'')) {
+        return std::nullopt;
+    }
+    toml::table table;
+    try {
+        table = toml::parse(line);
+    } catch (const toml::parse_error&) {
+        return std::nullopt;
+    }
+    if (table.size() != 1 || !table.begin()->second.is_string()) {
+        return std::nullopt; // a dotted key: CLI11 names it as the unknown key it is
+    }
+    CLI::ConfigItem item;
+    item.name = std::string(table.begin()->first.str());
+    item.inputs = {table.begin()->second.as_string()->get()};
+    return item;
+}
+
+// CLI11's reading of one line (ferryd's file has no sections, and a
+// [section] line is refused as such).
+std::vector<CLI::ConfigItem> cli11_items(const CLI::ConfigTOML& reader, const std::string& line)
+{
+    std::istringstream one_line(line);
+    std::vector<CLI::ConfigItem> items = reader.CLI::ConfigTOML::from_config(one_line);
     for (const auto& item : items) {
         for (const auto& value : item.inputs) {
             if (opens_unclosed_quote(value)) {
                 throw CLI::ConfigError("the value of key " + item.fullname() + " opens a quote (" +
                                        std::string(1, value.front()) + ") that the line never closes");
             }
+        }
+    }
+    return items;
+}
+
+} // namespace
+
+std::vector<CLI::ConfigItem> ConfigReader::from_config(std::istream& input) const
+{
+    std::vector<CLI::ConfigItem> items;
+    std::string line;
+    while (std::getline(input, line)) {
+        if (auto quoted = quoted_string_item(line)) {
+            items.push_back(std::move(*quoted));
+            continue;
+        }
+        for (auto& item : cli11_items(*this, line)) {
+            items.push_back(std::move(item));
         }
     }
     // Keep only the last item of each key. Section markers ("++", "--")

@@ -8,6 +8,9 @@
 //    own rule (an option given twice takes its last value).
 // 2. A value that opens a quote and never closes it is an error, not a
 //    literal: `root = "/srv/files` used to serve a folder named `"/srv/files`.
+// 3. A quoted value follows TOML's quoting rules (read by toml++): a #
+//    inside the quotes is part of the value, one after them a comment.
+//    CLI11 cut the value at its first #, quotes or not.
 #pragma once
 
 #include <CLI/CLI.hpp>

@@ -212,6 +212,22 @@ class OptionValues(unittest.TestCase):
                     "--max-transfers", "1", "--log-file", log) as server:
             server.peer().close()
 
+    def test_a_hash_inside_a_quoted_value_is_part_of_it(self):
+        # CLI11 cut every value at its first #: "a#b.log" became the
+        # unclosed quote "a. TOML's rules: a # in quotes is text, after them
+        # a comment.
+        log = os.path.join(self.root, "a#b.log")
+        files = os.path.join(self.root, "x#y")
+        config = os.path.join(self.root, ".hash.conf")
+        with open(config, "w") as f:
+            f.write(f'log-file = "{log}" # the log, "quoted"\nroot = \'{files}\'\n'
+                    'log-format = "json"  # comment\nworkers = 1 # one\n')
+        with Server(FERRYD, files, "--config", config) as server:
+            server.peer().close()
+            self.assertTrue(wait_until(lambda: '"event":"start"' in open(log).read()))
+        start = json.loads(open(log).read().splitlines()[0])
+        self.assertEqual((start["root"], start["workers"]), (files, 1))
+
 
 class StartupFailures(unittest.TestCase):
     def setUp(self):
