@@ -173,6 +173,29 @@ class JsonShapes(CliTest):
 
 
 class ExitStatus(CliTest):
+    def test_option_values_outside_their_range_are_usage_errors(self):
+        # nan gave a timeout of undefined milliseconds, 1e-300 one of 0, 1e300
+        # an overflow; each is refused, naming the option and its range.
+        server = self.start_server()
+        cases = [("--timeout", "nan"), ("--timeout", "inf"), ("--timeout", "1e-300"), ("--timeout", "1e300"),
+                 ("--timeout", "0"), ("--timeout", "-1"), ("--timeout", ""), ("--hello-timeout", "nan"),
+                 ("--hello-timeout", "1e-300"), ("--retry", "-1"), ("--retry", "101"), ("--retry", "")]
+        for option, value in cases:
+            with self.subTest(option=option, value=value):
+                result = self.ferry(f"{option}={value}", "list", server=server)
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertIn(option, result.stderr.decode())
+                self.assertIn(" to ", result.stderr.decode())
+        for jobs in ("0", "-1", "65", "1e1"):
+            with self.subTest(jobs=jobs):
+                result = self.ferry("sync", "-j", jobs, ":", self.local, server=server)
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertIn("--jobs", result.stderr.decode())
+        for option, value in (("--timeout", "30"), ("--timeout", "1e9"), ("--hello-timeout", "1000000000"),
+                              ("--retry", "0"), ("--retry", "100")):
+            with self.subTest(option=option, value=value):
+                self.assertEqual(self.ferry(option, value, "list", server=server).returncode, 0)
+
     def test_statuses_tell_retry_from_give_up(self):
         server = self.start_server()
         self.write(os.path.join(self.root, "a.bin"), b"x")
