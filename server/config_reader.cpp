@@ -32,7 +32,10 @@ std::optional<CLI::ConfigItem> quoted_string_item(const std::string& line)
 {
     const auto equals = line.find('=');
     const auto value = line.find_first_not_of(" \t", equals == std::string::npos ? line.size() : equals + 1);
-    if (value == std::string::npos || (line[value] != '"' && line[value] != '\'')) {
+    // toml++ skips a byte order mark as the start of a document, and each
+    // line is one here: left to CLI11, a BOM stays the error it was.
+    if (value == std::string::npos || (line[value] != '"' && line[value] != '\'') ||
+        line.starts_with("\xEF\xBB\xBF")) {
         return std::nullopt;
     }
     toml::table table;

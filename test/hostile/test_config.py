@@ -66,7 +66,9 @@ class ConfigFile(unittest.TestCase):
                  ("workers = 999\n", "--workers"),
                  ('log-format = "xml"\n', "--log-format"),
                  ("idle-timeout = -1\n", "--idle-timeout"),
-                 ("config = \"other.conf\"\n", "config")]
+                 ("config = \"other.conf\"\n", "config"),
+                 # A byte order mark is no part of TOML's quoting rules.
+                 ('\ufefflog-format = "json"\n', "FEFF")]
         for text, named in cases:
             with self.subTest(text=text):
                 config = self.write(".bad.conf", text)
