@@ -1,6 +1,10 @@
 #include "config_reader.hpp"
 
+#include "operator_file.hpp"
+
+#include <fcntl.h>
 #include <toml++/toml.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <optional>
@@ -97,6 +101,21 @@ std::vector<CLI::ConfigItem> ConfigReader::from_config(std::istream& input) cons
     }
     std::reverse(last_of_each.begin(), last_of_each.end());
     return last_of_each;
+}
+
+std::string check_config_file(const std::string& path)
+{
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        return {};
+    }
+    ::close(fd);
+    auto opened = open_operator_file(path, O_RDONLY, "config file");
+    if (!opened) {
+        return opened.error().message;
+    }
+    ::close(opened->fd);
+    return {};
 }
 
 } // namespace ferry::server

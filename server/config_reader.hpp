@@ -26,4 +26,11 @@ public:
     std::vector<CLI::ConfigItem> from_config(std::istream& input) const override;
 };
 
+// The check on --config's value, run before CLI11 opens the file with an
+// std::ifstream (which a FIFO at the path would block for ever, before
+// ferryd listens): empty when the path opens without blocking as a regular
+// file, or cannot be opened at all (CLI11 then says it is missing);
+// otherwise why not, a usage error (exit 2).
+std::string check_config_file(const std::string& path);
+
 } // namespace ferry::server

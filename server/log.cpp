@@ -3,9 +3,11 @@
 #include "log_budget.hpp"
 
 #include "names.hpp"
+#include "operator_file.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -164,25 +166,52 @@ Severity severity_of(std::string_view event)
     return found == table.end() ? Severity::info : found->second;
 }
 
-bool configure_log(LogFormat format, const std::string& path)
+// The log file is opened as open_operator_file does (never blocking, a
+// regular file only), appending, and never through a symbolic link at its
+// name: a root ferryd whose log lies in a folder another user may write
+// would otherwise append its lines, which carry clients' text, to whatever
+// file that user points the name at when the log is rotated. Created as
+// fopen(3) would: 0666 less the umask.
+static Result<std::FILE*> open_log_file(const std::string& path)
+{
+    auto opened = open_operator_file(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW, "log file", 0666);
+    if (!opened) {
+        return opened.error();
+    }
+    std::FILE* file = ::fdopen(opened->fd, "a");
+    if (file == nullptr) {
+        const int error = errno;
+        ::close(opened->fd);
+        return Error{ErrorCode::io_error, "cannot open log file \"" + path + "\": " + std::strerror(error)};
+    }
+    return file;
+}
+
+std::optional<std::string> configure_log(LogFormat format, const std::string& path)
 {
     auto& log = target();
     log.format = format;
     if (path.empty()) {
+        if (log.file != stderr) {
+            std::fclose(log.file);
+        }
+        log.path.clear();
+        log.file = stderr;
         log.journal = stderr_is_journal();
-        return true;
+        return std::nullopt;
     }
-    std::FILE* file = std::fopen(path.c_str(), "a");
-    if (file == nullptr) {
-        const int error = errno; // the caller says why
+    auto file = open_log_file(path);
+    if (!file) {
         log.journal = stderr_is_journal();
-        errno = error;
-        return false;
+        return file.error().message;
+    }
+    if (log.file != stderr) {
+        std::fclose(log.file);
     }
     log.path = path;
-    log.file = file;
+    log.file = file.value();
     log.journal = false;
-    return true;
+    return std::nullopt;
 }
 
 bool log_is_stderr()
@@ -204,18 +233,21 @@ std::optional<std::string> reopen_log()
     if (log.path.empty()) {
         return std::nullopt;
     }
-    std::FILE* file = std::fopen(log.path.c_str(), "a");
-    if (file == nullptr) {
+    auto file = open_log_file(log.path);
+    if (!file) {
         // The old file stays open: a line in a rotated-away file is better
-        // than a lost one, and the operator is told on stderr.
-        const std::string why = "cannot reopen log file \"" + log.path + "\": " + std::strerror(errno) +
-                                "; still writing to the file opened before";
+        // than a lost one, and the operator is told on stderr and in it.
+        std::string why = file.error().message;
+        if (why.starts_with("cannot open ")) {
+            why.replace(0, 11, "cannot reopen"); // the words operators and log readers know
+        }
+        why += "; still writing to the file opened before";
         std::fprintf(stderr, "ferryd: %s\n", why.c_str());
         std::fflush(stderr);
         return why;
     }
     std::fclose(log.file);
-    log.file = file;
+    log.file = file.value();
     return std::nullopt;
 }
 

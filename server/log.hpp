@@ -36,8 +36,10 @@ std::string_view to_string(Severity severity);
 // The severity lines of this event carry.
 Severity severity_of(std::string_view event);
 
-// Where lines go; false (and stderr is kept) if the file cannot be opened.
-bool configure_log(LogFormat format, const std::string& path);
+// Where lines go. A file is opened with O_NOFOLLOW and must be a regular
+// file (operator_file.hpp); if it cannot be opened, stderr is kept and the
+// reason returned. The same holds for every reopen_log().
+std::optional<std::string> configure_log(LogFormat format, const std::string& path);
 // Lines go to stderr (no --log-file, or it could not be opened).
 bool log_is_stderr();
 // Reopens the log file by name, so a rotated file is let go. If it cannot

@@ -244,7 +244,8 @@ int serve(int argc, char** argv)
     app.config_formatter(std::make_shared<ferry::server::ConfigReader>());
     app.set_config("--config", "",
                    "Read options from this file, one \"key = value\" per line (e.g. workers = 4, read-only = true); "
-                   "options on the command line override it");
+                   "options on the command line override it")
+        ->check(CLI::Validator(ferry::server::check_config_file, "FILE"));
     // As with most Unix tools, an option given twice takes its last value:
     // a wrapper's or a drop-in's flag overrides an earlier one.
     app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
@@ -353,10 +354,9 @@ int serve(int argc, char** argv)
         }
         return status;
     }
-    if (!ferry::server::configure_log(
+    if (auto failed = ferry::server::configure_log(
             log_format == "json" ? ferry::server::LogFormat::json : ferry::server::LogFormat::text, log_file)) {
-        return fail(exit_status::log_file,
-                    "cannot open log file \"" + log_file + "\": " + std::strerror(errno));
+        return fail(exit_status::log_file, *failed);
     }
     if (workers == 0) {
         workers = std::max(1u, uv_available_parallelism());

@@ -1,6 +1,9 @@
 #include "tls.hpp"
 
+#include "operator_file.hpp"
+
 #include <openssl/err.h>
+#include <openssl/pem.h>
 
 namespace ferry::server {
 
@@ -20,6 +23,64 @@ std::string openssl_error(std::string_view what)
     return text;
 }
 
+using Bio = std::unique_ptr<BIO, decltype(&BIO_free)>;
+
+Bio memory_bio(const std::string& text)
+{
+    return Bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())), &BIO_free);
+}
+
+// SSL_CTX_use_certificate_chain_file from text already read: the first
+// certificate is the server's, the rest its chain. The files are read with
+// read_operator_file rather than by OpenSSL's fopen, which a FIFO at the
+// path would block for ever.
+bool use_certificate_chain(SSL_CTX* ctx, const std::string& pem)
+{
+    Bio bio = memory_bio(pem);
+    if (!bio) {
+        return false;
+    }
+    X509* leaf = PEM_read_bio_X509_AUX(bio.get(), nullptr, nullptr, nullptr);
+    if (leaf == nullptr) {
+        return false;
+    }
+    const bool used = SSL_CTX_use_certificate(ctx, leaf) == 1;
+    X509_free(leaf);
+    if (!used || SSL_CTX_clear_chain_certs(ctx) != 1) {
+        return false;
+    }
+    while (X509* next = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+        if (SSL_CTX_add0_chain_cert(ctx, next) != 1) {
+            X509_free(next);
+            return false;
+        }
+    }
+    // The loop ends at the text's end (no more PEM start line), which is
+    // not an error; anything else is.
+    const unsigned long last = ERR_peek_last_error();
+    if (ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_NO_START_LINE) {
+        ERR_clear_error();
+        return true;
+    }
+    return last == 0;
+}
+
+bool use_private_key(SSL_CTX* ctx, const std::string& pem)
+{
+    Bio bio = memory_bio(pem);
+    if (!bio) {
+        return false;
+    }
+    EVP_PKEY* key = PEM_read_bio_PrivateKey(bio.get(), nullptr, SSL_CTX_get_default_passwd_cb(ctx),
+                                            SSL_CTX_get_default_passwd_cb_userdata(ctx));
+    if (key == nullptr) {
+        return false;
+    }
+    const bool used = SSL_CTX_use_PrivateKey(ctx, key) == 1;
+    EVP_PKEY_free(key);
+    return used;
+}
+
 } // namespace
 
 Result<std::shared_ptr<TlsContext>> TlsContext::load(const std::string& cert_file, const std::string& key_file)
@@ -34,10 +95,20 @@ Result<std::shared_ptr<TlsContext>> TlsContext::load(const std::string& cert_fil
     // has nothing in them: idle connections and handshakes that stall
     // half-way then hold only the engine's state.
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1) {
+    auto cert = read_operator_file(cert_file, "certificate");
+    if (!cert) {
+        return cert.error();
+    }
+    if (!use_certificate_chain(ctx, cert.value())) {
         return Error{ErrorCode::io_error, openssl_error("cannot load certificate \"" + cert_file + "\"")};
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    auto key = read_operator_file(key_file, "key");
+    if (!key) {
+        return key.error();
+    }
+    const bool key_used = use_private_key(ctx, key.value());
+    OPENSSL_cleanse(key->data(), key->size()); // no copy of the key outlives its use
+    if (!key_used) {
         return Error{ErrorCode::io_error, openssl_error("cannot load key \"" + key_file + "\"")};
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {

@@ -75,8 +75,8 @@ private:
 // The log's transfer lines while alive (JSON, one per line).
 class LogCapture {
 public:
-    LogCapture() : root_(), path_(root_.path() + "/log") { REQUIRE(configure_log(LogFormat::json, path_)); }
-    ~LogCapture() { configure_log(LogFormat::text, "/proc/self/fd/2"); }
+    LogCapture() : root_(), path_(root_.path() + "/log") { REQUIRE_FALSE(configure_log(LogFormat::json, path_).has_value()); }
+    ~LogCapture() { configure_log(LogFormat::text, ""); }
 
     std::vector<std::string> transfers() const
     {
