@@ -1,12 +1,16 @@
 #include "access.hpp"
 
+#include "operator_file.hpp"
 #include "posix_io.hpp"
+
+#include <utf8proc.h>
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +19,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -63,6 +68,93 @@ std::array<unsigned char, 32> digest_of(std::string_view token)
     return digest;
 }
 
+std::string code_point_text(utf8proc_int32_t code_point)
+{
+    char text[16];
+    std::snprintf(text, sizeof text, "U+%04X", static_cast<unsigned>(code_point));
+    return text;
+}
+
+// A line is UTF-8 text (PROTOCOL.md 4.1): a token is compared with the one
+// in a hello, which JSON carries as UTF-8, so a line that is not could never
+// match. NUL is valid UTF-8 yet no text editor's character.
+std::optional<std::string> text_problem(std::string_view line)
+{
+    for (std::size_t at = 0; at < line.size();) {
+        utf8proc_int32_t code_point = 0;
+        const auto length = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(line.data() + at),
+                                             static_cast<utf8proc_ssize_t>(line.size() - at), &code_point);
+        if (length <= 0 || code_point < 0) {
+            return "byte " + std::to_string(at + 1) + " is not UTF-8 (the file must be UTF-8 text)";
+        }
+        if (code_point == 0) {
+            return "byte " + std::to_string(at + 1) + " is a NUL character (U+0000)";
+        }
+        at += static_cast<std::size_t>(length);
+    }
+    return std::nullopt;
+}
+
+// Why a Unicode general category may not be in a token, or nothing: a token
+// is visible text (letters, marks, digits, punctuation, symbols), so that
+// what an operator sees in the file is the whole token. Spaces of every
+// kind (U+00A0 too) and controls would be invisible or split it; format
+// characters (U+200B, U+FEFF, bidirectional controls) are invisible;
+// surrogates, private use and unassigned code points have no agreed look.
+std::optional<std::string_view> refused_category(utf8proc_category_t category)
+{
+    switch (category) {
+    case UTF8PROC_CATEGORY_ZS:
+    case UTF8PROC_CATEGORY_ZL:
+    case UTF8PROC_CATEGORY_ZP:
+        return "a space or separator";
+    case UTF8PROC_CATEGORY_CC:
+        return "a control character";
+    case UTF8PROC_CATEGORY_CF:
+        return "an invisible format character";
+    case UTF8PROC_CATEGORY_CS:
+    case UTF8PROC_CATEGORY_CO:
+        return "a surrogate or private-use code point";
+    case UTF8PROC_CATEGORY_CN:
+        return "a code point Unicode leaves unassigned";
+    default:
+        break;
+    }
+    return std::nullopt;
+}
+
+// The length of a token in characters (Unicode code points), as the
+// documents count it; the token is valid UTF-8 by then (text_problem).
+std::size_t character_count(std::string_view token)
+{
+    return static_cast<std::size_t>(std::count_if(
+        token.begin(), token.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+// Why `token` (valid UTF-8) is not one, without echoing it: a token in the
+// log would be a token leaked.
+std::optional<std::string> token_problem(std::string_view token)
+{
+    std::size_t position = 0;
+    for (std::size_t at = 0; at < token.size();) {
+        utf8proc_int32_t code_point = 0;
+        at += static_cast<std::size_t>(utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(token.data() + at),
+                                                        static_cast<utf8proc_ssize_t>(token.size() - at),
+                                                        &code_point));
+        ++position;
+        if (const auto why = refused_category(utf8proc_category(code_point))) {
+            return "a token holds only visible characters (letters, marks, digits, punctuation, symbols): its "
+                   "character " + std::to_string(position) + " is " + code_point_text(code_point) + ", " +
+                   std::string(*why);
+        }
+    }
+    if (position < kMinTokenLength) {
+        return "a token needs at least " + std::to_string(kMinTokenLength) + " characters; this one has " +
+               std::to_string(position);
+    }
+    return std::nullopt;
+}
+
 bool is_mode(const std::string& word)
 {
     return word == "rw" || word == "ro";
@@ -83,7 +175,7 @@ bool reads_like_hashed_token(const std::string& comment)
             extra.clear();
         }
     }
-    return token.size() >= kMinTokenLength && is_mode(mode) && (extra.empty() || extra.front() == '#');
+    return character_count(token) >= kMinTokenLength && is_mode(mode) && (extra.empty() || extra.front() == '#');
 }
 
 } // namespace
@@ -99,11 +191,20 @@ Result<AccessList> AccessList::parse(std::string_view text)
     // The tokens in plain text, only while parsing: a label must share no
     // part of one (below). The list itself keeps digests only.
     std::vector<std::pair<std::string, int>> tokens_seen;
+    // Editors on Windows may begin UTF-8 with a byte order mark; it would
+    // become the first token's first character, a token no client sends.
+    if (text.starts_with("\xEF\xBB\xBF")) {
+        return Error{ErrorCode::bad_request, "token file line 1 begins with a byte order mark (U+FEFF): save the "
+                                             "file as UTF-8 without one"};
+    }
     std::istringstream lines{std::string(text)};
     std::string line;
     int number = 0;
     while (std::getline(lines, line)) {
         ++number;
+        if (const auto why = text_problem(line)) {
+            return Error{ErrorCode::bad_request, "token file line " + std::to_string(number) + ": " + *why};
+        }
         std::istringstream words(line);
         std::string token;
         std::string mode;
@@ -139,8 +240,8 @@ Result<AccessList> AccessList::parse(std::string_view text)
         if (!extra.empty() && extra.front() != '#') {
             return bad("unexpected text after the label (a comment begins with \"#\")");
         }
-        if (token.size() < kMinTokenLength) {
-            return bad("a token needs at least " + std::to_string(kMinTokenLength) + " characters");
+        if (const auto why = token_problem(token)) {
+            return bad(*why);
         }
         const auto digest = digest_of(token);
         for (const auto& entry : list.entries_) {
@@ -173,25 +274,98 @@ Result<AccessList> AccessList::parse(std::string_view text)
     return list;
 }
 
+namespace {
+
+std::string mode_text(mode_t mode)
+{
+    char text[8];
+    std::snprintf(text, sizeof text, "%03o", static_cast<unsigned>(mode & 0777));
+    return text;
+}
+
+// Whoever owns the token file, or its folder, or may write either, may
+// grant themselves access. Like sshd's StrictModes for authorized_keys: the
+// file and every folder above it must belong to ferryd's user or root, the
+// file may be written by its owner only, and a folder by its owner only
+// unless it is sticky (/tmp: others may add names there, not replace ours).
+// With a POSIX ACL, the group bits are the ACL's mask, the most any named
+// user or group gets, so the same test covers ACL entries.
+bool trusted_owner(uid_t owner)
+{
+    return owner == 0 || owner == ::geteuid();
+}
+
+std::optional<Error> file_writers_problem(const std::string& path, int fd, const struct ::stat& st)
+{
+    const auto refused = [&](const std::string& why) {
+        return Error{ErrorCode::forbidden, "token file \"" + path + "\" " + why};
+    };
+    if (!trusted_owner(st.st_uid)) {
+        return refused("belongs to uid " + std::to_string(st.st_uid) +
+                       ", who may rewrite it and so grant themselves access; it must belong to ferryd's user (uid " +
+                       std::to_string(::geteuid()) + ") or root (chown it)");
+    }
+    const std::string mode = mode_text(st.st_mode);
+    if ((st.st_mode & S_IWOTH) != 0) {
+        return refused("has mode " + mode + ": anyone may write it and so grant themselves access (chmod 600 it)");
+    }
+    if ((st.st_mode & S_IWGRP) != 0) {
+        const bool acl = ::fgetxattr(fd, "system.posix_acl_access", nullptr, 0) > 0;
+        return refused(acl ? "has an ACL that lets users or groups other than its owner write it (mode " + mode +
+                                 "), who may so grant themselves access (setfacl -b and chmod 600 it)"
+                           : "has mode " + mode +
+                                 ": its group may write it and so grant itself access (chmod 600 it)");
+    }
+    return std::nullopt;
+}
+
+std::optional<Error> folder_writers_problem(const std::string& path)
+{
+    std::error_code error;
+    const auto real = std::filesystem::canonical(path, error);
+    if (error) {
+        return Error{ErrorCode::io_error, "cannot resolve token file \"" + path + "\": " + error.message()};
+    }
+    for (auto folder = real.parent_path();; folder = folder.parent_path()) {
+        struct ::stat st {};
+        if (::stat(folder.c_str(), &st) != 0) {
+            return Error{ErrorCode::io_error,
+                         "cannot stat folder \"" + folder.string() + "\" of the token file: " + std::strerror(errno)};
+        }
+        const auto refused = [&](const std::string& why) {
+            return Error{ErrorCode::forbidden, "folder \"" + folder.string() + "\" of token file \"" + path + "\" " +
+                                                   why + ", and so replace the token file and grant access"};
+        };
+        if (!trusted_owner(st.st_uid)) {
+            return refused("belongs to uid " + std::to_string(st.st_uid) + ", who may rename files in it");
+        }
+        if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
+            return refused("has mode " + mode_text(st.st_mode) +
+                           ": others than its owner may rename files in it (chmod go-w it)");
+        }
+        if (folder == folder.parent_path()) {
+            return std::nullopt;
+        }
+    }
+}
+
+} // namespace
+
 Result<AccessList> AccessList::load(const std::string& path)
 {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        return Error{ErrorCode::io_error, "cannot read token file \"" + path + "\": " + std::strerror(errno)};
+    auto opened = open_operator_file(path, O_RDONLY, "token file");
+    if (!opened) {
+        return opened.error();
     }
-    struct ::stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
-        return Error{ErrorCode::io_error, "token file \"" + path + "\" is not a regular file"};
+    const int fd = opened->fd;
+    const struct ::stat& st = opened->st;
+    auto problem = file_writers_problem(path, fd, st);
+    if (!problem) {
+        problem = folder_writers_problem(path);
     }
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%03o", static_cast<unsigned>(st.st_mode & 0777));
-    // Anyone who may write the file may grant themselves access.
-    if ((st.st_mode & S_IWOTH) != 0) {
+    if (problem) {
         ::close(fd);
-        return Error{ErrorCode::forbidden, "token file \"" + path + "\" has mode " + mode +
-                                               ": anyone may write it and so grant themselves access "
-                                               "(chmod 600 it)"};
+        return *problem;
     }
     std::string text;
     std::array<char, 4096> buffer;
@@ -208,10 +382,13 @@ Result<AccessList> AccessList::load(const std::string& path)
     }
     ::close(fd);
     auto list = parse(text);
-    if (list && (st.st_mode & (S_IRWXG | S_IROTH | S_IXOTH)) != 0) {
-        list->warnings_.insert(list->warnings_.begin(), "token file \"" + path + "\" has mode " + mode +
-                                                            ": others than its owner may read the tokens "
-                                                            "(chmod 600 it)");
+    // Reading is a leak, not a grant: a warning, as the file may be meant
+    // for a group (a service's and a backup's user). With an ACL, the group
+    // bits are its mask.
+    if (list && (st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
+        list->warnings_.insert(list->warnings_.begin(),
+                               "token file \"" + path + "\" has mode " + mode_text(st.st_mode) +
+                                   ": users other than its owner may read it and learn the tokens (chmod 600 it)");
     }
     return list;
 }

@@ -37,8 +37,13 @@ public:
     // appears once: a second entry of the same token is an error naming
     // both lines, not a silent "last line wins". A comment line that reads
     // like an entry of a token beginning with '#' is accepted with a warning.
+    // The text is UTF-8 without a byte order mark or NUL; a token's length
+    // is counted in code points, and each is visible (Unicode categories
+    // L, M, N, P, S). Errors name the line and never echo a token.
     static Result<AccessList> parse(std::string_view text);
-    // Reads and parses `path`; a file others may write is refused, one
+    // Reads and parses `path`, never waiting on it (operator_file.hpp). A
+    // file that anyone but ferryd's user or root could change (its owner,
+    // group or other write, ACL entries, a folder above it) is refused, one
     // others may read is accepted with a warning.
     static Result<AccessList> load(const std::string& path);
 

@@ -2,11 +2,16 @@
 #include "access.hpp"
 #include "temp_root.hpp"
 
+#include <fcntl.h>
+#include <sys/acl.h>
 #include <unistd.h>
 
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 using namespace ferry;
 using namespace ferry::server;
@@ -127,7 +132,7 @@ std::string write_token_file(const TempRoot& root, const std::string& text, mode
 
 } // namespace
 
-TEST_CASE("a token file others may write is refused; one others may read is warned about")
+TEST_CASE("a token file anyone may write is refused; one others may read is warned about")
 {
     TempRoot root;
     const std::string text = "alice-0123456789abcdef rw\n";
@@ -139,10 +144,6 @@ TEST_CASE("a token file others may write is refused; one others may read is warn
     REQUIRE(readable);
     REQUIRE(readable->warnings().size() == 1);
     CHECK(readable->warnings()[0].find("mode 644") != std::string::npos);
-    auto group_writable = AccessList::load(write_token_file(root, text, 0660));
-    REQUIRE(group_writable);
-    CHECK(group_writable->warnings().size() == 1);
-
     for (mode_t mode : {0602, 0666}) {
         auto writable = AccessList::load(write_token_file(root, text, mode));
         REQUIRE_FALSE(writable);
@@ -171,4 +172,146 @@ TEST_CASE("reloading the token table swaps the list whole, and a bad file keeps 
     REQUIRE_FALSE(bad);
     CHECK(bad.error().message.find("line 1") != std::string::npos);
     CHECK(table.current()->check("bob-0123456789abcdef") == Access::read_only);
+}
+
+TEST_CASE("a token file another user may write, by its group, an ACL or as its owner, is refused")
+{
+    TempRoot root;
+    const std::string text = "alice-0123456789abcdef rw\n";
+    // Group write, with or without read: the group could add a token of its own.
+    for (mode_t mode : {0620, 0660, 0670}) {
+        CAPTURE(mode);
+        auto loaded = AccessList::load(write_token_file(root, text, mode));
+        REQUIRE_FALSE(loaded);
+        CHECK(loaded.error().message.find("its group may write it") != std::string::npos);
+        CHECK(loaded.error().message.find("read") == std::string::npos);
+    }
+    // An ACL entry that gives another user write (the mode then shows the mask).
+    const std::string acl_file = write_token_file(root, text, 0600);
+    acl_t acl = acl_from_text("u::rw-,u:1234:rw-,g::---,m::rw-,o::---");
+    REQUIRE(acl != nullptr);
+    REQUIRE(acl_set_file(acl_file.c_str(), ACL_TYPE_ACCESS, acl) == 0);
+    acl_free(acl);
+    auto with_acl = AccessList::load(acl_file);
+    REQUIRE_FALSE(with_acl);
+    CHECK(with_acl.error().message.find("ACL") != std::string::npos);
+    // Another user's file, mode 0600: its owner may rewrite it.
+    const std::string owned = write_token_file(root, text, 0600);
+    REQUIRE(::chown(owned.c_str(), 1234, 1234) == 0);
+    auto others = AccessList::load(owned);
+    REQUIRE_FALSE(others);
+    CHECK(others.error().message.find("belongs to uid 1234") != std::string::npos);
+}
+
+TEST_CASE("a token file in a folder others may write is refused, unless the folder is sticky")
+{
+    TempRoot root;
+    const std::string folder = root.path() + "/etc";
+    REQUIRE(::mkdir(folder.c_str(), 0700) == 0);
+    const std::string path = folder + "/tokens";
+    std::ofstream(path) << "alice-0123456789abcdef rw\n";
+    REQUIRE(::chmod(path.c_str(), 0600) == 0);
+    REQUIRE(AccessList::load(path));
+
+    REQUIRE(::chmod(folder.c_str(), 0770) == 0);
+    auto group_folder = AccessList::load(path);
+    REQUIRE_FALSE(group_folder);
+    CHECK(group_folder.error().message.find("mode 770") != std::string::npos);
+    // Sticky (as /tmp): others may add names, not rename or remove ours.
+    REQUIRE(::chmod(folder.c_str(), 01777) == 0);
+    CHECK(AccessList::load(path));
+
+    REQUIRE(::chmod(folder.c_str(), 0755) == 0);
+    REQUIRE(::chown(folder.c_str(), 1234, 1234) == 0);
+    auto owned_folder = AccessList::load(path);
+    REQUIRE_FALSE(owned_folder);
+    CHECK(owned_folder.error().message.find("belongs to uid 1234") != std::string::npos);
+}
+
+TEST_CASE("a token file others may read is warned about as a leak, in words about reading")
+{
+    TempRoot root;
+    for (mode_t mode : {0640, 0604}) {
+        CAPTURE(mode);
+        auto readable = AccessList::load(write_token_file(root, "alice-0123456789abcdef rw\n", mode));
+        REQUIRE(readable);
+        REQUIRE(readable->warnings().size() == 1);
+        CHECK(readable->warnings()[0].find("may read it") != std::string::npos);
+        CHECK(readable->warnings()[0].find("write") == std::string::npos);
+    }
+    // Execute bits grant nothing here.
+    auto executable = AccessList::load(write_token_file(root, "alice-0123456789abcdef rw\n", 0710));
+    REQUIRE(executable);
+    CHECK(executable->warnings().empty());
+}
+
+TEST_CASE("a FIFO or a folder at the token file's path is refused at once, not waited on")
+{
+    TempRoot root;
+    const std::string fifo = root.path() + "/fifo";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    // A load that waits for a writer (as before) is freed after 3 s by one,
+    // so that the test ends either way; the load must not have waited.
+    std::atomic<bool> done{false};
+    std::thread writer([&] {
+        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+        while (!done && std::chrono::steady_clock::now() < give_up) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        while (!done) { // ENXIO until a reader waits in open
+            const int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+            if (fd >= 0) {
+                ::close(fd);
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    });
+    const auto started = std::chrono::steady_clock::now();
+    auto loaded = AccessList::load(fifo);
+    const auto waited = std::chrono::steady_clock::now() - started;
+    done = true;
+    writer.join();
+    CHECK(waited < std::chrono::seconds(1));
+    REQUIRE_FALSE(loaded);
+    CHECK(loaded.error().message.find("not a regular file (it is a FIFO)") != std::string::npos);
+    auto folder = AccessList::load(root.path());
+    REQUIRE_FALSE(folder);
+    CHECK(folder.error().message.find("it is a folder") != std::string::npos);
+}
+
+TEST_CASE("a token is counted in characters and holds only visible ones; anything else names its line")
+{
+    // Sixteen characters of two bytes each: a token. Eight (16 bytes): not.
+    std::string e16;
+    for (int i = 0; i < 16; ++i) {
+        e16 += "\xC3\xA9";
+    }
+    CHECK(AccessList::parse(e16 + " rw\n"));
+    CHECK(AccessList::parse("\xD0\xBF\xD0\xB0\xD1\x80\xD0\xBE\xD0\xBB\xD1\x8C-0123456789 ro # Cyrillic\n"));
+    const auto refused = [](const std::string& text, const std::string& line, const std::string& why) {
+        CAPTURE(text);
+        auto list = AccessList::parse(text);
+        REQUIRE_FALSE(list);
+        CHECK(list.error().code == ErrorCode::bad_request);
+        CHECK(list.error().message.find(line) != std::string::npos);
+        CHECK(list.error().message.find(why) != std::string::npos);
+    };
+    refused("ok-0123456789abcdef rw\n" + e16.substr(0, 16) + " rw\n", "line 2", "this one has 8");
+    // A byte order mark would become part of the first token.
+    refused("\xEF\xBB\xBF" "alice-0123456789abcdef rw\n", "line 1", "byte order mark");
+    refused("\xEF\xBB\xBF# tokens\nalice-0123456789abcdef rw\n", "line 1", "byte order mark");
+    // Not UTF-8, or a NUL: no hello could ever carry it.
+    refused("ok-0123456789abcdef rw\nTTTTTTTT\xFFTTTTTTTTTT rw\n", "line 2", "byte 9 is not UTF-8");
+    refused("ok-0123456789abcdef rw # caf\xE9\n", "line 1", "not UTF-8");
+    refused(std::string("TTTTTTTT\0TTTTTTTTTT rw\n", 23), "line 1", "NUL");
+    // Invisible or blank characters inside a token.
+    refused("TTTTTTTT\xC2\xA0TTTTTTTTTT rw\n", "line 1", "character 9 is U+00A0, a space or separator");
+    refused("TTTTTTTT\x1BTTTTTTTTTT rw\n", "line 1", "U+001B, a control character");
+    refused("TTTTTTTT\xE2\x80\x8BTTTTTTTTTT rw\n", "line 1", "U+200B, an invisible format character");
+    refused("TTTTTTTT\xE2\x80\xAETTTTTTTTTT rw\n", "line 1", "U+202E");
+    refused("TTTTTTTT\xEE\x80\x80TTTTTTTTTT rw\n", "line 1", "private-use");
+    // The token itself is never echoed.
+    auto quiet = AccessList::parse("secret-secret-secret\x7F rw\n");
+    REQUIRE_FALSE(quiet);
+    CHECK(quiet.error().message.find("secret") == std::string::npos);
 }

@@ -1,0 +1,176 @@
+"""The files an operator names by path (--token-file, --config, --log-file,
+--tls-cert, --tls-key): no kind of file at the path can block ferryd, at
+start or at SIGHUP, where a hung main thread would no longer hear SIGTERM;
+the log file is never reached through a symbolic link planted at its name;
+a token file that another user may write is refused; and the token file's
+text is held to PROTOCOL.md 4.1. Every ferryd here is bounded by a timeout:
+a blocking open shows as a timeout, never as a hung suite."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import unittest
+
+from wire import Server, temp_root, wait_until
+
+FERRYD = os.environ.get("FERRYD", "")
+WRITER = "writer-0123456789abcdef"
+NEWCOMER = "newcomer-0123456789abcdef"
+OTHER_UID = 1234
+
+
+def run(*args, timeout=10):
+    """ferryd to its end; TimeoutExpired (the test fails) if it blocks."""
+    return subprocess.run([FERRYD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL, timeout=timeout)
+
+
+def make_certificate(folder):
+    cert = os.path.join(folder, "cert.pem")
+    key = os.path.join(folder, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True, timeout=30)
+    return cert, key
+
+
+class OperatorFiles(unittest.TestCase):
+    def setUp(self):
+        self.root = temp_root()
+        self.addCleanup(shutil.rmtree, self.root)
+        self.tokens = os.path.join(self.root, ".tokens")
+        self.write_tokens(f"{WRITER} rw\n")
+
+    def write_tokens(self, text, mode=0o600, data=None):
+        with open(self.tokens + ".new", "wb") as f:
+            f.write(data if data is not None else text.encode())
+        os.chmod(self.tokens + ".new", mode)
+        os.replace(self.tokens + ".new", self.tokens)
+
+    def fifo(self, name):
+        path = os.path.join(self.root, name)
+        os.mkfifo(path, 0o600)
+        return path
+
+    def start_fails(self, args, status, *words):
+        result = run("--root", self.root, "--listen", "127.0.0.1:0", *args)
+        self.assertEqual(result.returncode, status, result.stderr)
+        for word in words:
+            self.assertIn(word, result.stderr.decode())
+
+    def test_a_fifo_or_socket_at_any_named_path_is_refused_at_start(self):
+        fifo = self.fifo(".fifo")
+        cert, key = make_certificate(self.root)
+        listener = socket.socket(socket.AF_UNIX)
+        self.addCleanup(listener.close)
+        sock = os.path.join(self.root, ".sock")
+        listener.bind(sock)
+        cases = [(["--token-file", fifo], 5, "FIFO"),
+                 (["--token-file", sock], 5, "not a regular file"),
+                 (["--config", fifo], 2, "FIFO"),
+                 (["--log-file", fifo], 3, "FIFO"),
+                 (["--tls-cert", fifo, "--tls-key", key], 6, "FIFO"),
+                 (["--tls-cert", cert, "--tls-key", fifo], 6, "FIFO")]
+        for args, status, word in cases:
+            with self.subTest(args=args):
+                self.start_fails(args, status, word)
+        # With a reader on the FIFO, a log file there would open: refused as well.
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        self.addCleanup(os.close, reader)
+        self.start_fails(["--log-file", fifo], 3, "is not a regular file (it is a FIFO)")
+
+    def test_a_fifo_at_sighup_keeps_the_tokens_and_the_log_and_sigterm_still_stops(self):
+        log = os.path.join(self.root, ".log")
+        server = Server(FERRYD, self.root, "--token-file", self.tokens, "--log-file", log)
+        try:
+            os.unlink(self.tokens)
+            os.mkfifo(self.tokens, 0o600)
+            os.rename(log, log + ".1")
+            os.mkfifo(log, 0o600)
+            reader = os.open(log, os.O_RDONLY | os.O_NONBLOCK)  # so that a write open would succeed
+            self.addCleanup(os.close, reader)
+            server.process.send_signal(signal.SIGHUP)
+
+            def old_log():
+                with open(log + ".1") as f:
+                    return f.read()
+            self.assertTrue(wait_until(lambda: "tokens_kept" in old_log(), within=10), old_log())
+            text = old_log()
+            self.assertIn("log_reopen_failed", text)
+            self.assertIn("FIFO", text.split("log_reopen_failed", 1)[1])
+            self.assertIn("FIFO", text.split("tokens_kept", 1)[1])
+            self.assertEqual(server.peer(token=WRITER).access, "rw")
+            # The main thread is free: the next SIGHUP reads a good file again.
+            os.unlink(self.tokens)
+            self.write_tokens(f"{NEWCOMER} ro\n")
+            server.process.send_signal(signal.SIGHUP)
+            self.assertTrue(wait_until(lambda: "tokens_reloaded" in old_log(), within=10), old_log())
+            self.assertEqual(server.peer(token=NEWCOMER).access, "ro")
+        finally:
+            status = server.stop(timeout=10)
+        self.assertEqual(status, 0)
+
+    def test_the_log_file_is_never_reached_through_a_symbolic_link(self):
+        folder = os.path.join(self.root, "logs")
+        os.mkdir(folder, 0o1777)  # as a folder another user may write
+        os.chmod(folder, 0o1777)
+        precious = os.path.join(self.root, ".precious")
+        with open(precious, "w") as f:
+            f.write("precious\n")
+        os.chmod(precious, 0o600)
+        log = os.path.join(folder, "ferryd.log")
+        os.symlink(precious, log)
+        self.start_fails(["--log-file", log], 3, "symbolic link")
+        os.unlink(log)
+        with Server(FERRYD, self.root, "--log-file", log) as server:
+            # Rotation, and then a name planted where the log was.
+            os.rename(log, log + ".1")
+            os.symlink(precious, log)
+            server.process.send_signal(signal.SIGHUP)
+
+            def old_log():
+                with open(log + ".1") as f:
+                    return f.read()
+            self.assertTrue(wait_until(lambda: "log_reopen_failed" in old_log(), within=10), old_log())
+            self.assertIn("symbolic link", old_log())
+            # The old file is kept and written on.
+            server.peer().close()
+            self.assertTrue(wait_until(lambda: " connect " in old_log(), within=10), old_log())
+        with open(precious) as f:
+            self.assertEqual(f.read(), "precious\n")
+
+    def test_a_token_file_another_user_may_write_is_refused(self):
+        self.write_tokens(f"{WRITER} rw\n", mode=0o620)
+        self.start_fails(["--token-file", self.tokens], 5, "its group may write it")
+        self.write_tokens(f"{WRITER} rw\n", mode=0o600)
+        subprocess.run(["setfacl", "-m", f"u:{OTHER_UID}:rw", self.tokens], check=True, timeout=10)
+        self.start_fails(["--token-file", self.tokens], 5, "ACL")
+        self.write_tokens(f"{WRITER} rw\n", mode=0o600)
+        os.chown(self.tokens, OTHER_UID, OTHER_UID)
+        self.start_fails(["--token-file", self.tokens], 5, f"belongs to uid {OTHER_UID}")
+        # At SIGHUP: the tokens read before stay in force.
+        self.write_tokens(f"{WRITER} rw\n")
+        with Server(FERRYD, self.root, "--token-file", self.tokens) as server:
+            self.write_tokens(f"{WRITER} rw\n{NEWCOMER} rw\n")
+            os.chown(self.tokens, OTHER_UID, OTHER_UID)
+            server.process.send_signal(signal.SIGHUP)
+            self.assertTrue(wait_until(lambda: "tokens_kept" in server.log_text(), within=10))
+            self.assertIn(f"belongs to uid {OTHER_UID}", server.log_text())
+
+    def test_token_file_text_is_held_to_the_documented_rules(self):
+        cases = [(b"\xef\xbb\xbf" + WRITER.encode() + b" rw\n", "line 1", "byte order mark"),
+                 (WRITER.encode() + b" rw\n" + "é".encode() * 8 + b" rw\n", "line 2", "has 8"),
+                 (b"TTTTTTTT\xffTTTTTTTTTT rw\n", "line 1", "not UTF-8"),
+                 (b"TTTTTTTT\x00TTTTTTTTTT rw\n", "line 1", "NUL"),
+                 ("TTTTTTTT\u00a0TTTTTTTTTT rw\n".encode(), "line 1", "U+00A0"),
+                 (b"TTTTTTTT\x1bTTTTTTTTTT rw\n", "line 1", "U+001B")]
+        for data, line, why in cases:
+            with self.subTest(data=data):
+                self.write_tokens("", data=data)
+                self.start_fails(["--token-file", self.tokens], 5, line, why)
+
+
+if __name__ == "__main__":
+    unittest.main()
