@@ -90,6 +90,14 @@ std::optional<std::string> text_problem(std::string_view line)
         if (code_point == 0) {
             return "byte " + std::to_string(at + 1) + " is a NUL character (U+0000)";
         }
+        // Words are separated by spaces and tabs; a line may end in CR
+        // (CRLF). Any other control (VT and FF split words as well, ESC
+        // rewrites a terminal) is refused wherever it stands.
+        const bool final_cr = code_point == '\r' && at + 1 == line.size();
+        if (code_point != '\t' && !final_cr && utf8proc_category(code_point) == UTF8PROC_CATEGORY_CC) {
+            return "byte " + std::to_string(at + 1) + " is the control character " + code_point_text(code_point) +
+                   " (words are separated by spaces or tabs)";
+        }
         at += static_cast<std::size_t>(length);
     }
     return std::nullopt;

@@ -165,7 +165,8 @@ class OperatorFiles(unittest.TestCase):
                  (b"TTTTTTTT\xffTTTTTTTTTT rw\n", "line 1", "not UTF-8"),
                  (b"TTTTTTTT\x00TTTTTTTTTT rw\n", "line 1", "NUL"),
                  ("TTTTTTTT\u00a0TTTTTTTTTT rw\n".encode(), "line 1", "U+00A0"),
-                 (b"TTTTTTTT\x1bTTTTTTTTTT rw\n", "line 1", "U+001B")]
+                 (b"TTTTTTTT\x1bTTTTTTTTTT rw\n", "line 1", "U+001B"),
+                 (b"TTTTTTTT\x0bTTTTTTTTTT rw\n", "line 1", "U+000B")]
         for data, line, why in cases:
             with self.subTest(data=data):
                 self.write_tokens("", data=data)

@@ -306,7 +306,11 @@ TEST_CASE("a token is counted in characters and holds only visible ones; anythin
     refused(std::string("TTTTTTTT\0TTTTTTTTTT rw\n", 23), "line 1", "NUL");
     // Invisible or blank characters inside a token.
     refused("TTTTTTTT\xC2\xA0TTTTTTTTTT rw\n", "line 1", "character 9 is U+00A0, a space or separator");
-    refused("TTTTTTTT\x1BTTTTTTTTTT rw\n", "line 1", "U+001B, a control character");
+    refused("TTTTTTTT\x1BTTTTTTTTTT rw\n", "line 1", "byte 9 is the control character U+001B");
+    refused("TTTTTTTT\vTTTTTTTTTT rw\n", "line 1", "U+000B");
+    refused("ok-0123456789abcdef rw # a \x1B[2J comment\n", "line 1", "U+001B");
+    // Tabs separate words, and CRLF lines are read as lines.
+    CHECK(AccessList::parse("\tok-0123456789abcdef\trw\tlabel\r\nok2-0123456789abcdef ro\r\n"));
     refused("TTTTTTTT\xE2\x80\x8BTTTTTTTTTT rw\n", "line 1", "U+200B, an invisible format character");
     refused("TTTTTTTT\xE2\x80\xAETTTTTTTTTT rw\n", "line 1", "U+202E");
     refused("TTTTTTTT\xEE\x80\x80TTTTTTTTTT rw\n", "line 1", "private-use");
