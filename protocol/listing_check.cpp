@@ -79,18 +79,28 @@ std::optional<Error> ListingCheck::entry(const FileInfo& file)
 
 std::optional<Error> ListingCheck::holding(std::string_view folder)
 {
+    return named_folder("holding_unlisted", folder);
+}
+
+std::optional<Error> ListingCheck::unreadable(std::string_view folder)
+{
+    return named_folder("unreadable_folders", folder);
+}
+
+std::optional<Error> ListingCheck::named_folder(std::string_view field, std::string_view folder)
+{
     if (auto over = over_limits(folder)) {
         return over;
     }
     if (folder.empty()) {
         return std::nullopt; // the listed folder itself
     }
+    const std::string named = "\"" + std::string(field) + "\" names " + quoted(folder);
     if (auto why = broken_name(folder)) {
-        return Error{ErrorCode::internal, "\"holding_unlisted\" names " + quoted(folder) + ": " + *why};
+        return Error{ErrorCode::internal, named + ": " + *why};
     }
     if (!folders_.contains(std::string(folder))) {
-        return Error{ErrorCode::internal, "\"holding_unlisted\" names " + quoted(folder) +
-                                              ", which the listing did not give as a folder"};
+        return Error{ErrorCode::internal, named + ", which the listing did not give as a folder"};
     }
     return std::nullopt;
 }

@@ -8,7 +8,8 @@
 // one component) or, in a recursive listing, a path of 5.1 whose folder
 // was listed, as a folder, before it; the listed folder's path and the
 // name together keep within 5.1's bounds; no name twice. A folder named in
-// "holding_unlisted" is the listed folder ("") or one the listing gave.
+// "holding_unlisted" or "unreadable_folders" is the listed folder ("") or
+// one the listing gave.
 // Pure: no I/O; the client's remote_tree and operations feed it.
 #pragma once
 
@@ -29,7 +30,7 @@ namespace ferry {
 // client may rely on"). Five million entries (a real tree of millions of
 // files still lists) and 512 MiB of their names: about 1 GiB of the
 // client's memory with names of a usual length, 2 GiB at most.
-// "holding_unlisted" items count as entries too.
+// "holding_unlisted" and "unreadable_folders" items count as entries too.
 struct ListingLimits {
     std::uint64_t entries = 5'000'000;
     std::uint64_t name_bytes = 512ULL * 1024 * 1024;
@@ -45,8 +46,13 @@ public:
     std::optional<Error> entry(const FileInfo& file);
     // The same for a folder named in a page's "holding_unlisted".
     std::optional<Error> holding(std::string_view folder);
+    // The same for a folder named in a page's "unreadable_folders".
+    std::optional<Error> unreadable(std::string_view folder);
 
 private:
+    // The rule of both fields that name folders (`field`, for the message).
+    std::optional<Error> named_folder(std::string_view field, std::string_view folder);
+
     // Why `name` breaks sections 5 and 5.1 for this listing, if it does.
     std::optional<std::string> broken_name(std::string_view name) const;
 

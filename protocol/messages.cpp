@@ -851,14 +851,26 @@ std::string encode_reply(std::uint64_t id, const ListReply& reply)
     text += ",\"id\":";
     text += std::to_string(id);
     if (reply.more) {
-        text += ",\"more\":true,\"ok\":true}";
-        return text;
+        text += ",\"more\":true,\"ok\":true";
+    } else {
+        text += ",\"ok\":true,\"skipped_invalid_names\":";
+        text += std::to_string(reply.skipped_invalid_names);
+        if (reply.skipped_too_deep > 0) {
+            text += ",\"skipped_too_deep\":";
+            text += std::to_string(reply.skipped_too_deep);
+        }
     }
-    text += ",\"ok\":true,\"skipped_invalid_names\":";
-    text += std::to_string(reply.skipped_invalid_names);
-    if (reply.skipped_too_deep > 0) {
-        text += ",\"skipped_too_deep\":";
-        text += std::to_string(reply.skipped_too_deep);
+    if (!reply.unreadable_folders.empty()) {
+        text += ",\"unreadable_folders\":[";
+        for (std::size_t i = 0; i < reply.unreadable_folders.size(); ++i) {
+            const UnreadableFolder& folder = reply.unreadable_folders[i];
+            text += i == 0 ? "{\"code\":\"" : ",{\"code\":\"";
+            text += to_string(folder.code);
+            text += "\",\"path\":";
+            text += dump(json(folder.path));
+            text += '}';
+        }
+        text += ']';
     }
     text += '}';
     return text;
@@ -1040,6 +1052,47 @@ Result<Reply<HelloReply>> parse_hello_reply(std::string_view json_text)
     });
 }
 
+namespace {
+
+// A page's "unreadable_folders" (PROTOCOL.md 4.2): objects of a "path"
+// string and a "code", forbidden or io_error (a code it does not know would
+// leave a client unable to say what failed); absent is none.
+std::vector<UnreadableFolder> read_unreadable_folders(FieldReader& fields)
+{
+    std::vector<UnreadableFolder> folders;
+    if (!fields.has("unreadable_folders")) {
+        return folders;
+    }
+    const json* items = fields.array("unreadable_folders");
+    if (items == nullptr) {
+        return folders;
+    }
+    for (const auto& item : *items) {
+        if (!item.is_object()) {
+            fields.fail("\"unreadable_folders\" must hold objects");
+            return {};
+        }
+        FieldReader folder_fields(item);
+        UnreadableFolder folder;
+        folder.path = folder_fields.string("path");
+        const std::string code = folder_fields.string("code");
+        if (folder_fields.error()) {
+            fields.fail("\"unreadable_folders\": " + folder_fields.error()->message);
+            return {};
+        }
+        const auto known = error_code_from_string(code);
+        if (!known || (*known != ErrorCode::forbidden && *known != ErrorCode::io_error)) {
+            fields.fail("\"unreadable_folders\": \"code\" must be \"forbidden\" or \"io_error\"");
+            return {};
+        }
+        folder.code = *known;
+        folders.push_back(std::move(folder));
+    }
+    return folders;
+}
+
+} // namespace
+
 Result<Reply<ListReply>> parse_list_reply(std::string_view json_text)
 {
     return parse_reply<ListReply>(json_text, [](FieldReader& fields, const json&, ListReply& body) {
@@ -1047,6 +1100,7 @@ Result<Reply<ListReply>> parse_list_reply(std::string_view json_text)
         body.skipped_too_deep = fields.uint("skipped_too_deep", 0);
         body.holding_unlisted = fields.strings("holding_unlisted", false);
         body.more = fields.boolean("more", false);
+        body.unreadable_folders = read_unreadable_folders(fields);
         const json* files = fields.array("files");
         if (files == nullptr) {
             return;

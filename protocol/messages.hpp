@@ -174,6 +174,14 @@ struct HelloReply {
     // exactly.
     std::optional<MtimeLimits> mtime_limits{};
 };
+// A folder a recursive listing could not enter, or not read in full
+// (PROTOCOL.md 4.2, "unreadable_folders"): its path relative to the listed
+// folder ("" for that folder itself) and the error a request for it would
+// get: forbidden (EACCES, EPERM) or io_error (anything else).
+struct UnreadableFolder {
+    std::string path;
+    ErrorCode code = ErrorCode::io_error;
+};
 // One reply to list; of a paged list, one page: `more` says another page
 // follows, and only the last page carries skipped_invalid_names and
 // skipped_too_deep (the totals).
@@ -192,6 +200,12 @@ struct ListReply {
     // place. Each on the page where its reading ended; encoded only when
     // not empty.
     std::vector<std::string> holding_unlisted;
+    // Version 2 ("unreadable_folders" in hello's capabilities): the folders
+    // this listing could not enter or read in full, so that a client never
+    // takes one for empty (each is in holding_unlisted too, which keeps its
+    // meaning for a recursive delete). Each on the page where its reading
+    // ended; encoded only when not empty.
+    std::vector<UnreadableFolder> unreadable_folders;
     bool more = false;
 };
 struct StatReply {

@@ -370,7 +370,19 @@ void DirectoryReader::add_holding_unlisted(std::string relative, ListReply& page
     page.holding_unlisted.push_back(std::move(relative));
 }
 
-bool DirectoryReader::enter(const std::string& name, const std::string& relative)
+void DirectoryReader::add_unreadable(const std::string& relative, int error, ListReply& page, std::size_t& bytes)
+{
+    if (!options_.folders || error == ENOENT || error == ENOTDIR || error == ELOOP || error == EXDEV) {
+        return; // gone, or no longer a folder of this file system since it was read: nothing unread
+    }
+    const ErrorCode code = error == EACCES || error == EPERM ? ErrorCode::forbidden : ErrorCode::io_error;
+    const std::size_t size = relative.size() + 40; // {"code":"forbidden","path":"…"}, a comma, a '"' escaped
+    bytes += size;
+    bytes_read_ += size;
+    page.unreadable_folders.push_back(UnreadableFolder{relative, code});
+}
+
+int DirectoryReader::enter(const std::string& name, const std::string& relative)
 {
     // Relative to the descriptor the entry was read from, never followed:
     // swapped for a symlink since it was read, it is simply not entered.
@@ -378,19 +390,29 @@ bool DirectoryReader::enter(const std::string& name, const std::string& relative
         return ::openat(::dirfd(levels_.back().dir), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     });
     if (fd < 0) {
-        return false;
+        return errno;
     }
     struct ::stat st {};
-    DIR* dir = nullptr;
-    if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && st.st_dev == root_device_) {
-        dir = ::fdopendir(fd);
+    int error = 0;
+    if (::fstat(fd, &st) != 0) {
+        error = errno;
+    } else if (!S_ISDIR(st.st_mode)) {
+        error = ENOTDIR;
+    } else if (st.st_dev != root_device_) {
+        error = EXDEV; // mounted on since it was read: another file system is not served
     }
-    if (dir == nullptr) {
+    if (error != 0) {
         ::close(fd);
-        return false;
+        return error;
+    }
+    DIR* dir = ::fdopendir(fd);
+    if (dir == nullptr) {
+        error = errno;
+        ::close(fd);
+        return error;
     }
     levels_.push_back(Level{dir, relative + "/", false});
-    return true;
+    return 0;
 }
 
 Result<bool> DirectoryReader::read_page(std::size_t page_bytes, ListReply& page)
@@ -407,11 +429,14 @@ Result<bool> DirectoryReader::read_page(std::size_t page_bytes, ListReply& page)
             if (errno != 0) {
                 return file_error(errno, "cannot read", levels_.back().prefix.empty() ? "." : levels_.back().prefix);
             }
+            std::string relative = std::move(levels_.back().prefix);
+            if (!relative.empty()) {
+                relative.pop_back(); // its '/'
+            }
+            if (levels_.back().unread_errno != 0) {
+                add_unreadable(relative, levels_.back().unread_errno, page, bytes);
+            }
             if (levels_.back().unlisted) {
-                std::string relative = std::move(levels_.back().prefix);
-                if (!relative.empty()) {
-                    relative.pop_back(); // its '/'
-                }
                 add_holding_unlisted(std::move(relative), page, bytes);
             }
             ::closedir(dir);
@@ -437,7 +462,12 @@ Result<bool> DirectoryReader::read_page(std::size_t page_bytes, ListReply& page)
         struct ::stat st {};
         if (retry_stale(::dirfd(dir),
                         [&] { return ::fstatat(::dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
-            unlisted = unlisted || errno != ENOENT; // gone meanwhile: nothing there
+            if (errno != ENOENT) { // gone meanwhile: nothing there
+                // Whatever it was (a folder of thousands of files, say) is
+                // unknown: the folder was not read in full.
+                unlisted = true;
+                levels_.back().unread_errno = errno;
+            }
             continue;
         }
         const bool folder = S_ISDIR(st.st_mode);
@@ -465,8 +495,11 @@ Result<bool> DirectoryReader::read_page(std::size_t page_bytes, ListReply& page)
         const std::size_t size = listed_size(page.files.back());
         bytes += size;
         bytes_read_ += size;
-        if (folder && options_.recursive && !enter(std::string(name), relative)) {
-            add_holding_unlisted(std::move(relative), page, bytes); // what it holds is unknown
+        if (folder && options_.recursive) {
+            if (const int error = enter(std::string(name), relative); error != 0) {
+                add_unreadable(relative, error, page, bytes);
+                add_holding_unlisted(std::move(relative), page, bytes); // what it holds is unknown
+            }
         }
     }
     return false;

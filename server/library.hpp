@@ -99,7 +99,8 @@ public:
     // Adds entries to `page` (files and folders, and invalid names, folders
     // too deep to name and entries too long to name to its
     // skipped_invalid_names; with folders, those holding what is not
-    // listed to its holding_unlisted) until their encoded size reaches `page_bytes`
+    // listed to its holding_unlisted, and those it could not enter or read
+    // in full to its unreadable_folders too) until their encoded size reaches `page_bytes`
     // or the listing ends; true once it has ended.
     Result<bool> read_page(std::size_t page_bytes, ListReply& page);
     // Encoded bytes added to pages so far.
@@ -110,10 +111,16 @@ private:
         DIR* dir;
         std::string prefix;    // relative path of this folder plus '/', "" at the top
         bool unlisted = false; // holds an entry the listing does not show
+        int unread_errno = 0;  // an entry of it could not be read: why
     };
     // Opens `name` (a folder in the top level) and makes it the top level;
-    // false when it cannot be read.
-    bool enter(const std::string& name, const std::string& relative);
+    // 0, or the errno of why it could not (ENOENT, ENOTDIR, ELOOP, EXDEV:
+    // no longer that folder).
+    int enter(const std::string& name, const std::string& relative);
+    // A folder the walk could not enter or read in full goes to the page's
+    // unreadable_folders (besides holding_unlisted), so that it is never
+    // taken for an empty one; unless `error` says it is no longer there.
+    void add_unreadable(const std::string& relative, int error, ListReply& page, std::size_t& bytes);
     // A folder read to its end (or not readable at all) that holds what
     // the listing does not show goes to the page's holding_unlisted.
     void add_holding_unlisted(std::string relative, ListReply& page, std::size_t& bytes);

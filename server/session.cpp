@@ -24,7 +24,7 @@ const std::vector<std::string> kCapabilities{"list", "stat", "get", "put", "resu
 // What a version-2 connection gets on top (PROTOCOL.md 4.1).
 const std::vector<std::string> kVersion2Capabilities{
     "folders",          "mkdir",         "delete",          "rename", "digest", "mtime", "set_mtime",
-    "holding_unlisted", "delete_expect", "set_mtime_expect", "commit_replace"};
+    "holding_unlisted", "delete_expect", "set_mtime_expect", "commit_replace", "unreadable_folders"};
 
 std::string seconds_text(std::uint64_t milliseconds)
 {

@@ -79,7 +79,7 @@ class Ferryd:
         "    resource.setrlimit(resource.RLIMIT_NOFILE, (lim['nofile'],) * 2)\n"
         "os.execv(sys.argv[2], sys.argv[2:])\n")
 
-    def __init__(self, args=(), root=None, limits=None, drain=2.0):
+    def __init__(self, args=(), root=None, limits=None, drain=2.0, user=None):
         self.own_root = root is None
         self.root = root or tempfile.mkdtemp(prefix="ferry-conformance-")
         self.clients = []
@@ -95,6 +95,9 @@ class Ferryd:
         if limits is not None:
             cmd = [sys.executable, "-c", self.LIMITS_WRAPPER,
                    json.dumps(limits)] + cmd
+        if user is not None:
+            # setpriv execs ferryd: the pid, and its signals, stay ferryd's.
+            cmd = ["setpriv", "--reuid", str(user), "--regid", str(user), "--clear-groups"] + cmd
         self.cmd = cmd
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=self.log)
@@ -163,6 +166,7 @@ class ServerCase(unittest.TestCase):
     """A ferryd shared by the tests of one class."""
 
     server_args = ()
+    server_user = None  # a uid to run ferryd as (root's otherwise)
 
     @classmethod
     def prepare(cls, root):
@@ -172,7 +176,7 @@ class ServerCase(unittest.TestCase):
     def setUpClass(cls):
         root = tempfile.mkdtemp(prefix="ferry-conformance-")
         cls.prepare(root)
-        cls.server = Ferryd(cls.server_args, root=root)
+        cls.server = Ferryd(cls.server_args, root=root, user=cls.server_user)
         cls.server.own_root = True
 
     @classmethod

@@ -77,6 +77,14 @@ def v2(vector):
     return vector
 
 
+def offline(vector):
+    """A reply the live session over the fixed folder does not give (it
+    needs a folder the server's user may not read): the codecs check it,
+    the live replay leaves it out."""
+    vector["live"] = False
+    return vector
+
+
 def error_reply(rid, code, message):
     return {"id": rid, "ok": False,
             "error": {"code": code, "message": message}}
@@ -111,6 +119,14 @@ def version2_vectors(hello_reply):
     out.append(v2(control_vec(
         "version 2: list reply, the last page", "server",
         {"id": 21, "ok": True, "files": [], "skipped_invalid_names": 0})))
+    out.append(offline(v2(control_vec(
+        "version 2: list reply, a page naming a folder it could not enter", "server",
+        {"id": 21, "ok": True, "more": True,
+         "files": [dict(folder, name="2026/private")],
+         "holding_unlisted": ["2026/private"],
+         "unreadable_folders": [{"path": "2026/private", "code": "forbidden"}]},
+        "capability unreadable_folders: what it holds is unknown, never "
+        "empty; the code a request for it would get (forbidden or io_error)"))))
     pair("version 2: stat of a folder",
          {"op": "stat", "id": 22, "name": "logs"},
          dict(folder, id=22, ok=True, name="logs"))

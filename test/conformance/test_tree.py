@@ -16,7 +16,7 @@ import tempfile
 from conformance import MTIME, ServerCase, write_file
 
 V2_CAPABILITIES = ("folders", "mkdir", "delete", "rename", "digest", "mtime", "set_mtime", "holding_unlisted",
-                   "delete_expect", "set_mtime_expect", "commit_replace")
+                   "delete_expect", "set_mtime_expect", "commit_replace", "unreadable_folders")
 
 
 def sha(b):
@@ -988,6 +988,68 @@ class CommitTargetTests(TreeCase):
         self.assertEqual(held.read(), b"")
         with open(self.root("t", "theirs.bin"), "rb") as f:
             self.assertEqual(f.read(), content)
+
+
+class UnreadableFolderTests(TreeCase):
+    """4.2's unreadable_folders: ferryd runs as uid 1234 over a tree whose
+    folders it may not enter (root's, 0700), may read but not search (0600:
+    no entry can be stat'ed), or may read in full. Each folder it could not
+    read is named with its code, in holding_unlisted too, and is never
+    passed for an empty one."""
+
+    server_user = 1234
+
+    @classmethod
+    def prepare(cls, root):
+        for rel, data in (("t/ok/a.txt", b"a"), ("t/locked/secret.txt", b"s"), ("t/locked/deep/x", b"x"),
+                          ("t/nosearch/f.txt", b"f"), ("t/ok/inner/locked2/y", b"y")):
+            os.makedirs(os.path.dirname(os.path.join(root, rel)), exist_ok=True)
+            write_file(os.path.join(root, rel), data)
+        for folder, folders, files in os.walk(root):
+            for name in [folder] + [os.path.join(folder, n) for n in folders + files]:
+                os.lchown(name, cls.server_user, cls.server_user)
+        for rel in ("t/locked", "t/ok/inner/locked2"):
+            os.chown(os.path.join(root, rel), 0, 0)
+            os.chmod(os.path.join(root, rel), 0o700)
+        os.chmod(os.path.join(root, "t", "nosearch"), 0o600)
+
+    def unread(self, c, rid, path):
+        """(entries, unreadable_folders, holding_unlisted) of a recursive list, all pages."""
+        c.send({"op": "list", "id": rid, "path": path, "recursive": True})
+        entries, unread, holding = [], [], []
+        while True:
+            page = c.recv()
+            self.assertIs(page.get("ok"), True, page)
+            entries += [e["name"] for e in page["files"]]
+            unread += page.get("unreadable_folders", [])
+            holding += page.get("holding_unlisted", [])
+            if not page.get("more"):
+                return sorted(entries), sorted(unread, key=lambda f: f["path"]), sorted(holding)
+
+    def test_hello_lists_the_capability(self):
+        c = self.client(hello=False)
+        r = self.ask(c, {"op": "hello", "id": 0, "version": 2, "client": "conformance-tree/1"})
+        self.assertIn("unreadable_folders", r["capabilities"], r)
+
+    def test_a_recursive_list_names_each_folder_it_could_not_read_with_its_code(self):
+        c = self.client2()
+        entries, unread, holding = self.unread(c, 1, "t")
+        self.assertEqual(entries, ["locked", "nosearch", "ok", "ok/a.txt", "ok/inner", "ok/inner/locked2"])
+        self.assertEqual(unread, [{"code": "forbidden", "path": "locked"},
+                                  {"code": "forbidden", "path": "nosearch"},
+                                  {"code": "forbidden", "path": "ok/inner/locked2"}])
+        self.assertEqual(holding, ["locked", "nosearch", "ok/inner/locked2"])
+        # The listed folder itself, read but not searchable: "".
+        _, unread, _ = self.unread(c, 2, "t/nosearch")
+        self.assertEqual(unread, [{"code": "forbidden", "path": ""}])
+        # Paths are relative to the listed folder; a plain list never enters.
+        _, unread, _ = self.unread(c, 3, "t/ok")
+        self.assertEqual([f["path"] for f in unread], ["inner/locked2"])
+        _, page = self.list_all(c, 4, path="t")
+        self.assertNotIn("unreadable_folders", page)
+        # A folder it cannot enter, asked for itself, is the same code.
+        self.assertError(self.ask(c, {"op": "list", "id": 5, "path": "t/locked", "recursive": True}),
+                         "forbidden", 5)
 
 
 class ReadOnlyTreeTests(TreeCase):

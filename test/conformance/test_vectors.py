@@ -299,7 +299,8 @@ class LiveVersion2VectorTests(LiveVectorTests):
             c.send_raw(bytes.fromhex(v["hex"]))
             answers = []
             while i < len(vs) and vs[i]["direction"] == "server":
-                answers.append(vs[i]["json"])
+                if vs[i].get("live", True):  # an offline reply is the codecs' only
+                    answers.append(vs[i]["json"])
                 i += 1
             with self.subTest(v["name"]):
                 if v["json"]["op"] == "list":

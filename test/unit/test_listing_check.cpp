@@ -103,6 +103,24 @@ TEST_CASE("holding_unlisted names the listed folder or a folder the listing gave
     CHECK_FALSE(flat.holding(""));
 }
 
+TEST_CASE("unreadable_folders names the listed folder or a folder the listing gave, and counts as an entry")
+{
+    ListingCheck deep("d", true);
+    REQUIRE_FALSE(deep.entry(folder("a")));
+    REQUIRE_FALSE(deep.entry(file("f")));
+    CHECK(deep.unreadable("f"));
+    CHECK(deep.unreadable("never"));
+    CHECK(deep.unreadable("../up"));
+    const auto named = deep.unreadable("nope");
+    REQUIRE(named);
+    CHECK(named->message.find("\"unreadable_folders\" names \"nope\"") != std::string::npos);
+    ListingCheck counted("d", true, ferry::ListingLimits{3, 1000});
+    REQUIRE_FALSE(counted.entry(folder("a")));
+    CHECK_FALSE(counted.unreadable(""));
+    CHECK_FALSE(counted.unreadable("a"));
+    CHECK(counted.unreadable("a")); // the fourth item
+}
+
 TEST_CASE("a listing past the client's limits is refused, however valid its entries")
 {
     // A server sending endless pages of new names (each page progress) would

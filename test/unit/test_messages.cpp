@@ -1018,3 +1018,37 @@ TEST_CASE("the list reply, written directly, is byte for byte the JSON tree's du
         CHECK(parsed->body.files.size() == count);
     }
 }
+
+TEST_CASE("a list page's unreadable_folders: written as dump() writes it, on any page, and read back")
+{
+    ferry::ListReply page;
+    page.files = {{"a", 0, 10, ferry::EntryType::folder}};
+    page.more = true;
+    page.unreadable_folders = {{"a", ErrorCode::forbidden}, {"b\"c", ErrorCode::io_error}};
+    for (const bool more : {true, false}) {
+        page.more = more;
+        const std::string text = ferry::encode_reply(4, page);
+        CHECK(text == json::parse(text).dump());
+        const auto parsed = ferry::parse_list_reply(text);
+        REQUIRE(parsed.ok());
+        REQUIRE(parsed->body.unreadable_folders.size() == 2);
+        CHECK(parsed->body.unreadable_folders[0].path == "a");
+        CHECK(parsed->body.unreadable_folders[0].code == ErrorCode::forbidden);
+        CHECK(parsed->body.unreadable_folders[1].path == "b\"c");
+        CHECK(parsed->body.unreadable_folders[1].code == ErrorCode::io_error);
+    }
+    // None: no field, so a reply without it is what it always was.
+    CHECK(ferry::encode_reply(4, ferry::ListReply{}).find("unreadable_folders") == std::string::npos);
+    // Only objects of a path and a code of the two: anything else is refused.
+    for (const char* bad : {R"({"id": 4, "ok": true, "files": [], "unreadable_folders": "a"})",
+                            R"({"id": 4, "ok": true, "files": [], "unreadable_folders": ["a"]})",
+                            R"({"id": 4, "ok": true, "files": [], "unreadable_folders": [{"path": "a"}]})",
+                            R"({"id": 4, "ok": true, "files": [], "unreadable_folders": [{"code": "forbidden"}]})",
+                            R"({"id": 4, "ok": true, "files": [],
+                                "unreadable_folders": [{"path": "a", "code": "not_found"}]})",
+                            R"({"id": 4, "ok": true, "files": [],
+                                "unreadable_folders": [{"path": 1, "code": "io_error"}]})"}) {
+        CAPTURE(bad);
+        CHECK_FALSE(ferry::parse_list_reply(bad).ok());
+    }
+}
