@@ -7,6 +7,7 @@
 #include "remote_tree.hpp"
 
 #include <algorithm>
+#include <set>
 
 namespace ferry::client {
 
@@ -84,6 +85,20 @@ Result<std::vector<FileInfo>> stat_entries(Connection& connection, const std::st
     return std::vector<FileInfo>{std::move(file.value())};
 }
 
+int show_list(const Output& output, const ListReply& reply, const std::string& typed, const std::string& current)
+{
+    // Folders the server could not read are listed, never as empty ones:
+    // each is an error after the listing, and the status is the first's.
+    std::vector<std::pair<std::string, Error>> unread;
+    const auto listed = resolve_remote_path(current, typed);
+    for (const auto& folder : reply.unreadable_folders) {
+        unread.emplace_back(folder.path, unreadable_error(listed ? unescape_wildcards(listed.value()) : typed, folder,
+                                                          "it is not listed"));
+    }
+    output.list(reply, unread);
+    return unread.empty() ? kExitOk : exit_status(unread.front().second.code);
+}
+
 int run_list(Connection& connection, const Output& output, const std::string& typed, bool recursive,
              const std::string& current)
 {
@@ -92,8 +107,7 @@ int run_list(Connection& connection, const Output& output, const std::string& ty
         output.error(reply.error());
         return exit_status(reply.error().code);
     }
-    output.list(reply.value());
-    return kExitOk;
+    return show_list(output, reply.value(), typed, current);
 }
 
 int run_stat(Connection& connection, const Output& output, const std::string& name, const std::string& current)
@@ -234,12 +248,30 @@ void remove_listed_folder(Connection& connection, const FileInfo& folder, PathRe
         results.failed(folder.name, listed.error());
         return;
     }
+    // A folder the server could not read holds what is unknown: it is not
+    // removed, nor are the folders above it (which then are not empty), and
+    // each is reported; what else was listed goes.
+    std::set<std::string> kept; // such folders and those above them, relative to folder.name ("" itself)
+    for (const auto& unread : listed->unreadable_folders) {
+        results.failed(join_remote(folder.name, unread.path),
+                       unreadable_error(folder.name, unread, "nothing in it is removed, and it stays"));
+        for (std::string at = unread.path; !at.empty();) {
+            kept.insert(at);
+            const auto slash = at.rfind('/');
+            at = slash == std::string::npos ? std::string() : at.substr(0, slash);
+        }
+        kept.insert("");
+    }
     std::vector<DeleteRequest> requests;
     const auto& inside = listed->files; // sorted: reversed, what a folder holds comes before it
     for (auto entry = inside.rbegin(); entry != inside.rend(); ++entry) {
-        requests.push_back(DeleteRequest{join_remote(folder.name, entry->name), false, as_listed(*entry)});
+        if (!kept.contains(entry->name)) {
+            requests.push_back(DeleteRequest{join_remote(folder.name, entry->name), false, as_listed(*entry)});
+        }
     }
-    requests.push_back(DeleteRequest{folder.name, false, as_listed(folder)});
+    if (!kept.contains("")) {
+        requests.push_back(DeleteRequest{folder.name, false, as_listed(folder)});
+    }
     const auto replies = delete_each(connection, requests);
     DeleteReply whole{folder.name, EntryType::folder, 0, 0};
     bool all = true;
@@ -250,7 +282,7 @@ void remove_listed_folder(Connection& connection, const FileInfo& folder, PathRe
             whole.folders += reply->folders;
         }
     }
-    if (all) {
+    if (all && kept.empty()) {
         results.output.removed(whole);
         results.done(PathOutcome{folder.name, std::nullopt, whole, {}, {}});
         return;

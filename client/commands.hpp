@@ -24,6 +24,10 @@ Result<ListReply> list_entries(Connection& connection, const std::string& typed,
 // stat PATH: one file or folder, or each a wildcard matches.
 Result<std::vector<FileInfo>> stat_entries(Connection& connection, const std::string& typed,
                                            const std::string& current);
+// Shows a listing of `typed` (list_entries'), and after it each folder the
+// server could not read as an error; the exit status (that of the first
+// such folder's code, else kExitOk).
+int show_list(const Output& output, const ListReply& reply, const std::string& typed, const std::string& current);
 int run_list(Connection& connection, const Output& output, const std::string& typed = {}, bool recursive = false,
              const std::string& current = {});
 int run_stat(Connection& connection, const Output& output, const std::string& name, const std::string& current = {});

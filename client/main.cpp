@@ -417,8 +417,7 @@ int main_with(int argc, char** argv)
         if (command_line.list->parsed()) {
             auto reply = list_entries(server_connection, name, command_line.arguments.recursive, "");
             if (reply) {
-                output.list(reply.value());
-                return kExitOk;
+                return show_list(output, reply.value(), name, "");
             }
             failure = reply.error();
         } else if (command_line.stat->parsed()) {

@@ -664,6 +664,12 @@ std::optional<Error> check_page(Connection& connection, ListingCheck& check, con
         }
         broken = check.holding(folder);
     }
+    for (const auto& folder : page.unreadable_folders) {
+        if (broken) {
+            break;
+        }
+        broken = check.unreadable(folder.path);
+    }
     if (!broken) {
         return std::nullopt;
     }
@@ -700,12 +706,17 @@ Result<ListReply> list_all_pages(Connection& connection, ListRequest request)
         listed.holding_unlisted.insert(listed.holding_unlisted.end(),
                                        std::make_move_iterator(page->holding_unlisted.begin()),
                                        std::make_move_iterator(page->holding_unlisted.end()));
+        listed.unreadable_folders.insert(listed.unreadable_folders.end(),
+                                         std::make_move_iterator(page->unreadable_folders.begin()),
+                                         std::make_move_iterator(page->unreadable_folders.end()));
         if (!page->more) {
             break;
         }
     }
     std::sort(listed.files.begin(), listed.files.end(),
               [](const FileInfo& a, const FileInfo& b) { return a.name < b.name; });
+    std::sort(listed.unreadable_folders.begin(), listed.unreadable_folders.end(),
+              [](const UnreadableFolder& a, const UnreadableFolder& b) { return a.path < b.path; });
     return listed;
 }
 

@@ -92,7 +92,7 @@ void Output::emit_json(const std::string& text) const
     std::fflush(out_);
 }
 
-void Output::list(const ListReply& reply) const
+void Output::list(const ListReply& reply, const std::vector<std::pair<std::string, Error>>& unread) const
 {
     if (json_) {
         Json files = Json::array();
@@ -102,6 +102,15 @@ void Output::list(const ListReply& reply) const
         Json listing{{"files", std::move(files)}, {"skipped_invalid_names", reply.skipped_invalid_names}};
         if (reply.skipped_too_deep > 0) {
             listing["skipped_too_deep"] = reply.skipped_too_deep;
+        }
+        // Present only when any: a complete listing's shape is as it was.
+        if (!unread.empty()) {
+            Json folders = Json::array();
+            for (const auto& [path, error] : unread) {
+                folders.push_back(Json{{"path", path}, {"error", error_json(error)}});
+            }
+            listing["failed_folders"] = std::move(folders);
+            listing["error"] = error_json(unread.front().second);
         }
         emit_json(dump(listing));
         return;
@@ -120,6 +129,9 @@ void Output::list(const ListReply& reply) const
     }
     if (reply.skipped_too_deep > 0) {
         std::fprintf(err_, "ferry: note: %s\n", too_deep_note(reply.skipped_too_deep).c_str());
+    }
+    for (const auto& [path, failure] : unread) {
+        error(failure);
     }
 }
 

@@ -93,7 +93,9 @@ public:
     void set_progress(bool progress) { progress_ = progress; }
 
     // A listing; folders end in '/' for people and carry "type" in JSON.
-    void list(const ListReply& reply) const;
+    // `unread`: the folders the listing could not read (by their paths as
+    // listed), each with its error; shown after the listing.
+    void list(const ListReply& reply, const std::vector<std::pair<std::string, Error>>& unread = {}) const;
     void stat(const FileInfo& file) const;
     // What a wildcard of stat matched: each one's stat for people, one
     // {"files": [...]} with --json.

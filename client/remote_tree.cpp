@@ -36,6 +36,7 @@ Status list_tree(Connection& connection, const std::string& path, bool recursive
         return sent.error();
     }
     ListingCheck check(path, recursive);
+    std::optional<Error> unread; // the first folder the server could not read
     for (;;) {
         auto page = read_reply(connection, id, parse_list_reply);
         if (!page) {
@@ -43,6 +44,9 @@ Status list_tree(Connection& connection, const std::string& path, bool recursive
         }
         if (auto broken = check_page(connection, check, path, page.value())) {
             return *broken;
+        }
+        if (!unread && !page->unreadable_folders.empty()) {
+            unread = unreadable_error(path, page->unreadable_folders.front(), "it is not listed");
         }
         for (auto& file : page->files) {
             if (auto taken = each(std::move(file)); !taken) {
@@ -53,7 +57,7 @@ Status list_tree(Connection& connection, const std::string& path, bool recursive
             }
         }
         if (!page->more) {
-            return success();
+            return unread ? Status{*unread} : success();
         }
     }
 }
@@ -67,6 +71,14 @@ Result<ListReply> list_folder(Connection& connection, const std::string& path, b
     request.path = path;
     request.recursive = recursive;
     return list_all_pages(connection, std::move(request));
+}
+
+Error unreadable_error(const std::string& listed, const UnreadableFolder& folder, const std::string& consequence)
+{
+    const std::string path = folder.path.empty() ? listed : join_remote(listed, folder.path);
+    return Error{folder.code, "the server could not read the folder " +
+                                  (path.empty() ? std::string("at the root") : quoted(path)) +
+                                  " (what it holds is unknown): " + consequence};
 }
 
 Result<std::vector<FileInfo>> remote_matches(Connection& connection, const std::string& path,
@@ -90,6 +102,10 @@ Result<std::vector<FileInfo>> remote_matches(Connection& connection, const std::
         auto listed = list_folder(connection, folder, recursive);
         if (!listed) {
             return listed.error();
+        }
+        if (!listed->unreadable_folders.empty()) {
+            return unreadable_error(folder, listed->unreadable_folders.front(),
+                                    "the wildcard's matches are not all known, so none is used");
         }
         return std::move(listed->files);
     };

@@ -44,17 +44,29 @@ inline bool is_folder(const FileInfo& file)
 // ListingCheck needs to refuse one listed twice (pages come in no order,
 // PROTOCOL.md 4.2), about 100 bytes an entry. An error from `each` stops the listing (and
 // closes the connection: the rest of the pages are not read) and is returned.
+// A listing that could not read a folder ends, once every entry is given,
+// in the first such folder's unreadable_error: never as a whole one.
 Status list_tree(Connection& connection, const std::string& path, bool recursive,
                  const std::function<Status(FileInfo&&)>& each);
 // The same, collected and sorted by name (so a folder still comes before
 // what is inside it); skipped_invalid_names counts the whole listing.
 Result<ListReply> list_folder(Connection& connection, const std::string& path, bool recursive);
 
+// A folder the server's listing of `listed` could not enter or read in
+// full (PROTOCOL.md 4.2, "unreadable_folders") as an error of its code
+// (forbidden or io_error), naming it by its path from the root: what it
+// holds is unknown, and `consequence` says what the command does not do
+// there ("nothing in it is received").
+Error unreadable_error(const std::string& listed, const UnreadableFolder& folder, const std::string& consequence);
+
 // What a remote argument names: `path` (resolved from the root) itself, or
 // with wildcards what matches in the server's listing (remote_paths.hpp);
 // `typed` is the argument as given, for the message of no match. On a
 // version-1 connection only the root can be matched (it is all there is),
-// and a path with a '/' is require_folders' error.
+// and a path with a '/' is require_folders' error. A wildcard over several
+// components whose listing could not read a folder is that folder's error
+// (unreadable_error): its matches are not all known, and acting on some
+// of them as if they were all would be silent about the rest.
 Result<std::vector<FileInfo>> remote_matches(Connection& connection, const std::string& path,
                                              const std::string& typed);
 

@@ -69,6 +69,9 @@ constexpr const char* kUnlistedEntries = "entries the server does not list";
 struct RemoteSkipped {
     std::uint64_t names = 0;    // names that break Ferry's rule
     std::uint64_t too_deep = 0; // paths past PROTOCOL.md 5.1's bounds
+    // Folders the server could not enter or read ("unreadable_folders"):
+    // each also holds an `other` entry, so nothing below it is deleted.
+    std::vector<UnreadableFolder> unread;
 };
 Result<TreeListing> list_remote_tree(Connection& connection, const std::string& path, RemoteSkipped& skipped)
 {
@@ -84,9 +87,17 @@ Result<TreeListing> list_remote_tree(Connection& connection, const std::string& 
         tree.push_back({std::move(entry.name), is_folder(entry) ? EntryKind::folder : EntryKind::file, entry.size,
                         entry.mtime, {}});
     }
-    for (auto& folder : listed->holding_unlisted) {
-        tree.push_back({std::move(folder) + "/", EntryKind::other, 0, 0, kUnlistedEntries});
+    // A folder the server could not read is one holding unlisted entries
+    // too, even from a server that named it in only one of the two fields.
+    std::set<std::string> holders(std::make_move_iterator(listed->holding_unlisted.begin()),
+                                  std::make_move_iterator(listed->holding_unlisted.end()));
+    for (const auto& folder : listed->unreadable_folders) {
+        holders.insert(folder.path);
     }
+    for (const auto& folder : holders) {
+        tree.push_back({folder + "/", EntryKind::other, 0, 0, kUnlistedEntries});
+    }
+    skipped.unread = std::move(listed->unreadable_folders);
     return tree;
 }
 
@@ -1189,6 +1200,26 @@ void report_unreadable(Tally& tally, const SyncArguments& arguments, const std::
     }
 }
 
+// What the server could not read (its listing's unreadable_folders), one
+// error each with its code (forbidden or io_error), never a note: what it
+// holds is unknown, not absent, so a pull receives nothing there and
+// neither side's --delete removes anything at or below it (the `other`
+// entry list_remote_tree put there sees to that); the sync exits non-zero,
+// as after a local folder it could not read.
+void report_remote_unread(Tally& tally, const SyncArguments& arguments, const std::vector<UnreadableFolder>& unread)
+{
+    const bool push = arguments.direction == SyncDirection::push;
+    std::string consequence = push ? "its files there are not compared" : "nothing in it is received";
+    if (arguments.delete_extras) {
+        consequence += push ? ", and --delete removes nothing at or below it on the server"
+                            : ", and --delete removes nothing at or below it here";
+    }
+    for (const auto& folder : unread) {
+        tally.failed_at(folder.path.empty() ? "." : folder.path,
+                        unreadable_error(arguments.remote, folder, consequence));
+    }
+}
+
 // A push on a connection that may only read would be refused at its every
 // write: one error says so, naming the server's folder, before anything is
 // listed or tried (a dry run's too, so that it says what the real run does).
@@ -1397,6 +1428,7 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
                    std::to_string(kMaxPathDepth) + " components or longer than " + std::to_string(kMaxPathBytes) +
                    " bytes, which no request can name");
     }
+    report_remote_unread(tally, arguments, remote_skipped.unread);
     LocalScan local_tree;
     if (!local_missing) {
         auto scanned = scanning.get();

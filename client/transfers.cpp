@@ -954,6 +954,13 @@ bool plan_tree(Connection& connection, GetPlan& plan, const FileInfo& folder,
     for (const auto& entry : listed->files) {
         plan_tree_entry(plan, tree, entry, refused);
     }
+    // A folder the server could not read is never taken for an empty one:
+    // a failed folder, whatever of it was made here.
+    for (const auto& unread : listed->unreadable_folders) {
+        plan.failed_folders.push_back({unread.path.empty() ? folder.name : join_remote(folder.name, unread.path),
+                                       unread.path.empty() ? root : root + "/" + unread.path,
+                                       unreadable_error(folder.name, unread, "nothing in it is received")});
+    }
     if (listed->skipped_invalid_names > 0) {
         plan.notes.push_back(std::to_string(listed->skipped_invalid_names) + " entries below \"" + folder.name +
                              "\" not listed by the server: their names break Ferry's rule");

@@ -469,6 +469,60 @@ class Folders(CliTest):
         missing = self.json_of(self.ferry("--json", "get", "-r", "top/nothere", server=self.server.address))
         self.assertEqual((missing["summary"]["failed"], "failed_folders" in missing), (1, False), missing)
 
+    def test_a_folder_the_server_cannot_read_inside_a_tree_is_never_taken_for_an_empty_one(self):
+        # ferryd as uid 1234, which may not enter top/secret (root's, 0700)
+        # nor search top/a/nosearch (0600): get -r made them empty here and
+        # exited 0, ls -r listed them as empty, rm -r of a wildcard's match
+        # said nothing of them.
+        make_tree(self.root, {"top/a/x": b"x", "top/secret/y": b"y", "top/secret/deeper/z": b"z",
+                              "top/a/nosearch/n": b"n"})
+        for folder, folders, files in os.walk(self.root):
+            for name in [folder] + [os.path.join(folder, n) for n in folders + files]:
+                os.lchown(name, 1234, 1234)
+        os.chown(os.path.join(self.root, "top", "secret"), 0, 0)
+        os.chmod(os.path.join(self.root, "top", "secret"), 0o700)
+        os.chmod(os.path.join(self.root, "top", "a", "nosearch"), 0o600)
+        os.chmod(self.dir, 0o755)
+        self.server = harness.Server(test_cli.FERRYD, self.root,
+                                     preexec_fn=lambda: (os.setgroups([]), os.setgid(1234), os.setuid(1234)))
+        unread = [("top/a/nosearch", "forbidden"), ("top/secret", "forbidden")]
+        got = self.ferry("--json", "get", "-r", "top", "-C", "down", server=self.server.address)
+        self.assertEqual(got.returncode, 4, got.stderr)
+        out = self.json_of(got)
+        schema_for("transfer").validate(out)
+        self.assertEqual({k: out["summary"][k] for k in ("files", "ok", "failed", "failed_folders")},
+                         {"files": 1, "ok": 1, "failed": 0, "failed_folders": 2}, out)
+        self.assertEqual(sorted((f["name"], f["error"]["code"]) for f in out["failed_folders"]), unread)
+        self.assertEqual(sorted(f["local"] for f in out["failed_folders"]), ["down/top/a/nosearch", "down/top/secret"])
+        text = self.ferry("get", "-r", "top", "-C", "again", server=self.server.address)
+        self.assertEqual(text.returncode, 4, text.stderr)
+        self.assertIn(b'the server could not read the folder "top/secret"', text.stderr)
+        # ls -r lists them, and then says it could not read them.
+        listed = self.ferry("--json", "ls", "-r", "top", server=self.server.address)
+        self.assertEqual(listed.returncode, 4, listed.stderr)
+        out = self.json_of(listed)
+        schema_for("list").validate(out)
+        self.assertIn("secret", [f["name"] for f in out["files"]])
+        self.assertEqual(sorted((f["path"], f["error"]["code"]) for f in out["failed_folders"]),
+                         [("a/nosearch", "forbidden"), ("secret", "forbidden")])
+        text = self.ferry("ls", "-r", "top", server=self.server.address)
+        self.assertEqual(text.returncode, 4, text.stderr)
+        self.assertIn(b"secret/", text.stdout)
+        self.assertIn(b'ferry: forbidden: the server could not read the folder "top/secret"', text.stderr)
+        # A wildcard over several components cannot know all its matches.
+        got = self.ferry("get", "top/*/y", "-C", "wild", server=self.server.address)
+        self.assertEqual(got.returncode, 4, got.stderr)
+        self.assertIn(b"ferry: forbidden: the server could not read the folder", got.stderr)
+        self.assertIn(b"the wildcard's matches are not all known", got.stderr)
+        # rm -r of a wildcard's match removes what was listed, keeps the
+        # unread folders and those above them, and says so.
+        got = self.ferry("--json", "rm", "-r", "to*", server=self.server.address)
+        self.assertEqual(got.returncode, 4, got.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "top", "a", "x")))
+        self.assertTrue(os.path.exists(os.path.join(self.root, "top", "secret", "deeper", "z")))
+        os.chmod(os.path.join(self.root, "top", "a", "nosearch"), 0o700)
+        self.assertTrue(os.path.exists(os.path.join(self.root, "top", "a", "nosearch", "n")))
+
     def test_get_p_and_put_p_say_when_a_time_could_not_be_kept(self):
         # ext4 clamps a time past 2446: -p reports it (round 12), never hides it.
         far, ext4_max = 2**62, 15_032_385_535

@@ -16,6 +16,7 @@ Usage: test_hostile_server.py --ferryd PATH --ferry PATH [unittest arguments]"""
 
 import ctypes
 import hashlib
+import json
 import os
 import socket
 import sys
@@ -51,9 +52,10 @@ class ScriptedServer:
     a stall lasts at most `stall_for` seconds, then the server hangs up."""
 
     def __init__(self, listings=None, files=None, stall=None, stall_for=20, holding=None, before_trailer=None,
-                 commit_error=None, capabilities=()):
+                 commit_error=None, capabilities=(), unread=None):
         self.listings, self.files = listings or {}, files or {}
         self.holding = holding
+        self.unread = unread  # the last page's "unreadable_folders"
         # Called with the file's name once its data is sent, before its
         # trailer: what a test does there happens after the client's looks
         # before the download and before its publish.
@@ -139,6 +141,8 @@ class ScriptedServer:
                         reply["skipped_invalid_names"] = 0
                         if self.holding:
                             reply["holding_unlisted"] = self.holding
+                        if self.unread is not None:
+                            reply["unreadable_folders"] = self.unread
                     self.send(conn, reply)
             elif op == "stat":
                 found = self.entry_of(request.get("name", ""))
@@ -488,6 +492,52 @@ class ListingsAreChecked(HostileTest):
                 self.assertEqual(got.returncode, 8, got.stderr)
                 self.assertIn(b"the server broke the protocol", got.stderr)
                 self.assertIn(b"holding_unlisted", got.stderr)
+
+    def test_unreadable_folders_names_only_listed_folders_with_a_known_code(self):
+        listed = [[entry("a", "folder"), entry("f", "file", 3)]]
+        for unread, shown in (([{"path": "never", "code": "forbidden"}], b'"never"'),
+                              ([{"path": "f", "code": "forbidden"}], b'"f"'),
+                              ([{"path": "a", "code": "not_found"}], b'"code"'),
+                              ([{"path": "a"}], b'"code"'),
+                              (["a"], b"objects"), ("a", b"unreadable_folders")):
+            with self.subTest(unread=unread):
+                server = self.scripted(listings={("d", True): listed}, files={"d/f": b"ff\n"}, unread=unread)
+                for args in (("sync", ":d", self.folder("s")), ("get", "-r", "d", "-C", self.folder("g")),
+                             ("ls", "-r", "d")):
+                    got = self.ferry(*args, server=server.address)
+                    self.assertEqual(got.returncode, 8, (args, got.stderr))
+                    self.assertIn(b"unreadable_folders", got.stderr)
+                    self.assertIn(shown, got.stderr)
+
+    def test_a_folder_named_unreadable_is_never_taken_for_an_empty_one(self):
+        # Named in unreadable_folders alone (not in holding_unlisted): still
+        # what it holds is unknown. sync --delete keeps what is here below
+        # it, get -r and ls -r report it; each exits with its code.
+        listed = [[entry("a", "folder"), entry("f", "file", 3), entry("locked", "folder")]]
+        server = self.scripted(listings={("d", True): listed}, files={"d/f": b"ff\n"},
+                               unread=[{"path": "locked", "code": "forbidden"}])
+        dest = self.folder("s")
+        os.makedirs(os.path.join(dest, "locked", "deep"))
+        for rel in ("locked/mine.txt", "locked/deep/x", "stray.txt"):
+            with open(os.path.join(dest, rel), "wb") as f:
+                f.write(b"mine")
+        for dry_run in (["-n"], []):
+            got = self.ferry("--json", "sync", *dry_run, "--delete", ":d", dest, server=server.address)
+            self.assertEqual(got.returncode, 4, got.stderr)
+            summary = json.loads(got.stdout)["sync"]
+            self.assertEqual([(e["path"], e["code"]) for e in summary["errors"]], [("locked", "forbidden")], summary)
+            self.assertIn("--delete removes nothing at or below it", summary["errors"][0]["message"])
+        for rel in ("locked/mine.txt", "locked/deep/x"):
+            self.assertTrue(os.path.exists(os.path.join(dest, rel)), rel)
+        self.assertFalse(os.path.exists(os.path.join(dest, "stray.txt")))
+        got = self.ferry("--json", "get", "-r", "d", "-C", self.folder("g"), server=server.address)
+        self.assertEqual(got.returncode, 4, got.stderr)
+        out = json.loads(got.stdout)
+        self.assertEqual([(f["name"], f["error"]["code"]) for f in out["failed_folders"]], [("d/locked", "forbidden")])
+        got = self.ferry("ls", "-r", "d", server=server.address)
+        self.assertEqual(got.returncode, 4, got.stderr)
+        self.assertIn(b"locked/", got.stdout)
+        self.assertIn(b'the server could not read the folder "d/locked"', got.stderr)
 
     def test_a_reply_to_another_request_is_refused_before_its_fields(self):
         # The id is compared first: a get's reply with another id and no

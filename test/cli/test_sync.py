@@ -1463,6 +1463,83 @@ class UnreadableLocalFolders(SyncTest):
         self.assertEqual(summary["errors"], [], summary)
 
 
+class UnreadableServerFolders(SyncTest):
+    """A folder on the server that ferryd (run as uid 1234) cannot enter
+    (root's, 0700) or search (0600), at any depth: the listing names it in
+    unreadable_folders (PROTOCOL.md 4.2), and the sync reports it as an
+    error of its code (forbidden: exit status 4), never a note; what it
+    holds is unknown, so a pull receives nothing there and --delete removes
+    nothing at or below it, here (a pull) or on the server (a push)."""
+
+    OTHER = 1234
+
+    def setUp(self):
+        super().setUp()
+        self.server.stop()
+        os.chmod(self.dir, 0o755)
+        self.served = os.path.join(self.root, "d")
+        for rel in ("ok.txt", "locked/secret.txt", "locked/deep/x", "a/nosearch/n.txt", "a/seen.txt"):
+            self.write(self.served, rel, b"server " + rel.encode())
+        for folder, folders, files in os.walk(self.root):
+            for name in [folder] + [os.path.join(folder, n) for n in folders + files]:
+                os.lchown(name, self.OTHER, self.OTHER)
+        os.chown(os.path.join(self.served, "locked"), 0, 0)
+        os.chmod(os.path.join(self.served, "locked"), 0o700)
+        os.chmod(os.path.join(self.served, "a", "nosearch"), 0o600)
+        self.server = Server(FERRYD, self.root,
+                             preexec_fn=lambda: (os.setgroups([]), os.setgid(self.OTHER), os.setuid(self.OTHER)))
+
+    def write(self, base, rel, data):
+        path = os.path.join(base, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+
+    def test_pull_delete_keeps_the_local_copies_below_what_the_server_could_not_read(self):
+        dest = os.path.join(self.local, "dest")
+        mine = ("locked/secret.txt", "locked/deep/x", "locked/only-here.txt", "a/nosearch/n.txt")
+        for rel in mine + ("stray.txt", "a/gone.txt"):
+            self.write(dest, rel, b"mine " + rel.encode())
+        for dry_run in (["-n"], []):
+            summary = self.sync(*dry_run, "--delete", ":d", dest, status=4)
+            self.assertEqual(sorted((e["path"], e["code"]) for e in summary["errors"]),
+                             [("a/nosearch", "forbidden"), ("locked", "forbidden")], summary)
+            self.assertTrue(all("--delete removes nothing at or below it here" in e["message"]
+                                for e in summary["errors"]), summary)
+            self.assertEqual(summary["deleted"], 2, summary)  # stray.txt and a/gone.txt only
+        for rel in mine:
+            with open(os.path.join(dest, rel), "rb") as f:
+                self.assertEqual(f.read(), b"mine " + rel.encode(), rel)
+        for rel in ("stray.txt", "a/gone.txt"):
+            self.assertFalse(os.path.exists(os.path.join(dest, rel)), rel)
+        for rel in ("ok.txt", "a/seen.txt"):
+            with open(os.path.join(dest, rel), "rb") as f:
+                self.assertEqual(f.read(), b"server " + rel.encode(), rel)
+
+    def test_pull_without_delete_reports_it_too(self):
+        dest = os.path.join(self.local, "fresh")
+        summary = self.sync(":d", dest, status=4)
+        self.assertEqual(sorted((e["path"], e["code"]) for e in summary["errors"]),
+                         [("a/nosearch", "forbidden"), ("locked", "forbidden")], summary)
+        self.assertTrue(all("nothing in it is received" in e["message"] for e in summary["errors"]), summary)
+        got = self.ferry("sync", ":d", dest)
+        self.assertEqual(got.returncode, 4, got.stderr)
+        self.assertIn(b'the server could not read the folder "d/locked"', got.stderr)
+
+    def test_push_delete_leaves_what_the_server_could_not_read(self):
+        self.write(self.src, "ok.txt", b"local ok")
+        os.makedirs(os.path.join(self.src, "a"))
+        for dry_run in (["-n"], []):
+            summary = self.sync(*dry_run, "--delete", self.src, ":d", status=4)
+            self.assertEqual(sorted((e["path"], e["code"]) for e in summary["errors"]),
+                             [("a/nosearch", "forbidden"), ("locked", "forbidden")], summary)
+        os.chmod(os.path.join(self.served, "a", "nosearch"), 0o700)
+        for rel in ("locked/secret.txt", "locked/deep/x", "a/nosearch/n.txt"):
+            with open(os.path.join(self.served, rel), "rb") as f:
+                self.assertEqual(f.read(), b"server " + rel.encode(), rel)
+        self.assertFalse(os.path.exists(os.path.join(self.served, "a", "seen.txt")))
+
+
 def main():
     global FERRYD, FERRY
     parser = argparse.ArgumentParser()
