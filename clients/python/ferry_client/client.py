@@ -450,6 +450,11 @@ class Listing:
     directly hold an entry the listing does not show (a hidden name, a
     link, a mount point, an entry too deep...): what a recursive delete
     would leave in place, with those folders (PROTOCOL.md 4.2).
+    ``unreadable_folders`` (a list of ``(path, code)`` pairs, complete once
+    the last page is read; None where hello does not list the capability
+    "unreadable_folders") names the folders the server could not enter or
+    read in full, ``code`` being the error a request for one would get
+    ("forbidden" or "io_error"): what they hold is unknown, never empty.
 
     Each page is checked before its entries are given (PROTOCOL.md 4.2,
     "What a client may rely on": listing_check.ListingCheck): a listing
@@ -471,6 +476,8 @@ class Listing:
         self.skipped_invalid_names: Optional[int] = None
         self.skipped_too_deep: Optional[int] = None
         self.holding_unlisted: Optional[list[str]] = [] if "holding_unlisted" in owner.capabilities else None
+        self.unreadable_folders: Optional[list[tuple[str, str]]] = (
+            [] if "unreadable_folders" in owner.capabilities else None)
         self.pages = 1                     # pages read so far
         self.last_page: dict[str, Any] = first   # the latest page, as received
 
@@ -484,9 +491,9 @@ class Listing:
                              f"PROTOCOL.md 4.2 and 5: {why}")
 
     @staticmethod
-    def _fields(page: dict[str, Any]) -> tuple[list[Entry], list[str], bool, list[int]]:
-        """A page's entries, holding_unlisted, more and skipped counts, each
-        of its type and range (3.1, 3.3, 4.2)."""
+    def _fields(page: dict[str, Any]) -> tuple[list[Entry], list[str], bool, list[int], list[tuple[str, str]]]:
+        """A page's entries, holding_unlisted, more, skipped counts and
+        unreadable_folders, each of its type and range (3.1, 3.3, 4.2)."""
         files = page.get("files")
         if not isinstance(files, list):
             raise ProtocolError("internal", f"the server broke the protocol: a list page without files: {page!r}")
@@ -498,11 +505,17 @@ class Listing:
         if not isinstance(more, bool):
             raise ProtocolError("internal", f"the server broke the protocol: more is {more!r}, not a boolean")
         counts = [_int(page.get(key, 0), key) for key in ("skipped_invalid_names", "skipped_too_deep")]
-        return [_entry(f) for f in files], held, more, counts
+        unread = page.get("unreadable_folders", [])
+        if not isinstance(unread, list) or not all(
+                isinstance(f, dict) and isinstance(f.get("path"), str) and f.get("code") in ("forbidden", "io_error")
+                for f in unread):
+            raise ProtocolError("internal", f"the server broke the protocol: unreadable_folders is {unread!r}, "
+                                "not a list of {path, code: forbidden or io_error}")
+        return [_entry(f) for f in files], held, more, counts, [(f["path"], f["code"]) for f in unread]
 
     def _take(self, page: dict[str, Any]) -> list[Entry]:
         try:
-            entries, held, more, counts = self._fields(page)
+            entries, held, more, counts, unread = self._fields(page)
         except ProtocolError:
             self.done = True
             self._owner._drop()
@@ -511,12 +524,17 @@ class Listing:
             why = self._check.entry(entry.name, entry.is_folder)
             if why is not None:
                 raise self._broken(why)
-        for folder in held:
-            why = self._check.holding(folder)
+        # An unreadable folder is held to holding_unlisted's rule: "" or a
+        # folder the listing gave.
+        named = [(folder, "holding_unlisted") for folder in held] + [(path, "unreadable_folders") for path, _ in unread]
+        for folder, field in named:
+            why = self._check.holding(folder, field)
             if why is not None:
                 raise self._broken(why)
         if self.holding_unlisted is not None:
             self.holding_unlisted.extend(held)
+        if self.unreadable_folders is not None:
+            self.unreadable_folders.extend(unread)
         if not more:
             self.done = True
             self.skipped_invalid_names, self.skipped_too_deep = counts

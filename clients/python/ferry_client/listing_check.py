@@ -75,7 +75,9 @@ class ListingCheck:
             self._folders.add(name)
         return None
 
-    def holding(self, folder: str) -> Optional[str]:
+    def holding(self, folder: str, field: str = "holding_unlisted") -> Optional[str]:
+        """Why ``folder``, named in the page's ``field`` (holding_unlisted or
+        unreadable_folders: the same rule), breaks the protocol, or None."""
         over = self._over_limits(folder)
         if over is not None:
             return over
@@ -85,5 +87,5 @@ class ListingCheck:
         if why is None and folder not in self._folders:
             why = "the listing did not give it as a folder"
         if why is not None:
-            return f"\"holding_unlisted\" names {quoted(folder)}: {why}"
+            return f"\"{field}\" names {quoted(folder)}: {why}"
         return None
