@@ -1202,8 +1202,9 @@ void report_unreadable(Tally& tally, const SyncArguments& arguments, const std::
 
 // What the server could not read (its listing's unreadable_folders), one
 // error each with its code (forbidden or io_error), never a note: what it
-// holds is unknown, not absent, so a pull receives nothing there and
-// neither side's --delete removes anything at or below it (the `other`
+// holds is unknown, not absent, so a pull receives nothing there, a push
+// sends nothing there (leave_remote_unread), and neither side's --delete
+// removes anything at or below it (the `other`
 // entry list_remote_tree put there sees to that); the sync exits non-zero,
 // as after a local folder it could not read.
 void report_remote_unread(Tally& tally, const SyncArguments& arguments, const std::vector<UnreadableFolder>& unread)
@@ -1217,6 +1218,31 @@ void report_remote_unread(Tally& tally, const SyncArguments& arguments, const st
     for (const auto& folder : unread) {
         tally.failed_at(folder.path.empty() ? "." : folder.path,
                         unreadable_error(arguments.remote, folder, consequence));
+    }
+}
+
+// A push sends nothing into a server folder the server could not read, nor
+// retimes it or what is in it: what stands there is unknown, so nothing
+// was compared (report_remote_unread said so), as nothing is sent from a
+// local folder the scan could not read.
+void leave_remote_unread(SyncPlan& plan, const std::vector<UnreadableFolder>& unread)
+{
+    if (unread.empty()) {
+        return;
+    }
+    const auto inside = [&](const std::string& path) {
+        return std::any_of(unread.begin(), unread.end(), [&](const UnreadableFolder& folder) {
+            return folder.path.empty() || path == folder.path || path.starts_with(folder.path + "/");
+        });
+    };
+    const auto left = [&](const FileTransfer& transfer) { return inside(transfer.path); };
+    std::erase_if(plan.transfers, left);
+    std::erase_if(plan.retimes, left);
+    std::erase_if(plan.folder_times, left);
+    std::erase_if(plan.folders, inside);
+    plan.bytes = 0;
+    for (const auto& transfer : plan.transfers) {
+        plan.bytes += transfer.size;
     }
 }
 
@@ -1483,6 +1509,9 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     if (keeps_top_time) {
         const auto local_top = local_missing ? std::nullopt : local_folder_mtime(arguments.local);
         add_top_folder_time(plan, push ? local_top : remote_top, push ? remote_top : local_top, plan_options.held);
+    }
+    if (push) {
+        leave_remote_unread(plan, remote_skipped.unread);
     }
     for (const auto& conflict : plan.conflicts) {
         if (!push && is_unreadable(local_tree.unreadable, conflict.path)) {

@@ -1527,8 +1527,10 @@ class UnreadableServerFolders(SyncTest):
         self.assertIn(b'the server could not read the folder "d/locked"', got.stderr)
 
     def test_push_delete_leaves_what_the_server_could_not_read(self):
+        # Nothing is sent into them either: what stands there is unknown.
         self.write(self.src, "ok.txt", b"local ok")
-        os.makedirs(os.path.join(self.src, "a"))
+        self.write(self.src, "locked/secret.txt", b"local, other")
+        self.write(self.src, "a/nosearch/new.txt", b"local new")
         for dry_run in (["-n"], []):
             summary = self.sync(*dry_run, "--delete", self.src, ":d", status=4)
             self.assertEqual(sorted((e["path"], e["code"]) for e in summary["errors"]),
@@ -1538,6 +1540,7 @@ class UnreadableServerFolders(SyncTest):
             with open(os.path.join(self.served, rel), "rb") as f:
                 self.assertEqual(f.read(), b"server " + rel.encode(), rel)
         self.assertFalse(os.path.exists(os.path.join(self.served, "a", "seen.txt")))
+        self.assertFalse(os.path.exists(os.path.join(self.served, "a", "nosearch", "new.txt")))
 
 
 def main():
