@@ -117,8 +117,10 @@ bool exists(const std::string& path, const LocalFolder* in)
 
 } // namespace
 
-Result<SkipReason> skip_get(Connection& connection, const std::string& name, const std::string& dest,
-                            Clobber clobber, HashKind hash, const LocalFolder* in)
+namespace {
+
+Result<SkipReason> decide_get(Connection& connection, const std::string& name, const std::string& dest,
+                              Clobber clobber, HashKind hash, const LocalFolder* in)
 {
     if (clobber == Clobber::replace || dest == "-") {
         return SkipReason();
@@ -142,6 +144,20 @@ Result<SkipReason> skip_get(Connection& connection, const std::string& name, con
         return SkipReason("identical");
     }
     return SkipReason();
+}
+
+} // namespace
+
+Result<SkipReason> skip_get(Connection& connection, const std::string& name, const std::string& dest,
+                            Clobber clobber, HashKind hash, const LocalFolder* in)
+{
+    auto skip = decide_get(connection, name, dest, clobber, hash, in);
+    // A get skipped is still "the next download of that name": what a
+    // killed one left goes (ferry.1).
+    if (skip && skip.value()) {
+        remove_download_leftovers(dest, in);
+    }
+    return skip;
 }
 
 Result<SkipReason> skip_put(Connection& connection, const std::string& local_path, const std::string& name,

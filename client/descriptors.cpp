@@ -21,6 +21,9 @@ constexpr std::size_t kPerConnection = 4;
 // a folder no other file of the batch is in; twice, since one batch fills
 // while the one before it publishes.
 constexpr std::size_t kPerBatchFile = 4;
+// The most folders a local walk holds open: deeper ones are opened again
+// from the deepest held one when the walk comes back to them.
+constexpr std::size_t kMaxWalkFolders = 32;
 
 } // namespace
 
@@ -54,6 +57,9 @@ DescriptorShares descriptor_shares(std::size_t limit, std::size_t jobs)
     // descriptors), a quarter to the folders kept; the last quarter is slack.
     shares.publish_files = std::clamp<std::size_t>(rest / 2 / kPerBatchFile, 1, kPublishBatchFiles);
     shares.held_folders = std::clamp<std::size_t>(rest / 4, 1, HeldFolders::kMaxHeldFolders);
+    // The walk runs before the transfers, out of the last quarter, and
+    // holds the root, the folder it is in and the one it enters at the least (local_tree).
+    shares.walk_folders = std::clamp<std::size_t>(rest / 4, 3, kMaxWalkFolders);
     return shares;
 }
 

@@ -2,8 +2,8 @@
 // limit main raises to the hard one first), shared out among everything a
 // command keeps open side by side: its connections (sync -j), each
 // connection's pipelined gets (their folders held from the request on), a
-// publish batch's verified parts (publish_batch.hpp), and the folders kept
-// for later files (HeldFolders). Each bound comes from the limit, so that a
+// publish batch's verified parts (publish_batch.hpp), the folders kept
+// for later files (HeldFolders), and the folders a local walk holds. Each bound comes from the limit, so that a
 // command under a low one (ulimit -n 32, even 16) still moves every file,
 // slower, instead of failing those past the limit with EMFILE.
 #pragma once
@@ -22,6 +22,7 @@ struct DescriptorShares {
     std::size_t gets_in_flight; // gets sent ahead on each connection
     std::size_t publish_files;  // a publish batch's files
     std::size_t held_folders;   // folders HeldFolders keeps for later files
+    std::size_t walk_folders;   // folders a local walk (local_tree) holds open at once, whatever the depth
 };
 
 // RLIMIT_NOFILE's soft limit now; the largest size_t when unlimited.

@@ -22,7 +22,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <utility>
 #include <vector>
@@ -778,20 +780,97 @@ std::optional<std::string> sidecar_of_temporary(std::string_view name)
     return std::string(name.substr(0, random_at - kStateTemporarySuffix.size()));
 }
 
-bool is_leftover_temporary(const struct ::stat& st)
+bool is_leftover_shape(const struct ::stat& st)
 {
-    return is_own_private_file(st.st_mode, st.st_uid, st.st_nlink) &&
+    return is_own_private_file(st.st_mode, st.st_uid, st.st_nlink) && (st.st_mode & 07777U) == 0600U &&
            static_cast<std::uint64_t>(st.st_size) <= kMaxResumeStateSize;
 }
 
-Result<bool> remove_state_temporary(const std::string& path, const LocalFolder* in, bool dry_run)
+namespace {
+
+// Whether the open file (`st`: its fstat) is a leftover of ferry's:
+// is_leftover_shape, and its text is a sidecar that the state reader reads.
+bool is_ferry_leftover(const LocalFile& file, const struct ::stat& st)
+{
+    if (!S_ISREG(st.st_mode) || !is_leftover_shape(st)) {
+        return false;
+    }
+    std::string text;
+    std::vector<std::uint8_t> buffer(4096);
+    for (;;) {
+        auto got = file.read_at(text.size(), buffer);
+        if (!got) {
+            return false;
+        }
+        if (got.value() == 0) {
+            break;
+        }
+        text.append(reinterpret_cast<const char*>(buffer.data()), got.value());
+        if (text.size() > kMaxResumeStateSize) {
+            return false;
+        }
+    }
+    return decode_resume_state(text).has_value();
+}
+
+bool same_file(const struct ::stat& a, const struct ::stat& b)
+{
+    return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+// A fresh name in the folder that no one can have guessed: the file being
+// removed is first renamed to it (RENAME_NOREPLACE), so that what the
+// unlink then takes is what the rename moved, checked there.
+constexpr std::string_view kAsidePrefix = ".ferry-removing-";
+constexpr std::size_t kAsideRandom = 16;
+
+} // namespace
+
+Result<bool> unlink_if_still(int dir, const std::string& name, const struct ::stat& looked, const std::string& shown)
+{
+    std::string aside;
+    bool moved = false;
+    constexpr int kTries = 16;
+    for (int attempt = 0; attempt < kTries && !moved; ++attempt) {
+        aside = std::string(kAsidePrefix) + random_letters(kAsideRandom);
+        if (::renameat2(dir, name.c_str(), dir, aside.c_str(), RENAME_NOREPLACE) == 0) {
+            moved = true;
+        } else if (errno == ENOENT) {
+            return false; // gone since the look
+        } else if (errno != EEXIST) {
+            // EINVAL: a file system without RENAME_NOREPLACE. Nothing is
+            // removed there rather than removed unchecked.
+            return false;
+        }
+    }
+    if (!moved) {
+        return false;
+    }
+    struct stat now {};
+    if (::fstatat(dir, aside.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 && same_file(now, looked)) {
+        if (::unlinkat(dir, aside.c_str(), 0) != 0) {
+            const int failure = errno;
+            (void)::renameat2(dir, aside.c_str(), dir, name.c_str(), RENAME_NOREPLACE);
+            return local_error("cannot remove " + in_quotes(shown), failure);
+        }
+        return true;
+    }
+    // Swapped since the look: what the rename moved goes back, never over
+    // a name taken meanwhile.
+    if (::renameat2(dir, aside.c_str(), dir, name.c_str(), RENAME_NOREPLACE) != 0) {
+        const int failure = errno;
+        return Error{ErrorCode::local_io, in_quotes(shown) + " was replaced while it was being removed, and its "
+                                                             "name was taken again: what stood there is left as " +
+                                              in_quotes(aside) + " beside it (" + std::strerror(failure) + ")"};
+    }
+    return false;
+}
+
+Result<bool> remove_ferry_leftover(const std::string& path, const LocalFolder* in, bool dry_run)
 {
     const Where at(in, path);
     if (auto reached = at.reached(); !reached) {
         return reached.error();
-    }
-    if (!sidecar_of_temporary(at.name())) {
-        return false;
     }
     // O_NONBLOCK: a FIFO at the name does not hang the look.
     const int fd = sys::retry_on_eintr(
@@ -804,34 +883,22 @@ Result<bool> remove_state_temporary(const std::string& path, const LocalFolder* 
     }
     const LocalFile file(path, fd);
     struct stat st {};
-    if (::fstat(fd, &st) != 0 || !is_leftover_temporary(st)) {
-        return false;
-    }
-    // What a checkpoint writes is a sidecar's JSON, whole or (a kill while
-    // a named temporary was written) cut short: empty or starting with
-    // '{'. A file of other bytes at the name (one a user downloaded to it,
-    // say) is not a temporary of ferry's.
-    char first = 0;
-    const ssize_t got = ::pread(fd, &first, 1, 0);
-    if (got < 0 || (got == 1 && first != '{')) {
-        return false;
-    }
-    // Only the very file looked at.
-    struct stat now {};
-    if (::fstatat(at.dir(), at.name(), &now, AT_SYMLINK_NOFOLLOW) != 0 || now.st_dev != st.st_dev ||
-        now.st_ino != st.st_ino) {
+    if (::fstat(fd, &st) != 0 || !is_ferry_leftover(file, st)) {
         return false;
     }
     if (dry_run) {
-        return true;
+        struct stat now {};
+        return ::fstatat(at.dir(), at.name(), &now, AT_SYMLINK_NOFOLLOW) == 0 && same_file(now, st);
     }
-    if (::unlinkat(at.dir(), at.name(), 0) != 0) {
-        if (errno == ENOENT) {
-            return false;
-        }
-        return local_error("cannot remove " + in_quotes(path), errno);
+    return unlink_if_still(at.dir(), at.name(), st, path);
+}
+
+Result<bool> remove_state_temporary(const std::string& path, const LocalFolder* in, bool dry_run)
+{
+    if (!sidecar_of_temporary(base_name(path))) {
+        return false;
     }
-    return true;
+    return remove_ferry_leftover(path, in, dry_run);
 }
 
 Result<std::size_t> remove_state_temporaries(const std::string& state_file, const LocalFolder* in)
@@ -872,6 +939,35 @@ Result<std::size_t> remove_state_temporaries(const std::string& state_file, cons
         removed += gone.value() ? 1 : 0;
     }
     return removed;
+}
+
+void remove_download_leftovers(const std::string& dest, const LocalFolder* in)
+{
+    const std::string part = part_path(dest);
+    const std::string state = state_path(dest);
+    const Where at(in, part);
+    if (!at.reached()) {
+        return;
+    }
+    struct stat st {};
+    if (::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        // A part stands: only its temporaries, under its lock (a live
+        // download holds it: all stay). Its sidecar is its resume's.
+        auto file = LocalFile::open(part, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0, in);
+        if (file && S_ISREG(st.st_mode) && lock_part(file.value())) {
+            (void)remove_state_temporaries(state, in);
+        }
+        return;
+    }
+    if (errno != ENOENT) {
+        return;
+    }
+    // No part: no live download checkpoints this sidecar (a checkpoint is
+    // made only while its part stands, locked). What is left is one that
+    // creates its part and writes a checkpoint in the instant between this
+    // look and the removal below: its part stays, and it writes the next.
+    (void)remove_ferry_leftover(state, in);
+    (void)remove_state_temporaries(state, in);
 }
 
 std::string resolve_download_path(const std::string& name, const std::optional<std::string>& local)

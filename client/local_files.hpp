@@ -335,10 +335,11 @@ Status remove_download_state(const std::string& path, const LocalFolder* in = nu
 // file system makes no unnamed file, while it is written: a kill there
 // leaves SIDECAR.tmp-XXXXXX. A kill right after a publish leaves the
 // sidecar without its part. The next download of that name removes both
-// (holding the part's lock, the proof that no live download owns them),
-// and a sync pull removes them from every folder it scans (sync_local's
-// remove_stray_leftover). Nothing else of a user's goes: only the exact
-// names below, only this user's small regular files.
+// (holding the part's lock where a part stands, the proof that no live
+// download owns them), and a sync pull removes them from every folder it
+// scans (sync_local's remove_stray_leftover); sync --delete removes an
+// orphan part's sidecars. Every one of these paths, dry runs included,
+// removes only what remove_ferry_leftover allows.
 //
 // Whether `name` (a last name) is exactly a temporary of the sidecar named
 // `sidecar` (a last name): SIDECAR.tmp- and kStateTemporaryRandom of
@@ -348,21 +349,46 @@ bool is_state_temporary_name(std::string_view name, std::string_view sidecar);
 // The sidecar (a last name) whose temporary `name` is; nullopt for any
 // other name.
 std::optional<std::string> sidecar_of_temporary(std::string_view name);
-// Whether a file at a temporary's name (`st`: lstat's) may be removed as a
-// leftover: a regular file of this process's effective user with no other
-// name and no larger than a sidecar can be (kMaxResumeStateSize). Anyone
-// else's, a link, or a large file is left, whatever its name.
-bool is_leftover_temporary(const struct ::stat& st);
+// The shape of what ferry writes as a sidecar or its temporary (`st`:
+// fstat's of the open file): a regular file of this process's effective
+// user, with no other name, mode exactly 0600 (O_TMPFILE or O_EXCL with
+// 0600; a umask that takes bits from 0600 leaves leftovers that are then
+// never removed: a lost clean-up, not a lost file), no larger than a
+// sidecar can be (kMaxResumeStateSize).
+bool is_leftover_shape(const struct ::stat& st);
+// The one rule for removing a leftover: the file at `path`, opened without
+// following a link, has is_leftover_shape and its whole text is read by the
+// state reader (decode_resume_state: a temporary cut short by a kill while
+// it was written is not, and stays). Removed with unlink_if_still; whether
+// it was removed (with `dry_run`: would be, and nothing is). Anything else
+// at the name is left, unsaid.
+Result<bool> remove_ferry_leftover(const std::string& path, const LocalFolder* in = nullptr, bool dry_run = false);
+// Unlinks `name` in the folder `dir` only if it still is the file `looked`
+// (lstat's, or fstat's of a descriptor opened without following): the name
+// is first renamed to a fresh unguessable name of the folder
+// (RENAME_NOREPLACE), the entry there checked (same device and inode, not
+// following) and only then unlinked; another file found there is renamed
+// back (RENAME_NOREPLACE) and left. A file swapped in at `name` before the
+// rename is therefore never removed. What is left: a process that may
+// write the folder, reads the fresh name (readdir, inotify) and swaps
+// another file in at it between that check and the unlink. Where the
+// file system has no RENAME_NOREPLACE, nothing is removed. Whether it was
+// removed; an Error where the name was taken again before the rename back
+// (it names where the moved file stands).
+Result<bool> unlink_if_still(int dir, const std::string& name, const struct ::stat& looked, const std::string& shown);
 // Removes the temporaries of `state_file` standing in its folder (one read
-// of the folder): called by a download holding the part's lock, and only
-// when a part or sidecar stood there before (a download was cut short),
-// so that the common download reads no folder. The count removed.
+// of the folder): called by a download holding the part's lock, or by one
+// that found no part. The count removed.
 Result<std::size_t> remove_state_temporaries(const std::string& state_file, const LocalFolder* in = nullptr);
-// Removes the one temporary at `path` (a name the caller found) if
-// is_leftover_temporary allows and it holds what a checkpoint writes
-// (nothing, or a sidecar's JSON, whole or cut short: its first byte '{');
-// whether it was removed (with `dry_run`: would be, and nothing is). The caller holds
-// the part's lock, or knows that no part stands (see sync_local).
+// The leftovers beside `dest` for a download of it that does not run (a
+// get skipped by -n or as identical): where no part stands, the stray
+// sidecar and the temporaries; where one does, only the temporaries, while
+// its lock is free and held here. All under remove_ferry_leftover's rule;
+// a failure is left for the next download or sync pull.
+void remove_download_leftovers(const std::string& dest, const LocalFolder* in = nullptr);
+// Removes the one temporary at `path` (a name the caller found) under
+// remove_ferry_leftover's rule, if its name is a temporary's. The caller
+// holds the part's lock, or knows that no part stands (see sync_local).
 Result<bool> remove_state_temporary(const std::string& path, const LocalFolder* in = nullptr,
                                     bool dry_run = false);
 

@@ -1,5 +1,6 @@
 #include "local_tree.hpp"
 
+#include "descriptors.hpp"
 #include "local_files.hpp"
 #include "names.hpp"
 #include "posix_io.hpp"
@@ -13,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 namespace ferry::client {
 
@@ -28,16 +30,23 @@ std::string joined(const std::string& folder, const std::string& name)
     return folder.empty() ? name : folder + "/" + name;
 }
 
-// The names in the folder open at `fd` (which this takes over), sorted;
-// "." and ".." left out. The error's message names no path: the caller's does.
-Result<std::vector<std::string>> read_names(int fd)
+// The names in the folder open at `folder` (left open), sorted; "." and
+// ".." left out. The error's message names no path: the caller's does, and
+// it carries the first call's errno (a failed dup's EMFILE, not the
+// fdopendir(-1) after it).
+Result<std::vector<std::string>> read_names(int folder)
 {
+    const int fd = ::dup(folder);
+    if (fd < 0) {
+        return local_error("cannot read the folder", errno);
+    }
     DIR* dir = ::fdopendir(fd);
     if (dir == nullptr) {
         const int saved = errno;
         ::close(fd);
         return local_error("cannot read the folder", saved);
     }
+    ::rewinddir(dir);
     std::vector<std::string> names;
     errno = 0;
     while (const dirent* entry = ::readdir(dir)) {
@@ -56,36 +65,146 @@ Result<std::vector<std::string>> read_names(int fd)
     return names;
 }
 
+// The walk holds at most `held` folders open (the root and the deepest
+// below it: descriptor_shares' walk_folders), whatever the tree's depth.
+// A folder whose descriptor was let go is opened again, when the walk
+// comes back to it, from the deepest one still held, one name at a time
+// (O_NOFOLLOW), each checked against the device and inode recorded when
+// it was first walked: a folder swapped since is not followed, and what
+// was left of it to walk is reported unreadable.
 class Walker {
 public:
-    explicit Walker(TreeBounds bounds) : bounds_(bounds) {}
+    // At least three: the root, the folder walked and the one entered.
+    Walker(TreeBounds bounds, std::size_t held) : bounds_(bounds), held_(std::max<std::size_t>(held, 3)) {}
+    ~Walker()
+    {
+        for (auto& level : levels_) {
+            close_level(level);
+        }
+    }
+    Walker(const Walker&) = delete;
+    Walker& operator=(const Walker&) = delete;
 
     LocalTree tree;
 
-    // Walks the folder open at `fd` (taken over), found at `relative`,
-    // which has `depth` components.
-    void walk(int fd, const std::string& relative, std::size_t depth)
+    // Walks the root folder open at `fd` (taken over).
+    void walk_root(int fd)
     {
-        auto names = read_names(::dup(fd));
+        struct stat st {};
+        (void)::fstat(fd, &st);
+        levels_.push_back({"", "", st.st_dev, st.st_ino, fd});
+        walk(0);
+    }
+
+private:
+    struct Level {
+        std::string name;     // its last name in the folder above
+        std::string relative; // its path below the root
+        dev_t device;
+        ino_t inode;
+        int fd; // -1 while let go
+    };
+
+    static void close_level(Level& level)
+    {
+        if (level.fd >= 0) {
+            ::close(level.fd);
+            level.fd = -1;
+        }
+    }
+
+    // Lets go of the shallowest held folders below the root, but not level
+    // `keep`, until at most held_ - 1 are (one more is about to be opened).
+    void let_go(std::size_t keep)
+    {
+        std::size_t open = 0;
+        for (const auto& level : levels_) {
+            open += level.fd >= 0 ? 1 : 0;
+        }
+        for (std::size_t i = 1; i < levels_.size() && open + 1 > held_; ++i) {
+            if (i != keep && levels_[i].fd >= 0) {
+                close_level(levels_[i]);
+                --open;
+            }
+        }
+    }
+
+    // The descriptor of level `at`, opened again from the deepest held one
+    // where it was let go; -1 with errno where that fails or a folder on
+    // the way is not the one walked.
+    int fd_of(std::size_t at)
+    {
+        if (levels_[at].fd >= 0) {
+            return levels_[at].fd;
+        }
+        std::size_t from = at;
+        while (levels_[from].fd < 0) {
+            --from; // the root's is never let go
+        }
+        int dir = levels_[from].fd;
+        for (std::size_t i = from + 1; i <= at; ++i) {
+            const int next = sys::retry_on_eintr([&] {
+                return ::openat(dir, levels_[i].name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            });
+            if (dir != levels_[from].fd) {
+                ::close(dir);
+            }
+            if (next < 0) {
+                return -1;
+            }
+            struct stat st {};
+            if (::fstat(next, &st) != 0 || st.st_dev != levels_[i].device || st.st_ino != levels_[i].inode) {
+                ::close(next);
+                errno = ESTALE;
+                return -1;
+            }
+            dir = next;
+        }
+        let_go(at);
+        levels_[at].fd = dir;
+        return dir;
+    }
+
+    // Walks the folder of level `at`, whose path has `at` components.
+    void walk(std::size_t at)
+    {
+        const std::string relative = levels_[at].relative;
+        auto names = read_names(levels_[at].fd);
         if (!names) {
-            ::close(fd);
             // Half a listing is no listing: none of it is kept.
             tree.unreadable.push_back({relative, names.error().message, true});
             return;
         }
-        for (const auto& name : names.value()) {
+        const std::size_t entries_before = tree.entries.size();
+        const std::size_t skipped_before = tree.skipped.size();
+        const std::size_t unreadable_before = tree.unreadable.size();
+        for (std::size_t index = 0; index < names->size(); ++index) {
+            const std::string& name = names.value()[index];
             const std::string path = joined(relative, name);
             if (auto why = unsent_name(name)) {
                 tree.skipped.push_back({path, std::move(*why)});
                 continue;
             }
-            if (depth + 1 > bounds_.depth) {
+            if (at + 1 > bounds_.depth) {
                 tree.skipped.push_back({path, "deeper than " + std::to_string(bounds_.depth) + " components"});
                 continue;
             }
             if (path.size() > bounds_.bytes) {
                 tree.skipped.push_back({path, "a path longer than " + std::to_string(bounds_.bytes) + " bytes"});
                 continue;
+            }
+            const int fd = fd_of(at);
+            if (fd < 0) {
+                const int failure = errno;
+                // Half a listing is no listing: what was found of this
+                // folder is dropped, and it is unreadable, so that nothing
+                // at or below it is deleted or sent.
+                tree.entries.resize(entries_before);
+                tree.skipped.resize(skipped_before);
+                tree.unreadable.resize(unreadable_before);
+                tree.unreadable.push_back(
+                    {relative, std::string("cannot open the folder again: ") + std::strerror(failure), true});
+                return;
             }
             struct stat st {};
             if (::fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
@@ -97,28 +216,43 @@ public:
                                         static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
                                         nanoseconds(st.st_mtim), nanoseconds(st.st_ctim)});
             } else if (S_ISDIR(st.st_mode)) {
-                // O_NOFOLLOW: swapped for a symlink since the fstatat, it is not entered.
-                const int child = ::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (child < 0) {
-                    tree.unreadable.push_back(
-                        {path, std::string("cannot open the folder: ") + std::strerror(errno), true});
-                    continue;
-                }
-                tree.entries.push_back({path, true, 0, st.st_mtim.tv_sec, static_cast<std::uint64_t>(st.st_dev),
-                                        static_cast<std::uint64_t>(st.st_ino), nanoseconds(st.st_mtim),
-                                        nanoseconds(st.st_ctim)});
-                walk(child, path, depth + 1);
+                enter(fd, at, name, path, st);
             } else if (S_ISLNK(st.st_mode)) {
                 tree.skipped.push_back({path, "a symbolic link (not followed)"});
             } else {
                 tree.skipped.push_back({path, "not a regular file or folder"});
             }
         }
-        ::close(fd);
     }
 
-private:
+    // Opens the folder `name` of level `at` (open at `fd`) and walks it.
+    void enter(int fd, std::size_t at, const std::string& name, const std::string& path, const struct stat& st)
+    {
+        let_go(at);
+        // O_NOFOLLOW: swapped for a symlink since the fstatat, it is not entered.
+        const int child = ::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (child < 0) {
+            tree.unreadable.push_back({path, std::string("cannot open the folder: ") + std::strerror(errno), true});
+            return;
+        }
+        struct stat opened {};
+        if (::fstat(child, &opened) != 0 || opened.st_dev != st.st_dev || opened.st_ino != st.st_ino) {
+            ::close(child);
+            tree.unreadable.push_back({path, "cannot open the folder: it changed since it was looked at", true});
+            return;
+        }
+        tree.entries.push_back({path, true, 0, st.st_mtim.tv_sec, static_cast<std::uint64_t>(st.st_dev),
+                                static_cast<std::uint64_t>(st.st_ino), nanoseconds(st.st_mtim),
+                                nanoseconds(st.st_ctim)});
+        levels_.push_back({name, path, st.st_dev, st.st_ino, child});
+        walk(at + 1);
+        close_level(levels_.back());
+        levels_.pop_back();
+    }
+
     TreeBounds bounds_;
+    std::size_t held_;
+    std::vector<Level> levels_;
 };
 
 Error changed_since_listed(const std::string& shown, const std::string& how)
@@ -199,9 +333,8 @@ Result<LocalTree> walk_local_tree(const std::string& root, TreeBounds bounds)
     if (!opened) {
         return opened.error();
     }
-    const int fd = opened.value();
-    Walker walker(bounds);
-    walker.walk(fd, "", 0);
+    Walker walker(bounds, descriptor_shares().walk_folders);
+    walker.walk_root(opened.value());
     // The folder named cannot be listed: nothing of it is known, so the
     // whole command fails (sync then deletes nothing), as when it cannot
     // be opened.

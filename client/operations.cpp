@@ -299,6 +299,13 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
             return removed.error();
         }
         remove_leftover_temporaries(state_file, in);
+    } else if (auto found = look_at_state(state_file, in); found && found.value() == StateFound::ferrys) {
+        // A sidecar without its part (a kill right after a publish, or a
+        // part removed by hand): a download was cut short here, so its
+        // temporaries go too, while the part just made (O_EXCL) is held
+        // locked. One fstatat and a read only here: the common download,
+        // with nothing before it, reads no folder.
+        remove_leftover_temporaries(state_file, in);
     }
     DownloadState state{options.name, remote.size, remote.mtime, 0, {}, {}, {}};
     PartFile file(std::move(created->file), state_file, std::move(state), TransferHash(options.hash), false,

@@ -219,13 +219,18 @@ Error interrupted_error()
 
 // ---- a pull's partial downloads of files the server no longer has --------------------------
 
-// Why an orphan part stays, for people.
-std::string orphan_left(OrphanEnd end)
+// Why an orphan part stays, for people; `part_stands` false: the orphan
+// is only a sidecar or temporaries, named in the note.
+std::string orphan_left(OrphanEnd end, bool part_stands = true)
 {
     switch (end) {
     case OrphanEnd::removed:
         break;
     case OrphanEnd::not_ferrys:
+        if (!part_stands) {
+            return "not a leftover ferry wrote (another user's, another name's, not 0600, or not a download "
+                   "state): left";
+        }
         return "not provably a part of ferry's (no mark, no sidecar written for it, not empty): left";
     case OrphanEnd::locked:
         return "being written by another download: left";
@@ -261,6 +266,19 @@ void remove_stray_leftovers(Tally& tally, const SyncArguments& arguments, LocalS
     std::erase_if(scan.entries, [&](const TreeEntry& entry) { return gone.contains(entry.path); });
 }
 
+bool part_stands(const OrphanPart& orphan)
+{
+    return orphan.found.empty() ||
+           std::find(orphan.found.begin(), orphan.found.end(), orphan.part) != orphan.found.end();
+}
+
+// What an orphan's notes name: its part, or, where none stands (a stray
+// sidecar), the first of what does.
+std::string orphan_shown(const SyncArguments& arguments, const OrphanPart& orphan)
+{
+    return local_join(arguments.local, part_stands(orphan) ? orphan.part : orphan.found.front());
+}
+
 // The pull's orphan parts (orphan_parts), each looked at first
 // (remove_orphan_part's dry run): one that is not provably ferry's, or
 // that another download holds, is named with why it stays. Without
@@ -275,14 +293,14 @@ std::vector<OrphanPart> settle_orphan_parts(Tally& tally, const SyncArguments& a
 {
     std::vector<OrphanPart> removable;
     for (auto& orphan : orphan_parts(scan.entries, remote)) {
-        const std::string shown = local_join(arguments.local, orphan.part);
+        const std::string shown = orphan_shown(arguments, orphan);
         auto looked = remove_orphan_part(arguments.local, orphan, true);
         if (!looked) {
             tally.failed(orphan.part, looked.error());
             continue;
         }
         if (looked.value() != OrphanEnd::removed) {
-            tally.note("note: " + printable(shown) + ": " + orphan_left(looked.value()));
+            tally.note("note: " + printable(shown) + ": " + orphan_left(looked.value(), part_stands(orphan)));
             continue;
         }
         if (!arguments.delete_extras) {
@@ -307,14 +325,14 @@ void remove_orphan_parts(Tally& tally, const SyncArguments& arguments, const std
         if (interrupted()) {
             return;
         }
-        const std::string shown = local_join(arguments.local, orphan.part);
+        const std::string shown = orphan_shown(arguments, orphan);
         auto removed = remove_orphan_part(arguments.local, orphan, false);
         if (!removed) {
             tally.failed(orphan.part, removed.error());
         } else if (removed.value() == OrphanEnd::removed) {
             tally.deleted_part_file(shown, false);
         } else {
-            tally.note("note: " + printable(shown) + ": " + orphan_left(removed.value()));
+            tally.note("note: " + printable(shown) + ": " + orphan_left(removed.value(), part_stands(orphan)));
         }
     }
 }

@@ -137,7 +137,17 @@ Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side, TreeBo
     }
     LocalScan scan;
     scan.entries.reserve(walked->entries.size() + walked->skipped.size());
+    // A folder entered but then not read (or not read to its end) is
+    // unknown, not a folder: as a folder the plan would place the server's
+    // files beneath it, which report_unreadable says it does not.
+    std::set<std::string> unread_paths;
+    for (const auto& unread : walked->unreadable) {
+        unread_paths.insert(unread.path);
+    }
     for (auto& entry : walked->entries) {
+        if (entry.folder && unread_paths.contains(entry.path)) {
+            continue;
+        }
         (entry.folder ? scan.folders : scan.listed)
             .emplace(entry.path, ListedFile{root, entry.path, entry.device, entry.inode, entry.size, entry.mtime_ns,
                                             entry.ctime_ns});
@@ -398,13 +408,12 @@ Result<std::optional<OrphanEnd>> look_at_orphan(const LocalFolder& folder, const
     }
     if (!dry_run) {
         // Removed only while it is still the file looked at, held locked.
-        struct stat now {};
-        if (::fstatat(folder.fd(), leaf.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 || now.st_dev != st.st_dev ||
-            now.st_ino != st.st_ino) {
-            return Error{ErrorCode::local_io, "\"" + shown + "\" changed since it was looked at: left"};
+        auto removed = unlink_if_still(folder.fd(), leaf, st, shown);
+        if (!removed) {
+            return removed.error();
         }
-        if (::unlinkat(folder.fd(), leaf.c_str(), 0) != 0 && errno != ENOENT) {
-            return local_error("cannot remove \"" + shown + "\"", errno);
+        if (!removed.value()) {
+            return Error{ErrorCode::local_io, "\"" + shown + "\" changed since it was looked at: left"};
         }
     }
     held = std::move(file.value()); // the lock lasts until the sidecars are gone too
@@ -451,13 +460,25 @@ Result<OrphanEnd> remove_orphan_part(const std::string& root, const OrphanPart& 
         return folder.error();
     }
     const LocalFolder& in = *folder.value();
-    // Its sidecar first: a file under that name that is not in the
-    // sidecar's format is someone else's, and so, for all we know, is the
+    // Its sidecar first: a file under that name that remove_ferry_leftover
+    // would not remove (another user's, another name's, not private, not in
+    // the sidecar's format) is not ferry's, and so, for all we know, is the
     // part beside it: both stay.
+    // The same for a temporary the rule refuses (one cut short by a kill
+    // while it was written, on a file system without unnamed files, too):
+    // the dry run and the notes then name only what goes.
     const std::string sidecar = orphan.part + std::string(kStateSuffix);
-    if (std::find(orphan.found.begin(), orphan.found.end(), sidecar) != orphan.found.end() &&
-        !look_at_state(joined(root, sidecar), &in)) {
-        return OrphanEnd::not_ferrys;
+    for (const auto& path : orphan.found) {
+        if (path == orphan.part) {
+            continue;
+        }
+        auto ferrys = remove_ferry_leftover(joined(root, path), &in, true);
+        if (!ferrys) {
+            return ferrys.error();
+        }
+        if (!ferrys.value()) {
+            return OrphanEnd::not_ferrys;
+        }
     }
     std::optional<LocalFile> held;
     auto part = look_at_orphan(in, joined(root, orphan.part), dry_run, held);
@@ -470,14 +491,13 @@ Result<OrphanEnd> remove_orphan_part(const std::string& root, const OrphanPart& 
     if (dry_run) {
         return OrphanEnd::removed;
     }
-    // The sidecars: only files in the sidecar's format are ferry's to
-    // remove. A temporary that is not (cut short by a kill while written)
-    // is left unsaid: it holds nothing of anyone's.
+    // The sidecars, under the one rule: a temporary it refuses (cut short
+    // by a kill while written, say) is left unsaid.
     for (const auto& path : orphan.found) {
         if (path == orphan.part) {
             continue;
         }
-        if (auto removed = remove_download_state(joined(root, path), &in); !removed && path == sidecar) {
+        if (auto removed = remove_ferry_leftover(joined(root, path), &in); !removed && path == sidecar) {
             return removed.error();
         }
     }
@@ -524,21 +544,11 @@ Result<LeftoverEnd> remove_stray_sidecar(const LocalFolder& in, const std::strin
     if (::fstatat(in.fd(), leaf_of(part).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT) {
         return LeftoverEnd::kept;
     }
-    if (::fstatat(in.fd(), leaf_of(shown).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-        !is_own_private_file(st.st_mode, st.st_uid, st.st_nlink)) {
-        return LeftoverEnd::kept;
-    }
-    auto found = look_at_state(shown, &in);
-    if (!found || found.value() != StateFound::ferrys) {
-        return LeftoverEnd::kept;
-    }
-    if (dry_run) {
-        return LeftoverEnd::removed;
-    }
-    if (auto removed = remove_download_state(shown, &in); !removed) {
+    auto removed = remove_ferry_leftover(shown, &in, dry_run);
+    if (!removed) {
         return removed.error();
     }
-    return LeftoverEnd::removed;
+    return removed.value() ? LeftoverEnd::removed : LeftoverEnd::kept;
 }
 
 // A temporary: its part, if one stands, is locked here (held until the

@@ -107,10 +107,10 @@ enum class OrphanEnd {
 // followed): the part only if it is provably ferry's by the rules a resume
 // uses (is_ferry_part: the mark, a sidecar written for that very file, or
 // empty), and held by no other download (its lock is taken, and held while
-// it is removed); its sidecar and the sidecar's temporaries only if in
-// the sidecar's format (remove_download_state), and a file at the
-// sidecar's name that is not leaves the part too (`not_ferrys`). With
-// `dry_run`, looks and removes nothing.
+// it is removed); its sidecar and the sidecar's temporaries only under
+// remove_ferry_leftover's rule, and one of them that the rule refuses
+// leaves all of them and the part (`not_ferrys`). With `dry_run`, looks
+// and removes nothing.
 Result<OrphanEnd> remove_orphan_part(const std::string& root, const OrphanPart& orphan, bool dry_run);
 
 // What a kill leaves beside a pull's files that no resume needs
@@ -134,9 +134,8 @@ enum class LeftoverEnd {
 // the temporary goes; where no part stands, no download is writing the
 // sidecar: a checkpoint is made only while its part stands), and, for a
 // sidecar, no part stands at all (one that stands again is a download
-// begun since, whose sidecar it may be: left). Only this user's regular
-// files with no other name: a temporary no larger than a sidecar
-// (is_leftover_temporary), a sidecar in the sidecar's format.
+// begun since, whose sidecar it may be: left). Only what
+// remove_ferry_leftover's one rule allows, removed its way.
 Result<LeftoverEnd> remove_stray_leftover(const std::string& root, const std::string& path, bool dry_run);
 
 // What a pull's local tree can hold of the server's modification times

@@ -544,9 +544,9 @@ class KilledDownloadLeftovers(CliTest):
         self.cut_get()
         with open(self.part + ".state", "rb") as f:
             state = f.read()
-        ours = [self.plant(STATE_TMP + "QwErTy", state),  # killed between the link and the rename
-                self.plant(STATE_TMP + "0aZ9x1", b"")]    # an older build's, killed before its first byte
+        ours = [self.plant(STATE_TMP + "QwErTy", state)]  # killed between the link and the rename
         kept = {
+            STATE_TMP + "0aZ9x1": b"",                          # empty: not what the state reader reads
             STATE_TMP + "notes": b"the user's notes",          # five letters: not mkstemp's six
             STATE_TMP + "no.tes": b"a dot is no random letter",
             STATE_TMP + "QwErTy7": b"seven",
@@ -591,6 +591,52 @@ class KilledDownloadLeftovers(CliTest):
         done = self.ferry("--no-progress", "get", "big", server=self.address)
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertFalse(os.path.exists(temporary), sorted(os.listdir(self.local)))
+
+    def test_only_what_ferry_writes_is_removed(self):
+        # Attack round 18, finding 4: the rule is what ferry writes (mode
+        # 0600, the state's format read by its reader), not "starts with {".
+        self.cut_get()
+        with open(self.part + ".state", "rb") as f:
+            state = f.read()
+        ours = self.plant(STATE_TMP + "Exact1", state)
+        kept = {
+            STATE_TMP + "Mode44": (state, 0o644),
+            STATE_TMP + "Mode40": (state, 0o400),
+            STATE_TMP + "Empty0": (b"", 0o600),
+            STATE_TMP + "Json01": (b'{"my":"notes"}', 0o600),
+            STATE_TMP + "Cut001": (state[:40], 0o600),
+        }
+        for name, (data, mode) in kept.items():
+            self.plant(name, data, mode)
+        rerun = self.ferry("--no-progress", "get", "big", server=self.address)
+        self.assertEqual(rerun.returncode, 0, rerun.stderr)
+        self.assertFalse(os.path.exists(ours), sorted(os.listdir(self.local)))
+        for name, (data, mode) in kept.items():
+            with open(os.path.join(self.local, name), "rb") as f:
+                self.assertEqual(f.read(), data, name)
+        self.assertEqual([n for n in os.listdir(self.local) if n.startswith(".ferry-removing-")], [])
+
+    def test_a_rerun_with_no_part_and_a_skipped_get_remove_the_leftovers(self):
+        # Attack round 18, finding 6: "the next download of that name"
+        # removes the temporaries and the stray state also where the part
+        # is gone, and where get -n skips the name.
+        self.cut_get()
+        with open(self.part + ".state", "rb") as f:
+            state = f.read()
+        os.unlink(self.part)
+        temporary = self.plant(STATE_TMP + "NoPart", state)
+        rerun = self.ferry("--no-progress", "get", "big", server=self.address)
+        self.assertEqual(rerun.returncode, 0, rerun.stderr)
+        self.assertEqual([n for n in os.listdir(self.local) if ".ferry-part" in n], [], temporary)
+        for flag in ("-n", "--skip-identical"):
+            self.plant("big.ferry-part.state", state)
+            self.plant(STATE_TMP + "Skip01", state)
+            mine = self.plant(STATE_TMP + "Mine01", b"user text")
+            skipped = self.ferry("--no-progress", "get", flag, "big", server=self.address)
+            self.assertEqual(skipped.returncode, 0, skipped.stderr)
+            self.assertEqual(sorted(n for n in os.listdir(self.local) if ".ferry-part" in n),
+                             [os.path.basename(mine)], flag)
+            os.unlink(mine)
 
     @unittest.skipUnless(shutil.which("strace"), "needs strace")
     def test_a_checkpoints_temporary_has_a_name_only_once_it_is_whole(self):
