@@ -207,6 +207,40 @@ class Folders(CliTest):
         self.assertEqual(len(os.listdir(os.path.join(self.local, "down"))), count)
         self.assertEqual(open(os.path.join(self.local, "down", "n599"), "rb").read(), b"n599")
 
+    def test_a_deep_local_tree_under_a_low_descriptor_limit(self):
+        # Attack round 18, finding 3: the local walk held one descriptor a
+        # level, so put -r and sync push of a 40-deep tree failed past depth
+        # N-6, saying "Bad file descriptor" (a close(-1) after the failed
+        # dup). The walk now holds a share of the limit, whatever the depth,
+        # and a failure says its own errno.
+        server = self.start_server()
+        files = {}
+        path = "up"
+        for depth in range(1, 41):
+            path += "/l%d" % depth
+            for f in range(3):
+                files["%s/f%d" % (path, f)] = b"%d %d" % (depth, f)
+        make_tree(self.local, files)
+
+        def ferry_limited(limit, *args):
+            return subprocess.run(
+                [test_cli.FERRY, "--server", server, "--no-progress"] + list(args), cwd=self.local, env=self.env,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120,
+                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)))
+
+        want = tree(os.path.join(self.local, "up"))
+        for limit in (10, 16):
+            got = ferry_limited(limit, "put", "-r", "up", "-C", "p%d" % limit)
+            self.assertEqual(got.returncode, 0, (limit, got.stderr[-2000:]))
+            self.assertEqual(tree(os.path.join(self.root, "p%d" % limit, "up")), want, limit)
+            got = ferry_limited(limit, "sync", "up", ":s%d" % limit)
+            self.assertEqual(got.returncode, 0, (limit, got.stderr[-2000:]))
+            self.assertEqual(tree(os.path.join(self.root, "s%d" % limit)), want, limit)
+        got = ferry_limited(6, "put", "-r", "up", "-C", "p6")
+        self.assertEqual(got.returncode, 3, got.stderr)
+        self.assertIn(b"Too many open files", got.stderr)
+        self.assertNotIn(b"Bad file descriptor", got.stderr)
+
     def test_a_low_descriptor_limit_slows_a_tree_but_fails_no_file(self):
         # Every bound of what a command holds open side by side (a publish
         # batch's parts, the folders kept, gets ahead, sync's connections)

@@ -1312,10 +1312,10 @@ class LeftoversOfAKilledDownload(SyncTest):
         ours = [
             self.plant("big.ferry-part.state", self.state),             # a kill right after the publish
             self.plant("big.ferry-part.state.tmp-QwErTy", self.state),  # a kill between link and rename
-            self.plant("big.ferry-part.state.tmp-0aZ9x1", b""),         # an older build's, cut short
             self.plant("gone.ferry-part.state.tmp-AbCdEf", self.state), # of a file the server lacks
         ]
         kept = {
+            "big.ferry-part.state.tmp-0aZ9x1": b"",                     # empty: not a state
             "big.ferry-part.state.tmp-notes": b"the user's notes",
             "big.ferry-part.state.tmp-no.tes": b"a look-alike",
             "big.ferry-part.state.tmp-Plain1": b"downloaded to this name, not a sidecar's JSON",
@@ -1365,6 +1365,83 @@ class LeftoversOfAKilledDownload(SyncTest):
         # ferry's provably, so --delete leaves the part and its sidecar).
         self.sync("--delete", ":d", self.dest)
         self.assertFalse(os.path.exists(held_temporary), sorted(os.listdir(self.sub)))
+
+    # Attack round 18, findings 2, 4 and 5: one rule for every removal path
+    # (a plain pull, --delete's orphans, the dry runs): this user's, one
+    # link, mode 0600, text the state reader reads; the notes name the file
+    # that stands; a file swapped in at a leftover's name while a pull
+    # removes leftovers is never removed.
+    def test_lookalikes_stay_in_a_pull_and_under_delete(self):
+        kept = {}
+        for name, data, mode in (("big.ferry-part.state.tmp-Mode44", self.state, 0o644),
+                                 ("big.ferry-part.state.tmp-Mode40", self.state, 0o400),
+                                 ("big.ferry-part.state.tmp-Json01", b'{"my":"notes"}', 0o600),
+                                 ("big.ferry-part.state.tmp-Cut001", self.state[:40], 0o600)):
+            os.chmod(self.plant(name, data), mode)
+            kept[os.path.join(self.sub, name)] = data
+        # Stray sidecars with no part, each in a folder of its own (the
+        # server has none of these folders: --delete would remove them).
+        strays = {}
+        for folder in ("mode644", "hard", "other"):
+            path = os.path.join(self.dest, folder, "big.ferry-part.state")
+            os.makedirs(os.path.dirname(path))
+            with open(path, "wb") as f:
+                f.write(self.state)
+            os.chmod(path, 0o644 if folder == "mode644" else 0o600)
+            strays[folder] = path
+        os.link(strays["hard"], os.path.join(self.local, "second-name"))
+        if os.geteuid() == 0:
+            os.chown(strays["other"], 1234, 1234)
+        else:
+            del strays["other"]
+        for args in (["-n"], [], ["-n", "--delete"], ["--delete"]):
+            done = self.sync(*args, ":d", self.dest)
+            for path, data in kept.items():
+                with open(path, "rb") as f:
+                    self.assertEqual(f.read(), data, (args, path))
+            for path in strays.values():
+                self.assertTrue(os.path.exists(path), (args, path, done["notes"]))
+                self.assertTrue(any(path + ":" in n for n in done["notes"]), (args, path, done["notes"]))
+            self.assertFalse(any("big.ferry-part:" in n or "big.ferry-part " in n for n in done["notes"]),
+                             (args, done["notes"]))
+            self.assertEqual([n for n in os.listdir(self.sub) if n.startswith(".ferry-removing-")], [])
+
+    def test_a_file_swapped_in_at_a_leftovers_name_is_never_removed(self):
+        libc = ctypes.CDLL(None, use_errno=True)
+        exchange = 2  # RENAME_EXCHANGE
+        lost = rounds = 0
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            rounds += 1
+            for name in os.listdir(self.sub):
+                if name != "big":
+                    os.unlink(os.path.join(self.sub, name))
+            pairs = []
+            for i in range(40):
+                temporary = self.plant("big.ferry-part.state.tmp-R%05d" % (rounds * 100 + i % 100), self.state)
+                user = self.plant("user%03d" % i, b"USER FILE %d" % i)
+                pairs.append((temporary.encode(), user.encode()))
+            stop = threading.Event()
+
+            def swap():
+                k = 0
+                while not stop.is_set():
+                    a, b = pairs[k % len(pairs)]
+                    libc.renameat2(-100, a, -100, b, exchange)
+                    k += 1
+
+            swapper = threading.Thread(target=swap)
+            swapper.start()
+            try:
+                self.ferry("sync", ":d", self.dest)
+            finally:
+                stop.set()
+                swapper.join()
+            for i, (a, b) in enumerate(pairs):
+                if not any(os.path.exists(p) and open(p, "rb").read() == b"USER FILE %d" % i
+                           for p in (a.decode(), b.decode())):
+                    lost += 1
+        self.assertEqual(lost, 0, "user files lost in %d pulls" % rounds)
 
 
 class UnreadableLocalFolders(SyncTest):
