@@ -530,7 +530,7 @@ std::vector<std::string> stray_leftovers(const TreeListing& local)
 namespace {
 
 // A stray sidecar (no part in the scan): removed only while still no part
-// stands, and only this user's own file in the sidecar's format. A part
+// stands, and only under remove_ferry_leftover's rule. A part
 // that stands again is a download begun since the scan, which may have
 // written this sidecar: both stay. What is left between this look and the
 // unlink is a download that creates its part and renames a new sidecar in
