@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -1442,6 +1443,34 @@ class LeftoversOfAKilledDownload(SyncTest):
                            for p in (a.decode(), b.decode())):
                     lost += 1
         self.assertEqual(lost, 0, "user files lost in %d pulls" % rounds)
+
+
+class DeepTreeUnderALowLimit(SyncTest):
+    """Attack round 18, finding 3: a pull whose local scan could not read a
+    folder says "nothing is received there", and then sent nothing there
+    (before: the folder entered and then not read stayed a folder in the
+    scan, and the plan placed every server file beneath it). Under a limit
+    of 7 the walk of a 40-deep tree cannot read past its second level."""
+
+    def test_a_pull_receives_nothing_where_its_scan_could_not_read(self):
+        path = os.path.join(self.root, "up")
+        for depth in range(1, 41):
+            path = os.path.join(path, "l%d" % depth)
+            os.makedirs(path)
+            for f in range(3):
+                with open(os.path.join(path, "f%d" % f), "wb") as out:
+                    out.write(b"%d %d" % (depth, f))
+        copy = os.path.join(self.local, "up")
+        self.sync(":up", copy)
+        result = subprocess.run(self.argv("--json", "sync", "--delete", ":up", copy), cwd=self.local, env=self.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120,
+                                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (7, 7)))
+        summary = json.loads(result.stdout.decode().splitlines()[0])["sync"]
+        self.assertEqual(result.returncode, 3, summary)
+        unread = [e["path"] for e in summary["errors"] if "nothing is received there" in e["message"]]
+        self.assertNotEqual(unread, [], summary["errors"])
+        self.assertEqual(summary["sent"], 0, summary)
+        self.assertNotIn("Bad file descriptor", json.dumps(summary["errors"]))
 
 
 class UnreadableLocalFolders(SyncTest):
