@@ -268,21 +268,37 @@ TEST_CASE("a kill's state temporaries are known by their exact names, and only t
 
     ferry::test::TempDir dir;
     const std::string state = dir / "x.ferry-part.state";
-    ferry::test::write_file(dir / "x.ferry-part.state.tmp-QwErTy", "{}");
-    ferry::test::write_file(dir / "x.ferry-part.state.tmp-0aZ9x1", "");
-    ferry::test::write_file(dir / "x.ferry-part.state.tmp-notes", "mine");
-    ferry::test::write_file(dir / "x.ferry-part.state.tmp-Plain1", "a file downloaded to this name");
-    ferry::test::write_file(dir / "y.ferry-part.state.tmp-AbCdEf", "another download's");
-    ferry::test::write_file(dir / "x.ferry-part.state.tmp-Large1", std::string(65 * 1024, 'L'));
-    ferry::test::write_file(dir / "x.ferry-part.state.tmp-Linkd1", "{}");
+    // What a checkpoint writes: the state reader's format, mode 0600.
+    DownloadState written{"x", 1, 0, 0, {}, {}, {}};
+    ferry::Sha256 hash;
+    written.digest_state = hash.save_state();
+    written.prefix_digest = hash.hex_digest();
+    REQUIRE(write_download_state(dir / "v.ferry-part.state", written).ok());
+    const std::string text = ferry::test::read_file(dir / "v.ferry-part.state");
+    const auto plant = [&](const char* name, const std::string& data, mode_t mode = 0600) {
+        ferry::test::write_file(dir / name, data);
+        REQUIRE(::chmod((dir / name).c_str(), mode) == 0);
+    };
+    plant("x.ferry-part.state.tmp-QwErTy", text);
+    plant("x.ferry-part.state.tmp-0aZ9x1", "");            // empty: not a state
+    plant("x.ferry-part.state.tmp-Json01", "{\"my\":1}");   // a user's JSON
+    plant("x.ferry-part.state.tmp-Cut001", text.substr(0, text.size() / 2));
+    plant("x.ferry-part.state.tmp-Mode44", text, 0644);     // not as ferry creates them
+    plant("x.ferry-part.state.tmp-Mode40", text, 0400);
+    plant("x.ferry-part.state.tmp-notes", "mine");
+    plant("x.ferry-part.state.tmp-Plain1", "a file downloaded to this name");
+    plant("y.ferry-part.state.tmp-AbCdEf", text);
+    plant("x.ferry-part.state.tmp-Large1", std::string(65 * 1024, 'L'));
+    plant("x.ferry-part.state.tmp-Linkd1", text);
     REQUIRE(::link((dir / "x.ferry-part.state.tmp-Linkd1").c_str(), (dir / "copy").c_str()) == 0);
     const auto removed = remove_state_temporaries(state);
     REQUIRE(removed.ok());
-    CHECK(removed.value() == 2);
+    CHECK(removed.value() == 1);
     CHECK_FALSE(ferry::test::exists(dir / "x.ferry-part.state.tmp-QwErTy"));
-    CHECK_FALSE(ferry::test::exists(dir / "x.ferry-part.state.tmp-0aZ9x1"));
-    for (const char* stays : {"x.ferry-part.state.tmp-notes", "x.ferry-part.state.tmp-Plain1",
-                              "y.ferry-part.state.tmp-AbCdEf",
+    for (const char* stays : {"x.ferry-part.state.tmp-0aZ9x1", "x.ferry-part.state.tmp-Json01",
+                              "x.ferry-part.state.tmp-Cut001", "x.ferry-part.state.tmp-Mode44",
+                              "x.ferry-part.state.tmp-Mode40", "x.ferry-part.state.tmp-notes",
+                              "x.ferry-part.state.tmp-Plain1", "y.ferry-part.state.tmp-AbCdEf",
                               "x.ferry-part.state.tmp-Large1", "x.ferry-part.state.tmp-Linkd1"}) {
         CAPTURE(stays);
         CHECK(ferry::test::exists(dir / stays));

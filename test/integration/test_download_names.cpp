@@ -336,3 +336,33 @@ TEST_CASE("sync pull neither publishes nor deletes names of a sidecar's temporar
     CHECK(folder_entries(copy) ==
           std::vector<std::string>{"plain", "z.ferry-part", "z.ferry-part.state.tmp-XyZ789"});
 }
+
+TEST_CASE("a leftover's removal unlinks only the file it checked: one swapped in at the name stays")
+{
+    // Attack round 18, finding 2: the name is renamed aside first and the
+    // entry there checked; a file found there that is not the one looked
+    // at is renamed back, never unlinked.
+    TempDir dir;
+    const std::string looked_at = dir.path() + "/x.ferry-part.state.tmp-AbCdEf";
+    write_file(looked_at, "ferry's");
+    struct stat checked {};
+    REQUIRE(::stat(looked_at.c_str(), &checked) == 0);
+    // Swapped: another file now stands at the name.
+    const std::string moved = dir.path() + "/moved";
+    REQUIRE(::rename(looked_at.c_str(), moved.c_str()) == 0);
+    write_file(looked_at, "the user's");
+    const int folder = ::open(dir.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    REQUIRE(folder >= 0);
+    auto removed = ferry::client::unlink_if_still(folder, "x.ferry-part.state.tmp-AbCdEf", checked, looked_at);
+    REQUIRE(removed);
+    CHECK_FALSE(removed.value());
+    CHECK(read_file(looked_at) == "the user's");
+    // The file checked, back at the name: removed, and nothing left aside.
+    REQUIRE(::rename(moved.c_str(), looked_at.c_str()) == 0);
+    removed = ferry::client::unlink_if_still(folder, "x.ferry-part.state.tmp-AbCdEf", checked, looked_at);
+    REQUIRE(removed);
+    CHECK(removed.value());
+    CHECK_FALSE(exists(looked_at));
+    ::close(folder);
+    CHECK(folder_entries(dir.path()).empty());
+}

@@ -174,6 +174,13 @@ TEST_CASE("a command's descriptor shares fit its limit, and keep the usual bound
             if (limit >= 16) {
                 CHECK(held <= limit - kReservedDescriptors);
             }
+            // A local walk runs before the transfers, beside the connections:
+            // its folders (and the one it reads through a dup) whatever the depth.
+            CHECK(shares.walk_folders >= 3);
+            if (limit >= 16) {
+                CHECK(shares.connections * (4 + shares.gets_in_flight) + shares.walk_folders + 1 <=
+                      limit - kReservedDescriptors);
+            }
         }
     }
     const auto roomy = descriptor_shares(1 << 20, 8);
