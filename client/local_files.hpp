@@ -372,7 +372,9 @@ Result<bool> remove_ferry_leftover(const std::string& path, const LocalFolder* i
 // rename is therefore never removed. What is left: a process that may
 // write the folder, reads the fresh name (readdir, inotify) and swaps
 // another file in at it between that check and the unlink. Where the
-// file system has no RENAME_NOREPLACE, nothing is removed. Whether it was
+// file system has no RENAME_NOREPLACE, nothing is removed. A kill between
+// the rename and the unlink leaves the file under the fresh name, which
+// nothing removes. Whether it was
 // removed; an Error where the name was taken again before the rename back
 // (it names where the moved file stands).
 Result<bool> unlink_if_still(int dir, const std::string& name, const struct ::stat& looked, const std::string& shown);
