@@ -375,21 +375,12 @@ Result<AccessList> AccessList::load(const std::string& path)
         ::close(fd);
         return *problem;
     }
-    std::string text;
-    std::array<char, 4096> buffer;
-    for (;;) {
-        const auto got = sys::read_full(fd, std::span(buffer));
-        if (!got.ok()) {
-            ::close(fd);
-            return Error{ErrorCode::io_error, "cannot read token file \"" + path + "\": " + std::strerror(got.error)};
-        }
-        text.append(buffer.data(), got.done);
-        if (got.done < buffer.size()) {
-            break;
-        }
-    }
+    auto text = read_to_end(fd, path, "token file");
     ::close(fd);
-    auto list = parse(text);
+    if (!text) {
+        return text.error();
+    }
+    auto list = parse(*text);
     // Reading is a leak, not a grant: a warning, as the file may be meant
     // for a group (a service's and a backup's user). With an ACL, the group
     // bits are its mask.

@@ -82,28 +82,31 @@ Result<OperatorFile> open_operator_file(const std::string& path, int flags, std:
     return file;
 }
 
+Result<std::string> read_to_end(int fd, const std::string& path, std::string_view what)
+{
+    std::string text;
+    std::array<char, 4096> buffer;
+    for (;;) {
+        const auto got = sys::read_full(fd, std::span(buffer));
+        if (!got.ok()) {
+            return Error{ErrorCode::io_error, "cannot read " + quoted(what, path) + ": " + std::strerror(got.error)};
+        }
+        text.append(buffer.data(), got.done);
+        if (got.done < buffer.size()) {
+            return text;
+        }
+    }
+}
+
 Result<std::string> read_operator_file(const std::string& path, std::string_view what, struct ::stat* st)
 {
     auto opened = open_operator_file(path, O_RDONLY, what);
     if (!opened) {
         return opened.error();
     }
-    const int fd = opened->fd;
-    std::string text;
-    std::array<char, 4096> buffer;
-    for (;;) {
-        const auto got = sys::read_full(fd, std::span(buffer));
-        if (!got.ok()) {
-            ::close(fd);
-            return Error{ErrorCode::io_error, "cannot read " + quoted(what, path) + ": " + std::strerror(got.error)};
-        }
-        text.append(buffer.data(), got.done);
-        if (got.done < buffer.size()) {
-            break;
-        }
-    }
-    ::close(fd);
-    if (st != nullptr) {
+    auto text = read_to_end(opened->fd, path, what);
+    ::close(opened->fd);
+    if (text && st != nullptr) {
         *st = opened->st;
     }
     return text;

@@ -31,6 +31,10 @@ struct OperatorFile {
 Result<OperatorFile> open_operator_file(const std::string& path, int flags, std::string_view what,
                                         mode_t create_mode = 0);
 
+// What is left to read of `fd` (an operator's file, `what` at `path` for
+// the message), to its end. Error: io_error naming the file and why.
+Result<std::string> read_to_end(int fd, const std::string& path, std::string_view what);
+
 // The whole of such a file, read through open_operator_file(O_RDONLY); its
 // stat in `st` when given.
 Result<std::string> read_operator_file(const std::string& path, std::string_view what, struct ::stat* st = nullptr);
