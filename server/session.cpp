@@ -155,14 +155,18 @@ bool Session::Standing::idle_expired(std::uint64_t now_ms, std::uint64_t unwatch
     // woken session then runs to say why it closes.
     last_activity_ms = std::min(now_ms, last_activity_ms + unwatched_ms);
     const std::uint64_t quiet = now_ms > last_activity_ms ? now_ms - last_activity_ms : 0;
+    return quiet >= waiting_limit_ms(hello_done, config);
+}
+
+std::uint64_t Session::waiting_limit_ms(bool hello_done, const Config& config)
+{
     const auto limit = hello_done ? config.idle_timeout : std::min(config.idle_timeout, config.handshake_timeout);
-    return quiet >= static_cast<std::uint64_t>(limit.count());
+    return static_cast<std::uint64_t>(limit.count());
 }
 
 std::uint64_t Session::waiting_limit_ms() const
 {
-    const auto limit = hello_done_ ? config_.idle_timeout : std::min(config_.idle_timeout, config_.handshake_timeout);
-    return static_cast<std::uint64_t>(limit.count());
+    return waiting_limit_ms(hello_done_, config_);
 }
 
 Session::~Session()

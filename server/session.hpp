@@ -259,6 +259,8 @@ private:
     // before hello no longer than the handshake timeout (a peer that knows
     // no token must not hold an address's slot for the idle timeout).
     std::uint64_t waiting_limit_ms() const;
+    // The same for a parked session's Standing, which keeps no Session.
+    static std::uint64_t waiting_limit_ms(bool hello_done, const Config& config);
     // What the peer has taken so far: bytes received from it plus bytes of
     // ours its TCP stack acknowledged; a transfer's rate is measured on it.
     std::uint64_t progress_bytes() const { return received_bytes_ + io_.acknowledged_bytes(); }
