@@ -189,6 +189,28 @@ LocalFolder::~LocalFolder()
     ::close(fd_);
 }
 
+namespace {
+
+// The folder `name` in `parent`, shown as `shown` in messages: one step of a
+// tree walk, where nothing is followed (a symbolic link or a file there is
+// an error naming it).
+Result<std::shared_ptr<const LocalFolder>> open_child_folder(const LocalFolder& parent, const std::string& name,
+                                                             std::string shown)
+{
+    const int fd = sys::retry_on_eintr(
+        [&] { return ::openat(parent.fd(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); });
+    if (fd < 0) {
+        const int err = errno;
+        if (err == ELOOP || err == ENOTDIR) {
+            return Error{ErrorCode::local_io, in_quotes(shown) + " is not a folder (a symbolic link is not followed)"};
+        }
+        return local_error("cannot open the folder " + in_quotes(shown), err);
+    }
+    return std::make_shared<const LocalFolder>(std::move(shown), fd);
+}
+
+} // namespace
+
 Result<std::shared_ptr<const LocalFolder>> open_tree_folder(const std::string& root, const std::string& path)
 {
     // The root is the user's (typed, or below what they typed): its links
@@ -208,18 +230,11 @@ Result<std::shared_ptr<const LocalFolder>> open_tree_folder(const std::string& r
             continue;
         }
         reached += (reached.ends_with('/') ? "" : "/") + name;
-        const int next = sys::retry_on_eintr([&] {
-            return ::openat(folder->fd(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        });
-        if (next < 0) {
-            const int err = errno;
-            if (err == ELOOP || err == ENOTDIR) {
-                return Error{ErrorCode::local_io,
-                             in_quotes(reached) + " is not a folder (a symbolic link is not followed)"};
-            }
-            return local_error("cannot open the folder " + in_quotes(reached), err);
+        auto next = open_child_folder(*folder, name, reached);
+        if (!next) {
+            return next.error();
         }
-        folder = std::make_shared<const LocalFolder>(reached, next);
+        folder = std::move(next.value());
     }
     return folder;
 }
@@ -265,18 +280,11 @@ Result<std::shared_ptr<const LocalFolder>> HeldFolders::folder(const std::string
             return parent.error();
         }
         const std::string name = slash == std::string::npos ? below : below.substr(slash + 1);
-        const std::string shown = root + (root.ends_with('/') ? "" : "/") + below;
-        const int fd = sys::retry_on_eintr([&] {
-            return ::openat(parent.value()->fd(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        });
-        if (fd < 0) {
-            const int err = errno;
-            if (err == ELOOP || err == ENOTDIR) {
-                return Error{ErrorCode::local_io, in_quotes(shown) + " is not a folder (a symbolic link is not followed)"};
-            }
-            return local_error("cannot open the folder " + in_quotes(shown), err);
+        auto child = open_child_folder(*parent.value(), name, root + (root.ends_with('/') ? "" : "/") + below);
+        if (!child) {
+            return child.error();
         }
-        opened = std::make_shared<const LocalFolder>(shown, fd);
+        opened = std::move(child.value());
     }
     if (held_.size() >= most_) {
         held_.clear(); // the downloads that took them still hold theirs
