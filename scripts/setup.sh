@@ -12,6 +12,8 @@ packages=(g++ python3 openssl meson ninja-build pkg-config libuv1-dev nlohmann-j
           systemd
           # test/cli/test_sync.py counts and orders a pull's system calls
           strace
+          # setfacl: the hostile suite gives a token file an ACL entry
+          acl
           # clients/python: its install test (Debian's pip, setuptools and
           # wheel in a venv), the optional xxh3-128 and its type check
           python3-pip python3-setuptools python3-wheel python3-venv python3-xxhash mypy
