@@ -105,11 +105,10 @@ std::vector<CLI::ConfigItem> ConfigReader::from_config(std::istream& input) cons
 
 std::string check_config_file(const std::string& path)
 {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0) {
-        return {};
+    struct ::stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        return {}; // CLI11 says that it is missing
     }
-    ::close(fd);
     auto opened = open_operator_file(path, O_RDONLY, "config file");
     if (!opened) {
         return opened.error().message;

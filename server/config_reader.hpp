@@ -28,9 +28,9 @@ public:
 
 // The check on --config's value, run before CLI11 opens the file with an
 // std::ifstream (which a FIFO at the path would block for ever, before
-// ferryd listens): empty when the path opens without blocking as a regular
-// file, or cannot be opened at all (CLI11 then says it is missing);
-// otherwise why not, a usage error (exit 2).
+// ferryd listens): empty when the path opens as a regular file
+// (open_operator_file, which opens nothing else), or names nothing (CLI11
+// then says it is missing); otherwise why not, a usage error (exit 2).
 std::string check_config_file(const std::string& path);
 
 } // namespace ferry::server

@@ -178,6 +178,15 @@ static Result<std::FILE*> open_log_file(const std::string& path)
     if (!opened) {
         return opened.error();
     }
+    // A hard link is the symbolic link's twin where fs.protected_hardlinks
+    // is off: a user who may write the log's folder could give a file they
+    // cannot write (another user's, a system file) the log's name.
+    if (opened->st.st_nlink > 1) {
+        ::close(opened->fd);
+        return Error{ErrorCode::io_error, "log file \"" + path + "\" has " + std::to_string(opened->st.st_nlink) +
+                                              " names (hard links); ferryd appends only to a file that is its log "
+                                              "alone (another name could be any file)"};
+    }
     std::FILE* file = ::fdopen(opened->fd, "a");
     if (file == nullptr) {
         const int error = errno;

@@ -58,12 +58,89 @@ std::string_view kind_of_file(mode_t mode)
     return "not a regular file";
 }
 
+namespace {
+
+Error not_regular(const std::string& path, std::string_view what, mode_t mode)
+{
+    return Error{ErrorCode::io_error,
+                 quoted(what, path) + " is not a regular file (it is " + std::string(kind_of_file(mode)) + ")"};
+}
+
+// Opens what `looked` (an O_PATH descriptor of a regular file, `seen` its
+// stat) names with `flags`: through /proc/self/fd, which reopens that very
+// file whatever its path names by now (proc(5), "/proc/pid/fd"); where /proc
+// is not mounted, by its path again, kept only if it is still that file.
+Result<int> reopen_looked_at(int looked, const struct ::stat& seen, const std::string& path, int flags,
+                             std::string_view what)
+{
+    const int open_flags = (flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+    const std::string by_descriptor = "/proc/self/fd/" + std::to_string(looked);
+    int fd = ::open(by_descriptor.c_str(), open_flags);
+    if (fd < 0 && errno == ENOENT) {
+        fd = ::open(path.c_str(), open_flags | (flags & O_NOFOLLOW));
+    }
+    if (fd < 0) {
+        return Error{ErrorCode::io_error, open_failure(path, what, flags, errno)};
+    }
+    struct ::stat now {};
+    if (::fstat(fd, &now) != 0 || now.st_dev != seen.st_dev || now.st_ino != seen.st_ino) {
+        ::close(fd);
+        return Error{ErrorCode::io_error, quoted(what, path) + " was replaced while ferryd opened it; try again"};
+    }
+    return fd;
+}
+
+} // namespace
+
 Result<OperatorFile> open_operator_file(const std::string& path, int flags, std::string_view what, mode_t create_mode)
 {
+    // Looked at before it is opened: an O_PATH descriptor opens no file (no
+    // device driver's open, which may act, as a watchdog's or a tape's
+    // does; no FIFO end, which would wake a writer or reader waiting on
+    // it), so what is not a regular file is refused untouched.
     OperatorFile file;
-    file.fd = ::open(path.c_str(), flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, create_mode);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        const int looked = ::open(path.c_str(), O_PATH | O_CLOEXEC | (flags & O_NOFOLLOW));
+        if (looked < 0) {
+            const int error = errno;
+            if (error != ENOENT || (flags & O_CREAT) == 0) {
+                return Error{ErrorCode::io_error, open_failure(path, what, flags, error)};
+            }
+            // Nothing there: this makes a new file and opens only that; a
+            // name made meanwhile by someone else is looked at once more.
+            file.fd = ::open(path.c_str(), flags | O_EXCL | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, create_mode);
+            if (file.fd < 0 && errno == EEXIST) {
+                continue;
+            }
+            if (file.fd < 0) {
+                return Error{ErrorCode::io_error, open_failure(path, what, flags, errno)};
+            }
+            break;
+        }
+        struct ::stat seen {};
+        if (::fstat(looked, &seen) != 0) {
+            const int error = errno;
+            ::close(looked);
+            return Error{ErrorCode::io_error, "cannot stat " + quoted(what, path) + ": " + std::strerror(error)};
+        }
+        if (S_ISLNK(seen.st_mode)) { // O_PATH | O_NOFOLLOW names the link itself
+            ::close(looked);
+            return Error{ErrorCode::io_error, open_failure(path, what, flags, ELOOP)};
+        }
+        if (!S_ISREG(seen.st_mode)) {
+            ::close(looked);
+            return not_regular(path, what, seen.st_mode);
+        }
+        auto opened = reopen_looked_at(looked, seen, path, flags, what);
+        ::close(looked);
+        if (!opened) {
+            return opened.error();
+        }
+        file.fd = opened.value();
+        break;
+    }
     if (file.fd < 0) {
-        return Error{ErrorCode::io_error, open_failure(path, what, flags, errno)};
+        return Error{ErrorCode::io_error, quoted(what, path) + " kept changing while ferryd opened it; try again"};
     }
     if (::fstat(file.fd, &file.st) != 0) {
         const int error = errno;
@@ -72,8 +149,7 @@ Result<OperatorFile> open_operator_file(const std::string& path, int flags, std:
     }
     if (!S_ISREG(file.st.st_mode)) {
         ::close(file.fd);
-        return Error{ErrorCode::io_error, quoted(what, path) + " is not a regular file (it is " +
-                                              std::string(kind_of_file(file.st.st_mode)) + ")"};
+        return not_regular(path, what, file.st.st_mode);
     }
     const int status = ::fcntl(file.fd, F_GETFL);
     if (status >= 0) {

@@ -1,12 +1,17 @@
 // The files an operator names by path (--token-file, --log-file, --config,
-// --tls-cert, --tls-key), opened so that no kind of file can block ferryd.
+// --tls-cert, --tls-key), opened so that no kind of file can block ferryd
+// or be acted on by being opened.
 //
 // A plain open(2) of a FIFO that no one writes waits for a writer for ever;
 // at a SIGHUP that wait is in the thread that handles signals, so later
-// SIGHUPs and SIGTERM go unheard. These open with O_NONBLOCK (a FIFO opens
-// at once, or fails with ENXIO for writing), O_NOCTTY (a terminal never
-// becomes ours) and O_CLOEXEC, then fstat the descriptor and refuse what is
-// not a regular file, naming what it is. The descriptor comes back without
+// SIGHUPs and SIGTERM go unheard. Opening a device runs its driver's open,
+// which may act (a watchdog starts counting down, a tape rewinds), and
+// opening a FIFO's end wakes whoever waits on the other. So the path is
+// first looked at through an O_PATH descriptor, which opens nothing, and
+// what is not a regular file is refused, naming what it is. A regular file
+// is then opened through that descriptor (/proc/self/fd; by its path again
+// where /proc is missing, and kept only if it is the file looked at), with
+// O_NONBLOCK, O_NOCTTY and O_CLOEXEC. The descriptor comes back without
 // O_NONBLOCK, so that a regular file behaves as any other.
 #pragma once
 

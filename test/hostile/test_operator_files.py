@@ -27,6 +27,16 @@ def run(*args, timeout=10):
                           stdin=subprocess.DEVNULL, timeout=timeout)
 
 
+def waits_in_open(pid):
+    """Whether the process waits in open(2) for a FIFO's other end (its
+    kernel wait channel, proc(5))."""
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            return f.read() == "wait_for_partner"
+    except OSError:
+        return False
+
+
 def make_certificate(folder):
     cert = os.path.join(folder, "cert.pem")
     key = os.path.join(folder, "key.pem")
@@ -80,6 +90,54 @@ class OperatorFiles(unittest.TestCase):
         reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
         self.addCleanup(os.close, reader)
         self.start_fails(["--log-file", fifo], 3, "is not a regular file (it is a FIFO)")
+
+    def test_what_is_not_a_regular_file_is_refused_without_being_opened(self):
+        # Opening a FIFO's end wakes whoever waits in open(2) on the other
+        # (as opening a device runs its driver's open, which may act): a
+        # waiting process shows whether ferryd opened the path at all.
+        fifo = self.fifo(".fifo")
+        cert, key = make_certificate(self.root)
+        cases = [(["--token-file", fifo], 5, "O_WRONLY"),
+                 (["--config", fifo], 2, "O_WRONLY"),
+                 (["--tls-cert", fifo, "--tls-key", key], 6, "O_WRONLY"),
+                 (["--tls-cert", cert, "--tls-key", fifo], 6, "O_WRONLY"),
+                 (["--log-file", fifo], 3, "O_RDONLY")]
+        for args, status, end in cases:
+            with self.subTest(args=args):
+                waiter = subprocess.Popen(
+                    ["python3", "-c", f"import os; os.open({fifo!r}, os.{end}); print('woken', flush=True)"],
+                    stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                try:
+                    self.assertTrue(wait_until(lambda: waits_in_open(waiter.pid), within=10))
+                    self.start_fails(args, status, "is not a regular file (it is a FIFO)")
+                    self.assertRaises(subprocess.TimeoutExpired, waiter.wait, timeout=0.5)
+                finally:
+                    waiter.kill()
+                    waiter.wait()
+
+    def test_a_log_file_with_another_name_is_refused(self):
+        # A hard link is the symbolic link's twin where fs.protected_hardlinks
+        # is off: the log's name given to a file ferryd must never append to.
+        precious = os.path.join(self.root, ".precious")
+        with open(precious, "w") as f:
+            f.write("precious\n")
+        os.chmod(precious, 0o600)
+        log = os.path.join(self.root, ".ferryd.log")
+        os.link(precious, log)
+        self.start_fails(["--log-file", log], 3, "hard links")
+        os.unlink(log)
+        with Server(FERRYD, self.root, "--log-file", log) as server:
+            os.rename(log, log + ".1")
+            os.link(precious, log)
+            server.process.send_signal(signal.SIGHUP)
+
+            def old_log():
+                with open(log + ".1") as f:
+                    return f.read()
+            self.assertTrue(wait_until(lambda: "log_reopen_failed" in old_log(), within=10), old_log())
+            self.assertIn("hard links", old_log())
+        with open(precious) as f:
+            self.assertEqual(f.read(), "precious\n")
 
     def test_a_fifo_at_sighup_keeps_the_tokens_and_the_log_and_sigterm_still_stops(self):
         log = os.path.join(self.root, ".log")
