@@ -427,7 +427,18 @@ Result<bool> DirectoryReader::read_page(std::size_t page_bytes, ListReply& page)
         const dirent* entry = ::readdir(dir);
         if (entry == nullptr) {
             if (errno != 0) {
-                return file_error(errno, "cannot read", levels_.back().prefix.empty() ? "." : levels_.back().prefix);
+                if (!options_.folders) {
+                    // Version 1 has no way to say which folder: the listing fails.
+                    return file_error(errno, "cannot read", levels_.back().prefix.empty() ? "." : levels_.back().prefix);
+                }
+                // A read that failed part way (EIO, ESTALE on a network file
+                // system) ends this folder's reading, not the listing's: what
+                // was read of it stands, and it is named as not read in full,
+                // as a folder with an entry that could not be stat'ed is.
+                levels_.back().unlisted = true;
+                if (levels_.back().unread_errno == 0) {
+                    levels_.back().unread_errno = errno;
+                }
             }
             std::string relative = std::move(levels_.back().prefix);
             if (!relative.empty()) {
