@@ -379,10 +379,31 @@ private:
     Result<FileInfo> set_expected_mtime(const Located& located, std::string_view path,
                                         const struct timespec (&times)[2], const ExpectedEntry& expect) const;
     std::optional<Error> replaceable(std::string_view path, bool parents, bool make_parents) const;
+    // One folder on a recursive delete's way down: the name it had in the
+    // folder above (held as `parent`, a descriptor of the walk) and the
+    // identity it had there.
+    struct WalkStep {
+        int parent;
+        std::string name;
+        dev_t device;
+        ino_t inode;
+    };
+    // A recursive delete's walk: the steps from the deleted path down to
+    // the folder being emptied, and the first step found moved away or
+    // replaced (its index), which ends the emptying of that folder and of
+    // every folder below it.
+    struct DeleteWalk {
+        std::vector<WalkStep> steps;
+        std::optional<std::size_t> moved_step;
+    };
+    // The first step of `steps` whose folder is no longer at its name in
+    // the folder above; nothing when the whole way is as it was walked.
+    static std::optional<std::size_t> first_moved_step(const std::vector<WalkStep>& steps);
     // Removes what folder `fd` holds (see remove()); `relative` its path for
-    // messages; `blocker` gets the first entry left.
+    // messages; `blocker` gets the first entry left. `walk.steps` ends with
+    // this folder's own step.
     std::optional<Error> empty_folder(int fd, const std::string& relative, std::size_t depth, Removed& removed,
-                                      std::string& blocker) const;
+                                      std::string& blocker, DeleteWalk& walk) const;
 
     int root_fd_;
     dev_t root_device_;

@@ -210,8 +210,24 @@ Result<bool> Library::make_folder(std::string_view path, bool parents) const
     return created;
 }
 
+// The first step of a recursive delete's walk whose folder is no longer
+// at its name in the folder above (moved away, out of the deleted tree, or
+// replaced); nothing when the whole way down is as it was walked.
+std::optional<std::size_t> Library::first_moved_step(const std::vector<WalkStep>& steps)
+{
+    for (std::size_t index = 0; index < steps.size(); ++index) {
+        struct ::stat now {};
+        const WalkStep& step = steps[index];
+        if (::fstatat(step.parent, step.name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 || now.st_ino != step.inode ||
+            now.st_dev != step.device) {
+            return index;
+        }
+    }
+    return std::nullopt;
+}
+
 std::optional<Error> Library::empty_folder(int fd, const std::string& relative, std::size_t depth, Removed& removed,
-                                           std::string& blocker) const
+                                           std::string& blocker, DeleteWalk& walk) const
 {
     // The names first, then the removals: unlinking while readdir runs may
     // skip entries on some file systems. One folder's names at a time.
@@ -244,6 +260,17 @@ std::optional<Error> Library::empty_folder(int fd, const std::string& relative, 
         }
     };
     std::optional<Error> failure;
+    // Before each removal: the folders it would act in, from the deleted
+    // path down to this one, are still where the walk found them. A folder
+    // moved out of the tree (to a place its mover keeps) is no longer the
+    // delete's to empty, though the walk holds it open. The look and the
+    // removal are two system calls, as in "what a check cannot close"
+    // (PROTOCOL.md 4.11).
+    const std::size_t own_step = walk.steps.size() - 1;
+    const auto way_moved = [&] {
+        walk.moved_step = first_moved_step(walk.steps);
+        return walk.moved_step.has_value();
+    };
     for (const std::string& name : names) {
         const std::string path = relative + "/" + name;
         if (name.front() == '.' || check_file_name(name)) {
@@ -273,6 +300,9 @@ std::optional<Error> Library::empty_folder(int fd, const std::string& relative, 
         // changed is left and the walk goes on (PROTOCOL.md 4.11), rather
         // than end the whole delete on that entry's errno.
         if (S_ISREG(st.st_mode)) {
+            if (way_moved()) {
+                break;
+            }
             if (::unlinkat(fd, name.c_str(), 0) != 0) {
                 if (errno == ENOENT) {
                     continue; // removed or renamed away by someone else meanwhile
@@ -305,8 +335,23 @@ std::optional<Error> Library::empty_folder(int fd, const std::string& relative, 
             leave(path, "changed while it was being deleted");
             continue;
         }
-        if (auto error = empty_folder(child.get(), path, depth + 1, removed, blocker)) {
+        walk.steps.push_back(WalkStep{fd, name, st.st_dev, st.st_ino});
+        auto error = empty_folder(child.get(), path, depth + 1, removed, blocker, walk);
+        walk.steps.pop_back();
+        if (error) {
             failure = std::move(error);
+            break;
+        }
+        if (walk.moved_step) {
+            if (*walk.moved_step <= own_step) {
+                break; // this folder, or one above it, moved too: its caller says so
+            }
+            // That folder moved: what it holds now is its mover's.
+            leave(path, "was moved or replaced while it was being deleted");
+            walk.moved_step.reset();
+            continue;
+        }
+        if (way_moved()) {
             break;
         }
         if (::unlinkat(fd, name.c_str(), AT_REMOVEDIR) != 0) {
@@ -401,9 +446,14 @@ Result<Removed> Library::remove(std::string_view path, bool recursive, const std
                 opened.st_dev != st.st_dev) {
                 return top_changed(path, removed);
             }
-            if (auto error =
-                    empty_folder(folder.get(), std::string(path), path_components(path).size(), removed, blocker)) {
+            DeleteWalk walk;
+            walk.steps.push_back(WalkStep{parent, located->leaf, st.st_dev, st.st_ino});
+            if (auto error = empty_folder(folder.get(), std::string(path), path_components(path).size(), removed,
+                                          blocker, walk)) {
                 return *error;
+            }
+            if (walk.moved_step) {
+                return top_changed(path, removed); // renamed away or replaced: what it holds is not ours
             }
             // The folder emptied is not the one at the name any more: the
             // rmdir would take another's (or fail on its entries). The gap

@@ -1,27 +1,35 @@
-"""A folder whose reading fails part way (readdir's EIO, as a damaged disk
+"""Folders that fail or change under ferryd while it works in them.
+
+A folder whose reading fails part way (readdir's EIO, as a damaged disk
 or a network file system's folder read gives) ends that folder's reading,
 not the listing's: what was read of it is listed, it is named in
 unreadable_folders with io_error and in holding_unlisted (PROTOCOL.md 4.2),
 and every other folder is listed in full. The failure is made by a small
-library preloaded into ferryd (test/faults/readdir_fault.cpp): readdir
-fails with EIO where it would have returned an entry named "poison"."""
+library preloaded into ferryd (test/faults/fs_faults.cpp): readdir
+fails with EIO where it would have returned an entry named "poison".
+
+A recursive delete empties only what is still in the tree it was asked to
+delete: a folder moved out of it meanwhile (by another client, another
+ferryd or a local user) keeps what it holds (PROTOCOL.md 4.11). The same
+library slows each unlinkat, so that the move lands mid-walk."""
 
 import os
 import shutil
+import time
 import unittest
 
-from wire import Server, temp_root
+from wire import Server, temp_root, wait_until
 
 FERRYD = os.environ.get("FERRYD", "")
 
 
 def fault_library():
     """The preloaded library: meson names it; by hand, it lies in ferryd's build folder."""
-    named = os.environ.get("FERRY_READDIR_FAULT_LIB")
+    named = os.environ.get("FERRY_FS_FAULTS_LIB")
     if named:
         return named
     build = os.path.dirname(os.path.dirname(os.path.abspath(FERRYD)))
-    return os.path.join(build, "test", "faults", "libferry_readdir_fault.so")
+    return os.path.join(build, "test", "faults", "libferry_fs_faults.so")
 
 
 def write(root, relative, data=b"x"):
@@ -31,10 +39,19 @@ def write(root, relative, data=b"x"):
         f.write(data)
 
 
+def preloaded(**faults):
+    """The environment of a ferryd with the fault library preloaded and `faults` set."""
+    library = fault_library()
+    if not os.path.isfile(library):
+        raise AssertionError(f"the fault library {library} is not built")
+    # A sanitized ferryd checks that its runtime comes first; a preloaded library comes before it.
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    return {"LD_PRELOAD": library, "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0",
+            **faults}
+
+
 class FolderReadFaults(unittest.TestCase):
     def setUp(self):
-        library = fault_library()
-        self.assertTrue(os.path.isfile(library), f"the fault library {library} is not built")
         self.root = temp_root()
         self.addCleanup(shutil.rmtree, self.root)
         for name in ("a.txt", "b.txt", "c.txt"):
@@ -44,11 +61,7 @@ class FolderReadFaults(unittest.TestCase):
         write(self.root, "t/bad/poison")
         write(self.root, "t/bad/inner/deep.txt")
         write(self.root, "t/later/z.txt")
-        # A sanitized ferryd checks that its runtime comes first; a preloaded library comes before it.
-        asan = os.environ.get("ASAN_OPTIONS", "")
-        env = {"LD_PRELOAD": library, "FERRY_READDIR_FAULT_NAME": "poison",
-               "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
-        self.server = Server(FERRYD, self.root, env=env)
+        self.server = Server(FERRYD, self.root, env=preloaded(FERRY_READDIR_FAULT_NAME="poison"))
         self.addCleanup(self.server.stop)
 
     def listing(self, peer, path):
@@ -96,6 +109,54 @@ class FolderReadFaults(unittest.TestCase):
         reply = peer.request({"op": "list"})
         self.assertIs(reply.get("ok"), False, reply)
         self.assertEqual(reply["error"]["code"], "io_error", reply)
+
+
+class RecursiveDeleteMeetsAMove(unittest.TestCase):
+    FILES = 60
+
+    def setUp(self):
+        self.root = temp_root()
+        self.addCleanup(shutil.rmtree, self.root)
+        # d holds only x, so that the walk is inside x when the move lands.
+        for index in range(self.FILES):
+            write(self.root, f"d/x/f{index:02}.txt")
+        os.mkdir(os.path.join(self.root, "keep"))
+        self.server = Server(FERRYD, self.root, env=preloaded(FERRY_UNLINK_DELAY_MS="20"))
+        self.addCleanup(self.server.stop)
+        self.peer = self.server.peer(version=2)
+        self.addCleanup(self.peer.close)
+
+    def files_in(self, *parts):
+        try:
+            return len(os.listdir(os.path.join(self.root, *parts)))
+        except FileNotFoundError:
+            return 0
+
+    def move_mid_walk(self, source, target):
+        """Starts `delete d -r`, moves `source` to `target` once the walk has removed a few files of x,
+        and gives (files at the target right after the move, the delete's reply)."""
+        self.peer.send({"op": "delete", "path": "d", "recursive": True})
+        self.assertTrue(wait_until(lambda: self.files_in("d", "x") <= self.FILES - 3, within=20))
+        os.rename(os.path.join(self.root, *source), os.path.join(self.root, *target))
+        at_move = self.files_in(*target) if target[-1] == "x" else self.files_in(*target, "x")
+        self.assertGreater(at_move, 10, "the walk ended before the move: nothing to tell")
+        reply = self.peer.reply()
+        time.sleep(0.1)
+        return at_move, reply
+
+    def test_a_folder_moved_out_of_the_tree_keeps_what_it_holds(self):
+        at_move, reply = self.move_mid_walk(("d", "x"), ("keep", "x"))
+        # The one removal already past its check when the move landed may still go (the kernel's window,
+        # widened here by the delay); nothing after it.
+        self.assertGreaterEqual(self.files_in("keep", "x"), at_move - 1, reply)
+        self.assertIs(reply.get("ok"), True, reply)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "d")))
+
+    def test_the_deleted_path_moved_away_keeps_what_it_holds_and_the_reply_says_so(self):
+        at_move, reply = self.move_mid_walk(("d",), ("keep", "d"))
+        self.assertGreaterEqual(self.files_in("keep", "d", "x"), at_move - 1, reply)
+        self.assertIs(reply.get("ok"), False, reply)
+        self.assertEqual(reply["error"]["code"], "file_changed", reply)
 
 
 if __name__ == "__main__":

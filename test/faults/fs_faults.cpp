@@ -1,0 +1,72 @@
+// Faults for the tests, preloaded into ferryd (LD_PRELOAD): what a test
+// cannot make a file system do on demand. Each acts only when its variable
+// is set in ferryd's environment. Not installed.
+// - FERRY_READDIR_FAULT_NAME: readdir(3) fails with EIO where it would have
+//   returned the entry of that name, as a damaged disk or a network file
+//   system's folder read can part way through a folder; the entries read
+//   before it are returned as usual.
+// - FERRY_UNLINK_DELAY_MS: each unlinkat(2) waits that long first, so that
+//   a test can act while a long removal runs (a recursive delete's walk).
+//
+// The 64-bit names are wanted as the library has them: meson builds with
+// _FILE_OFFSET_BITS=64, which would turn readdir into readdir64 here.
+#undef _FILE_OFFSET_BITS
+#include <dirent.h>
+#include <dlfcn.h>
+#include <time.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace {
+
+template <typename Function>
+Function next_definition(const char* symbol)
+{
+    // The next definition in the search order: the C library's, or a
+    // sanitizer's interceptor in front of it.
+    return reinterpret_cast<Function>(::dlsym(RTLD_NEXT, symbol));
+}
+
+template <typename Entry>
+Entry* read_or_fail(const char* symbol, DIR* dir)
+{
+    using Read = Entry* (*)(DIR*);
+    static const Read real = next_definition<Read>(symbol);
+    Entry* entry = real(dir);
+    const char* poison = std::getenv("FERRY_READDIR_FAULT_NAME");
+    if (entry != nullptr && poison != nullptr && std::strcmp(entry->d_name, poison) == 0) {
+        errno = EIO;
+        return nullptr;
+    }
+    return entry;
+}
+
+} // namespace
+
+extern "C" {
+
+int unlinkat(int folder, const char* name, int flags)
+{
+    using Unlink = int (*)(int, const char*, int);
+    static const Unlink real = next_definition<Unlink>("unlinkat");
+    if (const char* delay = std::getenv("FERRY_UNLINK_DELAY_MS")) {
+        const long milliseconds = std::strtol(delay, nullptr, 10);
+        const struct timespec wait {milliseconds / 1000, (milliseconds % 1000) * 1'000'000};
+        ::nanosleep(&wait, nullptr);
+    }
+    return real(folder, name, flags);
+}
+
+struct dirent* readdir(DIR* dir)
+{
+    return read_or_fail<struct dirent>("readdir", dir);
+}
+
+struct dirent64* readdir64(DIR* dir)
+{
+    return read_or_fail<struct dirent64>("readdir64", dir);
+}
+
+} // extern "C"
