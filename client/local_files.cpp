@@ -1015,9 +1015,12 @@ bool held_locked(const std::string& path, const LocalFolder* in)
     return sys::retry_on_eintr([&] { return ::flock(file.fd(), LOCK_SH | LOCK_NB); }) != 0 && errno == EWOULDBLOCK;
 }
 
+// A lock another download (or program) holds is let go when it is over:
+// busy, as the server's answer to one identity's two uploads of a file is,
+// so that a script's retry (exit status 6, --retry) gets the file then.
 Error locked_target_error(const std::string& dest)
 {
-    return Error{ErrorCode::local_io, in_quotes(dest) +
+    return Error{ErrorCode::busy, in_quotes(dest) +
                                           " is being written by another download (or held locked by another "
                                           "program): it is left as it is; get the file again once that is over"};
 }
@@ -1497,7 +1500,7 @@ Status lock_part(const LocalFile& part)
         return success();
     }
     if (errno == EWOULDBLOCK) {
-        return Error{ErrorCode::local_io, in_quotes(part.path()) +
+        return Error{ErrorCode::busy, in_quotes(part.path()) +
                                               " is being written by another download (another ferry, or another "
                                               "file of this command, saved under the same name): nothing was "
                                               "written to it; get the file again once that download is over"};

@@ -252,7 +252,8 @@ Result<CreatedPart> create_part_file(const std::string& part, const std::string&
 // Takes the part's exclusive lock (flock LOCK_EX|LOCK_NB), held by its open
 // descriptor until that closes: one download writes a part, from creation
 // or resume until publish or abandonment. Another download (this process or
-// another ferry) holding it is an Error saying so, at once.
+// another ferry) holding it is an Error saying so, at once: busy (exit
+// status 6), which a retry gets past once that download is over.
 Status lock_part(const LocalFile& part);
 // That Error, for what stands under the part's name with `mode` (lstat's).
 Error foreign_part_error(const std::string& part, unsigned mode);
@@ -406,6 +407,7 @@ Error foreign_state_error(const std::string& path, unsigned mode);
 // rename (locked_target_error). False when there is no such file, when it
 // cannot be opened for reading, or when it is not a regular file.
 bool held_locked(const std::string& path, const LocalFolder* in = nullptr);
+// busy, naming `dest`, for a target held so.
 Error locked_target_error(const std::string& dest);
 
 // Where `get NAME [LOCAL]` writes: ./NAME, LOCAL, or LOCAL/NAME when LOCAL
