@@ -94,7 +94,7 @@ OpenFile::~OpenFile()
     ::close(fd_);
 }
 
-Result<std::unique_ptr<Library>> Library::open(const std::string& path, ResolveMode mode)
+Result<std::unique_ptr<Library>> Library::open(const std::string& path, ResolveMode mode, bool read_only)
 {
     const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     struct ::stat st {};
@@ -109,7 +109,7 @@ Result<std::unique_ptr<Library>> Library::open(const std::string& path, ResolveM
     ::umask(mask);
     std::unique_ptr<Library> library(new Library(fd, st.st_dev, st.st_ino, mode, path, 0666 & ~mask));
     std::array<std::int64_t, kMtimeProbes.size()> held{};
-    if (sys::probe_held_mtimes(fd, kMtimeProbes, held) == 0) {
+    if (sys::probe_held_mtimes(fd, kMtimeProbes, held, /*named_fallback=*/!read_only) == 0) {
         library->mtime_limits_ = mtime_limits_from(held);
     }
     return library;

@@ -155,7 +155,10 @@ public:
     // Opens the folder to serve; it must exist and be a directory. `mode`
     // walk forces the component walk where openat2 exists (tests, and
     // ferryd's FERRYD_RESOLVE=walk, so that both are tested on one kernel).
-    static Result<std::unique_ptr<Library>> open(const std::string& path, ResolveMode mode = ResolveMode::automatic);
+    // `read_only` (ferryd --read-only): open() writes no name in the folder
+    // (the mtime probe uses an unnamed file only, see mtime_limits()).
+    static Result<std::unique_ptr<Library>> open(const std::string& path, ResolveMode mode = ResolveMode::automatic,
+                                                 bool read_only = false);
     Library(const Library&) = delete;
     Library& operator=(const Library&) = delete;
     ~Library();

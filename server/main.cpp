@@ -61,11 +61,15 @@ constexpr int listen = 7;      // cannot listen (port in use, bad LISTEN_FDS)
 // A missing --root is created (with its parents), so that a first run and a
 // fresh machine both work; the quick start's default ./files also gets a
 // welcome file so that the first `ferry list` shows something.
-std::optional<std::string> create_root(const std::string& root, bool welcome_file)
+std::optional<std::string> create_root(const std::string& root, bool welcome_file, bool read_only)
 {
     std::error_code error;
     if (std::filesystem::exists(root, error)) {
         return std::nullopt;
+    }
+    if (read_only) {
+        // A read-only ferryd makes nothing: a folder it would make is empty.
+        return "folder \"" + root + "\" does not exist (a --read-only ferryd does not create it)";
     }
     std::filesystem::create_directories(root, error);
     if (error) {
@@ -376,7 +380,7 @@ int serve(int argc, char** argv)
     std::signal(SIGXFSZ, SIG_IGN);
     raise_descriptor_limit();
 
-    if (auto failed = create_root(config.root, config.root == kDefaultRoot)) {
+    if (auto failed = create_root(config.root, config.root == kDefaultRoot, config.read_only)) {
         return fail(exit_status::root, *failed);
     }
     if (!token_file.empty()) {
@@ -404,13 +408,18 @@ int serve(int argc, char** argv)
     const auto resolve_mode = resolve != nullptr && std::string_view(resolve) == "walk"
                                   ? ferry::server::ResolveMode::walk
                                   : ferry::server::ResolveMode::automatic;
-    auto library = ferry::server::Library::open(config.root, resolve_mode);
+    auto library = ferry::server::Library::open(config.root, resolve_mode, config.read_only);
     if (!library) {
         return fail(exit_status::root, library.error().message);
     }
-    const std::size_t stale = ferry::server::remove_stale_partials(*library.value(), config.partial_ttl);
-    if (stale > 0) {
-        ferry::server::log_event("expired_uploads", {{"count", static_cast<std::uint64_t>(stale)}});
+    // A read-only ferryd changes nothing in its folder (ferryd.8): the kept
+    // uploads and publish records there are a writable ferryd's to expire
+    // and settle, under that one's --partial-ttl.
+    if (!config.read_only) {
+        const std::size_t stale = ferry::server::remove_stale_partials(*library.value(), config.partial_ttl);
+        if (stale > 0) {
+            ferry::server::log_event("expired_uploads", {{"count", static_cast<std::uint64_t>(stale)}});
+        }
     }
 
     // Socket activation: systemd holds the listening sockets (ferryd.socket)

@@ -1,5 +1,7 @@
 #include "partial_names.hpp"
 
+#include "digest.hpp"
+
 #include <algorithm>
 #include <array>
 #include <utility>
@@ -10,10 +12,11 @@ namespace {
 
 constexpr std::string_view kLegacyLockPrefix = "name-";
 
-constexpr std::array<std::pair<std::string_view, PartialFile>, 3> kSuffixes{{
+constexpr std::array<std::pair<std::string_view, PartialFile>, 4> kSuffixes{{
     {"", PartialFile::data},
     {".state", PartialFile::state},
     {".state.tmp", PartialFile::spare},
+    {".publish", PartialFile::record},
 }};
 
 bool is_token(std::string_view text)
@@ -34,6 +37,16 @@ std::string partial_entry(std::string_view token, PartialFile file)
         }
     }
     return entry;
+}
+
+std::string publish_record_key(std::string_view path)
+{
+    // Domain-separated from upload tokens (size and path), so that no
+    // record's name is ever an upload's.
+    const std::string key = "ferry publish record\n" + std::string(path);
+    Sha256 hash;
+    hash.update(key.data(), key.size());
+    return hash.hex_digest().substr(0, kTokenLength);
 }
 
 std::optional<PartialEntry> parse_partial_entry(std::string_view entry)

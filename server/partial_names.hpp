@@ -20,9 +20,18 @@ enum class PartialFile {
     data,  // .ferry-partial-<token>: the bytes received
     state, // .ferry-partial-<token>.state: what is durable (protocol/resume_state)
     spare, // .ferry-partial-<token>.state.tmp: the next state is written here
+    // .ferry-partial-<key>.publish: a commit's publish record, named by the
+    // target's path alone (publish_record_key), so that any commit of that
+    // path, whatever its size and maker, finds it with one look (PROTOCOL.md
+    // 4.7); the key is never an upload's token (another hash domain).
+    record,
 };
 
 std::string partial_entry(std::string_view token, PartialFile file);
+
+// The key of the publish record of `path` (a path in the served folder):
+// 32 hexadecimal digits of SHA-256 over the path, in a domain of its own.
+std::string publish_record_key(std::string_view path);
 
 struct PartialEntry {
     std::string token;

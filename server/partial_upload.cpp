@@ -365,6 +365,12 @@ void apply_intent(int fd, const PublishIntent& intent)
     }
 }
 
+// How long a commit waits for a live commit of the same path that is
+// setting the attributes of the file it published (take_final_attributes):
+// at most 50 looks, 2 ms apart.
+constexpr int kInFlightLooks = 50;
+constexpr useconds_t kInFlightPauseUs = 2000;
+
 bool same_inode(const struct ::stat& st, const PublishIntent& intent)
 {
     return S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_dev) == intent.device &&
@@ -417,29 +423,64 @@ bool left_by_the_commit(const struct ::stat& st, const PublishIntent& intent, co
            (mode == 0600 || mode == intent.mode);
 }
 
-// Settles the record of a publish (PublishIntent) that the state of `token`
-// holds, left by a commit killed between its rename and the final
-// attributes (PROTOCOL.md 4.7). The target's path is resolved beneath the
-// root as every path is (never through a link); only a regular file there
-// with the recorded device and inode, which no one holds locked, gets the
-// recorded owner, ACL and mode, through a descriptor of that inode. Then the
-// record goes with its state, whatever was found (another file or none: the
-// publish never happened or was replaced since, and there is nothing to
-// mend). Left alone while the upload's own commit may still be running: its
-// partial still in the root, or the published file, locked by its holder.
-// Idempotent, so that two ferryd sharing the root may both do it. Whether
-// the state is gone.
-bool settle_publish(const Library& library, const std::string& token)
+// Unlinks `entry` if it is still a file of the server's: looked at again
+// just before, so that what took the name since the listing stays.
+bool remove_own(const Library& library, const std::string& entry)
 {
-    const std::string state = state_name(token);
+    struct ::stat st {};
+    return library.stat_entry(entry, st) == 0 && made_by_server(st) && library.unlink_entry(entry) == 0;
+}
+
+// The name of the publish record of the upload of `path` in the root.
+std::string record_name(const std::string& path)
+{
+    return partial_entry(publish_record_key(path), PartialFile::record);
+}
+
+// What a look at a publish record found.
+enum class Settled {
+    nothing,            // no record at that name
+    done,               // the record is gone (its file settled, or nothing left to mend)
+    partial_in_flight,  // its partial is still in the root, in use: a commit before its rename
+    publish_in_flight,  // its published file is locked: a live commit sets the attributes itself
+};
+
+// Settles a record of a publish (PublishIntent), left by a commit killed
+// between its rename and the final attributes (PROTOCOL.md 4.7): `entry` is
+// a record (`.ferry-partial-<key>.publish`, named by the target's path
+// alone, so that a commit of that path of any size and maker finds it), or
+// the state of an upload that holds one (as builds before the record files
+// wrote it; only the expiry sweep looks at those). The target's path is
+// resolved beneath the root as every path is (never through a link); only a
+// regular file there with the recorded device and inode, which no one holds
+// locked, gets the recorded owner, ACL and mode, through a descriptor of
+// that inode. Then the record goes, whatever was found (another file or
+// none: the publish never happened or was replaced since, and there is
+// nothing to mend), and with a state's record that upload's spare, unless
+// a new upload of its token stands. Left alone while the upload's own
+// commit may still be running: its partial still in the root, or the
+// published file, locked by its holder. Idempotent, so that two ferryd
+// sharing the root may both do it.
+Settled settle_record(const Library& library, const std::string& entry, const PartialEntry& parsed)
+{
     struct ::stat read_at {};
-    if (library.stat_entry(state, read_at) != 0) {
-        return false;
+    if (library.stat_entry(entry, read_at) != 0) {
+        return Settled::nothing;
     }
-    const auto text = read_small_file(library, state);
+    const auto text = read_small_file(library, entry);
     const auto decoded = text ? decode_resume_state(*text) : std::nullopt;
     if (!decoded || !decoded->publishing) {
-        return false;
+        return Settled::nothing;
+    }
+    std::string token = parsed.token;
+    if (parsed.file == PartialFile::record) {
+        if (publish_record_key(decoded->name) != parsed.token) {
+            // Not the record of the path its name stands for: not written
+            // by a commit (which names it so), so it vouches for nothing.
+            drop_record(library, entry, read_at);
+            return Settled::done;
+        }
+        token = upload_token(decoded->name, decoded->size, decoded->owner.value_or(std::string(kAnonymousOwner)));
     }
     const PublishIntent& intent = *decoded->publishing;
     const std::string data = data_name(token);
@@ -452,7 +493,7 @@ bool settle_publish(const Library& library, const std::string& token)
         const bool in_use = !try_lock(partial);
         ::close(partial);
         if (in_use) {
-            return false;
+            return Settled::partial_in_flight;
         }
     } else if (auto destination = library.publish_destination(decoded->name)) {
         const int fd = open_recorded(
@@ -461,14 +502,15 @@ bool settle_publish(const Library& library, const std::string& token)
         if (fd >= 0) {
             if (!try_lock(fd)) {
                 ::close(fd); // its commit is still at work, and sets them itself
-                return false;
+                return Settled::publish_in_flight;
             }
             struct ::stat held {};
             if (::fstat(fd, &held) != 0 || !left_by_the_commit(held, intent, decoded->part)) {
                 ::close(fd);
                 log_event("publish_record_dropped",
                           {{"path", decoded->name}, {"why", "the file at its name is no longer the one published"}});
-                return drop_record(library, state, read_at);
+                drop_record(library, entry, read_at);
+                return Settled::done;
             }
             apply_intent(fd, intent);
             (void)::fsync(fd); // the inode's changes, before the record goes
@@ -476,7 +518,21 @@ bool settle_publish(const Library& library, const std::string& token)
             log_event("publish_completed", {{"path", decoded->name}});
         }
     }
-    return drop_record(library, state, read_at);
+    drop_record(library, entry, read_at);
+    struct ::stat upload {};
+    if (parsed.file == PartialFile::state && library.stat_entry(data, upload) != 0 && errno == ENOENT) {
+        // The state's spare, which no upload of that token uses any more.
+        remove_own(library, spare_name(token));
+    }
+    return Settled::done;
+}
+
+// Settles the record of a publish to `path`, if one stands: one look at a
+// name in the root where there is none (see settle_record).
+Settled settle_record_of(const Library& library, const std::string& path)
+{
+    const std::string key = publish_record_key(path);
+    return settle_record(library, partial_entry(key, PartialFile::record), PartialEntry{key, PartialFile::record});
 }
 
 // The access ACL a published upload takes, read before the rename and set
@@ -601,10 +657,10 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin_upload(const Library
     // data file: a connection using it holds its flock.
     const std::string token = upload_token(name, size, owner);
     const std::string data = data_name(token);
-    // A commit of this path and size killed before its file had its final
-    // attributes: they are set now, before this put's commit could take the
-    // partial's 0600 for the old file's.
-    settle_publish(library, token);
+    // A commit of this path (of any size, by anyone) killed before its file
+    // had its final attributes: they are set now. The commit looks again,
+    // for a kill while this upload runs (take_final_attributes).
+    settle_record_of(library, name);
     const auto in_use = [&] {
         return Error{ErrorCode::busy, "an upload of \"" + name + "\" (" + std::to_string(size) +
                                           " bytes) is in progress on another connection"};
@@ -1161,6 +1217,15 @@ Error PartialUpload::refused_publish(Error error)
 int PartialUpload::take_final_attributes(const Library::Destination& destination,
                                          std::optional<struct ::stat>& published, bool replace)
 {
+    // What stands at the name may be a file a killed commit published and
+    // left at 0600 and ferryd's, its record in the root: settled first, so
+    // that those are never taken for the old file's (PROTOCOL.md 4.7). A
+    // live commit of that path in the same moment is waited for a little,
+    // as it sets them itself.
+    for (int look = 0; look < kInFlightLooks && settle_record_of(library_, name_) == Settled::publish_in_flight;
+         ++look) {
+        ::usleep(kInFlightPauseUs);
+    }
     struct ::stat old {};
     const bool replaces = destination.stat(old) == 0 && S_ISREG(old.st_mode);
     FinalAcl acl;
@@ -1205,37 +1270,38 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
         }
     };
     const int result = library_.publish_entry(data_file(), destination, name_, record, after_rename, replace);
-    if (result == 0) {
-        // The file has its attributes and the folder's fsync made them
-        // durable: the record, and the state it is in, go (with its spare).
-        remove_state_files();
-        has_state_ = false;
-    }
-    // Refused before or at the rename: the partial is still the upload, and
-    // its state (kept or removed by the caller) records no publish.
+    // Published, the file has its attributes and the folder's fsync made
+    // them durable; refused before or at the rename, the partial is still
+    // the upload (its state, written anew by a keep, records no publish):
+    // either way the record goes. (The state and spare went at the record.)
+    drop_own_record();
     publishing_.reset();
     return result;
 }
 
-// The intent record (PROTOCOL.md 4.7): the state, rewritten atomically and
-// durably as every state is, now says that the partial (this device and
-// inode) is being published under its name with these attributes, so that a
-// ferryd that finds it after a kill between the rename and the attributes
-// sets them (settle_publish). Atomic (beside, renamed over) but not synced
-// of its own, which would double a small upload's fsyncs: a kill cannot lose
-// it (the page cache outlives the process), and a journalling file system
-// logs the renames in order, so the partial's is never durable without it;
-// the folder's fsync after the attributes makes both durable. One that
-// cannot be written does not hold the
-// publish back: it goes on as without one (a kill in that moment then
-// leaves the file at 0600 and the server's: narrower, never wider), with a
-// warning; any older state goes first, which describes bytes a later upload
-// of this path and size would not hold.
+// The intent record (PROTOCOL.md 4.7): a file in the root named by the
+// target's path alone (`.ferry-partial-<key>.publish`, record_name), in the
+// state's format, says that the partial (this device and inode) is being
+// published under its name with these attributes, so that a ferryd that
+// finds it after a kill between the rename and the attributes sets them
+// (settle_record), and so does any commit of that path, whatever its size
+// or maker, before it reads what stands there as the old file's. It is the
+// upload's spare, written and renamed to that name (RENAME_NOREPLACE: the
+// record of another commit of that path stays, and is settled first if its
+// ferryd is gone); then the upload's state goes, which describes bytes that
+// are about to be published: a kill leaves the record alone, no spare. Not
+// synced of its own, which would double a small upload's fsyncs: a kill
+// cannot lose it (the page cache outlives the process), and a journalling
+// file system logs the renames in order, so the partial's is never durable
+// without it; the folder's fsync after the attributes makes both durable.
+// One that cannot be written does not hold the publish back: it goes on
+// as without one (a kill in that moment then leaves the file at 0600 and
+// the server's: narrower, never wider), with a warning.
 //
-// Only an upload of kStateRoomFrom or more writes one: its state and spare
-// stand already, so the record costs a write and an exchange. For a smaller
-// one it would cost a new file in the root at every commit (ferryd's CPU on
-// a push of 2,000 files of 1 KiB: 1.7x); its state, if any, goes before the
+// Only an upload of kStateRoomFrom or more writes one: its spare stands
+// already, so the record costs a write and a rename. For a smaller one it
+// would cost a new file in the root at every commit (ferryd's CPU on a push
+// of 2,000 files of 1 KiB: 1.7x); its state, if any, goes before the
 // rename instead, and a kill in that moment leaves it at 0600 and the
 // server's (narrower, never wider), as PROTOCOL.md 4.7 says.
 void PartialUpload::record_publish(uid_t uid, gid_t gid, mode_t mode, std::string acl)
@@ -1246,17 +1312,96 @@ void PartialUpload::record_publish(uid_t uid, gid_t gid, mode_t mode, std::strin
         return;
     }
     struct ::stat st {};
-    if (::fstat(fd_, &st) != 0) {
+    if (::fstat(fd_, &st) == 0) {
+        publishing_ = PublishIntent{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+                                    uid, gid, static_cast<std::uint32_t>(mode & 0777), std::move(acl)};
+        if (auto refused = write_record()) {
+            publishing_.reset();
+            log_event("warning",
+                      {{"message", "\"" + name_ + "\" is published without its record: " + refused->message}});
+        }
+    }
+    remove_state_files(); // the spare too, where it did not become the record
+    if (state_fd_ >= 0) {
+        ::close(state_fd_);
+        state_fd_ = -1;
+    }
+    if (spare_fd_ >= 0) {
+        ::close(spare_fd_);
+        spare_fd_ = -1;
+    }
+    has_state_ = false;
+}
+
+// Writes the state text (with publishing_) into the spare and renames it to
+// the record's name; see record_publish.
+std::optional<Error> PartialUpload::write_record()
+{
+    if (spare_fd_ < 0) {
+        if (auto refused = make_spare(state_room())) {
+            return refused;
+        }
+    }
+    std::string text = state_text();
+    struct ::stat spare {};
+    if (::fstat(spare_fd_, &spare) == 0 && static_cast<std::uint64_t>(spare.st_size) > text.size()) {
+        text.append(static_cast<std::size_t>(spare.st_size) - text.size(), ' '); // as write_state
+    }
+    const auto written = sys::pwrite_all(spare_fd_, std::span<const char>(text), 0);
+    if (!written.ok()) {
+        const int failure = written.error;
+        return file_error(failure == 0 ? EIO : failure, "cannot write the publish record of", name_);
+    }
+    const std::string record = record_name(name_);
+    const auto place = [&] {
+        if (library_.rename_entry(spare_file(), record, RENAME_NOREPLACE) == 0) {
+            return true;
+        }
+        const int refused = errno;
+        if (refused != EINVAL && refused != ENOSYS && refused != EOPNOTSUPP) {
+            return false;
+        }
+        // A file system without RENAME_NOREPLACE: a look, then a rename.
+        struct ::stat there {};
+        if (library_.stat_entry(record, there) == 0) {
+            errno = EEXIST;
+            return false;
+        }
+        return errno == ENOENT && library_.rename_entry(spare_file(), record) == 0;
+    };
+    bool placed = place();
+    int failure = placed ? 0 : errno;
+    if (failure == EEXIST && settle_record_of(library_, name_) == Settled::done) {
+        placed = place(); // a killed commit's record of this path, settled just now
+        failure = placed ? 0 : errno;
+    }
+    if (!placed) {
+        if (failure == EEXIST) {
+            return Error{ErrorCode::busy, "another commit of \"" + name_ + "\" is publishing it"};
+        }
+        return bookkeeping_error(failure, "cannot make", record, name_);
+    }
+    struct ::stat made {};
+    if (::fstat(spare_fd_, &made) == 0) {
+        record_ = std::make_pair(made.st_dev, made.st_ino);
+    }
+    ::close(spare_fd_);
+    spare_fd_ = -1;
+    return std::nullopt;
+}
+
+// Removes this commit's record, if it is still the file at its name.
+void PartialUpload::drop_own_record()
+{
+    if (!record_) {
         return;
     }
-    publishing_ = PublishIntent{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino), uid,
-                                gid, static_cast<std::uint32_t>(mode & 0777), std::move(acl)};
-    if (auto refused = write_state(/*durable=*/false)) {
-        publishing_.reset();
-        library_.unlink_entry(state_file());
-        has_state_ = false;
-        log_event("warning", {{"message", "\"" + name_ + "\" is published without its record: " + refused->message}});
+    const std::string record = record_name(name_);
+    struct ::stat now {};
+    if (library_.stat_entry(record, now) == 0 && now.st_dev == record_->first && now.st_ino == record_->second) {
+        library_.unlink_entry(record);
     }
+    record_.reset();
 }
 
 // The replaced file's owner and group (`old`), or for a new file `new_group`.
@@ -1324,14 +1469,6 @@ void PartialUpload::drop_after_failure()
 
 namespace {
 
-// Unlinks `entry` if it is still a file of the server's: looked at again
-// just before, so that what took the name since the listing stays.
-bool remove_own(const Library& library, const std::string& entry)
-{
-    struct ::stat st {};
-    return library.stat_entry(entry, st) == 0 && made_by_server(st) && library.unlink_entry(entry) == 0;
-}
-
 // Whether a state's name holds one in the state's format (any version
 // protocol/resume_state reads): a file of the server's user that is not
 // one, even at that name, was not written by a ferryd (states are written
@@ -1375,12 +1512,13 @@ std::size_t remove_stale_partials(const Library& library, std::chrono::seconds t
         const auto parsed = parse_partial_entry(entry);
         // A publish record, whatever its age: settled now (at the start,
         // before any connection, and on every sweep), its state then gone.
-        if (parsed && parsed->file == PartialFile::state && settle_publish(library, parsed->token)) {
+        const bool may_record = parsed && (parsed->file == PartialFile::state || parsed->file == PartialFile::record);
+        if (may_record && settle_record(library, entry, *parsed) == Settled::done) {
             continue;
         }
         struct ::stat st {};
         if (!parsed || library.stat_entry(entry, st) != 0 || !made_by_server(st) ||
-            (parsed->file == PartialFile::state && st.st_size != 0 && !is_resume_state(library, entry))) {
+            (may_record && st.st_size != 0 && !is_resume_state(library, entry))) {
             continue;
         }
         auto& kept = by_token[parsed->token];

@@ -29,6 +29,9 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
+
+#include <sys/types.h>
 
 namespace ferry::server {
 
@@ -121,6 +124,8 @@ private:
                               bool replace);
     void set_final_owner(const std::optional<struct ::stat>& old, gid_t new_group);
     void record_publish(uid_t uid, gid_t gid, mode_t mode, std::string acl);
+    std::optional<Error> write_record();
+    void drop_own_record();
     bool make_private();
     Error refused_publish(Error error);
     std::string data_file() const;
@@ -153,6 +158,8 @@ private:
     std::string owner_;
     // Set only while a commit publishes (record_publish to its end).
     std::optional<PublishIntent> publishing_;
+    // The record file this commit made (device, inode), until it goes.
+    std::optional<std::pair<dev_t, ino_t>> record_;
 };
 
 // Deletes kept uploads whose files were last modified more than `ttl` ago

@@ -200,7 +200,10 @@ void Supervisor::install_handles()
     uv_timer_init(loop_, &cleanup_timer_);
     cleanup_timer_.data = this;
     const std::uint64_t cleanup_ms = cleanup_interval_ms(config_.partial_ttl);
-    uv_timer_start(&cleanup_timer_, on_cleanup_timer, cleanup_ms, cleanup_ms);
+    if (!config_.read_only) {
+        // A read-only ferryd expires and settles nothing (see main.cpp).
+        uv_timer_start(&cleanup_timer_, on_cleanup_timer, cleanup_ms, cleanup_ms);
+    }
     uv_async_init(loop_, &worker_finished_, on_worker_finished);
     worker_finished_.data = this;
     uv_timer_init(loop_, &status_timer_);

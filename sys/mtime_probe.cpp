@@ -43,7 +43,8 @@ int set_and_read(int fd, std::span<const std::int64_t> asked, std::span<std::int
 
 } // namespace
 
-int probe_held_mtimes(int folder_fd, std::span<const std::int64_t> asked, std::span<std::int64_t> held)
+int probe_held_mtimes(int folder_fd, std::span<const std::int64_t> asked, std::span<std::int64_t> held,
+                      bool named_fallback)
 {
     if (held.size() != asked.size()) {
         return EINVAL;
@@ -51,6 +52,9 @@ int probe_held_mtimes(int folder_fd, std::span<const std::int64_t> asked, std::s
     char name[64] = "";
     int fd = ::openat(folder_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
     if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        if (!named_fallback) {
+            return EOPNOTSUPP;
+        }
         fd = create_named(folder_fd, name);
     }
     if (fd < 0) {

@@ -17,8 +17,12 @@ namespace ferry::sys {
 // time and stores what fstat then shows in `held` (same length). The
 // scratch file is unnamed where the file system can (O_TMPFILE), else a
 // fresh name made with O_EXCL and removed before the return; nothing of it
-// stays either way. 0, or the errno that stopped the probe (a folder the
-// caller cannot write, a read-only file system, a time refused).
-int probe_held_mtimes(int folder_fd, std::span<const std::int64_t> asked, std::span<std::int64_t> held);
+// stays either way. `named_fallback` false: only the unnamed file, never a
+// name in the folder (ENOTSUP where the file system has no O_TMPFILE; a
+// read-only ferryd makes nothing in its folder). 0, or the errno that
+// stopped the probe (a folder the caller cannot write, a read-only file
+// system, a time refused).
+int probe_held_mtimes(int folder_fd, std::span<const std::int64_t> asked, std::span<std::int64_t> held,
+                      bool named_fallback = true);
 
 } // namespace ferry::sys

@@ -2,6 +2,7 @@
 // names in the root, which every local user may search: the partial stays
 // private until it has left the root, and the sweep removes only what the
 // server made (the tester's round 8, items 2 and 6).
+#include "digest.hpp"
 #include "library.hpp"
 #include "partial_upload.hpp"
 #include "temp_root.hpp"
@@ -328,7 +329,7 @@ TEST_CASE("the expiry sweep removes only the names ferryd makes, whatever else b
 TEST_CASE("ferryd's partial names are made and recognised by one definition")
 {
     const std::string token = "0123456789abcdef0123456789abcdef";
-    for (const auto file : {PartialFile::data, PartialFile::state, PartialFile::spare}) {
+    for (const auto file : {PartialFile::data, PartialFile::state, PartialFile::spare, PartialFile::record}) {
         const auto parsed = parse_partial_entry(partial_entry(token, file));
         REQUIRE(parsed);
         CHECK(parsed->token == token);
@@ -341,18 +342,31 @@ TEST_CASE("ferryd's partial names are made and recognised by one definition")
 
 namespace {
 
+// The name of the publish record of `path`, as PROTOCOL.md 4.7 defines it
+// (computed here, not by the code under test).
+std::string record_entry(const std::string& path)
+{
+    const std::string key = "ferry publish record\n" + path;
+    Sha256 hash;
+    hash.update(key.data(), key.size());
+    return std::string(kPartialPrefix) + hash.hex_digest().substr(0, 32) + ".publish";
+}
+
 // What a ferryd killed between a commit's rename and the file's final
 // attributes leaves (PROTOCOL.md 4.7): the partial renamed onto `target`
-// (still 0600 and the server's) and its state holding the publish record,
-// written here as the commit writes it, by hand, so that the test reads the
-// state's format and not the code under test. `inode_offset` other than 0
-// records another file's identity. Returns the state's path.
+// (still 0600 and the server's) and the publish record, written here as the
+// commit writes it, by hand, so that the test reads the record's format and
+// not the code under test: a file named by the path alone, its state gone;
+// `legacy`: inside the upload's state, as builds before the record files
+// wrote it. `inode_offset` other than 0 records another file's identity.
+// `owner`: who made the upload. Returns the record's path.
 std::string leave_killed_publish(const TempRoot& root, const Library& library, const std::string& target,
-                                 std::uint64_t inode_offset)
+                                 std::uint64_t inode_offset, bool legacy = false,
+                                 std::string_view owner = kAnonymousOwner)
 {
     std::string token;
     {
-        auto upload = PartialUpload::begin(library, target, 5, false);
+        auto upload = PartialUpload::begin(library, target, 5, false, HashKind::sha256, false, std::nullopt, owner);
         REQUIRE(upload);
         REQUIRE_FALSE(upload.value()->append(std::span("hello", 5)));
         REQUIRE_FALSE(upload.value()->checkpoint());
@@ -368,9 +382,14 @@ std::string leave_killed_publish(const TempRoot& root, const Library& library, c
                          ",\"inode\":" + std::to_string(st.st_ino + inode_offset) +
                          ",\"uid\":4321,\"gid\":8765,\"mode\":416," // 0640
                          "\"acl\":\"user::rw-,user:1234:r--,group::r--,mask::r--,other::---\"}");
-    root.write(std::string(kPartialPrefix) + token + ".state", text);
+    if (legacy) {
+        root.write(std::string(kPartialPrefix) + token + ".state", text);
+    } else {
+        root.write(record_entry(target), text);
+        REQUIRE(::unlink(state.c_str()) == 0);
+    }
     REQUIRE(::rename(partial.c_str(), (root.path() + "/" + target).c_str()) == 0);
-    return state;
+    return legacy ? state : root.path() + "/" + record_entry(target);
 }
 
 } // namespace
@@ -378,17 +397,22 @@ std::string leave_killed_publish(const TempRoot& root, const Library& library, c
 TEST_CASE("a commit killed between its rename and the attributes: the next ferryd sets what it recorded")
 {
     // The start's sweep (what ferryd runs before it accepts a connection)
-    // and a put of that path and size both settle the record.
-    for (const bool by_put : {false, true}) {
-        CAPTURE(by_put);
+    // and a put of that path, whatever its size and maker, all settle the
+    // record; the sweep also one that an older build left in the state.
+    enum class By { sweep, sweep_legacy, put, put_other_size, put_other_owner };
+    for (const By by : {By::sweep, By::sweep_legacy, By::put, By::put_other_size, By::put_other_owner}) {
+        CAPTURE(static_cast<int>(by));
         TempRoot root;
         REQUIRE(::mkdir((root.path() + "/pub").c_str(), 0755) == 0);
         auto library = open_library(root);
         const std::string path = root.path() + "/pub/f.bin";
-        const std::string state = leave_killed_publish(root, *library, "pub/f.bin", 0);
+        const std::string state = leave_killed_publish(root, *library, "pub/f.bin", 0, by == By::sweep_legacy);
         REQUIRE((lstat_of(path).st_mode & 07777) == 0600);
-        if (by_put) {
-            auto again = PartialUpload::begin(*library, "pub/f.bin", 5, true);
+        if (by != By::sweep && by != By::sweep_legacy) {
+            const std::uint64_t size = by == By::put_other_size ? 6 : 5;
+            const std::string owner = by == By::put_other_owner ? "token-sha256:00" : std::string(kAnonymousOwner);
+            auto again = PartialUpload::begin(*library, "pub/f.bin", size, true, HashKind::sha256, false,
+                                              std::nullopt, owner);
             REQUIRE(again);
             again.value()->discard();
         } else {
@@ -404,6 +428,31 @@ TEST_CASE("a commit killed between its rename and the attributes: the next ferry
         CHECK(::lstat(state.c_str(), &gone) != 0); // the record went with its state
         CHECK(root.hidden_entries() == 0);
     }
+}
+
+TEST_CASE("a commit of the path, begun before the kill, settles the record before it takes the old file's attributes")
+{
+    TempRoot root;
+    auto library = open_library(root);
+    const std::string path = root.path() + "/f.bin";
+    // Another size: another token, so the upload's state never held the record.
+    auto upload = PartialUpload::begin(*library, "f.bin", 7, false);
+    REQUIRE(upload);
+    REQUIRE_FALSE(upload.value()->append(std::span("goodbye", 7)));
+    const std::string digest = upload.value()->received_digest();
+    const std::string record = leave_killed_publish(root, *library, "f.bin", 0);
+    auto published = upload.value()->commit(digest);
+    REQUIRE(published);
+    CHECK(root.read("f.bin") == "goodbye");
+    const auto st = lstat_of(path);
+    CHECK((st.st_mode & 07777) == 0640);
+    CHECK(st.st_uid == 4321);
+    CHECK(st.st_gid == 8765);
+    CHECK(test::access_acl_text(path) == "user::rw-,user:1234:r--,group::r--,mask::r--,other::---");
+    struct ::stat gone {};
+    CHECK(::lstat(record.c_str(), &gone) != 0);
+    upload.value().reset();
+    CHECK(root.hidden_entries() == 0);
 }
 
 TEST_CASE("a publish record of another file than the one at its name is dropped, and that file left alone")
