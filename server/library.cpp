@@ -273,6 +273,46 @@ int Library::publish_entry(const std::string& partial, const Destination& destin
     return 0;
 }
 
+std::optional<Error> Library::check_published_at(const Destination& destination, std::string_view path) const
+{
+    return check_held_folder(destination.fd_, path, quoted(path) + " was published");
+}
+
+std::optional<Error> Library::check_held_folder(int held, std::string_view path, std::string_view done) const
+{
+    const auto components = path_components(path);
+    const std::string folder =
+        components.size() > 1 ? joined_path(std::span(components).first(components.size() - 1)) : std::string();
+    if (auto gone = check_root()) {
+        gone->message += "; " + std::string(done) + " into it before this was found: it stays there, in the " +
+                         "folder moved away, not in any folder served now";
+        return gone;
+    }
+    if (components.size() <= 1) {
+        // In the root itself, which check_root just found in place.
+        return std::nullopt;
+    }
+    auto now = resolver_.open_folder(std::span(components).first(components.size() - 1), false);
+    struct ::stat held_st {};
+    struct ::stat now_st {};
+    if (now && ::fstat(now->get(), &now_st) == 0 && ::fstat(held, &held_st) == 0 && now_st.st_dev == held_st.st_dev &&
+        now_st.st_ino == held_st.st_ino) {
+        return std::nullopt;
+    }
+    if (!now && now.error().code == ErrorCode::io_error) {
+        // Not found moved, only not confirmed: say what happened, and that
+        // its place is unknown.
+        return Error{ErrorCode::io_error, std::string(done) + " into the folder " + quoted(folder) +
+                                              ", but that folder cannot be looked up again to confirm it is still "
+                                              "there: " +
+                                              now.error().message};
+    }
+    return Error{ErrorCode::file_changed,
+                 "the folder " + quoted(folder) + " was moved away, removed or replaced while " + std::string(done) +
+                     " in it: that stands in the folder moved away, wherever it is now, not at " + quoted(path) +
+                     "; do it again to have it at " + quoted(path)};
+}
+
 Library::~Library()
 {
     ::close(root_fd_);

@@ -190,7 +190,11 @@ public:
     // Creates the folder `path` (mode 0777 less the umask), and with
     // `parents` the missing folders above it; true if `path` was created.
     // Existing as a folder: exists, or with `parents` false; existing as
-    // anything else: exists. Each folder that gained an entry is fsynced.
+    // anything else: exists. Each folder that gained an entry is fsynced,
+    // once the walk is over. Each folder made (and the last one found) is
+    // checked at once to lie where its path leads (check_held_folder): one
+    // made in a folder moved away meanwhile is file_changed (the root
+    // replaced: root_unavailable), and stays where it went.
     Result<bool> make_folder(std::string_view path, bool parents) const;
     // Removes a regular file, or an empty folder, or with `recursive` a
     // folder and what it holds: the regular files and folders a listing
@@ -301,6 +305,10 @@ public:
     int publish_entry(const std::string& partial, const Destination& destination, std::string_view path,
                       const std::function<void()>& before_rename = {},
                       const std::function<void()>& after_rename = {}, bool replace = true) const;
+    // Whether `destination`, the folder an upload was just renamed into, is
+    // still where `path` says: see check_held_folder. Asked by the commit
+    // right after the publish rename.
+    std::optional<Error> check_published_at(const Destination& destination, std::string_view path) const;
     // stat(2) of `path` without following a final symlink: -1 and errno.
     int stat_path(std::string_view path, struct ::stat& st) const;
 
@@ -402,6 +410,19 @@ private:
     // The first step of `steps` whose folder is no longer at its name in
     // the folder above; nothing when the whole way is as it was walked.
     static std::optional<std::size_t> first_moved_step(const std::vector<WalkStep>& steps);
+    // After a change in the held folder `held`, `path`'s parent as looked up
+    // before it (a publish rename, a mkdir): whether the root is still the
+    // served folder (check_root) and `path`'s parent still resolves from it
+    // to that very folder (device and inode). A move of either that landed
+    // between the lookup and the change sent the change into the folder
+    // moved away, where `path` does not lead: then root_unavailable (the
+    // root replaced) or file_changed (the parent moved, removed or
+    // replaced), the message naming `done` ("\"d/x/f\" was published") and
+    // saying that it stands in the folder moved away. A move after the
+    // change counts too (the two cannot be told apart): a non-ok answer for
+    // a change that did land at `path` a moment, never an ok for one that
+    // never did. Nothing is undone: what was made stays where it went.
+    std::optional<Error> check_held_folder(int held, std::string_view path, std::string_view done) const;
     // Removes what folder `fd` holds (see remove()); `relative` its path for
     // messages; `blocker` gets the first entry left. `walk.steps` ends with
     // this folder's own step.

@@ -149,6 +149,13 @@ Result<bool> Library::make_folder(std::string_view path, bool parents) const
         parent = std::move(opened.value());
     }
     bool created = false;
+    // The folders that gained an entry, with the name of what they gained,
+    // synced once the walk is over: the walk's steps follow one another
+    // without a slow call between them, so that a move of a folder it holds
+    // has only those few calls to land in (it is checked all the same).
+    // Nothing is answered before every one is synced.
+    std::vector<std::pair<UniqueFd, std::string>> gained;
+    bool parent_gained = false;
     for (std::size_t i = first_missing; i < components.size(); ++i) {
         const bool last = i + 1 == components.size();
         const std::string name(components[i]);
@@ -166,9 +173,20 @@ Result<bool> Library::make_folder(std::string_view path, bool parents) const
             return Error{ErrorCode::exists, quoted(so_far) + " already exists"};
         }
         if (made_here) {
-            if (auto error = sync_folder(parent.get(), so_far)) {
-                return *error;
+            // `parent` was opened before the mkdirat (by the walk, or the
+            // resolver): a move of it, of a folder above it or of the root
+            // that landed in between made the folder in the folder moved
+            // away, where `so_far` does not lead, and "ok" would name a
+            // folder that is not there. Asked at once, so that a move after
+            // the folder stood at its path (which makes it as if made
+            // before the move) is rarely taken for one. Each folder made is
+            // checked so; the next step opens it through the held
+            // descriptor, and its own mkdirat's check (or the last one's
+            // below) covers a move after this one.
+            if (auto moved = check_held_folder(parent.get(), so_far, quoted(so_far) + " was made")) {
+                return *moved;
             }
+            parent_gained = true;
             created = last;
         }
         if (last && !made_here) {
@@ -183,6 +201,11 @@ Result<bool> Library::make_folder(std::string_view path, bool parents) const
             }
             if (st.st_dev != root_device_) {
                 return Error{ErrorCode::forbidden, quoted(so_far) + " is on another file system"};
+            }
+            // Found where the walk's held folder was: whether that is still
+            // where `path` leads (as for a folder made, above).
+            if (auto moved = check_held_folder(parent.get(), so_far, quoted(so_far) + " was found to exist")) {
+                return *moved;
             }
             break;
         }
@@ -205,7 +228,19 @@ Result<bool> Library::make_folder(std::string_view path, bool parents) const
         if (st.st_dev != root_device_) {
             return Error{ErrorCode::forbidden, quoted(so_far) + " is on another file system"};
         }
+        if (parent_gained) {
+            gained.emplace_back(std::move(parent), so_far);
+            parent_gained = false;
+        }
         parent = std::move(next);
+    }
+    if (parent_gained) {
+        gained.emplace_back(std::move(parent), std::string(path));
+    }
+    for (const auto& [folder, entry] : gained) {
+        if (auto error = sync_folder(folder.get(), entry)) {
+            return *error;
+        }
     }
     return created;
 }

@@ -1115,24 +1115,13 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest, bool re
         return Error{ErrorCode::hash_mismatch, "the data received hashes to " + digest + ", not " +
                                                    std::string(expected_digest) + "; nothing was published"};
     }
-    // Published into a folder that --root no longer names, the file would
-    // be lost to every client while the uploader is told "ok".
-    if (auto gone = library_.check_root()) {
-        return *gone;
-    }
-    // The target's folder, resolved afresh (it may have been renamed or
-    // swapped since the put began) and held through the fsync to the rename:
-    // one lookup serves the replaced file's attributes and the publish.
-    auto destination = library_.publish_destination(name_);
-    if (!destination) {
-        discard();
-        if (destination.error().code == ErrorCode::not_a_folder) {
-            return Error{ErrorCode::not_a_folder, "the folder of \"" + name_ + "\" is no longer a folder"};
-        }
-        return destination.error();
-    }
     // The time the client asked for, set once no write can move it again;
     // the fsync below makes it durable with the data, before the publish.
+    // Both come before the target's folder is looked up: the slow steps
+    // (the fsync takes milliseconds) stay out of the moment between that
+    // lookup and the publish rename, in which a move of the folder would
+    // send the file into the folder moved away (checked after the rename:
+    // take_final_attributes).
     if (mtime_) {
         const struct timespec times[2] = {{0, UTIME_OMIT}, {static_cast<time_t>(*mtime_), 0}};
         if (::futimens(fd_, times) != 0) {
@@ -1146,10 +1135,27 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest, bool re
         discard();
         return file_error(saved, "cannot sync upload of", name_);
     }
+    // Published into a folder that --root no longer names, the file would
+    // be lost to every client while the uploader is told "ok".
+    if (auto gone = library_.check_root()) {
+        return *gone;
+    }
+    // The target's folder, resolved afresh (it may have been renamed or
+    // swapped since the put began) and held to the rename: one lookup
+    // serves the replaced file's attributes and the publish.
+    auto destination = library_.publish_destination(name_);
+    if (!destination) {
+        discard();
+        if (destination.error().code == ErrorCode::not_a_folder) {
+            return Error{ErrorCode::not_a_folder, "the folder of \"" + name_ + "\" is no longer a folder"};
+        }
+        return destination.error();
+    }
     struct ::stat st {};
     ::fstat(fd_, &st);
     std::optional<struct ::stat> published;
-    if (take_final_attributes(*destination, published, replace) != 0) {
+    std::optional<Error> moved;
+    if (take_final_attributes(*destination, published, moved, replace) != 0) {
         const int saved = errno;
         if (saved == EEXIST && !replace) {
             discard();
@@ -1167,9 +1173,16 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest, bool re
     // owner: the identity a download will see is the one taken after them.
     if (published) {
         library_.digests().remember_published(FileIdentity::of(*published), hash_.kind(), digest);
-        return file_info(name_, *published);
     }
-    return file_info(name_, st);
+    if (moved) {
+        // Published, but not at name_: the folder (or the root) moved away
+        // between its lookup and the rename. The file stays where it went,
+        // as if committed just before the move (it may be someone's now);
+        // the answer says so instead of "ok" naming a path it never had.
+        log_event("warning", {{"message", moved->message}});
+        return *moved;
+    }
+    return file_info(name_, published ? *published : st);
 }
 
 // A publish that failed: the partial is deleted, unless the file system
@@ -1211,11 +1224,16 @@ Error PartialUpload::refused_publish(Error error)
 // what it has (0600, or the old owner with 0600: never wider), a warning is
 // logged, and the commit is still answered ok, since its content is
 // published. `published`: the file's fstat after all that (the identity the
-// digest cache keeps), when it could be taken. 0, or -1 with errno as
+// digest cache keeps), when it could be taken. `moved`: set right after the
+// rename when the folder it went into is no longer the one the name leads
+// to, or the root no longer the served folder (Library::check_published_at):
+// the file is published there all the same (attributes, sync, state gone),
+// and the caller answers that error instead of ok. 0, or -1 with errno as
 // publish_entry (then nothing was published, and the partial is still
 // 0600: the caller keeps or deletes it).
 int PartialUpload::take_final_attributes(const Library::Destination& destination,
-                                         std::optional<struct ::stat>& published, bool replace)
+                                         std::optional<struct ::stat>& published, std::optional<Error>& moved,
+                                         bool replace)
 {
     // What stands at the name may be a file a killed commit published and
     // left at 0600 and ferryd's, its record in the root: settled first, so
@@ -1263,6 +1281,9 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
                        described ? acl_text : std::string(sys::kNoAclText));
     };
     const auto after_rename = [&] {
+        // First, as close to the rename as it can be: whether the folder
+        // the file went into is still the one name_ leads to.
+        moved = library_.check_published_at(destination, name_);
         apply();
         struct ::stat now {};
         if (::fstat(fd_, &now) == 0) {

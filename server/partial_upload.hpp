@@ -121,7 +121,7 @@ private:
     std::string state_text() const;
     std::optional<Error> write_state(bool durable = true);
     int take_final_attributes(const Library::Destination& destination, std::optional<struct ::stat>& published,
-                              bool replace);
+                              std::optional<Error>& moved, bool replace);
     void set_final_owner(const std::optional<struct ::stat>& old, gid_t new_group);
     void record_publish(uid_t uid, gid_t gid, mode_t mode, std::string acl);
     std::optional<Error> write_record();

@@ -570,3 +570,70 @@ TEST_CASE("a commit resolves its folder afresh: swapped for a symlink meanwhile,
         CHECK_FALSE(root.exists("old/f"));
     }
 }
+
+TEST_CASE("after a publish rename, a folder or root moved away since the lookup is told, never taken for the path")
+{
+    for (const ResolveMode mode : kModes) {
+        CAPTURE(static_cast<int>(mode));
+        const TempRoot base;
+        const std::string share = base.path() + "/share";
+        REQUIRE(::mkdir(share.c_str(), 0755) == 0);
+        REQUIRE(::mkdir((share + "/d").c_str(), 0755) == 0);
+        REQUIRE(::mkdir((share + "/d/x").c_str(), 0755) == 0);
+        REQUIRE(::mkdir((share + "/moved").c_str(), 0755) == 0);
+        auto opened = Library::open(share, mode);
+        REQUIRE(opened);
+        auto& library = *opened.value();
+        const auto partial = [&](const std::string& name) {
+            std::ofstream(share + "/" + name, std::ios::binary) << "hello";
+        };
+
+        // In place: nothing to say.
+        partial(".ferry-partial-a");
+        auto destination = library.publish_destination("d/x/a");
+        REQUIRE(destination);
+        REQUIRE(library.publish_entry(".ferry-partial-a", *destination, "d/x/a") == 0);
+        CHECK_FALSE(library.check_published_at(*destination, "d/x/a"));
+
+        // The folder moved away (and another took its name) between the
+        // lookup and the rename: the file went with the folder.
+        partial(".ferry-partial-b");
+        destination = library.publish_destination("d/x/b");
+        REQUIRE(destination);
+        REQUIRE(::rename((share + "/d/x").c_str(), (share + "/moved/x").c_str()) == 0);
+        REQUIRE(::mkdir((share + "/d/x").c_str(), 0755) == 0);
+        REQUIRE(library.publish_entry(".ferry-partial-b", *destination, "d/x/b") == 0);
+        auto moved = library.check_published_at(*destination, "d/x/b");
+        REQUIRE(moved);
+        CHECK(moved->code == ErrorCode::file_changed);
+        CHECK(moved->message.find("moved away") != std::string::npos);
+        CHECK(std::filesystem::exists(share + "/moved/x/b"));
+        CHECK_FALSE(std::filesystem::exists(share + "/d/x/b"));
+
+        // Removed: the same.
+        REQUIRE(::rename((share + "/d").c_str(), (share + "/moved/d").c_str()) == 0);
+        moved = library.check_published_at(*destination, "d/x/b");
+        REQUIRE(moved);
+        CHECK(moved->code == ErrorCode::file_changed);
+
+        // The served folder replaced (README: mv share share.old; mkdir
+        // share), for a name in the root and one in a folder.
+        REQUIRE(::mkdir((share + "/e").c_str(), 0755) == 0);
+        partial(".ferry-partial-c");
+        auto in_root = library.publish_destination("c");
+        auto in_folder = library.publish_destination("e/c");
+        REQUIRE(in_root);
+        REQUIRE(in_folder);
+        REQUIRE(::rename(share.c_str(), (base.path() + "/share.old").c_str()) == 0);
+        REQUIRE(::mkdir(share.c_str(), 0755) == 0);
+        REQUIRE(library.publish_entry(".ferry-partial-c", *in_root, "c") == 0);
+        moved = library.check_published_at(*in_root, "c");
+        REQUIRE(moved);
+        CHECK(moved->code == ErrorCode::root_unavailable);
+        CHECK(moved->message.find("moved away") != std::string::npos);
+        moved = library.check_published_at(*in_folder, "e/c");
+        REQUIRE(moved);
+        CHECK(moved->code == ErrorCode::root_unavailable);
+        CHECK(std::filesystem::exists(base.path() + "/share.old/c"));
+    }
+}

@@ -1,0 +1,195 @@
+"""A commit, or a mkdir with parents, that a move of its folder (or of the
+whole served folder) catches half way: between the server's lookup of the
+folder and its publish rename or its mkdir. What it made then lies in the
+folder moved away, and stays there (it may be someone's now); the answer
+must not be "ok" naming a path where it is not (PROTOCOL.md 4.5, 4.10;
+README on `mv share share.old; mkdir share`).
+
+The moment is a few system calls long, so strace holds the server in it:
+attached to a running ferryd, it delays one system call (the publish
+rename, or one mkdirat of the mkdir walk) by seconds, and the test
+moves the folder meanwhile. Before the move the test confirms the server
+is still held there (nothing published or made yet, no reply), so a pass
+means the move did land inside the moment."""
+
+import hashlib
+import os
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+from wire import Peer, Server, wait_until
+
+FERRYD = os.environ.get("FERRYD", "")
+
+# How long strace holds the system call, and when the test moves the folder
+# (from sending the request): the move lands well inside the hold, whatever
+# the machine's load.
+HOLD_US = 2_500_000
+MOVE_AFTER = 0.8
+
+
+class HeldCall:
+    """strace attached to the running server `pid`, delaying `call` by
+    HOLD_US on entry (each one, or with `nth` only each thread's nth one:
+    strace counts per thread, and one request runs on one pool thread);
+    detached by stop()."""
+
+    def __init__(self, pid, call, folder, nth=None):
+        self.pid = pid
+        self.output = open(os.path.join(folder, "strace.log"), "wb")
+        self.process = subprocess.Popen(
+            ["strace", "-f", "-qq", "-o", os.path.join(folder, "strace.trace"), "-e", "trace=" + call,
+             "-e", f"inject={call}:delay_enter={HOLD_US}" + (f":when={nth}" if nth else ""), "-p", str(pid)],
+            stdout=self.output, stderr=self.output)
+        if not wait_until(self.attached, within=15):
+            self.stop()
+            raise RuntimeError("strace did not attach to ferryd")
+
+    def attached(self):
+        """Whether every thread of the server is traced."""
+        try:
+            tasks = os.listdir(f"/proc/{self.pid}/task")
+            for task in tasks:
+                with open(f"/proc/{self.pid}/task/{task}/status") as status:
+                    tracer = next(line for line in status if line.startswith("TracerPid:"))
+                if int(tracer.split()[1]) == 0:
+                    return False
+        except (OSError, StopIteration):
+            return False
+        return bool(tasks)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # strace detaches
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.output.close()
+
+
+def replied(peer):
+    """Whether the server has sent anything on `peer` yet."""
+    ready, _, _ = select.select([peer.sock], [], [], 0)
+    return bool(ready)
+
+
+def partials(root):
+    return [name for name in os.listdir(root) if name.startswith(".ferry-partial")]
+
+
+@unittest.skipUnless(shutil.which("strace"), "needs strace")
+class MovedMeanwhile(unittest.TestCase):
+    def setUp(self):
+        self.base = tempfile.mkdtemp(prefix="ferry-moved-")
+        self.root = os.path.join(self.base, "share")
+        os.mkdir(self.root)
+        # LeakSanitizer cannot run under ptrace (the sanitizer build).
+        asan = (os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+        self.server = Server(FERRYD, self.root, env={"ASAN_OPTIONS": asan})
+        self.held = None
+
+    def tearDown(self):
+        if self.held:
+            self.held.stop()
+        self.server.stop()
+        shutil.rmtree(self.base)
+
+    def commit_held_in_rename(self, name, data):
+        """Sends a put of `name` with `data` and its commit, the server's
+        publish rename held by strace; returns the peer and the commit's id
+        once the commit is inside that rename (nothing published yet)."""
+        peer = Peer(self.server.port, version=2)
+        reply = peer.request({"op": "put", "name": name, "size": len(data), "resume": False})
+        self.assertTrue(reply["ok"], reply)
+        put_id = peer.next_id - 1
+        peer.send_data(data)
+        self.held = HeldCall(self.server.pid, "renameat", self.base)
+        peer.send({"op": "commit", "id": put_id, "sha256": hashlib.sha256(data).hexdigest()})
+        time.sleep(MOVE_AFTER)
+        self.assertFalse(replied(peer), "the commit was answered before the move: strace did not hold it")
+        self.assertEqual(len(partials(self.root)), 1, "the commit published before the move: strace did not hold it")
+        return peer, put_id
+
+    def test_a_commit_into_a_folder_moved_away_meanwhile_is_not_ok_and_the_file_stays_there(self):
+        os.makedirs(os.path.join(self.root, "d", "x"))
+        os.mkdir(os.path.join(self.root, "moved"))
+        data = b"payload" * 10
+        peer, put_id = self.commit_held_in_rename("d/x/new.txt", data)
+        # The folder goes, and another takes its name, while the rename waits.
+        os.rename(os.path.join(self.root, "d", "x"), os.path.join(self.root, "moved", "x"))
+        os.mkdir(os.path.join(self.root, "d", "x"))
+        reply = peer.reply()
+        self.held.stop()
+        self.assertEqual(reply.get("id"), put_id, reply)
+        self.assertFalse(reply.get("ok"), f"answered ok, yet d/x/new.txt is not there: {reply}")
+        self.assertEqual(reply["error"]["code"], "file_changed", reply)
+        self.assertIn("moved away", reply["error"]["message"])
+        # Published into the folder moved away, and left there; nothing at the name.
+        with open(os.path.join(self.root, "moved", "x", "new.txt"), "rb") as f:
+            self.assertEqual(f.read(), data)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "d", "x", "new.txt")))
+        self.assertEqual(partials(self.root), [])
+        # The client's retry lands where it asked.
+        again = peer.put("d/x/new.txt", data)
+        self.assertTrue(again.get("ok"), again)
+        with open(os.path.join(self.root, "d", "x", "new.txt"), "rb") as f:
+            self.assertEqual(f.read(), data)
+        peer.close()
+
+    def test_b_a_commit_when_the_served_folder_is_replaced_meanwhile_is_root_unavailable(self):
+        data = b"readme case" * 5
+        peer, put_id = self.commit_held_in_rename("new.txt", data)
+        # README: `mv share share.old; mkdir share`, while the rename waits.
+        old = os.path.join(self.base, "share.old")
+        os.rename(self.root, old)
+        os.mkdir(self.root)
+        reply = peer.reply()
+        self.held.stop()
+        self.assertEqual(reply.get("id"), put_id, reply)
+        self.assertFalse(reply.get("ok"), f"answered ok for a file published into share.old: {reply}")
+        self.assertEqual(reply["error"]["code"], "root_unavailable", reply)
+        self.assertIn("moved away", reply["error"]["message"])
+        with open(os.path.join(old, "new.txt"), "rb") as f:
+            self.assertEqual(f.read(), data)
+        self.assertEqual(os.listdir(self.root), [])
+        peer.close()
+
+    def test_c_a_mkdir_with_parents_whose_folder_moves_away_meanwhile_is_not_ok(self):
+        os.makedirs(os.path.join(self.root, "a", "b"))
+        os.mkdir(os.path.join(self.root, "moved"))
+        peer = Peer(self.server.port, version=2)
+        # The walk's mkdirat calls: "a" and "a/b" (both there), then "c" in
+        # the folder "a/b" it holds: held at that third one, once the walk
+        # has opened "a/b" and before it makes "c" in it.
+        self.held = HeldCall(self.server.pid, "mkdirat", self.base, nth=3)
+        mkdir_id = peer.send({"op": "mkdir", "path": "a/b/c/d", "parents": True})
+        time.sleep(MOVE_AFTER)
+        self.assertFalse(replied(peer), "the mkdir was answered before the move: strace did not hold it")
+        self.assertFalse(os.path.exists(os.path.join(self.root, "a", "b", "c")),
+                         "the mkdir made c before the move: strace did not hold it")
+        os.rename(os.path.join(self.root, "a", "b"), os.path.join(self.root, "moved", "b"))
+        reply = peer.reply()
+        self.held.stop()
+        self.assertEqual(reply.get("id"), mkdir_id, reply)
+        self.assertFalse(reply.get("ok"), f"answered ok, yet a/b/c/d does not exist: {reply}")
+        self.assertEqual(reply["error"]["code"], "file_changed", reply)
+        # What was made stays where it went (and nothing was made in it after).
+        self.assertTrue(os.path.isdir(os.path.join(self.root, "moved", "b", "c")))
+        self.assertFalse(os.path.exists(os.path.join(self.root, "a", "b")))
+        # Again, and it is made where asked.
+        again = peer.request({"op": "mkdir", "path": "a/b/c/d", "parents": True})
+        self.assertTrue(again.get("ok"), again)
+        self.assertTrue(again.get("created"), again)
+        self.assertTrue(os.path.isdir(os.path.join(self.root, "a", "b", "c", "d")))
+        peer.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
