@@ -1166,6 +1166,14 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest, bool re
             discard();
             return Error{ErrorCode::not_a_folder, "the folder of \"" + name_ + "\" is no longer a folder"};
         }
+        if (saved == ENOENT) {
+            // The rename into a folder removed since its lookup: a put never
+            // needs the file itself to exist, so "no file named" would
+            // point at the wrong thing.
+            discard();
+            return Error{ErrorCode::not_found, "the folder of \"" + name_ +
+                                                   "\" was removed during the upload; nothing was published"};
+        }
         return refused_publish(file_error(saved, "cannot publish", name_));
     }
     discarded_ = true;

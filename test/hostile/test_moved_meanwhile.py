@@ -161,6 +161,21 @@ class MovedMeanwhile(unittest.TestCase):
         self.assertEqual(os.listdir(self.root), [])
         peer.close()
 
+    def test_d_a_commit_whose_folder_is_removed_meanwhile_says_the_folder_went(self):
+        os.makedirs(os.path.join(self.root, "d", "x"))
+        data = b"gone" * 10
+        peer, put_id = self.commit_held_in_rename("d/x/new.txt", data)
+        os.rmdir(os.path.join(self.root, "d", "x"))
+        reply = peer.reply()
+        self.held.stop()
+        self.assertEqual(reply.get("id"), put_id, reply)
+        self.assertFalse(reply.get("ok"), reply)
+        self.assertEqual(reply["error"]["code"], "not_found", reply)
+        # The put never needed a file at its name: the message names the folder that went.
+        self.assertIn('the folder of "d/x/new.txt" was removed', reply["error"]["message"])
+        self.assertEqual(partials(self.root), [])
+        peer.close()
+
     def test_c_a_mkdir_with_parents_whose_folder_moves_away_meanwhile_is_not_ok(self):
         os.makedirs(os.path.join(self.root, "a", "b"))
         os.mkdir(os.path.join(self.root, "moved"))
