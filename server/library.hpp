@@ -404,6 +404,7 @@ private:
     // replaced (its index), which ends the emptying of that folder and of
     // every folder below it.
     struct DeleteWalk {
+        std::string path; // the deleted path: its parent (steps' first) must still be where it leads
         std::vector<WalkStep> steps;
         std::optional<std::size_t> moved_step;
     };

@@ -253,8 +253,9 @@ std::optional<std::size_t> Library::first_moved_step(const std::vector<WalkStep>
     for (std::size_t index = 0; index < steps.size(); ++index) {
         struct ::stat now {};
         const WalkStep& step = steps[index];
-        if (::fstatat(step.parent, step.name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 || now.st_ino != step.inode ||
-            now.st_dev != step.device) {
+        if (retry_stale(step.parent,
+                        [&] { return ::fstatat(step.parent, step.name.c_str(), &now, AT_SYMLINK_NOFOLLOW); }) != 0 ||
+            now.st_ino != step.inode || now.st_dev != step.device) {
             return index;
         }
     }
@@ -296,14 +297,19 @@ std::optional<Error> Library::empty_folder(int fd, const std::string& relative, 
     };
     std::optional<Error> failure;
     // Before each removal: the folders it would act in, from the deleted
-    // path down to this one, are still where the walk found them. A folder
-    // moved out of the tree (to a place its mover keeps) is no longer the
-    // delete's to empty, though the walk holds it open. The look and the
-    // removal are two system calls, as in "what a check cannot close"
-    // (PROTOCOL.md 4.11).
+    // path down to this one, are still where the walk found them, and the
+    // deleted path's own folder is still where the path leads from the
+    // served root (a move of a folder above it, or of the root itself,
+    // carries the whole tree away). A folder moved out of the tree (to a
+    // place its mover keeps) is no longer the delete's to empty, though the
+    // walk holds it open. The look and the removal are two system calls,
+    // as in "what a check cannot close" (PROTOCOL.md 4.11).
     const std::size_t own_step = walk.steps.size() - 1;
     const auto way_moved = [&] {
         walk.moved_step = first_moved_step(walk.steps);
+        if (!walk.moved_step && check_held_folder(walk.steps.front().parent, walk.path, "a removal")) {
+            walk.moved_step = 0;
+        }
         return walk.moved_step.has_value();
     };
     for (const std::string& name : names) {
@@ -482,6 +488,7 @@ Result<Removed> Library::remove(std::string_view path, bool recursive, const std
                 return top_changed(path, removed);
             }
             DeleteWalk walk;
+            walk.path = std::string(path);
             walk.steps.push_back(WalkStep{parent, located->leaf, st.st_dev, st.st_ino});
             if (auto error = empty_folder(folder.get(), std::string(path), path_components(path).size(), removed,
                                           blocker, walk)) {
@@ -494,7 +501,7 @@ Result<Removed> Library::remove(std::string_view path, bool recursive, const std
             // rmdir would take another's (or fail on its entries). The gap
             // between this fstatat and the unlinkat is the kernel's, as for
             // a file.
-            if (!still_at_name(parent, leaf, st)) {
+            if (!still_at_name(parent, leaf, st) || check_held_folder(parent, path, "a removal")) {
                 return top_changed(path, removed);
             }
             emptied = std::move(folder);

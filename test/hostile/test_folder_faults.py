@@ -132,13 +132,15 @@ class RecursiveDeleteMeetsAMove(unittest.TestCase):
         except FileNotFoundError:
             return 0
 
-    def move_mid_walk(self, source, target):
-        """Starts `delete d -r`, moves `source` to `target` once the walk has removed a few files of x,
-        and gives (files at the target right after the move, the delete's reply)."""
-        self.peer.send({"op": "delete", "path": "d", "recursive": True})
-        self.assertTrue(wait_until(lambda: self.files_in("d", "x") <= self.FILES - 3, within=20))
+    def move_mid_walk(self, source, target, deleted=("d",), x_after_move=None):
+        """Starts a recursive delete of `deleted` (which holds x), moves `source` to `target` once the walk
+        has removed a few files of x, and gives (files in x right after the move, the delete's reply);
+        `x_after_move` is where x then is (by default: `target` if it is x, else target/x)."""
+        self.peer.send({"op": "delete", "path": "/".join(deleted), "recursive": True})
+        self.assertTrue(wait_until(lambda: self.files_in(*deleted, "x") <= self.FILES - 3, within=20))
         os.rename(os.path.join(self.root, *source), os.path.join(self.root, *target))
-        at_move = self.files_in(*target) if target[-1] == "x" else self.files_in(*target, "x")
+        self.x_after_move = x_after_move or (target if target[-1] == "x" else target + ("x",))
+        at_move = self.files_in(*self.x_after_move)
         self.assertGreater(at_move, 10, "the walk ended before the move: nothing to tell")
         reply = self.peer.reply()
         time.sleep(0.1)
@@ -155,6 +157,17 @@ class RecursiveDeleteMeetsAMove(unittest.TestCase):
     def test_the_deleted_path_moved_away_keeps_what_it_holds_and_the_reply_says_so(self):
         at_move, reply = self.move_mid_walk(("d",), ("keep", "d"))
         self.assertGreaterEqual(self.files_in("keep", "d", "x"), at_move - 1, reply)
+        self.assertIs(reply.get("ok"), False, reply)
+        self.assertEqual(reply["error"]["code"], "file_changed", reply)
+
+    def test_a_folder_above_the_deleted_path_moved_away_keeps_the_tree(self):
+        # The deleted path's own folder moves (and with it the whole tree): still at its name in the
+        # folder the walk holds, but no longer where the path leads from the served root.
+        for index in range(self.FILES):
+            write(self.root, f"a/d/x/f{index:02}.txt")
+        at_move, reply = self.move_mid_walk(("a",), ("keep", "a"), deleted=("a", "d"),
+                                            x_after_move=("keep", "a", "d", "x"))
+        self.assertGreaterEqual(self.files_in("keep", "a", "d", "x"), at_move - 1, reply)
         self.assertIs(reply.get("ok"), False, reply)
         self.assertEqual(reply["error"]["code"], "file_changed", reply)
 
