@@ -1016,13 +1016,24 @@ std::string PartialUpload::state_text() const
     return encode_resume_state(state);
 }
 
-// Writes the state into the spare (padded with JSON's white space to the
-// spare's size, so that no file ever shrinks and gives back its room), syncs
-// it (unless `durable` is false: a commit's publish record, see
-// record_publish) and puts it in the state's place: a crash leaves the old
-// state or the new one, never half of one, and a failure leaves the old one
-// standing.
-std::optional<Error> PartialUpload::write_state(bool durable)
+// Writes the state text into the spare (which stands), padded with JSON's
+// white space to the spare's size, so that no file ever shrinks and gives
+// back its room. 0, or the errno of the failure.
+int PartialUpload::write_spare()
+{
+    std::string text = state_text();
+    struct ::stat spare {};
+    if (::fstat(spare_fd_, &spare) == 0 && static_cast<std::uint64_t>(spare.st_size) > text.size()) {
+        text.append(static_cast<std::size_t>(spare.st_size) - text.size(), ' ');
+    }
+    const auto written = sys::pwrite_all(spare_fd_, std::span<const char>(text), 0);
+    return written.ok() ? 0 : (written.error == 0 ? EIO : written.error);
+}
+
+// Writes the state into the spare (write_spare), syncs it and puts it in
+// the state's place: a crash leaves the old state or the new one, never
+// half of one, and a failure leaves the old one standing.
+std::optional<Error> PartialUpload::write_state()
 {
     if (spare_fd_ < 0) {
         // Only after a file system without RENAME_EXCHANGE (publish_spare):
@@ -1031,15 +1042,8 @@ std::optional<Error> PartialUpload::write_state(bool durable)
             return refused;
         }
     }
-    std::string text = state_text();
-    struct ::stat spare {};
-    if (::fstat(spare_fd_, &spare) == 0 && static_cast<std::uint64_t>(spare.st_size) > text.size()) {
-        text.append(static_cast<std::size_t>(spare.st_size) - text.size(), ' ');
-    }
-    const auto written = sys::pwrite_all(spare_fd_, std::span<const char>(text), 0);
-    if (!written.ok() || (durable && ::fdatasync(spare_fd_) != 0)) {
-        const int failure = written.ok() ? errno : written.error;
-        return file_error(failure == 0 ? EIO : failure, "cannot write upload state of", name_);
+    if (const int failure = write_spare(); failure != 0 || ::fdatasync(spare_fd_) != 0) {
+        return file_error(failure != 0 ? failure : (errno == 0 ? EIO : errno), "cannot write upload state of", name_);
     }
     if (!publish_spare()) {
         return file_error(errno == 0 ? EIO : errno, "cannot write upload state of", name_);
@@ -1048,7 +1052,7 @@ std::optional<Error> PartialUpload::write_state(bool durable)
     // The state's name too (the first checkpoint makes it), and with it the
     // data file's, never synced since the put made it: once per checkpoint
     // or keep, so cheap.
-    return durable ? library_.sync_root() : std::nullopt;
+    return library_.sync_root();
 }
 
 // Puts the written spare at the state's name. RENAME_EXCHANGE keeps the old
@@ -1299,12 +1303,14 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
         }
     };
     const int result = library_.publish_entry(data_file(), destination, name_, record, after_rename, replace);
+    const int publish_errno = errno; // what the caller reads of a failure; the record's removal would clobber it
     // Published, the file has its attributes and the folder's fsync made
     // them durable; refused before or at the rename, the partial is still
     // the upload (its state, written anew by a keep, records no publish):
     // either way the record goes. (The state and spare went at the record.)
     drop_own_record();
     publishing_.reset();
+    errno = publish_errno;
     return result;
 }
 
@@ -1371,15 +1377,8 @@ std::optional<Error> PartialUpload::write_record()
             return refused;
         }
     }
-    std::string text = state_text();
-    struct ::stat spare {};
-    if (::fstat(spare_fd_, &spare) == 0 && static_cast<std::uint64_t>(spare.st_size) > text.size()) {
-        text.append(static_cast<std::size_t>(spare.st_size) - text.size(), ' '); // as write_state
-    }
-    const auto written = sys::pwrite_all(spare_fd_, std::span<const char>(text), 0);
-    if (!written.ok()) {
-        const int failure = written.error;
-        return file_error(failure == 0 ? EIO : failure, "cannot write the publish record of", name_);
+    if (const int failure = write_spare(); failure != 0) {
+        return file_error(failure, "cannot write the publish record of", name_);
     }
     const std::string record = record_name(name_);
     const auto place = [&] {
@@ -1542,8 +1541,14 @@ std::size_t remove_stale_partials(const Library& library, std::chrono::seconds t
         // A publish record, whatever its age: settled now (at the start,
         // before any connection, and on every sweep), its state then gone.
         const bool may_record = parsed && (parsed->file == PartialFile::state || parsed->file == PartialFile::record);
-        if (may_record && settle_record(library, entry, *parsed) == Settled::done) {
-            continue;
+        if (may_record) {
+            // Settled, or in use by a live commit (its partial, or the file
+            // it published, locked): either way not this sweep's to expire.
+            const Settled settled = settle_record(library, entry, *parsed);
+            if (settled == Settled::done || settled == Settled::partial_in_flight ||
+                settled == Settled::publish_in_flight) {
+                continue;
+            }
         }
         struct ::stat st {};
         if (!parsed || library.stat_entry(entry, st) != 0 || !made_by_server(st) ||

@@ -119,7 +119,8 @@ private:
     bool publish_spare();
     void remove_state_files();
     std::string state_text() const;
-    std::optional<Error> write_state(bool durable = true);
+    std::optional<Error> write_state();
+    int write_spare();
     int take_final_attributes(const Library::Destination& destination, std::optional<struct ::stat>& published,
                               std::optional<Error>& moved, bool replace);
     void set_final_owner(const std::optional<struct ::stat>& old, gid_t new_group);
