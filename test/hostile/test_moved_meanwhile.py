@@ -26,11 +26,15 @@ from wire import Peer, Server, wait_until
 
 FERRYD = os.environ.get("FERRYD", "")
 
-# How long strace holds the system call, and when the test moves the folder
-# (from sending the request): the move lands well inside the hold, whatever
-# the machine's load.
+# How long strace holds the system call. The test moves the folder once a
+# thread of the server is seen inside that call (/proc/PID/task/TID/syscall,
+# proc(5)), so the move lands inside the hold whatever the machine's load;
+# on a machine whose system call numbers are not known here, MOVE_AFTER
+# seconds after the request instead.
 HOLD_US = 2_500_000
 MOVE_AFTER = 0.8
+SYSCALL_NUMBERS = {"x86_64": {"renameat": 264, "mkdirat": 258},
+                   "aarch64": {"renameat": 38, "mkdirat": 34}}
 
 
 class HeldCall:
@@ -41,6 +45,7 @@ class HeldCall:
 
     def __init__(self, pid, call, folder, nth=None):
         self.pid = pid
+        self.number = SYSCALL_NUMBERS.get(os.uname().machine, {}).get(call)
         self.output = open(os.path.join(folder, "strace.log"), "wb")
         self.process = subprocess.Popen(
             ["strace", "-f", "-qq", "-o", os.path.join(folder, "strace.trace"), "-e", "trace=" + call,
@@ -62,6 +67,25 @@ class HeldCall:
         except (OSError, StopIteration):
             return False
         return bool(tasks)
+
+    def holding(self):
+        """Whether a thread of the server is inside the held call now."""
+        try:
+            for task in os.listdir(f"/proc/{self.pid}/task"):
+                with open(f"/proc/{self.pid}/task/{task}/syscall") as f:
+                    if f.read().split(" ", 1)[0] == str(self.number):
+                        return True
+        except OSError:
+            pass
+        return False
+
+    def wait_for_the_hold(self):
+        """Returns once the server is inside the held call (False if it never got there)."""
+        if self.number is None:
+            time.sleep(MOVE_AFTER)
+            return True
+        # Seen twice, 0.1 s apart: a call that is not held (nth) passes in far less.
+        return wait_until(lambda: self.holding() and (time.sleep(0.1) or self.holding()), within=20, step=0.01)
 
     def stop(self):
         if self.process.poll() is None:
@@ -112,7 +136,7 @@ class MovedMeanwhile(unittest.TestCase):
         peer.send_data(data)
         self.held = HeldCall(self.server.pid, "renameat", self.base)
         peer.send({"op": "commit", "id": put_id, "sha256": hashlib.sha256(data).hexdigest()})
-        time.sleep(MOVE_AFTER)
+        self.assertTrue(self.held.wait_for_the_hold(), "the commit never reached its rename")
         self.assertFalse(replied(peer), "the commit was answered before the move: strace did not hold it")
         self.assertEqual(len(partials(self.root)), 1, "the commit published before the move: strace did not hold it")
         return peer, put_id
@@ -185,7 +209,7 @@ class MovedMeanwhile(unittest.TestCase):
         # has opened "a/b" and before it makes "c" in it.
         self.held = HeldCall(self.server.pid, "mkdirat", self.base, nth=3)
         mkdir_id = peer.send({"op": "mkdir", "path": "a/b/c/d", "parents": True})
-        time.sleep(MOVE_AFTER)
+        self.assertTrue(self.held.wait_for_the_hold(), "the mkdir never reached its third mkdirat")
         self.assertFalse(replied(peer), "the mkdir was answered before the move: strace did not hold it")
         self.assertFalse(os.path.exists(os.path.join(self.root, "a", "b", "c")),
                          "the mkdir made c before the move: strace did not hold it")
