@@ -10,7 +10,9 @@
 // first looked at through an O_PATH descriptor, which opens nothing, and
 // what is not a regular file is refused, naming what it is. A regular file
 // is then opened through that descriptor (/proc/self/fd; by its path again
-// where /proc is missing, and kept only if it is the file looked at), with
+// where /proc is missing, and kept only if it is the file looked at: there
+// a FIFO or device swapped in between the look and the open is opened
+// before it is refused), with
 // O_NONBLOCK, O_NOCTTY and O_CLOEXEC. The descriptor comes back without
 // O_NONBLOCK, so that a regular file behaves as any other.
 #pragma once

@@ -1310,7 +1310,9 @@ class Client:
         Returns a Transfer. Raises AuthError (forbidden), InvalidName,
         NotFound, WrongType, Conflict (exists, with ``replace=False``),
         IntegrityError (file_changed: the source changed while it was
-        read, nothing is published; hash_mismatch), Retryable (busy, ...),
+        read, nothing is published; or the target's folder was moved away
+        during the commit, and the file went with it: put it again to have
+        it at ``name``; hash_mismatch), Retryable (busy, ...),
         ServerLimit (upload_too_large), StorageError (no_space, io_error),
         ConnectionLost (the upload stays resumable), LocalIOError,
         UnsupportedVersion, ValueError (``mtime`` past 64 bits)."""
