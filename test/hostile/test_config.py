@@ -44,6 +44,7 @@ class ConfigFile(unittest.TestCase):
 
     def test_settings_come_from_the_file_and_the_command_line_wins(self):
         files = os.path.join(self.root, "files")
+        os.mkdir(files)  # a read-only ferryd creates no folder
         config = self.write(".ferryd.conf",
                             f'root = "{files}"\nlisten = "127.0.0.1:0"\nread-only = true\n'
                             'log-format = "json"\nmax-upload-size = 4\nworkers = 3\n')
