@@ -1133,8 +1133,10 @@ class Client:
 
         Returns a Transfer. Raises NotFound, InvalidName, WrongType,
         IntegrityError (hash_mismatch, file_changed: nothing is kept),
-        Retryable, StorageError, ConnectionLost (the part stays for a
-        resume), LocalIOError, UnsupportedHash."""
+        Retryable (also busy: the part or DEST is held locked by another
+        download, which is left as it is; get again once it is over),
+        StorageError, ConnectionLost (the part stays for a resume),
+        LocalIOError, UnsupportedHash."""
         hash = self._hash_name(hash)
         if not isinstance(dest, (str, os.PathLike)):
             return self._get_into_stream(name, dest, resume, hash, progress)
@@ -1169,7 +1171,11 @@ class Client:
                 download.skip()
                 resumable = None
                 continue
-            except LocalIOError:
+            except BaseException:
+                # Refused after the request (a part of ferry's another
+                # download holds locked, busy; a name not ferry's): the
+                # transfer is dropped, or this Client's next request would
+                # find it still running.
                 download.close()
                 raise
             break

@@ -26,14 +26,18 @@ Conflict            exists, not_empty, invalid_move, bad_offset
 IntegrityError      hash_mismatch, file_changed, size_mismatch
 Retryable           busy, server_full, address_limit, too_many_transfers,
                     too_slow, stalled, idle_timeout, shutting_down,
-                    root_unavailable
+                    root_unavailable; ``busy`` also raised locally when a
+                    download's part or target is held locked by another
+                    download (or program)
 ServerLimit         upload_too_large, list_too_large
 StorageError        no_space, io_error
 ServerError         internal, and any code this library does not know
 ConnectionLost      connection_lost (local: the server went away, or a
                     socket operation passed the timeout)
 LocalIOError        local_io (local: a local file could not be read or
-                    written); also an OSError
+                    written, or a name holds what is not ferry's; not a
+                    lock another download holds: that is busy); also an
+                    OSError
 UnsupportedHash     unsupported_hash (local: the hash is not offered by the
                     server, or xxh3-128 without the xxhash module); also a
                     ValueError
@@ -137,7 +141,10 @@ class IntegrityError(FerryError):
 
 class Retryable(FerryError):
     """A refusal that passes: try again after a moment (on a new
-    connection, when the code closed this one)."""
+    connection, when the code closed this one). ``busy`` comes from the
+    server (another upload of the file) or from this side: a get's part or
+    destination that another download (or program) holds locked, left as
+    it is (``reply`` None); it is free once that download is over."""
 
     codes = frozenset({"busy", "server_full", "address_limit", "too_many_transfers", "too_slow",
                        "stalled", "idle_timeout", "shutting_down", "root_unavailable"})

@@ -27,7 +27,9 @@ opens, truncates, writes through, replaces or removes one of those:
   the sidecar recorded the part's ctime: a file that took a freed inode
   number is not ferry's); a file of the user's, a link, FIFO, socket or
   folder there is refused with LocalIOError before anything is requested,
-  and left as it was.
+  and left as it was. A part another download holds locked (it is writing
+  it) is refused with Retryable (``busy``), and left as it is: the lock
+  goes when that download is over, and a get then succeeds.
 - A part is resumed only when it and its sidecar are regular files of this
   user with one link each, the part is ferry's and its bytes still hash to
   the sidecar's digest; a resumed part is opened ``O_NOFOLLOW`` and checked
@@ -40,8 +42,9 @@ opens, truncates, writes through, replaces or removes one of those:
   LocalIOError naming its kind, left untouched.
 - The destination itself is replaced only when no one holds it locked
   (``flock``): a file another download is writing (its part) or another
-  program holds locked is refused with LocalIOError, before the request and
-  again just before the rename, and left as it is.
+  program holds locked is refused with Retryable (``busy``, as the ferry
+  client's exit status 6: retrying helps once that is over), before the
+  request and again just before the rename, and left as it is.
 
 Everything at those names is looked at without following a link and opened
 with ``O_NONBLOCK``, so a FIFO there never hangs a download.
@@ -63,7 +66,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, cast
 
 from . import hashes
-from .errors import LocalIOError
+from .errors import LocalIOError, Retryable
 
 PART_SUFFIX = ".ferry-part"
 STATE_SUFFIX = ".state"
@@ -94,6 +97,14 @@ def local_error(what: str, error: OSError) -> LocalIOError:
     return failure
 
 
+def held_by_another(message: str) -> Retryable:
+    """``busy``: a part or target that another download (or program) holds
+    locked. Not local_io, which says retrying cannot help: the lock goes as
+    soon as that download is over, and a get then succeeds (the C++ client's
+    lock_part and locked_target_error, exit status 6)."""
+    return Retryable("busy", message)
+
+
 class PartChanged(LocalIOError):
     """The part a resume was about to continue is no longer the file that
     was checked (swapped for a link, another user's file, a second name):
@@ -121,7 +132,7 @@ def state_path(dest: str) -> str:
 
 def refuse_if_locked(target: str) -> None:
     """Before a download replaces the regular file at ``target``: refused
-    (LocalIOError, nothing replaced) while another holds it locked, as a
+    (Retryable ``busy``, nothing replaced) while another holds it locked, as a
     download holds its part (``get small -o big.ferry-part`` while ``get
     big`` runs must not take the running download's bytes). Opened without
     following a link and without waiting on a FIFO; a shared lock tried and
@@ -137,8 +148,9 @@ def refuse_if_locked(target: str) -> None:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError as error:
             if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise LocalIOError(f"{target!r} is being written by another download (or held locked by "
-                                   "another program): it is left as it is") from None
+                raise held_by_another(f"{target!r} is being written by another download (or held locked by "
+                                      "another program): it is left as it is; get the file again once that "
+                                      "is over") from None
             return   # a file system without flock: nothing says it is in use
     finally:
         os.close(fd)   # lets the shared lock go
@@ -149,7 +161,8 @@ def download_target(dest: str, name: str) -> str:
     DEST/<last component of name> when DEST is a folder, the file a symbolic
     link leads to (the link stays a link), else DEST. Raises LocalIOError
     for what is not a regular file (a FIFO, device, socket, a link to nothing):
-    pass an open file object to write into a stream."""
+    pass an open file object to write into a stream; Retryable (busy) for a
+    file another download (or program) holds locked."""
     if os.path.isdir(dest):
         dest = os.path.join(dest, name.rsplit("/", 1)[-1])
     try:
@@ -400,20 +413,23 @@ def _is_ferry_part(fd: int, st: os.stat_result, state: Optional[dict[str, Any]])
 
 
 def _lock_part(fd: int, part: str) -> None:
-    """One download writes a part at a time (the C++ client locks it too)."""
+    """One download writes a part at a time (the C++ client locks it too):
+    a part another download holds is Retryable (busy), left as it is."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as error:
         if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            raise LocalIOError(f"{part!r} is being written by another download: nothing was written to it; "
-                               "get the file again once that download is over") from None
+            raise held_by_another(f"{part!r} is being written by another download (another get or ferry, "
+                                  "saved under the same name): nothing was written to it; get the file "
+                                  "again once that download is over") from None
         raise local_error(f"cannot lock {part!r}", error) from error
 
 
 def look_at_part(part: str, state_file: str) -> bool:
     """Whether a part of ferry's stands at ``part`` (True) or nothing
     (False); raises LocalIOError for anything else there (a user's file, a
-    link, FIFO, socket, folder) or for a part another download is writing."""
+    link, FIFO, socket, folder), Retryable (busy) for a part another
+    download is writing."""
     try:
         st = os.lstat(part)
     except FileNotFoundError:
@@ -435,7 +451,7 @@ def look_at_part(part: str, state_file: str) -> bool:
         if not _is_ferry_part(fd, st, read_download_state(state_file)):
             raise unowned_part_error(part)
         _lock_part(fd, part)
-    except LocalIOError:
+    except (LocalIOError, Retryable):
         raise
     except OSError as error:
         raise local_error(f"cannot look at {part!r}", error) from error
@@ -446,7 +462,8 @@ def look_at_part(part: str, state_file: str) -> bool:
 
 def check_local_names(dest: str) -> None:
     """Before a download that starts over is requested: what stands at its
-    part's and sidecar's names must be ferry's, or LocalIOError names it."""
+    part's and sidecar's names must be ferry's, or LocalIOError names it
+    (Retryable, busy, for a part another download is writing)."""
     look_at_part(part_path(dest), state_path(dest))
     look_at_state(state_path(dest))
 
@@ -677,7 +694,8 @@ class PartFile:
 
     Raises PartChanged when the part to resume is no longer the file
     load_resumable checked (nothing written: start over), LocalIOError when
-    the part's or the sidecar's name holds something that is not ferry's."""
+    the part's or the sidecar's name holds something that is not ferry's,
+    Retryable (busy) when another download holds the part locked."""
 
     CHECKPOINT_INTERVAL = 64 << 20   # as the ferry client: a crash loses at most this
 
@@ -807,8 +825,8 @@ class PartFile:
                                        f"{self.part!r}")
                 try:
                     refuse_if_locked(self.dest)
-                except LocalIOError as error:
-                    raise LocalIOError(f"{error}; the verified file is kept as {self.part!r}") from None
+                except Retryable as error:
+                    raise held_by_another(f"{error.message}; the verified file is kept as {self.part!r}") from None
             except FileNotFoundError:
                 pass
             mode, owner = published_mode(self.dest)

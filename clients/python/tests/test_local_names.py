@@ -457,10 +457,23 @@ class LocalNameTests(ServerCase):
 
     # -- 6. a destination another download (or program) holds locked ------------
 
+    def assert_busy(self, caught, name):
+        """Refused as busy (Retryable), as the ferry client's exit status 6:
+        the lock goes when the other download is over, so a retry helps; not
+        local_io (LocalIOError), which says retrying cannot."""
+        error = caught.exception
+        self.assertIsInstance(error, ferry_client.Retryable)
+        self.assertNotIsInstance(error, ferry_client.LocalIOError)
+        self.assertEqual(error.code, "busy")
+        self.assertIsNone(error.reply)   # found on this side, not the server's
+        self.assertIn(repr(name), error.message)
+        self.assertIn("is being written by another download", error.message)
+        return error.message
+
     def test_a_destination_held_locked_is_not_replaced(self):
         """A file under flock, as a running download holds its part, is left
-        as it is: refused before the request, or just before the rename when
-        it was locked meanwhile."""
+        as it is: refused (busy) before the request, or just before the
+        rename when it was locked meanwhile."""
         c = self.connect()
         for when in ("before the get", "during the get"):
             with self.subTest(when):
@@ -477,12 +490,12 @@ class LocalNameTests(ServerCase):
 
                 if when == "before the get":
                     lock()
-                with self.assertRaises(ferry_client.LocalIOError) as caught:
+                with self.assertRaises(ferry_client.FerryError) as caught:
                     c.get("file.bin", dest, progress=None if when == "before the get" else lock)
-                message = str(caught.exception)
-                self.assertIn(repr(dest), message)
+                message = self.assert_busy(caught, dest)
                 self.assertIn("is being written by another download (or held locked by another program): "
                               "it is left as it is", message)
+                self.assertNotIn("local_io", message)
                 self.assertEqual(read(dest), USERS)
                 if when == "before the get":   # nothing requested, nothing made
                     self.assertEqual(os.listdir(os.path.dirname(dest)), ["file.bin"])
@@ -501,15 +514,65 @@ class LocalNameTests(ServerCase):
 
         def meanwhile(done, total):
             if done >= MIB and not refused:
-                with self.assertRaises(ferry_client.LocalIOError) as caught:
+                with self.assertRaises(ferry_client.FerryError) as caught:
                     other.get("small.bin", part)
-                refused.append(str(caught.exception))
+                refused.append(self.assert_busy(caught, part))
 
         done = c.get("file.bin", dest, progress=meanwhile)
         self.assertEqual(len(refused), 1)
-        self.assertIn(repr(part), refused[0])
-        self.assertIn("is being written by another download", refused[0])
         self.assertEqual(done.offset, 0)
+        self.assertEqual(read(dest), self.content)
+        self.assertEqual(os.listdir(os.path.dirname(dest)), ["file.bin"])
+
+    def test_a_part_another_download_holds_locked_is_busy_and_left_alone(self):
+        """A part of ferry's, with a sidecar that vouches for it, held locked
+        as a running download holds it: the get fails at once with busy
+        (Retryable), never local_io, whether it resumes (refused once the
+        server is sending: that transfer is dropped, so the Client goes on)
+        or starts over (refused before the request); the part and its
+        sidecar are not written to, nothing is published. Released, the
+        same Client gets the file."""
+        c = self.connect()
+        for resume in (True, False):
+            with self.subTest(resume=resume):
+                dest = self.dest()
+                self.cut(c, dest)   # another download's part, vouched for by its sidecar
+                part, state = local.part_path(dest), local.state_path(dest)
+                before = (read(part), read(state))
+                held = os.open(part, os.O_RDONLY | os.O_CLOEXEC)
+                self.addCleanup(os.close, held)
+                fcntl.flock(held, fcntl.LOCK_EX)
+                with self.assertRaises(ferry_client.FerryError) as caught:
+                    c.get("file.bin", dest, resume=resume)
+                message = self.assert_busy(caught, part)
+                self.assertIn("nothing was written to it", message)
+                self.assertEqual((read(part), read(state)), before)
+                self.assertIsNone(tree_of(dest))
+                fcntl.flock(held, fcntl.LOCK_UN)
+                done = c.get("file.bin", dest, resume=resume)
+                self.assertEqual(read(dest), self.content)
+                self.assertEqual(done.offset > 0, resume)
+                self.assertEqual(os.listdir(os.path.dirname(dest)), ["file.bin"])
+
+    def test_two_downloads_to_one_name_the_second_is_busy(self):
+        """Two gets to one DEST: the second finds the first's part locked and
+        is refused with busy before it asks for anything; the first is not
+        disturbed, and the second, retried once the first is over, gets it."""
+        c, other = self.connect(), self.connect()
+        dest = self.dest()
+        refused = []
+
+        def meanwhile(done, total):
+            if done >= MIB and not refused:
+                with self.assertRaises(ferry_client.FerryError) as caught:
+                    other.get("file.bin", dest)
+                refused.append(self.assert_busy(caught, local.part_path(dest)))
+
+        c.get("file.bin", dest, progress=meanwhile)
+        self.assertEqual(len(refused), 1)
+        self.assertEqual(read(dest), self.content)
+        again = other.get("file.bin", dest)
+        self.assertEqual(again.offset, 0)
         self.assertEqual(read(dest), self.content)
         self.assertEqual(os.listdir(os.path.dirname(dest)), ["file.bin"])
 
