@@ -497,6 +497,12 @@ def create_part(part: str, state_file: str, mode: int) -> tuple[int, bool]:
         try:
             marked = _mark_part(fd, part)
             _lock_part(fd, part)
+        except Retryable:
+            # Another download locked it the moment it was made (looking at
+            # an empty part of ferry's): it is that download's now, left to
+            # it, as the C++ client's create_part_file leaves it.
+            os.close(fd)
+            raise
         except BaseException:
             os.close(fd)
             _remove(part)

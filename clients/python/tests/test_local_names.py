@@ -554,6 +554,28 @@ class LocalNameTests(ServerCase):
                 self.assertEqual(done.offset > 0, resume)
                 self.assertEqual(os.listdir(os.path.dirname(dest)), ["file.bin"])
 
+    def test_a_new_part_another_download_locked_at_once_is_left_to_it(self):
+        """Made by this get (O_EXCL) but locked by another download before
+        this one could lock it: busy, and the file is left, not removed from
+        under the download that holds it."""
+        folder = self.fresh_folder()
+        part = os.path.join(folder, "x.ferry-part")
+        real_flock = fcntl.flock
+        held = []
+
+        def another_download_first(fd, operation):
+            if not held:
+                held.append(os.open(part, os.O_RDONLY | os.O_CLOEXEC))
+                self.addCleanup(os.close, held[0])
+                real_flock(held[0], fcntl.LOCK_EX)
+            return real_flock(fd, operation)
+
+        with mock.patch.object(local.fcntl, "flock", another_download_first):
+            with self.assertRaises(ferry_client.FerryError) as caught:
+                local.create_part(part, part + ".state", 0o600)
+        self.assert_busy(caught, part)
+        self.assertEqual(tree_of(part), ("file", b""))
+
     def test_two_downloads_to_one_name_the_second_is_busy(self):
         """Two gets to one DEST: the second finds the first's part locked and
         is refused with busy before it asks for anything; the first is not
