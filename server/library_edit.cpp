@@ -5,15 +5,18 @@
 #include "library.hpp"
 
 #include "estale.hpp"
+#include "hex.hpp"
 #include "names.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <stdio.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <span>
@@ -81,6 +84,123 @@ bool folder_is_empty(int fd)
     }
     ::closedir(dir);
     return empty;
+}
+
+// The hidden name a file is renamed to before a delete with `expect` compares
+// and removes it (remove_as_expected): ".ferry-removing-" and 32 hexadecimal
+// digits from the kernel's random source (128 bits), in the file's own
+// folder, so that no one else can have named an entry so. Never listed (a
+// leading dot, PROTOCOL.md 5); left behind only by a kill within the few
+// system calls it lives (ferryd.8).
+constexpr std::string_view kRemovingPrefix = ".ferry-removing-";
+
+std::string removing_name()
+{
+    std::array<unsigned char, 16> bytes{};
+    std::size_t got = 0;
+    while (got < bytes.size()) {
+        const ssize_t n = ::getrandom(bytes.data() + got, bytes.size() - got, 0);
+        if (n > 0) {
+            got += static_cast<std::size_t>(n);
+        }
+        // EINTR (or a short read before the pool is ready): try again.
+    }
+    return std::string(kRemovingPrefix) + to_hex(bytes);
+}
+
+// rename(2) of `from` to `to` in `dir` that never replaces an entry at `to`:
+// renameat2 with RENAME_NOREPLACE, or where the file system lacks it
+// (EINVAL), a link under the new name (which fails with EEXIST if it is
+// taken) and the old name's unlink; a folder, which cannot be linked, is
+// looked for and renamed. 0, or -1 with errno.
+int rename_without_replacing(int dir, const char* from, const char* to, bool folder)
+{
+    if (::renameat2(dir, from, dir, to, RENAME_NOREPLACE) == 0) {
+        return 0;
+    }
+    if (errno != EINVAL) {
+        return -1;
+    }
+    if (!folder) {
+        if (::linkat(dir, from, dir, to, 0) != 0) {
+            return -1;
+        }
+        return ::unlinkat(dir, from, 0);
+    }
+    struct ::stat taken {};
+    if (::fstatat(dir, to, &taken, AT_SYMLINK_NOFOLLOW) == 0) {
+        errno = EEXIST;
+        return -1;
+    }
+    return ::renameat(dir, from, dir, to);
+}
+
+// A delete of the file `leaf` in `parent` with `expect` (PROTOCOL.md 4.11):
+// whatever holds the name is first renamed to a name of its own
+// (removing_name), compared there and unlinked there, so that the entry
+// compared is the entry removed and an entry put at the name meanwhile (a
+// replacement acknowledged to its uploader) stays. An entry that is not the
+// one expected goes back to its name, never over an entry put there since:
+// then it is kept under its hidden name, and the reply says where. Nothing,
+// or the error (file_changed, not_regular_file, not_found, io_error...).
+std::optional<Error> remove_as_expected(int parent, const char* leaf, std::string_view path,
+                                        const ExpectedEntry& expect)
+{
+    std::string aside;
+    bool moved = false;
+    // EEXIST: 128 random bits met a name, which only a guess can have made.
+    for (int attempt = 0; attempt < 4 && !moved; ++attempt) {
+        aside = removing_name();
+        errno = 0;
+        if (::renameat2(parent, leaf, parent, aside.c_str(), RENAME_NOREPLACE) == 0) {
+            moved = true;
+        } else if (errno == EINVAL) {
+            // A file system without RENAME_NOREPLACE: the random name is not
+            // taken (128 bits), and a plain rename is as atomic.
+            moved = ::renameat(parent, leaf, parent, aside.c_str()) == 0;
+            if (!moved) {
+                break;
+            }
+        } else if (errno != EEXIST) {
+            break;
+        }
+    }
+    if (!moved) {
+        if (errno == ENOENT) {
+            return Error{ErrorCode::not_found, "nothing named " + quoted(path)};
+        }
+        return file_error(errno, "cannot delete", path);
+    }
+    struct ::stat st {};
+    if (::fstatat(parent, aside.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        // Removed under its hidden name by someone else: gone, as asked.
+        return errno == ENOENT ? std::nullopt : std::optional<Error>(file_error(errno, "cannot delete", path));
+    }
+    std::optional<Error> refusal;
+    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        refusal = Error{ErrorCode::not_regular_file, quoted(path) + " is not a regular file or folder"};
+    } else {
+        refusal = unlike_expected(st, expect, path);
+    }
+    if (!refusal) {
+        if (::unlinkat(parent, aside.c_str(), 0) == 0) {
+            return std::nullopt;
+        }
+        refusal = file_error(errno, "cannot delete", path);
+    }
+    // Not the entry expected (put at the name between the look and the
+    // rename), or one that cannot go: back to its name.
+    if (rename_without_replacing(parent, aside.c_str(), leaf, S_ISDIR(st.st_mode)) != 0) {
+        const int failure = errno;
+        const std::string shown = path.find('/') == std::string_view::npos
+                                      ? aside
+                                      : std::string(path.substr(0, path.rfind('/') + 1)) + aside;
+        return Error{ErrorCode::file_changed,
+                     quoted(path) + " was replaced while it was being deleted, and its name was taken again "
+                                    "since: what stood there is kept as " +
+                         quoted(shown) + ", not deleted (" + std::strerror(failure) + ")"};
+    }
+    return refusal;
 }
 
 // A recursive delete's `path` renamed away or replaced (by a folder, a file
@@ -444,17 +564,22 @@ Result<Removed> Library::remove(std::string_view path, bool recursive, const std
     if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
         return Error{ErrorCode::not_regular_file, quoted(path) + " is not a regular file or folder"};
     }
-    // Compared on the parent's descriptor right before the unlinkat below.
-    // The gap left between that fstatat and the unlinkat is the kernel's:
-    // there is no unlink by descriptor, so an entry put at the name within
-    // those two system calls would still go.
+    // A first look, so that an entry plainly not the one expected is
+    // refused without being moved. A file is compared again where nothing
+    // else can reach it (remove_as_expected); a folder is not (rmdir takes
+    // only an empty one, and a folder is compared by its type alone).
     if (expect) {
         if (auto changed = unlike_expected(st, *expect, path)) {
             return *changed;
         }
     }
     Removed removed;
-    if (S_ISREG(st.st_mode)) {
+    if (S_ISREG(st.st_mode) && expect) {
+        if (auto refused = remove_as_expected(parent, leaf, path, *expect)) {
+            return *refused;
+        }
+        removed.files = 1;
+    } else if (S_ISREG(st.st_mode)) {
         if (::unlinkat(parent, leaf, 0) != 0) {
             const int error = errno;
             // A folder (EISDIR: the name held a file at the stat, a folder

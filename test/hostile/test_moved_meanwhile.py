@@ -33,8 +33,8 @@ FERRYD = os.environ.get("FERRYD", "")
 # seconds after the request instead.
 HOLD_US = 2_500_000
 MOVE_AFTER = 0.8
-SYSCALL_NUMBERS = {"x86_64": {"renameat": 264, "mkdirat": 258},
-                   "aarch64": {"renameat": 38, "mkdirat": 34}}
+SYSCALL_NUMBERS = {"x86_64": {"renameat": 264, "mkdirat": 258, "renameat2": 316, "unlinkat": 263},
+                   "aarch64": {"renameat": 38, "mkdirat": 34, "renameat2": 276, "unlinkat": 35}}
 
 
 class HeldCall:
