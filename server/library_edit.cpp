@@ -273,9 +273,27 @@ Result<bool> Library::make_folder(std::string_view path, bool parents) const
     // synced once the walk is over: the walk's steps follow one another
     // without a slow call between them, so that a move of a folder it holds
     // has only those few calls to land in (it is checked all the same).
-    // Nothing is answered before every one is synced.
-    std::vector<std::pair<UniqueFd, std::string>> gained;
-    bool parent_gained = false;
+    // Nothing is answered before every one is synced. An error's answer
+    // too: a folder made before a later step failed stays, and a later
+    // mkdir (or put with parents) that finds it (EEXIST) makes nothing, so
+    // syncs nothing, and would answer ok for a folder a crash could still
+    // take away.
+    struct GainedFolders {
+        std::vector<std::pair<UniqueFd, std::string>> folders;
+        bool synced = false;
+        GainedFolders() = default;
+        GainedFolders(const GainedFolders&) = delete;
+        GainedFolders& operator=(const GainedFolders&) = delete;
+        ~GainedFolders()
+        {
+            if (!synced) {
+                for (const auto& [folder, entry] : folders) {
+                    (void)sync_folder(folder.get(), entry); // the error answered is the first one
+                }
+            }
+        }
+    } gained_folders;
+    auto& gained = gained_folders.folders;
     for (std::size_t i = first_missing; i < components.size(); ++i) {
         const bool last = i + 1 == components.size();
         const std::string name(components[i]);
@@ -293,6 +311,8 @@ Result<bool> Library::make_folder(std::string_view path, bool parents) const
             return Error{ErrorCode::exists, quoted(so_far) + " already exists"};
         }
         if (made_here) {
+            // Owed a sync from here on, whatever the walk meets next.
+            gained.emplace_back(UniqueFd(::dup(parent.get())), so_far);
             // `parent` was opened before the mkdirat (by the walk, or the
             // resolver): a move of it, of a folder above it or of the root
             // that landed in between made the folder in the folder moved
@@ -306,7 +326,6 @@ Result<bool> Library::make_folder(std::string_view path, bool parents) const
             if (auto moved = check_held_folder(parent.get(), so_far, quoted(so_far) + " was made")) {
                 return *moved;
             }
-            parent_gained = true;
             created = last;
         }
         if (last && !made_here) {
@@ -348,20 +367,14 @@ Result<bool> Library::make_folder(std::string_view path, bool parents) const
         if (st.st_dev != root_device_) {
             return Error{ErrorCode::forbidden, quoted(so_far) + " is on another file system"};
         }
-        if (parent_gained) {
-            gained.emplace_back(std::move(parent), so_far);
-            parent_gained = false;
-        }
         parent = std::move(next);
-    }
-    if (parent_gained) {
-        gained.emplace_back(std::move(parent), std::string(path));
     }
     for (const auto& [folder, entry] : gained) {
         if (auto error = sync_folder(folder.get(), entry)) {
-            return *error;
+            return *error; // all of them again, on the way out
         }
     }
+    gained_folders.synced = true;
     return created;
 }
 

@@ -7,15 +7,24 @@
 //   before it are returned as usual.
 // - FERRY_UNLINK_DELAY_MS: each unlinkat(2) waits that long first, so that
 //   a test can act while a long removal runs (a recursive delete's walk).
+// - FERRY_MKDIR_FAULT_NAME: mkdirat(2) of an entry of that name fails with
+//   ENOSPC (a full disk), after the folders above it were made.
+// - FERRY_FSYNC_LOG: each fsync(2) appends the path of the file or folder
+//   it syncs (as /proc/self/fd names it) and a newline to that file, so a
+//   test can tell what was made durable.
 //
 // The 64-bit names are wanted as the library has them: meson builds with
 // _FILE_OFFSET_BITS=64, which would turn readdir into readdir64 here.
 #undef _FILE_OFFSET_BITS
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <dlfcn.h>
 #include <time.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -57,6 +66,41 @@ int unlinkat(int folder, const char* name, int flags)
         ::nanosleep(&wait, nullptr);
     }
     return real(folder, name, flags);
+}
+
+int mkdirat(int folder, const char* name, mode_t mode)
+{
+    using Make = int (*)(int, const char*, mode_t);
+    static const Make real = next_definition<Make>("mkdirat");
+    const char* poison = std::getenv("FERRY_MKDIR_FAULT_NAME");
+    if (poison != nullptr && std::strcmp(name, poison) == 0) {
+        errno = ENOSPC;
+        return -1;
+    }
+    return real(folder, name, mode);
+}
+
+int fsync(int fd)
+{
+    using Sync = int (*)(int);
+    static const Sync real = next_definition<Sync>("fsync");
+    const int result = real(fd);
+    if (const char* log = std::getenv("FERRY_FSYNC_LOG"); log != nullptr && result == 0) {
+        char link[64];
+        char path[4096];
+        std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        const ssize_t length = ::readlink(link, path, sizeof path - 1);
+        const int out = ::open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (length > 0 && out >= 0) {
+            path[length] = '\n';
+            // One write(2) per line: O_APPEND keeps lines of several threads whole.
+            (void)!::write(out, path, static_cast<std::size_t>(length) + 1);
+        }
+        if (out >= 0) {
+            ::close(out);
+        }
+    }
+    return result;
 }
 
 struct dirent* readdir(DIR* dir)

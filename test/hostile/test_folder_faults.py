@@ -11,7 +11,11 @@ fails with EIO where it would have returned an entry named "poison".
 A recursive delete empties only what is still in the tree it was asked to
 delete: a folder moved out of it meanwhile (by another client, another
 ferryd or a local user) keeps what it holds (PROTOCOL.md 4.11). The same
-library slows each unlinkat, so that the move lands mid-walk."""
+library slows each unlinkat, so that the move lands mid-walk.
+
+A mkdir with parents that fails part way (the library fails one mkdirat
+with ENOSPC) still makes durable the folders it made before: the library
+logs what each fsync synced."""
 
 import os
 import shutil
@@ -170,6 +174,44 @@ class RecursiveDeleteMeetsAMove(unittest.TestCase):
         self.assertGreaterEqual(self.files_in("keep", "a", "d", "x"), at_move - 1, reply)
         self.assertIs(reply.get("ok"), False, reply)
         self.assertEqual(reply["error"]["code"], "file_changed", reply)
+
+
+class MkdirFailsPartWay(unittest.TestCase):
+    """A mkdir (or put) with parents that fails after making some of the folders leaves them, and must have
+    made them durable: a later mkdir finds them (EEXIST), makes nothing, syncs nothing, and answers ok."""
+
+    def setUp(self):
+        self.root = temp_root()
+        self.addCleanup(shutil.rmtree, self.root)
+        self.log = os.path.join(os.path.dirname(self.root), os.path.basename(self.root) + ".fsyncs")
+        self.addCleanup(lambda: os.path.exists(self.log) and os.unlink(self.log))
+        self.server = Server(FERRYD, self.root, env=preloaded(FERRY_MKDIR_FAULT_NAME="full",
+                                                              FERRY_FSYNC_LOG=self.log))
+        self.addCleanup(self.server.stop)
+        self.peer = self.server.peer(version=2)
+        self.addCleanup(self.peer.close)
+
+    def synced(self):
+        try:
+            with open(self.log) as f:
+                return set(f.read().splitlines())
+        except FileNotFoundError:
+            return set()
+
+    def check_made_and_synced(self, reply):
+        self.assertIs(reply.get("ok"), False, reply)
+        self.assertEqual(reply["error"]["code"], "no_space", reply)
+        self.assertTrue(os.path.isdir(os.path.join(self.root, "a", "b")))
+        root = os.path.realpath(self.root)
+        # The folders that gained an entry: the root (a) and a (b).
+        self.assertLessEqual({root, os.path.join(root, "a")}, self.synced(), self.synced())
+
+    def test_the_folders_a_failed_mkdir_made_are_synced(self):
+        self.check_made_and_synced(self.peer.request({"op": "mkdir", "path": "a/b/full", "parents": True}))
+
+    def test_the_folders_a_failed_put_with_parents_made_are_synced(self):
+        reply = self.peer.request({"op": "put", "name": "a/b/full/f.txt", "size": 1, "parents": True})
+        self.check_made_and_synced(reply)
 
 
 if __name__ == "__main__":
