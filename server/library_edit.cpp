@@ -7,6 +7,7 @@
 #include "estale.hpp"
 #include "hex.hpp"
 #include "names.hpp"
+#include "posix_io.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -108,24 +109,29 @@ std::string removing_name()
     return std::string(kRemovingPrefix) + to_hex(bytes);
 }
 
+// Whether renameat2 refused its flags for want of them: a file system
+// without RENAME_NOREPLACE (EINVAL; FUSE without the feature says
+// EOPNOTSUPP), or a kernel before 3.15 (ENOSYS).
+bool lacks_rename_flags(int error)
+{
+    return error == EINVAL || error == ENOSYS || error == EOPNOTSUPP;
+}
+
 // rename(2) of `from` to `to` in `dir` that never replaces an entry at `to`:
-// renameat2 with RENAME_NOREPLACE, or where the file system lacks it
-// (EINVAL), a link under the new name (which fails with EEXIST if it is
-// taken) and the old name's unlink; a folder, which cannot be linked, is
-// looked for and renamed. 0, or -1 with errno.
+// a file by sys::rename_no_replace (renameat2 RENAME_NOREPLACE, or a link
+// and an unlink where the file system lacks it); a folder, which cannot be
+// linked, by renameat2, or where it is lacking, a look and a rename. 0, or
+// -1 with errno.
 int rename_without_replacing(int dir, const char* from, const char* to, bool folder)
 {
+    if (!folder) {
+        return sys::rename_no_replace(dir, from, dir, to);
+    }
     if (::renameat2(dir, from, dir, to, RENAME_NOREPLACE) == 0) {
         return 0;
     }
-    if (errno != EINVAL) {
+    if (!lacks_rename_flags(errno)) {
         return -1;
-    }
-    if (!folder) {
-        if (::linkat(dir, from, dir, to, 0) != 0) {
-            return -1;
-        }
-        return ::unlinkat(dir, from, 0);
     }
     struct ::stat taken {};
     if (::fstatat(dir, to, &taken, AT_SYMLINK_NOFOLLOW) == 0) {
@@ -154,7 +160,7 @@ std::optional<Error> remove_as_expected(int parent, const char* leaf, std::strin
         errno = 0;
         if (::renameat2(parent, leaf, parent, aside.c_str(), RENAME_NOREPLACE) == 0) {
             moved = true;
-        } else if (errno == EINVAL) {
+        } else if (lacks_rename_flags(errno)) {
             // A file system without RENAME_NOREPLACE: the random name is not
             // taken (128 bits), and a plain rename is as atomic.
             moved = ::renameat(parent, leaf, parent, aside.c_str()) == 0;

@@ -70,7 +70,7 @@ int rename_no_replace(int from_dir, const char* from, int to_dir, const char* to
     if (::renameat2(from_dir, from, to_dir, to, RENAME_NOREPLACE) == 0) {
         return 0;
     }
-    if (errno != EINVAL && errno != ENOSYS) {
+    if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) {
         return -1;
     }
     // A second name first (EEXIST when `to` is taken), then the old one

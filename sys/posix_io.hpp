@@ -85,7 +85,8 @@ Transfer read_full(int fd, std::span<Byte, Extent> buffer, StopCheck stop = null
 // a file appearing there at any moment before is never replaced: a "do not
 // replace" promise (get -n, a commit with replace: false) held at the
 // publish itself. renameat2(RENAME_NOREPLACE); where the file system lacks
-// it (EINVAL, or ENOSYS on an old kernel), linkat (which never replaces
+// it (EINVAL, EOPNOTSUPP from some FUSE file systems, or ENOSYS on an old
+// kernel), linkat (which never replaces
 // either) then unlinkat of `from`; never a rename that could replace.
 // 0, or -1 with errno (EEXIST: something stands at `to`, left untouched;
 // the errno of linkat where neither way works, e.g. EPERM on vfat).

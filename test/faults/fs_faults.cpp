@@ -9,6 +9,9 @@
 //   a test can act while a long removal runs (a recursive delete's walk).
 // - FERRY_MKDIR_FAULT_NAME: mkdirat(2) of an entry of that name fails with
 //   ENOSPC (a full disk), after the folders above it were made.
+// - FERRY_NO_RENAME_FLAGS: renameat2(2) with any flag (RENAME_NOREPLACE,
+//   RENAME_EXCHANGE) fails with EINVAL, as on a file system that lacks
+//   them (some FUSE and network file systems), so that the fallbacks run.
 // - FERRY_FSYNC_LOG: each fsync(2) appends the path of the file or folder
 //   it syncs (as /proc/self/fd names it) and a newline to that file, so a
 //   test can tell what was made durable.
@@ -66,6 +69,17 @@ int unlinkat(int folder, const char* name, int flags)
         ::nanosleep(&wait, nullptr);
     }
     return real(folder, name, flags);
+}
+
+int renameat2(int from_folder, const char* from, int to_folder, const char* to, unsigned int flags)
+{
+    using Rename = int (*)(int, const char*, int, const char*, unsigned int);
+    static const Rename real = next_definition<Rename>("renameat2");
+    if (flags != 0 && std::getenv("FERRY_NO_RENAME_FLAGS") != nullptr) {
+        errno = EINVAL;
+        return -1;
+    }
+    return real(from_folder, from, to_folder, to, flags);
 }
 
 int mkdirat(int folder, const char* name, mode_t mode)

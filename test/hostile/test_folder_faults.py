@@ -17,6 +17,7 @@ A mkdir with parents that fails part way (the library fails one mkdirat
 with ENOSPC) still makes durable the folders it made before: the library
 logs what each fsync synced."""
 
+import hashlib
 import os
 import shutil
 import time
@@ -212,6 +213,101 @@ class MkdirFailsPartWay(unittest.TestCase):
     def test_the_folders_a_failed_put_with_parents_made_are_synced(self):
         reply = self.peer.request({"op": "put", "name": "a/b/full/f.txt", "size": 1, "parents": True})
         self.check_made_and_synced(reply)
+
+
+class WithoutRenameFlags(unittest.TestCase):
+    """On a file system without renameat2's flags (some FUSE and network file systems answer EINVAL), every
+    promise that rests on RENAME_NOREPLACE or RENAME_EXCHANGE holds through its fallback: a rename or a
+    commit without replace never replaces, a delete with expect still sets the file aside, and an upload's
+    state and publish record still land. The library fails every flagged renameat2 with EINVAL."""
+
+    def setUp(self):
+        self.root = temp_root()
+        self.addCleanup(shutil.rmtree, self.root)
+        self.server = Server(FERRYD, self.root, env=preloaded(FERRY_NO_RENAME_FLAGS="1"))
+        self.addCleanup(self.server.stop)
+        self.peer = self.server.peer(version=2)
+        self.addCleanup(self.peer.close)
+
+    def read(self, relative):
+        with open(os.path.join(self.root, relative), "rb") as f:
+            return f.read()
+
+    def leftovers(self):
+        return [name for _, _, names in os.walk(self.root) for name in names if name.startswith(".ferry-")]
+
+    def test_a_rename_without_replace_never_replaces(self):
+        write(self.root, "a.txt", b"a")
+        write(self.root, "b.txt", b"b")
+        os.makedirs(os.path.join(self.root, "d1", "in"))
+        os.makedirs(os.path.join(self.root, "d2"))
+        for source, target in (("a.txt", "b.txt"), ("d1", "d2")):
+            reply = self.peer.request({"op": "rename", "from": source, "to": target, "replace": False})
+            self.assertEqual(reply.get("error", {}).get("code"), "exists", reply)
+        self.assertEqual((self.read("a.txt"), self.read("b.txt")), (b"a", b"b"))
+        self.assertTrue(os.path.isdir(os.path.join(self.root, "d1", "in")))
+        for source, target in (("a.txt", "c.txt"), ("d1", "d3")):
+            reply = self.peer.request({"op": "rename", "from": source, "to": target, "replace": False})
+            self.assertIs(reply.get("ok"), True, reply)
+        self.assertEqual(self.read("c.txt"), b"a")
+        self.assertFalse(os.path.exists(os.path.join(self.root, "a.txt")))
+        self.assertTrue(os.path.isdir(os.path.join(self.root, "d3", "in")))
+
+    def test_a_commit_without_replace_never_replaces(self):
+        write(self.root, "taken.bin", b"first")
+        data = os.urandom(3 << 20)  # past 1 MiB: the commit writes its publish record
+        reply = self.peer.request({"op": "put", "name": "taken.bin", "size": len(data), "resume": False})
+        self.assertIs(reply.get("ok"), True, reply)
+        put_id = self.peer.next_id - 1
+        self.peer.send_data(data)
+        reply = self.peer.request({"op": "commit", "id": put_id, "sha256": hashlib.sha256(data).hexdigest(),
+                                   "replace": False})
+        self.assertEqual(reply.get("error", {}).get("code"), "exists", reply)
+        self.assertEqual(self.read("taken.bin"), b"first")
+        reply = self.peer.put("new.bin", data)
+        self.assertIs(reply.get("ok"), True, reply)
+        self.assertEqual(self.read("new.bin"), data)
+        self.assertTrue(wait_until(lambda: not any(".publish" in name for name in self.leftovers()), within=5))
+
+    def test_a_delete_with_expect_sets_the_file_aside_all_the_same(self):
+        write(self.root, "d/f.txt", b"listed")
+        write(self.root, "d/g.txt", b"listed")
+        st = os.stat(os.path.join(self.root, "d", "f.txt"))
+        expect = {"type": "file", "size": st.st_size, "mtime": int(st.st_mtime)}
+        reply = self.peer.request({"op": "delete", "path": "d/f.txt", "expect": expect})
+        self.assertIs(reply.get("ok"), True, reply)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "d", "f.txt")))
+        reply = self.peer.request({"op": "delete", "path": "d/g.txt", "expect": dict(expect, size=99)})
+        self.assertEqual(reply.get("error", {}).get("code"), "file_changed", reply)
+        self.assertEqual(self.read("d/g.txt"), b"listed")
+        self.assertEqual(self.leftovers(), [])
+
+    def test_an_interrupted_upload_resumes(self):
+        data = os.urandom(4 << 20)
+        reply = self.peer.request({"op": "put", "name": "big.bin", "size": len(data), "resume": True})
+        self.assertIs(reply.get("ok"), True, reply)
+        self.peer.send_data(data[: 3 << 20])
+        # Kept once its state (written beside, then put in place: RENAME_EXCHANGE, or its fallback) says so.
+        time.sleep(0.5)
+        self.peer.close()
+        self.assertTrue(wait_until(lambda: any(name.endswith(".state") for name in self.leftovers()), within=10))
+        again = self.server.peer(version=2)
+        self.addCleanup(again.close)
+        replies = []
+
+        def resumed():
+            # busy until the server has seen the first connection go
+            replies.append(again.request({"op": "put", "name": "big.bin", "size": len(data), "resume": True}))
+            return replies[-1].get("error", {}).get("code") != "busy"
+        self.assertTrue(wait_until(resumed, within=10), replies[-1:])
+        reply = replies[-1]
+        self.assertIs(reply.get("ok"), True, reply)
+        self.assertGreater(reply.get("offset", 0), 0, reply)
+        put_id = again.next_id - 1
+        again.send_data(data[reply["offset"]:])
+        reply = again.request({"op": "commit", "id": put_id, "sha256": hashlib.sha256(data).hexdigest()})
+        self.assertIs(reply.get("ok"), True, reply)
+        self.assertEqual(self.read("big.bin"), data)
 
 
 if __name__ == "__main__":
