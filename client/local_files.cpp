@@ -1397,7 +1397,19 @@ bool is_ferry_part(const LocalFile& file, const struct ::stat& st, const Downloa
     return true;
 }
 
-Result<PartFound> look_at_part(const std::string& part, const std::string& state_file, const LocalFolder* in)
+namespace {
+
+// A part of ferry's found under the part's name, opened and locked: held so
+// that its removal happens under the lock (create_part_file), never after
+// letting it go, when a download that has just made it could lock it.
+struct HeldPart {
+    LocalFile file;
+    struct stat st {};
+};
+
+// look_at_part's look, keeping what it found: nothing, or the part held.
+Result<std::optional<HeldPart>> look_at_and_hold_part(const std::string& part, const std::string& state_file,
+                                                      const LocalFolder* in)
 {
     const Where at(in, part);
     if (auto reached = at.reached(); !reached) {
@@ -1406,7 +1418,7 @@ Result<PartFound> look_at_part(const std::string& part, const std::string& state
     struct stat st {};
     if (::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
         if (errno == ENOENT) {
-            return PartFound::absent;
+            return std::optional<HeldPart>();
         }
         return local_error("cannot look at " + in_quotes(part), errno);
     }
@@ -1421,30 +1433,41 @@ Result<PartFound> look_at_part(const std::string& part, const std::string& state
         // Lost a race with whoever changed the name since the look: said
         // as what stands there now, not as the open's errno.
         if (errno == ENOENT) {
-            return PartFound::absent;
+            return std::optional<HeldPart>();
         }
         if (errno == ELOOP) {
             return foreign_part_error(part, S_IFLNK);
         }
         return local_error("cannot open " + in_quotes(part), errno);
     }
-    const LocalFile file(part, fd);
-    if (::fstat(file.fd(), &st) != 0) {
+    HeldPart held{LocalFile(part, fd), {}};
+    if (::fstat(held.file.fd(), &held.st) != 0) {
         return local_error("cannot stat " + in_quotes(part), errno);
     }
-    if (!S_ISREG(st.st_mode)) {
-        return foreign_part_error(part, st.st_mode);
+    if (!S_ISREG(held.st.st_mode)) {
+        return foreign_part_error(part, held.st.st_mode);
     }
     const auto state = read_download_state(state_file, in);
-    if (!is_ferry_part(file, st, state ? &state.value() : nullptr)) {
+    if (!is_ferry_part(held.file, held.st, state ? &state.value() : nullptr)) {
         return unowned_part_error(part);
     }
     // A part another download is writing is not replaced from under it
     // (nor its sidecar dropped).
-    if (auto locked = lock_part(file); !locked) {
+    if (auto locked = lock_part(held.file); !locked) {
         return locked.error();
     }
-    return PartFound::ferrys;
+    return std::optional<HeldPart>(std::move(held));
+}
+
+} // namespace
+
+Result<PartFound> look_at_part(const std::string& part, const std::string& state_file, const LocalFolder* in)
+{
+    auto held = look_at_and_hold_part(part, state_file, in);
+    if (!held) {
+        return held.error();
+    }
+    return held->has_value() ? PartFound::ferrys : PartFound::absent;
 }
 
 Result<CreatedPart> create_part_file(const std::string& part, const std::string& state_file, const LocalFolder* in,
@@ -1464,15 +1487,28 @@ Result<CreatedPart> create_part_file(const std::string& part, const std::string&
         });
         if (fd >= 0) {
             LocalFile file(part, fd);
+            // Locked first, marked after: one download writes a part. Until
+            // the lock, another download that meets this empty part takes it
+            // for a leftover of ferry's, and may lock and remove it: then
+            // the name no longer holds this file, and it is that download's
+            // turn (busy), never a download into a file with no name.
+            if (auto locked = lock_part(file); !locked) {
+                return locked.error(); // locked by the other download at once: left to it
+            }
+            struct stat made {};
+            struct stat named {};
+            if (::fstat(file.fd(), &made) != 0 || ::fstatat(at.dir(), at.name(), &named, AT_SYMLINK_NOFOLLOW) != 0 ||
+                !same_file(made, named)) {
+                return Error{ErrorCode::busy, in_quotes(part) +
+                                                  " is being written by another download (another ferry, or "
+                                                  "another file of this command, saved under the same name), "
+                                                  "which took the name as this one made it: nothing was written "
+                                                  "to it; get the file again once that download is over"};
+            }
             auto marked = mark_part(file);
             if (!marked) {
-                (void)file.close();
-                (void)remove_file(part, in);
+                (void)unlink_if_still(at.dir(), at.name(), made, part);
                 return marked.error();
-            }
-            // Locked from its creation: one download writes a part.
-            if (auto locked = lock_part(file); !locked) {
-                return locked.error();
             }
             return CreatedPart{std::move(file), marked.value()};
         }
@@ -1482,12 +1518,15 @@ Result<CreatedPart> create_part_file(const std::string& part, const std::string&
             // unlink and the open; that race is not run after.
             return local_error("cannot create " + in_quotes(part), error);
         }
-        auto found = look_at_part(part, state_file, in);
+        auto found = look_at_and_hold_part(part, state_file, in);
         if (!found) {
             return found.error();
         }
-        if (found.value() == PartFound::ferrys) {
-            if (auto removed = remove_file(part, in); !removed) {
+        if (found->has_value()) {
+            // Removed while this download holds its lock, and only while the
+            // name still holds the file looked at.
+            auto removed = unlink_if_still(at.dir(), at.name(), found.value()->st, part);
+            if (!removed) {
                 return removed.error();
             }
         }

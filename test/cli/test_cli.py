@@ -684,6 +684,45 @@ class KilledDownloadLeftovers(CliTest):
         self.assertEqual([n for n in os.listdir(self.local) if ".ferry-part" in n], [], kills)
 
 
+class TwoDownloadsToOneName(CliTest):
+    """Two downloads of one file to one name at once (attack round 20, F1): the one that loses the part
+    says busy (exit status 6, which --retry gets past), never local_io (3), whatever moment it loses at.
+    The window was a new part's, between its creation and its lock: another download met it empty and
+    unlocked, took it for a leftover of ferry's and removed it, and the first then downloaded into a file
+    that no longer had a name. The fault library (test/faults) holds the first download in that window:
+    its exclusive flock waits 2 s, while the second runs to its end."""
+
+    def test_the_download_whose_new_part_is_taken_meanwhile_is_busy(self):
+        library = os.environ.get("FERRY_FS_FAULTS_LIB")
+        if not library or not os.path.isfile(library):
+            self.skipTest("the fault library is not built (meson passes FERRY_FS_FAULTS_LIB)")
+        data = bytes(i % 253 for i in range(3 << 20))
+        self.write(os.path.join(self.root, "f.bin"), data)
+        address = self.start_server()
+        part = os.path.join(self.local, "f.bin.ferry-part")
+        held = dict(self.env, LD_PRELOAD=library, FERRY_FLOCK_DELAY_MS="2000")
+        first = subprocess.Popen([FERRY, "--server", address, "--no-progress", "get", "f.bin"], cwd=self.local,
+                                 env=held, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            # The first one's part stands (empty, not locked yet): the second starts now.
+            deadline = time.monotonic() + 20
+            while not os.path.exists(part) and first.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.assertTrue(os.path.exists(part), "no part was made")
+            second = self.ferry("--no-progress", "get", "f.bin", server=address)
+            out, err = first.communicate(timeout=60)
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait()
+        self.assertEqual(second.returncode, 0, second.stderr)
+        self.assertEqual(first.returncode, 6, err)
+        self.assertIn(b"busy", err)
+        with open(os.path.join(self.local, "f.bin"), "rb") as f:
+            self.assertEqual(f.read(), data)
+        self.assertEqual(sorted(os.listdir(self.local)), ["f.bin"])
+
+
 def main():
     global FERRYD, FERRY
     parser = argparse.ArgumentParser()

@@ -12,6 +12,9 @@
 // - FERRY_NO_RENAME_FLAGS: renameat2(2) with any flag (RENAME_NOREPLACE,
 //   RENAME_EXCHANGE) fails with EINVAL, as on a file system that lacks
 //   them (some FUSE and network file systems), so that the fallbacks run.
+// - FERRY_FLOCK_DELAY_MS: each flock(2) that asks for an exclusive lock
+//   waits that long first, so that a test can act between a download's
+//   creation of its part and its lock (preloaded into ferry).
 // - FERRY_FSYNC_LOG: each fsync(2) appends the path of the file or folder
 //   it syncs (as /proc/self/fd names it) and a newline to that file, so a
 //   test can tell what was made durable.
@@ -21,6 +24,7 @@
 #undef _FILE_OFFSET_BITS
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <dlfcn.h>
@@ -80,6 +84,18 @@ int renameat2(int from_folder, const char* from, int to_folder, const char* to, 
         return -1;
     }
     return real(from_folder, from, to_folder, to, flags);
+}
+
+int flock(int fd, int operation)
+{
+    using Lock = int (*)(int, int);
+    static const Lock real = next_definition<Lock>("flock");
+    if (const char* delay = std::getenv("FERRY_FLOCK_DELAY_MS"); delay != nullptr && (operation & LOCK_EX) != 0) {
+        const long milliseconds = std::strtol(delay, nullptr, 10);
+        const struct timespec wait {milliseconds / 1000, (milliseconds % 1000) * 1'000'000};
+        ::nanosleep(&wait, nullptr);
+    }
+    return real(fd, operation);
 }
 
 int mkdirat(int folder, const char* name, mode_t mode)

@@ -425,15 +425,16 @@ def _lock_part(fd: int, part: str) -> None:
         raise local_error(f"cannot lock {part!r}", error) from error
 
 
-def look_at_part(part: str, state_file: str) -> bool:
-    """Whether a part of ferry's stands at ``part`` (True) or nothing
-    (False); raises LocalIOError for anything else there (a user's file, a
-    link, FIFO, socket, folder), Retryable (busy) for a part another
-    download is writing."""
+def _look_at_and_hold_part(part: str, state_file: str) -> Optional[tuple[int, os.stat_result]]:
+    """look_at_part's look, keeping what it found: None for nothing there,
+    else the part's descriptor, locked, and its stat. Held so that a removal
+    of it happens under the lock (create_part), never after letting it go,
+    when a download that has just made it could lock it. The caller closes
+    the descriptor."""
     try:
         st = os.lstat(part)
     except FileNotFoundError:
-        return False
+        return None
     except OSError as error:
         raise local_error(f"cannot look at {part!r}", error) from error
     if not stat.S_ISREG(st.st_mode):
@@ -441,7 +442,7 @@ def look_at_part(part: str, state_file: str) -> bool:
     try:
         fd = os.open(part, _LOOK)   # O_NONBLOCK: a FIFO put there since the look does not wait
     except FileNotFoundError:
-        return False
+        return None
     except OSError as error:
         raise local_error(f"cannot open {part!r}", error) from error
     try:
@@ -452,11 +453,26 @@ def look_at_part(part: str, state_file: str) -> bool:
             raise unowned_part_error(part)
         _lock_part(fd, part)
     except (LocalIOError, Retryable):
+        os.close(fd)
         raise
     except OSError as error:
-        raise local_error(f"cannot look at {part!r}", error) from error
-    finally:
         os.close(fd)
+        raise local_error(f"cannot look at {part!r}", error) from error
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def look_at_part(part: str, state_file: str) -> bool:
+    """Whether a part of ferry's stands at ``part`` (True) or nothing
+    (False); raises LocalIOError for anything else there (a user's file, a
+    link, FIFO, socket, folder), Retryable (busy) for a part another
+    download is writing."""
+    held = _look_at_and_hold_part(part, state_file)
+    if held is None:
+        return False
+    os.close(held[0])   # lets the lock go
     return True
 
 
@@ -481,26 +497,53 @@ def _mark_part(fd: int, part: str) -> bool:
 
 
 def create_part(part: str, state_file: str, mode: int) -> tuple[int, bool]:
-    """A new part file at ``part``, marked and locked: its descriptor and
-    whether the mark was set. Only a part of ferry's is replaced."""
+    """A new part file at ``part``, locked and marked: its descriptor and
+    whether the mark was set. Only a part of ferry's is replaced, and only
+    while this download holds its lock. Raises Retryable (busy) when another
+    download takes the name meanwhile."""
     for attempt in range(2):
         try:
             fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
         except FileExistsError as error:
             if attempt > 0:   # taken again between the unlink and the open: not run after
                 raise local_error(f"cannot create {part!r}", error) from error
-            if look_at_part(part, state_file):
-                _remove(part)
+            held = _look_at_and_hold_part(part, state_file)
+            if held is not None:
+                fd_found, looked = held
+                try:
+                    # Removed under the lock, and only while the name still holds the file looked at.
+                    try:
+                        now = os.lstat(part)
+                    except FileNotFoundError:
+                        now = None
+                    if now is not None and (now.st_dev, now.st_ino) == (looked.st_dev, looked.st_ino):
+                        _remove(part)
+                finally:
+                    os.close(fd_found)
             continue
         except OSError as error:
             raise local_error(f"cannot create {part!r}", error) from error
         try:
-            marked = _mark_part(fd, part)
+            # Locked first, marked after (the C++ client's order). Until the
+            # lock, another download that meets this empty part takes it for
+            # a leftover of ferry's and may lock and remove it: then the name
+            # no longer holds this file, and it is that download's turn.
             _lock_part(fd, part)
+            made = os.fstat(fd)
+            try:
+                named: Optional[os.stat_result] = os.lstat(part)
+            except FileNotFoundError:
+                named = None
+            if named is None or (named.st_dev, named.st_ino) != (made.st_dev, made.st_ino):
+                raise held_by_another(f"{part!r} is being written by another download (another get or ferry, "
+                                      "saved under the same name), which took the name as this one made it: "
+                                      "nothing was written to it; get the file again once that download is "
+                                      "over")
+            marked = _mark_part(fd, part)
         except Retryable:
-            # Another download locked it the moment it was made (looking at
-            # an empty part of ferry's): it is that download's now, left to
-            # it, as the C++ client's create_part_file leaves it.
+            # Another download locked it the moment it was made, or took its
+            # name: it is that download's now, left to it, as the C++
+            # client's create_part_file leaves it.
             os.close(fd)
             raise
         except BaseException:

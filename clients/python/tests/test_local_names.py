@@ -576,6 +576,36 @@ class LocalNameTests(ServerCase):
         self.assert_busy(caught, part)
         self.assertEqual(tree_of(part), ("file", b""))
 
+    def test_a_new_part_another_download_takes_before_its_lock_is_busy(self):
+        """Attack round 20, F1: made by this get (O_EXCL), but before its lock
+        another download met it empty and unlocked, took it for a leftover of
+        ferry's, removed it and made its own. This get must not write into the
+        file that lost its name (its publish then failed with local_io): busy,
+        and the other download's part is left to it."""
+        folder = self.fresh_folder()
+        part = os.path.join(folder, "x.ferry-part")
+        real_flock = fcntl.flock
+        other = []
+
+        def another_download_meanwhile(fd, operation):
+            if not other:
+                other.append(None)
+                other[0] = local.create_part(part, part + ".state", 0o600)
+                self.addCleanup(os.close, other[0][0])
+            return real_flock(fd, operation)
+
+        with mock.patch.object(local.fcntl, "flock", another_download_meanwhile):
+            with self.assertRaises(ferry_client.FerryError) as caught:
+                fd, _ = local.create_part(part, part + ".state", 0o600)
+                os.close(fd)
+        self.assert_busy(caught, part)
+        # The name holds the other download's part, still locked by it.
+        self.assertEqual(os.stat(part).st_ino, os.fstat(other[0][0]).st_ino)
+        probe = os.open(part, os.O_RDONLY | os.O_CLOEXEC)
+        self.addCleanup(os.close, probe)
+        with self.assertRaises(BlockingIOError):
+            real_flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
     def test_two_downloads_to_one_name_the_second_is_busy(self):
         """Two gets to one DEST: the second finds the first's part locked and
         is refused with busy before it asks for anything; the first is not
