@@ -60,10 +60,13 @@ Error file_error(int errno_value, std::string_view what, std::string_view name)
         return Error{ErrorCode::no_space, std::move(message)};
     case EACCES:
     case EPERM:
+    case EBUSY:
         // The file system refuses ferryd's user (the folder's mode or ACL,
-        // a sticky folder, an immutable file): no retry changes that until
-        // someone changes the permissions, so it is a refusal, not a
-        // passing fault (PROTOCOL.md 6).
+        // a sticky folder, an immutable file), or the entry is a mount
+        // point (EBUSY: a file bind-mounted there cannot be unlinked or
+        // renamed, rename(2), unlink(2)): no retry changes that until
+        // someone changes the permissions or unmounts it, so it is a
+        // refusal, not a passing fault (PROTOCOL.md 6).
         return Error{ErrorCode::forbidden, std::move(message)};
     default:
         return Error{ErrorCode::io_error, std::move(message)};

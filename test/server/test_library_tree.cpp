@@ -223,6 +223,33 @@ TEST_CASE("a mount point inside the tree is neither listed nor entered nor delet
     }
 }
 
+TEST_CASE("a file bind-mounted inside the tree is not deleted, and the refusal is forbidden, not io_error")
+{
+    // unlink(2) and rename(2) of a mount point fail with EBUSY, which stays
+    // so until it is unmounted: no retry helps (attack round 20).
+    TempRoot root;
+    root.write("mounted.txt", "under");
+    root.write("over.txt", "over");
+    const std::string target = root.path() + "/mounted.txt";
+    if (::mount((root.path() + "/over.txt").c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+        MESSAGE("cannot bind-mount here (" << std::strerror(errno) << "); skipped");
+        return;
+    }
+    auto library = open_library(root, ResolveMode::walk);
+    struct ::stat st {};
+    REQUIRE(::lstat(target.c_str(), &st) == 0);
+    const ExpectedEntry expect{EntryType::file, static_cast<std::uint64_t>(st.st_size),
+                               static_cast<std::int64_t>(st.st_mtime)};
+    CHECK(library->remove("mounted.txt", false).error().code == ErrorCode::forbidden);
+    CHECK(library->remove("mounted.txt", false, expect).error().code == ErrorCode::forbidden);
+    auto renamed = library->rename("mounted.txt", "moved.txt", false);
+    REQUIRE(renamed);
+    CHECK(renamed->code == ErrorCode::forbidden);
+    ::umount2(target.c_str(), MNT_DETACH);
+    CHECK(root.read("mounted.txt") == "under");
+    CHECK(root.hidden_entries() == 0);
+}
+
 TEST_CASE("make_folder creates one folder, or with parents every missing one; existing names are refused")
 {
     for (const ResolveMode mode : kModes) {
