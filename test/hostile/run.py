@@ -9,7 +9,9 @@ the other suites and only what measures time or memory alone:
           false);
   shared  every other module: they wait on the server but bound nothing that
           load can stretch, so they run beside the other suites;
-  all     both (the default, as when run by hand)."""
+  all     both (the default, as when run by hand).
+--share K/N takes every Nth module of the group from the Kth on (sorted by
+name), so that meson runs the shared group as N tests side by side."""
 
 import argparse
 import fnmatch
@@ -48,13 +50,17 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     harness.add_binaries(parser, ["ferryd"])
     parser.add_argument("--group", choices=("timing", "shared", "all"), default="all")
+    parser.add_argument("--share", default="1/1", help="K/N: the Kth of N shares of the group's modules")
     parser.add_argument("pattern", nargs="?", default="test_*.py",
                         help="only the modules whose file name matches this pattern")
     args = parser.parse_args()
     harness.export_binaries(parser, args, ["ferryd"])
     sys.path.insert(0, here)
+    share, shares = (int(part) for part in args.share.split("/"))
+    if not 1 <= share <= shares:
+        parser.error(f"--share {args.share}: K must be 1 to N")
     suite = unittest.TestSuite()
-    for name in modules(args.group):
+    for name in modules(args.group)[share - 1::shares]:
         if fnmatch.fnmatch(name, args.pattern):
             suite.addTests(unittest.defaultTestLoader.discover(here, pattern=name))
     sys.exit(harness.report(unittest.TextTestRunner(verbosity=2).run(suite)))
