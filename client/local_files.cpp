@@ -845,10 +845,16 @@ Result<bool> unlink_if_still(int dir, const std::string& name, const struct ::st
             moved = true;
         } else if (errno == ENOENT) {
             return false; // gone since the look
+        } else if (sys::lacks_rename_flags(errno)) {
+            // A file system without RENAME_NOREPLACE (NFS, some FUSE): the
+            // fresh name is not taken (16 random letters and digits), and a
+            // plain rename moves the entry as atomically.
+            if (::renameat(dir, name.c_str(), dir, aside.c_str()) != 0) {
+                return false; // gone since the look, or refused: nothing removed
+            }
+            moved = true;
         } else if (errno != EEXIST) {
-            // EINVAL: a file system without RENAME_NOREPLACE. Nothing is
-            // removed there rather than removed unchecked.
-            return false;
+            return false; // refused (a permission, a mount point): nothing removed
         }
     }
     if (!moved) {
@@ -858,14 +864,14 @@ Result<bool> unlink_if_still(int dir, const std::string& name, const struct ::st
     if (::fstatat(dir, aside.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 && same_file(now, looked)) {
         if (::unlinkat(dir, aside.c_str(), 0) != 0) {
             const int failure = errno;
-            (void)::renameat2(dir, aside.c_str(), dir, name.c_str(), RENAME_NOREPLACE);
+            (void)sys::rename_no_replace(dir, aside.c_str(), dir, name.c_str());
             return local_error("cannot remove " + in_quotes(shown), failure);
         }
         return true;
     }
     // Swapped since the look: what the rename moved goes back, never over
     // a name taken meanwhile.
-    if (::renameat2(dir, aside.c_str(), dir, name.c_str(), RENAME_NOREPLACE) != 0) {
+    if (sys::rename_no_replace(dir, aside.c_str(), dir, name.c_str()) != 0) {
         const int failure = errno;
         return Error{ErrorCode::local_io, in_quotes(shown) + " was replaced while it was being removed, and its "
                                                              "name was taken again: what stood there is left as " +

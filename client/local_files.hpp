@@ -373,7 +373,9 @@ Result<bool> remove_ferry_leftover(const std::string& path, const LocalFolder* i
 // rename is therefore never removed. What is left: a process that may
 // write the folder, reads the fresh name (readdir, inotify) and swaps
 // another file in at it between that check and the unlink. Where the
-// file system has no RENAME_NOREPLACE, nothing is removed. A kill between
+// file system has no RENAME_NOREPLACE (NFS, some FUSE), the first rename is
+// a plain one (the fresh name is not taken) and the rename back links then
+// unlinks (sys::rename_no_replace). A kill between
 // the rename and the unlink leaves the file under the fresh name, which
 // nothing removes. Whether it was
 // removed; an Error where the name was taken again before the rename back

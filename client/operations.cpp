@@ -294,8 +294,10 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
     // a resume from it would first check the new part against its digest.
     if (!options.no_part) {
         if (auto removed = remove_download_state(state_file, in); !removed) {
-            (void)created->file.close();
+            // Removed while still locked: once the lock goes, another
+            // download may take the name for a part of its own.
             (void)remove_file(part, in);
+            (void)created->file.close();
             return removed.error();
         }
         remove_leftover_temporaries(state_file, in);

@@ -10,10 +10,10 @@
 #include "posix_io.hpp"
 
 #include <dirent.h>
+#include <openssl/rand.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <stdio.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -91,30 +91,20 @@ bool folder_is_empty(int fd)
 // and removes it (remove_as_expected): ".ferry-removing-" and 32 hexadecimal
 // digits from the kernel's random source (128 bits), in the file's own
 // folder, so that no one else can have named an entry so. Never listed (a
-// leading dot, PROTOCOL.md 5); left behind only by a kill within the few
-// system calls it lives (ferryd.8).
+// leading dot, PROTOCOL.md 5); left behind by a kill within the few
+// system calls it lives, or kept when it cannot go back to its name, which
+// the reply then gives (ferryd.8).
 constexpr std::string_view kRemovingPrefix = ".ferry-removing-";
 
+// Empty when the random source fails (RAND_bytes, OpenSSL's generator,
+// seeded by the kernel).
 std::string removing_name()
 {
     std::array<unsigned char, 16> bytes{};
-    std::size_t got = 0;
-    while (got < bytes.size()) {
-        const ssize_t n = ::getrandom(bytes.data() + got, bytes.size() - got, 0);
-        if (n > 0) {
-            got += static_cast<std::size_t>(n);
-        }
-        // EINTR (or a short read before the pool is ready): try again.
+    if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
+        return {};
     }
     return std::string(kRemovingPrefix) + to_hex(bytes);
-}
-
-// Whether renameat2 refused its flags for want of them: a file system
-// without RENAME_NOREPLACE (EINVAL; FUSE without the feature says
-// EOPNOTSUPP), or a kernel before 3.15 (ENOSYS).
-bool lacks_rename_flags(int error)
-{
-    return error == EINVAL || error == ENOSYS || error == EOPNOTSUPP;
 }
 
 // rename(2) of `from` to `to` in `dir` that never replaces an entry at `to`:
@@ -130,7 +120,7 @@ int rename_without_replacing(int dir, const char* from, const char* to, bool fol
     if (::renameat2(dir, from, dir, to, RENAME_NOREPLACE) == 0) {
         return 0;
     }
-    if (!lacks_rename_flags(errno)) {
+    if (!sys::lacks_rename_flags(errno)) {
         return -1;
     }
     struct ::stat taken {};
@@ -157,10 +147,13 @@ std::optional<Error> remove_as_expected(int parent, const char* leaf, std::strin
     // EEXIST: 128 random bits met a name, which only a guess can have made.
     for (int attempt = 0; attempt < 4 && !moved; ++attempt) {
         aside = removing_name();
+        if (aside.empty()) {
+            return Error{ErrorCode::io_error, "cannot delete " + quoted(path) + ": no random name to set it aside"};
+        }
         errno = 0;
         if (::renameat2(parent, leaf, parent, aside.c_str(), RENAME_NOREPLACE) == 0) {
             moved = true;
-        } else if (lacks_rename_flags(errno)) {
+        } else if (sys::lacks_rename_flags(errno)) {
             // A file system without RENAME_NOREPLACE: the random name is not
             // taken (128 bits), and a plain rename is as atomic.
             moved = ::renameat(parent, leaf, parent, aside.c_str()) == 0;
@@ -178,12 +171,15 @@ std::optional<Error> remove_as_expected(int parent, const char* leaf, std::strin
         return file_error(errno, "cannot delete", path);
     }
     struct ::stat st {};
-    if (::fstatat(parent, aside.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        // Removed under its hidden name by someone else: gone, as asked.
-        return errno == ENOENT ? std::nullopt : std::optional<Error>(file_error(errno, "cannot delete", path));
-    }
     std::optional<Error> refusal;
-    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+    if (::fstatat(parent, aside.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) {
+            return std::nullopt; // removed under its hidden name by someone else: gone, as asked
+        }
+        // Not known what it is: back to its name, as a file (a folder
+        // refuses the link of the fallback: then it is kept, and said so).
+        refusal = file_error(errno, "cannot delete", path);
+    } else if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
         refusal = Error{ErrorCode::not_regular_file, quoted(path) + " is not a regular file or folder"};
     } else {
         refusal = unlike_expected(st, expect, path);
@@ -195,16 +191,21 @@ std::optional<Error> remove_as_expected(int parent, const char* leaf, std::strin
         refusal = file_error(errno, "cannot delete", path);
     }
     // Not the entry expected (put at the name between the look and the
-    // rename), or one that cannot go: back to its name.
-    if (rename_without_replacing(parent, aside.c_str(), leaf, S_ISDIR(st.st_mode)) != 0) {
-        const int failure = errno;
+    // rename), or one that cannot go: back to its name. Made durable before
+    // the answer, which says the entry stays where it stands.
+    const bool back = rename_without_replacing(parent, aside.c_str(), leaf, S_ISDIR(st.st_mode)) == 0;
+    const int failure = errno;
+    (void)sync_folder(parent, path);
+    if (!back) {
         const std::string shown = path.find('/') == std::string_view::npos
                                       ? aside
                                       : std::string(path.substr(0, path.rfind('/') + 1)) + aside;
-        return Error{ErrorCode::file_changed,
-                     quoted(path) + " was replaced while it was being deleted, and its name was taken again "
-                                    "since: what stood there is kept as " +
-                         quoted(shown) + ", not deleted (" + std::strerror(failure) + ")"};
+        const std::string why = failure == EEXIST || failure == ENOTEMPTY
+                                    ? "its name was taken again meanwhile"
+                                    : std::string("it could not be put back (") + std::strerror(failure) + ")";
+        return Error{ErrorCode::file_changed, quoted(path) + " was not the entry expected, or could not go, and " +
+                                                  why + ": what stood there is kept as " + quoted(shown) +
+                                                  ", not deleted"};
     }
     return refusal;
 }
@@ -317,8 +318,13 @@ Result<bool> Library::make_folder(std::string_view path, bool parents) const
             return Error{ErrorCode::exists, quoted(so_far) + " already exists"};
         }
         if (made_here) {
-            // Owed a sync from here on, whatever the walk meets next.
-            gained.emplace_back(UniqueFd(::dup(parent.get())), so_far);
+            // Owed a sync from here on, whatever the walk meets next (at
+            // once when no descriptor is left to keep the folder by).
+            if (UniqueFd kept(::dup(parent.get())); kept) {
+                gained.emplace_back(std::move(kept), so_far);
+            } else if (auto error = sync_folder(parent.get(), so_far)) {
+                return *error;
+            }
             // `parent` was opened before the mkdirat (by the walk, or the
             // resolver): a move of it, of a folder above it or of the root
             // that landed in between made the folder in the folder moved

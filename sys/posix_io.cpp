@@ -65,12 +65,17 @@ Transfer pread_full(int fd, std::span<std::byte> buffer, off_t offset)
     });
 }
 
+bool lacks_rename_flags(int error)
+{
+    return error == EINVAL || error == ENOSYS || error == EOPNOTSUPP;
+}
+
 int rename_no_replace(int from_dir, const char* from, int to_dir, const char* to)
 {
     if (::renameat2(from_dir, from, to_dir, to, RENAME_NOREPLACE) == 0) {
         return 0;
     }
-    if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) {
+    if (!lacks_rename_flags(errno)) {
         return -1;
     }
     // A second name first (EEXIST when `to` is taken), then the old one

@@ -91,6 +91,10 @@ Transfer read_full(int fd, std::span<Byte, Extent> buffer, StopCheck stop = null
 // 0, or -1 with errno (EEXIST: something stands at `to`, left untouched;
 // the errno of linkat where neither way works, e.g. EPERM on vfat).
 int rename_no_replace(int from_dir, const char* from, int to_dir, const char* to);
+// Whether renameat2(2) refused its flags for want of them, `error` its
+// errno: a file system without RENAME_NOREPLACE or RENAME_EXCHANGE (EINVAL;
+// some FUSE file systems say EOPNOTSUPP), or a kernel before 3.15 (ENOSYS).
+bool lacks_rename_flags(int error);
 
 template <class Byte, std::size_t Extent>
     requires(sizeof(Byte) == 1 && !std::is_const_v<Byte> && !std::is_same_v<Byte, std::byte>)

@@ -12,9 +12,10 @@
 // - FERRY_NO_RENAME_FLAGS: renameat2(2) with any flag (RENAME_NOREPLACE,
 //   RENAME_EXCHANGE) fails with EINVAL, as on a file system that lacks
 //   them (some FUSE and network file systems), so that the fallbacks run.
-// - FERRY_FLOCK_DELAY_MS: each flock(2) that asks for an exclusive lock
-//   waits that long first, so that a test can act between a download's
-//   creation of its part and its lock (preloaded into ferry).
+// - FERRY_FLOCK_WAIT_FOR: each flock(2) that asks for an exclusive lock
+//   first waits until a file of that path exists (at most 30 s), so that a
+//   test can act between a download's creation of its part and its lock,
+//   and say when it is done (preloaded into ferry).
 // - FERRY_FSYNC_LOG: each fsync(2) appends the path of the file or folder
 //   it syncs (as /proc/self/fd names it) and a newline to that file, so a
 //   test can tell what was made durable.
@@ -90,10 +91,12 @@ int flock(int fd, int operation)
 {
     using Lock = int (*)(int, int);
     static const Lock real = next_definition<Lock>("flock");
-    if (const char* delay = std::getenv("FERRY_FLOCK_DELAY_MS"); delay != nullptr && (operation & LOCK_EX) != 0) {
-        const long milliseconds = std::strtol(delay, nullptr, 10);
-        const struct timespec wait {milliseconds / 1000, (milliseconds % 1000) * 1'000'000};
-        ::nanosleep(&wait, nullptr);
+    if (const char* awaited = std::getenv("FERRY_FLOCK_WAIT_FOR"); awaited != nullptr && (operation & LOCK_EX) != 0) {
+        const struct timespec step {0, 10'000'000};
+        struct stat st {};
+        for (int waited = 0; waited < 3000 && ::stat(awaited, &st) != 0; ++waited) {
+            ::nanosleep(&step, nullptr);
+        }
     }
     return real(fd, operation);
 }

@@ -547,8 +547,18 @@ def create_part(part: str, state_file: str, mode: int) -> tuple[int, bool]:
             os.close(fd)
             raise
         except BaseException:
-            os.close(fd)
-            _remove(part)
+            # Removed while still locked (once the lock goes, another
+            # download may take the name for a part of its own), and only
+            # while the name holds this file.
+            try:
+                made = os.fstat(fd)
+                named = os.lstat(part)
+                if (named.st_dev, named.st_ino) == (made.st_dev, made.st_ino):
+                    _remove(part)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
             raise
         return fd, marked
     raise AssertionError("unreachable")
