@@ -684,6 +684,14 @@ class KilledDownloadLeftovers(CliTest):
         self.assertEqual([n for n in os.listdir(self.local) if ".ferry-part" in n], [], kills)
 
 
+def preloaded(env, library, **faults):
+    """`env` with the fault library preloaded into ferry and `faults` set. A sanitized ferry checks that
+    its runtime comes first; a preloaded library comes before it."""
+    asan = env.get("ASAN_OPTIONS", "")
+    return dict(env, LD_PRELOAD=library, ASAN_OPTIONS=(asan + ":" if asan else "") + "verify_asan_link_order=0",
+                **faults)
+
+
 class TwoDownloadsToOneName(CliTest):
     """Two downloads of one file to one name at once (attack round 20, F1): the one that loses the part
     says busy (exit status 6, which --retry gets past), never local_io (3), whatever moment it loses at.
@@ -700,7 +708,7 @@ class TwoDownloadsToOneName(CliTest):
         self.write(os.path.join(self.root, "f.bin"), data)
         address = self.start_server()
         part = os.path.join(self.local, "f.bin.ferry-part")
-        held = dict(self.env, LD_PRELOAD=library, FERRY_FLOCK_WAIT_FOR=os.path.join(self.local, "f.bin"))
+        held = preloaded(self.env, library, FERRY_FLOCK_WAIT_FOR=os.path.join(self.local, "f.bin"))
         first = subprocess.Popen([FERRY, "--server", address, "--no-progress", "get", "f.bin"], cwd=self.local,
                                  env=held, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
@@ -738,7 +746,7 @@ class WithoutRenameFlags(CliTest):
         address = self.start_server()
         # What a kill before the first byte leaves: an empty part, no sidecar.
         self.write(os.path.join(self.local, "f.bin.ferry-part"), b"")
-        self.env.update(LD_PRELOAD=library, FERRY_NO_RENAME_FLAGS="1")
+        self.env = preloaded(self.env, library, FERRY_NO_RENAME_FLAGS="1")
         got = self.ferry("--no-progress", "get", "f.bin", server=address)
         self.assertEqual(got.returncode, 0, got.stderr)
         with open(os.path.join(self.local, "f.bin"), "rb") as f:
