@@ -151,6 +151,11 @@ class Ferryd:
             self.proc.kill()
             self.proc.wait()
             rc = "did not exit within %s s" % timeout
+        if rc != 0:
+            # What the server said last (a sanitizer's report, an assertion)
+            # is in its log, which cleanup() throws away: shown here.
+            sys.stderr.write("ferryd exited with %s; the end of its log:\n%s\n"
+                             % (rc, self.read_log()[-8000:]))
         return rc
 
     def cleanup(self):
