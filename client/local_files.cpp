@@ -841,18 +841,10 @@ Result<bool> unlink_if_still(int dir, const std::string& name, const struct ::st
     constexpr int kTries = 16;
     for (int attempt = 0; attempt < kTries && !moved; ++attempt) {
         aside = std::string(kAsidePrefix) + random_letters(kAsideRandom);
-        if (::renameat2(dir, name.c_str(), dir, aside.c_str(), RENAME_NOREPLACE) == 0) {
+        if (sys::rename_to_fresh_name(dir, name.c_str(), aside.c_str()) == 0) {
             moved = true;
         } else if (errno == ENOENT) {
             return false; // gone since the look
-        } else if (sys::lacks_rename_flags(errno)) {
-            // A file system without RENAME_NOREPLACE (NFS, some FUSE): the
-            // fresh name is not taken (16 random letters and digits), and a
-            // plain rename moves the entry as atomically.
-            if (::renameat(dir, name.c_str(), dir, aside.c_str()) != 0) {
-                return false; // gone since the look, or refused: nothing removed
-            }
-            moved = true;
         } else if (errno != EEXIST) {
             return false; // refused (a permission, a mount point): nothing removed
         }

@@ -89,7 +89,7 @@ bool folder_is_empty(int fd)
 
 // The hidden name a file is renamed to before a delete with `expect` compares
 // and removes it (remove_as_expected): ".ferry-removing-" and 32 hexadecimal
-// digits from the kernel's random source (128 bits), in the file's own
+// digits from OpenSSL's generator (128 bits), in the file's own
 // folder, so that no one else can have named an entry so. Never listed (a
 // leading dot, PROTOCOL.md 5); left behind by a kill within the few
 // system calls it lives, or kept when it cannot go back to its name, which
@@ -150,16 +150,8 @@ std::optional<Error> remove_as_expected(int parent, const char* leaf, std::strin
         if (aside.empty()) {
             return Error{ErrorCode::io_error, "cannot delete " + quoted(path) + ": no random name to set it aside"};
         }
-        errno = 0;
-        if (::renameat2(parent, leaf, parent, aside.c_str(), RENAME_NOREPLACE) == 0) {
+        if (sys::rename_to_fresh_name(parent, leaf, aside.c_str()) == 0) {
             moved = true;
-        } else if (sys::lacks_rename_flags(errno)) {
-            // A file system without RENAME_NOREPLACE: the random name is not
-            // taken (128 bits), and a plain rename is as atomic.
-            moved = ::renameat(parent, leaf, parent, aside.c_str()) == 0;
-            if (!moved) {
-                break;
-            }
         } else if (errno != EEXIST) {
             break;
         }

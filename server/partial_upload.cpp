@@ -1071,7 +1071,7 @@ bool PartialUpload::publish_spare()
         }
         return true;
     }
-    if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP && errno != ENOENT) {
+    if (!sys::lacks_rename_flags(errno) && errno != ENOENT) {
         return false;
     }
     const auto renamed = [&] {
@@ -1386,7 +1386,7 @@ std::optional<Error> PartialUpload::write_record()
             return true;
         }
         const int refused = errno;
-        if (refused != EINVAL && refused != ENOSYS && refused != EOPNOTSUPP) {
+        if (!sys::lacks_rename_flags(refused)) {
             return false;
         }
         // A file system without RENAME_NOREPLACE: a look, then a rename.

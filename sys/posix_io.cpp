@@ -70,6 +70,17 @@ bool lacks_rename_flags(int error)
     return error == EINVAL || error == ENOSYS || error == EOPNOTSUPP;
 }
 
+int rename_to_fresh_name(int dir, const char* from, const char* to)
+{
+    if (::renameat2(dir, from, dir, to, RENAME_NOREPLACE) == 0) {
+        return 0;
+    }
+    if (!lacks_rename_flags(errno)) {
+        return -1;
+    }
+    return ::renameat(dir, from, dir, to);
+}
+
 int rename_no_replace(int from_dir, const char* from, int to_dir, const char* to)
 {
     if (::renameat2(from_dir, from, to_dir, to, RENAME_NOREPLACE) == 0) {

@@ -95,6 +95,13 @@ int rename_no_replace(int from_dir, const char* from, int to_dir, const char* to
 // errno: a file system without RENAME_NOREPLACE or RENAME_EXCHANGE (EINVAL;
 // some FUSE file systems say EOPNOTSUPP), or a kernel before 3.15 (ENOSYS).
 bool lacks_rename_flags(int error);
+// rename(2) of `from` to `to`, a fresh name of the same folder that no one
+// else can have made (random, 96 bits or more), never over an entry there:
+// renameat2(RENAME_NOREPLACE), or a plain renameat where the file system
+// lacks the flag (the fresh name is not taken, and a plain rename moves the
+// entry as atomically). The step that sets a file aside before it is
+// checked and removed. 0, or -1 with errno (EEXIST: the name was taken).
+int rename_to_fresh_name(int dir, const char* from, const char* to);
 
 template <class Byte, std::size_t Extent>
     requires(sizeof(Byte) == 1 && !std::is_const_v<Byte> && !std::is_same_v<Byte, std::byte>)
