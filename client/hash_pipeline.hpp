@@ -1,6 +1,8 @@
 // Hashes a download, and writes it to its part file, on threads of their
 // own while the calling thread keeps reading the socket (XXH3 alone, with
-// nothing to write, is hashed in place: it costs less than the hand-over). Receiving, hashing
+// nothing to write, is hashed in place: it costs less than the hand-over);
+// an upload's SHA-256 likewise, while the calling thread reads the file into
+// the lent blocks and sends it from them (send_upload). Receiving, hashing
 // and writing each cost a core about as much as the others (SHA-256 more,
 // XXH3 less); done in turn they add up, done side by side the download runs
 // at the speed of the slowest.

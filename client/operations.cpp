@@ -1082,14 +1082,26 @@ Status send_upload(Connection& connection, PendingPut& pending)
         pipeline.emplace(std::move(hash));
     }
 
-    std::vector<std::uint8_t> chunk(kPreferredDataChunk);
+    // With a pipeline the file is read into the blocks it lends, where its
+    // hashing thread takes them: bytes from anywhere else it would hash on
+    // this thread, in turn with reading and sending.
+    static_assert(HashPipeline::kBlockSize % kPreferredDataChunk == 0, "frames tile a block");
+    std::vector<std::uint8_t> chunk(pipeline ? 0 : kPreferredDataChunk);
+    std::span<std::uint8_t> block;
     std::uint64_t position = offset;
     if (options.progress) {
         options.progress(position, size);
     }
     while (position < size) {
-        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), size - position));
-        auto got = file.read_at(position, std::span(chunk.data(), want));
+        std::span<std::uint8_t> area(chunk);
+        if (pipeline) {
+            if (block.size() < kPreferredDataChunk) {
+                block = pipeline->next({}); // waits while the hash is a ring behind
+            }
+            area = block.first(kPreferredDataChunk);
+        }
+        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(area.size(), size - position));
+        auto got = file.read_at(position, area.first(want));
         if (!got) {
             // The bytes sent are good: the server keeps them for a resume.
             (void)send_abort(connection, id, false);
@@ -1101,9 +1113,10 @@ Status send_upload(Connection& connection, PendingPut& pending)
             (void)send_abort(connection, id, true);
             return changed_while_sent(options.local_path, "shrank to " + bytes_text(position));
         }
-        const auto piece = std::span<const std::uint8_t>(chunk.data(), got.value());
+        const auto piece = std::span<const std::uint8_t>(area.data(), got.value());
         if (pipeline) {
-            pipeline->update(piece);
+            block = block.subspan(piece.size());
+            (void)pipeline->update(piece); // without a writer it cannot fail
         } else {
             hash.update(piece.data(), piece.size());
         }

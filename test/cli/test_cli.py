@@ -731,6 +731,47 @@ class TwoDownloadsToOneName(CliTest):
         self.assertEqual(sorted(os.listdir(self.local)), ["f.bin"])
 
 
+class HashBesideTheTransfer(CliTest):
+    """From 4 MiB on, a transfer's SHA-256 runs on a thread of its own, beside the thread that reads and
+    sends (put) or receives (get): in turn on one thread, an upload ran at about half the hash's speed.
+    A put once handed its bytes to that thread from memory of its own, which the pipeline hashes on the
+    caller's thread: every byte was hashed in turn again. The fault library (test/faults) logs the thread
+    of each SHA256_Update."""
+
+    def hashed_where(self, log):
+        where = {"main": 0, "other": 0}
+        with open(log) as f:
+            for line in f:
+                thread, length = line.split()
+                where[thread] += int(length)
+        return where
+
+    def test_sha256_of_a_big_put_and_get_runs_off_the_sending_thread(self):
+        library = os.environ.get("FERRY_FS_FAULTS_LIB")
+        if not library or not os.path.isfile(library):
+            self.skipTest("the fault library is not built (meson passes FERRY_FS_FAULTS_LIB)")
+        address = self.start_server()
+        data = os.urandom(9 * 1024 * 1024 + 123)
+        self.write(os.path.join(self.local, "big.bin"), data)
+        for verb, args in (("put", ["put", "big.bin"]), ("get", ["get", "big.bin", "-o", "back.bin"])):
+            log = os.path.join(self.dir, verb + ".sha256-log")
+            result = subprocess.run([FERRY, "--server", address, "--hash", "sha256", "--no-progress", *args],
+                                    cwd=self.local, env=preloaded(self.env, library, FERRY_SHA256_LOG=log),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            where = self.hashed_where(log)
+            # Every byte is hashed, and (but for a few read before a get's
+            # blocks are lent) on the other thread. (A file written in the
+            # 2 s before a put is hashed once more after its last byte, on
+            # the first thread, to see that it did not change meanwhile.)
+            self.assertGreaterEqual(where["main"] + where["other"], len(data), (verb, where))
+            self.assertGreaterEqual(where["other"], len(data) - 1024 * 1024, (verb, where))
+        with open(os.path.join(self.root, "big.bin"), "rb") as f:
+            self.assertTrue(f.read() == data, "the upload's bytes differ")
+        with open(os.path.join(self.local, "back.bin"), "rb") as f:
+            self.assertTrue(f.read() == data, "the download's bytes differ")
+
+
 class WithoutRenameFlags(CliTest):
     """On a file system without renameat2's flags (NFS, some FUSE: EINVAL), a part of ferry's left by a
     killed download is still replaced by the next get of that file (review of round 20): its removal sets

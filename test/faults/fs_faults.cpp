@@ -19,6 +19,10 @@
 // - FERRY_FSYNC_LOG: each fsync(2) appends the path of the file or folder
 //   it syncs (as /proc/self/fd names it) and a newline to that file, so a
 //   test can tell what was made durable.
+// - FERRY_SHA256_LOG: each SHA256_Update(3) of OpenSSL appends "main" or
+//   "other" (the thread it runs on: the process's first or another) and the
+//   number of bytes to that file, so that a test can tell whether a
+//   transfer's hash ran beside its reads and sends or in turn with them.
 //
 // The 64-bit names are wanted as the library has them: meson builds with
 // _FILE_OFFSET_BITS=64, which would turn readdir into readdir64 here.
@@ -27,6 +31,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <dlfcn.h>
 #include <time.h>
@@ -134,6 +139,27 @@ int fsync(int fd)
         }
     }
     return result;
+}
+
+// OpenSSL's SHA-256 (protocol/digest.cpp), declared here so that the
+// library needs no OpenSSL headers; the definition it forwards to is
+// libcrypto's.
+int SHA256_Update(void* context, const void* data, std::size_t length)
+{
+    using Update = int (*)(void*, const void*, std::size_t);
+    static const Update real = next_definition<Update>("SHA256_Update");
+    if (const char* log = std::getenv("FERRY_SHA256_LOG"); log != nullptr) {
+        const bool main_thread = ::syscall(SYS_gettid) == ::getpid();
+        char line[64];
+        const int length_written =
+            std::snprintf(line, sizeof line, "%s %zu\n", main_thread ? "main" : "other", length);
+        const int out = ::open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (out >= 0) {
+            (void)!::write(out, line, static_cast<std::size_t>(length_written)); // one write(2) per line
+            ::close(out);
+        }
+    }
+    return real(context, data, length);
 }
 
 struct dirent* readdir(DIR* dir)
