@@ -42,7 +42,7 @@ void HashPipeline::work_through_queue(std::unique_lock<std::mutex>&)
 
 bool HashPipeline::threaded() const
 {
-    return writer_ || hash_.kind() != HashKind::xxh3_128;
+    return writer_ || hashes_aside(hash_.kind());
 }
 
 HashPipeline::~HashPipeline()

@@ -66,6 +66,9 @@ public:
     // Whether bytes may go to threads of their own (else update() does the
     // work, and lending the pipeline memory gains nothing).
     bool threaded() const;
+    // Whether a pipeline that only hashes (no writer) would use a thread for
+    // `kind`: not for XXH3, which costs less than the hand-over.
+    static bool hashes_aside(HashKind kind) { return kind != HashKind::xxh3_128; }
 
     std::span<std::uint8_t> next(std::span<std::uint8_t> used) override;
 

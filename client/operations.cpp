@@ -1076,9 +1076,10 @@ Status send_upload(Connection& connection, PendingPut& pending)
     // does): SHA-256 alone costs about what reading and sending cost
     // together, so side by side the upload runs at the hash's speed. A
     // small file is hashed here: starting a thread would cost more than
-    // its hash (sync pushes thousands of them).
+    // its hash (sync pushes thousands of them); so is XXH3, whose hash
+    // costs less than the hand-over.
     std::optional<HashPipeline> pipeline;
-    if (size - offset >= kHashThreadFrom) {
+    if (size - offset >= kHashThreadFrom && HashPipeline::hashes_aside(hash.kind())) {
         pipeline.emplace(std::move(hash));
     }
 

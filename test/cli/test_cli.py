@@ -771,6 +771,23 @@ class HashBesideTheTransfer(CliTest):
         with open(os.path.join(self.local, "back.bin"), "rb") as f:
             self.assertTrue(f.read() == data, "the download's bytes differ")
 
+    @unittest.skipUnless(shutil.which("strace"), "needs strace")
+    def test_xxh3_of_a_big_put_starts_no_thread(self):
+        """XXH3 costs less than handing bytes to another thread: a put hashes it in place, and starts
+        no thread that would only wait (nor takes the pipeline's 4 MiB of blocks)."""
+        address = self.start_server()
+        self.write(os.path.join(self.local, "big.bin"), os.urandom(9 * 1024 * 1024))
+        trace = os.path.join(self.dir, "trace")
+        # LeakSanitizer cannot run under ptrace (the CI's sanitizer build).
+        env = dict(self.env)
+        env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+        result = subprocess.run(["strace", "-f", "-qq", "-o", trace, "-e", "trace=clone,clone3", FERRY,
+                                 "--server", address, "--hash", "xxh3-128", "--no-progress", "put", "big.bin"],
+                                cwd=self.local, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(trace) as f:
+            self.assertEqual([line for line in f if "clone" in line], [])
+
 
 class WithoutRenameFlags(CliTest):
     """On a file system without renameat2's flags (NFS, some FUSE: EINVAL), a part of ferry's left by a
