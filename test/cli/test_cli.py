@@ -11,13 +11,13 @@ import fcntl
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -79,6 +79,26 @@ class FakeServer:
         self.sock.close()
         for conn in self.conns:
             conn.close()
+
+
+def free_port_outside_the_ephemeral_range():
+    """A free port on 127.0.0.1 that no one else's bind to port 0 or outgoing connection can take (the
+    kernel picks those from ip_local_port_range): a test that frees a port and binds it again later
+    would otherwise race the suites that run beside it."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low, high = (int(word) for word in f.read().split())
+    candidates = [port for port in range(10000, 65536) if not low <= port <= high]
+    random.shuffle(candidates)
+    for port in candidates[:200]:
+        probe = socket.socket()
+        try:
+            probe.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            probe.close()
+    raise unittest.SkipTest("no free port outside the ephemeral range")
 
 
 class CliTest(unittest.TestCase):
@@ -224,6 +244,10 @@ class ExitStatus(CliTest):
 class Interrupt(CliTest):
     def test_ctrl_c_ends_by_sigint_after_cleanup(self):
         server = self.start_server()
+        # The spool folder is this test's own: other suites run beside this one.
+        spool_dir = os.path.join(self.dir, "tmp")
+        os.mkdir(spool_dir)
+        self.env["TMPDIR"] = spool_dir
         # A server that never answers a get's data fast enough does not
         # exist on loopback; stdin that never ends does: put - waits on it.
         argv = [FERRY, "--server", server, "put", "-", "--as", "s.bin"]
@@ -252,7 +276,7 @@ class Interrupt(CliTest):
         os.kill(int(open(children).read().split()[0]), signal.SIGINT)
         out, _ = shell.communicate(timeout=30)
         self.assertIn(b"status 130", out)
-        leftovers = [n for n in os.listdir(tempfile.gettempdir()) if n.startswith("ferry-stdin-")]
+        leftovers = [n for n in os.listdir(spool_dir) if n.startswith("ferry-stdin-")]
         self.assertEqual(leftovers, [])
 
 
@@ -448,10 +472,7 @@ class GetToStandardOutput(CliTest):
 class Retry(CliTest):
     def test_retry_waits_for_the_server_to_come_back(self):
         # A port where no server is yet; ferryd starts there after a moment.
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-        probe.close()
+        port = free_port_outside_the_ephemeral_range()
         self.write(os.path.join(self.root, "a.bin"), b"later")
         no_retry = self.ferry("get", "a.bin", server="127.0.0.1:%d" % port)
         self.assertEqual(no_retry.returncode, 6)
