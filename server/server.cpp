@@ -2,12 +2,12 @@
 
 #include "chunk_cache.hpp"
 #include "connection.hpp"
+#include "heap_trim.hpp"
 #include "log.hpp"
 #include "messages.hpp"
 #include "posix_io.hpp"
 
 #include <fcntl.h>
-#include <malloc.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -324,7 +324,7 @@ void Server::forget(Connection* connection)
         // last client leaves, hand them back so an idle server stays small.
         ChunkCache::of_this_thread().release();
         if (counters_.connections_now == 0) {
-            ::malloc_trim(0);
+            trim_heap(); // the last client of every worker has left
         }
         if (stopping_ && refused_.empty()) {
             close_service_handles();
