@@ -2,7 +2,8 @@
 // (glibc's malloc_trim(3)), so that a server whose last client left stays
 // small. Called on any worker's loop thread.
 //
-// One caller at a time, process-wide: glibc's malloc_trim runs its
+// One caller at a time, process-wide, and a caller that finds another
+// trimming returns at once (the event loop never waits on it): glibc's malloc_trim runs its
 // allocator's first-time set-up (ptmalloc_init) when nothing has allocated
 // through it yet, and that set-up is not safe from two threads at once (two
 // threads attach to the main arena as its only user; the second to exit

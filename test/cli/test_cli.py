@@ -118,6 +118,13 @@ class CliTest(unittest.TestCase):
             self.server.stop()
         self.scratch.remove()
 
+    def fault_library(self):
+        """The fault library (test/faults) to preload into ferry; the test is skipped without it."""
+        library = os.environ.get("FERRY_FS_FAULTS_LIB")
+        if not library or not os.path.isfile(library):
+            self.skipTest("the fault library is not built (meson passes FERRY_FS_FAULTS_LIB)")
+        return library
+
     def start_server(self, *args):
         self.server = Server(FERRYD, self.root, *args)
         return self.server.address
@@ -448,9 +455,7 @@ class GetToStandardOutput(CliTest):
         self.write(os.path.join(self.root, "big.bin"), data)
         out_path = os.path.join(self.dir, "out.bin")
         trace = os.path.join(self.dir, "trace")
-        # LeakSanitizer cannot run under ptrace (the CI's sanitizer build).
-        env = dict(self.env)
-        env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+        env = harness.traceable(self.env)
         frames = len(data) // (256 * 1024)
         for hash_name in ("sha256", "xxh3-128"):
             with open(out_path, "wb") as out:
@@ -667,7 +672,7 @@ class KilledDownloadLeftovers(CliTest):
             self.skipTest("the test folder's file system makes no unnamed file")
         trace = os.path.join(self.dir, "trace")
         env_had = dict(self.env)
-        self.env["ASAN_OPTIONS"] = (self.env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+        self.env = harness.traceable(self.env)
         try:
             self.cut_get(["strace", "-f", "-qq", "-o", trace, "-e", "trace=openat,open,creat,linkat,link"])
         finally:
@@ -722,9 +727,7 @@ class TwoDownloadsToOneName(CliTest):
     its exclusive flock waits until the second has run to its end and published the file."""
 
     def test_the_download_whose_new_part_is_taken_meanwhile_is_busy(self):
-        library = os.environ.get("FERRY_FS_FAULTS_LIB")
-        if not library or not os.path.isfile(library):
-            self.skipTest("the fault library is not built (meson passes FERRY_FS_FAULTS_LIB)")
+        library = self.fault_library()
         data = bytes(i % 253 for i in range(3 << 20))
         self.write(os.path.join(self.root, "f.bin"), data)
         address = self.start_server()
@@ -768,9 +771,7 @@ class HashBesideTheTransfer(CliTest):
         return where
 
     def test_sha256_of_a_big_put_and_get_runs_off_the_sending_thread(self):
-        library = os.environ.get("FERRY_FS_FAULTS_LIB")
-        if not library or not os.path.isfile(library):
-            self.skipTest("the fault library is not built (meson passes FERRY_FS_FAULTS_LIB)")
+        library = self.fault_library()
         address = self.start_server()
         data = os.urandom(9 * 1024 * 1024 + 123)
         self.write(os.path.join(self.local, "big.bin"), data)
@@ -799,9 +800,7 @@ class HashBesideTheTransfer(CliTest):
         address = self.start_server()
         self.write(os.path.join(self.local, "big.bin"), os.urandom(9 * 1024 * 1024))
         trace = os.path.join(self.dir, "trace")
-        # LeakSanitizer cannot run under ptrace (the CI's sanitizer build).
-        env = dict(self.env)
-        env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+        env = harness.traceable(self.env)
         result = subprocess.run(["strace", "-f", "-qq", "-o", trace, "-e", "trace=clone,clone3", FERRY,
                                  "--server", address, "--hash", "xxh3-128", "--no-progress", "put", "big.bin"],
                                 cwd=self.local, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
@@ -817,9 +816,7 @@ class WithoutRenameFlags(CliTest):
     download with local_io. The fault library fails every flagged renameat2 of ferry with EINVAL."""
 
     def test_a_killed_downloads_part_is_replaced(self):
-        library = os.environ.get("FERRY_FS_FAULTS_LIB")
-        if not library or not os.path.isfile(library):
-            self.skipTest("the fault library is not built (meson passes FERRY_FS_FAULTS_LIB)")
+        library = self.fault_library()
         data = bytes(i % 251 for i in range(1 << 20))
         self.write(os.path.join(self.root, "f.bin"), data)
         address = self.start_server()

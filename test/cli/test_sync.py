@@ -426,10 +426,7 @@ class Pull(SyncTest):
         files = [p for p, v in tree_of(self.root).items() if v[0] == "file"]
         dest = os.path.join(self.local, "copy")
         trace = os.path.join(self.dir, "trace")
-        # LeakSanitizer cannot run under ptrace (the CI's sanitizer build):
-        # the leak check is the other tests' job, this one traces the calls.
-        env = dict(self.env)
-        env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+        env = harness.traceable(self.env)
         result = subprocess.run(["strace", "-f", "-y", "-qq", "-o", trace, "-e", "trace=fsync,rename,renameat,renameat2",
                                  *self.argv("sync", "-j", "2", ":", dest)], cwd=self.local, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
@@ -481,8 +478,7 @@ class Pull(SyncTest):
                 f.write(bytes((i + j) % 251 for j in range(1024)))
         dest = os.path.join(self.local, "copy")
         counts = os.path.join(self.dir, "counts")
-        env = dict(self.env)
-        env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+        env = harness.traceable(self.env)
         result = subprocess.run(["strace", "-f", "-c", "-o", counts, *self.argv("sync", "-j", "8", ":t", dest)],
                                 cwd=self.local, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
         self.assertEqual(result.returncode, 0, result.stderr)
