@@ -834,7 +834,8 @@ constexpr std::size_t kAsideRandom = 16;
 
 } // namespace
 
-Result<bool> unlink_if_still(int dir, const std::string& name, const struct ::stat& looked, const std::string& shown)
+Result<bool> unlink_if_still(int dir, const std::string& name, const struct ::stat& looked, const std::string& shown,
+                             RefusedRename refused)
 {
     std::string aside;
     bool moved = false;
@@ -846,7 +847,11 @@ Result<bool> unlink_if_still(int dir, const std::string& name, const struct ::st
         } else if (errno == ENOENT) {
             return false; // gone since the look
         } else if (errno != EEXIST) {
-            return false; // refused (a permission, a mount point): nothing removed
+            // Refused (a permission, a mount point): nothing removed.
+            if (refused == RefusedRename::is_an_error) {
+                return local_error("cannot remove " + in_quotes(shown), errno);
+            }
+            return false;
         }
     }
     if (!moved) {

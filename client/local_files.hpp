@@ -379,8 +379,12 @@ Result<bool> remove_ferry_leftover(const std::string& path, const LocalFolder* i
 // the rename and the unlink leaves the file under the fresh name, which
 // nothing removes. Whether it was
 // removed; an Error where the name was taken again before the rename back
-// (it names where the moved file stands).
-Result<bool> unlink_if_still(int dir, const std::string& name, const struct ::stat& looked, const std::string& shown);
+// (it names where the moved file stands). A first rename the file system
+// refuses (a permission, a mount point) removes nothing: `false`, or with
+// RefusedRename::is_an_error an Error naming `shown` and why.
+enum class RefusedRename { leaves_the_file, is_an_error };
+Result<bool> unlink_if_still(int dir, const std::string& name, const struct ::stat& looked, const std::string& shown,
+                             RefusedRename refused = RefusedRename::leaves_the_file);
 // Removes the temporaries of `state_file` standing in its folder (one read
 // of the folder): called by a download holding the part's lock, or by one
 // that found no part. The count removed.

@@ -286,13 +286,22 @@ Result<LocalRemoved> remove_local(const std::string& root, const std::string& pa
         return Error{ErrorCode::local_io,
                      "\"" + joined(root, path) + "\" changed since it was listed: written or changed since; left"};
     }
-    if (::unlinkat(parent->get(), leaf.c_str(), 0) != 0) {
-        if (errno == ENOENT) {
-            return LocalRemoved::absent;
-        }
-        return local_error("cannot remove \"" + joined(root, path) + "\"", errno);
+    // Not unlinked by name: a file the user renames onto that name between
+    // this look and an unlink would be the one removed. Set aside under a
+    // fresh name first, what unlink_if_still removes is the file looked at.
+    auto removed = unlink_if_still(parent->get(), leaf, st, joined(root, path), RefusedRename::is_an_error);
+    if (!removed) {
+        return removed.error();
     }
-    return LocalRemoved::removed;
+    if (removed.value()) {
+        return LocalRemoved::removed;
+    }
+    struct stat now {};
+    if (::fstatat(parent->get(), leaf.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT) {
+        return LocalRemoved::absent;
+    }
+    return Error{ErrorCode::local_io, "\"" + joined(root, path) +
+                                          "\" changed since it was listed: another file was put at its name; left"};
 }
 
 namespace {

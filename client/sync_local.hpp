@@ -76,7 +76,9 @@ Status make_local_folder(const std::string& root, const std::string& path);
 // folder stands at its name); either way nothing is removed.
 enum class LocalRemoved { removed, absent, not_empty, holder_changed, changed };
 // `listed`: the entry as the scan saw it; another file at its name is left
-// (an error), never removed; another folder, `changed`. `holder`: the
+// (an error), never removed; another folder, `changed`. A file is removed
+// by unlink_if_still (set aside under a fresh name, checked there, unlinked
+// there), so that one renamed onto its name after the look stays. `holder`: the
 // folder holding it as the scan saw it; the entry is looked at and removed
 // through a descriptor of that folder checked to be this one (fstat: its
 // device and inode), else `holder_changed`.

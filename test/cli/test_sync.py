@@ -1085,6 +1085,43 @@ class DryRunOnAReadOnlyConnection(SyncTest):
         self.check_same_as_real("--delete", self.src, ":d")
 
 
+class DeleteRemovesOnlyTheFileItLookedAt(SyncTest):
+    """A pull's --delete removes an extra local file only if the file it
+    unlinks is the one it compared with the listing (attack round 21): a file
+    the user renames onto the extra's name between that look and the unlink
+    stays. ferry sets the extra aside under a fresh name, checks it there and
+    unlinks it there; the fault library makes the user's rename happen right
+    before the unlink."""
+
+    def test_a_file_renamed_onto_an_extra_right_before_its_removal_stays(self):
+        library = os.environ.get("FERRY_FS_FAULTS_LIB")
+        if not library or not os.path.isfile(library):
+            self.skipTest("the fault library is not built (meson passes FERRY_FS_FAULTS_LIB)")
+        os.makedirs(os.path.join(self.root, "kc"))
+        with open(os.path.join(self.root, "kc", "mine.txt"), "wb") as f:
+            f.write(b"the user's own bytes")
+        dest = os.path.join(self.local, "dst")
+        self.sync(":kc", dest)
+        with open(os.path.join(dest, "extra.txt"), "wb") as f:
+            f.write(b"extra, listed and compared")
+
+        asan = self.env.get("ASAN_OPTIONS", "")
+        plain = self.env
+        self.env = dict(plain, LD_PRELOAD=library, FERRY_RENAME_BEFORE_UNLINK="mine.txt/extra.txt",
+                        ASAN_OPTIONS=(asan + ":" if asan else "") + "verify_asan_link_order=0")
+        try:
+            summary = self.sync("--delete", ":kc", dest)
+        finally:
+            self.env = plain
+        # The rename happened (mine.txt is gone from its name), and what it
+        # moved is still there under the extra's name: only the listed extra went.
+        self.assertFalse(os.path.exists(os.path.join(dest, "mine.txt")))
+        with open(os.path.join(dest, "extra.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"the user's own bytes")
+        self.assertEqual(summary["deleted"], 1, summary)
+        self.assertEqual([n for n in os.listdir(dest) if n.startswith(".ferry-removing-")], [])
+
+
 class DryRunDeletesWhatTheRealRunDeletes(SyncTest):
     """--dry-run --delete lists and counts exactly what the real run
     deletes, both ways, whatever the folders hold that the other side

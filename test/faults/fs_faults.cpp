@@ -7,6 +7,11 @@
 //   before it are returned as usual.
 // - FERRY_UNLINK_DELAY_MS: each unlinkat(2) waits that long first, so that
 //   a test can act while a long removal runs (a recursive delete's walk).
+// - FERRY_RENAME_BEFORE_UNLINK="FROM/TO": before an unlinkat(2) of a file
+//   (no AT_REMOVEDIR), FROM is renamed to TO in the same folder, as a user
+//   renaming a file onto a name the instant before a removal; once, at the
+//   first unlinkat whose folder holds FROM (each try costs a rename that
+//   fails with ENOENT elsewhere). Preloaded into ferry.
 // - FERRY_MKDIR_FAULT_NAME: mkdirat(2) of an entry of that name fails with
 //   ENOSPC (a full disk), after the folders above it were made.
 // - FERRY_NO_RENAME_FLAGS: renameat2(2) with any flag (RENAME_NOREPLACE,
@@ -36,10 +41,12 @@
 #include <dlfcn.h>
 #include <time.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace {
 
@@ -77,6 +84,16 @@ int unlinkat(int folder, const char* name, int flags)
         const long milliseconds = std::strtol(delay, nullptr, 10);
         const struct timespec wait {milliseconds / 1000, (milliseconds % 1000) * 1'000'000};
         ::nanosleep(&wait, nullptr);
+    }
+    if (const char* swap = std::getenv("FERRY_RENAME_BEFORE_UNLINK"); swap != nullptr && (flags & AT_REMOVEDIR) == 0) {
+        static std::atomic<bool> done{false};
+        const char* slash = std::strchr(swap, '/');
+        if (slash != nullptr && !done.load()) {
+            const std::string from(swap, slash);
+            if (::renameat(folder, from.c_str(), folder, slash + 1) == 0) {
+                done.store(true);
+            }
+        }
     }
     return real(folder, name, flags);
 }
