@@ -25,7 +25,8 @@ opens, truncates, writes through, replaces or removes one of those:
   replaced only when it is ferry's: a regular file with the mark, or empty,
   or named by its sidecar (same device and inode, and born no later than
   the sidecar recorded the part's ctime: a file that took a freed inode
-  number is not ferry's); a file of the user's, a link, FIFO, socket or
+  number is not ferry's), and then removed under a fresh name of its own
+  (_unlink_if_still), so that a file renamed onto the name meanwhile stays; a file of the user's, a link, FIFO, socket or
   folder there is refused with LocalIOError before anything is requested,
   and left as it was. A part another download holds locked (it is writing
   it) is refused with Retryable (``busy``), and left as it is: the lock
@@ -346,9 +347,16 @@ def look_at_state(path: str) -> bool:
 
 def remove_state(path: str) -> None:
     """Removes the sidecar at ``path``, only if a ferry wrote it (else
-    LocalIOError, and it stays)."""
+    LocalIOError, and it stays), and only while its name still holds the
+    file looked at (_unlink_if_still)."""
+    try:
+        looked = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise local_error(f"cannot look at {path!r}", error) from error
     if look_at_state(path):
-        _remove(path)
+        _unlink_if_still(path, looked)
 
 
 # statx(2), which Python 3.11's os lacks, for a file's birth time: the
@@ -512,12 +520,7 @@ def create_part(part: str, state_file: str, mode: int) -> tuple[int, bool]:
                 fd_found, looked = held
                 try:
                     # Removed under the lock, and only while the name still holds the file looked at.
-                    try:
-                        now = os.lstat(part)
-                    except FileNotFoundError:
-                        now = None
-                    if now is not None and (now.st_dev, now.st_ino) == (looked.st_dev, looked.st_ino):
-                        _remove(part)
+                    _unlink_if_still(part, looked)
                 finally:
                     os.close(fd_found)
             continue
@@ -551,11 +554,8 @@ def create_part(part: str, state_file: str, mode: int) -> tuple[int, bool]:
             # download may take the name for a part of its own), and only
             # while the name holds this file.
             try:
-                made = os.fstat(fd)
-                named = os.lstat(part)
-                if (named.st_dev, named.st_ino) == (made.st_dev, made.st_ino):
-                    _remove(part)
-            except OSError:
+                _unlink_if_still(part, os.fstat(fd))
+            except (OSError, LocalIOError):
                 pass
             finally:
                 os.close(fd)
@@ -927,6 +927,80 @@ class PartFile:
                 os.close(folder)
         except OSError:
             pass
+
+
+# A fresh hidden name in a file's folder that no one can have guessed: a
+# file being removed is first renamed to it, so that what the unlink takes
+# is what the rename moved, checked there (the C++ client's kAsidePrefix).
+_ASIDE_PREFIX = ".ferry-removing-"
+_ASIDE_RANDOM = 16
+
+
+def _unlink_if_still(path: str, looked: os.stat_result) -> bool:
+    """Unlinks ``path`` only if it is still the file ``looked`` (lstat's, or
+    fstat's of a descriptor opened without following), as the C++ client's
+    unlink_if_still (client/local_files.hpp): the name is renamed to a fresh
+    hidden name in its folder, the entry there is checked (device and inode,
+    not followed) and only then unlinked, so that a file renamed onto ``path``
+    after the look is never the one removed. Anything else found there goes
+    back without replacing a name taken since: Python's os has no renameat2,
+    so by a hard link and an unlink (the C++ client's way where
+    RENAME_NOREPLACE is lacking), or for a folder, which cannot be linked, by
+    a rename while the name is free. A kill between the rename and the unlink
+    leaves the file under the hidden name. Whether it was removed; raises
+    LocalIOError when what was moved cannot go back (it names where it
+    stands) or the unlink fails."""
+    folder = os.path.dirname(path)
+    aside = os.path.join(folder, _ASIDE_PREFIX + _random_letters(_ASIDE_RANDOM))
+    try:
+        # No one can have made the fresh name: a plain rename replaces nothing.
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return False   # gone since the look
+    except OSError as error:
+        raise local_error(f"cannot remove {path!r}", error) from error
+    try:
+        now = os.lstat(aside)
+    except OSError:
+        now = None
+    if now is not None and (now.st_dev, now.st_ino) == (looked.st_dev, looked.st_ino):
+        try:
+            os.unlink(aside)
+            return True
+        except OSError as error:
+            _put_back(aside, path)
+            raise local_error(f"cannot remove {path!r}", error) from error
+    _put_back(aside, path)
+    return False
+
+
+def _put_back(aside: str, path: str) -> None:
+    """Moves what _unlink_if_still set aside back to ``path``, never over a
+    name taken meanwhile; LocalIOError (naming both) where it cannot."""
+    try:
+        os.link(aside, path, follow_symlinks=False)
+        os.unlink(aside)
+        return
+    except IsADirectoryError:
+        pass
+    except PermissionError as error:
+        if not os.path.isdir(aside) or os.path.islink(aside):
+            raise _left_aside(aside, path, error) from error
+    except OSError as error:
+        raise _left_aside(aside, path, error) from error
+    # A folder: back by a rename while the name is free (a look and a rename).
+    try:
+        if not os.path.lexists(path):
+            os.rename(aside, path)
+            return
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path)
+    except OSError as error:
+        raise _left_aside(aside, path, error) from error
+
+
+def _left_aside(aside: str, path: str, error: OSError) -> LocalIOError:
+    return local_error(f"{path!r} was replaced while it was being removed, and its name was taken again: what "
+                       f"stood there is left as {aside!r} beside it", error)
 
 
 def _remove(path: str) -> None:

@@ -576,6 +576,36 @@ class LocalNameTests(ServerCase):
         self.assert_busy(caught, part)
         self.assertEqual(tree_of(part), ("file", b""))
 
+    def test_a_users_file_renamed_onto_a_stale_part_right_before_its_removal_stays(self):
+        """Attack round 21: a stale part of ferry's (empty: a kill before its
+        mark) is replaced by a new one, and only that file is removed. A user's
+        file renamed onto the part's name between the look and the unlink used
+        to be the one unlinked; the part is now set aside under a fresh name,
+        checked there and unlinked there (the C++ client's unlink_if_still).
+        The user's file stays, and the get is refused as for any user's file at
+        the part's name."""
+        folder = self.fresh_folder()
+        part = os.path.join(folder, "x.ferry-part")
+        mine = os.path.join(folder, "mine.txt")
+        write(part, b"")
+        write(mine, USERS)
+        real_unlink = os.unlink
+        swapped = []
+
+        def user_renames_first(path, *args, **kwargs):
+            if not swapped:
+                swapped.append(path)
+                os.rename(mine, part)
+            return real_unlink(path, *args, **kwargs)
+
+        with mock.patch.object(local.os, "unlink", user_renames_first):
+            with self.assertRaises(ferry_client.FerryError):
+                fd, _ = local.create_part(part, part + ".state", 0o600)
+                os.close(fd)
+        self.assertEqual(len(swapped), 1)
+        self.assertEqual(tree_of(part), ("file", USERS))
+        self.assertEqual(sorted(os.listdir(folder)), ["x.ferry-part"])
+
     def test_a_new_part_another_download_takes_before_its_lock_is_busy(self):
         """Attack round 20, F1: made by this get (O_EXCL), but before its lock
         another download met it empty and unlocked, took it for a leftover of
