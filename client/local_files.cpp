@@ -577,6 +577,16 @@ Result<DownloadState> read_download_state(const std::string& path, const LocalFo
 
 namespace {
 
+// A sidecar's temporary, exactly 0600 whatever the umask took from the mode
+// it was created with.
+Status set_private_mode(const LocalFile& file)
+{
+    if (::fchmod(file.fd(), 0600) != 0) {
+        return local_error("cannot set the mode of " + in_quotes(file.path()), errno);
+    }
+    return success();
+}
+
 // What a kill can leave of a checkpoint is what has a name. The sidecar's
 // new text is therefore first written into an unnamed file of the folder
 // (O_TMPFILE), synced, and only then given a fresh temporary name (linkat)
@@ -604,7 +614,12 @@ Result<std::optional<std::string>> link_unnamed_temporary(const std::string& pat
         return local_error("cannot create a temporary file beside " + in_quotes(path), errno);
     }
     LocalFile file(path, fd);
-    Status done = file.write_all(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+    // Exactly 0600 whatever the umask took: a sidecar's mode, and the shape
+    // by which a leftover is known (is_leftover_shape).
+    Status done = set_private_mode(file);
+    if (done) {
+        done = file.write_all(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+    }
     if (done) {
         done = file.sync();
     }
@@ -660,7 +675,10 @@ Result<std::string> write_named_temporary(const std::string& path, const std::st
         return local_error("cannot create a temporary file beside " + in_quotes(path), EEXIST);
     }
     LocalFile file(temporary, fd);
-    Status done = file.write_all(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+    Status done = set_private_mode(file);
+    if (done) {
+        done = file.write_all(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+    }
     if (done) {
         done = file.sync();
     }
@@ -1366,7 +1384,22 @@ Result<bool> mark_part(const LocalFile& part)
 
 void unmark_part(const LocalFile& part)
 {
-    (void)::fremovexattr(part.fd(), kPartMark);
+    if (::fremovexattr(part.fd(), kPartMark) == 0 || (errno != EACCES && errno != EPERM)) {
+        return;
+    }
+    // Published with a mode its owner may not write (a read-only target):
+    // removing a user.* attribute asks for write permission (xattr(7)), so
+    // the owner's write bit is lent for that one call. Only the owner gains
+    // it, and only for as long; best effort, as the mark's removal is.
+    struct stat st {};
+    if (::fstat(part.fd(), &st) != 0 || st.st_uid != ::geteuid() || (st.st_mode & S_IWUSR) != 0) {
+        return;
+    }
+    const auto mode = static_cast<mode_t>(st.st_mode & 07777U);
+    if (::fchmod(part.fd(), mode | S_IWUSR) == 0) {
+        (void)::fremovexattr(part.fd(), kPartMark);
+        (void)::fchmod(part.fd(), mode);
+    }
 }
 
 bool is_ferry_part(const LocalFile& file, const struct ::stat& st, const DownloadState* state)
@@ -1507,6 +1540,13 @@ Result<CreatedPart> create_part_file(const std::string& part, const std::string&
                                                   "another file of this command, saved under the same name), "
                                                   "which took the name as this one made it: nothing was written "
                                                   "to it; get the file again once that download is over"};
+            }
+            // The umask may have taken the owner's bits from `mode`: given
+            // back before the mark, which needs write permission.
+            if ((made.st_mode & 07777U) != mode && ::fchmod(file.fd(), static_cast<mode_t>(mode)) != 0) {
+                const int failure = errno;
+                (void)unlink_if_still(at.dir(), at.name(), made, part);
+                return local_error("cannot set the mode of " + in_quotes(part), failure);
             }
             auto marked = mark_part(file);
             if (!marked) {

@@ -290,18 +290,19 @@ PublishedMode published_mode(const std::string& dest, const LocalFolder* in = nu
 // what it inherited from its folder, as any file created there. publish_download calls it right before its rename, so every way a
 // download is published (a single get, a PublishBatch for the others)
 // gives the attributes as late as it can: until then
-// the part stays private (part_mode_for), so a kill leaves no part wider
+// the part stays private (kPartMode), so a kill leaves no part wider
 // than its target, and a change the user makes to the target meanwhile
 // (chmod 600) is what the new file gets. A replaced file's ACL that cannot
 // be copied (its file system refuses it: ENOTSUP) is an Error, and nothing
 // is published: dropping it would widen who may read the file.
 Status take_replaced_attributes(const LocalFile& part, const std::string& dest, const LocalFolder* in = nullptr);
-// The part's mode while it downloads: private to us, never wider than what
-// it is published with.
-inline unsigned part_mode_for(const PublishedMode& published)
-{
-    return published.mode & 0600U;
-}
+// The part's mode while it downloads: its owner's alone, whatever mode it is
+// published with (as rsync's receiver makes its temporary files owner-only).
+// Not the published mode's owner bits: a part its owner may not write
+// (a read-only target, a umask of 0222) could not take ferry's mark
+// (setxattr(2) asks for write permission on user.* attributes), be opened
+// again to resume, or be read back to be checked; no one else gains a bit.
+inline constexpr unsigned kPartMode = 0600;
 
 // The sidecar is protocol/resume_state's format, whose decoder also reads
 // the version-2 sidecars of older builds. A missing, unreadable or malformed
@@ -352,9 +353,8 @@ bool is_state_temporary_name(std::string_view name, std::string_view sidecar);
 std::optional<std::string> sidecar_of_temporary(std::string_view name);
 // The shape of what ferry writes as a sidecar or its temporary (`st`:
 // fstat's of the open file): a regular file of this process's effective
-// user, with no other name, mode exactly 0600 (O_TMPFILE or O_EXCL with
-// 0600; a umask that takes bits from 0600 leaves leftovers that are then
-// never removed: a lost clean-up, not a lost file), no larger than a
+// user, with no other name, mode exactly 0600 (O_TMPFILE or O_EXCL, then
+// fchmod to 0600 whatever the umask took), no larger than a
 // sidecar can be (kMaxResumeStateSize).
 bool is_leftover_shape(const struct ::stat& st);
 // The one rule for removing a leftover: the file at `path`, opened without
@@ -466,7 +466,7 @@ Status publish_download(const LocalFile& part, const std::string& dest, const Lo
                         bool replace = true);
 
 // A download verified but not yet published: its part file, still open,
-// with the server's mtime already set and still private (part_mode_for); a
+// with the server's mtime already set and still private (kPartMode); a
 // PublishBatch makes it durable and publishes it onto `dest` (which gives
 // it the replaced file's attributes just then), together with others
 // (publish_batch.hpp).

@@ -242,7 +242,7 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
     const std::string part = part_path(options.dest);
     const std::string state_file = state_path(options.dest);
     const LocalFolder* in = options.folder.get();
-    const unsigned part_mode = part_mode_for(published_mode(options.dest, in));
+    const unsigned part_mode = kPartMode;
     if (resumable) {
         auto file = LocalFile::open(part, O_WRONLY | O_NOFOLLOW | O_NONBLOCK, 0, in);
         if (!file) {

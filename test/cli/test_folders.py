@@ -404,12 +404,14 @@ class Folders(CliTest):
         self.assertEqual(put.returncode, 0, put.stderr)
         self.assertEqual(tree(self.root), {"ltlink": None, "ltlink/secret.txt": b"secret"})
 
-    def as_other(self, *args, server):
-        """ferry run as uid 1234, whose folders here root does not read for it."""
+    def as_other(self, *args, server, umask=None):
+        """ferry run as uid 1234, whose folders here root does not read for it (under `umask` when given)."""
         os.chmod(self.dir, 0o755)
         os.chmod(self.local, 0o777)
-        argv = ["setpriv", "--reuid", "1234", "--regid", "1234", "--clear-groups", test_cli.FERRY,
-                "--server", server, *args]
+        argv = ["setpriv", "--reuid", "1234", "--regid", "1234", "--clear-groups"]
+        if umask is not None:
+            argv += ["sh", "-c", 'umask %s && exec "$0" "$@"' % umask]
+        argv += [test_cli.FERRY, "--server", server, *args]
         return subprocess.run(argv, cwd=self.local, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               timeout=60)
 
@@ -439,6 +441,49 @@ class Folders(CliTest):
                 self.fail("the part kept an access ACL")
             except OSError:
                 pass
+
+    def test_a_user_replaces_a_read_only_file_of_their_own_and_makes_files_under_a_umask_without_u_w(self):
+        """Attack round 21, F1: the part was made with the published mode's
+        owner bits, 0400 for a 0444 target or under umask 0222, and setting
+        ferry's mark on it needs write permission: every such get failed with
+        "cannot mark ... as a partial download" for anyone but root. The part
+        is now its owner's 0600 while it downloads; the file still gets the
+        replaced file's mode (or 0666 less the umask), and no mark."""
+        server = self.start_server()
+        self.write(os.path.join(self.root, "f"), b"the server's bytes " * 100)
+        os.mkdir(os.path.join(self.root, "t"))
+        self.write(os.path.join(self.root, "t", "a"), b"tree a")
+        mine = os.path.join(self.local, "mine")
+        os.mkdir(mine)
+        os.chown(mine, 1234, 1234)
+        target = os.path.join(mine, "f")
+        self.write(target, b"old")
+        os.chown(target, 1234, 1234)
+        os.chmod(target, 0o444)
+        got = self.as_other("--no-progress", "get", "f", "-C", "mine", server=server)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        with open(target, "rb") as f:
+            self.assertEqual(f.read(), b"the server's bytes " * 100)
+        st = os.lstat(target)
+        self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (1234, 0o444))
+        with self.assertRaises(OSError):
+            os.getxattr(target, "user.ferry.part", follow_symlinks=False)
+        self.assertEqual(sorted(os.listdir(mine)), ["f"])
+
+        for umask, mode in (("0222", 0o444), ("0277", 0o400)):
+            with self.subTest(umask=umask):
+                into = "u" + umask
+                os.mkdir(os.path.join(mine, into))
+                os.chown(os.path.join(mine, into), 1234, 1234)
+                got = self.as_other("--no-progress", "get", "f", "t/a", "-C", "mine/" + into, server=server,
+                                    umask=umask)
+                self.assertEqual(got.returncode, 0, got.stderr)
+                for name, data in (("f", b"the server's bytes " * 100), ("a", b"tree a")):
+                    path = os.path.join(mine, into, name)
+                    with open(path, "rb") as f:
+                        self.assertEqual(f.read(), data)
+                    self.assertEqual(stat.S_IMODE(os.lstat(path).st_mode), mode, name)
+                self.assertEqual(sorted(os.listdir(os.path.join(mine, into))), ["a", "f"])
 
     def test_put_r_fails_a_folder_it_cannot_read_as_a_folder(self):
         # It was a note, exit status 0, and --json said failed: 0 without

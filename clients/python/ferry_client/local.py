@@ -17,8 +17,8 @@ Those names are fixed by DEST's, so they can meet files that are not
 ferry's; as the C++ client (client/local_files.cpp), the library never
 opens, truncates, writes through, replaces or removes one of those:
 
-- The part is created new (``O_CREAT|O_EXCL|O_NOFOLLOW``, mode 0600 at
-  most while it downloads), locked (``flock``) and marked as ferry's with
+- The part is created new (``O_CREAT|O_EXCL|O_NOFOLLOW``, mode 0600
+  while it downloads, whatever the umask or the target's mode), locked (``flock``) and marked as ferry's with
   the extended attribute ``user.ferry.part`` before its first byte (where
   the file system keeps no user extended attributes, the sidecar is written
   at once instead, naming the part). A file already at the part's name is
@@ -77,6 +77,8 @@ STATE_TEMPORARY_RANDOM = 6
 _TEMPORARY_LETTERS = string.ascii_letters + string.digits
 # The extended attribute that marks a part ferry made (its value says nothing more).
 PART_MARK = "user.ferry.part"
+# A part's mode while it downloads: its owner's alone (the C++ client's kPartMode).
+PART_MODE = 0o600
 NAME_MAX = 255
 MAX_STATE_SIZE = 64 * 1024
 STATE_VERSION = 3
@@ -492,6 +494,32 @@ def check_local_names(dest: str) -> None:
     look_at_state(state_path(dest))
 
 
+def _unmark_part(fd: int) -> None:
+    """Takes the mark off a part just published, best effort. A file
+    published with a mode its owner may not write (a read-only target) has
+    the owner's write bit lent for the call: removing a user.* attribute asks
+    for write permission (xattr(7)), as the C++ client's unmark_part does."""
+    try:
+        os.removexattr(fd, PART_MARK)
+        return
+    except PermissionError:
+        pass
+    except OSError:
+        return
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or st.st_mode & stat.S_IWUSR:
+            return
+        mode = stat.S_IMODE(st.st_mode)
+        os.fchmod(fd, mode | stat.S_IWUSR)
+        try:
+            os.removexattr(fd, PART_MARK)
+        finally:
+            os.fchmod(fd, mode)
+    except OSError:
+        pass
+
+
 def _mark_part(fd: int, part: str) -> bool:
     """Marks a new part as ferry's: True once marked, False where the file
     system keeps no user extended attributes."""
@@ -542,6 +570,10 @@ def create_part(part: str, state_file: str, mode: int) -> tuple[int, bool]:
                                       "saved under the same name), which took the name as this one made it: "
                                       "nothing was written to it; get the file again once that download is "
                                       "over")
+            if made.st_mode & 0o7777 != mode:
+                # The umask took bits from `mode`: given back before the
+                # mark, which needs the owner's write permission.
+                os.fchmod(fd, mode)
             marked = _mark_part(fd, part)
         except Retryable:
             # Another download locked it the moment it was made, or took its
@@ -649,6 +681,7 @@ def write_state(path: str, text: bytes) -> None:
                           OSError(errno.EEXIST, os.strerror(errno.EEXIST)))
     try:
         try:
+            os.fchmod(fd, 0o600)   # exactly, whatever the umask took (a sidecar's mode)
             view = memoryview(text)
             while view:
                 view = view[os.write(fd, view):]
@@ -764,8 +797,10 @@ class PartFile:
         self.part = part_path(dest)
         self.state_file = state_path(dest)
         self.name, self.size, self.mtime, self.hash_name = name, size, mtime, hash_name
-        # Private while it downloads, never wider than the file it becomes.
-        part_mode = published_mode(dest)[0] & 0o600
+        # The owner's alone while it downloads, whatever mode it is published
+        # with (the C++ client's kPartMode): a part its owner may not write
+        # could not be marked, resumed or read back.
+        part_mode = PART_MODE
         marked = True
         if resumable is not None:
             fd = self._open_resumed(part_mode, resumable)
@@ -910,10 +945,7 @@ class PartFile:
             self.file.close()
             raise
         # The mark comes off once the file is published, never before.
-        try:
-            os.removexattr(fd, PART_MARK)
-        except OSError:
-            pass
+        _unmark_part(fd)
         self.file.close()
         try:
             remove_state(self.state_file)

@@ -14,6 +14,7 @@ import shutil
 import stat
 import struct
 import subprocess
+import sys
 import threading
 import unittest
 from unittest import mock
@@ -605,6 +606,39 @@ class LocalNameTests(ServerCase):
         self.assertEqual(len(swapped), 1)
         self.assertEqual(tree_of(part), ("file", USERS))
         self.assertEqual(sorted(os.listdir(folder)), ["x.ferry-part"])
+
+    def test_a_user_replaces_a_read_only_file_of_their_own_and_gets_under_a_umask_without_u_w(self):
+        """Attack round 21, F1 (as in the C++ client): the part took the
+        published mode's owner bits, 0400 for a 0444 target or under umask
+        0222, and marking it needs write permission, so such a get failed for
+        anyone but root. The part is now its owner's 0600 while it downloads;
+        the file still gets the replaced file's mode (or 0666 less the umask),
+        and no mark. Run as uid 1234, in a process of its own."""
+        folder = self.fresh_folder()
+        for path in (self.scratch.base, self.local):
+            os.chmod(path, 0o755)
+        os.chmod(folder, 0o755)
+        os.chown(folder, 1234, 1234)
+        target = os.path.join(folder, "file.bin")
+        write(target, b"old")
+        os.chown(target, 1234, 1234)
+        os.chmod(target, 0o444)
+        script = ("import os, sys; sys.path.insert(0, sys.argv[1]); import ferry_client; os.umask(int(sys.argv[4], 8)); "
+                  "c = ferry_client.connect(sys.argv[2], timeout=20); c.get('file.bin', sys.argv[3]); c.close()")
+        package = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+        for dest, umask, mode in ((target, "022", 0o444), (os.path.join(folder, "new-0222"), "0222", 0o444),
+                                  (os.path.join(folder, "new-0277"), "0277", 0o400)):
+            with self.subTest(dest=os.path.basename(dest), umask=umask):
+                ran = subprocess.run(["setpriv", "--reuid", "1234", "--regid", "1234", "--clear-groups",
+                                      sys.executable, "-c", script, package, self.address, dest, umask],
+                                     capture_output=True, timeout=60)
+                self.assertEqual(ran.returncode, 0, ran.stderr)
+                self.assertEqual(read(dest), self.content)
+                st = os.lstat(dest)
+                self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (1234, mode))
+                with self.assertRaises(OSError):
+                    os.getxattr(dest, local.PART_MARK, follow_symlinks=False)
+        self.assertEqual(sorted(os.listdir(folder)), ["file.bin", "new-0222", "new-0277"])
 
     def test_a_new_part_another_download_takes_before_its_lock_is_busy(self):
         """Attack round 20, F1: made by this get (O_EXCL), but before its lock
