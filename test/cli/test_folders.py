@@ -118,6 +118,7 @@ class Folders(CliTest):
         make_tree(self.root, files, folders=["empty", "sub/hollow"])
         os.utime(os.path.join(self.root, "sub", "b.bin"), (1700000000, 1700000000))
         os.utime(os.path.join(self.root, "sub", "deeper"), (1600000000, 1600000000))
+        os.utime(os.path.join(self.root, "sub"), (1400000000, 1400000000))
 
         plain = self.ferry("get", "sub", server=server)
         self.assertEqual(plain.returncode, 4)
@@ -133,6 +134,15 @@ class Folders(CliTest):
                                       "sub/hollow": None})
         self.assertEqual(os.stat(os.path.join(down, "sub", "b.bin")).st_mtime, 1700000000)
         self.assertEqual(os.stat(os.path.join(down, "sub", "deeper")).st_mtime, 1600000000)
+        # The tree's own folder too (attack round 21, F2: it kept the time of
+        # its making unless a wildcard had matched it), named as on the
+        # server or by -o.
+        self.assertEqual(os.stat(os.path.join(down, "sub")).st_mtime, 1400000000)
+        for named in (["sub/deeper", "-C", "down2"], ["sub/deeper", "-o", "down3"]):
+            again = self.ferry("get", "-r", "-p", *named, server=server)
+            self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertEqual(os.stat(os.path.join(self.local, "down2", "deeper")).st_mtime, 1600000000)
+        self.assertEqual(os.stat(os.path.join(self.local, "down3")).st_mtime, 1600000000)
         self.assertFalse([n for n in os.listdir(os.path.join(down, "sub")) if "ferry-part" in n])
         # Without -p the file is as new as its download.
         self.ferry("get", "sub/b.bin", "-o", "fresh.bin", server=server)
