@@ -1252,14 +1252,33 @@ Result<TypedPlace> resolve_typed_path(const std::string& path, bool follow_leaf)
     return place;
 }
 
+void let_owner_fill(int parent, const char* leaf)
+{
+    const int fd = sys::retry_on_eintr(
+        [&] { return ::openat(parent, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); });
+    if (fd < 0) {
+        return;
+    }
+    struct stat st {};
+    constexpr mode_t kFill = S_IWUSR | S_IXUSR;
+    if (::fstat(fd, &st) == 0 && st.st_uid == ::geteuid() && (st.st_mode & kFill) != kFill) {
+        (void)::fchmod(fd, static_cast<mode_t>((st.st_mode & 07777U) | kFill));
+    }
+    ::close(fd);
+}
+
 Status make_typed_folder(const std::string& path)
 {
     auto place = resolve_typed_path(path, false);
     if (!place) {
         return place.error();
     }
-    if (!place->leaf.empty() && ::mkdirat(place->folder->fd(), place->leaf.c_str(), 0777) != 0 && errno != EEXIST) {
-        return local_error("cannot make the folder " + in_quotes(path), errno);
+    if (!place->leaf.empty()) {
+        if (::mkdirat(place->folder->fd(), place->leaf.c_str(), 0777) == 0) {
+            let_owner_fill(place->folder->fd(), place->leaf.c_str());
+        } else if (errno != EEXIST) {
+            return local_error("cannot make the folder " + in_quotes(path), errno);
+        }
     }
     // What stands there now (a folder, or a link of the user's to one).
     auto opened = open_typed_folder(path);

@@ -165,8 +165,16 @@ struct TypedPlace {
 // anyone else's link names it and its uid.
 Result<TypedPlace> resolve_typed_path(const std::string& path, bool follow_leaf);
 // mkdir of a typed path in the folder resolve_typed_path reaches; happy
-// with a folder already there, or a link of the user's or root's to one.
+// with a folder already there, or a link of the user's or root's to one;
+// one made here is let_owner_fill'ed.
 Status make_typed_folder(const std::string& path);
+// After ferry made the folder `leaf` in `parent`: where the umask took the
+// owner's write or search bit from it (umask 0222), they are given back,
+// as POSIX mkdir -p gives the folders it makes above the last one, since
+// ferry goes on to make files in it. Opened without following a link (a
+// folder swapped in since is another's: left); best effort, as a folder
+// that stays unwritable then fails the files put in it, each saying why.
+void let_owner_fill(int parent, const char* leaf);
 // The folder a typed path names, resolved as above, opened O_RDONLY|O_DIRECTORY.
 Result<int> open_typed_folder(const std::string& path);
 

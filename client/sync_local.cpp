@@ -182,6 +182,7 @@ Status make_local_folder(const std::string& root, const std::string& path)
     }
     const std::string leaf = leaf_of(path);
     if (::mkdirat(parent->get(), leaf.c_str(), 0777) == 0) {
+        let_owner_fill(parent->get(), leaf.c_str());
         return success();
     }
     const int err = errno;

@@ -62,7 +62,8 @@ Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side, TreeBo
 // folder the user named, its own links followed) that follow no link below
 // it; one already there is fine, anything else in its place (a symbolic
 // link included) is an error. Its parent must exist and be no symbolic
-// link. Used by sync's pull and by get -r.
+// link. A folder made here gets the owner's write and search bits back
+// where the umask took them (let_owner_fill). Used by sync's pull and by get -r.
 Status make_local_folder(const std::string& root, const std::string& path);
 
 // Removes root/path alone, walked to as make_local_folder walks: a regular
