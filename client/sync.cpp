@@ -1015,23 +1015,54 @@ void set_local_file_times(Tally& tally, const SyncArguments& arguments, const Sy
     }
 }
 
-void make_plan_folders(Connection& connection, Tally& tally, const SyncArguments& arguments, const SyncPlan& plan)
+// The folder of a pull's plan that could not be made that `path` (a
+// path below the synced folder) lies in, if any: what lies there has one
+// cause, the folder's own error, and is reported by it (as get -r does).
+std::optional<std::string> unmade_above(const std::set<std::string>& unmade, const std::string& path)
 {
+    std::optional<std::string> highest; // the folder that failed itself, not one below it
+    for (std::string at = path; !at.empty();) {
+        const auto slash = at.rfind('/');
+        at = slash == std::string::npos ? std::string() : at.substr(0, slash);
+        if (unmade.contains(at)) {
+            highest = at;
+        }
+    }
+    return highest;
+}
+
+Error in_unmade_folder(const SyncArguments& arguments, const std::string& folder, bool is_folder)
+{
+    return Error{ErrorCode::local_io, std::string(is_folder ? "not made" : "not written") + ": its folder \"" +
+                                          local_join(arguments.local, folder) + "\" could not be made"};
+}
+
+// Returns, for a pull, the folders that could not be made (those below
+// one included): nothing is written in them, nor their time set.
+std::set<std::string> make_plan_folders(Connection& connection, Tally& tally, const SyncArguments& arguments,
+                                        const SyncPlan& plan)
+{
+    std::set<std::string> unmade;
     if (arguments.direction == SyncDirection::pull) {
-        for (const auto& folder : plan.folders) {
-            if (auto made = make_local_folder(arguments.local, folder); !made) {
+        for (const auto& folder : plan.folders) { // in path order: a folder before what it holds
+            if (const auto above = unmade_above(unmade, folder)) {
+                tally.failed(folder, in_unmade_folder(arguments, *above, true));
+                unmade.insert(folder);
+            } else if (auto made = make_local_folder(arguments.local, folder); !made) {
                 tally.failed(folder, made.error());
+                unmade.insert(folder);
             }
         }
-        return;
+        return unmade;
     }
     // The puts make the folders above their files (`parents`); mkdir is for the rest.
     for (const auto& folder : folders_without_files(plan)) {
         if (interrupted()) {
-            return;
+            return unmade;
         }
         make_server_folder(connection, tally, arguments, folder);
     }
+    return unmade;
 }
 
 // A push's listed folders that no put made (UnsentFolders), with their
@@ -1577,16 +1608,20 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     }
     remove_orphan_parts(tally, arguments, orphans);
     remove_extras(connection, tally, arguments, plan, dest, local_tree);
-    make_plan_folders(connection, tally, arguments, plan);
+    const auto unmade = make_plan_folders(connection, tally, arguments, plan);
     if (!push) {
         set_local_file_times(tally, arguments, plan, local_tree.listed, digests.hashed);
     }
 
     PublishBatch publish(shares.publish_files); // a pull's verified files, published in groups
     UnsentFolders unsent; // a push's folders whose files did not start
-    std::vector<std::size_t> todo(plan.transfers.size());
-    for (std::size_t i = 0; i < todo.size(); ++i) {
-        todo[i] = i;
+    std::vector<std::size_t> todo;
+    for (std::size_t i = 0; i < plan.transfers.size(); ++i) {
+        if (const auto above = unmade_above(unmade, plan.transfers[i].path)) {
+            tally.failed(plan.transfers[i].path, in_unmade_folder(arguments, *above, false));
+        } else {
+            todo.push_back(i);
+        }
     }
     for (unsigned attempt = 0; !todo.empty() && !interrupted(); ++attempt) {
         std::vector<FileTransfer> batch;
@@ -1628,6 +1663,9 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         set_remote_times(crew, connection, tally, arguments, plan, dest);
     } else {
         for (const auto& folder : plan.folder_times) {
+            if (unmade.contains(folder.path) || unmade_above(unmade, folder.path)) {
+                continue; // its error is the folder's own, reported once
+            }
             if (auto set = set_local_mtime(arguments.local, folder.path, folder.mtime); !set) {
                 tally.failed(folder.path, set.error());
             }

@@ -1607,6 +1607,27 @@ class UnreadableLocalFolders(SyncTest):
         summary = self.as_other(":d", dest, status=0)
         self.assertEqual(summary["errors"], [], summary)
 
+    def test_pull_into_a_folder_it_may_not_write_is_one_error_per_cause(self):
+        # The folder sub cannot be made (tp is 0555): that is its error; what
+        # lies below it says so ("not written/not made: its folder ... could
+        # not be made", as get -r says), and its time is not tried again.
+        dest = os.path.join(self.local, "tp")
+        os.mkdir(dest)
+        self.give_away(dest, {"": 0o555})
+        for rel in ("sub/a", "sub/deeper/c"):
+            self.write(os.path.join(self.root, "d"), rel, b"server's " + rel.encode())
+        summary = self.as_other(":d", dest, status=3)
+        errors = {e["path"]: e["message"] for e in summary["errors"]}
+        self.assertEqual(sorted(errors), ["sub", "sub/a", "sub/deeper", "sub/deeper/c"], summary)
+        self.assertIn("cannot make the folder", errors["sub"])
+        self.assertIn("Permission denied", errors["sub"])
+        where = '"%s/sub" could not be made' % dest
+        self.assertEqual(errors["sub/a"], "not written: its folder " + where, summary)
+        self.assertEqual(errors["sub/deeper/c"], "not written: its folder " + where, summary)
+        self.assertEqual(errors["sub/deeper"], "not made: its folder " + where, summary)
+        self.assertEqual(summary["sent"], 0, summary)
+        self.assertEqual(sorted(os.listdir(dest)), [])
+
 
 class UnreadableServerFolders(SyncTest):
     """A folder on the server that ferryd (run as uid 1234) cannot enter
