@@ -828,6 +828,19 @@ class ErrorsSayWhatToDo(CliTest):
                 self.assertIn(b'"/lo', failed.stderr)
 
 
+class ReadmeOfList(CliTest):
+    def test_the_readme_says_what_list_shows(self):
+        # README's "Using it" said "regular, non-hidden files"; list shows folders too (ending in /).
+        server = self.start_server()
+        make_tree(self.root, {"a.txt": b"a", "logs/b.log": b"b"})
+        listed = self.ferry("list", server=server)
+        self.assertIn(b"  logs/\n", listed.stdout)
+        with open(os.path.join(HERE, "..", "..", "README.md")) as f:
+            line = [l for l in f if l.startswith("    ferry list ")][0]
+        self.assertIn("files and folders (ending in /)", line)
+        self.assertNotIn("regular", line)
+
+
 class WildcardRemoval(CliTest):
     """rm with a wildcard deletes only what the listing showed, as it showed
     it: each match's delete carries the listed entry as `expect`, a match
