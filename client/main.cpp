@@ -203,7 +203,7 @@ int main_with(int argc, char** argv)
         if (error.get_exit_code() == 0) { // --help, --version
             return app.exit(error);
         }
-        if (const auto operand = command_line.operand_taken_for_option(args, app.get_name())) {
+        if (const auto operand = command_line.operand_taken_for_option(args, "ferry")) {
             return usage_error(*operand); // CLI11's own message ("PATH is required") would mislead
         }
         if (wants_json(argc, argv)) {

@@ -809,15 +809,16 @@ class ErrorsSayWhatToDo(CliTest):
                 dashed = [a for a in args if a.startswith("-")][0]
                 self.assertIn(('"%s" was taken for an option' % dashed).encode(), failed.stderr)
                 quoted = dashed if "*" not in dashed else "'%s'" % dashed
-                self.assertIn(("ferry %s -- %s" % (args[0], quoted)).encode(), failed.stderr)
+                self.assertIn(("as in ferry %s -- %s\n" % (args[0], quoted)).encode(), failed.stderr)
                 out = self.json_of(self.ferry("--json", *args, server=server))
                 self.assertIn("was taken for an option", out["error"]["message"])
         got = self.ferry("get", "--", "-x*", server=server)
         self.assertEqual(got.returncode, 0, got.stderr)
         with open(os.path.join(self.local, "-x1"), "rb") as f:
             self.assertEqual(f.read(), b"dash")
-        # A real option's misuse keeps CLI11's own message.
+        # A real option's misuse keeps CLI11's own message, and an option's value is no operand.
         self.assertNotIn(b"taken for an option", self.ferry("get", "a", "-o", server=server).stderr)
+        self.assertNotIn(b"taken for an option", self.ferry("sync", "-j", "-1", "a", ":b", server=server).stderr)
 
     def test_a_path_from_the_root_keeps_its_slash(self):
         server = self.start_server()
