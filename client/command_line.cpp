@@ -4,6 +4,7 @@
 #include "remote_paths.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <memory>
 #include <string_view>
 #include <utility>
@@ -484,6 +485,58 @@ std::optional<std::string> CommandLine::misuse() const
         if (auto bad = parse_sync_operands(a.sync_source, a.sync_dest, sides)) {
             return bad;
         }
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> CommandLine::operand_taken_for_option(const std::vector<std::string>& words,
+                                                                   const std::string& program) const
+{
+    const CLI::App* chosen = command();
+    if (chosen == nullptr) {
+        return std::nullopt;
+    }
+    auto word = std::find(words.begin(), words.end(), chosen->get_name());
+    for (const auto& alias : chosen->get_aliases()) {
+        word = std::min(word, std::find(words.begin(), words.end(), alias));
+    }
+    const auto option_named = [&](const std::string& name) -> const CLI::Option* {
+        const CLI::Option* option = chosen->get_option_no_throw(name);
+        return option != nullptr ? option : app.get_option_no_throw(name);
+    };
+    bool value_next = false; // the word after an option that takes one (-j -1) is its value
+    for (; word != words.end() && *word != "--"; ++word) {
+        const std::string& text = *word;
+        if (std::exchange(value_next, false)) {
+            continue;
+        }
+        if (text.size() < 2 || !text.starts_with('-')) {
+            continue;
+        }
+        // The option it would be: --name (before any =value), or the first
+        // of a cluster of short flags (-rp) or of a value given with it (-oFILE).
+        const std::string name = text.starts_with("--") ? text.substr(0, text.find('=')) : text.substr(0, 2);
+        if (const CLI::Option* option = option_named(name); option != nullptr) {
+            // Its value follows as the next word unless given with it (--jobs=2, -j2).
+            value_next = option->get_items_expected_min() > 0 && text.size() == name.size();
+            continue;
+        }
+        // A word of two dashes is a mistyped option far more often than a
+        // name, unless it holds a wildcard: CLI11's own message then stands.
+        if (text.starts_with("--") && text.find_first_of("*?[") == std::string::npos) {
+            continue;
+        }
+        // As a shell would need it typed: in single quotes unless plain.
+        const bool plain = std::all_of(text.begin(), text.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) != 0 || std::string_view("-_./:=@+,").find(c) !=
+                                                                        std::string_view::npos;
+        });
+        // A pasted megabyte is not echoed back whole.
+        const std::string shown = text.size() <= 64 ? text : text.substr(0, 64) + "...";
+        const std::string typed = plain ? shown : "'" + shown + "'";
+        const std::string command_name = program.empty() ? chosen->get_name() : program + " " + chosen->get_name();
+        return "\"" + shown + "\" was taken for an option, which " + chosen->get_name() +
+               " does not have: a name that starts with - goes after --, as in " + command_name + " -- " + typed;
     }
     return std::nullopt;
 }

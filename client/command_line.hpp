@@ -125,6 +125,14 @@ public:
     // NAMEs, ...): the message of the first one broken.
     std::optional<std::string> misuse() const;
 
+    // After a failed parse of `words` (the command line's arguments, or a
+    // shell line's words): where an operand that starts with '-' (a name
+    // such as -x*) was taken for an option that the command does not have,
+    // what happened and how to give it (after --), as `program` is called
+    // ("ferry"; "" in the shell). nullopt where no operand was.
+    std::optional<std::string> operand_taken_for_option(const std::vector<std::string>& words,
+                                                        const std::string& program) const;
+
     // The transfer flags of get and put.
     TransferFlags transfer_flags(HashKind hash, unsigned retries) const;
 

@@ -2,6 +2,7 @@
 
 #include "interrupt.hpp"
 #include "local_files.hpp"
+#include "names.hpp"
 #include "operations.hpp"
 #include "remote_paths.hpp"
 #include "remote_tree.hpp"
@@ -20,6 +21,31 @@ std::string shown_path(const std::string& path, const std::string& current)
         return path.substr(current.size() + 1);
     }
     return "/" + path;
+}
+
+Error named_as_typed(Error error, const std::string& path, const std::string& typed, const std::string& current)
+{
+    const bool from_root = typed.starts_with('/');
+    if (!from_root && current.empty()) {
+        return error; // named as typed already
+    }
+    // The longest of path's folders (path itself first) that the message names.
+    for (std::size_t end = path.size(); end > 0 && end != std::string::npos; end = path.rfind('/', end - 1)) {
+        const std::string on_the_way = path.substr(0, end);
+        const std::string named = quoted(on_the_way);
+        if (const auto at = error.message.find(named); at != std::string::npos) {
+            error.message.replace(at, named.size(),
+                                  quoted(from_root ? "/" + on_the_way : shown_path(on_the_way, current)));
+            break;
+        }
+    }
+    return error;
+}
+
+Error named_as_typed(Error error, const std::string& typed, const std::string& current)
+{
+    const auto path = resolve_remote_path(current, typed);
+    return path ? named_as_typed(std::move(error), unescape_wildcards(path.value()), typed, current) : error;
 }
 
 Result<ListReply> list_entries(Connection& connection, const std::string& typed, bool recursive,
@@ -104,8 +130,9 @@ int run_list(Connection& connection, const Output& output, const std::string& ty
 {
     auto reply = list_entries(connection, typed, recursive, current);
     if (!reply) {
-        output.error(reply.error());
-        return exit_status(reply.error().code);
+        const Error error = named_as_typed(reply.error(), typed, current);
+        output.error(error);
+        return exit_status(error.code);
     }
     return show_list(output, reply.value(), typed, current);
 }
@@ -114,8 +141,9 @@ int run_stat(Connection& connection, const Output& output, const std::string& na
 {
     auto files = stat_entries(connection, name, current);
     if (!files) {
-        output.error(files.error());
-        return exit_status(files.error().code);
+        const Error error = named_as_typed(files.error(), name, current);
+        output.error(error);
+        return exit_status(error.code);
     }
     if (files->size() == 1) {
         output.stat(files->front());
@@ -127,19 +155,35 @@ int run_stat(Connection& connection, const Output& output, const std::string& na
 
 namespace {
 
+// The server's error, with the way out that a flag of this command gives
+// where it does (the server cannot know the client's flags): `hint` added
+// when the error is `code` and the flag was not given.
+Error with_way_out(Error error, ErrorCode code, bool flag_missing, const std::string& hint)
+{
+    if (error.code == code && flag_missing) {
+        error.message += " (" + hint + ")";
+    }
+    return error;
+}
+
 // What a command over paths has to show: one outcome per path it acted on
 // (several for one argument when a wildcard matched several, or when a
 // listed folder went partly), one failure per path that failed.
 struct PathResults {
     const Output& output;
     std::vector<PathOutcome> outcomes;
+    std::string current; // the shell's folder ("" on the command line)
+    std::string typed;   // the argument at hand, as typed
 
+    // `path` (from the root) failed: its error names it as it was typed.
     void failed(const std::string& path, const Error& error)
     {
+        // (A failure of the argument itself names it as typed already.)
+        const Error shown = path == typed ? error : named_as_typed(error, path, typed, current);
         if (!output.json()) { // with --json, the summary carries it
-            output.error(error);
+            output.error(shown);
         }
-        outcomes.push_back(PathOutcome{path, error, {}, {}, {}});
+        outcomes.push_back(PathOutcome{path, shown, {}, {}, {}});
     }
     void done(PathOutcome outcome)
     {
@@ -158,7 +202,7 @@ int for_each_path(Connection& connection, const Output& output, const std::vecto
                   const std::string& current, bool expand, const std::string& key, Each each,
                   const std::optional<Error>& refused = std::nullopt)
 {
-    PathResults results{output, {}};
+    PathResults results{output, {}, current, {}};
     if (refused) {
         if (!output.json()) {
             output.error(*refused);
@@ -170,6 +214,7 @@ int for_each_path(Connection& connection, const Output& output, const std::vecto
         return exit_status(refused->code);
     }
     for (const auto& argument : typed) {
+        results.typed = argument;
         if (interrupted()) {
             results.failed(argument, Error{ErrorCode::aborted, "interrupted before \"" + argument + "\""});
             continue;
@@ -323,7 +368,8 @@ int run_remove(Connection& connection, const Output& output, const std::vector<s
             auto reply = !listed ? delete_remote(connection, match.name, recursive)
                                  : delete_remote(connection, match.name, false, as_listed(match));
             if (!reply) {
-                results.failed(match.name, reply.error());
+                results.failed(match.name, with_way_out(reply.error(), ErrorCode::not_empty, !recursive,
+                                                        "rm -r removes a folder with what it holds"));
                 return;
             }
             output.removed(reply.value());
@@ -339,7 +385,9 @@ int run_make_folders(Connection& connection, const Output& output, const std::ve
                          [&](const FileInfo& match, bool, PathResults& results) {
                              auto reply = make_remote_folder(connection, match.name, parents);
                              if (!reply) {
-                                 results.failed(match.name, reply.error());
+                                 results.failed(match.name,
+                                                with_way_out(reply.error(), ErrorCode::not_found, !parents,
+                                                             "mkdir -p makes the missing folders too"));
                                  return;
                              }
                              output.made(reply.value());
@@ -387,8 +435,12 @@ int run_move(Connection& connection, const Output& output, const std::string& fr
     }
     auto reply = rename_remote(connection, unescape_wildcards(source.value()), destination, replace);
     if (!reply) {
-        output.error(reply.error());
-        return exit_status(reply.error().code);
+        Error error = with_way_out(reply.error(), ErrorCode::exists, !replace,
+                                   "mv --replace replaces it: a file with a file, an empty folder with a folder");
+        error = named_as_typed(std::move(error), unescape_wildcards(source.value()), from, current);
+        error = named_as_typed(std::move(error), destination, to, current);
+        output.error(error);
+        return exit_status(error.code);
     }
     output.moved(reply.value());
     return kExitOk;

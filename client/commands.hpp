@@ -49,6 +49,14 @@ int run_digests(Connection& connection, const Output& output, const std::vector<
 // it, else from the root with a leading '/'.
 std::string shown_path(const std::string& path, const std::string& current);
 
+// A server's error about the path `path` (from the root), which the user
+// typed as `typed` in `current`: the quoted path on the way to it that the
+// server names is named as the user would type it (with the '/' typed
+// before a path from the root; relative to `current` when below it).
+Error named_as_typed(Error error, const std::string& path, const std::string& typed, const std::string& current);
+// The same for the path that `typed` names (list, stat: one argument).
+Error named_as_typed(Error error, const std::string& typed, const std::string& current);
+
 // A write on a connection that may only read: hello said "access": "ro"
 // (PROTOCOL.md 4.1: a --read-only server, or a read-only token), so the
 // server refuses every put, mkdir, delete, move and set_mtime. The

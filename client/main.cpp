@@ -203,6 +203,9 @@ int main_with(int argc, char** argv)
         if (error.get_exit_code() == 0) { // --help, --version
             return app.exit(error);
         }
+        if (const auto operand = command_line.operand_taken_for_option(args, "ferry")) {
+            return usage_error(*operand); // CLI11's own message ("PATH is required") would mislead
+        }
         if (wants_json(argc, argv)) {
             Output(true).error(ferry::Error{ferry::ErrorCode::bad_request, error.what()});
         } else {
@@ -419,7 +422,7 @@ int main_with(int argc, char** argv)
             if (reply) {
                 return show_list(output, reply.value(), name, "");
             }
-            failure = reply.error();
+            failure = named_as_typed(reply.error(), name, "");
         } else if (command_line.stat->parsed()) {
             auto reply = stat_entries(server_connection, name, "");
             if (reply) {
@@ -430,7 +433,7 @@ int main_with(int argc, char** argv)
                 }
                 return kExitOk;
             }
-            failure = reply.error();
+            failure = named_as_typed(reply.error(), name, "");
         } else {
             auto reply = server_stats(server_connection);
             if (reply) {

@@ -123,9 +123,9 @@ void Output::list(const ListReply& reply, const std::vector<std::pair<std::strin
     std::fflush(out_);
     if (reply.skipped_invalid_names > 0) {
         std::fprintf(err_,
-                     "ferry: note: %llu file(s) not shown: their names break Ferry's rule (not UTF-8, a control or "
+                     "ferry: note: %s not shown: their names break Ferry's rule (not UTF-8, a control or "
                      "invisible character, not in NFC, ...)\n",
-                     static_cast<unsigned long long>(reply.skipped_invalid_names));
+                     entries(reply.skipped_invalid_names).c_str());
     }
     if (reply.skipped_too_deep > 0) {
         std::fprintf(err_, "ferry: note: %s\n", too_deep_note(reply.skipped_too_deep).c_str());
@@ -579,10 +579,14 @@ void Output::sync(const SyncSummary& summary) const
     std::fflush(out_);
 }
 
+std::string entries(std::uint64_t count)
+{
+    return std::to_string(count) + (count == 1 ? " entry" : " entries");
+}
+
 std::string too_deep_note(std::uint64_t count)
 {
-    return std::to_string(count) + " entr" + (count == 1 ? "y" : "ies") +
-           " not listed: deeper than " + std::to_string(kMaxPathDepth) + " folders or longer than " +
+    return entries(count) + " not listed: deeper than " + std::to_string(kMaxPathDepth) + " folders or longer than " +
            std::to_string(kMaxPathBytes) + " bytes, past what a path may name (its folders are not entered)";
 }
 

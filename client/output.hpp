@@ -148,6 +148,9 @@ private:
 // 5.1): "N entries not listed: deeper than 64 folders or longer than 4,095 bytes".
 std::string too_deep_note(std::uint64_t count);
 
+// "1 entry", "2 entries": a count of entries in a note or message.
+std::string entries(std::uint64_t count);
+
 // "1.5 MiB", "312 B": for people only.
 std::string human_size(std::uint64_t bytes);
 // A Unix time as a local "YYYY-MM-DD HH:MM".

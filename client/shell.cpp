@@ -204,6 +204,10 @@ public:
             std::fflush(stdout);
             return Outcome{};
         } catch (const CLI::ParseError& error) {
+            if (const auto operand = grammar.operand_taken_for_option(*words, "")) {
+                complain(*operand + " (try: help " + grammar.command()->get_name() + ")");
+                return Outcome{kExitUsage};
+            }
             const CLI::App* command = grammar.command();
             complain(shown_typed(error.what(), 300) + " (try: help" +
                      (command == nullptr ? "" : " " + command->get_name()) + ")");
@@ -326,8 +330,15 @@ private:
                 file = Error{ErrorCode::not_a_folder, "\"" + shown_path(path.value(), current_) + "\" is not a folder"};
             }
             if (!file) {
-                output_.error(file.error());
-                return exit_status(file.error().code);
+                // cd asks for a folder: the server's stat speaks of a file.
+                Error error = file.error();
+                if (constexpr std::string_view kNoFile = "no file named ";
+                    error.code == ErrorCode::not_found && error.message.starts_with(kNoFile)) {
+                    error.message.replace(0, kNoFile.size(), "no folder named ");
+                }
+                error = named_as_typed(std::move(error), unescape_wildcards(path.value()), typed, current_);
+                output_.error(error);
+                return exit_status(error.code);
             }
         }
         current_ = unescape_wildcards(path.value());

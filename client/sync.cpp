@@ -145,7 +145,7 @@ public:
         if (result.time_not_kept) {
             // Compared as that file system holds it, the next sync finds it
             // the same (PlanOptions::held); said once, as it is copied.
-            keep_note("note: " + time_not_kept_note(push ? result.file.name : result.local, *result.time_not_kept,
+            keep_note(time_not_kept_note(push ? result.file.name : result.local, *result.time_not_kept,
                                                     push));
         }
     }
@@ -157,8 +157,7 @@ public:
         if (kept.empty()) {
             keep_note("deleted " + printable(shown));
         } else {
-            keep_note("deleted " + std::to_string(count) + " entries in " + printable(shown) +
-                      "; the folder stays:");
+            keep_note("deleted " + entries(count) + " in " + printable(shown) + "; the folder stays:");
             for (const auto& reason : kept) {
                 keep_note("  " + printable(reason));
             }
@@ -169,7 +168,7 @@ public:
     void deleted_part(const std::string& shown, std::uint64_t count)
     {
         const std::lock_guard lock(mutex_);
-        keep_note("deleted " + std::to_string(count) + " entries in " + printable(shown) + "; the rest failed");
+        keep_note("deleted " + entries(count) + " in " + printable(shown) + "; the rest failed");
         summary_.deleted += count;
     }
     // A pull's --delete: the partial download `shown` of a file the server
@@ -260,7 +259,7 @@ void remove_stray_leftovers(Tally& tally, const SyncArguments& arguments, LocalS
             tally.deleted_leftover(shown, arguments.dry_run);
             gone.insert(path);
         } else if (removed.value() == LeftoverEnd::locked) {
-            tally.note("note: " + printable(shown) + ": " + orphan_left(OrphanEnd::locked));
+            tally.note(printable(shown) + ": " + orphan_left(OrphanEnd::locked));
         }
     }
     std::erase_if(scan.entries, [&](const TreeEntry& entry) { return gone.contains(entry.path); });
@@ -279,6 +278,50 @@ std::string orphan_shown(const SyncArguments& arguments, const OrphanPart& orpha
     return local_join(arguments.local, part_stands(orphan) ? orphan.part : orphan.found.front());
 }
 
+// The file an orphan part of a name too long for NAME.ferry-part (the
+// hidden .HEX.ferry-part, which tells nothing of it) was a part of, as a
+// local path: the name its sidecar holds, where one stands, is readable as
+// ferry's, and names a file whose part is that very one; else nullopt.
+// Read before the orphan is removed (its sidecar goes with it).
+std::optional<std::string> long_named_file(const SyncArguments& arguments, const OrphanPart& orphan)
+{
+    const std::string sidecar = orphan.part + std::string(kStateSuffix);
+    const auto slash = orphan.part.rfind('/');
+    const std::string part_leaf = slash == std::string::npos ? orphan.part : orphan.part.substr(slash + 1);
+    constexpr std::size_t kHexDigits = 64; // SHA-256's, as part_path names it
+    if (part_leaf.size() != 1 + kHexDigits + kPartSuffix.size() || !part_leaf.starts_with('.') ||
+        std::find(orphan.found.begin(), orphan.found.end(), sidecar) == orphan.found.end()) {
+        return std::nullopt; // a part that names its file (NAME.ferry-part), or no sidecar to ask
+    }
+    auto folder = open_tree_folder(arguments.local, orphan.part);
+    if (!folder) {
+        return std::nullopt;
+    }
+    auto state = read_download_state(local_join(arguments.local, sidecar), folder.value().get());
+    if (!state) {
+        return std::nullopt;
+    }
+    const auto name_slash = state->name.rfind('/');
+    const std::string leaf = name_slash == std::string::npos ? state->name : state->name.substr(name_slash + 1);
+    const std::string folder_path = parent_path(orphan.part);
+    const std::string file = folder_path.empty() ? leaf : folder_path + "/" + leaf;
+    if (leaf.empty() || part_path(file) != orphan.part) {
+        return std::nullopt;
+    }
+    return local_join(arguments.local, file);
+}
+
+// What an orphan's notes name: orphan_shown, with the file a hidden part
+// of a long name was a part of, where it is known.
+std::string orphan_named(const SyncArguments& arguments, const OrphanPart& orphan)
+{
+    std::string shown = orphan_shown(arguments, orphan);
+    if (const auto file = long_named_file(arguments, orphan)) {
+        shown += ", the part of " + *file;
+    }
+    return shown;
+}
+
 // The pull's orphan parts (orphan_parts), each looked at first
 // (remove_orphan_part's dry run): one that is not provably ferry's, or
 // that another download holds, is named with why it stays. Without
@@ -293,18 +336,18 @@ std::vector<OrphanPart> settle_orphan_parts(Tally& tally, const SyncArguments& a
 {
     std::vector<OrphanPart> removable;
     for (auto& orphan : orphan_parts(scan.entries, remote)) {
-        const std::string shown = orphan_shown(arguments, orphan);
+        const std::string shown = orphan_named(arguments, orphan);
         auto looked = remove_orphan_part(arguments.local, orphan, true);
         if (!looked) {
             tally.failed(orphan.part, looked.error());
             continue;
         }
         if (looked.value() != OrphanEnd::removed) {
-            tally.note("note: " + printable(shown) + ": " + orphan_left(looked.value(), part_stands(orphan)));
+            tally.note(printable(shown) + ": " + orphan_left(looked.value(), part_stands(orphan)));
             continue;
         }
         if (!arguments.delete_extras) {
-            tally.note("note: " + printable(shown) +
+            tally.note(printable(shown) +
                        ": the partial download of a file the server no longer has; left (--delete removes it)");
             continue;
         }
@@ -325,14 +368,14 @@ void remove_orphan_parts(Tally& tally, const SyncArguments& arguments, const std
         if (interrupted()) {
             return;
         }
-        const std::string shown = orphan_shown(arguments, orphan);
+        const std::string shown = orphan_named(arguments, orphan);
         auto removed = remove_orphan_part(arguments.local, orphan, false);
         if (!removed) {
             tally.failed(orphan.part, removed.error());
         } else if (removed.value() == OrphanEnd::removed) {
             tally.deleted_part_file(shown, false);
         } else {
-            tally.note("note: " + printable(shown) + ": " + orphan_left(removed.value(), part_stands(orphan)));
+            tally.note(printable(shown) + ": " + orphan_left(removed.value(), part_stands(orphan)));
         }
     }
 }
@@ -892,7 +935,7 @@ std::vector<StepOutcome> remove_remote_steps(Connection& connection, const SyncA
 }
 
 constexpr const char* kDeletesByNameNote =
-    "note: this server deletes by name (an older ferryd, without \"delete_expect\"): an entry put at a listed "
+    "this server deletes by name (an older ferryd, without \"delete_expect\"): an entry put at a listed "
     "name on the server since the listing is deleted too";
 
 // Why a removed folder stays, as the listing showed it: `kept` is the
@@ -1015,23 +1058,54 @@ void set_local_file_times(Tally& tally, const SyncArguments& arguments, const Sy
     }
 }
 
-void make_plan_folders(Connection& connection, Tally& tally, const SyncArguments& arguments, const SyncPlan& plan)
+// The folder of a pull's plan that could not be made that `path` (a
+// path below the synced folder) lies in, if any: what lies there has one
+// cause, the folder's own error, and is reported by it (as get -r does).
+std::optional<std::string> unmade_above(const std::set<std::string>& unmade, const std::string& path)
 {
+    std::optional<std::string> highest; // the folder that failed itself, not one below it
+    for (std::string at = path; !at.empty();) {
+        const auto slash = at.rfind('/');
+        at = slash == std::string::npos ? std::string() : at.substr(0, slash);
+        if (unmade.contains(at)) {
+            highest = at;
+        }
+    }
+    return highest;
+}
+
+Error in_unmade_folder(const SyncArguments& arguments, const std::string& folder, bool is_folder)
+{
+    return Error{ErrorCode::local_io, std::string(is_folder ? "not made" : "not written") + ": its folder \"" +
+                                          local_join(arguments.local, folder) + "\" could not be made"};
+}
+
+// Returns, for a pull, the folders that could not be made (those below
+// one included): nothing is written in them, nor their time set.
+std::set<std::string> make_plan_folders(Connection& connection, Tally& tally, const SyncArguments& arguments,
+                                        const SyncPlan& plan)
+{
+    std::set<std::string> unmade;
     if (arguments.direction == SyncDirection::pull) {
-        for (const auto& folder : plan.folders) {
-            if (auto made = make_local_folder(arguments.local, folder); !made) {
+        for (const auto& folder : plan.folders) { // in path order: a folder before what it holds
+            if (const auto above = unmade_above(unmade, folder)) {
+                tally.failed(folder, in_unmade_folder(arguments, *above, true));
+                unmade.insert(folder);
+            } else if (auto made = make_local_folder(arguments.local, folder); !made) {
                 tally.failed(folder, made.error());
+                unmade.insert(folder);
             }
         }
-        return;
+        return unmade;
     }
     // The puts make the folders above their files (`parents`); mkdir is for the rest.
     for (const auto& folder : folders_without_files(plan)) {
         if (interrupted()) {
-            return;
+            return unmade;
         }
         make_server_folder(connection, tally, arguments, folder);
     }
+    return unmade;
 }
 
 // A push's listed folders that no put made (UnsentFolders), with their
@@ -1047,10 +1121,10 @@ void make_unsent_folders(Connection& connection, Tally& tally, const SyncArgumen
     }
 }
 
-constexpr const char* kNoTimesNote = "note: this server cannot set modification times (an older ferryd): folders "
+constexpr const char* kNoTimesNote = "this server cannot set modification times (an older ferryd): folders "
                                      "keep the time of their last change";
 constexpr const char* kRetimesByNameNote =
-    "note: this server sets modification times by name (an older ferryd, without \"set_mtime_expect\"): a file "
+    "this server sets modification times by name (an older ferryd, without \"set_mtime_expect\"): a file "
     "put on the server at a name found equal by content since its digest takes the local file's time too";
 
 // What a push's set_mtime expects at each path (PROTOCOL.md 4.13): a file
@@ -1318,7 +1392,7 @@ void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& pla
         } else if (effect.kept_by == nullptr) {
             tally.note("would delete " + shown(removal.path) + "/");
         } else {
-            tally.note("would delete " + std::to_string(effect.files + effect.folders) + " entries in " +
+            tally.note("would delete " + entries(effect.files + effect.folders) + " in " +
                        shown(removal.path) + "; the folder stays: " + kept_reason(*effect.kept_by, shown));
         }
     }
@@ -1330,7 +1404,7 @@ void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& pla
     }
     for (const auto& transfer : plan.transfers) {
         const auto held = resumed.find(transfer.path);
-        tally.note("would send " + printable(transfer.path) + " (" + human_size(transfer.size) +
+        tally.note("would send " + shown(transfer.path) + " (" + human_size(transfer.size) +
                    (held == resumed.end() ? std::string()
                                           : ", resuming its partial download after " + human_size(held->second)) +
                    ")");
@@ -1446,7 +1520,7 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
             const auto slash = entry.path.rfind('/');
             if (is_part_name(slash == std::string::npos ? entry.path : entry.path.substr(slash + 1))) {
                 reserved.insert(entry.path);
-                tally.note("note: " + printable(entry.path) +
+                tally.note(printable(local_join(arguments.local, entry.path)) +
                            ": the name of a partial download's file on this side, not pulled");
             }
         }
@@ -1462,13 +1536,11 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         }
     }
     if (remote_skipped.names > 0) {
-        tally.note("note: " + std::to_string(remote_skipped.names) +
-                   " entries on the server are not shown: their names break Ferry's rule");
+        tally.note(entries(remote_skipped.names) + " on the server are not shown: their names break Ferry's rule");
     }
     if (remote_skipped.too_deep > 0) {
         // Not pulled, and never compared: a pull is then incomplete, and says so.
-        tally.note("note: " + std::to_string(remote_skipped.too_deep) +
-                   " entries on the server are not listed: their paths are deeper than " +
+        tally.note(entries(remote_skipped.too_deep) + " on the server are not listed: their paths are deeper than " +
                    std::to_string(kMaxPathDepth) + " components or longer than " + std::to_string(kMaxPathBytes) +
                    " bytes, which no request can name");
     }
@@ -1481,7 +1553,7 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         }
         local_tree = std::move(scanned.value());
         for (const auto& text : local_tree.notes) {
-            tally.note("note: " + text);
+            tally.note(text);
         }
         report_unreadable(tally, arguments, local_tree.unreadable, remote_tree.value());
     }
@@ -1539,7 +1611,7 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     }
     for (const auto& folder : plan.spared) {
         // The same note in a dry run and a real one: the plan leaves them.
-        tally.note("note: " + shown_spared(arguments, folder));
+        tally.note(shown_spared(arguments, folder));
     }
     summary.skipped = plan.skipped;
     if (arguments.before_changes) {
@@ -1577,16 +1649,20 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     }
     remove_orphan_parts(tally, arguments, orphans);
     remove_extras(connection, tally, arguments, plan, dest, local_tree);
-    make_plan_folders(connection, tally, arguments, plan);
+    const auto unmade = make_plan_folders(connection, tally, arguments, plan);
     if (!push) {
         set_local_file_times(tally, arguments, plan, local_tree.listed, digests.hashed);
     }
 
     PublishBatch publish(shares.publish_files); // a pull's verified files, published in groups
     UnsentFolders unsent; // a push's folders whose files did not start
-    std::vector<std::size_t> todo(plan.transfers.size());
-    for (std::size_t i = 0; i < todo.size(); ++i) {
-        todo[i] = i;
+    std::vector<std::size_t> todo;
+    for (std::size_t i = 0; i < plan.transfers.size(); ++i) {
+        if (const auto above = unmade_above(unmade, plan.transfers[i].path)) {
+            tally.failed(plan.transfers[i].path, in_unmade_folder(arguments, *above, false));
+        } else {
+            todo.push_back(i);
+        }
     }
     for (unsigned attempt = 0; !todo.empty() && !interrupted(); ++attempt) {
         std::vector<FileTransfer> batch;
@@ -1615,7 +1691,8 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         for (const auto& [index, error] : retry) {
             again.push_back(todo[index]);
         }
-        tally.note("retrying " + std::to_string(again.size()) + " file(s) that failed for a passing reason");
+        tally.note("retrying " + std::to_string(again.size()) + (again.size() == 1 ? " file that" : " files that") +
+                   " failed for a passing reason");
         std::this_thread::sleep_for(retry_delay(attempt + 1));
         todo = std::move(again);
     }
@@ -1628,6 +1705,9 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         set_remote_times(crew, connection, tally, arguments, plan, dest);
     } else {
         for (const auto& folder : plan.folder_times) {
+            if (unmade.contains(folder.path) || unmade_above(unmade, folder.path)) {
+                continue; // its error is the folder's own, reported once
+            }
             if (auto set = set_local_mtime(arguments.local, folder.path, folder.mtime); !set) {
                 tally.failed(folder.path, set.error());
             }

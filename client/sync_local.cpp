@@ -158,7 +158,7 @@ Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side, TreeBo
     // never replaced, never removed, nothing placed beneath it.
     for (auto& skipped : walked->skipped) {
         if (side == ScanSide::sending) {
-            scan.notes.push_back(printable(skipped.path) + ": " + skipped.why + ", not sent");
+            scan.notes.push_back(printable(joined(root, skipped.path)) + ": " + skipped.why + ", not sent");
         }
         scan.entries.push_back({std::move(skipped.path), EntryKind::other, 0, 0, std::move(skipped.why)});
     }

@@ -980,7 +980,7 @@ bool plan_tree(Connection& connection, GetPlan& plan, const FileInfo& folder,
                                        unreadable_error(folder.name, unread, "nothing in it is received")});
     }
     if (listed->skipped_invalid_names > 0) {
-        plan.notes.push_back(std::to_string(listed->skipped_invalid_names) + " entries below \"" + folder.name +
+        plan.notes.push_back(entries(listed->skipped_invalid_names) + " below \"" + folder.name +
                              "\" not listed by the server: their names break Ferry's rule");
     }
     if (listed->skipped_too_deep > 0) {

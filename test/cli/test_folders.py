@@ -835,6 +835,80 @@ class Folders(CliTest):
                          ["logs/", "logs/2026/", "logs/other.txt", "mv", "mkdir"], result.stderr)
 
 
+class ErrorsSayWhatToDo(CliTest):
+    """An error that a flag or a form of the command gets past names it (the
+    server cannot: it does not know the client's flags), as get of a folder
+    says "a folder comes with get -r"; a path is named as it was typed."""
+
+    def test_the_flag_that_is_the_way_out(self):
+        server = self.start_server()
+        make_tree(self.root, {"a.txt": b"a", "x.txt": b"x", "logs/old/b.log": b"b"}, folders=["empty"])
+        cases = [(("mv", "a.txt", "x.txt"), b"ferry: exists: ", b"(mv --replace replaces it"),
+                 (("mv", "logs", "empty"), b"ferry: exists: ", b"(mv --replace replaces it"),
+                 (("rm", "logs"), b"ferry: not_empty: ", b"(rm -r removes a folder with what it holds)"),
+                 (("rm", "logs/*"), b"ferry: not_empty: ", b"(rm -r removes a folder with what it holds)"),
+                 (("mkdir", "n/b/c"), b"ferry: not_found: ", b"(mkdir -p makes the missing folders too)")]
+        for args, code, hint in cases:
+            with self.subTest(args=args):
+                failed = self.ferry(*args, server=server)
+                self.assertEqual(failed.returncode, 4, failed.stderr)
+                self.assertTrue(failed.stderr.startswith(code), failed.stderr)
+                self.assertIn(hint, failed.stderr)
+                out = self.json_of(self.ferry("--json", *args, server=server))
+                self.assertIn(hint.decode(), out["error"]["message"], out)
+        # With the flag given, no hint: its failure is another one.
+        for args in (("rm", "-r", "nosuch"), ("mkdir", "-p", "a.txt/b")):
+            with self.subTest(args=args):
+                failed = self.ferry(*args, server=server)
+                self.assertNotIn(b" -r ", failed.stderr)
+                self.assertNotIn(b"mkdir -p", failed.stderr)
+        self.assertEqual(self.ferry("mv", "a.txt", "x.txt", "--replace", server=server).returncode, 0)
+
+    def test_an_operand_that_starts_with_a_dash_points_to_double_dash(self):
+        server = self.start_server()
+        make_tree(self.root, {"-x1": b"dash"})
+        for args in (("get", "-x*"), ("get", "a", "-x*"), ("rm", "-x1"), ("mkdir", "-new"), ("stat", "-x1"),
+                     ("digest", "-x1"), ("list", "-x"), ("put", "-x1"), ("mv", "-x1", "y")):
+            with self.subTest(args=args):
+                failed = self.ferry(*args, server=server)
+                self.assertEqual(failed.returncode, 2, failed.stderr)
+                self.assertNotIn(b"required", failed.stderr)
+                dashed = [a for a in args if a.startswith("-")][0]
+                self.assertIn(('"%s" was taken for an option' % dashed).encode(), failed.stderr)
+                quoted = dashed if "*" not in dashed else "'%s'" % dashed
+                self.assertIn(("as in ferry %s -- %s\n" % (args[0], quoted)).encode(), failed.stderr)
+                out = self.json_of(self.ferry("--json", *args, server=server))
+                self.assertIn("was taken for an option", out["error"]["message"])
+        got = self.ferry("get", "--", "-x*", server=server)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        with open(os.path.join(self.local, "-x1"), "rb") as f:
+            self.assertEqual(f.read(), b"dash")
+        # A real option's misuse keeps CLI11's own message, and an option's value is no operand.
+        self.assertNotIn(b"taken for an option", self.ferry("get", "a", "-o", server=server).stderr)
+        self.assertNotIn(b"taken for an option", self.ferry("sync", "-j", "-1", "a", ":b", server=server).stderr)
+
+    def test_a_path_from_the_root_keeps_its_slash(self):
+        server = self.start_server()
+        for args in (("list", "/lo"), ("stat", "/lo"), ("list", "/lo/deeper")):
+            with self.subTest(args=args):
+                failed = self.ferry(*args, server=server)
+                self.assertEqual(failed.returncode, 4, failed.stderr)
+                self.assertIn(b'"/lo', failed.stderr)
+
+
+class ReadmeOfList(CliTest):
+    def test_the_readme_says_what_list_shows(self):
+        # README's "Using it" said "regular, non-hidden files"; list shows folders too (ending in /).
+        server = self.start_server()
+        make_tree(self.root, {"a.txt": b"a", "logs/b.log": b"b"})
+        listed = self.ferry("list", server=server)
+        self.assertIn(b"  logs/\n", listed.stdout)
+        with open(os.path.join(HERE, "..", "..", "README.md")) as f:
+            line = [l for l in f if l.startswith("    ferry list ")][0]
+        self.assertIn("files and folders (ending in /)", line)
+        self.assertNotIn("regular", line)
+
+
 class WildcardRemoval(CliTest):
     """rm with a wildcard deletes only what the listing showed, as it showed
     it: each match's delete carries the listed entry as `expect`, a match

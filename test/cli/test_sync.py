@@ -342,7 +342,8 @@ class Push(SyncTest):
                 listed = self.ferry("ls", typed[1:])
                 self.assertEqual(listed.returncode, 0, listed.stderr)
                 planned = self.sync("--dry-run", self.src, typed)
-                self.assertIn("would send a (1 B)", planned["notes"])
+                # Named on the receiving side, as every line of the plan is.
+                self.assertIn("would send %s (1 B)" % (folder + "/a" if folder else "a"), planned["notes"])
                 # The synced folder's own time is set: its name shows where the sync went.
                 self.assertTrue(any(note.startswith("would set the time of %s " % (folder + "/" if folder else ":"))
                                     for note in planned["notes"]), planned["notes"])
@@ -1234,16 +1235,20 @@ class PartsOfAnInterruptedPull(SyncTest):
     the deleted files, and the dry run says so first."""
 
     SIZE = 8 << 20
+    NAME = "big"
 
     def setUp(self):
         super().setUp()
         os.makedirs(os.path.join(self.root, "d", "sub"))
         with open(os.path.join(self.root, "d", "keep"), "wb") as f:
             f.write(b"a small file, pulled whole before the big one")
-        with open(os.path.join(self.root, "d", "sub", "big"), "wb") as f:
+        with open(os.path.join(self.root, "d", "sub", self.NAME), "wb") as f:
             f.write(bytes(i % 251 for i in range(self.SIZE)))
         self.dest = os.path.join(self.local, "dst")
-        self.part = os.path.join(self.dest, "sub", "big.ferry-part")
+        # A name too long for NAME.ferry-part has the hidden .HEX.ferry-part.
+        part_name = self.NAME + ".ferry-part" if len(self.NAME) < 200 else \
+            "." + hashlib.sha256(self.NAME.encode()).hexdigest() + ".ferry-part"
+        self.part = os.path.join(self.dest, "sub", part_name)
         relay = harness.CuttingRelay(self.server.address, 3 << 20)
         try:
             cut = subprocess.run([FERRY, "--server", relay.address, "sync", "-j", "1", ":d", self.dest],
@@ -1259,7 +1264,8 @@ class PartsOfAnInterruptedPull(SyncTest):
 
     def test_dry_run_counts_the_bytes_the_resuming_run_receives(self):
         dry = self.sync("-n", ":d", self.dest)
-        self.assertTrue(any(n.startswith("would send sub/big (") and "resuming" in n for n in dry["notes"]), dry)
+        self.assertTrue(any(n.startswith("would send %s/sub/big (" % self.dest) and "resuming" in n
+                            for n in dry["notes"]), dry)
         real = self.sync(":d", self.dest)
         self.assertEqual(real["bytes"], self.SIZE - self.held, real)
         self.assertEqual((dry["sent"], dry["bytes"]), (real["sent"], real["bytes"]), (dry, real))
@@ -1298,6 +1304,66 @@ class PartsOfAnInterruptedPull(SyncTest):
         self.assertTrue(any("deleted the partial download " + self.part in n for n in real["notes"]), real)
         self.assertEqual(sorted(os.listdir(self.dest)), ["keep", "notes.ferry-part"])
         self.assertTrue(any(mine in n and "not provably" in n for n in real["notes"]), real["notes"])
+
+
+class PartOfALongName(PartsOfAnInterruptedPull):
+    """The hidden part of a name too long for NAME.ferry-part says nothing
+    of its file: a note names the file too, from the part's state."""
+
+    NAME = "long-" + "n" * 235  # 240 bytes
+    test_dry_run_counts_the_bytes_the_resuming_run_receives = None
+    test_a_part_whose_file_the_server_no_longer_has_is_named_then_removed_by_delete = None
+
+    def test_an_orphan_part_is_named_with_its_file(self):
+        shutil.rmtree(os.path.join(self.root, "d", "sub"))
+        file = os.path.join(self.dest, "sub", self.NAME)
+        plain = self.sync(":d", self.dest)
+        self.assertTrue(any(n.startswith("%s, the part of %s: " % (self.part, file)) for n in plain["notes"]),
+                        plain["notes"])
+        dry = self.sync("-n", "--delete", ":d", self.dest)
+        self.assertIn("would delete the partial download %s, the part of %s (its file is no longer on the server)"
+                      % (self.part, file), dry["notes"])
+        real = self.sync("--delete", ":d", self.dest)
+        self.assertIn("deleted the partial download %s, the part of %s (its file is no longer on the server)"
+                      % (self.part, file), real["notes"])
+        self.assertEqual(sorted(os.listdir(self.dest)), ["keep"])
+
+
+class NotesOfOneShape(SyncTest):
+    """Every note has one shape (ferry.1, --json): no "note: " prefix, in
+    --json or in text; each path named on the receiving side below its
+    folder as typed, in every line of a dry run alike; "1 entry"."""
+
+    def test_one_prefix_one_base_one_grammar(self):
+        os.makedirs(os.path.join(self.root, "d0"))
+        with open(os.path.join(self.root, "d0", "f2"), "wb") as f:
+            f.write(b"f2")
+        dest = os.path.join(self.local, "dr")
+        os.makedirs(os.path.join(dest, "d0", "old"))
+        for rel in ("d0/extra", "d0/old/a"):
+            with open(os.path.join(dest, rel), "wb") as f:
+                f.write(b"x")
+        os.mkfifo(os.path.join(dest, "d0", "old", "fifo"))
+        with open(os.path.join(dest, "d0", "mine.ferry-part"), "wb") as f:
+            f.write(b"the user's own, not provably a part")
+        dry = self.sync("-n", "--delete", ":", dest)
+        plan = [n for n in dry["notes"] if n.startswith("would ")]
+        self.assertIn("would delete %s/d0/extra" % dest, plan)
+        self.assertIn("would send %s/d0/f2 (2 B)" % dest, plan)
+        self.assertIn("would delete 1 entry in %s/d0/old; the folder stays: " % dest,
+                      [n[:len("would delete 1 entry in %s/d0/old; the folder stays: " % dest)] for n in plan], plan)
+        self.assertTrue(all(n.split(" ", 2)[2].startswith(dest) or n.startswith("would delete 1 entry in " + dest)
+                            for n in plan if not n.startswith("would set the time of " + dest)), plan)
+        real = self.sync("--delete", ":", dest)
+        self.assertIn("deleted 1 entry in %s/d0/old; the folder stays:" % dest, real["notes"])
+        for notes in (dry["notes"], real["notes"]):
+            self.assertTrue(any("mine.ferry-part" in n and "not provably" in n for n in notes), notes)
+            self.assertFalse([n for n in notes if n.startswith("note:")], notes)
+            self.assertFalse([n for n in notes if "entries" in n and n.split()[1] == "1"], notes)
+        text = self.ferry("sync", "-n", "--delete", ":", dest)
+        self.assertEqual(text.returncode, 0, text.stderr)
+        self.assertNotIn(b"note: ", text.stdout + text.stderr)
+        self.assertIn(("%s/d0/mine.ferry-part: not provably" % dest).encode(), text.stdout)
 
 
 class LeftoversOfAKilledDownload(SyncTest):
@@ -1606,6 +1672,27 @@ class UnreadableLocalFolders(SyncTest):
         os.chmod(os.path.join(dest, "noread"), 0o755)
         summary = self.as_other(":d", dest, status=0)
         self.assertEqual(summary["errors"], [], summary)
+
+    def test_pull_into_a_folder_it_may_not_write_is_one_error_per_cause(self):
+        # The folder sub cannot be made (tp is 0555): that is its error; what
+        # lies below it says so ("not written/not made: its folder ... could
+        # not be made", as get -r says), and its time is not tried again.
+        dest = os.path.join(self.local, "tp")
+        os.mkdir(dest)
+        self.give_away(dest, {"": 0o555})
+        for rel in ("sub/a", "sub/deeper/c"):
+            self.write(os.path.join(self.root, "d"), rel, b"server's " + rel.encode())
+        summary = self.as_other(":d", dest, status=3)
+        errors = {e["path"]: e["message"] for e in summary["errors"]}
+        self.assertEqual(sorted(errors), ["sub", "sub/a", "sub/deeper", "sub/deeper/c"], summary)
+        self.assertIn("cannot make the folder", errors["sub"])
+        self.assertIn("Permission denied", errors["sub"])
+        where = '"%s/sub" could not be made' % dest
+        self.assertEqual(errors["sub/a"], "not written: its folder " + where, summary)
+        self.assertEqual(errors["sub/deeper/c"], "not written: its folder " + where, summary)
+        self.assertEqual(errors["sub/deeper"], "not made: its folder " + where, summary)
+        self.assertEqual(summary["sent"], 0, summary)
+        self.assertEqual(sorted(os.listdir(dest)), [])
 
 
 class UnreadableServerFolders(SyncTest):

@@ -323,6 +323,29 @@ class BatchTests(ServedFolder):
         self.assertEqual(result.returncode, 0, result)
         self.assertTrue(os.path.exists(os.path.join(self.local, "hello.txt")))
 
+    def test_errors_name_the_path_as_typed_and_say_what_to_do(self):
+        # cd asks for a folder, as ls does; a path typed from the root keeps
+        # its '/'; the commands' errors name the flag that is the way out,
+        # as on the command line (one grammar); an operand that starts with -
+        # is not "required" but was taken for an option: -- gives it.
+        os.makedirs(os.path.join(self.root, "logs", "old"))
+        os.mkdir(os.path.join(self.root, "a"))
+        os.mkdir(os.path.join(self.root, "x"))
+        result = self.ferry(stdin=b"-cd nosuch\n-ls /lo\ncd a\n-ls /lo\n-ls nosuch\n-cd /lo\n-mkdir b/c/d\n"
+                                  b"-rm /logs\n-mv /x /logs\n-get -x*\n")
+        self.assertEqual(result.returncode, 0, result)
+        err = result.stderr.decode()
+        self.assertIn('not_found: no folder named "nosuch"\n', err)
+        self.assertNotIn("no file named", err)
+        self.assertEqual(err.count('no folder named "/lo"'), 3, err)
+        self.assertIn('no folder named "nosuch"', err)
+        self.assertIn('no folder named "b/c" (mkdir -p makes the missing folders too)', err)
+        self.assertIn('"/logs" is not empty (rm -r', err)
+        self.assertIn('"/logs" already exists (mv --replace', err)
+        self.assertIn('"-x*" was taken for an option', err)
+        self.assertIn("get -- '-x*'", err)
+        self.assertNotIn("required", err)
+
 
 class OneGrammarTests(ServedFolder):
     """The shell parses its lines with the command line's definitions: a
