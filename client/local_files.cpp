@@ -109,6 +109,15 @@ std::string random_letters(std::size_t count)
     return letters;
 }
 
+// Whether `text` is made of random_letters' alphabet exactly: ASCII
+// letters and digits.
+bool of_random_letters(std::string_view text)
+{
+    return std::all_of(text.begin(), text.end(), [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    });
+}
+
 } // namespace
 
 bool is_own_private_file(unsigned mode, unsigned owner, std::uint64_t links)
@@ -796,12 +805,8 @@ std::optional<std::string> sidecar_of_temporary(std::string_view name)
     if (name.substr(random_at - marker.size(), marker.size()) != marker) {
         return std::nullopt;
     }
-    // random_letters' alphabet exactly: ASCII letters and digits.
-    for (const char c : name.substr(random_at)) {
-        const bool letter = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-        if (!letter) {
-            return std::nullopt;
-        }
+    if (!of_random_letters(name.substr(random_at))) {
+        return std::nullopt;
     }
     return std::string(name.substr(0, random_at - kStateTemporarySuffix.size()));
 }
@@ -851,6 +856,12 @@ constexpr std::string_view kAsidePrefix = ".ferry-removing-";
 constexpr std::size_t kAsideRandom = 16;
 
 } // namespace
+
+bool is_set_aside_name(std::string_view name)
+{
+    return name.size() == kAsidePrefix.size() + kAsideRandom && name.starts_with(kAsidePrefix) &&
+           of_random_letters(name.substr(kAsidePrefix.size()));
+}
 
 Result<bool> unlink_if_still(int dir, const std::string& name, const struct ::stat& looked, const std::string& shown,
                              RefusedRename refused)

@@ -391,6 +391,9 @@ Result<bool> remove_ferry_leftover(const std::string& path, const LocalFolder* i
 // refuses (a permission, a mount point) removes nothing: `false`, or with
 // RefusedRename::is_an_error an Error naming `shown` and why.
 enum class RefusedRename { leaves_the_file, is_an_error };
+// Whether `name` is a fresh name unlink_if_still sets a file aside under:
+// ".ferry-removing-" and 16 ASCII letters or digits, exactly.
+bool is_set_aside_name(std::string_view name);
 Result<bool> unlink_if_still(int dir, const std::string& name, const struct ::stat& looked, const std::string& shown,
                              RefusedRename refused = RefusedRename::leaves_the_file);
 // Removes the temporaries of `state_file` standing in its folder (one read

@@ -184,7 +184,8 @@ public:
     {
         const std::lock_guard lock(mutex_);
         keep_note(std::string(dry_run ? "would delete" : "deleted") + " " + printable(shown) +
-                  ", left by an interrupted download");
+                  (is_set_aside_name(base_name(shown)) ? ", left by an interrupted removal"
+                                                       : ", left by an interrupted download"));
     }
     void note(const std::string& text)
     {
@@ -237,8 +238,8 @@ std::string orphan_left(OrphanEnd end, bool part_stands = true)
     return "left";
 }
 
-// The pull's stray leftovers (stray_leftovers: a kill's temporaries and
-// sidecars without a part), removed in every pull, --delete or not: they
+// The pull's stray leftovers (stray_leftovers: a kill's temporaries,
+// sidecars without a part, and files a removal had set aside), removed in every pull, --delete or not: they
 // hold nothing a resume or a user needs, and nothing else would ever
 // remove them. Each is taken out of the scan's entries, so that the
 // orphan parts and the plan see what stays; one whose part another

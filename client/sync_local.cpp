@@ -529,7 +529,7 @@ std::vector<std::string> stray_leftovers(const TreeListing& local)
             continue;
         }
         const std::string leaf = leaf_of(entry.path);
-        if (sidecar_of_temporary(leaf) ||
+        if (sidecar_of_temporary(leaf) || is_set_aside_name(leaf) ||
             (leaf.ends_with(sidecar_suffix) && !parts.contains(part_of(entry.path)))) {
             stray.push_back(entry.path);
         }
@@ -585,6 +585,30 @@ Result<LeftoverEnd> remove_stray_temporary(const LocalFolder& in, const std::str
     return removed.value() ? LeftoverEnd::removed : LeftoverEnd::kept;
 }
 
+// What a kill between unlink_if_still's rename and its unlink left under
+// the fresh name: a file that a removal of ferry's (a stale part or
+// sidecar, an extra under --delete) had set aside and checked, or in the
+// same instant was putting back. Removed when it is this user's regular
+// file with one name, the removal finished; anything else there (a link,
+// a folder, another user's file, one with a second name) stays.
+Result<LeftoverEnd> remove_set_aside(const LocalFolder& in, const std::string& leaf, const std::string& shown,
+                                     bool dry_run)
+{
+    struct stat st {};
+    if (::fstatat(in.fd(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !is_own_private_file(st.st_mode, st.st_uid, st.st_nlink)) {
+        return LeftoverEnd::kept;
+    }
+    if (dry_run) {
+        return LeftoverEnd::removed;
+    }
+    auto removed = unlink_if_still(in.fd(), leaf, st, shown);
+    if (!removed) {
+        return removed.error();
+    }
+    return removed.value() ? LeftoverEnd::removed : LeftoverEnd::kept;
+}
+
 } // namespace
 
 Result<LeftoverEnd> remove_stray_leftover(const std::string& root, const std::string& path, bool dry_run)
@@ -595,6 +619,9 @@ Result<LeftoverEnd> remove_stray_leftover(const std::string& root, const std::st
     }
     const std::string shown = joined(root, path);
     const std::string part = joined(root, part_of(path));
+    if (is_set_aside_name(leaf_of(path))) {
+        return remove_set_aside(*folder.value(), leaf_of(path), shown, dry_run);
+    }
     if (sidecar_of_temporary(leaf_of(path))) {
         return remove_stray_temporary(*folder.value(), shown, part, dry_run);
     }

@@ -118,8 +118,9 @@ Result<OrphanEnd> remove_orphan_part(const std::string& root, const OrphanPart& 
 
 // What a kill leaves beside a pull's files that no resume needs
 // (local_files.hpp, "The leftovers of a kill"): each temporary of a
-// sidecar (exactly SIDECAR.tmp-XXXXXX), and each sidecar whose part the
-// scan did not find. A part with its sidecar is not among them: a part is
+// sidecar (exactly SIDECAR.tmp-XXXXXX), each sidecar whose part the
+// scan did not find, and each file a removal had set aside under its
+// fresh name (is_set_aside_name) when the kill came. A part with its sidecar is not among them: a part is
 // worth keeping for a resume, and goes only as an orphan (orphan_parts,
 // under --delete), as rsync keeps a partial file for the next run. Paths
 // relative to the tree, from the scan's entries.
@@ -138,7 +139,9 @@ enum class LeftoverEnd {
 // sidecar: a checkpoint is made only while its part stands), and, for a
 // sidecar, no part stands at all (one that stands again is a download
 // begun since, whose sidecar it may be: left). Only what
-// remove_ferry_leftover's one rule allows, removed its way.
+// remove_ferry_leftover's one rule allows, removed its way. A file set
+// aside: removed when it is this user's regular file with one name (what a
+// removal sets aside and checks), by unlink_if_still.
 Result<LeftoverEnd> remove_stray_leftover(const std::string& root, const std::string& path, bool dry_run);
 
 // What a pull's local tree can hold of the server's modification times

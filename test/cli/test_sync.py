@@ -1445,6 +1445,49 @@ class LeftoversOfAKilledDownload(SyncTest):
         with open(os.path.join(self.sub, "big"), "rb") as f:
             self.assertEqual(f.read(), self.data)
 
+    def test_a_pull_finishes_a_removal_a_kill_cut_short(self):
+        """Attack round 21: a kill between a removal's rename to its fresh
+        name (.ferry-removing- and 16 letters or digits) and its unlink left
+        that file for good, and diff -r showed it (1 pull in 15 killed at
+        random). Every pull now removes such a file when it is this user's
+        regular file with one name; look-alikes, links, folders, another
+        user's files and files with a second name stay."""
+        residue = self.plant(".ferry-removing-AbCdEfGhIjKlMn09", b"a stale sidecar set aside")
+        kept = {
+            ".ferry-removing-AbCdEfGhIjKlMn0": b"one letter short",
+            ".ferry-removing-AbCdEfGhIjKlMn0-": b"not a letter or digit",
+            ".ferry-removing-AbCdEfGhIjKlMn0123": b"two letters long",
+            "ferry-removing-AbCdEfGhIjKlMn09": b"no dot",
+        }
+        for name, data in kept.items():
+            self.plant(name, data)
+        linked = self.plant(".ferry-removing-Linked0123456789", b"a second name")
+        os.link(linked, os.path.join(self.local, "second-name"))
+        os.symlink("big", os.path.join(self.sub, ".ferry-removing-LinkLinkLinkLink"))
+        os.mkdir(os.path.join(self.sub, ".ferry-removing-FolderFolder1234"))
+        if os.geteuid() == 0:
+            kept[".ferry-removing-Other0123456789A"] = b"another user's"
+            self.plant(".ferry-removing-Other0123456789A", b"another user's", owner=1234)
+
+        dry = self.sync("-n", ":d", self.dest)
+        self.assertTrue(os.path.exists(residue))
+        self.assertTrue(any(("would delete " + residue) in n for n in dry["notes"]), dry["notes"])
+        done = self.sync(":d", self.dest)
+        self.assertEqual(done["errors"], [], done)
+        self.assertFalse(os.path.exists(residue))
+        self.assertTrue(any(("deleted " + residue) in n and "interrupted removal" in n for n in done["notes"]),
+                        done["notes"])
+        for name, data in kept.items():
+            with open(os.path.join(self.sub, name), "rb") as f:
+                self.assertEqual(f.read(), data, name)
+        self.assertTrue(os.path.exists(linked))
+        self.assertTrue(os.path.islink(os.path.join(self.sub, ".ferry-removing-LinkLinkLinkLink")))
+        self.assertTrue(os.path.isdir(os.path.join(self.sub, ".ferry-removing-FolderFolder1234")))
+        self.assertEqual([n for n in os.listdir(self.sub) if n.startswith(".ferry-removing-") and
+                          n not in kept and n not in (".ferry-removing-Linked0123456789",
+                                                      ".ferry-removing-LinkLinkLinkLink",
+                                                      ".ferry-removing-FolderFolder1234")], [])
+
     def test_delete_removes_them_too_and_a_held_part_keeps_its_own(self):
         temporary = self.plant("big.ferry-part.state.tmp-QwErTy", self.state)
         stray = self.plant("big.ferry-part.state", self.state)
