@@ -752,7 +752,11 @@ Error foreign_state_error(const std::string& path, unsigned mode)
                                           ": it is left untouched; move it away or rename it, then get the file again"};
 }
 
-Result<StateFound> look_at_state(const std::string& path, const LocalFolder* in)
+namespace {
+
+// look_at_state, and where a sidecar stands, `checked` gets the fstat of
+// the very file whose text was read as one.
+Result<StateFound> look_at_state_file(const std::string& path, const LocalFolder* in, struct stat& checked)
 {
     struct stat st {};
     const Where at(in, path);
@@ -771,22 +775,43 @@ Result<StateFound> look_at_state(const std::string& path, const LocalFolder* in)
     // Any sidecar a ferry wrote: an older build's (which may lack the fields
     // a resume needs) or another user's (never resumed from: see
     // is_own_private_file) is replaced or removed, as before.
-    if (!read_sidecar(path, in)) {
+    auto sidecar = read_sidecar(path, in);
+    if (!sidecar) {
         return foreign_state_error(path, st.st_mode);
     }
+    checked = sidecar->st;
     return StateFound::ferrys;
+}
+
+} // namespace
+
+Result<StateFound> look_at_state(const std::string& path, const LocalFolder* in)
+{
+    struct stat checked {};
+    return look_at_state_file(path, in, checked);
 }
 
 Status remove_download_state(const std::string& path, const LocalFolder* in)
 {
-    auto found = look_at_state(path, in);
+    struct stat checked {};
+    auto found = look_at_state_file(path, in, checked);
     if (!found) {
         return found.error();
     }
     if (found.value() == StateFound::absent) {
         return success();
     }
-    return remove_file(path, in);
+    // Only the file read as a sidecar, set aside and checked there: a file
+    // renamed onto the name since stays.
+    const Where at(in, path);
+    if (auto reached = at.reached(); !reached) {
+        return reached;
+    }
+    auto removed = unlink_if_still(at.dir(), at.name(), checked, path, RefusedRename::is_an_error);
+    if (!removed) {
+        return removed.error();
+    }
+    return success();
 }
 
 bool is_state_temporary_name(std::string_view name, std::string_view sidecar)
@@ -857,6 +882,16 @@ constexpr std::size_t kAsideRandom = 16;
 
 } // namespace
 
+void remove_own_part(const LocalFile& part, const LocalFolder* in)
+{
+    struct stat st {};
+    const Where at(in, part.path());
+    if (::fstat(part.fd(), &st) != 0 || !at.reached()) {
+        return;
+    }
+    (void)unlink_if_still(at.dir(), at.name(), st, part.path());
+}
+
 bool is_set_aside_name(std::string_view name)
 {
     return name.size() == kAsidePrefix.size() + kAsideRandom && name.starts_with(kAsidePrefix) &&
@@ -899,9 +934,11 @@ Result<bool> unlink_if_still(int dir, const std::string& name, const struct ::st
     // a name taken meanwhile.
     if (sys::rename_no_replace(dir, aside.c_str(), dir, name.c_str()) != 0) {
         const int failure = errno;
-        return Error{ErrorCode::local_io, in_quotes(shown) + " was replaced while it was being removed, and its "
-                                                             "name was taken again: what stood there is left as " +
-                                              in_quotes(aside) + " beside it (" + std::strerror(failure) + ")"};
+        const std::string why = failure == EEXIST || failure == ENOTEMPTY
+                                    ? "its name was taken again"
+                                    : std::string("it could not be put back (") + std::strerror(failure) + ")";
+        return Error{ErrorCode::local_io, in_quotes(shown) + " was replaced while it was being removed, and " + why +
+                                              ": what stood there is left as " + in_quotes(aside) + " beside it"};
     }
     return false;
 }
@@ -1425,10 +1462,13 @@ void unmark_part(const LocalFile& part)
     if (::fstat(part.fd(), &st) != 0 || st.st_uid != ::geteuid() || (st.st_mode & S_IWUSR) != 0) {
         return;
     }
-    const auto mode = static_cast<mode_t>(st.st_mode & 07777U);
-    if (::fchmod(part.fd(), mode | S_IWUSR) == 0) {
+    if (::fchmod(part.fd(), static_cast<mode_t>((st.st_mode & 07777U) | S_IWUSR)) == 0) {
         (void)::fremovexattr(part.fd(), kPartMark);
-        (void)::fchmod(part.fd(), mode);
+        // Only the lent bit goes: a chmod the user made meanwhile stays.
+        struct stat now {};
+        if (::fstat(part.fd(), &now) == 0) {
+            (void)::fchmod(part.fd(), static_cast<mode_t>(now.st_mode & 07777U & ~S_IWUSR));
+        }
     }
 }
 
@@ -1598,7 +1638,7 @@ Result<CreatedPart> create_part_file(const std::string& part, const std::string&
         if (found->has_value()) {
             // Removed while this download holds its lock, and only while the
             // name still holds the file looked at.
-            auto removed = unlink_if_still(at.dir(), at.name(), found.value()->st, part);
+            auto removed = unlink_if_still(at.dir(), at.name(), found.value()->st, part, RefusedRename::is_an_error);
             if (!removed) {
                 return removed.error();
             }
@@ -1697,7 +1737,7 @@ Status publish_without_replacing(const LocalFile& part, const std::string& dest,
     }
     // Still this download's names: the part is open and locked, and
     // publish_download just checked that its name holds this very file.
-    (void)remove_file(part.path(), in);
+    remove_own_part(part, in);
     (void)remove_download_state(state_path(dest), in);
     return Error{ErrorCode::exists, in_quotes(dest) + " appeared during the download: it was left alone "
                                                       "(--no-clobber), and the downloaded copy removed"};

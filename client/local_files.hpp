@@ -171,8 +171,9 @@ Status make_typed_folder(const std::string& path);
 // After ferry made the folder `leaf` in `parent`: where the umask took the
 // owner's write or search bit from it (umask 0222), they are given back,
 // as POSIX mkdir -p gives the folders it makes above the last one, since
-// ferry goes on to make files in it. Opened without following a link (a
-// folder swapped in since is another's: left); best effort, as a folder
+// ferry goes on to make files in it. Opened without following a link, and
+// only a folder of this user's is changed (a link swapped in, or another
+// user's folder, is left); best effort, as a folder
 // that stays unwritable then fails the files put in it, each saying why.
 void let_owner_fill(int parent, const char* leaf);
 // The folder a typed path names, resolved as above, opened O_RDONLY|O_DIRECTORY.
@@ -337,8 +338,9 @@ Status write_download_state(const std::string& path, const DownloadState& state,
 // the folder can swap the name, and they may remove what is there anyway.
 enum class StateFound { absent, ferrys };
 Result<StateFound> look_at_state(const std::string& path, const LocalFolder* in = nullptr);
-// Removes a sidecar of ferry's at `path`; nothing there is success, anything
-// else look_at_state's Error, left as it is.
+// Removes a sidecar of ferry's at `path` by unlink_if_still (the file read
+// as a sidecar, set aside, checked and unlinked under a fresh name); nothing
+// there is success, anything else look_at_state's Error, left as it is.
 Status remove_download_state(const std::string& path, const LocalFolder* in = nullptr);
 // The leftovers of a kill. A checkpoint's temporary has a name only
 // between its link and its rename (write_download_state), or, where the
@@ -391,6 +393,12 @@ Result<bool> remove_ferry_leftover(const std::string& path, const LocalFolder* i
 // refuses (a permission, a mount point) removes nothing: `false`, or with
 // RefusedRename::is_an_error an Error naming `shown` and why.
 enum class RefusedRename { leaves_the_file, is_an_error };
+// Removes a part this download holds open and locked (`part`: its
+// descriptor and path) by unlink_if_still against the descriptor's own
+// fstat: the lock holds the file, not its name, so a file renamed onto the
+// name meanwhile stays. Best effort: a part that stays is named by the next
+// get's refusal.
+void remove_own_part(const LocalFile& part, const LocalFolder* in = nullptr);
 // Whether `name` is a fresh name unlink_if_still sets a file aside under:
 // ".ferry-removing-" and 16 ASCII letters or digits, exactly.
 bool is_set_aside_name(std::string_view name);

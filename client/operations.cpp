@@ -296,7 +296,7 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
         if (auto removed = remove_download_state(state_file, in); !removed) {
             // Removed while still locked: once the lock goes, another
             // download may take the name for a part of its own.
-            (void)remove_file(part, in);
+            remove_own_part(created->file, in);
             (void)created->file.close();
             return removed.error();
         }
@@ -424,8 +424,8 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& op
             Error error = trailer.error();
             if (error.code == ErrorCode::file_changed) {
                 // Old and new bytes mixed: nothing of it is worth resuming.
-                (void)part.file(); // dropped while still open and locked
-                (void)remove_file(part_path(options.dest), options.folder.get());
+                // Dropped while still open and locked.
+                remove_own_part(part.file(), options.folder.get());
                 (void)remove_download_state(state_path(options.dest), options.folder.get());
                 (void)part.file().close();
                 error.message += "; nothing was kept, get it again";
@@ -452,18 +452,16 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& op
         }
         if (trailer->body.hash != options.hash) {
             // An older server that ignored "hash": nothing to check against.
-            // Dropped while still open and locked: the names are still this download's.
-            (void)part.file();
-            (void)remove_file(part_path(options.dest), options.folder.get());
+            // Dropped while still open and locked, under a fresh name of its own.
+            remove_own_part(part.file(), options.folder.get());
             (void)remove_download_state(state_path(options.dest), options.folder.get());
             (void)part.file().close();
             return unexpected_hash(options, trailer->body.hash);
         }
         const std::string digest = part.hash().hex_digest();
         if (digest != trailer->body.digest) {
-            // Dropped while still open and locked: the names are still this download's.
-            (void)part.file();
-            (void)remove_file(part_path(options.dest), options.folder.get());
+            // Dropped while still open and locked, under a fresh name of its own.
+            remove_own_part(part.file(), options.folder.get());
             (void)remove_download_state(state_path(options.dest), options.folder.get());
             (void)part.file().close();
             prefix_refuted = offset > 0;

@@ -73,7 +73,7 @@ void PartFile::leave_for_resume(bool record_now)
     }
     hash_->abandon(); // nothing is written after the close
     if (!recorded_) {
-        (void)remove_file(file_.path(), folder_.get()); // while still open and locked: ours
+        remove_own_part(file_, folder_.get()); // while still open and locked: ours
     }
     (void)file_.close();
 }

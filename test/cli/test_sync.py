@@ -1122,6 +1122,37 @@ class DeleteRemovesOnlyTheFileItLookedAt(SyncTest):
         self.assertEqual(summary["deleted"], 1, summary)
         self.assertEqual([n for n in os.listdir(dest) if n.startswith(".ferry-removing-")], [])
 
+    def test_a_file_renamed_onto_an_extra_right_before_it_is_set_aside_goes_back_and_stays(self):
+        """The other instant: the user's rename lands before the extra is
+        set aside, so what is set aside is the user's file. It is not the file
+        compared: it goes back to its name, is not counted, and the error
+        says another file was put there."""
+        library = os.environ.get("FERRY_FS_FAULTS_LIB")
+        if not library or not os.path.isfile(library):
+            self.skipTest("the fault library is not built (meson passes FERRY_FS_FAULTS_LIB)")
+        os.makedirs(os.path.join(self.root, "kc"))
+        with open(os.path.join(self.root, "kc", "mine.txt"), "wb") as f:
+            f.write(b"the user's own bytes")
+        dest = os.path.join(self.local, "dst")
+        self.sync(":kc", dest)
+        with open(os.path.join(dest, "extra.txt"), "wb") as f:
+            f.write(b"extra, listed and compared")
+
+        asan = self.env.get("ASAN_OPTIONS", "")
+        plain = self.env
+        self.env = dict(plain, LD_PRELOAD=library, FERRY_RENAME_BEFORE_SET_ASIDE="mine.txt/extra.txt",
+                        ASAN_OPTIONS=(asan + ":" if asan else "") + "verify_asan_link_order=0")
+        try:
+            summary = self.sync("--delete", ":kc", dest, status=3)
+        finally:
+            self.env = plain
+        with open(os.path.join(dest, "extra.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"the user's own bytes")
+        self.assertEqual(summary["deleted"], 0, summary)
+        self.assertEqual(len(summary["errors"]), 1, summary)
+        self.assertIn("another file was put at its name; left", summary["errors"][0]["message"])
+        self.assertEqual([n for n in os.listdir(dest) if n.startswith(".ferry-removing-")], [])
+
 
 class DryRunDeletesWhatTheRealRunDeletes(SyncTest):
     """--dry-run --delete lists and counts exactly what the real run

@@ -12,6 +12,11 @@
 //   renaming a file onto a name the instant before a removal; once, at the
 //   first unlinkat whose folder holds FROM (each try costs a rename that
 //   fails with ENOENT elsewhere). Preloaded into ferry.
+// - FERRY_RENAME_BEFORE_SET_ASIDE="FROM/TO": before a renameat2(2) to a
+//   name that starts with ".ferry-removing-" (a removal setting a file
+//   aside), FROM is renamed to TO in the same folder, once: a user renaming
+//   a file onto the name being removed the instant before it is set aside.
+//   Preloaded into ferry.
 // - FERRY_MKDIR_FAULT_NAME: mkdirat(2) of an entry of that name fails with
 //   ENOSPC (a full disk), after the folders above it were made.
 // - FERRY_NO_RENAME_FLAGS: renameat2(2) with any flag (RENAME_NOREPLACE,
@@ -102,6 +107,15 @@ int renameat2(int from_folder, const char* from, int to_folder, const char* to, 
 {
     using Rename = int (*)(int, const char*, int, const char*, unsigned int);
     static const Rename real = next_definition<Rename>("renameat2");
+    if (const char* swap = std::getenv("FERRY_RENAME_BEFORE_SET_ASIDE");
+        swap != nullptr && std::strncmp(to, ".ferry-removing-", 16) == 0) {
+        static std::atomic<bool> done{false};
+        const char* slash = std::strchr(swap, '/');
+        if (slash != nullptr && !done.exchange(true)) {
+            const std::string moved(swap, slash);
+            (void)::renameat(from_folder, moved.c_str(), from_folder, slash + 1);
+        }
+    }
     if (flags != 0 && std::getenv("FERRY_NO_RENAME_FLAGS") != nullptr) {
         errno = EINVAL;
         return -1;

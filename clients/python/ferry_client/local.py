@@ -330,35 +330,38 @@ def read_download_state(path: str) -> Optional[dict[str, Any]]:
     return state
 
 
-def look_at_state(path: str) -> bool:
-    """Whether a sidecar some ferry wrote stands at ``path`` (True) or
-    nothing (False); raises LocalIOError for anything else there, which is
-    never written over nor removed."""
+def _checked_state(path: str) -> Optional[os.stat_result]:
+    """The fstat of the sidecar some ferry wrote at ``path``, the very file
+    whose text was read as one; None for nothing there; LocalIOError for
+    anything else there, which is never written over nor removed."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
-        return False
+        return None
     except OSError as error:
         raise local_error(f"cannot look at {path!r}", error) from error
     if not stat.S_ISREG(st.st_mode):
         raise foreign_state_error(path, st.st_mode)
-    if _read_sidecar(path) is None:
+    found = _read_sidecar(path)
+    if found is None:
         raise foreign_state_error(path)
-    return True
+    return found[1]
+
+
+def look_at_state(path: str) -> bool:
+    """Whether a sidecar some ferry wrote stands at ``path`` (True) or
+    nothing (False); raises LocalIOError for anything else there, which is
+    never written over nor removed."""
+    return _checked_state(path) is not None
 
 
 def remove_state(path: str) -> None:
     """Removes the sidecar at ``path``, only if a ferry wrote it (else
-    LocalIOError, and it stays), and only while its name still holds the
-    file looked at (_unlink_if_still)."""
-    try:
-        looked = os.lstat(path)
-    except FileNotFoundError:
-        return
-    except OSError as error:
-        raise local_error(f"cannot look at {path!r}", error) from error
-    if look_at_state(path):
-        _unlink_if_still(path, looked)
+    LocalIOError, and it stays), and only the file read as one: set aside,
+    checked and unlinked under a fresh name (_unlink_if_still)."""
+    checked = _checked_state(path)
+    if checked is not None:
+        _unlink_if_still(path, checked)
 
 
 # statx(2), which Python 3.11's os lacks, for a file's birth time: the
@@ -382,6 +385,37 @@ def _libc_statx() -> Any:
 
 
 _statx = _libc_statx()
+
+
+def _libc_renameat2() -> Any:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):   # a libc without renameat2 (glibc before 2.28)
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+_renameat2 = _libc_renameat2()
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1   # linux/fs.h
+
+
+def _rename_no_replace(source: str, target: str) -> None:
+    """rename(2) of ``source`` to ``target`` that never replaces what stands
+    at ``target`` (OSError EEXIST then): renameat2(2) with RENAME_NOREPLACE,
+    which Python's os lacks; where the libc or the file system lacks it, a
+    hard link and an unlink (a file; a folder cannot be linked, and stays).
+    The C++ clients' sys::rename_no_replace."""
+    if _renameat2 is not None:
+        if _renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE) == 0:
+            return
+        failure = ctypes.get_errno()
+        if failure not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(failure, os.strerror(failure), target)
+    os.link(source, target, follow_symlinks=False)
+    os.unlink(source)
 
 
 def birth_time_ns(fd: int) -> Optional[int]:
@@ -510,12 +544,12 @@ def _unmark_part(fd: int) -> None:
         st = os.fstat(fd)
         if st.st_uid != os.geteuid() or st.st_mode & stat.S_IWUSR:
             return
-        mode = stat.S_IMODE(st.st_mode)
-        os.fchmod(fd, mode | stat.S_IWUSR)
+        os.fchmod(fd, stat.S_IMODE(st.st_mode) | stat.S_IWUSR)
         try:
             os.removexattr(fd, PART_MARK)
         finally:
-            os.fchmod(fd, mode)
+            # Only the lent bit goes: a chmod the user made meanwhile stays.
+            os.fchmod(fd, stat.S_IMODE(os.fstat(fd).st_mode) & ~stat.S_IWUSR)
     except OSError:
         pass
 
@@ -573,7 +607,10 @@ def create_part(part: str, state_file: str, mode: int) -> tuple[int, bool]:
             if made.st_mode & 0o7777 != mode:
                 # The umask took bits from `mode`: given back before the
                 # mark, which needs the owner's write permission.
-                os.fchmod(fd, mode)
+                try:
+                    os.fchmod(fd, mode)
+                except OSError as error:
+                    raise local_error(f"cannot set the mode of {part!r}", error) from error
             marked = _mark_part(fd, part)
         except Retryable:
             # Another download locked it the moment it was made, or took its
@@ -811,7 +848,7 @@ class PartFile:
                 # A sidecar must never describe bytes it no longer matches.
                 remove_state(self.state_file)
             except BaseException:
-                _remove_quietly(self.part)   # ours: made above, still open and locked
+                _remove_own_part(fd, self.part)   # made above, still open and locked
                 os.close(fd)
                 raise
             self.held, self.recorded = 0, False
@@ -895,12 +932,12 @@ class PartFile:
         # Otherwise the sidecar vouches for the first `durable` bytes, and a
         # resume cuts the part back to them.
         if not self.recorded:
-            _remove_quietly(self.part)   # while still open and locked: ours
+            _remove_own_part(self.file.fileno(), self.part)   # while still open and locked
         self.file.close()
 
     def discard(self) -> None:
-        # Dropped while still open and locked: the names are still this download's.
-        _remove_quietly(self.part)
+        # Dropped while still open and locked, under a fresh name of its own.
+        _remove_own_part(self.file.fileno(), self.part)
         try:
             remove_state(self.state_file)
         except LocalIOError:
@@ -975,11 +1012,9 @@ def _unlink_if_still(path: str, looked: os.stat_result) -> bool:
     hidden name in its folder, the entry there is checked (device and inode,
     not followed) and only then unlinked, so that a file renamed onto ``path``
     after the look is never the one removed. Anything else found there goes
-    back without replacing a name taken since: Python's os has no renameat2,
-    so by a hard link and an unlink (the C++ client's way where
-    RENAME_NOREPLACE is lacking), or for a folder, which cannot be linked, by
-    a rename while the name is free. A kill between the rename and the unlink
-    leaves the file under the hidden name. Whether it was removed; raises
+    back without replacing a name taken since (_rename_no_replace). A kill
+    between the rename and the unlink leaves the file under the hidden name,
+    which ``ferry sync``'s next pull of the folder removes. Whether it was removed; raises
     LocalIOError when what was moved cannot go back (it names where it
     stands) or the unlink fails."""
     folder = os.path.dirname(path)
@@ -1006,32 +1041,30 @@ def _unlink_if_still(path: str, looked: os.stat_result) -> bool:
     return False
 
 
+def _remove_own_part(fd: int, part: str) -> None:
+    """Removes a part this download holds open and locked (``fd``) by
+    _unlink_if_still against the descriptor's own fstat: the lock holds the
+    file, not its name, so a file renamed onto the name meanwhile stays (the
+    C++ client's remove_own_part). Best effort."""
+    try:
+        _unlink_if_still(part, os.fstat(fd))
+    except (OSError, LocalIOError):
+        pass
+
+
 def _put_back(aside: str, path: str) -> None:
     """Moves what _unlink_if_still set aside back to ``path``, never over a
     name taken meanwhile; LocalIOError (naming both) where it cannot."""
     try:
-        os.link(aside, path, follow_symlinks=False)
-        os.unlink(aside)
-        return
-    except IsADirectoryError:
-        pass
-    except PermissionError as error:
-        if not os.path.isdir(aside) or os.path.islink(aside):
-            raise _left_aside(aside, path, error) from error
-    except OSError as error:
-        raise _left_aside(aside, path, error) from error
-    # A folder: back by a rename while the name is free (a look and a rename).
-    try:
-        if not os.path.lexists(path):
-            os.rename(aside, path)
-            return
-        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path)
+        _rename_no_replace(aside, path)
     except OSError as error:
         raise _left_aside(aside, path, error) from error
 
 
 def _left_aside(aside: str, path: str, error: OSError) -> LocalIOError:
-    return local_error(f"{path!r} was replaced while it was being removed, and its name was taken again: what "
+    why = ("its name was taken again" if error.errno in (errno.EEXIST, errno.ENOTEMPTY)
+           else "it could not be put back")
+    return local_error(f"{path!r} was replaced while it was being removed, and {why}: what "
                        f"stood there is left as {aside!r} beside it", error)
 
 

@@ -607,6 +607,33 @@ class LocalNameTests(ServerCase):
         self.assertEqual(tree_of(part), ("file", USERS))
         self.assertEqual(sorted(os.listdir(folder)), ["x.ferry-part"])
 
+    def test_a_users_file_renamed_onto_a_stale_part_right_before_it_is_set_aside_goes_back(self):
+        """The other instant: the user's rename lands before the stale part is
+        set aside, so what is set aside is the user's file. It is not the file
+        looked at: it goes back to the part's name (never over a name taken
+        since) and stays, and the get is refused as for any user's file there."""
+        folder = self.fresh_folder()
+        part = os.path.join(folder, "x.ferry-part")
+        mine = os.path.join(folder, "mine.txt")
+        write(part, b"")
+        write(mine, USERS)
+        real_rename = os.rename
+        swapped = []
+
+        def user_renames_first(source, target, *args, **kwargs):
+            if not swapped and os.path.basename(target).startswith(".ferry-removing-"):
+                swapped.append(target)
+                real_rename(mine, part)
+            return real_rename(source, target, *args, **kwargs)
+
+        with mock.patch.object(local.os, "rename", user_renames_first):
+            with self.assertRaises(ferry_client.FerryError):
+                fd, _ = local.create_part(part, part + ".state", 0o600)
+                os.close(fd)
+        self.assertEqual(len(swapped), 1)
+        self.assertEqual(tree_of(part), ("file", USERS))
+        self.assertEqual(sorted(os.listdir(folder)), ["x.ferry-part"])
+
     def test_a_user_replaces_a_read_only_file_of_their_own_and_gets_under_a_umask_without_u_w(self):
         """Attack round 21, F1 (as in the C++ client): the part took the
         published mode's owner bits, 0400 for a 0444 target or under umask
