@@ -523,8 +523,10 @@ std::optional<std::string> CommandLine::operand_taken_for_option(const std::vect
         }
         // A word of two dashes is a mistyped option far more often than a
         // name, unless it holds a wildcard: CLI11's own message then stands.
+        // Nor can a word after it be judged: it may be that option's value
+        // (get --jobs -1), so nothing after it is blamed either.
         if (text.starts_with("--") && text.find_first_of("*?[") == std::string::npos) {
-            continue;
+            return std::nullopt;
         }
         // As a shell would need it typed: in single quotes unless plain.
         const bool plain = std::all_of(text.begin(), text.end(), [](char c) {

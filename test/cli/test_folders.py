@@ -887,6 +887,16 @@ class ErrorsSayWhatToDo(CliTest):
         self.assertNotIn(b"taken for an option", self.ferry("get", "a", "-o", server=server).stderr)
         self.assertNotIn(b"taken for an option", self.ferry("sync", "-j", "-1", "a", ":b", server=server).stderr)
 
+    def test_an_unknown_double_dash_word_blames_no_other_word(self):
+        # get has no --jobs: the word after it may be its value, so nothing
+        # after it is blamed; CLI11's own message names --jobs.
+        server = self.start_server()
+        failed = self.ferry("get", "--jobs", "-1", "-x", server=server)
+        self.assertEqual(failed.returncode, 2, failed.stderr)
+        self.assertNotIn(b"taken for an option", failed.stderr)
+        self.assertNotIn(b"no option \"", failed.stderr)
+        self.assertIn(b"--jobs", failed.stderr)
+
     def test_a_path_from_the_root_keeps_its_slash(self):
         server = self.start_server()
         for args in (("list", "/lo"), ("stat", "/lo"), ("list", "/lo/deeper")):
