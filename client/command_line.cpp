@@ -2,6 +2,7 @@
 
 #include "option_values.hpp"
 #include "remote_paths.hpp"
+#include "text_width.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -489,6 +490,29 @@ std::optional<std::string> CommandLine::misuse() const
     return std::nullopt;
 }
 
+namespace {
+
+// `word` as a POSIX shell (and the ferry shell, whose quotes are the same)
+// needs it typed to read it back: as it is when plain, else in single
+// quotes, each ' in it closed, escaped and reopened ('\'').
+std::string shell_quoted(const std::string& word)
+{
+    const bool plain = !word.empty() && std::all_of(word.begin(), word.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
+               std::string_view("-_./:=@+,").find(c) != std::string_view::npos;
+    });
+    if (plain) {
+        return word;
+    }
+    std::string quoted = "'";
+    for (const char c : word) {
+        quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    }
+    return quoted + "'";
+}
+
+} // namespace
+
 std::optional<std::string> CommandLine::operand_taken_for_option(const std::vector<std::string>& words,
                                                                    const std::string& program) const
 {
@@ -500,6 +524,8 @@ std::optional<std::string> CommandLine::operand_taken_for_option(const std::vect
     for (const auto& alias : chosen->get_aliases()) {
         word = std::min(word, std::find(words.begin(), words.end(), alias));
     }
+    // The command as it was typed (ls, not list), for the message.
+    const std::string typed_command = word != words.end() ? *word : chosen->get_name();
     const auto option_named = [&](const std::string& name) -> const CLI::Option* {
         const CLI::Option* option = chosen->get_option_no_throw(name);
         return option != nullptr ? option : app.get_option_no_throw(name);
@@ -523,20 +549,19 @@ std::optional<std::string> CommandLine::operand_taken_for_option(const std::vect
         }
         // A word of two dashes is a mistyped option far more often than a
         // name, unless it holds a wildcard: CLI11's own message then stands.
+        // Nor can a word after it be judged: it may be that option's value
+        // (get --jobs -1), so nothing after it is blamed either.
         if (text.starts_with("--") && text.find_first_of("*?[") == std::string::npos) {
-            continue;
+            return std::nullopt;
         }
-        // As a shell would need it typed: in single quotes unless plain.
-        const bool plain = std::all_of(text.begin(), text.end(), [](char c) {
-            return std::isalnum(static_cast<unsigned char>(c)) != 0 || std::string_view("-_./:=@+,").find(c) !=
-                                                                        std::string_view::npos;
-        });
-        // A pasted megabyte is not echoed back whole.
-        const std::string shown = text.size() <= 64 ? text : text.substr(0, 64) + "...";
-        const std::string typed = plain ? shown : "'" + shown + "'";
-        const std::string command_name = program.empty() ? chosen->get_name() : program + " " + chosen->get_name();
-        return "\"" + shown + "\" was taken for an option, which " + chosen->get_name() +
-               " does not have: a name that starts with - goes after --, as in " + command_name + " -- " + typed;
+        // Shown printable (a control byte never reaches the terminal), and a
+        // pasted megabyte is not echoed back whole.
+        const std::string shown = printable(text.size() <= 64 ? text : text.substr(0, 64) + "...");
+        const std::string command_name = program.empty() ? typed_command : program + " " + typed_command;
+        // First what happened (the flag may just be mistyped: ls -l), then
+        // how to name a path that starts with '-', as a shell reads it back.
+        return typed_command + " has no option \"" + shown + "\"; a path that starts with - goes after --, as in " +
+               command_name + " -- " + shell_quoted(shown);
     }
     return std::nullopt;
 }

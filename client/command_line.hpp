@@ -127,9 +127,12 @@ public:
 
     // After a failed parse of `words` (the command line's arguments, or a
     // shell line's words): where an operand that starts with '-' (a name
-    // such as -x*) was taken for an option that the command does not have,
-    // what happened and how to give it (after --), as `program` is called
-    // ("ferry"; "" in the shell). nullopt where no operand was.
+    // such as -x*, or a mistyped flag such as ls -l) was taken for an option
+    // that the command does not have: that it has no such option, then how
+    // to give a path that starts with '-' (after --, quoted for a shell), as
+    // `program` is called ("ferry"; "" in the shell), printable. nullopt
+    // where no such word was, or after an unknown --word (CLI11's own
+    // message stands).
     std::optional<std::string> operand_taken_for_option(const std::vector<std::string>& words,
                                                         const std::string& program) const;
 

@@ -874,18 +874,60 @@ class ErrorsSayWhatToDo(CliTest):
                 self.assertEqual(failed.returncode, 2, failed.stderr)
                 self.assertNotIn(b"required", failed.stderr)
                 dashed = [a for a in args if a.startswith("-")][0]
-                self.assertIn(('"%s" was taken for an option' % dashed).encode(), failed.stderr)
+                self.assertIn(('%s has no option "%s"' % (args[0], dashed)).encode(), failed.stderr)
                 quoted = dashed if "*" not in dashed else "'%s'" % dashed
                 self.assertIn(("as in ferry %s -- %s\n" % (args[0], quoted)).encode(), failed.stderr)
                 out = self.json_of(self.ferry("--json", *args, server=server))
-                self.assertIn("was taken for an option", out["error"]["message"])
+                self.assertIn("has no option", out["error"]["message"])
         got = self.ferry("get", "--", "-x*", server=server)
         self.assertEqual(got.returncode, 0, got.stderr)
         with open(os.path.join(self.local, "-x1"), "rb") as f:
             self.assertEqual(f.read(), b"dash")
         # A real option's misuse keeps CLI11's own message, and an option's value is no operand.
-        self.assertNotIn(b"taken for an option", self.ferry("get", "a", "-o", server=server).stderr)
-        self.assertNotIn(b"taken for an option", self.ferry("sync", "-j", "-1", "a", ":b", server=server).stderr)
+        self.assertNotIn(b"no option", self.ferry("get", "a", "-o", server=server).stderr)
+        self.assertNotIn(b"no option", self.ferry("sync", "-j", "-1", "a", ":b", server=server).stderr)
+
+    def test_an_unknown_double_dash_word_blames_no_other_word(self):
+        # get has no --jobs: the word after it may be its value, so nothing
+        # after it is blamed; CLI11's own message names --jobs.
+        server = self.start_server()
+        failed = self.ferry("get", "--jobs", "-1", "-x", server=server)
+        self.assertEqual(failed.returncode, 2, failed.stderr)
+        self.assertNotIn(b"taken for an option", failed.stderr)
+        self.assertNotIn(b"no option \"", failed.stderr)
+        self.assertIn(b"--jobs", failed.stderr)
+
+    def test_a_mistyped_flag_is_told_first_that_there_is_no_such_option(self):
+        server = self.start_server()
+        for args, command in ((("ls", "-l"), "ls"), (("list", "-l"), "list"), (("get", "-R", "dir"), "get")):
+            with self.subTest(args=args):
+                failed = self.ferry(*args, server=server)
+                self.assertEqual(failed.returncode, 2, failed.stderr)
+                dashed = [a for a in args if a.startswith("-")][0]
+                self.assertTrue(failed.stderr.startswith(('%s has no option "%s"; ' % (command, dashed)).encode()),
+                                failed.stderr)
+                self.assertIn(("a path that starts with - goes after --, as in ferry %s -- %s\n"
+                               % (command, dashed)).encode(), failed.stderr)
+
+    def test_the_suggested_command_is_shell_safe_and_printable(self):
+        server = self.start_server()
+        make_tree(self.root, {"-it's": b"quote"})
+        failed = self.ferry("get", "-it's", server=server)
+        self.assertEqual(failed.returncode, 2, failed.stderr)
+        suggested = failed.stderr.decode().split("as in ", 1)[1].splitlines()[0]
+        self.assertEqual(suggested, "ferry get -- '-it'\\''s'")
+        # The shell reads the suggestion back as the name itself, and it works.
+        typed = subprocess.run(["bash", "-c", "printf '%s\\n' " + suggested.split(" -- ", 1)[1]],
+                               stdout=subprocess.PIPE, timeout=30)
+        self.assertEqual(typed.stdout, b"-it's\n")
+        got = self.ferry("get", "--", "-it's", server=server)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        # A control byte never reaches the terminal: it shows as '?'.
+        failed = self.ferry("get", "-x\x1b[2J\x07", server=server)
+        self.assertEqual(failed.returncode, 2, failed.stderr)
+        self.assertNotIn(b"\x1b", failed.stderr)
+        self.assertNotIn(b"\x07", failed.stderr)
+        self.assertIn(b"-x?[2J?", failed.stderr)
 
     def test_a_path_from_the_root_keeps_its_slash(self):
         server = self.start_server()

@@ -1362,8 +1362,9 @@ class PartOfALongName(PartsOfAnInterruptedPull):
 
 class NotesOfOneShape(SyncTest):
     """Every note has one shape (ferry.1, --json): no "note: " prefix, in
-    --json or in text; each path named on the receiving side below its
-    folder as typed, in every line of a dry run alike; "1 entry"."""
+    --json or in text; what a step acts on named on the receiving side
+    below its folder as typed, in every line of a dry run alike (an entry
+    left out is named where it stands, on the sending side); "1 entry"."""
 
     def test_one_prefix_one_base_one_grammar(self):
         os.makedirs(os.path.join(self.root, "d0"))

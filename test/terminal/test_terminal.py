@@ -327,12 +327,12 @@ class BatchTests(ServedFolder):
         # cd asks for a folder, as ls does; a path typed from the root keeps
         # its '/'; the commands' errors name the flag that is the way out,
         # as on the command line (one grammar); an operand that starts with -
-        # is not "required" but was taken for an option: -- gives it.
+        # is not "required": the command has no such option, and -- gives it.
         os.makedirs(os.path.join(self.root, "logs", "old"))
         os.mkdir(os.path.join(self.root, "a"))
         os.mkdir(os.path.join(self.root, "x"))
         result = self.ferry(stdin=b"-cd nosuch\n-ls /lo\ncd a\n-ls /lo\n-ls nosuch\n-cd /lo\n-mkdir b/c/d\n"
-                                  b"-rm /logs\n-mv /x /logs\n-get -x*\n")
+                                  b"-rm /logs\n-mv /x /logs\n-get -x*\n-get \"-it's\"\n")
         self.assertEqual(result.returncode, 0, result)
         err = result.stderr.decode()
         self.assertIn('not_found: no folder named "nosuch"\n', err)
@@ -342,8 +342,10 @@ class BatchTests(ServedFolder):
         self.assertIn('no folder named "b/c" (mkdir -p makes the missing folders too)', err)
         self.assertIn('"/logs" is not empty (rm -r', err)
         self.assertIn('"/logs" already exists (mv --replace', err)
-        self.assertIn('"-x*" was taken for an option', err)
+        self.assertIn('get has no option "-x*"', err)
         self.assertIn("get -- '-x*'", err)
+        # The suggestion reads back as the name, in the shell as in sh.
+        self.assertIn("get -- '-it'\\''s' (try: help get)", err)
         self.assertNotIn("required", err)
 
 
