@@ -1094,7 +1094,10 @@ class DeleteRemovesOnlyTheFileItLookedAt(SyncTest):
     unlinks it there; the fault library makes the user's rename happen right
     before the unlink."""
 
-    def test_a_file_renamed_onto_an_extra_right_before_its_removal_stays(self):
+    def pull_delete_while_the_user_renames(self, fault, status):
+        """A pulled mine.txt and a local extra.txt; then `sync --delete` with
+        the fault library renaming mine.txt onto extra.txt at the moment
+        `fault` names. The summary, and the folder."""
         library = os.environ.get("FERRY_FS_FAULTS_LIB")
         if not library or not os.path.isfile(library):
             self.skipTest("the fault library is not built (meson passes FERRY_FS_FAULTS_LIB)")
@@ -1105,15 +1108,17 @@ class DeleteRemovesOnlyTheFileItLookedAt(SyncTest):
         self.sync(":kc", dest)
         with open(os.path.join(dest, "extra.txt"), "wb") as f:
             f.write(b"extra, listed and compared")
-
         asan = self.env.get("ASAN_OPTIONS", "")
         plain = self.env
-        self.env = dict(plain, LD_PRELOAD=library, FERRY_RENAME_BEFORE_UNLINK="mine.txt/extra.txt",
-                        ASAN_OPTIONS=(asan + ":" if asan else "") + "verify_asan_link_order=0")
+        self.env = dict(plain, LD_PRELOAD=library, ASAN_OPTIONS=(asan + ":" if asan else "") + "verify_asan_link_order=0",
+                        **{fault: "mine.txt/extra.txt"})
         try:
-            summary = self.sync("--delete", ":kc", dest)
+            return self.sync("--delete", ":kc", dest, status=status), dest
         finally:
             self.env = plain
+
+    def test_a_file_renamed_onto_an_extra_right_before_its_removal_stays(self):
+        summary, dest = self.pull_delete_while_the_user_renames("FERRY_RENAME_BEFORE_UNLINK", 0)
         # The rename happened (mine.txt is gone from its name), and what it
         # moved is still there under the extra's name: only the listed extra went.
         self.assertFalse(os.path.exists(os.path.join(dest, "mine.txt")))
@@ -1127,25 +1132,7 @@ class DeleteRemovesOnlyTheFileItLookedAt(SyncTest):
         set aside, so what is set aside is the user's file. It is not the file
         compared: it goes back to its name, is not counted, and the error
         says another file was put there."""
-        library = os.environ.get("FERRY_FS_FAULTS_LIB")
-        if not library or not os.path.isfile(library):
-            self.skipTest("the fault library is not built (meson passes FERRY_FS_FAULTS_LIB)")
-        os.makedirs(os.path.join(self.root, "kc"))
-        with open(os.path.join(self.root, "kc", "mine.txt"), "wb") as f:
-            f.write(b"the user's own bytes")
-        dest = os.path.join(self.local, "dst")
-        self.sync(":kc", dest)
-        with open(os.path.join(dest, "extra.txt"), "wb") as f:
-            f.write(b"extra, listed and compared")
-
-        asan = self.env.get("ASAN_OPTIONS", "")
-        plain = self.env
-        self.env = dict(plain, LD_PRELOAD=library, FERRY_RENAME_BEFORE_SET_ASIDE="mine.txt/extra.txt",
-                        ASAN_OPTIONS=(asan + ":" if asan else "") + "verify_asan_link_order=0")
-        try:
-            summary = self.sync("--delete", ":kc", dest, status=3)
-        finally:
-            self.env = plain
+        summary, dest = self.pull_delete_while_the_user_renames("FERRY_RENAME_BEFORE_SET_ASIDE", 3)
         with open(os.path.join(dest, "extra.txt"), "rb") as f:
             self.assertEqual(f.read(), b"the user's own bytes")
         self.assertEqual(summary["deleted"], 0, summary)

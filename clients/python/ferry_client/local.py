@@ -374,30 +374,21 @@ _STATX_SIZE = 256
 _STATX_BTIME_OFFSET = 80
 
 
-def _libc_statx() -> Any:
+def _libc_function(name: str, argtypes: list[Any]) -> Any:
+    """The C library's function ``name`` returning an int, errno kept; None
+    where this libc lacks it (statx and renameat2 came with glibc 2.28)."""
     try:
-        function = ctypes.CDLL(None, use_errno=True).statx
-    except (OSError, AttributeError):   # a libc without statx (glibc before 2.28)
+        function = getattr(ctypes.CDLL(None, use_errno=True), name)
+    except (OSError, AttributeError):
         return None
-    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
+    function.argtypes = argtypes
     function.restype = ctypes.c_int
     return function
 
 
-_statx = _libc_statx()
-
-
-def _libc_renameat2() -> Any:
-    try:
-        function = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):   # a libc without renameat2 (glibc before 2.28)
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    function.restype = ctypes.c_int
-    return function
-
-
-_renameat2 = _libc_renameat2()
+_statx = _libc_function("statx", [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p])
+_renameat2 = _libc_function("renameat2",
+                            [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint])
 _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1   # linux/fs.h
 

@@ -577,6 +577,34 @@ class LocalNameTests(ServerCase):
         self.assert_busy(caught, part)
         self.assertEqual(tree_of(part), ("file", b""))
 
+    def create_part_while_the_user_renames(self, function, at):
+        """A stale part of ferry's (empty: a kill before its mark) at
+        x.ferry-part and a user's mine.txt; create_part runs while os.`function`
+        ("unlink" or "rename") first renames mine.txt onto the part's name, the
+        first time `at(its arguments)` holds. The get is refused, the user's
+        file stands at the part's name, and nothing else is left."""
+        folder = self.fresh_folder()
+        part = os.path.join(folder, "x.ferry-part")
+        mine = os.path.join(folder, "mine.txt")
+        write(part, b"")
+        write(mine, USERS)
+        real, real_rename = getattr(os, function), os.rename
+        swapped = []
+
+        def user_renames_first(*args, **kwargs):
+            if not swapped and at(args):
+                swapped.append(args)
+                real_rename(mine, part)
+            return real(*args, **kwargs)
+
+        with mock.patch.object(local.os, function, user_renames_first):
+            with self.assertRaises(ferry_client.FerryError):
+                fd, _ = local.create_part(part, part + ".state", 0o600)
+                os.close(fd)
+        self.assertEqual(len(swapped), 1)
+        self.assertEqual(tree_of(part), ("file", USERS))
+        self.assertEqual(sorted(os.listdir(folder)), ["x.ferry-part"])
+
     def test_a_users_file_renamed_onto_a_stale_part_right_before_its_removal_stays(self):
         """Attack round 21: a stale part of ferry's (empty: a kill before its
         mark) is replaced by a new one, and only that file is removed. A user's
@@ -585,54 +613,15 @@ class LocalNameTests(ServerCase):
         checked there and unlinked there (the C++ client's unlink_if_still).
         The user's file stays, and the get is refused as for any user's file at
         the part's name."""
-        folder = self.fresh_folder()
-        part = os.path.join(folder, "x.ferry-part")
-        mine = os.path.join(folder, "mine.txt")
-        write(part, b"")
-        write(mine, USERS)
-        real_unlink = os.unlink
-        swapped = []
-
-        def user_renames_first(path, *args, **kwargs):
-            if not swapped:
-                swapped.append(path)
-                os.rename(mine, part)
-            return real_unlink(path, *args, **kwargs)
-
-        with mock.patch.object(local.os, "unlink", user_renames_first):
-            with self.assertRaises(ferry_client.FerryError):
-                fd, _ = local.create_part(part, part + ".state", 0o600)
-                os.close(fd)
-        self.assertEqual(len(swapped), 1)
-        self.assertEqual(tree_of(part), ("file", USERS))
-        self.assertEqual(sorted(os.listdir(folder)), ["x.ferry-part"])
+        self.create_part_while_the_user_renames("unlink", lambda args: True)
 
     def test_a_users_file_renamed_onto_a_stale_part_right_before_it_is_set_aside_goes_back(self):
         """The other instant: the user's rename lands before the stale part is
         set aside, so what is set aside is the user's file. It is not the file
         looked at: it goes back to the part's name (never over a name taken
         since) and stays, and the get is refused as for any user's file there."""
-        folder = self.fresh_folder()
-        part = os.path.join(folder, "x.ferry-part")
-        mine = os.path.join(folder, "mine.txt")
-        write(part, b"")
-        write(mine, USERS)
-        real_rename = os.rename
-        swapped = []
-
-        def user_renames_first(source, target, *args, **kwargs):
-            if not swapped and os.path.basename(target).startswith(".ferry-removing-"):
-                swapped.append(target)
-                real_rename(mine, part)
-            return real_rename(source, target, *args, **kwargs)
-
-        with mock.patch.object(local.os, "rename", user_renames_first):
-            with self.assertRaises(ferry_client.FerryError):
-                fd, _ = local.create_part(part, part + ".state", 0o600)
-                os.close(fd)
-        self.assertEqual(len(swapped), 1)
-        self.assertEqual(tree_of(part), ("file", USERS))
-        self.assertEqual(sorted(os.listdir(folder)), ["x.ferry-part"])
+        self.create_part_while_the_user_renames(
+            "rename", lambda args: os.path.basename(args[1]).startswith(".ferry-removing-"))
 
     def test_a_user_replaces_a_read_only_file_of_their_own_and_gets_under_a_umask_without_u_w(self):
         """Attack round 21, F1 (as in the C++ client): the part took the
