@@ -1302,15 +1302,21 @@ Result<TypedPlace> resolve_typed_path(const std::string& path, bool follow_leaf)
 
 void let_owner_fill(int parent, const char* leaf)
 {
+    // O_PATH: a folder the umask left without the owner's read bit (umask
+    // 0577 makes 0200) cannot be opened to read, and is the one to mend.
     const int fd = sys::retry_on_eintr(
-        [&] { return ::openat(parent, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); });
+        [&] { return ::openat(parent, leaf, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); });
     if (fd < 0) {
         return;
     }
     struct stat st {};
-    constexpr mode_t kFill = S_IWUSR | S_IXUSR;
+    constexpr mode_t kFill = S_IRWXU;
     if (::fstat(fd, &st) == 0 && st.st_uid == ::geteuid() && (st.st_mode & kFill) != kFill) {
-        (void)::fchmod(fd, static_cast<mode_t>((st.st_mode & 07777U) | kFill));
+        // fchmod(2) refuses an O_PATH descriptor (EBADF); chmod(2) of its
+        // /proc/self/fd link reaches that very folder, as systemd's
+        // fchmod_opath does (fchmodat2's AT_EMPTY_PATH needs Linux 6.6).
+        const std::string self = "/proc/self/fd/" + std::to_string(fd);
+        (void)::chmod(self.c_str(), static_cast<mode_t>((st.st_mode & 07777U) | kFill));
     }
     ::close(fd);
 }

@@ -169,9 +169,11 @@ Result<TypedPlace> resolve_typed_path(const std::string& path, bool follow_leaf)
 // one made here is let_owner_fill'ed.
 Status make_typed_folder(const std::string& path);
 // After ferry made the folder `leaf` in `parent`: where the umask took the
-// owner's write or search bit from it (umask 0222), they are given back,
-// as POSIX mkdir -p gives the folders it makes above the last one, since
-// ferry goes on to make files in it. Opened without following a link, and
+// owner's read, write or search bit from it (umask 0222, 0577), they are
+// given back, as POSIX mkdir -p gives the folders it makes above the last
+// one u+wx: ferry goes on to make files in it, and to open it to walk and
+// sync it (O_RDONLY, which needs the read bit).
+// Opened without following a link (O_PATH), and
 // only a folder of this user's is changed (a link swapped in, or another
 // user's folder, is left); best effort, as a folder
 // that stays unwritable then fails the files put in it, each saying why.

@@ -480,7 +480,7 @@ class Folders(CliTest):
             os.getxattr(target, "user.ferry.part", follow_symlinks=False)
         self.assertEqual(sorted(os.listdir(mine)), ["f"])
 
-        for umask, mode in (("0222", 0o444), ("0277", 0o400)):
+        for umask, mode in (("0222", 0o444), ("0277", 0o400), ("0577", 0o200)):
             with self.subTest(umask=umask):
                 into = "u" + umask
                 os.mkdir(os.path.join(mine, into))
@@ -494,9 +494,9 @@ class Folders(CliTest):
                         self.assertEqual(f.read(), data)
                     self.assertEqual(stat.S_IMODE(os.lstat(path).st_mode), mode, name)
                 self.assertEqual(sorted(os.listdir(os.path.join(mine, into))), ["a", "f"])
-                # A tree: the folders it makes get the owner's write and
-                # search bits back, as mkdir -p's parents (they were 0555
-                # under umask 0222, and nothing could be written in them).
+                # A tree: the folders it makes get the owner's read, write
+                # and search bits back (they were 0555 under umask 0222, 0200
+                # under 0577, and nothing could be written in them).
                 tree_got = self.as_other("--no-progress", "get", "-r", "t", "-C", "mine/" + into + "/deep/er",
                                          server=server, umask=umask)
                 self.assertEqual(tree_got.returncode, 0, tree_got.stderr)
@@ -504,7 +504,7 @@ class Folders(CliTest):
                     self.assertEqual(f.read(), b"tree a")
                 for folder in ("deep", "deep/er", "deep/er/t"):
                     folder_mode = stat.S_IMODE(os.lstat(os.path.join(mine, into, folder)).st_mode)
-                    self.assertEqual(folder_mode & 0o300, 0o300, (folder, oct(folder_mode)))
+                    self.assertEqual(folder_mode & 0o700, 0o700, (folder, oct(folder_mode)))
                     self.assertEqual(folder_mode & 0o022, 0, (folder, oct(folder_mode)))
 
     def test_put_r_fails_a_folder_it_cannot_read_as_a_folder(self):
