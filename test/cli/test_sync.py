@@ -1408,6 +1408,24 @@ class NotesOfOneShape(SyncTest):
         self.assertTrue(os.path.islink(os.path.join(sub, "elink")))
         self.assertFalse(os.path.exists(os.path.join(sub, "extra")))
 
+    def test_put_r_names_an_entry_left_out_as_a_push_does(self):
+        # Round 22, F4 (a): put -r wrote '"L/link" not sent: a symbolic link
+        # (not followed)', sync 'L/link: a symbolic link (not followed), not sent'.
+        top = os.path.join(self.local, "L")
+        os.makedirs(top)
+        with open(os.path.join(top, "a"), "wb") as f:
+            f.write(b"a")
+        os.symlink("a", os.path.join(top, "link"))
+        pushed = self.sync("L", ":x")["notes"]
+        expected = "L/link: a symbolic link (not followed), not sent"
+        self.assertIn(expected, pushed)
+        put = self.ferry("--json", "put", "-r", "-C", "pr", "L")
+        self.assertEqual(put.returncode, 0, put.stderr)
+        self.assertEqual(json.loads(put.stdout)["notes"], [expected])
+        text = self.ferry("put", "-r", "-C", "again", "L")
+        self.assertEqual(text.returncode, 0, text.stderr)
+        self.assertIn(("ferry: note: %s\n" % expected).encode(), text.stderr)
+
 
 class LeftoversOfAKilledDownload(SyncTest):
     """A kill -9 can leave, beside a pulled file, a checkpoint's temporary
