@@ -541,27 +541,43 @@ std::optional<std::string> CommandLine::operand_taken_for_option(const std::vect
         }
         // The option it would be: --name (before any =value), or the first
         // of a cluster of short flags (-rp) or of a value given with it (-oFILE).
-        const std::string name = text.starts_with("--") ? text.substr(0, text.find('=')) : text.substr(0, 2);
-        if (const CLI::Option* option = option_named(name); option != nullptr) {
-            // Its value follows as the next word unless given with it (--jobs=2, -j2).
-            value_next = option->get_items_expected_min() > 0 && text.size() == name.size();
+        const bool long_form = text.starts_with("--");
+        std::string name = long_form ? text.substr(0, text.find('=')) : text.substr(0, 2);
+        const CLI::Option* option = option_named(name);
+        // In a cluster, each flag in turn (-rZ: -r, then -Z), up to one
+        // that takes a value: the rest of the word is that value (-j2).
+        std::size_t end = name.size(); // where the option's part of the word ends
+        for (; option != nullptr && !long_form && end < text.size() && option->get_items_expected_min() == 0;
+             ++end) {
+            name = std::string("-") + text[end];
+            option = option_named(name);
+        }
+        if (option != nullptr) {
+            // Its value follows as the next word unless given with it (--jobs=2, -j2, -rj2).
+            value_next = option->get_items_expected_min() > 0 && end == text.size();
             continue;
         }
-        // A word of two dashes is a mistyped option far more often than a
-        // name, unless it holds a wildcard: CLI11's own message then stands.
-        // Nor can a word after it be judged: it may be that option's value
-        // (get --jobs -1), so nothing after it is blamed either.
-        if (text.starts_with("--") && text.find_first_of("*?[") == std::string::npos) {
-            return std::nullopt;
-        }
-        // Shown printable (a control byte never reaches the terminal), and a
-        // pasted megabyte is not echoed back whole.
-        const std::string shown = printable(text.size() <= 64 ? text : text.substr(0, 64) + "...");
+        // An unknown --word is named too: nothing after it is judged, as it
+        // may be that option's value (get --jobs -1), and it is the word
+        // that the command has no option of. Shown printable (a control byte
+        // never reaches the terminal), and a pasted megabyte is not echoed
+        // back whole.
+        const std::string typed = text.size() <= 64 ? text : text.substr(0, 64) + "...";
+        const std::string shown = printable(typed);
+        // The flag of a cluster that is none (-rZ: "-Z"), else the word.
+        const bool in_cluster = !long_form && end > 2 && std::isalnum(static_cast<unsigned char>(name[1])) != 0;
+        const std::string unknown = in_cluster ? name : shown;
+        const std::string in_word = unknown == shown ? "" : " (in \"" + shown + "\")";
         const std::string command_name = program.empty() ? typed_command : program + " " + typed_command;
+        // The form to type names that very word, or no word at all: what
+        // printable() changed ('?' for a byte it cannot show) or cut would
+        // name another path, '?' being a wildcard of ferry's (rm -- '-?'
+        // would remove -a, -b and -c).
+        const std::string example = shown == text ? shell_quoted(text) : std::string("PATH");
         // First what happened (the flag may just be mistyped: ls -l), then
         // how to name a path that starts with '-', as a shell reads it back.
-        return typed_command + " has no option \"" + shown + "\"; a path that starts with - goes after --, as in " +
-               command_name + " -- " + shell_quoted(shown);
+        return typed_command + " has no option \"" + unknown + "\"" + in_word +
+               "; a path that starts with - goes after --, as in " + command_name + " -- " + example;
     }
     return std::nullopt;
 }

@@ -130,9 +130,11 @@ public:
     // such as -x*, or a mistyped flag such as ls -l) was taken for an option
     // that the command does not have: that it has no such option, then how
     // to give a path that starts with '-' (after --, quoted for a shell), as
-    // `program` is called ("ferry"; "" in the shell), printable. nullopt
-    // where no such word was, or after an unknown --word (CLI11's own
-    // message stands).
+    // `program` is called ("ferry"; "" in the shell), printable, and never
+    // naming another path (PATH where the word cannot be shown as it is).
+    // An unknown --word, or a flag of a cluster (-rZ), is such a word too;
+    // nothing after an unknown --word is judged. nullopt where no such
+    // word was.
     std::optional<std::string> operand_taken_for_option(const std::vector<std::string>& words,
                                                         const std::string& program) const;
 

@@ -157,10 +157,12 @@ public:
         if (kept.empty()) {
             keep_note("deleted " + printable(shown));
         } else {
-            keep_note("deleted " + entries(count) + " in " + printable(shown) + "; the folder stays:");
-            for (const auto& reason : kept) {
-                keep_note("  " + printable(reason));
+            // One note, one line (a --json string each), as a dry run says it.
+            std::string note = "deleted " + entries(count) + " in " + printable(shown) + "; the folder stays: ";
+            for (std::size_t i = 0; i < kept.size(); ++i) {
+                note += (i == 0 ? "" : "; ") + printable(kept[i]);
             }
+            keep_note(note);
         }
         summary_.deleted += count;
     }
@@ -940,13 +942,14 @@ constexpr const char* kDeletesByNameNote =
     "name on the server since the listing is deleted too";
 
 // Why a removed folder stays, as the listing showed it: `kept` is the
-// first entry inside that --delete never removes (removal_effects).
+// first entry inside that --delete never removes (removal_effects), named
+// as every path of the sync is (`shown`: below the folder as typed).
 std::string kept_reason(const TreeEntry& kept, const std::function<std::string(const std::string&)>& shown)
 {
     const bool mark = kept.path.ends_with('/'); // a server's folder holding what it does not list
     const std::string holder = mark ? kept.path.substr(0, kept.path.size() - 1) : parent_path(kept.path);
     const std::string what = mark ? std::string(kUnlistedEntries)
-                                  : "\"" + printable(kept.path) + "\"" +
+                                  : "\"" + shown(kept.path) + "\"" +
                                         (kept.why.empty() ? std::string() : " (" + kept.why + ")");
     return shown(holder) + " holds " + what + ", which --delete never removes";
 }

@@ -1125,7 +1125,8 @@ void plan_local_tree(Connection& connection, PutPlan& plan, const std::string& l
     }
     const std::string prefix = local.ends_with('/') ? local : local + "/";
     for (const auto& skipped : tree->skipped) {
-        plan.notes.push_back("\"" + prefix + skipped.path + "\" not sent: " + skipped.why);
+        // The shape of every note (ferry.1 --json), as sync's scan says it.
+        plan.notes.push_back(printable(prefix + skipped.path) + ": " + skipped.why + ", not sent");
     }
     // What could not be read is no skip but a failure, as an unreadable
     // file's is: in --json and in the exit status (3); a folder counted as

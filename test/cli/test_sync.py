@@ -1374,7 +1374,8 @@ class NotesOfOneShape(SyncTest):
         self.assertTrue(all(n.split(" ", 2)[2].startswith(dest) or n.startswith("would delete 1 entry in " + dest)
                             for n in plan if not n.startswith("would set the time of " + dest)), plan)
         real = self.sync("--delete", ":", dest)
-        self.assertIn("deleted 1 entry in %s/d0/old; the folder stays:" % dest, real["notes"])
+        stays = "deleted 1 entry in %s/d0/old; the folder stays: %s/d0/old holds " % (dest, dest)
+        self.assertIn(stays, [n[:len(stays)] for n in real["notes"]], real["notes"])
         for notes in (dry["notes"], real["notes"]):
             self.assertTrue(any("mine.ferry-part" in n and "not provably" in n for n in notes), notes)
             self.assertFalse([n for n in notes if n.startswith("note:")], notes)
@@ -1383,6 +1384,47 @@ class NotesOfOneShape(SyncTest):
         self.assertEqual(text.returncode, 0, text.stderr)
         self.assertNotIn(b"note: ", text.stdout + text.stderr)
         self.assertIn(("%s/d0/mine.ferry-part: not provably" % dest).encode(), text.stdout)
+
+    def test_a_folder_that_stays_is_one_note_naming_what_it_holds_below_the_folder_as_typed(self):
+        # Round 22, F4 (b): the note was split over two strings, the second
+        # starting with two blanks, and named the link "sub/elink", not
+        # "L/sub/elink"; the dry run's line named it so too.
+        os.makedirs(os.path.join(self.root, "del"))
+        with open(os.path.join(self.root, "del", "kept"), "wb") as f:
+            f.write(b"k")
+        sub = os.path.join(self.local, "L", "sub")
+        os.makedirs(sub)
+        with open(os.path.join(sub, "extra"), "wb") as f:
+            f.write(b"x")
+        os.symlink("extra", os.path.join(sub, "elink"))
+        for args, verb in ((("-n", "--delete"), "would delete"), (("--delete",), "deleted")):
+            with self.subTest(args=args):
+                notes = self.sync(*args, ":del", "L")["notes"]
+                stays = [n for n in notes if "the folder stays" in n]
+                self.assertEqual(stays, ['%s 1 entry in L/sub; the folder stays: L/sub holds "L/sub/elink" '
+                                         '(a symbolic link (not followed)), which --delete never removes' % verb],
+                                 notes)
+                self.assertFalse([n for n in notes if n != n.strip() or "\n" in n], notes)
+        self.assertTrue(os.path.islink(os.path.join(sub, "elink")))
+        self.assertFalse(os.path.exists(os.path.join(sub, "extra")))
+
+    def test_put_r_names_an_entry_left_out_as_a_push_does(self):
+        # Round 22, F4 (a): put -r wrote '"L/link" not sent: a symbolic link
+        # (not followed)', sync 'L/link: a symbolic link (not followed), not sent'.
+        top = os.path.join(self.local, "L")
+        os.makedirs(top)
+        with open(os.path.join(top, "a"), "wb") as f:
+            f.write(b"a")
+        os.symlink("a", os.path.join(top, "link"))
+        pushed = self.sync("L", ":x")["notes"]
+        expected = "L/link: a symbolic link (not followed), not sent"
+        self.assertIn(expected, pushed)
+        put = self.ferry("--json", "put", "-r", "-C", "pr", "L")
+        self.assertEqual(put.returncode, 0, put.stderr)
+        self.assertEqual(json.loads(put.stdout)["notes"], [expected])
+        text = self.ferry("put", "-r", "-C", "again", "L")
+        self.assertEqual(text.returncode, 0, text.stderr)
+        self.assertIn(("ferry: note: %s\n" % expected).encode(), text.stderr)
 
 
 class LeftoversOfAKilledDownload(SyncTest):
