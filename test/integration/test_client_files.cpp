@@ -486,7 +486,7 @@ TEST_CASE("a new upload takes its folder's group where the folder is set-group-I
     CHECK(stat_of(f.root + "/up").st_gid == 4322);
 }
 
-TEST_CASE("a part is private while it downloads, and never wider than the file it will replace")
+TEST_CASE("a part is its owner's alone (0600) while it downloads, whatever the file it will replace")
 {
     Fixture f;
     write_random_file(f.root_file("big.bin"), 3 * kMiB, 33);
@@ -504,8 +504,11 @@ TEST_CASE("a part is private while it downloads, and never wider than the file i
         write_file(dest, "old\n");
         REQUIRE(::chmod(dest.c_str(), 0440) == 0);
         partial_download(f.server, "big.bin", dest, kMiB);
-        CHECK((stat_of(part).st_mode & 07777) == 0400);
-        // A resume of our own part keeps it so.
+        // 0600 rather than 0400: a part its owner may not write could not
+        // take ferry's mark, nor be resumed, for anyone but root (attack
+        // round 21, F1); no one else gains a bit.
+        CHECK((stat_of(part).st_mode & 07777) == 0600);
+        // A resume of our own part makes it so again.
         REQUIRE(::chmod(part.c_str(), 0644) == 0);
         Connection connection = connect_to(f.server);
         ferry::client::GetOptions options;
@@ -515,7 +518,7 @@ TEST_CASE("a part is private while it downloads, and never wider than the file i
         options.stop_after = 2 * kMiB;
         REQUIRE_FALSE(ferry::client::get_file(connection, options).ok());
         CHECK(file_size(part) == 2 * kMiB); // resumed, not started over
-        CHECK((stat_of(part).st_mode & 07777) == 0400);
+        CHECK((stat_of(part).st_mode & 07777) == 0600);
     }
 }
 
