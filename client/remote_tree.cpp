@@ -112,6 +112,15 @@ Result<std::vector<FileInfo>> remote_matches(Connection& connection, const std::
     return expand_remote(path, typed, lister);
 }
 
+std::optional<std::int64_t> remote_folder_mtime(Connection& connection, const std::string& path)
+{
+    auto found = stat_file(connection, path);
+    if (!found || !is_folder(found.value())) {
+        return std::nullopt;
+    }
+    return found->mtime;
+}
+
 Result<MkdirReply> make_remote_folder(Connection& connection, const std::string& path, bool parents)
 {
     if (auto old = require_folders(connection)) {

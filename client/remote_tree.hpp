@@ -70,6 +70,12 @@ Error unreadable_error(const std::string& listed, const UnreadableFolder& folder
 Result<std::vector<FileInfo>> remote_matches(Connection& connection, const std::string& path,
                                              const std::string& typed);
 
+// The modification time of the folder `path` on the server (stat): nullopt
+// where the server cannot say (nothing there, not a folder, or an older
+// ferryd that cannot stat the root). Used for a sync's synced folder and
+// get -r -p's tree folder.
+std::optional<std::int64_t> remote_folder_mtime(Connection& connection, const std::string& path);
+
 // mkdir: `parents` makes the missing folders above too, and then a folder
 // already there is no error (reply's `created` false).
 Result<MkdirReply> make_remote_folder(Connection& connection, const std::string& path, bool parents);

@@ -289,8 +289,7 @@ std::string orphan_shown(const SyncArguments& arguments, const OrphanPart& orpha
 std::optional<std::string> long_named_file(const SyncArguments& arguments, const OrphanPart& orphan)
 {
     const std::string sidecar = orphan.part + std::string(kStateSuffix);
-    const auto slash = orphan.part.rfind('/');
-    const std::string part_leaf = slash == std::string::npos ? orphan.part : orphan.part.substr(slash + 1);
+    const std::string part_leaf = base_name(orphan.part);
     constexpr std::size_t kHexDigits = 64; // SHA-256's, as part_path names it
     if (part_leaf.size() != 1 + kHexDigits + kPartSuffix.size() || !part_leaf.starts_with('.') ||
         std::find(orphan.found.begin(), orphan.found.end(), sidecar) == orphan.found.end()) {
@@ -304,8 +303,7 @@ std::optional<std::string> long_named_file(const SyncArguments& arguments, const
     if (!state) {
         return std::nullopt;
     }
-    const auto name_slash = state->name.rfind('/');
-    const std::string leaf = name_slash == std::string::npos ? state->name : state->name.substr(name_slash + 1);
+    const std::string leaf = state->name.empty() ? std::string() : base_name(state->name);
     const std::string folder_path = parent_path(orphan.part);
     const std::string file = folder_path.empty() ? leaf : folder_path + "/" + leaf;
     if (leaf.empty() || part_path(file) != orphan.part) {
@@ -1221,18 +1219,6 @@ HeldTime receiving_held_times(const Connection& connection, const SyncArguments&
         return {};
     }
     return probe_local_held_times(arguments.local, local_tree);
-}
-
-// The synced folder's own modification time on the server: nullopt where
-// the server cannot say (missing, or an older ferryd that cannot stat the
-// root).
-std::optional<std::int64_t> remote_folder_mtime(Connection& connection, const std::string& path)
-{
-    auto found = stat_file(connection, path);
-    if (!found || !is_folder(found.value())) {
-        return std::nullopt;
-    }
-    return found->mtime;
 }
 
 std::optional<std::int64_t> local_folder_mtime(const std::string& path)

@@ -897,21 +897,6 @@ bool is_remote_folder(Connection& connection, const FileInfo& folder)
     return stat && stat->file.type == EntryType::folder;
 }
 
-// The time of the folder `folder` on the server: known when a wildcard's
-// listing matched it, else asked for (stat). None where the server cannot
-// say (then the folder keeps the time its making gave it).
-std::optional<std::int64_t> remote_folder_time(Connection& connection, const FileInfo& folder)
-{
-    if (folder.type == EntryType::folder) {
-        return folder.mtime;
-    }
-    auto found = stat_file(connection, folder.name);
-    if (!found || found->type != EntryType::folder) {
-        return std::nullopt;
-    }
-    return found->mtime;
-}
-
 // get -r of the folder `path`: its tree as local folders and files. False
 // when `path` is no folder (then it is an ordinary file to get). With
 // `keep_times` (-p) the tree's own folder is retimed last, as each below.
@@ -965,7 +950,11 @@ bool plan_tree(Connection& connection, GetPlan& plan, const FileInfo& folder,
         plan.failed_folders.push_back({folder.name, root, made.error()});
         refused.push_back("");
     } else if (keep_times) {
-        if (auto mtime = remote_folder_time(connection, folder)) {
+        // Known when a wildcard's listing matched it, else asked for; where
+        // the server cannot say, the folder keeps the time its making gave it.
+        const auto mtime = folder.type == EntryType::folder ? std::optional<std::int64_t>(folder.mtime)
+                                                            : remote_folder_mtime(connection, folder.name);
+        if (mtime) {
             plan.folders.push_back({tree.base, tree.top, *mtime});
         }
     }
@@ -1034,7 +1023,8 @@ GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
         const bool listed_names = has_wildcard(remote_base_name(typed));
         std::size_t folders_passed_over = 0;
         for (const auto& match : matches.value()) {
-            if (flags.recursive && match.type != EntryType::file && plan_tree(connection, plan, match, placement, flags.preserve)) {
+            if (flags.recursive && match.type != EntryType::file &&
+                plan_tree(connection, plan, match, placement, flags.preserve)) {
                 continue;
             }
             const std::string local = download_path(remote_base_name(match.name), placement);
