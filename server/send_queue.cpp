@@ -39,6 +39,13 @@ struct SendQueue::WritableWatch {
     }
 };
 
+// Looks for room again while no descriptor can watch the socket: sooner at
+// first, at most kRoomRetryMs apart.
+struct SendQueue::RoomRetry {
+    uv_timer_t handle{};
+    std::uint64_t next_delay_ms = 1;
+};
+
 // Runs once, on the loop turn after a failure, to report it.
 struct SendQueue::FailureReport {
     uv_idle_t handle{};
@@ -186,17 +193,26 @@ void SendQueue::on_writable(uv_poll_t* poll, int, int)
 {
     // An error on the socket shows again in sendfile's result, which says
     // what it means.
-    SendQueue& self = *static_cast<SendQueue*>(poll->data);
-    if (self.state_ != State::open) {
+    static_cast<SendQueue*>(poll->data)->on_room();
+}
+
+void SendQueue::on_room_retry(uv_timer_t* timer)
+{
+    static_cast<SendQueue*>(timer->data)->on_room();
+}
+
+void SendQueue::on_room()
+{
+    if (state_ != State::open) {
         return;
     }
     try {
-        self.pump_file_ranges();
-        if (!self.stopped() && self.idle()) {
-            self.drained();
+        pump_file_ranges();
+        if (!stopped() && idle()) {
+            drained();
         }
     } catch (...) {
-        self.fail({ErrorCode::internal, "unexpected exception while sending"});
+        fail({ErrorCode::internal, "unexpected exception while sending"});
     }
 }
 
@@ -303,6 +319,10 @@ void SendQueue::watch_writable()
         }
         auto watch = std::make_unique<WritableWatch>();
         watch->fd = ::fcntl(socket_fd, F_DUPFD_CLOEXEC, 0);
+        if (watch->fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+            retry_for_room(); // descriptors are short for now, not the socket
+            return;
+        }
         if (watch->fd < 0) {
             fail({ErrorCode::internal, "dup of the socket", errno});
             return;
@@ -314,6 +334,7 @@ void SendQueue::watch_writable()
         }
         watch->handle.data = this;
         files.watch = HandleOwner<WritableWatch>(std::move(watch));
+        files.retry.reset(); // watched from here on
     }
     if (!files.watching) {
         const int status = uv_poll_start(&files.watch->handle, UV_WRITABLE, on_writable);
@@ -323,6 +344,21 @@ void SendQueue::watch_writable()
         }
         files.watching = true;
     }
+}
+
+void SendQueue::retry_for_room()
+{
+    Files& files = this->files();
+    if (!files.retry) {
+        auto retry = std::make_unique<RoomRetry>();
+        uv_timer_init(stream_->loop, &retry->handle); // cannot fail
+        retry->handle.data = this;
+        files.retry = HandleOwner<RoomRetry>(std::move(retry));
+    }
+    RoomRetry& retry = *files.retry.get();
+    // Never a look from inside this call: a delay of at least 1 ms.
+    uv_timer_start(&retry.handle, on_room_retry, retry.next_delay_ms, 0);
+    retry.next_delay_ms = std::min(retry.next_delay_ms * 2, kRoomRetryMs);
 }
 
 void SendQueue::stop_watching_writable()

@@ -15,7 +15,12 @@
 //   same socket (dup). That descriptor is closed in the poll handle's close
 //   callback, after libuv has taken it off epoll: closed earlier, epoll would
 //   keep the registration (the socket itself is still open) under a number
-//   the process may reuse.
+//   the process may reuse. A process out of descriptors (EMFILE, ENFILE)
+//   cannot make that second one: the range then looks for room on a timer
+//   instead (after 1, 2, 4 ... ms, at most kRoomRetryMs apart), and watches
+//   again once a descriptor is free, so a transfer under way is never cut
+//   for want of one (its frame is on the wire already; the owner's stall
+//   timeout still ends a peer that never reads).
 // - Events reach the Owner only from the queue's own libuv callbacks, never
 //   from inside a call the owner made, so the owner's state is never changed
 //   under its feet. A failure in particular is reported once, from a later
@@ -103,6 +108,9 @@ public:
     // end. A second call while waiting changes nothing.
     void await_acknowledgement();
     static constexpr std::uint64_t kAcknowledgementPollMs = 16;
+    // The longest wait between two looks for room without a descriptor to
+    // watch the socket with (see Writability above).
+    static constexpr std::uint64_t kRoomRetryMs = 16;
     // Nothing waits and nothing is in flight.
     bool idle() const { return pending_writes_ == 0 && (!files_ || (!files_->range && files_->waiting.empty())); }
     bool failed() const { return state_ == State::failed; }
@@ -121,6 +129,7 @@ private:
         std::size_t length = 0;
     };
     struct WritableWatch;
+    struct RoomRetry;
     struct FailureReport;
     struct AcknowledgementWatch;
     // What only file ranges need. Made by the first range and freed once
@@ -135,6 +144,9 @@ private:
         // Exists only while a range waits for room (or has waited).
         HandleOwner<WritableWatch> watch;
         bool watching = false;
+        // Exists only while the watch could not be made for want of a
+        // descriptor (or until the next watch is made).
+        HandleOwner<RoomRetry> retry;
     };
 
     enum class State {
@@ -145,6 +157,7 @@ private:
 
     static void on_write(uv_write_t* request, int status);
     static void on_writable(uv_poll_t* poll, int status, int events);
+    static void on_room_retry(uv_timer_t* timer);
     static void on_report(uv_idle_t* idle);
     static void on_acknowledgement_timer(uv_timer_t* timer);
 
@@ -156,6 +169,10 @@ private:
     // Moves queued items out of `Files::waiting` up to the next file range.
     void flush_waiting();
     void watch_writable();
+    // Out of descriptors: the next look for room comes from a timer.
+    void retry_for_room();
+    // A look for room, by the watch or the timer.
+    void on_room();
     void stop_watching_writable();
     // Drops the output and reports `failure` from a later loop turn.
     void fail(const SendFailure& failure) noexcept;

@@ -33,6 +33,9 @@
 //   "other" (the thread it runs on: the process's first or another) and the
 //   number of bytes to that file, so that a test can tell whether a
 //   transfer's hash ran beside its reads and sends or in turn with them.
+// - FERRY_DUPFD_EMFILE=N: the first N fcntl(2) calls with F_DUPFD_CLOEXEC
+//   fail with EMFILE, as in a process out of descriptors (ferryd makes such
+//   a copy of a socket to watch it while a download's range waits for room).
 //
 // The 64-bit names are wanted as the library has them: meson builds with
 // _FILE_OFFSET_BITS=64, which would turn readdir into readdir64 here.
@@ -48,6 +51,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -61,6 +65,33 @@ Function next_definition(const char* symbol)
     // The next definition in the search order: the C library's, or a
     // sanitizer's interceptor in front of it.
     return reinterpret_cast<Function>(::dlsym(RTLD_NEXT, symbol));
+}
+
+// fcntl(2) and glibc's fcntl64 (the name a 64-bit-offset build calls):
+// their third argument, when there is one, is an int or a pointer, which
+// the x86-64 and aarch64 calling conventions pass alike, so it goes on as
+// a pointer (glibc's own wrapper reads it so).
+int fcntl_or_fail(const char* symbol, int fd, int command, void* argument)
+{
+    using Control = int (*)(int, int, ...);
+    static std::atomic<long> failures_left{-1};
+    if (command == F_DUPFD_CLOEXEC) {
+        long left = failures_left.load();
+        if (left < 0) {
+            const char* count = std::getenv("FERRY_DUPFD_EMFILE");
+            long wanted = count != nullptr ? std::strtol(count, nullptr, 10) : 0;
+            failures_left.compare_exchange_strong(left, wanted);
+        }
+        long now = failures_left.load();
+        while (now > 0 && !failures_left.compare_exchange_weak(now, now - 1)) {
+        }
+        if (now > 0) {
+            errno = EMFILE;
+            return -1;
+        }
+    }
+    const Control real = next_definition<Control>(symbol);
+    return real(fd, command, argument);
 }
 
 template <typename Entry>
@@ -191,6 +222,24 @@ int SHA256_Update(void* context, const void* data, std::size_t length)
         }
     }
     return real(context, data, length);
+}
+
+int fcntl(int fd, int command, ...)
+{
+    va_list arguments;
+    va_start(arguments, command);
+    void* argument = va_arg(arguments, void*);
+    va_end(arguments);
+    return fcntl_or_fail("fcntl", fd, command, argument);
+}
+
+int fcntl64(int fd, int command, ...)
+{
+    va_list arguments;
+    va_start(arguments, command);
+    void* argument = va_arg(arguments, void*);
+    va_end(arguments);
+    return fcntl_or_fail("fcntl64", fd, command, argument);
 }
 
 struct dirent* readdir(DIR* dir)
