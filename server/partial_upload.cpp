@@ -199,10 +199,49 @@ Error space_refused(std::uint64_t length, std::optional<std::uint64_t> free, con
 }
 
 constexpr std::string_view kForState = " for its state file";
+constexpr std::string_view kWithState = ", its state files included";
 
 bool out_of_space(int error)
 {
     return error == ENOSPC || error == EDQUOT || error == EFBIG;
+}
+
+// The bytes of [offset, offset + length) that `fd` may still have to
+// take from the file system: its blocks past `offset` (st_blocks counts
+// 512-byte units, fstat(2)) are taken already. An estimate from above for a
+// file with holes; exact for the files reserved here, which hold data only
+// below `offset` (a part cut back to its durable bytes), or none past it.
+std::uint64_t still_needed(int fd, std::uint64_t offset, std::uint64_t length)
+{
+    struct ::stat st {};
+    if (::fstat(fd, &st) != 0) {
+        return length;
+    }
+    const auto allocated = static_cast<std::uint64_t>(st.st_blocks) * 512;
+    const std::uint64_t past_offset = allocated > offset ? allocated - offset : 0;
+    return length > past_offset ? length - past_offset : 0;
+}
+
+// Gives back what a failed fallocate(2) of [offset, offset + length) took:
+// ext4 and XFS keep the blocks they had allocated before ENOSPC, which would
+// leave the file system full until the upload's file goes. A truncate to the
+// file's own size frees blocks past its end there (ext4_setattr truncates
+// preallocated blocks even when the size does not change); a hole punched
+// past the end does on the others. Nothing below the end is touched: a
+// state file reserved in place keeps its record.
+void give_back(int fd, std::uint64_t offset, std::uint64_t length)
+{
+    struct ::stat st {};
+    if (::fstat(fd, &st) != 0) {
+        return;
+    }
+    (void)::ftruncate(fd, st.st_size);
+    const auto end = static_cast<std::uint64_t>(st.st_size);
+    const std::uint64_t from = std::max(offset, end);
+    if (from < offset + length) {
+        (void)::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from),
+                          static_cast<off_t>(offset + length - from));
+    }
 }
 
 // Sets aside the disk space for bytes [offset, offset + length) of an
@@ -211,29 +250,43 @@ bool out_of_space(int error)
 // space meanwhile. A file system without fallocate gets a check of its free
 // space instead, which reserves nothing.
 //
-// One reservation at a time in this process: a fallocate that fails holds
-// the pages it took until it gives up, so two at once can both fail where
-// either alone fits. One that fails while the file system reports the room
-// is tried once more (another process's writer may have let go meanwhile).
-// `what`: what the bytes are for, where not the data (" for its state").
+// What the file system says it cannot hold (statvfs(2)'s f_bavail) is
+// refused before any fallocate: ext4 and XFS fill every free block before
+// failing, and for that moment every other writer on the file system
+// (another upload's checkpoint, a mkdir, the log, other programs) meets
+// ENOSPC. A fallocate that fails anyway (the file system's own records,
+// another writer meanwhile) gives back what it took before the free space is
+// measured for the message, and one that fails while the file system reports
+// the room is tried once more (another process's writer may have let go).
+// One reservation at a time in this process, so that two at once cannot
+// both fail where either alone fits. `what`: what the bytes are for, where
+// not the data (" for its state"). `beside`: bytes the upload reserves next
+// (its state files' room), which the first check counts too, so that an
+// upload that fits only without them is refused before it fills the disk.
 std::optional<Error> reserve_space(int fd, std::uint64_t offset, std::uint64_t length, const std::string& name,
-                                   std::string_view what = {})
+                                   std::string_view what = {}, std::uint64_t beside = 0)
 {
     if (length == 0) {
         return std::nullopt;
     }
     static std::mutex reserving;
     const std::lock_guard<std::mutex> held(reserving);
+    auto free = free_bytes(fd);
+    if (free && *free < still_needed(fd, offset, length) + beside) {
+        return space_refused(length + beside, free, name, beside > 0 ? kWithState : what);
+    }
     int failure = allocate(fd, offset, length);
     if (failure == 0) {
         return std::nullopt;
     }
-    auto free = free_bytes(fd);
+    give_back(fd, offset, length);
+    free = free_bytes(fd);
     if (out_of_space(failure) && free && *free >= length) {
         failure = allocate(fd, offset, length);
         if (failure == 0) {
             return std::nullopt;
         }
+        give_back(fd, offset, length);
         free = free_bytes(fd);
     }
     if (out_of_space(failure)) {
@@ -768,7 +821,8 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin_upload(const Library
             upload->hash_ = *restored;
             // Refused for space, the kept bytes stay: they are what lets
             // the client resume once space returns (PROTOCOL.md 4.7).
-            if (auto refused = reserve_space(fd, state->durable, size - state->durable, name)) {
+            if (auto refused =
+                    reserve_space(fd, state->durable, size - state->durable, name, {}, upload->state_files_room(true))) {
                 return *refused;
             }
             upload->reserved_ = true;
@@ -790,7 +844,7 @@ Result<std::unique_ptr<PartialUpload>> PartialUpload::begin_upload(const Library
                 return file_error(saved, "cannot reuse upload file for", name);
             }
         }
-        if (auto refused = reserve_space(fd, 0, size, name)) {
+        if (auto refused = reserve_space(fd, 0, size, name, {}, upload->state_files_room(false))) {
             upload->discard();
             return *refused;
         }
@@ -826,6 +880,24 @@ std::uint64_t PartialUpload::state_room() const
     constexpr std::uint64_t kPage = 4096;
     constexpr std::uint64_t kGrowth = 256;
     return (state_text().size() + kGrowth + kPage - 1) / kPage * kPage;
+}
+
+// What reserve_state_files will take from the file system: its spare's
+// room, and the state file's less what a kept state file holds already
+// (its blocks, fstat(2)'s st_blocks in 512-byte units), for an upload that
+// takes state room at all.
+std::uint64_t PartialUpload::state_files_room(bool state_kept) const
+{
+    if (!takes_state_room(size_)) {
+        return 0;
+    }
+    const std::uint64_t room = state_room();
+    struct ::stat st {};
+    if (state_kept && library_.stat_entry(state_file(), st) == 0) {
+        const auto held = static_cast<std::uint64_t>(st.st_blocks) * 512;
+        return room + (held < room ? room - held : 0);
+    }
+    return 2 * room;
 }
 
 // The upload's state file and its spare, with their disk space and inodes,

@@ -116,6 +116,7 @@ private:
     std::optional<Error> reserve_state_files(bool state_kept);
     std::optional<Error> make_spare(std::uint64_t room);
     std::uint64_t state_room() const;
+    std::uint64_t state_files_room(bool state_kept) const;
     bool publish_spare();
     void remove_state_files();
     std::string state_text() const;

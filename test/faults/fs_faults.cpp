@@ -36,6 +36,10 @@
 // - FERRY_DUPFD_EMFILE=N: the first N fcntl(2) calls with F_DUPFD_CLOEXEC
 //   fail with EMFILE, as in a process out of descriptors (ferryd makes such
 //   a copy of a socket to watch it while a download's range waits for room).
+// - FERRY_FALLOCATE_HALF_THEN_ENOSPC: each fallocate(2) that reserves
+//   space (mode FALLOC_FL_KEEP_SIZE, no hole punched) takes the first half
+//   of its range, then fails with ENOSPC, as ext4 and XFS do at the edge of
+//   a full disk: what they allocated before failing stays the file's.
 //
 // The 64-bit names are wanted as the library has them: meson builds with
 // _FILE_OFFSET_BITS=64, which would turn readdir into readdir64 here.
@@ -222,6 +226,23 @@ int SHA256_Update(void* context, const void* data, std::size_t length)
         }
     }
     return real(context, data, length);
+}
+
+int fallocate(int fd, int mode, off_t offset, off_t length)
+{
+    using Allocate = int (*)(int, int, off_t, off_t);
+    static const Allocate real = next_definition<Allocate>("fallocate");
+    if (mode == FALLOC_FL_KEEP_SIZE && std::getenv("FERRY_FALLOCATE_HALF_THEN_ENOSPC") != nullptr) {
+        (void)real(fd, mode, offset, length / 2);
+        errno = ENOSPC;
+        return -1;
+    }
+    return real(fd, mode, offset, length);
+}
+
+int fallocate64(int fd, int mode, off64_t offset, off64_t length)
+{
+    return fallocate(fd, mode, offset, length);
 }
 
 int fcntl(int fd, int command, ...)

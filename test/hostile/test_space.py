@@ -1,0 +1,91 @@
+"""An upload larger than the free space, on a file system that fills before
+it fails (PROTOCOL.md 4.5, "Disk space").
+
+ext4 (as XFS) gives a fallocate(2) every free block it can before it fails
+with ENOSPC, and keeps them until the file lets go. ferryd refuses an
+upload the file system reports it cannot hold before any fallocate, and
+gives back what a refused one took before it measures the free space for
+the message: the disk is never filled for a moment (every other writer on
+it would meet ENOSPC then), and the message tells the free space as it is,
+never 0 on a disk with room. A scratch ext4 of 8 MiB on a loop device."""
+
+import os
+import re
+import shutil
+import unittest
+
+import harness
+from test_folder_faults import preloaded
+from wire import Server
+
+FERRYD = os.environ.get("FERRYD", "")
+
+
+def free_bytes(path):
+    fs = os.statvfs(path)
+    return fs.f_bavail * fs.f_frsize
+
+
+class UploadLargerThanTheDisk(unittest.TestCase):
+    env = None
+
+    def setUp(self):
+        self.mount = harness.mount_scratch(self, "ext4")
+        self.root = os.path.join(self.mount, "served")
+        os.mkdir(self.root)
+        self.server = Server(FERRYD, self.root, env=self.env)
+        self.addCleanup(self.server.stop)
+
+    def refusal(self, size):
+        peer = self.server.peer()
+        self.addCleanup(peer.close)
+        reply = peer.request({"op": "put", "name": "huge.bin", "size": size})
+        self.assertIs(reply.get("ok"), False, reply)
+        self.assertEqual(reply["error"]["code"], "no_space", reply)
+        # "the disk has N free", or where the file system reports the room
+        # but its own records need more: "... although it reports N free".
+        told = re.search(r"(?:the disk has|it reports) (\d+) free", reply["error"]["message"])
+        self.assertIsNotNone(told, reply)
+        return int(told.group(1))
+
+    def test_the_refusal_tells_the_free_space_and_takes_none_of_it(self):
+        free = free_bytes(self.root)
+        self.assertGreater(free, 2 << 20)
+        # Past the free space, and at it: the latter passes the check, and the
+        # file system's own records (extent blocks) make its fallocate fail.
+        for size in (64 << 20, free + 4096, free * 2, free):
+            told = self.refusal(size)
+            # As measured at that moment, with nothing of the refused upload held: the
+            # whole free space, give or take what the file system's own records took.
+            self.assertGreater(told, free - (256 << 10), (size, told, free))
+            self.assertLessEqual(told, free)
+            self.assertGreater(free_bytes(self.root), free - (256 << 10))
+        # Nothing left behind, and the room is there for what fits.
+        self.assertEqual(os.listdir(self.root), [])
+        peer = self.server.peer()
+        self.addCleanup(peer.close)
+        data = os.urandom(1 << 20)
+        self.assertIs(peer.put("fits.bin", data).get("ok"), True)
+        with open(os.path.join(self.root, "fits.bin"), "rb") as f:
+            self.assertEqual(f.read(), data)
+
+
+class AFallocateThatFailsHalfWay(UploadLargerThanTheDisk):
+    """The fault library makes every reservation take half its range, then
+    fail with ENOSPC, as ext4 does at the edge of a full disk (a race with
+    another writer, or the file system's own records): what it took is given
+    back before the free space is measured, and nothing of it stays."""
+
+    env = preloaded(FERRY_FALLOCATE_HALF_THEN_ENOSPC="1")
+
+    def test_the_refusal_tells_the_free_space_and_takes_none_of_it(self):
+        free = free_bytes(self.root)
+        for size in (2 << 20, 256 << 10):
+            told = self.refusal(size)
+            self.assertGreater(told, free - (256 << 10), (size, told, free))
+            self.assertGreater(free_bytes(self.root), free - (256 << 10))
+        self.assertEqual(os.listdir(self.root), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
