@@ -242,6 +242,17 @@ public:
         return field->get<std::string>();
     }
 
+    // A field that may have to be ignored: its string, or nothing (absent,
+    // or of another type), and never an error.
+    std::optional<std::string> string_if_any(const char* key) const
+    {
+        const auto it = object_.find(key);
+        if (it == object_.end() || !it->is_string()) {
+            return std::nullopt;
+        }
+        return it->get<std::string>();
+    }
+
     std::vector<std::string> strings(const char* key, bool required = true)
     {
         std::vector<std::string> values;
@@ -466,8 +477,22 @@ std::string read_digest(FieldReader& fields, HashKind kind)
 RequestBody read_commit(FieldReader& fields, std::uint32_t version)
 {
     CommitRequest commit;
+    std::size_t carried = 0;
+    for (const auto& name : offered_hash_names()) {
+        carried += fields.has(name.c_str()) ? 1 : 0;
+    }
     commit.hash = digest_key(fields);
-    commit.digest = read_digest(fields, commit.hash);
+    if (carried <= 1) {
+        commit.digest = read_digest(fields, commit.hash);
+    } else {
+        // Only the session knows the upload's hash, whose field alone counts.
+        for (const auto& name : offered_hash_names()) {
+            if (auto digest = fields.string_if_any(name.c_str())) {
+                commit.digests.emplace_back(*hash_from_name(name), std::move(*digest));
+            }
+        }
+        commit.digest = commit_digest(commit, commit.hash).value_or(std::string());
+    }
     if (version >= 2) {
         commit.replace = fields.boolean("replace", true);
     }
@@ -644,6 +669,19 @@ bool needs_version_2(const RequestBody& body)
     return std::holds_alternative<MkdirRequest>(body) || std::holds_alternative<DeleteRequest>(body) ||
            std::holds_alternative<RenameRequest>(body) || std::holds_alternative<DigestRequest>(body) ||
            std::holds_alternative<SetMtimeRequest>(body);
+}
+
+std::optional<std::string> commit_digest(const CommitRequest& commit, HashKind kind)
+{
+    if (commit.digests.empty()) {
+        return commit.hash == kind ? std::optional<std::string>(commit.digest) : std::nullopt;
+    }
+    for (const auto& [carried, digest] : commit.digests) {
+        if (carried == kind) {
+            return digest;
+        }
+    }
+    return std::nullopt;
 }
 
 std::string_view op_name(const RequestBody& body)

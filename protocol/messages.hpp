@@ -74,7 +74,18 @@ struct CommitRequest {
     // at the name at the rename itself (`exists` otherwise), rename's
     // `replace` meaning; true, the default, replaces a file there.
     bool replace = true;
+    // Decoded only, when a commit carries the digests of several hashes:
+    // each string one, as sent, `hash` and `digest` being the first of them
+    // (in offered_hash_names() order). Which one counts is the upload's own
+    // hash's, whose form the server checks then; the others are ignored, as
+    // unknown fields are (PROTOCOL.md 4.5). Empty for a commit of one digest,
+    // whose form the decoder checks.
+    std::vector<std::pair<HashKind, std::string>> digests{};
 };
+
+// The digest a commit carries for an upload checked with `kind`: its one
+// digest, or among several the one of that hash; none if it has no such.
+std::optional<std::string> commit_digest(const CommitRequest& commit, HashKind kind);
 struct AbortRequest {
     bool discard = false;
 };

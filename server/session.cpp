@@ -1003,17 +1003,29 @@ void Session::handle_upload_control(Upload& upload, const Request& request)
                                                                      std::to_string(upload.id()) + ")"});
         return;
     }
-    if (commit && std::get<CommitRequest>(request.body).hash != upload.hash()) {
-        protocol_error(request.id, Error{ErrorCode::bad_request, "this upload is checked with " +
-                                                                     std::string(hash_name(upload.hash())) +
-                                                                     "; its commit must carry that digest"});
-        return;
+    // The digest of the upload's own hash counts; another hash's beside it
+    // is ignored, as unknown fields are (PROTOCOL.md 4.5).
+    std::optional<std::string> digest;
+    if (commit) {
+        const std::string hash(hash_name(upload.hash()));
+        digest = commit_digest(std::get<CommitRequest>(request.body), upload.hash());
+        if (!digest) {
+            protocol_error(request.id, Error{ErrorCode::bad_request, "this upload is checked with " + hash +
+                                                                         "; its commit must carry that digest"});
+            return;
+        }
+        if (!is_digest_hex(upload.hash(), *digest)) {
+            protocol_error(request.id,
+                           Error{ErrorCode::bad_request, "field \"" + hash + "\" must be " +
+                                                             std::to_string(upload.hash() == HashKind::sha256 ? 64 : 32) +
+                                                             " lowercase hex digits"});
+            return;
+        }
     }
     state_ = State::finishing_upload;
     if (commit) {
         take_chained_put();
-        const auto& committed = std::get<CommitRequest>(request.body);
-        upload.commit(committed.digest, committed.replace);
+        upload.commit(*digest, std::get<CommitRequest>(request.body).replace);
     } else {
         upload.abort(std::get<AbortRequest>(request.body).discard);
     }

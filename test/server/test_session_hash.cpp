@@ -77,6 +77,64 @@ TEST_CASE("a put with xxh3-128 commits with an XXH3 digest; a SHA-256 one is ref
     CHECK(f.root.read("fast.bin") == content);
 }
 
+TEST_CASE("a commit's digest of another hash beside the upload's own is ignored, whatever it holds")
+{
+    // PROTOCOL.md 4.5: a field of another hash beside it is ignored, as
+    // unknown fields are; only the upload's own hash's field counts.
+    for (const HashKind upload_hash : {HashKind::xxh3_128, HashKind::sha256}) {
+        const bool fast = upload_hash == HashKind::xxh3_128;
+        const std::string own_key = fast ? "xxh3-128" : "sha256";
+        const std::string other_key = fast ? "sha256" : "xxh3-128";
+        const std::string content = pattern(3500, 11);
+        const std::string own = fast ? xxh3_of(content) : sha256_of(content);
+        const std::string other_of_other_bytes = fast ? sha256_of("other") : xxh3_of("other");
+        for (const std::string& beside :
+             {"\"" + other_of_other_bytes + "\"", std::string(R"("zz")"), std::string("null"), std::string("5")}) {
+            CAPTURE(own_key);
+            CAPTURE(beside);
+            Fixture f;
+            f.hello();
+            f.feed(control(Request{8, PutRequest{"both.bin", content.size(), false, upload_hash}}));
+            f.io.run_jobs();
+            REQUIRE(parse_put_reply(f.io.replies(1)[0]));
+            f.feed(data_frame(content));
+            f.io.run_jobs();
+            f.feed(encode_control_frame(R"({"op":"commit","id":8,")" + other_key + "\":" + beside + ",\"" +
+                                        own_key + "\":\"" + own + "\"}"));
+            f.io.run_jobs();
+            const auto committed = parse_commit_reply(f.io.replies(1)[0]);
+            REQUIRE_MESSAGE(committed, committed.error().message);
+            CHECK(committed->body.hash == upload_hash);
+            CHECK(f.root.read("both.bin") == content);
+        }
+    }
+}
+
+TEST_CASE("beside another hash's digest, the upload's own must still be well formed")
+{
+    Fixture f;
+    f.hello();
+    const std::string content = pattern(3500, 12);
+    f.feed(control(Request{8, PutRequest{"own.bin", content.size(), false, HashKind::xxh3_128}}));
+    f.io.run_jobs();
+    REQUIRE(parse_put_reply(f.io.replies(1)[0]));
+    f.feed(data_frame(content));
+    f.io.run_jobs();
+    f.feed(encode_control_frame(R"({"op":"commit","id":8,"sha256":")" + sha256_of(content) +
+                                R"(","xxh3-128":"XYZ"})"));
+    f.io.run_jobs();
+    const auto refused = parse_commit_reply(f.io.replies(1)[0]);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == ErrorCode::bad_request);
+    CHECK(refused.error().message == "field \"xxh3-128\" must be 32 lowercase hex digits");
+    // The upload goes on: the right digest commits it.
+    CHECK(f.session.state() == Session::State::receiving_file);
+    f.feed(encode_control_frame(R"({"op":"commit","id":8,"sha256":5,"xxh3-128":")" + xxh3_of(content) + "\"}"));
+    f.io.run_jobs();
+    REQUIRE(parse_commit_reply(f.io.replies(1)[0]));
+    CHECK(f.root.read("own.bin") == content);
+}
+
 TEST_CASE("resuming an upload with another hash hashes the kept bytes again")
 {
     const std::string content = pattern(5000, 11);

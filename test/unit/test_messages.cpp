@@ -529,6 +529,28 @@ TEST_CASE("request errors: commit needs 64 lowercase hex digits")
                         ErrorCode::bad_request, 40);
 }
 
+TEST_CASE("a commit of several hashes' digests decodes each as sent; the upload's hash picks one")
+{
+    const std::string xxh3(32, 'a');
+    // A field of another hash is checked by no one but the session, which
+    // knows the upload's hash (PROTOCOL.md 4.5): here even a malformed one
+    // or one of another type decodes.
+    const auto both = body_as<ferry::CommitRequest>(
+        parse_ok(R"({"op":"commit","id":41,"sha256":"zz","xxh3-128":")" + xxh3 + "\"}"));
+    CHECK(ferry::commit_digest(both, ferry::HashKind::xxh3_128) == xxh3);
+    CHECK(ferry::commit_digest(both, ferry::HashKind::sha256) == "zz");
+    const auto typed = body_as<ferry::CommitRequest>(
+        parse_ok(R"({"op":"commit","id":42,"sha256":5,"xxh3-128":")" + xxh3 + "\"}"));
+    CHECK(ferry::commit_digest(typed, ferry::HashKind::xxh3_128) == xxh3);
+    CHECK_FALSE(ferry::commit_digest(typed, ferry::HashKind::sha256));
+    // One digest: its form is the decoder's to check, and it is the only one.
+    const auto one = body_as<ferry::CommitRequest>(parse_ok(R"({"op":"commit","id":43,"xxh3-128":")" + xxh3 + "\"}"));
+    CHECK(one.digests.empty());
+    CHECK(ferry::commit_digest(one, ferry::HashKind::xxh3_128) == xxh3);
+    CHECK_FALSE(ferry::commit_digest(one, ferry::HashKind::sha256));
+    check_request_error(R"({"op":"commit","id":44,"xxh3-128":"zz"})", ErrorCode::bad_request, 44);
+}
+
 // ---- replies -----------------------------------------------------------------
 
 TEST_CASE("reply round trip: hello")
