@@ -1081,5 +1081,16 @@ class ReadOnlyTreeTests(TreeCase):
         self.assertEqual(int(os.stat(self.root("d", "f.txt")).st_mtime), MTIME)
         self.ok(c, {"op": "digest", "id": 10, "name": "d/f.txt"})
         self.ok(c, {"op": "stat", "id": 11, "name": "d"})
+        # Section 6's order: the tree operations are refused before their
+        # paths are looked at; a put's name is checked before its access.
+        for rid, req in enumerate([
+                {"op": "mkdir", "path": "../x"},
+                {"op": "delete", "path": ""},
+                {"op": "rename", "from": "a//b", "to": "/c"},
+                {"op": "set_mtime", "path": "d/../e", "mtime": 5}], start=20):
+            req["id"] = rid
+            with self.subTest(req=req):
+                self.assertError(self.ask(c, req), "forbidden", rid)
+        self.assertError(self.ask(c, {"op": "put", "id": 30, "name": "../x", "size": 1}), "invalid_name", 30)
         entries, _ = self.list_all(c, 12, recursive=True)
         self.assertEqual(sorted(e["name"] for e in entries), ["d", "d/f.txt"])
