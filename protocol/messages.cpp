@@ -467,9 +467,10 @@ std::string read_digest(FieldReader& fields, HashKind kind)
 {
     const std::string key(hash_name(kind));
     std::string digest = fields.string(key.c_str());
-    if (!fields.error() && !is_digest_hex(kind, digest)) {
-        fields.fail("field \"" + key + "\" must be " + std::to_string(kind == HashKind::sha256 ? 64 : 32) +
-                    " lowercase hex digits");
+    if (!fields.error()) {
+        if (auto bad = check_digest_form(kind, digest)) {
+            fields.fail(bad->message);
+        }
     }
     return digest;
 }
@@ -491,7 +492,10 @@ RequestBody read_commit(FieldReader& fields, std::uint32_t version)
                 commit.digests.emplace_back(*hash_from_name(name), std::move(*digest));
             }
         }
-        commit.digest = commit_digest(commit, commit.hash).value_or(std::string());
+        if (!commit.digests.empty()) {
+            commit.hash = commit.digests.front().first;
+            commit.digest = commit.digests.front().second;
+        }
     }
     if (version >= 2) {
         commit.replace = fields.boolean("replace", true);
@@ -669,6 +673,16 @@ bool needs_version_2(const RequestBody& body)
     return std::holds_alternative<MkdirRequest>(body) || std::holds_alternative<DeleteRequest>(body) ||
            std::holds_alternative<RenameRequest>(body) || std::holds_alternative<DigestRequest>(body) ||
            std::holds_alternative<SetMtimeRequest>(body);
+}
+
+std::optional<Error> check_digest_form(HashKind kind, std::string_view digest)
+{
+    if (is_digest_hex(kind, digest)) {
+        return std::nullopt;
+    }
+    return Error{ErrorCode::bad_request, "field \"" + std::string(hash_name(kind)) + "\" must be " +
+                                             std::to_string(kind == HashKind::sha256 ? 64 : 32) +
+                                             " lowercase hex digits"};
 }
 
 std::optional<std::string> commit_digest(const CommitRequest& commit, HashKind kind)

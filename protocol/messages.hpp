@@ -75,8 +75,8 @@ struct CommitRequest {
     // `replace` meaning; true, the default, replaces a file there.
     bool replace = true;
     // Decoded only, when a commit carries the digests of several hashes:
-    // each string one, as sent, `hash` and `digest` being the first of them
-    // (in offered_hash_names() order). Which one counts is the upload's own
+    // each one that is a string, as sent, `hash` and `digest` being the first
+    // of them (in offered_hash_names() order). Which one counts is the upload's own
     // hash's, whose form the server checks then; the others are ignored, as
     // unknown fields are (PROTOCOL.md 4.5). Empty for a commit of one digest,
     // whose form the decoder checks.
@@ -86,6 +86,9 @@ struct CommitRequest {
 // The digest a commit carries for an upload checked with `kind`: its one
 // digest, or among several the one of that hash; none if it has no such.
 std::optional<std::string> commit_digest(const CommitRequest& commit, HashKind kind);
+// The bad_request of a digest field of `kind` not in its form (64 or 32
+// lowercase hex digits, PROTOCOL.md 4.5), or none.
+std::optional<Error> check_digest_form(HashKind kind, std::string_view digest);
 struct AbortRequest {
     bool discard = false;
 };

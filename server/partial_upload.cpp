@@ -235,8 +235,16 @@ void give_back(int fd, std::uint64_t offset, std::uint64_t length)
     if (::fstat(fd, &st) != 0) {
         return;
     }
-    (void)::ftruncate(fd, st.st_size);
+    // Only where blocks lie past the end (a file system that gave back what
+    // it took has none): a truncate moves the file's mtime and ctime, which
+    // a kept upload's state records, and its next resume would then read
+    // and hash its kept bytes again.
+    const auto block = static_cast<std::uint64_t>(st.st_blksize > 0 ? st.st_blksize : 512);
     const auto end = static_cast<std::uint64_t>(st.st_size);
+    if (static_cast<std::uint64_t>(st.st_blocks) * 512 <= (end + block - 1) / block * block) {
+        return;
+    }
+    (void)::ftruncate(fd, st.st_size);
     const std::uint64_t from = std::max(offset, end);
     if (from < offset + length) {
         (void)::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from),
@@ -272,21 +280,25 @@ std::optional<Error> reserve_space(int fd, std::uint64_t offset, std::uint64_t l
     static std::mutex reserving;
     const std::lock_guard<std::mutex> held(reserving);
     auto free = free_bytes(fd);
-    if (free && *free < still_needed(fd, offset, length) + beside) {
-        return space_refused(length + beside, free, name, beside > 0 ? kWithState : what);
+    if (const std::uint64_t needed = still_needed(fd, offset, length) + beside; free && *free < needed) {
+        return space_refused(needed, free, name, beside > 0 ? kWithState : what);
     }
     int failure = allocate(fd, offset, length);
     if (failure == 0) {
         return std::nullopt;
     }
-    give_back(fd, offset, length);
+    if (out_of_space(failure)) {
+        give_back(fd, offset, length);
+    }
     free = free_bytes(fd);
     if (out_of_space(failure) && free && *free >= length) {
         failure = allocate(fd, offset, length);
         if (failure == 0) {
             return std::nullopt;
         }
-        give_back(fd, offset, length);
+        if (out_of_space(failure)) {
+            give_back(fd, offset, length);
+        }
         free = free_bytes(fd);
     }
     if (out_of_space(failure)) {

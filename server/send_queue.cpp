@@ -44,6 +44,7 @@ struct SendQueue::WritableWatch {
 struct SendQueue::RoomRetry {
     uv_timer_t handle{};
     std::uint64_t next_delay_ms = 1;
+    std::uint64_t written_at_last_look = 0; // a look that moved bytes starts the waits again from 1 ms
 };
 
 // Runs once, on the loop turn after a failure, to report it.
@@ -353,9 +354,14 @@ void SendQueue::retry_for_room()
         auto retry = std::make_unique<RoomRetry>();
         uv_timer_init(stream_->loop, &retry->handle); // cannot fail
         retry->handle.data = this;
+        retry->written_at_last_look = written_;
         files.retry = HandleOwner<RoomRetry>(std::move(retry));
     }
     RoomRetry& retry = *files.retry.get();
+    if (written_ != retry.written_at_last_look) {
+        retry.written_at_last_look = written_;
+        retry.next_delay_ms = 1; // a reader that keeps up is not made to wait 16 ms a time
+    }
     // Never a look from inside this call: a delay of at least 1 ms.
     uv_timer_start(&retry.handle, on_room_retry, retry.next_delay_ms, 0);
     retry.next_delay_ms = std::min(retry.next_delay_ms * 2, kRoomRetryMs);

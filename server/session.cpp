@@ -1014,11 +1014,8 @@ void Session::handle_upload_control(Upload& upload, const Request& request)
                                                                          "; its commit must carry that digest"});
             return;
         }
-        if (!is_digest_hex(upload.hash(), *digest)) {
-            protocol_error(request.id,
-                           Error{ErrorCode::bad_request, "field \"" + hash + "\" must be " +
-                                                             std::to_string(upload.hash() == HashKind::sha256 ? 64 : 32) +
-                                                             " lowercase hex digits"});
+        if (auto malformed = check_digest_form(upload.hash(), *digest)) {
+            protocol_error(request.id, *malformed);
             return;
         }
     }

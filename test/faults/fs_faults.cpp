@@ -35,7 +35,9 @@
 //   transfer's hash ran beside its reads and sends or in turn with them.
 // - FERRY_DUPFD_EMFILE=N: the first N fcntl(2) calls with F_DUPFD_CLOEXEC
 //   fail with EMFILE, as in a process out of descriptors (ferryd makes such
-//   a copy of a socket to watch it while a download's range waits for room).
+//   a copy of a socket to watch it while a download's range waits for room);
+//   with FERRY_DUPFD_EMFILE_LOG, each failure appends a line to that file,
+//   so that a test can tell the fault was met.
 // - FERRY_FALLOCATE_HALF_THEN_ENOSPC: each fallocate(2) that reserves
 //   space (mode FALLOC_FL_KEEP_SIZE, no hole punched) takes the first half
 //   of its range, then fails with ENOSPC, as ext4 and XFS do at the edge of
@@ -90,6 +92,13 @@ int fcntl_or_fail(const char* symbol, int fd, int command, void* argument)
         while (now > 0 && !failures_left.compare_exchange_weak(now, now - 1)) {
         }
         if (now > 0) {
+            if (const char* log = std::getenv("FERRY_DUPFD_EMFILE_LOG"); log != nullptr) {
+                const int out = ::open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+                if (out >= 0) {
+                    (void)!::write(out, "EMFILE\n", 7);
+                    ::close(out);
+                }
+            }
             errno = EMFILE;
             return -1;
         }
