@@ -478,20 +478,23 @@ std::string read_digest(FieldReader& fields, HashKind kind)
 RequestBody read_commit(FieldReader& fields, std::uint32_t version)
 {
     CommitRequest commit;
-    std::size_t carried = 0;
+    std::vector<std::string> carried; // the hashes' names the commit has fields of
     for (const auto& name : offered_hash_names()) {
-        carried += fields.has(name.c_str()) ? 1 : 0;
+        if (fields.has(name.c_str())) {
+            carried.push_back(name);
+        }
     }
-    commit.hash = digest_key(fields);
-    if (carried <= 1) {
+    if (carried.size() <= 1) {
+        commit.hash = carried.empty() ? HashKind::sha256 : *hash_from_name(carried.front());
         commit.digest = read_digest(fields, commit.hash);
     } else {
         // Only the session knows the upload's hash, whose field alone counts.
-        for (const auto& name : offered_hash_names()) {
+        for (const auto& name : carried) {
             if (auto digest = fields.string_if_any(name.c_str())) {
                 commit.digests.emplace_back(*hash_from_name(name), std::move(*digest));
             }
         }
+        commit.hash = *hash_from_name(carried.front());
         if (!commit.digests.empty()) {
             commit.hash = commit.digests.front().first;
             commit.digest = commit.digests.front().second;

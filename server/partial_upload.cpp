@@ -206,20 +206,23 @@ bool out_of_space(int error)
     return error == ENOSPC || error == EDQUOT || error == EFBIG;
 }
 
-// The bytes of [offset, offset + length) that `fd` may still have to
-// take from the file system: its blocks past `offset` (st_blocks counts
-// 512-byte units, fstat(2)) are taken already. An estimate from above for a
-// file with holes; exact for the files reserved here, which hold data only
-// below `offset` (a part cut back to its durable bytes), or none past it.
-std::uint64_t still_needed(int fd, std::uint64_t offset, std::uint64_t length)
+// The bytes of [offset, offset + length) that a file of status `st` may
+// still have to take from the file system: its blocks past `offset`
+// (st_blocks counts 512-byte units, stat(2)) are taken already. An estimate
+// from above for a file with holes; exact for the files reserved here, which
+// hold data only below `offset` (a part cut back to its durable bytes), or
+// none past it.
+std::uint64_t still_needed(const struct ::stat& st, std::uint64_t offset, std::uint64_t length)
 {
-    struct ::stat st {};
-    if (::fstat(fd, &st) != 0) {
-        return length;
-    }
     const auto allocated = static_cast<std::uint64_t>(st.st_blocks) * 512;
     const std::uint64_t past_offset = allocated > offset ? allocated - offset : 0;
     return length > past_offset ? length - past_offset : 0;
+}
+
+std::uint64_t still_needed(int fd, std::uint64_t offset, std::uint64_t length)
+{
+    struct ::stat st {};
+    return ::fstat(fd, &st) == 0 ? still_needed(st, offset, length) : length;
 }
 
 // Gives back what a failed fallocate(2) of [offset, offset + length) took:
@@ -895,9 +898,8 @@ std::uint64_t PartialUpload::state_room() const
 }
 
 // What reserve_state_files will take from the file system: its spare's
-// room, and the state file's less what a kept state file holds already
-// (its blocks, fstat(2)'s st_blocks in 512-byte units), for an upload that
-// takes state room at all.
+// room, and the state file's less what a kept state file holds already,
+// for an upload that takes state room at all.
 std::uint64_t PartialUpload::state_files_room(bool state_kept) const
 {
     if (!takes_state_room(size_)) {
@@ -906,8 +908,7 @@ std::uint64_t PartialUpload::state_files_room(bool state_kept) const
     const std::uint64_t room = state_room();
     struct ::stat st {};
     if (state_kept && library_.stat_entry(state_file(), st) == 0) {
-        const auto held = static_cast<std::uint64_t>(st.st_blocks) * 512;
-        return room + (held < room ? room - held : 0);
+        return room + still_needed(st, 0, room);
     }
     return 2 * room;
 }

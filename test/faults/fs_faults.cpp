@@ -73,11 +73,11 @@ Function next_definition(const char* symbol)
     return reinterpret_cast<Function>(::dlsym(RTLD_NEXT, symbol));
 }
 
-// fcntl(2) and glibc's fcntl64 (the name a 64-bit-offset build calls):
-// their third argument, when there is one, is an int or a pointer, which
-// the x86-64 and aarch64 calling conventions pass alike, so it goes on as
-// a pointer (glibc's own wrapper reads it so).
-int fcntl_or_fail(const char* symbol, int fd, int command, void* argument)
+// fcntl(2), which fcntl64 (the name a 64-bit-offset build calls) is too:
+// its third argument, when there is one, is an int or a pointer, which the
+// x86-64 and aarch64 calling conventions pass alike, so it goes on as a
+// pointer (glibc's own wrapper reads it so).
+int fcntl_or_fail(int fd, int command, void* argument)
 {
     using Control = int (*)(int, int, ...);
     static std::atomic<long> failures_left{-1};
@@ -103,7 +103,7 @@ int fcntl_or_fail(const char* symbol, int fd, int command, void* argument)
             return -1;
         }
     }
-    const Control real = next_definition<Control>(symbol);
+    static const Control real = next_definition<Control>("fcntl");
     return real(fd, command, argument);
 }
 
@@ -260,17 +260,12 @@ int fcntl(int fd, int command, ...)
     va_start(arguments, command);
     void* argument = va_arg(arguments, void*);
     va_end(arguments);
-    return fcntl_or_fail("fcntl", fd, command, argument);
+    return fcntl_or_fail(fd, command, argument);
 }
 
-int fcntl64(int fd, int command, ...)
-{
-    va_list arguments;
-    va_start(arguments, command);
-    void* argument = va_arg(arguments, void*);
-    va_end(arguments);
-    return fcntl_or_fail("fcntl64", fd, command, argument);
-}
+// The same function under glibc's 64-bit-offset name (one implementation
+// in the C library on 64-bit systems).
+int fcntl64(int fd, int command, ...) __attribute__((alias("fcntl")));
 
 struct dirent* readdir(DIR* dir)
 {
