@@ -619,6 +619,12 @@ public:
         replaced_ = std::make_unique<sys::AccessAcl>(); // 64 KiB: not on a pool thread's stack
         return destination.read_access_acl(*replaced_);
     }
+    // The same through a descriptor of the replaced file (look_at_replaced).
+    int keep_replaced(int fd)
+    {
+        replaced_ = std::make_unique<sys::AccessAcl>();
+        return sys::read_access_acl(fd, *replaced_);
+    }
     // A new file's: what its folder's default ACL gives a file created there
     // with mode 0666, as the kernel would had it been created in that folder
     // (sys::read_inherited_acl; acl(5)); none where the folder has no default
@@ -676,6 +682,69 @@ private:
     sys::InheritedAcl inherited_;
     int unreadable_ = 0;
 };
+
+// Looks at what stands at `destination`'s name before a commit replaces it:
+// whether it is a regular file (`old`: its stat) and, for one, its access
+// ACL into `acl`. True: a regular file, to be replaced; false: nothing, or
+// something else (the publish refuses it). `acl_error`: the errno of an ACL
+// that cannot be read (which refuses the publish), else 0.
+//
+// Read as the file's last commit left it. Every upload's file is flocked
+// (LOCK_EX) by its connection from its put to after its commit, across the
+// publish rename: a file renamed to the name a moment ago is still the
+// partial's 0600 and the server's until its commit sets its final
+// attributes (take_final_attributes). Taken for the old file's then, those
+// would pass to the next file of the name and lock its owner out. So the
+// file is read through a descriptor holding a shared flock, once no commit
+// holds it, looking kInFlightLooks times, kInFlightPauseUs apart (a
+// program's own lock of a file delays its replacement so long, then it is
+// read without the lock). A file this server may not open (a non-root
+// ferryd, another user's file in a folder it may write) is read by name.
+bool look_at_replaced(const Library::Destination& destination, struct ::stat& old, FinalAcl& acl, int& acl_error)
+{
+    acl_error = 0;
+    for (int look = 1;; ++look) {
+        const int fd = destination.open(O_RDONLY);
+        if (fd < 0) {
+            const bool replaces = destination.stat(old) == 0 && S_ISREG(old.st_mode);
+            if (replaces) {
+                acl_error = acl.keep_replaced(destination);
+            }
+            return replaces;
+        }
+        if (::fstat(fd, &old) != 0 || !S_ISREG(old.st_mode)) {
+            ::close(fd);
+            return false;
+        }
+        if (::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK && look < kInFlightLooks) {
+            ::close(fd);
+            ::usleep(kInFlightPauseUs);
+            continue;
+        }
+        // Unlocked now, or looked at long enough: as its commit left it.
+        (void)::fstat(fd, &old); // on failure, the look before the lock
+        acl_error = acl.keep_replaced(fd);
+        ::close(fd); // and its lock
+        return true;
+    }
+}
+
+// The log's line for a published file `fd` whose final mode could not be
+// set (`why`, from `error`): it stays 0600, with a warning; or, where the
+// file is no longer at its name (ESTALE: a network or FUSE file system's
+// answer for an inode replaced through another mount; no link left: one
+// replaced here), nothing of it stays to be 0600, and the line says so.
+void log_unset_mode(int fd, const std::string& name, const std::string& why, int error)
+{
+    struct ::stat now {};
+    if (error == ESTALE || (::fstat(fd, &now) == 0 && now.st_nlink == 0)) {
+        log_event("publish_superseded", {{"path", name},
+                                         {"message", "\"" + name + "\" was replaced or removed before it took its " +
+                                                         "final mode (" + why + "): what stands there is another file"}});
+        return;
+    }
+    log_event("warning", {{"message", "\"" + name + "\" was published, but its mode stays 0600: " + why}});
+}
 
 } // namespace
 
@@ -1342,14 +1411,14 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
         ::usleep(kInFlightPauseUs);
     }
     struct ::stat old {};
-    const bool replaces = destination.stat(old) == 0 && S_ISREG(old.st_mode);
     FinalAcl acl;
-    if (replaces) {
-        if (const int error = acl.keep_replaced(destination); error != 0) {
-            errno = error;
-            return -1;
-        }
-    } else {
+    int acl_error = 0;
+    const bool replaces = look_at_replaced(destination, old, acl, acl_error);
+    if (acl_error != 0) {
+        errno = acl_error;
+        return -1;
+    }
+    if (!replaces) {
         acl.for_new_file(destination);
     }
     // Only the permission bits: new content from a peer must never become a
@@ -1361,12 +1430,10 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
     const auto apply = [&] {
         set_final_owner(replaces ? std::optional<struct ::stat>(old) : std::nullopt, new_group);
         if (const int error = acl.set(fd_); error != 0) {
-            log_event("warning", {{"message", "\"" + name_ + "\" was published, but its mode stays 0600: " +
-                                                  acl.what() + ": " + std::strerror(error)}});
+            log_unset_mode(fd_, name_, acl.what() + ": " + std::strerror(error), error);
         } else if (::fchmod(fd_, mode) != 0) {
             const int saved = errno;
-            log_event("warning", {{"message", "\"" + name_ + "\" was published, but its mode stays 0600: " +
-                                                  std::strerror(saved)}});
+            log_unset_mode(fd_, name_, std::strerror(saved), saved);
         }
     };
     // What the record says the ACL is: one that cannot be written down is

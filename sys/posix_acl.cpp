@@ -240,6 +240,11 @@ int read_access_acl(int folder, const std::string& leaf, AccessAcl& acl)
     return read_entry(folder, leaf, acl.value, acl.size);
 }
 
+int read_access_acl(int fd, AccessAcl& acl)
+{
+    return settle(::fgetxattr(fd, kAccessAclAttribute, acl.value.data(), acl.value.size()), acl.size);
+}
+
 int set_access_acl(int to, const AccessAcl& acl)
 {
     if (acl.size == 0) {

@@ -65,6 +65,8 @@ struct AccessAcl {
 };
 // Reads it as copy_access_acl does: 0, or the errno that stopped it.
 int read_access_acl(int folder, const std::string& leaf, AccessAcl& acl);
+// The same from the open file `fd` (not O_PATH: fgetxattr refuses those).
+int read_access_acl(int fd, AccessAcl& acl);
 // Makes `acl` exactly the access ACL of the open file `to`: set when it
 // holds one, and when it holds none, whatever `to` inherited from its
 // folder's default ACL is removed. 0, or the errno (ENOTSUP: `to`'s file

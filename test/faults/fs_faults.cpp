@@ -42,6 +42,13 @@
 //   space (mode FALLOC_FL_KEEP_SIZE, no hole punched) takes the first half
 //   of its range, then fails with ENOSPC, as ext4 and XFS do at the edge of
 //   a full disk: what they allocated before failing stays the file's.
+// - FERRY_PUBLISH_PAUSE_MS: each renameat(2) or renameat2(2) of an entry
+//   named ".ferry-partial-..." (an upload's file) to a name without a
+//   leading dot (its publish) waits that long after it succeeded, so that a
+//   test can act between a commit's rename and its final attributes.
+// - FERRY_FCHMOD_ESTALE: each fchmod(2) to a mode other than 0600 (a
+//   commit's final mode) fails with ESTALE, as on a network or FUSE file
+//   system once the file was replaced through another mount.
 //
 // The 64-bit names are wanted as the library has them: meson builds with
 // _FILE_OFFSET_BITS=64, which would turn readdir into readdir64 here.
@@ -121,6 +128,20 @@ Entry* read_or_fail(const char* symbol, DIR* dir)
     return entry;
 }
 
+// FERRY_PUBLISH_PAUSE_MS, after a rename that returned `result`.
+int after_rename(const char* from, const char* to, int result)
+{
+    const char* pause = std::getenv("FERRY_PUBLISH_PAUSE_MS");
+    if (pause != nullptr && result == 0 && std::strncmp(from, ".ferry-partial-", 15) == 0 && to[0] != '.') {
+        const int saved = errno;
+        const long ms = std::strtol(pause, nullptr, 10);
+        const struct timespec wait {ms / 1000, (ms % 1000) * 1'000'000};
+        ::nanosleep(&wait, nullptr);
+        errno = saved;
+    }
+    return result;
+}
+
 } // namespace
 
 extern "C" {
@@ -147,6 +168,13 @@ int unlinkat(int folder, const char* name, int flags)
     return real(folder, name, flags);
 }
 
+int renameat(int from_folder, const char* from, int to_folder, const char* to)
+{
+    using Rename = int (*)(int, const char*, int, const char*);
+    static const Rename real = next_definition<Rename>("renameat");
+    return after_rename(from, to, real(from_folder, from, to_folder, to));
+}
+
 int renameat2(int from_folder, const char* from, int to_folder, const char* to, unsigned int flags)
 {
     using Rename = int (*)(int, const char*, int, const char*, unsigned int);
@@ -164,7 +192,18 @@ int renameat2(int from_folder, const char* from, int to_folder, const char* to, 
         errno = EINVAL;
         return -1;
     }
-    return real(from_folder, from, to_folder, to, flags);
+    return after_rename(from, to, real(from_folder, from, to_folder, to, flags));
+}
+
+int fchmod(int fd, mode_t mode)
+{
+    using Chmod = int (*)(int, mode_t);
+    static const Chmod real = next_definition<Chmod>("fchmod");
+    if (std::getenv("FERRY_FCHMOD_ESTALE") != nullptr && (mode & 07777) != 0600) {
+        errno = ESTALE;
+        return -1;
+    }
+    return real(fd, mode);
 }
 
 int flock(int fd, int operation)
