@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -683,61 +684,146 @@ private:
     int unreadable_ = 0;
 };
 
-// Looks at what stands at `destination`'s name before a commit replaces it:
-// whether it is a regular file (`old`: its stat) and, for one, its access
-// ACL into `acl`. True: a regular file, to be replaced; false: nothing, or
-// something else (the publish refuses it). `acl_error`: the errno of an ACL
-// that cannot be read (which refuses the publish), else 0.
-//
-// Read as the file's last commit left it. Every upload's file is flocked
-// (LOCK_EX) by its connection from its put to after its commit, across the
-// publish rename: a file renamed to the name a moment ago is still the
-// partial's 0600 and the server's until its commit sets its final
-// attributes (take_final_attributes). Taken for the old file's then, those
-// would pass to the next file of the name and lock its owner out. So the
-// file is read through a descriptor holding a shared flock, once no commit
-// holds it, looking kInFlightLooks times, kInFlightPauseUs apart (a
-// program's own lock of a file delays its replacement so long, then it is
-// read without the lock). A file this server may not open (a non-root
-// ferryd, another user's file in a folder it may write) is read by name.
-bool look_at_replaced(const Library::Destination& destination, struct ::stat& old, FinalAcl& acl, int& acl_error)
+// How many looks a commit takes in all at what stands at the name it
+// replaces (look_at_replaced): each file there is waited for kInFlightLooks
+// times at most, and a name that keeps changing is read as it stands after
+// this many (about 1 s of pauses).
+constexpr int kReplacedLooks = 500;
+
+// Whether `st` may be a file a commit published a moment ago and is still
+// giving its final attributes: until then it is the partial's 0600 (its
+// owner is set first, then the ACL, which sets the final permission bits at
+// once, then the mode: take_final_attributes). Any other mode is final.
+bool may_await_attributes(const struct ::stat& st)
 {
-    acl_error = 0;
+    return (st.st_mode & 07777) == 0600;
+}
+
+// Looks at what stands at `destination`'s name before a commit replaces it.
+// True: a regular file (`old`: its stat; its access ACL read into `acl`);
+// false: nothing (a new file) or something else (the publish refuses it).
+// `error`: nonzero when what stands there cannot be read (its errno, or
+// the ACL's), which refuses the publish: a file is never taken for none.
+//
+// Read as its last commit left it. Every upload's file is held with an
+// exclusive flock by its connection from the put to after its commit,
+// across the publish rename, so a 0600 file that is locked may be one a
+// commit of this name (any size, any server of a shared folder) renamed
+// there a moment ago: it is read once its holder lets go, after `settle`
+// (the publish record of a holder killed meanwhile, PROTOCOL.md 4.7), at
+// most kInFlightLooks times kInFlightPauseUs per file (a program's own lock
+// of a 0600 file delays its replacement so long; other modes never wait).
+// A file replaced through another mount while it is read (ESTALE) is
+// looked at again. One this server may not open (a non-root ferryd,
+// another user's file) is read by name, and again if the name meanwhile
+// took a 0600 file of the server's user, which it may open.
+bool look_at_replaced(const Library::Destination& destination, struct ::stat& old, FinalAcl& acl, int& error,
+                      const std::function<void()>& settle)
+{
+    static const uid_t server_user = ::geteuid(); // ferryd never changes its user
+    error = 0;
+    int looks_at_file = 0;
+    std::pair<dev_t, ino_t> looked_at{};
+    bool waited = false;
     for (int look = 1;; ++look) {
+        const bool last_look = look >= kReplacedLooks;
         const int fd = destination.open(O_RDONLY);
         if (fd < 0) {
-            const bool replaces = destination.stat(old) == 0 && S_ISREG(old.st_mode);
-            if (replaces) {
-                acl_error = acl.keep_replaced(destination);
+            if (destination.stat(old) != 0) {
+                if (errno == ENOENT) {
+                    return false; // a new file
+                }
+                error = errno;
+                return true;
             }
-            return replaces;
+            if (!S_ISREG(old.st_mode)) {
+                return false;
+            }
+            if (!last_look && may_await_attributes(old) && old.st_uid == server_user) {
+                continue; // one of ours since the open: open it
+            }
+            error = acl.keep_replaced(destination);
+            struct ::stat still {};
+            if (!last_look && (destination.stat(still) != 0 || still.st_ino != old.st_ino ||
+                               still.st_dev != old.st_dev)) {
+                continue; // the ACL read may be another file's
+            }
+            return true;
         }
-        if (::fstat(fd, &old) != 0 || !S_ISREG(old.st_mode)) {
+        const auto look_again = [&](bool pause) {
+            ::close(fd);
+            if (pause) {
+                ::usleep(kInFlightPauseUs);
+            }
+        };
+        if (::fstat(fd, &old) != 0) {
+            const int failed = errno;
+            look_again(false);
+            if (failed == ESTALE && !last_look) {
+                continue;
+            }
+            error = failed;
+            return true;
+        }
+        if (!S_ISREG(old.st_mode)) {
             ::close(fd);
             return false;
         }
-        if (::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK && look < kInFlightLooks) {
-            ::close(fd);
-            ::usleep(kInFlightPauseUs);
+        if (may_await_attributes(old)) {
+            const std::pair<dev_t, ino_t> identity{old.st_dev, old.st_ino};
+            looks_at_file = identity == looked_at ? looks_at_file + 1 : 1;
+            looked_at = identity;
+            if (::flock(fd, LOCK_SH | LOCK_NB) != 0) {
+                const int failed = errno;
+                if (failed == EWOULDBLOCK && looks_at_file < kInFlightLooks && !last_look) {
+                    look_again(true);
+                    waited = true;
+                    continue;
+                }
+                if (failed == ESTALE && !last_look) {
+                    look_again(false);
+                    continue;
+                }
+                // Held longer than any commit holds it: as it stands.
+            } else if (waited) {
+                // Its holder let go: done, or killed before the attributes.
+                look_again(false);
+                waited = false;
+                settle();
+                continue;
+            }
+            if (::fstat(fd, &old) != 0) {
+                const int failed = errno;
+                look_again(false);
+                if (failed == ESTALE && !last_look) {
+                    continue;
+                }
+                error = failed;
+                return true;
+            }
+        }
+        error = acl.keep_replaced(fd);
+        ::close(fd); // and its lock
+        if (error == ESTALE && !last_look) {
+            error = 0;
             continue;
         }
-        // Unlocked now, or looked at long enough: as its commit left it.
-        (void)::fstat(fd, &old); // on failure, the look before the lock
-        acl_error = acl.keep_replaced(fd);
-        ::close(fd); // and its lock
         return true;
     }
 }
 
-// The log's line for a published file `fd` whose final mode could not be
-// set (`why`, from `error`): it stays 0600, with a warning; or, where the
-// file is no longer at its name (ESTALE: a network or FUSE file system's
-// answer for an inode replaced through another mount; no link left: one
-// replaced here), nothing of it stays to be 0600, and the line says so.
-void log_unset_mode(int fd, const std::string& name, const std::string& why, int error)
+// The log's line for a published file whose final mode could not be set
+// (`why`): it stays 0600, with a warning; or, where the name no longer
+// holds it (`published`: its stat before the rename; replaced or removed
+// meanwhile, by hand or through another mount, where the refusal is often
+// ESTALE), nothing of it stays to be 0600, and the line says so.
+void log_unset_mode(const Library::Destination& destination, const struct ::stat& published,
+                    const std::string& name, const std::string& why)
 {
     struct ::stat now {};
-    if (error == ESTALE || (::fstat(fd, &now) == 0 && now.st_nlink == 0)) {
+    const bool gone = destination.stat(now) != 0 ? errno == ENOENT
+                                                 : now.st_ino != published.st_ino || now.st_dev != published.st_dev;
+    if (gone) {
         log_event("publish_superseded", {{"path", name},
                                          {"message", "\"" + name + "\" was replaced or removed before it took its " +
                                                          "final mode (" + why + "): what stands there is another file"}});
@@ -1412,10 +1498,11 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
     }
     struct ::stat old {};
     FinalAcl acl;
-    int acl_error = 0;
-    const bool replaces = look_at_replaced(destination, old, acl, acl_error);
-    if (acl_error != 0) {
-        errno = acl_error;
+    int unreadable = 0;
+    const bool replaces =
+        look_at_replaced(destination, old, acl, unreadable, [&] { (void)settle_record_of(library_, name_); });
+    if (unreadable != 0) {
+        errno = unreadable;
         return -1;
     }
     if (!replaces) {
@@ -1427,13 +1514,15 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
     // A new file's group is its folder's where that folder is set-group-ID,
     // as for a file created there (the partial took the root's rule).
     const gid_t new_group = replaces ? old.st_gid : destination.new_file_group(::getegid());
+    struct ::stat partial {};
+    (void)::fstat(fd_, &partial); // its identity, which the rename keeps
     const auto apply = [&] {
         set_final_owner(replaces ? std::optional<struct ::stat>(old) : std::nullopt, new_group);
         if (const int error = acl.set(fd_); error != 0) {
-            log_unset_mode(fd_, name_, acl.what() + ": " + std::strerror(error), error);
+            log_unset_mode(destination, partial, name_, acl.what() + ": " + std::strerror(error));
         } else if (::fchmod(fd_, mode) != 0) {
             const int saved = errno;
-            log_unset_mode(fd_, name_, std::strerror(saved), saved);
+            log_unset_mode(destination, partial, name_, std::strerror(saved));
         }
     };
     // What the record says the ACL is: one that cannot be written down is

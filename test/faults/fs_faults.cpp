@@ -49,6 +49,10 @@
 // - FERRY_FCHMOD_ESTALE: each fchmod(2) to a mode other than 0600 (a
 //   commit's final mode) fails with ESTALE, as on a network or FUSE file
 //   system once the file was replaced through another mount.
+// - FERRY_FSTAT_ESTALE="N:PATH": the first N fstat(2) calls on a descriptor
+//   of the file at PATH (as /proc/self/fd names it) fail with ESTALE, as
+//   GlusterFS answers for a file replaced through its other mount since it
+//   was opened (a commit reading the file it replaces).
 //
 // The 64-bit names are wanted as the library has them: meson builds with
 // _FILE_OFFSET_BITS=64, which would turn readdir into readdir64 here.
@@ -67,6 +71,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <array>
 #include <cstring>
 #include <string>
 
@@ -204,6 +209,45 @@ int fchmod(int fd, mode_t mode)
         return -1;
     }
     return real(fd, mode);
+}
+
+namespace {
+
+// FERRY_FSTAT_ESTALE: whether this fstat of `fd` fails.
+bool stale(int fd)
+{
+    static std::atomic<long> failed{0};
+    const char* fault = std::getenv("FERRY_FSTAT_ESTALE");
+    const char* colon = fault != nullptr ? std::strchr(fault, ':') : nullptr;
+    if (colon == nullptr) {
+        return false;
+    }
+    std::array<char, 4096> named{};
+    const std::string link = "/proc/self/fd/" + std::to_string(fd);
+    const ssize_t length = ::readlink(link.c_str(), named.data(), named.size() - 1);
+    if (length < 0 || std::strcmp(named.data(), colon + 1) != 0 ||
+        failed.fetch_add(1) >= std::strtol(fault, nullptr, 10)) {
+        return false;
+    }
+    errno = ESTALE;
+    return true;
+}
+
+} // namespace
+
+int fstat(int fd, struct stat* st)
+{
+    using Stat = int (*)(int, struct stat*);
+    static const Stat real = next_definition<Stat>("fstat");
+    return stale(fd) ? -1 : real(fd, st);
+}
+
+// The name a 64-bit-offset build calls.
+int fstat64(int fd, struct stat64* st)
+{
+    using Stat = int (*)(int, struct stat64*);
+    static const Stat real = next_definition<Stat>("fstat64");
+    return stale(fd) ? -1 : real(fd, st);
 }
 
 int flock(int fd, int operation)

@@ -1,12 +1,15 @@
 """Races: many uploads of one name, downloads while the file is replaced,
 commits of one name that keep the replaced file's owner and mode."""
 
+import errno
 import os
 import shutil
+import subprocess
 import threading
 import time
 import unittest
 
+from test_faults import as_user
 from test_folder_faults import preloaded
 from wire import Server, hidden_entries, sha256, temp_root, wait_until
 
@@ -111,6 +114,16 @@ class Races(unittest.TestCase):
                 replacer.join(60)
 
 
+def access_acl(path):
+    """The file's access ACL as the kernel stores it, or None for none."""
+    try:
+        return os.getxattr(path, "system.posix_acl_access")
+    except OSError as error:
+        if error.errno == errno.ENODATA:
+            return None
+        raise
+
+
 class CommitsOfOneName(unittest.TestCase):
     """PROTOCOL.md 4.5: a file that replaces another gets the old file's
     permission bits, owner and group. A commit renames its file to the name
@@ -165,20 +178,136 @@ class CommitsOfOneName(unittest.TestCase):
                 self.assertEqual(self.kept(path), (self.MODE, self.OWNER, self.OWNER), size)
             self.assertNotIn("stays 0600", server.log_text())
 
-    def test_a_file_gone_before_its_mode_is_not_said_to_stay_0600(self):
-        # On GlusterFS a commit's file replaced through the other mount
-        # between its rename and its mode answers the fchmod with ESTALE
-        # (the outside tester's cluster): nothing of it is left at 0600, and
-        # the log must not send an operator looking for such a file.
+    def test_a_chain_of_commits_waits_for_each_files_attributes(self):
+        # Four commits 20 ms apart, each publish held 40 ms between its
+        # rename and its attributes: each commit meets the file of the one
+        # before it, still locked. Each file is waited for on its own (a
+        # single 0.1 s for all of them lost 14 rounds of 20, tester round 25).
+        with Server(FERRYD, self.root, "--workers", "2", env=preloaded(FERRY_PUBLISH_PAUSE_MS="40")) as server:
+            for round_ in range(3):
+                path = self.plant(f"chain-{round_}.txt")
+                peers, digests = [], []
+                for index in range(4):
+                    peer = server.peer()
+                    data = bytes([65 + index]) * (1000 + index)
+                    started = peer.put(os.path.basename(path), data, commit=False)
+                    self.assertTrue(started["ok"], started)
+                    peers.append((peer, peer.next_id - 1))
+                    digests.append(sha256(data))
+                for (peer, put_id), digest in zip(peers, digests):
+                    peer.send({"op": "commit", "id": put_id, "sha256": digest})
+                    time.sleep(0.02)
+                for peer, _ in peers:
+                    done = peer.reply()
+                    self.assertTrue(done["ok"], done)
+                    peer.close()
+                self.assertEqual(self.kept(path), (self.MODE, self.OWNER, self.OWNER), f"round {round_}")
+
+    def test_a_commit_waiting_on_a_killed_one_settles_its_record_first(self):
+        # One ferryd is killed between its publish rename and the attributes
+        # while a commit of the same name on another ferryd of the folder
+        # waits for it: that commit must settle the record the killed one
+        # left (PROTOCOL.md 4.7) before it reads the file, not take its 0600.
+        path = self.plant("shared.bin")
+        big = os.urandom(2 << 20)
+        small = b"the next version"
+        with Server(FERRYD, self.root, env=preloaded(FERRY_PUBLISH_PAUSE_MS="2000")) as killed, \
+                Server(FERRYD, self.root) as other:
+            first, second = killed.peer(), other.peer()
+            self.assertTrue(first.put("shared.bin", big, commit=False)["ok"])
+            first_id = first.next_id - 1
+            self.assertTrue(second.put("shared.bin", small, commit=False)["ok"])
+            first.send({"op": "commit", "id": first_id, "sha256": sha256(big)})
+
+            def published():
+                return os.path.getsize(path) == len(big)
+            self.assertTrue(wait_until(published, within=10, step=0.005), "the first commit never renamed")
+            second.send({"op": "commit", "id": second.next_id - 1, "sha256": sha256(small)})
+            # Past the 0.1 s a commit waits for a live record's file (the
+            # tester's KILL_AT=0.15), within the 0.1 s more it waits for
+            # the file's lock.
+            time.sleep(0.15)
+            killed.process.kill()
+            killed.process.wait()
+            first.close()
+            done = second.reply()
+            self.assertTrue(done["ok"], done)
+            second.close()
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), small)
+        self.assertEqual(self.kept(path), (self.MODE, self.OWNER, self.OWNER))
+        self.assertEqual([n for n in hidden_entries(self.root) if n.endswith(".publish")], [])
+
+    def test_a_replaced_file_that_goes_stale_while_read_is_read_again(self):
+        # GlusterFS answers ESTALE for a file opened through one mount and
+        # replaced through the other since: the look at the replaced file
+        # must look again, never take the name for empty and give the new
+        # file a new file's (wider) attributes (tester round 25: 0644 root
+        # over 0640 of user 1234).
+        path = self.plant("private.txt")
+        with Server(FERRYD, self.root, env=preloaded(FERRY_FSTAT_ESTALE=f"1:{os.path.realpath(path)}")) as server:
+            peer = server.peer()
+            done = peer.put("private.txt", b"the next version")
+            self.assertTrue(done["ok"], done)
+            peer.close()
+        self.assertEqual(self.kept(path), (self.MODE, self.OWNER, self.OWNER))
+
+    def test_a_mode_refused_says_stays_0600_only_while_the_file_is_there(self):
+        # A final mode the file system refuses leaves the file at 0600: a
+        # warning. On GlusterFS the refusal of a file replaced through the
+        # other mount meanwhile is ESTALE, and then nothing of it is left at
+        # 0600: the log must not send an operator looking for such a file
+        # (tester round 24), nor call a file that is there gone (round 25).
         with Server(FERRYD, self.root, env=preloaded(FERRY_FCHMOD_ESTALE="1")) as server:
             peer = server.peer()
-            done = peer.put("new.txt", b"new content")
+            done = peer.put("stays.txt", b"new content")
+            self.assertTrue(done["ok"], done)
+            peer.close()
+            log = server.log_text()
+        self.assertEqual(self.kept(os.path.join(self.root, "stays.txt"))[0], 0o600)
+        self.assertIn("stays 0600", log)
+        self.assertNotIn("publish_superseded", log)
+
+        path = os.path.join(self.root, "replaced.txt")
+        by_hand = os.path.join(self.root, ".by-hand")
+        with open(by_hand, "wb") as f:
+            f.write(b"put there by hand")
+        with Server(FERRYD, self.root,
+                    env=preloaded(FERRY_FCHMOD_ESTALE="1", FERRY_PUBLISH_PAUSE_MS="500")) as server:
+            peer = server.peer()
+            peer.put("replaced.txt", b"uploaded", commit=False)
+            peer.send({"op": "commit", "id": peer.next_id - 1, "sha256": sha256(b"uploaded")})
+            self.assertTrue(wait_until(lambda: os.path.exists(path), within=10, step=0.005))
+            os.rename(by_hand, path)
+            done = peer.reply()
             self.assertTrue(done["ok"], done)
             peer.close()
             log = server.log_text()
         self.assertNotIn("stays 0600", log)
         self.assertIn("publish_superseded", log)
         self.assertIn("was replaced or removed before it took its final mode", log)
+
+    def commit_at_once(self, servers, name, writers=3):
+        """WRITERS uploads of NAME of as many sizes, through SERVERS in
+        turn, committed at one moment; every commit must answer ok."""
+        barrier = threading.Barrier(writers)
+        results = [None] * writers
+
+        def upload(index):
+            peer = servers[index % len(servers)].peer()
+            data = bytes([65 + index]) * (1000 + index)
+            started = peer.put(name, data, commit=False)
+            barrier.wait(10)
+            results[index] = peer.request({"op": "commit", "id": peer.next_id - 1,
+                                           "sha256": sha256(data)}) if started["ok"] else started
+            peer.close()
+
+        threads = [threading.Thread(target=upload, args=(i,)) for i in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        self.assertTrue(all(r and r["ok"] for r in results), results)
 
     def test_three_commits_at_once_keep_the_owner_and_mode(self):
         # The outside tester's race, without any fault: three uploads of one
@@ -189,27 +318,33 @@ class CommitsOfOneName(unittest.TestCase):
                 Server(FERRYD, self.root, "--workers", "2") as other:
             for round_ in range(400):
                 path = self.plant(f"round-{round_}.txt")
-                barrier = threading.Barrier(3)
-                results = [None] * 3
-
-                def upload(index):
-                    peer = (one, other)[index % 2].peer()
-                    data = bytes([65 + index]) * (1000 + index)
-                    started = peer.put(os.path.basename(path), data, commit=False)
-                    barrier.wait(10)
-                    results[index] = peer.request({"op": "commit", "id": peer.next_id - 1,
-                                                   "sha256": sha256(data)}) if started["ok"] else started
-                    peer.close()
-
-                threads = [threading.Thread(target=upload, args=(i,)) for i in range(3)]
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join(60)
-                self.assertTrue(all(r and r["ok"] for r in results), results)
+                self.commit_at_once((one, other), os.path.basename(path))
                 self.assertEqual(self.kept(path), (self.MODE, self.OWNER, self.OWNER), f"round {round_}")
                 self.assertEqual(hidden_entries(self.root), [])
 
+    def test_a_server_that_may_not_open_the_old_file_keeps_its_acl_and_mode(self):
+        # A ferryd that is not root replaces files it may not open (another
+        # user's, whose ACL denies the server's user) in a folder it may
+        # write: those are read by name, and looked at again when the name
+        # took one of the server's own 0600 files meanwhile, which it may
+        # open (tester round 25: before, 7 rounds of 40 dropped an ACL that
+        # denies a user, and the server's own 0640 files ended 0600 in 51
+        # of 80).
+        os.chown(self.root, self.OWNER, self.OWNER)
+        with Server(FERRYD, self.root, "--workers", "2", preexec_fn=as_user(self.OWNER)) as server:
+            for round_ in range(60):
+                denied = self.plant(f"denied-{round_}.txt")
+                os.chown(denied, self.OWNER + 1, self.OWNER + 1)
+                os.chmod(denied, 0o644)
+                subprocess.run(["setfacl", "-m", f"u:{self.OWNER}:---,u:{self.OWNER + 2}:---", denied],
+                               check=True, timeout=10)
+                wanted = (os.stat(denied).st_mode & 0o7777, access_acl(denied))
+                self.commit_at_once((server,), os.path.basename(denied))
+                self.assertEqual((os.stat(denied).st_mode & 0o7777, access_acl(denied)), wanted,
+                                 f"round {round_}")
+                own = self.plant(f"own-{round_}.txt")
+                self.commit_at_once((server,), os.path.basename(own))
+                self.assertEqual(self.kept(own), (self.MODE, self.OWNER, self.OWNER), f"round {round_}")
 
 if __name__ == "__main__":
     unittest.main()
