@@ -728,6 +728,9 @@ bool look_at_replaced(const Library::Destination& destination, struct ::stat& ol
     for (int look = 1;; ++look) {
         const bool last_look = look >= kReplacedLooks;
         const int fd = destination.open(O_RDONLY);
+        if (fd < 0 && errno == ENOENT) {
+            return false; // a new file (a link would be ELOOP: O_NOFOLLOW)
+        }
         if (fd < 0) {
             if (destination.stat(old) != 0) {
                 if (errno == ENOENT) {
