@@ -191,6 +191,11 @@ gid_t Library::Destination::new_file_group(gid_t process_group) const
     return folder.st_gid;
 }
 
+void Library::Destination::refresh() const
+{
+    refresh_folder(fd_);
+}
+
 int Library::Destination::open(int flags) const
 {
     return retry_stale(fd_, [&] {

@@ -1,6 +1,7 @@
 #include "partial_upload.hpp"
 
 #include "digest.hpp"
+#include "estale.hpp"
 #include "hex.hpp"
 #include "log.hpp"
 #include "posix_io.hpp"
@@ -19,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <vector>
 
 namespace ferry::server {
@@ -569,8 +571,11 @@ Settled settle_record(const Library& library, const std::string& entry, const Pa
             intent, [&](struct ::stat& st) { return destination->stat(st); },
             [&] { return destination->open(O_RDONLY); });
         if (fd >= 0) {
-            if (!try_lock(fd)) {
-                ::close(fd); // its commit is still at work, and sets them itself
+            // Its commit, at work, holds it exclusively and sets them
+            // itself. Shared holders only (a commit's look at the file it
+            // replaces, a reader's lock) are no commit: settled.
+            if (!try_lock(fd) && ::flock(fd, LOCK_SH | LOCK_NB) != 0) {
+                ::close(fd);
                 return Settled::publish_in_flight;
             }
             struct ::stat held {};
@@ -685,9 +690,9 @@ private:
 };
 
 // How many looks a commit takes in all at what stands at the name it
-// replaces (look_at_replaced): each file there is waited for kInFlightLooks
-// times at most, and a name that keeps changing is read as it stands after
-// this many (about 1 s of pauses).
+// replaces (look_at_replaced): each file there is waited for
+// kInFlightLooks times at most, and a name that keeps changing is read as
+// it stands after this many (about 1 s of pauses at most).
 constexpr int kReplacedLooks = 500;
 
 // Whether `st` may be a file a commit published a moment ago and is still
@@ -701,104 +706,129 @@ bool may_await_attributes(const struct ::stat& st)
 
 // Looks at what stands at `destination`'s name before a commit replaces it.
 // True: a regular file (`old`: its stat; its access ACL read into `acl`);
-// false: nothing (a new file) or something else (the publish refuses it).
-// `error`: nonzero when what stands there cannot be read (its errno, or
-// the ACL's), which refuses the publish: a file is never taken for none.
+// false: nothing (a new file) or something else, never opened (a FIFO, a
+// device: the publish refuses it). `error`: nonzero when what stands there
+// cannot be read (its errno, or the ACL's), which refuses the publish: a
+// file is never taken for none.
 //
 // Read as its last commit left it. Every upload's file is held with an
 // exclusive flock by its connection from the put to after its commit,
-// across the publish rename, so a 0600 file that is locked may be one a
-// commit of this name (any size, any server of a shared folder) renamed
-// there a moment ago: it is read once its holder lets go, after `settle`
-// (the publish record of a holder killed meanwhile, PROTOCOL.md 4.7), at
-// most kInFlightLooks times kInFlightPauseUs per file (a program's own lock
-// of a 0600 file delays its replacement so long; other modes never wait).
-// A file replaced through another mount while it is read (ESTALE) is
-// looked at again. One this server may not open (a non-root ferryd,
-// another user's file) is read by name, and again if the name meanwhile
-// took a 0600 file of the server's user, which it may open.
+// across the publish rename, so a 0600 file may be one a commit of this
+// name (any size, any server of a shared folder) renamed there a moment
+// ago, still to get its attributes. Such a file is read under a shared
+// flock once no one holds it exclusively, and only after `settle` (the
+// publish record a holder killed meanwhile left, PROTOCOL.md 4.7) found no
+// commit at work on it; each file is waited for kInFlightLooks times,
+// kInFlightPauseUs apart, at most (a program's own exclusive lock of a 0600
+// file delays its replacement so long); files of other modes never wait.
+// A file gone with its handle once opened (a network file system's ESTALE
+// or ENOENT: replaced through another mount) is looked up again after the
+// folder is read through. One this server may not open (a non-root
+// ferryd, another user's file) is read by name, and looked at again when
+// the name meanwhile holds another file.
 bool look_at_replaced(const Library::Destination& destination, struct ::stat& old, FinalAcl& acl, int& error,
-                      const std::function<void()>& settle)
+                      const std::function<Settled()>& settle)
 {
     static const uid_t server_user = ::geteuid(); // ferryd never changes its user
-    error = 0;
-    int looks_at_file = 0;
-    std::pair<dev_t, ino_t> looked_at{};
-    bool waited = false;
+    using Identity = std::pair<dev_t, ino_t>;
+    std::map<Identity, int> waits; // pauses spent on each file
+    std::set<Identity> settled;    // 0600 files found free, whose name's record was settled since
     for (int look = 1;; ++look) {
+        error = 0;
         const bool last_look = look >= kReplacedLooks;
-        const int fd = destination.open(O_RDONLY);
-        if (fd < 0 && errno == ENOENT) {
-            return false; // a new file (a link would be ELOOP: O_NOFOLLOW)
-        }
-        if (fd < 0) {
-            if (destination.stat(old) != 0) {
-                if (errno == ENOENT) {
-                    return false; // a new file
-                }
-                error = errno;
-                return true;
+        if (destination.stat(old) != 0) {
+            if (errno == ENOENT) {
+                return false; // a new file
             }
-            if (!S_ISREG(old.st_mode)) {
+            error = errno;
+            return true;
+        }
+        if (!S_ISREG(old.st_mode)) {
+            return false;
+        }
+        const Identity named{old.st_dev, old.st_ino};
+        // One more look at this file after a pause, while it has pauses left.
+        const auto wait_for = [&](const Identity& file) {
+            if (last_look || ++waits[file] >= kInFlightLooks) {
                 return false;
             }
-            if (!last_look && may_await_attributes(old) && old.st_uid == server_user) {
-                continue; // one of ours since the open: open it
+            ::usleep(kInFlightPauseUs);
+            return true;
+        };
+        const int fd = destination.open(O_RDONLY);
+        if (fd < 0) {
+            const int failed = errno;
+            if (handle_gone(failed) && !last_look) {
+                destination.refresh(); // replaced since the look
+                continue;
+            }
+            // A 0600 file of the server's user is one it may open: not now
+            // (out of descriptors, say), so it is waited for as if held.
+            if (may_await_attributes(old) && old.st_uid == server_user && wait_for(named)) {
+                continue;
             }
             error = acl.keep_replaced(destination);
             struct ::stat still {};
-            if (!last_look && (destination.stat(still) != 0 || still.st_ino != old.st_ino ||
-                               still.st_dev != old.st_dev)) {
+            if (!last_look && (destination.stat(still) != 0 || Identity{still.st_dev, still.st_ino} != named)) {
                 continue; // the ACL read may be another file's
             }
             return true;
         }
-        const auto look_again = [&](bool pause) {
-            ::close(fd);
-            if (pause) {
-                ::usleep(kInFlightPauseUs);
+        // The file opened is the one looked at, and still there; else 0,
+        // looked at again, or the errno that refuses the publish.
+        const auto check_opened = [&](int& failed) {
+            struct ::stat held {};
+            failed = ::fstat(fd, &held) == 0 ? 0 : errno;
+            if (failed == 0 && Identity{held.st_dev, held.st_ino} == named) {
+                old = held;
+                return true;
             }
+            ::close(fd);
+            if ((failed == 0 || handle_gone(failed)) && !last_look) {
+                destination.refresh();
+                failed = 0;
+            } else if (failed == 0) {
+                failed = EAGAIN; // replaced at every look
+            }
+            return false;
         };
-        if (::fstat(fd, &old) != 0) {
-            const int failed = errno;
-            look_again(false);
-            if (failed == ESTALE && !last_look) {
+        int failed = 0;
+        if (!check_opened(failed)) {
+            if (failed == 0) {
                 continue;
             }
             error = failed;
             return true;
         }
-        if (!S_ISREG(old.st_mode)) {
-            ::close(fd);
-            return false;
-        }
         if (may_await_attributes(old)) {
-            const std::pair<dev_t, ino_t> identity{old.st_dev, old.st_ino};
-            looks_at_file = identity == looked_at ? looks_at_file + 1 : 1;
-            looked_at = identity;
             if (::flock(fd, LOCK_SH | LOCK_NB) != 0) {
-                const int failed = errno;
-                if (failed == EWOULDBLOCK && looks_at_file < kInFlightLooks && !last_look) {
-                    look_again(true);
-                    waited = true;
+                const int refused = errno;
+                if (refused == EWOULDBLOCK) {
+                    if (wait_for(named)) {
+                        ::close(fd);
+                        settled.erase(named);
+                        continue;
+                    }
+                    // Held longer than a commit holds it: as it stands.
+                } else if (handle_gone(refused) && !last_look) {
+                    ::close(fd);
+                    destination.refresh();
                     continue;
                 }
-                if (failed == ESTALE && !last_look) {
-                    look_again(false);
-                    continue;
+            } else if (!settled.contains(named) && !last_look) {
+                // Free: its commit is done, or was killed before the
+                // attributes; a record it left is settled first (settle
+                // takes an exclusive lock: this one goes).
+                ::close(fd);
+                if (settle() == Settled::publish_in_flight) {
+                    (void)wait_for(named);
+                } else {
+                    settled.insert(named);
                 }
-                // Held longer than any commit holds it: as it stands.
-            } else if (waited) {
-                // Its holder let go: done, or killed before the attributes.
-                look_again(false);
-                waited = false;
-                settle();
                 continue;
             }
-            if (::fstat(fd, &old) != 0) {
-                const int failed = errno;
-                look_again(false);
-                if (failed == ESTALE && !last_look) {
+            if (!check_opened(failed)) { // under the lock: as its commit left it
+                if (failed == 0) {
                     continue;
                 }
                 error = failed;
@@ -807,8 +837,8 @@ bool look_at_replaced(const Library::Destination& destination, struct ::stat& ol
         }
         error = acl.keep_replaced(fd);
         ::close(fd); // and its lock
-        if (error == ESTALE && !last_look) {
-            error = 0;
+        if (handle_gone(error) && !last_look) {
+            destination.refresh();
             continue;
         }
         return true;
@@ -817,15 +847,17 @@ bool look_at_replaced(const Library::Destination& destination, struct ::stat& ol
 
 // The log's line for a published file whose final mode could not be set
 // (`why`): it stays 0600, with a warning; or, where the name no longer
-// holds it (`published`: its stat before the rename; replaced or removed
-// meanwhile, by hand or through another mount, where the refusal is often
-// ESTALE), nothing of it stays to be 0600, and the line says so.
-void log_unset_mode(const Library::Destination& destination, const struct ::stat& published,
+// holds it (`published`: its stat before the rename, null where it could
+// not be taken; replaced or removed meanwhile, by hand or through another
+// mount, where the refusal is often ESTALE), nothing of it stays to be
+// 0600, and the line says so.
+void log_unset_mode(const Library::Destination& destination, const struct ::stat* published,
                     const std::string& name, const std::string& why)
 {
     struct ::stat now {};
-    const bool gone = destination.stat(now) != 0 ? errno == ENOENT
-                                                 : now.st_ino != published.st_ino || now.st_dev != published.st_dev;
+    const bool gone = published != nullptr &&
+                      (destination.stat(now) != 0 ? errno == ENOENT
+                                                  : now.st_ino != published->st_ino || now.st_dev != published->st_dev);
     if (gone) {
         log_event("publish_superseded", {{"path", name},
                                          {"message", "\"" + name + "\" was replaced or removed before it took its " +
@@ -1503,7 +1535,7 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
     FinalAcl acl;
     int unreadable = 0;
     const bool replaces =
-        look_at_replaced(destination, old, acl, unreadable, [&] { (void)settle_record_of(library_, name_); });
+        look_at_replaced(destination, old, acl, unreadable, [&] { return settle_record_of(library_, name_); });
     if (unreadable != 0) {
         errno = unreadable;
         return -1;
@@ -1518,14 +1550,15 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
     // as for a file created there (the partial took the root's rule).
     const gid_t new_group = replaces ? old.st_gid : destination.new_file_group(::getegid());
     struct ::stat partial {};
-    (void)::fstat(fd_, &partial); // its identity, which the rename keeps
+    const bool identified = ::fstat(fd_, &partial) == 0; // its identity, which the rename keeps
     const auto apply = [&] {
         set_final_owner(replaces ? std::optional<struct ::stat>(old) : std::nullopt, new_group);
+        const struct ::stat* published = identified ? &partial : nullptr;
         if (const int error = acl.set(fd_); error != 0) {
-            log_unset_mode(destination, partial, name_, acl.what() + ": " + std::strerror(error));
+            log_unset_mode(destination, published, name_, acl.what() + ": " + std::strerror(error));
         } else if (::fchmod(fd_, mode) != 0) {
             const int saved = errno;
-            log_unset_mode(destination, partial, name_, std::strerror(saved));
+            log_unset_mode(destination, published, name_, std::strerror(saved));
         }
     };
     // What the record says the ACL is: one that cannot be written down is

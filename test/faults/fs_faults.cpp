@@ -49,10 +49,11 @@
 // - FERRY_FCHMOD_ESTALE: each fchmod(2) to a mode other than 0600 (a
 //   commit's final mode) fails with ESTALE, as on a network or FUSE file
 //   system once the file was replaced through another mount.
-// - FERRY_FSTAT_ESTALE="N:PATH": the first N fstat(2) calls on a descriptor
-//   of the file at PATH (as /proc/self/fd names it) fail with ESTALE, as
-//   GlusterFS answers for a file replaced through its other mount since it
-//   was opened (a commit reading the file it replaces).
+// - FERRY_FSTAT_FAULT="N:ERRNO:PATH": the first N fstat(2) calls on a
+//   descriptor of the file at PATH (as /proc/self/fd names it) fail with
+//   the errno numbered ERRNO, as GlusterFS answers ESTALE or ENOENT for a
+//   file replaced through its other mount since it was opened (a commit
+//   reading the file it replaces).
 //
 // The 64-bit names are wanted as the library has them: meson builds with
 // _FILE_OFFSET_BITS=64, which would turn readdir into readdir64 here.
@@ -66,12 +67,12 @@
 #include <dlfcn.h>
 #include <time.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
-#include <array>
 #include <cstring>
 #include <string>
 
@@ -213,23 +214,24 @@ int fchmod(int fd, mode_t mode)
 
 namespace {
 
-// FERRY_FSTAT_ESTALE: whether this fstat of `fd` fails.
-bool stale(int fd)
+// FERRY_FSTAT_FAULT: whether this fstat of `fd` fails (errno set).
+bool fstat_fault(int fd)
 {
     static std::atomic<long> failed{0};
-    const char* fault = std::getenv("FERRY_FSTAT_ESTALE");
-    const char* colon = fault != nullptr ? std::strchr(fault, ':') : nullptr;
-    if (colon == nullptr) {
+    const char* fault = std::getenv("FERRY_FSTAT_FAULT");
+    const char* first = fault != nullptr ? std::strchr(fault, ':') : nullptr;
+    const char* second = first != nullptr ? std::strchr(first + 1, ':') : nullptr;
+    if (second == nullptr) {
         return false;
     }
     std::array<char, 4096> named{};
     const std::string link = "/proc/self/fd/" + std::to_string(fd);
     const ssize_t length = ::readlink(link.c_str(), named.data(), named.size() - 1);
-    if (length < 0 || std::strcmp(named.data(), colon + 1) != 0 ||
+    if (length < 0 || std::strcmp(named.data(), second + 1) != 0 ||
         failed.fetch_add(1) >= std::strtol(fault, nullptr, 10)) {
         return false;
     }
-    errno = ESTALE;
+    errno = static_cast<int>(std::strtol(first + 1, nullptr, 10));
     return true;
 }
 
@@ -239,7 +241,7 @@ int fstat(int fd, struct stat* st)
 {
     using Stat = int (*)(int, struct stat*);
     static const Stat real = next_definition<Stat>("fstat");
-    return stale(fd) ? -1 : real(fd, st);
+    return fstat_fault(fd) ? -1 : real(fd, st);
 }
 
 // The name a 64-bit-offset build calls.
@@ -247,7 +249,7 @@ int fstat64(int fd, struct stat64* st)
 {
     using Stat = int (*)(int, struct stat64*);
     static const Stat real = next_definition<Stat>("fstat64");
-    return stale(fd) ? -1 : real(fd, st);
+    return fstat_fault(fd) ? -1 : real(fd, st);
 }
 
 int flock(int fd, int operation)

@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.join(here, ".."))
 import harness  # noqa: E402
 
 TIMING = {
+    "test_commit_races.py", # publishes held tens of ms against a commit's 100 ms wait
     "test_fairness.py",     # a slow reader loses its slot within a deadline
     "test_faults.py",       # RSS under a flood, a bounded recovery time
     "test_limits.py",       # limits answered within seconds, RSS growth
