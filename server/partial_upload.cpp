@@ -736,7 +736,11 @@ bool look_at_replaced(const Library::Destination& destination, struct ::stat& ol
     for (int look = 1;; ++look) {
         error = 0;
         const bool last_look = look >= kReplacedLooks;
-        if (destination.stat(old) != 0) {
+        // GlusterFS may answer a lookup of a name that another mount is
+        // renaming a file over with ENOENT, once (tester round 27): taken
+        // for a new file, the upload would get a new file's attributes over
+        // the file there. So "nothing" must be said twice.
+        if (destination.stat(old) != 0 && (errno != ENOENT || destination.stat(old) != 0)) {
             if (errno == ENOENT) {
                 return false; // a new file
             }

@@ -54,6 +54,10 @@
 //   the errno numbered ERRNO, as GlusterFS answers ESTALE or ENOENT for a
 //   file replaced through its other mount since it was opened (a commit
 //   reading the file it replaces).
+// - FERRY_FSTATAT_FAULT="N:ERRNO:NAME:ARMED": while a file at the path
+//   ARMED exists, the first N fstatat(2) calls of an entry named NAME (the
+//   name as passed, in any folder) fail with the errno numbered ERRNO, as a
+//   GlusterFS lookup of a name another mount renames a file over can.
 //
 // The 64-bit names are wanted as the library has them: meson builds with
 // _FILE_OFFSET_BITS=64, which would turn readdir into readdir64 here.
@@ -214,6 +218,28 @@ int fchmod(int fd, mode_t mode)
 
 namespace {
 
+// FERRY_FSTATAT_FAULT: whether this fstatat of `name` fails (errno set).
+bool fstatat_fault(const char* name)
+{
+    static std::atomic<long> failed{0};
+    const char* fault = std::getenv("FERRY_FSTATAT_FAULT");
+    if (fault == nullptr) {
+        return false;
+    }
+    const std::string spec(fault);
+    const auto first = spec.find(':');
+    const auto second = first == std::string::npos ? first : spec.find(':', first + 1);
+    const auto third = second == std::string::npos ? second : spec.find(':', second + 1);
+    struct stat armed {};
+    if (third == std::string::npos || spec.compare(second + 1, third - second - 1, name) != 0 ||
+        ::stat(spec.c_str() + third + 1, &armed) != 0 ||
+        failed.fetch_add(1) >= std::strtol(spec.c_str(), nullptr, 10)) {
+        return false;
+    }
+    errno = static_cast<int>(std::strtol(spec.c_str() + first + 1, nullptr, 10));
+    return true;
+}
+
 // FERRY_FSTAT_FAULT: whether this fstat of `fd` fails (errno set).
 bool fstat_fault(int fd)
 {
@@ -236,6 +262,21 @@ bool fstat_fault(int fd)
 }
 
 } // namespace
+
+int fstatat(int folder, const char* name, struct stat* st, int flags)
+{
+    using Stat = int (*)(int, const char*, struct stat*, int);
+    static const Stat real = next_definition<Stat>("fstatat");
+    return fstatat_fault(name) ? -1 : real(folder, name, st, flags);
+}
+
+// The name a 64-bit-offset build calls.
+int fstatat64(int folder, const char* name, struct stat64* st, int flags)
+{
+    using Stat = int (*)(int, const char*, struct stat64*, int);
+    static const Stat real = next_definition<Stat>("fstatat64");
+    return fstatat_fault(name) ? -1 : real(folder, name, st, flags);
+}
 
 int fstat(int fd, struct stat* st)
 {

@@ -172,6 +172,25 @@ class CommitsOfOneName(unittest.TestCase):
                 peer.close()
             self.assertEqual(self.kept(path), (self.MODE, self.OWNER, self.OWNER), errno.errorcode[failure])
 
+    def test_a_name_that_a_lookup_finds_empty_once_is_looked_up_again(self):
+        # GlusterFS can answer one lookup of a name that another mount is
+        # renaming a file over with ENOENT (tester round 27): the file there
+        # must not be taken for none, which gave the upload a new file's
+        # 0644 root over a 0640 of user 1234.
+        path = self.plant("looked-up.txt")
+        armed = os.path.join(self.root, ".armed")
+        fault = f"1:{errno.ENOENT}:looked-up.txt:{armed}"
+        with Server(FERRYD, self.root, env=preloaded(FERRY_FSTATAT_FAULT=fault)) as server:
+            peer = server.peer()
+            self.assertTrue(peer.put("looked-up.txt", b"the next version", commit=False)["ok"])
+            with open(armed, "w"):
+                pass
+            done = peer.request({"op": "commit", "id": peer.next_id - 1, "sha256": sha256(b"the next version")})
+            self.assertTrue(done["ok"], done)
+            peer.close()
+        os.unlink(armed)
+        self.assertEqual(self.kept(path), (self.MODE, self.OWNER, self.OWNER))
+
     def test_a_killed_commits_file_held_by_a_reader_is_settled_first(self):
         # A reader's shared flock on the file a killed commit left at 0600
         # must not pass for a commit at work (which holds it exclusively):
