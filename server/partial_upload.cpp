@@ -778,30 +778,29 @@ bool look_at_replaced(const Library::Destination& destination, struct ::stat& ol
             }
             return true;
         }
-        // The file opened is the one looked at, and still there; else 0,
-        // looked at again, or the errno that refuses the publish.
-        const auto check_opened = [&](int& failed) {
+        // 0: the file opened is the one looked at (`old` its fstat now);
+        // else, with `fd` closed, kLookAgain, or the errno that refuses the
+        // publish.
+        constexpr int kLookAgain = -1;
+        const auto check_opened = [&] {
             struct ::stat held {};
-            failed = ::fstat(fd, &held) == 0 ? 0 : errno;
+            const int failed = ::fstat(fd, &held) == 0 ? 0 : errno;
             if (failed == 0 && Identity{held.st_dev, held.st_ino} == named) {
                 old = held;
-                return true;
+                return 0;
             }
             ::close(fd);
             if ((failed == 0 || handle_gone(failed)) && !last_look) {
                 destination.refresh();
-                failed = 0;
-            } else if (failed == 0) {
-                failed = EAGAIN; // replaced at every look
+                return kLookAgain;
             }
-            return false;
+            return failed == 0 ? EAGAIN : failed; // EAGAIN: replaced at every look
         };
-        int failed = 0;
-        if (!check_opened(failed)) {
-            if (failed == 0) {
+        if (const int checked = check_opened(); checked != 0) {
+            if (checked == kLookAgain) {
                 continue;
             }
-            error = failed;
+            error = checked;
             return true;
         }
         if (may_await_attributes(old)) {
@@ -831,11 +830,11 @@ bool look_at_replaced(const Library::Destination& destination, struct ::stat& ol
                 }
                 continue;
             }
-            if (!check_opened(failed)) { // under the lock: as its commit left it
-                if (failed == 0) {
+            if (const int checked = check_opened(); checked != 0) { // under the lock: as its commit left it
+                if (checked == kLookAgain) {
                     continue;
                 }
-                error = failed;
+                error = checked;
                 return true;
             }
         }
@@ -1435,10 +1434,10 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest, bool re
         return destination.error();
     }
     struct ::stat st {};
-    ::fstat(fd_, &st);
+    const bool identified = ::fstat(fd_, &st) == 0; // its identity, which the rename keeps
     std::optional<struct ::stat> published;
     std::optional<Error> moved;
-    if (take_final_attributes(*destination, published, moved, replace) != 0) {
+    if (take_final_attributes(*destination, identified ? &st : nullptr, published, moved, replace) != 0) {
         const int saved = errno;
         if (saved == EEXIST && !replace) {
             discard();
@@ -1522,7 +1521,7 @@ Error PartialUpload::refused_publish(Error error)
 // and the caller answers that error instead of ok. 0, or -1 with errno as
 // publish_entry (then nothing was published, and the partial is still
 // 0600: the caller keeps or deletes it).
-int PartialUpload::take_final_attributes(const Library::Destination& destination,
+int PartialUpload::take_final_attributes(const Library::Destination& destination, const struct ::stat* partial,
                                          std::optional<struct ::stat>& published, std::optional<Error>& moved,
                                          bool replace)
 {
@@ -1553,16 +1552,13 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
     // A new file's group is its folder's where that folder is set-group-ID,
     // as for a file created there (the partial took the root's rule).
     const gid_t new_group = replaces ? old.st_gid : destination.new_file_group(::getegid());
-    struct ::stat partial {};
-    const bool identified = ::fstat(fd_, &partial) == 0; // its identity, which the rename keeps
     const auto apply = [&] {
         set_final_owner(replaces ? std::optional<struct ::stat>(old) : std::nullopt, new_group);
-        const struct ::stat* published = identified ? &partial : nullptr;
         if (const int error = acl.set(fd_); error != 0) {
-            log_unset_mode(destination, published, name_, acl.what() + ": " + std::strerror(error));
+            log_unset_mode(destination, partial, name_, acl.what() + ": " + std::strerror(error));
         } else if (::fchmod(fd_, mode) != 0) {
             const int saved = errno;
-            log_unset_mode(destination, published, name_, std::strerror(saved));
+            log_unset_mode(destination, partial, name_, std::strerror(saved));
         }
     };
     // What the record says the ACL is: one that cannot be written down is

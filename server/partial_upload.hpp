@@ -122,8 +122,8 @@ private:
     std::string state_text() const;
     std::optional<Error> write_state();
     int write_spare();
-    int take_final_attributes(const Library::Destination& destination, std::optional<struct ::stat>& published,
-                              std::optional<Error>& moved, bool replace);
+    int take_final_attributes(const Library::Destination& destination, const struct ::stat* partial,
+                              std::optional<struct ::stat>& published, std::optional<Error>& moved, bool replace);
     void set_final_owner(const std::optional<struct ::stat>& old, gid_t new_group);
     void record_publish(uid_t uid, gid_t gid, mode_t mode, std::string acl);
     std::optional<Error> write_record();

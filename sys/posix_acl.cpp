@@ -42,6 +42,13 @@ int settle(ssize_t got, std::size_t& size)
     return no_acl_to_keep(errno) ? 0 : errno;
 }
 
+// The access ACL of the open file `fd` (not O_PATH: fgetxattr refuses
+// those), as settle says.
+int read_descriptor(int fd, Value& value, std::size_t& size)
+{
+    return settle(::fgetxattr(fd, kAccessAclAttribute, value.data(), value.size()), size);
+}
+
 // Without /proc: the entry opened, never through a link, and asked by
 // descriptor (O_NONBLOCK: a FIFO does not wait; a file this user may not
 // read cannot be asked, and its publish is refused with that errno).
@@ -53,7 +60,7 @@ int read_opened(int folder, const char* leaf, Value& value, std::size_t& size)
         size = 0;
         return errno == ENOENT ? 0 : errno;
     }
-    const int error = settle(::fgetxattr(fd, kAccessAclAttribute, value.data(), value.size()), size);
+    const int error = read_descriptor(fd, value, size);
     ::close(fd);
     return error;
 }
@@ -242,7 +249,7 @@ int read_access_acl(int folder, const std::string& leaf, AccessAcl& acl)
 
 int read_access_acl(int fd, AccessAcl& acl)
 {
-    return settle(::fgetxattr(fd, kAccessAclAttribute, acl.value.data(), acl.value.size()), acl.size);
+    return read_descriptor(fd, acl.value, acl.size);
 }
 
 int set_access_acl(int to, const AccessAcl& acl)

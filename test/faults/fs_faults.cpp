@@ -78,6 +78,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 
 namespace {
@@ -152,6 +153,62 @@ int after_rename(const char* from, const char* to, int result)
     return result;
 }
 
+// A fault of the form "N:ERRNO:REST" in the variable `name`: the number
+// of calls to fail, the errno numbered ERRNO, and what the rest names.
+struct CountedFault {
+    long count = 0;
+    int error = 0;
+    std::string rest;
+};
+
+std::optional<CountedFault> counted_fault(const char* name)
+{
+    const char* fault = std::getenv(name);
+    const char* first = fault != nullptr ? std::strchr(fault, ':') : nullptr;
+    const char* second = first != nullptr ? std::strchr(first + 1, ':') : nullptr;
+    if (second == nullptr) {
+        return std::nullopt;
+    }
+    return CountedFault{std::strtol(fault, nullptr, 10), static_cast<int>(std::strtol(first + 1, nullptr, 10)),
+                        second + 1};
+}
+
+// Whether one more of `fault`'s calls fails, counted in `failed`; sets errno.
+bool fail_once_more(const CountedFault& fault, std::atomic<long>& failed)
+{
+    if (failed.fetch_add(1) >= fault.count) {
+        return false;
+    }
+    errno = fault.error;
+    return true;
+}
+
+// FERRY_FSTATAT_FAULT ("N:ERRNO:NAME:ARMED"): whether this fstatat of
+// `name` fails.
+bool fstatat_fault(const char* name)
+{
+    static std::atomic<long> failed{0};
+    const auto fault = counted_fault("FERRY_FSTATAT_FAULT");
+    const auto colon = fault ? fault->rest.find(':') : std::string::npos;
+    struct stat armed {};
+    return colon != std::string::npos && fault->rest.compare(0, colon, name) == 0 &&
+           ::stat(fault->rest.c_str() + colon + 1, &armed) == 0 && fail_once_more(*fault, failed);
+}
+
+// FERRY_FSTAT_FAULT ("N:ERRNO:PATH"): whether this fstat of `fd` fails.
+bool fstat_fault(int fd)
+{
+    static std::atomic<long> failed{0};
+    const auto fault = counted_fault("FERRY_FSTAT_FAULT");
+    if (!fault) {
+        return false;
+    }
+    std::array<char, 4096> named{};
+    const std::string link = "/proc/self/fd/" + std::to_string(fd);
+    return ::readlink(link.c_str(), named.data(), named.size() - 1) >= 0 && fault->rest == named.data() &&
+           fail_once_more(*fault, failed);
+}
+
 } // namespace
 
 extern "C" {
@@ -215,53 +272,6 @@ int fchmod(int fd, mode_t mode)
     }
     return real(fd, mode);
 }
-
-namespace {
-
-// FERRY_FSTATAT_FAULT: whether this fstatat of `name` fails (errno set).
-bool fstatat_fault(const char* name)
-{
-    static std::atomic<long> failed{0};
-    const char* fault = std::getenv("FERRY_FSTATAT_FAULT");
-    if (fault == nullptr) {
-        return false;
-    }
-    const std::string spec(fault);
-    const auto first = spec.find(':');
-    const auto second = first == std::string::npos ? first : spec.find(':', first + 1);
-    const auto third = second == std::string::npos ? second : spec.find(':', second + 1);
-    struct stat armed {};
-    if (third == std::string::npos || spec.compare(second + 1, third - second - 1, name) != 0 ||
-        ::stat(spec.c_str() + third + 1, &armed) != 0 ||
-        failed.fetch_add(1) >= std::strtol(spec.c_str(), nullptr, 10)) {
-        return false;
-    }
-    errno = static_cast<int>(std::strtol(spec.c_str() + first + 1, nullptr, 10));
-    return true;
-}
-
-// FERRY_FSTAT_FAULT: whether this fstat of `fd` fails (errno set).
-bool fstat_fault(int fd)
-{
-    static std::atomic<long> failed{0};
-    const char* fault = std::getenv("FERRY_FSTAT_FAULT");
-    const char* first = fault != nullptr ? std::strchr(fault, ':') : nullptr;
-    const char* second = first != nullptr ? std::strchr(first + 1, ':') : nullptr;
-    if (second == nullptr) {
-        return false;
-    }
-    std::array<char, 4096> named{};
-    const std::string link = "/proc/self/fd/" + std::to_string(fd);
-    const ssize_t length = ::readlink(link.c_str(), named.data(), named.size() - 1);
-    if (length < 0 || std::strcmp(named.data(), second + 1) != 0 ||
-        failed.fetch_add(1) >= std::strtol(fault, nullptr, 10)) {
-        return false;
-    }
-    errno = static_cast<int>(std::strtol(first + 1, nullptr, 10));
-    return true;
-}
-
-} // namespace
 
 int fstatat(int folder, const char* name, struct stat* st, int flags)
 {
