@@ -66,6 +66,16 @@ struct ResumeState {
     bool operator==(const ResumeState&) const = default;
 };
 
+// A commit's intent as it rides on the published file itself, in an
+// extended attribute, between the rename and the final attributes
+// (PROTOCOL.md 4.5): a JSON array [device, inode, uid, gid, mode, acl],
+// short enough that ext4 keeps it inside a 256-byte inode (no block of its
+// own to allocate and free at every commit).
+std::string encode_publish_intent(const PublishIntent& intent);
+// Nothing for anything else (another shape, an id past 32 bits, a mode past
+// 07777, more than kMaxResumeStateSize bytes).
+std::optional<PublishIntent> decode_publish_intent(std::string_view text);
+
 // Larger state files are refused unread: a real one is well under 1 KiB.
 inline constexpr std::size_t kMaxResumeStateSize = 64 * 1024;
 

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -442,10 +443,18 @@ void apply_intent(int fd, const PublishIntent& intent)
 constexpr int kInFlightLooks = 50;
 constexpr useconds_t kInFlightPauseUs = 2000;
 
+// Whether `st` is the file a record or an intent names: by its inode
+// number alone. Each mount of a network file system has a device number of
+// its own (GlusterFS's FUSE mounts: 40 on one, 41 on the other), while the
+// inode number is the file's on every mount; so a commit killed on one
+// server of a shared folder is settled by another, and an intent written
+// through one mount is read through the other. Both look only beneath the
+// served root, one file system (v2 refuses a folder on another one), where
+// an inode number names one file at a time: left_by_the_commit checks that
+// it is still the one published.
 bool same_inode(const struct ::stat& st, const PublishIntent& intent)
 {
-    return S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_dev) == intent.device &&
-           static_cast<std::uint64_t>(st.st_ino) == intent.inode;
+    return S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_ino) == intent.inode;
 }
 
 // Opens the entry at a name (the partial's in the root, or the target's
@@ -506,6 +515,59 @@ bool remove_own(const Library& library, const std::string& entry)
 std::string record_name(const std::string& path)
 {
     return partial_entry(publish_record_key(path), PartialFile::record);
+}
+
+// The extended attribute in which a commit leaves its intent on the file it
+// publishes, from just before the rename to just after the final
+// attributes (PROTOCOL.md 4.5): a commit of the same name that finds that
+// file still held then reads what it will have, however long its holder
+// takes. A root ferryd writes it in the trusted namespace, which only a
+// process with CAP_SYS_ADMIN may read or write (xattr(7)), so no user can
+// plant one on a file of theirs; another ferryd in the user namespace, on
+// its own files only (their owner alone may write it).
+const char* intent_attribute()
+{
+    static const char* const name = ::geteuid() == 0 ? "trusted.ferry.publishing" : "user.ferry.publishing";
+    return name;
+}
+
+// Writes the intent on the partial `fd` (of identity `partial`); false where
+// the file system keeps no such attribute (then a commit that meets the file
+// held reads it as it stands, the behaviour before).
+bool mark_intent(int fd, const struct ::stat& partial, std::uint32_t uid, std::uint32_t gid, std::uint32_t mode,
+                 const std::string& acl)
+{
+    const std::string value = encode_publish_intent(PublishIntent{static_cast<std::uint64_t>(partial.st_dev),
+                                                                  static_cast<std::uint64_t>(partial.st_ino), uid,
+                                                                  gid, mode, acl});
+    return ::fsetxattr(fd, intent_attribute(), value.data(), value.size(), 0) == 0;
+}
+
+// The intent a live commit left on the file `fd` (`st`: its fstat) that it
+// holds: nothing where there is none, it names another inode (a copy that
+// took the attribute along), or a non-root server's file is not its own.
+std::optional<PublishIntent> intent_on(int fd, const struct ::stat& st)
+{
+    std::string value(128, '\0');
+    ssize_t got = ::fgetxattr(fd, intent_attribute(), value.data(), value.size());
+    if (got < 0 && errno == ERANGE) { // a long ACL: ask its size
+        got = ::fgetxattr(fd, intent_attribute(), nullptr, 0);
+        if (got > 0 && static_cast<std::size_t>(got) <= kMaxResumeStateSize) {
+            value.resize(static_cast<std::size_t>(got));
+            got = ::fgetxattr(fd, intent_attribute(), value.data(), value.size());
+        } else {
+            got = -1;
+        }
+    }
+    if (got <= 0 || (::geteuid() != 0 && st.st_uid != ::geteuid())) {
+        return std::nullopt;
+    }
+    value.resize(static_cast<std::size_t>(got));
+    auto intent = decode_publish_intent(value);
+    if (!intent || !same_inode(st, *intent)) {
+        return std::nullopt;
+    }
+    return intent;
 }
 
 // What a look at a publish record found.
@@ -587,6 +649,7 @@ Settled settle_record(const Library& library, const std::string& entry, const Pa
                 return Settled::done;
             }
             apply_intent(fd, intent);
+            (void)::fremovexattr(fd, intent_attribute()); // what the killed commit left on it too
             (void)::fsync(fd); // the inode's changes, before the record goes
             ::close(fd);
             log_event("publish_completed", {{"path", decoded->name}});
@@ -631,6 +694,9 @@ public:
         replaced_ = std::make_unique<sys::AccessAcl>();
         return sys::read_access_acl(fd, *replaced_);
     }
+    // The ACL a live commit records on the file it published, still to be
+    // set (intent_on): that file's final one, as the commit will leave it.
+    void keep_intended(std::string text) { intended_ = std::move(text); }
     // A new file's: what its folder's default ACL gives a file created there
     // with mode 0666, as the kernel would had it been created in that folder
     // (sys::read_inherited_acl; acl(5)); none where the folder has no default
@@ -649,6 +715,9 @@ public:
     // not be read sheds the root's, which the partial inherited).
     int set(int fd) const
     {
+        if (intended_) {
+            return sys::set_acl_text(fd, *intended_);
+        }
         if (replaced_) {
             return sys::set_access_acl(fd, *replaced_);
         }
@@ -663,6 +732,10 @@ public:
     // record then narrows to 0600 with no ACL).
     int text(std::string& text) const
     {
+        if (intended_) {
+            text = *intended_;
+            return 0;
+        }
         if (replaced_) {
             return sys::access_acl_text(*replaced_, text);
         }
@@ -675,7 +748,7 @@ public:
     // What failed, for the log's warning.
     std::string what() const
     {
-        if (replaced_) {
+        if (replaced_ || intended_) {
             return "the replaced file's access ACL cannot be set";
         }
         return unreadable_ != 0 ? "its folder's default ACL cannot be read"
@@ -685,6 +758,7 @@ public:
 private:
     static constexpr mode_t kCreateMode = 0666; // a new file's, as open(2) by vsftpd, sftp-server, rsync
     std::unique_ptr<sys::AccessAcl> replaced_;
+    std::optional<std::string> intended_;
     sys::InheritedAcl inherited_;
     int unreadable_ = 0;
 };
@@ -807,6 +881,17 @@ bool look_at_replaced(const Library::Destination& destination, struct ::stat& ol
             if (::flock(fd, LOCK_SH | LOCK_NB) != 0) {
                 const int refused = errno;
                 if (refused == EWOULDBLOCK) {
+                    // A live commit's file says what it will have, however
+                    // long that commit takes to give it (an attribute not
+                    // kept by this file system: waited for, as before).
+                    if (const auto intent = intent_on(fd, old)) {
+                        ::close(fd);
+                        old.st_uid = intent->uid;
+                        old.st_gid = intent->gid;
+                        old.st_mode = (old.st_mode & S_IFMT) | intent->mode;
+                        acl.keep_intended(intent->acl);
+                        return true;
+                    }
                     if (wait_for(named)) {
                         ::close(fd);
                         settled.erase(named);
@@ -1565,15 +1650,27 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
     // recorded as what set() then leaves, none and 0600 (never wider).
     std::string acl_text;
     const bool described = acl.text(acl_text) == 0;
-    const auto record = [&] {
-        record_publish(replaces ? old.st_uid : ::geteuid(), new_group, described ? mode : 0600,
-                       described ? acl_text : std::string(sys::kNoAclText));
+    const uid_t final_owner = replaces ? old.st_uid : ::geteuid();
+    const mode_t final_mode = described ? mode : 0600;
+    const std::string final_acl = described ? acl_text : std::string(sys::kNoAclText);
+    const auto record = [&] { record_publish(final_owner, new_group, final_mode, final_acl); };
+    // The same intent rides on the file, from before the rename to after its
+    // attributes, for a commit of this name that meets it held meanwhile
+    // (look_at_replaced): the record is written for large uploads only, and
+    // only a killed commit's is read.
+    bool marked = partial != nullptr && mark_intent(fd_, *partial, final_owner, new_group, final_mode, final_acl);
+    const auto unmark = [&] {
+        if (marked) {
+            (void)::fremovexattr(fd_, intent_attribute());
+            marked = false;
+        }
     };
     const auto after_rename = [&] {
         // First, as close to the rename as it can be: whether the folder
         // the file went into is still the one name_ leads to.
         moved = library_.check_published_at(destination, name_);
         apply();
+        unmark(); // before the fstat: it moves the change time the digest cache keeps
         struct ::stat now {};
         if (::fstat(fd_, &now) == 0) {
             published = now;
@@ -1581,6 +1678,7 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
     };
     const int result = library_.publish_entry(data_file(), destination, name_, record, after_rename, replace);
     const int publish_errno = errno; // what the caller reads of a failure; the record's removal would clobber it
+    unmark(); // not published: the partial stays, without it
     // Published, the file has its attributes and the folder's fsync made
     // them durable; refused before or at the rename, the partial is still
     // the upload (its state, written anew by a keep, records no publish):

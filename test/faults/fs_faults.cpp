@@ -58,6 +58,9 @@
 //   ARMED exists, the first N fstatat(2) calls of an entry named NAME (the
 //   name as passed, in any folder) fail with the errno numbered ERRNO, as a
 //   GlusterFS lookup of a name another mount renames a file over can.
+// - FERRY_NO_FERRY_XATTR: fsetxattr(2) of an attribute whose name holds
+//   "ferry" fails with ENOTSUP, as on a file system that keeps no
+//   attributes of that namespace (a commit then writes no intent on its file).
 //
 // The 64-bit names are wanted as the library has them: meson builds with
 // _FILE_OFFSET_BITS=64, which would turn readdir into readdir64 here.
@@ -67,6 +70,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <dlfcn.h>
 #include <time.h>
@@ -271,6 +275,17 @@ int fchmod(int fd, mode_t mode)
         return -1;
     }
     return real(fd, mode);
+}
+
+int fsetxattr(int fd, const char* name, const void* value, size_t size, int flags)
+{
+    using Set = int (*)(int, const char*, const void*, size_t, int);
+    static const Set real = next_definition<Set>("fsetxattr");
+    if (std::getenv("FERRY_NO_FERRY_XATTR") != nullptr && std::strstr(name, "ferry") != nullptr) {
+        errno = ENOTSUP;
+        return -1;
+    }
+    return real(fd, name, value, size, flags);
 }
 
 int fstatat(int folder, const char* name, struct stat* st, int flags)

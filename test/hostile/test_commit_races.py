@@ -97,6 +97,93 @@ class CommitsOfOneName(unittest.TestCase):
                 self.assertEqual(self.kept(path), (self.MODE, self.OWNER, self.OWNER), size)
             self.assertNotIn("stays 0600", server.log_text())
 
+    def held_commits(self, servers, name, size, acl=True):
+        """Two commits of NAME, the first on servers[0] (its publish held
+        between its rename and its attributes by the fault library), the
+        second on servers[-1] once the first file stands at the name; the
+        replaced file's attributes and ACL must reach the second file."""
+        path = self.plant(name)
+        if acl:
+            subprocess.run(["setfacl", "-m", f"u:{self.OWNER + 2}:---", path], check=True, timeout=10)
+        wanted = (self.kept(path), access_acl(path))
+        first, second = servers[0].peer(), servers[-1].peer()
+        contents = [os.urandom(size), os.urandom(size + 1)]
+        ids = []
+        for peer, data in ((first, contents[0]), (second, contents[1])):
+            started = peer.put(name, data, commit=False)
+            self.assertTrue(started["ok"], started)
+            ids.append(peer.next_id - 1)
+        first.send({"op": "commit", "id": ids[0], "sha256": sha256(contents[0])})
+        self.assertTrue(self.stands(path, contents[0]), "the first commit never renamed")
+        time.sleep(0.05)
+        second.send({"op": "commit", "id": ids[1], "sha256": sha256(contents[1])})
+        for peer in (second, first):
+            done = peer.reply()
+            self.assertTrue(done["ok"], done)
+            peer.close()
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), contents[1])
+        self.assertEqual((self.kept(path), access_acl(path)), wanted, (name, size))
+        # The intent goes with the attributes: nothing of it stays.
+        self.assertEqual([a for a in os.listxattr(path) if "ferry" in a], [], name)
+
+    def test_a_commit_that_meets_a_file_held_past_its_wait_takes_what_it_will_have(self):
+        # Publishes held 0.4 s between their rename and their attributes,
+        # four times the 0.1 s a commit waits for a file: a slow network
+        # file system, a loaded server. The second commit, through the same
+        # ferryd or another one of the folder, must take what the first file
+        # is to have: its owner, group, mode and ACL (the first commit's
+        # intent, on the file), never the 0600 of that moment (before, it
+        # did: 0600 root:root, no ACL, for every later version).
+        pause = preloaded(FERRY_PUBLISH_PAUSE_MS="400")
+        with Server(FERRYD, self.root, env=pause) as one, Server(FERRYD, self.root, env=pause) as other:
+            for size in (1000, 2 << 20):
+                self.held_commits((one,), f"one-{size}.bin", size)
+                self.held_commits((one, other), f"two-{size}.bin", size)
+            self.assertNotIn("stays 0600", one.log_text() + other.log_text())
+
+    def test_a_server_that_is_not_root_takes_its_held_files_intent_too(self):
+        # A ferryd that is not root writes its intent in the user namespace
+        # of extended attributes, on its own files, and reads it there.
+        os.chown(self.root, self.OWNER, self.OWNER)
+        pause = preloaded(FERRY_PUBLISH_PAUSE_MS="400")
+        with Server(FERRYD, self.root, preexec_fn=as_user(self.OWNER), env=pause) as server:
+            for size in (1000, 2 << 20):
+                self.held_commits((server,), f"own-{size}.bin", size)
+
+    def test_an_intent_planted_on_a_held_file_is_never_believed(self):
+        # Only a commit's own intent counts: a user's 0600 file, held under
+        # a program's exclusive lock past the 0.1 s wait, that carries an
+        # intent in the user namespace (any user may write one on a file of
+        # theirs) claiming root and 0777, or a copy (cp -a) of a file that
+        # carried one in the trusted namespace, naming that file's inode, is
+        # read as it stands, never as the intent says.
+        with Server(FERRYD, self.root) as server:
+            for how in ("user", "copied"):
+                path = self.plant(f"planted-{how}.txt")
+                os.chmod(path, 0o600)
+                if how == "user":
+                    os.setxattr(path, "user.ferry.publishing", b'[%d,%d,0,0,511,"none"]' % (
+                        os.stat(path).st_dev, os.stat(path).st_ino))
+                else:
+                    origin = os.path.join(self.root, "origin.txt")
+                    shutil.copy2(path, origin)
+                    os.chown(origin, self.OWNER, self.OWNER)
+                    os.setxattr(origin, "trusted.ferry.publishing", b'[%d,%d,0,0,511,"none"]' % (
+                        os.stat(origin).st_dev, os.stat(origin).st_ino))
+                    os.unlink(path)
+                    subprocess.run(["cp", "-a", origin, path], check=True, timeout=10)
+                    self.assertIn("trusted.ferry.publishing", os.listxattr(path))
+                    self.assertEqual(self.kept(path), (0o600, self.OWNER, self.OWNER))
+                with open(path, "rb") as held:
+                    fcntl.flock(held, fcntl.LOCK_EX)
+                    peer = server.peer()
+                    data = b"new content"
+                    done = peer.put(os.path.basename(path), data)
+                    self.assertTrue(done["ok"], done)
+                    peer.close()
+                self.assertEqual(self.kept(path), (0o600, self.OWNER, self.OWNER), how)
+
     def test_a_chain_of_commits_waits_for_each_files_attributes(self):
         # Four commits, each sent once the one before it renamed its file,
         # each publish held 40 ms between its rename and its attributes:
@@ -122,38 +209,50 @@ class CommitsOfOneName(unittest.TestCase):
                     peer.close()
                 self.assertEqual(self.kept(path), (self.MODE, self.OWNER, self.OWNER), f"round {round_}")
 
-    def test_a_commit_waiting_on_a_killed_one_settles_its_record_first(self):
+    def test_a_commit_meeting_a_killed_one_keeps_the_attributes_and_its_record_is_settled(self):
         # One ferryd is killed between its publish rename and the attributes
         # while a commit of the same name on another ferryd of the folder
-        # waits for it: that commit must settle the record the killed one
-        # left (PROTOCOL.md 4.7) before it reads the file, not take its 0600.
-        path = self.plant("shared.bin")
-        big = os.urandom(2 << 20)
-        small = b"the next version"
-        with Server(FERRYD, self.root, env=preloaded(FERRY_PUBLISH_PAUSE_MS="2000")) as killed, \
-                Server(FERRYD, self.root) as other:
-            first, second = killed.peer(), other.peer()
-            self.assertTrue(first.put("shared.bin", big, commit=False)["ok"])
-            first_id = first.next_id - 1
-            self.assertTrue(second.put("shared.bin", small, commit=False)["ok"])
-            first.send({"op": "commit", "id": first_id, "sha256": sha256(big)})
+        # meets its file. Where the file system keeps the killed commit's
+        # intent on its file, that commit takes it at once, and the record
+        # the killed one left (PROTOCOL.md 4.7) is settled by the next put
+        # of the name; where it keeps none (FERRY_NO_FERRY_XATTR), the
+        # commit waits, and must settle the record before it reads the
+        # file, not take its 0600.
+        for no_intent in (False, True):
+            path = self.plant(f"shared-{no_intent}.bin")
+            name = os.path.basename(path)
+            big = os.urandom(2 << 20)
+            small = b"the next version"
+            faults = {"FERRY_NO_FERRY_XATTR": "1"} if no_intent else {}
+            with Server(FERRYD, self.root, env=preloaded(FERRY_PUBLISH_PAUSE_MS="2000", **faults)) as killed, \
+                    Server(FERRYD, self.root, env=preloaded(**faults)) as other:
+                first, second = killed.peer(), other.peer()
+                self.assertTrue(first.put(name, big, commit=False)["ok"])
+                first_id = first.next_id - 1
+                self.assertTrue(second.put(name, small, commit=False)["ok"])
+                first.send({"op": "commit", "id": first_id, "sha256": sha256(big)})
 
-            self.assertTrue(self.stands(path, big), "the first commit never renamed")
-            second.send({"op": "commit", "id": second.next_id - 1, "sha256": sha256(small)})
-            # Past the 0.1 s a commit waits for a live record's file (the
-            # tester's KILL_AT=0.15), within the 0.1 s more it waits for
-            # the file's lock.
-            time.sleep(0.15)
-            killed.process.kill()
-            killed.process.wait()
-            first.close()
-            done = second.reply()
-            self.assertTrue(done["ok"], done)
-            second.close()
-        with open(path, "rb") as f:
-            self.assertEqual(f.read(), small)
-        self.assertEqual(self.kept(path), (self.MODE, self.OWNER, self.OWNER))
-        self.assertEqual([n for n in hidden_entries(self.root) if n.endswith(".publish")], [])
+                self.assertTrue(self.stands(path, big), "the first commit never renamed")
+                second.send({"op": "commit", "id": second.next_id - 1, "sha256": sha256(small)})
+                # Past the 0.1 s a commit waits for a live record's file (the
+                # tester's KILL_AT=0.15), within the 0.1 s more it waits for
+                # the file's lock.
+                time.sleep(0.15)
+                killed.process.kill()
+                killed.process.wait()
+                first.close()
+                done = second.reply()
+                self.assertTrue(done["ok"], done)
+                second.close()
+                with open(path, "rb") as f:
+                    self.assertEqual(f.read(), small)
+                self.assertEqual(self.kept(path), (self.MODE, self.OWNER, self.OWNER), no_intent)
+                if not no_intent:
+                    third = other.peer()
+                    self.assertTrue(third.put(name, small + b"!")["ok"])
+                    third.close()
+                    self.assertEqual(self.kept(path), (self.MODE, self.OWNER, self.OWNER))
+            self.assertEqual([n for n in hidden_entries(self.root) if n.endswith(".publish")], [], no_intent)
 
     def test_a_replaced_file_gone_with_its_handle_is_looked_at_again(self):
         # GlusterFS answers ESTALE or ENOENT for a file opened through one

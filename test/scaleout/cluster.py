@@ -177,14 +177,14 @@ class Backend:
     """One ferryd serving one mount on a fixed port (so haproxy's
     configuration stays right across a restart)."""
 
-    def __init__(self, ferryd, root, port, *extra):
-        self.ferryd, self.root, self.port, self.extra = ferryd, root, port, extra
+    def __init__(self, ferryd, root, port, *extra, env=None):
+        self.ferryd, self.root, self.port, self.extra, self.env = ferryd, root, port, extra, env
         self.server = None
         self.start()
 
     def start(self):
         self.server = harness.Server(self.ferryd, self.root, "--workers", "2", *self.extra,
-                                     listen=f"127.0.0.1:{self.port}")
+                                     listen=f"127.0.0.1:{self.port}", env=self.env)
 
     @property
     def pid(self):

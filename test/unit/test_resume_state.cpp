@@ -171,6 +171,34 @@ TEST_CASE("hostile or damaged resume states are refused, never trusted")
     }
 }
 
+TEST_CASE("a commit's intent on its file reads back as written, fits an inode, and refuses any other shape")
+{
+    const ferry::PublishIntent intent{66306, 1234567, 4321, 8765, 0640, "none"};
+    const std::string text = ferry::encode_publish_intent(intent);
+    CHECK(text == R"([66306,1234567,4321,8765,416,"none"])");
+    // ext4 keeps an attribute inside a 256-byte inode when its entry (16
+    // bytes, the name's 16, the value) fits the 92 bytes free there.
+    CHECK(text.size() <= 60);
+    CHECK(ferry::decode_publish_intent(text) == intent);
+    const ferry::PublishIntent with_acl{1, 2, 3, 4, 0750, "user::rwx,user:1234:r-x,group::r-x,mask::r-x,other::---"};
+    CHECK(ferry::decode_publish_intent(ferry::encode_publish_intent(with_acl)) == with_acl);
+
+    for (const char* bad : {"", "[", "{}", R"([1,2,3,4,420])", R"([1,2,3,4,420,"none",7])", R"([1,2,3,4,420,7])",
+                            R"([1,2,-3,4,420,"none"])", R"([1,2,4294967296,4,420,"none"])",
+                            R"([1,2,3,4294967296,420,"none"])", R"([1,2,3,4,4096,"none"])",
+                            R"([1.5,2,3,4,420,"none"])", R"(["1",2,3,4,420,"none"])",
+                            R"({"device":1,"inode":2,"uid":3,"gid":4,"mode":420,"acl":"none"})"}) {
+        CAPTURE(bad);
+        CHECK_FALSE(ferry::decode_publish_intent(bad));
+    }
+    // Fed one byte at a time as a truncated attribute would read: nothing
+    // short of the whole array is an intent.
+    for (std::size_t cut = 0; cut < text.size(); ++cut) {
+        CAPTURE(cut);
+        CHECK_FALSE(ferry::decode_publish_intent(std::string_view(text).substr(0, cut)));
+    }
+}
+
 TEST_CASE("an upload's publish record reads back as written; a mistyped or out-of-range one refuses the state")
 {
     ResumeState state = upload_state();
