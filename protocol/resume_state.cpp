@@ -227,36 +227,37 @@ std::string encode_resume_state(const ResumeState& state)
     return object.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
-std::string encode_publish_intent(const PublishIntent& intent)
+std::string encode_publish_intent(const PublishIntent& intent, std::int64_t written_s)
 {
-    const json array = {intent.device, intent.inode, intent.uid, intent.gid, intent.mode, intent.acl};
+    const json array = {intent.inode, intent.uid, intent.gid, intent.mode, intent.acl, written_s};
     return array.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-std::optional<PublishIntent> decode_publish_intent(std::string_view text)
+std::optional<WrittenIntent> decode_publish_intent(std::string_view text)
 {
     if (text.size() > kMaxResumeStateSize) {
         return std::nullopt;
     }
     const json array = json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (!array.is_array() || array.size() != 6 || !array[5].is_string()) {
+    if (!array.is_array() || array.size() != 6 || !array[4].is_string() || !array[5].is_number_integer()) {
         return std::nullopt;
     }
-    for (std::size_t i = 0; i < 5; ++i) {
+    for (std::size_t i = 0; i < 4; ++i) {
         if (!array[i].is_number_unsigned()) {
             return std::nullopt;
         }
     }
     constexpr std::uint64_t kId = std::numeric_limits<std::uint32_t>::max();
-    const auto uid = array[2].get<std::uint64_t>();
-    const auto gid = array[3].get<std::uint64_t>();
-    const auto mode = array[4].get<std::uint64_t>();
+    const auto uid = array[1].get<std::uint64_t>();
+    const auto gid = array[2].get<std::uint64_t>();
+    const auto mode = array[3].get<std::uint64_t>();
     if (uid > kId || gid > kId || mode > 07777) {
         return std::nullopt;
     }
-    return PublishIntent{array[0].get<std::uint64_t>(), array[1].get<std::uint64_t>(), static_cast<std::uint32_t>(uid),
-                         static_cast<std::uint32_t>(gid), static_cast<std::uint32_t>(mode),
-                         array[5].get<std::string>()};
+    return WrittenIntent{PublishIntent{0, array[0].get<std::uint64_t>(), static_cast<std::uint32_t>(uid),
+                                       static_cast<std::uint32_t>(gid), static_cast<std::uint32_t>(mode),
+                                       array[4].get<std::string>()},
+                         array[5].get<std::int64_t>()};
 }
 
 std::optional<ResumeState> decode_resume_state(std::string_view text)

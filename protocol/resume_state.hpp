@@ -68,13 +68,21 @@ struct ResumeState {
 
 // A commit's intent as it rides on the published file itself, in an
 // extended attribute, between the rename and the final attributes
-// (PROTOCOL.md 4.5): a JSON array [device, inode, uid, gid, mode, acl],
-// short enough that ext4 keeps it inside a 256-byte inode (no block of its
-// own to allocate and free at every commit).
-std::string encode_publish_intent(const PublishIntent& intent);
+// (PROTOCOL.md 4.5): a JSON array [inode, uid, gid, mode, acl, written_s]. No device:
+// each mount of a network file system numbers it differently, so a reader
+// compares its own root's. Short, so that ext4 keeps it inside a 256-byte
+// inode where the file has no other attribute (no block of its own to
+// allocate and free at every commit).
+// `written_s`: when it was written (CLOCK_REALTIME, seconds), appended as
+// a sixth element: a reader believes only a recent one.
+std::string encode_publish_intent(const PublishIntent& intent, std::int64_t written_s);
 // Nothing for anything else (another shape, an id past 32 bits, a mode past
-// 07777, more than kMaxResumeStateSize bytes).
-std::optional<PublishIntent> decode_publish_intent(std::string_view text);
+// 07777, more than kMaxResumeStateSize bytes). The device read back is 0.
+struct WrittenIntent {
+    PublishIntent intent;
+    std::int64_t written_s = 0;
+};
+std::optional<WrittenIntent> decode_publish_intent(std::string_view text);
 
 // Larger state files are refused unread: a real one is well under 1 KiB.
 inline constexpr std::size_t kMaxResumeStateSize = 64 * 1024;

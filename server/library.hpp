@@ -327,6 +327,9 @@ public:
     // st_ino never change, so each check is one stat(2) of the path. The
     // first failure and the recovery are logged once, not per request.
     std::optional<Error> check_root() const;
+    // The served folder's device number, read at open(): every file beneath
+    // it that a request may reach has it (v2 refuses other file systems).
+    dev_t root_device() const { return root_device_; }
 
     // Makes the root's entries durable (sync_folder: shared with the other
     // threads syncing it): a resume state's name after a checkpoint.

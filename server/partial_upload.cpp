@@ -443,33 +443,34 @@ void apply_intent(int fd, const PublishIntent& intent)
 constexpr int kInFlightLooks = 50;
 constexpr useconds_t kInFlightPauseUs = 2000;
 
-// Whether `st` is the file a record or an intent names: by its inode
-// number alone. Each mount of a network file system has a device number of
-// its own (GlusterFS's FUSE mounts: 40 on one, 41 on the other), while the
-// inode number is the file's on every mount; so a commit killed on one
-// server of a shared folder is settled by another, and an intent written
-// through one mount is read through the other. Both look only beneath the
-// served root, one file system (v2 refuses a folder on another one), where
-// an inode number names one file at a time: left_by_the_commit checks that
-// it is still the one published.
-bool same_inode(const struct ::stat& st, const PublishIntent& intent)
+// Whether `st` is the file a record or an intent names, beneath the root
+// whose device number is `root_device`: a regular file with that device
+// and the recorded inode number. The device is this server's own root's,
+// never the recorded one: each mount of a network file system has a device
+// number of its own (GlusterFS's FUSE mounts: 40 on one, 41 on the other),
+// while the inode number is the file's on every mount; so a commit killed
+// on one server of a shared folder is settled by another, and an intent
+// written through one mount is read through the other. A file on another
+// file system or btrfs subvolume beneath the root, whose inode numbers
+// restart, never matches.
+bool same_inode(const struct ::stat& st, const PublishIntent& intent, dev_t root_device)
 {
-    return S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_ino) == intent.inode;
+    return S_ISREG(st.st_mode) && st.st_dev == root_device && static_cast<std::uint64_t>(st.st_ino) == intent.inode;
 }
 
 // Opens the entry at a name (the partial's in the root, or the target's
 // beneath it) only if it is a regular file with the recorded identity, by
 // `open`; looked at first, so that nothing else is ever opened. -1: not so.
 template <class Stat, class Open>
-int open_recorded(const PublishIntent& intent, Stat&& stat, Open&& open)
+int open_recorded(const PublishIntent& intent, dev_t root_device, Stat&& stat, Open&& open)
 {
     struct ::stat named {};
-    if (stat(named) != 0 || !same_inode(named, intent)) {
+    if (stat(named) != 0 || !same_inode(named, intent, root_device)) {
         return -1;
     }
     const int fd = open();
     struct ::stat held {};
-    if (fd >= 0 && (::fstat(fd, &held) != 0 || !same_inode(held, intent))) {
+    if (fd >= 0 && (::fstat(fd, &held) != 0 || !same_inode(held, intent, root_device))) {
         ::close(fd);
         return -1;
     }
@@ -531,23 +532,40 @@ const char* intent_attribute()
     return name;
 }
 
+// How long after it was written an intent is believed (seconds): a commit
+// at work sets its file's attributes within moments of its rename, while a
+// killed commit's intent may stay on a file that something else holds later.
+constexpr std::int64_t kIntentTrustSeconds = 60;
+
 // Writes the intent on the partial `fd` (of identity `partial`); false where
 // the file system keeps no such attribute (then a commit that meets the file
-// held reads it as it stands, the behaviour before).
+// held waits for it as before) or refused it: then one a killed commit left
+// on this partial (resumed since) goes, so that none stays to be believed.
 bool mark_intent(int fd, const struct ::stat& partial, std::uint32_t uid, std::uint32_t gid, std::uint32_t mode,
                  const std::string& acl)
 {
-    const std::string value = encode_publish_intent(PublishIntent{static_cast<std::uint64_t>(partial.st_dev),
-                                                                  static_cast<std::uint64_t>(partial.st_ino), uid,
-                                                                  gid, mode, acl});
-    return ::fsetxattr(fd, intent_attribute(), value.data(), value.size(), 0) == 0;
+    const std::string value = encode_publish_intent(
+        PublishIntent{0, static_cast<std::uint64_t>(partial.st_ino), uid, gid, mode, acl}, std::time(nullptr));
+    if (::fsetxattr(fd, intent_attribute(), value.data(), value.size(), 0) == 0) {
+        return true;
+    }
+    (void)::fremovexattr(fd, intent_attribute()); // ENOSPC (a long ACL), EDQUOT, E2BIG...
+    return false;
 }
 
-// The intent a live commit left on the file `fd` (`st`: its fstat) that it
-// holds: nothing where there is none, it names another inode (a copy that
-// took the attribute along), or a non-root server's file is not its own.
-std::optional<PublishIntent> intent_on(int fd, const struct ::stat& st)
+// The intent a live commit left on the 0600 file `fd` (`st`: its fstat) that
+// it holds, where the file is still as that commit left it: the inode the
+// intent names beneath this root (not a copy that took the attribute along),
+// one link (no second name a user made), and owned by the server's user or
+// the intent's (the owner comes first: take_final_attributes). Nothing
+// otherwise, or where a non-root server's file is not its own (its user
+// namespace attribute, which that owner alone may write).
+std::optional<PublishIntent> intent_on(int fd, const struct ::stat& st, dev_t root_device)
 {
+    static const uid_t server_user = ::geteuid();
+    if (st.st_nlink != 1 || (server_user != 0 && st.st_uid != server_user)) {
+        return std::nullopt;
+    }
     std::string value(128, '\0');
     ssize_t got = ::fgetxattr(fd, intent_attribute(), value.data(), value.size());
     if (got < 0 && errno == ERANGE) { // a long ACL: ask its size
@@ -559,12 +577,22 @@ std::optional<PublishIntent> intent_on(int fd, const struct ::stat& st)
             got = -1;
         }
     }
-    if (got <= 0 || (::geteuid() != 0 && st.st_uid != ::geteuid())) {
+    if (got <= 0) {
         return std::nullopt;
     }
     value.resize(static_cast<std::size_t>(got));
-    auto intent = decode_publish_intent(value);
-    if (!intent || !same_inode(st, *intent)) {
+    const auto written = decode_publish_intent(value);
+    if (!written) {
+        return std::nullopt;
+    }
+    const PublishIntent& intent = written->intent;
+    // A live commit gives its file the attributes within moments; one
+    // written longer ago than kIntentTrustSeconds either way (the servers
+    // of a shared folder keep their clocks near) is a killed commit's,
+    // however the file is held now.
+    const std::int64_t age = static_cast<std::int64_t>(std::time(nullptr)) - written->written_s;
+    if (age > kIntentTrustSeconds || age < -kIntentTrustSeconds || !same_inode(st, intent, root_device) ||
+        (st.st_uid != server_user && st.st_uid != intent.uid)) {
         return std::nullopt;
     }
     return intent;
@@ -620,7 +648,7 @@ Settled settle_record(const Library& library, const std::string& entry, const Pa
     // Not renamed yet: a commit at work (its lock), or one killed before the
     // rename, which leaves the verified data without a state, as ever.
     const int partial = open_recorded(
-        intent, [&](struct ::stat& st) { return library.stat_entry(data, st); },
+        intent, library.root_device(), [&](struct ::stat& st) { return library.stat_entry(data, st); },
         [&] { return library.open_entry(data, O_RDONLY | O_NONBLOCK | O_NOCTTY); });
     if (partial >= 0) {
         const bool in_use = !try_lock(partial);
@@ -630,7 +658,7 @@ Settled settle_record(const Library& library, const std::string& entry, const Pa
         }
     } else if (auto destination = library.publish_destination(decoded->name)) {
         const int fd = open_recorded(
-            intent, [&](struct ::stat& st) { return destination->stat(st); },
+            intent, library.root_device(), [&](struct ::stat& st) { return destination->stat(st); },
             [&] { return destination->open(O_RDONLY); });
         if (fd >= 0) {
             // Its commit, at work, holds it exclusively and sets them
@@ -648,8 +676,10 @@ Settled settle_record(const Library& library, const std::string& entry, const Pa
                 drop_record(library, entry, read_at);
                 return Settled::done;
             }
+            // What the killed commit left on it goes first: a mode without
+            // the owner's write bit would keep a user namespace one there.
+            (void)::fremovexattr(fd, intent_attribute());
             apply_intent(fd, intent);
-            (void)::fremovexattr(fd, intent_attribute()); // what the killed commit left on it too
             (void)::fsync(fd); // the inode's changes, before the record goes
             ::close(fd);
             log_event("publish_completed", {{"path", decoded->name}});
@@ -800,8 +830,8 @@ bool may_await_attributes(const struct ::stat& st)
 // folder is read through. One this server may not open (a non-root
 // ferryd, another user's file) is read by name, and looked at again when
 // the name meanwhile holds another file.
-bool look_at_replaced(const Library::Destination& destination, struct ::stat& old, FinalAcl& acl, int& error,
-                      const std::function<Settled()>& settle)
+bool look_at_replaced(const Library::Destination& destination, dev_t root_device, struct ::stat& old, FinalAcl& acl,
+                      int& error, const std::function<Settled()>& settle)
 {
     static const uid_t server_user = ::geteuid(); // ferryd never changes its user
     using Identity = std::pair<dev_t, ino_t>;
@@ -884,7 +914,7 @@ bool look_at_replaced(const Library::Destination& destination, struct ::stat& ol
                     // A live commit's file says what it will have, however
                     // long that commit takes to give it (an attribute not
                     // kept by this file system: waited for, as before).
-                    if (const auto intent = intent_on(fd, old)) {
+                    if (const auto intent = intent_on(fd, old, root_device)) {
                         ::close(fd);
                         old.st_uid = intent->uid;
                         old.st_gid = intent->gid;
@@ -921,6 +951,12 @@ bool look_at_replaced(const Library::Destination& destination, struct ::stat& ol
                 }
                 error = checked;
                 return true;
+            }
+            if (settled.contains(named)) {
+                // Free and settled: an intent still on it is a killed
+                // commit's (below 1 MiB, no record settles it). It goes, so
+                // that no later lock of the file makes it believed.
+                (void)::fremovexattr(fd, intent_attribute());
             }
         }
         error = acl.keep_replaced(fd);
@@ -1623,7 +1659,8 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
     FinalAcl acl;
     int unreadable = 0;
     const bool replaces =
-        look_at_replaced(destination, old, acl, unreadable, [&] { return settle_record_of(library_, name_); });
+        look_at_replaced(destination, library_.root_device(), old, acl, unreadable,
+                         [&] { return settle_record_of(library_, name_); });
     if (unreadable != 0) {
         errno = unreadable;
         return -1;
@@ -1637,8 +1674,19 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
     // A new file's group is its folder's where that folder is set-group-ID,
     // as for a file created there (the partial took the root's rule).
     const gid_t new_group = replaces ? old.st_gid : destination.new_file_group(::getegid());
+    bool marked = false; // the intent on the file (below)
+    const auto unmark = [&] {
+        if (marked) {
+            (void)::fremovexattr(fd_, intent_attribute());
+            marked = false;
+        }
+    };
     const auto apply = [&] {
         set_final_owner(replaces ? std::optional<struct ::stat>(old) : std::nullopt, new_group);
+        // Before the ACL and mode, which may take the owner's write bit that
+        // a non-root server needs to remove a user namespace attribute. A
+        // commit that meets the file from here on waits for its last steps.
+        unmark();
         if (const int error = acl.set(fd_); error != 0) {
             log_unset_mode(destination, partial, name_, acl.what() + ": " + std::strerror(error));
         } else if (::fchmod(fd_, mode) != 0) {
@@ -1654,23 +1702,20 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
     const mode_t final_mode = described ? mode : 0600;
     const std::string final_acl = described ? acl_text : std::string(sys::kNoAclText);
     const auto record = [&] { record_publish(final_owner, new_group, final_mode, final_acl); };
-    // The same intent rides on the file, from before the rename to after its
-    // attributes, for a commit of this name that meets it held meanwhile
-    // (look_at_replaced): the record is written for large uploads only, and
-    // only a killed commit's is read.
-    bool marked = partial != nullptr && mark_intent(fd_, *partial, final_owner, new_group, final_mode, final_acl);
-    const auto unmark = [&] {
-        if (marked) {
-            (void)::fremovexattr(fd_, intent_attribute());
-            marked = false;
-        }
-    };
+    // The same intent rides on the file, from before the rename until its
+    // owner is set (the ACL and mode follow at once), for a commit of this
+    // name that meets it held meanwhile (look_at_replaced): the record is
+    // written for large uploads only, and only a killed commit's is read.
+    if (partial != nullptr) {
+        marked = mark_intent(fd_, *partial, final_owner, new_group, final_mode, final_acl);
+    } else {
+        (void)::fremovexattr(fd_, intent_attribute()); // a killed commit's, on this resumed partial
+    }
     const auto after_rename = [&] {
         // First, as close to the rename as it can be: whether the folder
         // the file went into is still the one name_ leads to.
         moved = library_.check_published_at(destination, name_);
-        apply();
-        unmark(); // before the fstat: it moves the change time the digest cache keeps
+        apply(); // the intent goes there, before the fstat: it moves the change time the digest cache keeps
         struct ::stat now {};
         if (::fstat(fd_, &now) == 0) {
             published = now;

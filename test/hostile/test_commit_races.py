@@ -74,28 +74,14 @@ class CommitsOfOneName(unittest.TestCase):
         # The fault library holds each publish 60 ms between its rename and
         # the attributes (less than the 0.1 s a commit waits for another);
         # the second commit comes once the first file stands at the name.
-        # Below 1 MiB a commit writes no publish record, from 1 MiB on it does.
-        with Server(FERRYD, self.root, env=preloaded(FERRY_PUBLISH_PAUSE_MS="60")) as server:
-            for size in (1000, 2 << 20):
-                path = self.plant(f"shared-{size}.bin")
-                first, second = server.peer(), server.peer()
-                contents = [os.urandom(size), os.urandom(size + 1)]
-                ids = []
-                for peer, data in ((first, contents[0]), (second, contents[1])):
-                    started = peer.put(os.path.basename(path), data, commit=False)
-                    self.assertTrue(started["ok"], started)
-                    ids.append(peer.next_id - 1)
-                first.send({"op": "commit", "id": ids[0], "sha256": sha256(contents[0])})
-                self.assertTrue(self.stands(path, contents[0]), "the first commit never renamed")
-                second.send({"op": "commit", "id": ids[1], "sha256": sha256(contents[1])})
-                for peer in (first, second):
-                    done = peer.reply()
-                    self.assertTrue(done["ok"], done)
-                    peer.close()
-                with open(path, "rb") as f:
-                    self.assertEqual(f.read(), contents[1])
-                self.assertEqual(self.kept(path), (self.MODE, self.OWNER, self.OWNER), size)
-            self.assertNotIn("stays 0600", server.log_text())
+        # Below 1 MiB a commit writes no publish record, from 1 MiB on it
+        # does. Without an intent on the file (FERRY_NO_FERRY_XATTR) the
+        # second commit waits for the first file's attributes.
+        for faults in ({}, {"FERRY_NO_FERRY_XATTR": "1"}):
+            with Server(FERRYD, self.root, env=preloaded(FERRY_PUBLISH_PAUSE_MS="60", **faults)) as server:
+                for size in (1000, 2 << 20):
+                    self.held_commits((server,), f"shared-{size}-{len(faults)}.bin", size, acl=False)
+                self.assertNotIn("stays 0600", server.log_text())
 
     def held_commits(self, servers, name, size, acl=True):
         """Two commits of NAME, the first on servers[0] (its publish held
@@ -128,14 +114,15 @@ class CommitsOfOneName(unittest.TestCase):
         self.assertEqual([a for a in os.listxattr(path) if "ferry" in a], [], name)
 
     def test_a_commit_that_meets_a_file_held_past_its_wait_takes_what_it_will_have(self):
-        # Publishes held 0.4 s between their rename and their attributes,
-        # four times the 0.1 s a commit waits for a file: a slow network
+        # Publishes held 1.5 s between their rename and their attributes,
+        # fifteen times the 0.1 s a commit waits for a file (so that even a
+        # commit slowed by a sanitizer meets the file held): a slow network
         # file system, a loaded server. The second commit, through the same
         # ferryd or another one of the folder, must take what the first file
         # is to have: its owner, group, mode and ACL (the first commit's
         # intent, on the file), never the 0600 of that moment (before, it
         # did: 0600 root:root, no ACL, for every later version).
-        pause = preloaded(FERRY_PUBLISH_PAUSE_MS="400")
+        pause = preloaded(FERRY_PUBLISH_PAUSE_MS="1500")
         with Server(FERRYD, self.root, env=pause) as one, Server(FERRYD, self.root, env=pause) as other:
             for size in (1000, 2 << 20):
                 self.held_commits((one,), f"one-{size}.bin", size)
@@ -146,35 +133,48 @@ class CommitsOfOneName(unittest.TestCase):
         # A ferryd that is not root writes its intent in the user namespace
         # of extended attributes, on its own files, and reads it there.
         os.chown(self.root, self.OWNER, self.OWNER)
-        pause = preloaded(FERRY_PUBLISH_PAUSE_MS="400")
+        pause = preloaded(FERRY_PUBLISH_PAUSE_MS="1500")
         with Server(FERRYD, self.root, preexec_fn=as_user(self.OWNER), env=pause) as server:
             for size in (1000, 2 << 20):
                 self.held_commits((server,), f"own-{size}.bin", size)
 
+    def intent(self, path, uid, mode, age=0):
+        """An intent as a commit writes it, naming PATH's inode, AGE seconds ago."""
+        return b'[%d,%d,%d,%d,"none",%d]' % (os.stat(path).st_ino, uid, uid, mode, int(time.time()) - age)
+
     def test_an_intent_planted_on_a_held_file_is_never_believed(self):
-        # Only a commit's own intent counts: a user's 0600 file, held under
-        # a program's exclusive lock past the 0.1 s wait, that carries an
-        # intent in the user namespace (any user may write one on a file of
-        # theirs) claiming root and 0777, or a copy (cp -a) of a file that
-        # carried one in the trusted namespace, naming that file's inode, is
-        # read as it stands, never as the intent says.
+        # Only a commit's own intent, on its file as it left it, counts. A
+        # 0600 file held under a program's exclusive lock past the 0.1 s
+        # wait is read as it stands, never as an intent on it says, where
+        # that intent is: in the user namespace (any user may write one on
+        # a file of theirs); copied with cp -a from another file (it names
+        # that file's inode); a killed commit's on a file an admin then gave
+        # to another user (neither the server's user nor the intent's owns
+        # it); on a file with a second name (a link a user made); or written
+        # two minutes ago (a killed commit's, on a file of the intent's owner
+        # that the owner now holds: tester round 28).
         with Server(FERRYD, self.root) as server:
-            for how in ("user", "copied"):
+            for how in ("user", "copied", "given away", "linked", "old"):
                 path = self.plant(f"planted-{how}.txt")
                 os.chmod(path, 0o600)
                 if how == "user":
-                    os.setxattr(path, "user.ferry.publishing", b'[%d,%d,0,0,511,"none"]' % (
-                        os.stat(path).st_dev, os.stat(path).st_ino))
-                else:
+                    os.setxattr(path, "user.ferry.publishing", self.intent(path, 0, 0o777))
+                elif how == "copied":
                     origin = os.path.join(self.root, "origin.txt")
                     shutil.copy2(path, origin)
                     os.chown(origin, self.OWNER, self.OWNER)
-                    os.setxattr(origin, "trusted.ferry.publishing", b'[%d,%d,0,0,511,"none"]' % (
-                        os.stat(origin).st_dev, os.stat(origin).st_ino))
+                    os.setxattr(origin, "trusted.ferry.publishing", self.intent(origin, self.OWNER, 0o666))
                     os.unlink(path)
                     subprocess.run(["cp", "-a", origin, path], check=True, timeout=10)
                     self.assertIn("trusted.ferry.publishing", os.listxattr(path))
                     self.assertEqual(self.kept(path), (0o600, self.OWNER, self.OWNER))
+                elif how == "given away":
+                    os.setxattr(path, "trusted.ferry.publishing", self.intent(path, 0, 0o666))
+                elif how == "old":
+                    os.setxattr(path, "trusted.ferry.publishing", self.intent(path, self.OWNER, 0o666, age=120))
+                else:
+                    os.setxattr(path, "trusted.ferry.publishing", self.intent(path, self.OWNER, 0o666))
+                    os.link(path, os.path.join(self.root, "second-name.txt"))
                 with open(path, "rb") as held:
                     fcntl.flock(held, fcntl.LOCK_EX)
                     peer = server.peer()
@@ -183,6 +183,79 @@ class CommitsOfOneName(unittest.TestCase):
                     self.assertTrue(done["ok"], done)
                     peer.close()
                 self.assertEqual(self.kept(path), (0o600, self.OWNER, self.OWNER), how)
+                for extra in ("origin.txt", "second-name.txt"):
+                    if os.path.exists(os.path.join(self.root, extra)):
+                        os.unlink(os.path.join(self.root, extra))
+
+    def test_a_stale_intent_on_a_resumed_upload_goes_when_a_new_one_cannot_be_written(self):
+        # A commit killed between writing its intent and its rename leaves
+        # the intent on its partial; the upload, resumed, is committed where
+        # the intent cannot be written this time (a long ACL fills the
+        # file's attribute space: ENOSPC; here FERRY_NO_FERRY_XATTR). The
+        # old intent must not stay to be believed by a commit that meets
+        # the file held: it would give the name what it no longer has.
+        path = self.plant("resumed.bin")
+        data = os.urandom(3000)
+        with Server(FERRYD, self.root) as server:
+            peer = server.peer()
+            started = peer.put("resumed.bin", data, commit=False)
+            self.assertTrue(started["ok"], started)
+            self.assertTrue(peer.request({"op": "abort", "id": peer.next_id - 1, "discard": False})["ok"])
+            peer.close()
+        partial = [n for n in hidden_entries(self.root) if not n.endswith((".state", ".spare", ".publish"))]
+        self.assertEqual(len(partial), 1, hidden_entries(self.root))
+        partial = os.path.join(self.root, partial[0])
+        os.setxattr(partial, "trusted.ferry.publishing", self.intent(partial, 0, 0o666))
+        with Server(FERRYD, self.root, env=preloaded(FERRY_PUBLISH_PAUSE_MS="1500",
+                                                      FERRY_NO_FERRY_XATTR="1")) as server:
+            first, second = server.peer(), server.peer()
+            started = first.put("resumed.bin", data, commit=False, resume=True)
+            self.assertTrue(started["ok"], started)
+            first_id = first.next_id - 1
+            other = os.urandom(2000)
+            self.assertTrue(second.put("resumed.bin", other, commit=False)["ok"])
+            first.send({"op": "commit", "id": first_id, "sha256": sha256(data)})
+            self.assertTrue(self.stands(path, data), "the first commit never renamed")
+            time.sleep(0.05)
+            second.send({"op": "commit", "id": second.next_id - 1, "sha256": sha256(other)})
+            for peer in (second, first):
+                done = peer.reply()
+                self.assertTrue(done["ok"], done)
+                peer.close()
+        mode, _, _ = self.kept(path)
+        self.assertEqual(mode & ~self.MODE, 0, f"wider than the replaced file: {oct(mode)}")
+        self.assertEqual([a for a in os.listxattr(path) if "ferry" in a], [])
+
+    def test_a_server_that_is_not_root_leaves_no_intent_on_a_read_only_file(self):
+        # A non-root ferryd's intent is in the user namespace, which only
+        # the owner with write permission may remove: a file that replaces
+        # a 0444 one (no write bit for its owner once it has that mode) must
+        # lose it before it takes the mode, by a commit and by the settle of
+        # a commit killed before its attributes (tester round 28).
+        os.chown(self.root, self.OWNER, self.OWNER)
+        path = self.plant("read-only.txt")
+        os.chmod(path, 0o444)
+        with Server(FERRYD, self.root, preexec_fn=as_user(self.OWNER)) as server:
+            peer = server.peer()
+            self.assertTrue(peer.put("read-only.txt", b"version 2")["ok"])
+            peer.close()
+        self.assertEqual(self.kept(path), (0o444, self.OWNER, self.OWNER))
+        self.assertEqual([a for a in os.listxattr(path) if "ferry" in a], [])
+        big = os.urandom(2 << 20)
+        with Server(FERRYD, self.root, preexec_fn=as_user(self.OWNER),
+                    env=preloaded(FERRY_PUBLISH_PAUSE_MS="5000")) as killed:
+            peer = killed.peer()
+            self.assertTrue(peer.put("read-only.txt", big, commit=False)["ok"])
+            peer.send({"op": "commit", "id": peer.next_id - 1, "sha256": sha256(big)})
+            self.assertTrue(self.stands(path, big), "the commit never renamed")
+            killed.process.kill()
+            killed.process.wait()
+            peer.close()
+        self.assertIn("user.ferry.publishing", os.listxattr(path))
+        with Server(FERRYD, self.root, preexec_fn=as_user(self.OWNER)):
+            pass  # settles the record at its start, before it listens
+        self.assertEqual(self.kept(path), (0o444, self.OWNER, self.OWNER))
+        self.assertEqual([a for a in os.listxattr(path) if "ferry" in a], [])
 
     def test_a_chain_of_commits_waits_for_each_files_attributes(self):
         # Four commits, each sent once the one before it renamed its file,

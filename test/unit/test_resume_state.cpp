@@ -171,23 +171,33 @@ TEST_CASE("hostile or damaged resume states are refused, never trusted")
     }
 }
 
-TEST_CASE("a commit's intent on its file reads back as written, fits an inode, and refuses any other shape")
+TEST_CASE("a commit's intent on its file reads back as written, stays short, and refuses any other shape")
 {
-    const ferry::PublishIntent intent{66306, 1234567, 4321, 8765, 0640, "none"};
-    const std::string text = ferry::encode_publish_intent(intent);
-    CHECK(text == R"([66306,1234567,4321,8765,416,"none"])");
+    const ferry::PublishIntent intent{0, 1234567, 4321, 8765, 0640, "none"};
+    const std::string text = ferry::encode_publish_intent(intent, 1764370000);
+    CHECK(text == R"([1234567,4321,8765,416,"none",1764370000])");
+    // No device: a reader compares its own root's (mounts number it apart).
+    CHECK(ferry::encode_publish_intent(ferry::PublishIntent{66306, 1234567, 4321, 8765, 0640, "none"}, 1764370000) ==
+          text);
     // ext4 keeps an attribute inside a 256-byte inode when its entry (16
     // bytes, the name's 16, the value) fits the 92 bytes free there.
     CHECK(text.size() <= 60);
-    CHECK(ferry::decode_publish_intent(text) == intent);
-    const ferry::PublishIntent with_acl{1, 2, 3, 4, 0750, "user::rwx,user:1234:r-x,group::r-x,mask::r-x,other::---"};
-    CHECK(ferry::decode_publish_intent(ferry::encode_publish_intent(with_acl)) == with_acl);
+    const auto back = ferry::decode_publish_intent(text);
+    REQUIRE(back);
+    CHECK(back->intent == intent);
+    CHECK(back->written_s == 1764370000);
+    const ferry::PublishIntent with_acl{0, 2, 3, 4, 0750, "user::rwx,user:1234:r-x,group::r-x,mask::r-x,other::---"};
+    const auto acl_back = ferry::decode_publish_intent(ferry::encode_publish_intent(with_acl, -5));
+    REQUIRE(acl_back);
+    CHECK(acl_back->intent == with_acl);
+    CHECK(acl_back->written_s == -5);
 
-    for (const char* bad : {"", "[", "{}", R"([1,2,3,4,420])", R"([1,2,3,4,420,"none",7])", R"([1,2,3,4,420,7])",
-                            R"([1,2,-3,4,420,"none"])", R"([1,2,4294967296,4,420,"none"])",
-                            R"([1,2,3,4294967296,420,"none"])", R"([1,2,3,4,4096,"none"])",
-                            R"([1.5,2,3,4,420,"none"])", R"(["1",2,3,4,420,"none"])",
-                            R"({"device":1,"inode":2,"uid":3,"gid":4,"mode":420,"acl":"none"})"}) {
+    for (const char* bad :
+         {"", "[", "{}", R"([2,3,4,420,"none"])", R"([2,3,4,420,"none",7,8])", R"([2,3,4,420,7,7])",
+          R"([2,3,4,420,"none","7"])", R"([2,3,4,420,"none",7.5])", R"([1,2,3,4,420,"none"])",
+          R"([2,-3,4,420,"none",7])", R"([2,4294967296,4,420,"none",7])", R"([2,3,4294967296,420,"none",7])",
+          R"([2,3,4,4096,"none",7])", R"([1.5,3,4,420,"none",7])", R"(["2",3,4,420,"none",7])",
+          R"({"inode":2,"uid":3,"gid":4,"mode":420,"acl":"none","written":7})"}) {
         CAPTURE(bad);
         CHECK_FALSE(ferry::decode_publish_intent(bad));
     }
