@@ -18,7 +18,7 @@ import unittest
 
 from test_faults import as_user
 from test_folder_faults import preloaded
-from wire import Server, hidden_entries, sha256, temp_root, wait_until
+from wire import Server, hidden_entries, holds_content, sha256, temp_root, wait_until
 
 FERRYD = os.environ.get("FERRYD", "")
 
@@ -57,14 +57,7 @@ class CommitsOfOneName(unittest.TestCase):
         return path
 
     def stands(self, path, data):
-        """Whether PATH comes to hold DATA (a commit's rename) within 10 s."""
-        def holds():
-            try:
-                with open(path, "rb") as f:
-                    return f.read() == data
-            except OSError:
-                return False
-        return wait_until(holds, within=10, step=0.002)
+        return holds_content(path, data)
 
     def kept(self, path):
         st = os.stat(path)

@@ -210,6 +210,17 @@ def hidden_entries(root):
     return sorted(name for name in os.listdir(root) if name.startswith("."))
 
 
+def holds_content(path, data, within=10.0):
+    """Whether PATH comes to hold DATA (a commit's rename seen) within WITHIN s."""
+    def holds():
+        try:
+            with open(path, "rb") as f:
+                return f.read() == data
+        except OSError:
+            return False
+    return wait_until(holds, within=within, step=0.002)
+
+
 def wait_until(condition, within=10.0, step=0.05):
     deadline = time.time() + within
     while time.time() < deadline:

@@ -431,13 +431,7 @@ class ScaleOut(unittest.TestCase):
         return seen
 
     def stands(self, path, data):
-        def holds():
-            try:
-                with open(path, "rb") as f:
-                    return f.read() == data
-            except OSError:
-                return False
-        return cluster.wait_until(holds, within=20, step=0.005)
+        return wire.holds_content(path, data, within=20)
 
     def test_10_a_commit_meeting_a_file_held_through_the_other_mount_keeps_its_attributes(self):
         # A publish through m1 held 2 s between its rename and its
