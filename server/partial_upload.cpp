@@ -519,10 +519,10 @@ std::string record_name(const std::string& path)
 }
 
 // The extended attribute in which a commit leaves its intent on the file it
-// publishes, from just before the rename to just after the final
-// attributes (PROTOCOL.md 4.5): a commit of the same name that finds that
-// file still held then reads what it will have, however long its holder
-// takes. A root ferryd writes it in the trusted namespace, which only a
+// publishes, from just before the rename until its owner is set, the ACL
+// and mode following at once (PROTOCOL.md 4.5): a commit of the same name
+// that finds that file still held then reads what it will have, however
+// long its holder takes. A root ferryd writes it in the trusted namespace, which only a
 // process with CAP_SYS_ADMIN may read or write (xattr(7)), so no user can
 // plant one on a file of theirs; another ferryd in the user namespace, on
 // its own files only (their owner alone may write it).
