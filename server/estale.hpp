@@ -29,12 +29,21 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <utility>
 
 namespace ferry::server {
 
 // How many times in all a lookup that keeps failing with ESTALE is tried.
 inline constexpr int kStaleLookupTries = 4;
+// A get's open whose name is still stale after those tries is tried again
+// every kStaleWaitStep for up to kStaleWaitLimit from its start: GlusterFS's
+// md-cache can keep the old handle until performance.md-cache-timeout (1 s
+// by default) whatever the folder's read (2 gets of 30 under CI's load in
+// test 9b of test/scaleout). Only a get waits so: a pool thread, on a
+// network file system's rare path.
+inline constexpr std::chrono::milliseconds kStaleWaitLimit{1500};
+inline constexpr std::chrono::milliseconds kStaleWaitStep{25};
 
 // Whether a call on a file or folder already open failed because what it
 // refers to is gone with its handle: on a distributed file system, renamed

@@ -13,9 +13,11 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 #include <span>
+#include <thread>
 
 namespace ferry::server {
 
@@ -683,6 +685,18 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
     // the opened file gone at the fstat after the open, with ENOENT or
     // ESTALE; with md-cache on, a get of dir/x while dir is replaced found
     // dir's old handle stale in 18% of gets after estale.hpp's tries).
+    // Past kStaleLookupTries, a name still stale is waited for a little
+    // (stale_past_tries): GlusterFS's md-cache may answer with the old
+    // handle until its timeout (1 s by default) whatever the folder's read.
+    const auto started = std::chrono::steady_clock::now();
+    const auto stale_past_tries = [&](int error, int tries) {
+        if (error != ESTALE || tries < kStaleLookupTries ||
+            std::chrono::steady_clock::now() - started > kStaleWaitLimit) {
+            return false;
+        }
+        std::this_thread::sleep_for(kStaleWaitStep);
+        return true;
+    };
     for (int tries = 1;; ++tries) {
         auto located = locate(path, "read");
         if (!located) {
@@ -698,7 +712,7 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
         int error = 0;
         if (stat_located(*located, st) != 0) {
             error = errno;
-            if (!replaced(error) || tries == kStaleLookupTries) {
+            if (!replaced(error) || (tries >= kStaleLookupTries && !stale_past_tries(error, tries))) {
                 return file_error(error, "cannot stat", path);
             }
             continue;
@@ -710,7 +724,7 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
             parent, [&] { return ::openat(parent, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY); });
         if (fd < 0) {
             error = errno;
-            if (!replaced(error) || tries == kStaleLookupTries) {
+            if (!replaced(error) || (tries >= kStaleLookupTries && !stale_past_tries(error, tries))) {
                 return file_error(error, "cannot open", path);
             }
             continue;
@@ -730,7 +744,7 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
         if (!handle_gone(error)) {
             return file_error(error, "cannot stat", path);
         }
-        if (tries == kStaleLookupTries) {
+        if (tries >= kStaleLookupTries) {
             return Error{ErrorCode::io_error, quoted(path) + " was replaced each time it was opened (" +
                                                   std::to_string(tries) + " tries); try again"};
         }
