@@ -689,9 +689,8 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
     // (stale_past_tries): GlusterFS's md-cache may answer with the old
     // handle until its timeout (1 s by default) whatever the folder's read.
     const auto started = std::chrono::steady_clock::now();
-    const auto stale_past_tries = [&](int error, int tries) {
-        if (error != ESTALE || tries < kStaleLookupTries ||
-            std::chrono::steady_clock::now() - started > kStaleWaitLimit) {
+    const auto stale_past_tries = [&](int error) { // called past kStaleLookupTries only
+        if (error != ESTALE || std::chrono::steady_clock::now() - started > kStaleWaitLimit) {
             return false;
         }
         std::this_thread::sleep_for(kStaleWaitStep);
@@ -712,7 +711,7 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
         int error = 0;
         if (stat_located(*located, st) != 0) {
             error = errno;
-            if (!replaced(error) || (tries >= kStaleLookupTries && !stale_past_tries(error, tries))) {
+            if (!replaced(error) || (tries >= kStaleLookupTries && !stale_past_tries(error))) {
                 return file_error(error, "cannot stat", path);
             }
             continue;
@@ -724,7 +723,7 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
             parent, [&] { return ::openat(parent, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY); });
         if (fd < 0) {
             error = errno;
-            if (!replaced(error) || (tries >= kStaleLookupTries && !stale_past_tries(error, tries))) {
+            if (!replaced(error) || (tries >= kStaleLookupTries && !stale_past_tries(error))) {
                 return file_error(error, "cannot open", path);
             }
             continue;

@@ -532,6 +532,13 @@ const char* intent_attribute()
     return name;
 }
 
+// Removes the intent from `fd`, whoever left it; none there (ENODATA), or
+// no attributes on this file system, is the same outcome, so no error.
+void clear_intent(int fd)
+{
+    (void)::fremovexattr(fd, intent_attribute());
+}
+
 // How long after it was written an intent is believed (seconds): a commit
 // at work sets its file's attributes within moments of its rename, while a
 // killed commit's intent may stay on a file that something else holds later.
@@ -549,7 +556,7 @@ bool mark_intent(int fd, const struct ::stat& partial, std::uint32_t uid, std::u
     if (::fsetxattr(fd, intent_attribute(), value.data(), value.size(), 0) == 0) {
         return true;
     }
-    (void)::fremovexattr(fd, intent_attribute()); // ENOSPC (a long ACL), EDQUOT, E2BIG...
+    clear_intent(fd); // ENOSPC (a long ACL), EDQUOT, E2BIG...
     return false;
 }
 
@@ -678,7 +685,7 @@ Settled settle_record(const Library& library, const std::string& entry, const Pa
             }
             // What the killed commit left on it goes first: a mode without
             // the owner's write bit would keep a user namespace one there.
-            (void)::fremovexattr(fd, intent_attribute());
+            clear_intent(fd);
             apply_intent(fd, intent);
             (void)::fsync(fd); // the inode's changes, before the record goes
             ::close(fd);
@@ -956,7 +963,7 @@ bool look_at_replaced(const Library::Destination& destination, dev_t root_device
                 // Free and settled: an intent still on it is a killed
                 // commit's (below 1 MiB, no record settles it). It goes, so
                 // that no later lock of the file makes it believed.
-                (void)::fremovexattr(fd, intent_attribute());
+                clear_intent(fd);
             }
         }
         error = acl.keep_replaced(fd);
@@ -1677,7 +1684,7 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
     bool marked = false; // the intent on the file (below)
     const auto unmark = [&] {
         if (marked) {
-            (void)::fremovexattr(fd_, intent_attribute());
+            clear_intent(fd_);
             marked = false;
         }
     };
@@ -1709,7 +1716,7 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
     if (partial != nullptr) {
         marked = mark_intent(fd_, *partial, final_owner, new_group, final_mode, final_acl);
     } else {
-        (void)::fremovexattr(fd_, intent_attribute()); // a killed commit's, on this resumed partial
+        clear_intent(fd_); // a killed commit's, on this resumed partial
     }
     const auto after_rename = [&] {
         // First, as close to the rename as it can be: whether the folder
