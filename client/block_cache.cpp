@@ -8,7 +8,7 @@ BlockCache& BlockCache::shared()
     return cache;
 }
 
-std::unique_ptr<std::uint8_t[]> BlockCache::take()
+sys::PageBuffer<std::uint8_t> BlockCache::take()
 {
     {
         const std::lock_guard lock(mutex_);
@@ -18,10 +18,10 @@ std::unique_ptr<std::uint8_t[]> BlockCache::take()
             return block;
         }
     }
-    return std::make_unique_for_overwrite<std::uint8_t[]>(kBlockSize);
+    return sys::make_page_buffer<std::uint8_t>(kBlockSize);
 }
 
-void BlockCache::give(std::unique_ptr<std::uint8_t[]> block)
+void BlockCache::give(sys::PageBuffer<std::uint8_t> block)
 {
     if (!block) {
         return;

@@ -13,6 +13,8 @@
 // kKept blocks, so the memory held after a burst is bounded (32 MiB).
 #pragma once
 
+#include "page_buffer.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -29,17 +31,17 @@ public:
     // The process's cache.
     static BlockCache& shared();
 
-    // A block of kBlockSize bytes, not zeroed: a kept one when there is one.
-    std::unique_ptr<std::uint8_t[]> take();
+    // A block of kBlockSize bytes, not zeroed, page-aligned (sys/page_buffer.hpp): a kept one when there is one.
+    sys::PageBuffer<std::uint8_t> take();
     // Keeps `block` (of kBlockSize bytes) for a later take(), or frees it
     // when kKept are kept.
-    void give(std::unique_ptr<std::uint8_t[]> block);
+    void give(sys::PageBuffer<std::uint8_t> block);
 
     std::size_t kept() const;
 
 private:
     mutable std::mutex mutex_;
-    std::vector<std::unique_ptr<std::uint8_t[]>> kept_;
+    std::vector<sys::PageBuffer<std::uint8_t>> kept_;
 };
 
 } // namespace ferry::client

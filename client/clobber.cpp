@@ -3,6 +3,7 @@
 #include "interrupt.hpp"
 #include "local_files.hpp"
 #include "operations.hpp"
+#include "page_buffer.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -67,20 +68,20 @@ Result<std::optional<RemoteFile>> remote_file(Connection& connection, const std:
 Result<std::optional<RemoteFile>> digest_of(const LocalFile& file, HashKind hash)
 {
     TransferHash digest(hash);
-    std::vector<std::uint8_t> buffer(kReadChunk);
+    const auto buffer = sys::make_page_buffer<std::uint8_t>(kReadChunk); // pread copies into it
     std::uint64_t position = 0;
     for (;;) {
         if (interrupted()) {
             return Error{ErrorCode::aborted, "interrupted"};
         }
-        auto got = file.read_at(position, std::span(buffer.data(), buffer.size()));
+        auto got = file.read_at(position, std::span(buffer.get(), kReadChunk));
         if (!got) {
             return got.error();
         }
         if (got.value() == 0) {
             break;
         }
-        digest.update(buffer.data(), got.value());
+        digest.update(buffer.get(), got.value());
         position += got.value();
     }
     RemoteFile local;

@@ -26,7 +26,6 @@ namespace {
 // (that caps what it accepts); a list of a large folder can be big. This
 // only keeps a broken server from making us buffer without end.
 constexpr std::uint32_t kMaxIncomingControlFrame = 64 * 1024 * 1024;
-constexpr std::size_t kReceiveBuffer = 1024 * 1024;
 // In lent memory, a read goes on where the last one ended while this much
 // room is left; less, and the connection asks for fresh memory.
 constexpr std::size_t kMinLentRead = 128 * 1024;
@@ -123,7 +122,7 @@ Error unexpected_message(std::string_view json_text)
 
 Connection::Connection(Endpoint endpoint, ConnectOptions options, Transport transport)
     : endpoint_(std::move(endpoint)), options_(std::move(options)), transport_(std::move(transport)),
-      decoder_(kMaxIncomingControlFrame), buffer_(kReceiveBuffer)
+      decoder_(kMaxIncomingControlFrame), buffer_(sys::make_page_buffer<std::uint8_t>(kReceiveBuffer))
 {
 }
 
@@ -175,7 +174,7 @@ void Connection::lend_buffers(ReceiveBuffers* lender)
     if (lender == nullptr && !lent_.empty()) {
         // What is not decoded yet (the start of the next reply) comes along.
         const std::size_t left = end_ - begin_;
-        std::copy_n(lent_.begin() + static_cast<std::ptrdiff_t>(begin_), left, buffer_.begin());
+        std::copy_n(lent_.begin() + static_cast<std::ptrdiff_t>(begin_), left, buffer_.get());
         begin_ = 0;
         end_ = left;
         lent_ = {};

@@ -14,6 +14,7 @@
 #include "endpoint.hpp"
 #include "frame.hpp"
 #include "messages.hpp"
+#include "page_buffer.hpp"
 #include "receive_buffers.hpp"
 #include "status.hpp"
 #include "tls.hpp"
@@ -156,7 +157,10 @@ private:
     // cannot begin a Ferry frame (an HTTP or SSH server, a TLS one).
     Status check_first_bytes();
     // Where reads land: the lent memory, or the own buffer.
-    std::span<std::uint8_t> window() { return lent_.empty() ? std::span(buffer_) : lent_; }
+    std::span<std::uint8_t> window() { return lent_.empty() ? std::span(buffer_.get(), kReceiveBuffer) : lent_; }
+
+    // The own buffer's size; page-aligned, as recv copies into it (sys/page_buffer.hpp).
+    static constexpr std::size_t kReceiveBuffer = 1024 * 1024;
 
     Endpoint endpoint_;
     ConnectOptions options_;
@@ -164,7 +168,7 @@ private:
     HelloReply hello_;
     std::uint64_t next_id_ = 0;
     FrameDecoder decoder_;
-    std::vector<std::uint8_t> buffer_;
+    sys::PageBuffer<std::uint8_t> buffer_;
     std::size_t begin_ = 0; // undecoded bytes are window()[begin_, end_)
     std::size_t end_ = 0;
     ReceiveBuffers* lender_ = nullptr;

@@ -97,7 +97,7 @@ private:
     TransferHash hash_;
     Writer writer_;
     const std::size_t stages_;
-    std::vector<std::unique_ptr<std::uint8_t[]>> blocks_;
+    std::vector<sys::PageBuffer<std::uint8_t>> blocks_;
     std::array<std::size_t, kBlocks> pending_{}; // pieces queued per block
     std::size_t reading_ = kBlocks;              // the block lent out; kBlocks: none yet
     mutable std::mutex mutex_;

@@ -7,6 +7,7 @@
 #include "listing_check.hpp"
 #include "local_files.hpp"
 #include "names.hpp"
+#include "page_buffer.hpp"
 #include "part_file.hpp"
 #include "stream_writer.hpp"
 #include "posix_io.hpp"
@@ -147,21 +148,21 @@ std::string bytes_text(std::uint64_t n)
 // Hashes the first `length` bytes of the local file; false if it is shorter.
 Result<bool> hash_prefix(const LocalFile& file, std::uint64_t length, TransferHash& hash)
 {
-    std::vector<std::uint8_t> buffer(kPrefixReadChunk);
+    const auto buffer = sys::make_page_buffer<std::uint8_t>(kPrefixReadChunk);
     std::uint64_t position = 0;
     while (position < length) {
         if (interrupted()) {
             return Error{ErrorCode::aborted, "interrupted"};
         }
-        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), length - position));
-        auto got = file.read_at(position, std::span(buffer.data(), want));
+        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kPrefixReadChunk, length - position));
+        auto got = file.read_at(position, std::span(buffer.get(), want));
         if (!got) {
             return got.error();
         }
         if (got.value() == 0) {
             return false;
         }
-        hash.update(buffer.data(), got.value());
+        hash.update(buffer.get(), got.value());
         position += got.value();
     }
     return true;
@@ -1085,14 +1086,14 @@ Status send_upload(Connection& connection, PendingPut& pending)
     // hashing thread takes them: bytes from anywhere else it would hash on
     // this thread, in turn with reading and sending.
     static_assert(HashPipeline::kBlockSize % kPreferredDataChunk == 0, "frames tile a block");
-    std::vector<std::uint8_t> chunk(pipeline ? 0 : kPreferredDataChunk);
+    const auto chunk = pipeline ? sys::PageBuffer<std::uint8_t>{} : sys::make_page_buffer<std::uint8_t>(kPreferredDataChunk);
     std::span<std::uint8_t> block;
     std::uint64_t position = offset;
     if (options.progress) {
         options.progress(position, size);
     }
     while (position < size) {
-        std::span<std::uint8_t> area(chunk);
+        std::span<std::uint8_t> area(chunk.get(), chunk ? kPreferredDataChunk : 0);
         if (pipeline) {
             if (block.size() < kPreferredDataChunk) {
                 block = pipeline->next({}); // waits while the hash is a ring behind

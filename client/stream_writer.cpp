@@ -98,7 +98,7 @@ std::span<std::uint8_t> StreamWriter::next(std::span<std::uint8_t> used)
         return lent_;
     }
     if (!block_) {
-        block_ = std::make_unique_for_overwrite<std::uint8_t[]>(kBlockSize);
+        block_ = sys::make_page_buffer<std::uint8_t>(kBlockSize);
     }
     lent_ = std::span(block_.get(), kBlockSize);
     return lent_;

@@ -12,6 +12,7 @@
 // is kept: add() and flush() return it, and nothing more is written.
 #pragma once
 
+#include "page_buffer.hpp"
 #include "receive_buffers.hpp"
 #include "status.hpp"
 
@@ -52,7 +53,7 @@ private:
     int fd_;
     std::string where_;
     ReceiveBuffers* inner_;
-    std::unique_ptr<std::uint8_t[]> block_; // without an inner lender
+    sys::PageBuffer<std::uint8_t> block_; // without an inner lender
     std::span<std::uint8_t> lent_;          // the memory last lent
     std::vector<iovec> queued_;
     std::optional<Error> failed_;

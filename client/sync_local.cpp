@@ -6,6 +6,7 @@
 #include "mtime_limits.hpp"
 #include "mtime_probe.hpp"
 #include "names.hpp"
+#include "page_buffer.hpp"
 #include "posix_io.hpp"
 
 #include <fcntl.h>
@@ -654,20 +655,21 @@ Result<HashedFile> hash_local_file(const ListedFile& listed, const std::string& 
         return local_error("cannot stat \"" + shown + "\"", errno);
     }
     TransferHash hash(kind);
-    std::vector<std::uint8_t> buffer(1024 * 1024);
+    constexpr std::size_t kReadChunk = 1024 * 1024;
+    const auto buffer = sys::make_page_buffer<std::uint8_t>(kReadChunk); // pread copies into it
     std::uint64_t offset = 0;
     for (;;) {
         if (interrupted()) {
             return Error{ErrorCode::aborted, "interrupted while hashing \"" + shown + "\""};
         }
-        auto got = file->read_at(offset, buffer);
+        auto got = file->read_at(offset, std::span(buffer.get(), kReadChunk));
         if (!got) {
             return got.error();
         }
         if (got.value() == 0) {
             break;
         }
-        hash.update(buffer.data(), got.value());
+        hash.update(buffer.get(), got.value());
         offset += got.value();
     }
     // Written while read, the digest is of no one content.

@@ -8,7 +8,7 @@ ChunkCache& ChunkCache::of_this_thread()
     return cache;
 }
 
-std::unique_ptr<char[]> ChunkCache::take(std::size_t size)
+sys::PageBuffer<char> ChunkCache::take(std::size_t size)
 {
     taken_ = true;
     if (size == size_ && !kept_.empty()) {
@@ -16,10 +16,10 @@ std::unique_ptr<char[]> ChunkCache::take(std::size_t size)
         kept_.pop_back();
         return bytes;
     }
-    return std::make_unique_for_overwrite<char[]>(size);
+    return sys::make_page_buffer<char>(size);
 }
 
-void ChunkCache::give(std::unique_ptr<char[]> bytes, std::size_t size)
+void ChunkCache::give(sys::PageBuffer<char> bytes, std::size_t size)
 {
     if (!bytes) {
         return;

@@ -17,6 +17,8 @@
 // when the loop's last connection leaves, so an idle server stays small.
 #pragma once
 
+#include "page_buffer.hpp"
+
 #include <cstddef>
 #include <memory>
 #include <vector>
@@ -30,11 +32,12 @@ public:
     // The calling thread's cache.
     static ChunkCache& of_this_thread();
 
-    // A chunk of `size` bytes, not zeroed: a kept one when one of that size is there.
-    std::unique_ptr<char[]> take(std::size_t size);
+    // A chunk of `size` bytes, not zeroed, page-aligned (sys/page_buffer.hpp):
+    // a kept one when one of that size is there.
+    sys::PageBuffer<char> take(std::size_t size);
     // Keeps `bytes` (a chunk of `size` bytes) for a later take(), or frees it
     // when the cache is full or holds another size.
-    void give(std::unique_ptr<char[]> bytes, std::size_t size);
+    void give(sys::PageBuffer<char> bytes, std::size_t size);
 
     // Frees what is kept if nothing was taken since the last call.
     void release_if_unused();
@@ -46,7 +49,7 @@ public:
 private:
     bool taken_ = false; // since the last release_if_unused()
     std::size_t size_ = 0; // the size of every kept chunk
-    std::vector<std::unique_ptr<char[]>> kept_;
+    std::vector<sys::PageBuffer<char>> kept_;
 };
 
 } // namespace ferry::server

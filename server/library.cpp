@@ -4,6 +4,7 @@
 #include "folder_sync.hpp"
 #include "log.hpp"
 #include "mtime_probe.hpp"
+#include "page_buffer.hpp"
 #include "names.hpp"
 #include "posix_io.hpp"
 
@@ -817,7 +818,7 @@ std::optional<Error> hash_range(int fd, std::uint64_t offset, std::uint64_t leng
     // Uninitialised: every byte hashed was read first. (Zeroing a megabyte
     // per call would cost as much as a good part of reading it.)
     const auto capacity = static_cast<std::size_t>(std::min<std::uint64_t>(length, 1024 * 1024));
-    const auto buffer = std::make_unique_for_overwrite<char[]>(capacity);
+    const auto buffer = sys::make_page_buffer<char>(capacity); // pread copies into it
     for (std::uint64_t at = offset; at < offset + length;) {
         const auto size = static_cast<std::size_t>(std::min<std::uint64_t>(capacity, offset + length - at));
         if (auto failure = read_exactly(fd, buffer.get(), size, at, name)) {

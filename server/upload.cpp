@@ -173,7 +173,7 @@ Upload::Chunk Upload::new_chunk()
     return chunk;
 }
 
-void Upload::recycle(std::unique_ptr<char[]> bytes)
+void Upload::recycle(sys::PageBuffer<char> bytes)
 {
     if (bytes && spare_.size() < config_.receive_high_water / staging_capacity_ + 1) {
         spare_.push_back(std::move(bytes));
@@ -212,7 +212,7 @@ void Upload::continue_receiving()
         const std::size_t size = chunk.size;
         struct Written {
             std::optional<Error> failure;
-            std::unique_ptr<char[]> bytes; // back to the loop, to be used again
+            sys::PageBuffer<char> bytes; // back to the loop, to be used again
         };
         host_.submit(make_job([partial = partial_.get(), chunk = std::move(chunk)]() mutable {
                                   Written written;
@@ -259,7 +259,7 @@ void Upload::finish_job()
         std::optional<Error> write_failure;
         std::unique_ptr<PartialUpload> failed;
         // The written chunks' buffers, back to the loop for the next uploads.
-        std::vector<std::unique_ptr<char[]>> buffers;
+        std::vector<sys::PageBuffer<char>> buffers;
     };
     flush_staging();
     // The chunks not written yet go with the finish, in the same job: the

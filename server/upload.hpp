@@ -18,6 +18,7 @@
 #include "counters.hpp"
 #include "library.hpp"
 #include "messages.hpp"
+#include "page_buffer.hpp"
 #include "partial_upload.hpp"
 #include "session_io.hpp"
 #include "transfer_host.hpp"
@@ -99,12 +100,12 @@ private:
     // One chunk on its way to the file; allocated without zeroing, since
     // the socket fills it.
     struct Chunk {
-        std::unique_ptr<char[]> bytes;
+        sys::PageBuffer<char> bytes;
         std::size_t size = 0;
     };
 
     Chunk new_chunk();
-    void recycle(std::unique_ptr<char[]> bytes);
+    void recycle(sys::PageBuffer<char> bytes);
     void flush_staging();
     bool writer_idle() const { return !host_.job_in_flight() && queue_.empty(); }
     void finish_job();
@@ -124,7 +125,7 @@ private:
     std::size_t staging_capacity_;
     Chunk staging_;
     std::deque<Chunk> queue_;
-    std::vector<std::unique_ptr<char[]>> spare_; // written chunks' buffers, for the next ones
+    std::vector<sys::PageBuffer<char>> spare_; // written chunks' buffers, for the next ones
     std::size_t backlog_ = 0; // staging and queue
     Finish finish_ = Finish::none;
     bool last_waits_for_finish_ = true;

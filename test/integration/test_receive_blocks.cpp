@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <vector>
@@ -20,24 +21,26 @@ std::atomic<std::size_t> g_blocks_allocated{0};
 } // namespace
 
 // Counts, then allocates as the standard one does: the receive blocks are
-// arrays of BlockCache::kBlockSize bytes (make_unique_for_overwrite).
-void* operator new[](std::size_t size)
+// page-aligned arrays of BlockCache::kBlockSize bytes (sys::make_page_buffer).
+void* operator new[](std::size_t size, std::align_val_t alignment)
 {
     if (size == ferry::client::BlockCache::kBlockSize && g_watching.load()) {
         ++g_blocks_allocated;
     }
-    if (void* bytes = std::malloc(size == 0 ? 1 : size)) {
+    const auto align = static_cast<std::size_t>(alignment);
+    // aligned_alloc wants a size that is a multiple of the alignment.
+    if (void* bytes = std::aligned_alloc(align, (std::max<std::size_t>(size, 1) + align - 1) / align * align)) {
         return bytes;
     }
     throw std::bad_alloc();
 }
 
-void operator delete[](void* bytes) noexcept
+void operator delete[](void* bytes, std::align_val_t) noexcept
 {
     std::free(bytes);
 }
 
-void operator delete[](void* bytes, std::size_t) noexcept
+void operator delete[](void* bytes, std::size_t, std::align_val_t) noexcept
 {
     std::free(bytes);
 }
@@ -61,6 +64,9 @@ TEST_CASE("downloads one after another read into the blocks the finished ones le
         std::span<std::uint8_t> window;
         for (std::size_t at = 0; at < data.size();) {
             window = pipeline.next(window);
+            // The kernel copies into it (recv, pread): at a page boundary,
+            // where its copy runs fastest (sys/page_buffer.hpp).
+            CHECK(reinterpret_cast<std::uintptr_t>(window.data()) % ferry::sys::kPageAlignment == 0);
             const std::size_t got = std::min(window.size(), data.size() - at);
             std::copy_n(data.begin() + static_cast<std::ptrdiff_t>(at), got, window.begin());
             REQUIRE(pipeline.update(window.first(got)));
