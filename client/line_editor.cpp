@@ -160,6 +160,19 @@ LineStatus LineEditor::next(std::string& line)
 
 std::vector<std::string> LineEditor::candidates(const std::vector<std::string>& before, const std::string& value)
 {
+    auto found = names_for(before, value);
+    // A name that begins with '-' (a server may list "-o.bashrc") would be
+    // read as an option where it lands: "get a.txt -o.bashrc" writes a.txt
+    // onto ./.bashrc. Such names are offered only after a "--", past which
+    // every word is a name (ferry.1).
+    if (std::find(before.begin(), before.end(), "--") == before.end()) {
+        std::erase_if(found, [](const std::string& name) { return name.starts_with('-'); });
+    }
+    return found;
+}
+
+std::vector<std::string> LineEditor::names_for(const std::vector<std::string>& before, const std::string& value)
+{
     std::vector<std::string> remote;
     const std::vector<std::string>* pool = nullptr;
     if (before.empty()) {

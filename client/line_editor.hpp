@@ -58,6 +58,8 @@ private:
     // stat, list, rm, mv, mkdir, digest and cd, and for put's --as and -C;
     // a local path for put's files, get's -o and -C, and lcd.
     std::vector<std::string> candidates(const std::vector<std::string>& before, const std::string& value);
+    // candidates() before its rule on names that begin with '-'.
+    std::vector<std::string> names_for(const std::vector<std::string>& before, const std::string& value);
 
     std::string prompt_;
     std::vector<std::string> commands_;

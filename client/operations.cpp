@@ -118,13 +118,77 @@ Result<Body> read_reply(Connection& connection, std::uint64_t id, ReplyParser<Bo
     return std::move(reply->body);
 }
 
+std::optional<Error> unlike_asked(std::string_view what, std::string_view answered, std::string_view asked)
+{
+    if (answered == asked) {
+        return std::nullopt;
+    }
+    return protocol_error(std::string(what) + " is " + quoted(answered) + ", not the " + quoted(asked) + " asked for");
+}
+
+std::optional<Error> unlike_request(const RequestBody& body, const StatReply& reply)
+{
+    if (const auto* stat = std::get_if<StatRequest>(&body)) {
+        return unlike_asked("the stat reply's name", reply.file.name, stat->name);
+    }
+    if (const auto* set = std::get_if<SetMtimeRequest>(&body)) {
+        return unlike_asked("the set_mtime reply's name", reply.file.name, set->path);
+    }
+    return std::nullopt;
+}
+
+std::optional<Error> unlike_request(const RequestBody& body, const GetReply& reply)
+{
+    const auto* get = std::get_if<GetRequest>(&body);
+    return get == nullptr ? std::nullopt : unlike_asked("the get reply's name", reply.file.name, get->name);
+}
+
+std::optional<Error> unlike_request(const RequestBody& body, const DigestReply& reply)
+{
+    const auto* digest = std::get_if<DigestRequest>(&body);
+    return digest == nullptr ? std::nullopt
+                             : unlike_asked("the digest reply's name", reply.file.name, digest->name);
+}
+
+std::optional<Error> unlike_request(const RequestBody& body, const MkdirReply& reply)
+{
+    const auto* mkdir = std::get_if<MkdirRequest>(&body);
+    return mkdir == nullptr ? std::nullopt : unlike_asked("the mkdir reply's path", reply.path, mkdir->path);
+}
+
+std::optional<Error> unlike_request(const RequestBody& body, const DeleteReply& reply)
+{
+    const auto* remove = std::get_if<DeleteRequest>(&body);
+    return remove == nullptr ? std::nullopt : unlike_asked("the delete reply's path", reply.path, remove->path);
+}
+
+std::optional<Error> unlike_request(const RequestBody& body, const RenameReply& reply)
+{
+    const auto* rename = std::get_if<RenameRequest>(&body);
+    if (rename == nullptr) {
+        return std::nullopt;
+    }
+    if (auto other = unlike_asked("the rename reply's from", reply.from, rename->from)) {
+        return other;
+    }
+    return unlike_asked("the rename reply's to", reply.to, rename->to);
+}
+
 template <class Body>
 Result<Body> ask(Connection& connection, const Request& request, ReplyParser<Body> parse)
 {
     if (auto sent = connection.send_request(request); !sent) {
         return sent.error();
     }
-    return read_reply(connection, request.id, parse);
+    auto reply = read_reply(connection, request.id, parse);
+    if constexpr (requires { unlike_request(request.body, *reply); }) {
+        if (reply) {
+            if (auto other = unlike_request(request.body, *reply)) {
+                return *other;
+            }
+        }
+    }
+    return reply;
 }
 
 // clobber.cpp and remote_tree.cpp ask with these.
@@ -833,6 +897,11 @@ Result<TransferResult> finish_get(Connection& connection, PendingGet& pending)
     const std::uint64_t id = pending.id;
     const std::uint64_t offset = pending.offset;
     auto reply = read_reply(connection, id, parse_get_reply);
+    if (reply) {
+        if (auto other = unlike_asked("the get reply's name", reply->file.name, pending.options.name)) {
+            return *other;
+        }
+    }
     if (!reply) {
         if (pending.resumable && reply.error().code == ErrorCode::bad_offset) {
             // The file shrank: what we hold is of another file.
@@ -1167,6 +1236,9 @@ Result<TransferResult> finish_put(Connection& connection, PendingPut& pending)
     auto reply = read_reply(connection, pending.id, parse_commit_reply);
     if (!reply) {
         return reply.error();
+    }
+    if (auto other = unlike_asked("the commit reply's name", reply->file.name, pending.options.name)) {
+        return *other;
     }
     if (reply->digest != pending.digest || reply->hash != pending.options.hash || reply->file.size != pending.size) {
         return protocol_error("commit reply with " + std::to_string(reply->file.size) + " bytes and " +

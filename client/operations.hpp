@@ -37,6 +37,13 @@ using ReplyParser = Result<Reply<Body>> (*)(std::string_view);
 // reply) says otherwise; a reply to another request closes the connection.
 template <class Body>
 Result<Body> ask(Connection& connection, const Request& request, ReplyParser<Body> parse);
+// PROTOCOL.md 4: a reply names what its request asked about. One about
+// another name ("../../x" for "a") would be shown, or written in a manifest,
+// as the file asked for: the server broke the protocol (internal, as the
+// Python client says). ask() checks every reply that names its subject;
+// callers of read_reply() call this with the reply's name or path. Nothing
+// when `answered` is `asked`.
+std::optional<Error> unlike_asked(std::string_view what, std::string_view answered, std::string_view asked);
 // The reply to the request `id` already sent (ask's second half), for
 // requests whose replies come as several messages (a paged list).
 template <class Body>

@@ -321,10 +321,13 @@ void Output::error(const Error& error) const
     std::fflush(err_);
 }
 
+// Notes and details are printable() whole, as errors are: they may carry a
+// server's words (its hello's name, an error's message), which must not
+// reach the terminal as controls (PROTOCOL.md 4.2).
 void Output::note(const std::string& text) const
 {
     if (!json_ && verbosity_ != Verbosity::quiet) {
-        std::fprintf(out_, "%s\n", text.c_str());
+        std::fprintf(out_, "%s\n", printable(text).c_str());
         std::fflush(out_);
     }
 }
@@ -332,7 +335,7 @@ void Output::note(const std::string& text) const
 void Output::detail(const std::string& text) const
 {
     if (verbosity_ == Verbosity::verbose) {
-        std::fprintf(err_, "ferry: %s\n", text.c_str());
+        std::fprintf(err_, "ferry: %s\n", printable(text).c_str());
         std::fflush(err_);
     }
 }

@@ -129,9 +129,9 @@ public:
     // The end of a sync: with --json its one object, for people one line
     // (the errors were shown as they happened).
     void sync(const SyncSummary& summary) const;
-    // A line of information for people (the shell's greeting); nothing with --json.
+    // A line of information for people (the shell's greeting), printable(); nothing with --json.
     void note(const std::string& text) const;
-    // A step worth telling with -v ("connected to ..."), on stderr; else nothing.
+    // A step worth telling with -v ("connected to ..."), printable(), on stderr; else nothing.
     void detail(const std::string& text) const;
 
 private:

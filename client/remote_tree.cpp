@@ -147,7 +147,7 @@ PipelinedDeletes delete_pipelined(Connection& connection, const std::vector<Dele
         return run;
     }
     run.replies.reserve(requests.size());
-    std::deque<std::uint64_t> in_flight; // request ids, in the requests' order
+    std::deque<std::pair<std::uint64_t, std::size_t>> in_flight; // ids and indexes, in the requests' order
     std::size_t next = 0;
     for (;;) {
         while (!run.lost && next < requests.size() && in_flight.size() < kDeletesInFlight && !interrupted()) {
@@ -156,15 +156,21 @@ PipelinedDeletes delete_pipelined(Connection& connection, const std::vector<Dele
                 run.lost = sent.error();
                 break;
             }
-            in_flight.push_back(id);
+            in_flight.emplace_back(id, next);
             ++next;
         }
         if (in_flight.empty()) {
             return run;
         }
-        const std::uint64_t id = in_flight.front();
+        const auto [id, index] = in_flight.front();
         in_flight.pop_front();
-        run.replies.push_back(read_reply(connection, id, parse_delete_reply));
+        auto reply = read_reply(connection, id, parse_delete_reply);
+        if (reply) {
+            if (auto other = unlike_asked("the delete reply's path", reply->path, requests[index].path)) {
+                reply = *other;
+            }
+        }
+        run.replies.push_back(std::move(reply));
         if (!run.replies.back() && !connection.is_open() && !run.lost) {
             run.lost = run.replies.back().error();
         }

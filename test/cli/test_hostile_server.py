@@ -18,7 +18,10 @@ import ctypes
 import hashlib
 import json
 import os
+import pty
+import select
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -52,8 +55,12 @@ class ScriptedServer:
     a stall lasts at most `stall_for` seconds, then the server hangs up."""
 
     def __init__(self, listings=None, files=None, stall=None, stall_for=20, holding=None, before_trailer=None,
-                 commit_error=None, capabilities=(), unread=None):
+                 commit_error=None, capabilities=(), unread=None, hello=None, answer_as=None):
         self.listings, self.files = listings or {}, files or {}
+        # Fields that replace hello's, and the name a stat, get or digest
+        # reply gives for the one asked (None: the one asked).
+        self.hello = hello or {}
+        self.answer_as = answer_as
         self.holding = holding
         self.unread = unread  # the last page's "unreadable_folders"
         # Called with the file's name once its data is sent, before its
@@ -121,7 +128,8 @@ class ScriptedServer:
                 continue
             op, rid = request.get("op"), request.get("id")
             if op == "hello":
-                self.send(conn, dict(HELLO, id=rid, capabilities=HELLO["capabilities"] + self.capabilities))
+                self.send(conn, dict(HELLO, id=rid, capabilities=HELLO["capabilities"] + self.capabilities,
+                                     **self.hello))
             elif op == "put":
                 self.take_upload(conn, rid, request)
             elif op == "list" and self.stall == "pages":
@@ -144,19 +152,23 @@ class ScriptedServer:
                         if self.unread is not None:
                             reply["unreadable_folders"] = self.unread
                     self.send(conn, reply)
-            elif op == "stat":
+            elif op in ("stat", "digest"):
                 found = self.entry_of(request.get("name", ""))
                 if found is None:
                     self.send(conn, {"id": rid, "ok": False, "error": {"code": "not_found", "message": "no"}})
-                else:
-                    self.send(conn, dict(found, id=rid, ok=True))
+                    continue
+                if self.answer_as:
+                    found["name"] = self.answer_as
+                if op == "digest":
+                    found["sha256"] = hashlib.sha256(self.files[request["name"]]).hexdigest()
+                self.send(conn, dict(found, id=rid, ok=True))
             elif op == "get":
                 name = request["name"]
                 data = self.files.get(name)
                 if data is None:
                     self.send(conn, {"id": rid, "ok": False, "error": {"code": "not_found", "message": "no"}})
                     continue
-                self.send(conn, dict(entry(name, "file", len(data)), id=rid, ok=True, offset=0))
+                self.send(conn, dict(entry(self.answer_as or name, "file", len(data)), id=rid, ok=True, offset=0))
                 if self.stall == "frames":
                     self.stall_with(conn, lambda: self.send_data(conn, b""), 0.2)
                     return
@@ -207,6 +219,67 @@ class HostileTest(CliTest):
         path = os.path.join(self.dir, *parts)
         os.makedirs(path, exist_ok=True)
         return path
+
+
+class ServerTextAndNamesAreChecked(HostileTest):
+    """Round 30 (scp CVE-2019-6109/6111 kinds): the server's free text never
+    reaches the terminal as controls, wherever ferry prints it; a reply
+    about another name than the one asked is the server's protocol break."""
+
+    HOSTILE = "evil\x1b]0;PWNED\x07\u009b2J\u202e"
+
+    def assert_no_controls(self, text):
+        for raw in ("\x1b", "\x07", "\u009b", "\u202e"):
+            self.assertNotIn(raw, text)
+
+    def test_the_hello_server_name_is_escaped_in_v_and_the_shell_banner(self):
+        server = self.scripted(hello={"server": self.HOSTILE}, listings={("", False): [[entry("a", size=1)]]})
+        shown = self.ferry("-v", "ls", server=server.address)
+        self.assertEqual(shown.returncode, 0, shown.stderr)
+        self.assertIn("\\u{001B}", shown.stderr.decode())
+        self.assert_no_controls(shown.stderr.decode())
+        banner = self.shell_banner(server.address)
+        self.assertIn("connected to", banner)
+        self.assertIn("\\u{001B}", banner)
+        self.assert_no_controls(banner)
+
+    def shell_banner(self, address):
+        """What the shell shows at a terminal up to its first prompt."""
+        main, side = pty.openpty()
+        shell = subprocess.Popen([test_cli.FERRY, "--server", address], stdin=side, stdout=side, stderr=side,
+                                 cwd=self.local, env=self.env)
+        os.close(side)
+        shown = b""
+        deadline = time.monotonic() + 30
+        try:
+            while b"ferry> " not in shown and time.monotonic() < deadline:
+                if select.select([main], [], [], 1)[0]:
+                    shown += os.read(main, 4096)
+            os.write(main, b"quit\n")
+            shell.wait(timeout=30)
+        finally:
+            if shell.poll() is None:
+                shell.kill()
+                shell.wait()
+            os.close(main)
+        return shown.decode(errors="replace")
+
+    def test_a_reply_about_another_name_is_refused(self):
+        listing = {("", False): [[entry("a", size=5)]]}
+        for other in ("../../getname-evil", "b"):
+            server = self.scripted(listings=listing, files={"a": b"hello"}, answer_as=other)
+            for args in (["stat", "a"], ["digest", "a"], ["digest", "*"], ["--json", "stat", "a"],
+                         ["get", "a", "-o", os.path.join(self.local, "got")]):
+                with self.subTest(other=other, args=args):
+                    result = self.ferry(*args, server=server.address)
+                    self.assertEqual(result.returncode, 8, (result.stdout, result.stderr))
+                    if args[0] == "--json":
+                        self.assertEqual(list(self.json_of(result)), ["error"])
+                    else:
+                        self.assertNotIn(other, result.stdout.decode())
+                    said = result.stdout.decode() + result.stderr.decode()
+                    self.assertIn("not the \"a\" asked for", said.replace("\\\"", "\""))
+                    self.assertFalse(os.path.exists(os.path.join(self.local, "got")))
 
 
 class NoClobberHoldsToThePublish(HostileTest):

@@ -178,6 +178,25 @@ class CompletionTests(ServedFolder):
                         self.assertEqual(got.read(), content)
                     os.unlink(os.path.join(self.local, name))
 
+    def test_completion_never_makes_a_name_an_option(self):
+        # Round 30 (lftp/wget kind): a server listing "-o.bashrc" made
+        # "get a.txt -<Tab>" into "get a.txt -o.bashrc", which wrote the
+        # server's a.txt onto ./.bashrc. A name that begins with '-' is
+        # offered only after "--", past which every word is a name.
+        self.served_file("a.txt", b"the server's a.txt")
+        self.served_file("-o.bashrc", b"a file with an odd name")
+        with open(os.path.join(self.local, ".bashrc"), "wb") as rc:
+            rc.write(b"precious rc")
+        self.run_shell(80, [
+            ("get a.txt -\t\n", "ferry> "),
+            ("get -- -o\t", ".bashrc "),
+            ("\n", "ferry> "),
+        ], [])
+        with open(os.path.join(self.local, ".bashrc"), "rb") as rc:
+            self.assertEqual(rc.read(), b"precious rc")
+        with open(os.path.join(self.local, "-o.bashrc"), "rb") as got:
+            self.assertEqual(got.read(), b"a file with an odd name")
+
     def test_completion_sees_names_that_came_after_it_first_listed(self):
         self.served_file("alpha.txt", b"a")
         # The first completion loads the names, then the folder changes
