@@ -52,6 +52,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
+from .names import printable
+
 
 class FerryError(Exception):
     """Base of every ferry_client error.
@@ -237,7 +239,10 @@ def from_reply(reply: Mapping[str, Any]) -> FerryError:
     if why is not None:
         return ProtocolError("internal", f"the server broke the protocol: {why}: {reply!r}", reply)
     code, message = reply["error"]["code"], reply["error"]["message"]
-    return error_class(code)(code, message, reply)
+    # A program prints these to a terminal (the README's examples do): a
+    # server's controls and format characters become \u{XXXX}, as in every
+    # name this library shows (PROTOCOL.md 4.2). ``reply`` keeps them raw.
+    return error_class(code)(printable(code), printable(message), reply)
 
 
 def closes_connection(code: str) -> bool:

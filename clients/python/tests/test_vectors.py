@@ -262,6 +262,20 @@ class ErrorMappingTests(unittest.TestCase):
         self.assertIsInstance(error, ferry_client.ServerError)
         self.assertEqual((error.code, error.message), ("new_in_v9", "m"))
 
+    def test_a_servers_controls_never_reach_a_terminal_through_an_error(self):
+        # Round 30 (CVE-2019-6109 kind): a hostile server's error text went
+        # raw into .message, .code and str(error), which programs print.
+        hostile = "evil\x1b]0;PWNED\x07\u009b2J\u202e"
+        for code in ("not_found", "new_" + hostile):
+            with self.subTest(code=code):
+                error = ferry_client.errors.from_reply({"id": 1, "ok": False,
+                                                        "error": {"code": code, "message": hostile}})
+                for text in (error.code, error.message, str(error)):
+                    for raw in ("\x1b", "\x07", "\u009b", "\u202e"):
+                        self.assertNotIn(raw, text)
+                self.assertIn("\\u{001B}", error.message)
+                self.assertEqual(error.reply["error"]["message"], hostile)
+
 
 if __name__ == "__main__":
     unittest.main()
