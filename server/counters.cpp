@@ -2,6 +2,8 @@
 
 #include "config.hpp"
 
+#include <algorithm>
+
 namespace ferry::server {
 
 void Counters::count_error(std::string_view code)
@@ -84,6 +86,28 @@ Result<std::shared_ptr<TransferTicket>> Counters::take_transfer(const std::strin
     auto ticket = std::make_shared<TransferTicket>(address);
     transfers_.push_back(ticket);
     return ticket;
+}
+
+std::uint64_t Counters::take_slow_reservations(std::uint64_t needed)
+{
+    const std::lock_guard lock(mutex_);
+    std::vector<std::shared_ptr<TransferTicket>> slow;
+    for (const auto& running : transfers_) {
+        if (running->slow_rate.load() >= 0 && running->reserved.load() > 0 && !running->space_taken.load()) {
+            slow.push_back(running);
+        }
+    }
+    std::sort(slow.begin(), slow.end(),
+              [](const auto& a, const auto& b) { return a->slow_rate.load() < b->slow_rate.load(); });
+    std::uint64_t taken = 0;
+    for (const auto& victim : slow) {
+        if (taken >= needed) {
+            break;
+        }
+        victim->space_taken = true;
+        taken += victim->reserved.load();
+    }
+    return taken;
 }
 
 void Counters::give_back_transfer(const std::shared_ptr<TransferTicket>& ticket)

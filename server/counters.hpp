@@ -36,6 +36,12 @@ struct TransferTicket {
     std::atomic<std::int64_t> slow_rate{-1};
     // Its slot went to a waiting transfer; it must end (too_slow).
     std::atomic<bool> preempted{false};
+    // An upload's disk space reserved for bytes it has not received yet
+    // (PROTOCOL.md 4.5, "Disk space"), as its loop last saw it.
+    std::atomic<std::uint64_t> reserved{0};
+    // Its reserved space went to a put the disk refused; it must end
+    // (too_slow), kept, which gives the space back.
+    std::atomic<bool> space_taken{false};
 };
 
 class Counters {
@@ -61,6 +67,12 @@ public:
     // transfer that reported itself too slow (which its own loop then cuts
     // with too_slow). Refuses with too_many_transfers when neither exists.
     Result<std::shared_ptr<TransferTicket>> take_transfer(const std::string& address, const Config& config);
+    // For a put refused for space: ends the uploads that hold reserved
+    // space and reported themselves too slow (slow_rate), slowest first,
+    // until they hold `needed` bytes or none is left, as a slot goes to a
+    // waiting transfer. Each ends with too_slow at its loop's next sweep and
+    // is kept, which gives its space back. The bytes they held; 0: none.
+    std::uint64_t take_slow_reservations(std::uint64_t needed);
     // Gives a slot back when its transfer ends (a preempted one was already
     // handed over, so it only leaves the register).
     void give_back_transfer(const std::shared_ptr<TransferTicket>& ticket);

@@ -62,6 +62,25 @@ struct Session::ChainedPut {
     std::optional<Upload::Begun> begun;
 };
 
+// A put the disk refused while slow uploads held reserved space: tried again
+// at retry_at_ms, at most kSpaceTries times, while those end and give it back.
+struct Session::WaitingPut {
+    std::uint64_t id;
+    PutRequest put;
+    unsigned tries = 0;
+    std::uint64_t retry_at_ms = 0;
+};
+
+namespace {
+
+// A slow upload is cut at its loop's next sweep (at most a second apart),
+// and its keep gives the space back on the pool at once: a refused put is
+// tried again each second, up to four times, before no_space is its answer.
+constexpr unsigned kSpaceTries = 4;
+constexpr std::uint64_t kSpaceRetryMs = 1000;
+
+} // namespace
+
 // An upload's finish job followed, on the same pool thread, by the start of
 // the put that came right behind its commit: a client sending its files one
 // after another on one connection pays one pool round trip per file instead
@@ -264,6 +283,7 @@ bool Session::can_consume() const
     case State::receiving_file:
         return std::get<Upload>(*transfer_).can_take_data();
     case State::working:
+    case State::waiting_for_space:
     case State::sending_list:
     case State::sending_file:
     case State::finishing_upload:
@@ -869,23 +889,54 @@ void Session::start_put(std::uint64_t id, const PutRequest& request)
     if (!take_transfer_slot(id)) {
         return;
     }
+    begin_put(id, put);
+}
+
+void Session::begin_put(std::uint64_t id, const PutRequest& put)
+{
     state_ = State::working;
     submit(make_job([&library = library_, put, owner = owner_text(upload_owner_)] {
                         return Upload::begin(library, put, owner);
                     },
                     [this, id, put](Upload::Begun begun) {
                         if (!begun.partial) {
+                            if (wait_for_space(id, put, begun.partial.error())) {
+                                return;
+                            }
                             send_error(id, begun.partial.error());
                             back_to_idle();
                             return;
                         }
+                        waiting_put_.reset();
                         state_ = State::receiving_file;
                         transfer_ = std::make_unique<std::variant<Download, Upload>>(
                             std::in_place_type<Upload>, static_cast<TransferHost&>(*this), io_, config_, counters_,
                             token_label_, id, put, std::move(begun));
+                        slot_->ticket().reserved = upload()->bytes_to_come();
                         upload()->send_reply();
                         pump();
                     }));
+}
+
+bool Session::wait_for_space(std::uint64_t id, const PutRequest& put, const Error& refusal)
+{
+    if (refusal.code != ErrorCode::no_space || config_.min_rate == 0 || draining_ || ending()) {
+        waiting_put_.reset();
+        return false;
+    }
+    if (!waiting_put_) {
+        waiting_put_ = std::make_unique<WaitingPut>(WaitingPut{id, put});
+    }
+    // What this put needs at most; the uploads ended give back all they hold.
+    const bool released = counters_.take_slow_reservations(put.size) > 0;
+    if ((!released && waiting_put_->tries == 0) || waiting_put_->tries >= kSpaceTries) {
+        waiting_put_.reset();
+        return false;
+    }
+    ++waiting_put_->tries;
+    waiting_put_->retry_at_ms = io_.now_ms() + kSpaceRetryMs;
+    state_ = State::waiting_for_space;
+    return true;
 }
 
 PutRequest Session::versioned_put(const PutRequest& request) const
@@ -953,9 +1004,14 @@ void Session::start_chained_put()
 {
     const std::uint64_t id = chained_->id;
     if (!chained_->begun->partial) {
-        send_error(id, chained_->begun->partial.error());
+        const Error refusal = chained_->begun->partial.error();
+        const PutRequest put = chained_->put;
         chained_.reset();
         state_ = State::awaiting_request;
+        if (wait_for_space(id, put, refusal)) {
+            return; // the retry takes a slot, as start_put would have
+        }
+        send_error(id, refusal);
         pump();
         return;
     }
@@ -1187,6 +1243,15 @@ void Session::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms)
     }
     acknowledged_seen_ = acknowledged;
     const bool moving = state_ == State::sending_file || state_ == State::receiving_file;
+    if (moving && slot_ && slot_->ticket().space_taken) {
+        fail_connection(transfer_id(),
+                        Error{ErrorCode::too_slow, "this upload moved " +
+                                                       std::to_string(slot_->ticket().slow_rate.load()) +
+                                                       " bytes/s, below the server's minimum of " +
+                                                       std::to_string(config_.min_rate) +
+                                                       " bytes/s, while another waited for the disk space it held"});
+        return;
+    }
     if (moving && slot_ && slot_->ticket().preempted) {
         fail_connection(transfer_id(),
                         Error{ErrorCode::too_slow, "this transfer moved " +
@@ -1248,6 +1313,14 @@ void Session::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms)
             fail_connection(refused_id_, Error{ErrorCode::unauthorized, "a valid token is required"});
         }
         break;
+    case State::waiting_for_space:
+        if (now_ms >= waiting_put_->retry_at_ms) {
+            if (!slot_ && !take_transfer_slot(waiting_put_->id)) {
+                return; // refused (and closing): no slot for it now
+            }
+            begin_put(waiting_put_->id, waiting_put_->put);
+        }
+        break;
     case State::working:
     case State::finishing_upload:
     case State::closing:
@@ -1268,6 +1341,9 @@ void Session::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms)
 // for the server's own disk is never judged.
 void Session::measure_rate(std::uint64_t now_ms)
 {
+    if (slot_ && state_ == State::receiving_file) {
+        slot_->ticket().reserved = upload()->bytes_to_come(); // what a put refused for space may take
+    }
     const bool moving = state_ == State::sending_file || state_ == State::receiving_file;
     const std::uint64_t progress = progress_bytes();
     if (!slot_ || !moving || config_.min_rate == 0) {
@@ -1379,7 +1455,7 @@ std::size_t Session::held_bytes() const
     };
     return heap(inbox_) + heap(token_label_) + (close_reason_ ? sizeof(std::string) + heap(*close_reason_) : 0) + (transfer_ ? sizeof(*transfer_) : 0) +
            (slot_ ? sizeof(TransferSlot) : 0) + (listing_ ? sizeof(Listing) : 0) +
-           (chained_ ? sizeof(ChainedPut) : 0);
+           (chained_ ? sizeof(ChainedPut) : 0) + (waiting_put_ ? sizeof(WaitingPut) : 0);
 }
 
 } // namespace ferry::server

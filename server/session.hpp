@@ -68,6 +68,7 @@ public:
         sending_file,     // a get streams data frames
         receiving_file,   // a put takes data frames
         finishing_upload, // commit or abort waits for the disk
+        waiting_for_space, // a put the disk refused waits for slow uploads to give theirs back
         refusing,         // a wrong token waits out its delay, then closes
         closing,          // waiting for the last job, then closes
         closed,
@@ -171,6 +172,7 @@ private:
     class Gated;
     class Chained;
     struct ChainedPut;
+    struct WaitingPut;
 
     // Input side.
     void pump();
@@ -190,6 +192,12 @@ private:
     void start_stat(std::uint64_t id, const StatRequest& stat);
     void start_get(std::uint64_t id, const GetRequest& get);
     void start_put(std::uint64_t id, const PutRequest& put);
+    // The put's start on the pool, then its reply (or refusal).
+    void begin_put(std::uint64_t id, const PutRequest& put);
+    // A put refused for space while uploads too slow for --min-rate hold
+    // reserved space: those are ended (as a waiting transfer takes a slow
+    // one's slot) and the put waits to be tried again. False: refuse it.
+    bool wait_for_space(std::uint64_t id, const PutRequest& put, const Error& refusal);
     // A put right behind a commit in the input: taken now when it would
     // start (no refusal to say), so that its start runs in the commit's job.
     void take_chained_put();
@@ -323,6 +331,9 @@ private:
     // A put taken right behind a commit (take_chained_put), from then until
     // it starts or is dropped.
     std::unique_ptr<ChainedPut> chained_;
+    // A put waiting for space (wait_for_space), from its first refusal
+    // until it starts or is refused for good.
+    std::unique_ptr<WaitingPut> waiting_put_;
 };
 
 } // namespace ferry::server

@@ -12,6 +12,7 @@ never 0 on a disk with room. A scratch ext4 of 8 MiB on a loop device."""
 import os
 import re
 import shutil
+import time
 import unittest
 
 import harness
@@ -68,6 +69,56 @@ class UploadLargerThanTheDisk(unittest.TestCase):
         self.assertIs(peer.put("fits.bin", data).get("ok"), True)
         with open(os.path.join(self.root, "fits.bin"), "rb") as f:
             self.assertEqual(f.read(), data)
+
+
+class ASlowUploadCannotHoldTheDisk(unittest.TestCase):
+    """Round 30: an upload's reservation held the free space for as long as
+    its client sent a byte within each stall timeout, so 3 bytes kept every
+    other put out with no_space for minutes. A put the disk refuses now
+    takes the space of uploads slower than --min-rate over their last whole
+    window (PROTOCOL.md 4.5, 7), as a waiting transfer takes a slot."""
+
+    def setUp(self):
+        self.mount = harness.mount_scratch(self, "ext4")
+        self.root = os.path.join(self.mount, "served")
+        os.mkdir(self.root)
+        self.server = Server(FERRYD, self.root, "--stall-timeout", "2")
+        self.addCleanup(self.server.stop)
+
+    def test_a_put_takes_the_space_a_trickle_holds(self):
+        hog = self.server.peer()
+        self.addCleanup(hog.close)
+        size = free_bytes(self.root) - (1 << 20)
+        reply = hog.request({"op": "put", "name": "hog.bin", "size": size})
+        self.assertIs(reply.get("ok"), True, reply)
+        self.assertLess(free_bytes(self.root), 1 << 20)
+        # One byte a second: within every stall timeout, far below the
+        # minimum rate over a whole window of it.
+        deadline = time.monotonic() + 4.5
+        while time.monotonic() < deadline:
+            hog.send_data(b"x")
+            time.sleep(1)
+        victim = self.server.peer(source="127.0.0.2")
+        self.addCleanup(victim.close)
+        data = os.urandom(2 << 20)
+        hog.send_data(b"x")
+        started = time.monotonic()
+        self.assertIs(victim.put("victim.bin", data).get("ok"), True)
+        self.assertLess(time.monotonic() - started, 8)
+        with open(os.path.join(self.root, "victim.bin"), "rb") as f:
+            self.assertEqual(f.read(), data)
+        # The trickle ended too slow, kept for a resume with what it sent.
+        ended = hog.reply()
+        self.assertEqual(ended["error"]["code"], "too_slow", ended)
+        self.assertIn("disk space", ended["error"]["message"])
+
+    def test_a_disk_really_full_still_refuses_at_once(self):
+        peer = self.server.peer()
+        self.addCleanup(peer.close)
+        started = time.monotonic()
+        reply = peer.request({"op": "put", "name": "huge.bin", "size": 64 << 20})
+        self.assertEqual(reply["error"]["code"], "no_space", reply)
+        self.assertLess(time.monotonic() - started, 0.9)
 
 
 class AFallocateThatFailsHalfWay(UploadLargerThanTheDisk):

@@ -202,6 +202,37 @@ TEST_CASE("one address holds at most its share of the transfer slots")
     CHECK(counters.take_transfer("192.0.2.1", config));
 }
 
+TEST_CASE("a put refused for space takes it from the slowest uploads that hold some, and no more of them")
+{
+    Counters counters;
+    Config config;
+    config.max_transfers = 8;
+    const auto take = [&](const char* address, std::int64_t slow_rate, std::uint64_t reserved) {
+        auto ticket = counters.take_transfer(address, config);
+        REQUIRE(ticket);
+        ticket.value()->slow_rate = slow_rate;
+        ticket.value()->reserved = reserved;
+        return ticket.value();
+    };
+    const auto steady = take("192.0.2.1", -1, 900);     // fast enough: never taken
+    const auto slow = take("192.0.2.2", 100, 300);      // slow
+    const auto slowest = take("192.0.2.3", 5, 200);     // slowest: first
+    const auto nothing_held = take("192.0.2.4", 0, 0);  // holds no space
+    const auto slow_too = take("192.0.2.5", 1000, 50);  // not needed once 500 are found
+    CHECK(counters.take_slow_reservations(450) == 500);
+    CHECK(slowest->space_taken);
+    CHECK(slow->space_taken);
+    CHECK_FALSE(slow_too->space_taken);
+    CHECK_FALSE(steady->space_taken);
+    CHECK_FALSE(nothing_held->space_taken);
+    // Their slots stay theirs until they end (no slot changed hands).
+    CHECK_FALSE(slowest->preempted);
+    CHECK(counters.active_transfers == 5);
+    // Those already taken are not counted again.
+    CHECK(counters.take_slow_reservations(1000) == 50);
+    CHECK(counters.take_slow_reservations(1000) == 0);
+}
+
 TEST_CASE("a put that cannot fit is refused at once; an accepted one holds its space")
 {
     SmallDisk disk;
