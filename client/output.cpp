@@ -21,9 +21,13 @@ std::string dump(const Json& value)
     return value.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
+// The message printable(), as for people: JSON escapes C0 controls but
+// keeps C1 ones and format characters (U+202E) as they are, which a
+// terminal that shows `ferry --json ... | cat` obeys; a server's message
+// may carry them (round 30). Whole, never cut.
 Json error_json(const Error& error)
 {
-    return Json{{"code", std::string(to_string(error.code))}, {"message", error.message}};
+    return Json{{"code", std::string(to_string(error.code))}, {"message", printable(error.message)}};
 }
 
 Json file_json(const FileInfo& file)

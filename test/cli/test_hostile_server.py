@@ -55,11 +55,13 @@ class ScriptedServer:
     a stall lasts at most `stall_for` seconds, then the server hangs up."""
 
     def __init__(self, listings=None, files=None, stall=None, stall_for=20, holding=None, before_trailer=None,
-                 commit_error=None, capabilities=(), unread=None, hello=None, answer_as=None):
+                 commit_error=None, capabilities=(), unread=None, hello=None, answer_as=None,
+                 not_found_message="no"):
         self.listings, self.files = listings or {}, files or {}
         # Fields that replace hello's, and the name a stat, get or digest
         # reply gives for the one asked (None: the one asked).
         self.hello = hello or {}
+        self.not_found_message = not_found_message
         self.answer_as = answer_as
         self.holding = holding
         self.unread = unread  # the last page's "unreadable_folders"
@@ -155,7 +157,8 @@ class ScriptedServer:
             elif op in ("stat", "digest"):
                 found = self.entry_of(request.get("name", ""))
                 if found is None:
-                    self.send(conn, {"id": rid, "ok": False, "error": {"code": "not_found", "message": "no"}})
+                    self.send(conn, {"id": rid, "ok": False,
+                                     "error": {"code": "not_found", "message": self.not_found_message}})
                     continue
                 if self.answer_as:
                     found["name"] = self.answer_as
@@ -263,6 +266,17 @@ class ServerTextAndNamesAreChecked(HostileTest):
                 shell.wait()
             os.close(main)
         return shown.decode(errors="replace")
+
+    def test_a_server_message_is_escaped_in_json_too(self):
+        server = self.scripted(not_found_message=self.HOSTILE)
+        for args in (["--json", "stat", "a"], ["stat", "a"]):
+            with self.subTest(args=args):
+                result = self.ferry(*args, server=server.address)
+                self.assertEqual(result.returncode, 4, (result.stdout, result.stderr))  # not_found
+                said = result.stdout.decode() + result.stderr.decode()
+                self.assert_no_controls(said)
+                if args[0] == "--json":
+                    self.assertIn("\\u{009B}", self.json_of(result)["error"]["message"])
 
     def test_a_reply_about_another_name_is_refused(self):
         listing = {("", False): [[entry("a", size=5)]]}
