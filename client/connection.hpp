@@ -157,7 +157,13 @@ private:
     // cannot begin a Ferry frame (an HTTP or SSH server, a TLS one).
     Status check_first_bytes();
     // Where reads land: the lent memory, or the own buffer.
-    std::span<std::uint8_t> window() { return lent_.empty() ? std::span(buffer_.get(), kReceiveBuffer) : lent_; }
+    std::span<std::uint8_t> window()
+    {
+        if (!lent_.empty()) {
+            return lent_;
+        }
+        return buffer_ ? std::span(buffer_.get(), kReceiveBuffer) : std::span<std::uint8_t>{}; // moved from: none
+    }
 
     // The own buffer's size; page-aligned, as recv copies into it (sys/page_buffer.hpp).
     static constexpr std::size_t kReceiveBuffer = 1024 * 1024;

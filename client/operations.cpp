@@ -184,6 +184,9 @@ Result<Body> ask(Connection& connection, const Request& request, ReplyParser<Bod
     if constexpr (requires { unlike_request(request.body, *reply); }) {
         if (reply) {
             if (auto other = unlike_request(request.body, *reply)) {
+                // What follows it (a get's data) is of no request: the
+                // connection is out of step with this server.
+                connection.close();
                 return *other;
             }
         }
@@ -899,6 +902,7 @@ Result<TransferResult> finish_get(Connection& connection, PendingGet& pending)
     auto reply = read_reply(connection, id, parse_get_reply);
     if (reply) {
         if (auto other = unlike_asked("the get reply's name", reply->file.name, pending.options.name)) {
+            connection.close(); // its data follows, for no request
             return *other;
         }
     }

@@ -508,11 +508,16 @@ void Output::summary(const TransferSummary& summary, bool upload) const
 void Output::stats(const StatsReply& stats) const
 {
     if (json_) {
+        // The codes are the server's words: printable(), as in error_json.
+        Json errors = Json::object();
+        for (const auto& [code, count] : stats.errors) {
+            errors[printable(code)] = count;
+        }
         emit_json(dump(Json{{"uptime_seconds", stats.uptime_seconds},
                             {"connections", {{"now", stats.connections_now}, {"total", stats.connections_total}}},
                             {"transfers", {{"now", stats.transfers_now}, {"total", stats.transfers_total}}},
                             {"bytes", {{"in", stats.bytes_in}, {"out", stats.bytes_out}}},
-                            {"errors", stats.errors}}));
+                            {"errors", std::move(errors)}}));
         return;
     }
     std::string errors;

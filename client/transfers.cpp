@@ -49,7 +49,10 @@ std::string download_path(const std::string& name, const GetPlacement& placement
         const std::string& folder = *placement.folder;
         return folder.ends_with('/') ? folder + name : folder + "/" + name;
     }
-    return resolve_download_path(name, std::nullopt);
+    // A file named "-" (a server may list one) lands in a file of that
+    // name: only -o - means standard output (ferry.1), never a name.
+    std::string path = resolve_download_path(name, std::nullopt);
+    return path == "-" ? "./-" : path;
 }
 
 // Shows each file as it ends (for people), then the summary: for people

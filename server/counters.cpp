@@ -97,6 +97,13 @@ std::uint64_t Counters::take_slow_reservations(std::uint64_t needed)
             slow.push_back(running);
         }
     }
+    std::uint64_t held = 0;
+    for (const auto& upload : slow) {
+        held += upload->reserved.load();
+    }
+    if (held < needed) {
+        return 0;
+    }
     std::sort(slow.begin(), slow.end(),
               [](const auto& a, const auto& b) { return a->slow_rate.load() < b->slow_rate.load(); });
     std::uint64_t taken = 0;

@@ -67,11 +67,13 @@ public:
     // transfer that reported itself too slow (which its own loop then cuts
     // with too_slow). Refuses with too_many_transfers when neither exists.
     Result<std::shared_ptr<TransferTicket>> take_transfer(const std::string& address, const Config& config);
-    // For a put refused for space: ends the uploads that hold reserved
-    // space and reported themselves too slow (slow_rate), slowest first,
-    // until they hold `needed` bytes or none is left, as a slot goes to a
-    // waiting transfer. Each ends with too_slow at its loop's next sweep and
-    // is kept, which gives its space back. The bytes they held; 0: none.
+    // For a put refused for space, `needed` bytes short: ends the uploads
+    // that hold reserved space and reported themselves too slow
+    // (slow_rate), slowest first until they hold `needed`, as a slot goes
+    // to a waiting transfer; none at all when all of them together hold
+    // less (ending them would not make the put fit). Each ends with
+    // too_slow at its loop's next sweep and is kept, which gives its space
+    // back. The bytes they held; 0: none taken.
     std::uint64_t take_slow_reservations(std::uint64_t needed);
     // Gives a slot back when its transfer ends (a preempted one was already
     // handed over, so it only leaves the register).

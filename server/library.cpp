@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -1042,6 +1043,15 @@ void OpenFile::read_ahead(std::uint64_t offset, std::size_t length) const
 std::optional<Error> Library::sync_root() const
 {
     return sync_folder(root_fd_, path_, FolderFd::readable);
+}
+
+std::optional<std::uint64_t> Library::free_space() const
+{
+    struct ::statvfs fs {};
+    if (::fstatvfs(root_fd_, &fs) != 0) {
+        return std::nullopt;
+    }
+    return static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
 }
 
 } // namespace ferry::server

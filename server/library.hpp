@@ -27,8 +27,10 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -330,6 +332,9 @@ public:
     // The served folder's device number, read at open(): every file beneath
     // it that a request may reach has it (v2 refuses other file systems).
     dev_t root_device() const { return root_device_; }
+    // Bytes the root's file system gives ordinary users now (statvfs(2)'s
+    // f_bavail); nullopt where it cannot tell. On the pool only.
+    std::optional<std::uint64_t> free_space() const;
 
     // Makes the root's entries durable (sync_folder: shared with the other
     // threads syncing it): a resume state's name after a checkpoint.

@@ -297,7 +297,8 @@ int serve(int argc, char** argv)
         ->check(values::whole_number(0, kMaxCount));
     app.add_option("--min-rate", config.min_rate,
                    "Bytes per second a transfer must move, over each --stall-timeout window, to keep its slot "
-                   "while another get or put waits for one (too_slow); 0: never taken")
+                   "while another get or put waits for one, and an upload its reserved disk space while a put "
+                   "lacks it (too_slow); 0: never taken")
         ->capture_default_str()
         ->check(values::whole_number(0, kMaxBytes, "bytes per second"));
     app.add_option("--max-upload-size", config.max_upload_size, "Largest upload accepted, in bytes")

@@ -900,7 +900,7 @@ void Session::begin_put(std::uint64_t id, const PutRequest& put)
                     },
                     [this, id, put](Upload::Begun begun) {
                         if (!begun.partial) {
-                            if (wait_for_space(id, put, begun.partial.error())) {
+                            if (wait_for_space(id, put, begun.partial.error(), begun.space_shortfall)) {
                                 return;
                             }
                             send_error(id, begun.partial.error());
@@ -918,18 +918,24 @@ void Session::begin_put(std::uint64_t id, const PutRequest& put)
                     }));
 }
 
-bool Session::wait_for_space(std::uint64_t id, const PutRequest& put, const Error& refusal)
+bool Session::wait_for_space(std::uint64_t id, const PutRequest& put, const Error& refusal, std::uint64_t shortfall)
 {
     if (refusal.code != ErrorCode::no_space || config_.min_rate == 0 || draining_ || ending()) {
         waiting_put_.reset();
         return false;
     }
     if (!waiting_put_) {
+        // The first refusal alone takes uploads, and only where they hold
+        // what the put lacks: the later ones wait for those to give it back.
+        const std::uint64_t taken = shortfall == 0 ? 0 : counters_.take_slow_reservations(shortfall);
+        if (taken == 0) {
+            return false;
+        }
+        // An operator sees why the slow uploads ended, and for whom.
+        log_event("space_taken", {{"peer", io_.peer()}, {"path", put.name}, {"short", shortfall}, {"taken", taken}});
         waiting_put_ = std::make_unique<WaitingPut>(WaitingPut{id, put});
     }
-    // What this put needs at most; the uploads ended give back all they hold.
-    const bool released = counters_.take_slow_reservations(put.size) > 0;
-    if ((!released && waiting_put_->tries == 0) || waiting_put_->tries >= kSpaceTries) {
+    if (waiting_put_->tries >= kSpaceTries) {
         waiting_put_.reset();
         return false;
     }
@@ -1005,10 +1011,11 @@ void Session::start_chained_put()
     const std::uint64_t id = chained_->id;
     if (!chained_->begun->partial) {
         const Error refusal = chained_->begun->partial.error();
+        const std::uint64_t shortfall = chained_->begun->space_shortfall;
         const PutRequest put = chained_->put;
         chained_.reset();
         state_ = State::awaiting_request;
-        if (wait_for_space(id, put, refusal)) {
+        if (wait_for_space(id, put, refusal, shortfall)) {
             return; // the retry takes a slot, as start_put would have
         }
         send_error(id, refusal);
@@ -1243,22 +1250,15 @@ void Session::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms)
     }
     acknowledged_seen_ = acknowledged;
     const bool moving = state_ == State::sending_file || state_ == State::receiving_file;
-    if (moving && slot_ && slot_->ticket().space_taken) {
+    if (moving && slot_ && (slot_->ticket().space_taken || slot_->ticket().preempted)) {
+        // What it gave up: its disk space to a put refused for it, or its slot.
+        const bool space = slot_->ticket().space_taken;
         fail_connection(transfer_id(),
-                        Error{ErrorCode::too_slow, "this upload moved " +
+                        Error{ErrorCode::too_slow, std::string(space ? "this upload" : "this transfer") + " moved " +
                                                        std::to_string(slot_->ticket().slow_rate.load()) +
                                                        " bytes/s, below the server's minimum of " +
-                                                       std::to_string(config_.min_rate) +
-                                                       " bytes/s, while another waited for the disk space it held"});
-        return;
-    }
-    if (moving && slot_ && slot_->ticket().preempted) {
-        fail_connection(transfer_id(),
-                        Error{ErrorCode::too_slow, "this transfer moved " +
-                                                       std::to_string(slot_->ticket().slow_rate.load()) +
-                                                       " bytes/s, below the server's minimum of " +
-                                                       std::to_string(config_.min_rate) +
-                                                       " bytes/s, while another waited for its slot"});
+                                                       std::to_string(config_.min_rate) + " bytes/s, while another waited for " +
+                                                       (space ? "the disk space it held" : "its slot")});
         return;
     }
     measure_rate(now_ms);
@@ -1314,6 +1314,15 @@ void Session::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms)
         }
         break;
     case State::waiting_for_space:
+        if (draining_) {
+            // Not started: the put gets the stop, with its own id.
+            const std::uint64_t id = waiting_put_->id;
+            waiting_put_.reset();
+            slot_.reset();
+            send_error(id, Error{ErrorCode::shutting_down, "the server is shutting down"});
+            begin_close();
+            break;
+        }
         if (now_ms >= waiting_put_->retry_at_ms) {
             if (!slot_ && !take_transfer_slot(waiting_put_->id)) {
                 return; // refused (and closing): no slot for it now

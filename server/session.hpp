@@ -197,7 +197,8 @@ private:
     // A put refused for space while uploads too slow for --min-rate hold
     // reserved space: those are ended (as a waiting transfer takes a slow
     // one's slot) and the put waits to be tried again. False: refuse it.
-    bool wait_for_space(std::uint64_t id, const PutRequest& put, const Error& refusal);
+    // `shortfall`: Upload::Begun::space_shortfall.
+    bool wait_for_space(std::uint64_t id, const PutRequest& put, const Error& refusal, std::uint64_t shortfall);
     // A put right behind a commit in the input: taken now when it would
     // start (no refusal to say), so that its start runs in the commit's job.
     void take_chained_put();

@@ -30,6 +30,11 @@ Upload::Begun Upload::begin(const Library& library, const PutRequest& put, std::
     if (begun.partial && begun.partial.value()->received() > 0) {
         begun.prefix_digest = begun.partial.value()->received_digest();
     }
+    if (!begun.partial && begun.partial.error().code == ErrorCode::no_space) {
+        if (const auto free = library.free_space(); free && put.size > *free) {
+            begun.space_shortfall = put.size - *free;
+        }
+    }
     return begun;
 }
 

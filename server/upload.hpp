@@ -39,6 +39,10 @@ public:
     struct Begun {
         Result<std::unique_ptr<PartialUpload>> partial;
         std::string prefix_digest; // of the bytes kept, when resumed
+        // Refused no_space: the bytes the put lacks past the free space
+        // (its size less what the file system gives now); 0 where the free
+        // space would hold it (a quota, the server's own files refused).
+        std::uint64_t space_shortfall = 0;
     };
     // On the pool: begins (or resumes) the upload `put` asks for.
     // `owner`: who puts (upload_owner() of the hello's token, or kAnonymousOwner).

@@ -278,6 +278,24 @@ class ServerTextAndNamesAreChecked(HostileTest):
                 if args[0] == "--json":
                     self.assertIn("\\u{009B}", self.json_of(result)["error"]["message"])
 
+    def test_a_file_named_dash_lands_in_a_file(self):
+        # Round 31: a server's file named "-" went to standard output (its
+        # bytes straight to the terminal, before --json's object); only
+        # -o - means standard output.
+        data = b"\x1b]0;PWNED\x07 bytes of the file"
+        listing = {("", False): [[entry("-", size=len(data))]]}
+        for args in (["get", "*"], ["--json", "get", "*"], ["get", "--", "-"]):
+            with self.subTest(args=args):
+                server = self.scripted(listings=listing, files={"-": data})
+                result = self.ferry(*args, server=server.address)
+                self.assertEqual(result.returncode, 0, (result.stdout, result.stderr))
+                self.assertNotIn(b"PWNED", result.stdout)
+                if args[0] == "--json":
+                    self.json_of(result)
+                with open(os.path.join(self.local, "-"), "rb") as got:
+                    self.assertEqual(got.read(), data)
+                os.unlink(os.path.join(self.local, "-"))
+
     def test_a_reply_about_another_name_is_refused(self):
         listing = {("", False): [[entry("a", size=5)]]}
         for other in ("../../getname-evil", "b"):
