@@ -91,22 +91,29 @@ Result<std::shared_ptr<TransferTicket>> Counters::take_transfer(const std::strin
 std::uint64_t Counters::take_slow_reservations(std::uint64_t needed)
 {
     const std::lock_guard lock(mutex_);
+    // Space already coming back (uploads taken for an earlier put, not
+    // ended yet) counts first: a second put refused meanwhile waits for it
+    // too, rather than being refused or ending more uploads.
+    std::uint64_t coming = 0;
     std::vector<std::shared_ptr<TransferTicket>> slow;
+    std::uint64_t held = 0;
     for (const auto& running : transfers_) {
-        if (running->slow_rate.load() >= 0 && running->reserved.load() > 0 && !running->space_taken.load()) {
+        if (running->space_taken.load()) {
+            coming += running->reserved.load();
+        } else if (running->slow_rate.load() >= 0 && running->reserved.load() > 0) {
             slow.push_back(running);
+            held += running->reserved.load();
         }
     }
-    std::uint64_t held = 0;
-    for (const auto& upload : slow) {
-        held += upload->reserved.load();
+    if (coming >= needed) {
+        return coming;
     }
-    if (held < needed) {
+    if (coming + held < needed) {
         return 0;
     }
     std::sort(slow.begin(), slow.end(),
               [](const auto& a, const auto& b) { return a->slow_rate.load() < b->slow_rate.load(); });
-    std::uint64_t taken = 0;
+    std::uint64_t taken = coming;
     for (const auto& victim : slow) {
         if (taken >= needed) {
             break;

@@ -73,7 +73,8 @@ public:
     // to a waiting transfer; none at all when all of them together hold
     // less (ending them would not make the put fit). Each ends with
     // too_slow at its loop's next sweep and is kept, which gives its space
-    // back. The bytes they held; 0: none taken.
+    // back. Uploads taken before and not ended yet count first. The bytes
+    // coming back so; 0: not enough can come back, and none was taken.
     std::uint64_t take_slow_reservations(std::uint64_t needed);
     // Gives a slot back when its transfer ends (a preempted one was already
     // handed over, so it only leaves the register).

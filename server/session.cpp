@@ -932,7 +932,7 @@ bool Session::wait_for_space(std::uint64_t id, const PutRequest& put, const Erro
             return false;
         }
         // An operator sees why the slow uploads ended, and for whom.
-        log_event("space_taken", {{"peer", io_.peer()}, {"path", put.name}, {"short", shortfall}, {"taken", taken}});
+        log_event("space_taken", {{"peer", io_.peer()}, {"path", put.name}, {"short", shortfall}, {"coming_back", taken}});
         waiting_put_ = std::make_unique<WaitingPut>(WaitingPut{id, put});
     }
     if (waiting_put_->tries >= kSpaceTries) {

@@ -228,9 +228,14 @@ TEST_CASE("a put refused for space takes it from the slowest uploads that hold s
     // Their slots stay theirs until they end (no slot changed hands).
     CHECK_FALSE(slowest->preempted);
     CHECK(counters.active_transfers == 5);
-    // Those already taken are not counted again.
-    CHECK(counters.take_slow_reservations(1000) == 50);
+    // Those taken count first for the next put: enough of them, and none
+    // more is taken; too few, and the rest must come from others.
+    CHECK(counters.take_slow_reservations(300) == 500);
+    CHECK_FALSE(slow_too->space_taken);
     CHECK(counters.take_slow_reservations(1000) == 0);
+    CHECK_FALSE(slow_too->space_taken);
+    CHECK(counters.take_slow_reservations(520) == 550);
+    CHECK(slow_too->space_taken);
 }
 
 TEST_CASE("a put that cannot fit is refused at once; an accepted one holds its space")
