@@ -10,7 +10,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -1047,11 +1046,7 @@ std::optional<Error> Library::sync_root() const
 
 std::optional<std::uint64_t> Library::free_space() const
 {
-    struct ::statvfs fs {};
-    if (::fstatvfs(root_fd_, &fs) != 0) {
-        return std::nullopt;
-    }
-    return static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+    return sys::free_bytes(root_fd_);
 }
 
 } // namespace ferry::server

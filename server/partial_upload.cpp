@@ -9,7 +9,6 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
-#include <sys/statvfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -174,15 +173,6 @@ int allocate(int fd, std::uint64_t offset, std::uint64_t length)
     return result == 0 ? 0 : errno;
 }
 
-std::optional<std::uint64_t> free_bytes(int fd)
-{
-    struct ::statvfs fs {};
-    if (::fstatvfs(fd, &fs) != 0) {
-        return std::nullopt;
-    }
-    return static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
-}
-
 // The refusal of `length` bytes, its figures taken at one moment (under the
 // reservation's lock): where the file system reports the room but would
 // not give it, the message says so rather than contradict itself.
@@ -286,7 +276,7 @@ std::optional<Error> reserve_space(int fd, std::uint64_t offset, std::uint64_t l
     }
     static std::mutex reserving;
     const std::lock_guard<std::mutex> held(reserving);
-    auto free = free_bytes(fd);
+    auto free = sys::free_bytes(fd);
     if (const std::uint64_t needed = still_needed(fd, offset, length) + beside; free && *free < needed) {
         return space_refused(needed, free, name, beside > 0 ? kWithState : what);
     }
@@ -297,7 +287,7 @@ std::optional<Error> reserve_space(int fd, std::uint64_t offset, std::uint64_t l
     if (out_of_space(failure)) {
         give_back(fd, offset, length);
     }
-    free = free_bytes(fd);
+    free = sys::free_bytes(fd);
     if (out_of_space(failure) && free && *free >= length) {
         failure = allocate(fd, offset, length);
         if (failure == 0) {
@@ -306,7 +296,7 @@ std::optional<Error> reserve_space(int fd, std::uint64_t offset, std::uint64_t l
         if (out_of_space(failure)) {
             give_back(fd, offset, length);
         }
-        free = free_bytes(fd);
+        free = sys::free_bytes(fd);
     }
     if (out_of_space(failure)) {
         return space_refused(length, free, name, what);

@@ -912,7 +912,6 @@ void Session::begin_put(std::uint64_t id, const PutRequest& put)
                         transfer_ = std::make_unique<std::variant<Download, Upload>>(
                             std::in_place_type<Upload>, static_cast<TransferHost&>(*this), io_, config_, counters_,
                             token_label_, id, put, std::move(begun));
-                        slot_->ticket().reserved = upload()->bytes_to_come();
                         upload()->send_reply();
                         pump();
                     }));

@@ -1,6 +1,7 @@
 #include "posix_io.hpp"
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -101,6 +102,15 @@ int rename_no_replace(int from_dir, const char* from, int to_dir, const char* to
         return -1;
     }
     return 0;
+}
+
+std::optional<std::uint64_t> free_bytes(int fd)
+{
+    struct ::statvfs fs {};
+    if (::fstatvfs(fd, &fs) != 0) {
+        return std::nullopt;
+    }
+    return static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
 }
 
 } // namespace ferry::sys

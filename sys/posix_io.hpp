@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <span>
 #include <limits>
+#include <optional>
 #include <type_traits>
 
 #include <sys/types.h>
@@ -102,6 +103,10 @@ bool lacks_rename_flags(int error);
 // entry as atomically). The step that sets a file aside before it is
 // checked and removed. 0, or -1 with errno (EEXIST: the name was taken).
 int rename_to_fresh_name(int dir, const char* from, const char* to);
+
+// Bytes the file system holding `fd` gives ordinary users now (statvfs(2)'s
+// f_bavail times f_frsize); nullopt where fstatvfs fails.
+std::optional<std::uint64_t> free_bytes(int fd);
 
 template <class Byte, std::size_t Extent>
     requires(sizeof(Byte) == 1 && !std::is_const_v<Byte> && !std::is_same_v<Byte, std::byte>)
