@@ -206,6 +206,16 @@ InheritedAcl::~InheritedAcl()
 int read_inherited_acl(int folder, mode_t create_mode, InheritedAcl& inherited)
 {
     inherited = InheritedAcl();
+    if (folder != AT_FDCWD) {
+        // Most folders hold no default ACL, and one fgetxattr on the
+        // descriptor says so: no path walk through /proc for every new
+        // file, and no /proc needed at all there (a chroot or a container
+        // without it). Any other answer (one is there; EBADF from an O_PATH
+        // descriptor, which fgetxattr refuses) goes to libacl below.
+        if (::fgetxattr(folder, kDefaultAclAttribute, nullptr, 0) < 0 && no_acl_to_keep(errno)) {
+            return 0;
+        }
+    }
     std::array<char, 64> path{};
     if (folder == AT_FDCWD) {
         path[0] = '.';

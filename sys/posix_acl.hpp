@@ -28,6 +28,7 @@
 namespace ferry::sys {
 
 inline constexpr const char* kAccessAclAttribute = "system.posix_acl_access";
+inline constexpr const char* kDefaultAclAttribute = "system.posix_acl_default";
 
 // Copies the access ACL of the entry `leaf` in the folder `folder` (a
 // descriptor, or AT_FDCWD with `leaf` a path) onto the open file `to`.
@@ -112,8 +113,10 @@ private:
 
 // Reads the default ACL of the open folder `folder` (AT_FDCWD: the current
 // folder) and computes what a file created there with `create_mode` gets.
+// A folder without one is told by fgetxattr(2) on `folder` (ENODATA).
 // libacl reads a default ACL by path only (acl_get_file(3); acl_get_fd
-// gives the access ACL), so the folder is named "/proc/self/fd/FOLDER",
+// gives the access ACL), so a folder that holds one (or an O_PATH
+// `folder`, which fgetxattr refuses) is named "/proc/self/fd/FOLDER",
 // which the kernel resolves to that very folder, never by its path in the
 // tree. Without /proc that name is missing (ENOENT while the descriptor is
 // open) and ENOENT comes back: never taken for "no default ACL".
