@@ -11,14 +11,19 @@
 
 namespace ferry::client {
 
-std::optional<Error> require_folders(const Connection& connection)
+std::optional<Error> require_version_2(const Connection& connection, std::string_view lacking)
 {
     if (connection.protocol_version() < 2) {
-        return Error{ErrorCode::unsupported_version,
-                     "this server speaks protocol version " + std::to_string(connection.protocol_version()) +
-                         ", which has no folders"};
+        return Error{ErrorCode::unsupported_version, "this server speaks protocol version " +
+                                                         std::to_string(connection.protocol_version()) +
+                                                         ", which has no " + std::string(lacking)};
     }
     return std::nullopt;
+}
+
+std::optional<Error> require_folders(const Connection& connection)
+{
+    return require_version_2(connection, "folders");
 }
 
 Status list_tree(Connection& connection, const std::string& path, bool recursive,
@@ -132,7 +137,7 @@ Result<MkdirReply> make_remote_folder(Connection& connection, const std::string&
 Result<DeleteReply> delete_remote(Connection& connection, const std::string& path, bool recursive,
                                   std::optional<ExpectedEntry> expect)
 {
-    if (auto old = require_folders(connection)) {
+    if (auto old = require_version_2(connection, "delete operation")) {
         return *old;
     }
     return ask(connection, Request{connection.next_id(), DeleteRequest{path, recursive, std::move(expect)}},
@@ -180,7 +185,7 @@ PipelinedDeletes delete_pipelined(Connection& connection, const std::vector<Dele
 Result<RenameReply> rename_remote(Connection& connection, const std::string& from, const std::string& to,
                                   bool replace)
 {
-    if (auto old = require_folders(connection)) {
+    if (auto old = require_version_2(connection, "rename operation")) {
         return *old;
     }
     return ask(connection, Request{connection.next_id(), RenameRequest{from, to, replace}}, parse_rename_reply);
@@ -188,7 +193,7 @@ Result<RenameReply> rename_remote(Connection& connection, const std::string& fro
 
 Result<DigestReply> remote_digest(Connection& connection, const std::string& path, HashKind hash)
 {
-    if (auto old = require_folders(connection)) {
+    if (auto old = require_version_2(connection, "digest operation")) {
         return *old;
     }
     return ask(connection, Request{connection.next_id(), DigestRequest{path, hash}}, parse_digest_reply);
@@ -234,7 +239,7 @@ bool checks_set_mtime_expect(const Connection& connection)
 Result<StatReply> set_remote_mtime(Connection& connection, const std::string& path, std::int64_t mtime,
                                    const std::optional<ExpectedEntry>& expect)
 {
-    if (auto old = require_folders(connection)) {
+    if (auto old = require_version_2(connection, "set_mtime operation")) {
         return *old;
     }
     if (!can_set_mtime(connection)) {

@@ -22,11 +22,16 @@
 #include <vector>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <string_view>
 
 namespace ferry::client {
 
 // unsupported_version "this server speaks protocol version 1, which has no
-// folders" on a version-1 connection; nothing on a later one.
+// LACKING" on a version-1 connection (`lacking` names what the command
+// needs: "folders", "delete operation"...); nothing on a later one.
+std::optional<Error> require_version_2(const Connection& connection, std::string_view lacking);
+// require_version_2 for what needs folders: a path below the root, mkdir, a tree.
 std::optional<Error> require_folders(const Connection& connection);
 
 // Whether a listed or described entry is a folder (a version-1 reply, which

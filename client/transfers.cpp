@@ -1207,8 +1207,10 @@ PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals
         }
         const bool tree = local != "-" && is_directory(local);
         const bool parents = folder.has_value() || tree;
-        if (!error && old_server && (parents || flags.preserve || name.find('/') != std::string::npos)) {
+        if (!error && old_server && (parents || name.find('/') != std::string::npos)) {
             error = require_folders(connection);
+        } else if (!error && old_server && flags.preserve) {
+            error = require_version_2(connection, "file times for put -p");
         }
         if (!error && tree && !flags.recursive) {
             error = Error{ErrorCode::local_io, "\"" + local + "\" is a folder: put -r sends folders"};

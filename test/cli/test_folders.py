@@ -1177,11 +1177,22 @@ class OldServer(CliTest):
         self.assertEqual(wildcard.returncode, 0, wildcard.stderr)
         self.assertIn(b"old.txt", wildcard.stdout)
         message = b"ferry: unsupported_version: this server speaks protocol version 1, which has no folders\n"
-        for args in (["mkdir", "a"], ["rm", "old.txt"], ["mv", "old.txt", "new.txt"], ["digest", "old.txt"],
-                     ["ls", "sub"], ["ls", "-r"], ["stat", "sub/x"], ["get", "-r", "sub"], ["get", "sub/x.txt"]):
+        for args in (["mkdir", "a"], ["ls", "sub"], ["ls", "-r"], ["stat", "sub/x"], ["get", "-r", "sub"],
+                     ["get", "sub/x.txt"]):
             with self.subTest(args=args):
                 result = self.ferry(*args, server=server)
                 self.assertEqual(result.stderr, message)
+                self.assertNotEqual(result.returncode, 0)
+        # What a command needs beyond folders is named as it is, not as folders.
+        with open(os.path.join(self.local, "kept.txt"), "wb") as f:
+            f.write(b"kept\n")
+        for args, lacking in ((["rm", "old.txt"], b"delete operation"), (["mv", "old.txt", "new.txt"], b"rename operation"),
+                              (["digest", "old.txt"], b"digest operation"),
+                              (["put", "-p", "kept.txt"], b"file times for put -p")):
+            with self.subTest(args=args):
+                result = self.ferry(*args, server=server)
+                self.assertEqual(result.stderr.splitlines()[0], b"ferry: unsupported_version: this server speaks "
+                                 b"protocol version 1, which has no " + lacking)
                 self.assertNotEqual(result.returncode, 0)
         result = self.json_of(self.ferry("--json", "mkdir", "a", server=server))
         self.assertEqual(result["error"]["code"], "unsupported_version")
