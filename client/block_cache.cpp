@@ -10,14 +10,28 @@ BlockCache& BlockCache::shared()
 
 sys::PageBuffer<std::uint8_t> BlockCache::take()
 {
-    {
-        const std::lock_guard lock(mutex_);
-        if (!kept_.empty()) {
-            auto block = std::move(kept_.back());
-            kept_.pop_back();
-            return block;
-        }
+    std::unique_lock lock(mutex_);
+    return take_locked(lock);
+}
+
+sys::PageBuffer<std::uint8_t> BlockCache::take_extra()
+{
+    std::unique_lock lock(mutex_);
+    if (lent_ >= kLentForExtra) {
+        return {};
     }
+    return take_locked(lock);
+}
+
+sys::PageBuffer<std::uint8_t> BlockCache::take_locked(std::unique_lock<std::mutex>& lock)
+{
+    ++lent_;
+    if (!kept_.empty()) {
+        auto block = std::move(kept_.back());
+        kept_.pop_back();
+        return block;
+    }
+    lock.unlock(); // a fresh block: the allocation needs no lock
     return sys::make_page_buffer<std::uint8_t>(kBlockSize);
 }
 
@@ -27,6 +41,7 @@ void BlockCache::give(sys::PageBuffer<std::uint8_t> block)
         return;
     }
     const std::lock_guard lock(mutex_);
+    --lent_;
     if (kept_.size() < kKept) {
         kept_.push_back(std::move(block));
     }
@@ -36,6 +51,12 @@ std::size_t BlockCache::kept() const
 {
     const std::lock_guard lock(mutex_);
     return kept_.size();
+}
+
+std::size_t BlockCache::lent() const
+{
+    const std::lock_guard lock(mutex_);
+    return lent_;
 }
 
 } // namespace ferry::client

@@ -27,21 +27,33 @@ class BlockCache {
 public:
     static constexpr std::size_t kBlockSize = 1024 * 1024;
     static constexpr std::size_t kKept = 32;
+    // Blocks lent out at once (taken and not given back) past which
+    // take_extra() lends no more: bounds what rings that grow beyond their
+    // first blocks hold together, however many downloads run at once.
+    static constexpr std::size_t kLentForExtra = 64;
 
     // The process's cache.
     static BlockCache& shared();
 
     // A block of kBlockSize bytes, not zeroed, page-aligned (sys/page_buffer.hpp): a kept one when there is one.
     sys::PageBuffer<std::uint8_t> take();
-    // Keeps `block` (of kBlockSize bytes) for a later take(), or frees it
-    // when kKept are kept.
+    // As take(), but only while fewer than kLentForExtra blocks are lent
+    // out; else empty (a ring then goes on with the blocks it has).
+    sys::PageBuffer<std::uint8_t> take_extra();
+    // Keeps `block` (of kBlockSize bytes, from take() or take_extra()) for
+    // a later take, or frees it when kKept are kept.
     void give(sys::PageBuffer<std::uint8_t> block);
 
     std::size_t kept() const;
+    // Blocks taken and not given back.
+    std::size_t lent() const;
 
 private:
+    sys::PageBuffer<std::uint8_t> take_locked(std::unique_lock<std::mutex>& lock);
+
     mutable std::mutex mutex_;
     std::vector<sys::PageBuffer<std::uint8_t>> kept_;
+    std::size_t lent_ = 0;
 };
 
 } // namespace ferry::client

@@ -6,8 +6,9 @@
 
 namespace ferry::client {
 
-HashPipeline::HashPipeline(TransferHash hash, Writer writer)
-    : hash_(std::move(hash)), writer_(std::move(writer)), stages_(writer_ ? 2 : 1)
+HashPipeline::HashPipeline(TransferHash hash, Writer writer, Ring ring)
+    : hash_(std::move(hash)), writer_(std::move(writer)), stages_(writer_ ? 2 : 1),
+      ring_most_(ring == Ring::growing ? kRingMost : kRingStart)
 {
     // The threads start when the reader leaves its first block (next()): a
     // download that fits in one block is cheaper done on the caller's thread.
@@ -162,18 +163,29 @@ const TransferHash& HashPipeline::hash()
 
 std::span<std::uint8_t> HashPipeline::next(std::span<std::uint8_t> /*used*/)
 {
-    if (reading_ != kBlocks && threads_.empty()) {
+    if (reading_ != kRingMost && threads_.empty()) {
         start_threads(); // a second block: the download is worth them
     }
     std::unique_lock lock(mutex_);
     if (blocks_.empty()) {
         // Taken on first use: a download that never lends costs nothing.
-        for (std::size_t i = 0; i < kBlocks; ++i) {
+        for (std::size_t i = 0; i < kRingStart; ++i) {
             blocks_.push_back(BlockCache::shared().take());
         }
     }
     // In ring order, so each block waits the longest before it is reused.
-    const std::size_t block = reading_ == kBlocks ? 0 : (reading_ + 1) % kBlocks;
+    std::size_t block = 0;
+    if (reading_ == kRingMost) {
+        block = 0;
+    } else if (reading_ + 1 < blocks_.size()) {
+        block = reading_ + 1;
+    } else if (blocks_.size() < ring_most_ && pending_[0] != 0) {
+        // The ring's end, its first block still queued: grow (kRingStart).
+        if (auto extra = BlockCache::shared().take_extra()) {
+            blocks_.push_back(std::move(extra));
+            block = blocks_.size() - 1;
+        }
+    }
     // (wait_for_room wakes the stages for the pieces of the block left.)
     wait_for_room(lock, [&] { return pending_[block] == 0; });
     reading_ = block;

@@ -46,8 +46,14 @@ public:
     // Called on the writing thread with each piece, in order.
     using Writer = std::function<Status(std::span<const std::uint8_t>)>;
 
+    // How the ring of blocks it lends may change (kRingStart, kRingMost).
+    enum class Ring {
+        fixed,   // kRingStart blocks: an upload, read from a file as fast as it is hashed
+        growing, // up to kRingMost: a download, received in bursts
+    };
+
     // Without a writer, the pipeline only hashes.
-    explicit HashPipeline(TransferHash hash, Writer writer = {});
+    explicit HashPipeline(TransferHash hash, Writer writer = {}, Ring ring = Ring::fixed);
     HashPipeline(const HashPipeline&) = delete;
     HashPipeline& operator=(const HashPipeline&) = delete;
     ~HashPipeline() override;
@@ -73,7 +79,19 @@ public:
     std::span<std::uint8_t> next(std::span<std::uint8_t> used) override;
 
     static constexpr std::size_t kBlockSize = BlockCache::kBlockSize;
-    static constexpr std::size_t kBlocks = 4;
+    // The ring starts with kRingStart blocks. A growing one, each time the
+    // reader reaches its end while the first block still waits for a
+    // thread (the threads are a ring behind), takes one more block
+    // (BlockCache::take_extra, bounded across the process), up to
+    // kRingMost: SHA-256 on one thread and the receive on another take
+    // turns on the cores unevenly, and a deeper ring lets each run on
+    // through the other's pauses. Measured on a 2-core machine, a 1 GiB get
+    // with SHA-256 to standard output, alternated: 0.92x the wall time of a
+    // ring of 4 (docs/BENCHMARKS.md). An upload's gained nothing: it reads
+    // its file as fast as it sends, and a deeper ring only hashes from
+    // further behind.
+    static constexpr std::size_t kRingStart = 4;
+    static constexpr std::size_t kRingMost = 16;
 
 private:
     struct Piece {
@@ -97,9 +115,10 @@ private:
     TransferHash hash_;
     Writer writer_;
     const std::size_t stages_;
+    const std::size_t ring_most_; // kRingStart or kRingMost
     std::vector<sys::PageBuffer<std::uint8_t>> blocks_;
-    std::array<std::size_t, kBlocks> pending_{}; // pieces queued per block
-    std::size_t reading_ = kBlocks;              // the block lent out; kBlocks: none yet
+    std::array<std::size_t, kRingMost> pending_{}; // pieces queued per block
+    std::size_t reading_ = kRingMost;              // the block lent out; kRingMost: none yet
     mutable std::mutex mutex_;
     // Two conditions, and a wake-up only for a thread that sleeps: a
     // notification per piece would cost more system calls than the reads.

@@ -598,7 +598,7 @@ Result<TransferResult> receive_to_stream(Connection& connection, const GetOption
                                     const FileInfo& remote, int fd, const std::string& path)
 {
     const std::string where = path == "-" ? std::string("standard output") : "\"" + path + "\"";
-    HashPipeline hash{TransferHash(options.hash)};
+    HashPipeline hash{TransferHash(options.hash), {}, HashPipeline::Ring::growing};
     // Received straight into the blocks the hashing thread reads (or into
     // the writer's own), and written with one call per block read.
     StreamWriter out(fd, where, hash.threaded() ? &hash : nullptr);

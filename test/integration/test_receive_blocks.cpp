@@ -8,9 +8,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
+#include <mutex>
 #include <new>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -77,6 +81,83 @@ TEST_CASE("downloads one after another read into the blocks the finished ones le
     }
     g_watching = false;
     // One ring for the first download; before, a ring for each (40).
-    CHECK(g_blocks_allocated.load() <= HashPipeline::kBlocks);
+    CHECK(g_blocks_allocated.load() <= HashPipeline::kRingStart);
     CHECK(ferry::client::BlockCache::shared().kept() <= ferry::client::BlockCache::kKept);
+}
+
+TEST_CASE("a download's ring grows while its threads are a ring behind, to kRingMost; an upload's stays")
+{
+    using ferry::client::BlockCache;
+    using ferry::client::HashPipeline;
+    auto& cache = BlockCache::shared();
+    constexpr std::size_t kPieces = HashPipeline::kRingMost + 4;
+    std::vector<std::uint8_t> data(kPieces * HashPipeline::kBlockSize);
+    for (std::size_t i = 0; i < data.size(); ++i) {
+        data[i] = static_cast<std::uint8_t>(i * 7 + (i >> 12));
+    }
+    for (const auto ring : {HashPipeline::Ring::growing, HashPipeline::Ring::fixed}) {
+        const bool growing = ring == HashPipeline::Ring::growing;
+        CAPTURE(growing);
+        const std::size_t most = growing ? HashPipeline::kRingMost : HashPipeline::kRingStart;
+        const std::size_t lent_before = cache.lent();
+        // The writer holds its first piece until the reader has filled as
+        // many blocks as the ring may have (or 5 s have passed: a ring that
+        // does not grow would otherwise wait for it forever).
+        std::mutex mutex;
+        std::condition_variable released;
+        bool go = false;
+        std::vector<std::uint8_t> written;
+        std::size_t most_lent = 0;
+        {
+            HashPipeline pipeline{ferry::TransferHash(ferry::HashKind::sha256),
+                                  [&](std::span<const std::uint8_t> bytes) {
+                                      std::unique_lock lock(mutex);
+                                      released.wait_for(lock, std::chrono::seconds(5), [&] { return go; });
+                                      written.insert(written.end(), bytes.begin(), bytes.end());
+                                      return ferry::client::success();
+                                  },
+                                  ring};
+            std::span<std::uint8_t> window;
+            for (std::size_t piece = 0; piece < kPieces; ++piece) {
+                if (piece == most) {
+                    const std::lock_guard lock(mutex);
+                    go = true;
+                    released.notify_all();
+                }
+                window = pipeline.next(window);
+                most_lent = std::max(most_lent, cache.lent() - lent_before);
+                const auto at = static_cast<std::ptrdiff_t>(piece * HashPipeline::kBlockSize);
+                std::copy_n(data.begin() + at, HashPipeline::kBlockSize, window.begin());
+                REQUIRE(pipeline.update(window));
+            }
+            REQUIRE(pipeline.drain());
+            CHECK(written == data);
+        }
+        CHECK(most_lent == most);
+        CHECK(cache.lent() == lent_before);
+    }
+}
+
+TEST_CASE("take_extra lends no block past kLentForExtra; take always does")
+{
+    using ferry::client::BlockCache;
+    auto& cache = BlockCache::shared();
+    const std::size_t lent_before = cache.lent();
+    std::vector<ferry::sys::PageBuffer<std::uint8_t>> taken;
+    while (cache.lent() < BlockCache::kLentForExtra) {
+        taken.push_back(cache.take());
+    }
+    CHECK_FALSE(cache.take_extra());
+    taken.push_back(cache.take());
+    CHECK(taken.back());
+    cache.give(std::move(taken.back()));
+    taken.pop_back();
+    cache.give(std::move(taken.back()));
+    taken.pop_back();
+    taken.push_back(cache.take_extra()); // one under the bound again
+    CHECK(taken.back());
+    for (auto& block : taken) {
+        cache.give(std::move(block));
+    }
+    CHECK(cache.lent() == lent_before);
 }
