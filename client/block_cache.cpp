@@ -25,14 +25,20 @@ sys::PageBuffer<std::uint8_t> BlockCache::take_extra()
 
 sys::PageBuffer<std::uint8_t> BlockCache::take_locked(std::unique_lock<std::mutex>& lock)
 {
-    ++lent_;
+    ++lent_; // counted before the allocation, so take_extra's bound holds while it runs unlocked
     if (!kept_.empty()) {
         auto block = std::move(kept_.back());
         kept_.pop_back();
         return block;
     }
     lock.unlock(); // a fresh block: the allocation needs no lock
-    return sys::make_page_buffer<std::uint8_t>(kBlockSize);
+    try {
+        return sys::make_page_buffer<std::uint8_t>(kBlockSize);
+    } catch (...) {
+        lock.lock();
+        --lent_; // nothing was lent
+        throw;
+    }
 }
 
 void BlockCache::give(sys::PageBuffer<std::uint8_t> block)

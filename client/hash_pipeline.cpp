@@ -169,19 +169,24 @@ std::span<std::uint8_t> HashPipeline::next(std::span<std::uint8_t> /*used*/)
     std::unique_lock lock(mutex_);
     if (blocks_.empty()) {
         // Taken on first use: a download that never lends costs nothing.
+        blocks_.reserve(ring_most_);
         for (std::size_t i = 0; i < kRingStart; ++i) {
             blocks_.push_back(BlockCache::shared().take());
         }
     }
     // In ring order, so each block waits the longest before it is reused.
-    std::size_t block = 0;
-    if (reading_ == kRingMost) {
-        block = 0;
-    } else if (reading_ + 1 < blocks_.size()) {
+    std::size_t block = 0; // the first, or the ring's start again
+    if (reading_ != kRingMost && reading_ + 1 < blocks_.size()) {
         block = reading_ + 1;
-    } else if (blocks_.size() < ring_most_ && pending_[0] != 0) {
-        // The ring's end, its first block still queued: grow (kRingStart).
-        if (auto extra = BlockCache::shared().take_extra()) {
+    } else if (reading_ != kRingMost && blocks_.size() < ring_most_ && pending_[0] != 0) {
+        // The ring's end while its first block is still queued: the threads
+        // are a ring behind, so it grows, up to ring_most_. Taken without the
+        // lock, so the stages need not wait on a fresh block's allocation;
+        // only this thread changes blocks_ (reserved: no reallocation).
+        lock.unlock();
+        auto extra = BlockCache::shared().take_extra();
+        lock.lock();
+        if (extra) {
             blocks_.push_back(std::move(extra));
             block = blocks_.size() - 1;
         }

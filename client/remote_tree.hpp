@@ -23,7 +23,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <string_view>
 
 namespace ferry::client {
 

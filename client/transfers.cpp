@@ -1210,7 +1210,7 @@ PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals
         if (!error && old_server && (parents || name.find('/') != std::string::npos)) {
             error = require_folders(connection);
         } else if (!error && old_server && flags.preserve) {
-            error = require_version_2(connection, "file times for put -p");
+            error = require_version_2(connection, "set_mtime operation (put -p)");
         }
         if (!error && tree && !flags.recursive) {
             error = Error{ErrorCode::local_io, "\"" + local + "\" is a folder: put -r sends folders"};

@@ -1188,7 +1188,7 @@ class OldServer(CliTest):
             f.write(b"kept\n")
         for args, lacking in ((["rm", "old.txt"], b"delete operation"), (["mv", "old.txt", "new.txt"], b"rename operation"),
                               (["digest", "old.txt"], b"digest operation"),
-                              (["put", "-p", "kept.txt"], b"file times for put -p")):
+                              (["put", "-p", "kept.txt"], b"set_mtime operation (put -p)")):
             with self.subTest(args=args):
                 result = self.ferry(*args, server=server)
                 self.assertEqual(result.stderr.splitlines()[0], b"ferry: unsupported_version: this server speaks "
