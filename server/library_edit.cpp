@@ -214,7 +214,8 @@ Error top_changed(std::string_view path, const Removed& removed)
 
 // utimensat(2) on an O_PATH descriptor `fd`: with AT_EMPTY_PATH (Linux 5.8
 // and later; futimens(3) refuses O_PATH descriptors, EBADF), else through
-// /proc/self/fd/FD, a link the kernel resolves to that very inode. 0, or -1
+// /proc/self/fd/FD, a link the kernel resolves to that very inode (ENOSYS
+// where /proc is not procfs's: sys::proc_fd_links_are_procfs). 0, or -1
 // with errno.
 int set_times_of_path_fd(int fd, const struct timespec (&times)[2])
 {
@@ -222,6 +223,10 @@ int set_times_of_path_fd(int fd, const struct timespec (&times)[2])
         return 0;
     }
     if (errno != EINVAL) {
+        return -1;
+    }
+    if (!sys::proc_fd_links_are_procfs()) {
+        errno = ENOSYS; // a plain path at /proc's place could lead anywhere
         return -1;
     }
     const std::string proc = "/proc/self/fd/" + std::to_string(fd);

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <utility>
+#include <vector>
 
 namespace ferry::sys {
 
@@ -75,17 +76,20 @@ int read_entry(int folder, const std::string& leaf, Value& value, std::size_t& s
         }
         return settle(got, size);
     }
-    std::array<char, PATH_MAX> path{};
-    const int length = std::snprintf(path.data(), path.size(), "/proc/self/fd/%d/%s", folder, leaf.c_str());
-    if (length < 0 || static_cast<std::size_t>(length) >= path.size()) {
-        return ENAMETOOLONG;
-    }
-    const ssize_t got = ::lgetxattr(path.data(), kAccessAclAttribute, value.data(), value.size());
-    if (got >= 0 || errno != ENOENT) {
-        return settle(got, size);
+    if (proc_fd_links_are_procfs()) {
+        std::array<char, PATH_MAX> path{};
+        const int length = std::snprintf(path.data(), path.size(), "/proc/self/fd/%d/%s", folder, leaf.c_str());
+        if (length < 0 || static_cast<std::size_t>(length) >= path.size()) {
+            return ENAMETOOLONG;
+        }
+        const ssize_t got = ::lgetxattr(path.data(), kAccessAclAttribute, value.data(), value.size());
+        if (got >= 0 || errno != ENOENT) {
+            return settle(got, size);
+        }
     }
     // ENOENT: no entry under the name (nothing to keep), or no /proc to
-    // look through, which must not pass for "no ACL".
+    // look through (or a plain folder at its place), which must not pass
+    // for "no ACL".
     size = 0;
     struct ::stat st {};
     if (::fstatat(folder, leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || S_ISLNK(st.st_mode)) {
@@ -203,29 +207,128 @@ InheritedAcl::~InheritedAcl()
     }
 }
 
-int read_inherited_acl(int folder, mode_t create_mode, InheritedAcl& inherited)
+namespace {
+
+// acl_t as text (see access_acl_text); frees nothing of `acl`.
+int text_of(acl_t acl, std::string& text)
 {
-    inherited = InheritedAcl();
-    if (folder != AT_FDCWD) {
-        // Most folders hold no default ACL, and one fgetxattr on the
-        // descriptor says so: no path walk through /proc for every new
-        // file, and no /proc needed at all there (a chroot or a container
-        // without it). Any other answer (one is there; EBADF from an O_PATH
-        // descriptor, which fgetxattr refuses) goes to libacl below.
-        if (::fgetxattr(folder, kDefaultAclAttribute, nullptr, 0) < 0 && no_acl_to_keep(errno)) {
-            return 0;
+    char* written = ::acl_to_any_text(acl, nullptr, ',', TEXT_NUMERIC_IDS);
+    if (written == nullptr) {
+        return errno;
+    }
+    text = written;
+    ::acl_free(written);
+    return 0;
+}
+
+// One entry of the kernel's value (struct posix_acl_xattr_entry: tag,
+// permissions, id; little-endian) added to `acl` through libacl.
+int add_entry(acl_t& acl, const unsigned char* at)
+{
+    const auto tag = static_cast<acl_tag_t>(at[0] | (at[1] << 8));
+    const unsigned permissions = at[2] | (at[3] << 8);
+    const auto id = static_cast<id_t>(at[4] | (at[5] << 8) | (at[6] << 16) | (static_cast<id_t>(at[7]) << 24));
+    acl_entry_t entry = nullptr;
+    acl_permset_t permset = nullptr;
+    if (::acl_create_entry(&acl, &entry) != 0 || ::acl_set_tag_type(entry, tag) != 0 ||
+        ((tag == ACL_USER || tag == ACL_GROUP) && ::acl_set_qualifier(entry, &id) != 0) ||
+        ::acl_get_permset(entry, &permset) != 0 || ::acl_clear_perms(permset) != 0) {
+        return errno;
+    }
+    for (const acl_perm_t perm : {ACL_READ, ACL_WRITE, ACL_EXECUTE}) {
+        if ((permissions & perm) != 0 && ::acl_add_perm(permset, perm) != 0) {
+            return errno;
         }
+    }
+    return 0;
+}
+
+// The kernel's value of an ACL attribute (posix_acl_xattr_header, then
+// entries of struct posix_acl_xattr_entry; the layout of
+// include/uapi/linux/posix_acl_xattr.h) as a libacl ACL: 0 and `built`
+// (the caller frees it), or the errno (EINVAL: not that layout).
+int acl_from_value(const unsigned char* bytes, std::size_t size, acl_t& built)
+{
+    constexpr std::size_t kHeader = 4; // posix_acl_xattr_header: the version
+    constexpr std::size_t kEntry = 8;
+    built = nullptr;
+    if (size < kHeader || (size - kHeader) % kEntry != 0) {
+        return EINVAL;
+    }
+    const std::size_t count = (size - kHeader) / kEntry;
+    acl_t acl = ::acl_init(static_cast<int>(count));
+    if (acl == nullptr) {
+        return errno;
+    }
+    for (std::size_t i = 0; i < count; ++i) {
+        if (const int error = add_entry(acl, bytes + kHeader + i * kEntry); error != 0) {
+            ::acl_free(acl);
+            return error;
+        }
+    }
+    built = acl;
+    return 0;
+}
+
+// The default ACL of the open folder `folder` (AT_FDCWD: the current one):
+// 0 and `acl` (nullptr where there is none, or the file system keeps none;
+// else the caller frees it), or the errno. Read by descriptor with
+// fgetxattr(2), so that no path is involved: libacl reads a default ACL by
+// path only (acl_get_file(3); acl_get_fd gives the access ACL), and a name
+// through /proc needs /proc mounted, and mounted as procfs (a plain folder
+// at its place could be a client's: proc_fd_links_are_procfs). Only an
+// O_PATH `folder`, which fgetxattr refuses (EBADF), goes by that name.
+int read_default_acl(int folder, acl_t& acl)
+{
+    acl = nullptr;
+    // Its size, then the value; a value that grew in between (ERANGE) is
+    // asked again, a few times.
+    bool by_path = folder == AT_FDCWD;
+    for (int attempt = 0; !by_path; ++attempt) {
+        if (attempt == 4) {
+            return ERANGE;
+        }
+        const ssize_t size = ::fgetxattr(folder, kDefaultAclAttribute, nullptr, 0);
+        if (size < 0 && errno == EBADF) {
+            by_path = true; // an O_PATH descriptor
+            break;
+        }
+        if (size < 0) {
+            return no_acl_to_keep(errno) ? 0 : errno;
+        }
+        std::vector<unsigned char> value(static_cast<std::size_t>(size));
+        const ssize_t got = ::fgetxattr(folder, kDefaultAclAttribute, value.data(), value.size());
+        if (got < 0 && errno == ERANGE) {
+            continue;
+        }
+        if (got < 0) {
+            return no_acl_to_keep(errno) ? 0 : errno;
+        }
+        return acl_from_value(value.data(), static_cast<std::size_t>(got), acl);
     }
     std::array<char, 64> path{};
     if (folder == AT_FDCWD) {
         path[0] = '.';
+    } else if (!proc_fd_links_are_procfs()) {
+        return ENOENT; // as without /proc: never taken for "no default ACL"
     } else if (std::snprintf(path.data(), path.size(), "/proc/self/fd/%d", folder) < 0) {
         return EINVAL;
     }
-    acl_t acl = ::acl_get_file(path.data(), ACL_TYPE_DEFAULT);
+    acl = ::acl_get_file(path.data(), ACL_TYPE_DEFAULT);
     if (acl == nullptr) {
-        // ENOENT: no /proc (the descriptor is open), an error to report.
         return errno == ENOTSUP || errno == EOPNOTSUPP ? 0 : errno;
+    }
+    return 0;
+}
+
+} // namespace
+
+int read_inherited_acl(int folder, mode_t create_mode, InheritedAcl& inherited)
+{
+    inherited = InheritedAcl();
+    acl_t acl = nullptr;
+    if (const int error = read_default_acl(folder, acl); error != 0 || acl == nullptr) {
+        return error;
     }
     if (::acl_entries(acl) <= 0) {
         ::acl_free(acl); // no default ACL: libacl gives an empty one
@@ -278,69 +381,18 @@ int set_access_acl(int to, const AccessAcl& acl)
     return 0;
 }
 
-namespace {
-
-// acl_t as text (see access_acl_text); frees nothing of `acl`.
-int text_of(acl_t acl, std::string& text)
-{
-    char* written = ::acl_to_any_text(acl, nullptr, ',', TEXT_NUMERIC_IDS);
-    if (written == nullptr) {
-        return errno;
-    }
-    text = written;
-    ::acl_free(written);
-    return 0;
-}
-
-// One entry of the kernel's value (struct posix_acl_xattr_entry: tag,
-// permissions, id; little-endian) added to `acl` through libacl.
-int add_entry(acl_t& acl, const unsigned char* at)
-{
-    const auto tag = static_cast<acl_tag_t>(at[0] | (at[1] << 8));
-    const unsigned permissions = at[2] | (at[3] << 8);
-    const auto id = static_cast<id_t>(at[4] | (at[5] << 8) | (at[6] << 16) | (static_cast<id_t>(at[7]) << 24));
-    acl_entry_t entry = nullptr;
-    acl_permset_t permset = nullptr;
-    if (::acl_create_entry(&acl, &entry) != 0 || ::acl_set_tag_type(entry, tag) != 0 ||
-        ((tag == ACL_USER || tag == ACL_GROUP) && ::acl_set_qualifier(entry, &id) != 0) ||
-        ::acl_get_permset(entry, &permset) != 0 || ::acl_clear_perms(permset) != 0) {
-        return errno;
-    }
-    for (const acl_perm_t perm : {ACL_READ, ACL_WRITE, ACL_EXECUTE}) {
-        if ((permissions & perm) != 0 && ::acl_add_perm(permset, perm) != 0) {
-            return errno;
-        }
-    }
-    return 0;
-}
-
-} // namespace
-
 int access_acl_text(const AccessAcl& acl, std::string& text)
 {
-    constexpr std::size_t kHeader = 4; // posix_acl_xattr_header: the version
-    constexpr std::size_t kEntry = 8;
     if (acl.size == 0) {
         text = kNoAclText;
         return 0;
     }
-    if (acl.size < kHeader || (acl.size - kHeader) % kEntry != 0) {
-        return EINVAL;
-    }
-    const std::size_t count = (acl.size - kHeader) / kEntry;
-    acl_t built = ::acl_init(static_cast<int>(count));
-    if (built == nullptr) {
-        return errno;
-    }
-    const auto* bytes = reinterpret_cast<const unsigned char*>(acl.value.data());
-    int error = 0;
-    for (std::size_t i = 0; i < count && error == 0; ++i) {
-        error = add_entry(built, bytes + kHeader + i * kEntry);
-    }
+    acl_t built = nullptr;
+    int error = acl_from_value(reinterpret_cast<const unsigned char*>(acl.value.data()), acl.size, built);
     if (error == 0) {
         error = text_of(built, text);
+        ::acl_free(built);
     }
-    ::acl_free(built);
     return error;
 }
 

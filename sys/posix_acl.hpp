@@ -40,7 +40,8 @@ inline constexpr const char* kDefaultAclAttribute = "system.posix_acl_default";
 // cannot block, and a file its owner may not read still gives its ACL.
 // Why not an O_PATH descriptor of the entry: fgetxattr refuses those
 // (EBADF, still so on Linux 6.18), so it would need /proc all the same.
-// Without /proc (the lookup's ENOENT while the entry exists) the entry is
+// Without /proc (the lookup's ENOENT while the entry exists, or a plain
+// folder at /proc's place, sys::proc_fd_links_are_procfs) the entry is
 // opened O_RDONLY|O_NOFOLLOW|O_NONBLOCK and asked by descriptor; one that
 // cannot be opened is that errno, never taken for "no ACL".
 //
@@ -113,13 +114,13 @@ private:
 
 // Reads the default ACL of the open folder `folder` (AT_FDCWD: the current
 // folder) and computes what a file created there with `create_mode` gets.
-// A folder without one is told by fgetxattr(2) on `folder` (ENODATA).
-// libacl reads a default ACL by path only (acl_get_file(3); acl_get_fd
-// gives the access ACL), so a folder that holds one (or an O_PATH
-// `folder`, which fgetxattr refuses) is named "/proc/self/fd/FOLDER",
-// which the kernel resolves to that very folder, never by its path in the
-// tree. Without /proc that name is missing (ENOENT while the descriptor is
-// open) and ENOENT comes back: never taken for "no default ACL".
+// Read by descriptor (fgetxattr(2) of "system.posix_acl_default", in the
+// kernel's layout, include/uapi/linux/posix_acl_xattr.h, turned into a
+// libacl ACL entry by entry), so no path is involved and /proc is not
+// needed. An O_PATH `folder`, which fgetxattr refuses (EBADF), is read by
+// libacl as "/proc/self/fd/FOLDER" (acl_get_file(3) takes a path only),
+// and only where /proc is procfs's (proc_fd_links_are_procfs): else ENOENT,
+// never taken for "no default ACL".
 // 0: `acl` holds it, or is empty (no default ACL, or a file system that
 // keeps none). Else the errno that stopped it, `acl` empty.
 int read_inherited_acl(int folder, mode_t create_mode, InheritedAcl& acl);

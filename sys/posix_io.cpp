@@ -1,6 +1,8 @@
 #include "posix_io.hpp"
 
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -111,6 +113,12 @@ std::optional<std::uint64_t> free_bytes(int fd)
         return std::nullopt;
     }
     return static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+}
+
+bool proc_fd_links_are_procfs()
+{
+    struct ::statfs fs {};
+    return ::statfs("/proc/self/fd", &fs) == 0 && fs.f_type == PROC_SUPER_MAGIC;
 }
 
 } // namespace ferry::sys

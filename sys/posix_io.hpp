@@ -108,6 +108,14 @@ int rename_to_fresh_name(int dir, const char* from, const char* to);
 // f_bavail times f_frsize); nullopt where fstatvfs fails.
 std::optional<std::uint64_t> free_bytes(int fd);
 
+// Whether "/proc/self/fd" is procfs's own (statfs(2) f_type
+// PROC_SUPER_MAGIC), so that "/proc/self/fd/N" names descriptor N's very
+// file (proc(5)). Where /proc is not mounted that path is a plain one: in a
+// chroot whose / a ferryd serves, a client could make proc/self/fd/N
+// folders and have such a name lead wherever it chose. Callers then take
+// their way without /proc.
+bool proc_fd_links_are_procfs();
+
 template <class Byte, std::size_t Extent>
     requires(sizeof(Byte) == 1 && !std::is_const_v<Byte> && !std::is_same_v<Byte, std::byte>)
 Transfer pread_full(int fd, std::span<Byte, Extent> buffer, off_t offset)
