@@ -54,6 +54,9 @@
 //   the errno numbered ERRNO, as GlusterFS answers ESTALE or ENOENT for a
 //   file replaced through its other mount since it was opened (a commit
 //   reading the file it replaces).
+// - FERRY_DEFAULT_ACL_EIO: each fgetxattr(2) of "system.posix_acl_default"
+//   (a folder's default ACL, read for a new file) fails with EIO, as a
+//   damaged disk or a network file system's lookup can.
 // - FERRY_FSTATAT_FAULT="N:ERRNO:NAME:ARMED": while a file at the path
 //   ARMED exists, the first N fstatat(2) calls of an entry named NAME (the
 //   name as passed, in any folder) fail with the errno numbered ERRNO, as a
@@ -330,6 +333,17 @@ int flock(int fd, int operation)
         }
     }
     return real(fd, operation);
+}
+
+ssize_t fgetxattr(int fd, const char* name, void* value, size_t size)
+{
+    using Get = ssize_t (*)(int, const char*, void*, size_t);
+    static const Get real = next_definition<Get>("fgetxattr");
+    if (std::getenv("FERRY_DEFAULT_ACL_EIO") != nullptr && std::strcmp(name, "system.posix_acl_default") == 0) {
+        errno = EIO;
+        return -1;
+    }
+    return real(fd, name, value, size);
 }
 
 int mkdirat(int folder, const char* name, mode_t mode)

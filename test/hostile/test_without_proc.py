@@ -17,6 +17,7 @@ import stat
 import subprocess
 import unittest
 
+from test_folder_faults import preloaded
 from wire import Server, temp_root
 
 FERRYD = os.environ.get("FERRYD", "")
@@ -94,6 +95,7 @@ class PublishWithoutProc(unittest.TestCase):
         self.assertIn("group:0:rwx", shared)  # the default ACL's entry,
         self.assertIn("mask::rw-", shared)    # limited to 0666 (acl(5))
         _, data, _ = peer.get("sub/inner.txt")
+        peer.close()
         self.assertEqual(data, b"published\n")
         self.assertNotIn("default ACL cannot be read", server.log_text())
 
@@ -117,10 +119,37 @@ class PublishWithoutProc(unittest.TestCase):
         subprocess.run(["setfacl", "-m", "u:65534:---,g::r--,m::r--", kept], check=True)
         with Server(FERRYD, self.root, preexec_fn=hide_proc(plain)) as server:
             self.check_publishes(server)
-            reply = server.peer(version=2).put("sub/kept.txt", b"new\n")
+            peer = server.peer(version=2)
+            reply = peer.put("sub/kept.txt", b"new\n")
+            peer.close()
             self.assertTrue(reply.get("ok"), reply)
         self.assertIn("user:65534:---", acl_text(kept))  # the replaced file's ACL, not the client's none
         self.assertEqual(oct(mode(kept)), oct(0o640))
+
+
+@unittest.skipUnless(FERRYD and os.geteuid() == 0 and shutil.which("setfacl"), "needs FERRYD, root and setfacl")
+class UnreadableDefaultAcl(unittest.TestCase):
+    """A folder's default ACL that cannot be read (EIO from the fault
+    library) leaves a new file at 0600 with no ACL, never wider, and the log
+    says why; the commit is still answered ok (PROTOCOL.md 4.5)."""
+
+    def test_a_new_file_stays_0600_and_the_log_says_why(self):
+        root = temp_root()
+        self.addCleanup(shutil.rmtree, root, True)
+        os.mkdir(os.path.join(root, "open"))
+        if subprocess.run(["setfacl", "-d", "-m", "u::rwx,g::rwx,o::rwx", os.path.join(root, "open")],
+                          capture_output=True).returncode != 0:
+            self.skipTest("this file system keeps no ACL")
+        with Server(FERRYD, root, env=preloaded(FERRY_DEFAULT_ACL_EIO="1")) as server:
+            peer = server.peer(version=2)
+            reply = peer.put("open/new.txt", b"x")
+            peer.close()
+            self.assertTrue(reply.get("ok"), reply)
+            log = server.log_text()
+        published = os.path.join(root, "open", "new.txt")
+        self.assertEqual(oct(mode(published)), oct(0o600))  # never the ACL's 0666
+        self.assertNotIn("user:", acl_text(published).replace("user::", ""))
+        self.assertIn("default ACL cannot be read", log)
 
 
 if __name__ == "__main__":
