@@ -176,13 +176,14 @@ std::span<std::uint8_t> HashPipeline::next(std::span<std::uint8_t> /*used*/)
     }
     // In ring order, so each block waits the longest before it is reused.
     std::size_t block = 0; // the first, or the ring's start again
-    if (reading_ != kRingMost && reading_ + 1 < blocks_.size()) {
+    const bool at_ring_end = reading_ != kRingMost && reading_ + 1 == blocks_.size();
+    if (reading_ != kRingMost && !at_ring_end) {
         block = reading_ + 1;
-    } else if (reading_ != kRingMost && blocks_.size() < ring_most_ && pending_[0] != 0) {
-        // The ring's end while its first block is still queued: the threads
-        // are a ring behind, so it grows, up to ring_most_. Taken without the
-        // lock, so the stages need not wait on a fresh block's allocation;
-        // only this thread changes blocks_ (reserved: no reallocation).
+    } else if (at_ring_end && blocks_.size() < ring_most_ && pending_[0] != 0) {
+        // Its first block still queued: the threads are a ring behind, so
+        // the ring grows, up to ring_most_. Taken without the lock, so the
+        // stages need not wait on a fresh block's allocation; only this
+        // thread changes blocks_ (reserved: no reallocation).
         lock.unlock();
         auto extra = BlockCache::shared().take_extra();
         lock.lock();

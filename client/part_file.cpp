@@ -25,8 +25,8 @@ HashPipeline::Writer writer_for(const LocalFile& file)
 PartFile::PartFile(LocalFile file, std::string state_file, DownloadState state, TransferHash hash, bool recorded,
                    std::shared_ptr<const LocalFolder> folder)
     : file_(std::move(file)), state_file_(std::move(state_file)), state_(std::move(state)),
-      hash_(std::make_unique<HashPipeline>(std::move(hash), writer_for(file_), HashPipeline::Ring::growing)), held_(state_.bytes_held),
-      recorded_(recorded), folder_(std::move(folder))
+      hash_(std::make_unique<HashPipeline>(std::move(hash), writer_for(file_), HashPipeline::Ring::growing)),
+      held_(state_.bytes_held), recorded_(recorded), folder_(std::move(folder))
 {
 }
 

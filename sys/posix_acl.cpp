@@ -270,41 +270,44 @@ int acl_from_value(const unsigned char* bytes, std::size_t size, acl_t& built)
     return 0;
 }
 
-// The default ACL of the open folder `folder` (AT_FDCWD: the current one):
-// 0 and `acl` (nullptr where there is none, or the file system keeps none;
-// else the caller frees it), or the errno. Read by descriptor with
-// fgetxattr(2), so that no path is involved: libacl reads a default ACL by
-// path only (acl_get_file(3); acl_get_fd gives the access ACL), and a name
-// through /proc needs /proc mounted, and mounted as procfs (a plain folder
-// at its place could be a client's: proc_fd_links_are_procfs). Only an
-// O_PATH `folder`, which fgetxattr refuses (EBADF), goes by that name.
-int read_default_acl(int folder, acl_t& acl)
+// The default ACL of the open folder `folder`, read by descriptor: 0 and
+// `acl` (nullptr where there is none, or the file system keeps none; else
+// the caller frees it), EBADF for an O_PATH descriptor (fgetxattr refuses
+// those), or the errno. Its size, then its value; a value that grew in
+// between (ERANGE) is asked again, a few times.
+int read_default_acl_by_descriptor(int folder, acl_t& acl)
 {
     acl = nullptr;
-    // Its size, then the value; a value that grew in between (ERANGE) is
-    // asked again, a few times.
-    bool by_path = folder == AT_FDCWD;
-    for (int attempt = 0; !by_path; ++attempt) {
-        if (attempt == 4) {
-            return ERANGE;
-        }
+    for (int attempt = 0; attempt < 4; ++attempt) {
         const ssize_t size = ::fgetxattr(folder, kDefaultAclAttribute, nullptr, 0);
-        if (size < 0 && errno == EBADF) {
-            by_path = true; // an O_PATH descriptor
-            break;
-        }
         if (size < 0) {
             return no_acl_to_keep(errno) ? 0 : errno;
         }
         std::vector<unsigned char> value(static_cast<std::size_t>(size));
         const ssize_t got = ::fgetxattr(folder, kDefaultAclAttribute, value.data(), value.size());
-        if (got < 0 && errno == ERANGE) {
-            continue;
+        if (got >= 0) {
+            return acl_from_value(value.data(), static_cast<std::size_t>(got), acl);
         }
-        if (got < 0) {
+        if (errno != ERANGE) {
             return no_acl_to_keep(errno) ? 0 : errno;
         }
-        return acl_from_value(value.data(), static_cast<std::size_t>(got), acl);
+    }
+    return ERANGE;
+}
+
+// The default ACL of the open folder `folder` (AT_FDCWD: the current one),
+// as read_default_acl_by_descriptor says it. libacl reads a default ACL by
+// path only (acl_get_file(3); acl_get_fd gives the access ACL), so the
+// current folder, and an O_PATH `folder`, go by a name: "/proc/self/fd/N"
+// only where /proc is procfs's (a plain folder at its place could be a
+// client's: proc_fd_links_are_procfs).
+int read_default_acl(int folder, acl_t& acl)
+{
+    acl = nullptr;
+    if (folder != AT_FDCWD) {
+        if (const int error = read_default_acl_by_descriptor(folder, acl); error != EBADF) {
+            return error;
+        }
     }
     std::array<char, 64> path{};
     if (folder == AT_FDCWD) {
