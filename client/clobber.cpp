@@ -4,6 +4,7 @@
 #include "local_files.hpp"
 #include "operations.hpp"
 #include "page_buffer.hpp"
+#include "remote_tree.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -35,33 +36,14 @@ Result<std::optional<RemoteFile>> remote_file(Connection& connection, const std:
     if (!with_digest) {
         return std::optional<RemoteFile>(RemoteFile{stat->file, {}});
     }
-    const std::uint64_t size = stat->file.size;
-    const std::uint64_t get_id = connection.next_id();
-    auto reply = ask(connection, Request{get_id, GetRequest{name, size, hash}}, parse_get_reply);
-    if (!reply) {
-        if (reply.error().code == ErrorCode::not_found || reply.error().code == ErrorCode::bad_offset) {
+    auto digest = digest_by_get(connection, name, stat->file.size, hash);
+    if (!digest) {
+        if (digest.error().code == ErrorCode::not_found || digest.error().code == ErrorCode::bad_offset) {
             return std::optional<RemoteFile>(); // gone or shrunk since the stat: not identical
         }
-        return reply.error();
+        return digest.error();
     }
-    // A file that grew since the stat sends its new bytes: read past them.
-    for (;;) {
-        auto incoming = connection.receive();
-        if (!incoming) {
-            return incoming.error();
-        }
-        if (incoming->kind == Incoming::Kind::control) {
-            auto trailer = parse_server_reply(connection, incoming->text, get_id, parse_trailer);
-            if (!trailer) {
-                return trailer.error();
-            }
-            if (trailer->id != get_id || trailer->body.hash != hash) {
-                connection.close();
-                return protocol_error("an unexpected trailer for \"" + name + "\"");
-            }
-            return std::optional<RemoteFile>(RemoteFile{reply->file, trailer->body.digest});
-        }
-    }
+    return std::optional<RemoteFile>(RemoteFile{std::move(digest->file), std::move(digest->digest)});
 }
 
 // An open file's size and digest, read from its start (read_at).

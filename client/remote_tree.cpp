@@ -191,12 +191,62 @@ Result<RenameReply> rename_remote(Connection& connection, const std::string& fro
     return ask(connection, Request{connection.next_id(), RenameRequest{from, to, replace}}, parse_rename_reply);
 }
 
+Result<DigestReply> digest_by_get(Connection& connection, const std::string& path, std::uint64_t size,
+                                  HashKind hash)
+{
+    const std::uint64_t get_id = connection.next_id();
+    auto reply = ask(connection, Request{get_id, GetRequest{path, size, hash}}, parse_get_reply);
+    if (!reply) {
+        return reply.error();
+    }
+    // A file that grew since its size was taken sends its new bytes: read
+    // past them to the trailer, which covers the whole file as it is now.
+    for (;;) {
+        auto incoming = connection.receive();
+        if (!incoming) {
+            return incoming.error();
+        }
+        if (incoming->kind == Incoming::Kind::control) {
+            auto trailer = parse_server_reply(connection, incoming->text, get_id, parse_trailer);
+            if (!trailer) {
+                return trailer.error();
+            }
+            if (trailer->id != get_id || trailer->body.hash != hash) {
+                connection.close();
+                return protocol_error("an unexpected trailer for " + quoted(path));
+            }
+            FileInfo file = reply->file;
+            file.size = trailer->body.size;
+            return DigestReply{std::move(file), trailer->body.digest, hash};
+        }
+    }
+}
+
 Result<DigestReply> remote_digest(Connection& connection, const std::string& path, HashKind hash)
 {
-    if (auto old = require_version_2(connection, "digest operation")) {
-        return *old;
+    if (connection.protocol_version() >= 2) {
+        return ask(connection, Request{connection.next_id(), DigestRequest{path, hash}}, parse_digest_reply);
     }
-    return ask(connection, Request{connection.next_id(), DigestRequest{path, hash}}, parse_digest_reply);
+    // Version 1 has no digest request, but a get's trailer carries the whole
+    // file's digest, and a get from the file's end sends none of its bytes
+    // (PROTOCOL.md 4.4). A file shrunk between the stat and the get is
+    // bad_offset: its size is taken again, as the digest request reads a
+    // changing file twice (4.9).
+    constexpr int kTries = 3;
+    for (int attempt = 1;; ++attempt) {
+        auto stat = ask(connection, Request{connection.next_id(), StatRequest{path}}, parse_stat_reply);
+        if (!stat) {
+            return stat.error();
+        }
+        auto digest = digest_by_get(connection, path, stat->file.size, hash);
+        if (digest || digest.error().code != ErrorCode::bad_offset) {
+            return digest;
+        }
+        if (attempt == kTries) {
+            return Error{ErrorCode::file_changed, quoted(path) + " kept shrinking while its digest was taken (" +
+                                                      std::to_string(kTries) + " tries); ask again"};
+        }
+    }
 }
 
 namespace {

@@ -105,8 +105,17 @@ PipelinedDeletes delete_pipelined(Connection& connection, const std::vector<Dele
 // rename, atomic; without `replace` an existing `to` is `exists`.
 Result<RenameReply> rename_remote(Connection& connection, const std::string& from, const std::string& to,
                                   bool replace);
-// digest: the file's digest in `hash`, computed (or cached) by the server.
+// digest: the file's digest in `hash`, computed (or cached) by the server;
+// from a version-1 server, which has no digest request, the trailer of a get
+// from the file's end (digest_by_get).
 Result<DigestReply> remote_digest(Connection& connection, const std::string& path, HashKind hash);
+// The whole file's digest in `hash` from the trailer of a get at `offset` =
+// `size` (PROTOCOL.md 4.4), which any version of the protocol has; bytes the
+// file gained since `size` was taken are read and passed over. The reply's
+// size is the trailer's. Errors: the get's (not_found, bad_offset when the
+// file is now shorter than `size`, ...), or the connection's.
+Result<DigestReply> digest_by_get(Connection& connection, const std::string& path, std::uint64_t size,
+                                  HashKind hash);
 // Whether the server's listings name the folders holding what they do not
 // show (its hello lists "holding_unlisted", PROTOCOL.md 4.2): only then
 // does a listing tell which folders a recursive delete would keep.

@@ -1193,6 +1193,10 @@ PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals
         }
     }
     const bool old_server = connection.is_open() && connection.protocol_version() < 2;
+    const auto reachable = [](const std::string& path) {
+        struct stat st {};
+        return ::stat(path.c_str(), &st) == 0;
+    };
     for (const auto& local : locals) {
         std::string name;
         std::optional<Error> error = bad_folder;
@@ -1209,7 +1213,9 @@ PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals
         const bool parents = folder.has_value() || tree;
         if (!error && old_server && (parents || name.find('/') != std::string::npos)) {
             error = require_folders(connection);
-        } else if (!error && old_server && flags.preserve) {
+        } else if (!error && old_server && flags.preserve && (local == "-" || reachable(local))) {
+            // A missing file is planned as any other, so that its own error
+            // (local_io) is what the user reads first, not the server's age.
             error = require_version_2(connection, "set_mtime operation (put -p)");
         }
         if (!error && tree && !flags.recursive) {

@@ -1107,7 +1107,11 @@ class VersionOneServer:
     """A server that speaks only protocol version 1, as ferryd did before
     folders: a hello asking for more is refused with unsupported_version
     (and the connection closed); a version-1 hello is answered, and then
-    list gets one file."""
+    list gets one file, old.txt, which stat and get serve too (a get in
+    whole, or from its end for its trailer's digest); `shrink_gets` gets
+    find it a byte shorter than its stat said, once each (bad_offset)."""
+
+    OLD = b"old"
 
     def __init__(self):
         self.sock = socket.socket()
@@ -1116,6 +1120,8 @@ class VersionOneServer:
         self.sock.settimeout(60)
         self.port = self.sock.getsockname()[1]
         self.hellos = []
+        self.requests = []
+        self.shrink_gets = 0
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
 
@@ -1152,10 +1158,29 @@ class VersionOneServer:
             request = self.read_frame(conn)
             if request is None:
                 return
+            self.requests.append(request)
+            file = {"name": "old.txt", "size": len(self.OLD), "mtime": 1700000000}
             if request.get("op") == "list":
-                self.send(conn, {"id": request["id"], "ok": True,
-                                 "files": [{"name": "old.txt", "size": 3, "mtime": 1700000000}],
-                                 "skipped_invalid_names": 0})
+                self.send(conn, {"id": request["id"], "ok": True, "files": [file], "skipped_invalid_names": 0})
+            elif request.get("op") in ("stat", "get") and request.get("name") != "old.txt":
+                self.send(conn, {"id": request["id"], "ok": False,
+                                 "error": {"code": "not_found", "message": "no such file"}})
+            elif request.get("op") == "stat":
+                self.send(conn, {"id": request["id"], "ok": True, **file})
+            elif request.get("op") == "get":
+                offset = request.get("offset", 0)
+                if self.shrink_gets > 0:
+                    self.shrink_gets -= 1
+                    self.send(conn, {"id": request["id"], "ok": False,
+                                     "error": {"code": "bad_offset", "message": "past the end"}})
+                    continue
+                hash_name = request.get("hash", "sha256")
+                digest = hashlib.sha256(self.OLD).hexdigest() if hash_name == "sha256" else "0" * 32
+                self.send(conn, {"id": request["id"], "ok": True, **file, "offset": offset})
+                if offset < len(self.OLD):
+                    harness.send_data(conn, self.OLD[offset:])
+                self.send(conn, {"id": request["id"], "ok": True, "done": True, "size": len(self.OLD),
+                                 hash_name: digest})
             else:
                 self.send(conn, {"id": request["id"], "ok": False,
                                  "error": {"code": "unknown_op", "message": "no such op"}})
@@ -1187,18 +1212,49 @@ class OldServer(CliTest):
         with open(os.path.join(self.local, "kept.txt"), "wb") as f:
             f.write(b"kept\n")
         for args, lacking in ((["rm", "old.txt"], b"delete operation"), (["mv", "old.txt", "new.txt"], b"rename operation"),
-                              (["digest", "old.txt"], b"digest operation"),
                               (["put", "-p", "kept.txt"], b"set_mtime operation (put -p)")):
             with self.subTest(args=args):
                 result = self.ferry(*args, server=server)
                 self.assertEqual(result.stderr.splitlines()[0], b"ferry: unsupported_version: this server speaks "
                                  b"protocol version 1, which has no " + lacking)
                 self.assertNotEqual(result.returncode, 0)
+        # A missing file's own error comes first, not the server's age.
+        missing = self.ferry("put", "-p", "kept.txt", "missing.txt", server=server)
+        self.assertNotEqual(missing.returncode, 0)
+        self.assertIn(b"set_mtime operation (put -p)", missing.stderr)
+        self.assertRegex(missing.stderr, rb'ferry: local_io: [^\n]*"missing.txt"[^\n]*No such file')
+        self.assertNotIn(b"missing.txt\" as \"missing.txt\": unsupported_version", missing.stderr)
         result = self.json_of(self.ferry("--json", "mkdir", "a", server=server))
         self.assertEqual(result["error"]["code"], "unsupported_version")
         os.mkdir(os.path.join(self.local, "tree"))
         put = self.ferry("put", "-r", "tree", server=server)
         self.assertEqual(put.stderr.splitlines()[0], message.rstrip())
+
+    def test_a_version_1_server_gives_a_digest_by_the_trailer_of_a_get_from_the_end(self):
+        """Version 1 has no digest request, but its get's trailer carries the
+        whole file's digest: a get from the file's end gives it and no byte."""
+        old = VersionOneServer()
+        self.addCleanup(old.close)
+        server = "127.0.0.1:%d" % old.port
+        result = self.ferry("digest", "old.txt", server=server)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn(hashlib.sha256(b"old").hexdigest().encode(), result.stdout)
+        gets = [r for r in old.requests if r.get("op") == "get"]
+        self.assertEqual([g["offset"] for g in gets], [3])
+        self.assertFalse([r for r in old.requests if r.get("op") == "digest"])
+        shaped = self.json_of(self.ferry("--json", "digest", "old.txt", server=server))
+        self.assertEqual(shaped["files"][0]["digest"], {"algorithm": "sha256", "value": hashlib.sha256(b"old").hexdigest()})
+        self.assertEqual(shaped["files"][0]["size"], 3)
+        missing = self.json_of(self.ferry("--json", "digest", "gone.txt", server=server))
+        self.assertEqual(missing["error"]["code"], "not_found")
+        # A file that shrinks between the stat and the get is asked again,
+        # and one that keeps shrinking is file_changed, never a wrong digest.
+        old.shrink_gets = 1
+        again = self.ferry("digest", "old.txt", server=server)
+        self.assertEqual(again.returncode, 0, again.stderr)
+        old.shrink_gets = 3
+        shrinking = self.json_of(self.ferry("--json", "digest", "old.txt", server=server))
+        self.assertEqual(shrinking["error"]["code"], "file_changed")
 
 
 if __name__ == "__main__":
