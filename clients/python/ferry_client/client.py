@@ -1421,6 +1421,43 @@ class Client:
 
     # -- version 2: folders
 
+    def _digest_by_get(self, name: str, hash: str, tries: int = 3) -> Digest:
+        """A whole file's digest from the trailer of a get at its size (4.4):
+        bytes the file gained since its stat are read and passed over; a
+        file shorter than its stat (bad_offset) is asked about again."""
+        for _ in range(tries):
+            size = self.stat(name).size
+            fields: dict[str, Any] = {"name": name, "offset": size}
+            if hash != hashes.SHA256:
+                fields["hash"] = hash
+            self._ready()
+            rid = self._send("get", fields)
+            try:
+                reply = self._reply(rid)
+            except Conflict as error:
+                if error.code == "bad_offset":
+                    continue
+                raise
+            entry = self._parsed(lambda: _file_entry(reply, name, "the get reply"))
+            while True:
+                try:
+                    frame = self._channel.recv_frame()
+                except FerryError:
+                    self._drop()
+                    raise
+                if frame.is_control:
+                    break
+            trailer = self._check(self._parsed(frame.json), rid)
+            digest = self._parsed(lambda: _digest(trailer, hash, "the trailer's"))
+            whole = self._parsed(lambda: _int(trailer.get("size"), "the trailer's size"))
+            if trailer.get("done") is not True or whole < size:
+                self._drop()
+                raise ProtocolError("internal", f"the server broke the protocol: the trailer {trailer!r} of a get "
+                                    f"of {name!r} from {size}")
+            return Digest(entry.name, whole, entry.mtime, hash, digest)
+        raise IntegrityError("file_changed", f"{name!r} kept shrinking while its digest was taken ({tries} tries); "
+                             "ask again")
+
     def mkdir(self, path: str, parents: bool = False) -> bool:
         """Creates folder ``path`` (version 2); with ``parents`` the missing
         folders above it too, and an existing folder is fine. Returns
@@ -1491,12 +1528,17 @@ class Client:
         return self._parsed(lambda: _entry_of(reply, path, "the set_mtime reply"))
 
     def digest(self, name: str, hash: str = hashes.SHA256) -> Digest:
-        """The server's digest of a whole file (version 2), without
-        downloading it. ``hash`` names the hash; the digest is compared by
-        the caller. Raises NotFound, WrongType, InvalidName, StorageError."""
-        self._need_v2("digest")
+        """The server's digest of a whole file, without downloading it.
+        ``hash`` names the hash; the digest is compared by the caller. A
+        version-1 server has no digest request: the digest is then the
+        trailer of a get from the file's end (PROTOCOL.md 4.9), which sends
+        none of its bytes. Raises NotFound, WrongType, InvalidName,
+        StorageError, IntegrityError (file_changed: a file that kept
+        shrinking while asked)."""
         if hash not in self.hashes:
             raise UnsupportedHash(f"the server does not offer {hash} (it offers {', '.join(self.hashes)})")
+        if self.version < 2:
+            return self._digest_by_get(name, hash)
         fields: dict[str, Any] = {"name": name}
         if hash != hashes.SHA256:
             fields["hash"] = hash

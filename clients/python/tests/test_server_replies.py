@@ -229,6 +229,26 @@ class ReplyTests(Refusals):
         client, _ = scripted({"id": 1, "ok": True, "name": "a", "size": 5, "mtime": 5, "sha256": self.GOOD})
         self.assertEqual(client.digest("a").digest, self.GOOD)
 
+    def test_a_version_1_digest_asks_again_when_the_file_shrank_and_reads_past_what_it_gained(self):
+        """Version 1's digest is a get at the stat's size: bad_offset (the
+        file shrank) asks again, bytes gained meanwhile are passed over, a
+        file that keeps shrinking is file_changed, never a digest."""
+        hello = dict(HELLO, version=1, capabilities=["list", "stat", "get", "put", "resume", "stats"])
+        stat = {"ok": True, "name": "a", "size": 5, "mtime": 5}
+        shrank = {"ok": False, "error": {"code": "bad_offset", "message": "past the end"}}
+        frames = [control(dict(stat, id=1)), control(dict(shrank, id=2)), control(dict(stat, id=3, size=3)),
+                  control({"id": 4, "ok": True, "name": "a", "size": 4, "mtime": 6, "offset": 3}),
+                  wire.Frame(wire.KIND_DATA, b"!"),
+                  control({"id": 4, "ok": True, "done": True, "size": 4, "sha256": self.GOOD})]
+        client = ferry_client.Client.over(Replay(frames), hello)
+        d = client.digest("a")
+        self.assertEqual((d.size, d.mtime, d.digest), (4, 6, self.GOOD))
+        frames = [control(dict(stat, id=i)) if i % 2 else control(dict(shrank, id=i)) for i in range(1, 7)]
+        client = ferry_client.Client.over(Replay(frames), hello)
+        with self.assertRaises(ferry_client.IntegrityError) as caught:
+            client.digest("a")
+        self.assertEqual(caught.exception.code, "file_changed")
+
     def test_a_digest_of_another_file_or_a_folder(self):
         for fields in ({"name": "b"}, {"type": "folder"}):
             with self.subTest(fields=fields):

@@ -155,6 +155,22 @@ class TreeTests(ServerCase):
         if ferry_client.XXH3_128 in self.c.hashes:
             self.assertEqual(len(self.c.digest("logs/a.log", hash="xxh3-128").digest), 32)
 
+    def test_digest_on_a_version_1_connection_is_a_gets_trailer(self):
+        """Version 1 has no digest request: the digest comes from the
+        trailer of a get from the file's end, the same as version 2's."""
+        write(os.path.join(self.root, "v1digest.bin"), b"0123456789" * 1000, MTIME)
+        old = self.connect(version=1)
+        self.assertEqual(old.version, 1)
+        d = old.digest("v1digest.bin")
+        self.assertEqual((d.name, d.size, d.mtime, d.hash, d.digest),
+                         ("v1digest.bin", 10000, MTIME, "sha256", sha256(b"0123456789" * 1000)))
+        if ferry_client.XXH3_128 in old.hashes:
+            self.assertEqual(old.digest("v1digest.bin", hash="xxh3-128").digest,
+                             self.c.digest("v1digest.bin", hash="xxh3-128").digest)
+        with self.assertRaises(ferry_client.NotFound):
+            old.digest("none.bin")
+        self.assertEqual(old.stat("v1digest.bin").size, 10000)   # the connection goes on
+
     def test_set_mtime(self):
         entry = self.c.set_mtime("logs/old", MTIME - 3600)
         self.assertEqual((entry.name, entry.type, entry.mtime), ("logs/old", "folder", MTIME - 3600))
