@@ -177,7 +177,8 @@ constexpr const char* kShellFooter =
     "Paths on the server are relative to the current folder (cd, pwd; /logs starts at the root, .. is the folder "
     "above); local paths to the local one (lcd, lpwd). Quote wildcards only where a name holds a blank: get "
     "logs/*.gz.\n"
-    "Quote names with blanks: get \"my file.txt\" or get my\\ file.txt; Tab completes commands and names, quoted. "
+    "Quote names with blanks: get \"my file.txt\" or get my\\ file.txt; a name holding a wildcard keeps its "
+    "backslash: rm 'm\\[1]' removes m[1]. Tab completes commands and names, quoted. "
     "Ctrl-C stops a transfer. Lines starting with # are comments. From a script (standard input not a terminal) "
     "the first command that fails ends ferry; a leading - (-get a.txt) lets it fail. The global options (--server, "
     "--token, --hash, --json...) are given when ferry starts.";

@@ -36,9 +36,12 @@ bool is_wildcard_char(char c)
 
 Result<std::string> resolve_remote_path(std::string_view current, std::string_view typed)
 {
+    // The current folder's names are real ones: escaped, they stay
+    // themselves when the result is expanded or unescaped.
+    const std::string escaped_current = escape_wildcards(current);
     std::vector<std::string_view> parts;
     if (!typed.starts_with('/')) {
-        parts = components_of(current);
+        parts = components_of(escaped_current);
     }
     for (const auto part : components_of(typed)) {
         if (part == ".") {
@@ -110,6 +113,18 @@ bool has_wildcard(std::string_view path)
         }
     }
     return false;
+}
+
+std::string escape_wildcards(std::string_view name)
+{
+    std::string escaped;
+    for (const char c : name) {
+        if (is_wildcard_char(c) || c == ']' || c == '\\') {
+            escaped += '\\';
+        }
+        escaped += c;
+    }
+    return escaped;
 }
 
 std::string unescape_wildcards(std::string_view path)

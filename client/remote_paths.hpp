@@ -18,10 +18,15 @@
 namespace ferry::client {
 
 // `typed` made a path from the server's root ("" is the root itself):
-// relative to `current` (itself such a path), or from the root when it
-// starts with '/'; repeated and trailing slashes are dropped, '.' is
-// skipped and '..' takes back the component before it. A '..' above the
-// root is invalid_name: the server's root is as far up as ferry goes.
+// relative to `current`, or from the root when it starts with '/';
+// repeated and trailing slashes are dropped, '.' is skipped and '..' takes
+// back the component before it. A '..' above the root is invalid_name: the
+// server's root is as far up as ferry goes.
+// `current` is a real path (its names as they are, as cd keeps it); the
+// result is a path as typed, wildcards live: current's part comes back with
+// its wildcard characters escaped, so a folder named "d?r" is that folder
+// and never a pattern matching "dar". Callers expand the result, or undo
+// its escapes with unescape_wildcards, before it names anything.
 Result<std::string> resolve_remote_path(std::string_view current, std::string_view typed);
 
 // A folder as typed where no wildcard is expanded (sync's :REMOTE_DIR, in
@@ -40,6 +45,10 @@ std::string remote_base_name(std::string_view path);
 
 // Whether `path` holds a wildcard that is not escaped by a backslash.
 bool has_wildcard(std::string_view path);
+// `name` (a real name or path) as typed: each wildcard character and
+// backslash escaped ("m[1]" -> "m\[1]"), so that expanding it names
+// `name` alone. unescape_wildcards undoes it.
+std::string escape_wildcards(std::string_view name);
 // A path without wildcards, its backslash escapes of the wildcard characters
 // (and of a backslash) undone: "a\*b" -> "a*b", so a name that holds a
 // wildcard character is typed that way. Another backslash is left, for the

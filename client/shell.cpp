@@ -140,12 +140,13 @@ public:
     // failure only means nothing to offer.
     std::vector<std::string> remote_names(const std::string& typed)
     {
-        auto folder = resolve_remote_path(current_, typed.empty() ? "." : typed);
-        if (!folder) {
+        auto resolved = resolve_remote_path(current_, typed.empty() ? "." : typed);
+        if (!resolved) {
             return {};
         }
+        const std::string folder = unescape_wildcards(resolved.value());
         const auto now = std::chrono::steady_clock::now();
-        auto cached = listings_.find(folder.value());
+        auto cached = listings_.find(folder);
         if (cached == listings_.end() || now - cached->second.when > kListingKept) {
             Connection* server = connected();
             if (server == nullptr) {
@@ -153,19 +154,21 @@ public:
             }
             std::vector<FileInfo> files;
             if (server->protocol_version() >= 2) {
-                if (auto listed = list_folder(*server, folder.value(), false)) {
+                if (auto listed = list_folder(*server, folder, false)) {
                     files = std::move(listed->files);
                 }
-            } else if (folder->empty()) {
+            } else if (folder.empty()) {
                 if (auto listed = list_files(*server)) {
                     files = std::move(listed->files);
                 }
             }
-            cached = listings_.insert_or_assign(folder.value(), Listing{now, std::move(files)}).first;
+            cached = listings_.insert_or_assign(folder, Listing{now, std::move(files)}).first;
         }
         std::vector<std::string> words;
         for (const auto& file : cached->second.files) {
-            words.push_back(typed + file.name + (is_folder(file) ? "/" : ""));
+            // As typed: a name's wildcard characters escaped, so that "m[1]"
+            // completed and run removes m[1], never the m1 it would match.
+            words.push_back(typed + escape_wildcards(file.name) + (is_folder(file) ? "/" : ""));
         }
         return words;
     }

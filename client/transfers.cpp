@@ -1185,9 +1185,11 @@ PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals
     std::optional<std::string> folder;
     std::optional<Error> bad_folder;
     if (placement.folder) {
+        // A put names one place: no wildcard is expanded, and its escapes
+        // are undone as everywhere a path is typed ('d\\?r' is "d?r").
         auto resolved = resolve_remote_path(placement.current, *placement.folder);
         if (resolved) {
-            folder = resolved.value();
+            folder = unescape_wildcards(resolved.value());
         } else {
             bad_folder = resolved.error();
         }
@@ -1202,7 +1204,7 @@ PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals
         std::optional<Error> error = bad_folder;
         if (placement.as) {
             auto resolved = resolve_remote_path(placement.current, *placement.as);
-            name = resolved ? resolved.value() : *placement.as;
+            name = resolved ? unescape_wildcards(resolved.value()) : *placement.as;
             if (!resolved) {
                 error = resolved.error();
             }

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import resource
+import shutil
 import stat
 import socket
 import subprocess
@@ -1101,6 +1102,46 @@ class WildcardRemoval(CliTest):
         whole = self.json_of(self.ferry("--json", "rm", "-r", "d/tree2*", server=self.server.address))
         self.assertEqual(whole["removed"], [{"path": "d/tree2", "type": "folder", "files": 2, "folders": 2}])
         self.assertFalse(os.path.exists(self.at("d", "tree2")))
+
+
+class ShellFolderNamedWithWildcards(CliTest):
+    """The shell's current folder is a real path, never a pattern (round
+    33): after `cd k/d?r`, rm x.txt matched k/dar/x.txt as well, since the
+    folder's name was joined to what was typed with its '?' live. Each
+    command that takes a path, run inside a folder whose name holds each
+    wildcard character, touches that folder alone."""
+
+    FOLDERS = ("d?r", "d*r", "d[a]r")
+
+    def test_every_command_in_such_a_folder_names_it_alone(self):
+        for weird in self.FOLDERS:
+            with self.subTest(folder=weird):
+                self.start_server()
+                files = {}
+                for folder in (weird, "dar"):
+                    files.update({"k/%s/x.txt" % folder: b"x in " + folder.encode(),
+                                  "k/%s/keep.txt" % folder: b"keep in " + folder.encode(),
+                                  "k/%s/s/y" % folder: b"y in " + folder.encode()})
+                make_tree(self.root, files, folders=("k/%s/m" % weird, "k/dar/m"))
+                self.write(os.path.join(self.local, "new.txt"), b"new")
+                commands = ("cd k/%s\nls\nstat keep.txt\nget keep.txt\nrm x.txt\nrm -r s\n"
+                            "put new.txt -C m\nmv keep.txt kept.txt\nmkdir made\ndigest kept.txt\n" % weird)
+                result = self.ferry(server=self.server.address, stdin=commands.encode())
+                self.assertEqual(result.returncode, 0, result)
+                listed = result.stdout.decode()
+                self.assertNotIn("dar", listed)
+                with open(os.path.join(self.local, "keep.txt"), "rb") as got:
+                    self.assertEqual(got.read(), b"keep in " + weird.encode())
+                os.unlink(os.path.join(self.local, "keep.txt"))
+                self.assertEqual(tree(os.path.join(self.root, "k", "dar")),
+                                 {"x.txt": b"x in dar", "keep.txt": b"keep in dar", "s": None, "s/y": b"y in dar",
+                                  "m": None})
+                self.assertEqual(tree(os.path.join(self.root, "k", weird)),
+                                 {"kept.txt": b"keep in " + weird.encode(), "m": None, "m/new.txt": b"new",
+                                  "made": None})
+                self.server.stop()
+                self.server = None
+                shutil.rmtree(os.path.join(self.root, "k"))
 
 
 class VersionOneServer:

@@ -46,6 +46,17 @@ TEST_CASE("remote paths: relative to the current folder, '.' and '..' settled on
         CHECK(path.error().code == ferry::ErrorCode::invalid_name);
         CHECK(path.error().message.find("above the server's root") != std::string::npos);
     }
+    // The current folder is a real path: its wildcard characters come back
+    // escaped, so the result names that folder, never a pattern (round 33).
+    CHECK(resolved("k/d?r", "x.txt") == "k/d\\?r/x.txt");
+    CHECK(resolved("k/d*r/[a]", "../x") == "k/d\\*r/x");
+    CHECK(resolved("k/d?r", "*.txt") == "k/d\\?r/*.txt");
+    CHECK(resolved("k/d?r", "/a?") == "a?");
+    CHECK(unescape_wildcards(resolved("k/d?r", "x.txt")) == "k/d?r/x.txt");
+    CHECK_FALSE(has_wildcard(resolved("k/d[a]r", "x.txt")));
+    CHECK(split_wildcard(resolved("k/d?r", "*.txt")).folder == "k/d?r");
+    CHECK(escape_wildcards("m[1]*?\\") == "m\\[1\\]\\*\\?\\\\");
+    CHECK(unescape_wildcards(escape_wildcards("m[1]*?\\")) == "m[1]*?\\");
     CHECK(join_remote("", "a") == "a");
     CHECK(join_remote("a/b", "c") == "a/b/c");
     CHECK(remote_parent("a/b/c") == "a/b");

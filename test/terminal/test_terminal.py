@@ -197,6 +197,31 @@ class CompletionTests(ServedFolder):
         with open(os.path.join(self.local, "-o.bashrc"), "rb") as got:
             self.assertEqual(got.read(), b"a file with an odd name")
 
+    def test_completion_escapes_wildcard_characters_in_names(self):
+        # Round 33: a completed name went in as it is, so "m[1]" became a
+        # pattern matching m1: rm of the completed name removed m1 (and
+        # "?x" removed ax). A name is completed as typed, its wildcard
+        # characters escaped (the shell's own reading takes one backslash,
+        # so the line holds two); what the user typed as a pattern ("m[",
+        # "?") is left a pattern, and completes to nothing.
+        cases = (
+            # name, the name it would match, a pattern typed, typed escaped, what Tab adds
+            ("m[1]", "m1", "m[", "m\\\\[", "1\\\\] "),
+            ("?x", "ax", "?", "\\\\?", "x "),
+            ("*x", "ax", None, "\\\\*", "x "),
+        )
+        for name, other, pattern, escaped, added in cases:
+            with self.subTest(name=name):
+                self.served_file(name, b"the odd name")
+                self.served_file(other, b"precious")
+                keys = [("rm %s\t\n" % pattern, "ferry> ")] if pattern else []
+                keys += [("rm %s\t" % escaped, added), ("\n", "ferry> ")]
+                self.run_shell(80, keys, [])
+                with open(os.path.join(self.root, other), "rb") as kept:
+                    self.assertEqual(kept.read(), b"precious")
+                self.assertFalse(os.path.exists(os.path.join(self.root, name)))
+                os.unlink(os.path.join(self.root, other))
+
     def test_completion_sees_names_that_came_after_it_first_listed(self):
         self.served_file("alpha.txt", b"a")
         # The first completion loads the names, then the folder changes
