@@ -1603,6 +1603,14 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         // The same note in a dry run and a real one: the plan leaves them.
         tally.note(shown_spared(arguments, folder));
     }
+    for (const auto& twin : plan.twins) {
+        // Only a push's sending side holds names outside NFC (a server lists none).
+        if (push) {
+            tally.note("\"" + printable(":" + remote_join(arguments.remote, twin)) +
+                       "\" is kept: it is the NFC spelling of a local name that is not sent; --delete removes "
+                       "nothing there");
+        }
+    }
     summary.skipped = plan.skipped;
     if (arguments.before_changes) {
         arguments.before_changes();

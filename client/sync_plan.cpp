@@ -1,5 +1,7 @@
 #include "sync_plan.hpp"
 
+#include "names.hpp"
+
 #include <algorithm>
 #include <optional>
 #include <set>
@@ -71,6 +73,29 @@ std::unordered_set<std::string> unseen_holders(const TreeListing& source)
         }
     }
     return holders;
+}
+
+// The NFC spellings of the sending side's entries left out (`other`) whose
+// paths are not in NFC: a push's local "e + combining accent" is not sent
+// (the server refuses any name not in NFC, PROTOCOL.md 5), and the server's
+// "é" is that same text, so --delete must take it (and what it holds) for
+// the left-out entry's, never for an extra.
+std::unordered_set<std::string> nfc_twins(const TreeListing& source)
+{
+    std::unordered_set<std::string> twins;
+    for (const auto& entry : source) {
+        if (entry.kind != EntryKind::other) {
+            continue;
+        }
+        std::string_view path = entry.path;
+        if (path.ends_with('/')) {
+            path.remove_suffix(1); // a holder's mark: the folder itself is listed too
+        }
+        if (auto nfc = nfc_form(path); nfc && *nfc != path) {
+            twins.insert(std::move(*nfc));
+        }
+    }
+    return twins;
 }
 
 // Whether the receiving side's `dest` has the sending side's `source`'s
@@ -203,12 +228,19 @@ SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const Pla
 
     if (options.delete_extras) {
         const auto holders = unseen_holders(source);
+        const auto twins = nfc_twins(source);
         std::set<std::string> spared;
         std::unordered_set<std::string> kept; // extras spared, with what they hold
         for (const TreeEntry* entry : sorted(dest)) {
             if (entry->kind == EntryKind::other || source_by_path.contains(entry->path) ||
                 within(removed, entry->path) || within(left_alone, entry->path) || within(kept, entry->path)) {
                 continue; // never removed; not extra; gone with its folder; or left alone with it
+            }
+            if (within(twins, entry->path)) {
+                if (twins.contains(entry->path)) {
+                    plan.twins.push_back(entry->path); // what it holds goes unnamed: kept with it
+                }
+                continue;
             }
             // An extra directly in a folder that holds entries its listing
             // does not show may be one of them (a name the sending side

@@ -99,6 +99,10 @@ struct SyncPlan {
     // receiving side held extras the plan leaves: they may be those very
     // entries, and --delete never removes what it cannot see. In path order.
     std::vector<std::string> spared;
+    // With --delete: the receiving side's entries kept as the NFC spelling
+    // of a path the sending side leaves out for not being in NFC (a push's
+    // "e + combining accent"): one text, so not an extra. In path order.
+    std::vector<std::string> twins;
     std::uint64_t skipped = 0; // files found the same on both sides
     std::uint64_t bytes = 0;   // the sum of the transfers' sizes
 };

@@ -112,6 +112,18 @@ bool is_valid_utf8(std::string_view text)
     return true;
 }
 
+std::optional<std::string> nfc_form(std::string_view text)
+{
+    utf8proc_uint8_t* composed = nullptr;
+    const auto length = utf8proc_map(as_bytes(text), static_cast<utf8proc_ssize_t>(text.size()), &composed,
+                                     static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+    const std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owned(composed, &std::free);
+    if (length < 0) {
+        return std::nullopt;
+    }
+    return std::string(reinterpret_cast<const char*>(composed), static_cast<std::size_t>(length));
+}
+
 std::optional<Error> check_file_name(std::string_view name)
 {
     if (name.empty()) {
@@ -146,20 +158,15 @@ std::optional<Error> check_file_name(std::string_view name)
     }
     // Two spellings of one text (é as one code point or as e and a combining
     // accent) would be two files that look the same.
-    utf8proc_uint8_t* composed = nullptr;
-    const auto length = utf8proc_map(as_bytes(name), static_cast<utf8proc_ssize_t>(name.size()), &composed,
-                                     static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
-    const std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owned(composed, &std::free);
-    if (length < 0) {
-        return Error{ErrorCode::invalid_name,
-                     "file name cannot be normalized: " + std::string(utf8proc_errmsg(length))};
+    const auto nfc = nfc_form(name);
+    if (!nfc) {
+        return Error{ErrorCode::invalid_name, "file name cannot be normalized"};
     }
-    const std::string_view nfc(reinterpret_cast<const char*>(composed), static_cast<std::size_t>(length));
-    if (nfc != name) {
+    if (*nfc != name) {
         // Both spellings spelled out: on a terminal they look the same.
         return Error{ErrorCode::invalid_name, "file name is not in Unicode normalization form C (NFC): it is \"" +
                                                   spelled_out(name) + "\"; written in NFC it is \"" +
-                                                  std::string(nfc) + "\" (\"" + spelled_out(nfc) + "\")"};
+                                                  *nfc + "\" (\"" + spelled_out(*nfc) + "\")"};
     }
     return std::nullopt;
 }

@@ -29,6 +29,12 @@ bool is_valid_utf8(std::string_view text);
 // the text in NFC. Returns the reason when the name is refused.
 std::optional<Error> check_file_name(std::string_view name);
 
+// `text` in Unicode normalization form C (libutf8proc's NFC, the form
+// check_file_name() asks for); nullopt when it is not valid UTF-8. Also
+// for a path: '/' is left as it is. Where a name the server refuses as not
+// NFC meets its NFC twin (sync --delete), this says they are one text.
+std::optional<std::string> nfc_form(std::string_view text);
+
 // A path is one or more names (each passing check_file_name) joined by single
 // '/': no empty component (so no leading, trailing or doubled '/'), no '.'
 // or '..' component, no '\\', at most kMaxPathBytes bytes and kMaxPathDepth

@@ -989,6 +989,32 @@ class DeleteKeepsWhatSyncCannotSee(SyncTest):
                         done["notes"])
 
 
+    def test_push_delete_keeps_the_nfc_twin_of_a_local_name_it_does_not_send(self):
+        # Round 33: a local name not in NFC is not sent (the server holds
+        # none), and --delete then removed the server's NFC spelling of it,
+        # the same text, as an extra. Files and folders alike.
+        nfd_file, nfc_file = "cafe\u0301.txt", "caf\u00e9.txt"
+        nfd_folder, nfc_folder = "re\u0301sume\u0301", "r\u00e9sum\u00e9"
+        self.write(os.path.join(self.src, "keep"), b"k")
+        self.write(os.path.join(self.src, nfd_file), b"local, decomposed")
+        self.write(os.path.join(self.src, "sub", nfd_folder, "in"), b"local, decomposed")
+        target = os.path.join(self.root, "pushd")
+        self.write(os.path.join(target, nfc_file), b"server, composed")
+        self.write(os.path.join(target, "sub", nfc_folder, "in"), b"server, composed")
+        self.write(os.path.join(target, "sub", "extra"), b"an extra")
+        dry = self.sync("-n", "--delete", self.src, ":pushd")
+        done = self.sync("--delete", self.src, ":pushd")
+        self.assertEqual(done["deleted"], 1, done)
+        self.assertEqual(dry["deleted"], 1, dry)
+        self.assertFalse(os.path.exists(os.path.join(target, "sub", "extra")))
+        for rel in (nfc_file, os.path.join("sub", nfc_folder, "in")):
+            with open(os.path.join(target, rel), "rb") as f:
+                self.assertEqual(f.read(), b"server, composed", rel)
+        self.assertTrue(any("not sent" in n and "NFC" in n for n in done["notes"]), done["notes"])
+        for twin in (nfc_file, "sub/" + nfc_folder):
+            self.assertIn('":pushd/%s" is kept: it is the NFC spelling' % twin, "\n".join(done["notes"]))
+            self.assertIn('":pushd/%s" is kept: it is the NFC spelling' % twin, "\n".join(dry["notes"]))
+
 class DryRunMatchesTheRealRun(SyncTest):
     """A dry run lists every step the real run takes, the synced folder it
     would make included, and counts deletions as the real run does."""

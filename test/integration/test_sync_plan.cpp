@@ -395,6 +395,30 @@ TEST_CASE("sync plan: --delete removes no extra directly in a folder the sending
     CHECK(plan_sync(marked_top, dest, {}).spared.empty()); // without --delete nothing is spared: nothing goes
 }
 
+TEST_CASE("sync plan: --delete keeps the NFC twin of an entry the sending side leaves out for not being in NFC")
+{
+    // Round 33: a push's local "e + U+0301" is not sent (the server holds
+    // names in NFC only, PROTOCOL.md 5), and --delete removed the server's
+    // "é" as an extra: the same text, which the sending side does hold.
+    const std::string decomposed = "caf\x65\xcc\x81";   // café, e and a combining acute accent
+    const std::string composed = "caf\xc3\xa9";         // café, é as one code point
+    const std::string angstrom_nfd = "\x41\xcc\x8a";    // A and a combining ring
+    const std::string angstrom_nfc = "\xc3\x85";        // Å
+    const TreeListing source{file("keep", 1, 1), link(decomposed + ".txt"), link("d/" + angstrom_nfd),
+                             folder("d"), link(decomposed + "/"), link(decomposed)};
+    const TreeListing dest{file("keep", 1, 1),         file(composed + ".txt", 1, 1), folder("d"),
+                           folder("d/" + angstrom_nfc), file("d/" + angstrom_nfc + "/in", 1, 1),
+                           folder(composed),           file(composed + "/in", 1, 1), file("extra", 1, 1),
+                           file("d/extra", 1, 1)};
+    PlanOptions options;
+    options.delete_extras = true;
+    const auto plan = plan_sync(source, dest, options);
+    CHECK(removal_paths(plan) == Paths{"d/extra", "extra"});
+    CHECK(plan.twins == Paths{composed, composed + ".txt", "d/" + angstrom_nfc});
+    CHECK(transfer_paths(plan).empty());
+    CHECK(plan_sync(source, dest, {}).twins.empty()); // without --delete nothing is kept: nothing goes
+}
+
 TEST_CASE("sync plan: removal_steps deletes only what is listed: files first, then folders deepest first")
 {
     const TreeListing source{file("keep", 1, 1)};
