@@ -19,7 +19,9 @@
 // changes the identity, unless the writer also sets the old time back within
 // the same tick. That case can only fail downloads, which check every byte;
 // a digest request is believed without the bytes (a sync --checksum skips on
-// it), so it takes settled entries only (find()).
+// it), so it takes settled entries only (find()), as does the trailer of a
+// get from the file's end, which sends no byte (a version-1 client's digest,
+// PROTOCOL.md 4.9).
 //
 // Thread-safe: pool jobs of every loop share one cache.
 #pragma once

@@ -10,7 +10,8 @@
 
 namespace ferry::server {
 
-Download::Opened Download::open(const Library& library, const std::string& name, HashKind hash, FirstRange first)
+Download::Opened Download::open(const Library& library, const std::string& name, HashKind hash, std::uint64_t offset,
+                                FirstRange first)
 {
     Opened opened{library.open_for_read(name), std::nullopt, false, 0, std::nullopt, {}};
     if (!opened.file) {
@@ -18,7 +19,9 @@ Download::Opened Download::open(const Library& library, const std::string& name,
     }
     const OpenFile& file = *opened.file.value();
     const FileIdentity& identity = file.identity();
-    opened.cached_digest = library.digests().find_for_download(identity, hash);
+    const bool sends_no_byte = offset >= file.info().size;
+    opened.cached_digest = sends_no_byte ? library.digests().find(identity, hash)
+                                         : library.digests().find_for_download(identity, hash);
     const auto now =
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch());
     opened.fresh = now.count() - identity.changed_ns < 1'000'000'000;

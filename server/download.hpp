@@ -56,8 +56,13 @@ public:
         std::size_t whole_max = 0;
     };
     // On the pool: opens `name`, looks its digest up and, when `first`
-    // asks, makes the first range ready.
-    static Opened open(const Library& library, const std::string& name, HashKind hash, FirstRange first);
+    // asks, makes the first range ready. `offset`: where the get starts;
+    // a get from the file's end sends no byte for its client to check the
+    // trailer's digest against (a version-1 client's digest request,
+    // PROTOCOL.md 4.9), so it is answered from settled entries only, as a
+    // digest request is (digest_cache.hpp).
+    static Opened open(const Library& library, const std::string& name, HashKind hash, std::uint64_t offset,
+                       FirstRange first);
 
     // `file` opened, `offset` checked against its size.
     // `token_label` names who acted in the log line.

@@ -845,8 +845,8 @@ void Session::start_get(std::uint64_t id, const GetRequest& get)
     const Download::FirstRange first{get.offset == 0 && io_.supports_file_frames(), config_.file_frame_size,
                                      get.offset == 0 ? std::min(config_.whole_read_max, config_.chunk_size) : 0};
     submit(make_job(
-        [&library = library_, name = get.name, hash = get.hash, first] {
-            return Download::open(library, name, hash, first);
+        [&library = library_, name = get.name, hash = get.hash, offset = get.offset, first] {
+            return Download::open(library, name, hash, offset, first);
         },
         [this, id, offset = get.offset, hash = get.hash](Download::Opened opened) {
             if (!opened.file) {

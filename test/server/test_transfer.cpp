@@ -7,6 +7,11 @@
 
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <chrono>
+
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -100,7 +105,7 @@ struct Parts {
 
     Download& download(const std::string& name, std::uint64_t offset = 0)
     {
-        auto opened = Download::open(*library, name, HashKind::sha256, Download::FirstRange{});
+        auto opened = Download::open(*library, name, HashKind::sha256, offset, Download::FirstRange{});
         REQUIRE(opened.file);
         return host.transfer.emplace<Download>(static_cast<TransferHost&>(host), io, *library, config, counters,
                                                "alice", 7, HashKind::sha256, std::move(opened), offset);
@@ -126,6 +131,34 @@ struct Parts {
 };
 
 } // namespace
+
+TEST_CASE("a get from the file's end takes no digest remembered at publish, which no byte it sends checks")
+{
+    // A published upload's digest is kept for downloads only (digest_cache.hpp):
+    // their clients check every byte against it. A get from the end sends
+    // none (a version-1 client's digest request): settled entries only.
+    Parts parts;
+    const std::string path = parts.root.path() + "/up.txt";
+    {
+        std::ofstream(path) << "uploaded";
+    }
+    const struct timespec old_times[2] = {{0, UTIME_OMIT}, {1'000'000'000, 0}}; // the sender's older mtime
+    REQUIRE(::utimensat(AT_FDCWD, path.c_str(), old_times, 0) == 0);
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    parts.library->digests().remember_published(FileIdentity::of(st), HashKind::sha256, "remembered at publish");
+    const auto from = [&](std::uint64_t offset) {
+        auto opened = Download::open(*parts.library, "up.txt", HashKind::sha256, offset, Download::FirstRange{});
+        REQUIRE(opened.file);
+        return opened.cached_digest;
+    };
+    CHECK(from(0) == std::optional<std::string>("remembered at publish"));
+    CHECK(from(3) == std::optional<std::string>("remembered at publish"));
+    CHECK_FALSE(from(8).has_value());
+    parts.library->digests().remember(FileIdentity::of(st), HashKind::sha256, "settled",
+                                      std::chrono::system_clock::now() + std::chrono::seconds(5));
+    CHECK(from(8) == std::optional<std::string>("settled"));
+}
 
 TEST_CASE("a download sends its reply, its chunks and its trailer, then ends once")
 {
