@@ -199,26 +199,48 @@ Result<DigestReply> digest_by_get(Connection& connection, const std::string& pat
     if (!reply) {
         return reply.error();
     }
-    // A file that grew since its size was taken sends its new bytes: read
-    // past them to the trailer, which covers the whole file as it is now.
+    const auto broken = [&](const std::string& what) {
+        connection.close(); // what else it sends cannot be read in step
+        return protocol_error(what + " for the get from the end of " + quoted(path));
+    };
+    if (reply->offset != size || reply->file.size < size) {
+        return broken("a reply at offset " + std::to_string(reply->offset) + " of a file of " +
+                      std::to_string(reply->file.size) + " bytes, asked from " + std::to_string(size));
+    }
+    // A file that grew since its size was taken sends its new bytes (as
+    // many as its reply's size adds): read past them to the trailer, which
+    // covers the whole file as the reply gave it.
+    const std::uint64_t grown = reply->file.size - size;
+    std::uint64_t passed = 0;
     for (;;) {
+        if (interrupted()) {
+            connection.close(); // the rest of the get is still on its way
+            return Error{ErrorCode::aborted, "interrupted while the digest of " + quoted(path) + " was read"};
+        }
         auto incoming = connection.receive();
         if (!incoming) {
             return incoming.error();
         }
-        if (incoming->kind == Incoming::Kind::control) {
-            auto trailer = parse_server_reply(connection, incoming->text, get_id, parse_trailer);
-            if (!trailer) {
-                return trailer.error();
+        if (incoming->kind == Incoming::Kind::data) {
+            passed += incoming->bytes.size();
+            if (passed > grown) {
+                return broken("more bytes than the reply's size");
             }
-            if (trailer->id != get_id || trailer->body.hash != hash) {
-                connection.close();
-                return protocol_error("an unexpected trailer for " + quoted(path));
-            }
-            FileInfo file = reply->file;
-            file.size = trailer->body.size;
-            return DigestReply{std::move(file), trailer->body.digest, hash};
+            continue;
         }
+        auto trailer = parse_server_reply(connection, incoming->text, get_id, parse_trailer);
+        if (!trailer) {
+            return trailer.error();
+        }
+        if (trailer->id != get_id || trailer->body.hash != hash) {
+            return broken("an unexpected trailer");
+        }
+        if (trailer->body.size != reply->file.size || passed != grown) {
+            return broken("a trailer of " + std::to_string(trailer->body.size) + " bytes after " +
+                          std::to_string(passed) + " of the " + std::to_string(grown) + " bytes past " +
+                          std::to_string(size) + " that the reply announced");
+        }
+        return DigestReply{std::move(reply->file), trailer->body.digest, hash};
     }
 }
 

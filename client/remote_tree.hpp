@@ -111,9 +111,12 @@ Result<RenameReply> rename_remote(Connection& connection, const std::string& fro
 Result<DigestReply> remote_digest(Connection& connection, const std::string& path, HashKind hash);
 // The whole file's digest in `hash` from the trailer of a get at `offset` =
 // `size` (PROTOCOL.md 4.4), which any version of the protocol has; bytes the
-// file gained since `size` was taken are read and passed over. The reply's
-// size is the trailer's. Errors: the get's (not_found, bad_offset when the
-// file is now shorter than `size`, ...), or the connection's.
+// file gained since `size` was taken are read and passed over; the result's
+// file is the get reply's. Errors: the get's (not_found, bad_offset when the
+// file is now shorter than `size`, ...); aborted when interrupted; the
+// connection's; protocol_error (the connection closed) for a reply at
+// another offset, more bytes than its size announced, or a trailer whose
+// size is not the reply's.
 Result<DigestReply> digest_by_get(Connection& connection, const std::string& path, std::uint64_t size,
                                   HashKind hash);
 // Whether the server's listings name the folders holding what they do not

@@ -1150,7 +1150,13 @@ class VersionOneServer:
     (and the connection closed); a version-1 hello is answered, and then
     list gets one file, old.txt, which stat and get serve too (a get in
     whole, or from its end for its trailer's digest); `shrink_gets` gets
-    find it a byte shorter than its stat said, once each (bad_offset)."""
+    find it a byte shorter than its stat said, once each (bad_offset);
+    `grow_gets` gets find it GROWN longer (its reply, bytes and trailer
+    say so). `lie` breaks the protocol in a get: "offset" (a reply at
+    another offset), "bytes" (more bytes than its reply's size adds),
+    "size" (a trailer of another size than the reply's)."""
+
+    GROWN = b"+2"
 
     OLD = b"old"
 
@@ -1163,6 +1169,8 @@ class VersionOneServer:
         self.hellos = []
         self.requests = []
         self.shrink_gets = 0
+        self.grow_gets = 0
+        self.lie = None
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
 
@@ -1215,13 +1223,18 @@ class VersionOneServer:
                     self.send(conn, {"id": request["id"], "ok": False,
                                      "error": {"code": "bad_offset", "message": "past the end"}})
                     continue
+                content = self.OLD
+                if self.grow_gets > 0:
+                    self.grow_gets -= 1
+                    content += self.GROWN
                 hash_name = request.get("hash", "sha256")
-                digest = hashlib.sha256(self.OLD).hexdigest() if hash_name == "sha256" else "0" * 32
-                self.send(conn, {"id": request["id"], "ok": True, **file, "offset": offset})
-                if offset < len(self.OLD):
-                    harness.send_data(conn, self.OLD[offset:])
-                self.send(conn, {"id": request["id"], "ok": True, "done": True, "size": len(self.OLD),
-                                 hash_name: digest})
+                digest = hashlib.sha256(content).hexdigest() if hash_name == "sha256" else "0" * 32
+                self.send(conn, {"id": request["id"], "ok": True, **file, "size": len(content),
+                                 "offset": offset + (1 if self.lie == "offset" else 0)})
+                if offset < len(content) or self.lie == "bytes":
+                    harness.send_data(conn, content[offset:] + (b"!" if self.lie == "bytes" else b""))
+                self.send(conn, {"id": request["id"], "ok": True, "done": True,
+                                 "size": len(content) + (1 if self.lie == "size" else 0), hash_name: digest})
             else:
                 self.send(conn, {"id": request["id"], "ok": False,
                                  "error": {"code": "unknown_op", "message": "no such op"}})
@@ -1264,7 +1277,7 @@ class OldServer(CliTest):
         self.assertNotEqual(missing.returncode, 0)
         self.assertIn(b"set_mtime operation (put -p)", missing.stderr)
         self.assertRegex(missing.stderr, rb'ferry: local_io: [^\n]*"missing.txt"[^\n]*No such file')
-        self.assertNotIn(b"missing.txt\" as \"missing.txt\": unsupported_version", missing.stderr)
+        self.assertNotIn(b'unsupported_version: "missing.txt"', missing.stderr)
         result = self.json_of(self.ferry("--json", "mkdir", "a", server=server))
         self.assertEqual(result["error"]["code"], "unsupported_version")
         os.mkdir(os.path.join(self.local, "tree"))
@@ -1293,9 +1306,25 @@ class OldServer(CliTest):
         old.shrink_gets = 1
         again = self.ferry("digest", "old.txt", server=server)
         self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertEqual([(r["op"], r.get("offset")) for r in old.requests[-4:]],
+                         [("stat", None), ("get", 3), ("stat", None), ("get", 3)])
         old.shrink_gets = 3
         shrinking = self.json_of(self.ferry("--json", "digest", "old.txt", server=server))
         self.assertEqual(shrinking["error"]["code"], "file_changed")
+        # One that grew is read past its new bytes: the digest is of the
+        # whole file as the get's reply gave it.
+        old.grow_gets = 1
+        grown = self.json_of(self.ferry("--json", "digest", "old.txt", server=server))
+        self.assertEqual(grown["files"][0]["size"], 5, grown)
+        self.assertEqual(grown["files"][0]["digest"]["value"], hashlib.sha256(b"old+2").hexdigest())
+        # A server that breaks the protocol in the get gives no digest.
+        for lie in ("offset", "bytes", "size"):
+            with self.subTest(lie=lie):
+                old.lie = lie
+                broken = self.json_of(self.ferry("--json", "digest", "old.txt", server=server))
+                self.assertEqual(broken["error"]["code"], "internal", broken)
+                self.assertIn("broke the protocol", broken["error"]["message"])
+        old.lie = None
 
 
 if __name__ == "__main__":
