@@ -1421,43 +1421,6 @@ class Client:
 
     # -- version 2: folders
 
-    def _digest_by_get(self, name: str, hash: str, tries: int = 3) -> Digest:
-        """A whole file's digest from the trailer of a get at its size (4.4):
-        bytes the file gained since its stat are read and passed over; a
-        file shorter than its stat (bad_offset) is asked about again."""
-        for _ in range(tries):
-            size = self.stat(name).size
-            fields: dict[str, Any] = {"name": name, "offset": size}
-            if hash != hashes.SHA256:
-                fields["hash"] = hash
-            self._ready()
-            rid = self._send("get", fields)
-            try:
-                reply = self._reply(rid)
-            except Conflict as error:
-                if error.code == "bad_offset":
-                    continue
-                raise
-            entry = self._parsed(lambda: _file_entry(reply, name, "the get reply"))
-            while True:
-                try:
-                    frame = self._channel.recv_frame()
-                except FerryError:
-                    self._drop()
-                    raise
-                if frame.is_control:
-                    break
-            trailer = self._check(self._parsed(frame.json), rid)
-            digest = self._parsed(lambda: _digest(trailer, hash, "the trailer's"))
-            whole = self._parsed(lambda: _int(trailer.get("size"), "the trailer's size"))
-            if trailer.get("done") is not True or whole < size:
-                self._drop()
-                raise ProtocolError("internal", f"the server broke the protocol: the trailer {trailer!r} of a get "
-                                    f"of {name!r} from {size}")
-            return Digest(entry.name, whole, entry.mtime, hash, digest)
-        raise IntegrityError("file_changed", f"{name!r} kept shrinking while its digest was taken ({tries} tries); "
-                             "ask again")
-
     def mkdir(self, path: str, parents: bool = False) -> bool:
         """Creates folder ``path`` (version 2); with ``parents`` the missing
         folders above it too, and an existing folder is fine. Returns
@@ -1526,6 +1489,59 @@ class Client:
             fields["expect"] = _expected(expect)
         reply = self.request("set_mtime", **fields)
         return self._parsed(lambda: _entry_of(reply, path, "the set_mtime reply"))
+
+    def _digest_by_get(self, name: str, hash: str, tries: int = 3) -> Digest:
+        """A whole file's digest from the trailer of a get at its size (4.4):
+        bytes the file gained since its stat (as many as the reply's size
+        adds) are read and passed over; a file shorter than its stat
+        (bad_offset) is asked about again. Anything else the server sends
+        (a reply at another offset, more bytes than it announced, a trailer
+        of another size) is a ProtocolError, and the connection is dropped,
+        as it is when the reading is cut short in any way (an error reply
+        in place of the trailer ends the get in step: it keeps it)."""
+        for _ in range(tries):
+            size = self.stat(name).size
+            fields: dict[str, Any] = {"name": name, "offset": size}
+            if hash != hashes.SHA256:
+                fields["hash"] = hash
+            self._ready()
+            rid = self._send("get", fields)
+            try:
+                reply = self._reply(rid)
+            except Conflict as error:
+                if error.code == "bad_offset":
+                    continue
+                raise
+            try:
+                entry = _file_entry(reply, name, "the get reply")
+                offset = _int(reply.get("offset"), "the get reply's offset")
+                if offset != size or entry.size < size:
+                    raise ProtocolError("internal", f"the server broke the protocol: get reply offset {offset} "
+                                        f"of {entry.size} bytes for a get of {name!r} from {size}")
+                grown, passed = entry.size - size, 0
+                while True:
+                    frame = self._channel.recv_frame()
+                    if frame.is_control:
+                        break
+                    passed += len(frame.payload)
+                    if passed > grown:
+                        raise ProtocolError("internal", f"the server broke the protocol: more than the {grown} "
+                                            f"bytes past {size} that the get reply of {name!r} announced")
+                body = frame.json()
+            except BaseException:
+                self._drop()  # what is left of the get cannot be read in step
+                raise
+            trailer = self._check(body, rid)
+            digest = self._parsed(lambda: _digest(trailer, hash, "the trailer's"))
+            whole = self._parsed(lambda: _int(trailer.get("size"), "the trailer's size"))
+            if trailer.get("done") is not True or whole != entry.size or passed != grown:
+                self._drop()
+                raise ProtocolError("internal", f"the server broke the protocol: the trailer {trailer!r} after "
+                                    f"{passed} of the {grown} bytes past {size} that the get reply of {name!r} "
+                                    "announced")
+            return Digest(entry.name, whole, entry.mtime, hash, digest)
+        raise IntegrityError("file_changed", f"{name!r} kept shrinking while its digest was taken ({tries} tries); "
+                             "ask again")
 
     def digest(self, name: str, hash: str = hashes.SHA256) -> Digest:
         """The server's digest of a whole file, without downloading it.

@@ -240,14 +240,49 @@ class ReplyTests(Refusals):
                   control({"id": 4, "ok": True, "name": "a", "size": 4, "mtime": 6, "offset": 3}),
                   wire.Frame(wire.KIND_DATA, b"!"),
                   control({"id": 4, "ok": True, "done": True, "size": 4, "sha256": self.GOOD})]
-        client = ferry_client.Client.over(Replay(frames), hello)
+        channel = Replay(frames)
+        client = ferry_client.Client.over(channel, hello)
         d = client.digest("a")
         self.assertEqual((d.size, d.mtime, d.digest), (4, 6, self.GOOD))
+        self.assertEqual([(m["op"], m.get("offset")) for m in channel.sent], [("stat", None), ("get", 5),
+                                                                              ("stat", None), ("get", 3)])
+        self.assertFalse(channel.closed)
         frames = [control(dict(stat, id=i)) if i % 2 else control(dict(shrank, id=i)) for i in range(1, 7)]
         client = ferry_client.Client.over(Replay(frames), hello)
         with self.assertRaises(ferry_client.IntegrityError) as caught:
             client.digest("a")
         self.assertEqual(caught.exception.code, "file_changed")
+
+    def test_a_version_1_digest_from_a_get_that_breaks_the_protocol(self):
+        """The get from the end is held to what its reply says: its offset,
+        the bytes its size adds, a trailer of that size. A break closes the
+        connection; an error in place of the trailer ends the get in step."""
+        hello = dict(HELLO, version=1, capabilities=["list", "stat", "get", "put", "resume", "stats"])
+        stat = control({"id": 1, "ok": True, "name": "a", "size": 3, "mtime": 5})
+        reply = {"id": 2, "ok": True, "name": "a", "size": 4, "mtime": 6, "offset": 3}
+        trailer = {"id": 2, "ok": True, "done": True, "size": 4, "sha256": self.GOOD}
+        data = wire.Frame(wire.KIND_DATA, b"!")
+        for what, frames in (
+                ("offset", [control(dict(reply, offset=2)), data, control(trailer)]),
+                ("shorter", [control(dict(reply, size=2, offset=3)), control(dict(trailer, size=2))]),
+                ("bytes", [control(reply), data, data, control(trailer)]),
+                ("trailer size", [control(reply), data, control(dict(trailer, size=5))]),
+                ("too few bytes", [control(reply), control(trailer)])):
+            with self.subTest(what=what):
+                channel = Replay([stat] + frames)
+                client = ferry_client.Client.over(channel, hello)
+                self.assertBreaks(channel, lambda: client.digest("a"), "get")
+        channel = Replay([stat, control(reply), data,
+                          control({"id": 2, "ok": False, "error": {"code": "file_changed", "message": "changed"}})])
+        client = ferry_client.Client.over(channel, hello)
+        with self.assertRaises(ferry_client.IntegrityError):
+            client.digest("a")
+        self.assertFalse(channel.closed)
+        channel = Replay([stat, control(reply)])  # cut short: no more frames
+        client = ferry_client.Client.over(channel, hello)
+        with self.assertRaises(ferry_client.ConnectionLost):
+            client.digest("a")
+        self.assertTrue(channel.closed)
 
     def test_a_digest_of_another_file_or_a_folder(self):
         for fields in ({"name": "b"}, {"type": "folder"}):
