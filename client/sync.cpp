@@ -534,11 +534,13 @@ private:
     std::vector<std::pair<std::size_t, Error>> failed_;
 };
 
-// The folders of the files a push could not even start (a local file that
-// could not be opened, or one changed since it was listed): a put makes
+// The folders of the files a push did not publish, for whatever reason (a
+// local file that could not be opened or changed since it was listed, a
+// server busy or out of transfer slots, a lost connection): a put makes
 // the folders above its file, so theirs may be missing on the server, yet
 // they were listed and are made all the same (make_unsent_folders), before
-// the folder times are set. Shared by the push's threads.
+// the folder times are set; a folder some other put made is asked for
+// once more, and is there already. Shared by the push's threads.
 class UnsentFolders {
 public:
     void add(const std::string& file)
@@ -565,11 +567,8 @@ void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
                 const std::map<std::string, ListedFile>& listed, UnsentFolders& unsent)
 {
     const auto fail = [&](std::size_t index, const Error& error) {
-        retries.failed(tally, transfers, index, error);
-    };
-    const auto fail_unsent = [&](std::size_t index, const Error& error) {
         unsent.add(transfers[index].path);
-        fail(index, error);
+        retries.failed(tally, transfers, index, error);
     };
     const auto start_next = [&]() -> std::optional<std::pair<std::size_t, PendingPut>> {
         while (!interrupted()) {
@@ -589,14 +588,14 @@ void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
             // only as the very file listed, never through a link.
             const auto seen = listed.find(transfer.path);
             if (seen == listed.end()) {
-                fail_unsent(*index,
+                fail(*index,
                             Error{ErrorCode::local_io, "\"" + options.local_path + "\" was not listed; not sent"});
                 continue;
             }
             options.listed = seen->second;
             auto prepared = prepare_put(options);
             if (!prepared) {
-                fail_unsent(*index, prepared.error());
+                fail(*index, prepared.error());
                 continue;
             }
             Status sent = ensure_open(connection);

@@ -15,6 +15,7 @@ import re
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -1014,6 +1015,43 @@ class DeleteKeepsWhatSyncCannotSee(SyncTest):
         for twin in (nfc_file, "sub/" + nfc_folder):
             self.assertIn('":pushd/%s" is kept: it is the NFC spelling' % twin, "\n".join(done["notes"]))
             self.assertIn('":pushd/%s" is kept: it is the NFC spelling' % twin, "\n".join(dry["notes"]))
+
+class PushWhileTheServerRefusesPuts(SyncTest):
+    """A put the server refuses for a passing reason made none of the
+    folders above its file, and the push never made them either (round
+    33): setting their times then failed with not_found, an exit status
+    of 1 that hid the passing one (6)."""
+
+    def test_every_listed_folder_is_made_and_the_status_is_the_passing_one(self):
+        self.server.stop()
+        self.server = Server(FERRYD, self.root, "--max-transfers-per-address", "1")
+        files = ("a/sub/one", "b/two", "c/d/e/three")
+        for rel in files:
+            os.makedirs(os.path.dirname(os.path.join(self.src, rel)), exist_ok=True)
+            with open(os.path.join(self.src, rel), "wb") as f:
+                f.write(rel.encode())
+        os.makedirs(os.path.join(self.src, "empty"))
+        # Another upload from this address holds its one transfer slot.
+        host, port = self.server.address.rsplit(":", 1)
+        holder = socket.create_connection((host, int(port)), timeout=30)
+        self.addCleanup(holder.close)
+        harness.send_json(holder, {"op": "hello", "id": 0, "version": 2, "client": "slot-holder/1"})
+        self.assertTrue(harness.read_frame(holder)["ok"])
+        harness.send_json(holder, {"op": "put", "id": 1, "name": "held.bin", "size": 1000, "resume": False})
+        self.assertTrue(harness.read_frame(holder)["ok"])
+
+        refused = self.sync("-j", "2", self.src, ":pushd", status=6)
+        self.assertEqual({e["code"] for e in refused["errors"]}, {"too_many_transfers"}, refused["errors"])
+        self.assertEqual(sorted(e["path"] for e in refused["errors"]), sorted(files))
+        for folder in ("a", "a/sub", "b", "c", "c/d", "c/d/e", "empty"):
+            self.assertTrue(os.path.isdir(os.path.join(self.root, "pushd", folder)), folder)
+
+        holder.close()
+        # One connection, as the server allows one transfer; the slot goes
+        # back once the server has seen the holder's close (a retry waits).
+        done = self.sync("-j", "1", "--retry", "3", self.src, ":pushd")
+        self.assertEqual((done["sent"], done["errors"]), (len(files), []), done)
+        self.assertEqual(tree_of(os.path.join(self.root, "pushd")), tree_of(self.src))
 
 class DryRunMatchesTheRealRun(SyncTest):
     """A dry run lists every step the real run takes, the synced folder it
