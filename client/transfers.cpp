@@ -1021,6 +1021,22 @@ GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
             plan.add({typed, shown}, matches.error());
             continue;
         }
+        // -o names one file, as for names typed one by one (command_line's
+        // check): a wildcard that matches several is refused before any is
+        // downloaded, rather than the first written there and the rest
+        // refused as name clashes.
+        if (placement.output && matches->size() > 1) {
+            const auto taken = std::count_if(matches->begin(), matches->end(), [&](const FileInfo& match) {
+                return flags.recursive || match.type != EntryType::folder;
+            });
+            if (taken > 1) {
+                plan.add({typed, shown}, Error{ErrorCode::name_clash, "\"" + printable(typed) + "\" matches " +
+                                                                          std::to_string(taken) +
+                                                                          " entries, and -o names one file: use -C "
+                                                                          "DIR for several"});
+                continue;
+            }
+        }
         // A wildcard in the last component: each match's local name is the
         // server's, not one the user typed.
         const bool listed_names = has_wildcard(remote_base_name(typed));

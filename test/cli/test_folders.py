@@ -788,6 +788,21 @@ class Folders(CliTest):
         self.assertNotEqual(named.returncode, 0)
         self.assertIn(b"(a folder comes with get -r)", named.stderr)
 
+    def test_a_wildcard_matching_several_files_is_refused_with_o_before_any_download(self):
+        # Round 33: the first match was written to -o's file and the rest
+        # refused as name clashes; -o names one file, as when typed.
+        server = self.start_server()
+        make_tree(self.root, {"logs/a1.txt": b"1", "logs/a2.txt": b"2", "logs/b.txt": b"b"}, folders=["logs/a3"])
+        several = self.ferry("get", "logs/a*", "-o", "out.txt", server=server)
+        self.assertEqual(several.returncode, 4, several.stderr)
+        self.assertIn(b'name_clash: "logs/a*" matches 2 entries, and -o names one file: use -C DIR for several',
+                      several.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.local, "out.txt")))
+        one = self.ferry("get", "logs/b*", "-o", "out.txt", server=server)
+        self.assertEqual(one.returncode, 0, one.stderr)
+        with open(os.path.join(self.local, "out.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"b")
+
     def test_digest_prints_what_sha256sum_prints(self):
         server = self.start_server()
         make_tree(self.root, {"d/one.bin": b"one", "d/two.bin": b"two" * 1000}, folders=["d/sub"])
