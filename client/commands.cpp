@@ -64,9 +64,30 @@ Result<ListReply> list_entries(Connection& connection, const std::string& typed,
             return matches.error();
         }
         ListReply reply;
-        reply.files = std::move(matches.value());
-        for (auto& file : reply.files) {
-            file.name = shown_path(file.name, current);
+        for (auto& match : matches.value()) {
+            const bool enter = recursive && is_folder(match);
+            const std::string folder = match.name;
+            match.name = shown_path(match.name, current);
+            reply.files.push_back(std::move(match));
+            if (!enter) {
+                continue;
+            }
+            // -r lists what each matched folder holds, as ls -R does.
+            auto inside = list_folder(connection, folder, true);
+            if (!inside) {
+                return inside.error();
+            }
+            for (auto& entry : inside->files) {
+                entry.name = shown_path(join_remote(folder, entry.name), current);
+                reply.files.push_back(std::move(entry));
+            }
+            for (auto& unread : inside->unreadable_folders) {
+                // From the root: show_list names a wildcard's by their whole path.
+                unread.path = join_remote(folder, unread.path);
+                reply.unreadable_folders.push_back(std::move(unread));
+            }
+            reply.skipped_invalid_names += inside->skipped_invalid_names;
+            reply.skipped_too_deep += inside->skipped_too_deep;
         }
         return reply;
     }
@@ -117,9 +138,12 @@ int show_list(const Output& output, const ListReply& reply, const std::string& t
     // each is an error after the listing, and the status is the first's.
     std::vector<std::pair<std::string, Error>> unread;
     const auto listed = resolve_remote_path(current, typed);
+    // A wildcard's folders come with their paths from the root (list_entries).
+    const bool matched = listed && has_wildcard(listed.value());
     for (const auto& folder : reply.unreadable_folders) {
-        unread.emplace_back(folder.path, unreadable_error(listed ? unescape_wildcards(listed.value()) : typed, folder,
-                                                          "it is not listed"));
+        const std::string base = matched ? std::string() : listed ? unescape_wildcards(listed.value()) : typed;
+        unread.emplace_back(matched ? shown_path(folder.path, current) : folder.path,
+                            unreadable_error(base, folder, "it is not listed"));
     }
     output.list(reply, unread);
     return unread.empty() ? kExitOk : exit_status(unread.front().second.code);

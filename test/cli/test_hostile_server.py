@@ -64,7 +64,7 @@ class ScriptedServer:
         self.not_found_message = not_found_message
         self.answer_as = answer_as
         self.holding = holding
-        self.unread = unread  # the last page's "unreadable_folders"
+        self.unread = unread  # the last page's "unreadable_folders" (a dict: by listing)
         # Called with the file's name once its data is sent, before its
         # trailer: what a test does there happens after the client's looks
         # before the download and before its publish.
@@ -151,8 +151,11 @@ class ScriptedServer:
                         reply["skipped_invalid_names"] = 0
                         if self.holding:
                             reply["holding_unlisted"] = self.holding
-                        if self.unread is not None:
-                            reply["unreadable_folders"] = self.unread
+                        unread = self.unread
+                        if isinstance(unread, dict):  # by listing: {(path, recursive): [...]}
+                            unread = unread.get((request.get("path", ""), bool(request.get("recursive"))))
+                        if unread is not None:
+                            reply["unreadable_folders"] = unread
                     self.send(conn, reply)
             elif op in ("stat", "digest"):
                 found = self.entry_of(request.get("name", ""))
@@ -643,6 +646,22 @@ class ListingsAreChecked(HostileTest):
         self.assertEqual(got.returncode, 4, got.stderr)
         self.assertIn(b"locked/", got.stdout)
         self.assertIn(b'the server could not read the folder "d/locked"', got.stderr)
+        # ls -r of a wildcard lists what each matched folder holds (round
+        # 33: -r was dropped), and names its unreadable folders the same way.
+        server = self.scripted(listings={("d", True): listed, ("", False): [[entry("d", "folder"),
+                                                                             entry("e", "file", 1)]]},
+                               files={"d/f": b"ff\n"}, unread={("d", True): [{"path": "locked", "code": "forbidden"}]})
+        for pattern, also in (("d*", []), ("[de]", ["e"])):
+            got = self.ferry("--json", "ls", "-r", pattern, server=server.address)
+            self.assertEqual(got.returncode, 4, got.stderr)
+            out = json.loads(got.stdout)
+            self.assertEqual([f["name"] for f in out["files"]], ["d", "d/a", "d/f", "d/locked"] + also)
+            self.assertEqual([(f["path"], f["error"]["code"]) for f in out["failed_folders"]],
+                             [("d/locked", "forbidden")])
+            self.assertIn('the server could not read the folder "d/locked"', out["failed_folders"][0]["error"]["message"])
+            text = self.ferry("ls", "-r", pattern, server=server.address)
+            self.assertEqual(text.returncode, 4, text.stderr)
+            self.assertIn(b'the server could not read the folder "d/locked"', text.stderr)
 
     def test_a_reply_to_another_request_is_refused_before_its_fields(self):
         # The id is compared first: a get's reply with another id and no
