@@ -82,11 +82,17 @@ std::string shown_typed(std::string_view typed, std::size_t most = 64)
 
 // A mistake in what was typed, said plainly: no error code, since nothing
 // went wrong between client and server. One line on stderr; `text` may
-// quote what was typed, so it goes through
-// shown_typed as a whole too (CLI11's messages quote arguments).
-void complain(std::string_view text)
+// quote what was typed, so it goes through shown_typed as a whole too
+// (CLI11's messages quote arguments). Under --json it is said as the
+// command line says a usage error (one object, bad_request), so that a
+// script reading one JSON object per command gets one here too.
+void complain(const Output& output, std::string_view text)
 {
     const std::string line = shown_typed(text, 400);
+    if (output.json()) {
+        output.error(Error{ErrorCode::bad_request, line});
+        return;
+    }
     std::fprintf(stderr, "ferry: %s\n", line.c_str());
     std::fflush(stderr);
 }
@@ -180,12 +186,12 @@ public:
         // No argument can hold a NUL (argv cannot, nor a name on the wire),
         // and CLI11's messages, C strings, would be cut short at it.
         if (line.find('\0') != std::string::npos) {
-            complain("the line holds a NUL byte, which no command, name or path can hold");
+            complain(output_, "the line holds a NUL byte, which no command, name or path can hold");
             return Outcome{kExitUsage};
         }
         const auto words = split_words(line);
         if (!words) {
-            complain("a quote is not closed");
+            complain(output_, "a quote is not closed");
             return Outcome{kExitUsage};
         }
         if (words->empty()) {
@@ -196,7 +202,7 @@ public:
         CommandLine grammar(Grammar::shell);
         const std::string& first = words->front();
         if (!first.starts_with("-") && !grammar.is_command(first)) {
-            complain("unknown command '" + shown_typed(first) + "' (try: help)");
+            complain(output_, "unknown command '" + shown_typed(first) + "' (try: help)");
             return Outcome{kExitUsage};
         }
         try {
@@ -208,21 +214,21 @@ public:
             return Outcome{};
         } catch (const CLI::ParseError& error) {
             if (const auto operand = grammar.operand_taken_for_option(*words, "")) {
-                complain(*operand + " (try: help " + grammar.command()->get_name() + ")");
+                complain(output_, *operand + " (try: help " + grammar.command()->get_name() + ")");
                 return Outcome{kExitUsage};
             }
             const CLI::App* command = grammar.command();
-            complain(shown_typed(error.what(), 300) + " (try: help" +
+            complain(output_, shown_typed(error.what(), 300) + " (try: help" +
                      (command == nullptr ? "" : " " + command->get_name()) + ")");
             return Outcome{kExitUsage};
         }
         if (const CLI::Option* global = grammar.global_given()) {
-            complain(global->get_name() + " is given when ferry starts, not to a command in the shell");
+            complain(output_, global->get_name() + " is given when ferry starts, not to a command in the shell");
             return Outcome{kExitUsage};
         }
         const CLI::App* command = grammar.command();
         if (command == nullptr) { // "--" alone, say
-            complain("no command (try: help)");
+            complain(output_, "no command (try: help)");
             return Outcome{kExitUsage};
         }
         if (command == grammar.quit) {
@@ -234,7 +240,7 @@ public:
             return Outcome{};
         }
         if (const auto misuse = grammar.misuse()) {
-            complain(*misuse);
+            complain(output_, *misuse);
             return Outcome{kExitUsage};
         }
         const CommandArguments& arguments = grammar.arguments;

@@ -3,6 +3,7 @@ the window (40 and 80 columns, resized, TERM=dumb), Tab completion that
 quotes what it inserts, batch mode on a non-terminal standard input, help
 that fits 80 columns, and get -C making its folder."""
 
+import json
 import os
 import subprocess
 import tempfile
@@ -460,6 +461,25 @@ class OneGrammarTests(ServedFolder):
                 result = self.ferry(stdin=b"-" + line + b"\nget hello.txt\n")
                 self.assertEqual(result.returncode, 0, result)
                 os.remove(os.path.join(self.local, "hello.txt"))
+
+    def test_under_json_a_refused_line_is_one_json_object(self):
+        # Round 33: under --json a line the grammar refused printed only a
+        # text line on stderr, where the command line prints one object
+        # (bad_request); a script reading one object per command lost step.
+        self.served_file("hello.txt", b"hello")
+        for line in (b"stat", b"bogus", b"get --frobnicate hello.txt", b'get "open', b"--hash xxh3-128"):
+            with self.subTest(line=line):
+                result = self.ferry("--json", stdin=line + b"\n")
+                self.assertEqual(result.returncode, 2, result)
+                lines = result.stdout.decode().splitlines()
+                self.assertEqual(len(lines), 1, result)
+                self.assertEqual(json.loads(lines[0])["error"]["code"], "bad_request")
+                self.assertEqual(result.stderr, b"")
+        result = self.ferry("--json", stdin=b"-stat\nstat hello.txt\n")
+        self.assertEqual(result.returncode, 0, result)
+        first, second = [json.loads(l) for l in result.stdout.decode().splitlines()]
+        self.assertEqual(first["error"]["code"], "bad_request")
+        self.assertEqual(second["name"], "hello.txt")
 
     def test_a_line_that_begins_with_an_option_is_refused_not_taken_for_a_dash(self):
         # The dash that lets a command fail precedes a command's name; a
