@@ -312,7 +312,7 @@ CommandLine::CommandLine(Grammar grammar)
     remove->add_flag("-r,--recursive", a.recursive, "Also delete folders that are not empty, with what is in them");
     move = app.add_subcommand("mv", "Rename or move a file or folder on the server, atomically")->alias("rename");
     move->add_option("FROM", a.from, "Path on the server")->required();
-    move->add_option("TO", a.to, "New path (an existing folder is refused, not entered; its folder must exist)")
+    move->add_option("TO", a.to, "New path (an existing folder is refused, not entered, unless TO ends in / or is . or ..; its folder must exist)")
         ->required();
     move->add_flag("--replace", a.replace,
                    "Replace what TO names: a file, or an empty folder (without it an existing TO is refused)");

@@ -454,8 +454,14 @@ int run_move(Connection& connection, const Output& output, const std::string& fr
         return exit_status(refused->code);
     }
     std::string destination = unescape_wildcards(target.value());
-    if (to.ends_with('/')) { // into that folder, under its own name
-        destination = join_remote(destination, remote_base_name(source.value()));
+    // Into that folder, under its own name: a target typed as a folder
+    // ("dst/", ".", "..", "a/..") or naming the root, which cannot be a
+    // rename's target. The name is the source's own, escapes undone
+    // ("m\[1]" moves m[1], named m[1] there).
+    const bool into_folder = to.ends_with('/') || to == "." || to == ".." || to.ends_with("/.") ||
+                             to.ends_with("/..") || destination.empty();
+    if (into_folder) {
+        destination = join_remote(destination, remote_base_name(unescape_wildcards(source.value())));
     }
     auto reply = rename_remote(connection, unescape_wildcards(source.value()), destination, replace);
     if (!reply) {

@@ -113,6 +113,27 @@ class Folders(CliTest):
         self.assertEqual(climb.returncode, 4)
         self.assertIn(b"above the server's root", climb.stderr)
 
+    def test_mv_into_a_folder_keeps_an_escaped_name_and_takes_dot_for_a_folder(self):
+        # Round 34: "mv 'm\[1]' dst/" made the target's name of the typed,
+        # escaped path (invalid_name), and "mv x ." said the root cannot
+        # be renamed. Into a folder, a name is its own, escapes undone; a
+        # target of ".", ".." or ending in either is a folder, like "dst/".
+        server = self.start_server()
+        make_tree(self.root, {"m[1]": b"odd", "m1": b"precious", "dst/x.txt": b"x", "dst/deeper/y.txt": b"y"})
+        moved = self.ferry("mv", "m\\[1]", "dst/", server=server)
+        self.assertEqual(moved.returncode, 0, moved.stderr)
+        self.assertEqual(open(os.path.join(self.root, "dst", "m[1]"), "rb").read(), b"odd")
+        self.assertEqual(open(os.path.join(self.root, "m1"), "rb").read(), b"precious")
+        for source, target, where in (("dst/x.txt", ".", "x.txt"), ("dst/m\\[1]", "dst/..", "m[1]"),
+                                      ("dst/deeper/y.txt", "dst/deeper/..", "dst/y.txt"),
+                                      ("x.txt", "dst/deeper/.", "dst/deeper/x.txt")):
+            with self.subTest(source=source, target=target):
+                moved = self.ferry("mv", source, target, server=server)
+                self.assertEqual(moved.returncode, 0, moved.stderr)
+                self.assertTrue(os.path.isfile(os.path.join(self.root, where)), tree(self.root))
+        self.assertEqual(tree(self.root), {"m[1]": b"odd", "m1": b"precious", "dst": None, "dst/y.txt": b"y",
+                                              "dst/deeper": None, "dst/deeper/x.txt": b"x"})
+
     def test_get_r_and_put_r_keep_the_tree_and_with_p_the_times(self):
         server = self.start_server()
         files = {"a.txt": b"alpha", "sub/b.bin": os.urandom(300000), "sub/deeper/c.txt": b"c" * 70000}
