@@ -150,6 +150,14 @@ public:
         if (!resolved) {
             return {};
         }
+        // A folder part typed as a pattern ("s/[ab]/") is a pattern when the
+        // line runs, so the names of a folder really called "[ab]" would be
+        // the wrong ones to offer: completed and run, they name files in
+        // every folder the pattern matches. Like a typed name pattern, it
+        // completes to nothing.
+        if (has_wildcard(resolved.value())) {
+            return {};
+        }
         const std::string folder = unescape_wildcards(resolved.value());
         const auto now = std::chrono::steady_clock::now();
         auto cached = listings_.find(folder);

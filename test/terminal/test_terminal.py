@@ -5,6 +5,7 @@ that fits 80 columns, and get -C making its folder."""
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import unittest
@@ -222,6 +223,30 @@ class CompletionTests(ServedFolder):
                     self.assertEqual(kept.read(), b"precious")
                 self.assertFalse(os.path.exists(os.path.join(self.root, name)))
                 os.unlink(os.path.join(self.root, other))
+
+    def test_completion_leaves_a_folder_pattern_a_pattern(self):
+        # Round 34: "rm s/[ab]/o<Tab>" listed the real folder "[ab]" and
+        # completed its only.txt; run, the line's folder part was a
+        # pattern, so it removed s/a/only.txt and s/b/only.txt instead. A
+        # folder part typed as a pattern completes to nothing; escaped, it
+        # names the folder "[ab]" and completes from it.
+        for folder in ("[ab]", "?"):
+            with self.subTest(folder=folder):
+                matched = ("a", "b") if folder == "[ab]" else ("a",)
+                for name in matched + (folder,):
+                    os.makedirs(os.path.join(self.root, "s", name), exist_ok=True)
+                    self.served_file("s/%s/only.txt" % name, b"precious " + name.encode())
+                escaped = folder.replace("[", "\\\\[").replace("]", "\\\\]").replace("?", "\\\\?")
+                self.run_shell(80, [
+                    ("rm s/%s/o\t\n" % folder, "ferry> "),
+                    ("rm s/%s/o\t" % escaped, "nly.txt "),
+                    ("\n", "ferry> "),
+                ], [])
+                for name in matched:
+                    with open(os.path.join(self.root, "s", name, "only.txt"), "rb") as kept:
+                        self.assertEqual(kept.read(), b"precious " + name.encode())
+                self.assertFalse(os.path.exists(os.path.join(self.root, "s", folder, "only.txt")))
+                shutil.rmtree(os.path.join(self.root, "s"))
 
     def test_completion_sees_names_that_came_after_it_first_listed(self):
         self.served_file("alpha.txt", b"a")
