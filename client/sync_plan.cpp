@@ -75,12 +75,30 @@ std::unordered_set<std::string> unseen_holders(const TreeListing& source)
     return holders;
 }
 
+// The paths of the sending side's entries left out (`other`, marks
+// excepted): a symbolic link or special file is never sent, so what the
+// receiving side holds at its path, and below it, is no extra: a local
+// symbolic link "photos" must not empty the server's folder "photos/".
+std::unordered_set<std::string> left_out(const TreeListing& source)
+{
+    std::unordered_set<std::string> paths;
+    for (const auto& entry : source) {
+        if (entry.kind == EntryKind::other && !entry.path.ends_with('/')) {
+            paths.insert(entry.path);
+        }
+    }
+    return paths;
+}
+
 // The NFC spellings of the sending side's entries left out (`other`) whose
 // paths are not in NFC: a push's local "e + combining accent" is not sent
 // (the server refuses any name not in NFC, PROTOCOL.md 5), and the server's
 // "é" is that same text, so --delete must take it (and what it holds) for
-// the left-out entry's, never for an extra.
-std::unordered_set<std::string> nfc_twins(const TreeListing& source)
+// the left-out entry's, never for an extra. Unless the sending side also
+// holds that NFC spelling itself: then the server's "é" is its copy,
+// compared as such, and what it holds beyond it is extra like anywhere.
+std::unordered_set<std::string> nfc_twins(const TreeListing& source,
+                                          const std::unordered_map<std::string, const TreeEntry*>& source_by_path)
 {
     std::unordered_set<std::string> twins;
     for (const auto& entry : source) {
@@ -91,7 +109,7 @@ std::unordered_set<std::string> nfc_twins(const TreeListing& source)
         if (path.ends_with('/')) {
             path.remove_suffix(1); // a holder's mark: the folder itself is listed too
         }
-        if (auto nfc = nfc_form(path); nfc && *nfc != path) {
+        if (auto nfc = nfc_form(path); nfc && *nfc != path && !source_by_path.contains(*nfc)) {
             twins.insert(std::move(*nfc));
         }
     }
@@ -228,13 +246,15 @@ SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const Pla
 
     if (options.delete_extras) {
         const auto holders = unseen_holders(source);
-        const auto twins = nfc_twins(source);
+        const auto twins = nfc_twins(source, source_by_path);
+        const auto not_sent = left_out(source);
         std::set<std::string> spared;
         std::unordered_set<std::string> kept; // extras spared, with what they hold
         for (const TreeEntry* entry : sorted(dest)) {
             if (entry->kind == EntryKind::other || source_by_path.contains(entry->path) ||
-                within(removed, entry->path) || within(left_alone, entry->path) || within(kept, entry->path)) {
-                continue; // never removed; not extra; gone with its folder; or left alone with it
+                within(not_sent, entry->path) || within(removed, entry->path) || within(left_alone, entry->path) ||
+                within(kept, entry->path)) {
+                continue; // never removed; not extra (or below what is not sent); gone with its folder; or left alone with it
             }
             if (within(twins, entry->path)) {
                 if (twins.contains(entry->path)) {

@@ -1016,6 +1016,42 @@ class DeleteKeepsWhatSyncCannotSee(SyncTest):
             self.assertIn('":pushd/%s" is kept: it is the NFC spelling' % twin, "\n".join(done["notes"]))
             self.assertIn('":pushd/%s" is kept: it is the NFC spelling' % twin, "\n".join(dry["notes"]))
 
+    def test_push_delete_keeps_what_the_server_holds_below_a_local_link_or_fifo(self):
+        # Round 34: a local symbolic link (or FIFO) is not sent, and the
+        # server's folder of that name was kept while --delete emptied it.
+        self.write(os.path.join(self.src, "keep"), b"k")
+        os.symlink("/nonexistent-target", os.path.join(self.src, "photos"))
+        os.makedirs(os.path.join(self.src, "d"))
+        os.mkfifo(os.path.join(self.src, "d", "fifo"))
+        target = os.path.join(self.root, "pushd")
+        held = {"photos/a.jpg": b"a photo", "photos/2026/b.jpg": b"another", "d/fifo/in": b"inside"}
+        for rel, data in held.items():
+            self.write(os.path.join(target, rel), data)
+        self.write(os.path.join(target, "d", "extra"), b"an extra")
+        dry = self.sync("-n", "--delete", self.src, ":pushd")
+        done = self.sync("--delete", self.src, ":pushd")
+        self.assertEqual((done["deleted"], dry["deleted"]), (1, 1), (done, dry))
+        self.assertFalse(os.path.exists(os.path.join(target, "d", "extra")))
+        for rel, data in held.items():
+            with open(os.path.join(target, rel), "rb") as f:
+                self.assertEqual(f.read(), data, rel)
+
+    def test_push_delete_takes_the_nfc_folder_sent_beside_its_nfd_twin_as_itself(self):
+        # Round 34: with both "é/" and its NFD spelling local, the NFC
+        # folder is sent, yet what the server's "é/" held beyond it was
+        # neither removed nor named: it is an extra like any other.
+        nfc, nfd = "r\u00e9sum\u00e9", "re\u0301sume\u0301"
+        self.write(os.path.join(self.src, nfc, "keep"), b"k")
+        self.write(os.path.join(self.src, nfd, "other"), b"decomposed")
+        target = os.path.join(self.root, "pushd")
+        self.write(os.path.join(target, nfc, "stale"), b"an extra")
+        dry = self.sync("-n", "--delete", self.src, ":pushd")
+        done = self.sync("--delete", self.src, ":pushd")
+        self.assertEqual((done["deleted"], dry["deleted"]), (1, 1), (done, dry))
+        self.assertFalse(os.path.exists(os.path.join(target, nfc, "stale")))
+        with open(os.path.join(target, nfc, "keep"), "rb") as f:
+            self.assertEqual(f.read(), b"k")
+
 class PushWhileTheServerRefusesPuts(SyncTest):
     """A put the server refuses for a passing reason made none of the
     folders above its file, and the push never made them either (round

@@ -419,6 +419,40 @@ TEST_CASE("sync plan: --delete keeps the NFC twin of an entry the sending side l
     CHECK(plan_sync(source, dest, {}).twins.empty()); // without --delete nothing is kept: nothing goes
 }
 
+TEST_CASE("sync plan: --delete keeps what the receiving side holds below an entry the sending side leaves out")
+{
+    // Round 34: a local symbolic link (or FIFO) "photos" is not sent, and
+    // the server's folder "photos/" was kept while --delete emptied it:
+    // its contents are no more extra than the folder itself.
+    const TreeListing source{link("photos"), folder("d"), link("d/fifo"), file("d/keep", 1, 1)};
+    const TreeListing dest{folder("photos"),          file("photos/a.jpg", 1, 1), folder("photos/2026"),
+                           file("photos/2026/b.jpg", 1, 1), folder("d"),          folder("d/fifo"),
+                           file("d/fifo/in", 1, 1),    file("d/keep", 1, 1),       file("d/extra", 1, 1),
+                           file("photos-extra", 1, 1)};
+    PlanOptions options;
+    options.delete_extras = true;
+    const auto plan = plan_sync(source, dest, options);
+    CHECK(removal_paths(plan) == Paths{"d/extra", "photos-extra"});
+    CHECK(plan.conflicts.empty());
+    CHECK(transfer_paths(plan).empty());
+}
+
+TEST_CASE("sync plan: --delete takes the server's NFC entry as the sent one's when the sending side holds both spellings")
+{
+    // Round 34: a local "é/" and its NFD twin, both present: the NFC
+    // folder is sent and compared as itself, so what the server's "é/"
+    // holds beyond it is extra (it was neither removed nor named).
+    const std::string decomposed = "eÌ"; // e and a combining acute accent
+    const std::string composed = "Ã©";       // é as one code point
+    const TreeListing source{folder(composed), file(composed + "/keep", 1, 1), link(decomposed)};
+    const TreeListing dest{folder(composed), file(composed + "/keep", 1, 1), file(composed + "/stale", 1, 1)};
+    PlanOptions options;
+    options.delete_extras = true;
+    const auto plan = plan_sync(source, dest, options);
+    CHECK(removal_paths(plan) == Paths{composed + "/stale"});
+    CHECK(plan.twins.empty());
+}
+
 TEST_CASE("sync plan: removal_steps deletes only what is listed: files first, then folders deepest first")
 {
     const TreeListing source{file("keep", 1, 1)};
