@@ -383,6 +383,69 @@ CommandLine::CommandLine(Grammar grammar)
     }
     app.footer(shell ? kShellFooter : kFooter); // after the commands: they would copy it
     app.require_subcommand(0, 1);
+
+    // Every option with a value takes guard_brackets()'s guard off first
+    // (a transform runs before the option's checks).
+    std::vector<CLI::App*> scopes = commands();
+    scopes.push_back(&app);
+    for (CLI::App* scope : scopes) {
+        for (CLI::Option* option : scope->get_options()) {
+            if (option->get_items_expected_max() > 0) {
+                option->transform(unguard_brackets);
+            }
+        }
+    }
+}
+
+void CommandLine::parse(int argc, const char* const* argv)
+{
+    std::vector<std::string> guarded;
+    for (int i = 1; i < argc; ++i) {
+        guarded.push_back(guard_brackets(argv[i]));
+    }
+    std::vector<const char*> pointers{argc > 0 ? argv[0] : "ferry"};
+    for (const auto& word : guarded) {
+        pointers.push_back(word.c_str());
+    }
+    app.parse(static_cast<int>(pointers.size()), pointers.data());
+}
+
+void CommandLine::parse(const std::vector<std::string>& words)
+{
+    std::vector<std::string> reversed; // CLI11 takes them last first
+    for (auto word = words.rbegin(); word != words.rend(); ++word) {
+        reversed.push_back(guard_brackets(*word));
+    }
+    app.parse(std::move(reversed));
+}
+
+std::string guard_brackets(std::string word)
+{
+    const bool bracketed = word.size() >= 2 && word.front() == '[' && word.back() == ']';
+    if (bracketed || word.starts_with(kBracketGuard)) {
+        word.insert(word.begin(), kBracketGuard);
+    }
+    return word;
+}
+
+std::string unguard_brackets(std::string value)
+{
+    if (value.starts_with(kBracketGuard)) {
+        value.erase(0, 1);
+    }
+    return value;
+}
+
+std::string unguarded(const std::string& message)
+{
+    std::string shown;
+    for (std::size_t i = 0; i < message.size(); ++i) {
+        if (message[i] == kBracketGuard && i + 1 < message.size()) {
+            ++i; // what it guards, shown as given
+        }
+        shown += message[i];
+    }
+    return shown;
 }
 
 CLI::App* CommandLine::command() const

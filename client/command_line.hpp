@@ -106,6 +106,12 @@ public:
     CLI::App* change_local_folder = nullptr; // lcd
     CLI::App* print_local_folder = nullptr;  // lpwd
 
+    // Parse the command line (`argv` as main has it) or a shell line's
+    // words with `app`, each word behind guard_brackets(): what CLI11
+    // throws names the words as given (unguarded() is for its message).
+    void parse(int argc, const char* const* argv);
+    void parse(const std::vector<std::string>& words);
+
     // The command the parse chose, or nullptr.
     CLI::App* command() const;
 
@@ -154,6 +160,19 @@ private:
     Grammar grammar_;
     std::vector<CLI::Option*> globals_;
 };
+
+// CLI11 2.1 reads a value "[a,b]" given to an option that takes several
+// (Option::_add_result: a list as a config file or a default writes it)
+// as that list, even an operand: "rm '[!q]'" removed "!q", "[a,b]" named a
+// and b. A word in brackets is a wildcard pattern or a real name, never a
+// list, so every word reaches CLI11 behind kBracketGuard when it starts
+// with '[' (or with the guard itself, so that taking it off is exact), and
+// every option takes the guard off its values first (a transform).
+inline constexpr char kBracketGuard = '\x1f';
+std::string guard_brackets(std::string word);
+std::string unguard_brackets(std::string value);
+// `message` (CLI11's, quoting words) with every guard taken off.
+std::string unguarded(const std::string& message);
 
 // The spelling of a flag as the user typed it in `args` (the last one wins,
 // as in CLI11), so that an error about its value names what was typed: -C

@@ -198,7 +198,7 @@ int main_with(int argc, char** argv)
         return kExitUsage;
     };
     try {
-        app.parse(argc, argv);
+        command_line.parse(argc, argv);
     } catch (const CLI::ParseError& error) {
         if (error.get_exit_code() == 0) { // --help, --version
             return app.exit(error);
@@ -206,12 +206,7 @@ int main_with(int argc, char** argv)
         if (const auto operand = command_line.operand_taken_for_option(args, "ferry")) {
             return usage_error(*operand); // CLI11's own message ("PATH is required") would mislead
         }
-        if (wants_json(argc, argv)) {
-            Output(true).error(ferry::Error{ferry::ErrorCode::bad_request, error.what()});
-        } else {
-            app.exit(error);
-        }
-        return kExitUsage;
+        return usage_error(unguarded(error.what()));
     }
     if (help->parsed()) { // ferry help [COMMAND]: what --help prints, on stdout
         std::fputs(command_line.help_text(help_topic, app.get_name()).c_str(), stdout);

@@ -214,7 +214,7 @@ public:
             return Outcome{kExitUsage};
         }
         try {
-            grammar.app.parse(std::vector<std::string>(words->rbegin(), words->rend())); // CLI11 takes them reversed
+            grammar.parse(*words);
         } catch (const CLI::CallForHelp&) { // COMMAND --help, or --help
             const CLI::App* command = grammar.command();
             std::fputs(grammar.help_text(command == nullptr ? "" : command->get_name(), "").c_str(), stdout);
@@ -226,7 +226,7 @@ public:
                 return Outcome{kExitUsage};
             }
             const CLI::App* command = grammar.command();
-            complain(output_, shown_typed(error.what(), 300) + " (try: help" +
+            complain(output_, shown_typed(unguarded(error.what()), 300) + " (try: help" +
                      (command == nullptr ? "" : " " + command->get_name()) + ")");
             return Outcome{kExitUsage};
         }

@@ -134,6 +134,47 @@ class Folders(CliTest):
         self.assertEqual(tree(self.root), {"m[1]": b"odd", "m1": b"precious", "dst": None, "dst/y.txt": b"y",
                                               "dst/deeper": None, "dst/deeper/x.txt": b"x"})
 
+    def test_a_word_in_brackets_is_the_pattern_or_name_typed_never_a_list(self):
+        # Round 35: CLI11 read an operand "[...]" of rm, get, digest, mkdir
+        # and put as a list: rm '[!q]' removed !q (the one name it does not
+        # match), rm '[a-c]' removed a-c, '[a,b]' named a and b, mkdir
+        # '[nd]' made nd, put '[x]' sent ./x. On the command line and in
+        # the shell alike.
+        server = self.start_server()
+        for via_shell in (False, True):
+            with self.subTest(via_shell=via_shell):
+                for name in os.listdir(self.root):  # the served folder itself stays (a new one is refused)
+                    path = os.path.join(self.root, name)
+                    shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+                make_tree(self.root, {"!q": b"kept", "a": b"a", "b": b"b", "a-c": b"kept too", "x": b"server x"})
+                make_tree(self.local, {"[x]": b"bracketed", "x": b"plain x"})
+
+                def run(*words):
+                    if not via_shell:
+                        return self.ferry(*words, server=server)
+                    line = " ".join("'%s'" % word if "[" in word else word for word in words)
+                    return self.ferry(server=server, stdin=(line + "\n").encode())
+
+                digest = run("digest", "[!qx]")
+                self.assertEqual(digest.returncode, 0, digest.stderr)
+                self.assertIn(b"a\n", digest.stdout)
+                self.assertNotIn(b"!q", digest.stdout)
+                removed = run("rm", "[!qx]")
+                self.assertEqual(removed.returncode, 0, removed.stderr)
+                self.assertEqual(sorted(os.listdir(self.root)), ["!q", "a-c", "x"])
+                self.assertEqual(run("mkdir", "[nd]").returncode, 0)
+                self.assertTrue(os.path.isdir(os.path.join(self.root, "[nd]")))
+                self.assertFalse(os.path.exists(os.path.join(self.root, "nd")))
+                put = run("put", "[x]")
+                self.assertEqual(put.returncode, 0, put.stderr)
+                self.assertEqual(open(os.path.join(self.root, "[x]"), "rb").read(), b"bracketed")
+                self.assertEqual(open(os.path.join(self.root, "x"), "rb").read(), b"server x")
+                listed = run("rm", "[a,b]")  # a pattern matching nothing here: refused, nothing removed
+                self.assertNotEqual(listed.returncode, 0)
+                self.assertEqual(sorted(os.listdir(self.root)), ["!q", "[nd]", "[x]", "a-c", "x"])
+                os.unlink(os.path.join(self.local, "[x]"))
+                os.unlink(os.path.join(self.local, "x"))
+
     def test_get_r_and_put_r_keep_the_tree_and_with_p_the_times(self):
         server = self.start_server()
         files = {"a.txt": b"alpha", "sub/b.bin": os.urandom(300000), "sub/deeper/c.txt": b"c" * 70000}

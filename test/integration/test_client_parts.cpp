@@ -65,7 +65,7 @@ namespace {
 // Parses `words` (without a program name) as the shell does.
 void parse_words(CommandLine& grammar, const std::vector<std::string>& words)
 {
-    grammar.app.parse(std::vector<std::string>(words.rbegin(), words.rend()));
+    grammar.parse(words);
 }
 
 } // namespace
@@ -138,6 +138,45 @@ TEST_CASE("one grammar: what the shell refuses and the rules CLI11 cannot say")
     CHECK(typed_flag({"get", "-Cout", "a"}, "-C", "--directory") == "-C");
     CHECK(typed_flag({"get", "--directory=out", "a"}, "-C", "--directory") == "--directory");
     CHECK(typed_flag({"get", "--", "-C"}, "-C", "--directory") == "--directory");
+}
+
+TEST_CASE("one grammar: a word in brackets reaches every command as typed, never as CLI11's list")
+{
+    // Round 35: CLI11 read "[!q]" given to an option taking several values
+    // as a list: rm '[!q]' removed !q, '[a,b]' named a and b, put '[x]'
+    // sent ./x. Every grammar, every command, every kind of word.
+    const std::vector<std::string> words{"[!q]", "[a,b]", "[x]", "[]", "\x1f[y]", "\x1fz", "plain"};
+    for (const Grammar grammar : {Grammar::command_line, Grammar::shell}) {
+        for (const std::string command : {"get", "rm", "mkdir", "digest"}) {
+            CAPTURE(command);
+            CommandLine line(grammar);
+            std::vector<std::string> typed{command};
+            typed.insert(typed.end(), words.begin(), words.end());
+            parse_words(line, typed);
+            CHECK(line.arguments.names == words);
+        }
+        CommandLine put(grammar);
+        parse_words(put, {"put", "[x]", "[a,b]", "-C", "[d]"});
+        CHECK(put.arguments.locals == std::vector<std::string>{"[x]", "[a,b]"});
+        CHECK(put.arguments.folder == "[d]");
+        CommandLine move(grammar);
+        parse_words(move, {"mv", "[a,b]", "[c]"});
+        CHECK(move.arguments.from == "[a,b]");
+        CHECK(move.arguments.to == "[c]");
+        CommandLine get(grammar);
+        parse_words(get, {"get", "[a]", "-o", "[b]"});
+        CHECK(get.arguments.output_path == "[b]");
+    }
+    // argv as main has it, and a refusal that names the word as given.
+    const char* argv[] = {"ferry", "stat", "[a]", "[b,c]"};
+    CommandLine line(Grammar::command_line);
+    try {
+        line.parse(4, argv);
+        FAIL("two operands of stat parsed");
+    } catch (const CLI::ParseError& error) {
+        CHECK(unguarded(error.what()).find("[b,c]") != std::string::npos);
+        CHECK(unguarded(error.what()).find(kBracketGuard) == std::string::npos);
+    }
 }
 
 TEST_CASE("sync's :REMOTE_DIR is a remote path like any other: '..' settled, above the root refused")

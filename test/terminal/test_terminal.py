@@ -248,6 +248,19 @@ class CompletionTests(ServedFolder):
                 self.assertFalse(os.path.exists(os.path.join(self.root, "s", folder, "only.txt")))
                 shutil.rmtree(os.path.join(self.root, "s"))
 
+    def test_completion_of_a_local_name_in_brackets_sends_that_file(self):
+        # Round 35: "put [x<Tab>" completed the local "[x]" to "put [x] ",
+        # and the line sent ./x: CLI11 read the word as a list. A local
+        # name is no pattern: completed as it is, it sends itself.
+        with open(os.path.join(self.local, "[x]"), "wb") as f:
+            f.write(b"bracketed")
+        with open(os.path.join(self.local, "x"), "wb") as f:
+            f.write(b"plain x")
+        self.run_shell(80, [("put [x\t", "] "), ("\n", "ferry> ")], [])
+        with open(os.path.join(self.root, "[x]"), "rb") as sent:
+            self.assertEqual(sent.read(), b"bracketed")
+        self.assertFalse(os.path.exists(os.path.join(self.root, "x")))
+
     def test_completion_sees_names_that_came_after_it_first_listed(self):
         self.served_file("alpha.txt", b"a")
         # The first completion loads the names, then the folder changes
