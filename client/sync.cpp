@@ -1525,11 +1525,11 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         }
     }
     if (remote_skipped.names > 0) {
-        tally.note(entries(remote_skipped.names) + " on the server are not shown: their names break Ferry's rule");
+        tally.note(entries(remote_skipped.names) + " on the server not shown, for a name that breaks Ferry's rule");
     }
     if (remote_skipped.too_deep > 0) {
         // Not pulled, and never compared: a pull is then incomplete, and says so.
-        tally.note(entries(remote_skipped.too_deep) + " on the server are not listed: their paths are deeper than " +
+        tally.note(entries(remote_skipped.too_deep) + " on the server not listed, for a path deeper than " +
                    std::to_string(kMaxPathDepth) + " components or longer than " + std::to_string(kMaxPathBytes) +
                    " bytes, which no request can name");
     }

@@ -344,7 +344,7 @@ TEST_CASE("sync --delete: a pull keeps the local copies of what the server holds
     }
     CHECK(run.sync["deleted"] == 0);
     CHECK(run.sync["errors"].empty());
-    CHECK(notes_with(run.sync, "entries on the server are not listed") == 1);
+    CHECK(notes_with(run.sync, "entries on the server not listed") == 1);
 
     // The dry run says the same: nothing to delete.
     auto dry = arguments_for(SyncDirection::pull, f.local_file("copy"), "t");
@@ -357,7 +357,7 @@ TEST_CASE("sync --delete: a pull keeps the local copies of what the server holds
     auto plain = arguments_for(SyncDirection::pull, f.local_file("fresh"), "t");
     plain.delete_extras = false;
     const auto fresh = sync_with(f, plain);
-    CHECK(notes_with(fresh.sync, "entries on the server are not listed") == 1);
+    CHECK(notes_with(fresh.sync, "entries on the server not listed") == 1);
     CHECK(std::filesystem::exists(deep_file(f.local_file("fresh"), 63)));
 }
 
