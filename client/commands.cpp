@@ -8,6 +8,7 @@
 #include "remote_tree.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <set>
 
 namespace ferry::client {
@@ -92,6 +93,10 @@ Result<ListReply> list_entries(Connection& connection, const std::string& typed,
         return reply;
     }
     auto listed = list_folder(connection, unescape_wildcards(path.value()), recursive);
+    if (!listed && listed.error().code == ErrorCode::not_a_folder && typed_as_folder(typed)) {
+        // "f/": a file named as a folder is not listed (POSIX's ENOTDIR).
+        return stat_typed_folder(connection, unescape_wildcards(path.value()), typed).error();
+    }
     if (!listed && listed.error().code == ErrorCode::not_a_folder) {
         // A file lists as itself, as ls does.
         auto file = stat_file(connection, unescape_wildcards(path.value()));
@@ -125,10 +130,13 @@ Result<std::vector<FileInfo>> stat_entries(Connection& connection, const std::st
     if (connection.protocol_version() < 2 && path->find('/') != std::string::npos) {
         return *require_folders(connection);
     }
-    auto file = stat_file(connection, unescape_wildcards(path.value()));
+    // "f/" of a file is not_a_folder, as stat(1) says of it.
+    auto file = typed_as_folder(typed) ? stat_typed_folder(connection, unescape_wildcards(path.value()), typed)
+                                       : stat_file(connection, unescape_wildcards(path.value()));
     if (!file) {
         return file.error();
     }
+    file->name = shown_path(file->name, current);
     return std::vector<FileInfo>{std::move(file.value())};
 }
 
@@ -221,10 +229,14 @@ struct PathResults {
 // argument that names nothing is one failed outcome.
 // `refused`: a writing command's read_only_refusal, which every argument
 // fails with at once, the error shown once: nothing is listed or tried.
+// `refuse_argument`: an argument's own error, before anything is looked up
+// (rm's of an operand ending in '.' or '..'), or nullopt.
+using ArgumentCheck = std::function<std::optional<Error>(const std::string& typed)>;
+
 template <typename Each>
 int for_each_path(Connection& connection, const Output& output, const std::vector<std::string>& typed,
                   const std::string& current, bool expand, const std::string& key, Each each,
-                  const std::optional<Error>& refused = std::nullopt)
+                  const std::optional<Error>& refused = std::nullopt, const ArgumentCheck& refuse_argument = {})
 {
     PathResults results{output, {}, current, {}};
     if (refused) {
@@ -241,6 +253,10 @@ int for_each_path(Connection& connection, const Output& output, const std::vecto
         results.typed = argument;
         if (interrupted()) {
             results.failed(argument, Error{ErrorCode::aborted, "interrupted before \"" + argument + "\""});
+            continue;
+        }
+        if (auto own = refuse_argument ? refuse_argument(argument) : std::nullopt) {
+            results.failed(argument, *own);
             continue;
         }
         auto path = resolve_remote_path(current, argument);
@@ -280,6 +296,16 @@ int for_each_path(Connection& connection, const Output& output, const std::vecto
         }
     }
     return exit_status(codes);
+}
+
+// A reply's path as the shell shows paths (shown_path): relative to its
+// current folder, or from the root with a leading '/'. Only what is shown:
+// --json's summary keeps paths from the root.
+template <typename Reply>
+Reply shown_reply(Reply reply, const std::string& current)
+{
+    reply.path = shown_path(reply.path, current);
+    return reply;
 }
 
 // What a delete of a listed entry expects to find at its name (PROTOCOL.md
@@ -352,18 +378,31 @@ void remove_listed_folder(Connection& connection, const FileInfo& folder, PathRe
         }
     }
     if (all && kept.empty()) {
-        results.output.removed(whole);
+        results.output.removed(shown_reply(whole, results.current));
         results.done(PathOutcome{folder.name, std::nullopt, whole, {}, {}});
         return;
     }
     for (std::size_t i = 0; i < replies.size(); ++i) {
         if (replies[i]) {
-            results.output.removed(replies[i].value());
+            results.output.removed(shown_reply(replies[i].value(), results.current));
             results.done(PathOutcome{requests[i].path, std::nullopt, replies[i].value(), {}, {}});
         } else {
             results.failed(requests[i].path, replies[i].error());
         }
     }
+}
+
+// rm's and mv's refusal of an operand ending in '.' or '..'
+// (remote_paths.hpp's ends_in_dot_or_dot_dot): `does` is "rm removes".
+Error dot_operand_refused(const std::string& typed, const std::string& does)
+{
+    std::string_view bare = typed;
+    while (bare.size() > 1 && bare.ends_with('/')) {
+        bare.remove_suffix(1);
+    }
+    const std::string last(bare.ends_with("..") ? ".." : ".");
+    return Error{ErrorCode::invalid_name, quoted(typed) + " ends in " + quoted(last) + ": " + does +
+                                              " a folder by its own name, never by a way up to it"};
 }
 
 constexpr const char* kRemovesByNameNote =
@@ -389,17 +428,30 @@ int run_remove(Connection& connection, const Output& output, const std::vector<s
             }
             // A match listed as a file is never deleted recursively, whatever
             // -r says: a tree renamed to its name since is not what was listed.
-            auto reply = !listed ? delete_remote(connection, match.name, recursive)
-                                 : delete_remote(connection, match.name, false, as_listed(match));
+            // "d/" was looked up as a folder (remote_matches); without -r the
+            // server is held to that, so a file put in its place since stays.
+            const bool named_folder = !listed && typed_as_folder(results.typed);
+            std::optional<ExpectedEntry> expect;
+            if (listed) {
+                expect = as_listed(match);
+            } else if (named_folder && !recursive && checks_delete_expect(connection)) {
+                expect = ExpectedEntry{EntryType::folder, 0, 0};
+            }
+            auto reply = delete_remote(connection, match.name, listed ? false : recursive, expect);
             if (!reply) {
                 results.failed(match.name, with_way_out(reply.error(), ErrorCode::not_empty, !recursive,
                                                         "rm -r removes a folder with what it holds"));
                 return;
             }
-            output.removed(reply.value());
+            output.removed(shown_reply(reply.value(), current));
             results.done(PathOutcome{match.name, std::nullopt, std::move(reply.value()), {}, {}});
         },
-        read_only_refusal(connection, "nothing is removed"));
+        read_only_refusal(connection, "nothing is removed"), [](const std::string& argument) -> std::optional<Error> {
+            if (ends_in_dot_or_dot_dot(argument)) {
+                return dot_operand_refused(argument, "rm removes");
+            }
+            return std::nullopt;
+        });
 }
 
 int run_make_folders(Connection& connection, const Output& output, const std::vector<std::string>& typed,
@@ -414,7 +466,7 @@ int run_make_folders(Connection& connection, const Output& output, const std::ve
                                                              "mkdir -p makes the missing folders too"));
                                  return;
                              }
-                             output.made(reply.value());
+                             output.made(shown_reply(reply.value(), current));
                              results.done(PathOutcome{match.name, std::nullopt, {}, std::move(reply.value()), {}});
                          },
                          read_only_refusal(connection, "nothing is made"));
@@ -424,8 +476,8 @@ int run_digests(Connection& connection, const Output& output, const std::vector<
                 const std::string& current)
 {
     return for_each_path(connection, output, typed, current, true, "files",
-                         [&](const FileInfo& match, bool, PathResults& results) {
-                             if (is_folder(match)) {
+                         [&](const FileInfo& match, bool listed, PathResults& results) {
+                             if (listed && is_folder(match)) {
                                  return; // a wildcard's folder: no digest to give, passed over
                              }
                              auto reply = remote_digest(connection, match.name, hash);
@@ -449,17 +501,29 @@ int run_move(Connection& connection, const Output& output, const std::string& fr
         output.error(error);
         return exit_status(error.code);
     }
+    if (ends_in_dot_or_dot_dot(from)) {
+        const Error error = dot_operand_refused(from, "mv moves");
+        output.error(error);
+        return exit_status(error.code);
+    }
     if (auto refused = read_only_refusal(connection, "nothing is moved")) {
         output.error(*refused);
         return exit_status(refused->code);
+    }
+    if (typed_as_folder(from)) {
+        // "mv f/ y" of a file: not_a_folder, as rename(2) says (ENOTDIR).
+        if (auto folder = stat_typed_folder(connection, unescape_wildcards(source.value()), from); !folder) {
+            const Error error = named_as_typed(folder.error(), unescape_wildcards(source.value()), from, current);
+            output.error(error);
+            return exit_status(error.code);
+        }
     }
     std::string destination = unescape_wildcards(target.value());
     // Into that folder, under its own name: a target typed as a folder
     // ("dst/", ".", "..", "a/..") or naming the root, which cannot be a
     // rename's target. The name is the source's own, escapes undone
     // ("m\[1]" moves m[1], named m[1] there).
-    const bool into_folder = to.ends_with('/') || to == "." || to == ".." || to.ends_with("/.") ||
-                             to.ends_with("/..") || destination.empty();
+    const bool into_folder = typed_as_folder(to) || destination.empty();
     if (into_folder) {
         destination = join_remote(destination, remote_base_name(unescape_wildcards(source.value())));
     }
@@ -472,7 +536,7 @@ int run_move(Connection& connection, const Output& output, const std::string& fr
         output.error(error);
         return exit_status(error.code);
     }
-    output.moved(reply.value());
+    output.moved(RenameReply{shown_path(reply->from, current), shown_path(reply->to, current)});
     return kExitOk;
 }
 

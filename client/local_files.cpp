@@ -4,7 +4,7 @@
 #include "interrupt.hpp"
 #include "posix_acl.hpp"
 #include "posix_io.hpp"
-
+#include "remote_paths.hpp"
 
 #include <climits>
 
@@ -1282,8 +1282,9 @@ Result<TypedPlace> resolve_typed_path(const std::string& path, bool follow_leaf)
             walk.at = std::move(next);
             continue;
         }
-        if (!last) {
-            return local_error("cannot open " + in_quotes(next.path()), ENOTDIR);
+        if (!last || typed_as_folder(path)) {
+            // "file/" too: a trailing slash names a folder (POSIX.1-2017 4.13).
+            return local_error("cannot open " + in_quotes(last ? path : next.path()), ENOTDIR);
         }
         place.leaf = name;
         place.object = std::move(next);
@@ -1373,6 +1374,11 @@ Result<DownloadTarget> inspect_typed_target(const std::string& dest)
         return Error{ErrorCode::local_io, in_quotes(dest) + " is a folder: nothing is downloaded onto it"};
     }
     if (place->object.fd() < 0) {
+        if (typed_as_folder(dest)) {
+            // "out/" names a folder: no file is made under that name (cp's ENOTDIR).
+            return Error{ErrorCode::local_io, in_quotes(dest) + " names a folder, and there is none there: nothing "
+                                                                "is downloaded (-C DIR makes the folder)"};
+        }
         if (place->followed_leaf) {
             return Error{ErrorCode::local_io,
                          in_quotes(dest) + " is a symbolic link to nothing: ferry does not create files through links"};

@@ -34,6 +34,21 @@ bool is_wildcard_char(char c)
 
 } // namespace
 
+bool typed_as_folder(std::string_view typed)
+{
+    return typed.ends_with('/') || typed.ends_with("/.") || typed.ends_with("/..") || typed == "." || typed == "..";
+}
+
+bool ends_in_dot_or_dot_dot(std::string_view typed)
+{
+    while (typed.size() > 1 && typed.ends_with('/')) {
+        typed.remove_suffix(1);
+    }
+    const auto slash = typed.rfind('/');
+    const std::string_view last = slash == std::string_view::npos ? typed : typed.substr(slash + 1);
+    return last == "." || last == "..";
+}
+
 Result<std::string> resolve_remote_path(std::string_view current, std::string_view typed)
 {
     // The current folder's names are real ones: escaped, they stay
@@ -175,8 +190,12 @@ Result<std::vector<FileInfo>> expand_remote(std::string_view path, std::string_v
     if (!listed) {
         return listed.error();
     }
+    const bool folders_only = typed_as_folder(typed);
     std::vector<FileInfo> matches;
     for (auto& entry : listed.value()) {
+        if (folders_only && entry.type != EntryType::folder) {
+            continue;
+        }
         if (wildcard_match(split.pattern, entry.name)) {
             entry.name = join_remote(split.folder, entry.name);
             matches.push_back(std::move(entry));

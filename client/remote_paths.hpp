@@ -36,6 +36,22 @@ Result<std::string> resolve_remote_path(std::string_view current, std::string_vi
 // Refused: invalid_name, for a '..' above the root or a name the rule refuses.
 Result<std::string> settle_remote_folder(std::string_view current, std::string_view typed);
 
+// Whether `typed` (a path as the user typed it, on the server or on this
+// machine) names a folder by its spelling alone: it ends in '/' or '/.',
+// or is '.', '..' or ends in '/..'. POSIX.1-2017 4.13 (pathname
+// resolution): a path with a trailing slash resolves only to a folder, so
+// "f/" of a file is an error (ENOTDIR), never the file f. resolve_remote_path
+// drops the slash; the commands keep this rule with it.
+bool typed_as_folder(std::string_view typed);
+
+// Whether the last component of `typed` (trailing slashes aside) is '.' or
+// '..' ("d/..", "./"). POSIX rm refuses such an operand (the rm utility,
+// POSIX.1-2017: "If either of the files dot or dot-dot are specified as
+// the basename portion of an operand ... do nothing more with such
+// operands"), and rename(2) such a source (EINVAL, EBUSY): a folder is
+// removed or moved by its own name, never by a way up to it.
+bool ends_in_dot_or_dot_dot(std::string_view typed);
+
 // "a/b" and "c" -> "a/b/c"; "" (the root) and "c" -> "c".
 std::string join_remote(std::string_view folder, std::string_view name);
 // The folder holding `path` ("a/b/c" -> "a/b", "c" -> "").
@@ -77,8 +93,10 @@ using FolderLister = std::function<Result<std::vector<FileInfo>>(const std::stri
 // The paths `path` (resolved, from the root) names, each with what the
 // listing said of it and `name` the path from the root: `path` itself when
 // it holds no wildcard (escapes undone; not looked up, so only its name is
-// set), else every entry of the listing that matches, sorted. No match is
-// not_found "no match for 'TYPED'" (`typed`: the argument as the user gave it).
+// set), else every entry of the listing that matches, sorted; of a
+// pattern typed as a folder ("logs*/", typed_as_folder), only the folders,
+// as a shell's glob "*/" matches folders alone. No match is not_found
+// "no match for 'TYPED'" (`typed`: the argument as the user gave it).
 Result<std::vector<FileInfo>> expand_remote(std::string_view path, std::string_view typed, const FolderLister& list);
 
 } // namespace ferry::client

@@ -86,11 +86,34 @@ Error unreadable_error(const std::string& listed, const UnreadableFolder& folder
                                   " (what it holds is unknown): " + consequence};
 }
 
+Result<FileInfo> stat_typed_folder(Connection& connection, const std::string& path, const std::string& typed)
+{
+    if (path.empty()) {
+        FileInfo root;
+        root.type = EntryType::folder;
+        return root;
+    }
+    auto found = stat_file(connection, path);
+    if (found && !is_folder(found.value())) {
+        return Error{ErrorCode::not_a_folder,
+                     quoted(typed) + " names a folder, and " + quoted(path) + " is a file"};
+    }
+    return found;
+}
+
 Result<std::vector<FileInfo>> remote_matches(Connection& connection, const std::string& path,
                                              const std::string& typed)
 {
     if (connection.protocol_version() < 2 && path.find('/') != std::string::npos) {
         return *require_folders(connection);
+    }
+    if (!path.empty() && !has_wildcard(path) && typed_as_folder(typed)) {
+        auto folder = stat_typed_folder(connection, unescape_wildcards(path), typed);
+        if (!folder) {
+            return folder.error();
+        }
+        folder->name = unescape_wildcards(path);
+        return std::vector<FileInfo>{std::move(folder.value())};
     }
     const FolderLister lister = [&connection](const std::string& folder,
                                               bool recursive) -> Result<std::vector<FileInfo>> {

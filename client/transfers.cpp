@@ -67,13 +67,20 @@ public:
 
     FileOutcome& file(std::size_t index) { return summary_.files[index]; }
     bool single() const { return summary_.files.size() == 1; }
+    // The shell's current folder: the lines shown name server paths as
+    // its other commands do (shown_path); --json's summary keeps them
+    // from the root.
+    void shown_in(std::string current) { current_ = std::move(current); }
 
     void failed(std::size_t index, const Error& error)
     {
         summary_.files[index].error = error;
         if (!output_.json()) {
-            output_.error(single() ? error
-                                   : Error{error.code, "\"" + summary_.files[index].name + "\": " + error.message});
+            const std::string& name = summary_.files[index].name;
+            const std::string shown = shown_path(name, current_);
+            // The server names the path from the root: shown as the line's.
+            const Error named = current_.empty() ? error : named_as_typed(error, name, shown, current_);
+            output_.error(single() ? named : Error{named.code, "\"" + shown + "\": " + named.message});
         }
     }
     void transferred(std::size_t index, TransferResult result)
@@ -82,7 +89,9 @@ public:
         if (upload_) {
             result.local = outcome.local; // "-", not the file standard input was spooled to
         }
-        output_.transferred(result, upload_);
+        TransferResult shown = result;
+        shown.file.name = shown_path(shown.file.name, current_);
+        output_.transferred(shown, upload_);
         if (result.time_not_kept) {
             note(time_not_kept_note(outcome.name, *result.time_not_kept, upload_));
         }
@@ -92,7 +101,9 @@ public:
     {
         FileOutcome& outcome = summary_.files[index];
         outcome.skipped = why;
-        output_.skipped(outcome, upload_);
+        FileOutcome shown = outcome;
+        shown.name = shown_path(shown.name, current_);
+        output_.skipped(shown, upload_);
     }
     // Something left out on purpose: a note on stderr for people, the
     // summary's `notes` under --json (stdout holds the one JSON object).
@@ -169,6 +180,7 @@ private:
     bool upload_;
     Clock::time_point start_;
     TransferSummary summary_;
+    std::string current_; // "" on the command line: paths from the root, as they are
 };
 
 Error interrupted_before_start()
@@ -1223,6 +1235,11 @@ PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals
             name = resolved ? unescape_wildcards(resolved.value()) : *placement.as;
             if (!resolved) {
                 error = resolved.error();
+            } else if (typed_as_folder(*placement.as)) {
+                // "x/" is no file's name (POSIX 4.13): never the file x.
+                error = Error{ErrorCode::invalid_name, "\"" + printable(*placement.as) +
+                                                           "\" names a folder, and --as names the file LOCAL is "
+                                                           "put as (-C DIR puts it in a folder)"};
             }
         } else {
             name = join_remote(folder.value_or(placement.current), local_name(local));
@@ -1307,6 +1324,7 @@ int run_gets(Connection& connection, const Output& output, const std::vector<std
 {
     GetPlan plan = plan_gets(connection, names, placement, flags, current);
     Report report(output, plan.items.size(), false);
+    report.shown_in(current);
     for (auto& note : plan.notes) {
         report.note(std::move(note));
     }
@@ -1385,6 +1403,7 @@ int run_puts(Connection& connection, const Output& output, const std::vector<std
     SpooledInput input;
     PutPlan plan = plan_puts(connection, locals, placement, flags, input);
     Report report(output, plan.items.size(), true);
+    report.shown_in(placement.current);
     for (auto& note : plan.notes) {
         report.note(std::move(note));
     }

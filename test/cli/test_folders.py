@@ -134,6 +134,79 @@ class Folders(CliTest):
         self.assertEqual(tree(self.root), {"m[1]": b"odd", "m1": b"precious", "dst": None, "dst/y.txt": b"y",
                                               "dst/deeper": None, "dst/deeper/x.txt": b"x"})
 
+    def test_a_path_ending_in_a_slash_names_a_folder_never_a_file(self):
+        # Round 35: a trailing "/" on a file was dropped: "mv f/ y" renamed
+        # the file f, "rm f/" removed it, "get g/" fetched it, "put lf/"
+        # sent the local file lf and "get g -o out/" wrote a file "out".
+        # POSIX resolves a path with a trailing slash to a folder only.
+        server = self.start_server()
+        files = {"f": b"f", "g": b"g", "y": b"y", "x1": b"x1", "d/k": b"k", "xd/k": b"k"}
+        make_tree(self.root, files)
+        make_tree(self.local, {"lf": b"local f", "ld/q": b"q"})
+        for words in (("rm", "f/"), ("rm", "-r", "f/"), ("mv", "f/", "z"), ("mv", "g/", "y", "--replace"),
+                      ("get", "g/"), ("get", "g/."), ("get", "-r", "g/"), ("stat", "f/"), ("stat", "f/."),
+                      ("ls", "f/"), ("ls", "-r", "f/"), ("digest", "f/"), ("get", "d/k/")):
+            with self.subTest(words=words):
+                result = self.ferry(*words, server=server)
+                self.assertEqual(result.returncode, 4, result.stderr)
+                self.assertIn(b"not_a_folder", result.stderr)
+        self.assertEqual(tree(self.root), {"f": b"f", "g": b"g", "y": b"y", "x1": b"x1", "d": None, "d/k": b"k",
+                                           "xd": None, "xd/k": b"k"})
+        self.assertFalse(os.path.exists(os.path.join(self.local, "g")))
+        # On this machine alike: a file is no folder, and no file is made
+        # at a name typed as a folder.
+        for words in (("put", "lf/"), ("put", "-r", "lf/"), ("put", "ld/q/"), ("get", "f", "-o", "out/"),
+                      ("get", "f", "-o", "lf/"), ("get", "f", "-o", "lf/.")):
+            with self.subTest(words=words):
+                result = self.ferry(*words, server=server)
+                self.assertNotEqual(result.returncode, 0, result.stderr)
+                self.assertIn(b"local_io", result.stderr)
+        self.assertEqual(tree(self.local), {"lf": b"local f", "ld": None, "ld/q": b"q"})
+        refused = self.ferry("put", "lf", "--as", "newname/", server=server)
+        self.assertEqual(refused.returncode, 4, refused.stderr)
+        self.assertIn(b"invalid_name", refused.stderr)
+        self.assertNotIn("lf", os.listdir(self.root))
+        self.assertNotIn("newname", os.listdir(self.root))
+        # Folders typed so go on as before; a pattern typed so matches folders only.
+        fetched = self.ferry("get", "-r", "d/", server=server)
+        self.assertEqual(fetched.returncode, 0, fetched.stderr)
+        self.assertEqual(tree(self.local)["d/k"], b"k")
+        os.mkdir(os.path.join(self.local, "into"))
+        into = self.ferry("get", "f", "-o", "into/", server=server)
+        self.assertEqual(into.returncode, 0, into.stderr)
+        self.assertEqual(tree(self.local)["into/f"], b"f")
+        listed = self.ferry("--json", "stat", "x*/", server=server)
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        self.assertIn(b'"xd"', listed.stdout)
+        self.assertNotIn(b'"x1"', listed.stdout)
+        removed = self.ferry("rm", "-r", "x*/", server=server)
+        self.assertEqual(removed.returncode, 0, removed.stderr)
+        none = self.ferry("rm", "f*/", server=server)
+        self.assertEqual(none.returncode, 4, none.stderr)
+        self.assertIn(b"no match", none.stderr)
+        self.assertEqual(tree(self.root), {"f": b"f", "g": b"g", "y": b"y", "x1": b"x1", "d": None, "d/k": b"k"})
+
+    def test_rm_and_mv_refuse_a_path_ending_in_dot_or_dot_dot(self):
+        # "rm -r e/g/.." removed the whole of e, and in the shell "rm -r .."
+        # the folder above the current one. POSIX rm refuses an operand
+        # whose last component is "." or "..", and rename(2) such a source.
+        server = self.start_server()
+        make_tree(self.root, {"e/g/k": b"k", "e/h": b"h", "keep": b"keep"})
+        whole = tree(self.root)
+        for words in (("rm", "-r", "e/g/.."), ("rm", "-r", "e/g/."), ("rm", "-r", "e/g/./"), ("rm", "-r", "e/.."),
+                      ("rm", "keep/."), ("rm", "-r", "nothing/.."),
+                      ("mv", "e/g/..", "moved"), ("mv", "e/.", "moved"), ("mv", "e/g/../", "moved")):
+            with self.subTest(words=words):
+                result = self.ferry(*words, server=server)
+                self.assertEqual(result.returncode, 4, result.stderr)
+                self.assertIn(b"invalid_name", result.stderr)
+        shell = self.ferry(server=server, stdin=b"cd e/g\nrm -r ..\nrm -r .\nmv .. moved\n")
+        self.assertIn(b"invalid_name", shell.stderr)
+        self.assertEqual(tree(self.root), whole)
+        removed = self.ferry("rm", "-r", "e/g/", server=server)
+        self.assertEqual(removed.returncode, 0, removed.stderr)
+        self.assertEqual(tree(self.root), {"e": None, "e/h": b"h", "keep": b"keep"})
+
     def test_a_word_in_brackets_is_the_pattern_or_name_typed_never_a_list(self):
         # Round 35: CLI11 read an operand "[...]" of rm, get, digest, mkdir
         # and put as a list: rm '[!q]' removed !q (the one name it does not
@@ -1219,6 +1292,32 @@ class ShellFolderNamedWithWildcards(CliTest):
                 self.server.stop()
                 self.server = None
                 shutil.rmtree(os.path.join(self.root, "k"))
+
+    def test_the_shell_shows_every_path_one_way_relative_to_its_folder(self):
+        # Round 35: in a folder "[d]", "mv k .." printed "[d]/k -> k" (from
+        # the root, with no '/', read against the current folder it named
+        # k itself), "stat k" printed "name: [d]/k" and "get k" "[d]/k -> k",
+        # while errors wrote "/k". Every line now shows a path as the shell
+        # takes it: relative below the current folder, else from the root
+        # with its leading '/'.
+        server = self.start_server()
+        make_tree(self.root, {"[d]/k": b"k", "[d]/g": b"g", "a1": b"a"})
+        self.write(os.path.join(self.local, "up.txt"), b"up")
+        commands = ("cd \\[d]\nstat k\nget g\nput up.txt\nmkdir sub\nrm sub\nmv k ..\nstat ../k\n"
+                    "get ../a1 none\n")
+        result = self.ferry(server=server, stdin=commands.encode())
+        shown = result.stdout.decode()
+        self.assertIn("name:     k\n", shown)
+        self.assertIn("g -> g: ", shown)
+        self.assertIn("up.txt -> up.txt: ", shown)
+        self.assertIn("made sub/\n", shown)
+        self.assertIn("removed sub/ ", shown)
+        self.assertIn("k -> /k\n", shown)
+        self.assertIn("name:     /k\n", shown)
+        self.assertIn("/a1 -> a1: ", shown)
+        self.assertNotIn("[d]", shown)
+        self.assertIn(b'"none": no file named "none"', result.stderr)
+        self.assertNotIn(b"[d]", result.stderr)
 
 
 class VersionOneServer:

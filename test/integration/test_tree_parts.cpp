@@ -226,6 +226,43 @@ TEST_CASE("wildcards are expanded against the listing of the folder before them"
     CHECK(missing.error().message == "no folder \"nowhere\"");
 }
 
+TEST_CASE("a pattern typed as a folder matches folders only, as a shell's \"*/\" does")
+{
+    FakeTree tree({"a.txt", "l.txt", "logs/", "logs/1.gz", "logs/old/", "logs/old.gz", "lib/"});
+    const FolderLister lister = [&tree](const std::string& folder, bool recursive) {
+        return tree.list(folder, recursive);
+    };
+    auto matched = expand_remote("l*", "l*/", lister);
+    REQUIRE(matched.ok());
+    CHECK(paths_of(matched.value()) == std::vector<std::string>{"lib/", "logs/"});
+    matched = expand_remote("logs/old*", "logs/old*/.", lister);
+    REQUIRE(matched.ok());
+    CHECK(paths_of(matched.value()) == std::vector<std::string>{"logs/old/"});
+    const auto none = expand_remote("*.txt", "*.txt/", lister);
+    REQUIRE_FALSE(none.ok());
+    CHECK(none.error().code == ferry::ErrorCode::not_found);
+}
+
+TEST_CASE("a path's spelling: typed as a folder, or ending in '.' or '..'")
+{
+    for (const char* folder : {"d/", "d//", "d/.", "d/..", ".", "..", "/", "./", "a/b/../"}) {
+        CAPTURE(folder);
+        CHECK(typed_as_folder(folder));
+    }
+    for (const char* other : {"d", "", "d/.x", "d/..x", "d.", "..d", "a/b"}) {
+        CAPTURE(other);
+        CHECK_FALSE(typed_as_folder(other));
+    }
+    for (const char* dotted : {".", "..", "./", "../", "d/.", "d/..", "d/../", "d/.//", "/.."}) {
+        CAPTURE(dotted);
+        CHECK(ends_in_dot_or_dot_dot(dotted));
+    }
+    for (const char* named : {"d", "d/", "/", "", ".d", "d/...", "d/.x/", "a/../b"}) {
+        CAPTURE(named);
+        CHECK_FALSE(ends_in_dot_or_dot_dot(named));
+    }
+}
+
 namespace {
 
 void write_text(const std::string& path, const std::string& text)

@@ -294,7 +294,7 @@ class CompletionTests(ServedFolder):
             ("cd lo\t", "gs/"),
             ("\n", "ferry> "),
             ("stat ot\t", "her.txt "),
-            ("\n", "name:     logs/other.txt"),
+            ("\n", "name:     other.txt"),
         ], [])
         with open(os.path.join(self.local, "report.txt"), "rb") as got:
             self.assertEqual(got.read(), b"the report")
