@@ -879,8 +879,47 @@ bool same_file(const struct ::stat& a, const struct ::stat& b)
 // unlink then takes is what the rename moved, checked there.
 constexpr std::string_view kAsidePrefix = ".ferry-removing-";
 constexpr std::size_t kAsideRandom = 16;
+// The extended attribute that vouches for a file set aside under such a
+// name: set once the file there is checked to be the one to remove, just
+// before its unlink, so that a kill between the two leaves a file that the
+// next sync pull can prove ferry's. A file of the user's own that merely
+// bears such a name has none, and is never removed for its name.
+constexpr const char* kSetAsideMark = "user.ferry.removing";
+
+// The file `name` in `dir`, reached without following a link, by its
+// /proc/self/fd path: (get|set)xattr(2) on that path works for any file
+// its owner may read or write, where an fd-based call would need the file
+// opened (fgetxattr refuses an O_PATH descriptor). -1: not reached.
+int open_entry_path(int dir, const char* name)
+{
+    return sys::retry_on_eintr([&] { return ::openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC); });
+}
+
+void mark_set_aside(int dir, const char* name)
+{
+    const int fd = open_entry_path(dir, name);
+    if (fd < 0) {
+        return;
+    }
+    const std::string via = "/proc/self/fd/" + std::to_string(fd);
+    (void)::setxattr(via.c_str(), kSetAsideMark, "1", 1, 0); // best effort: unmarked, a residue stays
+    ::close(fd);
+}
 
 } // namespace
+
+bool is_marked_set_aside(int dir, const std::string& name)
+{
+    const int fd = open_entry_path(dir, name.c_str());
+    if (fd < 0) {
+        return false;
+    }
+    const std::string via = "/proc/self/fd/" + std::to_string(fd);
+    char value = 0;
+    const bool marked = ::getxattr(via.c_str(), kSetAsideMark, &value, 1) == 1 && value == '1';
+    ::close(fd);
+    return marked;
+}
 
 void remove_own_part(const LocalFile& part, const LocalFolder* in)
 {
@@ -923,6 +962,9 @@ Result<bool> unlink_if_still(int dir, const std::string& name, const struct ::st
     }
     struct stat now {};
     if (::fstatat(dir, aside.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 && same_file(now, looked)) {
+        if (S_ISREG(now.st_mode)) {
+            mark_set_aside(dir, aside.c_str());
+        }
         if (::unlinkat(dir, aside.c_str(), 0) != 0) {
             const int failure = errno;
             (void)sys::rename_no_replace(dir, aside.c_str(), dir, name.c_str());

@@ -404,6 +404,13 @@ void remove_own_part(const LocalFile& part, const LocalFolder* in = nullptr);
 // Whether `name` is a fresh name unlink_if_still sets a file aside under:
 // ".ferry-removing-" and 16 ASCII letters or digits, exactly.
 bool is_set_aside_name(std::string_view name);
+// Whether the file `name` in `dir` carries the mark unlink_if_still sets on
+// what it set aside, just before the unlink (the attribute
+// user.ferry.removing): the proof that a file under such a name is ferry's
+// unfinished removal, not a file of the user's that bears the name. A file
+// system without user extended attributes keeps no mark: such a residue
+// stays.
+bool is_marked_set_aside(int dir, const std::string& name);
 Result<bool> unlink_if_still(int dir, const std::string& name, const struct ::stat& looked, const std::string& shown,
                              RefusedRename refused = RefusedRename::leaves_the_file);
 // Removes the temporaries of `state_file` standing in its folder (one read

@@ -95,8 +95,11 @@ Result<FileInfo> stat_typed_folder(Connection& connection, const std::string& pa
     }
     auto found = stat_file(connection, path);
     if (found && !is_folder(found.value())) {
+        // Named from the root, as the server names paths: each command
+        // names it as typed (named_as_typed) where it shows it.
+        (void)typed;
         return Error{ErrorCode::not_a_folder,
-                     quoted(typed) + " names a folder, and " + quoted(path) + " is a file"};
+                     quoted(path) + " is a file, and a path ending in \"/\" or \"/.\" names a folder"};
     }
     return found;
 }

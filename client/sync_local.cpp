@@ -590,14 +590,17 @@ Result<LeftoverEnd> remove_stray_temporary(const LocalFolder& in, const std::str
 // the fresh name: a file that a removal of ferry's (a stale part or
 // sidecar, an extra under --delete) had set aside and checked, or in the
 // same instant was putting back. Removed when it is this user's regular
-// file with one name, the removal finished; anything else there (a link,
-// a folder, another user's file, one with a second name) stays.
+// file with one name that carries the mark unlink_if_still sets before its
+// unlink (is_marked_set_aside), the removal finished; anything else there
+// (a file of the user's that only bears such a name, one the kill left
+// before its mark, a link, a folder, another user's file, one with a
+// second name) stays.
 Result<LeftoverEnd> remove_set_aside(const LocalFolder& in, const std::string& leaf, const std::string& shown,
                                      bool dry_run)
 {
     struct stat st {};
     if (::fstatat(in.fd(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-        !is_own_private_file(st.st_mode, st.st_uid, st.st_nlink)) {
+        !is_own_private_file(st.st_mode, st.st_uid, st.st_nlink) || !is_marked_set_aside(in.fd(), leaf)) {
         return LeftoverEnd::kept;
     }
     if (dry_run) {

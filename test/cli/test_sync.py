@@ -1240,6 +1240,49 @@ class DeleteRemovesOnlyTheFileItLookedAt(SyncTest):
         self.assertIn("another file was put at its name; left", summary["errors"][0]["message"])
         self.assertEqual([n for n in os.listdir(dest) if n.startswith(".ferry-removing-")], [])
 
+    def test_a_kill_between_the_set_aside_and_the_unlink_leaves_a_marked_file_the_next_pull_removes(self):
+        """Round 36: the sweep of set-aside names removes only a file that
+        carries the mark a removal sets just before its unlink. A kill in
+        that instant (held open here by a slow unlink) leaves the file so
+        marked, and the next pull finishes the removal."""
+        library = os.environ.get("FERRY_FS_FAULTS_LIB")
+        if not library or not os.path.isfile(library):
+            self.skipTest("the fault library is not built (meson passes FERRY_FS_FAULTS_LIB)")
+        os.makedirs(os.path.join(self.root, "km"))
+        with open(os.path.join(self.root, "km", "kept.txt"), "wb") as f:
+            f.write(b"kept")
+        dest = os.path.join(self.local, "dst")
+        self.sync(":km", dest)
+        with open(os.path.join(dest, "extra.txt"), "wb") as f:
+            f.write(b"an extra, to be deleted")
+        asan = self.env.get("ASAN_OPTIONS", "")
+        env = dict(self.env, LD_PRELOAD=library, ASAN_OPTIONS=(asan + ":" if asan else "") + "verify_asan_link_order=0",
+                   FERRY_SET_ASIDE_UNLINK_DELAY_MS="20000")
+        process = subprocess.Popen(self.argv("--json", "sync", "--delete", ":km", dest), cwd=self.local, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            aside = []
+            while not aside and time.monotonic() < deadline and process.poll() is None:
+                aside = [n for n in os.listdir(dest) if n.startswith(".ferry-removing-")]
+                time.sleep(0.02)
+            self.assertEqual(len(aside), 1, os.listdir(dest))
+            # The mark comes right after the set-aside: wait for it, then kill.
+            residue = os.path.join(dest, aside[0])
+            while time.monotonic() < deadline and b"1" != (os.getxattr(residue, "user.ferry.removing")
+                                                          if "user.ferry.removing" in os.listxattr(residue) else b""):
+                time.sleep(0.02)
+        finally:
+            process.kill()
+            process.wait()
+        self.assertEqual(os.getxattr(residue, "user.ferry.removing"), b"1")
+        with open(residue, "rb") as f:
+            self.assertEqual(f.read(), b"an extra, to be deleted")
+        done = self.sync(":km", dest)
+        self.assertFalse(os.path.exists(residue))
+        self.assertTrue(any("interrupted removal" in n for n in done["notes"]), done["notes"])
+        self.assertEqual(sorted(os.listdir(dest)), ["kept.txt"])
+
 
 class DryRunDeletesWhatTheRealRunDeletes(SyncTest):
     """--dry-run --delete lists and counts exactly what the real run
@@ -1612,9 +1655,16 @@ class LeftoversOfAKilledDownload(SyncTest):
         that file for good, and diff -r showed it (1 pull in 15 killed at
         random). Every pull now removes such a file when it is this user's
         regular file with one name; look-alikes, links, folders, another
-        user's files and files with a second name stay."""
+        user's files and files with a second name stay.
+        Round 36: a file of the user's own that merely bore such a name was
+        removed too, by a pull without --delete: only a file carrying the
+        mark a removal sets just before its unlink (user.ferry.removing)
+        is ferry's."""
         residue = self.plant(".ferry-removing-AbCdEfGhIjKlMn09", b"a stale sidecar set aside")
+        os.setxattr(residue, "user.ferry.removing", b"1")
         kept = {
+            ".ferry-removing-abcdefghijklmnop": b"the user's own, no mark",
+            ".ferry-removing-0123456789abcdef": b"marked otherwise",
             ".ferry-removing-AbCdEfGhIjKlMn0": b"one letter short",
             ".ferry-removing-AbCdEfGhIjKlMn0-": b"not a letter or digit",
             ".ferry-removing-AbCdEfGhIjKlMn0123": b"two letters long",
@@ -1622,6 +1672,7 @@ class LeftoversOfAKilledDownload(SyncTest):
         }
         for name, data in kept.items():
             self.plant(name, data)
+        os.setxattr(os.path.join(self.sub, ".ferry-removing-0123456789abcdef"), "user.ferry.removing", b"0")
         linked = self.plant(".ferry-removing-Linked0123456789", b"a second name")
         os.link(linked, os.path.join(self.local, "second-name"))
         os.symlink("big", os.path.join(self.sub, ".ferry-removing-LinkLinkLinkLink"))

@@ -7,6 +7,10 @@
 //   before it are returned as usual.
 // - FERRY_UNLINK_DELAY_MS: each unlinkat(2) waits that long first, so that
 //   a test can act while a long removal runs (a recursive delete's walk).
+// - FERRY_SET_ASIDE_UNLINK_DELAY_MS: each unlinkat(2) of a name that starts
+//   with ".ferry-removing-" (a removal's set-aside file) waits that long
+//   first, so that a test can kill ferry between the set-aside and the
+//   unlink.
 // - FERRY_RENAME_BEFORE_UNLINK="FROM/TO": before an unlinkat(2) of a file
 //   (no AT_REMOVEDIR), FROM is renamed to TO in the same folder, as a user
 //   renaming a file onto a name the instant before a removal; once, at the
@@ -225,6 +229,12 @@ int unlinkat(int folder, const char* name, int flags)
     using Unlink = int (*)(int, const char*, int);
     static const Unlink real = next_definition<Unlink>("unlinkat");
     if (const char* delay = std::getenv("FERRY_UNLINK_DELAY_MS")) {
+        const long milliseconds = std::strtol(delay, nullptr, 10);
+        const struct timespec wait {milliseconds / 1000, (milliseconds % 1000) * 1'000'000};
+        ::nanosleep(&wait, nullptr);
+    }
+    if (const char* delay = std::getenv("FERRY_SET_ASIDE_UNLINK_DELAY_MS");
+        delay != nullptr && std::strncmp(name, ".ferry-removing-", 16) == 0) {
         const long milliseconds = std::strtol(delay, nullptr, 10);
         const struct timespec wait {milliseconds / 1000, (milliseconds % 1000) * 1'000'000};
         ::nanosleep(&wait, nullptr);
