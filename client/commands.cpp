@@ -24,23 +24,48 @@ std::string shown_path(const std::string& path, const std::string& current)
     return "/" + path;
 }
 
-Error named_as_typed(Error error, const std::string& path, const std::string& typed, const std::string& current)
+Error named_as_typed(Error error, const std::vector<TypedPath>& paths, const std::string& current)
 {
-    const bool from_root = typed.starts_with('/');
-    if (!from_root && current.empty()) {
-        return error; // named as typed already
+    // Every edit is found in the message as the server wrote it and made
+    // last first, so that a name one edit writes is never taken for
+    // another path's ("mv nope .." in folder ab: the server's "ab/nope"
+    // becomes "nope", which is not the target's "nope" from the root).
+    struct Edit {
+        std::size_t at;
+        std::size_t size;
+        std::string with;
+    };
+    std::vector<Edit> edits;
+    for (const auto& [path, typed] : paths) {
+        const bool from_root = typed.starts_with('/');
+        if (!from_root && current.empty()) {
+            continue; // named as typed already
+        }
+        // The longest of path's folders (path itself first) that the message names.
+        for (std::size_t end = path.size(); end > 0 && end != std::string::npos; end = path.rfind('/', end - 1)) {
+            const std::string on_the_way = path.substr(0, end);
+            const std::string named = quoted(on_the_way);
+            if (const auto at = error.message.find(named); at != std::string::npos) {
+                edits.push_back(
+                    Edit{at, named.size(), quoted(from_root ? "/" + on_the_way : shown_path(on_the_way, current))});
+                break;
+            }
+        }
     }
-    // The longest of path's folders (path itself first) that the message names.
-    for (std::size_t end = path.size(); end > 0 && end != std::string::npos; end = path.rfind('/', end - 1)) {
-        const std::string on_the_way = path.substr(0, end);
-        const std::string named = quoted(on_the_way);
-        if (const auto at = error.message.find(named); at != std::string::npos) {
-            error.message.replace(at, named.size(),
-                                  quoted(from_root ? "/" + on_the_way : shown_path(on_the_way, current)));
-            break;
+    std::sort(edits.begin(), edits.end(), [](const Edit& a, const Edit& b) { return a.at > b.at; });
+    std::size_t untouched_from = error.message.size(); // edits made so far start here or later
+    for (const auto& edit : edits) {
+        if (edit.at + edit.size <= untouched_from) {
+            error.message.replace(edit.at, edit.size, edit.with);
+            untouched_from = edit.at;
         }
     }
     return error;
+}
+
+Error named_as_typed(Error error, const std::string& path, const std::string& typed, const std::string& current)
+{
+    return named_as_typed(std::move(error), std::vector<TypedPath>{{path, typed}}, current);
 }
 
 Error named_as_typed(Error error, const std::string& typed, const std::string& current)
@@ -236,7 +261,8 @@ using ArgumentCheck = std::function<std::optional<Error>(const std::string& type
 template <typename Each>
 int for_each_path(Connection& connection, const Output& output, const std::vector<std::string>& typed,
                   const std::string& current, bool expand, const std::string& key, Each each,
-                  const std::optional<Error>& refused = std::nullopt, const ArgumentCheck& refuse_argument = {})
+                  const std::optional<Error>& refused = std::nullopt, const ArgumentCheck& refuse_argument = {},
+                  const char* files_only = nullptr)
 {
     PathResults results{output, {}, current, {}};
     if (refused) {
@@ -275,10 +301,19 @@ int for_each_path(Connection& connection, const Output& output, const std::vecto
         if (expand) {
             auto found = remote_matches(connection, path.value(), argument);
             if (!found) {
-                results.failed(argument, found.error());
+                // The server's and the lookup's paths are from the root.
+                results.failed(argument, named_as_typed(found.error(), argument, current));
                 continue;
             }
             matches = std::move(found.value());
+            // `files_only` (digest): a pattern that matches folders alone
+            // is an error, as get's is, never a silent success.
+            if (files_only != nullptr && listed &&
+                std::all_of(matches.begin(), matches.end(), [](const FileInfo& match) { return is_folder(match); })) {
+                results.failed(argument, Error{ErrorCode::not_regular_file, quoted(argument) +
+                                                                                " matches only folders: " + files_only});
+                continue;
+            }
         } else {
             FileInfo itself;
             itself.name = unescape_wildcards(path.value());
@@ -488,7 +523,8 @@ int run_digests(Connection& connection, const Output& output, const std::vector<
                              reply->file.name = shown_path(reply->file.name, current);
                              output.digested(reply.value());
                              results.done(PathOutcome{match.name, std::nullopt, {}, {}, std::move(reply.value())});
-                         });
+                         },
+                         std::nullopt, {}, "digest takes files");
 }
 
 int run_move(Connection& connection, const Output& output, const std::string& from, const std::string& to,
@@ -531,8 +567,8 @@ int run_move(Connection& connection, const Output& output, const std::string& fr
     if (!reply) {
         Error error = with_way_out(reply.error(), ErrorCode::exists, !replace,
                                    "mv --replace replaces it: a file with a file, an empty folder with a folder");
-        error = named_as_typed(std::move(error), unescape_wildcards(source.value()), from, current);
-        error = named_as_typed(std::move(error), destination, to, current);
+        error = named_as_typed(std::move(error), {{unescape_wildcards(source.value()), from}, {destination, to}},
+                               current);
         output.error(error);
         return exit_status(error.code);
     }

@@ -54,6 +54,13 @@ std::string shown_path(const std::string& path, const std::string& current);
 // server names is named as the user would type it (with the '/' typed
 // before a path from the root; relative to `current` when below it).
 Error named_as_typed(Error error, const std::string& path, const std::string& typed, const std::string& current);
+// The same for several paths one message may name (mv's FROM and TO), each
+// found in the message as the server wrote it.
+struct TypedPath {
+    std::string path;  // from the root
+    std::string typed; // as the user typed it
+};
+Error named_as_typed(Error error, const std::vector<TypedPath>& paths, const std::string& current);
 // The same for the path that `typed` names (list, stat: one argument).
 Error named_as_typed(Error error, const std::string& typed, const std::string& current);
 

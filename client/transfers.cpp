@@ -72,14 +72,17 @@ public:
     // from the root.
     void shown_in(std::string current) { current_ = std::move(current); }
 
-    void failed(std::size_t index, const Error& error)
+    // `typed_name`: the file's name is an argument as typed, and `error`
+    // names it so already (GetPlan::add_typed).
+    void failed(std::size_t index, const Error& error, bool typed_name = false)
     {
         summary_.files[index].error = error;
         if (!output_.json()) {
             const std::string& name = summary_.files[index].name;
-            const std::string shown = shown_path(name, current_);
+            const std::string shown = typed_name ? name : shown_path(name, current_);
             // The server names the path from the root: shown as the line's.
-            const Error named = current_.empty() ? error : named_as_typed(error, name, shown, current_);
+            const Error named =
+                current_.empty() || typed_name ? error : named_as_typed(error, name, shown, current_);
             output_.error(single() ? named : Error{named.code, "\"" + shown + "\": " + named.message});
         }
     }
@@ -745,10 +748,21 @@ struct GetPlan {
     // What was left out on purpose, for the Report's notes.
     std::vector<std::string> notes;
 
+    // Whether each item is named as the user typed it (an argument that
+    // failed as a whole), not by its path from the root.
+    std::vector<bool> typed_names;
+
     void add(GetItem item, std::optional<Error> error = std::nullopt)
     {
         items.push_back(std::move(item));
         errors.push_back(std::move(error));
+        typed_names.push_back(false);
+    }
+    // An argument's own failure: named as typed, and so is its error.
+    void add_typed(GetItem item, Error error)
+    {
+        add(std::move(item), std::move(error));
+        typed_names.back() = true;
     }
 };
 
@@ -1021,16 +1035,16 @@ GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
         const std::string shown = download_path(remote_base_name(typed), placement);
         auto path = resolve_remote_path(current, typed);
         if (!path) {
-            plan.add({typed, shown}, path.error());
+            plan.add_typed({typed, shown}, path.error());
             continue;
         }
         if (auto open = ensure_open(connection); !open) {
-            plan.add({typed, shown}, open.error());
+            plan.add_typed({typed, shown}, open.error());
             continue;
         }
         auto matches = remote_matches(connection, path.value(), typed);
         if (!matches) {
-            plan.add({typed, shown}, matches.error());
+            plan.add_typed({typed, shown}, named_as_typed(matches.error(), typed, current));
             continue;
         }
         // -o names one file, as for names typed one by one (command_line's
@@ -1042,7 +1056,7 @@ GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
                 return flags.recursive || match.type != EntryType::folder;
             });
             if (taken > 1) {
-                plan.add({typed, shown}, Error{ErrorCode::name_clash, "\"" + printable(typed) + "\" matches " +
+                plan.add_typed({typed, shown}, Error{ErrorCode::name_clash, "\"" + printable(typed) + "\" matches " +
                                                                           std::to_string(taken) +
                                                                           " entries, and -o names one file: use -C "
                                                                           "DIR for several"});
@@ -1081,7 +1095,7 @@ GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
             plan.add(std::move(item), std::move(in_the_way));
         }
         if (folders_passed_over > 0 && folders_passed_over == matches->size()) {
-            plan.add({typed, shown}, Error{ErrorCode::not_regular_file, "\"" + printable(typed) +
+            plan.add_typed({typed, shown}, Error{ErrorCode::not_regular_file, "\"" + printable(typed) +
                                                                             "\" matches only folders: get -r downloads folders"});
         }
     }
@@ -1230,6 +1244,11 @@ PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals
     for (const auto& local : locals) {
         std::string name;
         std::optional<Error> error = bad_folder;
+        // "file/." (or "file/") names a folder (POSIX 4.13): the kernel's
+        // ENOTDIR, before its last component "." is taken for a name.
+        if (struct stat st {}; !error && local != "-" && typed_as_folder(local) && ::stat(local.c_str(), &st) != 0) {
+            error = local_error("cannot open \"" + local + "\"", errno);
+        }
         if (placement.as) {
             auto resolved = resolve_remote_path(placement.current, *placement.as);
             name = resolved ? unescape_wildcards(resolved.value()) : *placement.as;
@@ -1336,7 +1355,7 @@ int run_gets(Connection& connection, const Output& output, const std::vector<std
         report.file(i).name = plan.items[i].name;
         report.file(i).local = plan.items[i].local;
         if (plan.errors[i]) {
-            report.failed(i, *plan.errors[i]);
+            report.failed(i, *plan.errors[i], plan.typed_names[i]);
         } else {
             todo.push_back(i);
         }

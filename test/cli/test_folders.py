@@ -155,7 +155,7 @@ class Folders(CliTest):
         self.assertFalse(os.path.exists(os.path.join(self.local, "g")))
         # On this machine alike: a file is no folder, and no file is made
         # at a name typed as a folder.
-        for words in (("put", "lf/"), ("put", "-r", "lf/"), ("put", "ld/q/"), ("get", "f", "-o", "out/"),
+        for words in (("put", "lf/"), ("put", "lf/."), ("put", "-r", "lf/."), ("put", "ld/q/"), ("get", "f", "-o", "out/"),
                       ("get", "f", "-o", "lf/"), ("get", "f", "-o", "lf/.")):
             with self.subTest(words=words):
                 result = self.ferry(*words, server=server)
@@ -179,6 +179,12 @@ class Folders(CliTest):
         self.assertEqual(listed.returncode, 0, listed.stderr)
         self.assertIn(b'"xd"', listed.stdout)
         self.assertNotIn(b'"x1"', listed.stdout)
+        # Round 36: digest of a pattern that matches folders alone said
+        # nothing and exited 0.
+        digest = self.ferry("digest", "x*/", server=server)
+        self.assertEqual(digest.returncode, 4, digest.stderr)
+        self.assertIn(b"not_regular_file", digest.stderr)
+        self.assertIn(b"matches only folders", digest.stderr)
         removed = self.ferry("rm", "-r", "x*/", server=server)
         self.assertEqual(removed.returncode, 0, removed.stderr)
         none = self.ferry("rm", "f*/", server=server)
@@ -1318,6 +1324,24 @@ class ShellFolderNamedWithWildcards(CliTest):
         self.assertNotIn("[d]", shown)
         self.assertIn(b'"none": no file named "none"', result.stderr)
         self.assertNotIn(b"[d]", result.stderr)
+
+    def test_the_shell_names_a_file_typed_as_a_folder_and_mv_s_source_as_typed(self):
+        # Round 36: in folder ab, "rm f/", "get f/" and "digest f/" named
+        # the file "ab/f" (read against ab, that is ab/ab/f), get "/f/"
+        # (the root's f); "mv nope .." named the missing source "/nope".
+        server = self.start_server()
+        make_tree(self.root, {"ab/f": b"f", "ab/d/k": b"k", "f": b"root f"})
+        for line, named in (("cd ab\nrm f/\n", b'"f"'), ("cd ab\nrm -r f/\n", b'"f"'), ("cd ab\nget f/\n", b'"f"'),
+                            ("cd ab\nget -r f/\n", b'"f"'), ("cd ab\ndigest f/\n", b'"f"'),
+                            ("cd ab/d\nrm ../f/\n", b'"/ab/f"'), ("cd ab/d\nget ../../f/\n", b'"/f"')):
+            with self.subTest(line=line):
+                result = self.ferry(server=server, stdin=line.encode())
+                self.assertIn(b"not_a_folder: " + named + b" is a file", result.stderr)
+        for line in ("cd ab\nmv nope ..\n", "cd ab\nmv nope /\n", "cd ab/d\nmv nope ../..\n"):
+            with self.subTest(line=line):
+                result = self.ferry(server=server, stdin=line.encode())
+                self.assertIn(b'not_found: nothing named "nope"', result.stderr)
+        self.assertEqual(tree(self.root), {"ab": None, "ab/f": b"f", "ab/d": None, "ab/d/k": b"k", "f": b"root f"})
 
 
 class VersionOneServer:
