@@ -1113,6 +1113,9 @@ struct PutPlan {
     // What was left out on purpose (a link, a FIFO, a refused name...), for
     // the Report's notes.
     std::vector<std::string> notes;
+    // put -r -p: each folder sent (its path on the server) with its local
+    // modification time, each before what it holds, for set_folder_times.
+    std::vector<std::pair<std::string, std::int64_t>> folder_times;
 
     void add(PutItem item, std::string from, std::optional<Error> error = std::nullopt)
     {
@@ -1197,6 +1200,16 @@ void plan_local_tree(Connection& connection, PutPlan& plan, const std::string& l
         if (entry.folder && holding.count(entry.path) == 0 && unread_folders.count(entry.path) == 0) {
             // Its own folders below it are made with it (parents).
             empty_folders.push_back(entry.path);
+        }
+    }
+    if (flags.preserve) {
+        if (auto own = local_mtime(local)) {
+            plan.folder_times.emplace_back(remote, *own);
+        }
+        for (const auto& entry : tree->entries) {
+            if (entry.folder && unread_folders.count(entry.path) == 0) {
+                plan.folder_times.emplace_back(join_remote(remote, entry.path), entry.mtime);
+            }
         }
     }
     for (const auto& folder : empty_folders) {
@@ -1406,6 +1419,33 @@ void make_folders_of_unsent(Connection& connection, const std::vector<PutItem>& 
     }
 }
 
+// put -r -p, last: writing the files changed their folders' times, which
+// now get the local folders' (as cp -rp and rsync -a give them), what a
+// folder holds before it, each only while it is still a folder
+// (set_mtime's expect). A server without set_mtime, or a time it could
+// not set, is a note: the files are in, with their own times.
+void set_folder_times(Connection& connection, const PutPlan& plan, Report& report)
+{
+    if (plan.folder_times.empty() || interrupted()) {
+        return;
+    }
+    if (!ensure_open(connection) || !can_set_mtime(connection)) {
+        report.note("this server cannot set modification times (an older ferryd): folders keep the time of their "
+                    "last change");
+        return;
+    }
+    for (auto folder = plan.folder_times.rbegin(); folder != plan.folder_times.rend() && !interrupted(); ++folder) {
+        Status open = ensure_open(connection);
+        auto set = open ? set_remote_mtime(connection, folder->first, folder->second,
+                                           ExpectedEntry{EntryType::folder, 0, 0})
+                        : Result<StatReply>(open.error());
+        if (!set && set.error().code != ErrorCode::not_found) { // not made (its files failed): nothing to set
+            report.note("the time of the folder \"" + printable(folder->first) +
+                        "\" was not kept: " + set.error().message);
+        }
+    }
+}
+
 int run_puts(Connection& connection, const Output& output, const std::vector<std::string>& locals,
              const PutPlacement& placement, const TransferFlags& flags)
 {
@@ -1444,6 +1484,7 @@ int run_puts(Connection& connection, const Output& output, const std::vector<std
                      put_pass(connection, output, report, plan.items, now, indices);
                  });
     make_folders_of_unsent(connection, plan.items, report);
+    set_folder_times(connection, plan, report);
     return report.finish();
 }
 

@@ -295,7 +295,11 @@ class Folders(CliTest):
         up = os.path.join(self.local, "up")
         make_tree(up, {"x.txt": b"x", "in/y.bin": os.urandom(100000)}, folders=["in/nothing"])
         os.utime(os.path.join(up, "in", "y.bin"), (1500000000, 1500000000))
+        # Round 36: put -r -p kept the files' times but not the folders'.
+        for folder, when in (("in/nothing", 1400000000), ("in", 1300000000), ("", 1200000000)):
+            os.utime(os.path.join(up, folder), (when, when))
         os.symlink("/etc", os.path.join(up, "link"))
+        os.utime(up, (1200000000, 1200000000), follow_symlinks=False)
         refused = self.ferry("put", "up", server=server)
         self.assertEqual(refused.returncode, 3)
         self.assertIn(b"put -r", refused.stderr)
@@ -306,6 +310,8 @@ class Folders(CliTest):
         self.assertEqual(tree(target), {"x.txt": b"x", "in": None, "in/y.bin": tree(up)["in/y.bin"],
                                         "in/nothing": None})
         self.assertEqual(os.stat(os.path.join(target, "in", "y.bin")).st_mtime, 1500000000)
+        for folder, when in (("in/nothing", 1400000000), ("in", 1300000000), ("", 1200000000)):
+            self.assertEqual(os.stat(os.path.join(target, folder)).st_mtime, when, folder)
         # --as names the tree's place; the round trip gives back the same bytes.
         self.assertEqual(self.ferry("put", "-r", "up", "--as", "copy", server=server).returncode, 0)
         self.assertEqual(self.ferry("get", "-r", "copy", "-o", "back", server=server).returncode, 0)
