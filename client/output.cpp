@@ -561,6 +561,9 @@ void Output::sync(const SyncSummary& summary) const
             // Only when there are any: the shape of every other sync stays as it was.
             whole["sync"]["parts_deleted"] = summary.parts_deleted;
         }
+        if (summary.left_out > 0) {
+            whole["sync"]["left_out"] = summary.left_out; // likewise
+        }
         if (!summary.errors.empty()) {
             // As every command's: scripts test for "error"; the first says what kind.
             const auto& [path, error] = summary.errors.front();
@@ -576,10 +579,13 @@ void Output::sync(const SyncSummary& summary) const
     if (verbosity_ == Verbosity::quiet) {
         return;
     }
-    const std::string parts = summary.parts_deleted == 0
-                                  ? std::string()
-                                  : ", " + std::to_string(summary.parts_deleted) + " partial download" +
-                                        (summary.parts_deleted == 1 ? "" : "s") + " deleted";
+    std::string parts = summary.parts_deleted == 0
+                            ? std::string()
+                            : ", " + std::to_string(summary.parts_deleted) + " partial download" +
+                                  (summary.parts_deleted == 1 ? "" : "s") + " deleted";
+    if (summary.left_out > 0) {
+        parts += ", " + std::to_string(summary.left_out) + " left out";
+    }
     std::fprintf(out_, "%s%s: %llu sent, %llu skipped, %llu deleted%s; %s in %s%s\n", summary.dry_run ? "dry run, " : "",
                  summary.push ? "push" : "pull", static_cast<unsigned long long>(summary.sent),
                  static_cast<unsigned long long>(summary.skipped), static_cast<unsigned long long>(summary.deleted),

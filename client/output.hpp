@@ -71,6 +71,12 @@ struct SyncSummary {
     // of files the server no longer has, removed (or to remove); apart
     // from `deleted`, which counts what the server's side decides.
     std::uint64_t parts_deleted = 0;
+    // Entries of the sending side that sync cannot carry and left out, each
+    // with a note: a push's links, FIFOs, devices, names the server refuses,
+    // paths too deep; a pull's entries the server could not show or list
+    // (its hidden names are no entries of its library). Not an error: a
+    // script that needs the trees equal tests it.
+    std::uint64_t left_out = 0;
     std::uint64_t bytes = 0;   // file bytes that crossed the network (or would)
     double seconds = 0;
     bool dry_run = false;

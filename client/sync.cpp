@@ -9,6 +9,7 @@
 #include "names.hpp"
 #include "operations.hpp"
 #include "publish_batch.hpp"
+#include "remote_paths.hpp"
 #include "remote_tree.hpp"
 #include "sync_local.hpp"
 #include "sync_plan.hpp"
@@ -677,6 +678,38 @@ std::map<std::string, std::uint64_t> resumable_prefixes(const SyncArguments& arg
         }
     }
     return prefixes;
+}
+
+// What the real run would refuse of the files a dry run lists as to send,
+// by the same local looks it makes before any byte moves: a push's file
+// opened as the very file listed (open_listed_file: one this user may not
+// read fails there), a pull's target and part inspected (prepare_get: a
+// file of the user's at the part's name is not ferry's). Each path with
+// its error; nothing is written.
+std::map<std::string, Error> refused_before_sending(const SyncArguments& arguments, const SyncPlan& plan,
+                                                    const std::map<std::string, ListedFile>& listed)
+{
+    std::map<std::string, Error> refused;
+    const bool push = arguments.direction == SyncDirection::push;
+    for (const auto& transfer : plan.transfers) {
+        if (interrupted()) {
+            break;
+        }
+        if (push) {
+            const auto seen = listed.find(transfer.path);
+            if (seen == listed.end()) {
+                continue;
+            }
+            if (auto opened = open_listed_file(seen->second, local_join(arguments.local, transfer.path)); !opened) {
+                refused.emplace(transfer.path, opened.error());
+            }
+        } else if (!is_directory(local_join(arguments.local, remote_parent(transfer.path)))) {
+            continue; // a folder the real run makes first: nothing stands in it yet
+        } else if (auto prepared = prepare_get(pull_options(arguments, transfer)); !prepared) {
+            refused.emplace(transfer.path, prepared.error());
+        }
+    }
+    return refused;
 }
 
 // One connection's share of a pull: gets pipelined, a few requests waiting
@@ -1524,6 +1557,9 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
             });
         }
     }
+    if (!push) {
+        summary.left_out += remote_skipped.names + remote_skipped.too_deep;
+    }
     if (remote_skipped.names > 0) {
         tally.note(entries(remote_skipped.names) + " on the server not shown, for a name that breaks Ferry's rule");
     }
@@ -1543,6 +1579,9 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         local_tree = std::move(scanned.value());
         for (const auto& text : local_tree.notes) {
             tally.note(text);
+        }
+        if (push) {
+            summary.left_out += local_tree.notes.size(); // one note for each entry left out
         }
         report_unreadable(tally, arguments, local_tree.unreadable, remote_tree.value());
     }
@@ -1619,12 +1658,25 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         // does not list cannot know which folders a delete keeps: only the
         // files are certain, and only they are counted.
         const bool unlisted_known = !push || tells_unlisted(connection);
+        // What the real run refuses before sending is an error here too,
+        // neither shown as sent nor counted.
+        SyncPlan sendable = plan;
+        for (const auto& [path, error] : refused_before_sending(arguments, plan, local_tree.listed)) {
+            tally.failed(path, error);
+            std::erase_if(sendable.transfers, [&](const FileTransfer& transfer) {
+                if (transfer.path != path) {
+                    return false;
+                }
+                sendable.bytes -= transfer.size;
+                return true;
+            });
+        }
         // The bytes the real run would receive: a part it resumes is not received again.
-        const auto resumed = push ? std::map<std::string, std::uint64_t>{} : resumable_prefixes(arguments, plan);
-        show_plan(tally, arguments, plan, dest, unlisted_known, keeps_top_time,
+        const auto resumed = push ? std::map<std::string, std::uint64_t>{} : resumable_prefixes(arguments, sendable);
+        show_plan(tally, arguments, sendable, dest, unlisted_known, keeps_top_time,
                   local_missing || (remote_missing && !arguments.remote.empty()), resumed);
-        summary.sent = plan.transfers.size();
-        summary.bytes = plan.bytes;
+        summary.sent = sendable.transfers.size();
+        summary.bytes = sendable.bytes;
         for (const auto& [path, held] : resumed) {
             summary.bytes -= held;
         }

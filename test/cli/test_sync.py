@@ -1284,6 +1284,82 @@ class DeleteRemovesOnlyTheFileItLookedAt(SyncTest):
         self.assertEqual(sorted(os.listdir(dest)), ["kept.txt"])
 
 
+class DryRunSendsWhatTheRealRunSends(SyncTest):
+    """Round 36: a dry run listed as to send what the real run then refused
+    before sending: a local file the user may not read (push), a pull whose
+    part name holds a file of the user's own. Both are errors of the dry
+    run too, neither shown as sent nor counted, as the real run has them."""
+
+    OTHER = 1234
+
+    def test_pull_of_a_file_whose_part_name_holds_the_users_own_file(self):
+        os.makedirs(os.path.join(self.root, "d"))
+        for name in ("report", "fine"):
+            with open(os.path.join(self.root, "d", name), "wb") as f:
+                f.write(b"server " + name.encode())
+        dest = os.path.join(self.local, "dl")
+        os.makedirs(dest)
+        with open(os.path.join(dest, "report.ferry-part"), "wb") as f:
+            f.write(b"the user's own file")
+        dry = self.sync("-n", ":d", dest, status=3)
+        real = self.sync(":d", dest, status=3)
+        for summary in (dry, real):
+            self.assertEqual((summary["sent"], [e["path"] for e in summary["errors"]]), (1, ["report"]), summary)
+        self.assertEqual(dry["bytes"], real["bytes"])
+        with open(os.path.join(dest, "report.ferry-part"), "rb") as f:
+            self.assertEqual(f.read(), b"the user's own file")
+
+    def test_what_sync_cannot_carry_is_counted_as_left_out(self):
+        # Round 36: a push that left out 9 of 10 entries (links, FIFOs,
+        # hidden and refused names) said sent 1, errors none, and nothing
+        # more than notes: a script saw a complete copy.
+        with open(os.path.join(self.src, "kept.txt"), "wb") as f:
+            f.write(b"kept")
+        os.symlink("kept.txt", os.path.join(self.src, "link"))
+        os.mkfifo(os.path.join(self.src, "pipe"))
+        with open(os.path.join(self.src, ".env"), "wb") as f:
+            f.write(b"hidden")
+        for dry_run in (["-n"], []):
+            summary = self.sync(*dry_run, self.src, ":up")
+            self.assertEqual((summary["sent"], summary.get("left_out")), (1, 3), summary)
+            self.assertEqual(len(summary["notes"]) >= 3, True, summary)
+        again = self.sync(self.src, ":up")
+        self.assertEqual(again.get("left_out"), 3, again)
+        # Nothing left out: the field is absent, as every summary had it.
+        os.unlink(os.path.join(self.src, "link"))
+        os.unlink(os.path.join(self.src, "pipe"))
+        os.unlink(os.path.join(self.src, ".env"))
+        self.assertNotIn("left_out", self.sync(self.src, ":up"))
+        plain = self.ferry("sync", self.src, ":up")
+        self.assertNotIn(b"left out", plain.stdout)
+        os.symlink("kept.txt", os.path.join(self.src, "link"))
+        plain = self.ferry("sync", self.src, ":up")
+        self.assertIn(b", 1 left out", plain.stdout)
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root, to run the client as another user")
+    def test_push_of_a_file_the_user_may_not_read(self):
+        for path in (self.dir, self.local, self.src):
+            os.chmod(path, 0o755)
+        for name in ("locked", "open"):
+            with open(os.path.join(self.src, name), "wb") as f:
+                f.write(b"local " + name.encode())
+        os.chmod(os.path.join(self.src, "locked"), 0o600)  # root's: the other user may not read it
+
+        def as_other(*args):
+            result = subprocess.run(self.argv("--json", "sync", *args), cwd=self.src, env=self.env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120,
+                                    preexec_fn=lambda: (os.setgroups([]), os.setgid(self.OTHER),
+                                                        os.setuid(self.OTHER)))
+            self.assertEqual(result.returncode, 3, result)
+            return json.loads(result.stdout)["sync"]
+        dry = as_other("-n", self.src, ":up")
+        real = as_other(self.src, ":up")
+        for summary in (dry, real):
+            self.assertEqual((summary["sent"], [e["path"] for e in summary["errors"]]), (1, ["locked"]), summary)
+        self.assertEqual(dry["bytes"], real["bytes"])
+        self.assertEqual(sorted(os.listdir(os.path.join(self.root, "up"))), ["open"])
+
+
 class DryRunDeletesWhatTheRealRunDeletes(SyncTest):
     """--dry-run --delete lists and counts exactly what the real run
     deletes, both ways, whatever the folders hold that the other side
