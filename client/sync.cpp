@@ -1661,10 +1661,10 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         // What the real run refuses before sending is an error here too,
         // neither shown as sent nor counted.
         SyncPlan sendable = plan;
-        for (const auto& [path, error] : refused_before_sending(arguments, plan, local_tree.listed)) {
-            tally.failed(path, error);
+        for (const auto& refusal : refused_before_sending(arguments, plan, local_tree.listed)) {
+            tally.failed(refusal.first, refusal.second);
             std::erase_if(sendable.transfers, [&](const FileTransfer& transfer) {
-                if (transfer.path != path) {
+                if (transfer.path != refusal.first) {
                     return false;
                 }
                 sendable.bytes -= transfer.size;
