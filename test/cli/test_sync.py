@@ -1194,24 +1194,32 @@ class DeleteRemovesOnlyTheFileItLookedAt(SyncTest):
     unlinks it there; the fault library makes the user's rename happen right
     before the unlink."""
 
+    def pulled_with_an_extra(self, folder, name, data, extra):
+        """The server's `folder` holding `name`, pulled; then a local
+        extra.txt. The fault library's environment, with FAULTS set, and
+        the local folder (the test is skipped where the library is not built)."""
+        library = os.environ.get("FERRY_FS_FAULTS_LIB")
+        if not library or not os.path.isfile(library):
+            self.skipTest("the fault library is not built (meson passes FERRY_FS_FAULTS_LIB)")
+        os.makedirs(os.path.join(self.root, folder))
+        with open(os.path.join(self.root, folder, name), "wb") as f:
+            f.write(data)
+        dest = os.path.join(self.local, "dst")
+        self.sync(":" + folder, dest)
+        with open(os.path.join(dest, "extra.txt"), "wb") as f:
+            f.write(extra)
+        asan = self.env.get("ASAN_OPTIONS", "")
+        return dict(self.env, LD_PRELOAD=library,
+                    ASAN_OPTIONS=(asan + ":" if asan else "") + "verify_asan_link_order=0"), dest
+
     def pull_delete_while_the_user_renames(self, fault, status):
         """A pulled mine.txt and a local extra.txt; then `sync --delete` with
         the fault library renaming mine.txt onto extra.txt at the moment
         `fault` names. The summary, and the folder."""
-        library = os.environ.get("FERRY_FS_FAULTS_LIB")
-        if not library or not os.path.isfile(library):
-            self.skipTest("the fault library is not built (meson passes FERRY_FS_FAULTS_LIB)")
-        os.makedirs(os.path.join(self.root, "kc"))
-        with open(os.path.join(self.root, "kc", "mine.txt"), "wb") as f:
-            f.write(b"the user's own bytes")
-        dest = os.path.join(self.local, "dst")
-        self.sync(":kc", dest)
-        with open(os.path.join(dest, "extra.txt"), "wb") as f:
-            f.write(b"extra, listed and compared")
-        asan = self.env.get("ASAN_OPTIONS", "")
+        faulty, dest = self.pulled_with_an_extra("kc", "mine.txt", b"the user's own bytes",
+                                                 b"extra, listed and compared")
         plain = self.env
-        self.env = dict(plain, LD_PRELOAD=library, ASAN_OPTIONS=(asan + ":" if asan else "") + "verify_asan_link_order=0",
-                        **{fault: "mine.txt/extra.txt"})
+        self.env = dict(faulty, **{fault: "mine.txt/extra.txt"})
         try:
             return self.sync("--delete", ":kc", dest, status=status), dest
         finally:
@@ -1245,19 +1253,8 @@ class DeleteRemovesOnlyTheFileItLookedAt(SyncTest):
         carries the mark a removal sets just before its unlink. A kill in
         that instant (held open here by a slow unlink) leaves the file so
         marked, and the next pull finishes the removal."""
-        library = os.environ.get("FERRY_FS_FAULTS_LIB")
-        if not library or not os.path.isfile(library):
-            self.skipTest("the fault library is not built (meson passes FERRY_FS_FAULTS_LIB)")
-        os.makedirs(os.path.join(self.root, "km"))
-        with open(os.path.join(self.root, "km", "kept.txt"), "wb") as f:
-            f.write(b"kept")
-        dest = os.path.join(self.local, "dst")
-        self.sync(":km", dest)
-        with open(os.path.join(dest, "extra.txt"), "wb") as f:
-            f.write(b"an extra, to be deleted")
-        asan = self.env.get("ASAN_OPTIONS", "")
-        env = dict(self.env, LD_PRELOAD=library, ASAN_OPTIONS=(asan + ":" if asan else "") + "verify_asan_link_order=0",
-                   FERRY_SET_ASIDE_UNLINK_DELAY_MS="20000")
+        faulty, dest = self.pulled_with_an_extra("km", "kept.txt", b"kept", b"an extra, to be deleted")
+        env = dict(faulty, FERRY_SET_ASIDE_UNLINK_DELAY_MS="20000")
         process = subprocess.Popen(self.argv("--json", "sync", "--delete", ":km", dest), cwd=self.local, env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
