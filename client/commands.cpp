@@ -120,7 +120,8 @@ Result<ListReply> list_entries(Connection& connection, const std::string& typed,
     auto listed = list_folder(connection, unescape_wildcards(path.value()), recursive);
     if (!listed && listed.error().code == ErrorCode::not_a_folder && typed_as_folder(typed)) {
         // "f/": a file named as a folder is not listed (POSIX's ENOTDIR).
-        return stat_typed_folder(connection, unescape_wildcards(path.value()), typed).error();
+        auto folder = stat_typed_folder(connection, unescape_wildcards(path.value()));
+        return folder ? listed.error() : folder.error(); // a folder again since: the listing's error
     }
     if (!listed && listed.error().code == ErrorCode::not_a_folder) {
         // A file lists as itself, as ls does.
@@ -156,7 +157,7 @@ Result<std::vector<FileInfo>> stat_entries(Connection& connection, const std::st
         return *require_folders(connection);
     }
     // "f/" of a file is not_a_folder, as stat(1) says of it.
-    auto file = typed_as_folder(typed) ? stat_typed_folder(connection, unescape_wildcards(path.value()), typed)
+    auto file = typed_as_folder(typed) ? stat_typed_folder(connection, unescape_wildcards(path.value()))
                                        : stat_file(connection, unescape_wildcards(path.value()));
     if (!file) {
         return file.error();
@@ -310,8 +311,8 @@ int for_each_path(Connection& connection, const Output& output, const std::vecto
             // is an error, as get's is, never a silent success.
             if (files_only != nullptr && listed &&
                 std::all_of(matches.begin(), matches.end(), [](const FileInfo& match) { return is_folder(match); })) {
-                results.failed(argument, Error{ErrorCode::not_regular_file, quoted(argument) +
-                                                                                " matches only folders: " + files_only});
+                results.failed(argument, Error{ErrorCode::not_regular_file,
+                                               quoted(argument) + " matches only folders: " + files_only});
                 continue;
             }
         } else {
@@ -431,13 +432,8 @@ void remove_listed_folder(Connection& connection, const FileInfo& folder, PathRe
 // (remote_paths.hpp's ends_in_dot_or_dot_dot): `does` is "rm removes".
 Error dot_operand_refused(const std::string& typed, const std::string& does)
 {
-    std::string_view bare = typed;
-    while (bare.size() > 1 && bare.ends_with('/')) {
-        bare.remove_suffix(1);
-    }
-    const std::string last(bare.ends_with("..") ? ".." : ".");
-    return Error{ErrorCode::invalid_name, quoted(typed) + " ends in " + quoted(last) + ": " + does +
-                                              " a folder by its own name, never by a way up to it"};
+    return Error{ErrorCode::invalid_name, quoted(typed) + " ends in " + quoted(last_typed_component(typed)) + ": " +
+                                              does + " a folder by its own name, never by a way up to it"};
 }
 
 constexpr const char* kRemovesByNameNote =
@@ -481,7 +477,8 @@ int run_remove(Connection& connection, const Output& output, const std::vector<s
             output.removed(shown_reply(reply.value(), current));
             results.done(PathOutcome{match.name, std::nullopt, std::move(reply.value()), {}, {}});
         },
-        read_only_refusal(connection, "nothing is removed"), [](const std::string& argument) -> std::optional<Error> {
+        read_only_refusal(connection, "nothing is removed"),
+        [](const std::string& argument) -> std::optional<Error> {
             if (ends_in_dot_or_dot_dot(argument)) {
                 return dot_operand_refused(argument, "rm removes");
             }
@@ -510,21 +507,22 @@ int run_make_folders(Connection& connection, const Output& output, const std::ve
 int run_digests(Connection& connection, const Output& output, const std::vector<std::string>& typed, HashKind hash,
                 const std::string& current)
 {
-    return for_each_path(connection, output, typed, current, true, "files",
-                         [&](const FileInfo& match, bool listed, PathResults& results) {
-                             if (listed && is_folder(match)) {
-                                 return; // a wildcard's folder: no digest to give, passed over
-                             }
-                             auto reply = remote_digest(connection, match.name, hash);
-                             if (!reply) {
-                                 results.failed(match.name, reply.error());
-                                 return;
-                             }
-                             reply->file.name = shown_path(reply->file.name, current);
-                             output.digested(reply.value());
-                             results.done(PathOutcome{match.name, std::nullopt, {}, {}, std::move(reply.value())});
-                         },
-                         std::nullopt, {}, "digest takes files");
+    return for_each_path(
+        connection, output, typed, current, true, "files",
+        [&](const FileInfo& match, bool listed, PathResults& results) {
+            if (listed && is_folder(match)) {
+                return; // a wildcard's folder: no digest to give, passed over
+            }
+            auto reply = remote_digest(connection, match.name, hash);
+            if (!reply) {
+                results.failed(match.name, reply.error());
+                return;
+            }
+            reply->file.name = shown_path(reply->file.name, current);
+            output.digested(reply.value());
+            results.done(PathOutcome{match.name, std::nullopt, {}, {}, std::move(reply.value())});
+        },
+        std::nullopt, {}, "digest takes files");
 }
 
 int run_move(Connection& connection, const Output& output, const std::string& from, const std::string& to,
@@ -548,7 +546,7 @@ int run_move(Connection& connection, const Output& output, const std::string& fr
     }
     if (typed_as_folder(from)) {
         // "mv f/ y" of a file: not_a_folder, as rename(2) says (ENOTDIR).
-        if (auto folder = stat_typed_folder(connection, unescape_wildcards(source.value()), from); !folder) {
+        if (auto folder = stat_typed_folder(connection, unescape_wildcards(source.value())); !folder) {
             const Error error = named_as_typed(folder.error(), unescape_wildcards(source.value()), from, current);
             output.error(error);
             return exit_status(error.code);
@@ -567,8 +565,8 @@ int run_move(Connection& connection, const Output& output, const std::string& fr
     if (!reply) {
         Error error = with_way_out(reply.error(), ErrorCode::exists, !replace,
                                    "mv --replace replaces it: a file with a file, an empty folder with a folder");
-        error = named_as_typed(std::move(error), {{unescape_wildcards(source.value()), from}, {destination, to}},
-                               current);
+        error =
+            named_as_typed(std::move(error), {{unescape_wildcards(source.value()), from}, {destination, to}}, current);
         output.error(error);
         return exit_status(error.code);
     }

@@ -878,11 +878,14 @@ bool resumes_version(const DownloadState& state, std::uint64_t size, std::int64_
     return state.remote_size == size && state.remote_mtime == mtime;
 }
 
-std::uint64_t resumable_prefix(const GetOptions& options, std::uint64_t size, std::int64_t mtime)
+Result<std::uint64_t> resumable_prefix(const GetOptions& options, std::uint64_t size, std::int64_t mtime)
 {
     auto pending = prepare_get(options);
-    if (!pending || !pending->resumable || !resumes_version(pending->resumable->state, size, mtime)) {
-        return 0;
+    if (!pending) {
+        return pending.error();
+    }
+    if (!pending->resumable || !resumes_version(pending->resumable->state, size, mtime)) {
+        return std::uint64_t{0};
     }
     return pending->offset;
 }

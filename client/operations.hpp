@@ -188,9 +188,11 @@ bool resumes_version(const DownloadState& state, std::uint64_t size, std::int64_
 // The bytes a get with `options` of the server's file as listed (`size`,
 // `mtime`) would not receive again: the verified prefix of the part it
 // would resume (prepare_get's rules, then resumes_version); 0 where it
-// would start from the beginning or could not start. Writes nothing: a
-// dry run's figure.
-std::uint64_t resumable_prefix(const GetOptions& options, std::uint64_t size, std::int64_t mtime);
+// would start from the beginning. prepare_get's error where the get
+// could not start (what the real run refuses before any byte moves: a
+// file of the user's at the part's name, say). Writes nothing: a dry
+// run's figure.
+Result<std::uint64_t> resumable_prefix(const GetOptions& options, std::uint64_t size, std::int64_t mtime);
 // Sends the get request under a fresh id of this connection.
 Status send_get(Connection& connection, PendingGet& pending);
 // Reads the sent get's reply, data and trailer, and publishes the file.

@@ -39,13 +39,18 @@ bool typed_as_folder(std::string_view typed)
     return typed.ends_with('/') || typed.ends_with("/.") || typed.ends_with("/..") || typed == "." || typed == "..";
 }
 
-bool ends_in_dot_or_dot_dot(std::string_view typed)
+std::string_view last_typed_component(std::string_view typed)
 {
     while (typed.size() > 1 && typed.ends_with('/')) {
         typed.remove_suffix(1);
     }
     const auto slash = typed.rfind('/');
-    const std::string_view last = slash == std::string_view::npos ? typed : typed.substr(slash + 1);
+    return slash == std::string_view::npos || typed.size() == 1 ? typed : typed.substr(slash + 1);
+}
+
+bool ends_in_dot_or_dot_dot(std::string_view typed)
+{
+    const std::string_view last = last_typed_component(typed);
     return last == "." || last == "..";
 }
 

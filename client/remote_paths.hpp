@@ -51,6 +51,9 @@ bool typed_as_folder(std::string_view typed);
 // operands"), and rename(2) such a source (EINVAL, EBUSY): a folder is
 // removed or moved by its own name, never by a way up to it.
 bool ends_in_dot_or_dot_dot(std::string_view typed);
+// The last component of `typed`, trailing slashes aside ("d/../" -> "..",
+// "a/b" -> "b", "/" -> "/").
+std::string_view last_typed_component(std::string_view typed);
 
 // "a/b" and "c" -> "a/b/c"; "" (the root) and "c" -> "c".
 std::string join_remote(std::string_view folder, std::string_view name);

@@ -86,7 +86,7 @@ Error unreadable_error(const std::string& listed, const UnreadableFolder& folder
                                   " (what it holds is unknown): " + consequence};
 }
 
-Result<FileInfo> stat_typed_folder(Connection& connection, const std::string& path, const std::string& typed)
+Result<FileInfo> stat_typed_folder(Connection& connection, const std::string& path)
 {
     if (path.empty()) {
         FileInfo root;
@@ -95,9 +95,6 @@ Result<FileInfo> stat_typed_folder(Connection& connection, const std::string& pa
     }
     auto found = stat_file(connection, path);
     if (found && !is_folder(found.value())) {
-        // Named from the root, as the server names paths: each command
-        // names it as typed (named_as_typed) where it shows it.
-        (void)typed;
         return Error{ErrorCode::not_a_folder,
                      quoted(path) + " is a file, and a path ending in \"/\" or \"/.\" names a folder"};
     }
@@ -111,7 +108,7 @@ Result<std::vector<FileInfo>> remote_matches(Connection& connection, const std::
         return *require_folders(connection);
     }
     if (!path.empty() && !has_wildcard(path) && typed_as_folder(typed)) {
-        auto folder = stat_typed_folder(connection, unescape_wildcards(path), typed);
+        auto folder = stat_typed_folder(connection, unescape_wildcards(path));
         if (!folder) {
             return folder.error();
         }

@@ -65,18 +65,19 @@ Error unreadable_error(const std::string& listed, const UnreadableFolder& folder
 
 // What `path` (resolved from the root, escapes undone) is, looked up for an
 // argument typed as a folder ("f/", remote_paths.hpp's typed_as_folder):
-// the folder as stat gives it, or not_a_folder naming `typed` when it is a
-// file (POSIX's ENOTDIR for a trailing slash); stat's own error when there
-// is nothing there. The root ("") is a folder, not looked up.
-Result<FileInfo> stat_typed_folder(Connection& connection, const std::string& path, const std::string& typed);
+// the folder as stat gives it, or not_a_folder when it is a file (POSIX's
+// ENOTDIR for a trailing slash), naming `path` from the root as the
+// server's errors do (each command names it as typed: named_as_typed);
+// stat's own error when there is nothing there. The root ("") is a
+// folder, not looked up.
+Result<FileInfo> stat_typed_folder(Connection& connection, const std::string& path);
 
 // What a remote argument names: `path` (resolved from the root) itself, or
 // with wildcards what matches in the server's listing (remote_paths.hpp);
-// `typed` is the argument as given, for the message of no match. On a
+// `typed` is the argument as given, for the message of no match. An
 // argument typed as a folder ("d/", "logs*/") names folders only: a file
 // there is stat_typed_folder's not_a_folder, and a pattern's files are not
-// matches. On a
-// version-1 connection only the root can be matched (it is all there is),
+// matches. On a version-1 connection only the root can be matched (it is all there is),
 // and a path with a '/' is require_folders' error. A wildcard over several
 // components whose listing could not read a folder is that folder's error
 // (unreadable_error): its matches are not all known, and acting on some

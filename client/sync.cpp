@@ -662,34 +662,22 @@ GetOptions pull_options(const SyncArguments& arguments, const FileTransfer& tran
     return options;
 }
 
-// A pull's dry run: the verified prefix of each file's partial download
-// that the real run would resume from and not receive again (prepare_get's
-// rules), by path; files it would get whole are not in it.
-std::map<std::string, std::uint64_t> resumable_prefixes(const SyncArguments& arguments, const SyncPlan& plan)
-{
-    std::map<std::string, std::uint64_t> prefixes;
-    for (const auto& transfer : plan.transfers) {
-        if (interrupted()) {
-            break;
-        }
-        const std::uint64_t held = resumable_prefix(pull_options(arguments, transfer), transfer.size, transfer.mtime);
-        if (held > 0) {
-            prefixes.emplace(transfer.path, held);
-        }
-    }
-    return prefixes;
-}
+// What a dry run learns by the local looks the real run makes before any
+// byte moves, one look per file: a push's file opened as the very file
+// listed (open_listed_file: one this user may not read fails there); a
+// pull's target and part inspected (resumable_prefix, prepare_get's rules:
+// a file of the user's at the part's name is not ferry's), and the
+// verified prefix of a partial download it would resume and not receive
+// again. Nothing is written.
+struct DryRunLooks {
+    std::map<std::string, Error> refused;         // by path: what the real run refuses
+    std::map<std::string, std::uint64_t> resumed; // by path: a pull's bytes not received again
+};
 
-// What the real run would refuse of the files a dry run lists as to send,
-// by the same local looks it makes before any byte moves: a push's file
-// opened as the very file listed (open_listed_file: one this user may not
-// read fails there), a pull's target and part inspected (prepare_get: a
-// file of the user's at the part's name is not ferry's). Each path with
-// its error; nothing is written.
-std::map<std::string, Error> refused_before_sending(const SyncArguments& arguments, const SyncPlan& plan,
-                                                    const std::map<std::string, ListedFile>& listed)
+DryRunLooks look_as_the_real_run(const SyncArguments& arguments, const SyncPlan& plan,
+                                 const std::map<std::string, ListedFile>& listed)
 {
-    std::map<std::string, Error> refused;
+    DryRunLooks looks;
     const bool push = arguments.direction == SyncDirection::push;
     for (const auto& transfer : plan.transfers) {
         if (interrupted()) {
@@ -701,15 +689,21 @@ std::map<std::string, Error> refused_before_sending(const SyncArguments& argumen
                 continue;
             }
             if (auto opened = open_listed_file(seen->second, local_join(arguments.local, transfer.path)); !opened) {
-                refused.emplace(transfer.path, opened.error());
+                looks.refused.emplace(transfer.path, opened.error());
             }
-        } else if (!is_directory(local_join(arguments.local, remote_parent(transfer.path)))) {
+            continue;
+        }
+        if (!is_directory(local_join(arguments.local, remote_parent(transfer.path)))) {
             continue; // a folder the real run makes first: nothing stands in it yet
-        } else if (auto prepared = prepare_get(pull_options(arguments, transfer)); !prepared) {
-            refused.emplace(transfer.path, prepared.error());
+        }
+        auto held = resumable_prefix(pull_options(arguments, transfer), transfer.size, transfer.mtime);
+        if (!held) {
+            looks.refused.emplace(transfer.path, held.error());
+        } else if (held.value() > 0) {
+            looks.resumed.emplace(transfer.path, held.value());
         }
     }
-    return refused;
+    return looks;
 }
 
 // One connection's share of a pull: gets pipelined, a few requests waiting
@@ -1384,7 +1378,7 @@ std::optional<Error> push_refusal(const Connection& connection, const SyncArgume
 // `dest`: the receiving side as listed; `unlisted_known`: false for a push
 // to a server whose listing does not say which folders hold what it does
 // not show (an older ferryd), where a folder's removal is then uncertain.
-// `resumed`: a pull's resumable prefixes (resumable_prefixes), not received again.
+// `resumed`: a pull's resumable prefixes (look_as_the_real_run), not received again.
 void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& plan, const TreeListing& dest,
                bool unlisted_known, bool times_settable, bool top_missing,
                const std::map<std::string, std::uint64_t>& resumed)
@@ -1660,19 +1654,20 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         const bool unlisted_known = !push || tells_unlisted(connection);
         // What the real run refuses before sending is an error here too,
         // neither shown as sent nor counted.
+        const DryRunLooks looks = look_as_the_real_run(arguments, plan, local_tree.listed);
         SyncPlan sendable = plan;
-        for (const auto& refusal : refused_before_sending(arguments, plan, local_tree.listed)) {
-            tally.failed(refusal.first, refusal.second);
-            std::erase_if(sendable.transfers, [&](const FileTransfer& transfer) {
-                if (transfer.path != refusal.first) {
-                    return false;
-                }
-                sendable.bytes -= transfer.size;
-                return true;
-            });
+        sendable.transfers.clear();
+        sendable.bytes = 0;
+        for (const auto& transfer : plan.transfers) {
+            if (const auto refused = looks.refused.find(transfer.path); refused != looks.refused.end()) {
+                tally.failed(transfer.path, refused->second);
+            } else {
+                sendable.transfers.push_back(transfer);
+                sendable.bytes += transfer.size;
+            }
         }
         // The bytes the real run would receive: a part it resumes is not received again.
-        const auto resumed = push ? std::map<std::string, std::uint64_t>{} : resumable_prefixes(arguments, sendable);
+        const auto& resumed = looks.resumed;
         show_plan(tally, arguments, sendable, dest, unlisted_known, keeps_top_time,
                   local_missing || (remote_missing && !arguments.remote.empty()), resumed);
         summary.sent = sendable.transfers.size();

@@ -81,8 +81,7 @@ public:
             const std::string& name = summary_.files[index].name;
             const std::string shown = typed_name ? name : shown_path(name, current_);
             // The server names the path from the root: shown as the line's.
-            const Error named =
-                current_.empty() || typed_name ? error : named_as_typed(error, name, shown, current_);
+            const Error named = current_.empty() || typed_name ? error : named_as_typed(error, name, shown, current_);
             output_.error(single() ? named : Error{named.code, "\"" + shown + "\": " + named.message});
         }
     }
@@ -1056,10 +1055,10 @@ GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
                 return flags.recursive || match.type != EntryType::folder;
             });
             if (taken > 1) {
-                plan.add_typed({typed, shown}, Error{ErrorCode::name_clash, "\"" + printable(typed) + "\" matches " +
-                                                                          std::to_string(taken) +
-                                                                          " entries, and -o names one file: use -C "
-                                                                          "DIR for several"});
+                plan.add_typed({typed, shown}, Error{ErrorCode::name_clash,
+                                                     "\"" + printable(typed) + "\" matches " + std::to_string(taken) +
+                                                         " entries, and -o names one file: use -C "
+                                                         "DIR for several"});
                 continue;
             }
         }
@@ -1095,8 +1094,9 @@ GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
             plan.add(std::move(item), std::move(in_the_way));
         }
         if (folders_passed_over > 0 && folders_passed_over == matches->size()) {
-            plan.add_typed({typed, shown}, Error{ErrorCode::not_regular_file, "\"" + printable(typed) +
-                                                                            "\" matches only folders: get -r downloads folders"});
+            plan.add_typed({typed, shown},
+                           Error{ErrorCode::not_regular_file,
+                                 "\"" + printable(typed) + "\" matches only folders: get -r downloads folders"});
         }
     }
     return plan;
@@ -1259,7 +1259,7 @@ PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals
         std::optional<Error> error = bad_folder;
         // "file/." (or "file/") names a folder (POSIX 4.13): the kernel's
         // ENOTDIR, before its last component "." is taken for a name.
-        if (struct stat st {}; !error && local != "-" && typed_as_folder(local) && ::stat(local.c_str(), &st) != 0) {
+        if (struct stat st{}; !error && local != "-" && typed_as_folder(local) && ::stat(local.c_str(), &st) != 0) {
             error = local_error("cannot open \"" + local + "\"", errno);
         }
         if (placement.as) {
@@ -1436,9 +1436,9 @@ void set_folder_times(Connection& connection, const PutPlan& plan, Report& repor
     }
     for (auto folder = plan.folder_times.rbegin(); folder != plan.folder_times.rend() && !interrupted(); ++folder) {
         Status open = ensure_open(connection);
-        auto set = open ? set_remote_mtime(connection, folder->first, folder->second,
-                                           ExpectedEntry{EntryType::folder, 0, 0})
-                        : Result<StatReply>(open.error());
+        auto set =
+            open ? set_remote_mtime(connection, folder->first, folder->second, ExpectedEntry{EntryType::folder, 0, 0})
+                 : Result<StatReply>(open.error());
         if (!set && set.error().code != ErrorCode::not_found) { // not made (its files failed): nothing to set
             report.note("the time of the folder \"" + printable(folder->first) +
                         "\" was not kept: " + set.error().message);

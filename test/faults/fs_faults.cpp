@@ -236,7 +236,9 @@ int unlinkat(int folder, const char* name, int flags)
     if (const char* delay = std::getenv("FERRY_SET_ASIDE_UNLINK_DELAY_MS");
         delay != nullptr && std::strncmp(name, ".ferry-removing-", 16) == 0) {
         const long milliseconds = std::strtol(delay, nullptr, 10);
-        const struct timespec wait {milliseconds / 1000, (milliseconds % 1000) * 1'000'000};
+        const struct timespec wait {
+            milliseconds / 1000, (milliseconds % 1000) * 1'000'000
+        };
         ::nanosleep(&wait, nullptr);
     }
     if (const char* swap = std::getenv("FERRY_RENAME_BEFORE_UNLINK"); swap != nullptr && (flags & AT_REMOVEDIR) == 0) {

@@ -261,6 +261,10 @@ TEST_CASE("a path's spelling: typed as a folder, or ending in '.' or '..'")
         CAPTURE(named);
         CHECK_FALSE(ends_in_dot_or_dot_dot(named));
     }
+    CHECK(last_typed_component("d/../") == "..");
+    CHECK(last_typed_component("a/b") == "b");
+    CHECK(last_typed_component("./") == ".");
+    CHECK(last_typed_component("/") == "/");
 }
 
 namespace {
