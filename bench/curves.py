@@ -16,18 +16,26 @@ prints markdown tables (also written to TABLE) at the end:
            on a free port); neither FTP server hashes or syncs.
   list     ferryd CPU µs per listed entry, one persistent session sending
            paged list requests of a folder of LIST_SIZES files for LIST_SECS.
-  idle     ferryd PSS per idle connection at IDLE_SIZES (bench/ferry_load.py idle, E).
+  idle     ferryd PSS per idle connection at IDLE_SIZES (E: the load generator's idle).
   uploads  ferryd RSS (sampled every 0.1 s) during UPLOADS concurrent `ferry
            put` of UP_MIB MiB each; at each of WORKERS.
-  burst    C: BURST clients at once each get a 4 MiB file (ferry_load.py
-           burst, bytes counted), at each of WORKERS (ferryd --workers N).
+  burst    C: BURST clients at once each get a 4 MiB file (the load
+           generator's burst, bytes counted), at each of WORKERS (ferryd
+           --workers N); the C++ generator spreads them over LOADGEN_THREADS
+           loop threads, so that many workers are not measured through one
+           client core.
+
+The load generator of idle and burst is LOADGEN_BIN (bench/ferry-loadgen,
+C++) when curves.sh found it built, else bench/ferry_load.py (Python);
+both print the same JSON fields.
 
 Environment (curves.sh sets the defaults; QUICK=1 smaller ones):
   FERRYD, FERRY, ANCHORS, OUT, TABLE, WORK (served folder, under the vsftpd
   chroot /tmp/anchors/root), DL (where downloads land), REPS, SIZES
   ("4K:1000,64K:500,1M:200,64M:8,1G:1" = size:count), WHO (ferry,vsftpd,pyftpdlib),
   LIST_SIZES, LIST_SECS, IDLE_SIZES, IDLE_REPS (1), UPLOADS, UP_MIB, BURST, WORKERS, FERRYD_ARGS,
-  HASH (ferry's --hash; default the client's), A_MIB (1024),
+  HASH (ferry's --hash; default the client's), A_MIB (1024), LOADGEN_BIN,
+  LOADGEN_THREADS (1), PY (the Python of ferry_load.py: this one),
   ONLY (a,size,list,idle,uploads,burst).
 Every process it starts is stopped by its PID; every wait is bounded.
 """
@@ -48,8 +56,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import ferry_load  # noqa: E402  (the protocol's framing and the E/C load generators)
 
-PY = "/usr/bin/python3"
+PY = os.environ.get("PY") or sys.executable
 LOAD = os.path.join(HERE, "ferry_load.py")
+LOADGEN_BIN = os.environ.get("LOADGEN_BIN", "")
+LOADGEN_THREADS = int(os.environ.get("LOADGEN_THREADS", "1"))
+GENERATOR = "ferry-loadgen" if LOADGEN_BIN else "ferry_load.py"
 FERRYD, FERRY = os.environ["FERRYD"], os.environ["FERRY"]
 ANCHORS = os.environ["ANCHORS"]
 OUT, TABLE = os.environ["OUT"], os.environ["TABLE"]
@@ -426,8 +437,13 @@ def idle_curve():
             d = Ferryd(WORK)
             try:
                 time.sleep(1)
-                p = subprocess.run([PY, LOAD, "idle", str(d.port), str(n), "--pid", str(d.pid), "--hold", "3",
-                                    "--deadline", "300"], capture_output=True, text=True, timeout=420)
+                argv = ["idle", str(d.port), str(n), "--pid", str(d.pid), "--hold", "3", "--deadline", "300"]
+                if LOADGEN_BIN:
+                    # one source address has about 64,000 ephemeral ports to one port
+                    argv = [LOADGEN_BIN] + argv + ["--sources", str((n + 19999) // 20000)]
+                else:
+                    argv = [PY, LOAD] + argv
+                p = subprocess.run(argv, capture_output=True, text=True, timeout=420)
                 try:
                     r = json.loads(p.stdout)
                 except ValueError:
@@ -481,8 +497,12 @@ def burst_at(workers, rep):
     try:
         time.sleep(0.5)
         c0 = d.cpu()
-        p = subprocess.run([PY, LOAD, "burst", str(d.port), "m4.bin", str(BURST), "--deadline", "60",
-                            "--verify", "none"], capture_output=True, text=True, timeout=120)
+        argv = ["burst", str(d.port), "m4.bin", str(BURST), "--deadline", "60", "--verify", "none"]
+        if LOADGEN_BIN:
+            argv = [LOADGEN_BIN] + argv + ["--threads", str(LOADGEN_THREADS)]
+        else:
+            argv = [PY, LOAD] + argv
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
         cpu = d.cpu() - c0
         try:
             r = json.loads(p.stdout)
@@ -490,7 +510,9 @@ def burst_at(workers, rep):
             r = {"ok": 0, "bytes": 0, "wall_s": 0, "errors": {p.stderr[-200:]: BURST}}
         emit(w="burst", who="ferry", rep=rep, workers=workers, clients=BURST, ok=r["ok"], bytes=r["bytes"],
              wall_s=r["wall_s"], MBps=r["bytes"] / r["wall_s"] / 1e6 if r["wall_s"] else 0.0,
-             slowest_ok_s=r.get("slowest_ok_s"), server_cpu_s=cpu)
+             slowest_ok_s=r.get("slowest_ok_s"), server_cpu_s=cpu, client_cpu_s=r.get("client_cpu_s"),
+             generator=r.get("client", "ferry_load.py"), client_threads=r.get("threads", 1),
+             slow_connects=r.get("slow_connects"), errors=r.get("errors"))
     finally:
         d.stop()
 
@@ -571,7 +593,7 @@ def report():
         lines.append("")
     idle = [r for r in RESULTS if r["w"] == "idle"]
     if idle:
-        lines += ["### Idle connections: ferryd memory per connection (ferry_load.py idle)", "",
+        lines += ["### Idle connections: ferryd memory per connection (%s idle)" % GENERATOR, "",
                   "| asked | held (greeted) | PSS KiB per connection | RSS KiB per connection |", "|---|---|---|---|"]
         for n in IDLE_SIZES:
             rs = [r for r in idle if r["sessions"] == n]
@@ -581,19 +603,20 @@ def report():
     ups = [r for r in RESULTS if r["w"] == "uploads"]
     bur = [r for r in RESULTS if r["w"] == "burst"]
     if ups or bur:
-        lines += ["### By --workers: %d concurrent uploads of %d MiB, and C (%d clients × 4 MiB at once)"
-                  % (UPLOADS, UP_MIB, BURST), "",
+        lines += ["### By --workers: %d concurrent uploads of %d MiB, and C (%d clients × 4 MiB at once, %s%s)"
+                  % (UPLOADS, UP_MIB, BURST, GENERATOR,
+                     ", %d loop threads" % LOADGEN_THREADS if LOADGEN_BIN else ""), "",
                   "| workers | uploads ok | uploads MB/s | ferryd RSS before → peak MiB | ferryd CPU s (uploads) "
-                  "| C ok | C MB/s | ferryd CPU s (C) |", "|---|---|---|---|---|---|---|---|"]
+                  "| C ok | C MB/s | ferryd CPU s (C) | client CPU s (C) |", "|---|---|---|---|---|---|---|---|---|"]
         for w in WORKERS:
             u = [r for r in ups if r["workers"] == w]
             b = [r for r in bur if r["workers"] == w]
-            lines.append("| %d | %s/%d | %s | %s → %s | %s | %s/%d | %s | %s |" % (
+            lines.append("| %d | %s/%d | %s | %s → %s | %s | %s/%d | %s | %s | %s |" % (
                 w, fmt(med(u, "ok"), 0), UPLOADS, fmt(med(u, "MBps")),
                 fmt((med(u, "rss_kb_before") or 0) / 1024, 1) if u else "–",
                 fmt((med(u, "rss_kb_peak") or 0) / 1024, 1) if u else "–",
                 fmt(med(u, "server_cpu_s"), 2), fmt(med(b, "ok"), 0), BURST, fmt(med(b, "MBps")),
-                fmt(med(b, "server_cpu_s"), 2)))
+                fmt(med(b, "server_cpu_s"), 2), fmt(med(b, "client_cpu_s"), 2)))
         lines.append("")
     text = "\n".join(lines)
     with open(TABLE, "a") as f:

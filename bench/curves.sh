@@ -16,14 +16,20 @@
 # Env: QUICK=1; REPS; SIZES (size:count,...); WHO; LIST_SIZES; LIST_SECS;
 #      IDLE_SIZES; UPLOADS; UP_MIB; BURST; WORKERS (1,2: --workers of the
 #      uploads and burst curves); FERRYD_ARGS; HASH; ONLY
-#      (a,size,list,idle,uploads,burst); A_MIB; WORK; DL; BUILD; SKIP_BUILD; ANCHORS.
+#      (a,size,list,idle,uploads,burst); A_MIB; WORK; DL; BUILD; SKIP_BUILD; ANCHORS;
+#      LOADGEN (cpp: bench/ferry-loadgen for C and E, built here; python:
+#      bench/ferry_load.py); LOADGEN_THREADS (1: C's client loop threads);
+#      PY (/usr/bin/python3).
+#
+# On a many-core machine with a prebuilt release (the multi-core curve):
+#   BUILD=/abs/dir SKIP_BUILD=1 WHO=ferry ONLY=uploads,burst WORKERS=1,2,4,8,16 LOADGEN_THREADS=8 bench/curves.sh
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 export ANCHORS=${ANCHORS:-$REPO/../shared/bench-anchors}
 BUILD=${BUILD:-build-bench}
 case "$BUILD" in /*) BUILD_DIR=$BUILD ;; *) BUILD_DIR=$REPO/$BUILD ;; esac
-PY=/usr/bin/python3
+PY=${PY:-/usr/bin/python3}
 
 die() { echo "curves.sh: $*" >&2; exit 1; }
 log() { echo "[$(date +%T)] $*" >&2; }
@@ -60,10 +66,15 @@ export WORK=${WORK:-/tmp/anchors/root/curves} DL=${DL:-/dev/shm/ferry-curves-dl}
 [[ $(id -u) -eq 0 ]] || die "run as root: vsftpd, and 50,000 descriptors"
 [[ -x $PY ]] || die "$PY is needed"
 [[ $REPS =~ ^[1-9][0-9]*$ ]] || die "REPS must be a positive integer (got '$REPS')"
-# E holds every idle connection's two ends on this machine.
-max_idle=$(tr ',' '\n' <<<"$IDLE_SIZES" | sort -n | tail -n 1)
-ulimit -n $((2 * ${max_idle:-0} + 1000)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-(( $(ulimit -n) > ${max_idle:-0} + 100 )) || die "ulimit -n is $(ulimit -n): too low for $max_idle idle sessions"
+# E holds every idle connection's two ends on this machine; in C, ferryd
+# holds a socket and an open file per client. Only the curves asked for count.
+max_idle=0 max_burst=0
+[[ ,$ONLY, != *,idle,* ]] || max_idle=$(tr ',' '\n' <<<"$IDLE_SIZES" | sort -n | tail -n 1)
+[[ ,$ONLY, != *,burst,* ]] || max_burst=$BURST
+need=$(( max_idle > 2 * max_burst ? max_idle : 2 * max_burst ))
+ulimit -n $((2 * need + 1000)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+(( $(ulimit -n) > need + 100 )) ||
+    die "ulimit -n is $(ulimit -n): too low for $max_idle idle sessions and $max_burst clients at once"
 # Every idle connection comes from 127.0.0.1 to one port: it needs a local
 # port of its own. The range is widened for the run (and put back on exit)
 # when the largest count needs it; PORTS=keep leaves it alone.
@@ -94,11 +105,18 @@ if [[ -z ${SKIP_BUILD:-} ]]; then
     log "building a release ferry in $BUILD_DIR"
     [[ -f $BUILD_DIR/build.ninja ]] || meson setup "$BUILD_DIR" "$REPO" --buildtype=release >"$RES/build.log" 2>&1 ||
         { tail -n 30 "$RES/build.log" >&2; die "meson setup failed"; }
-    nice ninja -C "$BUILD_DIR" server/ferryd client/ferry >>"$RES/build.log" 2>&1 ||
+    nice ninja -C "$BUILD_DIR" server/ferryd client/ferry bench/ferry-loadgen >>"$RES/build.log" 2>&1 ||
         { grep -E 'error|FAILED' "$RES/build.log" | head -n 20 >&2; die "build failed (see $RES/build.log)"; }
 fi
 export FERRYD=$BUILD_DIR/server/ferryd FERRY=$BUILD_DIR/client/ferry
 [[ -x $FERRYD && -x $FERRY ]] || die "no ferryd/ferry in $BUILD_DIR"
+export PY LOADGEN_BIN= LOADGEN_THREADS=${LOADGEN_THREADS:-1}
+case ${LOADGEN:-cpp} in
+cpp) LOADGEN_BIN=$BUILD_DIR/bench/ferry-loadgen
+     [[ -x $LOADGEN_BIN ]] || die "no $LOADGEN_BIN (LOADGEN=python uses ferry_load.py)" ;;
+python) ;;
+*) die "LOADGEN is cpp or python (got '$LOADGEN')" ;;
+esac
 export OUT=$RES/curves.jsonl TABLE=$RES/table.md
 
 

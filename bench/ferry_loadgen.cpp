@@ -3,15 +3,18 @@
 // asyncio clients of ferry_load.py shared the machine's two cores with
 // ferryd and bounded what C and D could show).
 //
-// One thread, one libuv loop, every connection non-blocking. It speaks the
+// One libuv loop per thread (one thread, except burst --threads), every
+// connection non-blocking. It speaks the
 // real wire format through the protocol library (frame encoder and decoder,
 // the request encoder and the reply parsers), so a reply the server gets
 // wrong fails here as it would in the client.
 //
-//   ferry-loadgen burst PORT NAME N [--deadline S] [--verify sha256|xxh3-128|none]
+//   ferry-loadgen burst PORT NAME N [--deadline S] [--verify sha256|xxh3-128|none] [--threads T]
 //       C: N connections at once (every connect issued before the loop
 //       runs), each pipelines hello + get NAME, reads the data frames and
 //       checks the size and digest of what it got against the trailer.
+//       --threads spreads them over T loops, one thread each (1), so that
+//       a many-core server is not measured through one client core.
 //   ferry-loadgen list PORT [--conns K] [--duration S] [--expect N]
 //       D: K persistent sessions, each with one list request in flight at a
 //       time (like wrk's keep-alive connections), back to back for S
@@ -54,6 +57,7 @@
 #include <span>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -74,6 +78,7 @@ struct Options {
     std::size_t expect = 100;
     long pid = 0;
     std::string verify = "sha256";
+    int threads = 1; // burst: loop threads the connections are spread over
 };
 
 double now_s()
@@ -118,9 +123,9 @@ std::string hello_frame()
     return control_frame(hello, 0);
 }
 
-// One read buffer for the whole loop: libuv calls read_cb right after
-// alloc_cb, and every handler consumes what it is given.
-char g_read_buffer[256 * 1024];
+// One read buffer per loop thread: libuv calls read_cb right after alloc_cb,
+// and every handler consumes what it is given.
+thread_local char g_read_buffer[256 * 1024];
 
 void on_alloc(uv_handle_t*, std::size_t, uv_buf_t* buf)
 {
@@ -427,6 +432,38 @@ void run_until(uv_loop_t* loop, double end, std::function<bool()> finished, std:
     uv_run(loop, UV_RUN_NOWAIT); // its close (connections may stay open)
 }
 
+// One thread's share of a burst: the connections i with i % threads == t,
+// on a loop of its own, all timed from the burst's common start t0.
+BurstTotals burst_share(const Options& options, const std::string& name, std::optional<ferry::HashKind> verify,
+                        std::size_t n, std::size_t threads, std::size_t t, double t0)
+{
+    uv_loop_t loop{};
+    uv_loop_init(&loop);
+    const sockaddr_in to = address_of(options.host, options.port);
+    BurstTotals totals;
+    totals.t0 = t0;
+    std::vector<std::unique_ptr<GetClient>> clients;
+    // Every connect of this share goes out before its loop runs: one burst.
+    for (std::size_t i = t; i < n; i += threads) {
+        clients.push_back(std::make_unique<GetClient>(totals, name, verify));
+        ++totals.open;
+        clients.back()->start(&loop, to, source_of(options, i));
+    }
+    run_until(
+        &loop, t0 + options.deadline, [&] { return totals.open == 0; },
+        [&] {
+            for (auto& client : clients) {
+                client->failed("timeout"); // a finished one ignores it
+            }
+        });
+    for (auto& client : clients) {
+        client->close(); // an already closed one ignores it
+    }
+    uv_run(&loop, UV_RUN_DEFAULT); // the close callbacks, before the clients go
+    uv_loop_close(&loop);
+    return totals;
+}
+
 int burst(const Options& options, const std::string& name, std::size_t n)
 {
     std::optional<ferry::HashKind> verify;
@@ -437,33 +474,40 @@ int burst(const Options& options, const std::string& name, std::size_t n)
             return 2;
         }
     }
-    uv_loop_t* loop = uv_default_loop();
-    const sockaddr_in to = address_of(options.host, options.port);
-    BurstTotals totals;
+    // One loop thread receives (and hashes) at about one core's speed: past a
+    // few server workers, a single-threaded client would measure itself.
+    const std::size_t threads = std::clamp<std::size_t>(static_cast<std::size_t>(options.threads), 1, std::max<std::size_t>(n, 1));
+    std::vector<BurstTotals> shares(threads);
     const double c0 = cpu_self_s();
-    totals.t0 = now_s();
-    std::vector<std::unique_ptr<GetClient>> clients;
-    clients.reserve(n);
-    // Every connect goes out before the loop runs: one burst.
-    for (std::size_t i = 0; i < n; ++i) {
-        clients.push_back(std::make_unique<GetClient>(totals, name, verify));
-        ++totals.open;
-        clients.back()->start(loop, to, source_of(options, i));
+    const double t0 = now_s();
+    {
+        std::vector<std::jthread> others;
+        for (std::size_t t = 1; t < threads; ++t) {
+            others.emplace_back([&, t] { shares[t] = burst_share(options, name, verify, n, threads, t, t0); });
+        }
+        shares[0] = burst_share(options, name, verify, n, threads, 0, t0);
+    } // joins the others
+    const double wall = now_s() - t0;
+    BurstTotals totals;
+    for (auto& share : shares) {
+        totals.ok += share.ok;
+        totals.bytes += share.bytes;
+        totals.ok_secs.insert(totals.ok_secs.end(), share.ok_secs.begin(), share.ok_secs.end());
+        totals.connect_secs.insert(totals.connect_secs.end(), share.connect_secs.begin(), share.connect_secs.end());
+        for (const auto& [why, count] : share.errors) {
+            totals.errors[why] += count;
+        }
+        if (totals.first.empty()) {
+            totals.first = share.first;
+        }
     }
-    run_until(
-        loop, totals.t0 + options.deadline, [&] { return totals.open == 0; },
-        [&] {
-            for (auto& client : clients) {
-                client->failed("timeout"); // a finished one ignores it
-            }
-        });
-    const double wall = now_s() - totals.t0;
     std::sort(totals.ok_secs.begin(), totals.ok_secs.end());
     Json errors = Json::object();
     for (const auto& [why, count] : totals.errors) {
         errors[why] = count;
     }
     Json out{{"clients", n},
+             {"threads", threads},
              {"ok", totals.ok},
              {"failed", n - totals.ok},
              {"bytes", totals.bytes},
@@ -827,7 +871,7 @@ int idle(const Options& options, std::size_t n)
 [[noreturn]] void usage()
 {
     std::fprintf(stderr,
-                 "usage: ferry-loadgen burst PORT NAME N [--deadline S] [--verify sha256|xxh3-128|none]\n"
+                 "usage: ferry-loadgen burst PORT NAME N [--deadline S] [--verify sha256|xxh3-128|none] [--threads T]\n"
                  "       ferry-loadgen list PORT [--conns K] [--duration S] [--expect N]\n"
                  "       ferry-loadgen idle PORT N --pid PID [--hold S] [--deadline S] [--window W]\n"
                  "       common: [--host IPV4] [--sources K]\n");
@@ -870,6 +914,8 @@ int main(int argc, char** argv)
             options.pid = std::atol(value.c_str());
         } else if (arg == "--verify") {
             options.verify = value;
+        } else if (arg == "--threads") {
+            options.threads = std::max(1, std::atoi(value.c_str()));
         } else {
             usage();
         }
