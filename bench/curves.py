@@ -35,7 +35,8 @@ Environment (curves.sh sets the defaults; QUICK=1 smaller ones):
   ("4K:1000,64K:500,1M:200,64M:8,1G:1" = size:count), WHO (ferry,vsftpd,pyftpdlib),
   LIST_SIZES, LIST_SECS, IDLE_SIZES, IDLE_REPS (1), UPLOADS, UP_MIB, BURST, WORKERS, FERRYD_ARGS,
   HASH (ferry's --hash; default the client's), A_MIB (1024), LOADGEN_BIN,
-  LOADGEN_THREADS (1), PY (the Python of ferry_load.py: this one),
+  LOADGEN_THREADS (1), C_VERIFY (none, sha256 or xxh3-128: C's --verify),
+  PY (the Python of ferry_load.py: this one),
   ONLY (a,size,list,idle,uploads,burst).
 Every process it starts is stopped by its PID; every wait is bounded.
 """
@@ -60,6 +61,9 @@ PY = os.environ.get("PY") or sys.executable
 LOAD = os.path.join(HERE, "ferry_load.py")
 LOADGEN_BIN = os.environ.get("LOADGEN_BIN", "")
 LOADGEN_THREADS = int(os.environ.get("LOADGEN_THREADS", "1"))
+# C's clients check nothing by default (none: ferryd still hashes what it
+# sends, in SHA-256, for the trailer); sha256 or xxh3-128 makes both ends hash.
+C_VERIFY = os.environ.get("C_VERIFY", "none")
 GENERATOR = "ferry-loadgen" if LOADGEN_BIN else "ferry_load.py"
 FERRYD, FERRY = os.environ["FERRYD"], os.environ["FERRY"]
 ANCHORS = os.environ["ANCHORS"]
@@ -497,7 +501,7 @@ def burst_at(workers, rep):
     try:
         time.sleep(0.5)
         c0 = d.cpu()
-        argv = ["burst", str(d.port), "m4.bin", str(BURST), "--deadline", "60", "--verify", "none"]
+        argv = ["burst", str(d.port), "m4.bin", str(BURST), "--deadline", "60", "--verify", C_VERIFY]
         if LOADGEN_BIN:
             argv = [LOADGEN_BIN] + argv + ["--threads", str(LOADGEN_THREADS)]
         else:
@@ -512,7 +516,7 @@ def burst_at(workers, rep):
              wall_s=r["wall_s"], MBps=r["bytes"] / r["wall_s"] / 1e6 if r["wall_s"] else 0.0,
              slowest_ok_s=r.get("slowest_ok_s"), server_cpu_s=cpu, client_cpu_s=r.get("client_cpu_s"),
              generator=r.get("client", "ferry_load.py"), client_threads=r.get("threads", 1),
-             slow_connects=r.get("slow_connects"), errors=r.get("errors"))
+             slow_connects=r.get("slow_connects"), errors=r.get("errors"), verify=C_VERIFY)
     finally:
         d.stop()
 
@@ -605,7 +609,7 @@ def report():
     if ups or bur:
         lines += ["### By --workers: %d concurrent uploads of %d MiB, and C (%d clients × 4 MiB at once, %s%s)"
                   % (UPLOADS, UP_MIB, BURST, GENERATOR,
-                     ", %d loop threads" % LOADGEN_THREADS if LOADGEN_BIN else ""), "",
+                     (", %d loop threads" % LOADGEN_THREADS if LOADGEN_BIN else "") + ", --verify " + C_VERIFY), "",
                   "| workers | uploads ok | uploads MB/s | ferryd RSS before → peak MiB | ferryd CPU s (uploads) "
                   "| C ok | C MB/s | ferryd CPU s (C) | client CPU s (C) |", "|---|---|---|---|---|---|---|---|---|"]
         for w in WORKERS:

@@ -19,6 +19,7 @@
 #      (a,size,list,idle,uploads,burst); A_MIB; WORK; DL; BUILD; SKIP_BUILD; ANCHORS;
 #      LOADGEN (cpp: bench/ferry-loadgen for C and E, built here; python:
 #      bench/ferry_load.py); LOADGEN_THREADS (1: C's client loop threads);
+#      C_VERIFY (none: C's clients check nothing; sha256 or xxh3-128);
 #      PY (/usr/bin/python3).
 #
 # On a many-core machine with a prebuilt release (the multi-core curve):
@@ -110,7 +111,7 @@ if [[ -z ${SKIP_BUILD:-} ]]; then
 fi
 export FERRYD=$BUILD_DIR/server/ferryd FERRY=$BUILD_DIR/client/ferry
 [[ -x $FERRYD && -x $FERRY ]] || die "no ferryd/ferry in $BUILD_DIR"
-export PY LOADGEN_BIN= LOADGEN_THREADS=${LOADGEN_THREADS:-1}
+export PY LOADGEN_BIN= LOADGEN_THREADS=${LOADGEN_THREADS:-1} C_VERIFY=${C_VERIFY:-none}
 case ${LOADGEN:-cpp} in
 cpp) LOADGEN_BIN=$BUILD_DIR/bench/ferry-loadgen
      [[ -x $LOADGEN_BIN ]] || die "no $LOADGEN_BIN (LOADGEN=python uses ferry_load.py)" ;;
