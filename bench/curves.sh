@@ -111,7 +111,7 @@ if [[ -z ${SKIP_BUILD:-} ]]; then
 fi
 export FERRYD=$BUILD_DIR/server/ferryd FERRY=$BUILD_DIR/client/ferry
 [[ -x $FERRYD && -x $FERRY ]] || die "no ferryd/ferry in $BUILD_DIR"
-export PY LOADGEN_BIN= LOADGEN_THREADS=${LOADGEN_THREADS:-1} C_VERIFY=${C_VERIFY:-none}
+export PY LOADGEN_BIN='' LOADGEN_THREADS=${LOADGEN_THREADS:-1} C_VERIFY=${C_VERIFY:-none}
 case ${LOADGEN:-cpp} in
 cpp) LOADGEN_BIN=$BUILD_DIR/bench/ferry-loadgen
      [[ -x $LOADGEN_BIN ]] || die "no $LOADGEN_BIN (LOADGEN=python uses ferry_load.py)" ;;

@@ -18,14 +18,16 @@
 set -uo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-cd "$REPO"
+cd "$REPO" || exit 1
 export BUILD=${BUILD:-build-bench} WHO=ferry
 OUT=${OUT:-$REPO/bench/results/multicore-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 if [[ -z ${SKIP_BUILD:-} ]]; then
-    { [[ -f $BUILD/build.ninja ]] || meson setup "$BUILD" --buildtype=release; } >"$OUT/build.log" 2>&1 &&
-        nice ninja -C "$BUILD" server/ferryd client/ferry bench/ferry-loadgen >>"$OUT/build.log" 2>&1 ||
-        { echo "multicore.sh: the release build failed (see $OUT/build.log)" >&2; exit 1; }
+    if ! { [[ -f $BUILD/build.ninja ]] || meson setup "$BUILD" --buildtype=release; } >"$OUT/build.log" 2>&1 ||
+        ! nice ninja -C "$BUILD" server/ferryd client/ferry bench/ferry-loadgen >>"$OUT/build.log" 2>&1; then
+        echo "multicore.sh: the release build failed (see $OUT/build.log)" >&2
+        exit 1
+    fi
 fi
 export SKIP_BUILD=1
 {
