@@ -657,6 +657,8 @@ Result<SyncArguments> CommandLine::sync_arguments(HashKind hash, unsigned retrie
         return settled.error();
     }
     sync_arguments.remote = std::move(settled.value());
+    sync_arguments.remote_typed = remote.substr(1);
+    sync_arguments.current = current;
     sync_arguments.checksum = a.checksum;
     sync_arguments.delete_extras = a.delete_extras;
     sync_arguments.dry_run = a.dry_run;

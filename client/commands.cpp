@@ -24,6 +24,38 @@ std::string shown_path(const std::string& path, const std::string& current)
     return "/" + path;
 }
 
+Result<std::string> resolve_remote_path_checked(Connection& connection, const std::string& current,
+                                                const std::string& typed)
+{
+    auto path = resolve_remote_path(current, typed);
+    if (!path) {
+        return path.error();
+    }
+    auto climbed = climbed_folders(current, typed);
+    if (!climbed) {
+        return climbed.error();
+    }
+    for (const auto& folder : climbed.value()) {
+        if (has_wildcard(folder)) {
+            return Error{ErrorCode::invalid_name, quoted(typed) + ": a \"..\" after a wildcard climbs out of no "
+                                                                    "one folder; name the folder itself"};
+        }
+        const std::string real = unescape_wildcards(folder);
+        auto found = stat_file(connection, real);
+        if (found && is_folder(found.value())) {
+            continue;
+        }
+        const std::string why = found ? " is a file" : found.error().code == ErrorCode::not_found ? " is not there" : "";
+        if (why.empty()) {
+            return found.error();
+        }
+        return Error{found ? ErrorCode::not_a_folder : ErrorCode::not_found,
+                     quoted(typed) + ": " + quoted(shown_path(real, current)) + why +
+                         ", and \"..\" climbs out of a folder only"};
+    }
+    return path;
+}
+
 Error named_as_typed(Error error, const std::vector<TypedPath>& paths, const std::string& current)
 {
     // Every edit is found in the message as the server wrote it and made
@@ -77,7 +109,7 @@ Error named_as_typed(Error error, const std::string& typed, const std::string& c
 Result<ListReply> list_entries(Connection& connection, const std::string& typed, bool recursive,
                                const std::string& current)
 {
-    auto path = resolve_remote_path(current, typed);
+    auto path = resolve_remote_path_checked(connection, current, typed);
     if (!path) {
         return path.error();
     }
@@ -140,7 +172,7 @@ Result<ListReply> list_entries(Connection& connection, const std::string& typed,
 Result<std::vector<FileInfo>> stat_entries(Connection& connection, const std::string& typed,
                                            const std::string& current)
 {
-    auto path = resolve_remote_path(current, typed);
+    auto path = resolve_remote_path_checked(connection, current, typed);
     if (!path) {
         return path.error();
     }
@@ -286,9 +318,8 @@ int for_each_path(Connection& connection, const Output& output, const std::vecto
             results.failed(argument, *own);
             continue;
         }
-        auto path = resolve_remote_path(current, argument);
-        if (!path) {
-            results.failed(argument, path.error());
+        if (auto settled = resolve_remote_path(current, argument); !settled) {
+            results.failed(argument, settled.error()); // before any reconnect: it needs no server
             continue;
         }
         if (!connection.is_open()) {
@@ -296,6 +327,11 @@ int for_each_path(Connection& connection, const Output& output, const std::vecto
                 results.failed(argument, again.error());
                 continue;
             }
+        }
+        auto path = resolve_remote_path_checked(connection, current, argument);
+        if (!path) {
+            results.failed(argument, path.error());
+            continue;
         }
         const bool listed = expand && has_wildcard(path.value());
         std::vector<FileInfo> matches;
@@ -543,6 +579,12 @@ int run_move(Connection& connection, const Output& output, const std::string& fr
     if (auto refused = read_only_refusal(connection, "nothing is moved")) {
         output.error(*refused);
         return exit_status(refused->code);
+    }
+    for (const std::string* typed : {&from, &to}) {
+        if (auto checked = resolve_remote_path_checked(connection, current, *typed); !checked) {
+            output.error(checked.error());
+            return exit_status(checked.error().code);
+        }
     }
     if (typed_as_folder(from)) {
         // "mv f/ y" of a file: not_a_folder, as rename(2) says (ENOTDIR).

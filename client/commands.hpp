@@ -49,6 +49,17 @@ int run_digests(Connection& connection, const Output& output, const std::vector<
 // it, else from the root with a leading '/'.
 std::string shown_path(const std::string& path, const std::string& current);
 
+// `typed` resolved in `current` as resolve_remote_path does, once every
+// folder a '..' in it climbs out of (climbed_folders) is found to be a
+// folder on the server: POSIX.1-2017 4.13 resolves "f/.." only when f is
+// one, so "f/../d" of a file f or a missing f names nothing (ENOTDIR,
+// ENOENT), never d. One stat per such folder: a path without '..' costs
+// nothing more. Refused: not_a_folder (a file), not_found, invalid_name (a
+// '..' after a wildcard, or resolve_remote_path's refusals), or the stat's
+// own error.
+Result<std::string> resolve_remote_path_checked(Connection& connection, const std::string& current,
+                                                const std::string& typed);
+
 // A server's error about the path `path` (from the root), which the user
 // typed as `typed` in `current`: the quoted path on the way to it that the
 // server names is named as the user would type it (with the '/' typed

@@ -32,6 +32,60 @@ bool is_wildcard_char(char c)
     return c == '*' || c == '?' || c == '[';
 }
 
+std::string joined(const std::vector<std::string_view>& parts, std::size_t count)
+{
+    std::string path;
+    for (std::size_t i = 0; i < count; ++i) {
+        path += (i == 0 ? "" : "/") + std::string(parts[i]);
+    }
+    return path;
+}
+
+// `typed` settled against `escaped_current` (views into both): the
+// components left, and each typed folder a '..' climbed out of.
+struct Settled {
+    std::vector<std::string_view> parts;
+    std::vector<std::string> climbed;
+};
+
+Result<Settled> settle(std::string_view escaped_current, std::string_view typed)
+{
+    Settled settled;
+    if (!typed.starts_with('/')) {
+        settled.parts = components_of(escaped_current);
+    }
+    // The current folder's components were folders when cd checked them;
+    // only what the user typed now is taken on trust by a '..'. The first
+    // `from_current` parts are current's ("../f/.." climbs out of one, then
+    // out of the typed f).
+    std::size_t from_current = settled.parts.size();
+    for (const auto part : components_of(typed)) {
+        if (part == ".") {
+            continue;
+        }
+        if (part == "..") {
+            if (settled.parts.empty()) {
+                return Error{ErrorCode::invalid_name,
+                             "\"" + std::string(typed) + "\" climbs above the server's root"};
+            }
+            if (settled.parts.size() > from_current) {
+                std::string left = joined(settled.parts, settled.parts.size());
+                // "a/b/../..": a/b being a folder, so is a.
+                const bool below_last = !settled.climbed.empty() && settled.climbed.back().starts_with(left + "/");
+                if (!below_last) {
+                    settled.climbed.push_back(std::move(left));
+                }
+            } else {
+                --from_current;
+            }
+            settled.parts.pop_back();
+            continue;
+        }
+        settled.parts.push_back(part);
+    }
+    return settled;
+}
+
 } // namespace
 
 bool typed_as_folder(std::string_view typed)
@@ -59,29 +113,21 @@ Result<std::string> resolve_remote_path(std::string_view current, std::string_vi
     // The current folder's names are real ones: escaped, they stay
     // themselves when the result is expanded or unescaped.
     const std::string escaped_current = escape_wildcards(current);
-    std::vector<std::string_view> parts;
-    if (!typed.starts_with('/')) {
-        parts = components_of(escaped_current);
+    auto settled = settle(escaped_current, typed);
+    if (!settled) {
+        return settled.error();
     }
-    for (const auto part : components_of(typed)) {
-        if (part == ".") {
-            continue;
-        }
-        if (part == "..") {
-            if (parts.empty()) {
-                return Error{ErrorCode::invalid_name,
-                             "\"" + std::string(typed) + "\" climbs above the server's root"};
-            }
-            parts.pop_back();
-            continue;
-        }
-        parts.push_back(part);
+    return joined(settled->parts, settled->parts.size());
+}
+
+Result<std::vector<std::string>> climbed_folders(std::string_view current, std::string_view typed)
+{
+    const std::string escaped_current = escape_wildcards(current);
+    auto settled = settle(escaped_current, typed);
+    if (!settled) {
+        return settled.error();
     }
-    std::string path;
-    for (const auto part : parts) {
-        path += (path.empty() ? "" : "/") + std::string(part);
-    }
-    return path;
+    return std::move(settled->climbed);
 }
 
 Result<std::string> settle_remote_folder(std::string_view current, std::string_view typed)

@@ -29,6 +29,15 @@ namespace ferry::client {
 // its escapes with unescape_wildcards, before it names anything.
 Result<std::string> resolve_remote_path(std::string_view current, std::string_view typed);
 
+// The folders, from the root and wildcards live as in resolve_remote_path,
+// that a '..' in `typed` climbs out of and that the user typed: "f/../d"
+// in "ab" gives "ab/f"; of "a/b/../.." only "a/b" (a folder's parent is
+// one); "../x" gives none (the current folder was checked by cd). POSIX.1-2017
+// 4.13 resolves "f/.." only when f is a folder, so each of these must be
+// one before the path names anything (resolve_remote_path_checked, commands.hpp).
+// Refused as resolve_remote_path refuses.
+Result<std::vector<std::string>> climbed_folders(std::string_view current, std::string_view typed);
+
 // A folder as typed where no wildcard is expanded (sync's :REMOTE_DIR, in
 // the shell and on the command line alike): settled as resolve_remote_path
 // settles it, so '..' means there what it means to ls and get, its

@@ -332,7 +332,8 @@ private:
     // cd: the folder must be one on the server ('..' is settled here, never sent).
     int change_folder(Connection& server, const std::string& typed)
     {
-        auto path = resolve_remote_path(current_, typed.empty() ? "/" : typed);
+        // POSIX cd (step 8.b) too refuses a '..' out of what is not a folder.
+        auto path = resolve_remote_path_checked(server, current_, typed.empty() ? "/" : typed);
         if (!path) {
             output_.error(path.error());
             return exit_status(path.error().code);

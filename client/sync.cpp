@@ -1486,6 +1486,10 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     if (auto old = require_folders(connection)) {
         return fail_whole(*old);
     }
+    if (auto checked = resolve_remote_path_checked(connection, arguments.current, arguments.remote_typed); !checked) {
+        tally.failed_at(":" + arguments.remote_typed, checked.error());
+        return finish();
+    }
     if (auto refused = push_refusal(connection, arguments)) {
         tally.failed_at(":" + arguments.remote, *refused);
         return finish();

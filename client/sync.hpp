@@ -46,6 +46,11 @@ struct SyncArguments {
     SyncDirection direction = SyncDirection::push;
     std::string local;  // the local folder
     std::string remote; // the server's folder, a path ("" is the root)
+    // `remote` as typed (after its ':') in the shell's `current` folder:
+    // each folder a '..' in it climbs out of must be one on the server
+    // (resolve_remote_path_checked), which run_sync checks first.
+    std::string remote_typed;
+    std::string current;
     bool checksum = false;
     bool delete_extras = false;
     bool dry_run = false;

@@ -1032,13 +1032,17 @@ GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
             continue;
         }
         const std::string shown = download_path(remote_base_name(typed), placement);
-        auto path = resolve_remote_path(current, typed);
-        if (!path) {
-            plan.add_typed({typed, shown}, path.error());
+        if (auto settled = resolve_remote_path(current, typed); !settled) {
+            plan.add_typed({typed, shown}, settled.error()); // before any connect: it needs no server
             continue;
         }
         if (auto open = ensure_open(connection); !open) {
             plan.add_typed({typed, shown}, open.error());
+            continue;
+        }
+        auto path = resolve_remote_path_checked(connection, current, typed);
+        if (!path) {
+            plan.add_typed({typed, shown}, path.error());
             continue;
         }
         auto matches = remote_matches(connection, path.value(), typed);
@@ -1237,12 +1241,24 @@ PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals
                   const PutPlacement& placement, const TransferFlags& flags, SpooledInput& input)
 {
     PutPlan plan;
+    // A '..' out of a typed folder needs the server to say it is one
+    // (resolve_remote_path_checked); a path without one needs no server.
+    const auto resolve_target = [&](const std::string& typed) -> Result<std::string> {
+        auto climbed = climbed_folders(placement.current, typed);
+        if (!climbed || climbed->empty()) {
+            return resolve_remote_path(placement.current, typed);
+        }
+        if (auto open = ensure_open(connection); !open) {
+            return open.error();
+        }
+        return resolve_remote_path_checked(connection, placement.current, typed);
+    };
     std::optional<std::string> folder;
     std::optional<Error> bad_folder;
     if (placement.folder) {
         // A put names one place: no wildcard is expanded, and its escapes
         // are undone as everywhere a path is typed ('d\\?r' is "d?r").
-        auto resolved = resolve_remote_path(placement.current, *placement.folder);
+        auto resolved = resolve_target(*placement.folder);
         if (resolved) {
             folder = unescape_wildcards(resolved.value());
         } else {
@@ -1263,7 +1279,7 @@ PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals
             error = local_error("cannot open \"" + local + "\"", errno);
         }
         if (placement.as) {
-            auto resolved = resolve_remote_path(placement.current, *placement.as);
+            auto resolved = resolve_target(*placement.as);
             name = resolved ? unescape_wildcards(resolved.value()) : *placement.as;
             if (!resolved) {
                 error = resolved.error();

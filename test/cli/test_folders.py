@@ -213,6 +213,50 @@ class Folders(CliTest):
         self.assertEqual(removed.returncode, 0, removed.stderr)
         self.assertEqual(tree(self.root), {"e": None, "e/h": b"h", "keep": b"keep"})
 
+    def test_dot_dot_climbs_only_out_of_a_folder(self):
+        # Round 36: ".." was settled by its text alone, so "rm -r f/../d"
+        # with f a file, or nosuch/../d, removed d. POSIX.1-2017 4.13
+        # resolves "f/.." only when f is a folder (ENOTDIR, ENOENT), and
+        # POSIX cd refuses it too: every command now asks the server first.
+        server = self.start_server()
+        make_tree(self.root, {"d/a": b"a", "d/sub/b": b"b", "e/keep": b"k", "f": b"file", "x1": b"x1"})
+        make_tree(self.local, {"X": b"local X"})
+        whole = tree(self.root)
+        out = os.path.join(self.local, "out")
+        for words, code in ((("rm", "-r", "f/../d"), b"not_a_folder"), (("rm", "-r", "nosuch/../d"), b"not_found"),
+                            (("rm", "-r", "e/keep/../../d"), b"not_a_folder"),
+                            (("rm", "-r", "d/sub/../../f/../d"), b"not_a_folder"),
+                            (("stat", "f/.."), b"not_a_folder"), (("ls", "f/../d"), b"not_a_folder"),
+                            (("digest", "f/../x1"), b"not_a_folder"), (("mkdir", "-p", "f/../nd"), b"not_a_folder"),
+                            (("mv", "x1", "f/../y"), b"not_a_folder"), (("mv", "f/../x1", "y"), b"not_a_folder"),
+                            (("get", "f/../x1", "-o", out), b"not_a_folder"),
+                            (("get", "-r", "nosuch/../d", "-o", out), b"not_found"),
+                            (("put", os.path.join(self.local, "X"), "--as", "f/../y"), b"not_a_folder"),
+                            (("put", os.path.join(self.local, "X"), "-C", "nosuch/../d"), b"not_found"),
+                            (("sync", ":f/../d", out), b"not_a_folder"),
+                            (("sync", self.local, ":nosuch/../d"), b"not_found"),
+                            (("rm", "-r", "x*/../d"), b"invalid_name")):
+            with self.subTest(words=words):
+                result = self.ferry(*words, server=server)
+                self.assertEqual(result.returncode, 4, result.stderr)
+                self.assertIn(code, result.stderr)
+                self.assertEqual(tree(self.root), whole)
+                self.assertFalse(os.path.exists(out))
+        # The shell: cd and rm alike, its messages relative to its folder.
+        for line, said in ((b"cd d\ncd f/..\n", b'"f" is not there'), (b"cd d\ncd ../f/..\n", b'"/f" is a file'),
+                           (b"cd d\nrm -r sub/b/../../sub\n", b'"sub/b" is a file')):
+            with self.subTest(line=line):
+                shell = self.ferry(server=server, stdin=line)
+                self.assertIn(said, shell.stderr)
+                self.assertEqual(tree(self.root), whole)
+        # Out of a folder, ".." goes where it always did.
+        stat = self.ferry("stat", "e/../d/sub/../a", server=server)
+        self.assertEqual(stat.returncode, 0, stat.stderr)
+        shell = self.ferry(server=server, stdin=b"cd d/sub\ncd ../../e/..\npwd\nrm -r e/../d\n")
+        self.assertEqual(shell.returncode, 0, shell.stderr)
+        self.assertEqual(shell.stdout.splitlines()[0], b"/")
+        self.assertEqual(sorted(os.listdir(self.root)), ["e", "f", "x1"])
+
     def test_a_word_in_brackets_is_the_pattern_or_name_typed_never_a_list(self):
         # Round 35: CLI11 read an operand "[...]" of rm, get, digest, mkdir
         # and put as a list: rm '[!q]' removed !q (the one name it does not

@@ -18,6 +18,38 @@
 
 using namespace ferry::client;
 
+TEST_CASE("remote paths: the folders a '..' climbs out of, each to be checked on the server")
+{
+    // Round 36: "rm -r f/../d" with f a file removed d. POSIX.1-2017 4.13
+    // resolves "f/.." only when f is a folder: these are what must be one.
+    const auto climbed = [](std::string_view current, std::string_view typed) {
+        auto folders = climbed_folders(current, typed);
+        REQUIRE(folders.ok());
+        return folders.value();
+    };
+    using Paths = std::vector<std::string>;
+    CHECK(climbed("", "f/../d") == Paths{"f"});
+    CHECK(climbed("ab", "f/../d") == Paths{"ab/f"});
+    CHECK(climbed("ab", "/f/..") == Paths{"f"});
+    CHECK(climbed("", "a/b/../../c") == Paths{"a/b"}); // a/b a folder, a is one
+    CHECK(climbed("", "a/b/../c/../d") == Paths{"a/b", "a/c"});
+    CHECK(climbed("", "a/./b/..") == Paths{"a/b"});
+    CHECK(climbed("", "nosuch/../x") == Paths{"nosuch"});
+    // The current folder's own components were checked by cd: none here.
+    CHECK(climbed("a/b", "../x").empty());
+    CHECK(climbed("a/b", "../../x").empty());
+    CHECK(climbed("a", "x/../../y") == Paths{"a/x"});
+    CHECK(climbed("d", "../f/..") == Paths{"f"}); // out of current's d, then out of the typed f
+    CHECK(climbed("a/b", "../c/../../e/..") == Paths{"a/c", "e"});
+    CHECK(climbed("", "a/b/c").empty());
+    CHECK(climbed("", "a/..b/c").empty()); // "..b" is a name
+    // Wildcards stay live (a pattern before '..' is refused by the caller);
+    // the current folder's characters come back escaped.
+    CHECK(climbed("", "x*/../d") == Paths{"x*"});
+    CHECK(climbed("k/d?r", "f/..") == Paths{"k/d\\?r/f"});
+    CHECK_FALSE(climbed_folders("", "../x").ok()); // above the root, as resolve_remote_path says
+}
+
 TEST_CASE("remote paths: relative to the current folder, '.' and '..' settled on the client")
 {
     const auto resolved = [](std::string_view current, std::string_view typed) {
