@@ -645,10 +645,13 @@ std::optional<Error> make_folders(const std::string& path, const std::string& fl
     while (begin <= path.size()) {
         const auto slash = std::min(path.find('/', begin), path.size());
         if (slash > begin) {
-            reached += path.substr(begin, slash - begin) + "/";
+            // As typed, with no '/' of its own after it: the error names
+            // "outf", never "outf/" (which would say a folder was typed).
+            reached += path.substr(begin, slash - begin);
             if (auto made = make_typed_folder(reached); !made) {
                 return Error{made.error().code, flag + " " + path + ": " + made.error().message};
             }
+            reached += "/";
         }
         begin = slash + 1;
     }

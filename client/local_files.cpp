@@ -1095,7 +1095,8 @@ std::string resolve_download_path(const std::string& name, const std::optional<s
         return name;
     }
     if (is_directory(*local)) {
-        return local->back() == '/' ? *local + name : *local + "/" + name;
+        const std::string folder = folder_of_typed(*local); // "out/" and "out/." alike: "out/NAME"
+        return folder.ends_with('/') ? folder + name : folder + "/" + name;
     }
     return *local;
 }
@@ -1262,6 +1263,20 @@ Result<LocalFile> open_magic_link(const TypedWalk& walk, const std::string& name
 
 } // namespace
 
+std::string folder_of_typed(std::string path)
+{
+    while (path.size() > 1) {
+        if (path.ends_with('/')) {
+            path.pop_back();
+        } else if (path.ends_with("/.")) {
+            path.resize(path.size() - 2);
+        } else {
+            break;
+        }
+    }
+    return path.empty() ? std::string("/") : path; // "/." and "//" are the root
+}
+
 Result<TypedPlace> resolve_typed_path(const std::string& path, bool follow_leaf)
 {
     TypedWalk walk;
@@ -1370,7 +1385,10 @@ Status make_typed_folder(const std::string& path)
     if (!place) {
         return place.error();
     }
-    if (!place->leaf.empty()) {
+    // "new/." names the folder that is there (POSIX.1-2017 4.13: "." is the
+    // folder itself), so it is never made: as mkdir new/. says, ENOENT.
+    const bool names_what_is_there = last_typed_component(path) == ".";
+    if (!place->leaf.empty() && !names_what_is_there) {
         if (::mkdirat(place->folder->fd(), place->leaf.c_str(), 0777) == 0) {
             let_owner_fill(place->folder->fd(), place->leaf.c_str());
         } else if (errno != EEXIST) {

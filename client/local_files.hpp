@@ -164,6 +164,10 @@ struct TypedPlace {
 // what the path leads to (absent: nothing stands at `leaf`). An error for
 // anyone else's link names it and its uid.
 Result<TypedPlace> resolve_typed_path(const std::string& path, bool follow_leaf);
+// A typed folder as the start of the paths shown below it: trailing '/'
+// and "/." dropped ("out/" -> "out", "new/./" -> "new"; "/" and "." stay).
+// For showing and joining only: what the path names is resolve_typed_path's.
+std::string folder_of_typed(std::string path);
 // mkdir of a typed path in the folder resolve_typed_path reaches; happy
 // with a folder already there, or a link of the user's or root's to one;
 // one made here is let_owner_fill'ed.

@@ -586,8 +586,11 @@ void Output::sync(const SyncSummary& summary) const
     if (summary.left_out > 0) {
         parts += ", " + std::to_string(summary.left_out) + " left out";
     }
-    std::fprintf(out_, "%s%s: %llu sent, %llu skipped, %llu deleted%s; %s in %s%s\n", summary.dry_run ? "dry run, " : "",
+    // A pull's files came from the server: "received" here, as get says it
+    // (--json keeps one field, "sent", for both directions).
+    std::fprintf(out_, "%s%s: %llu %s, %llu skipped, %llu deleted%s; %s in %s%s\n", summary.dry_run ? "dry run, " : "",
                  summary.push ? "push" : "pull", static_cast<unsigned long long>(summary.sent),
+                 summary.push ? "sent" : "received",
                  static_cast<unsigned long long>(summary.skipped), static_cast<unsigned long long>(summary.deleted),
                  parts.c_str(), human_size(summary.bytes).c_str(), seconds_text(summary.seconds).c_str(),
                  summary.errors.empty() ? ""

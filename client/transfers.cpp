@@ -958,7 +958,10 @@ bool plan_tree(Connection& connection, GetPlan& plan, const FileInfo& folder,
     // and the files are written the same way (GetItem::tree_root), so a
     // folder swapped for a link at any moment leads nothing outside.
     const bool named_by_user = folder.name.empty() || (placement.output && root == *placement.output);
-    TreeLanding tree{folder.name, root, root, {}};
+    // Paths below it are shown and made from `root` as a folder: "out/" and
+    // "out/." lead to "out/x", never "out//x" or "out/./x".
+    const std::string landing = folder_of_typed(root);
+    TreeLanding tree{folder.name, landing, root, {}};
     if (!named_by_user) {
         tree.top = remote_base_name(folder.name);
         tree.base = root.substr(0, root.size() - tree.top.size());
@@ -993,7 +996,7 @@ bool plan_tree(Connection& connection, GetPlan& plan, const FileInfo& folder,
     // a failed folder, whatever of it was made here.
     for (const auto& unread : listed->unreadable_folders) {
         plan.failed_folders.push_back({unread.path.empty() ? folder.name : join_remote(folder.name, unread.path),
-                                       unread.path.empty() ? root : root + "/" + unread.path,
+                                       unread.path.empty() ? root : landing + "/" + unread.path,
                                        unreadable_error(folder.name, unread, "nothing in it is received")});
     }
     if (listed->skipped_invalid_names > 0) {

@@ -257,6 +257,44 @@ class Folders(CliTest):
         self.assertEqual(shell.stdout.splitlines()[0], b"/")
         self.assertEqual(sorted(os.listdir(self.root)), ["e", "f", "x1"])
 
+    def test_a_folder_typed_with_a_slash_or_dot_is_shown_once_and_dot_names_only_what_is_there(self):
+        # Round 36: "get -r d -o out/" showed "out//x", "-o new/." made a
+        # missing new (POSIX: "new/." names nothing there, as mkdir new/.
+        # says) and showed "new/./x"; sync named a local file "outf" as
+        # "outf/", a slash never typed; a pull's summary said "sent".
+        server = self.start_server()
+        make_tree(self.root, {"d/x": b"x", "d/sub/y": b"y"})
+        got = self.ferry("get", "-r", "d", "-o", "out/", server=server)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertIn(b"d/x -> out/x:", got.stdout)
+        self.assertIn(b"d/sub/y -> out/sub/y:", got.stdout)
+        self.assertNotIn(b"//", got.stdout)
+        # out is there now: the tree goes into it, as cp -r d out/. does.
+        again = self.ferry("get", "-r", "d", "-o", "out/.", server=server)
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertIn(b"d/sub/y -> out/d/sub/y:", again.stdout)
+        self.assertNotIn(b"/./", again.stdout)
+        self.assertEqual(open(os.path.join(self.local, "out/d/sub/y"), "rb").read(), b"y")
+        for typed in ("new/.", "new/./", "new/sub/."):
+            with self.subTest(typed=typed):
+                refused = self.ferry("get", "-r", "d", "-o", typed, server=server)
+                self.assertEqual(refused.returncode, 3, refused.stderr)
+                self.assertIn(b"local_io", refused.stderr)
+                self.assertIn(b"No such file or directory", refused.stderr)
+                self.assertFalse(os.path.exists(os.path.join(self.local, "new")))
+        self.write(os.path.join(self.local, "outf"), b"a file")
+        for words in (("sync", ":d", "outf"), ("sync", "outf", ":elsewhere")):
+            with self.subTest(words=words):
+                refused = self.ferry(*words, server=server)
+                self.assertEqual(refused.returncode, 3, refused.stderr)
+                self.assertIn(b'"outf"', refused.stderr)
+                self.assertNotIn(b'"outf/"', refused.stderr)
+        pulled = self.ferry("sync", ":d", "pulled", server=server)
+        self.assertEqual(pulled.returncode, 0, pulled.stderr)
+        self.assertIn(b"pull: 2 received, 0 skipped, 0 deleted", pulled.stdout)
+        pushed = self.ferry("sync", "pulled", ":pushed", server=server)
+        self.assertIn(b"push: 2 sent, 0 skipped, 0 deleted", pushed.stdout)
+
     def test_a_word_in_brackets_is_the_pattern_or_name_typed_never_a_list(self):
         # Round 35: CLI11 read an operand "[...]" of rm, get, digest, mkdir
         # and put as a list: rm '[!q]' removed !q (the one name it does not
