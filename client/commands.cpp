@@ -45,13 +45,13 @@ Result<std::string> resolve_remote_path_checked(Connection& connection, const st
         if (found && is_folder(found.value())) {
             continue;
         }
-        const std::string why = found ? " is a file" : found.error().code == ErrorCode::not_found ? " is not there" : "";
-        if (why.empty()) {
-            return found.error();
+        if (!found && found.error().code != ErrorCode::not_found) {
+            return found.error(); // forbidden, io_error...: the server's word
         }
-        return Error{found ? ErrorCode::not_a_folder : ErrorCode::not_found,
-                     quoted(typed) + ": " + quoted(shown_path(real, current)) + why +
-                         ", and \"..\" climbs out of a folder only"};
+        const bool a_file = found.ok();
+        return Error{a_file ? ErrorCode::not_a_folder : ErrorCode::not_found,
+                     quoted(typed) + ": " + quoted(shown_path(real, current)) +
+                         (a_file ? " is a file" : " is not there") + ", and \"..\" climbs out of a folder only"};
     }
     return path;
 }
