@@ -25,7 +25,7 @@ std::string shown_path(const std::string& path, const std::string& current)
 }
 
 Result<std::string> resolve_remote_path_checked(Connection& connection, const std::string& current,
-                                                const std::string& typed)
+                                                const std::string& typed, bool patterns)
 {
     auto path = resolve_remote_path(current, typed);
     if (!path) {
@@ -36,7 +36,7 @@ Result<std::string> resolve_remote_path_checked(Connection& connection, const st
         return climbed.error();
     }
     for (const auto& folder : climbed.value()) {
-        if (has_wildcard(folder)) {
+        if (patterns && has_wildcard(folder)) {
             return Error{ErrorCode::invalid_name, quoted(typed) + ": a \"..\" after a wildcard climbs out of no "
                                                                     "one folder; name the folder itself"};
         }
@@ -45,13 +45,16 @@ Result<std::string> resolve_remote_path_checked(Connection& connection, const st
         if (found && is_folder(found.value())) {
             continue;
         }
-        if (!found && found.error().code != ErrorCode::not_found) {
+        // A link (the server follows none), a FIFO...: not_regular_file from
+        // the server, but here only "not a folder" matters.
+        const bool no_folder = found || found.error().code == ErrorCode::not_regular_file;
+        if (!no_folder && found.error().code != ErrorCode::not_found) {
             return found.error(); // forbidden, io_error...: the server's word
         }
-        const bool a_file = found.ok();
-        return Error{a_file ? ErrorCode::not_a_folder : ErrorCode::not_found,
+        return Error{no_folder ? ErrorCode::not_a_folder : ErrorCode::not_found,
                      quoted(typed) + ": " + quoted(shown_path(real, current)) +
-                         (a_file ? " is a file" : " is not there") + ", and \"..\" climbs out of a folder only"};
+                         (found ? " is a file" : no_folder ? " is not a folder" : " is not there") +
+                         ", and \"..\" climbs out of a folder only"};
     }
     return path;
 }
@@ -328,7 +331,7 @@ int for_each_path(Connection& connection, const Output& output, const std::vecto
                 continue;
             }
         }
-        auto path = resolve_remote_path_checked(connection, current, argument);
+        auto path = resolve_remote_path_checked(connection, current, argument, expand);
         if (!path) {
             results.failed(argument, path.error());
             continue;
@@ -525,8 +528,49 @@ int run_remove(Connection& connection, const Output& output, const std::vector<s
 int run_make_folders(Connection& connection, const Output& output, const std::vector<std::string>& typed,
                      bool parents, const std::string& current)
 {
+    const auto refused = read_only_refusal(connection, "nothing is made");
+    if (parents && !refused) {
+        // POSIX mkdir -p makes every missing intermediate component, a folder
+        // a '..' climbs out of too ("a/b/../c" makes a/b and a/c), so that
+        // the check that each is a folder finds one. One that cannot be made
+        // (a file stands there) is that check's error, named as typed.
+        for (const auto& argument : typed) {
+            auto climbed = climbed_folders(current, argument);
+            for (const auto& folder : climbed ? climbed.value() : std::vector<std::string>{}) {
+                if (!has_wildcard(folder)) {
+                    (void)make_remote_folder(connection, unescape_wildcards(folder), true);
+                }
+            }
+        }
+    }
     return for_each_path(connection, output, typed, current, false, "made",
                          [&](const FileInfo& match, bool, PathResults& results) {
+                             if (match.name.empty()) {
+                                 // The root is always there: -p's "no error", else exists.
+                                 if (!parents) {
+                                     results.failed(match.name, Error{ErrorCode::exists,
+                                                                      "the server's root is there already"});
+                                     return;
+                                 }
+                                 MkdirReply there;
+                                 there.created = false;
+                                 output.made(there);
+                                 results.done(PathOutcome{match.name, std::nullopt, {}, std::move(there), {}});
+                                 return;
+                             }
+                             if (!parents && last_typed_component(results.typed) == ".") {
+                                 // "new/." names the folder that is there
+                                 // (POSIX 4.13), so mkdir never makes it:
+                                 // EEXIST or ENOENT, as mkdir(2) says.
+                                 const bool there = stat_file(connection, match.name).ok();
+                                 results.failed(match.name,
+                                                there ? Error{ErrorCode::exists, quoted(match.name) + " is there already"}
+                                                      : Error{ErrorCode::not_found,
+                                                              quoted(match.name) + " is not there, and a path ending "
+                                                                                   "in \"/.\" names what is; mkdir -p "
+                                                                                   "makes it"});
+                                 return;
+                             }
                              auto reply = make_remote_folder(connection, match.name, parents);
                              if (!reply) {
                                  results.failed(match.name,
@@ -537,7 +581,7 @@ int run_make_folders(Connection& connection, const Output& output, const std::ve
                              output.made(shown_reply(reply.value(), current));
                              results.done(PathOutcome{match.name, std::nullopt, {}, std::move(reply.value()), {}});
                          },
-                         read_only_refusal(connection, "nothing is made"));
+                         refused);
 }
 
 int run_digests(Connection& connection, const Output& output, const std::vector<std::string>& typed, HashKind hash,
@@ -548,6 +592,11 @@ int run_digests(Connection& connection, const Output& output, const std::vector<
         [&](const FileInfo& match, bool listed, PathResults& results) {
             if (listed && is_folder(match)) {
                 return; // a wildcard's folder: no digest to give, passed over
+            }
+            if (match.name.empty()) {
+                results.failed(match.name, Error{ErrorCode::not_regular_file,
+                                                 "the server's root is a folder, which has no digest"});
+                return;
             }
             auto reply = remote_digest(connection, match.name, hash);
             if (!reply) {
@@ -581,7 +630,7 @@ int run_move(Connection& connection, const Output& output, const std::string& fr
         return exit_status(refused->code);
     }
     for (const std::string* typed : {&from, &to}) {
-        if (auto checked = resolve_remote_path_checked(connection, current, *typed); !checked) {
+        if (auto checked = resolve_remote_path_checked(connection, current, *typed, false); !checked) {
             output.error(checked.error());
             return exit_status(checked.error().code);
         }

@@ -54,11 +54,14 @@ std::string shown_path(const std::string& path, const std::string& current);
 // folder on the server: POSIX.1-2017 4.13 resolves "f/.." only when f is
 // one, so "f/../d" of a file f or a missing f names nothing (ENOTDIR,
 // ENOENT), never d. One stat per such folder: a path without '..' costs
-// nothing more. Refused: not_a_folder (a file), not_found, invalid_name (a
-// '..' after a wildcard, or resolve_remote_path's refusals), or the stat's
-// own error.
+// nothing more. Refused: not_a_folder (a file, a link or anything else),
+// not_found, invalid_name (a '..' after a wildcard, or resolve_remote_path's
+// refusals), or the stat's own error.
+// `patterns`: the command expands wildcards (ls, stat, rm, digest, get),
+// so one before a '..' is refused; else (mkdir, mv, put, cd, sync) every
+// name is taken as it is written.
 Result<std::string> resolve_remote_path_checked(Connection& connection, const std::string& current,
-                                                const std::string& typed);
+                                                const std::string& typed, bool patterns = true);
 
 // A server's error about the path `path` (from the root), which the user
 // typed as `typed` in `current`: the quoted path on the way to it that the

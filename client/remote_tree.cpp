@@ -89,6 +89,11 @@ Error unreadable_error(const std::string& listed, const UnreadableFolder& folder
 Result<FileInfo> stat_typed_folder(Connection& connection, const std::string& path)
 {
     if (path.empty()) {
+        // The root, as the server describes it (its mtime); a server that
+        // cannot stat it (version 1) still has it, a folder.
+        if (auto root = stat_file(connection, ""); root && is_folder(root.value())) {
+            return root;
+        }
         FileInfo root;
         root.type = EntryType::folder;
         return root;

@@ -107,12 +107,22 @@ Result<TreeListing> list_remote_tree(Connection& connection, const std::string& 
 class Tally {
 public:
     Tally(const Output& output, bool push) : output_(output) { summary_.push = push; }
+    // The shell's current folder and the sync's server folder (from the
+    // root, and as typed): the lines shown name server paths as the shell's
+    // other commands do (shown_path, named_as_typed); --json's summary
+    // keeps its own paths.
+    void shown_in(std::string current, std::string remote, std::string remote_typed)
+    {
+        current_ = std::move(current);
+        remote_ = TypedPath{std::move(remote), std::move(remote_typed)};
+    }
 
     void failed(const std::string& path, const Error& error)
     {
         const std::lock_guard lock(mutex_);
         if (!output_.json()) {
-            output_.error(path.empty() ? error : Error{error.code, "\"" + printable(path) + "\": " + error.message});
+            const Error named = shown(error);
+            output_.error(path.empty() ? named : Error{named.code, "\"" + printable(path) + "\": " + named.message});
         }
         summary_.errors.emplace_back(path, error);
     }
@@ -123,7 +133,7 @@ public:
     {
         const std::lock_guard lock(mutex_);
         if (!output_.json()) {
-            output_.error(error);
+            output_.error(shown(error));
         }
         summary_.errors.emplace_back(where, error);
     }
@@ -140,7 +150,13 @@ public:
     void sent(const TransferResult& result, bool push)
     {
         const std::lock_guard lock(mutex_);
-        output_.transferred(result, push);
+        if (current_.empty()) {
+            output_.transferred(result, push);
+        } else {
+            TransferResult shown = result;
+            shown.file.name = shown_path(result.file.name, current_);
+            output_.transferred(shown, push);
+        }
         ++summary_.sent;
         summary_.bytes += result.moved();
         if (result.time_not_kept) {
@@ -199,6 +215,12 @@ public:
     SyncSummary& summary() { return summary_; }
 
 private:
+    // A server's error, which names its folder from the root, as the shell
+    // names it.
+    Error shown(const Error& error) const
+    {
+        return current_.empty() ? error : named_as_typed(error, std::vector<TypedPath>{remote_}, current_);
+    }
     // Printed as it comes in text mode; under --json, kept for the summary
     // (stdout holds the one JSON object).
     void keep_note(std::string text)
@@ -213,6 +235,8 @@ private:
     const Output& output_;
     std::mutex mutex_;
     SyncSummary summary_;
+    std::string current_;
+    TypedPath remote_;
 };
 
 Error interrupted_error()
@@ -1385,13 +1409,16 @@ void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& pla
 {
     const bool push = arguments.direction == SyncDirection::push;
     const auto shown = [&](const std::string& path) {
-        return printable(push ? remote_join(arguments.remote, path) : local_join(arguments.local, path));
+        return printable(push ? shown_path(remote_join(arguments.remote, path), arguments.current)
+                              : local_join(arguments.local, path));
     };
     const auto shown_folder = [&](const std::string& path) {
         if (path.empty() && push && arguments.remote.empty()) {
             return std::string(":"); // the server's root
         }
-        const std::string name = path.empty() ? printable(push ? arguments.remote : arguments.local) : shown(path);
+        const std::string name = path.empty()
+                                     ? printable(push ? shown_path(arguments.remote, arguments.current) : arguments.local)
+                                     : shown(path);
         return name.ends_with('/') ? name : name + "/";
     };
     // As the real run reports them: a folder that stays because it holds
@@ -1464,6 +1491,7 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     const auto start = Clock::now();
     const bool push = arguments.direction == SyncDirection::push;
     Tally tally(output, push);
+    tally.shown_in(arguments.current, arguments.remote, arguments.remote_typed);
     SyncSummary& summary = tally.summary();
     summary.dry_run = arguments.dry_run;
     const auto finish = [&]() {

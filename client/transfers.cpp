@@ -46,7 +46,7 @@ std::string download_path(const std::string& name, const GetPlacement& placement
         return *placement.output == "-" ? "-" : resolve_download_path(name, placement.output);
     }
     if (placement.folder) {
-        const std::string& folder = *placement.folder;
+        const std::string folder = folder_of_typed(*placement.folder); // "d/" and "d/." alike: "d/NAME"
         return folder.ends_with('/') ? folder + name : folder + "/" + name;
     }
     // A file named "-" (a server may list one) lands in a file of that
@@ -961,7 +961,7 @@ bool plan_tree(Connection& connection, GetPlan& plan, const FileInfo& folder,
     // Paths below it are shown and made from `root` as a folder: "out/" and
     // "out/." lead to "out/x", never "out//x" or "out/./x".
     const std::string landing = folder_of_typed(root);
-    TreeLanding tree{folder.name, landing, root, {}};
+    TreeLanding tree{folder.name, landing, landing, {}};
     if (!named_by_user) {
         tree.top = remote_base_name(folder.name);
         tree.base = root.substr(0, root.size() - tree.top.size());
@@ -1028,8 +1028,10 @@ GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
 {
     GetPlan plan;
     for (const auto& typed : names) {
-        // A name in the root, as version 1 knew it: nothing to look up.
-        if (!flags.recursive && current.empty() && typed.find('/') == std::string::npos && !has_wildcard(typed)) {
+        // A name in the root, as version 1 knew it: nothing to look up
+        // ("." and ".." are no names: settled below, as every path).
+        if (!flags.recursive && current.empty() && typed.find('/') == std::string::npos && !has_wildcard(typed) &&
+            !typed.empty() && typed != "." && typed != "..") {
             const std::string name = unescape_wildcards(typed);
             plan.add({name, download_path(name, placement)});
             continue;
@@ -1046,6 +1048,12 @@ GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
         auto path = resolve_remote_path_checked(connection, current, typed);
         if (!path) {
             plan.add_typed({typed, shown}, path.error());
+            continue;
+        }
+        if (path->empty() && !flags.recursive) {
+            plan.add_typed({typed, shown}, Error{ErrorCode::not_regular_file,
+                                                 quoted(typed) + " is the server's root, a folder (a folder comes "
+                                                                 "with get -r)"});
             continue;
         }
         auto matches = remote_matches(connection, path.value(), typed);
@@ -1123,12 +1131,16 @@ struct PutPlan {
     // put -r -p: each folder sent (its path on the server) with its local
     // modification time, each before what it holds, for set_folder_times.
     std::vector<std::pair<std::string, std::int64_t>> folder_times;
+    // Whether each item's name is its --as as typed (which could not be
+    // resolved), not a path from the root.
+    std::vector<bool> typed_names;
 
-    void add(PutItem item, std::string from, std::optional<Error> error = std::nullopt)
+    void add(PutItem item, std::string from, std::optional<Error> error = std::nullopt, bool typed_name = false)
     {
         items.push_back(std::move(item));
         shown.push_back(std::move(from));
         errors.push_back(std::move(error));
+        typed_names.push_back(typed_name);
     }
 };
 
@@ -1267,6 +1279,13 @@ PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals
         } else {
             bad_folder = resolved.error();
         }
+        if (resolved && last_typed_component(*placement.folder) == "." && ensure_open(connection)) {
+            // "-C new/." names the folder that is there (POSIX 4.13): put
+            // makes a missing -C folder, never this one.
+            if (auto there = stat_typed_folder(connection, *folder); !there) {
+                bad_folder = there.error();
+            }
+        }
     }
     const bool old_server = connection.is_open() && connection.protocol_version() < 2;
     const auto reachable = [](const std::string& path) {
@@ -1281,9 +1300,11 @@ PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals
         if (struct stat st{}; !error && local != "-" && typed_as_folder(local) && ::stat(local.c_str(), &st) != 0) {
             error = local_error("cannot open \"" + local + "\"", errno);
         }
+        bool typed_name = false;
         if (placement.as) {
             auto resolved = resolve_target(*placement.as);
             name = resolved ? unescape_wildcards(resolved.value()) : *placement.as;
+            typed_name = !resolved;
             if (!resolved) {
                 error = resolved.error();
             } else if (typed_as_folder(*placement.as)) {
@@ -1314,7 +1335,7 @@ PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals
                                                    local + "/\" to send the folder it leads to"};
         }
         if (error) {
-            plan.add({local, name, parents, std::nullopt}, local, error);
+            plan.add({local, name, parents, std::nullopt}, local, error, typed_name);
             continue;
         }
         if (local == "-") {
@@ -1493,7 +1514,7 @@ int run_puts(Connection& connection, const Output& output, const std::vector<std
         report.file(i).name = plan.items[i].name;
         report.file(i).local = plan.shown[i];
         if (plan.errors[i]) {
-            report.failed(i, *plan.errors[i]);
+            report.failed(i, *plan.errors[i], plan.typed_names[i]);
         } else {
             todo.push_back(i);
         }

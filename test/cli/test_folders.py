@@ -249,6 +249,18 @@ class Folders(CliTest):
                 shell = self.ferry(server=server, stdin=line)
                 self.assertIn(said, shell.stderr)
                 self.assertEqual(tree(self.root), whole)
+        # mkdir -p makes the folder a ".." climbs out of, as every missing
+        # intermediate component (POSIX mkdir -p; GNU's mkdir -p e/new/..).
+        made = self.ferry("mkdir", "-p", "e/new/../n2/deep/..", server=server)
+        self.assertEqual(made.returncode, 0, made.stderr)
+        for folder in ("e/new", "e/n2", "e/n2/deep"):
+            self.assertTrue(os.path.isdir(os.path.join(self.root, folder)), folder)
+        refused = self.ferry("mkdir", "-p", "f/x/../y", server=server)
+        self.assertEqual(refused.returncode, 4, refused.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "y")))
+        for folder in ("e/n2/deep", "e/n2", "e/new"):
+            os.rmdir(os.path.join(self.root, folder))
+        self.assertEqual(tree(self.root), whole)
         # Out of a folder, ".." goes where it always did.
         stat = self.ferry("stat", "e/../d/sub/../a", server=server)
         self.assertEqual(stat.returncode, 0, stat.stderr)
@@ -269,6 +281,13 @@ class Folders(CliTest):
         self.assertIn(b"d/x -> out/x:", got.stdout)
         self.assertIn(b"d/sub/y -> out/sub/y:", got.stdout)
         self.assertNotIn(b"//", got.stdout)
+        doubled = self.ferry("get", "-r", "d", "-o", "twice//", server=server)
+        self.assertEqual(doubled.returncode, 0, doubled.stderr)
+        self.assertIn(b"d/sub/y -> twice/sub/y:", doubled.stdout)
+        self.assertEqual(open(os.path.join(self.local, "twice/sub/y"), "rb").read(), b"y")
+        into = self.ferry("get", "d/x", "-C", "gnew//.", server=server)
+        self.assertEqual(into.returncode, 0, into.stderr)
+        self.assertIn(b"d/x -> gnew/x:", into.stdout)
         # out is there now: the tree goes into it, as cp -r d out/. does.
         again = self.ferry("get", "-r", "d", "-o", "out/.", server=server)
         self.assertEqual(again.returncode, 0, again.stderr)
@@ -289,11 +308,85 @@ class Folders(CliTest):
                 self.assertEqual(refused.returncode, 3, refused.stderr)
                 self.assertIn(b'"outf"', refused.stderr)
                 self.assertNotIn(b'"outf/"', refused.stderr)
+        # On the server too "new/." names what is there (round 37): mkdir
+        # and put -C make no such folder; mkdir -p does, as POSIX's.
+        for words, code in ((("mkdir", "newE/."), b"not_found"), (("mkdir", "d/."), b"exists"),
+                            (("put", "outf", "-C", "newC/."), b"not_found")):
+            with self.subTest(words=words):
+                refused = self.ferry(*words, server=server)
+                self.assertEqual(refused.returncode, 4, refused.stderr)
+                self.assertIn(code, refused.stderr)
+                self.assertEqual(sorted(os.listdir(self.root)), ["d"])
+        made = self.ferry("mkdir", "-p", "newP/.", server=server)
+        self.assertEqual(made.returncode, 0, made.stderr)
+        self.assertTrue(os.path.isdir(os.path.join(self.root, "newP")))
+        os.rmdir(os.path.join(self.root, "newP"))
         pulled = self.ferry("sync", ":d", "pulled", server=server)
         self.assertEqual(pulled.returncode, 0, pulled.stderr)
         self.assertIn(b"pull: 2 received, 0 skipped, 0 deleted", pulled.stdout)
         pushed = self.ferry("sync", "pulled", ":pushed", server=server)
         self.assertIn(b"push: 2 sent, 0 skipped, 0 deleted", pushed.stdout)
+
+    def test_the_root_however_spelled_is_a_folder_there_and_a_dot_dot_past_a_link_is_not_a_folder(self):
+        # Round 37: stat / said 1970 (mtime 0); get / and get d/.. said
+        # local_io about "", digest d/.. "path is empty"; mkdir -p / and
+        # mkdir -p d/.. failed (invalid_name) on a folder that is there; a
+        # link before ".." was not_regular_file; mkdir 'st*r/../x' spoke of
+        # a wildcard, which mkdir does not expand.
+        server = self.start_server()
+        make_tree(self.root, {"d/a": b"a", "e/k": b"k"})
+        os.symlink("e", os.path.join(self.root, "lnk"))
+        os.utime(self.root, (1700000000, 1700000000))
+        for typed in ("/", ".", "d/.."):
+            with self.subTest(typed=typed):
+                stat = self.ferry("--json", "stat", typed, server=server)
+                self.assertEqual(stat.returncode, 0, stat.stderr)
+                self.assertEqual(self.json_of(stat)["mtime"], 1700000000)
+                got = self.ferry("get", typed, "-o", "out", server=server)
+                self.assertEqual(got.returncode, 4, got.stderr)
+                self.assertIn(b"not_regular_file", got.stderr)
+                made = self.ferry("mkdir", "-p", typed, server=server)
+                self.assertEqual(made.returncode, 0, made.stderr)
+                self.assertIn(b"already there: /", made.stdout)
+                again = self.ferry("mkdir", typed, server=server)
+                self.assertEqual(again.returncode, 4, again.stderr)
+                self.assertIn(b"exists", again.stderr)
+        digest = self.ferry("digest", "d/..", server=server)
+        self.assertEqual(digest.returncode, 4, digest.stderr)
+        self.assertIn(b"not_regular_file", digest.stderr)
+        for words in (("ls", "lnk/../d"), ("rm", "-r", "lnk/../d"), ("mkdir", "lnk/../n")):
+            with self.subTest(words=words):
+                through = self.ferry(*words, server=server)
+                self.assertEqual(through.returncode, 4, through.stderr)
+                self.assertIn(b'not_a_folder: "lnk/..', through.stderr)
+        literal = self.ferry("mkdir", "st*r/../new1", server=server)
+        self.assertEqual(literal.returncode, 4, literal.stderr)
+        self.assertIn(b'not_found: "st*r/../new1": "st*r" is not there', literal.stderr)
+        os.mkdir(os.path.join(self.root, "st*r"))
+        made = self.ferry("mkdir", "st*r/../new1", server=server)
+        self.assertEqual(made.returncode, 0, made.stderr)
+        self.assertTrue(os.path.isdir(os.path.join(self.root, "new1")))
+        self.assertFalse(os.path.exists(os.path.join(self.local, "out")))
+        self.assertEqual(sorted(os.listdir(self.root)), ["d", "e", "lnk", "new1", "st*r"])
+
+    def test_the_shell_names_put_as_and_sync_paths_relative_to_its_folder(self):
+        # Round 37: in the shell, put --as's error named "cf/../pp" as
+        # "/cf/../pp" (a path that is not there), and sync named the
+        # server's paths from the root without the leading '/'.
+        server = self.start_server()
+        make_tree(self.root, {"c/cf": b"file", "d/sub/s": b"a file", "d/a": b"a"})
+        make_tree(self.local, {"src/top": b"top", "p.txt": b"p"})
+        put = self.ferry(server=server, stdin=b"cd c\nput p.txt --as cf/../pp\n")
+        self.assertIn(b'not_a_folder: "cf/../pp": "cf" is a file', put.stderr)
+        pushed = self.ferry(server=server, stdin=b"cd d/sub\nsync src :new5\n")
+        self.assertEqual(pushed.returncode, 0, pushed.stderr)
+        self.assertIn(b"src/top -> new5/top:", pushed.stdout)
+        planned = self.ferry(server=server, stdin=b"cd d/sub\nsync -n src :..\n")
+        self.assertIn(b"would send /d/top (", planned.stderr + planned.stdout)
+        self.assertIn(b"would set the time of /d/ ", planned.stderr + planned.stdout)
+        refused = self.ferry(server=server, stdin=b"cd d/sub\nsync src :s\n")
+        self.assertIn(b'not_a_folder: "s" is not a folder', refused.stderr)
+        self.assertEqual(open(os.path.join(self.root, "d/sub/new5/top"), "rb").read(), b"top")
 
     def test_a_word_in_brackets_is_the_pattern_or_name_typed_never_a_list(self):
         # Round 35: CLI11 read an operand "[...]" of rm, get, digest, mkdir
