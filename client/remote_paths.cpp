@@ -32,11 +32,11 @@ bool is_wildcard_char(char c)
     return c == '*' || c == '?' || c == '[';
 }
 
-std::string joined(const std::vector<std::string_view>& parts, std::size_t count)
+std::string joined(const std::vector<std::string_view>& parts)
 {
     std::string path;
-    for (std::size_t i = 0; i < count; ++i) {
-        path += (i == 0 ? "" : "/") + std::string(parts[i]);
+    for (const auto part : parts) {
+        path += (path.empty() ? "" : "/") + std::string(part);
     }
     return path;
 }
@@ -69,7 +69,7 @@ Result<Settled> settle(std::string_view escaped_current, std::string_view typed)
                              "\"" + std::string(typed) + "\" climbs above the server's root"};
             }
             if (settled.parts.size() > from_current) {
-                std::string left = joined(settled.parts, settled.parts.size());
+                std::string left = joined(settled.parts);
                 // "a/b/../..": a/b being a folder, so is a.
                 const bool below_last = !settled.climbed.empty() && settled.climbed.back().starts_with(left + "/");
                 if (!below_last) {
@@ -117,7 +117,7 @@ Result<std::string> resolve_remote_path(std::string_view current, std::string_vi
     if (!settled) {
         return settled.error();
     }
-    return joined(settled->parts, settled->parts.size());
+    return joined(settled->parts);
 }
 
 Result<std::vector<std::string>> climbed_folders(std::string_view current, std::string_view typed)
