@@ -537,8 +537,10 @@ int run_make_folders(Connection& connection, const Output& output, const std::ve
         for (const auto& argument : typed) {
             auto climbed = climbed_folders(current, argument);
             for (const auto& folder : climbed ? climbed.value() : std::vector<std::string>{}) {
-                if (!has_wildcard(folder)) {
-                    (void)make_remote_folder(connection, unescape_wildcards(folder), true);
+                // Names as written; one made here is shown as made.
+                if (auto made = make_remote_folder(connection, unescape_wildcards(folder), true);
+                    made && made->created) {
+                    output.made(shown_reply(made.value(), current));
                 }
             }
         }
@@ -561,14 +563,15 @@ int run_make_folders(Connection& connection, const Output& output, const std::ve
                              if (!parents && last_typed_component(results.typed) == ".") {
                                  // "new/." names the folder that is there
                                  // (POSIX 4.13), so mkdir never makes it:
-                                 // EEXIST or ENOENT, as mkdir(2) says.
-                                 const bool there = stat_file(connection, match.name).ok();
+                                 // EEXIST, ENOTDIR or ENOENT, as mkdir(2) says.
+                                 auto there = stat_typed_folder(connection, match.name);
                                  results.failed(match.name,
                                                 there ? Error{ErrorCode::exists, quoted(match.name) + " is there already"}
-                                                      : Error{ErrorCode::not_found,
-                                                              quoted(match.name) + " is not there, and a path ending "
-                                                                                   "in \"/.\" names what is; mkdir -p "
-                                                                                   "makes it"});
+                                                : there.error().code == ErrorCode::not_found
+                                                    ? Error{ErrorCode::not_found,
+                                                            quoted(match.name) + " is not there, and a path ending in "
+                                                                                 "\"/.\" names what is; mkdir -p makes it"}
+                                                    : there.error());
                                  return;
                              }
                              auto reply = make_remote_folder(connection, match.name, parents);

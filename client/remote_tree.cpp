@@ -103,6 +103,11 @@ Result<FileInfo> stat_typed_folder(Connection& connection, const std::string& pa
         return Error{ErrorCode::not_a_folder,
                      quoted(path) + " is a file, and a path ending in \"/\" or \"/.\" names a folder"};
     }
+    if (!found && found.error().code == ErrorCode::not_regular_file) {
+        // A link (the server follows none), a FIFO...: no folder either.
+        return Error{ErrorCode::not_a_folder,
+                     quoted(path) + " is not a folder, and a path ending in \"/\" or \"/.\" names one"};
+    }
     return found;
 }
 

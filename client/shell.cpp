@@ -333,7 +333,7 @@ private:
     int change_folder(Connection& server, const std::string& typed)
     {
         // POSIX cd (step 8.b) too refuses a '..' out of what is not a folder.
-        auto path = resolve_remote_path_checked(server, current_, typed.empty() ? "/" : typed);
+        auto path = resolve_remote_path_checked(server, current_, typed.empty() ? "/" : typed, false);
         if (!path) {
             output_.error(path.error());
             return exit_status(path.error().code);

@@ -1514,7 +1514,8 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     if (auto old = require_folders(connection)) {
         return fail_whole(*old);
     }
-    if (auto checked = resolve_remote_path_checked(connection, arguments.current, arguments.remote_typed); !checked) {
+    if (auto checked = resolve_remote_path_checked(connection, arguments.current, arguments.remote_typed, false);
+        !checked) {
         tally.failed_at(":" + arguments.remote_typed, checked.error());
         return finish();
     }

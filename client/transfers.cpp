@@ -1266,7 +1266,7 @@ PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals
         if (auto open = ensure_open(connection); !open) {
             return open.error();
         }
-        return resolve_remote_path_checked(connection, placement.current, typed);
+        return resolve_remote_path_checked(connection, placement.current, typed, false); // names as written
     };
     std::optional<std::string> folder;
     std::optional<Error> bad_folder;

@@ -253,6 +253,8 @@ class Folders(CliTest):
         # intermediate component (POSIX mkdir -p; GNU's mkdir -p e/new/..).
         made = self.ferry("mkdir", "-p", "e/new/../n2/deep/..", server=server)
         self.assertEqual(made.returncode, 0, made.stderr)
+        self.assertIn(b"made e/new/\n", made.stdout)  # each folder made is said so (round 38)
+        self.assertIn(b"made e/n2/deep/\n", made.stdout)
         for folder in ("e/new", "e/n2", "e/n2/deep"):
             self.assertTrue(os.path.isdir(os.path.join(self.root, folder)), folder)
         refused = self.ferry("mkdir", "-p", "f/x/../y", server=server)
@@ -359,6 +361,16 @@ class Folders(CliTest):
                 through = self.ferry(*words, server=server)
                 self.assertEqual(through.returncode, 4, through.stderr)
                 self.assertIn(b'not_a_folder: "lnk/..', through.stderr)
+        # Round 38: the link typed as a folder, and mkdir of "x/." where x
+        # is a file or a link, are not_a_folder too.
+        make_tree(self.root, {"f": b"file"})
+        for words in (("ls", "lnk/"), ("stat", "lnk/."), ("rm", "-r", "lnk/"), ("mkdir", "f/."), ("mkdir", "lnk/.")):
+            with self.subTest(words=words):
+                typed = self.ferry(*words, server=server)
+                self.assertEqual(typed.returncode, 4, typed.stderr)
+                self.assertIn(b"not_a_folder", typed.stderr)
+        os.unlink(os.path.join(self.root, "f"))
+        # A command that expands no wildcard takes "*" as written before "..".
         literal = self.ferry("mkdir", "st*r/../new1", server=server)
         self.assertEqual(literal.returncode, 4, literal.stderr)
         self.assertIn(b'not_found: "st*r/../new1": "st*r" is not there', literal.stderr)
@@ -366,8 +378,18 @@ class Folders(CliTest):
         made = self.ferry("mkdir", "st*r/../new1", server=server)
         self.assertEqual(made.returncode, 0, made.stderr)
         self.assertTrue(os.path.isdir(os.path.join(self.root, "new1")))
+        self.write(os.path.join(self.local, "p"), b"p")
+        for words in (("put", "p", "--as", "st*r/../new1/p1"), ("put", "p", "-C", "st*r/../new1"),
+                      ("sync", ".", ":st*r/../new1/s")):
+            with self.subTest(words=words):
+                sent = self.ferry(*words, server=server)
+                self.assertEqual(sent.returncode, 0, sent.stderr)
+        self.assertEqual(sorted(os.listdir(os.path.join(self.root, "new1"))), ["p", "p1", "s"])
+        deep = self.ferry("mkdir", "-p", "g*2/g3/../g4", server=server)
+        self.assertEqual(deep.returncode, 0, deep.stderr)
+        self.assertEqual(sorted(os.listdir(os.path.join(self.root, "g*2"))), ["g3", "g4"])
         self.assertFalse(os.path.exists(os.path.join(self.local, "out")))
-        self.assertEqual(sorted(os.listdir(self.root)), ["d", "e", "lnk", "new1", "st*r"])
+        self.assertEqual(sorted(os.listdir(self.root)), ["d", "e", "g*2", "lnk", "new1", "st*r"])
 
     def test_the_shell_names_put_as_and_sync_paths_relative_to_its_folder(self):
         # Round 37: in the shell, put --as's error named "cf/../pp" as
