@@ -529,6 +529,9 @@ int run_make_folders(Connection& connection, const Output& output, const std::ve
                      bool parents, const std::string& current)
 {
     const auto refused = read_only_refusal(connection, "nothing is made");
+    // The folders made on the way through a '..', each said once: an
+    // argument's own folder among them was made by this command.
+    std::set<std::string> made_on_the_way;
     if (parents && !refused) {
         // POSIX mkdir -p makes every missing intermediate component, a folder
         // a '..' climbs out of too ("a/b/../c" makes a/b and a/c), so that
@@ -537,10 +540,18 @@ int run_make_folders(Connection& connection, const Output& output, const std::ve
         for (const auto& argument : typed) {
             auto climbed = climbed_folders(current, argument);
             for (const auto& folder : climbed ? climbed.value() : std::vector<std::string>{}) {
-                // Names as written; one made here is shown as made.
-                if (auto made = make_remote_folder(connection, unescape_wildcards(folder), true);
-                    made && made->created) {
-                    output.made(shown_reply(made.value(), current));
+                // Each component in turn (names as written), so that each
+                // one made is known and shown as made.
+                const std::string real = unescape_wildcards(folder);
+                for (std::size_t end = real.find('/'); ; end = real.find('/', end + 1)) {
+                    const std::string step = real.substr(0, end);
+                    if (auto made = make_remote_folder(connection, step, true); made && made->created) {
+                        made_on_the_way.insert(step);
+                        output.made(shown_reply(made.value(), current));
+                    }
+                    if (end == std::string::npos) {
+                        break;
+                    }
                 }
             }
         }
@@ -560,19 +571,26 @@ int run_make_folders(Connection& connection, const Output& output, const std::ve
                                  results.done(PathOutcome{match.name, std::nullopt, {}, std::move(there), {}});
                                  return;
                              }
-                             if (!parents && last_typed_component(results.typed) == ".") {
+                             if (last_typed_component(results.typed) == ".") {
                                  // "new/." names the folder that is there
-                                 // (POSIX 4.13), so mkdir never makes it:
-                                 // EEXIST, ENOTDIR or ENOENT, as mkdir(2) says.
+                                 // (POSIX 4.13): a file or link there is
+                                 // ENOTDIR, with -p too; without -p mkdir
+                                 // never makes it (EEXIST or ENOENT).
                                  auto there = stat_typed_folder(connection, match.name);
-                                 results.failed(match.name,
-                                                there ? Error{ErrorCode::exists, quoted(match.name) + " is there already"}
-                                                : there.error().code == ErrorCode::not_found
-                                                    ? Error{ErrorCode::not_found,
-                                                            quoted(match.name) + " is not there, and a path ending in "
-                                                                                 "\"/.\" names what is; mkdir -p makes it"}
-                                                    : there.error());
-                                 return;
+                                 if (!there && there.error().code != ErrorCode::not_found) {
+                                     results.failed(match.name, there.error());
+                                     return;
+                                 }
+                                 if (!parents) {
+                                     results.failed(match.name,
+                                                    there ? Error{ErrorCode::exists,
+                                                                  quoted(match.name) + " is there already"}
+                                                          : Error{ErrorCode::not_found,
+                                                                  quoted(match.name) +
+                                                                      " is not there, and a path ending in \"/.\" "
+                                                                      "names what is; mkdir -p makes it"});
+                                     return;
+                                 }
                              }
                              auto reply = make_remote_folder(connection, match.name, parents);
                              if (!reply) {
@@ -581,7 +599,11 @@ int run_make_folders(Connection& connection, const Output& output, const std::ve
                                                              "mkdir -p makes the missing folders too"));
                                  return;
                              }
-                             output.made(shown_reply(reply.value(), current));
+                             if (!reply->created && made_on_the_way.contains(match.name)) {
+                                 reply->created = true; // made on the way, and said so then
+                             } else {
+                                 output.made(shown_reply(reply.value(), current));
+                             }
                              results.done(PathOutcome{match.name, std::nullopt, {}, std::move(reply.value()), {}});
                          },
                          refused);

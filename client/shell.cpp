@@ -344,7 +344,8 @@ private:
                 return exit_status(old->code);
             }
             auto file = stat_file(server, unescape_wildcards(path.value()));
-            if (file && !is_folder(file.value())) {
+            // A file, or a link (the server follows none) or FIFO: no folder.
+            if ((file && !is_folder(file.value())) || (!file && file.error().code == ErrorCode::not_regular_file)) {
                 file = Error{ErrorCode::not_a_folder, "\"" + shown_path(path.value(), current_) + "\" is not a folder"};
             }
             if (!file) {

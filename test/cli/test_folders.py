@@ -253,8 +253,7 @@ class Folders(CliTest):
         # intermediate component (POSIX mkdir -p; GNU's mkdir -p e/new/..).
         made = self.ferry("mkdir", "-p", "e/new/../n2/deep/..", server=server)
         self.assertEqual(made.returncode, 0, made.stderr)
-        self.assertIn(b"made e/new/\n", made.stdout)  # each folder made is said so (round 38)
-        self.assertIn(b"made e/n2/deep/\n", made.stdout)
+        self.assertEqual(made.stdout, b"made e/new/\nmade e/n2/\nmade e/n2/deep/\n")  # each said once (rounds 38, 39)
         for folder in ("e/new", "e/n2", "e/n2/deep"):
             self.assertTrue(os.path.isdir(os.path.join(self.root, folder)), folder)
         refused = self.ferry("mkdir", "-p", "f/x/../y", server=server)
@@ -364,11 +363,16 @@ class Folders(CliTest):
         # Round 38: the link typed as a folder, and mkdir of "x/." where x
         # is a file or a link, are not_a_folder too.
         make_tree(self.root, {"f": b"file"})
-        for words in (("ls", "lnk/"), ("stat", "lnk/."), ("rm", "-r", "lnk/"), ("mkdir", "f/."), ("mkdir", "lnk/.")):
+        for words in (("ls", "lnk/"), ("stat", "lnk/."), ("rm", "-r", "lnk/"), ("mkdir", "f/."), ("mkdir", "lnk/."),
+                      ("mkdir", "-p", "f/."), ("mkdir", "-p", "lnk/.")):
             with self.subTest(words=words):
                 typed = self.ferry(*words, server=server)
                 self.assertEqual(typed.returncode, 4, typed.stderr)
                 self.assertIn(b"not_a_folder", typed.stderr)
+        for line in (b"cd lnk\n", b"cd lnk/.\n"):  # round 39: the shell's cd too
+            with self.subTest(line=line):
+                shell = self.ferry(server=server, stdin=line)
+                self.assertIn(b'not_a_folder: "lnk" is not a folder', shell.stderr)
         os.unlink(os.path.join(self.root, "f"))
         # A command that expands no wildcard takes "*" as written before "..".
         literal = self.ferry("mkdir", "st*r/../new1", server=server)
@@ -387,6 +391,12 @@ class Folders(CliTest):
         self.assertEqual(sorted(os.listdir(os.path.join(self.root, "new1"))), ["p", "p1", "s"])
         deep = self.ferry("mkdir", "-p", "g*2/g3/../g4", server=server)
         self.assertEqual(deep.returncode, 0, deep.stderr)
+        # Each folder made on the way is said so, once; the argument's own,
+        # made on the way, is "created" (round 39).
+        onward = self.ferry("--json", "mkdir", "-p", "h1/h2/..", server=server)
+        self.assertEqual(onward.returncode, 0, onward.stderr)
+        self.assertEqual(self.json_of(onward)["made"], [{"created": True, "path": "h1"}])
+        shutil.rmtree(os.path.join(self.root, "h1"))
         self.assertEqual(sorted(os.listdir(os.path.join(self.root, "g*2"))), ["g3", "g4"])
         self.assertFalse(os.path.exists(os.path.join(self.local, "out")))
         self.assertEqual(sorted(os.listdir(self.root)), ["d", "e", "g*2", "lnk", "new1", "st*r"])
