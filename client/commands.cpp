@@ -41,19 +41,18 @@ Result<std::string> resolve_remote_path_checked(Connection& connection, const st
                                                                     "one folder; name the folder itself"};
         }
         const std::string real = unescape_wildcards(folder);
-        auto found = stat_file(connection, real);
-        if (found && is_folder(found.value())) {
+        auto looked = look_for_folder(connection, real);
+        if (looked && looked->kind == FolderLook::Kind::folder) {
             continue;
         }
-        // A link (the server follows none), a FIFO...: not_regular_file from
-        // the server, but here only "not a folder" matters.
-        const bool no_folder = found || found.error().code == ErrorCode::not_regular_file;
-        if (!no_folder && found.error().code != ErrorCode::not_found) {
-            return found.error(); // forbidden, io_error...: the server's word
+        if (!looked && looked.error().code != ErrorCode::not_found) {
+            return looked.error(); // forbidden, io_error...: the server's word
         }
-        return Error{no_folder ? ErrorCode::not_a_folder : ErrorCode::not_found,
-                     quoted(typed) + ": " + quoted(shown_path(real, current)) +
-                         (found ? " is a file" : no_folder ? " is not a folder" : " is not there") +
+        const char* what = !looked                                  ? " is not there"
+                           : looked->kind == FolderLook::Kind::file ? " is a file"
+                                                                    : " is not a folder";
+        return Error{looked ? ErrorCode::not_a_folder : ErrorCode::not_found,
+                     quoted(typed) + ": " + quoted(shown_path(real, current)) + what +
                          ", and \"..\" climbs out of a folder only"};
     }
     return path;

@@ -86,6 +86,19 @@ Error unreadable_error(const std::string& listed, const UnreadableFolder& folder
                                   " (what it holds is unknown): " + consequence};
 }
 
+Result<FolderLook> look_for_folder(Connection& connection, const std::string& path)
+{
+    auto found = stat_file(connection, path);
+    if (found) {
+        const auto kind = is_folder(found.value()) ? FolderLook::Kind::folder : FolderLook::Kind::file;
+        return FolderLook{kind, std::move(found.value())};
+    }
+    if (found.error().code == ErrorCode::not_regular_file) {
+        return FolderLook{}; // a link (the server follows none), a FIFO...: no folder either
+    }
+    return found.error();
+}
+
 Result<FileInfo> stat_typed_folder(Connection& connection, const std::string& path)
 {
     if (path.empty()) {
@@ -98,17 +111,21 @@ Result<FileInfo> stat_typed_folder(Connection& connection, const std::string& pa
         root.type = EntryType::folder;
         return root;
     }
-    auto found = stat_file(connection, path);
-    if (found && !is_folder(found.value())) {
+    auto looked = look_for_folder(connection, path);
+    if (!looked) {
+        return looked.error();
+    }
+    switch (looked->kind) {
+    case FolderLook::Kind::folder:
+        return std::move(looked->info);
+    case FolderLook::Kind::file:
         return Error{ErrorCode::not_a_folder,
                      quoted(path) + " is a file, and a path ending in \"/\" or \"/.\" names a folder"};
+    case FolderLook::Kind::other:
+        break;
     }
-    if (!found && found.error().code == ErrorCode::not_regular_file) {
-        // A link (the server follows none), a FIFO...: no folder either.
-        return Error{ErrorCode::not_a_folder,
-                     quoted(path) + " is not a folder, and a path ending in \"/\" or \"/.\" names one"};
-    }
-    return found;
+    return Error{ErrorCode::not_a_folder,
+                 quoted(path) + " is not a folder, and a path ending in \"/\" or \"/.\" names one"};
 }
 
 Result<std::vector<FileInfo>> remote_matches(Connection& connection, const std::string& path,

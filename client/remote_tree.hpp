@@ -63,6 +63,17 @@ Result<ListReply> list_folder(Connection& connection, const std::string& path, b
 // there ("nothing in it is received").
 Error unreadable_error(const std::string& listed, const UnreadableFolder& folder, const std::string& consequence);
 
+// What stands at `path` (from the root, escapes undone) for a caller that
+// needs a folder there: a folder, a regular file, or something else, which
+// the server neither follows nor describes (a link, a FIFO: its stat's
+// not_regular_file). stat's other errors (not_found, forbidden...) as they are.
+struct FolderLook {
+    enum class Kind { folder, file, other };
+    Kind kind = Kind::other;
+    FileInfo info; // as stat gives it (folder and file)
+};
+Result<FolderLook> look_for_folder(Connection& connection, const std::string& path);
+
 // What `path` (resolved from the root, escapes undone) is, looked up for an
 // argument typed as a folder ("f/", remote_paths.hpp's typed_as_folder):
 // the folder as stat gives it, or not_a_folder when it is a file (POSIX's

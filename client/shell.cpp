@@ -343,14 +343,14 @@ private:
                 output_.error(*old);
                 return exit_status(old->code);
             }
-            auto file = stat_file(server, unescape_wildcards(path.value()));
-            // A file, or a link (the server follows none) or FIFO: no folder.
-            if ((file && !is_folder(file.value())) || (!file && file.error().code == ErrorCode::not_regular_file)) {
-                file = Error{ErrorCode::not_a_folder, "\"" + shown_path(path.value(), current_) + "\" is not a folder"};
+            auto looked = look_for_folder(server, unescape_wildcards(path.value()));
+            if (looked && looked->kind != FolderLook::Kind::folder) {
+                looked =
+                    Error{ErrorCode::not_a_folder, "\"" + shown_path(path.value(), current_) + "\" is not a folder"};
             }
-            if (!file) {
+            if (!looked) {
                 // cd asks for a folder: the server's stat speaks of a file.
-                Error error = file.error();
+                Error error = looked.error();
                 if (constexpr std::string_view kNoFile = "no file named ";
                     error.code == ErrorCode::not_found && error.message.starts_with(kNoFile)) {
                     error.message.replace(0, kNoFile.size(), "no folder named ");
