@@ -125,14 +125,15 @@ bool is_own_private_file(unsigned mode, unsigned owner, std::uint64_t links)
     return S_ISREG(static_cast<mode_t>(mode)) && owner == ::geteuid() && links == 1;
 }
 
-PublishedMode published_mode(const std::string& dest, const LocalFolder* in)
+PublishedMode published_mode(const std::string& dest, const LocalFolder* in, std::optional<std::uint32_t> source_mode)
 {
     struct stat st {};
     const Where at(in, dest);
     // A folder not reached: as a new file's (the publish, which needs the
     // folder too, then reports why).
     if (!at.reached() || ::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
-        return PublishedMode{0666U & ~static_cast<unsigned>(process_umask), std::nullopt, 0, false};
+        const unsigned create_mode = source_mode.value_or(0666U) & 0777U;
+        return PublishedMode{create_mode & ~static_cast<unsigned>(process_umask), std::nullopt, 0, false};
     }
     PublishedMode published{static_cast<unsigned>(st.st_mode) & 0777U, std::nullopt, 0, true};
     if (::geteuid() == 0) {
@@ -173,9 +174,10 @@ Status take_access_acl(const LocalFile& part, const std::string& dest, const Loc
 
 } // namespace
 
-Status take_replaced_attributes(const LocalFile& part, const std::string& dest, const LocalFolder* in)
+Status take_replaced_attributes(const LocalFile& part, const std::string& dest, const LocalFolder* in,
+                                std::optional<std::uint32_t> source_mode)
 {
-    const PublishedMode published = published_mode(dest, in);
+    const PublishedMode published = published_mode(dest, in, source_mode);
     // The owner first: chown clears set-ID bits, and the part is private
     // to us until the ACL and mode below.
     if (published.owner &&
@@ -1817,7 +1819,8 @@ Status publish_without_replacing(const LocalFile& part, const std::string& dest,
 
 } // namespace
 
-Status publish_download(const LocalFile& part, const std::string& dest, const LocalFolder* in, bool replace)
+Status publish_download(const LocalFile& part, const std::string& dest, const LocalFolder* in, bool replace,
+                        std::optional<std::uint32_t> source_mode)
 {
     // The target was inspected before the transfer; look again just before
     // the rename, the one step that works by name.
@@ -1867,7 +1870,7 @@ Status publish_download(const LocalFile& part, const std::string& dest, const Lo
     // Last, right before the rename: the replaced file's mode, owner and
     // ACL, read now (the part stayed private until here). Any failure from
     // here on leaves the part on disk: private again first.
-    Status done = take_replaced_attributes(part, dest, in);
+    Status done = take_replaced_attributes(part, dest, in, source_mode);
     if (done) {
         done = replace ? rename_file(part.path(), dest, in) : publish_without_replacing(part, dest, in);
     }

@@ -287,14 +287,17 @@ bool is_own_private_file(unsigned mode, unsigned owner, std::uint64_t links);
 // set-user-ID, set-group-ID or sticky (new bytes from the network earn no
 // privilege), and, where this process may set them (as root), its owner and
 // group, as `cp` onto an existing file and ferryd's upload keep them. A new
-// file: mode 0666 less the umask, as any created file.
+// file: as open(2) with `source_mode` (the server's file's bits, where its
+// replies carry them) or else 0666 would create it, less the umask, as
+// sftp and rsync's receiver make a new copy (never a set-ID or sticky bit).
 struct PublishedMode {
     unsigned mode = 0644;
     std::optional<unsigned> owner; // uid, with `group`, set only as root
     unsigned group = 0;
     bool replaces = false; // a regular file stands at `dest`
 };
-PublishedMode published_mode(const std::string& dest, const LocalFolder* in = nullptr);
+PublishedMode published_mode(const std::string& dest, const LocalFolder* in = nullptr,
+                             std::optional<std::uint32_t> source_mode = std::nullopt);
 // Readies a verified part to take `dest`'s place: the owner of the file it
 // replaces (published_mode, read now), then exactly that file's access ACL
 // (sys/posix_acl.hpp: none where it has none, so that an ACL the part
@@ -310,7 +313,8 @@ PublishedMode published_mode(const std::string& dest, const LocalFolder* in = nu
 // (chmod 600) is what the new file gets. A replaced file's ACL that cannot
 // be copied (its file system refuses it: ENOTSUP) is an Error, and nothing
 // is published: dropping it would widen who may read the file.
-Status take_replaced_attributes(const LocalFile& part, const std::string& dest, const LocalFolder* in = nullptr);
+Status take_replaced_attributes(const LocalFile& part, const std::string& dest, const LocalFolder* in = nullptr,
+                                std::optional<std::uint32_t> source_mode = std::nullopt);
 // The part's mode while it downloads: its owner's alone, whatever mode it is
 // published with (as rsync's receiver makes its temporary files owner-only).
 // Not the published mode's owner bits: a part its owner may not write
@@ -494,8 +498,10 @@ Result<LocalFile> open_stream_target(const DownloadTarget& target);
 // at the rename itself (renameat2 RENAME_NOREPLACE, or link and unlink);
 // a file found there is left alone, the part and its sidecar are removed,
 // and the result is an `exists` Error (reported as skipped).
+// `source_mode`: the server's file's permission bits, which a new file
+// takes (published_mode).
 Status publish_download(const LocalFile& part, const std::string& dest, const LocalFolder* in = nullptr,
-                        bool replace = true);
+                        bool replace = true, std::optional<std::uint32_t> source_mode = std::nullopt);
 
 // A download verified but not yet published: its part file, still open,
 // with the server's mtime already set and still private (kPartMode); a
@@ -508,6 +514,7 @@ struct VerifiedPart {
     std::string state; // its sidecar (state_path), removed once published
     std::shared_ptr<const LocalFolder> folder = {}; // set for a tree's file: all three are in it
     bool replace = true; // false for --no-clobber (publish_download's `replace`)
+    std::optional<std::uint32_t> source_mode = {}; // the server's file's bits, for a new file
 };
 
 bool is_directory(const std::string& path);

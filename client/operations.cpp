@@ -556,7 +556,7 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& op
             // rename: private until then.
             part.file().start_writeback();
             verified = VerifiedPart{std::move(part.file()), options.dest, state_path(options.dest), options.folder,
-                                    options.replace};
+                                    options.replace, remote.mode};
             return TransferResult{remote, options.dest, options.hash, digest, offset, time_not_kept};
         }
         if (done) {
@@ -569,7 +569,7 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& op
             // fsync: a crash that lost those metadata changes but not the
             // rename (a journal orders it after them) would show the part's
             // own narrower mode, never a wider one.
-            done = publish_download(part.file(), options.dest, options.folder.get(), options.replace);
+            done = publish_download(part.file(), options.dest, options.folder.get(), options.replace, remote.mode);
         }
         // The mark comes off once the file is published, never before (a
         // kill there must leave a part known to be ferry's), through the
@@ -684,26 +684,29 @@ Result<PutReply> read_put_reply(Connection& connection, std::uint64_t id, std::u
 
 // The one place a put request is built: every attempt of an upload (the
 // first, a retry after `busy`, a fresh start after a mismatched prefix)
-// carries the same name, size and hash, so that its commit matches it.
-Request put_request(std::uint64_t id, const PutOptions& options, std::uint64_t size, bool resume)
+// carries the same name, size, hash and mode, so that its commit matches it.
+Request put_request(const Connection& connection, std::uint64_t id, const PendingPut& pending, bool resume)
 {
+    const PutOptions& options = pending.options;
     PutRequest put;
     put.name = options.name;
-    put.size = size;
+    put.size = pending.size;
     put.resume = resume;
     put.hash = options.hash;
     put.parents = options.parents;
     put.mtime = options.mtime;
+    if (carries_mode(connection)) {
+        put.mode = pending.mode;
+    }
     return Request{id, put};
 }
 
-Result<PutReply> request_put(Connection& connection, std::uint64_t id, const PutOptions& options, std::uint64_t size,
-                             bool resume)
+Result<PutReply> request_put(Connection& connection, std::uint64_t id, const PendingPut& pending, bool resume)
 {
-    if (auto sent = connection.send_request(put_request(id, options, size, resume)); !sent) {
+    if (auto sent = connection.send_request(put_request(connection, id, pending, resume)); !sent) {
         return sent.error();
     }
-    return read_put_reply(connection, id, size, resume);
+    return read_put_reply(connection, id, pending.size, resume);
 }
 
 Error interrupted_upload(std::uint64_t sent, std::uint64_t size)
@@ -1032,6 +1035,9 @@ Result<PendingPut> prepare_put(const PutOptions& options)
     pending.options = options;
     pending.file = std::move(opened.value());
     pending.size = static_cast<std::uint64_t>(st.st_size);
+    if (!options.spool) {
+        pending.mode = static_cast<std::uint32_t>(st.st_mode & 0777);
+    }
     auto identity = identity_of(pending.file);
     if (!identity) {
         return identity.error();
@@ -1093,7 +1099,7 @@ Status send_put(Connection& connection, PendingPut& pending)
     // Always asks for a kept upload (PROTOCOL.md 4.7), even to start over:
     // one that is not continued is then discarded instead of left behind
     // for a day, where no command could see or remove it.
-    return connection.send_request(put_request(pending.id, pending.options, pending.size, true));
+    return connection.send_request(put_request(connection, pending.id, pending, true));
 }
 
 Status send_upload(Connection& connection, PendingPut& pending)
@@ -1111,10 +1117,10 @@ Status send_upload(Connection& connection, PendingPut& pending)
     while (!accepted && accepted.error().code == ErrorCode::busy &&
            std::chrono::steady_clock::now() < busy_deadline && !interrupted()) {
         std::this_thread::sleep_for(kBusyRetryInterval);
-        accepted = request_put(connection, id, options, size, true);
+        accepted = request_put(connection, id, pending, true);
     }
     if (!accepted && accepted.error().code == ErrorCode::busy && !interrupted()) {
-        accepted = request_put(connection, id, options, size, false);
+        accepted = request_put(connection, id, pending, false);
     }
     if (!accepted) {
         return accepted.error();
@@ -1138,7 +1144,7 @@ Status send_upload(Connection& connection, PendingPut& pending)
             if (auto aborted = send_abort(connection, id, true); !aborted) {
                 return aborted.error();
             }
-            auto fresh = request_put(connection, id, options, size, false);
+            auto fresh = request_put(connection, id, pending, false);
             if (!fresh) {
                 return fresh.error();
             }

@@ -239,6 +239,10 @@ struct PendingPut {
     PutOptions options;
     LocalFile file;
     std::uint64_t size = 0;
+    // The file's permission bits (st_mode & 0777), which a server that
+    // carries modes gives a new file (PROTOCOL.md 4.5); none for standard
+    // input, whose spool's private mode is not the data's.
+    std::optional<std::uint32_t> mode;
     std::uint64_t id = 0;
     std::uint64_t offset = 0; // where the data started, once accepted
     std::string digest;       // of the whole file, once sent

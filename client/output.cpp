@@ -36,6 +36,9 @@ Json file_json(const FileInfo& file)
     if (file.type) {
         entry["type"] = std::string(to_string(*file.type));
     }
+    if (file.mode) {
+        entry["mode"] = *file.mode;
+    }
     return entry;
 }
 
@@ -151,6 +154,9 @@ void Output::stat(const FileInfo& file) const
     }
     std::fprintf(out_, "size:     %llu (%s)\nmodified: %s\n", static_cast<unsigned long long>(file.size),
                  human_size(file.size).c_str(), local_date(file.mtime).c_str());
+    if (file.mode) {
+        std::fprintf(out_, "mode:     %04o\n", *file.mode & 0777U);
+    }
     std::fflush(out_);
 }
 

@@ -218,7 +218,7 @@ void PublishBatch::publish(std::vector<Held>& batch)
         // single get does): the part stayed private while it waited, and a
         // chmod of the target made meanwhile is what the new file gets.
         if (status[i]) {
-            status[i] = publish_download(part.part, part.dest, part.folder.get(), part.replace);
+            status[i] = publish_download(part.part, part.dest, part.folder.get(), part.replace, part.source_mode);
             seen(PublishStep::rename, part.dest);
         }
         // The mark comes off only once the file is published (a kill before

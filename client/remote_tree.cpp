@@ -353,6 +353,11 @@ bool checks_commit_replace(const Connection& connection)
     return offers(connection, "commit_replace");
 }
 
+bool carries_mode(const Connection& connection)
+{
+    return offers(connection, "mode");
+}
+
 bool checks_set_mtime_expect(const Connection& connection)
 {
     return offers(connection, "set_mtime_expect");

@@ -153,6 +153,10 @@ bool checks_delete_expect(const Connection& connection);
 // (its hello lists "commit_replace", PROTOCOL.md 4.5); an older ferryd
 // ignores the field and replaces.
 bool checks_commit_replace(const Connection& connection);
+// Whether the server takes a put's `mode` for a new file and describes
+// entries with theirs (its hello lists "mode", PROTOCOL.md 4.5); an older
+// ferryd ignores the field and makes new files 0666 less its umask.
+bool carries_mode(const Connection& connection);
 // Whether the server offers set_mtime (its hello lists "set_mtime"; an
 // older version-2 ferryd does not).
 bool can_set_mtime(const Connection& connection);

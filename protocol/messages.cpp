@@ -215,6 +215,21 @@ public:
         return value;
     }
 
+    // Optional permission bits (PROTOCOL.md 3.3's "mode"): absent is
+    // nullopt; anything but an integer from 0 to 07777 is bad_request.
+    std::optional<std::uint32_t> optional_mode(const char* key)
+    {
+        const json* field = find(key, false);
+        if (field == nullptr) {
+            return std::nullopt;
+        }
+        if (!field->is_number_unsigned() || field->get<std::uint64_t>() > kModeBits) {
+            wrong_type(key, "permission bits: an integer from 0 to 4095 (07777), in digits only");
+            return std::nullopt;
+        }
+        return static_cast<std::uint32_t>(field->get<std::uint64_t>());
+    }
+
     bool boolean(const char* key, std::optional<bool> fallback = std::nullopt)
     {
         const json* field = find(key, !fallback.has_value());
@@ -323,6 +338,9 @@ json file_json(const FileInfo& file)
     if (file.type) {
         out["type"] = to_string(*file.type);
     }
+    if (file.mode) {
+        out["mode"] = *file.mode;
+    }
     return out;
 }
 
@@ -372,6 +390,7 @@ FileInfo read_file_info(FieldReader& fields)
     file.size = fields.uint("size");
     file.mtime = fields.integer("mtime");
     file.type = read_entry_type(fields, false);
+    file.mode = fields.optional_mode("mode");
     return file;
 }
 
@@ -526,6 +545,7 @@ RequestBody read_put(FieldReader& fields, std::uint32_t version)
     if (version >= 2) {
         put.parents = fields.boolean("parents", false);
         put.mtime = fields.optional_integer("mtime");
+        put.mode = fields.optional_mode("mode");
     }
     return put;
 }
@@ -805,6 +825,9 @@ std::string encode_request(const Request& request)
             if (put.mtime) {
                 out["mtime"] = *put.mtime;
             }
+            if (put.mode) {
+                out["mode"] = *put.mode;
+            }
         }
         void operator()(const CommitRequest& commit) const
         {
@@ -887,7 +910,13 @@ std::string encode_reply(std::uint64_t id, const ListReply& reply)
     text += "{\"files\":[";
     for (std::size_t i = 0; i < reply.files.size(); ++i) {
         const FileInfo& file = reply.files[i];
-        text += i == 0 ? "{\"mtime\":" : ",{\"mtime\":";
+        text += i == 0 ? "{" : ",{";
+        if (file.mode) { // keys in dump()'s order: "mode" before "mtime"
+            text += "\"mode\":";
+            text += std::to_string(*file.mode);
+            text += ',';
+        }
+        text += "\"mtime\":";
         text += std::to_string(file.mtime);
         text += ",\"name\":";
         text += dump(json(file.name));

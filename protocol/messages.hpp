@@ -24,6 +24,10 @@ namespace ferry {
 inline constexpr std::uint32_t kMinProtocolVersion = 1;
 inline constexpr std::uint32_t kMaxProtocolVersion = 2;
 
+// The largest "mode" a message may carry: the permission bits with the
+// set-user-ID, set-group-ID and sticky bits (chmod(2)'s 07777).
+inline constexpr std::uint32_t kModeBits = 07777;
+
 // What a listed or described entry is (version 2 only: a version-1 reply
 // carries no type, since it describes regular files only).
 enum class EntryType { file, folder };
@@ -66,6 +70,11 @@ struct PutRequest {
     HashKind hash = HashKind::sha256;
     bool parents = false;
     std::optional<std::int64_t> mtime{};
+    // The source file's permission bits (0 to 07777; PROTOCOL.md 4.5): a
+    // new file is published as if created with this mode instead of 0666
+    // (the set-ID and sticky bits never count); a replaced file keeps its
+    // own. Absent: 0666, as before.
+    std::optional<std::uint32_t> mode{};
 };
 struct CommitRequest {
     std::string digest;
@@ -170,6 +179,9 @@ struct FileInfo {
     // Sent as "type" when set, which a server does on version-2 connections
     // only: a version-1 reply stays byte for byte what it was.
     std::optional<EntryType> type{};
+    // The entry's permission bits (st_mode & 0777; PROTOCOL.md 3.3), sent as
+    // "mode" on version-2 connections only, as `type`.
+    std::optional<std::uint32_t> mode{};
 };
 
 // `version` is the version this connection speaks from now on: the highest

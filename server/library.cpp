@@ -79,6 +79,9 @@ Error file_error(int errno_value, std::string_view what, std::string_view name)
 FileInfo file_info(std::string name, const struct ::stat& st)
 {
     FileInfo info{std::move(name), static_cast<std::uint64_t>(st.st_size), static_cast<std::int64_t>(st.st_mtime)};
+    // The permission bits only: what a version-2 peer may carry over to
+    // its copy (the session drops them for version 1).
+    info.mode = static_cast<std::uint32_t>(st.st_mode & 0777);
     // A regular file carries no type: a version-1 reply stays as it was;
     // the session marks files for version-2 connections.
     if (S_ISDIR(st.st_mode)) {
@@ -113,7 +116,7 @@ Result<std::unique_ptr<Library>> Library::open(const std::string& path, ResolveM
     }
     const mode_t mask = ::umask(0);
     ::umask(mask);
-    std::unique_ptr<Library> library(new Library(fd, st.st_dev, st.st_ino, mode, path, 0666 & ~mask));
+    std::unique_ptr<Library> library(new Library(fd, st.st_dev, st.st_ino, mode, path, mask));
     std::array<std::int64_t, kMtimeProbes.size()> held{};
     if (sys::probe_held_mtimes(fd, kMtimeProbes, held, /*named_fallback=*/!read_only) == 0) {
         library->mtime_limits_ = mtime_limits_from(held);

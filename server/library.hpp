@@ -359,10 +359,12 @@ public:
     // Digests of the files served, shared by every connection.
     DigestCache& digests() const { return digests_; }
 
-    // The mode a newly uploaded file gets: 0666 less the process's umask at
-    // open() (read once there: umask() cannot be read without setting it,
-    // which would race with files created by other threads).
-    mode_t new_file_mode() const { return new_file_mode_; }
+    // The mode a newly uploaded file gets where its folder has no default
+    // ACL: `create_mode` (open(2)'s mode argument: 0666, or the source's
+    // bits a put carries) less the process's umask at open() (read once
+    // there: umask() cannot be read without setting it, which would race
+    // with files created by other threads).
+    mode_t new_file_mode(mode_t create_mode = 0666) const { return create_mode & 0777 & ~umask_; }
 
     // What the served file system holds of a modification time, asked of
     // it once at open() (sys/mtime_probe.hpp, a scratch file in the root;
@@ -373,9 +375,9 @@ public:
 
 private:
     Library(int root_fd, dev_t root_device, ino_t root_inode, ResolveMode mode, std::string path,
-            mode_t new_file_mode)
+            mode_t umask)
         : root_fd_(root_fd), root_device_(root_device), root_inode_(root_inode),
-          resolver_(root_fd, root_device, mode), path_(std::move(path)), new_file_mode_(new_file_mode)
+          resolver_(root_fd, root_device, mode), path_(std::move(path)), umask_(umask)
     {
     }
 
@@ -447,7 +449,7 @@ private:
     ino_t root_inode_; // with root_device_: the identity check_root() compares
     PathResolver resolver_;
     std::string path_;
-    mode_t new_file_mode_;
+    mode_t umask_;
     std::optional<MtimeLimits> mtime_limits_;
     mutable DigestCache digests_;
     // Whether the last check_root() found the folder gone; only to log changes.

@@ -725,16 +725,18 @@ public:
     // set (intent_on): that file's final one, as the commit will leave it.
     void keep_intended(std::string text) { intended_ = std::move(text); }
     // A new file's: what its folder's default ACL gives a file created there
-    // with mode 0666, as the kernel would had it been created in that folder
-    // (sys::read_inherited_acl; acl(5)); none where the folder has no default
-    // ACL (the root's, inherited by the partial, goes). One that cannot be
-    // read does not refuse the publish: the file stays 0600.
-    void for_new_file(const Library::Destination& destination)
+    // with `create_mode` (0666, or the bits the put carried), as the kernel
+    // would had it been created in that folder (sys::read_inherited_acl;
+    // acl(5)); none where the folder has no default ACL (the root's,
+    // inherited by the partial, goes). One that cannot be read does not
+    // refuse the publish: the file stays 0600.
+    void for_new_file(const Library::Destination& destination, mode_t create_mode)
     {
-        unreadable_ = destination.read_inherited_acl(kCreateMode, inherited_);
+        unreadable_ = destination.read_inherited_acl(create_mode, inherited_);
     }
     // A new file's permission bits: the default ACL's where there is one (the
-    // umask is not applied then, acl(5)), else `plain` (0666 less the umask).
+    // umask is not applied then, acl(5)), else `plain` (the create mode less
+    // the umask).
     mode_t new_file_mode(mode_t plain) const { return inherited_.present() ? inherited_.mode() : plain; }
 
     // Sets it on the published file `fd`: 0, or the errno (then the caller
@@ -783,7 +785,6 @@ public:
     }
 
 private:
-    static constexpr mode_t kCreateMode = 0666; // a new file's, as open(2) by vsftpd, sftp-server, rsync
     std::unique_ptr<sys::AccessAcl> replaced_;
     std::optional<std::string> intended_;
     sys::InheritedAcl inherited_;
@@ -1662,12 +1663,17 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
         errno = unreadable;
         return -1;
     }
+    // A new file is made as open(2) with this mode would make it in its
+    // folder: 0666 (as vsftpd, sftp-server and rsync's receiver create), or
+    // the source's bits the put carried, as sftp-server and scp take them.
+    const mode_t create_mode = create_mode_.value_or(0666) & 0777;
     if (!replaces) {
-        acl.for_new_file(destination);
+        acl.for_new_file(destination, create_mode);
     }
     // Only the permission bits: new content from a peer must never become a
-    // set-user-ID or set-group-ID program because the old one was.
-    const mode_t mode = replaces ? (old.st_mode & 0777) : acl.new_file_mode(library_.new_file_mode());
+    // set-user-ID or set-group-ID program because the old one was (nor
+    // because the put asked).
+    const mode_t mode = replaces ? (old.st_mode & 0777) : acl.new_file_mode(library_.new_file_mode(create_mode));
     // A new file's group is its folder's where that folder is set-group-ID,
     // as for a file created there (the partial took the root's rule).
     const gid_t new_group = replaces ? old.st_gid : destination.new_file_group(::getegid());

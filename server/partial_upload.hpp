@@ -75,6 +75,11 @@ public:
     // Releases the descriptor and its lock; the files stay for a resume.
     ~PartialUpload();
 
+    // The source's permission bits a put carried (PROTOCOL.md 4.5's
+    // "mode"): the mode a new file is published as if created with, in
+    // place of 0666, ANDed with 0777. A replaced file keeps its own.
+    void create_as(std::optional<std::uint32_t> mode) { create_mode_ = mode; }
+
     const std::string& token() const { return token_; }
     const std::string& name() const { return name_; }
     std::uint64_t size() const { return size_; }
@@ -157,6 +162,7 @@ private:
     // drop_after_failure).
     bool keep_after_failure_ = false;
     std::optional<std::int64_t> mtime_;
+    std::optional<std::uint32_t> create_mode_;
     std::string owner_;
     // Set only while a commit publishes (record_publish to its end).
     std::optional<PublishIntent> publishing_;

@@ -24,7 +24,7 @@ const std::vector<std::string> kCapabilities{"list", "stat", "get", "put", "resu
 // What a version-2 connection gets on top (PROTOCOL.md 4.1).
 const std::vector<std::string> kVersion2Capabilities{
     "folders",          "mkdir",         "delete",          "rename", "digest", "mtime", "set_mtime",
-    "holding_unlisted", "delete_expect", "set_mtime_expect", "commit_replace", "unreadable_folders"};
+    "holding_unlisted", "delete_expect", "set_mtime_expect", "commit_replace", "unreadable_folders", "mode"};
 
 std::string seconds_text(std::uint64_t milliseconds)
 {
@@ -536,9 +536,11 @@ std::optional<Error> Session::check_writable() const
     return std::nullopt;
 }
 
-void Session::describe_types(FileInfo& file) const
+void Session::describe_for_version(FileInfo& file) const
 {
-    if (protocol_version_ >= 2 && !file.type) {
+    if (protocol_version_ < 2) {
+        file.mode.reset();
+    } else if (!file.type) {
         file.type = EntryType::file;
     }
 }
@@ -612,7 +614,7 @@ void Session::continue_listing()
             listing_->skipped += page.reply.skipped_invalid_names;
             listing_->skipped_too_deep += page.reply.skipped_too_deep;
             for (FileInfo& file : page.reply.files) {
-                describe_types(file);
+                describe_for_version(file);
             }
             if (page.ended.value()) {
                 page.reply.skipped_invalid_names = listing_->skipped;
@@ -663,7 +665,7 @@ void Session::list_whole()
                 return;
             }
             for (FileInfo& file : listing_->whole.files) {
-                describe_types(file);
+                describe_for_version(file);
             }
             send_json(encode_reply(listing_->id, listing_->whole));
             finish_list(std::nullopt);
@@ -696,7 +698,7 @@ void Session::start_stat(std::uint64_t id, const StatRequest& stat)
         },
         [this, id](Result<FileInfo> result) {
             if (result) {
-                describe_types(result.value());
+                describe_for_version(result.value());
                 send_json(encode_reply(id, StatReply{result.value()}));
             } else {
                 send_error(id, result.error());
@@ -733,7 +735,7 @@ void Session::start_digest(std::uint64_t id, const DigestRequest& digest)
         },
         [this, id](Result<DigestReply> result) {
             if (result) {
-                describe_types(result->file);
+                describe_for_version(result->file);
             }
             finish_simple(id, result);
         }));
@@ -809,7 +811,7 @@ void Session::start_set_mtime(std::uint64_t id, const SetMtimeRequest& set)
         },
         [this, id](Result<StatReply> result) {
             if (result) {
-                describe_types(result.value().file);
+                describe_for_version(result.value().file);
             }
             finish_simple(id, result);
         }));

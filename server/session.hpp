@@ -136,7 +136,7 @@ public:
     const std::string& token_label() const { return token_label_; }
     // The protocol version hello settled on (PROTOCOL.md 8); 0 before hello.
     // Paths, folders and the tree operations need version 2.
-    std::uint32_t protocol_version() const { return protocol_version_; }
+    std::uint32_t protocol_version() const override { return protocol_version_; }
     // Heap bytes the session holds beyond its own object: the inbox, the
     // running transfer and its slot, a listing, long strings. A server
     // holds thousands of idle sessions, so between requests this is 0.
@@ -224,8 +224,9 @@ private:
     std::optional<Error> check_name(std::string_view name) const;
     // forbidden on a read-only server or with a read-only token.
     std::optional<Error> check_writable() const;
-    // Version 2 names what each entry is; version 1's replies stay as they were.
-    void describe_types(FileInfo& file) const;
+    // Version 2 names what each entry is and gives its mode; version 1's
+    // replies stay byte for byte as they were (no type, no mode).
+    void describe_for_version(FileInfo& file) const;
     // Sends `result`'s reply or its error, and goes back to idle.
     template <typename T>
     void finish_simple(std::uint64_t id, const Result<T>& result);

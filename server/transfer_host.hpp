@@ -24,6 +24,8 @@ public:
     // may run the start of the next put in it (Session::take_chained_put).
     virtual void submit_finish(std::unique_ptr<PoolJob> job) { submit(std::move(job)); }
     virtual bool job_in_flight() const = 0;
+    // The version the connection speaks: a version-1 reply carries no mode.
+    virtual std::uint32_t protocol_version() const = 0;
     virtual void send_json(std::string json_text) = 0;
     // Answers an error, counted and logged as every error is.
     virtual void send_error(std::optional<std::uint64_t> id, const Error& error) = 0;

@@ -27,6 +27,9 @@ Upload::Begun Upload::begin(const Library& library, const PutRequest& put, std::
 {
     Begun begun{
         PartialUpload::begin(library, put.name, put.size, put.resume, put.hash, put.parents, put.mtime, owner), {}};
+    if (begun.partial) {
+        begun.partial.value()->create_as(put.mode);
+    }
     if (begun.partial && begun.partial.value()->received() > 0) {
         begun.prefix_digest = begun.partial.value()->received_digest();
     }
@@ -327,7 +330,11 @@ void Upload::finish_job()
                 auto& result = *finished.committed;
                 if (result) {
                     line_.ok(moved(), hash_, expected_digest_);
-                    host_.send_json(encode_reply(id_, CommitReply{result.value(), expected_digest_, hash_}));
+                    CommitReply reply{result.value(), expected_digest_, hash_};
+                    if (host_.protocol_version() < 2) {
+                        reply.file.mode.reset(); // version 1's reply, byte for byte as it was
+                    }
+                    host_.send_json(encode_reply(id_, reply));
                 } else {
                     line_.ended(moved(), to_string(result.error().code), result.error().message);
                     host_.send_error(id_, result.error());

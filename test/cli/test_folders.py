@@ -524,6 +524,82 @@ class Folders(CliTest):
         self.assertEqual(self.ferry("get", "-r", "copy", "-o", "back", server=server).returncode, 0)
         self.assertEqual(tree(os.path.join(self.local, "back")), tree(target))
 
+    def test_a_new_copy_takes_its_sources_permission_bits_both_ways_and_a_replaced_file_keeps_its_own(self):
+        # Round 36 (medium): a 0600 file pushed or pulled landed 0644. As sftp,
+        # scp and rsync make a new copy: the source's bits less the umask,
+        # never a set-ID bit; a file replaced keeps its own (PROTOCOL.md 4.5).
+        umask = os.umask(0)
+        os.umask(umask)
+
+        def mode(*parts):
+            return os.stat(os.path.join(*parts)).st_mode & 0o7777
+
+        server = self.start_server()
+        up = os.path.join(self.local, "up")
+        make_tree(up, {"priv.txt": b"p", "tool.sh": b"#!/bin/sh\n", "plain.txt": b"x", "in/key": b"k"})
+        for name, bits in (("priv.txt", 0o600), ("tool.sh", 0o4755), ("plain.txt", 0o644), ("in/key", 0o640)):
+            os.chmod(os.path.join(up, name), bits)
+        for name in ("priv.txt", "tool.sh"):
+            done = self.ferry("put", os.path.join("up", name), server=server)
+            self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(mode(self.root, "priv.txt"), 0o600 & ~umask)
+        self.assertEqual(mode(self.root, "tool.sh"), 0o755 & ~umask)      # never set-user-ID
+        sent = self.ferry("put", "-r", "up", "-C", "tree", server=server)
+        self.assertEqual(sent.returncode, 0, sent.stderr)
+        self.assertEqual(mode(self.root, "tree", "up", "in", "key"), 0o640 & ~umask)
+        self.assertEqual(mode(self.root, "tree", "up", "priv.txt"), 0o600 & ~umask)
+        # Standard input has no bits of its own: 0666 less the umask.
+        piped = self.ferry("put", "-", "--as", "piped.txt", server=server, stdin=b"data")
+        self.assertEqual(piped.returncode, 0, piped.stderr)
+        self.assertEqual(mode(self.root, "piped.txt"), 0o666 & ~umask)
+        # A file replaced on the server keeps its own bits.
+        os.chmod(os.path.join(self.root, "tree", "up", "plain.txt"), 0o604)
+        os.chmod(os.path.join(up, "plain.txt"), 0o700)
+        with open(os.path.join(up, "plain.txt"), "wb") as f:
+            f.write(b"changed")
+        again = self.ferry("put", "up/plain.txt", "-C", "tree/up", server=server)
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertEqual(mode(self.root, "tree", "up", "plain.txt"), 0o604)
+
+        # stat shows them; --json carries them.
+        shown = self.ferry("stat", "priv.txt", server=server)
+        self.assertIn(b"mode:     0600", shown.stdout, shown.stdout)
+        described = self.json_of(self.ferry("--json", "stat", "tree/up/in/key", server=server))
+        schema_for("stat").validate(described)
+        self.assertEqual(described["mode"], 0o640 & ~umask)
+        listed = self.json_of(self.ferry("--json", "ls", "tree/up", server=server))
+        schema_for("list").validate(listed)
+        self.assertEqual({e["name"]: e["mode"] for e in listed["files"]}["priv.txt"], 0o600 & ~umask)
+
+        # get: a new local file takes the server's bits; get -r too.
+        os.chmod(os.path.join(self.root, "tree", "up", "tool.sh"), 0o750)
+        got = self.ferry("get", "priv.txt", "tree/up/tool.sh", "-C", "down", server=server)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertEqual(mode(self.local, "down", "priv.txt"), 0o600 & ~umask)
+        self.assertEqual(mode(self.local, "down", "tool.sh"), 0o750 & ~umask)
+        single = self.ferry("get", "priv.txt", "-o", "one.txt", server=server)
+        self.assertEqual(single.returncode, 0, single.stderr)
+        self.assertEqual(mode(self.local, "one.txt"), 0o600 & ~umask)
+        got = self.ferry("get", "-r", "tree/up", "-o", "back", server=server)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertEqual(mode(self.local, "back", "in", "key"), 0o640 & ~umask)
+        self.assertEqual(mode(self.local, "back", "plain.txt"), 0o604 & ~umask)
+        # A local file replaced keeps its own bits.
+        os.chmod(os.path.join(self.local, "one.txt"), 0o644)
+        again = self.ferry("get", "priv.txt", "-o", "one.txt", server=server)
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertEqual(mode(self.local, "one.txt"), 0o644)
+
+        # sync, both ways, makes new files with the source's bits.
+        pushed = self.ferry("sync", "up", ":synced", server=server)
+        self.assertEqual(pushed.returncode, 0, pushed.stderr)
+        self.assertEqual(mode(self.root, "synced", "priv.txt"), 0o600 & ~umask)
+        self.assertEqual(mode(self.root, "synced", "in", "key"), 0o640 & ~umask)
+        pulled = self.ferry("sync", ":synced", "pulled", server=server)
+        self.assertEqual(pulled.returncode, 0, pulled.stderr)
+        self.assertEqual(mode(self.local, "pulled", "priv.txt"), 0o600 & ~umask)
+        self.assertEqual(mode(self.local, "pulled", "in", "key"), 0o640 & ~umask)
+
     def test_get_r_never_writes_through_a_link_in_the_local_folder(self):
         # The server names everything below the target folder; a link that
         # stands at one of those names locally must not carry the write

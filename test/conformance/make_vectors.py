@@ -92,7 +92,8 @@ def error_reply(rid, code, message):
 
 def version2_vectors(hello_reply):
     """A version-2 session over a served folder holding hello.txt and
-    logs/2026/app.log (b"hello" each, mtime MTIME): the tree's operations
+    logs/2026/app.log (b"hello" each, mtime MTIME, mode 0644; folders
+    0755): the tree's operations
     and each of their new errors. hello_reply is the live ferryd's; the
     rest is written from PROTOCOL.md sections 4.2 to 4.12."""
     out = []
@@ -104,7 +105,7 @@ def version2_vectors(hello_reply):
     hello = {"op": "hello", "id": 0, "version": 2, "client": "ferry/0.1.0"}
     pair("version 2: hello", hello, hello_reply,
          "the version this connection speaks, and its capabilities")
-    folder = {"type": "folder", "size": 0, "mtime": MTIME}
+    folder = {"type": "folder", "size": 0, "mtime": MTIME, "mode": 0o755}
     out.append(v2(control_vec(
         "version 2: list request, recursive", "client",
         {"op": "list", "id": 21, "path": "logs", "recursive": True})))
@@ -113,7 +114,7 @@ def version2_vectors(hello_reply):
         {"id": 21, "ok": True, "more": True,
          "files": [dict(folder, name="2026"),
                    {"name": "2026/app.log", "type": "file", "size": 5,
-                    "mtime": MTIME}]},
+                    "mtime": MTIME, "mode": 0o644}]},
         "always paged; names relative to the path listed; a folder "
         "before what it holds")))
     out.append(v2(control_vec(
@@ -133,7 +134,8 @@ def version2_vectors(hello_reply):
     pair("version 2: digest",
          {"op": "digest", "id": 23, "name": "logs/2026/app.log"},
          {"id": 23, "ok": True, "name": "logs/2026/app.log", "size": 5,
-          "mtime": MTIME, "sha256": hashlib.sha256(b"hello").hexdigest()},
+          "type": "file", "mtime": MTIME, "mode": 0o644,
+          "sha256": hashlib.sha256(b"hello").hexdigest()},
          "the digest under the hash's name (sha256, the default)")
     pair("version 2: mkdir",
          {"op": "mkdir", "id": 24, "path": "a/b", "parents": True},
@@ -165,10 +167,11 @@ def version2_vectors(hello_reply):
          error_reply(31, "invalid_name",
                      "path must not contain a '..' component"))
     put = {"op": "put", "id": 32, "name": "new/deeper/abc.txt", "size": 3,
-           "resume": False, "parents": True, "mtime": MTIME}
+           "resume": False, "parents": True, "mtime": MTIME, "mode": 0o600}
     pair("version 2: put with parents and mtime", put,
          {"id": 32, "ok": True, "offset": 0, "token": TOKEN},
-         "the missing folders are made at the put")
+         "the missing folders are made at the put; a new file is published "
+         "as if created with mode (capability mode), here 0600")
     pair("version 2: abort of that put",
          {"op": "abort", "id": 32, "discard": True},
          {"id": 32, "ok": True, "kept": False, "offset": 0})
@@ -202,7 +205,7 @@ def version2_vectors(hello_reply):
     pair("version 2: set_mtime with expect, the file as listed",
          {"op": "set_mtime", "id": 38, "path": "logs/2026/app.log",
           "mtime": MTIME, "expect": listed},
-         dict(listed, id=38, ok=True, name="logs/2026/app.log"),
+         dict(listed, id=38, ok=True, name="logs/2026/app.log", mode=0o644),
          "compared and set on one opened descriptor")
     pair("version 2: delete with expect, another file there",
          {"op": "delete", "id": 34, "path": "logs/2026/app.log",

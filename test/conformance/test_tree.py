@@ -16,7 +16,7 @@ import tempfile
 from conformance import MTIME, ServerCase, write_file
 
 V2_CAPABILITIES = ("folders", "mkdir", "delete", "rename", "digest", "mtime", "set_mtime", "holding_unlisted",
-                   "delete_expect", "set_mtime_expect", "commit_replace", "unreadable_folders")
+                   "delete_expect", "set_mtime_expect", "commit_replace", "unreadable_folders", "mode")
 
 
 def sha(b):
@@ -255,6 +255,8 @@ class ListTests(TreeCase):
         write_file(os.path.join(root, "logs", ".cache", "c"), b"c", MTIME)
         write_file(os.path.join(root, "logs", "bad\u202e.log"), b"x", MTIME)
         os.mkfifo(os.path.join(root, "logs", "fifo"))
+        os.chmod(os.path.join(root, "top.txt"), 0o640)
+        os.chmod(os.path.join(root, "logs"), 0o751)
         for d in ("logs", os.path.join("logs", "old"), "empty"):
             os.utime(os.path.join(root, d), (MTIME, MTIME))
 
@@ -264,8 +266,10 @@ class ListTests(TreeCase):
         self.assertEqual(r["files"], sorted(r["files"], key=lambda e: e["name"].encode()))
         by_name = {e["name"]: e for e in r["files"]}
         self.assertEqual(set(by_name), {"top.txt", "logs", "empty"})
-        self.assertEqual(by_name["top.txt"], {"name": "top.txt", "type": "file", "size": 3, "mtime": MTIME})
+        self.assertEqual(by_name["top.txt"],
+                         {"name": "top.txt", "type": "file", "size": 3, "mtime": MTIME, "mode": 0o640})
         self.assertEqual(by_name["logs"]["type"], "folder")
+        self.assertEqual(by_name["logs"]["mode"], 0o751)
         self.assertEqual(by_name["logs"]["size"], 0)
         self.assertEqual(by_name["logs"]["mtime"], MTIME)
         self.assertEqual(r["skipped_invalid_names"], 0)
@@ -370,6 +374,7 @@ class ListTests(TreeCase):
     def test_version_1_sees_the_root_as_before(self):
         c = self.client()       # hello with version 1
         r = self.ok(c, {"op": "list", "id": 16})
+        # No type and no mode: version 1's replies are what they were (3.3).
         self.assertEqual(r["files"], [{"name": "top.txt", "size": 3, "mtime": MTIME}])
         # "path" is no field of version 1: ignored, the root is listed.
         r = self.ok(c, {"op": "list", "id": 17, "path": "logs", "recursive": True})
@@ -378,6 +383,10 @@ class ListTests(TreeCase):
         self.assertError(self.ask(c, {"op": "stat", "id": 19, "name": "logs/a.log"}), "invalid_name", 19)
         r = self.ok(c, {"op": "stat", "id": 20, "name": "top.txt"})
         self.assertNotIn("type", r)
+        self.assertNotIn("mode", r)
+        r = self.ok(c, {"op": "get", "id": 21, "name": "top.txt"})
+        self.assertNotIn("mode", r)
+        self.read_transfer(c)
 
 
 class TransferTests(TreeCase):
@@ -440,6 +449,45 @@ class TransferTests(TreeCase):
         v1 = self.ask(self.client(hello=False), {"op": "hello", "id": 0, "version": 1})
         self.assertNotIn("mtime_limits", v1)
 
+    def test_a_puts_mode_is_a_new_files_create_mode(self):
+        # 4.5's mode: as open(2)'s mode argument, less the server's umask
+        # (ferryd's is the one it started with: this process's), never a
+        # set-ID or sticky bit, and never for a file the upload replaces.
+        umask = os.umask(0)
+        os.umask(umask)
+        c = self.client2()
+        for rid, (name, mode) in enumerate([("m/private", 0o600), ("m/tool", 0o755), ("m/all", 0o7777),
+                                            ("m/none", 0)], start=40):
+            r = self.upload(c, rid, name, b"m", parents=True, mode=mode)
+            self.assertIs(r.get("ok"), True, r)
+            want = mode & 0o777 & ~umask
+            self.assertEqual(os.stat(self.root(name)).st_mode & 0o7777, want, name)
+            self.assertEqual(r["mode"], want, name)   # the commit reply describes the file published
+            s = self.ok(c, {"op": "stat", "id": 100 + rid, "name": name})
+            self.assertEqual(s["mode"], want, name)
+        os.chmod(self.root("m", "tool"), 0o604)
+        r = self.upload(c, 50, "m/tool", b"new", mode=0o700)
+        self.assertIs(r.get("ok"), True, r)
+        self.assertEqual(os.stat(self.root("m", "tool")).st_mode & 0o7777, 0o604)
+        r = self.upload(c, 51, "m/plain", b"p")
+        self.assertEqual(os.stat(self.root("m", "plain")).st_mode & 0o7777, 0o666 & ~umask)
+        # A get's reply carries the mode too.
+        r = self.ok(c, {"op": "get", "id": 52, "name": "m/private"})
+        self.assertEqual(r["mode"], 0o600 & ~umask)
+        self.read_transfer(c)
+
+    def test_a_version_1_put_ignores_mode(self):
+        c = self.client()       # hello with version 1
+        r = self.ask(c, {"op": "put", "id": 60, "name": "v1.bin", "size": 1, "mode": "not bits"})
+        self.assertIs(r.get("ok"), True, r)
+        c.send_data(b"1")
+        r = self.ask(c, {"op": "commit", "id": 60, "sha256": sha(b"1")})
+        self.assertIs(r.get("ok"), True, r)
+        self.assertNotIn("mode", r)
+        umask = os.umask(0)
+        os.umask(umask)
+        self.assertEqual(os.stat(self.root("v1.bin")).st_mode & 0o7777, 0o666 & ~umask)
+
     def test_put_without_parents_into_a_missing_folder_is_not_found(self):
         c = self.client2()
         r = self.ask(c, {"op": "put", "id": 4, "name": "absent/x.bin", "size": 1})
@@ -451,7 +499,9 @@ class TransferTests(TreeCase):
         c = self.client2()
         for rid, extra in enumerate([{"parents": None}, {"parents": 1}, {"mtime": None},
                                      {"mtime": 1.5}, {"mtime": "1"},
-                                     {"mtime": 2 ** 63}], start=5):
+                                     {"mtime": 2 ** 63}, {"mode": None}, {"mode": -1},
+                                     {"mode": 4096}, {"mode": "0644"}, {"mode": 420.0},
+                                     {"mode": True}, {"mode": 2 ** 64}], start=5):
             req = dict({"op": "put", "id": rid, "name": "d/z.bin", "size": 1}, **extra)
             with self.subTest(extra=extra):
                 self.assertError(self.ask(c, req), "bad_request", rid)

@@ -281,7 +281,10 @@ class LiveVersion2VectorTests(LiveVectorTests):
         write_file(os.path.join(root, "logs", "2026", "app.log"), b"hello",
                    MTIME)
         for folder in (os.path.join("logs", "2026"), "logs"):
+            os.chmod(os.path.join(root, folder), 0o755)
             os.utime(os.path.join(root, folder), (MTIME, MTIME))
+        for name in ("hello.txt", os.path.join("logs", "2026", "app.log")):
+            os.chmod(os.path.join(root, name), 0o644)
 
     # The version-1 replay is the parent's; not again here.
     test_server_sends_the_vector_replies = None

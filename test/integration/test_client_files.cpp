@@ -407,8 +407,9 @@ TEST_CASE("a new upload takes what its folder's default ACL gives a file created
     }
     REQUIRE(::mkdir((shared + "/a").c_str(), 0755) == 0); // both inherit the default ACL
     REQUIRE(::mkdir((shared + "/a/b").c_str(), 0755) == 0);
-    // What the kernel gives a file created there with 0666 (the umask is not
-    // applied where a default ACL exists, acl(5)).
+    // What the kernel gives a file created there with the source's mode,
+    // 0664 here (the umask is not applied where a default ACL exists,
+    // acl(5)); PROTOCOL.md 4.5's put `mode`.
     const std::string granted = "user::rw-,user:1234:r--,group::r-x,mask::rw-,other::---";
     const auto check_granted = [&](const std::string& path) {
         CAPTURE(path);
@@ -417,6 +418,7 @@ TEST_CASE("a new upload takes what its folder's default ACL gives a file created
     };
 
     write_file(f.local_file("up"), "NEW\n");
+    REQUIRE(::chmod(f.local_file("up").c_str(), 0664) == 0);
     const auto put = run_ferry(f.server.address(), {"put", f.local_file("up"), "-C", "shared"});
     REQUIRE_MESSAGE(put.exit_code == 0, put.err);
     check_granted(shared + "/up");
@@ -431,6 +433,8 @@ TEST_CASE("a new upload takes what its folder's default ACL gives a file created
     REQUIRE(::mkdir((push + "/d/e").c_str(), 0755) == 0);
     write_file(push + "/x", "X\n");
     write_file(push + "/d/e/y", "Y\n");
+    REQUIRE(::chmod((push + "/x").c_str(), 0664) == 0);
+    REQUIRE(::chmod((push + "/d/e/y").c_str(), 0664) == 0);
     const auto sync = run_ferry(f.server.address(), {"sync", push, ":shared/a"});
     REQUIRE_MESSAGE(sync.exit_code == 0, sync.err);
     check_granted(shared + "/a/x");
@@ -445,14 +449,14 @@ TEST_CASE("a new upload takes what its folder's default ACL gives a file created
     CHECK((stat_of(narrow + "/up").st_mode & 07777) == 0640);
     CHECK(acl_of(narrow + "/up").empty()); // a minimal ACL is the bits alone
 
-    // A folder without a default ACL: 0666 less ferryd's umask (the one it
-    // inherited from this process), and no ACL.
+    // A folder without a default ACL: the source's mode less ferryd's umask
+    // (the one it inherited from this process), and no ACL.
     const mode_t mask = ::umask(022);
     ::umask(mask);
     REQUIRE(::mkdir((f.root + "/plain").c_str(), 0755) == 0);
     const auto plain_put = run_ferry(f.server.address(), {"put", f.local_file("up"), "-C", "plain"});
     REQUIRE_MESSAGE(plain_put.exit_code == 0, plain_put.err);
-    CHECK((stat_of(f.root + "/plain/up").st_mode & 07777) == (0666 & ~mask));
+    CHECK((stat_of(f.root + "/plain/up").st_mode & 07777) == (0664 & ~mask));
     CHECK(acl_of(f.root + "/plain/up").empty());
 }
 

@@ -252,6 +252,7 @@ TEST_CASE("a resumed upload of a new file takes its folder's default ACL, as a f
     }
     const std::string source = f.local_file("doc.bin");
     write_random_file(source, 4 * kMiB + 9, 18);
+    REQUIRE(::chmod(source.c_str(), 0664) == 0); // the mode it is created with (PROTOCOL.md 4.5)
     cut_upload(f.server, source, "shared/doc.bin", 8);
 
     const auto put = put_resume(f.server, source, "shared/doc.bin");

@@ -526,3 +526,64 @@ TEST_CASE("a publish record is never applied to another file that took the publi
         CHECK(::lstat(state.c_str(), &gone) != 0); // the record went with its state
     }
 }
+
+namespace {
+
+// Uploads "hello" to `name` with the put's `mode` (none: not sent) and
+// returns the published file's permission bits.
+mode_t publish_with_mode(const Library& library, const TempRoot& root, const std::string& name,
+                         std::optional<std::uint32_t> mode)
+{
+    auto upload = PartialUpload::begin(library, name, 5, false);
+    REQUIRE(upload);
+    upload.value()->create_as(mode);
+    REQUIRE_FALSE(upload.value()->append(std::span("hello", 5)));
+    REQUIRE(upload.value()->commit(kHelloSha256));
+    CHECK(root.read(name) == "hello");
+    return lstat_of(root.path() + "/" + name).st_mode & 07777;
+}
+
+} // namespace
+
+// PROTOCOL.md 4.5's "mode": open(2)'s mode argument for a new file, as
+// sftp-server and scp create a copy; never a set-ID or sticky bit, never a
+// replaced file's own bits, and ANDed into a folder's default ACL as the
+// kernel ANDs the mode argument (acl(5)).
+TEST_CASE("a put's mode is a new file's create mode: less the umask, never set-ID, never for a replaced file")
+{
+    const mode_t saved = ::umask(022);
+    TempRoot root;
+    auto library = open_library(root);
+    CHECK(publish_with_mode(*library, root, "private", 0600) == 0600);
+    CHECK(publish_with_mode(*library, root, "tool", 0755) == 0755);
+    CHECK(publish_with_mode(*library, root, "open", 0777) == 0755);         // the umask still counts
+    CHECK(publish_with_mode(*library, root, "setid", 07777) == 0755);       // 07000 never given
+    CHECK(publish_with_mode(*library, root, "none", 0) == 0);               // as open(2) with mode 0
+    CHECK(publish_with_mode(*library, root, "plain", std::nullopt) == 0644); // not sent: 0666 as before
+
+    root.write("kept", "old");
+    REQUIRE(::chmod((root.path() + "/kept").c_str(), 0604) == 0);
+    CHECK(publish_with_mode(*library, root, "kept", 0700) == 0604);
+    CHECK(publish_with_mode(*library, root, "private", 0777) == 0600); // replaced now: its own bits stay
+    ::umask(saved);
+}
+
+TEST_CASE("a put's mode is ANDed into the folder's default ACL as the kernel ANDs open(2)'s mode")
+{
+    TempRoot root;
+    REQUIRE(::mkdir((root.path() + "/shared").c_str(), 0755) == 0);
+    if (!ferry::test::set_default_acl(root.path() + "/shared", "u::rwx,u:1234:rwx,g::r-x,m::rwx,o::r-x")) {
+        MESSAGE("no ACLs on this file system: skipped");
+        return;
+    }
+    auto library = open_library(root);
+    // Owner, mask and other ANDed with the mode; the named user and the
+    // group entry as the default ACL says (acl(5)); the umask not applied.
+    CHECK(publish_with_mode(*library, root, "shared/tool", 0750) == 0750);
+    CHECK(ferry::test::access_acl_text(root.path() + "/shared/tool") ==
+          "user::rwx,user:1234:rwx,group::r-x,mask::r-x,other::---");
+    CHECK(publish_with_mode(*library, root, "shared/private", 0600) == 0600);
+    CHECK(ferry::test::access_acl_text(root.path() + "/shared/private") ==
+          "user::rw-,user:1234:rwx,group::r-x,mask::---,other::---");
+    CHECK(publish_with_mode(*library, root, "shared/plain", std::nullopt) == 0664);
+}

@@ -37,6 +37,7 @@ public:
         io_.submit(std::move(job));
     }
     bool job_in_flight() const override { return in_flight; }
+    std::uint32_t protocol_version() const override { return kMaxProtocolVersion; }
     void send_json(std::string json_text) override { io_.send(encode_control_frame(json_text)); }
     void send_error(std::optional<std::uint64_t> id, const Error& error) override
     {

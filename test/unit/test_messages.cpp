@@ -889,7 +889,7 @@ TEST_CASE("an unknown error code from the server maps to internal and keeps its 
 TEST_CASE("unknown extra reply fields are ignored")
 {
     const auto stat = ferry::parse_stat_reply(
-        R"({"id": 2, "ok": true, "name": "a", "size": 1, "mtime": 2, "mode": "0644", "etag": {"v": [1]}})");
+        R"({"id": 2, "ok": true, "name": "a", "size": 1, "mtime": 2, "perm": "0644", "etag": {"v": [1]}})");
     REQUIRE(stat.ok());
     check_file(stat->body.file, {"a", 1, 2});
 

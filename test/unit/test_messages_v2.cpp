@@ -191,6 +191,37 @@ TEST_CASE("put: parents and mtime follow the rules of 3.1")
     CHECK(*parse_as<ferry::PutRequest>(head + R"("mtime":-0})").mtime == 0);
 }
 
+TEST_CASE("put: mode round trips as permission bits, and a version-1 put ignores it")
+{
+    ferry::PutRequest put;
+    put.name = "bin/tool";
+    put.size = 5;
+    put.mode = 0755;
+    CHECK(same_json(ferry::encode_request({5, put}), R"({"op":"put","id":5,"name":"bin/tool","size":5,
+        "resume":false,"mode":493})"));
+    CHECK(round_trip(5, put).mode == std::optional<std::uint32_t>(0755));
+    for (const std::uint32_t mode : {0U, 0600U, 0777U, 07777U}) {
+        put.mode = mode;
+        CHECK(round_trip(5, put).mode == std::optional<std::uint32_t>(mode));
+    }
+    CHECK_FALSE(parse_as<ferry::PutRequest>(R"({"op":"put","id":5,"name":"a","size":1})").mode.has_value());
+    // Version 1 does not know the field: ignored whatever it holds (3.1).
+    const auto v1 = ferry::parse_request(R"({"op":"put","id":1,"name":"a","size":1,"mode":"rw"})", 1);
+    REQUIRE(v1.request.ok());
+    CHECK_FALSE(std::get<ferry::PutRequest>(v1.request->body).mode.has_value());
+}
+
+TEST_CASE("put: a mode that is not permission bits is bad_request with the id")
+{
+    const std::string head = R"({"op":"put","id":8,"name":"a","size":1,)";
+    for (const std::string bad : {R"("mode":null})", R"("mode":-1})", R"("mode":4096})", R"("mode":"0644"})",
+                                  R"("mode":420.0})", R"("mode":4.2e2})", R"("mode":true})", R"("mode":[420]})",
+                                  R"("mode":18446744073709551616})", R"("mode":-0})"}) {
+        check_bad_request(head + bad, 8);
+    }
+    CHECK(*parse_as<ferry::PutRequest>(head + R"("mode":4095})").mode == 07777U);
+}
+
 TEST_CASE("mkdir, delete, rename, digest: requests round trip with every field")
 {
     const auto mkdir = round_trip(4, ferry::MkdirRequest{"a/b", true});
@@ -418,17 +449,42 @@ TEST_CASE("file information: type is sent only when set, as file or folder")
     }
 }
 
+TEST_CASE("file information: mode is sent only when set, and read only as permission bits")
+{
+    ferry::StatReply stat;
+    stat.file = {"a.sh", 3, 7, EntryType::file, 0755};
+    CHECK(ferry::encode_reply(2, stat) == R"({"id":2,"mode":493,"mtime":7,"name":"a.sh","ok":true,"size":3,)"
+                                          R"("type":"file"})");
+    auto parsed = ferry::parse_stat_reply(ferry::encode_reply(2, stat));
+    REQUIRE(parsed.ok());
+    CHECK(parsed->body.file.mode == std::optional<std::uint32_t>(0755));
+    stat.file.mode.reset();
+    parsed = ferry::parse_stat_reply(ferry::encode_reply(2, stat));
+    REQUIRE(parsed.ok());
+    CHECK_FALSE(parsed->body.file.mode.has_value());
+    for (const std::string bad :
+         {R"("mode":"0644")", R"("mode":null)", R"("mode":-1)", R"("mode":4096)", R"("mode":1.5)"}) {
+        INFO(bad);
+        CHECK(ferry::parse_stat_reply(R"({"id":2,"ok":true,"name":"a","size":0,"mtime":0,)" + bad + "}")
+                  .error()
+                  .code == ErrorCode::bad_request);
+        CHECK(ferry::parse_get_reply(R"({"id":2,"ok":true,"name":"a","size":0,"mtime":0,"offset":0,)" + bad + "}")
+                  .error()
+                  .code == ErrorCode::bad_request);
+    }
+}
+
 TEST_CASE("list reply: entries with a type, written directly, equal the JSON tree's dump")
 {
     ferry::ListReply list;
-    list.files = {{"sub", 0, 1764370000, EntryType::folder},
-                  {"sub/a \"q\".txt", 5, -1, EntryType::file},
+    list.files = {{"sub", 0, 1764370000, EntryType::folder, 0755},
+                  {"sub/a \"q\".txt", 5, -1, EntryType::file, 0600},
                   {"flat.txt", 1, 2}};
     list.more = true;
     const std::string text = ferry::encode_reply(7, list);
     CHECK(text == json::parse(text).dump());
-    CHECK(text == R"({"files":[{"mtime":1764370000,"name":"sub","size":0,"type":"folder"},)"
-                  R"({"mtime":-1,"name":"sub/a \"q\".txt","size":5,"type":"file"},)"
+    CHECK(text == R"({"files":[{"mode":493,"mtime":1764370000,"name":"sub","size":0,"type":"folder"},)"
+                  R"({"mode":384,"mtime":-1,"name":"sub/a \"q\".txt","size":5,"type":"file"},)"
                   R"({"mtime":2,"name":"flat.txt","size":1}],"id":7,"more":true,"ok":true})");
     const auto parsed = ferry::parse_list_reply(text);
     REQUIRE(parsed.ok());
@@ -436,7 +492,9 @@ TEST_CASE("list reply: entries with a type, written directly, equal the JSON tre
     CHECK(parsed->body.files[0].type == EntryType::folder);
     CHECK(parsed->body.files[1].type == EntryType::file);
     CHECK(parsed->body.files[1].name == "sub/a \"q\".txt");
+    CHECK(parsed->body.files[1].mode == std::optional<std::uint32_t>(0600));
     CHECK_FALSE(parsed->body.files[2].type.has_value());
+    CHECK_FALSE(parsed->body.files[2].mode.has_value());
     CHECK(ferry::parse_list_reply(R"({"id":7,"ok":true,"files":[{"name":"a","size":0,"mtime":0,"type":"link"}],)"
                                   R"("skipped_invalid_names":0})")
               .error()
