@@ -555,8 +555,8 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& op
             // which gives it the replaced file's attributes just before its
             // rename: private until then.
             part.file().start_writeback();
-            verified = VerifiedPart{std::move(part.file()), options.dest, state_path(options.dest), options.folder,
-                                    options.replace, remote.mode};
+            verified = VerifiedPart{std::move(part.file()), options.dest,    state_path(options.dest),
+                                    options.folder,         options.replace, remote.mode};
             return TransferResult{remote, options.dest, options.hash, digest, offset, time_not_kept};
         }
         if (done) {

@@ -374,10 +374,9 @@ public:
     const std::optional<MtimeLimits>& mtime_limits() const { return mtime_limits_; }
 
 private:
-    Library(int root_fd, dev_t root_device, ino_t root_inode, ResolveMode mode, std::string path,
-            mode_t umask)
-        : root_fd_(root_fd), root_device_(root_device), root_inode_(root_inode),
-          resolver_(root_fd, root_device, mode), path_(std::move(path)), umask_(umask)
+    Library(int root_fd, dev_t root_device, ino_t root_inode, ResolveMode mode, std::string path, mode_t umask)
+        : root_fd_(root_fd), root_device_(root_device), root_inode_(root_inode), resolver_(root_fd, root_device, mode),
+          path_(std::move(path)), umask_(umask)
     {
     }
 

@@ -23,7 +23,9 @@ constexpr std::uint64_t kLastChunkPatienceMs = 100;
 const std::vector<std::string> kCapabilities{"list", "stat", "get", "put", "resume", "stats"};
 // What a version-2 connection gets on top (PROTOCOL.md 4.1).
 const std::vector<std::string> kVersion2Capabilities{
-    "folders",          "mkdir",         "delete",          "rename", "digest", "mtime", "set_mtime",
+    // The tree and its operations (4.2, 4.9 to 4.13).
+    "folders", "mkdir", "delete", "rename", "digest", "mtime", "set_mtime",
+    // Fields an older version-2 server lacks or ignores (8).
     "holding_unlisted", "delete_expect", "set_mtime_expect", "commit_replace", "unreadable_folders", "mode"};
 
 std::string seconds_text(std::uint64_t milliseconds)
@@ -90,8 +92,7 @@ constexpr std::uint64_t kSpaceRetryMs = 1000;
 class Session::Chained final : public PoolJob {
 public:
     Chained(Session& session, std::unique_ptr<PoolJob> finish, PutRequest put)
-        : session_(session), finish_(std::move(finish)), put_(std::move(put)),
-          owner_(owner_text(session.upload_owner_))
+        : session_(session), finish_(std::move(finish)), put_(std::move(put)), owner_(owner_text(session.upload_owner_))
     {
     }
     void work() override
@@ -132,8 +133,7 @@ Session::Session(SessionIo& io, const Library& library, const Config& config, Co
       protocol_version_(standing.protocol_version),
       access_(standing.read_only ? Access::read_only : Access::read_write), hello_done_(standing.hello_done),
       token_label_(standing.who ? std::move(standing.who->label) : std::string()),
-      upload_owner_(standing.who ? standing.who->owner : std::nullopt),
-      protocol_errors_(standing.protocol_errors),
+      upload_owner_(standing.who ? standing.who->owner : std::nullopt), protocol_errors_(standing.protocol_errors),
       errors_logged_(standing.errors_logged), errors_not_logged_(standing.errors_not_logged),
       decoder_(config.max_control_frame)
 {
@@ -468,10 +468,10 @@ void Session::start_hello(std::uint64_t id, const HelloRequest& hello)
     // A client offers the highest version it speaks; any version from the
     // lowest we speak up serves, at the highest both sides know.
     if (hello.version < kMinProtocolVersion) {
-        fail_connection(id, Error{ErrorCode::unsupported_version,
-                                  "this server speaks protocol versions " + std::to_string(kMinProtocolVersion) +
-                                      " to " + std::to_string(kMaxProtocolVersion) + ", not " +
-                                      std::to_string(hello.version)});
+        fail_connection(id,
+                        Error{ErrorCode::unsupported_version,
+                              "this server speaks protocol versions " + std::to_string(kMinProtocolVersion) + " to " +
+                                  std::to_string(kMaxProtocolVersion) + ", not " + std::to_string(hello.version)});
         return;
     }
     if (config_.tokens) {
@@ -501,8 +501,7 @@ void Session::start_hello(std::uint64_t id, const HelloRequest& hello)
     reply.server = std::string("ferryd/") + FERRY_VERSION;
     reply.capabilities = kCapabilities;
     if (protocol_version_ >= 2) {
-        reply.capabilities.insert(reply.capabilities.end(), kVersion2Capabilities.begin(),
-                                  kVersion2Capabilities.end());
+        reply.capabilities.insert(reply.capabilities.end(), kVersion2Capabilities.begin(), kVersion2Capabilities.end());
         reply.mtime_limits = library_.mtime_limits();
     }
     reply.hashes = offered_hash_names();
@@ -571,18 +570,18 @@ void Session::start_list(std::uint64_t id, const ListRequest& list)
     listing_->paged = paged;
     submit(make_job([&library = library_, path, options] { return library.open_listing(path, options); },
                     [this](Result<std::unique_ptr<DirectoryReader>> result) {
-                if (!result) {
-                    finish_list(result.error());
-                    return;
-                }
-                listing_->reader = std::move(result.value());
-                if (!listing_->paged) {
-                    list_whole();
-                    return;
-                }
-                state_ = State::sending_list;
-                continue_listing();
-            }));
+                        if (!result) {
+                            finish_list(result.error());
+                            return;
+                        }
+                        listing_->reader = std::move(result.value());
+                        if (!listing_->paged) {
+                            list_whole();
+                            return;
+                        }
+                        state_ = State::sending_list;
+                        continue_listing();
+                    }));
 }
 
 // The next page, once the peer has read enough of the previous ones: the
@@ -641,8 +640,8 @@ void Session::list_whole()
         [listing = listing_.get(), limit = config_.max_list_reply] {
             Result<bool> ended = false;
             while (true) {
-                ended = listing->reader->read_page(std::min<std::size_t>(std::size_t{1} << 20, limit + 1),
-                                                   listing->whole);
+                ended =
+                    listing->reader->read_page(std::min<std::size_t>(std::size_t{1} << 20, limit + 1), listing->whole);
                 if (!ended || ended.value() || listing->reader->bytes_read() > limit) {
                     break;
                 }
@@ -846,30 +845,28 @@ void Session::start_get(std::uint64_t id, const GetRequest& get)
     state_ = State::working;
     const Download::FirstRange first{get.offset == 0 && io_.supports_file_frames(), config_.file_frame_size,
                                      get.offset == 0 ? std::min(config_.whole_read_max, config_.chunk_size) : 0};
-    submit(make_job(
-        [&library = library_, name = get.name, hash = get.hash, offset = get.offset, first] {
-            return Download::open(library, name, hash, offset, first);
-        },
-        [this, id, offset = get.offset, hash = get.hash](Download::Opened opened) {
-            if (!opened.file) {
-                send_error(id, opened.file.error());
-                back_to_idle();
-                return;
-            }
-            const FileInfo& info = opened.file.value()->info();
-            if (offset > info.size) {
-                send_error(id, Error{ErrorCode::bad_offset, "offset " + std::to_string(offset) +
-                                                                " is past the end of \"" + info.name + "\" (" +
-                                                                std::to_string(info.size) + " bytes)"});
-                back_to_idle();
-                return;
-            }
-            state_ = State::sending_file;
-            transfer_ = std::make_unique<std::variant<Download, Upload>>(
-                std::in_place_type<Download>, static_cast<TransferHost&>(*this), io_, library_, config_, counters_,
-                token_label_, id, hash, std::move(opened), offset);
-            download()->begin();
-        }));
+    submit(make_job([&library = library_, name = get.name, hash = get.hash, offset = get.offset,
+                     first] { return Download::open(library, name, hash, offset, first); },
+                    [this, id, offset = get.offset, hash = get.hash](Download::Opened opened) {
+                        if (!opened.file) {
+                            send_error(id, opened.file.error());
+                            back_to_idle();
+                            return;
+                        }
+                        const FileInfo& info = opened.file.value()->info();
+                        if (offset > info.size) {
+                            send_error(id, Error{ErrorCode::bad_offset,
+                                                 "offset " + std::to_string(offset) + " is past the end of \"" +
+                                                     info.name + "\" (" + std::to_string(info.size) + " bytes)"});
+                            back_to_idle();
+                            return;
+                        }
+                        state_ = State::sending_file;
+                        transfer_ = std::make_unique<std::variant<Download, Upload>>(
+                            std::in_place_type<Download>, static_cast<TransferHost&>(*this), io_, library_, config_,
+                            counters_, token_label_, id, hash, std::move(opened), offset);
+                        download()->begin();
+                    }));
 }
 
 void Session::start_put(std::uint64_t id, const PutRequest& request)
@@ -897,26 +894,25 @@ void Session::start_put(std::uint64_t id, const PutRequest& request)
 void Session::begin_put(std::uint64_t id, const PutRequest& put)
 {
     state_ = State::working;
-    submit(make_job([&library = library_, put, owner = owner_text(upload_owner_)] {
-                        return Upload::begin(library, put, owner);
-                    },
-                    [this, id, put](Upload::Begun begun) {
-                        if (!begun.partial) {
-                            if (wait_for_space(id, put, begun.partial.error(), begun.space_shortfall)) {
-                                return;
-                            }
-                            send_error(id, begun.partial.error());
-                            back_to_idle();
-                            return;
-                        }
-                        waiting_put_.reset();
-                        state_ = State::receiving_file;
-                        transfer_ = std::make_unique<std::variant<Download, Upload>>(
-                            std::in_place_type<Upload>, static_cast<TransferHost&>(*this), io_, config_, counters_,
-                            token_label_, id, put, std::move(begun));
-                        upload()->send_reply();
-                        pump();
-                    }));
+    submit(make_job(
+        [&library = library_, put, owner = owner_text(upload_owner_)] { return Upload::begin(library, put, owner); },
+        [this, id, put](Upload::Begun begun) {
+            if (!begun.partial) {
+                if (wait_for_space(id, put, begun.partial.error(), begun.space_shortfall)) {
+                    return;
+                }
+                send_error(id, begun.partial.error());
+                back_to_idle();
+                return;
+            }
+            waiting_put_.reset();
+            state_ = State::receiving_file;
+            transfer_ = std::make_unique<std::variant<Download, Upload>>(
+                std::in_place_type<Upload>, static_cast<TransferHost&>(*this), io_, config_, counters_, token_label_,
+                id, put, std::move(begun));
+            upload()->send_reply();
+            pump();
+        }));
 }
 
 bool Session::wait_for_space(std::uint64_t id, const PutRequest& put, const Error& refusal, std::uint64_t shortfall)
@@ -933,7 +929,8 @@ bool Session::wait_for_space(std::uint64_t id, const PutRequest& put, const Erro
             return false;
         }
         // An operator sees why the slow uploads ended, and for whom.
-        log_event("space_taken", {{"peer", io_.peer()}, {"path", put.name}, {"short", shortfall}, {"coming_back", taken}});
+        log_event("space_taken",
+                  {{"peer", io_.peer()}, {"path", put.name}, {"short", shortfall}, {"coming_back", taken}});
         waiting_put_ = std::make_unique<WaitingPut>(WaitingPut{id, put});
     }
     if (waiting_put_->tries >= kSpaceTries) {
@@ -974,8 +971,8 @@ void Session::take_chained_put()
     }
     std::span<const std::uint8_t> input = direct_;
     if (input.empty()) {
-        input = std::span(reinterpret_cast<const std::uint8_t*>(inbox_.data()) + inbox_pos_,
-                          inbox_.size() - inbox_pos_);
+        input =
+            std::span(reinterpret_cast<const std::uint8_t*>(inbox_.data()) + inbox_pos_, inbox_.size() - inbox_pos_);
     }
     const std::size_t length = whole_control_frame(input, config_.max_control_frame);
     if (length == 0 || decoder_.mid_frame()) {
@@ -1057,9 +1054,8 @@ void Session::handle_upload_control(Upload& upload, const Request& request)
     const bool commit = std::holds_alternative<CommitRequest>(request.body);
     const bool abort = std::holds_alternative<AbortRequest>(request.body);
     if (!commit && !abort) {
-        protocol_error(request.id,
-                       Error{ErrorCode::unexpected_frame,
-                             std::string(op_name(request.body)) + " during an upload; send commit or abort"});
+        protocol_error(request.id, Error{ErrorCode::unexpected_frame, std::string(op_name(request.body)) +
+                                                                          " during an upload; send commit or abort"});
         return;
     }
     if (request.id != upload.id()) {
@@ -1258,7 +1254,8 @@ void Session::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms)
                         Error{ErrorCode::too_slow, std::string(space ? "this upload" : "this transfer") + " moved " +
                                                        std::to_string(slot_->ticket().slow_rate.load()) +
                                                        " bytes/s, below the server's minimum of " +
-                                                       std::to_string(config_.min_rate) + " bytes/s, while another waited for " +
+                                                       std::to_string(config_.min_rate) +
+                                                       " bytes/s, while another waited for " +
                                                        (space ? "the disk space it held" : "its slot")});
         return;
     }
@@ -1275,11 +1272,11 @@ void Session::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms)
         const std::uint64_t taken = now_ms > frame_started_ms_ ? now_ms - frame_started_ms_ : 0;
         if (taken >= stall_limit) {
             // During an upload it ends the upload (kept for resume): the put's id.
-            fail_connection(transfer_id(), Error{ErrorCode::stalled,
-                                                 "a frame must arrive whole within " + seconds_text(stall_limit) +
-                                                     " of its first byte; " +
-                                                     std::to_string(decoder_.frame_received()) +
-                                                     " bytes of this one came in " + seconds_text(taken)});
+            fail_connection(transfer_id(),
+                            Error{ErrorCode::stalled, "a frame must arrive whole within " + seconds_text(stall_limit) +
+                                                          " of its first byte; " +
+                                                          std::to_string(decoder_.frame_received()) +
+                                                          " bytes of this one came in " + seconds_text(taken)});
             return;
         }
     }
@@ -1287,9 +1284,9 @@ void Session::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms)
     case State::awaiting_request:
         if (!hello_done_ && quiet >= waiting_limit_ms()) {
             // Half a hello is no hello: the deadline holds mid-frame too.
-            fail_connection(std::nullopt, Error{ErrorCode::idle_timeout, "no hello within " +
-                                                                             seconds_text(waiting_limit_ms()) +
-                                                                             " of connecting"});
+            fail_connection(std::nullopt,
+                            Error{ErrorCode::idle_timeout,
+                                  "no hello within " + seconds_text(waiting_limit_ms()) + " of connecting"});
         } else if (!reading_request() && quiet >= idle_limit) {
             fail_connection(std::nullopt, Error{ErrorCode::idle_timeout, "no request for " + seconds_text(quiet)});
         }
@@ -1463,9 +1460,10 @@ std::size_t Session::held_bytes() const
     const auto heap = [](const std::string& text) {
         return text.capacity() > std::string().capacity() ? text.capacity() : 0;
     };
-    return heap(inbox_) + heap(token_label_) + (close_reason_ ? sizeof(std::string) + heap(*close_reason_) : 0) + (transfer_ ? sizeof(*transfer_) : 0) +
-           (slot_ ? sizeof(TransferSlot) : 0) + (listing_ ? sizeof(Listing) : 0) +
-           (chained_ ? sizeof(ChainedPut) : 0) + (waiting_put_ ? sizeof(WaitingPut) : 0);
+    return heap(inbox_) + heap(token_label_) + (close_reason_ ? sizeof(std::string) + heap(*close_reason_) : 0) +
+           (transfer_ ? sizeof(*transfer_) : 0) + (slot_ ? sizeof(TransferSlot) : 0) +
+           (listing_ ? sizeof(Listing) : 0) + (chained_ ? sizeof(ChainedPut) : 0) +
+           (waiting_put_ ? sizeof(WaitingPut) : 0);
 }
 
 } // namespace ferry::server

@@ -556,9 +556,9 @@ TEST_CASE("a put's mode is a new file's create mode: less the umask, never set-I
     auto library = open_library(root);
     CHECK(publish_with_mode(*library, root, "private", 0600) == 0600);
     CHECK(publish_with_mode(*library, root, "tool", 0755) == 0755);
-    CHECK(publish_with_mode(*library, root, "open", 0777) == 0755);         // the umask still counts
-    CHECK(publish_with_mode(*library, root, "setid", 07777) == 0755);       // 07000 never given
-    CHECK(publish_with_mode(*library, root, "none", 0) == 0);               // as open(2) with mode 0
+    CHECK(publish_with_mode(*library, root, "open", 0777) == 0755);          // the umask still counts
+    CHECK(publish_with_mode(*library, root, "setid", 07777) == 0755);        // 07000 never given
+    CHECK(publish_with_mode(*library, root, "none", 0) == 0);                // as open(2) with mode 0
     CHECK(publish_with_mode(*library, root, "plain", std::nullopt) == 0644); // not sent: 0666 as before
 
     root.write("kept", "old");

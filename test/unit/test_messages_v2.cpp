@@ -465,9 +465,8 @@ TEST_CASE("file information: mode is sent only when set, and read only as permis
     for (const std::string bad :
          {R"("mode":"0644")", R"("mode":null)", R"("mode":-1)", R"("mode":4096)", R"("mode":1.5)"}) {
         INFO(bad);
-        CHECK(ferry::parse_stat_reply(R"({"id":2,"ok":true,"name":"a","size":0,"mtime":0,)" + bad + "}")
-                  .error()
-                  .code == ErrorCode::bad_request);
+        CHECK(ferry::parse_stat_reply(R"({"id":2,"ok":true,"name":"a","size":0,"mtime":0,)" + bad + "}").error().code ==
+              ErrorCode::bad_request);
         CHECK(ferry::parse_get_reply(R"({"id":2,"ok":true,"name":"a","size":0,"mtime":0,"offset":0,)" + bad + "}")
                   .error()
                   .code == ErrorCode::bad_request);
