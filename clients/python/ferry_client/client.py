@@ -39,12 +39,15 @@ Progress = Callable[[int, int], None]   # (bytes of the file held, its whole siz
 class Entry:
     """A file or folder (PROTOCOL.md 3.3; ``type`` is version 2's, always
     "file" on a version-1 connection). ``name`` is the entry's name, or in a
-    recursive listing its path below the folder listed."""
+    recursive listing its path below the folder listed. ``mode``: its
+    permission bits (``st_mode & 0o777``, 0o644 is 420) where the server
+    sends them (a version-2 server whose hello lists "mode"), else None."""
 
     name: str
     size: int
     mtime: int
     type: str = "file"
+    mode: Optional[int] = None
 
     @property
     def is_folder(self) -> bool:
@@ -60,7 +63,10 @@ class Transfer:
     resume), hash (its name) and digest (hex, of the whole file, verified),
     path (the local file, when there was one), reply and trailer (the
     server's start reply and its trailer or commit reply, as received),
-    mtime_asked (a put's ``mtime`` argument, None without one).
+    mtime_asked (a put's ``mtime`` argument, None without one), mode (the
+    remote file's permission bits, as Entry's: a get's from its reply, a
+    put's as published, from the commit reply; None where the server
+    sends none).
 
     A put's ``mtime`` is what the server's file system holds: where it
     cannot hold the time asked (``Client.mtime_limits``), the time clamped
@@ -76,6 +82,7 @@ class Transfer:
     reply: dict[str, Any] = field(default_factory=dict, repr=False)
     trailer: dict[str, Any] = field(default_factory=dict, repr=False)
     mtime_asked: Optional[int] = None
+    mode: Optional[int] = None
 
     @property
     def mtime_kept(self) -> bool:
@@ -86,13 +93,15 @@ class Transfer:
 
 @dataclass(frozen=True)
 class Digest:
-    """A remote file's digest (the ``digest`` operation, version 2)."""
+    """A remote file's digest (the ``digest`` operation, version 2);
+    ``mode`` as Entry's."""
 
     name: str
     size: int
     mtime: int
     hash: str
     digest: str
+    mode: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,9 @@ class Deleted:
 # The ranges of PROTOCOL.md 3.1: an mtime is signed, every other integer unsigned.
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 UINT64_MAX = (1 << 64) - 1
+# The largest "mode" (PROTOCOL.md 3.3, 4.5): 07777, the permission bits with
+# the set-user-ID, set-group-ID and sticky bits.
+MODE_MAX = 0o7777
 
 
 @dataclass(frozen=True)
@@ -217,6 +229,28 @@ def _check_mtime(mtime: Any) -> int:
     return seconds
 
 
+def _mode(obj: dict[str, Any], what: str) -> Optional[int]:
+    """File information's optional ``mode`` (3.3): None when absent; an
+    integer above 4095 (07777), or anything but an unsigned integer, is the
+    server breaking the protocol."""
+    if "mode" not in obj:
+        return None
+    value = _int(obj["mode"], f"{what}'s mode")
+    if value > MODE_MAX:
+        raise ProtocolError("internal", f"the server broke the protocol: {what}'s mode is {value}, above 4095 "
+                            "(0o7777)")
+    return value
+
+
+def _check_mode(mode: Any) -> int:
+    """Permission bits to send (a put's ``mode``) as an integer 0 to 4095
+    (0o7777), refused here (ValueError) rather than by the server's
+    bad_request."""
+    if not local.is_int(mode) or not 0 <= mode <= MODE_MAX:
+        raise ValueError(f"mode {mode!r} is not permission bits: an integer from 0 to 0o7777")
+    return int(mode)
+
+
 def _entry(obj: Any, what: str = "a file entry") -> Entry:
     """File information (3.3), each field of its type and range; ``what``
     names it in the message."""
@@ -226,7 +260,7 @@ def _entry(obj: Any, what: str = "a file entry") -> Entry:
     if kind not in ("file", "folder"):   # 3.3: nothing else is ever described
         raise ProtocolError("internal", f"the server broke the protocol: {what} of type {kind!r}")
     return Entry(_str(obj.get("name"), f"{what}'s name"), _int(obj.get("size"), f"{what}'s size"),
-                 _int(obj.get("mtime"), f"{what}'s mtime", signed=True), kind)
+                 _int(obj.get("mtime"), f"{what}'s mtime", signed=True), kind, _mode(obj, what))
 
 
 def _file_entry(obj: Any, asked: str, what: str) -> Entry:
@@ -249,7 +283,7 @@ def _entry_of(reply: dict[str, Any], asked: str, what: str) -> Entry:
 def _digest_of(reply: dict[str, Any], asked: str, hash: str) -> Digest:
     """A digest reply (4.9): the file asked about, its digest in ``hash``."""
     entry = _file_entry(reply, asked, "the digest reply")
-    return Digest(entry.name, entry.size, entry.mtime, hash, _digest(reply, hash, "the digest reply's"))
+    return Digest(entry.name, entry.size, entry.mtime, hash, _digest(reply, hash, "the digest reply's"), entry.mode)
 
 
 def _mkdir_created(reply: dict[str, Any], asked: str, parents: bool) -> bool:
@@ -570,8 +604,9 @@ class Download:
     hash of the whole file, which ``digest`` then holds. A failed transfer
     raises while iterating: the bytes received are then not to be used.
 
-    ``size``, ``mtime``, ``offset`` and ``name`` describe the file sent;
-    ``reply`` and ``trailer`` are the server's frames as received. A
+    ``size``, ``mtime``, ``offset``, ``name`` and ``mode`` (its permission
+    bits, None where the server sends none: Entry's) describe the file
+    sent; ``reply`` and ``trailer`` are the server's frames as received. A
     Download dropped before its end leaves the connection unusable: the
     Client closes it (and a Client made by connect() opens a new one on its
     next request)."""
@@ -583,6 +618,7 @@ class Download:
         self.reply = reply
         described = _file_entry(reply, name, "the get reply")
         self.name, self.size, self.mtime = described.name, described.size, described.mtime
+        self.mode = described.mode
         self.offset = _int(reply.get("offset"), "the get reply's offset")
         if self.offset != offset or offset > self.size:
             owner._drop()
@@ -1079,7 +1115,8 @@ class Client:
         return listing
 
     def stat(self, name: str) -> Entry:
-        """A file's (version 2: or folder's) name, size, mtime and type
+        """A file's (version 2: or folder's) name, size, mtime, type and
+        mode (its permission bits, None where the server sends none)
         (PROTOCOL.md 4.3). Raises NotFound, InvalidName, WrongType."""
         reply = self.request("stat", name=name)
         return self._parsed(lambda: _entry_of(reply, name, "the stat reply"))
@@ -1130,6 +1167,11 @@ class Client:
 
         ``hash``: "sha256" or "xxh3-128" (needs the xxhash module).
         ``progress(done, total)`` is called with bytes of the file held.
+
+        Permissions of a path's file: a new one gets the remote file's bits
+        (the get reply's ``mode``; 0o666 where the server sends none) less
+        the umask, as ``ferry get`` does; a file it replaces keeps its own
+        bits, its POSIX access ACL and (run as root) its owner.
 
         Returns a Transfer. Raises NotFound, InvalidName, WrongType,
         IntegrityError (hash_mismatch, file_changed: nothing is kept),
@@ -1200,9 +1242,9 @@ class Client:
             download.close()
             part.keep(record_now=True)
             raise
-        part.publish()
+        part.publish(download.mode)
         return Transfer(name, download.size, download.mtime, download.offset, hash, download.digest or "",
-                        target, download.reply, download.trailer)
+                        target, download.reply, download.trailer, mode=download.mode)
 
     def _get_into_stream(self, name: str, dest: IO[bytes], resume: bool, hash: str,
                          progress: Optional[Progress]) -> Transfer:
@@ -1246,10 +1288,11 @@ class Client:
         finally:
             download.close()
         return Transfer(name, download.size, download.mtime, download.offset, hash, download.digest or "",
-                        None, download.reply, download.trailer)
+                        None, download.reply, download.trailer, mode=download.mode)
 
     def open_put(self, name: str, size: int, resume: bool = False, hash: str = hashes.SHA256,
-                 parents: bool = False, mtime: Optional[int] = None, replace: bool = True) -> Upload:
+                 parents: bool = False, mtime: Optional[int] = None, replace: bool = True,
+                 mode: Optional[int] = None) -> Upload:
         """Starts a put of ``size`` bytes under remote ``name`` (PROTOCOL.md
         4.5) and returns its Upload. ``resume`` continues a kept upload of
         the same name and size (4.7); ``parents`` creates missing folders and
@@ -1257,12 +1300,19 @@ class Client:
         file's modification time (both version 2; the server's file system
         holds it as ``mtime_limits`` say, and the commit reply gives what it
         holds). ``replace=False`` makes the Upload's commit publish only if
-        nothing stands at ``name`` then (Upload.commit). Raises AuthError
+        nothing stands at ``name`` then (Upload.commit). ``mode`` (an
+        integer 0 to 0o7777, e.g. ``st_mode & 0o777``): the permission bits
+        a new file is created with in place of 0o666 (less the server's
+        umask, or within its folder's default ACL; never a set-ID or sticky
+        bit); a file the upload replaces keeps its own (PROTOCOL.md 4.5).
+        It is sent only where hello lists "mode": an older server (or a
+        version-1 connection) creates with 0o666. Raises AuthError
         (forbidden), InvalidName, WrongType, NotFound (a missing folder),
         Retryable (busy, too_many_transfers), ServerLimit, StorageError,
         UnsupportedHash, UnsupportedVersion (also ``replace=False`` where
         the server does not list "commit_replace"; nothing is sent),
-        ValueError (``mtime`` past the signed 64-bit range)."""
+        ValueError (``mtime`` past the signed 64-bit range, ``mode`` not
+        0 to 0o7777)."""
         hash = self._hash_name(hash)
         fields: dict[str, Any] = {"name": name, "size": size, "resume": resume}
         if hash != hashes.SHA256:
@@ -1273,6 +1323,10 @@ class Client:
                 fields["parents"] = True
             if mtime is not None:
                 fields["mtime"] = _check_mtime(mtime)
+        if mode is not None:
+            bits = _check_mode(mode)
+            if "mode" in self.capabilities:   # 4.5, 8: only a server that honours it
+                fields["mode"] = bits
         if not replace:
             self._need_commit_replace()
         self._ready()
@@ -1301,6 +1355,14 @@ class Client:
         server's file system clamps or rounds a time it cannot hold, as
         ``mtime_limits`` say: the Transfer's ``mtime`` is what it holds, and
         its ``mtime_kept`` False then).
+
+        Permissions: from a path, the file's own bits (``st_mode & 0o777``
+        of the file opened) go with the put where hello lists "mode", so
+        a new remote file gets them less the server's umask (a 0o600 file
+        stays private, a 0o755 program runnable), as ``ferry put`` does;
+        a file object sends none (0o666 less the umask); a remote file
+        the upload replaces keeps its own bits either way (open_put's
+        ``mode``). The Transfer's ``mode`` is what the server published.
 
         ``replace=False`` (version 2, what ``ferry put --no-clobber`` does)
         never replaces a file at ``name``: one there already is
@@ -1332,8 +1394,12 @@ class Client:
         except OSError as error:
             raise local.local_error(f"cannot read {path!r}", error) from error
         with stream:
+            try:
+                mode = os.fstat(stream.fileno()).st_mode & 0o777   # the file opened, not the name
+            except OSError as error:
+                raise local.local_error(f"cannot read {path!r}", error) from error
             return self._put_stream(stream, name or os.path.basename(path.rstrip("/")), resume, hash, progress,
-                                    parents, mtime, path, replace)
+                                    parents, mtime, path, replace, mode)
 
     def _refuse_existing(self, name: str) -> None:
         """Before an upload that must not replace: a file already at
@@ -1349,7 +1415,8 @@ class Client:
                            "nothing was sent")
 
     def _put_stream(self, stream: IO[bytes], name: str, resume: bool, hash: str, progress: Optional[Progress],
-                    parents: bool, mtime: Optional[int], path: Optional[str], replace: bool = True) -> Transfer:
+                    parents: bool, mtime: Optional[int], path: Optional[str], replace: bool = True,
+                    mode: Optional[int] = None) -> Transfer:
         hash = self._hash_name(hash)
         if not replace:
             self._need_commit_replace()
@@ -1361,7 +1428,7 @@ class Client:
         except (OSError, ValueError) as error:
             raise LocalIOError(f"cannot put {name!r}: its source must be a seekable file ({error})") from None
         before = _identity(stream)
-        upload = self.open_put(name, size, resume, hash, parents, mtime, replace)
+        upload = self.open_put(name, size, resume, hash, parents, mtime, replace, mode)
         hasher = hashes.new(hash)
         if upload.offset > 0:
             prefix_ok = self._read_into(stream, start, upload.offset, hasher, None) \
@@ -1369,7 +1436,7 @@ class Client:
             if not prefix_ok:
                 # The kept bytes are not this file's beginning.
                 upload.abort(discard=True)
-                upload = self.open_put(name, size, False, hash, parents, mtime, replace)
+                upload = self.open_put(name, size, False, hash, parents, mtime, replace, mode)
                 hasher = hashes.new(hash)
         try:
             if progress:
@@ -1390,9 +1457,10 @@ class Client:
             raise IntegrityError("file_changed", f"{name!r} changed while it was sent ({changed}); nothing was "
                                  "published: put it again")
         digest = hasher.hexdigest()
-        reply = upload.commit(digest)   # checked there: this name, size and digest
+        reply = upload.commit(digest)   # checked there: this name, size, digest (and mode)
         return Transfer(name, size, _int(reply.get("mtime"), "the commit's mtime", signed=True), upload.offset, hash, digest,
-                        path, upload.reply, reply, None if mtime is None else _check_mtime(mtime))
+                        path, upload.reply, reply, None if mtime is None else _check_mtime(mtime),
+                        _mode(reply, "the commit reply"))
 
     @staticmethod
     def _read_into(stream: IO[bytes], at: int, count: int, hasher: hashes.Hasher, upload: Optional[Upload],
@@ -1539,7 +1607,7 @@ class Client:
                 raise ProtocolError("internal", f"the server broke the protocol: the trailer {trailer!r} after "
                                     f"{passed} of the {grown} bytes past {size} that the get reply of {name!r} "
                                     "announced")
-            return Digest(entry.name, whole, entry.mtime, hash, digest)
+            return Digest(entry.name, whole, entry.mtime, hash, digest, entry.mode)
         raise IntegrityError("file_changed", f"{name!r} kept shrinking while its digest was taken ({tries} tries); "
                              "ask again")
 

@@ -637,15 +637,18 @@ def _umask() -> int:
     return mask
 
 
-def published_mode(dest: str) -> tuple[int, Optional[tuple[int, int]]]:
+def published_mode(dest: str, source_mode: Optional[int] = None) -> tuple[int, Optional[tuple[int, int]]]:
     """The mode (and, run as root, the owner) the file at ``dest`` gets: the
-    permission bits of a regular file it replaces, else 0666 less the umask."""
+    permission bits of a regular file it replaces, else those of the
+    source, ``source_mode`` (the remote file's, PROTOCOL.md 3.3; 0666
+    without one), 0777 of them, less the umask."""
     try:
         st = os.lstat(dest)
     except OSError:
         st = None
     if st is None or not stat.S_ISREG(st.st_mode):
-        return 0o666 & ~_umask(), None
+        create_mode = 0o666 if source_mode is None else source_mode & 0o777
+        return create_mode & ~_umask(), None
     return st.st_mode & 0o777, (st.st_uid, st.st_gid) if os.geteuid() == 0 else None
 
 
@@ -809,8 +812,9 @@ class PartFile:
     ``checkpoint()`` makes the bytes held durable and records them (with the
     digest of exactly those bytes) in the sidecar; ``keep()`` after a
     failure leaves the part for a later resume only if a sidecar vouches for
-    some of it; ``publish()`` syncs, closes and renames the verified part
-    onto the destination.
+    some of it; ``publish(source_mode)`` syncs, closes and renames the
+    verified part onto the destination, with the bits of the file it
+    replaces, or as a new file ``source_mode`` (published_mode).
 
     Raises PartChanged when the part to resume is no longer the file
     load_resumable checked (nothing written: start over), LocalIOError when
@@ -935,7 +939,7 @@ class PartFile:
             pass   # not ferry's: left alone
         self.file.close()
 
-    def publish(self) -> None:
+    def publish(self, source_mode: Optional[int] = None) -> None:
         fd = self.file.fileno()
         try:
             os.fsync(fd)
@@ -951,7 +955,7 @@ class PartFile:
                     raise held_by_another(f"{error.message}; the verified file is kept as {self.part!r}") from None
             except FileNotFoundError:
                 pass
-            mode, owner = published_mode(self.dest)
+            mode, owner = published_mode(self.dest, source_mode)
             if owner is not None:
                 os.fchown(fd, *owner)
             keep_access_acl(self.dest, fd)   # before the mode: never wider on the way

@@ -48,7 +48,9 @@ class OperationTests(ServerCase):
 
     def test_stat_and_stats(self):
         c = self.connect()
-        self.assertEqual(c.stat("hello.txt"), ferry_client.Entry("hello.txt", 5, MTIME, "file"))
+        # mode (3.3): the file's permission bits where hello lists "mode".
+        mode = os.stat(os.path.join(self.root, "hello.txt")).st_mode & 0o777 if "mode" in c.capabilities else None
+        self.assertEqual(c.stat("hello.txt"), ferry_client.Entry("hello.txt", 5, MTIME, "file", mode))
         stats = c.stats()
         self.assertGreaterEqual(stats["connections"]["now"], 1)
         self.assertIn("bytes", stats)

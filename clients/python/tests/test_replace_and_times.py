@@ -1,17 +1,22 @@
-"""Two version-2 additions of the wire through ferry_client against a real
-ferryd: a put that never replaces (commit's ``replace: false``, capability
-"commit_replace", PROTOCOL.md 4.5) and hello's ``mtime_limits`` (4.1) as
-the library uses them (held_mtime, a put's and a set_mtime's time); and
-the smaller fields beside them: a listing's ``holding_unlisted`` (4.2) and
-hello's ``max_data_frame``.
+"""Three version-2 additions of the wire through ferry_client against a
+real ferryd: a put that never replaces (commit's ``replace: false``,
+capability "commit_replace", PROTOCOL.md 4.5), hello's ``mtime_limits``
+(4.1) as the library uses them (held_mtime, a put's and a set_mtime's
+time), and permission bits (file information's and put's ``mode``,
+capability "mode", 3.3 and 4.5: a new copy takes its source's bits, a
+replaced file keeps its own, both ways); and the smaller fields beside
+them: a listing's ``holding_unlisted`` (4.2) and hello's ``max_data_frame``.
 
-The malformed hellos a real ferryd never sends are in test_vectors.py."""
+The malformed hellos a real ferryd never sends are in test_vectors.py; the
+malformed ``mode`` replies in test_server_replies.py."""
 
 import io
 import os
+import stat
+import time
 import unittest
 
-from support import MTIME, ServerCase, ferry_client, read, sha256, write
+from support import MTIME, Cut, ServerCase, cut_after, ferry_client, read, sha256, write
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
@@ -170,6 +175,178 @@ class MtimeLimitTests(ServerCase):
         c = self.connect(version=1)
         self.assertIsNone(c.mtime_limits)
         self.assertEqual(c.held_mtime(2**62), 2**62)
+
+
+def umask():
+    """This process's umask, which the test's ferryd inherited."""
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
+
+
+def bits(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def xattrs(path):
+    try:
+        return os.listxattr(path)
+    except OSError:   # a file system without extended attributes
+        return []
+
+
+class ModeTests(ServerCase):
+    """Permission bits (PROTOCOL.md 3.3, 4.5). Expected modes are what
+    open(2) gives with the umask this process (and so the server) runs
+    with; the served and scratch folders carry no default ACL."""
+
+    @classmethod
+    def prepare(cls, root):
+        for name, mode in (("private.txt", 0o600), ("program.sh", 0o755), ("shared.txt", 0o640),
+                           ("readonly.txt", 0o400)):
+            write(os.path.join(root, "m", name), name.encode(), MTIME)
+            os.chmod(os.path.join(root, "m", name), mode)
+        os.makedirs(os.path.join(root, "m", "sub"))
+        os.chmod(os.path.join(root, "m", "sub"), 0o750)
+        write(os.path.join(root, "big.bin"), os.urandom(5 << 20), MTIME)
+        os.chmod(os.path.join(root, "big.bin"), 0o750)
+
+    def setUp(self):
+        self.c = self.connect()
+        self.mask = umask()
+        self.folder = os.path.join(self.root, self.id().rsplit(".", 1)[-1])
+        os.makedirs(self.folder)
+
+    def remote(self, name):
+        return os.path.relpath(os.path.join(self.folder, name), self.root)
+
+    def local_file(self, name, mode, content=b"data"):
+        path = os.path.join(self.fresh_folder(), name)
+        write(path, content)
+        os.chmod(path, mode)
+        return path
+
+    def test_entries_of_list_stat_set_mtime_and_digest_carry_the_bits(self):
+        self.assertIn("mode", self.c.capabilities)
+        expected = {"private.txt": 0o600, "program.sh": 0o755, "shared.txt": 0o640, "readonly.txt": 0o400,
+                    "sub": 0o750}
+        self.assertEqual({e.name: e.mode for e in self.c.list("m")}, expected)
+        self.assertEqual({e.name: e.mode for e in self.c.list("m", recursive=True)}, expected)
+        for name, mode in expected.items():
+            self.assertEqual(self.c.stat("m/" + name).mode, mode, name)
+        self.assertEqual(self.c.set_mtime("m/shared.txt", MTIME).mode, 0o640)
+        self.assertEqual(self.c.digest("m/program.sh").mode, 0o755)
+        # A version-1 reply never carries it: None, not 0.
+        old = self.connect(version=1)
+        self.assertNotIn("mode", old.capabilities)
+        self.assertIsNone(old.stat("big.bin").mode)
+        self.assertEqual({e.mode for e in old.list()}, {None})
+
+    def test_a_put_from_a_path_gives_a_new_file_the_sources_bits(self):
+        for mode in (0o600, 0o755, 0o640):
+            with self.subTest(mode=oct(mode)):
+                name = f"new-{mode:o}.bin"
+                done = self.c.put(self.local_file(name, mode), self.remote(name))
+                self.assertEqual(bits(os.path.join(self.folder, name)), mode & ~self.mask)
+                self.assertEqual(done.mode, mode & ~self.mask)
+                self.assertEqual(self.c.stat(self.remote(name)).mode, mode & ~self.mask)
+        # Where hello does not list "mode" (an older ferryd would ignore it;
+        # what is sent is checked without a server in test_server_replies.py)
+        # nothing is sent, and the file gets 0666 less the umask.
+        self.c.capabilities = [c for c in self.c.capabilities if c != "mode"]
+        self.c.put(self.local_file("older.txt", 0o600), self.remote("older.txt"))
+        self.assertEqual(bits(os.path.join(self.folder, "older.txt")), 0o666 & ~self.mask)
+        old = self.connect(version=1)
+        old.put(self.local_file("v1.txt", 0o755), "v1-mode.txt")
+        self.assertEqual(bits(os.path.join(self.root, "v1-mode.txt")), 0o666 & ~self.mask)
+
+    def test_a_resumed_put_takes_the_bits_of_the_put_that_commits_it(self):
+        source = self.local_file("cut.bin", 0o600, os.urandom(3 << 20))
+        with self.assertRaises(Cut):
+            self.c.put(source, self.remote("cut.bin"), progress=cut_after(1 << 20))
+        for _ in range(100):   # until the server has seen the cut connection go
+            try:
+                done = self.c.put(source, self.remote("cut.bin"))
+                break
+            except ferry_client.Retryable as error:
+                if error.code != "busy":
+                    raise
+                time.sleep(0.1)
+        else:
+            self.fail("the cut upload stayed busy")
+        self.assertGreater(done.offset, 0)
+        self.assertEqual(bits(os.path.join(self.folder, "cut.bin")), 0o600 & ~self.mask)
+
+    def test_a_replaced_server_file_keeps_its_bits(self):
+        target = os.path.join(self.folder, "kept.txt")
+        write(target, b"old", MTIME)
+        os.chmod(target, 0o640)
+        for mode in (0o755, 0o600):
+            done = self.c.put(self.local_file("kept.txt", mode, b"new"), self.remote("kept.txt"))
+            self.assertEqual((read(target), bits(target), done.mode), (b"new", 0o640, 0o640))
+
+    def test_a_put_from_a_file_object_sends_no_bits(self):
+        """A stream has no mode of its own, even an open file's: the server
+        creates with 0666 less its umask, as before."""
+        done = self.c.put(io.BytesIO(b"stream"), self.remote("stream.txt"))
+        self.assertEqual(bits(os.path.join(self.folder, "stream.txt")), 0o666 & ~self.mask)
+        self.assertEqual(done.mode, 0o666 & ~self.mask)
+        with open(self.local_file("opened.txt", 0o600), "rb") as opened:
+            done = self.c.put(opened, self.remote("opened.txt"))
+        self.assertEqual(bits(os.path.join(self.folder, "opened.txt")), 0o666 & ~self.mask)
+        self.assertEqual(done.mode, 0o666 & ~self.mask)
+
+    def test_open_put_sends_the_bits_asked_never_a_set_id_bit_and_checks_them(self):
+        for name, mode, held in (("asked.sh", 0o750, 0o750), ("setid.sh", 0o6755, 0o755), ("none.txt", 0, 0)):
+            with self.subTest(mode=oct(mode)):
+                upload = self.c.open_put(self.remote(name), 1, mode=mode)
+                upload.write(b"x")
+                self.assertEqual(upload.commit(sha256(b"x")).get("mode"), held & ~self.mask)
+                self.assertEqual(bits(os.path.join(self.folder, name)), held & ~self.mask)
+        for bad in (0o10000, -1, "644", 420.0, True):
+            with self.subTest(bad=bad), self.assertRaises(ValueError):
+                self.c.open_put(self.remote("bad.txt"), 1, mode=bad)
+        self.assertFalse(os.path.exists(os.path.join(self.folder, "bad.txt")))
+        self.assertEqual(self.c.stat("").type, "folder")   # nothing was sent: the connection goes on
+
+    def test_a_get_to_a_new_path_gives_it_the_servers_bits(self):
+        folder = self.fresh_folder()
+        for name, mode in (("private.txt", 0o600), ("program.sh", 0o755), ("shared.txt", 0o640),
+                           ("readonly.txt", 0o400)):   # one its owner may not write: the part's mark still goes
+            with self.subTest(name=name):
+                done = self.c.get("m/" + name, folder)
+                self.assertEqual(done.mode, mode)
+                self.assertEqual(bits(os.path.join(folder, name)), mode & ~self.mask)
+                self.assertEqual(read(os.path.join(folder, name)), name.encode())
+                self.assertNotIn("user.ferry.part", xattrs(os.path.join(folder, name)))
+                self.assertEqual([n for n in os.listdir(folder) if "ferry-part" in n], [])
+        # Into a file object: the Transfer says, nothing is changed.
+        into = io.BytesIO()
+        self.assertEqual(self.c.get("m/program.sh", into).mode, 0o755)
+
+    def test_a_resumed_get_gives_the_new_file_the_servers_bits(self):
+        dest = os.path.join(self.fresh_folder(), "big.bin")
+        with self.assertRaises(Cut):
+            self.c.get("big.bin", dest, progress=cut_after(2 << 20))
+        done = self.c.get("big.bin", dest)
+        self.assertGreater(done.offset, 0)
+        self.assertEqual(bits(dest), 0o750 & ~self.mask)
+
+    def test_a_replaced_local_file_keeps_its_bits(self):
+        folder = self.fresh_folder()
+        for name, remote, old in (("program.sh", 0o755, 0o640), ("private.txt", 0o600, 0o644)):
+            with self.subTest(name=name):
+                dest = os.path.join(folder, name)
+                write(dest, b"old")
+                os.chmod(dest, old)
+                done = self.c.get("m/" + name, dest)
+                self.assertEqual((read(dest), bits(dest), done.mode), (name.encode(), old, remote))
+
+    def test_a_server_without_the_capability_gives_a_new_download_0666_less_the_umask(self):
+        old = self.connect(version=1)
+        dest = os.path.join(self.fresh_folder(), "big.bin")
+        self.assertIsNone(old.get("big.bin", dest).mode)
+        self.assertEqual(bits(dest), 0o666 & ~self.mask)
 
 
 class ListingAndFrameTests(ServerCase):

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import tempfile
 import unittest
 
 from support import REPO, ferry_client, sha256
@@ -385,6 +386,74 @@ class ReplyTests(Refusals):
             with self.subTest(fields=fields):
                 client, channel = scripted(dict(good, **fields))
                 self.assertBreaks(channel, client.stats, "stats reply")
+
+
+class ModeTests(Refusals):
+    """File information's ``mode`` (PROTOCOL.md 3.3): an unsigned integer
+    up to 4095 (07777) wherever a file is described, None when absent; and
+    a put's ``mode`` (4.5), sent only to a server whose hello lists "mode"."""
+
+    GOOD = sha256(b"data")
+    BAD = ("420", -1, 4096, 2**64, 420.0, True, None, [420])
+
+    def described(self, mode):
+        """Each reply that describes a file, with ``mode``, and the call
+        that reads it: (what, run, channel)."""
+        info = {"name": "a", "type": "file", "size": 4, "mtime": 5, "mode": mode}
+        client, channel = scripted(dict(info, id=1, ok=True))
+        yield "stat", (lambda: client.stat("a")), channel
+        client, channel = scripted(dict(info, id=1, ok=True))
+        yield "set_mtime", (lambda: client.set_mtime("a", 5)), channel
+        client, channel = scripted(dict(info, id=1, ok=True, sha256=self.GOOD))
+        yield "digest", (lambda: client.digest("a")), channel
+        client, channel = scripted(page([entry("b"), info]))
+        yield "list", (lambda: list(client.list())), channel
+        client, channel = scripted(dict(info, id=1, ok=True, offset=0), b"data",
+                                   {"id": 1, "ok": True, "done": True, "size": 4, "sha256": self.GOOD})
+        yield "get", (lambda: client.get("a", io.BytesIO())), channel
+        client, channel = scripted({"id": 1, "ok": True, "offset": 0, "token": "t"},
+                                   dict(info, id=1, ok=True, sha256=self.GOOD))
+        yield "commit", (lambda: client.put(io.BytesIO(b"data"), "a")), channel
+
+    def test_a_mode_out_of_its_type_or_range_is_a_break(self):
+        for value in self.BAD:
+            for what, run, channel in self.described(value):
+                with self.subTest(what=what, mode=value):
+                    self.assertBreaks(channel, run, "mode")
+
+    def test_the_range_is_taken_and_absence_is_none(self):
+        for value in (0, 0o644, 4095):
+            for what, run, channel in self.described(value):
+                with self.subTest(what=what, mode=value):
+                    result = run()
+                    self.assertEqual(result[-1].mode if isinstance(result, list) else result.mode, value)
+                    self.assertFalse(channel.closed)
+        client, _ = scripted({"id": 1, "ok": True, "name": "a", "type": "file", "size": 4, "mtime": 5})
+        self.assertIsNone(client.stat("a").mode)
+
+    def put_sent(self, hello, src):
+        """The put request the library sends for ``src``, on a server that said ``hello``."""
+        channel = Replay([control({"id": 1, "ok": True, "offset": 0, "token": "t"}),
+                          control({"id": 1, "ok": True, "name": "a", "type": "file", "size": 4, "mtime": 5,
+                                   "sha256": self.GOOD})])
+        ferry_client.Client.over(channel, hello).put(src, "a")
+        return channel.sent[0]
+
+    def test_a_put_from_a_path_sends_its_bits_only_where_hello_lists_mode(self):
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "a")
+            with open(path, "wb") as f:
+                f.write(b"data")
+            with_mode = dict(HELLO, capabilities=HELLO["capabilities"] + ["mode"])
+            for mode in (0o600, 0o755, 0o640, 0o400):
+                with self.subTest(mode=oct(mode)):
+                    os.chmod(path, mode)
+                    self.assertEqual(self.put_sent(with_mode, path).get("mode"), mode)
+                    self.assertNotIn("mode", self.put_sent(HELLO, path))
+            os.chmod(path, 0o600)
+            with open(path, "rb") as opened:   # a file object: no mode of its own
+                self.assertNotIn("mode", self.put_sent(with_mode, opened))
+            self.assertNotIn("mode", self.put_sent(with_mode, io.BytesIO(b"data")))
 
 
 if __name__ == "__main__":
