@@ -24,7 +24,7 @@ constexpr double kMaxTimeoutSeconds = 1e9;
 constexpr const char* kFooter = R"(Commands (global options may also follow the command):
   list [PATH] [-r]            a folder on the server (default the root): size,
                               date, name; folders end in /; -r everything below
-  stat PATH                   one file's or folder's size and date
+  stat PATH                   one file's or folder's size, date and mode
   get [-r] [-p] PATH... [-o LOCAL | -C DIR]
                               download to ./NAME, to LOCAL (one PATH; a folder
                               gets NAME inside; - is standard output) or into
@@ -263,7 +263,7 @@ CommandLine::CommandLine(Grammar grammar)
     list->add_option("PATH", a.name, "Folder on the server (default: the root; in the shell the current folder); a "
                                      "wildcard lists what matches");
     list->add_flag("-r,--recursive", a.recursive, "List everything below the folder, paths relative to it");
-    stat = app.add_subcommand("stat", "Show one file's or folder's name, size and modification time");
+    stat = app.add_subcommand("stat", "Show one file's or folder's name, size, modification time and permission bits");
     stat->add_option("PATH", a.name, "Path on the server (or ferry://HOST:PORT/PATH); a wildcard shows each match")
         ->required();
     get = app.add_subcommand("get", "Download files (or with -r folders), each verified by SHA-256");

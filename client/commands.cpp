@@ -197,6 +197,9 @@ Result<std::vector<FileInfo>> stat_entries(Connection& connection, const std::st
         return file.error();
     }
     file->name = shown_path(file->name, current);
+    if (file->name.empty()) {
+        file->name = "/"; // the root, however typed ("", ".", "d/.."), as the shell names it from a folder
+    }
     return std::vector<FileInfo>{std::move(file.value())};
 }
 

@@ -172,6 +172,38 @@ Status take_access_acl(const LocalFile& part, const std::string& dest, const Loc
     return success();
 }
 
+// A new file's access ACL: what the folder's default ACL gives a file
+// created there with the create mode (the server's bits, or 0666), as the
+// kernel computes it (acl(5), "OBJECT CREATION AND DEFAULT ACLs"; the
+// umask is not applied then). The part was made there with kPartMode, so
+// it inherited that ACL ANDed with 0600; it takes the right one now. True
+// where the folder has a default ACL (then set, with the bits that follow
+// from it), false where it has none (the caller's chmod gives the create
+// mode less the umask).
+Result<bool> take_inherited_acl(const LocalFile& part, const std::string& dest, const LocalFolder* in,
+                                std::optional<std::uint32_t> source_mode)
+{
+    const Where at(in, dest);
+    if (auto reached = at.reached(); !reached) {
+        return reached.error();
+    }
+    const mode_t create_mode = static_cast<mode_t>(source_mode.value_or(0666U) & 0777U);
+    sys::InheritedAcl inherited;
+    int error = sys::read_inherited_acl(at.dir(), create_mode, inherited);
+    if (error == 0 && !inherited.present()) {
+        return false;
+    }
+    if (error == 0) {
+        error = sys::set_inherited_acl(part.fd(), inherited);
+    }
+    if (error != 0) {
+        return local_error("cannot give " + in_quotes(part.path()) + " what the default ACL of its folder gives a "
+                           "new file (nothing was published; the verified file is kept there)",
+                           error);
+    }
+    return true;
+}
+
 } // namespace
 
 Status take_replaced_attributes(const LocalFile& part, const std::string& dest, const LocalFolder* in,
@@ -187,6 +219,14 @@ Status take_replaced_attributes(const LocalFile& part, const std::string& dest, 
     if (published.replaces) {
         if (auto taken = take_access_acl(part, dest, in); !taken) {
             return taken;
+        }
+    } else {
+        auto inherited = take_inherited_acl(part, dest, in, source_mode);
+        if (!inherited) {
+            return inherited.error();
+        }
+        if (inherited.value()) {
+            return success(); // the ACL set the permission bits: a chmod would widen them to the umask's
         }
     }
     if (::fchmod(part.fd(), static_cast<mode_t>(published.mode)) != 0) {

@@ -289,7 +289,9 @@ bool is_own_private_file(unsigned mode, unsigned owner, std::uint64_t links);
 // group, as `cp` onto an existing file and ferryd's upload keep them. A new
 // file: as open(2) with `source_mode` (the server's file's bits, where its
 // replies carry them) or else 0666 would create it, less the umask, as
-// sftp and rsync's receiver make a new copy (never a set-ID or sticky bit).
+// sftp and rsync's receiver make a new copy (never a set-ID or sticky bit);
+// where its folder has a default ACL, that ACL decides instead
+// (take_replaced_attributes).
 struct PublishedMode {
     unsigned mode = 0644;
     std::optional<unsigned> owner; // uid, with `group`, set only as root
@@ -304,8 +306,10 @@ PublishedMode published_mode(const std::string& dest, const LocalFolder* in = nu
 // inherited from its folder's default ACL cannot widen it), then its mode.
 // The ACL goes before the mode: setting it gives the part the replaced
 // file's permission bits at once (acl(5)), so the part is never wider than
-// its target on the way, and a failure leaves it private. A new file keeps
-// what it inherited from its folder, as any file created there. publish_download calls it right before its rename, so every way a
+// its target on the way, and a failure leaves it private. A new file gets
+// what a file created in its folder with the server's bits (or 0666) gets:
+// the folder's default ACL ANDed with that mode where it has one (acl(5);
+// no umask then), else the mode less the umask. publish_download calls it right before its rename, so every way a
 // download is published (a single get, a PublishBatch for the others)
 // gives the attributes as late as it can: until then
 // the part stays private (kPartMode), so a kill leaves no part wider

@@ -37,7 +37,7 @@ Json file_json(const FileInfo& file)
         entry["type"] = std::string(to_string(*file.type));
     }
     if (file.mode) {
-        entry["mode"] = *file.mode;
+        entry["mode"] = *file.mode & 0777U; // the permission bits alone, as the text shows them
     }
     return entry;
 }

@@ -343,6 +343,9 @@ class Folders(CliTest):
                 stat = self.ferry("--json", "stat", typed, server=server)
                 self.assertEqual(stat.returncode, 0, stat.stderr)
                 self.assertEqual(self.json_of(stat)["mtime"], 1700000000)
+                # Round 44: named "", which the schema refuses; "/" as the shell says.
+                schema_for("stat").validate(self.json_of(stat))
+                self.assertEqual(self.json_of(stat)["name"], "/")
                 got = self.ferry("get", typed, "-o", "out", server=server)
                 self.assertEqual(got.returncode, 4, got.stderr)
                 self.assertIn(b"not_regular_file", got.stderr)
@@ -589,6 +592,31 @@ class Folders(CliTest):
         again = self.ferry("get", "priv.txt", "-o", "one.txt", server=server)
         self.assertEqual(again.returncode, 0, again.stderr)
         self.assertEqual(mode(self.local, "one.txt"), 0o644)
+
+        # Round 44 (high): a new local file in a folder with a default ACL
+        # takes what that ACL gives a file created there with the server's
+        # bits (acl(5): no umask then), not the bits less the umask chmod'ed
+        # over it, which opened a private folder's files to others.
+        private = os.path.join(self.local, "private")
+        team = os.path.join(self.local, "team")
+        os.mkdir(private)
+        os.mkdir(team)
+        subprocess.run(["setfacl", "-d", "-m", "u::rwx,g::---,o::---", private], check=True)
+        subprocess.run(["setfacl", "-d", "-m", "u::rwx,u:1234:rwx,g::r-x,m::rwx,o::---", team], check=True)
+        got = self.ferry("get", "tree/up/tool.sh", "priv.txt", "-C", "private", server=server)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertEqual(mode(private, "tool.sh"), 0o700)
+        self.assertEqual(mode(private, "priv.txt"), 0o600)
+        got = self.ferry("get", "-r", "tree/up/in", "-C", "team", server=server)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertEqual(mode(team, "in", "key"), 0o640)
+        acl = subprocess.run(["getfacl", "-cnp", os.path.join(team, "in", "key")], stdout=subprocess.PIPE,
+                             check=True).stdout.decode()
+        self.assertIn("user:1234:rwx", acl)
+        self.assertIn("mask::r--", acl)
+        pulled = self.ferry("sync", ":tree/up", "private/pulled", server=server)
+        self.assertEqual(pulled.returncode, 0, pulled.stderr)
+        self.assertEqual(mode(private, "pulled", "plain.txt"), 0o600)
 
         # sync, both ways, makes new files with the source's bits.
         pushed = self.ferry("sync", "up", ":synced", server=server)

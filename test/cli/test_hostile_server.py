@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 import harness  # noqa: E402
 import test_cli  # noqa: E402
-from test_cli import CliTest  # noqa: E402
+from test_cli import CliTest, schema_for  # noqa: E402
 
 MTIME = 1764370000
 OTHER_UID = 1234  # no user of the test machine: stands for whoever planted a link
@@ -586,11 +586,24 @@ class ListingsAreChecked(HostileTest):
         # A field of the wrong type or range in a reply is the server
         # breaking the protocol (exit 8), never a bad_request of ours (exit 4).
         for field, value in (("type", "symlink"), ("type", None), ("size", -1), ("size", "3"), ("size", 2 ** 64),
-                             ("mtime", 1.5), ("name", 5)):
+                             ("mtime", 1.5), ("name", 5), ("mode", 4096), ("mode", -1), ("mode", "420"),
+                             ("mode", 420.0)):
             with self.subTest(field=field, value=value):
                 bad = dict(entry("bad", "file", 3), **{field: value})
                 listed = [entry("ok.txt", "file", 3), bad]
                 self.check_refused(listed, listed, 'field "%s"' % field)
+
+    def test_a_mode_with_set_id_bits_is_shown_as_its_permission_bits(self):
+        # Round 44: 07777 is within what a reply may carry (PROTOCOL.md 3.3),
+        # but --json showed it whole where the text shows 0777 and the
+        # schema allows 0777 at most.
+        listed = [dict(entry("f", "file", 3), mode=0o7777), dict(entry("g", "folder"), mode=0o2755)]
+        server = self.scripted(listings={("d", False): [listed]}, files={"d/f": b"ff\n"})
+        got = self.ferry("--json", "ls", "d", server=server.address)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        shown = json.loads(got.stdout)
+        schema_for("list").validate(shown)
+        self.assertEqual({e["name"]: e["mode"] for e in shown["files"]}, {"f": 0o777, "g": 0o755})
 
     def test_badly_typed_holding_unlisted_is_the_servers_protocol_error(self):
         for holding in ([1], "sub"):

@@ -655,6 +655,46 @@ def published_mode(dest: str, source_mode: Optional[int] = None) -> tuple[int, O
 ACCESS_ACL = "system.posix_acl_access"
 
 
+def take_created_attributes(folder: str, create_mode: int, fd: int) -> int:
+    """Gives the open file ``fd`` (a part made in ``folder``, private, which
+    inherited the folder's default ACL ANDed with 0600) what the kernel gives
+    a file created in ``folder`` with ``create_mode``, and returns the
+    permission bits to chmod it to. Read off an unnamed file made there for
+    the purpose (open(2)'s O_TMPFILE, never linked): the kernel applies the
+    umask, or the folder's default ACL where it has one (acl(5), "OBJECT
+    CREATION AND DEFAULT ACLs": ANDed with the mode, no umask), so no ACL is
+    parsed here; the resulting access ACL is copied as the attribute's opaque
+    value, or the part's inherited one removed where the new file has none.
+    A file system that cannot make such a file (EOPNOTSUPP): the mode less
+    the umask, the part's ACL removed, never wider than asked."""
+    acl: Optional[bytes] = None
+    try:
+        probe = os.open(folder or ".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, create_mode)
+    except OSError as error:
+        if error.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            raise local_error(f"cannot learn what a new file in {folder or '.'!r} gets", error) from error
+        mode = create_mode & ~_umask()
+    else:
+        try:
+            mode = os.fstat(probe).st_mode & 0o777
+            try:
+                acl = os.getxattr(probe, ACCESS_ACL)
+            except OSError as error:
+                if error.errno not in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
+                    raise local_error(f"cannot read what a new file in {folder or '.'!r} gets", error) from error
+        finally:
+            os.close(probe)
+    try:
+        if acl is None:
+            os.removexattr(fd, ACCESS_ACL)
+        else:
+            os.setxattr(fd, ACCESS_ACL, acl)
+    except OSError as error:
+        if acl is not None or error.errno not in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise local_error("cannot give the new file what its folder's default ACL gives", error) from error
+    return mode
+
+
 def keep_access_acl(dest: str, fd: int) -> None:
     """Gives the open file ``fd`` exactly the POSIX access ACL (acl(5)) of the
     regular file at ``dest`` it replaces, as the ferry client does: dropped,
@@ -662,9 +702,9 @@ def keep_access_acl(dest: str, fd: int) -> None:
     none, so that an ACL the part inherited from its folder's default ACL
     cannot widen it. Copied as the attribute's opaque value, never through a
     link at ``dest``, before the mode: setting it gives the file the old
-    permission bits at once. A new file keeps what it inherited, as any file
-    created there. One that cannot be set raises LocalIOError rather than
-    widen access."""
+    permission bits at once (a new file takes take_created_attributes'
+    instead). One that cannot be set raises LocalIOError rather than widen
+    access."""
     try:
         if not stat.S_ISREG(os.lstat(dest).st_mode):
             return
@@ -944,6 +984,7 @@ class PartFile:
         try:
             os.fsync(fd)
             # Looked at again just before the rename, the one step by name.
+            replaces = True
             try:
                 st = os.lstat(self.dest)
                 if not stat.S_ISREG(st.st_mode):
@@ -954,11 +995,15 @@ class PartFile:
                 except Retryable as error:
                     raise held_by_another(f"{error.message}; the verified file is kept as {self.part!r}") from None
             except FileNotFoundError:
-                pass
+                replaces = False
             mode, owner = published_mode(self.dest, source_mode)
             if owner is not None:
                 os.fchown(fd, *owner)
-            keep_access_acl(self.dest, fd)   # before the mode: never wider on the way
+            if replaces:
+                keep_access_acl(self.dest, fd)   # before the mode: never wider on the way
+            else:
+                create_mode = 0o666 if source_mode is None else source_mode & 0o777
+                mode = take_created_attributes(os.path.dirname(self.dest), create_mode, fd)
             os.fchmod(fd, mode)
             # The rename works by the part's name: it must still be the file
             # written and verified here.

@@ -12,6 +12,8 @@ malformed ``mode`` replies in test_server_replies.py."""
 
 import io
 import os
+import shutil
+import subprocess
 import stat
 import time
 import unittest
@@ -323,6 +325,28 @@ class ModeTests(ServerCase):
         # Into a file object: the Transfer says, nothing is changed.
         into = io.BytesIO()
         self.assertEqual(self.c.get("m/program.sh", into).mode, 0o755)
+
+    def test_a_get_into_a_folder_with_a_default_acl_takes_what_it_gives_a_new_file(self):
+        # As the kernel gives a file created there with the server's bits
+        # (acl(5): ANDed, no umask), never those bits less the umask over it.
+        if shutil.which("setfacl") is None:
+            self.skipTest("no setfacl")
+        folder = self.fresh_folder()
+        private, team = os.path.join(folder, "private"), os.path.join(folder, "team")
+        os.mkdir(private)
+        os.mkdir(team)
+        made = subprocess.run(["setfacl", "-d", "-m", "u::rwx,g::---,o::---", private], stderr=subprocess.DEVNULL)
+        if made.returncode != 0:
+            self.skipTest("no ACLs on this file system")
+        subprocess.run(["setfacl", "-d", "-m", "u::rwx,u:1234:rwx,g::r-x,m::rwx,o::---", team], check=True)
+        self.c.get("m/program.sh", private)
+        self.assertEqual(bits(os.path.join(private, "program.sh")), 0o700)
+        self.c.get("m/shared.txt", team)
+        self.assertEqual(bits(os.path.join(team, "shared.txt")), 0o640)
+        acl = subprocess.run(["getfacl", "-cnp", os.path.join(team, "shared.txt")], stdout=subprocess.PIPE,
+                             check=True).stdout.decode()
+        self.assertIn("user:1234:rwx", acl)
+        self.assertIn("mask::r--", acl)
 
     def test_a_resumed_get_gives_the_new_file_the_servers_bits(self):
         dest = os.path.join(self.fresh_folder(), "big.bin")
