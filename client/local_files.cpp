@@ -132,8 +132,8 @@ PublishedMode published_mode(const std::string& dest, const LocalFolder* in, std
     // A folder not reached: as a new file's (the publish, which needs the
     // folder too, then reports why).
     if (!at.reached() || ::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
-        const unsigned create_mode = source_mode.value_or(0666U) & 0777U;
-        return PublishedMode{create_mode & ~static_cast<unsigned>(process_umask), std::nullopt, 0, false};
+        return PublishedMode{create_mode_of(source_mode) & ~static_cast<unsigned>(process_umask), std::nullopt, 0,
+                             false};
     }
     PublishedMode published{static_cast<unsigned>(st.st_mode) & 0777U, std::nullopt, 0, true};
     if (::geteuid() == 0) {
@@ -176,10 +176,11 @@ Status take_access_acl(const LocalFile& part, const std::string& dest, const Loc
 // created there with the create mode (the server's bits, or 0666), as the
 // kernel computes it (acl(5), "OBJECT CREATION AND DEFAULT ACLs"; the
 // umask is not applied then). The part was made there with kPartMode, so
-// it inherited that ACL ANDed with 0600; it takes the right one now. True
-// where the folder has a default ACL (then set, with the bits that follow
-// from it), false where it has none (the caller's chmod gives the create
-// mode less the umask).
+// it inherited that ACL ANDed with 0600 as it stood then; it takes the one
+// the folder gives now. True where the folder has a default ACL (then set,
+// with the bits that follow from it), false where it has none (then the
+// part's is removed, and the caller's chmod gives the create mode less the
+// umask).
 Result<bool> take_inherited_acl(const LocalFile& part, const std::string& dest, const LocalFolder* in,
                                 std::optional<std::uint32_t> source_mode)
 {
@@ -187,13 +188,11 @@ Result<bool> take_inherited_acl(const LocalFile& part, const std::string& dest, 
     if (auto reached = at.reached(); !reached) {
         return reached.error();
     }
-    const mode_t create_mode = static_cast<mode_t>(source_mode.value_or(0666U) & 0777U);
     sys::InheritedAcl inherited;
-    int error = sys::read_inherited_acl(at.dir(), create_mode, inherited);
-    if (error == 0 && !inherited.present()) {
-        return false;
-    }
+    int error = sys::read_inherited_acl(at.dir(), static_cast<mode_t>(create_mode_of(source_mode)), inherited);
     if (error == 0) {
+        // None now: whatever the part inherited when it was made goes too (a
+        // default ACL removed since, setfacl -k, would otherwise stay).
         error = sys::set_inherited_acl(part.fd(), inherited);
     }
     if (error != 0) {
@@ -201,7 +200,7 @@ Result<bool> take_inherited_acl(const LocalFile& part, const std::string& dest, 
                            "new file (nothing was published; the verified file is kept there)",
                            error);
     }
-    return true;
+    return inherited.present();
 }
 
 } // namespace

@@ -27,6 +27,13 @@ inline constexpr std::uint32_t kMaxProtocolVersion = 2;
 // The largest "mode" a message may carry: the permission bits with the
 // set-user-ID, set-group-ID and sticky bits (chmod(2)'s 07777).
 inline constexpr std::uint32_t kModeBits = 07777;
+// The mode a new copy of a file is created with (open(2)'s mode argument;
+// PROTOCOL.md 4.5): its source's permission bits, never a set-ID or sticky
+// bit, or 0666 where the source's are not known.
+constexpr std::uint32_t create_mode_of(std::optional<std::uint32_t> source_mode)
+{
+    return source_mode.value_or(0666U) & 0777U;
+}
 
 // What a listed or described entry is (version 2 only: a version-1 reply
 // carries no type, since it describes regular files only).

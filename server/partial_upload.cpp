@@ -1666,7 +1666,7 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
     // A new file is made as open(2) with this mode would make it in its
     // folder: 0666 (as vsftpd, sftp-server and rsync's receiver create), or
     // the source's bits the put carried, as sftp-server and scp take them.
-    const mode_t create_mode = create_mode_.value_or(0666) & 0777;
+    const auto create_mode = static_cast<mode_t>(create_mode_of(create_mode_));
     if (!replaces) {
         acl.for_new_file(destination, create_mode);
     }

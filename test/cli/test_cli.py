@@ -566,6 +566,28 @@ class KilledDownloadLeftovers(CliTest):
         os.chmod(path, mode)
         return path
 
+    def test_a_resumed_part_takes_the_folders_default_acl_as_it_stands_at_the_publish(self):
+        # Round 45: the part inherited the folder's default ACL when it was
+        # made (named user 1234, masked to nothing by 0600); removed since
+        # (setfacl -k), the published file kept that entry, opened by the
+        # chmod's mask. A file made there now gets no ACL: nor does this one.
+        made = subprocess.run(["setfacl", "-d", "-m", "u::rwx,u:1234:rwx,g::r-x,o::---", self.local],
+                              stderr=subprocess.DEVNULL)
+        if made.returncode != 0:
+            self.skipTest("no ACLs on this file system")
+        self.cut_get()
+        subprocess.run(["setfacl", "-k", self.local], check=True)
+        rerun = self.ferry("--no-progress", "get", "big", server=self.address)
+        self.assertEqual(rerun.returncode, 0, rerun.stderr)
+        acl = subprocess.run(["getfacl", "-cnp", os.path.join(self.local, "big")], stdout=subprocess.PIPE,
+                             check=True).stdout.decode()
+        self.assertNotIn("1234", acl)
+        self.assertNotIn("mask", acl)
+        umask = os.umask(0)
+        os.umask(umask)
+        served = os.stat(os.path.join(self.root, "big")).st_mode & 0o777
+        self.assertEqual(os.stat(os.path.join(self.local, "big")).st_mode & 0o7777, served & ~umask)
+
     def test_the_next_download_of_the_name_removes_the_temporaries_a_kill_left(self):
         self.cut_get()
         with open(self.part + ".state", "rb") as f:

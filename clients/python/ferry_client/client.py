@@ -230,16 +230,17 @@ def _check_mtime(mtime: Any) -> int:
 
 
 def _mode(obj: dict[str, Any], what: str) -> Optional[int]:
-    """File information's optional ``mode`` (3.3): None when absent; an
-    integer above 4095 (07777), or anything but an unsigned integer, is the
-    server breaking the protocol."""
+    """File information's optional ``mode`` (3.3): its permission bits
+    (``& 0o777``, as documented for Entry), None when absent; an integer
+    above 4095 (07777), or anything but an unsigned integer, is the server
+    breaking the protocol."""
     if "mode" not in obj:
         return None
     value = _int(obj["mode"], f"{what}'s mode")
     if value > MODE_MAX:
         raise ProtocolError("internal", f"the server broke the protocol: {what}'s mode is {value}, above 4095 "
                             "(0o7777)")
-    return value
+    return value & 0o777
 
 
 def _check_mode(mode: Any) -> int:

@@ -422,11 +422,13 @@ class ModeTests(Refusals):
                     self.assertBreaks(channel, run, "mode")
 
     def test_the_range_is_taken_and_absence_is_none(self):
-        for value in (0, 0o644, 4095):
+        # Round 45: 07777 is within range, but `mode` is the permission bits
+        # alone (st_mode & 0o777), as documented.
+        for value in (0, 0o644, 0o2755, 4095):
             for what, run, channel in self.described(value):
                 with self.subTest(what=what, mode=value):
                     result = run()
-                    self.assertEqual(result[-1].mode if isinstance(result, list) else result.mode, value)
+                    self.assertEqual(result[-1].mode if isinstance(result, list) else result.mode, value & 0o777)
                     self.assertFalse(channel.closed)
         client, _ = scripted({"id": 1, "ok": True, "name": "a", "type": "file", "size": 4, "mtime": 5})
         self.assertIsNone(client.stat("a").mode)
