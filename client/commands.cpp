@@ -11,6 +11,9 @@
 #include <functional>
 #include <set>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 namespace ferry::client {
 
 std::string shown_path(const std::string& path, const std::string& current)
@@ -712,8 +715,9 @@ std::optional<Error> read_only_refusal(const Connection& connection, const std::
                                        "a read-only server or token); " + what};
 }
 
-std::optional<Error> make_folders(const std::string& path, const std::string& flag)
+MadeFolders make_folders(const std::string& path, const std::string& flag)
 {
+    MadeFolders folders;
     // Each folder on the way made where resolve_typed_path reaches it, so
     // that no one else's link leads the new folders somewhere else.
     std::string reached = path.starts_with('/') ? "/" : "";
@@ -724,14 +728,29 @@ std::optional<Error> make_folders(const std::string& path, const std::string& fl
             // As typed, with no '/' of its own after it: the error names
             // "outf", never "outf/" (which would say a folder was typed).
             reached += path.substr(begin, slash - begin);
+            struct stat before {};
+            const bool was_there = ::lstat(reached.c_str(), &before) == 0;
             if (auto made = make_typed_folder(reached); !made) {
-                return Error{made.error().code, flag + " " + path + ": " + made.error().message};
+                folders.error = Error{made.error().code, flag + " " + path + ": " + made.error().message};
+                return folders;
+            }
+            if (!was_there) {
+                folders.made.push_back(reached);
             }
             reached += "/";
         }
         begin = slash + 1;
     }
-    return std::nullopt;
+    return folders;
+}
+
+void remove_made_folders(const MadeFolders& folders)
+{
+    for (auto folder = folders.made.rbegin(); folder != folders.made.rend(); ++folder) {
+        if (::rmdir(folder->c_str()) != 0) {
+            return; // not empty (or not ours to remove): nor is any folder holding it
+        }
+    }
 }
 
 } // namespace ferry::client

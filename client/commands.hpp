@@ -89,7 +89,18 @@ std::optional<Error> read_only_refusal(const Connection& connection, const std::
 // Makes the folder `path` and its missing parents, like mkdir -p (and curl's
 // --create-dirs): get -C names where files go, and a folder that is not
 // there yet is one to make, not a mistake. An error names `flag` as the
-// user typed it (-C or --directory).
-std::optional<Error> make_folders(const std::string& path, const std::string& flag);
+// user typed it (-C or --directory). `made` lists the folders it made,
+// outermost first, so that a get that then fails can take them back.
+struct MadeFolders {
+    std::optional<Error> error;
+    std::vector<std::string> made;
+};
+MadeFolders make_folders(const std::string& path, const std::string& flag);
+// After a get that failed: rmdir(2) of each folder make_folders made,
+// innermost first. Only an empty one goes (a folder any file reached, or
+// that someone else put something in meanwhile, stays), so a get that
+// fetched nothing leaves no new empty folder behind, as curl and wget make
+// an output's folders only to write into them.
+void remove_made_folders(const MadeFolders& folders);
 
 } // namespace ferry::client

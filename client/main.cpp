@@ -373,14 +373,20 @@ int main_with(int argc, char** argv)
         if (!output_path.empty()) {
             placement.output = output_path;
         }
+        MadeFolders made;
         if (!folder.empty()) {
-            if (const auto failed = make_folders(folder, typed_flag(args, "-C", "--directory"))) {
-                output.error(*failed);
-                return exit_status(failed->code);
+            made = make_folders(folder, typed_flag(args, "-C", "--directory"));
+            if (made.error) {
+                output.error(*made.error);
+                return exit_status(made.error->code);
             }
             placement.folder = folder;
         }
-        return run_gets(server_connection, output, names, placement, flags);
+        const int status = run_gets(server_connection, output, names, placement, flags);
+        if (status != kExitOk) {
+            remove_made_folders(made);
+        }
+        return status;
     }
     if (command_line.sync->parsed()) {
         return run_sync(server_connection, options.value(), output, *sync_arguments);

@@ -263,15 +263,18 @@ public:
             std::fflush(stdout);
             return Outcome{};
         }
+        MadeFolders made;
         if (command == grammar.get && !arguments.folder.empty()) {
-            if (const auto failed = make_folders(arguments.folder, typed_flag(*words, "-C", "--directory"))) {
-                output_.error(*failed);
-                return Outcome{exit_status(failed->code)};
+            made = make_folders(arguments.folder, typed_flag(*words, "-C", "--directory"));
+            if (made.error) {
+                output_.error(*made.error);
+                return Outcome{exit_status(made.error->code)};
             }
         }
         int status = kExitOk;
         Connection* server = connected(&status);
         if (server == nullptr) {
+            remove_made_folders(made);
             return Outcome{status};
         }
         listings_.clear(); // a command may change any folder
@@ -300,6 +303,9 @@ public:
             status = run_gets(*server, output_, arguments.names,
                               GetPlacement{optional(arguments.output_path), optional(arguments.folder)},
                               grammar.transfer_flags(hash_, 0), current_);
+            if (status != kExitOk) {
+                remove_made_folders(made);
+            }
         } else {
             status = run_puts(*server, output_, arguments.locals,
                               PutPlacement{optional(arguments.as), optional(arguments.folder), current_},

@@ -1720,8 +1720,8 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         }
     }
     if (local_missing) {
-        if (auto failed = make_folders(arguments.local, "sync")) {
-            return fail_whole(*failed);
+        if (auto made = make_folders(arguments.local, "sync"); made.error) {
+            return fail_whole(*made.error);
         }
     }
     remove_orphan_parts(tally, arguments, orphans);

@@ -628,6 +628,26 @@ class Folders(CliTest):
         self.assertEqual(mode(self.local, "pulled", "priv.txt"), 0o600 & ~umask)
         self.assertEqual(mode(self.local, "pulled", "in", "key"), 0o640 & ~umask)
 
+    def test_a_get_that_fetches_nothing_leaves_no_folder_it_made_for_c(self):
+        # Round 39 (low): get NAME -C DIR made DIR even where the get then
+        # failed before any download. The folders -C made go again when the
+        # get fails and they are still empty; what was there, or got a file,
+        # stays.
+        server = self.start_server()
+        make_tree(self.root, {"a.txt": b"a"})
+        os.mkdir(os.path.join(self.local, "there"))
+        for words in (["nosuch", "-C", "new1/deeper"], ["no*", "-C", "new2"], ["a.txt", "nosuch", "-C", "new3"],
+                      ["nosuch", "-C", "there/new4"]):
+            with self.subTest(words=words):
+                got = self.ferry("get", *words, server=server)
+                self.assertEqual(got.returncode, 4, got.stderr)
+        self.assertEqual(sorted(os.listdir(self.local)), ["new3", "there"])
+        self.assertEqual(os.listdir(os.path.join(self.local, "new3")), ["a.txt"])
+        self.assertEqual(os.listdir(os.path.join(self.local, "there")), [])
+        shell = self.ferry(server=server, stdin=b"-get nosuch -C new5\nget a.txt -C new6\n")
+        self.assertEqual(shell.returncode, 0, shell.stderr)
+        self.assertEqual(sorted(os.listdir(self.local)), ["new3", "new6", "there"])
+
     def test_get_r_never_writes_through_a_link_in_the_local_folder(self):
         # The server names everything below the target folder; a link that
         # stands at one of those names locally must not carry the write
