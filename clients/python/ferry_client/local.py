@@ -685,14 +685,26 @@ def take_created_attributes(folder: str, create_mode: int, fd: int) -> int:
         finally:
             os.close(probe)
     try:
-        if acl is None:
+        _give_access_acl(fd, acl)
+    except OSError as error:
+        raise local_error("cannot give the new file what its folder's default ACL gives", error) from error
+    return mode
+
+
+def _give_access_acl(fd: int, value: Optional[bytes]) -> None:
+    """Makes ``value`` (the attribute's opaque value; None: none) exactly the
+    access ACL of the open file ``fd``. Removing one the file does not have,
+    or on a file system that keeps none, is no error; anything else raises
+    OSError."""
+    try:
+        if value is None:
             os.removexattr(fd, ACCESS_ACL)
         else:
-            os.setxattr(fd, ACCESS_ACL, acl)
+            os.setxattr(fd, ACCESS_ACL, value)
     except OSError as error:
-        if acl is not None or error.errno not in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
-            raise local_error("cannot give the new file what its folder's default ACL gives", error) from error
-    return mode
+        if value is None and error.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
+            return
+        raise
 
 
 def keep_access_acl(dest: str, fd: int) -> None:
@@ -719,13 +731,8 @@ def keep_access_acl(dest: str, fd: int) -> None:
             raise local_error(f"cannot read the access ACL of {dest!r}", error) from error
         value = None
     try:
-        if value is None:
-            os.removexattr(fd, ACCESS_ACL)
-        else:
-            os.setxattr(fd, ACCESS_ACL, value)
+        _give_access_acl(fd, value)
     except OSError as error:
-        if value is None and error.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
-            return
         raise local_error(f"{dest!r} has an access ACL that cannot be set on the downloaded file; "
                           f"it was not replaced", error) from error
 
