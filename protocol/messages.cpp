@@ -691,6 +691,13 @@ std::string_view to_string(EntryType type)
     return type == EntryType::folder ? "folder" : "file";
 }
 
+void fit_to_version(FileInfo& file, std::uint32_t version)
+{
+    if (version < 2) {
+        file.mode.reset();
+    }
+}
+
 bool needs_version_2(const RequestBody& body)
 {
     return std::holds_alternative<MkdirRequest>(body) || std::holds_alternative<DeleteRequest>(body) ||

@@ -190,6 +190,9 @@ struct FileInfo {
     // "mode" on version-2 connections only, as `type`.
     std::optional<std::uint32_t> mode{};
 };
+// Leaves in `file` only what a reply of protocol `version` says of a file:
+// version 1 has no mode (PROTOCOL.md 3.3), so its replies stay byte for byte.
+void fit_to_version(FileInfo& file, std::uint32_t version);
 
 // `version` is the version this connection speaks from now on: the highest
 // the server shares with the client's hello.

@@ -101,9 +101,7 @@ void Download::interrupt(std::string_view why)
 void Download::begin()
 {
     GetReply reply{file_->info(), next_offset_};
-    if (host_.protocol_version() < 2) {
-        reply.file.mode.reset(); // version 1's reply, byte for byte as it was
-    }
+    fit_to_version(reply.file, host_.protocol_version());
     host_.send_json(encode_reply(id_, reply));
     if (first_offset_ == 0 || known_digest_) {
         continue_sending();

@@ -537,9 +537,8 @@ std::optional<Error> Session::check_writable() const
 
 void Session::describe_for_version(FileInfo& file) const
 {
-    if (protocol_version_ < 2) {
-        file.mode.reset();
-    } else if (!file.type) {
+    fit_to_version(file, protocol_version_);
+    if (protocol_version_ >= 2 && !file.type) {
         file.type = EntryType::file;
     }
 }

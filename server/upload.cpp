@@ -331,9 +331,7 @@ void Upload::finish_job()
                 if (result) {
                     line_.ok(moved(), hash_, expected_digest_);
                     CommitReply reply{result.value(), expected_digest_, hash_};
-                    if (host_.protocol_version() < 2) {
-                        reply.file.mode.reset(); // version 1's reply, byte for byte as it was
-                    }
+                    fit_to_version(reply.file, host_.protocol_version());
                     host_.send_json(encode_reply(id_, reply));
                 } else {
                     line_.ended(moved(), to_string(result.error().code), result.error().message);
