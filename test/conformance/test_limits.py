@@ -6,6 +6,7 @@ test_conformance.py runs it with the others.
 """
 
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -152,8 +153,23 @@ class ConnectionLimitTests(unittest.TestCase):
     read_transfer = ServerCase.read_transfer
 
 
-def fd_count(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
+def settled_lowest_free_descriptor(pid, steady_reads=5, every=0.05, within=10.0):
+    """The lowest descriptor number that process pid leaves free (the one
+    its next open(2) would get), once its descriptors have read the same
+    steady_reads times in a row (every seconds apart). ferryd opens and
+    closes some after it says it listens (/etc/localtime for its first log
+    line, start-up work on the pool): a reading taken while one of those was
+    open leaves a free slot under a limit set from it."""
+    def held():
+        return {int(n) for n in os.listdir("/proc/%d/fd" % pid)}
+    deadline = time.time() + within
+    last, same = held(), 0
+    while same < steady_reads and time.time() < deadline:
+        time.sleep(every)
+        now = held()
+        same = same + 1 if now == last else 0
+        last = now
+    return min(set(range(len(last) + 1)) - last)
 
 
 class DiskErrorTests(unittest.TestCase):
@@ -203,14 +219,16 @@ class DiskErrorTests(unittest.TestCase):
     @unittest.skipIf(os.environ.get("FERRY_SANITIZED"),
                      "UBSan needs spare descriptors for its own checks")
     def test_io_error_when_no_file_can_be_opened(self):
-        probe = Ferryd(limits={})
-        base = fd_count(probe.proc.pid)
-        self.assertEqual(probe.stop(), 0)
-        probe.cleanup()
-        # RLIMIT_NOFILE: room for one connection, no file
-        s = self.server({"nofile": base + 1})
+        s = self.server({})
         write_file(s.path("f.txt"), b"data")
         c = s.client()
+        c.send({"op": "stat", "id": 0, "name": "f.txt"})
+        self.assertEqual(c.recv()["size"], 4)
+        # RLIMIT_NOFILE, set on the running server once its descriptors have
+        # settled: this connection stays, and no file can be opened, since
+        # open(2) fails with EMFILE when the lowest free number is at the limit.
+        limit = settled_lowest_free_descriptor(s.proc.pid)
+        resource.prlimit(s.proc.pid, resource.RLIMIT_NOFILE, (limit, limit))
         for req in ({"op": "list", "id": 1},
                     {"op": "get", "id": 2, "name": "f.txt"},
                     {"op": "put", "id": 3, "name": "g.txt", "size": 1}):
