@@ -82,7 +82,12 @@ public:
             const std::string shown = typed_name ? name : shown_path(name, current_);
             // The server names the path from the root: shown as the line's.
             const Error named = current_.empty() || typed_name ? error : named_as_typed(error, name, shown, current_);
-            output_.error(single() ? named : Error{named.code, "\"" + shown + "\": " + named.message});
+            // Each line names its file once: an error about the path as
+            // typed ("f/../a": "f" is a file...) names it already.
+            const std::string name_quoted = "\"" + shown + "\"";
+            const bool names_it =
+                named.message.starts_with(name_quoted + ":") || named.message.starts_with(name_quoted + " ");
+            output_.error(single() || names_it ? named : Error{named.code, name_quoted + ": " + named.message});
         }
     }
     void transferred(std::size_t index, TransferResult result)

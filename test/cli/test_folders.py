@@ -270,6 +270,26 @@ class Folders(CliTest):
         self.assertEqual(shell.stdout.splitlines()[0], b"/")
         self.assertEqual(sorted(os.listdir(self.root)), ["e", "f", "x1"])
 
+    def test_each_failed_download_line_names_its_path_once(self):
+        # A several-file get put the path before an error that names it
+        # already: 'ferry: not_a_folder: "f/../a": "f/../a": "f" is a
+        # file...'. Each line now names its path once, as a single get's
+        # line and rm's do.
+        server = self.start_server()
+        make_tree(self.root, {"a": b"a", "f": b"file", "d/x": b"x"})
+        out = os.path.join(self.local, "out")
+        for flags in ((), ("-r",)):
+            with self.subTest(flags=flags):
+                got = self.ferry("get", *flags, "f/../a", "/../a", "d/nope", "a", "-C", out, server=server)
+                self.assertEqual(got.returncode, 4, got.stderr)
+                lines = got.stderr.decode().splitlines()
+                self.assertEqual(lines, [
+                    'ferry: not_a_folder: "f/../a": "f" is a file, and ".." climbs out of a folder only',
+                    'ferry: invalid_name: "/../a" climbs above the server\'s root',
+                    'ferry: not_found: "d/nope": no %s named "d/nope"' % ("folder" if flags else "file")], lines)
+                self.assertEqual(tree(out), {"a": b"a"})
+                shutil.rmtree(out)
+
     def test_a_folder_typed_with_a_slash_or_dot_is_shown_once_and_dot_names_only_what_is_there(self):
         # Round 36: "get -r d -o out/" showed "out//x", "-o new/." made a
         # missing new (POSIX: "new/." names nothing there, as mkdir new/.
