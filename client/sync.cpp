@@ -1478,10 +1478,14 @@ std::optional<std::string> parse_sync_operands(const std::string& first, const s
                "(ferry sync LOCAL_DIR :REMOTE_DIR, or ferry sync :REMOTE_DIR LOCAL_DIR)";
     }
     arguments.direction = first_remote ? SyncDirection::pull : SyncDirection::push;
-    arguments.local = first_remote ? second : first;
-    if (arguments.local.empty()) {
+    const std::string& local = first_remote ? second : first;
+    if (local.empty()) {
         return "sync: the local folder is empty";
     }
+    // "out/." and "out/" name out itself, as rsync cleans its destination
+    // (clean_fname): each file is then shown as "out/NAME", never
+    // "out/./NAME".
+    arguments.local = folder_of_typed(local);
     return std::nullopt;
 }
 

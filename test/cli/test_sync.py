@@ -389,6 +389,24 @@ class Pull(SyncTest):
         missing = self.sync(":no/such/folder", os.path.join(self.local, "x"), status=4)
         self.assertEqual(missing["errors"][0]["code"], "not_found")
 
+    def test_a_local_folder_typed_with_a_slash_or_dot_names_its_files_once(self):
+        # "sync :d out/." showed each file as "out/./NAME" (and "out/" as
+        # "out/NAME" already): the local operand is now cleaned as rsync
+        # cleans its destination, in both directions.
+        os.makedirs(os.path.join(self.root, "d"))
+        with open(os.path.join(self.root, "d", "f.txt"), "wb") as f:
+            f.write(b"pulled")
+        for typed in ("out/.", "out/./", "out//"):
+            with self.subTest(typed=typed):
+                pulled = self.ferry("sync", ":d", typed)
+                self.assertEqual(pulled.returncode, 0, pulled.stderr)
+                self.assertTrue(pulled.stdout.startswith(b"d/f.txt -> out/f.txt: 6 B,"), pulled.stdout)
+                pushed = self.ferry("sync", typed, ":e")
+                self.assertEqual(pushed.returncode, 0, pushed.stderr)
+                self.assertTrue(pushed.stdout.startswith(b"out/f.txt -> e/f.txt: 6 B,"), pushed.stdout)
+                shutil.rmtree(os.path.join(self.local, "out"))
+                shutil.rmtree(os.path.join(self.root, "e"))
+
     def test_pull_gives_folders_the_servers_mtimes_without_following_a_link(self):
         make_tree(self.root)
         age_folders(self.root)
