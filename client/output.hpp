@@ -47,6 +47,9 @@ struct FolderFailure {
     std::string name;  // on the server
     std::string local; // the local path
     Error error;
+    // Failed only because a folder above it did: that folder's line says
+    // why, so text output prints none for this one (--json lists it).
+    bool follows_its_folder = false;
 };
 
 struct TransferSummary {

@@ -73,11 +73,14 @@ public:
     void shown_in(std::string current) { current_ = std::move(current); }
 
     // `typed_name`: the file's name is an argument as typed, and `error`
-    // names it so already (GetPlan::add_typed).
-    void failed(std::size_t index, const Error& error, bool typed_name = false)
+    // names it so already (GetPlan::add_typed). `follows_its_folder`: it
+    // failed only because a folder above it could not be made, whose own
+    // line says why (one line per cause, as rsync's "skipping any contents
+    // from this failed directory"); it is counted, and listed by --json.
+    void failed(std::size_t index, const Error& error, bool typed_name = false, bool follows_its_folder = false)
     {
         summary_.files[index].error = error;
-        if (!output_.json()) {
+        if (!output_.json() && !follows_its_folder) {
             const std::string& name = summary_.files[index].name;
             const std::string shown = typed_name ? name : shown_path(name, current_);
             // The server names the path from the root: shown as the line's.
@@ -153,7 +156,7 @@ public:
     // apart from the files (it is none).
     void folder_failed(FolderFailure failure)
     {
-        if (!output_.json()) {
+        if (!output_.json() && !failure.follows_its_folder) {
             output_.error(Error{failure.error.code, "\"" + failure.name + "\": " + failure.error.message});
         }
         summary_.failed_folders.push_back(std::move(failure));
@@ -755,18 +758,28 @@ struct GetPlan {
     // Whether each item is named as the user typed it (an argument that
     // failed as a whole), not by its path from the root.
     std::vector<bool> typed_names;
+    // Whether each item failed only because a folder above it could not
+    // be made (Report::failed).
+    std::vector<bool> follow_their_folders;
 
     void add(GetItem item, std::optional<Error> error = std::nullopt)
     {
         items.push_back(std::move(item));
         errors.push_back(std::move(error));
         typed_names.push_back(false);
+        follow_their_folders.push_back(false);
     }
     // An argument's own failure: named as typed, and so is its error.
     void add_typed(GetItem item, Error error)
     {
         add(std::move(item), std::move(error));
         typed_names.back() = true;
+    }
+    // A file below a folder that could not be made.
+    void add_following_its_folder(GetItem item, Error error)
+    {
+        add(std::move(item), std::move(error));
+        follow_their_folders.back() = true;
     }
 };
 
@@ -896,8 +909,13 @@ void plan_tree_entry(GetPlan& plan, const TreeLanding& tree, const FileInfo& ent
     // there, say) would land wherever that name leads.
     if (const auto parent = refused_above(refused, entry.name)) {
         const std::string where = parent->empty() ? tree.root : tree.root + "/" + *parent;
-        fail(Error{ErrorCode::local_io, std::string(is_folder(entry) ? "not made" : "not written") + ": its folder \"" +
-                                            where + "\" could not be made"});
+        const Error error{ErrorCode::local_io, std::string(is_folder(entry) ? "not made" : "not written") +
+                                                   ": its folder \"" + where + "\" could not be made"};
+        if (is_folder(entry)) {
+            plan.failed_folders.push_back({remote, local, error, true});
+        } else {
+            plan.add_following_its_folder({remote, local}, error);
+        }
         return;
     }
     if (!is_folder(entry)) {
@@ -1413,7 +1431,7 @@ int run_gets(Connection& connection, const Output& output, const std::vector<std
         report.file(i).name = plan.items[i].name;
         report.file(i).local = plan.items[i].local;
         if (plan.errors[i]) {
-            report.failed(i, *plan.errors[i], plan.typed_names[i]);
+            report.failed(i, *plan.errors[i], plan.typed_names[i], plan.follow_their_folders[i]);
         } else {
             todo.push_back(i);
         }

@@ -290,6 +290,29 @@ class Folders(CliTest):
                 self.assertEqual(tree(out), {"a": b"a"})
                 shutil.rmtree(out)
 
+    def test_a_folder_that_cannot_be_made_is_one_line_not_one_per_file_below_it(self):
+        # get -r printed a line for every file and folder below a folder it
+        # could not make ('"t/sub/f1": not written: its folder "t/sub" could
+        # not be made', ...): one cause, one line, as sync and rsync say it.
+        # The summary still counts each, and --json still lists each.
+        server = self.start_server()
+        make_tree(self.root, {"t/top": b"top", "t/sub/f1": b"1", "t/sub/f2": b"2", "t/sub/deep/g": b"g"})
+        make_tree(self.local, {"t/sub": b"a file where the server has a folder"})
+        for words, said in ((("get", "-r", "t"), '"t/sub": "./t/sub" is a file'),
+                            (("get", "-r", "t", "-o", "missing/x/y"), '"t": cannot open "missing"'),
+                            (("get", "-r", "t", "-o", "missing/."), '"t": cannot open the folder "missing/."')):
+            with self.subTest(words=words):
+                got = self.ferry(*words, server=server)
+                self.assertEqual(got.returncode, 3, got.stderr)
+                lines = got.stderr.decode().splitlines()
+                self.assertEqual(len(lines), 1, lines)
+                self.assertTrue(lines[0].startswith("ferry: local_io: " + said), lines)
+                self.assertFalse(os.path.exists(os.path.join(self.local, "missing")))
+        listed = self.json_of(self.ferry("--json", "get", "-r", "t", server=server))
+        self.assertEqual(sorted(f["name"] for f in listed["files"] if "error" in f),
+                         ["t/sub/deep/g", "t/sub/f1", "t/sub/f2"])
+        self.assertEqual([f["name"] for f in listed["failed_folders"]], ["t/sub", "t/sub/deep"])
+
     def test_a_folder_typed_with_a_slash_or_dot_is_shown_once_and_dot_names_only_what_is_there(self):
         # Round 36: "get -r d -o out/" showed "out//x", "-o new/." made a
         # missing new (POSIX: "new/." names nothing there, as mkdir new/.
