@@ -351,9 +351,19 @@ class Scratch:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
+def failed_test_cases(result):
+    """The ids of the test cases of a unittest result that failed or
+    erred. Each failed subTest is an entry of result.failures of its own,
+    so counting entries counted one test case several times (and gave a
+    negative "passed")."""
+    return {getattr(test, "test_case", test).id()
+            for test, _ in result.failures + result.errors}
+
+
 def report(result):
-    """Prints the summary line of a unittest result; returns the exit status."""
-    failed = len(result.failures) + len(result.errors)
+    """Prints the summary line of a unittest result, in test cases;
+    returns the exit status."""
+    failed = len(failed_test_cases(result))
     passed = result.testsRun - failed - len(result.skipped)
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1

@@ -113,10 +113,12 @@ def main():
     t = time.time()
     result = unittest.TextTestRunner(verbosity=2 if args.verbose else 1,
                                      stream=sys.stderr).run(suite)
-    failed = (len(result.failures) + len(result.errors) +
-              len(result.unexpectedSuccesses))
-    passed = max(0, result.testsRun - len(result.failures) -
-                 len(result.errors) - len(result.skipped))
+    # In test cases: each failed subTest is an entry of result.failures of
+    # its own, and counting entries counted one test case several times.
+    failed = len({getattr(test, "test_case", test).id()
+                  for test, _ in result.failures + result.errors} |
+                 {test.id() for test in result.unexpectedSuccesses})
+    passed = result.testsRun - failed - len(result.skipped)
     sys.stderr.write("conformance suite took %.1f s\n" % (time.time() - t))
     sys.stdout.flush()
     print("%d passed, %d failed" % (passed, failed))
