@@ -450,7 +450,7 @@ std::optional<Error> first_transfer_error(const TransferSummary& summary)
         if (folders > 0) {
             counted += " and " + plural(folders, "folder") + " failed";
         }
-        first.message = counted + "; first \"" + name + "\": " + first.message;
+        first.message = counted + "; first " + named_once(name, first.message);
     }
     return first;
 }
@@ -574,9 +574,8 @@ void Output::sync(const SyncSummary& summary) const
             // As every command's: scripts test for "error"; the first says what kind.
             const auto& [path, error] = summary.errors.front();
             Error first = error;
-            first.message = std::to_string(summary.errors.size()) + " error" +
-                            (summary.errors.size() == 1 ? "" : "s") + "; first" +
-                            (path.empty() ? "" : " \"" + path + "\"") + ": " + error.message;
+            first.message = std::to_string(summary.errors.size()) + " error" + (summary.errors.size() == 1 ? "" : "s") +
+                            "; first" + (path.empty() ? ": " + error.message : " " + named_once(path, error.message));
             whole["error"] = error_json(first);
         }
         emit_json(dump(whole));
@@ -609,6 +608,16 @@ void Output::sync(const SyncSummary& summary) const
 std::string entries(std::uint64_t count)
 {
     return std::to_string(count) + (count == 1 ? " entry" : " entries");
+}
+
+std::string named_once(const std::string& name, const std::string& message)
+{
+    for (const std::string& quoted_name : std::array<std::string, 2>{"\"" + name + "\"", ferry::quoted(name)}) {
+        if (message.starts_with(quoted_name + ":") || message.starts_with(quoted_name + " ")) {
+            return message;
+        }
+    }
+    return "\"" + name + "\": " + message;
 }
 
 std::string too_deep_note(std::uint64_t count)

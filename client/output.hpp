@@ -153,6 +153,11 @@ private:
     std::FILE* err_;
 };
 
+// `message` led by the quoted `name` ("\"d/f\": no file named..."), unless
+// it already starts with that name, raw or as printable() shows it: each
+// line and --json message names its path once.
+std::string named_once(const std::string& name, const std::string& message);
+
 // The note for entries a listing left out for the path bounds (PROTOCOL.md
 // 5.1): "N entries not listed: deeper than 64 folders or longer than 4,095 bytes".
 std::string too_deep_note(std::uint64_t count);

@@ -122,7 +122,7 @@ public:
         const std::lock_guard lock(mutex_);
         if (!output_.json()) {
             const Error named = shown(error);
-            output_.error(path.empty() ? named : Error{named.code, "\"" + printable(path) + "\": " + named.message});
+            output_.error(path.empty() ? named : Error{named.code, named_once(printable(path), named.message)});
         }
         summary_.errors.emplace_back(path, error);
     }

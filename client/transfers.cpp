@@ -87,10 +87,7 @@ public:
             const Error named = current_.empty() || typed_name ? error : named_as_typed(error, name, shown, current_);
             // Each line names its file once: an error about the path as
             // typed ("f/../a": "f" is a file...) names it already.
-            const std::string name_quoted = "\"" + shown + "\"";
-            const bool names_it =
-                named.message.starts_with(name_quoted + ":") || named.message.starts_with(name_quoted + " ");
-            output_.error(single() || names_it ? named : Error{named.code, name_quoted + ": " + named.message});
+            output_.error(single() ? named : Error{named.code, named_once(shown, named.message)});
         }
     }
     void transferred(std::size_t index, TransferResult result)
@@ -1016,8 +1013,13 @@ bool plan_tree(Connection& connection, GetPlan& plan, const FileInfo& folder,
         plan_tree_entry(plan, tree, entry, refused);
     }
     // A folder the server could not read is never taken for an empty one:
-    // a failed folder, whatever of it was made here.
+    // a failed folder, whatever of it was made here. One that could not be
+    // made, or lies below one, has failed already: one entry per folder.
     for (const auto& unread : listed->unreadable_folders) {
+        if (refused_above(refused, unread.path) ||
+            std::find(refused.begin(), refused.end(), unread.path) != refused.end()) {
+            continue;
+        }
         plan.failed_folders.push_back({unread.path.empty() ? folder.name : join_remote(folder.name, unread.path),
                                        unread.path.empty() ? root : landing + "/" + unread.path,
                                        unreadable_error(folder.name, unread, "nothing in it is received")});

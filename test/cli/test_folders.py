@@ -289,6 +289,13 @@ class Folders(CliTest):
                     'ferry: not_found: "d/nope": no %s named "d/nope"' % ("folder" if flags else "file")], lines)
                 self.assertEqual(tree(out), {"a": b"a"})
                 shutil.rmtree(out)
+        # A name the output escapes (a tab), and --json's first error (round 46).
+        got = self.ferry("get", "f/../c\tx", "a", "-C", out, server=server)
+        self.assertEqual(got.stderr.decode().splitlines(),
+                         ['ferry: not_a_folder: "f/../c\\u{0009}x": "f" is a file, and ".." climbs out of a folder only'])
+        listed = self.json_of(self.ferry("--json", "get", "f/../a", "a", "-C", out, server=server))
+        self.assertEqual(listed["error"]["message"],
+                         '1 of 2 files failed; first "f/../a": "f" is a file, and ".." climbs out of a folder only')
 
     def test_a_folder_that_cannot_be_made_is_one_line_not_one_per_file_below_it(self):
         # get -r printed a line for every file and folder below a folder it
@@ -1120,6 +1127,12 @@ class Folders(CliTest):
         text = self.ferry("get", "-r", "top", "-C", "again", server=self.server.address)
         self.assertEqual(text.returncode, 4, text.stderr)
         self.assertIn(b'the server could not read the folder "top/secret"', text.stderr)
+        # Below a folder that could not be made here, an unread folder is
+        # one entry, not two (round 46: "4 folders not made" for 3).
+        make_tree(os.path.join(self.local, "blocked"), {"top/a": b"a file where the server has a folder"})
+        out = self.json_of(self.ferry("--json", "get", "-r", "top", "-C", "blocked", server=self.server.address))
+        self.assertEqual(sorted(f["name"] for f in out["failed_folders"]), ["top/a", "top/a/nosearch", "top/secret"])
+        self.assertEqual(out["summary"]["failed_folders"], 3, out)
         # ls -r lists them, and then says it could not read them.
         listed = self.ferry("--json", "ls", "-r", "top", server=self.server.address)
         self.assertEqual(listed.returncode, 4, listed.stderr)
