@@ -32,12 +32,22 @@ std::vector<std::string> sidecars_named_in(const std::string& name)
 
 } // namespace
 
+Error NameClash::error(const std::function<std::string(const std::string&)>& shown) const
+{
+    const auto in_quotes = [](const std::string& text) { return "\"" + text + "\""; };
+    return Error{ErrorCode::name_clash, in_quotes(shown(remote)) + " and " + in_quotes(shown(other)) +
+                                            " would both use the local name " + in_quotes(local) +
+                                            " (as a file or as its partial download's " + std::string(kPartSuffix) +
+                                            " or state): only " + in_quotes(shown(other)) + " is downloaded; get " +
+                                            in_quotes(shown(remote)) + " on its own to another name (-o) or folder"};
+}
+
 bool DownloadNames::is_working_name(const std::string& dest)
 {
     return is_part_name(base_name(dest));
 }
 
-std::optional<Error> DownloadNames::claim(const std::string& remote, const std::string& dest)
+std::optional<NameClash> DownloadNames::claim(const std::string& remote, const std::string& dest)
 {
     // The three names live in dest's folder (part_path keeps them there).
     struct stat st {};
@@ -53,11 +63,7 @@ std::optional<Error> DownloadNames::claim(const std::string& remote, const std::
     };
     const std::array<Key, 3> mine{key(dest), key(part_path(dest)), key(state_path(dest))};
     const auto clash = [&](const std::string& other, const Key& name) {
-        return Error{ErrorCode::name_clash,
-                     "\"" + remote + "\" and \"" + other + "\" would both use the local name \"" + folder + "/" +
-                         std::get<3>(name) + "\" (as a file or as its partial download's " +
-                         std::string(kPartSuffix) + " or state): only \"" + other +
-                         "\" is downloaded; get \"" + remote + "\" on its own to another name (-o) or folder"};
+        return NameClash{remote, other, folder + "/" + std::get<3>(name)};
     };
     for (const Key& name : mine) {
         if (auto taken = names_.find(name); taken != names_.end()) {

@@ -11,6 +11,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -19,13 +20,25 @@
 
 namespace ferry::client {
 
+// Two downloads of one command that would share a local name.
+struct NameClash {
+    std::string remote; // the refused download's path on the server
+    std::string other;  // the path on the server of the download that keeps the name
+    std::string local;  // the local name both would use
+    // The name_clash error, each server path as `shown` writes it (from the
+    // root for --json, from the shell's current folder for its lines), so
+    // that the advice it gives ("get X on its own") is a path the user can
+    // type where they are.
+    Error error(const std::function<std::string(const std::string&)>& shown) const;
+};
+
 class DownloadNames {
 public:
     // Claims the names of the download of `remote` (a path on the server)
-    // to the local path `dest`; an Error naming both remote paths when one
-    // of them is already another download's. Folders are told apart by
-    // identity (device and inode), so two spellings of one folder match.
-    std::optional<Error> claim(const std::string& remote, const std::string& dest);
+    // to the local path `dest`; the clash when one of them is already
+    // another download's. Folders are told apart by identity (device and
+    // inode), so two spellings of one folder match.
+    std::optional<NameClash> claim(const std::string& remote, const std::string& dest);
 
     // Whether `dest`'s last name is one of a download's working names
     // (local_tree.hpp's is_part_name): such a file yields to the download

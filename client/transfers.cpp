@@ -90,6 +90,18 @@ public:
             output_.error(single() ? named : Error{named.code, named_once(shown, named.message)});
         }
     }
+    // Refused before it started: its local name is another download's.
+    // --json names the server paths from the root, the lines as this
+    // report shows them (shown_in).
+    void failed(std::size_t index, const NameClash& clash)
+    {
+        const auto shown = [&](const std::string& path) { return shown_path(path, current_); };
+        summary_.files[index].error = clash.error([](const std::string& path) { return path; });
+        if (!output_.json()) {
+            const Error error = clash.error(shown);
+            output_.error(single() ? error : Error{error.code, named_once(shown(clash.remote), error.message)});
+        }
+    }
     void transferred(std::size_t index, TransferResult result)
     {
         FileOutcome& outcome = summary_.files[index];
@@ -154,7 +166,9 @@ public:
     void folder_failed(FolderFailure failure)
     {
         if (!output_.json() && !failure.follows_its_folder) {
-            output_.error(Error{failure.error.code, "\"" + failure.name + "\": " + failure.error.message});
+            // Named as the file lines are (shown_in); --json keeps it from the root.
+            output_.error(
+                Error{failure.error.code, named_once(shown_path(failure.name, current_), failure.error.message)});
         }
         summary_.failed_folders.push_back(std::move(failure));
     }

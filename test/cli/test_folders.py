@@ -320,6 +320,24 @@ class Folders(CliTest):
                          ["t/sub/deep/g", "t/sub/f1", "t/sub/f2"])
         self.assertEqual([f["name"] for f in listed["failed_folders"]], ["t/sub", "t/sub/deep"])
 
+    def test_the_shell_names_a_clash_and_a_failed_folder_from_its_current_folder(self):
+        # Round 46: after "cd d" a name clash advised 'get "d/ff/x" on its
+        # own', which there names /d/d/ff/x, and get -r's folder line named
+        # "d/sub" for a typed "sub". Both now read as the file lines do;
+        # the command line (and --json) still name paths from the root.
+        server = self.start_server()
+        make_tree(self.root, {"d/x": b"1", "d/ff/x": b"2", "d/sub/s": b"s"})
+        make_tree(self.local, {"sub": b"a file where the server has a folder"})
+        shell = self.ferry(server=server, stdin=b"cd d\n-get x ff/x -C out\n-get -r sub\n")
+        lines = shell.stderr.decode().splitlines()
+        self.assertIn('ferry: name_clash: "ff/x" and "x" would both use the local name "out/x" (as a file or as its '
+                      'partial download\'s .ferry-part or state): only "x" is downloaded; get "ff/x" on its own to '
+                      'another name (-o) or folder', lines)
+        self.assertIn('ferry: local_io: "sub": "./sub" is a file: no folder is made there, and nothing is written '
+                      'through it', lines)
+        listed = self.json_of(self.ferry("--json", "get", "d/x", "d/ff/x", "-C", "out2", server=server))
+        self.assertTrue(listed["files"][1]["error"]["message"].startswith('"d/ff/x" and "d/x" would both use'), listed)
+
     def test_a_folder_typed_with_a_slash_or_dot_is_shown_once_and_dot_names_only_what_is_there(self):
         # Round 36: "get -r d -o out/" showed "out//x", "-o new/." made a
         # missing new (POSIX: "new/." names nothing there, as mkdir new/.
