@@ -2,6 +2,7 @@
 
 #include "local_files.hpp"
 #include "local_tree.hpp"
+#include "remote_paths.hpp"
 
 #include <sys/stat.h>
 
@@ -32,14 +33,32 @@ std::vector<std::string> sidecars_named_in(const std::string& name)
 
 } // namespace
 
+namespace {
+
+// `path` as one command word that both a POSIX shell and ferry's own shell
+// (shell_words.hpp) read back as this one path: its wildcard characters
+// escaped (escape_wildcards), in single quotes, with ' written as '\'';
+// a leading '-' behind "./", so that no option takes it.
+std::string as_command_word(const std::string& path)
+{
+    const std::string escaped = escape_wildcards(path.starts_with('-') ? "./" + path : path);
+    std::string word = "'";
+    for (const char c : escaped) {
+        word += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    }
+    return word + "'";
+}
+
+} // namespace
+
 Error NameClash::error(const std::function<std::string(const std::string&)>& shown) const
 {
     const auto in_quotes = [](const std::string& text) { return "\"" + text + "\""; };
-    return Error{ErrorCode::name_clash, in_quotes(shown(remote)) + " and " + in_quotes(shown(other)) +
-                                            " would both use the local name " + in_quotes(local) +
-                                            " (as a file or as its partial download's " + std::string(kPartSuffix) +
-                                            " or state): only " + in_quotes(shown(other)) + " is downloaded; get " +
-                                            in_quotes(shown(remote)) + " on its own to another name (-o) or folder"};
+    return Error{ErrorCode::name_clash,
+                 in_quotes(shown(remote)) + " and " + in_quotes(shown(other)) + " would both use the local name " +
+                     in_quotes(local) + " (as a file or as its partial download's " + std::string(kPartSuffix) +
+                     " or state): only " + in_quotes(shown(other)) + " is downloaded; get " +
+                     as_command_word(shown(remote)) + " on its own to another name (-o) or folder"};
 }
 
 bool DownloadNames::is_working_name(const std::string& dest)

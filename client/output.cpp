@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <ctime>
+#include <tuple>
 
 namespace ferry::client {
 
@@ -441,13 +442,32 @@ std::optional<Error> first_transfer_error(const TransferSummary& summary)
     if (failed + folders == 0) {
         return std::nullopt;
     }
-    const auto file = std::find_if(summary.files.begin(), summary.files.end(),
-                                   [](const FileOutcome& outcome) { return outcome.error.has_value(); });
-    Error first = file != summary.files.end() ? *file->error : summary.failed_folders.front().error;
-    const std::string& name = file != summary.files.end() ? file->name : summary.failed_folders.front().name;
+    // The first failure with a cause of its own speaks for the command: a
+    // file or folder below a folder that could not be made failed for that
+    // folder's reason.
+    const auto file_failed = [](const FileOutcome& outcome) { return outcome.error.has_value(); };
+    const auto own_file = std::find_if(summary.files.begin(), summary.files.end(), [&](const FileOutcome& outcome) {
+        return file_failed(outcome) && !outcome.follows_its_folder;
+    });
+    const auto own_folder = std::find_if(summary.failed_folders.begin(), summary.failed_folders.end(),
+                                         [](const FolderFailure& failure) { return !failure.follows_its_folder; });
+    const auto any_file = std::find_if(summary.files.begin(), summary.files.end(), file_failed);
+    Error first;
+    std::string name;
+    if (own_file != summary.files.end()) {
+        std::tie(first, name) = std::tie(*own_file->error, own_file->name);
+    } else if (own_folder != summary.failed_folders.end()) {
+        std::tie(first, name) = std::tie(own_folder->error, own_folder->name);
+    } else if (any_file != summary.files.end()) {
+        std::tie(first, name) = std::tie(*any_file->error, any_file->name);
+    } else {
+        std::tie(first, name) = std::tie(summary.failed_folders.front().error, summary.failed_folders.front().name);
+    }
     if (summary.files.size() > 1 || failed + folders > 1) {
-        std::string counted = std::to_string(failed) + " of " + plural(summary.files.size(), "file") + " failed";
-        if (folders > 0) {
+        std::string counted = failed == 0 && folders > 0
+                                  ? plural(folders, "folder") + " failed"
+                                  : std::to_string(failed) + " of " + plural(summary.files.size(), "file") + " failed";
+        if (failed > 0 && folders > 0) {
             counted += " and " + plural(folders, "folder") + " failed";
         }
         first.message = counted + "; first " + named_once(name, first.message);

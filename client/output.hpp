@@ -28,6 +28,10 @@ struct FileOutcome {
     std::optional<std::string> skipped;
     // Set once transferred.
     std::optional<TransferResult> done;
+    // Failed only because a folder above it could not be made
+    // (FolderFailure::follows_its_folder): never the error that speaks for
+    // the command.
+    bool follows_its_folder = false;
 };
 
 // How one path of rm, mkdir or digest ended: the server's reply, or an error.

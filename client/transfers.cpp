@@ -80,6 +80,7 @@ public:
     void failed(std::size_t index, const Error& error, bool typed_name = false, bool follows_its_folder = false)
     {
         summary_.files[index].error = error;
+        summary_.files[index].follows_its_folder = follows_its_folder;
         if (!output_.json() && !follows_its_folder) {
             const std::string& name = summary_.files[index].name;
             const std::string shown = typed_name ? name : shown_path(name, current_);
@@ -167,8 +168,10 @@ public:
     {
         if (!output_.json() && !failure.follows_its_folder) {
             // Named as the file lines are (shown_in); --json keeps it from the root.
-            output_.error(
-                Error{failure.error.code, named_once(shown_path(failure.name, current_), failure.error.message)});
+            const std::string shown = shown_path(failure.name, current_);
+            const Error named =
+                current_.empty() ? failure.error : named_as_typed(failure.error, failure.name, shown, current_);
+            output_.error(Error{named.code, named_once(shown, named.message)});
         }
         summary_.failed_folders.push_back(std::move(failure));
     }

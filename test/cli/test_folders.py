@@ -10,7 +10,9 @@ Usage: test_folders.py --ferryd PATH --ferry PATH [unittest arguments]"""
 import hashlib
 import json
 import os
+import re
 import resource
+import shlex
 import shutil
 import stat
 import socket
@@ -304,6 +306,7 @@ class Folders(CliTest):
         # The summary still counts each, and --json still lists each.
         server = self.start_server()
         make_tree(self.root, {"t/top": b"top", "t/sub/f1": b"1", "t/sub/f2": b"2", "t/sub/deep/g": b"g"})
+        os.makedirs(os.path.join(self.root, "e", "empty"))
         make_tree(self.local, {"t/sub": b"a file where the server has a folder"})
         for words, said in ((("get", "-r", "t"), '"t/sub": "./t/sub" is a file'),
                             (("get", "-r", "t", "-o", "missing/x/y"), '"t": cannot open "missing"'),
@@ -319,6 +322,13 @@ class Folders(CliTest):
         self.assertEqual(sorted(f["name"] for f in listed["files"] if "error" in f),
                          ["t/sub/deep/g", "t/sub/f1", "t/sub/f2"])
         self.assertEqual([f["name"] for f in listed["failed_folders"]], ["t/sub", "t/sub/deep"])
+        # The error that speaks for the command is the cause, not a file it
+        # took down with it (round 47).
+        self.assertTrue(listed["error"]["message"].startswith(
+            '3 of 4 files failed and 2 folders failed; first "t/sub": "./t/sub" is a file'), listed["error"])
+        only_folders = self.json_of(self.ferry("--json", "get", "-r", "e", "-o", "missing/x", server=server))
+        self.assertTrue(only_folders["error"]["message"].startswith(
+            '2 folders failed; first "e": cannot open "missing"'), only_folders["error"])
 
     def test_the_shell_names_a_clash_and_a_failed_folder_from_its_current_folder(self):
         # Round 46: after "cd d" a name clash advised 'get "d/ff/x" on its
@@ -331,12 +341,30 @@ class Folders(CliTest):
         shell = self.ferry(server=server, stdin=b"cd d\n-get x ff/x -C out\n-get -r sub\n")
         lines = shell.stderr.decode().splitlines()
         self.assertIn('ferry: name_clash: "ff/x" and "x" would both use the local name "out/x" (as a file or as its '
-                      'partial download\'s .ferry-part or state): only "x" is downloaded; get "ff/x" on its own to '
+                      'partial download\'s .ferry-part or state): only "x" is downloaded; get \'ff/x\' on its own to '
                       'another name (-o) or folder', lines)
         self.assertIn('ferry: local_io: "sub": "./sub" is a file: no folder is made there, and nothing is written '
                       'through it', lines)
         listed = self.json_of(self.ferry("--json", "get", "d/x", "d/ff/x", "-C", "out2", server=server))
         self.assertTrue(listed["files"][1]["error"]["message"].startswith('"d/ff/x" and "d/x" would both use'), listed)
+        # The advice is one word that a POSIX shell and ferry's shell both
+        # read back as the path (round 47: quotes, wildcard characters and a
+        # leading "-" were written as they are).
+        for name in ("s*", "m[1]", "q'x", 'b"c', "-dash"):
+            with self.subTest(name=name):
+                make_tree(self.root, {"d/" + name: b"1", "d/ff/" + name: b"2"})
+                escaped = name.replace("*", "\\*").replace("[", "\\[")
+                clash = self.ferry(server=server, stdin=("cd d\n-get %s %s -C o3\n" % (
+                    shlex.quote("./" + escaped), shlex.quote("ff/" + escaped))).encode())
+                advice = re.search(r"; get (.*) on its own", clash.stderr.decode()).group(1)
+                again = self.ferry(server=server, stdin=("cd d\nget %s -C o4\n" % advice).encode())
+                self.assertEqual(again.returncode, 0, (advice, again.stderr))
+                self.assertEqual(tree(os.path.join(self.local, "o4")), {name: b"2"})
+                typed = self.ferry("get", "d/" + shlex.split(advice)[0], "-C", "o5", server=server)
+                self.assertEqual(typed.returncode, 0, (advice, typed.stderr))
+                self.assertEqual(tree(os.path.join(self.local, "o5")), {name: b"2"})
+                for folder in ("o3", "o4", "o5"):
+                    shutil.rmtree(os.path.join(self.local, folder))
 
     def test_a_folder_typed_with_a_slash_or_dot_is_shown_once_and_dot_names_only_what_is_there(self):
         # Round 36: "get -r d -o out/" showed "out//x", "-o new/." made a
@@ -1151,6 +1179,14 @@ class Folders(CliTest):
         out = self.json_of(self.ferry("--json", "get", "-r", "top", "-C", "blocked", server=self.server.address))
         self.assertEqual(sorted(f["name"] for f in out["failed_folders"]), ["top/a", "top/a/nosearch", "top/secret"])
         self.assertEqual(out["summary"]["failed_folders"], 3, out)
+        # The shell names such a folder from its current folder, in the
+        # line's message too (round 47: '"a/nosearch": the server could not
+        # read the folder "top/a/nosearch"').
+        shell = self.ferry(server=self.server.address, stdin=b"cd top\n-get -r a -C sh\n")
+        lines = [line for line in shell.stderr.decode().splitlines() if "nosearch" in line]
+        self.assertEqual(len(lines), 1, shell.stderr)
+        self.assertTrue(lines[0].startswith('ferry: forbidden: "a/nosearch": the server could not read the folder '
+                                            '"a/nosearch"'), lines)
         # ls -r lists them, and then says it could not read them.
         listed = self.ferry("--json", "ls", "-r", "top", server=self.server.address)
         self.assertEqual(listed.returncode, 4, listed.stderr)
