@@ -432,6 +432,14 @@ std::string plural(std::size_t count, const std::string& word)
     return std::to_string(count) + " " + word + (count == 1 ? "" : "s");
 }
 
+// What follows "...; first" in a summary's message: ' "NAME": MESSAGE', or
+// ': MESSAGE' where the message names NAME itself (named_once).
+std::string led_by_name(const std::string& name, const std::string& message)
+{
+    const std::string named = named_once(name, message);
+    return (named == message ? ": " : " ") + named;
+}
+
 // "error" of a transfer's JSON: the first failed file's code (scripts test
 // for "error" as for any other command), else the first folder's, with a
 // message that counts both when there is more than the one failure.
@@ -470,7 +478,7 @@ std::optional<Error> first_transfer_error(const TransferSummary& summary)
         if (failed > 0 && folders > 0) {
             counted += " and " + plural(folders, "folder") + " failed";
         }
-        first.message = counted + "; first " + named_once(name, first.message);
+        first.message = counted + "; first" + led_by_name(name, first.message);
     }
     return first;
 }
@@ -595,7 +603,7 @@ void Output::sync(const SyncSummary& summary) const
             const auto& [path, error] = summary.errors.front();
             Error first = error;
             first.message = std::to_string(summary.errors.size()) + " error" + (summary.errors.size() == 1 ? "" : "s") +
-                            "; first" + (path.empty() ? ": " + error.message : " " + named_once(path, error.message));
+                            "; first" + (path.empty() ? ": " + error.message : led_by_name(path, error.message));
             whole["error"] = error_json(first);
         }
         emit_json(dump(whole));
@@ -633,7 +641,7 @@ std::string entries(std::uint64_t count)
 std::string named_once(const std::string& name, const std::string& message)
 {
     for (const std::string& quoted_name : std::array<std::string, 2>{"\"" + name + "\"", ferry::quoted(name)}) {
-        if (message.starts_with(quoted_name + ":") || message.starts_with(quoted_name + " ")) {
+        if (message.find(quoted_name) != std::string::npos) {
             return message;
         }
     }

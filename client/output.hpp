@@ -157,9 +157,9 @@ private:
     std::FILE* err_;
 };
 
-// `message` led by the quoted `name` ("\"d/f\": no file named..."), unless
-// it already starts with that name, raw or as printable() shows it: each
-// line and --json message names its path once.
+// `message` led by the quoted `name` ("\"d/f\": permission denied"), unless
+// it names it already ("no file named \"d/f\""), raw or as printable()
+// shows it: each line and --json message names its path once.
 std::string named_once(const std::string& name, const std::string& message);
 
 // The note for entries a listing left out for the path bounds (PROTOCOL.md
