@@ -2,6 +2,7 @@
 
 #include "option_values.hpp"
 #include "remote_paths.hpp"
+#include "shell_words.hpp"
 #include "text_width.hpp"
 
 #include <algorithm>
@@ -557,22 +558,14 @@ std::optional<std::string> CommandLine::misuse() const
 namespace {
 
 // `word` as a POSIX shell (and the ferry shell, whose quotes are the same)
-// needs it typed to read it back: as it is when plain, else in single
-// quotes, each ' in it closed, escaped and reopened ('\'').
+// needs it typed to read it back: as it is when plain, else single_quoted.
 std::string shell_quoted(const std::string& word)
 {
     const bool plain = !word.empty() && std::all_of(word.begin(), word.end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
                std::string_view("-_./:=@+,").find(c) != std::string_view::npos;
     });
-    if (plain) {
-        return word;
-    }
-    std::string quoted = "'";
-    for (const char c : word) {
-        quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    }
-    return quoted + "'";
+    return plain ? word : single_quoted(word);
 }
 
 } // namespace

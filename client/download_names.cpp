@@ -3,6 +3,7 @@
 #include "local_files.hpp"
 #include "local_tree.hpp"
 #include "remote_paths.hpp"
+#include "shell_words.hpp"
 
 #include <sys/stat.h>
 
@@ -31,22 +32,13 @@ std::vector<std::string> sidecars_named_in(const std::string& name)
     return found;
 }
 
-} // namespace
-
-namespace {
-
 // `path` as one command word that both a POSIX shell and ferry's own shell
-// (shell_words.hpp) read back as this one path: its wildcard characters
-// escaped (escape_wildcards), in single quotes, with ' written as '\'';
-// a leading '-' behind "./", so that no option takes it.
+// read back as this one path: its wildcard characters escaped
+// (escape_wildcards), single_quoted, a leading '-' behind "./" so that no
+// option takes it.
 std::string as_command_word(const std::string& path)
 {
-    const std::string escaped = escape_wildcards(path.starts_with('-') ? "./" + path : path);
-    std::string word = "'";
-    for (const char c : escaped) {
-        word += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    }
-    return word + "'";
+    return single_quoted(escape_wildcards(path.starts_with('-') ? "./" + path : path));
 }
 
 } // namespace

@@ -72,6 +72,15 @@ Scan scan(std::string_view line)
 
 } // namespace
 
+std::string single_quoted(std::string_view word)
+{
+    std::string quoted = "'";
+    for (const char c : word) {
+        quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    }
+    return quoted + "'";
+}
+
 std::optional<std::vector<std::string>> split_words(std::string_view line)
 {
     Scan s = scan(line);

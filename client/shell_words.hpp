@@ -19,6 +19,11 @@ namespace ferry::client {
 // The words of `line`; nullopt when a quote is left open.
 std::optional<std::vector<std::string>> split_words(std::string_view line);
 
+// `word` in single quotes, each ' in it closed, escaped and reopened
+// ('\''): one word that split_words, and a POSIX shell (XCU 2.2.2), read
+// back as `word` whatever it holds.
+std::string single_quoted(std::string_view word);
+
 // The word being typed at the end of an unfinished line (what Tab
 // completes): empty when the line ends in a blank.
 struct PartialWord {

@@ -888,12 +888,14 @@ struct TreeLanding {
     std::string below(const std::string& name) const { return top.empty() ? name : top + "/" + name; }
 };
 
-// The folder a listed `name` lies in that could not be made (by its name
-// below the tree's folder; "" is the tree's folder itself), if any.
-std::optional<std::string> refused_above(const std::vector<std::string>& refused, const std::string& name)
+// The folder that could not be made that `name` is or lies in (by its
+// name below the tree's folder; "" is the tree's folder itself), if any. A
+// listing names each entry once, so a listed entry is never refused itself
+// yet; a folder the server could not read may have been.
+std::optional<std::string> refused_at_or_above(const std::vector<std::string>& refused, const std::string& name)
 {
     for (const auto& folder : refused) {
-        if (folder.empty() || name.starts_with(folder + "/")) {
+        if (folder.empty() || name == folder || name.starts_with(folder + "/")) {
             return folder;
         }
     }
@@ -907,9 +909,12 @@ void plan_tree_entry(GetPlan& plan, const TreeLanding& tree, const FileInfo& ent
     const std::string remote = join_remote(tree.remote, entry.name);
     const std::string local = tree.root + "/" + entry.name;
     // A folder that fails is no file: it is counted apart (FolderFailure).
-    const auto fail = [&](const Error& error) {
+    // `follows_its_folder`: failed only because a folder above it did.
+    const auto fail = [&](const Error& error, bool follows_its_folder = false) {
         if (is_folder(entry)) {
-            plan.failed_folders.push_back({remote, local, error});
+            plan.failed_folders.push_back({remote, local, error, follows_its_folder});
+        } else if (follows_its_folder) {
+            plan.add_following_its_folder({remote, local}, error);
         } else {
             plan.add({remote, local}, error);
         }
@@ -921,15 +926,11 @@ void plan_tree_entry(GetPlan& plan, const TreeLanding& tree, const FileInfo& ent
     }
     // Whatever lies below a folder that could not be made (a link stands
     // there, say) would land wherever that name leads.
-    if (const auto parent = refused_above(refused, entry.name)) {
+    if (const auto parent = refused_at_or_above(refused, entry.name)) {
         const std::string where = parent->empty() ? tree.root : tree.root + "/" + *parent;
-        const Error error{ErrorCode::local_io, std::string(is_folder(entry) ? "not made" : "not written") +
-                                                   ": its folder \"" + where + "\" could not be made"};
-        if (is_folder(entry)) {
-            plan.failed_folders.push_back({remote, local, error, true});
-        } else {
-            plan.add_following_its_folder({remote, local}, error);
-        }
+        fail(Error{ErrorCode::local_io, std::string(is_folder(entry) ? "not made" : "not written") + ": its folder \"" +
+                                            where + "\" could not be made"},
+             true);
         return;
     }
     if (!is_folder(entry)) {
@@ -1033,8 +1034,7 @@ bool plan_tree(Connection& connection, GetPlan& plan, const FileInfo& folder,
     // a failed folder, whatever of it was made here. One that could not be
     // made, or lies below one, has failed already: one entry per folder.
     for (const auto& unread : listed->unreadable_folders) {
-        if (refused_above(refused, unread.path) ||
-            std::find(refused.begin(), refused.end(), unread.path) != refused.end()) {
+        if (refused_at_or_above(refused, unread.path)) {
             continue;
         }
         plan.failed_folders.push_back({unread.path.empty() ? folder.name : join_remote(folder.name, unread.path),
