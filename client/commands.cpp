@@ -63,6 +63,9 @@ Result<std::string> resolve_remote_path_checked(Connection& connection, const st
 
 Error named_as_typed(Error error, const std::vector<TypedPath>& paths, const std::string& current)
 {
+    if (error.about_local_files) {
+        return error; // "d/ff/x" there is a local file, whatever server path it reads like
+    }
     // Every edit is found in the message as the server wrote it and made
     // last first, so that a name one edit writes is never taken for
     // another path's ("mv nope .." in folder ab: the server's "ab/nope"
@@ -731,7 +734,7 @@ MadeFolders make_folders(const std::string& path, const std::string& flag)
             struct stat before {};
             const bool was_there = ::lstat(reached.c_str(), &before) == 0;
             if (auto made = make_typed_folder(reached); !made) {
-                folders.error = Error{made.error().code, flag + " " + path + ": " + made.error().message};
+                folders.error = about_local_files(made.error().code, flag + " " + path + ": " + made.error().message);
                 return folders;
             }
             if (!was_there) {

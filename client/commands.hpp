@@ -66,7 +66,8 @@ Result<std::string> resolve_remote_path_checked(Connection& connection, const st
 // A server's error about the path `path` (from the root), which the user
 // typed as `typed` in `current`: the quoted path on the way to it that the
 // server names is named as the user would type it (with the '/' typed
-// before a path from the root; relative to `current` when below it).
+// before a path from the root; relative to `current` when below it). An
+// error about local files (Error::about_local_files) is returned as it is.
 Error named_as_typed(Error error, const std::string& path, const std::string& typed, const std::string& current);
 // The same for several paths one message may name (mv's FROM and TO), each
 // found in the message as the server wrote it.

@@ -158,11 +158,12 @@ Status take_access_acl(const LocalFile& part, const std::string& dest, const Loc
         error = sys::set_access_acl(part.fd(), *acl);
     }
     if (error == ENOTSUP) {
-        return Error{ErrorCode::local_io,
-                     in_quotes(dest) + " has an access ACL that cannot be set on the new file (the file system "
-                                       "refuses it): it was not replaced, since that would widen who may read it; "
-                                       "the verified file is kept as " +
-                         in_quotes(part.path())};
+        return about_local_files(ErrorCode::local_io,
+                                 in_quotes(dest) +
+                                     " has an access ACL that cannot be set on the new file (the file system "
+                                     "refuses it): it was not replaced, since that would widen who may read it; "
+                                     "the verified file is kept as " +
+                                     in_quotes(part.path()));
     }
     if (error != 0) {
         return local_error("cannot copy the access ACL of " + in_quotes(dest) + " to " + in_quotes(part.path()) +
@@ -252,7 +253,8 @@ Result<std::shared_ptr<const LocalFolder>> open_child_folder(const LocalFolder& 
     if (fd < 0) {
         const int err = errno;
         if (err == ELOOP || err == ENOTDIR) {
-            return Error{ErrorCode::local_io, in_quotes(shown) + " is not a folder (a symbolic link is not followed)"};
+            return about_local_files(ErrorCode::local_io,
+                                     in_quotes(shown) + " is not a folder (a symbolic link is not followed)");
         }
         return local_error("cannot open the folder " + in_quotes(shown), err);
     }
@@ -293,7 +295,7 @@ Result<std::shared_ptr<const LocalFolder>> HeldFolders::folder_of(const std::str
 {
     const auto below = path_below(root, dest);
     if (!below) {
-        return Error{ErrorCode::local_io, in_quotes(dest) + " is not below " + in_quotes(root)};
+        return about_local_files(ErrorCode::local_io, in_quotes(dest) + " is not below " + in_quotes(root));
     }
     // The folder part of `below`, its names joined by single slashes.
     std::string folder_path;
@@ -558,7 +560,7 @@ Result<Sidecar> read_sidecar(const std::string& path, const LocalFolder* in)
     }
     Sidecar sidecar;
     if (::fstat(file->fd(), &sidecar.st) != 0 || !S_ISREG(sidecar.st.st_mode)) {
-        return Error{ErrorCode::local_io, in_quotes(path) + " is not a regular file: not a download state"};
+        return about_local_files(ErrorCode::local_io, in_quotes(path) + " is not a regular file: not a download state");
     }
     std::string text;
     std::vector<std::uint8_t> buffer(4096);
@@ -572,12 +574,12 @@ Result<Sidecar> read_sidecar(const std::string& path, const LocalFolder* in)
         }
         text.append(reinterpret_cast<const char*>(buffer.data()), got.value());
         if (text.size() > kMaxResumeStateSize) {
-            return Error{ErrorCode::local_io, in_quotes(path) + " is too large to be a download state"};
+            return about_local_files(ErrorCode::local_io, in_quotes(path) + " is too large to be a download state");
         }
     }
     auto decoded = decode_resume_state(text);
     if (!decoded) {
-        return Error{ErrorCode::local_io, in_quotes(path) + " is not a download state"};
+        return about_local_files(ErrorCode::local_io, in_quotes(path) + " is not a download state");
     }
     sidecar.state = std::move(*decoded);
     return sidecar;
@@ -613,11 +615,12 @@ Result<DownloadState> read_download_state(const std::string& path, const LocalFo
     }
     const struct stat& st = sidecar->st;
     if (!is_own_private_file(st.st_mode, st.st_uid, st.st_nlink)) {
-        return Error{ErrorCode::local_io, in_quotes(path) + " is another user's or has another name: not trusted"};
+        return about_local_files(ErrorCode::local_io,
+                                 in_quotes(path) + " is another user's or has another name: not trusted");
     }
     ResumeState& decoded = sidecar->state;
     if (!decoded.mtime || !decoded.prefix_digest || !decoded.part) {
-        return Error{ErrorCode::local_io, in_quotes(path) + " is not a download state"};
+        return about_local_files(ErrorCode::local_io, in_quotes(path) + " is not a download state");
     }
     return DownloadState{std::move(decoded.name),       decoded.size,
                          *decoded.mtime,                decoded.bytes_held,
@@ -788,9 +791,9 @@ Error foreign_state_error(const std::string& path, unsigned mode)
 {
     const std::string what = S_ISREG(static_cast<mode_t>(mode)) ? std::string("a file ferry did not write")
                                                                   : kind_of(static_cast<mode_t>(mode));
-    return Error{ErrorCode::local_io, in_quotes(path) + ", the name this download's resume state goes by, is " +
-                                          what +
-                                          ": it is left untouched; move it away or rename it, then get the file again"};
+    return about_local_files(ErrorCode::local_io,
+                             in_quotes(path) + ", the name this download's resume state goes by, is " + what +
+                                 ": it is left untouched; move it away or rename it, then get the file again");
 }
 
 namespace {
@@ -1020,8 +1023,9 @@ Result<bool> unlink_if_still(int dir, const std::string& name, const struct ::st
         const std::string why = failure == EEXIST || failure == ENOTEMPTY
                                     ? "its name was taken again"
                                     : std::string("it could not be put back (") + std::strerror(failure) + ")";
-        return Error{ErrorCode::local_io, in_quotes(shown) + " was replaced while it was being removed, and " + why +
-                                              ": what stood there is left as " + in_quotes(aside) + " beside it"};
+        return about_local_files(ErrorCode::local_io,
+                                 in_quotes(shown) + " was replaced while it was being removed, and " + why +
+                                     ": what stood there is left as " + in_quotes(aside) + " beside it");
     }
     return false;
 }
@@ -1173,9 +1177,9 @@ bool held_locked(const std::string& path, const LocalFolder* in)
 // so that a script's retry (exit status 6, --retry) gets the file then.
 Error locked_target_error(const std::string& dest)
 {
-    return Error{ErrorCode::busy, in_quotes(dest) +
-                                          " is being written by another download (or held locked by another "
-                                          "program): it is left as it is; get the file again once that is over"};
+    return about_local_files(ErrorCode::busy,
+                             in_quotes(dest) + " is being written by another download (or held locked by another "
+                                               "program): it is left as it is; get the file again once that is over");
 }
 
 namespace {
@@ -1198,10 +1202,11 @@ std::deque<std::string> components_of(const std::string& path)
 
 Error foreign_link_error(const std::string& link, uid_t owner)
 {
-    return Error{ErrorCode::local_io, in_quotes(link) + " is a symbolic link owned by another user (uid " +
-                                          std::to_string(owner) +
-                                          "): ferry follows only links of its own user or root, so nothing is "
-                                          "read or written through it; remove it or give another name"};
+    return about_local_files(ErrorCode::local_io,
+                             in_quotes(link) + " is a symbolic link owned by another user (uid " +
+                                 std::to_string(owner) +
+                                 "): ferry follows only links of its own user or root, so nothing is "
+                                 "read or written through it; remove it or give another name");
 }
 
 std::string joined_path(const std::string& reached, const std::string& name)
@@ -1472,17 +1477,19 @@ Result<DownloadTarget> inspect_typed_target(const std::string& dest)
         return place.error();
     }
     if (place->leaf.empty()) {
-        return Error{ErrorCode::local_io, in_quotes(dest) + " is a folder: nothing is downloaded onto it"};
+        return about_local_files(ErrorCode::local_io, in_quotes(dest) + " is a folder: nothing is downloaded onto it");
     }
     if (place->object.fd() < 0) {
         if (typed_as_folder(dest)) {
             // "out/" names a folder: no file is made under that name (cp's ENOTDIR).
-            return Error{ErrorCode::local_io, in_quotes(dest) + " names a folder, and there is none there: nothing "
-                                                                "is downloaded (-C DIR makes the folder)"};
+            return about_local_files(ErrorCode::local_io, in_quotes(dest) +
+                                                              " names a folder, and there is none there: nothing "
+                                                              "is downloaded (-C DIR makes the folder)");
         }
         if (place->followed_leaf) {
-            return Error{ErrorCode::local_io,
-                         in_quotes(dest) + " is a symbolic link to nothing: ferry does not create files through links"};
+            return about_local_files(ErrorCode::local_io,
+                                     in_quotes(dest) +
+                                         " is a symbolic link to nothing: ferry does not create files through links");
         }
         return DownloadTarget{TargetKind::absent, dest, {}, std::move(place->folder)};
     }
@@ -1494,8 +1501,8 @@ Result<DownloadTarget> inspect_typed_target(const std::string& dest)
         return DownloadTarget{TargetKind::stream, dest, std::move(place->object)};
     }
     if (!S_ISREG(st.st_mode)) {
-        return Error{ErrorCode::local_io,
-                     in_quotes(dest) + " is " + kind_of(st.st_mode) + ": nothing is downloaded onto it"};
+        return about_local_files(ErrorCode::local_io,
+                                 in_quotes(dest) + " is " + kind_of(st.st_mode) + ": nothing is downloaded onto it");
     }
     // Through a link, the file it leads to is replaced (replacing the link
     // would cut it), with its part beside it so that the rename stays in
@@ -1521,8 +1528,9 @@ Result<DownloadTarget> inspect_download_target(const std::string& dest, const Lo
             return local_error("cannot look at " + in_quotes(dest), errno);
         }
         if (!S_ISREG(st.st_mode)) {
-            return Error{ErrorCode::local_io, in_quotes(dest) + " is " + kind_of(st.st_mode) +
-                                                  ": nothing is downloaded onto it (a name of the tree is not followed)"};
+            return about_local_files(ErrorCode::local_io,
+                                     in_quotes(dest) + " is " + kind_of(st.st_mode) +
+                                         ": nothing is downloaded onto it (a name of the tree is not followed)");
         }
         if (held_locked(dest, in)) {
             return locked_target_error(dest);
@@ -1535,18 +1543,19 @@ Result<DownloadTarget> inspect_download_target(const std::string& dest, const Lo
 
 Error foreign_part_error(const std::string& part, unsigned mode)
 {
-    return Error{ErrorCode::local_io,
-                 in_quotes(part) + ", the name this download's partial file goes by, is " +
-                     kind_of(static_cast<mode_t>(mode)) +
-                     ": ferry neither follows nor replaces it; remove it or move it away, then get the file again"};
+    return about_local_files(
+        ErrorCode::local_io,
+        in_quotes(part) + ", the name this download's partial file goes by, is " + kind_of(static_cast<mode_t>(mode)) +
+            ": ferry neither follows nor replaces it; remove it or move it away, then get the file again");
 }
 
 Error unowned_part_error(const std::string& part)
 {
-    return Error{ErrorCode::local_io,
-                 in_quotes(part) + ", the name this download's partial file goes by, is a file ferry did not make "
-                                   "(no mark of a ferry part, and no sidecar that vouches for it): it is left "
-                                   "untouched; move it away or rename it, then get the file again"};
+    return about_local_files(ErrorCode::local_io,
+                             in_quotes(part) +
+                                 ", the name this download's partial file goes by, is a file ferry did not make "
+                                 "(no mark of a ferry part, and no sidecar that vouches for it): it is left "
+                                 "untouched; move it away or rename it, then get the file again");
 }
 
 Result<bool> mark_part(const LocalFile& part)
@@ -1718,11 +1727,11 @@ Result<CreatedPart> create_part_file(const std::string& part, const std::string&
             struct stat named {};
             if (::fstat(file.fd(), &made) != 0 || ::fstatat(at.dir(), at.name(), &named, AT_SYMLINK_NOFOLLOW) != 0 ||
                 !same_file(made, named)) {
-                return Error{ErrorCode::busy, in_quotes(part) +
-                                                  " is being written by another download (another ferry, or "
-                                                  "another file of this command, saved under the same name), "
-                                                  "which took the name as this one made it: nothing was written "
-                                                  "to it; get the file again once that download is over"};
+                return about_local_files(
+                    ErrorCode::busy, in_quotes(part) + " is being written by another download (another ferry, or "
+                                                       "another file of this command, saved under the same name), "
+                                                       "which took the name as this one made it: nothing was written "
+                                                       "to it; get the file again once that download is over");
             }
             // The umask may have taken the owner's bits from `mode`: given
             // back before the mark, which needs write permission.
@@ -1765,10 +1774,11 @@ Status lock_part(const LocalFile& part)
         return success();
     }
     if (errno == EWOULDBLOCK) {
-        return Error{ErrorCode::busy, in_quotes(part.path()) +
-                                              " is being written by another download (another ferry, or another "
-                                              "file of this command, saved under the same name): nothing was "
-                                              "written to it; get the file again once that download is over"};
+        return about_local_files(ErrorCode::busy,
+                                 in_quotes(part.path()) +
+                                     " is being written by another download (another ferry, or another "
+                                     "file of this command, saved under the same name): nothing was "
+                                     "written to it; get the file again once that download is over");
     }
     return local_error("cannot lock " + in_quotes(part.path()), errno);
 }
@@ -1790,13 +1800,15 @@ Result<LocalFile> open_stream_target(const DownloadTarget& target)
             if (::fstat(target.handle.fd(), &inspected) != 0 || ::fstat(fd, &opened) != 0 ||
                 inspected.st_dev != opened.st_dev || inspected.st_ino != opened.st_ino) {
                 ::close(fd);
-                return Error{ErrorCode::local_io, in_quotes(target.path) + " changed while it was being opened"};
+                return about_local_files(ErrorCode::local_io,
+                                         in_quotes(target.path) + " changed while it was being opened");
             }
         }
     }
     if (fd < 0) {
         if (errno == EINTR) {
-            return Error{ErrorCode::aborted, "interrupted while waiting for a reader of " + in_quotes(target.path)};
+            return about_local_files(ErrorCode::aborted,
+                                     "interrupted while waiting for a reader of " + in_quotes(target.path));
         }
         return local_error("cannot open " + in_quotes(target.path), errno);
     }
@@ -1852,8 +1864,8 @@ Status publish_without_replacing(const LocalFile& part, const std::string& dest,
     // publish_download just checked that its name holds this very file.
     remove_own_part(part, in);
     (void)remove_download_state(state_path(dest), in);
-    return Error{ErrorCode::exists, in_quotes(dest) + " appeared during the download: it was left alone "
-                                                      "(--no-clobber), and the downloaded copy removed"};
+    return about_local_files(ErrorCode::exists, in_quotes(dest) + " appeared during the download: it was left alone "
+                                                                  "(--no-clobber), and the downloaded copy removed");
 }
 
 } // namespace
@@ -1874,9 +1886,9 @@ Status publish_download(const LocalFile& part, const std::string& dest, const Lo
     // well as a file) is refused by the rename itself, and answered as the
     // look before the download answers it (the caller's part).
     if (replace && ::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
-        return Error{ErrorCode::local_io, in_quotes(dest) + " became " + kind_of(st.st_mode) +
-                                              " during the download; the verified file is kept as " +
-                                              in_quotes(part.path())};
+        return about_local_files(ErrorCode::local_io, in_quotes(dest) + " became " + kind_of(st.st_mode) +
+                                                          " during the download; the verified file is kept as " +
+                                                          in_quotes(part.path()));
     }
     // Nor a file another download began writing meanwhile (its part, when
     // this download's target is named like one).
@@ -1901,10 +1913,11 @@ Status publish_download(const LocalFile& part, const std::string& dest, const Lo
     }
     if (::fstatat(part_at.dir(), part_at.name(), &named, AT_SYMLINK_NOFOLLOW) != 0 ||
         named.st_dev != written.st_dev || named.st_ino != written.st_ino) {
-        return Error{ErrorCode::local_io, in_quotes(part.path()) +
-                                              " no longer holds the file this download wrote and verified (it was "
-                                              "replaced or removed meanwhile): nothing was published to " +
-                                              in_quotes(dest) + "; get the file again"};
+        return about_local_files(ErrorCode::local_io,
+                                 in_quotes(part.path()) +
+                                     " no longer holds the file this download wrote and verified (it was "
+                                     "replaced or removed meanwhile): nothing was published to " +
+                                     in_quotes(dest) + "; get the file again");
     }
     // Last, right before the rename: the replaced file's mode, owner and
     // ACL, read now (the part stayed private until here). Any failure from

@@ -257,7 +257,8 @@ private:
 
 Error changed_since_listed(const std::string& shown, const std::string& how)
 {
-    return Error{ErrorCode::local_io, "\"" + shown + "\" changed since it was listed: " + how + "; not sent"};
+    return about_local_files(ErrorCode::local_io,
+                             "\"" + shown + "\" changed since it was listed: " + how + "; not sent");
 }
 
 } // namespace
@@ -340,7 +341,7 @@ Result<LocalTree> walk_local_tree(const std::string& root, TreeBounds bounds)
     // be opened.
     for (const auto& unread : walker.tree.unreadable) {
         if (unread.path.empty()) {
-            return Error{ErrorCode::local_io, "\"" + root + "\": " + unread.why};
+            return about_local_files(ErrorCode::local_io, "\"" + root + "\": " + unread.why);
         }
     }
     return std::move(walker.tree);

@@ -316,8 +316,9 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
         if (!file) {
             // Removed or swapped (for a link: ELOOP) since load_resumable
             // looked: said as that, with a stable code, not as the errno.
-            return Error{ErrorCode::local_io, "\"" + part + "\" was removed or replaced since it was checked (" +
-                                                  file.error().message + "); nothing was written to it: get the file again"};
+            return about_local_files(ErrorCode::local_io,
+                                     "\"" + part + "\" was removed or replaced since it was checked (" +
+                                         file.error().message + "); nothing was written to it: get the file again");
         }
         struct stat st {};
         if (::fstat(file->fd(), &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -327,8 +328,10 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
             // Swapped since load_resumable looked, and the server is already
             // sending from the offset: nothing is written; the next get
             // starts over in a new file.
-            return Error{ErrorCode::local_io, "\"" + part + "\" became another user's file or gained another name "
-                                              "since it was checked; nothing was written to it: get the file again"};
+            return about_local_files(ErrorCode::local_io,
+                                     "\"" + part +
+                                         "\" became another user's file or gained another name "
+                                         "since it was checked; nothing was written to it: get the file again");
         }
         // Before anything is written: a part another download is writing
         // is not truncated or written through.
@@ -417,7 +420,8 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& op
     if (!options.folder) {
         // prepare_get holds the folder of every file it lets through.
         connection.close(); // the server is already sending
-        return Error{ErrorCode::local_io, "\"" + options.dest + "\": its folder is not held; nothing was written"};
+        return about_local_files(ErrorCode::local_io,
+                                 "\"" + options.dest + "\": its folder is not held; nothing was written");
     }
     auto opened = open_part(options, remote, std::move(resumable));
     if (!opened) {
@@ -661,9 +665,11 @@ Result<TransferResult> receive_to_stream(Connection& connection, const GetOption
         }
         const std::string digest = hash.hash().hex_digest();
         if (digest != trailer->body.digest) {
-            return Error{ErrorCode::hash_mismatch, "the bytes written to " + where + " hash to " + digest +
-                                                       ", but \"" + options.name + "\" hashes to " +
-                                                       trailer->body.digest + ": do not trust them"};
+            // The server's path first: the shell's named_as_typed rewrites
+            // the first place a path is named, and `where` may read alike.
+            return Error{ErrorCode::hash_mismatch, "\"" + options.name + "\" hashes to " + trailer->body.digest +
+                                                       ", but the bytes written to " + where + " hash to " + digest +
+                                                       ": do not trust them"};
         }
         return TransferResult{remote, path, options.hash, digest, 0};
     }
@@ -1029,7 +1035,7 @@ Result<PendingPut> prepare_put(const PutOptions& options)
         return local_error("cannot stat \"" + options.local_path + "\"", errno);
     }
     if (!S_ISREG(st.st_mode)) {
-        return Error{ErrorCode::local_io, "\"" + options.local_path + "\" is not a regular file"};
+        return about_local_files(ErrorCode::local_io, "\"" + options.local_path + "\" is not a regular file");
     }
     PendingPut pending;
     pending.options = options;
@@ -1058,9 +1064,10 @@ namespace {
 // two versions, so it is discarded, never kept for a resume.
 Error changed_while_sent(const std::string& path, const std::string& how)
 {
-    return Error{ErrorCode::file_changed, "\"" + path + "\" " + how +
-                                              " while it was being sent; nothing was committed and the server "
-                                              "discarded what it received: put it again"};
+    return about_local_files(ErrorCode::file_changed,
+                             "\"" + path + "\" " + how +
+                                 " while it was being sent; nothing was committed and the server "
+                                 "discarded what it received: put it again");
 }
 
 // After the last byte was read: the file is still the one opened (same

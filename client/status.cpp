@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace ferry::client {
 
@@ -10,7 +11,12 @@ Error local_error(const std::string& what, int err)
     // A full local disk is reported like a full server disk: a script
     // reacts to both the same way (exit status 7).
     const ErrorCode code = err == ENOSPC || err == EDQUOT ? ErrorCode::no_space : ErrorCode::local_io;
-    return Error{code, what + ": " + std::strerror(err)};
+    return about_local_files(code, what + ": " + std::strerror(err));
+}
+
+Error about_local_files(ErrorCode code, std::string message)
+{
+    return Error{code, std::move(message), true};
 }
 
 Error protocol_error(const std::string& what)

@@ -19,7 +19,12 @@ inline Status success()
 }
 
 // `what` followed by strerror(err): "cannot open \"a.txt\": No such file or directory".
+// About a local file (Error::about_local_files).
 Error local_error(const std::string& what, int err);
+
+// An error whose message names local files only (Error::about_local_files):
+// ferry's shell rewrites none of its paths as server paths.
+Error about_local_files(ErrorCode code, std::string message);
 
 // The server broke docs/PROTOCOL.md (a reply with the wrong id, too many
 // data bytes...). Reported as `internal`, which clients treat like an unknown code.

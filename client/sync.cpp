@@ -505,9 +505,10 @@ void gather_digests(Crew& crew, Tally& tally, const SyncArguments& arguments, co
             const std::string local = local_join(arguments.local, path);
             const std::string remote = remote_join(arguments.remote, path);
             const auto seen = listed.find(path);
-            auto mine = seen == listed.end()
-                            ? Result<HashedFile>(Error{ErrorCode::local_io, "\"" + local + "\" was not listed"})
-                            : hash_local_file(seen->second, local, arguments.hash);
+            auto mine =
+                seen == listed.end()
+                    ? Result<HashedFile>(about_local_files(ErrorCode::local_io, "\"" + local + "\" was not listed"))
+                    : hash_local_file(seen->second, local, arguments.hash);
             if (!mine) {
                 undecided(path, mine.error());
                 continue;
@@ -614,7 +615,7 @@ void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
             const auto seen = listed.find(transfer.path);
             if (seen == listed.end()) {
                 fail(*index,
-                            Error{ErrorCode::local_io, "\"" + options.local_path + "\" was not listed; not sent"});
+                     about_local_files(ErrorCode::local_io, "\"" + options.local_path + "\" was not listed; not sent"));
                 continue;
             }
             options.listed = seen->second;
@@ -928,11 +929,12 @@ std::vector<StepOutcome> remove_local_steps(const SyncArguments& arguments, cons
         if (removed && (removed.value() == LocalRemoved::holder_changed || removed.value() == LocalRemoved::changed)) {
             const std::string swapped = removed.value() == LocalRemoved::changed ? step.path : holder;
             changed.insert(swapped);
-            outcomes[i] = {StepEnd::failed,
-                           Error{ErrorCode::local_io, "\"" + local_join(arguments.local, swapped) +
-                                                          "\" changed since it was listed: another folder stands at "
-                                                          "its name; left, with what it holds"},
-                           swapped};
+            outcomes[i] = {
+                StepEnd::failed,
+                about_local_files(ErrorCode::local_io, "\"" + local_join(arguments.local, swapped) +
+                                                           "\" changed since it was listed: another folder stands at "
+                                                           "its name; left, with what it holds"),
+                swapped};
             continue;
         }
         outcomes[i] = outcome_of(removed);
@@ -1128,8 +1130,9 @@ std::optional<std::string> unmade_above(const std::set<std::string>& unmade, con
 
 Error in_unmade_folder(const SyncArguments& arguments, const std::string& folder, bool is_folder)
 {
-    return Error{ErrorCode::local_io, std::string(is_folder ? "not made" : "not written") + ": its folder \"" +
-                                          local_join(arguments.local, folder) + "\" could not be made"};
+    return about_local_files(ErrorCode::local_io, std::string(is_folder ? "not made" : "not written") +
+                                                      ": its folder \"" + local_join(arguments.local, folder) +
+                                                      "\" could not be made");
 }
 
 // Returns, for a pull, the folders that could not be made (those below
@@ -1321,13 +1324,16 @@ void report_unreadable(Tally& tally, const SyncArguments& arguments, const std::
                                                  : ", and --delete removes nothing at or below it");
     for (const auto& entry : unreadable) {
         if (push) {
-            tally.failed(entry.path, Error{ErrorCode::local_io, entry.why + "; not sent" +
-                                                                    (arguments.delete_extras ? deletes : "")});
+            tally.failed(entry.path,
+                         about_local_files(ErrorCode::local_io,
+                                           entry.why + "; not sent" + (arguments.delete_extras ? deletes : "")));
         } else if (listed_at_or_below(remote, entry.path)) {
-            tally.failed(entry.path, Error{ErrorCode::local_io, entry.why + "; nothing is received there" +
-                                                                    (arguments.delete_extras ? deletes : "")});
+            tally.failed(entry.path,
+                         about_local_files(ErrorCode::local_io, entry.why + "; nothing is received there" +
+                                                                    (arguments.delete_extras ? deletes : "")));
         } else if (arguments.delete_extras) {
-            tally.failed(entry.path, Error{ErrorCode::local_io, entry.why + "; --delete removes nothing at or below it"});
+            tally.failed(entry.path, about_local_files(ErrorCode::local_io,
+                                                       entry.why + "; --delete removes nothing at or below it"));
         }
     }
 }

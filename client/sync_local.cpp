@@ -91,8 +91,9 @@ Result<Fd> open_parent(const std::string& root, const std::string& path)
         if (!next) {
             const int err = errno;
             if (err == ELOOP || err == ENOTDIR) {
-                return Error{ErrorCode::local_io, "\"" + joined(root, path.substr(0, slash)) +
-                                                      "\" is not a folder (a symbolic link is not followed)"};
+                return about_local_files(ErrorCode::local_io,
+                                         "\"" + joined(root, path.substr(0, slash)) +
+                                             "\" is not a folder (a symbolic link is not followed)");
             }
             return local_error("cannot open the folder \"" + joined(root, path.substr(0, slash)) + "\"", err);
         }
@@ -192,8 +193,9 @@ Status make_local_folder(const std::string& root, const std::string& path)
         if (S_ISDIR(st.st_mode)) {
             return success();
         }
-        return Error{ErrorCode::local_io, "\"" + joined(root, path) + "\" is " + special_kind(st.st_mode) +
-                                              ": no folder is made there, and nothing is written through it"};
+        return about_local_files(ErrorCode::local_io,
+                                 "\"" + joined(root, path) + "\" is " + special_kind(st.st_mode) +
+                                     ": no folder is made there, and nothing is written through it");
     }
     return local_error("cannot make the folder \"" + joined(root, path) + "\"", err);
 }
@@ -219,7 +221,7 @@ Result<LocalRemoved> remove_local_folder(int parent, const std::string& leaf, co
         return local_error("cannot stat \"" + shown + "\"", errno);
     }
     if (!S_ISDIR(st.st_mode)) {
-        return Error{ErrorCode::local_io, "\"" + shown + "\" is no longer a folder: left"};
+        return about_local_files(ErrorCode::local_io, "\"" + shown + "\" is no longer a folder: left");
     }
     if (listed != nullptr && !is_listed(st, *listed)) {
         return LocalRemoved::changed;
@@ -234,7 +236,7 @@ Result<LocalRemoved> remove_local_folder(int parent, const std::string& leaf, co
         return LocalRemoved::not_empty;
     }
     if (errno == ENOTDIR) {
-        return Error{ErrorCode::local_io, "\"" + shown + "\" is no longer a folder: left"};
+        return about_local_files(ErrorCode::local_io, "\"" + shown + "\" is no longer a folder: left");
     }
     return local_error("cannot remove the folder \"" + shown + "\"", errno);
 }
@@ -272,21 +274,24 @@ Result<LocalRemoved> remove_local(const std::string& root, const std::string& pa
         return local_error("cannot stat \"" + joined(root, path) + "\"", errno);
     }
     if (!S_ISREG(st.st_mode)) {
-        return Error{ErrorCode::local_io, "\"" + joined(root, path) + "\" is no longer a regular file: left"};
+        return about_local_files(ErrorCode::local_io,
+                                 "\"" + joined(root, path) + "\" is no longer a regular file: left");
     }
     // Another file at the listed name (written there since the scan) was
     // never listed: left. So is the listed file written, truncated,
     // chmod'ed or linked since: what it holds now is not what the listing
     // showed (as a push's `expect` leaves a server file changed since).
     if (listed != nullptr && !is_listed(st, *listed)) {
-        return Error{ErrorCode::local_io,
-                     "\"" + joined(root, path) + "\" changed since it was listed: another file stands at its name; left"};
+        return about_local_files(ErrorCode::local_io,
+                                 "\"" + joined(root, path) +
+                                     "\" changed since it was listed: another file stands at its name; left");
     }
     if (listed != nullptr && listed->ctime_ns != 0 &&
         (static_cast<std::uint64_t>(st.st_size) != listed->size || nanoseconds(st.st_mtim) != listed->mtime_ns ||
          nanoseconds(st.st_ctim) != listed->ctime_ns)) {
-        return Error{ErrorCode::local_io,
-                     "\"" + joined(root, path) + "\" changed since it was listed: written or changed since; left"};
+        return about_local_files(ErrorCode::local_io,
+                                 "\"" + joined(root, path) +
+                                     "\" changed since it was listed: written or changed since; left");
     }
     // Not unlinked by name: a file the user renames onto that name between
     // this look and an unlink would be the one removed. Set aside under a
@@ -302,8 +307,9 @@ Result<LocalRemoved> remove_local(const std::string& root, const std::string& pa
     if (::fstatat(parent->get(), leaf.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT) {
         return LocalRemoved::absent;
     }
-    return Error{ErrorCode::local_io, "\"" + joined(root, path) +
-                                          "\" changed since it was listed: another file was put at its name; left"};
+    return about_local_files(ErrorCode::local_io,
+                             "\"" + joined(root, path) +
+                                 "\" changed since it was listed: another file was put at its name; left");
 }
 
 namespace {
@@ -424,7 +430,7 @@ Result<std::optional<OrphanEnd>> look_at_orphan(const LocalFolder& folder, const
             return removed.error();
         }
         if (!removed.value()) {
-            return Error{ErrorCode::local_io, "\"" + shown + "\" changed since it was looked at: left"};
+            return about_local_files(ErrorCode::local_io, "\"" + shown + "\" changed since it was looked at: left");
         }
     }
     held = std::move(file.value()); // the lock lasts until the sidecars are gone too
@@ -641,8 +647,8 @@ bool same_time(const timespec& a, const timespec& b)
 
 Error changed_since_hashed(const std::string& shown, const std::string& how)
 {
-    return Error{ErrorCode::local_io, "\"" + shown + "\" changed since it was listed: " + how +
-                                          "; left as it is, for the next sync to look at again"};
+    return about_local_files(ErrorCode::local_io, "\"" + shown + "\" changed since it was listed: " + how +
+                                                      "; left as it is, for the next sync to look at again");
 }
 
 } // namespace
@@ -663,7 +669,7 @@ Result<HashedFile> hash_local_file(const ListedFile& listed, const std::string& 
     std::uint64_t offset = 0;
     for (;;) {
         if (interrupted()) {
-            return Error{ErrorCode::aborted, "interrupted while hashing \"" + shown + "\""};
+            return about_local_files(ErrorCode::aborted, "interrupted while hashing \"" + shown + "\"");
         }
         auto got = file->read_at(offset, std::span(buffer.get(), kReadChunk));
         if (!got) {

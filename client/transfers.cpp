@@ -425,8 +425,9 @@ Status take_planned_folder(GetOptions& options, const PlannedFolder& planned, He
     }
     const auto now = planned_folder_of(*folder.value());
     if (!now || now->device != planned.device || now->inode != planned.inode) {
-        return Error{ErrorCode::local_io, "the folder of \"" + options.dest +
-                                              "\" was replaced since the download was planned; nothing was written"};
+        return about_local_files(ErrorCode::local_io,
+                                 "the folder of \"" + options.dest +
+                                     "\" was replaced since the download was planned; nothing was written");
     }
     options.folder = std::move(folder.value());
     return success();
@@ -810,8 +811,9 @@ std::optional<Error> refuse_symlink(const std::string& path)
 {
     struct stat st {};
     if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
-        return Error{ErrorCode::local_io,
-                     "\"" + path + "\" is a symbolic link: nothing of the server's tree is written through it"};
+        return about_local_files(ErrorCode::local_io,
+                                 "\"" + path +
+                                     "\" is a symbolic link: nothing of the server's tree is written through it");
     }
     return std::nullopt;
 }
@@ -829,7 +831,7 @@ std::optional<Error> refuse_in_the_way(const std::string& path)
     if (S_ISLNK(st.st_mode)) {
         return refuse_symlink(path);
     }
-    return Error{ErrorCode::local_io, "\"" + path + "\" is a FIFO, socket or device: it is left alone"};
+    return about_local_files(ErrorCode::local_io, "\"" + path + "\" is a FIFO, socket or device: it is left alone");
 }
 
 // --no-clobber's answer for what stands at a download's local name, the
@@ -928,8 +930,8 @@ void plan_tree_entry(GetPlan& plan, const TreeLanding& tree, const FileInfo& ent
     // there, say) would land wherever that name leads.
     if (const auto parent = refused_at_or_above(refused, entry.name)) {
         const std::string where = parent->empty() ? tree.root : tree.root + "/" + *parent;
-        fail(Error{ErrorCode::local_io, std::string(is_folder(entry) ? "not made" : "not written") + ": its folder \"" +
-                                            where + "\" could not be made"},
+        fail(about_local_files(ErrorCode::local_io, std::string(is_folder(entry) ? "not made" : "not written") +
+                                                        ": its folder \"" + where + "\" could not be made"),
              true);
         return;
     }
@@ -1233,13 +1235,14 @@ void plan_local_tree(Connection& connection, PutPlan& plan, const std::string& l
     std::set<std::string> unread_folders;
     for (const auto& unread : tree->unreadable) {
         if (unread.folder) {
-            plan.failed_folders.push_back({join_remote(remote, unread.path), prefix + unread.path,
-                                           Error{ErrorCode::local_io, unread.why + "; nothing in it was sent"}});
+            plan.failed_folders.push_back(
+                {join_remote(remote, unread.path), prefix + unread.path,
+                 about_local_files(ErrorCode::local_io, unread.why + "; nothing in it was sent")});
             unread_folders.insert(unread.path);
             continue;
         }
         plan.add({prefix + unread.path, join_remote(remote, unread.path), true, std::nullopt}, prefix + unread.path,
-                 Error{ErrorCode::local_io, unread.why + "; not sent"});
+                 about_local_files(ErrorCode::local_io, unread.why + "; not sent"));
     }
     // Folders with a file somewhere below are made by that file's put
     // (parents); the others are made here, so that empty folders arrive too.
@@ -1368,13 +1371,14 @@ PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals
             error = require_version_2(connection, "set_mtime operation (put -p)");
         }
         if (!error && tree && !flags.recursive) {
-            error = Error{ErrorCode::local_io, "\"" + local + "\" is a folder: put -r sends folders"};
+            error = about_local_files(ErrorCode::local_io, "\"" + local + "\" is a folder: put -r sends folders");
         }
         // put -r follows no link, the folder's own name included (as cp -r
         // does); "link/" with its slash names the folder it leads to.
         if (struct stat st {}; !error && tree && ::lstat(local.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
-            error = Error{ErrorCode::local_io, "\"" + local + "\" is a symbolic link: put -r follows none; write \"" +
-                                                   local + "/\" to send the folder it leads to"};
+            error = about_local_files(ErrorCode::local_io, "\"" + local +
+                                                               "\" is a symbolic link: put -r follows none; write \"" +
+                                                               local + "/\" to send the folder it leads to");
         }
         if (error) {
             plan.add({local, name, parents, std::nullopt}, local, error, typed_name);

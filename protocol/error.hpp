@@ -68,6 +68,12 @@ bool closes_connection(ErrorCode code);
 struct Error {
     ErrorCode code;
     std::string message;
+    // Whose paths `message` names: true where the client made the error
+    // about its own files. Anything that rewrites the server's paths in a
+    // message (the ferry shell names them from its current folder) must
+    // leave these alone, even where a local path reads like a server one.
+    // Never on the wire: a peer's error names the peer's paths.
+    bool about_local_files = false;
 };
 
 // A minimal result type (std::expected is C++23): either a value or an Error.

@@ -370,6 +370,40 @@ class Folders(CliTest):
                 for folder in ("o3", "o4", "o5"):
                     shutil.rmtree(os.path.join(self.local, folder))
 
+    def test_the_shell_never_names_a_local_path_as_a_server_path(self):
+        # Round 47: after "cd d" the shell rewrote every quoted server path
+        # from the root in a message as typed from d, and a local path that
+        # reads the same ("d/ff/x") was rewritten too: '"ff/x" is a folder'
+        # for the local folder d/ff/x. Errors about local files now say so
+        # (Error::about_local_files), and keep their paths as they are.
+        server = self.start_server()
+        make_tree(self.root, {"d/ff/x": b"x", "d/ff/y": b"y"})
+        cases = [
+            # get -r: a file's line, then a folder's line
+            ({"d/ff/x/in": b"a local folder at the file's name"}, "get -r ff -C d",
+             'ferry: local_io: "ff/x": "d/ff/x" is a folder: nothing is downloaded onto it'),
+            ({"d/ff": b"a local file at the folder's name"}, "get -r ff -C d",
+             'ferry: local_io: "ff": "d/ff" is a file: no folder is made there'),
+            # sync's local operand
+            ({"d/ff": b"a local file at the folder's name"}, "sync :ff d/ff",
+             'ferry: local_io: sync d/ff: cannot open the folder "d/ff": Not a directory'),
+        ]
+        for files, line, expected in cases:
+            with self.subTest(line=line, files=sorted(files)):
+                shutil.rmtree(self.local)
+                os.makedirs(self.local)
+                make_tree(self.local, files)
+                shell = self.ferry(server=server, stdin=("cd d\n-%s\n" % line).encode())
+                self.assertTrue(any(said.startswith(expected) for said in shell.stderr.decode().splitlines()),
+                                (expected, shell.stderr))
+        # put -r: a local link at the name the server's folder has
+        shutil.rmtree(self.local)
+        os.makedirs(os.path.join(self.local, "d/real"))
+        os.symlink("real", os.path.join(self.local, "d/ff"))
+        shell = self.ferry(server=server, stdin=b"cd d\n-put -r d/ff\n")
+        self.assertIn('ferry: local_io: "d/ff" is a symbolic link: put -r follows none; write "d/ff/" to send the '
+                      'folder it leads to', shell.stderr.decode().splitlines())
+
     def test_a_folder_typed_with_a_slash_or_dot_is_shown_once_and_dot_names_only_what_is_there(self):
         # Round 36: "get -r d -o out/" showed "out//x", "-o new/." made a
         # missing new (POSIX: "new/." names nothing there, as mkdir new/.
