@@ -158,6 +158,11 @@ Result<ListReply> list_entries(Connection& connection, const std::string& typed,
         return reply;
     }
     auto listed = list_folder(connection, unescape_wildcards(path.value()), recursive);
+    if (!listed && listed.error().code == ErrorCode::not_a_folder && typed.empty()) {
+        // The shell's current folder, which a file has replaced since its cd:
+        // no path names that folder, so the file is not listed in its place.
+        return listed.error();
+    }
     if (!listed && listed.error().code == ErrorCode::not_a_folder && typed_as_folder(typed)) {
         // "f/": a file named as a folder is not listed (POSIX's ENOTDIR).
         auto folder = stat_typed_folder(connection, unescape_wildcards(path.value()));

@@ -74,7 +74,7 @@ std::optional<NameClash> DownloadNames::claim(const std::string& remote, const s
     };
     const std::array<Key, 3> mine{key(dest), key(part_path(dest)), key(state_path(dest))};
     const auto clash = [&](const std::string& other, const Key& name) {
-        return NameClash{remote, other, folder + "/" + std::get<3>(name)};
+        return NameClash{remote, other, local_join(folder, std::get<3>(name))};
     };
     for (const Key& name : mine) {
         if (auto taken = names_.find(name); taken != names_.end()) {

@@ -1140,8 +1140,7 @@ std::string resolve_download_path(const std::string& name, const std::optional<s
         return name;
     }
     if (is_directory(*local)) {
-        const std::string folder = folder_of_typed(*local); // "out/" and "out/." alike: "out/NAME"
-        return folder.ends_with('/') ? folder + name : folder + "/" + name;
+        return local_join(folder_of_typed(*local), name); // "out/" and "out/." alike: "out/NAME"
     }
     return *local;
 }
@@ -1209,14 +1208,6 @@ Error foreign_link_error(const std::string& link, uid_t owner)
                                  "read or written through it; remove it or give another name");
 }
 
-std::string joined_path(const std::string& reached, const std::string& name)
-{
-    if (reached.empty()) {
-        return name;
-    }
-    return reached.ends_with('/') ? reached + name : reached + "/" + name;
-}
-
 bool on_procfs(int folder)
 {
     struct statfs fs {};
@@ -1248,9 +1239,9 @@ struct TypedWalk {
     {
         const int fd = sys::retry_on_eintr([&] { return ::openat(at.fd(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC); });
         if (fd < 0) {
-            return local_error("cannot open the folder " + in_quotes(joined_path(reached, "..")), errno);
+            return local_error("cannot open the folder " + in_quotes(local_join(reached, "..")), errno);
         }
-        reached = joined_path(reached, "..");
+        reached = local_join(reached, "..");
         at = LocalFile(reached, fd);
         return success();
     }
@@ -1260,7 +1251,7 @@ struct TypedWalk {
     // it.
     Result<std::string> read_link(const LocalFile& link, const std::string& name, const struct stat& st)
     {
-        const std::string shown = joined_path(reached, name);
+        const std::string shown = local_join(reached, name);
         if (st.st_uid != ::geteuid() && st.st_uid != 0) {
             return foreign_link_error(shown, st.st_uid);
         }
@@ -1302,12 +1293,23 @@ Result<LocalFile> open_magic_link(const TypedWalk& walk, const std::string& name
 {
     const int fd = sys::retry_on_eintr([&] { return ::openat(walk.at.fd(), name.c_str(), O_PATH | O_CLOEXEC); });
     if (fd < 0) {
-        return local_error("cannot follow " + in_quotes(joined_path(walk.reached, name)), errno);
+        return local_error("cannot follow " + in_quotes(local_join(walk.reached, name)), errno);
     }
-    return LocalFile(joined_path(walk.reached, name), fd);
+    return LocalFile(local_join(walk.reached, name), fd);
 }
 
 } // namespace
+
+std::string local_join(const std::string& folder, const std::string& name)
+{
+    if (name.empty()) {
+        return folder;
+    }
+    if (folder.empty() || folder == ".") {
+        return name.starts_with('-') ? "./" + name : name;
+    }
+    return folder.ends_with('/') ? folder + name : folder + "/" + name;
+}
 
 std::string folder_of_typed(std::string path)
 {
@@ -1352,9 +1354,9 @@ Result<TypedPlace> resolve_typed_path(const std::string& path, bool follow_leaf)
             break;
         }
         if (fd < 0) {
-            return local_error("cannot open " + in_quotes(joined_path(walk.reached, name)), errno);
+            return local_error("cannot open " + in_quotes(local_join(walk.reached, name)), errno);
         }
-        LocalFile next(joined_path(walk.reached, name), fd);
+        LocalFile next(local_join(walk.reached, name), fd);
         struct stat st {};
         if (::fstat(next.fd(), &st) != 0) {
             return local_error("cannot look at " + in_quotes(next.path()), errno);
@@ -1507,7 +1509,7 @@ Result<DownloadTarget> inspect_typed_target(const std::string& dest)
     // Through a link, the file it leads to is replaced (replacing the link
     // would cut it), with its part beside it so that the rename stays in
     // one file system: named by the folder the walk reached.
-    std::string path = place->followed_leaf ? joined_path(place->folder->path(), place->leaf) : dest;
+    std::string path = place->followed_leaf ? local_join(place->folder->path(), place->leaf) : dest;
     if (held_locked(path, place->folder.get())) {
         return locked_target_error(path);
     }

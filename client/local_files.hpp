@@ -168,6 +168,12 @@ Result<TypedPlace> resolve_typed_path(const std::string& path, bool follow_leaf)
 // and "/." dropped ("out/" -> "out", "new/./" -> "new"; "/" and "." stay).
 // For showing and joining only: what the path names is resolve_typed_path's.
 std::string folder_of_typed(std::string path);
+// `name` in the local folder `folder`, as a path to show and to open from
+// the working folder: "d" or "d/" with "x" is "d/x"; "." or "" with "x" is
+// "x" (as rsync shows what lies in the working folder), but with "-x" is
+// "./-x", so that no name is read as an option or as "-" (standard input
+// or output); an empty `name` is `folder` itself.
+std::string local_join(const std::string& folder, const std::string& name);
 // mkdir of a typed path in the folder resolve_typed_path reaches; happy
 // with a folder already there, or a link of the user's or root's to one;
 // one made here is let_owner_fill'ed.

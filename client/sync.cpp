@@ -41,19 +41,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string local_join(const std::string& root, const std::string& path)
-{
-    return root.ends_with('/') ? root + path : root + "/" + path;
-}
-
-std::string remote_join(const std::string& root, const std::string& path)
-{
-    if (root.empty()) {
-        return path;
-    }
-    return path.empty() ? root : root + "/" + path;
-}
-
 // ---- the server's side -------------------------------------------------------------------
 
 constexpr const char* kUnlistedEntries = "entries the server does not list";
@@ -503,7 +490,7 @@ void gather_digests(Crew& crew, Tally& tally, const SyncArguments& arguments, co
             }
             const std::string& path = paths[*index];
             const std::string local = local_join(arguments.local, path);
-            const std::string remote = remote_join(arguments.remote, path);
+            const std::string remote = join_remote(arguments.remote, path);
             const auto seen = listed.find(path);
             auto mine =
                 seen == listed.end()
@@ -605,7 +592,7 @@ void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
             const FileTransfer& transfer = transfers[*index];
             PutOptions options;
             options.local_path = local_join(arguments.local, transfer.path);
-            options.name = remote_join(arguments.remote, transfer.path);
+            options.name = join_remote(arguments.remote, transfer.path);
             options.resume = true;
             options.hash = arguments.hash;
             options.parents = true;
@@ -677,7 +664,7 @@ void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
 GetOptions pull_options(const SyncArguments& arguments, const FileTransfer& transfer)
 {
     GetOptions options;
-    options.name = remote_join(arguments.remote, transfer.path);
+    options.name = join_remote(arguments.remote, transfer.path);
     options.dest = local_join(arguments.local, transfer.path);
     options.tree_root = arguments.local; // nothing below it is followed
     options.resume = true;
@@ -841,7 +828,7 @@ void pull_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
 std::string shown_spared(const SyncArguments& arguments, const std::string& folder)
 {
     const bool push = arguments.direction == SyncDirection::push;
-    const std::string remote = ":" + remote_join(arguments.remote, folder);
+    const std::string remote = ":" + join_remote(arguments.remote, folder);
     const std::string local = folder.empty() ? arguments.local : local_join(arguments.local, folder);
     if (push) {
         return "\"" + printable(local) + "\" holds what this side does not send; --delete removes nothing in \"" +
@@ -974,7 +961,7 @@ std::vector<StepOutcome> remove_remote_steps(Connection& connection, const SyncA
     std::vector<DeleteRequest> requests;
     requests.reserve(steps.size());
     for (const auto& step : steps) {
-        requests.push_back(DeleteRequest{remote_join(arguments.remote, step.path), false, as_listed(step)});
+        requests.push_back(DeleteRequest{join_remote(arguments.remote, step.path), false, as_listed(step)});
     }
     const auto run = delete_pipelined(connection, requests);
     for (std::size_t i = 0; i < steps.size(); ++i) {
@@ -1065,7 +1052,7 @@ void make_server_folder(Connection& connection, Tally& tally, const SyncArgument
     if (auto open = ensure_open(connection); !open) {
         made = open.error();
     } else {
-        made = make_remote_folder(connection, remote_join(arguments.remote, folder), true);
+        made = make_remote_folder(connection, join_remote(arguments.remote, folder), true);
     }
     if (!made) {
         tally.failed(folder, made.error());
@@ -1083,7 +1070,7 @@ void remove_extras(Connection& connection, Tally& tally, const SyncArguments& ar
     const auto outcomes =
         pull ? remove_local_steps(arguments, steps, scan) : remove_remote_steps(connection, arguments, steps);
     report_removals(tally, plan, dest, steps, outcomes, [&](const std::string& path) {
-        return pull ? local_join(arguments.local, path) : remote_join(arguments.remote, path);
+        return pull ? local_join(arguments.local, path) : join_remote(arguments.remote, path);
     });
 }
 
@@ -1236,7 +1223,7 @@ void set_remote_times(Crew& crew, Connection& connection, Tally& tally, const Sy
             if (auto open = ensure_open(each); !open) {
                 set = open.error();
             } else {
-                set = set_remote_mtime(each, remote_join(arguments.remote, entry.path), entry.mtime, expect);
+                set = set_remote_mtime(each, join_remote(arguments.remote, entry.path), entry.mtime, expect);
             }
             if (!set && *index < files) {
                 tally.failed_skipped(entry.path, set.error()); // counted skipped as equal by the plan
@@ -1415,7 +1402,7 @@ void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& pla
 {
     const bool push = arguments.direction == SyncDirection::push;
     const auto shown = [&](const std::string& path) {
-        return printable(push ? shown_path(remote_join(arguments.remote, path), arguments.current)
+        return printable(push ? shown_path(join_remote(arguments.remote, path), arguments.current)
                               : local_join(arguments.local, path));
     };
     const auto shown_folder = [&](const std::string& path) {
@@ -1681,7 +1668,7 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     for (const auto& twin : plan.twins) {
         // Only a push's sending side holds names outside NFC (a server lists none).
         if (push) {
-            tally.note("\"" + printable(":" + remote_join(arguments.remote, twin)) +
+            tally.note("\"" + printable(":" + join_remote(arguments.remote, twin)) +
                        "\" is kept: it is the NFC spelling of a local name that is not sent; --delete removes "
                        "nothing there");
         }

@@ -59,14 +59,6 @@ private:
     int fd_ = -1;
 };
 
-std::string joined(const std::string& root, const std::string& path)
-{
-    if (path.empty()) {
-        return root;
-    }
-    return root.ends_with('/') ? root + path : root + "/" + path;
-}
-
 int open_folder_at(int at, const char* name)
 {
     return sys::retry_on_eintr(
@@ -92,10 +84,10 @@ Result<Fd> open_parent(const std::string& root, const std::string& path)
             const int err = errno;
             if (err == ELOOP || err == ENOTDIR) {
                 return about_local_files(ErrorCode::local_io,
-                                         "\"" + joined(root, path.substr(0, slash)) +
+                                         "\"" + local_join(root, path.substr(0, slash)) +
                                              "\" is not a folder (a symbolic link is not followed)");
             }
-            return local_error("cannot open the folder \"" + joined(root, path.substr(0, slash)) + "\"", err);
+            return local_error("cannot open the folder \"" + local_join(root, path.substr(0, slash)) + "\"", err);
         }
         at = std::move(next);
         begin = slash + 1;
@@ -160,7 +152,7 @@ Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side, TreeBo
     // never replaced, never removed, nothing placed beneath it.
     for (auto& skipped : walked->skipped) {
         if (side == ScanSide::sending) {
-            scan.notes.push_back(printable(joined(root, skipped.path)) + ": " + skipped.why + ", not sent");
+            scan.notes.push_back(printable(local_join(root, skipped.path)) + ": " + skipped.why + ", not sent");
         }
         scan.entries.push_back({std::move(skipped.path), EntryKind::other, 0, 0, std::move(skipped.why)});
     }
@@ -194,10 +186,10 @@ Status make_local_folder(const std::string& root, const std::string& path)
             return success();
         }
         return about_local_files(ErrorCode::local_io,
-                                 "\"" + joined(root, path) + "\" is " + special_kind(st.st_mode) +
+                                 "\"" + local_join(root, path) + "\" is " + special_kind(st.st_mode) +
                                      ": no folder is made there, and nothing is written through it");
     }
-    return local_error("cannot make the folder \"" + joined(root, path) + "\"", err);
+    return local_error("cannot make the folder \"" + local_join(root, path) + "\"", err);
 }
 
 namespace {
@@ -256,7 +248,7 @@ Result<LocalRemoved> remove_local(const std::string& root, const std::string& pa
     if (holder != nullptr) {
         struct stat at {};
         if (::fstat(parent->get(), &at) != 0) {
-            return local_error("cannot stat the folder of \"" + joined(root, path) + "\"", errno);
+            return local_error("cannot stat the folder of \"" + local_join(root, path) + "\"", errno);
         }
         if (!is_listed(at, *holder)) {
             return LocalRemoved::holder_changed;
@@ -264,18 +256,18 @@ Result<LocalRemoved> remove_local(const std::string& root, const std::string& pa
     }
     const std::string leaf = leaf_of(path);
     if (kind == EntryKind::folder) {
-        return remove_local_folder(parent->get(), leaf, joined(root, path), listed);
+        return remove_local_folder(parent->get(), leaf, local_join(root, path), listed);
     }
     struct stat st {};
     if (::fstatat(parent->get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
         if (errno == ENOENT) {
             return LocalRemoved::absent;
         }
-        return local_error("cannot stat \"" + joined(root, path) + "\"", errno);
+        return local_error("cannot stat \"" + local_join(root, path) + "\"", errno);
     }
     if (!S_ISREG(st.st_mode)) {
         return about_local_files(ErrorCode::local_io,
-                                 "\"" + joined(root, path) + "\" is no longer a regular file: left");
+                                 "\"" + local_join(root, path) + "\" is no longer a regular file: left");
     }
     // Another file at the listed name (written there since the scan) was
     // never listed: left. So is the listed file written, truncated,
@@ -283,20 +275,20 @@ Result<LocalRemoved> remove_local(const std::string& root, const std::string& pa
     // showed (as a push's `expect` leaves a server file changed since).
     if (listed != nullptr && !is_listed(st, *listed)) {
         return about_local_files(ErrorCode::local_io,
-                                 "\"" + joined(root, path) +
+                                 "\"" + local_join(root, path) +
                                      "\" changed since it was listed: another file stands at its name; left");
     }
     if (listed != nullptr && listed->ctime_ns != 0 &&
         (static_cast<std::uint64_t>(st.st_size) != listed->size || nanoseconds(st.st_mtim) != listed->mtime_ns ||
          nanoseconds(st.st_ctim) != listed->ctime_ns)) {
         return about_local_files(ErrorCode::local_io,
-                                 "\"" + joined(root, path) +
+                                 "\"" + local_join(root, path) +
                                      "\" changed since it was listed: written or changed since; left");
     }
     // Not unlinked by name: a file the user renames onto that name between
     // this look and an unlink would be the one removed. Set aside under a
     // fresh name first, what unlink_if_still removes is the file looked at.
-    auto removed = unlink_if_still(parent->get(), leaf, st, joined(root, path), RefusedRename::is_an_error);
+    auto removed = unlink_if_still(parent->get(), leaf, st, local_join(root, path), RefusedRename::is_an_error);
     if (!removed) {
         return removed.error();
     }
@@ -308,7 +300,7 @@ Result<LocalRemoved> remove_local(const std::string& root, const std::string& pa
         return LocalRemoved::absent;
     }
     return about_local_files(ErrorCode::local_io,
-                             "\"" + joined(root, path) +
+                             "\"" + local_join(root, path) +
                                  "\" changed since it was listed: another file was put at its name; left");
 }
 
@@ -374,7 +366,7 @@ Status set_local_mtime(const std::string& root, const std::string& path, std::in
     const int set = path.empty() ? ::futimens(parent->get(), times)
                                  : ::utimensat(parent->get(), leaf_of(path).c_str(), times, AT_SYMLINK_NOFOLLOW);
     if (set != 0) {
-        return local_error("cannot set the time of \"" + joined(root, path) + "\"", errno);
+        return local_error("cannot set the time of \"" + local_join(root, path) + "\"", errno);
     }
     return success();
 }
@@ -489,7 +481,7 @@ Result<OrphanEnd> remove_orphan_part(const std::string& root, const OrphanPart& 
         if (path == orphan.part) {
             continue;
         }
-        auto ferrys = remove_ferry_leftover(joined(root, path), &in, true);
+        auto ferrys = remove_ferry_leftover(local_join(root, path), &in, true);
         if (!ferrys) {
             return ferrys.error();
         }
@@ -498,7 +490,7 @@ Result<OrphanEnd> remove_orphan_part(const std::string& root, const OrphanPart& 
         }
     }
     std::optional<LocalFile> held;
-    auto part = look_at_orphan(in, joined(root, orphan.part), dry_run, held);
+    auto part = look_at_orphan(in, local_join(root, orphan.part), dry_run, held);
     if (!part) {
         return part.error();
     }
@@ -514,7 +506,7 @@ Result<OrphanEnd> remove_orphan_part(const std::string& root, const OrphanPart& 
         if (path == orphan.part) {
             continue;
         }
-        if (auto removed = remove_ferry_leftover(joined(root, path), &in); !removed && path == sidecar) {
+        if (auto removed = remove_ferry_leftover(local_join(root, path), &in); !removed && path == sidecar) {
             return removed.error();
         }
     }
@@ -627,8 +619,8 @@ Result<LeftoverEnd> remove_stray_leftover(const std::string& root, const std::st
     if (!folder) {
         return folder.error();
     }
-    const std::string shown = joined(root, path);
-    const std::string part = joined(root, part_of(path));
+    const std::string shown = local_join(root, path);
+    const std::string part = local_join(root, part_of(path));
     if (is_set_aside_name(leaf_of(path))) {
         return remove_set_aside(*folder.value(), leaf_of(path), shown, dry_run);
     }

@@ -46,8 +46,7 @@ std::string download_path(const std::string& name, const GetPlacement& placement
         return *placement.output == "-" ? "-" : resolve_download_path(name, placement.output);
     }
     if (placement.folder) {
-        const std::string folder = folder_of_typed(*placement.folder); // "d/" and "d/." alike: "d/NAME"
-        return folder.ends_with('/') ? folder + name : folder + "/" + name;
+        return local_join(folder_of_typed(*placement.folder), name); // "d/" and "d/." alike: "d/NAME"
     }
     // A file named "-" (a server may list one) lands in a file of that
     // name: only -o - means standard output (ferry.1), never a name.
@@ -909,7 +908,7 @@ std::optional<std::string> refused_at_or_above(const std::vector<std::string>& r
 void plan_tree_entry(GetPlan& plan, const TreeLanding& tree, const FileInfo& entry, std::vector<std::string>& refused)
 {
     const std::string remote = join_remote(tree.remote, entry.name);
-    const std::string local = tree.root + "/" + entry.name;
+    const std::string local = local_join(tree.root, entry.name);
     // A folder that fails is no file: it is counted apart (FolderFailure).
     // `follows_its_folder`: failed only because a folder above it did.
     const auto fail = [&](const Error& error, bool follows_its_folder = false) {
@@ -929,7 +928,7 @@ void plan_tree_entry(GetPlan& plan, const TreeLanding& tree, const FileInfo& ent
     // Whatever lies below a folder that could not be made (a link stands
     // there, say) would land wherever that name leads.
     if (const auto parent = refused_at_or_above(refused, entry.name)) {
-        const std::string where = parent->empty() ? tree.root : tree.root + "/" + *parent;
+        const std::string where = local_join(tree.root, *parent);
         fail(about_local_files(ErrorCode::local_io, std::string(is_folder(entry) ? "not made" : "not written") +
                                                         ": its folder \"" + where + "\" could not be made"),
              true);
@@ -1040,7 +1039,7 @@ bool plan_tree(Connection& connection, GetPlan& plan, const FileInfo& folder,
             continue;
         }
         plan.failed_folders.push_back({unread.path.empty() ? folder.name : join_remote(folder.name, unread.path),
-                                       unread.path.empty() ? root : landing + "/" + unread.path,
+                                       unread.path.empty() ? root : local_join(landing, unread.path),
                                        unreadable_error(folder.name, unread, "nothing in it is received")});
     }
     if (listed->skipped_invalid_names > 0) {
@@ -1224,10 +1223,12 @@ void plan_local_tree(Connection& connection, PutPlan& plan, const std::string& l
         plan.add({local, remote, true, std::nullopt}, local, tree.error());
         return;
     }
-    const std::string prefix = local.ends_with('/') ? local : local + "/";
+    // "o/" and "o/." alike: "o/a", never "o/./a".
+    const std::string shown_folder = folder_of_typed(local);
+    const auto shown = [&](const std::string& path) { return local_join(shown_folder, path); };
     for (const auto& skipped : tree->skipped) {
         // The shape of every note (ferry.1 --json), as sync's scan says it.
-        plan.notes.push_back(printable(prefix + skipped.path) + ": " + skipped.why + ", not sent");
+        plan.notes.push_back(printable(shown(skipped.path)) + ": " + skipped.why + ", not sent");
     }
     // What could not be read is no skip but a failure, as an unreadable
     // file's is: in --json and in the exit status (3); a folder counted as
@@ -1236,12 +1237,12 @@ void plan_local_tree(Connection& connection, PutPlan& plan, const std::string& l
     for (const auto& unread : tree->unreadable) {
         if (unread.folder) {
             plan.failed_folders.push_back(
-                {join_remote(remote, unread.path), prefix + unread.path,
+                {join_remote(remote, unread.path), shown(unread.path),
                  about_local_files(ErrorCode::local_io, unread.why + "; nothing in it was sent")});
             unread_folders.insert(unread.path);
             continue;
         }
-        plan.add({prefix + unread.path, join_remote(remote, unread.path), true, std::nullopt}, prefix + unread.path,
+        plan.add({shown(unread.path), join_remote(remote, unread.path), true, std::nullopt}, shown(unread.path),
                  about_local_files(ErrorCode::local_io, unread.why + "; not sent"));
     }
     // Folders with a file somewhere below are made by that file's put
@@ -1284,15 +1285,15 @@ void plan_local_tree(Connection& connection, PutPlan& plan, const std::string& l
             made = reply ? success() : Status(reply.error());
         }
         if (!made) {
-            plan.failed_folders.push_back({path, folder.empty() ? local : prefix + folder, made.error()});
+            plan.failed_folders.push_back({path, folder.empty() ? local : shown(folder), made.error()});
         }
     }
     for (const auto& entry : tree->entries) {
         if (!entry.folder) {
-            plan.add({prefix + entry.path, join_remote(remote, entry.path), true,
+            plan.add({shown(entry.path), join_remote(remote, entry.path), true,
                       flags.preserve ? std::optional<std::int64_t>(entry.mtime) : std::nullopt,
                       ListedFile{local, entry.path, entry.device, entry.inode}},
-                     prefix + entry.path);
+                     shown(entry.path));
         }
     }
 }

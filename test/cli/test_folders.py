@@ -312,7 +312,7 @@ class Folders(CliTest):
         make_tree(self.root, {"t/top": b"top", "t/sub/f1": b"1", "t/sub/f2": b"2", "t/sub/deep/g": b"g"})
         os.makedirs(os.path.join(self.root, "e", "empty"))
         make_tree(self.local, {"t/sub": b"a file where the server has a folder"})
-        for words, said in ((("get", "-r", "t"), '"t/sub": "./t/sub" is a file'),
+        for words, said in ((("get", "-r", "t"), '"t/sub" is a file'),
                             (("get", "-r", "t", "-o", "missing/x/y"), '"t": cannot open "missing"'),
                             (("get", "-r", "t", "-o", "missing/."), '"t": cannot open the folder "missing/."')):
             with self.subTest(words=words):
@@ -329,7 +329,7 @@ class Folders(CliTest):
         # The error that speaks for the command is the cause, not a file it
         # took down with it (round 47).
         self.assertTrue(listed["error"]["message"].startswith(
-            '3 of 4 files failed and 2 folders failed; first "t/sub": "./t/sub" is a file'), listed["error"])
+            '3 of 4 files failed and 2 folders failed; first: "t/sub" is a file'), listed["error"])
         only_folders = self.json_of(self.ferry("--json", "get", "-r", "e", "-o", "missing/x", server=server))
         self.assertTrue(only_folders["error"]["message"].startswith(
             '2 folders failed; first "e": cannot open "missing"'), only_folders["error"])
@@ -347,7 +347,7 @@ class Folders(CliTest):
         self.assertIn('ferry: name_clash: "ff/x" and "x" would both use the local name "out/x" (as a file or as its '
                       'partial download\'s .ferry-part or state): only "x" is downloaded; get \'ff/x\' on its own to '
                       'another name (-o) or folder', lines)
-        self.assertIn('ferry: local_io: "sub": "./sub" is a file: no folder is made there, and nothing is written '
+        self.assertIn('ferry: local_io: "sub" is a file: no folder is made there, and nothing is written '
                       'through it', lines)
         listed = self.json_of(self.ferry("--json", "get", "d/x", "d/ff/x", "-C", "out2", server=server))
         self.assertTrue(listed["files"][1]["error"]["message"].startswith('"d/ff/x" and "d/x" would both use'), listed)
@@ -403,6 +403,60 @@ class Folders(CliTest):
         shell = self.ferry(server=server, stdin=b"cd d\n-put -r d/ff\n")
         self.assertIn('ferry: local_io: "d/ff" is a symbolic link: put -r follows none; write "d/ff/" to send the '
                       'folder it leads to', shell.stderr.decode().splitlines())
+
+    def test_a_local_path_is_shown_as_typed_with_no_stray_dot_slash(self):
+        # Round 46: a path in the working folder was shown as "./t/sub"
+        # (get -r without -C), sync's as "./p", and put -r o/. showed
+        # "o/./a". They are shown as typed and as rsync shows them: "t/sub",
+        # "p", "o/a"; only a name that starts with "-" keeps "./", so that
+        # no shown path reads as an option or as standard input or output.
+        server = self.start_server()
+        make_tree(self.root, {"t/sub/f": b"f", "s/-dash": b"d", "s/x": b"x"})
+        make_tree(self.local, {"t/sub": b"a file where the server has a folder", "o/a": b"a"})
+        got = self.ferry("get", "-r", "t", server=server)
+        self.assertIn('ferry: local_io: "t/sub" is a file', got.stderr.decode())
+        self.assertNotIn("./", got.stderr.decode())
+        for typed in ("o/.", "o/", "o/./"):
+            with self.subTest(typed=typed):
+                put = self.ferry("put", "-r", typed, "-C", "up", server=server)
+                self.assertEqual(put.returncode, 0, put.stderr)
+                self.assertIn(b"o/a -> up/o/a:", put.stdout)
+                self.assertNotIn(b"/./", put.stdout)
+        into = os.path.join(self.local, "into")
+        os.makedirs(into)
+        pulled = subprocess.run([test_cli.FERRY, "--server", server, "sync", ":s", "."], cwd=into, env=self.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(pulled.returncode, 0, pulled.stderr)
+        self.assertIn(b"s/x -> x:", pulled.stdout)
+        self.assertIn(b"s/-dash -> ./-dash:", pulled.stdout)
+        os.mkfifo(os.path.join(into, "p"))
+        pushed = subprocess.run([test_cli.FERRY, "--server", server, "sync", ".", ":s"], cwd=into, env=self.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(pushed.returncode, 0, pushed.stderr)
+        self.assertIn(b"p: not a regular file or folder, not sent", pushed.stdout + pushed.stderr)
+        self.assertNotIn(b"./p", pushed.stdout + pushed.stderr)
+
+    def test_the_shell_does_not_list_a_file_that_replaced_its_current_folder(self):
+        # Round 46: after "cd gone", with a file put at "gone" since, a bare
+        # "ls" listed that file as if it had been named; "ls ." refused. A
+        # bare ls names the current folder, so it now refuses alike.
+        server = self.start_server()
+        os.makedirs(os.path.join(self.root, "gone"))
+        shell = subprocess.Popen([test_cli.FERRY, "--server", server], cwd=self.local, env=self.env,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            shell.stdin.write(b"cd gone\npwd\n")
+            shell.stdin.flush()
+            self.assertEqual(shell.stdout.readline(), b"/gone\n")  # the cd is done
+            os.rmdir(os.path.join(self.root, "gone"))
+            make_tree(self.root, {"gone": b"a file now"})
+            out, err = shell.communicate(b"-ls\n-ls -r\nls /\n", timeout=60)
+        finally:
+            if shell.poll() is None:
+                shell.kill()
+                shell.wait()
+        self.assertEqual(err.decode().splitlines(), ['ferry: not_a_folder: "/gone" is not a folder'] * 2, err)
+        self.assertIn(b"gone", out)  # the root still lists it, as a file
 
     def test_a_folder_typed_with_a_slash_or_dot_is_shown_once_and_dot_names_only_what_is_there(self):
         # Round 36: "get -r d -o out/" showed "out//x", "-o new/." made a
