@@ -569,57 +569,80 @@ int run_make_folders(Connection& connection, const Output& output, const std::ve
             }
         }
     }
-    return for_each_path(connection, output, typed, current, false, "made",
-                         [&](const FileInfo& match, bool, PathResults& results) {
-                             if (match.name.empty()) {
-                                 // The root is always there: -p's "no error", else exists.
-                                 if (!parents) {
-                                     results.failed(match.name, Error{ErrorCode::exists,
-                                                                      "the server's root is there already"});
-                                     return;
-                                 }
-                                 MkdirReply there;
-                                 there.created = false;
-                                 output.made(there);
-                                 results.done(PathOutcome{match.name, std::nullopt, {}, std::move(there), {}});
-                                 return;
-                             }
-                             if (last_typed_component(results.typed) == ".") {
-                                 // "new/." names the folder that is there
-                                 // (POSIX 4.13): a file or link there is
-                                 // ENOTDIR, with -p too; without -p mkdir
-                                 // never makes it (EEXIST or ENOENT).
-                                 auto there = stat_typed_folder(connection, match.name);
-                                 if (!there && there.error().code != ErrorCode::not_found) {
-                                     results.failed(match.name, there.error());
-                                     return;
-                                 }
-                                 if (!parents) {
-                                     results.failed(match.name,
-                                                    there ? Error{ErrorCode::exists,
-                                                                  quoted(match.name) + " is there already"}
-                                                          : Error{ErrorCode::not_found,
-                                                                  quoted(match.name) +
-                                                                      " is not there, and a path ending in \"/.\" "
-                                                                      "names what is; mkdir -p makes it"});
-                                     return;
-                                 }
-                             }
-                             auto reply = make_remote_folder(connection, match.name, parents);
-                             if (!reply) {
-                                 results.failed(match.name,
-                                                with_way_out(reply.error(), ErrorCode::not_found, !parents,
-                                                             "mkdir -p makes the missing folders too"));
-                                 return;
-                             }
-                             if (!reply->created && made_on_the_way.contains(match.name)) {
-                                 reply->created = true; // made on the way, and said so then
-                             } else {
-                                 output.made(shown_reply(reply.value(), current));
-                             }
-                             results.done(PathOutcome{match.name, std::nullopt, {}, std::move(reply.value()), {}});
-                         },
-                         refused);
+    // On a connection that may only read, mkdir -p of a folder that is
+    // there is still done: nothing needs making, as GNU mkdir -p says
+    // nothing on a read-only mount for a folder that exists. Where one is
+    // there, each path is looked at (stat) and any other refused; where
+    // none is, the refusal is said once, as for the other writing commands.
+    const bool look_first = refused && parents && std::any_of(typed.begin(), typed.end(), [&](const auto& argument) {
+                                const auto path = resolve_remote_path(current, argument);
+                                return path && stat_typed_folder(connection, unescape_wildcards(path.value())).ok();
+                            });
+    return for_each_path(
+        connection, output, typed, current, false, "made",
+        [&](const FileInfo& match, bool, PathResults& results) {
+            if (look_first) {
+                auto there = stat_typed_folder(connection, match.name);
+                if (!there) {
+                    // Missing, or a file there: it would need making.
+                    const bool to_make =
+                        there.error().code == ErrorCode::not_found || there.error().code == ErrorCode::not_a_folder;
+                    // Named, as the server's own refusals of mkdir are.
+                    results.failed(match.name,
+                                   to_make ? Error{refused->code, quoted(results.typed) + ": " + refused->message}
+                                           : there.error());
+                    return;
+                }
+                MkdirReply already{match.name, false};
+                output.made(shown_reply(already, current));
+                results.done(PathOutcome{match.name, std::nullopt, {}, std::move(already), {}});
+                return;
+            }
+            if (match.name.empty()) {
+                // The root is always there: -p's "no error", else exists.
+                if (!parents) {
+                    results.failed(match.name, Error{ErrorCode::exists, "the server's root is there already"});
+                    return;
+                }
+                MkdirReply there;
+                there.created = false;
+                output.made(there);
+                results.done(PathOutcome{match.name, std::nullopt, {}, std::move(there), {}});
+                return;
+            }
+            if (last_typed_component(results.typed) == ".") {
+                // "new/." names the folder that is there
+                // (POSIX 4.13): a file or link there is
+                // ENOTDIR, with -p too; without -p mkdir
+                // never makes it (EEXIST or ENOENT).
+                auto there = stat_typed_folder(connection, match.name);
+                if (!there && there.error().code != ErrorCode::not_found) {
+                    results.failed(match.name, there.error());
+                    return;
+                }
+                if (!parents) {
+                    results.failed(match.name,
+                                   there ? Error{ErrorCode::exists, quoted(match.name) + " is there already"}
+                                         : Error{ErrorCode::not_found, quoted(match.name) +
+                                                                           " is not there, and a path ending in \"/.\" "
+                                                                           "names what is; mkdir -p makes it"});
+                    return;
+                }
+            }
+            auto reply = make_remote_folder(connection, match.name, parents);
+            if (!reply) {
+                results.failed(match.name, with_way_out(reply.error(), ErrorCode::not_found, !parents,
+                                                        "mkdir -p makes the missing folders too"));
+                return;
+            }
+            if (!reply->created && made_on_the_way.contains(match.name)) {
+                reply->created = true; // made on the way, and said so then
+            } else {
+                output.made(shown_reply(reply.value(), current));
+            }
+            results.done(PathOutcome{match.name, std::nullopt, {}, std::move(reply.value()), {}});
+        },
+        look_first ? std::nullopt : refused);
 }
 
 int run_digests(Connection& connection, const Output& output, const std::vector<std::string>& typed, HashKind hash,

@@ -1400,6 +1400,35 @@ class Folders(CliTest):
                          [("f", "forbidden"), ("d/g", "forbidden")], removed)
         self.assertEqual(tree(self.root), before)
 
+    def test_mkdir_p_of_a_folder_that_is_there_is_no_error_on_a_read_only_server(self):
+        # Round 46: mkdir -p of a folder that is there said "forbidden" on a
+        # read-only server, where GNU mkdir -p on a read-only mount says
+        # nothing and succeeds: nothing needs making. What would need
+        # making is still refused.
+        server = self.start_server("--read-only")
+        make_tree(self.root, {"f": b"1", "d/sub/g": b"2"})
+        before = tree(self.root)
+        for paths in (["d"], ["d/sub", "d/"], ["d/sub/."], ["/"]):
+            with self.subTest(paths=paths):
+                run = self.ferry("mkdir", "-p", *paths, server=server)
+                self.assertEqual(run.returncode, 0, (paths, run.stderr))
+                self.assertEqual(run.stdout.decode().count("already there: "), len(paths), run.stdout)
+        some = self.ferry("mkdir", "-p", "d", "new", "f", server=server)
+        self.assertEqual(some.returncode, 4, some.stderr)
+        self.assertIn(b"already there: d/", some.stdout)
+        self.assertEqual([line.split(": the server")[0] for line in some.stderr.decode().splitlines()],
+                         ['ferry: forbidden: "new"', 'ferry: forbidden: "f"'], some.stderr)
+        made = self.json_of(self.ferry("--json", "mkdir", "-p", "d", "new", server=server))
+        schema_for("paths").validate(made)
+        self.assertEqual([f["path"] for f in made["failed"]], ["new"], made)
+        self.assertEqual(made["error"]["code"], "forbidden", made)
+        none = self.ferry("mkdir", "-p", "new", "f", server=server)
+        self.assertEqual(none.returncode, 4, none.stderr)
+        self.assertEqual(len(none.stderr.decode().splitlines()), 1, none.stderr)  # said once
+        shell = self.ferry(server=server, stdin=b"cd d\nmkdir -p . sub\n")
+        self.assertEqual(shell.returncode, 0, shell.stderr)
+        self.assertEqual(tree(self.root), before)
+
     def test_put_of_a_fifo_is_refused_at_once(self):
         # Opening a FIFO for reading waited, beyond Ctrl-C and SIGTERM, for
         # a writer that never came.
