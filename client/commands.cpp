@@ -538,6 +538,25 @@ int run_remove(Connection& connection, const Output& output, const std::vector<s
         });
 }
 
+// mkdir -p on a connection that may only read: a folder that is there
+// is "already there", and one that would need making is refused, named as
+// the server's own refusals of mkdir are.
+void made_or_refused(Connection& connection, const Output& output, const FileInfo& match, const Error& refused,
+                     const std::string& current, PathResults& results)
+{
+    auto there = stat_typed_folder(connection, match.name);
+    if (!there) {
+        const bool to_make =
+            there.error().code == ErrorCode::not_found || there.error().code == ErrorCode::not_a_folder;
+        results.failed(match.name,
+                       to_make ? Error{refused.code, quoted(results.typed) + ": " + refused.message} : there.error());
+        return;
+    }
+    MkdirReply already{match.name, false};
+    output.made(shown_reply(already, current));
+    results.done(PathOutcome{match.name, std::nullopt, {}, std::move(already), {}});
+}
+
 int run_make_folders(Connection& connection, const Output& output, const std::vector<std::string>& typed,
                      bool parents, const std::string& current)
 {
@@ -578,26 +597,15 @@ int run_make_folders(Connection& connection, const Output& output, const std::ve
                                 const auto path = resolve_remote_path(current, argument);
                                 return path && stat_typed_folder(connection, unescape_wildcards(path.value())).ok();
                             });
+    if (look_first) {
+        return for_each_path(connection, output, typed, current, false, "made",
+                             [&](const FileInfo& match, bool, PathResults& results) {
+                                 made_or_refused(connection, output, match, *refused, current, results);
+                             });
+    }
     return for_each_path(
         connection, output, typed, current, false, "made",
         [&](const FileInfo& match, bool, PathResults& results) {
-            if (look_first) {
-                auto there = stat_typed_folder(connection, match.name);
-                if (!there) {
-                    // Missing, or a file there: it would need making.
-                    const bool to_make =
-                        there.error().code == ErrorCode::not_found || there.error().code == ErrorCode::not_a_folder;
-                    // Named, as the server's own refusals of mkdir are.
-                    results.failed(match.name,
-                                   to_make ? Error{refused->code, quoted(results.typed) + ": " + refused->message}
-                                           : there.error());
-                    return;
-                }
-                MkdirReply already{match.name, false};
-                output.made(shown_reply(already, current));
-                results.done(PathOutcome{match.name, std::nullopt, {}, std::move(already), {}});
-                return;
-            }
             if (match.name.empty()) {
                 // The root is always there: -p's "no error", else exists.
                 if (!parents) {
@@ -642,7 +650,7 @@ int run_make_folders(Connection& connection, const Output& output, const std::ve
             }
             results.done(PathOutcome{match.name, std::nullopt, {}, std::move(reply.value()), {}});
         },
-        look_first ? std::nullopt : refused);
+        refused);
 }
 
 int run_digests(Connection& connection, const Output& output, const std::vector<std::string>& typed, HashKind hash,
