@@ -85,7 +85,7 @@ Error named_as_typed(Error error, const std::vector<TypedPath>& paths, const std
         for (std::size_t end = path.size(); end > 0 && end != std::string::npos; end = path.rfind('/', end - 1)) {
             const std::string on_the_way = path.substr(0, end);
             const std::string named = quoted(on_the_way);
-            if (const auto at = error.message.find(named); at != std::string::npos) {
+            if (const auto at = find_named(error.message, named); at != std::string::npos) {
                 edits.push_back(
                     Edit{at, named.size(), quoted(from_root ? "/" + on_the_way : shown_path(on_the_way, current))});
                 break;

@@ -641,11 +641,26 @@ std::string entries(std::uint64_t count)
 std::string named_once(const std::string& name, const std::string& message)
 {
     for (const std::string& quoted_name : std::array<std::string, 2>{"\"" + name + "\"", ferry::quoted(name)}) {
-        if (message.find(quoted_name) != std::string::npos) {
+        if (find_named(message, quoted_name) != std::string::npos) {
             return message;
         }
     }
     return "\"" + name + "\": " + message;
+}
+
+std::size_t find_named(const std::string& message, const std::string& quoted_path, std::size_t from)
+{
+    constexpr std::string_view kBefore = " (";
+    constexpr std::string_view kAfter = " :,;.)";
+    for (auto at = message.find(quoted_path, from); at != std::string::npos; at = message.find(quoted_path, at + 1)) {
+        const std::size_t end = at + quoted_path.size();
+        const bool starts = at == 0 || kBefore.find(message[at - 1]) != std::string_view::npos;
+        const bool ends = end == message.size() || kAfter.find(message[end]) != std::string_view::npos;
+        if (starts && ends) {
+            return at;
+        }
+    }
+    return std::string::npos;
 }
 
 std::string too_deep_note(std::uint64_t count)

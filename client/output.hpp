@@ -159,8 +159,15 @@ private:
 
 // `message` led by the quoted `name` ("\"d/f\": permission denied"), unless
 // it names it already ("no file named \"d/f\""), raw or as printable()
-// shows it: each line and --json message names its path once.
+// shows it (find_named): each line and --json message names its path once.
 std::string named_once(const std::string& name, const std::string& message);
+
+// Where `message` names `quoted_path` (a path in its double quotes) as a
+// whole, from `from` on: at the start or after a space or '(', and before
+// the end, a space or one of ":,;.)". Quotes are not escaped in a name, so
+// a name holding them ("q\"x\"/x") never passes for another path ("x").
+// std::string::npos where it is not named.
+std::size_t find_named(const std::string& message, const std::string& quoted_path, std::size_t from = 0);
 
 // The note for entries a listing left out for the path bounds (PROTOCOL.md
 // 5.1): "N entries not listed: deeper than 64 folders or longer than 4,095 bytes".

@@ -302,6 +302,11 @@ class Folders(CliTest):
         # (round 47: '"nope": no file named "nope"').
         listed = self.json_of(self.ferry("--json", "get", "nope", "a", "-C", out, server=server))
         self.assertEqual(listed["error"]["message"], '1 of 2 files failed; first: no file named "nope"')
+        # A quote in a local name is not another path's quotes: the folder
+        # q"a" names no "a" (round 46), so the line still names "a".
+        os.makedirs(os.path.join(self.local, 'q"a"', "a"))
+        quoted_folder = self.ferry("get", "a", "d/x", "-C", 'q"a"', server=server)
+        self.assertIn('ferry: local_io: "a": "q"a"/a" is a folder', quoted_folder.stderr.decode())
 
     def test_a_folder_that_cannot_be_made_is_one_line_not_one_per_file_below_it(self):
         # get -r printed a line for every file and folder below a folder it
