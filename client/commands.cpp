@@ -538,22 +538,42 @@ int run_remove(Connection& connection, const Output& output, const std::vector<s
         });
 }
 
-// mkdir -p on a connection that may only read: a folder that is there
-// is "already there", and one that would need making is refused, named as
+// mkdir -p on a connection that may only read, of `path` (from the root):
+// true where a folder is there (nothing needs making), false where one
+// would have to be made (the read-only refusal stands for it), else the
+// error a server that may write would give: a file, link or FIFO there
+// is `exists`, as library_edit's mkdir says; a file on the way
+// (not_a_folder), forbidden or io_error are the stat's own.
+Result<bool> folder_there(Connection& connection, const std::string& path)
+{
+    if (path.empty()) {
+        return true; // the root
+    }
+    auto looked = look_for_folder(connection, path);
+    if (!looked) {
+        return looked.error().code == ErrorCode::not_found ? Result<bool>(false) : looked.error();
+    }
+    if (looked->kind != FolderLook::Kind::folder) {
+        return Error{ErrorCode::exists, quoted(path) + " already exists and is not a folder"};
+    }
+    return true;
+}
+
+// One path of a read-only mkdir -p: "already there", or refused, named as
 // the server's own refusals of mkdir are.
 void made_or_refused(Connection& connection, const Output& output, const FileInfo& match, const Error& refused,
                      const std::string& current, PathResults& results)
 {
-    auto there = stat_typed_folder(connection, match.name);
-    if (!there) {
-        const bool to_make =
-            there.error().code == ErrorCode::not_found || there.error().code == ErrorCode::not_a_folder;
+    auto there = folder_there(connection, match.name);
+    if (!there || !there.value()) {
         results.failed(match.name,
-                       to_make ? Error{refused.code, quoted(results.typed) + ": " + refused.message} : there.error());
+                       there ? Error{refused.code, quoted(results.typed) + ": " + refused.message} : there.error());
         return;
     }
     MkdirReply already{match.name, false};
-    output.made(shown_reply(already, current));
+    // The root as the other paths of mkdir show it ("/"): shown_path would
+    // name it "/" in a shell's folder, and made() adds its own '/'.
+    output.made(match.name.empty() ? already : shown_reply(already, current));
     results.done(PathOutcome{match.name, std::nullopt, {}, std::move(already), {}});
 }
 
@@ -590,12 +610,18 @@ int run_make_folders(Connection& connection, const Output& output, const std::ve
     }
     // On a connection that may only read, mkdir -p of a folder that is
     // there is still done: nothing needs making, as GNU mkdir -p says
-    // nothing on a read-only mount for a folder that exists. Where one is
-    // there, each path is looked at (stat) and any other refused; where
-    // none is, the refusal is said once, as for the other writing commands.
-    const bool look_first = refused && parents && std::any_of(typed.begin(), typed.end(), [&](const auto& argument) {
-                                const auto path = resolve_remote_path(current, argument);
-                                return path && stat_typed_folder(connection, unescape_wildcards(path.value())).ok();
+    // nothing on a read-only mount for a folder that exists. Each path is
+    // then looked at (stat), and any that needs making refused. Only where
+    // every path would need making is the refusal said once, as for the
+    // other writing commands; a path refused for a reason of its own (a
+    // file there, a '..' above the root) gets that reason.
+    const bool look_first = refused && parents && !std::all_of(typed.begin(), typed.end(), [&](const auto& argument) {
+                                const auto path = resolve_remote_path_checked(connection, current, argument, false);
+                                if (!path) {
+                                    return false;
+                                }
+                                const auto there = folder_there(connection, unescape_wildcards(path.value()));
+                                return there && !there.value();
                             });
     if (look_first) {
         return for_each_path(connection, output, typed, current, false, "made",

@@ -172,7 +172,9 @@ std::string folder_of_typed(std::string path);
 // the working folder: "d" or "d/" with "x" is "d/x"; "." or "" with "x" is
 // "x" (as rsync shows what lies in the working folder), but with "-x" is
 // "./-x", so that no name is read as an option or as "-" (standard input
-// or output); an empty `name` is `folder` itself.
+// or output); an empty `name` is `folder` itself. A folder is kept as
+// typed ("-" with "-m" is "-/-m"): what the user typed is shown as typed,
+// and the joined path starts with it (HeldFolders::folder_of).
 std::string local_join(const std::string& folder, const std::string& name);
 // mkdir of a typed path in the folder resolve_typed_path reaches; happy
 // with a folder already there, or a link of the user's or root's to one;

@@ -49,9 +49,9 @@ std::string download_path(const std::string& name, const GetPlacement& placement
         return local_join(folder_of_typed(*placement.folder), name); // "d/" and "d/." alike: "d/NAME"
     }
     // A file named "-" (a server may list one) lands in a file of that
-    // name: only -o - means standard output (ferry.1), never a name.
-    std::string path = resolve_download_path(name, std::nullopt);
-    return path == "-" ? "./-" : path;
+    // name: only -o - means standard output (ferry.1), never a name; and
+    // "-x" is shown as "./-x", as local_join shows it, never as an option.
+    return local_join("", resolve_download_path(name, std::nullopt));
 }
 
 // Shows each file as it ends (for people), then the summary: for people
@@ -967,8 +967,9 @@ bool is_remote_folder(Connection& connection, const FileInfo& folder)
 // get -r of the folder `path`: its tree as local folders and files. False
 // when `path` is no folder (then it is an ordinary file to get). With
 // `keep_times` (-p) the tree's own folder is retimed last, as each below.
-bool plan_tree(Connection& connection, GetPlan& plan, const FileInfo& folder,
-               const GetPlacement& placement, bool keep_times)
+// `current`: the shell's folder, from which its notes name server paths.
+bool plan_tree(Connection& connection, GetPlan& plan, const FileInfo& folder, const GetPlacement& placement,
+               bool keep_times, const std::string& current)
 {
     const std::string root = tree_root(folder.name, placement);
     auto listed = list_folder(connection, folder.name, true);
@@ -1043,8 +1044,11 @@ bool plan_tree(Connection& connection, GetPlan& plan, const FileInfo& folder,
                                        unreadable_error(folder.name, unread, "nothing in it is received")});
     }
     if (listed->skipped_invalid_names > 0) {
-        plan.notes.push_back(entries(listed->skipped_invalid_names) + " below \"" + folder.name +
-                             "\" not listed by the server: their names break Ferry's rule");
+        const std::string below = folder.name.empty() && current.empty()
+                                      ? std::string("the server's root")
+                                      : quoted(shown_path(folder.name, current)); // as the shell names it
+        plan.notes.push_back(entries(listed->skipped_invalid_names) + " below " + below +
+                             " not listed by the server: their names break Ferry's rule");
     }
     if (listed->skipped_too_deep > 0) {
         plan.notes.push_back(too_deep_note(listed->skipped_too_deep));
@@ -1126,7 +1130,7 @@ GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
         std::size_t folders_passed_over = 0;
         for (const auto& match : matches.value()) {
             if (flags.recursive && match.type != EntryType::file &&
-                plan_tree(connection, plan, match, placement, flags.preserve)) {
+                plan_tree(connection, plan, match, placement, flags.preserve, current)) {
                 continue;
             }
             const std::string local = download_path(remote_base_name(match.name), placement);
@@ -1374,12 +1378,18 @@ PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals
         if (!error && tree && !flags.recursive) {
             error = about_local_files(ErrorCode::local_io, "\"" + local + "\" is a folder: put -r sends folders");
         }
-        // put -r follows no link, the folder's own name included (as cp -r
-        // does); "link/" with its slash names the folder it leads to.
-        if (struct stat st {}; !error && tree && ::lstat(local.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
-            error = about_local_files(ErrorCode::local_io, "\"" + local +
-                                                               "\" is a symbolic link: put -r follows none; write \"" +
-                                                               local + "/\" to send the folder it leads to");
+        // put -r follows no link, the names typed included (as cp -r copies
+        // a link as a link, which a server of regular files and folders
+        // cannot hold); "link/" with its slash names the folder it leads
+        // to, and put without -r sends the file a link leads to.
+        if (struct stat st{};
+            !error && flags.recursive && local != "-" && ::lstat(local.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+            error = about_local_files(ErrorCode::local_io,
+                                      "\"" + local + "\" is a symbolic link: put -r follows none; " +
+                                          (tree ? "write \"" + local + "/\" to send the folder it leads to"
+                                           : ::stat(local.c_str(), &st) == 0
+                                               ? std::string("put without -r sends the file it leads to")
+                                               : std::string("it leads to nothing")));
         }
         if (error) {
             plan.add({local, name, parents, std::nullopt}, local, error, typed_name);

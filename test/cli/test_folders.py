@@ -356,6 +356,16 @@ class Folders(CliTest):
                       'through it', lines)
         listed = self.json_of(self.ferry("--json", "get", "d/x", "d/ff/x", "-C", "out2", server=server))
         self.assertTrue(listed["files"][1]["error"]["message"].startswith('"d/ff/x" and "d/x" would both use'), listed)
+        # Round 48: the note on names the server does not list named the
+        # folder from the root ("d/bad"), which in that shell is /d/d/bad.
+        make_tree(self.root, {"d/bad/ok": b"ok"})
+        with open(os.path.join(self.root, "d", "bad", "new\nline"), "wb") as broken:
+            broken.write(b"a name that breaks the rule")
+        noted = self.ferry(server=server, stdin=b"cd d\nget -r bad -C o6\n")
+        self.assertEqual(noted.returncode, 0, noted.stderr)
+        self.assertIn('1 entry below "bad" not listed by the server', noted.stderr.decode())
+        from_root = self.ferry("get", "-r", "d/bad", "-C", "o7", server=server)
+        self.assertIn('1 entry below "d/bad" not listed by the server', from_root.stderr.decode())
         # The advice is one word that a POSIX shell and ferry's shell both
         # read back as the path (round 47: quotes, wildcard characters and a
         # leading "-" were written as they are).
@@ -434,6 +444,11 @@ class Folders(CliTest):
         self.assertEqual(pulled.returncode, 0, pulled.stderr)
         self.assertIn(b"s/x -> x:", pulled.stdout)
         self.assertIn(b"s/-dash -> ./-dash:", pulled.stdout)
+        # Round 48: a plain get showed "-x" bare; it is "./-x" there too.
+        got = self.ferry("get", "--", "s/-dash", server=server)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertIn(b"s/-dash -> ./-dash:", got.stdout)
+        self.assertEqual(open(os.path.join(self.local, "-dash"), "rb").read(), b"d")
         os.mkfifo(os.path.join(into, "p"))
         pushed = subprocess.run([test_cli.FERRY, "--server", server, "sync", ".", ":s"], cwd=into, env=self.env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
@@ -1085,6 +1100,20 @@ class Folders(CliTest):
         put = self.ferry("put", "-r", "ltlink/", server=server)
         self.assertEqual(put.returncode, 0, put.stderr)
         self.assertEqual(tree(self.root), {"ltlink": None, "ltlink/secret.txt": b"secret"})
+        # Round 48: a link to a file, or to nothing, given to put -r was
+        # followed (README: a link named on the command line is refused).
+        os.symlink(os.path.join(outside, "secret.txt"), os.path.join(self.local, "filelink"))
+        os.symlink("nowhere", os.path.join(self.local, "dangling"))
+        for name, why in (("filelink", "put without -r sends the file it leads to"),
+                          ("dangling", "it leads to nothing")):
+            with self.subTest(name=name):
+                put = self.ferry("put", "-r", name, "-C", "links", server=server)
+                self.assertEqual(put.returncode, 3, put.stderr)  # local_io
+                self.assertIn('"%s" is a symbolic link: put -r follows none; %s' % (name, why), put.stderr.decode())
+        self.assertFalse(os.path.exists(os.path.join(self.root, "links")))
+        plain = self.ferry("put", "filelink", "-C", "plain", server=server)
+        self.assertEqual(plain.returncode, 0, plain.stderr)
+        self.assertEqual(tree(os.path.join(self.root, "plain")), {"filelink": b"secret"})
 
     def as_other(self, *args, server, umask=None):
         """ferry run as uid 1234, whose folders here root does not read for it (under `umask` when given)."""
@@ -1422,16 +1451,32 @@ class Folders(CliTest):
         self.assertEqual(some.returncode, 4, some.stderr)
         self.assertIn(b"already there: d/", some.stdout)
         self.assertEqual([line.split(": the server")[0] for line in some.stderr.decode().splitlines()],
-                         ['ferry: forbidden: "new"', 'ferry: forbidden: "f"'], some.stderr)
+                         ['ferry: forbidden: "new"', 'ferry: exists: "f" already exists and is not a folder'],
+                         some.stderr)
         made = self.json_of(self.ferry("--json", "mkdir", "-p", "d", "new", server=server))
         schema_for("paths").validate(made)
         self.assertEqual([f["path"] for f in made["failed"]], ["new"], made)
         self.assertEqual(made["error"]["code"], "forbidden", made)
-        none = self.ferry("mkdir", "-p", "new", "f", server=server)
+        none = self.ferry("mkdir", "-p", "new", "x/y", server=server)
         self.assertEqual(none.returncode, 4, none.stderr)
         self.assertEqual(len(none.stderr.decode().splitlines()), 1, none.stderr)  # said once
         shell = self.ferry(server=server, stdin=b"cd d\nmkdir -p . sub\n")
         self.assertEqual(shell.returncode, 0, shell.stderr)
+        # Round 48: the root from a shell's folder read "already there: //".
+        root = self.ferry(server=server, stdin=b"cd d\nmkdir -p .. /\n")
+        self.assertEqual(root.stdout, b"already there: /\n" * 2, root.stderr)
+        # Round 48: a path that no server would make got "forbidden", which
+        # sends the user after write access in vain: it gets the answer a
+        # writable server gives.
+        for path, said in (("f", 'ferry: exists: "f" already exists and is not a folder'),
+                           ("f/x", 'ferry: not_a_folder: "f" is not a folder'),
+                           ("d/../..", 'ferry: invalid_name: "d/../.." climbs above the server\'s root'),
+                           ("..", 'ferry: invalid_name: ".." climbs above the server\'s root')):
+            for paths in ([path], [path, "d"]):
+                with self.subTest(paths=paths):
+                    run = self.ferry("mkdir", "-p", *paths, server=server)
+                    self.assertEqual(run.returncode, 4, run.stderr)
+                    self.assertEqual(run.stderr.decode().splitlines(), [said], run.stderr)
         self.assertEqual(tree(self.root), before)
 
     def test_put_of_a_fifo_is_refused_at_once(self):

@@ -52,6 +52,8 @@ TEST_CASE("a local folder joins a name as it is shown, never as an option or a s
     CHECK(local_join(".", "-") == "./-");
     CHECK(local_join("", "-x") == "./-x");
     CHECK(local_join("d", "-x") == "d/-x");
+    CHECK(local_join("-", "-m") == "-/-m"); // a folder as typed: the path starts with it
+    CHECK(local_join("-", "") == "-");
     CHECK(local_join("d", "") == "d");
     CHECK(local_join(folder_of_typed("o/."), "a") == "o/a");
 }
