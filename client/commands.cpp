@@ -542,9 +542,10 @@ int run_remove(Connection& connection, const Output& output, const std::vector<s
 // true where a folder is there (nothing needs making), false where one
 // would have to be made (the read-only refusal stands for it), else the
 // error a server that may write would give: a file, link or FIFO there
-// is `exists`, as library_edit's mkdir says; a file on the way
-// (not_a_folder), forbidden or io_error are the stat's own.
-Result<bool> folder_there(Connection& connection, const std::string& path)
+// is `exists`, as library_edit's mkdir says, or where `typed` ends in
+// "/." not_a_folder, as mkdir -p of "f/." is (stat_typed_folder); a file on
+// the way (not_a_folder), forbidden or io_error are the stat's own.
+Result<bool> folder_there(Connection& connection, const std::string& path, const std::string& typed)
 {
     if (path.empty()) {
         return true; // the root
@@ -554,9 +555,19 @@ Result<bool> folder_there(Connection& connection, const std::string& path)
         return looked.error().code == ErrorCode::not_found ? Result<bool>(false) : looked.error();
     }
     if (looked->kind != FolderLook::Kind::folder) {
+        if (last_typed_component(typed) == ".") {
+            auto folder = stat_typed_folder(connection, path);
+            return folder ? Result<bool>(true) : folder.error(); // a folder again since: it is there
+        }
         return Error{ErrorCode::exists, quoted(path) + " already exists and is not a folder"};
     }
     return true;
+}
+
+// A read-only mkdir -p's refusal of `typed`, one path of several.
+Error refused_path(const Error& refused, const std::string& typed)
+{
+    return Error{refused.code, quoted(typed) + ": " + refused.message};
 }
 
 // One path of a read-only mkdir -p: "already there", or refused, named as
@@ -564,10 +575,9 @@ Result<bool> folder_there(Connection& connection, const std::string& path)
 void made_or_refused(Connection& connection, const Output& output, const FileInfo& match, const Error& refused,
                      const std::string& current, PathResults& results)
 {
-    auto there = folder_there(connection, match.name);
+    auto there = folder_there(connection, match.name, results.typed);
     if (!there || !there.value()) {
-        results.failed(match.name,
-                       there ? Error{refused.code, quoted(results.typed) + ": " + refused.message} : there.error());
+        results.failed(match.name, there ? refused_path(refused, results.typed) : there.error());
         return;
     }
     MkdirReply already{match.name, false};
@@ -614,20 +624,31 @@ int run_make_folders(Connection& connection, const Output& output, const std::ve
     // then looked at (stat), and any that needs making refused. Only where
     // every path would need making is the refusal said once, as for the
     // other writing commands; a path refused for a reason of its own (a
-    // file there, a '..' above the root) gets that reason.
-    const bool look_first = refused && parents && !std::all_of(typed.begin(), typed.end(), [&](const auto& argument) {
-                                const auto path = resolve_remote_path_checked(connection, current, argument, false);
-                                if (!path) {
-                                    return false;
-                                }
-                                const auto there = folder_there(connection, unescape_wildcards(path.value()));
-                                return there && !there.value();
-                            });
+    // file there, a '..' above the root) gets that reason. A folder missing
+    // before a '..' ("new/../d") is one -p would make: refused as such.
+    const auto needs_making = [&](const std::string& argument) {
+        const auto path = resolve_remote_path_checked(connection, current, argument, false);
+        if (!path) {
+            return path.error().code == ErrorCode::not_found;
+        }
+        const auto there = folder_there(connection, unescape_wildcards(path.value()), argument);
+        return there && !there.value();
+    };
+    const bool look_first = refused && parents && !std::all_of(typed.begin(), typed.end(), needs_making);
     if (look_first) {
-        return for_each_path(connection, output, typed, current, false, "made",
-                             [&](const FileInfo& match, bool, PathResults& results) {
-                                 made_or_refused(connection, output, match, *refused, current, results);
-                             });
+        const ArgumentCheck climbs_out_of_a_missing_folder = [&](const std::string& argument) -> std::optional<Error> {
+            const auto path = resolve_remote_path_checked(connection, current, argument, false);
+            if (!path && path.error().code == ErrorCode::not_found) {
+                return refused_path(*refused, argument);
+            }
+            return std::nullopt;
+        };
+        return for_each_path(
+            connection, output, typed, current, false, "made",
+            [&](const FileInfo& match, bool, PathResults& results) {
+                made_or_refused(connection, output, match, *refused, current, results);
+            },
+            std::nullopt, climbs_out_of_a_missing_folder);
     }
     return for_each_path(
         connection, output, typed, current, false, "made",

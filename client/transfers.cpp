@@ -20,10 +20,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
-#include <cstdlib>
 #include <climits>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <set>
@@ -1302,6 +1303,24 @@ void plan_local_tree(Connection& connection, PutPlan& plan, const std::string& l
     }
 }
 
+// The way on for a symbolic link that put -r refuses (`path`; `to_folder`:
+// it leads to a folder): "link/" sends that folder, put without -r a
+// regular file; a link to anything else, to nothing or round in a loop has
+// none, and says which.
+std::string where_a_link_leads(const std::string& path, bool to_folder)
+{
+    if (to_folder) {
+        return "write \"" + path + "/\" to send the folder it leads to";
+    }
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        return errno == ENOENT ? std::string("it leads to nothing")
+                               : std::string("it cannot be followed: ") + std::strerror(errno);
+    }
+    return S_ISREG(st.st_mode) ? std::string("put without -r sends the file it leads to")
+                               : std::string("it leads to no regular file, which put does not send");
+}
+
 PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals,
                   const PutPlacement& placement, const TransferFlags& flags, SpooledInput& input)
 {
@@ -1384,12 +1403,9 @@ PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals
         // to, and put without -r sends the file a link leads to.
         if (struct stat st{};
             !error && flags.recursive && local != "-" && ::lstat(local.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
-            error = about_local_files(ErrorCode::local_io,
-                                      "\"" + local + "\" is a symbolic link: put -r follows none; " +
-                                          (tree ? "write \"" + local + "/\" to send the folder it leads to"
-                                           : ::stat(local.c_str(), &st) == 0
-                                               ? std::string("put without -r sends the file it leads to")
-                                               : std::string("it leads to nothing")));
+            error =
+                about_local_files(ErrorCode::local_io, "\"" + local + "\" is a symbolic link: put -r follows none; " +
+                                                           where_a_link_leads(local, tree));
         }
         if (error) {
             plan.add({local, name, parents, std::nullopt}, local, error, typed_name);

@@ -1104,8 +1104,15 @@ class Folders(CliTest):
         # followed (README: a link named on the command line is refused).
         os.symlink(os.path.join(outside, "secret.txt"), os.path.join(self.local, "filelink"))
         os.symlink("nowhere", os.path.join(self.local, "dangling"))
+        os.mkfifo(os.path.join(self.local, "fifo"))
+        os.symlink("fifo", os.path.join(self.local, "fifolink"))
+        os.symlink("loop2", os.path.join(self.local, "loop1"))
+        os.symlink("loop1", os.path.join(self.local, "loop2"))
         for name, why in (("filelink", "put without -r sends the file it leads to"),
-                          ("dangling", "it leads to nothing")):
+                          ("dangling", "it leads to nothing"),
+                          # Round 49: no advice that then fails, and a loop said as one.
+                          ("fifolink", "it leads to no regular file, which put does not send"),
+                          ("loop1", "it cannot be followed: Too many levels of symbolic links")):
             with self.subTest(name=name):
                 put = self.ferry("put", "-r", name, "-C", "links", server=server)
                 self.assertEqual(put.returncode, 3, put.stderr)  # local_io
@@ -1470,6 +1477,8 @@ class Folders(CliTest):
         # writable server gives.
         for path, said in (("f", 'ferry: exists: "f" already exists and is not a folder'),
                            ("f/x", 'ferry: not_a_folder: "f" is not a folder'),
+                           # Round 49: "f/." is not_a_folder there, as it is on a writable server.
+                           ("f/.", 'ferry: not_a_folder: "f" is a file, and a path ending in "/" or "/." names a folder'),
                            ("d/../..", 'ferry: invalid_name: "d/../.." climbs above the server\'s root'),
                            ("..", 'ferry: invalid_name: ".." climbs above the server\'s root')):
             for paths in ([path], [path, "d"]):
@@ -1477,6 +1486,12 @@ class Folders(CliTest):
                     run = self.ferry("mkdir", "-p", *paths, server=server)
                     self.assertEqual(run.returncode, 4, run.stderr)
                     self.assertEqual(run.stderr.decode().splitlines(), [said], run.stderr)
+        # Round 49: a folder missing before a '..' is one -p would make.
+        climbed = self.ferry("mkdir", "-p", "nope/../d", "d", server=server)
+        self.assertEqual(climbed.returncode, 4, climbed.stderr)
+        self.assertEqual(climbed.stdout, b"already there: d/\n")
+        self.assertTrue(climbed.stderr.decode().startswith('ferry: forbidden: "nope/../d": the server lets'),
+                        climbed.stderr)
         self.assertEqual(tree(self.root), before)
 
     def test_put_of_a_fifo_is_refused_at_once(self):
