@@ -1196,7 +1196,9 @@ struct PutPlan {
 // component, or for "." and ".." the real folder's.
 std::string local_name(const std::string& local)
 {
-    std::string name = base_name(local);
+    // "ld/." is "ld/" and "ld", as typed: a link ld's own name, never its
+    // target's (only "." and ".." name no folder by name).
+    std::string name = base_name(folder_of_typed(local));
     if (name == "." || name == ".." || name == "/" || name.empty()) {
         char real[PATH_MAX];
         if (::realpath(local.c_str(), real) != nullptr) {

@@ -1100,6 +1100,12 @@ class Folders(CliTest):
         put = self.ferry("put", "-r", "ltlink/", server=server)
         self.assertEqual(put.returncode, 0, put.stderr)
         self.assertEqual(tree(self.root), {"ltlink": None, "ltlink/secret.txt": b"secret"})
+        # Round 49: "ltlink/." went up under the target's name ("outside"),
+        # into whatever the server holds by that name; it is the link's.
+        put = self.ferry("put", "-r", "ltlink/.", "-C", "dot", server=server)
+        self.assertEqual(put.returncode, 0, put.stderr)
+        self.assertEqual(tree(os.path.join(self.root, "dot")), {"ltlink": None, "ltlink/secret.txt": b"secret"})
+        shutil.rmtree(os.path.join(self.root, "dot"))
         # Round 48: a link to a file, or to nothing, given to put -r was
         # followed (README: a link named on the command line is refused).
         os.symlink(os.path.join(outside, "secret.txt"), os.path.join(self.local, "filelink"))
