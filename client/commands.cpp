@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <set>
 
 #include <sys/stat.h>
@@ -538,63 +539,150 @@ int run_remove(Connection& connection, const Output& output, const std::vector<s
         });
 }
 
-// mkdir -p on a connection that may only read, of `path` (from the root):
-// true where a folder is there (nothing needs making), false where one
-// would have to be made (the read-only refusal stands for it), else the
-// error a server that may write would give: a file, link or FIFO there
-// is `exists`, as library_edit's mkdir says, or where `typed` ends in
-// "/." not_a_folder, as mkdir -p of "f/." is (stat_typed_folder); a file on
-// the way (not_a_folder), forbidden or io_error are the stat's own.
-Result<bool> folder_there(Connection& connection, const std::string& path, const std::string& typed)
+// mkdir of `path` (from the root; `typed` as typed) on a connection that
+// may only read: what a server that may write would answer, where that is
+// known without writing. True: a folder is there and -p makes nothing (GNU
+// mkdir -p succeeds on a read-only mount). False: a folder would be made,
+// so the read-only refusal stands for it. Else that server's error, which
+// Linux's mkdir(2) also gives before EROFS (EEXIST, ENOENT, ENOTDIR):
+// - anything there: `exists` (library_edit's make_folder), except that
+//   with -p a folder is fine, and "f/." of a file is not_a_folder
+//   (stat_typed_folder), as is a file on the way (the stat's own error);
+// - without -p, a missing parent: not_found, with -p's way out; the root:
+//   exists; "new/." names what is there, so never one to make.
+Result<bool> answer_without_making(Connection& connection, const std::string& path, const std::string& typed,
+                                   bool parents)
 {
     if (path.empty()) {
-        return true; // the root
+        return parents ? Result<bool>(true) : Error{ErrorCode::exists, "the server's root is there already"};
+    }
+    if (last_typed_component(typed) == ".") {
+        auto folder = stat_typed_folder(connection, path);
+        if (folder) {
+            return parents ? Result<bool>(true) : Error{ErrorCode::exists, quoted(path) + " is there already"};
+        }
+        if (folder.error().code != ErrorCode::not_found) {
+            return folder.error();
+        }
+        if (parents) {
+            return false;
+        }
+        return Error{ErrorCode::not_found, quoted(path) + " is not there, and a path ending in \"/.\" names what "
+                                                          "is; mkdir -p makes it"};
     }
     auto looked = look_for_folder(connection, path);
-    if (!looked) {
-        return looked.error().code == ErrorCode::not_found ? Result<bool>(false) : looked.error();
-    }
-    if (looked->kind != FolderLook::Kind::folder) {
-        if (last_typed_component(typed) == ".") {
-            auto folder = stat_typed_folder(connection, path);
-            return folder ? Result<bool>(true) : folder.error(); // a folder again since: it is there
+    if (looked) {
+        if (looked->kind == FolderLook::Kind::folder) {
+            return parents ? Result<bool>(true) : Error{ErrorCode::exists, quoted(path) + " already exists"};
         }
-        return Error{ErrorCode::exists, quoted(path) + " already exists and is not a folder"};
+        return Error{ErrorCode::exists,
+                     quoted(path) + (parents ? " already exists and is not a folder" : " already exists")};
     }
-    return true;
+    if (looked.error().code != ErrorCode::not_found) {
+        return looked.error();
+    }
+    const auto slash = path.rfind('/');
+    if (parents || slash == std::string::npos) {
+        return false; // -p makes what is missing; the root is there
+    }
+    // Without -p the parent must be a folder that is there.
+    const std::string parent = path.substr(0, slash);
+    auto above = look_for_folder(connection, parent);
+    if (!above) {
+        return with_way_out(above.error().code == ErrorCode::not_found
+                                ? Error{ErrorCode::not_found, "no folder named " + quoted(parent)}
+                                : above.error(),
+                            ErrorCode::not_found, true, "mkdir -p makes the missing folders too");
+    }
+    if (above->kind != FolderLook::Kind::folder) {
+        return Error{ErrorCode::not_a_folder, quoted(parent) + " is not a folder"};
+    }
+    return false;
 }
 
-// A read-only mkdir -p's refusal of `typed`, one path of several.
+// A read-only mkdir's refusal of `typed`, one path of several.
 Error refused_path(const Error& refused, const std::string& typed)
 {
     return Error{refused.code, quoted(typed) + ": " + refused.message};
 }
 
-// One path of a read-only mkdir -p: "already there", or refused, named as
-// the server's own refusals of mkdir are.
-void made_or_refused(Connection& connection, const Output& output, const FileInfo& match, const Error& refused,
-                     const std::string& current, PathResults& results)
+// mkdir on a connection that may only read: each path is answered as a
+// server that may write would (answer_without_making), so a path that no
+// server would make is not sent after write access in vain, and -p of a
+// folder that is there is no error. Where every path would need making
+// the refusal is said once, as for the other writing commands. A folder
+// missing before a '..' ("new/../d") is one -p would make: refused as
+// such; without -p it is the resolver's not_found. Each path is looked at
+// once: the answers found in deciding whether to say the refusal once
+// are the ones given.
+int answer_read_only_mkdir(Connection& connection, const Output& output, const std::vector<std::string>& typed,
+                           bool parents, const std::string& current, const Error& refused)
 {
-    auto there = folder_there(connection, match.name, results.typed);
-    if (!there || !there.value()) {
-        results.failed(match.name, there ? refused_path(refused, results.typed) : there.error());
-        return;
+    std::map<std::string, Result<bool>> answers; // by argument as typed
+    std::set<std::string> climb_out_of_a_missing_folder;
+    bool all_need_making = true;
+    for (const auto& argument : typed) {
+        if (!resolve_remote_path(current, argument)) {
+            all_need_making = false; // refused for itself, by for_each_path
+            continue;
+        }
+        const auto path = resolve_remote_path_checked(connection, current, argument, false);
+        if (!path) {
+            if (parents && path.error().code == ErrorCode::not_found) {
+                climb_out_of_a_missing_folder.insert(argument);
+            } else {
+                all_need_making = false; // for_each_path says why
+            }
+            continue;
+        }
+        if (!answers.contains(argument)) {
+            answers.emplace(argument,
+                            answer_without_making(connection, unescape_wildcards(path.value()), argument, parents));
+        }
+        const auto& answer = answers.at(argument);
+        all_need_making = all_need_making && answer && !answer.value();
     }
-    MkdirReply already{match.name, false};
-    // The root as the other paths of mkdir show it ("/"): shown_path would
-    // name it "/" in a shell's folder, and made() adds its own '/'.
-    output.made(match.name.empty() ? already : shown_reply(already, current));
-    results.done(PathOutcome{match.name, std::nullopt, {}, std::move(already), {}});
+    if (all_need_making) {
+        return for_each_path(
+            connection, output, typed, current, false, "made", [](const FileInfo&, bool, PathResults&) {}, refused);
+    }
+    return for_each_path(
+        connection, output, typed, current, false, "made",
+        [&](const FileInfo& match, bool, PathResults& results) {
+            // (Looked at again only where the first look failed to resolve it.)
+            if (!answers.contains(results.typed)) {
+                answers.emplace(results.typed, answer_without_making(connection, match.name, results.typed, parents));
+            }
+            const auto& answer = answers.at(results.typed);
+            if (!answer || !answer.value()) {
+                results.failed(match.name, answer ? refused_path(refused, results.typed) : answer.error());
+                return;
+            }
+            MkdirReply already{match.name, false};
+            // The root as the other paths of mkdir show it ("/"): shown_path
+            // would name it "/" in a shell's folder, and made() adds its own '/'.
+            output.made(match.name.empty() ? already : shown_reply(already, current));
+            results.done(PathOutcome{match.name, std::nullopt, {}, std::move(already), {}});
+        },
+        std::nullopt,
+        [&](const std::string& argument) -> std::optional<Error> {
+            if (climb_out_of_a_missing_folder.contains(argument)) {
+                return refused_path(refused, argument);
+            }
+            return std::nullopt;
+        });
 }
 
 int run_make_folders(Connection& connection, const Output& output, const std::vector<std::string>& typed,
                      bool parents, const std::string& current)
 {
-    const auto refused = read_only_refusal(connection, "nothing is made");
+    if (const auto refused = read_only_refusal(connection, "nothing is made")) {
+        return answer_read_only_mkdir(connection, output, typed, parents, current, *refused);
+    }
     // The folders made on the way through a '..', each said once: an
     // argument's own folder among them was made by this command.
     std::set<std::string> made_on_the_way;
-    if (parents && !refused) {
+    if (parents) {
         // POSIX mkdir -p makes every missing intermediate component, a folder
         // a '..' climbs out of too ("a/b/../c" makes a/b and a/c), so that
         // the check that each is a folder finds one. One that cannot be made
@@ -618,41 +706,8 @@ int run_make_folders(Connection& connection, const Output& output, const std::ve
             }
         }
     }
-    // On a connection that may only read, mkdir -p of a folder that is
-    // there is still done: nothing needs making, as GNU mkdir -p says
-    // nothing on a read-only mount for a folder that exists. Each path is
-    // then looked at (stat), and any that needs making refused. Only where
-    // every path would need making is the refusal said once, as for the
-    // other writing commands; a path refused for a reason of its own (a
-    // file there, a '..' above the root) gets that reason. A folder missing
-    // before a '..' ("new/../d") is one -p would make: refused as such.
-    const auto needs_making = [&](const std::string& argument) {
-        const auto path = resolve_remote_path_checked(connection, current, argument, false);
-        if (!path) {
-            return path.error().code == ErrorCode::not_found;
-        }
-        const auto there = folder_there(connection, unescape_wildcards(path.value()), argument);
-        return there && !there.value();
-    };
-    const bool look_first = refused && parents && !std::all_of(typed.begin(), typed.end(), needs_making);
-    if (look_first) {
-        const ArgumentCheck climbs_out_of_a_missing_folder = [&](const std::string& argument) -> std::optional<Error> {
-            const auto path = resolve_remote_path_checked(connection, current, argument, false);
-            if (!path && path.error().code == ErrorCode::not_found) {
-                return refused_path(*refused, argument);
-            }
-            return std::nullopt;
-        };
-        return for_each_path(
-            connection, output, typed, current, false, "made",
-            [&](const FileInfo& match, bool, PathResults& results) {
-                made_or_refused(connection, output, match, *refused, current, results);
-            },
-            std::nullopt, climbs_out_of_a_missing_folder);
-    }
     return for_each_path(
-        connection, output, typed, current, false, "made",
-        [&](const FileInfo& match, bool, PathResults& results) {
+        connection, output, typed, current, false, "made", [&](const FileInfo& match, bool, PathResults& results) {
             if (match.name.empty()) {
                 // The root is always there: -p's "no error", else exists.
                 if (!parents) {
@@ -696,8 +751,7 @@ int run_make_folders(Connection& connection, const Output& output, const std::ve
                 output.made(shown_reply(reply.value(), current));
             }
             results.done(PathOutcome{match.name, std::nullopt, {}, std::move(reply.value()), {}});
-        },
-        refused);
+        });
 }
 
 int run_digests(Connection& connection, const Output& output, const std::vector<std::string>& typed, HashKind hash,

@@ -1500,6 +1500,68 @@ class Folders(CliTest):
                         climbed.stderr)
         self.assertEqual(tree(self.root), before)
 
+    def test_mkdir_on_a_read_only_server_answers_as_a_writable_one_wherever_nothing_is_made(self):
+        # Round 49: a plain mkdir on a read-only server said "forbidden" for
+        # a folder or file that is there, a missing parent, a file on the
+        # way and '..' above the root, where a writable server (and Linux's
+        # mkdir(2) on a read-only mount: EEXIST, ENOENT, ENOTDIR before
+        # EROFS) names the real reason. Each path, with -p and without, and
+        # in the shell, is answered by both servers on the same tree; only a
+        # path a writable server would make is refused.
+        def plant(base):
+            make_tree(base, {"f": b"1", "d/sub/g": b"2"})
+            os.mkfifo(os.path.join(base, "p"))
+            os.symlink("d", os.path.join(base, "ld"))
+
+        def names(base):
+            return sorted((os.path.relpath(os.path.join(folder, name), base), os.lstat(os.path.join(folder, name)).st_mode)
+                          for folder, folders, files in os.walk(base) for name in folders + files)
+
+        plant(self.root)
+        writable_root = os.path.join(self.dir, "writable")
+        os.mkdir(writable_root)
+        plant(writable_root)
+        read_only = self.start_server("--read-only")
+        writable = harness.Server(test_cli.FERRYD, writable_root)
+        self.addCleanup(writable.stop)
+        before = names(self.root)
+        refused_everywhere = ["d", "d/", "d/sub", "f", "p", "ld", "f/x", "f/x/y", "ld/x", "p/x", "f/.", "d/.",
+                              "d/sub/.", "new/.", "nope/x", "nope/y/z", "d/nope/x", "nope/../d", "..", "d/../..",
+                              "/", "."]
+        nothing_to_make = ["d", "d/", "d/sub", "d/.", "d/sub/.", "/", ".", "d/sub/..", "f", "p", "ld", "f/x",
+                           "ld/x", "p/x", "f/.", "..", "d/../.."]
+        cases = [[path] for path in refused_everywhere] + [[path, "d/sub"] for path in refused_everywhere]
+        cases = [["mkdir"] + paths for paths in cases] + [["mkdir", "-p", path] for path in nothing_to_make]
+        for argv in cases:
+            with self.subTest(argv=argv):
+                expected = self.ferry(*argv, server=writable.address)
+                got = self.ferry(*argv, server=read_only)
+                self.assertEqual((got.returncode, got.stdout, got.stderr),
+                                 (expected.returncode, expected.stdout, expected.stderr))
+                as_json = [self.json_of(self.ferry("--json", *argv, server=where))
+                           for where in (writable.address, read_only)]
+                self.assertEqual(as_json[0], as_json[1])
+        script = b"cd d\n-mkdir sub\n-mkdir ../f sub/g/x\n-mkdir nope/x ../..\n-mkdir -p . ../f ..\n"
+        shell = [self.ferry(server=where, stdin=script) for where in (read_only, writable.address)]
+        self.assertEqual([(run.returncode, run.stdout, run.stderr) for run in shell][0],
+                         [(run.returncode, run.stdout, run.stderr) for run in shell][1])
+        self.assertEqual(len(shell[0].stderr.decode().splitlines()), 6, shell[0].stderr)
+        self.assertEqual(names(writable_root), before)
+        # What a writable server would make is refused: once when every
+        # path needs making, else named beside the other paths' answers.
+        for paths in (["new"], ["d/new", "d/sub/new"], ["-p", "new/x/y", "d/sub/new"]):
+            with self.subTest(paths=paths):
+                run = self.ferry("mkdir", *paths, server=read_only)
+                self.assertEqual(run.returncode, 4, run.stderr)
+                self.assertEqual(len(run.stderr.decode().splitlines()), 1, run.stderr)
+                self.assertTrue(run.stderr.startswith(b"ferry: forbidden: the server lets"), run.stderr)
+        mixed = self.ferry("mkdir", "new", "d", server=read_only)
+        self.assertEqual(mixed.stderr.decode().splitlines(),
+                         ['ferry: forbidden: "new": the server lets this connection only read (hello said '
+                          '"access": "ro": a read-only server or token); nothing is made',
+                          'ferry: exists: "d" already exists'])
+        self.assertEqual(names(self.root), before)
+
     def test_put_of_a_fifo_is_refused_at_once(self):
         # Opening a FIFO for reading waited, beyond Ctrl-C and SIGTERM, for
         # a writer that never came.
