@@ -62,6 +62,33 @@ Result<std::string> resolve_remote_path_checked(Connection& connection, const st
     return path;
 }
 
+namespace {
+
+// Whether `typed` has a '..' component ("d/../f", "..", "../x/").
+bool climbs_out(std::string_view typed)
+{
+    for (std::size_t start = 0; start <= typed.size();) {
+        const std::size_t end = std::min(typed.find('/', start), typed.size());
+        if (typed.substr(start, end - start) == "..") {
+            return true;
+        }
+        start = end + 1;
+    }
+    return false;
+}
+
+// `typed` without the trailing "/" and "/." that name the same folder
+// ("../f/." -> "../f"), as a path without '..' is named without them.
+std::string without_trailing_dots(std::string typed)
+{
+    while (typed.size() > 1 && (typed.ends_with('/') || typed.ends_with("/."))) {
+        typed.resize(typed.size() - (typed.ends_with('/') ? 1 : 2));
+    }
+    return typed;
+}
+
+} // namespace
+
 Error named_as_typed(Error error, const std::vector<TypedPath>& paths, const std::string& current)
 {
     if (error.about_local_files) {
@@ -79,7 +106,13 @@ Error named_as_typed(Error error, const std::vector<TypedPath>& paths, const std
     std::vector<Edit> edits;
     for (const auto& [path, typed] : paths) {
         const bool from_root = typed.starts_with('/');
-        if (!from_root && current.empty()) {
+        // A path typed with a '..' is named as typed where the message
+        // names all of it, as rm and mkdir name their operands ("d/../f",
+        // never the "f" it resolves to); a folder on the way is named as
+        // the server path it is.
+        const auto resolved = resolve_remote_path(current, typed);
+        const bool named_by_its_climb = climbs_out(typed) && resolved && unescape_wildcards(resolved.value()) == path;
+        if (!from_root && current.empty() && !named_by_its_climb) {
             continue; // named as typed already
         }
         // The longest of path's folders (path itself first) that the message names.
@@ -87,8 +120,11 @@ Error named_as_typed(Error error, const std::vector<TypedPath>& paths, const std
             const std::string on_the_way = path.substr(0, end);
             const std::string named = quoted(on_the_way);
             if (const auto at = find_named(error.message, named); at != std::string::npos) {
-                edits.push_back(
-                    Edit{at, named.size(), quoted(from_root ? "/" + on_the_way : shown_path(on_the_way, current))});
+                const bool all_of_it = end == path.size() && named_by_its_climb;
+                edits.push_back(Edit{at, named.size(),
+                                     quoted(all_of_it   ? without_trailing_dots(typed)
+                                            : from_root ? "/" + on_the_way
+                                                        : shown_path(on_the_way, current))});
                 break;
             }
         }

@@ -339,6 +339,36 @@ class Folders(CliTest):
         self.assertTrue(only_folders["error"]["message"].startswith(
             '2 folders failed; first "e": cannot open "missing"'), only_folders["error"])
 
+    def test_an_error_names_a_path_typed_with_dot_dot_as_it_was_typed(self):
+        # Round 49: an error about a path typed with '..' named the path it
+        # resolves to ("d/sub/../../f" as "f", and in the shell's folder d
+        # "../f" as "/f"), where rm, mkdir and stat on this machine name
+        # the operand as typed. A folder on the way that the message names
+        # is still the server's path.
+        server = self.start_server()
+        make_tree(self.root, {"f": b"1", "d/sub/g": b"2", "e/h": b"3"})
+        before = tree(self.root)
+        for argv, said in ((["rm", "d/../nope"], 'nothing named "d/../nope"'),
+                           (["rm", "d/sub/../../e"], '"d/sub/../../e" is not empty'),
+                           (["stat", "d/sub/../nope"], 'no file named "d/sub/../nope"'),
+                           (["mkdir", "d/../f"], '"d/../f" already exists'),
+                           (["mkdir", "-p", "d/../f"], '"d/../f" already exists and is not a folder'),
+                           (["mv", "d/../nope", "x"], 'nothing named "d/../nope"'),
+                           (["mv", "f", "d/../d/sub/g"], '"d/../d/sub/g" already exists'),
+                           (["mv", "d/../e", "d/sub/../../e/x"], 'cannot move "d/../e" into itself ("d/sub/../../e/x")'),
+                           (["ls", "d/sub/../../nope"], 'no folder named "d/sub/../../nope"'),
+                           (["digest", "d/../e"], '"d/../e" is not a regular file'),
+                           (["mkdir", "d/../nope/x"], 'no folder named "nope"')):
+            with self.subTest(argv=argv):
+                run = self.ferry(*argv, server=server)
+                self.assertNotEqual(run.returncode, 0, run.stdout)
+                self.assertIn(said, run.stderr.decode())
+        shell = self.ferry(server=server, stdin=b"cd d\n-stat ../nope\n-rm sub/../../e\n-mkdir ../f\n-rm ../nope\n")
+        self.assertEqual([line.split(": ", 2)[2] for line in shell.stderr.decode().splitlines()],
+                         ['no file named "../nope"', '"sub/../../e" is not empty (rm -r removes a folder with what '
+                          'it holds)', '"../f" already exists', 'nothing named "../nope"'], shell.stderr)
+        self.assertEqual(tree(self.root), before)
+
     def test_the_shell_names_a_clash_and_a_failed_folder_from_its_current_folder(self):
         # Round 46: after "cd d" a name clash advised 'get "d/ff/x" on its
         # own', which there names /d/d/ff/x, and get -r's folder line named
@@ -2033,9 +2063,10 @@ class ShellFolderNamedWithWildcards(CliTest):
         # (the root's f); "mv nope .." named the missing source "/nope".
         server = self.start_server()
         make_tree(self.root, {"ab/f": b"f", "ab/d/k": b"k", "f": b"root f"})
+        # (Round 49: a path typed with '..' is named as typed, trailing "/" aside.)
         for line, named in (("cd ab\nrm f/\n", b'"f"'), ("cd ab\nrm -r f/\n", b'"f"'), ("cd ab\nget f/\n", b'"f"'),
                             ("cd ab\nget -r f/\n", b'"f"'), ("cd ab\ndigest f/\n", b'"f"'),
-                            ("cd ab/d\nrm ../f/\n", b'"/ab/f"'), ("cd ab/d\nget ../../f/\n", b'"/f"')):
+                            ("cd ab/d\nrm ../f/\n", b'"../f"'), ("cd ab/d\nget ../../f/.\n", b'"../../f"')):
             with self.subTest(line=line):
                 result = self.ferry(server=server, stdin=line.encode())
                 self.assertIn(b"not_a_folder: " + named + b" is a file", result.stderr)
