@@ -77,14 +77,25 @@ bool climbs_out(std::string_view typed)
     return false;
 }
 
-// `typed` without the trailing "/" and "/." that name the same folder
-// ("../f/." -> "../f"), as a path without '..' is named without them.
-std::string without_trailing_dots(std::string typed)
+// `typed` as a path typed with '..' is named: its '..' kept, its empty and
+// "." components dropped as they are from a path without one ("./a/..//b/."
+// -> "a/../b"; "/a/../b" keeps its '/'), and its wildcard escapes undone,
+// as the path it names is shown ("m\\[1]" is the file "m[1]").
+std::string tidied_climb(std::string_view typed)
 {
-    while (typed.size() > 1 && (typed.ends_with('/') || typed.ends_with("/."))) {
-        typed.resize(typed.size() - (typed.ends_with('/') ? 1 : 2));
+    std::string tidied = typed.starts_with('/') ? "/" : "";
+    for (std::size_t start = 0; start <= typed.size();) {
+        const std::size_t end = std::min(typed.find('/', start), typed.size());
+        const auto component = typed.substr(start, end - start);
+        if (!component.empty() && component != ".") {
+            if (!tidied.empty() && !tidied.ends_with('/')) {
+                tidied += '/';
+            }
+            tidied += component;
+        }
+        start = end + 1;
     }
-    return typed;
+    return unescape_wildcards(tidied);
 }
 
 } // namespace
@@ -102,6 +113,7 @@ Error named_as_typed(Error error, const std::vector<TypedPath>& paths, const std
         std::size_t at;
         std::size_t size;
         std::string with;
+        std::string plain; // `with` where the spot is another path's too
     };
     std::vector<Edit> edits;
     for (const auto& [path, typed] : paths) {
@@ -109,27 +121,34 @@ Error named_as_typed(Error error, const std::vector<TypedPath>& paths, const std
         // A path typed with a '..' is named as typed where the message
         // names all of it, as rm and mkdir name their operands ("d/../f",
         // never the "f" it resolves to); a folder on the way is named as
-        // the server path it is.
+        // the server path it is. Not where the message names a name, not
+        // a path (the name rule's "path component ...": invalid_name).
         const auto resolved = resolve_remote_path(current, typed);
-        const bool named_by_its_climb = climbs_out(typed) && resolved && unescape_wildcards(resolved.value()) == path;
-        if (!from_root && current.empty() && !named_by_its_climb) {
-            continue; // named as typed already
-        }
-        // The longest of path's folders (path itself first) that the message names.
+        const bool named_by_its_climb = error.code != ErrorCode::invalid_name && climbs_out(typed) && resolved &&
+                                        unescape_wildcards(resolved.value()) == path;
+        // The longest of path's folders (path itself first) that the message
+        // names. (On the command line a path without '..' is named as typed
+        // already: its edit changes nothing, but claims its spot below.)
         for (std::size_t end = path.size(); end > 0 && end != std::string::npos; end = path.rfind('/', end - 1)) {
             const std::string on_the_way = path.substr(0, end);
             const std::string named = quoted(on_the_way);
             if (const auto at = find_named(error.message, named); at != std::string::npos) {
                 const bool all_of_it = end == path.size() && named_by_its_climb;
-                edits.push_back(Edit{at, named.size(),
-                                     quoted(all_of_it   ? without_trailing_dots(typed)
-                                            : from_root ? "/" + on_the_way
-                                                        : shown_path(on_the_way, current))});
+                std::string plain = quoted(from_root ? "/" + on_the_way : shown_path(on_the_way, current));
+                edits.push_back(Edit{at, named.size(), all_of_it ? quoted(tidied_climb(typed)) : plain, plain});
                 break;
             }
         }
     }
-    std::sort(edits.begin(), edits.end(), [](const Edit& a, const Edit& b) { return a.at > b.at; });
+    std::stable_sort(edits.begin(), edits.end(), [](const Edit& a, const Edit& b) { return a.at > b.at; });
+    // A spot two paths claim (mv's FROM below the folder that TO names,
+    // "no folder named \"d/nope\""): which one it means is not known, so
+    // it is named as the server's path, never with one's typed '..'.
+    for (std::size_t i = 1; i < edits.size(); ++i) {
+        if (edits[i].at == edits[i - 1].at && edits[i].with != edits[i - 1].with) {
+            edits[i].with = edits[i - 1].with = edits[i - 1].plain;
+        }
+    }
     std::size_t untouched_from = error.message.size(); // edits made so far start here or later
     for (const auto& edit : edits) {
         if (edit.at + edit.size <= untouched_from) {

@@ -351,8 +351,9 @@ private:
             }
             auto looked = look_for_folder(server, unescape_wildcards(path.value()));
             if (looked && looked->kind != FolderLook::Kind::folder) {
-                looked =
-                    Error{ErrorCode::not_a_folder, "\"" + shown_path(path.value(), current_) + "\" is not a folder"};
+                // Named from the root, as the server names paths: named_as_typed shows it.
+                looked = Error{ErrorCode::not_a_folder,
+                               ferry::quoted(unescape_wildcards(path.value())) + " is not a folder"};
             }
             if (!looked) {
                 // cd asks for a folder: the server's stat speaks of a file.

@@ -204,10 +204,7 @@ public:
 private:
     // A server's error, which names its folder from the root, as the shell
     // names it.
-    Error shown(const Error& error) const
-    {
-        return current_.empty() ? error : named_as_typed(error, std::vector<TypedPath>{remote_}, current_);
-    }
+    Error shown(const Error& error) const { return named_as_typed(error, std::vector<TypedPath>{remote_}, current_); }
     // Printed as it comes in text mode; under --json, kept for the summary
     // (stdout holds the one JSON object).
     void keep_note(std::string text)

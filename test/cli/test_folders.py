@@ -367,6 +367,27 @@ class Folders(CliTest):
         self.assertEqual([line.split(": ", 2)[2] for line in shell.stderr.decode().splitlines()],
                          ['no file named "../nope"', '"sub/../../e" is not empty (rm -r removes a folder with what '
                           'it holds)', '"../f" already exists', 'nothing named "../nope"'], shell.stderr)
+        # Round 51: a name the name rule refuses is a component, not the
+        # path; a text two of mv's paths share is named as the server's
+        # path; empty and "." components and wildcard escapes are tidied as
+        # for a path without '..'; cd and sync name their folder so too.
+        for argv, said in ((["stat", "d/../.hid"], 'path component ".hid": file name'),
+                           (["mkdir", "d/../.hid"], 'path component ".hid": file name'),
+                           (["mv", "d/nope/x", "d/sub/../nope"], 'no folder named "d/nope"'),
+                           (["mv", "e/../d/sub", "d/sub/x"], 'cannot move "e/../d/sub" into itself ("d/sub/x")'),
+                           (["mv", "d/sub/g/x", "e/../d/sub/g"], '"d/sub/g" is not a folder'),
+                           (["stat", "./d/..//nope//."], 'no file named "d/../nope"'),
+                           (["stat", "/d/../nope/"], 'no file named "/d/../nope"'),
+                           (["rm", "d/../m\\[1]"], 'nothing named "d/../m[1]"'),
+                           (["sync", ":d/../nope", "pulled"], 'no folder named "d/../nope"')):
+            with self.subTest(argv=argv):
+                run = self.ferry(*argv, server=server)
+                self.assertNotEqual(run.returncode, 0, run.stdout)
+                self.assertIn(said, run.stderr.decode())
+        shell = self.ferry(server=server, stdin=b"cd d/sub\n-cd ../../f\n-cd ../nope\n-cd /f\n")
+        self.assertEqual([line.split(": ", 2)[2] for line in shell.stderr.decode().splitlines()],
+                         ['"../../f" is not a folder', 'no folder named "../nope"', '"/f" is not a folder'],
+                         shell.stderr)
         self.assertEqual(tree(self.root), before)
 
     def test_the_shell_names_a_clash_and_a_failed_folder_from_its_current_folder(self):
