@@ -203,7 +203,7 @@ public:
 
 private:
     // A server's error, which names its folder from the root, as the shell
-    // names it.
+    // names it, and a folder typed with '..' as typed (named_as_typed).
     Error shown(const Error& error) const { return named_as_typed(error, std::vector<TypedPath>{remote_}, current_); }
     // Printed as it comes in text mode; under --json, kept for the summary
     // (stdout holds the one JSON object).
