@@ -62,44 +62,6 @@ Result<std::string> resolve_remote_path_checked(Connection& connection, const st
     return path;
 }
 
-namespace {
-
-// Whether `typed` has a '..' component ("d/../f", "..", "../x/").
-bool climbs_out(std::string_view typed)
-{
-    for (std::size_t start = 0; start <= typed.size();) {
-        const std::size_t end = std::min(typed.find('/', start), typed.size());
-        if (typed.substr(start, end - start) == "..") {
-            return true;
-        }
-        start = end + 1;
-    }
-    return false;
-}
-
-// `typed` as a path typed with '..' is named: its '..' kept, its empty and
-// "." components dropped as they are from a path without one ("./a/..//b/."
-// -> "a/../b"; "/a/../b" keeps its '/'), and its wildcard escapes undone,
-// as the path it names is shown ("m\\[1]" is the file "m[1]").
-std::string tidied_climb(std::string_view typed)
-{
-    std::string tidied = typed.starts_with('/') ? "/" : "";
-    for (std::size_t start = 0; start <= typed.size();) {
-        const std::size_t end = std::min(typed.find('/', start), typed.size());
-        const auto component = typed.substr(start, end - start);
-        if (!component.empty() && component != ".") {
-            if (!tidied.empty() && !tidied.ends_with('/')) {
-                tidied += '/';
-            }
-            tidied += component;
-        }
-        start = end + 1;
-    }
-    return unescape_wildcards(tidied);
-}
-
-} // namespace
-
 Error named_as_typed(Error error, const std::vector<TypedPath>& paths, const std::string& current)
 {
     if (error.about_local_files) {
@@ -135,7 +97,7 @@ Error named_as_typed(Error error, const std::vector<TypedPath>& paths, const std
             if (const auto at = find_named(error.message, named); at != std::string::npos) {
                 const bool all_of_it = end == path.size() && named_by_its_climb;
                 std::string plain = quoted(from_root ? "/" + on_the_way : shown_path(on_the_way, current));
-                edits.push_back(Edit{at, named.size(), all_of_it ? quoted(tidied_climb(typed)) : plain, plain});
+                edits.push_back(Edit{at, named.size(), all_of_it ? quoted(tidied_typed_path(typed)) : plain, plain});
                 break;
             }
         }
@@ -594,36 +556,51 @@ int run_remove(Connection& connection, const Output& output, const std::vector<s
         });
 }
 
+// What mkdir of `path` (from the root; `typed` as typed) answers from a
+// look alone, whether or not the connection may write; std::nullopt where
+// the path has to be asked about. The root is always there: -p's "no
+// error" (true), else exists. "new/." names the folder that is there
+// (POSIX 4.13): a file or link there is ENOTDIR with -p too
+// (stat_typed_folder); without -p mkdir never makes it (EEXIST or ENOENT),
+// with -p a missing one is made (false).
+std::optional<Result<bool>> answer_by_looking(Connection& connection, const std::string& path, const std::string& typed,
+                                              bool parents)
+{
+    if (path.empty()) {
+        return parents ? Result<bool>(true) : Error{ErrorCode::exists, "the server's root is there already"};
+    }
+    if (last_typed_component(typed) != ".") {
+        return std::nullopt;
+    }
+    auto folder = stat_typed_folder(connection, path);
+    if (folder) {
+        return parents ? Result<bool>(true) : Error{ErrorCode::exists, quoted(path) + " is there already"};
+    }
+    if (folder.error().code != ErrorCode::not_found) {
+        return folder.error();
+    }
+    if (parents) {
+        return Result<bool>(false);
+    }
+    return Error{ErrorCode::not_found, quoted(path) + " is not there, and a path ending in \"/.\" names what is; "
+                                                      "mkdir -p makes it"};
+}
+
 // mkdir of `path` (from the root; `typed` as typed) on a connection that
 // may only read: what a server that may write would answer, where that is
 // known without writing. True: a folder is there and -p makes nothing (GNU
 // mkdir -p succeeds on a read-only mount). False: a folder would be made,
 // so the read-only refusal stands for it. Else that server's error, which
 // Linux's mkdir(2) also gives before EROFS (EEXIST, ENOENT, ENOTDIR):
+// - the root and "new/.": answer_by_looking;
 // - anything there: `exists` (library_edit's make_folder), except that
-//   with -p a folder is fine, and "f/." of a file is not_a_folder
-//   (stat_typed_folder), as is a file on the way (the stat's own error);
-// - without -p, a missing parent: not_found, with -p's way out; the root:
-//   exists; "new/." names what is there, so never one to make.
+//   with -p a folder is fine; a file on the way: the stat's not_a_folder;
+// - without -p, a missing parent: not_found, with -p's way out.
 Result<bool> answer_without_making(Connection& connection, const std::string& path, const std::string& typed,
                                    bool parents)
 {
-    if (path.empty()) {
-        return parents ? Result<bool>(true) : Error{ErrorCode::exists, "the server's root is there already"};
-    }
-    if (last_typed_component(typed) == ".") {
-        auto folder = stat_typed_folder(connection, path);
-        if (folder) {
-            return parents ? Result<bool>(true) : Error{ErrorCode::exists, quoted(path) + " is there already"};
-        }
-        if (folder.error().code != ErrorCode::not_found) {
-            return folder.error();
-        }
-        if (parents) {
-            return false;
-        }
-        return Error{ErrorCode::not_found, quoted(path) + " is not there, and a path ending in \"/.\" names what "
-                                                          "is; mkdir -p makes it"};
+    if (auto answered = answer_by_looking(connection, path, typed, parents)) {
+        return std::move(*answered);
     }
     auto looked = look_for_folder(connection, path);
     if (looked) {
@@ -674,6 +651,13 @@ int answer_read_only_mkdir(Connection& connection, const Output& output, const s
                            bool parents, const std::string& current, const Error& refused)
 {
     std::map<std::string, Result<bool>> answers; // by argument as typed
+    const auto answer_of = [&](const std::string& argument, const std::string& path) -> const Result<bool>& {
+        auto found = answers.find(argument);
+        if (found == answers.end()) {
+            found = answers.emplace(argument, answer_without_making(connection, path, argument, parents)).first;
+        }
+        return found->second;
+    };
     std::set<std::string> climb_out_of_a_missing_folder;
     bool all_need_making = true;
     for (const auto& argument : typed) {
@@ -690,11 +674,7 @@ int answer_read_only_mkdir(Connection& connection, const Output& output, const s
             }
             continue;
         }
-        if (!answers.contains(argument)) {
-            answers.emplace(argument,
-                            answer_without_making(connection, unescape_wildcards(path.value()), argument, parents));
-        }
-        const auto& answer = answers.at(argument);
+        const auto& answer = answer_of(argument, unescape_wildcards(path.value()));
         all_need_making = all_need_making && answer && !answer.value();
     }
     if (all_need_making) {
@@ -704,11 +684,8 @@ int answer_read_only_mkdir(Connection& connection, const Output& output, const s
     return for_each_path(
         connection, output, typed, current, false, "made",
         [&](const FileInfo& match, bool, PathResults& results) {
-            // (Looked at again only where the first look failed to resolve it.)
-            if (!answers.contains(results.typed)) {
-                answers.emplace(results.typed, answer_without_making(connection, match.name, results.typed, parents));
-            }
-            const auto& answer = answers.at(results.typed);
+            // (Looked at here only where the first look failed to resolve it.)
+            const auto& answer = answer_of(results.typed, match.name);
             if (!answer || !answer.value()) {
                 results.failed(match.name, answer ? refused_path(refused, results.typed) : answer.error());
                 return;
@@ -763,36 +740,19 @@ int run_make_folders(Connection& connection, const Output& output, const std::ve
     }
     return for_each_path(
         connection, output, typed, current, false, "made", [&](const FileInfo& match, bool, PathResults& results) {
-            if (match.name.empty()) {
-                // The root is always there: -p's "no error", else exists.
-                if (!parents) {
-                    results.failed(match.name, Error{ErrorCode::exists, "the server's root is there already"});
+            // The root's and "new/."'s answers need no mkdir, but for a
+            // "new/." that -p makes or finds (the server answers those).
+            if (auto answered = answer_by_looking(connection, match.name, results.typed, parents);
+                answered && (!*answered || match.name.empty())) {
+                if (!*answered) {
+                    results.failed(match.name, answered->error());
                     return;
                 }
-                MkdirReply there;
+                MkdirReply there; // the root: -p's "no error"
                 there.created = false;
                 output.made(there);
                 results.done(PathOutcome{match.name, std::nullopt, {}, std::move(there), {}});
                 return;
-            }
-            if (last_typed_component(results.typed) == ".") {
-                // "new/." names the folder that is there
-                // (POSIX 4.13): a file or link there is
-                // ENOTDIR, with -p too; without -p mkdir
-                // never makes it (EEXIST or ENOENT).
-                auto there = stat_typed_folder(connection, match.name);
-                if (!there && there.error().code != ErrorCode::not_found) {
-                    results.failed(match.name, there.error());
-                    return;
-                }
-                if (!parents) {
-                    results.failed(match.name,
-                                   there ? Error{ErrorCode::exists, quoted(match.name) + " is there already"}
-                                         : Error{ErrorCode::not_found, quoted(match.name) +
-                                                                           " is not there, and a path ending in \"/.\" "
-                                                                           "names what is; mkdir -p makes it"});
-                    return;
-                }
             }
             auto reply = make_remote_folder(connection, match.name, parents);
             if (!reply) {

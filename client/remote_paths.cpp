@@ -102,6 +102,19 @@ std::string_view last_typed_component(std::string_view typed)
     return slash == std::string_view::npos || typed.size() == 1 ? typed : typed.substr(slash + 1);
 }
 
+bool climbs_out(std::string_view typed)
+{
+    const auto parts = components_of(typed);
+    return std::find(parts.begin(), parts.end(), "..") != parts.end();
+}
+
+std::string tidied_typed_path(std::string_view typed)
+{
+    auto parts = components_of(typed);
+    std::erase(parts, ".");
+    return unescape_wildcards((typed.starts_with('/') ? "/" : "") + joined(parts));
+}
+
 bool ends_in_dot_or_dot_dot(std::string_view typed)
 {
     const std::string_view last = last_typed_component(typed);

@@ -63,6 +63,13 @@ bool ends_in_dot_or_dot_dot(std::string_view typed);
 // The last component of `typed`, trailing slashes aside ("d/../" -> "..",
 // "a/b" -> "b", "/" -> "/").
 std::string_view last_typed_component(std::string_view typed);
+// Whether `typed` has a '..' component ("d/../f", "..", "../x/").
+bool climbs_out(std::string_view typed);
+// `typed` as an error names a path the user typed with '..' (named_as_typed,
+// commands.hpp): its '..' kept, its empty and "." components dropped as they
+// are from a path without one ("./a/..//b/." -> "a/../b"; "/a/../b" keeps
+// its '/'), its wildcard escapes undone ("m\\[1]" names the file "m[1]").
+std::string tidied_typed_path(std::string_view typed);
 
 // "a/b" and "c" -> "a/b/c"; "" (the root) and "c" -> "c".
 std::string join_remote(std::string_view folder, std::string_view name);
