@@ -16,6 +16,20 @@
 // entries with what is there now, and the next try finds the new file; so
 // the folder is read before each try again.
 //
+// Reading the folder helps only where the kernel reads it with READDIRPLUS,
+// which brings each entry's new handle along. Where it does not (FUSE
+// mounted with --use-readdirp=no, or a kernel without it), md-cache still
+// answers the name with the old handle until its timeout (measured with
+// test/scaleout's volume on such a mount: about 1 s of ESTALE on every try
+// after the folder's read; test 9d sets the timeout above ferryd's wait).
+// An extended attribute md-cache does not cache is asked of the bricks
+// for the old handle, they answer ESTALE, and md-cache drops what it holds
+// for that handle on that answer (mdc_getxattr_cbk in GlusterFS's
+// md-cache.c); the next lookup of the name asks the bricks and finds the
+// new file (measured on the same mount: the second try, every time). So
+// before each try again the name's cached handle is forgotten that way too
+// (forget_stale_handle).
+//
 // One try again is not always enough either: the name may be replaced again
 // while it is looked up. Measured on test/scaleout's volume (md-cache on, a
 // 64 KiB file renamed over through the other mount without pause, 4,930
@@ -26,10 +40,12 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <string>
 #include <utility>
 
 namespace ferry::server {
@@ -37,12 +53,15 @@ namespace ferry::server {
 // How many times in all a lookup that keeps failing with ESTALE is tried.
 inline constexpr int kStaleLookupTries = 4;
 // A get's open whose name is still stale after those tries is tried again
-// every kStaleWaitStep for up to kStaleWaitLimit from its start: GlusterFS's
-// md-cache can keep the old handle until performance.md-cache-timeout (1 s
-// by default) whatever the folder's read (2 gets of 30 under CI's load in
-// test 9b of test/scaleout). Only a get waits so: a pool thread, on a
-// network file system's rare path.
-inline constexpr std::chrono::milliseconds kStaleWaitLimit{1500};
+// every kStaleWaitStep for up to kStaleWaitLimit from its start: where
+// neither refresh reaches the cache that holds the old handle (a FUSE
+// layer that passes on no extended attribute question, say), GlusterFS's
+// md-cache keeps it until performance.md-cache-timeout (1 s by default).
+// Under the project's CI load a wait of 1.5 s was not always enough, before
+// forget_stale_handle (2 gets of 30 in one run of test 9b of
+// test/scaleout), hence twice that. Only a get waits so: a pool thread, on
+// a network file system's rare path.
+inline constexpr std::chrono::milliseconds kStaleWaitLimit{3000};
 inline constexpr std::chrono::milliseconds kStaleWaitStep{25};
 
 // Whether a call on a file or folder already open failed because what it
@@ -72,17 +91,47 @@ inline void refresh_folder(int folder)
     errno = saved;
 }
 
+// The extended attribute forget_stale_handle asks for: a name no one sets,
+// so that no caching layer holds its value and the question reaches the
+// file's storage.
+inline constexpr const char* kStaleProbeAttribute = "user.ferry.stale-probe";
+
+// Asks for kStaleProbeAttribute of NAME (one name, no '/'; "." for the
+// folder itself) in FOLDER (any descriptor of it, O_PATH too), which makes
+// a caching client file system that still holds a handle the name's file
+// no longer has drop it (see above). The name is reached through
+// /proc/self/fd, as Linux has no getxattrat before 6.13; lgetxattr does not
+// follow a last symbolic link, and NAME stays a single name in FOLDER.
+// Failures and the answer are ignored: the repeated call reports what is
+// wrong; without /proc this does nothing.
+inline void forget_stale_handle(int folder, const char* name)
+{
+    const int saved = errno;
+    const std::string path = "/proc/self/fd/" + std::to_string(folder) + "/" + name;
+    ::lgetxattr(path.c_str(), kStaleProbeAttribute, nullptr, 0);
+    errno = saved;
+}
+
+// What a lookup of NAME in FOLDER that failed with ESTALE needs before it
+// is tried again: the folder's entries and the name's handle looked up
+// afresh.
+inline void refresh_name(int folder, const char* name)
+{
+    refresh_folder(folder);
+    forget_stale_handle(folder, name);
+}
+
 // Calls CALL (a system call returning -1 and setting errno on failure, such
-// as openat, fstatat, renameat) that looks up a name in the folder FOLDER;
-// while it fails with ESTALE, reads the folder (refresh_folder) and calls it
-// again, kStaleLookupTries calls at most. Returns the last result, errno as
-// that call left it.
+// as openat, fstatat, renameat) that looks up NAME in the folder FOLDER
+// ("." where it acts on the folder itself); while it fails with ESTALE,
+// refreshes the name (refresh_name) and calls it again, kStaleLookupTries
+// calls at most. Returns the last result, errno as that call left it.
 template <typename Call>
-auto retry_stale(int folder, Call&& call) -> decltype(call())
+auto retry_stale(int folder, const char* name, Call&& call) -> decltype(call())
 {
     auto result = call();
     for (int tries = 1; result == -1 && errno == ESTALE && tries < kStaleLookupTries; ++tries) {
-        refresh_folder(folder);
+        refresh_name(folder, name);
         result = call();
     }
     return result;

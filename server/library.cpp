@@ -36,7 +36,7 @@ namespace {
 // then keeps the partial (PartialUpload::commit).
 std::optional<Error> writable_folder(int fd, std::string_view path)
 {
-    if (retry_stale(fd, [&] { return ::faccessat(fd, ".", W_OK | X_OK, AT_EACCESS); }) == 0) {
+    if (retry_stale(fd, ".", [&] { return ::faccessat(fd, ".", W_OK | X_OK, AT_EACCESS); }) == 0) {
         return std::nullopt;
     }
     const auto slash = path.rfind('/');
@@ -148,7 +148,7 @@ Result<Library::Located> Library::locate(std::string_view path, std::string_view
 
 int Library::stat_located(const Located& located, struct ::stat& st)
 {
-    return retry_stale(located.fd,
+    return retry_stale(located.fd, located.leaf.c_str(),
                        [&] { return ::fstatat(located.fd, located.leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW); });
 }
 
@@ -185,7 +185,7 @@ int Library::stat_path(std::string_view path, struct ::stat& st) const
 
 int Library::Destination::stat(struct ::stat& st) const
 {
-    return retry_stale(fd_, [&] { return ::fstatat(fd_, leaf_.c_str(), &st, AT_SYMLINK_NOFOLLOW); });
+    return retry_stale(fd_, leaf_.c_str(), [&] { return ::fstatat(fd_, leaf_.c_str(), &st, AT_SYMLINK_NOFOLLOW); });
 }
 
 gid_t Library::Destination::new_file_group(gid_t process_group) const
@@ -199,19 +199,19 @@ gid_t Library::Destination::new_file_group(gid_t process_group) const
 
 void Library::Destination::refresh() const
 {
-    refresh_folder(fd_);
+    refresh_name(fd_, leaf_.c_str());
 }
 
 int Library::Destination::open(int flags) const
 {
-    return retry_stale(fd_, [&] {
+    return retry_stale(fd_, leaf_.c_str(), [&] {
         return ::openat(fd_, leaf_.c_str(), flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     });
 }
 
 int Library::Destination::read_access_acl(sys::AccessAcl& acl) const
 {
-    const int result = retry_stale(fd_, [&] {
+    const int result = retry_stale(fd_, leaf_.c_str(), [&] {
         const int error = sys::read_access_acl(fd_, leaf_, acl);
         errno = error;
         return error == 0 ? 0 : -1;
@@ -221,7 +221,7 @@ int Library::Destination::read_access_acl(sys::AccessAcl& acl) const
 
 int Library::Destination::read_inherited_acl(mode_t create_mode, sys::InheritedAcl& acl) const
 {
-    const int result = retry_stale(fd_, [&] {
+    const int result = retry_stale(fd_, ".", [&] {
         const int error = sys::read_inherited_acl(fd_, create_mode, acl);
         errno = error;
         return error == 0 ? 0 : -1;
@@ -440,7 +440,7 @@ int DirectoryReader::enter(const std::string& name, const std::string& relative)
 {
     // Relative to the descriptor the entry was read from, never followed:
     // swapped for a symlink since it was read, it is simply not entered.
-    const int fd = retry_stale(::dirfd(levels_.back().dir), [&] {
+    const int fd = retry_stale(::dirfd(levels_.back().dir), name.c_str(), [&] {
         return ::openat(::dirfd(levels_.back().dir), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     });
     if (fd < 0) {
@@ -525,7 +525,7 @@ Result<bool> DirectoryReader::read_page(std::size_t page_bytes, ListReply& page)
             continue;
         }
         struct ::stat st {};
-        if (retry_stale(::dirfd(dir),
+        if (retry_stale(::dirfd(dir), entry->d_name,
                         [&] { return ::fstatat(::dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
             if (errno != ENOENT) { // gone meanwhile: nothing there
                 // Whatever it was (a folder of thousands of files, say) is
@@ -723,8 +723,9 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
         if (!S_ISREG(st.st_mode)) {
             return not_regular(path);
         }
-        const int fd = retry_stale(
-            parent, [&] { return ::openat(parent, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY); });
+        const int fd = retry_stale(parent, leaf, [&] {
+            return ::openat(parent, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        });
         if (fd < 0) {
             error = errno;
             if (!replaced(error) || (tries >= kStaleLookupTries && !stale_past_tries(error))) {
@@ -751,7 +752,7 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
             return Error{ErrorCode::io_error, quoted(path) + " was replaced each time it was opened (" +
                                                   std::to_string(tries) + " tries); try again"};
         }
-        refresh_folder(parent);
+        refresh_name(parent, leaf);
     }
 }
 
@@ -931,7 +932,7 @@ std::optional<Error> Library::replaceable(std::string_view path, bool parents, b
         return *gone;
     }
     struct ::stat st {};
-    if (retry_stale(located->fd,
+    if (retry_stale(located->fd, located->leaf.c_str(),
                     [&] { return ::fstatat(located->fd, located->leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
         auto error = file_error(errno, "cannot stat", path);
         if (error.code == ErrorCode::not_found) {
@@ -969,7 +970,7 @@ int Library::open_entry(const std::string& name, int flags, mode_t mode) const
     }
     const auto opened = [&] { return ::openat(root_fd_, name.c_str(), flags | O_NOFOLLOW | O_CLOEXEC, mode); };
     // Only an open that creates nothing is a mere lookup, safe to repeat.
-    return (flags & O_CREAT) != 0 ? opened() : retry_stale(root_fd_, opened);
+    return (flags & O_CREAT) != 0 ? opened() : retry_stale(root_fd_, name.c_str(), opened);
 }
 
 int Library::stat_entry(const std::string& name, struct ::stat& st) const
@@ -977,7 +978,8 @@ int Library::stat_entry(const std::string& name, struct ::stat& st) const
     if (!single_entry(name)) {
         return -1;
     }
-    return retry_stale(root_fd_, [&] { return ::fstatat(root_fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW); });
+    return retry_stale(root_fd_, name.c_str(),
+                       [&] { return ::fstatat(root_fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW); });
 }
 
 int Library::unlink_entry(const std::string& name, int flags) const

@@ -340,7 +340,7 @@ Result<bool> Library::make_folder(std::string_view path, bool parents) const
         if (last && !made_here) {
             // With parents an existing folder is fine; anything else is not.
             struct ::stat st {};
-            if (retry_stale(parent.get(),
+            if (retry_stale(parent.get(), name.c_str(),
                             [&] { return ::fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
                 return file_error(errno, "cannot stat", so_far);
             }
@@ -360,7 +360,7 @@ Result<bool> Library::make_folder(std::string_view path, bool parents) const
         if (last) {
             break;
         }
-        UniqueFd next(retry_stale(parent.get(), [&] {
+        UniqueFd next(retry_stale(parent.get(), name.c_str(), [&] {
             return ::openat(parent.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         }));
         struct ::stat st {};
@@ -395,7 +395,7 @@ std::optional<std::size_t> Library::first_moved_step(const std::vector<WalkStep>
     for (std::size_t index = 0; index < steps.size(); ++index) {
         struct ::stat now {};
         const WalkStep& step = steps[index];
-        if (retry_stale(step.parent,
+        if (retry_stale(step.parent, step.name.c_str(),
                         [&] { return ::fstatat(step.parent, step.name.c_str(), &now, AT_SYMLINK_NOFOLLOW); }) != 0 ||
             now.st_ino != step.inode || now.st_dev != step.device) {
             return index;
@@ -471,7 +471,7 @@ std::optional<Error> Library::empty_folder(int fd, const std::string& relative, 
             continue;
         }
         struct ::stat st {};
-        if (retry_stale(fd, [&] { return ::fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
+        if (retry_stale(fd, name.c_str(), [&] { return ::fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
             if (errno == ENOENT) {
                 continue; // removed by someone else meanwhile
             }
@@ -509,8 +509,9 @@ std::optional<Error> Library::empty_folder(int fd, const std::string& relative, 
             leave(path, "is on another file system");
             continue;
         }
-        UniqueFd child(
-            retry_stale(fd, [&] { return ::openat(fd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); }));
+        UniqueFd child(retry_stale(fd, name.c_str(), [&] {
+            return ::openat(fd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }));
         struct ::stat opened {};
         if (!child || ::fstat(child.get(), &opened) != 0 || opened.st_dev != root_device_ ||
             opened.st_ino != st.st_ino) {
@@ -623,7 +624,7 @@ Result<Removed> Library::remove(std::string_view path, bool recursive, const std
         UniqueFd emptied; // the folder the walk emptied, held to the rmdir
         if (recursive) {
             UniqueFd folder(retry_stale(
-                parent, [&] { return ::openat(parent, leaf, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); }));
+                parent, leaf, [&] { return ::openat(parent, leaf, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); }));
             if (!folder && errno != ENOENT && errno != ENOTDIR && errno != ELOOP) {
                 return file_error(errno, "cannot open", path);
             }
@@ -721,7 +722,8 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
     const int from_dir = source->fd;
     const char* from_leaf = source->leaf.c_str();
     struct ::stat st {};
-    if (retry_stale(from_dir, [&] { return ::fstatat(from_dir, from_leaf, &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
+    if (retry_stale(from_dir, from_leaf, [&] { return ::fstatat(from_dir, from_leaf, &st, AT_SYMLINK_NOFOLLOW); }) !=
+        0) {
         if (errno == ENOENT) {
             return Error{ErrorCode::not_found, "nothing named " + quoted(from)};
         }
@@ -750,7 +752,7 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
     }
     struct ::stat old {};
     const bool target_exists =
-        retry_stale(to_dir, [&] { return ::fstatat(to_dir, to_leaf, &old, AT_SYMLINK_NOFOLLOW); }) == 0;
+        retry_stale(to_dir, to_leaf, [&] { return ::fstatat(to_dir, to_leaf, &old, AT_SYMLINK_NOFOLLOW); }) == 0;
     if (replace && target_exists && !S_ISREG(old.st_mode) && !S_ISDIR(old.st_mode)) {
         return Error{ErrorCode::not_regular_file, quoted(to) + " is not a regular file or folder; it is not replaced"};
     }
@@ -820,7 +822,8 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
                 return file_error(errno, "cannot remove the old name", from);
             }
         } else {
-            if (retry_stale(to_dir, [&] { return ::fstatat(to_dir, to_leaf, &old, AT_SYMLINK_NOFOLLOW); }) == 0) {
+            if (retry_stale(to_dir, to_leaf, [&] { return ::fstatat(to_dir, to_leaf, &old, AT_SYMLINK_NOFOLLOW); }) ==
+                0) {
                 return map_error(EEXIST);
             }
             if (::renameat(from_dir, from_leaf, to_dir, to_leaf) != 0) {
@@ -878,9 +881,8 @@ Result<FileInfo> Library::set_mtime(std::string_view path, std::int64_t mtime,
     // final link: nothing is opened, so a FIFO or device swapped in since
     // the stat only has its own time set, and a link swapped in is not
     // followed (AT_SYMLINK_NOFOLLOW, utimensat(2)).
-    if (retry_stale(located->fd, [&] {
-            return ::utimensat(located->fd, located->leaf.c_str(), times, AT_SYMLINK_NOFOLLOW);
-        }) != 0) {
+    if (retry_stale(located->fd, located->leaf.c_str(),
+                    [&] { return ::utimensat(located->fd, located->leaf.c_str(), times, AT_SYMLINK_NOFOLLOW); }) != 0) {
         return file_error(errno, "cannot set the modification time of", path);
     }
     return describe(*located, path);
@@ -898,7 +900,7 @@ Result<FileInfo> Library::set_mtime(std::string_view path, std::int64_t mtime,
 Result<FileInfo> Library::set_expected_mtime(const Located& located, std::string_view path,
                                              const struct timespec (&times)[2], const ExpectedEntry& expect) const
 {
-    UniqueFd entry(retry_stale(located.fd, [&] {
+    UniqueFd entry(retry_stale(located.fd, located.leaf.c_str(), [&] {
         return ::openat(located.fd, located.leaf.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
     }));
     if (!entry) {

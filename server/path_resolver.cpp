@@ -150,8 +150,8 @@ Result<UniqueFd> PathResolver::open_by_walk(std::span<const std::string_view> co
         UniqueFd next;
         struct ::stat st {};
         for (int tries = 1;; ++tries) {
-            next =
-                UniqueFd(retry_stale(at, [&] { return ::openat(at, name.c_str(), folder_flags(last && readable)); }));
+            next = UniqueFd(retry_stale(at, name.c_str(),
+                                        [&] { return ::openat(at, name.c_str(), folder_flags(last && readable)); }));
             if (!next) {
                 return resolve_error(errno, so_far());
             }
@@ -168,7 +168,7 @@ Result<UniqueFd> PathResolver::open_by_walk(std::span<const std::string_view> co
             if (!handle_gone(error) || tries == kStaleLookupTries) {
                 return resolve_error(error, so_far());
             }
-            refresh_folder(at);
+            refresh_name(at, name.c_str());
         }
         if (!S_ISDIR(st.st_mode)) {
             return resolve_error(ENOTDIR, so_far());

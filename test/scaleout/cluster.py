@@ -384,10 +384,25 @@ end-volume
         self.gluster("volume", "heal", VOLUME, check=False)
         return wait_until(lambda: not self.pending_heals() and self.bricks_agree(), within=within, step=1)
 
-    def _mount(self, point):
+    def mount_another(self, name, *options):
+        """A further FUSE mount of the volume at NAME under the cluster's
+        folder, with MOUNT_OPTIONS and OPTIONS; returns its path. The
+        cluster's close unmounts it; unmount() does so sooner."""
+        point = self.path(name)
+        os.mkdir(point)
+        self._mount(point, *options)
+        return point
+
+    def unmount(self, point):
+        subprocess.run(["umount", point], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+        if point in mounts_under(point):
+            subprocess.run(["umount", "-l", point], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.rmdir(point)
+
+    def _mount(self, point, *options):
         log = self.path("log", os.path.basename(point) + ".log")
         run("glusterfs", "--volfile-server=127.0.0.1", f"--volfile-server-port={GLUSTERD_PORT}",
-            f"--volfile-id={VOLUME}", *MOUNT_OPTIONS, "-l", log, point)
+            f"--volfile-id={VOLUME}", *MOUNT_OPTIONS, *options, "-l", log, point)
 
         def mounted():
             if point not in mounts_under(point):

@@ -741,6 +741,64 @@ class ScaleOut(unittest.TestCase):
             self.c.set_volume_options(cluster.VOLUME_OPTIONS, reset=["performance.open-behind"])
 
 
+    # 9d. The same meeting as 9b on a mount whose kernel reads folders
+    # without READDIRPLUS (--use-readdirp=no, as some kernels' FUSE), with
+    # md-cache's timeout (10 s) past a get's wait for a stale name
+    # (estale.hpp's kStaleWaitLimit). Reading the folder then brings no new
+    # handle, and md-cache answers the name with the old one until its
+    # timeout; ferryd makes it drop that handle (forget_stale_handle). Each
+    # kind of lookup meets the stale name first in turn (a listing's stat
+    # of each entry, stat, digest, get's open): every request is served,
+    # with the same allowance as 9b.
+    def test_9d_stale_handle_is_dropped_where_reading_the_folder_does_not_help(self):
+        self.maxDiff = None
+        point = self.c.mount_another("m3", "--use-readdirp=no")
+        self.addCleanup(self.c.unmount, point)
+        b3 = cluster.Backend(self.c.ferryd, point, cluster.free_port())
+        self.addCleanup(b3.stop)
+
+        def listed():
+            p = peer(b3.port)
+            try:
+                reply = p.request({"op": "list"})
+                entry = [f for f in reply.get("files", []) if f["name"] == "t9d.bin"]
+                return reply if reply["ok"] and len(entry) == 1 else {"ok": False, "list": reply}
+            finally:
+                p.close()
+
+        def digest():
+            p = peer(b3.port, version=2)
+            try:
+                return p.request({"op": "digest", "name": "t9d.bin"})
+            finally:
+                p.close()
+
+        def got():
+            head, _, end = get(b3.port, "t9d.bin")
+            if head.get("ok") and not end.get("ok") and end.get("error", {}).get("code") == "file_changed":
+                return head
+            return head if not head.get("ok") else end
+
+        lookups = [listed, lambda: stat(b3.port, "t9d.bin"), digest, got]
+        self.c.set_volume_options({"performance.stat-prefetch": "on", "performance.open-behind": "off",
+                                   "performance.md-cache-timeout": "10"})
+        try:
+            failed = []
+            for i in range(12):
+                data = os.urandom(64 * 1024 + i)
+                stat(b3.port, "t9d.bin")  # b3's mount now holds the name
+                get(b3.port, "t9d.bin")
+                self.assertTrue(put(self.b1, "t9d.bin", data)["ok"])
+                first = lookups[i % len(lookups)]
+                for lookup in [first] + [other for other in lookups if other is not first]:
+                    reply = lookup()
+                    if not reply.get("ok"):
+                        failed.append((i, reply))
+            self.assertEqual(failed, [])
+        finally:
+            self.c.set_volume_options(cluster.VOLUME_OPTIONS,
+                                      reset=["performance.open-behind", "performance.md-cache-timeout"])
+
     # 9c. A get of dir/x.bin while dir itself is replaced through the other
     # mount (a new folder moved in after the old one is moved aside; FUSE
     # refuses RENAME_EXCHANGE), md-cache on as in 9b. The folder's old

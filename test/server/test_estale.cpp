@@ -1,11 +1,14 @@
-// retry_stale: a lookup that fails with ESTALE is tried again, after reading
-// its folder, up to kStaleLookupTries calls in all; nothing else is repeated.
+// retry_stale: a lookup that fails with ESTALE is tried again, after
+// refreshing the name (reading its folder, asking for an attribute of the
+// name), up to kStaleLookupTries calls in all; nothing else is repeated.
+// What the refresh does on GlusterFS is test/scaleout's (tests 9b, 9d).
 #include "estale.hpp"
 
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -60,7 +63,7 @@ TEST_CASE("retry_stale: a name stale at every try but the last is found")
     for (int stale = 1; stale < kStaleLookupTries; ++stale) {
         CAPTURE(stale);
         Scripted call{std::vector<int>(static_cast<std::size_t>(stale), ESTALE)};
-        CHECK(retry_stale(folder.fd, [&] { return call(); }) == 3);
+        CHECK(retry_stale(folder.fd, "name", [&] { return call(); }) == 3);
         CHECK(call.calls == stale + 1);
     }
 }
@@ -69,7 +72,7 @@ TEST_CASE("retry_stale: stale at every try is the caller's error, with errno EST
 {
     Folder folder;
     Scripted call{std::vector<int>(static_cast<std::size_t>(kStaleLookupTries) + 2, ESTALE)};
-    CHECK(retry_stale(folder.fd, [&] { return call(); }) == -1);
+    CHECK(retry_stale(folder.fd, "name", [&] { return call(); }) == -1);
     CHECK(errno == ESTALE); // not the folder read's errno
     CHECK(call.calls == kStaleLookupTries);
 }
@@ -78,23 +81,23 @@ TEST_CASE("retry_stale: success and other failures are not repeated")
 {
     Folder folder;
     Scripted ok{{}};
-    CHECK(retry_stale(folder.fd, [&] { return ok(); }) == 3);
+    CHECK(retry_stale(folder.fd, "name", [&] { return ok(); }) == 3);
     CHECK(ok.calls == 1);
 
     Scripted missing{{ENOENT}};
-    CHECK(retry_stale(folder.fd, [&] { return missing(); }) == -1);
+    CHECK(retry_stale(folder.fd, "name", [&] { return missing(); }) == -1);
     CHECK(errno == ENOENT);
     CHECK(missing.calls == 1);
 
     // A failure of another kind after a stale one ends the tries.
     Scripted gone{{ESTALE, ENOENT, ESTALE}};
-    CHECK(retry_stale(folder.fd, [&] { return gone(); }) == -1);
+    CHECK(retry_stale(folder.fd, "name", [&] { return gone(); }) == -1);
     CHECK(errno == ENOENT);
     CHECK(gone.calls == 2);
 
     // A stale failure after another failure is not this helper's case.
     Scripted denied{{EACCES, ESTALE}};
-    CHECK(retry_stale(folder.fd, [&] { return denied(); }) == -1);
+    CHECK(retry_stale(folder.fd, "name", [&] { return denied(); }) == -1);
     CHECK(errno == EACCES);
     CHECK(denied.calls == 1);
 }
@@ -104,11 +107,41 @@ TEST_CASE("retry_stale: a folder that cannot be read leaves the next try to repo
     Folder folder;
     const int before = ::fcntl(folder.fd, F_GETFD);
     Scripted unreadable{{ESTALE, ENOENT}};
-    CHECK(retry_stale(-1, [&] { return unreadable(); }) == -1);
+    CHECK(retry_stale(-1, "name", [&] { return unreadable(); }) == -1);
     CHECK(errno == ENOENT);
     CHECK(unreadable.calls == 2);
 
     Scripted stale{{ESTALE}};
-    CHECK(retry_stale(folder.fd, [&] { return stale(); }) == 3);
+    CHECK(retry_stale(folder.fd, "name", [&] { return stale(); }) == 3);
     CHECK(::fcntl(folder.fd, F_GETFD) == before); // the folder's descriptor is kept
+}
+
+TEST_CASE("forget_stale_handle: only asks; errno, the name and a link's target are left as they were")
+{
+    Folder folder;
+    const int file = ::openat(folder.fd, "f", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    REQUIRE(file >= 0);
+    ::close(file);
+    REQUIRE(::symlinkat("f", folder.fd, "link") == 0);
+    struct ::stat before {};
+    REQUIRE(::fstatat(folder.fd, "f", &before, 0) == 0);
+    for (const char* name : {"f", "link", ".", "missing"}) {
+        CAPTURE(name);
+        errno = ESTALE;
+        forget_stale_handle(folder.fd, name);
+        CHECK(errno == ESTALE);
+        refresh_name(folder.fd, name);
+        CHECK(errno == ESTALE);
+    }
+    errno = ESTALE;
+    forget_stale_handle(-1, "f"); // no such descriptor: nothing asked, nothing said
+    CHECK(errno == ESTALE);
+    struct ::stat after {};
+    REQUIRE(::fstatat(folder.fd, "f", &after, 0) == 0);
+    CHECK(after.st_mode == before.st_mode);
+    CHECK(after.st_ctim.tv_sec == before.st_ctim.tv_sec);
+    CHECK(after.st_ctim.tv_nsec == before.st_ctim.tv_nsec);
+    CHECK(::faccessat(folder.fd, "missing", F_OK, AT_SYMLINK_NOFOLLOW) == -1); // nothing made
+    ::unlinkat(folder.fd, "link", 0);
+    ::unlinkat(folder.fd, "f", 0);
 }
