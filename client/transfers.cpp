@@ -67,6 +67,14 @@ public:
 
     FileOutcome& file(std::size_t index) { return summary_.files[index]; }
     bool single() const { return summary_.files.size() == 1; }
+    // The argument that named file INDEX by itself, as typed (no wildcard):
+    // where it has a '..', its failure names it so, as stat's and rm's do
+    // (named_as_typed); its transfer line still shows the server's path.
+    void typed_as(std::size_t index, std::string typed)
+    {
+        typed_.resize(summary_.files.size());
+        typed_[index] = std::move(typed);
+    }
     // The shell's current folder: the lines shown name server paths as
     // its other commands do (shown_path); --json's summary keeps them
     // from the root.
@@ -83,9 +91,14 @@ public:
         summary_.files[index].follows_its_folder = follows_its_folder;
         if (!output_.json() && !follows_its_folder) {
             const std::string& name = summary_.files[index].name;
-            const std::string shown = typed_name ? name : shown_path(name, current_);
+            const bool climbed = !typed_name && index < typed_.size() && climbs_out(typed_[index]);
+            const std::string shown = typed_name ? name
+                                      : climbed  ? tidied_typed_path(typed_[index])
+                                                 : shown_path(name, current_);
             // The server names the path from the root: shown as the line's.
-            const Error named = current_.empty() || typed_name ? error : named_as_typed(error, name, shown, current_);
+            const Error named = typed_name || (current_.empty() && !climbed)
+                                    ? error
+                                    : named_as_typed(error, name, climbed ? typed_[index] : shown, current_);
             // Each line names its file once: an error about the path as
             // typed ("f/../a": "f" is a file...) names it already.
             output_.error(single() ? named : Error{named.code, named_once(shown, named.message)});
@@ -202,6 +215,7 @@ public:
 private:
     const Output& output_;
     bool upload_;
+    std::vector<std::string> typed_; // by index: typed_as, empty where none
     Clock::time_point start_;
     TransferSummary summary_;
     std::string current_; // "" on the command line: paths from the root, as they are
@@ -776,6 +790,9 @@ struct GetPlan {
     // Whether each item failed only because a folder above it could not
     // be made (Report::failed).
     std::vector<bool> follow_their_folders;
+    // The argument that named each item by itself, as typed (Report::typed_as);
+    // empty for a file a wildcard or a folder's walk found.
+    std::vector<std::string> typed_as;
 
     void add(GetItem item, std::optional<Error> error = std::nullopt)
     {
@@ -783,6 +800,7 @@ struct GetPlan {
         errors.push_back(std::move(error));
         typed_names.push_back(false);
         follow_their_folders.push_back(false);
+        typed_as.emplace_back();
     }
     // An argument's own failure: named as typed, and so is its error.
     void add_typed(GetItem item, Error error)
@@ -969,8 +987,9 @@ bool is_remote_folder(Connection& connection, const FileInfo& folder)
 // when `path` is no folder (then it is an ordinary file to get). With
 // `keep_times` (-p) the tree's own folder is retimed last, as each below.
 // `current`: the shell's folder, from which its notes name server paths.
-bool plan_tree(Connection& connection, GetPlan& plan, const FileInfo& folder, const GetPlacement& placement,
-               bool keep_times, const std::string& current)
+// `typed_as`: the argument that named `path` by itself, as typed (or "").
+bool plan_tree(Connection& connection, GetPlan& plan, const FileInfo& folder, const std::string& typed_as,
+               const GetPlacement& placement, bool keep_times, const std::string& current)
 {
     const std::string root = tree_root(folder.name, placement);
     auto listed = list_folder(connection, folder.name, true);
@@ -986,6 +1005,7 @@ bool plan_tree(Connection& connection, GetPlan& plan, const FileInfo& folder, co
             plan.failed_folders.push_back({folder.name, root, listed.error()});
         } else {
             plan.add({folder.name, root}, listed.error());
+            plan.typed_as.back() = typed_as;
         }
         return true;
     }
@@ -1128,10 +1148,12 @@ GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
         // A wildcard in the last component: each match's local name is the
         // server's, not one the user typed.
         const bool listed_names = has_wildcard(remote_base_name(typed));
+        // The argument as typed where it names its one match by itself (GetPlan::typed_as).
+        const std::string by_itself = has_wildcard(typed) ? "" : typed;
         std::size_t folders_passed_over = 0;
         for (const auto& match : matches.value()) {
             if (flags.recursive && match.type != EntryType::file &&
-                plan_tree(connection, plan, match, placement, flags.preserve, current)) {
+                plan_tree(connection, plan, match, by_itself, placement, flags.preserve, current)) {
                 continue;
             }
             const std::string local = download_path(remote_base_name(match.name), placement);
@@ -1145,6 +1167,7 @@ GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
             if (match.type == EntryType::folder) {
                 plan.add({match.name, local},
                          Error{ErrorCode::not_regular_file, "\"" + match.name + "\" is a folder: get -r downloads folders"});
+                plan.typed_as.back() = by_itself;
                 continue;
             }
             GetItem item = listed_names ? listed_item(match.name, local, placement) : GetItem{match.name, local};
@@ -1155,6 +1178,7 @@ GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
                 in_the_way = refuse_foreign_folder(item.tree_root);
             }
             plan.add(std::move(item), std::move(in_the_way));
+            plan.typed_as.back() = by_itself;
         }
         if (folders_passed_over > 0 && folders_passed_over == matches->size()) {
             plan.add_typed({typed, shown},
@@ -1482,6 +1506,7 @@ int run_gets(Connection& connection, const Output& output, const std::vector<std
     for (std::size_t i = 0; i < plan.items.size(); ++i) {
         report.file(i).name = plan.items[i].name;
         report.file(i).local = plan.items[i].local;
+        report.typed_as(i, std::move(plan.typed_as[i]));
         if (plan.errors[i]) {
             report.failed(i, *plan.errors[i], plan.typed_names[i], plan.follow_their_folders[i]);
         } else {

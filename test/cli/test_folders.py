@@ -373,15 +373,24 @@ class Folders(CliTest):
                            (["stat", "./d/..//nope//."], 'no file named "d/../nope"'),
                            (["stat", "/d/../nope/"], 'no file named "/d/../nope"'),
                            (["rm", "d/../m\\[1]"], 'nothing named "d/../m[1]"'),
-                           (["sync", ":d/../nope", "pulled"], 'no folder named "d/../nope"')):
+                           (["sync", ":d/../nope", "pulled"], 'no folder named "d/../nope"'),
+                           # Round 51b: get named a file it did not find by
+                           # the path it resolves to ("nope"), alone and
+                           # beside another file.
+                           (["get", "d/../nope"], 'no file named "d/../nope"'),
+                           (["get", "f", "d/sub/../../nope", "-C", "got"], 'no file named "d/sub/../../nope"'),
+                           (["get", "d/sub/../../e"], '"d/sub/../../e" is not a regular file'),
+                           (["get", "-r", "e/../nope"], 'no folder named "e/../nope"')):
             with self.subTest(argv=argv):
                 run = self.ferry(*argv, server=server)
                 self.assertNotEqual(run.returncode, 0, run.stdout)
                 self.assertIn(said, run.stderr.decode())
-        shell = self.ferry(server=server, stdin=b"cd d\n-stat ../nope\n-rm sub/../../e\n-mkdir ../f\n-rm ../nope\n")
+        shell = self.ferry(server=server,
+                           stdin=b"cd d\n-stat ../nope\n-rm sub/../../e\n-mkdir ../f\n-rm ../nope\n-get sub/../../nope\n")
         self.assertEqual([line.split(": ", 2)[2] for line in shell.stderr.decode().splitlines()],
                          ['no file named "../nope"', '"sub/../../e" is not empty (rm -r removes a folder with what '
-                          'it holds)', '"../f" already exists', 'nothing named "../nope"'], shell.stderr)
+                          'it holds)', '"../f" already exists', 'nothing named "../nope"',
+                          'no file named "sub/../../nope"'], shell.stderr)
         shell = self.ferry(server=server, stdin=b"cd d/sub\n-cd ../../f\n-cd ../nope\n-cd /f\n")
         self.assertEqual([line.split(": ", 2)[2] for line in shell.stderr.decode().splitlines()],
                          ['"../../f" is not a folder', 'no folder named "../nope"', '"/f" is not a folder'],
