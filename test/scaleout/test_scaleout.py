@@ -158,6 +158,15 @@ class ScaleOut(unittest.TestCase):
         for index in range(2):  # a test that killed one brings it back
             self.c.restart_backend(index)
 
+    def md_cache_on(self, options=None):
+        """Turns md-cache (performance.stat-prefetch) on for this test, with
+        open-behind off so that each get opens at once, and OPTIONS; the
+        suite's own options are back after the test."""
+        options = {"performance.stat-prefetch": "on", "performance.open-behind": "off", **(options or {})}
+        self.c.set_volume_options(options)
+        self.addCleanup(self.c.set_volume_options, cluster.VOLUME_OPTIONS,
+                        reset=[key for key in options if key not in cluster.VOLUME_OPTIONS])
+
     def assertVerifiedGet(self, port, name, data):
         reply, got, trailer = get(port, name)
         self.assertTrue(reply["ok"], reply)
@@ -723,22 +732,19 @@ class ScaleOut(unittest.TestCase):
     # from different caches (seen once in 90 requests), and refusing to
     # vouch for the bytes is then the honest answer (PROTOCOL.md 4.4).
     def test_9b_stale_file_handle_is_looked_up_again(self):
-        self.c.set_volume_options({"performance.stat-prefetch": "on", "performance.open-behind": "off"})
-        try:
-            failed = []
-            for i in range(30):
-                data = os.urandom(64 * 1024 + i)
-                stat(self.b2, "t9b.bin")  # b2's mount now holds the name
-                get(self.b2, "t9b.bin")
-                self.assertTrue(put(self.b1, "t9b.bin", data)["ok"])
-                info = stat(self.b2, "t9b.bin")
-                head, _, end = get(self.b2, "t9b.bin")
-                failed += [r for r in (info, head) if not r.get("ok")]
-                if not end.get("ok") and end.get("error", {}).get("code") != "file_changed":
-                    failed.append(end)
-            self.assertEqual(failed, [])
-        finally:
-            self.c.set_volume_options(cluster.VOLUME_OPTIONS, reset=["performance.open-behind"])
+        self.md_cache_on()
+        failed = []
+        for i in range(30):
+            data = os.urandom(64 * 1024 + i)
+            stat(self.b2, "t9b.bin")  # b2's mount now holds the name
+            get(self.b2, "t9b.bin")
+            self.assertTrue(put(self.b1, "t9b.bin", data)["ok"])
+            info = stat(self.b2, "t9b.bin")
+            head, _, end = get(self.b2, "t9b.bin")
+            failed += [r for r in (info, head) if not r.get("ok")]
+            if not end.get("ok") and end.get("error", {}).get("code") != "file_changed":
+                failed.append(end)
+        self.assertEqual(failed, [])
 
 
     # 9d. The same meeting as 9b on a mount whose kernel reads folders
@@ -780,24 +786,20 @@ class ScaleOut(unittest.TestCase):
             return head if not head.get("ok") else end
 
         lookups = [listed, lambda: stat(b3.port, "t9d.bin"), digest, got]
-        self.c.set_volume_options({"performance.stat-prefetch": "on", "performance.open-behind": "off",
-                                   "performance.md-cache-timeout": "10"})
-        try:
-            failed = []
-            for i in range(12):
-                data = os.urandom(64 * 1024 + i)
-                stat(b3.port, "t9d.bin")  # b3's mount now holds the name
-                get(b3.port, "t9d.bin")
-                self.assertTrue(put(self.b1, "t9d.bin", data)["ok"])
-                first = lookups[i % len(lookups)]
-                for lookup in [first] + [other for other in lookups if other is not first]:
-                    reply = lookup()
-                    if not reply.get("ok"):
-                        failed.append((i, reply))
-            self.assertEqual(failed, [])
-        finally:
-            self.c.set_volume_options(cluster.VOLUME_OPTIONS,
-                                      reset=["performance.open-behind", "performance.md-cache-timeout"])
+        self.md_cache_on({"performance.md-cache-timeout": "10"})
+        failed = []
+        for i in range(12):
+            data = os.urandom(64 * 1024 + i)
+            stat(b3.port, "t9d.bin")  # b3's mount now holds the name
+            get(b3.port, "t9d.bin")
+            self.assertTrue(put(self.b1, "t9d.bin", data)["ok"])
+            # Each kind of lookup meets the replaced name first in turn.
+            first = lookups[i % len(lookups)]
+            for lookup in [first] + [other for other in lookups if other is not first]:
+                reply = lookup()
+                if not reply.get("ok"):
+                    failed.append((i, reply))
+        self.assertEqual(failed, [])
 
     # 9c. A get of dir/x.bin while dir itself is replaced through the other
     # mount (a new folder moved in after the old one is moved aside; FUSE
@@ -806,7 +808,7 @@ class ScaleOut(unittest.TestCase):
     # which was removed: the whole path is looked up again. Only not_found
     # is honest, for the moment with no folder of that name.
     def test_9c_get_while_its_folder_is_replaced_through_the_other_mount(self):
-        self.c.set_volume_options({"performance.stat-prefetch": "on", "performance.open-behind": "off"})
+        self.md_cache_on()
         versions, stop = {}, threading.Event()
         target = os.path.join(self.m2, "t9c")
         os.makedirs(target, exist_ok=True)
@@ -835,7 +837,6 @@ class ScaleOut(unittest.TestCase):
         finally:
             stop.set()
             writer.join(60)
-            self.c.set_volume_options(cluster.VOLUME_OPTIONS, reset=["performance.open-behind"])
         self.assertEqual(failed, [])
         self.assertGreater(whole, 0)
 
