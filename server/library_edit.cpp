@@ -706,12 +706,6 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
     if (auto refused = check_path(to)) {
         return refused;
     }
-    // On the paths, before any call: the kernel's own EINVAL is mapped too.
-    // rename(2) of a name onto itself succeeds doing nothing; refused here
-    // (as mv(1) does) so a client's typo is not reported as a move.
-    if (to == from) {
-        return Error{ErrorCode::invalid_move, quoted(from) + " would be renamed onto itself: nothing to move"};
-    }
     if (auto gone = check_root()) {
         return gone;
     }
@@ -728,6 +722,13 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
             return Error{ErrorCode::not_found, "nothing named " + quoted(from)};
         }
         return file_error(errno, "cannot stat", from);
+    }
+    // rename(2) of a name onto itself succeeds doing nothing; refused here
+    // (as mv(1) does) so a client's typo is not reported as a move. Only
+    // once `from` is found: a missing one is not_found, as mv(1)'s "cannot
+    // stat", however `to` is spelled.
+    if (to == from) {
+        return Error{ErrorCode::invalid_move, quoted(from) + " would be renamed onto itself: nothing to move"};
     }
     const bool folder = S_ISDIR(st.st_mode);
     if (!folder && !S_ISREG(st.st_mode)) {

@@ -380,7 +380,12 @@ class Folders(CliTest):
                            (["get", "d/../nope"], 'no file named "d/../nope"'),
                            (["get", "f", "d/sub/../../nope", "-C", "got"], 'no file named "d/sub/../../nope"'),
                            (["get", "d/sub/../../e"], '"d/sub/../../e" is not a regular file'),
-                           (["get", "-r", "e/../nope"], 'no folder named "e/../nope"')):
+                           (["get", "-r", "e/../nope"], 'no folder named "e/../nope"'),
+                           # Round 51b: a missing path moved onto itself was
+                           # invalid_move ("renamed onto itself"); mv(1)
+                           # says it cannot stat it. (A spot both paths
+                           # claim is named as the server's path.)
+                           (["mv", "d/../nope", "nope"], 'not_found: nothing named "nope"')):
             with self.subTest(argv=argv):
                 run = self.ferry(*argv, server=server)
                 self.assertNotEqual(run.returncode, 0, run.stdout)

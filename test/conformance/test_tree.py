@@ -826,6 +826,11 @@ class RenameTests(TreeCase):
         r = self.ask(c, {"op": "rename", "id": 15, "from": "dir", "to": "dir/sub", "replace": True})
         self.assertError(r, "invalid_move", 15)
         self.assertTrue(os.path.isdir(self.root("dir", "sub")))
+        # Onto itself: only what is there; a missing path is not_found.
+        self.assertError(self.ask(c, {"op": "rename", "id": 18, "from": "dir", "to": "dir"}), "invalid_move", 18)
+        self.assertError(self.ask(c, {"op": "rename", "id": 19, "from": "none", "to": "none"}), "not_found", 19)
+        self.assertError(self.ask(c, {"op": "rename", "id": 20, "from": "dir/none", "to": "dir/none",
+                                      "replace": True}), "not_found", 20)
 
     def test_missing_source_or_target_folder(self):
         c = self.client2()

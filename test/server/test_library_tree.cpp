@@ -470,6 +470,11 @@ TEST_CASE("rename moves atomically, replaces only when asked, and never moves a 
 
         CHECK(library->rename("a", "a/b/c", false)->code == ErrorCode::invalid_move);
         CHECK(library->rename("a", "a", false)->code == ErrorCode::invalid_move);
+        // Only what is there is renamed onto itself: a missing path is
+        // not_found first, as mv(1)'s "cannot stat" (round 51b).
+        CHECK(library->rename("nope", "nope", false)->code == ErrorCode::not_found);
+        CHECK(library->rename("nope/x", "nope/x", true)->code == ErrorCode::not_found);
+        CHECK(library->rename("dest/nope", "dest/nope", true)->code == ErrorCode::not_found);
         // A file onto itself: the message says so, not "into itself".
         const auto same = library->rename("dest/g1", "dest/g1", true);
         REQUIRE(same);
