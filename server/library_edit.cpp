@@ -26,6 +26,32 @@ namespace ferry::server {
 
 namespace {
 
+// The folder that holds `path`'s entry, as messages name it ("." for the root).
+std::string_view folder_of(std::string_view path)
+{
+    const auto slash = path.rfind('/');
+    return slash == std::string_view::npos ? std::string_view(".") : path.substr(0, slash);
+}
+
+// Refuses a change to the entries of FOLDER (any descriptor of it, O_PATH
+// too; `shown` names it) that could not be made durable: fsync(2) of a
+// folder needs a descriptor of it opened for reading, and a folder ferryd's
+// user may write and search but not read (a drop box, mode 0311 or 0333)
+// gives none, so its sync after the change fails with the change made and
+// answered as failed. Asked before the change, which is then refused with
+// nothing changed, as a put there is (its folder is opened for reading at
+// the start): forbidden, "cannot open folder". Its cost, an openat and a
+// close, comes before an fsync of that folder.
+std::optional<Error> refuse_unsyncable(int folder, std::string_view shown)
+{
+    const int readable = ::openat(folder, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (readable < 0) {
+        return file_error(errno, "cannot open folder", shown);
+    }
+    ::close(readable);
+    return std::nullopt;
+}
+
 // How the entry `st` at `path` differs from what a delete or a set_mtime
 // expects (PROTOCOL.md 4.11, 4.13): file_changed naming the path, the
 // difference and what was not done (`undone`), or nothing when it is as
@@ -303,6 +329,15 @@ Result<bool> Library::make_folder(std::string_view path, bool parents) const
         const std::string name(components[i]);
         const std::string so_far = joined_path(std::span(components).first(i + 1));
         bool made_here = false;
+        // A folder made where it could not be synced would be answered as
+        // failed: refused first where nothing is there yet (where something
+        // is, nothing is made, and the walk may go on through it).
+        if (auto refused = refuse_unsyncable(parent.get(), folder_of(so_far))) {
+            struct ::stat there {};
+            if (::fstatat(parent.get(), name.c_str(), &there, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT) {
+                return *refused;
+            }
+        }
         if (::mkdirat(parent.get(), name.c_str(), 0777) == 0) {
             made_here = true;
         } else if (errno != EEXIST) {
@@ -596,6 +631,9 @@ Result<Removed> Library::remove(std::string_view path, bool recursive, const std
             return *changed;
         }
     }
+    if (auto refused = refuse_unsyncable(parent, folder_of(path))) {
+        return *refused;
+    }
     Removed removed;
     if (S_ISREG(st.st_mode) && expect) {
         if (auto refused = remove_as_expected(parent, leaf, path, *expect)) {
@@ -793,6 +831,13 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
             return file_error(errno_value, "cannot rename", from);
         }
     };
+    // Both folders are synced after the change: refused now if one cannot be.
+    if (auto refused = refuse_unsyncable(to_dir, folder_of(to))) {
+        return *refused;
+    }
+    if (auto refused = refuse_unsyncable(from_dir, folder_of(from))) {
+        return *refused;
+    }
     // The lookups above are repeated on ESTALE, the change itself never:
     // whether a failed rename took effect is not known.
     if (replace) {

@@ -339,6 +339,46 @@ class Folders(CliTest):
         self.assertTrue(only_folders["error"]["message"].startswith(
             '2 folders failed; first "e": cannot open "missing"'), only_folders["error"])
 
+    def test_a_change_in_a_folder_ferryd_may_write_but_not_read_is_refused_with_nothing_changed(self):
+        # Round 50 (older): run as a user other than root, ferryd made a
+        # folder, deleted an entry or renamed one in or out of a folder it
+        # may write and search but not read (a drop box, mode 0311), then
+        # could not sync that folder (fsync needs it opened for reading)
+        # and answered forbidden "cannot sync folder" with the change made.
+        # Such a change is now refused first, as a put there is, and
+        # nothing changes; below it, in a folder ferryd reads, all works.
+        nobody = 65534
+        os.chmod(self.dir, 0o755)
+        make_tree(self.root, {"wo/del": b"x", "wo/mv": b"y", "wo/sub/f": b"z", "ok/f": b"o"})
+        make_tree(self.local, {"up": b"u"})
+        for folder, folders, files in os.walk(self.root):
+            for name in [folder] + [os.path.join(folder, entry) for entry in folders + files]:
+                os.chown(name, nobody, nobody)
+        drop_box = os.path.join(self.root, "wo")
+        os.chmod(drop_box, 0o311)
+
+        def as_nobody():
+            os.setgroups([])
+            os.setgid(nobody)
+            os.setuid(nobody)
+        self.server = harness.Server(test_cli.FERRYD, self.root, preexec_fn=as_nobody)
+        server = self.server.address
+        before = tree(self.root)
+        for argv in (["rm", "wo/del"], ["rm", "-r", "wo/sub"], ["mv", "wo/mv", "wo/mv2"], ["mv", "wo/mv", "top"],
+                     ["mv", "ok/f", "wo/f"], ["mkdir", "wo/new"], ["mkdir", "-p", "wo/new/deep"],
+                     ["put", "up", "-C", "wo"]):
+            with self.subTest(argv=argv):
+                run = self.ferry(*argv, server=server)
+                self.assertEqual(run.returncode, 4, run.stderr)
+                self.assertEqual(run.stderr.decode(), 'ferry: forbidden: cannot open folder "wo": Permission denied\n')
+                self.assertEqual(tree(self.root), before)
+        made = self.ferry("mkdir", "-p", "wo/sub/deeper", server=server)
+        self.assertEqual(made.returncode, 0, made.stderr)
+        self.assertTrue(os.path.isdir(os.path.join(drop_box, "sub", "deeper")))
+        moved = self.ferry("mv", "wo", "ok/wo", server=server)
+        self.assertEqual(moved.returncode, 0, moved.stderr)
+        self.assertEqual(self.ferry("rm", "ok/wo/sub/f", server=server).returncode, 0)
+
     def test_an_error_names_a_path_typed_with_dot_dot_as_it_was_typed(self):
         # Round 49: an error about a path typed with '..' named the path it
         # resolves to ("d/sub/../../f" as "f", and in the shell's folder d
