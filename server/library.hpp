@@ -276,9 +276,9 @@ public:
         // through a link (O_NOFOLLOW), never waiting (O_NONBLOCK): a
         // descriptor, or -1 with errno as openat(2).
         int open(int flags) const;
-        // Reads the folder through, so that a caching network file system
-        // looks its entries up afresh (refresh_folder, estale.hpp): after a
-        // file opened here was found gone with its handle.
+        // Makes a caching network file system look the folder's entries
+        // and the destination's name up afresh (refresh_name, estale.hpp):
+        // after a file opened here was found gone with its handle.
         void refresh() const;
 
     private:

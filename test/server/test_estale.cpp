@@ -7,8 +7,11 @@
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -144,4 +147,38 @@ TEST_CASE("forget_stale_handle: only asks; errno, the name and a link's target a
     CHECK(::faccessat(folder.fd, "missing", F_OK, AT_SYMLINK_NOFOLLOW) == -1); // nothing made
     ::unlinkat(folder.fd, "link", 0);
     ::unlinkat(folder.fd, "f", 0);
+}
+
+// Round 52: the question went through /proc/self/fd/N/NAME whatever /proc
+// was. Without procfs there (a chroot whose / ferryd serves), that is a
+// plain path a client can make, leading where it chose; every other use of
+// /proc/self/fd asks sys::proc_fd_links_are_procfs first, and so does this.
+TEST_CASE("stale_probe_path: through procfs's /proc/self/fd only")
+{
+    Folder folder;
+    CHECK(stale_probe_path(folder.fd, "f") == "/proc/self/fd/" + std::to_string(folder.fd) + "/f");
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        // A mount namespace of its own, /proc a plain tmpfs holding the
+        // very path, as a client could make it in a served /.
+        if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+            ::mount("none", "/proc", "tmpfs", 0, nullptr) != 0) {
+            ::_exit(77);
+        }
+        const std::string fake = "/proc/self/fd/" + std::to_string(folder.fd);
+        if (::mkdir("/proc/self", 0755) != 0 || ::mkdir("/proc/self/fd", 0755) != 0 ||
+            ::mkdir(fake.c_str(), 0755) != 0) {
+            ::_exit(2);
+        }
+        ::_exit(stale_probe_path(folder.fd, "f") ? 1 : 0);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77) {
+        MESSAGE("no mount namespace here (unshare refused): skipped");
+        return;
+    }
+    CHECK(WEXITSTATUS(status) == 0);
 }
