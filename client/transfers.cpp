@@ -63,6 +63,7 @@ public:
         : output_(output), upload_(upload), start_(Clock::now())
     {
         summary_.files.resize(count);
+        typed_.resize(count);
     }
 
     FileOutcome& file(std::size_t index) { return summary_.files[index]; }
@@ -70,11 +71,7 @@ public:
     // The argument that named file INDEX by itself, as typed (no wildcard):
     // where it has a '..', its failure names it so, as stat's and rm's do
     // (named_as_typed); its transfer line still shows the server's path.
-    void typed_as(std::size_t index, std::string typed)
-    {
-        typed_.resize(summary_.files.size());
-        typed_[index] = std::move(typed);
-    }
+    void typed_as(std::size_t index, std::string typed) { typed_[index] = std::move(typed); }
     // The shell's current folder: the lines shown name server paths as
     // its other commands do (shown_path); --json's summary keeps them
     // from the root.
@@ -91,7 +88,7 @@ public:
         summary_.files[index].follows_its_folder = follows_its_folder;
         if (!output_.json() && !follows_its_folder) {
             const std::string& name = summary_.files[index].name;
-            const bool climbed = !typed_name && index < typed_.size() && climbs_out(typed_[index]);
+            const bool climbed = !typed_name && climbs_out(typed_[index]);
             const std::string shown = typed_name ? name
                                       : climbed  ? tidied_typed_path(typed_[index])
                                                  : shown_path(name, current_);

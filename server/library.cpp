@@ -39,12 +39,16 @@ std::optional<Error> writable_folder(int fd, std::string_view path)
     if (retry_stale(fd, ".", [&] { return ::faccessat(fd, ".", W_OK | X_OK, AT_EACCESS); }) == 0) {
         return std::nullopt;
     }
-    const auto slash = path.rfind('/');
-    return file_error(errno, "ferryd may not write in folder",
-                      slash == std::string_view::npos ? std::string_view(".") : path.substr(0, slash));
+    return file_error(errno, "ferryd may not write in folder", folder_of(path));
 }
 
 } // namespace
+
+std::string_view folder_of(std::string_view path)
+{
+    const auto slash = path.rfind('/');
+    return slash == std::string_view::npos ? std::string_view(".") : path.substr(0, slash);
+}
 
 Error file_error(int errno_value, std::string_view what, std::string_view name)
 {

@@ -455,6 +455,10 @@ private:
     mutable std::atomic<bool> root_missing_{false};
 };
 
+// The folder that holds `path`'s entry, as messages name it ("." for the
+// root): "a/b/c" -> "a/b", "c" -> ".".
+std::string_view folder_of(std::string_view path);
+
 // Maps an errno from a file operation to the wire's error vocabulary.
 Error file_error(int errno_value, std::string_view what, std::string_view name);
 

@@ -26,13 +26,6 @@ namespace ferry::server {
 
 namespace {
 
-// The folder that holds `path`'s entry, as messages name it ("." for the root).
-std::string_view folder_of(std::string_view path)
-{
-    const auto slash = path.rfind('/');
-    return slash == std::string_view::npos ? std::string_view(".") : path.substr(0, slash);
-}
-
 // Refuses a change to the entries of FOLDER (any descriptor of it, O_PATH
 // too; `shown` names it) that could not be made durable: fsync(2) of a
 // folder needs a descriptor of it opened for reading, and a folder ferryd's

@@ -3,6 +3,7 @@
 // name), up to kStaleLookupTries calls in all; nothing else is repeated.
 // What the refresh does on GlusterFS is test/scaleout's (tests 9b, 9d).
 #include "estale.hpp"
+#include "without_proc.hpp"
 
 #include <doctest/doctest.h>
 
@@ -157,28 +158,19 @@ TEST_CASE("stale_probe_path: through procfs's /proc/self/fd only")
 {
     Folder folder;
     CHECK(stale_probe_path(folder.fd, "f") == "/proc/self/fd/" + std::to_string(folder.fd) + "/f");
-    const pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-        // A mount namespace of its own, /proc a plain tmpfs holding the
-        // very path, as a client could make it in a served /.
-        if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
-            ::mount("none", "/proc", "tmpfs", 0, nullptr) != 0) {
-            ::_exit(77);
-        }
+    // /proc a plain tmpfs holding the very path, as a client could make it
+    // in a served /.
+    const int status = exit_status_without_proc([&] {
         const std::string fake = "/proc/self/fd/" + std::to_string(folder.fd);
         if (::mkdir("/proc/self", 0755) != 0 || ::mkdir("/proc/self/fd", 0755) != 0 ||
             ::mkdir(fake.c_str(), 0755) != 0) {
-            ::_exit(2);
+            return 2;
         }
-        ::_exit(stale_probe_path(folder.fd, "f") ? 1 : 0);
-    }
-    int status = 0;
-    REQUIRE(::waitpid(child, &status, 0) == child);
-    REQUIRE(WIFEXITED(status));
-    if (WEXITSTATUS(status) == 77) {
+        return stale_probe_path(folder.fd, "f") ? 1 : 0;
+    });
+    if (status == kNoMountNamespace) {
         MESSAGE("no mount namespace here (unshare refused): skipped");
         return;
     }
-    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(status == 0);
 }

@@ -6,18 +6,16 @@
 #include "library.hpp"
 #include "partial_upload.hpp"
 #include "temp_root.hpp"
+#include "without_proc.hpp"
 
 #include "../acl_values.hpp"
 
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
-#include <sched.h>
 #include <sys/inotify.h>
-#include <sys/xattr.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -247,43 +245,33 @@ namespace {
 // system without /proc: commits a new "shared/new.bin" into `root`, whose
 // shared/ has a default ACL. Exit status: 0 the file has the mode and the
 // access ACL that the kernel gives a file created there with mode 0666 (a
-// reference file made beside it), 77 no namespace could be made (skip),
+// reference file made beside it), kNoMountNamespace (skip),
 // else which check failed.
 int commit_without_proc(const TempRoot& root)
 {
-    const pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-        if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
-            ::mount("none", "/proc", "tmpfs", 0, nullptr) != 0) {
-            ::_exit(77);
-        }
+    return exit_status_without_proc([&] {
         const std::string reference = root.path() + "/shared/reference";
         const int made = ::open(reference.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         struct ::stat expected {};
         if (made < 0 || ::fstat(made, &expected) != 0 || ferry::test::acl_of(reference).empty()) {
-            ::_exit(6);
+            return 6;
         }
         ::close(made);
         auto library = Library::open(root.path());
         if (!library) {
-            ::_exit(2);
+            return 2;
         }
         auto upload = PartialUpload::begin(*library.value(), "shared/new.bin", 5, false);
         if (!upload || upload.value()->append(std::span("hello", 5)) || !upload.value()->commit(kHelloSha256)) {
-            ::_exit(3);
+            return 3;
         }
         struct ::stat st {};
         const std::string path = root.path() + "/shared/new.bin";
         if (::lstat(path.c_str(), &st) != 0 || (st.st_mode & 07777) != (expected.st_mode & 07777)) {
-            ::_exit(4);
+            return 4;
         }
-        ::_exit(ferry::test::acl_of(path) == ferry::test::acl_of(reference) ? 0 : 5);
-    }
-    int status = 0;
-    REQUIRE(::waitpid(child, &status, 0) == child);
-    REQUIRE(WIFEXITED(status));
-    return WEXITSTATUS(status);
+        return ferry::test::acl_of(path) == ferry::test::acl_of(reference) ? 0 : 5;
+    });
 }
 
 } // namespace
@@ -301,7 +289,7 @@ TEST_CASE("without /proc a new file gets its folder's default ACL as the kernel 
         return;
     }
     const int result = commit_without_proc(root);
-    if (result == 77) {
+    if (result == kNoMountNamespace) {
         MESSAGE("no mount namespace here (unshare refused): skipped");
         return;
     }
