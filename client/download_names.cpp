@@ -7,6 +7,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
 #include <vector>
 
@@ -43,14 +44,14 @@ std::string as_command_word(const std::string& path)
 
 } // namespace
 
-Error NameClash::error(const std::function<std::string(const std::string&)>& shown) const
+Error NameClash::error(const std::string& remote_shown, const std::string& other_shown) const
 {
     const auto in_quotes = [](const std::string& text) { return "\"" + text + "\""; };
     return Error{ErrorCode::name_clash,
-                 in_quotes(shown(remote)) + " and " + in_quotes(shown(other)) + " would both use the local name " +
+                 in_quotes(remote_shown) + " and " + in_quotes(other_shown) + " would both use the local name " +
                      in_quotes(local) + " (as a file or as its partial download's " + std::string(kPartSuffix) +
-                     " or state): only " + in_quotes(shown(other)) + " is downloaded; get " +
-                     as_command_word(shown(remote)) + " on its own to another name (-o) or folder"};
+                     " or state): only " + in_quotes(other_shown) + " is downloaded; get " +
+                     as_command_word(remote_shown) + " on its own to another name (-o) or folder"};
 }
 
 bool DownloadNames::is_working_name(const std::string& dest)
@@ -58,7 +59,7 @@ bool DownloadNames::is_working_name(const std::string& dest)
     return is_part_name(base_name(dest));
 }
 
-std::optional<NameClash> DownloadNames::claim(const std::string& remote, const std::string& dest)
+std::optional<NameClash> DownloadNames::claim(std::size_t owner, const std::string& remote, const std::string& dest)
 {
     // The three names live in dest's folder (part_path keeps them there).
     struct stat st {};
@@ -73,8 +74,8 @@ std::optional<NameClash> DownloadNames::claim(const std::string& remote, const s
         return named;
     };
     const std::array<Key, 3> mine{key(dest), key(part_path(dest)), key(state_path(dest))};
-    const auto clash = [&](const std::string& other, const Key& name) {
-        return NameClash{remote, other, local_join(folder, std::get<3>(name))};
+    const auto clash = [&](const Owner& other, const Key& name) {
+        return NameClash{remote, other.remote, other.owner, local_join(folder, std::get<3>(name))};
     };
     for (const Key& name : mine) {
         if (auto taken = names_.find(name); taken != names_.end()) {
@@ -101,10 +102,65 @@ std::optional<NameClash> DownloadNames::claim(const std::string& remote, const s
         return clash(after->second, after->first);
     }
     for (const Key& name : mine) {
-        names_.emplace(name, remote);
+        names_.emplace(name, Owner{owner, remote});
     }
-    sidecars_.emplace(mine[2], remote);
+    sidecars_.emplace(mine[2], Owner{owner, remote});
+    owned_[owner].assign(mine.begin(), mine.end());
     return std::nullopt;
+}
+
+void DownloadNames::release(std::size_t owner)
+{
+    const auto owned = owned_.find(owner);
+    if (owned == owned_.end()) {
+        return;
+    }
+    for (const Key& name : owned->second) {
+        names_.erase(name);
+    }
+    sidecars_.erase(owned->second.back());
+    owned_.erase(owned);
+}
+
+std::vector<std::size_t> ClaimedDownloads::claim(const std::vector<Download>& downloads)
+{
+    std::vector<Download> order = downloads;
+    std::stable_sort(order.begin(), order.end(), [](const Download& a, const Download& b) {
+        return !DownloadNames::is_working_name(a.dest) && DownloadNames::is_working_name(b.dest);
+    });
+    std::vector<std::size_t> holding;
+    for (Download& download : order) {
+        if (auto clash = names_.claim(download.index, download.remote, download.dest)) {
+            waiting_.push_back(Waiting{std::move(download), std::move(*clash)});
+        } else {
+            holding.push_back(download.index);
+        }
+    }
+    return holding;
+}
+
+std::vector<std::size_t> ClaimedDownloads::failed_unwritten(std::size_t index)
+{
+    names_.release(index);
+    std::vector<std::size_t> claimed;
+    // Only a download that waited behind this one may take its names: the
+    // others still clash with the download they wait behind, which holds
+    // its names. One that now meets another holder waits behind that one.
+    std::vector<Waiting> still;
+    for (Waiting& waiting : waiting_) {
+        const Download& download = waiting.download;
+        if (waiting.clash.other_owner == index) {
+            auto clash = names_.claim(download.index, download.remote, download.dest);
+            if (!clash) {
+                claimed.push_back(download.index);
+                continue;
+            }
+            waiting.clash = std::move(*clash);
+        }
+        still.push_back(std::move(waiting));
+    }
+    waiting_ = std::move(still);
+    return claimed;
 }
 
 } // namespace ferry::client

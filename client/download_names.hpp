@@ -17,28 +17,34 @@
 #include <set>
 #include <string>
 #include <tuple>
+#include <vector>
 
 namespace ferry::client {
 
 // Two downloads of one command that would share a local name.
 struct NameClash {
-    std::string remote; // the refused download's path on the server
-    std::string other;  // the path on the server of the download that keeps the name
+    std::string remote;      // the refused download's path on the server
+    std::string other;       // the path on the server of the download that keeps the name
+    std::size_t other_owner; // that download's owner (DownloadNames::claim)
     std::string local;  // the local name both would use
-    // The name_clash error, each server path as `shown` writes it (from the
-    // root for --json, from the shell's current folder for its lines), so
-    // that the advice it gives ("get X on its own") is a path the user can
-    // type where they are.
-    Error error(const std::function<std::string(const std::string&)>& shown) const;
+    // The name_clash error, naming the refused download `remote_shown` and
+    // the other `other_shown`: each as the report names its file (from the
+    // root for --json, from the shell's current folder for its lines, as
+    // typed where that had a '..'), so that the advice it gives ("get X on
+    // its own") is a path the user can type where they are.
+    Error error(const std::string& remote_shown, const std::string& other_shown) const;
 };
 
 class DownloadNames {
 public:
-    // Claims the names of the download of `remote` (a path on the server)
-    // to the local path `dest`; the clash when one of them is already
-    // another download's. Folders are told apart by identity (device and
-    // inode), so two spellings of one folder match.
-    std::optional<NameClash> claim(const std::string& remote, const std::string& dest);
+    // Claims for `owner` (a download's index in its command) the names of
+    // the download of `remote` (a path on the server) to the local path
+    // `dest`; the clash when one of them is already another download's,
+    // and then nothing is claimed. Folders are told apart by identity
+    // (device and inode), so two spellings of one folder match.
+    std::optional<NameClash> claim(std::size_t owner, const std::string& remote, const std::string& dest);
+    // Lets go of every name `owner` claimed.
+    void release(std::size_t owner);
 
     // Whether `dest`'s last name is one of a download's working names
     // (local_tree.hpp's is_part_name): such a file yields to the download
@@ -49,11 +55,54 @@ private:
     // A name in a folder: (device, inode, the folder's path when it cannot
     // be looked at yet, the name).
     using Key = std::tuple<dev_t, ino_t, std::string, std::string>;
-    // Each claimed name -> the remote path that claimed it.
-    std::map<Key, std::string> names_;
-    // Each claimed sidecar -> its remote path: names starting with
+    struct Owner {
+        std::size_t owner;
+        std::string remote;
+    };
+    // Each claimed name -> the download that claimed it.
+    std::map<Key, Owner> names_;
+    // Each claimed sidecar -> its download: names starting with
     // SIDECAR.tmp- are that download's temporaries.
-    std::map<Key, std::string> sidecars_;
+    std::map<Key, Owner> sidecars_;
+    // Each owner -> its names (the last one its sidecar), for release.
+    std::map<std::size_t, std::vector<Key>> owned_;
+};
+
+// A command's downloads and who holds which local names. One that clashes
+// with a download planned before it is not refused at once but waits
+// behind it: should that download fail before any byte of it was written
+// (a file missing on the server, a path through a file), its names were
+// never used, and the first waiting download that can claim them now
+// goes instead, as a command that had not named the failed file would
+// have sent it. Those still waiting once the transfers are over are the
+// refused ones (name_clash).
+class ClaimedDownloads {
+public:
+    struct Download {
+        std::size_t index;  // the download's index in its command
+        std::string remote; // its path on the server
+        std::string dest;   // its local path
+    };
+    struct Waiting {
+        Download download;
+        NameClash clash; // with a download that holds one of its names
+    };
+
+    // Claims the names of each of `downloads` in their order, except
+    // that a file named like another's working files (is_working_name)
+    // yields to it: it claims last. The indices of those that hold their
+    // names.
+    std::vector<std::size_t> claim(const std::vector<Download>& downloads);
+    // Download `index` failed before any byte of it was written: its names
+    // are let go, and the waiting downloads that claim them now (in claim
+    // order) are returned, to be sent.
+    std::vector<std::size_t> failed_unwritten(std::size_t index);
+    // The downloads still waiting, in claim order.
+    const std::vector<Waiting>& waiting() const { return waiting_; }
+
+private:
+    DownloadNames names_;
+    std::vector<Waiting> waiting_;
 };
 
 } // namespace ferry::client

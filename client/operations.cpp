@@ -903,6 +903,7 @@ Status send_get(Connection& connection, PendingGet& pending)
 {
     pending.id = connection.next_id();
     pending.restart = false;
+    pending.accepted = false;
     return connection.send_request(
         Request{pending.id, GetRequest{pending.options.name, pending.offset, pending.options.hash}});
 }
@@ -927,6 +928,7 @@ Result<TransferResult> finish_get(Connection& connection, PendingGet& pending)
         }
         return reply.error();
     }
+    pending.accepted = true;
     const FileInfo& remote = reply->file;
     if (pending.resumable &&
         (!resumes_version(pending.resumable->state, remote.size, remote.mtime) || reply->offset != offset)) {

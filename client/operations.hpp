@@ -174,6 +174,10 @@ struct PendingGet {
     // failed the whole file's hash: send the request again (from 0) instead
     // of failing.
     bool restart = false;
+    // Set by finish_get once the server accepted the request (its reply
+    // came): from there the download may write under its local names. A
+    // get that fails without it wrote nothing there.
+    bool accepted = false;
     // With options.defer_publish, after a finish_get that verified a file
     // (not a stream): the part, to be published by the caller.
     std::optional<VerifiedPart> verified;

@@ -89,9 +89,7 @@ public:
         if (!output_.json() && !follows_its_folder) {
             const std::string& name = summary_.files[index].name;
             const bool climbed = !typed_name && climbs_out(typed_[index]);
-            const std::string shown = typed_name ? name
-                                      : climbed  ? tidied_typed_path(typed_[index])
-                                                 : shown_path(name, current_);
+            const std::string shown = typed_name ? name : shown_name(index, name);
             // The server names the path from the root: shown as the line's.
             const Error named = typed_name || (current_.empty() && !climbed)
                                     ? error
@@ -101,16 +99,16 @@ public:
             output_.error(single() ? named : Error{named.code, named_once(shown, named.message)});
         }
     }
-    // Refused before it started: its local name is another download's.
-    // --json names the server paths from the root, the lines as this
-    // report shows them (shown_in).
+    // Refused: its local name is another download's. --json names the
+    // server paths from the root, the lines as this report names its files
+    // (shown_in, and as typed where that climbed: typed_as).
     void failed(std::size_t index, const NameClash& clash)
     {
-        const auto shown = [&](const std::string& path) { return shown_path(path, current_); };
-        summary_.files[index].error = clash.error([](const std::string& path) { return path; });
+        summary_.files[index].error = clash.error(clash.remote, clash.other);
         if (!output_.json()) {
-            const Error error = clash.error(shown);
-            output_.error(single() ? error : Error{error.code, named_once(shown(clash.remote), error.message)});
+            const std::string shown = shown_name(index, clash.remote);
+            const Error error = clash.error(shown, shown_name(clash.other_owner, clash.other));
+            output_.error(single() ? error : Error{error.code, named_once(shown, error.message)});
         }
     }
     void transferred(std::size_t index, TransferResult result)
@@ -210,6 +208,14 @@ public:
     }
 
 private:
+    // How a line names file INDEX, at server path `name`: as typed where
+    // the argument that named it alone climbed with '..', else from the
+    // shell's current folder.
+    std::string shown_name(std::size_t index, const std::string& name) const
+    {
+        return climbs_out(typed_[index]) ? tidied_typed_path(typed_[index]) : shown_path(name, current_);
+    }
+
     const Output& output_;
     bool upload_;
     std::vector<std::string> typed_; // by index: typed_as, empty where none
@@ -327,34 +333,30 @@ namespace {
 
 // Before any request goes out: no two of the command's downloads may share
 // a local name in any role (file, part, sidecar, its temporaries), or one
-// would write, resume or publish the other's bytes. The files keep their
+// would write, resume or publish the other's bytes. The files claim their
 // names in the command's order, except that a file named like another's
 // working files (NAME.ferry-part...) yields to it; each later one that
-// clashes is refused (name_clash) and the others go on.
-void refuse_shared_names(Report& report, std::vector<std::optional<PendingGet>>& pending,
-                         std::deque<std::size_t>& waiting)
+// clashes waits (ClaimedDownloads) and leaves `waiting`: it is sent only
+// if every download it clashes with fails before writing a byte, and
+// refused (name_clash) otherwise, once the transfers are over.
+ClaimedDownloads claim_local_names(std::vector<std::optional<PendingGet>>& pending, std::deque<std::size_t>& waiting)
 {
-    std::vector<std::size_t> order(waiting.begin(), waiting.end());
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-        return !DownloadNames::is_working_name(pending[a]->options.dest) &&
-               DownloadNames::is_working_name(pending[b]->options.dest);
-    });
-    DownloadNames names;
-    std::set<std::size_t> refused;
-    for (const std::size_t i : order) {
+    std::vector<ClaimedDownloads::Download> downloads;
+    for (const std::size_t i : waiting) {
         const PendingGet& get = *pending[i];
         if (get.options.to_stdout || get.target.kind == TargetKind::stream) {
             continue; // written straight through: no part, nothing renamed
         }
-        if (auto clash = names.claim(get.options.name, get.options.dest)) {
-            report.failed(i, *clash);
-            refused.insert(i);
-        }
+        downloads.push_back({i, get.options.name, get.options.dest});
     }
-    std::erase_if(waiting, [&](std::size_t i) { return refused.contains(i); });
-    for (const std::size_t i : refused) {
-        pending[i].reset();
-    }
+    ClaimedDownloads claims;
+    const auto holding = claims.claim(downloads);
+    const std::set<std::size_t> held(holding.begin(), holding.end());
+    std::erase_if(waiting, [&](std::size_t i) {
+        const PendingGet& get = *pending[i];
+        return !get.options.to_stdout && get.target.kind != TargetKind::stream && !held.contains(i);
+    });
+    return claims;
 }
 
 // Where a download lands, walked to once, before anything else looks at
@@ -394,7 +396,7 @@ Status land(GetOptions& options, HeldFolders& folders)
 
 // A planned download's folder is let go between its plan and its request:
 // a command plans all its files before the first request goes out
-// (refuse_shared_names compares them all), and a descriptor held per
+// (claim_local_names compares them all), and a descriptor held per
 // folder for that whole time would cap a tree at the descriptor limit
 // (RLIMIT_NOFILE), failing every file past it. Right before the request
 // the folder is walked to again as `land` walked (a tree's name from the
@@ -521,7 +523,18 @@ void get_files(Connection& connection, const Output& output, Report& report, con
         }
         waiting.push_back(i);
     }
-    refuse_shared_names(report, pending, waiting);
+    ClaimedDownloads claims = claim_local_names(pending, waiting);
+    // Download `index` failed: if it wrote nothing under its local names
+    // (refused by the server, or before its request), a download waiting
+    // behind it may take them now.
+    const auto let_go_names = [&](std::size_t index, const Error& error, bool wrote) {
+        if (wrote || exit_status(error.code) == kExitTransient) {
+            return; // tried again later (a part to resume), or it holds a part
+        }
+        for (const std::size_t next : claims.failed_unwritten(index)) {
+            waiting.push_back(next);
+        }
+    };
 
     while (!waiting.empty() || !in_flight.empty()) {
         if (!connection.is_open()) {
@@ -540,6 +553,7 @@ void get_files(Connection& connection, const Output& output, Report& report, con
             if (planned[index] && !get.options.folder) {
                 if (auto taken = take_planned_folder(get.options, *planned[index], folders); !taken) {
                     report.failed(index, taken.error());
+                    let_go_names(index, taken.error(), false);
                     continue;
                 }
             }
@@ -602,6 +616,11 @@ void get_files(Connection& connection, const Output& output, Report& report, con
             report.abandon_rest(waiting, interrupted_before_start());
             break;
         }
+        let_go_names(index, error, get.accepted);
+    }
+    for (const auto& refused : claims.waiting()) {
+        report.failed(refused.download.index, refused.clash);
+        pending[refused.download.index].reset();
     }
 }
 

@@ -425,7 +425,13 @@ class Folders(CliTest):
                            # invalid_move ("renamed onto itself"); mv(1)
                            # says it cannot stat it. (A spot both paths
                            # claim is named as the server's path.)
-                           (["mv", "d/../nope", "nope"], 'not_found: nothing named "nope"')):
+                           (["mv", "d/../nope", "nope"], 'not_found: nothing named "nope"'),
+                           # Round 52 F4: a name clash named both files by
+                           # their server paths ("f" and "f").
+                           (["get", "f", "d/../f", "-C", "got"],
+                            '"d/../f" and "f" would both use the local name "got/f"'),
+                           (["get", "e/../f", "f", "-C", "got2"],
+                            '"f" and "e/../f" would both use the local name "got2/f"')):
             with self.subTest(argv=argv):
                 run = self.ferry(*argv, server=server)
                 self.assertNotEqual(run.returncode, 0, run.stdout)

@@ -69,6 +69,77 @@ TEST_CASE("two files of one get landing on one local name: the later is refused 
     }
 }
 
+TEST_CASE("a download waiting behind another's local name goes when that one fails before writing a byte")
+{
+    // Round 52's F3: the clash was settled before any request, so where the
+    // file that kept the name then failed (a path through a file, a file
+    // missing on the server), the other was refused too and nothing came.
+    Fixture f;
+    write_file(f.root_file("f"), "a file, not a folder");
+    write_file(f.root_file("g"), "another file");
+    for (const char* folder : {"d", "e", "h"}) {
+        ::mkdir(f.root_file(folder).c_str(), 0755);
+    }
+    write_random_file(f.root_file("d/x"), 3 * 1024 * 1024 + 7, 3);
+    write_file(f.root_file("e/x"), "small");
+    write_file(f.root_file("h/x.ferry-part"), "a server file named like x's part");
+
+    SUBCASE("the first fails at the server: the second is downloaded")
+    {
+        const std::string into = f.local_file("one");
+        const auto get = run_ferry(f.server.address(), {"--json", "get", "f/x", "d/x", "-C", into});
+        CAPTURE(get.out);
+        CHECK(get.exit_code == 4);
+        const auto json = parse_output(get);
+        CHECK(file_named(json, "f/x")["error"]["code"] == "not_a_folder");
+        CHECK(file_named(json, "d/x")["ok"] == true);
+        CHECK(files_equal(f.root_file("d/x"), into + "/x"));
+        CHECK(folder_entries(into) == std::vector<std::string>{"x"});
+    }
+    SUBCASE("a chain: each failure passes the name on, and a later clash names the one that kept it")
+    {
+        const std::string into = f.local_file("two");
+        const auto get =
+            run_ferry(f.server.address(), {"--json", "get", "f/x", "g/x", "nope/x", "d/x", "e/x", "-C", into});
+        CAPTURE(get.out);
+        CHECK(get.exit_code == 4);
+        const auto json = parse_output(get);
+        CHECK(file_named(json, "f/x")["error"]["code"] == "not_a_folder");
+        CHECK(file_named(json, "g/x")["error"]["code"] == "not_a_folder");
+        CHECK(file_named(json, "nope/x")["error"]["code"] == "not_found");
+        CHECK(file_named(json, "d/x")["ok"] == true);
+        const auto refused = file_named(json, "e/x");
+        CHECK(refused["error"]["code"] == "name_clash");
+        CHECK(refused["error"]["message"].get<std::string>().find("only \"d/x\" is downloaded") != std::string::npos);
+        CHECK(files_equal(f.root_file("d/x"), into + "/x"));
+        CHECK(folder_entries(into) == std::vector<std::string>{"x"});
+    }
+    SUBCASE("one that yields to a part's owner goes when the owner is missing on the server")
+    {
+        const std::string into = f.local_file("three");
+        const auto get = run_ferry(f.server.address(), {"--json", "get", "h/x.ferry-part", "f/x", "-C", into});
+        CAPTURE(get.out);
+        CHECK(get.exit_code == 4);
+        const auto json = parse_output(get);
+        CHECK(file_named(json, "f/x")["error"]["code"] == "not_a_folder");
+        CHECK(file_named(json, "h/x.ferry-part")["ok"] == true);
+        CHECK(read_file(into + "/x.ferry-part") == "a server file named like x's part");
+    }
+    SUBCASE("the first is downloaded: the second stays refused, and nothing of it is written")
+    {
+        const std::string into = f.local_file("four");
+        const auto get = run_ferry(f.server.address(), {"--json", "get", "e/x", "f/x", "d/x", "-C", into});
+        CAPTURE(get.out);
+        CHECK(get.exit_code == 4);
+        const auto json = parse_output(get);
+        CHECK(file_named(json, "e/x")["ok"] == true);
+        CHECK(file_named(json, "f/x")["error"]["code"] == "name_clash");
+        CHECK(file_named(json, "d/x")["error"]["code"] == "name_clash");
+        CHECK(read_file(into + "/x") == "small");
+        CHECK(folder_entries(into) == std::vector<std::string>{"x"});
+    }
+}
+
 TEST_CASE("a server file named like another's part or state yields to it, in any order, with get -r too")
 {
     Fixture f;
