@@ -480,6 +480,13 @@ void get_files(Connection& connection, const Output& output, Report& report, con
         options.defer_publish = true;
         report.file(i).name = items[i].name;
         report.file(i).local = options.dest;
+        // A path the server would refuse (a name over NAME_MAX, say) is
+        // answered as stat and rm answer it, before its local name is
+        // looked at: that would fail for the same name, as a local error.
+        if (auto bad = check_path(options.name)) {
+            report.failed(i, *bad);
+            continue;
+        }
         if (auto landed = land(options, folders); !landed) {
             report.failed(i, landed.error());
             continue;

@@ -140,6 +140,34 @@ TEST_CASE("a download waiting behind another's local name goes when that one fai
     }
 }
 
+TEST_CASE("a get of a path the name rules refuse is invalid_name, as stat answers it, and writes nothing")
+{
+    // Round 52's F5: a component over NAME_MAX (255 bytes) failed as the
+    // local file it would have made (local_io, exit 3), where stat, rm and
+    // the server answer invalid_name.
+    Fixture f;
+    ::mkdir(f.root_file("d").c_str(), 0755);
+    write_file(f.root_file("d/ok"), "fine");
+    const std::string long_name(300, 'n');
+    const std::string into = f.local_file("into");
+    ::mkdir(into.c_str(), 0755);
+    for (const std::string& path : {long_name, "d/" + long_name}) {
+        CAPTURE(path);
+        const auto get = run_ferry(f.server.address(), {"--json", "get", path, "d/ok", "-C", into});
+        CAPTURE(get.out);
+        CHECK(get.exit_code == 4);
+        const auto json = parse_output(get);
+        CHECK(file_named(json, path)["error"]["code"] == "invalid_name");
+        CHECK(file_named(json, "d/ok")["ok"] == true);
+        CHECK(folder_entries(into) == std::vector<std::string>{"ok"});
+        const auto alone = run_ferry(f.server.address(), {"get", path, "-o", into + "/named"});
+        CHECK(alone.exit_code == 4);
+        CHECK(alone.err.find("invalid_name") != std::string::npos);
+        CHECK(folder_entries(into) == std::vector<std::string>{"ok"});
+        REQUIRE(::unlink((into + "/ok").c_str()) == 0);
+    }
+}
+
 TEST_CASE("a server file named like another's part or state yields to it, in any order, with get -r too")
 {
     Fixture f;
