@@ -625,8 +625,14 @@ void get_files(Connection& connection, const Output& output, Report& report, con
         }
         let_go_names(index, error, get.accepted);
     }
+    // Interrupted, the file each one waits behind may not have been
+    // decided: they were not started, rather than refused.
     for (const auto& refused : claims.waiting()) {
-        report.failed(refused.download.index, refused.clash);
+        if (interrupted()) {
+            report.failed(refused.download.index, interrupted_before_start());
+        } else {
+            report.failed(refused.download.index, refused.clash);
+        }
         pending[refused.download.index].reset();
     }
 }
