@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <iterator>
 #include <vector>
 
 namespace ferry::client {
@@ -50,7 +51,7 @@ Error NameClash::error(const std::string& remote_shown, const std::string& other
     return Error{ErrorCode::name_clash,
                  in_quotes(remote_shown) + " and " + in_quotes(other_shown) + " would both use the local name " +
                      in_quotes(local) + " (as a file or as its partial download's " + std::string(kPartSuffix) +
-                     " or state): only " + in_quotes(other_shown) + " is downloaded; get " +
+                     " or state): only " + in_quotes(other_shown) + " was given it; get " +
                      as_command_word(remote_shown) + " on its own to another name (-o) or folder"};
 }
 
@@ -59,15 +60,22 @@ bool DownloadNames::is_working_name(const std::string& dest)
     return is_part_name(base_name(dest));
 }
 
-std::optional<NameClash> DownloadNames::claim(std::size_t owner, const std::string& remote, const std::string& dest)
+DownloadNames::Place DownloadNames::place_of(const std::string& dest)
+{
+    const std::string folder = folder_of(dest);
+    struct stat st {};
+    if (::stat(folder.c_str(), &st) == 0) {
+        return Place{st.st_dev, st.st_ino, {}};
+    }
+    return Place{0, 0, folder};
+}
+
+std::optional<NameClash> DownloadNames::claim(std::size_t owner, const std::string& remote, const std::string& dest,
+                                              const Place& place)
 {
     // The three names live in dest's folder (part_path keeps them there).
-    struct stat st {};
     const std::string folder = folder_of(dest);
-    Key base{0, 0, folder, {}};
-    if (::stat(folder.c_str(), &st) == 0) {
-        base = Key{st.st_dev, st.st_ino, {}, {}};
-    }
+    const Key base{std::get<0>(place), std::get<1>(place), std::get<2>(place), {}};
     const auto key = [&](const std::string& path) {
         Key named = base;
         std::get<3>(named) = base_name(path);
@@ -129,14 +137,33 @@ std::vector<std::size_t> ClaimedDownloads::claim(const std::vector<Download>& do
         return !DownloadNames::is_working_name(a.dest) && DownloadNames::is_working_name(b.dest);
     });
     std::vector<std::size_t> holding;
-    for (Download& download : order) {
-        if (auto clash = names_.claim(download.index, download.remote, download.dest)) {
-            waiting_.push_back(Waiting{std::move(download), std::move(*clash)});
+    for (std::size_t position = 0; position < order.size(); ++position) {
+        Download& download = order[position];
+        DownloadNames::Place place = DownloadNames::place_of(download.dest);
+        if (auto clash = names_.claim(download.index, download.remote, download.dest, place)) {
+            const std::size_t holder = clash->other_owner;
+            wait_behind(holder, Queue{Waiting{std::move(download), std::move(*clash), position, std::move(place)}});
         } else {
             holding.push_back(download.index);
         }
     }
     return holding;
+}
+
+void ClaimedDownloads::wait_behind(std::size_t holder, Queue queue)
+{
+    auto& queues = behind_[holder];
+    // One queue per local path where the order allows (always, while the
+    // command is first planned): a later one joins the last's queue.
+    for (Queue& same : queues) {
+        const Waiting& last = same.back();
+        if (last.download.dest == queue.front().download.dest && last.place == queue.front().place &&
+            last.position < queue.front().position) {
+            std::move(queue.begin(), queue.end(), std::back_inserter(same));
+            return;
+        }
+    }
+    queues.push_back(std::move(queue));
 }
 
 std::vector<std::size_t> ClaimedDownloads::failed_unwritten(std::size_t index)
@@ -145,22 +172,47 @@ std::vector<std::size_t> ClaimedDownloads::failed_unwritten(std::size_t index)
     std::vector<std::size_t> claimed;
     // Only a download that waited behind this one may take its names: the
     // others still clash with the download they wait behind, which holds
-    // its names. One that now meets another holder waits behind that one.
-    std::vector<Waiting> still;
-    for (Waiting& waiting : waiting_) {
-        const Download& download = waiting.download;
-        if (waiting.clash.other_owner == index) {
-            auto clash = names_.claim(download.index, download.remote, download.dest);
+    // its names.
+    auto released = behind_.extract(index);
+    if (released.empty()) {
+        return claimed;
+    }
+    std::vector<Queue> queues = std::move(released.mapped());
+    std::sort(queues.begin(), queues.end(),
+              [](const Queue& a, const Queue& b) { return a.front().position < b.front().position; });
+    for (Queue& queue : queues) {
+        // The first that can claims; the next one of the queue then meets
+        // it, and the rest, with the same names, wait behind whoever holds
+        // the first name they meet.
+        while (!queue.empty()) {
+            Waiting& first = queue.front();
+            auto clash = names_.claim(first.download.index, first.download.remote, first.download.dest, first.place);
             if (!clash) {
-                claimed.push_back(download.index);
+                claimed.push_back(first.download.index);
+                queue.pop_front();
                 continue;
             }
-            waiting.clash = std::move(*clash);
+            for (Waiting& waiting : queue) {
+                waiting.clash = *clash;
+                waiting.clash.remote = waiting.download.remote;
+            }
+            wait_behind(clash->other_owner, std::move(queue));
+            break;
         }
-        still.push_back(std::move(waiting));
     }
-    waiting_ = std::move(still);
     return claimed;
+}
+
+std::vector<ClaimedDownloads::Waiting> ClaimedDownloads::waiting() const
+{
+    std::vector<Waiting> all;
+    for (const auto& [holder, queues] : behind_) {
+        for (const Queue& queue : queues) {
+            all.insert(all.end(), queue.begin(), queue.end());
+        }
+    }
+    std::sort(all.begin(), all.end(), [](const Waiting& a, const Waiting& b) { return a.position < b.position; });
+    return all;
 }
 
 } // namespace ferry::client

@@ -11,6 +11,7 @@
 
 #include <sys/types.h>
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -37,12 +38,19 @@ struct NameClash {
 
 class DownloadNames {
 public:
+    // Where a download's names live: its local path's folder, told apart by
+    // identity (device and inode) so that two spellings of one folder
+    // match, or by its path where it cannot be looked at yet.
+    using Place = std::tuple<dev_t, ino_t, std::string>;
+    // The place of the local path `dest` (one stat(2) of its folder).
+    static Place place_of(const std::string& dest);
+
     // Claims for `owner` (a download's index in its command) the names of
     // the download of `remote` (a path on the server) to the local path
-    // `dest`; the clash when one of them is already another download's,
-    // and then nothing is claimed. Folders are told apart by identity
-    // (device and inode), so two spellings of one folder match.
-    std::optional<NameClash> claim(std::size_t owner, const std::string& remote, const std::string& dest);
+    // `dest`, whose folder is `place` (place_of); the clash when one of
+    // them is already another download's, and then nothing is claimed.
+    std::optional<NameClash> claim(std::size_t owner, const std::string& remote, const std::string& dest,
+                                   const Place& place);
     // Lets go of every name `owner` claimed.
     void release(std::size_t owner);
 
@@ -85,7 +93,9 @@ public:
     };
     struct Waiting {
         Download download;
-        NameClash clash; // with a download that holds one of its names
+        NameClash clash;            // with a download that holds one of its names
+        std::size_t position = 0;   // in claim order
+        DownloadNames::Place place; // of dest
     };
 
     // Claims the names of each of `downloads` in their order, except
@@ -95,14 +105,21 @@ public:
     std::vector<std::size_t> claim(const std::vector<Download>& downloads);
     // Download `index` failed before any byte of it was written: its names
     // are let go, and the waiting downloads that claim them now (in claim
-    // order) are returned, to be sent.
+    // order) are returned, to be sent. A few claims, whatever the number
+    // waiting (one queue per local path, below).
     std::vector<std::size_t> failed_unwritten(std::size_t index);
     // The downloads still waiting, in claim order.
-    const std::vector<Waiting>& waiting() const { return waiting_; }
+    std::vector<Waiting> waiting() const;
 
 private:
+    // Downloads waiting behind one holder with one local path, so with the
+    // very same names, in claim order: when the holder lets go, the first
+    // that claims them leaves the rest waiting behind itself, unasked.
+    using Queue = std::deque<Waiting>;
+    void wait_behind(std::size_t holder, Queue queue);
+
     DownloadNames names_;
-    std::vector<Waiting> waiting_;
+    std::map<std::size_t, std::vector<Queue>> behind_; // holder -> its queues
 };
 
 } // namespace ferry::client

@@ -532,11 +532,13 @@ void get_files(Connection& connection, const Output& output, Report& report, con
     }
     ClaimedDownloads claims = claim_local_names(pending, waiting);
     // Download `index` failed: if it wrote nothing under its local names
-    // (refused by the server, or before its request), a download waiting
-    // behind it may take them now.
+    // (refused by the server, or before its request) and found no part of
+    // its own there (an earlier run's, kept for a later resume), a download
+    // waiting behind it may take them now.
     const auto let_go_names = [&](std::size_t index, const Error& error, bool wrote) {
-        if (wrote || exit_status(error.code) == kExitTransient) {
-            return; // tried again later (a part to resume), or it holds a part
+        const PendingGet& get = *pending[index];
+        if (wrote || get.resumable || !get.options.no_part || exit_status(error.code) == kExitTransient) {
+            return; // tried again later, or it wrote or found a part: the names stay its own
         }
         for (const std::size_t next : claims.failed_unwritten(index)) {
             waiting.push_back(next);

@@ -459,7 +459,7 @@ class Folders(CliTest):
         shell = self.ferry(server=server, stdin=b"cd d\n-get x ff/x -C out\n-get -r sub\n")
         lines = shell.stderr.decode().splitlines()
         self.assertIn('ferry: name_clash: "ff/x" and "x" would both use the local name "out/x" (as a file or as its '
-                      'partial download\'s .ferry-part or state): only "x" is downloaded; get \'ff/x\' on its own to '
+                      'partial download\'s .ferry-part or state): only "x" was given it; get \'ff/x\' on its own to '
                       'another name (-o) or folder', lines)
         self.assertIn('ferry: local_io: "sub" is a file: no folder is made there, and nothing is written '
                       'through it', lines)

@@ -5,6 +5,7 @@
 // ferry never drops a file it did not create.
 #include "support.hpp"
 
+#include "download_names.hpp"
 #include "local_files.hpp"
 
 #include <doctest/doctest.h>
@@ -110,7 +111,7 @@ TEST_CASE("a download waiting behind another's local name goes when that one fai
         CHECK(file_named(json, "d/x")["ok"] == true);
         const auto refused = file_named(json, "e/x");
         CHECK(refused["error"]["code"] == "name_clash");
-        CHECK(refused["error"]["message"].get<std::string>().find("only \"d/x\" is downloaded") != std::string::npos);
+        CHECK(refused["error"]["message"].get<std::string>().find("only \"d/x\" was given it") != std::string::npos);
         CHECK(files_equal(f.root_file("d/x"), into + "/x"));
         CHECK(folder_entries(into) == std::vector<std::string>{"x"});
     }
@@ -138,6 +139,91 @@ TEST_CASE("a download waiting behind another's local name goes when that one fai
         CHECK(read_file(into + "/x") == "small");
         CHECK(folder_entries(into) == std::vector<std::string>{"x"});
     }
+}
+
+TEST_CASE("a download that fails unwritten keeps its names where it found a part of its own there")
+{
+    // Round 53: the holder's part from an earlier, interrupted run was
+    // replaced by the download that took its names, and a later get of it
+    // started from the beginning.
+    Fixture f;
+    ::mkdir(f.root_file("a").c_str(), 0755);
+    ::mkdir(f.root_file("b").c_str(), 0755);
+    write_file(f.root_file("b/big"), "the other file");
+    const std::string into = f.local_file("into");
+    ::mkdir(into.c_str(), 0755);
+    const std::string part = into + "/big.ferry-part";
+    write_file(part, "EARLIER BYTES OF a/big");
+    {
+        const int fd = ::open(part.c_str(), O_RDONLY | O_CLOEXEC);
+        REQUIRE(fd >= 0);
+        REQUIRE(::fsetxattr(fd, ferry::client::kPartMark, "1", 1, 0) == 0);
+        ::close(fd);
+    }
+    DownloadState earlier;
+    earlier.name = "a/big";
+    earlier.remote_size = 1000;
+    REQUIRE(ferry::client::write_download_state(into + "/big.ferry-part.state", earlier));
+    const std::string state = read_file(into + "/big.ferry-part.state");
+    for (const std::string resume : {"--resume", "--no-resume"}) {
+        CAPTURE(resume);
+        const auto get = run_ferry(f.server.address(), {"--json", "get", resume, "a/big", "b/big", "-C", into});
+        CAPTURE(get.out);
+        CHECK(get.exit_code == 4);
+        const auto json = parse_output(get);
+        CHECK(file_named(json, "a/big")["error"]["code"] == "not_found");
+        CHECK(file_named(json, "b/big")["error"]["code"] == "name_clash");
+        CHECK(read_file(part) == "EARLIER BYTES OF a/big");
+        CHECK(read_file(into + "/big.ferry-part.state") == state);
+        CHECK_FALSE(exists(into + "/big"));
+    }
+}
+
+TEST_CASE("the downloads waiting on one name pass it on in claim order, each queue asked once per holder")
+{
+    using ferry::client::ClaimedDownloads;
+    Fixture f;
+    const std::string into = f.local_file("q");
+    ::mkdir(into.c_str(), 0755);
+    // Four downloads to x, one to x.ferry-part (claims last: it yields to
+    // x's part), one to y.
+    std::vector<ClaimedDownloads::Download> downloads{{0, "s0/x.ferry-part", into + "/x.ferry-part"},
+                                                      {1, "s1/x", into + "/x"},
+                                                      {2, "s2/x", into + "/x"},
+                                                      {3, "s3/y", into + "/y"},
+                                                      {4, "s4/x", into + "/x"},
+                                                      {5, "s5/x", into + "/x"}};
+    ClaimedDownloads claims;
+    CHECK(claims.claim(downloads) == std::vector<std::size_t>{1, 3});
+    const auto waiting_indices = [&] {
+        std::vector<std::size_t> indices;
+        for (const auto& waiting : claims.waiting()) {
+            indices.push_back(waiting.download.index);
+        }
+        return indices;
+    };
+    CHECK(waiting_indices() == std::vector<std::size_t>{2, 4, 5, 0});
+    CHECK(claims.failed_unwritten(3).empty()); // nothing waits on y
+    CHECK(claims.failed_unwritten(1) == std::vector<std::size_t>{2});
+    for (const auto& waiting : claims.waiting()) {
+        CHECK(waiting.clash.other_owner == 2);
+        CHECK(waiting.clash.other == "s2/x");
+    }
+    CHECK(claims.failed_unwritten(2) == std::vector<std::size_t>{4});
+    CHECK(claims.failed_unwritten(4) == std::vector<std::size_t>{5});
+    CHECK(claims.failed_unwritten(5) == std::vector<std::size_t>{0});
+    CHECK(claims.waiting().empty());
+    // Many on one name: each failure hands it to the next, the rest still wait.
+    std::vector<ClaimedDownloads::Download> many;
+    for (std::size_t i = 0; i < 20000; ++i) {
+        many.push_back({i, "m" + std::to_string(i) + "/x", into + "/x"});
+    }
+    ClaimedDownloads queue;
+    CHECK(queue.claim(many) == std::vector<std::size_t>{0});
+    for (std::size_t i = 0; i + 1 < many.size(); ++i) {
+        REQUIRE(queue.failed_unwritten(i) == std::vector<std::size_t>{i + 1});
+    }
+    CHECK(queue.waiting().empty());
 }
 
 TEST_CASE("a get of a path the name rules refuse is invalid_name, as stat answers it, and writes nothing")
