@@ -331,6 +331,13 @@ std::chrono::milliseconds retry_delay(unsigned attempt)
 
 namespace {
 
+// A download left out (-n, --skip-identical): why, and the local path it
+// leaves as it is.
+struct SkippedGet {
+    std::string why;
+    std::string dest;
+};
+
 // Before any request goes out: no two of the command's downloads may share
 // a local name in any role (file, part, sidecar, its temporaries), or one
 // would write, resume or publish the other's bytes. The files claim their
@@ -339,7 +346,16 @@ namespace {
 // clashes waits (ClaimedDownloads) and leaves `waiting`: it is sent only
 // if every download it clashes with fails before writing a byte, and
 // refused (name_clash) otherwise, once the transfers are over.
-ClaimedDownloads claim_local_names(std::vector<std::optional<PendingGet>>& pending, std::deque<std::size_t>& waiting)
+//
+// A file skipped (-n, --skip-identical: in `skipped`, with why) claims its
+// name too, in its place in the command's order: a later download to that
+// name would replace what the skip vouched for, and an earlier one makes
+// the skip's look stale. One that holds its name stays in `skipped`; one
+// that waits moves to the returned `waiting_skipped` (reported skipped if
+// it is handed the name, refused if not).
+ClaimedDownloads claim_local_names(const std::vector<GetItem>& items, std::vector<std::optional<PendingGet>>& pending,
+                                   std::deque<std::size_t>& waiting, std::map<std::size_t, SkippedGet>& skipped,
+                                   std::map<std::size_t, SkippedGet>& waiting_skipped)
 {
     std::vector<ClaimedDownloads::Download> downloads;
     for (const std::size_t i : waiting) {
@@ -349,12 +365,25 @@ ClaimedDownloads claim_local_names(std::vector<std::optional<PendingGet>>& pendi
         }
         downloads.push_back({i, get.options.name, get.options.dest});
     }
+    for (const auto& [i, skip] : skipped) {
+        downloads.push_back({i, items[i].name, skip.dest});
+    }
+    // The command's order, skipped files in their places.
+    std::stable_sort(downloads.begin(), downloads.end(),
+                     [](const auto& a, const auto& b) { return a.index < b.index; });
     ClaimedDownloads claims;
     const auto holding = claims.claim(downloads);
     const std::set<std::size_t> held(holding.begin(), holding.end());
     std::erase_if(waiting, [&](std::size_t i) {
         const PendingGet& get = *pending[i];
         return !get.options.to_stdout && get.target.kind != TargetKind::stream && !held.contains(i);
+    });
+    std::erase_if(skipped, [&](const auto& entry) {
+        if (held.contains(entry.first)) {
+            return false;
+        }
+        waiting_skipped.insert(entry);
+        return true;
     });
     return claims;
 }
@@ -465,6 +494,9 @@ void get_files(Connection& connection, const Output& output, Report& report, con
     HeldFolders folders(shares.held_folders);
     std::deque<std::size_t> waiting;   // to be sent, in order
     std::deque<std::size_t> in_flight; // sent; their replies come back in this order
+    // Files left as they are (-n, --skip-identical), with why: each keeps
+    // its local name, so no other download of the command writes there.
+    std::map<std::size_t, SkippedGet> skipped;
     for (const std::size_t i : todo) {
         GetOptions options;
         options.name = items[i].name;
@@ -509,7 +541,9 @@ void get_files(Connection& connection, const Output& output, Report& report, con
                 continue;
             }
             if (skip.value()) {
-                report.skipped(i, *skip.value());
+                // Reported once the names are settled: a skipped file holds
+                // its local name as a download would (claim_local_names).
+                skipped[i] = SkippedGet{*skip.value(), options.dest};
                 continue;
             }
         }
@@ -530,7 +564,11 @@ void get_files(Connection& connection, const Output& output, Report& report, con
         }
         waiting.push_back(i);
     }
-    ClaimedDownloads claims = claim_local_names(pending, waiting);
+    std::map<std::size_t, SkippedGet> waiting_skipped;
+    ClaimedDownloads claims = claim_local_names(items, pending, waiting, skipped, waiting_skipped);
+    for (const auto& [index, skip] : skipped) {
+        report.skipped(index, skip.why);
+    }
     // Download `index` failed: if it wrote nothing under its local names
     // (refused by the server, or before its request) and found no part of
     // its own there (an earlier run's, kept for a later resume), a download
@@ -541,7 +579,12 @@ void get_files(Connection& connection, const Output& output, Report& report, con
             return; // tried again later, or it wrote or found a part: the names stay its own
         }
         for (const std::size_t next : claims.failed_unwritten(index)) {
-            waiting.push_back(next);
+            if (auto why = waiting_skipped.find(next); why != waiting_skipped.end()) {
+                report.skipped(next, why->second.why); // its file stays as it is, now unclaimed by others
+                skipped.insert(waiting_skipped.extract(why));
+            } else {
+                waiting.push_back(next);
+            }
         }
     };
 
@@ -630,7 +673,11 @@ void get_files(Connection& connection, const Output& output, Report& report, con
     // Interrupted, the file each one waits behind may not have been
     // decided: they were not started, rather than refused.
     for (const auto& refused : claims.waiting()) {
-        if (interrupted()) {
+        if (auto why = waiting_skipped.find(refused.download.index);
+            why != waiting_skipped.end() && skipped.contains(refused.clash.other_owner)) {
+            // Two files left as they are share a name: neither writes there.
+            report.skipped(refused.download.index, why->second.why);
+        } else if (interrupted()) {
             report.failed(refused.download.index, interrupted_before_start());
         } else {
             report.failed(refused.download.index, refused.clash);

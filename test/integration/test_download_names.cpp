@@ -226,6 +226,61 @@ TEST_CASE("the downloads waiting on one name pass it on in claim order, each que
     CHECK(queue.waiting().empty());
 }
 
+TEST_CASE("a file skipped as identical or existing holds its local name against the command's other downloads")
+{
+    // Round 53: a skipped file claimed nothing, so in
+    // `get --skip-identical d/x e/x` with x holding d/x's bytes, d/x was
+    // reported identical and then e/x was written over x, both "ok".
+    Fixture f;
+    for (const char* folder : {"d", "e", "f"}) {
+        ::mkdir(f.root_file(folder).c_str(), 0755);
+    }
+    write_file(f.root_file("d/x"), "d's bytes");
+    write_file(f.root_file("e/x"), "e's bytes");
+    write_file(f.root_file("f/x"), "f's bytes");
+    const std::string into = f.local_file("into");
+    ::mkdir(into.c_str(), 0755);
+    struct Case {
+        std::vector<std::string> args;
+        std::string skipped;
+        std::string refused;
+        std::string ok;
+        std::string left; // x's bytes after
+    };
+    for (const Case& c :
+         std::vector<Case>{{{"--skip-identical", "d/x", "e/x"}, "d/x", "e/x", "", "d's bytes"},
+                           // Both left as they are: neither writes, neither is refused.
+                           {{"-n", "d/x", "e/x"}, "e/x", "", "", "d's bytes"},
+                           // An earlier download takes x: the skip's look no longer holds.
+                           {{"--skip-identical", "e/x", "d/x"}, "", "d/x", "e/x", "e's bytes"},
+                           // Handed the name by a download the server refused: skipped.
+                           {{"--skip-identical", "f/x/x", "d/x", "e/x"}, "d/x", "e/x", "", "d's bytes"}}) {
+        CAPTURE(c.args.back());
+        write_file(into + "/x", "d's bytes");
+        std::vector<std::string> argv{"--json", "get"};
+        argv.insert(argv.end(), c.args.begin(), c.args.end());
+        argv.insert(argv.end(), {"-C", into});
+        const auto get = run_ferry(f.server.address(), argv);
+        CAPTURE(get.out);
+        const auto json = parse_output(get);
+        if (!c.skipped.empty()) {
+            CHECK(file_named(json, c.skipped)["skipped"].is_string());
+            CHECK(file_named(json, "d/x")["skipped"].is_string());
+        }
+        if (!c.refused.empty()) {
+            CHECK(file_named(json, c.refused)["error"]["code"] == "name_clash");
+        }
+        if (!c.ok.empty()) {
+            CHECK(file_named(json, c.ok)["ok"] == true);
+        }
+        if (c.args[1] == "f/x/x") {
+            CHECK(file_named(json, "f/x/x")["error"]["code"] == "not_a_folder");
+        }
+        CHECK(read_file(into + "/x") == c.left);
+        CHECK(folder_entries(into) == std::vector<std::string>{"x"});
+    }
+}
+
 TEST_CASE("a get of a path the name rules refuse is invalid_name, as stat answers it, and writes nothing")
 {
     // Round 52's F5: a component over NAME_MAX (255 bytes) failed as the
