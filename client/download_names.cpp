@@ -130,9 +130,8 @@ void DownloadNames::release(std::size_t owner)
     owned_.erase(owned);
 }
 
-std::vector<std::size_t> ClaimedDownloads::claim(const std::vector<Download>& downloads)
+std::vector<std::size_t> ClaimedDownloads::claim(std::vector<Download> order)
 {
-    std::vector<Download> order = downloads;
     std::stable_sort(order.begin(), order.end(), [](const Download& a, const Download& b) {
         return !DownloadNames::is_working_name(a.dest) && DownloadNames::is_working_name(b.dest);
     });

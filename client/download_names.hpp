@@ -12,10 +12,8 @@
 #include <sys/types.h>
 
 #include <deque>
-#include <functional>
 #include <map>
 #include <optional>
-#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -102,7 +100,7 @@ public:
     // that a file named like another's working files (is_working_name)
     // yields to it: it claims last. The indices of those that hold their
     // names.
-    std::vector<std::size_t> claim(const std::vector<Download>& downloads);
+    std::vector<std::size_t> claim(std::vector<Download> downloads);
     // Download `index` failed before any byte of it was written: its names
     // are let go, and the waiting downloads that claim them now (in claim
     // order) are returned, to be sent. A few claims, whatever the number

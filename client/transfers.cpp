@@ -372,7 +372,7 @@ ClaimedDownloads claim_local_names(const std::vector<GetItem>& items, std::vecto
     std::stable_sort(downloads.begin(), downloads.end(),
                      [](const auto& a, const auto& b) { return a.index < b.index; });
     ClaimedDownloads claims;
-    const auto holding = claims.claim(downloads);
+    const auto holding = claims.claim(std::move(downloads));
     const std::set<std::size_t> held(holding.begin(), holding.end());
     std::erase_if(waiting, [&](std::size_t i) {
         const PendingGet& get = *pending[i];
