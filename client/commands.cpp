@@ -870,7 +870,7 @@ std::optional<Error> read_only_refusal(const Connection& connection, const std::
                                        "a read-only server or token); " + what};
 }
 
-MadeFolders make_folders(const std::string& path, const std::string& flag)
+MadeFolders make_folders(const std::string& path, const std::string& flag, std::optional<std::uint32_t> last_mode)
 {
     MadeFolders folders;
     // Each folder on the way made where resolve_typed_path reaches it, so
@@ -885,7 +885,8 @@ MadeFolders make_folders(const std::string& path, const std::string& flag)
             reached += path.substr(begin, slash - begin);
             struct stat before {};
             const bool was_there = ::lstat(reached.c_str(), &before) == 0;
-            if (auto made = make_typed_folder(reached); !made) {
+            const bool last = path.find_first_not_of('/', slash) == std::string::npos;
+            if (auto made = make_typed_folder(reached, last ? last_mode : std::nullopt); !made) {
                 folders.error = about_local_files(made.error().code, flag + " " + path + ": " + made.error().message);
                 return folders;
             }

@@ -92,11 +92,16 @@ std::optional<Error> read_only_refusal(const Connection& connection, const std::
 // there yet is one to make, not a mistake. An error names `flag` as the
 // user typed it (-C or --directory). `made` lists the folders it made,
 // outermost first, so that a get that then fails can take them back.
+// `last_mode`: the mode `path`'s own folder gets if made, as
+// make_typed_folder's (a sync's pull gives it the server folder's, as
+// mkdir -p -m gives it to the last folder alone); the others get 0777 less
+// the umask.
 struct MadeFolders {
     std::optional<Error> error;
     std::vector<std::string> made;
 };
-MadeFolders make_folders(const std::string& path, const std::string& flag);
+MadeFolders make_folders(const std::string& path, const std::string& flag,
+                         std::optional<std::uint32_t> last_mode = std::nullopt);
 // After a get that failed: rmdir(2) of each folder make_folders made,
 // innermost first. Only an empty one goes (a folder any file reached, or
 // that someone else put something in meanwhile, stays), so a get that

@@ -1427,7 +1427,7 @@ void let_owner_fill(int parent, const char* leaf)
     ::close(fd);
 }
 
-Status make_typed_folder(const std::string& path)
+Status make_typed_folder(const std::string& path, std::optional<std::uint32_t> mode)
 {
     auto place = resolve_typed_path(path, false);
     if (!place) {
@@ -1437,7 +1437,8 @@ Status make_typed_folder(const std::string& path)
     // folder itself), so it is never made: as mkdir new/. says, ENOENT.
     const bool names_what_is_there = last_typed_component(path) == ".";
     if (!place->leaf.empty() && !names_what_is_there) {
-        if (::mkdirat(place->folder->fd(), place->leaf.c_str(), 0777) == 0) {
+        if (::mkdirat(place->folder->fd(), place->leaf.c_str(), static_cast<mode_t>(folder_create_mode_of(mode))) ==
+            0) {
             let_owner_fill(place->folder->fd(), place->leaf.c_str());
         } else if (errno != EEXIST) {
             return local_error("cannot make the folder " + in_quotes(path), errno);

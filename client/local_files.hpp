@@ -178,8 +178,9 @@ std::string folder_of_typed(std::string path);
 std::string local_join(const std::string& folder, const std::string& name);
 // mkdir of a typed path in the folder resolve_typed_path reaches; happy
 // with a folder already there, or a link of the user's or root's to one;
-// one made here is let_owner_fill'ed.
-Status make_typed_folder(const std::string& path);
+// one made here is let_owner_fill'ed, and gets `mode` as make_local_folder's
+// (sync_local.hpp).
+Status make_typed_folder(const std::string& path, std::optional<std::uint32_t> mode = std::nullopt);
 // After ferry made the folder `leaf` in `parent`: where the umask took the
 // owner's read, write or search bit from it (umask 0222, 0577), they are
 // given back, as POSIX mkdir -p gives the folders it makes above the last

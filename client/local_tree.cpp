@@ -18,6 +18,48 @@
 
 namespace ferry::client {
 
+std::uint32_t permission_bits(const struct ::stat& st)
+{
+    return static_cast<std::uint32_t>(st.st_mode & 07777);
+}
+
+FolderModes TreeFolderModes::of(const std::string& folder) const
+{
+    FolderModes modes;
+    for (std::string at = folder; !at.empty();) {
+        const auto found = modes_.find(at);
+        if (found == modes_.end()) {
+            std::reverse(modes.begin(), modes.end());
+            return modes;
+        }
+        modes.push_back(found->second);
+        const auto slash = at.rfind('/');
+        at = slash == std::string::npos ? std::string() : at.substr(0, slash);
+    }
+    if (top_) {
+        modes.push_back(*top_);
+    }
+    std::reverse(modes.begin(), modes.end());
+    return modes;
+}
+
+std::optional<std::uint32_t> TreeFolderModes::mode_of(const std::string& path) const
+{
+    if (path.empty()) {
+        return top_;
+    }
+    const auto found = modes_.find(path);
+    return found == modes_.end() ? std::nullopt : std::optional<std::uint32_t>(found->second);
+}
+
+std::size_t TreeFolderModes::closed_folders() const
+{
+    const auto closed = [](std::uint32_t mode) { return (mode & 0055U) != 0055U; };
+    return static_cast<std::size_t>(
+               std::count_if(modes_.begin(), modes_.end(), [&](const auto& folder) { return closed(folder.second); })) +
+           (top_ && closed(*top_) ? 1 : 0);
+}
+
 std::int64_t nanoseconds(const struct ::timespec& time)
 {
     return sys::nanoseconds_since_epoch(time);
@@ -214,7 +256,7 @@ private:
             if (S_ISREG(st.st_mode)) {
                 tree.entries.push_back({path, false, static_cast<std::uint64_t>(st.st_size), st.st_mtim.tv_sec,
                                         static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
-                                        nanoseconds(st.st_mtim), nanoseconds(st.st_ctim)});
+                                        nanoseconds(st.st_mtim), nanoseconds(st.st_ctim), permission_bits(st)});
             } else if (S_ISDIR(st.st_mode)) {
                 enter(fd, at, name, path, st);
             } else if (S_ISLNK(st.st_mode)) {
@@ -242,8 +284,8 @@ private:
             return;
         }
         tree.entries.push_back({path, true, 0, st.st_mtim.tv_sec, static_cast<std::uint64_t>(st.st_dev),
-                                static_cast<std::uint64_t>(st.st_ino), nanoseconds(st.st_mtim),
-                                nanoseconds(st.st_ctim)});
+                                static_cast<std::uint64_t>(st.st_ino), nanoseconds(st.st_mtim), nanoseconds(st.st_ctim),
+                                permission_bits(st)});
         levels_.push_back({name, path, st.st_dev, st.st_ino, child});
         walk(at + 1);
         close_level(levels_.back());

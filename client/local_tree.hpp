@@ -12,6 +12,7 @@
 #pragma once
 
 #include "local_files.hpp"
+#include "messages.hpp"
 #include "names.hpp"
 #include "status.hpp"
 
@@ -19,6 +20,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +33,38 @@ inline constexpr std::size_t kMaxTreeDepth = 64;
 // A file time in ns since the Unix epoch, saturated past 1677 and 2262
 // (sys::nanoseconds_since_epoch).
 std::int64_t nanoseconds(const struct ::timespec& time);
+// An entry's permission bits with the set-ID and sticky bits (st_mode & 07777).
+std::uint32_t permission_bits(const struct ::stat& st);
+
+// The permission bits of a sent tree's folders (put -r, sync's push), for
+// the folder_modes (PROTOCOL.md 4.10) of the requests that make them on the
+// server: each made folder gets its source's mode, as cp -r, scp -r and
+// rsync make a new folder, never 0777 less the umask, which would open a
+// 0700 folder (and the 0644 files in it) to every user.
+class TreeFolderModes {
+public:
+    // `top`: the mode of the tree's top folder; none where the tree goes to
+    // the server's root (nothing to make) or its mode is not known.
+    explicit TreeFolderModes(std::optional<std::uint32_t> top) : top_(top) {}
+    // The folder `path` (relative to the top, '/' between components).
+    void add(const std::string& path, std::uint32_t mode) { modes_.emplace(path, mode); }
+    // For a request that makes `folder` (relative to the top, "" for the top
+    // itself; a put's file's folder, or a mkdir's path): its mode, its
+    // parent's and so on up to the top's, returned top first. They stop at
+    // the first folder whose mode is not known: aligned to the path's end,
+    // what lies above them gets the server's 0777.
+    FolderModes of(const std::string& folder) const;
+    // The mode of the folder `path` itself ("" the top's), if known.
+    std::optional<std::uint32_t> mode_of(const std::string& path) const;
+    // How many of the folders keep their group or other users from reading
+    // or searching them (a mode without 0055): those a server that ignores
+    // folder_modes would open wider (under the usual umask 022).
+    std::size_t closed_folders() const;
+
+private:
+    std::optional<std::uint32_t> top_;
+    std::map<std::string, std::uint32_t> modes_;
+};
 
 struct LocalEntry {
     std::string path; // relative to the walked folder, components joined by '/'
@@ -46,6 +80,9 @@ struct LocalEntry {
     // if neither moved, remove_local).
     std::int64_t mtime_ns = 0;
     std::int64_t ctime_ns = 0;
+    // Its permission bits as the walk saw them (st_mode & 07777): a folder
+    // made for it elsewhere gets them (folder_create_mode_of).
+    std::uint32_t mode = 0;
 };
 
 struct SkippedEntry {

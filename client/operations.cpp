@@ -704,6 +704,9 @@ Request put_request(const Connection& connection, std::uint64_t id, const Pendin
     if (carries_mode(connection)) {
         put.mode = pending.mode;
     }
+    if (put.parents && takes_folder_modes(connection)) {
+        put.folder_modes = options.folder_modes;
+    }
     return Request{id, put};
 }
 

@@ -216,6 +216,10 @@ struct PutOptions {
     std::string name; // a path on the server (a name on a version-1 connection)
     // Have the server make the path's missing folders first (put -r, -C).
     bool parents = false;
+    // With `parents`, the source folders' modes for the folders made
+    // (PROTOCOL.md 4.10's folder_modes: the last one the file's folder),
+    // sent where the server honours them (its hello lists "folder_modes").
+    FolderModes folder_modes;
     // The modification time the server gives the published file (put -p);
     // needs protocol version 2.
     std::optional<std::int64_t> mtime;

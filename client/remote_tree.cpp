@@ -167,21 +167,26 @@ Result<std::vector<FileInfo>> remote_matches(Connection& connection, const std::
     return expand_remote(path, typed, lister);
 }
 
-std::optional<std::int64_t> remote_folder_mtime(Connection& connection, const std::string& path)
+std::optional<FileInfo> remote_folder_info(Connection& connection, const std::string& path)
 {
     auto found = stat_file(connection, path);
     if (!found || !is_folder(found.value())) {
         return std::nullopt;
     }
-    return found->mtime;
+    return std::move(found.value());
 }
 
-Result<MkdirReply> make_remote_folder(Connection& connection, const std::string& path, bool parents)
+Result<MkdirReply> make_remote_folder(Connection& connection, const std::string& path, bool parents,
+                                      const FolderModes& folder_modes)
 {
     if (auto old = require_folders(connection)) {
         return *old;
     }
-    return ask(connection, Request{connection.next_id(), MkdirRequest{path, parents}}, parse_mkdir_reply);
+    MkdirRequest mkdir{path, parents};
+    if (takes_folder_modes(connection)) {
+        mkdir.folder_modes = folder_modes;
+    }
+    return ask(connection, Request{connection.next_id(), std::move(mkdir)}, parse_mkdir_reply);
 }
 
 Result<DeleteReply> delete_remote(Connection& connection, const std::string& path, bool recursive,
@@ -356,6 +361,21 @@ bool checks_commit_replace(const Connection& connection)
 bool carries_mode(const Connection& connection)
 {
     return offers(connection, "mode");
+}
+
+bool takes_folder_modes(const Connection& connection)
+{
+    return offers(connection, "folder_modes");
+}
+
+std::optional<std::string> folder_modes_note(const Connection& connection, std::size_t closed)
+{
+    if (closed == 0 || !connection.is_open() || takes_folder_modes(connection)) {
+        return std::nullopt;
+    }
+    return "this server makes every folder 0777 less its umask, whatever the mode here (an older ferryd): " +
+           std::to_string(closed) + (closed == 1 ? " folder" : " folders") +
+           " closed to other users here may be open to them there";
 }
 
 bool checks_set_mtime_expect(const Connection& connection)

@@ -96,15 +96,19 @@ Result<FileInfo> stat_typed_folder(Connection& connection, const std::string& pa
 Result<std::vector<FileInfo>> remote_matches(Connection& connection, const std::string& path,
                                              const std::string& typed);
 
-// The modification time of the folder `path` on the server (stat): nullopt
-// where the server cannot say (nothing there, not a folder, or an older
-// ferryd that cannot stat the root). Used for a sync's synced folder and
-// get -r -p's tree folder.
-std::optional<std::int64_t> remote_folder_mtime(Connection& connection, const std::string& path);
+// The folder `path` on the server as stat describes it (its modification
+// time, and its mode where the server carries modes): nullopt where the
+// server cannot say (nothing there, not a folder, or an older ferryd that
+// cannot stat the root). Used for a sync's synced folder and get -r's tree
+// folder: the time kept, the mode a folder made for it gets.
+std::optional<FileInfo> remote_folder_info(Connection& connection, const std::string& path);
 
 // mkdir: `parents` makes the missing folders above too, and then a folder
 // already there is no error (reply's `created` false).
-Result<MkdirReply> make_remote_folder(Connection& connection, const std::string& path, bool parents);
+// `folder_modes`: the source folders' modes for the folders made
+// (PROTOCOL.md 4.10), sent where the server honours them.
+Result<MkdirReply> make_remote_folder(Connection& connection, const std::string& path, bool parents,
+                                      const FolderModes& folder_modes = {});
 // delete: a file, an empty folder, or with `recursive` a folder and what is
 // in it (what was removed before an error stays removed). With `expect`,
 // only if what stands at `path` is still that listed entry (never with
@@ -157,6 +161,15 @@ bool checks_commit_replace(const Connection& connection);
 // entries with theirs (its hello lists "mode", PROTOCOL.md 4.5); an older
 // ferryd ignores the field and makes new files 0666 less its umask.
 bool carries_mode(const Connection& connection);
+// Whether the server gives the folders a mkdir or a put with parents makes
+// the modes sent (its hello lists "folder_modes", PROTOCOL.md 4.10); an
+// older ferryd ignores them and makes every folder 0777 less its umask.
+bool takes_folder_modes(const Connection& connection);
+// The note for a tree sent to a server that ignores folder_modes while
+// `closed` of its folders keep others out (TreeFolderModes::closed_folders):
+// they may arrive open to more users than here. None where the server takes
+// the modes or no folder is closed.
+std::optional<std::string> folder_modes_note(const Connection& connection, std::size_t closed);
 // Whether the server offers set_mtime (its hello lists "set_mtime"; an
 // older version-2 ferryd does not).
 bool can_set_mtime(const Connection& connection);

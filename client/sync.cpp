@@ -72,8 +72,13 @@ Result<TreeListing> list_remote_tree(Connection& connection, const std::string& 
     TreeListing tree;
     tree.reserve(listed->files.size());
     for (auto& entry : listed->files) {
-        tree.push_back({std::move(entry.name), is_folder(entry) ? EntryKind::folder : EntryKind::file, entry.size,
-                        entry.mtime, {}});
+        const bool folder = is_folder(entry);
+        tree.push_back({std::move(entry.name),
+                        folder ? EntryKind::folder : EntryKind::file,
+                        entry.size,
+                        entry.mtime,
+                        {},
+                        folder ? entry.mode : std::nullopt});
     }
     // A folder the server could not read is one holding unlisted entries
     // too, even from a server that named it in only one of the two fields.
@@ -574,7 +579,8 @@ private:
 // commit syncs (as several-file put does).
 void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncArguments& arguments,
                 const std::vector<FileTransfer>& transfers, Retries& retries,
-                const std::map<std::string, ListedFile>& listed, UnsentFolders& unsent)
+                const std::map<std::string, ListedFile>& listed, const TreeFolderModes& folder_modes,
+                UnsentFolders& unsent)
 {
     const auto fail = [&](std::size_t index, const Error& error) {
         unsent.add(transfers[index].path);
@@ -593,6 +599,7 @@ void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
             options.resume = true;
             options.hash = arguments.hash;
             options.parents = true;
+            options.folder_modes = folder_modes.of(remote_parent(transfer.path));
             options.mtime = transfer.mtime;
             // Every file a push sends was listed by the local scan; sent
             // only as the very file listed, never through a link.
@@ -1043,13 +1050,13 @@ void report_removals(Tally& tally, const SyncPlan& plan, const TreeListing& dest
 // The synced folder's `folder` made on the server with its parents; a
 // failure is the folder's, in the tally.
 void make_server_folder(Connection& connection, Tally& tally, const SyncArguments& arguments,
-                        const std::string& folder)
+                        const TreeFolderModes& folder_modes, const std::string& folder)
 {
     Result<MkdirReply> made = Error{ErrorCode::internal, ""};
     if (auto open = ensure_open(connection); !open) {
         made = open.error();
     } else {
-        made = make_remote_folder(connection, join_remote(arguments.remote, folder), true);
+        made = make_remote_folder(connection, join_remote(arguments.remote, folder), true, folder_modes.of(folder));
     }
     if (!made) {
         tally.failed(folder, made.error());
@@ -1122,7 +1129,7 @@ Error in_unmade_folder(const SyncArguments& arguments, const std::string& folder
 // Returns, for a pull, the folders that could not be made (those below
 // one included): nothing is written in them, nor their time set.
 std::set<std::string> make_plan_folders(Connection& connection, Tally& tally, const SyncArguments& arguments,
-                                        const SyncPlan& plan)
+                                        const SyncPlan& plan, const TreeFolderModes& folder_modes)
 {
     std::set<std::string> unmade;
     if (arguments.direction == SyncDirection::pull) {
@@ -1130,7 +1137,7 @@ std::set<std::string> make_plan_folders(Connection& connection, Tally& tally, co
             if (const auto above = unmade_above(unmade, folder)) {
                 tally.failed(folder, in_unmade_folder(arguments, *above, true));
                 unmade.insert(folder);
-            } else if (auto made = make_local_folder(arguments.local, folder); !made) {
+            } else if (auto made = make_local_folder(arguments.local, folder, folder_modes.mode_of(folder)); !made) {
                 tally.failed(folder, made.error());
                 unmade.insert(folder);
             }
@@ -1142,7 +1149,7 @@ std::set<std::string> make_plan_folders(Connection& connection, Tally& tally, co
         if (interrupted()) {
             return unmade;
         }
-        make_server_folder(connection, tally, arguments, folder);
+        make_server_folder(connection, tally, arguments, folder_modes, folder);
     }
     return unmade;
 }
@@ -1150,13 +1157,13 @@ std::set<std::string> make_plan_folders(Connection& connection, Tally& tally, co
 // A push's listed folders that no put made (UnsentFolders), with their
 // parents: on the server as on the local side, whatever failed inside.
 void make_unsent_folders(Connection& connection, Tally& tally, const SyncArguments& arguments,
-                         const std::set<std::string>& folders)
+                         const TreeFolderModes& folder_modes, const std::set<std::string>& folders)
 {
     for (const auto& folder : folders) {
         if (folder.empty() || interrupted()) {
             continue; // the synced folder itself is made before any file
         }
-        make_server_folder(connection, tally, arguments, folder);
+        make_server_folder(connection, tally, arguments, folder_modes, folder);
     }
 }
 
@@ -1256,6 +1263,30 @@ HeldTime receiving_held_times(const Connection& connection, const SyncArguments&
         return {};
     }
     return probe_local_held_times(arguments.local, local_tree);
+}
+
+// The sending side's folder modes: the local scan's (and the local
+// folder's own, unless the push goes to the server's root) for a push, the
+// server's listing's (and its folder's, as stat described it) for a pull.
+TreeFolderModes source_folder_modes(const SyncArguments& arguments, const TreeListing& source,
+                                    const std::optional<FileInfo>& remote_top)
+{
+    std::optional<std::uint32_t> top;
+    if (arguments.direction == SyncDirection::push) {
+        struct stat st {};
+        if (!arguments.remote.empty() && ::stat(arguments.local.c_str(), &st) == 0) {
+            top = permission_bits(st);
+        }
+    } else if (remote_top) {
+        top = remote_top->mode;
+    }
+    TreeFolderModes modes(top);
+    for (const auto& entry : source) {
+        if (entry.kind == EntryKind::folder && entry.mode) {
+            modes.add(entry.path, *entry.mode);
+        }
+    }
+    return modes;
 }
 
 std::optional<std::int64_t> local_folder_mtime(const std::string& path)
@@ -1522,10 +1553,13 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     // listing's pages stream (a push needs it only where it can set it; a
     // dry run too, to list the time it would set).
     const bool keeps_top_time = !push || can_set_mtime(connection);
-    std::optional<std::int64_t> remote_top;
+    // A pull's also gives its mode to a local folder made for it.
+    std::optional<FileInfo> remote_top_info;
     if (keeps_top_time) {
-        remote_top = remote_folder_mtime(connection, arguments.remote);
+        remote_top_info = remote_folder_info(connection, arguments.remote);
     }
+    const auto remote_top =
+        remote_top_info ? std::optional<std::int64_t>(remote_top_info->mtime) : std::optional<std::int64_t>();
 
     // 1. Both sides, side by side: the local scan on its own thread while
     // this one waits for the server's listing (on an unchanged tree these
@@ -1707,20 +1741,28 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         }
         return finish();
     }
+    // The folders the receiving side gets are made with their source's
+    // modes, the synced folder's own included (as cp -r and rsync make them).
+    const TreeFolderModes folder_modes = source_folder_modes(arguments, source, remote_top_info);
+    if (push) {
+        if (auto note = folder_modes_note(connection, folder_modes.closed_folders())) {
+            tally.note(*note);
+        }
+    }
     if (remote_missing && !arguments.remote.empty()) {
-        auto made = make_remote_folder(connection, arguments.remote, true);
+        auto made = make_remote_folder(connection, arguments.remote, true, folder_modes.of(""));
         if (!made) {
             return fail_whole(made.error());
         }
     }
     if (local_missing) {
-        if (auto made = make_folders(arguments.local, "sync"); made.error) {
+        if (auto made = make_folders(arguments.local, "sync", folder_modes.mode_of("")); made.error) {
             return fail_whole(*made.error);
         }
     }
     remove_orphan_parts(tally, arguments, orphans);
     remove_extras(connection, tally, arguments, plan, dest, local_tree);
-    const auto unmade = make_plan_folders(connection, tally, arguments, plan);
+    const auto unmade = make_plan_folders(connection, tally, arguments, plan, folder_modes);
     if (!push) {
         set_local_file_times(tally, arguments, plan, local_tree.listed, digests.hashed);
     }
@@ -1745,7 +1787,7 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         HeldFolders folders(shares.held_folders); // a pull's folders, each walked to once per pass
         crew.run(batch.size(), [&](Connection& each) {
             if (push) {
-                push_files(each, queue, tally, arguments, batch, retries, local_tree.listed, unsent);
+                push_files(each, queue, tally, arguments, batch, retries, local_tree.listed, folder_modes, unsent);
             } else {
                 pull_files(each, queue, tally, arguments, batch, retries, publish, folders, shares.gets_in_flight);
             }
@@ -1772,7 +1814,7 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     }
     // After the files: publishing into a folder changes its mtime.
     if (push) {
-        make_unsent_folders(connection, tally, arguments, unsent.take());
+        make_unsent_folders(connection, tally, arguments, folder_modes, unsent.take());
         set_remote_times(crew, connection, tally, arguments, plan, dest);
     } else {
         for (const auto& folder : plan.folder_times) {

@@ -145,8 +145,12 @@ Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side, TreeBo
         (entry.folder ? scan.folders : scan.listed)
             .emplace(entry.path, ListedFile{root, entry.path, entry.device, entry.inode, entry.size, entry.mtime_ns,
                                             entry.ctime_ns});
-        scan.entries.push_back(
-            {std::move(entry.path), entry.folder ? EntryKind::folder : EntryKind::file, entry.size, entry.mtime, {}});
+        scan.entries.push_back({std::move(entry.path),
+                                entry.folder ? EntryKind::folder : EntryKind::file,
+                                entry.size,
+                                entry.mtime,
+                                {},
+                                entry.folder ? std::optional<std::uint32_t>(entry.mode) : std::nullopt});
     }
     // What the walk left out stays in the listing as `other`: never sent,
     // never replaced, never removed, nothing placed beneath it.
@@ -168,14 +172,14 @@ Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side, TreeBo
     return scan;
 }
 
-Status make_local_folder(const std::string& root, const std::string& path)
+Status make_local_folder(const std::string& root, const std::string& path, std::optional<std::uint32_t> mode)
 {
     auto parent = open_parent(root, path);
     if (!parent) {
         return parent.error();
     }
     const std::string leaf = leaf_of(path);
-    if (::mkdirat(parent->get(), leaf.c_str(), 0777) == 0) {
+    if (::mkdirat(parent->get(), leaf.c_str(), static_cast<mode_t>(folder_create_mode_of(mode))) == 0) {
         let_owner_fill(parent->get(), leaf.c_str());
         return success();
     }

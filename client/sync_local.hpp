@@ -64,7 +64,12 @@ Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side, TreeBo
 // link included) is an error. Its parent must exist and be no symbolic
 // link. A folder made here gets the owner's write and search bits back
 // where the umask took them (let_owner_fill). Used by sync's pull and by get -r.
-Status make_local_folder(const std::string& root, const std::string& path);
+// `mode`: the server's folder's permission bits, which a folder made here
+// gets (folder_create_mode_of: less the umask, as cp -r and rsync make
+// one), so that a 0700 folder is not opened to others; 0777 less the umask
+// where the server does not say.
+Status make_local_folder(const std::string& root, const std::string& path,
+                         std::optional<std::uint32_t> mode = std::nullopt);
 
 // Removes root/path alone, walked to as make_local_folder walks: a regular
 // file (anything else there now is an error: left), or an empty folder,

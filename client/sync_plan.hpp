@@ -30,6 +30,10 @@ struct TreeEntry {
     std::uint64_t size = 0;
     std::int64_t mtime = 0; // seconds since the Unix epoch
     std::string why;        // kind `other`: what it is, as the scan found it ("" if unknown)
+    // A folder's permission bits (st_mode & 07777), where the side listed
+    // knows them (a server without "mode" does not): a folder a sync makes
+    // for it gets them (folder_create_mode_of).
+    std::optional<std::uint32_t> mode{};
 };
 
 using TreeListing = std::vector<TreeEntry>;

@@ -748,6 +748,7 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
             options.local_path = items[index].local;
             options.name = items[index].name;
             options.parents = items[index].parents;
+            options.folder_modes = items[index].folder_modes;
             options.mtime = items[index].mtime;
             options.listed = items[index].listed;
             options.spool = items[index].spool;
@@ -1039,7 +1040,7 @@ void plan_tree_entry(GetPlan& plan, const TreeLanding& tree, const FileInfo& ent
         }
         return;
     }
-    if (auto made = make_local_folder(tree.base, tree.below(entry.name)); !made) {
+    if (auto made = make_local_folder(tree.base, tree.below(entry.name), entry.mode); !made) {
         fail(made.error());
         refused.push_back(entry.name);
         return;
@@ -1109,24 +1110,25 @@ bool plan_tree(Connection& connection, GetPlan& plan, const FileInfo& folder, co
         }
     }
     std::vector<std::string> refused; // folders not made, by their names below `root` ("" is `root`)
+    // Known when a wildcard's listing matched it, else asked for: the mode
+    // its copy is made with and, with -p, the time it gets. Where the server
+    // cannot say, the folder keeps what its making gave it.
+    const auto described = folder.type == EntryType::folder ? std::optional<FileInfo>(folder)
+                                                            : remote_folder_info(connection, folder.name);
+    const auto mode = described ? described->mode : std::nullopt;
     // The folder the user named is reached through no one else's link:
     // made in the folder resolve_typed_path reaches (make_typed_folder),
     // or `top` made below `base`, which is walked to the same way.
     if (auto foreign = named_by_user ? std::nullopt : refuse_foreign_folder(tree.base)) {
         plan.failed_folders.push_back({folder.name, root, *foreign});
         refused.push_back("");
-    } else if (auto made = named_by_user ? make_typed_folder(root) : make_local_folder(tree.base, tree.top); !made) {
+    } else if (auto made = named_by_user ? make_typed_folder(root, mode) : make_local_folder(tree.base, tree.top, mode);
+               !made) {
         // Its files fail each below, so the counts say what was not written.
         plan.failed_folders.push_back({folder.name, root, made.error()});
         refused.push_back("");
-    } else if (keep_times) {
-        // Known when a wildcard's listing matched it, else asked for; where
-        // the server cannot say, the folder keeps the time its making gave it.
-        const auto mtime = folder.type == EntryType::folder ? std::optional<std::int64_t>(folder.mtime)
-                                                            : remote_folder_mtime(connection, folder.name);
-        if (mtime) {
-            plan.folders.push_back({tree.base, tree.top, *mtime});
-        }
+    } else if (keep_times && described) {
+        plan.folders.push_back({tree.base, tree.top, described->mtime});
     }
     for (const auto& entry : listed->files) {
         plan_tree_entry(plan, tree, entry, refused);
@@ -1354,6 +1356,23 @@ void plan_local_tree(Connection& connection, PutPlan& plan, const std::string& l
         plan.add({shown(unread.path), join_remote(remote, unread.path), true, std::nullopt}, shown(unread.path),
                  about_local_files(ErrorCode::local_io, unread.why + "; not sent"));
     }
+    // Each folder made gets its local folder's permission bits (as cp -r,
+    // scp -r and rsync make a new folder), never 0777 less the umask: a
+    // 0700 folder of 0644 files stays closed to others.
+    struct stat top {};
+    TreeFolderModes folder_modes(!remote.empty() && ::stat(local.c_str(), &top) == 0
+                                     ? std::optional<std::uint32_t>(permission_bits(top))
+                                     : std::nullopt);
+    for (const auto& entry : tree->entries) {
+        if (entry.folder) {
+            folder_modes.add(entry.path, entry.mode);
+        }
+    }
+    if (ensure_open(connection)) {
+        if (auto note = folder_modes_note(connection, folder_modes.closed_folders())) {
+            plan.notes.push_back(*note);
+        }
+    }
     // Folders with a file somewhere below are made by that file's put
     // (parents); the others are made here, so that empty folders arrive too.
     std::set<std::string> holding;
@@ -1390,7 +1409,7 @@ void plan_local_tree(Connection& connection, PutPlan& plan, const std::string& l
         const std::string path = join_remote(remote, folder);
         Status made = ensure_open(connection);
         if (made) {
-            auto reply = make_remote_folder(connection, path, true);
+            auto reply = make_remote_folder(connection, path, true, folder_modes.of(folder));
             made = reply ? success() : Status(reply.error());
         }
         if (!made) {
@@ -1399,9 +1418,13 @@ void plan_local_tree(Connection& connection, PutPlan& plan, const std::string& l
     }
     for (const auto& entry : tree->entries) {
         if (!entry.folder) {
-            plan.add({shown(entry.path), join_remote(remote, entry.path), true,
+            plan.add({shown(entry.path),
+                      join_remote(remote, entry.path),
+                      true,
                       flags.preserve ? std::optional<std::int64_t>(entry.mtime) : std::nullopt,
-                      ListedFile{local, entry.path, entry.device, entry.inode}},
+                      ListedFile{local, entry.path, entry.device, entry.inode},
+                      {},
+                      folder_modes.of(remote_parent(entry.path))},
                      shown(entry.path));
         }
     }
@@ -1615,11 +1638,13 @@ int run_gets(Connection& connection, const Output& output, const std::vector<std
 void make_folders_of_unsent(Connection& connection, const std::vector<PutItem>& items, Report& report)
 {
     std::map<std::string, std::string> folders; // on the server -> the local folder
+    std::map<std::string, std::size_t> made_for; // on the server -> an item in it (its folder_modes)
     for (std::size_t i = 0; i < items.size(); ++i) {
         const auto& error = report.file(i).error;
         if (items[i].listed && error && error->code == ErrorCode::local_io) {
             const std::string& local = items[i].local;
             folders.emplace(remote_parent(items[i].name), local.substr(0, local.rfind('/')));
+            made_for.emplace(remote_parent(items[i].name), i);
         }
     }
     for (const auto& [folder, local] : folders) {
@@ -1628,7 +1653,7 @@ void make_folders_of_unsent(Connection& connection, const std::vector<PutItem>& 
         }
         Status made = ensure_open(connection);
         if (made) {
-            auto reply = make_remote_folder(connection, folder, true);
+            auto reply = make_remote_folder(connection, folder, true, items[made_for.at(folder)].folder_modes);
             made = reply ? success() : Status(reply.error());
         }
         if (!made) {

@@ -100,6 +100,8 @@ struct PutItem {
     std::optional<ListedFile> listed = {};
     // put -: standard input's spool (PutOptions::spool); `local` is then "-".
     std::shared_ptr<const LocalFile> spool = {};
+    // The modes of the folders `parents` makes (PutOptions::folder_modes).
+    FolderModes folder_modes = {};
 };
 // The batches under run_gets and run_puts, for callers that plan the files
 // themselves (sync): pipelined over `connection`, retried as flags say, each

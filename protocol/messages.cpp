@@ -1,9 +1,11 @@
 #include "messages.hpp"
 
 #include "digest.hpp"
+#include "names.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <limits>
 #include <system_error>
@@ -228,6 +230,31 @@ public:
             return std::nullopt;
         }
         return static_cast<std::uint32_t>(field->get<std::uint64_t>());
+    }
+
+    // Optional folder modes (PROTOCOL.md 4.10's "folder_modes"): absent is
+    // empty; anything but an array of at most kMaxPathDepth integers from 0
+    // to 07777 is bad_request.
+    FolderModes folder_modes(const char* key)
+    {
+        const json* field = find(key, false);
+        if (field == nullptr) {
+            return {};
+        }
+        const auto is_mode = [](const json& mode) {
+            return mode.is_number_unsigned() && mode.get<std::uint64_t>() <= kModeBits;
+        };
+        static_assert(kMaxPathDepth == 64, "the message below says 64");
+        if (!field->is_array() || field->size() > kMaxPathDepth ||
+            !std::all_of(field->begin(), field->end(), is_mode)) {
+            wrong_type(key, "an array of at most 64 permission bits, each an integer from 0 to 4095 (07777)");
+            return {};
+        }
+        FolderModes modes;
+        for (const auto& mode : *field) {
+            modes.push_back(static_cast<std::uint32_t>(mode.get<std::uint64_t>()));
+        }
+        return modes;
     }
 
     bool boolean(const char* key, std::optional<bool> fallback = std::nullopt)
@@ -546,6 +573,7 @@ RequestBody read_put(FieldReader& fields, std::uint32_t version)
         put.parents = fields.boolean("parents", false);
         put.mtime = fields.optional_integer("mtime");
         put.mode = fields.optional_mode("mode");
+        put.folder_modes = fields.folder_modes("folder_modes");
     }
     return put;
 }
@@ -667,7 +695,11 @@ std::optional<RequestBody> read_request_body(FieldReader& fields, const json& re
         return std::nullopt;
     }
     if (op == "mkdir") {
-        return MkdirRequest{fields.string("path"), fields.boolean("parents", false)};
+        MkdirRequest mkdir;
+        mkdir.path = fields.string("path");
+        mkdir.parents = fields.boolean("parents", false);
+        mkdir.folder_modes = fields.folder_modes("folder_modes");
+        return mkdir;
     }
     if (op == "delete") {
         return read_delete(fields, request);
@@ -835,6 +867,9 @@ std::string encode_request(const Request& request)
             if (put.mode) {
                 out["mode"] = *put.mode;
             }
+            if (!put.folder_modes.empty()) {
+                out["folder_modes"] = put.folder_modes;
+            }
         }
         void operator()(const CommitRequest& commit) const
         {
@@ -853,6 +888,9 @@ std::string encode_request(const Request& request)
         {
             out["path"] = mkdir.path;
             out["parents"] = mkdir.parents;
+            if (!mkdir.folder_modes.empty()) {
+                out["folder_modes"] = mkdir.folder_modes;
+            }
         }
         void operator()(const DeleteRequest& del) const
         {

@@ -35,6 +35,24 @@ constexpr std::uint32_t create_mode_of(std::optional<std::uint32_t> source_mode)
     return source_mode.value_or(0666U) & 0777U;
 }
 
+// The source folders' permission bits for the folders a mkdir or a put
+// with parents makes (PROTOCOL.md 4.10's "folder_modes"): the last entry is
+// the deepest folder of the path (a mkdir's `path` itself, a put's file's
+// folder), the one before it that folder's parent, and so on up; folders
+// above the first entry (or all of them when it is empty) get 0777. At most
+// kMaxPathDepth entries, each 0 to 07777.
+using FolderModes = std::vector<std::uint32_t>;
+// The mode a new folder is created with (mkdir(2)'s mode argument, which
+// the umask or a default ACL then narrows): its source's permission bits,
+// never a set-ID or sticky bit, with the owner's read, write and search
+// bits always on, so that the transfer that made it can fill it (as
+// mkdir -p gives the folders it makes on the way, POSIX mkdir(1)); 0777
+// where the source's are not known.
+constexpr std::uint32_t folder_create_mode_of(std::optional<std::uint32_t> source_mode)
+{
+    return (source_mode.value_or(0777U) & 0777U) | 0700U;
+}
+
 // What a listed or described entry is (version 2 only: a version-1 reply
 // carries no type, since it describes regular files only).
 enum class EntryType { file, folder };
@@ -82,6 +100,8 @@ struct PutRequest {
     // (the set-ID and sticky bits never count); a replaced file keeps its
     // own. Absent: 0666, as before.
     std::optional<std::uint32_t> mode{};
+    // With `parents`: the modes of the folders it makes (FolderModes).
+    FolderModes folder_modes{};
 };
 struct CommitRequest {
     std::string digest;
@@ -113,6 +133,7 @@ struct StatsRequest {};
 struct MkdirRequest {
     std::string path;
     bool parents = false; // create missing parents, and an existing folder is no error
+    FolderModes folder_modes{}; // the modes of the folders it makes (FolderModes)
 };
 // What a delete or a set_mtime expects to find at its path (PROTOCOL.md
 // 4.11's and 4.13's "expect"): the entry as a listing described it (3.3). A

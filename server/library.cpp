@@ -50,6 +50,16 @@ std::string_view folder_of(std::string_view path)
     return slash == std::string_view::npos ? std::string_view(".") : path.substr(0, slash);
 }
 
+std::optional<Error> check_folder_modes(const FolderModes& folder_modes, std::size_t folders)
+{
+    if (folder_modes.size() <= folders) {
+        return std::nullopt;
+    }
+    return Error{ErrorCode::bad_request, "field \"folder_modes\" has " + std::to_string(folder_modes.size()) +
+                                             " entries, but the path has " + std::to_string(folders) +
+                                             (folders == 1 ? " folder" : " folders")};
+}
+
 Error file_error(int errno_value, std::string_view what, std::string_view name)
 {
     std::string message = std::string(what) + " " + quoted(name) + ": " + std::strerror(errno_value);
@@ -896,16 +906,20 @@ std::optional<Error> Library::check_replaceable(std::string_view path, bool pare
     return replaceable(path, parents, false);
 }
 
-std::optional<Error> Library::prepare_upload(std::string_view path, bool parents) const
+std::optional<Error> Library::prepare_upload(std::string_view path, bool parents, const FolderModes& folder_modes) const
 {
-    return replaceable(path, parents, true);
+    return replaceable(path, parents, true, folder_modes);
 }
 
 // One lookup of the parent folder and one check of the root, whatever the
 // outcome: a put of many small files does this once per file.
-std::optional<Error> Library::replaceable(std::string_view path, bool parents, bool make_parents) const
+std::optional<Error> Library::replaceable(std::string_view path, bool parents, bool make_parents,
+                                          const FolderModes& folder_modes) const
 {
     if (auto refused = check_path(path)) {
+        return *refused;
+    }
+    if (auto refused = check_folder_modes(folder_modes, path_components(path).size() - 1)) {
         return *refused;
     }
     auto located = locate(path, "replaced");
@@ -921,7 +935,7 @@ std::optional<Error> Library::replaceable(std::string_view path, bool parents, b
             return std::nullopt;
         }
         const auto folder = path.substr(0, path.rfind('/'));
-        auto made = make_folder(folder, true);
+        auto made = make_folder(folder, true, folder_modes);
         if (!made) {
             // Something other than a folder where one must be (a symlink
             // swapped in since the lookup above): for a put, not a folder.

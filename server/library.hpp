@@ -191,13 +191,17 @@ public:
 
     // Creates the folder `path` (mode 0777 less the umask), and with
     // `parents` the missing folders above it; true if `path` was created.
+    // `folder_modes` (PROTOCOL.md 4.10) gives the folders it makes their
+    // source's modes instead, aligned to the end of the path
+    // (folder_create_mode_of; the umask still applies); more entries than
+    // the path has folders is bad_request.
     // Existing as a folder: exists, or with `parents` false; existing as
     // anything else: exists. Each folder that gained an entry is fsynced,
     // once the walk is over. Each folder made (and the last one found) is
     // checked at once to lie where its path leads (check_held_folder): one
     // made in a folder moved away meanwhile is file_changed (the root
     // replaced: root_unavailable), and stays where it went.
-    Result<bool> make_folder(std::string_view path, bool parents) const;
+    Result<bool> make_folder(std::string_view path, bool parents, const FolderModes& folder_modes = {}) const;
     // Removes a regular file, or an empty folder, or with `recursive` a
     // folder and what it holds: the regular files and folders a listing
     // would show, depth first, never through a symlink. Anything else (a
@@ -247,8 +251,10 @@ public:
     std::optional<Error> check_replaceable(std::string_view path, bool parents = false) const;
     // check_replaceable, and with `parents` the missing folders are made
     // (make_folder; a file or link where a folder must be is not_a_folder):
-    // a put's checks before it takes any data.
-    std::optional<Error> prepare_upload(std::string_view path, bool parents) const;
+    // a put's checks before it takes any data; `folder_modes` as
+    // make_folder's, for the folders of the file's path.
+    std::optional<Error> prepare_upload(std::string_view path, bool parents,
+                                        const FolderModes& folder_modes = {}) const;
 
     // The folder an upload is published into, resolved once by a commit
     // (it may have changed since the put began) and held until the rename:
@@ -402,7 +408,8 @@ private:
     // descriptor of the located entry.
     Result<FileInfo> set_expected_mtime(const Located& located, std::string_view path,
                                         const struct timespec (&times)[2], const ExpectedEntry& expect) const;
-    std::optional<Error> replaceable(std::string_view path, bool parents, bool make_parents) const;
+    std::optional<Error> replaceable(std::string_view path, bool parents, bool make_parents,
+                                     const FolderModes& folder_modes = {}) const;
     // One folder on a recursive delete's way down: the name it had in the
     // folder above (held as `parent`, a descriptor of the walk) and the
     // identity it had there.
@@ -463,6 +470,11 @@ std::string_view folder_of(std::string_view path);
 Error file_error(int errno_value, std::string_view what, std::string_view name);
 
 FileInfo file_info(std::string name, const struct ::stat& st);
+
+// A request's folder_modes (PROTOCOL.md 4.10) that names more folders than
+// its path has (`folders`: a mkdir's path's components, a put's name's less
+// one) is bad_request; none otherwise.
+std::optional<Error> check_folder_modes(const FolderModes& folder_modes, std::size_t folders);
 
 // Makes the entries of folder `fd` durable (through a fresh readable
 // descriptor of it when `fd` is O_PATH), through FolderSyncs::process():

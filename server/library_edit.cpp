@@ -259,12 +259,15 @@ Error not_retimable(std::string_view path)
 
 } // namespace
 
-Result<bool> Library::make_folder(std::string_view path, bool parents) const
+Result<bool> Library::make_folder(std::string_view path, bool parents, const FolderModes& folder_modes) const
 {
     if (path.empty()) {
         return Error{ErrorCode::invalid_name, "the root cannot be created: it exists"};
     }
     if (auto refused = check_path(path)) {
+        return *refused;
+    }
+    if (auto refused = check_folder_modes(folder_modes, path_components(path).size())) {
         return *refused;
     }
     if (auto gone = check_root()) {
@@ -331,7 +334,11 @@ Result<bool> Library::make_folder(std::string_view path, bool parents) const
                 return *refused;
             }
         }
-        if (::mkdirat(parent.get(), name.c_str(), 0777) == 0) {
+        // The folders the modes name are the last ones of the path.
+        const std::size_t unnamed = components.size() - folder_modes.size();
+        const auto mode =
+            folder_create_mode_of(i < unnamed ? std::nullopt : std::optional<std::uint32_t>(folder_modes[i - unnamed]));
+        if (::mkdirat(parent.get(), name.c_str(), static_cast<mode_t>(mode)) == 0) {
             made_here = true;
         } else if (errno != EEXIST) {
             if (errno == ENOENT) {

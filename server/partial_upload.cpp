@@ -1014,11 +1014,11 @@ std::string owner_text(const std::optional<UploadOwner>& owner)
 Result<std::unique_ptr<PartialUpload>> PartialUpload::begin(const Library& library, const std::string& name,
                                                             std::uint64_t size, bool resume, HashKind hash,
                                                             bool parents, std::optional<std::int64_t> mtime,
-                                                            std::string_view owner)
+                                                            std::string_view owner, const FolderModes& folder_modes)
 {
     // Missing folders are made now, before any data: a put that will fail
     // to publish should fail now.
-    if (auto refused = library.prepare_upload(name, parents)) {
+    if (auto refused = library.prepare_upload(name, parents, folder_modes)) {
         return *refused;
     }
     auto begun = begin_upload(library, name, size, resume, hash, owner);

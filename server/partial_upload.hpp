@@ -59,17 +59,17 @@ public:
     // The data is checked with `hash`. The disk space the rest of the upload
     // needs is reserved now: `no_space` if it cannot be. `name` is a path:
     // with `parents` its missing folders are created now; the partial stays
-    // in the root whatever the folder. With `mtime`, the published file gets
+    // in the root whatever the folder, and `folder_modes` gives those it
+    // makes their modes (Library::make_folder). With `mtime`, the published file gets
     // that modification time. `owner` is who puts (owner_text()): a kept upload of someone else is never resumed, nor
     // is anything of it told; the put starts over and replaces it. Nor is one
     // whose data changed since its state was written (the state records the
     // file's identity): its kept bytes are hashed again, and resumed only if
     // they are still the bytes the state's hash describes.
-    static Result<std::unique_ptr<PartialUpload>> begin(const Library& library, const std::string& name,
-                                                        std::uint64_t size, bool resume,
-                                                        HashKind hash = HashKind::sha256, bool parents = false,
-                                                        std::optional<std::int64_t> mtime = std::nullopt,
-                                                        std::string_view owner = kAnonymousOwner);
+    static Result<std::unique_ptr<PartialUpload>>
+    begin(const Library& library, const std::string& name, std::uint64_t size, bool resume,
+          HashKind hash = HashKind::sha256, bool parents = false, std::optional<std::int64_t> mtime = std::nullopt,
+          std::string_view owner = kAnonymousOwner, const FolderModes& folder_modes = {});
     PartialUpload(const PartialUpload&) = delete;
     PartialUpload& operator=(const PartialUpload&) = delete;
     // Releases the descriptor and its lock; the files stay for a resume.

@@ -22,11 +22,12 @@ constexpr std::uint64_t kLastChunkPatienceMs = 100;
 
 const std::vector<std::string> kCapabilities{"list", "stat", "get", "put", "resume", "stats"};
 // What a version-2 connection gets on top (PROTOCOL.md 4.1).
-const std::vector<std::string> kVersion2Capabilities{
-    // The tree and its operations (4.2, 4.9 to 4.13).
-    "folders", "mkdir", "delete", "rename", "digest", "mtime", "set_mtime",
-    // Fields an older version-2 server lacks or ignores (8).
-    "holding_unlisted", "delete_expect", "set_mtime_expect", "commit_replace", "unreadable_folders", "mode"};
+const std::vector<std::string> kVersion2Capabilities{// The tree and its operations (4.2, 4.9 to 4.13).
+                                                     "folders", "mkdir", "delete", "rename", "digest", "mtime",
+                                                     "set_mtime",
+                                                     // Fields an older version-2 server lacks or ignores (8).
+                                                     "holding_unlisted", "delete_expect", "set_mtime_expect",
+                                                     "commit_replace", "unreadable_folders", "mode", "folder_modes"};
 
 std::string seconds_text(std::uint64_t milliseconds)
 {
@@ -748,7 +749,7 @@ void Session::start_mkdir(std::uint64_t id, const MkdirRequest& mkdir)
     state_ = State::working;
     submit(make_job(
         [&library = library_, mkdir]() -> Result<MkdirReply> {
-            auto created = library.make_folder(mkdir.path, mkdir.parents);
+            auto created = library.make_folder(mkdir.path, mkdir.parents, mkdir.folder_modes);
             if (!created) {
                 return created.error();
             }
@@ -948,6 +949,7 @@ PutRequest Session::versioned_put(const PutRequest& request) const
     if (protocol_version_ < 2) {
         // Fields version 1 does not have change nothing there.
         put.parents = false;
+        put.folder_modes.clear();
         put.mtime.reset();
     }
     return put;

@@ -25,8 +25,9 @@ std::size_t staging_capacity(const Config& config)
 
 Upload::Begun Upload::begin(const Library& library, const PutRequest& put, std::string_view owner)
 {
-    Begun begun{
-        PartialUpload::begin(library, put.name, put.size, put.resume, put.hash, put.parents, put.mtime, owner), {}};
+    Begun begun{PartialUpload::begin(library, put.name, put.size, put.resume, put.hash, put.parents, put.mtime, owner,
+                                     put.folder_modes),
+                {}};
     if (begun.partial) {
         begun.partial.value()->create_as(put.mode);
     }

@@ -945,6 +945,61 @@ class Folders(CliTest):
         self.assertEqual(mode(self.local, "pulled", "priv.txt"), 0o600 & ~umask)
         self.assertEqual(mode(self.local, "pulled", "in", "key"), 0o640 & ~umask)
 
+    def test_a_new_folder_takes_its_sources_permission_bits_both_ways_and_one_there_keeps_its_own(self):
+        # Round 53b (medium): every folder ferry made was 0777 less the umask,
+        # so a 0700 folder of 0644 files arrived readable by every user. As
+        # cp -r, scp -r and rsync make one: the source's bits less the umask
+        # (with the owner's rwx, to fill it), never a set-ID or sticky bit
+        # (PROTOCOL.md 4.10's folder_modes); one already there keeps its own.
+        umask = os.umask(0o022)
+        self.addCleanup(os.umask, umask)
+
+        def mode(*parts):
+            return os.stat(os.path.join(*parts)).st_mode & 0o7777
+
+        server = self.start_server()
+        priv = os.path.join(self.local, "priv")
+        make_tree(priv, {"s": b"secret", "sub/deep/t": b"t", "team/u": b"u"})
+        os.mkdir(os.path.join(priv, "empty"))
+        bits = {"": 0o700, "sub": 0o750, "sub/deep": 0o711, "team": 0o2775, "empty": 0o500}
+        for folder, folder_bits in bits.items():
+            os.chmod(os.path.join(priv, folder), folder_bits)
+        made = {"": 0o700, "sub": 0o750, "sub/deep": 0o711, "team": 0o755, "empty": 0o700}
+
+        def check_tree(*top):
+            for folder, want in made.items():
+                self.assertEqual(mode(*top, folder), want, (top, folder))
+
+        sent = self.ferry("put", "-r", "priv", "-C", "new/box", server=server)
+        self.assertEqual(sent.returncode, 0, sent.stderr)
+        check_tree(self.root, "new", "box", "priv")
+        # The folders above the tree are the user's -C: 0777 less the umask.
+        self.assertEqual(mode(self.root, "new"), 0o755)
+        self.assertEqual(mode(self.root, "new", "box"), 0o755)
+        pushed = self.ferry("sync", "priv", ":pushed/priv", server=server)
+        self.assertEqual(pushed.returncode, 0, pushed.stderr)
+        check_tree(self.root, "pushed", "priv")
+        self.assertEqual(mode(self.root, "pushed"), 0o755)
+
+        # A folder there keeps its own, whatever the source's.
+        os.chmod(os.path.join(self.root, "pushed", "priv", "sub"), 0o755)
+        make_tree(priv, {"sub/more": b"m"})
+        os.chmod(os.path.join(priv, "sub"), 0o750)
+        again = self.ferry("sync", "priv", ":pushed/priv", server=server)
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertEqual(mode(self.root, "pushed", "priv", "sub"), 0o755)
+
+        # The pull side: get -r by name and by wildcard, and sync's pull.
+        for how, args, top in (("get -r", ["get", "-r", "new/box/priv", "-C", "got"], ("got", "priv")),
+                               ("get -r -o", ["get", "-r", "new/box/priv", "-o", "out"], ("out",)),
+                               ("wildcard", ["get", "-r", "new/box/pr*", "-C", "wild"], ("wild", "priv")),
+                               ("sync", ["sync", ":new/box/priv", "pulled/priv"], ("pulled", "priv"))):
+            done = self.ferry(*args, server=server)
+            self.assertEqual(done.returncode, 0, (how, done.stderr))
+            check_tree(self.local, *top)
+            self.assertEqual(mode(self.local, *top, "s"), 0o644, how)
+        self.assertEqual(mode(self.local, "pulled"), 0o755)
+
     def test_a_get_that_fetches_nothing_leaves_no_folder_it_made_for_c(self):
         # Round 39 (low): get NAME -C DIR made DIR even where the get then
         # failed before any download. The folders -C made go again when the

@@ -73,6 +73,7 @@ class ScriptedServer:
         # error code (None: ok); `capabilities` are added to hello's.
         self.commit_error = commit_error
         self.commits = []
+        self.puts = []  # each put request as received
         self.capabilities = list(capabilities)
         self.stall, self.stall_for = stall, stall_for
         self.stalled = []  # how long each stall went on before the client left
@@ -193,6 +194,7 @@ class ScriptedServer:
     def take_upload(self, conn, rid, request):
         """A put: accepted at 0, its data read to the commit, which is
         recorded and answered as `commit_error` says."""
+        self.puts.append(request)
         self.send(conn, {"id": rid, "ok": True, "offset": 0, "token": "9f2c4e1a7b3d5c6e8f0a1b2c3d4e5f60"})
         data = b""
         while True:
@@ -448,6 +450,28 @@ class NoClobberHoldsToThePublish(HostileTest):
         self.assertEqual(got.returncode, 0, got.stderr)
         self.assertIn(b"commit_replace", got.stderr)
         self.assertNotIn("replace", server.commits[0])
+
+
+    def test_folder_modes_go_only_to_a_server_that_takes_them_and_the_others_get_a_note(self):
+        # Round 53b: a folder is made with its source's mode where the
+        # server says it honours folder_modes; an older ferryd ignores the
+        # field and opens a 0700 folder to everyone, which the user is told.
+        tree = os.path.join(self.local, "box")
+        os.makedirs(os.path.join(tree, "in"))
+        self.write(os.path.join(tree, "in", "f"), b"f")
+        os.chmod(os.path.join(tree, "in"), 0o700)
+        os.chmod(tree, 0o750)
+        server = self.scripted(capabilities=["folder_modes"])
+        got = self.ferry("--no-progress", "put", "-r", "box", "-C", "up", server=server.address)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertEqual([(p["name"], p.get("folder_modes")) for p in server.puts], [("up/box/in/f", [0o750, 0o700])])
+        self.assertNotIn(b"older ferryd", got.stderr)
+        server = self.scripted()
+        got = self.ferry("--no-progress", "put", "-r", "box", "-C", "up", server=server.address)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertNotIn("folder_modes", server.puts[0])
+        self.assertIn(b"(an older ferryd): 2 folders closed to other users here may be open to them there",
+                      got.stderr)
 
 
 class TimeoutCountsOnlyProgress(HostileTest):

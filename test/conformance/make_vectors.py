@@ -138,8 +138,12 @@ def version2_vectors(hello_reply):
           "sha256": hashlib.sha256(b"hello").hexdigest()},
          "the digest under the hash's name (sha256, the default)")
     pair("version 2: mkdir",
-         {"op": "mkdir", "id": 24, "path": "a/b", "parents": True},
-         {"id": 24, "ok": True, "path": "a/b", "created": True})
+         {"op": "mkdir", "id": 24, "path": "a/b", "parents": True,
+          "folder_modes": [0o700]},
+         {"id": 24, "ok": True, "path": "a/b", "created": True},
+         "capability folder_modes: b is made as mkdir(2) with mode 0700 "
+         "(its source's), a, above the modes given, with 0777; both less "
+         "the server's umask")
     pair("version 2: mkdir of an existing folder",
          {"op": "mkdir", "id": 25, "path": "a/b", "parents": False},
          error_reply(25, "exists", "\"a/b\" already exists"))

@@ -16,7 +16,8 @@ import tempfile
 from conformance import MTIME, ServerCase, write_file
 
 V2_CAPABILITIES = ("folders", "mkdir", "delete", "rename", "digest", "mtime", "set_mtime", "holding_unlisted",
-                   "delete_expect", "set_mtime_expect", "commit_replace", "unreadable_folders", "mode")
+                   "delete_expect", "set_mtime_expect", "commit_replace", "unreadable_folders", "mode",
+                   "folder_modes")
 
 
 def sha(b):
@@ -602,6 +603,40 @@ class MkdirDeleteTests(TreeCase):
             self.assertError(self.ask(c, {"op": "mkdir", "id": rid, "path": "file.txt",
                                           "parents": parents}), "exists", rid)
         self.assertError(self.ask(c, {"op": "mkdir", "id": 8, "path": "m1", "parents": None}), "bad_request", 8)
+
+    def test_folder_modes_are_the_create_modes_of_the_folders_made_aligned_to_the_paths_end(self):
+        # 4.10's folder_modes: mkdir(2)'s mode for each folder made, the last
+        # entry the deepest folder, with the owner's rwx, never a set-ID or
+        # sticky bit, less the server's umask (ferryd's is this process's);
+        # folders above the first entry get 0777, one already there keeps its own.
+        umask = os.umask(0)
+        os.umask(umask)
+
+        def mode(*parts):
+            return os.stat(self.root(*parts)).st_mode & 0o7777
+
+        c = self.client2()
+        r = self.ok(c, {"op": "mkdir", "id": 1, "path": "fm/a/b", "parents": True, "folder_modes": [0o700, 0o7750]})
+        self.assertIs(r["created"], True)
+        self.assertEqual((mode("fm"), mode("fm", "a"), mode("fm", "a", "b")),
+                         (0o777 & ~umask, 0o700 & ~umask, 0o750 & ~umask))
+        r = self.ok(c, {"op": "mkdir", "id": 2, "path": "fm/c", "folder_modes": [0o500]})
+        self.assertEqual(mode("fm", "c"), 0o700 & ~umask)
+        self.ok(c, {"op": "mkdir", "id": 3, "path": "fm/a", "parents": True, "folder_modes": [0o777, 0o777]})
+        self.assertEqual(mode("fm", "a"), 0o700 & ~umask)
+        r = self.upload(c, 4, "fp/q/f", b"f", parents=True, folder_modes=[0o711, 0o700])
+        self.assertIs(r.get("ok"), True, r)
+        self.assertEqual((mode("fp"), mode("fp", "q")), (0o711 & ~umask, 0o700 & ~umask))
+        # More entries than folders, or anything but an array of permission
+        # bits, is bad_request, and nothing is made.
+        self.assertError(self.ask(c, {"op": "mkdir", "id": 5, "path": "fx/y", "parents": True,
+                                      "folder_modes": [0o700] * 3}), "bad_request", 5)
+        self.assertError(self.ask(c, {"op": "put", "id": 6, "name": "fx/f", "size": 1, "parents": True,
+                                      "folder_modes": [0o700] * 2}), "bad_request", 6)
+        for rid, bad in enumerate(([4096], [-1], "448", [448.0], None, [0o700] * 65), start=7):
+            self.assertError(self.ask(c, {"op": "mkdir", "id": rid, "path": "fx", "folder_modes": bad}),
+                             "bad_request", rid)
+        self.assertFalse(os.path.exists(self.root("fx")))
 
     def test_delete_a_file_and_an_empty_folder(self):
         c = self.client2()

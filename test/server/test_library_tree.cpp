@@ -291,6 +291,56 @@ TEST_CASE("make_folder creates one folder, or with parents every missing one; ex
     }
 }
 
+// The permission bits of root/path, with the set-ID and sticky bits.
+unsigned folder_mode(const TempRoot& root, const std::string& path)
+{
+    struct ::stat st {};
+    REQUIRE(::lstat((root.path() + "/" + path).c_str(), &st) == 0);
+    return static_cast<unsigned>(st.st_mode & 07777);
+}
+
+TEST_CASE("folder_modes give the folders made their source's modes, aligned to the path's end, under the umask")
+{
+    const mode_t before = ::umask(022);
+    for (const ResolveMode mode : kModes) {
+        CAPTURE(static_cast<int>(mode));
+        TempRoot root;
+        auto library = open_library(root, mode);
+
+        // mkdir -p of a/b/c where only b and c have a source: a gets 0777
+        // less the umask, as mkdir -p gives the folders on the way.
+        REQUIRE(library->make_folder("a/b/c", true, {0700, 0750}));
+        CHECK(folder_mode(root, "a") == 0755U);
+        CHECK(folder_mode(root, "a/b") == 0700U);
+        CHECK(folder_mode(root, "a/b/c") == 0750U);
+        // The owner's rwx always, no set-ID or sticky bit, and the umask
+        // still narrows what was asked for.
+        REQUIRE(library->make_folder("a/locked", false, {07577}));
+        CHECK(folder_mode(root, "a/locked") == 0755U);
+        // A folder that exists keeps its mode.
+        REQUIRE(library->make_folder("a/b", true, {0777, 0777}));
+        CHECK(folder_mode(root, "a/b") == 0700U);
+        // More modes than folders: bad_request, nothing made.
+        CHECK(library->make_folder("n/m", true, {0700, 0700, 0700}).error().code == ErrorCode::bad_request);
+        CHECK_FALSE(root.exists("n"));
+
+        // A put with parents: its file's folder is the last one.
+        {
+            auto upload = PartialUpload::begin(*library, "p/q/f", 5, false, HashKind::sha256, true, std::nullopt,
+                                               kAnonymousOwner, {0710, 0700});
+            REQUIRE(upload);
+        }
+        CHECK(folder_mode(root, "p") == 0710U);
+        CHECK(folder_mode(root, "p/q") == 0700U);
+        auto refused = PartialUpload::begin(*library, "r/f", 5, false, HashKind::sha256, true, std::nullopt,
+                                            kAnonymousOwner, {0700, 0700});
+        REQUIRE_FALSE(refused);
+        CHECK(refused.error().code == ErrorCode::bad_request);
+        CHECK_FALSE(root.exists("r"));
+    }
+    ::umask(before);
+}
+
 TEST_CASE("remove takes a file, an empty folder, or with recursive a tree; it never follows a symlink out")
 {
     for (const ResolveMode mode : kModes) {

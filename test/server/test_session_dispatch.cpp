@@ -68,7 +68,7 @@ TEST_CASE("hello settles on the highest version both sides speak: 2 for any clie
         auto expected = kVersion1Capabilities;
         for (const char* added :
              {"folders", "mkdir", "delete", "rename", "digest", "mtime", "set_mtime", "holding_unlisted",
-              "delete_expect", "set_mtime_expect", "commit_replace", "unreadable_folders", "mode"}) {
+              "delete_expect", "set_mtime_expect", "commit_replace", "unreadable_folders", "mode", "folder_modes"}) {
             expected.push_back(added);
         }
         CHECK(reply->body.capabilities == expected);

@@ -3,6 +3,7 @@
 // replies, and the entry type; and that version-1 messages keep their bytes.
 #include "error.hpp"
 #include "messages.hpp"
+#include "names.hpp"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -220,6 +221,61 @@ TEST_CASE("put: a mode that is not permission bits is bad_request with the id")
         check_bad_request(head + bad, 8);
     }
     CHECK(*parse_as<ferry::PutRequest>(head + R"("mode":4095})").mode == 07777U);
+}
+
+TEST_CASE("folder_modes: mkdir's and put's round trip, are left out when empty, and version 1 ignores put's")
+{
+    ferry::MkdirRequest mkdir{"a/b/c", true, {0700, 0750}};
+    CHECK(same_json(ferry::encode_request({4, mkdir}),
+                    R"({"op":"mkdir","id":4,"path":"a/b/c","parents":true,"folder_modes":[448,488]})"));
+    CHECK(round_trip(4, mkdir).folder_modes == ferry::FolderModes{0700, 0750});
+    CHECK(same_json(ferry::encode_request({4, ferry::MkdirRequest{"a", false}}),
+                    R"({"op":"mkdir","id":4,"path":"a","parents":false})"));
+    CHECK(parse_as<ferry::MkdirRequest>(R"({"op":"mkdir","id":1,"path":"a"})").folder_modes.empty());
+
+    ferry::PutRequest put;
+    put.name = "d/e/f";
+    put.size = 1;
+    put.parents = true;
+    put.folder_modes = {0, 07777};
+    CHECK(same_json(ferry::encode_request({5, put}), R"({"op":"put","id":5,"name":"d/e/f","size":1,
+        "resume":false,"parents":true,"folder_modes":[0,4095]})"));
+    CHECK(round_trip(5, put).folder_modes == ferry::FolderModes{0, 07777});
+    const ferry::FolderModes deepest(ferry::kMaxPathDepth, 0700);
+    put.folder_modes = deepest;
+    CHECK(round_trip(5, put).folder_modes == deepest);
+    const auto v1 = ferry::parse_request(R"({"op":"put","id":1,"name":"a","size":1,"folder_modes":"x"})", 1);
+    REQUIRE(v1.request.ok());
+    CHECK(std::get<ferry::PutRequest>(v1.request->body).folder_modes.empty());
+}
+
+TEST_CASE("folder_modes: anything but an array of at most 64 permission bits is bad_request with the id")
+{
+    std::string too_many = "[";
+    for (std::size_t i = 0; i <= ferry::kMaxPathDepth; ++i) {
+        too_many += i == 0 ? "448" : ",448";
+    }
+    too_many += "]";
+    for (const std::string& head : {std::string(R"({"op":"mkdir","id":9,"path":"a","parents":true,)"),
+                                    std::string(R"({"op":"put","id":9,"name":"a/b","size":1,"parents":true,)")}) {
+        for (const std::string& bad :
+             {std::string("null"), std::string("448"), std::string(R"("0700")"), std::string("[-1]"),
+              std::string("[4096]"), std::string("[448.0]"), std::string(R"(["448"])"), std::string("[null]"),
+              std::string("[[448]]"), std::string("{}"), std::string("[448,true]"), too_many}) {
+            CAPTURE(bad);
+            check_bad_request(head + R"("folder_modes":)" + bad + "}", 9);
+        }
+    }
+    CHECK(parse_as<ferry::MkdirRequest>(R"({"op":"mkdir","id":1,"path":"a","folder_modes":[]})").folder_modes.empty());
+}
+
+TEST_CASE("folder_create_mode_of: the source's permission bits, the owner's rwx always, 0777 when unknown")
+{
+    CHECK(ferry::folder_create_mode_of(std::nullopt) == 0777U);
+    CHECK(ferry::folder_create_mode_of(0700U) == 0700U);
+    CHECK(ferry::folder_create_mode_of(0500U) == 0700U);
+    CHECK(ferry::folder_create_mode_of(0055U) == 0755U);
+    CHECK(ferry::folder_create_mode_of(07750U) == 0750U); // no set-ID or sticky bit
 }
 
 TEST_CASE("mkdir, delete, rename, digest: requests round trip with every field")
