@@ -690,11 +690,23 @@ struct DryRunLooks {
     std::map<std::string, std::uint64_t> resumed; // by path: a pull's bytes not received again
 };
 
-DryRunLooks look_as_the_real_run(const SyncArguments& arguments, const SyncPlan& plan,
+DryRunLooks look_as_the_real_run(const SyncArguments& arguments, const SyncPlan& plan, const TreeListing& dest,
                                  const std::map<std::string, ListedFile>& listed)
 {
     DryRunLooks looks;
     const bool push = arguments.direction == SyncDirection::push;
+    // A pull's names that --delete clears before any file comes (what
+    // stands there goes whole): the real run finds nothing in the way there,
+    // where a look now would find the folder it removes first.
+    std::set<std::string> cleared;
+    if (!push) {
+        const auto effects = removal_effects(plan, dest);
+        for (std::size_t i = 0; i < plan.removals.size(); ++i) {
+            if (effects[i].kept_by == nullptr) {
+                cleared.insert(plan.removals[i].path);
+            }
+        }
+    }
     for (const auto& transfer : plan.transfers) {
         if (interrupted()) {
             break;
@@ -711,6 +723,9 @@ DryRunLooks look_as_the_real_run(const SyncArguments& arguments, const SyncPlan&
         }
         if (!is_directory(local_join(arguments.local, remote_parent(transfer.path)))) {
             continue; // a folder the real run makes first: nothing stands in it yet
+        }
+        if (cleared.contains(transfer.path)) {
+            continue; // removed first: what stands there now is not in the real run's way
         }
         auto held = resumable_prefix(pull_options(arguments, transfer), transfer.size, transfer.mtime);
         if (!held) {
@@ -1715,7 +1730,7 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         const bool unlisted_known = !push || tells_unlisted(connection);
         // What the real run refuses before sending is an error here too,
         // neither shown as sent nor counted.
-        const DryRunLooks looks = look_as_the_real_run(arguments, plan, local_tree.listed);
+        const DryRunLooks looks = look_as_the_real_run(arguments, plan, dest, local_tree.listed);
         SyncPlan sendable = plan;
         sendable.transfers.clear();
         sendable.bytes = 0;

@@ -531,6 +531,44 @@ class Pull(SyncTest):
         self.assertTrue(os.path.islink(os.path.join(dest, "sub")))
         self.assertTrue(os.path.islink(os.path.join(dest, "b.txt")))
 
+    def test_a_dry_run_pull_sees_a_folder_at_a_files_name_go_first_as_the_real_run_does(self):
+        # Round 53b: --delete removes a local folder standing where the
+        # server has a file before the file comes. The dry run looked at
+        # the folder as if it stayed: a false local_io, the file left out of
+        # what it would receive, exit 3, where the real run exits 0.
+        with open(os.path.join(self.root, "f"), "wb") as f:
+            f.write(b"hi")
+        with open(os.path.join(self.root, "g"), "wb") as f:
+            f.write(b"g")
+        dest = os.path.join(self.local, "dst")
+        os.makedirs(os.path.join(dest, "f", "inner"))
+        with open(os.path.join(dest, "f", "inner", "x"), "wb") as f:
+            f.write(b"x")
+        # A folder --delete cannot take whole (it holds a hidden name) stays
+        # in the way: a conflict (exists) in both runs.
+        os.makedirs(os.path.join(dest, "g"))
+        with open(os.path.join(dest, "g", ".keep"), "wb") as f:
+            f.write(b"k")
+        dry = self.sync("-n", "--delete", ":", dest, status=4)
+        self.assertEqual(dry["sent"], 1, dry)
+        self.assertEqual([e["path"] for e in dry["errors"]], ["g"], dry)
+        self.assertIn("would send %s/f (2 B)" % dest, dry["notes"])
+        text = self.ferry("sync", "-n", "--delete", ":", dest)
+        self.assertEqual(text.returncode, 4, text.stderr)
+        self.assertIn(b"would delete %s/f/" % dest.encode(), text.stdout)
+        self.assertTrue(os.path.isdir(os.path.join(dest, "f", "inner")))
+        done = self.sync("--delete", ":", dest, status=4)
+        self.assertEqual((done["sent"], [e["path"] for e in done["errors"]]), (dry["sent"], ["g"]), done)
+        with open(os.path.join(dest, "f"), "rb") as f:
+            self.assertEqual(f.read(), b"hi")
+        # Without the folder that stays, both exit 0 and count alike.
+        os.remove(os.path.join(dest, "g", ".keep"))
+        os.remove(os.path.join(dest, "f"))
+        os.makedirs(os.path.join(dest, "f", "inner"))
+        dry = self.sync("-n", "--delete", ":", dest)
+        self.assertEqual((dry["sent"], dry["errors"]), (2, []), dry)
+        done = self.sync("--delete", ":", dest)
+        self.assertEqual((done["sent"], done["deleted"]), (dry["sent"], dry["deleted"]), done)
 
 EXT4_MIN, EXT4_MAX = -2**31, 15_032_385_535  # what ext4 with 256-byte inodes holds: 1901 to 2446
 
