@@ -8,11 +8,12 @@
 #include "local_tree.hpp"
 #include "names.hpp"
 #include "operations.hpp"
+#include "posix_io.hpp"
+#include "progress.hpp"
 #include "publish_batch.hpp"
 #include "remote_paths.hpp"
 #include "remote_tree.hpp"
-#include "posix_io.hpp"
-#include "progress.hpp"
+#include "shell_words.hpp"
 #include "sync_local.hpp"
 
 #include <fcntl.h>
@@ -1296,6 +1297,34 @@ struct PutPlan {
     }
 };
 
+// Two files of one put that would go to one server name (put pa/x pb/x
+// -C d, or two trees with a file at the same path): the second would
+// replace the first, and both be reported sent. As get refuses two files
+// for one local name, each one after the first is refused (name_clash)
+// before any byte moves; the first is sent.
+void refuse_shared_names(PutPlan& plan)
+{
+    // As one word a shell reads back as this path, never as an option.
+    const auto local_word = [](const std::string& path) {
+        return path == "-" ? path : single_quoted(path.starts_with('-') ? "./" + path : path);
+    };
+    std::map<std::string, std::size_t> first; // the server name -> the item that keeps it
+    for (std::size_t i = 0; i < plan.items.size(); ++i) {
+        if (plan.errors[i]) {
+            continue;
+        }
+        const auto [kept, fresh] = first.emplace(plan.items[i].name, i);
+        if (fresh) {
+            continue;
+        }
+        const std::string& other = plan.shown[kept->second];
+        plan.errors[i] = Error{ErrorCode::name_clash, "\"" + printable(plan.shown[i]) + "\" and \"" + printable(other) +
+                                                          "\" would both be put as \"" + printable(plan.items[i].name) +
+                                                          "\": only \"" + printable(other) + "\" is sent; put " +
+                                                          local_word(plan.shown[i]) + " on its own with --as or -C"};
+    }
+}
+
 // The name a local file or folder goes by on the server: its last
 // component, or for "." and ".." the real folder's.
 std::string local_name(const std::string& local)
@@ -1552,6 +1581,7 @@ PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals
             plan.add({local, name, parents, flags.preserve ? local_mtime(local) : std::nullopt}, local);
         }
     }
+    refuse_shared_names(plan);
     return plan;
 }
 } // namespace

@@ -1000,6 +1000,35 @@ class Folders(CliTest):
             self.assertEqual(mode(self.local, *top, "s"), 0o644, how)
         self.assertEqual(mode(self.local, "pulled"), 0o755)
 
+    def test_two_files_of_one_put_for_one_server_name_are_refused_as_get_refuses_them(self):
+        # Round 53b (low-medium): put pa/x pb/x -C d sent both to d/x, the
+        # second replacing the first, and said "2 ok". As get does for one
+        # local name: the first keeps the name, the others get name_clash
+        # (exit 4) before any byte moves, and the rest is sent.
+        make_tree(self.local, {"pa/x": b"AAA", "pb/x": b"BBBBB", "pc/y": b"y",
+                               "ta/same": b"ta", "ta/only-a": b"a", "tb/same": b"tb", "tb/only-b": b"b"})
+        server = self.start_server()
+        put = self.ferry("put", "pa/x", "pb/x", "pc/y", "-C", "d", server=server)
+        self.assertEqual(put.returncode, 4, put.stderr)
+        self.assertIn(b'name_clash: "pb/x" and "pa/x" would both be put as "d/x": only "pa/x" is sent', put.stderr)
+        with open(os.path.join(self.root, "d", "x"), "rb") as f:
+            self.assertEqual(f.read(), b"AAA")
+        self.assertTrue(os.path.exists(os.path.join(self.root, "d", "y")))
+        report = self.json_of(self.ferry("--json", "put", "pb/x", "pa/x", "-C", "e", server=server))
+        self.assertEqual([(f["name"], f.get("error", {}).get("code")) for f in report["files"]],
+                         [("e/x", None), ("e/x", "name_clash")], report)
+        # Two trees into one folder: their files merge, and the file both
+        # have is sent once, from the first.
+        os.rename(os.path.join(self.local, "tb"), os.path.join(self.local, "other"))
+        os.makedirs(os.path.join(self.local, "b2"))
+        os.rename(os.path.join(self.local, "other"), os.path.join(self.local, "b2", "ta"))
+        trees = self.ferry("put", "-r", "ta", "b2/ta", "-C", "t", server=server)
+        self.assertEqual(trees.returncode, 4, trees.stderr)
+        self.assertIn(b'"b2/ta/same" and "ta/same" would both be put as "t/ta/same"', trees.stderr)
+        self.assertEqual(sorted(os.listdir(os.path.join(self.root, "t", "ta"))), ["only-a", "only-b", "same"])
+        with open(os.path.join(self.root, "t", "ta", "same"), "rb") as f:
+            self.assertEqual(f.read(), b"ta")
+
     def test_a_get_that_fetches_nothing_leaves_no_folder_it_made_for_c(self):
         # Round 39 (low): get NAME -C DIR made DIR even where the get then
         # failed before any download. The folders -C made go again when the
