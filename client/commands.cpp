@@ -6,6 +6,7 @@
 #include "operations.hpp"
 #include "remote_paths.hpp"
 #include "remote_tree.hpp"
+#include "shell_words.hpp"
 
 #include <algorithm>
 #include <functional>
@@ -265,16 +266,33 @@ int run_stat(Connection& connection, const Output& output, const std::string& na
 {
     auto files = stat_entries(connection, name, current);
     if (!files) {
-        const Error error = named_as_typed(files.error(), name, current);
+        const Error error = stat_error(files.error(), name, current);
         output.error(error);
         return exit_status(error.code);
     }
-    if (files->size() == 1) {
-        output.stat(files->front());
-    } else {
-        output.stat_many(files.value());
-    }
+    show_stat(output, files.value(), name);
     return kExitOk;
+}
+
+Error stat_error(Error error, const std::string& typed, const std::string& current)
+{
+    // stat takes folders too: the server's "no file named" says too little.
+    if (constexpr std::string_view kNoFile = "no file named ";
+        error.code == ErrorCode::not_found && error.message.starts_with(kNoFile)) {
+        error.message.replace(0, kNoFile.size(), "nothing named ");
+    }
+    return named_as_typed(std::move(error), typed, current);
+}
+
+void show_stat(const Output& output, const std::vector<FileInfo>& files, const std::string& typed)
+{
+    // A wildcard's matches always come as a list, however many matched, so
+    // that a script reads one shape for one argument (--json's stat_many).
+    if (files.size() == 1 && !has_wildcard(typed)) {
+        output.stat(files.front());
+    } else {
+        output.stat_many(files);
+    }
 }
 
 namespace {
@@ -795,6 +813,26 @@ int run_digests(Connection& connection, const Output& output, const std::vector<
         std::nullopt, {}, "digest takes files");
 }
 
+// The way on for a mv refused because `destination` is taken: --replace
+// where it can replace what is there (a file with a file, an empty folder
+// with a folder), or the folder form of `to` where a folder is there and
+// the source is no folder (rename(2) never puts a file in place of a
+// folder). Asked of the server only after the refusal.
+std::string way_past_a_taken_name(Connection& connection, const std::string& source, const std::string& destination,
+                                  const std::string& to)
+{
+    const auto there = stat_file(connection, destination);
+    const auto moved = stat_file(connection, source);
+    if (there && moved && is_folder(there.value()) && !is_folder(moved.value())) {
+        const std::string into = to.ends_with('/') ? to : to + "/";
+        return "a folder is there: mv to " + single_quoted(into) + " moves it into that folder";
+    }
+    if (there && moved && is_folder(there.value()) != is_folder(moved.value())) {
+        return "a file is there, and a folder replaces no file";
+    }
+    return "mv --replace replaces it: a file with a file, an empty folder with a folder";
+}
+
 int run_move(Connection& connection, const Output& output, const std::string& from, const std::string& to,
              bool replace, const std::string& current)
 {
@@ -839,8 +877,11 @@ int run_move(Connection& connection, const Output& output, const std::string& fr
     }
     auto reply = rename_remote(connection, unescape_wildcards(source.value()), destination, replace);
     if (!reply) {
-        Error error = with_way_out(reply.error(), ErrorCode::exists, !replace,
-                                   "mv --replace replaces it: a file with a file, an empty folder with a folder");
+        Error error = reply.error();
+        if (error.code == ErrorCode::exists && !replace) {
+            error.message +=
+                " (" + way_past_a_taken_name(connection, unescape_wildcards(source.value()), destination, to) + ")";
+        }
         error =
             named_as_typed(std::move(error), {{unescape_wildcards(source.value()), from}, {destination, to}}, current);
         output.error(error);

@@ -31,6 +31,13 @@ int show_list(const Output& output, const ListReply& reply, const std::string& t
 int run_list(Connection& connection, const Output& output, const std::string& typed = {}, bool recursive = false,
              const std::string& current = {});
 int run_stat(Connection& connection, const Output& output, const std::string& name, const std::string& current = {});
+// Shows what stat_entries found for `typed`: one entry as stat shows it,
+// several, or the matches of a wildcard however many, as a list
+// (--json: {"files": [...]}, the schema's stat_many).
+void show_stat(const Output& output, const std::vector<FileInfo>& files, const std::string& typed);
+// A stat's failure for `typed`, named as typed (named_as_typed), a missing
+// entry said as "nothing named", since stat takes files and folders.
+Error stat_error(Error error, const std::string& typed, const std::string& current);
 int run_stats(Connection& connection, const Output& output);
 // rm [-r] PATH...
 int run_remove(Connection& connection, const Output& output, const std::vector<std::string>& typed, bool recursive,

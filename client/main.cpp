@@ -427,14 +427,10 @@ int main_with(int argc, char** argv)
         } else if (command_line.stat->parsed()) {
             auto reply = stat_entries(server_connection, name, "");
             if (reply) {
-                if (reply->size() == 1) {
-                    output.stat(reply->front());
-                } else {
-                    output.stat_many(reply.value());
-                }
+                show_stat(output, reply.value(), name);
                 return kExitOk;
             }
-            failure = named_as_typed(reply.error(), name, "");
+            failure = stat_error(reply.error(), name, "");
         } else {
             auto reply = server_stats(server_connection);
             if (reply) {

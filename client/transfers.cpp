@@ -660,7 +660,10 @@ void get_files(Connection& connection, const Output& output, Report& report, con
             continue;
         }
         Error error = result.error();
-        if (error.code == ErrorCode::not_regular_file && !flags.recursive) {
+        // The way on where the server said it is a folder (or, older, did
+        // not say what it is); never for a link, which get -r skips too.
+        if (error.code == ErrorCode::not_regular_file && !flags.recursive &&
+            (error.message.ends_with(": a folder") || error.message.ends_with(" is not a regular file"))) {
             error.message += " (a folder comes with get -r)";
         }
         report.failed(index, error);

@@ -607,9 +607,18 @@ Result<ListReply> Library::list(std::string_view path, ListingOptions options) c
 
 namespace {
 
-Error not_regular(std::string_view path)
+// What a request for a regular file met instead, said after the code's
+// text, so that a client can tell the way on (get -r for a folder; none
+// for a link, which is never followed).
+Error not_regular(std::string_view path, mode_t mode)
 {
-    return Error{ErrorCode::not_regular_file, quoted(path) + " is not a regular file"};
+    const char* what = S_ISDIR(mode)                    ? ": a folder"
+                       : S_ISLNK(mode)                  ? ": a symbolic link (never followed)"
+                       : S_ISFIFO(mode)                 ? ": a FIFO"
+                       : S_ISSOCK(mode)                 ? ": a socket"
+                       : S_ISCHR(mode) || S_ISBLK(mode) ? ": a device"
+                                                        : "";
+    return Error{ErrorCode::not_regular_file, quoted(path) + " is not a regular file" + what};
 }
 
 } // namespace
@@ -621,7 +630,7 @@ Result<FileInfo> Library::stat(std::string_view path) const
     }
     auto info = stat_entry_or_folder(path);
     if (info && info->type == EntryType::folder) {
-        return not_regular(path);
+        return not_regular(path, S_IFDIR);
     }
     return info;
 }
@@ -666,7 +675,7 @@ Result<FileInfo> Library::describe(const Located& located, std::string_view path
         return file_info(std::string(path), st);
     }
     if (!S_ISREG(st.st_mode)) {
-        return not_regular(path);
+        return not_regular(path, st.st_mode);
     }
     return file_info(std::string(path), st);
 }
@@ -735,7 +744,7 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
             continue;
         }
         if (!S_ISREG(st.st_mode)) {
-            return not_regular(path);
+            return not_regular(path, st.st_mode);
         }
         const int fd = retry_stale(parent, leaf, [&] {
             return ::openat(parent, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
@@ -751,7 +760,7 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
         if (::fstat(fd, &st) == 0) {
             if (!S_ISREG(st.st_mode)) {
                 ::close(fd);
-                return not_regular(path);
+                return not_regular(path, st.st_mode);
             }
             return std::make_unique<OpenFile>(fd, file_info(std::string(path), st), FileIdentity::of(st));
         }
@@ -964,7 +973,7 @@ std::optional<Error> Library::replaceable(std::string_view path, bool parents, b
     if (S_ISDIR(st.st_mode) && st.st_dev != root_device_) {
         return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
     }
-    return not_regular(path);
+    return not_regular(path, st.st_mode);
 }
 
 namespace {

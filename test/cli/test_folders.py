@@ -390,7 +390,7 @@ class Folders(CliTest):
         before = tree(self.root)
         for argv, said in ((["rm", "d/../nope"], 'nothing named "d/../nope"'),
                            (["rm", "d/sub/../../e"], '"d/sub/../../e" is not empty'),
-                           (["stat", "d/sub/../nope"], 'no file named "d/sub/../nope"'),
+                           (["stat", "d/sub/../nope"], 'nothing named "d/sub/../nope"'),
                            (["mkdir", "d/../f"], '"d/../f" already exists'),
                            (["mkdir", "-p", "d/../f"], '"d/../f" already exists and is not a folder'),
                            (["mv", "d/../nope", "x"], 'nothing named "d/../nope"'),
@@ -410,8 +410,8 @@ class Folders(CliTest):
                            (["mv", "d/nope/x", "d/sub/../nope"], 'no folder named "d/nope"'),
                            (["mv", "e/../d/sub", "d/sub/x"], 'cannot move "e/../d/sub" into itself ("d/sub/x")'),
                            (["mv", "d/sub/g/x", "e/../d/sub/g"], '"d/sub/g" is not a folder'),
-                           (["stat", "./d/..//nope//."], 'no file named "d/../nope"'),
-                           (["stat", "/d/../nope/"], 'no file named "/d/../nope"'),
+                           (["stat", "./d/..//nope//."], 'nothing named "d/../nope"'),
+                           (["stat", "/d/../nope/"], 'nothing named "/d/../nope"'),
                            (["rm", "d/../m\\[1]"], 'nothing named "d/../m[1]"'),
                            (["sync", ":d/../nope", "pulled"], 'no folder named "d/../nope"'),
                            # Round 51b: get named a file it did not find by
@@ -439,7 +439,7 @@ class Folders(CliTest):
         shell = self.ferry(server=server,
                            stdin=b"cd d\n-stat ../nope\n-rm sub/../../e\n-mkdir ../f\n-rm ../nope\n-get sub/../../nope\n")
         self.assertEqual([line.split(": ", 2)[2] for line in shell.stderr.decode().splitlines()],
-                         ['no file named "../nope"', '"sub/../../e" is not empty (rm -r removes a folder with what '
+                         ['nothing named "../nope"', '"sub/../../e" is not empty (rm -r removes a folder with what '
                           'it holds)', '"../f" already exists', 'nothing named "../nope"',
                           'no file named "sub/../../nope"'], shell.stderr)
         shell = self.ferry(server=server, stdin=b"cd d/sub\n-cd ../../f\n-cd ../nope\n-cd /f\n")
@@ -999,6 +999,24 @@ class Folders(CliTest):
             check_tree(self.local, *top)
             self.assertEqual(mode(self.local, *top, "s"), 0o644, how)
         self.assertEqual(mode(self.local, "pulled"), 0o755)
+
+    def test_stat_of_a_wildcard_is_a_list_however_many_match(self):
+        # Round 53b (low): one match was a bare object, several {"files": [...]}:
+        # a script could not know which shape a wildcard would give.
+        server = self.start_server()
+        make_tree(self.root, {"js/a": b"a", "one.txt": b"1"})
+        for typed, names in (("js/*", ["js/a"]), ("j?/[a-z]", ["js/a"])):
+            out = self.json_of(self.ferry("--json", "stat", typed, server=server))
+            schema_for("stat_many").validate(out)
+            self.assertEqual([f["name"] for f in out["files"]], names, out)
+        make_tree(self.root, {"js/b": b"b"})
+        out = self.json_of(self.ferry("--json", "stat", "js/*", server=server))
+        self.assertEqual([f["name"] for f in out["files"]], ["js/a", "js/b"], out)
+        # A name without a wildcard is one entry, as before.
+        for typed in ("one.txt", "js/a"):
+            out = self.json_of(self.ferry("--json", "stat", typed, server=server))
+            schema_for("stat").validate(out)
+            self.assertNotIn("files", out)
 
     def test_two_files_of_one_put_for_one_server_name_are_refused_as_get_refuses_them(self):
         # Round 53b (low-medium): put pa/x pb/x -C d sent both to d/x, the
@@ -1896,8 +1914,16 @@ class ErrorsSayWhatToDo(CliTest):
     def test_the_flag_that_is_the_way_out(self):
         server = self.start_server()
         make_tree(self.root, {"a.txt": b"a", "x.txt": b"x", "logs/old/b.log": b"b"}, folders=["empty"])
+        os.symlink("a.txt", os.path.join(self.root, "link"))
+        # Round 53b: a hint only where it gets past what stands there: a
+        # file onto a folder goes into it with a trailing slash, not with
+        # --replace; a link is never followed, by get -r neither.
         cases = [(("mv", "a.txt", "x.txt"), b"ferry: exists: ", b"(mv --replace replaces it"),
                  (("mv", "logs", "empty"), b"ferry: exists: ", b"(mv --replace replaces it"),
+                 (("mv", "a.txt", "empty"), b"ferry: exists: ",
+                  b"(a folder is there: mv to 'empty/' moves it into that folder)"),
+                 (("mv", "logs", "x.txt"), b"ferry: exists: ", b"(a file is there, and a folder replaces no file)"),
+                 (("get", "logs"), b"ferry: not_regular_file: ", b"a folder (a folder comes with get -r)"),
                  (("rm", "logs"), b"ferry: not_empty: ", b"(rm -r removes a folder with what it holds)"),
                  (("rm", "logs/*"), b"ferry: not_empty: ", b"(rm -r removes a folder with what it holds)"),
                  (("mkdir", "n/b/c"), b"ferry: not_found: ", b"(mkdir -p makes the missing folders too)")]
@@ -1916,6 +1942,12 @@ class ErrorsSayWhatToDo(CliTest):
                 self.assertNotIn(b" -r ", failed.stderr)
                 self.assertNotIn(b"mkdir -p", failed.stderr)
         self.assertEqual(self.ferry("mv", "a.txt", "x.txt", "--replace", server=server).returncode, 0)
+        linked = self.ferry("get", "link", "-o", "-", server=server)
+        self.assertEqual(linked.returncode, 4, linked.stderr)
+        self.assertIn(b'"link" is not a regular file: a symbolic link (never followed)', linked.stderr)
+        self.assertNotIn(b"get -r", linked.stderr)
+        missing = self.ferry("stat", "nope", server=server)
+        self.assertIn(b'ferry: not_found: nothing named "nope"', missing.stderr)
 
     def test_an_operand_that_starts_with_a_dash_points_to_double_dash(self):
         server = self.start_server()
