@@ -30,6 +30,7 @@
 #include <map>
 #include <set>
 #include <thread>
+#include <utility>
 
 namespace ferry::client {
 
@@ -171,6 +172,22 @@ public:
     }
     void clear(std::size_t index) { summary_.files[index].error.reset(); }
 
+    // put: a file the server refused as not_a_folder (a file stands where
+    // its path needs a folder) is counted now and shown later, once the
+    // passes are over, as one line for that folder if it is one of the
+    // local tree's (report_unmade_folders); off, each shows its own line.
+    void hold_for_their_folders() { holding_ = true; }
+    void failed_put(std::size_t index, const Error& error)
+    {
+        if (holding_ && error.code == ErrorCode::not_a_folder) {
+            failed(index, error, false, true);
+            held_.push_back(index);
+        } else {
+            failed(index, error);
+        }
+    }
+    std::vector<std::size_t> take_held() { return std::exchange(held_, {}); }
+
     // A folder that could not be made: shown as a failed file is, counted
     // apart from the files (it is none).
     void folder_failed(FolderFailure failure)
@@ -223,6 +240,8 @@ private:
     Clock::time_point start_;
     TransferSummary summary_;
     std::string current_; // "" on the command line: paths from the root, as they are
+    bool holding_ = false;
+    std::vector<std::size_t> held_; // failed_put's, not shown yet
 };
 
 Error interrupted_before_start()
@@ -794,7 +813,7 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
         auto uploaded = send_upload(connection, put);
         bar.finish();
         if (!uploaded) {
-            report.failed(index, uploaded.error());
+            report.failed_put(index, uploaded.error());
             current = start_next();
             continue;
         }
@@ -808,7 +827,7 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
             // as one found before it (the server kept its file).
             report.skipped(index, "exists");
         } else {
-            report.failed(index, committed.error());
+            report.failed_put(index, committed.error());
         }
         if (following && !connection.is_open()) {
             // The commit's failure took the connection, and the request behind it.
@@ -1695,6 +1714,63 @@ void make_folders_of_unsent(Connection& connection, const std::vector<PutItem>& 
     }
 }
 
+// put -r onto a server where a file stands at one of the tree's folders
+// (tp/f a file, the tree's t4/f a folder): each file below it, and each
+// empty folder mkdir could not make there, was refused not_a_folder. As
+// get -r reports a folder it could not make (and README promises): one
+// failed folder for that path, naming why, and what lies below it counted
+// without a line of its own. The folder is found by a stat of each folder
+// on the way, shallowest first (a few requests, only on this error), and
+// only where the local path has the same components below it (so, a
+// folder of the tree); a failure with no such folder shows its own line.
+void report_unmade_folders(Connection& connection, Report& report, std::vector<std::size_t> files,
+                           std::vector<FolderFailure> folders)
+{
+    std::map<std::string, bool> not_a_folder; // a server path asked about -> whether no folder stands there
+    std::set<std::string> reported;
+    // The tree's folder at or above `path` (local `local`) where no folder
+    // stands on the server, reported once; false where none was found.
+    const auto blame_its_folder = [&](const std::string& path, const std::string& local) {
+        for (auto slash = path.find('/'); slash != std::string::npos; slash = path.find('/', slash + 1)) {
+            const std::string folder = path.substr(0, slash);
+            const std::string below = path.substr(slash); // "/rest"
+            if (local.size() <= below.size() || !local.ends_with(below)) {
+                continue; // not a folder of the local tree
+            }
+            auto known = not_a_folder.find(folder);
+            if (known == not_a_folder.end()) {
+                const bool open = static_cast<bool>(ensure_open(connection));
+                auto found = open ? stat_file(connection, folder) : Result<FileInfo>(Error{ErrorCode::internal, ""});
+                const bool file_there =
+                    found ? !is_folder(found.value()) : found.error().code == ErrorCode::not_regular_file;
+                known = not_a_folder.emplace(folder, open && file_there).first;
+            }
+            if (!known->second) {
+                continue;
+            }
+            if (reported.insert(folder).second) {
+                const std::string local_folder = local.substr(0, local.size() - below.size());
+                report.folder_failed({folder, local_folder,
+                                      Error{ErrorCode::not_a_folder,
+                                            "\"" + printable(folder) + "\" is not a folder on the server, where \"" +
+                                                printable(local_folder) + "\" is one: nothing in it was sent"}});
+            }
+            return true;
+        }
+        return false;
+    };
+    for (auto& folder : folders) {
+        folder.follows_its_folder = blame_its_folder(folder.name, folder.local);
+        report.folder_failed(std::move(folder));
+    }
+    for (const auto index : files) {
+        const auto& file = report.file(index);
+        if (!blame_its_folder(file.name, file.local)) {
+            report.failed(index, *file.error); // its own line after all
+        }
+    }
+}
+
 // put -r -p, last: writing the files changed their folders' times, which
 // now get the local folders' (as cp -rp and rsync -a give them), what a
 // folder holds before it, each only while it is still a folder
@@ -1742,9 +1818,17 @@ int run_puts(Connection& connection, const Output& output, const std::vector<std
     for (auto& note : plan.notes) {
         report.note(std::move(note));
     }
+    // An empty folder refused not_a_folder waits for report_unmade_folders,
+    // as a file refused so does (Report::failed_put).
+    std::vector<FolderFailure> held_folders;
     for (auto& folder : plan.failed_folders) {
-        report.folder_failed(std::move(folder));
+        if (folder.error.code == ErrorCode::not_a_folder) {
+            held_folders.push_back(std::move(folder));
+        } else {
+            report.folder_failed(std::move(folder));
+        }
     }
+    report.hold_for_their_folders();
     std::vector<std::size_t> todo;
     for (std::size_t i = 0; i < plan.items.size(); ++i) {
         report.file(i).name = plan.items[i].name;
@@ -1759,6 +1843,7 @@ int run_puts(Connection& connection, const Output& output, const std::vector<std
                  [&](const TransferFlags& now, const std::vector<std::size_t>& indices) {
                      put_pass(connection, output, report, plan.items, now, indices);
                  });
+    report_unmade_folders(connection, report, report.take_held(), std::move(held_folders));
     make_folders_of_unsent(connection, plan.items, report);
     set_folder_times(connection, plan, report);
     return report.finish();

@@ -1236,6 +1236,34 @@ class Folders(CliTest):
         self.assertEqual([(f["name"], f["local"]) for f in output["failed_folders"]], [("up/hollow", "up/hollow")])
         self.assertIn("error", output)
 
+    def test_put_r_onto_a_file_where_the_tree_has_a_folder_is_one_failed_folder(self):
+        # Round 53b (low): the server's file tp/f where the tree t4 has the
+        # folder f gave one not_a_folder line per file below it, and the
+        # empty folder below it was the failed folder. As get -r, and as
+        # README says: one failed folder, tp/f, and nothing below it a line.
+        server = self.start_server()
+        make_tree(self.root, {"tp/f": b"a file on the server", "tq": b"another"})
+        make_tree(os.path.join(self.local, "t4"), {"f/in": b"1", "f/deeper/in2": b"2", "ok.txt": b"o"},
+                  folders=["f/emp"])
+        text = self.ferry("put", "-r", "t4", "--as", "tp", server=server)
+        self.assertEqual(text.returncode, 4, text.stderr)
+        lines = [l for l in text.stderr.decode().splitlines() if l.startswith("ferry: ")]
+        self.assertEqual(lines, ['ferry: not_a_folder: "tp/f" is not a folder on the server, where "t4/f" is one: '
+                                 'nothing in it was sent'], text.stderr)
+        output = self.json_of(self.ferry("--json", "put", "-r", "t4", "--as", "tp", server=server))
+        schema_for("transfer").validate(output)
+        self.assertEqual([(f["name"], f["local"], f["error"]["code"]) for f in output["failed_folders"]][0],
+                         ("tp/f", "t4/f", "not_a_folder"), output)
+        self.assertEqual(sorted((f["name"], f.get("error", {}).get("code")) for f in output["files"]),
+                         [("tp/f/deeper/in2", "not_a_folder"), ("tp/f/in", "not_a_folder"), ("tp/ok.txt", None)])
+        # The tree's own top: the whole tree is that one folder's failure.
+        top = self.ferry("put", "-r", "t4", "--as", "tq", server=server)
+        lines = [l for l in top.stderr.decode().splitlines() if l.startswith("ferry: ")]
+        self.assertEqual(lines, ['ferry: not_a_folder: "tq" is not a folder on the server, where "t4" is one: '
+                                 'nothing in it was sent'], top.stderr)
+        with open(os.path.join(self.root, "tp", "f"), "rb") as f:
+            self.assertEqual(f.read(), b"a file on the server")
+
     def check_refused_part(self, words, shown, part, kind, victim):
         mode = os.lstat(part).st_mode
         got = self.ferry(*words, server=self.server.address, timeout=30)
