@@ -168,7 +168,35 @@ public:
                 again.push_back(index);
             }
         }
+        // A download held behind one tried again is tried again with it,
+        // in the command's order, so that it waits behind it again.
+        const std::set<std::size_t> retried(again.begin(), again.end());
+        for (auto held = behind_.begin(); held != behind_.end();) {
+            if (retried.contains(held->second.other_owner)) {
+                again.push_back(held->first);
+                held = behind_.erase(held);
+            } else {
+                ++held;
+            }
+        }
+        std::sort(again.begin(), again.end());
         return again;
+    }
+    // get --retry: refused at a pass's end, its name held by a download
+    // that failed for a passing reason and may be tried again: counted as
+    // refused, not shown yet. Tried again with that download
+    // (take_retryable), or shown once the tries are over (show_held).
+    void failed_behind(std::size_t index, const NameClash& clash)
+    {
+        failed(index, clash.error(clash.remote, clash.other), false, true);
+        summary_.files[index].follows_its_folder = false;
+        behind_.insert_or_assign(index, clash);
+    }
+    void show_held()
+    {
+        for (const auto& [index, clash] : std::exchange(behind_, {})) {
+            failed(index, clash);
+        }
     }
     void clear(std::size_t index) { summary_.files[index].error.reset(); }
 
@@ -241,7 +269,8 @@ private:
     TransferSummary summary_;
     std::string current_; // "" on the command line: paths from the root, as they are
     bool holding_ = false;
-    std::vector<std::size_t> held_; // failed_put's, not shown yet
+    std::vector<std::size_t> held_;           // failed_put's, not shown yet
+    std::map<std::size_t, NameClash> behind_; // failed_behind's, not shown yet
 };
 
 Error interrupted_before_start()
@@ -702,6 +731,9 @@ void get_files(Connection& connection, const Output& output, Report& report, con
             report.skipped(refused.download.index, why->second.why);
         } else if (interrupted()) {
             report.failed(refused.download.index, interrupted_before_start());
+        } else if (const auto& holder = report.file(refused.clash.other_owner).error;
+                   flags.retries > 0 && holder && exit_status(holder->code) == kExitTransient) {
+            report.failed_behind(refused.download.index, refused.clash); // its holder may be tried again
         } else {
             report.failed(refused.download.index, refused.clash);
         }
@@ -1625,6 +1657,7 @@ TransferSummary get_items(Connection& connection, const Output& output, const st
                  [&](const TransferFlags& now, const std::vector<std::size_t>& todo) {
                      get_pass(connection, output, report, items, now, todo);
                  });
+    report.show_held();
     return report.take();
 }
 
@@ -1670,6 +1703,7 @@ int run_gets(Connection& connection, const Output& output, const std::vector<std
                  [&](const TransferFlags& now, const std::vector<std::size_t>& indices) {
                      get_pass(connection, output, report, plan.items, now, indices);
                  });
+    report.show_held();
     if (flags.preserve) {
         // Last: writing the files changed the folders' times. Walked to
         // again, following no link: one swapped in since is not retimed.

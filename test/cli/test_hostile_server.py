@@ -56,7 +56,7 @@ class ScriptedServer:
 
     def __init__(self, listings=None, files=None, stall=None, stall_for=20, holding=None, before_trailer=None,
                  commit_error=None, capabilities=(), unread=None, hello=None, answer_as=None,
-                 not_found_message="no"):
+                 not_found_message="no", get_errors=None):
         self.listings, self.files = listings or {}, files or {}
         # Fields that replace hello's, and the name a stat, get or digest
         # reply gives for the one asked (None: the one asked).
@@ -74,6 +74,9 @@ class ScriptedServer:
         self.commit_error = commit_error
         self.commits = []
         self.puts = []  # each put request as received
+        # By name: the error codes its gets are answered with, one per get
+        # in turn (then the file, if it has one).
+        self.get_errors = {name: list(codes) for name, codes in (get_errors or {}).items()}
         self.capabilities = list(capabilities)
         self.stall, self.stall_for = stall, stall_for
         self.stalled = []  # how long each stall went on before the client left
@@ -171,6 +174,10 @@ class ScriptedServer:
                 self.send(conn, dict(found, id=rid, ok=True))
             elif op == "get":
                 name = request["name"]
+                if self.get_errors.get(name):
+                    code = self.get_errors[name].pop(0)
+                    self.send(conn, {"id": rid, "ok": False, "error": {"code": code, "message": "scripted: " + code}})
+                    continue
                 data = self.files.get(name)
                 if data is None:
                     self.send(conn, {"id": rid, "ok": False, "error": {"code": "not_found", "message": "no"}})
@@ -472,6 +479,35 @@ class NoClobberHoldsToThePublish(HostileTest):
         self.assertNotIn("folder_modes", server.puts[0])
         self.assertIn(b"(an older ferryd): 2 folders closed to other users here may be open to them there",
                       got.stderr)
+
+
+class RetryKeepsWaitingDownloads(HostileTest):
+    """Round 53's gap: with --retry, a download waiting behind the one that
+    holds its local name was refused at the end of the first pass when that
+    one failed for a passing reason, so if it then failed for good in the
+    retry, neither file came. It waits behind it in the retry too."""
+
+    def test_a_waiting_download_takes_the_name_when_its_holder_fails_for_good_in_the_retry(self):
+        server = self.scripted(files={"d/x": b"from d"}, get_errors={"f/x": ["io_error", "not_found"]})
+        got = self.ferry("--no-progress", "get", "--retry", "1", "f/x", "d/x", server=server.address)
+        self.assertEqual(got.returncode, 4, got.stderr)  # f/x: not_found
+        with open(os.path.join(self.local, "x"), "rb") as f:
+            self.assertEqual(f.read(), b"from d")
+        self.assertNotIn(b"name_clash", got.stderr)
+
+    def test_a_waiting_download_is_refused_once_when_its_holder_gets_it_in_the_retry(self):
+        server = self.scripted(files={"f/x": b"from f", "d/x": b"from d"}, get_errors={"f/x": ["io_error"]})
+        got = self.ferry("--no-progress", "get", "--retry", "1", "f/x", "d/x", server=server.address)
+        self.assertEqual(got.returncode, 4, got.stderr)
+        with open(os.path.join(self.local, "x"), "rb") as f:
+            self.assertEqual(f.read(), b"from f")
+        self.assertEqual(got.stderr.count(b"name_clash"), 1, got.stderr)
+        # Without tries left, it is refused at once, as before.
+        os.remove(os.path.join(self.local, "x"))
+        server = self.scripted(files={"d/x": b"from d"}, get_errors={"f/x": ["io_error"]})
+        got = self.ferry("--json", "--no-progress", "get", "f/x", "d/x", server=server.address)
+        report = self.json_of(got)
+        self.assertEqual([f.get("error", {}).get("code") for f in report["files"]], ["io_error", "name_clash"])
 
 
 class TimeoutCountsOnlyProgress(HostileTest):
