@@ -113,7 +113,14 @@ Result<FileInfo> stat_typed_folder(Connection& connection, const std::string& pa
     }
     auto looked = look_for_folder(connection, path);
     if (!looked) {
-        return looked.error();
+        // A path typed as a folder names a folder: the server's stat says
+        // "no file named", which would send the user looking for a file.
+        Error error = looked.error();
+        if (constexpr std::string_view kNoFile = "no file named ";
+            error.code == ErrorCode::not_found && error.message.starts_with(kNoFile)) {
+            error.message.replace(0, kNoFile.size(), "no folder named ");
+        }
+        return error;
     }
     switch (looked->kind) {
     case FolderLook::Kind::folder:

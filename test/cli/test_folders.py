@@ -410,8 +410,8 @@ class Folders(CliTest):
                            (["mv", "d/nope/x", "d/sub/../nope"], 'no folder named "d/nope"'),
                            (["mv", "e/../d/sub", "d/sub/x"], 'cannot move "e/../d/sub" into itself ("d/sub/x")'),
                            (["mv", "d/sub/g/x", "e/../d/sub/g"], '"d/sub/g" is not a folder'),
-                           (["stat", "./d/..//nope//."], 'nothing named "d/../nope"'),
-                           (["stat", "/d/../nope/"], 'nothing named "/d/../nope"'),
+                           (["stat", "./d/..//nope//."], 'no folder named "d/../nope"'),
+                           (["stat", "/d/../nope/"], 'no folder named "/d/../nope"'),
                            (["rm", "d/../m\\[1]"], 'nothing named "d/../m[1]"'),
                            (["sync", ":d/../nope", "pulled"], 'no folder named "d/../nope"'),
                            # Round 51b: get named a file it did not find by
@@ -1976,6 +1976,11 @@ class ErrorsSayWhatToDo(CliTest):
         self.assertNotIn(b"get -r", linked.stderr)
         missing = self.ferry("stat", "nope", server=server)
         self.assertIn(b'ferry: not_found: nothing named "nope"', missing.stderr)
+        # A path typed as a folder names a folder (put -C new/. said "no file named").
+        for args in (("stat", "nope/"), ("ls", "nope/."), ("put", "a.txt", "-C", "nope/."), ("mv", "nope/", "x")):
+            with self.subTest(args=args):
+                missing = self.ferry(*args, server=server)
+                self.assertIn(b'ferry: not_found: no folder named "nope"', missing.stderr)
 
     def test_an_operand_that_starts_with_a_dash_points_to_double_dash(self):
         server = self.start_server()
