@@ -277,11 +277,7 @@ int run_stat(Connection& connection, const Output& output, const std::string& na
 Error stat_error(Error error, const std::string& typed, const std::string& current)
 {
     // stat takes folders too: the server's "no file named" says too little.
-    if (constexpr std::string_view kNoFile = "no file named ";
-        error.code == ErrorCode::not_found && error.message.starts_with(kNoFile)) {
-        error.message.replace(0, kNoFile.size(), "nothing named ");
-    }
-    return named_as_typed(std::move(error), typed, current);
+    return named_as_typed(missing_named(std::move(error), "nothing named "), typed, current);
 }
 
 void show_stat(const Output& output, const std::vector<FileInfo>& files, const std::string& typed)

@@ -115,12 +115,7 @@ Result<FileInfo> stat_typed_folder(Connection& connection, const std::string& pa
     if (!looked) {
         // A path typed as a folder names a folder: the server's stat says
         // "no file named", which would send the user looking for a file.
-        Error error = looked.error();
-        if (constexpr std::string_view kNoFile = "no file named ";
-            error.code == ErrorCode::not_found && error.message.starts_with(kNoFile)) {
-            error.message.replace(0, kNoFile.size(), "no folder named ");
-        }
-        return error;
+        return missing_named(looked.error(), "no folder named ");
     }
     switch (looked->kind) {
     case FolderLook::Kind::folder:
@@ -373,6 +368,15 @@ bool carries_mode(const Connection& connection)
 bool takes_folder_modes(const Connection& connection)
 {
     return offers(connection, "folder_modes");
+}
+
+Error missing_named(Error error, std::string_view instead)
+{
+    if (constexpr std::string_view kNoFile = "no file named ";
+        error.code == ErrorCode::not_found && error.message.starts_with(kNoFile)) {
+        error.message.replace(0, kNoFile.size(), instead);
+    }
+    return error;
 }
 
 std::optional<std::string> folder_modes_note(const Connection& connection, std::size_t closed)

@@ -165,6 +165,10 @@ bool carries_mode(const Connection& connection);
 // the modes sent (its hello lists "folder_modes", PROTOCOL.md 4.10); an
 // older ferryd ignores them and makes every folder 0777 less its umask.
 bool takes_folder_modes(const Connection& connection);
+// The server's not_found "no file named X" said as "`instead` X" ("no
+// folder named ", "nothing named "), for a request that asked for more than
+// a file; any other error as it is.
+Error missing_named(Error error, std::string_view instead);
 // The note for a tree sent to a server that ignores folder_modes while
 // `closed` of its folders keep others out (TreeFolderModes::closed_folders):
 // they may arrive open to more users than here. None where the server takes

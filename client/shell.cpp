@@ -357,11 +357,7 @@ private:
             }
             if (!looked) {
                 // cd asks for a folder: the server's stat speaks of a file.
-                Error error = looked.error();
-                if (constexpr std::string_view kNoFile = "no file named ";
-                    error.code == ErrorCode::not_found && error.message.starts_with(kNoFile)) {
-                    error.message.replace(0, kNoFile.size(), "no folder named ");
-                }
+                Error error = missing_named(looked.error(), "no folder named ");
                 error = named_as_typed(std::move(error), unescape_wildcards(path.value()), typed, current_);
                 output_.error(error);
                 return exit_status(error.code);
