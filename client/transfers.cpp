@@ -1351,11 +1351,40 @@ struct PutPlan {
     }
 };
 
-// Two files of one put that would go to one server name (put pa/x pb/x
-// -C d, or two trees with a file at the same path): the second would
-// replace the first, and both be reported sent. As get refuses two files
-// for one local name, each one after the first is refused (name_clash)
-// before any byte moves; the first is sent.
+// The local file an item reads, as (device, inode): put x ./x, a link to
+// x, or a glob that matches a file also named are one file, not two.
+// Standard input is its spool's; nullopt where the file cannot be read
+// (its own transfer then says why).
+std::optional<std::pair<std::uint64_t, std::uint64_t>> local_identity(const PutItem& item)
+{
+    if (item.listed) {
+        return std::pair{item.listed->device, item.listed->inode};
+    }
+    struct stat st {};
+    if (item.spool ? ::fstat(item.spool->fd(), &st) != 0 : ::stat(item.local.c_str(), &st) != 0) {
+        return std::nullopt;
+    }
+    return std::pair{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+}
+
+// Drops item i from every list the plan keeps by item.
+void drop_item(PutPlan& plan, std::size_t i)
+{
+    const auto at = static_cast<std::ptrdiff_t>(i);
+    plan.items.erase(plan.items.begin() + at);
+    plan.shown.erase(plan.shown.begin() + at);
+    plan.errors.erase(plan.errors.begin() + at);
+    plan.typed_names.erase(plan.typed_names.begin() + at);
+}
+
+// Two items of one put that would go to one server name. The same local
+// file named twice (put x ./x, put '*.log' app.log, a link to it) is one
+// file: it is sent once, with a note, as rsync and cp -r take a source
+// named twice. Two different files (put pa/x pb/x -C d, or two trees with
+// a file at the same path) would have the second replace the first, and
+// both be reported sent: as get refuses two files for one local name, each
+// one after the first is refused (name_clash) before any byte moves; the
+// first is sent.
 void refuse_shared_names(PutPlan& plan)
 {
     // As one word a shell reads back as this path, never as an option.
@@ -1363,19 +1392,45 @@ void refuse_shared_names(PutPlan& plan)
         return path == "-" ? path : single_quoted(path.starts_with('-') ? "./" + path : path);
     };
     std::map<std::string, std::size_t> first; // the server name -> the item that keeps it
-    for (std::size_t i = 0; i < plan.items.size(); ++i) {
+    for (std::size_t i = 0; i < plan.items.size();) {
         if (plan.errors[i]) {
+            ++i;
             continue;
         }
         const auto [kept, fresh] = first.emplace(plan.items[i].name, i);
         if (fresh) {
+            ++i;
             continue;
         }
+        PutItem& holder = plan.items[kept->second];
         const std::string& other = plan.shown[kept->second];
+        const auto identity = local_identity(plan.items[i]);
+        if (identity && identity == local_identity(holder)) {
+            // One note per tree named twice (put -r t t), not one per file.
+            const PutItem& again = plan.items[i];
+            const bool tree_twice = again.listed && holder.listed && again.listed->root == holder.listed->root;
+            std::string note;
+            if (tree_twice) {
+                note = "\"" + printable(holder.listed->root) + "\" is named twice: its files are sent once";
+            } else {
+                note = (plan.shown[i] == other
+                            ? "\"" + printable(other) + "\" is named twice"
+                            : "\"" + printable(plan.shown[i]) + "\" is the same file as \"" + printable(other) + "\"") +
+                       ": sent once, as \"" + printable(holder.name) + "\"";
+            }
+            if (std::find(plan.notes.begin(), plan.notes.end(), note) == plan.notes.end()) {
+                plan.notes.push_back(std::move(note));
+            }
+            // Either naming may have asked for the missing folders.
+            holder.parents = holder.parents || plan.items[i].parents;
+            drop_item(plan, i);
+            continue;
+        }
         plan.errors[i] = Error{ErrorCode::name_clash, "\"" + printable(plan.shown[i]) + "\" and \"" + printable(other) +
                                                           "\" would both be put as \"" + printable(plan.items[i].name) +
                                                           "\": only \"" + printable(other) + "\" is sent; put " +
                                                           local_word(plan.shown[i]) + " on its own with --as or -C"};
+        ++i;
     }
 }
 

@@ -1047,6 +1047,53 @@ class Folders(CliTest):
         with open(os.path.join(self.root, "t", "ta", "same"), "rb") as f:
             self.assertEqual(f.read(), b"ta")
 
+    def test_one_local_file_named_twice_in_a_put_is_sent_once_without_an_error(self):
+        # Round 54 (medium): refusing two files for one server name also
+        # refused one file named twice (put x x, put x ./x, a link to its
+        # folder, a glob that matches a file also typed, a hard link, or the
+        # same tree twice) with name_clash and exit 4, where before it went
+        # twice and said "2 ok". The same local file (device and inode) is
+        # one file: sent once, exit 0, with a note that says so.
+        make_tree(self.local, {"x": b"one", "pa/x": b"pa", "logs/app.log": b"app", "logs/b.log": b"b",
+                               "tree/a": b"a", "tree/sub/b": b"b"})
+        os.symlink("pa", os.path.join(self.local, "pl"))
+        server = self.start_server()
+        for words, sent in ((["x", "x"], {"x": b"one"}),
+                            (["x", "./x"], {"x": b"one"}),
+                            (["x", os.path.join(self.local, "x")], {"x": b"one"}),
+                            (["pa/x", "pl/x", "-C", "d"], {"d/x": b"pa"}),
+                            (["logs/app.log", "logs/b.log", "logs/app.log", "-C", "g"],
+                             {"g/app.log": b"app", "g/b.log": b"b"}),
+                            (["-r", "tree", "tree", "-C", "t"], {"t/tree/a": b"a", "t/tree/sub/b": b"b"})):
+            with self.subTest(words=words):
+                put = self.ferry("--json", "put", *words, server=server)
+                self.assertEqual(put.returncode, 0, put.stderr)
+                report = self.json_of(put)
+                self.assertEqual(sorted(f["name"] for f in report["files"]), sorted(sent), report)
+                self.assertTrue(all(f["ok"] for f in report["files"]), report)
+                self.assertEqual(report["summary"]["failed"], 0, report)
+                self.assertEqual(len(report["notes"]), 1, report)
+                self.assertIn("sent once", report["notes"][0])
+                for name, body in sent.items():
+                    with open(os.path.join(self.root, name), "rb") as f:
+                        self.assertEqual(f.read(), body)
+        # A hard link is the same file too; people read the note.
+        os.mkdir(os.path.join(self.local, "other"))
+        os.link(os.path.join(self.local, "x"), os.path.join(self.local, "other", "x"))
+        put = self.ferry("put", "x", "other/x", "-C", "k", server=server)
+        self.assertEqual(put.returncode, 0, put.stderr)
+        self.assertIn(b'note: "other/x" is the same file as "x": sent once, as "k/x"', put.stderr)
+        put = self.ferry("put", "x", "x", server=server)
+        self.assertEqual(put.returncode, 0, put.stderr)
+        self.assertIn(b'note: "x" is named twice: sent once, as "x"', put.stderr)
+        # A different file for the same name is still refused.
+        os.unlink(os.path.join(self.local, "other", "x"))
+        with open(os.path.join(self.local, "other", "x"), "wb") as f:
+            f.write(b"another")
+        put = self.ferry("put", "x", "other/x", "-C", "k2", server=server)
+        self.assertEqual(put.returncode, 4, put.stderr)
+        self.assertIn(b'name_clash: "other/x" and "x" would both be put as "k2/x"', put.stderr)
+
     def test_a_get_that_fetches_nothing_leaves_no_folder_it_made_for_c(self):
         # Round 39 (low): get NAME -C DIR made DIR even where the get then
         # failed before any download. The folders -C made go again when the
