@@ -52,12 +52,24 @@ std::optional<std::uint32_t> TreeFolderModes::mode_of(const std::string& path) c
     return found == modes_.end() ? std::nullopt : std::optional<std::uint32_t>(found->second);
 }
 
-std::size_t TreeFolderModes::closed_folders() const
+std::size_t TreeFolderModes::closed_among(const std::vector<std::string>& folders) const
 {
-    const auto closed = [](std::uint32_t mode) { return (mode & 0055U) != 0055U; };
-    return static_cast<std::size_t>(
-               std::count_if(modes_.begin(), modes_.end(), [&](const auto& folder) { return closed(folder.second); })) +
-           (top_ && closed(*top_) ? 1 : 0);
+    return static_cast<std::size_t>(std::count_if(folders.begin(), folders.end(), [&](const std::string& folder) {
+        const auto mode = mode_of(folder);
+        return mode && (*mode & 0055U) != 0055U;
+    }));
+}
+
+std::vector<std::string> TreeFolderModes::folders() const
+{
+    std::vector<std::string> all;
+    if (top_) {
+        all.emplace_back();
+    }
+    for (const auto& folder : modes_) {
+        all.push_back(folder.first);
+    }
+    return all;
 }
 
 std::int64_t nanoseconds(const struct ::timespec& time)

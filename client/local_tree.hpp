@@ -56,10 +56,13 @@ public:
     FolderModes of(const std::string& folder) const;
     // The mode of the folder `path` itself ("" the top's), if known.
     std::optional<std::uint32_t> mode_of(const std::string& path) const;
-    // How many of the folders keep their group or other users from reading
-    // or searching them (a mode without 0055): those a server that ignores
-    // folder_modes would open wider (under the usual umask 022).
-    std::size_t closed_folders() const;
+    // How many of `folders` (paths as for mode_of, "" the top) keep their
+    // group or other users from reading or searching them (a known mode
+    // without 0055): those a server that ignores folder_modes would make
+    // wider (under the usual umask 022) if it made them.
+    std::size_t closed_among(const std::vector<std::string>& folders) const;
+    // The paths of every folder of the tree, "" the top where its mode is known.
+    std::vector<std::string> folders() const;
 
 private:
     std::optional<std::uint32_t> top_;

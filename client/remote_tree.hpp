@@ -170,7 +170,7 @@ bool takes_folder_modes(const Connection& connection);
 // a file; any other error as it is.
 Error missing_named(Error error, std::string_view instead);
 // The note for a tree sent to a server that ignores folder_modes while
-// `closed` of its folders keep others out (TreeFolderModes::closed_folders):
+// `closed` of the folders it makes keep others out (TreeFolderModes::closed_among):
 // they may arrive open to more users than here. None where the server takes
 // the modes or no folder is closed.
 std::optional<std::string> folder_modes_note(const Connection& connection, std::size_t closed);

@@ -203,6 +203,17 @@ public:
         const std::lock_guard lock(mutex_);
         keep_note(text);
     }
+    // A caution rather than a step of the sync: "ferry: note:" on stderr
+    // for people (as put's), the summary's `notes` under --json.
+    void caution(const std::string& text)
+    {
+        const std::lock_guard lock(mutex_);
+        if (output_.json()) {
+            summary_.notes.push_back(text);
+        } else {
+            output_.warning(text);
+        }
+    }
 
     SyncSummary& summary() { return summary_; }
 
@@ -1720,6 +1731,20 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         }
     }
     summary.skipped = plan.skipped;
+    // The folders the receiving side gets are made with their source's
+    // modes, the synced folder's own included (as cp -r and rsync make them).
+    const TreeFolderModes folder_modes = source_folder_modes(arguments, source, remote_top_info);
+    if (push) {
+        // Only the folders this run makes: an older ferryd leaves those
+        // already there as they are.
+        std::vector<std::string> made = plan.folders;
+        if (remote_missing && !arguments.remote.empty()) {
+            made.emplace_back();
+        }
+        if (auto note = folder_modes_note(connection, folder_modes.closed_among(made))) {
+            tally.caution(*note);
+        }
+    }
     if (arguments.before_changes) {
         arguments.before_changes();
     }
@@ -1755,14 +1780,6 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
             summary.deleted += effect.files + (unlisted_known ? effect.folders : 0);
         }
         return finish();
-    }
-    // The folders the receiving side gets are made with their source's
-    // modes, the synced folder's own included (as cp -r and rsync make them).
-    const TreeFolderModes folder_modes = source_folder_modes(arguments, source, remote_top_info);
-    if (push) {
-        if (auto note = folder_modes_note(connection, folder_modes.closed_folders())) {
-            tally.note(*note);
-        }
     }
     if (remote_missing && !arguments.remote.empty()) {
         auto made = make_remote_folder(connection, arguments.remote, true, folder_modes.of(""));

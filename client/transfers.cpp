@@ -1506,8 +1506,23 @@ void plan_local_tree(Connection& connection, PutPlan& plan, const std::string& l
             folder_modes.add(entry.path, entry.mode);
         }
     }
-    if (ensure_open(connection)) {
-        if (auto note = folder_modes_note(connection, folder_modes.closed_folders())) {
+    if (ensure_open(connection) && !takes_folder_modes(connection) &&
+        folder_modes.closed_among(folder_modes.folders()) > 0) {
+        // An older ferryd makes folders 0777 less its umask and leaves those
+        // already there as they are: the note counts only the folders this
+        // put makes, as the server's listing shows (an error, not_found
+        // first, leaves them all to be made).
+        std::vector<std::string> made = folder_modes.folders();
+        if (auto there = list_folder(connection, remote, true)) {
+            std::set<std::string> existing{""};
+            for (const auto& entry : there->files) {
+                if (is_folder(entry)) {
+                    existing.insert(entry.name);
+                }
+            }
+            std::erase_if(made, [&](const std::string& folder) { return existing.contains(folder); });
+        }
+        if (auto note = folder_modes_note(connection, folder_modes.closed_among(made))) {
             plan.notes.push_back(*note);
         }
     }

@@ -292,6 +292,39 @@ class CuttingRelay(_Relay):
                 end.close()
 
 
+class HidingRelay(_Relay):
+    """A relay (see _Relay) that takes the capabilities named in HIDE out of
+    the server's answer to hello (each connection's first frame), so the
+    client talks to a ferryd that looks like an older one, which lacks
+    them; every other byte passes as it is."""
+
+    def __init__(self, address, hide):
+        super().__init__(address)
+        self.hide = set(hide)
+        self._start()
+
+    def _pump(self, source, sink, from_client):
+        try:
+            if not from_client:
+                hello = read_frame(source)
+                if hello is None:
+                    return
+                hello["capabilities"] = [c for c in hello.get("capabilities", []) if c not in self.hide]
+                send_json(sink, hello)
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                sink.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+
 def traceable(env):
     """`env` for a program run under strace: LeakSanitizer cannot run under ptrace (CI's sanitizer
     build), so its leak check is left to the tests that do not trace."""

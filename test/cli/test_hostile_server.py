@@ -479,6 +479,20 @@ class NoClobberHoldsToThePublish(HostileTest):
         self.assertNotIn("folder_modes", server.puts[0])
         self.assertIn(b"(an older ferryd): 2 folders closed to other users here may be open to them there",
                       got.stderr)
+        # Round 54: the note counts only the folders the put makes. Those
+        # the server's listing already shows keep their mode there, so a
+        # second put -r of the same tree says nothing, and a tree of which
+        # only the top is there counts the rest.
+        for listed, note in (([entry("in", "folder"), entry("in/f", "file", 1)], None),
+                             ([], b"1 folder closed")):
+            with self.subTest(listed=listed):
+                server = self.scripted(listings={("up/box", True): [listed]})
+                got = self.ferry("--no-progress", "put", "-r", "box", "-C", "up", server=server.address)
+                self.assertEqual(got.returncode, 0, got.stderr)
+                if note is None:
+                    self.assertNotIn(b"older ferryd", got.stderr)
+                else:
+                    self.assertIn(note, got.stderr)
 
 
 class RetryKeepsWaitingDownloads(HostileTest):

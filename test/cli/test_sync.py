@@ -2159,6 +2159,47 @@ class UnreadableServerFolders(SyncTest):
         self.assertFalse(os.path.exists(os.path.join(self.served, "a", "nosearch", "new.txt")))
 
 
+class OlderServerFolderModesNote(SyncTest):
+    """Round 54 (low): a push to a ferryd that ignores folder_modes (here
+    one whose hello is stripped of it) warned that its closed folders would
+    be made open even where it made none (every folder already there), said
+    nothing in a dry run, and printed it as one of the sync's steps, not as
+    a note. It counts the folders the run makes, a dry run says it too, and
+    it is a "ferry: note:" on stderr as put's."""
+
+    NOTE = b"(an older ferryd): %d folder%s closed to other users here may be open to them there"
+
+    def test_the_note_counts_the_folders_made_in_a_dry_run_and_a_real_one(self):
+        os.makedirs(os.path.join(self.src, "a", "b"))
+        with open(os.path.join(self.src, "a", "b", "f"), "wb") as f:
+            f.write(b"f")
+        os.chmod(os.path.join(self.src, "a"), 0o700)
+        os.chmod(self.src, 0o750)
+        relay = harness.HidingRelay(self.server.address, ["folder_modes"])
+        self.addCleanup(relay.close)
+
+        def push(*args):
+            return subprocess.run([FERRY, "--server", relay.address, "sync", *args], cwd=self.local, env=self.env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+
+        for args in (["--dry-run", "src", ":s"], ["src", ":s"]):
+            with self.subTest(args=args):
+                got = push(*args)
+                self.assertEqual(got.returncode, 0, got.stderr)
+                self.assertIn(b"ferry: note: this server makes every folder 0777 less its umask", got.stderr)
+                self.assertIn(self.NOTE % (2, b"s"), got.stderr)  # s/ and s/a/; s/a/b/ is open
+                self.assertNotIn(b"older ferryd", got.stdout)
+        again = push("src", ":s")
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertNotIn(b"older ferryd", again.stderr + again.stdout)
+        # Only one folder missing there: one counted.
+        shutil.rmtree(os.path.join(self.root, "s", "a"))
+        got = push("--dry-run", "src", ":s")
+        self.assertIn(self.NOTE % (1, b""), got.stderr)
+        report = self.sync("--dry-run", "src", ":fresh")  # to ferryd itself: no note
+        self.assertFalse([n for n in report["notes"] if "older ferryd" in n], report)
+
+
 def main():
     global FERRYD, FERRY
     parser = argparse.ArgumentParser()
