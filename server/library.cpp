@@ -55,9 +55,12 @@ std::optional<Error> check_folder_modes(const FolderModes& folder_modes, std::si
     if (folder_modes.size() <= folders) {
         return std::nullopt;
     }
-    return Error{ErrorCode::bad_request, "field \"folder_modes\" has " + std::to_string(folder_modes.size()) +
-                                             " entries, but the path has " + std::to_string(folders) +
-                                             (folders == 1 ? " folder" : " folders")};
+    const auto counted = [](std::size_t count, const char* one, const char* many) {
+        return std::to_string(count) + " " + (count == 1 ? one : many);
+    };
+    return Error{ErrorCode::bad_request, "field \"folder_modes\" has " +
+                                             counted(folder_modes.size(), "entry", "entries") + ", but the path has " +
+                                             counted(folders, "folder", "folders")};
 }
 
 Error file_error(int errno_value, std::string_view what, std::string_view name)

@@ -336,7 +336,13 @@ TEST_CASE("folder_modes give the folders made their source's modes, aligned to t
                                             kAnonymousOwner, {0700, 0700});
         REQUIRE_FALSE(refused);
         CHECK(refused.error().code == ErrorCode::bad_request);
+        CHECK(refused.error().message == "field \"folder_modes\" has 2 entries, but the path has 1 folder");
         CHECK_FALSE(root.exists("r"));
+        // Round 54: one entry is "1 entry", not "1 entries".
+        auto at_root = PartialUpload::begin(*library, "f", 5, false, HashKind::sha256, true, std::nullopt,
+                                            kAnonymousOwner, {0700});
+        REQUIRE_FALSE(at_root);
+        CHECK(at_root.error().message == "field \"folder_modes\" has 1 entry, but the path has 0 folders");
     }
     ::umask(before);
 }
