@@ -826,6 +826,23 @@ std::string way_past_a_taken_name(Connection& connection, const std::string& sou
     if (there && moved && is_folder(there.value()) != is_folder(moved.value())) {
         return "a file is there, and a folder replaces no file";
     }
+    if (there && moved && is_folder(there.value())) {
+        // --replace takes the place of an empty folder only (rename(2)'s
+        // ENOTEMPTY): a folder holding anything, shown or not, stays.
+        const auto inside = list_folder(connection, destination, false);
+        const bool empty = inside && inside->files.empty() && inside->holding_unlisted.empty() &&
+                           inside->unreadable_folders.empty() && inside->skipped_invalid_names == 0 &&
+                           inside->skipped_too_deep == 0;
+        if (!empty) {
+            const std::string into = to.ends_with('/') ? to : to + "/";
+            return "a folder that is not empty is there, which nothing replaces: mv to " + single_quoted(into) +
+                   " moves it into that folder";
+        }
+        return "an empty folder is there: mv --replace replaces it";
+    }
+    if (there && moved) {
+        return "a file is there: mv --replace replaces it";
+    }
     return "mv --replace replaces it: a file with a file, an empty folder with a folder";
 }
 

@@ -1988,13 +1988,22 @@ class ErrorsSayWhatToDo(CliTest):
 
     def test_the_flag_that_is_the_way_out(self):
         server = self.start_server()
-        make_tree(self.root, {"a.txt": b"a", "x.txt": b"x", "logs/old/b.log": b"b"}, folders=["empty"])
+        make_tree(self.root, {"a.txt": b"a", "x.txt": b"x", "logs/old/b.log": b"b", "full/.hidden": b"h"},
+                  folders=["empty", "busy/in"])
         os.symlink("a.txt", os.path.join(self.root, "link"))
         # Round 53b: a hint only where it gets past what stands there: a
         # file onto a folder goes into it with a trailing slash, not with
         # --replace; a link is never followed, by get -r neither.
-        cases = [(("mv", "a.txt", "x.txt"), b"ferry: exists: ", b"(mv --replace replaces it"),
-                 (("mv", "logs", "empty"), b"ferry: exists: ", b"(mv --replace replaces it"),
+        # Round 54: a folder onto a folder that holds anything (shown or
+        # not) goes into it; --replace would only fail with not_empty.
+        cases = [(("mv", "a.txt", "x.txt"), b"ferry: exists: ", b"(a file is there: mv --replace replaces it)"),
+                 (("mv", "logs", "empty"), b"ferry: exists: ", b"(an empty folder is there: mv --replace replaces it)"),
+                 (("mv", "logs", "busy"), b"ferry: exists: ",
+                  b"(a folder that is not empty is there, which nothing replaces: mv to 'busy/' moves it into that "
+                  b"folder)"),
+                 (("mv", "logs", "full"), b"ferry: exists: ",
+                  b"(a folder that is not empty is there, which nothing replaces: mv to 'full/' moves it into that "
+                  b"folder)"),
                  (("mv", "a.txt", "empty"), b"ferry: exists: ",
                   b"(a folder is there: mv to 'empty/' moves it into that folder)"),
                  (("mv", "logs", "x.txt"), b"ferry: exists: ", b"(a file is there, and a folder replaces no file)"),
