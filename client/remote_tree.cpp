@@ -370,11 +370,10 @@ bool takes_folder_modes(const Connection& connection)
     return offers(connection, "folder_modes");
 }
 
-Error missing_named(Error error, std::string_view instead)
+Error missing_named(Error error, std::string_view instead, std::string_view said)
 {
-    if (constexpr std::string_view kNoFile = "no file named ";
-        error.code == ErrorCode::not_found && error.message.starts_with(kNoFile)) {
-        error.message.replace(0, kNoFile.size(), instead);
+    if (error.code == ErrorCode::not_found && error.message.starts_with(said)) {
+        error.message.replace(0, said.size(), instead);
     }
     return error;
 }

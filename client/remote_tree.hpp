@@ -165,10 +165,11 @@ bool carries_mode(const Connection& connection);
 // the modes sent (its hello lists "folder_modes", PROTOCOL.md 4.10); an
 // older ferryd ignores them and makes every folder 0777 less its umask.
 bool takes_folder_modes(const Connection& connection);
-// The server's not_found "no file named X" said as "`instead` X" ("no
-// folder named ", "nothing named "), for a request that asked for more than
-// a file; any other error as it is.
-Error missing_named(Error error, std::string_view instead);
+// The server's not_found "`said` X" ("no file named X" from a stat, "no
+// folder named X" from a list) said as "`instead` X" ("no folder named ",
+// "nothing named "), for a request that asked for more, or less, than the
+// server's request did; any other error as it is.
+Error missing_named(Error error, std::string_view instead, std::string_view said = "no file named ");
 // The note for a tree sent to a server that ignores folder_modes while
 // `closed` of the folders it makes keep others out (TreeFolderModes::closed_among):
 // they may arrive open to more users than here. None where the server takes

@@ -1138,7 +1138,9 @@ bool plan_tree(Connection& connection, GetPlan& plan, const FileInfo& folder, co
         if (is_remote_folder(connection, folder)) {
             plan.failed_folders.push_back({folder.name, root, listed.error()});
         } else {
-            plan.add({folder.name, root}, listed.error());
+            // get -r takes a file too: a missing name is "nothing named",
+            // not the list's "no folder named".
+            plan.add({folder.name, root}, missing_named(listed.error(), "nothing named ", "no folder named "));
             plan.typed_as.back() = typed_as;
         }
         return true;

@@ -420,7 +420,7 @@ class Folders(CliTest):
                            (["get", "d/../nope"], 'no file named "d/../nope"'),
                            (["get", "f", "d/sub/../../nope", "-C", "got"], 'no file named "d/sub/../../nope"'),
                            (["get", "d/sub/../../e"], '"d/sub/../../e" is not a regular file'),
-                           (["get", "-r", "e/../nope"], 'no folder named "e/../nope"'),
+                           (["get", "-r", "e/../nope"], 'nothing named "e/../nope"'),
                            # Round 51b: a missing path moved onto itself was
                            # invalid_move ("renamed onto itself"); mv(1)
                            # says it cannot stat it. (A spot both paths
@@ -2032,8 +2032,16 @@ class ErrorsSayWhatToDo(CliTest):
         self.assertNotIn(b"get -r", linked.stderr)
         missing = self.ferry("stat", "nope", server=server)
         self.assertIn(b'ferry: not_found: nothing named "nope"', missing.stderr)
+        # Round 54: get -r takes a file too, so a missing name is no folder
+        # it lacks (a path typed as a folder still is, below).
+        for args in (("get", "-r", "nope"), ("get", "-r", "a.txt", "nope", "-C", "gr")):
+            with self.subTest(args=args):
+                missing = self.ferry(*args, server=server)
+                self.assertEqual(missing.returncode, 4, missing.stderr)
+                self.assertIn(b'not_found: nothing named "nope"', missing.stderr)
         # A path typed as a folder names a folder (put -C new/. said "no file named").
-        for args in (("stat", "nope/"), ("ls", "nope/."), ("put", "a.txt", "-C", "nope/."), ("mv", "nope/", "x")):
+        for args in (("stat", "nope/"), ("ls", "nope/."), ("put", "a.txt", "-C", "nope/."), ("mv", "nope/", "x"),
+                     ("get", "-r", "nope/")):
             with self.subTest(args=args):
                 missing = self.ferry(*args, server=server)
                 self.assertIn(b'ferry: not_found: no folder named "nope"', missing.stderr)

@@ -424,7 +424,9 @@ class BatchTests(ServedFolder):
         self.assertIn('no folder named "nosuch"', err)
         self.assertIn('no folder named "b/c" (mkdir -p makes the missing folders too)', err)
         self.assertIn('"/logs" is not empty (rm -r', err)
-        self.assertIn('"/logs" already exists (mv --replace', err)
+        # /logs holds a folder: --replace would fail with not_empty.
+        self.assertIn('"/logs" already exists (a folder that is not empty is there, which nothing replaces: '
+                      "mv to '/logs/' moves it into that folder)", err)
         self.assertIn('get has no option "-x*"', err)
         self.assertIn("get -- '-x*'", err)
         # The suggestion reads back as the name, in the shell as in sh.
