@@ -278,7 +278,13 @@ SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const Pla
     }
 
     // A folder whose mtime matched changes when something inside it is
-    // published, made or removed: its time is set again afterwards.
+    // published, made or removed: its time is set again afterwards. A
+    // removed folder that stays (it holds a link, say) changes nothing in
+    // its parent, whose time is then left as it is.
+    const auto effects = removal_effects(plan, dest);
+    for (std::size_t i = 0; i < plan.removals.size(); ++i) {
+        plan.removals[i].stays = effects[i].kept_by != nullptr;
+    }
     std::unordered_set<std::string> changed;
     for (const auto& transfer : plan.transfers) {
         changed.insert(parent_path(transfer.path));
@@ -287,7 +293,9 @@ SyncPlan plan_sync(const TreeListing& source, const TreeListing& dest, const Pla
         changed.insert(parent_path(folder));
     }
     for (const auto& removal : plan.removals) {
-        changed.insert(parent_path(removal.path));
+        if (!removal.stays) {
+            changed.insert(parent_path(removal.path));
+        }
     }
     for (const TreeEntry* folder : placed_folders) {
         if (changed.contains(folder->path)) {
@@ -307,12 +315,12 @@ void add_top_folder_time(SyncPlan& plan, std::optional<std::int64_t> source_top,
         return;
     }
     const auto directly_inside = [](const std::string& path) { return parent_path(path).empty(); };
-    const bool changed =
-        std::any_of(plan.transfers.begin(), plan.transfers.end(),
-                    [&](const FileTransfer& transfer) { return directly_inside(transfer.path); }) ||
-        std::any_of(plan.folders.begin(), plan.folders.end(), directly_inside) ||
-        std::any_of(plan.removals.begin(), plan.removals.end(),
-                    [&](const Removal& removal) { return directly_inside(removal.path); });
+    const bool changed = std::any_of(plan.transfers.begin(), plan.transfers.end(),
+                                     [&](const FileTransfer& transfer) { return directly_inside(transfer.path); }) ||
+                         std::any_of(plan.folders.begin(), plan.folders.end(), directly_inside) ||
+                         std::any_of(plan.removals.begin(), plan.removals.end(), [&](const Removal& removal) {
+                             return !removal.stays && directly_inside(removal.path);
+                         });
     const std::int64_t wanted = held ? held("", *source_top) : *source_top;
     if (changed || dest_top != wanted) {
         // "" sorts first, as the other folders are kept in path order.

@@ -69,6 +69,9 @@ struct FileTransfer {
 struct Removal {
     std::string path;
     EntryKind kind = EntryKind::file; // a folder is removed with everything in it
+    // A folder that stays, as removal_effects() finds it: it holds what
+    // --delete never removes, so its parent is not changed by its removal.
+    bool stays = false;
 };
 
 // An entry the sync cannot place and leaves alone, with the reason.

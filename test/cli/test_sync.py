@@ -1680,6 +1680,33 @@ class NotesOfOneShape(SyncTest):
         self.assertTrue(os.path.islink(os.path.join(sub, "elink")))
         self.assertFalse(os.path.exists(os.path.join(sub, "extra")))
 
+    def test_a_folder_that_stays_whole_leaves_its_parents_time_alone(self):
+        # Round 54 (low): a local-only folder that holds only a link stays
+        # on a pull's --delete, which changes nothing in the folder above
+        # it; yet every dry run said "would set the time of L/", also right
+        # after a real run. The same on a push, where the server's folder
+        # holds a hidden file.
+        os.makedirs(os.path.join(self.root, "pulled"))
+        with open(os.path.join(self.root, "pulled", "f"), "wb") as f:
+            f.write(b"f")
+        os.makedirs(os.path.join(self.local, "L", "z"))
+        os.symlink("/nowhere", os.path.join(self.local, "L", "z", "lnk"))
+        os.makedirs(os.path.join(self.root, "pushed", "y"))
+        with open(os.path.join(self.root, "pushed", "y", ".hidden"), "wb") as f:
+            f.write(b"h")
+        os.makedirs(os.path.join(self.src, "g"))
+        with open(os.path.join(self.src, "g", "f"), "wb") as f:
+            f.write(b"g")
+        for args in ((":pulled", "L"), ("src", ":pushed")):
+            with self.subTest(args=args):
+                self.sync("--delete", *args)
+                for _ in range(2):
+                    notes = self.sync("-n", "--delete", *args)["notes"]
+                    self.assertFalse([n for n in notes if "would set the time" in n], notes)
+                    self.assertTrue([n for n in notes if "the folder stays" in n], notes)
+        self.assertTrue(os.path.islink(os.path.join(self.local, "L", "z", "lnk")))
+        self.assertTrue(os.path.exists(os.path.join(self.root, "pushed", "y", ".hidden")))
+
     def test_put_r_names_an_entry_left_out_as_a_push_does(self):
         # Round 22, F4 (a): put -r wrote '"L/link" not sent: a symbolic link
         # (not followed)', sync 'L/link: a symbolic link (not followed), not sent'.
