@@ -288,7 +288,7 @@ class Folders(CliTest):
                 self.assertEqual(lines, [
                     'ferry: not_a_folder: "f/../a": "f" is a file, and ".." climbs out of a folder only',
                     'ferry: invalid_name: "/../a" climbs above the server\'s root',
-                    'ferry: not_found: no %s named "d/nope"' % ("folder" if flags else "file")], lines)
+                    'ferry: not_found: %s named "d/nope"' % ("nothing" if flags else "no file")], lines)
                 self.assertEqual(tree(out), {"a": b"a"})
                 shutil.rmtree(out)
         # A name the output escapes (a tab), and --json's first error (round 46).
