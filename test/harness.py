@@ -173,6 +173,27 @@ class _Relay:
     def _pump(self, source, sink, from_client):
         raise NotImplementedError
 
+    @staticmethod
+    def _half_close(sink):
+        """Tells SINK's peer that no more bytes come this way (its read sees the end)."""
+        try:
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def _pass_rest(self, source, sink):
+        """Passes SOURCE's bytes to SINK as they are until SOURCE ends, then half-closes SINK."""
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._half_close(sink)
+
 
 class HoldingRelay(_Relay):
     """A relay (see _Relay) that stops passing the client's bytes once
@@ -219,10 +240,7 @@ class HoldingRelay(_Relay):
         except OSError:
             pass
         finally:
-            try:
-                sink.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
+            self._half_close(sink)
 
 
 def run_held(relay, argv, on_held, **popen):
@@ -304,25 +322,18 @@ class HidingRelay(_Relay):
         self._start()
 
     def _pump(self, source, sink, from_client):
-        try:
-            if not from_client:
-                hello = read_frame(source)
-                if hello is None:
-                    return
-                hello["capabilities"] = [c for c in hello.get("capabilities", []) if c not in self.hide]
-                send_json(sink, hello)
-            while True:
-                data = source.recv(65536)
-                if not data:
-                    break
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
+        if not from_client:
             try:
-                sink.shutdown(socket.SHUT_WR)
+                hello = read_frame(source)
+                if hello is not None:
+                    hello["capabilities"] = [c for c in hello.get("capabilities", []) if c not in self.hide]
+                    send_json(sink, hello)
             except OSError:
-                pass
+                hello = None
+            if hello is None:
+                self._half_close(sink)
+                return
+        self._pass_rest(source, sink)
 
 
 def traceable(env):
