@@ -815,13 +815,16 @@ int run_digests(Connection& connection, const Output& output, const std::vector<
 // the source is no folder (rename(2) never puts a file in place of a
 // folder). Asked of the server only after the refusal.
 std::string way_past_a_taken_name(Connection& connection, const std::string& source, const std::string& destination,
-                                  const std::string& to)
+                                  const std::string& to, bool into_folder)
 {
+    // "mv x d/" already goes into d: pointing to "d/" again would send the
+    // user back to the command that failed.
+    const std::string into = to.ends_with('/') ? to : to + "/";
+    const std::string go_into = into_folder ? "" : ": mv to " + single_quoted(into) + " moves it into that folder";
     const auto there = stat_file(connection, destination);
     const auto moved = stat_file(connection, source);
     if (there && moved && is_folder(there.value()) && !is_folder(moved.value())) {
-        const std::string into = to.ends_with('/') ? to : to + "/";
-        return "a folder is there: mv to " + single_quoted(into) + " moves it into that folder";
+        return "a folder is there" + (into_folder ? ", and a file replaces no folder" : go_into);
     }
     if (there && moved && is_folder(there.value()) != is_folder(moved.value())) {
         return "a file is there, and a folder replaces no file";
@@ -834,9 +837,8 @@ std::string way_past_a_taken_name(Connection& connection, const std::string& sou
                            inside->unreadable_folders.empty() && inside->skipped_invalid_names == 0 &&
                            inside->skipped_too_deep == 0;
         if (!empty) {
-            const std::string into = to.ends_with('/') ? to : to + "/";
-            return "a folder that is not empty is there, which nothing replaces: mv to " + single_quoted(into) +
-                   " moves it into that folder";
+            return "a folder that is not empty is there, which nothing replaces" +
+                   (into_folder ? "; mv it to another name, or move that folder away first" : go_into);
         }
         return "an empty folder is there: mv --replace replaces it";
     }
@@ -893,7 +895,9 @@ int run_move(Connection& connection, const Output& output, const std::string& fr
         Error error = reply.error();
         if (error.code == ErrorCode::exists && !replace) {
             error.message +=
-                " (" + way_past_a_taken_name(connection, unescape_wildcards(source.value()), destination, to) + ")";
+                " (" +
+                way_past_a_taken_name(connection, unescape_wildcards(source.value()), destination, to, into_folder) +
+                ")";
         }
         error =
             named_as_typed(std::move(error), {{unescape_wildcards(source.value()), from}, {destination, to}}, current);

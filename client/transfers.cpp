@@ -1406,19 +1406,39 @@ void refuse_shared_names(PutPlan& plan)
         }
         PutItem& holder = plan.items[kept->second];
         const std::string& other = plan.shown[kept->second];
+        // One file: the same device and inode, or (where it cannot be
+        // stat'ed: its own transfer says why, once) the same path spelled
+        // another way ("nope" and "./nope").
         const auto identity = local_identity(plan.items[i]);
-        if (identity && identity == local_identity(holder)) {
+        const auto holder_identity = local_identity(holder);
+        const auto spelled = [](const std::string& path) { // its folder resolved, its name as it is
+            const auto slash = path.rfind('/');
+            const std::string folder = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+            char real[PATH_MAX];
+            return ::realpath(folder.c_str(), real) == nullptr ? path
+                                                               : std::string(real) + "/" + path.substr(slash + 1);
+        };
+        if ((identity && identity == holder_identity) ||
+            (!identity && !holder_identity && spelled(plan.shown[i]) == spelled(other))) {
             // One note per tree named twice (put -r t t), not one per file.
             const PutItem& again = plan.items[i];
-            const bool tree_twice = again.listed && holder.listed && again.listed->root == holder.listed->root;
+            // A tree's folder named twice ("t", "./t", "t/"): its device and inode.
+            const auto folder_identity = [](const std::string& path) {
+                struct stat st {};
+                return ::stat(path.c_str(), &st) == 0 ? std::optional(std::pair{st.st_dev, st.st_ino}) : std::nullopt;
+            };
+            const bool tree_twice = again.listed && holder.listed &&
+                                    (again.listed->root == holder.listed->root ||
+                                     (folder_identity(again.listed->root) &&
+                                      folder_identity(again.listed->root) == folder_identity(holder.listed->root)));
             std::string note;
             if (tree_twice) {
-                note = "\"" + printable(holder.listed->root) + "\" is named twice: its files are sent once";
+                note = "\"" + printable(holder.listed->root) + "\" is named twice: its files are put once";
             } else {
                 note = (plan.shown[i] == other
                             ? "\"" + printable(other) + "\" is named twice"
                             : "\"" + printable(plan.shown[i]) + "\" is the same file as \"" + printable(other) + "\"") +
-                       ": sent once, as \"" + printable(holder.name) + "\"";
+                       ": put once, as \"" + printable(holder.name) + "\"";
             }
             if (std::find(plan.notes.begin(), plan.notes.end(), note) == plan.notes.end()) {
                 plan.notes.push_back(std::move(note));
@@ -1426,6 +1446,10 @@ void refuse_shared_names(PutPlan& plan)
             // Either naming may have asked for the missing folders.
             holder.parents = holder.parents || plan.items[i].parents;
             drop_item(plan, i);
+            continue;
+        }
+        if (!identity || !holder_identity) {
+            ++i; // one of them cannot be read: it fails on its own, and nothing is replaced by it
             continue;
         }
         plan.errors[i] = Error{ErrorCode::name_clash, "\"" + printable(plan.shown[i]) + "\" and \"" + printable(other) +

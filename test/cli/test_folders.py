@@ -1036,7 +1036,7 @@ class Folders(CliTest):
         self.assertEqual([(f["name"], f.get("error", {}).get("code")) for f in report["files"]],
                          [("e/x", None), ("e/x", "name_clash")], report)
         # Two trees into one folder: their files merge, and the file both
-        # have is sent once, from the first.
+        # have is put once, from the first.
         os.rename(os.path.join(self.local, "tb"), os.path.join(self.local, "other"))
         os.makedirs(os.path.join(self.local, "b2"))
         os.rename(os.path.join(self.local, "other"), os.path.join(self.local, "b2", "ta"))
@@ -1053,7 +1053,7 @@ class Folders(CliTest):
         # folder, a glob that matches a file also typed, a hard link, or the
         # same tree twice) with name_clash and exit 4, where before it went
         # twice and said "2 ok". The same local file (device and inode) is
-        # one file: sent once, exit 0, with a note that says so.
+        # one file: put once, exit 0, with a note that says so.
         make_tree(self.local, {"x": b"one", "pa/x": b"pa", "logs/app.log": b"app", "logs/b.log": b"b",
                                "tree/a": b"a", "tree/sub/b": b"b"})
         os.symlink("pa", os.path.join(self.local, "pl"))
@@ -1073,7 +1073,7 @@ class Folders(CliTest):
                 self.assertTrue(all(f["ok"] for f in report["files"]), report)
                 self.assertEqual(report["summary"]["failed"], 0, report)
                 self.assertEqual(len(report["notes"]), 1, report)
-                self.assertIn("sent once", report["notes"][0])
+                self.assertIn("put once", report["notes"][0])
                 for name, body in sent.items():
                     with open(os.path.join(self.root, name), "rb") as f:
                         self.assertEqual(f.read(), body)
@@ -1082,10 +1082,20 @@ class Folders(CliTest):
         os.link(os.path.join(self.local, "x"), os.path.join(self.local, "other", "x"))
         put = self.ferry("put", "x", "other/x", "-C", "k", server=server)
         self.assertEqual(put.returncode, 0, put.stderr)
-        self.assertIn(b'note: "other/x" is the same file as "x": sent once, as "k/x"', put.stderr)
+        self.assertIn(b'note: "other/x" is the same file as "x": put once, as "k/x"', put.stderr)
         put = self.ferry("put", "x", "x", server=server)
         self.assertEqual(put.returncode, 0, put.stderr)
-        self.assertIn(b'note: "x" is named twice: sent once, as "x"', put.stderr)
+        self.assertIn(b'note: "x" is named twice: put once, as "x"', put.stderr)
+        # Round 55: a missing file named twice is one missing file (exit 3,
+        # as alone), and a tree named twice in other spellings one note.
+        single = self.ferry("put", "nope", server=server)
+        for words in (["nope", "nope"], ["nope", "./nope"]):
+            with self.subTest(words=words):
+                put = self.ferry("put", *words, server=server)
+                self.assertEqual(put.returncode, single.returncode, put.stderr)
+                self.assertNotIn(b"name_clash", put.stderr)
+        report = self.json_of(self.ferry("--json", "put", "-r", "tree", "./tree/", "-C", "t2", server=server))
+        self.assertEqual(report["notes"], ['"tree" is named twice: its files are put once'], report)
         # A different file for the same name is still refused.
         os.unlink(os.path.join(self.local, "other", "x"))
         with open(os.path.join(self.local, "other", "x"), "wb") as f:
@@ -1988,7 +1998,8 @@ class ErrorsSayWhatToDo(CliTest):
 
     def test_the_flag_that_is_the_way_out(self):
         server = self.start_server()
-        make_tree(self.root, {"a.txt": b"a", "x.txt": b"x", "logs/old/b.log": b"b", "full/.hidden": b"h"},
+        make_tree(self.root, {"a.txt": b"a", "x.txt": b"x", "logs/old/b.log": b"b", "full/.hidden": b"h",
+                              "nest/logs/k": b"k"},
                   folders=["empty", "busy/in"])
         os.symlink("a.txt", os.path.join(self.root, "link"))
         # Round 53b: a hint only where it gets past what stands there: a
@@ -2001,6 +2012,11 @@ class ErrorsSayWhatToDo(CliTest):
                  (("mv", "logs", "busy"), b"ferry: exists: ",
                   b"(a folder that is not empty is there, which nothing replaces: mv to 'busy/' moves it into that "
                   b"folder)"),
+                 # Round 55: a target that already goes into a folder
+                 # is not pointed into it again.
+                 (("mv", "logs", "nest/"), b"ferry: exists: ",
+                  b"(a folder that is not empty is there, which nothing replaces; mv it to another name, or move "
+                  b"that folder away first)"),
                  (("mv", "logs", "full"), b"ferry: exists: ",
                   b"(a folder that is not empty is there, which nothing replaces: mv to 'full/' moves it into that "
                   b"folder)"),
