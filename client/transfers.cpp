@@ -1540,13 +1540,23 @@ void plan_local_tree(Connection& connection, PutPlan& plan, const std::string& l
         // first, leaves them all to be made).
         std::vector<std::string> made = folder_modes.folders();
         if (auto there = list_folder(connection, remote, true)) {
+            // A folder there is not made; nor is one at or below a file
+            // there (its put fails).
             std::set<std::string> existing{""};
+            std::set<std::string> files;
             for (const auto& entry : there->files) {
-                if (is_folder(entry)) {
-                    existing.insert(entry.name);
-                }
+                (is_folder(entry) ? existing : files).insert(entry.name);
             }
-            std::erase_if(made, [&](const std::string& folder) { return existing.contains(folder); });
+            std::erase_if(made, [&](const std::string& folder) {
+                for (std::string at = folder; !at.empty(); at = remote_parent(at)) {
+                    if (files.contains(at)) {
+                        return true;
+                    }
+                }
+                return existing.contains(folder);
+            });
+        } else if (there.error().code != ErrorCode::not_found) {
+            made.clear(); // a file there, or no telling: nothing is known to be made
         }
         if (auto note = folder_modes_note(connection, folder_modes.closed_among(made))) {
             plan.notes.push_back(*note);
