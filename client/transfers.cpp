@@ -1353,20 +1353,81 @@ struct PutPlan {
     }
 };
 
-// The local file an item reads, as (device, inode): put x ./x, a link to
-// x, or a glob that matches a file also named are one file, not two.
-// Standard input is its spool's; nullopt where the file cannot be read
-// (its own transfer then says why).
-std::optional<std::pair<std::uint64_t, std::uint64_t>> local_identity(const PutItem& item)
+// A local file as (device, inode): one file however it is named.
+using FileIdentity = std::pair<std::uint64_t, std::uint64_t>;
+
+FileIdentity identity_of(const struct ::stat& st)
+{
+    return {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+}
+
+// What `path` leads to (following links, as put reads it); nullopt where
+// it cannot be stat'ed.
+std::optional<FileIdentity> identity_of(const std::string& path)
+{
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 ? std::optional(identity_of(st)) : std::nullopt;
+}
+
+// The local file an item reads: put x ./x, a link to x, or a glob that
+// matches a file also named are one file, not two. Standard input is its
+// spool's; nullopt where the file cannot be read (its own transfer then
+// says why).
+std::optional<FileIdentity> local_identity(const PutItem& item)
 {
     if (item.listed) {
-        return std::pair{item.listed->device, item.listed->inode};
+        return FileIdentity{item.listed->device, item.listed->inode};
     }
-    struct stat st {};
-    if (item.spool ? ::fstat(item.spool->fd(), &st) != 0 : ::stat(item.local.c_str(), &st) != 0) {
-        return std::nullopt;
+    if (item.spool) {
+        struct stat st {};
+        return ::fstat(item.spool->fd(), &st) == 0 ? std::optional(identity_of(st)) : std::nullopt;
     }
-    return std::pair{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+    return identity_of(item.local);
+}
+
+// A local path with its folder resolved and its name as it is: "nope" and
+// "./nope" alike, where no file stands to compare by identity.
+std::string resolved_spelling(const std::string& path)
+{
+    const auto slash = path.rfind('/');
+    const std::string folder = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+    char real[PATH_MAX];
+    return ::realpath(folder.c_str(), real) == nullptr ? path : std::string(real) + "/" + path.substr(slash + 1);
+}
+
+// Two items of a put bound for one server name, by what they read.
+enum class Namings {
+    one_file,  // the same file (or the same unreadable path) named twice
+    two_files, // different files: the second would replace the first
+    unknown,   // one cannot be read: it fails on its own, replacing nothing
+};
+Namings compare_namings(const PutItem& a, const std::string& a_shown, const PutItem& b, const std::string& b_shown)
+{
+    const auto a_is = local_identity(a);
+    const auto b_is = local_identity(b);
+    if (a_is && b_is) {
+        return a_is == b_is ? Namings::one_file : Namings::two_files;
+    }
+    if (!a_is && !b_is && resolved_spelling(a_shown) == resolved_spelling(b_shown)) {
+        return Namings::one_file;
+    }
+    return Namings::unknown;
+}
+
+// The note for `again` dropped as the file `holder` already puts: one per
+// tree named twice ("t", "./t", "t/"), not one per file.
+std::string named_twice_note(const PutItem& holder, const std::string& holder_shown, const PutItem& again,
+                             const std::string& again_shown)
+{
+    if (holder.listed && again.listed &&
+        (holder.listed->root == again.listed->root ||
+         (identity_of(holder.listed->root) && identity_of(holder.listed->root) == identity_of(again.listed->root)))) {
+        return "\"" + printable(holder.listed->root) + "\" is named twice: its files are put once";
+    }
+    return (again_shown == holder_shown
+                ? "\"" + printable(holder_shown) + "\" is named twice"
+                : "\"" + printable(again_shown) + "\" is the same file as \"" + printable(holder_shown) + "\"") +
+           ": put once, as \"" + printable(holder.name) + "\"";
 }
 
 // Drops item i from every list the plan keeps by item.
@@ -1381,7 +1442,7 @@ void drop_item(PutPlan& plan, std::size_t i)
 
 // Two items of one put that would go to one server name. The same local
 // file named twice (put x ./x, put '*.log' app.log, a link to it) is one
-// file: it is sent once, with a note, as rsync and cp -r take a source
+// file: it is put once, with a note, as rsync and cp -r take a source
 // named twice. Two different files (put pa/x pb/x -C d, or two trees with
 // a file at the same path) would have the second replace the first, and
 // both be reported sent: as get refuses two files for one local name, each
@@ -1406,56 +1467,26 @@ void refuse_shared_names(PutPlan& plan)
         }
         PutItem& holder = plan.items[kept->second];
         const std::string& other = plan.shown[kept->second];
-        // One file: the same device and inode, or (where it cannot be
-        // stat'ed: its own transfer says why, once) the same path spelled
-        // another way ("nope" and "./nope").
-        const auto identity = local_identity(plan.items[i]);
-        const auto holder_identity = local_identity(holder);
-        const auto spelled = [](const std::string& path) { // its folder resolved, its name as it is
-            const auto slash = path.rfind('/');
-            const std::string folder = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-            char real[PATH_MAX];
-            return ::realpath(folder.c_str(), real) == nullptr ? path
-                                                               : std::string(real) + "/" + path.substr(slash + 1);
-        };
-        if ((identity && identity == holder_identity) ||
-            (!identity && !holder_identity && spelled(plan.shown[i]) == spelled(other))) {
-            // One note per tree named twice (put -r t t), not one per file.
-            const PutItem& again = plan.items[i];
-            // A tree's folder named twice ("t", "./t", "t/"): its device and inode.
-            const auto folder_identity = [](const std::string& path) {
-                struct stat st {};
-                return ::stat(path.c_str(), &st) == 0 ? std::optional(std::pair{st.st_dev, st.st_ino}) : std::nullopt;
-            };
-            const bool tree_twice = again.listed && holder.listed &&
-                                    (again.listed->root == holder.listed->root ||
-                                     (folder_identity(again.listed->root) &&
-                                      folder_identity(again.listed->root) == folder_identity(holder.listed->root)));
-            std::string note;
-            if (tree_twice) {
-                note = "\"" + printable(holder.listed->root) + "\" is named twice: its files are put once";
-            } else {
-                note = (plan.shown[i] == other
-                            ? "\"" + printable(other) + "\" is named twice"
-                            : "\"" + printable(plan.shown[i]) + "\" is the same file as \"" + printable(other) + "\"") +
-                       ": put once, as \"" + printable(holder.name) + "\"";
-            }
-            if (std::find(plan.notes.begin(), plan.notes.end(), note) == plan.notes.end()) {
+        switch (compare_namings(holder, other, plan.items[i], plan.shown[i])) {
+        case Namings::one_file:
+            if (auto note = named_twice_note(holder, other, plan.items[i], plan.shown[i]);
+                std::find(plan.notes.begin(), plan.notes.end(), note) == plan.notes.end()) {
                 plan.notes.push_back(std::move(note));
             }
             // Either naming may have asked for the missing folders.
             holder.parents = holder.parents || plan.items[i].parents;
             drop_item(plan, i);
             continue;
+        case Namings::two_files:
+            plan.errors[i] =
+                Error{ErrorCode::name_clash, "\"" + printable(plan.shown[i]) + "\" and \"" + printable(other) +
+                                                 "\" would both be put as \"" + printable(plan.items[i].name) +
+                                                 "\": only \"" + printable(other) + "\" is sent; put " +
+                                                 local_word(plan.shown[i]) + " on its own with --as or -C"};
+            break;
+        case Namings::unknown:
+            break;
         }
-        if (!identity || !holder_identity) {
-            ++i; // one of them cannot be read: it fails on its own, and nothing is replaced by it
-            continue;
-        }
-        plan.errors[i] = Error{ErrorCode::name_clash, "\"" + printable(plan.shown[i]) + "\" and \"" + printable(other) +
-                                                          "\" would both be put as \"" + printable(plan.items[i].name) +
-                                                          "\": only \"" + printable(other) + "\" is sent; put " +
-                                                          local_word(plan.shown[i]) + " on its own with --as or -C"};
         ++i;
     }
 }
