@@ -398,6 +398,15 @@ std::size_t TransferSummary::failed() const
     return count;
 }
 
+std::size_t TransferSummary::skipped() const
+{
+    std::size_t count = 0;
+    for (const auto& file : files) {
+        count += !file.error && file.skipped ? 1 : 0;
+    }
+    return count;
+}
+
 std::uint64_t TransferSummary::moved() const
 {
     std::uint64_t bytes = 0;
@@ -501,6 +510,7 @@ void Output::summary(const TransferSummary& summary, bool upload) const
                    {"summary",
                     {{"files", summary.files.size()},
                      {"ok", ok},
+                     {"skipped", summary.skipped()},
                      {"failed", failed},
                      {"bytes", moved},
                      {"seconds", summary.seconds},
@@ -532,10 +542,18 @@ void Output::summary(const TransferSummary& summary, bool upload) const
     }
     const std::string folders =
         summary.failed_folders.empty() ? "" : "; " + plural(summary.failed_folders.size(), "folder") + " not made";
-    std::fprintf(out_, "%zu file%s %s: %zu ok, %zu failed%s; %s in %s (%s/s)\n", summary.files.size(),
-                 summary.files.size() == 1 ? "" : "s", upload ? "sent" : "received", ok, failed, folders.c_str(),
-                 human_size(moved).c_str(), seconds_text(summary.seconds).c_str(),
-                 human_size(static_cast<std::uint64_t>(rate)).c_str());
+    const char* verb = upload ? "sent" : "received";
+    // Files skipped by --skip-identical or --no-clobber were not moved, so
+    // "N files sent: N ok" would claim transfers that never happened: a run
+    // that skipped any counts them apart.
+    const std::size_t skipped = summary.skipped();
+    std::string counts = skipped == 0
+                             ? plural(summary.files.size(), "file") + " " + verb + ": " + std::to_string(ok) + " ok, " +
+                                   std::to_string(failed) + " failed"
+                             : plural(summary.files.size(), "file") + ": " + std::to_string(ok - skipped) + " " + verb +
+                                   ", " + std::to_string(skipped) + " skipped, " + std::to_string(failed) + " failed";
+    std::fprintf(out_, "%s%s; %s in %s (%s/s)\n", counts.c_str(), folders.c_str(), human_size(moved).c_str(),
+                 seconds_text(summary.seconds).c_str(), human_size(static_cast<std::uint64_t>(rate)).c_str());
     std::fflush(out_);
 }
 

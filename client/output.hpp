@@ -65,6 +65,7 @@ struct TransferSummary {
     std::vector<std::string> notes;
     double seconds = 0;
     std::size_t failed() const;
+    std::size_t skipped() const; // not failed, and not moved on purpose
     std::uint64_t moved() const;
 };
 

@@ -442,6 +442,25 @@ class PutAndClobber(CliTest):
         self.assertNotIn("skipped", sent["files"][0])
         self.assertEqual(open(os.path.join(self.root, "a.bin"), "rb").read(), b"changed here")
 
+    def test_a_summary_counts_skipped_files_apart_from_sent_ones(self):
+        """A file skipped by --skip-identical or --no-clobber was not moved:
+        the summary line must not count it as sent or received."""
+        server = self.start_server()
+        for name in ("a.bin", "b.bin", "c.bin"):
+            self.write(os.path.join(self.root, name), b"same " + name.encode())
+            self.write(os.path.join(self.local, name), b"same " + name.encode())
+        self.write(os.path.join(self.local, "c.bin"), b"other bytes")
+        put = self.ferry("put", "--skip-identical", "a.bin", "b.bin", "c.bin", server=server)
+        self.assertEqual(put.returncode, 0, put.stderr)
+        self.assertIn(b"3 files: 1 sent, 2 skipped, 0 failed;", put.stdout)
+        self.assertNotIn(b"ok", put.stdout.splitlines()[-1])
+        got = self.ferry("get", "-n", "a.bin", "b.bin", server=server)
+        self.assertIn(b"2 files: 0 received, 2 skipped, 0 failed; 0 B", got.stdout)
+        counted = self.json_of(self.ferry("--json", "get", "-n", "a.bin", "b.bin", server=server))
+        self.assertEqual((counted["summary"]["ok"], counted["summary"]["skipped"]), (2, 2))
+        moved = self.ferry("get", "a.bin", "b.bin", server=server)
+        self.assertIn(b"2 files received: 2 ok, 0 failed;", moved.stdout)
+
 
 class GetToStandardOutput(CliTest):
     @unittest.skipUnless(shutil.which("strace"), "needs strace")
