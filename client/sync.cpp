@@ -167,7 +167,11 @@ public:
             keep_note("deleted " + printable(shown));
         } else {
             // One note, one line (a --json string each), as a dry run says it.
-            std::string note = "deleted " + entries(count) + " in " + printable(shown) + "; the folder stays: ";
+            // Nothing removed (a second run finds only what stays): no
+            // "deleted 0 entries", the note says what is kept and why.
+            std::string note = count == 0
+                                   ? "kept " + printable(shown) + ", not on the sending side: "
+                                   : "deleted " + entries(count) + " in " + printable(shown) + "; the folder stays: ";
             for (std::size_t i = 0; i < kept.size(); ++i) {
                 note += (i == 0 ? "" : "; ") + printable(kept[i]);
             }
@@ -853,6 +857,16 @@ void pull_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
     }
 }
 
+// `path` (from the synced folder) named on the receiving side, as every
+// line of a plan names it: below the server folder as the shell shows it
+// on a push, below the local folder as typed on a pull. Not printable().
+std::string receiving_name(const SyncArguments& arguments, const std::string& path)
+{
+    return arguments.direction == SyncDirection::push
+               ? shown_path(join_remote(arguments.remote, path), arguments.current)
+               : local_join(arguments.local, path);
+}
+
 // What plan.spared's `folder` means, for people: the sending side holds
 // there what its listing does not show, so nothing in it is deleted.
 std::string shown_spared(const SyncArguments& arguments, const std::string& folder)
@@ -1455,10 +1469,7 @@ void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& pla
                const std::map<std::string, std::uint64_t>& resumed)
 {
     const bool push = arguments.direction == SyncDirection::push;
-    const auto shown = [&](const std::string& path) {
-        return printable(push ? shown_path(join_remote(arguments.remote, path), arguments.current)
-                              : local_join(arguments.local, path));
-    };
+    const auto shown = [&](const std::string& path) { return printable(receiving_name(arguments, path)); };
     const auto shown_folder = [&](const std::string& path) {
         if (path.empty() && push && arguments.remote.empty()) {
             return std::string(":"); // the server's root
@@ -1481,6 +1492,9 @@ void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& pla
                        " (this server does not say which folders do; not counted)");
         } else if (effect.kept_by == nullptr) {
             tally.note("would delete " + shown(removal.path) + "/");
+        } else if (effect.files + effect.folders == 0) {
+            tally.note("would keep " + shown(removal.path) +
+                       ", not on the sending side: " + kept_reason(*effect.kept_by, shown));
         } else {
             tally.note("would delete " + entries(effect.files + effect.folders) + " in " +
                        shown(removal.path) + "; the folder stays: " + kept_reason(*effect.kept_by, shown));
@@ -1716,7 +1730,10 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         if (!push && is_unreadable(local_tree.unreadable, conflict.path)) {
             continue; // report_unreadable said why nothing is placed there
         }
-        tally.failed(conflict.path, Error{ErrorCode::exists, conflict.message});
+        // Named where it stands, on the receiving side, as the plan's notes
+        // name it: the plan's own path is only below the synced folder.
+        tally.failed_at(conflict.path, Error{ErrorCode::exists, "\"" + receiving_name(arguments, conflict.path) +
+                                                                    "\" " + conflict.message});
     }
     for (const auto& folder : plan.spared) {
         // The same note in a dry run and a real one: the plan leaves them.

@@ -1657,6 +1657,59 @@ class NotesOfOneShape(SyncTest):
         self.assertNotIn(b"note: ", text.stdout + text.stderr)
         self.assertIn(("%s/d0/mine.ferry-part: not provably" % dest).encode(), text.stdout)
 
+    def test_an_entry_of_the_other_kind_is_named_where_it_stands_on_the_receiving_side(self):
+        # Round 55's leftover: the error named only the path below the
+        # synced folder ("d"), where every line of the plan names it on the
+        # receiving side ("t/d" on a push, "L/d" on a pull).
+        os.makedirs(os.path.join(self.root, "t", "d", "e"))
+        os.makedirs(os.path.join(self.src, "d2"))
+        with open(os.path.join(self.src, "d"), "wb") as f:
+            f.write(b"a file where the server has a folder")
+        with open(os.path.join(self.root, "t", "d2"), "wb") as f:
+            f.write(b"a file where the local side has a folder")
+        os.makedirs(os.path.join(self.local, "L"))
+        with open(os.path.join(self.local, "L", "d"), "wb") as f:
+            f.write(b"a local file where the server has a folder")
+        with open(os.path.join(self.root, "t", "d3"), "wb") as f:
+            f.write(b"pulled onto a local folder")
+        os.makedirs(os.path.join(self.local, "L", "d3", "x"))
+        for args, names in (((self.src, ":t"), ("t/d", "t/d2")), ((":t", "L"), ("L/d", "L/d3"))):
+            with self.subTest(args=args):
+                text = self.ferry("sync", *args)
+                self.assertEqual(text.returncode, 4, text.stderr)
+                for name in names:
+                    self.assertIn(('ferry: exists: "%s" is a ' % name).encode(), text.stderr)
+                self.assertNotIn(b'exists: "d', text.stderr)
+                summary = self.sync(*args, status=4)
+                self.assertEqual(sorted(e["path"] for e in summary["errors"]),
+                                 sorted(name.split("/", 1)[1] for name in names))
+                self.assertTrue(all(e["message"].startswith('"%s" is a ' % name)
+                                    for e, name in zip(sorted(summary["errors"], key=lambda e: e["path"]),
+                                                       sorted(names))), summary["errors"])
+
+    def test_a_run_that_deletes_nothing_in_a_folder_that_stays_says_kept_not_deleted_0_entries(self):
+        # Round 55's leftover: every up-to-date run said "deleted 0 entries
+        # in X; the folder stays", a deletion that did not happen.
+        os.makedirs(os.path.join(self.root, "t", "old"))
+        with open(os.path.join(self.root, "t", "old", ".hidden"), "wb") as f:
+            f.write(b"h")
+        with open(os.path.join(self.src, "a"), "wb") as f:
+            f.write(b"a")
+        os.makedirs(os.path.join(self.local, "L", "mine"))
+        os.symlink("nowhere", os.path.join(self.local, "L", "mine", "link"))
+        for args, kept in (((self.src, ":t"), "t/old"), ((":t", "L"), "L/mine")):
+            with self.subTest(args=args):
+                for flags, verb in ((("-n",), "would keep"), ((), "kept")):
+                    notes = self.sync("--delete", *flags, *args)["notes"]
+                    self.assertTrue([n for n in notes if n.startswith("%s %s, not on the sending side: %s holds "
+                                                                      % (verb, kept, kept))], notes)
+                    self.assertFalse([n for n in notes if "0 entries" in n], notes)
+                    text = self.ferry("sync", "--delete", *flags, *args)
+                    self.assertEqual(text.returncode, 0, text.stderr)
+                    self.assertNotIn(b"0 entries", text.stdout + text.stderr)
+        self.assertTrue(os.path.exists(os.path.join(self.root, "t", "old", ".hidden")))
+        self.assertTrue(os.path.islink(os.path.join(self.local, "L", "mine", "link")))
+
     def test_a_folder_that_stays_is_one_note_naming_what_it_holds_below_the_folder_as_typed(self):
         # Round 22, F4 (b): the note was split over two strings, the second
         # starting with two blanks, and named the link "sub/elink", not
@@ -1703,7 +1756,8 @@ class NotesOfOneShape(SyncTest):
                 for _ in range(2):
                     notes = self.sync("-n", "--delete", *args)["notes"]
                     self.assertFalse([n for n in notes if "would set the time" in n], notes)
-                    self.assertTrue([n for n in notes if "the folder stays" in n], notes)
+                    self.assertTrue([n for n in notes
+                                     if "the folder stays" in n or "not on the sending side" in n], notes)
         self.assertTrue(os.path.islink(os.path.join(self.local, "L", "z", "lnk")))
         self.assertTrue(os.path.exists(os.path.join(self.root, "pushed", "y", ".hidden")))
 
