@@ -4,6 +4,7 @@
 #include "commands.hpp"
 #include "interrupt.hpp"
 #include "line_editor.hpp"
+#include "local_wildcards.hpp"
 #include "names.hpp"
 #include "operations.hpp"
 #include "posix_io.hpp"
@@ -307,7 +308,13 @@ public:
                 remove_made_folders(made);
             }
         } else {
-            status = run_puts(*server, output_, arguments.locals,
+            // No other shell expanded this line's local wildcards.
+            auto locals = expand_local_wildcards(arguments.locals);
+            if (!locals) {
+                output_.error(locals.error());
+                return Outcome{exit_status(locals.error().code)};
+            }
+            status = run_puts(*server, output_, locals.value(),
                               PutPlacement{optional(arguments.as), optional(arguments.folder), current_},
                               grammar.transfer_flags(hash_, 0));
         }

@@ -2300,6 +2300,29 @@ class WildcardRemoval(CliTest):
         self.assertFalse(os.path.exists(self.at("d", "tree2")))
 
 
+class ShellExpandsLocalWildcards(CliTest):
+    """README: in the shell "wildcards need no quotes". No other shell reads
+    its lines, so `put *.log` sent a file named "*.log" (missing: exit 3)
+    before; its local operands are now expanded as sh expands them."""
+
+    def test_put_s_local_operands_are_expanded_here(self):
+        server = self.start_server()
+        for name in ("a.log", "b.log", ".hidden.log", "note.txt", "m[1]", "d1/x", "d2/y"):
+            os.makedirs(os.path.dirname(os.path.join(self.local, name)), exist_ok=True)
+            self.write(os.path.join(self.local, name), name.encode())
+        done = self.ferry(server=server, stdin=b"put *.log\nput 'm\\[1]'\nput -r d[12] -C trees\n")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(tree(self.root), {"a.log": b"a.log", "b.log": b"b.log", "m[1]": b"m[1]", "trees": None,
+                                           "trees/d1": None, "trees/d1/x": b"d1/x", "trees/d2": None,
+                                           "trees/d2/y": b"d2/y"})
+        # A pattern matching nothing: refused before anything moves, the
+        # command's other operands included.
+        none = self.ferry(server=server, stdin=b"put note.txt *.gz\n")
+        self.assertEqual(none.returncode, 3, none.stderr)
+        self.assertIn(b"ferry: local_io: no match for '*.gz' on this machine", none.stderr)
+        self.assertNotIn("note.txt", tree(self.root))
+
+
 class ShellFolderNamedWithWildcards(CliTest):
     """The shell's current folder is a real path, never a pattern (round
     33): after `cd k/d?r`, rm x.txt matched k/dar/x.txt as well, since the

@@ -4,6 +4,7 @@
 #include "support.hpp"
 
 #include "local_tree.hpp"
+#include "local_wildcards.hpp"
 #include "remote_paths.hpp"
 
 #include <doctest/doctest.h>
@@ -431,4 +432,42 @@ TEST_CASE("a listed file opens only as the very file listed, never through a lin
     auto fifo = open_listed_file(listed["fifo.txt"], root + "/fifo.txt");
     REQUIRE_FALSE(fifo.ok());
     CHECK(fifo.error().message.find("no longer a regular file") != std::string::npos);
+}
+
+TEST_CASE("the shell's local wildcards: put's operands as sh expands them, a pattern matching nothing refused")
+{
+    ferry::test::TempDir dir;
+    for (const char* name : {"b.log", "a.log", ".hidden.log", "note.txt", "m[1]", "m1", "d1/x", "d2/y", "e/f"}) {
+        const std::string path = dir / name;
+        ::mkdir(path.substr(0, path.rfind('/')).c_str(), 0755);
+        ferry::test::write_file(path, name);
+    }
+    const auto expanded = [&](std::vector<std::string> typed) {
+        for (auto& word : typed) {
+            word = dir.path() + "/" + word;
+        }
+        auto result = expand_local_wildcards(typed);
+        REQUIRE(result.ok());
+        std::vector<std::string> relative;
+        for (const auto& path : result.value()) {
+            relative.push_back(path.substr(dir.path().size() + 1));
+        }
+        return relative;
+    };
+    using Paths = std::vector<std::string>;
+    // Sorted, in the place of the pattern, and hidden names left out of '*'.
+    CHECK(expanded({"note.txt", "*.log", "m1"}) == Paths{"note.txt", "a.log", "b.log", "m1"});
+    CHECK(expanded({".*.log"}) == Paths{".hidden.log"});
+    CHECK(expanded({"d?", "*/[xy]"}) == Paths{"d1", "d2", "d1/x", "d2/y"});
+    // A name holding a wildcard character, escaped as a remote one is.
+    CHECK(expanded({"m\\[1]"}) == Paths{"m[1]"});
+    CHECK(expanded({"m[1]"}) == Paths{"m1"});
+    CHECK(expanded({"m\\[1"}) == Paths{"m[1"}); // no wildcard left: only the escape undone, not checked
+    // Matching nothing, below a missing folder or a file too: refused, as zsh refuses it.
+    for (const char* none : {"*.gz", "nowhere/*", "note.txt/*"}) {
+        const auto refused = expand_local_wildcards({dir / none});
+        REQUIRE_FALSE(refused.ok());
+        CHECK(refused.error().code == ferry::ErrorCode::local_io);
+        CHECK(refused.error().message == "no match for '" + (dir / none) + "' on this machine");
+    }
 }

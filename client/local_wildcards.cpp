@@ -1,0 +1,69 @@
+#include "local_wildcards.hpp"
+
+#include "remote_paths.hpp"
+
+#include <glob.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace ferry::client {
+
+namespace {
+
+// glob_t freed on every path out (globfree(3)).
+class GlobMatches {
+public:
+    GlobMatches() = default;
+    GlobMatches(const GlobMatches&) = delete;
+    GlobMatches& operator=(const GlobMatches&) = delete;
+    ~GlobMatches() { ::globfree(&matches_); }
+    glob_t* get() { return &matches_; }
+
+private:
+    glob_t matches_{};
+};
+
+// The first unreadable folder glob(3) met, for its error: errfunc is the
+// only place that knows which and why (a C callback, hence not a value).
+thread_local std::string g_unreadable;
+
+int note_unreadable(const char* path, int error)
+{
+    if (error == ENOENT || error == ENOTDIR) {
+        return 0; // a pattern's folder that is not there matches nothing, as in sh
+    }
+    g_unreadable = std::string(path) + ": " + std::strerror(error);
+    return 1; // stop: matches with a folder left out are not what was asked
+}
+
+} // namespace
+
+Result<std::vector<std::string>> expand_local_wildcards(const std::vector<std::string>& typed)
+{
+    std::vector<std::string> expanded;
+    for (const std::string& word : typed) {
+        if (!has_wildcard(word)) {
+            expanded.push_back(unescape_wildcards(word));
+            continue;
+        }
+        GlobMatches matches;
+        g_unreadable.clear();
+        const int result = ::glob(word.c_str(), 0, note_unreadable, matches.get());
+        if (result == GLOB_NOMATCH) {
+            return Error{ErrorCode::local_io, "no match for '" + word + "' on this machine"};
+        }
+        if (result == GLOB_ABORTED) {
+            return Error{ErrorCode::local_io, "cannot expand '" + word + "': cannot read " + g_unreadable};
+        }
+        if (result != 0) { // GLOB_NOSPACE
+            return Error{ErrorCode::local_io, "cannot expand '" + word + "': out of memory"};
+        }
+        for (std::size_t i = 0; i < matches.get()->gl_pathc; ++i) {
+            expanded.emplace_back(matches.get()->gl_pathv[i]);
+        }
+    }
+    return expanded;
+}
+
+} // namespace ferry::client
