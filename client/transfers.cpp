@@ -1440,6 +1440,12 @@ void drop_item(PutPlan& plan, std::size_t i)
     plan.typed_names.erase(plan.typed_names.begin() + at);
 }
 
+// `path` as one word a shell reads back as this path, never as an option.
+std::string local_word(const std::string& path)
+{
+    return path == "-" ? path : single_quoted(path.starts_with('-') ? "./" + path : path);
+}
+
 // Two items of one put that would go to one server name. The same local
 // file named twice (put x ./x, put '*.log' app.log, a link to it) is one
 // file: it is put once, with a note, as rsync and cp -r take a source
@@ -1450,10 +1456,6 @@ void drop_item(PutPlan& plan, std::size_t i)
 // first is sent.
 void refuse_shared_names(PutPlan& plan)
 {
-    // As one word a shell reads back as this path, never as an option.
-    const auto local_word = [](const std::string& path) {
-        return path == "-" ? path : single_quoted(path.starts_with('-') ? "./" + path : path);
-    };
     std::map<std::string, std::size_t> first; // the server name -> the item that keeps it
     for (std::size_t i = 0; i < plan.items.size();) {
         if (plan.errors[i]) {
@@ -1488,6 +1490,57 @@ void refuse_shared_names(PutPlan& plan)
             break;
         }
         ++i;
+    }
+}
+
+// A file of one put named where another of its files needs a folder
+// (put -r t1/x x: "x" the file, "x/f" below the folder x): whichever comes
+// second would fail on the server, after the first was sent, not_a_folder
+// or not_regular_file. As refuse_shared_names, the first named keeps the
+// name and each later one is refused (name_clash) before any byte moves.
+void refuse_file_and_folder_at_one_name(PutPlan& plan)
+{
+    std::map<std::string, std::size_t> files;   // a file's server name -> its item
+    std::map<std::string, std::size_t> folders; // a folder some file needs -> the first such item
+    // What put was given that holds item i: its folder for a file of put -r.
+    const auto given = [&](std::size_t i) {
+        return plan.items[i].listed ? folder_of_typed(plan.items[i].listed->root) : plan.shown[i];
+    };
+    // Item i refused for `kept`'s sake: its file at `at` (kept_is_file) or
+    // below it, a folder.
+    const auto refuse = [&](std::size_t i, std::size_t kept, const std::string& at, bool kept_is_file) {
+        const std::string where =
+            kept_is_file
+                ? "would be put as \"" + printable(plan.items[i].name) + "\", below \"" + printable(at) +
+                      "\", where \"" + printable(given(kept)) + "\" is put as a file"
+                : "would be put as \"" + printable(at) + "\", where \"" + printable(given(kept)) + "\" puts a folder";
+        plan.errors[i] = Error{ErrorCode::name_clash, "\"" + printable(plan.shown[i]) + "\" " + where + ": only \"" +
+                                                          printable(given(kept)) + "\" is sent; put " +
+                                                          local_word(given(i)) + " on its own with --as or -C"};
+    };
+    for (std::size_t i = 0; i < plan.items.size(); ++i) {
+        if (plan.errors[i]) {
+            continue;
+        }
+        const std::string& name = plan.items[i].name;
+        if (const auto needed = folders.find(name); needed != folders.end()) {
+            refuse(i, needed->second, name, false);
+            continue;
+        }
+        bool refused = false;
+        for (std::string above = remote_parent(name); !above.empty() && !refused; above = remote_parent(above)) {
+            if (const auto file = files.find(above); file != files.end()) {
+                refuse(i, file->second, above, true);
+                refused = true;
+            }
+        }
+        if (refused) {
+            continue;
+        }
+        files.emplace(name, i);
+        for (std::string above = remote_parent(name); !above.empty(); above = remote_parent(above)) {
+            folders.emplace(above, i);
+        }
     }
 }
 
@@ -1773,6 +1826,7 @@ PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals
         }
     }
     refuse_shared_names(plan);
+    refuse_file_and_folder_at_one_name(plan);
     return plan;
 }
 } // namespace

@@ -1047,6 +1047,35 @@ class Folders(CliTest):
         with open(os.path.join(self.root, "t", "ta", "same"), "rb") as f:
             self.assertEqual(f.read(), b"ta")
 
+    def test_a_file_where_another_of_the_put_needs_a_folder_is_refused_before_any_byte_moves(self):
+        # Round 55's leftover: put -r t1/x x (a folder and a file for one
+        # server name) sent the first, and the server refused the second
+        # (not_regular_file or not_a_folder) after it. The first named
+        # keeps the name; the others get name_clash before any byte moves.
+        make_tree(self.local, {"t1/x/f": b"f", "t1/x/g": b"g", "x": b"the file x", "y": b"y", "k/z": b"z",
+                               "other/k": b"the file k"})
+        server = self.start_server()
+        for args, kept, refused in (
+                (("-r", "t1/x", "x", "y", "-C", "c1"), {"c1/x/f": b"f", "c1/x/g": b"g", "c1/y": b"y"}, ["c1/x"]),
+                (("-r", "x", "t1/x/", "y", "-C", "c2"), {"c2/x": b"the file x", "c2/y": b"y"},
+                 ["c2/x/f", "c2/x/g"]),
+                (("-r", "k", "other/k", "-C", "c4"), {"c4/k/z": b"z"}, ["c4/k"])):
+            with self.subTest(args=args):
+                top = os.path.join(self.root, os.path.dirname(next(iter(kept))) or ".")
+                report = self.json_of(self.ferry("--json", "put", *args, server=server))
+                self.assertEqual(sorted(f["name"] for f in report["files"] if not f["ok"]), refused, report)
+                self.assertEqual({f["error"]["code"] for f in report["files"] if not f["ok"]}, {"name_clash"})
+                self.assertTrue(all("on its own with --as or -C" in f["error"]["message"]
+                                    for f in report["files"] if not f["ok"]), report)
+                for name, data in kept.items():
+                    with open(os.path.join(self.root, name), "rb") as f:
+                        self.assertEqual(f.read(), data)
+                self.assertTrue(os.path.isdir(top))
+        text = self.ferry("put", "-r", "t1/x", "x", "-C", "c3", server=server)
+        self.assertEqual(text.returncode, 4, text.stderr)
+        self.assertIn(b'ferry: name_clash: "x" would be put as "c3/x", where "t1/x" puts a folder: only "t1/x" is '
+                      b"sent; put 'x' on its own with --as or -C\n", text.stderr)
+
     def test_one_local_file_named_twice_in_a_put_is_sent_once_without_an_error(self):
         # Round 54 (medium): refusing two files for one server name also
         # refused one file named twice (put x x, put x ./x, a link to its
