@@ -268,6 +268,15 @@ void Output::warning(const std::string& text) const
     }
 }
 
+void Output::warning(std::string text, std::vector<std::string>& json_notes) const
+{
+    if (json_) {
+        json_notes.push_back(std::move(text));
+    } else {
+        warning(text);
+    }
+}
+
 void Output::transferred(const TransferResult& result, bool upload) const
 {
     if (json_ || verbosity_ == Verbosity::quiet) {

@@ -128,6 +128,9 @@ public:
     // A warning for people on stderr ("ferry: note: ..."): something left
     // out on purpose (a symlink put -r does not follow). Nothing with -q or --json.
     void warning(const std::string& text) const;
+    // The same for a command that ends in one JSON object: with --json the
+    // text goes to that object's `notes` (stdout holds nothing else).
+    void warning(std::string text, std::vector<std::string>& json_notes) const;
     // "FROM -> TO: size, hash digest": the server's name on the left of a get,
     // the local path on the left of a put.
     void transferred(const TransferResult& result, bool upload) const;

@@ -212,11 +212,7 @@ public:
     void caution(const std::string& text)
     {
         const std::lock_guard lock(mutex_);
-        if (output_.json()) {
-            summary_.notes.push_back(text);
-        } else {
-            output_.warning(text);
-        }
+        output_.warning(text, summary_.notes);
     }
 
     SyncSummary& summary() { return summary_; }

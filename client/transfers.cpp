@@ -137,14 +137,7 @@ public:
     }
     // Something left out on purpose: a note on stderr for people, the
     // summary's `notes` under --json (stdout holds the one JSON object).
-    void note(std::string text)
-    {
-        if (output_.json()) {
-            summary_.notes.push_back(std::move(text));
-        } else {
-            output_.warning(text);
-        }
-    }
+    void note(std::string text) { output_.warning(std::move(text), summary_.notes); }
     // Ctrl-C: what was not done yet is reported as not done.
     void abandon_rest(const std::deque<std::size_t>& indices, const Error& why)
     {
