@@ -3,6 +3,7 @@
 #include "remote_paths.hpp"
 
 #include <glob.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
@@ -45,6 +46,13 @@ Result<std::vector<std::string>> expand_local_wildcards(const std::vector<std::s
     for (const std::string& word : typed) {
         if (!has_wildcard(word)) {
             expanded.push_back(unescape_wildcards(word));
+            continue;
+        }
+        // The shell's quotes are gone by now ('[x]' and [x] read alike), so
+        // a word that names a file as typed is that file: put '[x]' sends
+        // "[x]", never the "x" its pattern would match instead.
+        if (struct stat st{}; ::lstat(word.c_str(), &st) == 0) {
+            expanded.push_back(word);
             continue;
         }
         GlobMatches matches;

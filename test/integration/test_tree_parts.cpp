@@ -461,7 +461,9 @@ TEST_CASE("the shell's local wildcards: put's operands as sh expands them, a pat
     CHECK(expanded({"d?", "*/[xy]"}) == Paths{"d1", "d2", "d1/x", "d2/y"});
     // A name holding a wildcard character, escaped as a remote one is.
     CHECK(expanded({"m\\[1]"}) == Paths{"m[1]"});
-    CHECK(expanded({"m[1]"}) == Paths{"m1"});
+    CHECK(expanded({"m[1]"}) == Paths{"m[1]"}); // a file named as typed is that file, never its pattern's match
+    ferry::test::write_file(dir / "n1", "n1");
+    CHECK(expanded({"n[1]"}) == Paths{"n1"});
     CHECK(expanded({"m\\[1"}) == Paths{"m[1"}); // no wildcard left: only the escape undone, not checked
     // Matching nothing, below a missing folder or a file too: refused, as zsh refuses it.
     for (const char* none : {"*.gz", "nowhere/*", "note.txt/*"}) {
