@@ -68,7 +68,10 @@ Result<std::vector<std::string>> expand_local_wildcards(const std::vector<std::s
             return Error{ErrorCode::local_io, "cannot expand '" + word + "': out of memory"};
         }
         for (std::size_t i = 0; i < matches.get()->gl_pathc; ++i) {
-            expanded.emplace_back(matches.get()->gl_pathv[i]);
+            // A match is a file's name, never an option or put's "-"
+            // (standard input): "-" and "-x" go as "./-" and "./-x".
+            const std::string match = matches.get()->gl_pathv[i];
+            expanded.push_back(match.starts_with('-') ? "./" + match : match);
         }
     }
     return expanded;

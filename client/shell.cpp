@@ -248,6 +248,18 @@ public:
             std::fflush(stdout);
             return Outcome{};
         }
+        if (command == grammar.put) {
+            // No other shell expanded this line's local wildcards; expanded
+            // before the checks of the command's shape, so that a pattern
+            // matching several files is refused with --as as several typed
+            // names are, before anything moves.
+            auto locals = expand_local_wildcards(grammar.arguments.locals);
+            if (!locals) {
+                output_.error(locals.error());
+                return Outcome{exit_status(locals.error().code)};
+            }
+            grammar.arguments.locals = std::move(locals.value());
+        }
         if (const auto misuse = grammar.misuse()) {
             complain(output_, *misuse);
             return Outcome{kExitUsage};
@@ -308,13 +320,7 @@ public:
                 remove_made_folders(made);
             }
         } else {
-            // No other shell expanded this line's local wildcards.
-            auto locals = expand_local_wildcards(arguments.locals);
-            if (!locals) {
-                output_.error(locals.error());
-                return Outcome{exit_status(locals.error().code)};
-            }
-            status = run_puts(*server, output_, locals.value(),
+            status = run_puts(*server, output_, arguments.locals,
                               PutPlacement{optional(arguments.as), optional(arguments.folder), current_},
                               grammar.transfer_flags(hash_, 0));
         }
