@@ -1221,6 +1221,35 @@ GetItem listed_item(const std::string& remote, const std::string& local, const G
     return GetItem{remote, local, slash == std::string::npos ? std::string(".") : local.substr(0, std::max<std::size_t>(slash, 1))};
 }
 
+// The same server file bound for the same local name more than once (get
+// a1.txt 'a*.txt', get -r t t/): one download, with a note, as put sends a
+// local file named twice once; never a name clash with itself, nor
+// counted twice. A tree named twice gives one note, not one per file.
+void drop_repeated_gets(GetPlan& plan)
+{
+    std::set<std::pair<std::string, std::string>> planned; // (server name, local name)
+    for (std::size_t i = 0; i < plan.items.size();) {
+        const GetItem& item = plan.items[i];
+        if (plan.errors[i] || planned.emplace(item.name, item.local).second) {
+            ++i;
+            continue;
+        }
+        std::string note =
+            item.tree_root.empty()
+                ? "\"" + printable(item.name) + "\" is named twice: got once, as \"" + printable(item.local) + "\""
+                : "\"" + printable(item.tree_root) + "\" is named twice: its files are got once";
+        if (std::find(plan.notes.begin(), plan.notes.end(), note) == plan.notes.end()) {
+            plan.notes.push_back(std::move(note));
+        }
+        const auto at = static_cast<std::ptrdiff_t>(i);
+        plan.items.erase(plan.items.begin() + at);
+        plan.errors.erase(plan.errors.begin() + at);
+        plan.typed_names.erase(plan.typed_names.begin() + at);
+        plan.follow_their_folders.erase(plan.follow_their_folders.begin() + at);
+        plan.typed_as.erase(plan.typed_as.begin() + at);
+    }
+}
+
 GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
                   const GetPlacement& placement, const TransferFlags& flags, const std::string& current)
 {
@@ -1316,6 +1345,7 @@ GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
                                  "\"" + printable(typed) + "\" matches only folders: get -r downloads folders"});
         }
     }
+    drop_repeated_gets(plan);
     return plan;
 }
 

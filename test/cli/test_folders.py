@@ -1076,6 +1076,31 @@ class Folders(CliTest):
         self.assertIn(b'ferry: name_clash: "x" would be put as "c3/x", where "t1/x" puts a folder: only "t1/x" is '
                       b"sent; put 'x' on its own with --as or -C\n", text.stderr)
 
+    def test_one_server_file_named_twice_in_a_get_is_got_once_without_an_error(self):
+        # Round 56, F4: get a1.txt 'a*.txt' failed with a name clash of a1.txt
+        # with itself (exit 4), and with -n counted it twice. As put does:
+        # got once, with a note, exit 0, counted once.
+        make_tree(self.root, {"a1.txt": b"a1", "a2.txt": b"a2", "t/x": b"x", "t/sub/y": b"y"})
+        server = self.start_server()
+        for words, got in ((["a1.txt", "a*.txt"], {"a1.txt": b"a1", "a2.txt": b"a2"}),
+                           (["a1.txt", "./a1.txt", "/a1.txt"], {"a1.txt": b"a1"}),
+                           (["-r", "t", "t/", "-C", "g"], {"g/t/x": b"x", "g/t/sub/y": b"y"})):
+            for flags in ([], ["-n"]):
+                with self.subTest(words=words, flags=flags):
+                    result = self.ferry("--json", "get", *flags, *words, server=server)
+                    self.assertEqual(result.returncode, 0, result.stderr)
+                    report = self.json_of(result)
+                    self.assertEqual(sorted(f["local"] for f in report["files"]), sorted(got), report)
+                    self.assertEqual(report["summary"]["files"], len(got), report)
+                    self.assertEqual(len(report["notes"]), 1, report)
+                    self.assertIn("named twice", report["notes"][0])
+                    for name, body in got.items():
+                        with open(os.path.join(self.local, name), "rb") as f:
+                            self.assertEqual(f.read(), body)
+        text = self.ferry("get", "a1.txt", "a1.txt", server=server)
+        self.assertEqual(text.returncode, 0, text.stderr)
+        self.assertIn(b'ferry: note: "a1.txt" is named twice: got once, as "a1.txt"', text.stderr)
+
     def test_one_local_file_named_twice_in_a_put_is_sent_once_without_an_error(self):
         # Round 54 (medium): refusing two files for one server name also
         # refused one file named twice (put x x, put x ./x, a link to its
@@ -2350,6 +2375,25 @@ class ShellExpandsLocalWildcards(CliTest):
         self.assertEqual(none.returncode, 3, none.stderr)
         self.assertIn(b"ferry: local_io: no match for '*.gz' on this machine", none.stderr)
         self.assertNotIn("note.txt", tree(self.root))
+
+    def test_a_match_is_a_file_never_standard_input_and_is_checked_as_typed_names_are(self):
+        # Round 56, F1: '?' matched a local file "-", which put read as
+        # standard input: the rest of the batch script went up as "-".
+        # F3: 'put *.log --as one' sent the first match and refused the
+        # rest, where two typed names with --as are refused before anything.
+        server = self.start_server()
+        self.write(os.path.join(self.local, "-"), b"the file named dash")
+        self.write(os.path.join(self.local, "-x"), b"the file named -x")
+        for name in ("a.log", "b.log"):
+            self.write(os.path.join(self.local, name), name.encode())
+        script = b"put ?\nput ?x\n" + b"".join(b"ls z%d\n" % i for i in range(50))
+        done = self.ferry(server=server, stdin=script)
+        self.assertEqual(tree(self.root), {"-": b"the file named dash", "-x": b"the file named -x"}, done.stderr)
+        for line in (b"put *.log --as one\n", b"put ?.log -p --as one\n"):
+            refused = self.ferry(server=server, stdin=line)
+            self.assertEqual(refused.returncode, 2, refused.stderr)
+            self.assertIn(b"--as names one file", refused.stderr)
+            self.assertNotIn("one", tree(self.root))
 
 
 class ShellFolderNamedWithWildcards(CliTest):
