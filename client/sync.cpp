@@ -1109,9 +1109,9 @@ void remove_extras(Connection& connection, Tally& tally, const SyncArguments& ar
     }
     const auto outcomes =
         pull ? remove_local_steps(arguments, steps, scan) : remove_remote_steps(connection, arguments, steps);
-    report_removals(tally, plan, dest, steps, outcomes, [&](const std::string& path) {
-        return pull ? local_join(arguments.local, path) : join_remote(arguments.remote, path);
-    });
+    // Named as the dry run names them (in the shell, below its folder).
+    report_removals(tally, plan, dest, steps, outcomes,
+                    [&](const std::string& path) { return receiving_name(arguments, path); });
 }
 
 // A pull's files found equal by content (--checksum) whose time differs:

@@ -1687,6 +1687,28 @@ class NotesOfOneShape(SyncTest):
                                     for e, name in zip(sorted(summary["errors"], key=lambda e: e["path"]),
                                                        sorted(names))), summary["errors"])
 
+    def test_the_shell_names_a_real_run_s_deletions_as_its_dry_run_does(self):
+        # Round 56, F5: after cd, a dry run named what it would delete below
+        # the shell's folder ("would delete x"), the real run from the root
+        # ("deleted top/sub/x").
+        os.makedirs(os.path.join(self.root, "top", "sub", "ex"))
+        for rel in ("top/sub/x", "top/sub/ex/.hidden"):
+            with open(os.path.join(self.root, rel), "wb") as f:
+                f.write(b"x")
+        with open(os.path.join(self.src, "kept"), "wb") as f:
+            f.write(b"k")
+        script = b"cd top/sub\nsync --delete --dry-run src :\nsync --delete src :\n"
+        result = subprocess.run(self.argv(), cwd=self.local, env=self.env, input=script, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, timeout=120)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        lines = result.stdout.decode().splitlines()
+        for line in ("would delete x", "deleted x", "kept ex, not on the sending side: ex holds entries the server "
+                     "does not list, which --delete never removes"):
+            self.assertIn(line, lines)
+        # Only the shell's folder itself is named from the root ("/top/sub/").
+        self.assertNotIn("top/sub/x", result.stdout.decode())
+        self.assertNotIn("top/sub/ex", result.stdout.decode())
+
     def test_a_run_that_deletes_nothing_in_a_folder_that_stays_says_kept_not_deleted_0_entries(self):
         # Round 55's leftover: every up-to-date run said "deleted 0 entries
         # in X; the folder stays", a deletion that did not happen.
