@@ -903,6 +903,23 @@ struct TreeFolder {
 // What a get command will do, worked out before any file moves: the files
 // (with those that already failed, by index), and with -r the local
 // folders made, with the server's times for -p, and those that could not be.
+// `items` less those whose mark in `kept` is false, in order, in one pass
+// (erasing one at a time is quadratic in a tree named twice).
+template <typename Item>
+void keep_marked(std::vector<Item>& items, const std::vector<bool>& kept)
+{
+    std::size_t out = 0;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (kept[i]) {
+            if (out != i) {
+                items[out] = std::move(items[i]);
+            }
+            ++out;
+        }
+    }
+    items.erase(items.begin() + static_cast<std::ptrdiff_t>(out), items.end());
+}
+
 struct GetPlan {
     std::vector<GetItem> items;
     std::vector<std::optional<Error>> errors;
@@ -1228,10 +1245,10 @@ GetItem listed_item(const std::string& remote, const std::string& local, const G
 void drop_repeated_gets(GetPlan& plan)
 {
     std::set<std::pair<std::string, std::string>> planned; // (server name, local name)
-    for (std::size_t i = 0; i < plan.items.size();) {
+    std::vector<bool> got(plan.items.size(), true);
+    for (std::size_t i = 0; i < plan.items.size(); ++i) {
         const GetItem& item = plan.items[i];
         if (plan.errors[i] || planned.emplace(item.name, item.local).second) {
-            ++i;
             continue;
         }
         std::string note =
@@ -1241,13 +1258,13 @@ void drop_repeated_gets(GetPlan& plan)
         if (std::find(plan.notes.begin(), plan.notes.end(), note) == plan.notes.end()) {
             plan.notes.push_back(std::move(note));
         }
-        const auto at = static_cast<std::ptrdiff_t>(i);
-        plan.items.erase(plan.items.begin() + at);
-        plan.errors.erase(plan.errors.begin() + at);
-        plan.typed_names.erase(plan.typed_names.begin() + at);
-        plan.follow_their_folders.erase(plan.follow_their_folders.begin() + at);
-        plan.typed_as.erase(plan.typed_as.begin() + at);
+        got[i] = false;
     }
+    keep_marked(plan.items, got);
+    keep_marked(plan.errors, got);
+    keep_marked(plan.typed_names, got);
+    keep_marked(plan.follow_their_folders, got);
+    keep_marked(plan.typed_as, got);
 }
 
 GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
@@ -1453,14 +1470,14 @@ std::string named_twice_note(const PutItem& holder, const std::string& holder_sh
            ": put once, as \"" + printable(holder.name) + "\"";
 }
 
-// Drops item i from every list the plan keeps by item.
-void drop_item(PutPlan& plan, std::size_t i)
+// Drops from every list the plan keeps by item those not marked kept, in
+// one pass: a tree named twice drops as many items as it has files.
+void keep_marked(PutPlan& plan, const std::vector<bool>& kept)
 {
-    const auto at = static_cast<std::ptrdiff_t>(i);
-    plan.items.erase(plan.items.begin() + at);
-    plan.shown.erase(plan.shown.begin() + at);
-    plan.errors.erase(plan.errors.begin() + at);
-    plan.typed_names.erase(plan.typed_names.begin() + at);
+    keep_marked(plan.items, kept);
+    keep_marked(plan.shown, kept);
+    keep_marked(plan.errors, kept);
+    keep_marked(plan.typed_names, kept);
 }
 
 // `path` as one word a shell reads back as this path, never as an option.
@@ -1480,14 +1497,13 @@ std::string local_word(const std::string& path)
 void refuse_shared_names(PutPlan& plan)
 {
     std::map<std::string, std::size_t> first; // the server name -> the item that keeps it
-    for (std::size_t i = 0; i < plan.items.size();) {
+    std::vector<bool> put(plan.items.size(), true);
+    for (std::size_t i = 0; i < plan.items.size(); ++i) {
         if (plan.errors[i]) {
-            ++i;
             continue;
         }
         const auto [kept, fresh] = first.emplace(plan.items[i].name, i);
         if (fresh) {
-            ++i;
             continue;
         }
         PutItem& holder = plan.items[kept->second];
@@ -1500,8 +1516,8 @@ void refuse_shared_names(PutPlan& plan)
             }
             // Either naming may have asked for the missing folders.
             holder.parents = holder.parents || plan.items[i].parents;
-            drop_item(plan, i);
-            continue;
+            put[i] = false;
+            break;
         case Namings::two_files:
             plan.errors[i] =
                 Error{ErrorCode::name_clash, "\"" + printable(plan.shown[i]) + "\" and \"" + printable(other) +
@@ -1512,8 +1528,8 @@ void refuse_shared_names(PutPlan& plan)
         case Namings::unknown:
             break;
         }
-        ++i;
     }
+    keep_marked(plan, put);
 }
 
 // A file of one put named where another of its files needs a folder

@@ -386,7 +386,7 @@ class Folders(CliTest):
         # the operand as typed. A folder on the way that the message names
         # is still the server's path.
         server = self.start_server()
-        make_tree(self.root, {"f": b"1", "d/sub/g": b"2", "e/h": b"3"})
+        make_tree(self.root, {"f": b"1", "d/sub/g": b"2", "e/h": b"3", "e/g": b"4"})
         before = tree(self.root)
         for argv, said in ((["rm", "d/../nope"], 'nothing named "d/../nope"'),
                            (["rm", "d/sub/../../e"], '"d/sub/../../e" is not empty'),
@@ -427,15 +427,21 @@ class Folders(CliTest):
                            # claim is named as the server's path.)
                            (["mv", "d/../nope", "nope"], 'not_found: nothing named "nope"'),
                            # Round 52 F4: a name clash named both files by
-                           # their server paths ("f" and "f").
-                           (["get", "f", "d/../f", "-C", "got"],
-                            '"d/../f" and "f" would both use the local name "got/f"'),
-                           (["get", "e/../f", "f", "-C", "got2"],
-                            '"f" and "e/../f" would both use the local name "got2/f"')):
+                           # their server paths ("g" and "g"). (One file named
+                           # twice is got once since round 56: below.)
+                           (["get", "d/sub/g", "d/../e/g", "-C", "got"],
+                            '"d/../e/g" and "d/sub/g" would both use the local name "got/g"'),
+                           (["get", "e/../d/sub/g", "e/g", "-C", "got2"],
+                            '"e/g" and "e/../d/sub/g" would both use the local name "got2/g"')):
             with self.subTest(argv=argv):
                 run = self.ferry(*argv, server=server)
                 self.assertNotEqual(run.returncode, 0, run.stdout)
                 self.assertIn(said, run.stderr.decode())
+        for argv in (["get", "f", "d/../f", "-C", "got3"], ["get", "e/../f", "f", "-C", "got4"]):
+            with self.subTest(argv=argv):
+                run = self.ferry(*argv, server=server)
+                self.assertEqual(run.returncode, 0, run.stderr)
+                self.assertIn(b'"f" is named twice: got once, as "got', run.stderr)
         shell = self.ferry(server=server,
                            stdin=b"cd d\n-stat ../nope\n-rm sub/../../e\n-mkdir ../f\n-rm ../nope\n-get sub/../../nope\n")
         self.assertEqual([line.split(": ", 2)[2] for line in shell.stderr.decode().splitlines()],
