@@ -67,11 +67,23 @@ Result<std::vector<std::string>> expand_local_wildcards(const std::vector<std::s
         if (result != 0) { // GLOB_NOSPACE
             return Error{ErrorCode::local_io, "cannot expand '" + word + "': out of memory"};
         }
+        std::size_t taken = 0;
         for (std::size_t i = 0; i < matches.get()->gl_pathc; ++i) {
+            const std::string match = matches.get()->gl_pathv[i];
+            // ".*" matches "." and "..", which name no file of the folder
+            // (put -r .* would send the folder and its parent): left out,
+            // as bash 5.2's globskipdots and zsh leave them.
+            const std::string last = match.substr(match.rfind('/') == std::string::npos ? 0 : match.rfind('/') + 1);
+            if (last == "." || last == "..") {
+                continue;
+            }
             // A match is a file's name, never an option or put's "-"
             // (standard input): "-" and "-x" go as "./-" and "./-x".
-            const std::string match = matches.get()->gl_pathv[i];
             expanded.push_back(match.starts_with('-') ? "./" + match : match);
+            ++taken;
+        }
+        if (taken == 0) {
+            return Error{ErrorCode::local_io, "no match for '" + word + "' on this machine"};
         }
     }
     return expanded;

@@ -14,7 +14,8 @@ namespace ferry::client {
 // pattern rules of sh; a leading '.' of a name is matched only by a
 // pattern's own '.', so hidden files stay out of `*`), where it holds a
 // wildcard (*, ? or [) not escaped by a backslash: its matches, sorted,
-// in its place, unless a file is named so as typed: the shell's quotes are
+// in its place ("." and ".." left out, as bash 5.2 and zsh leave them),
+// unless a file is named so as typed: the shell's quotes are
 // gone by then, so put '[x]' must still send "[x]", not "x". A match
 // starting with '-' comes as "./-...": a file, never standard input. A word without one is itself with its escapes
 // undone, as a remote name's are (remote_paths.hpp: "m\[1]" names "m[1]"); the same backslash rule holds in a pattern,

@@ -458,6 +458,7 @@ TEST_CASE("the shell's local wildcards: put's operands as sh expands them, a pat
     // Sorted, in the place of the pattern, and hidden names left out of '*'.
     CHECK(expanded({"note.txt", "*.log", "m1"}) == Paths{"note.txt", "a.log", "b.log", "m1"});
     CHECK(expanded({".*.log"}) == Paths{".hidden.log"});
+    CHECK(expanded({".*"}) == Paths{".hidden.log"}); // never "." or "..", which name no file here
     CHECK(expanded({"d?", "*/[xy]"}) == Paths{"d1", "d2", "d1/x", "d2/y"});
     // A name holding a wildcard character, escaped as a remote one is.
     CHECK(expanded({"m\\[1]"}) == Paths{"m[1]"});
@@ -466,7 +467,7 @@ TEST_CASE("the shell's local wildcards: put's operands as sh expands them, a pat
     CHECK(expanded({"n[1]"}) == Paths{"n1"});
     CHECK(expanded({"m\\[1"}) == Paths{"m[1"}); // no wildcard left: only the escape undone, not checked
     // Matching nothing, below a missing folder or a file too: refused, as zsh refuses it.
-    for (const char* none : {"*.gz", "nowhere/*", "note.txt/*"}) {
+    for (const char* none : {"*.gz", "nowhere/*", "note.txt/*", "d1/.*"}) {
         const auto refused = expand_local_wildcards({dir / none});
         REQUIRE_FALSE(refused.ok());
         CHECK(refused.error().code == ferry::ErrorCode::local_io);
