@@ -1244,20 +1244,15 @@ GetItem listed_item(const std::string& remote, const std::string& local, const G
 // counted twice. A tree named twice gives one note, not one per file.
 void drop_repeated_gets(GetPlan& plan)
 {
-    std::set<std::pair<std::string, std::string>> planned; // (server name, local name)
+    std::set<std::pair<std::string, std::string>> planned;  // (server name, local name)
+    std::set<std::pair<std::string, std::string>> repeated; // those named more than once
     std::vector<bool> got(plan.items.size(), true);
     for (std::size_t i = 0; i < plan.items.size(); ++i) {
         const GetItem& item = plan.items[i];
         if (plan.errors[i] || planned.emplace(item.name, item.local).second) {
             continue;
         }
-        std::string note =
-            item.tree_root.empty()
-                ? "\"" + printable(item.name) + "\" is named twice: got once, as \"" + printable(item.local) + "\""
-                : "\"" + printable(item.tree_root) + "\" is named twice: its files are got once";
-        if (std::find(plan.notes.begin(), plan.notes.end(), note) == plan.notes.end()) {
-            plan.notes.push_back(std::move(note));
-        }
+        repeated.emplace(item.name, item.local);
         got[i] = false;
     }
     keep_marked(plan.items, got);
@@ -1265,6 +1260,19 @@ void drop_repeated_gets(GetPlan& plan)
     keep_marked(plan.typed_names, got);
     keep_marked(plan.follow_their_folders, got);
     keep_marked(plan.typed_as, got);
+    // Said of the file, not of its fate: it may still fail, or yield its
+    // local name to another file (a name clash), as any file of a get may.
+    // A tree named twice is one note, not one per file.
+    constexpr std::size_t kNamedOneByOne = 3;
+    if (repeated.size() <= kNamedOneByOne) {
+        for (const auto& [name, local] : repeated) {
+            plan.notes.push_back("\"" + printable(name) + "\" is named more than once for \"" + printable(local) +
+                                 "\": it counts once");
+        }
+    } else if (!repeated.empty()) {
+        plan.notes.push_back(std::to_string(repeated.size()) + " files are named more than once for one local " +
+                             "name (\"" + printable(repeated.begin()->first) + "\" among them): each counts once");
+    }
 }
 
 GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
@@ -1383,6 +1391,16 @@ struct PutPlan {
     // Whether each item's name is its --as as typed (which could not be
     // resolved), not a path from the root.
     std::vector<bool> typed_names;
+    // put -r's folders that hold no file (its files' puts make the others):
+    // made once every name of the put is settled (make_empty_folders).
+    struct EmptyFolder {
+        std::string path;   // on the server; emptied when refused
+        std::string shown;  // the local folder
+        std::string given;  // what put was given that holds it
+        FolderModes modes;  // of it and the folders above it it makes
+        std::size_t before; // the number of items planned before it
+    };
+    std::vector<EmptyFolder> empty_folders;
 
     void add(PutItem item, std::string from, std::optional<Error> error = std::nullopt, bool typed_name = false)
     {
@@ -1497,6 +1515,7 @@ std::string local_word(const std::string& path)
 void refuse_shared_names(PutPlan& plan)
 {
     std::map<std::string, std::size_t> first; // the server name -> the item that keeps it
+    std::map<std::string, std::vector<std::size_t>> refused; // the server name -> the items refused it
     std::vector<bool> put(plan.items.size(), true);
     for (std::size_t i = 0; i < plan.items.size(); ++i) {
         if (plan.errors[i]) {
@@ -1518,13 +1537,25 @@ void refuse_shared_names(PutPlan& plan)
             holder.parents = holder.parents || plan.items[i].parents;
             put[i] = false;
             break;
-        case Namings::two_files:
+        case Namings::two_files: {
+            // One file refused already for this name, named again: one
+            // refusal, not two (put pa/x pb/x ./pb/x).
+            auto& earlier = refused[plan.items[i].name];
+            if (std::any_of(earlier.begin(), earlier.end(), [&](std::size_t r) {
+                    return compare_namings(plan.items[r], plan.shown[r], plan.items[i], plan.shown[i]) ==
+                           Namings::one_file;
+                })) {
+                put[i] = false;
+                break;
+            }
+            earlier.push_back(i);
             plan.errors[i] =
                 Error{ErrorCode::name_clash, "\"" + printable(plan.shown[i]) + "\" and \"" + printable(other) +
                                                  "\" would both be put as \"" + printable(plan.items[i].name) +
                                                  "\": only \"" + printable(other) + "\" is sent; put " +
                                                  local_word(plan.shown[i]) + " on its own with --as or -C"};
             break;
+        }
         case Namings::unknown:
             break;
         }
@@ -1539,46 +1570,102 @@ void refuse_shared_names(PutPlan& plan)
 // name and each later one is refused (name_clash) before any byte moves.
 void refuse_file_and_folder_at_one_name(PutPlan& plan)
 {
-    std::map<std::string, std::size_t> files;   // a file's server name -> its item
-    std::map<std::string, std::size_t> folders; // a folder some file needs -> the first such item
-    // What put was given that holds item i: its folder for a file of put -r.
+    // The server name of each file, and of each folder a file or an empty
+    // folder of put -r needs -> what put was given that holds it (for
+    // put -r the folder, as typed).
+    std::map<std::string, std::string> files;
+    std::map<std::string, std::string> folders;
     const auto given = [&](std::size_t i) {
         return plan.items[i].listed ? folder_of_typed(plan.items[i].listed->root) : plan.shown[i];
     };
-    // Item i refused for `kept`'s sake: its file at `at` (kept_is_file) or
-    // below it, a folder.
-    const auto refuse = [&](std::size_t i, std::size_t kept, const std::string& at, bool kept_is_file) {
-        const std::string where =
-            kept_is_file
-                ? "would be put as \"" + printable(plan.items[i].name) + "\", below \"" + printable(at) +
-                      "\", where \"" + printable(given(kept)) + "\" is put as a file"
-                : "would be put as \"" + printable(at) + "\", where \"" + printable(given(kept)) + "\" puts a folder";
-        plan.errors[i] = Error{ErrorCode::name_clash, "\"" + printable(plan.shown[i]) + "\" " + where + ": only \"" +
-                                                          printable(given(kept)) + "\" is sent; put " +
-                                                          local_word(given(i)) + " on its own with --as or -C"};
+    const auto refusal = [](const std::string& shown, const std::string& where, const std::string& kept,
+                            const std::string& own) {
+        return Error{ErrorCode::name_clash, "\"" + printable(shown) + "\" " + where + ": only \"" + printable(kept) +
+                                                "\" is sent; put " + local_word(own) + " on its own with --as or -C"};
+    };
+    // The first file at `path` (when `itself`) or above it.
+    const auto file_at_or_above = [&](const std::string& path, bool itself) {
+        for (std::string at = itself ? path : remote_parent(path); !at.empty(); at = remote_parent(at)) {
+            if (const auto file = files.find(at); file != files.end()) {
+                return file;
+            }
+        }
+        return files.end();
+    };
+    const auto need_folders = [&](const std::string& path, const std::string& who) {
+        for (std::string at = path; !at.empty(); at = remote_parent(at)) {
+            folders.emplace(at, who);
+        }
+    };
+    // The empty folders planned before item `before`: each refused where a
+    // file named earlier stands at or above it, else it needs its folders.
+    std::size_t next_folder = 0;
+    std::set<std::string> refused_folders;
+    const auto settle_folders_before = [&](std::size_t before) {
+        for (; next_folder < plan.empty_folders.size() && plan.empty_folders[next_folder].before <= before;
+             ++next_folder) {
+            auto& folder = plan.empty_folders[next_folder];
+            if (const auto file = file_at_or_above(folder.path, true); file != files.end()) {
+                // One line for a tree's top; those below it follow it (FolderFailure).
+                bool follows = false;
+                for (std::string at = remote_parent(folder.path); !at.empty() && !follows; at = remote_parent(at)) {
+                    follows = refused_folders.contains(at);
+                }
+                plan.failed_folders.push_back(
+                    {folder.path, folder.shown,
+                     refusal(folder.shown,
+                             "would be made as \"" + printable(folder.path) + "\", where \"" + printable(file->second) +
+                                 "\" is put as the file \"" + printable(file->first) + "\"",
+                             file->second, folder.given),
+                     follows});
+                refused_folders.insert(folder.path);
+                folder.path.clear(); // not made
+                continue;
+            }
+            need_folders(folder.path, folder.given);
+        }
     };
     for (std::size_t i = 0; i < plan.items.size(); ++i) {
+        settle_folders_before(i);
         if (plan.errors[i]) {
             continue;
         }
         const std::string& name = plan.items[i].name;
         if (const auto needed = folders.find(name); needed != folders.end()) {
-            refuse(i, needed->second, name, false);
+            plan.errors[i] = refusal(plan.shown[i],
+                                     "would be put as \"" + printable(name) + "\", where \"" +
+                                         printable(needed->second) + "\" puts a folder",
+                                     needed->second, given(i));
             continue;
         }
-        bool refused = false;
-        for (std::string above = remote_parent(name); !above.empty() && !refused; above = remote_parent(above)) {
-            if (const auto file = files.find(above); file != files.end()) {
-                refuse(i, file->second, above, true);
-                refused = true;
-            }
-        }
-        if (refused) {
+        if (const auto file = file_at_or_above(name, false); file != files.end()) {
+            plan.errors[i] = refusal(plan.shown[i],
+                                     "would be put as \"" + printable(name) + "\", below \"" + printable(file->first) +
+                                         "\", where \"" + printable(file->second) + "\" is put as a file",
+                                     file->second, given(i));
             continue;
         }
-        files.emplace(name, i);
-        for (std::string above = remote_parent(name); !above.empty(); above = remote_parent(above)) {
-            folders.emplace(above, i);
+        files.emplace(name, given(i));
+        need_folders(remote_parent(name), given(i));
+    }
+    settle_folders_before(plan.items.size());
+}
+
+// put -r's folders that hold no file, made now that every name of the put
+// is settled; a refused one (emptied path) is not.
+void make_empty_folders(Connection& connection, PutPlan& plan)
+{
+    for (const auto& folder : plan.empty_folders) {
+        if (folder.path.empty()) {
+            continue;
+        }
+        Status made = ensure_open(connection);
+        if (made) {
+            auto reply = make_remote_folder(connection, folder.path, true, folder.modes);
+            made = reply ? success() : Status(reply.error());
+        }
+        if (!made) {
+            plan.failed_folders.push_back({folder.path, folder.shown, made.error()});
         }
     }
 }
@@ -1718,15 +1805,8 @@ void plan_local_tree(Connection& connection, PutPlan& plan, const std::string& l
         }
     }
     for (const auto& folder : empty_folders) {
-        const std::string path = join_remote(remote, folder);
-        Status made = ensure_open(connection);
-        if (made) {
-            auto reply = make_remote_folder(connection, path, true, folder_modes.of(folder));
-            made = reply ? success() : Status(reply.error());
-        }
-        if (!made) {
-            plan.failed_folders.push_back({path, folder.empty() ? local : shown(folder), made.error()});
-        }
+        plan.empty_folders.push_back({join_remote(remote, folder), folder.empty() ? local : shown(folder), shown_folder,
+                                      folder_modes.of(folder), plan.items.size()});
     }
     for (const auto& entry : tree->entries) {
         if (!entry.folder) {
@@ -1866,6 +1946,7 @@ PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals
     }
     refuse_shared_names(plan);
     refuse_file_and_folder_at_one_name(plan);
+    make_empty_folders(connection, plan);
     return plan;
 }
 } // namespace

@@ -441,7 +441,7 @@ class Folders(CliTest):
             with self.subTest(argv=argv):
                 run = self.ferry(*argv, server=server)
                 self.assertEqual(run.returncode, 0, run.stderr)
-                self.assertIn(b'"f" is named twice: got once, as "got', run.stderr)
+                self.assertIn(b'"f" is named more than once for "got', run.stderr)
         shell = self.ferry(server=server,
                            stdin=b"cd d\n-stat ../nope\n-rm sub/../../e\n-mkdir ../f\n-rm ../nope\n-get sub/../../nope\n")
         self.assertEqual([line.split(": ", 2)[2] for line in shell.stderr.decode().splitlines()],
@@ -1041,6 +1041,11 @@ class Folders(CliTest):
         report = self.json_of(self.ferry("--json", "put", "pb/x", "pa/x", "-C", "e", server=server))
         self.assertEqual([(f["name"], f.get("error", {}).get("code")) for f in report["files"]],
                          [("e/x", None), ("e/x", "name_clash")], report)
+        # Round 57: the refused file named twice was refused twice ("3 files
+        # sent: 1 ok, 2 failed"); it is one file, refused once.
+        again = self.json_of(self.ferry("--json", "put", "pb/x", "pa/x", "./pa/x", "-C", "e2", server=server))
+        self.assertEqual([(f["name"], f.get("error", {}).get("code")) for f in again["files"]],
+                         [("e2/x", None), ("e2/x", "name_clash")], again)
         # Two trees into one folder: their files merge, and the file both
         # have is put once, from the first.
         os.rename(os.path.join(self.local, "tb"), os.path.join(self.local, "other"))
@@ -1077,6 +1082,24 @@ class Folders(CliTest):
                     with open(os.path.join(self.root, name), "rb") as f:
                         self.assertEqual(f.read(), data)
                 self.assertTrue(os.path.isdir(top))
+        # Round 57: an empty folder of put -r was made while the put was
+        # planned, before any name was settled, so it took the name of a
+        # file named before it (and the file was refused by the server).
+        os.makedirs(os.path.join(self.local, "E", "x"))
+        os.makedirs(os.path.join(self.local, "F", "x", "y"))
+        for args, top, kind, failed in ((("-r", "x", "E/x", "-C", "c5"), "c5", "file", (["c5/x"], [])),
+                                        (("-r", "E/x", "x", "-C", "c6"), "c6", "folder", ([], ["c6/x"])),
+                                        (("-r", "x", "F/x", "-C", "c7"), "c7", "file", (["c7/x", "c7/x/y"], []))):
+            with self.subTest(args=args):
+                report = self.json_of(self.ferry("--json", "put", *args, server=server))
+                self.assertEqual(sorted(f["name"] for f in report.get("failed_folders", [])), failed[0], report)
+                self.assertEqual([f["name"] for f in report["files"] if not f["ok"]], failed[1], report)
+                self.assertEqual({f["error"]["code"] for f in report.get("failed_folders", [])} |
+                                 {f["error"]["code"] for f in report["files"] if not f["ok"]}, {"name_clash"})
+                made = os.path.join(self.root, top, "x")
+                self.assertTrue(os.path.isfile(made) if kind == "file" else os.path.isdir(made), report)
+        nested = self.ferry("put", "-r", "x", "F/x", "-C", "c8", server=server)
+        self.assertEqual(nested.stderr.count(b"name_clash"), 1, nested.stderr)  # F/x/y follows F/x
         text = self.ferry("put", "-r", "t1/x", "x", "-C", "c3", server=server)
         self.assertEqual(text.returncode, 4, text.stderr)
         self.assertIn(b'ferry: name_clash: "x" would be put as "c3/x", where "t1/x" puts a folder: only "t1/x" is '
@@ -1086,11 +1109,13 @@ class Folders(CliTest):
         # Round 56, F4: get a1.txt 'a*.txt' failed with a name clash of a1.txt
         # with itself (exit 4), and with -n counted it twice. As put does:
         # got once, with a note, exit 0, counted once.
-        make_tree(self.root, {"a1.txt": b"a1", "a2.txt": b"a2", "t/x": b"x", "t/sub/y": b"y"})
+        make_tree(self.root, {"a1.txt": b"a1", "a2.txt": b"a2", "t/x": b"x", "t/sub/y": b"y", "t/z": b"z",
+                              "t/sub/w": b"w"})
         server = self.start_server()
         for words, got in ((["a1.txt", "a*.txt"], {"a1.txt": b"a1", "a2.txt": b"a2"}),
                            (["a1.txt", "./a1.txt", "/a1.txt"], {"a1.txt": b"a1"}),
-                           (["-r", "t", "t/", "-C", "g"], {"g/t/x": b"x", "g/t/sub/y": b"y"})):
+                           (["-r", "t", "t/", "-C", "g"],
+                            {"g/t/x": b"x", "g/t/sub/y": b"y", "g/t/z": b"z", "g/t/sub/w": b"w"})):
             for flags in ([], ["-n"]):
                 with self.subTest(words=words, flags=flags):
                     result = self.ferry("--json", "get", *flags, *words, server=server)
@@ -1099,13 +1124,24 @@ class Folders(CliTest):
                     self.assertEqual(sorted(f["local"] for f in report["files"]), sorted(got), report)
                     self.assertEqual(report["summary"]["files"], len(got), report)
                     self.assertEqual(len(report["notes"]), 1, report)
-                    self.assertIn("named twice", report["notes"][0])
+                    self.assertIn("named more than once", report["notes"][0])
+                    self.assertTrue(report["notes"][0].endswith("counts once"), report["notes"])
                     for name, body in got.items():
                         with open(os.path.join(self.local, name), "rb") as f:
                             self.assertEqual(f.read(), body)
         text = self.ferry("get", "a1.txt", "a1.txt", server=server)
         self.assertEqual(text.returncode, 0, text.stderr)
-        self.assertIn(b'ferry: note: "a1.txt" is named twice: got once, as "a1.txt"', text.stderr)
+        self.assertIn(b'ferry: note: "a1.txt" is named more than once for "a1.txt": it counts once\n', text.stderr)
+        # Round 57: the note claimed "got once" for a file then refused as a
+        # name clash, and named the folder "." for a wildcard's match.
+        make_tree(self.root, {"g/t/x": b"gtx", "g/u/x": b"gux"})
+        clash = self.ferry("get", "g/*/x", "g/u/x", "-C", "e", server=server)
+        self.assertEqual(clash.returncode, 4, clash.stderr)
+        self.assertIn(b'"g/u/x" is named more than once for "e/x": it counts once', clash.stderr)
+        self.assertIn(b"name_clash", clash.stderr)
+        self.assertNotIn(b"got once", clash.stderr)
+        with open(os.path.join(self.local, "e", "x"), "rb") as f:
+            self.assertEqual(f.read(), b"gtx")
 
     def test_one_local_file_named_twice_in_a_put_is_sent_once_without_an_error(self):
         # Round 54 (medium): refusing two files for one server name also
