@@ -1078,7 +1078,8 @@ void report_removals(Tally& tally, const SyncPlan& plan, const TreeListing& dest
         } else if (failed[i] && removed[i] > 0) {
             tally.deleted_part(path, removed[i]);
         } else if (!failed[i] && removed[i] > 0) {
-            tally.deleted(path, removed[i]);
+            // A folder with its '/', as the dry run names it.
+            tally.deleted(plan.removals[i].kind == EntryKind::folder ? path + "/" : path, removed[i]);
         }
     }
 }

@@ -1692,7 +1692,8 @@ class NotesOfOneShape(SyncTest):
         # the shell's folder ("would delete x"), the real run from the root
         # ("deleted top/sub/x").
         os.makedirs(os.path.join(self.root, "top", "sub", "ex"))
-        for rel in ("top/sub/x", "top/sub/ex/.hidden"):
+        os.makedirs(os.path.join(self.root, "top", "sub", "gone"))
+        for rel in ("top/sub/x", "top/sub/ex/.hidden", "top/sub/gone/y"):
             with open(os.path.join(self.root, rel), "wb") as f:
                 f.write(b"x")
         with open(os.path.join(self.src, "kept"), "wb") as f:
@@ -1702,7 +1703,8 @@ class NotesOfOneShape(SyncTest):
                                 stderr=subprocess.PIPE, timeout=120)
         self.assertEqual(result.returncode, 0, result.stderr)
         lines = result.stdout.decode().splitlines()
-        for line in ("would delete x", "deleted x", "kept ex, not on the sending side: ex holds entries the server "
+        # Round 57: a folder with its '/' in both ("deleted gone" before).
+        for line in ("would delete x", "deleted x", "would delete gone/", "deleted gone/", "kept ex, not on the sending side: ex holds entries the server "
                      "does not list, which --delete never removes"):
             self.assertIn(line, lines)
         # Only the shell's folder itself is named from the root ("/top/sub/").
