@@ -1,5 +1,6 @@
 #include "local_wildcards.hpp"
 
+#include "local_files.hpp"
 #include "remote_paths.hpp"
 
 #include <glob.h>
@@ -38,6 +39,11 @@ int note_unreadable(const char* path, int error)
     return 1; // stop: matches with a folder left out are not what was asked
 }
 
+Error no_match(const std::string& pattern)
+{
+    return Error{ErrorCode::local_io, "no match for '" + pattern + "' on this machine"};
+}
+
 } // namespace
 
 Result<std::vector<std::string>> expand_local_wildcards(const std::vector<std::string>& typed)
@@ -59,7 +65,7 @@ Result<std::vector<std::string>> expand_local_wildcards(const std::vector<std::s
         g_unreadable.clear();
         const int result = ::glob(word.c_str(), 0, note_unreadable, matches.get());
         if (result == GLOB_NOMATCH) {
-            return Error{ErrorCode::local_io, "no match for '" + word + "' on this machine"};
+            return no_match(word);
         }
         if (result == GLOB_ABORTED) {
             return Error{ErrorCode::local_io, "cannot expand '" + word + "': cannot read " + g_unreadable};
@@ -73,8 +79,7 @@ Result<std::vector<std::string>> expand_local_wildcards(const std::vector<std::s
             // ".*" matches "." and "..", which name no file of the folder
             // (put -r .* would send the folder and its parent): left out,
             // as bash 5.2's globskipdots and zsh leave them.
-            const std::string last = match.substr(match.rfind('/') == std::string::npos ? 0 : match.rfind('/') + 1);
-            if (last == "." || last == "..") {
+            if (const std::string last = base_name(match); last == "." || last == "..") {
                 continue;
             }
             // A match is a file's name, never an option or put's "-"
@@ -83,7 +88,7 @@ Result<std::vector<std::string>> expand_local_wildcards(const std::vector<std::s
             ++taken;
         }
         if (taken == 0) {
-            return Error{ErrorCode::local_io, "no match for '" + word + "' on this machine"};
+            return no_match(word);
         }
     }
     return expanded;

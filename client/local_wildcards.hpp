@@ -10,18 +10,21 @@
 
 namespace ferry::client {
 
-// Each word of `typed`, expanded with glob(3) (POSIX.1-2017, XCU 2.13: the
-// pattern rules of sh; a leading '.' of a name is matched only by a
-// pattern's own '.', so hidden files stay out of `*`), where it holds a
-// wildcard (*, ? or [) not escaped by a backslash: its matches, sorted,
-// in its place ("." and ".." left out, as bash 5.2 and zsh leave them),
-// unless a file is named so as typed: the shell's quotes are
-// gone by then, so put '[x]' must still send "[x]", not "x". A match
-// starting with '-' comes as "./-...": a file, never standard input. A word without one is itself with its escapes
-// undone, as a remote name's are (remote_paths.hpp: "m\[1]" names "m[1]"); the same backslash rule holds in a pattern,
-// since glob(3) takes it too. Errors: local_io "no match for 'PATTERN' on this machine" for a pattern that matches
-// nothing (refused before anything moves, as zsh refuses it), or that glob(3) could not read (GLOB_ABORTED, with
-// errno's words).
+// Each word of `typed`, as sh would give it (glob(3); POSIX.1-2017, XCU
+// 2.13):
+// - with a wildcard (*, ? or [) not escaped by a backslash: its matches,
+//   sorted, in its place. A name's leading '.' is matched only by the
+//   pattern's own, and "." and ".." never (as bash 5.2 and zsh leave
+//   them). A match starting with '-' comes as "./-...": a file, never
+//   standard input or an option. A word that names a file as typed is
+//   that file, since the shell's quotes are gone by then: put '[x]' sends
+//   "[x]", not "x";
+// - without one: itself, its escapes undone as a remote name's are
+//   (remote_paths.hpp: "m\[1]" names "m[1]"); glob(3) takes the same
+//   backslash rule in a pattern.
+// Errors (local_io): "no match for 'PATTERN' on this machine", refused
+// before anything moves as zsh refuses it; a folder glob(3) could not read
+// (GLOB_ABORTED, with errno's words).
 Result<std::vector<std::string>> expand_local_wildcards(const std::vector<std::string>& typed);
 
 } // namespace ferry::client

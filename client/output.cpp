@@ -556,11 +556,11 @@ void Output::summary(const TransferSummary& summary, bool upload) const
     // "N files sent: N ok" would claim transfers that never happened: a run
     // that skipped any counts them apart.
     const std::size_t skipped = summary.skipped();
-    std::string counts = skipped == 0
-                             ? plural(summary.files.size(), "file") + " " + verb + ": " + std::to_string(ok) + " ok, " +
-                                   std::to_string(failed) + " failed"
-                             : plural(summary.files.size(), "file") + ": " + std::to_string(ok - skipped) + " " + verb +
-                                   ", " + std::to_string(skipped) + " skipped, " + std::to_string(failed) + " failed";
+    const std::string files = plural(summary.files.size(), "file");
+    const std::string counts =
+        skipped == 0 ? files + " " + verb + ": " + std::to_string(ok) + " ok, " + std::to_string(failed) + " failed"
+                     : files + ": " + std::to_string(ok - skipped) + " " + verb + ", " + std::to_string(skipped) +
+                           " skipped, " + std::to_string(failed) + " failed";
     std::fprintf(out_, "%s%s; %s in %s (%s/s)\n", counts.c_str(), folders.c_str(), human_size(moved).c_str(),
                  seconds_text(summary.seconds).c_str(), human_size(static_cast<std::uint64_t>(rate)).c_str());
     std::fflush(out_);

@@ -900,9 +900,6 @@ struct TreeFolder {
     std::int64_t mtime = 0;
 };
 
-// What a get command will do, worked out before any file moves: the files
-// (with those that already failed, by index), and with -r the local
-// folders made, with the server's times for -p, and those that could not be.
 // `items` less those whose mark in `kept` is false, in order, in one pass
 // (erasing one at a time is quadratic in a tree named twice).
 template <typename Item>
@@ -920,6 +917,9 @@ void keep_marked(std::vector<Item>& items, const std::vector<bool>& kept)
     items.erase(items.begin() + static_cast<std::ptrdiff_t>(out), items.end());
 }
 
+// What a get command will do, worked out before any file moves: the files
+// (with those that already failed, by index), and with -r the local
+// folders made, with the server's times for -p, and those that could not be.
 struct GetPlan {
     std::vector<GetItem> items;
     std::vector<std::optional<Error>> errors;
@@ -1394,11 +1394,12 @@ struct PutPlan {
     // put -r's folders that hold no file (its files' puts make the others):
     // made once every name of the put is settled (make_empty_folders).
     struct EmptyFolder {
-        std::string path;   // on the server; emptied when refused
+        std::string path;   // on the server
         std::string shown;  // the local folder
         std::string given;  // what put was given that holds it
         FolderModes modes;  // of it and the folders above it it makes
         std::size_t before; // the number of items planned before it
+        bool refused = false; // refuse_file_and_folder_at_one_name: not made
     };
     std::vector<EmptyFolder> empty_folders;
 
@@ -1504,6 +1505,16 @@ std::string local_word(const std::string& path)
     return path == "-" ? path : single_quoted(path.starts_with('-') ? "./" + path : path);
 }
 
+// The name_clash of a put's item shown as `shown`, refused because of
+// `where` ("would be put as ..."): `kept`, what put was given that keeps
+// the name, is sent; `own`, what holds the refused one, is to go alone.
+Error put_name_clash(const std::string& shown, const std::string& where, const std::string& kept,
+                     const std::string& own)
+{
+    return Error{ErrorCode::name_clash, "\"" + printable(shown) + "\" " + where + ": only \"" + printable(kept) +
+                                            "\" is sent; put " + local_word(own) + " on its own with --as or -C"};
+}
+
 // Two items of one put that would go to one server name. The same local
 // file named twice (put x ./x, put '*.log' app.log, a link to it) is one
 // file: it is put once, with a note, as rsync and cp -r take a source
@@ -1549,11 +1560,10 @@ void refuse_shared_names(PutPlan& plan)
                 break;
             }
             earlier.push_back(i);
-            plan.errors[i] =
-                Error{ErrorCode::name_clash, "\"" + printable(plan.shown[i]) + "\" and \"" + printable(other) +
-                                                 "\" would both be put as \"" + printable(plan.items[i].name) +
-                                                 "\": only \"" + printable(other) + "\" is sent; put " +
-                                                 local_word(plan.shown[i]) + " on its own with --as or -C"};
+            plan.errors[i] = put_name_clash(plan.shown[i],
+                                            "and \"" + printable(other) + "\" would both be put as \"" +
+                                                printable(plan.items[i].name) + "\"",
+                                            other, plan.shown[i]);
             break;
         }
         case Namings::unknown:
@@ -1577,11 +1587,6 @@ void refuse_file_and_folder_at_one_name(PutPlan& plan)
     std::map<std::string, std::string> folders;
     const auto given = [&](std::size_t i) {
         return plan.items[i].listed ? folder_of_typed(plan.items[i].listed->root) : plan.shown[i];
-    };
-    const auto refusal = [](const std::string& shown, const std::string& where, const std::string& kept,
-                            const std::string& own) {
-        return Error{ErrorCode::name_clash, "\"" + printable(shown) + "\" " + where + ": only \"" + printable(kept) +
-                                                "\" is sent; put " + local_word(own) + " on its own with --as or -C"};
     };
     // The first file at `path` (when `itself`) or above it.
     const auto file_at_or_above = [&](const std::string& path, bool itself) {
@@ -1613,13 +1618,14 @@ void refuse_file_and_folder_at_one_name(PutPlan& plan)
                 }
                 plan.failed_folders.push_back(
                     {folder.path, folder.shown,
-                     refusal(folder.shown,
-                             "would be made as \"" + printable(folder.path) + "\", where \"" + printable(file->second) +
-                                 "\" is put as the file \"" + printable(file->first) + "\"",
-                             file->second, folder.given),
+                     put_name_clash(folder.shown,
+                                    "would be made as \"" + printable(folder.path) + "\", where \"" +
+                                        printable(file->second) + "\" is put as the file \"" + printable(file->first) +
+                                        "\"",
+                                    file->second, folder.given),
                      follows});
                 refused_folders.insert(folder.path);
-                folder.path.clear(); // not made
+                folder.refused = true;
                 continue;
             }
             need_folders(folder.path, folder.given);
@@ -1632,17 +1638,18 @@ void refuse_file_and_folder_at_one_name(PutPlan& plan)
         }
         const std::string& name = plan.items[i].name;
         if (const auto needed = folders.find(name); needed != folders.end()) {
-            plan.errors[i] = refusal(plan.shown[i],
-                                     "would be put as \"" + printable(name) + "\", where \"" +
-                                         printable(needed->second) + "\" puts a folder",
-                                     needed->second, given(i));
+            plan.errors[i] = put_name_clash(plan.shown[i],
+                                            "would be put as \"" + printable(name) + "\", where \"" +
+                                                printable(needed->second) + "\" puts a folder",
+                                            needed->second, given(i));
             continue;
         }
         if (const auto file = file_at_or_above(name, false); file != files.end()) {
-            plan.errors[i] = refusal(plan.shown[i],
-                                     "would be put as \"" + printable(name) + "\", below \"" + printable(file->first) +
-                                         "\", where \"" + printable(file->second) + "\" is put as a file",
-                                     file->second, given(i));
+            plan.errors[i] =
+                put_name_clash(plan.shown[i],
+                               "would be put as \"" + printable(name) + "\", below \"" + printable(file->first) +
+                                   "\", where \"" + printable(file->second) + "\" is put as a file",
+                               file->second, given(i));
             continue;
         }
         files.emplace(name, given(i));
@@ -1652,11 +1659,11 @@ void refuse_file_and_folder_at_one_name(PutPlan& plan)
 }
 
 // put -r's folders that hold no file, made now that every name of the put
-// is settled; a refused one (emptied path) is not.
+// is settled; a refused one is not.
 void make_empty_folders(Connection& connection, PutPlan& plan)
 {
     for (const auto& folder : plan.empty_folders) {
-        if (folder.path.empty()) {
+        if (folder.refused) {
             continue;
         }
         Status made = ensure_open(connection);
