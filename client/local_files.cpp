@@ -297,11 +297,17 @@ Result<std::shared_ptr<const LocalFolder>> HeldFolders::folder_of(const std::str
     if (!below) {
         return about_local_files(ErrorCode::local_io, in_quotes(dest) + " is not below " + in_quotes(root));
     }
+    return folder_holding(root, *below);
+}
+
+Result<std::shared_ptr<const LocalFolder>> HeldFolders::folder_holding(const std::string& root,
+                                                                       const std::string& below)
+{
     // The folder part of `below`, its names joined by single slashes.
     std::string folder_path;
     std::size_t begin = 0;
-    for (auto slash = below->find('/'); slash != std::string::npos; slash = below->find('/', begin)) {
-        const std::string name = below->substr(begin, slash - begin);
+    for (auto slash = below.find('/'); slash != std::string::npos; slash = below.find('/', begin)) {
+        const std::string name = below.substr(begin, slash - begin);
         begin = slash + 1;
         if (!name.empty() && name != ".") {
             folder_path += (folder_path.empty() ? "" : "/") + name;

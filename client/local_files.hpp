@@ -74,6 +74,9 @@ public:
     explicit HeldFolders(std::size_t most = descriptor_shares().held_folders) : most_(std::max<std::size_t>(most, 1)) {}
     // The folder `dest` (a path below `root`, see open_tree_folder) lies in.
     Result<std::shared_ptr<const LocalFolder>> folder_of(const std::string& root, const std::string& dest);
+    // The folder of `below`, a path relative to `root` (a listed file's,
+    // ListedFile::path): "a/b/f" is in "a/b", "f" in `root` itself.
+    Result<std::shared_ptr<const LocalFolder>> folder_holding(const std::string& root, const std::string& below);
 
 private:
     Result<std::shared_ptr<const LocalFolder>> folder(const std::string& root, const std::string& below);

@@ -337,9 +337,10 @@ bool is_part_name(const std::string& name)
            sidecar_of_temporary(name).has_value();
 }
 
-Result<LocalFile> open_listed_file(const ListedFile& listed, const std::string& shown)
+Result<LocalFile> open_listed_file(const ListedFile& listed, const std::string& shown, HeldFolders* folders)
 {
-    auto folder = open_tree_folder(listed.root, listed.path);
+    auto folder = folders != nullptr ? folders->folder_holding(listed.root, listed.path)
+                                     : open_tree_folder(listed.root, listed.path);
     if (!folder) {
         // A folder on the way that is now a symbolic link (or gone) is
         // named by open_tree_folder's message.

@@ -1030,7 +1030,7 @@ Result<PendingPut> prepare_put(const PutOptions& options)
     // like any other file that is not regular. (Reads of a regular file
     // ignore the flag.)
     auto opened = options.spool    ? duplicate(*options.spool)
-                  : options.listed ? open_listed_file(*options.listed, options.local_path)
+                  : options.listed ? open_listed_file(*options.listed, options.local_path, options.folders)
                                    : LocalFile::open(options.local_path, O_RDONLY | O_NONBLOCK);
     if (!opened) {
         return opened.error();

@@ -210,6 +210,9 @@ struct PutOptions {
     // file the walk saw. Without it `local_path` is the user's own operand,
     // its links followed as cp follows them.
     std::optional<ListedFile> listed;
+    // The command's folders that `listed` is opened through (open_listed_file),
+    // shared by every file it sends; null: walked to afresh for this file.
+    HeldFolders* folders = nullptr;
     // put -: standard input spooled to a file with no name (transfers.cpp's
     // SpooledInput), read through a dup of this descriptor, never a path.
     std::shared_ptr<const LocalFile> spool;

@@ -487,9 +487,11 @@ struct GatheredDigests {
 };
 
 void gather_digests(Crew& crew, Tally& tally, const SyncArguments& arguments, const std::vector<std::string>& paths,
-                    const std::map<std::string, ListedFile>& listed, GatheredDigests& gathered)
+                    const std::map<std::string, ListedFile>& listed, std::size_t held_folders,
+                    GatheredDigests& gathered)
 {
     Queue queue(paths.size());
+    HeldFolders folders(held_folders); // the local files' folders, each walked to once
     std::mutex mutex;
     const auto undecided = [&](const std::string& path, const Error& error) {
         tally.failed(path, error);
@@ -508,7 +510,7 @@ void gather_digests(Crew& crew, Tally& tally, const SyncArguments& arguments, co
             auto mine =
                 seen == listed.end()
                     ? Result<HashedFile>(about_local_files(ErrorCode::local_io, "\"" + local + "\" was not listed"))
-                    : hash_local_file(seen->second, local, arguments.hash);
+                    : hash_local_file(seen->second, local, arguments.hash, &folders);
             if (!mine) {
                 undecided(path, mine.error());
                 continue;
@@ -590,8 +592,8 @@ private:
 // commit syncs (as several-file put does).
 void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncArguments& arguments,
                 const std::vector<FileTransfer>& transfers, Retries& retries,
-                const std::map<std::string, ListedFile>& listed, const TreeFolderModes& folder_modes,
-                UnsentFolders& unsent)
+                const std::map<std::string, ListedFile>& listed, HeldFolders& folders,
+                const TreeFolderModes& folder_modes, UnsentFolders& unsent)
 {
     const auto fail = [&](std::size_t index, const Error& error) {
         unsent.add(transfers[index].path);
@@ -621,6 +623,7 @@ void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
                 continue;
             }
             options.listed = seen->second;
+            options.folders = &folders;
             auto prepared = prepare_put(options);
             if (!prepared) {
                 fail(*index, prepared.error());
@@ -1706,7 +1709,8 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
     plan_options.held = receiving_held_times(connection, arguments, local_tree, push, local_missing);
     GatheredDigests digests;
     if (arguments.checksum) {
-        gather_digests(crew, tally, arguments, checksum_candidates(source, dest), local_tree.listed, digests);
+        gather_digests(crew, tally, arguments, checksum_candidates(source, dest), local_tree.listed,
+                       shares.held_folders, digests);
         if (interrupted()) {
             return finish();
         }
@@ -1830,10 +1834,12 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         }
         Queue queue(batch.size());
         Retries retries;
-        HeldFolders folders(shares.held_folders); // a pull's folders, each walked to once per pass
+        // A pull's destination folders, a push's source folders: each walked to once per pass.
+        HeldFolders folders(shares.held_folders);
         crew.run(batch.size(), [&](Connection& each) {
             if (push) {
-                push_files(each, queue, tally, arguments, batch, retries, local_tree.listed, folder_modes, unsent);
+                push_files(each, queue, tally, arguments, batch, retries, local_tree.listed, folders, folder_modes,
+                           unsent);
             } else {
                 pull_files(each, queue, tally, arguments, batch, retries, publish, folders, shares.gets_in_flight);
             }

@@ -649,9 +649,10 @@ Error changed_since_hashed(const std::string& shown, const std::string& how)
 
 } // namespace
 
-Result<HashedFile> hash_local_file(const ListedFile& listed, const std::string& shown, HashKind kind)
+Result<HashedFile> hash_local_file(const ListedFile& listed, const std::string& shown, HashKind kind,
+                                   HeldFolders* folders)
 {
-    auto file = open_listed_file(listed, shown);
+    auto file = open_listed_file(listed, shown, folders);
     if (!file) {
         return file.error();
     }

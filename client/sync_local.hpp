@@ -184,8 +184,10 @@ struct HashedFile {
     timespec ctime{};
 };
 // A file written while it was hashed (its mtime or ctime moved) has no
-// digest: "changed while it was hashed", an Error.
-Result<HashedFile> hash_local_file(const ListedFile& listed, const std::string& shown, HashKind kind);
+// digest: "changed while it was hashed", an Error. `folders`: as
+// open_listed_file's.
+Result<HashedFile> hash_local_file(const ListedFile& listed, const std::string& shown, HashKind kind,
+                                   HeldFolders* folders = nullptr);
 
 // Gives the file found equal by its digest (`hashed`) the sender's `mtime`
 // (whole seconds): only while it is still the file hashed, at its name

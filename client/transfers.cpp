@@ -786,6 +786,8 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
         todo = std::move(to_send);
     }
     std::size_t next = 0;
+    // put -r's source folders, each walked to once for all the files listed in it.
+    HeldFolders folders(descriptor_shares().held_folders);
 
     // Sends the request of the next file that can be opened, on a live
     // connection; nullopt when no file is left.
@@ -799,6 +801,7 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
             options.folder_modes = items[index].folder_modes;
             options.mtime = items[index].mtime;
             options.listed = items[index].listed;
+            options.folders = &folders;
             options.spool = items[index].spool;
             options.resume = flags.resume;
             options.hash = flags.hash;

@@ -434,6 +434,74 @@ TEST_CASE("a listed file opens only as the very file listed, never through a lin
     CHECK(fifo.error().message.find("no longer a regular file") != std::string::npos);
 }
 
+TEST_CASE("listed files opened through a command's held folders: each folder walked to once, never through a link")
+{
+    ferry::test::TempDir dir;
+    const std::string root = dir / "tree";
+    const std::string outside = dir / "outside";
+    const std::string moved = dir / "moved";
+    for (const auto& folder : {root, root + "/sub", root + "/later", outside, moved}) {
+        REQUIRE(::mkdir(folder.c_str(), 0755) == 0);
+    }
+    for (const auto& name : {"/f.txt", "/g.txt", "/h.txt"}) {
+        write_text(root + "/sub" + name, "listed");
+        write_text(outside + name, "secret");
+    }
+    write_text(root + "/later/f.txt", "listed");
+    auto walked = walk_local_tree(root);
+    REQUIRE(walked.ok());
+    std::map<std::string, ListedFile> listed;
+    for (const auto& entry : walked->entries) {
+        listed[entry.path] = ListedFile{root, entry.path, entry.device, entry.inode};
+    }
+    HeldFolders folders;
+    const auto read_all = [](const LocalFile& file) {
+        std::string text(64, '\0');
+        auto got = file.read_at(0, std::span(reinterpret_cast<std::uint8_t*>(text.data()), text.size()));
+        REQUIRE(got.ok());
+        text.resize(got.value());
+        return text;
+    };
+
+    // The first file of sub/ walks to it; the folder is held from then on.
+    auto first = open_listed_file(listed["sub/f.txt"], root + "/sub/f.txt", &folders);
+    REQUIRE(first.ok());
+    CHECK(read_all(first.value()) == "listed");
+    auto held = folders.folder_holding(root, "sub/g.txt");
+    REQUIRE(held.ok());
+    auto again = folders.folder_holding(root, "sub/h.txt");
+    REQUIRE(again.ok());
+    CHECK(held.value() == again.value()); // one descriptor for the folder, not one walk per file
+
+    // sub/ swapped for a link to a folder outside holding files of the same
+    // names: the next file of sub/ is not walked to again, so it is opened
+    // in the folder held, the one listed, and is the very file listed.
+    REQUIRE(::rename((root + "/sub").c_str(), (moved + "/sub").c_str()) == 0);
+    REQUIRE(::symlink(outside.c_str(), (root + "/sub").c_str()) == 0);
+    auto second = open_listed_file(listed["sub/g.txt"], root + "/sub/g.txt", &folders);
+    REQUIRE(second.ok());
+    CHECK(read_all(second.value()) == "listed");
+    // Without held folders the same file is walked to afresh: refused at the link.
+    auto walked_again = open_listed_file(listed["sub/g.txt"], root + "/sub/g.txt");
+    REQUIRE_FALSE(walked_again.ok());
+    CHECK(walked_again.error().message.find("a symbolic link is not followed") != std::string::npos);
+
+    // In the folder held, a file swapped for another is still refused.
+    REQUIRE(::unlink((moved + "/sub/h.txt").c_str()) == 0);
+    REQUIRE(::link((outside + "/h.txt").c_str(), (moved + "/sub/h.txt").c_str()) == 0);
+    auto swapped = open_listed_file(listed["sub/h.txt"], root + "/sub/h.txt", &folders);
+    REQUIRE_FALSE(swapped.ok());
+    CHECK(swapped.error().message.find("another file stands at its name now") != std::string::npos);
+
+    // A folder not walked to yet, swapped for a link, is refused as without them.
+    REQUIRE(::rename((root + "/later").c_str(), (moved + "/later").c_str()) == 0);
+    REQUIRE(::symlink(outside.c_str(), (root + "/later").c_str()) == 0);
+    auto later = open_listed_file(listed["later/f.txt"], root + "/later/f.txt", &folders);
+    REQUIRE_FALSE(later.ok());
+    CHECK(later.error().message.find("changed since it was listed") != std::string::npos);
+    CHECK(later.error().message.find("a symbolic link is not followed") != std::string::npos);
+}
+
 TEST_CASE("the shell's local wildcards: put's operands as sh expands them, a pattern matching nothing refused")
 {
     ferry::test::TempDir dir;
