@@ -514,6 +514,11 @@ Result<PartIdentity> identity_of(const LocalFile& file)
     if (::fstat(file.fd(), &st) != 0) {
         return local_error("cannot stat " + in_quotes(file.path()), errno);
     }
+    return identity_of(st);
+}
+
+PartIdentity identity_of(const struct stat& st)
+{
     return PartIdentity{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
                         static_cast<std::uint64_t>(st.st_size),
                         sys::nanoseconds_since_epoch(st.st_mtim),

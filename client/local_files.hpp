@@ -200,6 +200,8 @@ Result<int> open_typed_folder(const std::string& path);
 using ferry::PartIdentity; // the resume state's (protocol/resume_state.hpp)
 // Of an open file (fstat).
 Result<PartIdentity> identity_of(const LocalFile& file);
+// Of what a stat of it gave.
+PartIdentity identity_of(const struct stat& st);
 
 // The sidecar of a partial download: which remote file the part holds the
 // beginning of, how many bytes of it are durable, the transfer hash's state

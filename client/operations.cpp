@@ -1049,11 +1049,7 @@ Result<PendingPut> prepare_put(const PutOptions& options)
     if (!options.spool) {
         pending.mode = static_cast<std::uint32_t>(st.st_mode & 0777);
     }
-    auto identity = identity_of(pending.file);
-    if (!identity) {
-        return identity.error();
-    }
-    pending.opened = identity.value();
+    pending.opened = identity_of(st); // the stat above: the file's identity when it was opened
     struct timespec now {};
     ::clock_gettime(CLOCK_REALTIME, &now);
     constexpr std::int64_t kNano = 1'000'000'000;
@@ -1180,14 +1176,23 @@ Status send_upload(Connection& connection, PendingPut& pending)
     // hashing thread takes them: bytes from anywhere else it would hash on
     // this thread, in turn with reading and sending.
     static_assert(HashPipeline::kBlockSize % kPreferredDataChunk == 0, "frames tile a block");
-    const auto chunk = pipeline ? sys::PageBuffer<std::uint8_t>{} : sys::make_page_buffer<std::uint8_t>(kPreferredDataChunk);
+    // Without one, a buffer of the file's size up to a frame's: a push's
+    // thousands of small files each take a few pages from the heap, not a
+    // frame's 256 KiB mapped and unmapped (two system calls and a fresh
+    // page's fault a file).
+    const std::size_t chunk_size = pipeline ? 0
+                                            : static_cast<std::size_t>(std::min<std::uint64_t>(
+                                                  kPreferredDataChunk, (size - offset + sys::kPageAlignment - 1) /
+                                                                           sys::kPageAlignment * sys::kPageAlignment));
+    const auto chunk =
+        chunk_size == 0 ? sys::PageBuffer<std::uint8_t>{} : sys::make_page_buffer<std::uint8_t>(chunk_size);
     std::span<std::uint8_t> block;
     std::uint64_t position = offset;
     if (options.progress) {
         options.progress(position, size);
     }
     while (position < size) {
-        std::span<std::uint8_t> area(chunk.get(), chunk ? kPreferredDataChunk : 0);
+        std::span<std::uint8_t> area(chunk.get(), chunk_size);
         if (pipeline) {
             if (block.size() < kPreferredDataChunk) {
                 block = pipeline->next({}); // waits while the hash is a ring behind
