@@ -167,6 +167,9 @@ struct ListedFile {
 // system calls walking to their folders again). A folder swapped for a link
 // after its walk is not followed either: the file is opened in the folder
 // held, the one the listing read, and must still be the very file listed.
+// So of a folder moved away during the push, the files that still go are
+// those opened while it is held (HeldFolders keeps a bounded number, then
+// walks again); never a file from anywhere else.
 Result<LocalFile> open_listed_file(const ListedFile& listed, const std::string& shown, HeldFolders* folders = nullptr);
 
 } // namespace ferry::client
