@@ -713,6 +713,7 @@ DryRunLooks look_as_the_real_run(const SyncArguments& arguments, const SyncPlan&
     // stands there goes whole): the real run finds nothing in the way there,
     // where a look now would find the folder it removes first.
     std::set<std::string> cleared;
+    HeldFolders folders; // a push's listed files opened as the real run opens them
     if (!push) {
         const auto effects = removal_effects(plan, dest);
         for (std::size_t i = 0; i < plan.removals.size(); ++i) {
@@ -730,7 +731,8 @@ DryRunLooks look_as_the_real_run(const SyncArguments& arguments, const SyncPlan&
             if (seen == listed.end()) {
                 continue;
             }
-            if (auto opened = open_listed_file(seen->second, local_join(arguments.local, transfer.path)); !opened) {
+            if (auto opened = open_listed_file(seen->second, local_join(arguments.local, transfer.path), &folders);
+                !opened) {
                 looks.refused.emplace(transfer.path, opened.error());
             }
             continue;
@@ -1126,6 +1128,7 @@ void set_local_file_times(Tally& tally, const SyncArguments& arguments, const Sy
                           const std::map<std::string, ListedFile>& listed,
                           const std::map<std::string, HashedFile>& hashed)
 {
+    HeldFolders folders; // the retimed files' folders, each walked to once
     for (const auto& retime : plan.retimes) {
         if (interrupted()) {
             return;
@@ -1135,7 +1138,7 @@ void set_local_file_times(Tally& tally, const SyncArguments& arguments, const Sy
         const auto digest = hashed.find(retime.path);
         Status set = Error{ErrorCode::internal, "\"" + shown + "\" was found equal without being hashed"};
         if (seen != listed.end() && digest != hashed.end()) {
-            set = set_hashed_mtime(seen->second, digest->second, shown, retime.mtime);
+            set = set_hashed_mtime(seen->second, digest->second, shown, retime.mtime, &folders);
         }
         if (!set) {
             tally.failed_skipped(retime.path, set.error());

@@ -691,13 +691,13 @@ Result<HashedFile> hash_local_file(const ListedFile& listed, const std::string& 
 }
 
 Status set_hashed_mtime(const ListedFile& listed, const HashedFile& hashed, const std::string& shown,
-                        std::int64_t mtime)
+                        std::int64_t mtime, HeldFolders* folders)
 {
     // Opened again rather than held since the hashing: a sync may find
     // thousands of files equal, more than a process may hold open. The
     // device, inode, mtime and ctime checked below make this descriptor's
     // file the very one hashed, with the very content hashed.
-    auto file = open_listed_file(listed, shown);
+    auto file = open_listed_file(listed, shown, folders);
     if (!file) {
         return changed_since_hashed(shown, "another file stands at its name, or a folder on its way changed");
     }

@@ -196,8 +196,8 @@ Result<HashedFile> hash_local_file(const ListedFile& listed, const std::string& 
 // ctime as when hashed), and then through the descriptor checked. Another
 // file at the name, or one written since, keeps its time, so that the next
 // sync's quick check looks at it again: a local_io Error saying that it
-// changed since it was listed.
+// changed since it was listed. `folders`: as open_listed_file's.
 Status set_hashed_mtime(const ListedFile& listed, const HashedFile& hashed, const std::string& shown,
-                        std::int64_t mtime);
+                        std::int64_t mtime, HeldFolders* folders = nullptr);
 
 } // namespace ferry::client

@@ -787,7 +787,7 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
     }
     std::size_t next = 0;
     // put -r's source folders, each walked to once for all the files listed in it.
-    HeldFolders folders(descriptor_shares().held_folders);
+    HeldFolders folders;
 
     // Sends the request of the next file that can be opened, on a live
     // connection; nullopt when no file is left.
