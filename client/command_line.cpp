@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <memory>
+#include <set>
 #include <string_view>
 #include <utility>
 
@@ -515,10 +517,29 @@ std::string CommandLine::help_text(const std::string& topic, const std::string& 
     return text + "\n" + FittedFormatter::fit(app.get_footer()) + "\n";
 }
 
+namespace {
+
+// How many paths `paths` names once "." components and repeated slashes
+// are read away ("x", "./x" and "x/." are one; "a/../x" stays its own, as
+// a link at "a" would lead elsewhere): -o and --as name one file, and one
+// file typed twice, or typed and matched by a wildcard, is one file.
+std::size_t spelled_paths(const std::vector<std::string>& paths)
+{
+    std::set<std::string> distinct;
+    for (const std::string& path : paths) {
+        const std::filesystem::path typed(path);
+        const bool climbs = std::any_of(typed.begin(), typed.end(), [](const auto& part) { return part == ".."; });
+        distinct.insert(climbs ? path : typed.lexically_normal().generic_string());
+    }
+    return distinct.size();
+}
+
+} // namespace
+
 std::optional<std::string> CommandLine::misuse() const
 {
     const auto& a = arguments;
-    if (get->parsed() && !a.output_path.empty() && a.names.size() > 1) {
+    if (get->parsed() && !a.output_path.empty() && spelled_paths(a.names) > 1) {
         return "get: -o names one file; use -C DIR for several";
     }
     if (get->parsed() && a.output_path == "-" && grammar_ == Grammar::shell) {
@@ -530,7 +551,7 @@ std::optional<std::string> CommandLine::misuse() const
     if (get->parsed() && a.output_path == "-" && a.recursive) {
         return "get: -o - writes one file; -r makes folders";
     }
-    if (put->parsed() && !a.as.empty() && a.locals.size() > 1) {
+    if (put->parsed() && !a.as.empty() && spelled_paths(a.locals) > 1) {
         return "put: --as names one file; several keep their own names";
     }
     const bool from_stdin = std::find(a.locals.begin(), a.locals.end(), "-") != a.locals.end();

@@ -1511,7 +1511,7 @@ void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& pla
     }
     for (const auto& transfer : plan.transfers) {
         const auto held = resumed.find(transfer.path);
-        tally.note("would send " + shown(transfer.path) + " (" + human_size(transfer.size) +
+        tally.note((push ? "would send " : "would receive ") + shown(transfer.path) + " (" + human_size(transfer.size) +
                    (held == resumed.end() ? std::string()
                                           : ", resuming its partial download after " + human_size(held->second)) +
                    ")");

@@ -718,11 +718,11 @@ void get_files(Connection& connection, const Output& output, Report& report, con
     // Interrupted, the file each one waits behind may not have been
     // decided: they were not started, rather than refused.
     for (const auto& refused : claims.waiting()) {
-        if (auto why = waiting_skipped.find(refused.download.index);
-            why != waiting_skipped.end() && skipped.contains(refused.clash.other_owner)) {
-            // Two files left as they are share a name: neither writes there.
-            report.skipped(refused.download.index, why->second.why);
-        } else if (interrupted()) {
+        // Two files left as they are that share a name are refused too (the
+        // later one), as put -n refuses them and as they are without the
+        // local file: the command names two server files for one local name,
+        // whatever is there now.
+        if (interrupted()) {
             report.failed(refused.download.index, interrupted_before_start());
         } else if (const auto& holder = report.file(refused.clash.other_owner).error;
                    flags.retries > 0 && holder && exit_status(holder->code) == kExitTransient) {
@@ -1245,8 +1245,10 @@ GetItem listed_item(const std::string& remote, const std::string& local, const G
 // a1.txt 'a*.txt', get -r t t/): one download, with a note, as put sends a
 // local file named twice once; never a name clash with itself, nor
 // counted twice. A tree named twice gives one note, not one per file.
-void drop_repeated_gets(GetPlan& plan)
+void drop_repeated_gets(GetPlan& plan, const std::string& current)
 {
+    // Named as the transfer lines name them: below the shell's folder.
+    const auto shown = [&](const std::string& name) { return printable(shown_path(name, current)); };
     std::set<std::pair<std::string, std::string>> planned;  // (server name, local name)
     std::set<std::pair<std::string, std::string>> repeated; // those named more than once
     std::vector<bool> got(plan.items.size(), true);
@@ -1269,12 +1271,12 @@ void drop_repeated_gets(GetPlan& plan)
     constexpr std::size_t kNamedOneByOne = 3;
     if (repeated.size() <= kNamedOneByOne) {
         for (const auto& [name, local] : repeated) {
-            plan.notes.push_back("\"" + printable(name) + "\" is named more than once for \"" + printable(local) +
+            plan.notes.push_back("\"" + shown(name) + "\" is named more than once for \"" + printable(local) +
                                  "\": it counts once");
         }
     } else if (!repeated.empty()) {
         plan.notes.push_back(std::to_string(repeated.size()) + " files are named more than once for one local " +
-                             "name (\"" + printable(repeated.begin()->first) + "\" among them): each counts once");
+                             "name (\"" + shown(repeated.begin()->first) + "\" among them): each counts once");
     }
 }
 
@@ -1347,7 +1349,8 @@ GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
             if (match.type == EntryType::folder && has_wildcard(typed)) {
                 // A wildcard picks files; the folders it also matches are
                 // passed over, as sftp's and lftp's mget do.
-                plan.notes.push_back("skipping \"" + match.name + "\": a folder (get -r downloads folders)");
+                plan.notes.push_back("skipping \"" + printable(shown_path(match.name, current)) +
+                                     "\": a folder (get -r downloads folders)");
                 ++folders_passed_over;
                 continue;
             }
@@ -1373,7 +1376,7 @@ GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
                                  "\"" + printable(typed) + "\" matches only folders: get -r downloads folders"});
         }
     }
-    drop_repeated_gets(plan);
+    drop_repeated_gets(plan, current);
     return plan;
 }
 
@@ -1583,10 +1586,14 @@ void refuse_shared_names(PutPlan& plan)
 // name and each later one is refused (name_clash) before any byte moves.
 void refuse_file_and_folder_at_one_name(PutPlan& plan)
 {
-    // The server name of each file, and of each folder a file or an empty
-    // folder of put -r needs -> what put was given that holds it (for
-    // put -r the folder, as typed).
-    std::map<std::string, std::string> files;
+    // The server name of each file -> the file as shown, and what put was
+    // given that holds it (for put -r the folder, as typed); of each folder
+    // a file or an empty folder of put -r needs -> what put was given.
+    struct PutFile {
+        std::string shown;
+        std::string given;
+    };
+    std::map<std::string, PutFile> files;
     std::map<std::string, std::string> folders;
     const auto given = [&](std::size_t i) {
         return plan.items[i].listed ? folder_of_typed(plan.items[i].listed->root) : plan.shown[i];
@@ -1623,9 +1630,9 @@ void refuse_file_and_folder_at_one_name(PutPlan& plan)
                     {folder.path, folder.shown,
                      put_name_clash(folder.shown,
                                     "would be made as \"" + printable(folder.path) + "\", where \"" +
-                                        printable(file->second) + "\" is put as the file \"" + printable(file->first) +
-                                        "\"",
-                                    file->second, folder.given),
+                                        printable(file->second.shown) + "\" is put as the file \"" +
+                                        printable(file->first) + "\"",
+                                    file->second.given, folder.given),
                      follows});
                 refused_folders.insert(folder.path);
                 folder.refused = true;
@@ -1651,11 +1658,11 @@ void refuse_file_and_folder_at_one_name(PutPlan& plan)
             plan.errors[i] =
                 put_name_clash(plan.shown[i],
                                "would be put as \"" + printable(name) + "\", below \"" + printable(file->first) +
-                                   "\", where \"" + printable(file->second) + "\" is put as a file",
-                               file->second, given(i));
+                                   "\", where \"" + printable(file->second.shown) + "\" is put as a file",
+                               file->second.given, given(i));
             continue;
         }
-        files.emplace(name, given(i));
+        files.emplace(name, PutFile{plan.shown[i], given(i)});
         need_folders(remote_parent(name), given(i));
     }
     settle_folders_before(plan.items.size());

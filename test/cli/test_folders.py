@@ -742,6 +742,18 @@ class Folders(CliTest):
         planned = self.ferry(server=server, stdin=b"cd d/sub\nsync -n src :..\n")
         self.assertIn(b"would send /d/top (", planned.stderr + planned.stdout)
         self.assertIn(b"would set the time of /d/ ", planned.stderr + planned.stdout)
+        # Round 57: the current folder itself was named from the root
+        # ("/d/sub/") while every other line named paths below it.
+        here = self.ferry(server=server, stdin=b"cd d/sub\nsync -n src :.\n")
+        self.assertIn(b"would send top (", here.stdout)
+        self.assertIn(b"would set the time of ./ ", here.stdout)
+        self.assertNotIn(b"/d/sub", here.stdout + here.stderr)
+        # ... and a get's note on a file named twice named it from the root
+        # while its transfer line named it below the shell's folder.
+        twice = self.ferry(server=server, stdin=b"cd d\nget a ./a /d/a -C got\n")
+        self.assertEqual(twice.returncode, 0, twice.stderr)
+        self.assertIn(b'note: "a" is named more than once for "got/a": it counts once', twice.stderr)
+        self.assertIn(b"a -> got/a:", twice.stdout)
         refused = self.ferry(server=server, stdin=b"cd d/sub\nsync src :s\n")
         self.assertIn(b'not_a_folder: "s" is not a folder', refused.stderr)
         self.assertEqual(open(os.path.join(self.root, "d/sub/new5/top"), "rb").read(), b"top")
@@ -1104,6 +1116,17 @@ class Folders(CliTest):
         self.assertEqual(text.returncode, 4, text.stderr)
         self.assertIn(b'ferry: name_clash: "x" would be put as "c3/x", where "t1/x" puts a folder: only "t1/x" is '
                       b"sent; put 'x' on its own with --as or -C\n", text.stderr)
+        # Round 57: a file below another tree's file named that tree, not the
+        # file: '"A/q" is put as a file' where A/q is a folder and A/q/r the file.
+        make_tree(self.local, {"A/q/r": b"r", "B/q/r/s/f": b"f", "B/q/r/t/g": b"g"})
+        below = self.ferry("put", "-r", "A/q", "B/q", "-C", "c9", server=server)
+        self.assertEqual(below.returncode, 4, below.stderr)
+        self.assertIn(b'name_clash: "B/q/r/s/f" would be put as "c9/q/r/s/f", below "c9/q/r", where "A/q/r" is '
+                      b"put as a file: only \"A/q\" is sent; put 'B/q' on its own with --as or -C\n", below.stderr)
+        os.makedirs(os.path.join(self.local, "C", "q", "r", "empty"))
+        empty = self.ferry("put", "-r", "A/q", "C/q", "-C", "c10", server=server)
+        self.assertEqual(empty.returncode, 4, empty.stderr)
+        self.assertIn(b'would be made as "c10/q/r", where "A/q/r" is put as the file "c10/q/r"', empty.stderr)
 
     def test_one_server_file_named_twice_in_a_get_is_got_once_without_an_error(self):
         # Round 56, F4: get a1.txt 'a*.txt' failed with a name clash of a1.txt
@@ -2436,6 +2459,14 @@ class ShellExpandsLocalWildcards(CliTest):
             self.assertEqual(refused.returncode, 2, refused.stderr)
             self.assertIn(b"--as names one file", refused.stderr)
             self.assertNotIn("one", tree(self.root))
+        # Round 57: one file typed twice, or typed and matched, is one file,
+        # as it is without --as (put once, with a note).
+        for line in (b"put a.log a*.log --as one\n", b"put a.log ./a.log --as one\n"):
+            with self.subTest(line=line):
+                once = self.ferry(server=server, stdin=line)
+                self.assertEqual(once.returncode, 0, once.stderr)
+                self.assertIn(b"put once", once.stderr)
+                self.assertEqual(tree(self.root)["one"], b"a.log")
 
 
 class ShellFolderNamedWithWildcards(CliTest):

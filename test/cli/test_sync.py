@@ -552,7 +552,7 @@ class Pull(SyncTest):
         dry = self.sync("-n", "--delete", ":", dest, status=4)
         self.assertEqual(dry["sent"], 1, dry)
         self.assertEqual([e["path"] for e in dry["errors"]], ["g"], dry)
-        self.assertIn("would send %s/f (2 B)" % dest, dry["notes"])
+        self.assertIn("would receive %s/f (2 B)" % dest, dry["notes"])
         text = self.ferry("sync", "-n", "--delete", ":", dest)
         self.assertEqual(text.returncode, 4, text.stderr)
         self.assertIn(b"would delete %s/f/" % dest.encode(), text.stdout)
@@ -1554,7 +1554,7 @@ class PartsOfAnInterruptedPull(SyncTest):
 
     def test_dry_run_counts_the_bytes_the_resuming_run_receives(self):
         dry = self.sync("-n", ":d", self.dest)
-        self.assertTrue(any(n.startswith("would send %s/sub/big (" % self.dest) and "resuming" in n
+        self.assertTrue(any(n.startswith("would receive %s/sub/big (" % self.dest) and "resuming" in n
                             for n in dry["notes"]), dry)
         real = self.sync(":d", self.dest)
         self.assertEqual(real["bytes"], self.SIZE - self.held, real)
@@ -1640,7 +1640,7 @@ class NotesOfOneShape(SyncTest):
         dry = self.sync("-n", "--delete", ":", dest)
         plan = [n for n in dry["notes"] if n.startswith("would ")]
         self.assertIn("would delete %s/d0/extra" % dest, plan)
-        self.assertIn("would send %s/d0/f2 (2 B)" % dest, plan)
+        self.assertIn("would receive %s/d0/f2 (2 B)" % dest, plan)
         self.assertIn("would delete 1 entry in %s/d0/old; the folder stays: " % dest,
                       [n[:len("would delete 1 entry in %s/d0/old; the folder stays: " % dest)] for n in plan], plan)
         self.assertTrue(all(n.split(" ", 2)[2].startswith(dest) or n.startswith("would delete 1 entry in " + dest)

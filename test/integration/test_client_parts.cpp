@@ -126,6 +126,19 @@ TEST_CASE("one grammar: what the shell refuses and the rules CLI11 cannot say")
         CommandLine two(Grammar::command_line);
         parse_words(two, {"get", "-o", "x", "a.txt", "b.txt"});
         CHECK(two.misuse() == "get: -o names one file; use -C DIR for several");
+        // One path spelled twice is one file (round 57); a '..' is not read away.
+        CommandLine same(Grammar::command_line);
+        parse_words(same, {"get", "-o", "x", "d/a.txt", "./d//a.txt", "d/./a.txt"});
+        CHECK_FALSE(same.misuse().has_value());
+        CommandLine climbs(Grammar::command_line);
+        parse_words(climbs, {"get", "-o", "x", "a.txt", "d/../a.txt"});
+        CHECK(climbs.misuse().has_value());
+        CommandLine put_same(Grammar::command_line);
+        parse_words(put_same, {"put", "x", "./x", "--as", "y"});
+        CHECK_FALSE(put_same.misuse().has_value());
+        CommandLine put_two(Grammar::command_line);
+        parse_words(put_two, {"put", "x", "y", "--as", "z"});
+        CHECK(put_two.misuse() == "put: --as names one file; several keep their own names");
     }
     {
         CommandLine shell(Grammar::shell);

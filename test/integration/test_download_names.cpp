@@ -232,10 +232,11 @@ TEST_CASE("a file skipped as identical or existing holds its local name against 
     // `get --skip-identical d/x e/x` with x holding d/x's bytes, d/x was
     // reported identical and then e/x was written over x, both "ok".
     Fixture f;
-    for (const char* folder : {"d", "e", "f"}) {
+    for (const char* folder : {"d", "d2", "e", "f"}) {
         ::mkdir(f.root_file(folder).c_str(), 0755);
     }
     write_file(f.root_file("d/x"), "d's bytes");
+    write_file(f.root_file("d2/x"), "d's bytes"); // another server file, identical to x too
     write_file(f.root_file("e/x"), "e's bytes");
     write_file(f.root_file("f/x"), "f's bytes");
     const std::string into = f.local_file("into");
@@ -249,8 +250,10 @@ TEST_CASE("a file skipped as identical or existing holds its local name against 
     };
     for (const Case& c :
          std::vector<Case>{{{"--skip-identical", "d/x", "e/x"}, "d/x", "e/x", "", "d's bytes"},
-                           // Both left as they are: neither writes, neither is refused.
-                           {{"-n", "d/x", "e/x"}, "e/x", "", "", "d's bytes"},
+                           // Both left as they are: neither writes, and the later one is
+                           // refused, as put -n refuses it and as it is without x (round 57).
+                           {{"-n", "d/x", "e/x"}, "d/x", "e/x", "", "d's bytes"},
+                           {{"--skip-identical", "d/x", "d2/x"}, "d/x", "d2/x", "", "d's bytes"},
                            // An earlier download takes x: the skip's look no longer holds.
                            {{"--skip-identical", "e/x", "d/x"}, "", "d/x", "e/x", "e's bytes"},
                            // Handed the name by a download the server refused: skipped.
