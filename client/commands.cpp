@@ -23,9 +23,6 @@ std::string shown_path(const std::string& path, const std::string& current)
     if (current.empty()) {
         return path;
     }
-    if (path == current) {
-        return "."; // the current folder itself, as the shell's user would type it
-    }
     if (path.starts_with(current + "/")) {
         return path.substr(current.size() + 1);
     }

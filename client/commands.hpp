@@ -52,8 +52,8 @@ int run_make_folders(Connection& connection, const Output& output, const std::ve
 int run_digests(Connection& connection, const Output& output, const std::vector<std::string>& typed, HashKind hash,
                 const std::string& current);
 
-// `path` (from the root) as shown in `current`: "." for `current` itself,
-// relative when it is below it, else from the root with a leading '/'.
+// `path` (from the root) as shown in `current`: relative when it is below
+// it, else from the root with a leading '/'.
 std::string shown_path(const std::string& path, const std::string& current);
 
 // `typed` resolved in `current` as resolve_remote_path does, once every

@@ -1477,6 +1477,9 @@ void show_plan(Tally& tally, const SyncArguments& arguments, const SyncPlan& pla
         if (path.empty() && push && arguments.remote.empty()) {
             return std::string(":"); // the server's root
         }
+        if (path.empty() && push && !arguments.current.empty() && arguments.remote == arguments.current) {
+            return std::string("./"); // the shell's folder, below which every other line names its paths
+        }
         const std::string name = path.empty()
                                      ? printable(push ? shown_path(arguments.remote, arguments.current) : arguments.local)
                                      : shown(path);

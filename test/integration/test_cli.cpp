@@ -25,9 +25,9 @@ TEST_CASE("every --json output is one JSON object, errors included")
         {{"--json", "put", f.local_file("b.bin")}, 0, ""},
         {{"list", "--json"}, 0, ""}, // options also after the command
         {{"--json", "get", "nope.bin", "-o", f.local_file("nope.bin")}, 4, "not_found"},
-        {{"--json", "get", "a.bin", "a.bin", "-o", f.local_file("x")}, 2, "bad_request"}, // -o takes one NAME
+        {{"--json", "get", "a.bin", "nope.bin", "-o", f.local_file("x")}, 2, "bad_request"}, // -o takes one NAME
         {{"--json", "get", "a.bin", "-o", "-", "--resume"}, 2, "bad_request"},
-        {{"--json", "put", f.local_file("b.bin"), f.local_file("b.bin"), "--as", "c.bin"}, 2, "bad_request"},
+        {{"--json", "put", f.local_file("b.bin"), f.local_file("a.bin"), "--as", "c.bin"}, 2, "bad_request"},
         {{"--json", "--tls-pin", "sha256:12", "list"}, 2, "bad_request"},
         {{"--json", "stat", ".hidden"}, 4, "invalid_name"},
         {{"--json", "put", f.local_file("does-not-exist")}, 3, "local_io"},
