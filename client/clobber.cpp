@@ -143,6 +143,18 @@ Result<SkipReason> skip_get(Connection& connection, const std::string& name, con
     return skip;
 }
 
+Result<std::optional<Error>> not_on_server(Connection& connection, const std::string& name)
+{
+    auto stat = ask(connection, Request{connection.next_id(), StatRequest{name}}, parse_stat_reply);
+    if (!stat && stat.error().code == ErrorCode::not_found) {
+        return std::optional<Error>(stat.error());
+    }
+    if (!stat && !connection.is_open()) {
+        return stat.error();
+    }
+    return std::optional<Error>();
+}
+
 Result<SkipReason> skip_put(Connection& connection, const std::string& local_path, const std::string& name,
                             Clobber clobber, HashKind hash, const LocalFile* spool)
 {

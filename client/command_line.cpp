@@ -280,7 +280,8 @@ CommandLine::CommandLine(Grammar grammar)
         ->required();
     auto* output_option = get->add_option(
         "-o,--output", a.output_path,
-        "Where to write the one PATH (an existing folder gets PATH's last name inside; - is standard output)");
+        "Where to write the one PATH (an existing folder gets PATH's last name inside; - is standard output; "
+        "one path typed twice, as f and ./f, is one)");
     get->add_option("-C,--directory", a.folder, "Folder to write every PATH into (made when missing)")
         ->excludes(output_option);
     get->add_flag("-r,--recursive", a.recursive, "Download folders with everything in them, as local folders");
@@ -299,7 +300,9 @@ CommandLine::CommandLine(Grammar grammar)
     put->add_option("LOCAL", a.locals, "Local files (with -r folders) to send (- is standard input, with --as)")
         ->required();
     auto* as_option = put->add_option(
-        "--as", a.as, "Path on the server of the one LOCAL (default: its file name; or ferry://HOST:PORT/PATH)");
+        "--as", a.as,
+        "Path on the server of the one LOCAL (default: its file name; or ferry://HOST:PORT/PATH; one file "
+        "typed twice, as x and ./x, is one)");
     put->add_option("-C,--directory", a.folder, "Folder on the server to put every LOCAL into (made when missing)")
         ->excludes(as_option);
     put->add_flag("-r,--recursive", a.recursive,
@@ -352,7 +355,8 @@ CommandLine::CommandLine(Grammar grammar)
                    "delete \"unless it holds entries the server does not list\" and counts only the files); "
                    "nothing removed");
     sync->add_flag("-n,--dry-run", a.dry_run,
-                   "Show what would be deleted, made and sent, and the modification times that would be set "
+                   "Show what would be deleted, made and sent (a pull: received), and the modification times that "
+                   "would be set "
                    "(folders, the synced folder itself, --checksum's equal files); change nothing. Under --json "
                    "these lines are the summary's notes. On a connection that may only read, a push's dry run "
                    "reports each write as the forbidden error the real run would get, and exits as it would");
@@ -522,11 +526,20 @@ namespace {
 // How many paths `paths` names once "." components and repeated slashes
 // are read away ("x", "./x" and "x/." are one; "a/../x" stays its own, as
 // a link at "a" would lead elsewhere): -o and --as name one file, and one
-// file typed twice, or typed and matched by a wildcard, is one file.
-std::size_t spelled_paths(const std::vector<std::string>& paths)
+// file typed twice, or typed and matched by a wildcard, is one file. Put's
+// "-" is standard input, never the file "./-". With -r every word counts:
+// -o and --as name where one tree goes.
+std::size_t spelled_paths(const std::vector<std::string>& paths, bool recursive)
 {
+    if (recursive) {
+        return paths.size();
+    }
     std::set<std::string> distinct;
     for (const std::string& path : paths) {
+        if (path == "-") {
+            distinct.insert(std::string(1, '\0')); // no path is spelled so
+            continue;
+        }
         const std::filesystem::path typed(path);
         const bool climbs = std::any_of(typed.begin(), typed.end(), [](const auto& part) { return part == ".."; });
         distinct.insert(climbs ? path : typed.lexically_normal().generic_string());
@@ -539,7 +552,7 @@ std::size_t spelled_paths(const std::vector<std::string>& paths)
 std::optional<std::string> CommandLine::misuse() const
 {
     const auto& a = arguments;
-    if (get->parsed() && !a.output_path.empty() && spelled_paths(a.names) > 1) {
+    if (get->parsed() && !a.output_path.empty() && spelled_paths(a.names, a.recursive) > 1) {
         return "get: -o names one file; use -C DIR for several";
     }
     if (get->parsed() && a.output_path == "-" && grammar_ == Grammar::shell) {
@@ -551,7 +564,7 @@ std::optional<std::string> CommandLine::misuse() const
     if (get->parsed() && a.output_path == "-" && a.recursive) {
         return "get: -o - writes one file; -r makes folders";
     }
-    if (put->parsed() && !a.as.empty() && spelled_paths(a.locals) > 1) {
+    if (put->parsed() && !a.as.empty() && spelled_paths(a.locals, a.recursive) > 1) {
         return "put: --as names one file; several keep their own names";
     }
     const bool from_stdin = std::find(a.locals.begin(), a.locals.end(), "-") != a.locals.end();

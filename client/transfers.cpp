@@ -519,6 +519,48 @@ Status take_planned_folder(GetOptions& options, const PlannedFolder& planned, He
 
 std::optional<Error> refused_under_no_clobber(const std::string& dest, bool tree_name);
 
+// -n skipped each get whose local name is taken by the local file alone,
+// asking the server nothing. One that another download of the command
+// waits behind (claim_local_names) is asked about now: a file the server
+// does not have fails (not_found) and hands its name on, as a download
+// that failed unwritten does, so that the next one is skipped or
+// downloaded in its place rather than refused for a file that is not
+// there. The server is asked only in such a clash.
+void hand_on_names_of_missing_files(Connection& connection, Report& report, const std::vector<GetItem>& items,
+                                    ClaimedDownloads& claims, std::map<std::size_t, SkippedGet>& skipped,
+                                    std::map<std::size_t, SkippedGet>& waiting_skipped,
+                                    std::deque<std::size_t>& waiting)
+{
+    std::set<std::size_t> asked;
+    for (bool handed = true; handed;) {
+        handed = false;
+        for (const auto& behind : claims.waiting()) {
+            const std::size_t holder = behind.clash.other_owner;
+            if (!skipped.contains(holder) || !asked.insert(holder).second) {
+                continue;
+            }
+            if (!connection.is_open() && !connection.reconnect()) {
+                return; // the clash stands as planned
+            }
+            auto missing = not_on_server(connection, items[holder].name);
+            if (!missing || !missing.value()) {
+                continue;
+            }
+            skipped.erase(holder);
+            report.failed(holder, *missing.value());
+            for (const std::size_t next : claims.failed_unwritten(holder)) {
+                if (auto why = waiting_skipped.find(next); why != waiting_skipped.end()) {
+                    skipped.insert(waiting_skipped.extract(why));
+                } else {
+                    waiting.push_back(next);
+                }
+            }
+            handed = true; // the waiting ones changed: look again
+            break;
+        }
+    }
+}
+
 void get_files(Connection& connection, const Output& output, Report& report, const std::vector<GetItem>& items,
                const TransferFlags& flags, const std::vector<std::size_t>& todo, PublishBatch& publish)
 {
@@ -608,6 +650,9 @@ void get_files(Connection& connection, const Output& output, Report& report, con
     }
     std::map<std::size_t, SkippedGet> waiting_skipped;
     ClaimedDownloads claims = claim_local_names(items, pending, waiting, skipped, waiting_skipped);
+    if (flags.clobber == Clobber::keep_existing) {
+        hand_on_names_of_missing_files(connection, report, items, claims, skipped, waiting_skipped, waiting);
+    }
     for (const auto& [index, skip] : skipped) {
         report.skipped(index, skip.why);
     }
@@ -718,11 +763,18 @@ void get_files(Connection& connection, const Output& output, Report& report, con
     // Interrupted, the file each one waits behind may not have been
     // decided: they were not started, rather than refused.
     for (const auto& refused : claims.waiting()) {
-        // Two files left as they are that share a name are refused too (the
-        // later one), as put -n refuses them and as they are without the
-        // local file: the command names two server files for one local name,
-        // whatever is there now.
-        if (interrupted()) {
+        // Two files left as they are that the command itself names for one
+        // local name are refused too (the later one), as put -n refuses them
+        // and as they are without the local file, whatever is there now.
+        if (auto why = waiting_skipped.find(refused.download.index);
+            why != waiting_skipped.end() && skipped.contains(refused.clash.other_owner) &&
+            items[refused.download.index].local != items[refused.clash.other_owner].local) {
+            // Two files left as they are, under local names of their own
+            // that lead to one file (the user's links to it): neither
+            // writes there, and both are skipped, as when the links
+            // appear during the get.
+            report.skipped(refused.download.index, why->second.why);
+        } else if (interrupted()) {
             report.failed(refused.download.index, interrupted_before_start());
         } else if (const auto& holder = report.file(refused.clash.other_owner).error;
                    flags.retries > 0 && holder && exit_status(holder->code) == kExitTransient) {
@@ -1245,10 +1297,10 @@ GetItem listed_item(const std::string& remote, const std::string& local, const G
 // a1.txt 'a*.txt', get -r t t/): one download, with a note, as put sends a
 // local file named twice once; never a name clash with itself, nor
 // counted twice. A tree named twice gives one note, not one per file.
-void drop_repeated_gets(GetPlan& plan, const std::string& current)
+void drop_repeated_gets(GetPlan& plan, const std::string& notes_below)
 {
     // Named as the transfer lines name them: below the shell's folder.
-    const auto shown = [&](const std::string& name) { return printable(shown_path(name, current)); };
+    const auto shown = [&](const std::string& name) { return printable(shown_path(name, notes_below)); };
     std::set<std::pair<std::string, std::string>> planned;  // (server name, local name)
     std::set<std::pair<std::string, std::string>> repeated; // those named more than once
     std::vector<bool> got(plan.items.size(), true);
@@ -1280,8 +1332,11 @@ void drop_repeated_gets(GetPlan& plan, const std::string& current)
     }
 }
 
-GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
-                  const GetPlacement& placement, const TransferFlags& flags, const std::string& current)
+// `notes_below`: the folder below which the plan's notes name server
+// paths (the shell's, for its lines; the root for --json, whose files are
+// named from the root too).
+GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names, const GetPlacement& placement,
+                  const TransferFlags& flags, const std::string& current, const std::string& notes_below)
 {
     GetPlan plan;
     for (const auto& typed : names) {
@@ -1349,7 +1404,7 @@ GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
             if (match.type == EntryType::folder && has_wildcard(typed)) {
                 // A wildcard picks files; the folders it also matches are
                 // passed over, as sftp's and lftp's mget do.
-                plan.notes.push_back("skipping \"" + printable(shown_path(match.name, current)) +
+                plan.notes.push_back("skipping \"" + printable(shown_path(match.name, notes_below)) +
                                      "\": a folder (get -r downloads folders)");
                 ++folders_passed_over;
                 continue;
@@ -1376,7 +1431,7 @@ GetPlan plan_gets(Connection& connection, const std::vector<std::string>& names,
                                  "\"" + printable(typed) + "\" matches only folders: get -r downloads folders"});
         }
     }
-    drop_repeated_gets(plan, current);
+    drop_repeated_gets(plan, notes_below);
     return plan;
 }
 
@@ -2007,7 +2062,7 @@ TransferSummary put_items(Connection& connection, const Output& output, const st
 int run_gets(Connection& connection, const Output& output, const std::vector<std::string>& names,
              const GetPlacement& placement, const TransferFlags& flags, const std::string& current)
 {
-    GetPlan plan = plan_gets(connection, names, placement, flags, current);
+    GetPlan plan = plan_gets(connection, names, placement, flags, current, output.json() ? std::string() : current);
     Report report(output, plan.items.size(), false);
     report.shown_in(current);
     for (auto& note : plan.notes) {

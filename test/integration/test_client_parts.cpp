@@ -136,6 +136,12 @@ TEST_CASE("one grammar: what the shell refuses and the rules CLI11 cannot say")
         CommandLine put_same(Grammar::command_line);
         parse_words(put_same, {"put", "x", "./x", "--as", "y"});
         CHECK_FALSE(put_same.misuse().has_value());
+        CommandLine stdin_and_dash(Grammar::command_line);
+        parse_words(stdin_and_dash, {"put", "-", "./-", "--as", "y"}); // standard input and the file "-"
+        CHECK(stdin_and_dash.misuse().has_value());
+        CommandLine trees(Grammar::command_line);
+        parse_words(trees, {"get", "-r", "t", "t", "-o", "out"}); // -o names where one tree goes
+        CHECK(trees.misuse().has_value());
         CommandLine put_two(Grammar::command_line);
         parse_words(put_two, {"put", "x", "y", "--as", "z"});
         CHECK(put_two.misuse() == "put: --as names one file; several keep their own names");

@@ -282,6 +282,31 @@ TEST_CASE("a file skipped as identical or existing holds its local name against 
         CHECK(read_file(into + "/x") == c.left);
         CHECK(folder_entries(into) == std::vector<std::string>{"x"});
     }
+    // Round 59: -n skipped d/nope by the local x alone, and d/x was then
+    // refused (name_clash) for a file the server does not have. As without
+    // x: d/nope fails not_found and hands its name on; d/x is skipped.
+    write_file(into + "/x", "d's bytes");
+    const auto missing = run_ferry(f.server.address(), {"--json", "get", "-n", "d/nope", "d/x", "-C", into});
+    CAPTURE(missing.out);
+    const auto json = parse_output(missing);
+    CHECK(file_named(json, "d/nope")["error"]["code"] == "not_found");
+    CHECK(file_named(json, "d/x")["skipped"] == "exists");
+    CHECK(read_file(into + "/x") == "d's bytes");
+    // Two local names of their own that the user's links lead to one file:
+    // both left as they are (as when the links appear during the get).
+    const std::string kept = f.local_file("kept");
+    write_file(kept, "kept");
+    REQUIRE(::symlink(kept.c_str(), (into + "/la").c_str()) == 0);
+    REQUIRE(::symlink(kept.c_str(), (into + "/lb").c_str()) == 0);
+    write_file(f.root_file("d/la"), "la");
+    write_file(f.root_file("d/lb"), "lb");
+    const auto links = run_ferry(f.server.address(), {"--json", "get", "-n", "d/la", "d/lb", "-C", into});
+    CAPTURE(links.out);
+    CHECK(links.exit_code == 0);
+    const auto linked = parse_output(links);
+    CHECK(file_named(linked, "d/la")["skipped"] == "exists");
+    CHECK(file_named(linked, "d/lb")["skipped"] == "exists");
+    CHECK(read_file(kept) == "kept");
 }
 
 TEST_CASE("a get of a path the name rules refuse is invalid_name, as stat answers it, and writes nothing")
