@@ -146,7 +146,10 @@ Result<SkipReason> skip_get(Connection& connection, const std::string& name, con
 Result<std::optional<Error>> not_on_server(Connection& connection, const std::string& name)
 {
     auto stat = ask(connection, Request{connection.next_id(), StatRequest{name}}, parse_stat_reply);
-    if (!stat && stat.error().code == ErrorCode::not_found) {
+    // What a get of it would meet first: no such file, a path through a
+    // file, a name the server's rules refuse.
+    if (!stat && (stat.error().code == ErrorCode::not_found || stat.error().code == ErrorCode::not_a_folder ||
+                  stat.error().code == ErrorCode::invalid_name)) {
         return std::optional<Error>(stat.error());
     }
     if (!stat && !connection.is_open()) {

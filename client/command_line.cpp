@@ -524,7 +524,7 @@ std::string CommandLine::help_text(const std::string& topic, const std::string& 
 namespace {
 
 // How many paths `paths` names once "." components and repeated slashes
-// are read away ("x", "./x" and "x/." are one; "a/../x" stays its own, as
+// are read away ("x", "./x" and ".//x" are one; "a/../x" stays its own, as
 // a link at "a" would lead elsewhere): -o and --as name one file, and one
 // file typed twice, or typed and matched by a wildcard, is one file. Put's
 // "-" is standard input, never the file "./-". With -r every word counts:

@@ -1463,6 +1463,12 @@ struct PutPlan {
         bool refused = false; // refuse_file_and_folder_at_one_name: not made
     };
     std::vector<EmptyFolder> empty_folders;
+    // The folder below which its refusals name server paths: the shell's,
+    // as its lines name them; the root for --json, as its names are.
+    std::string shown_below;
+
+    // A server path as the plan's refusals name it.
+    std::string shown_remote(const std::string& path) const { return printable(shown_path(path, shown_below)); }
 
     void add(PutItem item, std::string from, std::optional<Error> error = std::nullopt, bool typed_name = false)
     {
@@ -1623,7 +1629,7 @@ void refuse_shared_names(PutPlan& plan)
             earlier.push_back(i);
             plan.errors[i] = put_name_clash(plan.shown[i],
                                             "and \"" + printable(other) + "\" would both be put as \"" +
-                                                printable(plan.items[i].name) + "\"",
+                                                plan.shown_remote(plan.items[i].name) + "\"",
                                             other, plan.shown[i]);
             break;
         }
@@ -1684,9 +1690,9 @@ void refuse_file_and_folder_at_one_name(PutPlan& plan)
                 plan.failed_folders.push_back(
                     {folder.path, folder.shown,
                      put_name_clash(folder.shown,
-                                    "would be made as \"" + printable(folder.path) + "\", where \"" +
+                                    "would be made as \"" + plan.shown_remote(folder.path) + "\", where \"" +
                                         printable(file->second.shown) + "\" is put as the file \"" +
-                                        printable(file->first) + "\"",
+                                        plan.shown_remote(file->first) + "\"",
                                     file->second.given, folder.given),
                      follows});
                 refused_folders.insert(folder.path);
@@ -1704,17 +1710,17 @@ void refuse_file_and_folder_at_one_name(PutPlan& plan)
         const std::string& name = plan.items[i].name;
         if (const auto needed = folders.find(name); needed != folders.end()) {
             plan.errors[i] = put_name_clash(plan.shown[i],
-                                            "would be put as \"" + printable(name) + "\", where \"" +
+                                            "would be put as \"" + plan.shown_remote(name) + "\", where \"" +
                                                 printable(needed->second) + "\" puts a folder",
                                             needed->second, given(i));
             continue;
         }
         if (const auto file = file_at_or_above(name, false); file != files.end()) {
-            plan.errors[i] =
-                put_name_clash(plan.shown[i],
-                               "would be put as \"" + printable(name) + "\", below \"" + printable(file->first) +
-                                   "\", where \"" + printable(file->second.shown) + "\" is put as a file",
-                               file->second.given, given(i));
+            plan.errors[i] = put_name_clash(plan.shown[i],
+                                            "would be put as \"" + plan.shown_remote(name) + "\", below \"" +
+                                                plan.shown_remote(file->first) + "\", where \"" +
+                                                printable(file->second.shown) + "\" is put as a file",
+                                            file->second.given, given(i));
             continue;
         }
         files.emplace(name, PutFile{plan.shown[i], given(i)});
@@ -1912,10 +1918,11 @@ std::string where_a_link_leads(const std::string& path, bool to_folder)
                                : std::string("it leads to no regular file, which put does not send");
 }
 
-PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals,
-                  const PutPlacement& placement, const TransferFlags& flags, SpooledInput& input)
+PutPlan plan_puts(Connection& connection, const std::vector<std::string>& locals, const PutPlacement& placement,
+                  const TransferFlags& flags, SpooledInput& input, const std::string& shown_below)
 {
     PutPlan plan;
+    plan.shown_below = shown_below;
     // A '..' out of a typed folder needs the server to say it is one
     // (resolve_remote_path_checked); a path without one needs no server.
     const auto resolve_target = [&](const std::string& typed) -> Result<std::string> {
@@ -2229,7 +2236,8 @@ int run_puts(Connection& connection, const Output& output, const std::vector<std
         return report_unstarted(output, names, locals, *refused, true);
     }
     SpooledInput input;
-    PutPlan plan = plan_puts(connection, locals, placement, flags, input);
+    PutPlan plan =
+        plan_puts(connection, locals, placement, flags, input, output.json() ? std::string() : placement.current);
     Report report(output, plan.items.size(), true);
     report.shown_in(placement.current);
     for (auto& note : plan.notes) {

@@ -754,6 +754,12 @@ class Folders(CliTest):
         self.assertEqual(twice.returncode, 0, twice.stderr)
         self.assertIn(b'note: "a" is named more than once for "got/a": it counts once', twice.stderr)
         self.assertIn(b"a -> got/a:", twice.stdout)
+        # Round 59: put -r's clash named the server's paths from the root
+        # ("below \"d/A/q\"") beside the local ones.
+        make_tree(self.local, {"one/A/q": b"1", "two/A/q/r/z": b"2"})
+        clash = self.ferry(server=server, stdin=b"cd d\nput -r one/A two/A\n")
+        self.assertIn(b'"two/A/q/r/z" would be put as "A/q/r/z", below "A/q", where "one/A/q" is put as a file',
+                      clash.stderr)
         refused = self.ferry(server=server, stdin=b"cd d/sub\nsync src :s\n")
         self.assertIn(b'not_a_folder: "s" is not a folder', refused.stderr)
         self.assertEqual(open(os.path.join(self.root, "d/sub/new5/top"), "rb").read(), b"top")
