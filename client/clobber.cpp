@@ -155,6 +155,11 @@ Result<std::optional<Error>> not_on_server(Connection& connection, const std::st
     if (!stat && !connection.is_open()) {
         return stat.error();
     }
+    if (stat && stat->file.type == EntryType::folder) {
+        // As the get would fail: a folder comes with get -r (which names files only).
+        return std::optional<Error>(
+            Error{ErrorCode::not_regular_file, "\"" + name + "\" is a folder (a folder comes with get -r)"});
+    }
     return std::optional<Error>();
 }
 

@@ -27,7 +27,8 @@ using SkipReason = std::optional<std::string>;
 Result<SkipReason> skip_get(Connection& connection, const std::string& name, const std::string& dest,
                             Clobber clobber, HashKind hash, const LocalFolder* in = nullptr);
 // The server's answer that it has no file `name` (a stat: not_found,
-// not_a_folder, invalid_name), nullopt when it has one or could not say. -n skips a get by its local name alone,
+// not_a_folder, invalid_name; a folder there: not_regular_file), nullopt
+// when it has one or could not say. -n skips a get by its local name alone,
 // without a request: a skipped get that another download of its command waits behind is asked about, so that none is
 // refused for a file the server lacks.
 Result<std::optional<Error>> not_on_server(Connection& connection, const std::string& name);

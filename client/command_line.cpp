@@ -527,16 +527,17 @@ namespace {
 // are read away ("x", "./x" and ".//x" are one; "a/../x" stays its own, as
 // a link at "a" would lead elsewhere): -o and --as name one file, and one
 // file typed twice, or typed and matched by a wildcard, is one file. Put's
-// "-" is standard input, never the file "./-". With -r every word counts:
+// "-" is standard input, never the file "./-" (get's "-" is a server
+// name, like any other). With -r every word counts:
 // -o and --as name where one tree goes.
-std::size_t spelled_paths(const std::vector<std::string>& paths, bool recursive)
+std::size_t spelled_paths(const std::vector<std::string>& paths, bool recursive, bool dash_is_stdin)
 {
     if (recursive) {
         return paths.size();
     }
     std::set<std::string> distinct;
     for (const std::string& path : paths) {
-        if (path == "-") {
+        if (dash_is_stdin && path == "-") {
             distinct.insert(std::string(1, '\0')); // no path is spelled so
             continue;
         }
@@ -552,7 +553,7 @@ std::size_t spelled_paths(const std::vector<std::string>& paths, bool recursive)
 std::optional<std::string> CommandLine::misuse() const
 {
     const auto& a = arguments;
-    if (get->parsed() && !a.output_path.empty() && spelled_paths(a.names, a.recursive) > 1) {
+    if (get->parsed() && !a.output_path.empty() && spelled_paths(a.names, a.recursive, false) > 1) {
         return "get: -o names one file; use -C DIR for several";
     }
     if (get->parsed() && a.output_path == "-" && grammar_ == Grammar::shell) {
@@ -564,7 +565,7 @@ std::optional<std::string> CommandLine::misuse() const
     if (get->parsed() && a.output_path == "-" && a.recursive) {
         return "get: -o - writes one file; -r makes folders";
     }
-    if (put->parsed() && !a.as.empty() && spelled_paths(a.locals, a.recursive) > 1) {
+    if (put->parsed() && !a.as.empty() && spelled_paths(a.locals, a.recursive, true) > 1) {
         return "put: --as names one file; several keep their own names";
     }
     const bool from_stdin = std::find(a.locals.begin(), a.locals.end(), "-") != a.locals.end();

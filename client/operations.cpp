@@ -872,6 +872,10 @@ Result<PendingGet> prepare_get(const GetOptions& options)
             return found.error();
         }
         pending.options.no_part = found.value() == PartFound::absent;
+        if (!pending.options.no_part) {
+            const auto state = read_download_state(state_path(pending.options.dest), pending.options.folder.get());
+            pending.part_is_anothers = state && state->name != options.name;
+        }
         // The same for the sidecar's name, which a checkpoint writes over
         // and the publish removes: refused now, whatever the file's size,
         // rather than at a first checkpoint halfway through.

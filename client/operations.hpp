@@ -178,6 +178,10 @@ struct PendingGet {
     // came): from there the download may write under its local names. A
     // get that fails without it wrote nothing there.
     bool accepted = false;
+    // The part found at options.dest's part name is another server file's
+    // (its state names that file): never this download's to resume, so a
+    // get that fails before writing leaves nothing of its own there.
+    bool part_is_anothers = false;
     // With options.defer_publish, after a finish_get that verified a file
     // (not a stream): the part, to be published by the caller.
     std::optional<VerifiedPart> verified;

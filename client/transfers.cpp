@@ -662,8 +662,9 @@ void get_files(Connection& connection, const Output& output, Report& report, con
     // waiting behind it may take them now.
     const auto let_go_names = [&](std::size_t index, const Error& error, bool wrote) {
         const PendingGet& get = *pending[index];
-        if (wrote || get.resumable || !get.options.no_part || exit_status(error.code) == kExitTransient) {
-            return; // tried again later, or it wrote or found a part: the names stay its own
+        if (wrote || get.resumable || (!get.options.no_part && !get.part_is_anothers) ||
+            exit_status(error.code) == kExitTransient) {
+            return; // tried again later, or it wrote or found a part maybe its own: the names stay its own
         }
         for (const std::size_t next : claims.failed_unwritten(index)) {
             if (auto why = waiting_skipped.find(next); why != waiting_skipped.end()) {

@@ -139,6 +139,9 @@ TEST_CASE("one grammar: what the shell refuses and the rules CLI11 cannot say")
         CommandLine stdin_and_dash(Grammar::command_line);
         parse_words(stdin_and_dash, {"put", "-", "./-", "--as", "y"}); // standard input and the file "-"
         CHECK(stdin_and_dash.misuse().has_value());
+        CommandLine server_dash(Grammar::command_line);
+        parse_words(server_dash, {"get", "-", "./-", "-o", "g"}); // a server file named "-", twice
+        CHECK_FALSE(server_dash.misuse().has_value());
         CommandLine trees(Grammar::command_line);
         parse_words(trees, {"get", "-r", "t", "t", "-o", "out"}); // -o names where one tree goes
         CHECK(trees.misuse().has_value());

@@ -179,6 +179,43 @@ TEST_CASE("a download that fails unwritten keeps its names where it found a part
     }
 }
 
+TEST_CASE("a download that fails unwritten hands its names on where the part there is the waiting one's")
+{
+    // Round 60: get x/f big/f with x/f missing downloads big/f in its place;
+    // killed, that run left big/f's part (its state names big/f), and every
+    // rerun of the command then refused big/f, as if the part were x/f's.
+    Fixture f;
+    ::mkdir(f.root_file("a").c_str(), 0755);
+    ::mkdir(f.root_file("b").c_str(), 0755);
+    write_file(f.root_file("b/big"), "the waiting file");
+    const std::string into = f.local_file("into");
+    ::mkdir(into.c_str(), 0755);
+    for (const std::string resume : {"--resume", "--no-resume"}) {
+        CAPTURE(resume);
+        const std::string part = into + "/big.ferry-part";
+        write_file(part, "EARLIER BYTES OF b/big");
+        {
+            const int fd = ::open(part.c_str(), O_RDONLY | O_CLOEXEC);
+            REQUIRE(fd >= 0);
+            REQUIRE(::fsetxattr(fd, ferry::client::kPartMark, "1", 1, 0) == 0);
+            ::close(fd);
+        }
+        DownloadState earlier;
+        earlier.name = "b/big";
+        earlier.remote_size = 1000;
+        REQUIRE(ferry::client::write_download_state(into + "/big.ferry-part.state", earlier));
+        const auto get = run_ferry(f.server.address(), {"--json", "get", resume, "a/big", "b/big", "-C", into});
+        CAPTURE(get.out);
+        CHECK(get.exit_code == 4);
+        const auto json = parse_output(get);
+        CHECK(file_named(json, "a/big")["error"]["code"] == "not_found");
+        CHECK(file_named(json, "b/big")["ok"] == true);
+        CHECK(read_file(into + "/big") == "the waiting file");
+        CHECK(folder_entries(into) == std::vector<std::string>{"big"});
+        REQUIRE(::unlink((into + "/big").c_str()) == 0);
+    }
+}
+
 TEST_CASE("the downloads waiting on one name pass it on in claim order, each queue asked once per holder")
 {
     using ferry::client::ClaimedDownloads;
@@ -307,6 +344,16 @@ TEST_CASE("a file skipped as identical or existing holds its local name against 
     CHECK(file_named(linked, "d/la")["skipped"] == "exists");
     CHECK(file_named(linked, "d/lb")["skipped"] == "exists");
     CHECK(read_file(kept) == "kept");
+    // Round 60: a folder at the holder's name (no -r) fails as the get
+    // would, not_regular_file, and hands the name on too.
+    write_file(f.root_file("e/d2"), "e's d2");
+    write_file(into + "/d2", "local d2");
+    const auto folder = run_ferry(f.server.address(), {"--json", "get", "-n", "d2", "e/d2", "-C", into});
+    CAPTURE(folder.out);
+    const auto held = parse_output(folder);
+    CHECK(file_named(held, "d2")["error"]["code"] == "not_regular_file");
+    CHECK(file_named(held, "e/d2")["skipped"] == "exists");
+    CHECK(read_file(into + "/d2") == "local d2");
 }
 
 TEST_CASE("a get of a path the name rules refuse is invalid_name, as stat answers it, and writes nothing")
