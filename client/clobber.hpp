@@ -28,9 +28,10 @@ Result<SkipReason> skip_get(Connection& connection, const std::string& name, con
                             Clobber clobber, HashKind hash, const LocalFolder* in = nullptr);
 // The server's answer that it has no file `name` (a stat: not_found,
 // not_a_folder, invalid_name; a folder there: not_regular_file), nullopt
-// when it has one or could not say. -n skips a get by its local name alone,
-// without a request: a skipped get that another download of its command waits behind is asked about, so that none is
-// refused for a file the server lacks.
+// when it has one or could not say. -n skips a get by its local name
+// alone, without a request: a skipped get that another download of its
+// command waits behind is asked about, so that none is refused for a file
+// the server lacks.
 Result<std::optional<Error>> not_on_server(Connection& connection, const std::string& name);
 // For a put of `local_path` as `name`; with `spool` (put -), that file is
 // read through its descriptor instead.

@@ -522,7 +522,7 @@ std::optional<Error> refused_under_no_clobber(const std::string& dest, bool tree
 // -n skipped each get whose local name is taken by the local file alone,
 // asking the server nothing. One that another download of the command
 // waits behind (claim_local_names) is asked about now: a file the server
-// does not have fails (not_found) and hands its name on, as a download
+// does not have fails (not_on_server) and hands its name on, as a download
 // that failed unwritten does, so that the next one is skipped or
 // downloaded in its place rather than refused for a file that is not
 // there. The server is asked only in such a clash.
