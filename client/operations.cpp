@@ -874,7 +874,9 @@ Result<PendingGet> prepare_get(const GetOptions& options)
         pending.options.no_part = found.value() == PartFound::absent;
         if (!pending.options.no_part) {
             const auto state = read_download_state(state_path(pending.options.dest), pending.options.folder.get());
-            pending.part_is_anothers = state && state->name != options.name;
+            if (state && state->name != options.name) {
+                pending.part_owner = state->name;
+            }
         }
         // The same for the sidecar's name, which a checkpoint writes over
         // and the publish removes: refused now, whatever the file's size,

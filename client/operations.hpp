@@ -178,10 +178,11 @@ struct PendingGet {
     // came): from there the download may write under its local names. A
     // get that fails without it wrote nothing there.
     bool accepted = false;
-    // The part found at options.dest's part name is another server file's
-    // (its state names that file): never this download's to resume, so a
-    // get that fails before writing leaves nothing of its own there.
-    bool part_is_anothers = false;
+    // The server file whose part was found at options.dest's part name,
+    // where its state names another file than this one: never this
+    // download's to resume, so a get that fails before writing may hand its
+    // names on, but only to that file's own download (get_files).
+    std::optional<std::string> part_owner;
     // With options.defer_publish, after a finish_get that verified a file
     // (not a stream): the part, to be published by the caller.
     std::optional<VerifiedPart> verified;

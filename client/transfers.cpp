@@ -519,6 +519,24 @@ Status take_planned_folder(GetOptions& options, const PlannedFolder& planned, He
 
 std::optional<Error> refused_under_no_clobber(const std::string& dest, bool tree_name);
 
+// Whether the download that would take the names of the failed download
+// `index` (the first behind it in claim order) is the one whose part
+// `get` found at its part name (PendingGet::part_owner): a part whose state
+// names another file is not the failed one's, but only that file's own
+// download may build on it or replace it, never a third file that would
+// publish over it or discard its progress.
+bool first_behind_owns_the_part(const ClaimedDownloads& claims, std::size_t index, const PendingGet& get)
+{
+    if (!get.part_owner) {
+        return false;
+    }
+    const auto waiting = claims.waiting(); // in claim order
+    const auto first = std::find_if(waiting.begin(), waiting.end(),
+                                    [&](const auto& behind) { return behind.clash.other_owner == index; });
+    return first != waiting.end() && first->download.remote == *get.part_owner &&
+           base_name(first->download.dest) == base_name(get.options.dest);
+}
+
 // -n skipped each get whose local name is taken by the local file alone,
 // asking the server nothing. One that another download of the command
 // waits behind (claim_local_names) is asked about now: a file the server
@@ -662,9 +680,11 @@ void get_files(Connection& connection, const Output& output, Report& report, con
     // waiting behind it may take them now.
     const auto let_go_names = [&](std::size_t index, const Error& error, bool wrote) {
         const PendingGet& get = *pending[index];
-        if (wrote || get.resumable || (!get.options.no_part && !get.part_is_anothers) ||
-            exit_status(error.code) == kExitTransient) {
-            return; // tried again later, or it wrote or found a part maybe its own: the names stay its own
+        if (wrote || get.resumable || exit_status(error.code) == kExitTransient) {
+            return; // tried again later, or it wrote: the names stay its own
+        }
+        if (!get.options.no_part && !first_behind_owns_the_part(claims, index, get)) {
+            return; // a part maybe its own, or a third file's that the next one would replace
         }
         for (const std::size_t next : claims.failed_unwritten(index)) {
             if (auto why = waiting_skipped.find(next); why != waiting_skipped.end()) {

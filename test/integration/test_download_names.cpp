@@ -214,6 +214,45 @@ TEST_CASE("a download that fails unwritten hands its names on where the part the
         CHECK(folder_entries(into) == std::vector<std::string>{"big"});
         REQUIRE(::unlink((into + "/big").c_str()) == 0);
     }
+    // Round 61: only the part's own download takes the names. A third file
+    // first in line (one named like the part, or another file for "big")
+    // would publish over b/big's part or discard its progress: refused, and
+    // the part and its state stay as they are.
+    ::mkdir(f.root_file("s").c_str(), 0755);
+    ::mkdir(f.root_file("c").c_str(), 0755);
+    write_file(f.root_file("s/big.ferry-part"), "a server file named like the part");
+    write_file(f.root_file("c/big"), "a third file");
+    const std::string part = into + "/big.ferry-part";
+    write_file(part, "EARLIER BYTES OF b/big");
+    {
+        const int fd = ::open(part.c_str(), O_RDONLY | O_CLOEXEC);
+        REQUIRE(fd >= 0);
+        REQUIRE(::fsetxattr(fd, ferry::client::kPartMark, "1", 1, 0) == 0);
+        ::close(fd);
+    }
+    DownloadState earlier;
+    earlier.name = "b/big";
+    earlier.remote_size = 1000;
+    REQUIRE(ferry::client::write_download_state(into + "/big.ferry-part.state", earlier));
+    const std::string state = read_file(into + "/big.ferry-part.state");
+    for (const std::vector<std::string>& third :
+         {std::vector<std::string>{"s/big.ferry-part"}, std::vector<std::string>{"c/big", "b/big"}}) {
+        CAPTURE(third.front());
+        std::vector<std::string> argv{"--json", "get", "a/big"};
+        argv.insert(argv.end(), third.begin(), third.end());
+        argv.insert(argv.end(), {"-C", into});
+        const auto get = run_ferry(f.server.address(), argv);
+        CAPTURE(get.out);
+        CHECK(get.exit_code == 4);
+        const auto json = parse_output(get);
+        CHECK(file_named(json, "a/big")["error"]["code"] == "not_found");
+        for (const std::string& refused : third) {
+            CHECK(file_named(json, refused)["error"]["code"] == "name_clash");
+        }
+        CHECK(read_file(part) == "EARLIER BYTES OF b/big");
+        CHECK(read_file(into + "/big.ferry-part.state") == state);
+        CHECK_FALSE(exists(into + "/big"));
+    }
 }
 
 TEST_CASE("the downloads waiting on one name pass it on in claim order, each queue asked once per holder")
