@@ -37,6 +37,22 @@ nlohmann::json file_named(const nlohmann::json& json, const std::string& name)
     return {};
 }
 
+// An interrupted download's part of `remote` at `part` (marked as ferry
+// marks its parts) and its state beside it; the state's bytes, to compare.
+std::string plant_part(const std::string& part, const std::string& bytes, const std::string& remote)
+{
+    write_file(part, bytes);
+    const int fd = ::open(part.c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    REQUIRE(::fsetxattr(fd, ferry::client::kPartMark, "1", 1, 0) == 0);
+    ::close(fd);
+    DownloadState earlier;
+    earlier.name = remote;
+    earlier.remote_size = 1000;
+    REQUIRE(ferry::client::write_download_state(part + ".state", earlier));
+    return read_file(part + ".state");
+}
+
 } // namespace
 
 TEST_CASE("two files of one get landing on one local name: the later is refused before any byte, the first is whole")
@@ -153,18 +169,7 @@ TEST_CASE("a download that fails unwritten keeps its names where it found a part
     const std::string into = f.local_file("into");
     ::mkdir(into.c_str(), 0755);
     const std::string part = into + "/big.ferry-part";
-    write_file(part, "EARLIER BYTES OF a/big");
-    {
-        const int fd = ::open(part.c_str(), O_RDONLY | O_CLOEXEC);
-        REQUIRE(fd >= 0);
-        REQUIRE(::fsetxattr(fd, ferry::client::kPartMark, "1", 1, 0) == 0);
-        ::close(fd);
-    }
-    DownloadState earlier;
-    earlier.name = "a/big";
-    earlier.remote_size = 1000;
-    REQUIRE(ferry::client::write_download_state(into + "/big.ferry-part.state", earlier));
-    const std::string state = read_file(into + "/big.ferry-part.state");
+    const std::string state = plant_part(part, "EARLIER BYTES OF a/big", "a/big");
     for (const std::string resume : {"--resume", "--no-resume"}) {
         CAPTURE(resume);
         const auto get = run_ferry(f.server.address(), {"--json", "get", resume, "a/big", "b/big", "-C", into});
@@ -192,18 +197,7 @@ TEST_CASE("a download that fails unwritten hands its names on where the part the
     ::mkdir(into.c_str(), 0755);
     for (const std::string resume : {"--resume", "--no-resume"}) {
         CAPTURE(resume);
-        const std::string part = into + "/big.ferry-part";
-        write_file(part, "EARLIER BYTES OF b/big");
-        {
-            const int fd = ::open(part.c_str(), O_RDONLY | O_CLOEXEC);
-            REQUIRE(fd >= 0);
-            REQUIRE(::fsetxattr(fd, ferry::client::kPartMark, "1", 1, 0) == 0);
-            ::close(fd);
-        }
-        DownloadState earlier;
-        earlier.name = "b/big";
-        earlier.remote_size = 1000;
-        REQUIRE(ferry::client::write_download_state(into + "/big.ferry-part.state", earlier));
+        plant_part(into + "/big.ferry-part", "EARLIER BYTES OF b/big", "b/big");
         const auto get = run_ferry(f.server.address(), {"--json", "get", resume, "a/big", "b/big", "-C", into});
         CAPTURE(get.out);
         CHECK(get.exit_code == 4);
@@ -223,18 +217,7 @@ TEST_CASE("a download that fails unwritten hands its names on where the part the
     write_file(f.root_file("s/big.ferry-part"), "a server file named like the part");
     write_file(f.root_file("c/big"), "a third file");
     const std::string part = into + "/big.ferry-part";
-    write_file(part, "EARLIER BYTES OF b/big");
-    {
-        const int fd = ::open(part.c_str(), O_RDONLY | O_CLOEXEC);
-        REQUIRE(fd >= 0);
-        REQUIRE(::fsetxattr(fd, ferry::client::kPartMark, "1", 1, 0) == 0);
-        ::close(fd);
-    }
-    DownloadState earlier;
-    earlier.name = "b/big";
-    earlier.remote_size = 1000;
-    REQUIRE(ferry::client::write_download_state(into + "/big.ferry-part.state", earlier));
-    const std::string state = read_file(into + "/big.ferry-part.state");
+    const std::string state = plant_part(part, "EARLIER BYTES OF b/big", "b/big");
     for (const std::vector<std::string>& third :
          {std::vector<std::string>{"s/big.ferry-part"}, std::vector<std::string>{"c/big", "b/big"}}) {
         CAPTURE(third.front());
