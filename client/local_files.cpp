@@ -1647,6 +1647,7 @@ namespace {
 struct HeldPart {
     LocalFile file;
     struct stat st {};
+    std::string owner; // the server file its state names, empty without one
 };
 
 // look_at_part's look, keeping what it found: nothing, or the part held.
@@ -1682,7 +1683,7 @@ Result<std::optional<HeldPart>> look_at_and_hold_part(const std::string& part, c
         }
         return local_error("cannot open " + in_quotes(part), errno);
     }
-    HeldPart held{LocalFile(part, fd), {}};
+    HeldPart held{LocalFile(part, fd), {}, {}};
     if (::fstat(held.file.fd(), &held.st) != 0) {
         return local_error("cannot stat " + in_quotes(part), errno);
     }
@@ -1692,6 +1693,9 @@ Result<std::optional<HeldPart>> look_at_and_hold_part(const std::string& part, c
     const auto state = read_download_state(state_file, in);
     if (!is_ferry_part(held.file, held.st, state ? &state.value() : nullptr)) {
         return unowned_part_error(part);
+    }
+    if (state) {
+        held.owner = state->name;
     }
     // A part another download is writing is not replaced from under it
     // (nor its sidecar dropped).
@@ -1703,13 +1707,16 @@ Result<std::optional<HeldPart>> look_at_and_hold_part(const std::string& part, c
 
 } // namespace
 
-Result<PartFound> look_at_part(const std::string& part, const std::string& state_file, const LocalFolder* in)
+Result<FoundPart> look_at_part(const std::string& part, const std::string& state_file, const LocalFolder* in)
 {
     auto held = look_at_and_hold_part(part, state_file, in);
     if (!held) {
         return held.error();
     }
-    return held->has_value() ? PartFound::ferrys : PartFound::absent;
+    if (!held->has_value()) {
+        return FoundPart{};
+    }
+    return FoundPart{PartFound::ferrys, std::move(held->value().owner)};
 }
 
 Result<CreatedPart> create_part_file(const std::string& part, const std::string& state_file, const LocalFolder* in,

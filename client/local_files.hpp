@@ -260,9 +260,14 @@ bool is_ferry_part(const LocalFile& file, const struct ::stat& st, const Downloa
 // not make (the user's own file that happens to have that name:
 // unowned_part_error), a symbolic link, FIFO, socket, device or folder
 // (foreign_part_error), none of them followed or written.
+// With a part of ferry's: the server file its state names (`owner`;
+// empty where it has no readable state).
 enum class PartFound { absent, ferrys };
-Result<PartFound> look_at_part(const std::string& part, const std::string& state_file,
-                               const LocalFolder* in = nullptr);
+struct FoundPart {
+    PartFound kind = PartFound::absent;
+    std::string owner;
+};
+Result<FoundPart> look_at_part(const std::string& part, const std::string& state_file, const LocalFolder* in = nullptr);
 
 // A download's fresh part file (no resume), created O_EXCL (never through
 // what stands at the name) and marked as ferry's (mark_part). A part of

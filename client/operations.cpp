@@ -871,12 +871,9 @@ Result<PendingGet> prepare_get(const GetOptions& options)
         if (!found) {
             return found.error();
         }
-        pending.options.no_part = found.value() == PartFound::absent;
-        if (!pending.options.no_part) {
-            const auto state = read_download_state(state_path(pending.options.dest), pending.options.folder.get());
-            if (state && state->name != options.name) {
-                pending.part_owner = state->name;
-            }
+        pending.options.no_part = found->kind == PartFound::absent;
+        if (!pending.options.no_part && !found->owner.empty() && found->owner != options.name) {
+            pending.part_owner = std::move(found->owner);
         }
         // The same for the sidecar's name, which a checkpoint writes over
         // and the publish removes: refused now, whatever the file's size,
