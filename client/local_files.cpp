@@ -1156,6 +1156,13 @@ std::string resolve_download_path(const std::string& name, const std::optional<s
     return *local;
 }
 
+bool name_is_free(const std::string& path, const LocalFolder* in)
+{
+    const Where at(in, path);
+    struct stat st {};
+    return at.reached() && ::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT;
+}
+
 bool held_locked(const std::string& path, const LocalFolder* in)
 {
     // O_NONBLOCK: a FIFO swapped in does not hang the look; O_NOFOLLOW: a

@@ -313,12 +313,24 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
     const unsigned part_mode = kPartMode;
     if (resumable) {
         auto file = LocalFile::open(part, O_WRONLY | O_NOFOLLOW | O_NONBLOCK, 0, in);
+        if (!file && name_is_free(part, in)) {
+            // Gone since load_resumable looked, most often published by
+            // another download of this name (another ferry) that held it
+            // then. The server already sends from the part's offset, so this
+            // try cannot start over; the next one finds no part and does:
+            // busy (exit status 6), which --retry and a script's retry get
+            // past, where a permanent error would leave the file unfetched.
+            return about_local_files(ErrorCode::busy, "\"" + part +
+                                                          "\" was removed since it was checked (another download of "
+                                                          "this name may have finished it); nothing was written to "
+                                                          "it: get the file again");
+        }
         if (!file) {
-            // Removed or swapped (for a link: ELOOP) since load_resumable
-            // looked: said as that, with a stable code, not as the errno.
-            return about_local_files(ErrorCode::local_io,
-                                     "\"" + part + "\" was removed or replaced since it was checked (" +
-                                         file.error().message + "); nothing was written to it: get the file again");
+            // Swapped (for a link: ELOOP) since load_resumable looked: said
+            // as that, with a stable code, not as the errno.
+            return about_local_files(ErrorCode::local_io, "\"" + part + "\" was replaced since it was checked (" +
+                                                              file.error().message +
+                                                              "); nothing was written to it: get the file again");
         }
         struct stat st {};
         if (::fstat(file->fd(), &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -56,7 +56,7 @@ class ScriptedServer:
 
     def __init__(self, listings=None, files=None, stall=None, stall_for=20, holding=None, before_trailer=None,
                  commit_error=None, capabilities=(), unread=None, hello=None, answer_as=None,
-                 not_found_message="no", get_errors=None):
+                 not_found_message="no", get_errors=None, cut_after=None, on_get=None):
         self.listings, self.files = listings or {}, files or {}
         # Fields that replace hello's, and the name a stat, get or digest
         # reply gives for the one asked (None: the one asked).
@@ -77,6 +77,14 @@ class ScriptedServer:
         # By name: the error codes its gets are answered with, one per get
         # in turn (then the file, if it has one).
         self.get_errors = {name: list(codes) for name, codes in (get_errors or {}).items()}
+        # By name: how many bytes its first get sends before the server
+        # hangs up (a lost connection midway).
+        self.cut_after = dict(cut_after or {})
+        # Called with (name, offset) when a get arrives, before its reply:
+        # what a test does there happens between the client's plan of the
+        # download and the server's answer.
+        self.on_get = on_get
+        self.gets = []  # (name, offset) of each get, in turn
         self.capabilities = list(capabilities)
         self.stall, self.stall_for = stall, stall_for
         self.stalled = []  # how long each stall went on before the client left
@@ -182,12 +190,21 @@ class ScriptedServer:
                 if data is None:
                     self.send(conn, {"id": rid, "ok": False, "error": {"code": "not_found", "message": "no"}})
                     continue
-                self.send(conn, dict(entry(self.answer_as or name, "file", len(data)), id=rid, ok=True, offset=0))
+                offset = request.get("offset", 0)
+                self.gets.append((name, offset))
+                if self.on_get:
+                    self.on_get(name, offset)
+                self.send(conn, dict(entry(self.answer_as or name, "file", len(data)), id=rid, ok=True,
+                                     offset=offset))
                 if self.stall == "frames":
                     self.stall_with(conn, lambda: self.send_data(conn, b""), 0.2)
                     return
-                if data:
-                    self.send_data(conn, data)
+                cut = self.cut_after.pop(name, None)
+                rest = data[offset:cut]
+                for start in range(0, len(rest), 1 << 20):
+                    self.send_data(conn, rest[start:start + (1 << 20)])
+                if cut is not None:
+                    return
                 if self.before_trailer:
                     self.before_trailer(name)
                 self.send(conn, {"id": rid, "ok": True, "done": True, "size": len(data),
@@ -524,6 +541,48 @@ class RetryKeepsWaitingDownloads(HostileTest):
         got = self.ferry("--json", "--no-progress", "get", "f/x", "d/x", server=server.address)
         report = self.json_of(got)
         self.assertEqual([f.get("error", {}).get("code") for f in report["files"]], ["io_error", "name_clash"])
+
+
+class RetryOutlastsAnotherDownloadOfTheName(HostileTest):
+    """Round 61: two ferry download one file to one name. The second's
+    retry plans a resume of the first's part, and the first publishes it
+    (or the user removes it) before the server's answer: the part is gone
+    when the second opens it. That was local_io, permanent, so --retry gave
+    up with the file unfetched; it is busy now, and the next try starts
+    afresh. The server here hangs up midway (the client keeps what came
+    for a resume), then removes the part as the resume's get arrives."""
+
+    CUT = 300000  # bytes the first get sends before the server hangs up
+
+    def check_tried_again(self, command, dest, gone):
+        data = os.urandom(1024 * 1024 + 4096)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+
+        def meanwhile(name, offset):
+            if offset > 0:
+                gone(dest + ".ferry-part")
+                os.remove(dest + ".ferry-part.state")
+
+        server = self.scripted(listings={("d", True): [[entry("x", "file", len(data))]]}, files={"d/x": data},
+                               cut_after={"d/x": self.CUT}, on_get=meanwhile)
+        got = self.ferry("--no-progress", *command, server=server.address)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertEqual([offset for _, offset in server.gets], [0, self.CUT, 0])
+        with open(dest, "rb") as f:
+            self.assertEqual(hashlib.sha256(f.read()).hexdigest(), hashlib.sha256(data).hexdigest())
+        self.assertFalse(os.path.exists(dest + ".ferry-part"))
+
+    def test_a_part_published_by_another_download_before_the_answer(self):
+        dest = os.path.join(self.local, "x")
+        self.check_tried_again(["get", "--retry", "2", "d/x"], dest, lambda part: os.rename(part, dest))
+
+    def test_a_part_removed_before_the_answer(self):
+        dest = os.path.join(self.local, "x")
+        self.check_tried_again(["get", "--retry", "2", "d/x", "-o", dest], dest, os.remove)
+
+    def test_a_sync_pulls_part_published_before_the_answer(self):
+        dest = os.path.join(self.local, "pulled", "x")
+        self.check_tried_again(["sync", "--retry", "2", ":d", "pulled"], dest, lambda part: os.rename(part, dest))
 
 
 class TimeoutCountsOnlyProgress(HostileTest):
