@@ -1160,7 +1160,12 @@ bool name_is_free(const std::string& path, const LocalFolder* in)
 {
     const Where at(in, path);
     struct stat st {};
-    return at.reached() && ::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT;
+    if (!at.reached() || ::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT) {
+        return false;
+    }
+    // A folder removed meanwhile holds no names either, but nothing can
+    // stand there again: that is not a free name.
+    return ::fstat(at.dir(), &st) == 0 && st.st_nlink > 0;
 }
 
 bool held_locked(const std::string& path, const LocalFolder* in)

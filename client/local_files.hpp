@@ -473,8 +473,9 @@ Error foreign_state_error(const std::string& path, unsigned mode);
 // cannot be opened for reading, or when it is not a regular file.
 bool held_locked(const std::string& path, const LocalFolder* in = nullptr);
 // Whether nothing stands at `path` (in `in`, or as typed): its lstat
-// (fstatat, AT_SYMLINK_NOFOLLOW) found no such name (ENOENT). False when
-// something stands there, or when the look fails another way.
+// (fstatat, AT_SYMLINK_NOFOLLOW) found no such name (ENOENT) in a folder
+// that is still linked. False when something stands there, when the
+// folder was removed, or when the look fails another way.
 bool name_is_free(const std::string& path, const LocalFolder* in = nullptr);
 // busy, naming `dest`, for a target held so.
 Error locked_target_error(const std::string& dest);

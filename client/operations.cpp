@@ -281,7 +281,7 @@ std::optional<Resumable> load_resumable(const std::string& name, const std::stri
         return std::nullopt;
     }
     if (saved->kind() == kind) {
-        return Resumable{std::move(state.value()), std::move(*saved)};
+        return Resumable{std::move(state.value()), std::move(*saved), identity.value()};
     }
     // Resumed with another hash: the part is hashed again, which costs a
     // read of it but no download.
@@ -290,7 +290,7 @@ std::optional<Resumable> load_resumable(const std::string& name, const std::stri
     if (!whole || !whole.value()) {
         return std::nullopt;
     }
-    return Resumable{std::move(state.value()), std::move(fresh)};
+    return Resumable{std::move(state.value()), std::move(fresh), identity.value()};
 }
 
 // A part found standing means a download of this name was cut short, and
@@ -326,11 +326,12 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
                                                           "it: get the file again");
         }
         if (!file) {
-            // Swapped (for a link: ELOOP) since load_resumable looked: said
-            // as that, with a stable code, not as the errno.
-            return about_local_files(ErrorCode::local_io, "\"" + part + "\" was replaced since it was checked (" +
-                                                              file.error().message +
-                                                              "); nothing was written to it: get the file again");
+            // Swapped (for a link: ELOOP), or its folder removed, since
+            // load_resumable looked: said as that, with a stable code, not
+            // as the errno.
+            return about_local_files(ErrorCode::local_io,
+                                     "\"" + part + "\" was removed or replaced since it was checked (" +
+                                         file.error().message + "); nothing was written to it: get the file again");
         }
         struct stat st {};
         if (::fstat(file->fd(), &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -349,6 +350,19 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
         // is not truncated or written through.
         if (auto locked = lock_part(file.value()); !locked) {
             return locked.error();
+        }
+        // Locked, so no other download writes it now; but it must be the
+        // very file load_resumable checked. The hash goes on from the saved
+        // state and never reads the bytes before the offset again, so any
+        // other file at the name (a part another download left when it
+        // stopped, a file the user put there) would be published with a
+        // wrong beginning as verified. busy, as for a part gone: the next
+        // try looks at whatever stands there now.
+        if (auto now = identity_of(file.value()); !now || now.value() != resumable->checked) {
+            return about_local_files(ErrorCode::busy,
+                                     "\"" + part +
+                                         "\" was replaced since it was checked (by another download of this name, "
+                                         "or by hand); nothing was written to it: get the file again");
         }
         remove_leftover_temporaries(state_file, in);
         if (::fchmod(file->fd(), static_cast<mode_t>(part_mode)) != 0) {

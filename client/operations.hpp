@@ -157,6 +157,9 @@ Result<TransferResult> get_file(Connection& connection, const GetOptions& option
 struct Resumable {
     DownloadState state;
     TransferHash hash;
+    // The part as it was checked (device, inode, size, mtime, ctime): the
+    // resume writes only into that very file (open_part).
+    PartIdentity checked;
 };
 
 // get_file in three steps, so that several gets can share one connection

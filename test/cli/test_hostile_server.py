@@ -543,34 +543,63 @@ class RetryKeepsWaitingDownloads(HostileTest):
         self.assertEqual([f.get("error", {}).get("code") for f in report["files"]], ["io_error", "name_clash"])
 
 
-class RetryOutlastsAnotherDownloadOfTheName(HostileTest):
-    """Round 61: two ferry download one file to one name. The second's
-    retry plans a resume of the first's part, and the first publishes it
-    (or the user removes it) before the server's answer: the part is gone
-    when the second opens it. That was local_io, permanent, so --retry gave
-    up with the file unfetched; it is busy now, and the next try starts
-    afresh. The server here hangs up midway (the client keeps what came
-    for a resume), then removes the part as the resume's get arrives."""
+class PartChangedBeforeTheAnswer(HostileTest):
+    """A download cut midway (the client keeps what came for a resume),
+    then its part changed as the resume's get arrives: between the
+    client's plan and the server's answer."""
 
     CUT = 300000  # bytes the first get sends before the server hangs up
 
-    def check_tried_again(self, command, dest, gone):
+    def resumed_meanwhile(self, command, dest, change, keep_state=False):
+        """The command's download, cut at CUT, then `change` done to its
+        part as the resume's get arrives (the state goes too unless
+        `keep_state`): (the ferry run, the server, the file's bytes)."""
         data = os.urandom(1024 * 1024 + 4096)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
 
         def meanwhile(name, offset):
             if offset > 0:
-                gone(dest + ".ferry-part")
-                os.remove(dest + ".ferry-part.state")
+                change(dest + ".ferry-part")
+                if not keep_state:
+                    os.remove(dest + ".ferry-part.state")
 
         server = self.scripted(listings={("d", True): [[entry("x", "file", len(data))]]}, files={"d/x": data},
                                cut_after={"d/x": self.CUT}, on_get=meanwhile)
-        got = self.ferry("--no-progress", *command, server=server.address)
+        return self.ferry("--no-progress", *command, server=server.address), server, data
+
+    def check_got_whole(self, got, server, data, dest):
         self.assertEqual(got.returncode, 0, got.stderr)
         self.assertEqual([offset for _, offset in server.gets], [0, self.CUT, 0])
         with open(dest, "rb") as f:
             self.assertEqual(hashlib.sha256(f.read()).hexdigest(), hashlib.sha256(data).hexdigest())
         self.assertFalse(os.path.exists(dest + ".ferry-part"))
+
+    def check_tried_again(self, command, dest, gone):
+        self.check_got_whole(*self.resumed_meanwhile(command, dest, gone), dest)
+
+    @staticmethod
+    def swap_in(part, content, marked):
+        """Another file at the part's name (a new inode), `marked` as a
+        part of ferry's or not."""
+        with open(part + ".new", "wb") as f:
+            f.write(content)
+        if marked:
+            os.setxattr(part + ".new", "user.ferry.part", b"1")
+        os.rename(part + ".new", part)
+
+    @staticmethod
+    def head_of(path, size):
+        with open(path, "rb") as f:
+            return f.read(size)
+
+
+class RetryOutlastsAnotherDownloadOfTheName(PartChangedBeforeTheAnswer):
+    """Round 61: two ferry download one file to one name. The second's
+    retry plans a resume of the first's part, and the first publishes it
+    (or the user removes it) before the server's answer: the part is gone
+    when the second opens it. That was local_io, permanent, so --retry gave
+    up with the file unfetched; it is busy now, and the next try starts
+    afresh."""
 
     def test_a_part_published_by_another_download_before_the_answer(self):
         dest = os.path.join(self.local, "x")
@@ -583,6 +612,42 @@ class RetryOutlastsAnotherDownloadOfTheName(HostileTest):
     def test_a_sync_pulls_part_published_before_the_answer(self):
         dest = os.path.join(self.local, "pulled", "x")
         self.check_tried_again(["sync", "--retry", "2", ":d", "pulled"], dest, lambda part: os.rename(part, dest))
+
+
+class ResumeWritesOnlyTheCheckedPart(PartChangedBeforeTheAnswer):
+    """Round 63: a resume wrote into whatever regular file of the user's
+    stood at the part's name when the server answered, and published it as
+    verified: the hash goes on from the saved state and never reads the
+    bytes before the offset again. A part another download left when it
+    stopped (shorter) came out with a hole of zeros; a file the user put
+    there was written into and published. Now the resume writes only into
+    the file it checked, else busy, and the next try looks again."""
+
+    def test_a_shorter_part_another_download_left_is_not_built_on(self):
+        dest = os.path.join(self.local, "x")
+        got, server, data = self.resumed_meanwhile(
+            ["get", "--retry", "2", "d/x"], dest,
+            lambda part: self.swap_in(part, self.head_of(part, 50000), marked=True), keep_state=True)
+        self.check_got_whole(got, server, data, dest)
+
+    def test_a_part_with_other_bytes_in_a_sync_pull_is_not_built_on(self):
+        dest = os.path.join(self.local, "pulled", "x")
+        got, server, data = self.resumed_meanwhile(
+            ["sync", "--retry", "2", ":d", "pulled"], dest,
+            lambda part: self.swap_in(part, b"\xff" * os.path.getsize(part), marked=True), keep_state=True)
+        self.check_got_whole(got, server, data, dest)
+
+    def test_a_users_own_file_at_the_parts_name_is_never_written(self):
+        dest = os.path.join(self.local, "x")
+        part = dest + ".ferry-part"
+        got, server, _ = self.resumed_meanwhile(
+            ["get", "--retry", "2", "d/x"], dest, lambda planned: self.swap_in(planned, bytes(self.CUT), marked=False),
+            keep_state=True)
+        self.assertNotEqual(got.returncode, 0, got.stderr)
+        self.assertEqual([offset for _, offset in server.gets], [0, self.CUT])
+        with open(part, "rb") as f:
+            self.assertEqual(f.read(), bytes(self.CUT))
+        self.assertFalse(os.path.exists(dest))
 
 
 class TimeoutCountsOnlyProgress(HostileTest):
