@@ -355,14 +355,15 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
         // very file load_resumable checked. The hash goes on from the saved
         // state and never reads the bytes before the offset again, so any
         // other file at the name (a part another download left when it
-        // stopped, a file the user put there) would be published with a
-        // wrong beginning as verified. busy, as for a part gone: the next
+        // stopped, a file the user put there), or this one written since,
+        // would be published with a wrong beginning as verified. busy, as for a part gone: the next
         // try looks at whatever stands there now.
         if (auto now = identity_of(file.value()); !now || now.value() != resumable->checked) {
-            return about_local_files(ErrorCode::busy,
-                                     "\"" + part +
-                                         "\" was replaced since it was checked (by another download of this name, "
-                                         "or by hand); nothing was written to it: get the file again");
+            return about_local_files(
+                ErrorCode::busy,
+                "\"" + part +
+                    "\" was changed or replaced since it was checked (by another download of this name, "
+                    "or by hand); nothing was written to it: get the file again");
         }
         remove_leftover_temporaries(state_file, in);
         if (::fchmod(file->fd(), static_cast<mode_t>(part_mode)) != 0) {
