@@ -305,6 +305,14 @@ void remove_leftover_temporaries(const std::string& state_file, const LocalFolde
     (void)remove_state_temporaries(state_file, in);
 }
 
+// A resume's part that is no longer the one load_resumable checked, said
+// before a byte is written to it (`what`: what befell it since). The
+// server already sends from the part's offset, so this try cannot go on.
+Error left_unwritten(ErrorCode code, const std::string& part, const std::string& what)
+{
+    return about_local_files(code, "\"" + part + "\" " + what + "; nothing was written to it: get the file again");
+}
+
 Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, std::optional<Resumable> resumable)
 {
     const std::string part = part_path(options.dest);
@@ -316,35 +324,29 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
         if (!file && name_is_free(part, in)) {
             // Gone since load_resumable looked, most often published by
             // another download of this name (another ferry) that held it
-            // then. The server already sends from the part's offset, so this
-            // try cannot start over; the next one finds no part and does:
-            // busy (exit status 6), which --retry and a script's retry get
-            // past, where a permanent error would leave the file unfetched.
-            return about_local_files(ErrorCode::busy, "\"" + part +
-                                                          "\" was removed since it was checked (another download of "
-                                                          "this name may have finished it); nothing was written to "
-                                                          "it: get the file again");
+            // then. The next try finds no part and starts over: busy (exit
+            // status 6), which --retry and a script's retry get past, where
+            // a permanent error would leave the file unfetched.
+            return left_unwritten(ErrorCode::busy, part,
+                                  "was removed since it was checked (another download of this name may have "
+                                  "finished it)");
         }
         if (!file) {
             // Swapped (for a link: ELOOP), or its folder removed, since
             // load_resumable looked: said as that, with a stable code, not
             // as the errno.
-            return about_local_files(ErrorCode::local_io,
-                                     "\"" + part + "\" was removed or replaced since it was checked (" +
-                                         file.error().message + "); nothing was written to it: get the file again");
+            return left_unwritten(ErrorCode::local_io, part,
+                                  "was removed or replaced since it was checked (" + file.error().message + ")");
         }
         struct stat st {};
         if (::fstat(file->fd(), &st) != 0 || !S_ISREG(st.st_mode)) {
             return foreign_part_error(part, st.st_mode); // swapped since load_resumable looked
         }
         if (!is_own_private_file(st.st_mode, st.st_uid, st.st_nlink)) {
-            // Swapped since load_resumable looked, and the server is already
-            // sending from the offset: nothing is written; the next get
-            // starts over in a new file.
-            return about_local_files(ErrorCode::local_io,
-                                     "\"" + part +
-                                         "\" became another user's file or gained another name "
-                                         "since it was checked; nothing was written to it: get the file again");
+            // Swapped since load_resumable looked: the next get starts over
+            // in a new file.
+            return left_unwritten(ErrorCode::local_io, part,
+                                  "became another user's file or gained another name since it was checked");
         }
         // Before anything is written: a part another download is writing
         // is not truncated or written through.
@@ -356,14 +358,12 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
         // state and never reads the bytes before the offset again, so any
         // other file at the name (a part another download left when it
         // stopped, a file the user put there), or this one written since,
-        // would be published with a wrong beginning as verified. busy, as for a part gone: the next
-        // try looks at whatever stands there now.
+        // would be published with a wrong beginning as verified. busy, as
+        // for a part gone: the next try looks at whatever stands there now.
         if (auto now = identity_of(file.value()); !now || now.value() != resumable->checked) {
-            return about_local_files(
-                ErrorCode::busy,
-                "\"" + part +
-                    "\" was changed or replaced since it was checked (by another download of this name, "
-                    "or by hand); nothing was written to it: get the file again");
+            return left_unwritten(ErrorCode::busy, part,
+                                  "was changed or replaced since it was checked (by another download of this name, "
+                                  "or by hand)");
         }
         remove_leftover_temporaries(state_file, in);
         if (::fchmod(file->fd(), static_cast<mode_t>(part_mode)) != 0) {
