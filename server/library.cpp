@@ -306,17 +306,20 @@ int Library::publish_entry(const std::string& partial, const Destination& destin
 
 std::optional<Error> Library::check_published_at(const Destination& destination, std::string_view path) const
 {
-    return check_held_folder(destination.fd_, path, quoted(path) + " was published");
+    return check_held_folder(destination.fd_, path, quoted(path) + " was published into it");
 }
 
-std::optional<Error> Library::check_held_folder(int held, std::string_view path, std::string_view done) const
+std::optional<Error> Library::check_held_folder(int held, std::string_view path, std::string_view done,
+                                                std::string_view outcome) const
 {
     const auto components = path_components(path);
     const std::string folder =
         components.size() > 1 ? joined_path(std::span(components).first(components.size() - 1)) : std::string();
     if (auto gone = check_root()) {
-        gone->message += "; " + std::string(done) + " into it before this was found: it stays there, in the " +
-                         "folder moved away, not in any folder served now";
+        gone->message += "; " + std::string(done) + " before this was found: " +
+                         (outcome.empty() ? std::string("it stays there, in the folder moved away, not in any folder "
+                                                        "served now")
+                                          : std::string(outcome));
         return gone;
     }
     if (components.size() <= 1) {
@@ -333,15 +336,16 @@ std::optional<Error> Library::check_held_folder(int held, std::string_view path,
     if (!now && now.error().code == ErrorCode::io_error) {
         // Not found moved, only not confirmed: say what happened, and that
         // its place is unknown.
-        return Error{ErrorCode::io_error, std::string(done) + " into the folder " + quoted(folder) +
-                                              ", but that folder cannot be looked up again to confirm it is still "
-                                              "there: " +
-                                              now.error().message};
+        return Error{ErrorCode::io_error, "the folder " + quoted(folder) +
+                                              " cannot be looked up again to confirm that it is still there after " +
+                                              std::string(done) + ": " + now.error().message};
     }
     return Error{ErrorCode::file_changed,
                  "the folder " + quoted(folder) + " was moved away, removed or replaced while " + std::string(done) +
-                     " in it: that stands in the folder moved away, wherever it is now, not at " + quoted(path) +
-                     "; do it again to have it at " + quoted(path)};
+                     ": " +
+                     (outcome.empty() ? "that stands in the folder moved away, wherever it is now, not at " +
+                                            quoted(path) + "; do it again to have it at " + quoted(path)
+                                      : std::string(outcome))};
 }
 
 Library::~Library()

@@ -438,12 +438,18 @@ private:
     // between the lookup and the change sent the change into the folder
     // moved away, where `path` does not lead: then root_unavailable (the
     // root replaced) or file_changed (the parent moved, removed or
-    // replaced), the message naming `done` ("\"d/x/f\" was published") and
-    // saying that it stands in the folder moved away. A move after the
-    // change counts too (the two cannot be told apart): a non-ok answer for
-    // a change that did land at `path` a moment, never an ok for one that
-    // never did. Nothing is undone: what was made stays where it went.
-    std::optional<Error> check_held_folder(int held, std::string_view path, std::string_view done) const;
+    // replaced), the message naming `done`, the change and the folder's
+    // part in it ("\"d/x/f\" was published into it"), and `outcome`, where
+    // that leaves things (empty: what was made stands in the folder moved
+    // away, not at `path`; a delete says what it removed there instead). A
+    // move after the change counts too (the two cannot be told apart): a
+    // non-ok answer for a change that did land at `path` a moment, never an
+    // ok for one that never did. Nothing is undone: what was made stays
+    // where it went, what was removed stays removed.
+    std::optional<Error> check_held_folder(int held, std::string_view path, std::string_view done,
+                                           std::string_view outcome = {}) const;
+    // check_held_folder after set_mtime set a time through `parent`.
+    std::optional<Error> check_retimed_in(int parent, std::string_view path) const;
     // Removes what folder `fd` holds (see remove()); `relative` its path for
     // messages; `blocker` gets the first entry left. `walk.steps` ends with
     // this folder's own step.

@@ -221,6 +221,21 @@ std::optional<Error> remove_as_expected(int parent, const char* leaf, std::strin
     return refusal;
 }
 
+// "1 file", "3 folders": a count in a message.
+std::string counted(std::uint64_t count, const char* one, const char* many)
+{
+    return std::to_string(count) + " " + (count == 1 ? one : many);
+}
+
+// Where a delete, rename or set_mtime left things when the folder it acted
+// in was found moved away right after (Library::check_held_folder).
+std::string removed_elsewhere(std::string_view path, const Removed& removed)
+{
+    return "what was removed (" + counted(removed.files, "file", "files") + " and " +
+           counted(removed.folders, "folder", "folders") + ") went from that folder, wherever it is now; whatever " +
+           "stands at " + quoted(path) + " now was not touched";
+}
+
 // A recursive delete's `path` renamed away or replaced (by a folder, a file
 // or a link) while it ran (PROTOCOL.md 4.11): file_changed, counting what
 // went, which stays gone.
@@ -367,7 +382,7 @@ Result<bool> Library::make_folder(std::string_view path, bool parents, const Fol
             // checked so; the next step opens it through the held
             // descriptor, and its own mkdirat's check (or the last one's
             // below) covers a move after this one.
-            if (auto moved = check_held_folder(parent.get(), so_far, quoted(so_far) + " was made")) {
+            if (auto moved = check_held_folder(parent.get(), so_far, quoted(so_far) + " was made in it")) {
                 return *moved;
             }
             created = last;
@@ -387,7 +402,7 @@ Result<bool> Library::make_folder(std::string_view path, bool parents, const Fol
             }
             // Found where the walk's held folder was: whether that is still
             // where `path` leads (as for a folder made, above).
-            if (auto moved = check_held_folder(parent.get(), so_far, quoted(so_far) + " was found to exist")) {
+            if (auto moved = check_held_folder(parent.get(), so_far, quoted(so_far) + " was found to exist in it")) {
                 return *moved;
             }
             break;
@@ -484,7 +499,8 @@ std::optional<Error> Library::empty_folder(int fd, const std::string& relative, 
     const std::size_t own_step = walk.steps.size() - 1;
     const auto way_moved = [&] {
         walk.moved_step = first_moved_step(walk.steps);
-        if (!walk.moved_step && check_held_folder(walk.steps.front().parent, walk.path, "a removal")) {
+        if (!walk.moved_step &&
+            check_held_folder(walk.steps.front().parent, walk.path, "entries were removed from it")) {
             walk.moved_step = 0;
         }
         return walk.moved_step.has_value();
@@ -687,7 +703,7 @@ Result<Removed> Library::remove(std::string_view path, bool recursive, const std
             // rmdir would take another's (or fail on its entries). The gap
             // between this fstatat and the unlinkat is the kernel's, as for
             // a file.
-            if (!still_at_name(parent, leaf, st) || check_held_folder(parent, path, "a removal")) {
+            if (!still_at_name(parent, leaf, st) || check_held_folder(parent, path, "entries were removed from it")) {
                 return top_changed(path, removed);
             }
             emptied = std::move(folder);
@@ -718,8 +734,17 @@ Result<Removed> Library::remove(std::string_view path, bool recursive, const std
         }
         ++removed.folders;
     }
+    // Asked at once, as a mkdir asks: a folder moved out of the tree (or
+    // the root moved away) between the lookup and the removal lost the
+    // entry there, where `path` does not lead, and "ok" would say that
+    // `path` went (PROTOCOL.md 4.11).
+    auto moved =
+        check_held_folder(parent, path, quoted(path) + " was deleted from it", removed_elsewhere(path, removed));
     if (auto error = sync_folder(parent, path)) {
         return *error;
+    }
+    if (moved) {
+        return *moved;
     }
     return removed;
 }
@@ -877,15 +902,30 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
             }
         }
     }
+    // Both folders are asked at once whether they still lie at their paths,
+    // as a mkdir asks (PROTOCOL.md 4.12): one moved out of the tree (or the
+    // root moved away) meanwhile took the entry out of it, or left it there.
+    struct ::stat a {};
+    struct ::stat b {};
+    const bool one_folder =
+        ::fstat(from_dir, &a) == 0 && ::fstat(to_dir, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+    const std::string done = quoted(from) + " was renamed to " + quoted(to);
+    auto moved = check_held_folder(to_dir, to, done + (one_folder ? " in it" : " into it"),
+                                   "the entry stands in that folder, wherever it is now, not at " + quoted(to));
+    if (!moved && !one_folder) {
+        moved = check_held_folder(from_dir, from, done + " from it",
+                                  "the entry was taken from that folder, wherever it is now, not from " + quoted(from) +
+                                      "; it stands at " + quoted(to));
+    }
     if (auto error = sync_folder(to_dir, to)) {
         return error;
     }
-    struct ::stat a {};
-    struct ::stat b {};
-    if (::fstat(from_dir, &a) == 0 && ::fstat(to_dir, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
-        return std::nullopt; // one folder, synced once
+    if (!one_folder) { // one folder is synced once
+        if (auto error = sync_folder(from_dir, from)) {
+            return error;
+        }
     }
-    return sync_folder(from_dir, from);
+    return moved;
 }
 
 Result<FileInfo> Library::set_mtime(std::string_view path, std::int64_t mtime,
@@ -910,6 +950,10 @@ Result<FileInfo> Library::set_mtime(std::string_view path, std::int64_t mtime,
         if (::futimens(root_fd_, times) != 0) {
             return file_error(errno, "cannot set the modification time of", "the root");
         }
+        if (auto gone = check_root()) { // moved away meanwhile: its time was set there
+            gone->message += "; its time was set just before this was found";
+            return *gone;
+        }
         return describe_root();
     }
     auto located = locate(path, "retimed");
@@ -931,7 +975,21 @@ Result<FileInfo> Library::set_mtime(std::string_view path, std::int64_t mtime,
                     [&] { return ::utimensat(located->fd, located->leaf.c_str(), times, AT_SYMLINK_NOFOLLOW); }) != 0) {
         return file_error(errno, "cannot set the modification time of", path);
     }
+    if (auto moved = check_retimed_in(located->fd, path)) {
+        return *moved;
+    }
     return describe(*located, path);
+}
+
+// Asked right after a time was set through the held folder `parent`, as a
+// mkdir asks (PROTOCOL.md 4.13): one moved out of the tree (or the root
+// moved away) meanwhile had the time set on its entry, where `path` does
+// not lead.
+std::optional<Error> Library::check_retimed_in(int parent, std::string_view path) const
+{
+    return check_held_folder(parent, path, "the time of " + quoted(path) + " was set in it",
+                             "the time was set on the entry in that folder, wherever it is now; whatever stands at " +
+                                 quoted(path) + " now keeps its own");
 }
 
 // set_mtime with an expect: the comparison and the change act on one
@@ -967,6 +1025,9 @@ Result<FileInfo> Library::set_expected_mtime(const Located& located, std::string
     }
     if (set_times_of_path_fd(entry.get(), times) != 0) {
         return file_error(errno, "cannot set the modification time of", path);
+    }
+    if (auto moved = check_retimed_in(located.fd, path)) {
+        return *moved;
     }
     if (::fstat(entry.get(), &st) != 0) {
         return file_error(errno, "cannot stat", path);

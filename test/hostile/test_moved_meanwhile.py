@@ -3,7 +3,10 @@ whole served folder) catches half way: between the server's lookup of the
 folder and its publish rename or its mkdir. What it made then lies in the
 folder moved away, and stays there (it may be someone's now); the answer
 must not be "ok" naming a path where it is not (PROTOCOL.md 4.5, 4.10;
-README on `mv share share.old; mkdir share`).
+README on `mv share share.old; mkdir share`). The same for a delete, a
+rename and a set_mtime whose folder a local user moves out of the served
+tree meanwhile (4.11-4.13): what they did happened in that folder, outside
+the tree, and "ok" would say it happened at their paths.
 
 The moment is a few system calls long, so strace holds the server in it:
 attached to a running ferryd, it delays one system call (the publish
@@ -33,8 +36,10 @@ FERRYD = os.environ.get("FERRYD", "")
 # seconds after the request instead.
 HOLD_US = 2_500_000
 MOVE_AFTER = 0.8
-SYSCALL_NUMBERS = {"x86_64": {"renameat": 264, "mkdirat": 258, "renameat2": 316, "unlinkat": 263},
-                   "aarch64": {"renameat": 38, "mkdirat": 34, "renameat2": 276, "unlinkat": 35}}
+SYSCALL_NUMBERS = {"x86_64": {"renameat": 264, "mkdirat": 258, "renameat2": 316, "unlinkat": 263, "utimensat": 280,
+                              "pread64": 17},
+                   "aarch64": {"renameat": 38, "mkdirat": 34, "renameat2": 276, "unlinkat": 35, "utimensat": 88,
+                               "pread64": 67}}
 
 
 class HeldCall:
@@ -228,6 +233,103 @@ class MovedMeanwhile(unittest.TestCase):
         self.assertTrue(again.get("created"), again)
         self.assertTrue(os.path.isdir(os.path.join(self.root, "a", "b", "c", "d")))
         peer.close()
+
+
+@unittest.skipUnless(shutil.which("strace"), "needs strace")
+class EditsInAFolderMovedOut(unittest.TestCase):
+    """A delete, rename or set_mtime held by strace in its one system call
+    on the entry, while a local user moves the entry's folder out of the
+    served tree: the change lands in that folder, outside the tree, and the
+    reply must say so (file_changed), never "ok"."""
+
+    def setUp(self):
+        self.base = tempfile.mkdtemp(prefix="ferry-moved-out-")
+        self.root = os.path.join(self.base, "share")
+        self.outside = os.path.join(self.base, "outside")
+        os.makedirs(os.path.join(self.root, "d", "sub"))
+        os.mkdir(self.outside)
+        with open(os.path.join(self.root, "d", "sub", "f.txt"), "wb") as f:
+            f.write(b"inside")
+        with open(os.path.join(self.root, "top.txt"), "wb") as f:
+            f.write(b"top")
+        asan = (os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+        self.server = Server(FERRYD, self.root, env={"ASAN_OPTIONS": asan})
+        self.peer = Peer(self.server.port, version=2)
+        self.held = None
+
+    def tearDown(self):
+        if self.held:
+            self.held.stop()
+        self.peer.close()
+        self.server.stop()
+        shutil.rmtree(self.base)
+
+    def moved_out_during(self, call, request, folder="d/sub"):
+        """Sends `request` with `call` held, moves `folder` out of the tree
+        while it waits, and returns the reply."""
+        self.held = HeldCall(self.server.pid, call, self.base)
+        sent = self.peer.send(request)
+        self.assertTrue(self.held.wait_for_the_hold(), f"the request never reached its {call}")
+        self.assertFalse(replied(self.peer), "answered before the move: strace did not hold it")
+        os.rename(os.path.join(self.root, *folder.split("/")), os.path.join(self.outside, "sub"))
+        reply = self.peer.reply()
+        self.held.stop()
+        self.held = None
+        self.assertEqual(reply.get("id"), sent, reply)
+        return reply
+
+    def assert_moved_away(self, reply):
+        self.assertFalse(reply.get("ok"), f"answered ok for a change made outside the served tree: {reply}")
+        self.assertEqual(reply["error"]["code"], "file_changed", reply)
+        self.assertIn("moved away", reply["error"]["message"])
+
+    def test_a_delete_in_a_folder_moved_out_is_not_ok(self):
+        reply = self.moved_out_during("unlinkat", {"op": "delete", "path": "d/sub/f.txt"})
+        self.assert_moved_away(reply)
+        self.assertIn("whatever stands at", reply["error"]["message"])
+        self.assertFalse(os.path.exists(os.path.join(self.outside, "sub", "f.txt")))
+
+    def test_b_a_delete_with_expect_in_a_folder_moved_out_is_not_ok(self):
+        st = os.stat(os.path.join(self.root, "d", "sub", "f.txt"))
+        expect = {"type": "file", "size": st.st_size, "mtime": int(st.st_mtime)}
+        reply = self.moved_out_during("unlinkat", {"op": "delete", "path": "d/sub/f.txt", "expect": expect})
+        self.assert_moved_away(reply)
+
+    def test_c_a_rename_into_a_folder_moved_out_is_not_ok(self):
+        reply = self.moved_out_during("renameat2", {"op": "rename", "from": "top.txt", "to": "d/sub/new.txt"})
+        self.assert_moved_away(reply)
+        self.assertIn('not at "d/sub/new.txt"', reply["error"]["message"])
+        # The entry went where the folder went; nothing is at either path.
+        self.assertTrue(os.path.exists(os.path.join(self.outside, "sub", "new.txt")))
+        self.assertFalse(os.path.exists(os.path.join(self.root, "top.txt")))
+
+    def test_d_a_rename_out_of_a_folder_moved_out_is_not_ok(self):
+        reply = self.moved_out_during("renameat2", {"op": "rename", "from": "d/sub/f.txt", "to": "taken.txt"})
+        self.assert_moved_away(reply)
+        self.assertIn('not from "d/sub/f.txt"', reply["error"]["message"])
+        with open(os.path.join(self.root, "taken.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"inside")
+
+    def test_e_a_set_mtime_in_a_folder_moved_out_is_not_ok(self):
+        reply = self.moved_out_during("utimensat", {"op": "set_mtime", "path": "d/sub/f.txt", "mtime": 1_000_000})
+        self.assert_moved_away(reply)
+        self.assertEqual(os.stat(os.path.join(self.outside, "sub", "f.txt")).st_mtime, 1_000_000)
+
+    def test_f_a_set_mtime_with_expect_in_a_folder_moved_out_is_not_ok(self):
+        st = os.stat(os.path.join(self.root, "d", "sub", "f.txt"))
+        expect = {"type": "file", "size": st.st_size, "mtime": int(st.st_mtime)}
+        reply = self.moved_out_during("utimensat", {"op": "set_mtime", "path": "d/sub/f.txt", "mtime": 1_000_000,
+                                                    "expect": expect})
+        self.assert_moved_away(reply)
+
+    def test_g_the_same_edits_with_nothing_moved_are_ok(self):
+        for request in ({"op": "set_mtime", "path": "d/sub/f.txt", "mtime": 1_000_000},
+                        {"op": "rename", "from": "top.txt", "to": "d/sub/new.txt"},
+                        {"op": "rename", "from": "d/sub/new.txt", "to": "d/sub/again.txt"},
+                        {"op": "delete", "path": "d/sub/f.txt"}):
+            reply = self.peer.request(request)
+            self.assertTrue(reply.get("ok"), (request, reply))
+        self.assertEqual(sorted(os.listdir(os.path.join(self.root, "d", "sub"))), ["again.txt"])
 
 
 if __name__ == "__main__":
