@@ -803,20 +803,24 @@ Result<FileDigest> Library::digest(std::string_view path, HashKind hash) const
             return FileDigest{file.info(), std::move(*cached), hash};
         }
         TransferHash hasher(hash);
-        if (auto failure = file.hash_prefix(file.info().size, hasher)) {
+        // A file cut short under the read (file_changed, read_exactly) is a
+        // change like any other: read again, then file_changed.
+        auto failure = file.hash_prefix(file.info().size, hasher);
+        if (failure && failure->code != ErrorCode::file_changed) {
             return *failure;
         }
         auto changed = change_since_opened(file);
         if (!changed) {
             return changed.error();
         }
-        if (changed->empty()) {
+        if (!failure && changed->empty()) {
             std::string digest = hasher.hex_digest();
             digests_.remember(file.identity(), hash, digest);
             return FileDigest{file.info(), std::move(digest), hash};
         }
         if (tries == kTries) {
-            return Error{ErrorCode::file_changed, quoted(path) + " " + changed.value() + " while it was hashed, " +
+            const std::string what = changed->empty() ? std::string("shrank") : changed.value();
+            return Error{ErrorCode::file_changed, quoted(path) + " " + what + " while it was hashed, " +
                                                       std::to_string(kTries) + " times; ask again once it is still"};
         }
     }
@@ -834,7 +838,8 @@ std::optional<Error> read_exactly(int fd, char* into, std::size_t size, std::uin
             return file_error(errno, "cannot read", name);
         }
         if (got == 0) {
-            return Error{ErrorCode::io_error, quoted(name) + " shrank while it was being sent"};
+            // Cut short since its size was taken: a change, not a failing disk.
+            return Error{ErrorCode::file_changed, quoted(name) + " shrank while it was being read"};
         }
         done += static_cast<std::size_t>(got);
     }

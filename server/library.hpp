@@ -488,7 +488,7 @@ std::optional<Error> check_folder_modes(const FolderModes& folder_modes, std::si
 std::optional<Error> sync_folder(int fd, std::string_view name, FolderFd kind = FolderFd::path_only);
 
 // Reads exactly `size` bytes at `offset` of `name`'s descriptor, or says why
-// not (a short file is io_error).
+// not (a file shorter than that: file_changed, it shrank since it was measured).
 std::optional<Error> read_exactly(int fd, char* into, std::size_t size, std::uint64_t offset, const std::string& name);
 // Feeds the first `length` bytes of the file to `hash`: a resumed download's
 // prefix, or a kept upload resumed with another hash.
