@@ -119,10 +119,11 @@ Result<UniqueFd> PathResolver::open_with_openat2(std::span<const std::string_vie
         if (errno == ESTALE) {
             break; // the walk refreshes and retries the component that was stale
         }
-        if (errno == ENOTDIR || errno == ELOOP) {
-            // Which component is not a folder, openat2 does not say; the
-            // walk stops at it, so the error names it ("f" of "f/x/y", not
-            // "f/x"). A failure's path only: no cost to a lookup that works.
+        if (errno == ENOTDIR || errno == ELOOP || errno == EXDEV) {
+            // Which component is not a folder, or the mount point crossed,
+            // openat2 does not say; the walk stops at it, so the error names
+            // it ("f" of "f/x/y", not "f/x"). A failure's path only: no cost
+            // to a lookup that works.
             return open_by_walk(components, readable);
         }
         if (errno != EAGAIN && errno != EINTR) {
