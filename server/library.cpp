@@ -407,13 +407,13 @@ Result<std::unique_ptr<DirectoryReader>> Library::open_listing(std::string_view 
     if (options.recursive) {
         options.folders = true;
     }
-    return std::make_unique<DirectoryReader>(dir, options, root_device_, components.size(),
+    return std::make_unique<DirectoryReader>(dir, options, mount_, components.size(),
                                              path.empty() ? 0 : path.size() + 1);
 }
 
-DirectoryReader::DirectoryReader(DIR* dir, ListingOptions options, dev_t root_device, std::size_t depth,
+DirectoryReader::DirectoryReader(DIR* dir, ListingOptions options, RootMount mount, std::size_t depth,
                                  std::size_t base_bytes)
-    : options_(options), root_device_(root_device), depth_(depth), base_bytes_(base_bytes)
+    : options_(options), mount_(mount), depth_(depth), base_bytes_(base_bytes)
 {
     levels_.push_back(Level{dir, ""});
 }
@@ -473,8 +473,8 @@ int DirectoryReader::enter(const std::string& name, const std::string& relative)
         error = errno;
     } else if (!S_ISDIR(st.st_mode)) {
         error = ENOTDIR;
-    } else if (st.st_dev != root_device_) {
-        error = EXDEV; // mounted on since it was read: another file system is not served
+    } else if (!mount_.holds(fd, "", st)) {
+        error = EXDEV; // mounted on since it was read: another mount is not served
     }
     if (error != 0) {
         ::close(fd);
@@ -561,9 +561,9 @@ Result<bool> DirectoryReader::read_page(std::size_t page_bytes, ListReply& page)
             unlisted = true;
             continue;
         }
-        if (folder && st.st_dev != root_device_) {
+        if (folder && !mount_.holds(::dirfd(dir), entry->d_name, st)) {
             unlisted = true;
-            continue; // a mount point: another file system is not served
+            continue; // a mount point: another mount is not served
         }
         if (check_file_name(name)) {
             unlisted = true;
@@ -676,7 +676,7 @@ Result<FileInfo> Library::describe(const Located& located, std::string_view path
         return file_error(errno, "cannot stat", path);
     }
     if (S_ISDIR(st.st_mode)) {
-        if (st.st_dev != root_device_) {
+        if (!mount_.holds(located.fd, located.leaf.c_str(), st)) {
             return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
         }
         return file_info(std::string(path), st);
@@ -982,7 +982,7 @@ std::optional<Error> Library::replaceable(std::string_view path, bool parents, b
     if (S_ISREG(st.st_mode)) {
         return writable_folder(located->fd, path);
     }
-    if (S_ISDIR(st.st_mode) && st.st_dev != root_device_) {
+    if (S_ISDIR(st.st_mode) && !mount_.holds(located->fd, located->leaf.c_str(), st)) {
         return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
     }
     return not_regular(path, st.st_mode);

@@ -93,7 +93,7 @@ public:
     // (listed paths stay within kMaxPathDepth components and kMaxPathBytes
     // from the root, so each one can be asked for); `base_bytes` the bytes
     // of its path plus the '/' after it (0 for the root).
-    DirectoryReader(DIR* dir, ListingOptions options, dev_t root_device, std::size_t depth, std::size_t base_bytes);
+    DirectoryReader(DIR* dir, ListingOptions options, RootMount mount, std::size_t depth, std::size_t base_bytes);
     DirectoryReader(const DirectoryReader&) = delete;
     DirectoryReader& operator=(const DirectoryReader&) = delete;
     ~DirectoryReader();
@@ -129,7 +129,7 @@ private:
 
     std::vector<Level> levels_;
     ListingOptions options_;
-    dev_t root_device_;
+    RootMount mount_; // a folder on another mount is neither listed nor entered
     std::size_t depth_;
     std::size_t base_bytes_;
     std::size_t bytes_read_ = 0;
@@ -381,8 +381,8 @@ public:
 
 private:
     Library(int root_fd, dev_t root_device, ino_t root_inode, ResolveMode mode, std::string path, mode_t umask)
-        : root_fd_(root_fd), root_device_(root_device), root_inode_(root_inode), resolver_(root_fd, root_device, mode),
-          path_(std::move(path)), umask_(umask)
+        : root_fd_(root_fd), root_device_(root_device), root_inode_(root_inode), mount_(root_fd, root_device),
+          resolver_(root_fd, root_device, mode), path_(std::move(path)), umask_(umask)
     {
     }
 
@@ -459,6 +459,7 @@ private:
     int root_fd_;
     dev_t root_device_;
     ino_t root_inode_; // with root_device_: the identity check_root() compares
+    RootMount mount_;  // where a folder must lie to be served (PathResolver's too)
     PathResolver resolver_;
     std::string path_;
     mode_t umask_;

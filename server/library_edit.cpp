@@ -397,7 +397,7 @@ Result<bool> Library::make_folder(std::string_view path, bool parents, const Fol
             if (!S_ISDIR(st.st_mode)) {
                 return Error{ErrorCode::exists, quoted(so_far) + " already exists and is not a folder"};
             }
-            if (st.st_dev != root_device_) {
+            if (!mount_.holds(parent.get(), name.c_str(), st)) {
                 return Error{ErrorCode::forbidden, quoted(so_far) + " is on another file system"};
             }
             // Found where the walk's held folder was: whether that is still
@@ -423,7 +423,7 @@ Result<bool> Library::make_folder(std::string_view path, bool parents, const Fol
         if (::fstat(next.get(), &st) != 0 || !S_ISDIR(st.st_mode)) {
             return Error{ErrorCode::not_a_folder, quoted(so_far) + " is not a folder"};
         }
-        if (st.st_dev != root_device_) {
+        if (!mount_.holds(next.get(), "", st)) {
             return Error{ErrorCode::forbidden, quoted(so_far) + " is on another file system"};
         }
         parent = std::move(next);
@@ -556,7 +556,7 @@ std::optional<Error> Library::empty_folder(int fd, const std::string& relative, 
             leave(path, "is not a regular file or folder");
             continue;
         }
-        if (st.st_dev != root_device_) {
+        if (!mount_.holds(fd, name.c_str(), st)) {
             leave(path, "is on another file system");
             continue;
         }
@@ -564,8 +564,8 @@ std::optional<Error> Library::empty_folder(int fd, const std::string& relative, 
             return ::openat(fd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         }));
         struct ::stat opened {};
-        if (!child || ::fstat(child.get(), &opened) != 0 || opened.st_dev != root_device_ ||
-            opened.st_ino != st.st_ino) {
+        if (!child || ::fstat(child.get(), &opened) != 0 || opened.st_dev != st.st_dev || opened.st_ino != st.st_ino ||
+            !mount_.holds(child.get(), "", opened)) {
             // Swapped (for a symlink, say) between the stat and the open.
             leave(path, "changed while it was being deleted");
             continue;
@@ -670,7 +670,7 @@ Result<Removed> Library::remove(std::string_view path, bool recursive, const std
         }
         removed.files = 1;
     } else if (S_ISDIR(st.st_mode)) {
-        if (st.st_dev != root_device_) {
+        if (!mount_.holds(parent, leaf, st)) {
             return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
         }
         removed.type = EntryType::folder;
@@ -811,7 +811,7 @@ std::optional<Error> Library::rename(std::string_view from, std::string_view to,
     }
     const int to_dir = target->fd;
     const char* to_leaf = target->leaf.c_str();
-    if (folder && st.st_dev != root_device_) {
+    if (folder && !mount_.holds(from_dir, from_leaf, st)) {
         return Error{ErrorCode::forbidden, quoted(from) + " is on another file system"};
     }
     struct ::stat old {};
@@ -1017,7 +1017,7 @@ Result<FileInfo> Library::set_expected_mtime(const Located& located, std::string
     if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
         return not_retimable(path); // a link, FIFO, socket or device put at the name since the stat
     }
-    if (S_ISDIR(st.st_mode) && st.st_dev != root_device_) {
+    if (S_ISDIR(st.st_mode) && !mount_.holds(entry.get(), "", st)) {
         return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
     }
     if (auto changed = unlike_expected(st, expect, path, kNotRetimed)) {

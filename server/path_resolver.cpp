@@ -2,6 +2,7 @@
 
 #include "estale.hpp"
 #include "names.hpp"
+#include "posix_io.hpp"
 
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -67,6 +68,16 @@ UniqueFd::~UniqueFd()
     }
 }
 
+RootMount::RootMount(int root_fd, dev_t device) : device_(device), mount_id_(sys::mount_id_of(root_fd, "")) {}
+
+bool RootMount::holds(int dir, const char* name, const struct ::stat& st) const
+{
+    if (st.st_dev != device_) {
+        return false;
+    }
+    return !mount_id_ || sys::mount_id_of(dir, name) == mount_id_;
+}
+
 std::string joined_path(std::span<const std::string_view> components)
 {
     std::string path;
@@ -119,11 +130,17 @@ Result<UniqueFd> PathResolver::open_with_openat2(std::span<const std::string_vie
         if (errno == ESTALE) {
             break; // the walk refreshes and retries the component that was stale
         }
-        if (errno == ENOTDIR || errno == ELOOP || errno == EXDEV) {
-            // Which component is not a folder, or the mount point crossed,
-            // openat2 does not say; the walk stops at it, so the error names
-            // it ("f" of "f/x/y", not "f/x"). A failure's path only: no cost
-            // to a lookup that works.
+        if (errno == EXDEV) {
+            // Refused, whatever lies beyond: only the name of the mount
+            // point is looked for, by the kernel's own test again. Never the
+            // walk, which tells a mount by its device and would pass a bind
+            // mount of the root's own file system.
+            return resolve_error(EXDEV, mount_point_on(components));
+        }
+        if (errno == ENOTDIR || errno == ELOOP) {
+            // Which component is not a folder, openat2 does not say; the
+            // walk stops at it, so the error names it ("f" of "f/x/y", not
+            // "f/x"). A failure's path only: no cost to a lookup that works.
             return open_by_walk(components, readable);
         }
         if (errno != EAGAIN && errno != EINTR) {
@@ -131,6 +148,23 @@ Result<UniqueFd> PathResolver::open_with_openat2(std::span<const std::string_vie
         }
     }
     return open_by_walk(components, readable);
+}
+
+std::string PathResolver::mount_point_on(std::span<const std::string_view> components) const
+{
+    struct open_how how {};
+    how.flags = static_cast<std::uint64_t>(folder_flags(false));
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+    for (std::size_t length = 1; length < components.size(); ++length) {
+        const std::string prefix = joined_path(components.first(length));
+        const long fd = ::syscall(SYS_openat2, root_fd_, prefix.c_str(), &how, sizeof how);
+        if (fd >= 0) {
+            ::close(static_cast<int>(fd));
+        } else if (errno == EXDEV) {
+            return prefix;
+        }
+    }
+    return joined_path(components);
 }
 
 Result<UniqueFd> PathResolver::open_by_walk(std::span<const std::string_view> components, bool readable) const
@@ -174,7 +208,7 @@ Result<UniqueFd> PathResolver::open_by_walk(std::span<const std::string_view> co
         if (!S_ISDIR(st.st_mode)) {
             return resolve_error(ENOTDIR, so_far());
         }
-        if (st.st_dev != root_device_) {
+        if (!mount_.holds(next.get(), "", st)) {
             return resolve_error(EXDEV, so_far());
         }
         current = std::move(next);

@@ -8,8 +8,8 @@
 // RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV). Where it
 // has not (ENOSYS, remembered for the process), each component is opened in
 // turn with openat(O_PATH | O_DIRECTORY | O_NOFOLLOW) relative to the one
-// before, and its st_dev compared with the root's: the same guarantees, one
-// system call per component. Components are already checked (check_path: no
+// before, and its mount compared with the root's (RootMount): the same
+// guarantees, two system calls per component. Components are already checked (check_path: no
 // "..", ".", empty or '/'), so neither way can climb out.
 //
 // Blocks on the file system: pool threads only. Never throws.
@@ -17,8 +17,11 @@
 
 #include "error.hpp"
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
+#include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -44,6 +47,25 @@ private:
     int fd_ = -1;
 };
 
+// The mount the served root lies on: a folder is served only where it lies
+// on it (PROTOCOL.md 5.1: a mount point is neither listed nor entered). Its
+// device tells another file system; its mount id (sys::mount_id_of) tells a
+// bind mount of the root's own file system too, which has the root's device.
+class RootMount {
+public:
+    RootMount(int root_fd, dev_t device);
+
+    // Whether the folder `name` in `dir` ("": `dir` itself), whose stat is
+    // `st`, lies on the root's mount. A kernel without mount ids (before
+    // 5.8) is asked the device alone; one that has them and cannot say for
+    // this folder (statx failed: it went meanwhile) says no.
+    bool holds(int dir, const char* name, const struct ::stat& st) const;
+
+private:
+    dev_t device_;
+    std::optional<std::uint64_t> mount_id_;
+};
+
 enum class ResolveMode {
     automatic, // openat2 where the kernel has it, else the walk
     walk,      // always the component walk (tests, and FERRYD_RESOLVE=walk)
@@ -53,7 +75,7 @@ class PathResolver {
 public:
     // `root_fd` stays owned by the caller and must outlive the resolver.
     PathResolver(int root_fd, dev_t root_device, ResolveMode mode)
-        : root_fd_(root_fd), root_device_(root_device), mode_(mode)
+        : root_fd_(root_fd), mount_(root_fd, root_device), mode_(mode)
     {
     }
 
@@ -71,9 +93,13 @@ private:
     Result<UniqueFd> open_with_openat2(std::span<const std::string_view> components, bool readable,
                                        bool& unsupported) const;
     Result<UniqueFd> open_by_walk(std::span<const std::string_view> components, bool readable) const;
+    // After openat2 refused `components` with EXDEV: the shortest of its
+    // leading paths that openat2 refuses so, the mount point to name (the
+    // whole path where none is, a mount that went meanwhile).
+    std::string mount_point_on(std::span<const std::string_view> components) const;
 
     int root_fd_;
-    dev_t root_device_;
+    RootMount mount_;
     ResolveMode mode_;
 };
 

@@ -2,9 +2,10 @@
 
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
-#include <stdio.h>
 #include <unistd.h>
 
 namespace ferry::sys {
@@ -104,6 +105,16 @@ int rename_no_replace(int from_dir, const char* from, int to_dir, const char* to
         return -1;
     }
     return 0;
+}
+
+std::optional<std::uint64_t> mount_id_of(int dir, const char* name)
+{
+    struct ::statx stx {};
+    const int flags = AT_SYMLINK_NOFOLLOW | (*name == '\0' ? AT_EMPTY_PATH : 0);
+    if (::statx(dir, name, flags, STATX_MNT_ID, &stx) != 0 || (stx.stx_mask & STATX_MNT_ID) == 0) {
+        return std::nullopt;
+    }
+    return stx.stx_mnt_id;
 }
 
 std::optional<std::uint64_t> free_bytes(int fd)

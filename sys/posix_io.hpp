@@ -104,6 +104,13 @@ bool lacks_rename_flags(int error);
 // checked and removed. 0, or -1 with errno (EEXIST: the name was taken).
 int rename_to_fresh_name(int dir, const char* from, const char* to);
 
+// The id of the mount that `name` in folder `dir` lies on ("": `dir`
+// itself, an O_PATH descriptor too), without following a final symbolic
+// link: statx(2)'s stx_mnt_id (Linux 5.8 and later), which tells a bind
+// mount from the file system it shows (both have one st_dev). nullopt where
+// statx fails or the kernel does not give the id.
+std::optional<std::uint64_t> mount_id_of(int dir, const char* name);
+
 // Bytes the file system holding `fd` gives ordinary users now (statvfs(2)'s
 // f_bavail times f_frsize); nullopt where fstatvfs fails.
 std::optional<std::uint64_t> free_bytes(int fd);

@@ -223,6 +223,57 @@ TEST_CASE("a mount point inside the tree is neither listed nor entered nor delet
     }
 }
 
+TEST_CASE("a bind mount of the tree's own file system is a mount point too: neither listed nor entered nor deleted")
+{
+    // It has the root's device number: only its mount id tells it apart
+    // (attack round 66: a recursive list showed, and a recursive delete
+    // removed, what the mounted outside folder held).
+    for (const ResolveMode mode : kModes) {
+        CAPTURE(static_cast<int>(mode));
+        TempRoot root;
+        const TempRoot outside;
+        make(root, "d");
+        make(root, "d/bo");
+        root.write("d/file", "x");
+        std::ofstream(outside.path() + "/secret") << "outside";
+        ::mkdir((outside.path() + "/sub").c_str(), 0755);
+        const std::string target = root.path() + "/d/bo";
+        if (::mount(outside.path().c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+            MESSAGE("cannot bind-mount here (" << std::strerror(errno) << "); skipped");
+            return;
+        }
+        auto library = open_library(root, mode);
+        auto listed = library->list("", ListingOptions{true, true});
+        REQUIRE(listed);
+        auto names = names_of(*listed);
+        std::sort(names.begin(), names.end());
+        CHECK(names == std::vector<std::string>{"d/", "d/file"});
+        CHECK(library->list("d/bo", ListingOptions{true, false}).error().code == ErrorCode::forbidden);
+        CHECK(library->stat_entry_or_folder("d/bo").error().code == ErrorCode::forbidden);
+        CHECK(library->stat("d/bo/secret").error().code == ErrorCode::forbidden);
+        CHECK(library->digest("d/bo/secret", HashKind::sha256).error().code == ErrorCode::forbidden);
+        CHECK(library->make_folder("d/bo/new", true).error().code == ErrorCode::forbidden);
+        CHECK(library->make_folder("d/bo/sub", true).error().code == ErrorCode::forbidden);
+        CHECK(library->set_mtime("d/bo/secret", 1000).error().code == ErrorCode::forbidden);
+        CHECK(library->set_mtime("d/bo", 1000).error().code == ErrorCode::forbidden);
+        CHECK(library->remove("d/bo/secret", false).error().code == ErrorCode::forbidden);
+        CHECK(library->remove("d/bo", true).error().code == ErrorCode::forbidden);
+        CHECK(library->rename("d/bo", "moved", false).has_value());
+        // A recursive delete of the folder holding it leaves it, and what it holds.
+        auto removed = library->remove("d", true);
+        REQUIRE_FALSE(removed);
+        CHECK(removed.error().code == ErrorCode::not_empty);
+        CHECK(removed.error().message.find("another file system") != std::string::npos);
+        std::ifstream kept(outside.path() + "/secret");
+        std::string content;
+        std::getline(kept, content);
+        CHECK(content == "outside");
+        struct ::stat sub {};
+        CHECK(::stat((outside.path() + "/sub").c_str(), &sub) == 0);
+        ::umount2(target.c_str(), MNT_DETACH);
+    }
+}
+
 TEST_CASE("a file bind-mounted inside the tree is not deleted, and the refusal is forbidden, not io_error")
 {
     // unlink(2) and rename(2) of a mount point fail with EBUSY, which stays

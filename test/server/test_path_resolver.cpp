@@ -151,6 +151,32 @@ TEST_CASE("a mount point inside the root is refused as another file system, name
     }
 }
 
+TEST_CASE("a bind mount of the root's own file system inside the root is refused as a mount point, both ways")
+{
+    for (const ResolveMode mode : {ResolveMode::automatic, ResolveMode::walk}) {
+        CAPTURE(static_cast<int>(mode));
+        Fixture f;
+        const TempRoot outside; // the same file system as the root: the same device number
+        ::mkdir((outside.path() + "/inside").c_str(), 0755);
+        f.mkdir("bo");
+        const std::string target = f.root.path() + "/bo";
+        if (::mount(outside.path().c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+            MESSAGE("cannot bind-mount here (" << std::strerror(errno) << "); skipped");
+            return;
+        }
+        PathResolver resolver(f.root_fd, f.device, mode);
+        for (const auto& path : {parts({"bo"}), parts({"bo", "inside"}), parts({"bo", "missing", "deeper"})}) {
+            auto result = resolver.open_folder(path, false);
+            CHECK_FALSE(result);
+            if (!result) {
+                CHECK(result.error().code == ErrorCode::forbidden);
+                CHECK(result.error().message == "\"bo\" is on another file system");
+            }
+        }
+        ::umount2(target.c_str(), MNT_DETACH);
+    }
+}
+
 TEST_CASE("a folder swapped for a symlink to an outside folder of the same shape is refused by the walk")
 {
     Fixture f;
