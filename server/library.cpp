@@ -316,10 +316,11 @@ std::optional<Error> Library::check_held_folder(int held, std::string_view path,
     const std::string folder =
         components.size() > 1 ? joined_path(std::span(components).first(components.size() - 1)) : std::string();
     if (auto gone = check_root()) {
-        gone->message += "; " + std::string(done) + " before this was found: " +
-                         (outcome.empty() ? std::string("it stays there, in the folder moved away, not in any folder "
-                                                        "served now")
-                                          : std::string(outcome));
+        // The outcome of a folder moved away does not fit the root's: only
+        // the default (what was made stays in the root moved away) does.
+        gone->message +=
+            "; " + std::string(done) + " before this was found" +
+            (outcome.empty() ? ": it stays there, in the folder moved away, not in any folder served now" : "");
         return gone;
     }
     if (components.size() <= 1) {

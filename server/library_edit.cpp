@@ -246,6 +246,16 @@ Error top_changed(std::string_view path, const Removed& removed)
                                               std::to_string(removed.folders) + " folders were removed"};
 }
 
+// A set_mtime whose entry left its name right after its time was set (moved
+// out of the tree, say, or removed): what the change did cannot be vouched
+// for at `path` (PROTOCOL.md 4.13).
+Error entry_moved_after_retime(std::string_view path)
+{
+    return Error{ErrorCode::file_changed, "the time of " + quoted(path) + " was set, but the entry was moved away or " +
+                                              "removed just after: whatever stands at " + quoted(path) +
+                                              " now keeps its own"};
+}
+
 // utimensat(2) on an O_PATH descriptor `fd`: with AT_EMPTY_PATH (Linux 5.8
 // and later; futimens(3) refuses O_PATH descriptors, EBADF), else through
 // /proc/self/fd/FD, a link the kernel resolves to that very inode (ENOSYS
@@ -978,7 +988,13 @@ Result<FileInfo> Library::set_mtime(std::string_view path, std::int64_t mtime,
     if (auto moved = check_retimed_in(located->fd, path)) {
         return *moved;
     }
-    return describe(*located, path);
+    auto retimed = describe(*located, path);
+    if (!retimed && retimed.error().code == ErrorCode::not_found) {
+        // Set, and then gone from its name before the reply's look: not
+        // "nothing there", which would say no time was set.
+        return entry_moved_after_retime(path);
+    }
+    return retimed;
 }
 
 // Asked right after a time was set through the held folder `parent`, as a
@@ -1031,6 +1047,11 @@ Result<FileInfo> Library::set_expected_mtime(const Located& located, std::string
     }
     if (::fstat(entry.get(), &st) != 0) {
         return file_error(errno, "cannot stat", path);
+    }
+    // The descriptor follows the entry wherever it is moved: one moved out
+    // of the tree between the open and the change had its time set there.
+    if (!still_at_name(located.fd, located.leaf.c_str(), st)) {
+        return entry_moved_after_retime(path);
     }
     return file_info(std::string(path), st);
 }

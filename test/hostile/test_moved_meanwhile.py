@@ -44,17 +44,19 @@ SYSCALL_NUMBERS = {"x86_64": {"renameat": 264, "mkdirat": 258, "renameat2": 316,
 
 class HeldCall:
     """strace attached to the running server `pid`, delaying `call` by
-    HOLD_US on entry (each one, or with `nth` only each thread's nth one:
+    HOLD_US on entry or, with at="exit", once it is done (each one, or with
+    `nth` only each thread's nth one:
     strace counts per thread, and one request runs on one pool thread);
     detached by stop()."""
 
-    def __init__(self, pid, call, folder, nth=None):
+    def __init__(self, pid, call, folder, nth=None, at="enter"):
         self.pid = pid
         self.number = SYSCALL_NUMBERS.get(os.uname().machine, {}).get(call)
         self.output = open(os.path.join(folder, "strace.log"), "wb")
+        # at="exit": held once the call has done its work, before the server sees its result.
         self.process = subprocess.Popen(
             ["strace", "-f", "-qq", "-o", os.path.join(folder, "strace.trace"), "-e", "trace=" + call,
-             "-e", f"inject={call}:delay_enter={HOLD_US}" + (f":when={nth}" if nth else ""), "-p", str(pid)],
+             "-e", f"inject={call}:delay_{at}={HOLD_US}" + (f":when={nth}" if nth else ""), "-p", str(pid)],
             stdout=self.output, stderr=self.output)
         if not wait_until(self.attached, within=15):
             self.stop()
@@ -264,10 +266,11 @@ class EditsInAFolderMovedOut(unittest.TestCase):
         self.server.stop()
         shutil.rmtree(self.base)
 
-    def moved_out_during(self, call, request, folder="d/sub"):
-        """Sends `request` with `call` held, moves `folder` out of the tree
-        while it waits, and returns the reply."""
-        self.held = HeldCall(self.server.pid, call, self.base)
+    def moved_out_during(self, call, request, folder="d/sub", at="enter"):
+        """Sends `request` with `call` held (on entry, or at="exit" once it
+        is done), moves `folder` (a file too) out of the tree while it
+        waits, and returns the reply."""
+        self.held = HeldCall(self.server.pid, call, self.base, at=at)
         sent = self.peer.send(request)
         self.assertTrue(self.held.wait_for_the_hold(), f"the request never reached its {call}")
         self.assertFalse(replied(self.peer), "answered before the move: strace did not hold it")
@@ -321,6 +324,40 @@ class EditsInAFolderMovedOut(unittest.TestCase):
         reply = self.moved_out_during("utimensat", {"op": "set_mtime", "path": "d/sub/f.txt", "mtime": 1_000_000,
                                                     "expect": expect})
         self.assert_moved_away(reply)
+
+    def test_h_a_set_mtime_whose_entry_moves_out_just_after_is_not_not_found(self):
+        # The time was set, then the file went: "not_found" would say nothing happened.
+        reply = self.moved_out_during("utimensat", {"op": "set_mtime", "path": "d/sub/f.txt", "mtime": 1_000_000},
+                                      folder="d/sub/f.txt", at="exit")
+        self.assertEqual(reply.get("error", {}).get("code"), "file_changed", reply)
+        self.assertIn("was set, but the entry was moved away", reply["error"]["message"])
+        self.assertEqual(os.stat(os.path.join(self.outside, "sub")).st_mtime, 1_000_000)
+
+    def test_i_a_set_mtime_with_expect_whose_entry_moves_out_is_not_ok(self):
+        # Its descriptor follows the entry out of the tree.
+        st = os.stat(os.path.join(self.root, "d", "sub", "f.txt"))
+        expect = {"type": "file", "size": st.st_size, "mtime": int(st.st_mtime)}
+        reply = self.moved_out_during("utimensat", {"op": "set_mtime", "path": "d/sub/f.txt", "mtime": 1_000_000,
+                                                    "expect": expect}, folder="d/sub/f.txt", at="exit")
+        self.assertFalse(reply.get("ok"), f"answered ok for a time set outside the served tree: {reply}")
+        self.assertEqual(reply["error"]["code"], "file_changed", reply)
+
+    def test_j_a_rename_when_the_served_folder_moves_away_says_only_what_it_knows(self):
+        self.held = HeldCall(self.server.pid, "renameat2", self.base)
+        sent = self.peer.send({"op": "rename", "from": "top.txt", "to": "d/sub/new.txt"})
+        self.assertTrue(self.held.wait_for_the_hold(), "the rename never reached its renameat2")
+        os.rename(self.root, os.path.join(self.base, "share.old"))
+        os.mkdir(self.root)
+        reply = self.peer.reply()
+        self.held.stop()
+        self.held = None
+        self.assertEqual(reply.get("id"), sent, reply)
+        self.assertEqual(reply.get("error", {}).get("code"), "root_unavailable", reply)
+        message = reply["error"]["message"]
+        self.assertIn('"top.txt" was renamed to "d/sub/new.txt"', message)
+        # Both paths lie in the folder moved away: no claim about what stands where.
+        for claim in ("stands", "not at", "not from"):
+            self.assertNotIn(claim, message)
 
     def test_g_the_same_edits_with_nothing_moved_are_ok(self):
         for request in ({"op": "set_mtime", "path": "d/sub/f.txt", "mtime": 1_000_000},
