@@ -804,27 +804,62 @@ Result<FileDigest> Library::digest(std::string_view path, HashKind hash) const
             return FileDigest{file.info(), std::move(*cached), hash};
         }
         TransferHash hasher(hash);
-        // A file cut short under the read (file_changed, read_exactly) is a
-        // change like any other: read again, then file_changed.
-        auto failure = file.hash_prefix(file.info().size, hasher);
-        if (failure && failure->code != ErrorCode::file_changed) {
-            return *failure;
+        auto what = change_while_hashed(file, hasher);
+        if (!what) {
+            return what.error();
         }
-        auto changed = change_since_opened(file);
-        if (!changed) {
-            return changed.error();
-        }
-        if (!failure && changed->empty()) {
+        if (what->empty()) {
             std::string digest = hasher.hex_digest();
             digests_.remember(file.identity(), hash, digest);
             return FileDigest{file.info(), std::move(digest), hash};
         }
         if (tries == kTries) {
-            const std::string what = changed->empty() ? std::string("shrank") : changed.value();
-            return Error{ErrorCode::file_changed, quoted(path) + " " + what + " while it was hashed, " +
+            return Error{ErrorCode::file_changed, quoted(path) + " " + what.value() + " while it was hashed, " +
                                                       std::to_string(kTries) + " times; ask again once it is still"};
         }
     }
+}
+
+Result<std::string> Library::change_while_hashed(const OpenFile& file, TransferHash& hash) const
+{
+    // A file cut short under the read (file_changed, read_exactly) is a
+    // change like any other.
+    auto failure = file.hash_prefix(file.info().size, hash);
+    if (failure && failure->code != ErrorCode::file_changed) {
+        return *failure;
+    }
+    auto changed = change_since_opened(file);
+    if (!changed || !changed->empty()) {
+        return changed;
+    }
+    if (failure) {
+        return std::string("shrank");
+    }
+    // A write within the timestamp tick of the change just before the open
+    // moves neither the size nor the times: a file changed in the second
+    // before the open is read once more, and two digests that differ are
+    // a change, as a get reads such a file again before its trailer.
+    const auto now =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch());
+    if (now.count() - file.identity().changed_ns >= 1'000'000'000) {
+        return std::string();
+    }
+    TransferHash again(hash.kind());
+    auto reread = file.hash_prefix(file.info().size, again);
+    if (reread && reread->code != ErrorCode::file_changed) {
+        return *reread;
+    }
+    auto after = change_since_opened(file);
+    if (!after || !after->empty()) {
+        return after;
+    }
+    if (reread) {
+        return std::string("shrank");
+    }
+    if (again.hex_digest() != hash.hex_digest()) {
+        return std::string("was rewritten (its size and times did not move)");
+    }
+    return std::string();
 }
 
 std::optional<Error> read_exactly(int fd, char* into, std::size_t size, std::uint64_t offset, const std::string& name)

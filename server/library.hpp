@@ -448,6 +448,11 @@ private:
     // where it went, what was removed stays removed.
     std::optional<Error> check_held_folder(int held, std::string_view path, std::string_view done,
                                            std::string_view outcome = {}) const;
+    // Hashes the whole of `file` into `hash`: "" when it held still, else
+    // what changed ("shrank", what change_since_opened says, or that a file
+    // changed in the second before its open read differently the second
+    // time); an error where it could not be read.
+    Result<std::string> change_while_hashed(const OpenFile& file, TransferHash& hash) const;
     // check_held_folder after set_mtime set a time through `parent`.
     std::optional<Error> check_retimed_in(int parent, std::string_view path) const;
     // Removes what folder `fd` holds (see remove()); `relative` its path for

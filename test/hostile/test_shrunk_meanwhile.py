@@ -11,8 +11,10 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 import unittest
 
+from test_folder_faults import preloaded, fault_library
 from test_moved_meanwhile import HeldCall, replied
 from wire import Peer, Server, wait_until
 
@@ -91,6 +93,54 @@ class DigestOfAFileCutShort(unittest.TestCase):
         self.assertEqual(reply["error"]["code"], "file_changed", reply)
         self.assertIn("shrank", reply["error"]["message"])
         self.assertIn("while it was hashed, 2 times; ask again", reply["error"]["message"])
+
+
+@unittest.skipUnless(os.path.isfile(fault_library()), "needs the fault library (test/faults)")
+class DigestOfAFreshFile(unittest.TestCase):
+    """A file written in the second before its digest's open may be written
+    again within its timestamp tick, where neither its size nor its times
+    move: the server reads it twice and compares, as a get does before its
+    trailer (round 66: a digest of a file rewritten in place answered ok
+    with bytes it never held whole). Counted with the fault library's log
+    of OpenSSL's SHA-256 updates."""
+
+    def setUp(self):
+        self.base = tempfile.mkdtemp(prefix="ferry-fresh-")
+        self.root = os.path.join(self.base, "share")
+        os.mkdir(self.root)
+        self.log = os.path.join(self.base, "sha256.log")
+        self.server = Server(FERRYD, self.root, env=preloaded(FERRY_SHA256_LOG=self.log))
+        self.peer = Peer(self.server.port, version=2)
+
+    def tearDown(self):
+        self.peer.close()
+        self.server.stop()
+        shutil.rmtree(self.base)
+
+    def hashed_bytes(self):
+        if not os.path.exists(self.log):
+            return 0
+        with open(self.log) as f:
+            return sum(int(line.split()[1]) for line in f if line.strip())
+
+    def digest_of(self, name, data, age):
+        path = os.path.join(self.root, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        if age:
+            # Its change time cannot be set: wait until it is old enough.
+            time.sleep(age)
+        before = self.hashed_bytes()
+        reply = self.peer.request({"op": "digest", "name": name})
+        self.assertTrue(reply.get("ok"), reply)
+        self.assertEqual(reply["sha256"], hashlib.sha256(data).hexdigest())
+        return self.hashed_bytes() - before
+
+    def test_a_fresh_file_is_read_twice_and_a_settled_one_once(self):
+        data = os.urandom(200_000)
+        self.assertEqual(self.digest_of("fresh.bin", data, 0), 2 * len(data))
+        self.assertEqual(self.digest_of("settled.bin", data, 1.2), len(data))
+
 
 if __name__ == "__main__":
     unittest.main()
