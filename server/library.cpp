@@ -546,9 +546,12 @@ Result<bool> DirectoryReader::read_page(std::size_t page_bytes, ListReply& page)
             unlisted = true;
             continue;
         }
+        // The stat and the mount of one entry in one call: a file can be
+        // bind-mounted over a name too, and this is every listed entry's.
         struct ::stat st {};
+        std::optional<std::uint64_t> mount_id;
         if (retry_stale(::dirfd(dir), entry->d_name,
-                        [&] { return ::fstatat(::dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
+                        [&] { return sys::stat_with_mount(::dirfd(dir), entry->d_name, st, mount_id); }) != 0) {
             if (errno != ENOENT) { // gone meanwhile: nothing there
                 // Whatever it was (a folder of thousands of files, say) is
                 // unknown: the folder was not read in full.
@@ -562,9 +565,9 @@ Result<bool> DirectoryReader::read_page(std::size_t page_bytes, ListReply& page)
             unlisted = true;
             continue;
         }
-        if (folder && !mount_.holds(::dirfd(dir), entry->d_name, st)) {
+        if (!mount_.holds(st, mount_id)) {
             unlisted = true;
-            continue; // a mount point: another mount is not served
+            continue; // a mount point (a folder, or a file bound over a name): another mount is not served
         }
         if (check_file_name(name)) {
             unlisted = true;
@@ -685,6 +688,9 @@ Result<FileInfo> Library::describe(const Located& located, std::string_view path
     if (!S_ISREG(st.st_mode)) {
         return not_regular(path, st.st_mode);
     }
+    if (!mount_.holds(located.fd, located.leaf.c_str(), st)) { // a file bind-mounted over the name
+        return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
+    }
     return file_info(std::string(path), st);
 }
 
@@ -769,6 +775,10 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
             if (!S_ISREG(st.st_mode)) {
                 ::close(fd);
                 return not_regular(path, st.st_mode);
+            }
+            if (!mount_.holds(fd, "", st)) { // a file bind-mounted over the name
+                ::close(fd);
+                return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
             }
             return std::make_unique<OpenFile>(fd, file_info(std::string(path), st), FileIdentity::of(st));
         }
@@ -1015,11 +1025,13 @@ std::optional<Error> Library::replaceable(std::string_view path, bool parents, b
         }
         return error;
     }
+    // A folder mounted there, or a file bind-mounted over the name: the
+    // publish could not replace it (EBUSY), and it is not served.
+    if ((S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) && !mount_.holds(located->fd, located->leaf.c_str(), st)) {
+        return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
+    }
     if (S_ISREG(st.st_mode)) {
         return writable_folder(located->fd, path);
-    }
-    if (S_ISDIR(st.st_mode) && !mount_.holds(located->fd, located->leaf.c_str(), st)) {
-        return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
     }
     return not_regular(path, st.st_mode);
 }

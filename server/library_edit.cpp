@@ -544,6 +544,10 @@ std::optional<Error> Library::empty_folder(int fd, const std::string& relative, 
         // changed is left and the walk goes on (PROTOCOL.md 4.11), rather
         // than end the whole delete on that entry's errno.
         if (S_ISREG(st.st_mode)) {
+            if (!mount_.holds(fd, name.c_str(), st)) {
+                leave(path, "is on another file system"); // a file bind-mounted over the name
+                continue;
+            }
             if (way_moved()) {
                 break;
             }
@@ -1033,7 +1037,7 @@ Result<FileInfo> Library::set_expected_mtime(const Located& located, std::string
     if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
         return not_retimable(path); // a link, FIFO, socket or device put at the name since the stat
     }
-    if (S_ISDIR(st.st_mode) && !mount_.holds(entry.get(), "", st)) {
+    if (!mount_.holds(entry.get(), "", st)) { // a folder or file mounted there since describe()
         return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
     }
     if (auto changed = unlike_expected(st, expect, path, kNotRetimed)) {

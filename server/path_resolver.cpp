@@ -8,6 +8,7 @@
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -75,7 +76,20 @@ bool RootMount::holds(int dir, const char* name, const struct ::stat& st) const
     if (st.st_dev != device_) {
         return false;
     }
-    return !mount_id_ || sys::mount_id_of(dir, name) == mount_id_;
+    if (!mount_id_) {
+        return true;
+    }
+    struct ::statx stx {};
+    const int flags = AT_SYMLINK_NOFOLLOW | (*name == '\0' ? AT_EMPTY_PATH : 0);
+    if (::statx(dir, name, flags, STATX_INO | STATX_MNT_ID, &stx) != 0 || (stx.stx_mask & STATX_MNT_ID) == 0 ||
+        stx.stx_ino != st.st_ino || makedev(stx.stx_dev_major, stx.stx_dev_minor) != st.st_dev) {
+        // The name holds another entry by now, or none (renamed meanwhile):
+        // the one `st` describes is not there to ask, and its device is the
+        // root's. Whoever goes on meets what stands there through a
+        // descriptor, which is asked in turn.
+        return true;
+    }
+    return stx.stx_mnt_id == *mount_id_;
 }
 
 std::string joined_path(std::span<const std::string_view> components)

@@ -55,11 +55,20 @@ class RootMount {
 public:
     RootMount(int root_fd, dev_t device);
 
-    // Whether the folder `name` in `dir` ("": `dir` itself), whose stat is
-    // `st`, lies on the root's mount. A kernel without mount ids (before
-    // 5.8) is asked the device alone; one that has them and cannot say for
-    // this folder (statx failed: it went meanwhile) says no.
+    // Whether the entry `name` in `dir` ("": `dir` itself), whose stat is
+    // `st`, lies on the root's mount: a folder, or a file (a file can be
+    // bind-mounted over a name too). A kernel without mount ids (before
+    // 5.8) is asked the device alone, and so is an entry no longer at its
+    // name when asked (renamed meanwhile: it cannot be asked about, and
+    // whoever goes on through a descriptor asks again).
     bool holds(int dir, const char* name, const struct ::stat& st) const;
+
+    // The same, for an entry whose stat and mount id came from one call
+    // (sys::stat_with_mount).
+    bool holds(const struct ::stat& st, std::optional<std::uint64_t> mount_id) const
+    {
+        return st.st_dev == device_ && (!mount_id_ || mount_id == mount_id_);
+    }
 
 private:
     dev_t device_;

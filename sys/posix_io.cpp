@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 namespace ferry::sys {
@@ -115,6 +116,30 @@ std::optional<std::uint64_t> mount_id_of(int dir, const char* name)
         return std::nullopt;
     }
     return stx.stx_mnt_id;
+}
+
+int stat_with_mount(int dir, const char* name, struct ::stat& st, std::optional<std::uint64_t>& mount_id)
+{
+    struct ::statx stx {};
+    if (::statx(dir, name, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_MNT_ID, &stx) != 0) {
+        return -1;
+    }
+    st = {};
+    st.st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+    st.st_ino = stx.stx_ino;
+    st.st_mode = stx.stx_mode;
+    st.st_nlink = stx.stx_nlink;
+    st.st_uid = stx.stx_uid;
+    st.st_gid = stx.stx_gid;
+    st.st_rdev = makedev(stx.stx_rdev_major, stx.stx_rdev_minor);
+    st.st_size = static_cast<off_t>(stx.stx_size);
+    st.st_blksize = static_cast<blksize_t>(stx.stx_blksize);
+    st.st_blocks = static_cast<blkcnt_t>(stx.stx_blocks);
+    st.st_atim = {stx.stx_atime.tv_sec, stx.stx_atime.tv_nsec};
+    st.st_mtim = {stx.stx_mtime.tv_sec, stx.stx_mtime.tv_nsec};
+    st.st_ctim = {stx.stx_ctime.tv_sec, stx.stx_ctime.tv_nsec};
+    mount_id = (stx.stx_mask & STATX_MNT_ID) != 0 ? std::optional<std::uint64_t>(stx.stx_mnt_id) : std::nullopt;
+    return 0;
 }
 
 std::optional<std::uint64_t> free_bytes(int fd)

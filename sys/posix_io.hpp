@@ -14,6 +14,7 @@
 #include <optional>
 #include <type_traits>
 
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -110,6 +111,11 @@ int rename_to_fresh_name(int dir, const char* from, const char* to);
 // mount from the file system it shows (both have one st_dev). nullopt where
 // statx fails or the kernel does not give the id.
 std::optional<std::uint64_t> mount_id_of(int dir, const char* name);
+
+// fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) and mount_id_of(dir, name)
+// in one statx(2) call, both of one entry (no rename can come between):
+// 0, or -1 with errno. `mount_id` is nullopt where the kernel gives none.
+int stat_with_mount(int dir, const char* name, struct ::stat& st, std::optional<std::uint64_t>& mount_id);
 
 // Bytes the file system holding `fd` gives ordinary users now (statvfs(2)'s
 // f_bavail times f_frsize); nullopt where fstatvfs fails.

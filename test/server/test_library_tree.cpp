@@ -274,6 +274,52 @@ TEST_CASE("a bind mount of the tree's own file system is a mount point too: neit
     }
 }
 
+TEST_CASE("a file bind-mounted over a name in the tree is neither listed nor read nor retimed nor replaced")
+{
+    // A mount point too (attack round 67): an outside file of the same file
+    // system, its device the root's, was read, digested and retimed.
+    for (const ResolveMode mode : kModes) {
+        CAPTURE(static_cast<int>(mode));
+        TempRoot root;
+        const TempRoot outside;
+        make(root, "d");
+        root.write("d/bf", "under");
+        root.write("d/file", "x");
+        std::ofstream(outside.path() + "/secret") << "outside";
+        const std::string target = root.path() + "/d/bf";
+        if (::mount((outside.path() + "/secret").c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+            MESSAGE("cannot bind-mount here (" << std::strerror(errno) << "); skipped");
+            return;
+        }
+        struct ::stat before {};
+        REQUIRE(::stat((outside.path() + "/secret").c_str(), &before) == 0);
+        auto library = open_library(root, mode);
+        auto listed = library->list("", ListingOptions{true, true});
+        REQUIRE(listed);
+        auto names = names_of(*listed);
+        std::sort(names.begin(), names.end());
+        CHECK(names == std::vector<std::string>{"d/", "d/file"});
+        CHECK(library->stat("d/bf").error().code == ErrorCode::forbidden);
+        CHECK(library->digest("d/bf", HashKind::sha256).error().code == ErrorCode::forbidden);
+        CHECK(library->open_for_read("d/bf").error().code == ErrorCode::forbidden);
+        CHECK(library->set_mtime("d/bf", 1000).error().code == ErrorCode::forbidden);
+        const ExpectedEntry expect{EntryType::file, static_cast<std::uint64_t>(before.st_size),
+                                   static_cast<std::int64_t>(before.st_mtime)};
+        CHECK(library->set_mtime("d/bf", 1000, expect).error().code == ErrorCode::forbidden);
+        CHECK(library->check_replaceable("d/bf", false).value().code == ErrorCode::forbidden);
+        // A recursive delete leaves it, and says so.
+        auto removed = library->remove("d", true);
+        REQUIRE_FALSE(removed);
+        CHECK(removed.error().code == ErrorCode::not_empty);
+        CHECK(removed.error().message.find("another file system") != std::string::npos);
+        struct ::stat after {};
+        REQUIRE(::stat((outside.path() + "/secret").c_str(), &after) == 0);
+        CHECK(after.st_mtime == before.st_mtime);
+        ::umount2(target.c_str(), MNT_DETACH);
+        CHECK(root.read("d/bf") == "under");
+    }
+}
+
 TEST_CASE("a file bind-mounted inside the tree is not deleted, and the refusal is forbidden, not io_error")
 {
     // unlink(2) and rename(2) of a mount point fail with EBUSY, which stays

@@ -177,6 +177,23 @@ TEST_CASE("a bind mount of the root's own file system inside the root is refused
     }
 }
 
+TEST_CASE("an entry renamed away before its mount is asked about is not taken for a mount point")
+{
+    // Its stat was taken, then a rename took its name (attack round 67: a
+    // stat under a rename loop answered "on another file system").
+    Fixture f;
+    f.mkdir("a");
+    struct ::stat st {};
+    REQUIRE(::fstatat(f.root_fd, "a", &st, AT_SYMLINK_NOFOLLOW) == 0);
+    const RootMount mount(f.root_fd, f.device);
+    CHECK(mount.holds(f.root_fd, "a", st));
+    REQUIRE(::renameat(f.root_fd, "a", f.root_fd, "b") == 0);
+    CHECK(mount.holds(f.root_fd, "a", st)); // nothing at the name
+    f.mkdir("a");
+    CHECK(mount.holds(f.root_fd, "a", st)); // another folder at the name
+    CHECK(mount.holds(f.root_fd, "b", st)); // the same one, moved
+}
+
 TEST_CASE("a folder swapped for a symlink to an outside folder of the same shape is refused by the walk")
 {
     Fixture f;
