@@ -42,6 +42,13 @@ std::optional<std::string> DigestCache::find(const Key& key, bool settled_only)
     return found->second->digest;
 }
 
+bool FileIdentity::changed_lately() const
+{
+    const auto now =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch());
+    return now.count() - changed_ns < 1'000'000'000;
+}
+
 void DigestCache::remember(const FileIdentity& file, HashKind kind, std::string digest,
                            std::chrono::system_clock::time_point now)
 {

@@ -51,6 +51,11 @@ struct FileIdentity {
 
     static FileIdentity of(const struct ::stat& st);
     auto operator<=>(const FileIdentity&) const = default;
+    // Whether it changed in the last second: a write within the file
+    // system's timestamp tick after that change would move neither the size
+    // nor the times, so such a file is read twice before its digest is
+    // believed (a get before its trailer, a digest request).
+    bool changed_lately() const;
 };
 
 class DigestCache {

@@ -22,9 +22,7 @@ Download::Opened Download::open(const Library& library, const std::string& name,
     const bool sends_no_byte = offset >= file.info().size;
     opened.cached_digest = sends_no_byte ? library.digests().find(identity, hash)
                                          : library.digests().find_for_download(identity, hash);
-    const auto now =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch());
-    opened.fresh = now.count() - identity.changed_ns < 1'000'000'000;
+    opened.fresh = identity.changed_lately();
     const std::uint64_t file_size = file.info().size;
     if (first.whole_max > 0 && file_size > 0 && file_size <= first.whole_max) {
         // As a read chunk's job does (continue_sending), for the whole file:

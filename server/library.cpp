@@ -832,39 +832,30 @@ Result<FileDigest> Library::digest(std::string_view path, HashKind hash) const
 
 Result<std::string> Library::change_while_hashed(const OpenFile& file, TransferHash& hash) const
 {
-    // A file cut short under the read (file_changed, read_exactly) is a
+    // One whole read into `into`, then the check: "" when nothing moved. A
+    // file cut short under the read (file_changed, read_exactly) is a
     // change like any other.
-    auto failure = file.hash_prefix(file.info().size, hash);
-    if (failure && failure->code != ErrorCode::file_changed) {
-        return *failure;
-    }
-    auto changed = change_since_opened(file);
-    if (!changed || !changed->empty()) {
+    const auto read_once = [&](TransferHash& into) -> Result<std::string> {
+        auto failure = file.hash_prefix(file.info().size, into);
+        if (failure && failure->code != ErrorCode::file_changed) {
+            return *failure;
+        }
+        auto changed = change_since_opened(file);
+        if (failure && changed && changed->empty()) {
+            return std::string("shrank");
+        }
         return changed;
-    }
-    if (failure) {
-        return std::string("shrank");
-    }
-    // A write within the timestamp tick of the change just before the open
-    // moves neither the size nor the times: a file changed in the second
-    // before the open is read once more, and two digests that differ are
-    // a change, as a get reads such a file again before its trailer.
-    const auto now =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch());
-    if (now.count() - file.identity().changed_ns >= 1'000'000'000) {
-        return std::string();
+    };
+    auto first = read_once(hash);
+    // A file changed lately is read once more, and two digests that differ
+    // are a change, as a get reads such a file again before its trailer.
+    if (!first || !first->empty() || !file.identity().changed_lately()) {
+        return first;
     }
     TransferHash again(hash.kind());
-    auto reread = file.hash_prefix(file.info().size, again);
-    if (reread && reread->code != ErrorCode::file_changed) {
-        return *reread;
-    }
-    auto after = change_since_opened(file);
-    if (!after || !after->empty()) {
-        return after;
-    }
-    if (reread) {
-        return std::string("shrank");
+    auto second = read_once(again);
+    if (!second || !second->empty()) {
+        return second;
     }
     if (again.hex_digest() != hash.hex_digest()) {
         return std::string("was rewritten (its size and times did not move)");
