@@ -849,16 +849,14 @@ void Session::start_get(std::uint64_t id, const GetRequest& get)
                      first] { return Download::open(library, name, hash, offset, first); },
                     [this, id, offset = get.offset, hash = get.hash](Download::Opened opened) {
                         if (!opened.file) {
-                            send_error(id, opened.file.error());
-                            back_to_idle();
+                            refuse_transfer(id, opened.file.error());
                             return;
                         }
                         const FileInfo& info = opened.file.value()->info();
                         if (offset > info.size) {
-                            send_error(id, Error{ErrorCode::bad_offset,
-                                                 "offset " + std::to_string(offset) + " is past the end of \"" +
-                                                     info.name + "\" (" + std::to_string(info.size) + " bytes)"});
-                            back_to_idle();
+                            refuse_transfer(id, Error{ErrorCode::bad_offset,
+                                                      "offset " + std::to_string(offset) + " is past the end of \"" +
+                                                          info.name + "\" (" + std::to_string(info.size) + " bytes)"});
                             return;
                         }
                         state_ = State::sending_file;
@@ -901,8 +899,7 @@ void Session::begin_put(std::uint64_t id, const PutRequest& put)
                 if (wait_for_space(id, put, begun.partial.error(), begun.space_shortfall)) {
                     return;
                 }
-                send_error(id, begun.partial.error());
-                back_to_idle();
+                refuse_transfer(id, begun.partial.error());
                 return;
             }
             waiting_put_.reset();
@@ -1144,6 +1141,16 @@ void Session::protocol_error(std::optional<std::uint64_t> id, const Error& error
         return;
     }
     send_error(id, error);
+}
+
+// A get or put refused before its bytes began gives its slot back before
+// the refusal goes out: a client that reads the refusal and then asks for
+// stats, on any connection and any worker, sees the transfer ended.
+void Session::refuse_transfer(std::uint64_t id, const Error& error)
+{
+    slot_.reset();
+    send_error(id, error);
+    back_to_idle();
 }
 
 bool Session::take_transfer_slot(std::uint64_t id)

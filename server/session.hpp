@@ -275,6 +275,7 @@ private:
     // ours its TCP stack acknowledged; a transfer's rate is measured on it.
     std::uint64_t progress_bytes() const { return received_bytes_ + io_.acknowledged_bytes(); }
     void measure_rate(std::uint64_t now_ms);
+    void refuse_transfer(std::uint64_t id, const Error& error);
     bool take_transfer_slot(std::uint64_t id);
     std::optional<std::uint64_t> transfer_id() const;
     Download* download() { return transfer_ ? std::get_if<Download>(transfer_.get()) : nullptr; }

@@ -37,26 +37,26 @@ FERRYD = os.environ.get("FERRYD", "")
 HOLD_US = 2_500_000
 MOVE_AFTER = 0.8
 SYSCALL_NUMBERS = {"x86_64": {"renameat": 264, "mkdirat": 258, "renameat2": 316, "unlinkat": 263, "utimensat": 280,
-                              "pread64": 17},
+                              "pread64": 17, "write": 1},
                    "aarch64": {"renameat": 38, "mkdirat": 34, "renameat2": 276, "unlinkat": 35, "utimensat": 88,
-                               "pread64": 67}}
+                               "pread64": 67, "write": 64}}
 
 
 class HeldCall:
     """strace attached to the running server `pid`, delaying `call` by
-    HOLD_US on entry or, with at="exit", once it is done (each one, or with
+    HOLD_US (or hold_us) on entry or, with at="exit", once it is done (each one, or with
     `nth` only each thread's nth one:
     strace counts per thread, and one request runs on one pool thread);
     detached by stop()."""
 
-    def __init__(self, pid, call, folder, nth=None, at="enter"):
+    def __init__(self, pid, call, folder, nth=None, at="enter", hold_us=HOLD_US):
         self.pid = pid
         self.number = SYSCALL_NUMBERS.get(os.uname().machine, {}).get(call)
         self.output = open(os.path.join(folder, "strace.log"), "wb")
         # at="exit": held once the call has done its work, before the server sees its result.
         self.process = subprocess.Popen(
             ["strace", "-f", "-qq", "-o", os.path.join(folder, "strace.trace"), "-e", "trace=" + call,
-             "-e", f"inject={call}:delay_{at}={HOLD_US}" + (f":when={nth}" if nth else ""), "-p", str(pid)],
+             "-e", f"inject={call}:delay_{at}={hold_us}" + (f":when={nth}" if nth else ""), "-p", str(pid)],
             stdout=self.output, stderr=self.output)
         if not wait_until(self.attached, within=15):
             self.stop()

@@ -1,9 +1,13 @@
-"""The stats operation counts what clients did, as they did it."""
+"""The stats operation counts what clients did, as they did it: a
+transfer the client has seen end (its trailer, its commit reply or its
+refusal) is not counted as under way, whichever worker answers the stats."""
 
 import os
 import shutil
+import tempfile
 import unittest
 
+from test_moved_meanwhile import HeldCall
 from wire import Peer, Server, temp_root, wait_until
 
 FERRYD = os.environ.get("FERRYD", "")
@@ -38,6 +42,37 @@ class Stats(unittest.TestCase):
         finally:
             shutil.rmtree(root)
 
+    # The refusal of a get is written, and strace holds the worker that
+    # wrote it there, before that worker does anything else. Stats asked
+    # meanwhile through the other worker must count no transfer: the
+    # client was told it ended. ASKERS connections spread over both
+    # workers (SO_REUSEPORT), so that one of them lands on the other one
+    # but for a chance of 2**-ASKERS.
+    def test_a_refused_transfer_has_ended_when_its_refusal_arrives(self):
+        askers_count = 8
+        root, traces = temp_root(), tempfile.mkdtemp()
+        with open(os.path.join(root, "a.bin"), "wb") as f:
+            f.write(b"abc")
+        try:
+            with Server(FERRYD, root, "--workers", "2") as server:
+                getter = server.peer()
+                askers = [server.peer(timeout=60) for _ in range(askers_count)]
+                for refusal in ({"op": "get", "name": "nothing"}, {"op": "get", "name": "a.bin", "offset": 5}):
+                    held = HeldCall(server.pid, "write", traces, at="exit", hold_us=1_500_000)
+                    try:
+                        reply = getter.request(refusal)
+                        self.assertFalse(reply["ok"], reply)
+                        if held.number is not None:
+                            self.assertTrue(held.holding(), "the worker was not held after its reply")
+                        for asker in askers:
+                            asker.send({"op": "stats"})
+                        counted = [asker.reply()["transfers"] for asker in askers]
+                    finally:
+                        held.stop()
+                    self.assertEqual([c["now"] for c in counted], [0] * askers_count, (refusal, counted))
+        finally:
+            shutil.rmtree(root)
+            shutil.rmtree(traces)
 
 if __name__ == "__main__":
     unittest.main()
