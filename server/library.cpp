@@ -646,6 +646,22 @@ Result<FileInfo> Library::stat(std::string_view path) const
     return info;
 }
 
+namespace {
+
+// Whether the folder open as FOLDER was removed since it was opened (on a
+// distributed file system, typically: moved aside and replaced through
+// another machine). A name looked up in it then says nothing of the path.
+bool folder_removed(int folder)
+{
+    struct ::stat st {};
+    if (::fstat(folder, &st) != 0) {
+        return handle_gone(errno);
+    }
+    return st.st_nlink == 0;
+}
+
+} // namespace
+
 Result<FileInfo> Library::stat_entry_or_folder(std::string_view path) const
 {
     if (auto refused = check_path(path); refused && !path.empty()) {
@@ -657,11 +673,20 @@ Result<FileInfo> Library::stat_entry_or_folder(std::string_view path) const
     if (path.empty()) {
         return describe_root();
     }
-    auto located = locate(path, "stat");
-    if (!located) {
-        return located.error();
+    // A folder on the path replaced meanwhile (moved aside, a new one moved
+    // in, the old one removed; on GlusterFS through another machine): what
+    // the name in the removed folder answers says nothing of the path, so
+    // the path is looked up again, as a get's open does.
+    for (int tries = 1;; ++tries) {
+        auto located = locate(path, "stat");
+        if (!located) {
+            return located.error();
+        }
+        auto described = describe(*located, path);
+        if (described || tries >= kStaleLookupTries || !folder_removed(located->fd)) {
+            return described;
+        }
     }
-    return describe(*located, path);
 }
 
 Result<FileInfo> Library::describe_root() const
@@ -693,22 +718,6 @@ Result<FileInfo> Library::describe(const Located& located, std::string_view path
     }
     return file_info(std::string(path), st);
 }
-
-namespace {
-
-// Whether the folder open as FOLDER was removed since it was opened (on a
-// distributed file system, typically: moved aside and replaced through
-// another machine). A name looked up in it then says nothing of the path.
-bool folder_removed(int folder)
-{
-    struct ::stat st {};
-    if (::fstat(folder, &st) != 0) {
-        return handle_gone(errno);
-    }
-    return st.st_nlink == 0;
-}
-
-} // namespace
 
 Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) const
 {
@@ -745,8 +754,12 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
         const int parent = located->fd;
         const char* leaf = located->leaf.c_str();
         // Whether a failure with this errno is one such a replacement
-        // explains: worth looking the path up again.
-        const auto replaced = [&](int error) { return error == ESTALE || (error == ENOENT && folder_removed(parent)); };
+        // explains: worth looking the path up again. A stale name, or any
+        // failure in a folder removed since the walk opened it: locally
+        // that is ENOENT, but GlusterFS answers a lookup in a folder
+        // removed through the other mount with ENOENT, ESTALE or at times
+        // EIO (seen under CI's load in test 9c of test/scaleout).
+        const auto replaced = [&](int error) { return error == ESTALE || folder_removed(parent); };
         // A stat first, so that a FIFO or device is refused without being opened.
         struct ::stat st {};
         int error = 0;
@@ -785,8 +798,9 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
         error = errno;
         ::close(fd);
         // On a local file system an open file can always be stat'ed; here
-        // the file opened is gone with its handle, and the name holds a new one.
-        if (!handle_gone(error)) {
+        // the file opened is gone with its handle, and the name holds a new
+        // one (or its folder was removed: then any failure says so).
+        if (!handle_gone(error) && !folder_removed(parent)) {
             return file_error(error, "cannot stat", path);
         }
         if (tries >= kStaleLookupTries) {

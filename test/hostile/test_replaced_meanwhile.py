@@ -4,16 +4,26 @@ removes it: by another client's upload, another ferryd's, or a local user.
 The replacement was acknowledged to whoever made it, so it must stay; only
 the entry the listing described may go.
 
+And a get whose folder is replaced (moved aside, a new one moved in, the
+old one removed) after the server looked the folder up: the name looked up
+in the removed folder fails, locally with ENOENT, on GlusterFS at times
+with EIO (test 9c of test/scaleout, under CI's load; made here by the fault
+library). Either way the path is looked up again: the get sends the file
+the path holds now, and a stat describes it.
+
 The server renames the file to a hidden name of its own, compares it there
 and removes it there. strace holds the server in each of those system calls
 (as in test_moved_meanwhile), and the test replaces the file meanwhile, the
 way a publish does: a rename over the name."""
 
+import errno
+import hashlib
 import os
 import shutil
 import tempfile
 import unittest
 
+from test_folder_faults import preloaded
 from test_moved_meanwhile import HeldCall, replied
 from wire import Peer, Server, wait_until
 
@@ -105,6 +115,88 @@ class DeleteMeetsAReplacement(unittest.TestCase):
         with open(os.path.join(self.root, "d", kept[0]), "rb") as f:
             self.assertEqual(f.read(), b"first replacement")
 
+
+@unittest.skipUnless(shutil.which("strace"), "needs strace")
+class LookupInAReplacedFolder(unittest.TestCase):
+    NEW = b"the new folder's file"
+
+    def setUp(self):
+        self.base = tempfile.mkdtemp(prefix="ferry-replaced-")
+        self.root = os.path.join(self.base, "share")
+        self.armed = os.path.join(self.base, "armed")
+        os.makedirs(os.path.join(self.root, "d"))
+        with open(os.path.join(self.root, "d", "x.bin"), "wb") as f:
+            f.write(b"the old folder's file")
+        self.held = None
+        self.server = None
+
+    def tearDown(self):
+        if self.held:
+            self.held.stop()
+        if self.server:
+            self.server.stop()
+        shutil.rmtree(self.base)
+
+    def replace_folder(self):
+        """d replaced as test 9c does through the other mount: a new folder moved in, the old one removed."""
+        new, old = os.path.join(self.root, ".d-new"), os.path.join(self.root, ".d-old")
+        os.mkdir(new)
+        with open(os.path.join(new, "x.bin"), "wb") as f:
+            f.write(self.NEW)
+        os.rename(os.path.join(self.root, "d"), old)
+        os.rename(new, os.path.join(self.root, "d"))
+        shutil.rmtree(old)
+
+    def reply_while_replaced(self, request, lookup_errno=None):
+        """Sends REQUEST (of d/x.bin), holds the server once its walk has
+        opened d (openat2), replaces d meanwhile and returns the peer, the
+        reply not yet read. With LOOKUP_ERRNO, the first lookup of x.bin
+        after the replacement fails with it (FERRY_FSTATAT_FAULT)."""
+        asan = (os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+        env = {"ASAN_OPTIONS": asan}
+        if lookup_errno is not None:
+            faulty = preloaded(FERRY_FSTATAT_FAULT=f"1:{lookup_errno}:x.bin:{self.armed}")
+            env = {**faulty, "ASAN_OPTIONS": faulty["ASAN_OPTIONS"] + ":detect_leaks=0"}
+        self.server = Server(FERRYD, self.root, env=env)
+        peer = Peer(self.server.port, version=2)
+        self.held = HeldCall(self.server.pid, "openat2", self.base, at="exit")
+        peer.send(request)
+        self.assertTrue(self.held.wait_for_the_hold(), "the request never reached openat2")
+        self.assertFalse(replied(peer), "the request was answered before the replacement: openat2 not held")
+        self.replace_folder()
+        with open(self.armed, "w"):
+            pass
+        return peer
+
+    def assertGetsTheNewFile(self, peer):
+        reply = peer.reply()
+        self.assertTrue(reply.get("ok"), reply)
+        data = b""
+        while True:
+            _, frame = peer.frame()
+            if isinstance(frame, dict):
+                break
+            data += frame
+        self.assertTrue(frame.get("ok"), frame)
+        self.assertEqual(data, self.NEW)
+        self.assertEqual(frame["sha256"], hashlib.sha256(self.NEW).hexdigest())
+
+    def assertDescribesTheNewFile(self, peer):
+        reply = peer.reply()
+        self.assertTrue(reply.get("ok"), reply)
+        self.assertEqual(reply["size"], len(self.NEW), reply)
+
+    def test_a_get_whose_lookup_finds_nothing_in_the_removed_folder_looks_again(self):
+        self.assertGetsTheNewFile(self.reply_while_replaced({"op": "get", "name": "d/x.bin"}))
+
+    def test_a_get_whose_lookup_in_the_removed_folder_fails_with_eio_looks_again(self):
+        self.assertGetsTheNewFile(self.reply_while_replaced({"op": "get", "name": "d/x.bin"}, errno.EIO))
+
+    def test_a_stat_whose_lookup_finds_nothing_in_the_removed_folder_looks_again(self):
+        self.assertDescribesTheNewFile(self.reply_while_replaced({"op": "stat", "name": "d/x.bin"}))
+
+    def test_a_stat_whose_lookup_in_the_removed_folder_fails_with_eio_looks_again(self):
+        self.assertDescribesTheNewFile(self.reply_while_replaced({"op": "stat", "name": "d/x.bin"}, errno.EIO))
 
 if __name__ == "__main__":
     unittest.main()
