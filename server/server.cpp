@@ -207,12 +207,14 @@ bool Server::refuse_for_want_of_descriptors(int error)
     const std::string frame = encode_control_frame(
         encode_error(std::nullopt, Error{ErrorCode::server_full, std::string("the server is out of file descriptors (") +
                                                                      std::strerror(error) + "); try again later"}));
+    // Counted before it is sent: a client that reads the refusal and asks
+    // for stats through another worker finds it counted (PROTOCOL.md 4.8).
+    counters_.count_error(to_string(ErrorCode::server_full));
     // A new socket's send buffer takes this small frame whole; if not, the
     // peer just sees the close.
     [[maybe_unused]] const ssize_t sent = ::send(fd, frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     ::close(fd);
     reserve_fd_ = open_reserve_descriptor();
-    counters_.count_error(to_string(ErrorCode::server_full));
     ++refused_no_descriptor_;
     refused_no_descriptor_errno_ = error;
     log_descriptor_refusals(false);

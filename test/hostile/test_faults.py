@@ -5,10 +5,12 @@ import resource
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
 
+from test_moved_meanwhile import HeldCall
 from wire import MEMORY_CHECKS, Peer, Server, hidden_entries, sha256, temp_root, wait_until
 
 FERRYD = os.environ.get("FERRYD", "")
@@ -328,6 +330,34 @@ class OutOfDescriptors(unittest.TestCase):
             self.assertEqual(sum(counts), refused_count, log)
         finally:
             shutil.rmtree(root)
+
+    # The refusal is counted before it is written: strace holds the worker
+    # that refused right after its send, and stats asked meanwhile through
+    # connections on both workers (SO_REUSEPORT spreads them; one lands on
+    # the other worker but for a chance of 2**-ASKERS) must count it.
+    @unittest.skipUnless(shutil.which("strace"), "needs strace")
+    def test_a_refusal_for_want_of_descriptors_is_counted_when_it_arrives(self):
+        askers_count = 6
+        root, traces = temp_root(), tempfile.mkdtemp()
+        try:
+            with Server(FERRYD, root, "--workers", "2") as server:
+                askers = [server.peer(timeout=60) for _ in range(askers_count)]
+                base = settled_descriptors(server)
+                resource.prlimit(server.pid, resource.RLIMIT_NOFILE, (base, base))
+                held = HeldCall(server.pid, "sendto", traces, at="exit")
+                try:
+                    refused = server.peer(hello=False)
+                    reply = refused.reply()
+                    self.assertEqual(reply["error"]["code"], "server_full", reply)
+                    for asker in askers:
+                        asker.send({"op": "stats"})
+                    counted = [asker.reply()["errors"].get("server_full", 0) for asker in askers]
+                finally:
+                    held.stop()
+                self.assertEqual(counted, [1] * askers_count)
+        finally:
+            shutil.rmtree(root)
+            shutil.rmtree(traces)
 
 
 class ServedFolderGone(unittest.TestCase):
