@@ -69,8 +69,16 @@ class TimeoutTests(ServerCase):
     def test_stalled_download(self):
         c = self.client()
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        stalls_before = self.server.read_log().count("code=stalled")
         c.send({"op": "get", "id": 7, "name": "big.bin"})
-        time.sleep(2.0)           # read nothing: no progress for > 1 s
+        # Read nothing until ferryd has logged the stall (which it does
+        # before it sends the error): no progress for > 1 s. A fixed wait
+        # would not do under load, where the sweep forgives the time its
+        # loop did not run, and reading sooner would be progress.
+        deadline = time.time() + TIMEOUT
+        while self.server.read_log().count("code=stalled") == stalls_before:
+            self.assertLess(time.time(), deadline, "ferryd never saw the download stall")
+            time.sleep(0.05)
         self.assertTrue(c.recv()["ok"])
         body, _, end = self.read_transfer(c)
         self.assertLess(len(body), 64 << 20)
@@ -100,6 +108,11 @@ class ShutdownTests(unittest.TestCase):
             self.assertEqual((r["id"], r["ok"], r["error"]["code"]),
                              (None, False, "shutting_down"))
             self.assertTrue(c.at_eof())
+            # Closed as a client does once it has read the end: ferryd
+            # waits a moment for a peer that keeps its side open (so that
+            # its last words are not cut by a reset), which the bound
+            # below is not about.
+            c.close()
         self.assertEqual(s.proc.wait(TIMEOUT), 0)
         self.assertLess(time.time() - t, 5)
 

@@ -31,6 +31,7 @@ TIMING = {
     "test_memory.py",       # RSS per connection and under floods
     "test_slow_frames.py",  # a trickled frame is cut within its deadline
     "test_soak.py",         # SOAK_SECONDS of load, then rates and RSS
+    "test_space.py",        # a trickle's space handed over within a put's 4 tries a second apart
     "test_tls.py",          # the handshake deadline, measured
 }
 

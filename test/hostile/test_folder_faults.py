@@ -126,7 +126,9 @@ class RecursiveDeleteMeetsAMove(unittest.TestCase):
         for index in range(self.FILES):
             write(self.root, f"d/x/f{index:02}.txt")
         os.mkdir(os.path.join(self.root, "keep"))
-        self.server = Server(FERRYD, self.root, env=preloaded(FERRY_UNLINK_DELAY_MS="20"))
+        # 50 ms per unlink: the walk takes 3 s, so that a test process kept
+        # off the processor for a second under load still moves mid-walk.
+        self.server = Server(FERRYD, self.root, env=preloaded(FERRY_UNLINK_DELAY_MS="50"))
         self.addCleanup(self.server.stop)
         self.peer = self.server.peer(version=2)
         self.addCleanup(self.peer.close)

@@ -5,6 +5,7 @@ package), and the journal's priority prefixes when JOURNAL_STREAM names
 stderr."""
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -111,14 +112,16 @@ class Notify(unittest.TestCase):
         for peer in peers[8:]:
             peer.close()
         self.notify.wait_for("STATUS=Serving 8 connections, 1 transfer")
-        # Rate-limited: 60 connections coming and going within about a
-        # second are a few notifications, not 120.
+        # Rate-limited: 60 connections coming and going are at most one
+        # notification a second (and one at each end of the span), not 120,
+        # however long a loaded machine takes to make them.
         self.notify.drain()
         started = time.time()
         for _ in range(60):
             Peer(port).close()
         time.sleep(max(0, 3 - (time.time() - started)))
-        self.assertLessEqual(len(self.notify.drain()), 5)
+        notified = len(self.notify.drain())
+        self.assertLessEqual(notified, math.ceil(time.time() - started) + 2)
         process.send_signal(signal.SIGTERM)
         stopping = self.notify.wait_for("STOPPING=1")
         self.assertTrue(any(line.startswith("STATUS=Draining: ") for line in stopping.splitlines()), stopping)

@@ -321,10 +321,16 @@ TEST_CASE("put --resume with xxh3-128 that meets a busy upload resumes it once i
     Connection holder = held_upload(f.server, source, "doc.bin", 8);
 
     // The client finds the upload busy and retries for a few seconds;
-    // the holder lets go meanwhile.
+    // the holder lets go meanwhile: once the server has told the client
+    // so (its log says it), so that the retry is what is tried, and a
+    // loaded machine's slow start does not eat the client's patience.
     auto child = start_ferry(f.server.address(),
                              {"--json", "--hash", "xxh3-128", "put", "--resume", source, "--as", "doc.bin"});
-    std::this_thread::sleep_for(1500ms);
+    const auto told_busy_by = std::chrono::steady_clock::now() + 60s;
+    while (read_file(f.log).find("code=busy") == std::string::npos && std::chrono::steady_clock::now() < told_busy_by) {
+        std::this_thread::sleep_for(20ms);
+    }
+    CHECK(read_file(f.log).find("code=busy") != std::string::npos);
     holder.close();
     const auto put = child.wait(kFerryTimeout);
     const auto json = only_file(parse_output(put));
