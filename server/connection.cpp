@@ -124,8 +124,11 @@ void Connection::deliver(std::span<const char> bytes)
         } else if (static_cast<unsigned char>(bytes[0]) == kTlsHandshakeRecord) {
             transport_ = Transport::tls;
         } else {
-            // Said in plaintext, so that a plaintext client learns why.
+            // Said in plaintext, so that a plaintext client learns why;
+            // counted before it is written, as every error reply
+            // (PROTOCOL.md 4.8).
             log_event("refused", {{"peer", peer_}, {"code", "tls_required"}});
+            server().counters().count_error(to_string(ErrorCode::tls_required));
             write_raw(encode_control_frame(encode_error(
                 std::nullopt, Error{ErrorCode::tls_required, "this server requires TLS; connect with --tls"})));
             close();

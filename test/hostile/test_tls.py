@@ -71,8 +71,13 @@ class Tls(unittest.TestCase):
             reply = peer.request({"op": "hello", "version": 1})
             self.assertEqual(reply["error"]["code"], "tls_required")
             self.assertTrue(peer.closed_by_server())
-            # The server goes on serving TLS clients.
-            server.peer(tls=self.client).close()
+            # The server goes on serving TLS clients, and its stats count the refusal as every error
+            # reply (PROTOCOL.md 4.8), the connection among those it accepted.
+            asker = server.peer(tls=self.client)
+            stats = asker.request({"op": "stats"})
+            self.assertEqual(stats["errors"], {"tls_required": 1}, stats)
+            self.assertEqual(stats["connections"]["total"], 2, stats)
+            asker.close()
 
     def test_untrusted_certificate_is_refused_by_the_client(self):
         with Server(FERRYD, self.root, "--tls-cert", self.cert, "--tls-key", self.key) as server:
