@@ -646,18 +646,26 @@ Result<FileInfo> Library::stat(std::string_view path) const
     return info;
 }
 
+bool Library::still_at_path(const Located& located, std::string_view path) const
+{
+    if (located.fd == root_fd_) {
+        return true; // a name in the root, which the request checked
+    }
+    const auto components = path_components(path);
+    auto now = resolver_.open_folder(std::span(components).first(components.size() - 1), false);
+    struct ::stat now_st {};
+    struct ::stat held_st {};
+    return now && ::fstat(now->get(), &now_st) == 0 && ::fstat(located.fd, &held_st) == 0 &&
+           now_st.st_dev == held_st.st_dev && now_st.st_ino == held_st.st_ino;
+}
+
 namespace {
 
-// Whether the folder open as FOLDER was removed since it was opened (on a
-// distributed file system, typically: moved aside and replaced through
-// another machine). A name looked up in it then says nothing of the path.
-bool folder_removed(int folder)
+Error moved_each_time(std::string_view path, int tries)
 {
-    struct ::stat st {};
-    if (::fstat(folder, &st) != 0) {
-        return handle_gone(errno);
-    }
-    return st.st_nlink == 0;
+    return Error{ErrorCode::file_changed, "the folder holding " + quoted(path) +
+                                              " was moved or replaced each time it was looked up (" +
+                                              std::to_string(tries) + " tries); try again"};
 }
 
 } // namespace
@@ -673,18 +681,22 @@ Result<FileInfo> Library::stat_entry_or_folder(std::string_view path) const
     if (path.empty()) {
         return describe_root();
     }
-    // A folder on the path replaced meanwhile (moved aside, a new one moved
-    // in, the old one removed; on GlusterFS through another machine): what
-    // the name in the removed folder answers says nothing of the path, so
-    // the path is looked up again, as a get's open does.
+    // A folder on the path moved or replaced meanwhile (moved out of the
+    // tree; or moved aside, a new one moved in and the old one removed, on
+    // GlusterFS through another machine): what the name in the folder held
+    // answers says nothing of the path, and may describe a file outside
+    // the tree; so the path is looked up again, as a get's open does.
     for (int tries = 1;; ++tries) {
         auto located = locate(path, "stat");
         if (!located) {
             return located.error();
         }
         auto described = describe(*located, path);
-        if (described || tries >= kStaleLookupTries || !folder_removed(located->fd)) {
+        if (still_at_path(*located, path)) {
             return described;
+        }
+        if (tries >= kStaleLookupTries) {
+            return moved_each_time(path, tries);
         }
     }
 }
@@ -751,64 +763,79 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
         if (!located) {
             return located.error();
         }
-        const int parent = located->fd;
-        const char* leaf = located->leaf.c_str();
-        // Whether a failure with this errno is one such a replacement
-        // explains: worth looking the path up again. A stale name, or any
-        // failure in a folder removed since the walk opened it: locally
-        // that is ENOENT, but GlusterFS answers a lookup in a folder
-        // removed through the other mount with ENOENT, ESTALE or at times
-        // EIO (seen under CI's load in test 9c of test/scaleout).
-        const auto replaced = [&](int error) { return error == ESTALE || folder_removed(parent); };
-        // A stat first, so that a FIFO or device is refused without being opened.
-        struct ::stat st {};
-        int error = 0;
-        if (stat_located(*located, st) != 0) {
-            error = errno;
-            if (!replaced(error) || (tries >= kStaleLookupTries && !stale_past_tries(error))) {
+        // What the folder held answers stands only while that folder still
+        // lies at its path: moved out of the tree or replaced meanwhile
+        // (locally ENOENT for a name in it; GlusterFS, a lookup in a folder
+        // removed through the other mount, with ENOENT, ESTALE or at times
+        // EIO: seen under CI's load in test 9c of test/scaleout), it may
+        // hold a file that is not the path's, or none, and the path is
+        // looked up again.
+        LookedUp looked = look_up_for_read(*located, path);
+        if (!still_at_path(*located, path)) {
+            if (tries >= kStaleLookupTries) {
+                return moved_each_time(path, tries);
+            }
+            continue;
+        }
+        if (looked.failed_errno == 0) {
+            return std::move(looked.answer);
+        }
+        const int error = looked.failed_errno;
+        if (looked.opened_gone) {
+            // On a local file system an open file can always be stat'ed;
+            // here the file opened is gone with its handle, and the name
+            // holds a new one.
+            if (!handle_gone(error)) {
                 return file_error(error, "cannot stat", path);
             }
+            if (tries >= kStaleLookupTries) {
+                return Error{ErrorCode::io_error, quoted(path) + " was replaced each time it was opened (" +
+                                                      std::to_string(tries) + " tries); try again"};
+            }
+            refresh_name(located->fd, located->leaf.c_str());
             continue;
         }
-        if (!S_ISREG(st.st_mode)) {
-            return not_regular(path, st.st_mode);
+        // The name's handle is stale (estale.hpp's tries were not enough).
+        if (error != ESTALE || (tries >= kStaleLookupTries && !stale_past_tries(error))) {
+            return file_error(error, looked.opening ? "cannot open" : "cannot stat", path);
         }
-        const int fd = retry_stale(parent, leaf, [&] {
-            return ::openat(parent, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-        });
-        if (fd < 0) {
-            error = errno;
-            if (!replaced(error) || (tries >= kStaleLookupTries && !stale_past_tries(error))) {
-                return file_error(error, "cannot open", path);
-            }
-            continue;
-        }
-        // The entry may have been swapped between stat and open: trust only fstat.
-        if (::fstat(fd, &st) == 0) {
-            if (!S_ISREG(st.st_mode)) {
-                ::close(fd);
-                return not_regular(path, st.st_mode);
-            }
-            if (!mount_.holds(fd, "", st)) { // a file bind-mounted over the name
-                ::close(fd);
-                return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
-            }
-            return std::make_unique<OpenFile>(fd, file_info(std::string(path), st), FileIdentity::of(st));
-        }
-        error = errno;
-        ::close(fd);
-        // On a local file system an open file can always be stat'ed; here
-        // the file opened is gone with its handle, and the name holds a new
-        // one (or its folder was removed: then any failure says so).
-        if (!handle_gone(error) && !folder_removed(parent)) {
-            return file_error(error, "cannot stat", path);
-        }
-        if (tries >= kStaleLookupTries) {
-            return Error{ErrorCode::io_error, quoted(path) + " was replaced each time it was opened (" +
-                                                  std::to_string(tries) + " tries); try again"};
-        }
-        refresh_name(parent, leaf);
     }
+}
+
+Library::LookedUp Library::look_up_for_read(const Located& located, std::string_view path) const
+{
+    const int parent = located.fd;
+    const char* leaf = located.leaf.c_str();
+    // A stat first, so that a FIFO or device is refused without being opened.
+    struct ::stat st {};
+    if (stat_located(located, st) != 0) {
+        return LookedUp{Error{ErrorCode::internal, ""}, errno, false, false};
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return LookedUp{not_regular(path, st.st_mode), 0, false, false};
+    }
+    const int fd = retry_stale(parent, leaf, [&] {
+        return ::openat(parent, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    });
+    if (fd < 0) {
+        return LookedUp{Error{ErrorCode::internal, ""}, errno, true, false};
+    }
+    // The entry may have been swapped between stat and open: trust only fstat.
+    if (::fstat(fd, &st) != 0) {
+        const int error = errno;
+        ::close(fd);
+        return LookedUp{Error{ErrorCode::internal, ""}, error, true, true};
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ::close(fd);
+        return LookedUp{not_regular(path, st.st_mode), 0, false, false};
+    }
+    if (!mount_.holds(fd, "", st)) { // a file bind-mounted over the name
+        ::close(fd);
+        return LookedUp{Error{ErrorCode::forbidden, quoted(path) + " is on another file system"}, 0, false, false};
+    }
+    return LookedUp{std::make_unique<OpenFile>(fd, file_info(std::string(path), st), FileIdentity::of(st)), 0, false,
+                    false};
 }
 
 Result<FileDigest> Library::digest(std::string_view path, HashKind hash) const

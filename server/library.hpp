@@ -399,6 +399,21 @@ private:
     // lstat of the located entry (never through a link), repeated once after
     // ESTALE (estale.hpp); 0 or -1 with errno, as fstatat(2).
     static int stat_located(const Located& located, struct ::stat& st);
+    // Whether the folder `located` holds (opened by locate) still lies at
+    // `path`'s folder: false where it was moved (out of the tree, say) or
+    // replaced since, or cannot be looked up again. A name in the root: true.
+    bool still_at_path(const Located& located, std::string_view path) const;
+    // One look of open_for_read at the located name: `answer` the open file
+    // or a refusal that stands (not a regular file, another file system);
+    // or `failed_errno` (not 0) where a call failed, in the open when
+    // `opening`, in the fstat of the file just opened when `opened_gone`.
+    struct LookedUp {
+        Result<std::unique_ptr<OpenFile>> answer;
+        int failed_errno = 0;
+        bool opening = false;
+        bool opened_gone = false;
+    };
+    LookedUp look_up_for_read(const Located& located, std::string_view path) const;
     // What stat_entry_or_folder says of the located entry (or of the root):
     // a regular file, or a folder on the root's file system; anything else
     // not_regular_file or forbidden.

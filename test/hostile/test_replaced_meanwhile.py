@@ -9,7 +9,9 @@ old one removed) after the server looked the folder up: the name looked up
 in the removed folder fails, locally with ENOENT, on GlusterFS at times
 with EIO (test 9c of test/scaleout, under CI's load; made here by the fault
 library). Either way the path is looked up again: the get sends the file
-the path holds now, and a stat describes it.
+the path holds now, and a stat describes it. The same where the folder
+is moved out of the tree meanwhile, and a file outside takes the name in
+it: nothing outside is described or sent.
 
 The server renames the file to a hidden name of its own, compares it there
 and removes it there. strace holds the server in each of those system calls
@@ -147,10 +149,21 @@ class LookupInAReplacedFolder(unittest.TestCase):
         os.rename(new, os.path.join(self.root, "d"))
         shutil.rmtree(old)
 
-    def reply_while_replaced(self, request, lookup_errno=None):
+    def move_folder_out(self):
+        """d moved out of the served tree, its x.bin replaced there by a file that never was inside, and a
+        new d/x.bin made in the tree."""
+        outside = os.path.join(self.base, "outside")
+        os.rename(os.path.join(self.root, "d"), outside)
+        with open(os.path.join(outside, "x.bin"), "wb") as f:
+            f.write(b"a file outside the served tree, never inside it")
+        os.mkdir(os.path.join(self.root, "d"))
+        with open(os.path.join(self.root, "d", "x.bin"), "wb") as f:
+            f.write(self.NEW)
+
+    def reply_while_replaced(self, request, lookup_errno=None, replace=None):
         """Sends REQUEST (of d/x.bin), holds the server once its walk has
-        opened d (openat2), replaces d meanwhile and returns the peer, the
-        reply not yet read. With LOOKUP_ERRNO, the first lookup of x.bin
+        opened d (openat2), replaces d meanwhile (REPLACE, by default
+        replace_folder) and returns the peer, the reply not yet read. With LOOKUP_ERRNO, the first lookup of x.bin
         after the replacement fails with it (FERRY_FSTATAT_FAULT)."""
         asan = (os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
         env = {"ASAN_OPTIONS": asan}
@@ -159,11 +172,13 @@ class LookupInAReplacedFolder(unittest.TestCase):
             env = {**faulty, "ASAN_OPTIONS": faulty["ASAN_OPTIONS"] + ":detect_leaks=0"}
         self.server = Server(FERRYD, self.root, env=env)
         peer = Peer(self.server.port, version=2)
-        self.held = HeldCall(self.server.pid, "openat2", self.base, at="exit")
+        # Each look at a path holds twice (its walk, then the check that the folder is still at its place):
+        # 1.5 s is time enough to see the hold and replace the folder.
+        self.held = HeldCall(self.server.pid, "openat2", self.base, at="exit", hold_us=1_500_000)
         peer.send(request)
         self.assertTrue(self.held.wait_for_the_hold(), "the request never reached openat2")
         self.assertFalse(replied(peer), "the request was answered before the replacement: openat2 not held")
-        self.replace_folder()
+        (replace or self.replace_folder)()
         with open(self.armed, "w"):
             pass
         return peer
@@ -197,6 +212,22 @@ class LookupInAReplacedFolder(unittest.TestCase):
 
     def test_a_stat_whose_lookup_in_the_removed_folder_fails_with_eio_looks_again(self):
         self.assertDescribesTheNewFile(self.reply_while_replaced({"op": "stat", "name": "d/x.bin"}, errno.EIO))
+
+    # Round 68 (F2): a folder moved out of the tree is not removed, and the name in it described a file
+    # that never was inside: the folder held must still lie at its path, for every answer.
+    def test_a_get_in_a_folder_moved_out_of_the_tree_looks_again(self):
+        self.assertGetsTheNewFile(self.reply_while_replaced({"op": "get", "name": "d/x.bin"},
+                                                            replace=self.move_folder_out))
+
+    def test_a_stat_in_a_folder_moved_out_of_the_tree_looks_again(self):
+        self.assertDescribesTheNewFile(self.reply_while_replaced({"op": "stat", "name": "d/x.bin"},
+                                                                 replace=self.move_folder_out))
+
+    def test_a_digest_in_a_folder_moved_out_of_the_tree_looks_again(self):
+        peer = self.reply_while_replaced({"op": "digest", "name": "d/x.bin"}, replace=self.move_folder_out)
+        reply = peer.reply()
+        self.assertTrue(reply.get("ok"), reply)
+        self.assertEqual(reply["sha256"], hashlib.sha256(self.NEW).hexdigest(), reply)
 
 if __name__ == "__main__":
     unittest.main()
