@@ -408,13 +408,26 @@ Result<std::unique_ptr<DirectoryReader>> Library::open_listing(std::string_view 
     if (options.recursive) {
         options.folders = true;
     }
+    // A folder moved out of the tree while it is read must not have its
+    // entries sent (PROTOCOL.md 5.1): each is asked whether it still lies
+    // at its path once read, as a get's or stat's folder is.
+    auto in_place = [this, listed = std::string(path)](int fd, std::string_view relative) -> std::optional<Error> {
+        const std::string folder = relative.empty() ? listed
+                                   : listed.empty() ? std::string(relative)
+                                                    : listed + "/" + std::string(relative);
+        if (folder_still_at(fd, folder)) {
+            return std::nullopt;
+        }
+        return Error{ErrorCode::file_changed,
+                     "the folder " + quoted(folder) + " was moved or replaced while it was listed; list it again"};
+    };
     return std::make_unique<DirectoryReader>(dir, options, mount_, components.size(),
-                                             path.empty() ? 0 : path.size() + 1);
+                                             path.empty() ? 0 : path.size() + 1, std::move(in_place));
 }
 
 DirectoryReader::DirectoryReader(DIR* dir, ListingOptions options, RootMount mount, std::size_t depth,
-                                 std::size_t base_bytes)
-    : options_(options), mount_(mount), depth_(depth), base_bytes_(base_bytes)
+                                 std::size_t base_bytes, InPlace in_place)
+    : options_(options), mount_(mount), depth_(depth), base_bytes_(base_bytes), in_place_(std::move(in_place))
 {
     levels_.push_back(Level{dir, ""});
 }
@@ -520,6 +533,9 @@ Result<bool> DirectoryReader::read_page(std::size_t page_bytes, ListReply& page)
             if (!relative.empty()) {
                 relative.pop_back(); // its '/'
             }
+            if (auto moved = check_in_place(dir, relative)) {
+                return *moved;
+            }
             if (levels_.back().unread_errno != 0) {
                 add_unreadable(relative, levels_.back().unread_errno, page, bytes);
             }
@@ -592,7 +608,18 @@ Result<bool> DirectoryReader::read_page(std::size_t page_bytes, ListReply& page)
             }
         }
     }
+    for (const Level& level : levels_) {
+        const std::string_view prefix = level.prefix;
+        if (auto moved = check_in_place(level.dir, prefix.substr(0, prefix.empty() ? 0 : prefix.size() - 1))) {
+            return *moved;
+        }
+    }
     return false;
+}
+
+std::optional<Error> DirectoryReader::check_in_place(DIR* dir, std::string_view relative) const
+{
+    return in_place_ ? in_place_(::dirfd(dir), relative) : std::nullopt;
 }
 
 Result<ListReply> Library::list(std::string_view path, ListingOptions options) const
@@ -651,11 +678,18 @@ bool Library::still_at_path(const Located& located, std::string_view path) const
     if (located.fd == root_fd_) {
         return true; // a name in the root, which the request checked
     }
-    const auto components = path_components(path);
-    auto now = resolver_.open_folder(std::span(components).first(components.size() - 1), false);
+    return folder_still_at(located.fd, path.substr(0, path.rfind('/')));
+}
+
+bool Library::folder_still_at(int held, std::string_view folder) const
+{
+    if (folder.empty()) {
+        return true;
+    }
+    auto now = resolver_.open_folder(path_components(folder), false);
     struct ::stat now_st {};
     struct ::stat held_st {};
-    return now && ::fstat(now->get(), &now_st) == 0 && ::fstat(located.fd, &held_st) == 0 &&
+    return now && ::fstat(now->get(), &now_st) == 0 && ::fstat(held, &held_st) == 0 &&
            now_st.st_dev == held_st.st_dev && now_st.st_ino == held_st.st_ino;
 }
 

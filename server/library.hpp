@@ -93,7 +93,14 @@ public:
     // (listed paths stay within kMaxPathDepth components and kMaxPathBytes
     // from the root, so each one can be asked for); `base_bytes` the bytes
     // of its path plus the '/' after it (0 for the root).
-    DirectoryReader(DIR* dir, ListingOptions options, RootMount mount, std::size_t depth, std::size_t base_bytes);
+    // `in_place(fd, relative)`: file_changed where the folder open as `fd`
+    // no longer lies at `relative` (below the listed folder; "" for the
+    // listed folder itself). Each folder read is asked once it is read to
+    // its end, and the folders still being read at each page's end, so
+    // that no entry of a folder moved out of the tree meanwhile is sent.
+    using InPlace = std::function<std::optional<Error>(int fd, std::string_view relative)>;
+    DirectoryReader(DIR* dir, ListingOptions options, RootMount mount, std::size_t depth, std::size_t base_bytes,
+                    InPlace in_place);
     DirectoryReader(const DirectoryReader&) = delete;
     DirectoryReader& operator=(const DirectoryReader&) = delete;
     ~DirectoryReader();
@@ -126,12 +133,15 @@ private:
     // A folder read to its end (or not readable at all) that holds what
     // the listing does not show goes to the page's holding_unlisted.
     void add_holding_unlisted(std::string relative, ListReply& page, std::size_t& bytes);
+    // in_place_ of the folder read through `dir`, at `relative`.
+    std::optional<Error> check_in_place(DIR* dir, std::string_view relative) const;
 
     std::vector<Level> levels_;
     ListingOptions options_;
     RootMount mount_; // a folder on another mount is neither listed nor entered
     std::size_t depth_;
     std::size_t base_bytes_;
+    InPlace in_place_;
     std::size_t bytes_read_ = 0;
 };
 
@@ -403,6 +413,9 @@ private:
     // `path`'s folder: false where it was moved (out of the tree, say) or
     // replaced since, or cannot be looked up again. A name in the root: true.
     bool still_at_path(const Located& located, std::string_view path) const;
+    // Whether the folder open as `held` still lies at `folder` (a path; ""
+    // the root, taken as in place: check_root answers for it).
+    bool folder_still_at(int held, std::string_view folder) const;
     // One look of open_for_read at the located name: `answer` the open file
     // or a refusal that stands (not a regular file, another file system);
     // or `failed_errno` (not 0) where a call failed, in the open when

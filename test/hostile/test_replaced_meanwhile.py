@@ -229,5 +229,55 @@ class LookupInAReplacedFolder(unittest.TestCase):
         self.assertTrue(reply.get("ok"), reply)
         self.assertEqual(reply["sha256"], hashlib.sha256(self.NEW).hexdigest(), reply)
 
+
+@unittest.skipUnless(shutil.which("strace"), "needs strace")
+class ListingOfAFolderMovedOut(unittest.TestCase):
+    def setUp(self):
+        self.base = tempfile.mkdtemp(prefix="ferry-replaced-")
+        self.root = os.path.join(self.base, "share")
+        self.outside = os.path.join(self.base, "outside")
+        os.makedirs(os.path.join(self.root, "top", "d"))
+        with open(os.path.join(self.root, "top", "d", "inside.txt"), "wb") as f:
+            f.write(b"inside")
+        asan = (os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+        self.server = Server(FERRYD, self.root, env={"ASAN_OPTIONS": asan})
+        self.addCleanup(shutil.rmtree, self.base)
+        self.addCleanup(self.server.stop)
+        self.peer = Peer(self.server.port, version=2)
+        self.addCleanup(self.peer.close)
+
+    def listed_while_moved(self, request, call):
+        """REQUEST sent, the server held in CALL (at its exit) once it has opened top/d, which is then
+        moved out of the tree and given a file there; the listing's replies until its last page."""
+        held = HeldCall(self.server.pid, call, self.base, at="exit", hold_us=1_500_000)
+        self.addCleanup(held.stop)
+        self.peer.send(request)
+        self.assertTrue(held.wait_for_the_hold(), f"the listing never reached {call}")
+        self.assertFalse(replied(self.peer), f"the listing was answered before the move: {call} not held")
+        os.rename(os.path.join(self.root, "top", "d"), self.outside)
+        with open(os.path.join(self.outside, "outside-secret.txt"), "wb") as f:
+            f.write(b"never inside the served tree")
+        replies = []
+        while True:
+            replies.append(self.peer.reply())
+            if not replies[-1].get("ok") or not replies[-1].get("more"):
+                return replies
+
+    def assertNothingOutsideSent(self, replies):
+        names = [entry["name"] for reply in replies for entry in reply.get("files", [])]
+        self.assertFalse([name for name in names if "outside-secret" in name], replies)
+        self.assertEqual(replies[-1].get("error", {}).get("code"), "file_changed", replies)
+        self.assertIn("top/d", replies[-1]["error"]["message"])
+
+    def test_a_listing_of_a_folder_moved_out_while_it_is_read_sends_none_of_it(self):
+        # Held once the walk opened top/d (openat2), before its entries are read.
+        self.assertNothingOutsideSent(self.listed_while_moved({"op": "list", "path": "top/d"}, "openat2"))
+
+    def test_a_recursive_listing_sends_nothing_of_a_folder_moved_out_while_it_is_read(self):
+        # Held once the walk entered top/d below the listed top (openat).
+        self.assertNothingOutsideSent(
+            self.listed_while_moved({"op": "list", "path": "top", "recursive": True}, "openat"))
+
+
 if __name__ == "__main__":
     unittest.main()
