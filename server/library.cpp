@@ -806,7 +806,8 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
         // looked up again.
         LookedUp looked = look_up_for_read(*located, path);
         if (!still_at_path(*located, path)) {
-            if (tries >= kStaleLookupTries) {
+            // A stale handle is waited for past the tries, as below.
+            if (tries >= kStaleLookupTries && !(looked.failed_errno == ESTALE && stale_past_tries(ESTALE))) {
                 return moved_each_time(path, tries);
             }
             continue;
