@@ -418,8 +418,8 @@ Result<std::unique_ptr<DirectoryReader>> Library::open_listing(std::string_view 
         if (folder_still_at(fd, folder)) {
             return std::nullopt;
         }
-        return Error{ErrorCode::file_changed,
-                     "the folder " + quoted(folder) + " was moved or replaced while it was listed; list it again"};
+        return Error{ErrorCode::file_changed, "the folder " + quoted(folder) +
+                                                  " was moved, replaced or removed while it was listed; list it again"};
     };
     return std::make_unique<DirectoryReader>(dir, options, mount_, components.size(),
                                              path.empty() ? 0 : path.size() + 1, std::move(in_place));
@@ -608,9 +608,13 @@ Result<bool> DirectoryReader::read_page(std::size_t page_bytes, ListReply& page)
             }
         }
     }
-    for (const Level& level : levels_) {
-        const std::string_view prefix = level.prefix;
-        if (auto moved = check_in_place(level.dir, prefix.substr(0, prefix.empty() ? 0 : prefix.size() - 1))) {
+    // The deepest folder still open answers for those above it too: its
+    // path is looked up from the root through theirs, so one of them moved
+    // away leaves it elsewhere. (Asking each level cost the component walk
+    // depth squared per page: 3.9 times the CPU of a 63-level listing.)
+    if (!levels_.empty()) {
+        const std::string_view prefix = levels_.back().prefix;
+        if (auto moved = check_in_place(levels_.back().dir, prefix.substr(0, prefix.empty() ? 0 : prefix.size() - 1))) {
             return *moved;
         }
     }

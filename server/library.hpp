@@ -96,8 +96,9 @@ public:
     // `in_place(fd, relative)`: file_changed where the folder open as `fd`
     // no longer lies at `relative` (below the listed folder; "" for the
     // listed folder itself). Each folder read is asked once it is read to
-    // its end, and the folders still being read at each page's end, so
-    // that no entry of a folder moved out of the tree meanwhile is sent.
+    // its end, and the deepest one still being read at each page's end
+    // (for those above it too), so that no entry of a folder moved out of
+    // the tree meanwhile is sent.
     using InPlace = std::function<std::optional<Error>(int fd, std::string_view relative)>;
     DirectoryReader(DIR* dir, ListingOptions options, RootMount mount, std::size_t depth, std::size_t base_bytes,
                     InPlace in_place);
