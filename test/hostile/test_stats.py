@@ -56,11 +56,13 @@ class Stats(unittest.TestCase):
             f.write(b"abc")
         try:
             with Server(FERRYD, root, "--workers", "2") as server:
-                getter = server.peer()
-                askers = [server.peer(timeout=60) for _ in range(askers_count)]
+                # Every write of every thread is held (the log's, the pool's wake-ups, each stats reply):
+                # under the sanitizers and CI's load a reply can take tens of seconds.
+                getter = server.peer(timeout=180)
+                askers = [server.peer(timeout=180) for _ in range(askers_count)]
                 caught = 0
                 for refusal in ({"op": "get", "name": "nothing"}, {"op": "get", "name": "a.bin", "offset": 5}):
-                    held = HeldCall(server.pid, "write", traces, at="exit")
+                    held = HeldCall(server.pid, "write", traces, at="exit", hold_us=1_500_000)
                     try:
                         reply = getter.request(refusal)
                         self.assertFalse(reply["ok"], reply)
