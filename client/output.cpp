@@ -549,8 +549,10 @@ void Output::summary(const TransferSummary& summary, bool upload) const
     if ((summary.files.size() < 2 && summary.failed_folders.empty()) || verbosity_ == Verbosity::quiet) {
         return;
     }
+    // "failed", not "not made": a folder here may also be one the server
+    // could not list or read (its own line above says which).
     const std::string folders =
-        summary.failed_folders.empty() ? "" : "; " + plural(summary.failed_folders.size(), "folder") + " not made";
+        summary.failed_folders.empty() ? "" : "; " + plural(summary.failed_folders.size(), "folder") + " failed";
     const char* verb = upload ? "sent" : "received";
     // Files skipped by --skip-identical or --no-clobber were not moved, so
     // "N files sent: N ok" would claim transfers that never happened: a run

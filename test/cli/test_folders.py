@@ -1391,7 +1391,7 @@ class Folders(CliTest):
         again = self.ferry("get", "-r", "logs", "-C", dst, server=server)
         self.assertEqual(again.returncode, 3, again.stderr)
         self.assertIn(b'"logs/a/b": ', again.stderr)
-        self.assertIn(b"4 files received: 2 ok, 2 failed; 3 folders not made;", again.stdout)
+        self.assertIn(b"4 files received: 2 ok, 2 failed; 3 folders failed;", again.stdout)
 
         # The tree's own folder refused: every file fails, no folder is one of them.
         top = os.path.join(self.local, "top")
@@ -1658,7 +1658,7 @@ class Folders(CliTest):
         self.assertEqual(put.returncode, 3, put.stderr)
         self.assertIn(b'ferry: local_io: "one/tree/noread": cannot open the folder: Permission denied', put.stderr)
         self.assertIn(b'ferry: local_io: "one/tree/a/locked": cannot open the folder', put.stderr)
-        self.assertIn(b"2 files sent: 2 ok, 0 failed; 2 folders not made;", put.stdout)
+        self.assertIn(b"2 files sent: 2 ok, 0 failed; 2 folders failed;", put.stdout)
         put = self.json_of(self.as_other("--json", "put", "-r", "tree", "-C", "two", server=server))
         schema_for("transfer").validate(put)
         self.assertEqual({k: put["summary"][k] for k in ("files", "ok", "failed", "failed_folders")},
@@ -1701,7 +1701,7 @@ class Folders(CliTest):
                          [("top/secret", "down/secret", "forbidden")])
         text = self.ferry("get", "-r", "top/secret", "-C", "again", server=self.server.address)
         self.assertEqual(text.returncode, 4, text.stderr)
-        self.assertIn(b"0 files received: 0 ok, 0 failed; 1 folder not made;", text.stdout)
+        self.assertIn(b"0 files received: 0 ok, 0 failed; 1 folder failed;", text.stdout)
         # A name the server does not have is still a failed file.
         missing = self.json_of(self.ferry("--json", "get", "-r", "top/nothere", server=self.server.address))
         self.assertEqual((missing["summary"]["failed"], "failed_folders" in missing), (1, False), missing)
