@@ -223,6 +223,36 @@ TEST_CASE("a mount point inside the tree is neither listed nor entered nor delet
     }
 }
 
+TEST_CASE("a mount point is never renamed, and a folder holding one takes it along, still out of reach")
+{
+    // rename(2) moves a folder with whatever is mounted below it (attack
+    // round 67, R5); PROTOCOL 4.12 says so. The mount itself is refused.
+    for (const ResolveMode mode : kModes) {
+        CAPTURE(static_cast<int>(mode));
+        TempRoot root;
+        make(root, "x");
+        make(root, "x/y");
+        make(root, "x/y/mnt");
+        const std::string target = root.path() + "/x/y/mnt";
+        if (::mount("ferry-test", target.c_str(), "tmpfs", 0, "size=1m") != 0) {
+            MESSAGE("cannot mount a tmpfs here (" << std::strerror(errno) << "); skipped");
+            return;
+        }
+        std::ofstream(target + "/inside") << "mounted";
+        auto library = open_library(root, mode);
+        const auto refused = library->rename("x/y/mnt", "x/moved", false);
+        REQUIRE(refused.has_value());
+        CHECK(refused->code == ErrorCode::forbidden);
+        REQUIRE_FALSE(library->rename("x", "x2", false).has_value());
+        CHECK(library->stat("x2/y/mnt/inside").error().code == ErrorCode::forbidden);
+        auto listed = library->list("", ListingOptions{true, true});
+        REQUIRE(listed);
+        CHECK(names_of(*listed) == std::vector<std::string>{"x2/", "x2/y/"});
+        CHECK(root.read("x2/y/mnt/inside") == "mounted");
+        ::umount2((root.path() + "/x2/y/mnt").c_str(), MNT_DETACH);
+    }
+}
+
 TEST_CASE("a bind mount of the tree's own file system is a mount point too: neither listed nor entered nor deleted")
 {
     // It has the root's device number: only its mount id tells it apart
