@@ -786,10 +786,15 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
     // ESTALE; with md-cache on, a get of dir/x while dir is replaced found
     // dir's old handle stale in 18% of gets after estale.hpp's tries).
     // Past kStaleLookupTries, a name still stale is waited for a little
-    // (stale_past_tries): GlusterFS's md-cache may answer with the old
+    // (look_again): GlusterFS's md-cache may answer with the old
     // handle until its timeout (1 s by default) whatever the folder's read.
     const auto started = std::chrono::steady_clock::now();
-    const auto stale_past_tries = [&](int error) { // called past kStaleLookupTries only
+    // Whether a try that failed with `error` (0: it found a file, but in a
+    // folder no longer at its path) is followed by another.
+    const auto look_again = [&](int tries, int error) {
+        if (tries < kStaleLookupTries) {
+            return true;
+        }
         if (error != ESTALE || std::chrono::steady_clock::now() - started > kStaleWaitLimit) {
             return false;
         }
@@ -809,21 +814,22 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
         // hold a file that is not the path's, or none, and the path is
         // looked up again.
         LookedUp looked = look_up_for_read(*located, path);
+        const auto* failed = std::get_if<LookupFailure>(&looked);
         if (!still_at_path(*located, path)) {
-            // A stale handle is waited for past the tries, as below.
-            if (tries >= kStaleLookupTries && !(looked.failed_errno == ESTALE && stale_past_tries(ESTALE))) {
+            if (!look_again(tries, failed ? failed->error : 0)) {
                 return moved_each_time(path, tries);
             }
             continue;
         }
-        if (looked.failed_errno == 0) {
-            return std::move(looked.answer);
+        if (!failed) {
+            return std::move(std::get<Result<std::unique_ptr<OpenFile>>>(looked));
         }
-        const int error = looked.failed_errno;
-        if (looked.opened_gone) {
+        const int error = failed->error;
+        if (failed->step == LookupFailure::Step::stat_of_opened) {
             // On a local file system an open file can always be stat'ed;
             // here the file opened is gone with its handle, and the name
-            // holds a new one.
+            // holds a new one. Past the tries that is no stale handle to
+            // wait for: the name is replaced each time.
             if (!handle_gone(error)) {
                 return file_error(error, "cannot stat", path);
             }
@@ -834,9 +840,10 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
             refresh_name(located->fd, located->leaf.c_str());
             continue;
         }
-        // The name's handle is stale (estale.hpp's tries were not enough).
-        if (error != ESTALE || (tries >= kStaleLookupTries && !stale_past_tries(error))) {
-            return file_error(error, looked.opening ? "cannot open" : "cannot stat", path);
+        // Only a stale handle is looked up again (estale.hpp's tries were
+        // not enough); any other failure is the answer.
+        if (error != ESTALE || !look_again(tries, error)) {
+            return file_error(error, failed->step == LookupFailure::Step::open ? "cannot open" : "cannot stat", path);
         }
     }
 }
@@ -848,33 +855,32 @@ Library::LookedUp Library::look_up_for_read(const Located& located, std::string_
     // A stat first, so that a FIFO or device is refused without being opened.
     struct ::stat st {};
     if (stat_located(located, st) != 0) {
-        return LookedUp{Error{ErrorCode::internal, ""}, errno, false, false};
+        return LookupFailure{errno, LookupFailure::Step::stat};
     }
     if (!S_ISREG(st.st_mode)) {
-        return LookedUp{not_regular(path, st.st_mode), 0, false, false};
+        return not_regular(path, st.st_mode);
     }
     const int fd = retry_stale(parent, leaf, [&] {
         return ::openat(parent, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     });
     if (fd < 0) {
-        return LookedUp{Error{ErrorCode::internal, ""}, errno, true, false};
+        return LookupFailure{errno, LookupFailure::Step::open};
     }
     // The entry may have been swapped between stat and open: trust only fstat.
     if (::fstat(fd, &st) != 0) {
         const int error = errno;
         ::close(fd);
-        return LookedUp{Error{ErrorCode::internal, ""}, error, true, true};
+        return LookupFailure{error, LookupFailure::Step::stat_of_opened};
     }
     if (!S_ISREG(st.st_mode)) {
         ::close(fd);
-        return LookedUp{not_regular(path, st.st_mode), 0, false, false};
+        return not_regular(path, st.st_mode);
     }
     if (!mount_.holds(fd, "", st)) { // a file bind-mounted over the name
         ::close(fd);
-        return LookedUp{Error{ErrorCode::forbidden, quoted(path) + " is on another file system"}, 0, false, false};
+        return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
     }
-    return LookedUp{std::make_unique<OpenFile>(fd, file_info(std::string(path), st), FileIdentity::of(st)), 0, false,
-                    false};
+    return std::make_unique<OpenFile>(fd, file_info(std::string(path), st), FileIdentity::of(st));
 }
 
 Result<FileDigest> Library::digest(std::string_view path, HashKind hash) const

@@ -33,6 +33,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 namespace ferry::server {
@@ -417,16 +418,18 @@ private:
     // Whether the folder open as `held` still lies at `folder` (a path; ""
     // the root, taken as in place: check_root answers for it).
     bool folder_still_at(int held, std::string_view folder) const;
-    // One look of open_for_read at the located name: `answer` the open file
-    // or a refusal that stands (not a regular file, another file system);
-    // or `failed_errno` (not 0) where a call failed, in the open when
-    // `opening`, in the fstat of the file just opened when `opened_gone`.
-    struct LookedUp {
-        Result<std::unique_ptr<OpenFile>> answer;
-        int failed_errno = 0;
-        bool opening = false;
-        bool opened_gone = false;
+    // A call of one look that failed, with its errno: the stat of the name,
+    // the open, or the fstat of the file just opened (which, on a local
+    // file system, cannot fail: the file is gone with its handle).
+    struct LookupFailure {
+        enum class Step { stat, open, stat_of_opened };
+        int error;
+        Step step;
     };
+    // One look of open_for_read at the located name: the open file or a
+    // refusal that stands (not a regular file, another file system), or the
+    // call that failed, which a later look may get past.
+    using LookedUp = std::variant<Result<std::unique_ptr<OpenFile>>, LookupFailure>;
     LookedUp look_up_for_read(const Located& located, std::string_view path) const;
     // What stat_entry_or_folder says of the located entry (or of the root):
     // a regular file, or a folder on the root's file system; anything else
