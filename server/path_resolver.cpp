@@ -131,7 +131,8 @@ Result<UniqueFd> PathResolver::open_with_openat2(std::span<const std::string_vie
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
     // EAGAIN: a rename elsewhere in the file system raced the lookup; the
     // kernel asks us to try again. A few tries, then the walk, which has no
-    // such retry.
+    // such retry. An EXDEV that no mount point explains is such a race too
+    // (below).
     for (int attempt = 0; attempt < 4; ++attempt) {
         const long fd = ::syscall(SYS_openat2, root_fd_, path.c_str(), &how, sizeof how);
         if (fd >= 0) {
@@ -145,11 +146,21 @@ Result<UniqueFd> PathResolver::open_with_openat2(std::span<const std::string_vie
             break; // the walk refreshes and retries the component that was stale
         }
         if (errno == EXDEV) {
-            // Refused, whatever lies beyond: only the name of the mount
-            // point is looked for, by the kernel's own test again. Never the
-            // walk, which tells a mount by its device and would pass a bind
-            // mount of the root's own file system.
-            return resolve_error(EXDEV, mount_point_on(components));
+            // Two causes. A mount point on the path (RESOLVE_NO_XDEV):
+            // refused, whatever lies beyond; only the name of the mount
+            // point is looked for, by the kernel's own test again, never by
+            // the walk, which on a kernel without statx's mount id tells a
+            // mount by its device and would pass a bind mount of the root's
+            // own file system. Or a folder on the path moved out of the
+            // served folder while the kernel walked through it: RESOLVE_BENEATH
+            // ends such a walk with EXDEV too (complete_walk() in
+            // fs/namei.c), although no mount is involved. That is a race, not
+            // a refusal (attack round 70): looked up again, it finds the
+            // path's folder, or nothing (not_found).
+            if (auto mount_point = mount_point_on(components)) {
+                return resolve_error(EXDEV, *mount_point);
+            }
+            continue;
         }
         if (errno == ENOTDIR || errno == ELOOP) {
             // Which component is not a folder, openat2 does not say; the
@@ -164,21 +175,23 @@ Result<UniqueFd> PathResolver::open_with_openat2(std::span<const std::string_vie
     return open_by_walk(components, readable);
 }
 
-std::string PathResolver::mount_point_on(std::span<const std::string_view> components) const
+std::optional<std::string> PathResolver::mount_point_on(std::span<const std::string_view> components) const
 {
     struct open_how how {};
     how.flags = static_cast<std::uint64_t>(folder_flags(false));
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
-    for (std::size_t length = 1; length < components.size(); ++length) {
+    for (std::size_t length = 1; length <= components.size(); ++length) {
         const std::string prefix = joined_path(components.first(length));
         const long fd = ::syscall(SYS_openat2, root_fd_, prefix.c_str(), &how, sizeof how);
         if (fd >= 0) {
             ::close(static_cast<int>(fd));
         } else if (errno == EXDEV) {
             return prefix;
+        } else {
+            return std::nullopt; // nothing beyond a missing folder or a file is mounted on
         }
     }
-    return joined_path(components);
+    return std::nullopt;
 }
 
 Result<UniqueFd> PathResolver::open_by_walk(std::span<const std::string_view> components, bool readable) const

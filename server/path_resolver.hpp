@@ -103,9 +103,11 @@ private:
                                        bool& unsupported) const;
     Result<UniqueFd> open_by_walk(std::span<const std::string_view> components, bool readable) const;
     // After openat2 refused `components` with EXDEV: the shortest of its
-    // leading paths that openat2 refuses so, the mount point to name (the
-    // whole path where none is, a mount that went meanwhile).
-    std::string mount_point_on(std::span<const std::string_view> components) const;
+    // leading paths (the whole path included) that openat2 refuses so now,
+    // the mount point to name; none where no path is refused so any more
+    // (a folder on it moved out of the root during the walk, or a mount
+    // that went meanwhile).
+    std::optional<std::string> mount_point_on(std::span<const std::string_view> components) const;
 
     int root_fd_;
     RootMount mount_;

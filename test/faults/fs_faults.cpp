@@ -65,6 +65,11 @@
 //   ARMED exists, the first N fstatat(2) calls of an entry named NAME (the
 //   name as passed, in any folder) fail with the errno numbered ERRNO, as a
 //   GlusterFS lookup of a name another mount renames a file over can.
+// - FERRY_OPENAT2_FAULT="N:ERRNO:PATH": the first N openat2(2) calls made
+//   through syscall(3) whose path is PATH (as passed: relative to the
+//   served folder) fail with the errno numbered ERRNO, as the kernel ends
+//   a RESOLVE_BENEATH walk with EXDEV when a folder on the path is moved
+//   out of the served folder while it walks through it.
 // - FERRY_NO_FERRY_XATTR: fsetxattr(2) of an attribute whose name holds
 //   "ferry" fails with ENOTSUP, as on a file system that keeps no
 //   attributes of that namespace (a commit then writes no intent on its file).
@@ -220,9 +225,45 @@ bool fstat_fault(int fd)
            fail_once_more(*fault, failed);
 }
 
+// FERRY_OPENAT2_FAULT ("N:ERRNO:PATH"): whether this openat2 of `path` fails.
+bool openat2_fault(const char* path)
+{
+    static std::atomic<long> failed{0};
+    const auto fault = counted_fault("FERRY_OPENAT2_FAULT");
+    return fault && path != nullptr && fault->rest == path && fail_once_more(*fault, failed);
+}
+
 } // namespace
 
 extern "C" {
+
+// syscall(3), through which ferryd calls openat2 (glibc 2.36 has no
+// wrapper). Its arguments are up to six longs, which the x86-64 and aarch64
+// calling conventions pass in registers: all six go on, as glibc's own
+// syscall(3) reads them, whatever the call passed.
+long syscall(long number, ...)
+{
+    // Not a function-local static: its guard waits, under contention,
+    // through syscall(SYS_futex), which would come back here.
+    using Syscall = long (*)(long, ...);
+    static std::atomic<Syscall> next{nullptr};
+    Syscall real = next.load();
+    if (real == nullptr) {
+        real = next_definition<Syscall>("syscall");
+        next.store(real);
+    }
+    std::array<long, 6> arguments{};
+    va_list list;
+    va_start(list, number);
+    for (auto& argument : arguments) {
+        argument = va_arg(list, long);
+    }
+    va_end(list);
+    if (number == SYS_openat2 && openat2_fault(reinterpret_cast<const char*>(arguments[1]))) {
+        return -1;
+    }
+    return real(number, arguments[0], arguments[1], arguments[2], arguments[3], arguments[4], arguments[5]);
+}
 
 int unlinkat(int folder, const char* name, int flags)
 {
