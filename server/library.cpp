@@ -69,10 +69,15 @@ Error file_error(int errno_value, std::string_view what, std::string_view name)
     switch (errno_value) {
     case ENOENT:
         return Error{ErrorCode::not_found, "no file named " + quoted(name)};
-    case ELOOP:
-    case EISDIR:
+    // What stands at the name, where the errno says (a lookup's stat saw a
+    // regular file, and the open met something else: attack round 70, F2).
+    case ELOOP: // O_NOFOLLOW at a symbolic link, open(2)
+        return Error{ErrorCode::not_regular_file,
+                     quoted(name) + " is not a regular file: a symbolic link (never followed)"};
+    case ENXIO: // a socket, a FIFO without a reader, a device without its driver: open(2)
+        return Error{ErrorCode::not_regular_file, quoted(name) + " is not a regular file: a socket, FIFO or device"};
+    case EISDIR: // also a publish's "anything but a regular file stands there" (Library::publish_entry)
     case ENOTDIR:
-    case ENXIO:
         return Error{ErrorCode::not_regular_file, quoted(name) + " is not a regular file"};
     case ENOSPC:
     case EDQUOT:
@@ -1027,7 +1032,14 @@ Result<std::string> Library::change_since_opened(const OpenFile& file) const
     // change time, and "replaced" says more.
     std::string what;
     struct ::stat named {};
-    if (stat_path(name, named) != 0) {
+    auto located = locate(name, "stat");
+    if (!located) {
+        // The file may be as it was: its path no longer leads to it
+        // (attack round 70, F2, named the file itself removed).
+        what = located.error().code == ErrorCode::not_found
+                   ? "is no longer at its path: a folder on it was removed or renamed"
+                   : "can no longer be looked up (" + located.error().message + ")";
+    } else if (stat_located(*located, named) != 0) {
         what = "was removed or renamed";
     } else if (named.st_dev != st.st_dev || named.st_ino != st.st_ino) {
         what = "was replaced by another file";

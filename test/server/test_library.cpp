@@ -588,3 +588,14 @@ TEST_CASE("a resume trusts a kept upload's hash state only over the very file th
         CHECK(resumed_offset(*library, std::string(kAnonymousOwner)) == 0);
     }
 }
+
+TEST_CASE("an open that meets no regular file names what it met, where its errno says")
+{
+    // A lookup's stat saw a regular file; the open met a link swapped in
+    // (attack round 70, F2: the client then hinted "a folder comes with get -r").
+    CHECK(file_error(ELOOP, "cannot open", "d/f").message ==
+          "\"d/f\" is not a regular file: a symbolic link (never followed)");
+    CHECK(file_error(ELOOP, "cannot open", "d/f").code == ErrorCode::not_regular_file);
+    CHECK(file_error(ENXIO, "cannot open", "d/f").message == "\"d/f\" is not a regular file: a socket, FIFO or device");
+    CHECK(file_error(EISDIR, "cannot publish", "d/f").message == "\"d/f\" is not a regular file");
+}

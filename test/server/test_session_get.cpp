@@ -38,7 +38,7 @@ enum class SendPath { read_chunks, file_frames, hashed_file_frames, resumed };
 // One get of a 5000-byte file that `change` alters after the first chunk
 // has gone out; returns what the session sent in place of the trailer.
 void check_changed_get(SendPath path_kind, const std::function<void(const std::string&)>& change,
-                       const std::string& expected_message)
+                       const std::string& expected_message, const std::string& name = "live.bin")
 {
     Fixture f;
     f.config.chunk_size = 1000;
@@ -46,14 +46,17 @@ void check_changed_get(SendPath path_kind, const std::function<void(const std::s
     f.config.send_high_water = 1; // one chunk at a time: the file changes between two
     f.hello();
     const std::string content = pattern(5000, 21);
-    const std::string path = f.root.path() + "/live.bin";
-    f.root.write("live.bin", content);
+    const std::string path = f.root.path() + "/" + name;
+    if (const auto slash = name.rfind('/'); slash != std::string::npos) {
+        REQUIRE(::mkdir((f.root.path() + "/" + name.substr(0, slash)).c_str(), 0755) == 0);
+    }
+    f.root.write(name, content);
     // Older than any timestamp tick, so that the change below moves the times.
     std::this_thread::sleep_for(std::chrono::milliseconds(1100));
     std::uint64_t offset = 0;
     if (path_kind == SendPath::file_frames) {
         f.io.file_frames = true;
-        f.feed(control(Request{4, GetRequest{"live.bin", 0}})); // fills the cache
+        f.feed(control(Request{4, GetRequest{name, 0}})); // fills the cache
         f.io.run_jobs();
         REQUIRE(parse_trailer(f.io.controls().back()));
     } else if (path_kind == SendPath::hashed_file_frames) {
@@ -63,7 +66,7 @@ void check_changed_get(SendPath path_kind, const std::function<void(const std::s
     }
 
     f.io.hold_writes = true;
-    f.feed(control(Request{5, GetRequest{"live.bin", offset}}));
+    f.feed(control(Request{5, GetRequest{name, offset}}));
     f.io.run_jobs();
     f.io.unsent = 0; // the reply left; one chunk goes out, then the change
     f.session.on_sent();
@@ -263,6 +266,22 @@ TEST_CASE("a get whose file changes while it is sent ends with file_changed, nev
             CAPTURE(changed);
             check_changed_get(path_kind, change, message);
         }
+    }
+}
+
+TEST_CASE("a get whose folder is moved while the file is sent says so, not that the file was removed")
+{
+    // Attack round 70 (F2): the file stayed as it was; its path no longer leads to it.
+    for (const auto path_kind :
+         {SendPath::read_chunks, SendPath::file_frames, SendPath::hashed_file_frames, SendPath::resumed}) {
+        CAPTURE(static_cast<int>(path_kind));
+        check_changed_get(
+            path_kind,
+            [](const std::string& path) {
+                const std::string folder = path.substr(0, path.rfind('/'));
+                REQUIRE(::rename(folder.c_str(), (folder + "-moved").c_str()) == 0);
+            },
+            "\"sub/live.bin\" is no longer at its path: a folder on it was removed or renamed", "sub/live.bin");
     }
 }
 
