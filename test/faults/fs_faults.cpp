@@ -243,8 +243,9 @@ extern "C" {
 // syscall(3) reads them, whatever the call passed.
 long syscall(long number, ...)
 {
-    // Not a function-local static: its guard waits, under contention,
-    // through syscall(SYS_futex), which would come back here.
+    // A constant-initialized atomic, not a static initialized by a call:
+    // that call's guard waits, under contention, through
+    // syscall(SYS_futex), which would come back here.
     using Syscall = long (*)(long, ...);
     static std::atomic<Syscall> next{nullptr};
     Syscall real = next.load();
