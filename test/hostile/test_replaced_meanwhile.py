@@ -32,6 +32,20 @@ from wire import Peer, Server, wait_until
 FERRYD = os.environ.get("FERRYD", "")
 
 
+def received_file(test, peer):
+    """A get's reply read to its end: the bytes, after checking the reply and the trailer say ok."""
+    reply = peer.reply()
+    test.assertTrue(reply.get("ok"), reply)
+    data = b""
+    while True:
+        _, frame = peer.frame()
+        if isinstance(frame, dict):
+            break
+        data += frame
+    test.assertTrue(frame.get("ok"), frame)
+    return data, frame
+
+
 @unittest.skipUnless(shutil.which("strace"), "needs strace")
 class DeleteMeetsAReplacement(unittest.TestCase):
     def setUp(self):
@@ -184,15 +198,7 @@ class LookupInAReplacedFolder(unittest.TestCase):
         return peer
 
     def assertGetsTheNewFile(self, peer):
-        reply = peer.reply()
-        self.assertTrue(reply.get("ok"), reply)
-        data = b""
-        while True:
-            _, frame = peer.frame()
-            if isinstance(frame, dict):
-                break
-            data += frame
-        self.assertTrue(frame.get("ok"), frame)
+        data, frame = received_file(self, peer)
         self.assertEqual(data, self.NEW)
         self.assertEqual(frame["sha256"], hashlib.sha256(self.NEW).hexdigest())
 
@@ -318,16 +324,7 @@ class AWalkEndedByAMoveOutOfTheTree(unittest.TestCase):
     def test_a_get_whose_walk_ended_in_exdev_with_no_mount_on_the_path_looks_again(self):
         peer = self.serve(1)
         peer.send({"op": "get", "name": "d/x.bin"})
-        reply = peer.reply()
-        self.assertTrue(reply.get("ok"), reply)
-        data = b""
-        while True:
-            _, frame = peer.frame()
-            if isinstance(frame, dict):
-                break
-            data += frame
-        self.assertTrue(frame.get("ok"), frame)
-        self.assertEqual(data, self.DATA)
+        self.assertEqual(received_file(self, peer)[0], self.DATA)
 
     def test_a_listing_whose_walk_ended_in_exdev_with_no_mount_on_the_path_looks_again(self):
         peer = self.serve(1)
