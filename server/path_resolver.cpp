@@ -133,7 +133,9 @@ Result<UniqueFd> PathResolver::open_with_openat2(std::span<const std::string_vie
     // kernel asks us to try again. A few tries, then the walk, which has no
     // such retry. An EXDEV that no mount point explains is such a race too
     // (below).
+    bool unexplained_exdev = false;
     for (int attempt = 0; attempt < 4; ++attempt) {
+        unexplained_exdev = false;
         const long fd = ::syscall(SYS_openat2, root_fd_, path.c_str(), &how, sizeof how);
         if (fd >= 0) {
             return UniqueFd(static_cast<int>(fd));
@@ -160,6 +162,7 @@ Result<UniqueFd> PathResolver::open_with_openat2(std::span<const std::string_vie
             if (auto mount_point = mount_point_on(components)) {
                 return resolve_error(EXDEV, *mount_point);
             }
+            unexplained_exdev = true;
             continue;
         }
         if (errno == ENOTDIR || errno == ELOOP) {
@@ -171,6 +174,13 @@ Result<UniqueFd> PathResolver::open_with_openat2(std::span<const std::string_vie
         if (errno != EAGAIN && errno != EINTR) {
             return resolve_error(errno, path);
         }
+    }
+    // The walk tells a bind mount of the root's own file system only by its
+    // mount id: where the kernel has none (5.6 and 5.7 have openat2 but no
+    // STATX_MNT_ID), an EXDEV at every try is refused as before, not left
+    // to a walk that could pass such a mount (attack round 71, F2).
+    if (unexplained_exdev && !mount_.tells_bind_mounts()) {
+        return resolve_error(EXDEV, path);
     }
     return open_by_walk(components, readable);
 }

@@ -70,6 +70,10 @@ public:
         return st.st_dev == device_ && (!mount_id_ || mount_id == mount_id_);
     }
 
+    // Whether holds() tells a bind mount of the root's own file system
+    // (same device) from the root's mount: only with mount ids.
+    bool tells_bind_mounts() const { return mount_id_.has_value(); }
+
 private:
     dev_t device_;
     std::optional<std::uint64_t> mount_id_;
