@@ -63,6 +63,24 @@ std::optional<Error> check_folder_modes(const FolderModes& folder_modes, std::si
                                              counted(folders, "folder", "folders")};
 }
 
+namespace {
+
+// What a request for a regular file met instead, said after the code's
+// text, so that a client can tell the way on (get -r for a folder; none
+// for a link, which is never followed).
+Error not_regular(std::string_view path, mode_t mode)
+{
+    const char* what = S_ISDIR(mode)                    ? ": a folder"
+                       : S_ISLNK(mode)                  ? ": a symbolic link (never followed)"
+                       : S_ISFIFO(mode)                 ? ": a FIFO"
+                       : S_ISSOCK(mode)                 ? ": a socket"
+                       : S_ISCHR(mode) || S_ISBLK(mode) ? ": a device"
+                                                        : "";
+    return Error{ErrorCode::not_regular_file, quoted(path) + " is not a regular file" + what};
+}
+
+} // namespace
+
 Error file_error(int errno_value, std::string_view what, std::string_view name)
 {
     std::string message = std::string(what) + " " + quoted(name) + ": " + std::strerror(errno_value);
@@ -72,8 +90,7 @@ Error file_error(int errno_value, std::string_view what, std::string_view name)
     // What stands at the name, where the errno says (a lookup's stat saw a
     // regular file, and the open met something else: attack round 70, F2).
     case ELOOP: // O_NOFOLLOW at a symbolic link, open(2)
-        return Error{ErrorCode::not_regular_file,
-                     quoted(name) + " is not a regular file: a symbolic link (never followed)"};
+        return not_regular(name, S_IFLNK);
     case ENXIO: // a socket, a FIFO without a reader, a device without its driver: open(2)
         return Error{ErrorCode::not_regular_file, quoted(name) + " is not a regular file: a socket, FIFO or device"};
     case EISDIR: // also a publish's "anything but a regular file stands there" (Library::publish_entry)
@@ -651,24 +668,6 @@ Result<ListReply> Library::list(std::string_view path, ListingOptions options) c
               [](const FileInfo& a, const FileInfo& b) { return a.name < b.name; });
     return reply;
 }
-
-namespace {
-
-// What a request for a regular file met instead, said after the code's
-// text, so that a client can tell the way on (get -r for a folder; none
-// for a link, which is never followed).
-Error not_regular(std::string_view path, mode_t mode)
-{
-    const char* what = S_ISDIR(mode)                    ? ": a folder"
-                       : S_ISLNK(mode)                  ? ": a symbolic link (never followed)"
-                       : S_ISFIFO(mode)                 ? ": a FIFO"
-                       : S_ISSOCK(mode)                 ? ": a socket"
-                       : S_ISCHR(mode) || S_ISBLK(mode) ? ": a device"
-                                                        : "";
-    return Error{ErrorCode::not_regular_file, quoted(path) + " is not a regular file" + what};
-}
-
-} // namespace
 
 Result<FileInfo> Library::stat(std::string_view path) const
 {

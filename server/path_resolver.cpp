@@ -135,7 +135,6 @@ Result<UniqueFd> PathResolver::open_with_openat2(std::span<const std::string_vie
     // (below).
     bool unexplained_exdev = false;
     for (int attempt = 0; attempt < 4; ++attempt) {
-        unexplained_exdev = false;
         const long fd = ::syscall(SYS_openat2, root_fd_, path.c_str(), &how, sizeof how);
         if (fd >= 0) {
             return UniqueFd(static_cast<int>(fd));
@@ -177,8 +176,9 @@ Result<UniqueFd> PathResolver::open_with_openat2(std::span<const std::string_vie
     }
     // The walk tells a bind mount of the root's own file system only by its
     // mount id: where the kernel has none (5.6 and 5.7 have openat2 but no
-    // STATX_MNT_ID), an EXDEV at every try is refused as before, not left
-    // to a walk that could pass such a mount (attack round 71, F2).
+    // STATX_MNT_ID), a lookup that met an EXDEV no mount point explained
+    // is refused as before, not left to a walk that could pass such a
+    // mount (attack round 71, F2).
     if (unexplained_exdev && !mount_.tells_bind_mounts()) {
         return resolve_error(EXDEV, path);
     }
