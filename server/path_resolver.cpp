@@ -27,6 +27,31 @@ int folder_flags(bool readable)
     return (readable ? O_RDONLY : O_PATH) | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 }
 
+// Whether the entry `name` in `folder` is a mount point: it lies on
+// another mount than `folder`. statx(2) of a name crosses a mount on it
+// (AT_SYMLINK_NOFOLLOW leaves only a symlink unfollowed), so its mount id
+// (Linux 5.8) is the mount's. Without mount ids a bind mount of the
+// folder's own file system shows nothing (the same device): then openat2's
+// EXDEV is taken at its word, as it always was. An entry gone meanwhile
+// (moved out) is none.
+bool is_mount_point(int folder, const char* name)
+{
+    constexpr unsigned kWanted = STATX_INO | STATX_MNT_ID;
+    struct ::statx outer {};
+    struct ::statx inner {};
+    if (::statx(folder, "", AT_EMPTY_PATH, kWanted, &outer) != 0 ||
+        ::statx(folder, name, AT_SYMLINK_NOFOLLOW, kWanted, &inner) != 0) {
+        return false;
+    }
+    if (outer.stx_dev_major != inner.stx_dev_major || outer.stx_dev_minor != inner.stx_dev_minor) {
+        return true;
+    }
+    if ((outer.stx_mask & inner.stx_mask & STATX_MNT_ID) == 0) {
+        return true;
+    }
+    return outer.stx_mnt_id != inner.stx_mnt_id;
+}
+
 // What a failed lookup of the folder `path` means on the wire.
 Error resolve_error(int errno_value, std::string_view path)
 {
@@ -190,16 +215,27 @@ std::optional<std::string> PathResolver::mount_point_on(std::span<const std::str
     struct open_how how {};
     how.flags = static_cast<std::uint64_t>(folder_flags(false));
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+    UniqueFd parent; // the last leading path opened; the root before the first
     for (std::size_t length = 1; length <= components.size(); ++length) {
         const std::string prefix = joined_path(components.first(length));
         const long fd = ::syscall(SYS_openat2, root_fd_, prefix.c_str(), &how, sizeof how);
         if (fd >= 0) {
-            ::close(static_cast<int>(fd));
-        } else if (errno == EXDEV) {
-            return prefix;
-        } else {
+            parent = UniqueFd(static_cast<int>(fd));
+            continue;
+        }
+        if (errno != EXDEV) {
             return std::nullopt; // nothing beyond a missing folder or a file is mounted on
         }
+        // This probe can meet the very move that ended the lookup (a folder
+        // on the path going out of the root as the kernel walks it): its
+        // EXDEV names a mount point only once the entry is seen to be one
+        // (attack round 71, F1, where a moving folder was named in place of
+        // the mount below it).
+        const std::string name(components[length - 1]);
+        if (is_mount_point(parent ? parent.get() : root_fd_, name.c_str())) {
+            return prefix;
+        }
+        return std::nullopt;
     }
     return std::nullopt;
 }

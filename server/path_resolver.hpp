@@ -107,10 +107,12 @@ private:
                                        bool& unsupported) const;
     Result<UniqueFd> open_by_walk(std::span<const std::string_view> components, bool readable) const;
     // After openat2 refused `components` with EXDEV: the shortest of its
-    // leading paths (the whole path included) that openat2 refuses so now,
-    // the mount point to name; none where no path is refused so any more
-    // (a folder on it moved out of the root during the walk, or a mount
-    // that went meanwhile).
+    // leading paths (the whole path included) that openat2 refuses so now
+    // and whose last component is seen to be a mount point, the mount point
+    // to name; none where no path is refused so any more, or the one
+    // refused is no mount point (a folder on it moved out of the root
+    // during the walk, the lookup's or this probe's, or a mount that went
+    // meanwhile).
     std::optional<std::string> mount_point_on(std::span<const std::string_view> components) const;
 
     int root_fd_;
