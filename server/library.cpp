@@ -914,8 +914,11 @@ Result<FileDigest> Library::digest(std::string_view path, HashKind hash) const
             return FileDigest{file.info(), std::move(digest), hash};
         }
         if (tries == kTries) {
-            return Error{ErrorCode::file_changed, quoted(path) + " " + what.value() + " while it was hashed, " +
-                                                      std::to_string(kTries) + " times; ask again once it is still"};
+            // `what` is the last try's change ("grew from ...", "is no longer
+            // at its path: ..."): the count goes after it, apart (attack
+            // round 71, F3: "... renamed while it was hashed, 2 times").
+            return Error{ErrorCode::file_changed, quoted(path) + " " + what.value() + " while it was hashed (each of " +
+                                                      std::to_string(kTries) + " tries); ask again once it is still"};
         }
     }
 }

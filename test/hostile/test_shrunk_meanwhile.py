@@ -92,7 +92,7 @@ class DigestOfAFileCutShort(unittest.TestCase):
         self.assertFalse(reply.get("ok"), reply)
         self.assertEqual(reply["error"]["code"], "file_changed", reply)
         self.assertIn("shrank", reply["error"]["message"])
-        self.assertIn("while it was hashed, 2 times; ask again", reply["error"]["message"])
+        self.assertIn("while it was hashed (each of 2 tries); ask again", reply["error"]["message"])
 
 
 @unittest.skipUnless(os.path.isfile(fault_library()), "needs the fault library (test/faults)")
