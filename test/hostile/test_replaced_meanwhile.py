@@ -315,6 +315,16 @@ class ServedThroughAnExdevFault(unittest.TestCase):
         self.assertTrue(reply.get("ok"), reply)
         self.assertEqual(reply["size"], len(self.DATA), reply)
 
+    def assertDeeperDigestServed(self, failures):
+        """A digest of d/sub/y.bin, served by a ferryd whose first FAILURES openat2 of d/sub fail."""
+        with open(os.path.join(self.root, "d", "sub", "y.bin"), "wb") as f:
+            f.write(self.DATA)
+        peer = self.serve(failures, "d/sub")
+        peer.send({"op": "digest", "name": "d/sub/y.bin"})
+        reply = peer.reply()
+        self.assertTrue(reply.get("ok"), reply)
+        self.assertEqual(reply["sha256"], hashlib.sha256(self.DATA).hexdigest(), reply)
+
 
 class AWalkEndedByAMoveOutOfTheTree(ServedThroughAnExdevFault):
     """openat2's RESOLVE_BENEATH ends a walk with EXDEV when a folder on the path moves out of the served
@@ -339,13 +349,7 @@ class AWalkEndedByAMoveOutOfTheTree(ServedThroughAnExdevFault):
         self.assertEqual(sorted(entry["name"] for entry in reply["files"]), ["sub", "x.bin"], reply)
 
     def test_a_deeper_walk_ended_in_exdev_looks_again(self):
-        with open(os.path.join(self.root, "d", "sub", "y.bin"), "wb") as f:
-            f.write(self.DATA)
-        peer = self.serve(1, "d/sub")
-        peer.send({"op": "digest", "name": "d/sub/y.bin"})
-        reply = peer.reply()
-        self.assertTrue(reply.get("ok"), reply)
-        self.assertEqual(reply["sha256"], hashlib.sha256(self.DATA).hexdigest(), reply)
+        self.assertDeeperDigestServed(1)
 
     def test_a_folder_moved_out_for_good_is_not_found_not_forbidden(self):
         peer = self.serve(1)
@@ -366,13 +370,7 @@ class AMountProbeMetByTheSameMove(ServedThroughAnExdevFault):
         self.assertServed(self.serve(2))
 
     def test_a_deeper_probe_met_by_the_move_is_served(self):
-        with open(os.path.join(self.root, "d", "sub", "y.bin"), "wb") as f:
-            f.write(self.DATA)
-        peer = self.serve(2, "d/sub")
-        peer.send({"op": "digest", "name": "d/sub/y.bin"})
-        reply = peer.reply()
-        self.assertTrue(reply.get("ok"), reply)
-        self.assertEqual(reply["sha256"], hashlib.sha256(self.DATA).hexdigest(), reply)
+        self.assertDeeperDigestServed(2)
 
     def test_a_move_that_ends_every_lookup_and_probe_leaves_the_path_to_the_walk(self):
         peer = self.serve(1000)
