@@ -754,20 +754,20 @@ Result<FileInfo> Library::describe_root() const
 
 Result<FileInfo> Library::describe(const Located& located, std::string_view path) const
 {
+    // The entry's attributes and its mount from one statx: a second look
+    // by name, for the mount, could meet another entry (a mount made or
+    // gone in between) and let the first one's attributes through, a
+    // mount's root's or a bind-mounted file's (attack round 72, F2).
     struct ::stat st {};
-    if (stat_located(located, st) != 0) {
+    std::optional<std::uint64_t> mount_id;
+    const char* leaf = located.leaf.c_str();
+    if (retry_stale(located.fd, leaf, [&] { return sys::stat_with_mount(located.fd, leaf, st, mount_id); }) != 0) {
         return file_error(errno, "cannot stat", path);
     }
-    if (S_ISDIR(st.st_mode)) {
-        if (!mount_.holds(located.fd, located.leaf.c_str(), st)) {
-            return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
-        }
-        return file_info(std::string(path), st);
-    }
-    if (!S_ISREG(st.st_mode)) {
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
         return not_regular(path, st.st_mode);
     }
-    if (!mount_.holds(located.fd, located.leaf.c_str(), st)) { // a file bind-mounted over the name
+    if (!mount_.holds(st, mount_id)) { // a folder mounted there, or a file bind-mounted over the name
         return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
     }
     return file_info(std::string(path), st);
@@ -1108,8 +1108,9 @@ std::optional<Error> Library::replaceable(std::string_view path, bool parents, b
         return *gone;
     }
     struct ::stat st {};
-    if (retry_stale(located->fd, located->leaf.c_str(),
-                    [&] { return ::fstatat(located->fd, located->leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
+    std::optional<std::uint64_t> mount_id; // of the same look (describe())
+    const char* leaf = located->leaf.c_str();
+    if (retry_stale(located->fd, leaf, [&] { return sys::stat_with_mount(located->fd, leaf, st, mount_id); }) != 0) {
         auto error = file_error(errno, "cannot stat", path);
         if (error.code == ErrorCode::not_found) {
             return writable_folder(located->fd, path);
@@ -1118,7 +1119,7 @@ std::optional<Error> Library::replaceable(std::string_view path, bool parents, b
     }
     // A folder mounted there, or a file bind-mounted over the name: the
     // publish could not replace it (EBUSY), and it is not served.
-    if ((S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) && !mount_.holds(located->fd, located->leaf.c_str(), st)) {
+    if ((S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) && !mount_.holds(st, mount_id)) {
         return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
     }
     if (S_ISREG(st.st_mode)) {

@@ -436,10 +436,10 @@ private:
     // not_regular_file or forbidden.
     Result<FileInfo> describe(const Located& located, std::string_view path) const;
     Result<FileInfo> describe_root() const;
-    // set_mtime's part with an expect: compares and retimes on one opened
-    // descriptor of the located entry.
-    Result<FileInfo> set_expected_mtime(const Located& located, std::string_view path,
-                                        const struct timespec (&times)[2], const ExpectedEntry& expect) const;
+    // set_mtime's change: checks (type, mount, and `expect` where given)
+    // and retimes one O_PATH descriptor of the located entry.
+    Result<FileInfo> set_mtime_on_entry(const Located& located, std::string_view path,
+                                        const struct timespec (&times)[2], const ExpectedEntry* expect) const;
     std::optional<Error> replaceable(std::string_view path, bool parents, bool make_parents,
                                      const FolderModes& folder_modes = {}) const;
     // One folder on a recursive delete's way down: the name it had in the

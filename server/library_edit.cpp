@@ -978,27 +978,7 @@ Result<FileInfo> Library::set_mtime(std::string_view path, std::int64_t mtime,
     if (auto refused = describe(*located, path); !refused) {
         return refused.error();
     }
-    if (expect) {
-        return set_expected_mtime(*located, path, times, *expect);
-    }
-    // By name, relative to the parent's descriptor and without following a
-    // final link: nothing is opened, so a FIFO or device swapped in since
-    // the stat only has its own time set, and a link swapped in is not
-    // followed (AT_SYMLINK_NOFOLLOW, utimensat(2)).
-    if (retry_stale(located->fd, located->leaf.c_str(),
-                    [&] { return ::utimensat(located->fd, located->leaf.c_str(), times, AT_SYMLINK_NOFOLLOW); }) != 0) {
-        return file_error(errno, "cannot set the modification time of", path);
-    }
-    if (auto moved = check_retimed_in(located->fd, path)) {
-        return *moved;
-    }
-    auto retimed = describe(*located, path);
-    if (!retimed && retimed.error().code == ErrorCode::not_found) {
-        // Set, and then gone from its name before the reply's look: not
-        // "nothing there", which would say no time was set.
-        return entry_moved_after_retime(path);
-    }
-    return retimed;
+    return set_mtime_on_entry(*located, path, times, expect ? &*expect : nullptr);
 }
 
 // Asked right after a time was set through the held folder `parent`, as a
@@ -1012,17 +992,21 @@ std::optional<Error> Library::check_retimed_in(int parent, std::string_view path
                                  quoted(path) + " now keeps its own");
 }
 
-// set_mtime with an expect: the comparison and the change act on one
-// descriptor of the entry, so a file renamed over the name in between is
-// neither compared nor retimed: the one compared is the one whose time is
-// set. The descriptor is O_PATH: nothing is opened in the sense of open(2)'s
-// side effects, so a FIFO swapped in since describe() never sees a reader
-// (a writer blocked in its open would be let through), a device's driver is
-// never called, and a file the server's user may not read is retimed as its
-// owner may (utimensat(2) needs ownership, not read access). O_NOFOLLOW on
-// an O_PATH open gives the link itself, which the type check refuses.
-Result<FileInfo> Library::set_expected_mtime(const Located& located, std::string_view path,
-                                             const struct timespec (&times)[2], const ExpectedEntry& expect) const
+// The checks and the change act on one descriptor of the entry, so an
+// entry put at the name in between is neither checked nor retimed: the one
+// checked is the one whose time is set. A time set by name again after the
+// checks would go through a mount made at the name meanwhile, onto the
+// mount's root or a file bind mount's source (attack round 72, F1). With an
+// expect, a file renamed over the name is likewise neither compared nor
+// retimed. The descriptor is O_PATH: nothing is opened in the sense of
+// open(2)'s side effects, so a FIFO swapped in since describe() never sees
+// a reader (a writer blocked in its open would be let through), a device's
+// driver is never called, and a file the server's user may not read is
+// retimed as its owner may (utimensat(2) needs ownership, not read
+// access). O_NOFOLLOW on an O_PATH open gives the link itself, which the
+// type check refuses.
+Result<FileInfo> Library::set_mtime_on_entry(const Located& located, std::string_view path,
+                                             const struct timespec (&times)[2], const ExpectedEntry* expect) const
 {
     UniqueFd entry(retry_stale(located.fd, located.leaf.c_str(), [&] {
         return ::openat(located.fd, located.leaf.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
@@ -1040,8 +1024,10 @@ Result<FileInfo> Library::set_expected_mtime(const Located& located, std::string
     if (!mount_.holds(entry.get(), "", st)) { // a folder or file mounted there since describe()
         return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
     }
-    if (auto changed = unlike_expected(st, expect, path, kNotRetimed)) {
-        return *changed;
+    if (expect != nullptr) {
+        if (auto changed = unlike_expected(st, *expect, path, kNotRetimed)) {
+            return *changed;
+        }
     }
     if (set_times_of_path_fd(entry.get(), times) != 0) {
         return file_error(errno, "cannot set the modification time of", path);
@@ -1053,7 +1039,9 @@ Result<FileInfo> Library::set_expected_mtime(const Located& located, std::string
         return file_error(errno, "cannot stat", path);
     }
     // The descriptor follows the entry wherever it is moved: one moved out
-    // of the tree between the open and the change had its time set there.
+    // of the tree between the open and the change had its time set there
+    // (and one moved away or removed right after: set, not "nothing
+    // there", which would say no time was set).
     if (!still_at_name(located.fd, located.leaf.c_str(), st)) {
         return entry_moved_after_retime(path);
     }

@@ -37,9 +37,9 @@ FERRYD = os.environ.get("FERRYD", "")
 HOLD_US = 2_500_000
 MOVE_AFTER = 0.8
 SYSCALL_NUMBERS = {"x86_64": {"renameat": 264, "mkdirat": 258, "renameat2": 316, "unlinkat": 263, "utimensat": 280,
-                              "pread64": 17, "write": 1, "openat2": 437, "sendto": 44, "openat": 257},
+                              "pread64": 17, "write": 1, "openat2": 437, "sendto": 44, "openat": 257, "statx": 332},
                    "aarch64": {"renameat": 38, "mkdirat": 34, "renameat2": 276, "unlinkat": 35, "utimensat": 88,
-                               "pread64": 67, "write": 64, "openat2": 437, "sendto": 206, "openat": 56}}
+                               "pread64": 67, "write": 64, "openat2": 437, "sendto": 206, "openat": 56, "statx": 291}}
 
 
 class HeldCall:
