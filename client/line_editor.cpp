@@ -241,7 +241,9 @@ std::optional<LineEditor::Completion> LineEditor::complete(const std::string& li
     if (finished) {
         completion.text += ' ';
     }
-    completion.names = names;
+    for (const auto& name : names) {
+        completion.names.push_back(continue_word(PartialWord{}, name, false));
+    }
     return completion;
 }
 

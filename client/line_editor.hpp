@@ -43,11 +43,16 @@ public:
     // What Tab does at `cursor` in `line`: replace line[start, cursor) with
     // `text` (the word as typed, continued by the longest completion all
     // candidates share, quoted; for a single candidate also the closing
-    // quote and a blank, or nothing after a folder's '/'). `names` are the
-    // candidates as they are, to list when there are several. nullopt: none.
+    // quote and a blank, or nothing after a folder's '/'). `names`: the
+    // candidates, to list when there are several. nullopt: none.
     struct Completion {
         std::size_t start = 0;
         std::string text;
+        // The candidates as they are listed on a second Tab: each the
+        // whole word to type for it (continue_word from an empty word), so
+        // that typing what is listed names what was listed ("m\\[1\\]",
+        // which the shell reads as the escaped name m\[1\], never the
+        // pattern m[1] that matches m1: a new user's trial, round 72).
         std::vector<std::string> names;
     };
     std::optional<Completion> complete(const std::string& line, std::size_t cursor);

@@ -224,6 +224,26 @@ class CompletionTests(ServedFolder):
                 self.assertFalse(os.path.exists(os.path.join(self.root, name)))
                 os.unlink(os.path.join(self.root, other))
 
+    def test_completion_lists_each_name_as_the_word_that_names_it(self):
+        # A new user's trial (round 72): the second Tab listed "m\\[1\\]",
+        # which the shell reads as the pattern m[1]; typed as listed, rm
+        # removed m1. Each listed candidate is the whole word to type.
+        self.served_file("m[1]", b"the odd name")
+        self.served_file("m1", b"precious")
+        self.served_file("mz", b"other")
+        terminal = self.shell(80)
+        self.assertIsNotNone(terminal.read_until("ferry> ", within=60), terminal.text())
+        terminal.type("rm m\t\t")
+        self.assertIsNotNone(terminal.read_until("mz", within=60), terminal.text())
+        listed = [word for word in terminal.text().split() if word.startswith("m") and "[" in word]
+        self.assertEqual(len(listed), 1, terminal.text())
+        terminal.type("\x15rm %s\n" % listed[0])  # Ctrl-U, then the word as listed
+        self.assertIsNotNone(terminal.read_until("removed", within=60), terminal.text())
+        terminal.type("quit\n")
+        self.assertEqual(terminal.finish(), 0, terminal.text())
+        self.assertTrue(os.path.exists(os.path.join(self.root, "m1")), "the word as listed removed m1")
+        self.assertFalse(os.path.exists(os.path.join(self.root, "m[1]")), terminal.text())
+
     def test_completion_leaves_a_folder_pattern_a_pattern(self):
         # Round 34: "rm s/[ab]/o<Tab>" listed the real folder "[ab]" and
         # completed its only.txt; run, the line's folder part was a
