@@ -255,8 +255,13 @@ Result<std::vector<FileInfo>> expand_remote(std::string_view path, std::string_v
         return listed.error();
     }
     const bool folders_only = typed_as_folder(typed);
+    // The pattern read as a plain name, for the hint below: report[1].txt
+    // is a pattern that matches report1.txt, never a file of that name.
+    const std::string literal = unescape_wildcards(split.pattern);
+    bool literal_listed = false;
     std::vector<FileInfo> matches;
     for (auto& entry : listed.value()) {
+        literal_listed = literal_listed || entry.name == literal;
         if (folders_only && entry.type != EntryType::folder) {
             continue;
         }
@@ -266,7 +271,13 @@ Result<std::vector<FileInfo>> expand_remote(std::string_view path, std::string_v
         }
     }
     if (matches.empty()) {
-        return Error{ErrorCode::not_found, "no match for '" + std::string(typed) + "'"};
+        std::string message = "no match for '" + std::string(typed) + "'";
+        if (literal_listed) {
+            // A name just put there with --as, or listed by ls, as typed.
+            message += " (\"" + printable(join_remote(split.folder, literal)) +
+                       "\" is there: * ? [ make a pattern; a \\ before each names that very file)";
+        }
+        return Error{ErrorCode::not_found, std::move(message)};
     }
     std::sort(matches.begin(), matches.end(), [](const FileInfo& a, const FileInfo& b) { return a.name < b.name; });
     return matches;

@@ -253,6 +253,21 @@ TEST_CASE("wildcards are expanded against the listing of the folder before them"
         CHECK(none.error().code == ferry::ErrorCode::not_found);
         CHECK(none.error().message == "no match for 'typed " + std::string(pattern) + "'");
     }
+    // No match, but a file named as the pattern reads as plain text (one
+    // put with --as, or listed): the message says how to name it.
+    FakeTree odd({"logs/", "logs/report[1].txt", "logs/report2.txt"});
+    const FolderLister odd_lister = [&odd](const std::string& folder, bool recursive) {
+        return odd.list(folder, recursive);
+    };
+    const auto literal = expand_remote("logs/report[1].txt", "logs/report[1].txt", odd_lister);
+    REQUIRE_FALSE(literal.ok());
+    CHECK(literal.error().code == ferry::ErrorCode::not_found);
+    CHECK(literal.error().message == "no match for 'logs/report[1].txt' (\"logs/report[1].txt\" is there: * ? [ make "
+                                     "a pattern; a \\ before each names that very file)");
+    const auto escaped = expand_remote("logs/report\\[1\\].txt", "logs/report\\[1\\].txt", odd_lister);
+    REQUIRE(escaped.ok());
+    CHECK(paths_of(escaped.value()) == std::vector<std::string>{"logs/report[1].txt"});
+
     // The folder before the wildcard is missing: the listing's error.
     const auto missing = expand_remote("nowhere/*.gz", "nowhere/*.gz", lister);
     REQUIRE_FALSE(missing.ok());
