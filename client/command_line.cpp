@@ -358,8 +358,8 @@ CommandLine::CommandLine(Grammar grammar)
                    "Show what would be deleted, made and sent (a pull: received), and the modification times that "
                    "would be set "
                    "(folders, the synced folder itself, --checksum's equal files); change nothing. Under --json "
-                   "these lines are the summary's notes. On a connection that may only read, a push's dry run "
-                   "reports each write as the forbidden error the real run would get, and exits as it would");
+                   "these lines are the summary's notes. On a connection that may only read, a push and its dry "
+                   "run stop at once with one forbidden error, as the real run would");
     sync->add_option("-j,--jobs", a.jobs, "Connections used at once (each pipelines its files)")
         ->capture_default_str()
         ->check(option_values::whole_number(1, kMaxSyncJobs));
@@ -553,11 +553,19 @@ std::size_t spelled_paths(const std::vector<std::string>& paths, bool recursive,
 std::optional<std::string> CommandLine::misuse() const
 {
     const auto& a = arguments;
+    // An empty value given (--as "$NAME" with NAME unset) would otherwise
+    // read as no value, and the file would go under its own name.
+    if (get->parsed() && get->count("--output") > 0 && a.output_path.empty()) {
+        return "get: -o was given an empty path; name a file, a folder or - (standard output)";
+    }
+    if (put->parsed() && put->count("--as") > 0 && a.as.empty()) {
+        return "put: --as was given an empty path; name the file on the server";
+    }
     if (get->parsed() && !a.output_path.empty() && spelled_paths(a.names, a.recursive, false) > 1) {
         return "get: -o names one file; use -C DIR for several";
     }
     if (get->parsed() && a.output_path == "-" && grammar_ == Grammar::shell) {
-        return "get: -o - is for the command line (the shell's standard output is the terminal's)";
+        return "get: -o - is for the command line (the shell's standard output shows its commands' results)";
     }
     if (get->parsed() && a.output_path == "-" && a.resume) {
         return "get: -o - cannot resume (standard output keeps no partial file)";

@@ -1052,8 +1052,16 @@ Result<PendingPut> prepare_put(const PutOptions& options)
     // cannot be a server name (not UTF-8, say, or not NFC: PROTOCOL.md 5) is
     // refused here, before any byte is sent, rather than altered on the way.
     if (auto bad = check_path(options.name)) {
+        // A name of the user's choosing (--as) is the one to change; a
+        // local name, the file or its name on the server.
+        const auto leaf = [](const std::string& path) {
+            const auto slash = path.rfind('/');
+            return slash == std::string::npos ? path : path.substr(slash + 1);
+        };
+        const bool local_name = leaf(options.name) == leaf(options.local_path);
         return Error{bad->code, "\"" + printable(options.name) + "\": " + bad->message +
-                                    "; rename it, or send it alone with --as NAME"};
+                                    (local_name ? "; rename it, or send it alone with --as NAME"
+                                                : "; give the server another name for it")};
     }
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait, beyond
     // Ctrl-C's reach, for a writer that may never come; it is refused below

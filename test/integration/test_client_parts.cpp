@@ -148,6 +148,19 @@ TEST_CASE("one grammar: what the shell refuses and the rules CLI11 cannot say")
         CommandLine put_two(Grammar::command_line);
         parse_words(put_two, {"put", "x", "y", "--as", "z"});
         CHECK(put_two.misuse() == "put: --as names one file; several keep their own names");
+        // An empty value is no value: in a script, --as "$NAME" with NAME
+        // unset sent the file under its own name (a new user's trial, round 72).
+        for (const Grammar grammar : {Grammar::command_line, Grammar::shell}) {
+            CommandLine empty_as(grammar);
+            parse_words(empty_as, {"put", "x", "--as", ""});
+            CHECK(empty_as.misuse() == "put: --as was given an empty path; name the file on the server");
+            CommandLine empty_output(grammar);
+            parse_words(empty_output, {"get", "x", "-o", ""});
+            CHECK(empty_output.misuse() ==
+                  "get: -o was given an empty path; name a file, a folder or - (standard output)");
+            CommandLine empty_long(grammar); // CLI11 refuses this spelling itself
+            CHECK_THROWS_AS(parse_words(empty_long, {"get", "x", "--output="}), CLI::ParseError);
+        }
     }
     {
         CommandLine shell(Grammar::shell);
