@@ -6,7 +6,9 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 namespace ferry::client {
 
@@ -53,6 +55,15 @@ Result<ConfigFile> load_config(const std::string& path)
     ConfigFile config;
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
+        // A file named on purpose must be there: a misspelt FERRY_CONFIG
+        // would otherwise connect to the default server, and its error
+        // would name the network, not the file.
+        const int error = errno;
+        const char* named = std::getenv("FERRY_CONFIG");
+        const bool on_purpose = named != nullptr && path == named;
+        if (on_purpose || (error != ENOENT && error != ENOTDIR)) {
+            return bad_config(path, std::string(std::strerror(error)) + (on_purpose ? " (FERRY_CONFIG names it)" : ""));
+        }
         return config; // no file: nothing configured
     }
     config.path = path;

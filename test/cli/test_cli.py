@@ -407,6 +407,20 @@ class NamedServers(CliTest):
         self.assertEqual(bad.returncode, 2)
         self.assertIn(b"adress", bad.stderr)
 
+    def test_a_config_file_named_by_ferry_config_must_be_there(self):
+        # A new user's trial (round 72): a misspelt FERRY_CONFIG was ignored,
+        # and the default server's connection error (exit 6, "try again")
+        # said nothing of the file.
+        missing = os.path.join(self.dir, "nope.toml")
+        self.env["FERRY_CONFIG"] = missing
+        try:
+            result = self.ferry("list")
+        finally:
+            del self.env["FERRY_CONFIG"]
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn(('config file "%s"' % missing).encode(), result.stderr)
+        self.assertIn(b"FERRY_CONFIG names it", result.stderr)
+
 
 class PutAndClobber(CliTest):
     def test_put_from_standard_input(self):
