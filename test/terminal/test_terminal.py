@@ -123,6 +123,10 @@ class ProgressTests(ServedFolder):
         self.assertTrue(lines, repr(text))
         self.assertTrue(lines[-1].startswith("plain.bin: 100%"), lines)
         self.assertLessEqual(len(lines), 11, lines)
+        # One at each tenth, however fast the transfer (README): a redraw
+        # interval between them skipped most (a new user's trial, round 72).
+        tenths = {int(line.split("%")[0].split()[-1]) // 10 for line in lines}
+        self.assertEqual(tenths, set(range(11)), lines)
 
 
 class CompletionTests(ServedFolder):
