@@ -1631,7 +1631,11 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         if (scanning.valid()) {
             scanning.wait();
         }
-        return fail_whole(remote_tree.error());
+        // The server's folder, named as a read-only connection's refusal
+        // names it: an empty path told a script nothing (a new user's trial,
+        // round 72).
+        tally.failed_at(":" + arguments.remote, remote_tree.error());
+        return finish();
     }
     if (!push) {
         // A server's file named as a local download's part or state

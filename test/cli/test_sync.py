@@ -1166,6 +1166,12 @@ class DryRunMatchesTheRealRun(SyncTest):
         self.assertIn("would make nonexist/deeper/x/y/", makes)
         self.assertFalse(os.path.exists(os.path.join(self.root, "nonexist")))
 
+    def test_a_pull_from_a_missing_server_folder_names_it_in_the_json(self):
+        # A new user's trial (round 72): the error's path was "", where a
+        # read-only push's refusal names ":FOLDER".
+        summary = self.sync(":nonexist", os.path.join(self.local, "dest"), status=4)
+        self.assertEqual([(e["path"], e["code"]) for e in summary["errors"]], [(":nonexist", "not_found")])
+
     def test_pull_delete_of_a_folder_with_a_fifo_counts_what_went(self):
         with open(os.path.join(self.root, "keep"), "wb") as f:
             f.write(b"k")
