@@ -214,6 +214,16 @@ void Output::moved(const RenameReply& reply) const
     }
 }
 
+void Output::current_folder(const std::string& path, bool local) const
+{
+    if (json_) {
+        emit_json(dump(Json{{local ? "local_folder" : "folder", path}}));
+        return;
+    }
+    std::fprintf(out_, "%s\n", path.c_str());
+    std::fflush(out_);
+}
+
 void Output::digested(const DigestReply& reply) const
 {
     if (json_) {

@@ -118,6 +118,10 @@ public:
     void removed(const DeleteReply& reply) const;
     void made(const MkdirReply& reply) const;
     void moved(const RenameReply& reply) const;
+    // The shell's pwd and lpwd: the folder, as it is for people (shown even
+    // with -q, since it is what was asked for); {"folder": "/logs"} or
+    // {"local_folder": "/home/me"} with --json.
+    void current_folder(const std::string& path, bool local) const;
     // "DIGEST  PATH", as sha256sum prints it (so that sha256sum -c reads it);
     // shown even with -q, since it is what was asked for.
     void digested(const DigestReply& reply) const;

@@ -272,8 +272,7 @@ public:
             return Outcome{change_local_folder(arguments.name)};
         }
         if (command == grammar.print_folder) {
-            std::printf("/%s\n", current_.c_str());
-            std::fflush(stdout);
+            output_.current_folder("/" + current_, false);
             return Outcome{};
         }
         MadeFolders made;
@@ -403,8 +402,7 @@ private:
             output_.error(error);
             return exit_status(error.code);
         }
-        std::printf("%s\n", here);
-        std::fflush(stdout);
+        output_.current_folder(here, true);
         return kExitOk;
     }
 

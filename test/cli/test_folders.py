@@ -272,6 +272,18 @@ class Folders(CliTest):
         self.assertEqual(shell.stdout.splitlines()[0], b"/")
         self.assertEqual(sorted(os.listdir(self.root)), ["e", "f", "x1"])
 
+    def test_pwd_and_lpwd_under_json_print_json(self):
+        # A new user's trial (round 72): under --json every command printed
+        # one JSON object but pwd and lpwd, whose plain lines broke a reader.
+        server = self.start_server()
+        os.makedirs(os.path.join(self.root, "logs"))
+        shell = self.ferry("--json", server=server, stdin=b"cd logs\npwd\nlpwd\n")
+        self.assertEqual(shell.returncode, 0, shell.stderr)
+        lines = [json.loads(line) for line in shell.stdout.splitlines()]
+        for line in lines:
+            schema_for("current_folder").validate(line)
+        self.assertEqual(lines, [{"folder": "/logs"}, {"local_folder": os.path.realpath(self.local)}])
+
     def test_each_failed_download_line_names_its_path_once(self):
         # A several-file get put the path before an error that names it
         # already: 'ferry: not_a_folder: "f/../a": "f/../a": "f" is a
