@@ -214,11 +214,18 @@ public:
     void folder_failed(FolderFailure failure)
     {
         if (!output_.json() && !failure.follows_its_folder) {
-            // Named as the file lines are (shown_in); --json keeps it from the root.
-            const std::string shown = shown_path(failure.name, current_);
-            const Error named =
-                current_.empty() ? failure.error : named_as_typed(failure.error, failure.name, shown, current_);
-            output_.error(Error{named.code, named_once(shown, named.message)});
+            // Named as the file lines are (shown_in); --json keeps it from the
+            // root. A local folder a put could not read is named where it
+            // stands, as sync names it and as notes name what was left out
+            // (a new user's trial, round 72, saw its server path).
+            if (upload_ && failure.error.code == ErrorCode::local_io) {
+                output_.error(Error{failure.error.code, named_once(failure.local, failure.error.message)});
+            } else {
+                const std::string shown = shown_path(failure.name, current_);
+                const Error named =
+                    current_.empty() ? failure.error : named_as_typed(failure.error, failure.name, shown, current_);
+                output_.error(Error{named.code, named_once(shown, named.message)});
+            }
         }
         summary_.failed_folders.push_back(std::move(failure));
     }
