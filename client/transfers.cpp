@@ -921,7 +921,13 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
         auto uploaded = send_upload(connection, put);
         bar.finish();
         if (!uploaded) {
-            report.failed_put(index, uploaded.error());
+            Error error = uploaded.error();
+            if (error.code == ErrorCode::not_found && !items[index].parents) {
+                // put --as a/x into a missing a: the server makes no folder
+                // unasked (a new user's trial, round 72, found no way out).
+                error.message += " (put -C FOLDER, or mkdir -p, makes the missing folders)";
+            }
+            report.failed_put(index, error);
             current = start_next();
             continue;
         }

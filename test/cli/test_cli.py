@@ -433,6 +433,16 @@ class PutAndClobber(CliTest):
         self.assertEqual(open(os.path.join(self.root, "piped.bin"), "rb").read(), data)
         self.assertEqual(self.ferry("put", "-", server=server, stdin=b"x").returncode, 2)  # no --as
 
+    def test_put_as_into_a_missing_folder_says_what_makes_it(self):
+        # A new user's trial (round 72): not_found, and no way out named.
+        server = self.start_server()
+        self.write(os.path.join(self.local, "a.txt"), b"a")
+        result = self.ferry("put", "a.txt", "--as", "newdir/x.txt", server=server)
+        self.assertEqual(result.returncode, 4, result.stderr)
+        self.assertIn(b'no folder named "newdir" (put -C FOLDER, or mkdir -p, makes the missing folders)',
+                      result.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "newdir")))
+
     def test_no_clobber_and_skip_identical(self):
         server = self.start_server()
         self.write(os.path.join(self.root, "a.bin"), b"server copy")
