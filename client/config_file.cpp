@@ -58,11 +58,12 @@ Result<ConfigFile> load_config(const std::string& path)
         // A file named on purpose must be there: a misspelt FERRY_CONFIG
         // would otherwise connect to the default server, and its error
         // would name the network, not the file.
+        // The default file may be missing or out of reach (HOME another
+        // user's, attack round 73): nothing configured, as always.
         const int error = errno;
         const char* named = std::getenv("FERRY_CONFIG");
-        const bool on_purpose = named != nullptr && path == named;
-        if (on_purpose || (error != ENOENT && error != ENOTDIR)) {
-            return bad_config(path, std::string(std::strerror(error)) + (on_purpose ? " (FERRY_CONFIG names it)" : ""));
+        if (named != nullptr && path == named) {
+            return bad_config(path, std::string(std::strerror(error)) + " (FERRY_CONFIG names it)");
         }
         return config; // no file: nothing configured
     }

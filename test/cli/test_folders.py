@@ -1572,6 +1572,18 @@ class Folders(CliTest):
         return subprocess.run(argv, cwd=self.local, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               timeout=60)
 
+    def test_a_default_config_file_out_of_reach_is_no_error(self):
+        # Attack round 73: the check that a file FERRY_CONFIG names must be
+        # there also refused a default file this user may not read (a HOME
+        # of another user's): that one means nothing configured, as before.
+        server = self.start_server()
+        config = os.path.join(self.dir, "config")
+        os.makedirs(os.path.join(config, "ferry"), exist_ok=True)
+        self.write(os.path.join(config, "ferry", "config.toml"), b'default = "elsewhere"\n')
+        os.chmod(config, 0o700)
+        listed = self.as_other("ls", server=server)
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+
     def test_a_publish_refused_after_the_part_took_its_targets_mode_leaves_it_private(self):
         # A 0666 target of root's in a sticky 1777 folder: uid 1234 may not
         # rename over it (EPERM). The verified part had taken the target's
