@@ -1,6 +1,7 @@
 #include "remote_paths.hpp"
 
 #include "names.hpp"
+#include "shell_words.hpp"
 
 #include <fnmatch.h>
 
@@ -261,10 +262,10 @@ Result<std::vector<FileInfo>> expand_remote(std::string_view path, std::string_v
     bool literal_listed = false;
     std::vector<FileInfo> matches;
     for (auto& entry : listed.value()) {
-        literal_listed = literal_listed || entry.name == literal;
         if (folders_only && entry.type != EntryType::folder) {
             continue;
         }
+        literal_listed = literal_listed || entry.name == literal;
         if (wildcard_match(split.pattern, entry.name)) {
             entry.name = join_remote(split.folder, entry.name);
             matches.push_back(std::move(entry));
@@ -273,9 +274,13 @@ Result<std::vector<FileInfo>> expand_remote(std::string_view path, std::string_v
     if (matches.empty()) {
         std::string message = "no match for '" + std::string(typed) + "'";
         if (literal_listed) {
-            // A name just put there with --as, or listed by ls, as typed.
+            // A name just put there with --as, or listed by ls, as typed:
+            // the word that names it, single-quoted so that a shell (ours or
+            // a POSIX one) leaves its backslashes to the pattern (attack
+            // round 73: unquoted, the shell took them first).
             message += " (\"" + printable(join_remote(split.folder, literal)) +
-                       "\" is there: * ? [ make a pattern; a \\ before each names that very file)";
+                       "\" is there: * ? [ make a pattern; " +
+                       single_quoted(escape_wildcards(unescape_wildcards(typed))) + " names that very one)";
         }
         return Error{ErrorCode::not_found, std::move(message)};
     }

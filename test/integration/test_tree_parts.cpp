@@ -263,7 +263,11 @@ TEST_CASE("wildcards are expanded against the listing of the folder before them"
     REQUIRE_FALSE(literal.ok());
     CHECK(literal.error().code == ferry::ErrorCode::not_found);
     CHECK(literal.error().message == "no match for 'logs/report[1].txt' (\"logs/report[1].txt\" is there: * ? [ make "
-                                     "a pattern; a \\ before each names that very file)");
+                                     "a pattern; 'logs/report\\[1\\].txt' names that very one)");
+    // Asked for as a folder (a trailing '/'), the file is no such one: no hint.
+    const auto as_folder = expand_remote("logs/report[1].txt/", "logs/report[1].txt/", odd_lister);
+    REQUIRE_FALSE(as_folder.ok());
+    CHECK(as_folder.error().message == "no match for 'logs/report[1].txt/'");
     const auto escaped = expand_remote("logs/report\\[1\\].txt", "logs/report\\[1\\].txt", odd_lister);
     REQUIRE(escaped.ok());
     CHECK(paths_of(escaped.value()) == std::vector<std::string>{"logs/report[1].txt"});
