@@ -251,9 +251,12 @@ Error top_changed(std::string_view path, const Removed& removed)
 // for at `path` (PROTOCOL.md 4.13).
 Error entry_moved_after_retime(std::string_view path)
 {
-    return Error{ErrorCode::file_changed, "the time of " + quoted(path) + " was set, but the entry was moved away or " +
-                                              "removed just after: whatever stands at " + quoted(path) +
-                                              " now keeps its own"};
+    // "Covered": a mount made at the name just after hides the entry there
+    // (attack round 73 met it while it mounted in a loop).
+    return Error{ErrorCode::file_changed, "the time of " + quoted(path) +
+                                              " was set, but the entry was moved away, removed or covered by a mount "
+                                              "just after: whatever stands at " +
+                                              quoted(path) + " now keeps its own"};
 }
 
 // utimensat(2) on an O_PATH descriptor `fd`: with AT_EMPTY_PATH (Linux 5.8
