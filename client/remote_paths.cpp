@@ -278,8 +278,7 @@ Result<std::vector<FileInfo>> expand_remote(std::string_view path, std::string_v
             // the word that names it, single-quoted so that a shell (ours or
             // a POSIX one) leaves its backslashes to the pattern (attack
             // round 73: unquoted, the shell took them first).
-            message += " (\"" + printable(join_remote(split.folder, literal)) +
-                       "\" is there: * ? [ make a pattern; " +
+            message += " (\"" + printable(join_remote(split.folder, literal)) + "\" is there: * ? [ make a pattern; " +
                        single_quoted(escape_wildcards(unescape_wildcards(typed))) + " names that very one)";
         }
         return Error{ErrorCode::not_found, std::move(message)};
