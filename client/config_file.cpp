@@ -55,11 +55,11 @@ Result<ConfigFile> load_config(const std::string& path)
     ConfigFile config;
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
-        // A file named on purpose must be there: a misspelt FERRY_CONFIG
-        // would otherwise connect to the default server, and its error
-        // would name the network, not the file.
-        // The default file may be missing or out of reach (HOME another
-        // user's, attack round 73): nothing configured, as always.
+        // A file FERRY_CONFIG names must be there: misspelt, the command
+        // would go to the default server, and its error would name the
+        // network, not the file. The default file may be missing or out of
+        // reach (a HOME of another user's, attack round 73): nothing
+        // configured, as always.
         const int error = errno;
         const char* named = std::getenv("FERRY_CONFIG");
         if (named != nullptr && path == named) {

@@ -9,9 +9,10 @@
 #include "names.hpp"
 #include "page_buffer.hpp"
 #include "part_file.hpp"
-#include "stream_writer.hpp"
 #include "posix_io.hpp"
+#include "remote_paths.hpp"
 #include "remote_tree.hpp"
+#include "stream_writer.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -1054,11 +1055,7 @@ Result<PendingPut> prepare_put(const PutOptions& options)
     if (auto bad = check_path(options.name)) {
         // A name of the user's choosing (--as) is the one to change; a
         // local name, the file or its name on the server.
-        const auto leaf = [](const std::string& path) {
-            const auto slash = path.rfind('/');
-            return slash == std::string::npos ? path : path.substr(slash + 1);
-        };
-        const bool local_name = leaf(options.name) == leaf(options.local_path);
+        const bool local_name = remote_base_name(options.name) == remote_base_name(options.local_path);
         return Error{bad->code, "\"" + printable(options.name) + "\": " + bad->message +
                                     (local_name ? "; rename it, or send it alone with --as NAME"
                                                 : "; give the server another name for it")};

@@ -191,6 +191,12 @@ int Library::stat_located(const Located& located, struct ::stat& st)
                        [&] { return ::fstatat(located.fd, located.leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW); });
 }
 
+int Library::stat_located(const Located& located, struct ::stat& st, std::optional<std::uint64_t>& mount_id)
+{
+    return retry_stale(located.fd, located.leaf.c_str(),
+                       [&] { return sys::stat_with_mount(located.fd, located.leaf.c_str(), st, mount_id); });
+}
+
 namespace {
 
 // The errno a *_entry-style caller sees for a path that did not resolve.
@@ -760,8 +766,7 @@ Result<FileInfo> Library::describe(const Located& located, std::string_view path
     // mount's root's or a bind-mounted file's (attack round 72, F2).
     struct ::stat st {};
     std::optional<std::uint64_t> mount_id;
-    const char* leaf = located.leaf.c_str();
-    if (retry_stale(located.fd, leaf, [&] { return sys::stat_with_mount(located.fd, leaf, st, mount_id); }) != 0) {
+    if (stat_located(located, st, mount_id) != 0) {
         return file_error(errno, "cannot stat", path);
     }
     if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
@@ -1109,8 +1114,7 @@ std::optional<Error> Library::replaceable(std::string_view path, bool parents, b
     }
     struct ::stat st {};
     std::optional<std::uint64_t> mount_id; // of the same look (describe())
-    const char* leaf = located->leaf.c_str();
-    if (retry_stale(located->fd, leaf, [&] { return sys::stat_with_mount(located->fd, leaf, st, mount_id); }) != 0) {
+    if (stat_located(*located, st, mount_id) != 0) {
         auto error = file_error(errno, "cannot stat", path);
         if (error.code == ErrorCode::not_found) {
             return writable_folder(located->fd, path);

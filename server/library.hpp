@@ -411,6 +411,9 @@ private:
     // lstat of the located entry (never through a link), repeated once after
     // ESTALE (estale.hpp); 0 or -1 with errno, as fstatat(2).
     static int stat_located(const Located& located, struct ::stat& st);
+    // The same look, with the entry's mount id from the same statx
+    // (sys::stat_with_mount): no second look can meet another entry.
+    static int stat_located(const Located& located, struct ::stat& st, std::optional<std::uint64_t>& mount_id);
     // Whether the folder `located` holds (opened by locate) still lies at
     // `path`'s folder: false where it was moved (out of the tree, say) or
     // replaced since, or cannot be looked up again. A name in the root: true.

@@ -36,20 +36,17 @@ int folder_flags(bool readable)
 // (moved out) is none.
 bool is_mount_point(int folder, const char* name)
 {
-    constexpr unsigned kWanted = STATX_INO | STATX_MNT_ID;
-    struct ::statx outer {};
-    struct ::statx inner {};
-    if (::statx(folder, "", AT_EMPTY_PATH, kWanted, &outer) != 0 ||
-        ::statx(folder, name, AT_SYMLINK_NOFOLLOW, kWanted, &inner) != 0) {
+    struct ::stat outer {};
+    struct ::stat inner {};
+    std::optional<std::uint64_t> inner_mount;
+    if (::fstat(folder, &outer) != 0 || sys::stat_with_mount(folder, name, inner, inner_mount) != 0) {
         return false;
     }
-    if (outer.stx_dev_major != inner.stx_dev_major || outer.stx_dev_minor != inner.stx_dev_minor) {
+    if (outer.st_dev != inner.st_dev) {
         return true;
     }
-    if ((outer.stx_mask & inner.stx_mask & STATX_MNT_ID) == 0) {
-        return true;
-    }
-    return outer.stx_mnt_id != inner.stx_mnt_id;
+    const auto outer_mount = sys::mount_id_of(folder, "");
+    return !outer_mount || !inner_mount || *outer_mount != *inner_mount;
 }
 
 // What a failed lookup of the folder `path` means on the wire.
