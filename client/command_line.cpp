@@ -26,7 +26,8 @@ constexpr double kMaxTimeoutSeconds = 1e9;
 // Prose is one line per paragraph: the help formatter wraps it to the width.
 constexpr const char* kFooter = R"(Commands (global options may also follow the command):
   list [PATH] [-r]            a folder on the server (default the root): size,
-                              date, name; folders end in /; -r everything below
+                              date, name; folders end in /; -r everything below;
+                              also named ls
   stat PATH                   one file's or folder's size, date and mode
   get [-r] [-p] PATH... [-o LOCAL | -C DIR]
                               download to ./NAME, to LOCAL (one PATH; a folder
@@ -36,7 +37,7 @@ constexpr const char* kFooter = R"(Commands (global options may also follow the 
                               upload each LOCAL under its file name (or PATH),
                               or into the server's DIR; -r: folders as trees
   rm [-r] PATH...             delete files and empty folders (-r: whole trees)
-  mv FROM TO [--replace]      rename or move, atomically
+  mv FROM TO [--replace]      rename or move, atomically; also named rename
   mkdir [-p] PATH...          make folders (-p: with their parents)
   digest PATH...              the server's digest of files (--hash picks it)
   sync [--delete] [--checksum] [--dry-run] [-j N] LOCAL_DIR :REMOTE_DIR

@@ -193,7 +193,10 @@ int main_with(int argc, char** argv)
         if (wants_json(argc, argv)) {
             Output(true).error(ferry::Error{ferry::ErrorCode::bad_request, message});
         } else {
-            std::fprintf(stderr, "%s\nRun with --help for more information.\n", message.c_str());
+            // Prefixed and coded as every other error line is, and as --json
+            // gives it, so that a script's "ferry: CODE:" match sees it too.
+            std::fprintf(stderr, "ferry: %s: %s\nRun with --help for more information.\n",
+                         std::string(to_string(ferry::ErrorCode::bad_request)).c_str(), message.c_str());
         }
         return kExitUsage;
     };

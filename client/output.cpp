@@ -564,15 +564,13 @@ void Output::summary(const TransferSummary& summary, bool upload) const
     const std::string folders =
         summary.failed_folders.empty() ? "" : "; " + plural(summary.failed_folders.size(), "folder") + " failed";
     const char* verb = upload ? "sent" : "received";
-    // Files skipped by --skip-identical or --no-clobber were not moved, so
-    // "N files sent: N ok" would claim transfers that never happened: a run
-    // that skipped any counts them apart.
+    // The verb counts only what moved: "4 files sent: 0 ok" claimed four
+    // transfers where none happened, and files skipped by --skip-identical
+    // or --no-clobber were not moved either, so they are counted apart.
     const std::size_t skipped = summary.skipped();
-    const std::string files = plural(summary.files.size(), "file");
-    const std::string counts =
-        skipped == 0 ? files + " " + verb + ": " + std::to_string(ok) + " ok, " + std::to_string(failed) + " failed"
-                     : files + ": " + std::to_string(ok - skipped) + " " + verb + ", " + std::to_string(skipped) +
-                           " skipped, " + std::to_string(failed) + " failed";
+    const std::string counts = plural(summary.files.size(), "file") + ": " + std::to_string(ok - skipped) + " " + verb +
+                               ", " + (skipped == 0 ? "" : std::to_string(skipped) + " skipped, ") +
+                               std::to_string(failed) + " failed";
     std::fprintf(out_, "%s%s; %s in %s (%s/s)\n", counts.c_str(), folders.c_str(), human_size(moved).c_str(),
                  seconds_text(summary.seconds).c_str(), human_size(static_cast<std::uint64_t>(rate)).c_str());
     std::fflush(out_);

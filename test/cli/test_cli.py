@@ -483,7 +483,7 @@ class PutAndClobber(CliTest):
         counted = self.json_of(self.ferry("--json", "get", "-n", "a.bin", "b.bin", server=server))
         self.assertEqual((counted["summary"]["ok"], counted["summary"]["skipped"]), (2, 2))
         moved = self.ferry("get", "a.bin", "b.bin", server=server)
-        self.assertIn(b"2 files received: 2 ok, 0 failed;", moved.stdout)
+        self.assertIn(b"2 files: 2 received, 0 failed;", moved.stdout)
 
 
 class GetToStandardOutput(CliTest):

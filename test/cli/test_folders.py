@@ -1403,7 +1403,7 @@ class Folders(CliTest):
         again = self.ferry("get", "-r", "logs", "-C", dst, server=server)
         self.assertEqual(again.returncode, 3, again.stderr)
         self.assertIn(b'"logs/a/b": ', again.stderr)
-        self.assertIn(b"4 files received: 2 ok, 2 failed; 3 folders failed;", again.stdout)
+        self.assertIn(b"4 files: 2 received, 2 failed; 3 folders failed;", again.stdout)
 
         # The tree's own folder refused: every file fails, no folder is one of them.
         top = os.path.join(self.local, "top")
@@ -1684,7 +1684,7 @@ class Folders(CliTest):
         # 72, saw the server paths one/tree/noread...).
         self.assertIn(b'ferry: local_io: "tree/noread": cannot open the folder: Permission denied', put.stderr)
         self.assertIn(b'ferry: local_io: "tree/a/locked": cannot open the folder', put.stderr)
-        self.assertIn(b"2 files sent: 2 ok, 0 failed; 2 folders failed;", put.stdout)
+        self.assertIn(b"2 files: 2 sent, 0 failed; 2 folders failed;", put.stdout)
         put = self.json_of(self.as_other("--json", "put", "-r", "tree", "-C", "two", server=server))
         schema_for("transfer").validate(put)
         self.assertEqual({k: put["summary"][k] for k in ("files", "ok", "failed", "failed_folders")},
@@ -1727,7 +1727,7 @@ class Folders(CliTest):
                          [("top/secret", "down/secret", "forbidden")])
         text = self.ferry("get", "-r", "top/secret", "-C", "again", server=self.server.address)
         self.assertEqual(text.returncode, 4, text.stderr)
-        self.assertIn(b"0 files received: 0 ok, 0 failed; 1 folder failed;", text.stdout)
+        self.assertIn(b"0 files: 0 received, 0 failed; 1 folder failed;", text.stdout)
         # A name the server does not have is still a failed file.
         missing = self.json_of(self.ferry("--json", "get", "-r", "top/nothere", server=self.server.address))
         self.assertEqual((missing["summary"]["failed"], "failed_folders" in missing), (1, False), missing)
@@ -2242,7 +2242,7 @@ class ErrorsSayWhatToDo(CliTest):
         server = self.start_server()
         failed = self.ferry("get", "--jobs", "-1", "-x", server=server)
         self.assertEqual(failed.returncode, 2, failed.stderr)
-        self.assertTrue(failed.stderr.startswith(b'get has no option "--jobs"; '), failed.stderr)
+        self.assertTrue(failed.stderr.startswith(b'ferry: bad_request: get has no option "--jobs"; '), failed.stderr)
         self.assertNotIn(b'"-1"', failed.stderr)
         self.assertNotIn(b'"-x"', failed.stderr)
 
@@ -2259,7 +2259,7 @@ class ErrorsSayWhatToDo(CliTest):
             with self.subTest(args=args):
                 failed = self.ferry(*args, server=server)
                 self.assertEqual(failed.returncode, 2, failed.stderr)
-                self.assertTrue(failed.stderr.startswith(('%s has no option %s; ' % (args[0], named)).encode()),
+                self.assertTrue(failed.stderr.startswith(('ferry: bad_request: %s has no option %s; ' % (args[0], named)).encode()),
                                 failed.stderr)
                 self.assertIn(("as in ferry %s -- %s\n" % (args[0], form)).encode(), failed.stderr)
                 self.assertNotIn(b"required", failed.stderr)
@@ -2297,7 +2297,7 @@ class ErrorsSayWhatToDo(CliTest):
                 failed = self.ferry(*args, server=server)
                 self.assertEqual(failed.returncode, 2, failed.stderr)
                 dashed = [a for a in args if a.startswith("-")][0]
-                self.assertTrue(failed.stderr.startswith(('%s has no option "%s"; ' % (command, dashed)).encode()),
+                self.assertTrue(failed.stderr.startswith(('ferry: bad_request: %s has no option "%s"; ' % (command, dashed)).encode()),
                                 failed.stderr)
                 self.assertIn(("a path that starts with - goes after --, as in ferry %s -- %s\n"
                                % (command, dashed)).encode(), failed.stderr)

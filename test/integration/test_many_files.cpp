@@ -76,7 +76,7 @@ TEST_CASE("a missing name fails alone: the others arrive, the exit status is 1")
     const auto human = run_ferry(f.server.address(), {"get", "a.bin", "b.bin", "c.bin", "-C", f.dir.path()});
     CHECK(human.exit_code == 4);
     CHECK(human.err.find("ferry: not_found: no file named \"b.bin\"\n") != std::string::npos);
-    CHECK(human.out.find("3 files received: 2 ok, 1 failed") != std::string::npos);
+    CHECK(human.out.find("3 files: 2 received, 1 failed") != std::string::npos);
 }
 
 TEST_CASE("put of several files keeps their names; one unreadable file fails alone")
