@@ -102,7 +102,7 @@ bool RootMount::holds(int dir, const char* name, const struct ::stat& st) const
         return true;
     }
     struct ::statx stx {};
-    const int flags = AT_SYMLINK_NOFOLLOW | (*name == '\0' ? AT_EMPTY_PATH : 0);
+    const int flags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | (*name == '\0' ? AT_EMPTY_PATH : 0);
     if (::statx(dir, name, flags, STATX_INO | STATX_MNT_ID, &stx) != 0 || (stx.stx_mask & STATX_MNT_ID) == 0 ||
         stx.stx_ino != st.st_ino || makedev(stx.stx_dev_major, stx.stx_dev_minor) != st.st_dev) {
         // The name holds another entry by now, or none (renamed meanwhile):

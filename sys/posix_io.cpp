@@ -111,7 +111,7 @@ int rename_no_replace(int from_dir, const char* from, int to_dir, const char* to
 std::optional<std::uint64_t> mount_id_of(int dir, const char* name)
 {
     struct ::statx stx {};
-    const int flags = AT_SYMLINK_NOFOLLOW | (*name == '\0' ? AT_EMPTY_PATH : 0);
+    const int flags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | (*name == '\0' ? AT_EMPTY_PATH : 0);
     if (::statx(dir, name, flags, STATX_MNT_ID, &stx) != 0 || (stx.stx_mask & STATX_MNT_ID) == 0) {
         return std::nullopt;
     }
@@ -121,7 +121,9 @@ std::optional<std::uint64_t> mount_id_of(int dir, const char* name)
 int stat_with_mount(int dir, const char* name, struct ::stat& st, std::optional<std::uint64_t>& mount_id)
 {
     struct ::statx stx {};
-    if (::statx(dir, name, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_MNT_ID, &stx) != 0) {
+    // AT_NO_AUTOMOUNT as fstatat(2) implies it (since Linux 4.11): looking at
+    // an automount point must not mount on it (statx(2) mounts unless asked).
+    if (::statx(dir, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_BASIC_STATS | STATX_MNT_ID, &stx) != 0) {
         return -1;
     }
     st = {};

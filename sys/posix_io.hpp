@@ -109,7 +109,9 @@ int rename_to_fresh_name(int dir, const char* from, const char* to);
 // itself, an O_PATH descriptor too), without following a final symbolic
 // link: statx(2)'s stx_mnt_id (Linux 5.8 and later), which tells a bind
 // mount from the file system it shows (both have one st_dev). nullopt where
-// statx fails or the kernel does not give the id.
+// statx fails or the kernel does not give the id. Neither this nor
+// stat_with_mount triggers an automount point (AT_NO_AUTOMOUNT, which
+// fstatat implies since Linux 4.11 and statx(2) does not).
 std::optional<std::uint64_t> mount_id_of(int dir, const char* name);
 
 // fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) and mount_id_of(dir, name)
