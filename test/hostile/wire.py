@@ -12,9 +12,11 @@ import os
 import select
 import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import time
+import weakref
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, ".."))
@@ -30,6 +32,11 @@ MEMORY_CHECKS = not os.environ.get("FERRY_SANITIZED")
 CONTROL = wire.KIND_CONTROL
 DATA = wire.KIND_DATA
 CHUNK = wire.CHUNK
+
+# Every Peer not yet collected, so that Server.stop() can close the write
+# side of those the server has said goodbye to (below).
+_peers = weakref.WeakSet()
+TCP_CLOSE_WAIT = 8  # tcp_states.h: the other end has sent its FIN
 
 
 class Closed(ferry_client.ConnectionLost):
@@ -47,6 +54,8 @@ class Peer:
         self.sock = socket.create_connection((host, port), timeout=timeout,
                                              source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.port = port
+        _peers.add(self)
         if tls:  # an ssl.SSLContext
             self.sock = tls.wrap_socket(self.sock, server_hostname="localhost")
         self.next_id = 1
@@ -204,6 +213,31 @@ class Server(harness.Server):
 
     def peer(self, **kwargs):
         return Peer(self.port, **kwargs)
+
+    def wait_for_exit(self, timeout):
+        """While ferryd stops, each Peer of this server that the server has shut down (its FIN received:
+        TCP CLOSE_WAIT) closes its own write side, as a client that reads the goodbye does. A test that
+        still holds an idle peer would otherwise wait out the server's linger (2 s, for a peer that never
+        answers the FIN) at every stop. The peer can still read what it was sent; a peer the server has not
+        shut down (a transfer the drain lets finish) is left alone."""
+        deadline = time.monotonic() + timeout
+        answered = set()
+        while True:
+            try:
+                return self.process.wait(timeout=min(0.02, max(0.0, deadline - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    raise
+            for peer in list(_peers):
+                if peer.port != self.port or id(peer) in answered:
+                    continue
+                try:
+                    if peer.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0] == TCP_CLOSE_WAIT:
+                        # socket.socket's own shutdown: an SSLSocket's would drop its TLS state.
+                        socket.socket.shutdown(peer.sock, socket.SHUT_WR)
+                        answered.add(id(peer))
+                except OSError:  # closed by the test meanwhile
+                    answered.add(id(peer))
 
 
 def hidden_entries(root):
