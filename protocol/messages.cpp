@@ -8,7 +8,10 @@
 #include <algorithm>
 #include <charconv>
 #include <limits>
+#include <string>
 #include <system_error>
+#include <unordered_set>
+#include <vector>
 
 namespace ferry {
 
@@ -96,48 +99,85 @@ std::string with_huge_numbers_capped(std::string_view text)
     return out;
 }
 
+// Finds a key repeated within one object, in one pass over the text with
+// nlohmann's SAX interface: per open object, the keys seen so far. It only
+// reads; the value itself comes from the plain parse. (nlohmann's callback
+// parser, which could count keys as it builds, scans the enclosing
+// container for discarded values after every object it closes: quadratic in
+// the objects one array or object holds, so 64 KiB of "{}," cost a server
+// loop 75 ms and a 1 MiB reply the client minutes.)
+class RepeatedKeyFinder final : public nlohmann::json_sax<json> {
+public:
+    bool repeated() const { return repeated_; }
+
+    bool null() override { return true; }
+    bool boolean(bool) override { return true; }
+    bool number_integer(number_integer_t) override { return true; }
+    bool number_unsigned(number_unsigned_t) override { return true; }
+    bool number_float(number_float_t, const string_t&) override { return true; }
+    bool string(string_t&) override { return true; }
+    bool binary(binary_t&) override { return true; }
+    bool start_object(std::size_t) override
+    {
+        open_objects_.emplace_back();
+        return true;
+    }
+    bool key(string_t& name) override
+    {
+        if (!open_objects_.back().insert(name).second) {
+            repeated_ = true;
+            return false; // found: the rest need not be read
+        }
+        return true;
+    }
+    bool end_object() override
+    {
+        open_objects_.pop_back();
+        return true;
+    }
+    bool start_array(std::size_t) override { return true; }
+    bool end_array() override { return true; }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+
+private:
+    std::vector<std::unordered_set<std::string>> open_objects_;
+    bool repeated_ = false;
+};
+
 // Parses a control frame's text into one JSON object, the way PROTOCOL.md 2
 // and 3.1 read it; never throws. A key repeated within one object is bad_json:
 // nlohmann would keep one of the values silently, and another receiver
 // another one. A NUL byte is never JSON (not whitespace, and raw in no
 // string), but nlohmann takes it for the end of the text and would ignore what
 // follows; a byte order mark is not the whitespace PROTOCOL.md allows either.
+// Each pass is linear in the text (the duplicate check hashes each key once).
 Result<json> parse_object(std::string_view text)
 {
     const Error not_json{ErrorCode::bad_json, "control frame is not a JSON object"};
     if (text.find('\0') != std::string_view::npos || text.starts_with("\xEF\xBB\xBF")) {
         return not_json;
     }
-    bool repeated_key = false;
-    std::vector<std::size_t> keys_seen; // per open object
-    const json::parser_callback_t count_keys = [&](int, json::parse_event_t event, json& parsed) {
-        if (event == json::parse_event_t::object_start) {
-            keys_seen.push_back(0);
-        } else if (event == json::parse_event_t::key) {
-            ++keys_seen.back();
-        } else if (event == json::parse_event_t::object_end) {
-            repeated_key = repeated_key || parsed.size() != keys_seen.back();
-            keys_seen.pop_back();
-        }
-        return true;
-    };
-    const auto parse = [&](std::string_view input) -> std::optional<json> {
-        keys_seen.clear();
+    const auto parse = [](std::string_view input) -> std::optional<json> {
         try {
-            return json::parse(input.begin(), input.end(), count_keys);
+            return json::parse(input.begin(), input.end());
         } catch (const json::out_of_range&) {
             return std::nullopt; // the number overflow above; other errors go on
         }
     };
     try {
+        std::string capped; // the text that parsed, where its numbers had to be capped
         auto value = parse(text);
         if (!value) {
-            value = parse(with_huge_numbers_capped(text));
+            capped = with_huge_numbers_capped(text);
+            value = parse(capped);
         }
         if (!value || !value->is_object()) {
             return not_json;
         }
-        if (repeated_key) {
+        const std::string_view parsed = capped.empty() ? text : std::string_view(capped);
+        RepeatedKeyFinder finder;
+        (void)json::sax_parse(parsed.begin(), parsed.end(), &finder);
+        if (finder.repeated()) {
             return Error{ErrorCode::bad_json, "control frame repeats a key within one object"};
         }
         return std::move(*value);

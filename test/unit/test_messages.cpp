@@ -382,6 +382,15 @@ TEST_CASE("request errors: a key repeated within one object is bad_json, at any 
     CHECK(parse_ok(R"({"op":"stats","id":5,"x":{"id":1,"op":2},"y":[{"id":1},{"id":1}]})").id == 5);
     CHECK(ferry::parse_stat_reply(R"({"id":1,"ok":true,"name":"a","size":1,"mtime":1,"size":2})").error().code ==
           ErrorCode::bad_json);
+    // After a number a double cannot hold (parsed again with it capped), and
+    // after many sibling objects: still found.
+    check_request_error(R"({"op":"stats","id":5,"n":1e400,"x":{"a":1,"a":1}})", ErrorCode::bad_json, std::nullopt);
+    std::string many = R"({"op":"stats","id":5,"x":[)";
+    for (int i = 0; i < 20000; ++i) {
+        many += R"({"a":1},)";
+    }
+    check_request_error(many + R"({"a":1,"a":2}]})", ErrorCode::bad_json, std::nullopt);
+    CHECK(parse_ok(many + R"({"a":1}]})").id == 5);
 }
 
 TEST_CASE("request errors: integers are digits only, 0 to 2^64-1; other valid numbers are bad_request")
