@@ -7,6 +7,7 @@ seconds. A Client is not thread-safe: use one per thread.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import io
 import os
@@ -496,9 +497,14 @@ class Listing:
     that breaks a rule raises ProtocolError ("internal") naming the first
     offending entry, and the connection is closed.
 
-    The server takes no other request until the last page is sent: a
-    Listing left unfinished is read to its end (and dropped) by the next
-    request on its Client."""
+    The server takes no other request until the last page is sent, so the
+    next request on its Client first reads the pages of an unfinished
+    Listing to their end and keeps them: iterating goes on with the rest,
+    so a loop may call the Client for each entry (``for entry in
+    client.list(f): client.get(...)``), at the cost of holding the rest
+    of the folder in memory from that first call. An error page met then
+    is raised where the iteration reaches it. finish() reads the rest
+    without keeping it."""
 
     def __init__(self, owner: "Client", rid: int, first: dict[str, Any], path: str = "",
                  recursive: bool = False) -> None:
@@ -515,6 +521,8 @@ class Listing:
             [] if "unreadable_folders" in owner.capabilities else None)
         self.pages = 1                     # pages read so far
         self.last_page: dict[str, Any] = first   # the latest page, as received
+        self._ahead: collections.deque[dict[str, Any]] = collections.deque()   # read for another request
+        self._ahead_error: Optional[FerryError] = None   # the error page that ended them
 
     def _broken(self, why: str) -> ProtocolError:
         """The listing refused whole (4.2): the pages still to come are not
@@ -573,8 +581,13 @@ class Listing:
         if not more:
             self.done = True
             self.skipped_invalid_names, self.skipped_too_deep = counts
-            self._owner._active = None
+            self._release()
         return entries
+
+    def _release(self) -> None:
+        """The connection is free for another request (unless it already serves one)."""
+        if self._owner._active is self:
+            self._owner._active = None
 
     def __iter__(self) -> Iterator[Entry]:
         while True:
@@ -583,14 +596,34 @@ class Listing:
                 yield from self._take(page)
             if self.done:
                 return
+            if self._ahead:
+                self._page = self._ahead.popleft()
+                continue
+            if self._ahead_error is not None:
+                self.done = True
+                raise self._ahead_error
             try:
                 self._page = self.last_page = self._owner._reply(self._rid)
             except FerryError:
                 # An error page (io_error, stalled) ends the listing.
                 self.done = True
-                self._owner._active = None
+                self._release()
                 raise
             self.pages += 1
+
+    def _read_ahead(self) -> None:
+        """Reads the pages still on the wire into memory, unchecked (they
+        are checked as the iteration reaches them), for the Client's next
+        request."""
+        while self._ahead_error is None and not self.done and self.last_page.get("more") is True:
+            try:
+                self.last_page = self._owner._reply(self._rid)
+            except FerryError as error:
+                self._ahead_error = error
+                break
+            self._ahead.append(self.last_page)
+            self.pages += 1
+        self._release()
 
     def finish(self) -> None:
         """Reads the remaining pages without keeping them."""
@@ -904,7 +937,7 @@ class Client:
         if self._finished:
             raise ConnectionLost("the Client is closed")
         if isinstance(self._active, Listing):
-            self._active.finish()
+            self._active._read_ahead()
         elif self._active is not None:
             raise ProtocolError("unexpected_frame", "a get or put is in progress on this connection: finish it "
                                 "(or close it) first")

@@ -40,6 +40,20 @@ class OperationTests(ServerCase):
         hello = [e for e in c.list() if e.name == "hello.txt"][0]
         self.assertEqual((hello.size, hello.mtime, hello.type), (5, MTIME, "file"))
 
+    def test_a_loop_over_a_listing_may_call_the_client_for_each_entry(self):
+        # Round 74, H1: each call inside the loop read the rest of the
+        # listing and dropped it, so 505 of 3,000 files were fetched, and
+        # the listing ended as if complete.
+        c = self.connect()
+        listing = c.list()
+        names = []
+        for entry in listing:
+            names.append(entry.name)
+            self.assertEqual(c.stat(entry.name).name, entry.name)
+        self.assertGreater(listing.pages, 1)
+        self.assertEqual(len([n for n in names if n.startswith("many-")]), 1500)
+        self.assertEqual(listing.skipped_invalid_names, 0)
+
     def test_an_unfinished_listing_does_not_block_the_next_request(self):
         c = self.connect()
         first = next(iter(c.list()))

@@ -170,8 +170,26 @@ class ListingTests(unittest.TestCase):
         client = ferry_client.Client.over(Replay(pages + [stat]))
         listing = client.list()
         self.assertEqual(client.stat("a").name, "a")
-        self.assertEqual((listing.done, listing.pages, listing.skipped_invalid_names, listing.skipped_too_deep),
-                         (True, 3, 4, 2))
+        # Read and kept (round 74, H1: they were dropped, so a loop that
+        # called the Client for each entry saw the first page only): the
+        # iteration goes on with them.
+        self.assertEqual((listing.done, listing.pages), (False, 3))
+        self.assertEqual([entry.name for entry in listing], ["p0", "p1"])
+        self.assertEqual((listing.done, listing.skipped_invalid_names, listing.skipped_too_deep), (True, 4, 2))
+
+    def test_an_error_page_read_for_another_request_is_raised_where_the_iteration_meets_it(self):
+        page = {"id": 1, "ok": True, "files": [{"name": "a", "size": 1, "mtime": 5}], "more": True}
+        second = {"id": 1, "ok": True, "files": [{"name": "b", "size": 1, "mtime": 5}], "more": True}
+        error = {"id": 1, "ok": False, "error": {"code": "io_error", "message": "the folder cannot be read"}}
+        stat = {"id": 2, "ok": True, "name": "a", "size": 1, "mtime": 5}
+        client = ferry_client.Client.over(Replay([self.control(f) for f in (page, second, error, stat)]))
+        seen = []
+        with self.assertRaises(ferry_client.StorageError):
+            for entry in client.list():
+                seen.append(entry.name)
+                if entry.name == "a":
+                    self.assertEqual(client.stat("a").size, 1)   # the rest is read here
+        self.assertEqual(seen, ["a", "b"])
 
 
 class HelloTests(unittest.TestCase):
