@@ -76,6 +76,11 @@ def parse_control(payload: Buffer) -> dict[str, Any]:
                          parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError) as error:
         raise ProtocolError("bad_json", f"control payload is not JSON: {error}") from None
+    except RecursionError:
+        # Valid JSON nested past Python's recursion limit (json.loads recurses
+        # per level): refused as the frame it is, not raised raw to a caller
+        # that catches FerryError (round 74, M2).
+        raise ProtocolError("bad_json", "control payload nests arrays or objects too deeply to read") from None
     # json.loads takes an unpaired \ud800 escape, which no UTF-8 text holds
     # (section 5: bad_json): a str carrying it would fail only later, where
     # a caller prints or encodes it. Only a payload with a surrogate escape

@@ -140,6 +140,14 @@ class VectorTests(unittest.TestCase):
                 self.assertEqual(caught.exception.code, "bad_json")
         self.assertEqual(wire.parse_control(b'{"a":"\\ud83d\\ude00"}'), {"a": "\U0001F600"})   # a pair is fine
 
+    def test_json_nested_past_the_recursion_limit_is_bad_json(self):
+        # Round 74, M2: json.loads raised RecursionError, no FerryError.
+        for payload in (b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}", b"[" * 100_000 + b"]" * 100_000,
+                        b'{"a":' * 100_000 + b"1" + b"}" * 100_000):
+            with self.assertRaises(ferry_client.ProtocolError) as caught:
+                wire.parse_control(payload)
+            self.assertEqual(caught.exception.code, "bad_json")
+
 
 class ListingTests(unittest.TestCase):
     """Pages fed from recorded frames: an error page ends the listing, and
