@@ -445,7 +445,10 @@ def connect(address: str, token: Optional[str] = None, tls: Optional[bool] = Non
         pin (str | None): "sha256:" and the 64 hex digits of the SHA-256 of
             the server's leaf certificate (DER), colons allowed; replaces
             the chain and host name checks (section 1).
-        timeout (float): seconds any one socket operation may wait.
+        timeout (float): seconds the server may make no progress (a
+            reply, file bytes; not a byte of a reply, an empty data frame
+            or an empty list page) before ConnectionLost, as ferry's
+            --timeout; also the bound on connecting.
         version (int): the highest protocol version to ask for (2); a
             server that speaks only 1 is asked again with 1.
         client (str): the name the server logs for this client.
@@ -603,7 +606,7 @@ class Listing:
                 self.done = True
                 raise self._ahead_error
             try:
-                self._page = self.last_page = self._owner._reply(self._rid)
+                self._page = self.last_page = self._next_page()
             except FerryError:
                 # An error page (io_error, stalled) ends the listing.
                 self.done = True
@@ -611,13 +614,23 @@ class Listing:
                 raise
             self.pages += 1
 
+    def _next_page(self) -> dict[str, Any]:
+        page = self._owner._reply(self._rid)
+        if page.get("files") == [] and page.get("more") is True:
+            # No progress toward the timeout (4.2): a server sending only
+            # such pages is given up like a silent one.
+            discount = getattr(self._owner._channel, "discount_last_frame", None)
+            if discount is not None:
+                discount()
+        return page
+
     def _read_ahead(self) -> None:
         """Reads the pages still on the wire into memory, unchecked (they
         are checked as the iteration reaches them), for the Client's next
         request."""
         while self._ahead_error is None and not self.done and self.last_page.get("more") is True:
             try:
-                self.last_page = self._owner._reply(self._rid)
+                self.last_page = self._next_page()
             except FerryError as error:
                 self._ahead_error = error
                 break

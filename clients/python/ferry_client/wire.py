@@ -13,10 +13,12 @@ length as 4 bytes unsigned big-endian, then the payload.
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import struct
-from typing import Any, Optional, Protocol, Union
+import time
+from typing import Any, Optional, Protocol, Union, cast
 
 from .errors import ConnectionLost, ProtocolError
 
@@ -199,20 +201,38 @@ class FrameChannel(Protocol):
 class Transport:
     """Frames over a connected socket (plain or ssl.SSLSocket).
 
-    Every socket call is bounded by the socket's timeout; a timeout, a reset
-    or the end of the stream raises ConnectionLost. Frames from the server
-    are judged by check_header with max_control=MAX_SERVER_CONTROL."""
+    The socket's timeout bounds how long the server may make no progress,
+    as the ferry client's --timeout does: progress is a request sent, a
+    whole control frame received, or file bytes received. A byte of a
+    control frame, an empty data frame (PROTOCOL.md 4.4) and a list page
+    with no entry and more to come (4.2, discount_last_frame) are none: a
+    server that sends only those is given up like a silent one, where a
+    timeout per socket read would wait on it for ever. Past the timeout, a
+    reset or the end of the stream raise ConnectionLost. Frames from the
+    server are judged by check_header with max_control=MAX_SERVER_CONTROL."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self.timeout: Optional[float] = sock.gettimeout()   # seconds without progress; None: no bound
+        self._progress_at = time.monotonic()
+        self._progress_before_frame = self._progress_at
         # Buffered reads: a frame header and a small control frame cost no
         # system call of their own; a large payload is read straight through.
-        self._reader = sock.makefile("rb", buffering=1 << 20)
+        self._reader = cast(io.BufferedReader, sock.makefile("rb", buffering=1 << 20))
         self._scatter = hasattr(sock, "sendmsg") and not hasattr(sock, "getpeercert")
         self.max_control = MAX_SERVER_CONTROL
         self.max_data = MAX_DATA
 
+    def _progress(self) -> None:
+        self._progress_at = time.monotonic()
+
+    def discount_last_frame(self) -> None:
+        """The control frame just received was no progress (a list page
+        with no entry and more to come): the timeout runs on from before it."""
+        self._progress_at = self._progress_before_frame
+
     def send_raw(self, raw: Buffer) -> None:
+        self._progress()
         try:
             self.sock.sendall(raw)
         except OSError as error:
@@ -222,6 +242,7 @@ class Transport:
         self.send_raw(control(obj))
 
     def send_data(self, payload: Buffer) -> None:
+        self._progress()
         header = HEADER.pack(KIND_DATA, len(payload))
         try:
             if self._scatter:
@@ -239,21 +260,40 @@ class Transport:
         except OSError as error:
             raise ConnectionLost(f"sending failed: {error}") from error
 
-    def _read_exact(self, size: int) -> bytes:
-        try:
-            got = self._reader.read(size)
-        except (TimeoutError, socket.timeout):
-            raise ConnectionLost("the server sent nothing for the timeout") from None
-        except OSError as error:
-            raise ConnectionLost(f"receiving failed: {error}") from error
-        if got is None or len(got) < size:
-            raise ConnectionLost("the server closed the connection")
-        return bytes(got) if not isinstance(got, bytes) else got
+    def _read_exact(self, size: int, is_progress: bool = False) -> bytes:
+        """`size` bytes, read within what is left of the timeout since the
+        last progress; with `is_progress` (file bytes) each read is progress."""
+        pieces: list[bytes] = []
+        got = 0
+        while got < size:
+            if self.timeout is not None:
+                left = self.timeout - (time.monotonic() - self._progress_at)
+                if left <= 0:
+                    raise ConnectionLost(f"the server made no progress for {self.timeout:g} s")
+                self.sock.settimeout(left)
+            try:
+                piece = self._reader.read1(size - got)
+            except (TimeoutError, socket.timeout):
+                raise ConnectionLost(f"the server made no progress for {self.timeout:g} s") from None
+            except OSError as error:
+                raise ConnectionLost(f"receiving failed: {error}") from error
+            if not piece:
+                raise ConnectionLost("the server closed the connection")
+            if is_progress:
+                self._progress()
+            pieces.append(piece)
+            got += len(piece)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def recv_frame(self) -> Frame:
         kind, length = HEADER.unpack(self._read_exact(HEADER_SIZE))
         check_header(kind, length, self.max_control, self.max_data)
-        return Frame(kind, self._read_exact(length) if length else b"")
+        if kind != KIND_CONTROL:
+            return Frame(kind, self._read_exact(length, is_progress=True) if length else b"")
+        payload = self._read_exact(length) if length else b""
+        self._progress_before_frame = self._progress_at
+        self._progress()
+        return Frame(kind, payload)
 
     def close(self) -> None:
         try:
