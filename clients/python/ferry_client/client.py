@@ -13,6 +13,7 @@ import io
 import os
 import socket
 import ssl
+import weakref
 from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO, Callable, Iterator, Optional, TypeVar, Union
 
@@ -883,7 +884,8 @@ class Client:
     ferryd, a file system whose times it could not learn; see held_mtime).
 
     A Client made by connect() opens a new connection (and says hello again)
-    when the last one was closed by an error, a dropped get or the server;
+    when the last one was closed by an error, a get or put dropped before
+    its end (the next request closes it), or the server;
     close() ends it for good."""
 
     def __init__(self, channel: FrameChannel, opener: Optional[Callable[[], FrameChannel]] = None,
@@ -895,7 +897,9 @@ class Client:
         self._open = True
         self._finished = False
         self._hello_args: Optional[dict[str, Any]] = None
-        self._active: Optional[Union[Listing, Download, Upload]] = None
+        # A Listing is held; a Download or an Upload only weakly, so that
+        # one the caller dropped unfinished can be told apart (_ready).
+        self._active_held: Union[None, Listing, "weakref.ref[Union[Download, Upload]]"] = None
         self.version = 1
         self.server = ""
         self.access = "rw"
@@ -929,6 +933,15 @@ class Client:
         self._finished = True
         self._drop()
 
+    @property
+    def _active(self) -> Optional[Union[Listing, Download, Upload]]:
+        held = self._active_held
+        return held() if isinstance(held, weakref.ref) else held
+
+    @_active.setter
+    def _active(self, transfer: Optional[Union[Listing, Download, Upload]]) -> None:
+        self._active_held = weakref.ref(transfer) if isinstance(transfer, (Download, Upload)) else transfer
+
     def _drop(self) -> None:
         self._active = None
         if self._open:
@@ -949,6 +962,12 @@ class Client:
         unfinished listing read to its end."""
         if self._finished:
             raise ConnectionLost("the Client is closed")
+        if isinstance(self._active_held, weakref.ref) and self._active_held() is None:
+            # A get or put dropped before its end (round 74, M5): the
+            # connection is mid-transfer, and nothing can finish it. It is
+            # closed, as the Download's and Upload's docstrings say; a Client
+            # made by connect() opens a new one below.
+            self._drop()
         if isinstance(self._active, Listing):
             self._active._read_ahead()
         elif self._active is not None:

@@ -60,6 +60,17 @@ class OperationTests(ServerCase):
         self.assertIsInstance(first, ferry_client.Entry)
         self.assertEqual(c.stat("hello.txt").size, 5)
 
+    def test_a_get_or_put_dropped_unfinished_gives_way_to_a_new_connection(self):
+        # Round 74, M5: the Client held the dropped Download, so every
+        # later call raised "a get or put is in progress" until reconnect().
+        c = self.connect()
+        for start in (lambda: c.open_get("big.bin"), lambda: c.open_put("dropped.bin", 10)):
+            started = start()
+            with self.assertRaises(ferry_client.ProtocolError):
+                c.stat("hello.txt")            # held: it is still in progress
+            del started
+            self.assertEqual(c.stat("hello.txt").size, 5)
+
     def test_stat_and_stats(self):
         c = self.connect()
         # mode (3.3): the file's permission bits where hello lists "mode".
