@@ -795,11 +795,17 @@ class Upload:
         """Sends bytes as one data frame (at most the server's
         ``max_data_frame``, 16 MiB from ferryd; the library's own put sends
         256 KiB frames). Raises ValueError for a larger payload (nothing is
-        sent, the upload goes on), ConnectionLost, or the server's error
-        when it refused the data and closed the connection."""
+        sent, the upload goes on; also for bytes past the upload's size),
+        ConnectionLost, or the server's error when it refused the data and
+        closed the connection."""
         if len(payload) > self._owner.max_data_frame:
             raise ValueError(f"a data frame of {len(payload)} bytes is over the server's max_data_frame "
                              f"({self._owner.max_data_frame}): write it in pieces")
+        if self.sent + len(payload) > self.size:
+            # The server would refuse it (size_mismatch) and close the
+            # connection (4.5): refused here, nothing sent (round 74, L3).
+            raise ValueError(f"{len(payload)} bytes more would pass the upload's size of {self.size} bytes "
+                             f"({self.sent} sent): nothing was sent, the upload goes on")
         try:
             self._owner._channel.send_data(payload)
         except ConnectionLost:
@@ -820,7 +826,14 @@ class Upload:
         size_mismatch), StorageError, ConnectionLost, UnsupportedVersion
         (``replace`` False where the server does not list
         "commit_replace": it would replace; nothing is sent and the upload
-        is still open, to abort or commit otherwise)."""
+        is still open, to abort or commit otherwise), ValueError (a
+        ``digest`` that is not the hash's lowercase hex: nothing is sent,
+        the upload is still open)."""
+        if not hashes.is_digest_hex(self.hash, digest):
+            # The server would refuse it (bad_request) and keep the upload
+            # open, which this Upload would already count as ended (round 74, L4).
+            raise ValueError(f"the digest to commit is {digest!r}, not {hashes.digest_length(self.hash)} "
+                             f"lowercase hex digits of {self.hash}: nothing was sent, the upload goes on")
         keep_existing = not (self.replace if replace is None else replace)
         if keep_existing:
             self._owner._need_commit_replace()
@@ -1229,7 +1242,9 @@ class Client:
         changed meanwhile. A file object is written from its position; with
         ``resume`` and a position p > 0, its first p bytes are taken as the
         file's beginning (read back and hashed: it must be readable and
-        seekable) and the download continues at p.
+        seekable) and the download continues at p, so a get cut short goes
+        on where it stopped; to write a whole file after bytes of another
+        (two files into one stream), pass resume=False.
 
         ``hash``: "sha256" or "xxh3-128" (needs the xxhash module).
         ``progress(done, total)`` is called with bytes of the file held.
@@ -1248,6 +1263,9 @@ class Client:
         hash = self._hash_name(hash)
         if not isinstance(dest, (str, os.PathLike)):
             return self._get_into_stream(name, dest, resume, hash, progress)
+        if not os.fspath(dest):
+            # As ferry's -o '' (round 74, L1): the file went to "./.ferry-part".
+            raise ValueError("dest is an empty path: name a file or a folder")
         target = local.download_target(os.fspath(dest), name)
         resumable = local.load_resumable(target, name, hash) if resume else None
         if resumable is None:
@@ -1351,6 +1369,17 @@ class Client:
         except OSError as error:
             download.close()
             raise local.local_error("cannot write to the file object", error) from error
+        except IntegrityError as error:
+            if offset == 0 or error.code != "hash_mismatch":
+                raise
+            # Round 74, M4: a stream holding other bytes before its
+            # position (another file got into it) was told the remote file
+            # may have changed.
+            raise IntegrityError("hash_mismatch", f"the file object's first {offset} bytes, taken as the start "
+                                 f"of {name!r} (resume=True, the default), and the rest received do not hash to "
+                                 f"the server's digest: the bytes written after position {offset} are not the "
+                                 "file. To write a whole file after other bytes, pass resume=False", error.reply
+                                 ) from None
         finally:
             download.close()
         return Transfer(name, download.size, download.mtime, download.offset, hash, download.digest or "",

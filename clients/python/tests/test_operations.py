@@ -71,6 +71,43 @@ class OperationTests(ServerCase):
             del started
             self.assertEqual(c.stat("hello.txt").size, 5)
 
+    def test_a_second_file_into_one_stream_is_told_apart_from_a_changed_one(self):
+        # Round 74, M4: a stream that holds another file's bytes takes them
+        # for this one's start (resume=True); the failure said the remote
+        # file "may have changed", which it had not.
+        c = self.connect()
+        write(os.path.join(self.root, "ten.txt"), b"abcdefghij", MTIME)
+        stream = io.BytesIO()
+        c.get("hello.txt", stream)
+        with self.assertRaises(ferry_client.IntegrityError) as caught:
+            c.get("ten.txt", stream)
+        self.assertIn("the file object's first 5 bytes", caught.exception.message)
+        self.assertIn("resume=False", caught.exception.message)
+        stream.seek(5)
+        stream.truncate()
+        c.get("ten.txt", stream, resume=False)
+        self.assertEqual(stream.getvalue(), b"helloabcdefghij")
+
+    def test_an_empty_destination_path_is_refused_before_any_request(self):
+        # Round 74, L1: the file went to ./.ferry-part and stayed there.
+        c = self.connect()
+        with self.assertRaises(ValueError):
+            c.get("hello.txt", "")
+
+    def test_an_upload_refuses_bytes_past_its_size_and_a_malformed_digest_locally(self):
+        # Round 74, L3 and L4: the server closed the connection on the sixth
+        # byte; an upper-case digest was refused with the upload counted as
+        # ended here, so every later request failed.
+        c = self.connect()
+        upload = c.open_put("five.bin", 5)
+        with self.assertRaises(ValueError):
+            upload.write(b"123456")
+        upload.write(b"12345")
+        with self.assertRaises(ValueError):
+            upload.commit(sha256(b"12345").upper())
+        self.assertEqual(upload.commit(sha256(b"12345"))["size"], 5)
+        self.assertEqual(c.stat("five.bin").size, 5)
+
     def test_stat_and_stats(self):
         c = self.connect()
         # mode (3.3): the file's permission bits where hello lists "mode".
