@@ -557,12 +557,10 @@ bool mark_intent(int fd, const struct ::stat& partial, std::uint32_t uid, std::u
 // the intent's (the owner comes first: take_final_attributes). Nothing
 // otherwise, or where a non-root server's file is not its own (its user
 // namespace attribute, which that owner alone may write).
-std::optional<PublishIntent> intent_on(int fd, const struct ::stat& st, dev_t root_device)
+// The intent written on `fd` (intent_attribute()), as it was written; none
+// where there is none, or where it cannot be read or decoded.
+std::optional<WrittenIntent> written_intent(int fd)
 {
-    static const uid_t server_user = ::geteuid();
-    if (st.st_nlink != 1 || (server_user != 0 && st.st_uid != server_user)) {
-        return std::nullopt;
-    }
     std::string value(128, '\0');
     ssize_t got = ::fgetxattr(fd, intent_attribute(), value.data(), value.size());
     if (got < 0 && errno == ERANGE) { // a long ACL: ask its size
@@ -578,7 +576,16 @@ std::optional<PublishIntent> intent_on(int fd, const struct ::stat& st, dev_t ro
         return std::nullopt;
     }
     value.resize(static_cast<std::size_t>(got));
-    const auto written = decode_publish_intent(value);
+    return decode_publish_intent(value);
+}
+
+std::optional<PublishIntent> intent_on(int fd, const struct ::stat& st, dev_t root_device)
+{
+    static const uid_t server_user = ::geteuid();
+    if (st.st_nlink != 1 || (server_user != 0 && st.st_uid != server_user)) {
+        return std::nullopt;
+    }
+    const auto written = written_intent(fd);
     if (!written) {
         return std::nullopt;
     }
@@ -593,6 +600,27 @@ std::optional<PublishIntent> intent_on(int fd, const struct ::stat& st, dev_t ro
         return std::nullopt;
     }
     return intent;
+}
+
+// Whether `fd` still carries the intent its killed commit wrote on it
+// before the rename, the very one the record holds (the device aside: the
+// attribute names none). The inode number, size and mtime that
+// left_by_the_commit checks do not tell the published file from another
+// that took its freed inode number since (ext4 hands it out again at once)
+// with the size and mtime a client chose alike, renamed onto the name: that
+// file was given the record's owner and mode (attack round 74, F1: another
+// identity's 0600 upload became 0666 and another user's). A file without
+// the attribute (the commit could not write it, or was killed after its
+// last step but the mode) keeps what it has: narrower, never wider.
+bool carries_the_intent(int fd, const PublishIntent& recorded)
+{
+    const auto written = written_intent(fd);
+    if (!written) {
+        return false;
+    }
+    PublishIntent found = written->intent;
+    found.device = recorded.device;
+    return found == recorded;
 }
 
 // What a look at a publish record found.
@@ -666,7 +694,8 @@ Settled settle_record(const Library& library, const std::string& entry, const Pa
                 return Settled::publish_in_flight;
             }
             struct ::stat held {};
-            if (::fstat(fd, &held) != 0 || !left_by_the_commit(held, intent, decoded->part)) {
+            if (::fstat(fd, &held) != 0 || !left_by_the_commit(held, intent, decoded->part) ||
+                !carries_the_intent(fd, intent)) {
                 ::close(fd);
                 log_event("publish_record_dropped",
                           {{"path", decoded->name}, {"why", "the file at its name is no longer the one published"}});

@@ -11,6 +11,7 @@ and the test kills ferryd with SIGKILL as soon as the new content stands
 at the name."""
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -125,6 +126,38 @@ class PublishRecord(unittest.TestCase):
         with Server(FERRYD, self.root):
             self.assertEqual(attributes(self.target), (1234, 1234, 0o640))
             self.assertEqual(hidden_entries(self.root), [])
+
+
+    def test_a_file_that_took_the_published_ones_inode_is_left_as_it_is(self):
+        # Attack round 74, F1: the published file deleted, ext4 gave its
+        # inode number to another identity's private upload of the same size
+        # and mtime, renamed onto the name: the settle gave it the record's
+        # owner and mode (0600 became 0666, another user's). The record
+        # named the file by inode, size and mtime only; that file is modelled
+        # here by the killed commit's own, without the intent the commit
+        # wrote on it (a new file never has it), or with another's.
+        self.settle_with_the_intent(lambda intent: None)
+
+    def test_a_file_carrying_another_commits_intent_is_left_as_it_is(self):
+        def another(intent):
+            fields = json.loads(intent)
+            fields[1:4] = [0, 0, 0o600]  # the owner and mode another commit asked
+            return json.dumps(fields, separators=(",", ":")).encode()
+        self.settle_with_the_intent(another)
+
+    def settle_with_the_intent(self, replaced):
+        """After a killed commit, its file's intent is `replaced(intent)` (None: removed); a ferryd started on
+        the folder then settles the record."""
+        intent_name = "trusted.ferry.publishing"
+        self.kill_between_rename_and_attributes()
+        new = replaced(os.getxattr(self.target, intent_name))
+        if new is None:
+            os.removexattr(self.target, intent_name)
+        else:
+            os.setxattr(self.target, intent_name, new)
+        with Server(FERRYD, self.root):
+            self.assertEqual(attributes(self.target), (0, 0, 0o600))
+            self.assertEqual(hidden_entries(self.root), [])  # the record is dropped
 
 
 class ReadOnlyChangesNothing(unittest.TestCase):
