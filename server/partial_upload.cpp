@@ -13,14 +13,15 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <utility>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <functional>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
+#include <utility>
 #include <vector>
 
 namespace ferry::server {
@@ -1961,30 +1962,44 @@ bool is_resume_state(const Library& library, const std::string& entry)
     return text && decode_resume_state(*text);
 }
 
-// Whether a file modified at `modified` is at least `ttl` old at `now`,
-// without overflow: a TTL near the largest count of seconds means never,
-// and a time stamp far in the past (or the future) is no wrap-around.
-bool older_than(std::time_t modified, std::time_t now, std::chrono::seconds ttl)
+// Whether a file modified at `modified_ns` is at least `ttl` old at
+// `now_ns` (nanoseconds since the epoch), without overflow: a TTL near the
+// largest count of seconds means never, and a time stamp far in the past
+// (or the future) is no wrap-around. In nanoseconds, not whole seconds: an
+// upload kept at x.95 s was "a second old" 50 ms later, so a TTL of N s
+// removed uploads from N - 1 s of age on (attack round 74, F2).
+bool older_than(std::int64_t modified_ns, std::int64_t now_ns, std::chrono::seconds ttl)
 {
-    std::time_t age = 0;
-    if (__builtin_sub_overflow(now, modified, &age)) {
-        return modified < now; // too far apart to subtract: as old as can be, or from the future
+    std::int64_t age_ns = 0;
+    if (__builtin_sub_overflow(now_ns, modified_ns, &age_ns)) {
+        return modified_ns < now_ns; // too far apart to subtract: as old as can be, or from the future
     }
-    return age >= ttl.count();
+    std::int64_t ttl_ns = 0;
+    if (__builtin_mul_overflow(ttl.count(), std::int64_t{1'000'000'000}, &ttl_ns)) {
+        return false; // a TTL past what the clock can reach: never
+    }
+    return age_ns >= ttl_ns;
+}
+
+std::int64_t now_ns()
+{
+    struct ::timespec now {};
+    ::clock_gettime(CLOCK_REALTIME, &now); // the clock file times are set by
+    return sys::nanoseconds_since_epoch(now);
 }
 
 } // namespace
 
 std::size_t remove_stale_partials(const Library& library, std::chrono::seconds ttl)
 {
-    const std::time_t now = std::time(nullptr);
+    const std::int64_t now = now_ns();
     // The server's own files, grouped by token, with the newest modification
     // time of each group. What is not the server's is left out here, and so
     // neither removed nor counted, on this sweep or any other: skipped
     // without a log line (ferryd.8), since the same entries would be named
     // again every half TTL.
     struct Kept {
-        std::time_t newest = 0;
+        std::int64_t newest = std::numeric_limits<std::int64_t>::min(); // nanoseconds
         std::vector<std::string> names;
     };
     std::map<std::string, Kept> by_token;
@@ -2008,7 +2023,7 @@ std::size_t remove_stale_partials(const Library& library, std::chrono::seconds t
             continue;
         }
         auto& kept = by_token[parsed->token];
-        kept.newest = std::max(kept.newest, st.st_mtime);
+        kept.newest = std::max(kept.newest, sys::nanoseconds_since_epoch(st.st_mtim));
         kept.names.push_back(std::move(entry));
     }
 
@@ -2036,7 +2051,8 @@ std::size_t remove_stale_partials(const Library& library, std::chrono::seconds t
             struct ::stat held {};
             struct ::stat named {};
             if (::fstat(fd, &held) != 0 || !made_by_server(held) || library.stat_entry(data, named) != 0 ||
-                named.st_ino != held.st_ino || named.st_dev != held.st_dev || now - held.st_mtime < ttl.count()) {
+                named.st_ino != held.st_ino || named.st_dev != held.st_dev ||
+                !older_than(sys::nanoseconds_since_epoch(held.st_mtim), now, ttl)) {
                 ::close(fd);
                 continue;
             }

@@ -183,6 +183,35 @@ class StalePartials(unittest.TestCase):
         finally:
             shutil.rmtree(root)
 
+    def test_an_upload_younger_than_the_ttl_by_less_than_a_second_is_kept(self):
+        # Attack round 74, F2: ages were whole seconds, so an upload kept at
+        # x.9 s was a second older 0.1 s later, and went before its TTL.
+        # Here its mtime is 99.1 s before a whole second and the sweep at
+        # the start comes within that second: 99.1 to 99.9 s old, under the
+        # TTL of 100 s, yet 100 whole seconds.
+        root = temp_root()
+        try:
+            with Server(FERRYD, root) as server:
+                peer = server.peer()
+                peer.put("half.bin", os.urandom(1 << 20), commit=False)
+                peer.close()
+                self.assertTrue(wait_until(lambda: len(hidden_entries(root)) == 2))
+            kept = hidden_entries(root)
+            while time.time() % 1 > 0.2:  # early in a second: the start's sweep comes within it
+                time.sleep(0.01)
+            second = int(time.time())
+            modified = (second - 100) * 1_000_000_000 + 900_000_000
+            for name in kept:
+                os.utime(os.path.join(root, name), ns=(modified, modified))
+            with Server(FERRYD, root, "--partial-ttl", "100") as server:
+                peer = server.peer()  # served: the start's sweep is over
+                peer.close()
+                if int(time.time()) != second:
+                    self.skipTest("the server took past the second to start: the case did not happen")
+                self.assertEqual(hidden_entries(root), kept)
+        finally:
+            shutil.rmtree(root)
+
     def test_a_ttl_too_long_for_the_clock_keeps_uploads_for_good(self):
         # 2^63 seconds and more wrapped to a negative TTL (and the sweep's
         # interval overflowed as milliseconds): every kept upload went at
