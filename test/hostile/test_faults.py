@@ -167,14 +167,18 @@ class KilledClients(unittest.TestCase):
 
 
 class StalePartials(unittest.TestCase):
+    def keep_an_upload(self, root):
+        """An upload of 1 MiB left uncommitted in `root`: its partial and state, kept for resume."""
+        with Server(FERRYD, root) as server:
+            peer = server.peer()
+            peer.put("half.bin", os.urandom(1 << 20), commit=False)
+            peer.close()
+            self.assertTrue(wait_until(lambda: len(hidden_entries(root)) == 2))
+
     def test_removed_on_start_up_when_older_than_the_ttl(self):
         root = temp_root()
         try:
-            with Server(FERRYD, root) as server:
-                peer = server.peer()
-                peer.put("half.bin", os.urandom(1 << 20), commit=False)
-                peer.close()
-                self.assertTrue(wait_until(lambda: len(hidden_entries(root)) == 2))
+            self.keep_an_upload(root)
             old = time.time() - 7200
             for name in hidden_entries(root):
                 os.utime(os.path.join(root, name), (old, old))
@@ -191,11 +195,7 @@ class StalePartials(unittest.TestCase):
         # TTL of 100 s, yet 100 whole seconds.
         root = temp_root()
         try:
-            with Server(FERRYD, root) as server:
-                peer = server.peer()
-                peer.put("half.bin", os.urandom(1 << 20), commit=False)
-                peer.close()
-                self.assertTrue(wait_until(lambda: len(hidden_entries(root)) == 2))
+            self.keep_an_upload(root)
             kept = hidden_entries(root)
             while time.time() % 1 > 0.2:  # early in a second: the start's sweep comes within it
                 time.sleep(0.01)
