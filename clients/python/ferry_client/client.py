@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import io
+import math
 import os
 import socket
 import ssl
@@ -222,10 +223,15 @@ def _mtime_limits(reply: dict[str, Any]) -> Optional[MtimeLimits]:
 
 
 def _check_mtime(mtime: Any) -> int:
-    """A time to send (a put's or set_mtime's) as whole seconds (int()),
-    refused here (ValueError) past the signed 64-bit range of PROTOCOL.md
-    3.1 rather than by the server's bad_request."""
-    seconds = int(mtime)
+    """A time to send (a put's or set_mtime's) as the whole second it falls
+    in (math.floor: os.stat's float st_mtime of 1.7 is second 1, of -0.5
+    second -1; int() took -0.5 for 0), refused here (ValueError) past the
+    signed 64-bit range of PROTOCOL.md 3.1 rather than by the server's
+    bad_request, or where it is no number (nan, inf)."""
+    try:
+        seconds: int = math.floor(mtime)
+    except (OverflowError, ValueError):
+        raise ValueError(f"mtime {mtime!r} is no time") from None
     if not _signed64(seconds):
         raise ValueError(f"mtime {mtime!r} is outside the signed 64-bit range of seconds")
     return seconds
@@ -353,23 +359,35 @@ def _expected(entry: Entry) -> dict[str, Any]:
 
 
 def parse_address(address: str) -> tuple[str, int]:
-    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` -> (host, port);
-    the port defaults to 7021. Raises ValueError."""
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port``, each also as
+    ``ferry://...`` (``ferry --server`` takes the same) -> (host, port);
+    the port defaults to 7021. Raises ValueError naming what is wrong."""
+    given = address
+    if address.startswith("ferry://"):
+        address = address[len("ferry://"):].removesuffix("/")
+        if "/" in address:
+            raise ValueError(f"{given!r} names a file: connect() takes a server, ferry://HOST:PORT")
+
+    def port_of(text: str) -> int:
+        if not text.isascii() or not text.isdigit():
+            raise ValueError(f"{given!r}: the port {text!r} is not a number")
+        return int(text)
+
     host, port = address, DEFAULT_PORT
     if address.startswith("["):
         end = address.find("]")
         if end < 0:
-            raise ValueError(f"no ']' in {address!r}")
+            raise ValueError(f"no ']' in {given!r}")
         host, rest = address[1:end], address[end + 1:]
         if rest:
             if not rest.startswith(":"):
-                raise ValueError(f"{address!r}: expected ':PORT' after ']'")
-            port = int(rest[1:])
+                raise ValueError(f"{given!r}: expected ':PORT' after ']'")
+            port = port_of(rest[1:])
     elif address.count(":") == 1:
         host, text = address.split(":")
-        port = int(text)
+        port = port_of(text)
     if not host or not 0 < port < 65536:
-        raise ValueError(f"{address!r} is not HOST:PORT")
+        raise ValueError(f"{given!r} is not HOST:PORT (a port from 1 to 65535)")
     return host, port
 
 

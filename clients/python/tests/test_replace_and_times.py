@@ -173,6 +173,27 @@ class MtimeLimitTests(ServerCase):
                 self.c.set_mtime("", asked)
         self.assertEqual(self.c.stat("").type, "folder")   # the connection goes on
 
+    def test_a_time_with_a_fraction_is_the_second_it_falls_in(self):
+        # Round 74, L7: int() took -0.5 s for second 0 (it is second -1).
+        for asked, second in ((1_700_000_000.7, 1_700_000_000), (-0.5, -1), (-1.25, -2)):
+            with self.subTest(asked=asked):
+                self.assertEqual(self.c.put(io.BytesIO(b"t"), "f.bin", mtime=asked).mtime_asked, second)
+                self.assertEqual(self.c.set_mtime("f.bin", asked).mtime, self.c.held_mtime(second))
+        for asked in (float("nan"), float("inf")):
+            with self.assertRaises(ValueError):
+                self.c.set_mtime("f.bin", asked)
+
+    def test_the_address_may_be_a_ferry_url_and_a_bad_port_is_named(self):
+        # Round 74, L6: ferry://HOST:PORT (as ferry --server takes it) was
+        # looked up as a host name, and "HOST:x" raised int()'s message.
+        with ferry_client.connect(f"ferry://{self.address}") as c:
+            self.assertEqual(c.stat("").type, "folder")
+        for address, words in (("127.0.0.1:x", "the port 'x' is not a number"),
+                               (f"ferry://{self.address}/f.bin", "names a file")):
+            with self.assertRaises(ValueError) as caught:
+                ferry_client.connect(address)
+            self.assertIn(words, str(caught.exception))
+
     def test_without_limits_times_compare_exactly(self):
         c = self.connect(version=1)
         self.assertIsNone(c.mtime_limits)
