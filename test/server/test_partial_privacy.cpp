@@ -371,7 +371,10 @@ std::string record_entry(const std::string& path)
 // commit writes it, by hand, so that the test reads the record's format and
 // not the code under test: a file named by the path alone, its state gone;
 // `legacy`: inside the upload's state, as builds before the record files
-// wrote it. `inode_offset` other than 0 records another file's identity.
+// wrote it. The commit's intent rides on the file, as the commit writes it
+// before the rename (PROTOCOL.md 4.5): an array of the inode, owner, group,
+// mode, ACL and the second it was written. `inode_offset` other than 0
+// records another file's identity, in both.
 // `owner`: who made the upload. Returns the record's path.
 std::string leave_killed_publish(const TempRoot& root, const Library& library, const std::string& target,
                                  std::uint64_t inode_offset, bool legacy = false,
@@ -395,6 +398,11 @@ std::string leave_killed_publish(const TempRoot& root, const Library& library, c
                          ",\"inode\":" + std::to_string(st.st_ino + inode_offset) +
                          ",\"uid\":4321,\"gid\":8765,\"mode\":416," // 0640
                          "\"acl\":\"user::rw-,user:1234:r--,group::r--,mask::r--,other::---\"}");
+    const std::string intent = "[" + std::to_string(st.st_ino + inode_offset) +
+                               ",4321,8765,416,\"user::rw-,user:1234:r--,group::r--,mask::r--,other::---\"," +
+                               std::to_string(std::time(nullptr)) + "]";
+    REQUIRE(::setxattr(partial.c_str(), ::geteuid() == 0 ? "trusted.ferry.publishing" : "user.ferry.publishing",
+                       intent.data(), intent.size(), 0) == 0);
     if (legacy) {
         root.write(std::string(kPartialPrefix) + token + ".state", text);
     } else {
@@ -406,6 +414,35 @@ std::string leave_killed_publish(const TempRoot& root, const Library& library, c
 }
 
 } // namespace
+
+TEST_CASE("a record settles only the file that carries its commit's intent, never one that took its inode")
+{
+    // Attack round 74, F1: the published file deleted, another of the same
+    // inode number, size and mtime at the name got the record's owner and
+    // mode. That file is the killed commit's own here, without the intent
+    // (no new file has it) or with another commit's.
+    const char* attribute = ::geteuid() == 0 ? "trusted.ferry.publishing" : "user.ferry.publishing";
+    for (const bool another_intent : {false, true}) {
+        CAPTURE(another_intent);
+        TempRoot root;
+        auto library = open_library(root);
+        const std::string path = root.path() + "/f.bin";
+        const std::string record = leave_killed_publish(root, *library, "f.bin", 0);
+        if (another_intent) {
+            const std::string intent = "[" + std::to_string(lstat_of(path).st_ino) + ",0,0,384,\"none\"," +
+                                       std::to_string(std::time(nullptr)) + "]";
+            REQUIRE(::setxattr(path.c_str(), attribute, intent.data(), intent.size(), 0) == 0);
+        } else {
+            REQUIRE(::removexattr(path.c_str(), attribute) == 0);
+        }
+        CHECK(remove_stale_partials(*library, std::chrono::hours(1)) == 0);
+        const auto kept = lstat_of(path);
+        CHECK((kept.st_mode & 07777) == 0600);
+        CHECK(kept.st_uid == ::geteuid());
+        struct ::stat gone {};
+        CHECK(::lstat(record.c_str(), &gone) != 0); // dropped all the same
+    }
+}
 
 TEST_CASE("a commit killed between its rename and the attributes: the next ferryd sets what it recorded")
 {
