@@ -8,9 +8,9 @@
 #include <algorithm>
 #include <charconv>
 #include <limits>
+#include <optional>
 #include <string>
 #include <system_error>
-#include <unordered_set>
 #include <vector>
 
 namespace ferry {
@@ -100,12 +100,15 @@ std::string with_huge_numbers_capped(std::string_view text)
 }
 
 // Finds a key repeated within one object, in one pass over the text with
-// nlohmann's SAX interface: per open object, the keys seen so far. It only
-// reads; the value itself comes from the plain parse. (nlohmann's callback
-// parser, which could count keys as it builds, scans the enclosing
-// container for discarded values after every object it closes: quadratic in
-// the objects one array or object holds, so 64 KiB of "{}," cost a server
-// loop 75 ms and a 1 MiB reply the client minutes.)
+// nlohmann's SAX interface, before the value is built (the two never held at
+// once: a 16 MiB frame costs no more memory than its value). The keys of the
+// open objects stand in one vector, each object's from where it began; an
+// object's are compared once it closes, sorted (so a million keys cost
+// k log k, not k squared), then dropped. (nlohmann's callback parser, which
+// could count keys as it builds, scans the enclosing container for discarded
+// values after every object it closes: quadratic in the objects one array or
+// object holds, so 64 KiB of "{}," cost a server loop 75 ms and a 1 MiB reply
+// the client minutes.)
 class RepeatedKeyFinder final : public nlohmann::json_sax<json> {
 public:
     bool repeated() const { return repeated_; }
@@ -119,30 +122,58 @@ public:
     bool binary(binary_t&) override { return true; }
     bool start_object(std::size_t) override
     {
-        open_objects_.emplace_back();
+        starts_.push_back(keys_.size());
         return true;
     }
     bool key(string_t& name) override
     {
-        if (!open_objects_.back().insert(name).second) {
-            repeated_ = true;
-            return false; // found: the rest need not be read
-        }
+        keys_.push_back(std::move(name));
         return true;
     }
     bool end_object() override
     {
-        open_objects_.pop_back();
+        const auto first = keys_.begin() + static_cast<std::ptrdiff_t>(starts_.back());
+        starts_.pop_back();
+        std::sort(first, keys_.end());
+        if (std::adjacent_find(first, keys_.end()) != keys_.end()) {
+            repeated_ = true;
+            return false; // found: the rest need not be read
+        }
+        keys_.erase(first, keys_.end());
         return true;
     }
     bool start_array(std::size_t) override { return true; }
     bool end_array() override { return true; }
-    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override
+    {
+        broken_ = true;
+        return false;
+    }
+    // Whether the text ended the pass early (not JSON, or a number a double
+    // cannot hold: then only the capped text tells).
+    bool broken() const { return broken_; }
 
 private:
-    std::vector<std::unordered_set<std::string>> open_objects_;
+    std::vector<std::string> keys_;
+    std::vector<std::size_t> starts_;
     bool repeated_ = false;
+    bool broken_ = false;
 };
+
+// Whether `text` repeats a key within one object; nullopt where it could
+// not be read through (see RepeatedKeyFinder::broken).
+std::optional<bool> repeats_a_key(std::string_view text)
+{
+    RepeatedKeyFinder finder;
+    (void)json::sax_parse(text.begin(), text.end(), &finder);
+    if (finder.repeated()) {
+        return true;
+    }
+    if (finder.broken()) {
+        return std::nullopt;
+    }
+    return false;
+}
 
 // Parses a control frame's text into one JSON object, the way PROTOCOL.md 2
 // and 3.1 read it; never throws. A key repeated within one object is bad_json:
@@ -150,10 +181,11 @@ private:
 // another one. A NUL byte is never JSON (not whitespace, and raw in no
 // string), but nlohmann takes it for the end of the text and would ignore what
 // follows; a byte order mark is not the whitespace PROTOCOL.md allows either.
-// Each pass is linear in the text (the duplicate check hashes each key once).
+// Each pass is linear in the text, but for the sort of each object's keys.
 Result<json> parse_object(std::string_view text)
 {
     const Error not_json{ErrorCode::bad_json, "control frame is not a JSON object"};
+    const Error repeated{ErrorCode::bad_json, "control frame repeats a key within one object"};
     if (text.find('\0') != std::string_view::npos || text.starts_with("\xEF\xBB\xBF")) {
         return not_json;
     }
@@ -165,20 +197,20 @@ Result<json> parse_object(std::string_view text)
         }
     };
     try {
-        std::string capped; // the text that parsed, where its numbers had to be capped
+        auto repeats = repeats_a_key(text);
+        if (repeats == true) {
+            return repeated;
+        }
         auto value = parse(text);
         if (!value) {
-            capped = with_huge_numbers_capped(text);
+            const std::string capped = with_huge_numbers_capped(text);
+            if (!repeats && repeats_a_key(capped) == true) { // it stopped at the number a double cannot hold
+                return repeated;
+            }
             value = parse(capped);
         }
         if (!value || !value->is_object()) {
             return not_json;
-        }
-        const std::string_view parsed = capped.empty() ? text : std::string_view(capped);
-        RepeatedKeyFinder finder;
-        (void)json::sax_parse(parsed.begin(), parsed.end(), &finder);
-        if (finder.repeated()) {
-            return Error{ErrorCode::bad_json, "control frame repeats a key within one object"};
         }
         return std::move(*value);
     } catch (const json::exception&) {
