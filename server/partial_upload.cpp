@@ -612,9 +612,14 @@ std::optional<PublishIntent> intent_on(int fd, const struct ::stat& st, dev_t ro
 // file was given the record's owner and mode (attack round 74, F1: another
 // identity's 0600 upload became 0666 and another user's). A file without
 // the attribute (the commit could not write it, or was killed after its
-// last step but the mode) keeps what it has: narrower, never wider.
+// last step but the mode) keeps what it has: narrower, never wider. Where
+// the file system keeps no such attribute at all (ENOTSUP: no commit could
+// write one), the identity is all there is to go by, as before.
 bool carries_the_intent(int fd, const PublishIntent& recorded)
 {
+    if (::fgetxattr(fd, intent_attribute(), nullptr, 0) < 0 && errno == ENOTSUP) {
+        return true;
+    }
     const auto written = written_intent(fd);
     if (!written) {
         return false;

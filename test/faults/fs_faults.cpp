@@ -71,8 +71,11 @@
 //   a RESOLVE_BENEATH walk with EXDEV when a folder on the path is moved
 //   out of the served folder while it walks through it.
 // - FERRY_NO_FERRY_XATTR: fsetxattr(2) of an attribute whose name holds
-//   "ferry" fails with ENOTSUP, as on a file system that keeps no
-//   attributes of that namespace (a commit then writes no intent on its file).
+//   "ferry" fails with ENOTSUP (a commit then writes no intent on its file),
+//   while reading one there still works, as where a long ACL fills a file's
+//   attribute space; set to "all", fgetxattr(2) of such a name fails with
+//   ENOTSUP too, as on a file system that keeps no attributes of that
+//   namespace.
 //
 // The 64-bit names are wanted as the library has them: meson builds with
 // _FILE_OFFSET_BITS=64, which would turn readdir into readdir64 here.
@@ -395,6 +398,11 @@ ssize_t fgetxattr(int fd, const char* name, void* value, size_t size)
     static const Get real = next_definition<Get>("fgetxattr");
     if (std::getenv("FERRY_DEFAULT_ACL_EIO") != nullptr && std::strcmp(name, "system.posix_acl_default") == 0) {
         errno = EIO;
+        return -1;
+    }
+    const char* no_ferry_xattr = std::getenv("FERRY_NO_FERRY_XATTR");
+    if (no_ferry_xattr != nullptr && std::strcmp(no_ferry_xattr, "all") == 0 && std::strstr(name, "ferry") != nullptr) {
+        errno = ENOTSUP;
         return -1;
     }
     return real(fd, name, value, size);

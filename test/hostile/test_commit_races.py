@@ -281,15 +281,17 @@ class CommitsOfOneName(unittest.TestCase):
         # meets its file. Where the file system keeps the killed commit's
         # intent on its file, that commit takes it at once, and the record
         # the killed one left (PROTOCOL.md 4.7) is settled by the next put
-        # of the name; where it keeps none (FERRY_NO_FERRY_XATTR), the
-        # commit waits, and must settle the record before it reads the
-        # file, not take its 0600.
+        # of the name; where it keeps none (FERRY_NO_FERRY_XATTR=all: a file
+        # system without the namespace), the commit waits, and must settle
+        # the record, by the file's identity alone, before it reads the
+        # file, not take its 0600. (Where the namespace is kept but the
+        # intent is missing, the record settles nothing: PROTOCOL.md 4.7.)
         for no_intent in (False, True):
             path = self.plant(f"shared-{no_intent}.bin")
             name = os.path.basename(path)
             big = os.urandom(2 << 20)
             small = b"the next version"
-            faults = {"FERRY_NO_FERRY_XATTR": "1"} if no_intent else {}
+            faults = {"FERRY_NO_FERRY_XATTR": "all"} if no_intent else {}
             with Server(FERRYD, self.root, env=preloaded(FERRY_PUBLISH_PAUSE_MS="2000", **faults)) as killed, \
                     Server(FERRYD, self.root, env=preloaded(**faults)) as other:
                 first, second = killed.peer(), other.peer()
