@@ -816,6 +816,9 @@ class Upload:
         sent, the upload goes on; also for bytes past the upload's size),
         ConnectionLost, or the server's error when it refused the data and
         closed the connection."""
+        # Bytes, not items: a memoryview of 4-byte integers is 4 bytes an
+        # item, and the frame's header must count them all (round 75, F3).
+        payload = memoryview(payload).cast("B")
         if len(payload) > self._owner.max_data_frame:
             raise ValueError(f"a data frame of {len(payload)} bytes is over the server's max_data_frame "
                              f"({self._owner.max_data_frame}): write it in pieces")
@@ -1279,9 +1282,11 @@ class Client:
         StorageError, ConnectionLost (the part stays for a resume),
         LocalIOError, UnsupportedHash."""
         hash = self._hash_name(hash)
+        if isinstance(dest, bytes):   # a path as os takes it, not a stream (round 75, F6)
+            dest = os.fsdecode(dest)
         if not isinstance(dest, (str, os.PathLike)):
             return self._get_into_stream(name, dest, resume, hash, progress)
-        if not os.fspath(dest):
+        if not os.fsdecode(dest):
             # As ferry's -o '' (round 74, L1): the file went to "./.ferry-part".
             raise ValueError("dest is an empty path: name a file or a folder")
         target = local.download_target(os.fspath(dest), name)

@@ -231,8 +231,16 @@ class Transport:
         with no entry and more to come): the timeout runs on from before it."""
         self._progress_at = self._progress_before_frame
 
-    def send_raw(self, raw: Buffer) -> None:
+    def _sending(self) -> None:
+        """A request or data about to go: the timeout runs from now, and a
+        send may wait all of it (a read left the socket's timeout at what
+        was left of its own: round 75, F1)."""
         self._progress()
+        if self.timeout is not None:
+            self.sock.settimeout(self.timeout)
+
+    def send_raw(self, raw: Buffer) -> None:
+        self._sending()
         try:
             self.sock.sendall(raw)
         except OSError as error:
@@ -242,7 +250,7 @@ class Transport:
         self.send_raw(control(obj))
 
     def send_data(self, payload: Buffer) -> None:
-        self._progress()
+        self._sending()
         header = HEADER.pack(KIND_DATA, len(payload))
         try:
             if self._scatter:

@@ -2,6 +2,7 @@
 stat, stats, get to a path, a folder or a file object, put from a path or
 a file object, the hashes, progress, and resume both ways, cut midway."""
 
+import array
 import io
 import os
 import unittest
@@ -91,8 +92,9 @@ class OperationTests(ServerCase):
     def test_an_empty_destination_path_is_refused_before_any_request(self):
         # Round 74, L1: the file went to ./.ferry-part and stayed there.
         c = self.connect()
-        with self.assertRaises(ValueError):
-            c.get("hello.txt", "")
+        for empty in ("", b""):
+            with self.assertRaises(ValueError):
+                c.get("hello.txt", empty)
 
     def test_an_upload_refuses_bytes_past_its_size_and_a_malformed_digest_locally(self):
         # Round 74, L3 and L4: the server closed the connection on the sixth
@@ -107,6 +109,17 @@ class OperationTests(ServerCase):
             upload.commit(sha256(b"12345").upper())
         self.assertEqual(upload.commit(sha256(b"12345"))["size"], 5)
         self.assertEqual(c.stat("five.bin").size, 5)
+        # Round 75, F3: items were counted, not bytes: a memoryview of
+        # 4-byte integers passed the size check, and the frame's header
+        # said a quarter of what followed.
+        words = memoryview(array.array("i", [1, 2])).cast("B").cast("i")
+        upload = c.open_put("words.bin", 8)
+        upload.write(words)
+        self.assertEqual(upload.commit(sha256(words.tobytes()))["size"], 8)
+        upload = c.open_put("over.bin", 4)
+        with self.assertRaises(ValueError):
+            upload.write(words)
+        upload.abort()
 
     def test_stat_and_stats(self):
         c = self.connect()

@@ -9,7 +9,10 @@ A scripted server on a loopback socket, one thread per test; it closes
 after a few seconds whatever happens, so a client that waits on it fails
 the test instead of hanging it."""
 
+import hashlib
+import io
 import json
+import os
 import socket
 import struct
 import tempfile
@@ -46,9 +49,10 @@ class ScriptedServer:
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
 
-    def read_control(self, conn):
-        header = self.read_exact(conn, 5)
-        return json.loads(self.read_exact(conn, struct.unpack(">BI", header)[1]))
+    @staticmethod
+    def read_control(conn):
+        header = ScriptedServer.read_exact(conn, 5)
+        return json.loads(ScriptedServer.read_exact(conn, struct.unpack(">BI", header)[1]))
 
     @staticmethod
     def read_exact(conn, size):
@@ -131,6 +135,36 @@ class NoProgressTests(unittest.TestCase):
         with self.client_of(script) as client, tempfile.TemporaryDirectory() as folder:
             done = client.get("f.bin", folder)
             self.assertEqual((done.size, done.digest), (len(CONTENT), sha256(CONTENT)))
+
+
+    def test_a_late_reply_leaves_the_sends_after_it_their_whole_timeout(self):
+        # Round 75, F1: a read left the socket's timeout at what was left of
+        # it, so after a put reply that came late (but in time) the upload's
+        # sends had a few ms, and the server's first pause in reading cut it.
+        content = os.urandom(16 << 20)   # past what the socket buffers hold: the sends wait on the reader
+
+        def script(conn, request, going):
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            time.sleep(TIMEOUT * 0.9)
+            conn.sendall(control({"id": request["id"], "ok": True, "offset": 0, "token": "t"}))
+            hasher = hashlib.sha256()
+            got, paused_at = 0, 1 << 20   # a pause at 1 and at 2 MiB
+            while got < len(content):
+                header = ScriptedServer.read_exact(conn, 5)
+                body = ScriptedServer.read_exact(conn, struct.unpack(">BI", header)[1])
+                hasher.update(body)
+                got += len(body)
+                if got - len(body) < paused_at <= got:
+                    time.sleep(TIMEOUT * 0.6)   # a pause in reading, within the timeout
+                    paused_at += 1 << 20
+                    paused_at = paused_at if paused_at <= 2 << 20 else len(content) + 1
+            commit = ScriptedServer.read_control(conn)
+            conn.sendall(control({"id": commit["id"], "ok": True, "name": request["name"], "size": len(content),
+                                  "mtime": 5, "sha256": hasher.hexdigest()}))
+            time.sleep(0.5)
+        with self.client_of(script) as client:
+            done = client.put(io.BytesIO(content), "up.bin")
+            self.assertEqual(done.digest, sha256(content))
 
 
 if __name__ == "__main__":
