@@ -551,13 +551,6 @@ bool mark_intent(int fd, const struct ::stat& partial, std::uint32_t uid, std::u
     return false;
 }
 
-// The intent a live commit left on the 0600 file `fd` (`st`: its fstat) that
-// it holds, where the file is still as that commit left it: the inode the
-// intent names beneath this root (not a copy that took the attribute along),
-// one link (no second name a user made), and owned by the server's user or
-// the intent's (the owner comes first: take_final_attributes). Nothing
-// otherwise, or where a non-root server's file is not its own (its user
-// namespace attribute, which that owner alone may write).
 // The intent written on `fd` (intent_attribute()), as it was written; none
 // where there is none, or where it cannot be read or decoded.
 std::optional<WrittenIntent> written_intent(int fd)
@@ -580,6 +573,13 @@ std::optional<WrittenIntent> written_intent(int fd)
     return decode_publish_intent(value);
 }
 
+// The intent a live commit left on the 0600 file `fd` (`st`: its fstat) that
+// it holds, where the file is still as that commit left it: the inode the
+// intent names beneath this root (not a copy that took the attribute along),
+// one link (no second name a user made), and owned by the server's user or
+// the intent's (the owner comes first: take_final_attributes). Nothing
+// otherwise, or where a non-root server's file is not its own (its user
+// namespace attribute, which that owner alone may write).
 std::optional<PublishIntent> intent_on(int fd, const struct ::stat& st, dev_t root_device)
 {
     static const uid_t server_user = ::geteuid();
@@ -1989,7 +1989,7 @@ bool older_than(std::int64_t modified_ns, std::int64_t now_ns, std::chrono::seco
 std::int64_t now_ns()
 {
     struct ::timespec now {};
-    ::clock_gettime(CLOCK_REALTIME, &now); // the clock file times are set by
+    ::clock_gettime(CLOCK_REALTIME, &now); // the clock the kernel stamps file times with
     return sys::nanoseconds_since_epoch(now);
 }
 
