@@ -190,13 +190,12 @@ int main_with(int argc, char** argv)
     const std::vector<std::string> args(argv + 1, argv + argc);
 
     const auto usage_error = [&](const std::string& message) {
-        if (wants_json(argc, argv)) {
-            Output(true).error(ferry::Error{ferry::ErrorCode::bad_request, message});
-        } else {
-            // Prefixed and coded as every other error line is, and as --json
-            // gives it, so that a script's "ferry: CODE:" match sees it too.
-            std::fprintf(stderr, "ferry: %s: %s\nRun with --help for more information.\n",
-                         std::string(to_string(ferry::ErrorCode::bad_request)).c_str(), message.c_str());
+        // Coded as every other error line is ("ferry: bad_request: ..."),
+        // and as --json gives it.
+        const bool json = wants_json(argc, argv);
+        Output(json).error(ferry::Error{ferry::ErrorCode::bad_request, message});
+        if (!json) {
+            std::fputs("Run with --help for more information.\n", stderr);
         }
         return kExitUsage;
     };

@@ -8,7 +8,6 @@
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -38,15 +37,13 @@ bool is_mount_point(int folder, const char* name)
 {
     struct ::stat outer {};
     struct ::stat inner {};
+    std::optional<std::uint64_t> outer_mount;
     std::optional<std::uint64_t> inner_mount;
-    if (::fstat(folder, &outer) != 0 || sys::stat_with_mount(folder, name, inner, inner_mount) != 0) {
+    if (sys::stat_with_mount(folder, "", outer, outer_mount) != 0 ||
+        sys::stat_with_mount(folder, name, inner, inner_mount) != 0) {
         return false;
     }
-    if (outer.st_dev != inner.st_dev) {
-        return true;
-    }
-    const auto outer_mount = sys::mount_id_of(folder, "");
-    return !outer_mount || !inner_mount || *outer_mount != *inner_mount;
+    return outer.st_dev != inner.st_dev || !outer_mount || !inner_mount || *outer_mount != *inner_mount;
 }
 
 // What a failed lookup of the folder `path` means on the wire.
@@ -101,17 +98,17 @@ bool RootMount::holds(int dir, const char* name, const struct ::stat& st) const
     if (!mount_id_) {
         return true;
     }
-    struct ::statx stx {};
-    const int flags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | (*name == '\0' ? AT_EMPTY_PATH : 0);
-    if (::statx(dir, name, flags, STATX_INO | STATX_MNT_ID, &stx) != 0 || (stx.stx_mask & STATX_MNT_ID) == 0 ||
-        stx.stx_ino != st.st_ino || makedev(stx.stx_dev_major, stx.stx_dev_minor) != st.st_dev) {
+    struct ::stat now {};
+    std::optional<std::uint64_t> mount_id;
+    if (sys::stat_with_mount(dir, name, now, mount_id) != 0 || !mount_id || now.st_ino != st.st_ino ||
+        now.st_dev != st.st_dev) {
         // The name holds another entry by now, or none (renamed meanwhile):
         // the one `st` describes is not there to ask, and its device is the
         // root's. Whoever goes on meets what stands there through a
         // descriptor, which is asked in turn.
         return true;
     }
-    return stx.stx_mnt_id == *mount_id_;
+    return *mount_id == *mount_id_;
 }
 
 std::string joined_path(std::span<const std::string_view> components)

@@ -108,11 +108,22 @@ int rename_no_replace(int from_dir, const char* from, int to_dir, const char* to
     return 0;
 }
 
+namespace {
+
+// How both look at an entry: never through a final symbolic link, never
+// mounting an automount point (AT_NO_AUTOMOUNT, as fstatat(2) implies it
+// since Linux 4.11; statx(2) mounts unless asked), "" being `dir` itself.
+int look_flags(const char* name)
+{
+    return AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | (*name == '\0' ? AT_EMPTY_PATH : 0);
+}
+
+} // namespace
+
 std::optional<std::uint64_t> mount_id_of(int dir, const char* name)
 {
     struct ::statx stx {};
-    const int flags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | (*name == '\0' ? AT_EMPTY_PATH : 0);
-    if (::statx(dir, name, flags, STATX_MNT_ID, &stx) != 0 || (stx.stx_mask & STATX_MNT_ID) == 0) {
+    if (::statx(dir, name, look_flags(name), STATX_MNT_ID, &stx) != 0 || (stx.stx_mask & STATX_MNT_ID) == 0) {
         return std::nullopt;
     }
     return stx.stx_mnt_id;
@@ -121,9 +132,7 @@ std::optional<std::uint64_t> mount_id_of(int dir, const char* name)
 int stat_with_mount(int dir, const char* name, struct ::stat& st, std::optional<std::uint64_t>& mount_id)
 {
     struct ::statx stx {};
-    // AT_NO_AUTOMOUNT as fstatat(2) implies it (since Linux 4.11): looking at
-    // an automount point must not mount on it (statx(2) mounts unless asked).
-    if (::statx(dir, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_BASIC_STATS | STATX_MNT_ID, &stx) != 0) {
+    if (::statx(dir, name, look_flags(name), STATX_BASIC_STATS | STATX_MNT_ID, &stx) != 0) {
         return -1;
     }
     st = {};

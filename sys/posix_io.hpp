@@ -115,8 +115,9 @@ int rename_to_fresh_name(int dir, const char* from, const char* to);
 std::optional<std::uint64_t> mount_id_of(int dir, const char* name);
 
 // fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) and mount_id_of(dir, name)
-// in one statx(2) call, both of one entry (no rename can come between):
-// 0, or -1 with errno. `mount_id` is nullopt where the kernel gives none.
+// in one statx(2) call, both of one entry (no rename can come between; ""
+// is `dir` itself, as for mount_id_of): 0, or -1 with errno. `mount_id` is
+// nullopt where the kernel gives none.
 int stat_with_mount(int dir, const char* name, struct ::stat& st, std::optional<std::uint64_t>& mount_id);
 
 // Bytes the file system holding `fd` gives ordinary users now (statvfs(2)'s
