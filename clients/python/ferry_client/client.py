@@ -14,13 +14,14 @@ import math
 import os
 import socket
 import ssl
+import time
 import weakref
 from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO, Callable, Iterator, Optional, TypeVar, Union
 
 from . import hashes, local
 from .errors import (Conflict, ConnectionLost, FerryError, IntegrityError, LocalIOError, NotFerry, NotFound,
-                     ProtocolError, TLSError, UnsupportedHash, UnsupportedVersion, WrongType, closes_connection,
+                     ProtocolError, Retryable, TLSError, UnsupportedHash, UnsupportedVersion, WrongType, closes_connection,
                      from_reply)
 from .listing_check import ListingCheck
 from .names import quoted
@@ -30,6 +31,13 @@ __version__ = "0.1.0"
 DEFAULT_PORT = 7021
 VERSION = 2                       # the highest protocol version this library speaks
 CLIENT_NAME = f"ferry_client/{__version__}"
+# Right after an upload was cut, the server may still be keeping it for a
+# resume on the old connection, and a put of it meanwhile is `busy`
+# (PROTOCOL.md 4.7: "retry after a moment"). put() retries for this long,
+# every BUSY_RETRY_INTERVAL seconds, as `ferry put` does; a put still busy
+# after it is another upload in progress, and is left to it.
+BUSY_PATIENCE = 5.0
+BUSY_RETRY_INTERVAL = 0.2
 
 PathLike = Union[str, "os.PathLike[str]"]
 Parsed = TypeVar("Parsed")
@@ -1498,7 +1506,9 @@ class Client:
         IntegrityError (file_changed: the source changed while it was
         read, nothing is published; or the target's folder was moved away
         during the commit, and the file went with it: put it again to have
-        it at ``name``; hash_mismatch), Retryable (busy, ...),
+        it at ``name``; hash_mismatch), Retryable (busy: another
+        connection still held an upload of ``name`` and this size after
+        BUSY_PATIENCE seconds of retries; ...),
         ServerLimit (upload_too_large), StorageError (no_space, io_error),
         ConnectionLost (the upload stays resumable), LocalIOError,
         UnsupportedVersion, ValueError (``mtime`` past 64 bits)."""
@@ -1546,7 +1556,7 @@ class Client:
         except (OSError, ValueError) as error:
             raise LocalIOError(f"cannot put {name!r}: its source must be a seekable file ({error})") from None
         before = _identity(stream)
-        upload = self.open_put(name, size, resume, hash, parents, mtime, replace, mode)
+        upload = self._open_put_patiently(name, size, resume, hash, parents, mtime, replace, mode)
         hasher = hashes.new(hash)
         if upload.offset > 0:
             prefix_ok = self._read_into(stream, start, upload.offset, hasher, None) \
@@ -1554,7 +1564,7 @@ class Client:
             if not prefix_ok:
                 # The kept bytes are not this file's beginning.
                 upload.abort(discard=True)
-                upload = self.open_put(name, size, False, hash, parents, mtime, replace, mode)
+                upload = self._open_put_patiently(name, size, False, hash, parents, mtime, replace, mode)
                 hasher = hashes.new(hash)
         try:
             if progress:
@@ -1579,6 +1589,21 @@ class Client:
         return Transfer(name, size, _int(reply.get("mtime"), "the commit's mtime", signed=True), upload.offset, hash, digest,
                         path, upload.reply, reply, None if mtime is None else _check_mtime(mtime),
                         _mode(reply, "the commit reply"))
+
+    def _open_put_patiently(self, name: str, size: int, resume: bool, hash: str, parents: bool,
+                            mtime: Optional[int], replace: bool, mode: Optional[int]) -> Upload:
+        """open_put, retried while the server answers ``busy`` for up to
+        BUSY_PATIENCE seconds: an upload this or another client just cut is
+        then kept (and continued here, with ``resume``) or discarded. busy
+        leaves the connection open, so the retries go over it."""
+        deadline = time.monotonic() + BUSY_PATIENCE
+        while True:
+            try:
+                return self.open_put(name, size, resume, hash, parents, mtime, replace, mode)
+            except Retryable as error:
+                if error.code != "busy" or time.monotonic() + BUSY_RETRY_INTERVAL > deadline:
+                    raise
+            time.sleep(BUSY_RETRY_INTERVAL)
 
     @staticmethod
     def _read_into(stream: IO[bytes], at: int, count: int, hasher: hashes.Hasher, upload: Optional[Upload],

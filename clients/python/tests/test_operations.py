@@ -5,7 +5,10 @@ a file object, the hashes, progress, and resume both ways, cut midway."""
 import array
 import io
 import os
+import threading
+import time
 import unittest
+from unittest import mock
 
 from support import MTIME, Cut, ServerCase, cut_after, ferry_client, read, sha256, write
 
@@ -275,32 +278,52 @@ class ResumeTests(ServerCase):
         with self.assertRaises(Cut):
             c.put(io.BytesIO(content), name, progress=cut_after(at))
 
-    def put_when_free(self, c, *args, **kwargs):
-        """The server may still be recording the cut upload (busy)."""
-        for _ in range(100):
-            try:
-                return c.put(*args, **kwargs)
-            except ferry_client.Retryable as error:
-                if error.code != "busy":
-                    raise
-                import time
-                time.sleep(0.1)
-        self.fail("the cut upload stayed busy")
-
     def test_a_put_cut_midway_resumes_after_the_prefix_check(self):
         c = self.connect()
         content = os.urandom(self.SIZE)
         self.cut_put(c, "up.bin", content, 3 * MIB)
         self.assertFalse(os.path.exists(os.path.join(self.root, "up.bin")))
-        done = self.put_when_free(c, io.BytesIO(content), "up.bin")
+        done = c.put(io.BytesIO(content), "up.bin")
         self.assertGreater(done.offset, 0)
         self.assertEqual(read(os.path.join(self.root, "up.bin")), content)
+
+    def test_a_put_waits_while_another_connection_still_holds_the_upload(self):
+        """Round 74 L5: right after an upload was cut the server may still
+        be keeping it (busy, PROTOCOL.md 4.7: retry after a moment). put
+        retries, as `ferry put` does, and continues the kept bytes."""
+        content = os.urandom(self.SIZE)
+        holder = self.connect()
+        upload = holder.open_put("held.bin", len(content), resume=True)
+        upload.write(content[:MIB])
+        released = threading.Timer(1.0, upload.abort)   # keeps the bytes for a resume
+        released.start()
+        try:
+            started = time.monotonic()
+            done = self.connect().put(io.BytesIO(content), "held.bin")
+        finally:
+            released.join()
+        self.assertGreaterEqual(time.monotonic() - started, 0.5)
+        self.assertEqual(done.offset, MIB)
+        self.assertEqual(read(os.path.join(self.root, "held.bin")), content)
+
+    def test_a_put_still_busy_after_its_patience_is_retryable(self):
+        holder = self.connect()
+        upload = holder.open_put("kept-busy.bin", 10, resume=True)
+        try:
+            with mock.patch.object(ferry_client.client, "BUSY_PATIENCE", 0.5):
+                started = time.monotonic()
+                with self.assertRaises(ferry_client.Retryable) as caught:
+                    self.connect().put(io.BytesIO(b"0123456789"), "kept-busy.bin")
+            self.assertEqual(caught.exception.code, "busy")
+            self.assertLess(time.monotonic() - started, 3)
+        finally:
+            upload.abort(discard=True)
 
     def test_a_put_whose_kept_bytes_are_of_other_content_starts_over(self):
         c = self.connect()
         first, second = os.urandom(self.SIZE), os.urandom(self.SIZE)
         self.cut_put(c, "other.bin", first, 3 * MIB)
-        done = self.put_when_free(c, io.BytesIO(second), "other.bin")
+        done = c.put(io.BytesIO(second), "other.bin")
         self.assertEqual(done.offset, 0)
         self.assertEqual(read(os.path.join(self.root, "other.bin")), second)
         self.assertEqual([n for n in os.listdir(self.root) if n.startswith(".ferry-partial-")
