@@ -210,6 +210,15 @@ Result<Connection> Connection::open_at(const Endpoint& endpoint, const ConnectOp
     addrinfo* found = nullptr;
     const std::string port = std::to_string(endpoint.port);
     const int rc = ::getaddrinfo(endpoint.host.c_str(), port.c_str(), &hints, &found);
+    if (rc == EAI_NONAME) {
+        // The resolver's final answer that no such host exists (NXDOMAIN, or
+        // no entry in /etc/hosts): a bad address, as a typo in -s NAME is,
+        // not a transient failure that --retry would try again. A resolver
+        // that could not be asked says EAI_AGAIN (getaddrinfo(3)), which is.
+        return Error{ErrorCode::bad_request, "cannot connect to " + address + ": no host is named \"" + endpoint.host +
+                                                 "\" (" + ::gai_strerror(rc) +
+                                                 "): check the address, or the [servers.NAME] of -s NAME"};
+    }
     if (rc != 0) {
         return Error{ErrorCode::connection_lost, "cannot connect to " + address + ": cannot resolve \"" +
                                                      endpoint.host + "\": " + ::gai_strerror(rc)};

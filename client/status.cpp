@@ -29,7 +29,11 @@ int exit_status(ErrorCode code)
     switch (code) {
     case ErrorCode::local_io:
         return kExitLocal;
+    // A request that could never succeed as written: a bad flag, address
+    // (one no resolver knows included) or config file, as the README's
+    // table of exit statuses says; not a refusal of the server's.
     case ErrorCode::bad_request:
+        return kExitUsage;
     case ErrorCode::unknown_op:
     case ErrorCode::invalid_name:
     case ErrorCode::not_found:

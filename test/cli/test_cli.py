@@ -287,6 +287,34 @@ class Interrupt(CliTest):
         self.assertEqual(leftovers, [])
 
 
+class UnknownHost(CliTest):
+    def test_a_host_no_resolver_knows_is_a_bad_address_not_retried(self):
+        # A new user's trial (round 72, 13b): `-s typo` said connection_lost,
+        # exit 6 ("try again"), and --retry tried a name no resolver knows
+        # again and again. Names under .invalid never exist (RFC 6761, 6.4).
+        host = "nope.invalid"
+        try:
+            socket.getaddrinfo(host, 7021)
+            self.skipTest("this machine's resolver knows %s" % host)
+        except socket.gaierror as error:
+            if error.errno != socket.EAI_NONAME:
+                self.skipTest("this machine's resolver cannot be asked (%s)" % error)
+        for argv in (["-s", host], ["--server", host + ":7021"], ["--server", "ferry://%s:7021" % host]):
+            with self.subTest(argv=argv):
+                started = time.monotonic()
+                result = self.ferry(*argv, "--retry", "3", "get", "a.bin")
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertLess(time.monotonic() - started, 5)   # --retry would wait between tries
+                self.assertTrue(result.stderr.startswith(b"ferry: bad_request: "), result.stderr)
+                self.assertIn(('no host is named "%s"' % host).encode(), result.stderr)
+                self.assertNotIn(b"retrying", result.stderr)
+                listed = self.ferry("--json", *argv, "list")
+                self.assertEqual(listed.returncode, 2, listed.stderr)
+                self.assertEqual(self.json_of(listed)["error"]["code"], "bad_request")
+        # A host that resolves but has nothing listening stays transient.
+        self.assertEqual(self.ferry("list", server="127.0.0.1:1").returncode, 6)
+
+
 class StdinSpool(CliTest):
     def test_the_spool_has_no_name_so_a_kill_leaves_nothing(self):
         # put - spooled standard input to $TMPDIR/ferry-stdin-XXXXXX and

@@ -784,7 +784,7 @@ class ListingsAreChecked(HostileTest):
 
     def test_badly_typed_entries_are_the_servers_protocol_error(self):
         # A field of the wrong type or range in a reply is the server
-        # breaking the protocol (exit 8), never a bad_request of ours (exit 4).
+        # breaking the protocol (exit 8), never a bad_request of ours (exit 2).
         for field, value in (("type", "symlink"), ("type", None), ("size", -1), ("size", "3"), ("size", 2 ** 64),
                              ("mtime", 1.5), ("name", 5), ("mode", 4096), ("mode", -1), ("mode", "420"),
                              ("mode", 420.0)):
