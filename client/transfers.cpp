@@ -2180,9 +2180,11 @@ void make_folders_of_unsent(Connection& connection, const std::vector<PutItem>& 
 // without a line of its own. The folder is found by a stat of each folder
 // on the way, shallowest first (a few requests, only on this error), and
 // only where the local path has the same components below it (so, a
-// folder of the tree); a failure with no such folder shows its own line.
-void report_unmade_folders(Connection& connection, Report& report, std::vector<std::size_t> files,
-                           std::vector<FolderFailure> folders)
+// folder of the tree); a failure with no such folder shows its own line,
+// as does each file that no tree's walk listed (put FILE -C X, X a file on
+// the server: no folder of the user's was being copied there).
+void report_unmade_folders(Connection& connection, Report& report, const std::vector<PutItem>& items,
+                           std::vector<std::size_t> files, std::vector<FolderFailure> folders)
 {
     std::map<std::string, bool> not_a_folder; // a server path asked about -> whether no folder stands there
     std::set<std::string> reported;
@@ -2223,7 +2225,7 @@ void report_unmade_folders(Connection& connection, Report& report, std::vector<s
     }
     for (const auto index : files) {
         const auto& file = report.file(index);
-        if (!blame_its_folder(file.name, file.local)) {
+        if (!items[index].listed || !blame_its_folder(file.name, file.local)) {
             report.failed(index, *file.error); // its own line after all
         }
     }
@@ -2302,7 +2304,7 @@ int run_puts(Connection& connection, const Output& output, const std::vector<std
                  [&](const TransferFlags& now, const std::vector<std::size_t>& indices) {
                      put_pass(connection, output, report, plan.items, now, indices);
                  });
-    report_unmade_folders(connection, report, report.take_held(), std::move(held_folders));
+    report_unmade_folders(connection, report, plan.items, report.take_held(), std::move(held_folders));
     make_folders_of_unsent(connection, plan.items, report);
     set_folder_times(connection, plan, report);
     return report.finish();

@@ -1458,6 +1458,33 @@ class Folders(CliTest):
         with open(os.path.join(self.root, "tp", "f"), "rb") as f:
             self.assertEqual(f.read(), b"a file on the server")
 
+    def test_a_put_of_files_into_a_file_on_the_server_fails_each_file_not_a_folder(self):
+        # Round 72's trial, item 5: `put ../work/a.txt -C c.txt`, c.txt a file
+        # on the server, blamed the local "../work" as a folder that "is
+        # one" and counted a failed folder, though no tree was being copied;
+        # the same put of a bare a.txt said only that c.txt is not a folder.
+        server = self.start_server()
+        make_tree(self.root, {"c.txt": b"a file on the server"})
+        make_tree(os.path.join(self.local, "work"), {"a.txt": b"a", "sub/b.txt": b"b"})
+        for locals_ in (["work/a.txt"], [os.path.join(self.local, "work", "a.txt")], ["work/sub/b.txt", "work/a.txt"]):
+            with self.subTest(locals_=locals_):
+                text = self.ferry("put", *locals_, "-C", "c.txt", server=server)
+                self.assertEqual(text.returncode, 4, text.stderr)
+                lines = [l for l in text.stderr.decode().splitlines() if l.startswith("ferry: ")]
+                self.assertEqual(len(lines), len(locals_), text.stderr)   # one line per file
+                for line in lines:
+                    self.assertTrue(line.startswith("ferry: not_a_folder: "), line)
+                    self.assertTrue(line.endswith('"c.txt" is not a folder'), line)
+                self.assertNotIn(b"work", text.stderr)
+                self.assertNotIn(b"folder failed", text.stderr)
+                output = self.json_of(self.ferry("--json", "put", *locals_, "-C", "c.txt", server=server))
+                schema_for("transfer").validate(output)
+                self.assertNotIn("failed_folders", output)
+                self.assertEqual(sorted((f["name"], f["error"]["code"]) for f in output["files"]),
+                                 sorted(("c.txt/" + os.path.basename(l), "not_a_folder") for l in locals_))
+        with open(os.path.join(self.root, "c.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"a file on the server")
+
     def check_refused_part(self, words, shown, part, kind, victim):
         mode = os.lstat(part).st_mode
         got = self.ferry(*words, server=self.server.address, timeout=30)
