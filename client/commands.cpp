@@ -18,6 +18,11 @@
 
 namespace ferry::client {
 
+std::string shown_in(const Output& output, const std::string& current)
+{
+    return output.json() ? std::string() : current;
+}
+
 std::string shown_path(const std::string& path, const std::string& current)
 {
     if (current.empty()) {
@@ -134,7 +139,7 @@ Error named_as_typed(Error error, const std::string& typed, const std::string& c
 }
 
 Result<ListReply> list_entries(Connection& connection, const std::string& typed, bool recursive,
-                               const std::string& current)
+                               const std::string& current, const std::string& shown_in)
 {
     auto path = resolve_remote_path_checked(connection, current, typed);
     if (!path) {
@@ -152,7 +157,7 @@ Result<ListReply> list_entries(Connection& connection, const std::string& typed,
         for (auto& match : matches.value()) {
             const bool enter = recursive && is_folder(match);
             const std::string folder = match.name;
-            match.name = shown_path(match.name, current);
+            match.name = shown_path(match.name, shown_in);
             reply.files.push_back(std::move(match));
             if (!enter) {
                 continue;
@@ -163,7 +168,7 @@ Result<ListReply> list_entries(Connection& connection, const std::string& typed,
                 return inside.error();
             }
             for (auto& entry : inside->files) {
-                entry.name = shown_path(join_remote(folder, entry.name), current);
+                entry.name = shown_path(join_remote(folder, entry.name), shown_in);
                 reply.files.push_back(std::move(entry));
             }
             for (auto& unread : inside->unreadable_folders) {
@@ -194,15 +199,15 @@ Result<ListReply> list_entries(Connection& connection, const std::string& typed,
             return listed.error();
         }
         ListReply reply;
-        file->name = shown_path(file->name, current);
+        file->name = shown_path(file->name, shown_in);
         reply.files.push_back(std::move(file.value()));
         return reply;
     }
     return listed;
 }
 
-Result<std::vector<FileInfo>> stat_entries(Connection& connection, const std::string& typed,
-                                           const std::string& current)
+Result<std::vector<FileInfo>> stat_entries(Connection& connection, const std::string& typed, const std::string& current,
+                                           const std::string& shown_in)
 {
     auto path = resolve_remote_path_checked(connection, current, typed);
     if (!path) {
@@ -212,7 +217,7 @@ Result<std::vector<FileInfo>> stat_entries(Connection& connection, const std::st
         auto matches = remote_matches(connection, path.value(), typed);
         if (matches) {
             for (auto& file : matches.value()) {
-                file.name = shown_path(file.name, current);
+                file.name = shown_path(file.name, shown_in);
             }
         }
         return matches;
@@ -226,7 +231,7 @@ Result<std::vector<FileInfo>> stat_entries(Connection& connection, const std::st
     if (!file) {
         return file.error();
     }
-    file->name = shown_path(file->name, current);
+    file->name = shown_path(file->name, shown_in);
     if (file->name.empty()) {
         file->name = "/"; // the root, however typed ("", ".", "d/.."), as the shell names it from a folder
     }
@@ -243,7 +248,7 @@ int show_list(const Output& output, const ListReply& reply, const std::string& t
     const bool matched = listed && has_wildcard(listed.value());
     for (const auto& folder : reply.unreadable_folders) {
         const std::string base = matched ? std::string() : listed ? unescape_wildcards(listed.value()) : typed;
-        unread.emplace_back(matched ? shown_path(folder.path, current) : folder.path,
+        unread.emplace_back(matched ? shown_path(folder.path, shown_in(output, current)) : folder.path,
                             unreadable_error(base, folder, "it is not listed"));
     }
     output.list(reply, unread);
@@ -253,7 +258,7 @@ int show_list(const Output& output, const ListReply& reply, const std::string& t
 int run_list(Connection& connection, const Output& output, const std::string& typed, bool recursive,
              const std::string& current)
 {
-    auto reply = list_entries(connection, typed, recursive, current);
+    auto reply = list_entries(connection, typed, recursive, current, shown_in(output, current));
     if (!reply) {
         const Error error = named_as_typed(reply.error(), typed, current);
         output.error(error);
@@ -264,7 +269,7 @@ int run_list(Connection& connection, const Output& output, const std::string& ty
 
 int run_stat(Connection& connection, const Output& output, const std::string& name, const std::string& current)
 {
-    auto files = stat_entries(connection, name, current);
+    auto files = stat_entries(connection, name, current, shown_in(output, current));
     if (!files) {
         const Error error = stat_error(files.error(), name, current);
         output.error(error);
@@ -802,7 +807,7 @@ int run_digests(Connection& connection, const Output& output, const std::vector<
                 results.failed(match.name, reply.error());
                 return;
             }
-            reply->file.name = shown_path(reply->file.name, current);
+            reply->file.name = shown_path(reply->file.name, shown_in(output, current));
             output.digested(reply.value());
             results.done(PathOutcome{match.name, std::nullopt, {}, {}, std::move(reply.value())});
         },
@@ -904,7 +909,8 @@ int run_move(Connection& connection, const Output& output, const std::string& fr
         output.error(error);
         return exit_status(error.code);
     }
-    output.moved(RenameReply{shown_path(reply->from, current), shown_path(reply->to, current)});
+    output.moved(RenameReply{shown_path(reply->from, shown_in(output, current)),
+                             shown_path(reply->to, shown_in(output, current))});
     return kExitOk;
 }
 

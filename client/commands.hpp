@@ -17,13 +17,15 @@ namespace ferry::client {
 // several paths goes on after one fails, and ends with the status of all.
 
 // list [PATH] [-r]: a folder's entries (a file: itself; a wildcard: what
-// matches), names relative to the folder listed. The root of a version-1
-// server lists as it always did.
+// matches), names relative to the folder listed; a file's and a
+// wildcard's matches are paths, shown in `shown_in` (shown_path). The
+// root of a version-1 server lists as it always did.
 Result<ListReply> list_entries(Connection& connection, const std::string& typed, bool recursive,
-                               const std::string& current);
-// stat PATH: one file or folder, or each a wildcard matches.
-Result<std::vector<FileInfo>> stat_entries(Connection& connection, const std::string& typed,
-                                           const std::string& current);
+                               const std::string& current, const std::string& shown_in);
+// stat PATH: one file or folder, or each a wildcard matches, named as
+// shown in `shown_in` (shown_path).
+Result<std::vector<FileInfo>> stat_entries(Connection& connection, const std::string& typed, const std::string& current,
+                                           const std::string& shown_in);
 // Shows a listing of `typed` (list_entries'), and after it each folder the
 // server could not read as an error; the exit status (that of the first
 // such folder's code, else kExitOk).
@@ -55,6 +57,10 @@ int run_digests(Connection& connection, const Output& output, const std::vector<
 // `path` (from the root) as shown in `current`: relative when it is below
 // it, else from the root with a leading '/'.
 std::string shown_path(const std::string& path, const std::string& current);
+// The folder the paths a command reports are shown in (shown_path): the
+// shell's current folder for people; for --json the root (""), so that a
+// script reads every command's paths one way, whatever a cd did.
+std::string shown_in(const Output& output, const std::string& current);
 
 // `typed` resolved in `current` as resolve_remote_path does, once every
 // folder a '..' in it climbs out of (climbed_folders) is found to be a

@@ -421,13 +421,13 @@ int main_with(int argc, char** argv)
     for (unsigned attempt = 1;; ++attempt) {
         std::optional<ferry::Error> failure;
         if (command_line.list->parsed()) {
-            auto reply = list_entries(server_connection, name, command_line.arguments.recursive, "");
+            auto reply = list_entries(server_connection, name, command_line.arguments.recursive, "", "");
             if (reply) {
                 return show_list(output, reply.value(), name, "");
             }
             failure = named_as_typed(reply.error(), name, "");
         } else if (command_line.stat->parsed()) {
-            auto reply = stat_entries(server_connection, name, "");
+            auto reply = stat_entries(server_connection, name, "", "");
             if (reply) {
                 show_stat(output, reply.value(), name);
                 return kExitOk;

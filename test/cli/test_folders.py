@@ -284,6 +284,36 @@ class Folders(CliTest):
             schema_for("current_folder").validate(line)
         self.assertEqual(lines, [{"folder": "/logs"}, {"local_folder": os.path.realpath(self.local)}])
 
+    def test_under_json_every_command_names_paths_from_the_root_after_cd(self):
+        # A new user's trial (round 72, item 3): after `cd logs`, --json's
+        # mkdir and rm named "logs/q", but mv, stat and digest "q" as typed:
+        # a script could not tell which folder a path was in. Every path a
+        # command reports under --json is now from the root, as a get's or
+        # put's name always was; the text shows paths in the current folder.
+        server = self.start_server()
+        make_tree(self.root, {"logs/a.txt": b"a", "top.txt": b"t"})
+        shell = self.ferry("--json", server=server,
+                           stdin=b"cd logs\nmkdir q\nmv q q2\nstat q2\nstat q*\ndigest a.txt\ndigest a*\nls q*\n"
+                                 b"mv q2 ../q3\nstat ../top.txt\nrm ../q3\n")
+        self.assertEqual(shell.returncode, 0, shell.stderr)
+        lines = [json.loads(line) for line in shell.stdout.splitlines()]
+        self.assertEqual(lines[0]["made"][0]["path"], "logs/q")
+        self.assertEqual(lines[1], {"from": "logs/q", "to": "logs/q2"})
+        self.assertEqual(lines[2]["name"], "logs/q2")
+        self.assertEqual([f["name"] for f in lines[3]["files"]], ["logs/q2"])
+        self.assertEqual([f["name"] for f in lines[4]["files"]], ["logs/a.txt"])
+        self.assertEqual([f["name"] for f in lines[5]["files"]], ["logs/a.txt"])
+        self.assertEqual([f["name"] for f in lines[6]["files"]], ["logs/q2"])
+        self.assertEqual(lines[7], {"from": "logs/q2", "to": "q3"})
+        self.assertEqual(lines[8]["name"], "top.txt")
+        self.assertEqual(lines[9]["removed"][0]["path"], "q3")
+        # People still read them in the current folder.
+        text = self.ferry(server=server, stdin=b"cd logs\nmkdir q\nmv q q2\nstat q2\nmv q2 ../q3\nrm ../q3\n")
+        self.assertEqual(text.returncode, 0, text.stderr)
+        out = text.stdout.decode()
+        for said in ("made q/", "q -> q2", "name:     q2", "q2 -> /q3", "removed /q3/"):
+            self.assertIn(said, out)
+
     def test_each_failed_download_line_names_its_path_once(self):
         # A several-file get put the path before an error that names it
         # already: 'ferry: not_a_folder: "f/../a": "f/../a": "f" is a
