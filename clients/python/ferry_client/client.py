@@ -534,7 +534,11 @@ class Listing:
     client.list(f): client.get(...)``), at the cost of holding the rest
     of the folder in memory from that first call. An error page met then
     is raised where the iteration reaches it. finish() reads the rest
-    without keeping it."""
+    without keeping it.
+
+    A Listing gives its entries once: a loop that stopped midway (break)
+    goes on where it stopped, and iterating one read to its end (or ended
+    by an error) raises ValueError rather than give an empty folder."""
 
     def __init__(self, owner: "Client", rid: int, first: dict[str, Any], path: str = "",
                  recursive: bool = False) -> None:
@@ -553,6 +557,7 @@ class Listing:
         self.last_page: dict[str, Any] = first   # the latest page, as received
         self._ahead: collections.deque[dict[str, Any]] = collections.deque()   # read for another request
         self._ahead_error: Optional[FerryError] = None   # the error page that ended them
+        self._given: collections.deque[Entry] = collections.deque()   # a checked page's entries not given yet
 
     def _broken(self, why: str) -> ProtocolError:
         """The listing refused whole (4.2): the pages still to come are not
@@ -619,13 +624,32 @@ class Listing:
         if self._owner._active is self:
             self._owner._active = None
 
-    def __iter__(self) -> Iterator[Entry]:
+    def __iter__(self) -> "Listing":
+        if self._ended():
+            # Round 74: a second loop over a listing read to its end was
+            # silently empty, as if the folder were.
+            raise ValueError(f"this listing of {'the root' if not self.path else quoted(self.path)} was read to "
+                             "its end already: a Listing gives its entries once, page by page (keep them with "
+                             "list(...), or list the folder again)")
+        return self
+
+    def _ended(self) -> bool:
+        return self.done and not self._given and self._page is None and not self._ahead \
+            and self._ahead_error is None
+
+    def __next__(self) -> Entry:
+        # An iterator, not a generator: a loop that breaks leaves the rest
+        # of its page here for the next loop (a generator dropped at the
+        # break lost it, silently).
         while True:
+            if self._given:
+                return self._given.popleft()
             if self._page is not None:
                 page, self._page = self._page, None
-                yield from self._take(page)
+                self._given.extend(self._take(page))
+                continue
             if self.done:
-                return
+                raise StopIteration
             if self._ahead:
                 self._page = self._ahead.popleft()
                 continue
@@ -667,8 +691,12 @@ class Listing:
 
     def finish(self) -> None:
         """Reads the remaining pages without keeping them."""
-        for _ in self:
-            pass
+        self._given.clear()
+        while True:
+            try:
+                next(self)
+            except StopIteration:
+                return
 
 
 class Download:

@@ -58,6 +58,30 @@ class OperationTests(ServerCase):
         self.assertEqual(len([n for n in names if n.startswith("many-")]), 1500)
         self.assertEqual(listing.skipped_invalid_names, 0)
 
+    def test_a_listing_gives_its_entries_once_and_never_an_empty_second_pass(self):
+        # Round 74: a second loop over a listing read to its end gave
+        # nothing, as an empty folder would; a loop that stopped goes on.
+        c = self.connect()
+        listing = c.list()
+        first = []
+        for entry in listing:
+            first.append(entry.name)
+            if len(first) == 10:
+                break
+        rest = [e.name for e in listing]
+        self.assertEqual(len(first) + len(rest), len(set(first + rest)))
+        self.assertEqual(len([n for n in first + rest if n.startswith("many-")]), 1500)
+        with self.assertRaises(ValueError) as caught:
+            list(listing)
+        self.assertIn("read to its end already", str(caught.exception))
+        listing.finish()   # nothing left: no error
+        # Nor is an empty folder's listing given twice.
+        c.mkdir("empty-folder")
+        empty = c.list("empty-folder")
+        self.assertEqual(list(empty), [])
+        with self.assertRaises(ValueError):
+            list(empty)
+
     def test_an_unfinished_listing_does_not_block_the_next_request(self):
         c = self.connect()
         first = next(iter(c.list()))
