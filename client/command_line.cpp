@@ -254,12 +254,17 @@ CommandLine::CommandLine(Grammar grammar)
             ->excludes(token));
     globals_.push_back(
         app.add_flag("--tls", security.tls, "Speak TLS 1.3; check the server against the system's CA store"));
+    // Round 76, F2: `--tls-pin "$PIN"` with PIN unset spoke plaintext and
+    // sent the token in clear, as if no TLS option had been given.
+    const std::string trust_needed = "this option makes ferry speak TLS, and without a value it would not";
     globals_.push_back(from_env(
-        app.add_option("--tls-ca", security.tls_ca, "Speak TLS; trust this CA (or server certificate) file (PEM)"),
+        app.add_option("--tls-ca", security.tls_ca, "Speak TLS; trust this CA (or server certificate) file (PEM)")
+            ->check(option_values::not_empty(trust_needed)),
         "FERRY_TLS_CA"));
     globals_.push_back(from_env(app.add_option("--tls-pin", security.tls_pin,
                                                "Speak TLS; accept only the certificate whose DER has this SHA-256 "
-                                               "(sha256:HEX, colons optional)"),
+                                               "(sha256:HEX, colons optional)")
+                                    ->check(option_values::not_empty(trust_needed)),
                                 "FERRY_TLS_PIN"));
 
     auto& a = arguments;

@@ -129,6 +129,13 @@ Result<ConfigFile> load_config(const std::string& path)
                         return bad_config(path, where(value) + ": \"" + field_name + "\" of [servers." +
                                                     server_name + "] has the wrong type");
                     }
+                    // Round 76, F2: tls_pin = "" (a template left unfilled)
+                    // spoke plaintext and sent the token in clear, as if
+                    // the entry named no TLS trust; no key takes "".
+                    if (const auto* string = value.as_string(); string != nullptr && string->get().empty()) {
+                        return bad_config(path, where(value) + ": \"" + field_name + "\" of [servers." + server_name +
+                                                    "] is empty: give a value or leave the key out");
+                    }
                 }
                 if (server.address.empty()) {
                     return bad_config(path, "[servers." + server_name + "] has no address");

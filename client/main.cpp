@@ -218,6 +218,17 @@ int main_with(int argc, char** argv)
     if (const auto misuse = command_line.misuse()) {
         return usage_error(*misuse);
     }
+    // CLI11 takes an empty environment variable for an unset one; a TLS
+    // trust variable set empty (a CI secret that is missing) must not mean
+    // plaintext, as an empty --tls-pin does not (round 76, F2).
+    for (const auto& [variable, given] :
+         {std::pair{"FERRY_TLS_CA", &security.tls_ca}, std::pair{"FERRY_TLS_PIN", &security.tls_pin}}) {
+        if (const char* value = std::getenv(variable); value != nullptr && *value == '\0' && given->empty()) {
+            return usage_error(std::string(variable) +
+                               " is set but empty: it makes ferry speak TLS, and without a value it would not; "
+                               "give it a value, or unset it");
+        }
+    }
 
     // The server: ferry:// in a NAME, else --server / FERRY_SERVER, else the
     // config file's default, else the default address.

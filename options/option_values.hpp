@@ -69,4 +69,14 @@ inline CLI::Validator seconds(double min, double max)
         range);
 }
 
+// A value that must say something: an empty one ("", an unset variable
+// expanded in a script) is refused rather than read as "not given", which
+// for a TLS trust option would mean speaking without TLS.
+inline CLI::Validator not_empty(const std::string& why)
+{
+    return CLI::Validator(
+        [why](std::string& text) -> std::string { return text.empty() ? "an empty value is refused: " + why : ""; },
+        "NOT EMPTY");
+}
+
 } // namespace ferry::option_values

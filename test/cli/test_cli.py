@@ -287,6 +287,45 @@ class Interrupt(CliTest):
         self.assertEqual(leftovers, [])
 
 
+class EmptyTrust(CliTest):
+    def test_an_empty_pin_or_ca_is_refused_never_plaintext(self):
+        # Round 76, F2: `--tls-pin "$PIN"` with PIN unset (or an empty
+        # FERRY_TLS_PIN, or tls_pin = "" in the config file) spoke plaintext
+        # and sent the token in clear to whatever listened.
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.settimeout(0.2)
+        address = "127.0.0.1:%d" % listener.getsockname()[1]
+        config = os.path.join(self.dir, "config", "ferry")
+        os.makedirs(config)
+        cases = [(["--tls-pin", ""], {}, b"--tls-pin", None), (["--tls-ca", ""], {}, b"--tls-ca", None),
+                 (["--tls", "--tls-pin="], {}, b"--tls-pin", None),
+                 ([], {"FERRY_TLS_PIN": ""}, b"FERRY_TLS_PIN", None), ([], {"FERRY_TLS_CA": ""}, b"FERRY_TLS_CA", None)]
+        for key in ("tls_pin", "tls_ca", "token_file"):
+            cases.append((["-s", "named"], {}, ('"%s" of [servers.named] is empty' % key).encode(),
+                          '[servers.named]\naddress = "%s"\n%s = ""\n' % (address, key)))
+        try:
+            for argv, env, named, entry in cases:
+                with self.subTest(argv=argv, env=env, entry=entry):
+                    if entry is not None:
+                        self.write(os.path.join(config, "config.toml"), entry.encode())
+                    self.env.update(env)
+                    try:
+                        server = None if "-s" in argv else address
+                        result = self.ferry("--token", "secret-token-of-the-test", *argv, "list", server=server)
+                    finally:
+                        for name in env:
+                            del self.env[name]
+                    self.assertEqual(result.returncode, 2, result.stderr)
+                    self.assertTrue(result.stderr.startswith(b"ferry: bad_request: "), result.stderr)
+                    self.assertIn(named, result.stderr)
+                    with self.assertRaises(socket.timeout, msg="ferry connected"):
+                        listener.accept()[0].close()
+        finally:
+            listener.close()
+
+
 class UnknownHost(CliTest):
     def test_a_host_no_resolver_knows_is_a_bad_address_not_retried(self):
         # A new user's trial (round 72, 13b): `-s typo` said connection_lost,
