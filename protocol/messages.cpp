@@ -19,6 +19,12 @@ using nlohmann::json;
 
 namespace {
 
+// How much of an unknown op's or hash's name an error message repeats: the
+// known ones are a few bytes long, and the rest of a name a peer made as
+// long as a control frame would only grow the reply and the server's log
+// line (round 76: a 64 KiB op made a 294 KB line).
+constexpr std::size_t kEchoedValueBytes = 64;
+
 // A number JSON allows but a double cannot hold (1e400, a 400-digit integer)
 // stops nlohmann's parser with "number overflow". Such a text is still valid
 // JSON, so each of its numbers out of a double's range is replaced by 1e308:
@@ -563,7 +569,8 @@ HashKind read_hash_choice(FieldReader& fields)
     }
     const auto kind = hash_from_name(*name);
     if (!kind) {
-        fields.fail("unknown hash \"" + *name + "\"; hello lists the hashes this server offers");
+        fields.fail("unknown hash " + quoted_excerpt(*name, kEchoedValueBytes) +
+                    "; hello lists the hashes this server offers");
         return HashKind::sha256;
     }
     return *kind;
@@ -869,7 +876,7 @@ ParsedRequest parse_request(std::string_view json_text, std::uint32_t version)
     }
     auto body = read_request_body(fields, *object, op, version);
     if (!body) {
-        std::string message = "unknown operation \"" + op + "\"";
+        std::string message = "unknown operation " + quoted_excerpt(op, kEchoedValueBytes);
         if (version < 2 && (op == "mkdir" || op == "delete" || op == "rename" || op == "digest" ||
                              op == "set_mtime")) {
             message += " (an operation of protocol version 2; this connection speaks version " +

@@ -58,4 +58,11 @@ std::string printable(std::string_view text);
 // log.
 std::string quoted(std::string_view text);
 
+// quoted(), but of at most `max_bytes` of `text` (cut where a code point
+// starts), the cut said with its whole length: "abc..." (70000 bytes). For
+// a peer's value that a reply and the log name only to say that it is not
+// known (an op, a hash), whose length the peer chooses up to a whole
+// control frame.
+std::string quoted_excerpt(std::string_view text, std::size_t max_bytes);
+
 } // namespace ferry

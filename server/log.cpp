@@ -50,14 +50,47 @@ std::string timestamp()
     return stamp;
 }
 
+// A text value is cut past this many bytes, where a code point starts, and
+// the cut said with its length: what a request can make legitimately is
+// shorter (a path is at most 4,095 bytes), and past that a peer's text
+// would only grow the log (round 76: a 64 KiB op made a 294 KB line).
+constexpr std::size_t kMaxLoggedValueBytes = 8192;
+// A text line is cut past this many bytes: under journald's LineMax (48K
+// by default), which would split a longer line, and start its next entry
+// with text a peer chose.
+constexpr std::size_t kMaxTextLineBytes = 32 * 1024;
+
+// Where `text` may be cut at or before `most` bytes: a code point's start.
+std::size_t cut_point(std::string_view text, std::size_t most)
+{
+    std::size_t cut = std::min(most, text.size());
+    while (cut > 0 && cut < text.size() && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) {
+        --cut;
+    }
+    return cut;
+}
+
+// `raw` as logged: whole, or its first kMaxLoggedValueBytes and the cut.
+std::string_view within_bound(std::string_view raw, std::string& cut_copy)
+{
+    if (raw.size() <= kMaxLoggedValueBytes) {
+        return raw;
+    }
+    cut_copy = std::string(raw.substr(0, cut_point(raw, kMaxLoggedValueBytes))) +
+               "... (cut: " + std::to_string(raw.size()) + " bytes)";
+    return cut_copy;
+}
+
 // Text values are quoted when they would not read back as one word. A
 // peer's text (a name, an unknown op, a name read from the disk) may hold
 // terminal controls or bytes that are not UTF-8: they are written escaped
 // as the client shows names (printable(): \u{1B}, \xFF), so a log read in
 // a terminal cannot retitle it, move its cursor or hide text, and stays
-// UTF-8. (The JSON format escapes them its own way.)
-void append_text_value(std::string& line, std::string_view raw)
+// UTF-8. (The JSON format escapes every character past ASCII.)
+void append_text_value(std::string& line, std::string_view whole)
 {
+    std::string cut_copy;
+    const std::string_view raw = within_bound(whole, cut_copy);
     const bool ascii = std::all_of(raw.begin(), raw.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
     std::string escaped;
     if (!ascii) {
@@ -115,6 +148,11 @@ std::string text_line(Severity severity, std::string_view event, std::span<const
             line += value;
         }
     }
+    if (line.size() > kMaxTextLineBytes) {
+        const std::size_t whole = line.size();
+        line.resize(cut_point(line, kMaxTextLineBytes));
+        line += " ... (line cut: " + std::to_string(whole) + " bytes)";
+    }
     return line;
 }
 
@@ -122,11 +160,19 @@ std::string json_line(Severity severity, std::string_view event, std::span<const
 {
     nlohmann::ordered_json line{{"time", timestamp()}, {"level", to_string(severity)}, {"event", event}};
     for (const auto& field : fields) {
-        std::visit([&](const auto& value) { line[std::string(field.key)] = value; }, field.value);
+        std::string cut_copy;
+        if (const auto* text = std::get_if<std::string_view>(&field.value)) {
+            line[std::string(field.key)] = within_bound(*text, cut_copy);
+        } else {
+            std::visit([&](const auto& value) { line[std::string(field.key)] = value; }, field.value);
+        }
     }
-    // Peer-supplied text (names) is valid UTF-8 by the time it is logged;
-    // `replace` keeps a stray byte from ever throwing here.
-    return line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    // Every character past ASCII is written \uXXXX (ensure_ascii): a C1
+    // control (U+009B), a bidi override or a line separator a peer sent
+    // would act on a terminal that shows the log, or split it for a reader
+    // (round 76). Peer-supplied text (names) is valid UTF-8 by the time it
+    // is logged; `replace` keeps a stray byte from ever throwing here.
+    return line.dump(-1, ' ', true, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 } // namespace
@@ -272,8 +318,8 @@ std::uint64_t monotonic_ms()
 // Under log_mutex(), as every write.
 LogBudget& log_budget(LogBudgetClass budget_class)
 {
-    static LogBudget client(kClientLogLinesPerSecond);
-    static LogBudget authentication(kAuthLogLinesPerSecond);
+    static LogBudget client(kClientLogLinesPerSecond, kClientLogBytesPerSecond);
+    static LogBudget authentication(kAuthLogLinesPerSecond, kAuthLogBytesPerSecond);
     return budget_class == LogBudgetClass::authentication ? authentication : client;
 }
 
@@ -293,16 +339,24 @@ void write_unlogged(const LogBudget::Unlogged& unlogged)
     write_line(severity_of("events_not_logged"), "events_not_logged", fields);
 }
 
-void write_line(Severity severity, std::string_view event, std::span<const LogField> fields)
+std::string format_line(Severity severity, std::string_view event, std::span<const LogField> fields)
+{
+    return target().format == LogFormat::json ? json_line(severity, event, fields) : text_line(severity, event, fields);
+}
+
+void write_formatted(Severity severity, std::string line)
 {
     auto& log = target();
-    std::string line = log.format == LogFormat::json ? json_line(severity, event, fields)
-                                                     : text_line(severity, event, fields);
     if (log.journal) {
         line.insert(0, "<" + std::to_string(static_cast<int>(severity)) + ">");
     }
     std::fprintf(log.file, "%s\n", line.c_str());
     std::fflush(log.file);
+}
+
+void write_line(Severity severity, std::string_view event, std::span<const LogField> fields)
+{
+    write_formatted(severity, format_line(severity, event, fields));
 }
 
 } // namespace
@@ -322,6 +376,8 @@ namespace {
 
 void log_under(LogBudgetClass budget_class, std::string_view event, std::span<const LogField> fields)
 {
+    const Severity severity = severity_of(event);
+    std::string line = format_line(severity, event, fields);
     const std::lock_guard lock(log_mutex());
     if (budget_class != LogBudgetClass::none) {
         auto& budget = log_budget(budget_class);
@@ -329,11 +385,11 @@ void log_under(LogBudgetClass budget_class, std::string_view event, std::span<co
         if (auto unlogged = budget.take_unlogged(now)) {
             write_unlogged(*unlogged);
         }
-        if (!budget.admit(event, now)) {
+        if (!budget.admit(event, now, line.size() + 1)) {
             return;
         }
     }
-    write_line(severity_of(event), event, fields);
+    write_formatted(severity, std::move(line));
 }
 
 } // namespace

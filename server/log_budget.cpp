@@ -31,14 +31,16 @@ void LogBudget::roll(std::uint64_t now_ms)
         started_ = true;
         window_start_ms_ = now_ms;
         written_ = 0;
+        written_bytes_ = 0;
     }
 }
 
-bool LogBudget::admit(std::string_view event, std::uint64_t now_ms)
+bool LogBudget::admit(std::string_view event, std::uint64_t now_ms, std::uint64_t bytes)
 {
     roll(now_ms);
-    if (written_ < lines_per_second_) {
+    if (written_ < lines_per_second_ && written_bytes_ < bytes_per_second_) {
         ++written_;
+        written_bytes_ += bytes;
         return true;
     }
     auto found = unlogged_.find(event);

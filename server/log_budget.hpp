@@ -22,12 +22,17 @@
 
 namespace ferry::server {
 
-// Lines a second clients may cause, server-wide (ferryd(8), LOG): at about
-// 150 bytes a line, some 15 KB/s, 1.3 GB a day at the worst.
+// Lines and bytes a second clients may cause, server-wide (ferryd(8),
+// LOG): lines are about 150 bytes, but a client chooses how long the text
+// it sends is (round 76: lines of 294 KB made 11.6 MB/s from one client),
+// so the bytes are bounded too: 32 KiB a second, 2.8 GB a day at the
+// worst, plus the one line that crosses the bound.
 inline constexpr std::uint32_t kClientLogLinesPerSecond = 100;
+inline constexpr std::uint64_t kClientLogBytesPerSecond = 32 * 1024;
 // auth_failed lines have a budget of their own, so that a flood of
 // connections cannot crowd out the lines that name who guesses tokens.
 inline constexpr std::uint32_t kAuthLogLinesPerSecond = 20;
+inline constexpr std::uint64_t kAuthLogBytesPerSecond = 8 * 1024;
 
 // Which budget lines of an event come under: none (the server's own, and
 // transfers), the clients' (see above), or authentication failures'.
@@ -45,11 +50,15 @@ public:
     // Events left out of the log in one or more past windows, by event.
     using Unlogged = std::map<std::string, std::uint64_t, std::less<>>;
 
-    explicit LogBudget(std::uint32_t lines_per_second) : lines_per_second_(lines_per_second) {}
+    LogBudget(std::uint32_t lines_per_second, std::uint64_t bytes_per_second)
+        : lines_per_second_(lines_per_second), bytes_per_second_(bytes_per_second)
+    {
+    }
 
-    // Whether a line of `event` may be written at `now_ms`; if not, it is
-    // counted among the unlogged.
-    bool admit(std::string_view event, std::uint64_t now_ms);
+    // Whether a line of `event`, `bytes` long, may be written at `now_ms`
+    // (while the window's lines and bytes are under their bounds); if not,
+    // it is counted among the unlogged.
+    bool admit(std::string_view event, std::uint64_t now_ms, std::uint64_t bytes = 0);
 
     // What was left out, once its window is over (or at once with
     // `final`, at the server's stop), to be said in one line; nothing when
@@ -60,9 +69,11 @@ private:
     void roll(std::uint64_t now_ms);
 
     std::uint32_t lines_per_second_;
+    std::uint64_t bytes_per_second_;
     std::uint64_t window_start_ms_ = 0;
     bool started_ = false;
     std::uint32_t written_ = 0;
+    std::uint64_t written_bytes_ = 0;
     Unlogged unlogged_;
 };
 

@@ -290,6 +290,79 @@ class Logging(unittest.TestCase):
         self.assertIn("evil", text)
         self.assertIn("\\\\xFF", text)
 
+    def test_peer_text_reaches_the_json_log_as_ascii(self):
+        """Round 76, F4: the JSON format wrote a peer's C1 controls (U+009B CSI, U+0085), bidi overrides and
+        line separators raw, which act on a terminal that shows the log or split it for a reader. Every
+        character past ASCII is now written as \\uXXXX; the lines still read back as the text sent."""
+        root = temp_root()
+        tokens = os.path.join(root, ".tokens")
+        with open(tokens, "w") as f:
+            f.write("writer-0123456789abcdef rw\n")
+        os.chmod(tokens, 0o600)
+        try:
+            with Server(FERRYD, root, "--token-file", tokens, "--log-format", "json") as server:
+                peer = server.peer(hello=False)
+                peer.send({"op": "x\u009b2J\u0085\u202eevil\u2028caf\u00e9", "id": 1})
+                self.assertEqual(peer.reply()["error"]["code"], "unknown_op")
+                peer.close()
+                self.assertTrue(wait_until(lambda: "disconnect" in server.log_text()))
+                log = read_whole_log(server.log)
+        finally:
+            shutil.rmtree(root)
+        self.assertEqual([b for b in log if b >= 0x80], [], log[-500:])
+        errors = [json.loads(line) for line in log.splitlines() if b'"unknown_op"' in line]
+        self.assertEqual(len(errors), 1, log[-2000:])
+        self.assertIn("caf\u00e9", errors[0]["message"])  # read back as sent, the controls spelled out
+
+    def test_long_peer_text_cannot_grow_the_log(self):
+        """Round 76, F1: an unknown op of 64 KiB, before hello, made a log line of 294 KB (each U+0085
+        escaped), and 100 such lines a second were allowed. The op is now named by its first bytes, and
+        the lines clients cause are bounded in bytes a second as well as in lines."""
+        root = temp_root()
+        tokens = os.path.join(root, ".tokens")
+        with open(tokens, "w") as f:
+            f.write("writer-0123456789abcdef rw\n")
+        os.chmod(tokens, 0o600)
+        try:
+            with Server(FERRYD, root, "--token-file", tokens) as server:
+                peer = server.peer(hello=False)
+                peer.send({"op": "\u0085" * 30000, "id": 1})
+                self.assertEqual(peer.reply()["error"]["code"], "unknown_op")
+                peer.close()
+                self.assertTrue(wait_until(lambda: "disconnect" in server.log_text()))
+                longest = max(len(line) for line in read_whole_log(server.log).splitlines())
+                self.assertLess(longest, 2000)
+        finally:
+            shutil.rmtree(root)
+        # Errors that name a long path (4,000 bytes, as long as a request may make it), from many
+        # connections at once: each line is nearly 4 KB; 100 of them a second were 380 KB a second.
+        root = temp_root()
+        path = "/".join(["d" * 249] * 16)
+        try:
+            with Server(FERRYD, root) as server:
+                before = len(read_whole_log(server.log))
+                started = time.monotonic()
+                peers = [server.peer(version=2) for _ in range(20)]
+                for peer in peers:
+                    for i in range(20):
+                        peer.send({"op": "stat", "id": i + 1, "name": path})
+                for peer in peers:
+                    for _ in range(20):
+                        self.assertEqual(peer.reply()["error"]["code"], "not_found")
+                elapsed = time.monotonic() - started
+                for peer in peers:
+                    peer.close()
+                asker = server.peer()
+                self.assertTrue(wait_until(lambda: asker.request({"op": "stats"})["connections"]["now"] == 1))
+            log = server.final_log[before:]   # with the stop's events_not_logged
+        finally:
+            shutil.rmtree(root)
+        long_lines = [line for line in log.splitlines() if len(line) > 3000]
+        self.assertTrue(long_lines, log[-2000:])
+        self.assertLess(sum(len(line) + 1 for line in long_lines), (elapsed + 2) * (32 * 1024 + 9000),
+                        (len(long_lines), elapsed))
+        self.assertIn(b"events_not_logged", log)
+
 
 if __name__ == "__main__":
     unittest.main()

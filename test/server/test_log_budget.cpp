@@ -10,7 +10,7 @@ using ferry::server::LogBudget;
 
 TEST_CASE("the log budget writes its lines a second, counts the rest by event, and says so once the second is over")
 {
-    LogBudget budget(3);
+    LogBudget budget(3, 1 << 20);
     CHECK(budget.admit("connect", 1000));
     CHECK(budget.admit("disconnect", 1001));
     CHECK(budget.admit("connect", 1500));
@@ -32,9 +32,29 @@ TEST_CASE("the log budget writes its lines a second, counts the rest by event, a
     CHECK_FALSE(budget.admit("close", 2004));
 }
 
+TEST_CASE("the log budget bounds the bytes a second too: long lines stop before the line count does")
+{
+    // Round 76: a client made each error line 294 KB long, and 100 such
+    // lines a second were 29 MB/s. A line may cross the bound once; then
+    // the rest of the second is counted, not written.
+    LogBudget budget(100, 1000);
+    CHECK(budget.admit("error", 1000, 600));
+    CHECK(budget.admit("error", 1001, 600)); // crosses the bound: written
+    CHECK_FALSE(budget.admit("error", 1002, 10));
+    CHECK_FALSE(budget.admit("connect", 1003, 10));
+    const auto unlogged = budget.take_unlogged(2000);
+    REQUIRE(unlogged.has_value());
+    CHECK(unlogged->at("error") == 1);
+    CHECK(unlogged->at("connect") == 1);
+    // A new second, a new budget of bytes.
+    CHECK(budget.admit("error", 2001, 999));
+    CHECK(budget.admit("error", 2002, 5000));
+    CHECK_FALSE(budget.admit("error", 2003, 1));
+}
+
 TEST_CASE("what the budget left out is said at the stop whatever the time, and never twice")
 {
-    LogBudget budget(1);
+    LogBudget budget(1, 1 << 20);
     CHECK(budget.admit("error", 5));
     CHECK_FALSE(budget.admit("error", 6));
     CHECK_FALSE(budget.take_unlogged(7).has_value());

@@ -3,6 +3,7 @@
 // error vocabulary of error.hpp.
 #include "error.hpp"
 #include "messages.hpp"
+#include "names.hpp"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -370,6 +371,38 @@ TEST_CASE("request errors: only whitespace may follow the object; a NUL or a byt
     check_request_error("\0{\"op\":\"stats\",\"id\":5}"s, ErrorCode::bad_json, std::nullopt);
     check_request_error("\xEF\xBB\xBF{\"op\":\"stats\",\"id\":5}"s, ErrorCode::bad_json, std::nullopt);
     CHECK(parse_ok(" \t\r\n{\"op\":\"stats\",\"id\":5} \t\r\n").id == 5);
+}
+
+TEST_CASE("request errors: an unknown op or hash is named by its first 64 bytes, whatever its length")
+{
+    // Round 76: the whole of an op a peer made 64 KiB long went into the
+    // reply and the server's log line (294 KB once escaped).
+    for (const std::string& long_value : {std::string(70000, 'x'), [] {
+                                              std::string c1;
+                                              for (int i = 0; i < 32000; ++i) {
+                                                  c1 += "\xC2\x85"; // U+0085, a C1 control
+                                              }
+                                              return c1;
+                                          }()}) {
+        for (const std::string& request :
+             {"{\"op\":\"" + long_value + "\",\"id\":7}",
+              "{\"op\":\"get\",\"id\":7,\"name\":\"f\",\"hash\":\"" + long_value + "\"}"}) {
+            const auto parsed = ferry::parse_request(request);
+            REQUIRE_FALSE(parsed.request.ok());
+            const std::string& message = parsed.request.error().message;
+            CHECK(message.size() < 64 * 8 + 200); // the excerpt, escaped, and the words around it
+            CHECK(message.find("...\" (" + std::to_string(long_value.size()) + " bytes)") != std::string::npos);
+            CHECK(message.find("\xC2\x85") == std::string::npos); // escaped as \u{0085}
+        }
+    }
+    // A short one is named whole, as before.
+    const auto parsed = ferry::parse_request("{\"op\":\"frobnicate\",\"id\":7}");
+    REQUIRE_FALSE(parsed.request.ok());
+    CHECK(parsed.request.error().message == "unknown operation \"frobnicate\"");
+    CHECK(ferry::quoted_excerpt("ab\xC3\xA9"
+                                "cd",
+                                3) == "\"ab...\" (6 bytes)"); // never half a code point
+    CHECK(ferry::quoted_excerpt("abc", 3) == "\"abc\"");
 }
 
 TEST_CASE("request errors: a key repeated within one object is bad_json, at any depth")
