@@ -1,5 +1,7 @@
 #include "access.hpp"
 
+#include "file_trust.hpp"
+
 #include "operator_file.hpp"
 #include "posix_io.hpp"
 
@@ -19,7 +21,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -282,83 +283,6 @@ Result<AccessList> AccessList::parse(std::string_view text)
     return list;
 }
 
-namespace {
-
-std::string mode_text(mode_t mode)
-{
-    char text[8];
-    std::snprintf(text, sizeof text, "%03o", static_cast<unsigned>(mode & 0777));
-    return text;
-}
-
-// Whoever owns the token file, or its folder, or may write either, may
-// grant themselves access. Like sshd's StrictModes for authorized_keys: the
-// file and every folder above it must belong to ferryd's user or root, the
-// file may be written by its owner only, and a folder by its owner only
-// unless it is sticky (/tmp: others may add names there, not replace ours).
-// With a POSIX ACL, the group bits are the ACL's mask, the most any named
-// user or group gets, so the same test covers ACL entries.
-bool trusted_owner(uid_t owner)
-{
-    return owner == 0 || owner == ::geteuid();
-}
-
-std::optional<Error> file_writers_problem(const std::string& path, int fd, const struct ::stat& st)
-{
-    const auto refused = [&](const std::string& why) {
-        return Error{ErrorCode::forbidden, "token file \"" + path + "\" " + why};
-    };
-    if (!trusted_owner(st.st_uid)) {
-        return refused("belongs to uid " + std::to_string(st.st_uid) +
-                       ", who may rewrite it and so grant themselves access; it must belong to ferryd's user (uid " +
-                       std::to_string(::geteuid()) + ") or root (chown it)");
-    }
-    const std::string mode = mode_text(st.st_mode);
-    if ((st.st_mode & S_IWOTH) != 0) {
-        return refused("has mode " + mode + ": anyone may write it and so grant themselves access (chmod 600 it)");
-    }
-    if ((st.st_mode & S_IWGRP) != 0) {
-        const bool acl = ::fgetxattr(fd, "system.posix_acl_access", nullptr, 0) > 0;
-        return refused(acl ? "has an ACL that lets users or groups other than its owner write it (mode " + mode +
-                                 "), who may so grant themselves access (setfacl -b and chmod 600 it)"
-                           : "has mode " + mode +
-                                 ": its group may write it and so grant itself access (chmod 600 it)");
-    }
-    return std::nullopt;
-}
-
-std::optional<Error> folder_writers_problem(const std::string& path)
-{
-    std::error_code error;
-    const auto real = std::filesystem::canonical(path, error);
-    if (error) {
-        return Error{ErrorCode::io_error, "cannot resolve token file \"" + path + "\": " + error.message()};
-    }
-    for (auto folder = real.parent_path();; folder = folder.parent_path()) {
-        struct ::stat st {};
-        if (::stat(folder.c_str(), &st) != 0) {
-            return Error{ErrorCode::io_error,
-                         "cannot stat folder \"" + folder.string() + "\" of the token file: " + std::strerror(errno)};
-        }
-        const auto refused = [&](const std::string& why) {
-            return Error{ErrorCode::forbidden, "folder \"" + folder.string() + "\" of token file \"" + path + "\" " +
-                                                   why + ", and so replace the token file and grant access"};
-        };
-        if (!trusted_owner(st.st_uid)) {
-            return refused("belongs to uid " + std::to_string(st.st_uid) + ", who may rename files in it");
-        }
-        if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
-            return refused("has mode " + mode_text(st.st_mode) +
-                           ": others than its owner may rename files in it (chmod go-w it)");
-        }
-        if (folder == folder.parent_path()) {
-            return std::nullopt;
-        }
-    }
-}
-
-} // namespace
-
 Result<AccessList> AccessList::load(const std::string& path)
 {
     auto opened = open_operator_file(path, O_RDONLY, "token file");
@@ -367,9 +291,10 @@ Result<AccessList> AccessList::load(const std::string& path)
     }
     const int fd = opened->fd;
     const struct ::stat& st = opened->st;
-    auto problem = file_writers_problem(path, fd, st);
+    // Whoever may change the file may grant themselves access (file_trust.hpp).
+    auto problem = file_writers_problem("token file", path, fd, st);
     if (!problem) {
-        problem = folder_writers_problem(path);
+        problem = folder_writers_problem("token file", path);
     }
     if (problem) {
         ::close(fd);

@@ -1,5 +1,7 @@
 #include "config_reader.hpp"
 
+#include "file_trust.hpp"
+
 #include "operator_file.hpp"
 
 #include <fcntl.h>
@@ -113,8 +115,15 @@ std::string check_config_file(const std::string& path)
     if (!opened) {
         return opened.error().message;
     }
+    // The config file decides the root, the token file and read-only:
+    // whoever may change or replace it decides them (file_trust.hpp; round
+    // 76, F7).
+    auto problem = file_writers_problem("config file", path, opened->fd, opened->st);
     ::close(opened->fd);
-    return {};
+    if (!problem) {
+        problem = folder_writers_problem("config file", path);
+    }
+    return problem ? problem->message : std::string();
 }
 
 } // namespace ferry::server

@@ -1,5 +1,6 @@
 #include "log.hpp"
 
+#include "file_trust.hpp"
 #include "log_budget.hpp"
 
 #include "names.hpp"
@@ -216,13 +217,22 @@ Severity severity_of(std::string_view event)
 // regular file only), appending, and never through a symbolic link at its
 // name: a root ferryd whose log lies in a folder another user may write
 // would otherwise append its lines, which carry clients' text, to whatever
-// file that user points the name at when the log is rotated. Created as
-// fopen(3) would: 0666 less the umask.
+// file that user points the name at when the log is rotated. Nor is a file
+// at the name adopted when another user owns it or others may write it
+// (file_trust.hpp): one made there between a rotation and its SIGHUP, in a
+// folder others may add names to, would take the lines, and its owner
+// could rewrite them (round 76, F5). Created 0640 whatever the umask (less
+// what the umask takes): peers' addresses and names are no one else's.
 static Result<std::FILE*> open_log_file(const std::string& path)
 {
-    auto opened = open_operator_file(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW, "log file", 0666);
+    auto opened = open_operator_file(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW, "log file", 0640);
     if (!opened) {
         return opened.error();
+    }
+    if (auto problem = file_writers_problem("log file", path, opened->fd, opened->st)) {
+        ::close(opened->fd);
+        return Error{ErrorCode::io_error, problem->message + "; ferryd writes its log only into a file no one "
+                                                             "else may write"};
     }
     // A hard link is the symbolic link's twin where fs.protected_hardlinks
     // is off: a user who may write the log's folder could give a file they

@@ -1,5 +1,7 @@
 #include "tls.hpp"
 
+#include "file_trust.hpp"
+
 #include "operator_file.hpp"
 
 #include <openssl/err.h>
@@ -65,20 +67,48 @@ bool use_certificate_chain(SSL_CTX* ctx, const std::string& pem)
     return last == 0;
 }
 
-bool use_private_key(SSL_CTX* ctx, const std::string& pem)
+// OpenSSL's default for an encrypted key prompts on the terminal, or reads
+// standard input, where a daemon has neither (round 76, F8: a prompt at
+// start, a spin on an endless input): no passphrase is given, and the
+// caller says why the key could not be read.
+int refuse_passphrase(char* /*buffer*/, int /*size*/, int /*writing*/, void* asked)
+{
+    *static_cast<bool*>(asked) = true;
+    return -1;
+}
+
+// Whether the key was used; `encrypted` says a passphrase was asked for.
+bool use_private_key(SSL_CTX* ctx, const std::string& pem, bool& encrypted)
 {
     Bio bio = memory_bio(pem);
     if (!bio) {
         return false;
     }
-    EVP_PKEY* key = PEM_read_bio_PrivateKey(bio.get(), nullptr, SSL_CTX_get_default_passwd_cb(ctx),
-                                            SSL_CTX_get_default_passwd_cb_userdata(ctx));
+    EVP_PKEY* key = PEM_read_bio_PrivateKey(bio.get(), nullptr, refuse_passphrase, &encrypted);
     if (key == nullptr) {
         return false;
     }
     const bool used = SSL_CTX_use_PrivateKey(ctx, key) == 1;
     EVP_PKEY_free(key);
     return used;
+}
+
+// Whoever may read the key may be this server to its clients, pinned or
+// not; whoever may write it or replace it, too. As sshd refuses an
+// "UNPROTECTED PRIVATE KEY FILE": the owner and writers rules of every
+// operator's file (file_trust.hpp), and no reading by others; a group may
+// read it (Debian's ssl-cert group). Round 76, F6.
+std::optional<Error> key_readers_problem(const std::string& key_file, const struct ::stat& st)
+{
+    if (auto problem = file_writers_problem("key", key_file, -1, st)) {
+        return problem;
+    }
+    if ((st.st_mode & S_IROTH) != 0) {
+        return Error{ErrorCode::forbidden, "key \"" + key_file + "\" has mode " + mode_text(st.st_mode) +
+                                               ": anyone may read it and so be this server to its clients "
+                                               "(chmod o-r it)"};
+    }
+    return folder_writers_problem("key", key_file);
 }
 
 } // namespace
@@ -102,12 +132,25 @@ Result<std::shared_ptr<TlsContext>> TlsContext::load(const std::string& cert_fil
     if (!use_certificate_chain(ctx, cert.value())) {
         return Error{ErrorCode::io_error, openssl_error("cannot load certificate \"" + cert_file + "\"")};
     }
-    auto key = read_operator_file(key_file, "key");
+    struct ::stat key_stat {};
+    auto key = read_operator_file(key_file, "key", &key_stat);
     if (!key) {
         return key.error();
     }
-    const bool key_used = use_private_key(ctx, key.value());
+    if (auto problem = key_readers_problem(key_file, key_stat)) {
+        OPENSSL_cleanse(key->data(), key->size());
+        return *problem;
+    }
+    bool encrypted = false;
+    const bool key_used = use_private_key(ctx, key.value(), encrypted);
     OPENSSL_cleanse(key->data(), key->size()); // no copy of the key outlives its use
+    if (!key_used && encrypted) {
+        ERR_clear_error();
+        return Error{ErrorCode::io_error, "key \"" + key_file +
+                                              "\" is encrypted: ferryd reads no passphrase, so it takes the key "
+                                              "unencrypted (openssl pkey -in KEY -out PLAIN, then keep PLAIN "
+                                              "chmod 600)"};
+    }
     if (!key_used) {
         return Error{ErrorCode::io_error, openssl_error("cannot load key \"" + key_file + "\"")};
     }

@@ -217,6 +217,143 @@ class OperatorFiles(unittest.TestCase):
             self.assertTrue(wait_until(lambda: "tokens_kept" in server.log_text(), within=10))
             self.assertIn(f"belongs to uid {OTHER_UID}", server.log_text())
 
+    def test_a_link_on_the_way_to_a_token_file_is_held_to_the_folder_rules(self):
+        # Round 76, F3: a symbolic link at the token file's path, in a folder
+        # anyone may write, was accepted (only the target's folders were
+        # checked), and anyone could point it at a file of their choosing.
+        shared = os.path.join(self.root, "shared")
+        os.mkdir(shared)
+        os.chmod(shared, 0o777)
+        link = os.path.join(shared, "tokens")
+        os.symlink(self.tokens, link)
+        self.start_fails(["--token-file", link], 5, f'{shared}\\" on the way', "mode 777")
+        # A folder on the way that is a link in such a folder: the same.
+        safe = os.path.join(self.root, "safe")
+        os.mkdir(safe, 0o700)
+        os.rename(self.tokens, os.path.join(safe, "tokens"))
+        os.symlink(safe, os.path.join(shared, "to-safe"))
+        self.start_fails(["--token-file", os.path.join(shared, "to-safe", "tokens")], 5, f'{shared}\\" on the way')
+        # A link in a sticky folder is someone's to replace when it is theirs.
+        sticky = os.path.join(self.root, "sticky")
+        os.mkdir(sticky)
+        os.chmod(sticky, 0o1777)
+        theirs = os.path.join(sticky, "tokens")
+        os.symlink(os.path.join(safe, "tokens"), theirs)
+        os.lchown(theirs, OTHER_UID, OTHER_UID)
+        self.start_fails(["--token-file", theirs], 5, f"belongs to uid {OTHER_UID}", "symbolic link")
+        # Links the operator owns, in folders no one else may write, are fine.
+        mine = os.path.join(self.root, "mine")
+        os.mkdir(mine, 0o755)
+        os.symlink("../safe/tokens", os.path.join(mine, "tokens"))
+        with Server(FERRYD, self.root, "--token-file", os.path.join(mine, "tokens")) as server:
+            self.assertEqual(server.peer(token=WRITER).access, "rw")
+            # At SIGHUP, the link swapped for one in the open folder: the tokens stay.
+            os.unlink(os.path.join(mine, "tokens"))
+            os.symlink(link, os.path.join(mine, "tokens"))
+            os.unlink(link)
+            os.symlink(os.path.join(safe, "tokens"), link)
+            server.process.send_signal(signal.SIGHUP)
+            self.assertTrue(wait_until(lambda: "tokens_kept" in server.log_text(), within=10))
+            self.assertIn("mode 777", server.log_text())
+
+    def test_a_tls_key_others_may_read_or_change_is_refused(self):
+        # Round 76, F6: a key of mode 644 or 666, or another user's, was used
+        # as it was: whoever may read it may be this server to its clients.
+        cert, key = make_certificate(self.root)
+        for mode, owner, words in ((0o644, 0, ["mode 644", "anyone may read it"]),
+                                   (0o660, 0, ["mode 660", "its group may write it"]),
+                                   (0o600, OTHER_UID, [f"belongs to uid {OTHER_UID}"])):
+            with self.subTest(mode=oct(mode), owner=owner):
+                os.chmod(key, mode)
+                os.chown(key, owner, owner)
+                self.start_fails(["--tls-cert", cert, "--tls-key", key], 6, f'key \\"{key}\\"', *words)
+        os.chown(key, 0, 0)
+        os.chmod(key, 0o640)   # a group may read it (Debian's ssl-cert)
+        with Server(FERRYD, self.root, "--tls-cert", cert, "--tls-key", key):
+            pass
+
+    def test_an_encrypted_tls_key_is_refused_without_a_prompt(self):
+        # Round 76, F8: OpenSSL asked for a passphrase on the terminal or read
+        # standard input; ferryd reads none, and says why the key is refused.
+        cert, key = make_certificate(self.root)
+        locked = os.path.join(self.root, "locked.pem")
+        subprocess.run(["openssl", "pkey", "-in", key, "-out", locked, "-aes256", "-passout", "pass:secret"],
+                       check=True, capture_output=True, timeout=30)
+        os.chmod(locked, 0o600)
+        answer = os.path.join(self.root, ".answer")
+        with open(answer, "w") as f:
+            f.write("secret\n")
+        with open(answer) as stdin:
+            result = subprocess.run([FERRYD, "--root", self.root, "--listen", "127.0.0.1:0", "--tls-cert", cert,
+                                     "--tls-key", locked], stdin=stdin, capture_output=True, timeout=10)
+        self.assertEqual(result.returncode, 6, result.stderr)
+        self.assertIn(b"is encrypted", result.stderr)
+        self.assertNotIn(b"pass phrase", result.stderr + result.stdout)
+
+    def test_a_config_file_others_may_change_is_refused(self):
+        # Round 76, F7: the config file decides the root, the token file and
+        # read-only, and another user's, or one anyone may write, was used.
+        config = os.path.join(self.root, ".ferryd.conf")
+        with open(config, "w") as f:
+            f.write('listen = "127.0.0.1:0"\n')
+        for mode, owner, words in ((0o666, 0, ["mode 666", "anyone may write it"]),
+                                   (0o644, OTHER_UID, [f"belongs to uid {OTHER_UID}"])):
+            with self.subTest(mode=oct(mode), owner=owner):
+                os.chmod(config, mode)
+                os.chown(config, owner, owner)
+                result = run("--root", self.root, "--config", config)
+                self.assertEqual(result.returncode, 2, result.stderr)
+                for word in words:
+                    self.assertIn(word, result.stderr.decode())
+        os.chown(config, 0, 0)
+        os.chmod(config, 0o644)
+        shared = os.path.join(self.root, "shared")
+        os.mkdir(shared)
+        os.chmod(shared, 0o777)
+        os.rename(config, os.path.join(shared, "ferryd.conf"))
+        result = run("--root", self.root, "--config", os.path.join(shared, "ferryd.conf"))
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn(f'{shared}\\" on the way', result.stderr.decode())
+
+    def test_a_log_file_another_user_owns_or_may_write_is_not_adopted(self):
+        # Round 76, F5: between a rotation and its SIGHUP another user made
+        # the log's name in a folder where anyone may add names; ferryd
+        # appended to that file, and its owner rewrote the lines.
+        folder = os.path.join(self.root, "logs")
+        os.mkdir(folder)
+        os.chmod(folder, 0o1777)
+        log = os.path.join(folder, "ferryd.log")
+        with open(log, "w"):
+            pass
+        os.chown(log, OTHER_UID, OTHER_UID)
+        self.start_fails(["--log-file", log], 3, f"belongs to uid {OTHER_UID}")
+        os.chown(log, 0, 0)
+        os.chmod(log, 0o666)
+        self.start_fails(["--log-file", log], 3, "anyone may write it")
+        os.unlink(log)
+        old_mask = os.umask(0)
+        try:
+            server = Server(FERRYD, self.root, "--log-file", log)
+        finally:
+            os.umask(old_mask)
+        with server:
+            self.assertEqual(os.stat(log).st_mode & 0o777, 0o640)   # not 0666, whatever the umask
+            os.rename(log, log + ".1")
+            with open(log, "w"):
+                pass
+            os.chown(log, OTHER_UID, OTHER_UID)
+            server.process.send_signal(signal.SIGHUP)
+
+            def old_log():
+                with open(log + ".1") as f:
+                    return f.read()
+            self.assertTrue(wait_until(lambda: "log_reopen_failed" in old_log(), within=10), old_log())
+            self.assertIn(f"belongs to uid {OTHER_UID}", old_log())
+            server.peer().close()
+            self.assertTrue(wait_until(lambda: " connect " in old_log(), within=10), old_log())
+        with open(log) as f:
+            self.assertEqual(f.read(), "")
+
     def test_token_file_text_is_held_to_the_documented_rules(self):
         cases = [(b"\xef\xbb\xbf" + WRITER.encode() + b" rw\n", "line 1", "byte order mark"),
                  (WRITER.encode() + b" rw\n" + "é".encode() * 8 + b" rw\n", "line 2", "has 8"),
