@@ -289,8 +289,8 @@ void Supervisor::on_sighup(uv_signal_t* handle, int)
     auto* self = static_cast<Supervisor*>(handle->data);
     if (auto failed = reopen_log()) {
         log_event("log_reopen_failed", {{"message", *failed}});
-    } else {
-        log_event("log_reopened", {});
+    } else if (!log_is_stderr()) {
+        log_event("log_reopened", {}); // said only where there is a file to reopen (round 76, F10)
     }
     if (!self->config_.tokens) {
         return;
