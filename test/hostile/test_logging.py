@@ -18,6 +18,15 @@ from harness import read_whole_log  # noqa: E402 (wire puts test/ on the path)
 FERRYD = os.environ.get("FERRYD", "")
 
 
+def writer_tokens(root):
+    """A token file in `root` (hidden, so never listed) that grants one writer; its path."""
+    tokens = os.path.join(root, ".tokens")
+    with open(tokens, "w") as f:
+        f.write("writer-0123456789abcdef rw\n")
+    os.chmod(tokens, 0o600)
+    return tokens
+
+
 class Logging(unittest.TestCase):
     def test_json_lines_and_rotation(self):
         root = temp_root()
@@ -102,10 +111,7 @@ class Logging(unittest.TestCase):
 
     def test_a_flood_of_bad_frames_cannot_fill_the_disk(self):
         root = temp_root()
-        tokens = os.path.join(root, ".tokens")
-        with open(tokens, "w") as f:
-            f.write("writer-0123456789abcdef rw\n")
-        os.chmod(tokens, 0o600)
+        tokens = writer_tokens(root)
         bad_json = struct.pack(">BI", 1, 2) + b"{]"      # 7 bytes: not JSON
         stray_data = struct.pack(">BI", 2, 2) + b"xx"    # 7 bytes: data outside an upload
         try:
@@ -180,10 +186,7 @@ class Logging(unittest.TestCase):
         """auth_failed lines have a budget of their own: while another client connects and leaves as fast as it
         can (which the clients' budget holds back), each wrong token is still logged with its address."""
         root = temp_root()
-        tokens = os.path.join(root, ".tokens")
-        with open(tokens, "w") as f:
-            f.write("writer-0123456789abcdef rw\n")
-        os.chmod(tokens, 0o600)
+        tokens = writer_tokens(root)
         stop = threading.Event()
 
         def flood(port):
@@ -261,10 +264,7 @@ class Logging(unittest.TestCase):
         """An unknown op sent before hello and a name read from the disk, each holding terminal controls
         (ESC, BEL, a C1 CSI) and a byte that is not UTF-8: the text log must hold none of them raw."""
         root = temp_root()
-        tokens = os.path.join(root, ".tokens")
-        with open(tokens, "w") as f:
-            f.write("writer-0123456789abcdef rw\n")
-        os.chmod(tokens, 0o600)
+        tokens = writer_tokens(root)
         os.mkdir(os.path.join(root, "t"))
         # Not a valid name, so a recursive delete leaves it and names it in not_empty.
         with open(os.path.join(root.encode(), b"t", b"evil\x1b]0;pwned\x07\xc2\x9b2J\xff"), "wb") as f:
@@ -295,10 +295,7 @@ class Logging(unittest.TestCase):
         line separators raw, which act on a terminal that shows the log or split it for a reader. Every
         character past ASCII is now written as \\uXXXX; the lines still read back as the text sent."""
         root = temp_root()
-        tokens = os.path.join(root, ".tokens")
-        with open(tokens, "w") as f:
-            f.write("writer-0123456789abcdef rw\n")
-        os.chmod(tokens, 0o600)
+        tokens = writer_tokens(root)
         try:
             with Server(FERRYD, root, "--token-file", tokens, "--log-format", "json") as server:
                 peer = server.peer(hello=False)
@@ -319,10 +316,7 @@ class Logging(unittest.TestCase):
         escaped), and 100 such lines a second were allowed. The op is now named by its first bytes, and
         the lines clients cause are bounded in bytes a second as well as in lines."""
         root = temp_root()
-        tokens = os.path.join(root, ".tokens")
-        with open(tokens, "w") as f:
-            f.write("writer-0123456789abcdef rw\n")
-        os.chmod(tokens, 0o600)
+        tokens = writer_tokens(root)
         try:
             with Server(FERRYD, root, "--token-file", tokens) as server:
                 peer = server.peer(hello=False)
