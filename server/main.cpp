@@ -18,15 +18,16 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <filesystem>
-#include <optional>
+#include <cctype>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <string_view>
+#include <filesystem>
 #include <fstream>
+#include <optional>
+#include <string_view>
 
 namespace {
 
@@ -111,6 +112,19 @@ std::string raw_value(const CLI::App& app, const std::string& name)
         return {};
     }
     return option->results().back();
+}
+
+// A switch's value as an operator writes one, in any case: true, false,
+// yes, no, on, off, 1, 0 (and CLI11's "true" for the bare flag).
+bool is_switch_word(std::string word)
+{
+    std::transform(word.begin(), word.end(), word.begin(), [](unsigned char c) { return std::tolower(c); });
+    for (const char* known : {"true", "false", "yes", "no", "on", "off", "1", "0"}) {
+        if (word == known) {
+            return true;
+        }
+    }
+    return false;
 }
 
 // CLI11's words for an unknown key in the config file name its INI parser;
@@ -333,7 +347,7 @@ int serve(int argc, char** argv)
     app.add_option("--token-file", token_file,
                    "Require a token in hello: one \"TOKEN rw\" or \"TOKEN ro\" per line, optionally followed by a "
                    "label naming its holder in the log (see README); empty: no tokens");
-    app.add_flag("--read-only", config.read_only, "Refuse every upload, whatever the token");
+    auto* read_only_flag = app.add_flag("--read-only", config.read_only, "Refuse every upload, whatever the token");
     app.add_option("--workers", workers,
                    "Event loops (threads) serving clients; 0: the number of CPU cores (at least one per socket "
                    "systemd passes)")
@@ -346,6 +360,15 @@ int serve(int argc, char** argv)
     key_option->needs(cert_option);
     try {
         app.parse(argc, argv);
+        // CLI11 reads a switch's value as a number where it can: -1 and 0x1
+        // meant false, 1.5 and "t" true (round 76, F9). A switch that
+        // decides whether clients may write takes a plain yes or no.
+        for (const std::string& given : read_only_flag->results()) {
+            if (!is_switch_word(given)) {
+                throw CLI::ValidationError("--read-only",
+                                           "takes true or false (or yes/no, on/off, 1/0), not \"" + given + "\"");
+            }
+        }
     } catch (const CLI::ParseError& error) {
         if (error.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) {
             return app.exit(error); // --help, --version

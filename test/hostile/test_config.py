@@ -203,6 +203,31 @@ class OptionValues(unittest.TestCase):
             with self.subTest(text=text):
                 self.assert_refused([], option, config_text=text)
 
+    def test_read_only_takes_a_plain_yes_or_no(self):
+        # Round 76, F9: CLI11 read -1, -2 and 0x1 as false, so a config that
+        # meant read-only started a server clients could write to.
+        config = os.path.join(self.root, ".values.conf")
+        for value in ("-1", "-2", "0x1", "1.5", "t", "+1"):
+            for args in (["--read-only=" + value.strip('"')], None):
+                with self.subTest(value=value, where="command line" if args else "config file"):
+                    if args is None:
+                        with open(config, "w") as f:
+                            f.write("read-only = %s\n" % value)
+                        args = ["--config", config]
+                    result = run("--root", os.path.join(self.root, "files"), "--listen", "127.0.0.1:0", *args,
+                                 timeout=10)
+                    self.assertEqual(result.returncode, 2, result.stderr)
+                    self.assertIn("--read-only", result.stderr.decode())
+                    self.assertIn("takes true or false", result.stderr.decode())
+                    self.assertFalse(os.path.exists(os.path.join(self.root, "files")))
+        for value, access in (("true", "read-only"), ("ON", "read-only"), ("1", "read-only"), ("no", "read-write"),
+                              ("false", "read-write"), ("0", "read-write")):
+            with self.subTest(value=value):
+                with open(config, "w") as f:
+                    f.write("read-only = %s\n" % value)
+                with Server(FERRYD, self.root, "--config", config) as server:
+                    self.assertEqual(server.peer().access == "ro", access == "read-only")
+
     def test_values_at_the_ends_of_each_range_start(self):
         log = os.path.join(self.root, "log")
         config = os.path.join(self.root, ".edges.conf")
