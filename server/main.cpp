@@ -181,6 +181,19 @@ void warn_about_exposure(const ferry::server::Config& config, const std::string&
         ferry::server::log_event("warning", {{"message", "no --tls-cert: tokens and files cross the network to " +
                                                              bound + " in clear text"}});
     }
+    // New files and folders take their modes less the umask (PROTOCOL.md
+    // 4.5, 4.10): under a umask that keeps others' write bit, every folder
+    // made is one anyone on this machine may change (round 76, F11).
+    const mode_t umask_now = ::umask(0);
+    ::umask(umask_now);
+    if (!config.read_only && (umask_now & S_IWOTH) == 0) {
+        char shown[16];
+        std::snprintf(shown, sizeof shown, "%03o", static_cast<unsigned>(umask_now & 0777));
+        ferry::server::log_event(
+            "warning", {{"message", std::string("umask ") + shown +
+                                        ": the folders and files ferryd makes are writable by every local user; "
+                                        "set umask 022 or 027 (systemd: UMask=)"}});
+    }
 }
 
 } // namespace

@@ -354,6 +354,22 @@ class OperatorFiles(unittest.TestCase):
         with open(log) as f:
             self.assertEqual(f.read(), "")
 
+    def test_a_umask_that_lets_others_write_is_warned_about(self):
+        # Round 76, F11: under umask 000 every folder a put made was 0777,
+        # without a word.
+        for mask, warned in ((0o000, True), (0o002, False), (0o022, False)):
+            with self.subTest(umask=oct(mask)):
+                old_mask = os.umask(mask)
+                try:
+                    server = Server(FERRYD, self.root)
+                finally:
+                    os.umask(old_mask)
+                with server:
+                    # Said with the start's other words on exposure, after them.
+                    self.assertTrue(wait_until(lambda: "no --token-file" in server.log_text(), within=10))
+                    said = "umask %03o: the folders and files ferryd makes are writable" % mask
+                    self.assertEqual(said in server.log_text(), warned, server.log_text())
+
     def test_token_file_text_is_held_to_the_documented_rules(self):
         cases = [(b"\xef\xbb\xbf" + WRITER.encode() + b" rw\n", "line 1", "byte order mark"),
                  (WRITER.encode() + b" rw\n" + "é".encode() * 8 + b" rw\n", "line 2", "has 8"),
