@@ -654,8 +654,11 @@ class Listing:
                 self._page = self._ahead.popleft()
                 continue
             if self._ahead_error is not None:
+                # Raised once, as a page met in the loop is; then the
+                # listing has ended (a later loop: ValueError, round 77).
+                error, self._ahead_error = self._ahead_error, None
                 self.done = True
-                raise self._ahead_error
+                raise error
             try:
                 self._page = self.last_page = self._next_page()
             except FerryError:

@@ -192,12 +192,17 @@ class ListingTests(unittest.TestCase):
         stat = {"id": 2, "ok": True, "name": "a", "size": 1, "mtime": 5}
         client = ferry_client.Client.over(Replay([self.control(f) for f in (page, second, error, stat)]))
         seen = []
+        listing = client.list()
         with self.assertRaises(ferry_client.StorageError):
-            for entry in client.list():
+            for entry in listing:
                 seen.append(entry.name)
                 if entry.name == "a":
                     self.assertEqual(client.stat("a").size, 1)   # the rest is read here
         self.assertEqual(seen, ["a", "b"])
+        # Raised once; then the listing has ended, as one whose error page
+        # the loop met itself (round 77: a later loop was silently empty).
+        with self.assertRaises(ValueError):
+            list(listing)
 
 
 class HelloTests(unittest.TestCase):
