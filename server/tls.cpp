@@ -7,6 +7,10 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include <fcntl.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
 namespace ferry::server {
 
 namespace {
@@ -98,15 +102,25 @@ bool use_private_key(SSL_CTX* ctx, const std::string& pem, bool& encrypted)
 // "UNPROTECTED PRIVATE KEY FILE": the owner and writers rules of every
 // operator's file (file_trust.hpp), and no reading by others; a group may
 // read it (Debian's ssl-cert group). Round 76, F6.
-std::optional<Error> key_readers_problem(const std::string& key_file, const struct ::stat& st)
+std::optional<Error> key_readers_problem(const std::string& key_file, int fd, const struct ::stat& st)
 {
-    if (auto problem = file_writers_problem("key", key_file, -1, st)) {
+    if (auto problem = file_writers_problem("key", key_file, fd, st)) {
         return problem;
     }
     if ((st.st_mode & S_IROTH) != 0) {
         return Error{ErrorCode::forbidden, "key \"" + key_file + "\" has mode " + mode_text(st.st_mode) +
                                                ": anyone may read it and so be this server to its clients "
                                                "(chmod o-r it)"};
+    }
+    // With an ACL the group bits are its mask, the most a named user or
+    // group gets: a read there may be anyone's the ACL names (round 77).
+    if ((st.st_mode & S_IRGRP) != 0 && ::fgetxattr(fd, "system.posix_acl_access", nullptr, 0) > 0) {
+        return Error{ErrorCode::forbidden, "key \"" + key_file +
+                                               "\" has an ACL that lets users or groups "
+                                               "other than its owner read it (mode " +
+                                               mode_text(st.st_mode) +
+                                               "), who may so be this server to its clients (setfacl -b it; "
+                                               "its own group may read it by its mode)"};
     }
     return folder_writers_problem("key", key_file);
 }
@@ -132,14 +146,18 @@ Result<std::shared_ptr<TlsContext>> TlsContext::load(const std::string& cert_fil
     if (!use_certificate_chain(ctx, cert.value())) {
         return Error{ErrorCode::io_error, openssl_error("cannot load certificate \"" + cert_file + "\"")};
     }
-    struct ::stat key_stat {};
-    auto key = read_operator_file(key_file, "key", &key_stat);
+    auto opened = open_operator_file(key_file, O_RDONLY, "key");
+    if (!opened) {
+        return opened.error();
+    }
+    if (auto problem = key_readers_problem(key_file, opened->fd, opened->st)) {
+        ::close(opened->fd);
+        return *problem;
+    }
+    auto key = read_to_end(opened->fd, key_file, "key");
+    ::close(opened->fd);
     if (!key) {
         return key.error();
-    }
-    if (auto problem = key_readers_problem(key_file, key_stat)) {
-        OPENSSL_cleanse(key->data(), key->size());
-        return *problem;
     }
     bool encrypted = false;
     const bool key_used = use_private_key(ctx, key.value(), encrypted);

@@ -268,6 +268,12 @@ class OperatorFiles(unittest.TestCase):
                 os.chown(key, owner, owner)
                 self.start_fails(["--tls-cert", cert, "--tls-key", key], 6, f'key \\"{key}\\"', *words)
         os.chown(key, 0, 0)
+        os.chmod(key, 0o600)
+        # An ACL's read for another user shows only in the group bits (its
+        # mask), which a group's read may have too (round 77).
+        subprocess.run(["setfacl", "-m", f"u:{OTHER_UID}:r", key], check=True, timeout=10)
+        self.start_fails(["--tls-cert", cert, "--tls-key", key], 6, "has an ACL that lets users or groups")
+        subprocess.run(["setfacl", "-b", key], check=True, timeout=10)
         os.chmod(key, 0o640)   # a group may read it (Debian's ssl-cert)
         with Server(FERRYD, self.root, "--tls-cert", cert, "--tls-key", key):
             pass
