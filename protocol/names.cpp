@@ -261,16 +261,22 @@ std::string quoted(std::string_view text)
     return "\"" + printable(text) + "\"";
 }
 
+std::size_t code_point_cut(std::string_view text, std::size_t most)
+{
+    std::size_t cut = std::min(most, text.size());
+    while (cut > 0 && cut < text.size() && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) {
+        --cut; // a UTF-8 continuation byte: back to its code point's start
+    }
+    return cut;
+}
+
 std::string quoted_excerpt(std::string_view text, std::size_t max_bytes)
 {
     if (text.size() <= max_bytes) {
         return quoted(text);
     }
-    std::size_t cut = max_bytes;
-    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) {
-        --cut; // a UTF-8 continuation byte: back to its code point's start
-    }
-    return "\"" + printable(text.substr(0, cut)) + "...\" (" + std::to_string(text.size()) + " bytes)";
+    return "\"" + printable(text.substr(0, code_point_cut(text, max_bytes))) + "...\" (" + std::to_string(text.size()) +
+           " bytes)";
 }
 
 } // namespace ferry

@@ -58,6 +58,11 @@ std::string printable(std::string_view text);
 // log.
 std::string quoted(std::string_view text);
 
+// Where `text` may be cut at or before `most` bytes without splitting a
+// UTF-8 sequence: `most` itself, or the start of the code point it falls in
+// (the length of `text` when it is shorter).
+std::size_t code_point_cut(std::string_view text, std::size_t most);
+
 // quoted(), but of at most `max_bytes` of `text` (cut where a code point
 // starts), the cut said with its whole length: "abc..." (70000 bytes). For
 // a peer's value that a reply and the log name only to say that it is not

@@ -292,11 +292,7 @@ Result<AccessList> AccessList::load(const std::string& path)
     const int fd = opened->fd;
     const struct ::stat& st = opened->st;
     // Whoever may change the file may grant themselves access (file_trust.hpp).
-    auto problem = file_writers_problem("token file", path, fd, st);
-    if (!problem) {
-        problem = folder_writers_problem("token file", path);
-    }
-    if (problem) {
+    if (auto problem = writers_problem("token file", path, fd, st)) {
         ::close(fd);
         return *problem;
     }

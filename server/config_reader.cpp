@@ -118,11 +118,8 @@ std::string check_config_file(const std::string& path)
     // The config file decides the root, the token file and read-only:
     // whoever may change or replace it decides them (file_trust.hpp; round
     // 76, F7).
-    auto problem = file_writers_problem("config file", path, opened->fd, opened->st);
+    const auto problem = writers_problem("config file", path, opened->fd, opened->st);
     ::close(opened->fd);
-    if (!problem) {
-        problem = folder_writers_problem("config file", path);
-    }
     return problem ? problem->message : std::string();
 }
 

@@ -179,4 +179,12 @@ std::optional<Error> folder_writers_problem(std::string_view what, const std::st
     return std::nullopt;
 }
 
+std::optional<Error> writers_problem(std::string_view what, const std::string& path, int fd, const struct ::stat& st)
+{
+    if (auto problem = file_writers_problem(what, path, fd, st)) {
+        return problem;
+    }
+    return folder_writers_problem(what, path);
+}
+
 } // namespace ferry::server

@@ -39,6 +39,9 @@ std::optional<Error> file_writers_problem(std::string_view what, const std::stri
 // loop of links).
 std::optional<Error> folder_writers_problem(std::string_view what, const std::string& path);
 
+// Both of the above: the file, then the folders on its way.
+std::optional<Error> writers_problem(std::string_view what, const std::string& path, int fd, const struct ::stat& st);
+
 // "640": the permission bits of a mode, as chmod takes them.
 std::string mode_text(mode_t mode);
 

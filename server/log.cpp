@@ -61,23 +61,13 @@ constexpr std::size_t kMaxLoggedValueBytes = 8192;
 // with text a peer chose.
 constexpr std::size_t kMaxTextLineBytes = 32 * 1024;
 
-// Where `text` may be cut at or before `most` bytes: a code point's start.
-std::size_t cut_point(std::string_view text, std::size_t most)
-{
-    std::size_t cut = std::min(most, text.size());
-    while (cut > 0 && cut < text.size() && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) {
-        --cut;
-    }
-    return cut;
-}
-
 // `raw` as logged: whole, or its first kMaxLoggedValueBytes and the cut.
 std::string_view within_bound(std::string_view raw, std::string& cut_copy)
 {
     if (raw.size() <= kMaxLoggedValueBytes) {
         return raw;
     }
-    cut_copy = std::string(raw.substr(0, cut_point(raw, kMaxLoggedValueBytes))) +
+    cut_copy = std::string(raw.substr(0, code_point_cut(raw, kMaxLoggedValueBytes))) +
                "... (cut: " + std::to_string(raw.size()) + " bytes)";
     return cut_copy;
 }
@@ -151,7 +141,7 @@ std::string text_line(Severity severity, std::string_view event, std::span<const
     }
     if (line.size() > kMaxTextLineBytes) {
         const std::size_t whole = line.size();
-        line.resize(cut_point(line, kMaxTextLineBytes));
+        line.resize(code_point_cut(line, kMaxTextLineBytes));
         line += " ... (line cut: " + std::to_string(whole) + " bytes)";
     }
     return line;
@@ -386,18 +376,22 @@ namespace {
 
 void log_under(LogBudgetClass budget_class, std::string_view event, std::span<const LogField> fields)
 {
-    const Severity severity = severity_of(event);
-    std::string line = format_line(severity, event, fields);
     const std::lock_guard lock(log_mutex());
+    LogBudget* budget = nullptr;
     if (budget_class != LogBudgetClass::none) {
-        auto& budget = log_budget(budget_class);
+        budget = &log_budget(budget_class);
         const std::uint64_t now = monotonic_ms();
-        if (auto unlogged = budget.take_unlogged(now)) {
+        if (auto unlogged = budget->take_unlogged(now)) {
             write_unlogged(*unlogged);
         }
-        if (!budget.admit(event, now, line.size() + 1)) {
-            return;
+        if (!budget->admit(event, now)) {
+            return; // not even formatted: a flood's lines cost no more than their count
         }
+    }
+    const Severity severity = severity_of(event);
+    std::string line = format_line(severity, event, fields);
+    if (budget != nullptr) {
+        budget->charge(line.size() + 1);
     }
     write_formatted(severity, std::move(line));
 }

@@ -60,6 +60,10 @@ public:
     // it is counted among the unlogged.
     bool admit(std::string_view event, std::uint64_t now_ms, std::uint64_t bytes = 0);
 
+    // Counts `bytes` more against the window of the line admitted last:
+    // for a caller that formats a line only once it is admitted.
+    void charge(std::uint64_t bytes) { written_bytes_ += bytes; }
+
     // What was left out, once its window is over (or at once with
     // `final`, at the server's stop), to be said in one line; nothing when
     // nothing was left out or its window is still running.

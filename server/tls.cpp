@@ -104,7 +104,7 @@ bool use_private_key(SSL_CTX* ctx, const std::string& pem, bool& encrypted)
 // read it (Debian's ssl-cert group). Round 76, F6.
 std::optional<Error> key_readers_problem(const std::string& key_file, int fd, const struct ::stat& st)
 {
-    if (auto problem = file_writers_problem("key", key_file, fd, st)) {
+    if (auto problem = writers_problem("key", key_file, fd, st)) {
         return problem;
     }
     if ((st.st_mode & S_IROTH) != 0) {
@@ -122,7 +122,7 @@ std::optional<Error> key_readers_problem(const std::string& key_file, int fd, co
                                                "), who may so be this server to its clients (setfacl -b it; "
                                                "its own group may read it by its mode)"};
     }
-    return folder_writers_problem("key", key_file);
+    return std::nullopt;
 }
 
 } // namespace
