@@ -1,4 +1,5 @@
 #include "support.hpp"
+#include "binary_paths.hpp"
 
 #include "digest.hpp"
 
@@ -278,7 +279,7 @@ ProcessResult ChildProcess::wait(std::chrono::milliseconds timeout)
 ServerProcess::ServerProcess(const std::string& root, const std::string& log_file, std::vector<std::string> extra_args)
     : process_(
           [&] {
-              std::vector<std::string> argv{FERRYD_PATH, "--root", root, "--listen", "127.0.0.1:0"};
+              std::vector<std::string> argv{ferryd_path(), "--root", root, "--listen", "127.0.0.1:0"};
               argv.insert(argv.end(), extra_args.begin(), extra_args.end());
               return argv;
           }(),
@@ -322,7 +323,7 @@ namespace {
 
 std::vector<std::string> ferry_argv(const std::string& server, const std::vector<std::string>& args)
 {
-    std::vector<std::string> argv{FERRY_PATH};
+    std::vector<std::string> argv{ferry_path()};
     if (!server.empty()) {
         argv.insert(argv.end(), {"--server", server});
     }

@@ -2,6 +2,7 @@
 // input is one): commands over one connection, reopened after the server
 // dropped it; with libedit when its output is a terminal too (completion,
 // history).
+#include "binary_paths.hpp"
 #include "support.hpp"
 
 #include <doctest/doctest.h>
@@ -96,7 +97,7 @@ TEST_CASE("the shell runs list, put, get, stat and help until quit")
     ChildProcess::Options options;
     options.stdin_path = terminal.slave_path();
     options.extra_env = {"HOME=" + f.dir.path(), "XDG_STATE_HOME="};
-    ChildProcess shell({FERRY_PATH, "--server", f.server.address()}, options);
+    ChildProcess shell({ferry_path(), "--server", f.server.address()}, options);
 
     terminal.type("help\nlist\nput \"" + f.local_file("up load.bin") + "\" --as up.bin\nget up.bin -o " +
                   f.local_file("back.bin") + "\nstat up.bin\nstat .nope\nfrobnicate\nquit\n");
@@ -126,7 +127,7 @@ TEST_CASE("on a terminal the shell completes commands and remote names with Tab 
     options.stdin_path = terminal.slave_path();
     options.stdout_path = terminal.slave_path(); // libedit edits only on a terminal
     options.extra_env = {"HOME=" + f.dir.path(), "XDG_STATE_HOME=" + f.dir.path() + "/state", "TERM=xterm"};
-    ChildProcess shell({FERRY_PATH, "--server", f.server.address()}, options);
+    ChildProcess shell({ferry_path(), "--server", f.server.address()}, options);
 
     REQUIRE_FALSE(terminal.read_until("ferry> ", 60s).empty());
     // "stat" is a prefix of "stats": Tab stops there; "qu" + Tab completes
@@ -164,7 +165,7 @@ TEST_CASE("the shell reconnects after the server dropped its idle connection, an
     ChildProcess::Options options;
     options.stdin_path = terminal.slave_path();
     options.extra_env = {"HOME=" + dir.path(), "XDG_STATE_HOME="};
-    ChildProcess shell({FERRY_PATH, "--server", server.address()}, options);
+    ChildProcess shell({ferry_path(), "--server", server.address()}, options);
     terminal.type("list\n");
     // The server closes the shell's connection once it has been idle.
     REQUIRE_MESSAGE(wait_for_text(log, "idle_timeout", 60s), read_file(log));

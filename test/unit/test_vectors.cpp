@@ -4,6 +4,7 @@
 #include "frame.hpp"
 #include "hex.hpp"
 #include "messages.hpp"
+#include "vectors_path.hpp"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -25,7 +26,7 @@ std::vector<std::uint8_t> from_hex(const std::string& hex)
 
 json load_vectors()
 {
-    std::ifstream file(FERRY_VECTORS);
+    std::ifstream file(ferry::test::vectors_path());
     REQUIRE(file.good());
     return json::parse(file);
 }
