@@ -10,13 +10,15 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace ferry::server {
 
 // Everything an operator can tune; main.cpp maps flags onto it.
 struct Config {
     std::string root = "files";
-    std::string listen = "127.0.0.1:7021";
+    // HOST:PORT or [IPv6]:PORT, each bound by at least one worker.
+    std::vector<std::string> listen{"127.0.0.1:7021"};
     std::uint32_t max_control_frame = kDefaultMaxControlFrame;
     // Kept uploads older than this are deleted (at start-up, then every ttl/2 or hour).
     std::chrono::seconds partial_ttl{24 * 60 * 60};

@@ -165,10 +165,16 @@ void raise_descriptor_limit()
 // loopback, worth a loud word anywhere else.
 void warn_about_exposure(const ferry::server::Config& config, const std::string& bound)
 {
-    // The address actually served (systemd's sockets may differ from
-    // --listen); with several, the first decides.
-    auto address = ferry::server::parse_listen_address(bound.substr(0, bound.find(',')));
-    const bool loopback = address && ferry::server::is_loopback(reinterpret_cast<const sockaddr*>(&address.value()));
+    // The addresses actually served (systemd's sockets may differ from
+    // --listen), comma-separated: one that is not loopback exposes them all.
+    bool loopback = true;
+    for (std::size_t start = 0; start <= bound.size();) {
+        const std::size_t comma = std::min(bound.find(',', start), bound.size());
+        auto address = ferry::server::parse_listen_address(bound.substr(start, comma - start));
+        loopback =
+            loopback && address && ferry::server::is_loopback(reinterpret_cast<const sockaddr*>(&address.value()));
+        start = comma + 1;
+    }
     if (!config.tokens && loopback) {
         ferry::server::log_event("notice", {{"message", "no --token-file: serving " + bound +
                                                             " to this machine only, without authentication"}});
@@ -288,9 +294,13 @@ int serve(int argc, char** argv)
         // `root = ""` line), not a folder that failed to open: usage, exit 2.
         ->check([](const std::string& root) { return root.empty() ? std::string("is empty; name the folder to serve") : std::string(); });
     app.add_option("--listen", config.listen,
-                   "Address to listen on: HOST:PORT or [IPv6]:PORT; port 0 picks a free one (unused when systemd "
-                   "passes the listening sockets)")
+                   "Address to listen on: HOST:PORT or [IPv6]:PORT; port 0 picks a free one; repeat it (or give "
+                   "the config file an array) for several (unused when systemd passes the listening sockets)")
         ->capture_default_str()
+        // One address per --listen, each kept: CLI11's default for a list
+        // would let `--listen A B` swallow B, and a single string kept
+        // only the last of several (a config file's array included).
+        ->allow_extra_args(false)
         // A malformed address is a usage error (exit 2), not a failure to
         // listen (7): the same parser the listener uses says why.
         ->check(CLI::Validator(
@@ -460,13 +470,13 @@ int serve(int argc, char** argv)
     }
 
     // Socket activation: systemd holds the listening sockets (ferryd.socket)
-    // and passes them; --listen is then not used. Every socket needs a
-    // worker of its own.
+    // and passes them; --listen is then not used. Every socket, passed or
+    // to bind, needs a worker of its own.
     auto passed = ferry::server::systemd::listening_sockets();
     if (!passed) {
         return fail(exit_status::listen, passed.error().message);
     }
-    workers = std::max(workers, passed->size());
+    workers = std::max(workers, passed->empty() ? config.listen.size() : passed->size());
 
     size_thread_pool(workers);
     ferry::server::Supervisor supervisor(*library.value(), config, workers);

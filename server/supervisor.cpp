@@ -119,39 +119,47 @@ Result<std::string> Supervisor::start(const std::vector<int>& passed)
     return bound;
 }
 
+// Worker i listens on address i % count (main.cpp makes at least one worker
+// per address), so the workers spread evenly over the addresses.
 Result<std::string> Supervisor::bind_workers()
 {
-    auto address = parse_listen_address(config_.listen);
-    if (!address) {
-        return address.error();
-    }
-    // One port for all: the workers' sockets set SO_REUSEPORT so the kernel
-    // spreads connections over them. SO_REUSEPORT would just as well let a
-    // second ferryd (same user) join the port and take part of the clients,
-    // so the port is first proven free by a socket that does not share it:
-    // if anything holds the port, this bind fails with "address already in
-    // use". It also picks the port for port 0. (A lone worker does not share
-    // its port at all.)
-    const bool share_port = workers_.size() > 1;
-    if (share_port) {
-        auto claimed = claim_free_port(address.value());
-        if (!claimed) {
-            return claimed.error();
-        }
-    }
     std::string bound;
-    for (auto& worker : workers_) {
-        auto started = worker->server->start(address.value(), share_port);
-        if (!started) {
-            return started.error();
+    const std::size_t count = config_.listen.size();
+    for (std::size_t index = 0; index < count; ++index) {
+        auto address = parse_listen_address(config_.listen[index]);
+        if (!address) {
+            return address.error();
         }
-        if (bound.empty()) {
-            bound = started.value();
-            auto actual = parse_listen_address(bound);
-            if (actual) {
-                set_port(address.value(), actual.value());
+        // One port for the address's workers: their sockets set SO_REUSEPORT
+        // so the kernel spreads connections over them. SO_REUSEPORT would
+        // just as well let a second ferryd (same user) join the port and
+        // take part of the clients, so the port is first proven free by a
+        // socket that does not share it: if anything holds the port (an
+        // address listed twice included), this bind fails with "address
+        // already in use". It also picks the port for port 0. (A lone
+        // worker does not share its port at all.)
+        const bool share_port = workers_.size() / count + (index < workers_.size() % count ? 1 : 0) > 1;
+        if (share_port) {
+            auto claimed = claim_free_port(address.value());
+            if (!claimed) {
+                return claimed.error();
             }
         }
+        std::string bound_here;
+        for (std::size_t i = index; i < workers_.size(); i += count) {
+            auto started = workers_[i]->server->start(address.value(), share_port);
+            if (!started) {
+                return started.error();
+            }
+            if (bound_here.empty()) {
+                bound_here = started.value();
+                auto actual = parse_listen_address(bound_here);
+                if (actual) {
+                    set_port(address.value(), actual.value());
+                }
+            }
+        }
+        bound += (bound.empty() ? "" : ",") + bound_here;
     }
     return bound;
 }

@@ -1,5 +1,5 @@
 // The main thread of ferryd: it starts the worker loops (each a Server on
-// its own thread, all listening on one port), owns the signals and the
+// its own thread, each on one of the listening addresses), owns the signals and the
 // periodic removal of stale uploads, and returns once every worker has
 // drained. SIGINT/SIGTERM stop the workers gracefully, a second one cuts
 // the drain short, SIGHUP reopens the log file.
@@ -27,8 +27,10 @@ public:
     Supervisor& operator=(const Supervisor&) = delete;
     ~Supervisor();
 
-    // Binds every worker's listener to Config::listen (port 0: one free port
-    // for all of them); returns the bound address. With `passed` (the
+    // Binds every worker's listener to one of Config::listen's addresses,
+    // worker i to address i % count (port 0: one free port for all the
+    // workers of that address); returns the bound addresses, comma-separated,
+    // in Config::listen's order. With `passed` (the
     // sockets of socket activation, at most one per worker) nothing is
     // bound: worker i serves passed[i % passed.size()], so every socket has
     // a worker, and workers that share a socket share its one accept queue

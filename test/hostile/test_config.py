@@ -12,7 +12,7 @@ import socket
 import subprocess
 import unittest
 
-from wire import Server, temp_root, wait_until
+from wire import Peer, Server, temp_root, wait_until
 
 FERRYD = os.environ.get("FERRYD", "")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -106,9 +106,10 @@ class ConfigFile(unittest.TestCase):
         self.assertEqual(run("--help").returncode, 0)
 
     def test_an_option_given_twice_takes_its_last_value(self):
-        # Server passes --root and --listen first; a later one wins.
+        # Server passes --root first; a later one wins. (--listen adds an
+        # address instead: the Listen class below.)
         elsewhere = os.path.join(self.root, "elsewhere")
-        with Server(FERRYD, os.path.join(self.root, "first"), "--root", elsewhere, "--listen", "127.0.0.1:0",
+        with Server(FERRYD, os.path.join(self.root, "first"), "--root", elsewhere,
                     "--log-format", "json") as server:
             self.assertTrue(wait_until(lambda: '"event":"start"' in server.log_text(), within=30))
             self.assertEqual(json.loads(server.log_text().splitlines()[0])["root"], elsewhere)
@@ -255,6 +256,83 @@ class OptionValues(unittest.TestCase):
             self.assertTrue(wait_until(lambda: '"event":"start"' in open(log).read()))
         start = json.loads(open(log).read().splitlines()[0])
         self.assertEqual((start["root"], start["workers"]), (files, 1))
+
+
+def ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+class Listen(unittest.TestCase):
+    """Several addresses, from --listen given again or from an array in the config file: each is served.
+    Before, only the last one given was bound, and nothing said so."""
+
+    def setUp(self):
+        self.root = temp_root()
+        self.addCleanup(shutil.rmtree, self.root)
+
+    def start(self, *args):
+        process = subprocess.Popen([FERRYD, "--root", self.root, *args, "--log-format", "json"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        self.addCleanup(process.wait)
+        self.addCleanup(process.stderr.close)
+        self.addCleanup(process.stdout.close)
+        self.addCleanup(process.terminate)
+        line = process.stdout.readline().decode()
+        self.assertTrue(line.startswith("listening on "), line)
+        return process, line.split()[-1].split(",")
+
+    def assert_each_serves(self, addresses):
+        for address in addresses:
+            host, port = address.rsplit(":", 1)
+            peer = Peer(int(port), host=host.strip("[]"))
+            reply = peer.request({"op": "list"})
+            self.assertEqual(reply.get("files"), [], reply)
+            peer.close()
+
+    def test_each_listen_given_is_served(self):
+        second = "[::1]:0" if ipv6_loopback() else "127.0.0.1:0"
+        for workers in ("1", "3"):
+            with self.subTest(workers=workers):
+                process, addresses = self.start("--listen", "127.0.0.1:0", "--listen", second, "--workers", workers)
+                self.assertEqual(len(addresses), 2, addresses)
+                self.assertEqual(len(set(addresses)), 2, addresses)
+                self.assert_each_serves(addresses)
+                process.terminate()
+                start = json.loads(process.stderr.readline())
+                self.assertEqual(start["listen"], ",".join(addresses))
+                # One worker at least for each address.
+                self.assertEqual(start["workers"], max(2, int(workers)))
+
+    def test_an_array_in_the_config_file_is_served_whole(self):
+        config = os.path.join(self.root, ".ferryd.conf")
+        with open(config, "w") as f:
+            f.write('listen = ["127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"]\n')
+        os.chmod(config, 0o600)
+        process, addresses = self.start("--config", config)
+        self.assertEqual(len(set(addresses)), 3, addresses)
+        self.assert_each_serves(addresses)
+
+    def test_an_address_given_twice_or_a_bad_one_among_good_ones_is_refused(self):
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        busy.close()
+        for workers in ("1", "4"):
+            with self.subTest(workers=workers):
+                result = run("--root", self.root, "--listen", f"127.0.0.1:{port}", "--listen", "127.0.0.1:0",
+                             "--listen", f"127.0.0.1:{port}", "--workers", workers)
+                self.assertEqual(result.returncode, 7, result.stderr)
+                self.assertIn(f"cannot listen on 127.0.0.1:{port}: address already in use", result.stderr.decode())
+        result = run("--root", self.root, "--listen", "127.0.0.1:0", "--listen", "127.0.0.1:")
+        self.assertEqual(result.returncode, 2, result.stderr)
+        # One address per --listen: a second word is not taken as another.
+        result = run("--root", self.root, "--listen", "127.0.0.1:0", "127.0.0.1:0")
+        self.assertEqual(result.returncode, 2, result.stderr)
 
 
 class StartupFailures(unittest.TestCase):
