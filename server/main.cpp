@@ -40,6 +40,8 @@ namespace values = ferry::option_values;
 // the timers' resolution: below it a timeout would be 0 and fire at once.
 constexpr double kMinTimeoutSeconds = 0.001;
 constexpr double kMaxTimeoutSeconds = 1e9;
+// --workers' largest value: each worker is a thread with its own loop.
+constexpr std::uint64_t kMaxWorkers = 256;
 // Counts of connections and transfers: 0 would refuse every client (or
 // every transfer), so the least is 1; the most is beyond any machine.
 constexpr std::uint64_t kMaxCount = 1'000'000'000;
@@ -375,7 +377,7 @@ int serve(int argc, char** argv)
                    "Event loops (threads) serving clients; 0: the number of CPU cores (at least one per socket "
                    "systemd passes)")
         ->capture_default_str()
-        ->check(values::whole_number(0, 256));
+        ->check(values::whole_number(0, kMaxWorkers));
     auto* cert_option =
         app.add_option("--tls-cert", tls_cert, "Require TLS 1.3: the certificate chain (PEM); empty: no TLS");
     auto* key_option = app.add_option("--tls-key", tls_key, "The private key (PEM) of --tls-cert");
@@ -391,6 +393,12 @@ int serve(int argc, char** argv)
                 throw CLI::ValidationError("--read-only",
                                            "takes true or false (or yes/no, on/off, 1/0), not \"" + given + "\"");
             }
+        }
+        // Each address takes a worker (a thread and its loop) of its own.
+        if (config.listen.size() > kMaxWorkers) {
+            throw CLI::ValidationError("--listen", "at most " + std::to_string(kMaxWorkers) +
+                                                       " addresses (one worker each), not " +
+                                                       std::to_string(config.listen.size()));
         }
     } catch (const CLI::ParseError& error) {
         if (error.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) {

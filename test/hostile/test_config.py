@@ -330,6 +330,10 @@ class Listen(unittest.TestCase):
                 self.assertIn(f"cannot listen on 127.0.0.1:{port}: address already in use", result.stderr.decode())
         result = run("--root", self.root, "--listen", "127.0.0.1:0", "--listen", "127.0.0.1:")
         self.assertEqual(result.returncode, 2, result.stderr)
+        # Each address takes a worker, and --workers stops at 256.
+        result = run("--root", self.root, *["--listen", "127.0.0.1:0"] * 257)
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("at most 256 addresses", result.stderr.decode())
         # One address per --listen: a second word is not taken as another.
         result = run("--root", self.root, "--listen", "127.0.0.1:0", "127.0.0.1:0")
         self.assertEqual(result.returncode, 2, result.stderr)
