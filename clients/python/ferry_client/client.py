@@ -12,6 +12,7 @@ import hashlib
 import io
 import math
 import os
+import pathlib
 import socket
 import ssl
 import time
@@ -40,6 +41,8 @@ BUSY_PATIENCE = 5.0
 BUSY_RETRY_INTERVAL = 0.2
 
 PathLike = Union[str, "os.PathLike[str]"]
+# A path on the server: a str, or a pure path (pathlib) spelled with "/".
+RemotePath = Union[str, "os.PathLike[str]"]
 Parsed = TypeVar("Parsed")
 Progress = Callable[[int, int], None]   # (bytes of the file held, its whole size)
 
@@ -175,6 +178,23 @@ def _str(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise ProtocolError("internal", f"the server broke the protocol: {what} is {value!r}, not a string")
     return value
+
+
+def remote_path(value: Any, what: str) -> str:
+    """A path on the server as a request carries it (PROTOCOL.md 5.1): a
+    str as it is, a pathlib path in its POSIX spelling (as_posix), another
+    os.PathLike by what os.fspath gives. Anything else is the caller's
+    mistake, a TypeError raised before anything is sent (it was json's
+    "Object of type PosixPath is not JSON serializable")."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, pathlib.PurePath):
+        return value.as_posix()
+    if isinstance(value, os.PathLike):
+        spelled = os.fspath(value)
+        if isinstance(spelled, str):
+            return spelled
+    raise TypeError(f"{what} is a path on the server: a str or a pathlib path, not {type(value).__name__}")
 
 
 def _bool(value: Any, what: str) -> bool:
@@ -1230,7 +1250,7 @@ class Client:
 
     # -- operations
 
-    def list(self, path: str = "", recursive: bool = False) -> Listing:
+    def list(self, path: RemotePath = "", recursive: bool = False) -> Listing:
         """The files (and on version 2 the folders) of ``path`` ("" is the
         served folder), in pages (PROTOCOL.md 4.2), as an iterable of Entry
         in the server's order (sort them if you need an order). With
@@ -1240,6 +1260,7 @@ class Client:
         Raises NotFound, WrongType (not_a_folder), InvalidName, StorageError
         (io_error), Retryable (stalled, root_unavailable), UnsupportedVersion
         (path or recursive on a version-1 connection)."""
+        path = remote_path(path, "path")
         fields: dict[str, Any] = {"paged": True}
         if path or recursive:
             self._need_v2("list of a folder or a tree")
@@ -1253,12 +1274,14 @@ class Client:
         self._active = listing
         return listing
 
-    def stat(self, name: str) -> Entry:
+    def stat(self, name: RemotePath) -> Entry:
         """A file's (version 2: or folder's) name, size, mtime, type and
         mode (its permission bits, None where the server sends none)
         (PROTOCOL.md 4.3). Raises NotFound, InvalidName, WrongType."""
+        name = remote_path(name, "name")
         reply = self.request("stat", name=name)
-        return self._parsed(lambda: _entry_of(reply, name, "the stat reply"))
+        asked = name  # a str (mypy keeps no narrowing in a lambda)
+        return self._parsed(lambda: _entry_of(reply, asked, "the stat reply"))
 
     def stats(self) -> dict[str, Any]:
         """The server's counters since it started (PROTOCOL.md 4.8):
@@ -1267,7 +1290,7 @@ class Client:
         self._parsed(lambda: _check_stats(reply))
         return {k: v for k, v in reply.items() if k not in ("id", "ok")}
 
-    def open_get(self, name: str, offset: int = 0, hash: str = hashes.SHA256,
+    def open_get(self, name: RemotePath, offset: int = 0, hash: str = hashes.SHA256,
                  hasher: Optional[hashes.Hasher] = None) -> Download:
         """Starts a get (PROTOCOL.md 4.4) and returns its Download stream.
         ``offset`` (bytes) is where the data starts; ``hasher`` must then be
@@ -1276,6 +1299,7 @@ class Client:
         whole file can be checked. Raises NotFound, InvalidName, WrongType,
         Conflict (bad_offset), UnsupportedHash, Retryable
         (too_many_transfers), ConnectionLost."""
+        name = remote_path(name, "name")
         hash = self._hash_name(hash)
         if offset > 0 and hasher is None:
             raise ValueError("a get from an offset needs the hash of the bytes before it (hasher)")
@@ -1285,11 +1309,12 @@ class Client:
         self._ready()
         rid = self._send("get", fields)
         reply = self._reply(rid)
-        download = self._parsed(lambda: Download(self, rid, reply, offset, hash, hasher or hashes.new(hash), name))
+        asked = name  # a str (mypy keeps no narrowing in a lambda)
+        download = self._parsed(lambda: Download(self, rid, reply, offset, hash, hasher or hashes.new(hash), asked))
         self._active = download
         return download
 
-    def get(self, name: str, dest: Union[PathLike, BinaryIO, IO[bytes]], resume: bool = True,
+    def get(self, name: RemotePath, dest: Union[PathLike, BinaryIO, IO[bytes]], resume: bool = True,
             hash: str = hashes.SHA256, progress: Optional[Progress] = None) -> Transfer:
         """Downloads remote ``name`` into ``dest`` and verifies it (4.4).
 
@@ -1320,6 +1345,7 @@ class Client:
         download, which is left as it is; get again once it is over),
         StorageError, ConnectionLost (the part stays for a resume),
         LocalIOError, UnsupportedHash."""
+        name = remote_path(name, "name")
         hash = self._hash_name(hash)
         if isinstance(dest, bytes):   # a path as os takes it, not a stream (round 75, F6)
             dest = os.fsdecode(dest)
@@ -1447,7 +1473,7 @@ class Client:
         return Transfer(name, download.size, download.mtime, download.offset, hash, download.digest or "",
                         None, download.reply, download.trailer, mode=download.mode)
 
-    def open_put(self, name: str, size: int, resume: bool = False, hash: str = hashes.SHA256,
+    def open_put(self, name: RemotePath, size: int, resume: bool = False, hash: str = hashes.SHA256,
                  parents: bool = False, mtime: Optional[int] = None, replace: bool = True,
                  mode: Optional[int] = None) -> Upload:
         """Starts a put of ``size`` bytes under remote ``name`` (PROTOCOL.md
@@ -1470,6 +1496,7 @@ class Client:
         the server does not list "commit_replace"; nothing is sent),
         ValueError (``mtime`` past the signed 64-bit range, ``mode`` not
         0 to 0o7777)."""
+        name = remote_path(name, "name")
         hash = self._hash_name(hash)
         fields: dict[str, Any] = {"name": name, "size": size, "resume": resume}
         if hash != hashes.SHA256:
@@ -1489,11 +1516,12 @@ class Client:
         self._ready()
         rid = self._send("put", fields)
         reply = self._reply(rid)
-        upload = self._parsed(lambda: Upload(self, rid, reply, name, size, hash, replace, resume))
+        asked = name  # a str (mypy keeps no narrowing in a lambda)
+        upload = self._parsed(lambda: Upload(self, rid, reply, asked, size, hash, replace, resume))
         self._active = upload
         return upload
 
-    def put(self, src: Union[PathLike, BinaryIO, IO[bytes]], name: Optional[str] = None, resume: bool = True,
+    def put(self, src: Union[PathLike, BinaryIO, IO[bytes]], name: Optional[RemotePath] = None, resume: bool = True,
             hash: str = hashes.SHA256, progress: Optional[Progress] = None, parents: bool = False,
             mtime: Optional[int] = None, replace: bool = True) -> Transfer:
         """Uploads ``src`` under remote ``name`` and has the server verify
@@ -1543,6 +1571,7 @@ class Client:
         ServerLimit (upload_too_large), StorageError (no_space, io_error),
         ConnectionLost (the upload stays resumable), LocalIOError,
         UnsupportedVersion, ValueError (``mtime`` past 64 bits)."""
+        name = None if name is None else remote_path(name, "name")
         if not isinstance(src, (str, os.PathLike)):
             if name is None:
                 raise ValueError("put of a file object needs a name")
@@ -1663,16 +1692,18 @@ class Client:
 
     # -- version 2: folders
 
-    def mkdir(self, path: str, parents: bool = False) -> bool:
+    def mkdir(self, path: RemotePath, parents: bool = False) -> bool:
         """Creates folder ``path`` (version 2); with ``parents`` the missing
         folders above it too, and an existing folder is fine. Returns
         whether it was created. Raises Conflict (exists), NotFound (a
         missing parent), AuthError (forbidden), InvalidName, WrongType."""
+        path = remote_path(path, "path")
         self._need_v2("mkdir")
         reply = self.request("mkdir", path=path, parents=parents)
-        return self._parsed(lambda: _mkdir_created(reply, path, parents))
+        asked = path  # a str (mypy keeps no narrowing in a lambda)
+        return self._parsed(lambda: _mkdir_created(reply, asked, parents))
 
-    def delete(self, path: str, recursive: bool = False, expect: Optional[Entry] = None) -> Deleted:
+    def delete(self, path: RemotePath, recursive: bool = False, expect: Optional[Entry] = None) -> Deleted:
         """Removes a file, or an empty folder; with ``recursive`` a folder
         and everything in it (version 2). With ``expect``, an Entry as a
         listing or stat gave it, only if ``path`` still holds that entry (a
@@ -1683,6 +1714,7 @@ class Client:
         expected), ValueError (``expect`` with ``recursive``),
         UnsupportedVersion (``expect`` where the server does not list
         "delete_expect": it would delete by name; nothing is sent)."""
+        path = remote_path(path, "path")
         self._need_v2("delete")
         fields: dict[str, Any] = {"path": path, "recursive": recursive}
         if expect is not None:
@@ -1693,19 +1725,23 @@ class Client:
                                          "in its capabilities)")
             fields["expect"] = _expected(expect)
         reply = self.request("delete", **fields)
-        return self._parsed(lambda: _deleted(reply, path, recursive))
+        asked = path  # a str (mypy keeps no narrowing in a lambda)
+        return self._parsed(lambda: _deleted(reply, asked, recursive))
 
-    def rename(self, src: str, dst: str, replace: bool = False) -> None:
+    def rename(self, src: RemotePath, dst: RemotePath, replace: bool = False) -> None:
         """Moves ``src`` to ``dst`` atomically (version 2); an existing
         ``dst`` is replaced only with ``replace``. Raises Conflict (exists,
         not_empty, invalid_move), NotFound, WrongType, AuthError,
         InvalidName."""
+        src = remote_path(src, "src")
+        dst = remote_path(dst, "dst")
         self._need_v2("rename")
         reply = self.request("rename", **{"from": src, "to": dst, "replace": replace})
-        self._parsed(lambda: (_echo(reply, "from", src, "the rename reply's from"),
-                              _echo(reply, "to", dst, "the rename reply's to")))
+        asked_src, asked_dst = src, dst  # a str (mypy keeps no narrowing in a lambda)
+        self._parsed(lambda: (_echo(reply, "from", asked_src, "the rename reply's from"),
+                              _echo(reply, "to", asked_dst, "the rename reply's to")))
 
-    def set_mtime(self, path: str, mtime: int, expect: Optional[Entry] = None) -> Entry:
+    def set_mtime(self, path: RemotePath, mtime: int, expect: Optional[Entry] = None) -> Entry:
         """Gives a file or folder (``""``: the served folder itself) the
         modification time ``mtime``, whole seconds since the epoch (version
         2, PROTOCOL.md 4.13); returns what it is then. With ``expect``, an
@@ -1719,6 +1755,7 @@ class Client:
         not the entry expected), ValueError (``mtime`` past 64 bits). The
         Entry's mtime is what the file system holds: ``held_mtime(mtime)``
         where it cannot hold ``mtime`` itself."""
+        path = remote_path(path, "path")
         self._need_v2("set_mtime")
         if "set_mtime" not in self.capabilities:
             raise UnsupportedVersion("unknown_op", "this server cannot set a modification time "
@@ -1730,7 +1767,8 @@ class Client:
                                          "(no \"set_mtime_expect\" in its capabilities)")
             fields["expect"] = _expected(expect)
         reply = self.request("set_mtime", **fields)
-        return self._parsed(lambda: _entry_of(reply, path, "the set_mtime reply"))
+        asked = path  # a str (mypy keeps no narrowing in a lambda)
+        return self._parsed(lambda: _entry_of(reply, asked, "the set_mtime reply"))
 
     def _digest_by_get(self, name: str, hash: str, tries: int = 3) -> Digest:
         """A whole file's digest from the trailer of a get at its size (4.4):
@@ -1785,7 +1823,7 @@ class Client:
         raise IntegrityError("file_changed", f"{name!r} kept shrinking while its digest was taken ({tries} tries); "
                              "ask again")
 
-    def digest(self, name: str, hash: str = hashes.SHA256) -> Digest:
+    def digest(self, name: RemotePath, hash: str = hashes.SHA256) -> Digest:
         """The server's digest of a whole file, without downloading it.
         ``hash`` names the hash; the digest is compared by the caller. A
         version-1 server has no digest request: the digest is then the
@@ -1793,6 +1831,7 @@ class Client:
         none of its bytes. Raises NotFound, WrongType, InvalidName,
         StorageError, IntegrityError (file_changed: a file that kept
         shrinking while asked)."""
+        name = remote_path(name, "name")
         if hash not in self.hashes:
             raise UnsupportedHash(f"the server does not offer {hash} (it offers {', '.join(self.hashes)})")
         if self.version < 2:
@@ -1801,4 +1840,5 @@ class Client:
         if hash != hashes.SHA256:
             fields["hash"] = hash
         reply = self.request("digest", **fields)
-        return self._parsed(lambda: _digest_of(reply, name, hash))
+        asked = name  # a str (mypy keeps no narrowing in a lambda)
+        return self._parsed(lambda: _digest_of(reply, asked, hash))

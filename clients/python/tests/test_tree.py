@@ -9,6 +9,7 @@ test_errors.py."""
 
 import io
 import os
+import pathlib
 import unittest
 
 from support import MTIME, ServerCase, ferry_client, read, sha256, write
@@ -40,6 +41,27 @@ class TreeTests(ServerCase):
         root = {e.name: e.type for e in self.c.list(recursive=True)}
         self.assertEqual(root["logs/old/b.log"], "file")
         self.assertEqual(root["logs"], "folder")
+
+    def test_a_pathlib_path_names_a_remote_path(self):
+        # Round 74: a PurePosixPath got as far as json, whose "Object of
+        # type PurePosixPath is not JSON serializable" named no argument.
+        remote = pathlib.PurePosixPath
+        self.assertEqual(self.c.stat(remote("logs") / "old" / "b.log").size, 2)
+        self.assertEqual(sorted(e.name for e in self.c.list(remote("logs"))), ["a.log", "old"])
+        self.assertEqual(read(self.c.get(remote("logs/a.log"), self.fresh_folder()).path), b"aaaa")
+        self.assertTrue(self.c.mkdir(remote("pathlib/made"), parents=True))
+        self.assertEqual(self.c.put(io.BytesIO(b"pp"), remote("pathlib/made/p.txt")).name, "pathlib/made/p.txt")
+        self.c.rename(remote("pathlib/made/p.txt"), pathlib.PureWindowsPath("pathlib\\q.txt"))
+        self.assertEqual(self.c.digest(remote("pathlib/q.txt")).digest, sha256(b"pp"))
+        self.c.set_mtime(remote("pathlib/q.txt"), MTIME)
+        self.c.delete(remote("pathlib"), recursive=True)
+        for wrong in (b"top.txt", 7, None):
+            with self.subTest(wrong=wrong):
+                with self.assertRaises(TypeError) as caught:
+                    self.c.stat(wrong)
+                self.assertIn("name is a path on the server", str(caught.exception))
+        # Nothing was sent: the connection goes on.
+        self.assertEqual(self.c.stat("top.txt").size, 3)
 
     def test_list_of_a_file_or_a_missing_folder(self):
         with self.assertRaises(ferry_client.WrongType) as caught:
