@@ -59,6 +59,66 @@ std::optional<CLI::ConfigItem> quoted_string_item(const std::string& line)
     return item;
 }
 
+// The key of a `key = value` line as written (trimmed), for messages.
+std::string key_of(const std::string& line)
+{
+    const auto equals = std::min(line.find('='), line.size());
+    const auto first = line.find_first_not_of(" \t");
+    const auto last = line.find_last_not_of(" \t", equals == 0 ? 0 : equals - 1);
+    return first == std::string::npos || first >= equals ? std::string() : line.substr(first, last - first + 1);
+}
+
+// A `key = [...]` line, read as the TOML it is by toml++, whole or not at
+// all: a one-line array of quoted strings, for a key that takes several
+// values (`listen`). CLI11's own reading of arrays took a # inside quotes
+// for a comment, dropped what followed, and accepted an unclosed quote, a
+// missing bracket or comma, and an empty array, which crashed CLI11's
+// callback for some keys (round 78).
+std::optional<CLI::ConfigItem> array_item(const std::string& line, const std::set<std::string>& list_keys)
+{
+    const auto equals = line.find('=');
+    const auto value = line.find_first_not_of(" \t", equals == std::string::npos ? line.size() : equals + 1);
+    const auto first = line.find_first_not_of(" \t");
+    // A comment, a [section] or anything without a key before '[' is
+    // CLI11's to read (and refuse, for a section).
+    if (value == std::string::npos || line[value] != '[' || line.starts_with("\xEF\xBB\xBF") || line[first] == '#' ||
+        line[first] == '[') {
+        return std::nullopt;
+    }
+    const std::string key = key_of(line);
+    if (!list_keys.contains(key)) {
+        std::string takers;
+        for (const std::string& taker : list_keys) {
+            takers += (takers.empty() ? "" : ", ") + taker;
+        }
+        throw CLI::ConfigError("key " + key + " takes no array (only " + takers + " does)");
+    }
+    toml::table table;
+    try {
+        table = toml::parse(line);
+    } catch (const toml::parse_error& error) {
+        throw CLI::ConfigError(
+            "the value of key " + key +
+            " is not an array of quoted strings on one line, as TOML writes it: " + std::string(error.description()));
+    }
+    const toml::array* array = table.size() == 1 ? table.begin()->second.as_array() : nullptr;
+    if (array == nullptr) {
+        throw CLI::ConfigError("the value of key " + key + " is not an array of quoted strings on one line");
+    }
+    if (array->empty()) {
+        throw CLI::ConfigError("the array of key " + key + " is empty: leave the key out for its default");
+    }
+    CLI::ConfigItem item;
+    item.name = std::string(table.begin()->first.str());
+    for (const toml::node& element : *array) {
+        if (!element.is_string()) {
+            throw CLI::ConfigError("the array of key " + key + " holds something other than a quoted string");
+        }
+        item.inputs.push_back(element.as_string()->get());
+    }
+    return item;
+}
+
 // CLI11's reading of one line (ferryd's file has no sections, and a
 // [section] line is refused as such).
 std::vector<CLI::ConfigItem> cli11_items(const CLI::ConfigTOML& reader, const std::string& line)
@@ -85,6 +145,10 @@ std::vector<CLI::ConfigItem> ConfigReader::from_config(std::istream& input) cons
     while (std::getline(input, line)) {
         if (auto quoted = quoted_string_item(line)) {
             items.push_back(std::move(*quoted));
+            continue;
+        }
+        if (auto array = array_item(line, list_keys_)) {
+            items.push_back(std::move(*array));
             continue;
         }
         for (auto& item : cli11_items(*this, line)) {

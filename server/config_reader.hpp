@@ -11,19 +11,32 @@
 // 3. A quoted value follows TOML's quoting rules (read by toml++): a #
 //    inside the quotes is part of the value, one after them a comment.
 //    CLI11 cut the value at its first #, quotes or not.
+// 4. An array (`listen = ["a", "b"]`) is read by toml++ as well, whole:
+//    one line, quoted strings, at least one; and only for a key that takes
+//    several values. Anything else is an error naming the key.
 #pragma once
 
 #include <CLI/CLI.hpp>
 
 #include <istream>
+#include <set>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace ferry::server {
 
 class ConfigReader : public CLI::ConfigTOML {
 public:
-    // Throws CLI::ConfigError (a usage error, exit 2) for an unclosed quote.
+    // `list_keys`: the keys that take an array (several values).
+    explicit ConfigReader(std::set<std::string> list_keys) : list_keys_(std::move(list_keys)) {}
+
+    // Throws CLI::ConfigError (a usage error, exit 2) for an unclosed quote
+    // or an array that breaks rule 4.
     std::vector<CLI::ConfigItem> from_config(std::istream& input) const override;
+
+private:
+    std::set<std::string> list_keys_;
 };
 
 // The check on --config's value, run before CLI11 opens the file with an

@@ -27,6 +27,8 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
+#include <string>
 #include <string_view>
 
 namespace {
@@ -280,7 +282,7 @@ int serve(int argc, char** argv)
     app.set_version_flag("--version", std::string("ferryd ") + FERRY_VERSION);
     // Every option below may also be set in this file as `key = value`
     // (the long name without its dashes); the command line wins over it.
-    app.config_formatter(std::make_shared<ferry::server::ConfigReader>());
+    app.config_formatter(std::make_shared<ferry::server::ConfigReader>(std::set<std::string>{"listen"}));
     app.set_config("--config", "",
                    "Read options from this file, one \"key = value\" per line (e.g. workers = 4, read-only = true); "
                    "options on the command line override it")
@@ -374,8 +376,8 @@ int serve(int argc, char** argv)
                    "label naming its holder in the log (see README); empty: no tokens");
     auto* read_only_flag = app.add_flag("--read-only", config.read_only, "Refuse every upload, whatever the token");
     app.add_option("--workers", workers,
-                   "Event loops (threads) serving clients; 0: the number of CPU cores (at least one per socket "
-                   "systemd passes)")
+                   "Event loops (threads) serving clients; 0: the number of CPU cores (at least one per --listen "
+                   "address, or per socket systemd passes)")
         ->capture_default_str()
         ->check(values::whole_number(0, kMaxWorkers));
     auto* cert_option =

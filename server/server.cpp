@@ -8,6 +8,7 @@
 #include "posix_io.hpp"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -31,7 +32,7 @@ namespace {
 
 // libuv 1.44 cannot set SO_REUSEPORT itself: the socket is made here and
 // handed over with uv_tcp_open.
-int open_listening_socket(const sockaddr_storage& address, bool share_port)
+int open_listening_socket(const sockaddr_storage& address, bool share_port, bool v6_only)
 {
     const int fd = ::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -39,6 +40,11 @@ int open_listening_socket(const sockaddr_storage& address, bool share_port)
     }
     const int on = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (v6_only && address.ss_family == AF_INET6 && ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) != 0) {
+        const int error = errno;
+        ::close(fd);
+        return -error;
+    }
     if (share_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
         const int error = errno;
         ::close(fd);
@@ -64,10 +70,10 @@ int open_reserve_descriptor()
 
 } // namespace
 
-Result<std::string> Server::start(const sockaddr_storage& address, bool share_port)
+Result<std::string> Server::start(const sockaddr_storage& address, bool share_port, bool v6_only)
 {
     const std::string wanted = format_address(reinterpret_cast<const sockaddr*>(&address));
-    const int fd = open_listening_socket(address, share_port);
+    const int fd = open_listening_socket(address, share_port, v6_only);
     int status = fd;
     if (fd >= 0) {
         status = ::listen(fd, SOMAXCONN) == 0 ? 0 : uv_translate_sys_error(errno);

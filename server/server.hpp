@@ -32,9 +32,11 @@ public:
     Server& operator=(const Server&) = delete;
 
     // Binds and listens on `address`; with `share_port` other workers may
-    // listen on the same port. Returns the bound address ("127.0.0.1:7021").
-    // Call before the loop runs, on any thread.
-    Result<std::string> start(const sockaddr_storage& address, bool share_port);
+    // listen on the same port; with `v6_only` an IPv6 address serves IPv6
+    // alone (IPV6_V6ONLY, ipv6(7)), so that an IPv4 address of the same
+    // port can be bound beside it. Returns the bound address
+    // ("127.0.0.1:7021"). Call before the loop runs, on any thread.
+    Result<std::string> start(const sockaddr_storage& address, bool share_port, bool v6_only = false);
     // Serves `fd`, a socket already listening (one systemd passed, or a
     // duplicate of it that other workers poll too); takes ownership.
     Result<std::string> adopt(int fd);

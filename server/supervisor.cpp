@@ -6,6 +6,7 @@
 #include "systemd.hpp"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -45,8 +46,8 @@ void set_port(sockaddr_storage& address, const sockaddr_storage& bound)
 
 // Binds (and at once closes) a socket without SO_REUSEPORT on `address`,
 // which fails if any socket holds the port; sets the port of `address` to
-// the one bound (port 0: a free one).
-Result<bool> claim_free_port(sockaddr_storage& address)
+// the one bound (port 0: a free one). `v6_only` as Server::start's.
+Result<bool> claim_free_port(sockaddr_storage& address, bool v6_only)
 {
     const std::string wanted = format_address(reinterpret_cast<const sockaddr*>(&address));
     const int fd = ::socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -55,6 +56,9 @@ Result<bool> claim_free_port(sockaddr_storage& address)
     }
     const int on = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (v6_only && address.ss_family == AF_INET6) {
+        ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+    }
     const socklen_t length = address.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
     sockaddr_storage bound{};
     socklen_t bound_length = sizeof bound;
@@ -125,6 +129,11 @@ Result<std::string> Supervisor::bind_workers()
 {
     std::string bound;
     const std::size_t count = config_.listen.size();
+    // With several addresses an IPv6 one serves IPv6 alone, as nginx's
+    // ipv6only=on, so that 0.0.0.0:7021 and [::]:7021 may be given
+    // together; alone, [::]:7021 also takes IPv4 where the system lets it
+    // (net.ipv6.bindv6only), as it always did.
+    const bool v6_only = count > 1;
     for (std::size_t index = 0; index < count; ++index) {
         auto address = parse_listen_address(config_.listen[index]);
         if (!address) {
@@ -140,14 +149,14 @@ Result<std::string> Supervisor::bind_workers()
         // worker does not share its port at all.)
         const bool share_port = workers_.size() / count + (index < workers_.size() % count ? 1 : 0) > 1;
         if (share_port) {
-            auto claimed = claim_free_port(address.value());
+            auto claimed = claim_free_port(address.value(), v6_only);
             if (!claimed) {
                 return claimed.error();
             }
         }
         std::string bound_here;
         for (std::size_t i = index; i < workers_.size(); i += count) {
-            auto started = workers_[i]->server->start(address.value(), share_port);
+            auto started = workers_[i]->server->start(address.value(), share_port, v6_only);
             if (!started) {
                 return started.error();
             }

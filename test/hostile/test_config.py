@@ -10,6 +10,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import unittest
 
 from wire import Peer, Server, temp_root, wait_until
@@ -316,6 +317,80 @@ class Listen(unittest.TestCase):
         process, addresses = self.start("--config", config)
         self.assertEqual(len(set(addresses)), 3, addresses)
         self.assert_each_serves(addresses)
+
+    def test_an_array_is_read_as_toml_whole_or_refused(self):
+        # Round 78: CLI11's reading took the # inside "#" for a comment and
+        # served the first address alone; it accepted an unclosed quote, a
+        # missing ] or comma; `key = []` crashed ferryd for some keys, and
+        # an array for a one-value key took its last element.
+        config = os.path.join(self.root, ".ferryd.conf")
+
+        def start_with(line):
+            with open(config, "w") as f:
+                f.write(line + "\n")
+            os.chmod(config, 0o600)
+            return run("--config", config, "--root", self.root, timeout=10)
+
+        refused = [('listen = ["127.0.0.1:0", "#", "127.0.0.1:0"]', 'bad address \\"#\\"'),
+                   ('listen = ["127.0.0.1:0", "127.0.0.1:0#x"]', 'bad address \\"127.0.0.1:0#x\\"'),
+                   ('listen = ["127.0.0.1:0", "127.0.0.1:0]', "not an array of quoted strings on one line"),
+                   ('listen = ["127.0.0.1:0", "127.0.0.1:0"', "not an array of quoted strings on one line"),
+                   ('listen = ["127.0.0.1:0" "127.0.0.1:0"]', "not an array of quoted strings on one line"),
+                   ('listen = [', "not an array of quoted strings on one line"),
+                   ("listen = []", "the array of key listen is empty"),
+                   ("listen = [7021]", "holds something other than a quoted string")]
+        for key in ("token-file", "workers", "log-file", "tls-cert", "log-format", "max-connections",
+                    "idle-timeout", "read-only"):
+            refused += [(f"{key} = []", f"key {key} takes no array"),
+                        (f'{key} = ["1", ""]', f"key {key} takes no array")]
+        for line, message in refused:
+            with self.subTest(line=line):
+                result = start_with(line)
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertIn(message, result.stderr.decode())
+        # TOML's own forms: space before a comma, a comment after, escapes.
+        with open(config, "w") as f:
+            f.write('listen = ["127.0.0.1:0" , \'127.0.0.1:0\', "\\u0031\\u0032\\u0037.0.0.1:0"] # three\n')
+        os.chmod(config, 0o600)
+        process, addresses = self.start("--config", config)
+        self.assertEqual(len(set(addresses)), 3, addresses)
+        self.assert_each_serves(addresses)
+
+    def test_the_wildcards_of_both_families_on_one_port(self):
+        # Round 78: with 0.0.0.0:P bound, a dual-stack [::]:P cannot be, so
+        # the two together failed with "address already in use". Run in a
+        # network namespace of its own (unshare -n), whose one interface is
+        # its own loopback, so that the wildcards reach nothing else.
+        unshare, ip = shutil.which("unshare"), shutil.which("ip")
+        if not unshare or not ip:
+            self.skipTest("needs unshare (util-linux) and ip (iproute2) for a network namespace")
+        if subprocess.run([unshare, "-n", "true"], capture_output=True).returncode != 0:
+            self.skipTest("cannot make a network namespace here (unshare -n)")
+        inside = f"""
+import json, socket, struct, subprocess, sys
+subprocess.run([{ip!r}, "link", "set", "lo", "up"], check=True)
+server = subprocess.Popen([{FERRYD!r}, "--root", {self.root!r}, "--listen", "0.0.0.0:7021", "--listen", "[::]:7021",
+                           "--workers", "3"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+line = server.stdout.readline().decode()
+served = []
+for host in ("127.0.0.1", "::1"):
+    try:
+        with socket.create_connection((host, 7021), timeout=5) as sock:
+            hello = json.dumps({{"op": "hello", "id": 1, "version": 2}}).encode()
+            sock.sendall(struct.pack(">BI", 1, len(hello)) + hello)
+            kind, size = struct.unpack(">BI", sock.recv(5, socket.MSG_WAITALL))
+            served.append(json.loads(sock.recv(size, socket.MSG_WAITALL))["ok"])
+    except OSError as error:
+        served.append(str(error))
+server.terminate()
+print(json.dumps({{"line": line, "served": served, "status": server.wait(timeout=20)}}))
+"""
+        result = subprocess.run([unshare, "-n", sys.executable, "-c", inside], capture_output=True, timeout=60)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        seen = json.loads(result.stdout)
+        self.assertEqual(seen["line"], "listening on 0.0.0.0:7021,[::]:7021\n", seen)
+        self.assertEqual(seen["served"], [True, True], seen)
+        self.assertEqual(seen["status"], 0, seen)
 
     def test_an_address_given_twice_or_a_bad_one_among_good_ones_is_refused(self):
         busy = socket.socket()
