@@ -20,6 +20,9 @@ packages=(g++ python3 openssl meson ninja-build pkg-config libuv1-dev nlohmann-j
           # the sync and cli-folders suites: mkfs.ext4 for a scratch ext4 image
           # (a file system that clamps times; mounted on a loop device as root)
           e2fsprogs
+          # ip: the hostile suite serves 0.0.0.0 and [::] in a network
+          # namespace of its own, whose loopback it must bring up
+          iproute2
           # test/scaleout: several ferryd over GlusterFS behind HAProxy
           glusterfs-server glusterfs-client haproxy)
 missing=()

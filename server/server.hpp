@@ -1,10 +1,10 @@
 // One worker: a listener and the live connections on one libuv loop, run by
 // one thread. ferryd runs --workers of them, the workers of each listening
-// address on one port (SO_REUSEPORT: the kernel spreads new connections over
-// them); the
-// Supervisor on the main thread owns the signals and tells each worker to
-// stop. Stopping is graceful: no new connections, every session told to
-// finish (uploads made resumable), then the loop runs dry and returns.
+// address on one port (SO_REUSEPORT: the kernel spreads new connections
+// over them); the Supervisor on the main thread owns the signals and tells
+// each worker to stop. Stopping is graceful: no new connections, every
+// session told to finish (uploads made resumable), then the loop runs dry
+// and returns.
 #pragma once
 
 #include "address.hpp"

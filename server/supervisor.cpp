@@ -146,8 +146,11 @@ Result<std::string> Supervisor::bind_workers()
         // socket that does not share it: if anything holds the port (an
         // address listed twice included), this bind fails with "address
         // already in use". It also picks the port for port 0. (A lone
-        // worker does not share its port at all.)
-        const bool share_port = workers_.size() / count + (index < workers_.size() % count ? 1 : 0) > 1;
+        // worker does not share its port at all.) The address's workers are
+        // index, index + count, ...: one more than the others for the first
+        // (workers % count) addresses.
+        const std::size_t workers_here = workers_.size() / count + (index < workers_.size() % count ? 1 : 0);
+        const bool share_port = workers_here > 1;
         if (share_port) {
             auto claimed = claim_free_port(address.value(), v6_only);
             if (!claimed) {
