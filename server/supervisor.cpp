@@ -3,6 +3,7 @@
 #include "address.hpp"
 #include "log.hpp"
 #include "partial_upload.hpp"
+#include "path_resolver.hpp"
 #include "systemd.hpp"
 
 #include <fcntl.h>
@@ -44,33 +45,32 @@ void set_port(sockaddr_storage& address, const sockaddr_storage& bound)
     }
 }
 
-// Binds (and at once closes) a socket without SO_REUSEPORT on `address`,
-// which fails if any socket holds the port; sets the port of `address` to
-// the one bound (port 0: a free one). `v6_only` as Server::start's.
-Result<bool> claim_free_port(sockaddr_storage& address, bool v6_only)
+// Binds a socket without SO_REUSEPORT on `address`, which fails if any
+// socket holds the port, and returns it, to be held while the other
+// addresses are claimed; sets the port of `address` to the one bound (port
+// 0: a free one). `v6_only` as Server::start's.
+Result<UniqueFd> claim_port(sockaddr_storage& address, bool v6_only)
 {
     const std::string wanted = format_address(reinterpret_cast<const sockaddr*>(&address));
-    const int fd = ::socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
+    UniqueFd fd(::socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) {
         return Error{ErrorCode::io_error, "cannot listen on " + wanted + ": " + uv_strerror(uv_translate_sys_error(errno))};
     }
     const int on = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     if (v6_only && address.ss_family == AF_INET6) {
-        ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+        ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
     }
     const socklen_t length = address.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
     sockaddr_storage bound{};
     socklen_t bound_length = sizeof bound;
-    if (::bind(fd, reinterpret_cast<const sockaddr*>(&address), length) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_length) != 0) {
-        const int error = errno;
-        ::close(fd);
-        return Error{ErrorCode::io_error, "cannot listen on " + wanted + ": " + uv_strerror(uv_translate_sys_error(error))};
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0 ||
+        ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &bound_length) != 0) {
+        return Error{ErrorCode::io_error,
+                     "cannot listen on " + wanted + ": " + uv_strerror(uv_translate_sys_error(errno))};
     }
-    ::close(fd);
     set_port(address, bound);
-    return true;
+    return fd;
 }
 
 } // namespace
@@ -127,48 +127,52 @@ Result<std::string> Supervisor::start(const std::vector<int>& passed)
 // per address), so the workers spread evenly over the addresses.
 Result<std::string> Supervisor::bind_workers()
 {
-    std::string bound;
     const std::size_t count = config_.listen.size();
     // With several addresses an IPv6 one serves IPv6 alone, as nginx's
     // ipv6only=on, so that 0.0.0.0:7021 and [::]:7021 may be given
     // together; alone, [::]:7021 also takes IPv4 where the system lets it
     // (net.ipv6.bindv6only), as it always did.
     const bool v6_only = count > 1;
-    for (std::size_t index = 0; index < count; ++index) {
-        auto address = parse_listen_address(config_.listen[index]);
-        if (!address) {
-            return address.error();
+    // Every port is first proven free by a socket that does not share it,
+    // all of them held at once: if anything holds a port (an address
+    // listed twice included), its bind fails with "address already in use"
+    // before any address listens, so no client is let in and then cut off
+    // by the failure of a later address. It also picks the port for port 0.
+    // The workers' sockets then set SO_REUSEPORT so the kernel spreads an
+    // address's connections over them; SO_REUSEPORT would just as well let
+    // a second ferryd (same user) join the port and take part of the
+    // clients, which the first bind rules out. (A lone worker does not
+    // share its port at all.)
+    std::vector<sockaddr_storage> addresses;
+    {
+        std::vector<UniqueFd> claimed;
+        for (const std::string& text : config_.listen) {
+            auto address = parse_listen_address(text);
+            if (!address) {
+                return address.error();
+            }
+            auto held = claim_port(address.value(), v6_only);
+            if (!held) {
+                return held.error();
+            }
+            claimed.push_back(std::move(held.value()));
+            addresses.push_back(address.value());
         }
-        // One port for the address's workers: their sockets set SO_REUSEPORT
-        // so the kernel spreads connections over them. SO_REUSEPORT would
-        // just as well let a second ferryd (same user) join the port and
-        // take part of the clients, so the port is first proven free by a
-        // socket that does not share it: if anything holds the port (an
-        // address listed twice included), this bind fails with "address
-        // already in use". It also picks the port for port 0. (A lone
-        // worker does not share its port at all.) The address's workers are
-        // index, index + count, ...: one more than the others for the first
-        // (workers % count) addresses.
+    }
+    std::string bound;
+    for (std::size_t index = 0; index < count; ++index) {
+        // The address's workers are index, index + count, ...: one more
+        // than the others for the first (workers % count) addresses.
         const std::size_t workers_here = workers_.size() / count + (index < workers_.size() % count ? 1 : 0);
         const bool share_port = workers_here > 1;
-        if (share_port) {
-            auto claimed = claim_free_port(address.value(), v6_only);
-            if (!claimed) {
-                return claimed.error();
-            }
-        }
         std::string bound_here;
         for (std::size_t i = index; i < workers_.size(); i += count) {
-            auto started = workers_[i]->server->start(address.value(), share_port, v6_only);
+            auto started = workers_[i]->server->start(addresses[index], share_port, v6_only);
             if (!started) {
                 return started.error();
             }
             if (bound_here.empty()) {
                 bound_here = started.value();
-                auto actual = parse_listen_address(bound_here);
-                if (actual) {
-                    set_port(address.value(), actual.value());
-                }
             }
         }
         bound += (bound.empty() ? "" : ",") + bound_here;

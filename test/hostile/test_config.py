@@ -392,6 +392,27 @@ print(json.dumps({{"line": line, "served": served, "status": server.wait(timeout
         self.assertEqual(seen["served"], [True, True], seen)
         self.assertEqual(seen["status"], 0, seen)
 
+    def test_a_start_that_fails_on_one_address_listens_on_none(self):
+        # Round 78: the addresses before the one that could not be bound
+        # listened already, so clients were let in and then cut off.
+        strace = shutil.which("strace")
+        if not strace:
+            self.skipTest("needs strace")
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        self.addCleanup(busy.close)
+        trace = os.path.join(self.root, ".trace")
+        for workers in ("1", "4"):
+            with self.subTest(workers=workers):
+                result = subprocess.run([strace, "-f", "-qq", "-e", "trace=listen", "-o", trace, FERRYD,
+                                         "--root", self.root, "--listen", "127.0.0.1:0", "--listen",
+                                         f"127.0.0.1:{busy.getsockname()[1]}", "--workers", workers],
+                                        capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+                self.assertEqual(result.returncode, 7, result.stderr)
+                with open(trace) as f:
+                    self.assertNotIn("listen(", f.read())
+
     def test_an_address_given_twice_or_a_bad_one_among_good_ones_is_refused(self):
         busy = socket.socket()
         busy.bind(("127.0.0.1", 0))
