@@ -15,6 +15,8 @@ import unittest
 
 from wire import Peer, Server, temp_root, wait_until
 
+import harness  # after wire, which puts test/ on the path
+
 FERRYD = os.environ.get("FERRYD", "")
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.join(HERE, "..", "..", "packaging", "ferryd.conf")
@@ -408,7 +410,8 @@ print(json.dumps({{"line": line, "served": served, "status": server.wait(timeout
                 result = subprocess.run([strace, "-f", "-qq", "-e", "trace=listen", "-o", trace, FERRYD,
                                          "--root", self.root, "--listen", "127.0.0.1:0", "--listen",
                                          f"127.0.0.1:{busy.getsockname()[1]}", "--workers", workers],
-                                        capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+                                        capture_output=True, stdin=subprocess.DEVNULL, timeout=60,
+                                        env=harness.traceable(os.environ))
                 self.assertEqual(result.returncode, 7, result.stderr)
                 with open(trace) as f:
                     self.assertNotIn("listen(", f.read())
