@@ -13,7 +13,7 @@ import subprocess
 import sys
 import unittest
 
-from wire import Peer, Server, temp_root, wait_until
+from wire import Peer, Server, has_ipv6_loopback, temp_root, wait_until
 
 import harness  # after wire, which puts test/ on the path
 
@@ -261,15 +261,6 @@ class OptionValues(unittest.TestCase):
         self.assertEqual((start["root"], start["workers"]), (files, 1))
 
 
-def ipv6_loopback():
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
 class Listen(unittest.TestCase):
     """Several addresses, from --listen given again or from an array in the config file: each is served.
     Before, only the last one given was bound, and nothing said so."""
@@ -289,6 +280,14 @@ class Listen(unittest.TestCase):
         self.assertTrue(line.startswith("listening on "), line)
         return process, line.split()[-1].split(",")
 
+    def write_config(self, text):
+        """The config file (mode 0600, as ferryd requires) holding TEXT; its path."""
+        config = os.path.join(self.root, ".ferryd.conf")
+        with open(config, "w") as f:
+            f.write(text)
+        os.chmod(config, 0o600)
+        return config
+
     def assert_each_serves(self, addresses):
         for address in addresses:
             host, port = address.rsplit(":", 1)
@@ -298,7 +297,7 @@ class Listen(unittest.TestCase):
             peer.close()
 
     def test_each_listen_given_is_served(self):
-        second = "[::1]:0" if ipv6_loopback() else "127.0.0.1:0"
+        second = "[::1]:0" if has_ipv6_loopback() else "127.0.0.1:0"
         for workers in ("1", "3"):
             with self.subTest(workers=workers):
                 process, addresses = self.start("--listen", "127.0.0.1:0", "--listen", second, "--workers", workers)
@@ -312,10 +311,7 @@ class Listen(unittest.TestCase):
                 self.assertEqual(start["workers"], max(2, int(workers)))
 
     def test_an_array_in_the_config_file_is_served_whole(self):
-        config = os.path.join(self.root, ".ferryd.conf")
-        with open(config, "w") as f:
-            f.write('listen = ["127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"]\n')
-        os.chmod(config, 0o600)
+        config = self.write_config('listen = ["127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"]\n')
         process, addresses = self.start("--config", config)
         self.assertEqual(len(set(addresses)), 3, addresses)
         self.assert_each_serves(addresses)
@@ -325,13 +321,8 @@ class Listen(unittest.TestCase):
         # served the first address alone; it accepted an unclosed quote, a
         # missing ] or comma; `key = []` crashed ferryd for some keys, and
         # an array for a one-value key took its last element.
-        config = os.path.join(self.root, ".ferryd.conf")
-
         def start_with(line):
-            with open(config, "w") as f:
-                f.write(line + "\n")
-            os.chmod(config, 0o600)
-            return run("--config", config, "--root", self.root, timeout=10)
+            return run("--config", self.write_config(line + "\n"), "--root", self.root, timeout=10)
 
         refused = [('listen = ["127.0.0.1:0", "#", "127.0.0.1:0"]', 'bad address \\"#\\"'),
                    ('listen = ["127.0.0.1:0", "127.0.0.1:0#x"]', 'bad address \\"127.0.0.1:0#x\\"'),
@@ -351,9 +342,7 @@ class Listen(unittest.TestCase):
                 self.assertEqual(result.returncode, 2, result.stderr)
                 self.assertIn(message, result.stderr.decode())
         # TOML's own forms: space before a comma, a comment after, escapes.
-        with open(config, "w") as f:
-            f.write('listen = ["127.0.0.1:0" , \'127.0.0.1:0\', "\\u0031\\u0032\\u0037.0.0.1:0"] # three\n')
-        os.chmod(config, 0o600)
+        config = self.write_config('listen = ["127.0.0.1:0" , \'127.0.0.1:0\', "\\u0031\\u0032\\u0037.0.0.1:0"] # three\n')
         process, addresses = self.start("--config", config)
         self.assertEqual(len(set(addresses)), 3, addresses)
         self.assert_each_serves(addresses)

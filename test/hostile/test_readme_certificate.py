@@ -6,12 +6,11 @@ alone is not needed."""
 import os
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import unittest
 
-from wire import Peer, Server, temp_root
+from wire import Peer, Server, has_ipv6_loopback, temp_root
 
 FERRYD = os.environ.get("FERRYD", "")
 README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
@@ -23,15 +22,6 @@ def readme_certificate_command():
     found = re.search(r"\n    (openssl req -x509 .*?)\n\n", text, re.S)
     assert found, "README has no `openssl req -x509` command"
     return found.group(1).replace("\\\n", " ")
-
-
-def has_ipv6_loopback():
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 class ReadmeCertificate(unittest.TestCase):

@@ -266,3 +266,13 @@ def wait_until(condition, within=10.0, step=0.05):
 
 def temp_root():
     return tempfile.mkdtemp(prefix="ferry-hostile-")
+
+
+def has_ipv6_loopback():
+    """Whether ::1 can be bound here (a machine or container may have IPv6 off)."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
