@@ -74,8 +74,13 @@ std::string key_of(const std::string& line)
 // for a comment, dropped what followed, and accepted an unclosed quote, a
 // missing bracket or comma, and an empty array, which crashed CLI11's
 // callback for some keys (round 78).
-std::optional<CLI::ConfigItem> array_item(const std::string& line, const std::set<std::string>& list_keys)
+std::optional<CLI::ConfigItem> array_item(std::string line, const std::set<std::string>& list_keys)
 {
+    // A line of a file written on Windows ends in CR, which toml++ takes
+    // for a stray character; CLI11 drops it for every other line.
+    if (line.ends_with('\r')) {
+        line.pop_back();
+    }
     const auto equals = line.find('=');
     const auto value = line.find_first_not_of(" \t", equals == std::string::npos ? line.size() : equals + 1);
     const auto first = line.find_first_not_of(" \t");
@@ -131,6 +136,15 @@ std::vector<CLI::ConfigItem> cli11_items(const CLI::ConfigTOML& reader, const st
                 throw CLI::ConfigError("the value of key " + item.fullname() + " opens a quote (" +
                                        std::string(1, value.front()) + ") that the line never closes");
             }
+        }
+        // CLI11 splits what follows a value at spaces into more values, of
+        // which a one-value option keeps the last: `token-file = "/t" ""`
+        // started ferryd without tokens (round 79). Several values are an
+        // array's alone (array_item).
+        if (item.inputs.size() > 1) {
+            throw CLI::ConfigError("the value of key " + item.fullname() +
+                                   " is followed by more words: quote a value that holds spaces (several "
+                                   "values go in an array, for a key that takes them)");
         }
     }
     return items;

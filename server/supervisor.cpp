@@ -66,8 +66,15 @@ Result<UniqueFd> claim_port(sockaddr_storage& address, bool v6_only)
     socklen_t bound_length = sizeof bound;
     if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0 ||
         ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &bound_length) != 0) {
-        return Error{ErrorCode::io_error,
-                     "cannot listen on " + wanted + ": " + uv_strerror(uv_translate_sys_error(errno))};
+        const int error = errno;
+        // ipv6(7): an IPV6_V6ONLY socket takes no IPv4-mapped address.
+        const bool mapped = v6_only && address.ss_family == AF_INET6 &&
+                            IN6_IS_ADDR_V4MAPPED(&reinterpret_cast<const sockaddr_in6&>(address).sin6_addr);
+        return Error{ErrorCode::io_error, "cannot listen on " + wanted + ": " +
+                                              uv_strerror(uv_translate_sys_error(error)) +
+                                              (mapped ? " (beside other addresses an IPv6 address serves IPv6 "
+                                                        "only: give this one in its IPv4 form)"
+                                                      : "")};
     }
     set_port(address, bound);
     return fd;

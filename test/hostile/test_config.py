@@ -336,13 +336,22 @@ class Listen(unittest.TestCase):
                     "idle-timeout", "read-only"):
             refused += [(f"{key} = []", f"key {key} takes no array"),
                         (f'{key} = ["1", ""]', f"key {key} takes no array")]
+        # Round 79: words after a value became more values, of which a
+        # one-value key kept the last: `token-file = "/t" ""` served without
+        # tokens, `root = "/a" junk` served ./junk.
+        for line in ('root = "/a" "/b"', 'root = "/a" junk', 'token-file = "/t" ""',
+                     'listen = "127.0.0.1:0" "127.0.0.1:0"', "listen = 127.0.0.1:0 127.0.0.1:0",
+                     "workers = 1 2"):
+            refused.append((line, "is followed by more words"))
         for line, message in refused:
             with self.subTest(line=line):
                 result = start_with(line)
                 self.assertEqual(result.returncode, 2, result.stderr)
                 self.assertIn(message, result.stderr.decode())
-        # TOML's own forms: space before a comma, a comment after, escapes.
-        config = self.write_config('listen = ["127.0.0.1:0" , \'127.0.0.1:0\', "\\u0031\\u0032\\u0037.0.0.1:0"] # three\n')
+        # TOML's own forms: space before a comma, a comment after, escapes;
+        # and a Windows line end (round 79).
+        config = self.write_config('listen = ["127.0.0.1:0" , \'127.0.0.1:0\', "\\u0031\\u0032\\u0037.0.0.1:0"] # three\r\n'
+                                   "workers = 1\r\n")
         process, addresses = self.start("--config", config)
         self.assertEqual(len(set(addresses)), 3, addresses)
         self.assert_each_serves(addresses)
@@ -416,6 +425,11 @@ print(json.dumps({{"line": line, "served": served, "status": server.wait(timeout
                              "--listen", f"127.0.0.1:{port}", "--workers", workers)
                 self.assertEqual(result.returncode, 7, result.stderr)
                 self.assertIn(f"cannot listen on 127.0.0.1:{port}: address already in use", result.stderr.decode())
+        # An IPv4-mapped address beside another cannot be served (its socket
+        # is IPv6 only): the message says what to give instead.
+        result = run("--root", self.root, "--listen", "[::ffff:127.0.0.1]:0", "--listen", "127.0.0.1:0")
+        self.assertEqual(result.returncode, 7, result.stderr)
+        self.assertIn("give this one in its IPv4 form", result.stderr.decode())
         result = run("--root", self.root, "--listen", "127.0.0.1:0", "--listen", "127.0.0.1:")
         self.assertEqual(result.returncode, 2, result.stderr)
         # Each address takes a worker, and --workers stops at 256.
