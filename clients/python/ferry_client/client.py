@@ -182,14 +182,19 @@ def _str(value: Any, what: str) -> str:
 
 def remote_path(value: Any, what: str) -> str:
     """A path on the server as a request carries it (PROTOCOL.md 5.1): a
-    str as it is, a pathlib path in its POSIX spelling (as_posix), another
+    str as it is, a pathlib path in its POSIX spelling (as_posix; the empty
+    path, which pathlib spells ".", is "", the served folder), another
     os.PathLike by what os.fspath gives. Anything else is the caller's
-    mistake, a TypeError raised before anything is sent (it was json's
-    "Object of type PosixPath is not JSON serializable")."""
+    mistake, a TypeError (a pathlib path with a drive, such as C:, a
+    ValueError) raised before anything is sent (it was json's "Object of
+    type PosixPath is not JSON serializable")."""
     if isinstance(value, str):
         return value
     if isinstance(value, pathlib.PurePath):
-        return value.as_posix()
+        if value.drive:
+            raise ValueError(f"{what} is a path on the server, which has no drive ({value.drive})")
+        spelled = value.as_posix()
+        return "" if spelled == "." else spelled
     if isinstance(value, os.PathLike):
         spelled = os.fspath(value)
         if isinstance(spelled, str):

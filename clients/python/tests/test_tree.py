@@ -60,8 +60,15 @@ class TreeTests(ServerCase):
                 with self.assertRaises(TypeError) as caught:
                     self.c.stat(wrong)
                 self.assertIn("name is a path on the server", str(caught.exception))
+        # Round 79: pathlib spells the empty path "."; it names the served
+        # folder, as "" does. A drive has no place on the server.
+        self.assertIn("top.txt", [e.name for e in self.c.list(remote(""))])
+        self.assertEqual(self.c.stat(remote(".")).type, "folder")
+        with self.assertRaises(ValueError):
+            self.c.mkdir(pathlib.PureWindowsPath("C:x"))
         # Nothing was sent: the connection goes on.
         self.assertEqual(self.c.stat("top.txt").size, 3)
+        self.assertNotIn("C:x", [e.name for e in self.c.list()])
 
     def test_list_of_a_file_or_a_missing_folder(self):
         with self.assertRaises(ferry_client.WrongType) as caught:
