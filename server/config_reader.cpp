@@ -28,6 +28,14 @@ bool opens_unclosed_quote(const std::string& value)
     return value.size() < 2 || value.back() != value.front();
 }
 
+// Where the value of a `key = value` line begins: its first byte past the
+// '=' that is no space or tab (npos: no '=', or nothing after it).
+std::size_t value_start(const std::string& line)
+{
+    const auto equals = line.find('=');
+    return line.find_first_not_of(" \t", equals == std::string::npos ? line.size() : equals + 1);
+}
+
 // A `key = "text"` or `key = 'text'` line, read as the TOML it is by
 // toml++: TOML's quoting rules (escapes in "", none in ''), so that a #
 // inside the quotes is text and one after them begins a comment. CLI11
@@ -36,8 +44,7 @@ bool opens_unclosed_quote(const std::string& value)
 // read) is left to CLI11, whose errors name the key.
 std::optional<CLI::ConfigItem> quoted_string_item(const std::string& line)
 {
-    const auto equals = line.find('=');
-    const auto value = line.find_first_not_of(" \t", equals == std::string::npos ? line.size() : equals + 1);
+    const auto value = value_start(line);
     // toml++ skips a byte order mark as the start of a document, and each
     // line is one here: left to CLI11, a BOM stays the error it was.
     if (value == std::string::npos || (line[value] != '"' && line[value] != '\'') ||
@@ -81,8 +88,7 @@ std::optional<CLI::ConfigItem> array_item(std::string line, const std::set<std::
     if (line.ends_with('\r')) {
         line.pop_back();
     }
-    const auto equals = line.find('=');
-    const auto value = line.find_first_not_of(" \t", equals == std::string::npos ? line.size() : equals + 1);
+    const auto value = value_start(line);
     const auto first = line.find_first_not_of(" \t");
     // A comment, a [section] or anything without a key before '[' is
     // CLI11's to read (and refuse, for a section).

@@ -28,11 +28,9 @@ Server::Server(uv_loop_t* loop, const Library& library, const Config& config, Co
     loop_->data = this;
 }
 
-namespace {
-
 // libuv 1.44 cannot set SO_REUSEPORT itself: the socket is made here and
 // handed over with uv_tcp_open.
-int open_listening_socket(const sockaddr_storage& address, bool share_port, bool v6_only)
+int bind_socket(const sockaddr_storage& address, bool share_port, bool v6_only)
 {
     const int fd = ::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -59,6 +57,8 @@ int open_listening_socket(const sockaddr_storage& address, bool share_port, bool
     return fd;
 }
 
+namespace {
+
 // Held only to be given up: when accept fails for want of a descriptor,
 // closing this one lets the connection be accepted, told server_full and
 // closed, instead of waiting unanswered in the backlog (or, as libuv does,
@@ -73,7 +73,7 @@ int open_reserve_descriptor()
 Result<std::string> Server::start(const sockaddr_storage& address, bool share_port, bool v6_only)
 {
     const std::string wanted = format_address(reinterpret_cast<const sockaddr*>(&address));
-    const int fd = open_listening_socket(address, share_port, v6_only);
+    const int fd = bind_socket(address, share_port, v6_only);
     int status = fd;
     if (fd >= 0) {
         status = ::listen(fd, SOMAXCONN) == 0 ? 0 : uv_translate_sys_error(errno);

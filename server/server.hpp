@@ -25,6 +25,13 @@ namespace ferry::server {
 
 class Connection;
 
+// A non-blocking TCP socket bound to `address`, not yet listening, with
+// SO_REUSEADDR; with `share_port` SO_REUSEPORT (other sockets of this user
+// may bind the same port), with `v6_only` IPV6_V6ONLY for an IPv6 address
+// (ipv6(7): it then serves IPv6 alone, and an IPv4 address of the same port
+// can be bound beside it). Returns the descriptor, or -errno.
+int bind_socket(const sockaddr_storage& address, bool share_port, bool v6_only);
+
 class Server {
 public:
     Server(uv_loop_t* loop, const Library& library, const Config& config, Counters& counters);

@@ -51,30 +51,26 @@ void set_port(sockaddr_storage& address, const sockaddr_storage& bound)
 // 0: a free one). `v6_only` as Server::start's.
 Result<UniqueFd> claim_port(sockaddr_storage& address, bool v6_only)
 {
-    const std::string wanted = format_address(reinterpret_cast<const sockaddr*>(&address));
-    UniqueFd fd(::socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd) {
-        return Error{ErrorCode::io_error, "cannot listen on " + wanted + ": " + uv_strerror(uv_translate_sys_error(errno))};
-    }
-    const int on = 1;
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-    if (v6_only && address.ss_family == AF_INET6) {
-        ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
-    }
-    const socklen_t length = address.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
-    sockaddr_storage bound{};
-    socklen_t bound_length = sizeof bound;
-    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0 ||
-        ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &bound_length) != 0) {
-        const int error = errno;
+    const auto failed = [&](int error) {
         // ipv6(7): an IPV6_V6ONLY socket takes no IPv4-mapped address.
         const bool mapped = v6_only && address.ss_family == AF_INET6 &&
                             IN6_IS_ADDR_V4MAPPED(&reinterpret_cast<const sockaddr_in6&>(address).sin6_addr);
-        return Error{ErrorCode::io_error, "cannot listen on " + wanted + ": " +
+        return Error{ErrorCode::io_error, "cannot listen on " +
+                                              format_address(reinterpret_cast<const sockaddr*>(&address)) + ": " +
                                               uv_strerror(uv_translate_sys_error(error)) +
                                               (mapped ? " (beside other addresses an IPv6 address serves IPv6 "
                                                         "only: give this one in its IPv4 form)"
                                                       : "")};
+    };
+    const int bound_fd = bind_socket(address, /*share_port=*/false, v6_only);
+    if (bound_fd < 0) {
+        return failed(-bound_fd);
+    }
+    UniqueFd fd(bound_fd);
+    sockaddr_storage bound{};
+    socklen_t bound_length = sizeof bound;
+    if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &bound_length) != 0) {
+        return failed(errno);
     }
     set_port(address, bound);
     return fd;
@@ -168,10 +164,9 @@ Result<std::string> Supervisor::bind_workers()
     }
     std::string bound;
     for (std::size_t index = 0; index < count; ++index) {
-        // The address's workers are index, index + count, ...: one more
-        // than the others for the first (workers % count) addresses.
-        const std::size_t workers_here = workers_.size() / count + (index < workers_.size() % count ? 1 : 0);
-        const bool share_port = workers_here > 1;
+        // The address's workers are index, index + count, ...: it shares
+        // its port when there is a second.
+        const bool share_port = index + count < workers_.size();
         std::string bound_here;
         for (std::size_t i = index; i < workers_.size(); i += count) {
             auto started = workers_[i]->server->start(addresses[index], share_port, v6_only);
