@@ -627,6 +627,7 @@ RequestBody read_commit(FieldReader& fields, std::uint32_t version)
     }
     if (version >= 2) {
         commit.replace = fields.boolean("replace", true);
+        commit.defer_sync = fields.boolean("defer_sync", false);
     }
     return commit;
 }
@@ -792,6 +793,9 @@ std::optional<RequestBody> read_request_body(FieldReader& fields, const json& re
     if (op == "set_mtime") {
         return read_set_mtime(fields, request);
     }
+    if (op == "sync") {
+        return SyncRequest{};
+    }
     return std::nullopt;
 }
 
@@ -813,7 +817,7 @@ bool needs_version_2(const RequestBody& body)
 {
     return std::holds_alternative<MkdirRequest>(body) || std::holds_alternative<DeleteRequest>(body) ||
            std::holds_alternative<RenameRequest>(body) || std::holds_alternative<DigestRequest>(body) ||
-           std::holds_alternative<SetMtimeRequest>(body);
+           std::holds_alternative<SetMtimeRequest>(body) || std::holds_alternative<SyncRequest>(body);
 }
 
 std::optional<Error> check_digest_form(HashKind kind, std::string_view digest)
@@ -855,6 +859,7 @@ std::string_view op_name(const RequestBody& body)
         std::string_view operator()(const RenameRequest&) const { return "rename"; }
         std::string_view operator()(const DigestRequest&) const { return "digest"; }
         std::string_view operator()(const SetMtimeRequest&) const { return "set_mtime"; }
+        std::string_view operator()(const SyncRequest&) const { return "sync"; }
     };
     return std::visit(Namer{}, body);
 }
@@ -877,8 +882,8 @@ ParsedRequest parse_request(std::string_view json_text, std::uint32_t version)
     auto body = read_request_body(fields, *object, op, version);
     if (!body) {
         std::string message = "unknown operation " + quoted_excerpt(op, kEchoedValueBytes);
-        if (version < 2 && (op == "mkdir" || op == "delete" || op == "rename" || op == "digest" ||
-                             op == "set_mtime")) {
+        if (version < 2 && (op == "mkdir" || op == "delete" || op == "rename" || op == "digest" || op == "set_mtime" ||
+                            op == "sync")) {
             message += " (an operation of protocol version 2; this connection speaks version " +
                        std::to_string(version) + ")";
         }
@@ -958,6 +963,9 @@ std::string encode_request(const Request& request)
             if (!commit.replace) {
                 out["replace"] = false;
             }
+            if (commit.defer_sync) {
+                out["defer_sync"] = true;
+            }
         }
         void operator()(const AbortRequest& abort) const { out["discard"] = abort.discard; }
         void operator()(const StatsRequest&) const {}
@@ -1000,6 +1008,7 @@ std::string encode_request(const Request& request)
                 out["expect"] = expected_json(*set.expect);
             }
         }
+        void operator()(const SyncRequest&) const {}
     };
     std::visit(Filler{message}, request.body);
     return dump(message);
@@ -1124,6 +1133,16 @@ std::string encode_reply(std::uint64_t id, const CommitReply& reply)
     json message = reply_json(id);
     message.update(file_json(reply.file));
     message[std::string(hash_name(reply.hash))] = reply.digest;
+    if (!reply.synced) {
+        message["synced"] = false;
+    }
+    return dump(message);
+}
+
+std::string encode_reply(std::uint64_t id, const SyncReply& reply)
+{
+    json message = reply_json(id);
+    message["folders"] = reply.folders;
     return dump(message);
 }
 
@@ -1375,7 +1394,14 @@ Result<Reply<CommitReply>> parse_commit_reply(std::string_view json_text)
         body.file = read_file_info(fields);
         body.hash = digest_key(fields);
         body.digest = read_digest(fields, body.hash);
+        body.synced = fields.boolean("synced", true);
     });
+}
+
+Result<Reply<SyncReply>> parse_sync_reply(std::string_view json_text)
+{
+    return parse_reply<SyncReply>(
+        json_text, [](FieldReader& fields, const json&, SyncReply& body) { body.folders = fields.uint("folders"); });
 }
 
 Result<Reply<AbortReply>> parse_abort_reply(std::string_view json_text)

@@ -110,6 +110,10 @@ struct CommitRequest {
     // at the name at the rename itself (`exists` otherwise), rename's
     // `replace` meaning; true, the default, replaces a file there.
     bool replace = true;
+    // Version 2, capability "deferred_sync" (PROTOCOL.md 4.5, 4.14): the
+    // server may answer before the folder that gains the name is synced;
+    // the name is durable once a later `sync` request is answered ok.
+    bool defer_sync = false;
     // Decoded only, when a commit carries the digests of several hashes:
     // each one that is a string, as sent, `hash` and `digest` being the first
     // of them (in offered_hash_names() order). Which one counts is the upload's own
@@ -170,9 +174,13 @@ struct SetMtimeRequest {
     std::optional<ExpectedEntry> expect{};
 };
 
-using RequestBody = std::variant<HelloRequest, ListRequest, StatRequest, GetRequest, PutRequest, CommitRequest,
-                                 AbortRequest, StatsRequest, MkdirRequest, DeleteRequest, RenameRequest,
-                                 DigestRequest, SetMtimeRequest>;
+// Makes durable every name this connection's commits published with
+// `defer_sync` (PROTOCOL.md 4.14, version 2).
+struct SyncRequest {};
+
+using RequestBody =
+    std::variant<HelloRequest, ListRequest, StatRequest, GetRequest, PutRequest, CommitRequest, AbortRequest,
+                 StatsRequest, MkdirRequest, DeleteRequest, RenameRequest, DigestRequest, SetMtimeRequest, SyncRequest>;
 
 // True for the operations that exist from version 2 on; a version-1
 // connection answers them with unknown_op.
@@ -291,6 +299,10 @@ struct CommitReply {
     FileInfo file;
     std::string digest;
     HashKind hash = HashKind::sha256;
+    // False for a commit whose `defer_sync` the server took: published, but
+    // its folder's entry is durable only once a `sync` is answered ok
+    // (PROTOCOL.md 4.5). Sent only when false.
+    bool synced = true;
 };
 struct AbortReply {
     bool kept = false;
@@ -311,6 +323,11 @@ struct DeleteReply {
 struct RenameReply {
     std::string from;
     std::string to;
+};
+// How many folders a sync made durable (each once, however many names the
+// connection's deferred commits published into it).
+struct SyncReply {
+    std::uint64_t folders = 0;
 };
 struct DigestReply {
     FileInfo file;
@@ -342,6 +359,7 @@ std::string encode_reply(std::uint64_t id, const MkdirReply& reply);
 std::string encode_reply(std::uint64_t id, const DeleteReply& reply);
 std::string encode_reply(std::uint64_t id, const RenameReply& reply);
 std::string encode_reply(std::uint64_t id, const DigestReply& reply);
+std::string encode_reply(std::uint64_t id, const SyncReply& reply);
 // An error reply; without an id (the request's could not be read) it is null.
 std::string encode_error(std::optional<std::uint64_t> id, const Error& error);
 
@@ -367,6 +385,7 @@ Result<Reply<MkdirReply>> parse_mkdir_reply(std::string_view json_text);
 Result<Reply<DeleteReply>> parse_delete_reply(std::string_view json_text);
 Result<Reply<RenameReply>> parse_rename_reply(std::string_view json_text);
 Result<Reply<DigestReply>> parse_digest_reply(std::string_view json_text);
+Result<Reply<SyncReply>> parse_sync_reply(std::string_view json_text);
 
 // What a reader of replies needs before it trusts a message's fields: the
 // id it answers (absent when missing, null or not an integer) and whether

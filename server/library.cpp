@@ -284,8 +284,8 @@ Result<Library::Destination> Library::publish_destination(std::string_view path)
 }
 
 int Library::publish_entry(const std::string& partial, const Destination& destination, std::string_view path,
-                           const std::function<void()>& before_rename,
-                           const std::function<void()>& after_rename, bool replace) const
+                           const std::function<void()>& before_rename, const std::function<void()>& after_rename,
+                           bool replace, std::optional<PendingFolderSync>* deferred) const
 {
     if (partial.empty() || partial.find('/') != std::string::npos || partial == "." || partial == "..") {
         errno = EINVAL;
@@ -325,6 +325,13 @@ int Library::publish_entry(const std::string& partial, const Destination& destin
     // leftover is a hidden second link to the published file, which a
     // put of that token drops by name (PartialUpload checks st_nlink) and
     // the expiry sweep leaves alone (it removes only files of one link).
+    // A deferred commit leaves it to the connection's next sync request.
+    if (deferred != nullptr) {
+        *deferred = FolderSyncs::process().defer(destination.fd_, folder_of(path));
+        if (*deferred) {
+            return 0;
+        }
+    }
     if (sync_folder(destination.fd_, path, FolderFd::readable)) {
         errno = EIO;
         return -1;

@@ -326,9 +326,12 @@ public:
     // `after_rename` runs only once the rename succeeded.
     // With `replace` false, anything at `path` when the rename runs is
     // EEXIST and stays (rename_no_replace): checked by the rename itself.
+    // With `deferred` (a commit's `defer_sync`, PROTOCOL.md 4.5), the folder
+    // is pinned there for a later sync instead (FolderSyncs::defer), and
+    // synced now only where it cannot be pinned (*deferred stays empty).
     int publish_entry(const std::string& partial, const Destination& destination, std::string_view path,
-                      const std::function<void()>& before_rename = {},
-                      const std::function<void()>& after_rename = {}, bool replace = true) const;
+                      const std::function<void()>& before_rename = {}, const std::function<void()>& after_rename = {},
+                      bool replace = true, std::optional<PendingFolderSync>* deferred = nullptr) const;
     // Whether `destination`, the folder an upload was just renamed into, is
     // still where `path` says: see check_held_folder. Asked by the commit
     // right after the publish rename.

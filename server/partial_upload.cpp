@@ -1532,7 +1532,7 @@ bool PartialUpload::publish_spare()
     return true;
 }
 
-Result<FileInfo> PartialUpload::commit(std::string_view expected_digest, bool replace)
+Result<FileInfo> PartialUpload::commit(std::string_view expected_digest, bool replace, bool defer_sync)
 {
     if (received_ != size_) {
         // Kept for a resume as a cut upload is (keep(): its state records
@@ -1591,7 +1591,7 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest, bool re
     const bool identified = ::fstat(fd_, &st) == 0; // its identity, which the rename keeps
     std::optional<struct ::stat> published;
     std::optional<Error> moved;
-    if (take_final_attributes(*destination, identified ? &st : nullptr, published, moved, replace) != 0) {
+    if (take_final_attributes(*destination, identified ? &st : nullptr, published, moved, replace, defer_sync) != 0) {
         const int saved = errno;
         if (saved == EEXIST && !replace) {
             discard();
@@ -1624,6 +1624,7 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest, bool re
         // as if committed just before the move (it may be someone's now);
         // the answer says so instead of "ok" naming a path it never had.
         log_event("warning", {{"message", moved->message}});
+        pending_sync_.reset(); // nothing is promised of the folder moved away
         return *moved;
     }
     return file_info(name_, published ? *published : st);
@@ -1677,7 +1678,7 @@ Error PartialUpload::refused_publish(Error error)
 // 0600: the caller keeps or deletes it).
 int PartialUpload::take_final_attributes(const Library::Destination& destination, const struct ::stat* partial,
                                          std::optional<struct ::stat>& published, std::optional<Error>& moved,
-                                         bool replace)
+                                         bool replace, bool defer_sync)
 {
     // What stands at the name may be a file a killed commit published and
     // left at 0600 and ferryd's, its record in the root: settled first, so
@@ -1759,7 +1760,11 @@ int PartialUpload::take_final_attributes(const Library::Destination& destination
             published = now;
         }
     };
-    const int result = library_.publish_entry(data_file(), destination, name_, record, after_rename, replace);
+    // A deferred folder sync only where no record is written (under 1 MiB):
+    // a record goes once the folder's sync made the publish durable.
+    const bool defer = defer_sync && !takes_state_room(size_);
+    const int result = library_.publish_entry(data_file(), destination, name_, record, after_rename, replace,
+                                              defer ? &pending_sync_ : nullptr);
     const int publish_errno = errno; // what the caller reads of a failure; the record's removal would clobber it
     unmark(); // not published: the partial stays, without it
     // Published, the file has its attributes and the folder's fsync made

@@ -99,7 +99,12 @@ public:
     // `replace` false (the commit's field, PROTOCOL.md 4.5): a name taken
     // when the rename runs is `exists`, the upload discarded (the client
     // still has every byte), and what stands there untouched.
-    Result<FileInfo> commit(std::string_view expected_digest, bool replace = true);
+    // `defer_sync` (the commit's field, PROTOCOL.md 4.5): an upload that
+    // writes no publish record (under 1 MiB) leaves its folder's fsync to
+    // the connection's next sync request: take_pending_sync() then holds it.
+    Result<FileInfo> commit(std::string_view expected_digest, bool replace = true, bool defer_sync = false);
+    // The folder sync a deferred commit left, if it left one.
+    std::optional<PendingFolderSync> take_pending_sync() { return std::exchange(pending_sync_, std::nullopt); }
     // Deletes the data and state files.
     void discard();
     // A write failed and the upload ends: discards it, unless the failure
@@ -128,7 +133,8 @@ private:
     std::optional<Error> write_state();
     int write_spare();
     int take_final_attributes(const Library::Destination& destination, const struct ::stat* partial,
-                              std::optional<struct ::stat>& published, std::optional<Error>& moved, bool replace);
+                              std::optional<struct ::stat>& published, std::optional<Error>& moved, bool replace,
+                              bool defer_sync);
     void set_final_owner(const std::optional<struct ::stat>& old, gid_t new_group);
     void record_publish(uid_t uid, gid_t gid, mode_t mode, std::string acl);
     std::optional<Error> write_record();
@@ -168,6 +174,8 @@ private:
     std::optional<PublishIntent> publishing_;
     // The record file this commit made (device, inode), until it goes.
     std::optional<std::pair<dev_t, ino_t>> record_;
+    // The folder sync a deferred commit left (commit's defer_sync).
+    std::optional<PendingFolderSync> pending_sync_;
 };
 
 // Deletes kept uploads whose files were last modified more than `ttl` ago

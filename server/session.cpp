@@ -20,6 +20,10 @@ using Clock = std::chrono::steady_clock;
 // failing write at the next sweep after this.
 constexpr std::uint64_t kLastChunkPatienceMs = 100;
 
+// The most folders one connection's deferred commits may leave for its sync
+// request (each pins a descriptor in FolderSyncs).
+constexpr std::size_t kMaxDeferredFolders = 256;
+
 const std::vector<std::string> kCapabilities{"list", "stat", "get", "put", "resume", "stats"};
 // What a version-2 connection gets on top (PROTOCOL.md 4.1).
 const std::vector<std::string> kVersion2Capabilities{// The tree and its operations (4.2, 4.9 to 4.13).
@@ -27,7 +31,9 @@ const std::vector<std::string> kVersion2Capabilities{// The tree and its operati
                                                      "set_mtime",
                                                      // Fields an older version-2 server lacks or ignores (8).
                                                      "holding_unlisted", "delete_expect", "set_mtime_expect",
-                                                     "commit_replace", "unreadable_folders", "mode", "folder_modes"};
+                                                     "commit_replace", "unreadable_folders", "mode", "folder_modes",
+                                                     // A commit's defer_sync and the sync request (4.5, 4.14).
+                                                     "deferred_sync"};
 
 std::string seconds_text(std::uint64_t milliseconds)
 {
@@ -144,7 +150,7 @@ bool Session::parkable() const
 {
     return state_ == State::awaiting_request && !job_in_flight_ && !reading_paused_ && !draining_ &&
            !decoder_.mid_frame() && inbox_pos_ >= inbox_.size() && direct_.empty() && !transfer_ && !listing_ &&
-           !slot_ && !close_reason_ && !chained_;
+           !slot_ && !close_reason_ && !chained_ && deferred_syncs_.empty();
 }
 
 Session::Standing Session::park()
@@ -452,6 +458,7 @@ void Session::handle_request(const Request& request)
         void operator()(const RenameRequest& rename) const { session.start_rename(id, rename); }
         void operator()(const DigestRequest& digest) const { session.start_digest(id, digest); }
         void operator()(const SetMtimeRequest& set) const { session.start_set_mtime(id, set); }
+        void operator()(const SyncRequest&) const { session.start_sync(id); }
     };
     // Version 1 has no tree operations: parse_request already refused them
     // as unknown_op there; this keeps the rule in one place if it changes.
@@ -816,6 +823,41 @@ void Session::start_set_mtime(std::uint64_t id, const SetMtimeRequest& set)
         }));
 }
 
+// Makes durable the folders this connection's deferred commits published
+// into (PROTOCOL.md 4.14): each one's fsync is shared with any other caller
+// syncing that folder (FolderSyncs), and every folder is tried even after
+// one fails; the first failure is the answer.
+void Session::start_sync(std::uint64_t id)
+{
+    state_ = State::working;
+    submit(make_job(
+        [pending = std::exchange(deferred_syncs_, {})]() mutable -> Result<SyncReply> {
+            std::optional<Error> first_failure;
+            for (auto& folder : pending) {
+                if (auto failed = FolderSyncs::process().sync(folder); failed && !first_failure) {
+                    failed->message += "; what was published there since the last sync may not survive a crash";
+                    first_failure = std::move(failed);
+                }
+            }
+            if (first_failure) {
+                return *first_failure;
+            }
+            return SyncReply{pending.size()};
+        },
+        [this, id](Result<SyncReply> result) { finish_simple(id, result); }));
+}
+
+void Session::defer_folder_sync(PendingFolderSync pending)
+{
+    for (auto& held : deferred_syncs_) {
+        if (held.same_folder(pending)) {
+            held.absorb(std::move(pending));
+            return;
+        }
+    }
+    deferred_syncs_.push_back(std::move(pending));
+}
+
 void Session::send_stats(std::uint64_t id)
 {
     StatsReply stats;
@@ -1080,7 +1122,10 @@ void Session::handle_upload_control(Upload& upload, const Request& request)
     state_ = State::finishing_upload;
     if (commit) {
         take_chained_put();
-        upload.commit(*digest, std::get<CommitRequest>(request.body).replace);
+        const auto& asked = std::get<CommitRequest>(request.body);
+        // A connection holds a bounded number of folders for its sync; past
+        // that, a commit syncs its folder as if it had not asked to defer.
+        upload.commit(*digest, asked.replace, asked.defer_sync && deferred_syncs_.size() < kMaxDeferredFolders);
     } else {
         upload.abort(std::get<AbortRequest>(request.body).discard);
     }

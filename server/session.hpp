@@ -34,6 +34,7 @@
 #include <span>
 #include <string>
 #include <variant>
+#include <vector>
 
 namespace ferry::server {
 
@@ -213,6 +214,7 @@ private:
     bool put_would_start(const PutRequest& put) const;
     PutRequest versioned_put(const PutRequest& request) const;
     void send_stats(std::uint64_t id);
+    void start_sync(std::uint64_t id);
     // Version 2's tree operations: one pool job each over the Library.
     void start_digest(std::uint64_t id, const DigestRequest& digest);
     void start_mkdir(std::uint64_t id, const MkdirRequest& mkdir);
@@ -242,6 +244,7 @@ private:
     bool closing() const override { return ending(); }
     void transfer_ended() override;
     void release_slot() override { slot_.reset(); }
+    void defer_folder_sync(PendingFolderSync pending) override;
 
     void protocol_error(std::optional<std::uint64_t> id, const Error& error);
     // An operation this connection's protocol version does not have.
@@ -309,6 +312,10 @@ private:
     bool reading_paused_ = false;
     // The label of the token that said hello (--token-file); empty without one.
     std::string token_label_;
+    // The folders this connection's deferred commits published into, one
+    // entry each, for its next sync request (PROTOCOL.md 4.14). A session
+    // holding any is not parked: the promise its sync will make needs them.
+    std::vector<PendingFolderSync> deferred_syncs_;
     // Whose uploads this connection may resume (PartialUpload::begin):
     // nothing on a server without tokens, where every client is one.
     std::optional<UploadOwner> upload_owner_;

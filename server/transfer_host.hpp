@@ -3,6 +3,7 @@
 #pragma once
 
 #include "error.hpp"
+#include "folder_sync.hpp"
 #include "pool_job.hpp"
 #include "transfer_hash.hpp"
 
@@ -29,6 +30,9 @@ public:
     virtual void send_json(std::string json_text) = 0;
     // Answers an error, counted and logged as every error is.
     virtual void send_error(std::optional<std::uint64_t> id, const Error& error) = 0;
+    // A commit published with its folder's sync deferred: the session holds
+    // it for the connection's next sync request (PROTOCOL.md 4.14).
+    virtual void defer_folder_sync(PendingFolderSync pending) = 0;
     // An upload's chunk reached the disk: input held back may flow again.
     virtual void input_room() = 0;
     // The transfer failed in a way that ends the connection (its error is

@@ -136,11 +136,12 @@ std::optional<Error> Upload::take_data(std::span<const std::uint8_t> bytes, std:
     return std::nullopt;
 }
 
-void Upload::commit(std::string expected_digest, bool replace)
+void Upload::commit(std::string expected_digest, bool replace, bool defer_sync)
 {
     finish_ = Finish::commit;
     expected_digest_ = std::move(expected_digest);
     replace_ = replace;
+    defer_sync_ = defer_sync;
     flush_staging();
     continue_receiving();
 }
@@ -261,6 +262,9 @@ void Upload::finish_job()
 {
     struct Finished {
         std::optional<Result<FileInfo>> committed;
+        // A committed upload's folder sync, left for the connection's next
+        // sync request (the commit's defer_sync).
+        std::optional<PendingFolderSync> pending_sync;
         std::optional<Error> kept_error;
         std::uint64_t kept_bytes = 0;
         // A write of the last chunks failed: the upload comes back to be
@@ -280,8 +284,8 @@ void Upload::finish_job()
     }
     queue_.clear();
     host_.submit_finish(make_job(
-        [partial = std::move(partial_), chunks = std::move(chunks), finish = finish_,
-         expected = expected_digest_, replace = replace_]() mutable {
+        [partial = std::move(partial_), chunks = std::move(chunks), finish = finish_, expected = expected_digest_,
+         replace = replace_, defer_sync = defer_sync_]() mutable {
             Finished finished;
             for (Chunk& chunk : chunks) {
                 auto failure = partial->append(std::span<const char>(chunk.bytes.get(), chunk.size));
@@ -294,7 +298,8 @@ void Upload::finish_job()
             }
             switch (finish) {
             case Finish::commit:
-                finished.committed = partial->commit(expected, replace);
+                finished.committed = partial->commit(expected, replace, defer_sync);
+                finished.pending_sync = partial->take_pending_sync();
                 break;
             case Finish::abort_discard:
                 partial->discard();
@@ -333,6 +338,10 @@ void Upload::finish_job()
                     line_.ok(moved(), hash_, expected_digest_);
                     CommitReply reply{result.value(), expected_digest_, hash_};
                     fit_to_version(reply.file, host_.protocol_version());
+                    if (finished.pending_sync) {
+                        reply.synced = false;
+                        host_.defer_folder_sync(std::move(*finished.pending_sync));
+                    }
                     host_.send_json(encode_reply(id_, reply));
                 } else {
                     line_.ended(moved(), to_string(result.error().code), result.error().message);

@@ -82,7 +82,9 @@ public:
     std::optional<Error> take_data(std::span<const std::uint8_t> bytes, std::uint64_t frame_left);
     // The client's commit or abort; runs once what arrived is written.
     // `replace` false: publish only where nothing stands at the name (PROTOCOL.md 4.5).
-    void commit(std::string expected_digest, bool replace = true);
+    // `defer_sync`: the session allows a deferred folder sync (the commit
+    // asked for one and the connection has room to hold it).
+    void commit(std::string expected_digest, bool replace = true, bool defer_sync = false);
     void abort(bool discard);
     // The connection ends: keep what arrived for a resume, saying `why`.
     void keep(std::string why);
@@ -135,6 +137,7 @@ private:
     bool last_waits_for_finish_ = true;
     std::string expected_digest_;
     bool replace_ = true; // the commit's `replace`
+    bool defer_sync_ = false; // the commit's `defer_sync`, where the session allows it
     std::string keep_why_;
     TransferLine line_;
 };

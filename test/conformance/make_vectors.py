@@ -194,6 +194,22 @@ def version2_vectors(hello_reply):
          "publish only where nothing stands at the name when the rename "
          "runs (capability commit_replace): the file there stays, the "
          "upload is discarded")
+    pair("version 2: put of an empty file, to publish with its folder's sync deferred",
+         {"op": "put", "id": 40, "name": "new/empty.log", "size": 0,
+          "resume": False, "mtime": MTIME, "mode": 0o600},
+         {"id": 40, "ok": True, "offset": 0, "token": TOKEN})
+    pair("version 2: commit with defer_sync",
+         {"op": "commit", "id": 40, "defer_sync": True,
+          "sha256": hashlib.sha256(b"").hexdigest()},
+         {"id": 40, "ok": True, "name": "new/empty.log", "size": 0, "mtime": MTIME, "mode": 0o600,
+          "sha256": hashlib.sha256(b"").hexdigest(), "synced": False},
+         "capability deferred_sync: published and its data durable, the "
+         "folder's new entry durable only once a sync is answered")
+    pair("version 2: sync",
+         {"op": "sync", "id": 41},
+         {"id": 41, "ok": True, "folders": 1},
+         "makes durable what this connection's deferred commits published: "
+         "one fsync per folder at most")
     pair("version 2: set_mtime of a folder",
          {"op": "set_mtime", "id": 33, "path": "logs", "mtime": MTIME - 86400},
          dict(folder, id=33, ok=True, name="logs", mtime=MTIME - 86400),

@@ -17,7 +17,7 @@ from conformance import MTIME, ServerCase, write_file
 
 V2_CAPABILITIES = ("folders", "mkdir", "delete", "rename", "digest", "mtime", "set_mtime", "holding_unlisted",
                    "delete_expect", "set_mtime_expect", "commit_replace", "unreadable_folders", "mode",
-                   "folder_modes")
+                   "folder_modes", "deferred_sync")
 
 
 def sha(b):

@@ -33,6 +33,9 @@
 // - FERRY_FSYNC_LOG: each fsync(2) appends the path of the file or folder
 //   it syncs (as /proc/self/fd names it) and a newline to that file, so a
 //   test can tell what was made durable.
+// - FERRY_FSYNC_FAULT_PATH: each fsync(2) of the file or folder at that
+//   path (as /proc/self/fd names it) fails with EIO, as a disk's failed
+//   writeback is reported; the entries' pages stay as they are.
 // - FERRY_SHA256_LOG: each SHA256_Update(3) of OpenSSL appends "main" or
 //   "other" (the thread it runs on: the process's first or another) and the
 //   number of bytes to that file, so that a test can tell whether a
@@ -99,6 +102,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace {
 
@@ -424,6 +428,16 @@ int fsync(int fd)
 {
     using Sync = int (*)(int);
     static const Sync real = next_definition<Sync>("fsync");
+    if (const char* failing = std::getenv("FERRY_FSYNC_FAULT_PATH"); failing != nullptr) {
+        char link[64];
+        char path[4096];
+        std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        const ssize_t length = ::readlink(link, path, sizeof path - 1);
+        if (length > 0 && std::string_view(path, static_cast<std::size_t>(length)) == failing) {
+            errno = EIO;
+            return -1;
+        }
+    }
     const int result = real(fd);
     if (const char* log = std::getenv("FERRY_FSYNC_LOG"); log != nullptr && result == 0) {
         char link[64];

@@ -314,3 +314,133 @@ class WithoutRenameFlags(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class DeferredSync(unittest.TestCase):
+    """A commit with defer_sync publishes at once and leaves its folder's fsync to the connection's sync
+    request (PROTOCOL.md 4.5, 4.14): that sync fsyncs each folder once however many names went there, skips
+    none that a commit of it changed, and answers an fsync's failure; a commit that did not ask, or an
+    upload of 1 MiB or more (its publish record waits for the folder's sync), syncs before its reply."""
+
+    def setUp(self):
+        self.root = temp_root()
+        self.addCleanup(shutil.rmtree, self.root)
+        self.real_root = os.path.realpath(self.root)
+        self.log = os.path.join(os.path.dirname(self.root), os.path.basename(self.root) + ".fsyncs")
+        self.addCleanup(lambda: os.path.exists(self.log) and os.unlink(self.log))
+        self.start()
+
+    def start(self, **faults):
+        self.server = Server(FERRYD, self.root, env=preloaded(FERRY_FSYNC_LOG=self.log, **faults))
+        self.addCleanup(self.server.stop)
+        self.peer = self.server.peer(version=2)
+        self.addCleanup(self.peer.close)
+
+    def synced(self):
+        """Each path fsynced so far, in order."""
+        try:
+            with open(self.log) as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def folder_syncs(self, relative):
+        folder = os.path.join(self.real_root, relative) if relative else self.real_root
+        return self.synced().count(folder)
+
+    def put(self, name, data, defer=True, peer=None):
+        """Uploads DATA to NAME, whose folder the test made (so that only commits and syncs fsync it)."""
+        peer = peer or self.peer
+        os.makedirs(os.path.join(self.root, os.path.dirname(name)), exist_ok=True)
+        reply = peer.request({"op": "put", "name": name, "size": len(data)})
+        self.assertIs(reply.get("ok"), True, reply)
+        self.token = reply["token"]
+        for at in range(0, len(data), 1 << 20):
+            peer.send_data(data[at:at + (1 << 20)])
+        commit = {"op": "commit", "id": reply["id"], "sha256": hashlib.sha256(data).hexdigest()}
+        if defer:
+            commit["defer_sync"] = True
+        return peer.request(commit)
+
+    def test_the_capability_is_offered_on_version_2_only(self):
+        self.assertIn("deferred_sync", self.peer.hello_reply["capabilities"])
+        old = self.server.peer(version=1)
+        self.addCleanup(old.close)
+        self.assertNotIn("deferred_sync", old.hello_reply.get("capabilities", []))
+        reply = old.request({"op": "sync"})
+        self.assertEqual(reply["error"]["code"], "unknown_op", reply)
+
+    def test_one_sync_makes_every_folder_durable_once(self):
+        for folder in ("a", "a/b", "c"):
+            for index in range(6):
+                reply = self.put(f"{folder}/f{index}.bin", os.urandom(100 + index))
+                self.assertIs(reply.get("ok"), True, reply)
+                self.assertIs(reply.get("synced"), False, reply)
+                # Published at once: a reader sees it before any sync.
+                self.assertTrue(os.path.isfile(os.path.join(self.root, folder, f"f{index}.bin")))
+        before = {folder: self.folder_syncs(folder) for folder in ("a", "a/b", "c")}
+        reply = self.peer.request({"op": "sync"})
+        self.assertEqual(reply, {"id": reply["id"], "ok": True, "folders": 3})
+        for folder in ("a", "a/b", "c"):
+            self.assertEqual(self.folder_syncs(folder) - before[folder], 1, (folder, self.synced()))
+        # Nothing is left to sync: a second one syncs no folder.
+        count = len(self.synced())
+        reply = self.peer.request({"op": "sync"})
+        self.assertEqual(reply.get("folders"), 0, reply)
+        self.assertEqual(len(self.synced()), count)
+
+    def test_the_commits_own_data_is_synced_before_its_reply(self):
+        reply = self.put("d/f.bin", b"data")
+        self.assertIs(reply.get("synced"), False, reply)
+        # Its fsync ran on the partial, in the root, before the rename.
+        self.assertIn(os.path.join(self.real_root, ".ferry-partial-" + self.token), self.synced())
+
+    def test_a_commit_that_does_not_ask_and_a_large_one_sync_their_folder_at_once(self):
+        reply = self.put("d/small.bin", b"x", defer=False)
+        self.assertNotIn("synced", reply)
+        self.assertEqual(self.folder_syncs("d"), 1, self.synced())
+        reply = self.put("d/large.bin", os.urandom((1 << 20) + 1))
+        self.assertIs(reply.get("ok"), True, reply)
+        self.assertNotIn("synced", reply)
+        self.assertEqual(self.folder_syncs("d"), 2, self.synced())
+        self.assertEqual(self.peer.request({"op": "sync"}).get("folders"), 0)
+
+    def test_a_sync_another_connection_ran_after_the_commit_covers_it(self):
+        other = self.server.peer(version=2)
+        self.addCleanup(other.close)
+        self.assertIs(self.put("d/one.bin", b"1").get("synced"), False)
+        self.assertIs(self.put("d/two.bin", b"2", peer=other).get("synced"), False)
+        self.assertEqual(other.request({"op": "sync"}).get("folders"), 1)
+        syncs = self.folder_syncs("d")
+        # The other connection's fsync of d started after this commit's rename: nothing more to do.
+        self.assertEqual(self.peer.request({"op": "sync"}).get("folders"), 1)
+        self.assertEqual(self.folder_syncs("d"), syncs, self.synced())
+
+    def test_a_sync_during_an_upload_is_unexpected_and_the_upload_goes_on(self):
+        reply = self.peer.request({"op": "put", "name": "u.bin", "size": 4})
+        reply = self.peer.request({"op": "sync"})
+        self.assertEqual(reply["error"]["code"], "unexpected_frame", reply)
+        self.peer.send_data(b"data")
+        reply = self.peer.request({"op": "commit", "id": 2, "sha256": hashlib.sha256(b"data").hexdigest()})
+        self.assertIs(reply.get("ok"), True, reply)
+
+    def test_a_failed_folder_fsync_is_the_syncs_error(self):
+        self.server.stop()
+        self.start(FERRY_FSYNC_FAULT_PATH=os.path.join(self.real_root, "bad"))
+        self.assertIs(self.put("good/f.bin", b"g").get("synced"), False)
+        self.assertIs(self.put("bad/f.bin", b"b").get("synced"), False)
+        self.assertIs(self.put("good/h.bin", b"h").get("synced"), False)
+        reply = self.peer.request({"op": "sync"})
+        self.assertEqual(reply["error"]["code"], "io_error", reply)
+        self.assertIn('"bad"', reply["error"]["message"])
+        self.assertIn("may not survive a crash", reply["error"]["message"])
+        # Every folder was tried, the failing one did not stop the others; and none is left pending.
+        self.assertEqual(self.folder_syncs("good"), 1, self.synced())
+        self.assertEqual(self.peer.request({"op": "sync"}).get("folders"), 0)
+
+    def test_a_connection_holds_a_bounded_number_of_folders(self):
+        # Past 256 folders left for its sync, a commit syncs its folder itself.
+        replies = [self.put(f"d{index:03}/f.bin", b"x") for index in range(258)]
+        self.assertTrue(all(reply.get("ok") for reply in replies))
+        self.assertEqual([reply.get("synced", True) for reply in replies], [False] * 256 + [True] * 2)
+        self.assertEqual(self.peer.request({"op": "sync"}).get("folders"), 256)

@@ -232,3 +232,123 @@ TEST_CASE("a readable descriptor is synced as it is; an O_PATH one passed as rea
     REQUIRE(refused);
     CHECK(refused->message.find("box") != std::string::npos);
 }
+
+TEST_CASE("deferred changes of one folder cost one fsync at their sync, and none once another sync covered them")
+{
+    TempRoot root;
+    std::filesystem::create_directory(root.path() + "/a");
+    Folder folder(root.path());
+    Folder other(root.path() + "/a");
+    std::atomic<int> calls{0};
+    FolderSyncs syncs([&](int) {
+        ++calls;
+        return 0;
+    });
+    auto first = syncs.defer(folder.fd(), "box");
+    auto second = syncs.defer(folder.fd(), "box");
+    auto elsewhere = syncs.defer(other.fd(), "a");
+    REQUIRE(first);
+    REQUIRE(second);
+    REQUIRE(elsewhere);
+    CHECK(first->same_folder(*second));
+    CHECK_FALSE(first->same_folder(*elsewhere));
+    CHECK(syncs.pinned() == 2);
+    first->absorb(std::move(*second));
+    CHECK_FALSE(syncs.sync(*first));
+    CHECK(calls == 1);
+    CHECK(first->empty());
+    CHECK(syncs.pinned() == 1);
+    // A plain sync of `a` (another commit's) ran after the deferred change:
+    // it covers it, and the deferred sync runs none of its own.
+    CHECK_FALSE(syncs.sync(other.fd(), "a", FolderFd::readable));
+    CHECK(calls == 2);
+    CHECK_FALSE(syncs.sync(*elsewhere));
+    CHECK(calls == 2);
+    CHECK(syncs.pinned() == 0);
+    // A change deferred after that sync is not covered by it.
+    auto later = syncs.defer(other.fd(), "a");
+    REQUIRE(later);
+    CHECK_FALSE(syncs.sync(*later));
+    CHECK(calls == 3);
+}
+
+TEST_CASE("a change deferred while its folder's fsync runs needs the next fsync")
+{
+    TempRoot root;
+    Folder folder(root.path());
+    Gate gate;
+    FolderSyncs syncs(gate.sync_folder());
+    std::thread running([&] { CHECK_FALSE(syncs.sync(folder.fd(), "box", FolderFd::readable)); });
+    REQUIRE(gate.wait_entered(1));
+    // The fsync running now may have started before this change.
+    auto pending = syncs.defer(folder.fd(), "box");
+    REQUIRE(pending);
+    std::atomic<bool> synced{false};
+    std::thread deferred([&] {
+        CHECK_FALSE(syncs.sync(*pending));
+        synced = true;
+    });
+    gate.release(1);
+    running.join();
+    REQUIRE(gate.wait_entered(2));
+    CHECK_FALSE(synced);
+    gate.release(1);
+    deferred.join();
+    CHECK(synced);
+    CHECK(gate.entered() == 2);
+}
+
+TEST_CASE("a deferred sync reports its fsync's failure; a dropped one unpins its folder unsynced")
+{
+    TempRoot root;
+    Folder folder(root.path());
+    std::atomic<int> result{EIO};
+    std::atomic<int> calls{0};
+    FolderSyncs syncs([&](int) {
+        ++calls;
+        return result.load();
+    });
+    auto pending = syncs.defer(folder.fd(), "box");
+    REQUIRE(pending);
+    auto failed = syncs.sync(*pending);
+    REQUIRE(failed);
+    CHECK(failed->code == ErrorCode::io_error);
+    CHECK(failed->message.find("box") != std::string::npos);
+    CHECK(syncs.pinned() == 0);
+    {
+        auto dropped = syncs.defer(folder.fd(), "box");
+        REQUIRE(dropped);
+        CHECK(syncs.pinned() == 1);
+    }
+    CHECK(syncs.pinned() == 0);
+    CHECK(calls == 1);
+}
+
+TEST_CASE("past its bound of pinned folders, defer declines and the caller syncs at once")
+{
+    TempRoot root;
+    std::filesystem::create_directory(root.path() + "/a");
+    Folder folder(root.path());
+    Folder other(root.path() + "/a");
+    FolderSyncs syncs([](int) { return 0; }, 1);
+    auto pinned = syncs.defer(folder.fd(), "box");
+    REQUIRE(pinned);
+    CHECK_FALSE(syncs.defer(other.fd(), "a"));
+    // The folder pinned already takes more changes: no new descriptor.
+    auto again = syncs.defer(folder.fd(), "box");
+    CHECK(again);
+    CHECK(syncs.pinned() == 1);
+}
+
+TEST_CASE("the process's coalescer really syncs a deferred folder through its own descriptor")
+{
+    TempRoot root;
+    const int path_fd = ::open(root.path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    REQUIRE(path_fd >= 0);
+    auto pending = FolderSyncs::process().defer(path_fd, ".");
+    ::close(path_fd); // the commit's descriptor goes; the pin holds its own
+    REQUIRE(pending);
+    const auto before = FolderSyncs::process().fsyncs();
+    CHECK_FALSE(FolderSyncs::process().sync(*pending));
+    CHECK(FolderSyncs::process().fsyncs() == before + 1);
+}

@@ -66,9 +66,9 @@ TEST_CASE("hello settles on the highest version both sides speak: 2 for any clie
         CHECK(reply->body.version == 2);
         CHECK(f.session.protocol_version() == 2);
         auto expected = kVersion1Capabilities;
-        for (const char* added :
-             {"folders", "mkdir", "delete", "rename", "digest", "mtime", "set_mtime", "holding_unlisted",
-              "delete_expect", "set_mtime_expect", "commit_replace", "unreadable_folders", "mode", "folder_modes"}) {
+        for (const char* added : {"folders", "mkdir", "delete", "rename", "digest", "mtime", "set_mtime",
+                                  "holding_unlisted", "delete_expect", "set_mtime_expect", "commit_replace",
+                                  "unreadable_folders", "mode", "folder_modes", "deferred_sync"}) {
             expected.push_back(added);
         }
         CHECK(reply->body.capabilities == expected);

@@ -48,6 +48,7 @@ public:
     void end_connection() override { ended_connection = true; }
     bool closing() const override { return ended_connection; }
     void release_slot() override { ++slots_released; }
+    void defer_folder_sync(PendingFolderSync pending) override { deferred.push_back(std::move(pending)); }
     void transfer_ended() override
     {
         ++endings;
@@ -72,6 +73,7 @@ public:
     int rooms = 0;
     int endings = 0;
     int slots_released = 0;
+    std::vector<PendingFolderSync> deferred;
     bool ended_connection = false;
 
 private:

@@ -82,6 +82,8 @@ TEST_CASE("op_name names the operations of version 2, and only they need it")
     CHECK(ferry::op_name(ferry::RenameRequest{}) == "rename");
     CHECK(ferry::op_name(ferry::DigestRequest{}) == "digest");
     CHECK(ferry::op_name(ferry::SetMtimeRequest{}) == "set_mtime");
+    CHECK(ferry::op_name(ferry::SyncRequest{}) == "sync");
+    CHECK(ferry::needs_version_2(ferry::SyncRequest{}));
     CHECK(ferry::needs_version_2(ferry::SetMtimeRequest{}));
     CHECK(ferry::needs_version_2(ferry::MkdirRequest{}));
     CHECK(ferry::needs_version_2(ferry::DeleteRequest{}));
@@ -97,7 +99,7 @@ TEST_CASE("on a version-1 connection the new operations are unknown_op and the n
 {
     for (const std::string text : {R"({"op":"mkdir","id":3,"path":"a"})", R"({"op":"delete","id":3})",
                                    R"({"op":"rename","id":3,"from":null})", R"({"op":"digest","id":3,"name":"a"})",
-                                   R"({"op":"set_mtime","id":3,"path":"a","mtime":1})"}) {
+                                   R"({"op":"set_mtime","id":3,"path":"a","mtime":1})", R"({"op":"sync","id":3})"}) {
         INFO(text);
         const auto parsed = ferry::parse_request(text, 1);
         REQUIRE_FALSE(parsed.request.ok());
@@ -645,4 +647,48 @@ TEST_CASE("the new error codes come back from every new reply parser")
         CHECK(ferry::parse_digest_reply(text).error().code == code);
         CHECK(ferry::parse_mkdir_reply(text).error().message == "why");
     }
+}
+
+TEST_CASE("a commit's defer_sync and the sync request, on the wire (PROTOCOL.md 4.5, 4.14)")
+{
+    const std::string digest(64, 'a');
+    const auto commit =
+        parse_as<ferry::CommitRequest>(R"({"op":"commit","id":5,"sha256":")" + digest + R"(","defer_sync":true})");
+    CHECK(commit.defer_sync);
+    CHECK(commit.replace);
+    CHECK_FALSE(parse_as<ferry::CommitRequest>(R"({"op":"commit","id":5,"sha256":")" + digest + R"("})").defer_sync);
+    // Sent only when asked, so that a commit is spelled as it always was.
+    ferry::CommitRequest plain{digest, ferry::HashKind::sha256};
+    CHECK(json::parse(ferry::encode_request(ferry::Request{5, plain})).count("defer_sync") == 0);
+    plain.defer_sync = true;
+    CHECK(json::parse(ferry::encode_request(ferry::Request{5, plain})).at("defer_sync") == true);
+    // Not a boolean: bad_request, as any field of the wrong type.
+    check_bad_request(R"({"op":"commit","id":5,"sha256":")" + digest + R"(","defer_sync":1})", 5);
+    // Version 1 knows no such field: ignored, as unknown fields are.
+    const auto v1 = ferry::parse_request(R"({"op":"commit","id":5,"sha256":")" + digest + R"(","defer_sync":1})", 1);
+    REQUIRE(v1.request);
+    CHECK_FALSE(std::get<ferry::CommitRequest>(v1.request->body).defer_sync);
+
+    (void)parse_as<ferry::SyncRequest>(R"({"op":"sync","id":7})"); // REQUIREs the type
+    CHECK(json::parse(ferry::encode_request(ferry::Request{7, ferry::SyncRequest{}})) ==
+          json::parse(R"({"op":"sync","id":7})"));
+
+    const auto reply = ferry::parse_sync_reply(ferry::encode_reply(7, ferry::SyncReply{3}));
+    REQUIRE(reply);
+    CHECK(reply->id == 7);
+    CHECK(reply->body.folders == 3);
+
+    // A commit reply says synced:false only when the sync was deferred;
+    // without the field (every older server) it was synced.
+    ferry::FileInfo file{"a/b", 1, 2};
+    ferry::CommitReply deferred{file, digest};
+    deferred.synced = false;
+    const auto told = ferry::parse_commit_reply(ferry::encode_reply(5, deferred));
+    REQUIRE(told);
+    CHECK_FALSE(told->body.synced);
+    const std::string plain_reply = ferry::encode_reply(5, ferry::CommitReply{file, digest});
+    CHECK(plain_reply.find("synced") == std::string::npos);
+    const auto synced = ferry::parse_commit_reply(plain_reply);
+    REQUIRE(synced);
+    CHECK(synced->body.synced);
 }

@@ -150,6 +150,9 @@ std::optional<std::string> reencode(const std::string& op, const std::string& te
     if (op == "digest") {
         return again(ferry::parse_digest_reply(text));
     }
+    if (op == "sync") {
+        return again(ferry::parse_sync_reply(text));
+    }
     return std::nullopt;
 }
 
