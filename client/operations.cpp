@@ -202,6 +202,7 @@ template Result<MkdirReply> ask(Connection&, const Request&, ReplyParser<MkdirRe
 template Result<DeleteReply> ask(Connection&, const Request&, ReplyParser<DeleteReply>);
 template Result<RenameReply> ask(Connection&, const Request&, ReplyParser<RenameReply>);
 template Result<DigestReply> ask(Connection&, const Request&, ReplyParser<DigestReply>);
+template Result<SyncReply> ask(Connection&, const Request&, ReplyParser<SyncReply>);
 template Result<ListReply> read_reply(Connection&, std::uint64_t, ReplyParser<ListReply>);
 
 namespace {
@@ -1293,6 +1294,7 @@ Status send_upload(Connection& connection, PendingPut& pending)
     // would not understand the field (version 1) or would ignore it.
     CommitRequest commit{pending.digest, whole.kind()};
     commit.replace = pending.options.replace || !checks_commit_replace(connection);
+    commit.defer_sync = pending.options.defer_sync && defers_sync(connection);
     return connection.hold_request(Request{id, std::move(commit)});
 }
 
@@ -1315,8 +1317,10 @@ Result<TransferResult> finish_put(Connection& connection, PendingPut& pending)
     if (pending.options.mtime && reply->file.mtime != *pending.options.mtime) {
         time_not_kept = TransferResult::TimeNotKept{*pending.options.mtime, reply->file.mtime};
     }
-    return TransferResult{std::move(reply->file), pending.options.local_path, pending.options.hash, pending.digest,
-                          pending.offset, time_not_kept};
+    return TransferResult{std::move(reply->file), pending.options.local_path,
+                          pending.options.hash,   pending.digest,
+                          pending.offset,         time_not_kept,
+                          reply->synced};
 }
 
 Result<TransferResult> put_file(Connection& connection, const PutOptions& options)

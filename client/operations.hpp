@@ -142,6 +142,9 @@ struct TransferResult {
         std::int64_t held = 0;
     };
     std::optional<TimeNotKept> time_not_kept{};
+    // False where the server took the commit's defer_sync: published, but
+    // durable only once a sync request (sync_deferred) is answered ok.
+    bool synced = true;
 
     // The bytes that crossed the network this time.
     std::uint64_t moved() const { return file.size - resumed_from; }
@@ -243,6 +246,11 @@ struct PutOptions {
     // `replace`), answered `exists` otherwise; sent where the server
     // honours it (checks_commit_replace), else the put replaces as before.
     bool replace = true;
+    // The commit asks the server to leave its folder's fsync for a later
+    // sync request (PROTOCOL.md 4.5's defer_sync), sent where the server
+    // offers it (defers_sync); the caller then owes that request, and
+    // counts the file as sent only once it is answered ok.
+    bool defer_sync = false;
     HashKind hash = HashKind::sha256;
     ProgressFn progress;
 };

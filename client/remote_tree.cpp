@@ -355,6 +355,11 @@ bool checks_delete_expect(const Connection& connection)
     return offers(connection, "delete_expect");
 }
 
+bool defers_sync(const Connection& connection)
+{
+    return offers(connection, "deferred_sync");
+}
+
 bool checks_commit_replace(const Connection& connection)
 {
     return offers(connection, "commit_replace");
@@ -404,6 +409,11 @@ Result<StatReply> set_remote_mtime(Connection& connection, const std::string& pa
                                             "capabilities; an older ferryd)"};
     }
     return ask(connection, Request{connection.next_id(), SetMtimeRequest{path, mtime, expect}}, parse_stat_reply);
+}
+
+Result<SyncReply> sync_deferred(Connection& connection)
+{
+    return ask(connection, Request{connection.next_id(), SyncRequest{}}, parse_sync_reply);
 }
 
 } // namespace ferry::client

@@ -175,6 +175,14 @@ Error missing_named(Error error, std::string_view instead, std::string_view said
 // they may arrive open to more users than here. None where the server takes
 // the modes or no folder is closed.
 std::optional<std::string> folder_modes_note(const Connection& connection, std::size_t closed);
+// Whether the server takes a commit's defer_sync and the sync request (its
+// hello lists "deferred_sync", PROTOCOL.md 4.5 and 4.14); an older ferryd
+// syncs each commit's folder before its reply, as it always did.
+bool defers_sync(const Connection& connection);
+// sync: makes durable every name this connection's deferred commits
+// published (PROTOCOL.md 4.14); the reply counts the folders. An error
+// (io_error, no_space) means those names may not survive a crash.
+Result<SyncReply> sync_deferred(Connection& connection);
 // Whether the server offers set_mtime (its hello lists "set_mtime"; an
 // older version-2 ferryd does not).
 bool can_set_mtime(const Connection& connection);

@@ -587,9 +587,19 @@ private:
     std::set<std::string> folders_;
 };
 
+// How many files a push's connection leaves with their folders unsynced
+// before it asks for a sync (PROTOCOL.md 4.14): the server syncs each folder
+// once per sync however many of them went there, and skips a folder another
+// connection's sync covered meanwhile, so the fewer syncs the fewer fsyncs;
+// but a file counts as sent only once its sync is answered, and a lost
+// connection sends again the files it had not had synced.
+constexpr std::size_t kUnsyncedPerConnection = 64;
+
 // One connection's share of a push: puts back to back, the next request
 // sent right behind the commit so that it waits at the server while the
-// commit syncs (as several-file put does).
+// commit syncs (as several-file put does). Where the server can defer a
+// commit's folder sync, the commits ask it to, and every
+// kUnsyncedPerConnection files a sync request makes their names durable.
 void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncArguments& arguments,
                 const std::vector<FileTransfer>& transfers, Retries& retries,
                 const std::map<std::string, ListedFile>& listed, HeldFolders& folders,
@@ -599,7 +609,31 @@ void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
         unsent.add(transfers[index].path);
         retries.failed(tally, transfers, index, error);
     };
+    // Published by the server, their names not yet durable: sent once this
+    // connection's sync request is answered ok, failed (and so tried again)
+    // if it is not, or if the connection is lost before it.
+    std::vector<std::pair<std::size_t, TransferResult>> unsynced;
+    const auto settle_unsynced = [&] {
+        if (unsynced.empty()) {
+            return;
+        }
+        Result<SyncReply> synced =
+            Error{ErrorCode::connection_lost, "the connection was lost before the server made the file durable"};
+        if (connection.is_open()) {
+            synced = sync_deferred(connection);
+        }
+        for (auto& [index, result] : std::exchange(unsynced, {})) {
+            if (synced) {
+                tally.sent(result, true);
+            } else {
+                fail(index, Error{synced.error().code, "published, but not made durable: " + synced.error().message});
+            }
+        }
+    };
     const auto start_next = [&]() -> std::optional<std::pair<std::size_t, PendingPut>> {
+        if (!connection.is_open()) {
+            settle_unsynced(); // the server's promise to sync went with the connection
+        }
         while (!interrupted()) {
             const auto index = queue.take();
             if (!index) {
@@ -624,6 +658,7 @@ void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
             }
             options.listed = seen->second;
             options.folders = &folders;
+            options.defer_sync = true;
             auto prepared = prepare_put(options);
             if (!prepared) {
                 fail(*index, prepared.error());
@@ -634,6 +669,7 @@ void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
                 sent = send_put(connection, prepared.value());
             }
             if (!sent && !connection.is_open()) {
+                settle_unsynced();
                 sent = connection.reconnect(); // lost before or now: one fresh connection, one more try
                 if (sent) {
                     sent = send_put(connection, prepared.value());
@@ -656,14 +692,26 @@ void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
             current = start_next();
             continue;
         }
-        auto following = start_next();
+        // A sync is due after this commit: asked before the next put, which
+        // would make it an upload's unexpected request.
+        const bool sync_due = unsynced.size() + 1 >= kUnsyncedPerConnection;
+        auto following = sync_due ? std::nullopt : start_next();
         if (auto committed = finish_put(connection, put)) {
-            tally.sent(committed.value(), true);
+            if (committed->synced) {
+                tally.sent(committed.value(), true);
+            } else {
+                unsynced.emplace_back(index, std::move(committed.value()));
+            }
         } else {
             fail(index, committed.error());
         }
+        if (sync_due) {
+            settle_unsynced();
+            following = start_next();
+        }
         if (following && !connection.is_open()) {
             // The commit's failure took the connection, and the request behind it.
+            settle_unsynced();
             Status again = connection.reconnect();
             if (again) {
                 again = send_put(connection, following->second);
@@ -675,6 +723,7 @@ void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
         }
         current = std::move(following);
     }
+    settle_unsynced();
 }
 
 // How a pull gets one file (its dry run asks the same of the part it

@@ -152,6 +152,37 @@ class Push(SyncTest):
         self.assertEqual((third["sent"], third["skipped"]), (1, files - 1))
         self.assertEqual(tree_of(os.path.join(self.root, "backup", "today")), tree_of(self.src))
 
+    def test_push_syncs_each_folder_once_per_sync_request_not_once_per_file(self):
+        """The commits of a push ask the server to defer their folder's fsync, and each connection's sync
+        request makes them durable (PROTOCOL.md 4.14): far fewer folder fsyncs than files, every folder that
+        received files synced, and every file still counted sent and in place."""
+        library = os.environ.get("FERRY_FS_FAULTS_LIB")
+        if not library or not os.path.isfile(library):
+            self.skipTest("the fault library is not built (meson passes FERRY_FS_FAULTS_LIB)")
+        log = os.path.join(self.dir, "fsyncs")
+        asan = self.env.get("ASAN_OPTIONS", "")
+        self.server.stop()
+        self.server = Server(FERRYD, self.root, env=dict(os.environ, LD_PRELOAD=library, FERRY_FSYNC_LOG=log,
+                                                         ASAN_OPTIONS=(asan + ":" if asan else "") +
+                                                         "verify_asan_link_order=0"))
+        for folder in range(4):
+            os.makedirs(os.path.join(self.src, f"d{folder}"))
+            for index in range(12):
+                with open(os.path.join(self.src, f"d{folder}", f"f{index:02}.bin"), "wb") as f:
+                    f.write(os.urandom(200 + index))
+        summary = self.sync("-j", "2", self.src, ":up")
+        self.assertEqual((summary["sent"], summary["errors"]), (48, []))
+        self.assertEqual(tree_of(os.path.join(self.root, "up")), tree_of(self.src))
+        with open(log) as f:
+            synced = f.read().splitlines()
+        up = os.path.join(os.path.realpath(self.root), "up")
+        received = [os.path.join(up, f"d{folder}") for folder in range(4)]
+        # Each connection's one sync covers the folders it sent into: 2 x 4 at most (an fsync another
+        # connection ran after a commit counts for it), where one per commit made 48.
+        self.assertLessEqual(sum(synced.count(folder) for folder in received), 8, synced[-16:])
+        for folder in received:
+            self.assertIn(folder, synced)
+
     def test_push_gives_the_servers_folders_and_the_target_itself_the_local_mtimes(self):
         make_tree(self.src)
         age_folders(self.src)
