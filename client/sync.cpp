@@ -14,6 +14,7 @@
 #include "sync_local.hpp"
 #include "sync_plan.hpp"
 #include "transfers.hpp"
+#include "unsynced_puts.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -587,19 +588,11 @@ private:
     std::set<std::string> folders_;
 };
 
-// How many files a push's connection leaves with their folders unsynced
-// before it asks for a sync (PROTOCOL.md 4.14): the server syncs each folder
-// once per sync however many of them went there, and skips a folder another
-// connection's sync covered meanwhile, so the fewer syncs the fewer fsyncs;
-// but a file counts as sent only once its sync is answered, and a lost
-// connection sends again the files it had not had synced.
-constexpr std::size_t kUnsyncedPerConnection = 64;
-
 // One connection's share of a push: puts back to back, the next request
 // sent right behind the commit so that it waits at the server while the
 // commit syncs (as several-file put does). Where the server can defer a
 // commit's folder sync, the commits ask it to, and every
-// kUnsyncedPerConnection files a sync request makes their names durable.
+// UnsyncedPuts::kLimit files a sync request makes their names durable.
 void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncArguments& arguments,
                 const std::vector<FileTransfer>& transfers, Retries& retries,
                 const std::map<std::string, ListedFile>& listed, HeldFolders& folders,
@@ -612,24 +605,9 @@ void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
     // Published by the server, their names not yet durable: sent once this
     // connection's sync request is answered ok, failed (and so tried again)
     // if it is not, or if the connection is lost before it.
-    std::vector<std::pair<std::size_t, TransferResult>> unsynced;
-    const auto settle_unsynced = [&] {
-        if (unsynced.empty()) {
-            return;
-        }
-        Result<SyncReply> synced =
-            Error{ErrorCode::connection_lost, "the connection was lost before the server made the file durable"};
-        if (connection.is_open()) {
-            synced = sync_deferred(connection);
-        }
-        for (auto& [index, result] : std::exchange(unsynced, {})) {
-            if (synced) {
-                tally.sent(result, true);
-            } else {
-                fail(index, Error{synced.error().code, "published, but not made durable: " + synced.error().message});
-            }
-        }
-    };
+    UnsyncedPuts unsynced;
+    const auto sent = [&](std::size_t, const TransferResult& result) { tally.sent(result, true); };
+    const auto settle_unsynced = [&] { unsynced.settle(connection, sent, fail); };
     const auto start_next = [&]() -> std::optional<std::pair<std::size_t, PendingPut>> {
         if (!connection.is_open()) {
             settle_unsynced(); // the server's promise to sync went with the connection
@@ -694,14 +672,10 @@ void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
         }
         // A sync is due after this commit: asked before the next put, which
         // would make it an upload's unexpected request.
-        const bool sync_due = unsynced.size() + 1 >= kUnsyncedPerConnection;
+        const bool sync_due = unsynced.sync_due();
         auto following = sync_due ? std::nullopt : start_next();
         if (auto committed = finish_put(connection, put)) {
-            if (committed->synced) {
-                tally.sent(committed.value(), true);
-            } else {
-                unsynced.emplace_back(index, std::move(committed.value()));
-            }
+            unsynced.committed(index, std::move(committed.value()), sent);
         } else {
             fail(index, committed.error());
         }

@@ -1,4 +1,5 @@
 #include "transfers.hpp"
+#include "unsynced_puts.hpp"
 
 #include "commands.hpp"
 #include "descriptors.hpp"
@@ -868,6 +869,12 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
     std::size_t next = 0;
     // put -r's source folders, each walked to once for all the files listed in it.
     HeldFolders folders;
+    // Small files the server published with their folder's fsync deferred:
+    // reported once this connection's sync answers for them (UnsyncedPuts).
+    UnsyncedPuts unsynced;
+    const auto sent = [&](std::size_t index, TransferResult result) { report.transferred(index, std::move(result)); };
+    const auto not_durable = [&](std::size_t index, const Error& error) { report.failed_put(index, error); };
+    const auto settle_unsynced = [&] { unsynced.settle(connection, sent, not_durable); };
 
     // Sends the request of the next file that can be opened, on a live
     // connection; nullopt when no file is left.
@@ -887,6 +894,7 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
             options.hash = flags.hash;
             // -n holds at the commit too (where the server can promise it).
             options.replace = flags.clobber != Clobber::keep_existing;
+            options.defer_sync = true;
             if (interrupted()) {
                 report.failed(index, interrupted_before_start());
                 continue;
@@ -896,16 +904,17 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
                 report.failed(index, prepared.error());
                 continue;
             }
-            Status sent = connection.is_open() ? send_put(connection, prepared.value()) : Status(success());
+            Status asked = connection.is_open() ? send_put(connection, prepared.value()) : Status(success());
             if (!connection.is_open()) {
                 // Lost now or before: one fresh connection, one more try.
-                sent = connection.reconnect();
-                if (sent) {
-                    sent = send_put(connection, prepared.value());
+                settle_unsynced(); // the server's promise to sync went with the connection
+                asked = connection.reconnect();
+                if (asked) {
+                    asked = send_put(connection, prepared.value());
                 }
             }
-            if (!sent) {
-                report.failed(index, sent.error());
+            if (!asked) {
+                report.failed(index, asked.error());
                 continue;
             }
             return std::pair{index, std::move(prepared.value())};
@@ -931,11 +940,15 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
             current = start_next();
             continue;
         }
-        // The next request rides behind the commit; its reply waits behind the commit's.
-        auto following = start_next();
+        // The next request rides behind the commit; its reply waits behind
+        // the commit's. Not where a sync is due after this commit: asked
+        // before the next put, which would make it an upload's unexpected
+        // request.
+        const bool sync_due = unsynced.sync_due();
+        auto following = sync_due ? std::nullopt : start_next();
         auto committed = finish_put(connection, put);
         if (committed) {
-            report.transferred(index, std::move(committed.value()));
+            unsynced.committed(index, std::move(committed.value()), sent);
         } else if (committed.error().code == ErrorCode::exists && !put.options.replace) {
             // -n's name put on the server while this upload ran: skipped,
             // as one found before it (the server kept its file).
@@ -943,8 +956,13 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
         } else {
             report.failed_put(index, committed.error());
         }
+        if (sync_due) {
+            settle_unsynced();
+            following = start_next();
+        }
         if (following && !connection.is_open()) {
             // The commit's failure took the connection, and the request behind it.
+            settle_unsynced();
             Status again = connection.reconnect();
             if (again) {
                 again = send_put(connection, following->second);
@@ -956,6 +974,7 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
         }
         current = std::move(following);
     }
+    settle_unsynced();
 }
 
 // Runs `pass` over every file, then again over those that failed for a

@@ -1460,6 +1460,27 @@ class Folders(CliTest):
         self.assertEqual([(f["name"], f["local"]) for f in output["failed_folders"]], [("up/hollow", "up/hollow")])
         self.assertIn("error", output)
 
+    def test_put_r_syncs_each_folder_once_per_sync_request_not_once_per_file(self):
+        """put -r's commits ask the server to defer their folder's fsync, and the connection's sync request
+        (every 64 files, and at the end) makes them durable (PROTOCOL.md 4.14): here 70 files in 2 folders,
+        two syncs, so at most 4 folder fsyncs where one per commit made 70; every file reported."""
+        log = os.path.join(self.dir, "fsyncs")
+        self.server = harness.Server(test_cli.FERRYD, self.root,
+                                     env=test_cli.preloaded(dict(os.environ), self.fault_library(),
+                                                            FERRY_FSYNC_LOG=log))
+        make_tree(os.path.join(self.local, "up"),
+                  {f"{folder}/f{index:02}.txt": b"%d" % index for folder in "ab" for index in range(35)})
+        got = self.ferry("--json", "put", "-r", "up", server=self.server.address)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        output = self.json_of(got)
+        self.assertEqual((output["summary"]["files"], output["summary"]["ok"]), (70, 70), output["summary"])
+        with open(log) as f:
+            synced = f.read().splitlines()
+        folders = [os.path.join(os.path.realpath(self.root), "up", name) for name in "ab"]
+        self.assertLessEqual(sum(synced.count(folder) for folder in folders), 4, synced[-16:])
+        for folder in folders:
+            self.assertIn(folder, synced)
+
     def test_put_r_onto_a_file_where_the_tree_has_a_folder_is_one_failed_folder(self):
         # Round 53b (low): the server's file tp/f where the tree t4 has the
         # folder f gave one not_a_folder line per file below it, and the
