@@ -1,5 +1,4 @@
 #include "transfers.hpp"
-#include "unsynced_puts.hpp"
 
 #include "commands.hpp"
 #include "descriptors.hpp"
@@ -16,6 +15,7 @@
 #include "remote_tree.hpp"
 #include "shell_words.hpp"
 #include "sync_local.hpp"
+#include "unsynced_puts.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -113,26 +113,45 @@ std::optional<PendingFolderSync> FolderSyncs::defer(int fd, std::string_view nam
         return std::nullopt;
     }
     const Key key{st.st_dev, st.st_ino};
-    std::lock_guard lock(mutex_);
-    Folder& folder = folders_[key];
-    if (folder.pins == 0) {
+    std::unique_lock lock(mutex_);
+    Folder* folder = &folders_[key];
+    if (folder->pins == 0) {
         // Its own descriptor, readable for fsync(2), held while pinned: the
         // caller's goes with its commit, and an O_PATH one cannot be synced.
-        const int pinned = pinned_ < max_pinned_ ? ::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-        if (pinned < 0) {
-            forget_if_unused(key, folder);
+        // Opened without the lock, which every folder sync of the process
+        // takes (an open on a network file system may take a while).
+        if (pinned_ >= max_pinned_) {
+            forget_if_unused(key, *folder);
             return std::nullopt;
         }
-        folder.pinned_fd = pinned;
-        ++pinned_;
+        ++folder->callers; // keeps the entry while the lock is let go
+        lock.unlock();
+        const int opened = ::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        lock.lock();
+        folder = &folders_.at(key);
+        --folder->callers;
+        if (folder->pins > 0 || opened < 0 || pinned_ >= max_pinned_) {
+            // Pinned by another caller meanwhile (its descriptor serves), or
+            // not to be pinned after all.
+            if (opened >= 0) {
+                ::close(opened);
+            }
+            if (folder->pins == 0) {
+                forget_if_unused(key, *folder);
+                return std::nullopt;
+            }
+        } else {
+            folder->pinned_fd = opened;
+            ++pinned_;
+        }
     }
-    ++folder.pins;
+    ++folder->pins;
     PendingFolderSync pending;
     pending.owner_ = this;
     pending.key_ = key;
     // The change is made already: any fsync that starts from now on covers
     // it, and one running now may not.
-    pending.needed_ = folder.started + 1;
+    pending.needed_ = folder->started + 1;
     pending.name_ = name;
     return pending;
 }

@@ -352,3 +352,39 @@ TEST_CASE("the process's coalescer really syncs a deferred folder through its ow
     CHECK_FALSE(FolderSyncs::process().sync(*pending));
     CHECK(FolderSyncs::process().fsyncs() == before + 1);
 }
+
+TEST_CASE("threads deferring changes of one folder at once pin it once and leave no descriptor behind")
+{
+    TempRoot root;
+    Folder folder(root.path());
+    std::atomic<int> calls{0};
+    FolderSyncs syncs([&](int) {
+        ++calls;
+        return 0;
+    });
+    const auto open_descriptors = [] {
+        return std::distance(std::filesystem::directory_iterator("/proc/self/fd"),
+                             std::filesystem::directory_iterator{});
+    };
+    const auto before = open_descriptors();
+    std::vector<std::thread> threads;
+    std::atomic<int> failures{0};
+    for (int t = 0; t < 8; ++t) {
+        threads.emplace_back([&] {
+            for (int i = 0; i < 200; ++i) {
+                auto pending = syncs.defer(folder.fd(), "box");
+                if (!pending || (i % 2 == 0 && syncs.sync(*pending))) {
+                    ++failures;
+                }
+                // The odd ones are dropped unsynced.
+            }
+        });
+    }
+    for (auto& thread : threads) {
+        thread.join();
+    }
+    CHECK(failures == 0);
+    CHECK(syncs.pinned() == 0);
+    CHECK(open_descriptors() == before);
+    CHECK(calls > 0);
+}
