@@ -545,6 +545,41 @@ class TransferTests(TreeCase):
         with open(self.root("d", "late.bin"), "rb") as f:
             self.assertEqual(f.read(), content)
 
+    def test_a_deferred_commit_publishes_at_once_and_sync_answers_for_it(self):
+        """4.5 and 4.14: a commit with defer_sync publishes as any commit and
+        says synced false; the connection's sync then answers for its folder,
+        once; a sync with nothing deferred syncs no folder; a sync during an
+        upload is unexpected_frame and the upload goes on; a mistyped
+        defer_sync is bad_request."""
+        c = self.client2()
+        self.assertEqual(self.ok(c, {"op": "sync", "id": 44}), {"id": 44, "ok": True, "folders": 0})
+        for rid, name in ((45, "d/one.bin"), (46, "d/two.bin"), (47, "top.bin")):
+            content = name.encode()
+            r = self.ok(c, {"op": "put", "id": rid, "name": name, "size": len(content)})
+            c.send_data(content)
+            if rid == 45:
+                for bad in (None, 1, "true"):
+                    with self.subTest(defer_sync=bad):
+                        r = self.ask(c, {"op": "commit", "id": rid, "sha256": sha(content), "defer_sync": bad})
+                        self.assertError(r, "bad_request", rid)
+                r = self.ask(c, {"op": "sync", "id": 48})
+                self.assertError(r, "unexpected_frame", 48)
+            r = self.ok(c, {"op": "commit", "id": rid, "sha256": sha(content), "defer_sync": True})
+            self.assertIs(r.get("synced"), False, r)
+            with open(self.root(*name.split("/")), "rb") as f:
+                self.assertEqual(f.read(), content)
+        # Two folders: d, and the served folder itself.
+        self.assertEqual(self.ok(c, {"op": "sync", "id": 49})["folders"], 2)
+        self.assertEqual(self.ok(c, {"op": "sync", "id": 50})["folders"], 0)
+        # Without the field a commit is synced before its reply, as always.
+        r = self.ok(c, {"op": "put", "id": 51, "name": "d/three.bin", "size": 1})
+        c.send_data(b"3")
+        self.assertNotIn("synced", self.ok(c, {"op": "commit", "id": 51, "sha256": sha(b"3")}))
+        self.assertEqual(self.ok(c, {"op": "sync", "id": 52})["folders"], 0)
+        # Version 1 has no sync.
+        old = self.client()
+        self.assertError(self.ask(old, {"op": "sync", "id": 53}), "unknown_op", 53)
+
     def test_commit_replace_follows_3_1(self):
         """A mistyped replace is bad_request, and the upload goes on."""
         c = self.client2()
