@@ -3,6 +3,7 @@
 #include "library.hpp"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,9 +32,26 @@ int fsync_readable_folder(int fd)
     return ::fsync(fd) == 0 ? 0 : errno;
 }
 
+// An eighth of the descriptors the process may open, at most
+// kMaxPinnedFolders: deferred folders must not take those that connections
+// and uploads need where the limit is low (a unit's LimitNOFILE=). Read
+// when the process's instance is made, at the first folder sync, after
+// main() raised the soft limit to the hard one.
+std::size_t pinned_budget()
+{
+    struct ::rlimit limit {};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) {
+        return FolderSyncs::kMaxPinnedFolders;
+    }
+    return std::min<std::size_t>(FolderSyncs::kMaxPinnedFolders, limit.rlim_cur / 8);
+}
+
 } // namespace
 
-FolderSyncs::FolderSyncs() : sync_folder_(fsync_folder), sync_readable_(fsync_readable_folder) {}
+FolderSyncs::FolderSyncs()
+    : sync_folder_(fsync_folder), sync_readable_(fsync_readable_folder), max_pinned_(pinned_budget())
+{
+}
 
 FolderSyncs::FolderSyncs(SyncFolder sync_folder, std::size_t max_pinned)
     : sync_folder_(sync_folder), sync_readable_(std::move(sync_folder)), max_pinned_(max_pinned)

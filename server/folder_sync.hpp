@@ -89,7 +89,9 @@ private:
 class FolderSyncs {
 public:
     // At most this many folders pinned at once by deferred commits (each
-    // holds a descriptor): past it, a commit syncs its folder at once.
+    // holds a descriptor), and at most an eighth of the process's
+    // descriptor limit (RLIMIT_NOFILE): past it, a commit syncs its folder
+    // at once.
     static constexpr std::size_t kMaxPinnedFolders = 1024;
 
     // How a folder is made durable: 0, or an errno. The default fsyncs the

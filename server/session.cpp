@@ -35,6 +35,20 @@ const std::vector<std::string> kVersion2Capabilities{// The tree and its operati
                                                      // A commit's defer_sync and the sync request (4.5, 4.14).
                                                      "deferred_sync"};
 
+// Syncs each folder of `pending` (FolderSyncs::sync, which unpins it),
+// every one even after a failure; the first failure, if any.
+std::optional<Error> sync_folders(std::vector<PendingFolderSync>& pending)
+{
+    std::optional<Error> first_failure;
+    for (auto& folder : pending) {
+        if (auto failed = FolderSyncs::process().sync(folder); failed && !first_failure) {
+            failed->message += "; what was published there since the last sync may not survive a crash";
+            first_failure = std::move(failed);
+        }
+    }
+    return first_failure;
+}
+
 std::string seconds_text(std::uint64_t milliseconds)
 {
     char text[32];
@@ -832,15 +846,8 @@ void Session::start_sync(std::uint64_t id)
     state_ = State::working;
     submit(make_job(
         [pending = std::exchange(deferred_syncs_, {})]() mutable -> Result<SyncReply> {
-            std::optional<Error> first_failure;
-            for (auto& folder : pending) {
-                if (auto failed = FolderSyncs::process().sync(folder); failed && !first_failure) {
-                    failed->message += "; what was published there since the last sync may not survive a crash";
-                    first_failure = std::move(failed);
-                }
-            }
-            if (first_failure) {
-                return *first_failure;
+            if (auto failed = sync_folders(pending)) {
+                return *failed;
             }
             return SyncReply{pending.size()};
         },
@@ -1452,6 +1459,19 @@ void Session::advance_close()
     }
     if (auto* upload = this->upload(); upload && upload->has_work()) {
         upload->continue_receiving(); // its finish calls back here
+        return;
+    }
+    if (!deferred_syncs_.empty() && !io_.torn_down()) {
+        // Its client was promised nothing of these (no sync answered for
+        // them), but a later run that finds the files equal skips them: so
+        // what the connection published is made durable as it goes, as if
+        // each commit had synced its folder (PROTOCOL.md 4.14).
+        submit(make_job(
+            [pending = std::exchange(deferred_syncs_, {})]() mutable {
+                const auto failed = sync_folders(pending);
+                return failed ? failed->message : std::string();
+            },
+            [](const std::string&) {})); // its completion goes on with the close (take_completion)
         return;
     }
     if (auto* download = this->download()) {

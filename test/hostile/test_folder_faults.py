@@ -19,6 +19,7 @@ logs what each fsync synced."""
 
 import hashlib
 import os
+import resource
 import shutil
 import time
 import unittest
@@ -438,8 +439,37 @@ class DeferredSync(unittest.TestCase):
         self.assertEqual(self.folder_syncs("good"), 1, self.synced())
         self.assertEqual(self.peer.request({"op": "sync"}).get("folders"), 0)
 
+    def test_a_connection_that_ends_before_its_sync_has_its_folders_synced_as_it_closes(self):
+        # Nothing was promised to its client, but a rerun that finds the files equal skips them (round 80).
+        for ending in ("close", "reset"):
+            with self.subTest(ending=ending):
+                peer = self.server.peer(version=2)
+                folder = f"gone-{ending}"
+                self.assertIs(self.put(f"{folder}/f.bin", b"x", peer=peer).get("synced"), False)
+                self.assertEqual(self.folder_syncs(folder), 0)
+                getattr(peer, ending)()
+                self.assertTrue(wait_until(lambda: self.folder_syncs(folder) == 1, within=10), self.synced())
+
+    def restart_with_descriptors(self, limit):
+        self.server.stop()
+        self.server = Server(FERRYD, self.root, env=preloaded(FERRY_FSYNC_LOG=self.log),
+                             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)))
+        self.addCleanup(self.server.stop)
+        self.peer = self.server.peer(version=2)
+        self.addCleanup(self.peer.close)
+
+    def test_the_pinned_folders_are_bounded_by_the_descriptor_limit(self):
+        # An eighth of RLIMIT_NOFILE (here 25 of 200), so that deferred folders leave the descriptors that
+        # connections and uploads need where a unit's LimitNOFILE= is low (round 80).
+        self.restart_with_descriptors(200)
+        replies = [self.put(f"n{index:02}/f.bin", b"x") for index in range(30)]
+        self.assertEqual([reply.get("synced", True) for reply in replies], [False] * 25 + [True] * 5)
+        self.assertEqual(self.peer.request({"op": "sync"}).get("folders"), 25)
+
     def test_a_connection_holds_a_bounded_number_of_folders(self):
-        # Past 256 folders left for its sync, a commit syncs its folder itself.
+        # Past 256 folders left for its sync, a commit syncs its folder itself (with descriptors enough
+        # that the process's own bound, an eighth of them, is not the one met).
+        self.restart_with_descriptors(4096)
         replies = [self.put(f"d{index:03}/f.bin", b"x") for index in range(258)]
         self.assertTrue(all(reply.get("ok") for reply in replies))
         self.assertEqual([reply.get("synced", True) for reply in replies], [False] * 256 + [True] * 2)
