@@ -607,7 +607,8 @@ void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
     // if it is not, or if the connection is lost before it.
     UnsyncedPuts unsynced;
     const auto sent = [&](std::size_t, const TransferResult& result) { tally.sent(result, true); };
-    const auto settle_unsynced = [&] { unsynced.settle(connection, sent, fail); };
+    // After Ctrl-C, neither sent nor failed, as the files not started.
+    const auto settle_unsynced = [&] { unsynced.settle(connection, sent, fail, [](std::size_t) {}); };
     const auto start_next = [&]() -> std::optional<std::pair<std::size_t, PendingPut>> {
         if (!connection.is_open()) {
             settle_unsynced(); // the server's promise to sync went with the connection

@@ -874,7 +874,10 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
     UnsyncedPuts unsynced;
     const auto sent = [&](std::size_t index, TransferResult result) { report.transferred(index, std::move(result)); };
     const auto not_durable = [&](std::size_t index, const Error& error) { report.failed_put(index, error); };
-    const auto settle_unsynced = [&] { unsynced.settle(connection, sent, not_durable); };
+    const auto stopped = [&](std::size_t index) {
+        report.failed(index, Error{ErrorCode::aborted, "interrupted before the server confirmed it durable"});
+    };
+    const auto settle_unsynced = [&] { unsynced.settle(connection, sent, not_durable, stopped); };
 
     // Sends the request of the next file that can be opened, on a live
     // connection; nullopt when no file is left.

@@ -33,9 +33,13 @@ public:
     bool sync_due() const { return held_.size() + 1 >= kLimit; }
     // Asks for the sync (on an open connection; a closed one lost the
     // server's promise with it) and hands each held file to `sent`, or,
-    // with the error, to `failed` ("published, but not made durable").
+    // with the error, to `failed` ("published, but not made durable"). After
+    // Ctrl-C each goes to `interrupted` instead, as a file not started does:
+    // one line per file would bury the summary, and ferryd syncs them as
+    // the connection closes, so the next run finds them in place.
     void settle(Connection& connection, const std::function<void(std::size_t, TransferResult)>& sent,
-                const std::function<void(std::size_t, const Error&)>& failed);
+                const std::function<void(std::size_t, const Error&)>& failed,
+                const std::function<void(std::size_t)>& interrupted);
 
 private:
     std::vector<std::pair<std::size_t, TransferResult>> held_;

@@ -1624,7 +1624,12 @@ Result<FileInfo> PartialUpload::commit(std::string_view expected_digest, bool re
         // as if committed just before the move (it may be someone's now);
         // the answer says so instead of "ok" naming a path it never had.
         log_event("warning", {{"message", moved->message}});
-        pending_sync_.reset(); // nothing is promised of the folder moved away
+        if (pending_sync_) {
+            // Synced now, as an undeferred commit's folder is: no sync
+            // request will answer for a commit that was not ok.
+            (void)FolderSyncs::process().sync(*pending_sync_);
+            pending_sync_.reset();
+        }
         return *moved;
     }
     return file_info(name_, published ? *published : st);

@@ -1466,12 +1466,18 @@ void Session::advance_close()
         // them), but a later run that finds the files equal skips them: so
         // what the connection published is made durable as it goes, as if
         // each commit had synced its folder (PROTOCOL.md 4.14).
+        // Nobody is left to answer: a failure goes to the log (from the pool
+        // thread, as a commit's warnings do), the one place it can be seen.
         submit(make_job(
-            [pending = std::exchange(deferred_syncs_, {})]() mutable {
+            [pending = std::exchange(deferred_syncs_, {}), peer = io_.peer()]() mutable {
                 const auto failed = sync_folders(pending);
-                return failed ? failed->message : std::string();
+                if (failed) {
+                    log_event("error",
+                              {{"peer", peer}, {"code", to_string(failed->code)}, {"message", failed->message}});
+                }
+                return failed.has_value();
             },
-            [](const std::string&) {})); // its completion goes on with the close (take_completion)
+            [](bool) {})); // its completion goes on with the close (take_completion)
         return;
     }
     if (auto* download = this->download()) {

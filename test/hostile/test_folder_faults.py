@@ -458,6 +458,36 @@ class DeferredSync(unittest.TestCase):
         self.peer = self.server.peer(version=2)
         self.addCleanup(self.peer.close)
 
+    def test_a_failed_sync_at_the_close_is_logged(self):
+        # Nobody is left to answer it; before round 81 it went nowhere at all.
+        self.server.stop()
+        self.start(FERRY_FSYNC_FAULT_PATH=os.path.join(self.real_root, "bad"))
+        self.assertIs(self.put("bad/f.bin", b"b").get("synced"), False)
+        self.peer.close()
+        self.assertTrue(wait_until(lambda: "code=io_error" in self.server.log_text(), within=10),
+                        self.server.log_text()[-2000:])
+        line = [text for text in self.server.log_text().splitlines() if "code=io_error" in text][0]
+        self.assertIn('\\"bad\\"', line)
+
+    def test_a_deferred_commit_whose_folder_moves_during_its_publish_syncs_it_at_once(self):
+        # Answered file_changed, the file stays in the folder moved away: no sync request will answer for
+        # it, so its folder is synced as an undeferred commit's is (round 81).
+        self.server.stop()
+        self.start(FERRY_PUBLISH_PAUSE_MS="600")
+        os.makedirs(os.path.join(self.root, "d", "a"))
+        reply = self.peer.request({"op": "put", "name": "d/a/f.bin", "size": 1})
+        self.peer.send_data(b"f")
+        self.peer.send({"op": "commit", "id": reply["id"], "sha256": hashlib.sha256(b"f").hexdigest(),
+                        "defer_sync": True})
+        moved_from = os.path.join(self.root, "d", "a", "f.bin")
+        self.assertTrue(wait_until(lambda: os.path.exists(moved_from), within=10))
+        os.rename(os.path.join(self.root, "d", "a"), os.path.join(self.root, "d", "b"))
+        reply = self.peer.reply()
+        self.assertEqual(reply.get("error", {}).get("code"), "file_changed", reply)
+        self.assertTrue(os.path.exists(os.path.join(self.root, "d", "b", "f.bin")))
+        self.assertEqual(self.folder_syncs("d/b"), 1, self.synced())
+        self.assertEqual(self.peer.request({"op": "sync"}).get("folders"), 0)
+
     def test_the_pinned_folders_are_bounded_by_the_descriptor_limit(self):
         # An eighth of RLIMIT_NOFILE (here 25 of 200), so that deferred folders leave the descriptors that
         # connections and uploads need where a unit's LimitNOFILE= is low (round 80).
