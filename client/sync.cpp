@@ -596,7 +596,7 @@ private:
 void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncArguments& arguments,
                 const std::vector<FileTransfer>& transfers, Retries& retries,
                 const std::map<std::string, ListedFile>& listed, HeldFolders& folders,
-                const TreeFolderModes& folder_modes, UnsentFolders& unsent)
+                const TreeFolderModes& folder_modes, UnsentFolders& unsent, bool defer_sync)
 {
     const auto fail = [&](std::size_t index, const Error& error) {
         unsent.add(transfers[index].path);
@@ -637,7 +637,7 @@ void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
             }
             options.listed = seen->second;
             options.folders = &folders;
-            options.defer_sync = true;
+            options.defer_sync = defer_sync && unsynced.deferring();
             auto prepared = prepare_put(options);
             if (!prepared) {
                 fail(*index, prepared.error());
@@ -1872,8 +1872,10 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         HeldFolders folders(shares.held_folders);
         crew.run(batch.size(), [&](Connection& each) {
             if (push) {
+                // A retry does not defer: one folder whose sync fails then
+                // fails only its own files again, not a batch of others.
                 push_files(each, queue, tally, arguments, batch, retries, local_tree.listed, folders, folder_modes,
-                           unsent);
+                           unsent, attempt == 0);
             } else {
                 pull_files(each, queue, tally, arguments, batch, retries, publish, folders, shares.gets_in_flight);
             }

@@ -897,7 +897,7 @@ void put_pass(Connection& connection, const Output& output, Report& report, cons
             options.hash = flags.hash;
             // -n holds at the commit too (where the server can promise it).
             options.replace = flags.clobber != Clobber::keep_existing;
-            options.defer_sync = true;
+            options.defer_sync = flags.defer_sync && unsynced.deferring();
             if (interrupted()) {
                 report.failed(index, interrupted_before_start());
                 continue;
@@ -999,6 +999,7 @@ void with_retries(const Output& output, Report& report, std::vector<std::size_t>
         }
         todo = std::move(again);
         flags.resume = true; // what the failed try moved is kept: continue from there
+        flags.defer_sync = false;
     }
 }
 

@@ -43,6 +43,10 @@ struct TransferFlags {
     bool recursive = false;
     // -p: modification times are kept (get: the server's; put: the local file's).
     bool preserve = false;
+    // A put's commits leave their folder's fsync for a sync request every
+    // UnsyncedPuts::kLimit files (PROTOCOL.md 4.14); a retry does not, so
+    // that one folder whose sync fails fails only its own files again.
+    bool defer_sync = true;
 };
 
 // Where uploads go on the server: `--as PATH` (one LOCAL), `-C FOLDER`

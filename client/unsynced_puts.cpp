@@ -28,6 +28,9 @@ void UnsyncedPuts::settle(Connection& connection, const std::function<void(std::
         synced = sync_deferred(connection);
     }
     const bool stopped = !synced && ferry::client::interrupted();
+    if (!synced && connection.is_open()) {
+        sync_failed_ = true; // the server answered, with a failure
+    }
     for (auto& [index, result] : std::exchange(held_, {})) {
         if (synced) {
             sent(index, std::move(result));

@@ -31,6 +31,10 @@ public:
     // Whether the commit about to be read is the one after which a sync is
     // due: the caller then sends no next put before settle().
     bool sync_due() const { return held_.size() + 1 >= kLimit; }
+    // False once a sync failed on this connection: its later commits sync
+    // their own folders, so that a folder whose fsync fails fails only its
+    // own files, not every file of a batch with it.
+    bool deferring() const { return !sync_failed_; }
     // Asks for the sync (on an open connection; a closed one lost the
     // server's promise with it) and hands each held file to `sent`, or,
     // with the error, to `failed` ("published, but not made durable"). After
@@ -43,6 +47,7 @@ public:
 
 private:
     std::vector<std::pair<std::size_t, TransferResult>> held_;
+    bool sync_failed_ = false;
 };
 
 } // namespace ferry::client

@@ -1481,6 +1481,22 @@ class Folders(CliTest):
         for folder in folders:
             self.assertIn(folder, synced)
 
+    def test_put_r_with_a_folder_whose_sync_fails_fails_only_its_files_after_a_retry(self):
+        """A failed sync fails its whole batch; the retry commits without deferring, so only the failing
+        folder's files stay failed (round 81: every retry met the bad folder in the same batch again)."""
+        self.server = harness.Server(test_cli.FERRYD, self.root,
+                                     env=test_cli.preloaded(dict(os.environ), self.fault_library(),
+                                                            FERRY_FSYNC_FAULT_PATH=os.path.join(
+                                                                os.path.realpath(self.root), "up", "b")))
+        make_tree(os.path.join(self.local, "up"),
+                  {f"{folder}/f{index:02}.txt": b"%d" % index for folder in "abc" for index in range(10)})
+        got = self.ferry("--json", "--retry", "1", "put", "-r", "up", server=self.server.address)
+        self.assertEqual(got.returncode, 6, got.stderr)
+        output = self.json_of(got)
+        failed = sorted(f["name"] for f in output["files"] if "error" in f)
+        self.assertEqual(failed, [f"up/b/f{index:02}.txt" for index in range(10)], output["summary"])
+        self.assertEqual(output["summary"]["ok"], 20, output["summary"])
+
     def test_put_r_onto_a_file_where_the_tree_has_a_folder_is_one_failed_folder(self):
         # Round 53b (low): the server's file tp/f where the tree t4 has the
         # folder f gave one not_a_folder line per file below it, and the

@@ -183,6 +183,28 @@ class Push(SyncTest):
         for folder in received:
             self.assertIn(folder, synced)
 
+    def test_a_folder_whose_sync_fails_fails_only_its_own_files_after_a_retry(self):
+        """A sync request's failure fails every file of its batch (the reply names one folder); the retry
+        then commits without deferring, so only the failing folder's files stay failed (round 81)."""
+        library = os.environ.get("FERRY_FS_FAULTS_LIB")
+        if not library or not os.path.isfile(library):
+            self.skipTest("the fault library is not built (meson passes FERRY_FS_FAULTS_LIB)")
+        asan = self.env.get("ASAN_OPTIONS", "")
+        self.server.stop()
+        bad = os.path.join(os.path.realpath(self.root), "up", "d2")
+        self.server = Server(FERRYD, self.root, env=dict(os.environ, LD_PRELOAD=library, FERRY_FSYNC_FAULT_PATH=bad,
+                                                         ASAN_OPTIONS=(asan + ":" if asan else "") +
+                                                         "verify_asan_link_order=0"))
+        for folder in range(4):
+            os.makedirs(os.path.join(self.src, f"d{folder}"))
+            for index in range(12):
+                with open(os.path.join(self.src, f"d{folder}", f"f{index:02}.bin"), "wb") as f:
+                    f.write(os.urandom(100 + index))
+        summary = self.sync("--retry", "1", "-j", "2", self.src, ":up", status=6)
+        failed = sorted(error["path"] for error in summary["errors"])
+        self.assertEqual(failed, [f"d2/f{index:02}.bin" for index in range(12)], summary["errors"])
+        self.assertEqual(summary["sent"], 36)
+
     def test_push_gives_the_servers_folders_and_the_target_itself_the_local_mtimes(self):
         make_tree(self.src)
         age_folders(self.src)
