@@ -152,24 +152,31 @@ class Push(SyncTest):
         self.assertEqual((third["sent"], third["skipped"]), (1, files - 1))
         self.assertEqual(tree_of(os.path.join(self.root, "backup", "today")), tree_of(self.src))
 
-    def test_push_syncs_each_folder_once_per_sync_request_not_once_per_file(self):
-        """The commits of a push ask the server to defer their folder's fsync, and each connection's sync
-        request makes them durable (PROTOCOL.md 4.14): far fewer folder fsyncs than files, every folder that
-        received files synced, and every file still counted sent and in place."""
+    def restart_with_faults(self, **faults):
+        """The server again, with the fault library (test/faults) preloaded and `faults` set."""
         library = os.environ.get("FERRY_FS_FAULTS_LIB")
         if not library or not os.path.isfile(library):
             self.skipTest("the fault library is not built (meson passes FERRY_FS_FAULTS_LIB)")
-        log = os.path.join(self.dir, "fsyncs")
         asan = self.env.get("ASAN_OPTIONS", "")
         self.server.stop()
-        self.server = Server(FERRYD, self.root, env=dict(os.environ, LD_PRELOAD=library, FERRY_FSYNC_LOG=log,
+        self.server = Server(FERRYD, self.root, env=dict(os.environ, LD_PRELOAD=library, **faults,
                                                          ASAN_OPTIONS=(asan + ":" if asan else "") +
                                                          "verify_asan_link_order=0"))
+
+    def four_folders_of_twelve_files(self):
         for folder in range(4):
             os.makedirs(os.path.join(self.src, f"d{folder}"))
             for index in range(12):
                 with open(os.path.join(self.src, f"d{folder}", f"f{index:02}.bin"), "wb") as f:
                     f.write(os.urandom(200 + index))
+
+    def test_push_syncs_each_folder_once_per_sync_request_not_once_per_file(self):
+        """The commits of a push ask the server to defer their folder's fsync, and each connection's sync
+        request makes them durable (PROTOCOL.md 4.14): far fewer folder fsyncs than files, every folder that
+        received files synced, and every file still counted sent and in place."""
+        log = os.path.join(self.dir, "fsyncs")
+        self.restart_with_faults(FERRY_FSYNC_LOG=log)
+        self.four_folders_of_twelve_files()
         summary = self.sync("-j", "2", self.src, ":up")
         self.assertEqual((summary["sent"], summary["errors"]), (48, []))
         self.assertEqual(tree_of(os.path.join(self.root, "up")), tree_of(self.src))
@@ -186,20 +193,8 @@ class Push(SyncTest):
     def test_a_folder_whose_sync_fails_fails_only_its_own_files_after_a_retry(self):
         """A sync request's failure fails every file of its batch (the reply names one folder); the retry
         then commits without deferring, so only the failing folder's files stay failed (round 81)."""
-        library = os.environ.get("FERRY_FS_FAULTS_LIB")
-        if not library or not os.path.isfile(library):
-            self.skipTest("the fault library is not built (meson passes FERRY_FS_FAULTS_LIB)")
-        asan = self.env.get("ASAN_OPTIONS", "")
-        self.server.stop()
-        bad = os.path.join(os.path.realpath(self.root), "up", "d2")
-        self.server = Server(FERRYD, self.root, env=dict(os.environ, LD_PRELOAD=library, FERRY_FSYNC_FAULT_PATH=bad,
-                                                         ASAN_OPTIONS=(asan + ":" if asan else "") +
-                                                         "verify_asan_link_order=0"))
-        for folder in range(4):
-            os.makedirs(os.path.join(self.src, f"d{folder}"))
-            for index in range(12):
-                with open(os.path.join(self.src, f"d{folder}", f"f{index:02}.bin"), "wb") as f:
-                    f.write(os.urandom(100 + index))
+        self.restart_with_faults(FERRY_FSYNC_FAULT_PATH=os.path.join(os.path.realpath(self.root), "up", "d2"))
+        self.four_folders_of_twelve_files()
         summary = self.sync("--retry", "1", "-j", "2", self.src, ":up", status=6)
         failed = sorted(error["path"] for error in summary["errors"])
         self.assertEqual(failed, [f"d2/f{index:02}.bin" for index in range(12)], summary["errors"])

@@ -180,27 +180,40 @@ class RecursiveDeleteMeetsAMove(unittest.TestCase):
         self.assertEqual(reply["error"]["code"], "file_changed", reply)
 
 
-class MkdirFailsPartWay(unittest.TestCase):
-    """A mkdir (or put) with parents that fails after making some of the folders leaves them, and must have
-    made them durable: a later mkdir finds them (EEXIST), makes nothing, syncs nothing, and answers ok."""
+class FsyncLogged(unittest.TestCase):
+    """A ferryd on a fresh root with the fault library logging each fsync (FERRY_FSYNC_LOG) and FAULTS set;
+    a version-2 peer. No tests of its own."""
+
+    FAULTS = {}
 
     def setUp(self):
         self.root = temp_root()
         self.addCleanup(shutil.rmtree, self.root)
+        self.real_root = os.path.realpath(self.root)
         self.log = os.path.join(os.path.dirname(self.root), os.path.basename(self.root) + ".fsyncs")
         self.addCleanup(lambda: os.path.exists(self.log) and os.unlink(self.log))
-        self.server = Server(FERRYD, self.root, env=preloaded(FERRY_MKDIR_FAULT_NAME="full",
-                                                              FERRY_FSYNC_LOG=self.log))
+        self.start(**self.FAULTS)
+
+    def start(self, **faults):
+        self.server = Server(FERRYD, self.root, env=preloaded(FERRY_FSYNC_LOG=self.log, **faults))
         self.addCleanup(self.server.stop)
         self.peer = self.server.peer(version=2)
         self.addCleanup(self.peer.close)
 
     def synced(self):
+        """Each path fsynced so far, in order."""
         try:
             with open(self.log) as f:
-                return set(f.read().splitlines())
+                return f.read().splitlines()
         except FileNotFoundError:
-            return set()
+            return []
+
+
+class MkdirFailsPartWay(FsyncLogged):
+    """A mkdir (or put) with parents that fails after making some of the folders leaves them, and must have
+    made them durable: a later mkdir finds them (EEXIST), makes nothing, syncs nothing, and answers ok."""
+
+    FAULTS = {"FERRY_MKDIR_FAULT_NAME": "full"}
 
     def check_made_and_synced(self, reply):
         self.assertIs(reply.get("ok"), False, reply)
@@ -208,7 +221,7 @@ class MkdirFailsPartWay(unittest.TestCase):
         self.assertTrue(os.path.isdir(os.path.join(self.root, "a", "b")))
         root = os.path.realpath(self.root)
         # The folders that gained an entry: the root (a) and a (b).
-        self.assertLessEqual({root, os.path.join(root, "a")}, self.synced(), self.synced())
+        self.assertLessEqual({root, os.path.join(root, "a")}, set(self.synced()), self.synced())
 
     def test_the_folders_a_failed_mkdir_made_are_synced(self):
         self.check_made_and_synced(self.peer.request({"op": "mkdir", "path": "a/b/full", "parents": True}))
@@ -317,33 +330,11 @@ if __name__ == "__main__":
     unittest.main()
 
 
-class DeferredSync(unittest.TestCase):
+class DeferredSync(FsyncLogged):
     """A commit with defer_sync publishes at once and leaves its folder's fsync to the connection's sync
     request (PROTOCOL.md 4.5, 4.14): that sync fsyncs each folder once however many names went there, skips
     none that a commit of it changed, and answers an fsync's failure; a commit that did not ask, or an
     upload of 1 MiB or more (its publish record waits for the folder's sync), syncs before its reply."""
-
-    def setUp(self):
-        self.root = temp_root()
-        self.addCleanup(shutil.rmtree, self.root)
-        self.real_root = os.path.realpath(self.root)
-        self.log = os.path.join(os.path.dirname(self.root), os.path.basename(self.root) + ".fsyncs")
-        self.addCleanup(lambda: os.path.exists(self.log) and os.unlink(self.log))
-        self.start()
-
-    def start(self, **faults):
-        self.server = Server(FERRYD, self.root, env=preloaded(FERRY_FSYNC_LOG=self.log, **faults))
-        self.addCleanup(self.server.stop)
-        self.peer = self.server.peer(version=2)
-        self.addCleanup(self.peer.close)
-
-    def synced(self):
-        """Each path fsynced so far, in order."""
-        try:
-            with open(self.log) as f:
-                return f.read().splitlines()
-        except FileNotFoundError:
-            return []
 
     def folder_syncs(self, relative):
         folder = os.path.join(self.real_root, relative) if relative else self.real_root
