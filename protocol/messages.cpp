@@ -105,89 +105,105 @@ std::string with_huge_numbers_capped(std::string_view text)
     return out;
 }
 
-// Finds a key repeated within one object, in one pass over the text with
-// nlohmann's SAX interface, before the value is built (the two never held at
-// once: a 16 MiB frame costs no more memory than its value). The keys of the
-// open objects stand in one vector, each object's from where it began; an
-// object's are compared once it closes, sorted (so a million keys cost
-// k log k, not k squared), then dropped. (nlohmann's callback parser, which
-// could count keys as it builds, scans the enclosing container for discarded
-// values after every object it closes: quadratic in the objects one array or
-// object holds, so 64 KiB of "{}," cost a server loop 75 ms and a 1 MiB reply
-// the client minutes.)
-class RepeatedKeyFinder final : public nlohmann::json_sax<json> {
+// Builds a control frame's value in one pass over the text with nlohmann's
+// SAX interface, refusing a key repeated within one object as it meets it:
+// nlohmann's own parser would keep one of the values silently, and another
+// receiver another one. Each key goes into its object through one lookup of
+// the std::map that holds the object's fields (try_emplace), so the check
+// costs no pass of its own and no memory beside the value: only the open
+// containers' addresses, as nlohmann's own builder keeps. (Two earlier
+// ways, kept from: a second SAX pass over the text for the keys alone cost
+// a third of a list reply's parse; nlohmann's callback parser scans the
+// enclosing container for discarded values after every object it closes,
+// quadratic in the objects one array or object holds, so 64 KiB of "{},"
+// cost a server loop 75 ms.)
+class ObjectBuilder final : public nlohmann::json_sax<json> {
 public:
-    bool repeated() const { return repeated_; }
+    enum class Outcome { built, repeated_key, number_overflow, not_json };
 
-    bool null() override { return true; }
-    bool boolean(bool) override { return true; }
-    bool number_integer(number_integer_t) override { return true; }
-    bool number_unsigned(number_unsigned_t) override { return true; }
-    bool number_float(number_float_t, const string_t&) override { return true; }
-    bool string(string_t&) override { return true; }
-    bool binary(binary_t&) override { return true; }
-    bool start_object(std::size_t) override
-    {
-        starts_.push_back(keys_.size());
-        return true;
-    }
+    Outcome outcome() const { return outcome_; }
+    json& value() { return root_; }
+
+    bool null() override { return place(nullptr); }
+    bool boolean(bool value) override { return place(value); }
+    bool number_integer(number_integer_t value) override { return place(value); }
+    bool number_unsigned(number_unsigned_t value) override { return place(value); }
+    bool number_float(number_float_t value, const string_t&) override { return place(value); }
+    bool string(string_t& value) override { return place(std::move(value)); }
+    bool binary(binary_t& value) override { return place(std::move(value)); }
+    bool start_object(std::size_t) override { return open(json::value_t::object); }
     bool key(string_t& name) override
     {
-        keys_.push_back(std::move(name));
+        auto [field, added] = open_.back()->get_ref<json::object_t&>().try_emplace(std::move(name));
+        if (!added) {
+            outcome_ = Outcome::repeated_key;
+            return false; // found: the rest need not be read
+        }
+        field_ = &field->second;
         return true;
     }
     bool end_object() override
     {
-        const auto first = keys_.begin() + static_cast<std::ptrdiff_t>(starts_.back());
-        starts_.pop_back();
-        std::sort(first, keys_.end());
-        if (std::adjacent_find(first, keys_.end()) != keys_.end()) {
-            repeated_ = true;
-            return false; // found: the rest need not be read
-        }
-        keys_.erase(first, keys_.end());
+        open_.pop_back();
         return true;
     }
-    bool start_array(std::size_t) override { return true; }
-    bool end_array() override { return true; }
-    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override
+    bool start_array(std::size_t) override { return open(json::value_t::array); }
+    bool end_array() override
     {
-        broken_ = true;
+        open_.pop_back();
+        return true;
+    }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& error) override
+    {
+        // A number a double cannot hold is nlohmann's out_of_range (406); any
+        // other stop is text that is not JSON.
+        outcome_ =
+            dynamic_cast<const json::out_of_range*>(&error) != nullptr ? Outcome::number_overflow : Outcome::not_json;
         return false;
     }
-    // Whether the text ended the pass early (not JSON, or a number a double
-    // cannot hold: then only the capped text tells).
-    bool broken() const { return broken_; }
 
 private:
-    std::vector<std::string> keys_;
-    std::vector<std::size_t> starts_;
-    bool repeated_ = false;
-    bool broken_ = false;
-};
-
-// Whether `text` repeats a key within one object; nullopt where it could
-// not be read through (see RepeatedKeyFinder::broken).
-std::optional<bool> repeats_a_key(std::string_view text)
-{
-    RepeatedKeyFinder finder;
-    (void)json::sax_parse(text.begin(), text.end(), &finder);
-    if (finder.repeated()) {
+    // Where the next value goes: the root, the end of the open array, or the
+    // field of the open object that the last key made.
+    template <class Value>
+    json* placed(Value&& value)
+    {
+        if (open_.empty()) {
+            root_ = json(std::forward<Value>(value));
+            return &root_;
+        }
+        if (open_.back()->is_array()) {
+            auto& array = open_.back()->get_ref<json::array_t&>();
+            array.emplace_back(std::forward<Value>(value));
+            return &array.back();
+        }
+        *field_ = json(std::forward<Value>(value));
+        return field_;
+    }
+    template <class Value>
+    bool place(Value&& value)
+    {
+        (void)placed(std::forward<Value>(value));
         return true;
     }
-    if (finder.broken()) {
-        return std::nullopt;
+    bool open(json::value_t kind)
+    {
+        open_.push_back(placed(kind));
+        return true;
     }
-    return false;
-}
+
+    json root_;
+    std::vector<json*> open_; // the containers begun and not yet ended, innermost last
+    json* field_ = nullptr;
+    Outcome outcome_ = Outcome::built;
+};
 
 // Parses a control frame's text into one JSON object, the way PROTOCOL.md 2
-// and 3.1 read it; never throws. A key repeated within one object is bad_json:
-// nlohmann would keep one of the values silently, and another receiver
-// another one. A NUL byte is never JSON (not whitespace, and raw in no
+// and 3.1 read it; never throws. A key repeated within one object is bad_json
+// (ObjectBuilder). A NUL byte is never JSON (not whitespace, and raw in no
 // string), but nlohmann takes it for the end of the text and would ignore what
 // follows; a byte order mark is not the whitespace PROTOCOL.md allows either.
-// Each pass is linear in the text, but for the sort of each object's keys.
+// Linear in the text: one pass, or two where a number is capped.
 Result<json> parse_object(std::string_view text)
 {
     const Error not_json{ErrorCode::bad_json, "control frame is not a JSON object"};
@@ -195,30 +211,31 @@ Result<json> parse_object(std::string_view text)
     if (text.find('\0') != std::string_view::npos || text.starts_with("\xEF\xBB\xBF")) {
         return not_json;
     }
-    const auto parse = [](std::string_view input) -> std::optional<json> {
-        try {
-            return json::parse(input.begin(), input.end());
-        } catch (const json::out_of_range&) {
-            return std::nullopt; // the number overflow above; other errors go on
-        }
-    };
     try {
-        auto repeats = repeats_a_key(text);
-        if (repeats == true) {
-            return repeated;
-        }
-        auto value = parse(text);
-        if (!value) {
+        ObjectBuilder as_sent;
+        (void)json::sax_parse(text.begin(), text.end(), &as_sent);
+        ObjectBuilder as_capped;
+        ObjectBuilder* builder = &as_sent;
+        if (as_sent.outcome() == ObjectBuilder::Outcome::number_overflow) {
+            // It stopped at the number a double cannot hold: the text is
+            // read again with such numbers capped (with_huge_numbers_capped).
             const std::string capped = with_huge_numbers_capped(text);
-            if (!repeats && repeats_a_key(capped) == true) { // it stopped at the number a double cannot hold
-                return repeated;
+            (void)json::sax_parse(capped.begin(), capped.end(), &as_capped);
+            builder = &as_capped;
+        }
+        switch (builder->outcome()) {
+        case ObjectBuilder::Outcome::built:
+            if (!builder->value().is_object()) {
+                return not_json;
             }
-            value = parse(capped);
+            return std::move(builder->value());
+        case ObjectBuilder::Outcome::repeated_key:
+            return repeated;
+        case ObjectBuilder::Outcome::number_overflow:
+        case ObjectBuilder::Outcome::not_json:
+            break;
         }
-        if (!value || !value->is_object()) {
-            return not_json;
-        }
-        return std::move(*value);
+        return not_json;
     } catch (const json::exception&) {
         return not_json;
     }

@@ -424,6 +424,15 @@ TEST_CASE("request errors: a key repeated within one object is bad_json, at any 
     }
     check_request_error(many + R"({"a":1,"a":2}]})", ErrorCode::bad_json, std::nullopt);
     CHECK(parse_ok(many + R"({"a":1}]})").id == 5);
+    // Found as the second key is read, in the one pass that builds the
+    // value: a frame that breaks off after it is refused for the repetition.
+    for (const char* cut : {R"({"op":"stat","id":3,"op":"get")", R"({"op":"stat","id":3,"id":4,)",
+                            R"({"op":"stats","id":5,"x":{"a":1,"a":[}})"}) {
+        const auto parsed = ferry::parse_request(cut);
+        REQUIRE_FALSE(parsed.request.ok());
+        CHECK(parsed.request.error().code == ErrorCode::bad_json);
+        CHECK(parsed.request.error().message == "control frame repeats a key within one object");
+    }
 }
 
 TEST_CASE("request errors: integers are digits only, 0 to 2^64-1; other valid numbers are bad_request")
