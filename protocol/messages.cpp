@@ -112,11 +112,11 @@ std::string with_huge_numbers_capped(std::string_view text)
 // the std::map that holds the object's fields (try_emplace), so the check
 // costs no pass of its own and no memory beside the value: only the open
 // containers' addresses, as nlohmann's own builder keeps. (Not taken: a
-// second SAX pass over the text for the keys alone cost
-// a third of a list reply's parse; nlohmann's callback parser scans the
-// enclosing container for discarded values after every object it closes,
-// quadratic in the objects one array or object holds, so 64 KiB of "{},"
-// cost a server loop 75 ms.)
+// second SAX pass over the text for the keys alone cost a third of a list
+// reply's parse; nlohmann's callback parser scans the enclosing container
+// for discarded values after every object it closes, quadratic in the
+// objects one array or object holds, so 64 KiB of "{}," cost a server loop
+// 75 ms.)
 class ObjectBuilder final : public nlohmann::json_sax<json> {
 public:
     enum class Outcome { built, repeated_key, number_overflow, not_json };

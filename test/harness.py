@@ -103,12 +103,16 @@ class Server:
     def open_descriptors(self):
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
-    def rss_kib(self):
+    def status_kib(self, field):
+        """A memory figure of /proc/PID/status (VmRSS, VmHWM: the peak since the start...), in KiB; 0 if absent."""
         with open(f"/proc/{self.pid}/status") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
         return 0
+
+    def rss_kib(self):
+        return self.status_kib("VmRSS")
 
     def stop(self, timeout=15):
         """SIGTERM, then waits; returns the exit status (None if it had to

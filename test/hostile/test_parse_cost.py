@@ -96,15 +96,6 @@ class ParseCost(unittest.TestCase):
         return self.control(frame_of(element))
 
 
-def peak_rss_kib(pid):
-    """VmHWM: the most resident memory the process has held since it started."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmHWM")
-
-
 # A frame of deeply nested arrays holding, innermost, a number a double
 # cannot hold: read once, stopped there, and read again with it capped.
 BIG_FRAME_BYTES = 4 * 1024 * 1024
@@ -128,11 +119,11 @@ class ParseMemory(unittest.TestCase):
         head = b'{"op":"stat","id":1,"name":"absent","pad":'
         depth = (BIG_FRAME_BYTES - len(head) - len(innermost) - 1) // 2
         frame = head + b"[" * depth + innermost + b"]" * depth + b"}"
-        before = peak_rss_kib(server.pid)
+        before = server.status_kib("VmHWM")
         peer.send_raw(bytes([1]) + len(frame).to_bytes(4, "big") + frame)
         reply = peer.reply()
         self.assertEqual(reply["error"]["code"], "not_found", reply)  # read through: the pad is ignored
-        return peak_rss_kib(server.pid) - before
+        return server.status_kib("VmHWM") - before
 
     def test_a_number_read_again_capped_costs_about_what_a_plain_one_does(self):
         plain = self.peak_growth_kib(b"0")
