@@ -15,6 +15,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -47,6 +48,9 @@ using ferry::client::TlsSettings;
 
 using ferry::client::kExitOk;
 using ferry::client::kExitUsage;
+
+// glibc's M_TOP_PAD for the client (mallopt(3)); main_with says why.
+constexpr int kHeapPadBytes = 16 << 20;
 
 // Usage errors are shown like every other error, so that --json stays JSON.
 bool wants_json(int argc, char** argv)
@@ -159,6 +163,15 @@ int main_with(int argc, char** argv)
     using namespace ferry::client;
     std::signal(SIGPIPE, SIG_IGN);
     raise_descriptor_limit();
+    // A sync holds a few hundred bytes per entry of both trees, allocated
+    // by two threads (the local scan's and this one's). glibc commits a
+    // thread's arena one page-aligned step at a time (an mprotect each) and
+    // grows the main one by 128 KiB brk steps: at 10,000 files that was 600
+    // system calls, 9% of a no-change sync's CPU on a virtual machine,
+    // where each costs a page-table update. A larger pad commits memory in
+    // steps of this size (touched only as used), and is what a trim keeps.
+    // (Setting it also fixes glibc's mmap threshold at 128 KiB.)
+    ::mallopt(M_TOP_PAD, kHeapPadBytes);
     // The terminal's character set: libedit edits and the progress line
     // measures UTF-8 names only in a UTF-8 locale. Only LC_CTYPE: numbers
     // and messages stay as they are.
