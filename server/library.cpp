@@ -446,11 +446,12 @@ Result<std::unique_ptr<DirectoryReader>> Library::open_listing(std::string_view 
     // A folder moved out of the tree while it is read must not have its
     // entries sent (PROTOCOL.md 5.1): each is asked whether it still lies
     // at its path once read, as a get's or stat's folder is.
-    auto in_place = [this, listed = std::string(path)](int fd, std::string_view relative) -> std::optional<Error> {
+    auto in_place = [this, listed = std::string(path)](dev_t device, ino_t inode,
+                                                       std::string_view relative) -> std::optional<Error> {
         const std::string folder = relative.empty() ? listed
                                    : listed.empty() ? std::string(relative)
                                                     : listed + "/" + std::string(relative);
-        if (folder_still_at(fd, folder)) {
+        if (folder_still_at(device, inode, folder)) {
             return std::nullopt;
         }
         return Error{ErrorCode::file_changed, "the folder " + quoted(folder) +
@@ -464,7 +465,11 @@ DirectoryReader::DirectoryReader(DIR* dir, ListingOptions options, RootMount mou
                                  std::size_t base_bytes, InPlace in_place)
     : options_(options), mount_(mount), depth_(depth), base_bytes_(base_bytes), in_place_(std::move(in_place))
 {
-    levels_.push_back(Level{dir, ""});
+    struct ::stat st {};
+    // A failed fstat leaves 0 and 0, which no folder's path leads to: the
+    // listing then fails as moved rather than going on unchecked.
+    (void)::fstat(::dirfd(dir), &st);
+    levels_.push_back(Level{dir, "", false, 0, st.st_dev, st.st_ino});
 }
 
 DirectoryReader::~DirectoryReader()
@@ -516,13 +521,15 @@ int DirectoryReader::enter(const std::string& name, const std::string& relative)
     if (fd < 0) {
         return errno;
     }
+    // Its stat and its mount in one statx, of the descriptor itself.
     struct ::stat st {};
+    std::optional<std::uint64_t> mount_id;
     int error = 0;
-    if (::fstat(fd, &st) != 0) {
+    if (sys::stat_with_mount(fd, "", st, mount_id) != 0) {
         error = errno;
     } else if (!S_ISDIR(st.st_mode)) {
         error = ENOTDIR;
-    } else if (!mount_.holds(fd, "", st)) {
+    } else if (!mount_.holds(st, mount_id)) {
         error = EXDEV; // mounted on since it was read: another mount is not served
     }
     if (error != 0) {
@@ -535,7 +542,7 @@ int DirectoryReader::enter(const std::string& name, const std::string& relative)
         ::close(fd);
         return error;
     }
-    levels_.push_back(Level{dir, relative + "/", false});
+    levels_.push_back(Level{dir, relative + "/", false, 0, st.st_dev, st.st_ino});
     return 0;
 }
 
@@ -568,7 +575,7 @@ Result<bool> DirectoryReader::read_page(std::size_t page_bytes, ListReply& page)
             if (!relative.empty()) {
                 relative.pop_back(); // its '/'
             }
-            if (auto moved = check_in_place(dir, relative)) {
+            if (auto moved = check_in_place(levels_.back(), relative)) {
                 return *moved;
             }
             if (levels_.back().unread_errno != 0) {
@@ -649,16 +656,16 @@ Result<bool> DirectoryReader::read_page(std::size_t page_bytes, ListReply& page)
     // depth squared per page: 3.9 times the CPU of a 63-level listing.)
     if (!levels_.empty()) {
         const std::string_view prefix = levels_.back().prefix;
-        if (auto moved = check_in_place(levels_.back().dir, prefix.substr(0, prefix.empty() ? 0 : prefix.size() - 1))) {
+        if (auto moved = check_in_place(levels_.back(), prefix.substr(0, prefix.empty() ? 0 : prefix.size() - 1))) {
             return *moved;
         }
     }
     return false;
 }
 
-std::optional<Error> DirectoryReader::check_in_place(DIR* dir, std::string_view relative) const
+std::optional<Error> DirectoryReader::check_in_place(const Level& level, std::string_view relative) const
 {
-    return in_place_ ? in_place_(::dirfd(dir), relative) : std::nullopt;
+    return in_place_ ? in_place_(level.device, level.inode, relative) : std::nullopt;
 }
 
 Result<ListReply> Library::list(std::string_view path, ListingOptions options) const
@@ -707,11 +714,18 @@ bool Library::folder_still_at(int held, std::string_view folder) const
     if (folder.empty()) {
         return true;
     }
+    struct ::stat held_st {};
+    return ::fstat(held, &held_st) == 0 && folder_still_at(held_st.st_dev, held_st.st_ino, folder);
+}
+
+bool Library::folder_still_at(dev_t device, ino_t inode, std::string_view folder) const
+{
+    if (folder.empty()) {
+        return true;
+    }
     auto now = resolver_.open_folder(path_components(folder), false);
     struct ::stat now_st {};
-    struct ::stat held_st {};
-    return now && ::fstat(now->get(), &now_st) == 0 && ::fstat(held, &held_st) == 0 &&
-           now_st.st_dev == held_st.st_dev && now_st.st_ino == held_st.st_ino;
+    return now && ::fstat(now->get(), &now_st) == 0 && now_st.st_dev == device && now_st.st_ino == inode;
 }
 
 namespace {

@@ -94,13 +94,12 @@ public:
     // (listed paths stay within kMaxPathDepth components and kMaxPathBytes
     // from the root, so each one can be asked for); `base_bytes` the bytes
     // of its path plus the '/' after it (0 for the root).
-    // `in_place(fd, relative)`: file_changed where the folder open as `fd`
-    // no longer lies at `relative` (below the listed folder; "" for the
-    // listed folder itself). Each folder read is asked once it is read to
-    // its end, and the deepest one still being read at each page's end
-    // (for those above it too), so that no entry of a folder moved out of
-    // the tree meanwhile is sent.
-    using InPlace = std::function<std::optional<Error>(int fd, std::string_view relative)>;
+    // `in_place(device, inode, relative)`: file_changed where the folder
+    // read, whose fstat gave `device` and `inode`, no longer lies at
+    // `relative` (below the listed folder; "" for the listed folder itself). Each folder read is asked once it is read
+    // to its end, and the deepest one still being read at each page's end (for those above it too), so that no entry of
+    // a folder moved out of the tree meanwhile is sent.
+    using InPlace = std::function<std::optional<Error>(dev_t device, ino_t inode, std::string_view relative)>;
     DirectoryReader(DIR* dir, ListingOptions options, RootMount mount, std::size_t depth, std::size_t base_bytes,
                     InPlace in_place);
     DirectoryReader(const DirectoryReader&) = delete;
@@ -123,6 +122,10 @@ private:
         std::string prefix;    // relative path of this folder plus '/', "" at the top
         bool unlisted = false; // holds an entry the listing does not show
         int unread_errno = 0;  // an entry of it could not be read: why
+        // The folder's own, from its stat when it was opened: in_place_
+        // compares them with what its path leads to.
+        dev_t device = 0;
+        ino_t inode = 0;
     };
     // Opens `name` (a folder in the top level) and makes it the top level;
     // 0, or the errno of why it could not (ENOENT, ENOTDIR, ELOOP, EXDEV:
@@ -135,8 +138,8 @@ private:
     // A folder read to its end (or not readable at all) that holds what
     // the listing does not show goes to the page's holding_unlisted.
     void add_holding_unlisted(std::string relative, ListReply& page, std::size_t& bytes);
-    // in_place_ of the folder read through `dir`, at `relative`.
-    std::optional<Error> check_in_place(DIR* dir, std::string_view relative) const;
+    // in_place_ of the folder of `level`, at `relative`.
+    std::optional<Error> check_in_place(const Level& level, std::string_view relative) const;
 
     std::vector<Level> levels_;
     ListingOptions options_;
@@ -424,6 +427,8 @@ private:
     // Whether the folder open as `held` still lies at `folder` (a path; ""
     // the root, taken as in place: check_root answers for it).
     bool folder_still_at(int held, std::string_view folder) const;
+    // The same for the folder whose fstat gave `device` and `inode`.
+    bool folder_still_at(dev_t device, ino_t inode, std::string_view folder) const;
     // A call of one look that failed, with its errno: the stat of the name,
     // the open, or the fstat of the file just opened (which, on a local
     // file system, cannot fail: the file is gone with its handle).

@@ -6,16 +6,11 @@ reads and writes, and the threads' wake-ups, vary with timing)."""
 
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
-import time
 import unittest
 
-import harness
-from wire import Peer, temp_root, wait_until
+from wire import Peer, TracedServer, temp_root, wait_until
 
-FERRYD = os.environ.get("FERRYD", "")
 
 # Every call that names or reads a file or a folder's entries; each put's
 # count of these is the same from run to run.
@@ -23,42 +18,6 @@ FILE_CALLS = ("open,openat,openat2,getdents64,stat,lstat,fstat,newfstatat,statx,
               "unlink,unlinkat,rename,renameat,renameat2,mkdirat,fallocate,ftruncate")
 PUTS = 6
 KEPT = 20
-
-
-class TracedServer:
-    """A ferryd under `strace -f`, its file calls written to a file."""
-
-    def __init__(self, root, trace):
-        env = dict(os.environ)
-        # LeakSanitizer cannot run under ptrace (the sanitizer build).
-        env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
-        self.log = harness.append_only_log()
-        self.process = subprocess.Popen(
-            ["strace", "-f", "-qq", "-o", trace, "-e", "trace=" + FILE_CALLS,
-             FERRYD, "--root", root, "--listen", "127.0.0.1:0"],
-            stdout=subprocess.PIPE, stderr=self.log, env=env)
-        line = self.process.stdout.readline().decode()
-        if not line.startswith("listening on "):
-            self.stop()
-            raise RuntimeError("ferryd did not start under strace: " + line)
-        self.port = int(line.split()[-1].rsplit(":", 1)[1])
-
-    def stop(self):
-        # ferryd is strace's child: stop it, and strace ends with it.
-        try:
-            with open(f"/proc/{self.process.pid}/task/{self.process.pid}/children") as f:
-                children = [int(pid) for pid in f.read().split()]
-        except OSError:
-            children = []
-        for pid in children:
-            os.kill(pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process.stdout.close()
-        self.log.close()
 
 
 @unittest.skipUnless(shutil.which("strace"), "needs strace")
@@ -80,7 +39,7 @@ class PutLookup(unittest.TestCase):
                 for i in range(3000):
                     with open(os.path.join(root, f"file{i:04}"), "wb") as f:
                         f.write(b"x")
-            server = TracedServer(root, trace)
+            server = TracedServer(root, trace, FILE_CALLS)
             try:
                 if crowded:
                     for i in range(KEPT):

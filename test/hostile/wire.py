@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -238,6 +239,41 @@ class Server(harness.Server):
                         answered.add(id(peer))
                 except OSError:  # closed by the test meanwhile
                     answered.add(id(peer))
+
+
+class TracedServer:
+    """A ferryd (FERRYD) serving ROOT under `strace -f`, the system calls named in CALLS (strace's
+    -e trace= list) written to TRACE, one per line; `port` is where it listens."""
+
+    def __init__(self, root, trace, calls):
+        env = harness.traceable(dict(os.environ))  # LeakSanitizer cannot run under ptrace
+        self.log = harness.append_only_log()
+        self.process = subprocess.Popen(
+            ["strace", "-f", "-qq", "-o", trace, "-e", "trace=" + calls,
+             os.environ["FERRYD"], "--root", root, "--listen", "127.0.0.1:0"],
+            stdout=subprocess.PIPE, stderr=self.log, env=env)
+        line = self.process.stdout.readline().decode()
+        if not line.startswith("listening on "):
+            self.stop()
+            raise RuntimeError("ferryd did not start under strace: " + line)
+        self.port = int(line.split()[-1].rsplit(":", 1)[1])
+
+    def stop(self):
+        # ferryd is strace's child: stop it, and strace ends with it.
+        try:
+            with open(f"/proc/{self.process.pid}/task/{self.process.pid}/children") as f:
+                children = [int(pid) for pid in f.read().split()]
+        except OSError:
+            children = []
+        for pid in children:
+            os.kill(pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process.stdout.close()
+        self.log.close()
 
 
 def hidden_entries(root):
