@@ -95,10 +95,12 @@ public:
     // from the root, so each one can be asked for); `base_bytes` the bytes
     // of its path plus the '/' after it (0 for the root).
     // `in_place(device, inode, relative)`: file_changed where the folder
-    // read, whose fstat gave `device` and `inode`, no longer lies at
-    // `relative` (below the listed folder; "" for the listed folder itself). Each folder read is asked once it is read
-    // to its end, and the deepest one still being read at each page's end (for those above it too), so that no entry of
-    // a folder moved out of the tree meanwhile is sent.
+    // read, whose stat gave `device` and `inode`, no longer lies at
+    // `relative` (below the listed folder; "" for the listed folder
+    // itself). Each folder read is asked once it is read to its end, and
+    // the deepest one still being read at each page's end (for those above
+    // it too), so that no entry of a folder moved out of the tree meanwhile
+    // is sent.
     using InPlace = std::function<std::optional<Error>(dev_t device, ino_t inode, std::string_view relative)>;
     DirectoryReader(DIR* dir, ListingOptions options, RootMount mount, std::size_t depth, std::size_t base_bytes,
                     InPlace in_place);
