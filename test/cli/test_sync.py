@@ -95,6 +95,18 @@ def age_folders(root, base=1_500_000_000):
         os.utime(full, (base, base + i * 3600))
 
 
+def strace_counts(path):
+    """{system call: count} from the table `strace -c -o PATH` wrote."""
+    calls = {}
+    with open(path) as f:
+        for line in f:
+            fields = line.split()
+            # "% time  seconds  usecs/call  calls  [errors]  syscall"
+            if len(fields) >= 5 and fields[0][0].isdigit() and fields[-1] != "total":
+                calls[fields[-1]] = int(fields[3])
+    return calls
+
+
 class SyncTest(unittest.TestCase):
     def setUp(self):
         self.scratch = Scratch("ferry-sync-")
@@ -551,13 +563,7 @@ class Pull(SyncTest):
                                 cwd=self.local, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(len(os.listdir(dest)), files)
-        calls = {}
-        with open(counts) as f:
-            for line in f:
-                fields = line.split()
-                # "% time  seconds  usecs/call  calls  [errors]  syscall"
-                if len(fields) >= 5 and fields[0][0].isdigit() and fields[-1] != "total":
-                    calls[fields[-1]] = int(fields[3])
+        calls = strace_counts(counts)
         opened = calls.get("openat", 0) + calls.get("open", 0) + calls.get("openat2", 0)
         self.assertLess(opened / files, 6, calls)
 
@@ -2388,13 +2394,7 @@ class ScanCost(SyncTest):
                                 stderr=subprocess.PIPE, timeout=120)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(json.loads(result.stdout.decode().splitlines()[0])["sync"]["sent"], 0)
-        calls = {}
-        with open(counts) as f:
-            for line in f:
-                fields = line.split()
-                # "% time  seconds  usecs/call  calls  [errors]  syscall"
-                if len(fields) >= 5 and fields[0][0].isdigit() and fields[-1] != "total":
-                    calls[fields[-1]] = int(fields[3])
+        calls = strace_counts(counts)
         return calls
 
     @unittest.skipUnless(shutil.which("strace"), "needs strace")
