@@ -2405,7 +2405,10 @@ class ScanCost(SyncTest):
         calls = self.no_change_push_calls()
         folders = self.FOLDERS[0] * (self.FOLDERS[1] + 1) + 1
         self.assertLess(calls.get("dup", 0) + calls.get("lseek", 0), 10, calls)
-        self.assertLess(calls.get("close", 0) / folders, 1.6, calls)
+        # UBSan's vptr checks read memory through pipes of their own (CI's
+        # sanitizer build): their two ends are not the walk's closes.
+        closes = calls.get("close", 0) - 2 * calls.get("pipe2", 0)
+        self.assertLess(closes / folders, 1.6, calls)
 
     @unittest.skipUnless(shutil.which("strace"), "needs strace")
     @unittest.skipIf(os.environ.get("FERRY_SANITIZED"), "a sanitizer's allocator grows the heap its own way")
