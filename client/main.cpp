@@ -166,7 +166,7 @@ int main_with(int argc, char** argv)
     // A sync holds a few hundred bytes per entry of both trees, allocated
     // by two threads (the local scan's and this one's). glibc commits a
     // thread's arena one page-aligned step at a time (an mprotect each) and
-    // grows the main one by 128 KiB brk steps: at 10,000 files that was 600
+    // grows the main one by 128 KiB brk steps: at 10,000 files that was 632
     // system calls, 9% of a no-change sync's CPU on a virtual machine,
     // where each costs a page-table update. A larger pad commits memory in
     // steps of this size (touched only as used), and is what a trim keeps.

@@ -2394,8 +2394,7 @@ class ScanCost(SyncTest):
                                 stderr=subprocess.PIPE, timeout=120)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(json.loads(result.stdout.decode().splitlines()[0])["sync"]["sent"], 0)
-        calls = strace_counts(counts)
-        return calls
+        return strace_counts(counts)
 
     @unittest.skipUnless(shutil.which("strace"), "needs strace")
     def test_each_local_folder_is_read_through_the_descriptor_the_walk_opened(self):
