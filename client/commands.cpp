@@ -592,8 +592,11 @@ std::optional<Result<bool>> answer_by_looking(Connection& connection, const std:
         return std::nullopt;
     }
     auto folder = stat_typed_folder(connection, path);
+    if (folder && parents) {
+        return Result<bool>(true);
+    }
     if (folder) {
-        return parents ? Result<bool>(true) : Error{ErrorCode::exists, quoted(path) + " is there already"};
+        return Result<bool>(Error{ErrorCode::exists, quoted(path) + " is there already"});
     }
     if (folder.error().code != ErrorCode::not_found) {
         return folder.error();

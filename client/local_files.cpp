@@ -253,8 +253,10 @@ Result<std::shared_ptr<const LocalFolder>> open_child_folder(const LocalFolder& 
     if (fd < 0) {
         const int err = errno;
         if (err == ELOOP || err == ENOTDIR) {
-            return about_local_files(ErrorCode::local_io,
-                                     in_quotes(shown) + " is not a folder (a symbolic link is not followed)");
+            Error error = about_local_files(ErrorCode::local_io,
+                                            in_quotes(shown) + " is not a folder (a symbolic link is not followed)");
+            error.local_errno = err; // a change (failed_without_change)
+            return error;
         }
         return local_error("cannot open the folder " + in_quotes(shown), err);
     }

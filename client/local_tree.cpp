@@ -347,7 +347,12 @@ Result<LocalFile> open_listed_file(const ListedFile& listed, const std::string& 
                                      : open_tree_folder(listed.root, listed.path);
     if (!folder) {
         // A folder on the way that is now a symbolic link (or gone) is
-        // named by open_tree_folder's message.
+        // named by open_tree_folder's message. One that could not be opened
+        // (out of descriptors, refused) did not change: its own error says
+        // why (attack round 83, F1).
+        if (failed_without_change(folder.error())) {
+            return folder.error();
+        }
         return changed_since_listed(shown, folder.error().message);
     }
     const std::string name = base_name(listed.path);

@@ -11,7 +11,23 @@ Error local_error(const std::string& what, int err)
     // A full local disk is reported like a full server disk: a script
     // reacts to both the same way (exit status 7).
     const ErrorCode code = err == ENOSPC || err == EDQUOT ? ErrorCode::no_space : ErrorCode::local_io;
-    return about_local_files(code, what + ": " + std::strerror(err));
+    Error error = about_local_files(code, what + ": " + std::strerror(err));
+    error.local_errno = err;
+    return error;
+}
+
+bool failed_without_change(const Error& error)
+{
+    switch (error.local_errno) {
+    case 0:       // no system call failed: the caller's own finding
+    case ENOENT:  // gone
+    case ENOTDIR: // a file where a folder was
+    case ELOOP:   // a symbolic link, not followed (O_NOFOLLOW)
+    case ESTALE:  // replaced through another mount of a network file system
+        return false;
+    default:
+        return true;
+    }
 }
 
 Error about_local_files(ErrorCode code, std::string message)

@@ -22,6 +22,12 @@ inline Status success()
 // About a local file (Error::about_local_files).
 Error local_error(const std::string& what, int err);
 
+// Whether a local_error's failed call tells of the process or the disk
+// (EMFILE, EACCES, EIO...) rather than of its path no longer leading where
+// it did (ENOENT, ENOTDIR, ELOOP: a link, not followed; ESTALE). False for
+// an error of no system call (Error::local_errno 0).
+bool failed_without_change(const Error& error);
+
 // An error whose message names local files only (Error::about_local_files):
 // ferry's shell rewrites none of its paths as server paths.
 Error about_local_files(ErrorCode code, std::string message);

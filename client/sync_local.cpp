@@ -698,6 +698,9 @@ Status set_hashed_mtime(const ListedFile& listed, const HashedFile& hashed, cons
     // device, inode, mtime and ctime checked below make this descriptor's
     // file the very one hashed, with the very content hashed.
     auto file = open_listed_file(listed, shown, folders);
+    if (!file && failed_without_change(file.error())) {
+        return file.error(); // could not be opened (EMFILE, EACCES...): no sign of a change
+    }
     if (!file) {
         return changed_since_hashed(shown, "another file stands at its name, or a folder on its way changed");
     }

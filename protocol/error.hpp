@@ -74,6 +74,12 @@ struct Error {
     // leave these alone, even where a local path reads like a server one.
     // Never on the wire: a peer's error names the peer's paths.
     bool about_local_files = false;
+    // Client side only, never on the wire either: the errno of the local
+    // system call that failed (client/status.hpp's local_error), 0 where
+    // none did. It lets a caller tell a path that no longer leads where it
+    // did (ENOENT, ENOTDIR, ELOOP) from one it could not open (EMFILE,
+    // EACCES, EIO), which say nothing about a change.
+    int local_errno = 0;
 };
 
 // A minimal result type (std::expected is C++23): either a value or an Error.

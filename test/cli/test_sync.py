@@ -7,6 +7,7 @@ Usage: test_sync.py --ferryd PATH --ferry PATH [unittest arguments]"""
 
 import argparse
 import ctypes
+import errno
 import fcntl
 import hashlib
 import json
@@ -2368,6 +2369,60 @@ class OlderServerFolderModesNote(SyncTest):
         self.assertIn(self.NOTE % (1, b""), got.stderr)
         report = self.sync("--dry-run", "src", ":fresh")  # to ferryd itself: no note
         self.assertFalse([n for n in report["notes"] if "older ferryd" in n], report)
+
+
+class CouldNotOpenIsNotAChange(SyncTest):
+    """A local folder or file that a sync could list but then cannot open
+    again (out of descriptors, refused) has not changed: the error says why
+    it could not be opened, never that it "changed since it was listed"
+    (attack round 83, F1). The fault library's FERRY_OPENAT_FAULT lets the
+    scan's open of the name through and fails the next one, with EMFILE."""
+
+    def faulty_env(self, name):
+        library = os.environ.get("FERRY_FS_FAULTS_LIB")
+        if not library or not os.path.isfile(library):
+            self.skipTest("the fault library is not built (meson passes FERRY_FS_FAULTS_LIB)")
+        asan = self.env.get("ASAN_OPTIONS", "")
+        return dict(self.env, LD_PRELOAD=library, FERRY_OPENAT_FAULT=f"1:{errno.EMFILE}:{name}:1",
+                    ASAN_OPTIONS=(asan + ":" if asan else "") + "verify_asan_link_order=0")
+
+    def sync_with_fault(self, name, *args, status):
+        plain = self.env
+        self.env = self.faulty_env(name)
+        try:
+            return self.sync(*args, status=status)
+        finally:
+            self.env = plain
+
+    def assert_could_not_open(self, summary, path):
+        self.assertEqual(len(summary["errors"]), 1, summary)
+        error = summary["errors"][0]
+        self.assertEqual((error["path"], error["code"]), (path, "local_io"), error)
+        self.assertIn(os.strerror(errno.EMFILE), error["message"])
+        self.assertNotIn("changed", error["message"])
+
+    def test_a_push_that_cannot_open_a_listed_folder_again_says_so(self):
+        os.makedirs(os.path.join(self.src, "deep"))
+        with open(os.path.join(self.src, "deep", "f.bin"), "wb") as f:
+            f.write(b"listed, then its folder cannot be opened")
+        with open(os.path.join(self.src, "top.bin"), "wb") as f:
+            f.write(b"sent")
+        summary = self.sync_with_fault("deep", "-j", "1", self.src, ":up", status=3)
+        self.assert_could_not_open(summary, "deep/f.bin")
+        self.assertEqual(summary["sent"], 1, summary)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "up", "deep", "f.bin")))
+
+    def test_a_checksum_pull_that_cannot_open_an_equal_file_to_set_its_time_says_so(self):
+        os.makedirs(os.path.join(self.root, "a"))
+        os.makedirs(os.path.join(self.local, "dst"))
+        for side in (os.path.join(self.root, "a"), os.path.join(self.local, "dst")):
+            with open(os.path.join(side, "same.txt"), "wb") as f:
+                f.write(b"the same bytes on both sides")
+        os.utime(os.path.join(self.root, "a", "same.txt"), (1_600_000_000, 1_600_000_000))
+        summary = self.sync_with_fault("same.txt", "--checksum", ":a", os.path.join(self.local, "dst"), status=3)
+        self.assert_could_not_open(summary, "same.txt")
+        # Left as it was: the time is not the server's.
+        self.assertNotEqual(os.stat(os.path.join(self.local, "dst", "same.txt")).st_mtime, 1_600_000_000)
 
 
 class ScanCost(SyncTest):

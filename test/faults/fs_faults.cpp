@@ -73,6 +73,11 @@
 //   served folder) fail with the errno numbered ERRNO, as the kernel ends
 //   a RESOLVE_BENEATH walk with EXDEV when a folder on the path is moved
 //   out of the served folder while it walks through it.
+// - FERRY_OPENAT_FAULT="N:ERRNO:NAME:SKIP": of the openat(2) calls of an
+//   entry named NAME (the name as passed, in any folder), the first SKIP go
+//   through and the N after them fail with the errno numbered ERRNO, as in
+//   a process that ran out of descriptors (EMFILE) between a scan that
+//   opened the entry and a later open of it. Preloaded into ferry.
 // - FERRY_NO_FERRY_XATTR: fsetxattr(2) of an attribute whose name holds
 //   "ferry" fails with ENOTSUP (a commit then writes no intent on its file),
 //   while reading one there still works, as where a long ACL fills a file's
@@ -240,6 +245,21 @@ bool openat2_fault(const char* path)
     return fault && path != nullptr && fault->rest == path && fail_once_more(*fault, failed);
 }
 
+// FERRY_OPENAT_FAULT ("N:ERRNO:NAME:SKIP"): whether this openat of `name`
+// fails.
+bool openat_fault(const char* name)
+{
+    static std::atomic<long> seen{0};
+    static std::atomic<long> failed{0};
+    const auto fault = counted_fault("FERRY_OPENAT_FAULT");
+    const auto colon = fault ? fault->rest.find(':') : std::string::npos;
+    if (colon == std::string::npos || name == nullptr || fault->rest.compare(0, colon, name) != 0) {
+        return false;
+    }
+    const long skip = std::strtol(fault->rest.c_str() + colon + 1, nullptr, 10);
+    return seen.fetch_add(1) >= skip && fail_once_more(*fault, failed);
+}
+
 } // namespace
 
 extern "C" {
@@ -351,6 +371,26 @@ int fsetxattr(int fd, const char* name, const void* value, size_t size, int flag
     }
     return real(fd, name, value, size, flags);
 }
+
+int openat(int folder, const char* name, int flags, ...)
+{
+    // The mode is there only with O_CREAT or O_TMPFILE (open(2)); promoted
+    // to int as a variadic argument.
+    int mode = 0;
+    if ((flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE) {
+        va_list arguments;
+        va_start(arguments, flags);
+        mode = va_arg(arguments, int);
+        va_end(arguments);
+    }
+    using Open = int (*)(int, const char*, int, ...);
+    static const Open real = next_definition<Open>("openat");
+    return openat_fault(name) ? -1 : real(folder, name, flags, mode);
+}
+
+// The same function under glibc's 64-bit-offset name (one implementation
+// in the C library on 64-bit systems).
+int openat64(int folder, const char* name, int flags, ...) __attribute__((alias("openat")));
 
 int fstatat(int folder, const char* name, struct stat* st, int flags)
 {
