@@ -896,8 +896,10 @@ Library::LookedUp Library::look_up_for_read(const Located& located, std::string_
     if (fd < 0) {
         return LookupFailure{errno, LookupFailure::Step::open};
     }
-    // The entry may have been swapped between stat and open: trust only fstat.
-    if (::fstat(fd, &st) != 0) {
+    // The entry may have been swapped between stat and open: trust only the
+    // descriptor's stat, which one statx gives with the mount it is on.
+    std::optional<std::uint64_t> mount_id;
+    if (sys::stat_with_mount(fd, "", st, mount_id) != 0) {
         const int error = errno;
         ::close(fd);
         return LookupFailure{error, LookupFailure::Step::stat_of_opened};
@@ -906,7 +908,7 @@ Library::LookedUp Library::look_up_for_read(const Located& located, std::string_
         ::close(fd);
         return not_regular(path, st.st_mode);
     }
-    if (!mount_.holds(fd, "", st)) { // a file bind-mounted over the name
+    if (!mount_.holds(st, mount_id)) { // a file bind-mounted over the name
         ::close(fd);
         return Error{ErrorCode::forbidden, quoted(path) + " is on another file system"};
     }
