@@ -351,6 +351,14 @@ def traceable(env):
     return dict(env, ASAN_OPTIONS=(env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":"))
 
 
+def preloaded(env, library, **faults):
+    """`env` with the fault library (test/faults, at `library`) preloaded and `faults` set. A sanitized
+    program checks that its runtime comes first; a preloaded library comes before it."""
+    asan = env.get("ASAN_OPTIONS", "")
+    return dict(env, LD_PRELOAD=library, ASAN_OPTIONS=(asan + ":" if asan else "") + "verify_asan_link_order=0",
+                **faults)
+
+
 def temp_folder(prefix):
     """A fresh folder under the system's temporary folder."""
     return tempfile.mkdtemp(prefix=prefix)

@@ -27,7 +27,7 @@ import jsonschema  # Debian: python3-jsonschema
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 import harness  # noqa: E402
-from harness import Scratch, Server  # noqa: E402
+from harness import Scratch, Server, preloaded  # noqa: E402
 
 SCHEMA_PATH = os.path.join(HERE, "..", "..", "docs", "ferry-json.schema.json")
 FERRYD = None
@@ -840,14 +840,6 @@ class KilledDownloadLeftovers(CliTest):
         with open(os.path.join(self.local, "big"), "rb") as f:
             self.assertEqual(f.read(), self.data)
         self.assertEqual([n for n in os.listdir(self.local) if ".ferry-part" in n], [], kills)
-
-
-def preloaded(env, library, **faults):
-    """`env` with the fault library preloaded into ferry and `faults` set. A sanitized ferry checks that
-    its runtime comes first; a preloaded library comes before it."""
-    asan = env.get("ASAN_OPTIONS", "")
-    return dict(env, LD_PRELOAD=library, ASAN_OPTIONS=(asan + ":" if asan else "") + "verify_asan_link_order=0",
-                **faults)
 
 
 class TwoDownloadsToOneName(CliTest):

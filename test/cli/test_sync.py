@@ -132,6 +132,13 @@ class SyncTest(unittest.TestCase):
         return subprocess.run(self.argv(*args), cwd=self.local, env=self.env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, timeout=timeout)
 
+    def fault_library(self):
+        """The fault library's path (test/faults); the test is skipped where it is not built."""
+        library = os.environ.get("FERRY_FS_FAULTS_LIB")
+        if not library or not os.path.isfile(library):
+            self.skipTest("the fault library is not built (meson passes FERRY_FS_FAULTS_LIB)")
+        return library
+
     def sync(self, *args, status=0):
         result = self.ferry("--json", "sync", *args)
         lines = result.stdout.decode().splitlines()
@@ -167,14 +174,9 @@ class Push(SyncTest):
 
     def restart_with_faults(self, **faults):
         """The server again, with the fault library (test/faults) preloaded and `faults` set."""
-        library = os.environ.get("FERRY_FS_FAULTS_LIB")
-        if not library or not os.path.isfile(library):
-            self.skipTest("the fault library is not built (meson passes FERRY_FS_FAULTS_LIB)")
-        asan = self.env.get("ASAN_OPTIONS", "")
+        library = self.fault_library()
         self.server.stop()
-        self.server = Server(FERRYD, self.root, env=dict(os.environ, LD_PRELOAD=library, **faults,
-                                                         ASAN_OPTIONS=(asan + ":" if asan else "") +
-                                                         "verify_asan_link_order=0"))
+        self.server = Server(FERRYD, self.root, env=harness.preloaded(os.environ, library, **faults))
 
     def four_folders_of_twelve_files(self):
         for folder in range(4):
@@ -1318,9 +1320,7 @@ class DeleteRemovesOnlyTheFileItLookedAt(SyncTest):
         """The server's `folder` holding `name`, pulled; then a local
         extra.txt. The fault library's environment, with FAULTS set, and
         the local folder (the test is skipped where the library is not built)."""
-        library = os.environ.get("FERRY_FS_FAULTS_LIB")
-        if not library or not os.path.isfile(library):
-            self.skipTest("the fault library is not built (meson passes FERRY_FS_FAULTS_LIB)")
+        library = self.fault_library()
         os.makedirs(os.path.join(self.root, folder))
         with open(os.path.join(self.root, folder, name), "wb") as f:
             f.write(data)
@@ -1328,9 +1328,7 @@ class DeleteRemovesOnlyTheFileItLookedAt(SyncTest):
         self.sync(":" + folder, dest)
         with open(os.path.join(dest, "extra.txt"), "wb") as f:
             f.write(extra)
-        asan = self.env.get("ASAN_OPTIONS", "")
-        return dict(self.env, LD_PRELOAD=library,
-                    ASAN_OPTIONS=(asan + ":" if asan else "") + "verify_asan_link_order=0"), dest
+        return harness.preloaded(self.env, library), dest
 
     def pull_delete_while_the_user_renames(self, fault, status):
         """A pulled mine.txt and a local extra.txt; then `sync --delete` with
@@ -2378,17 +2376,10 @@ class CouldNotOpenIsNotAChange(SyncTest):
     (attack round 83, F1). The fault library's FERRY_OPENAT_FAULT lets the
     scan's open of the name through and fails the next one, with EMFILE."""
 
-    def faulty_env(self, name):
-        library = os.environ.get("FERRY_FS_FAULTS_LIB")
-        if not library or not os.path.isfile(library):
-            self.skipTest("the fault library is not built (meson passes FERRY_FS_FAULTS_LIB)")
-        asan = self.env.get("ASAN_OPTIONS", "")
-        return dict(self.env, LD_PRELOAD=library, FERRY_OPENAT_FAULT=f"1:{errno.EMFILE}:{name}:1",
-                    ASAN_OPTIONS=(asan + ":" if asan else "") + "verify_asan_link_order=0")
-
     def sync_with_fault(self, name, *args, status):
         plain = self.env
-        self.env = self.faulty_env(name)
+        self.env = harness.preloaded(self.env, self.fault_library(),
+                                     FERRY_OPENAT_FAULT=f"1:{errno.EMFILE}:{name}:1")
         try:
             return self.sync(*args, status=status)
         finally:
