@@ -351,7 +351,9 @@ Result<LocalFile> open_listed_file(const ListedFile& listed, const std::string& 
         // (out of descriptors, refused) did not change: its own error says
         // why (attack round 83, F1).
         if (failed_without_change(folder.error())) {
-            return folder.error();
+            Error error = folder.error();
+            error.message = "\"" + shown + "\": " + error.message; // the file, then its folder's failure
+            return error;
         }
         return changed_since_listed(shown, folder.error().message);
     }
@@ -362,6 +364,20 @@ Result<LocalFile> open_listed_file(const ListedFile& listed, const std::string& 
         const int err = errno;
         if (err == ELOOP) {
             return changed_since_listed(shown, "it is a symbolic link now (not followed)");
+        }
+        // An open refused for what stands at the name now (a socket: ENXIO;
+        // a device without its driver: ENXIO, ENODEV) is a change; one
+        // refused while the listed file is still there (EMFILE, EACCES) is
+        // not, and says why (attack round 84, F1).
+        struct stat now {};
+        if (err != ENOENT && ::fstatat(folder.value()->fd(), name.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0) {
+            if (!S_ISREG(now.st_mode)) {
+                return changed_since_listed(shown, "it is no longer a regular file");
+            }
+            if (static_cast<std::uint64_t>(now.st_dev) != listed.device ||
+                static_cast<std::uint64_t>(now.st_ino) != listed.inode) {
+                return changed_since_listed(shown, "another file stands at its name now");
+            }
         }
         return local_error("cannot open \"" + shown + "\"", err);
     }

@@ -2385,11 +2385,13 @@ class CouldNotOpenIsNotAChange(SyncTest):
         finally:
             self.env = plain
 
-    def assert_could_not_open(self, summary, path):
+    def assert_could_not_open(self, summary, path, local):
+        """One error, for PATH, naming the file by its whole local path LOCAL and why it was not opened."""
         self.assertEqual(len(summary["errors"]), 1, summary)
         error = summary["errors"][0]
         self.assertEqual((error["path"], error["code"]), (path, "local_io"), error)
         self.assertIn(os.strerror(errno.EMFILE), error["message"])
+        self.assertIn(f'"{local}"', error["message"])
         self.assertNotIn("changed", error["message"])
 
     def test_a_push_that_cannot_open_a_listed_folder_again_says_so(self):
@@ -2399,7 +2401,7 @@ class CouldNotOpenIsNotAChange(SyncTest):
         with open(os.path.join(self.src, "top.bin"), "wb") as f:
             f.write(b"sent")
         summary = self.sync_with_fault("deep", "-j", "1", self.src, ":up", status=3)
-        self.assert_could_not_open(summary, "deep/f.bin")
+        self.assert_could_not_open(summary, "deep/f.bin", os.path.join(self.src, "deep", "f.bin"))
         self.assertEqual(summary["sent"], 1, summary)
         self.assertFalse(os.path.exists(os.path.join(self.root, "up", "deep", "f.bin")))
 
@@ -2411,7 +2413,7 @@ class CouldNotOpenIsNotAChange(SyncTest):
                 f.write(b"the same bytes on both sides")
         os.utime(os.path.join(self.root, "a", "same.txt"), (1_600_000_000, 1_600_000_000))
         summary = self.sync_with_fault("same.txt", "--checksum", ":a", os.path.join(self.local, "dst"), status=3)
-        self.assert_could_not_open(summary, "same.txt")
+        self.assert_could_not_open(summary, "same.txt", os.path.join(self.local, "dst", "same.txt"))
         # Left as it was: the time is not the server's.
         self.assertNotEqual(os.stat(os.path.join(self.local, "dst", "same.txt")).st_mtime, 1_600_000_000)
 

@@ -9,8 +9,10 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <map>
@@ -405,7 +407,7 @@ TEST_CASE("a listed file opens only as the very file listed, never through a lin
     }
     write_text(outside + "/f.txt", "secret");
     write_text(outside + "/other.txt", "secret");
-    for (const auto& name : {"/sub/f.txt", "/top.txt", "/hard.txt", "/fifo.txt"}) {
+    for (const auto& name : {"/sub/f.txt", "/top.txt", "/hard.txt", "/fifo.txt", "/socket.txt", "/device.txt"}) {
         write_text(root + name, "listed");
     }
     auto walked = walk_local_tree(root);
@@ -414,7 +416,7 @@ TEST_CASE("a listed file opens only as the very file listed, never through a lin
     for (const auto& entry : walked->entries) {
         listed[entry.path] = ListedFile{root, entry.path, entry.device, entry.inode};
     }
-    REQUIRE(listed.size() == 5); // the folder sub/ and four files
+    REQUIRE(listed.size() == 7); // the folder sub/ and six files
 
     // Unchanged: opened, the listed file.
     auto same = open_listed_file(listed["sub/f.txt"], root + "/sub/f.txt");
@@ -451,6 +453,30 @@ TEST_CASE("a listed file opens only as the very file listed, never through a lin
     auto fifo = open_listed_file(listed["fifo.txt"], root + "/fifo.txt");
     REQUIRE_FALSE(fifo.ok());
     CHECK(fifo.error().message.find("no longer a regular file") != std::string::npos);
+
+    // What open(2) refuses for its kind is a change too (attack round 84,
+    // F1): a socket (ENXIO) and a device of no driver (ENXIO or ENODEV),
+    // made here, never a real one.
+    REQUIRE(::unlink((root + "/socket.txt").c_str()) == 0);
+    const int listening = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(listening >= 0);
+    struct sockaddr_un address {};
+    address.sun_family = AF_UNIX;
+    const std::string socket_path = root + "/socket.txt";
+    REQUIRE(socket_path.size() < sizeof(address.sun_path));
+    socket_path.copy(address.sun_path, socket_path.size());
+    REQUIRE(::bind(listening, reinterpret_cast<const struct sockaddr*>(&address), sizeof(address)) == 0);
+    auto socket = open_listed_file(listed["socket.txt"], socket_path);
+    ::close(listening);
+    REQUIRE_FALSE(socket.ok());
+    CHECK(socket.error().message.find("changed since it was listed: it is no longer a regular file") !=
+          std::string::npos);
+    REQUIRE(::unlink((root + "/device.txt").c_str()) == 0);
+    REQUIRE(::mknod((root + "/device.txt").c_str(), S_IFCHR | 0600, ::makedev(240, 77)) == 0);
+    auto device = open_listed_file(listed["device.txt"], root + "/device.txt");
+    REQUIRE_FALSE(device.ok());
+    CHECK(device.error().message.find("changed since it was listed: it is no longer a regular file") !=
+          std::string::npos);
 }
 
 TEST_CASE("listed files opened through a command's held folders: each folder walked to once, never through a link")
