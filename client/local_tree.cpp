@@ -365,12 +365,15 @@ Result<LocalFile> open_listed_file(const ListedFile& listed, const std::string& 
         if (err == ELOOP) {
             return changed_since_listed(shown, "it is a symbolic link now (not followed)");
         }
+        if (err == ENOENT) {
+            return changed_since_listed(shown, "it is gone");
+        }
         // An open refused for what stands at the name now (a socket: ENXIO;
         // a device without its driver: ENXIO, ENODEV) is a change; one
         // refused while the listed file is still there (EMFILE, EACCES) is
         // not, and says why (attack round 84, F1).
         struct stat now {};
-        if (err != ENOENT && ::fstatat(folder.value()->fd(), name.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (::fstatat(folder.value()->fd(), name.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0) {
             if (!S_ISREG(now.st_mode)) {
                 return changed_since_listed(shown, "it is no longer a regular file");
             }

@@ -158,7 +158,10 @@ struct ListedFile {
 // (open_tree_folder), the file itself with O_NOFOLLOW, then its fstat must
 // show a regular file with the listed device and inode. Anything else is a
 // local_io Error naming `shown` (the path as the user sees it) and saying
-// that it changed since it was listed; nothing is followed.
+// that it changed since it was listed (gone, a link, not a regular file,
+// another file), except an open refused while the path still leads to what
+// was listed (EMFILE, EACCES, EIO: Error::local_errno), which is that
+// error, naming `shown` too; nothing is followed.
 //
 // With `folders` (a command's, shared by the files it sends), the file's
 // folder is taken from there, walked to as above only the first time: a

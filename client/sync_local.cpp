@@ -702,7 +702,8 @@ Status set_hashed_mtime(const ListedFile& listed, const HashedFile& hashed, cons
         return file.error(); // could not be opened (EMFILE, EACCES...): no sign of a change
     }
     if (!file) {
-        return changed_since_hashed(shown, "another file stands at its name, or a folder on its way changed");
+        return changed_since_hashed(shown, "it is gone, or another file stands at its name, or a folder on its "
+                                           "way changed");
     }
     struct stat now {};
     if (::fstat(file->fd(), &now) != 0) {

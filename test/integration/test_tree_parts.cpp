@@ -407,7 +407,7 @@ TEST_CASE("a listed file opens only as the very file listed, never through a lin
     }
     write_text(outside + "/f.txt", "secret");
     write_text(outside + "/other.txt", "secret");
-    for (const auto& name : {"/sub/f.txt", "/top.txt", "/hard.txt", "/fifo.txt", "/socket.txt", "/device.txt"}) {
+    for (const auto& name : {"/sub/f.txt", "/top.txt", "/hard.txt", "/fifo.txt", "/socket.txt", "/device.txt", "/gone.txt"}) {
         write_text(root + name, "listed");
     }
     auto walked = walk_local_tree(root);
@@ -416,7 +416,7 @@ TEST_CASE("a listed file opens only as the very file listed, never through a lin
     for (const auto& entry : walked->entries) {
         listed[entry.path] = ListedFile{root, entry.path, entry.device, entry.inode};
     }
-    REQUIRE(listed.size() == 7); // the folder sub/ and six files
+    REQUIRE(listed.size() == 8); // the folder sub/ and seven files
 
     // Unchanged: opened, the listed file.
     auto same = open_listed_file(listed["sub/f.txt"], root + "/sub/f.txt");
@@ -477,6 +477,12 @@ TEST_CASE("a listed file opens only as the very file listed, never through a lin
     REQUIRE_FALSE(device.ok());
     CHECK(device.error().message.find("changed since it was listed: it is no longer a regular file") !=
           std::string::npos);
+
+    // Gone since the listing: a change as well, not a plain failure to open.
+    REQUIRE(::unlink((root + "/gone.txt").c_str()) == 0);
+    auto gone = open_listed_file(listed["gone.txt"], root + "/gone.txt");
+    REQUIRE_FALSE(gone.ok());
+    CHECK(gone.error().message.find("changed since it was listed: it is gone") != std::string::npos);
 }
 
 TEST_CASE("listed files opened through a command's held folders: each folder walked to once, never through a link")
