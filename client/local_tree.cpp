@@ -313,10 +313,10 @@ private:
     std::vector<Level> levels_;
 };
 
-Error changed_since_listed(const std::string& shown, const std::string& how)
+Error changed_since_listed(const std::string& shown, const std::string& how, std::string_view consequence)
 {
     return about_local_files(ErrorCode::local_io,
-                             "\"" + shown + "\" changed since it was listed: " + how + "; not sent");
+                             "\"" + shown + "\" changed since it was listed: " + how + "; " + std::string(consequence));
 }
 
 } // namespace
@@ -341,7 +341,8 @@ bool is_part_name(const std::string& name)
            sidecar_of_temporary(name).has_value();
 }
 
-Result<LocalFile> open_listed_file(const ListedFile& listed, const std::string& shown, HeldFolders* folders)
+Result<LocalFile> open_listed_file(const ListedFile& listed, const std::string& shown, HeldFolders* folders,
+                                   std::string_view consequence)
 {
     auto folder = folders != nullptr ? folders->folder_holding(listed.root, listed.path)
                                      : open_tree_folder(listed.root, listed.path);
@@ -355,7 +356,7 @@ Result<LocalFile> open_listed_file(const ListedFile& listed, const std::string& 
             error.message = "\"" + shown + "\": " + error.message; // the file, then its folder's failure
             return error;
         }
-        return changed_since_listed(shown, folder.error().message);
+        return changed_since_listed(shown, folder.error().message, consequence);
     }
     const std::string name = base_name(listed.path);
     const int fd = sys::retry_on_eintr(
@@ -363,10 +364,10 @@ Result<LocalFile> open_listed_file(const ListedFile& listed, const std::string& 
     if (fd < 0) {
         const int err = errno;
         if (err == ELOOP) {
-            return changed_since_listed(shown, "it is a symbolic link now (not followed)");
+            return changed_since_listed(shown, "it is a symbolic link now (not followed)", consequence);
         }
         if (err == ENOENT) {
-            return changed_since_listed(shown, "it is gone");
+            return changed_since_listed(shown, "it is gone", consequence);
         }
         // An open refused for what stands at the name now (a socket: ENXIO;
         // a device without its driver: ENXIO, ENODEV) is a change; one
@@ -375,11 +376,11 @@ Result<LocalFile> open_listed_file(const ListedFile& listed, const std::string& 
         struct stat now {};
         if (::fstatat(folder.value()->fd(), name.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0) {
             if (!S_ISREG(now.st_mode)) {
-                return changed_since_listed(shown, "it is no longer a regular file");
+                return changed_since_listed(shown, "it is no longer a regular file", consequence);
             }
             if (static_cast<std::uint64_t>(now.st_dev) != listed.device ||
                 static_cast<std::uint64_t>(now.st_ino) != listed.inode) {
-                return changed_since_listed(shown, "another file stands at its name now");
+                return changed_since_listed(shown, "another file stands at its name now", consequence);
             }
         }
         return local_error("cannot open \"" + shown + "\"", err);
@@ -390,11 +391,11 @@ Result<LocalFile> open_listed_file(const ListedFile& listed, const std::string& 
         return local_error("cannot stat \"" + shown + "\"", errno);
     }
     if (!S_ISREG(st.st_mode)) {
-        return changed_since_listed(shown, "it is no longer a regular file");
+        return changed_since_listed(shown, "it is no longer a regular file", consequence);
     }
     if (static_cast<std::uint64_t>(st.st_dev) != listed.device ||
         static_cast<std::uint64_t>(st.st_ino) != listed.inode) {
-        return changed_since_listed(shown, "another file stands at its name now");
+        return changed_since_listed(shown, "another file stands at its name now", consequence);
     }
     return opened;
 }

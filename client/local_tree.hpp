@@ -23,6 +23,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ferry::client {
@@ -173,6 +174,10 @@ struct ListedFile {
 // So of a folder moved away during the push, the files that still go are
 // those opened while it is held (HeldFolders keeps a bounded number, then
 // walks again); never a file from anywhere else.
-Result<LocalFile> open_listed_file(const ListedFile& listed, const std::string& shown, HeldFolders* folders = nullptr);
+//
+// `consequence` ends a change's message: what became of the file ("not
+// sent" for a push; a pull that retimes an equal file says it is left).
+Result<LocalFile> open_listed_file(const ListedFile& listed, const std::string& shown, HeldFolders* folders = nullptr,
+                                   std::string_view consequence = "not sent");
 
 } // namespace ferry::client

@@ -20,6 +20,8 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <string>
+#include <string_view>
 #include <utility>
 
 namespace ferry::client {
@@ -641,10 +643,12 @@ bool same_time(const timespec& a, const timespec& b)
     return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
 }
 
+constexpr std::string_view kLeftForTheNextSync = "left as it is, for the next sync to look at again";
+
 Error changed_since_hashed(const std::string& shown, const std::string& how)
 {
-    return about_local_files(ErrorCode::local_io, "\"" + shown + "\" changed since it was listed: " + how +
-                                                      "; left as it is, for the next sync to look at again");
+    return about_local_files(ErrorCode::local_io, "\"" + shown + "\" changed since it was listed: " + how + "; " +
+                                                      std::string(kLeftForTheNextSync));
 }
 
 } // namespace
@@ -697,13 +701,10 @@ Status set_hashed_mtime(const ListedFile& listed, const HashedFile& hashed, cons
     // thousands of files equal, more than a process may hold open. The
     // device, inode, mtime and ctime checked below make this descriptor's
     // file the very one hashed, with the very content hashed.
-    auto file = open_listed_file(listed, shown, folders);
-    if (!file && failed_without_change(file.error())) {
-        return file.error(); // could not be opened (EMFILE, EACCES...): no sign of a change
-    }
+    // How it changed, or why it could not be opened, as a push says it.
+    auto file = open_listed_file(listed, shown, folders, kLeftForTheNextSync);
     if (!file) {
-        return changed_since_hashed(shown, "it is gone, or another file stands at its name, or a folder on its "
-                                           "way changed");
+        return file.error();
     }
     struct stat now {};
     if (::fstat(file->fd(), &now) != 0) {

@@ -169,6 +169,36 @@ TEST_CASE("sync's local changes never go through a link")
     CHECK(swapped.error().message.find("changed since it was listed") != std::string::npos);
 }
 
+TEST_CASE("a pull's equal file swapped between its hash and its new time: left, and how it changed said")
+{
+    TempDir dir;
+    const std::string root = dir.path() + "/tree";
+    const std::string outside = dir.path() + "/outside";
+    std::filesystem::create_directories(root);
+    std::filesystem::create_directories(outside);
+    write_file(outside + "/secret", "not ours");
+    write_file(root + "/file", "equal on both sides");
+    auto scanned = scan_local_tree(root, ScanSide::receiving);
+    REQUIRE(scanned);
+    const ListedFile listed = scanned->listed.at("file");
+    auto hashed = hash_local_file(listed, root + "/file", ferry::HashKind::sha256);
+    REQUIRE(hashed);
+
+    // Swapped for a link: the message says so, as a push's does, and what
+    // becomes of the file (attack round 85, F1: it said "it is gone, or
+    // another file stands at its name, or a folder on its way changed").
+    std::filesystem::rename(root + "/file", dir.path() + "/moved");
+    REQUIRE(::symlink((outside + "/secret").c_str(), (root + "/file").c_str()) == 0);
+    const auto before = mtime_of(outside + "/secret");
+    auto retimed = set_hashed_mtime(listed, *hashed, root + "/file", 1'500'000'000);
+    REQUIRE_FALSE(retimed);
+    CHECK(retimed.error().message ==
+          "\"" + root +
+              "/file\" changed since it was listed: it is a symbolic link now (not followed); left as it "
+              "is, for the next sync to look at again");
+    CHECK(mtime_of(outside + "/secret") == before);
+}
+
 TEST_CASE("sync's scan keeps within the server folder's bounds: what its path there could not name is left out")
 {
     // The server counts 64 components and 4,095 bytes from its root
