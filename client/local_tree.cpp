@@ -313,13 +313,28 @@ private:
     std::vector<Level> levels_;
 };
 
+// What `st` (of the entry at a listed file's name) shows unlike the file
+// listed, as a change; nothing where it is that very regular file.
+std::optional<Error> unlike_listed(const struct stat& st, const ListedFile& listed, const std::string& shown,
+                                   std::string_view consequence)
+{
+    if (!S_ISREG(st.st_mode)) {
+        return changed_since_listed(shown, "it is no longer a regular file", consequence);
+    }
+    if (static_cast<std::uint64_t>(st.st_dev) != listed.device ||
+        static_cast<std::uint64_t>(st.st_ino) != listed.inode) {
+        return changed_since_listed(shown, "another file stands at its name now", consequence);
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
 Error changed_since_listed(const std::string& shown, const std::string& how, std::string_view consequence)
 {
     return about_local_files(ErrorCode::local_io,
                              "\"" + shown + "\" changed since it was listed: " + how + "; " + std::string(consequence));
 }
-
-} // namespace
 
 std::optional<std::string> unsent_name(const std::string& name)
 {
@@ -375,12 +390,8 @@ Result<LocalFile> open_listed_file(const ListedFile& listed, const std::string& 
         // not, and says why (attack round 84, F1).
         struct stat now {};
         if (::fstatat(folder.value()->fd(), name.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0) {
-            if (!S_ISREG(now.st_mode)) {
-                return changed_since_listed(shown, "it is no longer a regular file", consequence);
-            }
-            if (static_cast<std::uint64_t>(now.st_dev) != listed.device ||
-                static_cast<std::uint64_t>(now.st_ino) != listed.inode) {
-                return changed_since_listed(shown, "another file stands at its name now", consequence);
+            if (auto changed = unlike_listed(now, listed, shown, consequence)) {
+                return *changed;
             }
         }
         return local_error("cannot open \"" + shown + "\"", err);
@@ -390,12 +401,8 @@ Result<LocalFile> open_listed_file(const ListedFile& listed, const std::string& 
     if (::fstat(opened.fd(), &st) != 0) {
         return local_error("cannot stat \"" + shown + "\"", errno);
     }
-    if (!S_ISREG(st.st_mode)) {
-        return changed_since_listed(shown, "it is no longer a regular file", consequence);
-    }
-    if (static_cast<std::uint64_t>(st.st_dev) != listed.device ||
-        static_cast<std::uint64_t>(st.st_ino) != listed.inode) {
-        return changed_since_listed(shown, "another file stands at its name now", consequence);
+    if (auto changed = unlike_listed(st, listed, shown, consequence)) {
+        return *changed;
     }
     return opened;
 }

@@ -180,4 +180,8 @@ struct ListedFile {
 Result<LocalFile> open_listed_file(const ListedFile& listed, const std::string& shown, HeldFolders* folders = nullptr,
                                    std::string_view consequence = "not sent");
 
+// The local_io Error of a listed file found changed: "\"SHOWN\" changed
+// since it was listed: HOW; CONSEQUENCE".
+Error changed_since_listed(const std::string& shown, const std::string& how, std::string_view consequence);
+
 } // namespace ferry::client

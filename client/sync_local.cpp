@@ -647,8 +647,7 @@ constexpr std::string_view kLeftForTheNextSync = "left as it is, for the next sy
 
 Error changed_since_hashed(const std::string& shown, const std::string& how)
 {
-    return about_local_files(ErrorCode::local_io, "\"" + shown + "\" changed since it was listed: " + how + "; " +
-                                                      std::string(kLeftForTheNextSync));
+    return changed_since_listed(shown, how, kLeftForTheNextSync);
 }
 
 } // namespace
