@@ -13,38 +13,38 @@ namespace ferry::server {
 Download::Opened Download::open(const Library& library, const std::string& name, HashKind hash, std::uint64_t offset,
                                 FirstRange first)
 {
-    Opened opened{library.open_for_read(name), std::nullopt, false, 0, std::nullopt, {}};
-    if (!opened.file) {
-        return opened;
+    // A get from offset 0 of a small file reads it whole with the open, as
+    // a read chunk's job does (continue_sending): read, then checked
+    // unchanged, so the bytes sent are one version of the file whatever
+    // happens to it later. A file changed within the second before the open
+    // is still read again before its trailer (reread_fresh_file), as a read
+    // chunk's is.
+    auto looked_up = library.open_for_read(name, Library::WholeRead{first.whole_max, kFrameHeaderSize});
+    if (!looked_up) {
+        return Opened{looked_up.error(), std::nullopt, false, 0, std::nullopt, {}};
     }
+    Opened opened{std::move(looked_up.value().file), std::nullopt, false, 0, std::nullopt, {}};
+    std::string whole_frame = std::move(looked_up.value().whole);
     const OpenFile& file = *opened.file.value();
     const FileIdentity& identity = file.identity();
     const bool sends_no_byte = offset >= file.info().size;
     opened.cached_digest = sends_no_byte ? library.digests().find(identity, hash)
                                          : library.digests().find_for_download(identity, hash);
     opened.fresh = identity.changed_lately();
-    const std::uint64_t file_size = file.info().size;
-    if (first.whole_max > 0 && file_size > 0 && file_size <= first.whole_max) {
-        // As a read chunk's job does (continue_sending), for the whole file:
-        // read, hashed, and checked unchanged after the read, so the bytes
-        // sent are one version of the file whatever happens to it later. A
-        // file changed within the second before the open is still read again
-        // before its trailer (reread_fresh_file), as a read chunk's is.
-        const auto size = static_cast<std::size_t>(file_size);
-        std::string frame(kFrameHeaderSize + size, '\0');
+    if (!whole_frame.empty()) {
+        const std::size_t size = whole_frame.size() - kFrameHeaderSize;
         const FrameHeader header = encode_frame_header(FrameKind::data, static_cast<std::uint32_t>(size));
-        std::memcpy(frame.data(), header.data(), header.size());
-        char* payload = frame.data() + kFrameHeaderSize;
-        if (file.read_at(payload, size, 0) || library.check_unchanged(file)) {
-            return opened; // the Download's own job finds the failure again, and says it
-        }
+        std::memcpy(whole_frame.data(), header.data(), header.size());
         if (!opened.cached_digest) {
             TransferHash hashed(hash);
-            hashed.update(payload, size);
+            hashed.update(whole_frame.data() + kFrameHeaderSize, size);
             opened.first_hash = std::move(hashed);
         }
-        opened.whole_frame = std::move(frame);
+        opened.whole_frame = std::move(whole_frame);
         return opened;
+    }
+    if (first.whole_max > 0 && file.info().size > 0 && file.info().size <= first.whole_max) {
+        return opened; // not read whole (a failed read, a change): the Download's own job finds that again, and says it
     }
     // What send_file_frame's job does for a range, done here for the first
     // one (continue_sending sends file frames under the same condition).

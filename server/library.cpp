@@ -801,6 +801,15 @@ Result<FileInfo> Library::describe(const Located& located, std::string_view path
 
 Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) const
 {
+    auto opened = open_for_read(path, WholeRead{});
+    if (!opened) {
+        return opened.error();
+    }
+    return std::move(opened.value().file);
+}
+
+Result<Library::OpenedForRead> Library::open_for_read(std::string_view path, WholeRead whole) const
+{
     if (auto refused = check_path(path)) {
         return *refused;
     }
@@ -845,6 +854,11 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
         // looked up again.
         LookedUp looked = look_up_for_read(*located, path);
         const auto* failed = std::get_if<LookupFailure>(&looked);
+        if (auto* opened = std::get_if<Result<std::unique_ptr<OpenFile>>>(&looked); opened && *opened) {
+            if (auto bytes = read_whole_in_place(*opened->value(), whole)) {
+                return OpenedForRead{std::move(opened->value()), std::move(*bytes)};
+            }
+        }
         if (!still_at_path(*located, path)) {
             if (!look_again(tries, failed ? failed->error : 0)) {
                 return moved_each_time(path, tries);
@@ -852,7 +866,11 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
             continue;
         }
         if (!failed) {
-            return std::move(std::get<Result<std::unique_ptr<OpenFile>>>(looked));
+            auto& opened = std::get<Result<std::unique_ptr<OpenFile>>>(looked);
+            if (!opened) {
+                return opened.error();
+            }
+            return OpenedForRead{std::move(opened.value()), {}};
         }
         const int error = failed->error;
         if (failed->step == LookupFailure::Step::stat_of_opened) {
@@ -876,6 +894,28 @@ Result<std::unique_ptr<OpenFile>> Library::open_for_read(std::string_view path) 
             return file_error(error, failed->step == LookupFailure::Step::open ? "cannot open" : "cannot stat", path);
         }
     }
+}
+
+std::optional<std::string> Library::read_whole_in_place(const OpenFile& file, WholeRead whole) const
+{
+    const std::uint64_t size = file.info().size;
+    if (size == 0 || size > whole.max) {
+        return std::nullopt;
+    }
+    std::string bytes(whole.room + static_cast<std::size_t>(size), '\0');
+    if (file.read_at(bytes.data() + whole.room, static_cast<std::size_t>(size), 0)) {
+        return std::nullopt;
+    }
+    // The check looks the path up again, from the root, and finds this very
+    // file at its name with the size and times it was opened with: so the
+    // bytes read are one version of a file in the tree, whatever its folder
+    // did before (moved out and back, say). Anything else is left to
+    // open_for_read's own look at the folder, as if nothing was read.
+    auto change = change_since_opened(file);
+    if (!change || !change->empty()) {
+        return std::nullopt;
+    }
+    return bytes;
 }
 
 Library::LookedUp Library::look_up_for_read(const Located& located, std::string_view path) const
