@@ -94,7 +94,13 @@ void SendQueue::send(std::string bytes)
     // memory that unsent_bytes() and so the owner's high-water do not see.
     if (pending_writes_ > 0) {
         unsent_ += bytes.size();
-        behind_.append(bytes);
+        if (behind_.empty()) {
+            // Taken, not copied: a get's first data frame (a small file read
+            // whole, up to a chunk) follows its reply here, still in flight.
+            behind_ = std::move(bytes);
+        } else {
+            behind_.append(bytes);
+        }
         return;
     }
     start_write(std::move(bytes));
