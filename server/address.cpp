@@ -57,6 +57,24 @@ std::string format_address(const sockaddr* address)
     return std::string(host) + ":" + std::to_string(ntohs(v4->sin_port));
 }
 
+sockaddr_storage unmapped(const sockaddr_storage& address)
+{
+    if (address.ss_family != AF_INET6) {
+        return address;
+    }
+    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(address);
+    if (!IN6_IS_ADDR_V4MAPPED(&v6.sin6_addr)) {
+        return address;
+    }
+    sockaddr_storage plain{};
+    auto& v4 = reinterpret_cast<sockaddr_in&>(plain);
+    v4.sin_family = AF_INET;
+    v4.sin_port = v6.sin6_port;
+    // The IPv4 address is the last 4 of the 16 bytes, in network order.
+    std::memcpy(&v4.sin_addr, v6.sin6_addr.s6_addr + 12, sizeof v4.sin_addr);
+    return plain;
+}
+
 bool is_loopback(const sockaddr* address)
 {
     if (address->sa_family == AF_INET6) {

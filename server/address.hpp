@@ -12,6 +12,12 @@ namespace ferry::server {
 
 Result<sockaddr_storage> parse_listen_address(std::string_view text);
 std::string format_address(const sockaddr* address);
+// `address`, an IPv4-mapped IPv6 address (::ffff:a.b.c.d, RFC 4291 section
+// 2.5.5.2: how a dual-stack socket, such as one bound to [::], shows an IPv4
+// peer) made the IPv4 address it stands for, with its port; any other as
+// it is. So one IPv4 host is one peer, named one way in the log and counted
+// once against its address's limits, whichever listener it reached.
+sockaddr_storage unmapped(const sockaddr_storage& address);
 bool is_loopback(const sockaddr* address);
 // Whether a connection's peer runs on this host: a loopback address, or the
 // connection's own local address (a client that dialled one of the host's

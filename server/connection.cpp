@@ -84,12 +84,15 @@ void Connection::start()
     sockaddr_storage address{};
     int length = sizeof address;
     if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+        address = unmapped(address);
         peer_ = format_address(reinterpret_cast<const sockaddr*>(&address));
         sockaddr_storage local{};
         int local_length = sizeof local;
-        peer_on_this_host_ = uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&local), &local_length) == 0 &&
-                             same_host(reinterpret_cast<const sockaddr*>(&address),
-                                       reinterpret_cast<const sockaddr*>(&local));
+        if (uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&local), &local_length) == 0) {
+            local = unmapped(local);
+            peer_on_this_host_ =
+                same_host(reinterpret_cast<const sockaddr*>(&address), reinterpret_cast<const sockaddr*>(&local));
+        }
     }
 }
 

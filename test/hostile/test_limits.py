@@ -7,7 +7,7 @@ import struct
 import time
 import unittest
 
-from wire import MEMORY_CHECKS, Closed, Peer, Server, hidden_entries, temp_root, wait_until
+from wire import MEMORY_CHECKS, Closed, Peer, Server, has_ipv6_loopback, hidden_entries, temp_root, wait_until
 
 FERRYD = os.environ.get("FERRYD", "")
 
@@ -77,6 +77,20 @@ class Limits(unittest.TestCase):
             self.assert_refused_then_closed(extra, "address_limit")
             # Another loopback address is another client.
             self.connect(server, source="127.0.0.2")
+
+    @unittest.skipUnless(has_ipv6_loopback(), "needs IPv6")
+    def test_an_ipv4_peer_of_a_dual_stack_listener_is_named_as_ipv4(self):
+        """A socket bound to [::] alone takes IPv4 peers too, as IPv4-mapped addresses (::ffff:127.0.0.1, RFC
+        4291 2.5.5.2). The log named such a peer so, and an operator looking for 127.0.0.1 did not find it."""
+        with Server(FERRYD, self.root, "--max-connections-per-address", "2", listen="[::]:0") as server:
+            self.connect(server)
+            self.connect(server)
+            self.assert_refused_then_closed(self.connect(server, hello=False), "address_limit")
+            # IPv6's own loopback is another address.
+            self.peers.append(Peer(server.port, host="::1"))
+            self.assertTrue(wait_until(lambda: "peer=127.0.0.1:" in server.log_text()), server.log_text())
+            self.assertTrue(wait_until(lambda: "peer=[::1]:" in server.log_text()), server.log_text())
+            self.assertNotIn("::ffff:", server.log_text())
 
     def test_idle_timeout(self):
         with Server(FERRYD, self.root, "--idle-timeout", "0.3") as server:

@@ -14,7 +14,7 @@ import subprocess
 import time
 import unittest
 
-from wire import Peer, temp_root, wait_until
+from wire import Peer, has_ipv6_loopback, temp_root, wait_until
 
 FERRYD = os.environ.get("FERRYD", "")
 ACTIVATE = shutil.which("systemd-socket-activate")
@@ -176,6 +176,31 @@ class SocketActivation(unittest.TestCase):
         log.seek(0)
         start = [json.loads(line) for line in log if line.startswith("{")][0]
         self.assertEqual((start["event"], start["sockets"], start["workers"]), ("start", "systemd", 2))
+
+    @unittest.skipUnless(has_ipv6_loopback(), "needs IPv6")
+    def test_an_ipv4_peer_has_one_address_limit_through_a_dual_stack_socket_too(self):
+        """A passed socket bound to [::] (dual-stack, as systemd binds it by default) shows an IPv4 peer as
+        ::ffff:127.0.0.1: counted under that name, the same host had its address's limit once more through the
+        IPv4 socket beside it."""
+        dual, plain = free_port(), free_port()
+        process, log = self.activate([f"[::]:{dual}", f"127.0.0.1:{plain}"], "--workers", "1",
+                                     "--max-connections-per-address", "2")
+        first = connect_when_up(plain)
+        self.addCleanup(first.close)
+        process.stdout.readline()
+        second = Peer(dual, host="127.0.0.1")
+        self.addCleanup(second.close)
+        extra = Peer(dual, host="127.0.0.1", hello=False)
+        self.addCleanup(extra.close)
+        reply = extra.reply()
+        self.assertEqual(reply["error"]["code"], "address_limit", reply)
+        other = Peer(dual, host="::1")  # IPv6's own loopback is another address
+        other.close()
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(process.wait(timeout=30), 0)
+        log.seek(0)
+        peers = {json.loads(line).get("peer", "").rsplit(":", 1)[0] for line in log if line.startswith("{")}
+        self.assertEqual(peers - {""}, {"127.0.0.1", "[::1]"})
 
     def test_workers_share_one_passed_socket(self):
         port = free_port()
