@@ -85,6 +85,25 @@ bool is_loopback(const sockaddr* address)
     return (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
 }
 
+bool overlapping(const sockaddr_storage& a, const sockaddr_storage& b)
+{
+    if (a.ss_family != b.ss_family) {
+        return false;
+    }
+    if (a.ss_family == AF_INET6) {
+        const auto& x = reinterpret_cast<const sockaddr_in6&>(a);
+        const auto& y = reinterpret_cast<const sockaddr_in6&>(b);
+        return x.sin6_port != 0 && x.sin6_port == y.sin6_port &&
+               (IN6_IS_ADDR_UNSPECIFIED(&x.sin6_addr) || IN6_IS_ADDR_UNSPECIFIED(&y.sin6_addr) ||
+                IN6_ARE_ADDR_EQUAL(&x.sin6_addr, &y.sin6_addr));
+    }
+    const auto& x = reinterpret_cast<const sockaddr_in&>(a);
+    const auto& y = reinterpret_cast<const sockaddr_in&>(b);
+    return x.sin_port != 0 && x.sin_port == y.sin_port &&
+           (x.sin_addr.s_addr == INADDR_ANY || y.sin_addr.s_addr == INADDR_ANY ||
+            x.sin_addr.s_addr == y.sin_addr.s_addr);
+}
+
 bool same_host(const sockaddr* peer, const sockaddr* local)
 {
     if (is_loopback(peer)) {

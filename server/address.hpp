@@ -19,6 +19,11 @@ std::string format_address(const sockaddr* address);
 // once against its address's limits, whichever listener it reached.
 sockaddr_storage unmapped(const sockaddr_storage& address);
 bool is_loopback(const sockaddr* address);
+// Whether two addresses to listen on claim the same socket: one family, one
+// port other than 0 (each 0 picks a free port of its own), and the same
+// address or a wildcard (0.0.0.0, [::]) that covers the other. Binding both
+// fails with EADDRINUSE, which would blame someone else for the port.
+bool overlapping(const sockaddr_storage& a, const sockaddr_storage& b);
 // Whether a connection's peer runs on this host: a loopback address, or the
 // connection's own local address (a client that dialled one of the host's
 // addresses). Such a peer's data never leaves the machine's memory.

@@ -402,6 +402,25 @@ int serve(int argc, char** argv)
                                                        " addresses (one worker each), not " +
                                                        std::to_string(config.listen.size()));
         }
+        // The same address twice would fail to listen as "address already in
+        // use": by ferryd itself, which no operator would look for.
+        for (std::size_t i = 0; i < config.listen.size(); ++i) {
+            for (std::size_t j = 0; j < i; ++j) {
+                const auto earlier = ferry::server::parse_listen_address(config.listen[j]);
+                const auto later = ferry::server::parse_listen_address(config.listen[i]);
+                if (earlier && later && ferry::server::overlapping(earlier.value(), later.value())) {
+                    const auto named = [](const sockaddr_storage& address) {
+                        return ferry::server::format_address(reinterpret_cast<const sockaddr*>(&address));
+                    };
+                    throw CLI::ValidationError("--listen",
+                                               config.listen[j] + " and " + config.listen[i] +
+                                                   (named(earlier.value()) == named(later.value())
+                                                        ? " are the same address: give each address once"
+                                                        : " claim the same port, one address covering the other: give "
+                                                          "the wildcard alone, or each address without it"));
+                }
+            }
+        }
     } catch (const CLI::ParseError& error) {
         if (error.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) {
             return app.exit(error); // --help, --version

@@ -392,6 +392,31 @@ print(json.dumps({{"line": line, "served": served, "status": server.wait(timeout
         self.assertEqual(seen["served"], [True, True], seen)
         self.assertEqual(seen["status"], 0, seen)
 
+    def test_an_address_given_twice_is_a_usage_error_that_says_so(self):
+        # It failed to listen (exit 7) with "address already in use", which
+        # blames another program for a port ferryd itself had just taken.
+        port = socket.socket()
+        port.bind(("127.0.0.1", 0))
+        number = port.getsockname()[1]
+        port.close()  # a port free now; every case below is refused before any bind
+        cases = [([f"127.0.0.1:{number}", f"127.0.0.1:{number}"], "are the same address"),
+                 ([f"127.0.0.1:{number}", f"127.0.0.1:0{number}"], "are the same address"),
+                 ([f"0.0.0.0:{number}", f"127.0.0.1:{number}"], "claim the same port"),
+                 ([f"[::1]:{number}", f"[::]:{number}"], "claim the same port")]
+        for addresses, said in cases:
+            with self.subTest(addresses=addresses):
+                result = run("--root", self.root, *[f"--listen={a}" for a in addresses])
+                message = result.stderr.decode()
+                self.assertEqual(result.returncode, 2, message)
+                self.assertIn(said, message)
+                self.assertIn(addresses[0] + " and " + addresses[1], message)
+                self.assertNotIn("in use", message)
+        # Port 0 twice is two free ports; another address on the same port is another socket.
+        for addresses in (["127.0.0.1:0", "127.0.0.1:0"], [f"127.0.0.1:{number}", f"127.0.0.2:{number}"]):
+            with self.subTest(addresses=addresses):
+                process, bound = self.start(*[f"--listen={a}" for a in addresses])
+                self.assertEqual(len(set(bound)), 2, bound)
+
     def test_a_start_that_fails_on_one_address_listens_on_none(self):
         # Round 78: the addresses before the one that could not be bound
         # listened already, so clients were let in and then cut off.
@@ -423,8 +448,9 @@ print(json.dumps({{"line": line, "served": served, "status": server.wait(timeout
             with self.subTest(workers=workers):
                 result = run("--root", self.root, "--listen", f"127.0.0.1:{port}", "--listen", "127.0.0.1:0",
                              "--listen", f"127.0.0.1:{port}", "--workers", workers)
-                self.assertEqual(result.returncode, 7, result.stderr)
-                self.assertIn(f"cannot listen on 127.0.0.1:{port}: address already in use", result.stderr.decode())
+                # A usage error that names both (it was exit 7, "address already in use").
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertIn(f"127.0.0.1:{port} and 127.0.0.1:{port} are the same address", result.stderr.decode())
         # An IPv4-mapped address beside another cannot be served (its socket
         # is IPv6 only): the message says what to give instead.
         result = run("--root", self.root, "--listen", "[::ffff:127.0.0.1]:0", "--listen", "127.0.0.1:0")
