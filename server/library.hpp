@@ -216,8 +216,9 @@ public:
     };
     // open_for_read(path), reading the file whole as `whole` asks. A file
     // read and checked needs no separate look at its folder's place (the
-    // check's lookup of the path is that look): two system calls less per
-    // small get, four in a folder below the root.
+    // check's lookup of the path is that look): four system calls less per
+    // small get in a folder below the root (none in the root, whose place
+    // check_root answers for).
     Result<OpenedForRead> open_for_read(std::string_view path, WholeRead whole) const;
     // The digest of a regular file: the cache's when it is current, else
     // read and hashed here (and remembered). A file changed while hashed is
