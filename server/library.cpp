@@ -854,6 +854,12 @@ Result<Library::OpenedForRead> Library::open_for_read(std::string_view path, Who
         // looked up again.
         LookedUp looked = look_up_for_read(*located, path);
         const auto* failed = std::get_if<LookupFailure>(&looked);
+        // A small file read first, and found by the check after the read at
+        // its path from the root (its name's mount included: attack round
+        // 86, F1), needs no separate look at its folder. (Before Linux 5.8,
+        // without mount ids, a file bind-mounted over a name of the tree
+        // from the root's own file system passes for one of it either way:
+        // a look at the folder would find it on the next try.)
         if (auto* opened = std::get_if<Result<std::unique_ptr<OpenFile>>>(&looked); opened && *opened) {
             if (auto bytes = read_whole_in_place(*opened->value(), whole)) {
                 return OpenedForRead{std::move(opened->value()), std::move(*bytes)};
@@ -1102,6 +1108,12 @@ Result<std::string> Library::change_since_opened(const OpenFile& file) const
     // change time, and "replaced" says more.
     std::string what;
     struct ::stat named {};
+    // The name's mount too: a stat follows a mount on the last component,
+    // so a file bind-mounted over the name would show the mounted file, and
+    // a file opened through a folder moved out of the tree could pass for
+    // the one at its path (attack round 86, F1). The open refuses such a
+    // file ("on another file system"): at the check, a mount is a change.
+    std::optional<std::uint64_t> named_mount;
     auto located = locate(name, "stat");
     if (!located) {
         // The file may be as it was: its path no longer leads to it
@@ -1109,10 +1121,12 @@ Result<std::string> Library::change_since_opened(const OpenFile& file) const
         what = located.error().code == ErrorCode::not_found
                    ? "is no longer at its path: a folder on it was removed or renamed"
                    : "can no longer be looked up (" + located.error().message + ")";
-    } else if (stat_located(*located, named) != 0) {
+    } else if (stat_located(*located, named, named_mount) != 0) {
         what = "was removed or renamed";
     } else if (named.st_dev != st.st_dev || named.st_ino != st.st_ino) {
         what = "was replaced by another file";
+    } else if (!mount_.holds(named, named_mount)) {
+        what = "was replaced by a file mounted over its name";
     } else if (now.size < then.size) {
         what = "shrank from " + std::to_string(then.size) + " to " + std::to_string(now.size) + " bytes";
     } else if (now.size > then.size) {

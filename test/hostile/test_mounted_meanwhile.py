@@ -15,16 +15,19 @@ the mount id tells it.
 Needs root (mount(8)) and strace; every mount is made under a temp folder
 and removed by the test."""
 
+import ctypes
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import unittest
 
 from test_moved_meanwhile import HeldCall
 from wire import Peer, Server
 
 FERRYD = os.environ.get("FERRYD", "")
+libc = ctypes.CDLL(None, use_errno=True)
 STRANGE_TIME = 1_000_000_000
 
 
@@ -121,6 +124,49 @@ class AMountAtTheNameMeanwhile(unittest.TestCase):
         else:
             self.assertEqual(reply.get("error", {}).get("code"), "forbidden", reply)
 
+    def test_a_get_never_sends_a_file_from_outside_through_a_folder_swapped_under_a_mount(self):
+        """Attack round 86, F1. A small file is read whole by the lookup that opens it, and the check after the
+        read, which finds the very file at its path from the root, stood for the look at the folder's place.
+        Swapped between the folder's lookup and the file's open: the folder moved out of the tree, an outside
+        file exchanged into it under the name, and a folder moved in whose file at that name is a bind mount
+        of that same outside file. The open took the outside file through the folder held; the check's stat
+        followed the mount to the same file, and the get sent it, ok. The name's mount now counts too."""
+        with open(os.path.join(self.root, "t", "g"), "wb") as f:
+            f.write(b"the served file in t")
+        spare = os.path.join(self.sources, "spare")
+        os.makedirs(spare)
+        with open(os.path.join(spare, "g"), "wb") as f:
+            f.write(b"a placeholder")
+        secret = os.path.join(self.sources, "secret")
+        with open(secret, "rb") as f:
+            outside = f.read()
+        subprocess.run(["mount", "--bind", secret, os.path.join(spare, "g")], check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", os.path.join(self.root, "t", "g")], capture_output=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", os.path.join(spare, "g")], capture_output=True)
+        stash = os.path.join(self.sources, "stash")
+
+        # Held once its lookup of the folder "t" (the thread's first openat2) is done; swapped meanwhile.
+        held = HeldCall(self.server.pid, "openat2", self.base, nth=1, at="exit")
+        swapped = []
+
+        def swap_in_the_hold():
+            if held.wait_for_the_hold():
+                os.rename(os.path.join(self.root, "t"), stash)
+                swapped.append(libc.renameat2(-100, os.path.join(stash, "g").encode(), -100, secret.encode(), 2))
+                os.rename(spare, os.path.join(self.root, "t"))
+
+        swapper = threading.Thread(target=swap_in_the_hold)
+        swapper.start()
+        try:
+            reply, data, trailer = self.peer.get("t/g")
+        finally:
+            swapper.join()
+            held.stop()
+        self.assertEqual(swapped, [0], "the server never reached its openat2, or the exchange failed")
+        self.assertNotEqual(data, outside, f"the outside file was sent: {reply} {trailer}")
+        self.assertFalse(reply.get("ok") and trailer.get("ok"), (reply, trailer))
+        code = (trailer if reply.get("ok") else reply).get("error", {}).get("code")
+        self.assertIn(code, ("forbidden", "file_changed"), (reply, trailer))
 
 if __name__ == "__main__":
     unittest.main()
