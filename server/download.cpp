@@ -19,7 +19,8 @@ Download::Opened Download::open(const Library& library, const std::string& name,
     // happens to it later. A file changed within the second before the open
     // is still read again before its trailer (reread_fresh_file), as a read
     // chunk's is.
-    auto looked_up = library.open_for_read(name, Library::WholeRead{first.whole_max, kFrameHeaderSize});
+    const Library::WholeRead whole_read{first.whole_max, kFrameHeaderSize};
+    auto looked_up = library.open_for_read(name, whole_read);
     if (!looked_up) {
         return Opened{looked_up.error(), std::nullopt, false, 0, std::nullopt, {}};
     }
@@ -43,7 +44,7 @@ Download::Opened Download::open(const Library& library, const std::string& name,
         opened.whole_frame = std::move(whole_frame);
         return opened;
     }
-    if (first.whole_max > 0 && file.info().size > 0 && file.info().size <= first.whole_max) {
+    if (whole_read.takes(file.info().size)) {
         return opened; // not read whole (a failed read, a change): the Download's own job finds that again, and says it
     }
     // What send_file_frame's job does for a range, done here for the first

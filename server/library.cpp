@@ -905,7 +905,7 @@ Result<Library::OpenedForRead> Library::open_for_read(std::string_view path, Who
 std::optional<std::string> Library::read_whole_in_place(const OpenFile& file, WholeRead whole) const
 {
     const std::uint64_t size = file.info().size;
-    if (size == 0 || size > whole.max) {
+    if (!whole.takes(size)) {
         return std::nullopt;
     }
     std::string bytes(whole.room + static_cast<std::size_t>(size), '\0');

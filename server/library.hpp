@@ -205,6 +205,9 @@ public:
     struct WholeRead {
         std::size_t max = 0;  // bytes; a file of 1 to `max` bytes is read (0: none is)
         std::size_t room = 0; // bytes left free before the file's, for the caller's frame header
+
+        // Whether a file of `size` bytes is one to read whole.
+        bool takes(std::uint64_t size) const { return size > 0 && size <= max; }
     };
     struct OpenedForRead {
         std::unique_ptr<OpenFile> file;

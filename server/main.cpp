@@ -30,6 +30,8 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -404,22 +406,27 @@ int serve(int argc, char** argv)
         }
         // The same address twice would fail to listen as "address already in
         // use": by ferryd itself, which no operator would look for.
-        for (std::size_t i = 0; i < config.listen.size(); ++i) {
-            for (std::size_t j = 0; j < i; ++j) {
-                const auto earlier = ferry::server::parse_listen_address(config.listen[j]);
-                const auto later = ferry::server::parse_listen_address(config.listen[i]);
-                if (earlier && later && ferry::server::overlapping(earlier.value(), later.value())) {
-                    const auto named = [](const sockaddr_storage& address) {
-                        return ferry::server::format_address(reinterpret_cast<const sockaddr*>(&address));
-                    };
+        // Named as written; one that does not parse was refused by the
+        // option's check already.
+        std::vector<std::pair<std::string, sockaddr_storage>> addresses;
+        for (const std::string& text : config.listen) {
+            const auto parsed = ferry::server::parse_listen_address(text);
+            if (!parsed) {
+                continue;
+            }
+            const sockaddr_storage& address = parsed.value();
+            for (const auto& [earlier_text, earlier] : addresses) {
+                if (ferry::server::overlapping(earlier, address)) {
+                    const bool same = ferry::server::format_address(reinterpret_cast<const sockaddr*>(&earlier)) ==
+                                      ferry::server::format_address(reinterpret_cast<const sockaddr*>(&address));
                     throw CLI::ValidationError("--listen",
-                                               config.listen[j] + " and " + config.listen[i] +
-                                                   (named(earlier.value()) == named(later.value())
-                                                        ? " are the same address: give each address once"
-                                                        : " claim the same port, one address covering the other: give "
-                                                          "the wildcard alone, or each address without it"));
+                                               earlier_text + " and " + text +
+                                                   (same ? " are the same address: give each address once"
+                                                         : " claim the same port, one address covering the other: give "
+                                                           "the wildcard alone, or each address without it"));
                 }
             }
+            addresses.emplace_back(text, address);
         }
     } catch (const CLI::ParseError& error) {
         if (error.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) {
