@@ -188,6 +188,9 @@ class SocketActivation(unittest.TestCase):
         first = connect_when_up(plain)
         self.addCleanup(first.close)
         process.stdout.readline()
+        # The hello's reply shows the first connection accepted and counted: the plain socket's worker
+        # may accept later than the dual one's takes the next two.
+        Peer(plain, sock=first)
         second = Peer(dual, host="127.0.0.1")
         self.addCleanup(second.close)
         extra = Peer(dual, host="127.0.0.1", hello=False)

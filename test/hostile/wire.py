@@ -51,9 +51,10 @@ class Peer:
     hello_reply = None
 
     def __init__(self, port, host="127.0.0.1", timeout=20.0, hello=True, source=None, token=None, tls=None,
-                 version=1):
-        self.sock = socket.create_connection((host, port), timeout=timeout,
-                                             source_address=(source, 0) if source else None)
+                 version=1, sock=None):
+        # sock: a connection made already (one that started a socket-activated ferryd, say) to speak on
+        self.sock = sock or socket.create_connection((host, port), timeout=timeout,
+                                                     source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.port = port
         _peers.add(self)
