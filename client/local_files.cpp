@@ -1920,14 +1920,23 @@ Status publish_download(const LocalFile& part, const std::string& dest, const Lo
     // Under --no-clobber whatever stands there (a folder, a link, a FIFO as
     // well as a file) is refused by the rename itself, and answered as the
     // look before the download answers it (the caller's part).
-    if (replace && ::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
-        return about_local_files(ErrorCode::local_io, in_quotes(dest) + " became " + kind_of(st.st_mode) +
-                                                          " during the download; the verified file is kept as " +
-                                                          in_quotes(part.path()));
+    bool target_absent = false;
+    if (replace) {
+        if (::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            if (!S_ISREG(st.st_mode)) {
+                return about_local_files(ErrorCode::local_io,
+                                         in_quotes(dest) + " became " + kind_of(st.st_mode) +
+                                             " during the download; the verified file is kept as " +
+                                             in_quotes(part.path()));
+            }
+        } else {
+            target_absent = errno == ENOENT;
+        }
     }
     // Nor a file another download began writing meanwhile (its part, when
-    // this download's target is named like one).
-    if (held_locked(dest, in)) {
+    // this download's target is named like one). Not looked for where the
+    // look above found no file: one made since is as one made after this.
+    if (!target_absent && held_locked(dest, in)) {
         Error error = locked_target_error(dest);
         error.message += "; the verified file is kept as " + in_quotes(part.path());
         return error;

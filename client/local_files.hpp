@@ -543,6 +543,9 @@ struct VerifiedPart {
     std::shared_ptr<const LocalFolder> folder = {}; // set for a tree's file: all three are in it
     bool replace = true; // false for --no-clobber (publish_download's `replace`)
     std::optional<std::uint32_t> source_mode = {}; // the server's file's bits, for a new file
+    // No sidecar stood at `state` when the get was prepared and none was
+    // written since (GetOptions::no_state): none to remove at the publish.
+    bool no_state = false;
 };
 
 bool is_directory(const std::string& path);

@@ -243,10 +243,9 @@ Result<bool> hash_prefix(const LocalFile& file, std::uint64_t length, TransferHa
 // trusted and nothing is read. Otherwise (touched since, or written past
 // the checkpoint before a crash) its first bytes_held bytes are read again
 // and must hash to the checkpoint's digest, else the download starts over.
-std::optional<Resumable> load_resumable(const std::string& name, const std::string& part, const std::string& state_file,
+std::optional<Resumable> load_resumable(const std::string& name, const std::string& part, Result<DownloadState> state,
                                         HashKind kind, const LocalFolder* in)
 {
-    auto state = read_download_state(state_file, in);
     if (!state || state->name != name) {
         return std::nullopt;
     }
@@ -401,6 +400,10 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
             return removed.error();
         }
         remove_leftover_temporaries(state_file, in);
+    } else if (options.no_state) {
+        // Nothing stood under the sidecar's name when the get was prepared:
+        // no download was cut short here. One cut short since, in that
+        // instant, leaves temporaries that the next download's look removes.
     } else if (auto found = look_at_state(state_file, in); found && found.value() == StateFound::ferrys) {
         // A sidecar without its part (a kill right after a publish, or a
         // part removed by hand): a download was cut short here, so its
@@ -588,8 +591,13 @@ Result<TransferResult> receive_file(Connection& connection, const GetOptions& op
             // which gives it the replaced file's attributes just before its
             // rename: private until then.
             part.file().start_writeback();
-            verified = VerifiedPart{std::move(part.file()), options.dest,    state_path(options.dest),
-                                    options.folder,         options.replace, remote.mode};
+            verified = VerifiedPart{std::move(part.file()),
+                                    options.dest,
+                                    state_path(options.dest),
+                                    options.folder,
+                                    options.replace,
+                                    remote.mode,
+                                    options.no_state && !part.recorded()};
             return TransferResult{remote, options.dest, options.hash, digest, offset, time_not_kept};
         }
         if (done) {
@@ -887,9 +895,10 @@ Result<PendingGet> prepare_get(const GetOptions& options)
         }
     }
     if (options.resume && !options.to_stdout && pending.target.kind != TargetKind::stream) {
-        pending.resumable =
-            load_resumable(options.name, part_path(pending.options.dest), state_path(pending.options.dest),
-                           options.hash, pending.options.folder.get());
+        auto state = read_download_state(state_path(pending.options.dest), pending.options.folder.get());
+        pending.options.no_state = !state && state.error().local_errno == ENOENT;
+        pending.resumable = load_resumable(options.name, part_path(pending.options.dest), std::move(state),
+                                           options.hash, pending.options.folder.get());
     }
     if (!pending.resumable && !options.to_stdout && pending.target.kind != TargetKind::stream) {
         // Refused before anything is sent: a file under the part's name
@@ -906,9 +915,14 @@ Result<PendingGet> prepare_get(const GetOptions& options)
         }
         // The same for the sidecar's name, which a checkpoint writes over
         // and the publish removes: refused now, whatever the file's size,
-        // rather than at a first checkpoint halfway through.
-        if (auto state = look_at_state(state_path(pending.options.dest), pending.options.folder.get()); !state) {
-            return state.error();
+        // rather than at a first checkpoint halfway through (not looked at
+        // twice where the resume's read just found nothing there).
+        if (!pending.options.no_state) {
+            auto state = look_at_state(state_path(pending.options.dest), pending.options.folder.get());
+            if (!state) {
+                return state.error();
+            }
+            pending.options.no_state = state.value() == StateFound::absent;
         }
     }
     pending.offset = pending.resumable ? pending.resumable->state.bytes_held : 0;

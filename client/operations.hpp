@@ -95,6 +95,10 @@ struct GetOptions {
     // download's sidecar, if any, then vouches for nothing (a checkpoint
     // replaces it, the publish removes it) and is not looked for again.
     bool no_part = false;
+    // Set by prepare_get when nothing stood under the sidecar's name either:
+    // no sidecar is then looked for again, after the part's creation or at
+    // the publish, unless this download writes one (a checkpoint).
+    bool no_state = false;
     // Give the file the server's modification time (get -p): set on the
     // verified part before it is renamed into place, so the published file
     // never shows another time.

@@ -42,6 +42,9 @@ public:
     // Makes the bytes held durable, then records them in the sidecar.
     Status checkpoint();
     std::uint64_t since_checkpoint() const { return held_ - durable_; }
+    // Whether a sidecar vouches for some of the part: this download resumed
+    // from one or wrote one (a checkpoint).
+    bool recorded() const { return recorded_; }
     // After a failure: keep the part only if a sidecar vouches for some of it.
     void leave_for_resume(bool record_now);
 

@@ -209,6 +209,7 @@ void PublishBatch::publish(std::vector<Held>& batch)
     // own), so that it is synced once, and one swapped meanwhile apart.
     using FolderKey = std::tuple<std::string, dev_t, ino_t>;
     std::map<FolderKey, std::vector<std::size_t>> folders;
+    std::map<const LocalFolder*, struct stat> identities;
     for (std::size_t i = 0; i < batch.size(); ++i) {
         VerifiedPart& part = batch[i].part;
         // Renamed while still open (and locked, local_files.hpp's lock_part):
@@ -235,10 +236,21 @@ void PublishBatch::publish(std::vector<Held>& batch)
             batch[i].done(status[i]);
             continue;
         }
-        (void)remove_download_state(part.state, part.folder.get());
+        if (!part.no_state) {
+            (void)remove_download_state(part.state, part.folder.get());
+        }
+        // A held folder's identity, looked at once per batch: the files of
+        // one folder share its descriptor.
         struct stat st {};
-        if (part.folder != nullptr && ::fstat(part.folder->fd(), &st) != 0) {
-            st = {};
+        if (part.folder != nullptr) {
+            auto known = identities.find(part.folder.get());
+            if (known == identities.end()) {
+                if (::fstat(part.folder->fd(), &st) != 0) {
+                    st = {};
+                }
+                known = identities.emplace(part.folder.get(), st).first;
+            }
+            st = known->second;
         }
         folders[FolderKey{folder_of(part.dest), st.st_dev, st.st_ino}].push_back(i);
     }
