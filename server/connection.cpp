@@ -259,6 +259,13 @@ void Connection::check_timeouts(std::uint64_t now_ms, std::uint64_t unwatched_ms
 template <typename Transition>
 void Connection::guarded(Transition&& transition)
 {
+    // What one transition sends leaves as one write (SendQueue::hold): a
+    // small get's reply, data frame and trailer, say. A parked connection
+    // has no queue until the transition wakes it: its output goes as before.
+    SendQueue* output = live_ ? &live_->output : nullptr;
+    if (output != nullptr) {
+        output->hold();
+    }
     try {
         transition();
     } catch (const std::exception& error) {
@@ -267,6 +274,11 @@ void Connection::guarded(Transition&& transition)
     } catch (...) {
         log_event("close", {{"peer", peer_}, {"code", "internal"}, {"message", "unknown exception"}});
         force_close();
+    }
+    // Only a parking frees the queue, and no transition parks (park_if_idle
+    // runs after them); a queue closed meanwhile sends nothing.
+    if (output != nullptr && live_ && &live_->output == output) {
+        output->release();
     }
 }
 

@@ -18,7 +18,8 @@ namespace ferry::server {
 
 struct SendQueue::WriteRequest {
     uv_write_t request{};
-    std::string bytes;
+    std::vector<std::string> pieces; // written in order, as one writev
+    std::size_t size = 0;            // their bytes in all
     SendQueue* queue = nullptr;
 };
 
@@ -88,6 +89,11 @@ void SendQueue::send(std::string bytes)
         files_->waiting.emplace_back(std::move(bytes));
         return;
     }
+    if (holds_ > 0) {
+        unsent_ += bytes.size();
+        held_.push_back(std::move(bytes));
+        return;
+    }
     // Behind a write in flight, bytes join one buffer instead of a write
     // request each: thousands of small replies to a peer that does not read
     // would otherwise cost a request (~250 bytes) apiece beyond their bytes,
@@ -106,11 +112,51 @@ void SendQueue::send(std::string bytes)
     start_write(std::move(bytes));
 }
 
+void SendQueue::release() noexcept
+{
+    if (holds_ == 0) {
+        return;
+    }
+    if (--holds_ == 0) {
+        try {
+            send_held();
+        } catch (...) {
+            fail({ErrorCode::internal, "unexpected exception while sending"});
+        }
+    }
+}
+
+void SendQueue::send_held()
+{
+    if (held_.empty() || state_ != State::open) {
+        return;
+    }
+    std::vector<std::string> pieces;
+    pieces.swap(held_);
+    if (pending_writes_ > 0) {
+        // Still counted in unsent_; the first taken, not copied, as in send().
+        for (auto& piece : pieces) {
+            if (behind_.empty()) {
+                behind_ = std::move(piece);
+            } else {
+                behind_.append(piece);
+            }
+        }
+        return;
+    }
+    for (const auto& piece : pieces) {
+        unsent_ -= piece.size(); // start_write counts them again
+    }
+    start_write(std::move(pieces));
+}
+
 void SendQueue::send_file(std::shared_ptr<const OpenFile> file, std::uint64_t offset, std::size_t length)
 {
     if (state_ != State::open) {
         return;
     }
+    // What was held goes first (the range waits for its write).
+    send_held();
     FileRange range{std::move(file), offset, length};
     Files& files = this->files();
     unsent_ += length;
@@ -130,19 +176,34 @@ void SendQueue::send_file(std::shared_ptr<const OpenFile> file, std::uint64_t of
 
 void SendQueue::start_write(std::string bytes)
 {
+    std::vector<std::string> pieces;
+    pieces.push_back(std::move(bytes));
+    start_write(std::move(pieces));
+}
+
+void SendQueue::start_write(std::vector<std::string> pieces)
+{
     auto write = std::make_unique<WriteRequest>();
-    write->bytes = std::move(bytes);
+    write->pieces = std::move(pieces);
     write->queue = this;
     write->request.data = write.get();
-    uv_buf_t buf = uv_buf_init(write->bytes.data(), static_cast<unsigned int>(write->bytes.size()));
-    const int status = uv_write(&write->request, stream_, &buf, 1, on_write);
+    std::vector<uv_buf_t> bufs;
+    bufs.reserve(write->pieces.size());
+    for (auto& piece : write->pieces) {
+        bufs.push_back(uv_buf_init(piece.data(), static_cast<unsigned int>(piece.size())));
+        write->size += piece.size();
+    }
+    // libuv copies the buffer array (not the bytes) into the request.
+    const int status =
+        uv_write(&write->request, stream_, bufs.data(), static_cast<unsigned int>(bufs.size()), on_write);
     if (status != 0) {
         fail({ErrorCode::connection_lost, "write", status});
         return;
     }
+    const std::size_t size = write->size;
     write.release(); // on_write frees it
-    unsent_ += buf.len;
-    written_ += buf.len;
+    unsent_ += size;
+    written_ += size;
     ++pending_writes_;
 }
 
@@ -150,7 +211,7 @@ void SendQueue::on_write(uv_write_t* request, int status)
 {
     std::unique_ptr<WriteRequest> write(static_cast<WriteRequest*>(request->data));
     SendQueue& self = *write->queue;
-    self.unsent_ -= write->bytes.size();
+    self.unsent_ -= write->size;
     --self.pending_writes_;
     write.reset();
     if (self.state_ != State::open) {
@@ -421,6 +482,10 @@ void SendQueue::drop_output() noexcept
 {
     unsent_ -= behind_.size();
     std::string().swap(behind_);
+    for (const auto& piece : held_) {
+        unsent_ -= piece.size();
+    }
+    std::vector<std::string>().swap(held_);
     if (!files_) {
         return;
     }

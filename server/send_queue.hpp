@@ -42,6 +42,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 namespace ferry::server {
 
@@ -84,6 +85,16 @@ public:
 
     // Queues bytes after everything queued before.
     void send(std::string bytes);
+    // Between hold() and its release(), bytes sent wait in the queue and then
+    // go out together, as one write of several buffers (writev): what one
+    // turn of the loop says to the peer, a small get's reply, data frame and
+    // trailer for one, costs one system call and reaches the peer at once,
+    // where the first write would otherwise leave alone and the rest follow
+    // on the next turn. Holds nest; the last release sends. A file range
+    // queued while held sends what was held first (its place in the order).
+    void hold() { ++holds_; }
+    // Never throws: a failure to send is the queue's failure, reported as any.
+    void release() noexcept;
     // Queues `length` bytes of `file` from `offset`, after everything queued
     // before; they are sent with sendfile. Bytes a file that shrank no
     // longer holds go as zeros (the frame's size is on the wire already):
@@ -112,7 +123,10 @@ public:
     // watch the socket with (see Writability above).
     static constexpr std::uint64_t kRoomRetryMs = 16;
     // Nothing waits and nothing is in flight.
-    bool idle() const { return pending_writes_ == 0 && (!files_ || (!files_->range && files_->waiting.empty())); }
+    bool idle() const
+    {
+        return pending_writes_ == 0 && held_.empty() && (!files_ || (!files_->range && files_->waiting.empty()));
+    }
     bool failed() const { return state_ == State::failed; }
 
     // Stops for good: drops what waits and closes the queue's own handles
@@ -162,6 +176,10 @@ private:
     static void on_acknowledgement_timer(uv_timer_t* timer);
 
     void start_write(std::string bytes);
+    // One write of several buffers, in order (uv_write's writev).
+    void start_write(std::vector<std::string> pieces);
+    // Sends what hold() kept: behind a write in flight, or as a write now.
+    void send_held();
     // Sends file ranges while the socket takes them and no write is ahead;
     // waits for writability (the poll handle) when it does not.
     void pump_file_ranges();
@@ -194,6 +212,9 @@ private:
     // Bytes queued while a write was in flight; they go out as one write
     // when it completes. Never non-empty without a write in flight.
     std::string behind_;
+    // Bytes sent while held (see hold()), counted in unsent_.
+    std::vector<std::string> held_;
+    unsigned holds_ = 0;
     // Only while file ranges are queued or being sent (see Files).
     std::unique_ptr<Files> files_;
     // Exists only between a failure and its report, and holds the failure.

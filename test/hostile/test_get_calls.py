@@ -7,7 +7,11 @@ and then by statx for its mount, where one statx gives both: 8 stat calls per sm
 is read whole by the lookup that opens it, and the check after its read looks its path up from the root
 again: that lookup also shows the folder in its place, which a separate look (its folder's stat, a lookup
 of the folder's path and a stat of what it found) showed before: 5 stat calls and 2 lookups of a path
-from the root (openat2) per small get, where there were 7 and 3."""
+from the root (openat2) per small get, where there were 7 and 3.
+
+What a small get says to its peer is ready in one turn of ferryd's loop: the reply, the file's one data frame and
+the trailer. The reply's write left alone and the other two followed on the next turn, 2 writes a get; they go
+together now, as one write of three buffers (SendQueue::hold)."""
 
 import os
 import shutil
@@ -18,6 +22,7 @@ import unittest
 from wire import Peer, TracedServer, temp_root
 
 STAT_CALLS = "stat,lstat,fstat,newfstatat,statx"
+SOCKET_WRITES = "write,writev,sendmsg,sendto"
 PATH_LOOKUPS = "openat2"
 FILES = 20
 
@@ -69,6 +74,30 @@ class GetCalls(unittest.TestCase):
         # before 5.6) each lookup is a walk of openat calls, which this count does not see: then it is moot.
         if lookups:
             self.assertLess(len(lookups) / FILES, 2.5, "path lookups per get\n" + "\n".join(calls[:40]))
+
+    def test_a_small_get_reaches_its_peer_in_one_write(self):
+        trace = os.path.join(self.dir, "trace")
+        server = TracedServer(self.root, trace, SOCKET_WRITES, options=("-y", "-s", "256"))
+        try:
+            peer = Peer(server.port, version=2)
+            try:
+                peer.request({"op": "stat", "name": "marker-begin"})
+                for name, data in self.contents.items():
+                    reply, got, trailer = peer.get(name)
+                    self.assertEqual(got, data, (reply, trailer))
+                    self.assertTrue(trailer["ok"], trailer)
+                peer.request({"op": "stat", "name": "marker-end"})
+            finally:
+                peer.close()
+        finally:
+            server.stop()
+        with open(trace) as f:
+            lines = [line for line in f.read().splitlines() if "resumed>" not in line]
+        begin = next(i for i, line in enumerate(lines) if "marker-begin" in line)
+        end = next(i for i, line in enumerate(lines) if "marker-end" in line)
+        # Writes to the peer's socket only: not the log's (stderr), nor libuv's wakeups (an eventfd).
+        writes = [line for line in lines[begin + 1:end] if "<socket:[" in line]
+        self.assertLess(len(writes) / FILES, 1.5, "writes to the socket per get\n" + "\n".join(writes[:20]))
 
 
 if __name__ == "__main__":

@@ -244,13 +244,14 @@ class Server(harness.Server):
 
 class TracedServer:
     """A ferryd (FERRYD) serving ROOT under `strace -f`, the system calls named in CALLS (strace's
-    -e trace= list) written to TRACE, one per line; `port` is where it listens."""
+    -e trace= list) written to TRACE, one per line; `port` is where it listens. OPTIONS go to strace too:
+    -y names what each descriptor is ("7<socket:[1234]>"), -s N shows N bytes of each buffer."""
 
-    def __init__(self, root, trace, calls):
+    def __init__(self, root, trace, calls, options=()):
         env = harness.traceable(dict(os.environ))  # LeakSanitizer cannot run under ptrace
         self.log = harness.append_only_log()
         self.process = subprocess.Popen(
-            ["strace", "-f", "-qq", "-o", trace, "-e", "trace=" + calls,
+            ["strace", "-f", "-qq", *options, "-o", trace, "-e", "trace=" + calls,
              os.environ["FERRYD"], "--root", root, "--listen", "127.0.0.1:0"],
             stdout=subprocess.PIPE, stderr=self.log, env=env)
         line = self.process.stdout.readline().decode()

@@ -302,6 +302,69 @@ TEST_CASE("send queue: backpressure is counted, and bytes behind a write in flig
     CHECK(pair.queue().acknowledged_bytes() == 300000);
 }
 
+TEST_CASE("send queue: bytes sent while held leave together, as one write, once the last hold is released")
+{
+    Pair pair;
+    pair.queue().hold();
+    pair.queue().hold(); // holds nest
+    pair.queue().send("reply|");
+    pair.queue().send(std::string(5000, 'd'));
+    pair.queue().send("|trailer");
+    const std::string expected = "reply|" + std::string(5000, 'd') + "|trailer";
+    CHECK(pair.queue().unsent_bytes() == expected.size());
+    CHECK(pair.queue().written_bytes() == 0);
+    CHECK_FALSE(pair.queue().idle()); // an owner waiting for idle() waits for these too
+    pair.queue().release();
+    for (int i = 0; i < 5; ++i) {
+        pair.turn();
+    }
+    CHECK(pair.read_some() == 0); // still held by the outer hold
+    CHECK(pair.queue().written_bytes() == 0);
+    pair.queue().release();
+    CHECK(pair.queue().written_bytes() == expected.size());
+    CHECK(pair.events.sent == 0); // reported from the write's callback, never from the release
+    REQUIRE(pair.run_until([&] { return pair.events.drained > 0 && pair.received.size() == expected.size(); }));
+    CHECK(pair.received == expected);
+    CHECK(pair.events.sent == 1); // one write of three buffers
+    pair.queue().release();       // one release too many changes nothing
+    CHECK(pair.queue().idle());
+}
+
+TEST_CASE("send queue: held bytes keep their place before a file range and behind a write in flight")
+{
+    TempRoot root;
+    Pair pair;
+    auto file = make_file(root, 10000);
+    pair.queue().send("first|"); // in flight
+    pair.queue().hold();
+    pair.queue().send("head|");
+    pair.queue().send_file(file, 0, 10000); // sends what was held first
+    pair.queue().send("|tail");             // behind the range
+    pair.queue().release();
+    const std::string expected = "first|head|" + file_bytes(0, 10000) + "|tail";
+    CHECK(pair.queue().unsent_bytes() == expected.size());
+    REQUIRE(pair.run_until([&] { return pair.events.drained > 0 && pair.received.size() == expected.size(); }));
+    CHECK(pair.received == expected);
+    CHECK(pair.queue().unsent_bytes() == 0);
+    CHECK(pair.events.failures.empty());
+}
+
+TEST_CASE("send queue: a queue closed while it holds bytes drops them")
+{
+    Pair pair;
+    pair.queue().hold();
+    pair.queue().send("never sent");
+    pair.queue().close();
+    CHECK(pair.queue().unsent_bytes() == 0);
+    pair.queue().release();
+    CHECK(pair.queue().written_bytes() == 0);
+    for (int i = 0; i < 5; ++i) {
+        pair.turn();
+    }
+    CHECK(pair.read_some() == 0);
+    CHECK(pair.events.sent == 0);
+}
+
 TEST_CASE("send queue: await_acknowledgement says sent once the peer has taken every byte, not before")
 {
     // On a Unix socket the kernel's count of unacknowledged bytes is what
