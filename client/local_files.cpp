@@ -1780,7 +1780,7 @@ Result<CreatedPart> create_part_file(const std::string& part, const std::string&
                 (void)unlink_if_still(at.dir(), at.name(), made, part);
                 return marked.error();
             }
-            return CreatedPart{std::move(file), marked.value()};
+            return CreatedPart{std::move(file), marked.value(), attempt > 0};
         }
         const int error = errno;
         if (error != EEXIST || attempt > 0) {

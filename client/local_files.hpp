@@ -276,10 +276,14 @@ Result<FoundPart> look_at_part(const std::string& part, const std::string& state
 // refused as look_at_part refuses it. `mode`: its permission bits while it
 // downloads (see published_mode). The result's `marked` is false where the
 // file system keeps no mark: the caller must record the part in its
-// sidecar before writing to it.
+// sidecar before writing to it. `replaced`: the name was taken when the
+// part was made, by a part of ferry's now removed (or one gone meanwhile):
+// a download was cut short there, whose sidecar may stand too, whatever the
+// get's plan found.
 struct CreatedPart {
     LocalFile file;
     bool marked = true;
+    bool replaced = false;
 };
 Result<CreatedPart> create_part_file(const std::string& part, const std::string& state_file,
                                      const LocalFolder* in = nullptr, unsigned mode = 0600);

@@ -391,7 +391,10 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
     // was prepared, a sidecar there describes no file (a part that had
     // gone): the first checkpoint replaces it, the publish removes it, and
     // a resume from it would first check the new part against its digest.
-    if (!options.no_part) {
+    // A part found under the name at its creation (one cut short since the
+    // get was planned, options.no_part notwithstanding) counts as one found
+    // then: its sidecar goes too, whatever the plan saw (options.no_state).
+    if (!options.no_part || created->replaced) {
         if (auto removed = remove_download_state(state_file, in); !removed) {
             // Removed while still locked: once the lock goes, another
             // download may take the name for a part of its own.
@@ -401,9 +404,10 @@ Result<PartFile> open_part(const GetOptions& options, const FileInfo& remote, st
         }
         remove_leftover_temporaries(state_file, in);
     } else if (options.no_state) {
-        // Nothing stood under the sidecar's name when the get was prepared:
-        // no download was cut short here. One cut short since, in that
-        // instant, leaves temporaries that the next download's look removes.
+        // Nothing stood under the sidecar's name when the get was prepared,
+        // nor under the part's since (created->replaced): no download was
+        // cut short here. A sidecar left by one that published and was
+        // killed in between is the next pull's to remove, as leftovers are.
     } else if (auto found = look_at_state(state_file, in); found && found.value() == StateFound::ferrys) {
         // A sidecar without its part (a kill right after a publish, or a
         // part removed by hand): a download was cut short here, so its

@@ -879,6 +879,57 @@ class TwoDownloadsToOneName(CliTest):
         self.assertEqual(sorted(os.listdir(self.local)), ["f.bin"])
 
 
+class ASidecarBesideAPartReplacedAtCreation(CliTest):
+    """Attack round 87, F1: a download that finds no part and no sidecar when it is planned does not look
+    for the sidecar again; but a download cut short under the same name after the plan leaves both, and
+    the part's creation then replaces that part. Its sidecar went too only at the publish, which no longer
+    looked, and stayed beside the published file. The fault library holds the pull (get -r plans every
+    file first) at its first part's lock while the leftovers of a real cut download are put under the
+    second file's names."""
+
+    def test_the_sidecar_of_a_part_replaced_since_the_plan_goes_too(self):
+        library = self.fault_library()
+        big = bytes(i % 251 for i in range(8 << 20))
+        self.write(os.path.join(self.root, "big"), big)
+        os.makedirs(os.path.join(self.root, "d"))
+        self.write(os.path.join(self.root, "d", "a"), b"first")
+        self.write(os.path.join(self.root, "d", "b"), b"second")
+        address = self.start_server()
+        cut = os.path.join(self.dir, "cut")
+        os.mkdir(cut)
+        relay = harness.CuttingRelay(address, 3 << 20)
+        try:
+            subprocess.run([FERRY, "--server", relay.address, "--no-progress", "get", "big"], cwd=cut, env=self.env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        finally:
+            relay.close()
+        self.assertEqual(sorted(os.listdir(cut)), ["big.ferry-part", "big.ferry-part.state"])
+        dest = os.path.join(self.local, "copy")
+        go = os.path.join(self.dir, "go")
+        held = preloaded(self.env, library, FERRY_FLOCK_WAIT_FOR=go)
+        pull = subprocess.Popen([FERRY, "--server", address, "--no-progress", "get", "-r", "d", "-C", dest],
+                                cwd=self.local, env=held, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            first_part = os.path.join(dest, "d", "a.ferry-part")
+            deadline = time.monotonic() + 30
+            while not os.path.exists(first_part) and pull.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.assertTrue(os.path.exists(first_part), "no part was made")
+            # b was planned with nothing under its names: now a cut download's part and sidecar stand there.
+            os.rename(os.path.join(cut, "big.ferry-part"), os.path.join(dest, "d", "b.ferry-part"))
+            os.rename(os.path.join(cut, "big.ferry-part.state"), os.path.join(dest, "d", "b.ferry-part.state"))
+            open(go, "w").close()
+            out, err = pull.communicate(timeout=60)
+        finally:
+            if pull.poll() is None:
+                pull.kill()
+                pull.wait()
+        self.assertEqual(pull.returncode, 0, err)
+        self.assertEqual(sorted(os.listdir(os.path.join(dest, "d"))), ["a", "b"])
+        with open(os.path.join(dest, "d", "b"), "rb") as f:
+            self.assertEqual(f.read(), b"second")
+
+
 class HashBesideTheTransfer(CliTest):
     """From 4 MiB on, a transfer's SHA-256 runs on a thread of its own, beside the thread that reads and
     sends (put) or receives (get): in turn on one thread, an upload ran at about half the hash's speed.
