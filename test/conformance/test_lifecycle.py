@@ -114,7 +114,9 @@ class ShutdownTests(unittest.TestCase):
             # below is not about.
             c.close()
         self.assertEqual(s.proc.wait(TIMEOUT), 0)
-        self.assertLess(time.time() - t, 5)
+        # Well under the drain time of 30 s that idle connections must not wait out; not tighter, since the
+        # exit includes the sanitizers' leak check on a loaded machine.
+        self.assertLess(time.time() - t, 15)
 
     def test_running_upload_finishes_before_shutting_down(self):
         s = Ferryd(drain=10)

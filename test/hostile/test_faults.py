@@ -11,7 +11,7 @@ import time
 import unittest
 
 from test_moved_meanwhile import HeldCall
-from wire import MEMORY_CHECKS, Peer, Server, hidden_entries, sha256, temp_root, wait_until
+from wire import MEMORY_CHECKS, Peer, Server, hidden_entries, settled_descriptors, sha256, temp_root, wait_until
 
 FERRYD = os.environ.get("FERRYD", "")
 
@@ -304,19 +304,6 @@ class StalledReader(unittest.TestCase):
                 stalled.close()
         finally:
             shutil.rmtree(root)
-
-
-def settled_descriptors(server, steady_reads=5, every=0.05, within=10.0):
-    """How many descriptors the server holds once the count has read the
-    same steady_reads times in a row (every seconds apart)."""
-    deadline = time.time() + within
-    last, same = server.open_descriptors(), 0
-    while same < steady_reads and time.time() < deadline:
-        time.sleep(every)
-        now = server.open_descriptors()
-        same = same + 1 if now == last else 0
-        last = now
-    return last
 
 
 class OutOfDescriptors(unittest.TestCase):

@@ -374,6 +374,9 @@ class OperatorFiles(unittest.TestCase):
                     # Said with the start's other words on exposure, after them.
                     self.assertTrue(wait_until(lambda: "no --token-file" in server.log_text(), within=10))
                     said = "umask %03o: the folders and files ferryd makes are writable" % mask
+                    # Written right after that notice: waited for too, where it is due.
+                    if warned:
+                        wait_until(lambda: said in server.log_text(), within=10)
                     self.assertEqual(said in server.log_text(), warned, server.log_text())
 
     def test_token_file_text_is_held_to_the_documented_rules(self):

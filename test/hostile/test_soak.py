@@ -10,7 +10,8 @@ import threading
 import time
 import unittest
 
-from wire import MEMORY_CHECKS, Closed, Server, hidden_entries, sha256, temp_root, wait_until
+from wire import (MEMORY_CHECKS, Closed, Server, hidden_entries, settled_descriptors, sha256, temp_root,
+                  wait_until)
 
 FERRYD = os.environ.get("FERRYD", "")
 CLIENTS = 100
@@ -37,9 +38,11 @@ class Soak(unittest.TestCase):
     def run_soak(self, server, root, seeds):
         warm = server.peer()
         warm.request({"op": "list"})
+        with_warm = server.open_descriptors()
         warm.close()
-        time.sleep(0.3)
-        descriptors = server.open_descriptors()
+        # Once ferryd has closed its end, not after a guess at how long that takes.
+        self.assertTrue(wait_until(lambda: server.open_descriptors() < with_warm), "the warm connection stays open")
+        descriptors = settled_descriptors(server)
         baseline_rss = server.rss_kib()
 
         uploaded = {}  # name -> sha256 of a committed upload

@@ -12,6 +12,7 @@ never 0 on a disk with room. A scratch ext4 of 8 MiB on a loop device."""
 import os
 import re
 import shutil
+import threading
 import time
 import unittest
 
@@ -92,19 +93,33 @@ class ASlowUploadCannotHoldTheDisk(unittest.TestCase):
         reply = hog.request({"op": "put", "name": "hog.bin", "size": size})
         self.assertIs(reply.get("ok"), True, reply)
         self.assertLess(free_bytes(self.root), 1 << 20)
-        # One byte a second: within every stall timeout, far below the
-        # minimum rate over a whole window of it.
-        deadline = time.monotonic() + 4.5
-        while time.monotonic() < deadline:
-            hog.send_data(b"x")
-            time.sleep(1)
+        # Two bytes a second: within every stall timeout, far below the
+        # minimum rate over a whole window of it. From a thread, so that the
+        # trickle goes on while the victim's put waits for the space (the
+        # main thread then sends nothing; 2 s of that would end the hog as
+        # stalled, not too slow, on a loaded machine).
+        stop = threading.Event()
+
+        def trickle():
+            while not stop.wait(0.5):
+                try:
+                    hog.send_data(b"x")
+                except OSError:
+                    return  # cut by now
+
+        trickling = threading.Thread(target=trickle, daemon=True)
+        trickling.start()
+        self.addCleanup(trickling.join, 10)
+        self.addCleanup(stop.set)
+        time.sleep(4.5)
         victim = self.server.peer(source="127.0.0.2")
         self.addCleanup(victim.close)
         data = os.urandom(2 << 20)
-        hog.send_data(b"x")
         started = time.monotonic()
         self.assertIs(victim.put("victim.bin", data).get("ok"), True)
         self.assertLess(time.monotonic() - started, 8)
+        stop.set()
+        trickling.join(10)
         with open(os.path.join(self.root, "victim.bin"), "rb") as f:
             self.assertEqual(f.read(), data)
         self.assertIn("space_taken", self.server.log_text())

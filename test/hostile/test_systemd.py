@@ -190,6 +190,7 @@ class SocketActivation(unittest.TestCase):
         process.stdout.readline()
         # The hello's reply shows the first connection accepted and counted: the plain socket's worker
         # may accept later than the dual one's takes the next two.
+        first.settimeout(20)  # as every Peer's
         Peer(plain, sock=first)
         second = Peer(dual, host="127.0.0.1")
         self.addCleanup(second.close)

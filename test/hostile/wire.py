@@ -278,6 +278,19 @@ class TracedServer:
         self.log.close()
 
 
+def settled_descriptors(server, steady_reads=5, every=0.05, within=10.0):
+    """How many descriptors the server holds once the count has read the
+    same steady_reads times in a row (every seconds apart)."""
+    deadline = time.time() + within
+    last, same = server.open_descriptors(), 0
+    while same < steady_reads and time.time() < deadline:
+        time.sleep(every)
+        now = server.open_descriptors()
+        same = same + 1 if now == last else 0
+        last = now
+    return last
+
+
 def hidden_entries(root):
     return sorted(name for name in os.listdir(root) if name.startswith("."))
 

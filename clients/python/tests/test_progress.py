@@ -22,8 +22,11 @@ import unittest
 
 from support import ferry_client, sha256
 
-TIMEOUT = 0.5      # the client's: seconds without progress
-SERVER_GIVES_UP = 6.0
+# The client's: seconds without progress. Long enough that a scripted step
+# due well within it is not late on a loaded machine (the suites run side by
+# side, under the sanitizers too): 0.5 s left 50 ms of slack in places.
+TIMEOUT = 3.0
+SERVER_GIVES_UP = 15.0
 HELLO = {"id": 1, "ok": True, "version": 2, "server": "scripted/1",
          "capabilities": ["list", "stat", "get", "put", "resume", "stats", "folders", "digest", "mtime"],
          "hashes": ["sha256"], "max_control_frame": 65536, "max_data_frame": 16777216, "access": "rw"}
@@ -111,7 +114,7 @@ class NoProgressTests(unittest.TestCase):
                 if not going():
                     return
                 conn.sendall(bytes([byte]))
-                time.sleep(0.05)
+                time.sleep(0.1)   # some 75 bytes: 2.5 times the timeout
         with self.client_of(script) as client, tempfile.TemporaryDirectory() as folder:
             self.assertGivenUp(lambda: client.get("f.bin", folder))
 
@@ -126,9 +129,9 @@ class NoProgressTests(unittest.TestCase):
     def test_file_bytes_slower_than_the_timeout_in_all_are_progress(self):
         def script(conn, request, going):
             conn.sendall(control(self.get_reply(request)))
-            for byte in CONTENT:   # 10 frames over 2 s: four times the timeout, a frame each 0.2 s
+            for byte in CONTENT:   # 10 frames over 7.5 s: 2.5 times the timeout, a frame each quarter of it
                 conn.sendall(data(bytes([byte])))
-                time.sleep(0.2)
+                time.sleep(TIMEOUT / 4)
             conn.sendall(control({"id": request["id"], "ok": True, "done": True, "size": len(CONTENT),
                                   "sha256": sha256(CONTENT)}))
             time.sleep(0.5)        # the client reads the trailer before the close
@@ -145,7 +148,7 @@ class NoProgressTests(unittest.TestCase):
 
         def script(conn, request, going):
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-            time.sleep(TIMEOUT * 0.9)
+            time.sleep(TIMEOUT * 0.75)   # late, with a quarter of the timeout to spare
             conn.sendall(control({"id": request["id"], "ok": True, "offset": 0, "token": "t"}))
             hasher = hashlib.sha256()
             got, paused_at = 0, 1 << 20   # a pause at 1 and at 2 MiB
@@ -155,7 +158,8 @@ class NoProgressTests(unittest.TestCase):
                 hasher.update(body)
                 got += len(body)
                 if got - len(body) < paused_at <= got:
-                    time.sleep(TIMEOUT * 0.6)   # a pause in reading, within the timeout
+                    # A pause in reading within the timeout, longer than the quarter the bug left.
+                    time.sleep(TIMEOUT * 0.6)
                     paused_at += 1 << 20
                     paused_at = paused_at if paused_at <= 2 << 20 else len(content) + 1
             commit = ScriptedServer.read_control(conn)
