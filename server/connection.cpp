@@ -550,6 +550,13 @@ void Connection::begin_linger()
             write_raw(std::move(cipher));
         }
     }
+    // Inside a transition the output is held (guarded): written now, since
+    // the shutdown comes after the writes in libuv's queue only, and after
+    // it a write fails. The TLS close_notify above would be lost (RFC 8446
+    // 6.1: the peer then sees a truncation).
+    if (live_) {
+        live_->output.flush_held();
+    }
     auto* request = new uv_shutdown_t;
     request->data = this;
     const int status = uv_shutdown(request, stream(), [](uv_shutdown_t* done, int result) {

@@ -91,7 +91,11 @@ void SendQueue::send(std::string bytes)
     }
     if (holds_ > 0) {
         unsent_ += bytes.size();
-        held_.push_back(std::move(bytes));
+        if (!held_.empty() && held_.back().size() + bytes.size() <= kJoinedPieceMax) {
+            held_.back().append(bytes);
+        } else {
+            held_.push_back(std::move(bytes));
+        }
         return;
     }
     // Behind a write in flight, bytes join one buffer instead of a write
@@ -118,11 +122,16 @@ void SendQueue::release() noexcept
         return;
     }
     if (--holds_ == 0) {
-        try {
-            send_held();
-        } catch (...) {
-            fail({ErrorCode::internal, "unexpected exception while sending"});
-        }
+        flush_held();
+    }
+}
+
+void SendQueue::flush_held() noexcept
+{
+    try {
+        send_held();
+    } catch (...) {
+        fail({ErrorCode::internal, "unexpected exception while sending"});
     }
 }
 
@@ -157,6 +166,9 @@ void SendQueue::send_file(std::shared_ptr<const OpenFile> file, std::uint64_t of
     }
     // What was held goes first (the range waits for its write).
     send_held();
+    if (state_ != State::open) {
+        return; // that write failed: the queue takes nothing more
+    }
     FileRange range{std::move(file), offset, length};
     Files& files = this->files();
     unsent_ += length;

@@ -95,6 +95,15 @@ public:
     void hold() { ++holds_; }
     // Never throws: a failure to send is the queue's failure, reported as any.
     void release() noexcept;
+    // Sends what is held now, the holds staying on: before the owner
+    // half-closes the socket (uv_shutdown), which libuv orders after the
+    // writes already in its queue only. Never throws, as release().
+    void flush_held() noexcept;
+    // Small pieces sent while held join the one before them (a copy of a
+    // few KiB at most), so a transition answering many pipelined requests
+    // costs its bytes, not a buffer apiece; larger ones (a data frame) are
+    // kept whole and written in place.
+    static constexpr std::size_t kJoinedPieceMax = 4096;
     // Queues `length` bytes of `file` from `offset`, after everything queued
     // before; they are sent with sendfile. Bytes a file that shrank no
     // longer holds go as zeros (the frame's size is on the wire already):

@@ -97,6 +97,7 @@ class GetCalls(unittest.TestCase):
         end = next(i for i, line in enumerate(lines) if "marker-end" in line)
         # Writes to the peer's socket only: not the log's (stderr), nor libuv's wakeups (an eventfd).
         writes = [line for line in lines[begin + 1:end] if "<socket:[" in line]
+        self.assertGreaterEqual(len(writes), FILES, "strace named no socket: " + "\n".join(lines[:20]))
         self.assertLess(len(writes) / FILES, 1.5, "writes to the socket per get\n" + "\n".join(writes[:20]))
 
 

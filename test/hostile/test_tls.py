@@ -65,6 +65,25 @@ class Tls(unittest.TestCase):
             self.assertEqual(names, ["secret.bin"])
             peer.close()
 
+    def test_a_close_after_a_job_ends_with_close_notify(self):
+        """A put that stalls is told so, then its upload is kept for a resume on the pool, and the
+        connection closes once that job is done: from inside the job's completion, with nothing else to
+        send. The TLS close_notify went into the output held for that transition and the half-close came
+        before it: the peer saw the connection end without it, a truncation to a strict client (RFC 8446
+        6.1), which Python's ssl reports when ragged EOFs are not suppressed."""
+        with Server(FERRYD, self.root, "--tls-cert", self.cert, "--tls-key", self.key,
+                    "--stall-timeout", "1") as server:
+            raw = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+            strict = self.client.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+            peer = Peer(server.port, sock=strict)
+            self.assertTrue(peer.request({"op": "put", "name": "slow.bin", "size": 1 << 20})["ok"])
+            peer.send_data(b"x" * 65536)
+            ended = peer.reply()
+            self.assertEqual(ended["error"]["code"], "stalled", ended)
+            # What follows the error is the end of the stream, said by TLS: no exception.
+            self.assertEqual(strict.recv(4096), b"")
+            peer.close()
+
     def test_plaintext_client_is_told_tls_is_required(self):
         with Server(FERRYD, self.root, "--tls-cert", self.cert, "--tls-key", self.key) as server:
             peer = Peer(server.port, hello=False)

@@ -349,6 +349,20 @@ TEST_CASE("send queue: held bytes keep their place before a file range and behin
     CHECK(pair.events.failures.empty());
 }
 
+TEST_CASE("send queue: flush_held writes what is held at once, the hold staying on")
+{
+    Pair pair;
+    pair.queue().hold();
+    pair.queue().send("close_notify"); // what goes out before a half-close
+    pair.queue().flush_held();
+    CHECK(pair.queue().written_bytes() == 12);
+    pair.queue().send("|later");
+    CHECK(pair.queue().written_bytes() == 12); // held again
+    pair.queue().release();
+    REQUIRE(pair.run_until([&] { return pair.events.drained > 0 && pair.received.size() == 18; }));
+    CHECK(pair.received == "close_notify|later");
+}
+
 TEST_CASE("send queue: a queue closed while it holds bytes drops them")
 {
     Pair pair;
