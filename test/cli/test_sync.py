@@ -554,10 +554,19 @@ class Pull(SyncTest):
         publish). It opened over 9 when every step walked to its folder
         again by path; the bound sits between the two."""
         files = 200
+        calls = self.counted_pull(files, [""])
+        opened = calls.get("openat", 0) + calls.get("open", 0) + calls.get("openat2", 0)
+        self.assertLess(opened / files, 6, calls)
+
+    def counted_pull(self, files, folders):
+        """`sync -j 8` pulls FILES small files, spread over FOLDERS of the server's folder t, into an empty
+        folder under strace -c: {system call: count}, once every file arrived whole."""
         tree = os.path.join(self.root, "t")
-        os.mkdir(tree)
-        for i in range(files):
-            with open(os.path.join(tree, f"f{i:03d}"), "wb") as f:
+        for folder in folders:
+            os.makedirs(os.path.join(tree, folder), exist_ok=True)
+        names = [os.path.join(folders[i % len(folders)], f"f{i:03d}") for i in range(files)]
+        for i, name in enumerate(names):
+            with open(os.path.join(tree, name), "wb") as f:
                 f.write(bytes((i + j) % 251 for j in range(1024)))
         dest = os.path.join(self.local, "copy")
         counts = os.path.join(self.dir, "counts")
@@ -565,10 +574,12 @@ class Pull(SyncTest):
         result = subprocess.run(["strace", "-f", "-c", "-o", counts, *self.argv("sync", "-j", "8", ":t", dest)],
                                 cwd=self.local, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
         self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertEqual(len(os.listdir(dest)), files)
-        calls = strace_counts(counts)
-        opened = calls.get("openat", 0) + calls.get("open", 0) + calls.get("openat2", 0)
-        self.assertLess(opened / files, 6, calls)
+        for i, name in enumerate(names):
+            with open(os.path.join(dest, name), "rb") as f:
+                self.assertEqual(f.read(), bytes((i + j) % 251 for j in range(1024)), name)
+            self.assertFalse(os.path.exists(os.path.join(dest, name) + ".ferry-part.state"))
+        self.assertEqual(sum(len(os.listdir(os.path.join(dest, folder))) for folder in folders), files)
+        return strace_counts(counts)
 
     @unittest.skipUnless(shutil.which("strace"), "needs strace")
     def test_pull_looks_at_each_name_it_found_free_once(self):
@@ -581,29 +592,11 @@ class Pull(SyncTest):
         stat calls and 3.2 opens each before, 9.1 and 2.2 after; the bound
         sits between."""
         files = 200
-        tree = os.path.join(self.root, "t")
-        os.makedirs(os.path.join(tree, "a"))
-        os.makedirs(os.path.join(tree, "b"))
-        for i in range(files):
-            with open(os.path.join(tree, "ab"[i % 2], f"f{i:03d}"), "wb") as f:
-                f.write(bytes((i + j) % 251 for j in range(1024)))
-        dest = os.path.join(self.local, "copy")
-        counts = os.path.join(self.dir, "counts")
-        env = harness.traceable(self.env)
-        result = subprocess.run(["strace", "-f", "-c", "-o", counts, *self.argv("sync", "-j", "8", ":t", dest)],
-                                cwd=self.local, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
-        self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertEqual(len(os.listdir(os.path.join(dest, "a"))) + len(os.listdir(os.path.join(dest, "b"))), files)
-        calls = strace_counts(counts)
+        calls = self.counted_pull(files, ["a", "b"])
         stats = sum(calls.get(name, 0) for name in ("newfstatat", "fstatat64", "fstat", "stat", "lstat", "statx"))
         opened = calls.get("openat", 0) + calls.get("open", 0) + calls.get("openat2", 0)
         self.assertLess(stats / files, 11, calls)
         self.assertLess(opened / files, 2.7, calls)
-        for i in range(files):
-            name = os.path.join(dest, "ab"[i % 2], f"f{i:03d}")
-            with open(name, "rb") as f:
-                self.assertEqual(f.read(), bytes((i + j) % 251 for j in range(1024)), name)
-            self.assertFalse(os.path.exists(name + ".ferry-part.state"))
 
     def test_a_pulled_file_whose_download_wrote_a_checkpoint_leaves_no_sidecar(self):
         """Found free when planned, the sidecar's name is looked at again

@@ -45,39 +45,11 @@ class GetCalls(unittest.TestCase):
         # the same timestamp tick would not show): counted here are the gets of settled files, a pull's.
         time.sleep(1.1)
 
-    def test_a_small_get_looks_at_its_file_through_one_statx_per_descriptor(self):
+    def traced_gets(self, calls, options=()):
+        """The system calls named in CALLS that ferryd made for the gets of every file, one line each (an
+        unfinished call counted once, by its start), between two stats that mark them in the trace."""
         trace = os.path.join(self.dir, "trace")
-        server = TracedServer(self.root, trace, STAT_CALLS + "," + PATH_LOOKUPS)
-        try:
-            peer = Peer(server.port, version=2)
-            try:
-                peer.request({"op": "stat", "name": "marker-begin"})
-                for name, data in self.contents.items():
-                    reply, got, trailer = peer.get(name)
-                    self.assertEqual(got, data, (reply, trailer))
-                peer.request({"op": "stat", "name": "marker-end"})
-            finally:
-                peer.close()
-        finally:
-            server.stop()
-        with open(trace) as f:
-            lines = f.read().splitlines()
-        begin = next(i for i, line in enumerate(lines) if "marker-begin" in line)
-        end = next(i for i, line in enumerate(lines) if "marker-end" in line)
-        # An unfinished call is counted once, by its start.
-        calls = [line for line in lines[begin + 1:end] if "resumed>" not in line]
-        lookups = [line for line in calls if "openat2(" in line]
-        stats = [line for line in calls if "openat2(" not in line]
-        # 8 calls a get at first, then 7, 5 now (and one for the markers' stats between them).
-        self.assertLess(len(stats) / FILES, 5.5, "stat calls per get\n" + "\n".join(calls[:40]))
-        # 3 lookups a get before, 2 now: the open's and the check's after the read. Without openat2 (a kernel
-        # before 5.6) each lookup is a walk of openat calls, which this count does not see: then it is moot.
-        if lookups:
-            self.assertLess(len(lookups) / FILES, 2.5, "path lookups per get\n" + "\n".join(calls[:40]))
-
-    def test_a_small_get_reaches_its_peer_in_one_write(self):
-        trace = os.path.join(self.dir, "trace")
-        server = TracedServer(self.root, trace, SOCKET_WRITES, options=("-y", "-s", "256"))
+        server = TracedServer(self.root, trace, calls, options)
         try:
             peer = Peer(server.port, version=2)
             try:
@@ -95,9 +67,24 @@ class GetCalls(unittest.TestCase):
             lines = [line for line in f.read().splitlines() if "resumed>" not in line]
         begin = next(i for i, line in enumerate(lines) if "marker-begin" in line)
         end = next(i for i, line in enumerate(lines) if "marker-end" in line)
+        return lines[begin + 1:end]
+
+    def test_a_small_get_looks_at_its_file_through_one_statx_per_descriptor(self):
+        calls = self.traced_gets(STAT_CALLS + "," + PATH_LOOKUPS)
+        lookups = [line for line in calls if "openat2(" in line]
+        stats = [line for line in calls if "openat2(" not in line]
+        # 8 calls a get at first, then 7, 5 now (and one for the markers' stats between them).
+        self.assertLess(len(stats) / FILES, 5.5, "stat calls per get\n" + "\n".join(calls[:40]))
+        # 3 lookups a get before, 2 now: the open's and the check's after the read. Without openat2 (a kernel
+        # before 5.6) each lookup is a walk of openat calls, which this count does not see: then it is moot.
+        if lookups:
+            self.assertLess(len(lookups) / FILES, 2.5, "path lookups per get\n" + "\n".join(calls[:40]))
+
+    def test_a_small_get_reaches_its_peer_in_one_write(self):
+        calls = self.traced_gets(SOCKET_WRITES, options=("-y", "-s", "256"))
         # Writes to the peer's socket only: not the log's (stderr), nor libuv's wakeups (an eventfd).
-        writes = [line for line in lines[begin + 1:end] if "<socket:[" in line]
-        self.assertGreaterEqual(len(writes), FILES, "strace named no socket: " + "\n".join(lines[:20]))
+        writes = [line for line in calls if "<socket:[" in line]
+        self.assertGreaterEqual(len(writes), FILES, "strace named no socket: " + "\n".join(calls[:20]))
         self.assertLess(len(writes) / FILES, 1.5, "writes to the socket per get\n" + "\n".join(writes[:20]))
 
 
