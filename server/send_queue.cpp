@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <new>
@@ -104,16 +105,21 @@ void SendQueue::send(std::string bytes)
     // memory that unsent_bytes() and so the owner's high-water do not see.
     if (pending_writes_ > 0) {
         unsent_ += bytes.size();
-        if (behind_.empty()) {
-            // Taken, not copied: a get's first data frame (a small file read
-            // whole, up to a chunk) follows its reply here, still in flight.
-            behind_ = std::move(bytes);
-        } else {
-            behind_.append(bytes);
-        }
+        join_behind(std::move(bytes));
         return;
     }
     start_write(std::move(bytes));
+}
+
+void SendQueue::join_behind(std::string bytes)
+{
+    if (behind_.empty()) {
+        // Taken, not copied: a get's first data frame (a small file read
+        // whole, up to a chunk) follows its reply here, still in flight.
+        behind_ = std::move(bytes);
+    } else {
+        behind_.append(bytes);
+    }
 }
 
 void SendQueue::release() noexcept
@@ -143,13 +149,8 @@ void SendQueue::send_held()
     std::vector<std::string> pieces;
     pieces.swap(held_);
     if (pending_writes_ > 0) {
-        // Still counted in unsent_; the first taken, not copied, as in send().
         for (auto& piece : pieces) {
-            if (behind_.empty()) {
-                behind_ = std::move(piece);
-            } else {
-                behind_.append(piece);
-            }
+            join_behind(std::move(piece)); // still counted in unsent_
         }
         return;
     }
@@ -199,15 +200,22 @@ void SendQueue::start_write(std::vector<std::string> pieces)
     write->pieces = std::move(pieces);
     write->queue = this;
     write->request.data = write.get();
-    std::vector<uv_buf_t> bufs;
-    bufs.reserve(write->pieces.size());
-    for (auto& piece : write->pieces) {
-        bufs.push_back(uv_buf_init(piece.data(), static_cast<unsigned int>(piece.size())));
+    // libuv copies the buffer array (not the bytes) into the request: the
+    // usual few buffers live on the stack, not in an allocation per write.
+    std::array<uv_buf_t, 4> few{};
+    std::vector<uv_buf_t> many;
+    uv_buf_t* bufs = few.data();
+    if (write->pieces.size() > few.size()) {
+        many.resize(write->pieces.size());
+        bufs = many.data();
+    }
+    for (std::size_t i = 0; i < write->pieces.size(); ++i) {
+        std::string& piece = write->pieces[i];
+        bufs[i] = uv_buf_init(piece.data(), static_cast<unsigned int>(piece.size()));
         write->size += piece.size();
     }
-    // libuv copies the buffer array (not the bytes) into the request.
     const int status =
-        uv_write(&write->request, stream_, bufs.data(), static_cast<unsigned int>(bufs.size()), on_write);
+        uv_write(&write->request, stream_, bufs, static_cast<unsigned int>(write->pieces.size()), on_write);
     if (status != 0) {
         fail({ErrorCode::connection_lost, "write", status});
         return;
@@ -377,7 +385,7 @@ void SendQueue::flush_waiting()
         waiting.pop_front();
         if (auto* bytes = std::get_if<std::string>(&next)) {
             if (pending_writes_ > 0) {
-                behind_.append(*bytes); // still counted in unsent_
+                join_behind(std::move(*bytes)); // still counted in unsent_
             } else {
                 unsent_ -= bytes->size(); // start_write counts them
                 start_write(std::move(*bytes));

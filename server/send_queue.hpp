@@ -189,6 +189,8 @@ private:
     void start_write(std::vector<std::string> pieces);
     // Sends what hold() kept: behind a write in flight, or as a write now.
     void send_held();
+    // Adds bytes to `behind_` (the caller counts them in unsent_).
+    void join_behind(std::string bytes);
     // Sends file ranges while the socket takes them and no write is ahead;
     // waits for writability (the poll handle) when it does not.
     void pump_file_ranges();
