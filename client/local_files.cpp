@@ -1783,9 +1783,18 @@ Result<CreatedPart> create_part_file(const std::string& part, const std::string&
             return CreatedPart{std::move(file), marked.value(), attempt > 0};
         }
         const int error = errno;
-        if (error != EEXIST || attempt > 0) {
-            // A second EEXIST: something took the name again between the
-            // unlink and the open; that race is not run after.
+        if (error == EEXIST && attempt > 0) {
+            // Something took the name again between the removal of the
+            // leftover part and this open: another download of the same
+            // name, most likely, racing this one. That race is not run
+            // after; said as the other races with a download are (busy).
+            return about_local_files(ErrorCode::busy, in_quotes(part) +
+                                                          " was taken again as this download replaced the part left "
+                                                          "there (by another download saved under the same name, "
+                                                          "most likely): nothing was written to it; get the file "
+                                                          "again once that download is over");
+        }
+        if (error != EEXIST) {
             return local_error("cannot create " + in_quotes(part), error);
         }
         auto found = look_at_and_hold_part(part, state_file, in);

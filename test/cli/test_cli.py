@@ -930,6 +930,39 @@ class ASidecarBesideAPartReplacedAtCreation(CliTest):
             self.assertEqual(f.read(), b"second")
 
 
+class ANameTakenAgainAsALeftoverPartGoes(CliTest):
+    """Attack round 87, an aside: a download that finds a leftover part of ferry's under its part's name
+    removes it and makes its own; should something take the name again between that removal and the
+    creation (another download saved under the same name, racing), the download stops. It stopped as a
+    local failure ("cannot create ...: File exists", local_io), where every other race with a download
+    under the same name is `busy`. The fault library makes a file under the name the instant the leftover
+    is unlinked."""
+
+    def test_the_download_that_loses_the_name_again_is_busy(self):
+        library = self.fault_library()
+        self.write(os.path.join(self.root, "big"), bytes(i % 251 for i in range(8 << 20)))
+        self.write(os.path.join(self.root, "f"), b"the file")
+        address = self.start_server()
+        relay = harness.CuttingRelay(address, 3 << 20)
+        try:
+            subprocess.run([FERRY, "--server", relay.address, "--no-progress", "get", "big"], cwd=self.local,
+                           env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        finally:
+            relay.close()
+        # A cut download's part and sidecar, left under f's names: a part of ferry's, of another file.
+        os.rename(os.path.join(self.local, "big.ferry-part"), os.path.join(self.local, "f.ferry-part"))
+        os.rename(os.path.join(self.local, "big.ferry-part.state"), os.path.join(self.local, "f.ferry-part.state"))
+        taken = preloaded(self.env, library, FERRY_CREATE_AFTER_SET_ASIDE_UNLINK="f.ferry-part")
+        result = subprocess.run([FERRY, "--server", address, "--no-progress", "--json", "get", "f"], cwd=self.local,
+                                env=taken, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(result.returncode, 6, result.stdout + result.stderr)
+        self.assertIn(b'"busy"', result.stdout + result.stderr)
+        self.assertNotIn(b"File exists", result.stdout + result.stderr)
+        # What took the name is left as it is, and nothing was published.
+        self.assertFalse(os.path.exists(os.path.join(self.local, "f")))
+        self.assertEqual(os.path.getsize(os.path.join(self.local, "f.ferry-part")), 0)
+
+
 class HashBesideTheTransfer(CliTest):
     """From 4 MiB on, a transfer's SHA-256 runs on a thread of its own, beside the thread that reads and
     sends (put) or receives (get): in turn on one thread, an upload ran at about half the hash's speed.

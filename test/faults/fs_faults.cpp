@@ -21,6 +21,11 @@
 //   aside), FROM is renamed to TO in the same folder, once: a user renaming
 //   a file onto the name being removed the instant before it is set aside.
 //   Preloaded into ferry.
+// - FERRY_CREATE_AFTER_SET_ASIDE_UNLINK=NAME: once an unlinkat(2) of a
+//   name that starts with ".ferry-removing-" (a removal's set-aside file)
+//   has succeeded, an empty file NAME is made in the same folder, once: as
+//   another download taking a name the instant its leftover is removed.
+//   Preloaded into ferry.
 // - FERRY_MKDIR_FAULT_NAME: mkdirat(2) of an entry of that name fails with
 //   ENOSPC (a full disk), after the folders above it were made.
 // - FERRY_NO_RENAME_FLAGS: renameat2(2) with any flag (RENAME_NOREPLACE,
@@ -320,7 +325,18 @@ int unlinkat(int folder, const char* name, int flags)
             }
         }
     }
-    return real(folder, name, flags);
+    const int result = real(folder, name, flags);
+    if (const char* taken = std::getenv("FERRY_CREATE_AFTER_SET_ASIDE_UNLINK");
+        taken != nullptr && result == 0 && std::strncmp(name, ".ferry-removing-", 16) == 0) {
+        static std::atomic<bool> done{false};
+        if (!done.exchange(true)) {
+            const int fd = ::openat(folder, taken, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+            if (fd >= 0) {
+                ::close(fd);
+            }
+        }
+    }
+    return result;
 }
 
 int renameat(int from_folder, const char* from, int to_folder, const char* to)
