@@ -125,22 +125,30 @@ bool is_own_private_file(unsigned mode, unsigned owner, std::uint64_t links)
     return S_ISREG(static_cast<mode_t>(mode)) && owner == ::geteuid() && links == 1;
 }
 
+PublishedMode published_mode_of(const struct ::stat* target, std::optional<std::uint32_t> source_mode)
+{
+    if (target == nullptr || !S_ISREG(target->st_mode)) {
+        return PublishedMode{create_mode_of(source_mode) & ~static_cast<unsigned>(process_umask), std::nullopt, 0,
+                             false};
+    }
+    PublishedMode published{static_cast<unsigned>(target->st_mode) & 0777U, std::nullopt, 0, true};
+    if (::geteuid() == 0) {
+        published.owner = static_cast<unsigned>(target->st_uid);
+        published.group = static_cast<unsigned>(target->st_gid);
+    }
+    return published;
+}
+
 PublishedMode published_mode(const std::string& dest, const LocalFolder* in, std::optional<std::uint32_t> source_mode)
 {
     struct stat st {};
     const Where at(in, dest);
     // A folder not reached: as a new file's (the publish, which needs the
     // folder too, then reports why).
-    if (!at.reached() || ::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
-        return PublishedMode{create_mode_of(source_mode) & ~static_cast<unsigned>(process_umask), std::nullopt, 0,
-                             false};
+    if (!at.reached() || ::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        return published_mode_of(nullptr, source_mode);
     }
-    PublishedMode published{static_cast<unsigned>(st.st_mode) & 0777U, std::nullopt, 0, true};
-    if (::geteuid() == 0) {
-        published.owner = static_cast<unsigned>(st.st_uid);
-        published.group = static_cast<unsigned>(st.st_gid);
-    }
-    return published;
+    return published_mode_of(&st, source_mode);
 }
 
 namespace {
@@ -183,14 +191,22 @@ Status take_access_acl(const LocalFile& part, const std::string& dest, const Loc
 // part's is removed, and the caller's chmod gives the create mode less the
 // umask).
 Result<bool> take_inherited_acl(const LocalFile& part, const std::string& dest, const LocalFolder* in,
-                                std::optional<std::uint32_t> source_mode)
+                                std::optional<std::uint32_t> source_mode, BatchFolderLooks* looks)
 {
     const Where at(in, dest);
     if (auto reached = at.reached(); !reached) {
         return reached.error();
     }
     sys::InheritedAcl inherited;
-    int error = sys::read_inherited_acl(at.dir(), static_cast<mode_t>(create_mode_of(source_mode)), inherited);
+    // A held folder this batch found without a default ACL is not asked
+    // again: `inherited` stays empty, as that read would leave it.
+    const bool known_without = looks != nullptr && in != nullptr && looks->without_default_acl.contains(in);
+    int error = known_without
+                    ? 0
+                    : sys::read_inherited_acl(at.dir(), static_cast<mode_t>(create_mode_of(source_mode)), inherited);
+    if (error == 0 && !known_without && !inherited.present() && looks != nullptr && in != nullptr) {
+        looks->without_default_acl.insert(in);
+    }
     if (error == 0) {
         // None now: whatever the part inherited when it was made goes too (a
         // default ACL removed since, setfacl -k, would otherwise stay).
@@ -209,7 +225,13 @@ Result<bool> take_inherited_acl(const LocalFile& part, const std::string& dest, 
 Status take_replaced_attributes(const LocalFile& part, const std::string& dest, const LocalFolder* in,
                                 std::optional<std::uint32_t> source_mode)
 {
-    const PublishedMode published = published_mode(dest, in, source_mode);
+    return take_replaced_attributes(part, dest, in, source_mode, published_mode(dest, in, source_mode), nullptr);
+}
+
+Status take_replaced_attributes(const LocalFile& part, const std::string& dest, const LocalFolder* in,
+                                std::optional<std::uint32_t> source_mode, const PublishedMode& published,
+                                BatchFolderLooks* looks)
+{
     // The owner first: chown clears set-ID bits, and the part is private
     // to us until the ACL and mode below.
     if (published.owner &&
@@ -221,7 +243,7 @@ Status take_replaced_attributes(const LocalFile& part, const std::string& dest, 
             return taken;
         }
     } else {
-        auto inherited = take_inherited_acl(part, dest, in, source_mode);
+        auto inherited = take_inherited_acl(part, dest, in, source_mode, looks);
         if (!inherited) {
             return inherited.error();
         }
@@ -1915,7 +1937,7 @@ Status publish_without_replacing(const LocalFile& part, const std::string& dest,
 } // namespace
 
 Status publish_download(const LocalFile& part, const std::string& dest, const LocalFolder* in, bool replace,
-                        std::optional<std::uint32_t> source_mode)
+                        std::optional<std::uint32_t> source_mode, BatchFolderLooks* looks)
 {
     // The target was inspected before the transfer; look again just before
     // the rename, the one step that works by name.
@@ -1930,8 +1952,10 @@ Status publish_download(const LocalFile& part, const std::string& dest, const Lo
     // well as a file) is refused by the rename itself, and answered as the
     // look before the download answers it (the caller's part).
     bool target_absent = false;
+    bool target_seen = false; // a regular file, in `st`
     if (replace) {
         if (::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            target_seen = true;
             if (!S_ISREG(st.st_mode)) {
                 return about_local_files(ErrorCode::local_io,
                                          in_quotes(dest) + " became " + kind_of(st.st_mode) +
@@ -1973,9 +1997,14 @@ Status publish_download(const LocalFile& part, const std::string& dest, const Lo
                                      in_quotes(dest) + "; get the file again");
     }
     // Last, right before the rename: the replaced file's mode, owner and
-    // ACL, read now (the part stayed private until here). Any failure from
-    // here on leaves the part on disk: private again first.
-    Status done = take_replaced_attributes(part, dest, in, source_mode);
+    // ACL, as the look above found them (the part stayed private until
+    // here; a look that failed otherwise than ENOENT, or none under
+    // --no-clobber, is taken again). Any failure from here on leaves the
+    // part on disk: private again first.
+    const PublishedMode published = target_seen     ? published_mode_of(&st, source_mode)
+                                    : target_absent ? published_mode_of(nullptr, source_mode)
+                                                    : published_mode(dest, in, source_mode);
+    Status done = take_replaced_attributes(part, dest, in, source_mode, published, looks);
     if (done) {
         done = replace ? rename_file(part.path(), dest, in) : publish_without_replacing(part, dest, in);
     }

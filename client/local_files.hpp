@@ -11,9 +11,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -323,6 +324,21 @@ struct PublishedMode {
 };
 PublishedMode published_mode(const std::string& dest, const LocalFolder* in = nullptr,
                              std::optional<std::uint32_t> source_mode = std::nullopt);
+// published_mode from a look already taken at `dest` (fstatat without
+// following): `target` its result, nullptr where nothing stands there.
+PublishedMode published_mode_of(const struct ::stat* target, std::optional<std::uint32_t> source_mode);
+
+// What the publishes of one PublishBatch, run one after another within
+// microseconds, look at once per held folder and reuse: that the folder
+// has no default ACL (the common case; a folder that has one is read for
+// each file, as the ACL depends on the file's create mode). Keyed by the
+// held folder, which the batch's files keep open (and so at one address)
+// while it runs. A default ACL given to the folder after its first file
+// is published applies from the next batch on, as it would to a file
+// published a moment before the change.
+struct BatchFolderLooks {
+    std::set<const LocalFolder*> without_default_acl;
+};
 // Readies a verified part to take `dest`'s place: the owner of the file it
 // replaces (published_mode, read now), then exactly that file's access ACL
 // (sys/posix_acl.hpp: none where it has none, so that an ACL the part
@@ -342,6 +358,12 @@ PublishedMode published_mode(const std::string& dest, const LocalFolder* in = nu
 // is published: dropping it would widen who may read the file.
 Status take_replaced_attributes(const LocalFile& part, const std::string& dest, const LocalFolder* in = nullptr,
                                 std::optional<std::uint32_t> source_mode = std::nullopt);
+// The same with the target's attributes already read (published_mode_of,
+// from the look that checked the target just before), and `looks` (may be
+// null) shared by a batch's publishes.
+Status take_replaced_attributes(const LocalFile& part, const std::string& dest, const LocalFolder* in,
+                                std::optional<std::uint32_t> source_mode, const PublishedMode& published,
+                                BatchFolderLooks* looks);
 // The part's mode while it downloads: its owner's alone, whatever mode it is
 // published with (as rsync's receiver makes its temporary files owner-only).
 // Not the published mode's owner bits: a part its owner may not write
@@ -532,8 +554,10 @@ Result<LocalFile> open_stream_target(const DownloadTarget& target);
 // and the result is an `exists` Error (reported as skipped).
 // `source_mode`: the server's file's permission bits, which a new file
 // takes (published_mode).
+// `looks` (may be null): what a PublishBatch's publishes share.
 Status publish_download(const LocalFile& part, const std::string& dest, const LocalFolder* in = nullptr,
-                        bool replace = true, std::optional<std::uint32_t> source_mode = std::nullopt);
+                        bool replace = true, std::optional<std::uint32_t> source_mode = std::nullopt,
+                        BatchFolderLooks* looks = nullptr);
 
 // A download verified but not yet published: its part file, still open,
 // with the server's mtime already set and still private (kPartMode); a

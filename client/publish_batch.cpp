@@ -210,6 +210,7 @@ void PublishBatch::publish(std::vector<Held>& batch)
     using FolderKey = std::tuple<std::string, dev_t, ino_t>;
     std::map<FolderKey, std::vector<std::size_t>> folders;
     std::map<const LocalFolder*, struct stat> identities;
+    BatchFolderLooks looks;
     for (std::size_t i = 0; i < batch.size(); ++i) {
         VerifiedPart& part = batch[i].part;
         // Renamed while still open (and locked, local_files.hpp's lock_part):
@@ -219,7 +220,8 @@ void PublishBatch::publish(std::vector<Held>& batch)
         // single get does): the part stayed private while it waited, and a
         // chmod of the target made meanwhile is what the new file gets.
         if (status[i]) {
-            status[i] = publish_download(part.part, part.dest, part.folder.get(), part.replace, part.source_mode);
+            status[i] =
+                publish_download(part.part, part.dest, part.folder.get(), part.replace, part.source_mode, &looks);
             seen(PublishStep::rename, part.dest);
         }
         // The mark comes off only once the file is published (a kill before
