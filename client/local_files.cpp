@@ -1811,10 +1811,10 @@ Result<CreatedPart> create_part_file(const std::string& part, const std::string&
             // name, most likely, racing this one. That race is not run
             // after; said as the other races with a download are (busy).
             return about_local_files(ErrorCode::busy, in_quotes(part) +
-                                                          " was taken again as this download replaced the part left "
-                                                          "there (by another download saved under the same name, "
-                                                          "most likely): nothing was written to it; get the file "
-                                                          "again once that download is over");
+                                                          " was taken again as this download made its part there (by "
+                                                          "another download saved under the same name, most "
+                                                          "likely): nothing was written to it; get the file again "
+                                                          "once that download is over");
         }
         if (error != EEXIST) {
             return local_error("cannot create " + in_quotes(part), error);

@@ -328,8 +328,9 @@ PublishedMode published_mode(const std::string& dest, const LocalFolder* in = nu
 // following): `target` its result, nullptr where nothing stands there.
 PublishedMode published_mode_of(const struct ::stat* target, std::optional<std::uint32_t> source_mode);
 
-// What the publishes of one PublishBatch, run one after another within
-// microseconds, look at once per held folder and reuse: that the folder
+// What the publishes of one PublishBatch (up to kPublishBatchFiles files,
+// renamed one after another within milliseconds) look at once per held
+// folder and reuse: that the folder
 // has no default ACL (the common case; a folder that has one is read for
 // each file, as the ACL depends on the file's create mode). Keyed by the
 // held folder, which the batch's files keep open (and so at one address)

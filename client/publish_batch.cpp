@@ -218,7 +218,8 @@ void PublishBatch::publish(std::vector<Held>& batch)
         // publish_download also gives it the replaced file's mode, owner
         // and ACL, read only then, right before this file's rename (as a
         // single get does): the part stayed private while it waited, and a
-        // chmod of the target made meanwhile is what the new file gets.
+        // chmod of the target made meanwhile is what the new file gets. A
+        // folder's lack of a default ACL is asked once per batch (`looks`).
         if (status[i]) {
             status[i] =
                 publish_download(part.part, part.dest, part.folder.get(), part.replace, part.source_mode, &looks);
