@@ -200,12 +200,13 @@ Result<bool> take_inherited_acl(const LocalFile& part, const std::string& dest, 
     sys::InheritedAcl inherited;
     // A held folder this batch found without a default ACL is not asked
     // again: `inherited` stays empty, as that read would leave it.
-    const bool known_without = looks != nullptr && in != nullptr && looks->without_default_acl.contains(in);
-    int error = known_without
-                    ? 0
-                    : sys::read_inherited_acl(at.dir(), static_cast<mode_t>(create_mode_of(source_mode)), inherited);
-    if (error == 0 && !known_without && !inherited.present() && looks != nullptr && in != nullptr) {
-        looks->without_default_acl.insert(in);
+    auto* without = looks != nullptr && in != nullptr ? &looks->without_default_acl : nullptr;
+    int error = 0;
+    if (without == nullptr || !without->contains(in)) {
+        error = sys::read_inherited_acl(at.dir(), static_cast<mode_t>(create_mode_of(source_mode)), inherited);
+        if (error == 0 && !inherited.present() && without != nullptr) {
+            without->insert(in);
+        }
     }
     if (error == 0) {
         // None now: whatever the part inherited when it was made goes too (a

@@ -330,13 +330,12 @@ PublishedMode published_mode_of(const struct ::stat* target, std::optional<std::
 
 // What the publishes of one PublishBatch (up to kPublishBatchFiles files,
 // renamed one after another within milliseconds) look at once per held
-// folder and reuse: that the folder
-// has no default ACL (the common case; a folder that has one is read for
-// each file, as the ACL depends on the file's create mode). Keyed by the
-// held folder, which the batch's files keep open (and so at one address)
-// while it runs. A default ACL given to the folder after its first file
-// is published applies from the next batch on, as it would to a file
-// published a moment before the change.
+// folder and reuse: that the folder has no default ACL (the common case;
+// a folder that has one is read for each file, as the ACL depends on the
+// file's create mode). Keyed by the held folder, which the batch's files
+// keep open (and so at one address) while it runs. A default ACL given to
+// the folder after its first file is published applies from the next
+// batch on, as it would to a file published a moment before the change.
 struct BatchFolderLooks {
     std::set<const LocalFolder*> without_default_acl;
 };
