@@ -959,6 +959,7 @@ MadeFolders make_folders(const std::string& path, const std::string& flag, std::
             }
             if (!was_there) {
                 folders.made.push_back(reached);
+                folders.made_last = last;
             }
             reached += "/";
         }

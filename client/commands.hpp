@@ -112,6 +112,9 @@ std::optional<Error> read_only_refusal(const Connection& connection, const std::
 struct MadeFolders {
     std::optional<Error> error;
     std::vector<std::string> made;
+    // The folder `path` names itself was made here: nothing stood under its
+    // name an instant before, so it held nothing when made.
+    bool made_last = false;
 };
 MadeFolders make_folders(const std::string& path, const std::string& flag,
                          std::optional<std::uint32_t> last_mode = std::nullopt);

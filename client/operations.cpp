@@ -885,6 +885,13 @@ Result<PendingGet> prepare_get(const GetOptions& options)
         }
         pending.options.folder = std::move(folder.value());
     }
+    if (options.in_made_folder && !options.to_stdout && pending.options.folder) {
+        // A folder this command made: nothing to find (GetOptions::in_made_folder).
+        pending.target = DownloadTarget{TargetKind::absent, options.dest, {}};
+        pending.options.no_part = true;
+        pending.options.no_state = true;
+        return pending;
+    }
     if (!options.to_stdout) {
         // Before any byte moves: what is there decides how the file lands.
         auto target = inspect_download_target(options.dest, pending.options.folder.get());

@@ -91,6 +91,17 @@ struct GetOptions {
     // nothing. Set by the caller (from a HeldFolders shared by the
     // command's files) or, when empty, by prepare_get's walk.
     std::shared_ptr<const LocalFolder> folder;
+    // Set where dest's folder was made by this very command, on a file's
+    // first try (sync's pull): nothing stood in it then, so prepare_get
+    // takes the target, the part's name and the sidecar's as free without
+    // looking (3 of a small file's 21 system calls). What appeared since is
+    // still met where each step acts: the part's O_EXCL creation takes
+    // what stands under its name as create_part_file's rules say, a
+    // checkpoint replaces only a sidecar of ferry's, and the publish looks
+    // at the target before its rename (publish_download). Only a resume is
+    // given up, and a first try has none; a retry (a part left by a lost
+    // connection) looks as any get does.
+    bool in_made_folder = false;
     // Set by prepare_get when nothing stood under the part's name: the
     // download's sidecar, if any, then vouches for nothing (a checkpoint
     // replaces it, the publish removes it) and is not looked for again.

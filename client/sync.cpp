@@ -702,10 +702,12 @@ void push_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
 }
 
 // How a pull gets one file (its dry run asks the same of the part it
-// would resume).
-GetOptions pull_options(const SyncArguments& arguments, const FileTransfer& transfer)
+// would resume). `made`: the folders this sync made, for a first try.
+GetOptions pull_options(const SyncArguments& arguments, const FileTransfer& transfer,
+                        const std::set<std::string>& made = {})
 {
     GetOptions options;
+    options.in_made_folder = made.contains(remote_parent(transfer.path));
     options.name = join_remote(arguments.remote, transfer.path);
     options.dest = local_join(arguments.local, transfer.path);
     options.tree_root = arguments.local; // nothing below it is followed
@@ -784,10 +786,12 @@ DryRunLooks look_as_the_real_run(const SyncArguments& arguments, const SyncPlan&
 // each folder once per batch, not once per file.
 //
 // Each file's folder comes from `folders` (shared by the connections) and
-// is held from here to the publish (GetOptions::folder).
+// is held from here to the publish (GetOptions::folder). A file in one of
+// `made_folders` (those this sync made, on a pass's first try) is planned
+// without looking for what nothing could have left there.
 void pull_files(Connection& connection, Queue& queue, Tally& tally, const SyncArguments& arguments,
-                const std::vector<FileTransfer>& transfers, Retries& retries, PublishBatch& batch,
-                HeldFolders& folders, std::size_t gets_in_flight)
+                const std::vector<FileTransfer>& transfers, Retries& retries, PublishBatch& batch, HeldFolders& folders,
+                std::size_t gets_in_flight, const std::set<std::string>& made_folders)
 {
     const auto fail = [&](std::size_t index, const Error& error) {
         retries.failed(tally, transfers, index, error);
@@ -802,7 +806,7 @@ void pull_files(Connection& connection, Queue& queue, Tally& tally, const SyncAr
                 drained = true;
                 break;
             }
-            GetOptions options = pull_options(arguments, transfers[*index]);
+            GetOptions options = pull_options(arguments, transfers[*index], made_folders);
             auto folder = folders.folder_of(options.tree_root, options.dest);
             if (!folder) {
                 fail(*index, folder.error());
@@ -1193,32 +1197,45 @@ Error in_unmade_folder(const SyncArguments& arguments, const std::string& folder
                                                       "\" could not be made");
 }
 
-// Returns, for a pull, the folders that could not be made (those below
-// one included): nothing is written in them, nor their time set.
-std::set<std::string> make_plan_folders(Connection& connection, Tally& tally, const SyncArguments& arguments,
-                                        const SyncPlan& plan, const TreeFolderModes& folder_modes)
-{
+// What a pull's plan did to its local folders (a push's makes none here).
+struct PlanFolders {
+    // Could not be made (those below one included): nothing is written in
+    // them, nor their time set.
     std::set<std::string> unmade;
+    // Made by this sync ("" for the synced folder itself): they held
+    // nothing when made, so a file's first try in one skips the plan's looks
+    // (GetOptions::in_made_folder).
+    std::set<std::string> made;
+};
+
+PlanFolders make_plan_folders(Connection& connection, Tally& tally, const SyncArguments& arguments,
+                              const SyncPlan& plan, const TreeFolderModes& folder_modes)
+{
+    PlanFolders folders;
+    auto& unmade = folders.unmade;
     if (arguments.direction == SyncDirection::pull) {
         for (const auto& folder : plan.folders) { // in path order: a folder before what it holds
             if (const auto above = unmade_above(unmade, folder)) {
                 tally.failed(folder, in_unmade_folder(arguments, *above, true));
                 unmade.insert(folder);
-            } else if (auto made = make_local_folder(arguments.local, folder, folder_modes.mode_of(folder)); !made) {
+            } else if (auto made = make_or_find_local_folder(arguments.local, folder, folder_modes.mode_of(folder));
+                       !made) {
                 tally.failed(folder, made.error());
                 unmade.insert(folder);
+            } else if (made.value() == FolderMade::made) {
+                folders.made.insert(folder);
             }
         }
-        return unmade;
+        return folders;
     }
     // The puts make the folders above their files (`parents`); mkdir is for the rest.
     for (const auto& folder : folders_without_files(plan)) {
         if (interrupted()) {
-            return unmade;
+            return folders;
         }
         make_server_folder(connection, tally, arguments, folder_modes, folder);
     }
-    return unmade;
+    return folders;
 }
 
 // A push's listed folders that no put made (UnsentFolders), with their
@@ -1839,14 +1856,21 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
             return fail_whole(made.error());
         }
     }
+    bool top_made = false;
     if (local_missing) {
-        if (auto made = make_folders(arguments.local, "sync", folder_modes.mode_of("")); made.error) {
+        auto made = make_folders(arguments.local, "sync", folder_modes.mode_of(""));
+        if (made.error) {
             return fail_whole(*made.error);
         }
+        top_made = made.made_last;
     }
     remove_orphan_parts(tally, arguments, orphans);
     remove_extras(connection, tally, arguments, plan, dest, local_tree);
-    const auto unmade = make_plan_folders(connection, tally, arguments, plan, folder_modes);
+    auto plan_folders = make_plan_folders(connection, tally, arguments, plan, folder_modes);
+    const auto& unmade = plan_folders.unmade;
+    if (top_made) {
+        plan_folders.made.insert("");
+    }
     if (!push) {
         set_local_file_times(tally, arguments, plan, local_tree.listed, digests.hashed);
     }
@@ -1877,7 +1901,10 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
                 push_files(each, queue, tally, arguments, batch, retries, local_tree.listed, folders, folder_modes,
                            unsent, attempt == 0);
             } else {
-                pull_files(each, queue, tally, arguments, batch, retries, publish, folders, shares.gets_in_flight);
+                // A retry may find the part its first try left, and resumes it.
+                static const std::set<std::string> none;
+                pull_files(each, queue, tally, arguments, batch, retries, publish, folders, shares.gets_in_flight,
+                           attempt == 0 ? plan_folders.made : none);
             }
         });
         publish.flush(); // what was verified is published, even after Ctrl-C

@@ -176,6 +176,15 @@ Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side, TreeBo
 
 Status make_local_folder(const std::string& root, const std::string& path, std::optional<std::uint32_t> mode)
 {
+    if (auto made = make_or_find_local_folder(root, path, mode); !made) {
+        return made.error();
+    }
+    return success();
+}
+
+Result<FolderMade> make_or_find_local_folder(const std::string& root, const std::string& path,
+                                             std::optional<std::uint32_t> mode)
+{
     auto parent = open_parent(root, path);
     if (!parent) {
         return parent.error();
@@ -183,13 +192,13 @@ Status make_local_folder(const std::string& root, const std::string& path, std::
     const std::string leaf = leaf_of(path);
     if (::mkdirat(parent->get(), leaf.c_str(), static_cast<mode_t>(folder_create_mode_of(mode))) == 0) {
         let_owner_fill(parent->get(), leaf.c_str());
-        return success();
+        return FolderMade::made;
     }
     const int err = errno;
     struct stat st {};
     if (err == EEXIST && ::fstatat(parent->get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
         if (S_ISDIR(st.st_mode)) {
-            return success();
+            return FolderMade::found;
         }
         return about_local_files(ErrorCode::local_io,
                                  "\"" + local_join(root, path) + "\" is " + special_kind(st.st_mode) +

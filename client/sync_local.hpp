@@ -70,6 +70,11 @@ Result<LocalScan> scan_local_tree(const std::string& root, ScanSide side, TreeBo
 // where the server does not say.
 Status make_local_folder(const std::string& root, const std::string& path,
                          std::optional<std::uint32_t> mode = std::nullopt);
+// The same, telling whether mkdirat(2) made the folder here (so that it
+// was empty when made) or found one standing there already.
+enum class FolderMade { made, found };
+Result<FolderMade> make_or_find_local_folder(const std::string& root, const std::string& path,
+                                             std::optional<std::uint32_t> mode = std::nullopt);
 
 // Removes root/path alone, walked to as make_local_folder walks: a regular
 // file (anything else there now is an error: left), or an empty folder,

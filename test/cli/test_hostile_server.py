@@ -614,6 +614,38 @@ class RetryOutlastsAnotherDownloadOfTheName(PartChangedBeforeTheAnswer):
         self.check_tried_again(["sync", "--retry", "2", ":d", "pulled"], dest, lambda part: os.rename(part, dest))
 
 
+class ARetryInAFolderThePullMadeResumes(HostileTest):
+    """A pull plans a file's first try in a folder it made itself without
+    looking for a part, a sidecar or the file (nothing could stand there
+    yet). Its retry, after the connection was lost midway, looks as any
+    get does: it resumes the part the first try left, in the folder the
+    pull made and in the synced folder it made, rather than starting
+    over."""
+
+    CUT = 300000
+
+    def test_the_retry_resumes_where_the_first_try_stopped(self):
+        data = {"d/x": os.urandom(1024 * 1024 + 4096), "d/s/y": os.urandom(1024 * 1024 + 512)}
+        listed = [entry("s", "folder"), entry("s/y", "file", len(data["d/s/y"])), entry("x", "file", len(data["d/x"]))]
+        server = self.scripted(listings={("d", True): [listed]}, files=data,
+                               cut_after={"d/x": self.CUT, "d/s/y": self.CUT})
+        got = self.ferry("--no-progress", "sync", "-j", "1", "--retry", "1", ":d", "pulled", server=server.address)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        # Each file twice: from 0, then from what its first try kept (all
+        # of CUT, or less where the server's hang-up, with a pipelined get
+        # unread, reset the connection before the client read the rest).
+        for name in data:
+            offsets = [offset for asked, offset in server.gets if asked == name]
+            self.assertEqual(len(offsets), 2, server.gets)
+            self.assertEqual(offsets[0], 0, server.gets)
+            self.assertTrue(0 < offsets[1] <= self.CUT, server.gets)
+        for name, local in (("d/x", "x"), ("d/s/y", "s/y")):
+            with open(os.path.join(self.local, "pulled", local), "rb") as f:
+                self.assertEqual(hashlib.sha256(f.read()).hexdigest(), hashlib.sha256(data[name]).hexdigest())
+        self.assertEqual(sorted(os.listdir(os.path.join(self.local, "pulled"))), ["s", "x"])
+        self.assertEqual(os.listdir(os.path.join(self.local, "pulled", "s")), ["y"])
+
+
 class ResumeWritesOnlyTheCheckedPart(PartChangedBeforeTheAnswer):
     """Round 63: a resume wrote into whatever regular file of the user's
     stood at the part's name when the server answered, and published it as
