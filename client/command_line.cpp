@@ -1,5 +1,6 @@
 #include "command_line.hpp"
 
+#include "empty_values.hpp"
 #include "option_values.hpp"
 #include "remote_paths.hpp"
 #include "shell_words.hpp"
@@ -416,6 +417,7 @@ void CommandLine::parse(int argc, const char* const* argv)
     for (int i = 1; i < argc; ++i) {
         guarded.push_back(guard_brackets(argv[i]));
     }
+    guarded = option_values::with_empty_values_spelled_out(guarded);
     std::vector<const char*> pointers{argc > 0 ? argv[0] : "ferry"};
     for (const auto& word : guarded) {
         pointers.push_back(word.c_str());
@@ -425,8 +427,9 @@ void CommandLine::parse(int argc, const char* const* argv)
 
 void CommandLine::parse(const std::vector<std::string>& words)
 {
+    const auto spelled_out = option_values::with_empty_values_spelled_out(words);
     std::vector<std::string> reversed; // CLI11 takes them last first
-    for (auto word = words.rbegin(); word != words.rend(); ++word) {
+    for (auto word = spelled_out.rbegin(); word != spelled_out.rend(); ++word) {
         reversed.push_back(guard_brackets(*word));
     }
     app.parse(std::move(reversed));

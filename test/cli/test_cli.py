@@ -326,6 +326,43 @@ class EmptyTrust(CliTest):
             listener.close()
 
 
+class EmptyValueAfterEquals(CliTest):
+    """An option written "--name=" has an empty value, as GNU getopt_long
+    reads it; CLI11 took the next word as its value: `ferry --token=$T list`
+    with T unset ran the shell on standard input with the token "list", and
+    exited 0 having done nothing. The empty value is judged by the option's
+    own checks, as `--name ""` is, and the next word keeps its place."""
+
+    def test_the_next_word_is_never_the_value(self):
+        server = self.start_server()
+        self.write(os.path.join(self.root, "a.bin"), b"x")
+        for option in ("--token=", "--retry="):
+            with self.subTest(option=option):
+                result = self.ferry(option, "--json", "list", server=server, stdin=b"")
+                if option == "--retry=":
+                    self.assertEqual(result.returncode, 2, result.stderr)
+                    self.assertIn("--retry", self.json_of(result)["error"]["message"])
+                    self.assertNotIn("--json", self.json_of(result)["error"]["message"])
+                    continue
+                self.assertEqual(result.returncode, 0, result.stderr)
+                self.assertEqual([f["name"] for f in self.json_of(result)["files"]], ["a.bin"])
+        # In a command's own options too: get's --output= is an empty path, refused; the file is not fetched.
+        got = self.ferry("--json", "get", "--output=", "a.bin", server=server, stdin=b"")
+        self.assertEqual(got.returncode, 2, got.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.local, "a.bin")))
+        # After a bare -- every word is an operand: a local file named "--x=" is sent under that name.
+        self.write(os.path.join(self.local, "--x="), b"y")
+        sent = self.ferry("--json", "put", "--", "--x=", server=server, stdin=b"")
+        self.assertEqual(sent.returncode, 0, sent.stderr)
+        with open(os.path.join(self.root, "--x="), "rb") as f:
+            self.assertEqual(f.read(), b"y")
+
+    def test_an_empty_pin_after_equals_is_refused_as_empty(self):
+        result = self.ferry("--tls-pin=", "list", server="127.0.0.1:1", stdin=b"")
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn(b"--tls-pin: an empty value is refused", result.stderr)
+
+
 class UnknownHost(CliTest):
     def test_a_host_no_resolver_knows_is_a_bad_address_not_retried(self):
         # A new user's trial (round 72, 13b): `-s typo` said connection_lost,

@@ -151,6 +151,21 @@ class ConfigFile(unittest.TestCase):
         self.assertIn("--root", result.stderr.decode())
 
 
+    def test_an_option_written_with_equals_and_nothing_after_has_an_empty_value(self):
+        """"--root=" is --root with an empty value (as GNU getopt_long reads
+        it), refused as empty; CLI11 took the next word for its value (the
+        root "--listen"), and an option's empty value never reached its own
+        check."""
+        files = os.path.join(self.root, "files")
+        result = run("--root=", "--listen", "127.0.0.1:0")
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("--root: is empty", result.stderr.decode())
+        result = run("--max-connections=", "--root", files, "--listen", "127.0.0.1:0")
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn('--max-connections: \\"\\" is not a whole number', result.stderr.decode())
+        self.assertFalse(os.path.exists(files))
+
+
 class OptionValues(unittest.TestCase):
     """Every number an operator gives means what it says: a value that would
     switch the server or one of its protections off (0 connections, a NaN
