@@ -175,6 +175,19 @@ std::vector<CLI::ConfigItem> ConfigReader::from_config(std::istream& input) cons
             items.push_back(std::move(item));
         }
     }
+    // TOML writes any code point, NUL too ("\u0000"), and a line may hold a
+    // NUL byte: a root, file or address handed to the system would end
+    // there, naming another folder or file than the one written (a root of
+    // "/srv/a\u0000b" served and made /srv/a).
+    for (const auto& item : items) {
+        for (const auto& value : item.inputs) {
+            if (value.find('\0') != std::string::npos) {
+                throw CLI::ConfigError("the value of key " + item.fullname() +
+                                       " holds a NUL character (\\u0000), which no path, address or other "
+                                       "value of ferryd's holds");
+            }
+        }
+    }
     // Keep only the last item of each key. Section markers ("++", "--")
     // repeat by design and stay where they are.
     std::set<std::string> seen;

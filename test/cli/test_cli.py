@@ -526,6 +526,26 @@ class NamedServers(CliTest):
         self.assertIn(b"FERRY_CONFIG names it", result.stderr)
 
 
+class NulInTheConfigFile(CliTest):
+    def test_a_nul_in_a_value_is_refused_naming_the_key(self):
+        """TOML writes NUL as \\u0000: a tls_ca or token_file cut short
+        there by the system names another file than the one written, an
+        address another server. Refused before anything is read or sent."""
+        server = self.start_server()
+        os.makedirs(os.path.join(self.dir, "config", "ferry"))
+        ca = os.path.join(self.dir, "ca.pem")
+        for key, value in (("tls_ca", ca + "\\u0000.other"), ("token_file", ca + "\\u0000x"),
+                           ("address", server + "\\u0000x"), ("tls_pin", "sha256:\\u0000")):
+            with self.subTest(key=key):
+                entry = '[servers.named]\n%s = "%s"\n' % (key, value)
+                if key != "address":
+                    entry += 'address = "%s"\n' % server
+                self.write(os.path.join(self.dir, "config", "ferry", "config.toml"), entry.encode())
+                result = self.ferry("-s", "named", "list", stdin=b"")
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertIn(('"%s" of [servers.named] holds a NUL character' % key).encode(), result.stderr)
+
+
 class PutAndClobber(CliTest):
     def test_put_from_standard_input(self):
         server = self.start_server()

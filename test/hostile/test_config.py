@@ -151,6 +151,22 @@ class ConfigFile(unittest.TestCase):
         self.assertIn("--root", result.stderr.decode())
 
 
+    def test_a_nul_in_any_value_is_a_usage_error(self):
+        """TOML writes NUL as \\u0000 and a line may hold a NUL byte: a root
+        of "<root>/a\\u0000b" was served, and made, as <root>/a (the system
+        reads a path up to its first NUL). Refused, naming the key."""
+        files = os.path.join(self.root, "a")
+        cases = [('root = "%s\\u0000b"\nlisten = "127.0.0.1:0"\n' % files, "root"),
+                 ('root = "%s"\nlisten = ["127.0.0.1:0\\u0000x"]\n' % files, "listen"),
+                 ('root = "%s"\nlisten = "127.0.0.1:0"\nlog-file = %s/l\0x\n' % (files, self.root), "log-file")]
+        for text, key in cases:
+            with self.subTest(text=text):
+                config = self.write(".nul.conf", text)
+                result = run("--config", config)
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertIn("the value of key %s holds a NUL character" % key, result.stderr.decode())
+                self.assertEqual(sorted(os.listdir(self.root)), [".nul.conf"])
+
     def test_an_option_written_with_equals_and_nothing_after_has_an_empty_value(self):
         """"--root=" is --root with an empty value (as GNU getopt_long reads
         it), refused as empty; CLI11 took the next word for its value (the
