@@ -1135,7 +1135,13 @@ class Client:
     def request(self, op: str, **fields: Any) -> dict[str, Any]:
         """Sends one request and returns its reply (section 3), for an
         operation this library has no method for; raises the reply's error.
-        ``id`` may be given, else the next is used."""
+        ``id`` may be given, else the next is used. A field given as a
+        pathlib path (or another os.PathLike) is a path on the server, sent
+        as the methods send one (remote_path: its POSIX spelling; a drive
+        is a ValueError, raised before anything is sent)."""
+        for key, value in fields.items():
+            if isinstance(value, (pathlib.PurePath, os.PathLike)):
+                fields[key] = remote_path(value, f"the request's {key}")
         self._ready()
         return self._reply(self._send(op, fields))
 

@@ -69,6 +69,13 @@ class TreeTests(ServerCase):
         # Nothing was sent: the connection goes on.
         self.assertEqual(self.c.stat("top.txt").size, 3)
         self.assertNotIn("C:x", [e.name for e in self.c.list()])
+        # request(), for an operation without a method, takes one as the methods do (it was json's
+        # "Object of type PurePosixPath is not JSON serializable").
+        self.assertEqual(self.c.request("stat", name=remote("logs") / "a.log")["size"], 4)
+        self.assertEqual(self.c.request("stat", name=remote("."))["type"], "folder")
+        with self.assertRaises(ValueError):
+            self.c.request("mkdir", path=pathlib.PureWindowsPath("C:y"))
+        self.assertNotIn("C:y", [e.name for e in self.c.list()])
 
     def test_list_of_a_file_or_a_missing_folder(self):
         with self.assertRaises(ferry_client.WrongType) as caught:
