@@ -417,7 +417,8 @@ void CommandLine::parse(int argc, const char* const* argv)
     for (int i = 1; i < argc; ++i) {
         guarded.push_back(guard_brackets(argv[i]));
     }
-    guarded = option_values::with_empty_values_spelled_out(guarded);
+    // Before CLI11, which would take the next word as the value.
+    option_values::refuse_empty_value_after_equals(guarded, option_values::options_with_values(app));
     std::vector<const char*> pointers{argc > 0 ? argv[0] : "ferry"};
     for (const auto& word : guarded) {
         pointers.push_back(word.c_str());
@@ -427,9 +428,9 @@ void CommandLine::parse(int argc, const char* const* argv)
 
 void CommandLine::parse(const std::vector<std::string>& words)
 {
-    const auto spelled_out = option_values::with_empty_values_spelled_out(words);
+    option_values::refuse_empty_value_after_equals(words, option_values::options_with_values(app));
     std::vector<std::string> reversed; // CLI11 takes them last first
-    for (auto word = spelled_out.rbegin(); word != spelled_out.rend(); ++word) {
+    for (auto word = words.rbegin(); word != words.rend(); ++word) {
         reversed.push_back(guard_brackets(*word));
     }
     app.parse(std::move(reversed));

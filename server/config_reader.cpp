@@ -42,8 +42,14 @@ std::size_t value_start(const std::string& line)
 // cuts every value at its first #, quotes or not ("a#b.log" became an
 // unclosed quote). Anything else (unquoted values, a line toml++ cannot
 // read) is left to CLI11, whose errors name the key.
-std::optional<CLI::ConfigItem> quoted_string_item(const std::string& line)
+std::optional<CLI::ConfigItem> quoted_string_item(std::string line)
 {
+    // A line of a file written on Windows ends in CR, which toml++ takes
+    // for a stray character: left to CLI11, "\u0000" and "\t" were not
+    // read as the escapes they are (a NUL got past the check below).
+    if (line.ends_with('\r')) {
+        line.pop_back();
+    }
     const auto value = value_start(line);
     // toml++ skips a byte order mark as the start of a document, and each
     // line is one here: left to CLI11, a BOM stays the error it was.
@@ -137,6 +143,10 @@ std::vector<CLI::ConfigItem> cli11_items(const CLI::ConfigTOML& reader, const st
     std::istringstream one_line(line);
     std::vector<CLI::ConfigItem> items = reader.CLI::ConfigTOML::from_config(one_line);
     for (const auto& item : items) {
+        if (item.name.find('\0') != std::string::npos) {
+            // Named as far as the NUL, it would pass for another key.
+            throw CLI::ConfigError("a key holds a NUL character (\\u0000), which no key of ferryd's holds");
+        }
         for (const auto& value : item.inputs) {
             if (opens_unclosed_quote(value)) {
                 throw CLI::ConfigError("the value of key " + item.fullname() + " opens a quote (" +
@@ -180,6 +190,10 @@ std::vector<CLI::ConfigItem> ConfigReader::from_config(std::istream& input) cons
     // there, naming another folder or file than the one written (a root of
     // "/srv/a\u0000b" served and made /srv/a).
     for (const auto& item : items) {
+        if (item.name.find('\0') != std::string::npos) {
+            // Named as far as the NUL, it would pass for another key.
+            throw CLI::ConfigError("a key holds a NUL character (\\u0000), which no key of ferryd's holds");
+        }
         for (const auto& value : item.inputs) {
             if (value.find('\0') != std::string::npos) {
                 throw CLI::ConfigError("the value of key " + item.fullname() +

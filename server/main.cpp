@@ -388,15 +388,12 @@ int serve(int argc, char** argv)
     auto* key_option = app.add_option("--tls-key", tls_key, "The private key (PEM) of --tls-cert");
     cert_option->needs(key_option);
     key_option->needs(cert_option);
-    // "--name=" is the option with an empty value (empty_values.hpp).
-    const auto words =
-        values::with_empty_values_spelled_out(std::vector<std::string>(argv + std::min(argc, 1), argv + argc));
-    std::vector<const char*> pointers{argc > 0 ? argv[0] : "ferryd"};
-    for (const auto& word : words) {
-        pointers.push_back(word.c_str());
-    }
     try {
-        app.parse(static_cast<int>(pointers.size()), pointers.data());
+        // "--name=" with nothing after the '=' (empty_values.hpp): refused
+        // before CLI11, which would take the next word as the value.
+        values::refuse_empty_value_after_equals(std::vector<std::string>(argv + std::min(argc, 1), argv + argc),
+                                                values::options_with_values(app));
+        app.parse(argc, argv);
         // CLI11 reads a switch's value as a number where it can: -1 and 0x1
         // meant false, 1.5 and "t" true (round 76, F9). A switch that
         // decides whether clients may write takes a plain yes or no.

@@ -209,7 +209,8 @@ class ExitStatus(CliTest):
                  ("--hello-timeout", "1e-300"), ("--retry", "-1"), ("--retry", "101"), ("--retry", "")]
         for option, value in cases:
             with self.subTest(option=option, value=value):
-                result = self.ferry(f"{option}={value}", "list", server=server)
+                words = [f"{option}={value}"] if value else [option, ""]  # "--timeout=" is refused as it stands
+                result = self.ferry(*words, "list", server=server)
                 self.assertEqual(result.returncode, 2, result.stderr)
                 self.assertIn(option, result.stderr.decode())
                 self.assertIn(" to ", result.stderr.decode())
@@ -327,28 +328,32 @@ class EmptyTrust(CliTest):
 
 
 class EmptyValueAfterEquals(CliTest):
-    """An option written "--name=" has an empty value, as GNU getopt_long
-    reads it; CLI11 took the next word as its value: `ferry --token=$T list`
-    with T unset ran the shell on standard input with the token "list", and
-    exited 0 having done nothing. The empty value is judged by the option's
-    own checks, as `--name ""` is, and the next word keeps its place."""
+    """An option with a value written "--name=" and nothing after it took
+    the next word as its value (CLI11 reads "--name=" as "--name"):
+    `ferry --token=$T list` with T unset ran the shell on standard input
+    with the token "list", and exited 0 having done nothing. It is a usage
+    error now, naming the option and how to give an empty value on purpose;
+    a flag written "--flag=" is the flag, as before, and adds no word."""
 
     def test_the_next_word_is_never_the_value(self):
         server = self.start_server()
         self.write(os.path.join(self.root, "a.bin"), b"x")
-        for option in ("--token=", "--retry="):
-            with self.subTest(option=option):
-                result = self.ferry(option, "--json", "list", server=server, stdin=b"")
-                if option == "--retry=":
-                    self.assertEqual(result.returncode, 2, result.stderr)
-                    self.assertIn("--retry", self.json_of(result)["error"]["message"])
-                    self.assertNotIn("--json", self.json_of(result)["error"]["message"])
-                    continue
-                self.assertEqual(result.returncode, 0, result.stderr)
-                self.assertEqual([f["name"] for f in self.json_of(result)["files"]], ["a.bin"])
-        # In a command's own options too: get's --output= is an empty path, refused; the file is not fetched.
-        got = self.ferry("--json", "get", "--output=", "a.bin", server=server, stdin=b"")
-        self.assertEqual(got.returncode, 2, got.stderr)
+        for words in (["--token=", "--json", "list"], ["--server=", "--json", "list"],
+                      ["--retry=", "--json", "list"], ["--json", "get", "--output=", "a.bin"],
+                      ["--json", "get", "-C", "d", "--directory=", "a.bin"], ["--json", "sync", "--jobs=", ":", "s"],
+                      ["--json", "--tls-pin=", "list"]):
+            with self.subTest(words=words):
+                result = self.ferry(*words, server=server, stdin=b"")
+                self.assertEqual(result.returncode, 2, result.stderr)
+                option = next(word for word in words if word.endswith("="))[:-1]
+                message = self.json_of(result)["error"]["message"]
+                self.assertTrue(message.startswith(option + ": nothing follows the '='"), message)
+                self.assertIn(option + ' ""', message)
+        self.assertEqual(sorted(os.listdir(self.local)), [])
+        # In the shell's lines too (a script of them stops at a misuse, as at -o "").
+        shell = self.ferry(server=server, stdin=b"get --output= a.bin\nget a.bin\n")
+        self.assertEqual(shell.returncode, 2, shell.stderr)
+        self.assertIn(b"--output: nothing follows the '='", shell.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.local, "a.bin")))
         # After a bare -- every word is an operand: a local file named "--x=" is sent under that name.
         self.write(os.path.join(self.local, "--x="), b"y")
@@ -357,10 +362,20 @@ class EmptyValueAfterEquals(CliTest):
         with open(os.path.join(self.root, "--x="), "rb") as f:
             self.assertEqual(f.read(), b"y")
 
-    def test_an_empty_pin_after_equals_is_refused_as_empty(self):
-        result = self.ferry("--tls-pin=", "list", server="127.0.0.1:1", stdin=b"")
-        self.assertEqual(result.returncode, 2, result.stderr)
-        self.assertIn(b"--tls-pin: an empty value is refused", result.stderr)
+    def test_a_flag_written_with_equals_is_the_flag_and_adds_no_operand(self):
+        """A tester's finding on the first version of this fix: a flag
+        split into the flag and "" added "" as a path, the server's root,
+        so `get -r --quiet= d/sub` fetched the whole tree over local files."""
+        server = self.start_server()
+        os.makedirs(os.path.join(self.root, "d", "sub"))
+        self.write(os.path.join(self.root, "d", "sub", "f"), b"f")
+        self.write(os.path.join(self.root, "top.txt"), b"server's")
+        self.write(os.path.join(self.local, "top.txt"), b"mine")
+        got = self.ferry("--json=", "get", "-r", "--quiet=", "d/sub", server=server, stdin=b"")
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertEqual(sorted(os.listdir(self.local)), ["sub", "top.txt"])
+        with open(os.path.join(self.local, "top.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"mine")
 
 
 class UnknownHost(CliTest):

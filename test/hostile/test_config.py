@@ -158,7 +158,9 @@ class ConfigFile(unittest.TestCase):
         files = os.path.join(self.root, "a")
         cases = [('root = "%s\\u0000b"\nlisten = "127.0.0.1:0"\n' % files, "root"),
                  ('root = "%s"\nlisten = ["127.0.0.1:0\\u0000x"]\n' % files, "listen"),
-                 ('root = "%s"\nlisten = "127.0.0.1:0"\nlog-file = %s/l\0x\n' % (files, self.root), "log-file")]
+                 ('root = "%s"\nlisten = "127.0.0.1:0"\nlog-file = %s/l\0x\n' % (files, self.root), "log-file"),
+                 # A file written on Windows: each line ends in CR (a tester's finding).
+                 ('root = "%s\\u0000b"\r\nlisten = "127.0.0.1:0"\r\n' % files, "root")]
         for text, key in cases:
             with self.subTest(text=text):
                 config = self.write(".nul.conf", text)
@@ -166,20 +168,37 @@ class ConfigFile(unittest.TestCase):
                 self.assertEqual(result.returncode, 2, result.stderr)
                 self.assertIn("the value of key %s holds a NUL character" % key, result.stderr.decode())
                 self.assertEqual(sorted(os.listdir(self.root)), [".nul.conf"])
+        # In a key, which CLI11 would name as far as the NUL ("unknown key root").
+        for text in ('"root\\u0000x" = "%s"\n' % files, 'ro\0ot = "%s"\n' % files):
+            with self.subTest(text=text):
+                config = self.write(".nul.conf", text)
+                result = run("--config", config, "--listen", "127.0.0.1:0")
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertIn("a key holds a NUL character", result.stderr.decode())
 
-    def test_an_option_written_with_equals_and_nothing_after_has_an_empty_value(self):
-        """"--root=" is --root with an empty value (as GNU getopt_long reads
-        it), refused as empty; CLI11 took the next word for its value (the
-        root "--listen"), and an option's empty value never reached its own
-        check."""
+    def test_an_option_written_with_equals_and_nothing_after_is_refused(self):
+        """"--root=" took the next word for its value (the root "--listen"):
+        CLI11 reads "--name=" as "--name". It is refused, naming the option,
+        before anything starts; above all "--token-file=" (a variable left
+        unset) never serves without the tokens a config file names, nor
+        "--tls-cert=" without its TLS (a tester's finding on a first version
+        of this fix, which read them as empty values)."""
         files = os.path.join(self.root, "files")
-        result = run("--root=", "--listen", "127.0.0.1:0")
-        self.assertEqual(result.returncode, 2, result.stderr)
-        self.assertIn("--root: is empty", result.stderr.decode())
-        result = run("--max-connections=", "--root", files, "--listen", "127.0.0.1:0")
-        self.assertEqual(result.returncode, 2, result.stderr)
-        self.assertIn('--max-connections: \\"\\" is not a whole number', result.stderr.decode())
-        self.assertFalse(os.path.exists(files))
+        tokens = self.write(".tokens", "0123456789abcdef0123456789abcdef rw\n", 0o600)
+        config = self.write(".ferryd.conf", f'root = "{files}"\nlisten = "127.0.0.1:0"\ntoken-file = "{tokens}"\n')
+        for args in (["--root=", "--listen", "127.0.0.1:0"], ["--max-connections=", "--root", files],
+                     ["--config", config, "--token-file="], ["--config", config, "--tls-cert=", "--tls-key="],
+                     ["--config=", "--root", files], ["--log-file=", "--root", files]):
+            with self.subTest(args=args):
+                option = next(word for word in args if word.endswith("="))[:-1]
+                result = run(*args, "--listen", "127.0.0.1:0")
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertIn(option + ": nothing follows the '='", result.stderr.decode())
+                self.assertFalse(os.path.exists(files))
+        # A switch written so is the switch, as CLI11 reads it: read-only.
+        os.mkdir(files)  # a read-only ferryd creates no folder
+        with Server(FERRYD, files, "--read-only=") as server:
+            self.assertEqual(server.peer().access, "ro")
 
 
 class OptionValues(unittest.TestCase):
@@ -225,7 +244,7 @@ class OptionValues(unittest.TestCase):
         for option, values in cases.items():
             for value in values:
                 with self.subTest(option=option, value=value):
-                    self.assert_refused([f"{option}={value}"], option)
+                    self.assert_refused([f"{option}={value}"] if value else [option, ""], option)  # "--x=": refused as it stands
 
     def test_values_that_would_switch_a_limit_off_are_refused_in_the_config_file(self):
         for text, option in [("max-connections =\n", "--max-connections"),
