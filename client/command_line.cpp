@@ -418,7 +418,7 @@ void CommandLine::parse(int argc, const char* const* argv)
         guarded.push_back(guard_brackets(argv[i]));
     }
     // Before CLI11, which would take the next word as the value.
-    option_values::refuse_empty_value_after_equals(guarded, option_values::options_with_values(app));
+    option_values::refuse_empty_value_after_equals(guarded, option_values::options_of(app));
     std::vector<const char*> pointers{argc > 0 ? argv[0] : "ferry"};
     for (const auto& word : guarded) {
         pointers.push_back(word.c_str());
@@ -428,7 +428,7 @@ void CommandLine::parse(int argc, const char* const* argv)
 
 void CommandLine::parse(const std::vector<std::string>& words)
 {
-    option_values::refuse_empty_value_after_equals(words, option_values::options_with_values(app));
+    option_values::refuse_empty_value_after_equals(words, option_values::options_of(app));
     std::vector<std::string> reversed; // CLI11 takes them last first
     for (auto word = words.rbegin(); word != words.rend(); ++word) {
         reversed.push_back(guard_brackets(*word));

@@ -36,6 +36,18 @@ std::size_t value_start(const std::string& line)
     return line.find_first_not_of(" \t", equals == std::string::npos ? line.size() : equals + 1);
 }
 
+// `line` without the blanks that end it. A line of a file written on
+// Windows ends in CR (and a stray one may end in more, or in a vertical tab
+// or form feed), which toml++ takes for a stray character where CLI11 trims
+// it (std::isspace): left to CLI11, "\u0000" and "\t" were not read as the
+// escapes they are (a NUL got past from_config's check; a tester's finding).
+std::string without_trailing_blanks(std::string line)
+{
+    const auto last = line.find_last_not_of(" \t\r\v\f");
+    line.erase(last == std::string::npos ? 0 : last + 1);
+    return line;
+}
+
 // A `key = "text"` or `key = 'text'` line, read as the TOML it is by
 // toml++: TOML's quoting rules (escapes in "", none in ''), so that a #
 // inside the quotes is text and one after them begins a comment. CLI11
@@ -44,12 +56,7 @@ std::size_t value_start(const std::string& line)
 // read) is left to CLI11, whose errors name the key.
 std::optional<CLI::ConfigItem> quoted_string_item(std::string line)
 {
-    // A line of a file written on Windows ends in CR, which toml++ takes
-    // for a stray character: left to CLI11, "\u0000" and "\t" were not
-    // read as the escapes they are (a NUL got past the check below).
-    if (line.ends_with('\r')) {
-        line.pop_back();
-    }
+    line = without_trailing_blanks(std::move(line));
     const auto value = value_start(line);
     // toml++ skips a byte order mark as the start of a document, and each
     // line is one here: left to CLI11, a BOM stays the error it was.
@@ -89,11 +96,7 @@ std::string key_of(const std::string& line)
 // callback for some keys (round 78).
 std::optional<CLI::ConfigItem> array_item(std::string line, const std::set<std::string>& list_keys)
 {
-    // A line of a file written on Windows ends in CR, which toml++ takes
-    // for a stray character; CLI11 drops it for every other line.
-    if (line.ends_with('\r')) {
-        line.pop_back();
-    }
+    line = without_trailing_blanks(std::move(line));
     const auto value = value_start(line);
     const auto first = line.find_first_not_of(" \t");
     // A comment, a [section] or anything without a key before '[' is

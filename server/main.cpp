@@ -392,7 +392,7 @@ int serve(int argc, char** argv)
         // "--name=" with nothing after the '=' (empty_values.hpp): refused
         // before CLI11, which would take the next word as the value.
         values::refuse_empty_value_after_equals(std::vector<std::string>(argv + std::min(argc, 1), argv + argc),
-                                                values::options_with_values(app));
+                                                values::options_of(app));
         app.parse(argc, argv);
         // CLI11 reads a switch's value as a number where it can: -1 and 0x1
         // meant false, 1.5 and "t" true (round 76, F9). A switch that

@@ -328,12 +328,20 @@ class EmptyTrust(CliTest):
 
 
 class EmptyValueAfterEquals(CliTest):
-    """An option with a value written "--name=" and nothing after it took
-    the next word as its value (CLI11 reads "--name=" as "--name"):
-    `ferry --token=$T list` with T unset ran the shell on standard input
-    with the token "list", and exited 0 having done nothing. It is a usage
-    error now, naming the option and how to give an empty value on purpose;
-    a flag written "--flag=" is the flag, as before, and adds no word."""
+    """An option written "--name=" and nothing after it (nearly always a
+    variable left unset) took the next word as its value, CLI11 reading
+    "--name=" as "--name": `ferry --token=$T list` with T unset ran the
+    shell on standard input with the token "list", and exited 0 having done
+    nothing. A flag written so was the flag given: `sync --delete=$D` with D
+    unset deleted. Both are usage errors now, naming the option."""
+
+    def refused(self, server, *words, stdin=b""):
+        result = self.ferry(*words, server=server, stdin=stdin)
+        self.assertEqual(result.returncode, 2, result.stderr)
+        option = next(word for word in words if word.endswith("=") and word.startswith("--"))[:-1]
+        message = self.json_of(result)["error"]["message"] if "--json" in words else result.stderr.decode()
+        self.assertIn(option + ": nothing follows the '=' (a variable left unset?)", message)
+        return message
 
     def test_the_next_word_is_never_the_value(self):
         server = self.start_server()
@@ -341,14 +349,11 @@ class EmptyValueAfterEquals(CliTest):
         for words in (["--token=", "--json", "list"], ["--server=", "--json", "list"],
                       ["--retry=", "--json", "list"], ["--json", "get", "--output=", "a.bin"],
                       ["--json", "get", "-C", "d", "--directory=", "a.bin"], ["--json", "sync", "--jobs=", ":", "s"],
-                      ["--json", "--tls-pin=", "list"]):
+                      ["--json", "--tls-pin=", "list"],
+                      # "--" as --token's value is no end of the options (a tester's finding)
+                      ["--json", "--token", "--", "--server=", "list"]):
             with self.subTest(words=words):
-                result = self.ferry(*words, server=server, stdin=b"")
-                self.assertEqual(result.returncode, 2, result.stderr)
-                option = next(word for word in words if word.endswith("="))[:-1]
-                message = self.json_of(result)["error"]["message"]
-                self.assertTrue(message.startswith(option + ": nothing follows the '='"), message)
-                self.assertIn(option + ' ""', message)
+                self.assertIn("give it a value", self.refused(server, *words))
         self.assertEqual(sorted(os.listdir(self.local)), [])
         # In the shell's lines too (a script of them stops at a misuse, as at -o "").
         shell = self.ferry(server=server, stdin=b"get --output= a.bin\nget a.bin\n")
@@ -362,20 +367,28 @@ class EmptyValueAfterEquals(CliTest):
         with open(os.path.join(self.root, "--x="), "rb") as f:
             self.assertEqual(f.read(), b"y")
 
-    def test_a_flag_written_with_equals_is_the_flag_and_adds_no_operand(self):
-        """A tester's finding on the first version of this fix: a flag
-        split into the flag and "" added "" as a path, the server's root,
-        so `get -r --quiet= d/sub` fetched the whole tree over local files."""
+    def test_a_flag_written_with_equals_and_nothing_after_is_refused(self):
+        """A flag so written was the flag given. A first version of this
+        fix split it into the flag and "", a path, the server's root: `get
+        -r --quiet= d/sub` fetched the whole tree over local files (a
+        tester's finding). Neither happens: nothing is fetched or deleted."""
         server = self.start_server()
         os.makedirs(os.path.join(self.root, "d", "sub"))
         self.write(os.path.join(self.root, "d", "sub", "f"), b"f")
         self.write(os.path.join(self.root, "top.txt"), b"server's")
-        self.write(os.path.join(self.local, "top.txt"), b"mine")
-        got = self.ferry("--json=", "get", "-r", "--quiet=", "d/sub", server=server, stdin=b"")
-        self.assertEqual(got.returncode, 0, got.stderr)
-        self.assertEqual(sorted(os.listdir(self.local)), ["sub", "top.txt"])
-        with open(os.path.join(self.local, "top.txt"), "rb") as f:
-            self.assertEqual(f.read(), b"mine")
+        os.makedirs(os.path.join(self.local, "mirror"))
+        self.write(os.path.join(self.local, "mirror", "mine.txt"), b"mine")
+        for words in (["get", "-r", "--quiet=", "d/sub"], ["--json=", "list"],
+                      ["sync", "--delete=", ":d", "mirror"], ["rm", "--recursive=", "d"]):
+            with self.subTest(words=words):
+                self.assertIn("write the flag alone, or", self.refused(server, *words))
+        self.assertEqual(sorted(os.listdir(self.local)), ["mirror"])
+        self.assertEqual(os.listdir(os.path.join(self.local, "mirror")), ["mine.txt"])
+        self.assertTrue(os.path.exists(os.path.join(self.root, "d", "sub", "f")))
+        # A flag given its value works as before.
+        listed = self.ferry("--json=true", "list", server=server, stdin=b"")
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        self.assertIn("top.txt", [f["name"] for f in self.json_of(listed)["files"]])
 
 
 class UnknownHost(CliTest):

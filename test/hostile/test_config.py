@@ -159,8 +159,10 @@ class ConfigFile(unittest.TestCase):
         cases = [('root = "%s\\u0000b"\nlisten = "127.0.0.1:0"\n' % files, "root"),
                  ('root = "%s"\nlisten = ["127.0.0.1:0\\u0000x"]\n' % files, "listen"),
                  ('root = "%s"\nlisten = "127.0.0.1:0"\nlog-file = %s/l\0x\n' % (files, self.root), "log-file"),
-                 # A file written on Windows: each line ends in CR (a tester's finding).
-                 ('root = "%s\\u0000b"\r\nlisten = "127.0.0.1:0"\r\n' % files, "root")]
+                 # A file written on Windows: each line ends in CR (a tester's finding), or more blanks.
+                 ('root = "%s\\u0000b"\r\nlisten = "127.0.0.1:0"\r\n' % files, "root"),
+                 ('root = "%s\\u0000b"\r\r\nlisten = "127.0.0.1:0"\n' % files, "root"),
+                 ('root = "%s\\u0000b" \f\v\r\nlisten = "127.0.0.1:0"\n' % files, "root")]
         for text, key in cases:
             with self.subTest(text=text):
                 config = self.write(".nul.conf", text)
@@ -182,23 +184,26 @@ class ConfigFile(unittest.TestCase):
         before anything starts; above all "--token-file=" (a variable left
         unset) never serves without the tokens a config file names, nor
         "--tls-cert=" without its TLS (a tester's finding on a first version
-        of this fix, which read them as empty values)."""
+        of this fix, which read them as empty values). "--" as an option's
+        value is no end of the options (`--log-file -- --root=`)."""
         files = os.path.join(self.root, "files")
         tokens = self.write(".tokens", "0123456789abcdef0123456789abcdef rw\n", 0o600)
         config = self.write(".ferryd.conf", f'root = "{files}"\nlisten = "127.0.0.1:0"\ntoken-file = "{tokens}"\n')
         for args in (["--root=", "--listen", "127.0.0.1:0"], ["--max-connections=", "--root", files],
                      ["--config", config, "--token-file="], ["--config", config, "--tls-cert=", "--tls-key="],
-                     ["--config=", "--root", files], ["--log-file=", "--root", files]):
+                     ["--config=", "--root", files], ["--log-file=", "--root", files],
+                     ["--log-file", "--", "--root=", "--read-only"]):
             with self.subTest(args=args):
                 option = next(word for word in args if word.endswith("="))[:-1]
                 result = run(*args, "--listen", "127.0.0.1:0")
                 self.assertEqual(result.returncode, 2, result.stderr)
                 self.assertIn(option + ": nothing follows the '='", result.stderr.decode())
                 self.assertFalse(os.path.exists(files))
-        # A switch written so is the switch, as CLI11 reads it: read-only.
-        os.mkdir(files)  # a read-only ferryd creates no folder
-        with Server(FERRYD, files, "--read-only=") as server:
-            self.assertEqual(server.peer().access, "ro")
+        # A switch too (it was the switch given), as it would be in the file.
+        result = run("--read-only=", "--root", files, "--listen", "127.0.0.1:0")
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("--read-only: nothing follows the '='", result.stderr.decode())
+        self.assertFalse(os.path.exists(files))
 
 
 class OptionValues(unittest.TestCase):

@@ -1,11 +1,11 @@
-// "--name=" with nothing after the '=', for an option that takes a value,
-// is refused before CLI11 takes the next word as its value
-// (options/empty_values.hpp); a flag written so is left to CLI11.
+// A long option written "--name=" with nothing after the '=' is refused
+// before CLI11 reads it (options/empty_values.hpp): one that takes a value
+// would take the next word as its value, a flag would be given.
 #include "empty_values.hpp"
 
 #include <doctest/doctest.h>
 
-#include <set>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -18,7 +18,7 @@ namespace {
 struct Grammar {
     CLI::App app{"test"};
     std::string token, output;
-    bool json = false, quiet = false;
+    bool json = false, quiet = false, remove = false;
     Grammar()
     {
         app.add_option("-t,--token", token);
@@ -26,43 +26,66 @@ struct Grammar {
         auto* get = app.add_subcommand("get");
         get->add_option("-o,--output", output);
         get->add_flag("-q,--quiet", quiet);
+        auto* sync = app.add_subcommand("sync");
+        sync->add_flag("--delete", remove);
     }
 };
 
+std::string refusal(const Words& words, const std::map<std::string, OptionKind>& options)
+{
+    try {
+        refuse_empty_value_after_equals(words, options);
+    } catch (const CLI::ValidationError& error) {
+        return error.what();
+    }
+    return {};
+}
+
 } // namespace
 
-TEST_CASE("the options with values are found at the top and in every command, flags are not")
+TEST_CASE("the options of the program and of every command, long and short, each flag or valued")
 {
     Grammar g;
-    CHECK(options_with_values(g.app) == std::set<std::string>{"--output", "--token"});
+    CHECK(options_of(g.app) == std::map<std::string, OptionKind>{{"--delete", OptionKind::flag},
+                                                                 {"--help", OptionKind::flag}, // CLI11's
+                                                                 {"--json", OptionKind::flag},
+                                                                 {"--output", OptionKind::valued},
+                                                                 {"--quiet", OptionKind::flag},
+                                                                 {"--token", OptionKind::valued},
+                                                                 {"-h", OptionKind::flag},
+                                                                 {"-o", OptionKind::valued},
+                                                                 {"-q", OptionKind::flag},
+                                                                 {"-t", OptionKind::valued}});
 }
 
-TEST_CASE("a valued option written with '=' and nothing after it is the word refused")
+TEST_CASE("a known long option written with '=' and nothing after it is the word refused")
 {
     Grammar g;
-    const auto valued = options_with_values(g.app);
-    CHECK(empty_value_after_equals({"--token=", "list"}, valued) == "--token=");
-    CHECK(empty_value_after_equals({"get", "x", "--output="}, valued) == "--output=");
-    CHECK(empty_value_after_equals({"--token=a", "get", "--output=", "--token="}, valued) == "--output=");
-    CHECK_THROWS_AS(refuse_empty_value_after_equals({"--token=", "list"}, valued), CLI::ValidationError);
-    try {
-        refuse_empty_value_after_equals({"get", "--output=", "x"}, valued);
-        FAIL("not refused");
-    } catch (const CLI::ValidationError& error) {
-        CHECK(std::string(error.what()).starts_with("--output: nothing follows the '='"));
-        CHECK(std::string(error.what()).find("--output \"\"") != std::string::npos);
-    }
+    const auto options = options_of(g.app);
+    CHECK(empty_value_after_equals({"--token=", "list"}, options) == "--token=");
+    CHECK(empty_value_after_equals({"get", "x", "--output="}, options) == "--output=");
+    CHECK(empty_value_after_equals({"sync", "--delete=", "a", ":b"}, options) == "--delete=");
+    CHECK(empty_value_after_equals({"--token=a", "get", "-q", "--quiet=", "--token="}, options) == "--quiet=");
+    // "--" as an option's value is no end of the options, as CLI11 reads it.
+    CHECK(empty_value_after_equals({"--token", "--", "--output=", "list"}, options) == "--output=");
+    CHECK(empty_value_after_equals({"get", "-o", "--", "--token="}, options) == "--token=");
+    CHECK(refusal({"--token=", "list"}, options) ==
+          "--token: nothing follows the '=' (a variable left unset?): give it a value");
+    CHECK(refusal({"sync", "--delete="}, options) == "--delete: nothing follows the '=' (a variable left unset?): "
+                                                     "write the flag alone, or --delete=true or --delete=false");
 }
 
-TEST_CASE("flags, values, unknown names and operands after -- pass")
+TEST_CASE("values, flags given a value, unknown names and operands after -- pass")
 {
     Grammar g;
-    const auto valued = options_with_values(g.app);
-    for (const Words& words : {Words{"--json=", "get", "--quiet="}, Words{"--token=x", "--token", "", "--t=a="},
-                               Words{"--=", "-o=", "-", "=", "--output==", ""}, Words{"--nope="},
-                               Words{"get", "--", "--output=", "--token="}, Words{}}) {
+    const auto options = options_of(g.app);
+    for (const Words& words :
+         {Words{"--json=true", "sync", "--delete=false"}, Words{"--token=x", "--token", "", "--token=a="},
+          Words{"--=", "-o=", "-", "=", "--output==", ""}, Words{"--nope="},
+          Words{"get", "--", "--output=", "--token="}, Words{"--json", "--", "--token="},
+          Words{"get", "-o", "x", "--", "--output="}, Words{}}) {
         CAPTURE(words.size());
-        CHECK(empty_value_after_equals(words, valued).empty());
-        CHECK_NOTHROW(refuse_empty_value_after_equals(words, valued));
+        CHECK(empty_value_after_equals(words, options).empty());
+        CHECK(refusal(words, options).empty());
     }
 }
