@@ -146,10 +146,6 @@ std::vector<CLI::ConfigItem> cli11_items(const CLI::ConfigTOML& reader, const st
     std::istringstream one_line(line);
     std::vector<CLI::ConfigItem> items = reader.CLI::ConfigTOML::from_config(one_line);
     for (const auto& item : items) {
-        if (item.name.find('\0') != std::string::npos) {
-            // Named as far as the NUL, it would pass for another key.
-            throw CLI::ConfigError("a key holds a NUL character (\\u0000), which no key of ferryd's holds");
-        }
         for (const auto& value : item.inputs) {
             if (opens_unclosed_quote(value)) {
                 throw CLI::ConfigError("the value of key " + item.fullname() + " opens a quote (" +
