@@ -606,7 +606,8 @@ class Pull(SyncTest):
         free without looking at them (hostile test
         ARetryInAFolderThePullMadeResumes: a retry looks, and resumes). 200
         small files made 8.4 stat calls and 2.5 opens each before, 6.4 and
-        1.5 after; the bounds sit between."""
+        1.5 after (1.7 under AddressSanitizer, whose runtime opens files of
+        its own); the bounds sit between."""
         files = 200
         calls = self.counted_pull(files, ["a", "b"])
         stats = sum(calls.get(name, 0) for name in ("newfstatat", "fstatat64", "fstat", "stat", "lstat", "statx"))
@@ -615,7 +616,7 @@ class Pull(SyncTest):
         self.assertGreaterEqual(opened, files, calls)
         self.assertGreater(stats / files, 4, calls)
         self.assertLess(stats / files, 7.1, calls)
-        self.assertLess(opened / files, 1.7, calls)
+        self.assertLess(opened / files, 2.1, calls)
 
     @unittest.skipUnless(shutil.which("strace"), "needs strace")
     def test_a_batch_of_publishes_looks_once_at_each_folders_default_acl_and_target(self):
