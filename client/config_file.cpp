@@ -129,21 +129,22 @@ Result<ConfigFile> load_config(const std::string& path)
                         return bad_config(path, where(value) + ": \"" + field_name + "\" of [servers." +
                                                     server_name + "] has the wrong type");
                     }
-                    // TOML writes any code point, NUL too (\u0000); a path,
-                    // address or fingerprint cut short there by the system
-                    // would name another file or server than the one written.
-                    if (const auto* string = value.as_string();
-                        string != nullptr && string->get().find('\0') != std::string::npos) {
-                        return bad_config(path, where(value) + ": \"" + field_name + "\" of [servers." + server_name +
-                                                    "] holds a NUL character (\\u0000), which no path, address or "
-                                                    "fingerprint holds");
-                    }
-                    // Round 76, F2: tls_pin = "" (a template left unfilled)
-                    // spoke plaintext and sent the token in clear, as if
-                    // the entry named no TLS trust; no key takes "".
-                    if (const auto* string = value.as_string(); string != nullptr && string->get().empty()) {
-                        return bad_config(path, where(value) + ": \"" + field_name + "\" of [servers." + server_name +
-                                                    "] is empty: give a value or leave the key out");
+                    const std::string named =
+                        where(value) + ": \"" + field_name + "\" of [servers." + server_name + "]";
+                    if (const auto* string = value.as_string()) {
+                        // TOML writes any code point, NUL too (\u0000); a path,
+                        // address or fingerprint cut short there by the system
+                        // would name another file or server than the one written.
+                        if (string->get().find('\0') != std::string::npos) {
+                            return bad_config(path, named + " holds a NUL character (\\u0000), which no path, "
+                                                            "address or fingerprint holds");
+                        }
+                        // Round 76, F2: tls_pin = "" (a template left unfilled)
+                        // spoke plaintext and sent the token in clear, as if
+                        // the entry named no TLS trust; no key takes "".
+                        if (string->get().empty()) {
+                            return bad_config(path, named + " is empty: give a value or leave the key out");
+                        }
                     }
                 }
                 if (server.address.empty()) {

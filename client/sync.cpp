@@ -1894,6 +1894,9 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
         Retries retries;
         // A pull's destination folders, a push's source folders: each walked to once per pass.
         HeldFolders folders(shares.held_folders);
+        // A retry may find the part its first try left, and resumes it: it looks.
+        const std::set<std::string> no_folders;
+        const auto& made_now = attempt == 0 ? plan_folders.made : no_folders;
         crew.run(batch.size(), [&](Connection& each) {
             if (push) {
                 // A retry does not defer: one folder whose sync fails then
@@ -1901,10 +1904,8 @@ int run_sync(Connection& connection, const ConnectOptions& options, const Output
                 push_files(each, queue, tally, arguments, batch, retries, local_tree.listed, folders, folder_modes,
                            unsent, attempt == 0);
             } else {
-                // A retry may find the part its first try left, and resumes it.
-                static const std::set<std::string> none;
                 pull_files(each, queue, tally, arguments, batch, retries, publish, folders, shares.gets_in_flight,
-                           attempt == 0 ? plan_folders.made : none);
+                           made_now);
             }
         });
         publish.flush(); // what was verified is published, even after Ctrl-C
